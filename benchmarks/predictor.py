@@ -1,0 +1,136 @@
+"""Training time, one-sentence latency, and the serving process's memory for a model.
+
+Prints figures with baselines measured in the same run:
+* latency of featurizing alone and of a numpy forward pass with the same weights, next to the
+  full ``Predictor.rank_one`` (so the cost of the TensorFlow session call shows as a ratio);
+* RSS of a bare Python process that imports the same libraries, next to the dev server's RSS
+  after it has loaded the model and answered requests.
+
+    python benchmarks/predictor.py [--data data/intents.json] [--model exported/default]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def median_us(fn, calls: int) -> float:
+    for _ in range(20):
+        fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e6
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serving_memory(model: str, requests: int) -> tuple[float, float]:
+    """(baseline RSS of python importing flask+TF, dev server RSS after load and requests) in MiB."""
+    baseline = subprocess.Popen(
+        [sys.executable, "-c", "import compat.runtime, flask, nltk, numpy, time; print('ready', flush=True); time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    baseline.stdout.readline()
+    base_rss = rss_mib(baseline.pid)
+    baseline.kill()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "legacy_assistant", "-q", "serve", "--model", model, "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps({"sender": "bench", "message": "what time do you open?"}).encode()
+        for _ in range(requests):
+            request = urllib.request.Request(url + "/api/v1/chat", body, {"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=5).read()
+        return base_rss, rss_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT / "data" / "intents.json"))
+    parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
+    parser.add_argument("--calls", type=int, default=1000)
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from legacy_assistant.config import TrainingConfig
+    from legacy_assistant.intents import load_intents
+    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.training import train
+
+    texts, tags = load_intents(args.data).examples()
+    start = time.perf_counter()
+    trained = train(texts, tags, TrainingConfig())
+    train_seconds = time.perf_counter() - start
+
+    predictor = Predictor.load(args.model)
+    sentence = "hi, what time do you open on sundays?"
+    weights = trained.weights  # same shapes as the served model: a fair numpy baseline
+    layers = [(weights[f"classifier/hidden_{i}/kernel"], weights[f"classifier/hidden_{i}/bias"]) for i in range(2)]
+    out_kernel, out_bias = weights["classifier/output/kernel"], weights["classifier/output/bias"]
+    featurizer = trained.featurizer
+
+    def numpy_forward():
+        h = featurizer.transform([sentence])
+        for kernel, bias in layers:
+            h = np.maximum(h @ kernel + bias, 0)
+        logits = h @ out_kernel + out_bias
+        e = np.exp(logits - logits.max())
+        return e / e.sum()
+
+    featurize = median_us(lambda: predictor.features([sentence]), args.calls)
+    numpy_us = median_us(numpy_forward, args.calls)
+    full = median_us(lambda: predictor.rank_one(sentence), args.calls)
+    base_rss, server_rss = serving_memory(args.model, 200)
+
+    print(f"training {Path(args.data).name}: {len(texts)} patterns, {trained.summary['epochs_run']} epochs, "
+          f"{train_seconds:.2f} s")
+    print(f"latency, one sentence, median of {args.calls} calls:")
+    print(f"  featurize only            {featurize:8.1f} us")
+    print(f"  numpy forward (baseline)  {numpy_us:8.1f} us")
+    print(f"  Predictor.rank_one        {full:8.1f} us   ({full / numpy_us:.2f}x the numpy baseline)")
+    print("memory (RSS):")
+    print(f"  python + flask + TF import (baseline)   {base_rss:7.1f} MiB")
+    print(f"  dev server, model loaded, 200 requests  {server_rss:7.1f} MiB   (+{server_rss - base_rss:.1f} MiB)")
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Keras-free layers built from ``tf.get_variable``, ``tf.matmul`` and ``tf.nn.dropout``.
+
+They behave the same on every TensorFlow release from 2.12 on, Keras 2 or Keras 3, and need no
+``tf-keras``: ``tf.compat.v1.layers`` and Keras in graph mode do not.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from compat.runtime import tf
+
+Activation = Callable[["tf.Tensor"], "tf.Tensor"] | None
+
+
+def dense(
+    inputs: "tf.Tensor",
+    units: int,
+    name: str,
+    activation: Activation = None,
+    seed: int | None = None,
+) -> "tf.Tensor":
+    """Fully connected layer ``activation(inputs @ kernel + bias)``.
+
+    Args:
+        inputs: float32 ``[batch, in_features]``; ``in_features`` must be known statically.
+        units: output width.
+        name: variable scope; the variables are ``<name>/kernel`` ``[in_features, units]`` and
+            ``<name>/bias`` ``[units]``.
+        activation: applied to the affine output, or ``None`` for logits.
+        seed: op seed of the Glorot-uniform kernel initialiser.
+
+    Returns:
+        float32 ``[batch, units]``.
+    """
+    in_features = inputs.shape[-1]
+    if in_features is None or int(in_features) <= 0:
+        raise ValueError(f"dense layer {name!r}: input width must be known, got shape {inputs.shape}")
+    with tf.variable_scope(name):
+        kernel = tf.get_variable(
+            "kernel",
+            shape=[int(in_features), units],
+            dtype=tf.float32,
+            initializer=tf.glorot_uniform_initializer(seed=seed),
+        )
+        bias = tf.get_variable("bias", shape=[units], dtype=tf.float32, initializer=tf.zeros_initializer())
+        outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+    return activation(outputs) if activation is not None else outputs
+
+
+def dropout(inputs: "tf.Tensor", rate: "tf.Tensor | float", seed: int | None = None) -> "tf.Tensor":
+    """Inverted dropout: zero each unit with probability ``rate``, scale the rest by ``1/(1-rate)``.
+
+    ``rate`` may be a scalar tensor (a ``placeholder_with_default(0.0)`` turns dropout off at
+    evaluation time without a second graph). Shape is unchanged.
+    """
+    return tf.nn.dropout(inputs, rate=rate, seed=seed)

@@ -1,0 +1,68 @@
+"""The assistant as a service: predictor + dialogue policy + conversation store.
+
+The web app and the terminal chat both talk to this object, so neither knows how a reply is
+made, and this object knows nothing of HTTP.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from legacy_assistant.dialogue import DialoguePolicy, Reply
+from legacy_assistant.predictor import Predictor
+from legacy_assistant.store import ConversationStore, MemoryStore, Turn
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "exported" / "default"
+RANKING_SIZE = 10
+
+
+class Assistant:
+    def __init__(self, predictor: Predictor, policy: DialoguePolicy, store: ConversationStore) -> None:
+        self.predictor = predictor
+        self.policy = policy
+        self.store = store
+        # Two requests of one sender must not interleave load -> decide -> save, or one turn's
+        # context change is lost. Lock per sender, striped to bound memory.
+        self._locks = [threading.Lock() for _ in range(64)]
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | Path = DEFAULT_MODEL_DIR,
+        threshold: float | None = None,
+        seed: int | None = None,
+        store: ConversationStore | None = None,
+    ) -> "Assistant":
+        predictor = Predictor.load(model_dir)
+        policy = DialoguePolicy.from_manifest(predictor.manifest, threshold=threshold, seed=seed)
+        return cls(predictor, policy, store if store is not None else MemoryStore())
+
+    def parse(self, text: str, top: int = RANKING_SIZE) -> dict[str, Any]:
+        """Rasa-shaped parse result; the raw ranking, no dialogue rules applied."""
+        ranking = self.predictor.rank_one(text, top=top)
+        return {
+            "text": text,
+            "intent": {"name": ranking[0][0], "confidence": ranking[0][1]},
+            "intent_ranking": [{"name": name, "confidence": confidence} for name, confidence in ranking],
+        }
+
+    def chat(self, sender: str, message: str) -> Reply:
+        """Answer one turn of ``sender``'s conversation; the turn is stored before returning."""
+        prediction = self.predictor.predict([message])[0]
+        with self._locks[hash(sender) % len(self._locks)]:
+            state = self.store.load(sender)
+            reply, next_state = self.policy.decide(state, prediction.ranking, prediction.known_features > 0)
+            self.store.save(sender, next_state, Turn(message, reply.text, reply.intent, reply.confidence))
+        return reply
+
+    def classic(self, sentence: str) -> list[dict[str, str]]:
+        """The classic endpoint's answer: intents above the threshold, probability as a string."""
+        return [
+            {"intent": name, "probability": str(confidence)}
+            for name, confidence in self.predictor.rank_one(sentence)
+            if confidence > self.policy.threshold
+        ]
+
+    def close(self) -> None:
+        self.predictor.close()

@@ -1,0 +1,28 @@
+"""Errors that are part of the interface: each says what is wrong and where."""
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class IntentsError(AssistantError):
+    """An intents file cannot be used. ``problems`` lists every problem found, one per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in intents file:\n{lines}")
+
+
+class ArtifactError(AssistantError):
+    """A model directory is missing, damaged, or not a legacy-assistant artifact."""
+
+
+class TrainingError(AssistantError):
+    """Training cannot start or cannot finish with the given data and settings."""
+
+
+class ConfigError(AssistantError, ValueError):
+    """A configuration value is invalid."""

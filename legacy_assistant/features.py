@@ -1,0 +1,169 @@
+"""Tokens to feature vectors: a vocabulary fitted on training text, applied with numpy.
+
+The classic recipe is a *binary bag of words*: one column per stemmed word seen in training,
+1.0 where the sentence holds it. Word n-grams, character n-grams, TF-IDF weighting and L2
+normalisation are options of the same featurizer. The vocabulary is stored as a JSON list, its
+order giving the column index.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.text import TextConfig, TextProcessor
+
+CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabulary
+WEIGHTINGS = ("binary", "count", "tfidf")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What counts as a feature and how it is weighted.
+
+    Attributes:
+        text: tokenizer, stemmer, case folding.
+        word_ngrams: ``(min_n, max_n)`` over stemmed tokens; ``(1, 1)`` is the classic bag of words.
+        char_ngrams: ``(min_n, max_n)`` over each token padded with spaces, or ``None``.
+        min_count: drop terms seen in fewer training sentences than this.
+        weighting: ``binary`` (presence), ``count``, or ``tfidf`` (sublinear tf times smoothed idf).
+        normalize: scale each row to unit L2 norm.
+    """
+
+    text: TextConfig = field(default_factory=TextConfig)
+    word_ngrams: tuple[int, int] = (1, 1)
+    char_ngrams: tuple[int, int] | None = None
+    min_count: int = 1
+    weighting: str = "binary"
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        for name, span in (("word_ngrams", self.word_ngrams), ("char_ngrams", self.char_ngrams)):
+            if span is None and name == "char_ngrams":
+                continue
+            if len(span) != 2 or not 1 <= span[0] <= span[1]:
+                raise ConfigError(f"{name} must be (min_n, max_n) with 1 <= min_n <= max_n, got {span}")
+        if self.min_count < 1:
+            raise ConfigError(f"min_count must be at least 1, got {self.min_count}")
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["word_ngrams"] = list(self.word_ngrams)
+        data["char_ngrams"] = list(self.char_ngrams) if self.char_ngrams else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        data = dict(data)
+        unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__})
+        if unknown:
+            raise ConfigError(f"unknown feature setting(s): {', '.join(unknown)}")
+        if "text" in data:
+            data["text"] = TextConfig.from_dict(data["text"])
+        if "word_ngrams" in data:
+            data["word_ngrams"] = tuple(data["word_ngrams"])
+        if data.get("char_ngrams") is not None:
+            data["char_ngrams"] = tuple(data["char_ngrams"])
+        return cls(**data)
+
+
+class Featurizer:
+    """Fitted vocabulary + weighting; :meth:`transform` gives float32 ``[n_texts, n_features]``."""
+
+    def __init__(self, config: FeatureConfig, vocabulary: Sequence[str], idf: Sequence[float] | None = None) -> None:
+        self.config = config
+        self.vocabulary = list(vocabulary)
+        self.index = {term: i for i, term in enumerate(self.vocabulary)}
+        if len(self.index) != len(self.vocabulary):
+            raise ConfigError("vocabulary holds duplicate terms")
+        self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
+        if config.weighting == "tfidf" and (self.idf is None or self.idf.shape != (len(self.vocabulary),)):
+            raise ConfigError("tfidf weighting needs one idf value per vocabulary term")
+        self.processor = TextProcessor(config.text)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.vocabulary)
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], config: FeatureConfig | None = None) -> "Featurizer":
+        """Learn the vocabulary (sorted, so it does not depend on example order) and idf."""
+        config = config or FeatureConfig()
+        processor = TextProcessor(config.text)
+        document_frequency: Counter[str] = Counter()
+        for text in texts:
+            document_frequency.update(set(_terms(processor.tokens(text), config)))
+        vocabulary = sorted(t for t, df in document_frequency.items() if df >= config.min_count)
+        if not vocabulary:
+            raise ConfigError("no features: the training texts hold no words after tokenizing")
+        idf = None
+        if config.weighting == "tfidf":
+            n = len(texts)
+            idf = [math.log((1 + n) / (1 + document_frequency[t])) + 1.0 for t in vocabulary]
+        return cls(config, vocabulary, idf)
+
+    def terms(self, text: str) -> list[str]:
+        """The features a text would switch on, including ones outside the vocabulary."""
+        return _terms(self.processor.tokens(text), self.config)
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``[len(texts), n_features]``; words outside the vocabulary are ignored."""
+        rows: list[int] = []
+        cols: list[int] = []
+        lookup = self.index.get
+        for row, text in enumerate(texts):
+            for term in self.terms(text):
+                col = lookup(term)
+                if col is not None:
+                    rows.append(row)
+                    cols.append(col)
+        matrix = np.zeros((len(texts), self.n_features), dtype=np.float32)
+        if self.config.weighting == "binary":
+            matrix[rows, cols] = 1.0
+            if self.config.normalize:
+                _l2_normalize(matrix)
+            return matrix
+        np.add.at(matrix, (np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)), 1.0)
+        if self.config.weighting == "tfidf":
+            np.log1p(matrix, out=matrix)  # sublinear term frequency: 1 + log(tf) for tf > 0
+            matrix *= self.idf
+        if self.config.normalize:
+            _l2_normalize(matrix)
+        return matrix
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "vocabulary": self.vocabulary,
+            "idf": None if self.idf is None else [float(x) for x in self.idf],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Featurizer":
+        return cls(FeatureConfig.from_dict(data["config"]), data["vocabulary"], data.get("idf"))
+
+
+def _terms(tokens: list[str], config: FeatureConfig) -> list[str]:
+    terms: list[str] = []
+    low, high = config.word_ngrams
+    for n in range(low, high + 1):
+        terms.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    if config.char_ngrams:
+        low, high = config.char_ngrams
+        for token in tokens:
+            padded = f" {token} "
+            for n in range(low, high + 1):
+                terms.extend(CHAR_PREFIX + padded[i : i + n] for i in range(len(padded) - n + 1))
+    return terms
+
+
+def _l2_normalize(matrix: np.ndarray) -> None:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    np.divide(matrix, norms, out=matrix, where=norms > 0)

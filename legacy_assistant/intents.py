@@ -1,0 +1,235 @@
+"""Intents files: read, validate, and hand out training examples and dialogue rules.
+
+The classic format is read unchanged::
+
+    {"intents": [{"tag": "greeting", "patterns": ["Hi"], "responses": ["Hello!"], "context": [""]}]}
+
+* ``context``: classic follow-up. ``context[0]``, when not empty, names the tag that handles the
+  conversation's *next* turn, whatever is typed (such tags often have no patterns).
+* ``context_set``: after this intent answers, the conversation's context becomes this string
+  (``""`` clears it).
+* ``context_filter``: the intent can be chosen only while the conversation's context equals it.
+
+Every problem found is reported at once, each naming the file, the intent (index and tag) and
+the field.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from legacy_assistant.errors import IntentsError
+
+log = logging.getLogger(__name__)
+
+REQUIRED_FIELDS = ("tag", "patterns", "responses")
+OPTIONAL_FIELDS = ("context", "context_set", "context_filter")
+FALLBACK_TAG = "fallback"
+
+
+@dataclass(frozen=True)
+class Intent:
+    tag: str
+    patterns: tuple[str, ...]
+    responses: tuple[str, ...]
+    context_set: str | None = None
+    context_filter: str | None = None
+    next_tag: str | None = None  # classic ``context[0]``
+
+    def rules(self) -> dict[str, Any]:
+        """What the dialogue needs at serving time (patterns stay behind)."""
+        return {
+            "tag": self.tag,
+            "responses": list(self.responses),
+            "context_set": self.context_set,
+            "context_filter": self.context_filter,
+            "next_tag": self.next_tag,
+        }
+
+
+@dataclass(frozen=True)
+class IntentSet:
+    intents: tuple[Intent, ...]
+    source: str = "<memory>"
+    _by_tag: dict[str, Intent] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_tag.update({intent.tag: intent for intent in self.intents})
+
+    def __len__(self) -> int:
+        return len(self.intents)
+
+    def __getitem__(self, tag: str) -> Intent:
+        return self._by_tag[tag]
+
+    def __contains__(self, tag: object) -> bool:
+        return tag in self._by_tag
+
+    @property
+    def tags(self) -> list[str]:
+        return [intent.tag for intent in self.intents]
+
+    @property
+    def trainable(self) -> list[Intent]:
+        """Intents a classifier can learn: those with at least one pattern."""
+        return [intent for intent in self.intents if intent.patterns]
+
+    def examples(self) -> tuple[list[str], list[str]]:
+        """Parallel lists ``(texts, tags)`` of every pattern, in file order."""
+        texts: list[str] = []
+        tags: list[str] = []
+        for intent in self.trainable:
+            texts.extend(intent.patterns)
+            tags.extend([intent.tag] * len(intent.patterns))
+        return texts, tags
+
+
+def load_intents(path: str | Path) -> IntentSet:
+    """Read and validate an intents file; raises :class:`IntentsError` naming every problem."""
+    source = str(path)
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IntentsError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IntentsError(source, [f"cannot read file: {exc}"]) from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise IntentsError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+    return parse_intents(data, source)
+
+
+def parse_intents(data: Any, source: str = "<memory>") -> IntentSet:
+    """Validate already-decoded JSON; ``source`` names it in error messages."""
+    if not isinstance(data, Mapping):
+        raise IntentsError(source, [f"top level must be an object with an 'intents' list, got {_kind(data)}"])
+    entries = data.get("intents")
+    if not isinstance(entries, list):
+        what = "missing" if "intents" not in data else f"{_kind(entries)}, not a list"
+        raise IntentsError(source, [f"field 'intents' is {what}"])
+    if not entries:
+        raise IntentsError(source, ["field 'intents' is an empty list"])
+
+    problems: list[str] = []
+    intents: list[Intent] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        intent = _parse_intent(entry, index, problems)
+        if intent is None:
+            continue
+        if intent.tag in first_index:
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'tag': duplicate of intent #{first_index[intent.tag]}"
+            )
+            continue
+        first_index[intent.tag] = index
+        intents.append(intent)
+
+    contexts_set = {i.context_set for i in intents if i.context_set}
+    for intent in intents:
+        index = first_index[intent.tag]
+        if intent.next_tag is not None and intent.next_tag not in first_index:
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'context': names tag {intent.next_tag!r}, which no intent has"
+            )
+        if intent.context_filter and intent.context_filter not in contexts_set:
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'context_filter': {intent.context_filter!r} "
+                "is never set by any intent's 'context_set'"
+            )
+    if problems:
+        raise IntentsError(source, problems)
+    return IntentSet(tuple(intents), source)
+
+
+def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
+    if not isinstance(entry, Mapping):
+        problems.append(f"{_where(index, None)}: must be an object, got {_kind(entry)}")
+        return None
+    tag = entry.get("tag")
+    where = _where(index, tag if isinstance(tag, str) else None)
+    before = len(problems)
+    for name in REQUIRED_FIELDS:
+        if name not in entry:
+            problems.append(f"{where}: field {name!r} is missing")
+    unknown = sorted(set(entry) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if unknown:
+        log.warning("%s: ignoring unknown field(s) %s", where, ", ".join(map(repr, unknown)))
+    if "tag" in entry and (not isinstance(tag, str) or not tag.strip()):
+        problems.append(f"{where}: field 'tag': must be a non-empty string, got {_kind(tag)}")
+    patterns = _string_list(entry, "patterns", where, problems, allow_empty_list=True)
+    responses = _string_list(entry, "responses", where, problems, allow_empty_list=False)
+    context_set = _optional_string(entry, "context_set", where, problems)
+    context_filter = _optional_string(entry, "context_filter", where, problems)
+    next_tag = _classic_context(entry, where, problems)
+    if len(problems) > before:
+        return None
+    return Intent(
+        tag=tag,
+        patterns=tuple(p.strip() for p in patterns),
+        responses=tuple(responses),
+        context_set=context_set,
+        context_filter=context_filter or None,
+        next_tag=next_tag,
+    )
+
+
+def _string_list(
+    entry: Mapping, name: str, where: str, problems: list[str], allow_empty_list: bool
+) -> Sequence[str]:
+    if name not in entry:
+        return ()
+    value = entry[name]
+    if not isinstance(value, list):
+        problems.append(f"{where}: field {name!r}: must be a list of strings, got {_kind(value)}")
+        return ()
+    if not value and not allow_empty_list:
+        problems.append(f"{where}: field {name!r}: must not be empty")
+    for position, item in enumerate(value):
+        if not isinstance(item, str):
+            problems.append(f"{where}: field {name!r}[{position}]: must be a string, got {_kind(item)}")
+        elif not item.strip():
+            problems.append(f"{where}: field {name!r}[{position}]: is empty")
+    return value
+
+
+def _optional_string(entry: Mapping, name: str, where: str, problems: list[str]) -> str | None:
+    if name not in entry or entry[name] is None:
+        return None
+    value = entry[name]
+    if not isinstance(value, str):
+        problems.append(f"{where}: field {name!r}: must be a string, got {_kind(value)}")
+        return None
+    return value.strip()
+
+
+def _classic_context(entry: Mapping, where: str, problems: list[str]) -> str | None:
+    if "context" not in entry or entry["context"] is None:
+        return None
+    value = entry["context"]
+    if isinstance(value, str):  # seen in the wild: "context": "tag"
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{where}: field 'context': must be a list of strings, got {_kind(value)}")
+        return None
+    named = [v.strip() for v in value if v.strip()]
+    if len(named) > 1:
+        problems.append(f"{where}: field 'context': names {len(named)} tags, only one can handle the next turn")
+        return None
+    return named[0] if named else None
+
+
+def _where(index: int, tag: str | None) -> str:
+    return f"intent #{index} ({tag!r})" if tag else f"intent #{index}"
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+        int: "a number", float: "a number", type(None): "null",
+    }.get(type(value), type(value).__name__)

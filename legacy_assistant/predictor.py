@@ -1,0 +1,106 @@
+"""Load an exported model once and rank intents for any number of texts, from any thread.
+
+The SavedModel is loaded into its own graph and session (:class:`compat.classifier.LoadedClassifier`),
+the graph is finalized, and every thread shares that one session: ``Session.run`` is
+thread-safe, and nothing here builds an op after loading.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant.artifact import ArtifactInfo, verify_artifact
+from legacy_assistant.errors import ArtifactError
+
+Ranking = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's result.
+
+    Attributes:
+        ranking: ``(intent, confidence)`` pairs, most confident first.
+        known_features: how many of the text's features the vocabulary knows; 0 means the
+            model saw nothing it was trained on, and the ranking reflects biases only.
+    """
+
+    ranking: Ranking
+    known_features: int
+
+
+class Predictor:
+    """``rank(["hi there"]) -> [[("greeting", 0.97), ("goodbye", 0.01), ...]]``."""
+
+    def __init__(self, info: ArtifactInfo, classifier: Any) -> None:
+        self.info = info
+        self._classifier = classifier
+        self.classes = info.classes
+        self._class_array = np.asarray(self.classes, dtype=object)
+        if classifier.n_features != info.featurizer.n_features or classifier.n_classes != len(self.classes):
+            raise ArtifactError(
+                f"{info.path}: the SavedModel's shape ({classifier.n_features} features, {classifier.n_classes} "
+                f"classes) does not match assistant.json ({info.featurizer.n_features}, {len(self.classes)})"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path, intra_op_threads: int = 0, inter_op_threads: int = 0) -> "Predictor":
+        """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage."""
+        from compat.classifier import LoadedClassifier, SavedModelError
+
+        info = verify_artifact(path)
+        try:
+            classifier = LoadedClassifier(str(info.saved_model_dir), intra_op_threads, inter_op_threads)
+        except SavedModelError as exc:
+            raise ArtifactError(str(exc)) from None
+        return cls(info, classifier)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.info.manifest
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``[len(texts), n_features]`` as the model was trained on."""
+        return self.info.featurizer.transform(texts)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``[len(texts), n_classes]``; columns follow :attr:`classes`."""
+        if not texts:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return self._classifier.predict_proba(self.features(texts))
+
+    def predict(self, texts: Sequence[str], top: int | None = None) -> list[Prediction]:
+        """Rankings (optionally cut to ``top``) and vocabulary coverage for each text."""
+        if not texts:
+            return []
+        features = self.features(texts)
+        probabilities = self._classifier.predict_proba(features)
+        known = np.count_nonzero(features, axis=1)
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        if top is not None:
+            order = order[:, :top]
+        return [
+            Prediction(
+                list(zip(self._class_array[row_order].tolist(), row[row_order].astype(float).tolist())),
+                int(n_known),
+            )
+            for row, row_order, n_known in zip(probabilities, order, known)
+        ]
+
+    def rank(self, texts: Sequence[str], top: int | None = None) -> list[Ranking]:
+        """For each text, ``(intent, confidence)`` pairs sorted by falling confidence."""
+        return [prediction.ranking for prediction in self.predict(texts, top)]
+
+    def rank_one(self, text: str, top: int | None = None) -> Ranking:
+        return self.rank([text], top)[0]
+
+    def close(self) -> None:
+        self._classifier.close()

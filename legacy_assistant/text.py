@@ -1,0 +1,87 @@
+"""Text to tokens: NLTK tokenization and stemming that need no NLTK data.
+
+``nltk.word_tokenize`` needs the ``punkt_tab`` models for sentence splitting, which many
+machines do not have and cannot download. The tokenizers used here are pure rules: the
+Treebank-style ``NLTKWordTokenizer`` (what ``word_tokenize`` applies to each sentence) and
+``ToktokTokenizer``. Lancaster, Porter and Snowball stemmers are pure rules too.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
+from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
+
+from legacy_assistant.errors import ConfigError
+
+TOKENIZERS = ("treebank", "toktok", "whitespace")
+STEMMERS = ("lancaster", "snowball", "porter", "none")
+
+# A token is kept only if it holds a letter or digit: "?", "...", "--" are dropped, "'s" is kept.
+_HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """How text becomes tokens; stored in every artifact so serving matches training."""
+
+    tokenizer: str = "treebank"
+    stemmer: str = "lancaster"
+    lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        if self.stemmer not in STEMMERS:
+            raise ConfigError(f"stemmer must be one of {STEMMERS}, got {self.stemmer!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TextConfig":
+        return cls(**data)
+
+
+class TextProcessor:
+    """``tokens("What's on the menu?") -> ["what", "'s", "on", "the", "menu"]`` (then stemmed)."""
+
+    def __init__(self, config: TextConfig | None = None) -> None:
+        self.config = config or TextConfig()
+        self._split = _tokenizer(self.config.tokenizer)
+        stem = _stemmer(self.config.stemmer)
+        # Stemming dominates the cost of featurising; words repeat, so cache per word.
+        self._stem = functools.lru_cache(maxsize=65536)(stem) if stem else None
+
+    def tokens(self, text: str) -> list[str]:
+        """Normalised (NFKC), optionally lower-cased, punctuation-free, stemmed tokens."""
+        text = unicodedata.normalize("NFKC", text)
+        if self.config.lowercase:
+            text = text.lower()
+        words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
+        if self._stem is None:
+            return words
+        return [self._stem(w) for w in words]
+
+
+def _tokenizer(name: str) -> Callable[[str], list[str]]:
+    if name == "treebank":
+        return NLTKWordTokenizer().tokenize
+    if name == "toktok":
+        return ToktokTokenizer().tokenize
+    return str.split
+
+
+def _stemmer(name: str) -> Callable[[str], str] | None:
+    if name == "lancaster":
+        return LancasterStemmer().stem
+    if name == "snowball":
+        return SnowballStemmer("english").stem
+    if name == "porter":
+        return PorterStemmer().stem
+    return None

@@ -1,0 +1,19 @@
+"""The classic route that older chatbot clients call, with its answer shape unchanged."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from legacy_assistant.web import current_assistant
+from legacy_assistant.web.errors import json_object, text_field
+
+blueprint = Blueprint("classic", __name__)
+
+
+@blueprint.post("/katana-ml/api/v1.0/assistant")
+def assistant() -> Any:
+    """``{"sentence"}`` -> ``[{"intent", "probability"}]``: intents above the threshold,
+    most likely first, probability as a string (as classic clients parse it)."""
+    sentence = text_field(json_object(), "sentence")
+    return jsonify(current_assistant().classic(sentence))

@@ -1,0 +1,21 @@
+"""The chat page and the health check."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from legacy_assistant.web import current_assistant
+
+blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.get("/")
+def index() -> Any:
+    return current_app.send_static_file("index.html")
+
+
+@blueprint.get("/health")
+def health() -> Any:
+    predictor = current_assistant().predictor
+    return jsonify({"status": "ok", "model": predictor.name, "intents": len(predictor.classes)})

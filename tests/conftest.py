@@ -1,0 +1,95 @@
+"""Shared fixtures: small data of the tests' own, a tiny trained model, the shipped model, the app.
+
+Models are trained or loaded once per test session: TensorFlow work is the slow part.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA = Path(__file__).resolve().parent / "data"
+TINY_INTENTS = TEST_DATA / "tiny_intents.json"
+DEFAULT_MODEL = ROOT / "exported" / "default"
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from legacy_assistant.config import TrainingConfig
+
+    return TrainingConfig(epochs=60, batch_size=4, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_intents():
+    from legacy_assistant.intents import load_intents
+
+    return load_intents(TINY_INTENTS)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_intents, tiny_config):
+    from legacy_assistant.training import train
+
+    texts, tags = tiny_intents.examples()
+    return train(texts, tags, tiny_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_trained, tiny_intents) -> Path:
+    """A pristine exported tiny model. Do not modify: copy it with ``model_copy``."""
+    from legacy_assistant.artifact import export_artifact
+
+    return export_artifact(tiny_trained, tiny_intents, tmp_path_factory.mktemp("models") / "tiny", plot=False)
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path) -> Path:
+    """A throw-away copy of the tiny model, free to damage."""
+    target = tmp_path / "tiny-copy"
+    shutil.copytree(tiny_model_dir, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_dir):
+    from legacy_assistant.predictor import Predictor
+
+    predictor = Predictor.load(tiny_model_dir)
+    yield predictor
+    predictor.close()
+
+
+@pytest.fixture(scope="session")
+def default_predictor():
+    from legacy_assistant.predictor import Predictor
+
+    predictor = Predictor.load(DEFAULT_MODEL)
+    yield predictor
+    predictor.close()
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    return json.loads((DEFAULT_MODEL / "golden.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def app(default_predictor):
+    """The Flask app over the shipped model, a fresh conversation store per test."""
+    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.web import create_app
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    assistant = Assistant(default_predictor, policy, MemoryStore())
+    return create_app({"TESTING": True, "MODEL_DIR": str(DEFAULT_MODEL)}, assistant=assistant)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

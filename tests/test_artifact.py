@@ -1,0 +1,105 @@
+import json
+
+import pytest
+
+from legacy_assistant.artifact import MANIFEST, export_artifact, verify_artifact
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.predictor import Predictor
+
+
+def refuse(path, match):
+    with pytest.raises(ArtifactError, match=match):
+        Predictor.load(path)
+
+
+def test_manifest_holds_what_serving_needs(tiny_model_dir, tiny_trained):
+    info = verify_artifact(tiny_model_dir)
+    manifest = info.manifest
+    assert manifest["classes"] == tiny_trained.classes
+    assert manifest["featurizer"]["vocabulary"] == tiny_trained.featurizer.vocabulary
+    assert manifest["featurizer"]["config"]["text"] == {"tokenizer": "treebank", "stemmer": "lancaster", "lowercase": True}
+    assert {r["tag"] for r in manifest["intents"]} >= {"book_when", "fallback", "greeting"}
+    assert manifest["fallback"]["responses"] == ["Sorry, say that again?"]
+    assert manifest["training"]["seed"] == 7
+    assert set(manifest["versions"]) >= {"tensorflow", "python", "numpy"}
+    assert "saved_model/saved_model.pb" in manifest["files"]
+    assert all(len(h) == 64 for h in manifest["files"].values())
+
+
+def test_one_changed_byte_is_refused_naming_the_file(model_copy):
+    data = next((model_copy / "saved_model" / "variables").glob("variables.data-*"))
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    refuse(model_copy, rf"{data.name}: altered or truncated")
+
+
+def test_truncated_file_is_refused(model_copy):
+    pb = model_copy / "saved_model" / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:100])
+    refuse(model_copy, "saved_model.pb: altered or truncated")
+
+
+def test_removed_file_is_refused(model_copy):
+    (model_copy / "saved_model" / "variables" / "variables.index").unlink()
+    refuse(model_copy, "variables.index: missing")
+
+
+def test_edited_manifest_is_refused(model_copy):
+    manifest_path = model_copy / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["intents"][0]["responses"] = ["something a tamperer wrote"]
+    manifest_path.write_text(json.dumps(manifest))
+    refuse(model_copy, "assistant.json: altered")
+
+
+def test_broken_manifest_json_is_refused(model_copy):
+    (model_copy / MANIFEST).write_text("{not json")
+    refuse(model_copy, "assistant.json: damaged")
+
+
+def test_missing_manifest_and_missing_dir(model_copy, tmp_path):
+    refuse(tmp_path / "nothing-here", "model directory not found")
+    (model_copy / MANIFEST).unlink()
+    refuse(model_copy, "not a legacy-assistant model directory")
+
+
+def test_unlisted_file_in_saved_model_is_refused(model_copy):
+    (model_copy / "saved_model" / "extra.pb").write_bytes(b"x")
+    refuse(model_copy, "extra.pb: unexpected file")
+
+
+def test_existing_directory_needs_force(tiny_trained, tiny_intents, tiny_model_dir):
+    with pytest.raises(ArtifactError, match="already exists"):
+        export_artifact(tiny_trained, tiny_intents, tiny_model_dir)
+
+
+def test_failed_export_leaves_old_model_and_no_debris(tiny_trained, tiny_intents, model_copy, monkeypatch):
+    import compat.classifier
+
+    before = {p.relative_to(model_copy): p.read_bytes() for p in model_copy.rglob("*") if p.is_file()}
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(compat.classifier, "export_saved_model", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_artifact(tiny_trained, tiny_intents, model_copy, force=True)
+    after = {p.relative_to(model_copy): p.read_bytes() for p in model_copy.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in model_copy.parent.iterdir()] == [model_copy.name]
+
+
+def test_force_replaces_atomically(tiny_trained, tiny_intents, model_copy):
+    (model_copy / "stale.txt").write_text("old")
+    export_artifact(tiny_trained, tiny_intents, model_copy, force=True, plot=True)
+    assert not (model_copy / "stale.txt").exists()
+    assert (model_copy / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in model_copy.parent.iterdir()] == [model_copy.name]
+    verify_artifact(model_copy)
+
+
+def test_history_json_has_every_epoch(tiny_model_dir, tiny_config):
+    history = json.loads((tiny_model_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == list(range(1, tiny_config.epochs + 1))
+    assert {"loss", "accuracy"} <= set(history[0])

@@ -1,0 +1,166 @@
+"""The classic failures of Flask + TF1, reproduced in compat mode, and our path around each."""
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from compat.graph_session import GraphSession
+from compat.runtime import ensure_graph_mode, tf
+
+
+def run_in_thread(fn):
+    """Run ``fn`` in a fresh thread (as Flask does per request); return its result or exception."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - the exception is the result under test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    return box
+
+
+@pytest.fixture
+def small_graph():
+    gs = GraphSession()
+    with gs.bound():
+        x = tf.placeholder(tf.float32, [None, 2], name="x")
+        w = tf.get_variable("w", [2, 1], initializer=tf.ones_initializer())
+        y = tf.matmul(x, w, name="y")
+        gs.run(tf.global_variables_initializer())
+    yield gs, x, y
+    gs.close()
+
+
+def test_graph_mode_is_on_and_switching_twice_is_harmless():
+    ensure_graph_mode()
+    ensure_graph_mode()
+    assert not tf.executing_eagerly()
+    assert not tf.resource_variables_enabled()
+
+
+def test_op_built_in_a_worker_thread_lands_in_another_graph(small_graph):
+    gs, x, y = small_graph
+
+    def request_handler_without_binding():
+        doubled = tf.constant(2.0) * 1.0  # lands in this thread's own default graph
+        return gs.session.run(doubled)
+
+    box = run_in_thread(request_handler_without_binding)
+    assert "is not an element of this graph" in str(box["error"])
+
+    def mixes_graphs():
+        return tf.add(y, tf.constant(1.0))
+
+    box = run_in_thread(mixes_graphs)
+    assert isinstance(box["error"], ValueError)
+    assert "must be from the same graph" in str(box["error"])
+
+
+def test_binding_the_graph_in_the_worker_thread_fixes_it(small_graph):
+    gs, x, y = small_graph
+
+    def request_handler_bound():
+        with gs.bound():
+            shifted = tf.add(y, tf.constant(1.0))
+            return gs.run(shifted, {x: [[1.0, 2.0]]})
+
+    box = run_in_thread(request_handler_bound)
+    assert "error" not in box, box.get("error")
+    np.testing.assert_allclose(box["result"], [[4.0]])
+
+
+def test_finalized_graph_refuses_new_ops_immediately(small_graph):
+    gs, x, y = small_graph
+    gs.finalize()
+
+    def careless_handler():
+        with gs.bound():
+            return tf.add(y, 1.0)
+
+    box = run_in_thread(careless_handler)
+    assert isinstance(box["error"], RuntimeError)
+    assert "finalized" in str(box["error"])
+    # running what already exists still works from any thread
+    box = run_in_thread(lambda: gs.run(y, {x: [[1.0, 1.0]]}))
+    np.testing.assert_allclose(box["result"], [[2.0]])
+
+
+def test_loaded_predictor_graph_is_finalized(tiny_predictor):
+    assert tiny_predictor._classifier.graph_session.finalized
+
+
+def test_predictor_from_32_threads_matches_sequential(default_predictor, golden):
+    texts = [case["text"] for case in golden["cases"]]
+    sequential = [default_predictor.rank_one(t) for t in texts]
+    jobs = [texts[i % len(texts)] for i in range(32 * 8)]
+    barrier = threading.Barrier(32)
+
+    def call(i):
+        if i < 32:
+            barrier.wait()  # start the first 32 calls together
+        return default_predictor.rank_one(jobs[i])
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(call, range(len(jobs))))
+    assert len(results) == len(jobs)
+    for i, result in enumerate(results):
+        assert result == sequential[i % len(texts)]
+
+
+def test_pickling_a_session_or_graph_raises_type_error(small_graph):
+    gs, _, _ = small_graph
+    with pytest.raises(TypeError):
+        pickle.dumps(gs.session)
+    with pytest.raises(TypeError):
+        pickle.dumps(gs.graph)
+    with pytest.raises(TypeError, match="SavedModel"):
+        pickle.dumps(gs)
+
+
+def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents, tmp_path):
+    from legacy_assistant.artifact import export_artifact
+    from legacy_assistant.predictor import Predictor
+
+    texts, _ = tiny_intents.examples()
+    path = export_artifact(tiny_trained, tiny_intents, tmp_path / "m", plot=False)
+    assert not [p for p in path.rglob("*") if p.suffix in (".pkl", ".pickle")]
+    predictor = Predictor.load(path)
+    try:
+        from compat.classifier import ClassifierTrainer
+
+        with ClassifierTrainer(tiny_trained.spec, _optimizer(), seed=0) as trainer:
+            trainer.set_weights(tiny_trained.weights)
+            expected = trainer.predict_proba(tiny_trained.featurizer.transform(texts))
+        np.testing.assert_allclose(predictor.predict_proba(texts), expected, atol=1e-6)
+    finally:
+        predictor.close()
+
+
+def _optimizer():
+    from compat.classifier import OptimizerSpec
+
+    return OptimizerSpec()
+
+
+def test_running_without_initialising_raises_but_our_loader_restores(tiny_model_dir):
+    from compat.classifier import LoadedClassifier
+
+    with GraphSession() as gs:
+        with gs.bound():
+            v = tf.get_variable("v", [1], initializer=tf.zeros_initializer())
+            with pytest.raises(tf.errors.FailedPreconditionError, match="uninitialized|Attempting to use"):
+                gs.run(v)
+
+    classifier = LoadedClassifier(str(tiny_model_dir / "saved_model"))
+    try:
+        out = classifier.predict_proba(np.zeros((1, classifier.n_features), np.float32))
+        np.testing.assert_allclose(out.sum(), 1.0, rtol=1e-5)
+    finally:
+        classifier.close()

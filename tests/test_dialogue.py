@@ -1,0 +1,68 @@
+import random
+
+import pytest
+
+from legacy_assistant.dialogue import DialoguePolicy, IntentRule
+from legacy_assistant.store import ConversationState
+
+
+@pytest.fixture
+def policy():
+    rules = [
+        IntentRule("greeting", ("Hello!",)),
+        IntentRule("order_tea", ("Green or black?",), context_set="tea_kind"),
+        IntentRule("tea_green", ("Green tea.",), context_filter="tea_kind", context_set=""),
+        IntentRule("book", ("When?",), next_tag="book_when"),
+        IntentRule("book_when", ("Booked.",)),
+    ]
+    return DialoguePolicy(rules, ["Sorry?"], threshold=0.25, rng=random.Random(0))
+
+
+def test_top_intent_answers(policy):
+    reply, state = policy.decide(ConversationState(), [("greeting", 0.9), ("book", 0.1)])
+    assert (reply.text, reply.intent, reply.confidence) == ("Hello!", "greeting", 0.9)
+    assert state == ConversationState(turns=1)
+
+
+def test_below_threshold_falls_back_and_keeps_context(policy):
+    start = ConversationState(context="tea_kind", turns=3)
+    reply, state = policy.decide(start, [("greeting", 0.2), ("book", 0.1)])
+    assert (reply.text, reply.intent, reply.confidence) == ("Sorry?", "fallback", 0.2)
+    assert state.context == "tea_kind" and state.turns == 4
+
+
+def test_nothing_understood_falls_back_even_if_confident(policy):
+    reply, _ = policy.decide(ConversationState(), [("greeting", 0.99)], understood=False)
+    assert reply.intent == "fallback"
+
+
+def test_context_filter_skips_intent_outside_its_context(policy):
+    ranking = [("tea_green", 0.7), ("greeting", 0.3)]
+    reply, _ = policy.decide(ConversationState(), ranking)
+    assert reply.intent == "greeting"
+    reply, state = policy.decide(ConversationState(context="tea_kind"), ranking)
+    assert reply.intent == "tea_green"
+    assert state.context is None  # context_set "" clears
+
+
+def test_filtered_winner_below_threshold_falls_back(policy):
+    reply, _ = policy.decide(ConversationState(), [("tea_green", 0.8), ("greeting", 0.2)])
+    assert reply.intent == "fallback"
+
+
+def test_context_set_starts_a_flow(policy):
+    _, state = policy.decide(ConversationState(), [("order_tea", 0.95)])
+    assert state.context == "tea_kind"
+
+
+def test_classic_context_routes_next_turn_whatever_is_said(policy):
+    _, state = policy.decide(ConversationState(), [("book", 0.9)])
+    assert state.next_tag == "book_when"
+    reply, state = policy.decide(state, [("greeting", 0.99)], understood=False)
+    assert (reply.intent, reply.text, reply.confidence) == ("book_when", "Booked.", 1.0)
+    assert state.next_tag is None
+
+
+def test_bad_threshold_refused():
+    with pytest.raises(ValueError):
+        DialoguePolicy([], ["x"], threshold=1.5)

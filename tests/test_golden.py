@@ -1,0 +1,44 @@
+"""The shipped model is pinned: its predictions must not drift."""
+import numpy as np
+
+from legacy_assistant.artifact import verify_artifact
+from legacy_assistant.golden import compare_golden
+from tests.conftest import DEFAULT_MODEL
+
+TOLERANCE = 1e-5
+
+
+def test_shipped_model_verifies():
+    info = verify_artifact(DEFAULT_MODEL)
+    assert info.name == "default"
+    assert len(info.classes) >= 25
+
+
+def test_golden_file_covers_what_it_should(golden, default_predictor):
+    cases = golden["cases"]
+    assert len(cases) >= 40
+    threshold = default_predictor.manifest["threshold"]
+    tops = [max(case["probabilities"].values()) for case in cases]
+    assert any(top < threshold for top in tops), "some cases must fall below the fallback threshold"
+    patterns = {p.lower() for rule in _patterns()for p in rule}
+    unseen = [case for case in cases if case["text"].lower() not in patterns]
+    assert len(unseen) >= 20
+
+
+def _patterns():
+    from legacy_assistant.intents import load_intents
+
+    return [intent.patterns for intent in load_intents("data/intents.json").intents]
+
+
+def test_shipped_model_reproduces_golden(golden, default_predictor):
+    report = compare_golden(default_predictor, golden)
+    assert report["mismatches"] == []
+    assert report["max_abs_delta"] <= TOLERANCE
+
+
+def test_golden_intent_is_top_of_raw_ranking(golden, default_predictor):
+    for case in golden["cases"][:10]:
+        ranking = default_predictor.rank_one(case["text"])
+        assert ranking[0][0] == case["intent"]
+        np.testing.assert_allclose(ranking[0][1], case["probabilities"][case["intent"]], atol=TOLERANCE)

@@ -1,0 +1,115 @@
+import json
+
+import pytest
+
+from legacy_assistant.errors import IntentsError
+from legacy_assistant.intents import load_intents, parse_intents
+
+GOOD = {"tag": "greeting", "patterns": ["hi"], "responses": ["hello"]}
+
+
+def write(tmp_path, data, name="intents.json"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+def problems_of(tmp_path, data):
+    with pytest.raises(IntentsError) as caught:
+        load_intents(write(tmp_path, data))
+    return caught.value
+
+
+def test_classic_file_reads_unchanged(tmp_path):
+    classic = {"intents": [
+        {"tag": "greeting", "patterns": ["Hi", "Hello"], "responses": ["Hi!"], "context": [""]},
+        {"tag": "search", "patterns": ["find a hospital"], "responses": ["Which type?"], "context": ["search_type"]},
+        {"tag": "search_type", "patterns": [], "responses": ["Searching..."], "context": [""]},
+    ]}
+    intents = load_intents(write(tmp_path, classic))
+    assert intents.tags == ["greeting", "search", "search_type"]
+    assert intents["search"].next_tag == "search_type"
+    assert intents["greeting"].next_tag is None
+    assert [i.tag for i in intents.trainable] == ["greeting", "search"]
+    assert intents.examples() == (["Hi", "Hello", "find a hospital"], ["greeting", "greeting", "search"])
+
+
+def test_shipped_intents_meet_their_brief():
+    intents = load_intents("data/intents.json")
+    trainable = intents.trainable
+    assert len(intents) >= 25
+    assert all(len(i.patterns) >= 8 for i in trainable)
+    assert "fallback" in intents and not intents["fallback"].patterns
+    assert any(i.context_filter for i in intents.intents) and any(i.next_tag for i in intents.intents)
+
+
+def test_invalid_json_names_line_and_column(tmp_path):
+    error = problems_of(tmp_path, '{"intents": [\n  {"tag": "a",, }\n]}')
+    assert "intents.json" in str(error)
+    assert "line 2, column" in str(error)
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"patterns": ["x"], "responses": ["y"]}, "intent #1: field 'tag' is missing"),
+        ({"tag": "b", "responses": ["y"]}, "intent #1 ('b'): field 'patterns' is missing"),
+        ({"tag": "b", "patterns": ["x"]}, "intent #1 ('b'): field 'responses' is missing"),
+        ({"tag": "b", "patterns": "x", "responses": ["y"]}, "field 'patterns': must be a list of strings, got a string"),
+        ({"tag": "b", "patterns": ["x", 3], "responses": ["y"]}, "field 'patterns'[1]: must be a string, got a number"),
+        ({"tag": "b", "patterns": ["x", "  "], "responses": ["y"]}, "field 'patterns'[1]: is empty"),
+        ({"tag": "b", "patterns": ["x"], "responses": []}, "intent #1 ('b'): field 'responses': must not be empty"),
+        ({"tag": "", "patterns": ["x"], "responses": ["y"]}, "field 'tag': must be a non-empty string"),
+        ({"tag": 5, "patterns": ["x"], "responses": ["y"]}, "field 'tag': must be a non-empty string, got a number"),
+        ({"tag": "b", "patterns": ["x"], "responses": ["y"], "context_set": 1}, "field 'context_set': must be a string"),
+        ({"tag": "b", "patterns": ["x"], "responses": ["y"], "context": ["nowhere"]},
+         "intent #1 ('b'): field 'context': names tag 'nowhere', which no intent has"),
+        ({"tag": "b", "patterns": ["x"], "responses": ["y"], "context_filter": "never"},
+         "intent #1 ('b'): field 'context_filter': 'never' is never set"),
+        ({"tag": "greeting", "patterns": ["x"], "responses": ["y"]}, "intent #1 ('greeting'): field 'tag': duplicate of intent #0"),
+        ("not an object", "intent #1: must be an object, got a string"),
+    ],
+)
+def test_each_problem_names_file_intent_and_field(tmp_path, entry, expected):
+    error = problems_of(tmp_path, {"intents": [GOOD, entry]})
+    assert error.source.endswith("intents.json")
+    assert str(error).startswith(str(tmp_path / "intents.json"))
+    assert any(expected in problem for problem in error.problems), error.problems
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    error = problems_of(tmp_path, {"intents": [
+        {"tag": "a", "patterns": ["x"]},
+        {"tag": "b", "patterns": ["x"], "responses": []},
+    ]})
+    assert len(error.problems) == 2
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [([], "top level must be an object"), ({}, "field 'intents' is missing"),
+     ({"intents": {}}, "field 'intents' is an object, not a list"), ({"intents": []}, "empty list")],
+)
+def test_top_level_shape(data, expected):
+    with pytest.raises(IntentsError) as caught:
+        parse_intents(data, "mem.json")
+    assert expected in str(caught.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(IntentsError, match="file not found"):
+        load_intents(tmp_path / "nope.json")
+
+
+def test_follow_up_only_intents_and_context_rules(tiny_intents):
+    assert tiny_intents["book"].next_tag == "book_when"
+    assert tiny_intents["book_when"].patterns == ()
+    assert tiny_intents["tea_green"].context_filter == "tea_kind"
+    assert tiny_intents["tea_green"].context_set == ""
+    assert "book_when" not in {i.tag for i in tiny_intents.trainable}
+
+
+def test_unknown_field_is_ignored_with_a_warning(tmp_path, caplog):
+    intents = load_intents(write(tmp_path, {"intents": [dict(GOOD, respones=["typo"])]}))
+    assert intents.tags == ["greeting"]
+    assert "respones" in caplog.text

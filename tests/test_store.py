@@ -1,0 +1,58 @@
+import threading
+
+from legacy_assistant.store import ConversationState, MemoryStore, Turn
+
+
+def turn(text="hi"):
+    return Turn(text, "hello", "greeting", 0.9)
+
+
+def test_unknown_sender_starts_fresh():
+    assert MemoryStore().load("nobody") == ConversationState()
+
+
+def test_save_then_load_and_history():
+    store = MemoryStore()
+    store.save("a", ConversationState(context="tea_kind", turns=1), turn("one"))
+    store.save("a", ConversationState(context=None, turns=2), turn("two"))
+    assert store.load("a") == ConversationState(context=None, turns=2)
+    assert [t.message for t in store.history("a")] == ["one", "two"]
+    assert store.load("b") == ConversationState()
+
+
+def test_idle_conversations_expire(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("legacy_assistant.store.time.time", lambda: clock[0])
+    store = MemoryStore(ttl_seconds=60)
+    store.save("a", ConversationState(context="x", turns=1), turn())
+    clock[0] += 59
+    assert store.load("a").context == "x"
+    clock[0] += 61
+    assert store.load("a") == ConversationState()
+    assert store.history("a") == []
+
+
+def test_bounded_in_conversations_and_turns():
+    store = MemoryStore(max_conversations=3, max_turns=2)
+    for i in range(5):
+        store.save(f"s{i}", ConversationState(turns=1), turn())
+    assert len(store) == 3
+    assert store.load("s0") == ConversationState()
+    for i in range(4):
+        store.save("s4", ConversationState(turns=i), turn(str(i)))
+    assert [t.message for t in store.history("s4")] == ["2", "3"]
+
+
+def test_concurrent_saves_keep_every_turn():
+    store = MemoryStore(max_turns=1000)
+
+    def worker(k):
+        for i in range(50):
+            store.save("shared", ConversationState(turns=i), turn(f"{k}-{i}"))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.history("shared")) == 400

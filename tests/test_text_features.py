@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.features import FeatureConfig, Featurizer
+from legacy_assistant.text import TextConfig, TextProcessor
+
+
+def test_tokenizing_needs_no_nltk_data(monkeypatch, tmp_path):
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # an empty data directory
+    with pytest.raises(LookupError):
+        nltk.data.find("tokenizers/punkt_tab")
+    assert TextProcessor(TextConfig(stemmer="none")).tokens("Hi there! What's the Wi-Fi?") == [
+        "hi", "there", "what", "'s", "the", "wi-fi"]
+
+
+def test_punctuation_dropped_and_lowercased():
+    tokens = TextProcessor(TextConfig(stemmer="none")).tokens("HELLO ... , ?? -- World!!")
+    assert tokens == ["hello", "world"]
+
+
+@pytest.mark.parametrize("stemmer, expected", [
+    ("lancaster", ["hello", "ord", "coff"]),
+    ("porter", ["hello", "order", "coffe"]),
+    ("snowball", ["hello", "order", "coffe"]),
+    ("none", ["hello", "ordering", "coffees"]),
+])
+def test_stemmer_choices(stemmer, expected):
+    assert TextProcessor(TextConfig(stemmer=stemmer)).tokens("Hello, ordering coffees") == expected
+
+
+def test_toktok_tokenizer():
+    assert TextProcessor(TextConfig(tokenizer="toktok", stemmer="none")).tokens("tea, please") == ["tea", "please"]
+
+
+def test_bad_text_settings_refused():
+    with pytest.raises(ConfigError, match="stemmer"):
+        TextConfig(stemmer="wordnet")
+    with pytest.raises(ConfigError, match="tokenizer"):
+        TextConfig(tokenizer="punkt")
+
+
+def test_binary_bag_of_words():
+    featurizer = Featurizer.fit(["hello there", "order a coffee", "coffee coffee please"])
+    assert featurizer.vocabulary == sorted(featurizer.vocabulary)
+    x = featurizer.transform(["coffee, coffee!", "hello unknownword", ""])
+    assert x.dtype == np.float32 and x.shape == (3, featurizer.n_features)
+    coffee = featurizer.index["coff"]
+    assert x[0, coffee] == 1.0 and x[0].sum() == 1.0  # binary, not a count
+    assert x[1].sum() == 1.0 and x[1, featurizer.index["hello"]] == 1.0
+    assert x[2].sum() == 0.0
+
+
+def test_vocabulary_json_round_trip_gives_identical_features():
+    import json
+
+    config = FeatureConfig(word_ngrams=(1, 2), char_ngrams=(2, 3), weighting="tfidf", normalize=True)
+    texts = ["hello there", "order a coffee", "coffee please", "hello coffee"]
+    featurizer = Featurizer.fit(texts, config)
+    restored = Featurizer.from_dict(json.loads(json.dumps(featurizer.to_dict())))
+    np.testing.assert_array_equal(featurizer.transform(texts), restored.transform(texts))
+
+
+def test_ngram_and_tfidf_options():
+    config = FeatureConfig(text=TextConfig(stemmer="none"), word_ngrams=(1, 2), char_ngrams=(3, 3),
+                           weighting="tfidf", normalize=True)
+    featurizer = Featurizer.fit(["green tea", "black tea"], config)
+    assert "green tea" in featurizer.index
+    assert "#c: te" in featurizer.index
+    x = featurizer.transform(["green tea", "zzz"])
+    np.testing.assert_allclose(np.linalg.norm(x[0]), 1.0, rtol=1e-6)
+    assert x[1].sum() == 0.0
+    # "tea" is in both sentences, so it weighs less than "green"
+    assert x[0, featurizer.index["tea"]] < x[0, featurizer.index["green"]]
+
+
+def test_min_count_prunes_rare_terms():
+    featurizer = Featurizer.fit(["a b", "a c", "a b"], FeatureConfig(text=TextConfig(stemmer="none"), min_count=2))
+    assert featurizer.vocabulary == ["a", "b"]
+
+
+def test_bad_feature_settings_refused():
+    with pytest.raises(ConfigError):
+        FeatureConfig(word_ngrams=(2, 1))
+    with pytest.raises(ConfigError):
+        FeatureConfig(weighting="bm25")
+    with pytest.raises(ConfigError, match="no features"):
+        Featurizer.fit(["?!", "..."])
