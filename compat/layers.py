@@ -54,3 +54,42 @@ def dropout(inputs: "tf.Tensor", rate: "tf.Tensor | float", seed: int | None = N
     evaluation time without a second graph). Shape is unchanged.
     """
     return tf.nn.dropout(inputs, rate=rate, seed=seed)
+
+
+def sparse_dense(
+    ids: "tf.Tensor",
+    weights: "tf.Tensor",
+    n_features: int,
+    units: int,
+    name: str,
+    activation: Activation = None,
+    seed: int | None = None,
+) -> "tf.Tensor":
+    """A :func:`dense` layer whose input is given sparse, as the ids and weights of its non-zeros.
+
+    Computes ``activation(x @ kernel + bias)`` for the dense ``x`` that has ``weights[b, j]``
+    at column ``ids[b, j]``, without ever building ``x``: ``sum_j weights[b, j] * kernel[ids[b, j]]``.
+    Padding slots carry weight 0 and add nothing.
+
+    Args:
+        ids: int32 ``[batch, width]`` column indices in ``[0, n_features)``.
+        weights: float32 ``[batch, width]`` values at those columns.
+        n_features: rows of the kernel (the dense input width).
+        units: output width.
+        name: variable scope; the variables are ``<name>/kernel`` ``[n_features, units]`` and
+            ``<name>/bias`` ``[units]``, named as in :func:`dense`.
+
+    Returns:
+        float32 ``[batch, units]``.
+    """
+    with tf.variable_scope(name):
+        kernel = tf.get_variable(
+            "kernel",
+            shape=[n_features, units],
+            dtype=tf.float32,
+            initializer=tf.glorot_uniform_initializer(seed=seed),
+        )
+        bias = tf.get_variable("bias", shape=[units], dtype=tf.float32, initializer=tf.zeros_initializer())
+        rows = tf.gather(kernel, ids)  # [batch, width, units]
+        outputs = tf.nn.bias_add(tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1), bias)
+    return activation(outputs) if activation is not None else outputs

@@ -27,6 +27,7 @@ class TrainingConfig:
     nesterov: bool = True
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
+    sparse_updates: bool = False  # see compat.classifier.OptimizerSpec
     epochs: int = 200
     batch_size: int = 5
     validation_split: float = 0.0

@@ -4,6 +4,9 @@ The classic recipe is a *binary bag of words*: one column per stemmed word seen 
 1.0 where the sentence holds it. Word n-grams, character n-grams, TF-IDF weighting and L2
 normalisation are options of the same featurizer. The vocabulary is stored as a JSON list, its
 order giving the column index.
+
+A sentence switches on a handful of the vocabulary's thousands of columns, so the network takes
+its input sparse: the ids of the columns that are on and their weights (:class:`SparseRows`).
 """
 from __future__ import annotations
 
@@ -75,7 +78,7 @@ class FeatureConfig:
 
 
 class Featurizer:
-    """Fitted vocabulary + weighting; :meth:`transform` gives float32 ``[n_texts, n_features]``."""
+    """Fitted vocabulary + weighting; :meth:`encode` gives the network's padded sparse input."""
 
     def __init__(self, config: FeatureConfig, vocabulary: Sequence[str], idf: Sequence[float] | None = None) -> None:
         self.config = config
@@ -113,30 +116,44 @@ class Featurizer:
         """The features a text would switch on, including ones outside the vocabulary."""
         return _terms(self.processor.tokens(text), self.config)
 
-    def transform(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 ``[len(texts), n_features]``; words outside the vocabulary are ignored."""
-        rows: list[int] = []
-        cols: list[int] = []
+    def encode(self, texts: Sequence[str]) -> "SparseRows":
+        """Weighted features of each text as padded sparse rows (see :class:`SparseRows`).
+
+        Terms outside the vocabulary are ignored. Ids within a row are sorted, so sums over a
+        row always run in the same order.
+        """
         lookup = self.index.get
-        for row, text in enumerate(texts):
+        rows: list[Counter[int]] = []
+        for text in texts:
+            counts: Counter[int] = Counter()
             for term in self.terms(text):
                 col = lookup(term)
                 if col is not None:
-                    rows.append(row)
-                    cols.append(col)
-        matrix = np.zeros((len(texts), self.n_features), dtype=np.float32)
+                    counts[col] += 1
+            rows.append(counts)
+        lengths = np.fromiter((len(c) for c in rows), dtype=np.int32, count=len(rows))
+        width = max(1, int(lengths.max(initial=0)))
+        ids = np.zeros((len(rows), width), dtype=np.int32)
+        weights = np.zeros((len(rows), width), dtype=np.float32)
+        for r, counts in enumerate(rows):
+            if counts:
+                keys = sorted(counts)
+                ids[r, : len(keys)] = keys
+                weights[r, : len(keys)] = [counts[k] for k in keys]
+        present = weights > 0
         if self.config.weighting == "binary":
-            matrix[rows, cols] = 1.0
-            if self.config.normalize:
-                _l2_normalize(matrix)
-            return matrix
-        np.add.at(matrix, (np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)), 1.0)
-        if self.config.weighting == "tfidf":
-            np.log1p(matrix, out=matrix)  # sublinear term frequency: 1 + log(tf) for tf > 0
-            matrix *= self.idf
+            weights[present] = 1.0
+        elif self.config.weighting == "tfidf":
+            # sublinear term frequency (1 + log tf) times smoothed inverse document frequency
+            weights[present] = (1.0 + np.log(weights[present])) * self.idf[ids[present]]
         if self.config.normalize:
-            _l2_normalize(matrix)
-        return matrix
+            norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
+            np.divide(weights, norms, out=weights, where=norms > 0)
+        return SparseRows(ids, weights, lengths)
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Dense float32 ``[len(texts), n_features]`` (for inspection and small data)."""
+        return self.encode(texts).to_dense(self.n_features)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +181,33 @@ def _terms(tokens: list[str], config: FeatureConfig) -> list[str]:
     return terms
 
 
-def _l2_normalize(matrix: np.ndarray) -> None:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    np.divide(matrix, norms, out=matrix, where=norms > 0)
+@dataclass(frozen=True)
+class SparseRows:
+    """A batch of feature vectors in padded sparse form, as the network takes them.
+
+    Attributes:
+        ids: int32 ``[n, width]`` vocabulary indices; padding slots hold 0.
+        weights: float32 ``[n, width]`` feature values; padding slots hold 0.0, so they add
+            nothing to ``sum(weights * kernel[ids])``.
+        lengths: int32 ``[n]`` number of real (non-padding) slots per row.
+    """
+
+    ids: np.ndarray
+    weights: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def take(self, rows: np.ndarray) -> "SparseRows":
+        """The given rows, padding trimmed to the longest of them."""
+        lengths = self.lengths[rows]
+        width = max(1, int(lengths.max(initial=0)))
+        return SparseRows(self.ids[rows, :width], self.weights[rows, :width], lengths)
+
+    def to_dense(self, n_features: int) -> np.ndarray:
+        """float32 ``[n, n_features]``."""
+        dense = np.zeros((len(self.lengths), n_features), dtype=np.float32)
+        rows = np.broadcast_to(np.arange(len(self.lengths))[:, None], self.ids.shape)
+        np.add.at(dense, (rows, self.ids), self.weights)
+        return dense

@@ -15,6 +15,7 @@ import numpy as np
 
 from legacy_assistant.artifact import ArtifactInfo, verify_artifact
 from legacy_assistant.errors import ArtifactError
+from legacy_assistant.features import SparseRows
 
 Ranking = list[tuple[str, float]]
 
@@ -67,23 +68,24 @@ class Predictor:
     def manifest(self) -> dict[str, Any]:
         return self.info.manifest
 
-    def features(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 ``[len(texts), n_features]`` as the model was trained on."""
-        return self.info.featurizer.transform(texts)
+    def features(self, texts: Sequence[str]) -> SparseRows:
+        """The texts' features as the model was trained on (padded sparse rows)."""
+        return self.info.featurizer.encode(texts)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """float32 ``[len(texts), n_classes]``; columns follow :attr:`classes`."""
         if not texts:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return self._classifier.predict_proba(self.features(texts))
+        features = self.features(texts)
+        return self._classifier.predict_proba(features.ids, features.weights)
 
     def predict(self, texts: Sequence[str], top: int | None = None) -> list[Prediction]:
         """Rankings (optionally cut to ``top``) and vocabulary coverage for each text."""
         if not texts:
             return []
         features = self.features(texts)
-        probabilities = self._classifier.predict_proba(features)
-        known = np.count_nonzero(features, axis=1)
+        probabilities = self._classifier.predict_proba(features.ids, features.weights)
+        known = features.lengths
         order = np.argsort(-probabilities, axis=1, kind="stable")
         if top is not None:
             order = order[:, :top]

@@ -48,6 +48,7 @@ def optimizer_spec(config: TrainingConfig) -> OptimizerSpec:
         nesterov=config.nesterov,
         label_smoothing=config.label_smoothing,
         weight_decay=config.weight_decay,
+        sparse_updates=config.sparse_updates,
     )
 
 
@@ -111,8 +112,8 @@ def train(
 
     started = time.perf_counter()
     featurizer = Featurizer.fit(texts, config.features)
-    x_train = featurizer.transform(texts)
-    x_val = featurizer.transform(val_texts) if val_texts else None
+    x_train = featurizer.encode(texts)
+    x_val = featurizer.encode(val_texts) if val_texts else None
     spec = network_spec(config, featurizer.n_features, len(classes))
     log.info(
         "training on %d examples (%d held out), %d features, %d intents",
@@ -129,7 +130,8 @@ def train(
             loss_sum = correct_sum = 0.0
             for start in range(0, len(order), config.batch_size):
                 rows = order[start : start + config.batch_size]
-                loss, accuracy = trainer.train_batch(x_train[rows], labels[rows])
+                batch = x_train.take(rows)
+                loss, accuracy = trainer.train_batch(batch.ids, batch.weights, labels[rows])
                 loss_sum += loss * len(rows)
                 correct_sum += accuracy * len(rows)
             row: dict[str, Any] = {
@@ -138,7 +140,7 @@ def train(
                 "accuracy": correct_sum / len(labels),
             }
             if x_val is not None:
-                row["val_loss"], row["val_accuracy"] = trainer.evaluate(x_val, val_labels)
+                row["val_loss"], row["val_accuracy"] = trainer.evaluate(x_val.ids, x_val.weights, val_labels)
             row["seconds"] = time.perf_counter() - epoch_started
             history.append(row)
             if on_epoch is not None:
@@ -154,8 +156,8 @@ def train(
         if best_weights is not None:
             trainer.set_weights(best_weights)
         weights = trainer.get_weights()
-        final_loss, final_accuracy = trainer.evaluate(x_train, labels)
-        val_metrics = trainer.evaluate(x_val, val_labels) if x_val is not None else None
+        final_loss, final_accuracy = trainer.evaluate(x_train.ids, x_train.weights, labels)
+        val_metrics = trainer.evaluate(x_val.ids, x_val.weights, val_labels) if x_val is not None else None
 
     summary: dict[str, Any] = {
         "examples": len(texts),

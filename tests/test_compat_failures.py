@@ -137,7 +137,8 @@ def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents
 
         with ClassifierTrainer(tiny_trained.spec, _optimizer(), seed=0) as trainer:
             trainer.set_weights(tiny_trained.weights)
-            expected = trainer.predict_proba(tiny_trained.featurizer.transform(texts))
+            features = tiny_trained.featurizer.encode(texts)
+            expected = trainer.predict_proba(features.ids, features.weights)
         np.testing.assert_allclose(predictor.predict_proba(texts), expected, atol=1e-6)
     finally:
         predictor.close()
@@ -160,7 +161,7 @@ def test_running_without_initialising_raises_but_our_loader_restores(tiny_model_
 
     classifier = LoadedClassifier(str(tiny_model_dir / "saved_model"))
     try:
-        out = classifier.predict_proba(np.zeros((1, classifier.n_features), np.float32))
+        out = classifier.predict_proba(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32))
         np.testing.assert_allclose(out.sum(), 1.0, rtol=1e-5)
     finally:
         classifier.close()

@@ -1,0 +1,77 @@
+"""The network takes sparse input; it must compute exactly what the dense network would."""
+import numpy as np
+import pytest
+
+from compat.graph_session import GraphSession
+from compat.layers import dense, sparse_dense
+from compat.runtime import tf
+from legacy_assistant.features import FeatureConfig, Featurizer
+
+
+def test_sparse_dense_equals_dense_matmul():
+    rng = np.random.RandomState(0)
+    n_features, units = 50, 7
+    ids = np.array([[3, 9, 0], [1, 0, 0], [0, 0, 0]], np.int32)
+    weights = np.array([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    x = np.zeros((3, n_features), np.float32)
+    for r in range(3):
+        for j in range(3):
+            x[r, ids[r, j]] += weights[r, j]
+    with GraphSession() as gs, gs.bound():
+        ids_in = tf.placeholder(tf.int32, [None, None])
+        w_in = tf.placeholder(tf.float32, [None, None])
+        x_in = tf.placeholder(tf.float32, [None, n_features])
+        with tf.variable_scope("s"):
+            sparse_out = sparse_dense(ids_in, w_in, n_features, units, "layer", seed=1)
+        with tf.variable_scope("d"):
+            dense_out = dense(x_in, units, "layer", seed=1)
+        gs.run(tf.global_variables_initializer())
+        kernel = rng.randn(n_features, units).astype(np.float32)
+        for scope in ("s", "d"):
+            var = [v for v in tf.global_variables() if v.name == f"{scope}/layer/kernel:0"][0]
+            var.load(kernel, gs.session)
+        got_sparse, got_dense = gs.run([sparse_out, dense_out], {ids_in: ids, w_in: weights, x_in: x})
+    np.testing.assert_allclose(got_sparse, got_dense, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got_sparse[2], 0.0)  # an empty row gives the bias (zero) only
+
+
+def test_predictor_matches_a_numpy_dense_forward_pass(tiny_predictor, tiny_trained, tiny_intents):
+    texts = list(tiny_intents.examples()[0]) + ["nothing known here", "green green tea tea"]
+    x = tiny_trained.featurizer.transform(texts)
+    w = tiny_trained.weights
+    h = np.maximum(x @ w["classifier/hidden_0/kernel"] + w["classifier/hidden_0/bias"], 0)
+    h = np.maximum(h @ w["classifier/hidden_1/kernel"] + w["classifier/hidden_1/bias"], 0)
+    logits = h @ w["classifier/output/kernel"] + w["classifier/output/bias"]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(tiny_predictor.predict_proba(texts), expected, atol=1e-5)
+
+
+def test_encode_and_transform_agree_and_rows_trim():
+    config = FeatureConfig(word_ngrams=(1, 2), weighting="tfidf", normalize=True)
+    texts = ["order a coffee", "coffee coffee coffee please", "", "a b c d e f g"]
+    featurizer = Featurizer.fit(texts, config)
+    encoded = featurizer.encode(texts)
+    assert encoded.ids.dtype == np.int32 and encoded.weights.dtype == np.float32
+    assert encoded.lengths.tolist() == [int((row != 0).sum()) for row in featurizer.transform(texts)]
+    np.testing.assert_allclose(encoded.to_dense(featurizer.n_features), featurizer.transform(texts))
+    short = encoded.take(np.array([0, 2]))
+    assert short.ids.shape[1] == encoded.lengths[0] < encoded.ids.shape[1]
+    for row, length in zip(encoded.ids, encoded.lengths):
+        assert list(row[:length]) == sorted(row[:length])
+
+
+def test_out_of_range_ids_are_refused(tiny_predictor):
+    classifier = tiny_predictor._classifier
+    with pytest.raises(ValueError, match="feature ids"):
+        classifier.predict_proba(np.array([[classifier.n_features]], np.int32), np.ones((1, 1), np.float32))
+
+
+def test_sparse_updates_option_trains(tiny_intents):
+    from legacy_assistant.config import TrainingConfig
+    from legacy_assistant.training import train
+
+    texts, tags = tiny_intents.examples()
+    config = TrainingConfig(epochs=40, batch_size=4, optimizer="adam", learning_rate=0.01, sparse_updates=True)
+    model = train(texts, tags, config)
+    assert model.summary["train_accuracy"] == 1.0
