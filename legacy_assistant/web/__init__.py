@@ -52,6 +52,7 @@ ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "INTER_OP_THREADS": ("INTER_OP_THREADS", int),
     "STORE": ("STORE_URL", str),
     "CONVERSATION_TTL": ("CONVERSATION_TTL", float),
+    "MAX_TURNS": ("MAX_TURNS", int),
     "MAX_BODY_BYTES": ("MAX_CONTENT_LENGTH", int),
     "MAX_TEXT_LENGTH": ("MAX_TEXT_LENGTH", int),
     "API_TOKEN": ("API_TOKEN", str),

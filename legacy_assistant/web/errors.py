@@ -34,7 +34,7 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """The JSON error body every route uses."""
-    body = json.dumps({"error": {"code": code, "message": message}})
+    body = json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
     response = Response(body, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
