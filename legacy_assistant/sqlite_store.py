@@ -8,7 +8,9 @@ survives a killed process and a power cut alike (``normal`` survives a killed pr
 :meth:`SQLiteStore.conversation` opens a ``BEGIN IMMEDIATE`` transaction: it takes the
 database's write lock, so load -> decide -> save of one turn is atomic across threads and
 processes. SQLite has one write lock per file, so turns are stored one at a time; the
-classifier runs outside that lock.
+classifier runs outside that lock. Threads of one process first queue on a Python lock: SQLite's
+own busy handler waits by sleeping in growing steps (up to 100 ms), which under load turns a
+few milliseconds of waiting into a long tail; only the processes then contend inside SQLite.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
 SYNCHRONOUS_MODES = ("full", "normal", "extra")
 PURGE_EVERY = 500  # saves between two sweeps of expired conversations
 BUSY_TIMEOUT_SECONDS = 30.0
+MAX_IDLE_CONNECTIONS = 16
 
 
 class SQLiteStore:
@@ -75,13 +78,15 @@ class SQLiteStore:
         self.ttl_seconds = ttl_seconds
         self.max_turns = max_turns
         self.synchronous = synchronous
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._local = threading.local()  # the connection a thread holds during an operation
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._writer = threading.Lock()  # this process's writers queue here, not in SQLite's busy loop
         self._saves = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(SCHEMA)
+            with self._connection() as connection:
+                connection.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
         log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
@@ -89,20 +94,41 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
-    # connections: one per thread, made on first use
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
+    # Connections are pooled, not kept per thread: the development server runs every request on
+    # a new thread, and a connection per thread would pile up. A thread holds one connection for
+    # one operation (or one conversation() block) and gives it back.
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                     check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         return connection
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        held = getattr(self._local, "connection", None)
+        if held is not None:  # inside conversation(): the same connection, the same transaction
+            yield held
+            return
+        with self._idle_lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = self._connect()
+        self._local.connection = connection
+        try:
+            yield connection
+        finally:
+            self._local.connection = None
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            with self._idle_lock:
+                keep = len(self._idle) < MAX_IDLE_CONNECTIONS
+                if keep:
+                    self._idle.append(connection)
+            if not keep:
+                connection.close()
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -115,8 +141,8 @@ class SQLiteStore:
         return bool(self.ttl_seconds) and now - updated > self.ttl_seconds
 
     def load(self, sender: str) -> ConversationState:
-        with self._errors("load"):
-            row = self._connection().execute(
+        with self._errors("load"), self._connection() as connection:
+            row = connection.execute(
                 "SELECT context, next_tag, turns, updated FROM conversations WHERE sender = ?", (sender,)
             ).fetchone()
         if row is None or self._expired(row[3], time.time()):
@@ -124,14 +150,16 @@ class SQLiteStore:
         return ConversationState(context=row[0], next_tag=row[1], turns=int(row[2]))
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
-        with self._errors("save"):
-            self._save(sender, state, turn)
+        with self._errors("save"), self._connection() as connection:
+            if connection.in_transaction:  # inside conversation(): the write lock is ours already
+                self._save(connection, sender, state, turn)
+            else:
+                with self._writer:
+                    connection.execute("BEGIN IMMEDIATE")
+                    self._save(connection, sender, state, turn)
 
-    def _save(self, sender: str, state: ConversationState, turn: Turn) -> None:
-        connection = self._connection()
+    def _save(self, connection: sqlite3.Connection, sender: str, state: ConversationState, turn: Turn) -> None:
         now = time.time()
-        if not connection.in_transaction:
-            connection.execute("BEGIN IMMEDIATE")
         try:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
             if row is not None and self._expired(row[0], now):
@@ -172,8 +200,7 @@ class SQLiteStore:
             log.info("deleted %d expired conversation(s) from %s", deleted, self.path)
 
     def history(self, sender: str) -> list[Turn]:
-        with self._errors("history"):
-            connection = self._connection()
+        with self._errors("history"), self._connection() as connection:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
             if row is None or self._expired(row[0], time.time()):
                 return []
@@ -184,27 +211,17 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
-        with self._errors("lock"):
-            connection = self._connection()
-            if connection.in_transaction:  # nested: the outer block holds the lock already
-                nested = True
-            else:
-                nested = False
-                connection.execute("BEGIN IMMEDIATE")
-        if nested:
+        if getattr(self._local, "connection", None) is not None:  # nested: the outer block holds the lock
             yield
             return
-        try:
-            yield
-        finally:
-            if connection.in_transaction:  # no save happened (or it failed): give the lock back
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
+        with self._writer, self._connection() as connection:
+            with self._errors("lock"):
+                connection.execute("BEGIN IMMEDIATE")
+            yield  # _connection() rolls back if no save committed
 
     def close(self) -> None:
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
+        with self._idle_lock:
+            connections, self._idle = self._idle, []
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
-        self._local = threading.local()

@@ -168,7 +168,9 @@ def open_store(
 
     * ``None`` or ``""``: SQLite file ``conversations.sqlite3`` in ``default_dir``;
     * ``memory``: :class:`MemoryStore` (this process only);
-    * ``sqlite:///abs/path.db`` or ``sqlite:relative/path.db``: :class:`SQLiteStore`;
+    * ``sqlite:///abs/path.db`` or ``sqlite:relative/path.db``: :class:`SQLiteStore`; add
+      ``?synchronous=normal`` to skip the fsync per turn (a turn then survives a killed
+      process but not a power cut);
     * ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`RedisStore`.
 
     Raises :class:`ConfigError` for any other URL.
@@ -186,14 +188,19 @@ def open_store(
     if url.startswith("sqlite:"):
         from legacy_assistant.sqlite_store import SQLiteStore
 
-        path = url[len("sqlite:"):]
+        path, _, query = url[len("sqlite:"):].partition("?")
+        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ConfigError(f"{url!r}: unknown SQLite option(s) {sorted(unknown)}; only synchronous=full|normal")
         if path.startswith("///"):
             path = path[2:]
         elif path.startswith("//"):
             raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
         if not path:
             raise ConfigError(f"{url!r}: the SQLite URL names no file")
-        return SQLiteStore(Path(path), ttl_seconds=ttl_seconds, max_turns=max_turns)
+        return SQLiteStore(Path(path), ttl_seconds=ttl_seconds, max_turns=max_turns,
+                           synchronous=options.get("synchronous", "full").lower())
     if url.startswith(("redis://", "rediss://", "unix://")):
         from legacy_assistant.redis_store import RedisStore
 

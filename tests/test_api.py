@@ -1,4 +1,6 @@
 """Every route through Flask's test client, good and malformed requests alike."""
+import re
+
 import pytest
 
 
@@ -188,10 +190,11 @@ def test_version_and_request_ids(client, default_predictor):
     assert body["model"]["version"] == default_predictor.manifest["manifest_sha256"][:12]
     assert body["model"]["intents"] == len(default_predictor.classes)
     generated = response.headers["X-Request-ID"]
-    assert len(generated) == 16 and generated != client.get("/version").headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", generated)
+    assert generated != client.get("/version").headers["X-Request-ID"]
     assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
     odd = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"}).headers["X-Request-ID"]
-    assert odd != "bad id\twith spaces" and len(odd) == 16
+    assert odd != "bad id\twith spaces" and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", odd)
 
 
 def test_one_access_log_line_per_request(client, caplog):

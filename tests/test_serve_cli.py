@@ -16,15 +16,16 @@ def parse(*argv):
 def test_serve_options_reach_the_app_config(tmp_path):
     args = parse("--workers", "3", "--threads", "2", "--store", "redis://h:1/2", "--conversation-ttl", "60",
                  "--max-text-length", "500", "--max-body-bytes", "2048", "--no-access-log", "--threshold", "0.4")
-    config = app_config(args, tf_threads=1)
+    config = app_config(args)
     assert (args.workers, args.threads) == (3, 2)
     assert config["STORE_URL"] == "redis://h:1/2" and config["CONVERSATION_TTL"] == 60.0
     assert config["MAX_TEXT_LENGTH"] == 500 and config["MAX_CONTENT_LENGTH"] == 2048
     assert config["ACCESS_LOG"] is False and config["THRESHOLD"] == 0.4
-    assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (1, 1)
-    args = parse("--intra-op-threads", "2")
-    assert (app_config(args, 1)["INTRA_OP_THREADS"], app_config(args, 1)["INTER_OP_THREADS"]) == (2, 2)
-    assert app_config(parse("--dev"), tf_threads=0)["INTRA_OP_THREADS"] == 0
+    assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (1, -1)
+    config = app_config(parse("--intra-op-threads", "2", "--inter-op-threads", "0"))
+    assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (2, 0)
+    with pytest.raises(ConfigError, match="intra-op"):
+        app_config(parse("--intra-op-threads", "-1"))
 
 
 def test_serve_options_from_environment(monkeypatch):

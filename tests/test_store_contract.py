@@ -152,14 +152,17 @@ def test_open_store_urls(tmp_path):
     assert isinstance(open_store("memory"), MemoryStore)
     default = open_store(None, default_dir=tmp_path / "instance")
     assert default.path == tmp_path / "instance" / "conversations.sqlite3" and default.path.exists()
-    journal = default._connection().execute("PRAGMA journal_mode").fetchone()[0]
-    assert journal == "wal"
-    assert default._connection().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with default._connection() as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     default.close()
-    relative = open_store(f"sqlite:{tmp_path}/rel.db")
+    relative = open_store(f"sqlite:{tmp_path}/rel.db?synchronous=normal")
     assert relative.path == tmp_path / "rel.db"
+    with relative._connection() as connection:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     relative.close()
-    for bad in ["postgres://x", "sqlite://host/x", "sqlite:", "nonsense"]:
+    for bad in ["postgres://x", "sqlite://host/x", "sqlite:", "nonsense", f"sqlite:{tmp_path}/x.db?fast=1",
+                f"sqlite:{tmp_path}/x.db?synchronous=off"]:
         with pytest.raises(ConfigError):
             open_store(bad)
     with pytest.raises(ConfigError):
@@ -169,3 +172,15 @@ def test_open_store_urls(tmp_path):
 def test_unreachable_redis_is_a_clear_error(free_port):
     with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):
         open_store(f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_sqlite_connections_do_not_pile_up_with_short_lived_threads(tmp_path):
+    """The development server runs each request on a new thread: connections are pooled."""
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    for i in range(100):
+        thread = threading.Thread(target=lambda i=i: store.save(f"s{i}", ConversationState(turns=1), turn()))
+        thread.start()
+        thread.join()
+    assert len(store._idle) == 1
+    assert store.load("s99").turns == 1
+    store.close()
