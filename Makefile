@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test venv default-model bench clean
+.PHONY: run test venv default-model bench bench-serve clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,11 @@ default-model: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/predictor.py
+
+# Serving throughput and latency (needs wrk: apt-get install wrk).
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/web_overhead.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -5,7 +5,6 @@ made, and this object knows nothing of HTTP.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,15 @@ RANKING_SIZE = 10
 
 
 class Assistant:
+    """One loaded model with its dialogue policy, answering over a conversation store.
+
+    The store may outlive the assistant: a reload builds a new assistant over the same store.
+    """
+
     def __init__(self, predictor: Predictor, policy: DialoguePolicy, store: ConversationStore) -> None:
         self.predictor = predictor
         self.policy = policy
         self.store = store
-        # Two requests of one sender must not interleave load -> decide -> save, or one turn's
-        # context change is lost. Lock per sender, striped to bound memory.
-        self._locks = [threading.Lock() for _ in range(64)]
 
     @classmethod
     def load(
@@ -33,8 +34,12 @@ class Assistant:
         threshold: float | None = None,
         seed: int | None = None,
         store: ConversationStore | None = None,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
     ) -> "Assistant":
-        predictor = Predictor.load(model_dir)
+        """Load the model at ``model_dir``; raises :class:`~legacy_assistant.errors.ArtifactError`
+        for a missing or damaged one. Thread counts go to TensorFlow's session (0: one per core)."""
+        predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
         policy = DialoguePolicy.from_manifest(predictor.manifest, threshold=threshold, seed=seed)
         return cls(predictor, policy, store if store is not None else MemoryStore())
 
@@ -50,7 +55,9 @@ class Assistant:
     def chat(self, sender: str, message: str) -> Reply:
         """Answer one turn of ``sender``'s conversation; the turn is stored before returning."""
         prediction = self.predictor.predict([message])[0]
-        with self._locks[hash(sender) % len(self._locks)]:
+        # Two turns of one sender must not interleave load -> decide -> save, or one turn's
+        # context change is lost; the store holds the sender for that span.
+        with self.store.conversation(sender):
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, prediction.known_features > 0)
             self.store.save(sender, next_state, Turn(message, reply.text, reply.intent, reply.confidence))
@@ -65,4 +72,5 @@ class Assistant:
         ]
 
     def close(self) -> None:
+        """Close the model's session (the store is left open: it may serve another assistant)."""
         self.predictor.close()

@@ -26,3 +26,7 @@ class TrainingError(AssistantError):
 
 class ConfigError(AssistantError, ValueError):
     """A configuration value is invalid."""
+
+
+class StoreError(AssistantError):
+    """The conversation store cannot be reached or refused a read or write."""

@@ -2,15 +2,29 @@
 
 A store maps a sender id to its :class:`ConversationState`. :meth:`ConversationStore.save`
 records the new state together with the turn that produced it, in one step, before the reply
-is sent.
+is sent. Three stores share one contract (``tests/test_store_contract.py``):
+
+* :class:`MemoryStore` (here): one process, for tests and the terminal chat;
+* :class:`legacy_assistant.sqlite_store.SQLiteStore`: a file, shared by the processes of one host;
+* :class:`legacy_assistant.redis_store.RedisStore`: shared by every process on every host.
+
+:func:`open_store` picks one from a URL.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+
+from legacy_assistant.errors import ConfigError
+
+DEFAULT_TTL_SECONDS = 3600.0
+DEFAULT_MAX_TURNS = 50
 
 
 @dataclass(frozen=True)
@@ -48,16 +62,34 @@ class Turn:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Turn":
+        return cls(
+            message=str(data["message"]),
+            reply=str(data["reply"]),
+            intent=str(data["intent"]),
+            confidence=float(data["confidence"]),
+            at=float(data["at"]),
+        )
+
 
 class ConversationStore(Protocol):
     def load(self, sender: str) -> ConversationState:
         """The sender's state; a fresh one for an unknown or expired sender."""
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
-        """Record ``turn`` and ``state`` together; when this returns, both are kept."""
+        """Record ``turn`` and ``state`` together; when this returns, both are kept durably."""
 
     def history(self, sender: str) -> list[Turn]:
-        """The sender's stored turns, oldest first."""
+        """The sender's stored turns, oldest first; empty for an unknown or expired sender."""
+
+    def conversation(self, sender: str) -> contextlib.AbstractContextManager[None]:
+        """Hold ``sender``'s conversation for one load -> decide -> save, so that two turns of
+        one sender never interleave (across threads, and across processes or hosts as far as
+        the store is shared)."""
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
 
 
 class MemoryStore:
@@ -69,11 +101,17 @@ class MemoryStore:
         max_turns: turns kept per conversation.
     """
 
-    def __init__(self, ttl_seconds: float = 3600.0, max_conversations: int = 10000, max_turns: int = 50) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_conversations: int = 10000,
+        max_turns: int = DEFAULT_MAX_TURNS,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_conversations = max_conversations
         self.max_turns = max_turns
         self._lock = threading.Lock()
+        self._sender_locks = [threading.Lock() for _ in range(64)]
         self._items: OrderedDict[str, tuple[float, ConversationState, deque[Turn]]] = OrderedDict()
 
     def _live(self, sender: str, now: float) -> tuple[float, ConversationState, deque[Turn]] | None:
@@ -106,5 +144,65 @@ class MemoryStore:
             item = self._live(sender, time.time())
             return list(item[2]) if item else []
 
+    @contextlib.contextmanager
+    def conversation(self, sender: str) -> Iterator[None]:
+        # Striped per-sender locks: bounded memory, and two senders rarely wait on each other.
+        with self._sender_locks[hash(sender) % len(self._sender_locks)]:
+            yield
+
+    def close(self) -> None:
+        """Nothing to release."""
+
     def __len__(self) -> int:
         return len(self._items)
+
+
+def open_store(
+    url: str | None,
+    *,
+    default_dir: str | Path = "instance",
+    ttl_seconds: float = DEFAULT_TTL_SECONDS,
+    max_turns: int = DEFAULT_MAX_TURNS,
+) -> ConversationStore:
+    """A store from a URL.
+
+    * ``None`` or ``""``: SQLite file ``conversations.sqlite3`` in ``default_dir``;
+    * ``memory``: :class:`MemoryStore` (this process only);
+    * ``sqlite:///abs/path.db`` or ``sqlite:relative/path.db``: :class:`SQLiteStore`; add
+      ``?synchronous=normal`` to skip the fsync per turn (a turn then survives a killed
+      process but not a power cut);
+    * ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`RedisStore`.
+
+    Raises :class:`ConfigError` for any other URL.
+    """
+    if ttl_seconds < 0:
+        raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds}")
+    if max_turns < 1:
+        raise ConfigError(f"turns kept per conversation must be >= 1, got {max_turns}")
+    if not url:
+        from legacy_assistant.sqlite_store import SQLiteStore
+
+        return SQLiteStore(Path(default_dir) / "conversations.sqlite3", ttl_seconds=ttl_seconds, max_turns=max_turns)
+    if url == "memory":
+        return MemoryStore(ttl_seconds=ttl_seconds, max_turns=max_turns)
+    if url.startswith("sqlite:"):
+        from legacy_assistant.sqlite_store import SQLiteStore
+
+        path, _, query = url[len("sqlite:"):].partition("?")
+        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ConfigError(f"{url!r}: unknown SQLite option(s) {sorted(unknown)}; only synchronous=full|normal")
+        if path.startswith("///"):
+            path = path[2:]
+        elif path.startswith("//"):
+            raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
+        if not path:
+            raise ConfigError(f"{url!r}: the SQLite URL names no file")
+        return SQLiteStore(Path(path), ttl_seconds=ttl_seconds, max_turns=max_turns,
+                           synchronous=options.get("synchronous", "full").lower())
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from legacy_assistant.redis_store import RedisStore
+
+        return RedisStore.from_url(url, ttl_seconds=ttl_seconds, max_turns=max_turns)
+    raise ConfigError(f"unknown conversation store {url!r}: use memory, sqlite:///PATH or redis://HOST:PORT/DB")

@@ -5,6 +5,7 @@ Models are trained or loaded once per test session: TensorFlow work is the slow 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -93,3 +94,52 @@ def app(default_predictor):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+def needs(what: str, why: str) -> None:
+    """Skip for lack of ``what`` locally; under CI (``CI=true``) a missing tool is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required under CI=true: {why}")
+    pytest.skip(f"{what} not available: {why}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a reachable Redis (``REDIS_URL``, default redis://127.0.0.1:6379/15)."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    except Exception as exc:  # not installed, refused, timed out
+        needs("Redis", f"{url}: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function giving a free TCP port on 127.0.0.1."""
+    import socket
+
+    def free() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return free
+
+
+@pytest.fixture
+def make_client(default_predictor):
+    """``make_client(**config)``: a test client over the shipped model with config overrides."""
+    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.web import create_app
+
+    def make(**config):
+        policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+        assistant = Assistant(default_predictor, policy, MemoryStore())
+        return create_app({"TESTING": True, **config}, assistant=assistant).test_client()
+
+    return make

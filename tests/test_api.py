@@ -1,4 +1,6 @@
 """Every route through Flask's test client, good and malformed requests alike."""
+import re
+
 import pytest
 
 
@@ -127,3 +129,100 @@ def test_unknown_route_wrong_method_and_huge_body_are_json(client):
     assert_error(client.get("/nope"), 404, "not_found")
     assert_error(client.get("/api/v1/parse"), 405, "method_not_allowed")
     assert_error(post(client, "/api/v1/parse", data='{"text": "' + "a" * 70000 + '"}'), 413)
+
+
+def test_405_keeps_its_allow_header(client):
+    response = client.get("/api/v1/chat")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("url, field", ROUTES)
+def test_deep_nesting_and_invalid_unicode_are_400(client, url, field):
+    deep = "[" * 20000 + "]" * 20000
+    assert_error(post(client, url, data=deep), 400, "invalid_json")
+    assert_error(post(client, url, data='{"a":' * 5000 + "1" + "}" * 5000), 400, "invalid_json")
+    body = '{"text": "\\ud800", "message": "\\ud800", "sentence": "\\ud800", "sender": "x"}'
+    assert_error(post(client, url, data=body), 400, "invalid_field")
+
+
+def test_text_cap_is_configurable(default_predictor):
+    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.web import create_app
+
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),
+                          MemoryStore())
+    client = create_app({"TESTING": True, "MAX_TEXT_LENGTH": 20, "MAX_CONTENT_LENGTH": 1000},
+                        assistant=assistant).test_client()
+    assert post(client, "/api/v1/parse", {"text": "a" * 20}).status_code == 200
+    response = post(client, "/api/v1/parse", {"text": "a" * 21})
+    assert_error(response, 400, "field_too_long")
+    assert "20 characters" in response.get_json()["error"]["message"]
+    assert_error(post(client, "/api/v1/parse", data='{"text": "' + "a" * 1200 + '"}'), 413, "request_entity_too_large")
+
+
+def test_rasa_rest_webhook(client):
+    def say(message, sender="rasa-user"):
+        response = post(client, "/webhooks/rest/webhook", {"sender": sender, "message": message})
+        assert response.status_code == 200
+        return response.get_json()
+
+    first = say("I'd like to order a coffee")
+    assert isinstance(first, list) and len(first) == 1
+    assert first[0]["recipient_id"] == "rasa-user" and first[0]["text"]
+    assert set(first[0]) == {"recipient_id", "text"}
+    # the conversation is shared with /api/v1/chat: the same sender continues the flow there
+    follow = post(client, "/api/v1/chat", {"sender": "rasa-user", "message": "a large one"}).get_json()
+    assert follow["intent"] == "coffee_size_large"
+    anonymous = post(client, "/webhooks/rest/webhook", {"message": "hello"}).get_json()
+    assert anonymous[0]["recipient_id"] == "default"
+    assert_error(post(client, "/webhooks/rest/webhook", {"sender": "x"}), 400, "missing_field")
+    assert_error(post(client, "/webhooks/rest/webhook", {"sender": 3, "message": "hi"}), 400, "invalid_field")
+
+
+def test_version_and_request_ids(client, default_predictor):
+    response = client.get("/version")
+    body = response.get_json()
+    assert body["service"] == "legacy-assistant"
+    assert body["model"]["name"] == "default"
+    assert body["model"]["version"] == default_predictor.manifest["manifest_sha256"][:12]
+    assert body["model"]["intents"] == len(default_predictor.classes)
+    generated = response.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", generated)
+    assert generated != client.get("/version").headers["X-Request-ID"]
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    odd = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"}).headers["X-Request-ID"]
+    assert odd != "bad id\twith spaces" and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", odd)
+
+
+def test_one_access_log_line_per_request(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.access"):
+        post(client, "/api/v1/parse", {"text": "hello"}, )
+        client.get("/nope", headers={"X-Request-ID": "req-42"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.access"]
+    assert len(lines) == 2
+    assert lines[0].startswith("POST /api/v1/parse 200 ") and "ms id=" in lines[0]
+    assert lines[1].startswith("GET /nope 404 ") and lines[1].endswith("id=req-42")
+
+
+def test_store_failure_is_503_json(default_predictor):
+    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.web import create_app
+
+    class BrokenStore(MemoryStore):
+        def save(self, *args):
+            raise StoreError("disk on fire")
+
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest), BrokenStore())
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    response = post(client, "/api/v1/chat", {"sender": "a", "message": "hi"})
+    assert_error(response, 503, "store_unavailable")
+    assert "disk on fire" not in response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == "1"

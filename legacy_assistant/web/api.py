@@ -3,26 +3,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
-from legacy_assistant.web import current_assistant
+from legacy_assistant.intents import FALLBACK_TAG
+from legacy_assistant.web import leased
 from legacy_assistant.web.errors import json_object, text_field
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _metrics() -> Any:
+    return current_app.extensions["legacy_assistant.metrics"]
 
 
 @blueprint.post("/parse")
 def parse() -> Any:
     """``{"text"}`` -> ``{"text", "intent": {"name", "confidence"}, "intent_ranking": [...]}``."""
     text = text_field(json_object(), "text")
-    return jsonify(current_assistant().parse(text))
+    with leased() as assistant:
+        result = assistant.parse(text)
+    _metrics().prediction(result["intent"]["name"])
+    return jsonify(result)
 
 
 @blueprint.post("/chat")
 def chat() -> Any:
-    """``{"sender", "message"}`` -> ``{"sender", "reply", "intent", "confidence"}``."""
+    """``{"sender", "message"}`` -> ``{"sender", "reply", "intent", "confidence"}``; the turn is
+    stored before the reply is sent."""
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH")
     message = text_field(body, "message")
-    reply = current_assistant().chat(sender, message)
+    with leased() as assistant:
+        reply = assistant.chat(sender, message)
+    _metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
     return jsonify({"sender": sender, "reply": reply.text, "intent": reply.intent, "confidence": reply.confidence})

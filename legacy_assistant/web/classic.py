@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
-from legacy_assistant.web import current_assistant
+from legacy_assistant.intents import FALLBACK_TAG
+from legacy_assistant.web import leased
 from legacy_assistant.web.errors import json_object, text_field
 
 blueprint = Blueprint("classic", __name__)
@@ -16,4 +17,7 @@ def assistant() -> Any:
     """``{"sentence"}`` -> ``[{"intent", "probability"}]``: intents above the threshold,
     most likely first, probability as a string (as classic clients parse it)."""
     sentence = text_field(json_object(), "sentence")
-    return jsonify(current_assistant().classic(sentence))
+    with leased() as served:
+        result = served.classic(sentence)
+    current_app.extensions["legacy_assistant.metrics"].prediction(result[0]["intent"] if result else FALLBACK_TAG)
+    return jsonify(result)

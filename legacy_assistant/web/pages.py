@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from legacy_assistant.web import current_assistant
+from legacy_assistant.web import current_slot
 
 blueprint = Blueprint("pages", __name__)
 
@@ -17,5 +17,5 @@ def index() -> Any:
 
 @blueprint.get("/health")
 def health() -> Any:
-    predictor = current_assistant().predictor
-    return jsonify({"status": "ok", "model": predictor.name, "intents": len(predictor.classes)})
+    model = current_slot().model
+    return jsonify({"status": "ok", "model": model["name"], "intents": model["intents"]})

@@ -1,0 +1,161 @@
+"""Per-request CPU cost of the web layer, in process, without sockets or a load generator.
+
+Calls the WSGI app directly with a prepared request and reports the median microseconds per
+request for: a Flask hello-world JSON route, our ``/api/v1/parse`` with the model replaced by
+a stub (web layer only: hooks, validation, metrics, access log, JSON), the same with the access
+log off, and ``Predictor.rank_one`` alone.
+
+With ``--tf-threads`` it instead measures the CPU time of one prediction for several TensorFlow
+session thread settings (intra-op, inter-op; -1 runs ops in the calling thread), from one
+request thread and from four at once, each in a fresh process.
+
+    python benchmarks/web_overhead.py [--calls 5000] [--tf-threads]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import threading
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+BODY = b'{"text": "hi, what time do you open on sundays?"}'
+
+
+def environ(path: str) -> dict:
+    return {
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "bench",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(BODY)), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(BODY),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+
+
+def per_call_us(fn, calls: int) -> float:
+    for _ in range(200):
+        fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e6
+
+
+def wsgi_call(app, path: str):
+    def call():
+        status = []
+        body = b"".join(app(environ(path), lambda s, h, e=None: status.append(s)))
+        assert status[0].startswith("200"), (status, body)
+    return call
+
+
+SENTENCE = "hi, what time do you open on sundays?"
+
+
+def prediction_cpu_us(intra: int, inter: int, threads: int, calls: int) -> float:
+    """CPU microseconds per ``rank_one`` with ``threads`` threads calling at once (best of 3)."""
+    from legacy_assistant.predictor import Predictor
+
+    predictor = Predictor.load(ROOT / "exported" / "default", intra, inter)
+    for _ in range(300):
+        predictor.rank_one(SENTENCE)
+
+    def work() -> None:
+        for _ in range(calls):
+            predictor.rank_one(SENTENCE)
+
+    best = float("inf")
+    for _ in range(3):
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        start = time.process_time()
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        best = min(best, (time.process_time() - start) / (calls * threads) * 1e6)
+    return best
+
+
+def tf_threads_table(calls: int, rounds: int = 4) -> None:
+    """Settings measured in interleaved rounds (a busy machine shifts every figure of one round
+    alike), median over the rounds."""
+    settings = [(1, -1), (1, 1), (0, 0), (1, 0)]
+    results: dict[tuple[int, int, int], list[float]] = {}
+    for _ in range(rounds):
+        for intra, inter in settings:
+            for threads in (1, 4):
+                out = subprocess.run([sys.executable, __file__, "--one", f"{intra},{inter},{threads}", "--calls",
+                                      str(calls)], capture_output=True, text=True, check=True).stdout
+                results.setdefault((intra, inter, threads), []).append(float(out.strip().splitlines()[-1]))
+    print(f"CPU per prediction, median of {rounds} interleaved rounds")
+    print("| intra-op, inter-op | 1 request thread | 4 request threads at once |")
+    print("| --- | ---: | ---: |")
+    for intra, inter in settings:
+        one, four = (statistics.median(results[(intra, inter, t)]) for t in (1, 4))
+        print(f"| {intra}, {inter} | {one:.0f} us | {four:.0f} us |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--tf-threads", action="store_true", help="compare TensorFlow thread settings")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        intra, inter, threads = (int(v) for v in args.one.split(","))
+        print(prediction_cpu_us(intra, inter, threads, args.calls))
+        return
+    if args.tf_threads:
+        tf_threads_table(min(args.calls, 800))
+        return
+    logging.basicConfig(stream=open("/dev/null", "w"), level=logging.INFO)
+
+    from hello_app import app as hello
+
+    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.web import create_app
+
+    predictor = Predictor.load(ROOT / "exported" / "default", 1, 1)
+    ranking = predictor.rank_one("hi, what time do you open on sundays?", top=10)
+
+    class StubPredictor:
+        """The real predictor's identity, a fixed answer: isolates the web layer."""
+
+        name, manifest, classes = predictor.name, predictor.manifest, predictor.classes
+
+        def rank_one(self, text, top=None):
+            return ranking
+
+        def close(self):
+            pass
+
+    policy = DialoguePolicy.from_manifest(predictor.manifest, seed=0)
+    stubbed = create_app({}, assistant=Assistant(StubPredictor(), policy, MemoryStore()))
+    quiet = create_app({"ACCESS_LOG": False}, assistant=Assistant(StubPredictor(), policy, MemoryStore()))
+
+    rows = [
+        ("Flask hello-world JSON route", per_call_us(wsgi_call(hello, "/hello"), args.calls)),
+        ("/api/v1/parse, model stubbed (web layer)", per_call_us(wsgi_call(stubbed, "/api/v1/parse"), args.calls)),
+        ("  same, access log off", per_call_us(wsgi_call(quiet, "/api/v1/parse"), args.calls)),
+        ("Predictor.rank_one alone", per_call_us(lambda: predictor.rank_one("hi, what time do you open on sundays?",
+                                                                            top=10), args.calls)),
+    ]
+    for label, us in rows:
+        print(f"{label:45} {us:8.1f} us")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Swap a served model for a new one without dropping a request.
+
+:class:`AssistantSlot` holds the assistant that new requests get. A request takes a *lease*
+(:meth:`AssistantSlot.lease`) and keeps the assistant it got for its whole life, even if a
+reload swaps in another one meanwhile. :meth:`AssistantSlot.reload` loads the new model beside
+the old one, checks that it answers, swaps the reference in one step, and closes the old
+model's session only when its last lease is returned: no request ever runs on a closed session.
+A model that fails to load or to answer is refused and the old one keeps serving.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from legacy_assistant.assistant import Assistant
+from legacy_assistant.errors import AssistantError
+
+log = logging.getLogger(__name__)
+
+SMOKE_TEXT = "hello"
+
+
+class ReloadError(AssistantError):
+    """A new model was refused; the one in service is unchanged."""
+
+
+def describe(assistant: Assistant) -> dict[str, Any]:
+    """Name, version (first 12 hex digits of the manifest's sha256), creation time, intent count."""
+    manifest = assistant.predictor.manifest
+    return {
+        "name": assistant.predictor.name,
+        "version": str(manifest.get("manifest_sha256", ""))[:12],
+        "created": manifest.get("created"),
+        "intents": len(assistant.predictor.classes),
+    }
+
+
+@dataclass
+class _Entry:
+    assistant: Assistant
+    leases: int = 0
+    retired: bool = False
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did: ``changed`` is False when the model on disk is the one in service."""
+
+    changed: bool
+    model: dict[str, Any]
+    previous: dict[str, Any]
+
+
+class AssistantSlot:
+    """The assistant in service, swappable while requests run.
+
+    Args:
+        assistant: the assistant to serve first.
+        loader: builds a fresh assistant (from the configured model directory) for a reload;
+            raises on a missing or damaged model.
+    """
+
+    def __init__(self, assistant: Assistant, loader: Callable[[], Assistant] | None = None) -> None:
+        self._entry = _Entry(assistant)
+        self._loader = loader
+        self._lock = threading.Lock()  # guards _entry and lease counts; held for microseconds
+        self._reload_lock = threading.Lock()  # one reload at a time
+        self._closed = False
+        self.model = describe(assistant)
+
+    @property
+    def current(self) -> Assistant:
+        """The assistant new requests get (for a quick look; a request should :meth:`lease`)."""
+        return self._entry.assistant
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Assistant]:
+        """The assistant in service, kept open until the block ends."""
+        with self._lock:
+            entry = self._entry
+            entry.leases += 1
+        try:
+            yield entry.assistant
+        finally:
+            with self._lock:
+                entry.leases -= 1
+                close = entry.retired and entry.leases == 0
+            if close:
+                self._close(entry)
+
+    def reload(self) -> ReloadResult:
+        """Load the model again from its directory and swap it in; raises :class:`ReloadError`
+        (nothing changed) when it cannot be loaded or does not answer."""
+        if self._loader is None:
+            raise ReloadError("this server was given a fixed model and cannot reload it")
+        with self._reload_lock:
+            previous = self.model
+            try:
+                fresh = self._loader()
+            except Exception as exc:  # any failure to load refuses the model, whatever it was
+                raise ReloadError(f"new model refused, still serving {previous['name']} {previous['version']}: "
+                                  f"{exc}") from exc
+            try:
+                fresh.predictor.predict([SMOKE_TEXT])
+                model = describe(fresh)
+            except Exception as exc:
+                fresh.close()
+                raise ReloadError(f"new model refused (it failed to answer), still serving {previous['name']} "
+                                  f"{previous['version']}: {exc}") from exc
+            if model["version"] == previous["version"] and model["name"] == previous["name"]:
+                fresh.close()
+                return ReloadResult(False, previous, previous)
+            with self._lock:
+                old = self._entry
+                self._entry = _Entry(fresh)
+                self.model = model
+                old.retired = True
+                close = old.leases == 0
+            if close:
+                self._close(old)
+            log.info("now serving model %s %s (was %s %s)", model["name"], model["version"],
+                     previous["name"], previous["version"])
+            return ReloadResult(True, model, previous)
+
+    def _close(self, entry: _Entry) -> None:
+        try:
+            entry.assistant.close()
+        except Exception:  # closing must never fail a request
+            log.exception("closing a retired model failed")
+
+    def close(self) -> None:
+        """Close the assistant in service (at shutdown)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            entry = self._entry
+            entry.retired = True
+            close = entry.leases == 0
+        if close:
+            self._close(entry)

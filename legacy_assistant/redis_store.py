@@ -1,0 +1,125 @@
+"""Conversations in Redis, shared by every worker on every host.
+
+Keys, under a prefix (default ``legacy-assistant:``)::
+
+    <prefix>state:<sender>   JSON of the ConversationState
+    <prefix>turns:<sender>   list of JSON turns, oldest first, trimmed to max_turns
+    <prefix>lock:<sender>    held for one load -> decide -> save (SET NX with a timeout)
+
+:meth:`RedisStore.save` writes state and turn in one ``MULTI``/``EXEC`` and returns once Redis
+has acknowledged it. Both keys expire after the idle time, so Redis itself forgets idle
+conversations. How durable an acknowledged write is depends on the Redis server's persistence
+settings (``appendonly yes`` with ``appendfsync everysec`` or ``always``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from legacy_assistant.errors import ConfigError, StoreError
+from legacy_assistant.store import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "legacy-assistant:"
+LOCK_TIMEOUT_SECONDS = 10.0  # a lock whose holder died is freed after this long
+LOCK_WAIT_SECONDS = 10.0
+
+
+class RedisStore:
+    """A :class:`~legacy_assistant.store.ConversationStore` on a Redis server.
+
+    Args:
+        client: a ``redis.Redis`` client (thread-safe: it keeps a connection pool).
+        ttl_seconds: idle time after which a conversation's keys expire (0: never).
+        max_turns: turns kept per conversation, newest kept.
+        prefix: key prefix, so several assistants can share one database.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        self._client = client
+        self.ttl_seconds = ttl_seconds
+        self.max_turns = max_turns
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "RedisStore":
+        """Connect to ``redis://host:port/db``; raises :class:`ConfigError` if it cannot be reached."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+            client.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Redis conversation store at {url}: {exc}") from None
+        return cls(client, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._client!r})"
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis conversation store: {what} failed: {exc}") from exc
+
+    def _key(self, kind: str, sender: str) -> str:
+        return f"{self.prefix}{kind}:{sender}"
+
+    def load(self, sender: str) -> ConversationState:
+        with self._errors("load"):
+            raw = self._client.get(self._key("state", sender))
+        if raw is None:
+            return ConversationState()
+        return ConversationState.from_dict(json.loads(raw))
+
+    def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
+        state_key, turns_key = self._key("state", sender), self._key("turns", sender)
+        ttl_ms = int(self.ttl_seconds * 1000)
+        with self._errors("save"):
+            pipe = self._client.pipeline(transaction=True)
+            if not self._client.exists(state_key):
+                pipe.delete(turns_key)  # an expired conversation starts afresh
+            pipe.set(state_key, json.dumps(state.to_dict()), px=ttl_ms or None)
+            pipe.rpush(turns_key, json.dumps(turn.to_dict()))
+            pipe.ltrim(turns_key, -self.max_turns, -1)
+            if ttl_ms:
+                pipe.pexpire(turns_key, ttl_ms)
+            pipe.execute()
+
+    def history(self, sender: str) -> list[Turn]:
+        with self._errors("history"):
+            if not self._client.exists(self._key("state", sender)):
+                return []
+            rows = self._client.lrange(self._key("turns", sender), 0, -1)
+        return [Turn.from_dict(json.loads(raw)) for raw in rows]
+
+    @contextlib.contextmanager
+    def conversation(self, sender: str) -> Iterator[None]:
+        lock = self._client.lock(
+            self._key("lock", sender), timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS, sleep=0.002
+        )
+        with self._errors("lock"):
+            acquired = lock.acquire()
+        if not acquired:
+            raise StoreError(f"conversation {sender!r} stayed locked for {LOCK_WAIT_SECONDS}s")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # an expired lock is already free
+                lock.release()
+
+    def close(self) -> None:
+        self._client.close()

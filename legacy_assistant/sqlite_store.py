@@ -1,0 +1,227 @@
+"""Conversations in a SQLite file, shared by every process of one host.
+
+The database runs in WAL mode, so readers never wait for the writer. Every
+:meth:`SQLiteStore.save` is one transaction that is committed before it returns; with
+``synchronous=FULL`` (the default) the commit is on disk, so a turn whose reply a client saw
+survives a killed process and a power cut alike (``normal`` survives a killed process only).
+
+:meth:`SQLiteStore.conversation` opens a ``BEGIN IMMEDIATE`` transaction: it takes the
+database's write lock, so load -> decide -> save of one turn is atomic across threads and
+processes. SQLite has one write lock per file, so turns are stored one at a time; the
+classifier runs outside that lock. Threads of one process first queue on a Python lock: SQLite's
+own busy handler waits by sleeping in growing steps (up to 100 ms), which under load turns a
+few milliseconds of waiting into a long tail; only the processes then contend inside SQLite.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from legacy_assistant.errors import ConfigError, StoreError
+from legacy_assistant.store import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    sender   TEXT PRIMARY KEY,
+    context  TEXT,
+    next_tag TEXT,
+    turns    INTEGER NOT NULL,
+    updated  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated);
+CREATE TABLE IF NOT EXISTS turns (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender     TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    reply      TEXT NOT NULL,
+    intent     TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
+"""
+SYNCHRONOUS_MODES = ("full", "normal", "extra")
+PURGE_EVERY = 500  # saves between two sweeps of expired conversations
+BUSY_TIMEOUT_SECONDS = 30.0
+MAX_IDLE_CONNECTIONS = 16
+
+
+class SQLiteStore:
+    """A :class:`~legacy_assistant.store.ConversationStore` in one SQLite file.
+
+    Args:
+        path: the database file (its folder is created).
+        ttl_seconds: a conversation idle this long starts afresh and is later deleted (0 keeps
+            conversations forever).
+        max_turns: turns kept per conversation, newest kept.
+        synchronous: ``full`` (commit survives power loss), ``normal`` (survives a killed
+            process) or ``extra``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        synchronous: str = "full",
+    ) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+        self.path = Path(path)
+        self.ttl_seconds = ttl_seconds
+        self.max_turns = max_turns
+        self.synchronous = synchronous
+        self._local = threading.local()  # the connection a thread holds during an operation
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._writer = threading.Lock()  # this process's writers queue here, not in SQLite's busy loop
+        self._saves = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connection() as connection:
+                connection.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
+        log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # Connections are pooled, not kept per thread: the development server runs every request on
+    # a new thread, and a connection per thread would pile up. A thread holds one connection for
+    # one operation (or one conversation() block) and gives it back.
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                                     check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        return connection
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        held = getattr(self._local, "connection", None)
+        if held is not None:  # inside conversation(): the same connection, the same transaction
+            yield held
+            return
+        with self._idle_lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = self._connect()
+        self._local.connection = connection
+        try:
+            yield connection
+        finally:
+            self._local.connection = None
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+            with self._idle_lock:
+                keep = len(self._idle) < MAX_IDLE_CONNECTIONS
+                if keep:
+                    self._idle.append(connection)
+            if not keep:
+                connection.close()
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite conversation store {self.path}: {what} failed: {exc}") from exc
+
+    def _expired(self, updated: float, now: float) -> bool:
+        return bool(self.ttl_seconds) and now - updated > self.ttl_seconds
+
+    def load(self, sender: str) -> ConversationState:
+        with self._errors("load"), self._connection() as connection:
+            row = connection.execute(
+                "SELECT context, next_tag, turns, updated FROM conversations WHERE sender = ?", (sender,)
+            ).fetchone()
+        if row is None or self._expired(row[3], time.time()):
+            return ConversationState()
+        return ConversationState(context=row[0], next_tag=row[1], turns=int(row[2]))
+
+    def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
+        with self._errors("save"), self._connection() as connection:
+            if connection.in_transaction:  # inside conversation(): the write lock is ours already
+                self._save(connection, sender, state, turn)
+            else:
+                with self._writer:
+                    connection.execute("BEGIN IMMEDIATE")
+                    self._save(connection, sender, state, turn)
+
+    def _save(self, connection: sqlite3.Connection, sender: str, state: ConversationState, turn: Turn) -> None:
+        now = time.time()
+        try:
+            row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
+            if row is not None and self._expired(row[0], now):
+                connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
+            connection.execute(
+                "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
+                "turns = excluded.turns, updated = excluded.updated",
+                (sender, state.context, state.next_tag, state.turns, now),
+            )
+            connection.execute(
+                "INSERT INTO turns (sender, message, reply, intent, confidence, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at),
+            )
+            connection.execute(
+                "DELETE FROM turns WHERE sender = ? AND id <= "
+                "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (sender, sender, self.max_turns),
+            )
+            self._saves += 1
+            if self.ttl_seconds and self._saves % PURGE_EVERY == 0:
+                self._purge(connection, now)
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        # Every save ends the transaction, also one that conversation() began: the turn is
+        # committed (and the write lock released) before the reply leaves.
+        connection.execute("COMMIT")
+
+    def _purge(self, connection: sqlite3.Connection, now: float) -> None:
+        cutoff = now - self.ttl_seconds
+        connection.execute(
+            "DELETE FROM turns WHERE sender IN (SELECT sender FROM conversations WHERE updated < ?)", (cutoff,)
+        )
+        deleted = connection.execute("DELETE FROM conversations WHERE updated < ?", (cutoff,)).rowcount
+        if deleted:
+            log.info("deleted %d expired conversation(s) from %s", deleted, self.path)
+
+    def history(self, sender: str) -> list[Turn]:
+        with self._errors("history"), self._connection() as connection:
+            row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
+            if row is None or self._expired(row[0], time.time()):
+                return []
+            rows = connection.execute(
+                "SELECT message, reply, intent, confidence, at FROM turns WHERE sender = ? ORDER BY id", (sender,)
+            ).fetchall()
+        return [Turn(message, reply, intent, float(confidence), float(at)) for message, reply, intent, confidence, at in rows]
+
+    @contextlib.contextmanager
+    def conversation(self, sender: str) -> Iterator[None]:
+        if getattr(self._local, "connection", None) is not None:  # nested: the outer block holds the lock
+            yield
+            return
+        with self._writer, self._connection() as connection:
+            with self._errors("lock"):
+                connection.execute("BEGIN IMMEDIATE")
+            yield  # _connection() rolls back if no save committed
+
+    def close(self) -> None:
+        with self._idle_lock:
+            connections, self._idle = self._idle, []
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()

@@ -1,0 +1,73 @@
+"""Admin routes (bearer ``ADMIN_TOKEN``; off when none is set): ``POST /admin/reload``.
+
+A reload loads the model directory again beside the model in service, checks it answers, and
+swaps it in; requests already running finish on the old model. A model that cannot be loaded
+is refused with 422 and the old one keeps serving. This process reloads before answering;
+``ON_RELOADED`` then tells the other processes (under gunicorn it sends SIGHUP to the master,
+which passes it to every worker, and each worker reloads in the same way).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify
+
+from legacy_assistant.hotswap import ReloadError
+from legacy_assistant.hotswap import AssistantSlot, ReloadResult
+from legacy_assistant.web import EXTENSION, current_slot, metrics
+from legacy_assistant.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
+    """Reload ``slot``, count and log the outcome; raises :class:`ReloadError` when refused."""
+    try:
+        result = slot.reload()
+    except ReloadError as exc:
+        metrics.reload_outcome("refused")
+        log.error("reload (%s) refused: %s", reason, exc)
+        raise
+    metrics.reload_outcome("reloaded" if result.changed else "unchanged")
+    if result.changed:
+        metrics.model_changed(result.model, result.previous)
+    else:
+        log.info("reload (%s): model %s %s is unchanged", reason, result.model["name"], result.model["version"])
+    return result
+
+
+def reload_in_background(app: Flask, reason: str) -> threading.Thread:
+    """Reload ``app``'s model on a thread of its own (from a signal handler); the outcome is logged."""
+    slot = app.extensions[EXTENSION]
+
+    def run() -> None:
+        try:
+            reload_model(slot, reason)
+        except ReloadError:
+            pass  # logged by reload_model; the old model keeps serving
+
+    thread = threading.Thread(target=run, name="model-reload", daemon=True)
+    thread.start()
+    return thread
+
+
+@blueprint.post("/reload")
+def reload() -> Any:
+    """Reload the model from its directory; ``{"status": "reloaded" | "unchanged", "model", "previous"}``."""
+    try:
+        result = reload_model(current_slot(), "admin route")
+    except ReloadError as exc:
+        raise ApiError(422, "reload_refused", str(exc)) from None
+    notify = current_app.config["ON_RELOADED"]
+    if notify is not None:
+        notify()
+    return jsonify({
+        "status": "reloaded" if result.changed else "unchanged",
+        "model": result.model,
+        "previous": result.previous,
+        "other_workers_notified": notify is not None,
+    })

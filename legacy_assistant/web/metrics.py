@@ -1,0 +1,101 @@
+"""Prometheus metrics of the web service, and their text exposition for ``GET /metrics``.
+
+Under gunicorn each worker is a process with its own counters. The server runs
+``prometheus_client`` in *multiprocess mode*: every worker writes its values to memory-mapped
+files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the master before it forks), and whichever worker
+answers ``/metrics`` adds up the files of all workers, so counters and histograms are totals
+for the whole server. ``legacy_assistant_model_info`` is per worker (a ``pid`` label), which
+shows, after a reload, which worker serves which model. Without that variable (dev server,
+tests) metrics live in this process's default registry.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+REQUESTS = Counter(
+    "legacy_assistant_http_requests", "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "legacy_assistant_http_request_duration_seconds", "Time from request to response, by route template",
+    ["route"], buckets=LATENCY_BUCKETS,
+)
+PREDICTIONS = Counter(
+    "legacy_assistant_predictions", "Answers by intent (the dialogue's choice for chat turns, the top "
+    "intent for parse and classic requests)", ["intent"],
+)
+FALLBACKS = Counter("legacy_assistant_fallbacks", "Chat turns answered with the fallback")
+RELOADS = Counter("legacy_assistant_model_reloads", "Model reloads, by outcome", ["outcome"])
+MODEL_INFO = Gauge(
+    "legacy_assistant_model_info", "The model in service (value 1; 0 for models since replaced)",
+    ["model", "version"], multiprocess_mode="liveall",
+)
+
+
+class RequestMetrics:
+    """Per-request recording with the labelled children cached (``labels()`` is not free)."""
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._predictions: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            with self._lock:
+                counter = self._requests.setdefault(key, REQUESTS.labels(route, method, str(status)))
+        counter.inc()
+        histogram = self._latency.get(route)
+        if histogram is None:
+            with self._lock:
+                histogram = self._latency.setdefault(route, LATENCY.labels(route))
+        histogram.observe(seconds)
+
+    def prediction(self, intent: str, fallback: bool = False) -> None:
+        counter = self._predictions.get(intent)
+        if counter is None:
+            with self._lock:
+                counter = self._predictions.setdefault(intent, PREDICTIONS.labels(intent))
+        counter.inc()
+        if fallback:
+            FALLBACKS.inc()
+
+
+def model_changed(model: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
+    """Point ``legacy_assistant_model_info`` at ``model``."""
+    if previous is not None:
+        MODEL_INFO.labels(previous["name"], previous["version"]).set(0)
+    MODEL_INFO.labels(model["name"], model["version"]).set(1)
+
+
+def reload_outcome(outcome: str) -> None:
+    RELOADS.labels(outcome).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics of the whole server in Prometheus text format, and its content type."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,102 @@
+"""Request ids, one access-log line per request, request metrics; ``/metrics`` and ``/version``.
+
+Every response carries ``X-Request-ID``: the client's own (when it is a short token of
+letters, digits, ``.``, ``_`` or ``-``) or a new random one. The access log is the logger
+``legacy_assistant.access`` at INFO, one line per request::
+
+    POST /api/v1/parse 200 0.84ms id=4f1c9a2b-1f3
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import platform
+import re
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+
+from legacy_assistant import __version__
+from legacy_assistant.web import metrics
+
+access_log = logging.getLogger("legacy_assistant.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
+UNMATCHED_ROUTE = "<unmatched>"
+
+blueprint = Blueprint("observability", __name__)
+
+
+class RequestIds:
+    """``<8 random hex digits, new per process>-<counter>``: unique across processes and hosts
+    (with overwhelming odds) without a system call per request."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        if self._pid != os.getpid():  # a forked child must not repeat its parent's ids
+            self._pid, self._prefix, self._counter = os.getpid(), secrets.token_hex(4), itertools.count(1)
+        return f"{self._prefix}-{next(self._counter):x}"
+
+
+def request_id() -> str:
+    """This request's id."""
+    return g.request_id
+
+
+def register(app: Flask) -> None:
+    """Install the hooks; call before any other ``before_request`` so timing covers them."""
+    recorder = metrics.RequestMetrics()
+    app.extensions["legacy_assistant.metrics"] = recorder
+    ids = RequestIds()
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        given = request.headers.get(REQUEST_ID_HEADER)
+        g.request_id = given if given and _VALID_REQUEST_ID(given) else ids.next()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        started = g.get("started")
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        rid = g.get("request_id") or ids.next()
+        response.headers[REQUEST_ID_HEADER] = rid
+        rule = request.url_rule
+        recorder.request(rule.rule if rule is not None else UNMATCHED_ROUTE, request.method, response.status_code,
+                         seconds)
+        if current_app.config["ACCESS_LOG"]:
+            access_log.info("%s %s %d %.2fms id=%s", request.method, request.path, response.status_code,
+                            seconds * 1000, rid)
+        return response
+
+    app.register_blueprint(blueprint)
+
+
+@blueprint.get("/metrics")
+def metrics_text() -> Response:
+    """Prometheus text exposition of the whole server's metrics."""
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+@blueprint.get("/version")
+def version() -> Any:
+    """Versions of the service and of the model this worker serves."""
+    from legacy_assistant.web import current_slot
+
+    slot = current_slot()
+    return jsonify({
+        "service": "legacy-assistant",
+        "version": __version__,
+        "python": platform.python_version(),
+        "model": slot.model,
+        "pid": os.getpid(),
+    })

@@ -1,0 +1,229 @@
+"""The OpenAPI 3.1 document of this service, served at ``GET /openapi.json``.
+
+It is built from the app's settings (field length limits, body limit, whether tokens are
+required), so what it says is what this server enforces. Schemas are JSON Schema 2020-12, as
+OpenAPI 3.1 defines them; ``tests/test_openapi.py`` checks that every route is documented and
+that real responses validate against their documented schema.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from legacy_assistant import __version__
+
+blueprint = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _text(limit: int, description: str) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": limit, "description": description}
+
+
+def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
+    text_limit, sender_limit = int(config["MAX_TEXT_LENGTH"]), int(config["MAX_SENDER_LENGTH"])
+    confidence = {"type": "number", "minimum": 0, "maximum": 1}
+    intent_confidence = {
+        "type": "object", "required": ["name", "confidence"],
+        "properties": {"name": {"type": "string"}, "confidence": confidence},
+    }
+    model = {
+        "type": "object", "required": ["name", "version", "created", "intents"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string", "description": "first 12 hex digits of the model manifest's sha256"},
+            "created": {"type": ["string", "null"]},
+            "intents": {"type": "integer", "minimum": 0},
+        },
+    }
+    return {
+        "Error": {
+            "type": "object", "required": ["error"], "additionalProperties": False,
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
+            }},
+        },
+        "ParseRequest": {
+            "type": "object", "required": ["text"],
+            "properties": {"text": _text(text_limit, "the text to classify; not blank")},
+        },
+        "ParseResult": {
+            "type": "object", "required": ["text", "intent", "intent_ranking"],
+            "properties": {
+                "text": {"type": "string"},
+                "intent": intent_confidence,
+                "intent_ranking": {"type": "array", "items": intent_confidence, "maxItems": 10},
+            },
+        },
+        "ChatRequest": {
+            "type": "object", "required": ["sender", "message"],
+            "properties": {
+                "sender": _text(sender_limit, "conversation id: turns with the same sender share context"),
+                "message": _text(text_limit, "what the person typed; not blank"),
+            },
+        },
+        "ChatReply": {
+            "type": "object", "required": ["sender", "reply", "intent", "confidence"],
+            "properties": {
+                "sender": {"type": "string"},
+                "reply": {"type": "string"},
+                "intent": {"type": "string", "description": "the intent answered, 'fallback' when none fit"},
+                "confidence": confidence,
+            },
+        },
+        "ClassicRequest": {
+            "type": "object", "required": ["sentence"],
+            "properties": {"sentence": _text(text_limit, "the text to classify")},
+        },
+        "ClassicResult": {
+            "type": "array",
+            "items": {
+                "type": "object", "required": ["intent", "probability"],
+                "properties": {"intent": {"type": "string"},
+                               "probability": {"type": "string", "description": "a float, as a string"}},
+            },
+        },
+        "RasaMessage": {
+            "type": "object", "required": ["message"],
+            "properties": {
+                "sender": _text(sender_limit, "conversation id (default 'default')"),
+                "message": _text(text_limit, "what the person typed"),
+            },
+        },
+        "RasaReply": {
+            "type": "array", "minItems": 1,
+            "items": {
+                "type": "object", "required": ["recipient_id", "text"],
+                "properties": {"recipient_id": {"type": "string"}, "text": {"type": "string"}},
+            },
+        },
+        "Health": {
+            "type": "object", "required": ["status", "model", "intents"],
+            "properties": {"status": {"const": "ok"}, "model": {"type": "string"},
+                           "intents": {"type": "integer", "minimum": 0}},
+        },
+        "Model": model,
+        "Version": {
+            "type": "object", "required": ["service", "version", "python", "model", "pid"],
+            "properties": {
+                "service": {"const": "legacy-assistant"},
+                "version": {"type": "string"},
+                "python": {"type": "string"},
+                "model": _ref("Model"),
+                "pid": {"type": "integer", "description": "the process (gunicorn worker) that answered"},
+            },
+        },
+        "ReloadResult": {
+            "type": "object", "required": ["status", "model", "previous", "other_workers_notified"],
+            "properties": {
+                "status": {"enum": ["reloaded", "unchanged"]},
+                "model": _ref("Model"),
+                "previous": _ref("Model"),
+                "other_workers_notified": {"type": "boolean"},
+            },
+        },
+    }
+
+
+def _post(summary: str, request: str, response: str, config: Mapping[str, Any], tag: str,
+          security: list[dict[str, list[str]]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": _json(_ref(response), "the answer"),
+        "400": _error("invalid JSON, a body that is not an object, or a missing, wrongly typed, blank, "
+                      f"too long (text over {config['MAX_TEXT_LENGTH']} characters) or invalid field"),
+        "413": _error(f"a body over {config['MAX_CONTENT_LENGTH']} bytes"),
+        "415": _error("a body that is not application/json"),
+    }
+    if security:
+        responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
+    responses.update(extra or {})
+    responses["default"] = _error("any other error (404, 405, 500), always this shape")
+    operation = {
+        "summary": summary,
+        "tags": [tag],
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(request)}}},
+        "responses": responses,
+    }
+    if security:
+        operation["security"] = security
+    return {"post": operation}
+
+
+def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "tags": [tag],
+                    "responses": {"200": response, "default": _error("any error, always this shape")}}}
+
+
+def document(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document for an app with ``config``."""
+    api_security = [{"apiToken": []}] if config.get("API_TOKEN") else []
+    admin_security = [{"adminToken": []}]
+    unavailable = {"503": _error("the conversation store is unavailable (Retry-After says when to retry)")}
+    reload_op = _post("Reload the model from its directory and swap it in", "Empty", "ReloadResult", config,
+                      "admin", admin_security,
+                      {"403": _error("admin routes are off (no admin token configured)"),
+                       "422": _error("the new model was refused; the old one keeps serving")})
+    reload_op["post"]["requestBody"]["required"] = False
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "legacy-assistant",
+            "version": __version__,
+            "description": "An intent-classifier chatbot. Every error is JSON {\"error\": {\"code\", \"message\"}}; "
+                           "every response carries X-Request-ID.",
+        },
+        "paths": {
+            "/api/v1/parse": _post("Classify a text (Rasa-shaped parse, no dialogue rules)", "ParseRequest",
+                                   "ParseResult", config, "api", api_security),
+            "/api/v1/chat": _post("One chat turn; stored before the reply is sent", "ChatRequest", "ChatReply",
+                                  config, "api", api_security, unavailable),
+            "/katana-ml/api/v1.0/assistant": _post("The classic route: intents above the threshold",
+                                                   "ClassicRequest", "ClassicResult", config, "classic",
+                                                   api_security),
+            "/webhooks/rest/webhook": _post("Rasa-compatible REST channel", "RasaMessage", "RasaReply", config,
+                                            "rasa", api_security, unavailable),
+            "/admin/reload": reload_op,
+            "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),
+            "/version": _get("Service and model versions of the answering worker", _json(_ref("Version"), "versions"),
+                             "operations"),
+            "/metrics": _get("Prometheus metrics of the whole server",
+                             {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}, "operations"),
+            "/openapi.json": _get("This document", _json({"type": "object"}, "the OpenAPI document"), "operations"),
+            "/": _get("The chat page", {"description": "HTML page",
+                                        "content": {"text/html": {"schema": {"type": "string"}}}}, "pages"),
+            "/static/{filename}": {"get": {
+                "summary": "The chat page's script and style sheet", "tags": ["pages"],
+                "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file"}, "default": _error("no such file")},
+            }},
+        },
+        "components": {
+            "schemas": {**_schemas(config), "Empty": {"type": "object"}},
+            "securitySchemes": {
+                "apiToken": {"type": "http", "scheme": "bearer", "description": "LEGACY_ASSISTANT_API_TOKEN"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "LEGACY_ASSISTANT_ADMIN_TOKEN"},
+            },
+        },
+    }
+
+
+@blueprint.get("/openapi.json")
+def openapi_json() -> Any:
+    return jsonify(document(current_app.config))

@@ -1,0 +1,30 @@
+"""A Rasa-compatible REST channel: ``POST /webhooks/rest/webhook``.
+
+Clients written for Rasa's ``rest`` channel send ``{"sender", "message"}`` and get a list of
+bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Rasa, a missing
+``sender`` means the conversation ``"default"``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from legacy_assistant.intents import FALLBACK_TAG
+from legacy_assistant.web import leased
+from legacy_assistant.web.errors import json_object, text_field
+
+blueprint = Blueprint("rasa", __name__, url_prefix="/webhooks/rest")
+
+DEFAULT_SENDER = "default"
+
+
+@blueprint.post("/webhook")
+def webhook() -> Any:
+    body = json_object()
+    sender = text_field(body, "sender", "MAX_SENDER_LENGTH", default=DEFAULT_SENDER)
+    message = text_field(body, "message")
+    with leased() as assistant:
+        reply = assistant.chat(sender, message)
+    current_app.extensions["legacy_assistant.metrics"].prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
+    return jsonify([{"recipient_id": sender, "text": reply.text}])

@@ -1,0 +1,64 @@
+"""A reply is sent only after its turn is stored: SIGKILL the whole server (master and
+workers at once) in the middle of a load, then every turn a client saw acknowledged is in
+the SQLite store."""
+import http.client
+import json
+import signal
+import threading
+import time
+
+from server_process import ServerProcess
+
+from legacy_assistant.sqlite_store import SQLiteStore
+
+
+def test_sigkill_under_load_loses_no_acknowledged_turn(tmp_path, free_port):
+    database = tmp_path / "conversations.db"
+    server = ServerProcess(["--workers", "2", "--threads", "4", "--store", f"sqlite:///{database}", "--no-access-log"],
+                           port=free_port(), log_path=tmp_path / "server.log",
+                           env={"LEGACY_ASSISTANT_MAX_TURNS": "100000"})
+    acknowledged = {}
+    stop = threading.Event()
+
+    def chat(k):
+        sender = f"durable-{k}"
+        acknowledged[sender] = []
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        i = 0
+        while not stop.is_set():
+            message = f"hello number {i}"
+            try:
+                connection.request("POST", "/api/v1/chat", json.dumps({"sender": sender, "message": message}),
+                                   {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                body = json.loads(response.read())
+            except (OSError, http.client.HTTPException, ValueError):
+                return  # the server is gone: this request was never acknowledged
+            if response.status == 200 and body["sender"] == sender:
+                acknowledged[sender].append(message)
+            i += 1
+
+    threads = [threading.Thread(target=chat, args=(k,)) for k in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        server.kill9()  # master and workers, no chance to flush or finish anything
+        assert server.process.returncode == -signal.SIGKILL
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+        server.stop()
+
+    total = sum(len(messages) for messages in acknowledged.values())
+    assert total >= 40, f"too little load to mean anything: {total} acknowledged turns"
+    store = SQLiteStore(database, max_turns=100000)
+    try:
+        for sender, messages in acknowledged.items():
+            stored = [turn.message for turn in store.history(sender)]
+            missing = [m for m in messages if m not in stored]
+            assert not missing, f"{sender}: acknowledged but not stored: {missing[:5]}"
+            assert store.load(sender).turns >= len(messages)
+    finally:
+        store.close()

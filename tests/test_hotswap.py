@@ -1,0 +1,130 @@
+"""Hot reload in one process: load beside, swap atomically, close the old model only when its
+last request is done, refuse a broken model and keep serving the old one."""
+import shutil
+import threading
+
+import pytest
+
+from legacy_assistant.assistant import Assistant
+from legacy_assistant.hotswap import AssistantSlot, ReloadError
+from legacy_assistant.store import MemoryStore
+
+
+class Switchable:
+    """A model directory whose contents the test replaces between reloads."""
+
+    def __init__(self, path, source):
+        self.path = path
+        self.put(source)
+
+    def put(self, source):
+        shutil.rmtree(self.path, ignore_errors=True)
+        shutil.copytree(source, self.path)
+
+    def damage(self):
+        variables = next((self.path / "saved_model" / "variables").glob("variables.data-*"))
+        variables.write_bytes(variables.read_bytes()[:100])
+
+
+@pytest.fixture
+def served(tmp_path, tiny_model_dir):
+    model = Switchable(tmp_path / "model", tiny_model_dir)
+    store = MemoryStore()
+    slot = AssistantSlot(Assistant.load(model.path, store=store, seed=0),
+                         lambda: Assistant.load(model.path, store=store, seed=0))
+    yield model, slot
+    slot.close()
+
+
+def closed(assistant):
+    return assistant.predictor._classifier.graph_session._closed
+
+
+def test_reload_swaps_in_the_new_model_and_keeps_the_store(served):
+    model, slot = served
+    old = slot.current
+    old.chat("alice", "hello")
+    model.put("exported/default")
+    result = slot.reload()
+    assert result.changed and (result.previous["name"], result.model["name"]) == ("tiny", "default")
+    assert result.model["version"] != result.previous["version"]
+    assert slot.current is not old and slot.current.store is old.store
+    assert slot.current.predictor.classes != old.predictor.classes
+    assert closed(old)  # no lease was out: closed at once
+    assert len(slot.current.store.history("alice")) == 1
+
+
+def test_unchanged_model_is_not_swapped(served):
+    _, slot = served
+    before = slot.current
+    result = slot.reload()
+    assert not result.changed and slot.current is before and not closed(before)
+
+
+def test_in_flight_request_keeps_its_model_open(served):
+    model, slot = served
+    with slot.lease() as old:
+        model.put("exported/default")
+        slot.reload()
+        assert slot.current is not old
+        assert not closed(old)
+        assert old.parse("hello")["intent"]["name"]  # still answers on the old session
+    assert closed(old)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove", "garbage-manifest"])
+def test_broken_model_is_refused_and_old_keeps_serving(served, damage):
+    model, slot = served
+    before = slot.current
+    if damage == "truncate":
+        model.damage()
+    elif damage == "remove":
+        shutil.rmtree(model.path)
+    else:
+        (model.path / "assistant.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ReloadError, match="refused, still serving tiny"):
+        slot.reload()
+    assert slot.current is before and not closed(before)
+    assert before.parse("hello")["intent"]["name"]
+
+
+def test_fixed_assistant_cannot_reload(default_predictor):
+    from legacy_assistant.dialogue import DialoguePolicy
+
+    slot = AssistantSlot(Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
+                                   MemoryStore()))
+    with pytest.raises(ReloadError, match="fixed model"):
+        slot.reload()
+
+
+def test_no_request_fails_across_many_reloads(served, tiny_model_dir):
+    """Eight threads answer through leases while the model flips back and forth: every call
+    succeeds (no closed session, no half-swapped model), and every retired model is closed."""
+    model, slot = served
+    errors, answered, retired = [], [0], []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                with slot.lease() as assistant:
+                    assert assistant.parse("hello there")["intent"]["name"]
+                answered[0] += 1
+            except Exception as exc:  # recorded, the test fails below
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            retired.append(slot.current)
+            model.put("exported/default" if i % 2 == 0 else tiny_model_dir)
+            assert slot.reload().changed
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert answered[0] > 50
+    assert all(closed(a) for a in retired)

@@ -1,0 +1,44 @@
+"""``GET /metrics``: Prometheus text with request, latency, intent, fallback and model metrics."""
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def samples(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    found = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(found, name, **labels):
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_predictor):
+    before = samples(client)
+    for _ in range(3):
+        client.post("/api/v1/parse", json={"text": "when do you open?"})
+    client.post("/api/v1/parse", json={})
+    client.post("/api/v1/chat", json={"sender": "m", "message": "qwerty asdf zxcv"})
+    client.get("/no/such/route")
+    after = samples(client)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    requests = "legacy_assistant_http_requests_total"
+    assert delta(requests, route="/api/v1/parse", method="POST", status="200") == 3
+    assert delta(requests, route="/api/v1/parse", method="POST", status="400") == 1
+    assert delta(requests, route="<unmatched>", method="GET", status="404") == 1
+    latency = "legacy_assistant_http_request_duration_seconds"
+    assert delta(latency + "_count", route="/api/v1/parse") == 4
+    assert delta(latency + "_sum", route="/api/v1/parse") > 0
+    assert delta(latency + "_bucket", route="/api/v1/parse", le="+Inf") == 4
+    assert delta("legacy_assistant_predictions_total", intent="opening_hours") == 3
+    assert delta("legacy_assistant_predictions_total", intent="fallback") == 1
+    assert delta("legacy_assistant_fallbacks_total") == 1
+    version = default_predictor.manifest["manifest_sha256"][:12]
+    assert value(after, "legacy_assistant_model_info", model="default", version=version) == 1

@@ -1,0 +1,72 @@
+"""``/openapi.json``: a valid OpenAPI 3.1 document that matches the routes and the responses."""
+import pytest
+from openapi_check import check, template
+from openapi_spec_validator import validate
+
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+@pytest.fixture
+def doc(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_document_is_valid_openapi_31(doc):
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+
+
+def test_every_route_is_documented_and_every_documented_route_exists(app, doc):
+    served = set()
+    for rule in app.url_map.iter_rules():
+        for method in rule.methods - IGNORED_METHODS:
+            served.add((template(rule.rule), method.lower()))
+    documented = {(path, method) for path, item in doc["paths"].items() for method in item}
+    assert served == documented
+
+
+def test_document_follows_the_settings(make_client):
+    client = make_client(MAX_TEXT_LENGTH=77, API_TOKEN="t")
+    doc = client.get("/openapi.json").get_json()
+    schemas = doc["components"]["schemas"]
+    assert schemas["ParseRequest"]["properties"]["text"]["maxLength"] == 77
+    assert doc["paths"]["/api/v1/parse"]["post"]["security"] == [{"apiToken": []}]
+    assert "401" in doc["paths"]["/api/v1/chat"]["post"]["responses"]
+
+
+REQUESTS = [
+    ("POST", "/api/v1/parse", {"json": {"text": "when do you open?"}}),
+    ("POST", "/api/v1/parse", {"json": {"text": ""}}),
+    ("POST", "/api/v1/parse", {"data": "{", "content_type": "application/json"}),
+    ("POST", "/api/v1/parse", {"data": "x", "content_type": "text/plain"}),
+    ("POST", "/api/v1/parse", {"data": '{"text": "' + "a" * 70000 + '"}', "content_type": "application/json"}),
+    ("POST", "/api/v1/chat", {"json": {"sender": "o", "message": "I'd like to order a coffee"}}),
+    ("POST", "/api/v1/chat", {"json": {"sender": "o", "message": "qwerty"}}),
+    ("POST", "/api/v1/chat", {"json": {"message": "hi"}}),
+    ("POST", "/katana-ml/api/v1.0/assistant", {"json": {"sentence": "where are you?"}}),
+    ("POST", "/katana-ml/api/v1.0/assistant", {"json": {"sentence": "zzzz"}}),
+    ("POST", "/webhooks/rest/webhook", {"json": {"sender": "r", "message": "hello"}}),
+    ("POST", "/webhooks/rest/webhook", {"json": {"sender": "r", "message": 5}}),
+    ("POST", "/admin/reload", {}),
+    ("GET", "/health", {}),
+    ("GET", "/version", {}),
+    ("GET", "/metrics", {}),
+    ("GET", "/openapi.json", {}),
+    ("GET", "/", {}),
+    ("GET", "/static/chat.css", {}),
+    ("GET", "/static/nope.js", {}),
+    ("GET", "/nowhere", {}),
+    ("GET", "/api/v1/parse", {}),
+    ("DELETE", "/api/v1/chat", {}),
+]
+
+
+def test_real_responses_match_the_document(app, client, doc):
+    statuses = set()
+    for method, url, kwargs in REQUESTS:
+        response = client.open(url, method=method, **kwargs)
+        statuses.add(response.status_code)
+        check(app, doc, method, url, response)
+    assert {200, 400, 403, 404, 405, 413, 415} <= statuses

@@ -1,0 +1,118 @@
+"""Bearer tokens for the API and admin routes, and the CORS allow-list."""
+import pytest
+
+API = [("/api/v1/parse", {"text": "hello"}), ("/api/v1/chat", {"sender": "s", "message": "hello"}),
+       ("/katana-ml/api/v1.0/assistant", {"sentence": "hello"}), ("/webhooks/rest/webhook", {"message": "hello"})]
+PUBLIC = ["/", "/health", "/version", "/metrics", "/openapi.json", "/static/chat.js"]
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_401(response, invalid):
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == ("invalid_token" if invalid else "unauthorized")
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="legacy-assistant"')
+    assert ('error="invalid_token"' in challenge) == invalid
+
+
+@pytest.mark.parametrize("url, body", API)
+def test_api_token_guards_every_api_route(make_client, url, body):
+    client = make_client(API_TOKEN="s3cret-api")
+    assert_401(client.post(url, json=body), invalid=False)
+    assert_401(client.post(url, json=body, headers=bearer("wrong")), invalid=True)
+    assert_401(client.post(url, json=body, headers={"Authorization": "Basic czNjcmV0LWFwaQ=="}), invalid=False)
+    assert_401(client.post(url, json=body, headers=bearer("s3cret-admin")), invalid=True)
+    assert client.post(url, json=body, headers=bearer("s3cret-api")).status_code == 200
+    assert client.post(url, json=body, headers={"Authorization": "bearer  s3cret-api "}).status_code == 200
+
+
+def test_without_api_token_the_api_is_open(make_client):
+    client = make_client()
+    for url, body in API:
+        assert client.post(url, json=body).status_code == 200
+
+
+def test_public_routes_need_no_token(make_client):
+    client = make_client(API_TOKEN="a", ADMIN_TOKEN="b")
+    for url in PUBLIC:
+        assert client.get(url).status_code == 200, url
+
+
+def test_admin_routes_are_off_without_admin_token(make_client):
+    client = make_client(API_TOKEN="api")
+    response = client.post("/admin/reload", headers=bearer("api"))
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "admin_disabled"
+
+
+def test_admin_token_is_separate_from_api_token(make_client):
+    client = make_client(API_TOKEN="api", ADMIN_TOKEN="adm")
+    assert_401(client.post("/admin/reload"), invalid=False)
+    assert_401(client.post("/admin/reload", headers=bearer("api")), invalid=True)
+    # accepted, then refused for a reason of its own: a test app has no model directory to reload
+    response = client.post("/admin/reload", headers=bearer("adm"))
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "reload_refused"
+
+
+def test_tokens_from_environment(monkeypatch, make_client):
+    monkeypatch.setenv("LEGACY_ASSISTANT_API_TOKEN", "from-env")
+    client = make_client()
+    assert client.post("/api/v1/parse", json={"text": "hi"}).status_code == 401
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers=bearer("from-env")).status_code == 200
+
+
+def test_tokens_are_compared_in_constant_time(make_client, monkeypatch):
+    import hmac
+
+    from legacy_assistant.web import security
+
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(security.hmac, "compare_digest", spy)
+    client = make_client(API_TOKEN="tok")
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers=bearer("tok")).status_code == 200
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers=bearer("bad")).status_code == 401
+    assert calls == [(b"tok", b"tok"), (b"bad", b"tok")]
+
+
+def test_no_cors_headers_by_default(make_client):
+    client = make_client()
+    response = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = client.options("/api/v1/parse", headers={"Origin": "https://evil.example",
+                                                         "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+def test_cors_allow_list_and_preflight(make_client):
+    client = make_client(CORS_ORIGINS="https://shop.example, https://app.example/", API_TOKEN="tok")
+    preflight = client.options("/api/v1/chat", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert preflight.status_code == 204  # preflight carries no token and needs none
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "Origin" in preflight.headers["Vary"]
+    actual = client.post("/api/v1/chat", json={"sender": "c", "message": "hi"},
+                         headers={"Origin": "https://shop.example", **bearer("tok")})
+    assert actual.status_code == 200
+    assert actual.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Origin" in actual.headers["Vary"]
+    # errors get CORS headers too, so a browser page can read the JSON error
+    denied = client.post("/api/v1/chat", json={}, headers={"Origin": "https://shop.example"})
+    assert denied.status_code == 401 and denied.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    other = client.post("/api/v1/chat", json={"sender": "c", "message": "hi"},
+                        headers={"Origin": "https://evil.example", **bearer("tok")})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    refused = client.options("/api/v1/chat", headers={"Origin": "https://evil.example",
+                                                      "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in refused.headers

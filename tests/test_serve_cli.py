@@ -1,0 +1,62 @@
+"""``legacy-assistant serve`` options, and the rule that the gunicorn master has no TensorFlow."""
+import subprocess
+import sys
+
+import pytest
+
+from legacy_assistant.cli import build_parser
+from legacy_assistant.cli.serve import app_config
+from legacy_assistant.errors import ConfigError
+
+
+def parse(*argv):
+    return build_parser().parse_args(["serve", *argv])
+
+
+def test_serve_options_reach_the_app_config(tmp_path):
+    args = parse("--workers", "3", "--threads", "2", "--store", "redis://h:1/2", "--conversation-ttl", "60",
+                 "--max-text-length", "500", "--max-body-bytes", "2048", "--no-access-log", "--threshold", "0.4")
+    config = app_config(args)
+    assert (args.workers, args.threads) == (3, 2)
+    assert config["STORE_URL"] == "redis://h:1/2" and config["CONVERSATION_TTL"] == 60.0
+    assert config["MAX_TEXT_LENGTH"] == 500 and config["MAX_CONTENT_LENGTH"] == 2048
+    assert config["ACCESS_LOG"] is False and config["THRESHOLD"] == 0.4
+    assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (1, -1)
+    config = app_config(parse("--intra-op-threads", "2", "--inter-op-threads", "0"))
+    assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (2, 0)
+    with pytest.raises(ConfigError, match="intra-op"):
+        app_config(parse("--intra-op-threads", "-1"))
+
+
+def test_serve_options_from_environment(monkeypatch):
+    monkeypatch.setenv("LEGACY_ASSISTANT_WORKERS", "5")
+    monkeypatch.setenv("LEGACY_ASSISTANT_STORE", "memory")
+    args = parse()
+    assert int(args.workers) == 5 and args.store == "memory"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--model", "/nonexistent"], "not a model directory"),
+])
+def test_bad_serve_options_are_clear_errors(argv, message):
+    from legacy_assistant.cli.serve import run
+
+    with pytest.raises(ConfigError, match=message):
+        run(parse(*argv))
+
+
+def test_server_module_does_not_import_tensorflow():
+    code = ("import sys, legacy_assistant.server, legacy_assistant.cli.serve; "
+            "print(any(m.split('.')[0] == 'tensorflow' for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_master_refuses_to_start_with_tensorflow_loaded():
+    code = ("import compat.runtime\n"
+            "from legacy_assistant.server import GunicornServer, ServerOptions\n"
+            "try:\n    GunicornServer(ServerOptions(port=1)).run()\n"
+            "except RuntimeError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("refused: TensorFlow is loaded in the gunicorn master")

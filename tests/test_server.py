@@ -1,0 +1,166 @@
+"""The production server for real: gunicorn master + 2 workers as a subprocess.
+
+Checks that TensorFlow never loads in the master, that workers share conversations through
+SQLite, and that reloads (admin route and SIGHUP) reach every worker with zero failed
+requests under load, while a broken model is refused and the old one keeps serving.
+"""
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+from server_process import ServerProcess, model_info
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+
+
+class Load:
+    """Threads sending parse and chat requests (fresh connection each) until stopped."""
+
+    def __init__(self, server, threads=4):
+        self.server = server
+        self.ok = 0
+        self.failures = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(threads)]
+
+    def _run(self, k):
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            try:
+                if i % 2:
+                    status, body = self.server.request("POST", "/api/v1/parse", {"text": "hello there"})
+                else:
+                    status, body = self.server.request("POST", "/api/v1/chat", {"sender": f"load-{k}", "message": "hi"})
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failures.append((status, body))
+            except Exception as exc:  # connection refused or reset: a failed request
+                self.failures.append(repr(exc))
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def wait_for(predicate, timeout=30.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, tiny_model_dir, free_port):
+    base = tmp_path_factory.mktemp("deploy")
+    model = base / "model"
+    shutil.copytree("exported/default", model)
+    server = ServerProcess(
+        ["--workers", "2", "--threads", "4", "--model", str(model), "--store", f"sqlite:///{base / 'conv.db'}"],
+        port=free_port(), log_path=base / "server.log", env={"LEGACY_ASSISTANT_ADMIN_TOKEN": "admin-secret"},
+    )
+    try:
+        assert wait_for(lambda: len(versions(server)) == 2, timeout=90), server.log()  # both workers loaded
+        yield server, model
+    finally:
+        server.stop()
+
+
+def put_model(target, source):
+    staging = target.with_name(target.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    shutil.rmtree(target)
+    staging.rename(target)
+
+
+def versions(server):
+    return model_info(server.request("GET", "/metrics")[1])
+
+
+def test_master_never_loads_tensorflow_workers_do(deployment):
+    server, _ = deployment
+    workers = wait_for(lambda: len(server.workers()) == 2 and server.workers())
+    assert len(workers) == 2
+    with open(f"/proc/{server.pid}/maps") as maps:
+        assert "tensorflow" not in maps.read()
+    for pid in workers:
+        with open(f"/proc/{pid}/maps") as maps:
+            assert "tensorflow" in maps.read()
+
+
+def test_both_workers_serve_and_share_conversations(deployment):
+    server, _ = deployment
+    seen = {server.request("GET", "/version")[1]["pid"] for _ in range(20)}
+    assert seen <= set(server.workers())
+    assert set(versions(server)) == {str(pid) for pid in server.workers()}  # both loaded a model
+    flows = []
+    for k in range(6):  # each turn on a fresh connection: either worker may take it
+        sender = f"flow-{k}"
+        first = server.request("POST", "/api/v1/chat", {"sender": sender, "message": "I'd like to order a coffee"})
+        second = server.request("POST", "/api/v1/chat", {"sender": sender, "message": "a large one"})
+        flows.append((first[1]["intent"], second[1]["intent"]))
+    assert flows == [("order_coffee", "coffee_size_large")] * 6
+
+
+def test_admin_reload_reaches_every_worker_without_a_failed_request(deployment, tiny_model_dir):
+    server, model = deployment
+    old = set(versions(server).values())
+    assert len(old) == 1
+    with Load(server) as load:
+        time.sleep(0.5)
+        put_model(model, tiny_model_dir)
+        status, body = server.request("POST", "/admin/reload", headers=ADMIN)
+        assert status == 200, body
+        assert body["status"] == "reloaded" and body["other_workers_notified"] is True
+        new = body["model"]["version"]
+        assert body["model"]["name"] == "tiny" and {new} != old
+        serving = wait_for(lambda: (lambda v: set(v.values()) == {new} and len(v) == 2 and v)(versions(server)))
+        time.sleep(0.5)
+    assert set(serving.values()) == {new}, serving
+    assert load.failures == [] and load.ok > 20
+
+
+def test_sighup_reloads_every_worker_without_a_failed_request(deployment):
+    server, model = deployment
+    old = set(versions(server).values())
+    with Load(server) as load:
+        time.sleep(0.3)
+        put_model(model, "exported/default")
+        server.signal(signal.SIGHUP)
+        serving = wait_for(lambda: (lambda v: len(v) == 2 and len(set(v.values())) == 1 and set(v.values()) != old
+                                    and v)(versions(server)))
+        time.sleep(0.3)
+    assert serving and len(set(serving.values())) == 1 and set(serving.values()) != old
+    assert server.request("GET", "/health")[1]["model"] == "default"
+    assert load.failures == [] and load.ok > 10
+
+
+def test_broken_model_is_refused_and_the_old_one_keeps_serving(deployment):
+    server, model = deployment
+    before = server.request("GET", "/version")[1]["model"]
+    variables = next((model / "saved_model" / "variables").glob("variables.data-*"))
+    variables.write_bytes(variables.read_bytes()[:64])
+    with Load(server, threads=2) as load:
+        status, body = server.request("POST", "/admin/reload", headers=ADMIN)
+        assert status == 422 and body["error"]["code"] == "reload_refused"
+        assert "still serving default" in body["error"]["message"]
+        server.signal(signal.SIGHUP)
+        assert wait_for(lambda: server.log().count("reload (SIGHUP) refused") >= 2)
+        time.sleep(0.3)
+    assert load.failures == [] and load.ok > 5
+    for _ in range(6):
+        assert server.request("GET", "/version")[1]["model"] == before
+    assert server.request("POST", "/admin/reload")[0] == 401

@@ -1,0 +1,186 @@
+"""One contract, three stores: memory, SQLite and Redis behave alike.
+
+Redis tests need a server (``REDIS_URL``); they skip without one, and fail under ``CI=true``.
+"""
+import threading
+import time
+import uuid
+
+import pytest
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.store import ConversationState, MemoryStore, Turn, open_store
+
+KINDS = ["memory", "sqlite", "redis"]
+
+
+def turn(text="hi", intent="greeting"):
+    return Turn(text, f"reply to {text}", intent, 0.75)
+
+
+@pytest.fixture(params=KINDS)
+def make_store(request, tmp_path):
+    """``make_store(ttl_seconds=..., max_turns=...)``; stores made twice share their data (two
+    'processes' on one SQLite file or one Redis database)."""
+    kind = request.param
+    made = []
+    prefix = f"test-{uuid.uuid4().hex}:"
+    if kind == "redis":
+        url = request.getfixturevalue("redis_url")
+    memory = {}
+
+    def make(ttl_seconds=3600.0, max_turns=50):
+        if kind == "memory":
+            # one process only: "another store" is the same object
+            store = memory.setdefault("store", MemoryStore(ttl_seconds=ttl_seconds, max_turns=max_turns))
+        elif kind == "sqlite":
+            store = open_store(f"sqlite:///{tmp_path / 'conversations.db'}", ttl_seconds=ttl_seconds,
+                               max_turns=max_turns)
+        else:
+            store = open_store(url, ttl_seconds=ttl_seconds, max_turns=max_turns)
+            store.prefix = prefix
+        made.append(store)
+        return store
+
+    make.kind = kind
+    yield make
+    if kind == "redis" and made:
+        client = made[0]._client
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+    for store in made:
+        store.close()
+
+
+def test_unknown_sender_starts_fresh(make_store):
+    store = make_store()
+    assert store.load("nobody") == ConversationState()
+    assert store.history("nobody") == []
+
+
+def test_save_then_load_and_history(make_store):
+    store = make_store()
+    store.save("a", ConversationState(context="coffee_size", next_tag=None, turns=1), turn("one"))
+    store.save("a", ConversationState(context=None, next_tag="book_table_time", turns=2), turn("two"))
+    assert store.load("a") == ConversationState(context=None, next_tag="book_table_time", turns=2)
+    history = store.history("a")
+    assert [t.message for t in history] == ["one", "two"]
+    assert history[0] == turn("one").__class__(**{**turn("one").to_dict(), "at": history[0].at})
+    assert history[0].at <= history[1].at
+    assert store.load("b") == ConversationState()
+
+
+def test_unicode_and_odd_senders_round_trip(make_store):
+    store = make_store()
+    for sender in ["ünïcødé 🚀", "with:colons:and spaces", "x" * 128, "'; DROP TABLE turns; --"]:
+        store.save(sender, ConversationState(context="é", turns=1), turn("日本語 \x00 nul"))
+        assert store.load(sender).context == "é"
+        assert store.history(sender)[0].message == "日本語 \x00 nul"
+
+
+def test_turns_are_bounded_newest_kept(make_store):
+    store = make_store(max_turns=3)
+    for i in range(5):
+        store.save("a", ConversationState(turns=i + 1), turn(str(i)))
+    assert [t.message for t in store.history("a")] == ["2", "3", "4"]
+    assert store.load("a").turns == 5
+
+
+def test_idle_conversations_expire(make_store):
+    store = make_store(ttl_seconds=0.4)
+    store.save("a", ConversationState(context="x", turns=1), turn("old"))
+    assert store.load("a").context == "x"
+    time.sleep(0.6)
+    assert store.load("a") == ConversationState()
+    assert store.history("a") == []
+    store.save("a", ConversationState(turns=1), turn("new"))  # starts afresh, old turns gone
+    assert [t.message for t in store.history("a")] == ["new"]
+
+
+def test_activity_keeps_a_conversation_alive(make_store):
+    store = make_store(ttl_seconds=0.6)
+    for i in range(4):
+        store.save("a", ConversationState(turns=i + 1), turn(str(i)))
+        time.sleep(0.25)
+    assert store.load("a").turns == 4  # 1 s in total, but never 0.6 s idle
+
+
+def test_two_store_objects_share_conversations(make_store):
+    first, second = make_store(), make_store()
+    first.save("shared", ConversationState(context="c", turns=1), turn("from first"))
+    assert second.load("shared").context == "c"
+    second.save("shared", ConversationState(context="d", turns=2), turn("from second"))
+    assert [t.message for t in first.history("shared")] == ["from first", "from second"]
+
+
+def test_conversation_lock_makes_load_decide_save_atomic(make_store):
+    """Many threads over two store objects each add 1 to the turn count of one sender: with
+    the lock, no increment is lost, and every turn is kept."""
+    stores = [make_store(max_turns=1000), make_store(max_turns=1000)]
+    per_thread, threads = 15, 6
+
+    def worker(k):
+        store = stores[k % 2]
+        for i in range(per_thread):
+            with store.conversation("shared"):
+                state = store.load("shared")
+                time.sleep(0.0005)  # widen the window a lost update needs
+                store.save("shared", ConversationState(turns=state.turns + 1), turn(f"{k}-{i}"))
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert stores[0].load("shared").turns == per_thread * threads
+    assert len(stores[1].history("shared")) == per_thread * threads
+
+
+def test_conversation_without_save_releases_the_lock(make_store):
+    store = make_store()
+    with store.conversation("a"):
+        store.load("a")
+    done = []
+    thread = threading.Thread(target=lambda: (store.save("a", ConversationState(turns=1), turn()), done.append(1)))
+    thread.start()
+    thread.join(5)
+    assert done == [1]
+
+
+def test_open_store_urls(tmp_path):
+    assert isinstance(open_store("memory"), MemoryStore)
+    default = open_store(None, default_dir=tmp_path / "instance")
+    assert default.path == tmp_path / "instance" / "conversations.sqlite3" and default.path.exists()
+    with default._connection() as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    default.close()
+    relative = open_store(f"sqlite:{tmp_path}/rel.db?synchronous=normal")
+    assert relative.path == tmp_path / "rel.db"
+    with relative._connection() as connection:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    relative.close()
+    for bad in ["postgres://x", "sqlite://host/x", "sqlite:", "nonsense", f"sqlite:{tmp_path}/x.db?fast=1",
+                f"sqlite:{tmp_path}/x.db?synchronous=off"]:
+        with pytest.raises(ConfigError):
+            open_store(bad)
+    with pytest.raises(ConfigError):
+        open_store("memory", ttl_seconds=-1)
+
+
+def test_unreachable_redis_is_a_clear_error(free_port):
+    with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):
+        open_store(f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_sqlite_connections_do_not_pile_up_with_short_lived_threads(tmp_path):
+    """The development server runs each request on a new thread: connections are pooled."""
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    for i in range(100):
+        thread = threading.Thread(target=lambda i=i: store.save(f"s{i}", ConversationState(turns=1), turn()))
+        thread.start()
+        thread.join()
+    assert len(store._idle) == 1
+    assert store.load("s99").turns == 1
+    store.close()
