@@ -23,13 +23,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legacy_assistant import __version__
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.features import Featurizer
 from legacy_assistant.intents import FALLBACK_TAG, IntentSet
-from legacy_assistant.training import TrainedModel
+
+if TYPE_CHECKING:  # training imports TensorFlow; reading and verifying artifacts must not
+    from legacy_assistant.training import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def export_artifact(
-    model: TrainedModel,
+    model: "TrainedModel",
     intents: IntentSet,
     out_dir: str | Path,
     *,
@@ -106,7 +108,7 @@ def export_artifact(
 
 
 def _manifest(
-    model: TrainedModel, intents: IntentSet, name: str, library_versions: dict[str, str], source: dict[str, Any] | None
+    model: "TrainedModel", intents: IntentSet, name: str, library_versions: dict[str, str], source: dict[str, Any] | None
 ) -> dict[str, Any]:
     fallback = intents[FALLBACK_TAG] if FALLBACK_TAG in intents else None
     return {

@@ -67,3 +67,16 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
+
+
+def test_parsing_commands_does_not_import_tensorflow():
+    """`--help`, the gunicorn master and artifact checks must stay free of TensorFlow."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, legacy_assistant.cli as cli, legacy_assistant.web, legacy_assistant.artifact;"
+        "cli.build_parser(); print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
