@@ -86,7 +86,9 @@ def selected() -> str:
     if _selected is not None:
         return _selected
     from_env = os.environ.get(ENV_VAR, "").strip()
-    return _check_name(from_env) if from_env else DEFAULT_RUNTIME
+    if from_env and from_env not in RUNTIMES:
+        raise ValueError(f"{ENV_VAR}={from_env!r}: unknown runtime, choose one of {', '.join(RUNTIMES)}")
+    return from_env or DEFAULT_RUNTIME
 
 
 def load_classifier(

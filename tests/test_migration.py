@@ -130,3 +130,26 @@ def test_web_app_serves_the_tf2_model_like_the_compat_one(migrated_default, defa
         assert answer["intent"]["name"] == default_predictor.rank_one(text)[0][0]
         got = {item["name"]: item["confidence"] for item in answer["intent_ranking"]}
         assert max(abs(got[name] - expected[name]) for name in got) <= TOLERANCE
+
+
+def test_tf2_model_from_16_threads_matches_sequential(migrated_default, golden):
+    """No graph to bind per thread in TF2: the restored function is called from any thread."""
+    out, _ = migrated_default
+    texts = [case["text"] for case in golden["cases"]]
+    result = run_snippet(
+        "import json, threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from compat.selection import select\n"
+        "select('tf2')\n"
+        "from legacy_assistant.predictor import Predictor\n"
+        f"p = Predictor.load({str(out)!r})\n"
+        f"texts = {texts!r}\n"
+        "sequential = [p.rank_one(t) for t in texts]\n"
+        "barrier = threading.Barrier(16)\n"
+        "def call(i):\n"
+        "    if i < 16:\n        barrier.wait()\n"
+        "    return p.rank_one(texts[i % len(texts)]) == sequential[i % len(texts)]\n"
+        "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
+        "print(json.dumps({'calls': len(same), 'same': sum(same)}))\n"
+    )
+    assert json_out(result) == {"calls": 128, "same": 128}

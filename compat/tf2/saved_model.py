@@ -54,14 +54,16 @@ class Tf2Classifier:
                 "convert it with 'legacy-assistant migrate')"
             )
         self._loaded = loaded
-        self._predict = loaded.predict
+        # The signature's concrete function, called with tensors: about half the per-call cost of
+        # the restored tf.function called with numpy arrays (no argument canonicalisation).
+        self._predict = signature
         self.n_features = int(kernels[0].shape[0])
         self.n_classes = int(kernels[-1].shape[-1])
 
     def predict_proba(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Sparse features ``[batch, width]`` -> float32 ``[batch, n_classes]`` probabilities."""
         ids, weights = check_sparse(ids, weights, self.n_features, "predict_proba")
-        return self._predict(ids, weights)[OUTPUT_KEY].numpy()
+        return self._predict(**{IDS_KEY: tf.constant(ids), WEIGHTS_KEY: tf.constant(weights)})[OUTPUT_KEY].numpy()
 
     def close(self) -> None:
         self._loaded = None
