@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test venv default-model bench bench-serve clean
+.PHONY: run test venv default-model bench bench-serve bench-runtimes matrix test-tf-oldest clean
 
 venv: $(STAMP)
 
@@ -37,5 +37,18 @@ bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/web_overhead.py
 	$(BIN)/python benchmarks/serve.py
 
+# Latency of the compat and tf2 runtimes on the shipped model, in one run.
+bench-runtimes: $(STAMP)
+	$(BIN)/python benchmarks/runtimes.py
+
+# The TensorFlow version matrix: one .venv-tf<version>/ per constraints/tf-<version>.txt, the
+# test suite, golden and cross-version checks in each (scripts/tf_matrix.py).
+matrix: $(STAMP)
+	$(PYTHON) scripts/tf_matrix.py
+
+# The oldest supported TensorFlow next to the pinned one, with the cross-version checks (CI).
+test-tf-oldest: $(STAMP)
+	$(PYTHON) scripts/tf_matrix.py --versions oldest,newest
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .venv-tf* reports/matrix .pytest_cache build *.egg-info

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compat.graph_session import GraphSession, session_config
+from compat.interface import SavedModelError, check_sparse
 from compat.layers import dense, dropout, sparse_dense
 from compat.runtime import tf
 
@@ -33,10 +34,6 @@ WEIGHTS_KEY = "weights"
 OUTPUT_KEY = "probabilities"
 LOGITS_KEY = "logits"
 SERVING_TAGS = ("serve",)  # tf.saved_model.tag_constants.SERVING
-
-
-class SavedModelError(Exception):
-    """A SavedModel directory cannot be read or does not hold our signature."""
 
 
 @dataclass(frozen=True)
@@ -135,14 +132,7 @@ def _variable_name(variable: "tf.Variable") -> str:
     return variable.name.split(":")[0]
 
 
-def _check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.asarray(ids, dtype=np.int32)
-    weights = np.asarray(weights, dtype=np.float32)
-    if ids.ndim != 2 or ids.shape != weights.shape:
-        raise ValueError(f"{what}: ids and weights must be [batch, width] alike, got {ids.shape} and {weights.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= n_features):
-        raise ValueError(f"{what}: feature ids must lie in [0, {n_features})")
-    return ids, weights
+_check_sparse = check_sparse
 
 
 class _WeightLoader:

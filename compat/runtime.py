@@ -2,23 +2,23 @@
 
 ``disable_v2_behavior()`` must run before any graph is built: it switches off eager execution,
 resource variables and the v2 control flow for the whole process. Importing this module does it;
-calling :func:`ensure_graph_mode` again is harmless.
+calling :func:`ensure_graph_mode` again is harmless. A process that imports this module cannot
+use the TF2-native runtime (:mod:`compat.tf2`) as well: see :mod:`compat.selection`.
 """
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import threading
 
-# TF's C++ start-up banner (CPU feature notices, oneDNN notes) goes to stderr before Python
-# logging is configured; this variable is read once, at import, so it must be set first.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN picks its kernels at run time by CPU model, so float sums may round differently from
-# one machine to the next; Eigen's kernels are fixed when TensorFlow is built. Golden tests and
-# bit-identical retraining want the latter. This also silences the oneDNN start-up notice.
-# Set TF_ENABLE_ONEDNN_OPTS=1 to choose oneDNN anyway.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from compat import selection
+from compat.environment import configure_tensorflow_environment
+
+# Graph mode is process-wide and permanent: refuse to start in a process that already runs the
+# TF2-native runtime (compat.tf2), and make that runtime refuse to start after this one.
+selection.claim("compat")
+# Read once by TensorFlow at import (quiet C++ logs, Eigen kernels rather than oneDNN's).
+configure_tensorflow_environment()
 
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402

@@ -2,9 +2,10 @@
 
 Layout of ``exported/<name>/``::
 
-    saved_model/          TF1 SavedModel (v1 builder), signature "predict"
+    saved_model/          SavedModel, signature "predict": TF1 (v1 builder) for runtime
+                          "compat", TF2-native (tf.saved_model.save) for runtime "tf2"
     assistant.json        manifest: vocabulary, text settings, classes, dialogue rules,
-                          training config, versions, sha256 of every file listed
+                          training config, runtime, versions, sha256 of every file listed
     history.json          per-epoch loss/accuracy
     history.png           the same, plotted
 
@@ -21,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,7 @@ from legacy_assistant.errors import ArtifactError
 from legacy_assistant.features import Featurizer
 from legacy_assistant.intents import FALLBACK_TAG, IntentSet
 
-if TYPE_CHECKING:  # training imports TensorFlow; reading and verifying artifacts must not
+if TYPE_CHECKING:  # training imports the TF1 runtime; verifying and serving must not
     from legacy_assistant.training import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ MANIFEST = "assistant.json"
 SAVED_MODEL_DIR = "saved_model"
 HISTORY_JSON = "history.json"
 HISTORY_PNG = "history.png"
+RUNTIMES = ("compat", "tf2")  # compat.selection.RUNTIMES; the manifest's "runtime", "compat" if absent
 DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you rephrase it?"
 
 
@@ -80,18 +83,40 @@ def export_artifact(
     from compat.runtime import versions
 
     target = Path(out_dir)
-    if target.exists() and not force:
-        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+
+    def fill(staging: Path) -> dict[str, Any]:
         export_saved_model(model.weights, model.spec, str(staging / SAVED_MODEL_DIR))
         _write_json(staging / HISTORY_JSON, model.history)
         if plot and model.history:
             from legacy_assistant.plots import plot_history
 
             plot_history(model.history, staging / HISTORY_PNG, title=f"{target.name}: training history")
-        manifest = _manifest(model, intents, target.name, versions(), source)
+        return _manifest(model, intents, target.name, versions(), source)
+
+    return write_artifact(target, fill, force=force)
+
+
+def write_artifact(
+    out_dir: str | Path,
+    fill: Callable[[Path], dict[str, Any]],
+    *,
+    force: bool = False,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a model directory atomically; returns its path.
+
+    ``fill(staging)`` writes the files into an empty temporary sibling of ``out_dir`` and
+    returns the manifest (without ``files``/``manifest_sha256``, which are added here). The
+    finished staging folder is then handed to ``check`` (which raises to abort) and renamed into
+    place. On any error nothing is left behind and an old ``out_dir`` is untouched.
+    """
+    target = Path(out_dir)
+    if target.exists() and not force:
+        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        manifest = fill(staging)
         manifest["files"] = {
             path.relative_to(staging).as_posix(): sha256_file(path)
             for path in sorted(staging.rglob("*"))
@@ -99,6 +124,8 @@ def export_artifact(
         }
         manifest["manifest_sha256"] = _manifest_digest(manifest)
         _write_json(staging / MANIFEST, manifest)
+        if check is not None:
+            check(staging)
         _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -167,6 +194,11 @@ class ArtifactInfo:
     def saved_model_dir(self) -> Path:
         return self.path / SAVED_MODEL_DIR
 
+    @property
+    def runtime(self) -> str:
+        """Which TensorFlow runtime the SavedModel is for: ``compat`` (TF1) or ``tf2``."""
+        return self.manifest.get("runtime", "compat")
+
 
 def verify_artifact(path: str | Path) -> ArtifactInfo:
     """Check that ``path`` is a complete, unaltered artifact; raise :class:`ArtifactError` if not."""
@@ -210,4 +242,6 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
             raise ValueError("classes or vocabulary do not match the network's shape")
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
+    if manifest.get("runtime", "compat") not in RUNTIMES:
+        raise ArtifactError(f"{manifest_path}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")
     return ArtifactInfo(root, manifest, featurizer)

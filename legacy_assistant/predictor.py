@@ -1,8 +1,12 @@
 """Load an exported model once and rank intents for any number of texts, from any thread.
 
-The SavedModel is loaded into its own graph and session (:class:`compat.classifier.LoadedClassifier`),
-the graph is finalized, and every thread shares that one session: ``Session.run`` is
-thread-safe, and nothing here builds an op after loading.
+The predictor does not care which TensorFlow runtime computes the probabilities: it holds a
+:class:`compat.interface.Classifier`. In compat mode (the default) that is
+:class:`compat.classifier.LoadedClassifier`: the SavedModel in its own graph and session, the
+graph finalized, one session shared by every thread (``Session.run`` is thread-safe, and nothing
+here builds an op after loading). A migrated model (``runtime: "tf2"`` in its manifest) is
+loaded by :class:`compat.tf2.saved_model.Tf2Classifier` in a process that chose the TF2
+runtime (:mod:`compat.selection`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from compat.interface import Classifier
 from legacy_assistant.artifact import ArtifactInfo, verify_artifact
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.features import SparseRows
@@ -37,7 +42,7 @@ class Prediction:
 class Predictor:
     """``rank(["hi there"]) -> [[("greeting", 0.97), ("goodbye", 0.01), ...]]``."""
 
-    def __init__(self, info: ArtifactInfo, classifier: Any) -> None:
+    def __init__(self, info: ArtifactInfo, classifier: Classifier) -> None:
         self.info = info
         self._classifier = classifier
         self.classes = info.classes
@@ -49,13 +54,26 @@ class Predictor:
             )
 
     @classmethod
-    def load(cls, path: str | Path, intra_op_threads: int = 0, inter_op_threads: int = 0) -> "Predictor":
-        """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage."""
-        from compat.classifier import LoadedClassifier, SavedModelError
+    def load(
+        cls, path: str | Path, intra_op_threads: int = 0, inter_op_threads: int = 0, runtime: str | None = None
+    ) -> "Predictor":
+        """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage.
+
+        ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
+        (:func:`compat.selection.selected`); it must be the one the model was written for.
+        """
+        from compat.interface import SavedModelError
+        from compat.selection import load_classifier, selected
 
         info = verify_artifact(path)
+        runtime = runtime or selected()
+        if info.runtime != runtime:
+            raise ArtifactError(
+                f"{info.path}: a model for the {info.runtime!r} runtime cannot be loaded with runtime {runtime!r} "
+                f"(choose --runtime {info.runtime})"
+            )
         try:
-            classifier = LoadedClassifier(str(info.saved_model_dir), intra_op_threads, inter_op_threads)
+            classifier = load_classifier(str(info.saved_model_dir), runtime, intra_op_threads, inter_op_threads)
         except SavedModelError as exc:
             raise ArtifactError(str(exc)) from None
         return cls(info, classifier)

@@ -4,6 +4,14 @@
 machines do not have and cannot download. The tokenizers used here are pure rules: the
 Treebank-style ``NLTKWordTokenizer`` (what ``word_tokenize`` applies to each sentence) and
 ``ToktokTokenizer``. Lancaster, Porter and Snowball stemmers are pure rules too.
+
+The ``classic`` tokenizer reproduces the classic chatbot recipe's ``nltk.word_tokenize`` for
+models imported from it: sentences split by NLTK's Punkt algorithm *without* its trained English
+parameters (which live in the ``punkt_tab`` data), each sentence Treebank-tokenized, every token
+kept (punctuation too: the classic bag of words looks every token up), lower-cased after
+tokenizing. It differs from ``word_tokenize`` only where the trained parameters matter:
+abbreviations such as "Mr." or "e.g." end a sentence here, so their period becomes a token of
+its own.
 """
 from __future__ import annotations
 
@@ -16,10 +24,11 @@ from typing import Any
 
 from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
+from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 from legacy_assistant.errors import ConfigError
 
-TOKENIZERS = ("treebank", "toktok", "whitespace")
+TOKENIZERS = ("treebank", "toktok", "whitespace", "classic")
 STEMMERS = ("lancaster", "snowball", "porter", "none")
 
 # A token is kept only if it holds a letter or digit: "?", "...", "--" are dropped, "'s" is kept.
@@ -61,6 +70,11 @@ class TextProcessor:
     def tokens(self, text: str) -> list[str]:
         """Normalised (NFKC), optionally lower-cased, punctuation-free, stemmed tokens."""
         text = unicodedata.normalize("NFKC", text)
+        if self.config.tokenizer == "classic":
+            words = self._split(text)
+            if self.config.lowercase:
+                words = [w.lower() for w in words]
+            return [self._stem(w) for w in words] if self._stem is not None else words
         if self.config.lowercase:
             text = text.lower()
         words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
@@ -74,7 +88,19 @@ def _tokenizer(name: str) -> Callable[[str], list[str]]:
         return NLTKWordTokenizer().tokenize
     if name == "toktok":
         return ToktokTokenizer().tokenize
+    if name == "classic":
+        return _classic_word_tokenize
     return str.split
+
+
+_SENTENCES = PunktSentenceTokenizer()  # untrained: no data file needed
+_TREEBANK = NLTKWordTokenizer()
+
+
+def _classic_word_tokenize(text: str) -> list[str]:
+    """``nltk.word_tokenize`` without the ``punkt_tab`` data: Punkt's untrained sentence split,
+    then Treebank tokens of each sentence, punctuation included."""
+    return [token for sentence in _SENTENCES.tokenize(text) for token in _TREEBANK.tokenize(sentence)]
 
 
 def _stemmer(name: str) -> Callable[[str], str] | None:

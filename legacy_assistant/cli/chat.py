@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from legacy_assistant.assistant import DEFAULT_MODEL_DIR
+from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
 
@@ -15,10 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sender", default="terminal", help="conversation id")
     parser.add_argument("--show-intent", action="store_true", help="print intent and confidence with each reply")
     parser.add_argument("--threshold", type=float, help="override the model's fallback threshold")
+    add_runtime_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_runtime(args)
     from legacy_assistant.assistant import Assistant
 
     assistant = Assistant.load(args.model, threshold=args.threshold)

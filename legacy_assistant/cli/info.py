@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_load:
         from legacy_assistant.predictor import Predictor
 
-        Predictor.load(args.model).close()
+        Predictor.load(args.model, runtime=info.runtime).close()
     manifest = info.manifest
     summary = {
         "path": str(info.path),
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         "network": manifest["network"],
         "threshold": manifest["threshold"],
         "training": manifest.get("summary", {}),
+        "runtime": info.runtime,
         "versions": manifest.get("versions", {}),
         "files": len(manifest["files"]),
         "verified": "checksums ok" + ("" if args.no_load else ", SavedModel loads"),
@@ -55,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
     if training:
         print(f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "
               f"{training.get('seconds', 0):.1f}s, train accuracy {training.get('train_accuracy', 0):.3f}")
+    print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0

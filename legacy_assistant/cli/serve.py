@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", 64 * 1024),
                         help="largest request body accepted (default 65536)")
     parser.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    add_runtime_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -98,6 +100,10 @@ def app_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
+    if args.runtime:
+        # gunicorn workers are fresh interpreters: they learn the choice from the environment
+        os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
     if args.dev:
         return _run_dev(args)
     from legacy_assistant.server import ServerOptions, exec_server

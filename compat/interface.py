@@ -1,0 +1,49 @@
+"""What the rest of the project sees of a loaded model, whichever TensorFlow runtime made it.
+
+Nothing here imports TensorFlow: :mod:`legacy_assistant.predictor` types its classifier with
+:class:`Classifier` and catches :class:`SavedModelError`, and the runtime that implements them
+(:class:`compat.classifier.LoadedClassifier` in TF1 graph mode, or
+:class:`compat.tf2.saved_model.Tf2Classifier` in TF2 eager mode) is chosen per process by
+:mod:`compat.selection`.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class SavedModelError(Exception):
+    """A SavedModel directory cannot be read or does not hold our signature."""
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A loaded intent network.
+
+    Attributes:
+        n_features: rows of the first layer's kernel: feature ids must lie in ``[0, n_features)``.
+        n_classes: width of the softmax.
+    """
+
+    n_features: int
+    n_classes: int
+
+    def predict_proba(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """int32 ``ids`` and float32 ``weights``, both ``[batch, width]`` -> float32 ``[batch, n_classes]``."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions and memory; the object is unusable afterwards."""
+        ...
+
+
+def check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``ids`` as int32 and ``weights`` as float32, both ``[batch, width]``, ids in ``[0, n_features)``."""
+    ids = np.asarray(ids, dtype=np.int32)
+    weights = np.asarray(weights, dtype=np.float32)
+    if ids.ndim != 2 or ids.shape != weights.shape:
+        raise ValueError(f"{what}: ids and weights must be [batch, width] alike, got {ids.shape} and {weights.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= n_features):
+        raise ValueError(f"{what}: feature ids must lie in [0, {n_features})")
+    return ids, weights

@@ -1,0 +1,110 @@
+"""Which TensorFlow runtime this process uses: ``compat`` (TF1 graph mode) or ``tf2`` (eager).
+
+The two cannot share a process. :mod:`compat.runtime` calls ``disable_v2_behavior()`` when it
+is imported, which switches eager execution, resource variables and v2 control flow off for the
+whole process, for good; TF2-native code (:mod:`compat.tf2`) needs them on. So a process picks
+its runtime *before* TensorFlow is first used, and each runtime module claims the process when
+it is imported: importing the other one afterwards raises :class:`RuntimeConflict` at once,
+instead of failing later in some unrelated-looking TensorFlow call.
+
+The choice is made by :func:`select` (the CLI's ``--runtime``), else by the
+``LEGACY_ASSISTANT_RUNTIME`` environment variable, else it is ``compat``. Nothing here imports
+TensorFlow; :func:`load_classifier` imports the chosen runtime only when it is called.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from compat.interface import Classifier
+
+RUNTIMES = ("compat", "tf2")
+DEFAULT_RUNTIME = "compat"
+ENV_VAR = "LEGACY_ASSISTANT_RUNTIME"
+_RUNTIME_MODULES = {"compat": "compat.runtime", "tf2": "compat.tf2.runtime"}
+
+_lock = threading.Lock()
+_claimed: str | None = None
+_selected: str | None = None
+
+
+class RuntimeConflict(RuntimeError):
+    """A second TensorFlow runtime was asked for in a process that already runs the other."""
+
+
+def _check_name(name: str) -> str:
+    if name not in RUNTIMES:
+        raise ValueError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
+    return name
+
+
+def claim(name: str) -> None:
+    """Mark this process as running ``name``; called by each runtime module at import.
+
+    Raises:
+        RuntimeConflict: the process already runs the other runtime.
+    """
+    global _claimed
+    _check_name(name)
+    with _lock:
+        if _claimed is not None and _claimed != name:
+            raise RuntimeConflict(
+                f"this process already runs TensorFlow runtime {_claimed!r} ({_RUNTIME_MODULES[_claimed]} is "
+                f"imported); runtime {name!r} needs a process of its own. Choose one runtime per process "
+                f"(--runtime or {ENV_VAR}) before any model is loaded, or run the other one in a subprocess."
+            )
+        _claimed = name
+
+
+def active() -> str | None:
+    """The runtime whose module this process has imported, or ``None`` before any."""
+    return _claimed
+
+
+def select(name: str) -> None:
+    """Choose this process's runtime before any model is loaded.
+
+    Raises:
+        ValueError: ``name`` is not a runtime.
+        RuntimeConflict: the other runtime is already imported.
+    """
+    global _selected
+    _check_name(name)
+    with _lock:
+        if _claimed is not None and _claimed != name:
+            raise RuntimeConflict(
+                f"cannot select runtime {name!r}: this process already runs {_claimed!r}"
+            )
+        _selected = name
+
+
+def selected() -> str:
+    """The runtime models are loaded with: the imported one, else the selected one, else the
+    environment's, else ``compat``."""
+    if _claimed is not None:
+        return _claimed
+    if _selected is not None:
+        return _selected
+    from_env = os.environ.get(ENV_VAR, "").strip()
+    if from_env and from_env not in RUNTIMES:
+        raise ValueError(f"{ENV_VAR}={from_env!r}: unknown runtime, choose one of {', '.join(RUNTIMES)}")
+    return from_env or DEFAULT_RUNTIME
+
+
+def load_classifier(
+    saved_model_dir: str, runtime: str | None = None, intra_op_threads: int = 0, inter_op_threads: int = 0
+) -> Classifier:
+    """Load the SavedModel in ``saved_model_dir`` with ``runtime`` (default :func:`selected`).
+
+    Raises:
+        compat.interface.SavedModelError: the directory does not hold a model of that runtime.
+        RuntimeConflict: the process already runs the other runtime.
+    """
+    runtime = _check_name(runtime or selected())
+    if runtime == "tf2":
+        from compat.tf2.saved_model import Tf2Classifier
+
+        return Tf2Classifier(saved_model_dir, intra_op_threads, inter_op_threads)
+    from compat.classifier import LoadedClassifier
+
+    return LoadedClassifier(saved_model_dir, intra_op_threads, inter_op_threads)

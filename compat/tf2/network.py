@@ -1,0 +1,66 @@
+"""The intent network as a TF2 ``tf.Module``, mirroring :func:`compat.classifier.build_logits`.
+
+Same architecture, same variables, same ops, so the same numbers: the first layer gathers kernel
+rows by feature id and sums them weighted (``tf.gather`` + ``reduce_sum``), then ReLU; further
+layers are ``matmul`` + ``bias_add`` + ReLU; the output layer is linear; softmax on top. There is
+no dropout: this is the inference network (the TF1 training graph's dropout never reaches a
+SavedModel either).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from compat.layout import MODEL_SCOPE, NetworkLayout, check_weights
+from compat.tf2.runtime import tf
+
+IDS_KEY = "ids"
+WEIGHTS_KEY = "weights"
+OUTPUT_KEY = "probabilities"
+LOGITS_KEY = "logits"
+PREDICT_SIGNATURE = (
+    tf.TensorSpec([None, None], tf.int32, name=IDS_KEY),
+    tf.TensorSpec([None, None], tf.float32, name=WEIGHTS_KEY),
+)
+
+
+def sparse_mlp_logits(
+    ids: tf.Tensor, weights: tf.Tensor, kernels: Sequence[tf.Variable], biases: Sequence[tf.Variable]
+) -> tf.Tensor:
+    """Logits float32 ``[batch, n_classes]`` of sparse features ``ids``/``weights`` ``[batch, width]``.
+
+    ``kernels[0]`` is ``[n_features, units_0]``; the last kernel/bias pair is the output layer.
+    """
+    rows = tf.gather(kernels[0], ids)  # [batch, width, units_0]
+    hidden = tf.nn.bias_add(tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1), biases[0])
+    for kernel, bias in zip(kernels[1:], biases[1:]):
+        hidden = tf.nn.bias_add(tf.matmul(tf.nn.relu(hidden), kernel), bias)
+    return hidden
+
+
+class SparseMLP(tf.Module):
+    """The network with its weights; :meth:`predict` is the ``predict`` signature.
+
+    Attributes:
+        kernels, biases: ``tf.Variable`` lists, input side first, output layer last.
+    """
+
+    def __init__(self, layout: NetworkLayout, weights: Mapping[str, np.ndarray]) -> None:
+        super().__init__(name=MODEL_SCOPE)
+        check_weights(layout, weights)
+        self.kernels = []
+        self.biases = []
+        with self.name_scope:
+            for layer in layout.layer_names:
+                kernel = np.asarray(weights[f"{MODEL_SCOPE}/{layer}/kernel"], dtype=np.float32)
+                bias = np.asarray(weights[f"{MODEL_SCOPE}/{layer}/bias"], dtype=np.float32)
+                self.kernels.append(tf.Variable(kernel, trainable=False, name=f"{layer}_kernel"))
+                self.biases.append(tf.Variable(bias, trainable=False, name=f"{layer}_bias"))
+
+    @tf.function(input_signature=PREDICT_SIGNATURE)
+    def predict(self, ids: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``ids`` int32, ``weights`` float32 ``[batch, width]`` -> ``probabilities`` and ``logits``
+        float32 ``[batch, n_classes]``."""
+        logits = sparse_mlp_logits(ids, weights, self.kernels, self.biases)
+        return {OUTPUT_KEY: tf.nn.softmax(logits), LOGITS_KEY: logits}

@@ -1,0 +1,106 @@
+"""Import a classic Keras chatbot (``chatbot_model.h5`` + words + classes + intents) as a model.
+
+The classic recipe: a binary bag of Lancaster-stemmed, lower-cased ``nltk.word_tokenize`` tokens
+over the sorted ``words`` list, into ``Dense(128, relu) -> Dropout(0.5) -> Dense(64, relu) ->
+Dropout(0.5) -> Dense(len(classes), softmax)``. That is this project's network and featurizer
+with the ``classic`` tokenizer, so the import is a change of container: the Keras weights become
+``classifier/hidden_<i>/`` and ``classifier/output/`` variables, ``words`` becomes the
+vocabulary (column order kept), ``classes`` the class list (output order kept), and the intents
+file supplies responses and dialogue rules. The result is a compat-mode artifact like any
+trained one (checksums, atomic write), which ``migrate`` can turn into a TF2 one.
+
+Nothing is unpickled: the weights come from HDF5 via h5py (:mod:`legacy_assistant.keras_h5`),
+``words``/``classes`` from JSON or text (:mod:`legacy_assistant.string_lists`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant.artifact import export_artifact, sha256_file
+from legacy_assistant.config import DEFAULT_THRESHOLD, TrainingConfig
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.features import FeatureConfig, Featurizer
+from legacy_assistant.intents import IntentSet, load_intents
+from legacy_assistant.keras_h5 import KerasDenseModel, read_keras_dense_model
+from legacy_assistant.string_lists import read_string_list
+from legacy_assistant.text import TextConfig
+
+log = logging.getLogger(__name__)
+
+CLASSIC_TEXT = TextConfig(tokenizer="classic", stemmer="lancaster", lowercase=True)
+
+
+def classic_weights(model: KerasDenseModel) -> dict[str, np.ndarray]:
+    """The Dense chain as this project's variables: ``classifier/hidden_<i>/...``, ``classifier/output/...``."""
+    names = [f"hidden_{i}" for i in range(len(model.layers) - 1)] + ["output"]
+    weights: dict[str, np.ndarray] = {}
+    for name, layer in zip(names, model.layers):
+        weights[f"classifier/{name}/kernel"] = layer.kernel.astype(np.float32)
+        weights[f"classifier/{name}/bias"] = layer.bias.astype(np.float32)
+    return weights
+
+
+def import_classic(
+    model_h5: str | Path,
+    words_path: str | Path,
+    classes_path: str | Path,
+    intents_path: str | Path,
+    out_dir: str | Path,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    force: bool = False,
+) -> Path:
+    """Write the classic chatbot as a compat-mode model directory; returns its path.
+
+    Raises:
+        ArtifactError: unreadable or unsupported files, or files that do not fit together
+            (vocabulary size vs. first kernel, classes vs. output layer and intents).
+        IntentsError: the intents file is invalid.
+    """
+    from compat.classifier import NetworkSpec
+    from legacy_assistant.training import TrainedModel
+
+    keras = read_keras_dense_model(model_h5)
+    words = read_string_list(words_path, "words")
+    classes = read_string_list(classes_path, "classes")
+    intents = load_intents(intents_path)
+    _check_fit(keras, words, classes, intents, Path(model_h5))
+
+    hidden = tuple(int(layer.kernel.shape[1]) for layer in keras.layers[:-1])
+    features = FeatureConfig(text=CLASSIC_TEXT, weighting="binary")
+    config = TrainingConfig(features=features, hidden_units=hidden, dropout=keras.dropout, threshold=threshold)
+    spec = NetworkSpec(len(words), len(classes), hidden, keras.dropout)
+    summary: dict[str, Any] = {
+        "imported_from": "keras-h5",
+        "architecture": keras.architecture_source,
+        "keras_version": keras.keras_version,
+        "features": len(words),
+        "classes": len(classes),
+    }
+    model = TrainedModel(Featurizer(features, words), list(classes), spec, classic_weights(keras), config, [], summary)
+    source = {
+        "keras_h5": {"path": str(model_h5), "sha256": sha256_file(Path(model_h5))},
+        "words": {"path": str(words_path), "sha256": sha256_file(Path(words_path))},
+        "classes": {"path": str(classes_path), "sha256": sha256_file(Path(classes_path))},
+        "intents": str(intents_path),
+        "intents_sha256": sha256_file(Path(intents_path)),
+    }
+    return export_artifact(model, intents, out_dir, force=force, plot=False, source=source)
+
+
+def _check_fit(keras: KerasDenseModel, words: list[str], classes: list[str], intents: IntentSet, h5: Path) -> None:
+    n_in = keras.layers[0].kernel.shape[0]
+    n_out = keras.layers[-1].kernel.shape[1]
+    if n_in != len(words):
+        raise ArtifactError(f"{h5}: the first layer takes {n_in} inputs but the words list has {len(words)} entries")
+    if n_out != len(classes):
+        raise ArtifactError(f"{h5}: the output layer has {n_out} units but the classes list has {len(classes)} entries")
+    unknown = [tag for tag in classes if tag not in intents]
+    if unknown:
+        raise ArtifactError(f"{intents.source}: no intent for class(es) {', '.join(map(repr, unknown))}")
+    if words != sorted(words):
+        log.warning("words are not sorted: kept in the given order, which is the kernel's row order")

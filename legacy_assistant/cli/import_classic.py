@@ -1,0 +1,30 @@
+"""``legacy-assistant import-classic MODEL.h5 --words W --classes C --intents I --out exported/NAME``."""
+from __future__ import annotations
+
+import argparse
+
+from legacy_assistant.config import DEFAULT_THRESHOLD
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "import-classic", help="import a classic Keras chatbot (.h5 + words + classes + intents), no pickles"
+    )
+    parser.add_argument("model", help="Keras HDF5 file, e.g. chatbot_model.h5 (model.save or save_weights)")
+    parser.add_argument("--words", required=True, help="words: JSON list or one per line (not a pickle)")
+    parser.add_argument("--classes", required=True, help="classes: JSON list or one per line (not a pickle)")
+    parser.add_argument("--intents", required=True, help="the intents JSON file the model was trained on")
+    parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/classic")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="fallback below this confidence")
+    parser.add_argument("--force", action="store_true", help="replace an existing directory")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.classic_import import import_classic
+
+    path = import_classic(
+        args.model, args.words, args.classes, args.intents, args.out, threshold=args.threshold, force=args.force
+    )
+    print(f"imported {args.model} -> {path} (compat runtime; 'legacy-assistant migrate' makes a TF2 copy)")
+    return 0

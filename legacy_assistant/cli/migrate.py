@@ -1,0 +1,48 @@
+"""``legacy-assistant migrate exported/NAME --out exported/NAME-tf2``: a TF2-native copy of a model.
+
+Runs on the TF2 runtime only (it never imports the TF1 graph-mode runtime): see
+:mod:`legacy_assistant.migration`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from legacy_assistant.errors import AssistantError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("migrate", help="write a TF2-native copy of a compat model, checked for parity")
+    parser.add_argument("model", help="compat model directory, e.g. exported/default")
+    parser.add_argument("--out", required=True, help="directory to write, e.g. exported/default-tf2")
+    parser.add_argument("--force", action="store_true", help="replace an existing directory")
+    parser.add_argument("--probes", type=int, default=500, help="generated sentences checked besides the golden ones")
+    parser.add_argument("--tolerance", type=float, default=1e-5, help="max |Δp| allowed against the source")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from compat.selection import RuntimeConflict
+    from legacy_assistant.migration import migrate_artifact
+
+    try:
+        report = migrate_artifact(args.model, args.out, force=args.force, probes=args.probes, tolerance=args.tolerance)
+    except RuntimeConflict as exc:
+        raise AssistantError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print(f"migrated {report.source} -> {report.target} (TF2 SavedModel, tensorflow {report.tensorflow}, "
+          f"{report.seconds:.1f}s)")
+    print(f"  variables: {', '.join(f'{k} {v}' for k, v in report.variables.items())}")
+    ref = report.reference
+    print(f"  vs numpy forward pass: {ref['sentences']} sentences, max |Δp| {ref['max_abs_delta']:.3g}, "
+          f"top-1 agreement {ref['top1_agreement']:.0%}")
+    if report.golden is not None:
+        print(f"  vs source golden.json: {report.golden['cases']} cases, max |Δp| {report.golden['max_abs_delta']:.3g}, "
+              f"top-1 agreement {report.golden['top1_agreement']:.0%}")
+    else:
+        print("  source has no golden.json: checked against the numpy forward pass only")
+    print(f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target}")
+    return 0

@@ -1,0 +1,175 @@
+"""Read a classic Keras dense classifier from an HDF5 file with h5py: no Keras, no TensorFlow.
+
+Keras 2's ``model.save('chatbot_model.h5')`` writes the architecture as JSON (root attribute
+``model_config``) and the weights under ``model_weights/<layer>/``; ``model.save_weights(...)``
+writes only the weights, with the layer groups at the root. Keras 3's legacy ``.h5`` saving
+keeps that layout. In every case the root of the weights lists its layers in order
+(``layer_names``) and each layer group lists its datasets (``weight_names``, e.g.
+``dense/kernel:0``, ``dense_1/bias:0`` or ``sequential/dense/kernel``), so this reader follows
+those lists instead of guessing paths.
+
+Supported architecture: a chain of ``Dense`` layers (ReLU hidden layers, softmax output), with
+``Dropout`` and ``InputLayer`` in between (no-ops at inference) and ``Activation`` layers folded
+into the ``Dense`` before them. Anything else is refused by name.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+IGNORED_LAYERS = ("InputLayer", "Dropout")
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """One ``Dense`` layer: ``activation(x @ kernel + bias)``.
+
+    Attributes:
+        kernel: float32 ``[fan_in, units]``; bias: float32 ``[units]``.
+        activation: ``relu``, ``softmax`` or ``linear``.
+    """
+
+    name: str
+    kernel: np.ndarray
+    bias: np.ndarray
+    activation: str
+
+
+@dataclass(frozen=True)
+class KerasDenseModel:
+    """The Dense chain read from the file, and how its architecture was learned."""
+
+    layers: tuple[DenseLayer, ...]
+    dropout: float
+    architecture_source: str  # "model_config" or "assumed (weights-only file)"
+    keras_version: str | None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
+    """Read the Dense chain of a Keras ``.h5`` file (full model or weights only).
+
+    Raises:
+        ArtifactError: not an HDF5 file, an unsupported layer or activation, inconsistent shapes.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ArtifactError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with handle:
+        root = handle["model_weights"] if "model_weights" in handle else handle
+        if "layer_names" not in root.attrs:
+            raise ArtifactError(f"{path}: no Keras weights found (no 'layer_names' attribute)")
+        keras_version = _text(handle.attrs["keras_version"]) if "keras_version" in handle.attrs else None
+        weights = {_text(name): _layer_weights(root, _text(name), path) for name in root.attrs["layer_names"]}
+        config = json.loads(_text(handle.attrs["model_config"])) if "model_config" in handle.attrs else None
+    if config is not None:
+        layers, dropout = _layers_from_config(config, weights, path)
+        source = "model_config"
+    else:
+        layers, dropout = _assumed_layers(weights, path)
+        source = "assumed (weights-only file)"
+        log.warning("%s holds weights only: assuming ReLU hidden layers and a softmax output", path)
+    _check_chain(layers, path)
+    return KerasDenseModel(tuple(layers), dropout, source, keras_version)
+
+
+def _layer_weights(root: Any, name: str, path: Path) -> dict[str, np.ndarray]:
+    group = root[name]
+    found: dict[str, np.ndarray] = {}
+    for weight_name in (_text(w) for w in group.attrs.get("weight_names", [])):
+        leaf = weight_name.rsplit("/", 1)[-1].split(":")[0]  # "dense/kernel:0" -> "kernel"
+        if leaf not in ("kernel", "bias"):
+            raise ArtifactError(f"{path}: layer {name!r} holds weight {weight_name!r}: only Dense layers are supported")
+        found[leaf] = np.asarray(group[weight_name][()], dtype=np.float32)
+    return found
+
+
+def _keras_layers(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    body = config.get("config", config)
+    layers = body.get("layers") if isinstance(body, dict) else body  # Keras 2.0/2.1 Sequential: a bare list
+    if not isinstance(layers, list):
+        raise ArtifactError(f"{path}: model_config holds no layer list")
+    return layers
+
+
+def _layers_from_config(
+    config: dict[str, Any], weights: dict[str, dict[str, np.ndarray]], path: Path
+) -> tuple[list[DenseLayer], float]:
+    layers: list[DenseLayer] = []
+    dropout = 0.0
+    for entry in _keras_layers(config, path):
+        kind = entry.get("class_name")
+        settings = entry.get("config", {})
+        name = settings.get("name", "?")
+        if kind in IGNORED_LAYERS:
+            if kind == "Dropout":
+                dropout = max(dropout, float(settings.get("rate", 0.0)))
+            continue
+        if kind == "Activation" and layers and layers[-1].activation == "linear":
+            last = layers[-1]
+            layers[-1] = DenseLayer(last.name, last.kernel, last.bias, _activation(settings.get("activation"), name, path))
+            continue
+        if kind != "Dense":
+            raise ArtifactError(f"{path}: layer {name!r} is a {kind}: only Dense, Dropout, Activation and InputLayer are supported")
+        found = weights.get(name)
+        if not found or "kernel" not in found:
+            raise ArtifactError(f"{path}: Dense layer {name!r} has no kernel in the file")
+        bias = found.get("bias")
+        if bias is None:  # use_bias=False
+            bias = np.zeros(found["kernel"].shape[1], dtype=np.float32)
+        layers.append(DenseLayer(name, found["kernel"], bias, _activation(settings.get("activation", "linear"), name, path)))
+    return layers, dropout
+
+
+def _assumed_layers(weights: dict[str, dict[str, np.ndarray]], path: Path) -> tuple[list[DenseLayer], float]:
+    dense = [(name, found) for name, found in weights.items() if found]
+    layers = []
+    for index, (name, found) in enumerate(dense):
+        if "kernel" not in found:
+            raise ArtifactError(f"{path}: layer {name!r} has no kernel")
+        bias = found.get("bias", np.zeros(found["kernel"].shape[1], dtype=np.float32))
+        layers.append(DenseLayer(name, found["kernel"], bias, "softmax" if index == len(dense) - 1 else "relu"))
+    return layers, 0.0
+
+
+def _activation(value: Any, layer: str, path: Path) -> str:
+    name = value if isinstance(value, str) else (value or {}).get("config", {}).get("name", repr(value))
+    if name not in ("relu", "softmax", "linear"):
+        raise ArtifactError(f"{path}: layer {layer!r} uses activation {name!r}: only relu, softmax and linear are supported")
+    return name
+
+
+def _check_chain(layers: list[DenseLayer], path: Path) -> None:
+    if len(layers) < 2:
+        raise ArtifactError(f"{path}: expected at least one hidden Dense layer and an output layer, found {len(layers)}")
+    for layer in layers[:-1]:
+        if layer.activation != "relu":
+            raise ArtifactError(f"{path}: hidden layer {layer.name!r} uses {layer.activation!r}; this network has ReLU hidden layers")
+    if layers[-1].activation != "softmax":
+        raise ArtifactError(f"{path}: output layer {layers[-1].name!r} uses {layers[-1].activation!r}, expected softmax")
+    for before, after in zip(layers, layers[1:]):
+        if before.kernel.shape[1] != after.kernel.shape[0]:
+            raise ArtifactError(
+                f"{path}: layer {after.name!r} takes {after.kernel.shape[0]} inputs but {before.name!r} gives {before.kernel.shape[1]}"
+            )
+    for layer in layers:
+        if layer.kernel.ndim != 2 or layer.bias.shape != (layer.kernel.shape[1],):
+            raise ArtifactError(f"{path}: layer {layer.name!r} has kernel {layer.kernel.shape} and bias {layer.bias.shape}")

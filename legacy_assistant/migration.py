@@ -1,0 +1,189 @@
+"""Migrate a compat-mode model (TF1 SavedModel) to a TF2-native one, and prove they agree.
+
+``migrate_artifact`` runs in a process on the TF2 runtime: it reads the TF1 variables with
+``tf.train.load_checkpoint`` (no graph, no session), rebuilds the network from the stored
+``network`` spec as a ``tf.Module`` (:mod:`compat.tf2.network`), writes a TF2 SavedModel next to
+a copy of the manifest (same vocabulary, text settings, classes and dialogue rules: the same
+featurisation contract) marked ``"runtime": "tf2"``, and checks the staged result before it is
+renamed into place:
+
+* against a float32 numpy forward pass of the same weights, on the golden and probe sentences;
+* against the source's ``golden.json`` (probabilities the TF1 model computed), when present.
+
+Both must agree on every top-1 intent and within ``tolerance`` on every probability, or nothing
+is written. The TF1 side is never run here: this process cannot host both runtimes
+(:mod:`compat.selection`); ``golden.json`` carries the TF1 answers across.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant import __version__
+from legacy_assistant.artifact import (
+    HISTORY_JSON,
+    HISTORY_PNG,
+    MANIFEST,
+    SAVED_MODEL_DIR,
+    verify_artifact,
+    write_artifact,
+)
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.golden import GOLDEN_FILE, compare_golden, read_golden
+from legacy_assistant.probes import probe_sentences
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOLERANCE = 1e-5
+DEFAULT_PROBES = 500
+
+
+@dataclass
+class MigrationReport:
+    """What :func:`migrate_artifact` wrote and how closely it agrees with its source."""
+
+    source: Path
+    target: Path
+    variables: dict[str, list[int]]
+    reference: dict[str, Any]
+    golden: dict[str, Any] | None = None
+    seconds: float = 0.0
+    tensorflow: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "target": str(self.target),
+            "tensorflow": self.tensorflow,
+            "variables": self.variables,
+            "numpy_reference": self.reference,
+            "source_golden": self.golden,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def migrate_artifact(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    probes: int = DEFAULT_PROBES,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> MigrationReport:
+    """Write the TF2-native twin of the compat model ``source`` to ``out_dir``.
+
+    Raises:
+        ArtifactError: the source is damaged or not a compat model, its network spec or weights
+            are not understood, or the migrated model disagrees with its source.
+        compat.selection.RuntimeConflict: this process already runs the TF1 runtime.
+    """
+    from compat import selection
+
+    started = time.perf_counter()
+    selection.select("tf2")
+    from compat.interface import SavedModelError
+    from compat.layout import UnsupportedNetwork, check_weights, parse_network
+    from compat.tf2.checkpoint import read_v1_weights
+    from compat.tf2.runtime import versions
+    from compat.tf2.saved_model import export_tf2_saved_model
+
+    info = verify_artifact(source)
+    if info.runtime != "compat":
+        raise ArtifactError(f"{info.path}: already a {info.runtime!r} model; only compat models are migrated")
+    target = Path(out_dir)
+    if target.resolve() == info.path.resolve():
+        raise ArtifactError(f"{target}: the migrated model needs a directory of its own")
+    try:
+        layout = parse_network(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
+        weights = read_v1_weights(str(info.saved_model_dir))
+        check_weights(layout, weights, where=f"{info.saved_model_dir}")
+    except (UnsupportedNetwork, SavedModelError) as exc:
+        raise ArtifactError(str(exc)) from None
+
+    golden_path = info.path / GOLDEN_FILE
+    golden = read_golden(golden_path) if golden_path.is_file() else None
+    seed_texts = [case["text"] for case in golden["cases"]] if golden else []
+    sentences = seed_texts + probe_sentences(seed_texts, info.featurizer.vocabulary, probes, seed=0)
+    report = MigrationReport(info.path, target, {k: list(v.shape) for k, v in sorted(weights.items())}, {})
+    report.tensorflow = versions()["tensorflow"]
+
+    def fill(staging: Path) -> dict[str, Any]:
+        export_tf2_saved_model(layout, weights, str(staging / SAVED_MODEL_DIR))
+        for name in (HISTORY_JSON, HISTORY_PNG):
+            if (info.path / name).is_file():
+                shutil.copy2(info.path / name, staging / name)
+        return _tf2_manifest(info.manifest, target.name, versions(), info.path)
+
+    def check(staging: Path) -> None:
+        report.reference = _check_against_numpy(staging, layout, weights, sentences, tolerance)
+        if golden is not None:
+            report.golden = _check_against_golden(staging, golden, tolerance)
+
+    write_artifact(target, fill, force=force, check=check)
+    if golden is not None:
+        shutil.copy2(golden_path, target / GOLDEN_FILE)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _tf2_manifest(source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path) -> dict[str, Any]:
+    """The source manifest (featurisation contract, classes, rules) re-labelled for the TF2 runtime."""
+    manifest = {k: v for k, v in source.items() if k not in ("files", "manifest_sha256")}
+    manifest.update(
+        name=name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        runtime="tf2",
+        migrated_from={
+            "path": str(source_path),
+            "name": source.get("name"),
+            "manifest_sha256": source.get("manifest_sha256"),
+            "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},
+            "versions": source.get("versions", {}),
+        },
+        versions={**library_versions, "legacy_assistant": __version__},
+    )
+    return manifest
+
+
+def _load_staged(staging: Path):
+    from legacy_assistant.predictor import Predictor
+
+    return Predictor.load(staging, runtime="tf2")
+
+
+def _check_against_numpy(
+    staging: Path, layout, weights: dict[str, np.ndarray], sentences: list[str], tolerance: float
+) -> dict[str, Any]:
+    from compat.layout import forward_numpy
+
+    predictor = _load_staged(staging)
+    try:
+        features = predictor.info.featurizer.encode(sentences)
+        got = predictor.predict_proba(sentences)
+    finally:
+        predictor.close()
+    _, expected = forward_numpy(layout, weights, features.ids, features.weights)
+    delta = float(np.abs(got - expected).max()) if len(sentences) else 0.0
+    top1 = float(np.mean(got.argmax(1) == expected.argmax(1))) if len(sentences) else 1.0
+    result = {"sentences": len(sentences), "max_abs_delta": delta, "top1_agreement": top1}
+    if delta > tolerance or top1 < 1.0:
+        raise ArtifactError(f"migrated model disagrees with a numpy forward pass of its weights: {json.dumps(result)}")
+    return result
+
+
+def _check_against_golden(staging: Path, golden: dict[str, Any], tolerance: float) -> dict[str, Any]:
+    predictor = _load_staged(staging)
+    try:
+        report = compare_golden(predictor, golden)
+    finally:
+        predictor.close()
+    if report["max_abs_delta"] > tolerance or report["mismatches"]:
+        raise ArtifactError(f"migrated model does not reproduce the source's {GOLDEN_FILE}: {json.dumps(report)}")
+    return report

@@ -1,0 +1,134 @@
+"""Turn a pickled list of strings (the classic ``words.pkl``/``classes.pkl``) into JSON, safely.
+
+Unpickling runs a small stack machine whose ``GLOBAL``/``REDUCE``-style opcodes import and call
+anything the file names, so ``pickle.load`` on a file from elsewhere is code execution. Even a
+restricted ``Unpickler`` (``find_class`` refusing every global) still runs that machine, in C.
+This module never unpickles: :func:`decode_string_list` walks the opcodes with
+``pickletools.genops`` (a parser: it reads, it does not execute) and rebuilds the list itself,
+accepting only the handful of opcodes a list of strings needs: protocol and frame markers, list
+construction, strings, and memo bookkeeping. Any other opcode, a global, a call, a dict, a
+number, is refused by name, so the worst a hostile file can do is be rejected.
+
+    python -m legacy_assistant.pickled_lists words.pkl --out words.json
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pickletools
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+MAX_BYTES = 64 * 1024 * 1024
+
+_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
+_BYTE_STRINGS = {"SHORT_BINSTRING", "BINSTRING", "STRING"}  # Python 2 str
+_PUTS = {"BINPUT", "LONG_BINPUT", "PUT"}
+_GETS = {"BINGET", "LONG_BINGET", "GET"}
+_MARK = object()
+
+
+class UnsafePickle(ValueError):
+    """The pickle holds something other than a list of strings; it was not run."""
+
+
+def decode_string_list(data: bytes) -> list[str]:
+    """The list of strings encoded in pickle ``data``, without unpickling it.
+
+    Raises:
+        UnsafePickle: any opcode outside the list-of-strings subset, or a malformed stream.
+    """
+    if len(data) > MAX_BYTES:
+        raise UnsafePickle(f"pickle larger than {MAX_BYTES} bytes")
+    stack: list = []
+    memo: dict[int, object] = {}
+    try:
+        for opcode, arg, position in pickletools.genops(io.BytesIO(data)):
+            name = opcode.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "EMPTY_LIST":
+                stack.append([])
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name == "LIST":  # protocol 0: MARK items... LIST
+                items = _pop_to_mark(stack, position)
+                stack.append(items)
+            elif name in _STRINGS:
+                stack.append(str(arg))
+            elif name in _BYTE_STRINGS:
+                stack.append(arg.decode("utf-8") if isinstance(arg, bytes) else str(arg))
+            elif name == "MEMOIZE":
+                memo[len(memo)] = _top(stack, position)
+            elif name in _PUTS:
+                memo[int(arg)] = _top(stack, position)
+            elif name in _GETS:
+                if int(arg) not in memo:
+                    raise UnsafePickle(f"byte {position}: memo key {arg} used before it is set")
+                stack.append(memo[int(arg)])
+            elif name == "APPEND":
+                value = stack.pop()
+                _list_at(stack, -1, position).append(value)
+            elif name == "APPENDS":
+                items = _pop_to_mark(stack, position)
+                _list_at(stack, -1, position).extend(items)
+            elif name == "STOP":
+                result = _top(stack, position)
+                if not isinstance(result, list) or not all(isinstance(item, str) for item in result):
+                    raise UnsafePickle("the pickle does not hold a list of strings")
+                return list(result)
+            else:
+                raise UnsafePickle(f"byte {position}: opcode {name} is not part of a list of strings; refused")
+    except (ValueError, IndexError) as exc:
+        if isinstance(exc, UnsafePickle):
+            raise
+        raise UnsafePickle(f"malformed pickle: {exc}") from None
+    raise UnsafePickle("pickle ends without STOP")
+
+
+def _top(stack: list, position: int) -> object:
+    if not stack or stack[-1] is _MARK:
+        raise UnsafePickle(f"byte {position}: empty stack")
+    return stack[-1]
+
+
+def _list_at(stack: list, index: int, position: int) -> list:
+    if not stack or not isinstance(stack[index], list):
+        raise UnsafePickle(f"byte {position}: append to something that is not a list")
+    return stack[index]
+
+
+def _pop_to_mark(stack: list, position: int) -> list:
+    items = []
+    while stack:
+        value = stack.pop()
+        if value is _MARK:
+            items.reverse()
+            return items
+        items.append(value)
+    raise UnsafePickle(f"byte {position}: no MARK on the stack")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m legacy_assistant.pickled_lists", description=__doc__.splitlines()[0])
+    parser.add_argument("pickle", help="pickled list of strings, e.g. words.pkl")
+    parser.add_argument("--out", help="JSON file to write (default: print)")
+    args = parser.parse_args(argv)
+    try:
+        items = decode_string_list(Path(args.pickle).read_bytes())
+    except (OSError, UnsafePickle) as exc:
+        print(f"error: {args.pickle}: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(items, indent=1, ensure_ascii=False) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(items)} strings to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

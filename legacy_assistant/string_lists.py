@@ -1,0 +1,55 @@
+"""Read the classic recipe's ``words`` and ``classes`` lists from JSON or plain text.
+
+The classic recipe stores them with ``pickle.dump``; loading a pickle can run any code its
+author chose, so pickles are refused here, with the way out: convert once with
+``python -m legacy_assistant.pickled_lists words.pkl --out words.json``, which decodes the
+pickle's opcodes without unpickling (:mod:`legacy_assistant.pickled_lists`).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from legacy_assistant.errors import ArtifactError
+
+_PICKLE_PROTOCOL_MARK = b"\x80"  # protocol 2+ pickles start with PROTO
+_PICKLE_PROTOCOL0_STARTS = (b"(lp", b"(l", b"]q", b"(dp")
+
+
+def read_string_list(path: str | Path, what: str) -> list[str]:
+    """A JSON array of strings, or one string per line of plain text (blank lines skipped).
+
+    Raises:
+        ArtifactError: missing file, a pickle, anything but a list of non-empty strings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: {what} file not found")
+    raw = path.read_bytes()
+    if raw.startswith(_PICKLE_PROTOCOL_MARK) or raw.startswith(_PICKLE_PROTOCOL0_STARTS) or path.suffix in (".pkl", ".pickle"):
+        raise ArtifactError(
+            f"{path}: looks like a pickle, which is never loaded (it could run code). Convert it once with "
+            f"'python -m legacy_assistant.pickled_lists {path} --out {path.with_suffix('.json')}' (decodes, never "
+            "unpickles) and pass the JSON file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path}: {what} file is neither JSON nor UTF-8 text") from None
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    else:
+        items = [line.strip() for line in text.splitlines() if line.strip()]
+    if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+        raise ArtifactError(f"{path}: {what} must be a list of non-empty strings")
+    if not items:
+        raise ArtifactError(f"{path}: {what} list is empty")
+    duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
+    if duplicates:
+        raise ArtifactError(f"{path}: {what} list repeats {', '.join(map(repr, duplicates[:5]))}")
+    return items

@@ -1,0 +1,77 @@
+"""Make the classic-chatbot test fixtures once, with real Keras (run by hand, not by the tests).
+
+Builds the classic recipe's model, ``Dense(128, relu) -> Dropout(0.5) -> Dense(64, relu) ->
+Dropout(0.5) -> Dense(n, softmax)``, over the classic bag of words of ``tests/data/tiny_intents.json``,
+trains it briefly, saves it the classic way (``model.save('....h5')``), and records Keras's own
+predictions for a few sentences, so the importer is tested against files and numbers Keras made.
+
+    .venv-tf2.15.1/bin/python scripts/make_classic_fixtures.py   # Keras 2 (TensorFlow 2.15)
+    .venv/bin/python scripts/make_classic_fixtures.py            # Keras 3 (TensorFlow 2.21)
+
+Writes ``tests/data/classic/keras<major>_chatbot_model.h5`` and ``keras<major>_expected.json``,
+plus ``words.json``/``classes.txt``/``intents.json`` (the same for both).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "tests" / "data" / "classic"
+SENTENCES = ["Hi there!", "can I order some tea?", "bye bye", "green please", "Hello. I want tea",
+             "book a table, please", "nothing known here", ""]
+
+
+def main() -> None:
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    from legacy_assistant.intents import load_intents
+    from legacy_assistant.text import TextConfig, TextProcessor
+
+    intents = load_intents(ROOT / "tests" / "data" / "tiny_intents.json")
+    processor = TextProcessor(TextConfig(tokenizer="classic"))
+    texts, tags = intents.examples()
+    words = sorted({w for text in texts for w in processor.tokens(text) if w != "?"})  # classic ignore_words
+    classes = sorted(set(tags))
+
+    def bag(sentence: str) -> list[float]:
+        tokens = set(processor.tokens(sentence))
+        return [1.0 if w in tokens else 0.0 for w in words]
+
+    x = np.array([bag(t) for t in texts], np.float32)
+    y = keras.utils.to_categorical([classes.index(t) for t in tags], len(classes))
+    tf.random.set_seed(5)
+    model = keras.Sequential([
+        keras.Input(shape=(len(words),)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(len(classes), activation="softmax"),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True))
+    model.fit(x, y, epochs=30, batch_size=5, verbose=0)
+    major = keras.__version__.split(".")[0]
+    OUT.mkdir(parents=True, exist_ok=True)
+    model.save(OUT / f"keras{major}_chatbot_model.h5")
+    probabilities = model.predict(np.array([bag(s) for s in SENTENCES], np.float32), verbose=0)
+    (OUT / f"keras{major}_expected.json").write_text(json.dumps({
+        "keras": keras.__version__, "tensorflow": tf.__version__,
+        "cases": [{"text": s, "probabilities": [float(p) for p in row]} for s, row in zip(SENTENCES, probabilities)],
+    }, indent=1) + "\n")
+    (OUT / "words.json").write_text(json.dumps(words, indent=1) + "\n")
+    (OUT / "classes.txt").write_text("\n".join(classes) + "\n")
+    shutil.copy(ROOT / "tests" / "data" / "tiny_intents.json", OUT / "intents.json")
+    print(f"keras {keras.__version__}: wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""One cell of the TensorFlow matrix: run inside the virtualenv of one TensorFlow version.
+
+Prints one JSON object: the versions, the shipped model's golden comparison, the time to train
+``data/intents.json`` with the default recipe, and where that freshly trained model was written
+(with its own golden file, over the golden sentences and generated probes) together with its
+TF2 migration, for the other versions to load. Called by ``scripts/tf_matrix.py``.
+
+    python scripts/matrix_cell.py --out reports/matrix/tf-2.12.1
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PROBES = 300
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for this cell's model and files")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from compat.runtime import versions
+    from legacy_assistant.artifact import export_artifact
+    from legacy_assistant.config import TrainingConfig
+    from legacy_assistant.golden import compare_golden, read_golden, read_sentences, write_golden
+    from legacy_assistant.intents import load_intents
+    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.probes import probe_sentences
+    from legacy_assistant.training import train
+
+    shipped = ROOT / "exported" / "default"
+    predictor = Predictor.load(shipped)
+    golden = compare_golden(predictor, read_golden(shipped / "golden.json"))
+    predictor.close()
+
+    intents = load_intents(ROOT / "data" / "intents.json")
+    texts, tags = intents.examples()
+    started = time.perf_counter()
+    model = train(texts, tags, TrainingConfig())
+    train_seconds = time.perf_counter() - started
+    digest = hashlib.sha256()
+    for name in sorted(model.weights):
+        digest.update(name.encode() + model.weights[name].tobytes())
+
+    model_dir = export_artifact(model, intents, out / "model", force=True, plot=False)
+    sentences = read_sentences(ROOT / "data" / "golden_sentences.txt")
+    n_golden = len(sentences)
+    sentences += probe_sentences(sentences, model.featurizer.vocabulary, PROBES, seed=2)
+    trained = Predictor.load(model_dir)
+    write_golden(trained, sentences, model_dir / "golden.json")
+    trained.close()
+
+    tf2_dir = out / "model-tf2"
+    migrated = subprocess.run(
+        [sys.executable, "-m", "legacy_assistant", "-q", "migrate", str(model_dir), "--out", str(tf2_dir), "--force", "--json"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    print(json.dumps({
+        "versions": versions(),
+        "golden": golden,
+        "train_seconds": train_seconds,
+        "weights_sha256": digest.hexdigest(),
+        "model": str(model_dir),
+        "golden_cases": len(sentences),
+        "golden_sentences": n_golden,  # the first cases; the rest are generated probes
+        "tf2_model": str(tf2_dir) if migrated.returncode == 0 else None,
+        "migrate": json.loads(migrated.stdout) if migrated.returncode == 0 else migrated.stderr.strip()[-2000:],
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The TensorFlow version matrix: one virtualenv per supported tensorflow-cpu, the whole test
+suite in each, the shipped model's golden predictions on each, and models trained on each
+version loaded on every other.
+
+    python3 scripts/tf_matrix.py                            # every version in constraints/
+    python3 scripts/tf_matrix.py --versions oldest,newest   # what CI runs
+    python3 scripts/tf_matrix.py --versions 2.15.1 --keep-going
+
+A version is supported when ``constraints/tf-<version>.txt`` pins its environment (every
+package; the pinned release points at ``requirements-dev.txt``). Virtualenvs are
+``.venv-tf<version>/``, rebuilt when their constraints file changes; the pinned release reuses
+``.venv/`` when ``make venv`` has built it. Results go to ``reports/matrix/`` (``matrix.md``,
+``matrix.json``, JUnit XML per version); the table is printed. Exit status 1 when any cell fails:
+a failed or missing test, golden drift over 1e-5 or another top-1 intent, or a model trained on
+one version answering differently on another.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS = ROOT / "constraints"
+REPORTS = ROOT / "reports" / "matrix"
+TOLERANCE = 1e-5
+# Tests that must have run and passed in every cell, not merely "no failures".
+REQUIRED_TESTS = (
+    "test_same_seed_gives_bit_identical_weights",
+    "test_shipped_model_reproduces_golden",
+    "test_shipped_model_parity_on_golden_and_generated_sentences",
+    "test_model_trained_in_this_run_has_parity",
+    "test_real_keras_files_import_exactly",
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def supported_versions() -> list[str]:
+    found = [p.name[len("tf-") : -len(".txt")] for p in CONSTRAINTS.glob("tf-*.txt")]
+    return sorted(found, key=version_key)
+
+
+def pinned_version() -> str:
+    match = re.search(r"^tensorflow-cpu==(\S+)", (ROOT / "requirements-tf1compat.txt").read_text(), re.M)
+    if not match:
+        sys.exit("requirements-tf1compat.txt pins no tensorflow-cpu")
+    return match.group(1)
+
+
+def resolve_versions(spec: str | None) -> list[str]:
+    supported = supported_versions()
+    if not spec:
+        return supported
+    chosen = []
+    for item in spec.split(","):
+        item = item.strip()
+        version = {"oldest": supported[0], "newest": supported[-1]}.get(item, item)
+        if version not in supported:
+            sys.exit(f"{version}: not supported (no constraints/tf-{version}.txt); supported: {', '.join(supported)}")
+        if version not in chosen:
+            chosen.append(version)
+    return sorted(chosen, key=version_key)
+
+
+def _requirements_digest(path: Path) -> str:
+    """sha256 of a requirements file and of the files it includes with ``-r``."""
+    digest = hashlib.sha256()
+    pending = [path]
+    while pending:
+        current = pending.pop()
+        text = current.read_text()
+        digest.update(text.encode())
+        pending += [(current.parent / m).resolve() for m in re.findall(r"^-r\s+(\S+)", text, re.M)]
+    return digest.hexdigest()
+
+
+def venv_for(version: str) -> Path:
+    """The virtualenv of ``version``, created or refreshed from its constraints file."""
+    requirements = CONSTRAINTS / f"tf-{version}.txt"
+    project_venv = ROOT / ".venv"
+    stamp = project_venv / ".installed"
+    if version == pinned_version() and stamp.exists():
+        newest_input = max(p.stat().st_mtime for p in (ROOT / "requirements-tf1compat.txt", ROOT / "requirements-dev.txt"))
+        if stamp.stat().st_mtime >= newest_input:
+            return project_venv
+    venv = ROOT / f".venv-tf{version}"
+    marker = venv / ".matrix-installed"
+    wanted = _requirements_digest(requirements)
+    if marker.exists() and marker.read_text().strip() == wanted:
+        return venv
+    log(f"[{version}] creating {venv.name} from {requirements.relative_to(ROOT)}")
+    started = time.perf_counter()
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)],
+        capture_output=True, text=True,
+    )
+    if install.returncode != 0:
+        sys.exit(f"[{version}] pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}")
+    marker.write_text(wanted + "\n")
+    log(f"[{version}] installed in {time.perf_counter() - started:.0f}s")
+    return venv
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("LEGACY_ASSISTANT_RUNTIME", None)
+    return env
+
+
+def run_tests(venv: Path, version: str, out: Path) -> dict:
+    junit = out / "junit.xml"
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True,
+    )
+    (out / "pytest.log").write_text(result.stdout + result.stderr)
+    outcome = {"seconds": time.perf_counter() - started, "exit": result.returncode, "tests": 0, "passed": 0,
+               "failed": [], "skipped": 0, "missing_required": []}
+    if not junit.exists():
+        outcome["failed"] = [f"pytest wrote no report (exit {result.returncode})"]
+        return outcome
+    passed_names = set()
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        outcome["tests"] += 1
+        name = f"{case.get('classname')}::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            outcome["failed"].append(name)
+        elif case.find("skipped") is not None:
+            outcome["skipped"] += 1
+        else:
+            outcome["passed"] += 1
+            passed_names.add(case.get("name").split("[")[0])
+    outcome["missing_required"] = [t for t in REQUIRED_TESTS if t not in passed_names]
+    return outcome
+
+
+def run_cell(venv: Path, out: Path) -> dict:
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), str(ROOT / "scripts" / "matrix_cell.py"), "--out", str(out)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        return {"error": result.stderr.strip()[-3000:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def check_golden(venv: Path, model: str, runtime: str, report: Path) -> dict:
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "legacy_assistant", "-q", "golden", model, "--check",
+         "--runtime", runtime, "--report", str(report)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True,
+    )
+    if report.exists():
+        return json.loads(report.read_text())
+    return {"ok": False, "error": (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:]}
+
+
+def cell_ok(cell: dict) -> bool:
+    tests, golden = cell["tests"], cell.get("golden") or {}
+    return (
+        tests["tests"] > 0 and not tests["failed"] and not tests["missing_required"]
+        and "error" not in cell and golden.get("max_abs_delta", 1.0) <= TOLERANCE and not golden.get("mismatches", [1])
+        and cell.get("tf2_model") is not None
+    )
+
+
+def cross_ok(report: dict) -> bool:
+    return bool(report.get("ok")) and report.get("max_abs_delta", 1.0) <= TOLERANCE and not report.get("mismatches")
+
+
+def fmt_cross(report: dict) -> str:
+    if "max_abs_delta" not in report:
+        return "FAIL: " + " ".join(report.get("error", ["no report"]))[:60]
+    top1 = f"{report['top1_agreement']:.0%}"
+    return f"{report['max_abs_delta']:.1e}, top-1 {top1}" + ("" if cross_ok(report) else " FAIL")
+
+
+def retrain_vs(cells: dict[str, dict], reference: str) -> dict[str, str]:
+    """How each version's same-seed retrain compares with ``reference``'s, on the golden sentences."""
+    base = cells.get(reference, {})
+    if "model" not in base:
+        return {}
+    base_cases = json.loads((Path(base["model"]) / "golden.json").read_text())["cases"][: base["golden_sentences"]]
+    out = {}
+    for version, cell in cells.items():
+        if "model" not in cell:
+            continue
+        if cell["weights_sha256"] == base["weights_sha256"]:
+            out[version] = "identical weights"
+            continue
+        cases = json.loads((Path(cell["model"]) / "golden.json").read_text())["cases"][: len(base_cases)]
+        delta = max(abs(a["probabilities"][t] - b["probabilities"][t]) for a, b in zip(base_cases, cases) for t in a["probabilities"])
+        same = sum(a["intent"] == b["intent"] for a, b in zip(base_cases, cases))
+        out[version] = f"other weights: top-1 {same}/{len(cases)}, max \\|Δp\\| {delta:.2f}"
+    return out
+
+
+def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
+    versions = list(cells)
+    retrain = retrain_vs(cells, versions[-1])
+    lines = [
+        "| tensorflow-cpu | numpy | tests passed | golden max \\|Δp\\| | top-1 agreement | train time | "
+        f"same-seed retrain vs {versions[-1]} | result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for version, cell in cells.items():
+        tests, golden = cell["tests"], cell.get("golden") or {}
+        numpy = cell.get("versions", {}).get("numpy", "?")
+        agreement = (f"{round(golden['top1_agreement'] * golden['cases'])}/{golden['cases']}"
+                     if "cases" in golden else "?")
+        delta = f"{golden['max_abs_delta']:.1e}" if "max_abs_delta" in golden else "?"
+        train = f"{cell['train_seconds']:.1f} s" if "train_seconds" in cell else "?"
+        lines.append(f"| {version} | {numpy} | {tests['passed']}/{tests['tests']} | {delta} | {agreement} | {train} | "
+                     f"{retrain.get(version, '?')} | {'ok' if cell_ok(cell) else 'FAILED'} |")
+    if len(versions) > 1:
+        for title, table in (("compat model (TF1 SavedModel)", cross), ("migrated model (TF2 SavedModel)", cross_tf2)):
+            lines += ["", f"Trained (and, for TF2, migrated) on the row's version, golden written there, checked on the "
+                      f"column's version: {title}, max |Δp| and top-1 agreement.", "",
+                      "| trained on \\ loaded on | " + " | ".join(versions) + " |",
+                      "| --- |" + " --- |" * len(versions)]
+            for a in versions:
+                row = [("(same)" if a == b else fmt_cross(table.get((a, b), {}))) for b in versions]
+                lines.append(f"| {a} | " + " | ".join(row) + " |")
+    lines += ["", "Golden: the shipped `exported/default` against its `golden.json`. Train time: `data/intents.json`, "
+              "default recipe (200 epochs). Same-seed retrain: that training's weights against the newest version's "
+              "in this run, and their top-1 agreement and max |Δp| on the golden sentences; within one version a "
+              "same-seed retrain is always bit-identical (tested in every cell)."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", help="comma-separated versions, or 'oldest'/'newest' (default: all supported)")
+    args = parser.parse_args()
+    versions = resolve_versions(args.versions)
+    started = time.perf_counter()
+    if REPORTS.exists():
+        shutil.rmtree(REPORTS)
+    cells: dict[str, dict] = {}
+    venvs: dict[str, Path] = {}
+    for version in versions:
+        venvs[version] = venv_for(version)
+        out = REPORTS / f"tf-{version}"
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"[{version}] test suite ({venvs[version].name})")
+        tests = run_tests(venvs[version], version, out)
+        log(f"[{version}] {tests['passed']}/{tests['tests']} passed in {tests['seconds']:.0f}s; golden, training, migration")
+        cell = run_cell(venvs[version], out)
+        cell["tests"] = tests
+        cells[version] = cell
+        if "error" in cell:
+            log(f"[{version}] cell failed: {cell['error']}")
+    cross: dict = {}
+    cross_tf2: dict = {}
+    for a in versions:
+        for b in versions:
+            if a == b or "model" not in cells[a]:
+                continue
+            log(f"[{a} -> {b}] cross-version load")
+            cross[(a, b)] = check_golden(venvs[b], cells[a]["model"], "compat", REPORTS / f"tf-{a}" / f"on-{b}.json")
+            if cells[a].get("tf2_model"):
+                cross_tf2[(a, b)] = check_golden(venvs[b], cells[a]["tf2_model"], "tf2", REPORTS / f"tf-{a}" / f"tf2-on-{b}.json")
+    table = render(cells, cross, cross_tf2)
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    footer = f"{len(versions)} version(s), {time.perf_counter() - started:.0f} s in all, on {machine}."
+    (REPORTS / "matrix.md").write_text(table + "\n\n" + footer + "\n")
+    (REPORTS / "matrix.json").write_text(json.dumps({
+        "cells": cells,
+        "cross": {f"{a}->{b}": r for (a, b), r in cross.items()},
+        "cross_tf2": {f"{a}->{b}": r for (a, b), r in cross_tf2.items()},
+    }, indent=1, default=str) + "\n")
+    print(table)
+    print()
+    print(footer)
+    failures = [v for v, c in cells.items() if not cell_ok(c)]
+    failures += [f"{a}->{b}" for (a, b), r in cross.items() if not cross_ok(r)]
+    failures += [f"tf2 {a}->{b}" for (a, b), r in cross_tf2.items() if not cross_ok(r)]
+    for version, cell in cells.items():
+        for name in cell["tests"]["failed"][:10]:
+            print(f"FAILED [{version}] {name}")
+        for name in cell["tests"]["missing_required"]:
+            print(f"MISSING [{version}] required test did not pass: {name}")
+    checks = [cell_ok(c) for c in cells.values()] + [cross_ok(r) for r in (*cross.values(), *cross_tf2.values())]
+    passed = sum(c["tests"]["passed"] for c in cells.values()) + sum(checks)
+    failed = sum(len(c["tests"]["failed"]) + len(c["tests"]["missing_required"]) for c in cells.values())
+    failed += checks.count(False)
+    if failures:
+        print(f"failed: {', '.join(failures)}")
+    # Closing line: tests run in all cells plus the matrix's own checks (per-version and cross-version).
+    print(f"matrix: {passed} passed, {failed} failed")
+    return 1 if failures or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""``import-classic``: a Keras chatbot (.h5 + words + classes + intents) becomes a model whose
+predictions equal Keras's own and an independent numpy forward pass of the same weights.
+
+The ``keras*_chatbot_model.h5`` fixtures were made once by ``scripts/make_classic_fixtures.py``
+with real Keras 2 (TensorFlow 2.15) and Keras 3; the other layouts are written here with h5py.
+"""
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from nltk.stem import LancasterStemmer
+from nltk.tokenize import NLTKWordTokenizer
+from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+from legacy_assistant.cli import main
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.pickled_lists import UnsafePickle, decode_string_list
+from legacy_assistant.predictor import Predictor
+from tests.conftest import TEST_DATA
+
+CLASSIC = TEST_DATA / "classic"
+WORDS = json.loads((CLASSIC / "words.json").read_text())
+CLASSES = (CLASSIC / "classes.txt").read_text().split()
+
+
+def classic_bow(sentence: str) -> np.ndarray:
+    """The classic recipe's bag of words, written out here independently of the featurizer."""
+    stemmer, treebank = LancasterStemmer(), NLTKWordTokenizer()
+    tokens = [t for s in PunktSentenceTokenizer().tokenize(sentence) for t in treebank.tokenize(s)]
+    stems = {stemmer.stem(t.lower()) for t in tokens}
+    return np.array([1.0 if w in stems else 0.0 for w in WORDS], np.float32)
+
+
+def numpy_forward(layers, sentences):
+    h = np.stack([classic_bow(s) for s in sentences])
+    for i, (kernel, bias) in enumerate(layers):
+        h = h @ kernel + bias
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+    e = np.exp(h - h.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def import_cli(h5, out, words=CLASSIC / "words.json", classes=CLASSIC / "classes.txt", intents=CLASSIC / "intents.json"):
+    return main(["-q", "import-classic", str(h5), "--words", str(words), "--classes", str(classes),
+                 "--intents", str(intents), "--out", str(out)])
+
+
+@pytest.mark.parametrize("major, weight_path", [(2, "{0}/{0}/{1}:0"), (3, "{0}/sequential/{0}/{1}")])
+def test_real_keras_files_import_exactly(major, weight_path, tmp_path):
+    h5 = CLASSIC / f"keras{major}_chatbot_model.h5"
+    expected = json.loads((CLASSIC / f"keras{major}_expected.json").read_text())
+    assert import_cli(h5, tmp_path / "bot") == 0
+    predictor = Predictor.load(tmp_path / "bot")
+    try:
+        sentences = [case["text"] for case in expected["cases"]]
+        got = predictor.predict_proba(sentences)
+        assert predictor.classes == CLASSES
+        assert predictor.manifest["featurizer"]["vocabulary"] == WORDS
+    finally:
+        predictor.close()
+    keras_says = np.array([case["probabilities"] for case in expected["cases"]], np.float32)
+    np.testing.assert_allclose(got, keras_says, atol=1e-5)
+    assert (got.argmax(1) == keras_says.argmax(1)).all()
+    with h5py.File(h5, "r") as f:  # the weights read here by their plain paths, not by the importer
+        layers = [(f["model_weights"][weight_path.format(n, "kernel")][()], f["model_weights"][weight_path.format(n, "bias")][()])
+                  for n in ("dense", "dense_1", "dense_2")]
+    np.testing.assert_allclose(got, numpy_forward(layers, sentences), atol=1e-6)
+
+
+def write_weights_only_h5(path: Path, layers) -> None:
+    """``model.save_weights('x.h5')`` layout of Keras 2: layer groups at the root, no model_config."""
+    with h5py.File(path, "w") as f:
+        names = ["dense", "dropout", "dense_1", "dropout_1", "dense_2"]
+        f.attrs["layer_names"] = np.array([n.encode() for n in names])
+        f.attrs["keras_version"] = b"2.15.0"
+        dense = iter(layers)
+        for name in names:
+            group = f.create_group(name)
+            if name.startswith("dropout"):
+                group.attrs["weight_names"] = np.array([], dtype="S1")
+                continue
+            kernel, bias = next(dense)
+            group.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()])
+            group.create_dataset(f"{name}/kernel:0", data=kernel)
+            group.create_dataset(f"{name}/bias:0", data=bias)
+
+
+def random_layers(seed=0):
+    rng = np.random.RandomState(seed)
+    widths = [len(WORDS), 128, 64, len(CLASSES)]
+    return [(rng.randn(a, b).astype(np.float32), rng.randn(b).astype(np.float32) * 0.1) for a, b in zip(widths, widths[1:])]
+
+
+def test_weights_only_file_imports_and_matches_numpy(tmp_path):
+    layers = random_layers()
+    write_weights_only_h5(tmp_path / "weights.h5", layers)
+    assert import_cli(tmp_path / "weights.h5", tmp_path / "bot") == 0
+    sentences = ["Hi, can I order some tea?", "Hello. Bye!", "green tea please", "zzz", ""]
+    predictor = Predictor.load(tmp_path / "bot")
+    try:
+        got = predictor.predict_proba(sentences)
+        assert predictor.manifest["summary"]["architecture"] == "assumed (weights-only file)"
+    finally:
+        predictor.close()
+    np.testing.assert_allclose(got, numpy_forward(layers, sentences), atol=1e-6)
+
+
+def test_punctuation_counts_as_in_the_classic_bag(tmp_path):
+    assert "," in WORDS  # the classic recipe ignores only "?" when it builds its words
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot") == 0
+    predictor = Predictor.load(tmp_path / "bot")
+    try:
+        assert predictor.features(["hi, there"]).ids[0].tolist().count(WORDS.index(",")) == 1
+        np.testing.assert_array_equal(predictor.info.featurizer.transform(["Hello. I want tea, please"])[0],
+                                      classic_bow("Hello. I want tea, please"))
+    finally:
+        predictor.close()
+
+
+def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
+    pickled = tmp_path / "words.pkl"
+    pickled.write_bytes(pickle.dumps(WORDS))
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=pickled) == 1
+    err = capsys.readouterr().err
+    assert "pickle" in err and "legacy_assistant.pickled_lists" in err and not (tmp_path / "bot").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ("words", "first layer takes 39 inputs but the words list has 38"),
+    ("classes", "no intent for class"),
+    ("layer", "is a BatchNormalization"),
+])
+def test_files_that_do_not_fit_are_refused(change, message, tmp_path, capsys):
+    h5, words, classes = tmp_path / "m.h5", tmp_path / "words.json", tmp_path / "classes.json"
+    shutil.copy(CLASSIC / "keras2_chatbot_model.h5", h5)
+    words.write_text(json.dumps(WORDS[:-1] if change == "words" else WORDS))
+    classes.write_text(json.dumps(CLASSES[:-1] + ["mystery"] if change == "classes" else CLASSES))
+    if change == "layer":
+        with h5py.File(h5, "r+") as f:
+            config = json.loads(f.attrs["model_config"])
+            config["config"]["layers"].insert(2, {"class_name": "BatchNormalization", "config": {"name": "bn"}})
+            f.attrs["model_config"] = json.dumps(config)
+    assert import_cli(h5, tmp_path / "bot", words=words, classes=classes) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_pickled_lists_decode_without_unpickling(tmp_path):
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert decode_string_list(pickle.dumps(WORDS + ["é", WORDS[0]], protocol=protocol)) == WORDS + ["é", WORDS[0]]
+    marker = tmp_path / "pwned"
+    hostile = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."  # what pickle.load would run
+    with pytest.raises(UnsafePickle, match="opcode GLOBAL"):
+        decode_string_list(hostile)
+    with pytest.raises(UnsafePickle, match="opcode BININT1"):
+        decode_string_list(pickle.dumps(["a", 1]))
+    assert not marker.exists()
+
+
+def test_pickled_lists_command_writes_json(tmp_path):
+    from legacy_assistant.pickled_lists import main as convert
+
+    (tmp_path / "classes.pkl").write_bytes(pickle.dumps(CLASSES))
+    assert convert([str(tmp_path / "classes.pkl"), "--out", str(tmp_path / "classes.json")]) == 0
+    assert json.loads((tmp_path / "classes.json").read_text()) == CLASSES
+
+
+def test_unreadable_h5_is_refused(tmp_path):
+    from legacy_assistant.keras_h5 import read_keras_dense_model
+
+    (tmp_path / "x.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ArtifactError, match="x.h5: not a readable HDF5 file"):
+        read_keras_dense_model(tmp_path / "x.h5")

@@ -1,0 +1,155 @@
+"""``migrate``: a TF2-native model that answers what its compat source answers (same top-1,
+max |Δp| <= 1e-5) on the golden set and on generated sentences, compared across processes."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from legacy_assistant.artifact import MANIFEST, _manifest_digest, verify_artifact
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.golden import GOLDEN_FILE, write_golden
+from legacy_assistant.predictor import Predictor
+from legacy_assistant.probes import probe_sentences
+from tests.conftest import DEFAULT_MODEL
+from tests.subprocesses import json_out, run_cli, run_snippet
+
+TOLERANCE = 1e-5
+PROBES = 1000
+
+
+@pytest.fixture(scope="session")
+def migrated_default(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tf2") / "default-tf2"
+    report = json_out(run_cli("migrate", str(DEFAULT_MODEL), "--out", str(out), "--json"))
+    return out, report
+
+
+@pytest.fixture(scope="session")
+def migrated_tiny(tmp_path_factory, tiny_model_dir):
+    out = tmp_path_factory.mktemp("tf2") / "tiny-tf2"
+    json_out(run_cli("migrate", str(tiny_model_dir), "--out", str(out), "--json"))
+    return out
+
+
+def _parity(predictor, migrated, tmp_path, seed_texts):
+    """Compat probabilities written here, checked by the TF2 runtime in another process."""
+    sentences = list(seed_texts) + probe_sentences(seed_texts, predictor.info.featurizer.vocabulary, PROBES, seed=1)
+    expected = tmp_path / "compat-answers.json"
+    write_golden(predictor, sentences, expected)
+    report_path = tmp_path / "report.json"
+    result = run_cli("golden", str(migrated), "--runtime", "tf2", "--check", "--golden", str(expected),
+                     "--report", str(report_path))
+    report = json.loads(report_path.read_text())
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    return report, len(sentences)
+
+
+def test_shipped_model_parity_on_golden_and_generated_sentences(default_predictor, migrated_default, golden, tmp_path):
+    out, _ = migrated_default
+    report, n = _parity(default_predictor, out, tmp_path, [case["text"] for case in golden["cases"]])
+    assert report["cases"] == n >= PROBES
+    assert report["mismatches"] == [] and report["top1_agreement"] == 1.0
+    assert report["max_abs_delta"] <= TOLERANCE
+
+
+def test_model_trained_in_this_run_has_parity(tiny_predictor, migrated_tiny, tiny_intents, tmp_path):
+    report, _ = _parity(tiny_predictor, migrated_tiny, tmp_path, tiny_intents.examples()[0])
+    assert report["mismatches"] == [] and report["max_abs_delta"] <= TOLERANCE
+
+
+def test_migrate_checks_itself_against_the_source_golden(migrated_default, golden):
+    out, report = migrated_default
+    assert report["source_golden"]["cases"] == len(golden["cases"])
+    assert report["source_golden"]["max_abs_delta"] <= TOLERANCE
+    assert report["numpy_reference"]["top1_agreement"] == 1.0
+    assert report["numpy_reference"]["max_abs_delta"] <= TOLERANCE
+    assert (out / GOLDEN_FILE).read_bytes() == (DEFAULT_MODEL / GOLDEN_FILE).read_bytes()
+
+
+def test_migrated_artifact_keeps_the_contract_and_the_discipline(migrated_default):
+    out, _ = migrated_default
+    source, target = verify_artifact(DEFAULT_MODEL), verify_artifact(out)
+    assert target.runtime == "tf2" and source.runtime == "compat"
+    for key in ("featurizer", "classes", "network", "threshold", "fallback", "intents"):
+        assert target.manifest[key] == source.manifest[key], key
+    assert target.manifest["migrated_from"]["manifest_sha256"] == source.manifest["manifest_sha256"]
+    assert "saved_model/saved_model.pb" in target.manifest["files"]
+    assert not [p for p in out.rglob("*") if p.suffix in (".pkl", ".pickle")]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging debris
+
+
+def test_damaged_tf2_model_is_refused_naming_the_file(migrated_default, tmp_path):
+    out, _ = migrated_default
+    copy = tmp_path / "damaged-tf2"
+    shutil.copytree(out, copy)
+    data = next((copy / "saved_model" / "variables").glob("variables.data-*"))
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=f"{data.name}: altered or truncated"):
+        verify_artifact(copy)
+    result = run_cli("golden", str(copy), "--runtime", "tf2", "--check")
+    assert result.returncode == 1 and "altered or truncated" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compat_process_refuses_a_tf2_model_clearly(migrated_default):
+    with pytest.raises(ArtifactError, match="runtime 'tf2' .*choose --runtime tf2|'tf2' runtime.*--runtime tf2"):
+        Predictor.load(migrated_default[0])
+
+
+def test_unknown_network_option_fails_migration_clearly(model_copy, tmp_path):
+    manifest_path = model_copy / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["network"]["activation"] = "gelu"
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_cli("migrate", str(model_copy), "--out", str(tmp_path / "never"))
+    assert result.returncode == 1
+    assert "'activation'" in result.stderr and "not understood" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_web_app_serves_the_tf2_model_like_the_compat_one(migrated_default, default_predictor, golden):
+    out, _ = migrated_default
+    texts = [case["text"] for case in golden["cases"][:8]]
+    result = run_snippet(
+        "import json, sys\n"
+        "from compat.selection import select\n"
+        "select('tf2')\n"
+        "from legacy_assistant.web import create_app\n"
+        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}}})\n"
+        "client = app.test_client()\n"
+        f"answers = [client.post('/api/v1/parse', json={{'text': t}}).get_json() for t in {texts!r}]\n"
+        "print(json.dumps(answers))\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout)
+    for text, answer in zip(texts, answers):
+        expected = dict(default_predictor.rank_one(text))
+        assert answer["intent"]["name"] == default_predictor.rank_one(text)[0][0]
+        got = {item["name"]: item["confidence"] for item in answer["intent_ranking"]}
+        assert max(abs(got[name] - expected[name]) for name in got) <= TOLERANCE
+
+
+def test_tf2_model_from_16_threads_matches_sequential(migrated_default, golden):
+    """No graph to bind per thread in TF2: the restored function is called from any thread."""
+    out, _ = migrated_default
+    texts = [case["text"] for case in golden["cases"]]
+    result = run_snippet(
+        "import json, threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from compat.selection import select\n"
+        "select('tf2')\n"
+        "from legacy_assistant.predictor import Predictor\n"
+        f"p = Predictor.load({str(out)!r})\n"
+        f"texts = {texts!r}\n"
+        "sequential = [p.rank_one(t) for t in texts]\n"
+        "barrier = threading.Barrier(16)\n"
+        "def call(i):\n"
+        "    if i < 16:\n        barrier.wait()\n"
+        "    return p.rank_one(texts[i % len(texts)]) == sequential[i % len(texts)]\n"
+        "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
+        "print(json.dumps({'calls': len(same), 'same': sum(same)}))\n"
+    )
+    assert json_out(result) == {"calls": 128, "same": 128}

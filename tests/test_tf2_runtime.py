@@ -1,0 +1,84 @@
+"""The TF2-native port: same architecture as build_logits, its own process, clear refusals."""
+import sys
+
+import numpy as np
+import pytest
+
+from compat import selection
+from compat.classifier import NetworkSpec, build_logits
+from compat.graph_session import GraphSession
+from compat.layout import NetworkLayout, UnsupportedNetwork, check_weights, forward_numpy, parse_network
+from compat.runtime import tf
+from tests.subprocesses import run_snippet
+
+
+@pytest.mark.parametrize("hidden", [(5, 4), (6,), ()])
+def test_layout_names_exactly_the_variables_build_logits_creates(hidden):
+    spec = NetworkSpec(7, 3, hidden, 0.5)
+    with GraphSession() as gs, gs.bound():
+        ids = tf.placeholder(tf.int32, [None, None])
+        weights = tf.placeholder(tf.float32, [None, None])
+        build_logits(ids, weights, spec, dropout_rate=None, seed=0)
+        built = {v.name.split(":")[0]: tuple(v.shape.as_list()) for v in tf.global_variables()}
+    layout = parse_network({"n_features": 7, "n_classes": 3, "hidden_units": list(hidden), "dropout": 0.5})
+    assert layout.variables() == built
+
+
+def test_numpy_reference_matches_the_compat_network(tiny_predictor, tiny_trained):
+    texts = ["hi there", "green tea please", "nothing known", ""]
+    features = tiny_trained.featurizer.encode(texts)
+    layout = parse_network(tiny_predictor.manifest["network"])
+    _, expected = forward_numpy(layout, tiny_trained.weights, features.ids, features.weights)
+    np.testing.assert_allclose(tiny_predictor.predict_proba(texts), expected, atol=1e-6)
+
+
+def test_unknown_network_options_are_refused_by_name():
+    base = {"n_features": 4, "n_classes": 2, "hidden_units": [3], "dropout": 0.5}
+    with pytest.raises(UnsupportedNetwork, match="'activation'.*not understood"):
+        parse_network({**base, "activation": "gelu"})
+    with pytest.raises(UnsupportedNetwork, match="missing hidden_units"):
+        parse_network({"n_features": 4, "n_classes": 2})
+    with pytest.raises(UnsupportedNetwork, match="n_classes at least 2"):
+        parse_network({**base, "n_classes": 1})
+
+
+def test_weights_must_match_the_layout():
+    layout = NetworkLayout(4, 2, (3,))
+    good = {name: np.zeros(shape, np.float32) for name, shape in layout.variables().items()}
+    check_weights(layout, good)
+    with pytest.raises(UnsupportedNetwork, match="unexpected \\['classifier/norm/gamma'\\]"):
+        check_weights(layout, {**good, "classifier/norm/gamma": np.ones(3)})
+    with pytest.raises(UnsupportedNetwork, match="shape \\(4, 5\\)"):
+        check_weights(layout, {**good, "classifier/hidden_0/kernel": np.zeros((4, 5))})
+
+
+def test_this_process_is_compat_and_refuses_the_tf2_runtime():
+    assert selection.active() == "compat"
+    with pytest.raises(selection.RuntimeConflict, match="already runs TensorFlow runtime 'compat'"):
+        import compat.tf2.runtime  # noqa: F401
+    with pytest.raises(selection.RuntimeConflict):
+        selection.select("tf2")
+    assert "compat.tf2.runtime" not in sys.modules
+
+
+def test_compat_runtime_refuses_a_tf2_process():
+    result = run_snippet(
+        "import compat.tf2.runtime\n"
+        "from compat.selection import RuntimeConflict\n"
+        "try:\n    import compat.runtime\nexcept RuntimeConflict as exc:\n    print('refused:', exc)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
+
+
+def test_cli_web_and_serving_modules_import_no_tensorflow():
+    """Either runtime can still be chosen after the CLI parsed its arguments or the app was imported."""
+    result = run_snippet(
+        "import sys\n"
+        "import legacy_assistant.cli, legacy_assistant.web, legacy_assistant.predictor, legacy_assistant.golden\n"
+        "import legacy_assistant.migration, legacy_assistant.classic_import, compat.selection, compat.layout\n"
+        "legacy_assistant.cli.build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in ('compat.runtime', 'compat.tf2.runtime')))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
