@@ -126,11 +126,18 @@ def _env() -> dict[str, str]:
     return env
 
 
+# Test modules that never touch TensorFlow and need tools an old release's environment cannot
+# hold (selenium and openapi-spec-validator need typing-extensions >= 4.6; TensorFlow 2.12 caps
+# it below): they run in the pinned release's cell only.
+PINNED_ONLY_TESTS = ("tests/test_chat_page.py", "tests/test_openapi.py")
+
+
 def run_tests(venv: Path, version: str, out: Path) -> dict:
     junit = out / "junit.xml"
     started = time.perf_counter()
+    ignored = [] if version == pinned_version() else [f"--ignore={path}" for path in PINNED_ONLY_TESTS]
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *ignored],
         cwd=ROOT, env=_env(), capture_output=True, text=True,
     )
     (out / "pytest.log").write_text(result.stdout + result.stderr)
