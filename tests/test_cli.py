@@ -67,3 +67,79 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def csv_model(tmp_path_factory):
+    from tests.conftest import TEST_DATA
+
+    out = tmp_path_factory.mktemp("cli") / "csvbot"
+    argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--epochs", "60",
+            "--validation-data", str(TEST_DATA / "tiny_val.csv"), "--no-plot"]
+    assert main(argv) == 0
+    return out
+
+
+def test_train_from_csv_learns_out_of_scope_and_tunes_threshold(csv_model):
+    manifest = json.loads((csv_model / "assistant.json").read_text())
+    assert manifest["oos_label"] == "oos" and "oos" in manifest["classes"]
+    assert manifest["training"]["features"]["char_ngrams"] == [1, 4]  # the default preset
+    tuning = manifest["summary"]["threshold_tuning"]
+    assert manifest["threshold"] == tuning["threshold"] and tuning["validation_out_of_scope"] == 2
+    rules = {rule["tag"]: rule for rule in manifest["intents"]}
+    assert set(rules) == {"greeting", "goodbye", "order_tea", "book"}
+    assert rules["book"]["responses"] == ["I understood this as 'book'."]
+    assert manifest["source"]["format"] == "csv" and manifest["source"]["validation"].endswith("tiny_val.csv")
+
+
+def test_evaluate_writes_report_and_pngs(csv_model, tmp_path, capsys):
+    from tests.conftest import TEST_DATA
+
+    out = tmp_path / "reports" / "val.json"
+    assert main(["evaluate", str(csv_model), str(TEST_DATA / "tiny_val.csv"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["examples"] == 10 and report["oos_examples"] == 2
+    assert f"accuracy     {report['accuracy']:.4f}" in printed
+    assert set(report["at_threshold"]) >= {"in_scope_accuracy", "oos_recall", "oos_precision", "joint_accuracy"}
+    assert report["threshold"] == json.loads((csv_model / "assistant.json").read_text())["threshold"]
+    for name in ("val-confusion.png", "val-thresholds.png"):
+        assert (out.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evaluate", str(csv_model), str(TEST_DATA / "tiny_val.csv"), "--threshold", "1.0"]) == 0
+    assert "in-scope fallback rate 1.0000" in capsys.readouterr().out
+
+
+def test_evaluate_reports_bad_data_with_line(csv_model, capsys):
+    from tests.conftest import TEST_DATA
+
+    assert main(["evaluate", str(csv_model), str(TEST_DATA / "bad.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "line 3: expected 2 fields, got 3" in err and "Traceback" not in err
+
+
+def test_train_and_evaluate_clinc_layout(tmp_path, capsys):
+    from tests.conftest import TEST_DATA
+
+    data = str(TEST_DATA / "tiny_clinc.json")
+    out = tmp_path / "clincbot"
+    assert main(["-q", "train", data, "--out", str(out), "--epochs", "60", "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "(clinc): 5 labels, 28 training examples (4 out of scope), 10 validation examples" in printed
+    manifest = json.loads((out / "assistant.json").read_text())
+    assert manifest["summary"]["validation_examples"] == 10 and "threshold_tuning" in manifest["summary"]
+    assert main(["evaluate", str(out), data]) == 0  # --split test by default
+    assert "examples     11 (8 in scope, 3 out of scope" in capsys.readouterr().out
+    assert main(["evaluate", str(out), data, "--split", "dev"]) == 1
+    assert "no split 'dev'" in capsys.readouterr().err
+
+
+def test_train_classic_preset_and_fixed_threshold(tmp_path):
+    from tests.conftest import TEST_DATA
+
+    out = tmp_path / "classic"
+    argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--preset", "classic", "--epochs", "3",
+            "--threshold", "0.4", "--no-oos-class", "--no-plot"]
+    assert main(argv) == 0
+    manifest = json.loads((out / "assistant.json").read_text())
+    assert manifest["training"]["hidden_units"] == [128, 64] and manifest["training"]["optimizer"] == "sgd"
+    assert manifest["threshold"] == 0.4 and manifest["oos_label"] is None and "oos" not in manifest["classes"]
