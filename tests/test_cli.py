@@ -31,9 +31,12 @@ def test_train_reports_bad_intents_file(tmp_path, capsys):
 
 
 def test_info_on_shipped_model(capsys):
+    manifest = json.loads((DEFAULT_MODEL / "assistant.json").read_text())
     assert main(["info", str(DEFAULT_MODEL)]) == 0
     out = capsys.readouterr().out
-    assert "checksums ok" in out and "lancaster" in out
+    assert "checksums ok" in out
+    assert f"stemmer {manifest['featurizer']['config']['text']['stemmer']}" in out
+    assert f"threshold  {manifest['threshold']}" in out
 
 
 def test_info_on_damaged_model_exits_nonzero_without_traceback(tmp_path, capsys):
