@@ -83,9 +83,11 @@ def csv_model(tmp_path_factory):
     return out
 
 
-def test_train_from_csv_learns_out_of_scope_and_tunes_threshold(csv_model):
+def test_train_from_csv_learns_out_of_scope_and_tunes_threshold(csv_model, capsys):
     manifest = json.loads((csv_model / "assistant.json").read_text())
     assert manifest["oos_label"] == "oos" and "oos" in manifest["classes"]
+    assert main(["info", str(csv_model)]) == 0
+    assert "out-of-scope class 'oos' also falls back" in capsys.readouterr().out
     assert manifest["training"]["features"]["char_ngrams"] == [1, 4]  # the default preset
     tuning = manifest["summary"]["threshold_tuning"]
     assert manifest["threshold"] == tuning["threshold"] and tuning["validation_out_of_scope"] == 2
@@ -146,3 +148,14 @@ def test_train_classic_preset_and_fixed_threshold(tmp_path):
     manifest = json.loads((out / "assistant.json").read_text())
     assert manifest["training"]["hidden_units"] == [128, 64] and manifest["training"]["optimizer"] == "sgd"
     assert manifest["threshold"] == 0.4 and manifest["oos_label"] is None and "oos" not in manifest["classes"]
+
+
+def test_chat_falls_back_on_the_out_of_scope_class(csv_model, monkeypatch, capsys):
+    import io
+
+    # a sentence learnt as out of scope, then one learnt as a greeting
+    monkeypatch.setattr("sys.stdin", io.StringIO("how tall is mount everest\nHello\n"))
+    assert main(["chat", "--model", str(csv_model), "--show-intent", "--threshold", "0"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "[fallback" in lines[0]
+    assert "[greeting" in lines[1] and "I understood this as 'greeting'." in lines[1]
