@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # Retrain the shipped model and its golden predictions (commit both afterwards).
 default-model: $(STAMP)
-	$(BIN)/legacy-assistant train data/intents.json --out exported/default --force
+	$(BIN)/legacy-assistant train data/intents.json --out exported/default --force --preset ngrams
 	$(BIN)/legacy-assistant golden exported/default --sentences data/golden_sentences.txt
 
 bench: $(STAMP)

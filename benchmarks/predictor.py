@@ -1,6 +1,7 @@
 """Training time, one-sentence latency, and the serving process's memory for a model.
 
-Prints figures with baselines measured in the same run:
+Training uses the recipe stored in the model's manifest. Prints figures with baselines measured
+in the same run:
 * latency of featurizing alone and of a numpy forward pass with the same weights, next to the
   full ``Predictor.rank_one`` (so the cost of the TensorFlow session call shows as a ratio);
 * RSS of a bare Python process that imports the same libraries, next to the dev server's RSS
@@ -96,14 +97,18 @@ def main() -> None:
     from legacy_assistant.training import train
 
     texts, tags = load_intents(args.data).examples()
+    predictor = Predictor.load(args.model)
+    config = TrainingConfig.from_dict(predictor.manifest["training"])  # the served model's recipe
     start = time.perf_counter()
-    trained = train(texts, tags, TrainingConfig())
+    trained = train(texts, tags, config)
     train_seconds = time.perf_counter() - start
 
-    predictor = Predictor.load(args.model)
     sentence = "hi, what time do you open on sundays?"
     weights = trained.weights  # same shapes as the served model: a fair numpy baseline
-    layers = [(weights[f"classifier/hidden_{i}/kernel"], weights[f"classifier/hidden_{i}/bias"]) for i in range(2)]
+    layers = [
+        (weights[f"classifier/hidden_{i}/kernel"], weights[f"classifier/hidden_{i}/bias"])
+        for i in range(len(config.hidden_units))
+    ]
     out_kernel, out_bias = weights["classifier/output/kernel"], weights["classifier/output/bias"]
     featurizer = trained.featurizer
 

@@ -195,11 +195,15 @@ class ClassifierTrainer:
             correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), self._y)
             self._correct = tf.reduce_sum(tf.cast(correct, tf.float32))
             self._loss_sum = self._data_loss * tf.cast(tf.shape(self._y)[0], tf.float32)
+            # fed per step by a learning-rate schedule; defaults to the spec's constant rate
+            self._learning_rate = tf.placeholder_with_default(
+                tf.constant(optimizer.learning_rate, tf.float32), [], name="learning_rate"
+            )
             if optimizer.name == "adam":
-                opt = tf.train.AdamOptimizer(optimizer.learning_rate)
+                opt = tf.train.AdamOptimizer(self._learning_rate)
             else:
                 opt = tf.train.MomentumOptimizer(
-                    optimizer.learning_rate, optimizer.momentum, use_nesterov=optimizer.nesterov
+                    self._learning_rate, optimizer.momentum, use_nesterov=optimizer.nesterov
                 )
             gradients = opt.compute_gradients(loss)
             if not optimizer.sparse_updates:
@@ -216,10 +220,17 @@ class ClassifierTrainer:
         ids, weights = _check_sparse(ids, weights, self.spec.n_features, what)
         return {self._ids: ids, self._values: weights}
 
-    def train_batch(self, ids: np.ndarray, weights: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """One optimizer step with dropout on. Returns the batch's (mean loss, accuracy)."""
+    def train_batch(
+        self, ids: np.ndarray, weights: np.ndarray, y: np.ndarray, learning_rate: float | None = None
+    ) -> tuple[float, float]:
+        """One optimizer step with dropout on. Returns the batch's (mean loss, accuracy).
+
+        ``learning_rate`` replaces the spec's rate for this step (a schedule); ``None`` keeps it.
+        """
         feed = self._feed(ids, weights, "train_batch")
         feed.update({self._y: y, self._rate: self.spec.dropout})
+        if learning_rate is not None:
+            feed[self._learning_rate] = learning_rate
         _, loss_sum, correct = self._gs.run([self._train_op, self._loss_sum, self._correct], feed)
         return float(loss_sum) / len(y), float(correct) / len(y)
 

@@ -150,7 +150,8 @@ def _manifest(
             "hidden_units": list(model.spec.hidden_units),
             "dropout": model.spec.dropout,
         },
-        "threshold": model.config.threshold,
+        "threshold": model.threshold,
+        "oos_label": model.oos_label,
         "fallback": {
             "tag": FALLBACK_TAG,
             "responses": list(fallback.responses) if fallback else [DEFAULT_FALLBACK_RESPONSE],

@@ -1,7 +1,8 @@
 """Training configuration: one JSON-serialisable object, stored in every artifact.
 
-The defaults are the classic recipe (binary bag of Lancaster-stemmed words, 128-64 ReLU with
-dropout 0.5, SGD with Nesterov momentum 0.9 at lr 0.01, 200 epochs of batch 5).
+The field defaults are the classic recipe (binary bag of Lancaster-stemmed words, 128-64 ReLU
+with dropout 0.5, SGD with Nesterov momentum 0.9 at lr 0.01, 200 epochs of batch 5); named
+recipes live in :mod:`legacy_assistant.presets`, and a JSON file of settings overrides them.
 """
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.features import FeatureConfig
 
 DEFAULT_THRESHOLD = 0.25
+EARLY_STOPPING_METRICS = ("val_loss", "val_accuracy")
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    """Every training setting. The field defaults are the classic recipe (preset ``classic``);
+    :mod:`legacy_assistant.presets` names this and the other recipes."""
+
     features: FeatureConfig = field(default_factory=FeatureConfig)
     hidden_units: tuple[int, ...] = (128, 64)
     dropout: float = 0.5
@@ -25,25 +31,45 @@ class TrainingConfig:
     learning_rate: float = 0.01
     momentum: float = 0.9
     nesterov: bool = True
+    lr_schedule: str = "constant"  # or "linear": falls to ~0 by the last step (training.learning_rate_schedule)
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     sparse_updates: bool = False  # see compat.classifier.OptimizerSpec
     epochs: int = 200
+    min_steps: int = 0  # raise epochs until training takes at least this many optimizer steps
     batch_size: int = 5
+    bucket_by_length: bool = False  # batch sentences of similar length together (training.epoch_batches)
+    feature_dropout: float = 0.0  # training only: drop each feature of a sentence with this probability
     validation_split: float = 0.0
-    early_stopping_patience: int = 0  # epochs without val-loss improvement; 0 = off
+    early_stopping_patience: int = 0  # epochs without improvement of the metric below; 0 = off
+    early_stopping_metric: str = "val_loss"  # or "val_accuracy"; the best epoch's weights are kept
     seed: int = 1
     threshold: float = DEFAULT_THRESHOLD  # below this confidence the dialogue falls back
+    oos_class: bool = True  # learn out-of-scope training examples as a class of their own
+    tune_threshold: bool = True  # choose the threshold on out-of-scope validation examples, when there are any
+    threshold_oos_share: float = 0.2  # share of out-of-scope messages the tuned threshold expects (thresholds.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.min_steps < 0:
+            raise ConfigError(f"min_steps must be >= 0, got {self.min_steps}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0.0 <= self.validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1), got {self.validation_split}")
         if self.early_stopping_patience < 0:
             raise ConfigError("early_stopping_patience must be >= 0")
+        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
+            raise ConfigError(
+                f"early_stopping_metric must be one of {EARLY_STOPPING_METRICS}, got {self.early_stopping_metric!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ConfigError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if not 0.0 < self.threshold_oos_share < 1.0:
+            raise ConfigError(f"threshold_oos_share must be in (0, 1), got {self.threshold_oos_share}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
         if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
@@ -76,8 +102,32 @@ class TrainingConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def load_config(path: str | Path) -> TrainingConfig:
-    """Read a JSON training config; unknown keys and bad values raise :class:`ConfigError`."""
+def merge_settings(base: TrainingConfig, overrides: dict[str, Any], source: str = "config") -> TrainingConfig:
+    """``base`` with the settings in ``overrides`` (keys as in :meth:`TrainingConfig.to_dict`)
+    applied; ``features`` and its ``text`` are merged key by key, not replaced whole."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{source}: settings must be a JSON object")
+    merged = base.to_dict()
+    for key, value in overrides.items():
+        if key == "features" and isinstance(value, dict):
+            features = dict(merged["features"])
+            for feature_key, feature_value in value.items():
+                if feature_key == "text" and isinstance(feature_value, dict):
+                    features["text"] = {**features["text"], **feature_value}
+                else:
+                    features[feature_key] = feature_value
+            merged["features"] = features
+        else:
+            merged[key] = value
+    try:
+        return TrainingConfig.from_dict(merged)
+    except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(path: str | Path, base: TrainingConfig | None = None) -> TrainingConfig:
+    """Read a JSON file of training settings and apply them over ``base`` (default: the
+    classic recipe). Unknown keys and bad values raise :class:`ConfigError` naming the file."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -86,7 +136,4 @@ def load_config(path: str | Path) -> TrainingConfig:
         raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a JSON object")
-    try:
-        return TrainingConfig.from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return merge_settings(base or TrainingConfig(), data, str(path))

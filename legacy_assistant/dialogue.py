@@ -6,9 +6,10 @@ returns the reply and the next state, and the caller stores both. Rules per inte
 * classic ``context``: if the previous answer named a follow-up tag, that tag handles this turn
   whatever was typed (confidence 1.0: the route is fixed, not guessed);
 * ``context_filter``: an intent is skipped unless the conversation's context equals its filter;
-* a text with no known word, or whose best allowed intent is below ``threshold``, gets the
-  fallback answer with intent ``fallback``, and the state is kept (a user who mistypes
-  mid-flow stays in the flow);
+* a text with no known word, whose best allowed intent is below ``threshold``, or whose best
+  allowed intent is the model's out-of-scope class (``oos_label``), gets the fallback answer
+  with intent ``fallback``, and the state is kept (a user who mistypes mid-flow stays in the
+  flow);
 * ``context_set`` replaces the context (``""`` clears it).
 """
 from __future__ import annotations
@@ -57,6 +58,7 @@ class DialoguePolicy:
         fallback_responses: Sequence[str],
         threshold: float,
         rng: random.Random | None = None,
+        oos_label: str | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -65,18 +67,21 @@ class DialoguePolicy:
         self.rules = {rule.tag: rule for rule in rules}
         self.fallback_responses = tuple(fallback_responses)
         self.threshold = threshold
+        self.oos_label = oos_label
         self._rng = rng or random.Random()
 
     @classmethod
     def from_manifest(
         cls, manifest: Mapping[str, Any], threshold: float | None = None, seed: int | None = None
     ) -> "DialoguePolicy":
-        """Rules, fallback and threshold as exported; ``threshold`` overrides the stored one."""
+        """Rules, fallback, threshold and out-of-scope class as exported; ``threshold``
+        overrides the stored one."""
         return cls(
             (IntentRule.from_dict(rule) for rule in manifest["intents"]),
             manifest["fallback"]["responses"],
             manifest["threshold"] if threshold is None else threshold,
             random.Random(seed),
+            oos_label=manifest.get("oos_label"),
         )
 
     def decide(
@@ -90,6 +95,8 @@ class DialoguePolicy:
         if state.next_tag is not None and state.next_tag in self.rules:
             return self._answer(self.rules[state.next_tag], 1.0, state)
         for tag, confidence in ranking if understood else ():
+            if tag == self.oos_label:
+                break
             rule = self.rules.get(tag)
             if rule is None or (rule.context_filter and rule.context_filter != state.context):
                 continue

@@ -30,3 +30,20 @@ class ConfigError(AssistantError, ValueError):
 
 class StoreError(AssistantError):
     """The conversation store cannot be reached or refused a read or write."""
+
+
+class DataError(AssistantError):
+    """A data file (CSV or CLINC150-style JSON) cannot be used. ``problems`` lists what is wrong,
+    each naming the line or the entry."""
+
+    MAX_LISTED = 20
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        listed = self.problems[: self.MAX_LISTED]
+        lines = "\n".join(f"  - {p}" for p in listed)
+        more = len(self.problems) - len(listed)
+        if more:
+            lines += f"\n  - ... and {more} more"
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in data file:\n{lines}")

@@ -34,16 +34,24 @@ class FeatureConfig:
         word_ngrams: ``(min_n, max_n)`` over stemmed tokens; ``(1, 1)`` is the classic bag of words.
         char_ngrams: ``(min_n, max_n)`` over each token padded with spaces, or ``None``.
         min_count: drop terms seen in fewer training sentences than this.
+        max_features: keep at most this many terms, those seen in the most training sentences
+            (ties broken alphabetically); ``None`` keeps all. It bounds the first layer's kernel,
+            ``[n_features, width]`` float32, and so the model's size.
         weighting: ``binary`` (presence), ``count``, or ``tfidf`` (sublinear tf times smoothed idf).
         normalize: scale each row to unit L2 norm.
+        balance_parts: with ``normalize`` and character n-grams, scale a row's word features and
+            its character n-grams to an L2 norm of ``1/sqrt(2)`` each (the row's norm stays 1),
+            so a sentence's hundred-odd character n-grams do not drown its dozen words.
     """
 
     text: TextConfig = field(default_factory=TextConfig)
     word_ngrams: tuple[int, int] = (1, 1)
     char_ngrams: tuple[int, int] | None = None
     min_count: int = 1
+    max_features: int | None = None
     weighting: str = "binary"
     normalize: bool = False
+    balance_parts: bool = False
 
     def __post_init__(self) -> None:
         for name, span in (("word_ngrams", self.word_ngrams), ("char_ngrams", self.char_ngrams)):
@@ -53,6 +61,8 @@ class FeatureConfig:
                 raise ConfigError(f"{name} must be (min_n, max_n) with 1 <= min_n <= max_n, got {span}")
         if self.min_count < 1:
             raise ConfigError(f"min_count must be at least 1, got {self.min_count}")
+        if self.max_features is not None and self.max_features < 1:
+            raise ConfigError(f"max_features must be at least 1, got {self.max_features}")
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
 
@@ -90,6 +100,10 @@ class Featurizer:
         if config.weighting == "tfidf" and (self.idf is None or self.idf.shape != (len(self.vocabulary),)):
             raise ConfigError("tfidf weighting needs one idf value per vocabulary term")
         self.processor = TextProcessor(config.text)
+        # bool [n_features]: which columns are character n-grams (see balance_parts)
+        self._char_columns = np.fromiter(
+            (term.startswith(CHAR_PREFIX) for term in self.vocabulary), dtype=bool, count=len(self.vocabulary)
+        )
 
     @property
     def n_features(self) -> int:
@@ -100,15 +114,34 @@ class Featurizer:
         """Learn the vocabulary (sorted, so it does not depend on example order) and idf."""
         config = config or FeatureConfig()
         processor = TextProcessor(config.text)
+        return cls._fit_terms([_terms(processor.tokens(text), config) for text in texts], config)
+
+    @classmethod
+    def fit_encode(
+        cls, texts: Sequence[str], config: FeatureConfig | None = None
+    ) -> tuple["Featurizer", "SparseRows"]:
+        """:meth:`fit` and :meth:`encode` of the same texts, tokenizing them once."""
+        config = config or FeatureConfig()
+        processor = TextProcessor(config.text)
+        term_lists = [_terms(processor.tokens(text), config) for text in texts]
+        featurizer = cls._fit_terms(term_lists, config)
+        return featurizer, featurizer._encode_terms(term_lists)
+
+    @classmethod
+    def _fit_terms(cls, term_lists: Sequence[list[str]], config: FeatureConfig) -> "Featurizer":
         document_frequency: Counter[str] = Counter()
-        for text in texts:
-            document_frequency.update(set(_terms(processor.tokens(text), config)))
-        vocabulary = sorted(t for t, df in document_frequency.items() if df >= config.min_count)
+        for terms in term_lists:
+            document_frequency.update(set(terms))
+        kept = [(df, t) for t, df in document_frequency.items() if df >= config.min_count]
+        if config.max_features is not None and len(kept) > config.max_features:
+            # the most frequent terms; among equally frequent ones, the alphabetically first
+            kept = sorted(kept, key=lambda pair: (-pair[0], pair[1]))[: config.max_features]
+        vocabulary = sorted(t for _, t in kept)
         if not vocabulary:
             raise ConfigError("no features: the training texts hold no words after tokenizing")
         idf = None
         if config.weighting == "tfidf":
-            n = len(texts)
+            n = len(term_lists)
             idf = [math.log((1 + n) / (1 + document_frequency[t])) + 1.0 for t in vocabulary]
         return cls(config, vocabulary, idf)
 
@@ -122,11 +155,14 @@ class Featurizer:
         Terms outside the vocabulary are ignored. Ids within a row are sorted, so sums over a
         row always run in the same order.
         """
+        return self._encode_terms([self.terms(text) for text in texts])
+
+    def _encode_terms(self, term_lists: Sequence[list[str]]) -> "SparseRows":
         lookup = self.index.get
         rows: list[Counter[int]] = []
-        for text in texts:
+        for terms in term_lists:
             counts: Counter[int] = Counter()
-            for term in self.terms(text):
+            for term in terms:
                 col = lookup(term)
                 if col is not None:
                     counts[col] += 1
@@ -146,7 +182,13 @@ class Featurizer:
         elif self.config.weighting == "tfidf":
             # sublinear term frequency (1 + log tf) times smoothed inverse document frequency
             weights[present] = (1.0 + np.log(weights[present])) * self.idf[ids[present]]
-        if self.config.normalize:
+        if self.config.normalize and self.config.balance_parts and self._char_columns.any():
+            chars = self._char_columns[ids] & present
+            for part in (chars, present & ~chars):
+                values = np.where(part, weights, 0.0)
+                norms = np.sqrt(np.einsum("ij,ij->i", values, values))[:, None] * math.sqrt(2.0)
+                np.divide(weights, norms, out=weights, where=part & (norms > 0))
+        elif self.config.normalize:
             norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
             np.divide(weights, norms, out=weights, where=norms > 0)
         return SparseRows(ids, weights, lengths)

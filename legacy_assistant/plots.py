@@ -1,9 +1,12 @@
-"""Training history as a PNG (loss and accuracy per epoch)."""
+"""Figures as PNG (matplotlib, Agg backend): training history, and an evaluation report's
+confusion matrix and threshold curve."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str = "training history") -> None:
@@ -26,5 +29,76 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str
     figure.suptitle(title)
     figure.tight_layout()
     # Fixed metadata keeps the file byte-identical for identical histories.
+    figure.savefig(path, format="png", metadata={"Software": None})
+    plt.close(figure)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int = 25) -> None:
+    """The confusion matrix of the most confused intents of an evaluation report.
+
+    Rows are true labels, columns predicted ones, among the (at most ``max_intents``) intents
+    that take part in the most confusions; each cell is the share of the row's sentences.
+    """
+    plt = _pyplot()
+    chosen: list[str] = []
+    for pair in report["confusions"]:
+        for tag in (pair["label"], pair["predicted"]):
+            if tag not in chosen and len(chosen) < max_intents:
+                chosen.append(tag)
+    if not chosen:
+        chosen = list(report["per_intent"])[:max_intents]
+    index = {tag: i for i, tag in enumerate(chosen)}
+    counts = np.zeros((len(chosen), len(chosen)))
+    for tag in chosen:
+        metrics = report["per_intent"].get(tag)
+        if metrics:
+            counts[index[tag], index[tag]] = round(metrics["recall"] * metrics["support"])
+    for pair in report["confusions"]:
+        if pair["label"] in index and pair["predicted"] in index:
+            counts[index[pair["label"]], index[pair["predicted"]]] = pair["count"]
+    support = np.array([report["per_intent"].get(tag, {}).get("support", 0) for tag in chosen], dtype=float)
+    shares = np.divide(counts, support[:, None], out=np.zeros_like(counts), where=support[:, None] > 0)
+    size = max(5.0, 0.32 * len(chosen) + 2.5)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size), dpi=100)
+    image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    axis.set_xticks(range(len(chosen)), chosen, rotation=90, fontsize=7)
+    axis.set_yticks(range(len(chosen)), chosen, fontsize=7)
+    axis.set_xlabel("predicted (top intent)")
+    axis.set_ylabel("label")
+    axis.set_title(f"{report.get('model', 'model')}: most confused intents (share of each label's sentences)")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+    plt.close(figure)
+
+
+def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
+    """In-scope accuracy, in-scope fallback rate and (with out-of-scope data) out-of-scope
+    recall and joint accuracy against the threshold; the model's threshold dashed."""
+    plt = _pyplot()
+    curve = report["threshold_curve"]
+    x = [p["threshold"] for p in curve]
+    figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
+    axis.plot(x, [p["in_scope_accuracy"] for p in curve], label="in-scope accuracy")
+    axis.plot(x, [p["in_scope_rejected"] for p in curve], label="in-scope fallback rate")
+    if report["oos_examples"]:
+        axis.plot(x, [p["oos_recall"] for p in curve], label="out-of-scope recall")
+        axis.plot(x, [p["joint_accuracy"] for p in curve], label="joint accuracy")
+    axis.axvline(report["threshold"], color="grey", linestyle="--", label=f"threshold {report['threshold']:.2f}")
+    axis.set_xlabel("threshold (fall back below this top confidence)")
+    axis.set_ylim(0.0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", fontsize=8)
+    axis.set_title(f"{report.get('model', 'model')}: outcomes by threshold")
+    figure.tight_layout()
     figure.savefig(path, format="png", metadata={"Software": None})
     plt.close(figure)

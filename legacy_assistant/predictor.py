@@ -90,12 +90,25 @@ class Predictor:
         """The texts' features as the model was trained on (padded sparse rows)."""
         return self.info.featurizer.encode(texts)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 ``[len(texts), n_classes]``; columns follow :attr:`classes`."""
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """float32 ``[len(texts), n_classes]``; columns follow :attr:`classes`.
+
+        With ``batch_size``, the texts go through in batches of that many texts of similar
+        length (the same results up to float rounding, with far less padding and memory for
+        large evaluation sets).
+        """
         if not texts:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         features = self.features(texts)
-        return self._classifier.predict_proba(features.ids, features.weights)
+        if batch_size is None or len(texts) <= batch_size:
+            return self._classifier.predict_proba(features.ids, features.weights)
+        order = np.argsort(features.lengths, kind="stable")
+        out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = features.take(rows)
+            out[rows] = self._classifier.predict_proba(batch.ids, batch.weights)
+        return out
 
     def predict(self, texts: Sequence[str], top: int | None = None) -> list[Prediction]:
         """Rankings (optionally cut to ``top``) and vocabulary coverage for each text."""

@@ -31,9 +31,12 @@ def test_train_reports_bad_intents_file(tmp_path, capsys):
 
 
 def test_info_on_shipped_model(capsys):
+    manifest = json.loads((DEFAULT_MODEL / "assistant.json").read_text())
     assert main(["info", str(DEFAULT_MODEL)]) == 0
     out = capsys.readouterr().out
-    assert "checksums ok" in out and "lancaster" in out
+    assert "checksums ok" in out
+    assert f"stemmer {manifest['featurizer']['config']['text']['stemmer']}" in out
+    assert f"threshold  {manifest['threshold']}" in out
 
 
 def test_info_on_damaged_model_exits_nonzero_without_traceback(tmp_path, capsys):
@@ -80,3 +83,92 @@ def test_parsing_commands_does_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def csv_model(tmp_path_factory):
+    from tests.conftest import TEST_DATA
+
+    out = tmp_path_factory.mktemp("cli") / "csvbot"
+    argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--epochs", "60",
+            "--validation-data", str(TEST_DATA / "tiny_val.csv"), "--no-plot"]
+    assert main(argv) == 0
+    return out
+
+
+def test_train_from_csv_learns_out_of_scope_and_tunes_threshold(csv_model, capsys):
+    manifest = json.loads((csv_model / "assistant.json").read_text())
+    assert manifest["oos_label"] == "oos" and "oos" in manifest["classes"]
+    assert main(["info", str(csv_model)]) == 0
+    assert "out-of-scope class 'oos' also falls back" in capsys.readouterr().out
+    assert manifest["training"]["features"]["char_ngrams"] == [1, 4]  # the default preset
+    tuning = manifest["summary"]["threshold_tuning"]
+    assert manifest["threshold"] == tuning["threshold"] and tuning["validation_out_of_scope"] == 2
+    rules = {rule["tag"]: rule for rule in manifest["intents"]}
+    assert set(rules) == {"greeting", "goodbye", "order_tea", "book"}
+    assert rules["book"]["responses"] == ["I understood this as 'book'."]
+    assert manifest["source"]["format"] == "csv" and manifest["source"]["validation"].endswith("tiny_val.csv")
+
+
+def test_evaluate_writes_report_and_pngs(csv_model, tmp_path, capsys):
+    from tests.conftest import TEST_DATA
+
+    out = tmp_path / "reports" / "val.json"
+    assert main(["evaluate", str(csv_model), str(TEST_DATA / "tiny_val.csv"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["examples"] == 10 and report["oos_examples"] == 2
+    assert f"accuracy     {report['accuracy']:.4f}" in printed
+    assert set(report["at_threshold"]) >= {"in_scope_accuracy", "oos_recall", "oos_precision", "joint_accuracy"}
+    assert report["threshold"] == json.loads((csv_model / "assistant.json").read_text())["threshold"]
+    for name in ("val-confusion.png", "val-thresholds.png"):
+        assert (out.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evaluate", str(csv_model), str(TEST_DATA / "tiny_val.csv"), "--threshold", "1.0"]) == 0
+    assert "in-scope fallback rate 1.0000" in capsys.readouterr().out
+
+
+def test_evaluate_reports_bad_data_with_line(csv_model, capsys):
+    from tests.conftest import TEST_DATA
+
+    assert main(["evaluate", str(csv_model), str(TEST_DATA / "bad.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "line 3: expected 2 fields, got 3" in err and "Traceback" not in err
+
+
+def test_train_and_evaluate_clinc_layout(tmp_path, capsys):
+    from tests.conftest import TEST_DATA
+
+    data = str(TEST_DATA / "tiny_clinc.json")
+    out = tmp_path / "clincbot"
+    assert main(["-q", "train", data, "--out", str(out), "--epochs", "60", "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "(clinc): 5 labels, 28 training examples (4 out of scope), 10 validation examples" in printed
+    manifest = json.loads((out / "assistant.json").read_text())
+    assert manifest["summary"]["validation_examples"] == 10 and "threshold_tuning" in manifest["summary"]
+    assert main(["evaluate", str(out), data]) == 0  # --split test by default
+    assert "examples     11 (8 in scope, 3 out of scope" in capsys.readouterr().out
+    assert main(["evaluate", str(out), data, "--split", "dev"]) == 1
+    assert "no split 'dev'" in capsys.readouterr().err
+
+
+def test_train_classic_preset_and_fixed_threshold(tmp_path):
+    from tests.conftest import TEST_DATA
+
+    out = tmp_path / "classic"
+    argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--preset", "classic", "--epochs", "3",
+            "--threshold", "0.4", "--no-oos-class", "--no-plot"]
+    assert main(argv) == 0
+    manifest = json.loads((out / "assistant.json").read_text())
+    assert manifest["training"]["hidden_units"] == [128, 64] and manifest["training"]["optimizer"] == "sgd"
+    assert manifest["threshold"] == 0.4 and manifest["oos_label"] is None and "oos" not in manifest["classes"]
+
+
+def test_chat_falls_back_on_the_out_of_scope_class(csv_model, monkeypatch, capsys):
+    import io
+
+    # a sentence learnt as out of scope, then one learnt as a greeting
+    monkeypatch.setattr("sys.stdin", io.StringIO("how tall is mount everest\nHello\n"))
+    assert main(["chat", "--model", str(csv_model), "--show-intent", "--threshold", "0"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "[fallback" in lines[0]
+    assert "[greeting" in lines[1] and "I understood this as 'greeting'." in lines[1]

@@ -66,3 +66,40 @@ def test_classic_context_routes_next_turn_whatever_is_said(policy):
 def test_bad_threshold_refused():
     with pytest.raises(ValueError):
         DialoguePolicy([], ["x"], threshold=1.5)
+
+
+@pytest.fixture
+def oos_policy():
+    rules = [IntentRule("greeting", ("Hello!",)), IntentRule("tea_green", ("Green tea.",), context_filter="tea_kind")]
+    return DialoguePolicy(rules, ["Sorry?"], threshold=0.25, rng=random.Random(0), oos_label="oos")
+
+
+def test_out_of_scope_class_on_top_falls_back_however_confident(oos_policy):
+    reply, state = oos_policy.decide(ConversationState(context="x", turns=1), [("oos", 0.95), ("greeting", 0.05)])
+    assert (reply.intent, reply.text, reply.confidence) == ("fallback", "Sorry?", 0.95)
+    assert state.context == "x" and state.turns == 2
+
+
+def test_out_of_scope_class_below_the_winner_changes_nothing(oos_policy):
+    reply, _ = oos_policy.decide(ConversationState(), [("greeting", 0.6), ("oos", 0.4)])
+    assert reply.intent == "greeting"
+
+
+def test_out_of_scope_class_first_among_allowed_intents_falls_back(oos_policy):
+    ranking = [("tea_green", 0.5), ("oos", 0.3), ("greeting", 0.2)]
+    assert oos_policy.decide(ConversationState(), ranking)[0].intent == "fallback"
+    assert oos_policy.decide(ConversationState(context="tea_kind"), ranking)[0].intent == "tea_green"
+
+
+def test_policy_reads_out_of_scope_label_from_manifest():
+    manifest = {
+        "intents": [{"tag": "greeting", "responses": ["Hi"]}],
+        "fallback": {"responses": ["Sorry?"]},
+        "threshold": 0.3,
+        "oos_label": "oos",
+    }
+    policy = DialoguePolicy.from_manifest(manifest, seed=0)
+    assert policy.oos_label == "oos" and policy.threshold == 0.3
+    assert policy.decide(ConversationState(), [("oos", 0.9)])[0].intent == "fallback"
+    older = DialoguePolicy.from_manifest({k: v for k, v in manifest.items() if k != "oos_label"}, seed=0)
+    assert older.oos_label is None

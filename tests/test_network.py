@@ -75,3 +75,19 @@ def test_sparse_updates_option_trains(tiny_intents):
     config = TrainingConfig(epochs=40, batch_size=4, optimizer="adam", learning_rate=0.01, sparse_updates=True)
     model = train(texts, tags, config)
     assert model.summary["train_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_learning_rate_fed_per_step(optimizer):
+    from compat.classifier import ClassifierTrainer, NetworkSpec, OptimizerSpec
+
+    ids = np.array([[1, 2], [3, 0]], np.int32)
+    weights = np.array([[1.0, 1.0], [1.0, 0.0]], np.float32)
+    y = np.array([0, 1], np.int32)
+    with ClassifierTrainer(NetworkSpec(5, 2, (4,), 0.0), OptimizerSpec(optimizer, 0.1), seed=0) as trainer:
+        before = trainer.get_weights()
+        trainer.train_batch(ids, weights, y, learning_rate=0.0)
+        for name, value in trainer.get_weights().items():
+            np.testing.assert_array_equal(value, before[name])
+        trainer.train_batch(ids, weights, y)  # the spec's rate
+        assert not np.array_equal(trainer.get_weights()["classifier/output/kernel"], before["classifier/output/kernel"])

@@ -88,3 +88,45 @@ def test_bad_feature_settings_refused():
         FeatureConfig(weighting="bm25")
     with pytest.raises(ConfigError, match="no features"):
         Featurizer.fit(["?!", "..."])
+
+
+def test_balanced_parts_give_words_and_char_ngrams_equal_norm():
+    config = FeatureConfig(text=TextConfig(stemmer="none"), char_ngrams=(1, 3), weighting="tfidf",
+                           normalize=True, balance_parts=True)
+    featurizer = Featurizer.fit(["green tea please", "black tea", "a pot of coffee"], config)
+    x = featurizer.transform(["green tea", "coffee", "zzz qqq"])
+    chars = np.array([t.startswith("#c:") for t in featurizer.vocabulary])
+    half = np.sqrt(0.5)
+    np.testing.assert_allclose(np.linalg.norm(x[:2, chars], axis=1), half, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x[:2, ~chars], axis=1), half, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x[:2], axis=1), 1.0, rtol=1e-6)
+    # no known word: the character part keeps its own norm, the word part stays empty
+    assert x[2, ~chars].sum() == 0.0
+    np.testing.assert_allclose(np.linalg.norm(x[2, chars]), half, rtol=1e-6)
+    plain = Featurizer.fit(["green tea please", "black tea", "a pot of coffee"],
+                           FeatureConfig(**{**config.__dict__, "balance_parts": False}))
+    y = plain.transform(["green tea"])
+    # without balancing, the many character n-grams take most of the norm
+    assert np.linalg.norm(y[0, chars]) > 0.9
+
+
+def test_max_features_keeps_the_most_frequent_terms():
+    texts = ["tea tea", "tea coffee", "coffee milk", "juice", "water"]
+    config = FeatureConfig(text=TextConfig(stemmer="none"), max_features=3)
+    featurizer = Featurizer.fit(texts, config)
+    # tea and coffee are in two sentences each; of the rest, "juice" comes first alphabetically
+    assert featurizer.vocabulary == ["coffee", "juice", "tea"]
+    with pytest.raises(ConfigError, match="max_features"):
+        FeatureConfig(max_features=0)
+
+
+def test_fit_encode_equals_fit_then_encode():
+    config = FeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 4), weighting="tfidf", normalize=True,
+                           balance_parts=True, min_count=1)
+    texts = ["order a coffee", "coffee coffee please", "hello", "book a table for two"]
+    featurizer, rows = Featurizer.fit_encode(texts, config)
+    again = Featurizer.fit(texts, config)
+    assert featurizer.vocabulary == again.vocabulary
+    expected = again.encode(texts)
+    np.testing.assert_array_equal(rows.ids, expected.ids)
+    np.testing.assert_array_equal(rows.weights, expected.weights)

@@ -3,7 +3,7 @@ import pytest
 
 from legacy_assistant.config import TrainingConfig, load_config
 from legacy_assistant.errors import ConfigError, TrainingError
-from legacy_assistant.training import split_validation, train
+from legacy_assistant.training import epoch_batches, learning_rate_schedule, planned_epochs, split_validation, train
 
 
 def test_same_seed_gives_bit_identical_weights(tiny_intents, tiny_config, tiny_trained):
@@ -65,3 +65,120 @@ def test_config_round_trip_and_errors(tmp_path):
     bad.write_text('{"epochs": 0}')
     with pytest.raises(ConfigError, match="epochs"):
         load_config(bad)
+
+
+def test_epoch_batches_classic_is_one_plain_permutation():
+    lengths = np.arange(23)
+    batches = epoch_batches(lengths, 5, np.random.RandomState(4), bucket=False)
+    expected = np.random.RandomState(4).permutation(23)
+    assert np.array_equal(np.concatenate(batches), expected)
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+
+
+def test_epoch_batches_bucketed_cover_every_row_once_with_similar_lengths():
+    rng = np.random.RandomState(0)
+    lengths = rng.randint(1, 300, size=5000)
+    batches = epoch_batches(lengths, 16, np.random.RandomState(1), bucket=True)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(5000))
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    plain = np.mean([lengths[b].max() - lengths[b].min()
+                     for b in epoch_batches(lengths, 16, np.random.RandomState(1), bucket=False)])
+    assert spread < plain / 5
+    first = [lengths[b].mean() for b in batches[:20]]
+    assert np.std(first) > 10  # batch order is shuffled, not sorted by length
+
+
+def test_min_steps_raises_epochs_for_small_data():
+    config = TrainingConfig(epochs=2, batch_size=10, min_steps=50)
+    assert planned_epochs(config, 35) == 13  # 4 batches per epoch
+    assert planned_epochs(config, 10_000) == 2
+
+
+def test_linear_schedule_falls_to_near_zero():
+    constant = learning_rate_schedule(TrainingConfig(learning_rate=0.1), 10)
+    assert constant(1) is None
+    linear = learning_rate_schedule(TrainingConfig(learning_rate=0.1, lr_schedule="linear"), 10)
+    assert linear(1) == pytest.approx(0.1) and linear(10) == pytest.approx(0.01)
+    assert [linear(s) for s in range(1, 11)] == sorted([linear(s) for s in range(1, 11)], reverse=True)
+
+
+NGRAM_SETTINGS = dict(
+    hidden_units=(32,), optimizer="adam", learning_rate=0.01, lr_schedule="linear", label_smoothing=0.1,
+    batch_size=8, bucket_by_length=True, feature_dropout=0.3, epochs=1, min_steps=120, seed=5,
+)
+
+
+def test_new_training_options_are_repeatable_and_learn(tiny_intents):
+    texts, tags = tiny_intents.examples()
+    config = TrainingConfig(**NGRAM_SETTINGS)
+    first, second = train(texts, tags, config), train(texts, tags, config)
+    for name, value in first.weights.items():
+        assert np.array_equal(value, second.weights[name]), name
+    assert first.summary["epochs_run"] == 30  # 30 patterns in 4 batches of 8: 120 steps
+    assert first.summary["train_accuracy"] == 1.0
+    other = train(texts, tags, config.with_overrides(feature_dropout=0.0))
+    assert not np.array_equal(other.weights["classifier/hidden_0/kernel"], first.weights["classifier/hidden_0/kernel"])
+
+
+def test_early_stopping_on_validation_accuracy_keeps_best_epoch(tiny_intents):
+    texts, tags = tiny_intents.examples()
+    config = TrainingConfig(epochs=200, batch_size=4, validation_split=0.3, early_stopping_patience=4,
+                            early_stopping_metric="val_accuracy", seed=3)
+    model = train(texts, tags, config)
+    best = max(row["val_accuracy"] for row in model.history)
+    assert model.history[model.summary["best_epoch"] - 1]["val_accuracy"] == best
+    assert model.summary["val_accuracy"] == pytest.approx(best)
+    assert len(model.history) == model.summary["best_epoch"] + 4
+    with pytest.raises(ConfigError, match="early_stopping_metric"):
+        TrainingConfig(early_stopping_metric="f1")
+
+
+def _csv(name):
+    from legacy_assistant.datasets import load_csv
+    from tests.conftest import TEST_DATA
+
+    return load_csv(TEST_DATA / name)
+
+
+def test_out_of_scope_examples_become_a_class_and_tune_the_threshold():
+    data, val = _csv("tiny.csv"), _csv("tiny_val.csv")
+    config = TrainingConfig(**{**NGRAM_SETTINGS, "threshold_oos_share": 0.5})
+    model = train(data.texts, data.labels, config, validation=(val.texts, val.labels), oos_label="oos")
+    assert "oos" in model.classes and model.oos_label == "oos"
+    tuning = model.summary["threshold_tuning"]
+    assert model.threshold == tuning["threshold"]
+    assert (tuning["validation_in_scope"], tuning["validation_out_of_scope"]) == (8, 2)
+    assert tuning["oos_share"] == 0.5
+    # the tuned threshold is the best on the grid for the stated score
+    from legacy_assistant.thresholds import GRID
+
+    assert tuning["threshold"] in GRID
+
+
+def test_without_oos_class_the_examples_are_left_out_but_still_tune():
+    data, val = _csv("tiny.csv"), _csv("tiny_val.csv")
+    config = TrainingConfig(**NGRAM_SETTINGS, oos_class=False)
+    model = train(data.texts, data.labels, config, validation=(val.texts, val.labels), oos_label="oos")
+    assert "oos" not in model.classes and model.oos_label is None
+    assert model.summary["examples"] == 24
+    assert model.summary["validation_examples"] == 10
+    assert "threshold_tuning" in model.summary
+    # validation accuracy is measured on in-scope rows only: the model has no oos class
+    assert model.history[-1]["val_accuracy"] > 0.5
+
+
+def test_fixed_threshold_when_tuning_is_off_or_impossible():
+    data, val = _csv("tiny.csv"), _csv("tiny_val.csv")
+    config = TrainingConfig(**NGRAM_SETTINGS, tune_threshold=False, threshold=0.4)
+    model = train(data.texts, data.labels, config, validation=(val.texts, val.labels), oos_label="oos")
+    assert model.threshold == 0.4 and "threshold_tuning" not in model.summary
+    in_scope = [i for i, label in enumerate(val.labels) if label != "oos"]
+    model = train(data.texts, data.labels, config.with_overrides(tune_threshold=True),
+                  validation=([val.texts[i] for i in in_scope], [val.labels[i] for i in in_scope]), oos_label="oos")
+    assert model.threshold == 0.4  # no out-of-scope validation rows to tune on
+
+
+def test_unknown_validation_labels_refused():
+    with pytest.raises(TrainingError, match="not seen in training: x"):
+        train(["hi", "bye"], ["a", "b"], TrainingConfig(epochs=1), validation=(["yo"], ["x"]))

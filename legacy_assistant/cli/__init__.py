@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from legacy_assistant import __version__
 from legacy_assistant.errors import AssistantError
 
-COMMANDS = ("train", "info", "chat", "serve", "golden", "migrate", "import-classic")
+COMMANDS = ("train", "evaluate", "info", "chat", "serve", "golden", "migrate", "import-classic")
 
 
 def build_parser() -> argparse.ArgumentParser:

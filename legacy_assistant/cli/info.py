@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         "feature_settings": manifest["featurizer"]["config"],
         "network": manifest["network"],
         "threshold": manifest["threshold"],
+        "oos_label": manifest.get("oos_label"),
         "training": manifest.get("summary", {}),
         "runtime": info.runtime,
         "versions": manifest.get("versions", {}),
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     network = summary["network"]
     print(f"network    {network['n_features']} -> {' -> '.join(map(str, network['hidden_units']))} -> "
           f"{network['n_classes']} (dropout {network['dropout']})")
-    print(f"threshold  {summary['threshold']}")
+    print(f"threshold  {summary['threshold']}"
+          + (f"  (out-of-scope class {summary['oos_label']!r} also falls back)" if summary["oos_label"] else ""))
     training = summary["training"]
     if training:
         print(f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "

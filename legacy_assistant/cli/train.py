@@ -7,26 +7,38 @@ import logging
 from pathlib import Path
 
 from legacy_assistant.config import TrainingConfig, load_config
+from legacy_assistant.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.features import FeatureConfig
-from legacy_assistant.intents import load_intents
+from legacy_assistant.presets import DEFAULT_PRESET, PRESETS, preset
 from legacy_assistant.text import STEMMERS, TOKENIZERS, TextConfig
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model from an intents file and export it")
-    parser.add_argument("data", help="intents JSON file")
+    parser = subparsers.add_parser(
+        "train", help="train a model from an intents file, a CSV or a CLINC150-style file and export it"
+    )
+    parser.add_argument("data", help="intents JSON, CSV (text,label header) or CLINC150-layout JSON")
     parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/mybot")
-    parser.add_argument("--config", help="JSON file of training settings (see TrainingConfig)")
-    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="layout of DATA (default: detect)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                        help=f"training recipe (default {DEFAULT_PRESET}; 'classic' is the classic TF1 recipe)")
+    parser.add_argument("--config", help="JSON file of training settings applied over the preset")
+    parser.add_argument("--validation-data", help="held-out examples (any layout) for early stopping and the threshold")
+    parser.add_argument("--oos-label", default=DEFAULT_OOS_LABEL,
+                        help=f"label of out-of-scope examples (default {DEFAULT_OOS_LABEL!r})")
+    parser.add_argument("--no-oos-class", action="store_true",
+                        help="do not learn out-of-scope training examples as a class (leave them out)")
+    parser.add_argument("--epochs", type=int, help="train exactly this many epochs (sets min_steps to 0)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--validation-split", type=float, help="fraction of patterns held out, e.g. 0.2")
+    parser.add_argument("--validation-split", type=float, help="fraction of training examples held out, e.g. 0.2")
     parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
-    parser.add_argument("--threshold", type=float, help="fallback below this confidence (stored in the model)")
+    parser.add_argument("--threshold", type=float,
+                        help="fallback below this confidence (stored in the model; turns threshold tuning off)")
     parser.add_argument("--stemmer", choices=STEMMERS)
     parser.add_argument("--tokenizer", choices=TOKENIZERS)
     parser.add_argument("--force", action="store_true", help="replace an existing model directory")
@@ -35,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    config = load_config(args.config) if args.config else TrainingConfig()
+    """The preset, then ``--config``, then the individual flags, each over the one before."""
+    base = preset(getattr(args, "preset", None) or DEFAULT_PRESET)
+    config = load_config(args.config, base) if args.config else base
     if args.stemmer or args.tokenizer:
         text = config.features.text
         text = TextConfig(args.tokenizer or text.tokenizer, args.stemmer or text.stemmer, text.lowercase)
@@ -43,12 +57,15 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     try:
         return config.with_overrides(
             epochs=args.epochs,
+            min_steps=0 if args.epochs is not None else None,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             seed=args.seed,
             validation_split=args.validation_split,
             early_stopping_patience=args.patience,
             threshold=args.threshold,
+            tune_threshold=False if args.threshold is not None else None,
+            oos_class=False if getattr(args, "no_oos_class", False) else None,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -58,26 +75,52 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from legacy_assistant.artifact import export_artifact, sha256_file
+    from legacy_assistant.datasets import load_data, synthesized_intents
     from legacy_assistant.errors import ArtifactError
     from legacy_assistant.training import train
 
     config = config_from_args(args)
-    intents = load_intents(args.data)
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
-    texts, tags = intents.examples()
-    print(f"{args.data}: {len(intents)} intents, {len(texts)} patterns")
+    data = load_data(args.data, args.format, args.oos_label)
+    training = data.split("train")
+    validation = None
+    if args.validation_data:
+        validation = load_data(args.validation_data, "auto", args.oos_label).split("val")
+    elif data.format == "clinc" and "val" in data.splits:
+        validation = data.split("val")
+    intents = data.intents or synthesized_intents(training.labels, args.oos_label, data.path)
+    n_oos = sum(label == args.oos_label for label in training.labels)
+    print(
+        f"{args.data} ({data.format}): {len(set(training.labels))} labels, {len(training)} training examples"
+        + (f" ({n_oos} out of scope)" if n_oos else "")
+        + (f", {len(validation)} validation examples" if validation is not None else "")
+    )
 
     with tqdm(total=config.epochs, unit="epoch", desc="training", dynamic_ncols=True) as bar:
+
+        def on_start(epochs: int) -> None:
+            bar.total = epochs
+            bar.refresh()
 
         def on_epoch(row: dict) -> None:
             shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
             bar.set_postfix(shown, refresh=False)
             bar.update(1)
 
-        model = train(texts, tags, config, on_epoch=on_epoch)
-    source = {"intents": str(args.data), "sha256": sha256_file(Path(args.data))}
+        model = train(
+            training.texts,
+            training.labels,
+            config,
+            on_epoch=on_epoch,
+            validation=(validation.texts, validation.labels) if validation is not None else None,
+            on_start=on_start,
+            oos_label=args.oos_label,
+        )
+    source = {"data": str(args.data), "format": data.format, "sha256": sha256_file(Path(args.data))}
+    if args.validation_data:
+        source["validation"] = str(args.validation_data)
     path = export_artifact(model, intents, out, force=args.force, plot=not args.no_plot, source=source)
     summary = model.summary
     print(
@@ -85,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
         f"train accuracy {summary['train_accuracy']:.3f}"
         + (f", validation accuracy {summary['val_accuracy']:.3f}" if "val_accuracy" in summary else "")
     )
+    tuning = summary.get("threshold_tuning")
+    if tuning:
+        print(
+            f"threshold {model.threshold:.2f}, tuned on validation: in-scope accuracy "
+            f"{tuning['in_scope_accuracy']:.3f}, out-of-scope recall {tuning['oos_recall']:.3f}"
+        )
+    else:
+        print(f"threshold {model.threshold:.2f}")
     print(f"exported to {path}")
     log.debug("summary: %s", json.dumps(summary))
     return 0

@@ -1,0 +1,57 @@
+"""``legacy-assistant evaluate MODEL DATA``: accuracy, F1, confusions and out-of-scope figures."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from legacy_assistant.datasets import FORMATS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="measure a model on held-out labelled sentences")
+    parser.add_argument("model", help="model directory")
+    parser.add_argument("data", help="intents JSON (its patterns), CSV (text,label header) or CLINC150-layout JSON")
+    parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="layout of DATA (default: detect)")
+    parser.add_argument("--split", default="test", help="CLINC150 split to evaluate, with its oos_ list (default test)")
+    parser.add_argument("--out", help="write the JSON report here, and PNGs next to it")
+    parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
+    parser.add_argument("--oos-label", help="label of out-of-scope sentences (default: the model's, else 'oos')")
+    parser.add_argument("--top", type=int, default=10, help="confused pairs and weakest intents to print (default 10)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.datasets import DEFAULT_OOS_LABEL, load_data
+    from legacy_assistant.errors import AssistantError
+    from legacy_assistant.evaluation import evaluate_predictor, summary_lines
+    from legacy_assistant.predictor import Predictor
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
+    predictor = Predictor.load(args.model)
+    try:
+        oos_label = args.oos_label or predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
+        data = load_data(args.data, args.format, oos_label)
+        examples = data.split(args.split)
+        report = evaluate_predictor(
+            predictor, examples.texts, examples.labels, args.threshold, oos_label, top_confusions=args.top
+        )
+    finally:
+        predictor.close()
+    report["data"] = {"path": str(args.data), "format": data.format, "split": args.split if data.format == "clinc" else None}
+    print(f"{predictor.name} on {args.data}" + (f" [{args.split}]" if data.format == "clinc" else ""))
+    for line in summary_lines(report, worst=args.top):
+        print(line)
+    if args.out:
+        from legacy_assistant.plots import plot_confusions, plot_threshold_curve
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        confusion_png = out.with_name(out.stem + "-confusion.png")
+        threshold_png = out.with_name(out.stem + "-thresholds.png")
+        plot_confusions(report, confusion_png)
+        plot_threshold_curve(report, threshold_png)
+        print(f"wrote {out}, {confusion_png.name} and {threshold_png.name}")
+    return 0

@@ -1,0 +1,158 @@
+"""How good is a model on labelled sentences it was not trained on: the ``evaluate`` report.
+
+The report (a JSON-serialisable dict) has two parts:
+
+* **classification**, over the in-scope sentences and the raw ranking's top intent (what
+  ``/api/v1/parse`` reports): ``accuracy``, ``macro_f1`` (mean F1 over the intents in the data),
+  ``per_intent`` precision/recall/F1/support, the most frequent ``confused_pairs`` and all
+  ``confusions`` (label, predicted, count; off the diagonal only);
+* **at_threshold**, the assistant's behaviour with its fallback rule (top confidence below the
+  threshold, or top intent the out-of-scope class: :mod:`legacy_assistant.thresholds`):
+  in-scope accuracy and fallback rate and, when the data holds out-of-scope sentences, their
+  recall and precision and the joint accuracy over all sentences (out-of-scope counted as one
+  more class); plus ``threshold_curve``, the same figures for every threshold 0.00 ... 0.99.
+
+A sentence whose label the model does not know counts as wrong and is listed under
+``unknown_labels``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant.thresholds import rejected, threshold_curve
+
+EVAL_BATCH = 256
+
+
+def evaluation_report(
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    labels: Sequence[str],
+    threshold: float,
+    oos_label: str | None,
+    top_confusions: int = 10,
+) -> dict[str, Any]:
+    """Metrics of ``probabilities`` (float ``[n, n_classes]``, columns follow ``classes``)
+    against ``labels`` (``n`` strings; ``oos_label`` marks out-of-scope sentences)."""
+    classes = list(classes)
+    if probabilities.shape != (len(labels), len(classes)):
+        raise ValueError(f"probabilities {probabilities.shape} do not match {len(labels)} labels x {len(classes)} classes")
+    index = {tag: i for i, tag in enumerate(classes)}
+    oos_index = index.get(oos_label) if oos_label is not None else None
+    is_oos = np.asarray([label == oos_label for label in labels], dtype=bool)
+    label_ids = np.asarray([index.get(label, -1) for label in labels], dtype=np.int64)
+    top = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
+
+    in_scope = ~is_oos
+    truth = [label for label, oos in zip(labels, is_oos) if not oos]
+    guess = [classes[i] for i, oos in zip(top, is_oos) if not oos]
+    per_intent = _per_intent(truth, guess)
+    confusions = Counter((t, g) for t, g in zip(truth, guess) if t != g)
+    pairs = [
+        {"label": t, "predicted": g, "count": n}
+        for (t, g), n in sorted(confusions.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+    report: dict[str, Any] = {
+        "examples": len(labels),
+        "in_scope_examples": int(in_scope.sum()),
+        "oos_examples": int(is_oos.sum()),
+        "oos_label": oos_label,
+        "threshold": float(threshold),
+        "accuracy": _share(sum(t == g for t, g in zip(truth, guess)), len(truth)),
+        "macro_f1": float(np.mean([m["f1"] for m in per_intent.values()])) if per_intent else 0.0,
+        "per_intent": per_intent,
+        "confused_pairs": pairs[:top_confusions],
+        "confusions": pairs,
+        "unknown_labels": sorted({label for label, i, oos in zip(labels, label_ids, is_oos) if i < 0 and not oos}),
+    }
+    point = threshold_curve(probabilities, label_ids, is_oos, oos_index, [threshold])[0]
+    at_threshold: dict[str, Any] = {
+        "in_scope_accuracy": point.in_scope_accuracy,
+        "in_scope_fallback_rate": point.in_scope_rejected,
+    }
+    if is_oos.any():
+        at_threshold.update(
+            oos_recall=point.oos_recall,
+            oos_precision=point.oos_precision,
+            joint_accuracy=point.joint_accuracy,
+        )
+    report["at_threshold"] = at_threshold
+    report["threshold_curve"] = [p.to_dict() for p in threshold_curve(probabilities, label_ids, is_oos, oos_index)]
+    report["fallbacks"] = int(rejected(probabilities, threshold, oos_index).sum()) if len(labels) else 0
+    return report
+
+
+def _per_intent(truth: Sequence[str], guess: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of every label in ``truth``, sorted by name."""
+    support = Counter(truth)
+    predicted = Counter(guess)
+    correct = Counter(t for t, g in zip(truth, guess) if t == g)
+    out = {}
+    for tag in sorted(support):
+        precision = _share(correct[tag], predicted[tag])
+        recall = _share(correct[tag], support[tag])
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": support[tag]}
+    return out
+
+
+def _share(part: int, whole: int) -> float:
+    return float(part) / whole if whole else 0.0
+
+
+def evaluate_predictor(
+    predictor: Any,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    threshold: float | None = None,
+    oos_label: str | None = None,
+    top_confusions: int = 10,
+) -> dict[str, Any]:
+    """:func:`evaluation_report` of a loaded :class:`~legacy_assistant.predictor.Predictor`;
+    ``threshold`` and ``oos_label`` default to the model's own."""
+    manifest = predictor.manifest
+    threshold = manifest["threshold"] if threshold is None else threshold
+    oos_label = manifest.get("oos_label") if oos_label is None else oos_label
+    probabilities = predictor.predict_proba(list(texts), batch_size=EVAL_BATCH)
+    report = evaluation_report(probabilities, predictor.classes, labels, threshold, oos_label, top_confusions)
+    report["model"] = predictor.name
+    return report
+
+
+def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
+    """The report as text for a terminal."""
+    lines = [
+        f"examples     {report['examples']} ({report['in_scope_examples']} in scope, "
+        f"{report['oos_examples']} out of scope, label {report['oos_label']!r})",
+        f"accuracy     {report['accuracy']:.4f}  (in scope, top intent, no threshold)",
+        f"macro-F1     {report['macro_f1']:.4f}",
+    ]
+    at = report["at_threshold"]
+    lines.append(
+        f"threshold    {report['threshold']:.2f}: in-scope accuracy {at['in_scope_accuracy']:.4f}, "
+        f"in-scope fallback rate {at['in_scope_fallback_rate']:.4f}"
+    )
+    if "oos_recall" in at:
+        precision = "n/a" if at["oos_precision"] is None else f"{at['oos_precision']:.4f}"
+        lines.append(
+            f"out of scope recall {at['oos_recall']:.4f}, precision {precision}, "
+            f"joint accuracy {at['joint_accuracy']:.4f}"
+        )
+    if report["unknown_labels"]:
+        lines.append(f"labels the model does not know (always wrong): {', '.join(report['unknown_labels'][:20])}")
+    ranked = sorted(report["per_intent"].items(), key=lambda item: (item[1]["f1"], item[0]))[:worst]
+    if ranked:
+        lines.append(f"lowest F1 ({len(ranked)} of {len(report['per_intent'])} intents):")
+        lines.extend(
+            f"  {tag:<32} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  n={m['support']}"
+            for tag, m in ranked
+        )
+    if report["confused_pairs"]:
+        lines.append("most confused (label -> predicted: count):")
+        lines.extend(f"  {p['label']} -> {p['predicted']}: {p['count']}" for p in report["confused_pairs"])
+    return lines

@@ -1,0 +1,60 @@
+"""Named training recipes. ``legacy-assistant train --preset NAME``; ``--config`` overrides them.
+
+* ``ngrams`` (the default): word unigrams and bigrams plus character 1-4-grams of every word,
+  sublinear TF-IDF, words and character n-grams L2-normalised to equal weight; one ReLU layer of
+  256 with dropout 0.5; Adam with a linearly falling learning rate, label smoothing 0.1 and 30%
+  of each sentence's features dropped at random while training; batches of 128 sentences of
+  similar length, at least 1,500 optimizer steps. The step budget and the falling learning rate
+  take the place of early stopping (which would cut the schedule short; ``--patience`` still
+  turns it on). When the validation data holds out-of-scope examples, the fallback threshold is
+  tuned on them (see :mod:`legacy_assistant.thresholds`).
+* ``classic``: the classic TF1 chatbot recipe, exactly as :class:`TrainingConfig`'s defaults:
+  binary bag of Lancaster-stemmed words, 128 ReLU -> dropout 0.5 -> 64 ReLU -> dropout 0.5,
+  SGD with Nesterov momentum 0.9 at 0.01, 200 epochs of batch 5, threshold 0.25.
+
+Both build the same network (``compat.classifier.build_logits``); they differ in features,
+widths and training only.
+"""
+from __future__ import annotations
+
+from legacy_assistant.config import TrainingConfig
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.features import FeatureConfig
+from legacy_assistant.text import TextConfig
+
+DEFAULT_PRESET = "ngrams"
+
+PRESETS: dict[str, TrainingConfig] = {
+    "classic": TrainingConfig(),
+    "ngrams": TrainingConfig(
+        features=FeatureConfig(
+            text=TextConfig(tokenizer="treebank", stemmer="none", lowercase=True),
+            word_ngrams=(1, 2),
+            char_ngrams=(1, 4),
+            min_count=2,
+            max_features=25_000,
+            weighting="tfidf",
+            normalize=True,
+            balance_parts=True,
+        ),
+        hidden_units=(256,),
+        dropout=0.5,
+        feature_dropout=0.3,
+        optimizer="adam",
+        learning_rate=0.004,
+        lr_schedule="linear",
+        label_smoothing=0.1,
+        batch_size=128,
+        bucket_by_length=True,
+        epochs=1,
+        min_steps=1500,
+    ),
+}
+
+
+def preset(name: str) -> TrainingConfig:
+    """The named recipe; :class:`ConfigError` lists the known names for an unknown one."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None

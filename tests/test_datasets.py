@@ -1,0 +1,124 @@
+"""Reading CSV and CLINC150-layout files, and telling the layouts apart."""
+import json
+
+import pytest
+
+from legacy_assistant.datasets import (
+    detect_format,
+    load_clinc,
+    load_csv,
+    load_data,
+    neutral_response,
+    synthesized_intents,
+)
+from legacy_assistant.errors import DataError
+from tests.conftest import TEST_DATA, TINY_INTENTS
+
+
+def test_csv_reads_text_and_label_columns_in_any_order():
+    examples = load_csv(TEST_DATA / "tiny.csv")
+    assert len(examples) == 28
+    assert examples.texts[5] == "Hello, anyone around?" and examples.labels[5] == "greeting"
+    swapped = load_csv(TEST_DATA / "tiny_val.csv")  # header is "label,text"
+    assert (swapped.texts[0], swapped.labels[0]) == ("hello there", "greeting")
+
+
+def test_csv_with_byte_order_mark_and_blank_lines(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufefftext,label\n\nhi,greeting\n\nbye,goodbye\n".encode("utf-8"))
+    examples = load_csv(path)
+    assert examples.texts == ("hi", "bye") and examples.labels == ("greeting", "goodbye")
+
+
+def test_bad_csv_rows_are_all_reported_with_file_and_line():
+    with pytest.raises(DataError) as caught:
+        load_csv(TEST_DATA / "bad.csv")
+    message = str(caught.value)
+    assert message.startswith(str(TEST_DATA / "bad.csv"))
+    assert caught.value.problems == [
+        "line 3: expected 2 fields, got 3",
+        "line 4: field 'text' is empty",
+        "line 5: field 'label' is empty",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("", "empty file"),
+        ("sentence,intent\nhi,greeting\n", "line 1: header ['sentence', 'intent'] has no 'text' or 'label' column"),
+        ("text,label\n", "no examples after the header row"),
+        ('text,label\n"unterminated,greeting\n', "line 2: expected 2 fields, got 1"),
+    ],
+)
+def test_csv_structural_errors(tmp_path, content, expected):
+    path = tmp_path / "x.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match="x.csv") as caught:
+        load_csv(path)
+    assert expected in str(caught.value)
+
+
+def test_csv_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"text,label\nhi,greeting\ncaf\xe9,order\n")
+    with pytest.raises(DataError) as caught:
+        load_csv(path)
+    assert caught.value.source.endswith("latin.csv")
+    assert caught.value.problems[0].startswith("line 3: not UTF-8 text")
+
+
+def test_clinc_splits_include_their_out_of_scope_lists():
+    splits = load_clinc(TEST_DATA / "tiny_clinc.json", oos_label="out")
+    assert set(splits) == {"train", "val", "test"}
+    assert len(splits["train"]) == 24 + 4 and splits["train"].labels[-4:] == ("out",) * 4
+    assert len(splits["test"]) == 8 + 3 and splits["test"].labels.count("out") == 3
+    assert "oos" not in splits["val"].labels
+
+
+def test_bad_clinc_entries_name_split_and_index(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({
+        "train": [["hi", "greeting"], ["no label"], ["", "greeting"], ["bye", 3]],
+        "oos_test": "nope",
+        "extra": [],
+    }))
+    with pytest.raises(DataError) as caught:
+        load_clinc(path)
+    problems = caught.value.problems
+    assert problems[0].startswith("'train'[1]: must be [text, label]")
+    assert problems[1] == "'train'[2]: text is empty"
+    assert problems[2].startswith("'train'[3]: must be [text, label]")
+    assert problems[3] == "'oos_test': must be a list of [text, label] pairs"
+    assert "unknown key(s) 'extra'" in problems[4]
+
+
+def test_format_detection(tmp_path):
+    assert detect_format(TEST_DATA / "tiny.csv") == "csv"
+    assert detect_format(TEST_DATA / "tiny_clinc.json") == "clinc"
+    assert detect_format(TINY_INTENTS) == "intents"
+    other = tmp_path / "other.json"
+    other.write_text('{"rows": []}')
+    with pytest.raises(DataError, match="unrecognised layout"):
+        detect_format(other)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"train": [}')
+    with pytest.raises(DataError, match="invalid JSON at line 1"):
+        detect_format(broken)
+
+
+def test_load_data_splits_by_format():
+    intents = load_data(TINY_INTENTS)
+    assert intents.format == "intents" and intents.intents is not None
+    assert intents.split("test") == intents.split("train")  # one split: every pattern
+    clinc = load_data(TEST_DATA / "tiny_clinc.json")
+    assert clinc.intents is None
+    with pytest.raises(DataError, match="no split 'dev'"):
+        clinc.split("dev")
+
+
+def test_synthesized_intents_leave_out_of_scope_to_the_fallback():
+    intents = synthesized_intents(["b", "a", "oos", "a"], "oos", "x.csv")
+    assert intents.tags == ["a", "b"]
+    assert intents["a"].responses == (neutral_response("a"),)
+    assert "'a'" in neutral_response("a")

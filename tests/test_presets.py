@@ -1,0 +1,89 @@
+"""Named recipes, and settings files applied over them."""
+import json
+
+import numpy as np
+import pytest
+
+from legacy_assistant.config import TrainingConfig, load_config, merge_settings
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.presets import DEFAULT_PRESET, PRESETS, preset
+from tests.conftest import ROOT, TEST_DATA
+
+
+def test_classic_preset_is_the_classic_recipe():
+    classic = preset("classic")
+    assert classic == TrainingConfig()
+    text = classic.features.text
+    assert (text.tokenizer, text.stemmer, text.lowercase) == ("treebank", "lancaster", True)
+    features = classic.features
+    assert (features.word_ngrams, features.char_ngrams, features.weighting, features.normalize) == ((1, 1), None, "binary", False)
+    assert (classic.hidden_units, classic.dropout, classic.optimizer) == ((128, 64), 0.5, "sgd")
+    assert (classic.learning_rate, classic.momentum, classic.nesterov) == (0.01, 0.9, True)
+    assert (classic.epochs, classic.batch_size, classic.seed, classic.threshold) == (200, 5, 1, 0.25)
+    assert (classic.min_steps, classic.lr_schedule, classic.feature_dropout, classic.bucket_by_length) == (0, "constant", 0.0, False)
+
+
+def test_classic_preset_reproduces_the_classic_model():
+    """Training data/intents.json with the classic preset gives the predictions the shipped
+    model gave before the ``ngrams`` preset became the default (kept in tests/data)."""
+    from compat.classifier import LoadedClassifier, export_saved_model
+    from legacy_assistant.intents import load_intents
+    from legacy_assistant.training import train
+
+    golden = json.loads((TEST_DATA / "classic_golden.json").read_text(encoding="utf-8"))
+    texts, tags = load_intents(ROOT / "data" / "intents.json").examples()
+    model = train(texts, tags, preset("classic"))
+    sentences = [case["text"] for case in golden["cases"]]
+    rows = model.featurizer.encode(sentences)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_saved_model(model.weights, model.spec, f"{tmp}/sm")
+        classifier = LoadedClassifier(f"{tmp}/sm")
+        probabilities = classifier.predict_proba(rows.ids, rows.weights)
+        classifier.close()
+    for case, row in zip(golden["cases"], probabilities):
+        expected = np.array([case["probabilities"][tag] for tag in model.classes])
+        np.testing.assert_allclose(row, expected, atol=1e-5, err_msg=case["text"])
+
+
+def test_default_preset_is_ngrams_and_builds_the_same_network_kind():
+    assert DEFAULT_PRESET == "ngrams"
+    ngrams = preset("ngrams")
+    assert ngrams.features.char_ngrams == (1, 4) and ngrams.features.weighting == "tfidf"
+    assert ngrams.optimizer == "adam" and ngrams.hidden_units == (256,)
+    assert set(PRESETS) == {"classic", "ngrams"}
+
+
+def test_unknown_preset_lists_known_ones():
+    with pytest.raises(ConfigError, match="known presets: classic, ngrams"):
+        preset("turbo")
+
+
+def test_settings_merge_over_a_preset_key_by_key(tmp_path):
+    path = tmp_path / "my.json"
+    path.write_text(json.dumps({"epochs": 7, "features": {"min_count": 3, "text": {"stemmer": "porter"}}}))
+    config = load_config(path, preset("ngrams"))
+    assert config.epochs == 7 and config.features.min_count == 3
+    assert config.features.text.stemmer == "porter" and config.features.text.tokenizer == "treebank"
+    assert config.features.char_ngrams == (1, 4) and config.optimizer == "adam"  # kept from the preset
+    assert load_config(path).hidden_units == (128, 64)  # over the classic defaults when no base
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"epochz": 1}, "unknown training setting"),
+    ({"features": {"weighting": "bm25"}}, "weighting"),
+    ({"features": {"text": {"stemmer": "x"}}}, "stemmer"),
+    ({"hidden_units": ["wide"]}, "invalid literal"),
+])
+def test_bad_settings_name_the_file(tmp_path, settings, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path, preset("ngrams"))
+    assert str(caught.value).startswith(str(path))
+
+
+def test_merge_refuses_a_non_object():
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        merge_settings(TrainingConfig(), [1, 2])

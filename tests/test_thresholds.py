@@ -1,0 +1,60 @@
+"""The fallback rule and the choice of its threshold on validation data."""
+import numpy as np
+import pytest
+
+from legacy_assistant.thresholds import choose_threshold, rejected, threshold_curve
+
+# classes: 0 = a, 1 = b, 2 = oos
+P = np.array([
+    [0.90, 0.05, 0.05],  # a, confident, right
+    [0.55, 0.40, 0.05],  # a, unsure, right
+    [0.30, 0.60, 0.10],  # a, wrong (b)
+    [0.10, 0.85, 0.05],  # b, right
+    [0.45, 0.15, 0.40],  # out of scope, top a at 0.45
+    [0.10, 0.20, 0.70],  # out of scope, top is the oos class
+])
+LABELS = np.array([0, 0, 0, 1, 2, 2])
+IS_OOS = np.array([False, False, False, False, True, True])
+
+
+def test_rejected_when_unsure_or_out_of_scope_class():
+    assert rejected(P, 0.5, oos_index=2).tolist() == [False, False, False, False, True, True]
+    assert rejected(P, 0.5, oos_index=None).tolist() == [False, False, False, False, True, False]
+    assert rejected(P, 0.0, oos_index=2).tolist() == [False] * 5 + [True]
+
+
+def test_curve_counts_by_hand():
+    low, mid, high = threshold_curve(P, LABELS, IS_OOS, 2, [0.0, 0.5, 0.6])
+    assert (low.in_scope_accuracy, low.oos_recall, low.oos_precision) == (0.75, 0.5, 1.0)
+    assert low.joint_accuracy == pytest.approx(4 / 6)
+    assert (mid.in_scope_accuracy, mid.oos_recall, mid.in_scope_rejected) == (0.75, 1.0, 0.0)
+    assert mid.joint_accuracy == pytest.approx(5 / 6)
+    # at 0.6 the unsure right answer (0.55) falls back too; so does the wrong one (0.60 is not below)
+    assert (high.in_scope_accuracy, high.in_scope_rejected) == (0.5, 0.25)
+    assert high.oos_precision == pytest.approx(2 / 3)
+
+
+def test_curve_without_out_of_scope_rows():
+    point = threshold_curve(P[:4], LABELS[:4], IS_OOS[:4], None, [0.5])[0]
+    assert point.oos_recall is None and point.oos_precision is None
+    assert point.joint_accuracy == point.in_scope_accuracy == 0.75
+
+
+def test_choice_separates_out_of_scope_at_no_cost():
+    best = choose_threshold(P, LABELS, IS_OOS, 2, oos_share=0.2)
+    assert best.threshold == 0.46  # lowest grid value that rejects the 0.45 out-of-scope row
+    assert (best.in_scope_accuracy, best.oos_recall) == (0.75, 1.0)
+
+
+def test_choice_weighs_out_of_scope_share():
+    # rejecting the out-of-scope row (top 0.45) costs the right but unsure in-scope one (0.40)
+    p = np.array([[0.40, 0.35, 0.25], [0.90, 0.05, 0.05], [0.45, 0.30, 0.25]])
+    labels, is_oos = np.array([0, 0, 2]), np.array([False, False, True])
+    assert choose_threshold(p, labels, is_oos, 2, oos_share=0.9).threshold == 0.46
+    rare = choose_threshold(p, labels, is_oos, 2, oos_share=0.1)
+    assert rare.threshold == 0.0 and rare.in_scope_accuracy == 1.0 and rare.oos_recall == 0.0
+
+
+def test_choice_needs_both_kinds_of_rows():
+    with pytest.raises(ValueError, match="both in-scope and out-of-scope"):
+        choose_threshold(P[:4], LABELS[:4], IS_OOS[:4], 2, 0.2)
