@@ -1,7 +1,7 @@
 """One cell of the TensorFlow matrix: run inside the virtualenv of one TensorFlow version.
 
 Prints one JSON object: the versions, the shipped model's golden comparison, the time to train
-``data/intents.json`` with the default recipe, and where that freshly trained model was written
+``data/intents.json`` with the default preset (as the shipped model), and where that freshly trained model was written
 (with its own golden file, over the golden sentences and generated probes) together with its
 TF2 migration, for the other versions to load. Called by ``scripts/tf_matrix.py``.
 
@@ -31,7 +31,7 @@ def main() -> None:
 
     from compat.runtime import versions
     from legacy_assistant.artifact import export_artifact
-    from legacy_assistant.config import TrainingConfig
+    from legacy_assistant.presets import DEFAULT_PRESET, preset
     from legacy_assistant.golden import compare_golden, read_golden, read_sentences, write_golden
     from legacy_assistant.intents import load_intents
     from legacy_assistant.predictor import Predictor
@@ -46,7 +46,7 @@ def main() -> None:
     intents = load_intents(ROOT / "data" / "intents.json")
     texts, tags = intents.examples()
     started = time.perf_counter()
-    model = train(texts, tags, TrainingConfig())
+    model = train(texts, tags, preset(DEFAULT_PRESET))
     train_seconds = time.perf_counter() - started
     digest = hashlib.sha256()
     for name in sorted(model.weights):

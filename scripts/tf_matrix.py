@@ -249,7 +249,7 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
                 row = [("(same)" if a == b else fmt_cross(table.get((a, b), {}))) for b in versions]
                 lines.append(f"| {a} | " + " | ".join(row) + " |")
     lines += ["", "Golden: the shipped `exported/default` against its `golden.json`. Train time: `data/intents.json`, "
-              "default recipe (200 epochs). Same-seed retrain: that training's weights against the newest version's "
+              "default preset (as the shipped model). Same-seed retrain: that training's weights against the newest version's "
               "in this run, and their top-1 agreement and max |Δp| on the golden sentences; within one version a "
               "same-seed retrain is always bit-identical (tested in every cell)."]
     return "\n".join(lines)
