@@ -32,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_DATA_DIR = Path("/work/shared/datasets/clinc150")
+# CLINC150 (CC BY 3.0, clinc/oos-eval) is never copied into the repository; by default it is
+# looked for beside the checkout, in ../shared/datasets/clinc150/.
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "datasets" / "clinc150"
 VARIANTS = ("full", "small", "imbalanced")
 OOS = "oos"
 # Larson et al. 2019, "An Evaluation Dataset for Intent Classification and Out-of-Scope

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -24,17 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from timing import median_us  # noqa: E402
 
 
-def median_us(fn, calls: int) -> float:
-    for _ in range(20):
-        fn()
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e6
 
 
 def rss_mib(pid: int) -> float:
@@ -61,7 +52,7 @@ def serving_memory(model: str, requests: int) -> tuple[float, float]:
     baseline.kill()
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "legacy_assistant", "-q", "serve", "--model", model, "--port", str(port)],
+        [sys.executable, "-m", "legacy_assistant", "-q", "serve", "--dev", "--model", model, "--port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from timing import median_us  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BODY = b'{"text": "hi, what time do you open on sundays?"}'
@@ -40,15 +41,6 @@ def environ(path: str) -> dict:
     }
 
 
-def per_call_us(fn, calls: int) -> float:
-    for _ in range(200):
-        fn()
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e6
 
 
 def wsgi_call(app, path: str):
@@ -147,11 +139,11 @@ def main() -> None:
     quiet = create_app({"ACCESS_LOG": False}, assistant=Assistant(StubPredictor(), policy, MemoryStore()))
 
     rows = [
-        ("Flask hello-world JSON route", per_call_us(wsgi_call(hello, "/hello"), args.calls)),
-        ("/api/v1/parse, model stubbed (web layer)", per_call_us(wsgi_call(stubbed, "/api/v1/parse"), args.calls)),
-        ("  same, access log off", per_call_us(wsgi_call(quiet, "/api/v1/parse"), args.calls)),
-        ("Predictor.rank_one alone", per_call_us(lambda: predictor.rank_one("hi, what time do you open on sundays?",
-                                                                            top=10), args.calls)),
+        ("Flask hello-world JSON route", median_us(wsgi_call(hello, "/hello"), args.calls, warmup=200)),
+        ("/api/v1/parse, model stubbed (web layer)", median_us(wsgi_call(stubbed, "/api/v1/parse"), args.calls, warmup=200)),
+        ("  same, access log off", median_us(wsgi_call(quiet, "/api/v1/parse"), args.calls, warmup=200)),
+        ("Predictor.rank_one alone", median_us(lambda: predictor.rank_one("hi, what time do you open on sundays?",
+                                                                            top=10), args.calls, warmup=200)),
     ]
     for label, us in rows:
         print(f"{label:45} {us:8.1f} us")

@@ -39,6 +39,17 @@ def ensure_graph_mode() -> None:
             tf.disable_v2_behavior()
 
 
+# Releases whose optimizer updates round differently from the others: a same-seed retrain there
+# is bit-identical within the release but is another model than on the rest (docs/MIGRATION.md,
+# "Retraining is not portable to 2.16.2"). Inference agrees on every release.
+_RETRAINING_DRIFTS = ("2.16.",)
+
+
+def retraining_matches_other_releases() -> bool:
+    """Whether a same-seed retrain on this TensorFlow gives the weights the other releases give."""
+    return not tf.__version__.startswith(_RETRAINING_DRIFTS)
+
+
 def versions() -> dict[str, str]:
     """Versions of what a trained model depends on, as stored in every artifact."""
     return {
@@ -51,4 +62,4 @@ def versions() -> dict[str, str]:
 _quiet_python_logging()
 ensure_graph_mode()
 
-__all__ = ["tf", "ensure_graph_mode", "versions"]
+__all__ = ["tf", "ensure_graph_mode", "retraining_matches_other_releases", "versions"]

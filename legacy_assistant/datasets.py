@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.errors import DataError
+from legacy_assistant.jsonfile import read_json_file
 from legacy_assistant.intents import Intent, IntentSet, load_intents
 
 FORMATS = ("intents", "csv", "clinc")
@@ -214,16 +215,7 @@ def _pairs(entries: Any, key: str, relabel: str | None, problems: list[str]) -> 
 
 def _read_json(path: str | Path) -> Any:
     source = str(path)
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(source, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(source, [f"cannot read file: {exc}"]) from None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+    return read_json_file(path, lambda problem: DataError(source, [problem]))
 
 
 def neutral_response(tag: str) -> str:

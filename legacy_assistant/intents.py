@@ -15,7 +15,6 @@ the field.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.errors import IntentsError
+from legacy_assistant.jsonfile import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,7 @@ class IntentSet:
 def load_intents(path: str | Path) -> IntentSet:
     """Read and validate an intents file; raises :class:`IntentsError` naming every problem."""
     source = str(path)
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IntentsError(source, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IntentsError(source, [f"cannot read file: {exc}"]) from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise IntentsError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+    data = read_json_file(path, lambda problem: IntentsError(source, [problem]))
     return parse_intents(data, source)
 
 

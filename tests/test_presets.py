@@ -27,6 +27,10 @@ def test_classic_preset_reproduces_the_classic_model():
     """Training data/intents.json with the classic preset gives the predictions the shipped
     model gave before the ``ngrams`` preset became the default (kept in tests/data)."""
     from compat.classifier import LoadedClassifier, export_saved_model
+    from compat.runtime import retraining_matches_other_releases, tf
+
+    if not retraining_matches_other_releases():
+        pytest.skip(f"TensorFlow {tf.__version__} retrains to other weights than the release that made the reference")
     from legacy_assistant.intents import load_intents
     from legacy_assistant.training import train
 

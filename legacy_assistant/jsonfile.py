@@ -1,0 +1,22 @@
+"""Read a JSON file, turning every way it can fail into one clear problem line."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
+    """The decoded JSON of ``path``; a missing, unreadable or invalid file raises ``error(problem)``
+    where ``problem`` says what went wrong (with line and column for invalid JSON)."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error("file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read file: {exc}") from None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
