@@ -10,6 +10,7 @@ its input sparse: the ids of the columns that are on and their weights (:class:`
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -104,6 +105,8 @@ class Featurizer:
         self._char_columns = np.fromiter(
             (term.startswith(CHAR_PREFIX) for term in self.vocabulary), dtype=bool, count=len(self.vocabulary)
         )
+        # A word's character n-grams are the same every time it is seen: look them up once.
+        self._char_ids = functools.lru_cache(maxsize=65536)(self._token_char_ids)
 
     @property
     def n_features(self) -> int:
@@ -155,18 +158,34 @@ class Featurizer:
         Terms outside the vocabulary are ignored. Ids within a row are sorted, so sums over a
         row always run in the same order.
         """
-        return self._encode_terms([self.terms(text) for text in texts])
+        return self._encode_ids([self._known_ids(self.processor.tokens(text)) for text in texts])
+
+    def _known_ids(self, tokens: list[str]) -> list[int]:
+        """Columns of the text's terms that the vocabulary holds, repeats included (any order)."""
+        lookup = self.index.get
+        ids = []
+        low, high = self.config.word_ngrams
+        for n in range(low, high + 1):
+            for i in range(len(tokens) - n + 1):
+                col = lookup(" ".join(tokens[i : i + n]))
+                if col is not None:
+                    ids.append(col)
+        if self.config.char_ngrams:
+            for token in tokens:
+                ids.extend(self._char_ids(token))
+        return ids
+
+    def _token_char_ids(self, token: str) -> tuple[int, ...]:
+        lookup = self.index.get
+        found = (lookup(term) for term in _char_terms(token, self.config.char_ngrams))
+        return tuple(col for col in found if col is not None)
 
     def _encode_terms(self, term_lists: Sequence[list[str]]) -> "SparseRows":
         lookup = self.index.get
-        rows: list[Counter[int]] = []
-        for terms in term_lists:
-            counts: Counter[int] = Counter()
-            for term in terms:
-                col = lookup(term)
-                if col is not None:
-                    counts[col] += 1
-            rows.append(counts)
+        return self._encode_ids([[col for col in map(lookup, terms) if col is not None] for terms in term_lists])
+
+    def _encode_ids(self, id_lists: Sequence[list[int]]) -> "SparseRows":
+        rows = [Counter(ids) for ids in id_lists]
         lengths = np.fromiter((len(c) for c in rows), dtype=np.int32, count=len(rows))
         width = max(1, int(lengths.max(initial=0)))
         ids = np.zeros((len(rows), width), dtype=np.int32)
@@ -215,12 +234,16 @@ def _terms(tokens: list[str], config: FeatureConfig) -> list[str]:
     for n in range(low, high + 1):
         terms.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     if config.char_ngrams:
-        low, high = config.char_ngrams
         for token in tokens:
-            padded = f" {token} "
-            for n in range(low, high + 1):
-                terms.extend(CHAR_PREFIX + padded[i : i + n] for i in range(len(padded) - n + 1))
+            terms.extend(_char_terms(token, config.char_ngrams))
     return terms
+
+
+def _char_terms(token: str, span: tuple[int, int]) -> list[str]:
+    """Character n-grams of one token padded with spaces, e.g. ``#c: c``, ``#c:ca`` for "cat"."""
+    padded = f" {token} "
+    low, high = span
+    return [CHAR_PREFIX + padded[i : i + n] for n in range(low, high + 1) for i in range(len(padded) - n + 1)]
 
 
 @dataclass(frozen=True)
