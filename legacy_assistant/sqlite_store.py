@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from legacy_assistant.errors import ConfigError, StoreError
@@ -51,6 +51,27 @@ SYNCHRONOUS_MODES = ("full", "normal", "extra")
 PURGE_EVERY = 500  # saves between two sweeps of expired conversations
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_IDLE_CONNECTIONS = 16
+
+
+def _retry_while_busy(action: Callable[[], object], timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+    """Run ``action``, again after a short pause while SQLite answers "locked" or "busy".
+
+    Workers that start together open a new database file at the same moment. Switching it to
+    WAL mode (and creating its tables) needs the file to themselves for an instant, and SQLite
+    can answer "database is locked" at once there instead of waiting out the busy timeout.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 class SQLiteStore:
@@ -86,7 +107,7 @@ class SQLiteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connection() as connection:
-                connection.executescript(SCHEMA)
+                _retry_while_busy(lambda: connection.executescript(SCHEMA))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
         log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
@@ -101,8 +122,12 @@ class SQLiteStore:
         # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
         connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                      check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        try:
+            _retry_while_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+            connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     @contextlib.contextmanager

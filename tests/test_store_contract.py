@@ -184,3 +184,33 @@ def test_sqlite_connections_do_not_pile_up_with_short_lived_threads(tmp_path):
     assert len(store._idle) == 1
     assert store.load("s99").turns == 1
     store.close()
+
+
+def _open_and_save(path: str, sender: str, start: float) -> str:
+    """In a fresh process: wait for ``start``, open the store, save one turn; '' or the error."""
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        store = open_store(f"sqlite:///{path}")
+        store.save(sender, ConversationState(turns=1), turn())
+        store.close()
+    except Exception as exc:  # reported to the parent, which asserts on it
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def test_sqlite_workers_opening_a_new_database_at_once_all_succeed(tmp_path):
+    """gunicorn starts its workers together: each opens (and may create) the same database
+    file at the same moment. Switching a new file to WAL mode can answer "database is locked"
+    at once, without waiting; opening the store must wait and retry instead of failing."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        for attempt in range(8):
+            path = str(tmp_path / f"fresh-{attempt}.db")
+            start = time.time() + (1.5 if attempt == 0 else 0.3)  # past the pool's start-up: all open together
+            errors = pool.starmap(_open_and_save, [(path, f"s{i}", start) for i in range(6)])
+            assert errors == [""] * 6, errors
+            store = open_store(f"sqlite:///{path}")
+            assert [store.load(f"s{i}").turns for i in range(6)] == [1] * 6
+            store.close()
