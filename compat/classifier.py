@@ -104,18 +104,24 @@ def build_logits(
     spec: NetworkSpec,
     dropout_rate: "tf.Tensor | None",
     seed: int,
+    batch_rows: bool = False,
 ) -> "tf.Tensor":
     """The network: sparse features ``(ids, weights)`` ``[batch, width]`` -> logits ``[batch, n_classes]``.
 
     ``dropout_rate`` is a scalar tensor (training graph) or ``None`` (inference graph, no
-    dropout ops at all). Variables live under ``classifier/hidden_<i>/`` and ``classifier/output/``;
+    dropout ops at all). ``batch_rows`` picks the first layer's training form (see
+    :func:`compat.layers.sparse_dense`); the inference graph keeps the plain form. Variables live under ``classifier/hidden_<i>/`` and ``classifier/output/``;
     the first layer's kernel is ``[n_features, width_0]``.
     """
     widths = [int(u) for u in spec.hidden_units]
     with tf.variable_scope(MODEL_SCOPE):
         if not widths:
-            return sparse_dense(ids, weights, spec.n_features, spec.n_classes, "output", seed=seed)
-        hidden = sparse_dense(ids, weights, spec.n_features, widths[0], "hidden_0", tf.nn.relu, seed=seed)
+            return sparse_dense(
+                ids, weights, spec.n_features, spec.n_classes, "output", seed=seed, batch_rows=batch_rows
+            )
+        hidden = sparse_dense(
+            ids, weights, spec.n_features, widths[0], "hidden_0", tf.nn.relu, seed=seed, batch_rows=batch_rows
+        )
         for index, units in enumerate(widths):
             if index:
                 hidden = dense(hidden, units, f"hidden_{index}", tf.nn.relu, seed=seed + index)
@@ -167,10 +173,15 @@ class ClassifierTrainer:
     """A training graph in its own graph and session.
 
     Each call takes numpy batches: sparse features ``ids`` int32 and ``weights`` float32, both
-    ``[batch, width]``, and ``y`` int ``[batch]`` class ids.
+    ``[batch, width]``, and ``y`` int ``[batch]`` class ids. ``batch_rows`` trains the first
+    layer in its batched form (:func:`compat.layers.sparse_dense`): faster when a batch's
+    sentences share many features, and the same network up to float rounding, which a long
+    run of training can grow into other weights, so a recipe keeps the form it was made with.
     """
 
-    def __init__(self, spec: NetworkSpec, optimizer: OptimizerSpec, seed: int, threads: int = 1) -> None:
+    def __init__(
+        self, spec: NetworkSpec, optimizer: OptimizerSpec, seed: int, threads: int = 1, batch_rows: bool = False
+    ) -> None:
         self.spec = spec
         self.optimizer = optimizer
         # One intra-op thread keeps float reductions in a fixed order: a rerun with the same
@@ -182,19 +193,30 @@ class ClassifierTrainer:
             self._values = tf.placeholder(tf.float32, [None, None], name=WEIGHTS_KEY)
             self._y = tf.placeholder(tf.int32, [None], name="labels")
             self._rate = tf.placeholder_with_default(0.0, [], name="dropout_rate")
-            logits = build_logits(self._ids, self._values, spec, self._rate, seed)
+            # Two forms of one network (shared variables): training, with dropout (and, with
+            # batch_rows, the first layer in its batched form); and the inference form, exactly
+            # as exported, for evaluation and predictions.
+            train_logits = build_logits(self._ids, self._values, spec, self._rate, seed, batch_rows=batch_rows)
+            with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+                logits = build_logits(self._ids, self._values, spec, None, seed)
             self._probabilities = tf.nn.softmax(logits)
             targets = tf.one_hot(self._y, spec.n_classes, dtype=tf.float32)
             if optimizer.label_smoothing:
                 targets = targets * (1.0 - optimizer.label_smoothing) + optimizer.label_smoothing / spec.n_classes
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(labels=targets, logits=logits))
-            self._data_loss = loss
+            batch_size = tf.cast(tf.shape(self._y)[0], tf.float32)
+
+            def loss_and_correct(scores: "tf.Tensor") -> tuple["tf.Tensor", "tf.Tensor"]:
+                cross_entropy = tf.nn.softmax_cross_entropy_with_logits_v2(labels=targets, logits=scores)
+                hits = tf.equal(tf.argmax(scores, axis=1, output_type=tf.int32), self._y)
+                return tf.reduce_mean(cross_entropy), tf.reduce_sum(tf.cast(hits, tf.float32))
+
+            loss, self._train_correct = loss_and_correct(train_logits)
+            self._train_loss_sum = loss * batch_size
+            eval_loss, self._correct = loss_and_correct(logits)
+            self._loss_sum = eval_loss * batch_size
             if optimizer.weight_decay:
                 kernels = [v for v in _model_variables() if v.name.endswith("kernel:0")]
                 loss = loss + optimizer.weight_decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
-            correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), self._y)
-            self._correct = tf.reduce_sum(tf.cast(correct, tf.float32))
-            self._loss_sum = self._data_loss * tf.cast(tf.shape(self._y)[0], tf.float32)
             # fed per step by a learning-rate schedule; defaults to the spec's constant rate
             self._learning_rate = tf.placeholder_with_default(
                 tf.constant(optimizer.learning_rate, tf.float32), [], name="learning_rate"
@@ -231,7 +253,7 @@ class ClassifierTrainer:
         feed.update({self._y: y, self._rate: self.spec.dropout})
         if learning_rate is not None:
             feed[self._learning_rate] = learning_rate
-        _, loss_sum, correct = self._gs.run([self._train_op, self._loss_sum, self._correct], feed)
+        _, loss_sum, correct = self._gs.run([self._train_op, self._train_loss_sum, self._train_correct], feed)
         return float(loss_sum) / len(y), float(correct) / len(y)
 
     def evaluate(

@@ -35,6 +35,7 @@ class TrainingConfig:
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     sparse_updates: bool = False  # see compat.classifier.OptimizerSpec
+    batch_rows: bool = False  # train the first layer in its batched form (compat.layers.sparse_dense)
     epochs: int = 200
     min_steps: int = 0  # raise epochs until training takes at least this many optimizer steps
     batch_size: int = 5

@@ -4,7 +4,8 @@
   sublinear TF-IDF, words and character n-grams L2-normalised to equal weight; one ReLU layer of
   256 with dropout 0.5; Adam with a linearly falling learning rate, label smoothing 0.1 and 30%
   of each sentence's features dropped at random while training; batches of 128 sentences of
-  similar length, at least 1,500 optimizer steps. The step budget and the falling learning rate
+  similar length, at least 1,500 optimizer steps; the first layer trained in its batched form
+  (each distinct feature of a batch looked up once: about 1.5 times faster on CLINC150). The step budget and the falling learning rate
   take the place of early stopping (which would cut the schedule short; ``--patience`` still
   turns it on). When the validation data holds out-of-scope examples, the fallback threshold is
   tuned on them (see :mod:`legacy_assistant.thresholds`).
@@ -46,6 +47,7 @@ PRESETS: dict[str, TrainingConfig] = {
         label_smoothing=0.1,
         batch_size=128,
         bucket_by_length=True,
+        batch_rows=True,
         epochs=1,
         min_steps=1500,
     ),

@@ -232,7 +232,7 @@ def train(
     if on_start is not None:
         on_start(epochs)
     schedule = learning_rate_schedule(config, -(-len(labels) // config.batch_size) * epochs)
-    with ClassifierTrainer(spec, optimizer_spec(config), config.seed) as trainer:
+    with ClassifierTrainer(spec, optimizer_spec(config), config.seed, batch_rows=config.batch_rows) as trainer:
         for epoch in range(1, epochs + 1):
             epoch_started = time.perf_counter()
             loss_sum = correct_sum = 0.0

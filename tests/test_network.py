@@ -8,31 +8,42 @@ from compat.runtime import tf
 from legacy_assistant.features import FeatureConfig, Featurizer
 
 
-def test_sparse_dense_equals_dense_matmul():
+@pytest.mark.parametrize("batch_rows", [False, True], ids=["inference-form", "training-form"])
+def test_sparse_dense_equals_dense_matmul(batch_rows):
+    """Both forms of the sparse layer give the dense layer's output and kernel gradient, with
+    ids shared between rows, a real id 0 beside padding, and an empty row."""
     rng = np.random.RandomState(0)
     n_features, units = 50, 7
-    ids = np.array([[3, 9, 0], [1, 0, 0], [0, 0, 0]], np.int32)
-    weights = np.array([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
-    x = np.zeros((3, n_features), np.float32)
-    for r in range(3):
-        for j in range(3):
+    ids = np.array([[3, 9, 0], [1, 0, 0], [0, 0, 0], [9, 0, 3]], np.int32)
+    weights = np.array([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.25, 1.5, 3.0]], np.float32)
+    x = np.zeros((len(ids), n_features), np.float32)
+    for r in range(len(ids)):
+        for j in range(ids.shape[1]):
             x[r, ids[r, j]] += weights[r, j]
     with GraphSession() as gs, gs.bound():
         ids_in = tf.placeholder(tf.int32, [None, None])
         w_in = tf.placeholder(tf.float32, [None, None])
         x_in = tf.placeholder(tf.float32, [None, n_features])
         with tf.variable_scope("s"):
-            sparse_out = sparse_dense(ids_in, w_in, n_features, units, "layer", seed=1)
+            sparse_out = sparse_dense(ids_in, w_in, n_features, units, "layer", seed=1, batch_rows=batch_rows)
         with tf.variable_scope("d"):
             dense_out = dense(x_in, units, "layer", seed=1)
+        kernels = {scope: [v for v in tf.global_variables() if v.name == f"{scope}/layer/kernel:0"][0]
+                   for scope in ("s", "d")}
+        upstream = tf.constant(rng.randn(len(ids), units).astype(np.float32))
+        gradients = [tf.convert_to_tensor(tf.gradients(tf.reduce_sum(out * upstream), kernels[scope])[0])
+                     for out, scope in ((sparse_out, "s"), (dense_out, "d"))]
         gs.run(tf.global_variables_initializer())
         kernel = rng.randn(n_features, units).astype(np.float32)
-        for scope in ("s", "d"):
-            var = [v for v in tf.global_variables() if v.name == f"{scope}/layer/kernel:0"][0]
+        for var in kernels.values():
             var.load(kernel, gs.session)
-        got_sparse, got_dense = gs.run([sparse_out, dense_out], {ids_in: ids, w_in: weights, x_in: x})
+        got_sparse, got_dense, grad_sparse, grad_dense = gs.run(
+            [sparse_out, dense_out, *gradients], {ids_in: ids, w_in: weights, x_in: x}
+        )
     np.testing.assert_allclose(got_sparse, got_dense, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(got_sparse[2], 0.0)  # an empty row gives the bias (zero) only
+    np.testing.assert_allclose(grad_sparse, grad_dense, rtol=1e-6, atol=1e-6)
+    assert np.abs(grad_dense).sum() > 0
 
 
 def test_predictor_matches_a_numpy_dense_forward_pass(tiny_predictor, tiny_trained, tiny_intents):
