@@ -110,8 +110,9 @@ def build_logits(
 
     ``dropout_rate`` is a scalar tensor (training graph) or ``None`` (inference graph, no
     dropout ops at all). ``batch_rows`` picks the first layer's training form (see
-    :func:`compat.layers.sparse_dense`); the inference graph keeps the plain form. Variables live under ``classifier/hidden_<i>/`` and ``classifier/output/``;
-    the first layer's kernel is ``[n_features, width_0]``.
+    :func:`compat.layers.sparse_dense`); the inference graph keeps the plain form. Variables
+    live under ``classifier/hidden_<i>/`` and ``classifier/output/``; the first layer's kernel
+    is ``[n_features, width_0]``.
     """
     widths = [int(u) for u in spec.hidden_units]
     with tf.variable_scope(MODEL_SCOPE):

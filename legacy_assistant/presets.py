@@ -5,9 +5,9 @@
   256 with dropout 0.5; Adam with a linearly falling learning rate, label smoothing 0.1 and 30%
   of each sentence's features dropped at random while training; batches of 128 sentences of
   similar length, at least 1,500 optimizer steps; the first layer trained in its batched form
-  (each distinct feature of a batch looked up once: about 1.5 times faster on CLINC150). The step budget and the falling learning rate
-  take the place of early stopping (which would cut the schedule short; ``--patience`` still
-  turns it on). When the validation data holds out-of-scope examples, the fallback threshold is
+  (each distinct feature of a batch looked up once: about 1.5 times faster on CLINC150). The
+  step budget and the falling learning rate take the place of early stopping (which would cut
+  the schedule short; ``--patience`` still turns it on). When the validation data holds out-of-scope examples, the fallback threshold is
   tuned on them (see :mod:`legacy_assistant.thresholds`).
 * ``classic``: the classic TF1 chatbot recipe, exactly as :class:`TrainingConfig`'s defaults:
   binary bag of Lancaster-stemmed words, 128 ReLU -> dropout 0.5 -> 64 ReLU -> dropout 0.5,
