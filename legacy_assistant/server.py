@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ class ServerOptions:
     timeout: int = 30
     graceful_timeout: int = 30
     keepalive: int = 5
+    reuse_port: bool = True  # one listening socket per worker; see GunicornServer.reuse_port
     app_config: dict[str, Any] = field(default_factory=dict)
     log_level: str = "info"
 
@@ -94,6 +96,7 @@ class GunicornServer(BaseApplication):
             "timeout": o.timeout,
             "graceful_timeout": o.graceful_timeout,
             "keepalive": o.keepalive,
+            "reuse_port": self.reuse_port,
             "preload_app": False,  # the model is loaded in each worker, after the fork
             "accesslog": None,  # the app logs one line per request, with its request id
             "errorlog": "-",
@@ -110,6 +113,19 @@ class GunicornServer(BaseApplication):
             if value is not None and key in self.cfg.settings:
                 self.cfg.set(key, value)
 
+    @property
+    def reuse_port(self) -> bool:
+        """Whether each worker listens on a socket of its own (``SO_REUSEPORT``).
+
+        With one socket shared by all workers, whichever worker wakes first accepts a new
+        connection, and a keep-alive connection stays with that worker: under a burst of
+        connections one worker can end up with all of them while the others idle (measured: 16
+        connections all on one of two workers, 630 requests/s instead of 1,800). With a socket
+        per worker the kernel spreads new connections over the workers evenly. Port 0 (any free
+        port) would give each worker another port, so it keeps the shared socket.
+        """
+        return self.options.reuse_port and self.options.port != 0 and hasattr(socket, "SO_REUSEPORT")
+
     def load(self) -> Any:
         """Runs in each worker after the fork: build the app, which loads the model."""
         from legacy_assistant.web import create_app
@@ -123,6 +139,8 @@ class GunicornServer(BaseApplication):
         if "tensorflow" in sys.modules:
             raise RuntimeError("TensorFlow is loaded in the gunicorn master; its thread pools do not survive fork. "
                                "Start the server with 'python -m legacy_assistant.server'.")
+        if self.reuse_port:
+            refuse_port_in_use(self.options.host, self.options.port)
         try:
             ReloadingArbiter(self).run()
         except RuntimeError as exc:
@@ -159,6 +177,25 @@ class GunicornServer(BaseApplication):
     def _on_exit(self, arbiter: Any) -> None:
         if self._metrics_dir:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+
+def refuse_port_in_use(host: str, port: int) -> None:
+    """Exit with a clear message when ``host:port`` is taken.
+
+    Sockets with ``SO_REUSEPORT`` may share a port with other such sockets of the same user, so
+    a second server started on the same port by mistake would silently take half the traffic.
+    A plain bind, without that flag, fails on any port in use, which is what this checks.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
+        probe.bind((host, port))
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+        raise SystemExit(1) from None
+    finally:
+        probe.close()
 
 
 def exec_server(options: ServerOptions, python: str = sys.executable) -> None:

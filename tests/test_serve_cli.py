@@ -35,6 +35,19 @@ def test_serve_options_from_environment(monkeypatch):
     assert int(args.workers) == 5 and args.store == "memory"
 
 
+def test_reuse_port_is_on_unless_switched_off(monkeypatch):
+    from legacy_assistant.cli.serve import server_options
+
+    assert server_options(parse()).reuse_port is True
+    assert server_options(parse("--no-reuse-port")).reuse_port is False
+    monkeypatch.setenv("LEGACY_ASSISTANT_REUSE_PORT", "off")
+    assert server_options(parse()).reuse_port is False
+    assert server_options(parse("--reuse-port")).reuse_port is True  # the command line wins
+    monkeypatch.setenv("LEGACY_ASSISTANT_REUSE_PORT", "maybe")
+    with pytest.raises(ConfigError, match="LEGACY_ASSISTANT_REUSE_PORT must be"):
+        server_options(parse())
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--workers", "0"], "--workers must be at least 1"),
     (["--model", "/nonexistent"], "not a model directory"),

@@ -4,10 +4,14 @@ Checks that TensorFlow never loads in the master, that workers share conversatio
 SQLite, and that reloads (admin route and SIGHUP) reach every worker with zero failed
 requests under load, while a broken model is refused and the old one keeps serving.
 """
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from server_process import ServerProcess, model_info
@@ -164,3 +168,49 @@ def test_broken_model_is_refused_and_the_old_one_keeps_serving(deployment):
     for _ in range(6):
         assert server.request("GET", "/version")[1]["model"] == before
     assert server.request("POST", "/admin/reload")[0] == 401
+
+
+def listening_sockets(port):
+    """Inodes of the IPv4 sockets listening on ``port``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid):
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(deployment):
+    """With one shared socket, a burst of keep-alive connections can all land on one worker;
+    with a socket per worker (SO_REUSEPORT) the kernel spreads them over the workers."""
+    server, _ = deployment
+    workers = wait_for(lambda: len(server.workers()) == 2 and server.workers())
+    listening = listening_sockets(server.port)
+    held = [socket_inodes(pid) & listening for pid in workers]
+    assert [len(inodes) for inodes in held] == [1, 1], (listening, held)
+    assert held[0] != held[1]
+    assert not socket_inodes(server.pid) & listening  # the master accepts nothing itself
+
+
+def test_a_second_server_on_a_port_in_use_is_refused(deployment):
+    """SO_REUSEPORT would let a second server share the port and half the traffic: refused."""
+    server, _ = deployment
+    second = subprocess.run(
+        [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(server.port)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr + second.stdout
+    assert len(listening_sockets(server.port)) == 2

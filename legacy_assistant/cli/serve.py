@@ -14,10 +14,13 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from legacy_assistant.server import ServerOptions
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,18 @@ DEFAULT_INTER_OP = -1
 def _env(name: str, default: Any) -> Any:
     value = os.environ.get(f"LEGACY_ASSISTANT_{name}")
     return default if value in (None, "") else value
+
+
+def _flag(value: bool | str, source: str) -> bool:
+    """A switch given on the command line (a bool) or in the environment (a string)."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{source} must be 1/true/yes/on or 0/false/no/off, got {value!r}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-body-bytes", type=int, default=_env("MAX_BODY_BYTES", 64 * 1024),
                         help="largest request body accepted (default 65536)")
     parser.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    parser.add_argument("--reuse-port", action=argparse.BooleanOptionalAction, default=_env("REUSE_PORT", True),
+                        help="one listening socket per worker, so the kernel spreads connections over "
+                             "the workers evenly (default on; --no-reuse-port shares one socket)")
     add_runtime_option(parser)
     parser.set_defaults(run=run)
 
@@ -98,6 +116,22 @@ def app_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def server_options(args: argparse.Namespace) -> "ServerOptions":
+    """What the gunicorn master gets from the command line."""
+    from legacy_assistant.server import ServerOptions
+
+    return ServerOptions(
+        host=args.host,
+        port=int(args.port),
+        workers=int(args.workers),
+        threads=int(args.threads),
+        timeout=int(args.timeout),
+        reuse_port=_flag(args.reuse_port, "LEGACY_ASSISTANT_REUSE_PORT"),
+        app_config=app_config(args),
+        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
@@ -106,17 +140,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
     if args.dev:
         return _run_dev(args)
-    from legacy_assistant.server import ServerOptions, exec_server
+    from legacy_assistant.server import exec_server
 
-    options = ServerOptions(
-        host=args.host,
-        port=int(args.port),
-        workers=int(args.workers),
-        threads=int(args.threads),
-        timeout=int(args.timeout),
-        app_config=app_config(args),
-        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
-    )
+    options = server_options(args)
     log.info("serving %s on http://%s:%s/ with %d worker(s) x %d thread(s)", args.model, args.host, args.port,
              options.workers, options.threads)
     exec_server(options)  # does not return
