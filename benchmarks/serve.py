@@ -155,7 +155,7 @@ def main() -> None:
         "gunicorn": (["-m", "legacy_assistant", "serve", *same, "--store", f"sqlite:///{work}/gunicorn.db"],
                      args.workers, ["/api/v1/parse", "/api/v1/chat"]),
         "hello": (["-m", "gunicorn", "-w", str(args.workers), "--threads", str(args.threads), "-k", "gthread",
-                   "--keep-alive", "5", "--worker-tmp-dir", "/dev/shm", "--chdir", str(ROOT / "benchmarks"),
+                   "--keep-alive", "5", "--reuse-port", "--worker-tmp-dir", "/dev/shm", "--chdir", str(ROOT / "benchmarks"),
                    "hello_app:app"], args.workers, ["/hello"]),
     }
     rows, memory = [], []
