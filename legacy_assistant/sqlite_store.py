@@ -8,19 +8,27 @@ survives a killed process and a power cut alike (``normal`` survives a killed pr
 :meth:`SQLiteStore.conversation` opens a ``BEGIN IMMEDIATE`` transaction: it takes the
 database's write lock, so load -> decide -> save of one turn is atomic across threads and
 processes. SQLite has one write lock per file, so turns are stored one at a time; the
-classifier runs outside that lock. Threads of one process first queue on a Python lock: SQLite's
-own busy handler waits by sleeping in growing steps (up to 100 ms), which under load turns a
-few milliseconds of waiting into a long tail; only the processes then contend inside SQLite.
+classifier runs outside that lock. Writers queue for it before they ask SQLite: threads of one
+process on a Python lock, then processes on an ``flock`` of a file beside the database
+(``<database>-writer.lock``). SQLite's own busy handler waits by sleeping in growing steps (up
+to 100 ms), which under load turns a few milliseconds of waiting into a long tail; a waiter on
+``flock`` is woken by the kernel as soon as the lock is free.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: processes then queue in SQLite's busy handler only
+    fcntl = None
 
 from legacy_assistant.errors import ConfigError, StoreError
 from legacy_assistant.store import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
@@ -74,6 +82,43 @@ def _retry_while_busy(action: Callable[[], object], timeout: float = BUSY_TIMEOU
         pause = min(pause * 2, 0.1)
 
 
+class _WriterLock:
+    """The queue for SQLite's write lock: a thread lock within the process, ``flock`` across
+    processes (advisory, on a file of its own; the database file itself is SQLite's)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        if fcntl is not None and self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> "_WriterLock":
+        self._thread_lock.acquire()
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
 class SQLiteStore:
     """A :class:`~legacy_assistant.store.ConversationStore` in one SQLite file.
 
@@ -102,10 +147,11 @@ class SQLiteStore:
         self._local = threading.local()  # the connection a thread holds during an operation
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
-        self._writer = threading.Lock()  # this process's writers queue here, not in SQLite's busy loop
+        self._writer = _WriterLock(self.path.with_name(self.path.name + "-writer.lock"))
         self._saves = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer.open()
             with self._connection() as connection:
                 _retry_while_busy(lambda: connection.executescript(SCHEMA))
         except (OSError, sqlite3.Error) as exc:
@@ -245,6 +291,7 @@ class SQLiteStore:
             yield  # _connection() rolls back if no save committed
 
     def close(self) -> None:
+        self._writer.close()
         with self._idle_lock:
             connections, self._idle = self._idle, []
         for connection in connections:

@@ -2,6 +2,7 @@
 
 Redis tests need a server (``REDIS_URL``); they skip without one, and fail under ``CI=true``.
 """
+import os
 import threading
 import time
 import uuid
@@ -214,3 +215,29 @@ def test_sqlite_workers_opening_a_new_database_at_once_all_succeed(tmp_path):
             store = open_store(f"sqlite:///{path}")
             assert [store.load(f"s{i}").turns for i in range(6)] == [1] * 6
             store.close()
+
+
+def test_sqlite_writers_of_all_processes_queue_on_one_file_lock(tmp_path):
+    """Processes wait for the write lock on an flock (woken at once when it is free), not in
+    SQLite's busy handler (which sleeps in steps of up to 100 ms)."""
+    import fcntl
+
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    lock_path = tmp_path / "c.db-writer.lock"
+
+    def lock_is_free() -> bool:
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: as another process would
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)  # closing also drops a lock this probe took
+        return True
+
+    assert lock_is_free()
+    with store.conversation("alice"):
+        assert not lock_is_free()
+        store.save("alice", ConversationState(turns=1), turn())
+    assert lock_is_free()
+    store.close()
