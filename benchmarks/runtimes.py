@@ -10,6 +10,7 @@ Migrates the model to a temporary TF2 copy, then measures each runtime in a proc
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -39,10 +40,10 @@ def worker(runtime: str, model: str, calls: int) -> None:
     classifier = predictor._classifier
     network = median_us(lambda: classifier.predict_proba(features.ids, features.weights), calls)
     full = median_us(lambda: predictor.rank_one(SENTENCE), calls)
-    import tensorflow as tf  # only to report the version this process ran
-
+    # the version this process ran, from the runtime's own module (only compat/ imports TensorFlow)
+    runtime_module = importlib.import_module("compat.tf2.runtime" if runtime == "tf2" else "compat.runtime")
     print(json.dumps({"runtime": runtime, "rank_one_us": full, "network_us": network,
-                      "load_s": load_seconds, "tensorflow": tf.__version__}))
+                      "load_s": load_seconds, "tensorflow": runtime_module.versions()["tensorflow"]}))
 
 
 def main() -> None:
