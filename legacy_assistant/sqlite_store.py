@@ -27,7 +27,7 @@ from pathlib import Path
 
 try:
     import fcntl
-except ImportError:  # not on Windows: processes then queue in SQLite's busy handler only
+except ImportError:  # Windows has no fcntl: processes then queue in SQLite's busy handler only
     fcntl = None
 
 from legacy_assistant.errors import ConfigError, StoreError
@@ -93,7 +93,8 @@ class _WriterLock:
 
     def open(self) -> None:
         if fcntl is not None and self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            # flock needs no write access: any process that may use the database can queue here
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
 
     def close(self) -> None:
         with self._thread_lock:
