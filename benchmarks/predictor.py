@@ -101,13 +101,16 @@ def main() -> None:
         for i in range(len(config.hidden_units))
     ]
     out_kernel, out_bias = weights["classifier/output/kernel"], weights["classifier/output/bias"]
+    shortcut = weights.get("classifier/shortcut/kernel")  # [n_features, n_classes] when the recipe has one
     featurizer = trained.featurizer
 
     def numpy_forward():
-        h = featurizer.transform([sentence])
+        x = h = featurizer.transform([sentence])
         for kernel, bias in layers:
             h = np.maximum(h @ kernel + bias, 0)
         logits = h @ out_kernel + out_bias
+        if shortcut is not None:
+            logits = logits + x @ shortcut
         e = np.exp(logits - logits.max())
         return e / e.sum()
 

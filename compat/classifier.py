@@ -24,10 +24,11 @@ import numpy as np
 
 from compat.graph_session import GraphSession, session_config
 from compat.interface import SavedModelError, check_sparse
-from compat.layers import dense, dropout, sparse_dense
+from compat.layers import dense, dropout, sparse_dense, sparse_matmul
 from compat.runtime import tf
 
 MODEL_SCOPE = "classifier"
+SHORTCUT_SCOPE = "shortcut"
 SIGNATURE_NAME = "predict"
 IDS_KEY = "ids"
 WEIGHTS_KEY = "weights"
@@ -45,12 +46,15 @@ class NetworkSpec:
         n_classes: number of intents (softmax width).
         hidden_units: width of each ReLU layer, input side first.
         dropout: rate applied after every hidden layer while training (0 disables it).
+        linear_shortcut: also map the input linearly straight to the logits, beside the hidden
+            layers (``logits = output(hidden) + x @ shortcut``; a wide-and-deep network).
     """
 
     n_features: int
     n_classes: int
     hidden_units: tuple[int, ...] = (128, 64)
     dropout: float = 0.5
+    linear_shortcut: bool = False
 
     def __post_init__(self) -> None:
         if self.n_features < 1:
@@ -61,6 +65,8 @@ class NetworkSpec:
             raise ValueError(f"hidden_units must be positive, got {self.hidden_units}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.linear_shortcut and not self.hidden_units:
+            raise ValueError("linear_shortcut needs at least one hidden layer (without one the network is linear)")
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,9 @@ def build_logits(
     dropout ops at all). ``batch_rows`` picks the first layer's training form (see
     :func:`compat.layers.sparse_dense`); the inference graph keeps the plain form. Variables
     live under ``classifier/hidden_<i>/`` and ``classifier/output/``; the first layer's kernel
-    is ``[n_features, width_0]``.
+    is ``[n_features, width_0]``. With ``spec.linear_shortcut``, ``classifier/shortcut/kernel``
+    ``[n_features, n_classes]`` (no bias: the output layer has one) adds ``x @ kernel`` to the
+    logits; dropout never touches that path.
     """
     widths = [int(u) for u in spec.hidden_units]
     with tf.variable_scope(MODEL_SCOPE):
@@ -128,7 +136,22 @@ def build_logits(
                 hidden = dense(hidden, units, f"hidden_{index}", tf.nn.relu, seed=seed + index)
             if dropout_rate is not None:
                 hidden = dropout(hidden, dropout_rate, seed=seed + 1000 + index)
-        return dense(hidden, spec.n_classes, "output", seed=seed + len(widths))
+        logits = dense(hidden, spec.n_classes, "output", seed=seed + len(widths))
+        if spec.linear_shortcut:
+            logits = logits + _shortcut(ids, weights, spec, seed + 2000, batch_rows)
+        return logits
+
+
+def _shortcut(ids: "tf.Tensor", weights: "tf.Tensor", spec: NetworkSpec, seed: int, batch_rows: bool) -> "tf.Tensor":
+    """The linear path ``x @ shortcut/kernel``: float32 ``[batch, n_classes]``."""
+    with tf.variable_scope(SHORTCUT_SCOPE):
+        kernel = tf.get_variable(
+            "kernel",
+            shape=[spec.n_features, spec.n_classes],
+            dtype=tf.float32,
+            initializer=tf.glorot_uniform_initializer(seed=seed),
+        )
+    return sparse_matmul(kernel, ids, weights, batch_rows)
 
 
 def _model_variables() -> list["tf.Variable"]:

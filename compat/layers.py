@@ -97,12 +97,20 @@ def sparse_dense(
             initializer=tf.glorot_uniform_initializer(seed=seed),
         )
         bias = tf.get_variable("bias", shape=[units], dtype=tf.float32, initializer=tf.zeros_initializer())
-        if batch_rows:
-            outputs = tf.nn.bias_add(_batch_rows_product(kernel, ids, weights), bias)
-        else:
-            rows = tf.gather(kernel, ids)  # [batch, width, units]
-            outputs = tf.nn.bias_add(tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1), bias)
+        outputs = tf.nn.bias_add(sparse_matmul(kernel, ids, weights, batch_rows), bias)
     return activation(outputs) if activation is not None else outputs
+
+
+def sparse_matmul(kernel: "tf.Tensor", ids: "tf.Tensor", weights: "tf.Tensor", batch_rows: bool = False) -> "tf.Tensor":
+    """``x @ kernel`` for the sparse ``x`` given as ``ids``/``weights`` ``[batch, width]``.
+
+    ``kernel`` is ``[n_features, units]``; the result is float32 ``[batch, units]``. ``batch_rows``
+    picks the batched form described in :func:`sparse_dense`.
+    """
+    if batch_rows:
+        return _batch_rows_product(kernel, ids, weights)
+    rows = tf.gather(kernel, ids)  # [batch, width, units]
+    return tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1)
 
 
 def _batch_rows_product(kernel: "tf.Variable", ids: "tf.Tensor", weights: "tf.Tensor") -> "tf.Tensor":

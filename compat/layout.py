@@ -3,8 +3,8 @@
 :func:`compat.classifier.build_logits` builds the network in TF1 graph mode; the TF2 port
 (:mod:`compat.tf2.network`) and the numpy reference (:func:`forward_numpy`) rebuild it from the
 stored spec. They mirror one architecture: a sparse first layer (gathered kernel rows times
-feature weights, summed, plus bias, ReLU), further ReLU layers, a linear output layer and a
-softmax; dropout only while training. A spec naming anything else is refused by
+feature weights, summed, plus bias, ReLU), further ReLU layers, a linear output layer, optionally
+a linear shortcut from the features to the logits, and a softmax; dropout only while training. A spec naming anything else is refused by
 :func:`parse_network` with a message that says what is not understood, so a model trained with
 a network option added later is never silently served with the wrong architecture.
 """
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 MODEL_SCOPE = "classifier"
-KNOWN_KEYS = ("n_features", "n_classes", "hidden_units", "dropout")
+SHORTCUT_KERNEL = f"{MODEL_SCOPE}/shortcut/kernel"
+KNOWN_KEYS = ("n_features", "n_classes", "hidden_units", "dropout", "linear_shortcut")
 
 
 class UnsupportedNetwork(ValueError):
@@ -32,11 +33,14 @@ class NetworkLayout:
         n_features: rows of the first kernel (vocabulary size).
         n_classes: softmax width.
         hidden_units: widths of the ReLU layers, input side first (may be empty).
+        linear_shortcut: the input also maps linearly to the logits through
+            ``classifier/shortcut/kernel`` ``[n_features, n_classes]`` (no bias).
     """
 
     n_features: int
     n_classes: int
     hidden_units: tuple[int, ...]
+    linear_shortcut: bool = False
 
     @property
     def layer_names(self) -> list[str]:
@@ -50,6 +54,8 @@ class NetworkLayout:
         for name, (fan_in, fan_out) in zip(self.layer_names, zip(widths[:-1], widths[1:])):
             shapes[f"{MODEL_SCOPE}/{name}/kernel"] = (fan_in, fan_out)
             shapes[f"{MODEL_SCOPE}/{name}/bias"] = (fan_out,)
+        if self.linear_shortcut:
+            shapes[SHORTCUT_KERNEL] = (self.n_features, self.n_classes)
         return shapes
 
 
@@ -72,12 +78,17 @@ def parse_network(spec: Mapping[str, Any], where: str = "network") -> NetworkLay
     if missing:
         raise UnsupportedNetwork(f"{where}: missing {', '.join(missing)}")
     try:
+        shortcut = spec.get("linear_shortcut", False)
+        if not isinstance(shortcut, bool):
+            raise ValueError(f"linear_shortcut must be true or false, got {shortcut!r}")
         layout = NetworkLayout(
-            int(spec["n_features"]), int(spec["n_classes"]), tuple(int(u) for u in spec["hidden_units"])
+            int(spec["n_features"]), int(spec["n_classes"]), tuple(int(u) for u in spec["hidden_units"]), shortcut
         )
         dropout = float(spec.get("dropout", 0.0))
     except (TypeError, ValueError) as exc:
         raise UnsupportedNetwork(f"{where}: bad value: {exc}") from None
+    if layout.linear_shortcut and not layout.hidden_units:
+        raise UnsupportedNetwork(f"{where}: linear_shortcut needs at least one hidden layer")
     if layout.n_features < 1 or layout.n_classes < 2 or any(u < 1 for u in layout.hidden_units):
         raise UnsupportedNetwork(f"{where}: widths must be positive and n_classes at least 2, got {dict(spec)}")
     if not 0.0 <= dropout < 1.0:
@@ -125,6 +136,9 @@ def forward_numpy(
         h = h @ np.asarray(weights[f"{MODEL_SCOPE}/{name}/kernel"], np.float32) + np.asarray(
             weights[f"{MODEL_SCOPE}/{name}/bias"], np.float32
         )
+    if layout.linear_shortcut:
+        shortcut = np.asarray(weights[SHORTCUT_KERNEL], dtype=np.float32)
+        h = h + (shortcut[ids] * values[..., None]).sum(axis=1)
     logits = h.astype(np.float32)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return logits, (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

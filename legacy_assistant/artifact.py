@@ -149,6 +149,7 @@ def _manifest(
             "n_classes": model.spec.n_classes,
             "hidden_units": list(model.spec.hidden_units),
             "dropout": model.spec.dropout,
+            "linear_shortcut": model.spec.linear_shortcut,
         },
         "threshold": model.threshold,
         "oos_label": model.oos_label,

@@ -27,6 +27,7 @@ class TrainingConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     hidden_units: tuple[int, ...] = (128, 64)
     dropout: float = 0.5
+    linear_shortcut: bool = False  # a linear path from the features to the logits (compat.classifier.NetworkSpec)
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9

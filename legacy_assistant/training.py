@@ -44,7 +44,7 @@ class TrainedModel:
 
 
 def network_spec(config: TrainingConfig, n_features: int, n_classes: int) -> NetworkSpec:
-    return NetworkSpec(n_features, n_classes, tuple(config.hidden_units), config.dropout)
+    return NetworkSpec(n_features, n_classes, tuple(config.hidden_units), config.dropout, config.linear_shortcut)
 
 
 def optimizer_spec(config: TrainingConfig) -> OptimizerSpec:

@@ -102,3 +102,73 @@ def test_learning_rate_fed_per_step(optimizer):
             np.testing.assert_array_equal(value, before[name])
         trainer.train_batch(ids, weights, y)  # the spec's rate
         assert not np.array_equal(trainer.get_weights()["classifier/output/kernel"], before["classifier/output/kernel"])
+
+
+@pytest.mark.parametrize("batch_rows", [False, True], ids=["inference-form", "training-form"])
+def test_linear_shortcut_adds_a_linear_map_of_the_input_to_the_logits(batch_rows):
+    """logits = output(relu(hidden(x))) + x @ shortcut, in both forms of the sparse product,
+    with the shortcut kernel's gradient that of the dense expression."""
+    from compat.classifier import NetworkSpec, build_logits
+
+    rng = np.random.RandomState(3)
+    spec = NetworkSpec(n_features=12, n_classes=4, hidden_units=(5,), dropout=0.5, linear_shortcut=True)
+    ids = np.array([[2, 7, 0], [11, 0, 0], [0, 0, 0]], np.int32)
+    values = np.array([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    x = np.zeros((len(ids), spec.n_features), np.float32)
+    for r in range(len(ids)):
+        for j in range(ids.shape[1]):
+            x[r, ids[r, j]] += values[r, j]
+    with GraphSession() as gs, gs.bound():
+        ids_in = tf.placeholder(tf.int32, [None, None])
+        values_in = tf.placeholder(tf.float32, [None, None])
+        logits = build_logits(ids_in, values_in, spec, dropout_rate=None, seed=0, batch_rows=batch_rows)
+        variables = {v.name.split(":")[0]: v for v in tf.global_variables()}
+        assert variables["classifier/shortcut/kernel"].shape.as_list() == [12, 4]
+        assert "classifier/shortcut/bias" not in variables  # the output layer's bias serves
+        upstream = rng.randn(len(ids), spec.n_classes).astype(np.float32)
+        gradient = tf.convert_to_tensor(
+            tf.gradients(tf.reduce_sum(logits * upstream), variables["classifier/shortcut/kernel"])[0]
+        )
+        gs.run(tf.global_variables_initializer())
+        for var in variables.values():  # non-zero biases so that a missing term would show
+            var.load(rng.randn(*var.shape.as_list()).astype(np.float32), gs.session)
+        got, got_gradient = gs.run([logits, gradient], {ids_in: ids, values_in: values})
+        w = {name: gs.run(var) for name, var in variables.items()}
+    hidden = np.maximum(x @ w["classifier/hidden_0/kernel"] + w["classifier/hidden_0/bias"], 0)
+    expected = hidden @ w["classifier/output/kernel"] + w["classifier/output/bias"] + x @ w["classifier/shortcut/kernel"]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_gradient, x.T @ upstream, rtol=1e-5, atol=1e-5)
+
+
+def test_trained_shortcut_model_serves_what_numpy_computes(tiny_intents, tmp_path):
+    """Train, export and load a model with the shortcut; the served probabilities are a numpy
+    dense forward pass of its weights (the shortcut included) and of compat.layout's reference."""
+    from compat.layout import forward_numpy, parse_network
+    from legacy_assistant.artifact import export_artifact
+    from legacy_assistant.config import TrainingConfig
+    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.training import train
+
+    texts, tags = tiny_intents.examples()
+    config = TrainingConfig(epochs=30, batch_size=4, hidden_units=(16,), optimizer="adam", learning_rate=0.01,
+                            linear_shortcut=True, batch_rows=True, seed=5)
+    trained = train(texts, tags, config)
+    assert np.abs(trained.weights["classifier/shortcut/kernel"]).sum() > 0
+    predictor = Predictor.load(export_artifact(trained, tiny_intents, tmp_path / "m", plot=False))
+    try:
+        assert predictor.manifest["network"]["linear_shortcut"] is True
+        probe = list(texts) + ["nothing known here", "green green tea tea"]
+        got = predictor.predict_proba(probe)
+    finally:
+        predictor.close()
+    x = trained.featurizer.transform(probe)
+    w = trained.weights
+    hidden = np.maximum(x @ w["classifier/hidden_0/kernel"] + w["classifier/hidden_0/bias"], 0)
+    logits = hidden @ w["classifier/output/kernel"] + w["classifier/output/bias"] + x @ w["classifier/shortcut/kernel"]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    features = trained.featurizer.encode(probe)
+    layout = parse_network(predictor.manifest["network"])
+    _, reference = forward_numpy(layout, w, features.ids, features.weights)
+    np.testing.assert_allclose(got, reference, atol=1e-5)

@@ -55,7 +55,8 @@ def test_default_preset_is_ngrams_and_builds_the_same_network_kind():
     assert DEFAULT_PRESET == "ngrams"
     ngrams = preset("ngrams")
     assert ngrams.features.char_ngrams == (1, 4) and ngrams.features.weighting == "tfidf"
-    assert ngrams.optimizer == "adam" and ngrams.hidden_units == (256,)
+    assert ngrams.optimizer == "adam" and ngrams.hidden_units == (128,) and ngrams.linear_shortcut
+    assert not preset("classic").linear_shortcut  # the classic network stays as it was
     assert set(PRESETS) == {"classic", "ngrams"}
 
 

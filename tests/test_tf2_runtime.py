@@ -12,15 +12,17 @@ from compat.runtime import tf
 from tests.subprocesses import run_snippet
 
 
-@pytest.mark.parametrize("hidden", [(5, 4), (6,), ()])
-def test_layout_names_exactly_the_variables_build_logits_creates(hidden):
-    spec = NetworkSpec(7, 3, hidden, 0.5)
+@pytest.mark.parametrize("hidden, shortcut", [((5, 4), False), ((6,), False), ((), False), ((6,), True)])
+def test_layout_names_exactly_the_variables_build_logits_creates(hidden, shortcut):
+    spec = NetworkSpec(7, 3, hidden, 0.5, linear_shortcut=shortcut)
     with GraphSession() as gs, gs.bound():
         ids = tf.placeholder(tf.int32, [None, None])
         weights = tf.placeholder(tf.float32, [None, None])
         build_logits(ids, weights, spec, dropout_rate=None, seed=0)
         built = {v.name.split(":")[0]: tuple(v.shape.as_list()) for v in tf.global_variables()}
-    layout = parse_network({"n_features": 7, "n_classes": 3, "hidden_units": list(hidden), "dropout": 0.5})
+    layout = parse_network(
+        {"n_features": 7, "n_classes": 3, "hidden_units": list(hidden), "dropout": 0.5, "linear_shortcut": shortcut}
+    )
     assert layout.variables() == built
 
 
@@ -40,6 +42,11 @@ def test_unknown_network_options_are_refused_by_name():
         parse_network({"n_features": 4, "n_classes": 2})
     with pytest.raises(UnsupportedNetwork, match="n_classes at least 2"):
         parse_network({**base, "n_classes": 1})
+    with pytest.raises(UnsupportedNetwork, match="linear_shortcut must be true or false"):
+        parse_network({**base, "linear_shortcut": "yes"})
+    with pytest.raises(UnsupportedNetwork, match="linear_shortcut needs at least one hidden layer"):
+        parse_network({**base, "hidden_units": [], "linear_shortcut": True})
+    assert parse_network(base).linear_shortcut is False  # models written before the option
 
 
 def test_weights_must_match_the_layout():

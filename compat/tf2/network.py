@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from compat.layout import MODEL_SCOPE, NetworkLayout, check_weights
+from compat.layout import MODEL_SCOPE, SHORTCUT_KERNEL, NetworkLayout, check_weights
 from compat.tf2.runtime import tf
 
 IDS_KEY = "ids"
@@ -26,17 +26,28 @@ PREDICT_SIGNATURE = (
 
 
 def sparse_mlp_logits(
-    ids: tf.Tensor, weights: tf.Tensor, kernels: Sequence[tf.Variable], biases: Sequence[tf.Variable]
+    ids: tf.Tensor,
+    weights: tf.Tensor,
+    kernels: Sequence[tf.Variable],
+    biases: Sequence[tf.Variable],
+    shortcut: tf.Variable | None = None,
 ) -> tf.Tensor:
     """Logits float32 ``[batch, n_classes]`` of sparse features ``ids``/``weights`` ``[batch, width]``.
 
-    ``kernels[0]`` is ``[n_features, units_0]``; the last kernel/bias pair is the output layer.
+    ``kernels[0]`` is ``[n_features, units_0]``; the last kernel/bias pair is the output layer;
+    ``shortcut``, when given, is ``[n_features, n_classes]`` and its product is added to the logits.
     """
-    rows = tf.gather(kernels[0], ids)  # [batch, width, units_0]
-    hidden = tf.nn.bias_add(tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1), biases[0])
+    hidden = tf.nn.bias_add(_sparse_product(kernels[0], ids, weights), biases[0])
     for kernel, bias in zip(kernels[1:], biases[1:]):
         hidden = tf.nn.bias_add(tf.matmul(tf.nn.relu(hidden), kernel), bias)
+    if shortcut is not None:
+        hidden = hidden + _sparse_product(shortcut, ids, weights)
     return hidden
+
+
+def _sparse_product(kernel: tf.Variable, ids: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    rows = tf.gather(kernel, ids)  # [batch, width, units]
+    return tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1)
 
 
 class SparseMLP(tf.Module):
@@ -44,6 +55,7 @@ class SparseMLP(tf.Module):
 
     Attributes:
         kernels, biases: ``tf.Variable`` lists, input side first, output layer last.
+        shortcut: the linear shortcut's kernel, or ``None`` when the network has none.
     """
 
     def __init__(self, layout: NetworkLayout, weights: Mapping[str, np.ndarray]) -> None:
@@ -57,10 +69,14 @@ class SparseMLP(tf.Module):
                 bias = np.asarray(weights[f"{MODEL_SCOPE}/{layer}/bias"], dtype=np.float32)
                 self.kernels.append(tf.Variable(kernel, trainable=False, name=f"{layer}_kernel"))
                 self.biases.append(tf.Variable(bias, trainable=False, name=f"{layer}_bias"))
+            self.shortcut = None
+            if layout.linear_shortcut:
+                kernel = np.asarray(weights[SHORTCUT_KERNEL], dtype=np.float32)
+                self.shortcut = tf.Variable(kernel, trainable=False, name="shortcut_kernel")
 
     @tf.function(input_signature=PREDICT_SIGNATURE)
     def predict(self, ids: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
         """``ids`` int32, ``weights`` float32 ``[batch, width]`` -> ``probabilities`` and ``logits``
         float32 ``[batch, n_classes]``."""
-        logits = sparse_mlp_logits(ids, weights, self.kernels, self.biases)
+        logits = sparse_mlp_logits(ids, weights, self.kernels, self.biases, self.shortcut)
         return {OUTPUT_KEY: tf.nn.softmax(logits), LOGITS_KEY: logits}

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
           f"tokenizer {text['tokenizer']}, stemmer {text['stemmer']})")
     network = summary["network"]
     print(f"network    {network['n_features']} -> {' -> '.join(map(str, network['hidden_units']))} -> "
-          f"{network['n_classes']} (dropout {network['dropout']})")
+          f"{network['n_classes']} (dropout {network['dropout']})"
+          + (", plus a linear shortcut to the logits" if network.get("linear_shortcut") else ""))
     print(f"threshold  {summary['threshold']}"
           + (f"  (out-of-scope class {summary['oos_label']!r} also falls back)" if summary["oos_label"] else ""))
     training = summary["training"]
