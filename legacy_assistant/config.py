@@ -74,6 +74,8 @@ class TrainingConfig:
             raise ConfigError(f"threshold_oos_share must be in (0, 1), got {self.threshold_oos_share}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not isinstance(self.linear_shortcut, bool):
+            raise ConfigError(f"linear_shortcut must be true or false, got {self.linear_shortcut!r}")
         if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
             raise ConfigError(f"hidden_units must be a non-empty list of positive widths, got {self.hidden_units}")
 

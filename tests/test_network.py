@@ -8,6 +8,16 @@ from compat.runtime import tf
 from legacy_assistant.features import FeatureConfig, Featurizer
 
 
+def dense_input(ids: np.ndarray, weights: np.ndarray, n_features: int) -> np.ndarray:
+    """The dense float32 ``[batch, n_features]`` matrix that sparse ``ids``/``weights`` stand for
+    (repeated ids add up, as in the network)."""
+    x = np.zeros((len(ids), n_features), np.float32)
+    for r in range(len(ids)):
+        for j in range(ids.shape[1]):
+            x[r, ids[r, j]] += weights[r, j]
+    return x
+
+
 @pytest.mark.parametrize("batch_rows", [False, True], ids=["inference-form", "training-form"])
 def test_sparse_dense_equals_dense_matmul(batch_rows):
     """Both forms of the sparse layer give the dense layer's output and kernel gradient, with
@@ -16,10 +26,7 @@ def test_sparse_dense_equals_dense_matmul(batch_rows):
     n_features, units = 50, 7
     ids = np.array([[3, 9, 0], [1, 0, 0], [0, 0, 0], [9, 0, 3]], np.int32)
     weights = np.array([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.25, 1.5, 3.0]], np.float32)
-    x = np.zeros((len(ids), n_features), np.float32)
-    for r in range(len(ids)):
-        for j in range(ids.shape[1]):
-            x[r, ids[r, j]] += weights[r, j]
+    x = dense_input(ids, weights, n_features)
     with GraphSession() as gs, gs.bound():
         ids_in = tf.placeholder(tf.int32, [None, None])
         w_in = tf.placeholder(tf.float32, [None, None])
@@ -114,10 +121,7 @@ def test_linear_shortcut_adds_a_linear_map_of_the_input_to_the_logits(batch_rows
     spec = NetworkSpec(n_features=12, n_classes=4, hidden_units=(5,), dropout=0.5, linear_shortcut=True)
     ids = np.array([[2, 7, 0], [11, 0, 0], [0, 0, 0]], np.int32)
     values = np.array([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
-    x = np.zeros((len(ids), spec.n_features), np.float32)
-    for r in range(len(ids)):
-        for j in range(ids.shape[1]):
-            x[r, ids[r, j]] += values[r, j]
+    x = dense_input(ids, values, spec.n_features)
     with GraphSession() as gs, gs.bound():
         ids_in = tf.placeholder(tf.int32, [None, None])
         values_in = tf.placeholder(tf.float32, [None, None])
