@@ -35,6 +35,7 @@ bench: $(STAMP)
 # Serving throughput and latency (needs wrk: apt-get install wrk).
 bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/web_overhead.py
+	$(BIN)/python benchmarks/tokenizer_threads.py
 	$(BIN)/python benchmarks/serve.py
 
 # Latency of the compat and tf2 runtimes on the shipped model, in one run.

@@ -27,6 +27,7 @@ from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 from legacy_assistant.errors import ConfigError
+from legacy_assistant.nltk_patterns import hold_gil_while_matching
 
 TOKENIZERS = ("treebank", "toktok", "whitespace", "classic")
 STEMMERS = ("lancaster", "snowball", "porter", "none")
@@ -84,17 +85,18 @@ class TextProcessor:
 
 
 def _tokenizer(name: str) -> Callable[[str], list[str]]:
+    # Request threads tokenize at once; see legacy_assistant/nltk_patterns.py.
     if name == "treebank":
-        return NLTKWordTokenizer().tokenize
+        return hold_gil_while_matching(NLTKWordTokenizer()).tokenize
     if name == "toktok":
-        return ToktokTokenizer().tokenize
+        return hold_gil_while_matching(ToktokTokenizer()).tokenize
     if name == "classic":
         return _classic_word_tokenize
     return str.split
 
 
 _SENTENCES = PunktSentenceTokenizer()  # untrained: no data file needed
-_TREEBANK = NLTKWordTokenizer()
+_TREEBANK = hold_gil_while_matching(NLTKWordTokenizer())
 
 
 def _classic_word_tokenize(text: str) -> list[str]:

@@ -1,0 +1,97 @@
+"""Keep NLTK's tokenizer regular expressions from handing the GIL to other threads.
+
+Since 3.10, NLTK compiles every pattern with the third-party ``regex`` engine and runs each
+match under a ReDoS timeout (``nltk.redos.TimedPattern``). By default ``regex`` releases the
+GIL while it matches a ``str``, and takes it back afterwards. The Treebank tokenizer applies
+about 30 patterns to a sentence, each one over in a few microseconds, so in a server with
+several request threads every one of those releases becomes a GIL hand-off to another thread:
+``benchmarks/tokenizer_threads.py`` measured a sentence at 2.6 times the wall time of the
+GIL-holding patterns with four threads tokenizing at once (and about 4% less from one thread). Passing ``concurrent=False`` keeps
+the GIL for the (short) match, which is what the standard ``re`` module always does; the
+timeout stays in force and the tokens are the same.
+
+:func:`hold_gil_while_matching` gives one tokenizer *instance* wrapped copies of the
+pattern tables its class holds (``STARTING_QUOTES``, ``TOKTOK_REGEXES``, ...); the class and
+every other instance are left as NLTK made them. Older NLTK releases, whose patterns are
+standard ``re`` ones, are left alone: there is nothing to change.
+"""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+try:
+    from nltk.redos import TimedPattern
+except ImportError:  # NLTK before 3.10: ``re`` patterns, which never release the GIL
+    TimedPattern = None  # type: ignore[assignment,misc]
+
+T = TypeVar("T")
+
+_MATCH_METHODS = ("search", "match", "fullmatch", "findall", "finditer", "split", "sub", "subn")
+
+
+class GilHoldingPattern:
+    """A ``TimedPattern`` whose matching methods run with ``concurrent=False``.
+
+    Everything else (``pattern``, ``flags``, the timeout) is the wrapped pattern's.
+    """
+
+    __slots__ = ("wrapped",)
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return getattr(self.wrapped, name)
+
+    def __repr__(self) -> str:
+        return f"GilHoldingPattern({self.wrapped!r})"
+
+
+def _holding_gil(name: str) -> Any:
+    def method(self: GilHoldingPattern, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.wrapped, name)(*args, concurrent=False, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in _MATCH_METHODS:
+    setattr(GilHoldingPattern, _name, _holding_gil(_name))
+
+
+def _wrapped(value: Any) -> Any:
+    """``value`` with every ``TimedPattern`` in it (nested lists and tuples too) wrapped;
+    ``value`` itself when there is none."""
+    if TimedPattern is not None and isinstance(value, TimedPattern):
+        return GilHoldingPattern(value)
+    if isinstance(value, (list, tuple)):
+        items = [_wrapped(item) for item in value]
+        if any(new is not old for new, old in zip(items, value)):
+            return type(value)(items)
+    return value
+
+
+def hold_gil_while_matching(tokenizer: T) -> T:
+    """Give ``tokenizer`` (an NLTK tokenizer instance) GIL-holding copies of its class's
+    upper-case pattern tables; returns the same instance."""
+    for name in dir(type(tokenizer)):
+        if not name.isupper():
+            continue
+        value = getattr(type(tokenizer), name)
+        replacement = _wrapped(value)
+        if replacement is not value:
+            setattr(tokenizer, name, replacement)
+    return tokenizer
+
+
+def unwrapped_patterns(tokenizer: Any) -> list[str]:
+    """Names of the tables of ``tokenizer`` that still hold a bare ``TimedPattern``
+    (empty once :func:`hold_gil_while_matching` has run)."""
+    def bare(value: Any) -> bool:
+        if TimedPattern is not None and isinstance(value, TimedPattern):
+            return True
+        return isinstance(value, (list, tuple)) and any(bare(item) for item in value)
+
+    return [name for name in dir(tokenizer) if name.isupper() and bare(getattr(tokenizer, name))]
