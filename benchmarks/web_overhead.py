@@ -3,7 +3,8 @@
 Calls the WSGI app directly with a prepared request and reports the median microseconds per
 request for: a Flask hello-world JSON route, our ``/api/v1/parse`` with the model replaced by
 a stub (web layer only: hooks, validation, metrics, access log, JSON), the same with the access
-log off, and ``Predictor.rank_one`` alone.
+log off, ``Predictor.rank_one`` alone, and two floors under any prediction: NLTK tokenizing
+and a bare ``Session.run``.
 
 With ``--tf-threads`` it instead measures the CPU time of one prediction for several TensorFlow
 session thread settings (intra-op, inter-op; -1 runs ops in the calling thread), from one
@@ -120,7 +121,7 @@ def main() -> None:
     from legacy_assistant.store import MemoryStore
     from legacy_assistant.web import create_app
 
-    predictor = Predictor.load(ROOT / "exported" / "default", 1, 1)
+    predictor = Predictor.load(ROOT / "exported" / "default", 1, -1)  # serving's defaults
     ranking = predictor.rank_one("hi, what time do you open on sundays?", top=10)
 
     class StubPredictor:
@@ -145,8 +146,33 @@ def main() -> None:
         ("Predictor.rank_one alone", median_us(lambda: predictor.rank_one("hi, what time do you open on sundays?",
                                                                             top=10), args.calls, warmup=200)),
     ]
+    rows += floor_rows(args.calls)
     for label, us in rows:
         print(f"{label:45} {us:8.1f} us")
+
+
+def floor_rows(calls: int) -> list[tuple[str, float]]:
+    """Two costs no model can avoid here: tokenizing the sentence with NLTK, and the cheapest
+    ``Session.run`` there is (an identity op on one fed ``[1, 4]`` array) with serving's
+    thread settings."""
+    import numpy as np
+
+    from compat.graph_session import GraphSession, session_config
+    from compat.runtime import tf
+    from legacy_assistant.presets import preset
+    from legacy_assistant.text import TextProcessor
+
+    processor = TextProcessor(preset("ngrams").features.text)
+    gs = GraphSession(session_config(1, -1))
+    with gs.bound():
+        fed = tf.placeholder(tf.float32, [None, 4])
+        echoed = tf.identity(fed)
+    gs.finalize()
+    array = np.ones((1, 4), np.float32)
+    return [
+        ("tokenizing alone (NLTK Treebank, no stemmer)", median_us(lambda: processor.tokens(SENTENCE), calls, warmup=200)),
+        ("bare Session.run (identity of a fed array)", median_us(lambda: gs.run(echoed, {fed: array}), calls, warmup=200)),
+    ]
 
 
 if __name__ == "__main__":
