@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
@@ -16,3 +17,20 @@ def median_us(fn: Callable[[], object], calls: int, warmup: int = 50) -> float:
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples) * 1e6
+
+
+def threads_elapsed(fn: Callable[[], object], threads: int, calls: int,
+                    clock: Callable[[], float] = time.perf_counter) -> float:
+    """``clock``'s advance (seconds) while ``threads`` threads each call ``fn`` ``calls`` times
+    at once; ``time.process_time`` gives the CPU they used, the default the wall time."""
+    def work() -> None:
+        for _ in range(calls):
+            fn()
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    start = clock()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return clock() - start

@@ -12,33 +12,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer  # noqa: E402
 
 from legacy_assistant.nltk_patterns import hold_gil_while_matching  # noqa: E402
+from timing import threads_elapsed  # noqa: E402
 
 SENTENCE = "hi, what time do you open on sundays? I'd like a large latte (with oat milk)."
 
 
 def wall_us_per_sentence(tokenize, threads: int, sentences: int) -> float:
     """Wall microseconds per tokenized sentence with ``threads`` threads tokenizing at once."""
-    def work() -> None:
-        for _ in range(sentences):
-            tokenize(SENTENCE)
-
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    start = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return (time.perf_counter() - start) / (threads * sentences) * 1e6
+    return threads_elapsed(lambda: tokenize(SENTENCE), threads, sentences) / (threads * sentences) * 1e6
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import subprocess
-import threading
 import logging
 import statistics
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us  # noqa: E402
+from timing import median_us, threads_elapsed  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BODY = b'{"text": "hi, what time do you open on sundays?"}'
@@ -63,19 +62,10 @@ def prediction_cpu_us(intra: int, inter: int, threads: int, calls: int) -> float
     for _ in range(300):
         predictor.rank_one(SENTENCE)
 
-    def work() -> None:
-        for _ in range(calls):
-            predictor.rank_one(SENTENCE)
-
     best = float("inf")
     for _ in range(3):
-        pool = [threading.Thread(target=work) for _ in range(threads)]
-        start = time.process_time()
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-        best = min(best, (time.process_time() - start) / (calls * threads) * 1e6)
+        elapsed = threads_elapsed(lambda: predictor.rank_one(SENTENCE), threads, calls, time.process_time)
+        best = min(best, elapsed / (calls * threads) * 1e6)
     return best
 
 
