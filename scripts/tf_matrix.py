@@ -218,7 +218,7 @@ def retrain_vs(cells: dict[str, dict], reference: str) -> dict[str, str]:
         cases = json.loads((Path(cell["model"]) / "golden.json").read_text())["cases"][: len(base_cases)]
         delta = max(abs(a["probabilities"][t] - b["probabilities"][t]) for a, b in zip(base_cases, cases) for t in a["probabilities"])
         same = sum(a["intent"] == b["intent"] for a, b in zip(base_cases, cases))
-        out[version] = f"other weights: top-1 {same}/{len(cases)}, max \\|Δp\\| {delta:.2f}"
+        out[version] = f"other weights: top-1 {same}/{len(cases)}, max \\|Δp\\| {delta:.1e}"
     return out
 
 
