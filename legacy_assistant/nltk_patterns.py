@@ -5,10 +5,10 @@ match under a ReDoS timeout (``nltk.redos.TimedPattern``). By default ``regex`` 
 GIL while it matches a ``str``, and takes it back afterwards. The Treebank tokenizer applies
 about 30 patterns to a sentence, each one over in a few microseconds, so in a server with
 several request threads every one of those releases becomes a GIL hand-off to another thread:
-``benchmarks/tokenizer_threads.py`` measured a sentence at 2.6 times the wall time of the
-GIL-holding patterns with four threads tokenizing at once (and about 4% less from one thread). Passing ``concurrent=False`` keeps
-the GIL for the (short) match, which is what the standard ``re`` module always does; the
-timeout stays in force and the tokens are the same.
+with four threads tokenizing at once, ``benchmarks/tokenizer_threads.py`` measured a sentence
+at 2.6 times the wall time it takes with the patterns below (from one thread those are 2-4%
+slower). Passing ``concurrent=False`` keeps the GIL for the (short) match, which is what the
+standard ``re`` module always does; the timeout stays in force and the tokens are the same.
 
 :func:`hold_gil_while_matching` gives one tokenizer *instance* wrapped copies of the
 pattern tables its class holds (``STARTING_QUOTES``, ``TOKTOK_REGEXES``, ...); the class and
@@ -89,9 +89,5 @@ def hold_gil_while_matching(tokenizer: T) -> T:
 def unwrapped_patterns(tokenizer: Any) -> list[str]:
     """Names of the tables of ``tokenizer`` that still hold a bare ``TimedPattern``
     (empty once :func:`hold_gil_while_matching` has run)."""
-    def bare(value: Any) -> bool:
-        if TimedPattern is not None and isinstance(value, TimedPattern):
-            return True
-        return isinstance(value, (list, tuple)) and any(bare(item) for item in value)
-
-    return [name for name in dir(tokenizer) if name.isupper() and bare(getattr(tokenizer, name))]
+    return [name for name in dir(tokenizer)
+            if name.isupper() and _wrapped(getattr(tokenizer, name)) is not getattr(tokenizer, name)]
