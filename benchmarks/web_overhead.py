@@ -142,8 +142,8 @@ def main() -> None:
 
 
 def floor_rows(calls: int) -> list[tuple[str, float]]:
-    """Two costs no model can avoid here: tokenizing the sentence with NLTK, and the cheapest
-    ``Session.run`` there is (an identity op on one fed ``[1, 4]`` array) with serving's
+    """Two costs no model can avoid here: tokenizing the sentence with NLTK, and a minimal
+    ``Session.run`` (an identity op on one fed ``[1, 4]`` array) with serving's
     thread settings."""
     import numpy as np
 
