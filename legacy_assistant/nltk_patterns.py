@@ -3,8 +3,9 @@
 Since 3.10, NLTK compiles every pattern with the third-party ``regex`` engine and runs each
 match under a ReDoS timeout (``nltk.redos.TimedPattern``). By default ``regex`` releases the
 GIL while it matches a ``str``, and takes it back afterwards. The Treebank tokenizer applies
-about 30 patterns to a sentence, each one over in a few microseconds, so in a server with
-several request threads every one of those releases becomes a GIL hand-off to another thread:
+23 such patterns to a sentence (and 10 standard ``re`` ones), each over in a few microseconds,
+so in a server with several request threads every one of those releases becomes a GIL
+hand-off to another thread:
 with four threads tokenizing at once, ``benchmarks/tokenizer_threads.py`` measured a sentence
 at 2.6 times the wall time it takes with the patterns below (from one thread those are 2-4%
 slower). Passing ``concurrent=False`` keeps the GIL for the (short) match, which is what the
