@@ -106,13 +106,14 @@ def main() -> None:
     from hello_app import app as hello
 
     from legacy_assistant.assistant import Assistant
+    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
     from legacy_assistant.dialogue import DialoguePolicy
     from legacy_assistant.predictor import Predictor
     from legacy_assistant.store import MemoryStore
     from legacy_assistant.web import create_app
 
-    predictor = Predictor.load(ROOT / "exported" / "default", 1, -1)  # serving's defaults
-    ranking = predictor.rank_one("hi, what time do you open on sundays?", top=10)
+    predictor = Predictor.load(ROOT / "exported" / "default", DEFAULT_INTRA_OP, DEFAULT_INTER_OP)  # as `serve` runs it
+    ranking = predictor.rank_one(SENTENCE, top=10)
 
     class StubPredictor:
         """The real predictor's identity, a fixed answer: isolates the web layer."""
@@ -133,8 +134,7 @@ def main() -> None:
         ("Flask hello-world JSON route", median_us(wsgi_call(hello, "/hello"), args.calls, warmup=200)),
         ("/api/v1/parse, model stubbed (web layer)", median_us(wsgi_call(stubbed, "/api/v1/parse"), args.calls, warmup=200)),
         ("  same, access log off", median_us(wsgi_call(quiet, "/api/v1/parse"), args.calls, warmup=200)),
-        ("Predictor.rank_one alone", median_us(lambda: predictor.rank_one("hi, what time do you open on sundays?",
-                                                                            top=10), args.calls, warmup=200)),
+        ("Predictor.rank_one alone", median_us(lambda: predictor.rank_one(SENTENCE, top=10), args.calls, warmup=200)),
     ]
     rows += floor_rows(args.calls)
     for label, us in rows:
@@ -149,11 +149,12 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
 
     from compat.graph_session import GraphSession, session_config
     from compat.runtime import tf
+    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
     from legacy_assistant.presets import preset
     from legacy_assistant.text import TextProcessor
 
     processor = TextProcessor(preset("ngrams").features.text)
-    gs = GraphSession(session_config(1, -1))
+    gs = GraphSession(session_config(DEFAULT_INTRA_OP, DEFAULT_INTER_OP))
     with gs.bound():
         fed = tf.placeholder(tf.float32, [None, 4])
         echoed = tf.identity(fed)
