@@ -66,12 +66,12 @@ def median_latency_ms(predictor, sentences: list[str], calls: int) -> float:
 
 
 def run_one(path: Path, preset_name: str, calls: int, seed: int | None) -> dict:
-    from legacy_assistant.artifact import export_artifact
-    from legacy_assistant.datasets import load_data, synthesized_intents
-    from legacy_assistant.evaluation import evaluate_predictor
-    from legacy_assistant.predictor import Predictor
-    from legacy_assistant.presets import preset
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.datasets import load_data, synthesized_intents
+    from legacy_assistant.classifier.evaluation import evaluate_predictor
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.classifier.presets import preset
+    from legacy_assistant.classifier.training import train
 
     config = preset(preset_name)
     if seed is not None:

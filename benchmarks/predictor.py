@@ -83,10 +83,10 @@ def main() -> None:
     import numpy as np
 
     from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
-    from legacy_assistant.config import TrainingConfig
-    from legacy_assistant.intents import load_intents
-    from legacy_assistant.predictor import Predictor
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.config import TrainingConfig
+    from legacy_assistant.classifier.intents import load_intents
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.classifier.training import train
 
     texts, tags = load_intents(args.data).examples()
     predictor = Predictor.load(args.model, DEFAULT_INTRA_OP, DEFAULT_INTER_OP)  # as `serve` runs it

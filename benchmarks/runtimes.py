@@ -32,7 +32,7 @@ def worker(runtime: str, model: str, calls: int) -> None:
 
     select(runtime)
     started = time.perf_counter()
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.predictor import Predictor
 
     predictor = Predictor.load(model)
     load_seconds = time.perf_counter() - started

@@ -1,5 +1,5 @@
 """NLTK tokenizing from several threads at once: NLTK's patterns as shipped against the same
-patterns holding the GIL while they match (``legacy_assistant/nltk_patterns.py``).
+patterns holding the GIL while they match (``legacy_assistant/text/nltk_patterns.py``).
 
 Each row tokenizes the same sentence ``--sentences`` times in each of N threads and prints the
 wall time per sentence (all threads together; on 2 cores the GIL lets one thread tokenize at a
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer  # noqa: E402
 
-from legacy_assistant.nltk_patterns import hold_gil_while_matching  # noqa: E402
+from legacy_assistant.text.nltk_patterns import hold_gil_while_matching  # noqa: E402
 from timing import threads_elapsed  # noqa: E402
 
 SENTENCE = "hi, what time do you open on sundays? I'd like a large latte (with oat milk)."

@@ -56,7 +56,7 @@ SENTENCE = "hi, what time do you open on sundays?"
 
 def prediction_cpu_us(intra: int, inter: int, threads: int, calls: int) -> float:
     """CPU microseconds per ``rank_one`` with ``threads`` threads calling at once (best of 3)."""
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.predictor import Predictor
 
     predictor = Predictor.load(ROOT / "exported" / "default", intra, inter)
     for _ in range(300):
@@ -105,11 +105,11 @@ def main() -> None:
 
     from hello_app import app as hello
 
-    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.serving.assistant import Assistant
     from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
-    from legacy_assistant.dialogue import DialoguePolicy
-    from legacy_assistant.predictor import Predictor
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     predictor = Predictor.load(ROOT / "exported" / "default", DEFAULT_INTRA_OP, DEFAULT_INTER_OP)  # as `serve` runs it
@@ -150,8 +150,8 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
     from compat.graph_session import GraphSession, session_config
     from compat.runtime import tf
     from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
-    from legacy_assistant.presets import preset
-    from legacy_assistant.text import TextProcessor
+    from legacy_assistant.classifier.presets import preset
+    from legacy_assistant.text.processing import TextProcessor
 
     processor = TextProcessor(preset("ngrams").features.text)
     gs = GraphSession(session_config(DEFAULT_INTRA_OP, DEFAULT_INTER_OP))

@@ -75,5 +75,5 @@ class GraphSession:
         # inside TensorFlow. Say what to do instead.
         raise TypeError(
             "a GraphSession cannot be pickled: export the model as a SavedModel "
-            "(legacy_assistant.artifact.export_artifact) and load it in the other process"
+            "(legacy_assistant.classifier.artifact.export_artifact) and load it in the other process"
         )

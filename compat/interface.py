@@ -1,6 +1,6 @@
 """What the rest of the project sees of a loaded model, whichever TensorFlow runtime made it.
 
-Nothing here imports TensorFlow: :mod:`legacy_assistant.predictor` types its classifier with
+Nothing here imports TensorFlow: :mod:`legacy_assistant.classifier.predictor` types its classifier with
 :class:`Classifier` and catches :class:`SavedModelError`, and the runtime that implements them
 (:class:`compat.classifier.LoadedClassifier` in TF1 graph mode, or
 :class:`compat.tf2.saved_model.Tf2Classifier` in TF2 eager mode) is chosen per process by

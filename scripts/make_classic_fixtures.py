@@ -33,8 +33,8 @@ def main() -> None:
     import tensorflow as tf
     import keras
 
-    from legacy_assistant.intents import load_intents
-    from legacy_assistant.text import TextConfig, TextProcessor
+    from legacy_assistant.classifier.intents import load_intents
+    from legacy_assistant.text.processing import TextConfig, TextProcessor
 
     intents = load_intents(ROOT / "tests" / "data" / "tiny_intents.json")
     processor = TextProcessor(TextConfig(tokenizer="classic"))

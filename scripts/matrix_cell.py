@@ -30,13 +30,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     from compat.runtime import versions
-    from legacy_assistant.artifact import export_artifact
-    from legacy_assistant.presets import DEFAULT_PRESET, preset
-    from legacy_assistant.golden import compare_golden, read_golden, read_sentences, write_golden
-    from legacy_assistant.intents import load_intents
-    from legacy_assistant.predictor import Predictor
-    from legacy_assistant.probes import probe_sentences
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.presets import DEFAULT_PRESET, preset
+    from legacy_assistant.classifier.golden import compare_golden, read_golden, read_sentences, write_golden
+    from legacy_assistant.classifier.intents import load_intents
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.classifier.probes import probe_sentences
+    from legacy_assistant.classifier.training import train
 
     shipped = ROOT / "exported" / "default"
     predictor = Predictor.load(shipped)

@@ -19,21 +19,21 @@ DEFAULT_MODEL = ROOT / "exported" / "default"
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from legacy_assistant.config import TrainingConfig
+    from legacy_assistant.classifier.config import TrainingConfig
 
     return TrainingConfig(epochs=60, batch_size=4, seed=7)
 
 
 @pytest.fixture(scope="session")
 def tiny_intents():
-    from legacy_assistant.intents import load_intents
+    from legacy_assistant.classifier.intents import load_intents
 
     return load_intents(TINY_INTENTS)
 
 
 @pytest.fixture(scope="session")
 def tiny_trained(tiny_intents, tiny_config):
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.training import train
 
     texts, tags = tiny_intents.examples()
     return train(texts, tags, tiny_config)
@@ -42,7 +42,7 @@ def tiny_trained(tiny_intents, tiny_config):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_trained, tiny_intents) -> Path:
     """A pristine exported tiny model. Do not modify: copy it with ``model_copy``."""
-    from legacy_assistant.artifact import export_artifact
+    from legacy_assistant.classifier.artifact import export_artifact
 
     return export_artifact(tiny_trained, tiny_intents, tmp_path_factory.mktemp("models") / "tiny", plot=False)
 
@@ -57,7 +57,7 @@ def model_copy(tiny_model_dir, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_predictor(tiny_model_dir):
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.predictor import Predictor
 
     predictor = Predictor.load(tiny_model_dir)
     yield predictor
@@ -66,7 +66,7 @@ def tiny_predictor(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def default_predictor():
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.predictor import Predictor
 
     predictor = Predictor.load(DEFAULT_MODEL)
     yield predictor
@@ -81,9 +81,9 @@ def golden() -> dict:
 @pytest.fixture
 def app(default_predictor):
     """The Flask app over the shipped model, a fresh conversation store per test."""
-    from legacy_assistant.assistant import Assistant
-    from legacy_assistant.dialogue import DialoguePolicy
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
@@ -132,9 +132,9 @@ def free_port():
 @pytest.fixture
 def make_client(default_predictor):
     """``make_client(**config)``: a test client over the shipped model with config overrides."""
-    from legacy_assistant.assistant import Assistant
-    from legacy_assistant.dialogue import DialoguePolicy
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     def make(**config):

@@ -147,9 +147,9 @@ def test_deep_nesting_and_invalid_unicode_are_400(client, url, field):
 
 
 def test_text_cap_is_configurable(default_predictor):
-    from legacy_assistant.assistant import Assistant
-    from legacy_assistant.dialogue import DialoguePolicy
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),
@@ -210,10 +210,10 @@ def test_one_access_log_line_per_request(client, caplog):
 
 
 def test_store_failure_is_503_json(default_predictor):
-    from legacy_assistant.assistant import Assistant
-    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
     from legacy_assistant.errors import StoreError
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     class BrokenStore(MemoryStore):

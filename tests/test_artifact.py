@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from legacy_assistant.artifact import MANIFEST, export_artifact, verify_artifact
+from legacy_assistant.classifier.artifact import MANIFEST, export_artifact, verify_artifact
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.predictor import Predictor
+from legacy_assistant.classifier.predictor import Predictor
 
 
 def refuse(path, match):

@@ -19,9 +19,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def live_url(default_predictor, free_port):
     from werkzeug.serving import make_server
 
-    from legacy_assistant.assistant import Assistant
-    from legacy_assistant.dialogue import DialoguePolicy
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),

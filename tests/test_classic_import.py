@@ -18,8 +18,8 @@ from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 from legacy_assistant.cli import main
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.pickled_lists import UnsafePickle, decode_string_list
-from legacy_assistant.predictor import Predictor
+from legacy_assistant.classifier.classic.pickled_lists import UnsafePickle, decode_string_list
+from legacy_assistant.classifier.predictor import Predictor
 from tests.conftest import TEST_DATA
 
 CLASSIC = TEST_DATA / "classic"
@@ -127,7 +127,7 @@ def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
     pickled.write_bytes(pickle.dumps(WORDS))
     assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=pickled) == 1
     err = capsys.readouterr().err
-    assert "pickle" in err and "legacy_assistant.pickled_lists" in err and not (tmp_path / "bot").exists()
+    assert "pickle" in err and "legacy_assistant.classifier.classic.pickled_lists" in err and not (tmp_path / "bot").exists()
 
 
 @pytest.mark.parametrize("change, message", [
@@ -162,7 +162,7 @@ def test_pickled_lists_decode_without_unpickling(tmp_path):
 
 
 def test_pickled_lists_command_writes_json(tmp_path):
-    from legacy_assistant.pickled_lists import main as convert
+    from legacy_assistant.classifier.classic.pickled_lists import main as convert
 
     (tmp_path / "classes.pkl").write_bytes(pickle.dumps(CLASSES))
     assert convert([str(tmp_path / "classes.pkl"), "--out", str(tmp_path / "classes.json")]) == 0
@@ -170,7 +170,7 @@ def test_pickled_lists_command_writes_json(tmp_path):
 
 
 def test_unreadable_h5_is_refused(tmp_path):
-    from legacy_assistant.keras_h5 import read_keras_dense_model
+    from legacy_assistant.classifier.classic.keras_h5 import read_keras_dense_model
 
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     with pytest.raises(ArtifactError, match="x.h5: not a readable HDF5 file"):

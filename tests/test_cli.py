@@ -78,7 +78,7 @@ def test_parsing_commands_does_not_import_tensorflow():
     import sys
 
     code = (
-        "import sys, legacy_assistant.cli as cli, legacy_assistant.web, legacy_assistant.artifact;"
+        "import sys, legacy_assistant.cli as cli, legacy_assistant.web, legacy_assistant.classifier.artifact;"
         "cli.build_parser(); print('tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -125,8 +125,8 @@ def test_pickling_a_session_or_graph_raises_type_error(small_graph):
 
 
 def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents, tmp_path):
-    from legacy_assistant.artifact import export_artifact
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.predictor import Predictor
 
     texts, _ = tiny_intents.examples()
     path = export_artifact(tiny_trained, tiny_intents, tmp_path / "m", plot=False)

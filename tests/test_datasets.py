@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from legacy_assistant.datasets import (
+from legacy_assistant.classifier.datasets import (
     detect_format,
     load_clinc,
     load_csv,

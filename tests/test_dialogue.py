@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from legacy_assistant.dialogue import DialoguePolicy, IntentRule
-from legacy_assistant.store import ConversationState
+from legacy_assistant.serving.dialogue import DialoguePolicy, IntentRule
+from legacy_assistant.stores.base import ConversationState
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 from server_process import ServerProcess
 
-from legacy_assistant.sqlite_store import SQLiteStore
+from legacy_assistant.stores.sqlite_store import SQLiteStore
 
 
 def test_sigkill_under_load_loses_no_acknowledged_turn(tmp_path, free_port):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from legacy_assistant.evaluation import evaluation_report, summary_lines
+from legacy_assistant.classifier.evaluation import evaluation_report, summary_lines
 
 CLASSES = ["a", "b", "c", "oos"]
 # rows: label, then probabilities over a, b, c, oos

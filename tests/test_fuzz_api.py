@@ -59,9 +59,9 @@ headers = st.fixed_dictionaries({}, optional={
 
 @pytest.fixture(scope="module")
 def fuzz_app(default_predictor):
-    from legacy_assistant.assistant import Assistant
-    from legacy_assistant.dialogue import DialoguePolicy
-    from legacy_assistant.store import MemoryStore
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
     assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),

@@ -1,8 +1,8 @@
 """The shipped model is pinned: its predictions must not drift."""
 import numpy as np
 
-from legacy_assistant.artifact import verify_artifact
-from legacy_assistant.golden import compare_golden
+from legacy_assistant.classifier.artifact import verify_artifact
+from legacy_assistant.classifier.golden import compare_golden
 from tests.conftest import DEFAULT_MODEL
 
 TOLERANCE = 1e-5
@@ -26,7 +26,7 @@ def test_golden_file_covers_what_it_should(golden, default_predictor):
 
 
 def _patterns():
-    from legacy_assistant.intents import load_intents
+    from legacy_assistant.classifier.intents import load_intents
 
     return [intent.patterns for intent in load_intents("data/intents.json").intents]
 

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from legacy_assistant.assistant import Assistant
-from legacy_assistant.hotswap import AssistantSlot, ReloadError
-from legacy_assistant.store import MemoryStore
+from legacy_assistant.serving.assistant import Assistant
+from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError
+from legacy_assistant.stores.base import MemoryStore
 
 
 class Switchable:
@@ -89,7 +89,7 @@ def test_broken_model_is_refused_and_old_keeps_serving(served, damage):
 
 
 def test_fixed_assistant_cannot_reload(default_predictor):
-    from legacy_assistant.dialogue import DialoguePolicy
+    from legacy_assistant.serving.dialogue import DialoguePolicy
 
     slot = AssistantSlot(Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
                                    MemoryStore()))

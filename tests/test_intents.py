@@ -3,7 +3,7 @@ import json
 import pytest
 
 from legacy_assistant.errors import IntentsError
-from legacy_assistant.intents import load_intents, parse_intents
+from legacy_assistant.classifier.intents import load_intents, parse_intents
 
 GOOD = {"tag": "greeting", "patterns": ["hi"], "responses": ["hello"]}
 

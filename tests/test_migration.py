@@ -6,11 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-from legacy_assistant.artifact import MANIFEST, _manifest_digest, verify_artifact
+from legacy_assistant.artifacts.directory import manifest_digest
+from legacy_assistant.classifier.artifact import MANIFEST, verify_artifact
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.golden import GOLDEN_FILE, write_golden
-from legacy_assistant.predictor import Predictor
-from legacy_assistant.probes import probe_sentences
+from legacy_assistant.classifier.golden import GOLDEN_FILE, write_golden
+from legacy_assistant.classifier.predictor import Predictor
+from legacy_assistant.classifier.probes import probe_sentences
 from tests.conftest import DEFAULT_MODEL
 from tests.subprocesses import json_out, run_cli, run_snippet
 
@@ -102,7 +103,7 @@ def test_unknown_network_option_fails_migration_clearly(model_copy, tmp_path):
     manifest_path = model_copy / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["network"]["activation"] = "gelu"
-    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     manifest_path.write_text(json.dumps(manifest))
     result = run_cli("migrate", str(model_copy), "--out", str(tmp_path / "never"))
     assert result.returncode == 1
@@ -141,7 +142,7 @@ def test_tf2_model_from_16_threads_matches_sequential(migrated_default, golden):
         "from concurrent.futures import ThreadPoolExecutor\n"
         "from compat.selection import select\n"
         "select('tf2')\n"
-        "from legacy_assistant.predictor import Predictor\n"
+        "from legacy_assistant.classifier.predictor import Predictor\n"
         f"p = Predictor.load({str(out)!r})\n"
         f"texts = {texts!r}\n"
         "sequential = [p.rank_one(t) for t in texts]\n"

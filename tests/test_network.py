@@ -5,7 +5,7 @@ import pytest
 from compat.graph_session import GraphSession
 from compat.layers import dense, sparse_dense
 from compat.runtime import tf
-from legacy_assistant.features import FeatureConfig, Featurizer
+from legacy_assistant.classifier.features import FeatureConfig, Featurizer
 
 
 def dense_input(ids: np.ndarray, weights: np.ndarray, n_features: int) -> np.ndarray:
@@ -86,8 +86,8 @@ def test_out_of_range_ids_are_refused(tiny_predictor):
 
 
 def test_sparse_updates_option_trains(tiny_intents):
-    from legacy_assistant.config import TrainingConfig
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.config import TrainingConfig
+    from legacy_assistant.classifier.training import train
 
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=40, batch_size=4, optimizer="adam", learning_rate=0.01, sparse_updates=True)
@@ -148,10 +148,10 @@ def test_trained_shortcut_model_serves_what_numpy_computes(tiny_intents, tmp_pat
     """Train, export and load a model with the shortcut; the served probabilities are a numpy
     dense forward pass of its weights (the shortcut included) and of compat.layout's reference."""
     from compat.layout import forward_numpy, parse_network
-    from legacy_assistant.artifact import export_artifact
-    from legacy_assistant.config import TrainingConfig
-    from legacy_assistant.predictor import Predictor
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.config import TrainingConfig
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.classifier.training import train
 
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=30, batch_size=4, hidden_units=(16,), optimizer="adam", learning_rate=0.01,

@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 
-from legacy_assistant.nltk_patterns import (
+from legacy_assistant.text.nltk_patterns import (
     GilHoldingPattern, TimedPattern, hold_gil_while_matching, unwrapped_patterns,
 )
-from legacy_assistant.text import TextConfig, TextProcessor
+from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 needs_timed_patterns = pytest.mark.skipif(TimedPattern is None, reason="this NLTK uses standard re patterns")
 

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from legacy_assistant.config import TrainingConfig, load_config, merge_settings
+from legacy_assistant.classifier.config import TrainingConfig, load_config, merge_settings
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.presets import DEFAULT_PRESET, PRESETS, preset
+from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
 from tests.conftest import ROOT, TEST_DATA
 
 
@@ -31,8 +31,8 @@ def test_classic_preset_reproduces_the_classic_model():
 
     if not retraining_matches_other_releases():
         pytest.skip(f"TensorFlow {tf.__version__} retrains to other weights than the release that made the reference")
-    from legacy_assistant.intents import load_intents
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.intents import load_intents
+    from legacy_assistant.classifier.training import train
 
     golden = json.loads((TEST_DATA / "classic_golden.json").read_text(encoding="utf-8"))
     texts, tags = load_intents(ROOT / "data" / "intents.json").examples()

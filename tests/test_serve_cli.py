@@ -60,7 +60,7 @@ def test_bad_serve_options_are_clear_errors(argv, message):
 
 
 def test_server_module_does_not_import_tensorflow():
-    code = ("import sys, legacy_assistant.server, legacy_assistant.cli.serve; "
+    code = ("import sys, legacy_assistant.serving.server, legacy_assistant.cli.serve; "
             "print(any(m.split('.')[0] == 'tensorflow' for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -68,7 +68,7 @@ def test_server_module_does_not_import_tensorflow():
 
 def test_master_refuses_to_start_with_tensorflow_loaded():
     code = ("import compat.runtime\n"
-            "from legacy_assistant.server import GunicornServer, ServerOptions\n"
+            "from legacy_assistant.serving.server import GunicornServer, ServerOptions\n"
             "try:\n    GunicornServer(ServerOptions(port=1)).run()\n"
             "except RuntimeError as e:\n    print('refused:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

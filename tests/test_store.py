@@ -1,6 +1,6 @@
 import threading
 
-from legacy_assistant.store import ConversationState, MemoryStore, Turn
+from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn
 
 
 def turn(text="hi"):
@@ -22,7 +22,7 @@ def test_save_then_load_and_history():
 
 def test_idle_conversations_expire(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr("legacy_assistant.store.time.time", lambda: clock[0])
+    monkeypatch.setattr("legacy_assistant.stores.base.time.time", lambda: clock[0])
     store = MemoryStore(ttl_seconds=60)
     store.save("a", ConversationState(context="x", turns=1), turn())
     clock[0] += 59

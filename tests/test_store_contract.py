@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.store import ConversationState, MemoryStore, Turn, open_store
+from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, open_store
 
 KINDS = ["memory", "sqlite", "redis"]
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.features import FeatureConfig, Featurizer
-from legacy_assistant.text import TextConfig, TextProcessor
+from legacy_assistant.classifier.features import FeatureConfig, Featurizer
+from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 
 def test_tokenizing_needs_no_nltk_data(monkeypatch, tmp_path):

@@ -82,8 +82,8 @@ def test_cli_web_and_serving_modules_import_no_tensorflow():
     """Either runtime can still be chosen after the CLI parsed its arguments or the app was imported."""
     result = run_snippet(
         "import sys\n"
-        "import legacy_assistant.cli, legacy_assistant.web, legacy_assistant.predictor, legacy_assistant.golden\n"
-        "import legacy_assistant.migration, legacy_assistant.classic_import, compat.selection, compat.layout\n"
+        "import legacy_assistant.cli, legacy_assistant.web, legacy_assistant.classifier.predictor, legacy_assistant.classifier.golden\n"
+        "import legacy_assistant.classifier.migration, legacy_assistant.classifier.classic.importer, compat.selection, compat.layout\n"
         "legacy_assistant.cli.build_parser()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in ('compat.runtime', 'compat.tf2.runtime')))\n"
     )

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from legacy_assistant.thresholds import choose_threshold, rejected, threshold_curve
+from legacy_assistant.classifier.thresholds import choose_threshold, rejected, threshold_curve
 
 # classes: 0 = a, 1 = b, 2 = oos
 P = np.array([

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from legacy_assistant.config import TrainingConfig, load_config
+from legacy_assistant.classifier.config import TrainingConfig, load_config
 from legacy_assistant.errors import ConfigError, TrainingError
-from legacy_assistant.training import epoch_batches, learning_rate_schedule, planned_epochs, split_validation, train
+from legacy_assistant.classifier.training import epoch_batches, learning_rate_schedule, planned_epochs, split_validation, train
 
 
 def test_same_seed_gives_bit_identical_weights(tiny_intents, tiny_config, tiny_trained):
@@ -135,7 +135,7 @@ def test_early_stopping_on_validation_accuracy_keeps_best_epoch(tiny_intents):
 
 
 def _csv(name):
-    from legacy_assistant.datasets import load_csv
+    from legacy_assistant.classifier.datasets import load_csv
     from tests.conftest import TEST_DATA
 
     return load_csv(TEST_DATA / name)
@@ -151,7 +151,7 @@ def test_out_of_scope_examples_become_a_class_and_tune_the_threshold():
     assert (tuning["validation_in_scope"], tuning["validation_out_of_scope"]) == (8, 2)
     assert tuning["oos_share"] == 0.5
     # the tuned threshold is the best on the grid for the stated score
-    from legacy_assistant.thresholds import GRID
+    from legacy_assistant.classifier.thresholds import GRID
 
     assert tuning["threshold"] in GRID
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from legacy_assistant.assistant import DEFAULT_MODEL_DIR
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     apply_runtime(args)
-    from legacy_assistant.assistant import Assistant
+    from legacy_assistant.serving.assistant import Assistant
 
     assistant = Assistant.load(args.model, threshold=args.threshold)
     interactive = sys.stdin.isatty()

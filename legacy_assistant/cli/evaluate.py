@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from legacy_assistant.datasets import FORMATS
+from legacy_assistant.classifier.datasets import FORMATS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.datasets import DEFAULT_OOS_LABEL, load_data
+    from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data
     from legacy_assistant.errors import AssistantError
-    from legacy_assistant.evaluation import evaluate_predictor, summary_lines
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.evaluation import evaluate_predictor, summary_lines
+    from legacy_assistant.classifier.predictor import Predictor
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report, worst=args.top):
         print(line)
     if args.out:
-        from legacy_assistant.plots import plot_confusions, plot_threshold_curve
+        from legacy_assistant.common.plots import plot_confusions, plot_threshold_curve
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     apply_runtime(args)
-    from legacy_assistant.golden import GOLDEN_FILE, compare_golden, read_golden, read_sentences, write_golden
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.golden import GOLDEN_FILE, compare_golden, read_golden, read_sentences, write_golden
+    from legacy_assistant.classifier.predictor import Predictor
 
     golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
     predictor = Predictor.load(args.model)

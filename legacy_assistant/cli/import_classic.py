@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from legacy_assistant.config import DEFAULT_THRESHOLD
+from legacy_assistant.classifier.config import DEFAULT_THRESHOLD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.classic_import import import_classic
+    from legacy_assistant.classifier.classic.importer import import_classic
 
     path = import_classic(
         args.model, args.words, args.classes, args.intents, args.out, threshold=args.threshold, force=args.force

@@ -14,11 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.artifact import verify_artifact
+    from legacy_assistant.classifier.artifact import verify_artifact
 
     info = verify_artifact(args.model)
     if not args.no_load:
-        from legacy_assistant.predictor import Predictor
+        from legacy_assistant.classifier.predictor import Predictor
 
         Predictor.load(args.model, runtime=info.runtime).close()
     manifest = info.manifest

@@ -1,7 +1,7 @@
 """``legacy-assistant migrate exported/NAME --out exported/NAME-tf2``: a TF2-native copy of a model.
 
 Runs on the TF2 runtime only (it never imports the TF1 graph-mode runtime): see
-:mod:`legacy_assistant.migration`.
+:mod:`legacy_assistant.classifier.migration`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compat.selection import RuntimeConflict
-    from legacy_assistant.migration import migrate_artifact
+    from legacy_assistant.classifier.migration import migrate_artifact
 
     try:
         report = migrate_artifact(args.model, args.out, force=args.force, probes=args.probes, tolerance=args.tolerance)

@@ -1,7 +1,7 @@
 """``legacy-assistant serve``: the HTTP API and chat page.
 
 By default gunicorn runs ``--workers`` processes of ``--threads`` threads each; every worker
-loads the model itself after the fork (see :mod:`legacy_assistant.server`). ``--dev`` runs
+loads the model itself after the fork (see :mod:`legacy_assistant.serving.server`). ``--dev`` runs
 Flask's development server in this one process instead.
 
 This module must not import TensorFlow (nor anything that does): under gunicorn it runs in
@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError
 
 if TYPE_CHECKING:
-    from legacy_assistant.server import ServerOptions
+    from legacy_assistant.serving.server import ServerOptions
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent.parent / "exported" / "default"
 # The network is a few small matrix products: splitting one across threads, or handing it to an
 # inter-op pool thread, costs more than it saves. One intra-op thread with ops run in the calling
 # request thread (-1) measured 196 us of CPU per prediction, against 222 us for (1, 1) and 276 us
@@ -118,7 +118,7 @@ def app_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def server_options(args: argparse.Namespace) -> "ServerOptions":
     """What the gunicorn master gets from the command line."""
-    from legacy_assistant.server import ServerOptions
+    from legacy_assistant.serving.server import ServerOptions
 
     return ServerOptions(
         host=args.host,
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
     if args.dev:
         return _run_dev(args)
-    from legacy_assistant.server import exec_server
+    from legacy_assistant.serving.server import exec_server
 
     options = server_options(args)
     log.info("serving %s on http://%s:%s/ with %d worker(s) x %d thread(s)", args.model, args.host, args.port,

@@ -6,12 +6,12 @@ import json
 import logging
 from pathlib import Path
 
-from legacy_assistant.config import TrainingConfig, load_config
-from legacy_assistant.datasets import DEFAULT_OOS_LABEL, FORMATS
+from legacy_assistant.classifier.config import TrainingConfig, load_config
+from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.features import FeatureConfig
-from legacy_assistant.presets import DEFAULT_PRESET, PRESETS, preset
-from legacy_assistant.text import STEMMERS, TOKENIZERS, TextConfig
+from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
+from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,11 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from legacy_assistant.artifact import export_artifact, sha256_file
-    from legacy_assistant.datasets import load_data, synthesized_intents
+    from legacy_assistant.artifacts.directory import sha256_file
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.datasets import load_data, synthesized_intents
     from legacy_assistant.errors import ArtifactError
-    from legacy_assistant.training import train
+    from legacy_assistant.classifier.training import train
 
     config = config_from_args(args)
     out = Path(args.out)

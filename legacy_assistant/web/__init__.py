@@ -15,10 +15,11 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from legacy_assistant.assistant import DEFAULT_MODEL_DIR, Assistant
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR
+from legacy_assistant.serving.assistant import Assistant
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.hotswap import AssistantSlot
-from legacy_assistant.store import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, open_store
+from legacy_assistant.serving.hotswap import AssistantSlot
+from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, open_store
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 
-from legacy_assistant.hotswap import ReloadError
-from legacy_assistant.hotswap import AssistantSlot, ReloadResult
+from legacy_assistant.serving.hotswap import ReloadError
+from legacy_assistant.serving.hotswap import AssistantSlot, ReloadResult
 from legacy_assistant.web import EXTENSION, current_slot, metrics
 from legacy_assistant.web.errors import ApiError
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from legacy_assistant.intents import FALLBACK_TAG
+from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.web import leased
 from legacy_assistant.web.errors import json_object, text_field
 

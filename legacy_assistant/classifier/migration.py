@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 
 from legacy_assistant import __version__
-from legacy_assistant.artifact import (
+from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
     HISTORY_PNG,
     MANIFEST,
     SAVED_MODEL_DIR,
     verify_artifact,
-    write_artifact,
 )
+from legacy_assistant.artifacts.directory import write_artifact
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.golden import GOLDEN_FILE, compare_golden, read_golden
-from legacy_assistant.probes import probe_sentences
+from legacy_assistant.classifier.golden import GOLDEN_FILE, compare_golden, read_golden
+from legacy_assistant.classifier.probes import probe_sentences
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def migrate_artifact(
         if golden is not None:
             report.golden = _check_against_golden(staging, golden, tolerance)
 
-    write_artifact(target, fill, force=force, check=check)
+    write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
     if golden is not None:
         shutil.copy2(golden_path, target / GOLDEN_FILE)
     report.seconds = time.perf_counter() - started
@@ -153,7 +153,7 @@ def _tf2_manifest(source: dict[str, Any], name: str, library_versions: dict[str,
 
 
 def _load_staged(staging: Path):
-    from legacy_assistant.predictor import Predictor
+    from legacy_assistant.classifier.predictor import Predictor
 
     return Predictor.load(staging, runtime="tf2")
 

@@ -7,7 +7,7 @@ The report (a JSON-serialisable dict) has two parts:
   ``per_intent`` precision/recall/F1/support, the most frequent ``confused_pairs`` and all
   ``confusions`` (label, predicted, count; off the diagonal only);
 * **at_threshold**, the assistant's behaviour with its fallback rule (top confidence below the
-  threshold, or top intent the out-of-scope class: :mod:`legacy_assistant.thresholds`):
+  threshold, or top intent the out-of-scope class: :mod:`legacy_assistant.classifier.thresholds`):
   in-scope accuracy and fallback rate and, when the data holds out-of-scope sentences, their
   recall and precision and the joint accuracy over all sentences (out-of-scope counted as one
   more class); plus ``threshold_curve``, the same figures for every threshold 0.00 ... 0.99.
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.thresholds import rejected, threshold_curve
+from legacy_assistant.classifier.thresholds import rejected, threshold_curve
 
 EVAL_BATCH = 256
 
@@ -113,7 +113,7 @@ def evaluate_predictor(
     oos_label: str | None = None,
     top_confusions: int = 10,
 ) -> dict[str, Any]:
-    """:func:`evaluation_report` of a loaded :class:`~legacy_assistant.predictor.Predictor`;
+    """:func:`evaluation_report` of a loaded :class:`~legacy_assistant.classifier.predictor.Predictor`;
     ``threshold`` and ``oos_label`` default to the model's own."""
     manifest = predictor.manifest
     threshold = manifest["threshold"] if threshold is None else threshold

@@ -27,7 +27,7 @@ from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.nltk_patterns import hold_gil_while_matching
+from legacy_assistant.text.nltk_patterns import hold_gil_while_matching
 
 TOKENIZERS = ("treebank", "toktok", "whitespace", "classic")
 STEMMERS = ("lancaster", "snowball", "porter", "none")
@@ -85,7 +85,7 @@ class TextProcessor:
 
 
 def _tokenizer(name: str) -> Callable[[str], list[str]]:
-    # Request threads tokenize at once; see legacy_assistant/nltk_patterns.py.
+    # Request threads tokenize at once; see legacy_assistant/text/nltk_patterns.py.
     if name == "treebank":
         return hold_gil_while_matching(NLTKWordTokenizer()).tokenize
     if name == "toktok":

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from compat.classifier import ClassifierTrainer, NetworkSpec, OptimizerSpec
-from legacy_assistant.config import TrainingConfig
+from legacy_assistant.classifier.config import TrainingConfig
 from legacy_assistant.errors import TrainingError
-from legacy_assistant.features import Featurizer, SparseRows
-from legacy_assistant.thresholds import choose_threshold
+from legacy_assistant.classifier.features import Featurizer, SparseRows
+from legacy_assistant.classifier.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ EpochCallback = Callable[[dict[str, Any]], None]
 
 @dataclass
 class TrainedModel:
-    """What training produces; :func:`legacy_assistant.artifact.export_artifact` writes it."""
+    """What training produces; :func:`legacy_assistant.classifier.artifact.export_artifact` writes it."""
 
     featurizer: Featurizer
     classes: list[str]

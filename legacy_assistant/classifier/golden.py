@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.predictor import Predictor
+from legacy_assistant.classifier.predictor import Predictor
 
 GOLDEN_FILE = "golden.json"
 

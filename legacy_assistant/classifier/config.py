@@ -2,7 +2,7 @@
 
 The field defaults are the classic recipe (binary bag of Lancaster-stemmed words, 128-64 ReLU
 with dropout 0.5, SGD with Nesterov momentum 0.9 at lr 0.01, 200 epochs of batch 5); named
-recipes live in :mod:`legacy_assistant.presets`, and a JSON file of settings overrides them.
+recipes live in :mod:`legacy_assistant.classifier.presets`, and a JSON file of settings overrides them.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.features import FeatureConfig
+from legacy_assistant.classifier.features import FeatureConfig
 
 DEFAULT_THRESHOLD = 0.25
 EARLY_STOPPING_METRICS = ("val_loss", "val_accuracy")
@@ -22,7 +22,7 @@ LR_SCHEDULES = ("constant", "linear")
 @dataclass(frozen=True)
 class TrainingConfig:
     """Every training setting. The field defaults are the classic recipe (preset ``classic``);
-    :mod:`legacy_assistant.presets` names this and the other recipes."""
+    :mod:`legacy_assistant.classifier.presets` names this and the other recipes."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     hidden_units: tuple[int, ...] = (128, 64)

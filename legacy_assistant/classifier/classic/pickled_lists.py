@@ -9,7 +9,7 @@ accepting only the handful of opcodes a list of strings needs: protocol and fram
 construction, strings, and memo bookkeeping. Any other opcode, a global, a call, a dict, a
 number, is refused by name, so the worst a hostile file can do is be rejected.
 
-    python -m legacy_assistant.pickled_lists words.pkl --out words.json
+    python -m legacy_assistant.classifier.classic.pickled_lists words.pkl --out words.json
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def _pop_to_mark(stack: list, position: int) -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m legacy_assistant.pickled_lists", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m legacy_assistant.classifier.classic.pickled_lists", description=__doc__.splitlines()[0])
     parser.add_argument("pickle", help="pickled list of strings, e.g. words.pkl")
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args(argv)

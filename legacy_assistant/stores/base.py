@@ -5,8 +5,8 @@ records the new state together with the turn that produced it, in one step, befo
 is sent. Three stores share one contract (``tests/test_store_contract.py``):
 
 * :class:`MemoryStore` (here): one process, for tests and the terminal chat;
-* :class:`legacy_assistant.sqlite_store.SQLiteStore`: a file, shared by the processes of one host;
-* :class:`legacy_assistant.redis_store.RedisStore`: shared by every process on every host.
+* :class:`legacy_assistant.stores.sqlite_store.SQLiteStore`: a file, shared by the processes of one host;
+* :class:`legacy_assistant.stores.redis_store.RedisStore`: shared by every process on every host.
 
 :func:`open_store` picks one from a URL.
 """
@@ -180,13 +180,13 @@ def open_store(
     if max_turns < 1:
         raise ConfigError(f"turns kept per conversation must be >= 1, got {max_turns}")
     if not url:
-        from legacy_assistant.sqlite_store import SQLiteStore
+        from legacy_assistant.stores.sqlite_store import SQLiteStore
 
         return SQLiteStore(Path(default_dir) / "conversations.sqlite3", ttl_seconds=ttl_seconds, max_turns=max_turns)
     if url == "memory":
         return MemoryStore(ttl_seconds=ttl_seconds, max_turns=max_turns)
     if url.startswith("sqlite:"):
-        from legacy_assistant.sqlite_store import SQLiteStore
+        from legacy_assistant.stores.sqlite_store import SQLiteStore
 
         path, _, query = url[len("sqlite:"):].partition("?")
         options = dict(item.partition("=")[::2] for item in query.split("&") if item)
@@ -202,7 +202,7 @@ def open_store(
         return SQLiteStore(Path(path), ttl_seconds=ttl_seconds, max_turns=max_turns,
                            synchronous=options.get("synchronous", "full").lower())
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from legacy_assistant.redis_store import RedisStore
+        from legacy_assistant.stores.redis_store import RedisStore
 
         return RedisStore.from_url(url, ttl_seconds=ttl_seconds, max_turns=max_turns)
     raise ConfigError(f"unknown conversation store {url!r}: use memory, sqlite:///PATH or redis://HOST:PORT/DB")

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from compat.interface import Classifier
-from legacy_assistant.artifact import ArtifactInfo, verify_artifact
+from legacy_assistant.classifier.artifact import ArtifactInfo, verify_artifact
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.features import SparseRows
+from legacy_assistant.classifier.features import SparseRows
 
 Ranking = list[tuple[str, float]]
 

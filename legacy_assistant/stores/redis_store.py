@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from legacy_assistant.errors import ConfigError, StoreError
-from legacy_assistant.store import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
+from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ LOCK_WAIT_SECONDS = 10.0
 
 
 class RedisStore:
-    """A :class:`~legacy_assistant.store.ConversationStore` on a Redis server.
+    """A :class:`~legacy_assistant.stores.base.ConversationStore` on a Redis server.
 
     Args:
         client: a ``redis.Redis`` client (thread-safe: it keeps a connection pool).

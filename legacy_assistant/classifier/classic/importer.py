@@ -9,8 +9,8 @@ vocabulary (column order kept), ``classes`` the class list (output order kept), 
 file supplies responses and dialogue rules. The result is a compat-mode artifact like any
 trained one (checksums, atomic write), which ``migrate`` can turn into a TF2 one.
 
-Nothing is unpickled: the weights come from HDF5 via h5py (:mod:`legacy_assistant.keras_h5`),
-``words``/``classes`` from JSON or text (:mod:`legacy_assistant.string_lists`).
+Nothing is unpickled: the weights come from HDF5 via h5py (:mod:`legacy_assistant.classifier.classic.keras_h5`),
+``words``/``classes`` from JSON or text (:mod:`legacy_assistant.classifier.classic.string_lists`).
 """
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.artifact import export_artifact, sha256_file
-from legacy_assistant.config import DEFAULT_THRESHOLD, TrainingConfig
+from legacy_assistant.artifacts.directory import sha256_file
+from legacy_assistant.classifier.artifact import export_artifact
+from legacy_assistant.classifier.config import DEFAULT_THRESHOLD, TrainingConfig
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.features import FeatureConfig, Featurizer
-from legacy_assistant.intents import IntentSet, load_intents
-from legacy_assistant.keras_h5 import KerasDenseModel, read_keras_dense_model
-from legacy_assistant.string_lists import read_string_list
-from legacy_assistant.text import TextConfig
+from legacy_assistant.classifier.features import FeatureConfig, Featurizer
+from legacy_assistant.classifier.intents import IntentSet, load_intents
+from legacy_assistant.classifier.classic.keras_h5 import KerasDenseModel, read_keras_dense_model
+from legacy_assistant.classifier.classic.string_lists import read_string_list
+from legacy_assistant.text.processing import TextConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def import_classic(
         IntentsError: the intents file is invalid.
     """
     from compat.classifier import NetworkSpec
-    from legacy_assistant.training import TrainedModel
+    from legacy_assistant.classifier.training import TrainedModel
 
     keras = read_keras_dense_model(model_h5)
     words = read_string_list(words_path, "words")

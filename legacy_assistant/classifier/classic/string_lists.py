@@ -2,8 +2,8 @@
 
 The classic recipe stores them with ``pickle.dump``; loading a pickle can run any code its
 author chose, so pickles are refused here, with the way out: convert once with
-``python -m legacy_assistant.pickled_lists words.pkl --out words.json``, which decodes the
-pickle's opcodes without unpickling (:mod:`legacy_assistant.pickled_lists`).
+``python -m legacy_assistant.classifier.classic.pickled_lists words.pkl --out words.json``, which decodes the
+pickle's opcodes without unpickling (:mod:`legacy_assistant.classifier.classic.pickled_lists`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     if raw.startswith(_PICKLE_PROTOCOL_MARK) or raw.startswith(_PICKLE_PROTOCOL0_STARTS) or path.suffix in (".pkl", ".pickle"):
         raise ArtifactError(
             f"{path}: looks like a pickle, which is never loaded (it could run code). Convert it once with "
-            f"'python -m legacy_assistant.pickled_lists {path} --out {path.with_suffix('.json')}' (decodes, never "
+            f"'python -m legacy_assistant.classifier.classic.pickled_lists {path} --out {path.with_suffix('.json')}' (decodes, never "
             "unpickles) and pass the JSON file"
         )
     try:

@@ -17,7 +17,7 @@ Signals to the master:
   one worker more or fewer, reopen log files).
 
 ``legacy-assistant serve`` starts this module in a fresh interpreter
-(``python -m legacy_assistant.server OPTIONS_JSON``), so that whatever the command line imported
+(``python -m legacy_assistant.serving.server OPTIONS_JSON``), so that whatever the command line imported
 before stays out of the master; :meth:`GunicornServer.run` refuses to start a master that has
 TensorFlow loaded.
 
@@ -138,7 +138,7 @@ class GunicornServer(BaseApplication):
     def run(self) -> None:
         if "tensorflow" in sys.modules:
             raise RuntimeError("TensorFlow is loaded in the gunicorn master; its thread pools do not survive fork. "
-                               "Start the server with 'python -m legacy_assistant.server'.")
+                               "Start the server with 'python -m legacy_assistant.serving.server'.")
         if self.reuse_port:
             refuse_port_in_use(self.options.host, self.options.port)
         try:
@@ -202,14 +202,14 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
     """Replace this process with a fresh interpreter running the server (same pid, clean imports)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(python, [python, "-m", "legacy_assistant.server", options.to_json()])
+    os.execv(python, [python, "-m", "legacy_assistant.serving.server", options.to_json()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m legacy_assistant.server OPTIONS_JSON``."""
+    """``python -m legacy_assistant.serving.server OPTIONS_JSON``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m legacy_assistant.server OPTIONS_JSON (see 'legacy-assistant serve')", file=sys.stderr)
+        print("usage: python -m legacy_assistant.serving.server OPTIONS_JSON (see 'legacy-assistant serve')", file=sys.stderr)
         return 2
     options = ServerOptions.from_json(args[0])
     level = getattr(logging, options.log_level.upper(), logging.INFO)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.errors import IntentsError
-from legacy_assistant.jsonfile import read_json_file
+from legacy_assistant.common.jsonfile import read_json_file
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Labelled sentences from the three file layouts that ``train`` and ``evaluate`` read.
 
-* **intents** JSON (``{"intents": [...]}``, see :mod:`legacy_assistant.intents`): every pattern
+* **intents** JSON (``{"intents": [...]}``, see :mod:`legacy_assistant.classifier.intents`): every pattern
   is an example of its intent's tag; the file also brings the dialogue rules.
 * **CSV** with a header row naming a ``text`` and a ``label`` column (other columns are
   ignored), one example per row. A bad row is reported with its line number.
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.errors import DataError
-from legacy_assistant.jsonfile import read_json_file
-from legacy_assistant.intents import Intent, IntentSet, load_intents
+from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.classifier.intents import Intent, IntentSet, load_intents
 
 FORMATS = ("intents", "csv", "clinc")
 CLINC_SPLITS = ("train", "val", "test")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from legacy_assistant.assistant import Assistant
+from legacy_assistant.serving.assistant import Assistant
 from legacy_assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)

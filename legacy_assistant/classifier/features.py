@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.text import TextConfig, TextProcessor
+from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabulary
 WEIGHTINGS = ("binary", "count", "tfidf")

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from legacy_assistant.intents import FALLBACK_TAG
-from legacy_assistant.store import ConversationState
+from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.stores.base import ConversationState
 
 Ranking = Sequence[tuple[str, float]]
 

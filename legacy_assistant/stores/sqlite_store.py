@@ -31,7 +31,7 @@ except ImportError:  # Windows has no fcntl: processes then queue in SQLite's bu
     fcntl = None
 
 from legacy_assistant.errors import ConfigError, StoreError
-from legacy_assistant.store import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
+from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class _WriterLock:
 
 
 class SQLiteStore:
-    """A :class:`~legacy_assistant.store.ConversationStore` in one SQLite file.
+    """A :class:`~legacy_assistant.stores.base.ConversationStore` in one SQLite file.
 
     Args:
         path: the database file (its folder is created).

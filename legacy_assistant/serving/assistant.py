@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.dialogue import DialoguePolicy, Reply
-from legacy_assistant.predictor import Predictor
-from legacy_assistant.store import ConversationStore, MemoryStore, Turn
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR
+from legacy_assistant.serving.dialogue import DialoguePolicy, Reply
+from legacy_assistant.classifier.predictor import Predictor
+from legacy_assistant.stores.base import ConversationStore, MemoryStore, Turn
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "exported" / "default"
 RANKING_SIZE = 10
 
 

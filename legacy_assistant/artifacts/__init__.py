@@ -1,0 +1,1 @@
+"""Model directories shared by both model families: atomic writes, checksums, verification."""

@@ -1,0 +1,1 @@
+"""The intent classifier family: intents files, features, training, evaluation, the predictor."""

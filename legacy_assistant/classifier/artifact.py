@@ -1,0 +1,141 @@
+"""The intent classifier's model directory: its manifest, written and verified.
+
+Layout of ``exported/<name>/``::
+
+    saved_model/          SavedModel, signature "predict": TF1 (v1 builder) for runtime
+                          "compat", TF2-native (tf.saved_model.save) for runtime "tf2"
+    assistant.json        manifest: vocabulary, text settings, classes, dialogue rules,
+                          training config, runtime, versions, sha256 of every file listed
+    history.json          per-epoch loss/accuracy
+    history.png           the same, plotted
+
+Writing, checksums and the file checks are :mod:`legacy_assistant.artifacts.directory`'s, shared
+with the responder; this module adds what the classifier's manifest holds and its consistency.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from legacy_assistant import __version__
+from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, verify_directory, write_artifact, write_json
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.classifier.features import Featurizer
+from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet
+
+if TYPE_CHECKING:  # training imports the TF1 runtime; verifying and serving must not
+    from legacy_assistant.classifier.training import TrainedModel
+
+FORMAT = "legacy-assistant/1"
+MANIFEST = "assistant.json"
+HISTORY_JSON = "history.json"
+HISTORY_PNG = "history.png"
+RUNTIMES = ("compat", "tf2")  # compat.selection.RUNTIMES; the manifest's "runtime", "compat" if absent
+DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you rephrase it?"
+
+
+def export_artifact(
+    model: "TrainedModel",
+    intents: IntentSet,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    plot: bool = True,
+    source: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (with ``intents``' dialogue rules) to ``out_dir``; returns its path.
+
+    ``out_dir`` must not exist unless ``force``; with ``force`` the old directory is replaced
+    only after the new one is complete.
+    """
+    from compat.classifier import export_saved_model
+    from compat.runtime import versions
+
+    target = Path(out_dir)
+
+    def fill(staging: Path) -> dict[str, Any]:
+        export_saved_model(model.weights, model.spec, str(staging / SAVED_MODEL_DIR))
+        write_json(staging / HISTORY_JSON, model.history)
+        if plot and model.history:
+            from legacy_assistant.common.plots import plot_history
+
+            plot_history(model.history, staging / HISTORY_PNG, title=f"{target.name}: training history")
+        return _manifest(model, intents, target.name, versions(), source)
+
+    return write_artifact(target, fill, manifest_name=MANIFEST, force=force)
+
+
+def _manifest(
+    model: "TrainedModel", intents: IntentSet, name: str, library_versions: dict[str, str], source: dict[str, Any] | None
+) -> dict[str, Any]:
+    fallback = intents[FALLBACK_TAG] if FALLBACK_TAG in intents else None
+    return {
+        "format": FORMAT,
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "classes": model.classes,
+        "featurizer": model.featurizer.to_dict(),
+        "network": {
+            "n_features": model.spec.n_features,
+            "n_classes": model.spec.n_classes,
+            "hidden_units": list(model.spec.hidden_units),
+            "dropout": model.spec.dropout,
+            "linear_shortcut": model.spec.linear_shortcut,
+        },
+        "threshold": model.threshold,
+        "oos_label": model.oos_label,
+        "fallback": {
+            "tag": FALLBACK_TAG,
+            "responses": list(fallback.responses) if fallback else [DEFAULT_FALLBACK_RESPONSE],
+        },
+        "intents": [intent.rules() for intent in intents.intents],
+        "training": model.config.to_dict(),
+        "summary": model.summary,
+        "source": source or {"intents": intents.source},
+        "versions": {**library_versions, "legacy_assistant": __version__},
+    }
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """A verified manifest and the featurizer it describes."""
+
+    path: Path
+    manifest: dict[str, Any]
+    featurizer: Featurizer
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.path.name)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["classes"])
+
+    @property
+    def saved_model_dir(self) -> Path:
+        return self.path / SAVED_MODEL_DIR
+
+    @property
+    def runtime(self) -> str:
+        """Which TensorFlow runtime the SavedModel is for: ``compat`` (TF1) or ``tf2``."""
+        return self.manifest.get("runtime", "compat")
+
+
+def verify_artifact(path: str | Path) -> ArtifactInfo:
+    """Check that ``path`` is a complete, unaltered artifact; raise :class:`ArtifactError` if not."""
+    root = Path(path)
+    manifest = verify_directory(root, manifest_name=MANIFEST, formats=(FORMAT,))
+    manifest_path = root / MANIFEST
+    try:
+        featurizer = Featurizer.from_dict(manifest["featurizer"])
+        classes = manifest["classes"]
+        if len(classes) != manifest["network"]["n_classes"] or featurizer.n_features != manifest["network"]["n_features"]:
+            raise ValueError("classes or vocabulary do not match the network's shape")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
+    if manifest.get("runtime", "compat") not in RUNTIMES:
+        raise ArtifactError(f"{manifest_path}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")
+    return ArtifactInfo(root, manifest, featurizer)

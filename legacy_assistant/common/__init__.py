@@ -1,0 +1,1 @@
+"""Files both model families read and write: JSON files with clear errors, PNG figures."""

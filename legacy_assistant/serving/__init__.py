@@ -1,0 +1,1 @@
+"""Serving shared by both model families: the dialogue policy, the assistant service, hot swap, gunicorn."""

@@ -1,0 +1,1 @@
+"""Conversation stores: the interface and the in-memory, SQLite and Redis implementations."""

@@ -1,0 +1,1 @@
+"""Text processing shared by both model families: NLTK tokenizing and stemming that need no data."""
