@@ -1,0 +1,370 @@
+"""Dialogues from the corpus layouts the responder trains on.
+
+* **cakechat** (``.jsonl``, ``.txt``): UTF-8 text, one dialogue per line, each a JSON list of
+  turns ``{"text": str, "condition": str}``, at least two turns. Blank lines are skipped.
+* **Topical-Chat** (``.json``): one JSON object keyed by conversation id; each value's
+  ``content`` lists the turns ``{"message", "sentiment", "agent", ...}``. The writer's own
+  sentiment label becomes the turn's condition through :data:`TOPICAL_CHAT_CONDITIONS`
+  (Happy -> joy, Sad -> sadness, Angry and Disgusted -> anger, Fearful -> fear); every other
+  label (Neutral, Curious to dive deeper, Surprised) is neutral.
+* **ChatterBot** YAML (``.yml``, ``.yaml``; a file or a folder of them): ``conversations``, a
+  list of conversations, each a list of strings, each answering the one before it. There are no
+  emotion labels: every turn is neutral.
+
+Each reader checks the whole file before returning and raises :class:`DataError` listing every
+problem with its line (cakechat, ChatterBot) or its conversation id and turn (Topical-Chat).
+With ``strict=False`` a dialogue with a problem is skipped instead, each skip logged as a
+warning with the same message: public corpora have the odd broken entry (the ChatterBot
+corpus's ``trivia.yml`` has a question that is a string where a list was meant), and one should
+not cost the rest. :func:`read_corpus` picks the reader from the path (see
+:func:`detect_layout`) unless a layout is named.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.errors import DataError
+
+log = logging.getLogger(__name__)
+
+NEUTRAL = "neutral"
+LAYOUTS = ("cakechat", "topical_chat", "chatterbot")
+AUTO = "auto"
+# Topical-Chat's sentiment labels (lower-cased) -> the five emotions of the cakechat API.
+TOPICAL_CHAT_CONDITIONS: Mapping[str, str] = {
+    "happy": "joy",
+    "sad": "sadness",
+    "angry": "anger",
+    "disgusted": "anger",
+    "fearful": "fear",
+}
+SUFFIXES = {
+    "cakechat": (".jsonl", ".txt"),
+    "topical_chat": (".json",),
+    "chatterbot": (".yml", ".yaml"),
+}
+MIN_TURNS = 2
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One utterance and the emotion it was written with."""
+
+    text: str
+    condition: str = NEUTRAL
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """Turns in the order they were said; ``source`` says where: ``file:line N`` or
+    ``file#conversation-id``."""
+
+    turns: tuple[Turn, ...]
+    source: str
+
+
+def read_corpus(path: str | Path, layout: str = AUTO, strict: bool = True) -> list[Dialogue]:
+    """Every dialogue of a corpus file, or of each corpus file directly inside a folder (sorted
+    by name; hidden files skipped). ``layout`` is one of :data:`LAYOUTS` or ``auto``, which
+    detects it per file (:func:`detect_layout`); ``strict=False`` skips bad dialogues (logged)."""
+    root = Path(path)
+    if layout != AUTO and layout not in LAYOUTS:
+        raise DataError(str(root), [f"unknown corpus layout {layout!r}; expected one of {', '.join(LAYOUTS)} or auto"])
+    if root.is_dir():
+        files = corpus_files(root, layout)
+        if not files:
+            wanted = SUFFIXES[layout] if layout != AUTO else tuple(s for v in SUFFIXES.values() for s in v)
+            raise DataError(str(root), [f"no corpus files in this folder (looked for {', '.join(wanted)})"])
+        dialogues: list[Dialogue] = []
+        for file in files:
+            dialogues.extend(_read_file(file, layout, strict))
+        return dialogues
+    if not root.is_file():
+        raise DataError(str(root), ["file not found"])
+    return _read_file(root, layout, strict)
+
+
+def read_corpora(paths: Iterable[str | Path], layout: str = AUTO, strict: bool = True) -> list[Dialogue]:
+    """The dialogues of several corpora, in the order given."""
+    dialogues: list[Dialogue] = []
+    for path in paths:
+        dialogues.extend(read_corpus(path, layout, strict))
+    return dialogues
+
+
+def corpus_files(folder: Path, layout: str = AUTO) -> list[Path]:
+    """The files directly inside ``folder`` whose suffix belongs to ``layout`` (any layout for
+    ``auto``), sorted by name."""
+    wanted = SUFFIXES[layout] if layout != AUTO else tuple(s for v in SUFFIXES.values() for s in v)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted
+    )
+
+
+def detect_layout(path: str | Path) -> str:
+    """The layout of a corpus file, from its name and first character.
+
+    ``.yml``/``.yaml`` -> chatterbot; ``.jsonl``/``.txt`` -> cakechat; ``.json`` holding an
+    object -> topical_chat (its reader then checks the ``content`` lists).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in SUFFIXES["chatterbot"]:
+        return "chatterbot"
+    if suffix in SUFFIXES["cakechat"]:
+        return "cakechat"
+    if suffix in SUFFIXES["topical_chat"]:
+        first = _first_character(path)
+        if first == "{":
+            return "topical_chat"
+        raise DataError(
+            str(path),
+            [f"a .json corpus must be a Topical-Chat object of conversations (it starts with {first!r}); "
+             "cakechat dialogues, one JSON list per line, go in a .jsonl or .txt file (or name the layout: cakechat)"],
+        )
+    raise DataError(
+        str(path),
+        [f"cannot tell the corpus layout from the suffix {suffix or '(none)'!r}: expected .jsonl/.txt (cakechat), "
+         ".json (topical_chat) or .yml/.yaml (chatterbot), or name the layout"],
+    )
+
+
+def _read_file(path: Path, layout: str, strict: bool) -> list[Dialogue]:
+    layout = detect_layout(path) if layout == AUTO else layout
+    if layout == "cakechat":
+        return read_cakechat(path, strict)
+    if layout == "topical_chat":
+        return read_topical_chat(path, strict=strict)
+    return read_chatterbot(path, strict)
+
+
+def _settle(source: str, problems: list[str], dialogues: list[Dialogue], strict: bool, empty: str) -> list[Dialogue]:
+    """Raise for the problems found (or, not strict, log them as skipped); refuse a corpus
+    left with no dialogue."""
+    if problems and strict:
+        raise DataError(source, problems)
+    for problem in problems:
+        log.warning("%s: skipped: %s", source, problem)
+    if problems:
+        log.warning("%s: %d problem(s), %d dialogue(s) kept", source, len(problems), len(dialogues))
+    if not dialogues:
+        raise DataError(source, problems or [empty])
+    return dialogues
+
+
+def _first_character(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise DataError(str(path), [f"cannot read file: {exc}"]) from None
+    text = head.decode("utf-8-sig", errors="replace").lstrip()
+    return text[:1]
+
+
+# --- cakechat -------------------------------------------------------------------------------
+
+
+def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
+    """One dialogue per non-blank line: a JSON list of ``{"text", "condition"}`` turns. Texts
+    and conditions are stripped; a corpus may name conditions of its own."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(source, ["file not found"]) from None
+    except OSError as exc:
+        raise DataError(source, [f"cannot read file: {exc}"]) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    problems: list[str] = []
+    dialogues: list[Dialogue] = []
+    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = line_bytes.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            problems.append(f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+            continue
+        if not line:
+            continue
+        where = f"line {number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}")
+            continue
+        turns = _cakechat_turns(entry, where, problems)
+        if turns is not None:
+            dialogues.append(Dialogue(turns, f"{source}:{number}"))
+    empty = 'no dialogues: expected one JSON list of {"text", "condition"} turns per line'
+    return _settle(source, problems, dialogues, strict, empty)
+
+
+def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, ...] | None:
+    if not isinstance(entry, list):
+        problems.append(f"{where}: a dialogue must be a JSON list of turns, got {type(entry).__name__}")
+        return None
+    if len(entry) < MIN_TURNS:
+        problems.append(f"{where}: a dialogue needs at least {MIN_TURNS} turns, got {len(entry)}")
+        return None
+    turns: list[Turn] = []
+    before = len(problems)
+    for index, turn in enumerate(entry, start=1):
+        at = f"{where}, turn {index}"
+        if not isinstance(turn, dict):
+            problems.append(f"{at}: must be an object with 'text' and 'condition', got {type(turn).__name__}")
+            continue
+        text = _nonempty_string(turn.get("text"), f"{at}: 'text'", problems)
+        condition = _nonempty_string(turn.get("condition"), f"{at}: 'condition'", problems)
+        if text is not None and condition is not None:
+            turns.append(Turn(text, condition))
+    return tuple(turns) if len(problems) == before else None
+
+
+def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
+    if value is None:
+        problems.append(f"{what} is missing")
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{what} must be a string, got {type(value).__name__}")
+        return None
+    value = value.strip()
+    if not value:
+        problems.append(f"{what} is empty")
+        return None
+    return value
+
+
+# --- Topical-Chat ---------------------------------------------------------------------------
+
+
+def read_topical_chat(
+    path: str | Path, conditions: Mapping[str, str] = TOPICAL_CHAT_CONDITIONS, strict: bool = True
+) -> list[Dialogue]:
+    """The conversations of a Topical-Chat file, in file order; ``conditions`` maps a
+    lower-cased sentiment label to a condition, any other label is neutral."""
+    source = str(path)
+    data = read_json_file(path, lambda problem: DataError(source, [problem]))
+    if not isinstance(data, dict):
+        found = type(data).__name__
+        raise DataError(source, [f"top level must be an object of conversations keyed by id, got {found}"])
+    problems: list[str] = []
+    dialogues: list[Dialogue] = []
+    for conversation_id, conversation in data.items():
+        where = f"conversation {conversation_id!r}"
+        content = conversation.get("content") if isinstance(conversation, dict) else None
+        if not isinstance(content, list):
+            problems.append(f"{where}: must be an object with a 'content' list of turns")
+            continue
+        if len(content) < MIN_TURNS:
+            problems.append(f"{where}: a dialogue needs at least {MIN_TURNS} turns, got {len(content)}")
+            continue
+        turns: list[Turn] = []
+        before = len(problems)
+        for index, turn in enumerate(content, start=1):
+            at = f"{where}, turn {index}"
+            if not isinstance(turn, dict):
+                problems.append(f"{at}: must be an object with a 'message', got {type(turn).__name__}")
+                continue
+            text = _nonempty_string(turn.get("message"), f"{at}: 'message'", problems)
+            sentiment = turn.get("sentiment")
+            if sentiment is not None and not isinstance(sentiment, str):
+                problems.append(f"{at}: 'sentiment' must be a string, got {type(sentiment).__name__}")
+                continue
+            if text is not None:
+                label = (sentiment or "").strip().lower()
+                turns.append(Turn(text, conditions.get(label, NEUTRAL)))
+        if len(problems) == before:
+            dialogues.append(Dialogue(tuple(turns), f"{source}#{conversation_id}"))
+    return _settle(source, problems, dialogues, strict, "no conversations")
+
+
+# --- ChatterBot YAML ------------------------------------------------------------------------
+
+
+def read_chatterbot(path: str | Path, strict: bool = True) -> list[Dialogue]:
+    """The conversations of a ChatterBot YAML file, or of every ``.yml``/``.yaml`` file in a
+    folder (sorted by name). Every turn is neutral."""
+    root = Path(path)
+    if root.is_dir():
+        files = corpus_files(root, "chatterbot")
+        if not files:
+            raise DataError(str(root), ["no .yml or .yaml files in this folder"])
+        return [dialogue for file in files for dialogue in _read_chatterbot_file(file, strict)]
+    return _read_chatterbot_file(root, strict)
+
+
+def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
+    # Composed with PyYAML's SafeLoader (what safe_load uses) but not constructed: the nodes
+    # keep each conversation's line for the messages, and a scalar stays the text as written
+    # ("yes" or "42" are answers, not a boolean or a number). No tag is ever executed.
+    import yaml
+
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(source, [f"cannot read file: {exc}"]) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise DataError(source, [f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    finally:
+        loader.dispose()
+    if root is None:
+        raise DataError(source, ["empty file: expected a 'conversations' list"])
+    conversations = _mapping_value(root, "conversations") if isinstance(root, yaml.MappingNode) else None
+    if not isinstance(conversations, yaml.SequenceNode):
+        line = _line(conversations if conversations is not None else root)
+        raise DataError(source, [f"line {line}: expected a mapping with a 'conversations' list of conversations"])
+    problems: list[str] = []
+    dialogues: list[Dialogue] = []
+    for index, conversation in enumerate(conversations.value, start=1):
+        where = f"line {_line(conversation)}, conversation {index}"
+        if not isinstance(conversation, yaml.SequenceNode):
+            problems.append(f"{where}: must be a list of strings")
+            continue
+        if len(conversation.value) < MIN_TURNS:
+            problems.append(f"{where}: a dialogue needs at least {MIN_TURNS} turns, got {len(conversation.value)}")
+            continue
+        turns: list[Turn] = []
+        for turn in conversation.value:
+            turn_text = _scalar_text(turn)
+            if turn_text is None:
+                problems.append(f"line {_line(turn)}, conversation {index}: a turn must be a non-empty string")
+                continue
+            turns.append(Turn(turn_text))
+        if len(turns) == len(conversation.value):
+            dialogues.append(Dialogue(tuple(turns), f"{source}:{_line(conversation)}"))
+    return _settle(source, problems, dialogues, strict, "no conversations")
+
+
+def _mapping_value(node: Any, key: str) -> Any:
+    for key_node, value_node in node.value:
+        if getattr(key_node, "value", None) == key:
+            return value_node
+    return None
+
+
+def _scalar_text(node: Any) -> str | None:
+    import yaml
+
+    if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+        return None
+    text = str(node.value).strip()
+    return text or None
+
+
+def _line(node: Any) -> int:
+    return node.start_mark.line + 1

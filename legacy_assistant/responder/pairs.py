@@ -1,0 +1,95 @@
+"""Training pairs from dialogues, and a held-out split that never divides a dialogue.
+
+Every turn after the first is a response: its context is the (at most ``max_context_turns``)
+turns before it, its condition the response's own (the emotion the reply was written with,
+which is what the responder is asked to produce), as cakechat trains.
+
+The split is by dialogue, decided by a hash of the seed and the dialogue's content, so it does
+not depend on the corpus's order, and a dialogue that occurs twice (cakechat's sample corpus
+repeats some) lands twice on the same side.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.responder.corpora import Dialogue
+
+log = logging.getLogger(__name__)
+
+MAX_CONTEXT_TURNS = 3
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    """``context`` (oldest first, 1..max_context_turns texts) -> ``response``, said with ``condition``."""
+
+    context: tuple[str, ...]
+    response: str
+    condition: str
+
+
+def dialogue_pairs(dialogue: Dialogue, max_context_turns: int = MAX_CONTEXT_TURNS) -> list[TrainingPair]:
+    """One pair per turn after the first: a dialogue of n turns gives n - 1 pairs."""
+    if max_context_turns < 1:
+        raise ConfigError(f"max_context_turns must be at least 1, got {max_context_turns}")
+    turns = dialogue.turns
+    return [
+        TrainingPair(
+            context=tuple(turn.text for turn in turns[max(0, i - max_context_turns) : i]),
+            response=turns[i].text,
+            condition=turns[i].condition,
+        )
+        for i in range(1, len(turns))
+    ]
+
+
+def make_pairs(dialogues: Iterable[Dialogue], max_context_turns: int = MAX_CONTEXT_TURNS) -> list[TrainingPair]:
+    """The pairs of every dialogue, dialogue by dialogue in the order given."""
+    return [pair for dialogue in dialogues for pair in dialogue_pairs(dialogue, max_context_turns)]
+
+
+def dialogue_key(dialogue: Dialogue) -> str:
+    """The dialogue's content (texts and conditions, not its source) as canonical JSON."""
+    return json.dumps([[turn.text, turn.condition] for turn in dialogue.turns], ensure_ascii=False)
+
+
+def split_dialogues(
+    dialogues: Sequence[Dialogue], held_out_fraction: float, seed: int
+) -> tuple[list[Dialogue], list[Dialogue]]:
+    """``(train, held_out)``: about ``held_out_fraction`` of the distinct dialogues held out.
+
+    Distinct dialogues are ordered by ``sha256(seed, content)`` and the first
+    ``round(fraction * n)`` are held out (at least one when the fraction is above 0, never all);
+    copies of a dialogue follow it. Each side keeps the corpus's order.
+    """
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
+    keys = [dialogue_key(d) for d in dialogues]
+    distinct = sorted(set(keys), key=lambda key: hashlib.sha256(f"{seed}\n{key}".encode("utf-8")).hexdigest())
+    n_held = 0
+    if held_out_fraction > 0.0 and len(distinct) >= 2:
+        n_held = min(len(distinct) - 1, max(1, round(held_out_fraction * len(distinct))))
+    held_keys = set(distinct[:n_held])
+    train = [d for d, key in zip(dialogues, keys) if key not in held_keys]
+    held_out = [d for d, key in zip(dialogues, keys) if key in held_keys]
+    return train, held_out
+
+
+def without_overlap(train: Sequence[Dialogue], held_out: Sequence[Dialogue]) -> list[Dialogue]:
+    """``train`` less any dialogue whose content also occurs in ``held_out`` (for a held-out
+    set read from its own files, such as Topical-Chat's ``test_rare``); logs how many went."""
+    held_keys = {dialogue_key(d) for d in held_out}
+    kept = [d for d in train if dialogue_key(d) not in held_keys]
+    if len(kept) != len(train):
+        log.warning("dropped %d training dialogue(s) that also occur in the held-out set", len(train) - len(kept))
+    return kept
+
+
+def conditions_of(pairs: Iterable[TrainingPair]) -> set[str]:
+    """Every condition a response is said with."""
+    return {pair.condition for pair in pairs}

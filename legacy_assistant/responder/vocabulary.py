@@ -1,0 +1,222 @@
+"""Words <-> token ids for the responder, and token lists back to readable text.
+
+Tokens come from the project's text processing (:class:`TextProcessor`) with the settings in
+:data:`TEXT_CONFIG`: NLTK's Treebank rules on Punkt-split sentences, lower-cased, *not* stemmed
+and with punctuation kept, since the responder writes these tokens back out as its reply
+("don't" is ``do`` + ``n't``, "it's?" is ``it`` + ``'s`` + ``?``). :func:`detokenize` undoes the
+Treebank split with NLTK's ``TreebankWordDetokenizer`` (pure rules, no data) and restores
+sentence capitals.
+
+Ids 0-3 are the special tokens both sides of the model agree on (:data:`PAD`, :data:`UNK`,
+:data:`START`, :data:`END`); words follow from id 4, most frequent first.
+
+Limits (the spec's ``max_turn_tokens`` and ``max_reply_tokens``): a long context turn keeps its
+*last* tokens, the ones nearest the reply; a long reply keeps its *first* tokens, then END, so a
+reply's ids are at most ``max_reply_tokens + 1`` long.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.text.processing import TextConfig, TextProcessor
+
+PAD, UNK, START, END = 0, 1, 2, 3
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
+# "classic" keeps every token the Treebank rules give, punctuation included; stemming off.
+TEXT_CONFIG = TextConfig(tokenizer="classic", stemmer="none", lowercase=True)
+# The five emotions of the cakechat API, in its order; a corpus may add conditions of its own.
+DEFAULT_CONDITIONS = ("neutral", "anger", "joy", "fear", "sadness")
+
+_SENTENCE_ENDS = frozenset({".", "!", "?", "!!", "??"})
+_DETOKENIZER = TreebankWordDetokenizer()
+# The detokenizer glues "..." to the next word ("well...maybe"); the source had a space there.
+_ELLIPSIS_BEFORE_WORD = re.compile(r"\.\.\.(?=\w)")
+
+
+@functools.lru_cache(maxsize=8)
+def _processor(config: TextConfig) -> TextProcessor:
+    return TextProcessor(config)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cached_tokens(config: TextConfig, text: str) -> tuple[str, ...]:
+    # A turn is tokenized once as a response and up to three times as context.
+    return tuple(_processor(config).tokens(text))
+
+
+def tokenize(text: str, config: TextConfig = TEXT_CONFIG) -> list[str]:
+    """``"Don't worry, it's fine."`` -> ``["do", "n't", "worry", ",", "it", "'s", "fine", "."]``."""
+    return list(_cached_tokens(config, text))
+
+
+def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
+    """Tokens back to text: ``["do", "n't", "worry", "?"]`` -> ``"Don't worry?"``.
+
+    With ``sentence_case`` the first word of each sentence and the pronoun "i" get a capital
+    (the tokens are lower-cased; a reply should not read as if it were).
+    """
+    words = list(tokens)
+    if sentence_case:
+        capital_next = True
+        for index, word in enumerate(words):
+            if word == "i":
+                words[index] = "I"
+            elif capital_next and any(c.isalpha() for c in word):
+                words[index] = _capitalize(word)
+            if any(c.isalnum() for c in word):
+                capital_next = False
+            if word in _SENTENCE_ENDS:
+                capital_next = True
+    return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(words)).strip()
+
+
+def _capitalize(word: str) -> str:
+    for position, char in enumerate(word):
+        if char.isalpha():
+            return word[:position] + char.upper() + word[position + 1 :]
+    return word
+
+
+def condition_list(found: Iterable[str]) -> tuple[str, ...]:
+    """:data:`DEFAULT_CONDITIONS` followed by any other condition in ``found``, sorted: the
+    five emotions are always there, so a model trained without some still accepts them."""
+    extra = sorted(set(found) - set(DEFAULT_CONDITIONS))
+    return DEFAULT_CONDITIONS + tuple(extra)
+
+
+class Vocabulary:
+    """The token list, id = position; ids 0-3 are :data:`SPECIAL_TOKENS`.
+
+    ``Vocabulary.build(token_lists, max_size=8000)`` counts tokens; ``encode_turn``,
+    ``encode_reply`` and ``encode_context`` map text to ids within the spec's limits;
+    ``decode`` maps ids back to text.
+    """
+
+    def __init__(self, tokens: Sequence[str], text: TextConfig = TEXT_CONFIG) -> None:
+        tokens = tuple(tokens)
+        if tokens[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
+            raise ConfigError(f"vocabulary.tokens must start with the special tokens {list(SPECIAL_TOKENS)}")
+        seen: set[str] = set()
+        for index, token in enumerate(tokens):
+            if not isinstance(token, str) or not token:
+                raise ConfigError(f"vocabulary.tokens[{index}] must be a non-empty string, got {token!r}")
+            if token in seen:
+                raise ConfigError(f"vocabulary.tokens[{index}]: {token!r} occurs twice")
+            seen.add(token)
+        self.tokens = tokens
+        self.text = text
+        self._ids = {token: index for index, token in enumerate(tokens)}
+
+    @classmethod
+    def build(
+        cls,
+        token_lists: Iterable[Sequence[str]],
+        max_size: int,
+        min_count: int = 1,
+        text: TextConfig = TEXT_CONFIG,
+    ) -> "Vocabulary":
+        """The ``max_size - 4`` most frequent tokens seen at least ``min_count`` times (ties
+        by the token's text, so the result does not depend on the order of the lists)."""
+        if max_size <= len(SPECIAL_TOKENS):
+            raise ConfigError(f"vocab_size must be above {len(SPECIAL_TOKENS)} (the special tokens), got {max_size}")
+        if min_count < 1:
+            raise ConfigError(f"min_count must be at least 1, got {min_count}")
+        counts: Counter[str] = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
+        for special in SPECIAL_TOKENS:
+            counts.pop(special, None)
+        ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        return cls(SPECIAL_TOKENS + tuple(ranked[: max_size - len(SPECIAL_TOKENS)]), text)
+
+    @classmethod
+    def from_texts(
+        cls, texts: Iterable[str], max_size: int, min_count: int = 1, text: TextConfig = TEXT_CONFIG
+    ) -> "Vocabulary":
+        """:meth:`build` over the tokens of ``texts``."""
+        return cls.build((_cached_tokens(text, t) for t in texts), max_size, min_count, text)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._ids
+
+    def token_id(self, token: str) -> int:
+        """The token's id; :data:`UNK` if it is not in the vocabulary."""
+        return self._ids.get(token, UNK)
+
+    def ids(self, tokens: Iterable[str]) -> list[int]:
+        return [self._ids.get(token, UNK) for token in tokens]
+
+    def tokenize(self, text: str) -> list[str]:
+        """``text``'s tokens under this vocabulary's text settings."""
+        return list(_cached_tokens(self.text, text))
+
+    def encode_turn(self, text: str, max_tokens: int) -> list[int]:
+        """A context turn's ids: its *last* ``max_tokens`` tokens (the end of a long turn is
+        what the reply answers). No END."""
+        tokens = _cached_tokens(self.text, text)
+        return self.ids(tokens[-max_tokens:] if max_tokens > 0 else ())
+
+    def encode_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
+        """The last ``max_turns`` turns (oldest first), each by :meth:`encode_turn`."""
+        recent = list(turns)[-max_turns:] if max_turns > 0 else []
+        return [self.encode_turn(turn, max_tokens) for turn in recent]
+
+    def encode_reply(self, text: str, max_tokens: int) -> list[int]:
+        """A reply's ids: its *first* ``max_tokens`` tokens, then :data:`END`."""
+        tokens = _cached_tokens(self.text, text)
+        return self.ids(tokens[:max_tokens]) + [END]
+
+    def decode_tokens(self, ids: Iterable[int]) -> list[str]:
+        """Ids -> tokens, up to the first :data:`END`; PAD and START are skipped, UNK is
+        ``"<unk>"``, an id outside the vocabulary raises ``ValueError``."""
+        tokens: list[str] = []
+        for raw in ids:
+            index = int(raw)
+            if index == END:
+                break
+            if index in (PAD, START):
+                continue
+            if not 0 <= index < len(self.tokens):
+                raise ValueError(f"token id {index} is outside the vocabulary (size {len(self.tokens)})")
+            tokens.append(self.tokens[index])
+        return tokens
+
+    def decode(self, ids: Iterable[int], sentence_case: bool = True) -> str:
+        """Ids -> readable text (:func:`detokenize`); UNK tokens are left out."""
+        return detokenize([t for t in self.decode_tokens(ids) if t != SPECIAL_TOKENS[UNK]], sentence_case)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": list(self.tokens), "text": self.text.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Vocabulary":
+        """The inverse of :meth:`to_dict`; a bad field raises :class:`ConfigError` naming it."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("vocabulary must be an object with 'tokens' and 'text'")
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list):
+            raise ConfigError("vocabulary.tokens must be a list of strings")
+        text_settings = data.get("text", TEXT_CONFIG.to_dict())
+        if not isinstance(text_settings, Mapping):
+            raise ConfigError("vocabulary.text must be an object of text settings")
+        try:
+            text = TextConfig.from_dict(dict(text_settings))
+        except TypeError as exc:
+            raise ConfigError(f"vocabulary.text: {exc}") from None
+        return cls(tokens, text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.tokens == other.tokens and self.text == other.text
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self.tokens)} tokens)"

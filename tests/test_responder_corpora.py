@@ -1,0 +1,347 @@
+"""Corpus readers (cakechat lines, Topical-Chat, ChatterBot YAML), training pairs and the
+held-out split, on small corpora written by the tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.errors import DataError
+from legacy_assistant.responder.corpora import (
+    Dialogue,
+    Turn,
+    detect_layout,
+    read_cakechat,
+    read_chatterbot,
+    read_corpora,
+    read_corpus,
+    read_topical_chat,
+)
+from legacy_assistant.responder.pairs import (
+    TrainingPair,
+    dialogue_key,
+    dialogue_pairs,
+    make_pairs,
+    split_dialogues,
+    without_overlap,
+)
+
+
+def _cakechat_line(*turns: tuple[str, str]) -> str:
+    return json.dumps([{"text": text, "condition": condition} for text, condition in turns])
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- cakechat ---------------------------------------------------------------------------------
+
+
+def test_cakechat_lines_become_dialogues_with_their_line(tmp_path):
+    corpus = _write(
+        tmp_path / "dialogues.jsonl",
+        _cakechat_line(("Hello", "neutral"), ("Oh, hi! How are you?", "joy"), ("Doing good", "neutral"))
+        + "\n\n"
+        + _cakechat_line(("Bieber is the best", "neutral"), ("  Ok...  ", "sadness"))
+        + "\n",
+    )
+    dialogues = read_cakechat(corpus)
+    assert [len(d.turns) for d in dialogues] == [3, 2]
+    assert dialogues[0].turns[1] == Turn("Oh, hi! How are you?", "joy")
+    assert dialogues[1].turns[1] == Turn("Ok...", "sadness")  # stripped
+    assert dialogues[0].source.endswith("dialogues.jsonl:1")
+    assert dialogues[1].source.endswith("dialogues.jsonl:3")  # the blank line still counts
+
+
+def test_cakechat_bad_line_is_refused_with_its_line_number(tmp_path):
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    corpus = _write(tmp_path / "c.txt", "\n".join([good, good, '[{"text": "hi", "condition": "neutral"}, ', good]))
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("line 3: invalid JSON")
+    assert str(corpus) in str(caught.value)
+
+
+def test_cakechat_dialogue_of_one_turn_is_refused(tmp_path):
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    corpus = _write(tmp_path / "c.jsonl", good + "\n" + _cakechat_line(("alone", "neutral")) + "\n")
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert caught.value.problems == ["line 2: a dialogue needs at least 2 turns, got 1"]
+
+
+def test_cakechat_reports_every_bad_turn_by_line_and_turn(tmp_path):
+    lines = [
+        json.dumps([{"text": "hi", "condition": "neutral"}, {"text": "yo"}]),
+        json.dumps([{"text": "", "condition": "joy"}, {"text": "x", "condition": "joy"}]),
+        json.dumps([{"text": 3, "condition": "joy"}, "not a turn"]),
+        json.dumps({"text": "hi", "condition": "joy"}),
+    ]
+    corpus = _write(tmp_path / "c.jsonl", "\n".join(lines))
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    problems = caught.value.problems
+    assert "line 1, turn 2: 'condition' is missing" in problems
+    assert "line 2, turn 1: 'text' is empty" in problems
+    assert "line 3, turn 1: 'text' must be a string, got int" in problems
+    assert any(p.startswith("line 3, turn 2: must be an object") for p in problems)
+    assert any(p.startswith("line 4: a dialogue must be a JSON list") for p in problems)
+
+
+def test_cakechat_line_that_is_not_utf8_is_named(tmp_path):
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy")).encode("utf-8")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_bytes(good + b"\n" + b'[{"text": "caf\xe9"}]\n' + good + b"\n")
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert caught.value.problems[0].startswith("line 2: not UTF-8 text")
+
+
+def test_not_strict_skips_bad_dialogues_and_keeps_the_rest(tmp_path, caplog):
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    corpus = _write(tmp_path / "c.jsonl", "\n".join([good, "{broken", _cakechat_line(("one", "joy")), good]))
+    dialogues = read_cakechat(corpus, strict=False)
+    assert [d.source.rsplit(":", 1)[1] for d in dialogues] == ["1", "4"]
+    assert "line 2: invalid JSON" in caplog.text and "line 3: a dialogue needs" in caplog.text
+
+
+def test_empty_corpus_is_refused(tmp_path):
+    with pytest.raises(DataError, match="no dialogues"):
+        read_cakechat(_write(tmp_path / "c.jsonl", "\n\n"))
+    with pytest.raises(DataError, match="file not found"):
+        read_corpus(tmp_path / "missing.jsonl")
+
+
+# --- Topical-Chat -----------------------------------------------------------------------------
+
+SENTIMENTS = {
+    "Happy": "joy",
+    "Sad": "sadness",
+    "Angry": "anger",
+    "Disgusted": "anger",
+    "Fearful": "fear",
+    "Neutral": "neutral",
+    "Curious to dive deeper": "neutral",
+    "Surprised": "neutral",
+}
+
+
+def _topical_turn(message: str, sentiment: str, agent: str) -> dict:
+    return {"message": message, "agent": agent, "sentiment": sentiment, "knowledge_source": ["FS1"],
+            "turn_rating": "Good"}
+
+
+def test_topical_chat_maps_every_sentiment(tmp_path):
+    content = [
+        _topical_turn(f"message {i} ({label})", label, f"agent_{i % 2 + 1}") for i, label in enumerate(SENTIMENTS)
+    ]
+    data = {
+        "t_one": {"article_url": "https://example.org/a", "config": "A", "content": content},
+        "t_two": {"config": "B", "content": content[:2]},
+    }
+    corpus = _write(tmp_path / "sample.json", json.dumps(data, indent=2))
+    dialogues = read_topical_chat(corpus)
+    assert [d.source.rsplit("#", 1)[1] for d in dialogues] == ["t_one", "t_two"]
+    assert [turn.condition for turn in dialogues[0].turns] == list(SENTIMENTS.values())
+    assert dialogues[0].turns[0].text == "message 0 (Happy)"
+
+
+def test_topical_chat_problems_name_conversation_and_turn(tmp_path):
+    data = {
+        "t_ok": {"content": [_topical_turn("hi", "Happy", "agent_1"), _topical_turn("hey", "Sad", "agent_2")]},
+        "t_short": {"content": [_topical_turn("hi", "Happy", "agent_1")]},
+        "t_bad": {"content": [_topical_turn("hi", "Happy", "agent_1"), {"agent": "agent_2", "sentiment": "Sad"}]},
+        "t_none": {"config": "A"},
+    }
+    corpus = _write(tmp_path / "bad.json", json.dumps(data))
+    with pytest.raises(DataError) as caught:
+        read_topical_chat(corpus)
+    assert caught.value.problems == [
+        "conversation 't_short': a dialogue needs at least 2 turns, got 1",
+        "conversation 't_bad', turn 2: 'message' is missing",
+        "conversation 't_none': must be an object with a 'content' list of turns",
+    ]
+
+
+def test_topical_chat_invalid_json_names_its_line(tmp_path):
+    corpus = _write(tmp_path / "broken.json", '{\n  "t": {\n    "content": [,]\n  }\n}\n')
+    with pytest.raises(DataError, match="line 3"):
+        read_corpus(corpus)
+
+
+# --- ChatterBot YAML --------------------------------------------------------------------------
+
+CHATTERBOT = """\
+categories:
+- greetings
+conversations:
+- - Hello
+  - Hi
+- - How are you doing?
+  - I am doing well, how about you?
+  - I am also good.
+  - That's good to hear.
+- - What year was it?
+  - 1984
+- - Is it?
+  - yes
+"""
+
+
+def test_chatterbot_multi_turn_conversations_are_neutral(tmp_path):
+    corpus = _write(tmp_path / "greetings.yml", CHATTERBOT)
+    dialogues = read_chatterbot(corpus)
+    assert [len(d.turns) for d in dialogues] == [2, 4, 2, 2]
+    assert dialogues[1].turns[2] == Turn("I am also good.", "neutral")
+    assert {turn.condition for d in dialogues for turn in d.turns} == {"neutral"}
+    # Scalars stay the text as written, not YAML's number or boolean.
+    assert dialogues[2].turns[1].text == "1984" and dialogues[3].turns[1].text == "yes"
+    assert dialogues[1].source.endswith("greetings.yml:6")
+
+
+def test_chatterbot_folder_reads_every_yaml_file_in_name_order(tmp_path):
+    folder = tmp_path / "english"
+    folder.mkdir()
+    _write(folder / "b.yaml", "conversations:\n- - Bye\n  - See you\n")
+    _write(folder / "a.yml", CHATTERBOT)
+    _write(folder / "notes.md", "not a corpus")
+    dialogues = read_corpus(folder)
+    assert len(dialogues) == 5
+    assert dialogues[-1].turns[1].text == "See you"
+
+
+def test_chatterbot_problems_name_their_line(tmp_path):
+    text = (
+        "conversations:\n"
+        "- - Hello\n"
+        "  - Hi\n"
+        "- Just a string where a conversation was meant\n"
+        "- - Only one turn\n"
+        "- - Hi\n"
+        "  - - nested\n"
+        "    - list\n"
+        "- - Hi\n"
+        "  -\n"
+    )
+    corpus = _write(tmp_path / "bad.yml", text)
+    with pytest.raises(DataError) as caught:
+        read_chatterbot(corpus)
+    assert caught.value.problems == [
+        "line 4, conversation 2: must be a list of strings",
+        "line 5, conversation 3: a dialogue needs at least 2 turns, got 1",
+        "line 7, conversation 4: a turn must be a non-empty string",
+        "line 10, conversation 5: a turn must be a non-empty string",
+    ]
+    assert [len(d.turns) for d in read_chatterbot(corpus, strict=False)] == [2]
+
+
+def test_chatterbot_invalid_yaml_and_wrong_shape(tmp_path):
+    with pytest.raises(DataError, match="line 3: invalid YAML"):
+        read_chatterbot(_write(tmp_path / "a.yml", "conversations:\n- - Hello\n  - Hi: there: you\n- - Bye\n  - Bye\n"))
+    with pytest.raises(DataError, match="'conversations' list"):
+        read_chatterbot(_write(tmp_path / "b.yml", "categories:\n- x\n"))
+    with pytest.raises(DataError, match="empty file"):
+        read_chatterbot(_write(tmp_path / "c.yml", ""))
+
+
+def test_chatterbot_never_constructs_tagged_objects(tmp_path):
+    marker = tmp_path / "constructed"
+    corpus = _write(
+        tmp_path / "evil.yml",
+        f"conversations:\n- - !!python/object/apply:os.system ['touch {marker}']\n  - ok\n"
+        "- - !shout hello\n  - hi\n",
+    )
+    with pytest.raises(DataError, match="line 2, conversation 1: a turn must be a non-empty string"):
+        read_chatterbot(corpus)
+    assert not marker.exists()
+    dialogues = read_chatterbot(corpus, strict=False)
+    assert dialogues[0].turns[0].text == "hello"  # a tagged scalar is only its text
+
+
+# --- layout detection -------------------------------------------------------------------------
+
+
+def test_layout_is_detected_from_the_path(tmp_path):
+    lines = _write(tmp_path / "d.jsonl", _cakechat_line(("a", "joy"), ("b", "anger")))
+    text = _write(tmp_path / "d.txt", _cakechat_line(("a", "joy"), ("b", "anger")))
+    topical = _write(tmp_path / "t.json", json.dumps({"x": {"content": [_topical_turn("a", "Sad", "agent_1")] * 2}}))
+    yaml_file = _write(tmp_path / "c.yaml", CHATTERBOT)
+    assert [detect_layout(p) for p in (lines, text, topical, yaml_file)] == [
+        "cakechat", "cakechat", "topical_chat", "chatterbot"
+    ]
+    assert read_corpus(topical)[0].turns[0].condition == "sadness"
+    assert read_corpus(lines)[0].turns[1].condition == "anger"
+    assert len(read_corpora([lines, topical, yaml_file])) == 1 + 1 + 4
+
+
+def test_layout_can_be_named_and_unknown_ones_are_refused(tmp_path):
+    odd = _write(tmp_path / "dialogues.json", _cakechat_line(("a", "joy"), ("b", "fear")) + "\n")
+    with pytest.raises(DataError, match="cakechat"):
+        read_corpus(odd)  # a .json list is not Topical-Chat: the message says what to do
+    assert read_corpus(odd, layout="cakechat")[0].turns[1] == Turn("b", "fear")
+    with pytest.raises(DataError, match="unknown corpus layout"):
+        read_corpus(odd, layout="csv")
+    with pytest.raises(DataError, match="cannot tell the corpus layout"):
+        read_corpus(_write(tmp_path / "notes.md", "hello"))
+    empty_folder = tmp_path / "empty"
+    empty_folder.mkdir()
+    with pytest.raises(DataError, match="no corpus files"):
+        read_corpus(empty_folder)
+
+
+# --- pairs and the split ----------------------------------------------------------------------
+
+
+def _dialogue(n_turns: int, tag: str) -> Dialogue:
+    conditions = ("neutral", "joy", "anger", "sadness", "fear")
+    return Dialogue(tuple(Turn(f"{tag} turn {i}", conditions[i % 5]) for i in range(n_turns)), f"test#{tag}")
+
+
+def test_pairs_take_up_to_three_turns_of_context_and_the_response_condition():
+    pairs = dialogue_pairs(_dialogue(6, "d"))
+    assert len(pairs) == 5
+    assert pairs[0] == TrainingPair(("d turn 0",), "d turn 1", "joy")
+    assert pairs[2].context == ("d turn 0", "d turn 1", "d turn 2")
+    assert pairs[4] == TrainingPair(("d turn 2", "d turn 3", "d turn 4"), "d turn 5", "neutral")
+    assert [p.context for p in dialogue_pairs(_dialogue(3, "e"), max_context_turns=1)] == [("e turn 0",), ("e turn 1",)]
+    assert len(make_pairs([_dialogue(2, "a"), _dialogue(4, "b")])) == 1 + 3
+
+
+def test_split_never_puts_one_dialogue_on_both_sides():
+    dialogues = [_dialogue(2 + i % 4, f"d{i}") for i in range(60)]
+    dialogues += dialogues[:10]  # copies, from other lines of the corpus
+    train, held = split_dialogues(dialogues, 0.2, seed=3)
+    assert len(train) + len(held) == len(dialogues)
+    assert not {dialogue_key(d) for d in train} & {dialogue_key(d) for d in held}
+    assert 10 <= len({dialogue_key(d) for d in held}) <= 14  # 20% of 60 distinct dialogues
+    # Pairs follow their dialogue: no held-out response is trained on.
+    trained = {(p.context, p.response) for p in make_pairs(train)}
+    assert not trained & {(p.context, p.response) for p in make_pairs(held)}
+
+
+def test_split_is_deterministic_for_a_seed_and_independent_of_order():
+    dialogues = [_dialogue(3, f"d{i}") for i in range(40)]
+    first = split_dialogues(dialogues, 0.25, seed=1)
+    again = split_dialogues(list(reversed(dialogues)), 0.25, seed=1)
+    other = split_dialogues(dialogues, 0.25, seed=2)
+    assert {d.source for d in first[1]} == {d.source for d in again[1]}
+    assert {d.source for d in first[1]} != {d.source for d in other[1]}
+    assert split_dialogues(dialogues, 0.0, seed=1) == (dialogues, [])
+
+
+def test_split_holds_out_at_least_one_and_never_all():
+    two = [_dialogue(2, "a"), _dialogue(2, "b")]
+    train, held = split_dialogues(two, 0.01, seed=0)
+    assert len(train) == 1 and len(held) == 1
+    train, held = split_dialogues(two, 0.99, seed=0)
+    assert len(train) == 1 and len(held) == 1
+
+
+def test_without_overlap_drops_training_copies_of_held_out_dialogues():
+    held = [_dialogue(3, "x")]
+    train = [_dialogue(3, "a"), Dialogue(held[0].turns, "other-file:7"), _dialogue(2, "b")]
+    assert [d.source for d in without_overlap(train, held)] == ["test#a", "test#b"]

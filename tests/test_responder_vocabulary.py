@@ -1,0 +1,145 @@
+"""The responder's tokens, vocabulary, encoding limits and detokenized text."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.responder.vocabulary import (
+    DEFAULT_CONDITIONS,
+    END,
+    PAD,
+    SPECIAL_TOKENS,
+    START,
+    UNK,
+    Vocabulary,
+    condition_list,
+    detokenize,
+    tokenize,
+)
+
+TEXTS = [
+    "Hello there!",
+    "Hello, how are you?",
+    "I am fine, thank you.",
+    "How is the weather?",
+    "The weather is fine.",
+    "Fine, fine.",
+]
+
+
+def test_special_ids_are_the_contracts():
+    assert (PAD, UNK, START, END) == (0, 1, 2, 3)
+    vocabulary = Vocabulary.from_texts(TEXTS, max_size=100)
+    assert vocabulary.tokens[:4] == SPECIAL_TOKENS
+    assert all(vocabulary.token_id(t) == i for i, t in enumerate(SPECIAL_TOKENS))
+
+
+def test_tokens_are_lower_cased_unstemmed_and_keep_punctuation():
+    expected = ["do", "n't", "worry", ",", "it", "'s", "running", "fine", "?"]
+    assert tokenize("Don't worry, it's RUNNING fine?") == expected
+
+
+def test_vocabulary_keeps_the_most_frequent_tokens_within_its_cap():
+    vocabulary = Vocabulary.from_texts(TEXTS, max_size=7)
+    assert len(vocabulary) == 7
+    # "fine" (5), "," (3) and "." (3) are the most frequent; ties go by the token's text.
+    assert vocabulary.tokens[4:] == ("fine", ",", ".")
+    assert vocabulary.token_id("weather") == UNK
+    assert vocabulary.ids(["fine", "zebra"]) == [4, UNK]
+
+
+def test_min_count_drops_rare_tokens_and_order_does_not_matter():
+    vocabulary = Vocabulary.from_texts(TEXTS, max_size=1000, min_count=2)
+    assert "weather" in vocabulary and "thank" not in vocabulary
+    assert Vocabulary.from_texts(list(reversed(TEXTS)), max_size=1000, min_count=2) == vocabulary
+    with pytest.raises(ConfigError, match="vocab_size"):
+        Vocabulary.from_texts(TEXTS, max_size=4)
+    with pytest.raises(ConfigError, match="min_count"):
+        Vocabulary.from_texts(TEXTS, max_size=10, min_count=0)
+
+
+def test_special_token_text_never_becomes_a_word():
+    vocabulary = Vocabulary.build([["<s>", "</s>", "<unk>", "word"]], max_size=100)
+    assert vocabulary.tokens == SPECIAL_TOKENS + ("word",)
+
+
+def test_a_long_turn_keeps_its_last_tokens_and_a_long_reply_its_first():
+    vocabulary = Vocabulary.build([[str(n) for n in range(10)]], max_size=100)
+    text = "0 1 2 3 4 5 6 7 8 9"
+    assert vocabulary.decode_tokens(vocabulary.encode_turn(text, 3)) == ["7", "8", "9"]
+    reply = vocabulary.encode_reply(text, 3)
+    assert reply[-1] == END and len(reply) == 4
+    assert vocabulary.decode_tokens(reply) == ["0", "1", "2"]
+    assert vocabulary.encode_reply("", 5) == [END]
+
+
+def test_context_keeps_the_last_turns_oldest_first():
+    vocabulary = Vocabulary.from_texts(["a b c d e"], max_size=100)
+    encoded = vocabulary.encode_context(["a", "b", "c d", "e"], max_turns=3, max_tokens=1)
+    assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["b"], ["d"], ["e"]]
+
+
+def test_decode_stops_at_end_and_skips_padding():
+    vocabulary = Vocabulary.from_texts(TEXTS, max_size=100)
+    ids = [START] + vocabulary.ids(["how", "are", "you", "?"]) + [END, 7, 8, PAD]
+    assert vocabulary.decode_tokens(ids) == ["how", "are", "you", "?"]
+    assert vocabulary.decode(ids) == "How are you?"
+    assert vocabulary.decode([UNK, vocabulary.token_id("fine"), END]) == "Fine"
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        vocabulary.decode_tokens([len(vocabulary)])
+
+
+def test_encode_decode_round_trip():
+    vocabulary = Vocabulary.from_texts(TEXTS, max_size=100)
+    for text in TEXTS:
+        assert vocabulary.decode(vocabulary.encode_reply(text, 30)) == text
+
+
+def test_dict_round_trip_through_json():
+    vocabulary = Vocabulary.from_texts(TEXTS, max_size=12)
+    restored = Vocabulary.from_dict(json.loads(json.dumps(vocabulary.to_dict())))
+    assert restored == vocabulary
+    assert restored.encode_reply("How is the weather?", 30) == vocabulary.encode_reply("How is the weather?", 30)
+    assert restored.text == vocabulary.text
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"tokens": ["<pad>", "<unk>", "<s>", "x"]}, "special tokens"),
+        ({"tokens": list(SPECIAL_TOKENS) + ["a", "a"]}, r"tokens\[5\]"),
+        ({"tokens": list(SPECIAL_TOKENS) + [7]}, r"tokens\[4\]"),
+        ({"tokens": "abc"}, "vocabulary.tokens"),
+        ({"tokens": list(SPECIAL_TOKENS), "text": {"tokenizer": "nope"}}, "tokenizer"),
+        ({"tokens": list(SPECIAL_TOKENS), "text": {"colour": "blue"}}, "vocabulary.text"),
+    ],
+)
+def test_bad_dicts_are_refused_naming_the_field(data, field):
+    with pytest.raises(ConfigError, match=field):
+        Vocabulary.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Don't worry, it's fine.",
+        "What's your name?",
+        "I can't, I'm busy!",
+        'She said "hello" to me.',
+        "Well... maybe. How about you?",
+    ],
+)
+def test_detokenized_text_reads_normally(text):
+    assert detokenize(tokenize(text)) == text
+
+
+def test_detokenize_restores_sentence_capitals():
+    assert detokenize(["i", "think", "so", ".", "do", "n't", "you", "?"]) == "I think so. Don't you?"
+    assert detokenize(["it", "'s", "ok"], sentence_case=False) == "it's ok"
+
+
+def test_condition_list_starts_with_the_five_emotions():
+    assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
+    assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")
