@@ -6,25 +6,33 @@ family writes (training history, plots). This module knows nothing of what the m
 describes; :mod:`legacy_assistant.classifier.artifact` and the responder's artifact module add
 their own fields and checks on top.
 
-Everything is written into a temporary sibling folder and renamed into place, so a crash leaves
-either the old model or the new one, never half of one. Loading recomputes every checksum and
-refuses a missing, truncated or altered file by name. Nothing is pickled.
+Everything is written into a temporary sibling folder and moved into place, so a crash leaves
+either the old model or the new one, never half of one. Replacing an existing directory swaps the
+two in one step where the system can (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader never
+finds the path missing; :func:`load_consistently` lets a reader that loads while a directory is
+replaced retry instead of failing on a mix of old and new files. Loading recomputes every
+checksum and refuses a missing, truncated or altered file by name. Nothing is pickled.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SAVED_MODEL_DIR = "saved_model"
 DIGEST_FIELD = "manifest_sha256"
@@ -37,6 +45,12 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_record(path: str | Path) -> dict[str, str]:
+    """How a manifest names an input file: its name and sha256, never where it lay on disk."""
+    path = Path(path)
+    return {"name": path.name, "sha256": sha256_file(path)}
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -72,6 +86,8 @@ def write_artifact(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
+        # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
+        os.chmod(staging, _directory_mode())
         manifest = fill(staging)
         manifest["files"] = {
             path.relative_to(staging).as_posix(): sha256_file(path)
@@ -90,15 +106,89 @@ def write_artifact(
     return target
 
 
+def _directory_mode() -> int:
+    """0777 less the process's umask: what ``mkdir`` would have given (usually 0755)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o777 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step; False where the system cannot (then nothing moved)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # glibc before 2.28, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel, or a file system without it
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def _replace_dir(staging: Path, target: Path) -> None:
     if not target.exists():
         os.rename(staging, target)
         return
+    if _exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old directory
+        return
+    # Two renames: a reader can find ``target`` missing for that moment.
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     os.rmdir(retired)
     os.rename(target, retired)
     os.rename(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _manifest_on_disk(root: Path, manifest_name: str) -> bytes | None:
+    try:
+        return (root / manifest_name).read_bytes()
+    except OSError:
+        return None
+
+
+def load_consistently(
+    path: str | Path,
+    load: Callable[[], T],
+    *,
+    manifest_name: str,
+    discard: Callable[[T], None] = lambda loaded: None,
+    attempts: int = 5,
+) -> T:
+    """Run ``load()`` (which verifies and loads ``path``) until no replacement overlapped it.
+
+    A directory replaced while it is read can show a reader the old manifest with new files, or
+    files of the old one deleted under it. A load whose manifest changed while it ran is
+    ``discard``-ed and tried again; a load that failed while the manifest stayed the same is a
+    real error and raised at once.
+    """
+    root = Path(path)
+    for attempt in range(attempts):
+        before = _manifest_on_disk(root, manifest_name)
+        try:
+            loaded = load()
+        except (ArtifactError, OSError):
+            if attempt + 1 < attempts and _manifest_on_disk(root, manifest_name) != before:
+                log.info("%s changed while it was loaded; loading it again", root)
+                continue
+            raise
+        if _manifest_on_disk(root, manifest_name) == before:
+            return loaded
+        discard(loaded)
+        log.info("%s changed while it was loaded; loading it again", root)
+    raise ArtifactError(f"{root}: replaced {attempts} times while it was being loaded")
 
 
 def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str, ...]) -> dict[str, Any]:
@@ -109,6 +199,8 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     altered, or a file in ``saved_model/`` that the manifest does not list.
     """
     root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise ArtifactError(f"{root}: a file, not a model directory (a model is a directory with {manifest_name})")
     if not root.is_dir():
         raise ArtifactError(f"model directory not found: {root}")
     manifest_path = root / manifest_name

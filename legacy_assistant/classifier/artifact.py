@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compat.classifier.schema import NetworkSpec
+from compat.selection import RUNTIMES
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, verify_directory, write_artifact, write_json
 from legacy_assistant.errors import ArtifactError
@@ -32,7 +34,6 @@ FORMAT = "legacy-assistant/1"
 MANIFEST = "assistant.json"
 HISTORY_JSON = "history.json"
 HISTORY_PNG = "history.png"
-RUNTIMES = ("compat", "tf2")  # compat.selection.RUNTIMES; the manifest's "runtime", "compat" if absent
 DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you rephrase it?"
 
 
@@ -50,7 +51,7 @@ def export_artifact(
     ``out_dir`` must not exist unless ``force``; with ``force`` the old directory is replaced
     only after the new one is complete.
     """
-    from compat.classifier import export_saved_model
+    from compat.classifier.saved_model import export_saved_model
     from compat.runtime import versions
 
     target = Path(out_dir)
@@ -77,13 +78,7 @@ def _manifest(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": model.classes,
         "featurizer": model.featurizer.to_dict(),
-        "network": {
-            "n_features": model.spec.n_features,
-            "n_classes": model.spec.n_classes,
-            "hidden_units": list(model.spec.hidden_units),
-            "dropout": model.spec.dropout,
-            "linear_shortcut": model.spec.linear_shortcut,
-        },
+        "network": model.spec.to_dict(),
         "threshold": model.threshold,
         "oos_label": model.oos_label,
         "fallback": {
@@ -93,7 +88,7 @@ def _manifest(
         "intents": [intent.rules() for intent in intents.intents],
         "training": model.config.to_dict(),
         "summary": model.summary,
-        "source": source or {"intents": intents.source},
+        "source": source or {"intents": Path(intents.source).name},
         "versions": {**library_versions, "legacy_assistant": __version__},
     }
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from compat.interface import Classifier
-from legacy_assistant.classifier.artifact import ArtifactInfo, verify_artifact
+from legacy_assistant.artifacts.directory import load_consistently
+from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.features import SparseRows
 
@@ -62,6 +63,17 @@ class Predictor:
         ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
         (:func:`compat.selection.selected`); it must be the one the model was written for.
         """
+        return load_consistently(
+            path,
+            lambda: cls._load_once(path, intra_op_threads, inter_op_threads, runtime),
+            manifest_name=MANIFEST,
+            discard=lambda predictor: predictor.close(),
+        )
+
+    @classmethod
+    def _load_once(
+        cls, path: str | Path, intra_op_threads: int, inter_op_threads: int, runtime: str | None
+    ) -> "Predictor":
         from compat.interface import SavedModelError
         from compat.selection import load_classifier, selected
 

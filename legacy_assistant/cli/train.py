@@ -74,7 +74,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from legacy_assistant.artifacts.directory import sha256_file
+    from legacy_assistant.artifacts.directory import file_record
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import load_data, synthesized_intents
     from legacy_assistant.errors import ArtifactError
@@ -119,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
             on_start=on_start,
             oos_label=args.oos_label,
         )
-    source = {"data": str(args.data), "format": data.format, "sha256": sha256_file(Path(args.data))}
+    source: dict[str, object] = {"data": file_record(args.data), "format": data.format}
     if args.validation_data:
-        source["validation"] = str(args.validation_data)
+        source["validation"] = file_record(args.validation_data)
     path = export_artifact(model, intents, out, force=args.force, plot=not args.no_plot, source=source)
     summary = model.summary
     print(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.artifacts.directory import sha256_file
+from legacy_assistant.artifacts.directory import file_record
 from legacy_assistant.classifier.artifact import export_artifact
 from legacy_assistant.classifier.config import DEFAULT_THRESHOLD, TrainingConfig
 from legacy_assistant.errors import ArtifactError
@@ -84,11 +84,10 @@ def import_classic(
     }
     model = TrainedModel(Featurizer(features, words), list(classes), spec, classic_weights(keras), config, [], summary)
     source = {
-        "keras_h5": {"path": str(model_h5), "sha256": sha256_file(Path(model_h5))},
-        "words": {"path": str(words_path), "sha256": sha256_file(Path(words_path))},
-        "classes": {"path": str(classes_path), "sha256": sha256_file(Path(classes_path))},
-        "intents": str(intents_path),
-        "intents_sha256": sha256_file(Path(intents_path)),
+        "keras_h5": file_record(model_h5),
+        "words": file_record(words_path),
+        "classes": file_record(classes_path),
+        "intents": file_record(intents_path),
     }
     return export_artifact(model, intents, out_dir, force=force, plot=False, source=source)
 

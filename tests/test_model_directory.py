@@ -1,0 +1,160 @@
+"""The model directory as other processes see it: permissions, replacement, loading during it."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.artifacts import directory
+from legacy_assistant.artifacts.directory import verify_directory, write_artifact
+from legacy_assistant.errors import ArtifactError
+
+MANIFEST = "model.json"
+FORMAT = "test/1"
+
+
+def _fill(payload: str):
+    def fill(staging: Path) -> dict:
+        (staging / "saved_model").mkdir()
+        (staging / "saved_model" / "weights.bin").write_text(payload)
+        return {"format": FORMAT, "payload": payload}
+
+    return fill
+
+
+@pytest.fixture
+def usual_umask():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_a_written_model_is_readable_by_other_users(tmp_path, usual_umask):
+    target = write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    for path in target.rglob("*"):
+        expected = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_replacing_a_model_never_leaves_its_path_missing(tmp_path, monkeypatch):
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    missing_after: list[str] = []
+    real_rename, real_rmtree = os.rename, directory.shutil.rmtree
+
+    def rename(src, dst):
+        real_rename(src, dst)
+        if not target.exists():
+            missing_after.append(f"rename {src} -> {dst}")
+
+    def rmtree(path, *args, **kwargs):
+        real_rmtree(path, *args, **kwargs)
+        if not target.exists():
+            missing_after.append(f"rmtree {path}")
+
+    monkeypatch.setattr(directory.os, "rename", rename)
+    monkeypatch.setattr(directory.shutil, "rmtree", rmtree)
+    write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert missing_after == []
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"], "the old directory or the staging folder was left behind"
+
+
+def test_a_failed_replacement_keeps_the_old_model(tmp_path):
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+
+    def broken(staging: Path) -> dict:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_artifact(target, broken, manifest_name=MANIFEST, force=True)
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_a_file_is_not_called_a_missing_directory(tmp_path):
+    path = tmp_path / "intents.json"
+    path.write_text("{}")
+    with pytest.raises(ArtifactError, match="a file, not a model directory"):
+        verify_directory(path, manifest_name=MANIFEST, formats=(FORMAT,))
+
+
+def test_load_consistently_retries_a_load_that_a_replacement_overlapped(tmp_path):
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    discarded, calls = [], []
+
+    def load():
+        calls.append(1)
+        seen = verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"]
+        if len(calls) == 1:  # a writer replaces the model while this first load runs
+            write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+        return seen
+
+    loaded = directory.load_consistently(target, load, manifest_name=MANIFEST, discard=discarded.append)
+    assert (loaded, discarded, len(calls)) == ("new", ["old"], 2)
+
+
+def test_load_consistently_raises_a_real_error_at_once(tmp_path):
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    (target / "saved_model" / "weights.bin").write_text("altered")
+    calls = []
+
+    def load():
+        calls.append(1)
+        return verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
+
+    with pytest.raises(ArtifactError, match="altered"):
+        directory.load_consistently(target, load, manifest_name=MANIFEST)
+    assert len(calls) == 1
+
+
+def test_a_predictor_loads_while_train_force_replaces_the_model(tmp_path, tiny_trained, tiny_intents):
+    """A server reloading while ``train --force`` writes the same directory gets one whole model."""
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.predictor import Predictor
+
+    target = export_artifact(tiny_trained, tiny_intents, tmp_path / "m", plot=False, source={"version": 0})
+    stop = threading.Event()
+    written: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for version in range(1, 7):
+                export_artifact(tiny_trained, tiny_intents, target, plot=False, force=True, source={"version": version})
+                written.append(version)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    versions = []
+    while not stop.is_set():
+        predictor = Predictor.load(target)
+        versions.append(predictor.manifest["source"]["version"])
+        assert predictor.rank_one("hello")[0][0] in predictor.classes
+        predictor.close()
+    thread.join()
+    assert errors == [] and written == [1, 2, 3, 4, 5, 6]
+    assert len(versions) >= 2 and all(v in range(7) for v in versions)
+    manifest = json.loads((target / "assistant.json").read_text(encoding="utf-8"))
+    assert manifest["source"] == {"version": 6}
+
+
+def test_the_manifest_names_its_training_file_without_its_location(tmp_path):
+    """A model moved to another machine should not carry the trainer's home directory."""
+    from legacy_assistant.artifacts.directory import sha256_file
+    from legacy_assistant.cli import main
+
+    data = Path(__file__).resolve().parent / "data" / "tiny_intents.json"
+    out = tmp_path / "m"
+    assert main(["-q", "train", str(data), "--out", str(out), "--epochs", "2", "--no-plot"]) == 0
+    text = (out / "assistant.json").read_text(encoding="utf-8")
+    assert str(data.parent) not in text
+    assert json.loads(text)["source"]["data"] == {"name": data.name, "sha256": sha256_file(data)}
