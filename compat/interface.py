@@ -2,7 +2,7 @@
 
 Nothing here imports TensorFlow: :mod:`legacy_assistant.classifier.predictor` types its classifier with
 :class:`Classifier` and catches :class:`SavedModelError`, and the runtime that implements them
-(:class:`compat.classifier.LoadedClassifier` in TF1 graph mode, or
+(:class:`compat.classifier.saved_model.LoadedClassifier` in TF1 graph mode, or
 :class:`compat.tf2.saved_model.Tf2Classifier` in TF2 eager mode) is chosen per process by
 :mod:`compat.selection`.
 """
@@ -47,3 +47,9 @@ def check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: st
     if ids.size and (ids.min() < 0 or ids.max() >= n_features):
         raise ValueError(f"{what}: feature ids must lie in [0, {n_features})")
     return ids, weights
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (TensorFlow errors run to many lines), or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ import threading
 
 from compat.interface import Classifier
 
-RUNTIMES = ("compat", "tf2")
+RUNTIMES = ("compat", "tf2")  # also the values of a model manifest's "runtime" ("compat" when absent)
 DEFAULT_RUNTIME = "compat"
 ENV_VAR = "LEGACY_ASSISTANT_RUNTIME"
 _RUNTIME_MODULES = {"compat": "compat.runtime", "tf2": "compat.tf2.runtime"}
@@ -105,6 +105,6 @@ def load_classifier(
         from compat.tf2.saved_model import Tf2Classifier
 
         return Tf2Classifier(saved_model_dir, intra_op_threads, inter_op_threads)
-    from compat.classifier import LoadedClassifier
+    from compat.classifier.saved_model import LoadedClassifier
 
     return LoadedClassifier(saved_model_dir, intra_op_threads, inter_op_threads)

@@ -75,14 +75,14 @@ def test_existing_directory_needs_force(tiny_trained, tiny_intents, tiny_model_d
 
 
 def test_failed_export_leaves_old_model_and_no_debris(tiny_trained, tiny_intents, model_copy, monkeypatch):
-    import compat.classifier
+    import compat.classifier.saved_model
 
     before = {p.relative_to(model_copy): p.read_bytes() for p in model_copy.rglob("*") if p.is_file()}
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(compat.classifier, "export_saved_model", crash)
+    monkeypatch.setattr(compat.classifier.saved_model, "export_saved_model", crash)
     with pytest.raises(OSError, match="disk full"):
         export_artifact(tiny_trained, tiny_intents, model_copy, force=True)
     after = {p.relative_to(model_copy): p.read_bytes() for p in model_copy.rglob("*") if p.is_file()}

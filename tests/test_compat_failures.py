@@ -133,7 +133,7 @@ def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents
     assert not [p for p in path.rglob("*") if p.suffix in (".pkl", ".pickle")]
     predictor = Predictor.load(path)
     try:
-        from compat.classifier import ClassifierTrainer
+        from compat.classifier.trainer import ClassifierTrainer
 
         with ClassifierTrainer(tiny_trained.spec, _optimizer(), seed=0) as trainer:
             trainer.set_weights(tiny_trained.weights)
@@ -145,13 +145,13 @@ def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents
 
 
 def _optimizer():
-    from compat.classifier import OptimizerSpec
+    from compat.classifier.trainer import OptimizerSpec
 
     return OptimizerSpec()
 
 
 def test_running_without_initialising_raises_but_our_loader_restores(tiny_model_dir):
-    from compat.classifier import LoadedClassifier
+    from compat.classifier.saved_model import LoadedClassifier
 
     with GraphSession() as gs:
         with gs.bound():

@@ -97,7 +97,8 @@ def test_sparse_updates_option_trains(tiny_intents):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_learning_rate_fed_per_step(optimizer):
-    from compat.classifier import ClassifierTrainer, NetworkSpec, OptimizerSpec
+    from compat.classifier.schema import NetworkSpec
+    from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
 
     ids = np.array([[1, 2], [3, 0]], np.int32)
     weights = np.array([[1.0, 1.0], [1.0, 0.0]], np.float32)
@@ -115,7 +116,8 @@ def test_learning_rate_fed_per_step(optimizer):
 def test_linear_shortcut_adds_a_linear_map_of_the_input_to_the_logits(batch_rows):
     """logits = output(relu(hidden(x))) + x @ shortcut, in both forms of the sparse product,
     with the shortcut kernel's gradient that of the dense expression."""
-    from compat.classifier import NetworkSpec, build_logits
+    from compat.classifier.network import build_logits
+    from compat.classifier.schema import NetworkSpec
 
     rng = np.random.RandomState(3)
     spec = NetworkSpec(n_features=12, n_classes=4, hidden_units=(5,), dropout=0.5, linear_shortcut=True)
@@ -146,8 +148,9 @@ def test_linear_shortcut_adds_a_linear_map_of_the_input_to_the_logits(batch_rows
 
 def test_trained_shortcut_model_serves_what_numpy_computes(tiny_intents, tmp_path):
     """Train, export and load a model with the shortcut; the served probabilities are a numpy
-    dense forward pass of its weights (the shortcut included) and of compat.layout's reference."""
-    from compat.layout import forward_numpy, parse_network
+    dense forward pass of its weights (the shortcut included) and of the numpy reference."""
+    from compat.classifier.reference import forward_numpy
+    from compat.classifier.schema import NetworkSpec
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.config import TrainingConfig
     from legacy_assistant.classifier.predictor import Predictor
@@ -173,6 +176,6 @@ def test_trained_shortcut_model_serves_what_numpy_computes(tiny_intents, tmp_pat
     expected /= expected.sum(1, keepdims=True)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     features = trained.featurizer.encode(probe)
-    layout = parse_network(predictor.manifest["network"])
-    _, reference = forward_numpy(layout, w, features.ids, features.weights)
+    spec = NetworkSpec.from_dict(predictor.manifest["network"])
+    _, reference = forward_numpy(spec, w, features.ids, features.weights)
     np.testing.assert_allclose(got, reference, atol=1e-5)

@@ -26,7 +26,7 @@ def test_classic_preset_is_the_classic_recipe():
 def test_classic_preset_reproduces_the_classic_model():
     """Training data/intents.json with the classic preset gives the predictions the shipped
     model gave before the ``ngrams`` preset became the default (kept in tests/data)."""
-    from compat.classifier import LoadedClassifier, export_saved_model
+    from compat.classifier.saved_model import LoadedClassifier, export_saved_model
     from compat.runtime import retraining_matches_other_releases, tf
 
     if not retraining_matches_other_releases():

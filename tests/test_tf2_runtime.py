@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from compat import selection
-from compat.classifier import NetworkSpec, build_logits
+from compat.classifier.network import build_logits
+from compat.classifier.reference import forward_numpy
+from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
 from compat.graph_session import GraphSession
-from compat.layout import NetworkLayout, UnsupportedNetwork, check_weights, forward_numpy, parse_network
 from compat.runtime import tf
 from tests.subprocesses import run_snippet
 
@@ -20,43 +21,43 @@ def test_layout_names_exactly_the_variables_build_logits_creates(hidden, shortcu
         weights = tf.placeholder(tf.float32, [None, None])
         build_logits(ids, weights, spec, dropout_rate=None, seed=0)
         built = {v.name.split(":")[0]: tuple(v.shape.as_list()) for v in tf.global_variables()}
-    layout = parse_network(
+    stored = NetworkSpec.from_dict(
         {"n_features": 7, "n_classes": 3, "hidden_units": list(hidden), "dropout": 0.5, "linear_shortcut": shortcut}
     )
-    assert layout.variables() == built
+    assert stored.variables() == built
 
 
 def test_numpy_reference_matches_the_compat_network(tiny_predictor, tiny_trained):
     texts = ["hi there", "green tea please", "nothing known", ""]
     features = tiny_trained.featurizer.encode(texts)
-    layout = parse_network(tiny_predictor.manifest["network"])
-    _, expected = forward_numpy(layout, tiny_trained.weights, features.ids, features.weights)
+    spec = NetworkSpec.from_dict(tiny_predictor.manifest["network"])
+    _, expected = forward_numpy(spec, tiny_trained.weights, features.ids, features.weights)
     np.testing.assert_allclose(tiny_predictor.predict_proba(texts), expected, atol=1e-6)
 
 
 def test_unknown_network_options_are_refused_by_name():
     base = {"n_features": 4, "n_classes": 2, "hidden_units": [3], "dropout": 0.5}
     with pytest.raises(UnsupportedNetwork, match="'activation'.*not understood"):
-        parse_network({**base, "activation": "gelu"})
+        NetworkSpec.from_dict({**base, "activation": "gelu"})
     with pytest.raises(UnsupportedNetwork, match="missing hidden_units"):
-        parse_network({"n_features": 4, "n_classes": 2})
+        NetworkSpec.from_dict({"n_features": 4, "n_classes": 2})
     with pytest.raises(UnsupportedNetwork, match="n_classes at least 2"):
-        parse_network({**base, "n_classes": 1})
+        NetworkSpec.from_dict({**base, "n_classes": 1})
     with pytest.raises(UnsupportedNetwork, match="linear_shortcut must be true or false"):
-        parse_network({**base, "linear_shortcut": "yes"})
+        NetworkSpec.from_dict({**base, "linear_shortcut": "yes"})
     with pytest.raises(UnsupportedNetwork, match="linear_shortcut needs at least one hidden layer"):
-        parse_network({**base, "hidden_units": [], "linear_shortcut": True})
-    assert parse_network(base).linear_shortcut is False  # models written before the option
+        NetworkSpec.from_dict({**base, "hidden_units": [], "linear_shortcut": True})
+    assert NetworkSpec.from_dict(base).linear_shortcut is False  # models written before the option
 
 
 def test_weights_must_match_the_layout():
-    layout = NetworkLayout(4, 2, (3,))
-    good = {name: np.zeros(shape, np.float32) for name, shape in layout.variables().items()}
-    check_weights(layout, good)
+    spec = NetworkSpec(4, 2, (3,))
+    good = {name: np.zeros(shape, np.float32) for name, shape in spec.variables().items()}
+    spec.check_weights(good)
     with pytest.raises(UnsupportedNetwork, match="unexpected \\['classifier/norm/gamma'\\]"):
-        check_weights(layout, {**good, "classifier/norm/gamma": np.ones(3)})
+        spec.check_weights({**good, "classifier/norm/gamma": np.ones(3)})
     with pytest.raises(UnsupportedNetwork, match="shape \\(4, 5\\)"):
-        check_weights(layout, {**good, "classifier/hidden_0/kernel": np.zeros((4, 5))})
+        spec.check_weights({**good, "classifier/hidden_0/kernel": np.zeros((4, 5))})
 
 
 def test_this_process_is_compat_and_refuses_the_tf2_runtime():
@@ -83,7 +84,8 @@ def test_cli_web_and_serving_modules_import_no_tensorflow():
     result = run_snippet(
         "import sys\n"
         "import legacy_assistant.cli, legacy_assistant.web, legacy_assistant.classifier.predictor, legacy_assistant.classifier.golden\n"
-        "import legacy_assistant.classifier.migration, legacy_assistant.classifier.classic.importer, compat.selection, compat.layout\n"
+        "import legacy_assistant.classifier.migration, legacy_assistant.classifier.classic.importer, compat.selection\n"
+        "import compat.classifier.schema, compat.classifier.reference, legacy_assistant.classifier.artifact\n"
         "legacy_assistant.cli.build_parser()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in ('compat.runtime', 'compat.tf2.runtime')))\n"
     )

@@ -150,10 +150,40 @@ def test_out_of_scope_examples_become_a_class_and_tune_the_threshold():
     assert model.threshold == tuning["threshold"]
     assert (tuning["validation_in_scope"], tuning["validation_out_of_scope"]) == (8, 2)
     assert tuning["oos_share"] == 0.5
-    # the tuned threshold is the best on the grid for the stated score
-    from legacy_assistant.classifier.thresholds import GRID
+    # the tuned threshold is the best on the grid for the stated score, the lowest among equals,
+    # scored here from the model's own probabilities, independently of thresholds.py
+    probabilities = _numpy_probabilities(model, val.texts)
+    oos_column = model.classes.index("oos")
+    in_scope = np.array([label != "oos" for label in val.labels])
+    truth = np.array([model.classes.index(label) if label != "oos" else -1 for label in val.labels])
+    top, confidence = probabilities.argmax(1), probabilities.max(1)
+    grid = [i / 100 for i in range(100)]
+    scores = []
+    for threshold in grid:
+        answered = (confidence >= threshold) & (top != oos_column)
+        in_scope_accuracy = np.mean((answered & (top == truth))[in_scope])
+        oos_recall = np.mean(~answered[~in_scope])
+        scores.append((1 - config.threshold_oos_share) * in_scope_accuracy + config.threshold_oos_share * oos_recall)
+    best = grid[int(np.argmax(scores))]
+    assert max(scores) > min(scores)  # the choice matters on this data
+    assert tuning["threshold"] == pytest.approx(best)
+    assert model.threshold == pytest.approx(best)
 
-    assert tuning["threshold"] in GRID
+
+def _numpy_probabilities(model, texts):
+    """float ``[n, n_classes]``: the trained network's softmax, a dense numpy forward pass of its weights."""
+    x = model.featurizer.transform(texts)
+    w = model.weights
+    layers = [f"hidden_{i}" for i in range(len(model.spec.hidden_units))] + ["output"]
+    h = x
+    for i, layer in enumerate(layers):
+        h = h @ w[f"classifier/{layer}/kernel"] + w[f"classifier/{layer}/bias"]
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+    if model.spec.linear_shortcut:
+        h = h + x @ w["classifier/shortcut/kernel"]
+    e = np.exp(h - h.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
 
 
 def test_without_oos_class_the_examples_are_left_out_but_still_tune():

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from compat.interface import SavedModelError
+from compat.interface import SavedModelError, first_line
 from compat.tf2.runtime import tf
 
 VARIABLES_PREFIX = os.path.join("variables", "variables")
@@ -27,9 +27,4 @@ def read_v1_weights(saved_model_dir: str) -> dict[str, np.ndarray]:
         names = sorted(reader.get_variable_to_shape_map())
         return {name: np.asarray(reader.get_tensor(name)) for name in names}
     except (tf.errors.OpError, ValueError, OSError) as exc:
-        raise SavedModelError(f"cannot read the variables of {saved_model_dir}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise SavedModelError(f"cannot read the variables of {saved_model_dir}: {first_line(exc)}") from exc

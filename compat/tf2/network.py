@@ -1,10 +1,11 @@
-"""The intent network as a TF2 ``tf.Module``, mirroring :func:`compat.classifier.build_logits`.
+"""The intent network as a TF2 ``tf.Module``, mirroring :func:`compat.classifier.network.build_logits`.
 
 Same architecture, same variables, same ops, so the same numbers: the first layer gathers kernel
 rows by feature id and sums them weighted (``tf.gather`` + ``reduce_sum``), then ReLU; further
 layers are ``matmul`` + ``bias_add`` + ReLU; the output layer is linear; softmax on top. There is
 no dropout: this is the inference network (the TF1 training graph's dropout never reaches a
-SavedModel either).
+SavedModel either). Variable names, signature keys and the layers come from
+:mod:`compat.classifier.schema`.
 """
 from __future__ import annotations
 
@@ -12,13 +13,19 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from compat.layout import MODEL_SCOPE, SHORTCUT_KERNEL, NetworkLayout, check_weights
+from compat.classifier.schema import (
+    IDS_KEY,
+    LOGITS_KEY,
+    MODEL_SCOPE,
+    OUTPUT_KEY,
+    SHORTCUT_KERNEL,
+    WEIGHTS_KEY,
+    NetworkSpec,
+    bias_name,
+    kernel_name,
+)
 from compat.tf2.runtime import tf
 
-IDS_KEY = "ids"
-WEIGHTS_KEY = "weights"
-OUTPUT_KEY = "probabilities"
-LOGITS_KEY = "logits"
 PREDICT_SIGNATURE = (
     tf.TensorSpec([None, None], tf.int32, name=IDS_KEY),
     tf.TensorSpec([None, None], tf.float32, name=WEIGHTS_KEY),
@@ -58,19 +65,19 @@ class SparseMLP(tf.Module):
         shortcut: the linear shortcut's kernel, or ``None`` when the network has none.
     """
 
-    def __init__(self, layout: NetworkLayout, weights: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, spec: NetworkSpec, weights: Mapping[str, np.ndarray]) -> None:
         super().__init__(name=MODEL_SCOPE)
-        check_weights(layout, weights)
+        spec.check_weights(weights)
         self.kernels = []
         self.biases = []
         with self.name_scope:
-            for layer in layout.layer_names:
-                kernel = np.asarray(weights[f"{MODEL_SCOPE}/{layer}/kernel"], dtype=np.float32)
-                bias = np.asarray(weights[f"{MODEL_SCOPE}/{layer}/bias"], dtype=np.float32)
+            for layer in spec.layer_names:
+                kernel = np.asarray(weights[kernel_name(layer)], dtype=np.float32)
+                bias = np.asarray(weights[bias_name(layer)], dtype=np.float32)
                 self.kernels.append(tf.Variable(kernel, trainable=False, name=f"{layer}_kernel"))
                 self.biases.append(tf.Variable(bias, trainable=False, name=f"{layer}_bias"))
             self.shortcut = None
-            if layout.linear_shortcut:
+            if spec.linear_shortcut:
                 kernel = np.asarray(weights[SHORTCUT_KERNEL], dtype=np.float32)
                 self.shortcut = tf.Variable(kernel, trainable=False, name="shortcut_kernel")
 

@@ -11,23 +11,21 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from compat.interface import SavedModelError, check_sparse
-from compat.layout import NetworkLayout
-from compat.tf2.network import IDS_KEY, LOGITS_KEY, OUTPUT_KEY, WEIGHTS_KEY, SparseMLP
+from compat.classifier.schema import IDS_KEY, LOGITS_KEY, OUTPUT_KEY, SIGNATURE_NAME, WEIGHTS_KEY, NetworkSpec
+from compat.interface import SavedModelError, check_sparse, first_line
+from compat.tf2.network import SparseMLP
 from compat.tf2.runtime import configure_threads, tf
 
-SIGNATURE_NAME = "predict"
 
-
-def export_tf2_saved_model(layout: NetworkLayout, weights: Mapping[str, np.ndarray], export_dir: str) -> None:
-    """Write ``weights`` (checked against ``layout``) as a TF2 SavedModel; ``export_dir`` must not exist.
+def export_tf2_saved_model(spec: NetworkSpec, weights: Mapping[str, np.ndarray], export_dir: str) -> None:
+    """Write ``weights`` (checked against ``spec``) as a TF2 SavedModel; ``export_dir`` must not exist.
 
     Raises:
-        compat.layout.UnsupportedNetwork: the weights do not match the layout.
+        compat.classifier.schema.UnsupportedNetwork: the weights do not match the spec.
     """
     if os.path.exists(export_dir):
         raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
-    module = SparseMLP(layout, weights)
+    module = SparseMLP(spec, weights)
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE_NAME: module.predict.get_concrete_function()})
 
 
@@ -39,7 +37,7 @@ class Tf2Classifier:
         try:
             loaded = tf.saved_model.load(export_dir)
         except Exception as exc:  # OpError, OSError, protobuf DecodeError from a damaged file
-            raise SavedModelError(f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {_first_line(exc)}") from exc
+            raise SavedModelError(f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}") from exc
         signature = loaded.signatures.get(SIGNATURE_NAME)
         inputs = signature.structured_input_signature[1] if signature is not None else {}
         outputs = signature.structured_outputs if signature is not None else {}
@@ -68,8 +66,3 @@ class Tf2Classifier:
     def close(self) -> None:
         self._loaded = None
         self._predict = None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -25,9 +25,10 @@ class TrainingConfig:
     :mod:`legacy_assistant.classifier.presets` names this and the other recipes."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    # the network options (compat.classifier.schema.NETWORK_OPTIONS, read by name into its NetworkSpec)
     hidden_units: tuple[int, ...] = (128, 64)
     dropout: float = 0.5
-    linear_shortcut: bool = False  # a linear path from the features to the logits (compat.classifier.NetworkSpec)
+    linear_shortcut: bool = False  # a linear path from the features to the logits
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9
@@ -35,7 +36,7 @@ class TrainingConfig:
     lr_schedule: str = "constant"  # or "linear": falls to ~0 by the last step (training.learning_rate_schedule)
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
-    sparse_updates: bool = False  # see compat.classifier.OptimizerSpec
+    sparse_updates: bool = False  # see compat.classifier.trainer.OptimizerSpec
     batch_rows: bool = False  # train the first layer in its batched form (compat.layers.sparse_dense)
     epochs: int = 200
     min_steps: int = 0  # raise epochs until training takes at least this many optimizer steps

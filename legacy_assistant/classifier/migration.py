@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from compat.classifier.reference import forward_numpy
+from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
 from legacy_assistant import __version__
 from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
@@ -89,7 +91,6 @@ def migrate_artifact(
     started = time.perf_counter()
     selection.select("tf2")
     from compat.interface import SavedModelError
-    from compat.layout import UnsupportedNetwork, check_weights, parse_network
     from compat.tf2.checkpoint import read_v1_weights
     from compat.tf2.runtime import versions
     from compat.tf2.saved_model import export_tf2_saved_model
@@ -101,9 +102,9 @@ def migrate_artifact(
     if target.resolve() == info.path.resolve():
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own")
     try:
-        layout = parse_network(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
+        spec = NetworkSpec.from_dict(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
         weights = read_v1_weights(str(info.saved_model_dir))
-        check_weights(layout, weights, where=f"{info.saved_model_dir}")
+        spec.check_weights(weights, where=f"{info.saved_model_dir}")
     except (UnsupportedNetwork, SavedModelError) as exc:
         raise ArtifactError(str(exc)) from None
 
@@ -115,14 +116,14 @@ def migrate_artifact(
     report.tensorflow = versions()["tensorflow"]
 
     def fill(staging: Path) -> dict[str, Any]:
-        export_tf2_saved_model(layout, weights, str(staging / SAVED_MODEL_DIR))
+        export_tf2_saved_model(spec, weights, str(staging / SAVED_MODEL_DIR))
         for name in (HISTORY_JSON, HISTORY_PNG):
             if (info.path / name).is_file():
                 shutil.copy2(info.path / name, staging / name)
         return _tf2_manifest(info.manifest, target.name, versions(), info.path)
 
     def check(staging: Path) -> None:
-        report.reference = _check_against_numpy(staging, layout, weights, sentences, tolerance)
+        report.reference = _check_against_numpy(staging, spec, weights, sentences, tolerance)
         if golden is not None:
             report.golden = _check_against_golden(staging, golden, tolerance)
 
@@ -159,17 +160,15 @@ def _load_staged(staging: Path):
 
 
 def _check_against_numpy(
-    staging: Path, layout, weights: dict[str, np.ndarray], sentences: list[str], tolerance: float
+    staging: Path, spec: NetworkSpec, weights: dict[str, np.ndarray], sentences: list[str], tolerance: float
 ) -> dict[str, Any]:
-    from compat.layout import forward_numpy
-
     predictor = _load_staged(staging)
     try:
         features = predictor.info.featurizer.encode(sentences)
         got = predictor.predict_proba(sentences)
     finally:
         predictor.close()
-    _, expected = forward_numpy(layout, weights, features.ids, features.weights)
+    _, expected = forward_numpy(spec, weights, features.ids, features.weights)
     delta = float(np.abs(got - expected).max()) if len(sentences) else 0.0
     top1 = float(np.mean(got.argmax(1) == expected.argmax(1))) if len(sentences) else 1.0
     result = {"sentences": len(sentences), "max_abs_delta": delta, "top1_agreement": top1}

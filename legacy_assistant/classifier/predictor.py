@@ -2,11 +2,11 @@
 
 The predictor does not care which TensorFlow runtime computes the probabilities: it holds a
 :class:`compat.interface.Classifier`. In compat mode (the default) that is
-:class:`compat.classifier.LoadedClassifier`: the SavedModel in its own graph and session, the
-graph finalized, one session shared by every thread (``Session.run`` is thread-safe, and nothing
-here builds an op after loading). A migrated model (``runtime: "tf2"`` in its manifest) is
-loaded by :class:`compat.tf2.saved_model.Tf2Classifier` in a process that chose the TF2
-runtime (:mod:`compat.selection`).
+:class:`compat.classifier.saved_model.LoadedClassifier`: the SavedModel in its own graph and
+session, the graph finalized, one session shared by every thread (``Session.run`` is
+thread-safe, and nothing here builds an op after loading). A migrated model (``runtime: "tf2"``
+in its manifest) is loaded by :class:`compat.tf2.saved_model.Tf2Classifier` in a process that
+chose the TF2 runtime (:mod:`compat.selection`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from compat.interface import Classifier
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.errors import ArtifactError
-from legacy_assistant.classifier.features import SparseRows
+from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
 
 Ranking = list[tuple[str, float]]
 
@@ -114,11 +114,8 @@ class Predictor:
         features = self.features(texts)
         if batch_size is None or len(texts) <= batch_size:
             return self._classifier.predict_proba(features.ids, features.weights)
-        order = np.argsort(features.lengths, kind="stable")
         out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = features.take(rows)
+        for rows, batch in length_sorted_batches(features, batch_size):
             out[rows] = self._classifier.predict_proba(batch.ids, batch.weights)
         return out
 

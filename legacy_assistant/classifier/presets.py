@@ -15,7 +15,7 @@
   binary bag of Lancaster-stemmed words, 128 ReLU -> dropout 0.5 -> 64 ReLU -> dropout 0.5,
   SGD with Nesterov momentum 0.9 at 0.01, 200 epochs of batch 5, threshold 0.25.
 
-Both build the same network (``compat.classifier.build_logits``); they differ in features,
+Both build the same network (``compat.classifier.network.build_logits``); they differ in features,
 widths and training only.
 """
 from __future__ import annotations

@@ -1,23 +1,29 @@
 """Train the intent classifier: examples -> features -> batches -> weights and history.
 
-All TensorFlow work happens in :class:`compat.classifier.ClassifierTrainer`; this module only
-deals in numpy arrays, so it reads the same whatever TensorFlow runs underneath.
+All TensorFlow work happens in :class:`compat.classifier.trainer.ClassifierTrainer`; this module
+only deals in numpy arrays, so it reads the same whatever TensorFlow runs underneath.
+
+:func:`train` runs these steps in order: :func:`label_data`, :func:`featurize`, :func:`run_epochs`
+(batches from :func:`training_batches`, :class:`EarlyStopping`), :func:`tune_threshold`, and
+:func:`training_summary`. The network's shape is the config's network options
+(:meth:`compat.classifier.schema.NetworkSpec.from_options`).
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from compat.classifier import ClassifierTrainer, NetworkSpec, OptimizerSpec
+from compat.classifier.schema import NetworkSpec
+from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
 from legacy_assistant.classifier.config import TrainingConfig
 from legacy_assistant.errors import TrainingError
-from legacy_assistant.classifier.features import Featurizer, SparseRows
-from legacy_assistant.classifier.thresholds import choose_threshold
+from legacy_assistant.classifier.features import Featurizer, SparseRows, length_sorted_batches
+from legacy_assistant.classifier.thresholds import ThresholdPoint, choose_threshold
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +47,6 @@ class TrainedModel:
     def __post_init__(self) -> None:
         if self.threshold is None:
             self.threshold = self.config.threshold
-
-
-def network_spec(config: TrainingConfig, n_features: int, n_classes: int) -> NetworkSpec:
-    return NetworkSpec(n_features, n_classes, tuple(config.hidden_units), config.dropout, config.linear_shortcut)
 
 
 def optimizer_spec(config: TrainingConfig) -> OptimizerSpec:
@@ -103,24 +105,18 @@ def evaluate(trainer: ClassifierTrainer, rows: SparseRows, labels: np.ndarray) -
 
     Rows go through in batches of similar length, so little time is spent on padding.
     """
-    order = np.argsort(rows.lengths, kind="stable")
     loss_total = correct_total = 0.0
-    for start in range(0, len(order), EVAL_BATCH):
-        chunk = order[start : start + EVAL_BATCH]
-        batch = rows.take(chunk)
+    for chunk, batch in length_sorted_batches(rows, EVAL_BATCH):
         loss, accuracy = trainer.evaluate(batch.ids, batch.weights, labels[chunk])
         loss_total += loss * len(chunk)
         correct_total += accuracy * len(chunk)
-    return loss_total / max(len(order), 1), correct_total / max(len(order), 1)
+    return loss_total / max(len(rows), 1), correct_total / max(len(rows), 1)
 
 
 def predict(trainer: ClassifierTrainer, rows: SparseRows) -> np.ndarray:
     """float32 ``[n, n_classes]`` probabilities of ``rows`` (dropout off), in row order."""
-    order = np.argsort(rows.lengths, kind="stable")
-    out = np.zeros((len(order), trainer.spec.n_classes), dtype=np.float32)
-    for start in range(0, len(order), EVAL_BATCH):
-        chunk = order[start : start + EVAL_BATCH]
-        batch = rows.take(chunk)
+    out = np.zeros((len(rows), trainer.spec.n_classes), dtype=np.float32)
+    for chunk, batch in length_sorted_batches(rows, EVAL_BATCH):
         out[chunk] = trainer.predict_proba(batch.ids, batch.weights)
     return out
 
@@ -149,6 +145,239 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.RandomSta
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+@dataclass
+class LabelledData:
+    """Training and validation examples as the network sees their labels.
+
+    Attributes:
+        texts: training sentences; ``labels`` int32 ``[n]`` their class ids.
+        classes: class names, sorted; a class id indexes this list.
+        oos_index: class id of the out-of-scope class, or ``None`` when the model has none.
+        val_texts: validation sentences; ``val_labels`` int32 ``[m]`` their class ids, -1 for
+            out-of-scope rows the model has no class for (they count for the threshold only).
+        val_is_oos: bool ``[m]``, the out-of-scope validation rows.
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    classes: list[str]
+    oos_index: int | None
+    val_texts: list[str]
+    val_labels: np.ndarray
+    val_is_oos: np.ndarray
+
+    @property
+    def scored(self) -> np.ndarray:
+        """bool ``[m]``: validation rows that loss and accuracy are measured on."""
+        return self.val_labels >= 0
+
+
+def label_data(
+    texts: Sequence[str],
+    tags: Sequence[str],
+    config: TrainingConfig,
+    validation: tuple[Sequence[str], Sequence[str]] | None,
+    oos_label: str | None,
+) -> LabelledData:
+    """Class ids for the examples, and the validation rows (given, or split off by
+    ``config.validation_split``); out-of-scope training examples are kept as a class of their
+    own or left out (``config.oos_class``). Arguments as in :func:`train`."""
+    if len(texts) != len(tags):
+        raise TrainingError(f"{len(texts)} texts but {len(tags)} labels")
+    texts, tags = list(texts), list(tags)
+    if oos_label is not None and not config.oos_class and oos_label in tags:
+        kept = [i for i, tag in enumerate(tags) if tag != oos_label]
+        log.info("leaving out %d out-of-scope training examples (oos_class is off)", len(tags) - len(kept))
+        texts, tags = [texts[i] for i in kept], [tags[i] for i in kept]
+    classes = sorted(set(tags))
+    if len(classes) < 2:
+        raise TrainingError(f"training needs at least 2 intents with patterns, found {len(classes)}")
+    class_index = {tag: i for i, tag in enumerate(classes)}
+    oos_index = class_index.get(oos_label) if oos_label is not None else None
+    labels = np.asarray([class_index[t] for t in tags], dtype=np.int32)
+
+    if validation is None and config.validation_split > 0:
+        train_rows, val_rows = split_validation(labels, config.validation_split, config.seed)
+        val_texts = [texts[i] for i in val_rows]
+        val_labels = labels[val_rows]
+        texts = [texts[i] for i in train_rows]
+        labels = labels[train_rows]
+    elif validation is not None:
+        val_texts, val_tags = list(validation[0]), list(validation[1])
+        if len(val_texts) != len(val_tags):
+            raise TrainingError(f"validation: {len(val_texts)} texts but {len(val_tags)} labels")
+        unknown = sorted(set(val_tags) - set(class_index) - {oos_label})
+        if unknown:
+            raise TrainingError(f"validation labels not seen in training: {', '.join(unknown[:10])}")
+        val_labels = np.asarray([class_index.get(t, -1) for t in val_tags], dtype=np.int32)
+    else:
+        val_texts, val_labels = [], np.zeros(0, dtype=np.int32)
+    if oos_label is None:
+        val_is_oos = np.zeros(len(val_labels), dtype=bool)
+    else:
+        val_is_oos = (val_labels == -1) if oos_index is None else (val_labels == oos_index)
+    return LabelledData(texts, labels, classes, oos_index, val_texts, val_labels, val_is_oos)
+
+
+@dataclass
+class Features:
+    """The examples' features.
+
+    Attributes:
+        featurizer: fitted on the training texts.
+        train: the training rows.
+        val: every validation row, or ``None`` without validation data.
+        scored: the validation rows with a class (:attr:`LabelledData.scored`), or ``None``
+            when there are none; ``scored_labels`` int32 their class ids.
+    """
+
+    featurizer: Featurizer
+    train: SparseRows
+    val: SparseRows | None
+    scored: SparseRows | None
+    scored_labels: np.ndarray
+
+
+def featurize(data: LabelledData, config: TrainingConfig) -> Features:
+    """Fit the featurizer on the training texts and encode both sets."""
+    featurizer, x_train = Featurizer.fit_encode(data.texts, config.features)
+    x_val = featurizer.encode(data.val_texts) if data.val_texts else None
+    scored = data.scored
+    x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
+    return Features(featurizer, x_train, x_val, x_scored, data.val_labels[scored])
+
+
+def training_batches(
+    rows: SparseRows,
+    config: TrainingConfig,
+    rng: np.random.RandomState,
+    drop_rng: np.random.RandomState | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch's batches (:func:`epoch_batches`) as ``(row indices [b], ids, weights)``, ids
+    and weights ``[b, width]``; with ``drop_rng``, each feature is dropped with probability
+    ``config.feature_dropout`` and the rest scaled up to keep the expected sum."""
+    for indices in epoch_batches(rows.lengths, config.batch_size, rng, config.bucket_by_length):
+        batch = rows.take(indices)
+        values = batch.weights
+        if drop_rng is not None:
+            keep = drop_rng.random_sample(values.shape) >= config.feature_dropout
+            values = values * keep / np.float32(1.0 - config.feature_dropout)
+        yield indices, batch.ids, values
+
+
+class EarlyStopping:
+    """Watches ``config.early_stopping_metric`` after each epoch, keeps the best epoch's weights,
+    and says when ``config.early_stopping_patience`` epochs in a row did not improve on it."""
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.metric = config.early_stopping_metric
+        self.patience = config.early_stopping_patience
+        self._sign = 1.0 if self.metric == "val_loss" else -1.0  # lower is better for loss, higher for accuracy
+        self._best_score = np.inf
+        self._stale = 0
+        self.best_epoch = 0
+        self.best_weights: dict[str, np.ndarray] | None = None
+
+    def should_stop(self, row: dict[str, Any], trainer: ClassifierTrainer) -> bool:
+        """Record the epoch's history ``row``; ``True`` when training should end."""
+        score = self._sign * row[self.metric]
+        if score < self._best_score:
+            self._best_score, self.best_epoch, self._stale = score, row["epoch"], 0
+            self.best_weights = trainer.get_weights()
+            return False
+        self._stale += 1
+        return self._stale >= self.patience
+
+
+def run_epochs(
+    trainer: ClassifierTrainer,
+    features: Features,
+    labels: np.ndarray,
+    config: TrainingConfig,
+    epochs: int,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Train up to ``epochs`` epochs; returns the history rows and the best epoch (0 without
+    early stopping). With early stopping, the trainer ends holding the best epoch's weights."""
+    history: list[dict[str, Any]] = []
+    rng = np.random.RandomState(config.seed)
+    # a stream of its own, so the classic recipe's shuffles do not depend on this option
+    drop_rng = np.random.RandomState(config.seed + 1) if config.feature_dropout else None
+    schedule = learning_rate_schedule(config, -(-len(labels) // config.batch_size) * epochs)
+    stopping = EarlyStopping(config) if features.scored is not None and config.early_stopping_patience else None
+    step = 0
+    for epoch in range(1, epochs + 1):
+        epoch_started = time.perf_counter()
+        loss_sum = correct_sum = 0.0
+        for rows, ids, values in training_batches(features.train, config, rng, drop_rng):
+            step += 1
+            loss, accuracy = trainer.train_batch(ids, values, labels[rows], schedule(step))
+            loss_sum += loss * len(rows)
+            correct_sum += accuracy * len(rows)
+        row: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / len(labels), "accuracy": correct_sum / len(labels)}
+        if features.scored is not None:
+            row["val_loss"], row["val_accuracy"] = evaluate(trainer, features.scored, features.scored_labels)
+        row["seconds"] = time.perf_counter() - epoch_started
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if stopping is not None and stopping.should_stop(row, trainer):
+            log.info("early stop after epoch %d; best was epoch %d", epoch, stopping.best_epoch)
+            break
+    if stopping is None:
+        return history, 0
+    if stopping.best_weights is not None:
+        trainer.set_weights(stopping.best_weights)
+    return history, stopping.best_epoch
+
+
+def tune_threshold(
+    trainer: ClassifierTrainer, features: Features, data: LabelledData, config: TrainingConfig
+) -> ThresholdPoint | None:
+    """The fallback threshold chosen on the validation rows (:func:`choose_threshold`), or
+    ``None`` when tuning is off or the validation data is not a mix of in-scope and
+    out-of-scope rows."""
+    if not config.tune_threshold or features.val is None or not data.val_is_oos.any() or data.val_is_oos.all():
+        return None
+    probabilities = predict(trainer, features.val)
+    return choose_threshold(probabilities, data.val_labels, data.val_is_oos, data.oos_index, config.threshold_oos_share)
+
+
+def training_summary(
+    data: LabelledData,
+    features: Features,
+    history: list[dict[str, Any]],
+    best_epoch: int,
+    train_metrics: tuple[float, float],
+    val_metrics: tuple[float, float] | None,
+    tuned: ThresholdPoint | None,
+    config: TrainingConfig,
+    seconds: float,
+) -> dict[str, Any]:
+    """The manifest's ``summary``: sizes, epochs, final figures and the threshold tuning."""
+    summary: dict[str, Any] = {
+        "examples": len(data.texts),
+        "validation_examples": len(data.val_texts),
+        "features": features.featurizer.n_features,
+        "classes": len(data.classes),
+        "epochs_run": len(history),
+        "best_epoch": best_epoch or len(history),
+        "train_loss": train_metrics[0],
+        "train_accuracy": train_metrics[1],
+        "seconds": seconds,
+    }
+    if val_metrics is not None:
+        summary["val_loss"], summary["val_accuracy"] = val_metrics
+    if tuned is not None:
+        summary["threshold_tuning"] = {
+            "oos_share": config.threshold_oos_share,
+            "validation_in_scope": int((~data.val_is_oos).sum()),
+            "validation_out_of_scope": int(data.val_is_oos.sum()),
+            **tuned.to_dict(),
+        }
+    return summary
+
+
 def train(
     texts: Sequence[str],
     tags: Sequence[str],
@@ -172,138 +401,37 @@ def train(
             with it become a class of their own (``config.oos_class``) or are left out.
             Validation examples with it tune the fallback threshold (``config.tune_threshold``).
     """
-    if len(texts) != len(tags):
-        raise TrainingError(f"{len(texts)} texts but {len(tags)} labels")
-    texts, tags = list(texts), list(tags)
-    if oos_label is not None and not config.oos_class and oos_label in tags:
-        kept = [i for i, tag in enumerate(tags) if tag != oos_label]
-        log.info("leaving out %d out-of-scope training examples (oos_class is off)", len(tags) - len(kept))
-        texts, tags = [texts[i] for i in kept], [tags[i] for i in kept]
-    classes = sorted(set(tags))
-    if len(classes) < 2:
-        raise TrainingError(f"training needs at least 2 intents with patterns, found {len(classes)}")
-    class_index = {tag: i for i, tag in enumerate(classes)}
-    oos_index = class_index.get(oos_label) if oos_label is not None else None
-    labels = np.asarray([class_index[t] for t in tags], dtype=np.int32)
-
-    # Validation rows: val_labels holds class ids; out-of-scope rows the model has no class for
-    # get -1 and count for the threshold only (not for validation loss and accuracy).
-    if validation is None and config.validation_split > 0:
-        train_rows, val_rows = split_validation(labels, config.validation_split, config.seed)
-        val_texts = [texts[i] for i in val_rows]
-        val_labels = labels[val_rows]
-        texts = [texts[i] for i in train_rows]
-        labels = labels[train_rows]
-    elif validation is not None:
-        val_texts, val_tags = list(validation[0]), list(validation[1])
-        if len(val_texts) != len(val_tags):
-            raise TrainingError(f"validation: {len(val_texts)} texts but {len(val_tags)} labels")
-        unknown = sorted(set(val_tags) - set(class_index) - {oos_label})
-        if unknown:
-            raise TrainingError(f"validation labels not seen in training: {', '.join(unknown[:10])}")
-        val_labels = np.asarray([class_index.get(t, -1) for t in val_tags], dtype=np.int32)
-    else:
-        val_texts, val_labels = [], np.zeros(0, dtype=np.int32)
-    val_is_oos = (val_labels == -1) if oos_index is None else (val_labels == oos_index)
-    if oos_label is None:
-        val_is_oos = np.zeros(len(val_labels), dtype=bool)
-    scored = val_labels >= 0  # validation rows that loss and accuracy are measured on
-
+    data = label_data(texts, tags, config, validation, oos_label)
     started = time.perf_counter()
-    featurizer, x_train = Featurizer.fit_encode(texts, config.features)
-    x_val = featurizer.encode(val_texts) if val_texts else None
-    x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
-    y_scored = val_labels[scored]
-    spec = network_spec(config, featurizer.n_features, len(classes))
+    features = featurize(data, config)
+    spec = NetworkSpec.from_options(features.featurizer.n_features, len(data.classes), config)
     log.info(
         "training on %d examples (%d held out), %d features, %d intents",
-        len(texts), len(val_texts), featurizer.n_features, len(classes),
+        len(data.texts), len(data.val_texts), features.featurizer.n_features, len(data.classes),
     )
-
-    history: list[dict[str, Any]] = []
-    rng = np.random.RandomState(config.seed)
-    # a stream of its own, so the classic recipe's shuffles do not depend on this option
-    drop_rng = np.random.RandomState(config.seed + 1) if config.feature_dropout else None
-    monitor = config.early_stopping_metric
-    sign = 1.0 if monitor == "val_loss" else -1.0  # lower is better for loss, higher for accuracy
-    best_score, best_weights, best_epoch, stale = np.inf, None, 0, 0
-    step = 0
-    epochs = planned_epochs(config, len(labels))
+    epochs = planned_epochs(config, len(data.labels))
     if on_start is not None:
         on_start(epochs)
-    schedule = learning_rate_schedule(config, -(-len(labels) // config.batch_size) * epochs)
     with ClassifierTrainer(spec, optimizer_spec(config), config.seed, batch_rows=config.batch_rows) as trainer:
-        for epoch in range(1, epochs + 1):
-            epoch_started = time.perf_counter()
-            loss_sum = correct_sum = 0.0
-            for rows in epoch_batches(x_train.lengths, config.batch_size, rng, config.bucket_by_length):
-                step += 1
-                batch = x_train.take(rows)
-                values = batch.weights
-                if drop_rng is not None:
-                    keep = drop_rng.random_sample(values.shape) >= config.feature_dropout
-                    values = values * keep / np.float32(1.0 - config.feature_dropout)
-                loss, accuracy = trainer.train_batch(batch.ids, values, labels[rows], schedule(step))
-                loss_sum += loss * len(rows)
-                correct_sum += accuracy * len(rows)
-            row: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": loss_sum / len(labels),
-                "accuracy": correct_sum / len(labels),
-            }
-            if x_scored is not None:
-                row["val_loss"], row["val_accuracy"] = evaluate(trainer, x_scored, y_scored)
-            row["seconds"] = time.perf_counter() - epoch_started
-            history.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-            if x_scored is not None and config.early_stopping_patience:
-                score = sign * row[monitor]
-                if score < best_score:
-                    best_score, best_weights, best_epoch, stale = score, trainer.get_weights(), epoch, 0
-                else:
-                    stale += 1
-                    if stale >= config.early_stopping_patience:
-                        log.info("early stop after epoch %d; best was epoch %d", epoch, best_epoch)
-                        break
-        if best_weights is not None:
-            trainer.set_weights(best_weights)
+        history, best_epoch = run_epochs(trainer, features, data.labels, config, epochs, on_epoch)
         weights = trainer.get_weights()
-        final_loss, final_accuracy = evaluate(trainer, x_train, labels)
-        val_metrics = evaluate(trainer, x_scored, y_scored) if x_scored is not None else None
-        tuned = None
-        if config.tune_threshold and x_val is not None and val_is_oos.any() and not val_is_oos.all():
-            tuned = choose_threshold(
-                predict(trainer, x_val), val_labels, val_is_oos, oos_index, config.threshold_oos_share
-            )
+        train_metrics = evaluate(trainer, features.train, data.labels)
+        val_metrics = None
+        if features.scored is not None:
+            val_metrics = evaluate(trainer, features.scored, features.scored_labels)
+        tuned = tune_threshold(trainer, features, data, config)
 
-    summary: dict[str, Any] = {
-        "examples": len(texts),
-        "validation_examples": len(val_texts),
-        "features": featurizer.n_features,
-        "classes": len(classes),
-        "epochs_run": len(history),
-        "best_epoch": best_epoch or len(history),
-        "train_loss": final_loss,
-        "train_accuracy": final_accuracy,
-        "seconds": time.perf_counter() - started,
-    }
-    if val_metrics is not None:
-        summary["val_loss"], summary["val_accuracy"] = val_metrics
+    summary = training_summary(
+        data, features, history, best_epoch, train_metrics, val_metrics, tuned, config, time.perf_counter() - started
+    )
     threshold = config.threshold
     if tuned is not None:
         threshold = tuned.threshold
-        summary["threshold_tuning"] = {
-            "oos_share": config.threshold_oos_share,
-            "validation_in_scope": int((~val_is_oos).sum()),
-            "validation_out_of_scope": int(val_is_oos.sum()),
-            **tuned.to_dict(),
-        }
         log.info(
             "threshold %.2f tuned on validation: in-scope accuracy %.4f, out-of-scope recall %.4f",
             tuned.threshold, tuned.in_scope_accuracy, tuned.oos_recall,
         )
     return TrainedModel(
-        featurizer, classes, spec, weights, config, history, summary,
-        threshold=threshold, oos_label=oos_label if oos_index is not None else None,
+        features.featurizer, data.classes, spec, weights, config, history, summary,
+        threshold=threshold, oos_label=oos_label if data.oos_index is not None else None,
     )

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from compat.selection import RUNTIMES
 from legacy_assistant.errors import AssistantError
 
-RUNTIME_CHOICES = ("compat", "tf2")  # compat.selection.RUNTIMES, without importing compat here
+RUNTIME_CHOICES = RUNTIMES
 
 
 def add_runtime_option(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from compat.classifier.schema import NetworkSpec, bias_name, kernel_name
 from legacy_assistant.artifacts.directory import file_record
 from legacy_assistant.classifier.artifact import export_artifact
 from legacy_assistant.classifier.config import DEFAULT_THRESHOLD, TrainingConfig
@@ -35,13 +36,13 @@ log = logging.getLogger(__name__)
 CLASSIC_TEXT = TextConfig(tokenizer="classic", stemmer="lancaster", lowercase=True)
 
 
-def classic_weights(model: KerasDenseModel) -> dict[str, np.ndarray]:
-    """The Dense chain as this project's variables: ``classifier/hidden_<i>/...``, ``classifier/output/...``."""
-    names = [f"hidden_{i}" for i in range(len(model.layers) - 1)] + ["output"]
+def classic_weights(model: KerasDenseModel, spec: NetworkSpec) -> dict[str, np.ndarray]:
+    """The Dense chain as this project's variables, layer by layer in ``spec``'s order:
+    ``classifier/hidden_<i>/...``, then ``classifier/output/...``."""
     weights: dict[str, np.ndarray] = {}
-    for name, layer in zip(names, model.layers):
-        weights[f"classifier/{name}/kernel"] = layer.kernel.astype(np.float32)
-        weights[f"classifier/{name}/bias"] = layer.bias.astype(np.float32)
+    for name, layer in zip(spec.layer_names, model.layers):
+        weights[kernel_name(name)] = layer.kernel.astype(np.float32)
+        weights[bias_name(name)] = layer.bias.astype(np.float32)
     return weights
 
 
@@ -62,7 +63,6 @@ def import_classic(
             (vocabulary size vs. first kernel, classes vs. output layer and intents).
         IntentsError: the intents file is invalid.
     """
-    from compat.classifier import NetworkSpec
     from legacy_assistant.classifier.training import TrainedModel
 
     keras = read_keras_dense_model(model_h5)
@@ -74,7 +74,7 @@ def import_classic(
     hidden = tuple(int(layer.kernel.shape[1]) for layer in keras.layers[:-1])
     features = FeatureConfig(text=CLASSIC_TEXT, weighting="binary")
     config = TrainingConfig(features=features, hidden_units=hidden, dropout=keras.dropout, threshold=threshold)
-    spec = NetworkSpec(len(words), len(classes), hidden, keras.dropout)
+    spec = NetworkSpec.from_options(len(words), len(classes), config)
     summary: dict[str, Any] = {
         "imported_from": "keras-h5",
         "architecture": keras.architecture_source,
@@ -82,7 +82,7 @@ def import_classic(
         "features": len(words),
         "classes": len(classes),
     }
-    model = TrainedModel(Featurizer(features, words), list(classes), spec, classic_weights(keras), config, [], summary)
+    model = TrainedModel(Featurizer(features, words), list(classes), spec, classic_weights(keras, spec), config, [], summary)
     source = {
         "keras_h5": file_record(model_h5),
         "words": file_record(words_path),

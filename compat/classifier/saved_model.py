@@ -1,0 +1,120 @@
+"""The classifier as a TF1 SavedModel: :func:`export_saved_model` writes it, :class:`LoadedClassifier`
+serves it.
+
+The exported graph is the lean inference form of :func:`compat.classifier.network.build_logits`
+(no dropout, no optimizer slots) with one signature, named and keyed as
+:mod:`compat.classifier.schema` declares.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from compat.classifier.network import WeightLoader, build_logits, model_variables
+from compat.classifier.schema import (
+    IDS_KEY,
+    LOGITS_KEY,
+    OUTPUT_KEY,
+    OUTPUT_LAYER,
+    SERVING_TAGS,
+    SIGNATURE_NAME,
+    WEIGHTS_KEY,
+    NetworkSpec,
+    kernel_name,
+    layer_name,
+)
+from compat.graph_session import GraphSession, session_config
+from compat.interface import SavedModelError, check_sparse, first_line
+from compat.runtime import tf
+
+
+def export_saved_model(weights: Mapping[str, np.ndarray], spec: NetworkSpec, export_dir: str) -> None:
+    """Write a TF1 SavedModel of the inference graph holding ``weights``.
+
+    ``export_dir`` must not exist yet. The ``predict`` signature maps ``ids`` (int32) and
+    ``weights`` (float32), both ``[batch, width]``, to ``probabilities`` and ``logits`` (float32
+    ``[batch, n_classes]``).
+    """
+    if os.path.exists(export_dir):
+        raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
+    with GraphSession() as gs:
+        with gs.bound():
+            ids = tf.placeholder(tf.int32, [None, None], name=IDS_KEY)
+            values = tf.placeholder(tf.float32, [None, None], name=WEIGHTS_KEY)
+            logits = build_logits(ids, values, spec, dropout_rate=None, seed=0)
+            probabilities = tf.nn.softmax(logits, name=OUTPUT_KEY)
+            loader = WeightLoader(model_variables())
+            gs.run(tf.global_variables_initializer())
+            loader.load(gs, weights)
+            signature = tf.saved_model.signature_def_utils.predict_signature_def(
+                inputs={IDS_KEY: ids, WEIGHTS_KEY: values},
+                outputs={OUTPUT_KEY: probabilities, LOGITS_KEY: logits},
+            )
+            builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+            builder.add_meta_graph_and_variables(
+                gs.session,
+                list(SERVING_TAGS),
+                signature_def_map={SIGNATURE_NAME: signature},
+                strip_default_attrs=True,
+            )
+            builder.save()
+
+
+class LoadedClassifier:
+    """A SavedModel loaded into its own finalized graph; :meth:`predict_proba` is thread-safe."""
+
+    def __init__(self, export_dir: str, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
+        self._gs = GraphSession(session_config(intra_op_threads, inter_op_threads))
+        try:
+            with self._gs.bound():
+                meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), export_dir)
+        except (tf.errors.OpError, OSError, ValueError, RuntimeError) as exc:
+            self._gs.close()
+            raise SavedModelError(f"cannot load SavedModel from {export_dir}: {first_line(exc)}") from exc
+        except Exception as exc:  # protobuf DecodeError and friends from a damaged saved_model.pb
+            self._gs.close()
+            raise SavedModelError(f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}") from exc
+        with self._gs.bound():
+            uninitialized = self._gs.run(tf.report_uninitialized_variables())
+        if len(uninitialized):
+            self._gs.close()
+            names = ", ".join(n.decode() for n in uninitialized)
+            raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
+        signature = meta_graph.signature_def.get(SIGNATURE_NAME)
+        if signature is None or {IDS_KEY, WEIGHTS_KEY} - set(signature.inputs) or OUTPUT_KEY not in signature.outputs:
+            self._gs.close()
+            raise SavedModelError(
+                f"{export_dir} has no {SIGNATURE_NAME!r} signature with ({IDS_KEY!r}, {WEIGHTS_KEY!r}) -> {OUTPUT_KEY!r}"
+            )
+        self._ids = self._gs.tensor(signature.inputs[IDS_KEY].name)
+        self._values = self._gs.tensor(signature.inputs[WEIGHTS_KEY].name)
+        self._probabilities = self._gs.tensor(signature.outputs[OUTPUT_KEY].name)
+        self.n_features = _input_width(self._gs)
+        self.n_classes = int(self._probabilities.shape[-1])
+        # Loading is done: from here on a request thread that tries to build an op gets an
+        # immediate RuntimeError instead of silently growing (or missing) the graph.
+        self._gs.finalize()
+
+    @property
+    def graph_session(self) -> GraphSession:
+        return self._gs
+
+    def predict_proba(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Sparse features ``[batch, width]`` -> float32 ``[batch, n_classes]`` probabilities."""
+        ids, weights = check_sparse(ids, weights, self.n_features, "predict_proba")
+        return self._gs.run(self._probabilities, {self._ids: ids, self._values: weights})
+
+    def close(self) -> None:
+        self._gs.close()
+
+
+def _input_width(gs: GraphSession) -> int:
+    """Rows of the first layer's kernel: ``hidden_0``, or ``output`` when there is no hidden layer."""
+    for layer in (layer_name(0), OUTPUT_LAYER):
+        try:
+            return int(gs.tensor(f"{kernel_name(layer)}:0").shape[0])
+        except KeyError:
+            continue
+    raise SavedModelError("the SavedModel holds no classifier kernel")
