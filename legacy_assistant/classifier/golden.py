@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.classifier.predictor import Predictor
+from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.errors import ArtifactError, AssistantError
 
 GOLDEN_FILE = "golden.json"
 
@@ -43,7 +45,7 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
     mismatches = []
     for stored, now in zip(cases, fresh):
         if set(stored["probabilities"]) != set(now["probabilities"]):
-            raise ValueError(f"golden case {stored['text']!r} names other intents than the model")
+            raise ArtifactError(f"golden case {stored['text']!r} names other intents than the model")
         delta = max(abs(stored["probabilities"][t] - now["probabilities"][t]) for t in stored["probabilities"])
         max_delta = max(max_delta, delta)
         if stored["intent"] == now["intent"]:
@@ -56,9 +58,28 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
 
 def read_sentences(path: str | Path) -> list[str]:
     """One sentence per line; blank lines and ``#`` comments skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise AssistantError(f"{path}: sentences file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AssistantError(f"{path}: cannot read sentences: {exc}") from None
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def read_golden(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A golden file, checked case by case; any problem raises :class:`ArtifactError` naming it."""
+    golden = read_json_file(path, lambda problem: ArtifactError(f"{path}: {problem}"))
+    if not isinstance(golden, dict) or not isinstance(golden.get("cases"), list):
+        raise ArtifactError(f"{path}: not a golden file: expected an object with a 'cases' list")
+    for number, case in enumerate(golden["cases"], 1):
+        probabilities = case.get("probabilities") if isinstance(case, dict) else None
+        if (
+            not isinstance(case, dict)
+            or not isinstance(case.get("text"), str)
+            or not isinstance(case.get("intent"), str)
+            or not isinstance(probabilities, dict)
+            or not all(isinstance(p, (int, float)) for p in probabilities.values())
+        ):
+            raise ArtifactError(f"{path}: case {number}: expected 'text', 'intent' and numeric 'probabilities'")
+    return golden

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.errors import ConfigError
 from legacy_assistant.stores.base import ConversationState
 
 Ranking = Sequence[tuple[str, float]]
@@ -61,7 +62,7 @@ class DialoguePolicy:
         oos_label: str | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
         if not fallback_responses:
             raise ValueError("at least one fallback response is needed")
         self.rules = {rule.tag: rule for rule in rules}

@@ -1,0 +1,61 @@
+"""A user's mistake on the command line is one line on stderr and a non-zero exit, never a traceback."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "exported" / "default"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("cli-errors") / "model"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if " INFO " not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("truncated", "invalid JSON at line"),
+        ('{"cases": [{"text": "hi"}]}', "case 1: expected 'text', 'intent' and numeric 'probabilities'"),
+        ('["not", "an", "object"]', "not a golden file"),
+    ],
+)
+def test_golden_check_with_a_damaged_golden_file(model_dir, tmp_path, capsys, content, expected):
+    golden = tmp_path / "golden.json"
+    if content == "truncated":
+        content = (SHIPPED / "golden.json").read_text(encoding="utf-8")[:1000]
+    golden.write_text(content, encoding="utf-8")
+    assert main(["golden", str(model_dir), "--check", "--golden", str(golden)]) == 1
+    assert expected in _one_error_line(capsys)
+
+
+def test_golden_with_a_missing_sentences_file(model_dir, tmp_path, capsys):
+    missing = tmp_path / "missing.txt"
+    assert main(["golden", str(model_dir), "--sentences", str(missing), "--golden", str(tmp_path / "g.json")]) == 1
+    assert _one_error_line(capsys) == f"error: {missing}: sentences file not found"
+
+
+@pytest.mark.parametrize("threshold", ["2", "-0.5"])
+def test_chat_with_a_threshold_out_of_range(model_dir, capsys, monkeypatch, threshold):
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    assert main(["chat", "--model", str(model_dir), "--threshold", threshold]) == 1
+    assert "threshold must be between 0 and 1" in _one_error_line(capsys)
+
+
+def test_info_on_a_file_says_it_is_not_a_model_directory(capsys):
+    assert main(["info", str(ROOT / "data" / "intents.json")]) == 1
+    assert "a file, not a model directory" in _one_error_line(capsys)
