@@ -1,7 +1,7 @@
 """benchmarks/accuracy.py prints measured rows apart from cited ones (no data set needed)."""
 import importlib.util
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _module():

@@ -7,7 +7,8 @@ import shutil
 import threading
 
 import pytest
-from conftest import needs
+
+from tests.helpers import needs
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -20,7 +20,7 @@ from legacy_assistant.cli import main
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.classic.pickled_lists import UnsafePickle, decode_string_list
 from legacy_assistant.classifier.predictor import Predictor
-from tests.conftest import TEST_DATA
+from tests.helpers import TEST_DATA
 
 CLASSIC = TEST_DATA / "classic"
 WORDS = json.loads((CLASSIC / "words.json").read_text())

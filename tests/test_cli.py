@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from legacy_assistant.cli import main
-from tests.conftest import DEFAULT_MODEL, TINY_INTENTS
+from tests.helpers import DEFAULT_MODEL, TINY_INTENTS
 
 
 def test_train_then_info(tmp_path, capsys):
@@ -87,7 +87,7 @@ def test_parsing_commands_does_not_import_tensorflow():
 
 @pytest.fixture(scope="module")
 def csv_model(tmp_path_factory):
-    from tests.conftest import TEST_DATA
+    from tests.helpers import TEST_DATA
 
     out = tmp_path_factory.mktemp("cli") / "csvbot"
     argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--epochs", "60",
@@ -107,11 +107,11 @@ def test_train_from_csv_learns_out_of_scope_and_tunes_threshold(csv_model, capsy
     rules = {rule["tag"]: rule for rule in manifest["intents"]}
     assert set(rules) == {"greeting", "goodbye", "order_tea", "book"}
     assert rules["book"]["responses"] == ["I understood this as 'book'."]
-    assert manifest["source"]["format"] == "csv" and manifest["source"]["validation"].endswith("tiny_val.csv")
+    assert manifest["source"]["format"] == "csv" and manifest["source"]["validation"]["name"] == "tiny_val.csv"
 
 
 def test_evaluate_writes_report_and_pngs(csv_model, tmp_path, capsys):
-    from tests.conftest import TEST_DATA
+    from tests.helpers import TEST_DATA
 
     out = tmp_path / "reports" / "val.json"
     assert main(["evaluate", str(csv_model), str(TEST_DATA / "tiny_val.csv"), "--out", str(out)]) == 0
@@ -128,7 +128,7 @@ def test_evaluate_writes_report_and_pngs(csv_model, tmp_path, capsys):
 
 
 def test_evaluate_reports_bad_data_with_line(csv_model, capsys):
-    from tests.conftest import TEST_DATA
+    from tests.helpers import TEST_DATA
 
     assert main(["evaluate", str(csv_model), str(TEST_DATA / "bad.csv")]) == 1
     err = capsys.readouterr().err
@@ -136,7 +136,7 @@ def test_evaluate_reports_bad_data_with_line(csv_model, capsys):
 
 
 def test_train_and_evaluate_clinc_layout(tmp_path, capsys):
-    from tests.conftest import TEST_DATA
+    from tests.helpers import TEST_DATA
 
     data = str(TEST_DATA / "tiny_clinc.json")
     out = tmp_path / "clincbot"
@@ -152,7 +152,7 @@ def test_train_and_evaluate_clinc_layout(tmp_path, capsys):
 
 
 def test_train_classic_preset_and_fixed_threshold(tmp_path):
-    from tests.conftest import TEST_DATA
+    from tests.helpers import TEST_DATA
 
     out = tmp_path / "classic"
     argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--preset", "classic", "--epochs", "3",

@@ -12,7 +12,7 @@ from legacy_assistant.classifier.datasets import (
     synthesized_intents,
 )
 from legacy_assistant.errors import DataError
-from tests.conftest import TEST_DATA, TINY_INTENTS
+from tests.helpers import TEST_DATA, TINY_INTENTS
 
 
 def test_csv_reads_text_and_label_columns_in_any_order():

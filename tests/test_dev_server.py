@@ -3,7 +3,8 @@ import shutil
 import signal
 import time
 
-from server_process import ServerProcess
+from tests.helpers import DEFAULT_MODEL
+from tests.server_process import ServerProcess
 
 
 def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_port):
@@ -14,7 +15,7 @@ def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_
         assert server.workers() == []  # one process
         assert server.request("GET", "/health")[1]["model"] == "tiny"
         shutil.rmtree(model)
-        shutil.copytree("exported/default", model)
+        shutil.copytree(DEFAULT_MODEL, model)
         server.signal(signal.SIGHUP)
         deadline = time.monotonic() + 30
         while server.request("GET", "/health")[1]["model"] != "default" and time.monotonic() < deadline:

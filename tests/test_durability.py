@@ -7,9 +7,8 @@ import signal
 import threading
 import time
 
-from server_process import ServerProcess
-
 from legacy_assistant.stores.sqlite_store import SQLiteStore
+from tests.server_process import ServerProcess
 
 
 def test_sigkill_under_load_loses_no_acknowledged_turn(tmp_path, free_port):

@@ -6,7 +6,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from openapi_check import check
+
+from tests.openapi_check import check
 
 ROUTES = ["/api/v1/parse", "/api/v1/chat", "/katana-ml/api/v1.0/assistant", "/webhooks/rest/webhook",
           "/admin/reload", "/health", "/version", "/metrics", "/openapi.json", "/", "/static/chat.js",

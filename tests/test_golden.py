@@ -3,7 +3,7 @@ import numpy as np
 
 from legacy_assistant.classifier.artifact import verify_artifact
 from legacy_assistant.classifier.golden import compare_golden
-from tests.conftest import DEFAULT_MODEL
+from tests.helpers import DEFAULT_MODEL, SHIPPED_INTENTS
 
 TOLERANCE = 1e-5
 
@@ -20,7 +20,7 @@ def test_golden_file_covers_what_it_should(golden, default_predictor):
     threshold = default_predictor.manifest["threshold"]
     tops = [max(case["probabilities"].values()) for case in cases]
     assert any(top < threshold for top in tops), "some cases must fall below the fallback threshold"
-    patterns = {p.lower() for rule in _patterns()for p in rule}
+    patterns = {p.lower() for rule in _patterns() for p in rule}
     unseen = [case for case in cases if case["text"].lower() not in patterns]
     assert len(unseen) >= 20
 
@@ -28,7 +28,7 @@ def test_golden_file_covers_what_it_should(golden, default_predictor):
 def _patterns():
     from legacy_assistant.classifier.intents import load_intents
 
-    return [intent.patterns for intent in load_intents("data/intents.json").intents]
+    return [intent.patterns for intent in load_intents(SHIPPED_INTENTS).intents]
 
 
 def test_shipped_model_reproduces_golden(golden, default_predictor):

@@ -8,6 +8,7 @@ import pytest
 from legacy_assistant.serving.assistant import Assistant
 from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError
 from legacy_assistant.stores.base import MemoryStore
+from tests.helpers import DEFAULT_MODEL
 
 
 class Switchable:
@@ -44,7 +45,7 @@ def test_reload_swaps_in_the_new_model_and_keeps_the_store(served):
     model, slot = served
     old = slot.current
     old.chat("alice", "hello")
-    model.put("exported/default")
+    model.put(DEFAULT_MODEL)
     result = slot.reload()
     assert result.changed and (result.previous["name"], result.model["name"]) == ("tiny", "default")
     assert result.model["version"] != result.previous["version"]
@@ -64,7 +65,7 @@ def test_unchanged_model_is_not_swapped(served):
 def test_in_flight_request_keeps_its_model_open(served):
     model, slot = served
     with slot.lease() as old:
-        model.put("exported/default")
+        model.put(DEFAULT_MODEL)
         slot.reload()
         assert slot.current is not old
         assert not closed(old)
@@ -119,7 +120,7 @@ def test_no_request_fails_across_many_reloads(served, tiny_model_dir):
     try:
         for i in range(6):
             retired.append(slot.current)
-            model.put("exported/default" if i % 2 == 0 else tiny_model_dir)
+            model.put(DEFAULT_MODEL if i % 2 == 0 else tiny_model_dir)
             assert slot.reload().changed
     finally:
         stop.set()

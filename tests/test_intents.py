@@ -4,6 +4,7 @@ import pytest
 
 from legacy_assistant.errors import IntentsError
 from legacy_assistant.classifier.intents import load_intents, parse_intents
+from tests.helpers import SHIPPED_INTENTS
 
 GOOD = {"tag": "greeting", "patterns": ["hi"], "responses": ["hello"]}
 
@@ -35,7 +36,7 @@ def test_classic_file_reads_unchanged(tmp_path):
 
 
 def test_shipped_intents_meet_their_brief():
-    intents = load_intents("data/intents.json")
+    intents = load_intents(SHIPPED_INTENTS)
     trainable = intents.trainable
     assert len(intents) >= 25
     assert all(len(i.patterns) >= 8 for i in trainable)

@@ -3,7 +3,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DOC = ROOT / "docs" / "MIGRATION.md"
 # A repository path (it has a folder part), optionally ``::name`` or ``::Class.member``.

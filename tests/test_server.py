@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from server_process import ServerProcess, model_info
+
+from tests.helpers import DEFAULT_MODEL
+from tests.server_process import ServerProcess, model_info
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 
@@ -70,7 +72,7 @@ def wait_for(predicate, timeout=30.0, every=0.2):
 def deployment(tmp_path_factory, tiny_model_dir, free_port):
     base = tmp_path_factory.mktemp("deploy")
     model = base / "model"
-    shutil.copytree("exported/default", model)
+    shutil.copytree(DEFAULT_MODEL, model)
     server = ServerProcess(
         ["--workers", "2", "--threads", "4", "--model", str(model), "--store", f"sqlite:///{base / 'conv.db'}"],
         port=free_port(), log_path=base / "server.log", env={"LEGACY_ASSISTANT_ADMIN_TOKEN": "admin-secret"},
@@ -94,6 +96,20 @@ def versions(server):
     return model_info(server.request("GET", "/metrics")[1])
 
 
+def serve(server, model, source):
+    """Put ``source`` in the served directory and reload it into both workers; its version.
+
+    The tests share one server: a test that reloads starts from a model it chose, whatever
+    earlier tests left in service (another model, or a damaged directory)."""
+    put_model(model, source)
+    status, body = server.request("POST", "/admin/reload", headers=ADMIN)
+    assert status == 200, body
+    version = body["model"]["version"]
+    serving = wait_for(lambda: (lambda v: len(v) == 2 and set(v.values()) == {version} and v)(versions(server)))
+    assert serving, (version, versions(server), server.log())
+    return version
+
+
 def test_master_never_loads_tensorflow_workers_do(deployment):
     server, _ = deployment
     workers = wait_for(lambda: len(server.workers()) == 2 and server.workers())
@@ -106,7 +122,8 @@ def test_master_never_loads_tensorflow_workers_do(deployment):
 
 
 def test_both_workers_serve_and_share_conversations(deployment):
-    server, _ = deployment
+    server, model = deployment
+    serve(server, model, DEFAULT_MODEL)  # the coffee flow is the shipped model's
     seen = {server.request("GET", "/version")[1]["pid"] for _ in range(20)}
     assert seen <= set(server.workers())
     assert set(versions(server)) == {str(pid) for pid in server.workers()}  # both loaded a model
@@ -121,8 +138,7 @@ def test_both_workers_serve_and_share_conversations(deployment):
 
 def test_admin_reload_reaches_every_worker_without_a_failed_request(deployment, tiny_model_dir):
     server, model = deployment
-    old = set(versions(server).values())
-    assert len(old) == 1
+    old = {serve(server, model, DEFAULT_MODEL)}
     with Load(server) as load:
         time.sleep(0.5)
         put_model(model, tiny_model_dir)
@@ -137,12 +153,12 @@ def test_admin_reload_reaches_every_worker_without_a_failed_request(deployment, 
     assert load.failures == [] and load.ok > 20
 
 
-def test_sighup_reloads_every_worker_without_a_failed_request(deployment):
+def test_sighup_reloads_every_worker_without_a_failed_request(deployment, tiny_model_dir):
     server, model = deployment
-    old = set(versions(server).values())
+    old = {serve(server, model, tiny_model_dir)}
     with Load(server) as load:
         time.sleep(0.3)
-        put_model(model, "exported/default")
+        put_model(model, DEFAULT_MODEL)
         server.signal(signal.SIGHUP)
         serving = wait_for(lambda: (lambda v: len(v) == 2 and len(set(v.values())) == 1 and set(v.values()) != old
                                     and v)(versions(server)))
@@ -154,15 +170,17 @@ def test_sighup_reloads_every_worker_without_a_failed_request(deployment):
 
 def test_broken_model_is_refused_and_the_old_one_keeps_serving(deployment):
     server, model = deployment
+    serve(server, model, DEFAULT_MODEL)
     before = server.request("GET", "/version")[1]["model"]
     variables = next((model / "saved_model" / "variables").glob("variables.data-*"))
     variables.write_bytes(variables.read_bytes()[:64])
+    refused_before = server.log().count("reload (SIGHUP) refused")
     with Load(server, threads=2) as load:
         status, body = server.request("POST", "/admin/reload", headers=ADMIN)
         assert status == 422 and body["error"]["code"] == "reload_refused"
         assert "still serving default" in body["error"]["message"]
         server.signal(signal.SIGHUP)
-        assert wait_for(lambda: server.log().count("reload (SIGHUP) refused") >= 2)
+        assert wait_for(lambda: server.log().count("reload (SIGHUP) refused") >= refused_before + 2)
         time.sleep(0.3)
     assert load.failures == [] and load.ok > 5
     for _ in range(6):

@@ -1,0 +1,37 @@
+"""Paths and small helpers shared by the tests; import them as ``from tests.helpers import ...``.
+
+Every path is built from the repository root, never from the working directory, so the suite
+runs the same from anywhere (``pytest /path/to/repo/tests``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA = ROOT / "tests" / "data"
+TINY_INTENTS = TEST_DATA / "tiny_intents.json"
+DEFAULT_MODEL = ROOT / "exported" / "default"
+SHIPPED_INTENTS = ROOT / "data" / "intents.json"
+
+
+def needs(what: str, why: str) -> None:
+    """Skip for lack of ``what`` locally; under CI (``CI=true``) a missing tool is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is required under CI=true: {why}")
+    pytest.skip(f"{what} not available: {why}")
+
+
+class FakeClock:
+    """A clock the test moves by hand: ``clock()`` reads it, ``clock.advance(seconds)`` moves it."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
