@@ -1,6 +1,7 @@
 import threading
 
 from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn
+from tests.helpers import FakeClock
 
 
 def turn(text="hi"):
@@ -20,16 +21,24 @@ def test_save_then_load_and_history():
     assert store.load("b") == ConversationState()
 
 
-def test_idle_conversations_expire(monkeypatch):
-    clock = [1000.0]
-    monkeypatch.setattr("legacy_assistant.stores.base.time.time", lambda: clock[0])
-    store = MemoryStore(ttl_seconds=60)
+def test_idle_conversations_expire():
+    clock = FakeClock()
+    store = MemoryStore(ttl_seconds=60, clock=clock)
     store.save("a", ConversationState(context="x", turns=1), turn())
-    clock[0] += 59
+    clock.advance(59)
     assert store.load("a").context == "x"
-    clock[0] += 61
+    clock.advance(61)
     assert store.load("a") == ConversationState()
     assert store.history("a") == []
+    assert len(store) == 0  # forgotten, not only hidden
+
+
+def test_no_idle_time_keeps_conversations_forever():
+    clock = FakeClock()
+    store = MemoryStore(ttl_seconds=0, clock=clock)
+    store.save("a", ConversationState(context="x", turns=1), turn())
+    clock.advance(10 * 365 * 86400)
+    assert store.load("a").context == "x"
 
 
 def test_bounded_in_conversations_and_turns():

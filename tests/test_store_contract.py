@@ -1,6 +1,9 @@
 """One contract, three stores: memory, SQLite and Redis behave alike.
 
 Redis tests need a server (``REDIS_URL``); they skip without one, and fail under ``CI=true``.
+The memory and SQLite stores measure idle time on a clock the tests move by hand; Redis expires
+keys on its own clock, so its idle-time tests check the expiry it is given and, once, that it
+acts on it.
 """
 import os
 import threading
@@ -11,6 +14,8 @@ import pytest
 
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, open_store
+from legacy_assistant.stores.sqlite_store import SQLiteStore
+from tests.helpers import FakeClock
 
 KINDS = ["memory", "sqlite", "redis"]
 
@@ -19,13 +24,13 @@ def turn(text="hi", intent="greeting"):
     return Turn(text, f"reply to {text}", intent, 0.75)
 
 
-@pytest.fixture(params=KINDS)
-def make_store(request, tmp_path):
-    """``make_store(ttl_seconds=..., max_turns=...)``; stores made twice share their data (two
-    'processes' on one SQLite file or one Redis database)."""
-    kind = request.param
+def store_factory(request, tmp_path, kind):
+    """``make(ttl_seconds=..., max_turns=...)``; stores made twice share their data (two
+    'processes' on one SQLite file or one Redis database). ``make.clock`` is the fake clock of
+    the memory and SQLite stores. Yields the factory, then closes what it made."""
     made = []
     prefix = f"test-{uuid.uuid4().hex}:"
+    clock = FakeClock()
     if kind == "redis":
         url = request.getfixturevalue("redis_url")
     memory = {}
@@ -33,10 +38,10 @@ def make_store(request, tmp_path):
     def make(ttl_seconds=3600.0, max_turns=50):
         if kind == "memory":
             # one process only: "another store" is the same object
-            store = memory.setdefault("store", MemoryStore(ttl_seconds=ttl_seconds, max_turns=max_turns))
+            store = memory.setdefault("store", MemoryStore(ttl_seconds=ttl_seconds, max_turns=max_turns, clock=clock))
         elif kind == "sqlite":
-            store = open_store(f"sqlite:///{tmp_path / 'conversations.db'}", ttl_seconds=ttl_seconds,
-                               max_turns=max_turns)
+            store = SQLiteStore(tmp_path / "conversations.db", ttl_seconds=ttl_seconds, max_turns=max_turns,
+                                clock=clock)
         else:
             store = open_store(url, ttl_seconds=ttl_seconds, max_turns=max_turns)
             store.prefix = prefix
@@ -44,6 +49,7 @@ def make_store(request, tmp_path):
         return store
 
     make.kind = kind
+    make.clock = clock
     yield make
     if kind == "redis" and made:
         client = made[0]._client
@@ -52,6 +58,17 @@ def make_store(request, tmp_path):
             client.delete(*keys)
     for store in made:
         store.close()
+
+
+@pytest.fixture(params=KINDS)
+def make_store(request, tmp_path):
+    yield from store_factory(request, tmp_path, request.param)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_clocked_store(request, tmp_path):
+    """The stores that keep time on a clock of their own (here a fake one)."""
+    yield from store_factory(request, tmp_path, request.param)
 
 
 def test_unknown_sender_starts_fresh(make_store):
@@ -88,23 +105,86 @@ def test_turns_are_bounded_newest_kept(make_store):
     assert store.load("a").turns == 5
 
 
-def test_idle_conversations_expire(make_store):
-    store = make_store(ttl_seconds=0.4)
+def test_idle_conversations_expire(make_clocked_store):
+    store, clock = make_clocked_store(ttl_seconds=60), make_clocked_store.clock
     store.save("a", ConversationState(context="x", turns=1), turn("old"))
-    assert store.load("a").context == "x"
-    time.sleep(0.6)
+    clock.advance(60)
+    assert store.load("a").context == "x"  # idle exactly the idle time: still there
+    assert [t.message for t in store.history("a")] == ["old"]
+    clock.advance(0.5)  # reading is no activity: now idle longer than allowed
     assert store.load("a") == ConversationState()
     assert store.history("a") == []
     store.save("a", ConversationState(turns=1), turn("new"))  # starts afresh, old turns gone
     assert [t.message for t in store.history("a")] == ["new"]
 
 
-def test_activity_keeps_a_conversation_alive(make_store):
-    store = make_store(ttl_seconds=0.6)
+def test_activity_keeps_a_conversation_alive(make_clocked_store):
+    store, clock = make_clocked_store(ttl_seconds=60), make_clocked_store.clock
     for i in range(4):
         store.save("a", ConversationState(turns=i + 1), turn(str(i)))
-        time.sleep(0.25)
-    assert store.load("a").turns == 4  # 1 s in total, but never 0.6 s idle
+        clock.advance(45)
+    assert store.load("a").turns == 4  # 180 s in all, but never more than 60 s idle
+    assert [t.message for t in store.history("a")] == ["0", "1", "2", "3"]
+
+
+def test_no_idle_time_keeps_conversations_forever(make_clocked_store):
+    store, clock = make_clocked_store(ttl_seconds=0), make_clocked_store.clock
+    store.save("a", ConversationState(context="x", turns=1), turn())
+    clock.advance(10 * 365 * 86400)
+    assert store.load("a").context == "x" and len(store.history("a")) == 1
+
+
+def test_sqlite_deletes_expired_conversations_from_the_file(tmp_path, monkeypatch):
+    """Expired conversations are not only ignored: a periodic sweep deletes their rows."""
+    monkeypatch.setattr("legacy_assistant.stores.sqlite_store.PURGE_EVERY", 4)  # a sweep every 4th save
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    for _ in range(2):
+        store.save("old", ConversationState(turns=1), turn())
+    clock.advance(61)
+    store.save("new", ConversationState(turns=1), turn())
+    with store._connection() as connection:
+        assert {row[0] for row in connection.execute("SELECT sender FROM turns")} == {"old", "new"}
+    store.save("new", ConversationState(turns=2), turn())  # the 4th save sweeps
+    with store._connection() as connection:
+        assert [row[0] for row in connection.execute("SELECT sender FROM conversations")] == ["new"]
+        assert {row[0] for row in connection.execute("SELECT sender FROM turns")} == {"new"}
+    store.close()
+
+
+@pytest.fixture
+def make_redis_store(request, tmp_path):
+    yield from store_factory(request, tmp_path, "redis")
+
+
+def test_redis_keys_carry_the_idle_time_and_every_save_renews_it(make_redis_store):
+    store = make_redis_store(ttl_seconds=3600)
+    client, keys = store._client, [store._key("state", "a"), store._key("turns", "a")]
+    store.save("a", ConversationState(turns=1), turn("one"))
+    time.sleep(0.2)  # let Redis count the expiry down a little
+    left = [client.pttl(key) for key in keys]
+    assert all(3_500_000 < ms <= 3_599_800 for ms in left), left
+    store.save("a", ConversationState(turns=2), turn("two"))
+    renewed = [client.pttl(key) for key in keys]
+    assert all(new > old for new, old in zip(renewed, left)), (left, renewed)
+
+
+def test_redis_without_idle_time_sets_no_expiry(make_redis_store):
+    store = make_redis_store(ttl_seconds=0)
+    store.save("a", ConversationState(turns=1), turn())
+    assert [store._client.pttl(store._key(kind, "a")) for kind in ("state", "turns")] == [-1, -1]  # -1: no expiry
+
+
+def test_redis_forgets_idle_conversations_itself(make_redis_store):
+    """The one real wait: Redis, not this code, expires the keys (a key read past its expiry
+    is gone, however busy the machine)."""
+    store = make_redis_store(ttl_seconds=0.2)
+    store.save("a", ConversationState(context="x", turns=1), turn("old"))
+    time.sleep(0.4)
+    assert store.load("a") == ConversationState()
+    assert store.history("a") == []
+    store.save("a", ConversationState(turns=1), turn("new"))  # starts afresh, old turns gone
+    assert [t.message for t in store.history("a")] == ["new"]
 
 
 def test_two_store_objects_share_conversations(make_store):

@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,6 +99,7 @@ class MemoryStore:
         ttl_seconds: a conversation idle this long starts afresh (0 keeps it forever).
         max_conversations: least recently used conversations beyond this are dropped.
         max_turns: turns kept per conversation.
+        clock: the time in seconds (``time.time``); the idle time is measured on it.
     """
 
     def __init__(
@@ -106,10 +107,12 @@ class MemoryStore:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         max_conversations: int = 10000,
         max_turns: int = DEFAULT_MAX_TURNS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_conversations = max_conversations
         self.max_turns = max_turns
+        self._clock = clock
         self._lock = threading.Lock()
         self._sender_locks = [threading.Lock() for _ in range(64)]
         self._items: OrderedDict[str, tuple[float, ConversationState, deque[Turn]]] = OrderedDict()
@@ -125,11 +128,11 @@ class MemoryStore:
 
     def load(self, sender: str) -> ConversationState:
         with self._lock:
-            item = self._live(sender, time.time())
+            item = self._live(sender, self._clock())
             return item[1] if item else ConversationState()
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
-        now = time.time()
+        now = self._clock()
         with self._lock:
             item = self._live(sender, now)
             turns = item[2] if item else deque(maxlen=self.max_turns)
@@ -141,7 +144,7 @@ class MemoryStore:
 
     def history(self, sender: str) -> list[Turn]:
         with self._lock:
-            item = self._live(sender, time.time())
+            item = self._live(sender, self._clock())
             return list(item[2]) if item else []
 
     @contextlib.contextmanager

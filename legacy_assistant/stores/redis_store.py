@@ -34,7 +34,9 @@ class RedisStore:
 
     Args:
         client: a ``redis.Redis`` client (thread-safe: it keeps a connection pool).
-        ttl_seconds: idle time after which a conversation's keys expire (0: never).
+        ttl_seconds: idle time after which a conversation's keys expire (0: never). Redis
+            counts it down on its own clock (every save sets it afresh), so this store, unlike
+            the others, takes no clock.
         max_turns: turns kept per conversation, newest kept.
         prefix: key prefix, so several assistants can share one database.
     """

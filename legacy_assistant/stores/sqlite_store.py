@@ -130,6 +130,9 @@ class SQLiteStore:
         max_turns: turns kept per conversation, newest kept.
         synchronous: ``full`` (commit survives power loss), ``normal`` (survives a killed
             process) or ``extra``.
+        clock: the time in seconds (``time.time``): what a save records as the conversation's
+            last activity and what the idle time is measured on. Every process sharing the
+            file must use the same clock.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class SQLiteStore:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         max_turns: int = DEFAULT_MAX_TURNS,
         synchronous: str = "full",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ConfigError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
@@ -145,6 +149,7 @@ class SQLiteStore:
         self.ttl_seconds = ttl_seconds
         self.max_turns = max_turns
         self.synchronous = synchronous
+        self._clock = clock
         self._local = threading.local()  # the connection a thread holds during an operation
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
@@ -217,7 +222,7 @@ class SQLiteStore:
             row = connection.execute(
                 "SELECT context, next_tag, turns, updated FROM conversations WHERE sender = ?", (sender,)
             ).fetchone()
-        if row is None or self._expired(row[3], time.time()):
+        if row is None or self._expired(row[3], self._clock()):
             return ConversationState()
         return ConversationState(context=row[0], next_tag=row[1], turns=int(row[2]))
 
@@ -231,7 +236,7 @@ class SQLiteStore:
                     self._save(connection, sender, state, turn)
 
     def _save(self, connection: sqlite3.Connection, sender: str, state: ConversationState, turn: Turn) -> None:
-        now = time.time()
+        now = self._clock()
         try:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
             if row is not None and self._expired(row[0], now):
@@ -274,7 +279,7 @@ class SQLiteStore:
     def history(self, sender: str) -> list[Turn]:
         with self._errors("history"), self._connection() as connection:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
-            if row is None or self._expired(row[0], time.time()):
+            if row is None or self._expired(row[0], self._clock()):
                 return []
             rows = connection.execute(
                 "SELECT message, reply, intent, confidence, at FROM turns WHERE sender = ? ORDER BY id", (sender,)
