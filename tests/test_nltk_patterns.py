@@ -1,6 +1,9 @@
 """NLTK tokenizers whose patterns keep the GIL while matching: same tokens, same ReDoS guard."""
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,27 +64,78 @@ def test_text_processor_uses_gil_holding_tokenizers(tokenizer: str) -> None:
     assert unwrapped_patterns(processor._split.__self__) == []
 
 
-class _RecordingPattern:
-    pattern = "x"
+def other_thread_ran_during(call, *args) -> bool:
+    """Whether another thread, released just before ``call(*args)``, ran before it returned.
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
+    The other thread needs the GIL to run at all. With a long switch interval the calling
+    thread gives the GIL up only where C code releases it on purpose, as ``regex`` does while it
+    matches unless it is told ``concurrent=False``."""
+    released, ran = threading.Event(), []
+    other = threading.Thread(target=lambda: (released.wait(), ran.append(True)))
+    other.start()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    try:
+        released.set()
+        result = call(*args)
+        if hasattr(result, "__next__"):  # finditer matches as it is iterated
+            list(result)
+        seen = bool(ran)
+    finally:
+        sys.setswitchinterval(interval)
+        other.join()
+    return seen
 
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: self.calls.append((name, args, kwargs)) or name
+
+# The pattern below backtracks through every way of splitting a run of a's: on SLOW_TEXT a call
+# takes 0.05 to 0.5 s here, long enough for a waiting thread to be scheduled if the GIL were free.
+SLOW_TEXT = "a" * 24
+METHODS = ["search", "match", "fullmatch", "findall", "finditer", "split", "sub", "subn"]
 
 
-@pytest.mark.parametrize("method", ["search", "match", "fullmatch", "findall", "finditer", "split", "sub", "subn"])
-def test_matching_methods_pass_concurrent_false(method: str) -> None:
-    recorder = _RecordingPattern()
-    assert getattr(GilHoldingPattern(recorder), method)("a", "b", count=1) == method
-    assert recorder.calls == [(method, ("a", "b"), {"concurrent": False, "count": 1})]
+def call_args(method: str, text: str) -> tuple:
+    return ("x", text) if method in ("sub", "subn") else (text,)
 
 
-def test_other_attributes_are_the_wrapped_patterns() -> None:
-    assert GilHoldingPattern(_RecordingPattern()).pattern == "x"
+def comparable(result):
+    """A match object as its span, an iterator of matches as their spans; anything else as it is."""
+    if hasattr(result, "span"):
+        return result.span()
+    if hasattr(result, "__next__"):
+        return [match.span() for match in result]
+    return result
+
+
+@pytest.fixture(scope="module")
+def slow_pattern():
+    from nltk import redos
+
+    return redos.compile(r"(?:a|aa)+b", timeout=60)
+
+
+@needs_timed_patterns
+def test_nltk_patterns_let_other_threads_run_while_matching(slow_pattern) -> None:
+    """The control: NLTK's own pattern hands the GIL over during a match (what the wrapper is
+    for), so the check below can tell the two apart."""
+    assert other_thread_ran_during(slow_pattern.search, SLOW_TEXT)
+
+
+@needs_timed_patterns
+@pytest.mark.parametrize("method", METHODS)
+def test_wrapped_patterns_keep_the_gil_while_matching(slow_pattern, method) -> None:
+    holding = GilHoldingPattern(slow_pattern)
+    assert not other_thread_ran_during(getattr(holding, method), *call_args(method, SLOW_TEXT))
+    for text in ("aab, ab and aaab", "no match here", ""):  # and it answers as the pattern does
+        plain, held = (comparable(getattr(p, method)(*call_args(method, text))) for p in (slow_pattern, holding))
+        assert held == plain, text
+
+
+@needs_timed_patterns
+def test_other_attributes_are_the_wrapped_patterns(slow_pattern) -> None:
+    holding = GilHoldingPattern(slow_pattern)
+    assert (holding.pattern, holding.flags) == (slow_pattern.pattern, slow_pattern.flags)
     with pytest.raises(AttributeError):
-        GilHoldingPattern(_RecordingPattern()).__deepcopy__
+        holding.__deepcopy__
 
 
 @needs_timed_patterns
