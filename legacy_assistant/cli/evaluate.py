@@ -29,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.out:  # the report's figures; found missing before the evaluation, not after
+        from legacy_assistant.common.optional import require
+
+        require("matplotlib", "plots", "the figures written next to --out's report")
     predictor = Predictor.load(args.model)
     try:
         oos_label = args.oos_label or predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL

@@ -11,6 +11,7 @@ from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
+from legacy_assistant.common.optional import require
 from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.classifier.training import train
 
     config = config_from_args(args)
+    if not args.no_plot:  # before hours of training, not after
+        require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")

@@ -55,8 +55,11 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "RedisStore":
-        """Connect to ``redis://host:port/db``; raises :class:`ConfigError` if it cannot be reached."""
-        import redis
+        """Connect to ``redis://host:port/db``; raises :class:`ConfigError` if it cannot be reached,
+        :class:`~legacy_assistant.common.optional.MissingPackageError` without the ``redis`` package."""
+        from legacy_assistant.common.optional import require
+
+        redis = require("redis", "redis", "the Redis conversation store")
 
         try:
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)

@@ -64,8 +64,9 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
     Raises:
         ArtifactError: not an HDF5 file, an unsupported layer or activation, inconsistent shapes.
     """
-    import h5py
+    from legacy_assistant.common.optional import require
 
+    h5py = require("h5py", "classic", "reading a Keras .h5 file")
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found")

@@ -1,0 +1,35 @@
+"""Optional packages: the extras of ``pyproject.toml`` (``redis``, ``plots``, ``classic``).
+
+The shipped environment (``requirements-tf1compat.txt``) has them all; an install without one
+works until the part that needs it is used, which then fails with an error that says what to
+install.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from legacy_assistant.errors import AssistantError
+
+
+class MissingPackageError(AssistantError):
+    """An optional package that the requested work needs is not installed."""
+
+
+def require(module: str, extra: str, needed_for: str) -> ModuleType:
+    """Import ``module``, or raise :class:`MissingPackageError` naming the extra to install.
+
+    Args:
+        module: the top-level module, e.g. ``"matplotlib"``.
+        extra: the project's extra that brings it, e.g. ``"plots"``.
+        needed_for: what needs it, for the message, e.g. ``"the training history figure"``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # the package is there but something it imports is not
+            raise
+        raise MissingPackageError(
+            f"{needed_for} needs the Python package '{module}', which is not installed: "
+            f"pip install 'legacy-assistant[{extra}]' (or pip install {module})"
+        ) from None
