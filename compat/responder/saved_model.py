@@ -1,0 +1,190 @@
+"""The responder as a TF1 SavedModel: :func:`export_responder` writes it, :class:`LoadedResponder` serves it.
+
+The SavedModel (tags ``("serve",)``) holds the inference graph only (no dropout, no optimizer
+state) with four signatures:
+
+* ``greedy``, ``beam``, ``sample``: inputs as in :data:`compat.responder.decoding.SIGNATURE_INPUTS`,
+  outputs ``ids`` int32 ``[batch, candidates, max_length]``, ``log_probs`` float32 and
+  ``lengths`` int32 ``[batch, candidates]``;
+* ``score``: ``context_ids``, ``condition_ids``, ``reply_ids`` -> ``token_log_probs`` float32
+  ``[batch, reply_len]``.
+
+The spec it was built from is kept in the graph as the string constant ``responder/spec_json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from compat.graph_session import GraphSession, session_config
+from compat.interface import SavedModelError
+from compat.responder.decoding import (
+    SIGNATURE_INPUTS,
+    SIGNATURE_OUTPUTS,
+    DecodeOps,
+    DecodeRunner,
+    build_decoding,
+)
+from compat.responder.network import SCOPE, ResponderNetwork
+from compat.responder.spec import DecodeResult, ResponderSpec
+from compat.responder.trainer import load_weights
+from compat.runtime import tf
+
+SERVING_TAGS = ("serve",)  # tf.saved_model.tag_constants.SERVING
+SPEC_TENSOR = f"{SCOPE}/spec_json"
+
+__all__ = ["export_responder", "LoadedResponder", "DecodeResult", "SavedModelError", "SERVING_TAGS"]
+
+
+def export_responder(weights: Mapping[str, np.ndarray], spec: ResponderSpec, export_dir: str) -> None:
+    """Write a SavedModel of the inference graph holding ``weights`` to ``export_dir`` (which must not exist)."""
+    if os.path.exists(export_dir):
+        raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
+    with GraphSession() as gs:
+        with gs.bound():
+            network = ResponderNetwork(spec, seed=0)
+            ops = build_decoding(network)
+            tf.constant(json.dumps(spec.to_dict(), sort_keys=True), name=SPEC_TENSOR)
+            variables = {v.name.split(":")[0]: v for v in network.variables()}
+            init = tf.global_variables_initializer()
+            gs.run(init)
+            load_weights(gs, variables, weights)
+            signatures = {
+                name: tf.saved_model.signature_def_utils.predict_signature_def(
+                    inputs={key: ops.inputs[key] for key in SIGNATURE_INPUTS[name]},
+                    outputs={key: ops.outputs[name][key] for key in SIGNATURE_OUTPUTS[name]},
+                )
+                for name in SIGNATURE_INPUTS
+            }
+            builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+            builder.add_meta_graph_and_variables(
+                gs.session, list(SERVING_TAGS), signature_def_map=signatures, strip_default_attrs=True
+            )
+            builder.save()
+
+
+class LoadedResponder:
+    """An exported responder in its own finalized graph and session.
+
+    :meth:`decode` and :meth:`score` may be called from many threads at once: each is one
+    ``Session.run`` and keeps no Python state between calls.
+
+    Attributes:
+        spec: the :class:`ResponderSpec` stored in the SavedModel.
+        vocab_size, n_conditions: valid id ranges of the inputs.
+    """
+
+    def __init__(self, export_dir: str, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
+        export_dir = os.fspath(export_dir)
+        if not os.path.isdir(export_dir):
+            raise SavedModelError(f"no SavedModel directory at {export_dir}")
+        self._gs = GraphSession(session_config(intra_op_threads, inter_op_threads))
+        try:
+            self._load(export_dir)
+        except SavedModelError:
+            self._gs.close()
+            raise
+        except Exception as exc:  # OpError, OSError, protobuf DecodeError from a damaged saved_model.pb, ...
+            self._gs.close()
+            raise SavedModelError(
+                f"cannot load the responder SavedModel from {export_dir}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
+        # Loading is done: a request thread that tries to build an op now fails at once.
+        self._gs.finalize()
+
+    def _load(self, export_dir: str) -> None:
+        with self._gs.bound():
+            meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), export_dir)
+            uninitialized = self._gs.run(tf.report_uninitialized_variables())
+        if len(uninitialized):
+            names = ", ".join(n.decode() for n in uninitialized)
+            raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
+        inputs: dict[str, tf.Tensor] = {}
+        outputs: dict[str, dict[str, tf.Tensor]] = {}
+        for name in SIGNATURE_INPUTS:
+            signature = meta_graph.signature_def.get(name)
+            if signature is None:
+                raise SavedModelError(f"{export_dir} has no {name!r} signature: not a responder SavedModel")
+            lacking = sorted(set(SIGNATURE_INPUTS[name]) - set(signature.inputs)) + sorted(
+                set(SIGNATURE_OUTPUTS[name]) - set(signature.outputs)
+            )
+            if lacking:
+                raise SavedModelError(f"{export_dir}: signature {name!r} lacks {', '.join(lacking)}")
+            for key in SIGNATURE_INPUTS[name]:
+                inputs[key] = self._gs.tensor(signature.inputs[key].name)
+            outputs[name] = {key: self._gs.tensor(signature.outputs[key].name) for key in SIGNATURE_OUTPUTS[name]}
+        try:
+            spec_json = self._gs.run(self._gs.tensor(SPEC_TENSOR + ":0"))
+        except KeyError as exc:
+            raise SavedModelError(f"{export_dir}: the graph holds no {SPEC_TENSOR}") from exc
+        try:
+            self.spec = ResponderSpec.from_dict(json.loads(spec_json.decode("utf-8")))
+        except ValueError as exc:
+            raise SavedModelError(f"{export_dir}: {SPEC_TENSOR} is not a valid spec: {exc}") from exc
+        self.vocab_size = self.spec.vocab_size
+        self.n_conditions = self.spec.n_conditions
+        ops = DecodeOps(inputs=inputs, outputs=outputs, vocab_size=self.vocab_size, n_conditions=self.n_conditions)
+        self._runner = DecodeRunner(self._gs, ops)
+
+    @property
+    def graph_session(self) -> GraphSession:
+        return self._gs
+
+    def decode(
+        self,
+        context_ids: np.ndarray,
+        condition_ids: np.ndarray,
+        *,
+        mode: str,
+        max_length: int,
+        beam_width: int = 5,
+        temperature: float = 1.0,
+        seed: int = 0,
+        repetition_penalty: float = 1.0,
+        banned_ids: np.ndarray | None = None,
+        n_samples: int = 1,
+        length_penalty: float = 1.0,
+        unpenalized_ids: np.ndarray | None = None,
+    ) -> DecodeResult:
+        """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``; one ``Session.run``.
+
+        ``mode`` is ``"greedy"``, ``"beam"`` or ``"sample"``; the options are described at
+        :meth:`compat.responder.decoding.DecodeRunner.decode` (``unpenalized_ids``: ids the
+        repetition penalty never touches, such as punctuation). Bad inputs raise
+        ``ValueError`` before anything runs.
+        """
+        return self._runner.decode(
+            context_ids,
+            condition_ids,
+            mode=mode,
+            max_length=max_length,
+            beam_width=beam_width,
+            temperature=temperature,
+            seed=seed,
+            repetition_penalty=repetition_penalty,
+            banned_ids=banned_ids,
+            n_samples=n_samples,
+            length_penalty=length_penalty,
+            unpenalized_ids=unpenalized_ids,
+        )
+
+    def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
+        """float32 ``[batch, reply_len]``: log p of each token of ``reply_ids`` (0 at PAD)."""
+        return self._runner.score(context_ids, condition_ids, reply_ids)
+
+    def close(self) -> None:
+        self._gs.close()
+
+    def __enter__(self) -> "LoadedResponder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,335 @@
+"""Decoding in the graph (greedy, beam, sampling, scoring) and the exported SavedModel."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from compat.responder.spec import END, PAD, START, UNK, ResponderSpec
+
+SPEC = ResponderSpec(
+    vocab_size=24,
+    n_conditions=3,
+    embedding_size=16,
+    encoder_units=16,
+    context_units=24,
+    decoder_units=32,
+    condition_size=4,
+    max_reply_tokens=8,
+)
+REPEATED = 20  # the token the last toy reply repeats
+
+
+def reply_rows(replies: list[list[int]], width: int) -> np.ndarray:
+    rows = np.zeros((len(replies), width), np.int32)
+    for i, tokens in enumerate(replies):
+        rows[i, : len(tokens) + 1] = list(tokens) + [END]
+    return rows
+
+
+CONTEXTS = np.array(
+    [
+        [[0, 0, 0, 0], [4, 5, 6, 0], [7, 8, 0, 0]],
+        [[0, 0, 0, 0], [0, 0, 0, 0], [9, 10, 11, 12]],
+        [[13, 14, 0, 0], [15, 0, 0, 0], [16, 17, 0, 0]],
+        [[0, 0, 0, 0], [4, 5, 0, 0], [18, 19, 0, 0]],
+        [[0, 0, 0, 0], [0, 0, 0, 0], [21, 22, 23, 0]],
+    ],
+    np.int32,
+)
+CONDITIONS = np.array([0, 1, 2, 0, 1], np.int32)
+REPLIES = reply_rows([[20, 21, 22], [23, 4, 5, 6], [7, 9, 11, 13, 15], [19], [REPEATED] * 5], 7)
+
+
+def random_weights(spec: ResponderSpec, seed: int, scale: float) -> dict[str, np.ndarray]:
+    from compat.responder.network import variable_shapes
+
+    rng = np.random.RandomState(seed)
+    return {name: (rng.randn(*shape) * scale).astype(np.float32) for name, shape in variable_shapes(spec).items()}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A trainer that has learnt the toy replies (the last one repeats a token five times)."""
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    trainer = ResponderTrainer(SPEC, ResponderOptimizerSpec(learning_rate=0.01), seed=11)
+    for _ in range(150):
+        trainer.train_batch(CONTEXTS, CONDITIONS, REPLIES)
+    yield trainer
+    trainer.close()
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """The trained weights as a SavedModel directory."""
+    from compat.responder.saved_model import export_responder
+
+    path = tmp_path_factory.mktemp("responder") / "saved_model"
+    export_responder(trained.get_weights(), SPEC, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    from compat.responder.saved_model import LoadedResponder
+
+    responder = LoadedResponder(str(exported))
+    yield responder
+    responder.close()
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory):
+    """An untrained model with large random weights: broad, varied next-token distributions."""
+    from compat.responder.saved_model import LoadedResponder, export_responder
+
+    path = tmp_path_factory.mktemp("responder-random") / "saved_model"
+    export_responder(random_weights(SPEC, seed=2, scale=0.7), SPEC, str(path))
+    responder = LoadedResponder(str(path))
+    yield responder
+    responder.close()
+
+
+def random_contexts(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(seed)
+    contexts = rng.randint(4, SPEC.vocab_size, size=(n, 3, 4)).astype(np.int32)
+    contexts[rng.rand(n, 3, 4) < 0.3] = PAD
+    return contexts, rng.randint(0, SPEC.n_conditions, size=n).astype(np.int32)
+
+
+def assert_well_formed(result, max_length: int) -> None:
+    """END ends each reply, PAD follows it, lengths count up to END; no banned special inside."""
+    ids, lengths = result.ids, result.lengths
+    assert ids.shape[:2] == lengths.shape == result.log_probs.shape and ids.shape[2] == max_length
+    assert ids.dtype == np.int32 and lengths.dtype == np.int32 and result.log_probs.dtype == np.float32
+    for row, length in zip(ids.reshape(-1, max_length), lengths.reshape(-1)):
+        assert 1 <= length <= max_length
+        body = row[:length]
+        assert not np.isin(body, [PAD, UNK, START]).any(), row
+        assert (body[:-1] != END).all(), row
+        if length < max_length:
+            assert body[-1] == END, row
+        assert (row[length:] == PAD).all(), row
+    assert (result.log_probs <= 0).all()
+
+
+def scored(model, contexts, conditions, result) -> np.ndarray:
+    """``score`` summed over each candidate reply: ``[batch, candidates]``."""
+    batch, candidates, length = result.ids.shape
+    replies = result.ids.reshape(batch * candidates, length)
+    repeated = np.repeat(contexts, candidates, axis=0), np.repeat(conditions, candidates)
+    return model.score(*repeated, replies).sum(axis=1).reshape(batch, candidates)
+
+
+# -- greedy, beam, sampling -------------------------------------------------------------------
+
+
+def test_greedy_decodes_the_trained_replies_and_log_probs_match_score(trained, loaded):
+    result = loaded.decode(CONTEXTS, CONDITIONS, mode="greedy", max_length=8)
+    assert_well_formed(result, 8)
+    np.testing.assert_array_equal(result.ids[:, 0, :7], REPLIES)
+    np.testing.assert_allclose(result.log_probs, scored(loaded, CONTEXTS, CONDITIONS, result), atol=1e-5)
+    np.testing.assert_allclose(loaded.score(CONTEXTS, CONDITIONS, REPLIES), trained.score(CONTEXTS, CONDITIONS, REPLIES), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "sample"])
+def test_every_mode_is_well_formed_and_its_log_probs_are_the_models(random_model, mode):
+    """``log_probs`` are the plain model's even when a penalty and a temperature steer the search."""
+    contexts, conditions = random_contexts(6, seed=1)
+    result = random_model.decode(
+        contexts, conditions, mode=mode, max_length=9, beam_width=3, n_samples=4, seed=3,
+        temperature=0.7, repetition_penalty=3.0,
+    )
+    assert result.ids.shape == (6, {"greedy": 1, "beam": 3, "sample": 4}[mode], 9)
+    assert_well_formed(result, 9)
+    np.testing.assert_allclose(result.log_probs, scored(random_model, contexts, conditions, result), atol=1e-4)
+
+
+def test_beam_width_one_is_greedy(random_model):
+    contexts, conditions = random_contexts(8, seed=2)
+    for options in ({}, {"length_penalty": 0.0}, {"repetition_penalty": 2.0, "banned_ids": np.array([5, 6])}):
+        greedy = random_model.decode(contexts, conditions, mode="greedy", max_length=10, **options)
+        beam = random_model.decode(contexts, conditions, mode="beam", beam_width=1, max_length=10, **options)
+        np.testing.assert_array_equal(beam.ids, greedy.ids)
+        np.testing.assert_array_equal(beam.lengths, greedy.lengths)
+        np.testing.assert_allclose(beam.log_probs, greedy.log_probs, atol=1e-6)
+
+
+def test_beam_finds_replies_at_least_as_likely_as_greedy_and_ranks_them(random_model):
+    contexts, conditions = random_contexts(12, seed=3)
+    greedy = random_model.decode(contexts, conditions, mode="greedy", max_length=10)
+    raw = random_model.decode(contexts, conditions, mode="beam", beam_width=4, max_length=10, length_penalty=0.0)
+    assert (raw.log_probs[:, 0] >= greedy.log_probs[:, 0] - 1e-5).all()
+    assert (raw.log_probs[:, 0] > greedy.log_probs[:, 0] + 1e-3).any()  # the search does more than greedy
+    normalised = random_model.decode(contexts, conditions, mode="beam", beam_width=4, max_length=10, length_penalty=1.0)
+    for result, penalty in ((raw, 0.0), (normalised, 1.0)):
+        assert_well_formed(result, 10)
+        ranking = result.log_probs / result.lengths.astype(np.float32) ** penalty
+        assert (np.diff(ranking, axis=1) <= 1e-6).all()  # best first
+        for row in result.ids:
+            assert len({tuple(candidate) for candidate in row}) == len(row)  # distinct candidates
+
+
+def test_seeded_sampling_repeats_and_different_seeds_differ(random_model):
+    contexts, conditions = random_contexts(4, seed=4)
+    options = dict(mode="sample", max_length=8, n_samples=5, temperature=1.0)
+    first = random_model.decode(contexts, conditions, seed=7, **options)
+    again = random_model.decode(contexts, conditions, seed=7, **options)
+    other = random_model.decode(contexts, conditions, seed=8, **options)
+    np.testing.assert_array_equal(first.ids, again.ids)
+    np.testing.assert_array_equal(first.log_probs, again.log_probs)
+    assert not np.array_equal(first.ids, other.ids)
+    assert len({tuple(c) for c in first.ids[0]}) > 1  # the samples of one context differ too
+
+
+def test_sampling_approaches_greedy_as_the_temperature_falls(random_model):
+    contexts, conditions = random_contexts(6, seed=5)
+    greedy = random_model.decode(contexts, conditions, mode="greedy", max_length=8)
+    cold = random_model.decode(contexts, conditions, mode="sample", max_length=8, n_samples=3, temperature=1e-4, seed=1)
+    hot = random_model.decode(contexts, conditions, mode="sample", max_length=8, n_samples=3, temperature=1.0, seed=1)
+    np.testing.assert_array_equal(cold.ids, np.repeat(greedy.ids, 3, axis=1))
+    assert not np.array_equal(hot.ids, np.repeat(greedy.ids, 3, axis=1))
+
+
+def test_banned_ids_never_appear(random_model):
+    contexts, conditions = random_contexts(6, seed=6)
+    greedy = random_model.decode(contexts, conditions, mode="greedy", max_length=8)
+    produced = np.unique(greedy.ids[greedy.ids > END])
+    banned = produced[: max(1, len(produced) // 2)].astype(np.int32)
+    for mode in ("greedy", "beam", "sample"):
+        result = random_model.decode(
+            contexts, conditions, mode=mode, max_length=8, banned_ids=banned, beam_width=4, n_samples=4, seed=2
+        )
+        assert_well_formed(result, 8)
+        assert not np.isin(result.ids, banned).any(), mode
+
+
+def count_repeats(ids: np.ndarray) -> int:
+    """Tokens (END and PAD aside) that already occurred earlier in their reply, over all replies."""
+    repeats = 0
+    for row in ids.reshape(-1, ids.shape[-1]):
+        words = [t for t in row if t > END]
+        repeats += len(words) - len(set(words))
+    return repeats
+
+
+def test_repetition_penalty_reduces_repeats(loaded):
+    repeating = CONTEXTS[-1:], CONDITIONS[-1:]
+    for mode in ("greedy", "beam"):
+        plain = loaded.decode(*repeating, mode=mode, max_length=8, beam_width=3)
+        assert count_repeats(plain.ids[:, :1]) >= 4, plain.ids  # the model learnt to repeat
+        penalised = loaded.decode(*repeating, mode=mode, max_length=8, beam_width=3, repetition_penalty=1e4)
+        assert count_repeats(penalised.ids[:, :1]) < count_repeats(plain.ids[:, :1]), penalised.ids
+        exempt = loaded.decode(
+            *repeating, mode=mode, max_length=8, beam_width=3, repetition_penalty=1e4,
+            unpenalized_ids=np.array([REPEATED]),
+        )
+        np.testing.assert_array_equal(exempt.ids, plain.ids)
+
+
+# -- the SavedModel ---------------------------------------------------------------------------
+
+
+def test_the_saved_model_decodes_as_the_trainer_does(trained, loaded):
+    assert loaded.graph_session.finalized
+    assert loaded.spec == SPEC
+    contexts, conditions = random_contexts(5, seed=7)
+    contexts = np.concatenate([CONTEXTS, contexts])
+    conditions = np.concatenate([CONDITIONS, conditions])
+    for mode in ("greedy", "beam", "sample"):
+        options = dict(mode=mode, max_length=8, beam_width=3, n_samples=2, seed=5, repetition_penalty=1.5)
+        want = trained.decode(contexts, conditions, **options)
+        got = loaded.decode(contexts, conditions, **options)
+        np.testing.assert_array_equal(got.ids, want.ids, err_msg=mode)
+        np.testing.assert_array_equal(got.lengths, want.lengths, err_msg=mode)
+        np.testing.assert_allclose(got.log_probs, want.log_probs, atol=1e-6, err_msg=mode)
+    with pytest.raises(RuntimeError):  # finalized: no op can be added by mistake
+        with loaded.graph_session.bound():
+            from compat.runtime import tf
+
+            tf.constant(1)
+
+
+def test_eight_threads_get_what_one_thread_gets(random_model):
+    jobs = []
+    for i in range(8):
+        contexts, conditions = random_contexts(2 + i % 3, seed=20 + i)
+        mode = ("greedy", "beam", "sample")[i % 3]
+        jobs.append((contexts, conditions, dict(mode=mode, max_length=8, beam_width=3, n_samples=3, seed=i)))
+    alone = [random_model.decode(c, k, **o) for c, k, o in jobs]
+    together: list = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            contexts, conditions, options = jobs[index]
+            barrier.wait()
+            results = [random_model.decode(contexts, conditions, **options) for _ in range(5)]
+            together[index] = results
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for want, results in zip(alone, together):
+        for got in results:
+            np.testing.assert_array_equal(got.ids, want.ids)
+            np.testing.assert_array_equal(got.log_probs, want.log_probs)
+
+
+def test_a_damaged_or_missing_saved_model_is_refused(exported, tmp_path):
+    import shutil
+
+    from compat.interface import SavedModelError
+    from compat.responder.saved_model import LoadedResponder, export_responder
+
+    with pytest.raises(SavedModelError, match="no SavedModel directory"):
+        LoadedResponder(str(tmp_path / "absent"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SavedModelError, match="empty"):
+        LoadedResponder(str(tmp_path / "empty"))
+    garbled = tmp_path / "garbled"
+    shutil.copytree(exported, garbled)
+    (garbled / "saved_model.pb").write_bytes(b"\x08\x01 this is not a protocol buffer \xff\xfe")
+    with pytest.raises(SavedModelError, match="garbled"):
+        LoadedResponder(str(garbled))
+    no_weights = tmp_path / "no_weights"
+    shutil.copytree(exported, no_weights)
+    for data in (no_weights / "variables").glob("variables.data-*"):
+        data.write_bytes(b"")
+    with pytest.raises(SavedModelError, match="no_weights"):
+        LoadedResponder(str(no_weights))
+    with pytest.raises(FileExistsError):
+        export_responder({}, SPEC, str(exported))
+
+
+def test_bad_decode_arguments_are_refused_before_running(random_model):
+    contexts, conditions = random_contexts(2, seed=8)
+    bad = [
+        (dict(mode="nucleus"), "mode"),
+        (dict(max_length=0), "max_length"),
+        (dict(mode="beam", beam_width=SPEC.vocab_size), "beam_width"),
+        (dict(mode="sample", temperature=0.0), "temperature"),
+        (dict(mode="sample", n_samples=0), "n_samples"),
+        (dict(banned_ids=np.array([SPEC.vocab_size])), "banned_ids"),
+        (dict(repetition_penalty=0.0), "repetition_penalty"),
+    ]
+    for changes, field in bad:
+        options = {"mode": "greedy", "max_length": 5, **changes}
+        with pytest.raises(ValueError, match=field):
+            random_model.decode(contexts, conditions, **options)
+    with pytest.raises(ValueError, match="context_ids"):
+        random_model.decode(contexts + SPEC.vocab_size, conditions, mode="greedy", max_length=5)
+    with pytest.raises(ValueError, match="condition_ids"):
+        random_model.decode(contexts, conditions[:1], mode="greedy", max_length=5)
+    with pytest.raises(ValueError, match="reply_ids"):
+        random_model.score(contexts, conditions, np.full((2, 3), -1))
+    empty = random_model.decode(contexts[:0], conditions[:0], mode="beam", beam_width=2, max_length=5)
+    assert empty.ids.shape == (0, 2, 5)
