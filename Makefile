@@ -1,5 +1,6 @@
 # Everything runs from a local virtualenv that these rules create and keep in step with the
-# requirements files. `make run` serves the shipped assistant; `make test` runs the tests.
+# lock files. `make run` serves the shipped assistant; `make test` runs the tests (in random
+# order; replay one with `make test PYTEST_ARGS=--randomly-seed=N`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,14 +8,15 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+UV ?= uv
 
-.PHONY: run test venv default-model bench bench-serve bench-runtimes matrix test-tf-oldest clean
+.PHONY: run test venv lock default-model bench bench-serve bench-runtimes matrix test-tf-oldest clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-tf1compat.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $(STAMP)
 
@@ -23,6 +25,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Compile the lock files from their .in files (needs uv: pip install uv). A pin that still fits
+# is kept, so only what an .in file changed moves (uv's --upgrade-package NAME moves one more).
+lock:
+	$(UV) pip compile requirements-tf1compat.in --universal --python-version 3.11 -o requirements-tf1compat.txt
+	$(UV) pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.txt
 
 # Retrain the shipped model and its golden predictions (commit both afterwards).
 default-model: $(STAMP)
