@@ -126,9 +126,13 @@ def evaluate_predictor(
 
 def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
     """The report as text for a terminal."""
+    out_of_scope = (
+        f"{report['oos_examples']} out of scope, label {report['oos_label']!r}"
+        if report["oos_examples"]
+        else "none out of scope"
+    )
     lines = [
-        f"examples     {report['examples']} ({report['in_scope_examples']} in scope, "
-        f"{report['oos_examples']} out of scope, label {report['oos_label']!r})",
+        f"examples     {report['examples']} ({report['in_scope_examples']} in scope, {out_of_scope})",
         f"accuracy     {report['accuracy']:.4f}  (in scope, top intent, no threshold)",
         f"macro-F1     {report['macro_f1']:.4f}",
     ]
@@ -156,3 +160,23 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
         lines.append("most confused (label -> predicted: count):")
         lines.extend(f"  {p['label']} -> {p['predicted']}: {p['count']}" for p in report["confused_pairs"])
     return lines
+
+
+def training_file_overlap(manifest: dict[str, Any], data_sha256: str, data_format: str, split: str) -> str | None:
+    """A warning when the evaluated sentences are the model's own training data, else None.
+
+    The manifest records the sha256 of the file the model was trained on (``source.data``); the
+    same file is training data unless it is a CLINC150-layout file evaluated on a split other
+    than ``train`` (its splits are disjoint).
+    """
+    source = manifest.get("source") or {}
+    data = source.get("data")
+    trained_sha256 = data.get("sha256") if isinstance(data, dict) else source.get("sha256")
+    if trained_sha256 != data_sha256:
+        return None
+    if data_format == "clinc" and split != "train":
+        return None
+    return (
+        "these are the sentences the model was trained on (the same file, by sha256): the figures "
+        "measure memorisation, not how it does on new sentences"
+    )

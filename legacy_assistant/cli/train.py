@@ -102,17 +102,19 @@ def run(args: argparse.Namespace) -> int:
         + (f", {len(validation)} validation examples" if validation is not None else "")
     )
 
-    with tqdm(total=config.epochs, unit="epoch", desc="training", dynamic_ncols=True) as bar:
+    # The bar is made once training knows how many epochs it will run: a bar made before that
+    # would print a stray "0/1" line first.
+    bars: list[tqdm] = []
 
-        def on_start(epochs: int) -> None:
-            bar.total = epochs
-            bar.refresh()
+    def on_start(epochs: int) -> None:
+        bars.append(tqdm(total=epochs, unit="epoch", desc="training", dynamic_ncols=True))
 
-        def on_epoch(row: dict) -> None:
-            shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-            bar.set_postfix(shown, refresh=False)
-            bar.update(1)
+    def on_epoch(row: dict) -> None:
+        shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        bars[-1].set_postfix(shown, refresh=False)
+        bars[-1].update(1)
 
+    try:
         model = train(
             training.texts,
             training.labels,
@@ -122,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
             on_start=on_start,
             oos_label=args.oos_label,
         )
+    finally:
+        for bar in bars:
+            bar.close()
     source: dict[str, object] = {"data": file_record(args.data), "format": data.format}
     if args.validation_data:
         source["validation"] = file_record(args.validation_data)
