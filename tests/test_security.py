@@ -63,23 +63,52 @@ def test_tokens_from_environment(monkeypatch, make_client):
     assert client.post("/api/v1/parse", json={"text": "hi"}, headers=bearer("from-env")).status_code == 200
 
 
-def test_tokens_are_compared_in_constant_time(make_client, monkeypatch):
-    import hmac
+@pytest.mark.parametrize("wrong", [
+    "s3cret-apX",  # same length, differs only in the last character
+    "x3cret-api",  # same length, differs only in the first character
+    "s3cret-ap",  # a prefix of the token
+    "s3cret-api-and-more",  # the token with more after it
+    "s3cret-\u00e4pi",  # not ASCII
+])
+def test_wrong_token_gets_401_invalid_token(make_client, wrong):
+    client = make_client(API_TOKEN="s3cret-api", ADMIN_TOKEN="s3cret-api")
+    for url, body in [("/api/v1/parse", {"text": "hi"}), ("/admin/reload", None)]:
+        response = client.post(url, json=body, headers=bearer(wrong))
+        assert_401(response, invalid=True)
+        error = response.get_json()["error"]
+        assert set(error) == {"code", "message"} and "not valid" in error["message"]
+        assert wrong not in response.get_data(as_text=True)  # the presented token is never echoed
 
+
+def test_every_route_declares_its_access_class(app):
+    from legacy_assistant.web.security import Access
+
+    undeclared = []
+    for rule in app.url_map.iter_rules():
+        blueprint_name = rule.endpoint.rpartition(".")[0]
+        blueprint = app.blueprints.get(blueprint_name)
+        if not isinstance(getattr(blueprint, "access", None), Access):
+            undeclared.append(f"{rule.rule} ({rule.endpoint})")
+    assert not undeclared, f"routes whose blueprint declares no access class: {undeclared}"
+    declared = {rule.rule: app.blueprints[rule.endpoint.rpartition(".")[0]].access for rule in app.url_map.iter_rules()}
+    assert declared["/static/<path:filename>"] is Access.PUBLIC
+    assert declared["/api/v1/parse"] is Access.API and declared["/admin/reload"] is Access.ADMIN
+
+
+def test_a_route_without_declared_access_stops_the_app(app):
+    from flask import Blueprint
+
+    from legacy_assistant.errors import ConfigError
     from legacy_assistant.web import security
 
-    calls = []
-    real = hmac.compare_digest
-
-    def spy(a, b):
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(security.hmac, "compare_digest", spy)
-    client = make_client(API_TOKEN="tok")
-    assert client.post("/api/v1/parse", json={"text": "hi"}, headers=bearer("tok")).status_code == 200
-    assert client.post("/api/v1/parse", json={"text": "hi"}, headers=bearer("bad")).status_code == 401
-    assert calls == [(b"tok", b"tok"), (b"bad", b"tok")]
+    plain = Blueprint("forgotten", __name__)
+    plain.add_url_rule("/forgotten", "view", lambda: "open?")
+    app.register_blueprint(plain)
+    with pytest.raises(ConfigError, match=r"/forgotten \(endpoint 'forgotten.view'\)"):
+        security.seal(app)
+    # registered after the app was sealed: refused, not served open
+    response = app.test_client().get("/forgotten")
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
 
 
 def test_no_cors_headers_by_default(make_client):

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from legacy_assistant.cli import build_parser
-from legacy_assistant.cli.serve import app_config
+from legacy_assistant.cli.serve import app_config, server_options
 from legacy_assistant.errors import ConfigError
 
 
@@ -16,51 +16,57 @@ def parse(*argv):
 def test_serve_options_reach_the_app_config(tmp_path):
     args = parse("--workers", "3", "--threads", "2", "--store", "redis://h:1/2", "--conversation-ttl", "60",
                  "--max-text-length", "500", "--max-body-bytes", "2048", "--no-access-log", "--threshold", "0.4")
+    options = server_options(args)
     config = app_config(args)
-    assert (args.workers, args.threads) == (3, 2)
+    assert (options.workers, options.threads) == (3, 2) and options.app_config == config
     assert config["STORE_URL"] == "redis://h:1/2" and config["CONVERSATION_TTL"] == 60.0
     assert config["MAX_TEXT_LENGTH"] == 500 and config["MAX_CONTENT_LENGTH"] == 2048
     assert config["ACCESS_LOG"] is False and config["THRESHOLD"] == 0.4
     assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (1, -1)
     config = app_config(parse("--intra-op-threads", "2", "--inter-op-threads", "0"))
     assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (2, 0)
-    with pytest.raises(ConfigError, match="intra-op"):
-        app_config(parse("--intra-op-threads", "-1"))
+    with pytest.raises(SystemExit):  # a usage error, as any bad flag value
+        parse("--intra-op-threads", "-1")
 
 
 def test_serve_options_from_environment(monkeypatch):
     monkeypatch.setenv("LEGACY_ASSISTANT_WORKERS", "5")
     monkeypatch.setenv("LEGACY_ASSISTANT_STORE", "memory")
-    args = parse()
-    assert int(args.workers) == 5 and args.store == "memory"
+    monkeypatch.setenv("LEGACY_ASSISTANT_THRESHOLD", "0.35")
+    options = server_options(parse())
+    assert options.workers == 5 and options.app_config["STORE_URL"] == "memory"
+    assert options.app_config["THRESHOLD"] == 0.35  # no --threshold: the environment's, not None
 
 
 def test_reuse_port_is_on_unless_switched_off(monkeypatch):
-    from legacy_assistant.cli.serve import server_options
-
+    monkeypatch.delenv("LEGACY_ASSISTANT_REUSE_PORT", raising=False)
     assert server_options(parse()).reuse_port is True
     assert server_options(parse("--no-reuse-port")).reuse_port is False
     monkeypatch.setenv("LEGACY_ASSISTANT_REUSE_PORT", "off")
     assert server_options(parse()).reuse_port is False
     assert server_options(parse("--reuse-port")).reuse_port is True  # the command line wins
     monkeypatch.setenv("LEGACY_ASSISTANT_REUSE_PORT", "maybe")
-    with pytest.raises(ConfigError, match="LEGACY_ASSISTANT_REUSE_PORT must be"):
+    with pytest.raises(ConfigError, match="environment variable LEGACY_ASSISTANT_REUSE_PORT must be"):
         server_options(parse())
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--model", "/nonexistent"], "not a model directory"),
-])
-def test_bad_serve_options_are_clear_errors(argv, message):
+def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
     from legacy_assistant.cli.serve import run
 
-    with pytest.raises(ConfigError, match=message):
-        run(parse(*argv))
+    with pytest.raises(SystemExit) as caught:
+        parse("--workers", "0")
+    assert caught.value.code == 2
+    assert "argument --workers: must be an integer, at least 1, got '0'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="/nonexistent: not a model directory"):
+        run(parse("--model", "/nonexistent"))
+    monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", "/nonexistent")
+    with pytest.raises(ConfigError, match="/nonexistent: not a model directory"):
+        run(parse())
 
 
 def test_server_module_does_not_import_tensorflow():
-    code = ("import sys, legacy_assistant.serving.server, legacy_assistant.cli.serve; "
+    code = ("import sys, legacy_assistant.serving.server, legacy_assistant.serving.settings, "
+            "legacy_assistant.cli.serve; "
             "print(any(m.split('.')[0] == 'tensorflow' for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

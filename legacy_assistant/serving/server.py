@@ -34,32 +34,47 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from legacy_assistant.serving import settings
+
 log = logging.getLogger(__name__)
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def _default(name: str) -> Any:
+    return field(default_factory=lambda: settings.default(name))
+
+
 @dataclass
 class ServerOptions:
-    """How gunicorn runs; ``app_config`` goes to :func:`legacy_assistant.web.create_app` in each worker."""
+    """How gunicorn runs; ``app_config`` goes to :func:`legacy_assistant.web.create_app` in each worker.
 
-    host: str = "127.0.0.1"
-    port: int = 5000
-    workers: int = 2
-    threads: int = 4
-    timeout: int = 30
+    The fields named like a setting of :mod:`legacy_assistant.serving.settings` (host, port,
+    workers, threads, timeout, reuse_port) take their defaults from it; the others are fixed here.
+    """
+
+    host: str = _default("HOST")
+    port: int = _default("PORT")
+    workers: int = _default("WORKERS")
+    threads: int = _default("THREADS")
+    timeout: int = _default("TIMEOUT")
+    reuse_port: bool = _default("REUSE_PORT")  # one listening socket per worker; see GunicornServer.reuse_port
     graceful_timeout: int = 30
     keepalive: int = 5
-    reuse_port: bool = True  # one listening socket per worker; see GunicornServer.reuse_port
     app_config: dict[str, Any] = field(default_factory=dict)
     log_level: str = "info"
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any], log_level: str = "info") -> "ServerOptions":
+        """Options from resolved settings (:func:`legacy_assistant.serving.settings.resolve`)."""
+        return cls(**settings.server_values(values), app_config=settings.app_config(values), log_level=log_level)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

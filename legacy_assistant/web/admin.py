@@ -12,16 +12,17 @@ import logging
 import threading
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify
 
-from legacy_assistant.serving.hotswap import ReloadError
-from legacy_assistant.serving.hotswap import AssistantSlot, ReloadResult
-from legacy_assistant.web import EXTENSION, current_slot, metrics
+from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError, ReloadResult
+from legacy_assistant.web.context import current_slot, slot_of
 from legacy_assistant.web.errors import ApiError
+from legacy_assistant.web.metrics import model_changed, reload_outcome
+from legacy_assistant.web.security import Access, GuardedBlueprint
 
 log = logging.getLogger(__name__)
 
-blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+blueprint = GuardedBlueprint("admin", __name__, access=Access.ADMIN, url_prefix="/admin")
 
 
 def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
@@ -29,12 +30,12 @@ def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
     try:
         result = slot.reload()
     except ReloadError as exc:
-        metrics.reload_outcome("refused")
+        reload_outcome("refused")
         log.error("reload (%s) refused: %s", reason, exc)
         raise
-    metrics.reload_outcome("reloaded" if result.changed else "unchanged")
+    reload_outcome("reloaded" if result.changed else "unchanged")
     if result.changed:
-        metrics.model_changed(result.model, result.previous)
+        model_changed(result.model, result.previous)
     else:
         log.info("reload (%s): model %s %s is unchanged", reason, result.model["name"], result.model["version"])
     return result
@@ -42,7 +43,7 @@ def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
 
 def reload_in_background(app: Flask, reason: str) -> threading.Thread:
     """Reload ``app``'s model on a thread of its own (from a signal handler); the outcome is logged."""
-    slot = app.extensions[EXTENSION]
+    slot = slot_of(app)
 
     def run() -> None:
         try:

@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.web import leased
+from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import json_object, text_field
+from legacy_assistant.web.security import Access, GuardedBlueprint
 
-blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _metrics() -> Any:
-    return current_app.extensions["legacy_assistant.metrics"]
+blueprint = GuardedBlueprint("api", __name__, access=Access.API, url_prefix="/api/v1")
 
 
 @blueprint.post("/parse")
@@ -22,7 +19,7 @@ def parse() -> Any:
     text = text_field(json_object(), "text")
     with leased() as assistant:
         result = assistant.parse(text)
-    _metrics().prediction(result["intent"]["name"])
+    request_metrics().prediction(result["intent"]["name"])
     return jsonify(result)
 
 
@@ -35,5 +32,5 @@ def chat() -> Any:
     message = text_field(body, "message")
     with leased() as assistant:
         reply = assistant.chat(sender, message)
-    _metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
+    request_metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
     return jsonify({"sender": sender, "reply": reply.text, "intent": reply.intent, "confidence": reply.confidence})

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.web import leased
+from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import json_object, text_field
+from legacy_assistant.web.security import Access, GuardedBlueprint
 
-blueprint = Blueprint("classic", __name__)
+blueprint = GuardedBlueprint("classic", __name__, access=Access.API)
 
 
 @blueprint.post("/katana-ml/api/v1.0/assistant")
@@ -19,5 +20,5 @@ def assistant() -> Any:
     sentence = text_field(json_object(), "sentence")
     with leased() as served:
         result = served.classic(sentence)
-    current_app.extensions["legacy_assistant.metrics"].prediction(result[0]["intent"] if result else FALLBACK_TAG)
+    request_metrics().prediction(result[0]["intent"] if result else FALLBACK_TAG)
     return jsonify(result)

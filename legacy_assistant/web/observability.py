@@ -17,10 +17,12 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 
 from legacy_assistant import __version__
-from legacy_assistant.web import metrics
+from legacy_assistant.web.context import METRICS_EXTENSION, current_slot
+from legacy_assistant.web.metrics import RequestMetrics, exposition
+from legacy_assistant.web.security import Access, GuardedBlueprint
 
 access_log = logging.getLogger("legacy_assistant.access")
 
@@ -28,7 +30,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 UNMATCHED_ROUTE = "<unmatched>"
 
-blueprint = Blueprint("observability", __name__)
+blueprint = GuardedBlueprint("observability", __name__, access=Access.PUBLIC)
 
 
 class RequestIds:
@@ -53,8 +55,8 @@ def request_id() -> str:
 
 def register(app: Flask) -> None:
     """Install the hooks; call before any other ``before_request`` so timing covers them."""
-    recorder = metrics.RequestMetrics()
-    app.extensions["legacy_assistant.metrics"] = recorder
+    recorder = RequestMetrics()
+    app.extensions[METRICS_EXTENSION] = recorder
     ids = RequestIds()
 
     @app.before_request
@@ -83,15 +85,13 @@ def register(app: Flask) -> None:
 @blueprint.get("/metrics")
 def metrics_text() -> Response:
     """Prometheus text exposition of the whole server's metrics."""
-    body, content_type = metrics.exposition()
+    body, content_type = exposition()
     return Response(body, content_type=content_type)
 
 
 @blueprint.get("/version")
 def version() -> Any:
     """Versions of the service and of the model this worker serves."""
-    from legacy_assistant.web import current_slot
-
     slot = current_slot()
     return jsonify({
         "service": "legacy-assistant",

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
 
 from legacy_assistant import __version__
+from legacy_assistant.web.security import Access, GuardedBlueprint
 
-blueprint = Blueprint("openapi", __name__)
+blueprint = GuardedBlueprint("openapi", __name__, access=Access.PUBLIC)
 
 JSON = "application/json"
 

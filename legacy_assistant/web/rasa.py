@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.web import leased
+from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import json_object, text_field
+from legacy_assistant.web.security import Access, GuardedBlueprint
 
-blueprint = Blueprint("rasa", __name__, url_prefix="/webhooks/rest")
+blueprint = GuardedBlueprint("rasa", __name__, access=Access.API, url_prefix="/webhooks/rest")
 
 DEFAULT_SENDER = "default"
 
@@ -26,5 +27,5 @@ def webhook() -> Any:
     message = text_field(body, "message")
     with leased() as assistant:
         reply = assistant.chat(sender, message)
-    current_app.extensions["legacy_assistant.metrics"].prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
+    request_metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
     return jsonify([{"recipient_id": sender, "text": reply.text}])

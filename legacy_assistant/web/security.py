@@ -1,32 +1,84 @@
-"""Bearer tokens for the API and the admin routes, and a CORS allow-list.
+"""Who may call which route, bearer tokens, and a CORS allow-list.
 
-* ``API_TOKEN`` (env ``LEGACY_ASSISTANT_API_TOKEN``): when set, the API routes (``/api/v1/*``,
-  the classic route, the Rasa webhook) need ``Authorization: Bearer <token>``.
-* ``ADMIN_TOKEN`` (env ``LEGACY_ASSISTANT_ADMIN_TOKEN``): the admin routes always need it; with
-  none set they are switched off (403).
-* ``CORS_ORIGINS`` (env ``LEGACY_ASSISTANT_CORS_ORIGINS``, comma-separated): origins whose
-  pages may call the API from a browser. Empty (the default) means same origin only: no CORS
-  header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204.
+Every blueprint declares the access class of its routes (:class:`GuardedBlueprint`), and the
+request hook here enforces the declaration; an app with a route whose blueprint declares none
+does not start (:func:`seal`). The classes:
+
+* :attr:`Access.PUBLIC`: anyone (the chat page and its static files, health, version, metrics,
+  the OpenAPI document);
+* :attr:`Access.API`: when ``API_TOKEN`` (env ``LEGACY_ASSISTANT_API_TOKEN``) is set, the
+  request needs ``Authorization: Bearer <token>``; without one the routes are open;
+* :attr:`Access.ADMIN`: always needs ``ADMIN_TOKEN`` (env ``LEGACY_ASSISTANT_ADMIN_TOKEN``);
+  with none set the routes are switched off (403).
+
+``CORS_ORIGINS`` (env ``LEGACY_ASSISTANT_CORS_ORIGINS``, comma-separated): origins whose
+pages may call the API from a browser. Empty (the default) means same origin only: no CORS
+header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204.
 
 Tokens are compared in constant time (:func:`hmac.compare_digest`) on their UTF-8 bytes.
-Health, version, metrics, the OpenAPI document and the chat page stay public.
 """
 from __future__ import annotations
 
+import enum
 import hmac
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 
+from legacy_assistant.errors import ConfigError
 from legacy_assistant.web.errors import ApiError
 
-API_BLUEPRINTS = frozenset({"api", "classic", "rasa"})
-ADMIN_BLUEPRINTS = frozenset({"admin"})
+ACCESS_EXTENSION = "legacy_assistant.access"  # app.extensions key: endpoint -> Access
 REALM = "legacy-assistant"
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE = "600"
+
+
+class Access(enum.Enum):
+    """Who may call a blueprint's routes."""
+
+    PUBLIC = "public"
+    API = "api"  # the API token, when one is configured
+    ADMIN = "admin"  # the admin token; off without one
+
+
+class GuardedBlueprint(Blueprint):
+    """A blueprint that declares who may call its routes: ``GuardedBlueprint(name, __name__,
+    access=Access.API, url_prefix=...)``."""
+
+    def __init__(self, name: str, import_name: str, *, access: Access, **kwargs: Any) -> None:
+        if not isinstance(access, Access):
+            raise TypeError(f"blueprint {name!r}: access must be an Access, got {access!r}")
+        super().__init__(name, import_name, **kwargs)
+        self.access = access
+
+
+def access_of(app: Flask, endpoint: str) -> Access | None:
+    """The access class declared for ``endpoint`` (by its blueprint), None when none is."""
+    blueprint_name = endpoint.rpartition(".")[0]
+    blueprint = app.blueprints.get(blueprint_name) if blueprint_name else None
+    access = getattr(blueprint, "access", None)
+    return access if isinstance(access, Access) else None
+
+
+def seal(app: Flask) -> dict[str, Access]:
+    """Record every route's access class on ``app`` for the request hook; call after the last
+    blueprint is registered. Raises :class:`ConfigError` naming each route that has none."""
+    table: dict[str, Access] = {}
+    undeclared = []
+    for rule in app.url_map.iter_rules():
+        access = access_of(app, rule.endpoint)
+        if access is None:
+            undeclared.append(f"{rule.rule} (endpoint {rule.endpoint!r})")
+        else:
+            table[rule.endpoint] = access
+    if undeclared:
+        raise ConfigError("routes without a declared access class (register them on a GuardedBlueprint): "
+                          + ", ".join(sorted(undeclared)))
+    app.extensions[ACCESS_EXTENSION] = table
+    return table
 
 
 def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
@@ -80,11 +132,18 @@ def register(app: Flask) -> None:
             if origin and origin in config["CORS_ORIGINS"] and request.headers.get("Access-Control-Request-Method"):
                 return _preflight(origin)
             return None  # Flask's own OPTIONS answer (Allow header), no CORS headers
-        blueprint = request.blueprint
-        if blueprint in API_BLUEPRINTS:
+        endpoint = request.endpoint
+        if endpoint is None:
+            return None  # no route matched: the 404 or 405 answer needs no token
+        access = current_app.extensions[ACCESS_EXTENSION].get(endpoint)
+        if access is None:  # a route added after the app was sealed: refuse rather than serve it open
+            access = access_of(current_app, endpoint)
+            if access is None:
+                raise ApiError(403, "forbidden", "this route declares no access class")
+        if access is Access.API:
             if config["API_TOKEN"]:
                 _require(config["API_TOKEN"], "API")
-        elif blueprint in ADMIN_BLUEPRINTS:
+        elif access is Access.ADMIN:
             if not config["ADMIN_TOKEN"]:
                 raise ApiError(403, "admin_disabled",
                                "admin routes are off: set LEGACY_ASSISTANT_ADMIN_TOKEN to switch them on")

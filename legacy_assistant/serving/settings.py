@@ -1,0 +1,403 @@
+"""The serving settings, each declared once.
+
+Every setting of ``legacy-assistant serve`` and of the web app is one :class:`Setting` in
+:data:`SETTINGS`: its name (``LEGACY_ASSISTANT_<NAME>`` in the environment), the kind of value
+it takes (which reads and checks it), its default, its command-line flag and its help text. From
+that one list come
+
+* the ``serve`` command's options (:func:`add_arguments`, used by ``legacy_assistant.cli.serve``);
+* the app's config (:func:`app_config`, used by ``legacy_assistant.web.create_app``);
+* the gunicorn master's options (:func:`server_values`, used by ``ServerOptions.from_settings``);
+* the README's table of settings (:func:`markdown_table`; ``python -m
+  legacy_assistant.serving.settings`` prints it).
+
+A value comes from its flag when the flag is given, else from its environment variable when
+that is set and not empty, else from the default: a flag left out never overrides the
+environment. A value that cannot be used is one clear error naming where it came from: the
+command line's usage error for a flag (exit status 2), a :class:`ConfigError` naming the
+environment variable.
+
+This module imports nothing of TensorFlow: the gunicorn master imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
+
+ENV_PREFIX = "LEGACY_ASSISTANT_"
+
+APP = "app"  # goes to create_app's config, in every process that builds the app
+SERVER = "server"  # read by the gunicorn master only
+
+# The network is a few small matrix products: splitting one across threads, or handing it to an
+# inter-op pool thread, costs more than it saves. One intra-op thread with ops run in the calling
+# request thread (-1) measured 196 us of CPU per prediction, against 222 us for (1, 1) and 276 us
+# for TensorFlow's own choice (0, 0); 203, 224 and 255 us with four request threads at once
+# (benchmarks/web_overhead.py --tf-threads).
+DEFAULT_INTRA_OP_THREADS = 1
+DEFAULT_INTER_OP_THREADS = -1
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class Kind(Protocol):
+    """How a setting's text (from a flag or the environment) becomes its value."""
+
+    description: str  # what a valid value is, for error messages and the README ("an integer, at least 1")
+    metavar: str  # the placeholder in ``serve --help``
+
+    def __call__(self, text: str) -> Any:
+        """The value of ``text``; raises ``ValueError`` when it is not one."""
+
+
+def _bounds(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" from {minimum:g} to {maximum:g}"
+    if minimum is not None:
+        return f", at least {minimum:g}"
+    if maximum is not None:
+        return f", at most {maximum:g}"
+    return ""
+
+
+def _check_bounds(value: float, minimum: float | None, maximum: float | None) -> None:
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError("out of range")
+
+
+@dataclass(frozen=True)
+class Integer:
+    minimum: int | None = None
+    maximum: int | None = None
+    metavar: str = "N"
+
+    @property
+    def description(self) -> str:
+        return "an integer" + _bounds(self.minimum, self.maximum)
+
+    def __call__(self, text: str) -> int:
+        value = int(text.strip())
+        _check_bounds(value, self.minimum, self.maximum)
+        return value
+
+
+@dataclass(frozen=True)
+class Number:
+    minimum: float | None = None
+    maximum: float | None = None
+    metavar: str = "X"
+
+    @property
+    def description(self) -> str:
+        return "a number" + _bounds(self.minimum, self.maximum)
+
+    def __call__(self, text: str) -> float:
+        value = float(text.strip())
+        if not math.isfinite(value):
+            raise ValueError("not finite")
+        _check_bounds(value, self.minimum, self.maximum)
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    metavar: str = "TEXT"
+    description: str = "text"
+
+    def __call__(self, text: str) -> str:
+        return text
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A path, made absolute (the server's workers may resolve it elsewhere)."""
+
+    metavar: str = "DIR"
+    description: str = "a directory"
+
+    def __call__(self, text: str) -> str:
+        return str(Path(text).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class Switch:
+    metavar: str = ""
+    description: str = "on (" + "/".join(TRUE_WORDS) + ") or off (" + "/".join(FALSE_WORDS) + ")"
+
+    def __call__(self, text: str) -> bool:
+        word = text.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError("not a switch word")
+
+
+@dataclass(frozen=True, init=False)
+class Choice:
+    values: tuple[str, ...]
+
+    def __init__(self, *values: str) -> None:
+        object.__setattr__(self, "values", values)
+
+    @property
+    def description(self) -> str:
+        return "one of " + ", ".join(self.values)
+
+    @property
+    def metavar(self) -> str:
+        return "{" + ",".join(self.values) + "}"
+
+    def __call__(self, text: str) -> str:
+        if text.strip() not in self.values:
+            raise ValueError("not a choice")
+        return text.strip()
+
+
+class _Off:
+    """What a negative flag (``--no-NAME``) of a value setting stores: the value None."""
+
+    def __repr__(self) -> str:
+        return "OFF"
+
+
+OFF = _Off()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One serving setting.
+
+    Attributes:
+        name: upper case; the environment variable is ``LEGACY_ASSISTANT_<name>`` and the flag
+            ``--<name in lower case, '-' for '_'>``.
+        kind: reads and checks a value given as text (:class:`Integer`, :class:`Switch`, ...).
+        default: the value when neither flag nor environment gives one; a callable is called
+            for it (the CPU count).
+        help: what the setting does, for ``--help`` and the README.
+        shown_default: the default as ``--help`` and the README say it, where the value itself
+            would mislead (a path on this machine, this machine's CPU count, None).
+        key: the key in the app's config when it is not ``name`` (Flask's ``MAX_CONTENT_LENGTH``).
+        scope: :data:`APP` (the app's config, in every process that builds the app) or
+            :data:`SERVER` (the gunicorn master's options).
+        flag: False for a setting read from the environment only (secrets: a command line is
+            visible to every user of the machine).
+        negatable: a value setting that also gets ``--no-<flag>``, which sets it to None.
+    """
+
+    name: str
+    kind: Kind
+    default: Any
+    help: str
+    shown_default: str | None = None
+    key: str | None = None
+    scope: str = APP
+    flag: bool = True
+    negatable: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name
+
+    @property
+    def option(self) -> str | None:
+        """The command-line flag, None for a setting of the environment only."""
+        return "--" + self.name.lower().replace("_", "-") if self.flag else None
+
+    @property
+    def dest(self) -> str:
+        """The attribute of the parsed command line that holds the flag's value."""
+        return self.name.lower()
+
+    @property
+    def config_key(self) -> str:
+        return self.key or self.name
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+    def default_text(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        value = self.default_value()
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return str(value)
+
+    def read(self, text: str, source: str) -> Any:
+        """``text`` given by ``source`` (the flag or the environment variable), as a value."""
+        try:
+            return self.kind(text)
+        except ValueError:
+            raise ConfigError(f"{source} must be {self.kind.description}, got {text!r}") from None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HOST", Text(metavar="ADDRESS"), "127.0.0.1", "address to listen on", scope=SERVER),
+    Setting("PORT", Integer(0, 65535), 5000, "port to listen on", scope=SERVER),
+    Setting("MODEL", Directory(), str(DEFAULT_MODEL_DIR), "model directory", key="MODEL_DIR",
+            shown_default="the shipped model, exported/default"),
+    Setting("THRESHOLD", Number(0, 1), None, "fallback threshold, instead of the one stored in the model",
+            shown_default="the model's"),
+    Setting("WORKERS", Integer(1), lambda: os.cpu_count() or 1, "gunicorn worker processes",
+            shown_default="one per CPU", scope=SERVER),
+    Setting("THREADS", Integer(1), 4, "request threads per worker", scope=SERVER),
+    Setting("TIMEOUT", Integer(1), 30, "seconds before a silent worker is restarted", scope=SERVER),
+    Setting("REUSE_PORT", Switch(), True,
+            "one listening socket per worker, so the kernel spreads connections over the workers evenly "
+            "(off: one shared socket)", scope=SERVER),
+    Setting("STORE", Text(metavar="URL"), None,
+            "conversation store: sqlite:///PATH, redis://HOST:PORT/DB or memory", key="STORE_URL",
+            shown_default="SQLite in the instance folder"),
+    Setting("CONVERSATION_TTL", Number(0), DEFAULT_TTL_SECONDS,
+            "forget a conversation idle this many seconds (0: never)", shown_default=f"{DEFAULT_TTL_SECONDS:g}"),
+    Setting("MAX_TURNS", Integer(1), DEFAULT_MAX_TURNS, "turns kept per conversation", flag=False),
+    Setting("INTRA_OP_THREADS", Integer(0), DEFAULT_INTRA_OP_THREADS,
+            "TensorFlow intra-op threads per process (0: one per core)"),
+    Setting("INTER_OP_THREADS", Integer(-1), DEFAULT_INTER_OP_THREADS,
+            "TensorFlow inter-op threads per process (0: one per core; -1: run every op in the request's "
+            "own thread)"),
+    Setting("MAX_TEXT_LENGTH", Integer(1), 1000, "longest text accepted, in characters"),
+    Setting("MAX_BODY_BYTES", Integer(1), 64 * 1024, "largest request body accepted, in bytes",
+            key="MAX_CONTENT_LENGTH"),
+    Setting("ACCESS_LOG", Switch(), True, "one log line per request"),
+    Setting("API_TOKEN", Text(metavar="TOKEN"), None,
+            "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook",
+            shown_default="none: the API is open", flag=False),
+    Setting("ADMIN_TOKEN", Text(metavar="TOKEN"), None, "bearer token the admin routes require",
+            shown_default="none: admin routes are off", flag=False),
+    Setting("CORS_ORIGINS", Text(metavar="ORIGINS"), "",
+            "comma-separated origins whose pages may call the API from a browser",
+            shown_default="none: same origin only", flag=False),
+)
+
+
+def by_name(settings: Iterable[Setting] = SETTINGS) -> dict[str, Setting]:
+    return {s.name: s for s in settings}
+
+
+def default(name: str) -> Any:
+    """The default value of the setting ``name``."""
+    return by_name()[name].default_value()
+
+
+def in_scope(scope: str, settings: Iterable[Setting] = SETTINGS) -> tuple[Setting, ...]:
+    return tuple(s for s in settings if s.scope == scope)
+
+
+def _flag_reader(setting: Setting) -> Callable[[str], Any]:
+    """The flag's ``type``: a bad value is argparse's usage error (exit status 2), naming the flag."""
+
+    def read(text: str) -> Any:
+        try:
+            return setting.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {setting.kind.description}, got {text!r}") from None
+
+    return read
+
+
+def add_arguments(parser: argparse.ArgumentParser, settings: Iterable[Setting] = SETTINGS) -> None:
+    """Add a flag for each setting that has one. Every flag's default is None (left out), so
+    that :func:`resolve` can tell a flag left out from one given. A flag's value is read and
+    checked as the command line is parsed: ``argument --port: must be an integer from 0 to
+    65535, got 'x'``."""
+    for s in settings:
+        if s.option is None:
+            continue
+        shown = f"default {s.default_text()}; env {s.env}".replace("%", "%%")
+        text = s.help.replace("%", "%%")
+        if isinstance(s.kind, Switch):
+            parser.add_argument(s.option, dest=s.dest, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{text} ({shown})")
+            continue
+        parser.add_argument(s.option, dest=s.dest, type=_flag_reader(s), default=None, metavar=s.kind.metavar,
+                            help=f"{text} ({shown})")
+        if s.negatable:
+            parser.add_argument("--no-" + s.option[2:], dest=s.dest, action="store_const", const=OFF,
+                                help=f"no {s.name.lower().replace('_', ' ')}")
+
+
+def environment_only(settings: Iterable[Setting] = SETTINGS) -> str:
+    """A line for ``--help`` on the settings that have no flag."""
+    names = [s.env for s in settings if s.option is None]
+    return f"Read from the environment only: {', '.join(names)} (the README's settings table says more)."
+
+
+def flags_of(args: argparse.Namespace, settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+    """The flags given on a parsed command line, by setting name (None: left out)."""
+    return {s.name: getattr(args, s.dest, None) for s in settings if s.option is not None}
+
+
+def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+            settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+    """Each setting's value, by name: its flag's when given, else its environment variable's
+    when set and not empty, else its default.
+
+    Args:
+        flags: setting name -> the value its flag gave (read by :func:`add_arguments`' flags),
+            :data:`OFF` (a ``--no-NAME`` flag), or None (left out).
+        environ: the environment (``os.environ`` when None).
+    Raises:
+        ConfigError: an environment variable's value that cannot be used, naming the variable.
+    """
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for s in settings:
+        given = flags.get(s.name)
+        raw = environ.get(s.env)
+        if given is OFF:
+            values[s.name] = None
+        elif given is not None:
+            values[s.name] = given
+        elif raw not in (None, ""):
+            values[s.name] = s.read(raw, f"environment variable {s.env}")
+        else:
+            values[s.name] = s.default_value()
+    return values
+
+
+def app_config(values: Mapping[str, Any], settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+    """The app's config (``create_app``'s keys) of the app settings among ``values``."""
+    return {s.config_key: values[s.name] for s in settings if s.scope == APP and s.name in values}
+
+
+def server_values(values: Mapping[str, Any], settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+    """The gunicorn master's settings among ``values``, by ``ServerOptions`` field (lower-case name)."""
+    return {s.name.lower(): values[s.name] for s in settings if s.scope == SERVER and s.name in values}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table(settings: Iterable[Setting] = SETTINGS) -> str:
+    """The README's table of settings, one row per setting, in declaration order."""
+    lines = ["| environment variable | flag | default | values | what it sets |", "| --- | --- | --- | --- | --- |"]
+    for s in settings:
+        if s.option is None:
+            flag = "(environment only)"
+        elif isinstance(s.kind, Switch):
+            flag = f"`{s.option}`, `--no-{s.option[2:]}`"
+        else:
+            flag = f"`{s.option} {s.kind.metavar}`"
+            if s.negatable:
+                flag += f", `--no-{s.option[2:]}`"
+        lines.append(f"| `{s.env}` | {_cell(flag)} | {_cell(s.default_text())} | {_cell(s.kind.description)} "
+                     f"| {_cell(s.help)} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,121 @@
+"""The Flask application factory.
+
+:func:`create_app` loads the model (once per process: under gunicorn each worker calls it
+after the fork), opens the conversation store and installs the blueprints and request hooks.
+A serving setting (:mod:`legacy_assistant.serving.settings`) comes from the ``config``
+argument, else from its ``LEGACY_ASSISTANT_*`` environment variable, else from its default;
+the keys of :data:`APP_DEFAULTS` are set by code only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from legacy_assistant.serving import settings
+from legacy_assistant.serving.assistant import Assistant
+from legacy_assistant.serving.hotswap import AssistantSlot
+from legacy_assistant.stores.base import open_store
+from legacy_assistant.web.admin import blueprint as admin_blueprint
+from legacy_assistant.web.api import blueprint as api_blueprint
+from legacy_assistant.web.classic import blueprint as classic_blueprint
+from legacy_assistant.web.context import EXTENSION, slot_of
+from legacy_assistant.web.errors import register as install_error_handlers
+from legacy_assistant.web.metrics import model_changed
+from legacy_assistant.web.observability import register as install_observability
+from legacy_assistant.web.openapi import blueprint as openapi_blueprint
+from legacy_assistant.web.pages import blueprint as pages_blueprint
+from legacy_assistant.web.rasa import blueprint as rasa_blueprint
+from legacy_assistant.web.security import parse_origins, seal
+from legacy_assistant.web.security import register as install_security
+
+log = logging.getLogger(__name__)
+
+# Config keys that no operator sets: code does (tests, the gunicorn worker), or they are fixed.
+APP_DEFAULTS: dict[str, Any] = {
+    "RESPONSE_SEED": None,  # fix to make response choice repeatable (tests)
+    "MAX_SENDER_LENGTH": 128,
+    "ON_RELOADED": None,  # called after this process swapped in a new model (gunicorn: tell the others)
+}
+
+BLUEPRINTS = (api_blueprint, classic_blueprint, rasa_blueprint, admin_blueprint, pages_blueprint, openapi_blueprint)
+
+
+class AssistantFlask(Flask):
+    """Flask, minus a per-call check this app does not need: no view or hook here is async, so
+    :meth:`ensure_sync` returns the function as it is instead of inspecting it on every call
+    (five inspections per request)."""
+
+    def ensure_sync(self, func: Any) -> Any:
+        return func
+
+
+def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant | None = None) -> Flask:
+    """Build the app; the model is loaded here, once per process.
+
+    Args:
+        test_config: config keys (``MODEL_DIR``, ``STORE_URL``, ...) that take precedence over
+            the environment and the defaults.
+        assistant: an already loaded assistant to serve (tests share one across apps); such an
+            app has no model directory to reload from.
+    Raises:
+        ConfigError: a ``LEGACY_ASSISTANT_*`` variable (one not overridden by ``test_config``)
+            holds a value that cannot be used.
+    """
+    given = dict(test_config or {})
+    # the static files are the pages blueprint's, so that their access is declared like any route's
+    app = AssistantFlask("legacy_assistant.web", static_folder=None)
+    app.config.from_mapping(APP_DEFAULTS)
+    from_environment = [s for s in settings.in_scope(settings.APP) if s.config_key not in given]
+    app.config.from_mapping(settings.app_config(settings.resolve(settings=from_environment)))
+    app.config.from_mapping(given)
+    app.config["CORS_ORIGINS"] = parse_origins(app.config["CORS_ORIGINS"])
+    app.json.sort_keys = False
+    app.json.compact = True
+
+    if assistant is None:
+        slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))
+        log.info("serving model %s %s from %s (pid %d)", slot.model["name"], slot.model["version"],
+                 app.config["MODEL_DIR"], os.getpid())
+    else:
+        slot = AssistantSlot(assistant)
+    app.extensions[EXTENSION] = slot
+
+    install_observability(app)  # first: its timer must start before the other hooks run
+    install_security(app)
+    install_error_handlers(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    seal(app)  # every route must have declared who may call it
+    model_changed(slot.model)
+    return app
+
+
+def _open_store(app: Flask) -> Any:
+    config = app.config
+    store = open_store(
+        config["STORE_URL"],
+        default_dir=app.instance_path,
+        ttl_seconds=float(config["CONVERSATION_TTL"]),
+        max_turns=int(config["MAX_TURNS"]),
+    )
+    log.info("conversation store: %r", store)
+    return store
+
+
+def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
+    return Assistant.load(
+        config["MODEL_DIR"],
+        threshold=config["THRESHOLD"],
+        seed=config["RESPONSE_SEED"],
+        store=store,
+        intra_op_threads=int(config["INTRA_OP_THREADS"]),
+        inter_op_threads=int(config["INTER_OP_THREADS"]),
+    )
+
+
+def _reload_assistant(app: Flask) -> Assistant:
+    return _load_assistant(app.config, slot_of(app).current.store)

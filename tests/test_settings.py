@@ -1,0 +1,197 @@
+"""The serving settings: one declaration, read from flags, the environment and defaults in that order."""
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.cli import build_parser, main
+from legacy_assistant.cli.serve import app_config, server_options
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.serving import settings
+from legacy_assistant.serving.settings import SETTINGS, Choice, Directory, Setting, by_name
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TABLE_MARKER = "<!-- printed by: python -m legacy_assistant.serving.settings -->"
+
+
+def parse(*argv):
+    return build_parser().parse_args(["serve", *argv])
+
+
+@pytest.fixture
+def environ(monkeypatch):
+    """A clean slate: no LEGACY_ASSISTANT_* variable of the outer environment leaks in."""
+    for name in list(os.environ):
+        if name.startswith(settings.ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+    def set_env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(settings.ENV_PREFIX + name, value)
+
+    return set_env
+
+
+def non_default_environment(tmp_path):
+    """For every declared setting: (text for its environment variable, the value it must give)."""
+    cpus = os.cpu_count() or 1
+    return {
+        "HOST": ("0.0.0.0", "0.0.0.0"),
+        "PORT": ("8123", 8123),
+        "MODEL": (str(tmp_path / "elsewhere"), str((tmp_path / "elsewhere").resolve())),
+        "THRESHOLD": ("0.4", 0.4),
+        "WORKERS": (str(cpus + 1), cpus + 1),
+        "THREADS": ("7", 7),
+        "TIMEOUT": ("45", 45),
+        "REUSE_PORT": ("off", False),
+        "STORE": ("memory", "memory"),
+        "CONVERSATION_TTL": ("60", 60.0),
+        "MAX_TURNS": ("9", 9),
+        "INTRA_OP_THREADS": ("2", 2),
+        "INTER_OP_THREADS": ("3", 3),
+        "MAX_TEXT_LENGTH": ("500", 500),
+        "MAX_BODY_BYTES": ("2048", 2048),
+        "ACCESS_LOG": ("no", False),
+        "API_TOKEN": ("api-from-env", "api-from-env"),
+        "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
+        "CORS_ORIGINS": ("https://a.example", "https://a.example"),
+    }
+
+
+def test_every_environment_variable_takes_effect_in_serve(environ, tmp_path):
+    table = non_default_environment(tmp_path)
+    assert set(table) == set(by_name()), "give every declared setting a non-default value here"
+    for name, (text, expected) in table.items():
+        assert expected != by_name()[name].default_value(), name
+    environ(**{name: text for name, (text, _) in table.items()})
+
+    options = server_options(parse())  # what the gunicorn master gets, and passes to each worker's app
+    for s in SETTINGS:
+        expected = table[s.name][1]
+        got = getattr(options, s.name.lower()) if s.scope == settings.SERVER else options.app_config[s.config_key]
+        assert got == expected, s.name
+    assert options.app_config == app_config(parse())  # --dev builds its app from the same config
+
+
+def test_every_environment_variable_takes_effect_in_the_app(environ, tmp_path, make_client):
+    table = non_default_environment(tmp_path)
+    environ(**{name: text for name, (text, _) in table.items()})
+    config = make_client().application.config  # create_app, reading the environment itself
+    for s in settings.in_scope(settings.APP):
+        expected = table[s.name][1]
+        if s.name == "CORS_ORIGINS":
+            expected = frozenset({expected})  # the app keeps the list as a set
+        assert config[s.config_key] == expected, s.name
+
+
+def test_readme_table_is_the_declaration():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert lines.count(TABLE_MARKER) == 1, f"README.md must hold the marker {TABLE_MARKER!r} once"
+    start = lines.index(TABLE_MARKER) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    assert "\n".join(lines[start:end]) == settings.markdown_table(), \
+        "the README's settings table is stale: paste the output of 'python -m legacy_assistant.serving.settings'"
+
+
+def test_flag_beats_environment_and_a_missing_flag_does_not(environ):
+    environ(WORKERS="5", THRESHOLD="0.3", REUSE_PORT="off", STORE="memory")
+    options = server_options(parse("--workers", "2", "--threshold", "0.6", "--reuse-port"))
+    assert (options.workers, options.reuse_port) == (2, True)
+    assert options.app_config["THRESHOLD"] == 0.6
+    left_out = server_options(parse())
+    assert (left_out.workers, left_out.reuse_port) == (5, False)
+    assert left_out.app_config["THRESHOLD"] == 0.3 and left_out.app_config["STORE_URL"] == "memory"
+    # a flag given means the variable is not read at all, so a bad one does not matter
+    environ(PORT="not-a-port")
+    assert server_options(parse("--port", "8000")).port == 8000
+
+
+def test_defaults_when_neither_flag_nor_environment(environ):
+    environ(THRESHOLD="")  # empty counts as unset
+    options = server_options(parse())
+    assert (options.host, options.port, options.threads, options.reuse_port) == ("127.0.0.1", 5000, 4, True)
+    assert options.workers == (os.cpu_count() or 1)
+    config = options.app_config
+    assert config["THRESHOLD"] is None and config["STORE_URL"] is None and config["ACCESS_LOG"] is True
+    assert (config["INTRA_OP_THREADS"], config["INTER_OP_THREADS"]) == (1, -1)
+    assert config["MAX_CONTENT_LENGTH"] == 65536 and config["MAX_TEXT_LENGTH"] == 1000
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("WORKERS", "many", "environment variable LEGACY_ASSISTANT_WORKERS must be an integer, at least 1, got 'many'"),
+    ("PORT", "70000", "environment variable LEGACY_ASSISTANT_PORT must be an integer from 0 to 65535, got '70000'"),
+    ("THRESHOLD", "1.5", "environment variable LEGACY_ASSISTANT_THRESHOLD must be a number from 0 to 1, got '1.5'"),
+    ("ACCESS_LOG", "maybe", "environment variable LEGACY_ASSISTANT_ACCESS_LOG must be on (1/true/yes/on) or off "
+                            "(0/false/no/off), got 'maybe'"),
+])
+def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, message):
+    environ(**{name: text})
+    with pytest.raises(ConfigError) as caught:
+        server_options(parse())
+    assert str(caught.value) == message
+    # the command says the same, before anything starts, and exits 1 without a traceback
+    assert main(["serve"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-body-bytes", "0"], "argument --max-body-bytes: must be an integer, at least 1, got '0'"),
+    (["--conversation-ttl", "nan"], "argument --conversation-ttl: must be a number, at least 0, got 'nan'"),
+    (["--port", "x"], "argument --port: must be an integer from 0 to 65535, got 'x'"),
+])
+def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, message):
+    with pytest.raises(SystemExit) as caught:
+        parse(*argv)
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_app_reports_a_bad_environment_value_unless_its_config_overrides_it(environ, make_client):
+    environ(MAX_TEXT_LENGTH="long")
+    with pytest.raises(ConfigError, match="LEGACY_ASSISTANT_MAX_TEXT_LENGTH must be an integer"):
+        make_client()
+    assert make_client(MAX_TEXT_LENGTH=20).application.config["MAX_TEXT_LENGTH"] == 20
+
+
+def test_declarations_are_consistent():
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
+    keys = [s.config_key for s in settings.in_scope(settings.APP)]
+    assert len(keys) == len(set(keys))
+    for s in SETTINGS:
+        assert s.name.isupper() and s.help, s.name
+        value = s.default_value()
+        if value is None:
+            assert s.shown_default, f"{s.name}: say what no value means"
+        elif not isinstance(value, bool):
+            assert s.kind(str(value)) == value, f"{s.name}: the default is not a value its kind accepts"
+
+
+def test_a_new_setting_is_one_declaration(environ, tmp_path, capsys):
+    """Room for more: a directory that can also be switched off, and a choice."""
+    extra = (
+        Setting("RESPONDER", Directory(), None, "responder model directory", shown_default="none", negatable=True),
+        Setting("FALLBACK", Choice("generate", "canned"), "canned", "how fallback turns are answered"),
+    )
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser, extra)
+
+    def resolve(*argv):
+        return settings.resolve(settings.flags_of(parser.parse_args(argv), extra), settings=extra)
+
+    assert resolve() == {"RESPONDER": None, "FALLBACK": "canned"}
+    environ(RESPONDER=str(tmp_path), FALLBACK="generate")
+    assert resolve() == {"RESPONDER": str(tmp_path.resolve()), "FALLBACK": "generate"}
+    assert resolve("--no-responder", "--fallback", "canned") == {"RESPONDER": None, "FALLBACK": "canned"}
+    with pytest.raises(SystemExit):
+        resolve("--fallback", "rude")
+    assert capsys.readouterr().err.strip().endswith("argument --fallback: must be one of generate, canned, got 'rude'")
+    assert settings.app_config(resolve(), extra) == {"RESPONDER": str(tmp_path.resolve()), "FALLBACK": "generate"}
+    rows = settings.markdown_table(extra).splitlines()[2:]
+    assert rows == [
+        "| `LEGACY_ASSISTANT_RESPONDER` | `--responder DIR`, `--no-responder` | none | a directory "
+        "| responder model directory |",
+        "| `LEGACY_ASSISTANT_FALLBACK` | `--fallback {generate,canned}` | canned | one of generate, canned "
+        "| how fallback turns are answered |",
+    ]
