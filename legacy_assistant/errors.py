@@ -47,3 +47,8 @@ class DataError(AssistantError):
         if more:
             lines += f"\n  - ... and {more} more"
         super().__init__(f"{source}: {len(self.problems)} problem(s) in data file:\n{lines}")
+
+
+class RequestError(AssistantError, ValueError):
+    """A call to a loaded model cannot be answered as asked: an unknown condition or decoding
+    mode, an empty context, an option out of range. The caller's mistake, not the model's."""

@@ -69,10 +69,13 @@ def test_a_long_turn_keeps_its_last_tokens_and_a_long_reply_its_first():
     vocabulary = Vocabulary.build([[str(n) for n in range(10)]], max_size=100)
     text = "0 1 2 3 4 5 6 7 8 9"
     assert vocabulary.decode_tokens(vocabulary.encode_turn(text, 3)) == ["7", "8", "9"]
-    reply = vocabulary.encode_reply(text, 3)
+    reply = vocabulary.encode_reply(text, 4)  # END counts within the limit
     assert reply[-1] == END and len(reply) == 4
     assert vocabulary.decode_tokens(reply) == ["0", "1", "2"]
     assert vocabulary.encode_reply("", 5) == [END]
+    assert vocabulary.encode_reply(text, 1) == [END]
+    with pytest.raises(ValueError, match="room for END"):
+        vocabulary.encode_reply(text, 0)
 
 
 def test_context_keeps_the_last_turns_oldest_first():

@@ -9,21 +9,27 @@ from typing import Any
 import numpy as np
 
 
-def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str = "training history") -> None:
-    """Write a two-panel figure: loss and accuracy per epoch, validation dashed where present."""
+def plot_history(
+    history: Sequence[dict[str, Any]],
+    path: str | Path,
+    title: str = "training history",
+    metrics: Sequence[str] = ("loss", "accuracy"),
+) -> None:
+    """Write one panel per metric (default: loss and accuracy) per epoch, validation
+    (``val_<metric>``) dashed where present."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display on servers and CI
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for axis, key, label in ((loss_axis, "loss", "loss"), (accuracy_axis, "accuracy", "accuracy")):
-        axis.plot(epochs, [row[key] for row in history], label=f"train {label}")
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), dpi=100, squeeze=False)
+    for axis, key in zip(axes[0], metrics):
+        axis.plot(epochs, [row[key] for row in history], label=f"train {key}")
         if history and f"val_{key}" in history[0]:
-            axis.plot(epochs, [row[f"val_{key}"] for row in history], "--", label=f"validation {label}")
+            axis.plot(epochs, [row[f"val_{key}"] for row in history], "--", label=f"validation {key}")
         axis.set_xlabel("epoch")
-        axis.set_ylabel(label)
+        axis.set_ylabel(key)
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)

@@ -11,8 +11,8 @@ Ids 0-3 are the special tokens both sides of the model agree on (:data:`PAD`, :d
 :data:`START`, :data:`END`); words follow from id 4, most frequent first.
 
 Limits (the spec's ``max_turn_tokens`` and ``max_reply_tokens``): a long context turn keeps its
-*last* tokens, the ones nearest the reply; a long reply keeps its *first* tokens, then END, so a
-reply's ids are at most ``max_reply_tokens + 1`` long.
+*last* tokens, the ones nearest the reply; a long reply keeps its *first* tokens, then END, END
+counted within the limit (as the decoder counts it).
 """
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ from typing import Any
 
 from nltk.tokenize.treebank import TreebankWordDetokenizer
 
+# The ids both sides of the model agree on; compat.responder.spec imports no TensorFlow.
+from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK  # noqa: F401 (re-exported)
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import TextConfig, TextProcessor
 
-PAD, UNK, START, END = 0, 1, 2, 3
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # the text of ids PAD, UNK, START, END
 # "classic" keeps every token the Treebank rules give, punctuation included; stemming off.
 TEXT_CONFIG = TextConfig(tokenizer="classic", stemmer="none", lowercase=True)
 # The five emotions of the cakechat API, in its order; a corpus may add conditions of its own.
@@ -124,8 +125,8 @@ class Vocabulary:
     ) -> "Vocabulary":
         """The ``max_size - 4`` most frequent tokens seen at least ``min_count`` times (ties
         by the token's text, so the result does not depend on the order of the lists)."""
-        if max_size <= len(SPECIAL_TOKENS):
-            raise ConfigError(f"vocab_size must be above {len(SPECIAL_TOKENS)} (the special tokens), got {max_size}")
+        if max_size <= N_SPECIAL:
+            raise ConfigError(f"vocab_size must be above {N_SPECIAL} (the special tokens), got {max_size}")
         if min_count < 1:
             raise ConfigError(f"min_count must be at least 1, got {min_count}")
         counts: Counter[str] = Counter()
@@ -134,7 +135,7 @@ class Vocabulary:
         for special in SPECIAL_TOKENS:
             counts.pop(special, None)
         ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
-        return cls(SPECIAL_TOKENS + tuple(ranked[: max_size - len(SPECIAL_TOKENS)]), text)
+        return cls(SPECIAL_TOKENS + tuple(ranked[: max_size - N_SPECIAL]), text)
 
     @classmethod
     def from_texts(
@@ -171,10 +172,13 @@ class Vocabulary:
         recent = list(turns)[-max_turns:] if max_turns > 0 else []
         return [self.encode_turn(turn, max_tokens) for turn in recent]
 
-    def encode_reply(self, text: str, max_tokens: int) -> list[int]:
-        """A reply's ids: its *first* ``max_tokens`` tokens, then :data:`END`."""
+    def encode_reply(self, text: str, max_length: int) -> list[int]:
+        """A reply's ids, at most ``max_length`` of them, :data:`END` included: its *first*
+        ``max_length - 1`` tokens, then END."""
+        if max_length < 1:
+            raise ValueError(f"max_length must be at least 1 (room for END), got {max_length}")
         tokens = _cached_tokens(self.text, text)
-        return self.ids(tokens[:max_tokens]) + [END]
+        return self.ids(tokens[: max_length - 1]) + [END]
 
     def decode_tokens(self, ids: Iterable[int]) -> list[str]:
         """Ids -> tokens, up to the first :data:`END`; PAD and START are skipped, UNK is

@@ -1,0 +1,159 @@
+"""The responder's model directory: its manifest, written and verified.
+
+Layout of ``exported/<name>/``::
+
+    saved_model/     TF1 SavedModel with the signatures greedy, beam, sample, score
+                     (:func:`compat.responder.saved_model.export_responder`)
+    responder.json   manifest: format, vocabulary (tokens and text settings), conditions, spec,
+                     training settings, summary, the corpora's file names and sha256, versions,
+                     the sha256 of every file listed
+    history.json     per-epoch loss and perplexity, training and validation
+    history.png      the same, plotted
+
+Writing, checksums and the file checks are :mod:`legacy_assistant.artifacts.directory`'s, shared
+with the classifier; this module adds what the responder's manifest holds and its consistency.
+Verifying imports no TensorFlow.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from legacy_assistant import __version__
+from legacy_assistant.artifacts.directory import (
+    SAVED_MODEL_DIR,
+    file_record,
+    verify_directory,
+    write_artifact,
+    write_json,
+)
+from legacy_assistant.common.optional import require
+from legacy_assistant.errors import ArtifactError, ConfigError
+from legacy_assistant.responder.corpora import corpus_files
+from legacy_assistant.responder.vocabulary import Vocabulary
+
+if TYPE_CHECKING:  # training imports the TF1 runtime; verifying must not
+    from compat.responder.spec import ResponderSpec
+    from legacy_assistant.responder.training import TrainedResponder
+
+FORMAT = "legacy-assistant-responder/1"
+MANIFEST = "responder.json"
+HISTORY_JSON = "history.json"
+HISTORY_PNG = "history.png"
+HISTORY_METRICS = ("loss", "perplexity")
+
+
+def export_responder_artifact(
+    model: "TrainedResponder",
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    plot: bool = True,
+    sources: Sequence[str | Path] = (),
+    held_out_sources: Sequence[str | Path] = (),
+) -> Path:
+    """Write ``model`` to ``out_dir``; returns its path.
+
+    ``sources`` and ``held_out_sources`` are the corpus files or folders it was trained and
+    validated on: the manifest records each file's name and sha256 (never its path). ``out_dir``
+    must not exist unless ``force``; with ``force`` the old directory is replaced only after the
+    new one is complete.
+    """
+    from compat.responder.saved_model import export_responder
+    from compat.runtime import versions
+
+    target = Path(out_dir)
+    if plot and model.history:  # before anything is written
+        require("matplotlib", "plots", "the responder's training history figure (history.png)")
+    source = {"corpora": _records(sources), "held_out": _records(held_out_sources)}
+
+    def fill(staging: Path) -> dict[str, Any]:
+        export_responder(model.weights, model.spec, str(staging / SAVED_MODEL_DIR))
+        write_json(staging / HISTORY_JSON, model.history)
+        if plot and model.history:
+            from legacy_assistant.common.plots import plot_history
+
+            plot_history(
+                model.history, staging / HISTORY_PNG, title=f"{target.name}: training history", metrics=HISTORY_METRICS
+            )
+        return {
+            "format": FORMAT,
+            "name": target.name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "vocabulary": model.vocabulary.to_dict(),
+            "conditions": list(model.conditions),
+            "spec": model.spec.to_dict(),
+            "training": model.config.to_dict(),
+            "summary": model.summary,
+            "source": source,
+            "versions": {**versions(), "legacy_assistant": __version__},
+        }
+
+    return write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=_check_staging)
+
+
+def _records(paths: Sequence[str | Path]) -> list[dict[str, str]]:
+    records: list[dict[str, str]] = []
+    for path in map(Path, paths):
+        files = corpus_files(path) if path.is_dir() else [path]
+        records.extend(file_record(file) for file in files)
+    return records
+
+
+def _check_staging(staging: Path) -> None:
+    verify_responder(staging)
+
+
+@dataclass(frozen=True)
+class ResponderInfo:
+    """A verified manifest and what it describes."""
+
+    path: Path
+    manifest: dict[str, Any]
+    vocabulary: Vocabulary
+    conditions: tuple[str, ...]
+    spec: "ResponderSpec"
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.path.name)
+
+    @property
+    def saved_model_dir(self) -> Path:
+        return self.path / SAVED_MODEL_DIR
+
+
+def verify_responder(path: str | Path) -> ResponderInfo:
+    """Check that ``path`` is a complete, unaltered responder directory whose manifest agrees
+    with itself; raise :class:`ArtifactError` naming the file and the fault if not."""
+    from compat.responder.spec import ResponderSpec
+
+    root = Path(path)
+    manifest = verify_directory(root, manifest_name=MANIFEST, formats=(FORMAT,))
+    where = root / MANIFEST
+    try:
+        vocabulary = Vocabulary.from_dict(manifest["vocabulary"])
+        spec = ResponderSpec.from_dict(manifest["spec"])
+        conditions = manifest["conditions"]
+    except KeyError as exc:
+        raise ArtifactError(f"{where}: inconsistent manifest: missing {exc}") from None
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{where}: inconsistent manifest: {exc}") from None
+    if (
+        not isinstance(conditions, list)
+        or not conditions
+        or not all(isinstance(c, str) and c for c in conditions)
+        or len(set(conditions)) != len(conditions)
+    ):
+        raise ArtifactError(f"{where}: inconsistent manifest: conditions must be a list of distinct names")
+    if spec.vocab_size != len(vocabulary) or spec.n_conditions != len(conditions):
+        raise ArtifactError(
+            f"{where}: inconsistent manifest: the spec's vocab_size {spec.vocab_size} and n_conditions "
+            f"{spec.n_conditions} do not match the vocabulary ({len(vocabulary)}) and conditions ({len(conditions)})"
+        )
+    if not (root / SAVED_MODEL_DIR / "saved_model.pb").is_file():
+        raise ArtifactError(f"{root / SAVED_MODEL_DIR}: no saved_model.pb")
+    return ResponderInfo(root, manifest, vocabulary, tuple(conditions), spec)

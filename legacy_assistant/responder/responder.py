@@ -1,0 +1,242 @@
+"""Load an exported responder once and answer dialogue contexts from any thread.
+
+``Responder.load("exported/responder").respond(["Hi!", "Hello, how are you?"], "joy")`` tokenizes
+the (at most ``max_context_turns`` latest) turns, decodes inside the graph in one
+``Session.run`` and detokenizes the reply. Modes:
+
+* ``greedy``: the most likely token at every step;
+* ``beam``: beam search, the best length-normalised candidate;
+* ``sample``: one reply drawn at ``temperature`` (seeded: the same seed, the same reply);
+* ``sample_rerank``: ``n_samples`` replies drawn, the one with the best length-normalised
+  log-likelihood (``log p / tokens``, END counted) kept, as cakechat's sampling-reranking does
+  (without its reverse model).
+
+The model (:class:`compat.responder.saved_model.LoadedResponder`) owns a finalized graph and one
+session; a :class:`Responder` keeps no state between calls, so one instance serves every thread.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from legacy_assistant.artifacts.directory import load_consistently
+from legacy_assistant.errors import ArtifactError, RequestError
+from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
+from legacy_assistant.responder.batching import EncodedPair, pad_batch
+from legacy_assistant.responder.vocabulary import END, N_SPECIAL
+
+if TYPE_CHECKING:
+    from compat.responder.saved_model import LoadedResponder
+
+MODES = ("greedy", "beam", "sample", "sample_rerank")
+DEFAULT_CONDITION = "neutral"
+# Only the end of a long turn is used; the characters before these many cannot reach it.
+MAX_TURN_CHARS = 4000
+# Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
+UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How replies are decoded (cakechat's defaults where it has them).
+
+    Attributes:
+        temperature: softmax temperature of the sampling modes (below 1: safer replies).
+        beam_width: candidates kept by beam search.
+        n_samples: replies drawn by ``sample_rerank``.
+        repetition_penalty: a token the reply already holds has its probability divided by
+            this (1: off); articles and punctuation are exempt.
+        length_penalty: beam candidates are ranked by ``log p / length ** length_penalty``.
+        max_length: most reply tokens, END included (``None``: the spec's ``max_reply_tokens``).
+    """
+
+    temperature: float = 0.5
+    beam_width: int = 5
+    n_samples: int = 10
+    repetition_penalty: float = 1.0
+    length_penalty: float = 1.0
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise RequestError(f"temperature must be above 0, got {self.temperature}")
+        if self.beam_width < 1 or self.n_samples < 1:
+            raise RequestError(f"beam_width and n_samples must be at least 1, got {self.beam_width}, {self.n_samples}")
+        if not self.repetition_penalty > 0:
+            raise RequestError(f"repetition_penalty must be above 0, got {self.repetition_penalty}")
+        if self.length_penalty < 0:
+            raise RequestError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if self.max_length is not None and self.max_length < 1:
+            raise RequestError(f"max_length must be at least 1, got {self.max_length}")
+
+
+class Responder:
+    """``respond(["How are you?"], condition="joy", mode="sample_rerank", seed=1) -> "I'm great!"``."""
+
+    def __init__(self, info: ResponderInfo, model: "LoadedResponder", options: DecodingOptions | None = None) -> None:
+        if model.vocab_size != len(info.vocabulary) or model.n_conditions != len(info.conditions):
+            raise ArtifactError(
+                f"{info.path}: the SavedModel's shape ({model.vocab_size} tokens, {model.n_conditions} conditions) "
+                f"does not match {MANIFEST} ({len(info.vocabulary)}, {len(info.conditions)})"
+            )
+        self.info = info
+        self.vocabulary = info.vocabulary
+        self.conditions = info.conditions
+        self.spec = info.spec
+        self.options = options or DecodingOptions()
+        self._model = model
+        self._condition_ids = {name: index for index, name in enumerate(self.conditions)}
+        self._unpenalized = np.array(
+            sorted(self.vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in self.vocabulary),
+            dtype=np.int32,
+        )
+        self.max_length = self.options.max_length or self.spec.max_reply_tokens
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        options: DecodingOptions | None = None,
+    ) -> "Responder":
+        """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage."""
+
+        def load() -> Responder:
+            from compat.interface import SavedModelError
+            from compat.responder.saved_model import LoadedResponder
+
+            info = verify_responder(path)
+            try:
+                model = LoadedResponder(str(info.saved_model_dir), intra_op_threads, inter_op_threads)
+            except SavedModelError as exc:
+                raise ArtifactError(str(exc)) from None
+            try:
+                return cls(info, model, options)
+            except BaseException:
+                model.close()
+                raise
+
+        return load_consistently(path, load, manifest_name=MANIFEST, discard=lambda loaded: loaded.close())
+
+    @property
+    def default_condition(self) -> str:
+        return DEFAULT_CONDITION if DEFAULT_CONDITION in self._condition_ids else self.conditions[0]
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def respond(
+        self,
+        context: Sequence[str],
+        condition: str | None = None,
+        mode: str = "greedy",
+        seed: int | None = None,
+    ) -> str:
+        """The reply to ``context`` (turns, oldest first), said with ``condition`` (default:
+        neutral). ``seed`` makes the sampling modes repeatable (``None``: a fresh draw); it is
+        ignored by greedy and beam. When the best candidate is END at once the reply is ``""``:
+        the caller decides what to say instead."""
+        return self.respond_batch([context], [condition], mode, seed)[0]
+
+    def respond_batch(
+        self,
+        contexts: Sequence[Sequence[str]],
+        conditions: Sequence[str | None] | None = None,
+        mode: str = "greedy",
+        seed: int | None = None,
+    ) -> list[str]:
+        """:meth:`respond` for several contexts in one ``Session.run``."""
+        if mode not in MODES:
+            raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -(2**63) <= seed < 2**63
+        ):
+            raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")
+        conditions = list(conditions) if conditions is not None else [None] * len(contexts)
+        if len(conditions) != len(contexts):
+            raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")
+        if not contexts:
+            return []
+        pairs = [
+            EncodedPair(self._encode_context(context), (END,), self._condition_id(condition))
+            for context, condition in zip(contexts, conditions)
+        ]
+        batch = pad_batch(pairs, self.spec.max_context_turns)
+        options = self.options
+        common: dict[str, Any] = {
+            "max_length": self.max_length,
+            "repetition_penalty": options.repetition_penalty,
+            "unpenalized_ids": self._unpenalized,
+        }
+        if mode == "greedy":
+            result = self._model.decode(batch.context_ids, batch.condition_ids, mode="greedy", **common)
+        elif mode == "beam":
+            width = min(options.beam_width, len(self.vocabulary) - N_SPECIAL)
+            result = self._model.decode(
+                batch.context_ids, batch.condition_ids, mode="beam", beam_width=width,
+                length_penalty=options.length_penalty, **common,
+            )
+        else:
+            result = self._model.decode(
+                batch.context_ids, batch.condition_ids, mode="sample",
+                n_samples=options.n_samples if mode == "sample_rerank" else 1,
+                temperature=options.temperature, seed=_seed(seed), **common,
+            )
+        replies = []
+        for row in range(len(contexts)):
+            best = 0  # greedy and sample give one candidate; beam's come best first
+            if mode == "sample_rerank":
+                best = int(np.argmax(result.log_probs[row] / np.maximum(result.lengths[row], 1)))
+            replies.append(self.vocabulary.decode(result.ids[row, best]))
+        return replies
+
+    def score(self, context: Sequence[str], reply: str, condition: str | None = None) -> float:
+        """The length-normalised log-likelihood of ``reply`` after ``context``: the mean natural
+        log-probability of its tokens and END (0 is certain; lower is less likely). The reply
+        is cut to ``max_reply_tokens`` like a training reply."""
+        if not isinstance(reply, str):
+            raise RequestError(f"reply must be a string, got {type(reply).__name__}")
+        ids = self.vocabulary.encode_reply(reply[:MAX_TURN_CHARS], self.spec.max_reply_tokens)
+        pair = EncodedPair(self._encode_context(context), tuple(ids), self._condition_id(condition))
+        batch = pad_batch([pair], self.spec.max_context_turns)
+        log_probs = self._model.score(batch.context_ids, batch.condition_ids, batch.reply_ids)
+        return float(np.sum(log_probs[0]) / len(ids))
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> "Responder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _condition_id(self, condition: str | None) -> int:
+        name = self.default_condition if condition is None else condition
+        index = self._condition_ids.get(name) if isinstance(name, str) else None
+        if index is None:
+            raise RequestError(f"unknown condition {condition!r}; this model knows {', '.join(self.conditions)}")
+        return index
+
+    def _encode_context(self, context: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+        if isinstance(context, str) or not isinstance(context, Sequence):
+            raise RequestError("context must be a list of turns (strings), oldest first")
+        if not all(isinstance(turn, str) for turn in context):
+            raise RequestError("every turn of the context must be a string")
+        turns = [turn[-MAX_TURN_CHARS:] for turn in context if turn.strip()]
+        encoded = self.vocabulary.encode_context(turns, self.spec.max_context_turns, self.spec.max_turn_tokens)
+        encoded = [turn for turn in encoded if turn]
+        if not encoded:
+            raise RequestError("the context is empty: give at least one turn with text")
+        return tuple(tuple(turn) for turn in encoded)
+
+
+def _seed(seed: int | None) -> int:
+    return secrets.randbits(63) if seed is None else int(seed)

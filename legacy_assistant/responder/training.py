@@ -1,0 +1,530 @@
+"""Training the responder: epochs over length-bucketed batches, validation perplexity, early
+stopping, a time budget, and checkpoints that let an interrupted run resume exactly.
+
+The data side (:func:`prepare`) needs no TensorFlow: dialogues are split by dialogue into
+training and held-out sides, cut into pairs, and encoded with a vocabulary built from the
+training side's turns. :func:`train_responder` then drives
+:class:`compat.responder.trainer.ResponderTrainer`.
+
+Each epoch ends with the held-out pairs' perplexity, ``exp(sum NLL / tokens)`` under the full
+softmax, END counted, PAD not. Training stops after ``config.epochs`` epochs, after
+``config.patience`` epochs without a better validation perplexity, or when this run has used
+``config.max_minutes``; the weights returned are the best validation epoch's (the last ones
+when nothing is held out).
+
+Checkpoint directory (``checkpoint_dir``)::
+
+    run.json            format, settings, vocabulary, conditions, spec, digest of the encoded data
+    state-<step>.json   where training stood at <step>: epoch, batches done in it, the epoch's
+                        running loss, history, best epoch, early-stopping count, time used
+    responder-<step>.*  the trainer's checkpoint (weights, Adam's moments, global step)
+    best-<epoch>.npz    the best validation epoch's weights (numpy, no pickle)
+
+A checkpoint is written every ``config.checkpoint_every`` steps, at each epoch's end, when the
+time budget runs out and on Ctrl-C (after the batch in flight). The state file is written
+*before* the trainer's checkpoint, so the newest checkpoint always has its state: a run killed
+at any instant (``kill -9``) resumes from the newest checkpoint with ``resume=True``, meets the
+same batches in the same order (they depend only on the seed and the epoch), and ends with the
+weights an uninterrupted run would have had.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from legacy_assistant.errors import ConfigError, TrainingError
+from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pairs, epoch_order, sorted_batches
+from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
+from legacy_assistant.responder.corpora import Dialogue
+from legacy_assistant.responder.pairs import make_pairs, split_dialogues, without_overlap
+from legacy_assistant.responder.vocabulary import Vocabulary, condition_list
+
+if TYPE_CHECKING:
+    from compat.responder.spec import ResponderSpec
+    from compat.responder.trainer import ResponderTrainer
+
+log = logging.getLogger(__name__)
+
+RUN_FORMAT = "legacy-assistant-responder-run/1"
+RUN_FILE = "run.json"
+STATE_PREFIX = "state-"
+BEST_PREFIX = "best-"
+KEEP_STATES = 5  # the trainer keeps 3 checkpoints; every one of them keeps its state
+EVAL_BATCH_SIZE = 128
+
+
+@dataclass
+class PreparedData:
+    """Encoded pairs of both sides and what encodes them.
+
+    Attributes:
+        vocabulary: built from the training dialogues' turns (or given).
+        conditions: the condition list; a pair's ``condition`` indexes it.
+        train, validation: encoded pairs (``validation`` empty when nothing is held out).
+        counts: dialogues and pairs on each side, for the summary.
+    """
+
+    vocabulary: Vocabulary
+    conditions: tuple[str, ...]
+    train: list[EncodedPair]
+    validation: list[EncodedPair]
+    counts: dict[str, int]
+
+    def digest(self) -> str:
+        """sha256 of the encoded pairs of both sides: equal digests, equal training data."""
+        digest = hashlib.sha256()
+        for name, pairs in (("train", self.train), ("validation", self.validation)):
+            digest.update(name.encode())
+            for pair in pairs:
+                digest.update(json.dumps([pair.context, pair.reply, pair.condition]).encode())
+                digest.update(b"\n")
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands, for a progress bar: after every batch and at each epoch's end.
+
+    Attributes:
+        epoch: 1-based epoch in progress; epochs: the most epochs this run may take.
+        batch: batches done in this epoch; batches: batches in an epoch.
+        step: optimizer steps taken in all (resumed runs included).
+        loss: this epoch's mean training loss so far, nats per reply token.
+        epoch_end: the epoch's history row once it has been validated, else ``None``.
+    """
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    step: int
+    loss: float
+    epoch_end: dict[str, Any] | None = None
+
+
+@dataclass
+class TrainedResponder:
+    """What :func:`train_responder` returns and :mod:`legacy_assistant.responder.artifact` exports.
+
+    Attributes:
+        weights: variable name -> float32 array (the best validation epoch's).
+        spec: the network's shape.
+        vocabulary, conditions: the encoding.
+        config: the settings it was trained with.
+        history: one row per epoch: ``epoch``, ``loss`` and ``perplexity`` (training, nats per
+            token; the sampled loss when sampled softmax is on), ``val_loss`` and
+            ``val_perplexity`` (full softmax) when pairs are held out, ``steps``, ``seconds``.
+        summary: data counts, best epoch, why training stopped.
+    """
+
+    weights: dict[str, np.ndarray]
+    spec: "ResponderSpec"
+    vocabulary: Vocabulary
+    conditions: tuple[str, ...]
+    config: ResponderTrainingConfig
+    history: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
+    dialogues: Sequence[Dialogue],
+    config: ResponderTrainingConfig,
+    held_out: Sequence[Dialogue] | None = None,
+    vocabulary: Vocabulary | None = None,
+    conditions: Sequence[str] | None = None,
+) -> PreparedData:
+    """Split (unless ``held_out`` is given: then ``dialogues`` lose any copy of a held-out
+    dialogue), cut into pairs, build the vocabulary from the training side, encode."""
+    if held_out is None:
+        train_dialogues, held_dialogues = split_dialogues(dialogues, config.held_out_fraction, config.seed)
+    else:
+        train_dialogues, held_dialogues = without_overlap(dialogues, held_out), list(held_out)
+    train_pairs = make_pairs(train_dialogues, config.max_context_turns)
+    held_pairs = make_pairs(held_dialogues, config.max_context_turns)
+    if not train_pairs:
+        raise TrainingError("no training pairs: the corpus needs dialogues of at least two turns")
+    if vocabulary is None:
+        texts = (turn.text for dialogue in train_dialogues for turn in dialogue.turns)
+        vocabulary = Vocabulary.from_texts(texts, config.vocab_size, config.min_count)
+    if conditions is None:
+        conditions = condition_list(pair.condition for pair in train_pairs + held_pairs)
+    limits = (config.max_context_turns, config.max_turn_tokens, config.max_reply_tokens)
+    counts = {
+        "train_dialogues": len(train_dialogues),
+        "held_out_dialogues": len(held_dialogues),
+        "train_pairs": len(train_pairs),
+        "held_out_pairs": len(held_pairs),
+    }
+    return PreparedData(
+        vocabulary=vocabulary,
+        conditions=tuple(conditions),
+        train=encode_pairs(train_pairs, vocabulary, conditions, *limits),
+        validation=encode_pairs(held_pairs, vocabulary, conditions, *limits),
+        counts=counts,
+    )
+
+
+# --- the checkpoint directory ---------------------------------------------------------------
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"{path}: cannot read the training state: {exc}") from None
+
+
+def _state_path(directory: Path, step: int) -> Path:
+    return directory / f"{STATE_PREFIX}{step}.json"
+
+
+def _files_with_number(directory: Path, prefix: str, suffix: str) -> dict[int, Path]:
+    found: dict[int, Path] = {}
+    for path in directory.glob(f"{prefix}*{suffix}"):
+        number = path.name[len(prefix) : len(path.name) - len(suffix)]
+        if number.isdigit():
+            found[int(number)] = path
+    return found
+
+
+def _save_best(directory: Path, epoch: int, weights: dict[str, np.ndarray]) -> str:
+    name = f"{BEST_PREFIX}{epoch}.npz"
+    temporary = directory / f".{name}.tmp.npz"
+    np.savez(temporary, **weights)
+    os.replace(temporary, directory / name)
+    return name
+
+
+def _load_best(directory: Path, name: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(directory / name, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"{directory / name}: cannot read the best epoch's weights: {exc}") from None
+
+
+def _prune(directory: Path, keep_best: str | None) -> None:
+    states = _files_with_number(directory, STATE_PREFIX, ".json")
+    for step in sorted(states)[:-KEEP_STATES]:
+        states[step].unlink(missing_ok=True)
+    for path in _files_with_number(directory, BEST_PREFIX, ".npz").values():
+        if path.name != keep_best:
+            path.unlink(missing_ok=True)
+
+
+class _Run:
+    """One training run's mutable state, saved as ``state-<step>.json``."""
+
+    def __init__(self) -> None:
+        self.epoch = 0  # 0-based epoch in progress
+        self.position = 0  # batches of it done
+        self.step = 0
+        self.loss_sum = 0.0  # this epoch's training loss, summed over tokens (nats)
+        self.loss_tokens = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_loss: float | None = None
+        self.best_epoch: int | None = None
+        self.best_file: str | None = None
+        self.since_best = 0
+        self.seconds = 0.0  # training time over every run so far
+        self.stopped: str | None = None  # why training finished; None while it has not
+        self._best_weights: dict[str, np.ndarray] | None = None  # without a checkpoint directory
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "_Run":
+        run = cls()
+        unknown = set(data) - set(run.to_dict())
+        if unknown:
+            raise TrainingError(f"training state has unknown field(s) {sorted(unknown)}")
+        vars(run).update(data)
+        return run
+
+    def stop_reason(self, config: ResponderTrainingConfig, validating: bool) -> str | None:
+        """Why training should not go on under ``config`` (``None``: it should)."""
+        if validating and config.patience and self.since_best >= config.patience:
+            return "early stopping"
+        if self.epoch >= config.epochs:
+            return "epochs"
+        return None
+
+
+class _Interrupt:
+    """While active in the main thread, Ctrl-C sets a flag that the loop checks after each
+    batch (so the checkpoint holds whole steps); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_Interrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupt: stopping after the current batch and saving a checkpoint (Ctrl-C again to abort)")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def train_responder(
+    dialogues: Sequence[Dialogue],
+    config: ResponderTrainingConfig,
+    *,
+    held_out: Sequence[Dialogue] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    threads: int = 1,
+) -> TrainedResponder:
+    """Train on ``dialogues`` (validating on ``held_out``, or on a split of ``dialogues``).
+
+    With ``checkpoint_dir``, checkpoints go there (see the module docstring); ``resume=True``
+    continues the run found there (settings other than :data:`RESUMABLE_CHANGES` and the
+    encoded data must be the same: else :class:`TrainingError`) or starts one if there is
+    none; without ``resume`` a directory that already holds a run is refused. ``threads`` is
+    the session's thread count (1 keeps float sums in a fixed order: reproducible weights).
+    """
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    stored = _stored_run(directory, config, resume)
+    if stored is not None:
+        data = prepare(
+            dialogues,
+            config,
+            held_out,
+            vocabulary=Vocabulary.from_dict(stored["vocabulary"]),
+            conditions=stored["conditions"],
+        )
+        if data.digest() != stored["data_sha256"]:
+            raise TrainingError(
+                f"{directory / RUN_FILE}: the training data differ from the run being resumed "
+                "(another corpus, split or vocabulary); resume with the same data or start a new checkpoint directory"
+            )
+    else:
+        data = prepare(dialogues, config, held_out)
+    spec = config.spec(len(data.vocabulary), len(data.conditions))
+    if directory is not None and stored is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_json_atomically(directory / RUN_FILE, {
+            "format": RUN_FORMAT,
+            "config": config.to_dict(),
+            "vocabulary": data.vocabulary.to_dict(),
+            "conditions": list(data.conditions),
+            "spec": spec.to_dict(),
+            "data_sha256": data.digest(),
+        })
+    log.info(
+        "responder: %d training pairs, %d held out, vocabulary %d, conditions %s",
+        len(data.train), len(data.validation), len(data.vocabulary), list(data.conditions),
+    )
+    optimizer = ResponderOptimizerSpec(learning_rate=config.learning_rate, clip_norm=config.clip_norm)
+    with ResponderTrainer(spec, optimizer, config.seed, threads=threads) as trainer:
+        run = _restore(trainer, directory) if stored is not None else _Run()
+        # A resumed run goes on when its new settings allow more (more epochs, more patience).
+        run.stopped = run.stop_reason(config, bool(data.validation))
+        if run.stopped is None:
+            _loop(trainer, run, data, config, directory, progress)
+        if directory is not None and run.best_file:
+            weights = _load_best(directory, run.best_file)
+        else:
+            weights = run._best_weights if run._best_weights is not None else trainer.get_weights()
+    summary = {
+        **data.counts,
+        "vocabulary_size": len(data.vocabulary),
+        "conditions": list(data.conditions),
+        "epochs_run": len(run.history),
+        "steps": run.step,
+        "best_epoch": run.best_epoch,
+        "val_perplexity": _perplexity(run.best_loss) if run.best_loss is not None else None,
+        "stopped": run.stopped or "time budget",
+        "seconds": round(run.seconds, 3),
+    }
+    return TrainedResponder(weights, spec, data.vocabulary, data.conditions, config, run.history, summary)
+
+
+def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
+    if directory is None:
+        if resume:
+            raise ConfigError("resume needs a checkpoint directory")
+        return None
+    run_file = directory / RUN_FILE
+    if not run_file.exists():
+        if directory.exists() and any(directory.iterdir()):
+            raise TrainingError(f"{directory}: not empty and holds no {RUN_FILE}: not a responder checkpoint directory")
+        return None
+    if not resume:
+        raise TrainingError(
+            f"{directory} already holds a training run: resume it (resume=True / --resume) or choose another directory"
+        )
+    stored = _read_json(run_file)
+    if not isinstance(stored, dict) or stored.get("format") != RUN_FORMAT:
+        raise TrainingError(f"{run_file}: not a responder training run (format {RUN_FORMAT!r} expected)")
+    try:
+        previous = ResponderTrainingConfig.from_dict(stored["config"], str(run_file))
+    except (KeyError, ConfigError) as exc:
+        raise TrainingError(f"{run_file}: unreadable settings: {exc}") from None
+    changed = [name for name in previous.differences(config) if name not in RESUMABLE_CHANGES]
+    if changed:
+        details = ", ".join(f"{n} {getattr(previous, n)!r} -> {getattr(config, n)!r}" for n in changed)
+        raise TrainingError(
+            f"{run_file}: a resumed run must keep its settings; changed: {details} "
+            f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)"
+        )
+    return stored
+
+
+def _restore(trainer: "ResponderTrainer", directory: Path | None) -> _Run:
+    assert directory is not None
+    step = trainer.restore_latest(str(directory))
+    if step is None:
+        return _Run()  # the run was set up but killed before its first checkpoint
+    state_path = _state_path(directory, step)
+    if not state_path.is_file():
+        raise TrainingError(f"{directory}: checkpoint of step {step} has no {state_path.name}")
+    run = _Run.from_dict(_read_json(state_path))
+    if run.step != step:
+        raise TrainingError(f"{state_path}: records step {run.step}, the checkpoint is step {step}")
+    log.info("resuming at epoch %d, batch %d (step %d)", run.epoch + 1, run.position, run.step)
+    return run
+
+
+def _checkpoint(trainer: "ResponderTrainer", run: _Run, directory: Path | None) -> None:
+    if directory is None:
+        return
+    _write_json_atomically(_state_path(directory, run.step), run.to_dict())
+    trainer.save_checkpoint(str(directory), run.step)
+    _prune(directory, run.best_file)
+
+
+def _perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))  # exp overflows past ~709; a loss that high is a failed run anyway
+
+
+def _validate(trainer: "ResponderTrainer", data: PreparedData, max_turns: int) -> float | None:
+    if not data.validation:
+        return None
+    total, tokens = 0.0, 0
+    for indices in sorted_batches(data.validation, EVAL_BATCH_SIZE):
+        batch = batch_of(data.validation, indices, max_turns)
+        nll, count = trainer.evaluate(batch.context_ids, batch.condition_ids, batch.reply_ids)
+        total += nll
+        tokens += count
+    return total / max(tokens, 1)
+
+
+def _loop(
+    trainer: "ResponderTrainer",
+    run: _Run,
+    data: PreparedData,
+    config: ResponderTrainingConfig,
+    directory: Path | None,
+    progress: Callable[[Progress], None] | None,
+) -> None:
+    started = time.monotonic()
+    budget = config.max_minutes * 60.0
+    turns = config.max_context_turns
+    seconds_before = run.seconds
+    with _Interrupt() as interrupt:
+        while run.epoch < config.epochs:
+            batches = epoch_order(data.train, config.batch_size, config.seed, run.epoch)
+            while run.position < len(batches):
+                batch = batch_of(data.train, batches[run.position], turns)
+                loss = trainer.train_batch(batch.context_ids, batch.condition_ids, batch.reply_ids)
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"training diverged at step {run.step + 1} (loss {loss}); lower learning_rate or clip_norm"
+                    )
+                tokens = batch.reply_tokens
+                run.loss_sum += loss * tokens
+                run.loss_tokens += tokens
+                run.position += 1
+                run.step += 1
+                run.seconds = seconds_before + time.monotonic() - started
+                if progress is not None:
+                    progress(Progress(run.epoch + 1, config.epochs, run.position, len(batches), run.step,
+                                      run.loss_sum / max(run.loss_tokens, 1)))
+                if interrupt.requested:
+                    _checkpoint(trainer, run, directory)
+                    raise KeyboardInterrupt(f"training interrupted at step {run.step}; resume to continue")
+                if budget and time.monotonic() - started >= budget:
+                    _checkpoint(trainer, run, directory)
+                    log.info("time budget of %.1f minutes used at step %d", config.max_minutes, run.step)
+                    return
+                if run.step % config.checkpoint_every == 0:
+                    _checkpoint(trainer, run, directory)
+            _end_epoch(trainer, run, data, config, directory, progress, len(batches))
+            if run.stopped is not None:
+                return
+
+
+def _end_epoch(
+    trainer: "ResponderTrainer",
+    run: _Run,
+    data: PreparedData,
+    config: ResponderTrainingConfig,
+    directory: Path | None,
+    progress: Callable[[Progress], None] | None,
+    n_batches: int,
+) -> None:
+    loss = run.loss_sum / max(run.loss_tokens, 1)
+    row: dict[str, Any] = {"epoch": run.epoch + 1, "loss": loss, "perplexity": _perplexity(loss)}
+    val_loss = _validate(trainer, data, config.max_context_turns)
+    if val_loss is not None:
+        row.update({"val_loss": val_loss, "val_perplexity": _perplexity(val_loss)})
+        if run.best_loss is None or val_loss < run.best_loss:
+            run.best_loss, run.best_epoch, run.since_best = val_loss, run.epoch + 1, 0
+            weights = trainer.get_weights()
+            if directory is not None:
+                run.best_file = _save_best(directory, run.epoch + 1, weights)
+            else:
+                run._best_weights = weights
+        else:
+            run.since_best += 1
+    row.update({"steps": run.step, "seconds": round(run.seconds, 3)})
+    run.history.append(row)
+    log.info("epoch %d: %s", run.epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+    run.epoch += 1
+    run.position = 0
+    run.loss_sum, run.loss_tokens = 0.0, 0
+    run.stopped = run.stop_reason(config, val_loss is not None)
+    if run.stopped == "early stopping":
+        log.info("early stopping: no better validation perplexity for %d epochs", config.patience)
+    _checkpoint(trainer, run, directory)
+    if progress is not None:
+        progress(Progress(run.epoch, config.epochs, n_batches, n_batches, run.step, loss, epoch_end=row))

@@ -1,0 +1,300 @@
+"""The exported responder: its directory and manifest, damage refused, and :class:`Responder`:
+replies per condition and mode, seeded sampling, reranking, scores, errors, threads."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legacy_assistant.artifacts.directory import manifest_digest, sha256_file, write_json
+from legacy_assistant.errors import ArtifactError, RequestError
+from legacy_assistant.responder.artifact import FORMAT, MANIFEST, export_responder_artifact, verify_responder
+from legacy_assistant.responder.config import ResponderTrainingConfig
+from legacy_assistant.responder.corpora import Dialogue, Turn
+from legacy_assistant.responder.responder import DecodingOptions, Responder
+from legacy_assistant.responder.training import train_responder
+from legacy_assistant.responder.vocabulary import END
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REPLIES = {
+    "neutral": "it is ok .",
+    "joy": "i am so happy !",
+    "sadness": "that makes me sad .",
+    "anger": "this is outrageous !",
+    "fear": "i am scared of it .",
+}
+PROMPTS = [
+    "how do you feel about the news ?",
+    "what do you think of this ?",
+    "tell me how you feel .",
+    "the weather changed today .",
+    "my team lost the game .",
+    "we are moving to a new city .",
+]
+CONFIG = ResponderTrainingConfig(
+    embedding_size=24, encoder_units=24, context_units=48, decoder_units=48, condition_size=8, batch_size=8,
+    epochs=30, learning_rate=0.01, held_out_fraction=0.0, min_count=1, patience=0, checkpoint_every=1000,
+)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    dialogues = [
+        Dialogue((Turn(prompt), Turn(reply, condition)), f"t#{i}-{condition}")
+        for i, prompt in enumerate(PROMPTS)
+        for condition, reply in REPLIES.items()
+    ]
+    return train_responder(dialogues, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "moods.jsonl"
+    lines = [json.dumps([{"text": p, "condition": "neutral"}, {"text": r, "condition": c}])
+             for p in PROMPTS for c, r in REPLIES.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained, corpus_file, tmp_path_factory) -> Path:
+    """A pristine exported responder; copy it (``model_copy``) before damaging it."""
+    return export_responder_artifact(trained, tmp_path_factory.mktemp("models") / "moods", sources=[corpus_file])
+
+
+@pytest.fixture(scope="module")
+def responder(model_dir):
+    with Responder.load(model_dir) as loaded:
+        yield loaded
+
+
+@pytest.fixture
+def model_copy(model_dir, tmp_path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def _words(text: str) -> list[str]:
+    return text.lower().replace(".", " .").replace("!", " !").split()
+
+
+# --- the directory ----------------------------------------------------------------------------
+
+
+def test_manifest_describes_the_model(model_dir, trained, corpus_file):
+    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["format"] == FORMAT == "legacy-assistant-responder/1"
+    assert manifest["conditions"] == ["neutral", "anger", "joy", "fear", "sadness"]
+    assert manifest["spec"] == trained.spec.to_dict()
+    assert manifest["vocabulary"]["tokens"] == list(trained.vocabulary.tokens)
+    assert manifest["training"] == CONFIG.to_dict()
+    assert manifest["source"]["corpora"] == [{"name": "moods.jsonl", "sha256": sha256_file(corpus_file)}]
+    assert {"tensorflow", "numpy", "python", "legacy_assistant"} <= set(manifest["versions"])
+    history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))
+    assert [row["epoch"] for row in history] == list(range(1, CONFIG.epochs + 1))
+    assert (model_dir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "saved_model/saved_model.pb" in manifest["files"]
+    info = verify_responder(model_dir)
+    assert info.conditions == tuple(manifest["conditions"]) and info.vocabulary == trained.vocabulary
+
+
+def test_verifying_imports_no_tensorflow(model_dir):
+    code = (
+        "import sys; from legacy_assistant.responder.artifact import verify_responder; "
+        f"verify_responder({str(model_dir)!r}); print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_export_refuses_to_overwrite_without_force(trained, model_copy):
+    with pytest.raises(ArtifactError, match="already exists"):
+        export_responder_artifact(trained, model_copy, plot=False)
+    export_responder_artifact(trained, model_copy, plot=False, force=True)
+    assert not (model_copy / "history.png").exists()
+    verify_responder(model_copy)
+
+
+def _variables_file(root: Path) -> Path:
+    return next((root / "saved_model" / "variables").glob("variables.data-*"))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-8])
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda root: _truncate(_variables_file(root)), "altered or truncated"),
+        (lambda root: (root / "history.json").unlink(), "history.json: missing"),
+        (lambda root: (root / "saved_model" / "extra.bin").write_bytes(b"x"), "unexpected file"),
+        (lambda root: (root / MANIFEST).write_text("{", encoding="utf-8"), "not valid JSON"),
+    ],
+)
+def test_damaged_directory_is_refused(model_copy, damage, message):
+    damage(model_copy)
+    with pytest.raises(ArtifactError, match=message):
+        verify_responder(model_copy)
+    with pytest.raises(ArtifactError, match=message):
+        Responder.load(model_copy)
+
+
+def _rewrite_manifest(root: Path, change) -> None:
+    manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    change(manifest)
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(root / MANIFEST, manifest)
+
+
+def test_altered_manifest_is_refused(model_copy):
+    manifest = json.loads((model_copy / MANIFEST).read_text(encoding="utf-8"))
+    manifest["conditions"][0] = "calm"
+    write_json(model_copy / MANIFEST, manifest)  # digest left as it was
+    with pytest.raises(ArtifactError, match="altered"):
+        verify_responder(model_copy)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m["vocabulary"]["tokens"].append("extra"), "vocab_size"),
+        (lambda m: m["conditions"].pop(), "n_conditions"),
+        (lambda m: m["conditions"].__setitem__(1, "neutral"), "distinct"),
+        (lambda m: m["spec"].__setitem__("decoder_units", "wide"), "decoder_units"),
+        (lambda m: m["vocabulary"]["tokens"].__setitem__(0, "<blank>"), "special tokens"),
+        (lambda m: m.pop("spec"), "missing 'spec'"),
+    ],
+)
+def test_inconsistent_manifest_is_refused(model_copy, change, message):
+    _rewrite_manifest(model_copy, change)
+    with pytest.raises(ArtifactError, match=message):
+        verify_responder(model_copy)
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "sample_rerank"])
+def test_the_condition_decides_the_reply_in_every_mode(responder, mode):
+    for prompt in PROMPTS[:3] + ["did you see the film yesterday?"]:
+        for condition, expected in REPLIES.items():
+            reply = responder.respond([prompt], condition, mode=mode, seed=1)
+            assert _words(reply) == _words(expected), (prompt, condition, mode, reply)
+
+
+def test_replies_read_as_text(responder):
+    assert responder.respond(["How do you feel about the news?"], "joy") == "I am so happy!"
+    assert responder.respond(["what do you think of this ?"]) == "It is ok."  # neutral by default
+
+
+def test_context_keeps_its_latest_turns(responder):
+    long_history = ["hello"] * 10 + ["my team lost the game ."]
+    assert responder.respond(long_history, "sadness") == "That makes me sad."
+
+
+def test_seeded_sampling_is_repeatable(model_dir, responder):
+    hot = Responder.load(model_dir, options=DecodingOptions(temperature=3.0))
+    try:
+        context = ["tell me how you feel ."]
+        first = [hot.respond(context, "fear", mode="sample", seed=seed) for seed in range(8)]
+        assert first == [hot.respond(context, "fear", mode="sample", seed=seed) for seed in range(8)]
+        assert len(set(first)) > 1  # at this temperature the seeds do draw different replies
+        assert responder.respond(context, "fear", mode="sample", seed=5) == responder.respond(
+            context, "fear", mode="sample", seed=5
+        )
+    finally:
+        hot.close()
+
+
+def test_sample_rerank_keeps_the_best_normalised_sample(model_dir):
+    from compat.responder.saved_model import LoadedResponder
+
+    options = DecodingOptions(temperature=3.0, n_samples=6)
+    with Responder.load(model_dir, options=options) as hot, LoadedResponder(str(model_dir / "saved_model")) as raw:
+        context = ["we are moving to a new city ."]
+        for seed in range(5):
+            reply = hot.respond(context, "anger", mode="sample_rerank", seed=seed)
+            ids = np.array([hot.vocabulary.encode_context(context, 3, 30)], dtype=np.int32)
+            result = raw.decode(ids, np.array([1], np.int32), mode="sample", n_samples=6, temperature=3.0,
+                                seed=seed, max_length=hot.max_length)
+            texts = [hot.vocabulary.decode(row) for row in result.ids[0]]
+            normalised = result.log_probs[0] / result.lengths[0]
+            best = max(range(6), key=lambda i: normalised[i])
+            assert reply == texts[best]
+
+
+def test_score_is_the_mean_log_probability_of_the_reply(responder):
+    context = ["the weather changed today ."]
+    right = responder.score(context, "I am scared of it.", "fear")
+    wrong_condition = responder.score(context, "I am scared of it.", "joy")
+    nonsense = responder.score(context, "outrageous happy sad", "fear")
+    assert -0.5 < right <= 0.0
+    assert wrong_condition < right - 0.3 and nonsense < right - 1.0
+    # By hand: the mean of the token log-probabilities, END included.
+    ids = responder.vocabulary.encode_reply("I am scared of it.", 30)
+    context_ids = np.zeros((1, 3, 6), np.int32)
+    turn = responder.vocabulary.encode_turn(context[0], 30)
+    context_ids[0, 2, : len(turn)] = turn
+    log_probs = responder._model.score(context_ids, np.array([3], np.int32), np.array([ids], np.int32))
+    assert right == pytest.approx(float(log_probs.sum()) / len(ids), rel=1e-6)
+
+
+def test_empty_reply_gives_empty_text(trained, tmp_path):
+    weights = {name: value.copy() for name, value in trained.weights.items()}
+    weights["responder/output/bias"][END] += 100.0  # END at once, whatever the context
+    silent = export_responder_artifact(replace(trained, weights=weights), tmp_path / "silent", plot=False)
+    with Responder.load(silent) as responder:
+        for mode in ("greedy", "beam", "sample", "sample_rerank"):
+            assert responder.respond(["hello"], mode=mode, seed=1) == ""
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r: r.respond(["hi"], "sarcasm"), "unknown condition 'sarcasm'"),
+        (lambda r: r.respond(["hi"], mode="nucleus"), "unknown mode 'nucleus'"),
+        (lambda r: r.respond([]), "context is empty"),
+        (lambda r: r.respond(["", "   "]), "context is empty"),
+        (lambda r: r.respond("hello there"), "list of turns"),
+        (lambda r: r.respond(["hi", 3]), "must be a string"),
+        (lambda r: r.respond(["hi"], mode="sample", seed="7"), "seed"),
+        (lambda r: r.respond(["hi"], mode="sample", seed=2**64), "seed"),
+        (lambda r: r.score([], "hi"), "context is empty"),
+        (lambda r: r.score(["hi"], None), "reply must be a string"),
+        (lambda r: r.respond_batch([["hi"], ["yo"]], ["joy"]), "2 contexts but 1 conditions"),
+    ],
+)
+def test_bad_requests_raise_clear_value_errors(responder, call, message):
+    with pytest.raises(RequestError, match=message) as caught:
+        call(responder)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_bad_decoding_options_are_refused():
+    with pytest.raises(RequestError, match="temperature"):
+        DecodingOptions(temperature=0)
+    with pytest.raises(RequestError, match="beam_width"):
+        DecodingOptions(beam_width=0)
+
+
+def test_many_threads_share_one_responder(responder):
+    requests = [([prompt], condition) for prompt in PROMPTS for condition in REPLIES] * 3
+    expected = [responder.respond(context, condition, mode="beam") for context, condition in requests]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda request: responder.respond(request[0], request[1], mode="beam"), requests))
+    assert replies == expected
+    batched = responder.respond_batch([c for c, _ in requests], [k for _, k in requests], mode="beam")
+    assert batched == expected

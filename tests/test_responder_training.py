@@ -1,0 +1,276 @@
+"""Training the responder on tiny corpora written here: it learns them, it listens to the
+condition, validation perplexity is what it says, early stopping, the time budget, and resuming
+(in process and after ``kill -9``) ends with the weights of an uninterrupted run."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legacy_assistant.errors import ConfigError, TrainingError
+from legacy_assistant.responder.batching import batch_of, sorted_batches
+from legacy_assistant.responder.config import ResponderTrainingConfig
+from legacy_assistant.responder.corpora import Dialogue, Turn, read_corpus
+from legacy_assistant.responder.training import prepare, train_responder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = ResponderTrainingConfig(
+    embedding_size=24,
+    encoder_units=24,
+    context_units=48,
+    decoder_units=48,
+    condition_size=8,
+    batch_size=8,
+    epochs=40,
+    learning_rate=0.01,
+    held_out_fraction=0.0,
+    min_count=1,
+    patience=0,
+    checkpoint_every=1000,
+)
+
+FRUITS = "apple banana cherry grape lemon mango olive peach pear plum".split()
+COLOURS = "red blue green black white".split()
+
+
+def fruit_dialogues() -> list[Dialogue]:
+    """20 distinct dialogues; each reply follows from the context (the last one from a turn
+    two turns back)."""
+    dialogues = []
+    for i in range(20):
+        fruit, colour = FRUITS[i % 10], COLOURS[(i + i // 10) % 5]
+        dialogues.append(Dialogue((
+            Turn(f"do you like {colour} {fruit} ?"),
+            Turn(f"i love {fruit} , it is {colour} .", "joy"),
+            Turn(f"what about the {fruit} ?"),
+            Turn(f"{colour} is fine .", "sadness"),
+        ), f"fruit#{i}"))
+    return dialogues
+
+
+def _greedy(model, contexts, conditions):
+    """Greedy replies with the trained weights (the trainer's in-graph decoding)."""
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+    from legacy_assistant.responder.batching import EncodedPair, pad_batch
+    from legacy_assistant.responder.vocabulary import END
+
+    spec = model.spec
+    with ResponderTrainer(spec, ResponderOptimizerSpec(), seed=0) as trainer:
+        trainer.set_weights(model.weights)
+        pairs = [
+            EncodedPair(
+                tuple(map(tuple, model.vocabulary.encode_context(c, spec.max_context_turns, spec.max_turn_tokens))),
+                (END,),
+                model.conditions.index(k),
+            )
+            for c, k in zip(contexts, conditions)
+        ]
+        batch = pad_batch(pairs, spec.max_context_turns)
+        result = trainer.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=spec.max_reply_tokens)
+    return [model.vocabulary.decode(ids[0]) for ids in result.ids]
+
+
+def test_overfits_a_twenty_dialogue_corpus():
+    dialogues = fruit_dialogues()
+    model = train_responder(dialogues, TINY.with_overrides(epochs=60))
+    assert model.history[-1]["perplexity"] < 1.05 < model.history[0]["perplexity"]
+    assert model.summary["train_pairs"] == 60 and model.summary["stopped"] == "epochs"
+    contexts = [[t.text for t in d.turns[:k]] for d in dialogues for k in (1, 3)]
+    conditions = [d.turns[k].condition for d in dialogues for k in (1, 3)]
+    expected = [d.turns[k].text for d in dialogues for k in (1, 3)]
+    replies = _greedy(model, contexts, conditions)
+    normalised = [" ".join(model.vocabulary.tokenize(r)) for r in replies]
+    right = sum(r == " ".join(model.vocabulary.tokenize(e)) for r, e in zip(normalised, expected))
+    assert right >= 0.95 * len(expected), list(zip(replies, expected))
+
+
+CONDITION_REPLIES = {
+    "neutral": "it is ok .",
+    "joy": "i am so happy !",
+    "sadness": "that makes me sad .",
+    "anger": "this is outrageous !",
+    "fear": "i am scared of it .",
+}
+PROMPTS = [
+    "how do you feel about the news ?",
+    "what do you think of this ?",
+    "tell me how you feel .",
+    "the weather changed today .",
+    "my team lost the game .",
+    "we are moving to a new city .",
+]
+
+
+def condition_dialogues() -> list[Dialogue]:
+    """The same prompts, each answered once under every condition: only the condition decides."""
+    return [
+        Dialogue((Turn(prompt), Turn(reply, condition)), f"cond#{i}-{condition}")
+        for i, prompt in enumerate(PROMPTS)
+        for condition, reply in CONDITION_REPLIES.items()
+    ]
+
+
+def test_the_condition_alone_decides_the_reply():
+    model = train_responder(condition_dialogues(), TINY.with_overrides(epochs=30))
+    unseen = "did you see the film yesterday ?"
+    contexts = [[prompt] for prompt in PROMPTS + [unseen] for _ in CONDITION_REPLIES]
+    conditions = [condition for _ in PROMPTS + [unseen] for condition in CONDITION_REPLIES]
+    replies = _greedy(model, contexts, conditions)
+    for condition, reply in zip(conditions, replies):
+        assert model.vocabulary.tokenize(reply) == model.vocabulary.tokenize(CONDITION_REPLIES[condition])
+
+
+def _random_dialogues(n: int, seed: int) -> list[Dialogue]:
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(40)]
+    return [
+        Dialogue(
+            (Turn(" ".join(rng.choice(words, 4))), Turn(" ".join(rng.choice(words, 5)), "joy")),
+            f"random#{seed}-{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_validation_perplexity_early_stopping_and_best_weights():
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    # Random replies: the held-out ones cannot be learnt, so validation gets worse while the
+    # training side is memorised.
+    dialogues = _random_dialogues(60, seed=1)
+    config = TINY.with_overrides(held_out_fraction=0.25, patience=2, epochs=40, learning_rate=0.02)
+    model = train_responder(dialogues, config)
+    history = model.history
+    assert model.summary["stopped"] == "early stopping"
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    assert model.summary["best_epoch"] == best + 1
+    assert len(history) == best + 1 + config.patience
+    for row in history:
+        assert row["val_perplexity"] == pytest.approx(math.exp(row["val_loss"]))
+        assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
+    # The weights returned are the best epoch's: recompute its perplexity by hand.
+    data = prepare(dialogues, config)
+    assert model.summary["held_out_pairs"] == len(data.validation) == 15
+    total, tokens = 0.0, 0
+    with ResponderTrainer(model.spec, ResponderOptimizerSpec(), seed=0) as trainer:
+        trainer.set_weights(model.weights)
+        for indices in sorted_batches(data.validation, 4):
+            batch = batch_of(data.validation, indices, config.max_context_turns)
+            nll, count = trainer.evaluate(batch.context_ids, batch.condition_ids, batch.reply_ids)
+            total, tokens = total + nll, tokens + count
+    assert tokens == sum(len(pair.reply) for pair in data.validation)  # END counted, PAD not
+    assert math.exp(total / tokens) == pytest.approx(history[best]["val_perplexity"], rel=1e-5)
+    assert model.summary["val_perplexity"] == pytest.approx(history[best]["val_perplexity"])
+
+
+def _assert_same_weights(first: dict, second: dict) -> None:
+    assert sorted(first) == sorted(second)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def test_time_budget_stops_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
+    dialogues = _random_dialogues(30, seed=2)
+    config = TINY.with_overrides(epochs=3, held_out_fraction=0.2, checkpoint_every=4)
+    reference = train_responder(dialogues, config)
+
+    checkpoints = tmp_path / "checkpoints"
+    stopped = train_responder(dialogues, config.with_overrides(max_minutes=1e-6), checkpoint_dir=checkpoints)
+    assert stopped.summary["stopped"] == "time budget" and stopped.summary["steps"] == 1
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train_responder(dialogues, config, checkpoint_dir=checkpoints)
+    steps = []
+    resumed = train_responder(dialogues, config, checkpoint_dir=checkpoints, resume=True,
+                              progress=lambda p: steps.append(p.step))
+    assert steps[0] == 2  # went on from the checkpoint, not from scratch
+    _assert_same_weights(resumed.weights, reference.weights)
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history]
+    assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in reference.history]
+    # A finished run resumed again trains no more and gives the same model.
+    calls = len(steps)
+    again = train_responder(dialogues, config, checkpoint_dir=checkpoints, resume=True, progress=steps.append)
+    assert len(steps) == calls  # not one batch more
+    _assert_same_weights(again.weights, reference.weights)
+
+
+def test_resume_refuses_other_settings_or_other_data(tmp_path):
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=1)
+    run = tmp_path / "run"
+    train_responder(dialogues, config, checkpoint_dir=run)
+    with pytest.raises(TrainingError, match=r"changed: learning_rate 0.01 -> 0.5"):
+        train_responder(dialogues, config.with_overrides(learning_rate=0.5), checkpoint_dir=run, resume=True)
+    with pytest.raises(TrainingError, match="training data differ"):
+        train_responder(_random_dialogues(12, seed=4), config, checkpoint_dir=run, resume=True)
+    more = train_responder(dialogues, config.with_overrides(epochs=2), checkpoint_dir=run, resume=True)
+    assert [row["epoch"] for row in more.history] == [1, 2]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(TrainingError, match="not a responder checkpoint directory"):
+        train_responder(dialogues, config, checkpoint_dir=tmp_path / "other")
+    with pytest.raises(ConfigError, match="checkpoint directory"):
+        train_responder(dialogues, config, resume=True)
+
+
+def test_a_corpus_without_pairs_is_refused():
+    with pytest.raises(TrainingError, match="no training pairs"):
+        train_responder([], TINY)
+
+
+CHILD = """
+import sys, time
+from legacy_assistant.responder.config import ResponderTrainingConfig
+from legacy_assistant.responder.corpora import read_corpus
+from legacy_assistant.responder.training import train_responder
+config = ResponderTrainingConfig.from_dict(__import__("json").loads(sys.argv[2]))
+# Slow each step down so the parent can kill the run in the middle, whatever the machine's speed.
+train_responder(read_corpus(sys.argv[1]), config, checkpoint_dir=sys.argv[3], progress=lambda p: time.sleep(0.05))
+"""
+
+
+def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path):
+    corpus = tmp_path / "dialogues.jsonl"
+    lines = [
+        json.dumps([{"text": t.text, "condition": t.condition} for t in d.turns])
+        for d in fruit_dialogues() + _random_dialogues(20, seed=5)
+    ]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = TINY.with_overrides(epochs=6, held_out_fraction=0.2, checkpoint_every=5, patience=3)
+    checkpoints = tmp_path / "checkpoints"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(corpus), json.dumps(config.to_dict()), str(checkpoints)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (checkpoints / "checkpoint").exists():
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    states = sorted(int(p.stem.split("-")[1]) for p in checkpoints.glob("state-*.json"))
+    latest = json.loads((checkpoints / f"state-{states[-1]}.json").read_text(encoding="utf-8"))
+    assert latest["stopped"] is None  # killed in the middle, not after the end
+
+    dialogues = read_corpus(corpus)
+    steps = []
+    resumed = train_responder(dialogues, config, checkpoint_dir=checkpoints, resume=True,
+                              progress=lambda p: steps.append(p.step))
+    assert steps[0] > 1
+    reference = train_responder(dialogues, config)
+    _assert_same_weights(resumed.weights, reference.weights)
+    assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in reference.history]
