@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from legacy_assistant.classifier.datasets import FORMATS
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data
     from legacy_assistant.errors import AssistantError
-    from legacy_assistant.classifier.evaluation import evaluate_predictor, summary_lines
+    from legacy_assistant.artifacts.directory import sha256_file
+    from legacy_assistant.classifier.evaluation import evaluate_predictor, summary_lines, training_file_overlap
     from legacy_assistant.classifier.predictor import Predictor
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
@@ -44,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         predictor.close()
     report["data"] = {"path": str(args.data), "format": data.format, "split": args.split if data.format == "clinc" else None}
+    overlap = training_file_overlap(predictor.manifest, sha256_file(Path(args.data)), data.format, args.split)
+    report["data"]["training_data"] = overlap is not None
+    if overlap:
+        print(f"warning: {overlap}", file=sys.stderr)
     print(f"{predictor.name} on {args.data}" + (f" [{args.split}]" if data.format == "clinc" else ""))
     for line in summary_lines(report, worst=args.top):
         print(line)
