@@ -3,16 +3,21 @@ suite in each, the shipped model's golden predictions on each, and models traine
 version loaded on every other.
 
     python3 scripts/tf_matrix.py                            # every version in constraints/
-    python3 scripts/tf_matrix.py --versions oldest,newest   # what CI runs
-    python3 scripts/tf_matrix.py --versions 2.15.1 --keep-going
+    python3 scripts/tf_matrix.py --versions oldest,pinned --without-suite pinned   # CI, after make test
+    python3 scripts/tf_matrix.py --versions 2.15.1
 
 A version is supported when ``constraints/tf-<version>.txt`` pins its environment (every
-package; the pinned release points at ``requirements-dev.txt``). Virtualenvs are
-``.venv-tf<version>/``, rebuilt when their constraints file changes; the pinned release reuses
-``.venv/`` when ``make venv`` has built it. Results go to ``reports/matrix/`` (``matrix.md``,
-``matrix.json``, JUnit XML per version); the table is printed. Exit status 1 when any cell fails:
-a failed or missing test, golden drift over 1e-5 or another top-1 intent, or a model trained on
-one version answering differently on another.
+package). An older release's virtualenv, ``.venv-tf<version>/``, gets the project's own
+requirements (``pyproject.toml`` with the extras the tests need) under that file as constraints,
+and is rebuilt when either file changes. The pinned release's environment is the lock files
+(``requirements-tf1compat.txt``, ``requirements-dev.txt``): it reuses ``.venv/`` when ``make
+venv`` has built it. ``--without-suite`` leaves out a version's test suite (``make test`` runs
+the pinned one) but still trains and migrates its model for the cross-version loads. Results go
+to ``reports/matrix/`` (``matrix.md``, ``matrix.json``, JUnit XML and the pytest log per
+version); the table is printed. Every cell runs the suite in the same random order (``--seed``,
+printed; pytest-randomly). Exit status 1 when any cell fails: a failed
+or missing test, golden drift over 1e-5 or another top-1 intent, or a model trained on one
+version answering differently on another.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import subprocess
@@ -64,13 +70,15 @@ def pinned_version() -> str:
 
 
 def resolve_versions(spec: str | None) -> list[str]:
+    """Versions named in ``spec`` (comma-separated; ``oldest``, ``newest`` and ``pinned`` allowed),
+    all supported ones when it is empty."""
     supported = supported_versions()
     if not spec:
         return supported
     chosen = []
     for item in spec.split(","):
         item = item.strip()
-        version = {"oldest": supported[0], "newest": supported[-1]}.get(item, item)
+        version = {"oldest": supported[0], "newest": supported[-1], "pinned": pinned_version()}.get(item, item)
         if version not in supported:
             sys.exit(f"{version}: not supported (no constraints/tf-{version}.txt); supported: {', '.join(supported)}")
         if version not in chosen:
@@ -78,43 +86,59 @@ def resolve_versions(spec: str | None) -> list[str]:
     return sorted(chosen, key=version_key)
 
 
-def _requirements_digest(path: Path) -> str:
-    """sha256 of a requirements file and of the files it includes with ``-r``."""
+LOCK_FILES = (ROOT / "requirements-tf1compat.txt", ROOT / "requirements-dev.txt")
+# The extras an older release's cell installs: everything the test suite imports.
+TEST_EXTRAS = "redis,plots,classic,test"
+
+
+def _files_digest(paths: list[Path]) -> str:
+    """sha256 of files and of the requirements files they include with ``-r`` or ``-c``."""
     digest = hashlib.sha256()
-    pending = [path]
+    pending = list(reversed(paths))
     while pending:
         current = pending.pop()
         text = current.read_text()
         digest.update(text.encode())
-        pending += [(current.parent / m).resolve() for m in re.findall(r"^-r\s+(\S+)", text, re.M)]
+        pending += [(current.parent / m).resolve() for m in re.findall(r"^-[rc]\s+(\S+)", text, re.M)]
     return digest.hexdigest()
 
 
+def _pip_install(venv: Path, version: str, *args: str) -> None:
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    if install.returncode != 0:
+        sys.exit(f"[{version}] pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}")
+
+
 def venv_for(version: str) -> Path:
-    """The virtualenv of ``version``, created or refreshed from its constraints file."""
-    requirements = CONSTRAINTS / f"tf-{version}.txt"
+    """The virtualenv of ``version``, created or refreshed from its constraints (an older
+    release) or from the lock files (the pinned release, as ``make venv`` does)."""
+    constraints = CONSTRAINTS / f"tf-{version}.txt"
+    pinned = version == pinned_version()
     project_venv = ROOT / ".venv"
     stamp = project_venv / ".installed"
-    if version == pinned_version() and stamp.exists():
-        newest_input = max(p.stat().st_mtime for p in (ROOT / "requirements-tf1compat.txt", ROOT / "requirements-dev.txt"))
+    if pinned and stamp.exists():
+        newest_input = max(p.stat().st_mtime for p in (*LOCK_FILES, ROOT / "pyproject.toml"))
         if stamp.stat().st_mtime >= newest_input:
             return project_venv
     venv = ROOT / f".venv-tf{version}"
     marker = venv / ".matrix-installed"
-    wanted = _requirements_digest(requirements)
+    wanted = _files_digest([constraints, ROOT / "pyproject.toml"])
     if marker.exists() and marker.read_text().strip() == wanted:
         return venv
-    log(f"[{version}] creating {venv.name} from {requirements.relative_to(ROOT)}")
+    source = "the lock files" if pinned else f"pyproject.toml under {constraints.relative_to(ROOT)}"
+    log(f"[{version}] creating {venv.name} from {source}")
     started = time.perf_counter()
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)],
-        capture_output=True, text=True,
-    )
-    if install.returncode != 0:
-        sys.exit(f"[{version}] pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}")
+    if pinned:
+        _pip_install(venv, version, *(arg for path in LOCK_FILES for arg in ("-r", str(path))))
+        _pip_install(venv, version, "--no-deps", "-e", str(ROOT))
+    else:
+        _pip_install(venv, version, "-c", str(constraints), "-e", f"{ROOT}[{TEST_EXTRAS}]")
     marker.write_text(wanted + "\n")
     log(f"[{version}] installed in {time.perf_counter() - started:.0f}s")
     return venv
@@ -132,17 +156,19 @@ def _env() -> dict[str, str]:
 PINNED_ONLY_TESTS = ("tests/test_chat_page.py", "tests/test_openapi.py")
 
 
-def run_tests(venv: Path, version: str, out: Path) -> dict:
+def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
+    """The whole suite in ``venv``, in the random order of ``seed`` (pytest-randomly)."""
     junit = out / "junit.xml"
     started = time.perf_counter()
     ignored = [] if version == pinned_version() else [f"--ignore={path}" for path in PINNED_ONLY_TESTS]
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *ignored],
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "randomly",
+         f"--randomly-seed={seed}", f"--junitxml={junit}", *ignored],
         cwd=ROOT, env=_env(), capture_output=True, text=True,
     )
     (out / "pytest.log").write_text(result.stdout + result.stderr)
     outcome = {"seconds": time.perf_counter() - started, "exit": result.returncode, "tests": 0, "passed": 0,
-               "failed": [], "skipped": 0, "missing_required": []}
+               "failed": [], "skipped": 0, "missing_required": [], "seed": seed}
     if not junit.exists():
         outcome["failed"] = [f"pytest wrote no report (exit {result.returncode})"]
         return outcome
@@ -183,9 +209,11 @@ def check_golden(venv: Path, model: str, runtime: str, report: Path) -> dict:
 
 
 def cell_ok(cell: dict) -> bool:
+    """Tests (when run here), golden and the TF2 migration all passed."""
     tests, golden = cell["tests"], cell.get("golden") or {}
+    suite_ok = tests is None or (tests["tests"] > 0 and not tests["failed"] and not tests["missing_required"])
     return (
-        tests["tests"] > 0 and not tests["failed"] and not tests["missing_required"]
+        suite_ok
         and "error" not in cell and golden.get("max_abs_delta", 1.0) <= TOLERANCE and not golden.get("mismatches", [1])
         and cell.get("tf2_model") is not None
     )
@@ -237,7 +265,8 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
                      if "cases" in golden else "?")
         delta = f"{golden['max_abs_delta']:.1e}" if "max_abs_delta" in golden else "?"
         train = f"{cell['train_seconds']:.1f} s" if "train_seconds" in cell else "?"
-        lines.append(f"| {version} | {numpy} | {tests['passed']}/{tests['tests']} | {delta} | {agreement} | {train} | "
+        passed = "not run here" if tests is None else f"{tests['passed']}/{tests['tests']}"
+        lines.append(f"| {version} | {numpy} | {passed} | {delta} | {agreement} | {train} | "
                      f"{retrain.get(version, '?')} | {'ok' if cell_ok(cell) else 'FAILED'} |")
     if len(versions) > 1:
         for title, table in (("compat model (TF1 SavedModel)", cross), ("migrated model (TF2 SavedModel)", cross_tf2)):
@@ -257,9 +286,16 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", help="comma-separated versions, or 'oldest'/'newest' (default: all supported)")
+    parser.add_argument("--versions", help="comma-separated versions, or 'oldest'/'newest'/'pinned' (default: all supported)")
+    parser.add_argument("--without-suite", metavar="VERSIONS",
+                        help="versions whose test suite is not run (already run elsewhere, e.g. 'pinned' after make test); "
+                             "their models are still trained, checked and loaded across versions")
+    parser.add_argument("--seed", type=int, help="pytest-randomly's seed for the test order (default: a random one, printed)")
     args = parser.parse_args()
+    seed = random.randrange(2**32) if args.seed is None else args.seed
+    log(f"test order: --randomly-seed={seed} (rerun one cell's order with --seed {seed})")
     versions = resolve_versions(args.versions)
+    without_suite = set(resolve_versions(args.without_suite)) if args.without_suite else set()
     started = time.perf_counter()
     if REPORTS.exists():
         shutil.rmtree(REPORTS)
@@ -269,9 +305,14 @@ def main() -> int:
         venvs[version] = venv_for(version)
         out = REPORTS / f"tf-{version}"
         out.mkdir(parents=True, exist_ok=True)
-        log(f"[{version}] test suite ({venvs[version].name})")
-        tests = run_tests(venvs[version], version, out)
-        log(f"[{version}] {tests['passed']}/{tests['tests']} passed in {tests['seconds']:.0f}s; golden, training, migration")
+        if version in without_suite:
+            tests = None
+            log(f"[{version}] test suite not run here; golden, training, migration")
+        else:
+            log(f"[{version}] test suite ({venvs[version].name})")
+            tests = run_tests(venvs[version], version, out, seed)
+            log(f"[{version}] {tests['passed']}/{tests['tests']} passed in {tests['seconds']:.0f}s "
+                f"(random order, --randomly-seed={tests['seed']}); golden, training, migration")
         cell = run_cell(venvs[version], out)
         cell["tests"] = tests
         cells[version] = cell
@@ -289,7 +330,8 @@ def main() -> int:
                 cross_tf2[(a, b)] = check_golden(venvs[b], cells[a]["tf2_model"], "tf2", REPORTS / f"tf-{a}" / f"tf2-on-{b}.json")
     table = render(cells, cross, cross_tf2)
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    footer = f"{len(versions)} version(s), {time.perf_counter() - started:.0f} s in all, on {machine}."
+    footer = (f"{len(versions)} version(s), {time.perf_counter() - started:.0f} s in all, on {machine}; "
+              f"test order --randomly-seed={seed}.")
     (REPORTS / "matrix.md").write_text(table + "\n\n" + footer + "\n")
     (REPORTS / "matrix.json").write_text(json.dumps({
         "cells": cells,
@@ -302,14 +344,15 @@ def main() -> int:
     failures = [v for v, c in cells.items() if not cell_ok(c)]
     failures += [f"{a}->{b}" for (a, b), r in cross.items() if not cross_ok(r)]
     failures += [f"tf2 {a}->{b}" for (a, b), r in cross_tf2.items() if not cross_ok(r)]
-    for version, cell in cells.items():
-        for name in cell["tests"]["failed"][:10]:
+    suites = {version: cell["tests"] for version, cell in cells.items() if cell["tests"] is not None}
+    for version, tests in suites.items():
+        for name in tests["failed"][:10]:
             print(f"FAILED [{version}] {name}")
-        for name in cell["tests"]["missing_required"]:
+        for name in tests["missing_required"]:
             print(f"MISSING [{version}] required test did not pass: {name}")
     checks = [cell_ok(c) for c in cells.values()] + [cross_ok(r) for r in (*cross.values(), *cross_tf2.values())]
-    passed = sum(c["tests"]["passed"] for c in cells.values()) + sum(checks)
-    failed = sum(len(c["tests"]["failed"]) + len(c["tests"]["missing_required"]) for c in cells.values())
+    passed = sum(t["passed"] for t in suites.values()) + sum(checks)
+    failed = sum(len(t["failed"]) + len(t["missing_required"]) for t in suites.values())
     failed += checks.count(False)
     if failures:
         print(f"failed: {', '.join(failures)}")
