@@ -12,7 +12,7 @@ from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.golden import GOLDEN_FILE, write_golden
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.classifier.probes import probe_sentences
-from tests.conftest import DEFAULT_MODEL
+from tests.helpers import DEFAULT_MODEL
 from tests.subprocesses import json_out, run_cli, run_snippet
 
 TOLERANCE = 1e-5

@@ -7,7 +7,7 @@ import pytest
 from legacy_assistant.classifier.config import TrainingConfig, load_config, merge_settings
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
-from tests.conftest import ROOT, TEST_DATA
+from tests.helpers import ROOT, TEST_DATA
 
 
 def test_classic_preset_is_the_classic_recipe():

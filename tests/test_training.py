@@ -136,7 +136,7 @@ def test_early_stopping_on_validation_accuracy_keeps_best_epoch(tiny_intents):
 
 def _csv(name):
     from legacy_assistant.classifier.datasets import load_csv
-    from tests.conftest import TEST_DATA
+    from tests.helpers import TEST_DATA
 
     return load_csv(TEST_DATA / name)
 
