@@ -64,21 +64,32 @@ class GRU:
 
     def step(self, projected: "tf.Tensor", state: "tf.Tensor") -> "tf.Tensor":
         """One step: input part ``[batch, 3H]`` (from :meth:`project`) and state ``[batch, H]`` -> ``[batch, H]``."""
-        units = self.units
         recurrent = tf.nn.bias_add(tf.matmul(state, self.recurrent_kernel), self.recurrent_bias)
-        x_gates, x_candidate = tf.split(projected, [2 * units, units], axis=1)
-        h_gates, h_candidate = tf.split(recurrent, [2 * units, units], axis=1)
-        update, reset = tf.split(tf.sigmoid(x_gates + h_gates), 2, axis=1)
-        candidate = tf.tanh(x_candidate + reset * h_candidate)
-        return candidate + update * (state - candidate)
+        return gates(projected, recurrent, state, self.units)
 
     def zero_state(self, batch: "tf.Tensor") -> "tf.Tensor":
         """float32 ``[batch, units]`` zeros."""
         return tf.zeros(tf.stack([batch, self.units]), tf.float32)
 
 
-def _steps_needed(mask: "tf.Tensor") -> "tf.Tensor":
-    """Steps that hold any unmasked position: 1 + the last True column of bool ``[batch, time]`` (0 if none)."""
+def gates(projected: "tf.Tensor", recurrent: "tf.Tensor", state: "tf.Tensor", units: int) -> "tf.Tensor":
+    """The cell's update from its two products (see the module docstring); any leading axes.
+
+    ``projected`` and ``recurrent`` are ``[..., 3H]`` (biases added), ``state`` is ``[..., H]``;
+    returns the new state ``[..., H]``.
+    """
+    x_gates, x_candidate = tf.split(projected, [2 * units, units], axis=-1)
+    h_gates, h_candidate = tf.split(recurrent, [2 * units, units], axis=-1)
+    update, reset = tf.split(tf.sigmoid(x_gates + h_gates), 2, axis=-1)
+    candidate = tf.tanh(x_candidate + reset * h_candidate)
+    return candidate + update * (state - candidate)
+
+
+def steps_needed(mask: "tf.Tensor") -> "tf.Tensor":
+    """Steps that hold any unmasked position: 1 + the last True column of bool ``[batch, time]`` (0 if none).
+
+    Columns from there on are masked in every row; a caller may drop them before projecting.
+    """
     positions = tf.range(1, tf.shape(mask)[1] + 1)
     return tf.reduce_max(tf.where(mask, tf.broadcast_to(positions, tf.shape(mask)), tf.zeros_like(mask, tf.int32)))
 
@@ -120,7 +131,7 @@ def unroll(
     mask = _mask_from(projected, mask, lengths)
     state = cell.zero_state(tf.shape(projected)[0]) if initial_state is None else initial_state
     time = tf.shape(projected)[1]
-    steps = time if mask is None else _steps_needed(mask)
+    steps = time if mask is None else steps_needed(mask)
     inputs = tf.TensorArray(tf.float32, size=time, clear_after_read=False).unstack(
         tf.transpose(projected, [1, 0, 2])
     )
@@ -169,7 +180,7 @@ def bidirectional(
     lengths: "tf.Tensor | None" = None,
     back_prop: bool = True,
 ) -> tuple["tf.Tensor", "tf.Tensor"]:
-    """Final states of a forward and a backward GRU over the same sequences, in one loop.
+    """Final states of a forward and a backward GRU of the same width over the same sequences.
 
     Args:
         projected_forward, projected_backward: float32 ``[batch, time, 3H]`` input parts of the
@@ -178,37 +189,42 @@ def bidirectional(
             unmasked step.
 
     Returns:
-        ``(forward_final, backward_final)``, float32 ``[batch, H_forward]`` and ``[batch, H_backward]``.
-        Both cells share one ``tf.while_loop`` so their two small matmuls per step run together.
+        ``(forward_final, backward_final)``, float32 ``[batch, H]`` each.
+
+    The two directions advance together as one ``[2, batch, H]`` state: one batched matmul
+    with the stacked recurrent kernels and one set of gate ops per step serve both, which
+    halves the ops the loop runs. The result is what :func:`unroll` gives for each cell.
     """
+    if forward.units != backward.units:
+        raise ValueError(f"bidirectional GRUs must have one width, got {forward.units} and {backward.units}")
+    units = forward.units
     mask = _mask_from(projected_forward, mask, lengths)
     batch = tf.shape(projected_forward)[0]
     time = tf.shape(projected_forward)[1]
-    steps = time if mask is None else _steps_needed(mask)
+    steps = time if mask is None else steps_needed(mask)
+    # Step i reads the forward input at time i and the backward input at time steps - 1 - i.
+    forward_inputs = tf.transpose(projected_forward[:, :steps], [1, 0, 2])  # [steps, batch, 3H]
+    backward_inputs = tf.reverse(tf.transpose(projected_backward[:, :steps], [1, 0, 2]), axis=[0])
+    inputs = tf.TensorArray(tf.float32, size=steps).unstack(tf.stack([forward_inputs, backward_inputs], axis=1))
+    masks = None
+    if mask is not None:
+        forward_mask = tf.transpose(mask[:, :steps])  # [steps, batch]
+        both = tf.stack([forward_mask, tf.reverse(forward_mask, axis=[0])], axis=1)  # [steps, 2, batch]
+        masks = tf.TensorArray(tf.bool, size=steps).unstack(tf.expand_dims(both, -1))
+    kernels = tf.stack([forward.recurrent_kernel, backward.recurrent_kernel])  # [2, H, 3H]
+    biases = tf.stack([forward.recurrent_bias, backward.recurrent_bias])[:, None, :]  # [2, 1, 3H]
 
-    def time_major(x, dtype):
-        return tf.TensorArray(dtype, size=time).unstack(tf.transpose(x, [1, 0, 2] if dtype == tf.float32 else [1, 0]))
-
-    fw_inputs = time_major(projected_forward, tf.float32)
-    bw_inputs = time_major(projected_backward, tf.float32)
-    masks = None if mask is None else tf.TensorArray(tf.bool, size=time, clear_after_read=False).unstack(
-        tf.transpose(mask)
-    )
-
-    def body(i, h_fw, h_bw):
-        t_bw = steps - 1 - i
-        new_fw = forward.step(fw_inputs.read(i), h_fw)
-        new_bw = backward.step(bw_inputs.read(t_bw), h_bw)
+    def body(i, h):
+        new = gates(inputs.read(i), tf.matmul(h, kernels) + biases, h, units)
         if masks is not None:
-            new_fw = tf.where(masks.read(i), new_fw, h_fw)
-            new_bw = tf.where(masks.read(t_bw), new_bw, h_bw)
-        return i + 1, new_fw, new_bw
+            new = tf.where_v2(masks.read(i), new, h)
+        return i + 1, new
 
-    _, final_fw, final_bw = tf.while_loop(
-        lambda i, *_: i < steps,
+    _, final = tf.while_loop(
+        lambda i, _: i < steps,
         body,
-        (tf.constant(0), forward.zero_state(batch), backward.zero_state(batch)),
+        (tf.constant(0), tf.zeros(tf.stack([2, batch, units]), tf.float32)),
         back_prop=back_prop,
         name="bidirectional_gru",
     )
-    return final_fw, final_bw
+    return final[0], final[1]

@@ -8,21 +8,33 @@ a :class:`~compat.responder.spec.DecodeResult`.
 
 At every step the model's log-probabilities ``log p`` ``[n, V]`` are turned into search scores::
 
-    score = log p - NEG * banned - log(repetition_penalty) * used * penalizable
+    score = log p + NEG * banned - log(repetition_penalty) * used * penalizable
 
 ``banned`` is PAD, UNK and START plus the fed ``banned_ids``; ``used`` marks the tokens the
 reply already holds (so a repeated token's probability is divided by the penalty, as cakechat
-does; ``unpenalized_ids`` are exempt, e.g. punctuation). Greedy takes the argmax, sampling
-draws from ``softmax(score / temperature)`` with ``tf.random.stateless_categorical`` keyed by
-``(seed, step)``, and beam search keeps the ``beam_width`` best prefixes. The ``log_probs``
-returned are always sums of the plain model ``log p`` of the chosen tokens.
+does, before any temperature; a penalty below 1 favours repeats; ``unpenalized_ids`` are
+exempt, e.g. punctuation). Greedy takes the argmax, sampling draws from
+``softmax(score / temperature)`` with ``tf.random.stateless_categorical`` keyed by ``(seed,
+step)``, and beam search keeps the ``beam_width`` best prefixes. The ``log_probs`` returned
+are always sums of the plain model ``log p`` of the chosen tokens (what ``score`` gives).
+
+A seeded sample repeats exactly for the same call; a context's draw also depends on its row in
+the batch (one key serves the whole batch), so the same seed over another batch is another draw.
 
 Beam search keeps a fixed beam of ``k`` entries per context. An entry that has produced END
 is finished: it stays in the beam with its score and length frozen (its only extension is a
 free PAD) and competes for the ``k`` places with the live entries, compared by length-normalised
 score ``score / length ** length_penalty``. The search ends when every entry has finished or
 at ``max_length``; the ``k`` entries are returned best first by ``log_prob / length **
-length_penalty``. With ``k = 1`` this is exactly greedy decoding.
+length_penalty``. With ``k = 1`` this is exactly greedy decoding. When fewer than ``k``
+tokens are allowed at all (a tiny vocabulary, or most of it banned), the spare entries hold
+banned tokens with ``log_probs`` near ``NEG``; :class:`DecodeRunner` refuses ``k`` above
+``vocab_size - 4``.
+
+Costs per step: greedy and sampling do one ``[n, H] @ [H, V]`` product, a log-softmax and an
+argmax or draw over the vocabulary; beam search adds one per-entry ``top_k``. Everything else
+(the repetition penalty, the beam's bookkeeping, the replies so far) touches ``n * k`` or
+``n * max_length`` numbers, not ``n * V``.
 """
 from __future__ import annotations
 
@@ -167,9 +179,70 @@ class _Penalties:
     ban_bias: "tf.Tensor"  # float32 [V]: NEG at banned ids, else 0
     repetition: "tf.Tensor"  # float32 [V]: log(penalty) at penalizable ids, else 0
 
-    def scores(self, log_probs: "tf.Tensor", used: "tf.Tensor") -> "tf.Tensor":
-        """Search scores ``[n, V]`` from the model's ``log_probs`` and the 0/1 ``used`` marks ``[n, V]``."""
-        return log_probs + self.ban_bias - used * self.repetition
+    def scores(self, log_probs: "tf.Tensor", buffer: "_Buffer", ids: "tf.Tensor") -> "tf.Tensor":
+        """Search scores ``[n, V]`` from the model's ``log_probs`` and the replies so far (``ids``).
+
+        Each token a row holds loses ``repetition[token]`` once however often it occurs: the
+        update writes one value per (row, token) cell, the same value for repeats. START and
+        PAD cells are touched too, harmlessly: both are banned. Touching ``n * (max_length +
+        1)`` cells, rather than keeping a ``[n, V]`` mask of used tokens, keeps this step's
+        work off the vocabulary's width.
+        """
+        scores = log_probs + self.ban_bias
+        used = tf.stack([buffer.cell_rows, tf.reshape(ids, [-1])], axis=1)  # [cells, 2]: (row, token)
+        penalised = tf.gather_nd(scores, used) - tf.gather(self.repetition, used[:, 1])
+        return tf.tensor_scatter_nd_update(scores, used, penalised)
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """Loop-invariant helpers for the replies being built, int32 ``[n, max_length + 1]``.
+
+    Column 0 holds START and column ``t + 1`` the token of step ``t``; unwritten cells are
+    PAD (== 0). The previous token, whether a reply has ended and its length are all read
+    from this one loop variable rather than carried in loop variables of their own.
+    """
+
+    empty: "tf.Tensor"  # [n, max_length + 1]: START, then PAD
+    cell_rows: "tf.Tensor"  # [n * (max_length + 1)]: the row of each cell, row-major
+    step_cells: "tf.Tensor"  # [max_length, n, 2]: the (row, column) pairs step t writes
+
+    @classmethod
+    def make(cls, n: "tf.Tensor", max_length: "tf.Tensor") -> "_Buffer":
+        width = max_length + 1
+        rows = tf.range(n)
+        empty = tf.concat([tf.fill(tf.stack([n, 1]), START), tf.zeros(tf.stack([n, max_length]), tf.int32)], 1)
+        cell_rows = tf.reshape(tf.tile(rows[:, None], tf.stack([1, width])), [-1])
+        columns = tf.tile(tf.range(1, width)[:, None, None], tf.stack([1, n, 1]))  # [max_length, n, 1]
+        step_cells = tf.concat([tf.tile(rows[None, :, None], tf.stack([max_length, 1, 1])), columns], axis=2)
+        return cls(empty=empty, cell_rows=cell_rows, step_cells=step_cells)
+
+    @staticmethod
+    def previous(ids: "tf.Tensor", step: "tf.Tensor") -> "tf.Tensor":
+        """int32 ``[n]``: the token before step ``step`` (START at step 0)."""
+        return tf.gather(ids, step, axis=1)
+
+    @staticmethod
+    def finished(ids: "tf.Tensor") -> "tf.Tensor":
+        """bool ``[n]``: the reply holds END."""
+        return tf.reduce_any(tf.equal(ids, END), axis=1)
+
+    def write(self, ids: "tf.Tensor", step: "tf.Tensor", tokens: "tf.Tensor") -> "tf.Tensor":
+        """``ids`` with step ``step``'s column set to ``tokens`` ``[n]``."""
+        return tf.tensor_scatter_nd_update(ids, tf.gather(self.step_cells, step), tokens)
+
+    @staticmethod
+    def replies(ids: "tf.Tensor") -> tuple["tf.Tensor", "tf.Tensor"]:
+        """``(ids [n, max_length], lengths [n])`` without the START column.
+
+        No reply holds PAD before its end (PAD is banned), so its length is its count of non-PAD.
+        """
+        replies = ids[:, 1:]
+        return replies, tf.reduce_sum(tf.cast(tf.not_equal(replies, PAD), tf.int32), axis=1)
+
+
+def _not_done(t: "tf.Tensor", ids: "tf.Tensor", max_length: "tf.Tensor") -> "tf.Tensor":
+    return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(_Buffer.finished(ids))))
 
 
 def _id_mask(ids: "tf.Tensor", vocab: int) -> "tf.Tensor":
@@ -182,12 +255,6 @@ def _argmax(scores: "tf.Tensor", step: "tf.Tensor") -> "tf.Tensor":
     return tf.argmax(scores, axis=1, output_type=tf.int32)
 
 
-def _pick(matrix: "tf.Tensor", rows: "tf.Tensor", columns: "tf.Tensor") -> "tf.Tensor":
-    """``matrix[rows[i], columns[i]]`` for float ``[n, V]`` and int32 index vectors ``[m]``."""
-    width = tf.shape(matrix)[1]
-    return tf.gather(tf.reshape(matrix, [-1]), rows * width + columns)
-
-
 def _sequential(network, start: DecoderStart, max_length, penalties: _Penalties, choose) -> tuple:
     """One token per row and step, ``choose(scores [n, V], step) -> int32 [n]``.
 
@@ -195,39 +262,28 @@ def _sequential(network, start: DecoderStart, max_length, penalties: _Penalties,
     """
     vocab = network.spec.vocab_size
     n = tf.shape(start.state)[0]
-    rows = tf.range(n)
+    buffer = _Buffer.make(n, max_length)
+    row_offsets = tf.range(n) * vocab  # into the flattened [n, V] log-probs
+    no_token = tf.fill([n], PAD)
+    no_log_prob = tf.zeros([n])
 
-    def body(t, state, previous, finished, log_prob, length, used, tokens):
-        state = network.decoder_step(previous, state, start.static)
+    def body(t, state, log_prob, ids):
+        state = network.decoder_step(_Buffer.previous(ids, t), state, start.static)
         log_probs = tf.nn.log_softmax(network.logits(state))
-        token = choose(penalties.scores(log_probs, used), t)
-        alive = tf.logical_not(finished)
-        token = tf.where(alive, token, tf.fill([n], PAD))
-        log_prob += tf.where(alive, _pick(log_probs, rows, token), tf.zeros([n]))
-        length += tf.cast(alive, tf.int32)
-        used = tf.maximum(used, tf.one_hot(token, vocab))
-        finished = tf.logical_or(finished, tf.equal(token, END))
-        return t + 1, state, token, finished, log_prob, length, used, tokens.write(t, token)
+        alive = tf.logical_not(_Buffer.finished(ids))
+        token = tf.where(alive, choose(penalties.scores(log_probs, buffer, ids), t), no_token)
+        picked = tf.gather(tf.reshape(log_probs, [-1]), row_offsets + token)
+        return t + 1, state, log_prob + tf.where(alive, picked, no_log_prob), buffer.write(ids, t, token)
 
-    _, _, _, _, log_prob, length, _, tokens = tf.while_loop(
-        lambda t, *rest: tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(rest[2]))),
+    _, _, log_prob, ids = tf.while_loop(
+        lambda t, state, log_prob, ids: _not_done(t, ids, max_length),
         body,
-        (
-            tf.constant(0),
-            start.state,
-            tf.fill([n], START),
-            tf.zeros([n], tf.bool),
-            tf.zeros([n], tf.float32),
-            tf.zeros([n], tf.int32),
-            tf.zeros(tf.stack([n, vocab]), tf.float32),
-            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        ),
+        (tf.constant(0), start.state, tf.zeros([n], tf.float32), buffer.empty),
         back_prop=False,
         name="decode_loop",
     )
-    ids = tf.transpose(tokens.stack())  # [n, steps]
-    ids = tf.pad(ids, tf.stack([[0, 0], tf.stack([0, max_length - tf.shape(ids)[1]])]))
-    return ids, log_prob, length
+    replies, lengths = _Buffer.replies(ids)
+    return replies, log_prob, lengths
 
 
 def _candidates(decoded: tuple, batch, per_context, max_length) -> dict[str, "tf.Tensor"]:
@@ -241,60 +297,62 @@ def _candidates(decoded: tuple, batch, per_context, max_length) -> dict[str, "tf
 
 
 def _beam(network, start: DecoderStart, max_length, penalties: _Penalties, width, length_penalty) -> dict:
-    """Beam search (see the module docstring): ``[batch, width, ...]`` candidates, best first."""
+    """Beam search (see the module docstring): ``[batch, width, ...]`` candidates, best first.
+
+    Each entry first keeps its own ``width`` best next tokens (all of an entry's extensions
+    share one length, so its best by score are its best by normalised score), and the
+    ``width`` survivors of a context are chosen among those ``width * width``: the vocabulary-
+    wide work per step is the logits, their log-softmax and one ``top_k``.
+    """
     vocab = network.spec.vocab_size
     batch = tf.shape(start.state)[0]
     n = batch * width
     static = tf.repeat(start.static, width, axis=0)  # row b * width + j
-    offsets = tf.range(batch)[:, None] * width  # [batch, 1]
+    buffer = _Buffer.make(n, max_length)
+    offsets = tf.range(batch)[:, None] * width  # [batch, 1]: each context's first entry
     # Only the first copy of each context is live at the first step; the others would repeat it.
-    first = tf.tile(tf.concat([[0.0], tf.fill(tf.stack([width - 1]), NEG)], axis=0), tf.stack([batch]))
-    pad_only = (1.0 - tf.one_hot(PAD, vocab)) * NEG  # a finished entry's one extension: PAD, free
+    only_first = tf.concat([[0.0], tf.fill(tf.stack([width - 1]), NEG)], axis=0)  # [width]
+    no_log_prob = tf.zeros([n])
 
-    def body(t, state, previous, finished, search, log_prob, length, used, ids):
-        state = network.decoder_step(previous, state, static)
+    def body(t, state, search, log_prob, ids):
+        state = network.decoder_step(_Buffer.previous(ids, t), state, static)
         log_probs = tf.nn.log_softmax(network.logits(state))  # [n, V]
-        totals = tf.where(
-            finished, search[:, None] + pad_only, search[:, None] + penalties.scores(log_probs, used)
-        )
-        lengths_then = tf.cast(tf.where(finished, length, tf.fill([n], t + 1)), tf.float32)
+        values, tokens = tf.nn.top_k(penalties.scores(log_probs, buffer, ids), width)  # [n, width]
+        finished = _Buffer.finished(ids)
+        # A finished entry has one extension, PAD (== 0), free; its length stays.
+        totals = search[:, None] + tf.where(finished, tf.broadcast_to(only_first, tf.shape(values)), values)
+        tokens = tf.where(finished, tf.zeros_like(tokens), tokens)
+        done = tf.reduce_sum(tf.cast(tf.not_equal(ids, PAD), tf.int32), axis=1) - 1  # tokens so far
+        lengths_then = tf.cast(tf.where(finished, done, done + 1), tf.float32)
         normalised = totals / tf.pow(lengths_then, length_penalty)[:, None]
-        _, best = tf.nn.top_k(tf.reshape(normalised, tf.stack([batch, width * vocab])), width)  # [batch, width]
-        parent = tf.reshape(best // vocab + offsets, [-1])  # [n] rows of the entries extended
-        token = tf.reshape(best % vocab, [-1])
-        was_finished = tf.gather(finished, parent)
-        alive = tf.logical_not(was_finished)
-        token = tf.where(alive, token, tf.fill([n], PAD))
-        search = _pick(totals, parent, token)
-        log_prob = tf.gather(log_prob, parent) + tf.where(alive, _pick(log_probs, parent, token), tf.zeros([n]))
-        length = tf.gather(length, parent) + tf.cast(alive, tf.int32)
-        used = tf.maximum(tf.gather(used, parent), tf.one_hot(token, vocab))
-        ids = tf.gather(ids, parent) + tf.one_hot(t, max_length, dtype=tf.int32)[None, :] * token[:, None]
-        finished = tf.logical_or(was_finished, tf.equal(token, END))
-        return t + 1, tf.gather(state, parent), token, finished, search, log_prob, length, used, ids
+        _, best = tf.nn.top_k(tf.reshape(normalised, tf.stack([batch, width * width])), width)
+        chosen = tf.reshape(best + offsets * width, [-1])  # [n] indices into the [n * width] extensions
+        parent = chosen // width
+        token = tf.gather(tf.reshape(tokens, [-1]), chosen)
+        picked = tf.gather(tf.reshape(log_probs, [-1]), parent * vocab + token)
+        log_prob = tf.gather(log_prob, parent) + tf.where(tf.gather(finished, parent), no_log_prob, picked)
+        ids = buffer.write(tf.gather(ids, parent), t, token)
+        return t + 1, tf.gather(state, parent), tf.gather(tf.reshape(totals, [-1]), chosen), log_prob, ids
 
-    _, _, _, _, _, log_prob, length, _, ids = tf.while_loop(
-        lambda t, *rest: tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(rest[2]))),
+    _, _, _, log_prob, ids = tf.while_loop(
+        lambda t, state, search, log_prob, ids: _not_done(t, ids, max_length),
         body,
         (
             tf.constant(0),
             tf.repeat(start.state, width, axis=0),
-            tf.fill([n], START),
-            tf.zeros([n], tf.bool),
-            first,
+            tf.tile(only_first, tf.stack([batch])),
             tf.zeros([n], tf.float32),
-            tf.zeros([n], tf.int32),
-            tf.zeros(tf.stack([n, vocab]), tf.float32),
-            tf.zeros(tf.stack([n, max_length]), tf.int32),  # PAD == 0: unwritten steps stay PAD
+            buffer.empty,
         ),
         back_prop=False,
         name="beam_loop",
     )
+    replies, length = _Buffer.replies(ids)
     final = log_prob / tf.pow(tf.cast(tf.maximum(length, 1), tf.float32), length_penalty)
     _, order = tf.nn.top_k(tf.reshape(final, tf.stack([batch, width])), width)
     rows = tf.reshape(order + offsets, [-1])
     return {
-        IDS: tf.reshape(tf.gather(ids, rows), tf.stack([batch, width, max_length]), name=IDS),
+        IDS: tf.reshape(tf.gather(replies, rows), tf.stack([batch, width, max_length]), name=IDS),
         LOG_PROBS: tf.reshape(tf.gather(log_prob, rows), tf.stack([batch, width]), name=LOG_PROBS),
         LENGTHS: tf.reshape(tf.gather(length, rows), tf.stack([batch, width]), name=LENGTHS),
     }

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compat.responder.spec import PAD, START, ResponderSpec
-from compat.rnn import GRU, bidirectional, unroll
+from compat.rnn import GRU, bidirectional, steps_needed, unroll
 from compat.runtime import tf
 
 SCOPE = "responder"
@@ -170,6 +170,10 @@ class ResponderNetwork:
         batch, turns, turn_len = shape[0], shape[1], shape[2]
         flat = tf.reshape(context_ids, tf.stack([batch * turns, turn_len]))
         token_mask = tf.not_equal(flat, PAD)
+        turn_mask = tf.reshape(tf.reduce_any(token_mask, axis=1), tf.stack([batch, turns]))
+        # Columns that are PAD in every turn change nothing: leave them out before any work.
+        steps = steps_needed(token_mask)
+        flat, token_mask = flat[:, :steps], token_mask[:, :steps]
         embedded = tf.gather(self.embedding, flat)  # [batch * turns, turn_len, E]
         if dropout is not None:
             embedded = dropout.apply(embedded, salt=1)
@@ -184,7 +188,6 @@ class ResponderNetwork:
         turn_vectors = tf.reshape(
             tf.concat([forward, backward], axis=1), tf.stack([batch, turns, 2 * self.spec.encoder_units])
         )
-        turn_mask = tf.reshape(tf.reduce_any(token_mask, axis=1), tf.stack([batch, turns]))
         _, context = unroll(self.context, self.context.project(turn_vectors), mask=turn_mask, back_prop=back_prop)
         return context
 
