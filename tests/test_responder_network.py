@@ -288,3 +288,14 @@ def test_set_weights_round_trips_and_refuses_a_mismatch():
             trainer.train_batch(CONTEXTS, np.full(4, 3, np.int32), REPLIES)
         with pytest.raises(RuntimeError, match="decoding=False"):
             trainer.decode(CONTEXTS, np.zeros(4, np.int32), mode="greedy", max_length=3)
+
+
+def test_a_checkpoint_of_another_network_is_refused_clearly(tmp_path):
+    from compat.responder.trainer import CheckpointError
+
+    wider = ResponderSpec(**{**TINY.to_dict(), "decoder_units": 14})
+    with make_trainer(wider, decoding=False) as trainer:
+        trainer.save_checkpoint(str(tmp_path), 1)
+    with make_trainer(decoding=False) as trainer:
+        with pytest.raises(CheckpointError, match="responder-1"):
+            trainer.restore_latest(str(tmp_path))

@@ -34,6 +34,10 @@ CHECKPOINT_PREFIX = "responder"
 KEEP_CHECKPOINTS = 3
 
 
+class CheckpointError(Exception):
+    """A checkpoint cannot be read into this trainer (damaged files, or another network's)."""
+
+
 @dataclass(frozen=True)
 class ResponderOptimizerSpec:
     """Adam with gradient clipping by global norm.
@@ -193,11 +197,20 @@ class ResponderTrainer:
         return path
 
     def restore_latest(self, directory: str) -> int | None:
-        """Restore the newest checkpoint in ``directory``; returns its step, or ``None`` when there is none."""
+        """Restore the newest checkpoint in ``directory``; returns its step, or ``None`` when there is none.
+
+        Raises :class:`CheckpointError` when the checkpoint does not fit this trainer's network
+        or its files are damaged.
+        """
         path = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
         if path is None:
             return None
-        self._saver.restore(self._gs.session, path)
+        try:
+            self._saver.restore(self._gs.session, path)
+        except (tf.errors.OpError, ValueError) as exc:
+            # A missing variable or a shape mismatch means another spec; torn files fail here too.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"cannot restore responder checkpoint {path}: {first}") from exc
         match = re.search(r"-(\d+)$", path)
         log.info("restored responder checkpoint %s", path)
         return int(match.group(1)) if match else None
