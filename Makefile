@@ -10,7 +10,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 UV ?= uv
 
-.PHONY: run test venv lock default-model bench bench-serve bench-runtimes matrix test-tf-oldest clean
+.PHONY: run test lint venv lock default-model bench bench-serve bench-runtimes matrix test-tf-oldest clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Static checks, as CI runs them: ruff's lint rules and formatting, then mypy (pyproject.toml).
+LINT_PATHS := legacy_assistant compat benchmarks scripts
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 # Compile the lock files from their .in files (needs uv: pip install uv). A pin that still fits
 # is kept, so only what an .in file changed moves (uv's --upgrade-package NAME moves one more).

@@ -18,6 +18,7 @@ installed, a TF-IDF + LinearSVC reference measured in the same run.
     python benchmarks/accuracy.py [--data-dir DIR] [--variants full,small,imbalanced]
                                   [--presets ngrams,classic] [--json results.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,10 +80,14 @@ def run_one(path: Path, preset_name: str, calls: int, seed: int | None) -> dict:
     data = load_data(path, "clinc", OOS)
     training, validation, test = data.split("train"), data.split("val"), data.split("test")
     started = time.perf_counter()
-    model = train(training.texts, training.labels, config, validation=(validation.texts, validation.labels), oos_label=OOS)
+    model = train(
+        training.texts, training.labels, config, validation=(validation.texts, validation.labels), oos_label=OOS
+    )
     train_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
-        out = export_artifact(model, synthesized_intents(training.labels, OOS, str(path)), Path(tmp) / "model", plot=False)
+        out = export_artifact(
+            model, synthesized_intents(training.labels, OOS, str(path)), Path(tmp) / "model", plot=False
+        )
         size = directory_bytes(out)
         predictor = Predictor.load(out)
         try:
@@ -138,8 +143,10 @@ def pct(value: float | None) -> str:
 
 
 def print_table(rows: list[dict], references: list[dict]) -> None:
-    print("| data | model | in-scope acc | @thr in-scope | @thr OOS recall | @thr joint | threshold "
-          "| train s | size MB | latency ms |")
+    print(
+        "| data | model | in-scope acc | @thr in-scope | @thr OOS recall | @thr joint | threshold "
+        "| train s | size MB | latency ms |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
@@ -160,7 +167,9 @@ def print_table(rows: list[dict], references: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"CLINC150 folder (default {DEFAULT_DATA_DIR})")
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"CLINC150 folder (default {DEFAULT_DATA_DIR})"
+    )
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: full, small, imbalanced")
     parser.add_argument("--presets", default="ngrams,classic", help="comma-separated preset names")
     parser.add_argument("--seed", type=int, help="override the presets' seed")
@@ -191,9 +200,14 @@ def main() -> None:
             if reference is not None:
                 references.append(reference)
     print_table(rows, references)
-    print(f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; test sets: "
-          + ", ".join(f"{r['variant']} {r['test_in_scope']} in scope + {r['test_oos']} out of scope"
-                      for r in rows if r["preset"] == rows[0]["preset"]))
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; test sets: "
+        + ", ".join(
+            f"{r['variant']} {r['test_in_scope']} in scope + {r['test_oos']} out of scope"
+            for r in rows
+            if r["preset"] == rows[0]["preset"]
+        )
+    )
     if args.json:
         args.json.write_text(json.dumps({"measured": rows, "reference": references}, indent=1) + "\n", encoding="utf-8")
 

@@ -3,6 +3,7 @@
 Served by gunicorn with the same settings as the assistant, it shows what Flask + gunicorn
 cost with no model, no store and no metrics.
 """
+
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)

@@ -9,6 +9,7 @@ in the same run:
 
     python benchmarks/predictor.py [--data data/intents.json] [--model exported/default]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from timing import median_us  # noqa: E402
-
-
 
 
 def rss_mib(pid: int) -> float:
@@ -44,16 +43,25 @@ def free_port() -> int:
 def serving_memory(model: str, requests: int) -> tuple[float, float]:
     """(baseline RSS of python importing flask+TF, dev server RSS after load and requests) in MiB."""
     baseline = subprocess.Popen(
-        [sys.executable, "-c", "import compat.runtime, flask, nltk, numpy, time; print('ready', flush=True); time.sleep(60)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import compat.runtime, flask, nltk, numpy, time; print('ready', flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    assert baseline.stdout is not None
     baseline.stdout.readline()
     base_rss = rss_mib(baseline.pid)
     baseline.kill()
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "legacy_assistant", "-q", "serve", "--dev", "--model", model, "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -82,11 +90,11 @@ def main() -> None:
 
     import numpy as np
 
-    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
     from legacy_assistant.classifier.config import TrainingConfig
     from legacy_assistant.classifier.intents import load_intents
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.classifier.training import train
+    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
 
     texts, tags = load_intents(args.data).examples()
     predictor = Predictor.load(args.model, DEFAULT_INTRA_OP, DEFAULT_INTER_OP)  # as `serve` runs it
@@ -120,8 +128,10 @@ def main() -> None:
     full = median_us(lambda: predictor.rank_one(sentence), args.calls)
     base_rss, server_rss = serving_memory(args.model, 200)
 
-    print(f"training {Path(args.data).name}: {len(texts)} patterns, {trained.summary['epochs_run']} epochs, "
-          f"{train_seconds:.2f} s")
+    print(
+        f"training {Path(args.data).name}: {len(texts)} patterns, {trained.summary['epochs_run']} epochs, "
+        f"{train_seconds:.2f} s"
+    )
     print(f"latency, one sentence, median of {args.calls} calls:")
     print(f"  featurize only            {featurize:8.1f} us")
     print(f"  numpy forward (baseline)  {numpy_us:8.1f} us")

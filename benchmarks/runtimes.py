@@ -7,6 +7,7 @@ Migrates the model to a temporary TF2 copy, then measures each runtime in a proc
 
     python benchmarks/runtimes.py [--model exported/default] [--calls 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from timing import median_us  # noqa: E402
+
 SENTENCE = "hi, what time do you open on sundays?"
-
-
 
 
 def worker(runtime: str, model: str, calls: int) -> None:
@@ -42,8 +42,17 @@ def worker(runtime: str, model: str, calls: int) -> None:
     full = median_us(lambda: predictor.rank_one(SENTENCE), calls)
     # the version this process ran, from the runtime's own module (only compat/ imports TensorFlow)
     runtime_module = importlib.import_module("compat.tf2.runtime" if runtime == "tf2" else "compat.runtime")
-    print(json.dumps({"runtime": runtime, "rank_one_us": full, "network_us": network,
-                      "load_s": load_seconds, "tensorflow": runtime_module.versions()["tensorflow"]}))
+    print(
+        json.dumps(
+            {
+                "runtime": runtime,
+                "rank_one_us": full,
+                "network_us": network,
+                "load_s": load_seconds,
+                "tensorflow": runtime_module.versions()["tensorflow"],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -59,12 +68,23 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         tf2_model = str(Path(tmp) / "tf2")
-        subprocess.run([sys.executable, "-m", "legacy_assistant", "-q", "migrate", args.model, "--out", tf2_model],
-                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "legacy_assistant", "-q", "migrate", args.model, "--out", tf2_model],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         results = {}
         for runtime, model in (("compat", args.model), ("tf2", tf2_model)):
-            out = subprocess.run([sys.executable, __file__, "--worker", runtime, "--model", model, "--calls", str(args.calls)],
-                                 cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", runtime, "--model", model, "--calls", str(args.calls)],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             results[runtime] = json.loads(out.stdout.strip().splitlines()[-1])
     compat, tf2 = results["compat"], results["tf2"]
     print(f"one sentence ({SENTENCE!r}), median of {args.calls} calls, tensorflow {compat['tensorflow']}:")
@@ -73,8 +93,10 @@ def main() -> None:
     for name in ("compat", "tf2"):
         r = results[name]
         print(f"| {name} | {r['rank_one_us']:.0f} µs | {r['network_us']:.0f} µs | {r['load_s']:.2f} s |")
-    print(f"tf2 / compat: rank_one {tf2['rank_one_us'] / compat['rank_one_us']:.2f}x, "
-          f"network call {tf2['network_us'] / compat['network_us']:.2f}x")
+    print(
+        f"tf2 / compat: rank_one {tf2['rank_one_us'] / compat['rank_one_us']:.2f}x, "
+        f"network call {tf2['network_us'] / compat['network_us']:.2f}x"
+    )
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
 
 

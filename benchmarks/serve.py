@@ -11,6 +11,7 @@ latency, errors (socket errors and non-2xx answers) and the RSS of every server 
 The load generator runs on the same cores as the server, so the figures are a floor for the
 server alone. Targets (printed, not enforced) are checked at 16 connections.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,19 +82,36 @@ def children(pid: int) -> list[int]:
 
 
 class Server:
-    def __init__(self, name: str, command: list[str], port: int, log: Path, ready_path: str, workers: int,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        log: Path,
+        ready_path: str,
+        workers: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.port = name, port
         self.log = open(log, "wb")
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env={**os.environ, **(env or {})})
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"{name} exited early; see {log}")
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}{ready_path}", BODIES["/hello"].encode(),
-                                                 {"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}{ready_path}",
+                    BODIES["/hello"].encode(),
+                    {"Content-Type": "application/json"},
+                )
                 urllib.request.urlopen(request, timeout=2).read()
                 if workers == 0 or len(children(self.process.pid)) >= workers:
                     break
@@ -107,7 +125,8 @@ class Server:
         if not pids:
             return [(f"process {self.process.pid}", rss_mib(self.process.pid))]
         return [(f"master {self.process.pid}", rss_mib(self.process.pid))] + [
-            (f"worker {pid}", rss_mib(pid)) for pid in pids]
+            (f"worker {pid}", rss_mib(pid)) for pid in pids
+        ]
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -121,15 +140,29 @@ class Server:
 def wrk(port: int, path: str, connections: int, seconds: float, script: Path) -> dict:
     threads = max(1, min(2, connections))
     run = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
-         "-s", str(script), f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, env={**os.environ, "BENCH_BODY": BODIES[path]},
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_BODY": BODIES[path]},
     )
     if run.returncode != 0:
         raise SystemExit(f"wrk failed ({run.returncode}): {run.stdout}{run.stderr}")
     out = run.stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    line = next(row for row in out.splitlines() if row.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
     result["rps"] = result["requests"] / result["seconds"]
     return result
 
@@ -150,13 +183,38 @@ def main() -> None:
     script.write_text(LUA)
     same = ["--workers", str(args.workers), "--threads", str(args.threads)]
     servers = {
-        "dev": (["-m", "legacy_assistant", "serve", "--dev", "--store", f"sqlite:///{work}/dev.db"], 0,
-                ["/api/v1/parse", "/api/v1/chat"]),
-        "gunicorn": (["-m", "legacy_assistant", "serve", *same, "--store", f"sqlite:///{work}/gunicorn.db"],
-                     args.workers, ["/api/v1/parse", "/api/v1/chat"]),
-        "hello": (["-m", "gunicorn", "-w", str(args.workers), "--threads", str(args.threads), "-k", "gthread",
-                   "--keep-alive", "5", "--reuse-port", "--worker-tmp-dir", "/dev/shm", "--chdir", str(ROOT / "benchmarks"),
-                   "hello_app:app"], args.workers, ["/hello"]),
+        "dev": (
+            ["-m", "legacy_assistant", "serve", "--dev", "--store", f"sqlite:///{work}/dev.db"],
+            0,
+            ["/api/v1/parse", "/api/v1/chat"],
+        ),
+        "gunicorn": (
+            ["-m", "legacy_assistant", "serve", *same, "--store", f"sqlite:///{work}/gunicorn.db"],
+            args.workers,
+            ["/api/v1/parse", "/api/v1/chat"],
+        ),
+        "hello": (
+            [
+                "-m",
+                "gunicorn",
+                "-w",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "-k",
+                "gthread",
+                "--keep-alive",
+                "5",
+                "--reuse-port",
+                "--worker-tmp-dir",
+                "/dev/shm",
+                "--chdir",
+                str(ROOT / "benchmarks"),
+                "hello_app:app",
+            ],
+            args.workers,
+            ["/hello"],
+        ),
     }
     rows, memory = [], []
     for name in args.only:
@@ -173,19 +231,27 @@ def main() -> None:
                 for connections in args.concurrency:
                     result = wrk(port, path, connections, args.duration, script)
                     rows.append((name, path, connections, result))
-                    print(f"  {name:8} {path:16} c={connections:<3} {result['rps']:8.0f} req/s  "
-                          f"p99 {result['p99']:6.2f} ms", file=sys.stderr, flush=True)
+                    print(
+                        f"  {name:8} {path:16} c={connections:<3} {result['rps']:8.0f} req/s  "
+                        f"p99 {result['p99']:6.2f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             memory.append((name, server.rss()))
         finally:
             server.stop()
 
-    print(f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same "
-          f"machine; gunicorn: {args.workers} workers x {args.threads} threads (gthread); {args.duration:g} s per row\n")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same "
+        f"machine; gunicorn: {args.workers} workers x {args.threads} threads (gthread); {args.duration:g} s per row\n"
+    )
     print("| server | route | connections | requests/s | p50 ms | p90 ms | p99 ms | errors |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, path, connections, r in rows:
-        print(f"| {name} | {path} | {connections} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | "
-              f"{r['p99']:.2f} | {r['errors'] + r['non2xx']} |")
+        print(
+            f"| {name} | {path} | {connections} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | "
+            f"{r['p99']:.2f} | {r['errors'] + r['non2xx']} |"
+        )
     print("\nmemory after the runs (RSS):")
     for name, processes in memory:
         print(f"  {name:8} " + ", ".join(f"{label} {mib:.0f} MiB" for label, mib in processes))
@@ -200,13 +266,22 @@ def main() -> None:
         print(f"  zero errors: {errors} -> {'met' if errors == 0 else 'NOT met'}")
         if hello16:
             share = parse16["rps"] / hello16["rps"]
-            print(f"  >= 75% of hello world ({hello16['rps']:.0f} req/s): {share:.0%} -> "
-                  f"{'met' if share >= 0.75 else 'NOT met'}")
-    workers_rss = [mib for name, processes in memory if name == "gunicorn" for label, mib in processes
-                   if label.startswith("worker")]
+            print(
+                f"  >= 75% of hello world ({hello16['rps']:.0f} req/s): {share:.0%} -> "
+                f"{'met' if share >= 0.75 else 'NOT met'}"
+            )
+    workers_rss = [
+        mib
+        for name, processes in memory
+        if name == "gunicorn"
+        for label, mib in processes
+        if label.startswith("worker")
+    ]
     if workers_rss:
-        print(f"  each worker <= 600 MiB RSS: max {max(workers_rss):.0f} MiB -> "
-              f"{'met' if max(workers_rss) <= 600 else 'NOT met'}")
+        print(
+            f"  each worker <= 600 MiB RSS: max {max(workers_rss):.0f} MiB -> "
+            f"{'met' if max(workers_rss) <= 600 else 'NOT met'}"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

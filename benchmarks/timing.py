@@ -1,4 +1,5 @@
 """Timing helper shared by the benchmarks."""
+
 from __future__ import annotations
 
 import statistics
@@ -19,10 +20,12 @@ def median_us(fn: Callable[[], object], calls: int, warmup: int = 50) -> float:
     return statistics.median(samples) * 1e6
 
 
-def threads_elapsed(fn: Callable[[], object], threads: int, calls: int,
-                    clock: Callable[[], float] = time.perf_counter) -> float:
+def threads_elapsed(
+    fn: Callable[[], object], threads: int, calls: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """``clock``'s advance (seconds) while ``threads`` threads each call ``fn`` ``calls`` times
     at once; ``time.process_time`` gives the CPU they used, the default the wall time."""
+
     def work() -> None:
         for _ in range(calls):
             fn()

@@ -8,6 +8,7 @@ same run.
 
     python benchmarks/tokenizer_threads.py [--sentences 3000] [--threads 1 2 4 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer  # noqa: E402
+from timing import threads_elapsed  # noqa: E402
 
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching  # noqa: E402
-from timing import threads_elapsed  # noqa: E402
 
 SENTENCE = "hi, what time do you open on sundays? I'd like a large latte (with oat milk)."
 
@@ -38,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import nltk
+
     print(f"nltk {nltk.__version__}, python {sys.version.split()[0]}; wall µs per sentence, all threads together")
     print("| tokenizer | threads | NLTK as shipped | holding the GIL | ratio |")
     print("| --- | ---: | ---: | ---: | ---: |")

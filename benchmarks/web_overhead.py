@@ -12,20 +12,23 @@ request thread and from four at once, each in a fresh process.
 
     python benchmarks/web_overhead.py [--calls 5000] [--tf-threads]
 """
+
 from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import logging
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from timing import median_us, threads_elapsed  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BODY = b'{"text": "hi, what time do you open on sundays?"}'
@@ -33,14 +36,22 @@ BODY = b'{"text": "hi, what time do you open on sundays?"}'
 
 def environ(path: str) -> dict:
     return {
-        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "bench",
-        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(BODY)), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(BODY),
-        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(BODY)),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(BODY),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
         "REMOTE_ADDR": "127.0.0.1",
     }
-
-
 
 
 def wsgi_call(app, path: str):
@@ -48,6 +59,7 @@ def wsgi_call(app, path: str):
         status = []
         body = b"".join(app(environ(path), lambda s, h, e=None: status.append(s)))
         assert status[0].startswith("200"), (status, body)
+
     return call
 
 
@@ -77,8 +89,12 @@ def tf_threads_table(calls: int, rounds: int = 4) -> None:
     for _ in range(rounds):
         for intra, inter in settings:
             for threads in (1, 4):
-                out = subprocess.run([sys.executable, __file__, "--one", f"{intra},{inter},{threads}", "--calls",
-                                      str(calls)], capture_output=True, text=True, check=True).stdout
+                out = subprocess.run(
+                    [sys.executable, __file__, "--one", f"{intra},{inter},{threads}", "--calls", str(calls)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
                 results.setdefault((intra, inter, threads), []).append(float(out.strip().splitlines()[-1]))
     print(f"CPU per prediction, median of {rounds} interleaved rounds")
     print("| intra-op, inter-op | 1 request thread | 4 request threads at once |")
@@ -105,10 +121,10 @@ def main() -> None:
 
     from hello_app import app as hello
 
-    from legacy_assistant.serving.assistant import Assistant
-    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
-    from legacy_assistant.serving.dialogue import DialoguePolicy
     from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
     from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
@@ -127,12 +143,16 @@ def main() -> None:
             pass
 
     policy = DialoguePolicy.from_manifest(predictor.manifest, seed=0)
-    stubbed = create_app({}, assistant=Assistant(StubPredictor(), policy, MemoryStore()))
-    quiet = create_app({"ACCESS_LOG": False}, assistant=Assistant(StubPredictor(), policy, MemoryStore()))
+    stub = cast(Predictor, StubPredictor())  # duck-typed: the assistant only ranks and closes
+    stubbed = create_app({}, assistant=Assistant(stub, policy, MemoryStore()))
+    quiet = create_app({"ACCESS_LOG": False}, assistant=Assistant(stub, policy, MemoryStore()))
 
     rows = [
         ("Flask hello-world JSON route", median_us(wsgi_call(hello, "/hello"), args.calls, warmup=200)),
-        ("/api/v1/parse, model stubbed (web layer)", median_us(wsgi_call(stubbed, "/api/v1/parse"), args.calls, warmup=200)),
+        (
+            "/api/v1/parse, model stubbed (web layer)",
+            median_us(wsgi_call(stubbed, "/api/v1/parse"), args.calls, warmup=200),
+        ),
         ("  same, access log off", median_us(wsgi_call(quiet, "/api/v1/parse"), args.calls, warmup=200)),
         ("Predictor.rank_one alone", median_us(lambda: predictor.rank_one(SENTENCE, top=10), args.calls, warmup=200)),
     ]
@@ -149,8 +169,8 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
 
     from compat.graph_session import GraphSession, session_config
     from compat.runtime import tf
-    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
     from legacy_assistant.classifier.presets import preset
+    from legacy_assistant.cli.serve import DEFAULT_INTER_OP, DEFAULT_INTRA_OP
     from legacy_assistant.text.processing import TextProcessor
 
     processor = TextProcessor(preset("ngrams").features.text)
@@ -161,8 +181,14 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
     gs.finalize()
     array = np.ones((1, 4), np.float32)
     return [
-        ("tokenizing alone (NLTK Treebank, no stemmer)", median_us(lambda: processor.tokens(SENTENCE), calls, warmup=200)),
-        ("bare Session.run (identity of a fed array)", median_us(lambda: gs.run(echoed, {fed: array}), calls, warmup=200)),
+        (
+            "tokenizing alone (NLTK Treebank, no stemmer)",
+            median_us(lambda: processor.tokens(SENTENCE), calls, warmup=200),
+        ),
+        (
+            "bare Session.run (identity of a fed array)",
+            median_us(lambda: gs.run(echoed, {fed: array}), calls, warmup=200),
+        ),
     ]
 
 

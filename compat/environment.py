@@ -4,6 +4,7 @@ Shared by :mod:`compat.runtime` (TF1 graph mode) and :mod:`compat.tf2.runtime` (
 both runtimes compute with the same kernels and start quietly. Importing this module does not
 import TensorFlow.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ and its session together; :meth:`GraphSession.bound` enters both for the calling
 :meth:`GraphSession.finalize` makes the graph read-only once loading is done, so an op built by
 mistake later fails at once instead of slowly growing the graph.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,7 @@ from typing import Any
 from compat.runtime import tf
 
 
-def session_config(intra_op_threads: int = 0, inter_op_threads: int = 0) -> "tf.ConfigProto":
+def session_config(intra_op_threads: int = 0, inter_op_threads: int = 0) -> tf.ConfigProto:
     """A ``ConfigProto`` with explicit thread pools (0 lets TensorFlow pick: one per core)."""
     return tf.ConfigProto(
         intra_op_parallelism_threads=intra_op_threads,
@@ -32,13 +33,13 @@ class GraphSession:
     inside :meth:`bound` (and before :meth:`finalize`).
     """
 
-    def __init__(self, config: "tf.ConfigProto | None" = None) -> None:
+    def __init__(self, config: tf.ConfigProto | None = None) -> None:
         self.graph = tf.Graph()
         self.session = tf.Session(graph=self.graph, config=config)
         self._closed = False
 
     @contextlib.contextmanager
-    def bound(self) -> Iterator["GraphSession"]:
+    def bound(self) -> Iterator[GraphSession]:
         """Make this graph and session the calling thread's defaults for the block."""
         with self.graph.as_default(), self.session.as_default():
             yield self
@@ -55,7 +56,7 @@ class GraphSession:
         """``Session.run``; thread-safe once the graph is complete."""
         return self.session.run(fetches, feed_dict=feed_dict)
 
-    def tensor(self, name: str) -> "tf.Tensor":
+    def tensor(self, name: str) -> tf.Tensor:
         """Look a tensor up by name in *this* graph (never the thread's default graph)."""
         return self.graph.get_tensor_by_name(name)
 
@@ -64,7 +65,7 @@ class GraphSession:
             self._closed = True
             self.session.close()
 
-    def __enter__(self) -> "GraphSession":
+    def __enter__(self) -> GraphSession:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,6 +6,7 @@ Nothing here imports TensorFlow: :mod:`legacy_assistant.classifier.predictor` ty
 :class:`compat.tf2.saved_model.Tf2Classifier` in TF2 eager mode) is chosen per process by
 :mod:`compat.selection`.
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

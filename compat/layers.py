@@ -3,6 +3,7 @@
 They behave the same on every TensorFlow release from 2.12 on, Keras 2 or Keras 3, and need no
 ``tf-keras``: ``tf.compat.v1.layers`` and Keras in graph mode do not.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,12 +14,12 @@ Activation = Callable[["tf.Tensor"], "tf.Tensor"] | None
 
 
 def dense(
-    inputs: "tf.Tensor",
+    inputs: tf.Tensor,
     units: int,
     name: str,
     activation: Activation = None,
     seed: int | None = None,
-) -> "tf.Tensor":
+) -> tf.Tensor:
     """Fully connected layer ``activation(inputs @ kernel + bias)``.
 
     Args:
@@ -47,7 +48,7 @@ def dense(
     return activation(outputs) if activation is not None else outputs
 
 
-def dropout(inputs: "tf.Tensor", rate: "tf.Tensor | float", seed: int | None = None) -> "tf.Tensor":
+def dropout(inputs: tf.Tensor, rate: tf.Tensor | float, seed: int | None = None) -> tf.Tensor:
     """Inverted dropout: zero each unit with probability ``rate``, scale the rest by ``1/(1-rate)``.
 
     ``rate`` may be a scalar tensor (a ``placeholder_with_default(0.0)`` turns dropout off at
@@ -57,15 +58,15 @@ def dropout(inputs: "tf.Tensor", rate: "tf.Tensor | float", seed: int | None = N
 
 
 def sparse_dense(
-    ids: "tf.Tensor",
-    weights: "tf.Tensor",
+    ids: tf.Tensor,
+    weights: tf.Tensor,
     n_features: int,
     units: int,
     name: str,
     activation: Activation = None,
     seed: int | None = None,
     batch_rows: bool = False,
-) -> "tf.Tensor":
+) -> tf.Tensor:
     """A :func:`dense` layer whose input is given sparse, as the ids and weights of its non-zeros.
 
     Computes ``activation(x @ kernel + bias)`` for the dense ``x`` that has ``weights[b, j]``
@@ -101,7 +102,7 @@ def sparse_dense(
     return activation(outputs) if activation is not None else outputs
 
 
-def sparse_matmul(kernel: "tf.Tensor", ids: "tf.Tensor", weights: "tf.Tensor", batch_rows: bool = False) -> "tf.Tensor":
+def sparse_matmul(kernel: tf.Tensor, ids: tf.Tensor, weights: tf.Tensor, batch_rows: bool = False) -> tf.Tensor:
     """``x @ kernel`` for the sparse ``x`` given as ``ids``/``weights`` ``[batch, width]``.
 
     ``kernel`` is ``[n_features, units]``; the result is float32 ``[batch, units]``. ``batch_rows``
@@ -113,7 +114,7 @@ def sparse_matmul(kernel: "tf.Tensor", ids: "tf.Tensor", weights: "tf.Tensor", b
     return tf.reduce_sum(rows * tf.expand_dims(weights, -1), axis=1)
 
 
-def _batch_rows_product(kernel: "tf.Variable", ids: "tf.Tensor", weights: "tf.Tensor") -> "tf.Tensor":
+def _batch_rows_product(kernel: tf.Variable, ids: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     """``x @ kernel`` for sparse ``x`` given as ``ids``/``weights`` ``[batch, width]``: float32 ``[batch, units]``."""
     distinct, position = tf.unique(tf.reshape(ids, [-1]))  # [n_distinct], [batch * width]
     shape = tf.shape(ids)

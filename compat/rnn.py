@@ -19,6 +19,7 @@ Masked steps leave the state unchanged, so a row padded anywhere (PAD tokens at 
 the start, or an empty turn in the middle of a history) ends in the state its unpadded
 sequence gives.
 """
+
 from __future__ import annotations
 
 from compat.runtime import tf
@@ -47,7 +48,7 @@ class GRU:
             self.bias = tf.get_variable("bias", [3 * units], tf.float32, tf.zeros_initializer())
             self.recurrent_bias = tf.get_variable("recurrent_bias", [3 * units], tf.float32, tf.zeros_initializer())
 
-    def project(self, inputs: "tf.Tensor", kernel: "tf.Tensor | None" = None) -> "tf.Tensor":
+    def project(self, inputs: tf.Tensor, kernel: tf.Tensor | None = None) -> tf.Tensor:
         """The input part of all three gates: float32 ``[..., input_size]`` -> ``[..., 3 * units]``.
 
         ``kernel`` replaces ``self.kernel`` (a block of its rows, when the input is given in
@@ -62,17 +63,17 @@ class GRU:
         shape = tf.concat([tf.shape(inputs)[:-1], [3 * self.units]], axis=0)
         return tf.reshape(projected, shape)
 
-    def step(self, projected: "tf.Tensor", state: "tf.Tensor") -> "tf.Tensor":
+    def step(self, projected: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
         """One step: input part ``[batch, 3H]`` (from :meth:`project`) and state ``[batch, H]`` -> ``[batch, H]``."""
         recurrent = tf.nn.bias_add(tf.matmul(state, self.recurrent_kernel), self.recurrent_bias)
         return gates(projected, recurrent, state, self.units)
 
-    def zero_state(self, batch: "tf.Tensor") -> "tf.Tensor":
+    def zero_state(self, batch: tf.Tensor) -> tf.Tensor:
         """float32 ``[batch, units]`` zeros."""
         return tf.zeros(tf.stack([batch, self.units]), tf.float32)
 
 
-def gates(projected: "tf.Tensor", recurrent: "tf.Tensor", state: "tf.Tensor", units: int) -> "tf.Tensor":
+def gates(projected: tf.Tensor, recurrent: tf.Tensor, state: tf.Tensor, units: int) -> tf.Tensor:
     """The cell's update from its two products (see the module docstring); any leading axes.
 
     ``projected`` and ``recurrent`` are ``[..., 3H]`` (biases added), ``state`` is ``[..., H]``;
@@ -85,7 +86,7 @@ def gates(projected: "tf.Tensor", recurrent: "tf.Tensor", state: "tf.Tensor", un
     return candidate + update * (state - candidate)
 
 
-def steps_needed(mask: "tf.Tensor") -> "tf.Tensor":
+def steps_needed(mask: tf.Tensor) -> tf.Tensor:
     """Steps that hold any unmasked position: 1 + the last True column of bool ``[batch, time]`` (0 if none).
 
     Columns from there on are masked in every row; a caller may drop them before projecting.
@@ -94,7 +95,7 @@ def steps_needed(mask: "tf.Tensor") -> "tf.Tensor":
     return tf.reduce_max(tf.where(mask, tf.broadcast_to(positions, tf.shape(mask)), tf.zeros_like(mask, tf.int32)))
 
 
-def _mask_from(projected: "tf.Tensor", mask: "tf.Tensor | None", lengths: "tf.Tensor | None") -> "tf.Tensor | None":
+def _mask_from(projected: tf.Tensor, mask: tf.Tensor | None, lengths: tf.Tensor | None) -> tf.Tensor | None:
     if mask is not None and lengths is not None:
         raise ValueError("give a mask or lengths, not both")
     if lengths is not None:
@@ -104,14 +105,14 @@ def _mask_from(projected: "tf.Tensor", mask: "tf.Tensor | None", lengths: "tf.Te
 
 def unroll(
     cell: GRU,
-    projected: "tf.Tensor",
-    mask: "tf.Tensor | None" = None,
-    lengths: "tf.Tensor | None" = None,
-    initial_state: "tf.Tensor | None" = None,
+    projected: tf.Tensor,
+    mask: tf.Tensor | None = None,
+    lengths: tf.Tensor | None = None,
+    initial_state: tf.Tensor | None = None,
     reverse: bool = False,
     return_sequences: bool = False,
     back_prop: bool = True,
-) -> tuple["tf.Tensor | None", "tf.Tensor"]:
+) -> tuple[tf.Tensor | None, tf.Tensor]:
     """Run ``cell`` over time with ``tf.while_loop``.
 
     Args:
@@ -132,9 +133,7 @@ def unroll(
     state = cell.zero_state(tf.shape(projected)[0]) if initial_state is None else initial_state
     time = tf.shape(projected)[1]
     steps = time if mask is None else steps_needed(mask)
-    inputs = tf.TensorArray(tf.float32, size=time, clear_after_read=False).unstack(
-        tf.transpose(projected, [1, 0, 2])
-    )
+    inputs = tf.TensorArray(tf.float32, size=time, clear_after_read=False).unstack(tf.transpose(projected, [1, 0, 2]))
     masks = None if mask is None else tf.TensorArray(tf.bool, size=time).unstack(tf.transpose(mask))
     outputs = tf.TensorArray(tf.float32, size=time) if return_sequences else None
 
@@ -165,7 +164,7 @@ def unroll(
     return tf.transpose(sequences, [1, 0, 2]), final
 
 
-def _stack_padded(array: "tf.TensorArray", time: "tf.Tensor", steps: "tf.Tensor") -> "tf.Tensor":
+def _stack_padded(array: tf.TensorArray, time: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
     """``[time, batch, H]`` from a TensorArray written at steps ``[0, steps)``; later steps are zeros."""
     written = array.gather(tf.range(steps))
     return tf.pad(written, tf.stack([tf.stack([0, time - steps]), [0, 0], [0, 0]]))
@@ -174,12 +173,12 @@ def _stack_padded(array: "tf.TensorArray", time: "tf.Tensor", steps: "tf.Tensor"
 def bidirectional(
     forward: GRU,
     backward: GRU,
-    projected_forward: "tf.Tensor",
-    projected_backward: "tf.Tensor",
-    mask: "tf.Tensor | None" = None,
-    lengths: "tf.Tensor | None" = None,
+    projected_forward: tf.Tensor,
+    projected_backward: tf.Tensor,
+    mask: tf.Tensor | None = None,
+    lengths: tf.Tensor | None = None,
     back_prop: bool = True,
-) -> tuple["tf.Tensor", "tf.Tensor"]:
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Final states of a forward and a backward GRU of the same width over the same sequences.
 
     Args:

@@ -5,6 +5,7 @@ resource variables and the v2 control flow for the whole process. Importing this
 calling :func:`ensure_graph_mode` again is harmless. A process that imports this module cannot
 use the TF2-native runtime (:mod:`compat.tf2`) as well: see :mod:`compat.selection`.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Where the shipped models live: the defaults of every command and of the server."""
+
 from __future__ import annotations
 
 from pathlib import Path

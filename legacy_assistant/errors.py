@@ -1,4 +1,5 @@
 """Errors that are part of the interface: each says what is wrong and where."""
+
 from __future__ import annotations
 
 

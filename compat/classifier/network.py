@@ -12,6 +12,7 @@ are both built from this one function.
 Weights cross between graphs as ``{variable name: numpy array}`` dicts, named as
 :meth:`NetworkSpec.variables` declares, so nothing TensorFlow ever leaves this package.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -25,13 +26,13 @@ from compat.runtime import tf
 
 
 def build_logits(
-    ids: "tf.Tensor",
-    weights: "tf.Tensor",
+    ids: tf.Tensor,
+    weights: tf.Tensor,
     spec: NetworkSpec,
-    dropout_rate: "tf.Tensor | None",
+    dropout_rate: tf.Tensor | None,
     seed: int,
     batch_rows: bool = False,
-) -> "tf.Tensor":
+) -> tf.Tensor:
     """The network: sparse features ``(ids, weights)`` ``[batch, width]`` -> logits ``[batch, n_classes]``.
 
     ``dropout_rate`` is a scalar tensor (training graph) or ``None`` (inference graph, no
@@ -62,7 +63,7 @@ def build_logits(
         return logits
 
 
-def _shortcut(ids: "tf.Tensor", weights: "tf.Tensor", spec: NetworkSpec, seed: int, batch_rows: bool) -> "tf.Tensor":
+def _shortcut(ids: tf.Tensor, weights: tf.Tensor, spec: NetworkSpec, seed: int, batch_rows: bool) -> tf.Tensor:
     """The linear path ``x @ shortcut/kernel``: float32 ``[batch, n_classes]``."""
     with tf.variable_scope(SHORTCUT_SCOPE):
         kernel = tf.get_variable(
@@ -74,12 +75,12 @@ def _shortcut(ids: "tf.Tensor", weights: "tf.Tensor", spec: NetworkSpec, seed: i
     return sparse_matmul(kernel, ids, weights, batch_rows)
 
 
-def model_variables() -> list["tf.Variable"]:
+def model_variables() -> list[tf.Variable]:
     """The network's variables in the current default graph (optimizer slots excluded)."""
     return tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope=MODEL_SCOPE + "/")
 
 
-def variable_name(variable: "tf.Variable") -> str:
+def variable_name(variable: tf.Variable) -> str:
     """``classifier/hidden_0/kernel`` for the tensor ``classifier/hidden_0/kernel:0``."""
     return variable.name.split(":")[0]
 
@@ -87,7 +88,7 @@ def variable_name(variable: "tf.Variable") -> str:
 class WeightLoader:
     """Assign ops fed from placeholders, built once so the graph can be finalized afterwards."""
 
-    def __init__(self, variables: list["tf.Variable"]) -> None:
+    def __init__(self, variables: list[tf.Variable]) -> None:
         self._variables = {variable_name(v): v for v in variables}
         self._inputs = {}
         self._assigns = []

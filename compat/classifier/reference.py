@@ -4,6 +4,7 @@ It computes what :func:`compat.classifier.network.build_logits` builds without d
 weights by their :mod:`compat.classifier.schema` names. Migration checks a TF2 model against it,
 and tests check the TF1 network against it. Nothing here imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -5,6 +5,7 @@ The exported graph is the lean inference form of :func:`compat.classifier.networ
 (no dropout, no optimizer slots) with one signature, named and keyed as
 :mod:`compat.classifier.schema` declares.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,9 @@ class LoadedClassifier:
             raise SavedModelError(f"cannot load SavedModel from {export_dir}: {first_line(exc)}") from exc
         except Exception as exc:  # protobuf DecodeError and friends from a damaged saved_model.pb
             self._gs.close()
-            raise SavedModelError(f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}") from exc
+            raise SavedModelError(
+                f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"
+            ) from exc
         with self._gs.bound():
             uninitialized = self._gs.run(tf.report_uninitialized_variables())
         if len(uninitialized):
@@ -86,7 +89,8 @@ class LoadedClassifier:
         if signature is None or {IDS_KEY, WEIGHTS_KEY} - set(signature.inputs) or OUTPUT_KEY not in signature.outputs:
             self._gs.close()
             raise SavedModelError(
-                f"{export_dir} has no {SIGNATURE_NAME!r} signature with ({IDS_KEY!r}, {WEIGHTS_KEY!r}) -> {OUTPUT_KEY!r}"
+                f"{export_dir} has no {SIGNATURE_NAME!r} signature with "
+                f"({IDS_KEY!r}, {WEIGHTS_KEY!r}) -> {OUTPUT_KEY!r}"
             )
         self._ids = self._gs.tensor(signature.inputs[IDS_KEY].name)
         self._values = self._gs.tensor(signature.inputs[WEIGHTS_KEY].name)

@@ -24,6 +24,7 @@ refused by :meth:`NetworkSpec.from_dict`, so a model is never served with the wr
 
 Nothing here imports TensorFlow: verifying and migrating models read this module too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ WEIGHTS_KEY = "weights"
 OUTPUT_KEY = "probabilities"
 LOGITS_KEY = "logits"
 SERVING_TAGS = ("serve",)  # tf.saved_model.tag_constants.SERVING
+
 
 class UnsupportedNetwork(ValueError):
     """A network spec with a bad value or an option this code does not build, or weights that
@@ -163,7 +165,7 @@ class NetworkSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "network") -> "NetworkSpec":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "network") -> NetworkSpec:
         """Read a manifest's ``network`` object. Options missing from it (manifests written before
         the option existed) take the value that builds the network those manifests describe.
 
@@ -196,7 +198,7 @@ class NetworkSpec:
             raise UnsupportedNetwork(f"{where}: {exc}") from None
 
     @classmethod
-    def from_options(cls, n_features: int, n_classes: int, options: Any) -> "NetworkSpec":
+    def from_options(cls, n_features: int, n_classes: int, options: Any) -> NetworkSpec:
         """The spec with the sizes given and every option of :data:`NETWORK_OPTIONS` read from
         the attribute of that name of ``options`` (a training config)."""
         return cls(n_features, n_classes, **{name: getattr(options, name) for name in NETWORK_OPTIONS})

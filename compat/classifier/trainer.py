@@ -5,6 +5,7 @@ The trainer owns a graph and session of its own holding two forms of one network
 labels, loss, optimizer) and the inference form exactly as exported, for evaluation and
 predictions. It takes and returns numpy arrays only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -90,7 +91,7 @@ class ClassifierTrainer:
                 targets = targets * (1.0 - optimizer.label_smoothing) + optimizer.label_smoothing / spec.n_classes
             batch_size = tf.cast(tf.shape(self._y)[0], tf.float32)
 
-            def loss_and_correct(scores: "tf.Tensor") -> tuple["tf.Tensor", "tf.Tensor"]:
+            def loss_and_correct(scores: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
                 cross_entropy = tf.nn.softmax_cross_entropy_with_logits_v2(labels=targets, logits=scores)
                 hits = tf.equal(tf.argmax(scores, axis=1, output_type=tf.int32), self._y)
                 return tf.reduce_mean(cross_entropy), tf.reduce_sum(tf.cast(hits, tf.float32))
@@ -172,7 +173,7 @@ class ClassifierTrainer:
     def close(self) -> None:
         self._gs.close()
 
-    def __enter__(self) -> "ClassifierTrainer":
+    def __enter__(self) -> ClassifierTrainer:
         return self
 
     def __exit__(self, *exc: object) -> None:

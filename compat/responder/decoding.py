@@ -36,6 +36,7 @@ argmax or draw over the vocabulary; beam search adds one per-entry ``top_k``. Ev
 (the repetition penalty, the beam's bookkeeping, the replies so far) touches ``n * k`` or
 ``n * max_length`` numbers, not ``n * V``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -97,8 +98,8 @@ class DecodeOps:
         n_conditions: condition ids lie in ``[0, n_conditions)``.
     """
 
-    inputs: Mapping[str, "tf.Tensor"]
-    outputs: Mapping[str, Mapping[str, "tf.Tensor"]]
+    inputs: Mapping[str, tf.Tensor]
+    outputs: Mapping[str, Mapping[str, tf.Tensor]]
     vocab_size: int
     n_conditions: int
 
@@ -151,7 +152,7 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
             temperature = inputs[TEMPERATURE]
             seed = inputs[SEED]
 
-            def draw(scores: "tf.Tensor", step: "tf.Tensor") -> "tf.Tensor":
+            def draw(scores: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
                 key = tf.stack([seed, tf.cast(step, tf.int64)])
                 return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
 
@@ -176,10 +177,10 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
 
 @dataclass(frozen=True)
 class _Penalties:
-    ban_bias: "tf.Tensor"  # float32 [V]: NEG at banned ids, else 0
-    repetition: "tf.Tensor"  # float32 [V]: log(penalty) at penalizable ids, else 0
+    ban_bias: tf.Tensor  # float32 [V]: NEG at banned ids, else 0
+    repetition: tf.Tensor  # float32 [V]: log(penalty) at penalizable ids, else 0
 
-    def scores(self, log_probs: "tf.Tensor", buffer: "_Buffer", ids: "tf.Tensor") -> "tf.Tensor":
+    def scores(self, log_probs: tf.Tensor, buffer: _Buffer, ids: tf.Tensor) -> tf.Tensor:
         """Search scores ``[n, V]`` from the model's ``log_probs`` and the replies so far (``ids``).
 
         Each token a row holds loses ``repetition[token]`` once however often it occurs: the
@@ -203,12 +204,12 @@ class _Buffer:
     from this one loop variable rather than carried in loop variables of their own.
     """
 
-    empty: "tf.Tensor"  # [n, max_length + 1]: START, then PAD
-    cell_rows: "tf.Tensor"  # [n * (max_length + 1)]: the row of each cell, row-major
-    step_cells: "tf.Tensor"  # [max_length, n, 2]: the (row, column) pairs step t writes
+    empty: tf.Tensor  # [n, max_length + 1]: START, then PAD
+    cell_rows: tf.Tensor  # [n * (max_length + 1)]: the row of each cell, row-major
+    step_cells: tf.Tensor  # [max_length, n, 2]: the (row, column) pairs step t writes
 
     @classmethod
-    def make(cls, n: "tf.Tensor", max_length: "tf.Tensor") -> "_Buffer":
+    def make(cls, n: tf.Tensor, max_length: tf.Tensor) -> _Buffer:
         width = max_length + 1
         rows = tf.range(n)
         empty = tf.concat([tf.fill(tf.stack([n, 1]), START), tf.zeros(tf.stack([n, max_length]), tf.int32)], 1)
@@ -218,21 +219,21 @@ class _Buffer:
         return cls(empty=empty, cell_rows=cell_rows, step_cells=step_cells)
 
     @staticmethod
-    def previous(ids: "tf.Tensor", step: "tf.Tensor") -> "tf.Tensor":
+    def previous(ids: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
         """int32 ``[n]``: the token before step ``step`` (START at step 0)."""
         return tf.gather(ids, step, axis=1)
 
     @staticmethod
-    def finished(ids: "tf.Tensor") -> "tf.Tensor":
+    def finished(ids: tf.Tensor) -> tf.Tensor:
         """bool ``[n]``: the reply holds END."""
         return tf.reduce_any(tf.equal(ids, END), axis=1)
 
-    def write(self, ids: "tf.Tensor", step: "tf.Tensor", tokens: "tf.Tensor") -> "tf.Tensor":
+    def write(self, ids: tf.Tensor, step: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
         """``ids`` with step ``step``'s column set to ``tokens`` ``[n]``."""
         return tf.tensor_scatter_nd_update(ids, tf.gather(self.step_cells, step), tokens)
 
     @staticmethod
-    def replies(ids: "tf.Tensor") -> tuple["tf.Tensor", "tf.Tensor"]:
+    def replies(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """``(ids [n, max_length], lengths [n])`` without the START column.
 
         No reply holds PAD before its end (PAD is banned), so its length is its count of non-PAD.
@@ -241,17 +242,17 @@ class _Buffer:
         return replies, tf.reduce_sum(tf.cast(tf.not_equal(replies, PAD), tf.int32), axis=1)
 
 
-def _not_done(t: "tf.Tensor", ids: "tf.Tensor", max_length: "tf.Tensor") -> "tf.Tensor":
+def _not_done(t: tf.Tensor, ids: tf.Tensor, max_length: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(_Buffer.finished(ids))))
 
 
-def _id_mask(ids: "tf.Tensor", vocab: int) -> "tf.Tensor":
+def _id_mask(ids: tf.Tensor, vocab: int) -> tf.Tensor:
     """float32 ``[vocab]``: 1 at each of the int32 ``ids`` (repeats allowed), else 0."""
     counts = tf.scatter_nd(ids[:, None], tf.ones_like(ids, tf.float32), [vocab])
     return tf.minimum(counts, 1.0)
 
 
-def _argmax(scores: "tf.Tensor", step: "tf.Tensor") -> "tf.Tensor":
+def _argmax(scores: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     return tf.argmax(scores, axis=1, output_type=tf.int32)
 
 
@@ -286,7 +287,7 @@ def _sequential(network, start: DecoderStart, max_length, penalties: _Penalties,
     return replies, log_prob, lengths
 
 
-def _candidates(decoded: tuple, batch, per_context, max_length) -> dict[str, "tf.Tensor"]:
+def _candidates(decoded: tuple, batch, per_context, max_length) -> dict[str, tf.Tensor]:
     """Rows ``b * per_context + j`` of ``_sequential``'s outputs as ``[batch, per_context, ...]``."""
     ids, log_prob, length = decoded
     return {
@@ -364,20 +365,23 @@ def _beam(network, start: DecoderStart, max_length, penalties: _Penalties, width
 def check_context(
     context_ids: np.ndarray, condition_ids: np.ndarray, vocab_size: int, n_conditions: int, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """int32 ``context_ids`` ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``, in range; else ``ValueError``."""
+    """int32 ``context_ids`` ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``, in range.
+
+    Raises ``ValueError`` otherwise.
+    """
     context = np.asarray(context_ids)
     conditions = np.asarray(condition_ids)
     if context.ndim != 3:
         raise ValueError(f"{what}: context_ids must be [batch, turns, turn_len], got shape {context.shape}")
     if conditions.shape != (context.shape[0],):
-        raise ValueError(
-            f"{what}: condition_ids must be [batch] = [{context.shape[0]}], got shape {conditions.shape}"
-        )
+        raise ValueError(f"{what}: condition_ids must be [batch] = [{context.shape[0]}], got shape {conditions.shape}")
     for name, values, limit in (("context_ids", context, vocab_size), ("condition_ids", conditions, n_conditions)):
         if values.size and not np.issubdtype(values.dtype, np.integer):
             raise ValueError(f"{what}: {name} must be integers, got {values.dtype}")
         if values.size and (values.min() < 0 or values.max() >= limit):
-            raise ValueError(f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}")
+            raise ValueError(
+                f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}"
+            )
     return context.astype(np.int32), conditions.astype(np.int32)
 
 
@@ -389,7 +393,9 @@ def check_reply(reply_ids: np.ndarray, batch: int, vocab_size: int, what: str) -
     if reply.size and not np.issubdtype(reply.dtype, np.integer):
         raise ValueError(f"{what}: reply_ids must be integers, got {reply.dtype}")
     if reply.size and (reply.min() < 0 or reply.max() >= vocab_size):
-        raise ValueError(f"{what}: reply_ids must lie in [0, {vocab_size}), got values from {reply.min()} to {reply.max()}")
+        raise ValueError(
+            f"{what}: reply_ids must lie in [0, {vocab_size}), got values from {reply.min()} to {reply.max()}"
+        )
     return reply.astype(np.int32)
 
 
@@ -439,7 +445,11 @@ class DecodeRunner:
         context, conditions = check_context(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, "decode")
         if mode not in MODES:
             raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
-        _require(isinstance(max_length, (int, np.integer)) and max_length >= 1, "max_length must be an integer >= 1", max_length)
+        _require(
+            isinstance(max_length, (int, np.integer)) and max_length >= 1,
+            "max_length must be an integer >= 1",
+            max_length,
+        )
         _require(repetition_penalty > 0, "repetition_penalty must be positive", repetition_penalty)
         values = {
             CONTEXT: context,
@@ -460,9 +470,15 @@ class DecodeRunner:
             values.update({BEAM_WIDTH: int(beam_width), LENGTH_PENALTY: float(length_penalty)})
             candidates = int(beam_width)
         elif mode == "sample":
-            _require(isinstance(n_samples, (int, np.integer)) and n_samples >= 1, "n_samples must be an integer >= 1", n_samples)
+            _require(
+                isinstance(n_samples, (int, np.integer)) and n_samples >= 1,
+                "n_samples must be an integer >= 1",
+                n_samples,
+            )
             _require(temperature > 0, "temperature must be positive", temperature)
-            _require(isinstance(seed, (int, np.integer)) and -2**63 <= seed < 2**63, "seed must be a 64-bit integer", seed)
+            _require(
+                isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
+            )
             values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
             candidates = int(n_samples)
         else:

@@ -27,6 +27,7 @@ Training randomness (dropout, sampled classes) comes from stateless random ops k
 seed and the global step, so a run resumed from a checkpoint draws what the uninterrupted run
 would have drawn.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ SCOPE = "responder"
 
 def variable_shapes(spec: ResponderSpec) -> dict[str, tuple[int, ...]]:
     """Every model variable's name (as in :meth:`ResponderNetwork.variables`) and shape."""
+
     def gru(name: str, inputs: int, units: int) -> dict[str, tuple[int, ...]]:
         return {
             f"{SCOPE}/{name}/kernel": (inputs, 3 * units),
@@ -78,10 +80,10 @@ class Dropout:
         key: int64 ``[2]`` tensor; each dropout site adds its own ``salt`` to the first element.
     """
 
-    rate: "tf.Tensor"
-    key: "tf.Tensor"
+    rate: tf.Tensor
+    key: tf.Tensor
 
-    def apply(self, inputs: "tf.Tensor", salt: int) -> "tf.Tensor":
+    def apply(self, inputs: tf.Tensor, salt: int) -> tf.Tensor:
         """Inverted dropout of ``inputs`` (any shape); same shape."""
         seed = self.key + tf.constant([salt, 0], tf.int64)
         keep = tf.random.stateless_uniform(tf.shape(inputs), seed=seed) >= self.rate
@@ -98,8 +100,8 @@ class DecoderStart:
         state: float32 ``[batch, H]``: the decoder's initial state.
     """
 
-    static: "tf.Tensor"
-    state: "tf.Tensor"
+    static: tf.Tensor
+    state: tf.Tensor
 
 
 class ResponderNetwork:
@@ -147,17 +149,15 @@ class ResponderNetwork:
         # The decoder's input kernel in its two row blocks (see the module docstring).
         kernel = self.decoder.kernel
         self._token_kernel = kernel[: spec.embedding_size]
-        self._static_kernel = kernel[spec.embedding_size:]
+        self._static_kernel = kernel[spec.embedding_size :]
 
-    def variables(self) -> list["tf.Variable"]:
+    def variables(self) -> list[tf.Variable]:
         """The model's trainable variables (optimizer slots excluded), in creation order."""
         return tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope=SCOPE + "/")
 
     # -- encoder ---------------------------------------------------------------------------
 
-    def encode(
-        self, context_ids: "tf.Tensor", dropout: Dropout | None = None, back_prop: bool = True
-    ) -> "tf.Tensor":
+    def encode(self, context_ids: tf.Tensor, dropout: Dropout | None = None, back_prop: bool = True) -> tf.Tensor:
         """Context vector: int32 ``[batch, turns, turn_len]`` (PAD-padded, latest turn last) -> float32 ``[batch, C]``.
 
         Every turn of every row goes through the bidirectional utterance GRU in one batch of
@@ -193,7 +193,7 @@ class ResponderNetwork:
 
     # -- decoder ---------------------------------------------------------------------------
 
-    def decoder_start(self, context: "tf.Tensor", condition_ids: "tf.Tensor") -> DecoderStart:
+    def decoder_start(self, context: tf.Tensor, condition_ids: tf.Tensor) -> DecoderStart:
         """Context vector ``[batch, C]`` and int32 ``condition_ids`` ``[batch]`` -> :class:`DecoderStart`."""
         condition = tf.gather(self.condition_embedding, condition_ids)  # [batch, Cd]
         static = tf.nn.bias_add(
@@ -205,24 +205,25 @@ class ResponderNetwork:
             state = tf.tanh(tf.nn.bias_add(tf.matmul(context, self.init_kernel), self.init_bias))
         return DecoderStart(static=static, state=state)
 
-    def decoder_step(
-        self, previous: "tf.Tensor", state: "tf.Tensor", static: "tf.Tensor"
-    ) -> "tf.Tensor":
-        """One decoder step: int32 ``previous`` ``[n]``, state ``[n, H]``, static ``[n, 3H]`` -> new state ``[n, H]``."""
+    def decoder_step(self, previous: tf.Tensor, state: tf.Tensor, static: tf.Tensor) -> tf.Tensor:
+        """One decoder step: int32 ``previous`` ``[n]``, state ``[n, H]``, static ``[n, 3H]``.
+
+        Returns the new state ``[n, H]``.
+        """
         projected = tf.matmul(tf.gather(self.embedding, previous), self._token_kernel) + static
         return self.decoder.step(projected, state)
 
-    def logits(self, states: "tf.Tensor") -> "tf.Tensor":
+    def logits(self, states: tf.Tensor) -> tf.Tensor:
         """Vocabulary logits of decoder states: float32 ``[n, H]`` -> ``[n, V]``."""
         return tf.nn.bias_add(tf.matmul(states, self.output_kernel), self.output_bias)
 
     def teacher_forced(
         self,
         start: DecoderStart,
-        reply_ids: "tf.Tensor",
+        reply_ids: tf.Tensor,
         dropout: Dropout | None = None,
         back_prop: bool = True,
-    ) -> "tf.Tensor":
+    ) -> tf.Tensor:
         """Decoder states when each step is fed the true previous token.
 
         Args:
@@ -248,7 +249,7 @@ class ResponderNetwork:
 
     # -- losses ----------------------------------------------------------------------------
 
-    def token_log_probs(self, states: "tf.Tensor", reply_ids: "tf.Tensor") -> "tf.Tensor":
+    def token_log_probs(self, states: tf.Tensor, reply_ids: tf.Tensor) -> tf.Tensor:
         """log p of each reply token under the full softmax: float32 ``[batch, reply_len]``, 0 at PAD."""
         mask = tf.not_equal(reply_ids, PAD)
         positions = tf.where(mask)  # [n, 2] of real tokens only: no logits for padding
@@ -257,7 +258,7 @@ class ResponderNetwork:
         log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
         return tf.scatter_nd(positions, log_probs, tf.shape(reply_ids, out_type=tf.int64))
 
-    def sampled_loss_sum(self, states: "tf.Tensor", reply_ids: "tf.Tensor", key: "tf.Tensor") -> "tf.Tensor":
+    def sampled_loss_sum(self, states: tf.Tensor, reply_ids: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
         """Summed sampled-softmax loss over the real tokens (``spec.sampled_softmax`` classes drawn per batch).
 
         The classes are drawn log-uniformly (frequent, i.e. low, ids more often, as TensorFlow's
@@ -282,8 +283,8 @@ class ResponderNetwork:
 
 
 def _log_uniform_candidates(
-    labels: "tf.Tensor", num_sampled: int, num_classes: int, key: "tf.Tensor"
-) -> tuple["tf.Tensor", "tf.Tensor", "tf.Tensor"]:
+    labels: tf.Tensor, num_sampled: int, num_classes: int, key: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``(sampled [num_sampled] int64, true_expected [n, 1], sampled_expected [num_sampled])``.
 
     ``P(c) = log((c + 2) / (c + 1)) / log(num_classes + 1)``, drawn with replacement by
@@ -294,7 +295,7 @@ def _log_uniform_candidates(
     sampled = tf.cast(tf.floor(tf.exp(uniform * tf.log(log_range))), tf.int64) - 1
     sampled = tf.clip_by_value(sampled, 0, num_classes - 1)
 
-    def expected(ids: "tf.Tensor") -> "tf.Tensor":
+    def expected(ids: tf.Tensor) -> tf.Tensor:
         c = tf.cast(ids, tf.float64)
         p = (tf.log(c + 2.0) - tf.log(c + 1.0)) / tf.log(log_range)
         return tf.cast(num_sampled * p, tf.float32)

@@ -5,6 +5,7 @@ It reads the weight dict :meth:`compat.responder.trainer.ResponderTrainer.get_we
 plainly: the decoder's input is the concatenation ``[embedding, context, condition]`` times the
 whole kernel, where the graph splits the kernel in row blocks. No TensorFlow here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -34,14 +35,17 @@ def gru_step(
     xs = x @ kernel + bias
     hs = h @ recurrent_kernel + recurrent_bias
     z = _sigmoid(xs[:, :units] + hs[:, :units])
-    r = _sigmoid(xs[:, units:2 * units] + hs[:, units:2 * units])
-    candidate = np.tanh(xs[:, 2 * units:] + r * hs[:, 2 * units:])
+    r = _sigmoid(xs[:, units : 2 * units] + hs[:, units : 2 * units])
+    candidate = np.tanh(xs[:, 2 * units :] + r * hs[:, 2 * units :])
     return candidate + z * (h - candidate)
 
 
 def gru(weights: Weights, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(kernel, recurrent_kernel, bias, recurrent_bias)`` of the GRU ``responder/<name>``."""
-    return tuple(weights[f"{SCOPE}/{name}/{part}"] for part in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"))
+    kernel, recurrent_kernel, bias, recurrent_bias = (
+        weights[f"{SCOPE}/{name}/{part}"] for part in ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
+    )
+    return kernel, recurrent_kernel, bias, recurrent_bias
 
 
 def _run(x: np.ndarray, mask: np.ndarray, h: np.ndarray, cell: tuple, reverse: bool) -> np.ndarray:
@@ -49,7 +53,7 @@ def _run(x: np.ndarray, mask: np.ndarray, h: np.ndarray, cell: tuple, reverse: b
     order = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
     for t in order:
         new = gru_step(x[:, t], h, *cell)
-        h = np.where(mask[:, t:t + 1], new, h)
+        h = np.where(mask[:, t : t + 1], new, h)
     return h
 
 
@@ -114,7 +118,10 @@ def decoder_step(
 def reply_log_probs(
     weights: Weights, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray
 ) -> np.ndarray:
-    """log p of each token of ``reply_ids`` ``[batch, reply_len]`` fed the true previous token: ``[batch, reply_len]``, 0 at PAD."""
+    """log p of each token of ``reply_ids`` ``[batch, reply_len]``, fed the true previous token.
+
+    Returns ``[batch, reply_len]``, 0 at PAD.
+    """
     context = encode_context(weights, context_ids)
     state = initial_state(weights, context)
     previous = np.full(len(reply_ids), START)

@@ -4,6 +4,7 @@ shape (:class:`ResponderSpec`) and what a decode returns (:class:`DecodeResult`)
 The application imports this module to write and read ``responder.json`` and to type its
 calls; importing it costs no TensorFlow start-up.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,11 +66,18 @@ class ResponderSpec:
             elif isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
                 raise ValueError(f"ResponderSpec.{field.name} must be a number, got {value!r}")
         if self.vocab_size <= N_SPECIAL:
-            raise ValueError(
-                f"ResponderSpec.vocab_size must exceed the {N_SPECIAL} special ids, got {self.vocab_size}"
-            )
-        positive = ("n_conditions", "embedding_size", "encoder_units", "context_units", "decoder_units",
-                    "condition_size", "max_context_turns", "max_turn_tokens", "max_reply_tokens")
+            raise ValueError(f"ResponderSpec.vocab_size must exceed the {N_SPECIAL} special ids, got {self.vocab_size}")
+        positive = (
+            "n_conditions",
+            "embedding_size",
+            "encoder_units",
+            "context_units",
+            "decoder_units",
+            "condition_size",
+            "max_context_turns",
+            "max_turn_tokens",
+            "max_reply_tokens",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ResponderSpec.{name} must be at least 1, got {getattr(self, name)}")
@@ -89,7 +97,7 @@ class ResponderSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ResponderSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> ResponderSpec:
         """The spec stored by :meth:`to_dict`; ``ValueError`` naming the field that is wrong."""
         if not isinstance(data, Mapping):
             raise ValueError(f"ResponderSpec: expected a JSON object, got {type(data).__name__}")

@@ -12,6 +12,7 @@ stateless ops keyed by ``(seed, global step)``. Same seed and same batches give 
 weights, and a run resumed from a checkpoint (which holds the global step and Adam's moments)
 continues exactly as the uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,7 +58,7 @@ class ResponderOptimizerSpec:
             raise ValueError(f"ResponderOptimizerSpec.clip_norm must be positive, got {self.clip_norm}")
 
 
-def _variable_name(variable: "tf.Variable") -> str:
+def _variable_name(variable: tf.Variable) -> str:
     return variable.name.split(":")[0]
 
 
@@ -115,9 +116,7 @@ class ResponderTrainer:
                 self._train_op = adam.apply_gradients(zip(clipped, variables), global_step=self._global_step)
             self._decoding = DecodeRunner(self._gs, build_decoding(self.network)) if decoding else None
             self._variables = {_variable_name(v): v for v in variables}
-            self._saver = tf.train.Saver(
-                tf.global_variables(), max_to_keep=KEEP_CHECKPOINTS, save_relative_paths=True
-            )
+            self._saver = tf.train.Saver(tf.global_variables(), max_to_keep=KEEP_CHECKPOINTS, save_relative_paths=True)
             init = tf.global_variables_initializer()
         self._gs.finalize()
         self._gs.run(init)
@@ -144,9 +143,7 @@ class ResponderTrainer:
         _, loss = self._gs.run([self._train_op, self._loss], feed)
         return float(loss)
 
-    def evaluate(
-        self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray
-    ) -> tuple[float, int]:
+    def evaluate(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> tuple[float, int]:
         """``(summed negative log-likelihood in nats, tokens)`` under the full softmax, without dropout."""
         feed = self._feed(context_ids, condition_ids, reply_ids, "evaluate")
         total, tokens = self._gs.run([self._eval_sum, self._tokens], feed)
@@ -218,14 +215,14 @@ class ResponderTrainer:
     def close(self) -> None:
         self._gs.close()
 
-    def __enter__(self) -> "ResponderTrainer":
+    def __enter__(self) -> ResponderTrainer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def load_weights(gs: GraphSession, variables: Mapping[str, "tf.Variable"], weights: Mapping[str, np.ndarray]) -> None:
+def load_weights(gs: GraphSession, variables: Mapping[str, tf.Variable], weights: Mapping[str, np.ndarray]) -> None:
     """Assign ``weights`` (by variable name) through the variables' own initialisers.
 
     Feeding an initialiser's input adds no op, so this works on a finalized graph.

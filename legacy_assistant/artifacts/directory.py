@@ -13,6 +13,7 @@ finds the path missing; :func:`load_consistently` lets a reader that loads while
 replaced retry instead of failing on a mix of old and new files. Loading recomputes every
 checksum and refuses a missing, truncated or altered file by name. Nothing is pickled.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -227,9 +228,11 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         if sha256_file(file_path) != expected_sha:
             raise ArtifactError(f"{file_path}: altered or truncated: sha256 does not match {manifest_name}")
     saved_model = root / SAVED_MODEL_DIR
-    present = sorted(
-        p.relative_to(root).as_posix() for p in saved_model.rglob("*") if p.is_file()
-    ) if saved_model.is_dir() else []
+    present = (
+        sorted(p.relative_to(root).as_posix() for p in saved_model.rglob("*") if p.is_file())
+        if saved_model.is_dir()
+        else []
+    )
     unexpected = [p for p in present if p not in files]
     if unexpected:
         raise ArtifactError(f"{root / unexpected[0]}: unexpected file in the SavedModel, not listed in {manifest_name}")

@@ -12,6 +12,7 @@ Layout of ``exported/<name>/``::
 Writing, checksums and the file checks are :mod:`legacy_assistant.artifacts.directory`'s, shared
 with the responder; this module adds what the classifier's manifest holds and its consistency.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from compat.selection import RUNTIMES
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, verify_directory, write_artifact, write_json
-from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.features import Featurizer
 from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet
+from legacy_assistant.errors import ArtifactError
 
 if TYPE_CHECKING:  # training imports the TF1 runtime; verifying and serving must not
     from legacy_assistant.classifier.training import TrainedModel
@@ -37,7 +38,7 @@ DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you rephrase
 
 
 def export_artifact(
-    model: "TrainedModel",
+    model: TrainedModel,
     intents: IntentSet,
     out_dir: str | Path,
     *,
@@ -68,7 +69,7 @@ def export_artifact(
 
 
 def _manifest(
-    model: "TrainedModel", intents: IntentSet, name: str, library_versions: dict[str, str], source: dict[str, Any] | None
+    model: TrainedModel, intents: IntentSet, name: str, library_versions: dict[str, str], source: dict[str, Any] | None
 ) -> dict[str, Any]:
     fallback = intents[FALLBACK_TAG] if FALLBACK_TAG in intents else None
     return {
@@ -126,7 +127,10 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
     try:
         featurizer = Featurizer.from_dict(manifest["featurizer"])
         classes = manifest["classes"]
-        if len(classes) != manifest["network"]["n_classes"] or featurizer.n_features != manifest["network"]["n_features"]:
+        if (
+            len(classes) != manifest["network"]["n_classes"]
+            or featurizer.n_features != manifest["network"]["n_features"]
+        ):
             raise ValueError("classes or vocabulary do not match the network's shape")
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None

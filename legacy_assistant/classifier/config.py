@@ -4,6 +4,7 @@ The field defaults are the classic recipe (binary bag of Lancaster-stemmed words
 with dropout 0.5, SGD with Nesterov momentum 0.9 at lr 0.01, 200 epochs of batch 5); named
 recipes live in :mod:`legacy_assistant.classifier.presets`, and a JSON file of settings overrides them.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.errors import ConfigError
 from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.25
 EARLY_STOPPING_METRICS = ("val_loss", "val_accuracy")
@@ -87,7 +88,7 @@ class TrainingConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -102,7 +103,7 @@ class TrainingConfig:
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
 
-    def with_overrides(self, **changes: Any) -> "TrainingConfig":
+    def with_overrides(self, **changes: Any) -> TrainingConfig:
         """A copy with the non-``None`` values of ``changes`` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

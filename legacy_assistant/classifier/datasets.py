@@ -13,6 +13,7 @@ CSV and CLINC150 files bring no responses: :func:`synthesized_intents` gives eac
 neutral response that names it (see the README), and out-of-scope sentences are left to the
 fallback.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.errors import DataError
-from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.classifier.intents import Intent, IntentSet, load_intents
+from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.errors import DataError
 
 FORMATS = ("intents", "csv", "clinc")
 CLINC_SPLITS = ("train", "val", "test")
@@ -43,7 +44,7 @@ class Examples:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def __add__(self, other: "Examples") -> "Examples":
+    def __add__(self, other: Examples) -> Examples:
         return Examples(self.texts + other.texts, self.labels + other.labels)
 
 
@@ -87,8 +88,10 @@ def detect_format(path: str | Path) -> str:
         return "clinc"
     raise DataError(
         str(path),
-        ["unrecognised layout: expected an object with an 'intents' list, CLINC150 splits "
-         "('train', 'val', 'test', 'oos_*'), or a .csv file with 'text' and 'label' columns"],
+        [
+            "unrecognised layout: expected an object with an 'intents' list, CLINC150 splits "
+            "('train', 'val', 'test', 'oos_*'), or a .csv file with 'text' and 'label' columns"
+        ],
     )
 
 
@@ -194,11 +197,7 @@ def _pairs(entries: Any, key: str, relabel: str | None, problems: list[str]) -> 
     texts: list[str] = []
     labels: list[str] = []
     for index, entry in enumerate(entries):
-        if (
-            not isinstance(entry, list)
-            or len(entry) != 2
-            or not all(isinstance(value, str) for value in entry)
-        ):
+        if not isinstance(entry, list) or len(entry) != 2 or not all(isinstance(value, str) for value in entry):
             problems.append(f"{key!r}[{index}]: must be [text, label], two strings, got {json.dumps(entry)[:80]}")
             continue
         text, label = entry[0].strip(), entry[1].strip()

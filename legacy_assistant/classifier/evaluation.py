@@ -15,6 +15,7 @@ The report (a JSON-serialisable dict) has two parts:
 A sentence whose label the model does not know counts as wrong and is listed under
 ``unknown_labels``.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -40,7 +41,9 @@ def evaluation_report(
     against ``labels`` (``n`` strings; ``oos_label`` marks out-of-scope sentences)."""
     classes = list(classes)
     if probabilities.shape != (len(labels), len(classes)):
-        raise ValueError(f"probabilities {probabilities.shape} do not match {len(labels)} labels x {len(classes)} classes")
+        raise ValueError(
+            f"probabilities {probabilities.shape} do not match {len(labels)} labels x {len(classes)} classes"
+        )
     index = {tag: i for i, tag in enumerate(classes)}
     oos_index = index.get(oos_label) if oos_label is not None else None
     is_oos = np.asarray([label == oos_label for label in labels], dtype=bool)

@@ -8,6 +8,7 @@ order giving the column index.
 A sentence switches on a handful of the vocabulary's thousands of columns, so the network takes
 its input sparse: the ids of the columns that are on and their weights (:class:`SparseRows`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,9 +56,10 @@ class FeatureConfig:
     balance_parts: bool = False
 
     def __post_init__(self) -> None:
-        for name, span in (("word_ngrams", self.word_ngrams), ("char_ngrams", self.char_ngrams)):
-            if span is None and name == "char_ngrams":
-                continue
+        spans = {"word_ngrams": self.word_ngrams}
+        if self.char_ngrams is not None:
+            spans["char_ngrams"] = self.char_ngrams
+        for name, span in spans.items():
             if len(span) != 2 or not 1 <= span[0] <= span[1]:
                 raise ConfigError(f"{name} must be (min_n, max_n) with 1 <= min_n <= max_n, got {span}")
         if self.min_count < 1:
@@ -74,7 +76,7 @@ class FeatureConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         data = dict(data)
         unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__})
         if unknown:
@@ -113,16 +115,14 @@ class Featurizer:
         return len(self.vocabulary)
 
     @classmethod
-    def fit(cls, texts: Sequence[str], config: FeatureConfig | None = None) -> "Featurizer":
+    def fit(cls, texts: Sequence[str], config: FeatureConfig | None = None) -> Featurizer:
         """Learn the vocabulary (sorted, so it does not depend on example order) and idf."""
         config = config or FeatureConfig()
         processor = TextProcessor(config.text)
         return cls._fit_terms([_terms(processor.tokens(text), config) for text in texts], config)
 
     @classmethod
-    def fit_encode(
-        cls, texts: Sequence[str], config: FeatureConfig | None = None
-    ) -> tuple["Featurizer", "SparseRows"]:
+    def fit_encode(cls, texts: Sequence[str], config: FeatureConfig | None = None) -> tuple[Featurizer, SparseRows]:
         """:meth:`fit` and :meth:`encode` of the same texts, tokenizing them once."""
         config = config or FeatureConfig()
         processor = TextProcessor(config.text)
@@ -131,7 +131,7 @@ class Featurizer:
         return featurizer, featurizer._encode_terms(term_lists)
 
     @classmethod
-    def _fit_terms(cls, term_lists: Sequence[list[str]], config: FeatureConfig) -> "Featurizer":
+    def _fit_terms(cls, term_lists: Sequence[list[str]], config: FeatureConfig) -> Featurizer:
         document_frequency: Counter[str] = Counter()
         for terms in term_lists:
             document_frequency.update(set(terms))
@@ -152,7 +152,7 @@ class Featurizer:
         """The features a text would switch on, including ones outside the vocabulary."""
         return _terms(self.processor.tokens(text), self.config)
 
-    def encode(self, texts: Sequence[str]) -> "SparseRows":
+    def encode(self, texts: Sequence[str]) -> SparseRows:
         """Weighted features of each text as padded sparse rows (see :class:`SparseRows`).
 
         Terms outside the vocabulary are ignored. Ids within a row are sorted, so sums over a
@@ -177,14 +177,16 @@ class Featurizer:
 
     def _token_char_ids(self, token: str) -> tuple[int, ...]:
         lookup = self.index.get
-        found = (lookup(term) for term in _char_terms(token, self.config.char_ngrams))
+        span = self.config.char_ngrams
+        assert span is not None  # only called for a featurizer with character n-grams
+        found = (lookup(term) for term in _char_terms(token, span))
         return tuple(col for col in found if col is not None)
 
-    def _encode_terms(self, term_lists: Sequence[list[str]]) -> "SparseRows":
+    def _encode_terms(self, term_lists: Sequence[list[str]]) -> SparseRows:
         lookup = self.index.get
         return self._encode_ids([[col for col in map(lookup, terms) if col is not None] for terms in term_lists])
 
-    def _encode_ids(self, id_lists: Sequence[list[int]]) -> "SparseRows":
+    def _encode_ids(self, id_lists: Sequence[list[int]]) -> SparseRows:
         rows = [Counter(ids) for ids in id_lists]
         lengths = np.fromiter((len(c) for c in rows), dtype=np.int32, count=len(rows))
         width = max(1, int(lengths.max(initial=0)))
@@ -199,6 +201,7 @@ class Featurizer:
         if self.config.weighting == "binary":
             weights[present] = 1.0
         elif self.config.weighting == "tfidf":
+            assert self.idf is not None  # fitted with tfidf weighting, so the idf exists
             # sublinear term frequency (1 + log tf) times smoothed inverse document frequency
             weights[present] = (1.0 + np.log(weights[present])) * self.idf[ids[present]]
         if self.config.normalize and self.config.balance_parts and self._char_columns.any():
@@ -224,7 +227,7 @@ class Featurizer:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Featurizer":
+    def from_dict(cls, data: dict[str, Any]) -> Featurizer:
         return cls(FeatureConfig.from_dict(data["config"]), data["vocabulary"], data.get("idf"))
 
 
@@ -264,7 +267,7 @@ class SparseRows:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def take(self, rows: np.ndarray) -> "SparseRows":
+    def take(self, rows: np.ndarray) -> SparseRows:
         """The given rows, padding trimmed to the longest of them."""
         lengths = self.lengths[rows]
         width = max(1, int(lengths.max(initial=0)))

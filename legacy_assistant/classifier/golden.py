@@ -3,6 +3,7 @@
 ``golden.json`` is ``{"model": name, "cases": [{"text", "intent", "probabilities": {tag: p}}]}``
 where ``intent`` is the top of the raw ranking (as ``/api/v1/parse`` reports it).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,12 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
             agree += 1
         else:
             mismatches.append({"text": stored["text"], "stored": stored["intent"], "now": now["intent"]})
-    return {"cases": len(cases), "max_abs_delta": max_delta, "top1_agreement": agree / max(len(cases), 1),
-            "mismatches": mismatches}
+    return {
+        "cases": len(cases),
+        "max_abs_delta": max_delta,
+        "top1_agreement": agree / max(len(cases), 1),
+        "mismatches": mismatches,
+    }
 
 
 def read_sentences(path: str | Path) -> list[str]:

@@ -13,6 +13,7 @@ The classic format is read unchanged::
 Every problem found is reported at once, each naming the file, the intent (index and tag) and
 the field.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.errors import IntentsError
 from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.errors import IntentsError
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,7 @@ def parse_intents(data: Any, source: str = "<memory>") -> IntentSet:
         if intent is None:
             continue
         if intent.tag in first_index:
-            problems.append(
-                f"{_where(index, intent.tag)}: field 'tag': duplicate of intent #{first_index[intent.tag]}"
-            )
+            problems.append(f"{_where(index, intent.tag)}: field 'tag': duplicate of intent #{first_index[intent.tag]}")
             continue
         first_index[intent.tag] = index
         intents.append(intent)
@@ -161,7 +160,7 @@ def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
     if len(problems) > before:
         return None
     return Intent(
-        tag=tag,
+        tag=str(tag),  # checked above: a non-empty string, else a problem was recorded
         patterns=tuple(p.strip() for p in patterns),
         responses=tuple(responses),
         context_set=context_set,
@@ -170,9 +169,7 @@ def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
     )
 
 
-def _string_list(
-    entry: Mapping, name: str, where: str, problems: list[str], allow_empty_list: bool
-) -> Sequence[str]:
+def _string_list(entry: Mapping, name: str, where: str, problems: list[str], allow_empty_list: bool) -> Sequence[str]:
     if name not in entry:
         return ()
     value = entry[name]
@@ -221,6 +218,11 @@ def _where(index: int, tag: str | None) -> str:
 
 def _kind(value: Any) -> str:
     return {
-        dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-        int: "a number", float: "a number", type(None): "null",
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
     }.get(type(value), type(value).__name__)

@@ -14,6 +14,7 @@ Both must agree on every top-1 intent and within ``tolerance`` on every probabil
 is written. The TF1 side is never run here: this process cannot host both runtimes
 (:mod:`compat.selection`); ``golden.json`` carries the TF1 answers across.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ import numpy as np
 from compat.classifier.reference import forward_numpy
 from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
 from legacy_assistant import __version__
+from legacy_assistant.artifacts.directory import write_artifact
 from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
     HISTORY_PNG,
@@ -36,10 +38,9 @@ from legacy_assistant.classifier.artifact import (
     SAVED_MODEL_DIR,
     verify_artifact,
 )
-from legacy_assistant.artifacts.directory import write_artifact
-from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.golden import GOLDEN_FILE, compare_golden, read_golden
 from legacy_assistant.classifier.probes import probe_sentences
+from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ def migrate_artifact(
     return report
 
 
-def _tf2_manifest(source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path) -> dict[str, Any]:
+def _tf2_manifest(
+    source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path
+) -> dict[str, Any]:
     """The source manifest (featurisation contract, classes, rules) re-labelled for the TF2 runtime."""
     manifest = {k: v for k, v in source.items() if k not in ("files", "manifest_sha256")}
     manifest.update(

@@ -8,6 +8,7 @@ thread-safe, and nothing here builds an op after loading). A migrated model (``r
 in its manifest) is loaded by :class:`compat.tf2.saved_model.Tf2Classifier` in a process that
 chose the TF2 runtime (:mod:`compat.selection`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,8 +21,8 @@ import numpy as np
 from compat.interface import Classifier
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
-from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
+from legacy_assistant.errors import ArtifactError
 
 Ranking = list[tuple[str, float]]
 
@@ -57,7 +58,7 @@ class Predictor:
     @classmethod
     def load(
         cls, path: str | Path, intra_op_threads: int = 0, inter_op_threads: int = 0, runtime: str | None = None
-    ) -> "Predictor":
+    ) -> Predictor:
         """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage.
 
         ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
@@ -73,7 +74,7 @@ class Predictor:
     @classmethod
     def _load_once(
         cls, path: str | Path, intra_op_threads: int, inter_op_threads: int, runtime: str | None
-    ) -> "Predictor":
+    ) -> Predictor:
         from compat.interface import SavedModelError
         from compat.selection import load_classifier, selected
 

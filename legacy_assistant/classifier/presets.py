@@ -9,8 +9,8 @@
   similar length, at least 1,500 optimizer steps; the first layer trained in its batched form
   (each distinct feature of a batch looked up once: about 1.5 times faster on CLINC150). The
   step budget and the falling learning rate take the place of early stopping (which would cut
-  the schedule short; ``--patience`` still turns it on). When the validation data holds out-of-scope examples, the fallback threshold is
-  tuned on them (see :mod:`legacy_assistant.classifier.thresholds`).
+  the schedule short; ``--patience`` still turns it on). When the validation data holds
+  out-of-scope examples, the fallback threshold is tuned on them (see :mod:`legacy_assistant.classifier.thresholds`).
 * ``classic``: the classic TF1 chatbot recipe, exactly as :class:`TrainingConfig`'s defaults:
   binary bag of Lancaster-stemmed words, 128 ReLU -> dropout 0.5 -> 64 ReLU -> dropout 0.5,
   SGD with Nesterov momentum 0.9 at 0.01, 200 epochs of batch 5, threshold 0.25.
@@ -18,11 +18,12 @@
 Both build the same network (``compat.classifier.network.build_logits``); they differ in features,
 widths and training only.
 """
+
 from __future__ import annotations
 
 from legacy_assistant.classifier.config import TrainingConfig
-from legacy_assistant.errors import ConfigError
 from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import TextConfig
 
 DEFAULT_PRESET = "ngrams"

@@ -5,6 +5,7 @@ predictions on the golden sentences *and* on these: shuffled mixes of known word
 terms, unknown words, punctuation and case, including empty and unknown-only sentences (which
 exercise the bias-only path).
 """
+
 from __future__ import annotations
 
 import random

@@ -16,6 +16,7 @@ It is a stated prior instead of the validation split's own mix because validatio
 hold out-of-scope sentences in the proportion users send them (CLINC150's has 100 among
 3,100, so maximising its plain accuracy would all but ignore them).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -117,5 +118,6 @@ def choose_threshold(
     if not is_oos.any() or is_oos.all():
         raise ValueError("choosing a threshold needs both in-scope and out-of-scope examples")
     curve = threshold_curve(probabilities, labels, is_oos, oos_index)
-    scores = [(1.0 - oos_share) * p.in_scope_accuracy + oos_share * p.oos_recall for p in curve]
+    # every point has an oos_recall: the rows hold out-of-scope examples (checked above)
+    scores = [(1.0 - oos_share) * p.in_scope_accuracy + oos_share * (p.oos_recall or 0.0) for p in curve]
     return curve[int(np.argmax(scores))]

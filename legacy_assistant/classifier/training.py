@@ -8,6 +8,7 @@ only deals in numpy arrays, so it reads the same whatever TensorFlow runs undern
 :func:`training_summary`. The network's shape is the config's network options
 (:meth:`compat.classifier.schema.NetworkSpec.from_options`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,9 @@ import numpy as np
 from compat.classifier.schema import NetworkSpec
 from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
 from legacy_assistant.classifier.config import TrainingConfig
-from legacy_assistant.errors import TrainingError
 from legacy_assistant.classifier.features import Featurizer, SparseRows, length_sorted_batches
 from legacy_assistant.classifier.thresholds import ThresholdPoint, choose_threshold
+from legacy_assistant.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +408,10 @@ def train(
     spec = NetworkSpec.from_options(features.featurizer.n_features, len(data.classes), config)
     log.info(
         "training on %d examples (%d held out), %d features, %d intents",
-        len(data.texts), len(data.val_texts), features.featurizer.n_features, len(data.classes),
+        len(data.texts),
+        len(data.val_texts),
+        features.featurizer.n_features,
+        len(data.classes),
     )
     epochs = planned_epochs(config, len(data.labels))
     if on_start is not None:
@@ -429,9 +433,18 @@ def train(
         threshold = tuned.threshold
         log.info(
             "threshold %.2f tuned on validation: in-scope accuracy %.4f, out-of-scope recall %.4f",
-            tuned.threshold, tuned.in_scope_accuracy, tuned.oos_recall,
+            tuned.threshold,
+            tuned.in_scope_accuracy,
+            tuned.oos_recall,
         )
     return TrainedModel(
-        features.featurizer, data.classes, spec, weights, config, history, summary,
-        threshold=threshold, oos_label=oos_label if data.oos_index is not None else None,
+        features.featurizer,
+        data.classes,
+        spec,
+        weights,
+        config,
+        history,
+        summary,
+        threshold=threshold,
+        oos_label=oos_label if data.oos_index is not None else None,
     )

@@ -1,4 +1,5 @@
 """Read a JSON file, turning every way it can fail into one clear problem line."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ The shipped environment (``requirements-tf1compat.txt``) has them all; an instal
 works until the part that needs it is used, which then fails with an error that says what to
 install.
 """
+
 from __future__ import annotations
 
 import importlib

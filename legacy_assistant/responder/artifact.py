@@ -14,6 +14,7 @@ Writing, checksums and the file checks are :mod:`legacy_assistant.artifacts.dire
 with the classifier; this module adds what the responder's manifest holds and its consistency.
 Verifying imports no TensorFlow.
 """
+
 from __future__ import annotations
 
 import time
@@ -47,7 +48,7 @@ HISTORY_METRICS = ("loss", "perplexity")
 
 
 def export_responder_artifact(
-    model: "TrainedResponder",
+    model: TrainedResponder,
     out_dir: str | Path,
     *,
     force: bool = False,
@@ -115,7 +116,7 @@ class ResponderInfo:
     manifest: dict[str, Any]
     vocabulary: Vocabulary
     conditions: tuple[str, ...]
-    spec: "ResponderSpec"
+    spec: ResponderSpec
 
     @property
     def name(self) -> str:

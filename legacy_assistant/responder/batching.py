@@ -10,6 +10,7 @@ of similar lengths waste little work on padding.
 An epoch's batches depend only on the data, the batch size, the seed and the epoch number, so
 a resumed run meets exactly the batches the interrupted one would have.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

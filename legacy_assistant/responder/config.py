@@ -4,6 +4,7 @@ and in the exported model.
 Network sizes default to :class:`compat.responder.spec.ResponderSpec`'s; the vocabulary size
 and the number of conditions come from the data (:meth:`ResponderTrainingConfig.spec`).
 """
+
 from __future__ import annotations
 
 import json
@@ -72,9 +73,19 @@ class ResponderTrainingConfig:
                     raise ConfigError(f"{field.name} must be an integer, got {value!r}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
-        for name in ("embedding_size", "encoder_units", "context_units", "decoder_units", "condition_size",
-                     "max_context_turns", "max_turn_tokens", "batch_size", "epochs", "min_count",
-                     "checkpoint_every"):
+        for name in (
+            "embedding_size",
+            "encoder_units",
+            "context_units",
+            "decoder_units",
+            "condition_size",
+            "max_context_turns",
+            "max_turn_tokens",
+            "batch_size",
+            "epochs",
+            "min_count",
+            "checkpoint_every",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_reply_tokens < 2:
@@ -98,7 +109,7 @@ class ResponderTrainingConfig:
         if self.max_minutes < 0.0:
             raise ConfigError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
 
-    def spec(self, vocab_size: int, n_conditions: int) -> "ResponderSpec":
+    def spec(self, vocab_size: int, n_conditions: int) -> ResponderSpec:
         """The network for a vocabulary of ``vocab_size`` ids and ``n_conditions`` conditions.
         Sampled softmax is dropped when it would sample the whole (small) vocabulary."""
         from compat.responder.spec import ResponderSpec
@@ -123,7 +134,7 @@ class ResponderTrainingConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "responder training config") -> "ResponderTrainingConfig":
+    def from_dict(cls, data: Any, source: str = "responder training config") -> ResponderTrainingConfig:
         """The inverse of :meth:`to_dict` (missing keys take their defaults); an unknown key or
         a bad value raises :class:`ConfigError` naming ``source`` and the field."""
         if not isinstance(data, dict):
@@ -137,11 +148,11 @@ class ResponderTrainingConfig:
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
-    def with_overrides(self, **changes: Any) -> "ResponderTrainingConfig":
+    def with_overrides(self, **changes: Any) -> ResponderTrainingConfig:
         """A copy with the non-``None`` values of ``changes`` applied (validated again)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-    def differences(self, other: "ResponderTrainingConfig") -> list[str]:
+    def differences(self, other: ResponderTrainingConfig) -> list[str]:
         """Names of the fields whose values differ, in field order."""
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 

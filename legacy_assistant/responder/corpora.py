@@ -19,6 +19,7 @@ corpus's ``trivia.yml`` has a question that is a string where a list was meant),
 not cost the rest. :func:`read_corpus` picks the reader from the path (see
 :func:`detect_layout`) unless a layout is named.
 """
+
 from __future__ import annotations
 
 import json
@@ -125,13 +126,17 @@ def detect_layout(path: str | Path) -> str:
             return "topical_chat"
         raise DataError(
             str(path),
-            [f"a .json corpus must be a Topical-Chat object of conversations (it starts with {first!r}); "
-             "cakechat dialogues, one JSON list per line, go in a .jsonl or .txt file (or name the layout: cakechat)"],
+            [
+                f"a .json corpus must be a Topical-Chat object of conversations (it starts with {first!r}); "
+                "cakechat dialogues, one JSON list per line, go in a .jsonl or .txt file (or name the layout: cakechat)"
+            ],
         )
     raise DataError(
         str(path),
-        [f"cannot tell the corpus layout from the suffix {suffix or '(none)'!r}: expected .jsonl/.txt (cakechat), "
-         ".json (topical_chat) or .yml/.yaml (chatterbot), or name the layout"],
+        [
+            f"cannot tell the corpus layout from the suffix {suffix or '(none)'!r}: expected .jsonl/.txt (cakechat), "
+            ".json (topical_chat) or .yml/.yaml (chatterbot), or name the layout"
+        ],
     )
 
 

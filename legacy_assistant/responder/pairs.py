@@ -8,6 +8,7 @@ The split is by dialogue, decided by a hash of the seed and the dialogue's conte
 not depend on the corpus's order, and a dialogue that occurs twice (cakechat's sample corpus
 repeats some) lands twice on the same side.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,7 +71,7 @@ def split_dialogues(
     if not 0.0 <= held_out_fraction < 1.0:
         raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     keys = [dialogue_key(d) for d in dialogues]
-    distinct = sorted(set(keys), key=lambda key: hashlib.sha256(f"{seed}\n{key}".encode("utf-8")).hexdigest())
+    distinct = sorted(set(keys), key=lambda key: hashlib.sha256(f"{seed}\n{key}".encode()).hexdigest())
     n_held = 0
     if held_out_fraction > 0.0 and len(distinct) >= 2:
         n_held = min(len(distinct) - 1, max(1, round(held_out_fraction * len(distinct))))

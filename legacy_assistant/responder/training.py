@@ -27,6 +27,7 @@ at any instant (``kill -9``) resumes from the newest checkpoint with ``resume=Tr
 same batches in the same order (they depend only on the seed and the epoch), and ends with the
 weights an uninterrupted run would have had.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -130,7 +131,7 @@ class TrainedResponder:
     """
 
     weights: dict[str, np.ndarray]
-    spec: "ResponderSpec"
+    spec: ResponderSpec
     vocabulary: Vocabulary
     conditions: tuple[str, ...]
     config: ResponderTrainingConfig
@@ -212,7 +213,7 @@ def _files_with_number(directory: Path, prefix: str, suffix: str) -> dict[int, P
 def _save_best(directory: Path, epoch: int, weights: dict[str, np.ndarray]) -> str:
     name = f"{BEST_PREFIX}{epoch}.npz"
     temporary = directory / f".{name}.tmp.npz"
-    np.savez(temporary, **weights)
+    np.savez(temporary, **weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as its flags
     os.replace(temporary, directory / name)
     return name
 
@@ -256,7 +257,7 @@ class _Run:
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "_Run":
+    def from_dict(cls, data: dict[str, Any]) -> _Run:
         run = cls()
         unknown = set(data) - set(run.to_dict())
         if unknown:
@@ -281,7 +282,7 @@ class _Interrupt:
         self.requested = False
         self._previous: Any = None
 
-    def __enter__(self) -> "_Interrupt":
+    def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._handle)
@@ -324,6 +325,7 @@ def train_responder(
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     stored = _stored_run(directory, config, resume)
     if stored is not None:
+        assert directory is not None  # a stored run is only read from a checkpoint directory
         data = prepare(
             dialogues,
             config,
@@ -341,17 +343,23 @@ def train_responder(
     spec = config.spec(len(data.vocabulary), len(data.conditions))
     if directory is not None and stored is None:
         directory.mkdir(parents=True, exist_ok=True)
-        _write_json_atomically(directory / RUN_FILE, {
-            "format": RUN_FORMAT,
-            "config": config.to_dict(),
-            "vocabulary": data.vocabulary.to_dict(),
-            "conditions": list(data.conditions),
-            "spec": spec.to_dict(),
-            "data_sha256": data.digest(),
-        })
+        _write_json_atomically(
+            directory / RUN_FILE,
+            {
+                "format": RUN_FORMAT,
+                "config": config.to_dict(),
+                "vocabulary": data.vocabulary.to_dict(),
+                "conditions": list(data.conditions),
+                "spec": spec.to_dict(),
+                "data_sha256": data.digest(),
+            },
+        )
     log.info(
         "responder: %d training pairs, %d held out, vocabulary %d, conditions %s",
-        len(data.train), len(data.validation), len(data.vocabulary), list(data.conditions),
+        len(data.train),
+        len(data.validation),
+        len(data.vocabulary),
+        list(data.conditions),
     )
     optimizer = ResponderOptimizerSpec(learning_rate=config.learning_rate, clip_norm=config.clip_norm)
     with ResponderTrainer(spec, optimizer, config.seed, threads=threads) as trainer:
@@ -409,7 +417,7 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
     return stored
 
 
-def _restore(trainer: "ResponderTrainer", directory: Path | None) -> _Run:
+def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run:
     assert directory is not None
     step = trainer.restore_latest(str(directory))
     if step is None:
@@ -424,7 +432,7 @@ def _restore(trainer: "ResponderTrainer", directory: Path | None) -> _Run:
     return run
 
 
-def _checkpoint(trainer: "ResponderTrainer", run: _Run, directory: Path | None) -> None:
+def _checkpoint(trainer: ResponderTrainer, run: _Run, directory: Path | None) -> None:
     if directory is None:
         return
     _write_json_atomically(_state_path(directory, run.step), run.to_dict())
@@ -436,7 +444,7 @@ def _perplexity(loss: float) -> float:
     return math.exp(min(loss, 700.0))  # exp overflows past ~709; a loss that high is a failed run anyway
 
 
-def _validate(trainer: "ResponderTrainer", data: PreparedData, max_turns: int) -> float | None:
+def _validate(trainer: ResponderTrainer, data: PreparedData, max_turns: int) -> float | None:
     if not data.validation:
         return None
     total, tokens = 0.0, 0
@@ -449,7 +457,7 @@ def _validate(trainer: "ResponderTrainer", data: PreparedData, max_turns: int) -
 
 
 def _loop(
-    trainer: "ResponderTrainer",
+    trainer: ResponderTrainer,
     run: _Run,
     data: PreparedData,
     config: ResponderTrainingConfig,
@@ -477,8 +485,16 @@ def _loop(
                 run.step += 1
                 run.seconds = seconds_before + time.monotonic() - started
                 if progress is not None:
-                    progress(Progress(run.epoch + 1, config.epochs, run.position, len(batches), run.step,
-                                      run.loss_sum / max(run.loss_tokens, 1)))
+                    progress(
+                        Progress(
+                            run.epoch + 1,
+                            config.epochs,
+                            run.position,
+                            len(batches),
+                            run.step,
+                            run.loss_sum / max(run.loss_tokens, 1),
+                        )
+                    )
                 if interrupt.requested:
                     _checkpoint(trainer, run, directory)
                     raise KeyboardInterrupt(f"training interrupted at step {run.step}; resume to continue")
@@ -494,7 +510,7 @@ def _loop(
 
 
 def _end_epoch(
-    trainer: "ResponderTrainer",
+    trainer: ResponderTrainer,
     run: _Run,
     data: PreparedData,
     config: ResponderTrainingConfig,

@@ -14,6 +14,7 @@ Limits (the spec's ``max_turn_tokens`` and ``max_reply_tokens``): a long context
 *last* tokens, the ones nearest the reply; a long reply keeps its *first* tokens, then END, END
 counted within the limit (as the decoder counts it).
 """
+
 from __future__ import annotations
 
 import functools
@@ -122,7 +123,7 @@ class Vocabulary:
         max_size: int,
         min_count: int = 1,
         text: TextConfig = TEXT_CONFIG,
-    ) -> "Vocabulary":
+    ) -> Vocabulary:
         """The ``max_size - 4`` most frequent tokens seen at least ``min_count`` times (ties
         by the token's text, so the result does not depend on the order of the lists)."""
         if max_size <= N_SPECIAL:
@@ -140,7 +141,7 @@ class Vocabulary:
     @classmethod
     def from_texts(
         cls, texts: Iterable[str], max_size: int, min_count: int = 1, text: TextConfig = TEXT_CONFIG
-    ) -> "Vocabulary":
+    ) -> Vocabulary:
         """:meth:`build` over the tokens of ``texts``."""
         return cls.build((_cached_tokens(text, t) for t in texts), max_size, min_count, text)
 
@@ -203,7 +204,7 @@ class Vocabulary:
         return {"tokens": list(self.tokens), "text": self.text.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Vocabulary":
+    def from_dict(cls, data: Mapping[str, Any]) -> Vocabulary:
         """The inverse of :meth:`to_dict`; a bad field raises :class:`ConfigError` naming it."""
         if not isinstance(data, Mapping):
             raise ConfigError("vocabulary must be an object with 'tokens' and 'text'")

@@ -3,14 +3,15 @@
 The web app and the terminal chat both talk to this object, so neither knows how a reply is
 made, and this object knows nothing of HTTP.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.serving.dialogue import DialoguePolicy, Reply
-from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.stores.base import ConversationStore, MemoryStore, Turn
 
 RANKING_SIZE = 10
@@ -36,7 +37,7 @@ class Assistant:
         store: ConversationStore | None = None,
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
-    ) -> "Assistant":
+    ) -> Assistant:
         """Load the model at ``model_dir``; raises :class:`~legacy_assistant.errors.ArtifactError`
         for a missing or damaged one. Thread counts go to TensorFlow's session (0: one per core)."""
         predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)

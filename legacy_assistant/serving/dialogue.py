@@ -12,6 +12,7 @@ returns the reply and the next state, and the caller stores both. Rules per inte
   flow);
 * ``context_set`` replaces the context (``""`` clears it).
 """
+
 from __future__ import annotations
 
 import random
@@ -42,7 +43,7 @@ class IntentRule:
     next_tag: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "IntentRule":
+    def from_dict(cls, data: Mapping[str, Any]) -> IntentRule:
         return cls(
             tag=data["tag"],
             responses=tuple(data["responses"]),
@@ -74,7 +75,7 @@ class DialoguePolicy:
     @classmethod
     def from_manifest(
         cls, manifest: Mapping[str, Any], threshold: float | None = None, seed: int | None = None
-    ) -> "DialoguePolicy":
+    ) -> DialoguePolicy:
         """Rules, fallback, threshold and out-of-scope class as exported; ``threshold``
         overrides the stored one."""
         return cls(

@@ -7,6 +7,7 @@ the old one, checks that it answers, swaps the reference in one step, and closes
 model's session only when its last lease is returned: no request ever runs on a closed session.
 A model that fails to load or to answer is refused and the old one keeps serving.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from legacy_assistant.serving.assistant import Assistant
 from legacy_assistant.errors import AssistantError
+from legacy_assistant.serving.assistant import Assistant
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,18 @@ class AssistantSlot:
             try:
                 fresh = self._loader()
             except Exception as exc:  # any failure to load refuses the model, whatever it was
-                raise ReloadError(f"new model refused, still serving {previous['name']} {previous['version']}: "
-                                  f"{exc}") from exc
+                raise ReloadError(
+                    f"new model refused, still serving {previous['name']} {previous['version']}: {exc}"
+                ) from exc
             try:
                 fresh.predictor.predict([SMOKE_TEXT])
                 model = describe(fresh)
             except Exception as exc:
                 fresh.close()
-                raise ReloadError(f"new model refused (it failed to answer), still serving {previous['name']} "
-                                  f"{previous['version']}: {exc}") from exc
+                raise ReloadError(
+                    f"new model refused (it failed to answer), still serving {previous['name']} "
+                    f"{previous['version']}: {exc}"
+                ) from exc
             if model["version"] == previous["version"] and model["name"] == previous["name"]:
                 fresh.close()
                 return ReloadResult(False, previous, previous)
@@ -122,8 +126,13 @@ class AssistantSlot:
                 close = old.leases == 0
             if close:
                 self._close(old)
-            log.info("now serving model %s %s (was %s %s)", model["name"], model["version"],
-                     previous["name"], previous["version"])
+            log.info(
+                "now serving model %s %s (was %s %s)",
+                model["name"],
+                model["version"],
+                previous["name"],
+                previous["version"],
+            )
             return ReloadResult(True, model, previous)
 
     def _close(self, entry: _Entry) -> None:

@@ -10,6 +10,7 @@ is sent. Three stores share one contract (``tests/test_store_contract.py``):
 
 :func:`open_store` picks one from a URL.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,7 +46,7 @@ class ConversationState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ConversationState":
+    def from_dict(cls, data: dict[str, Any]) -> ConversationState:
         return cls(context=data.get("context"), next_tag=data.get("next_tag"), turns=int(data.get("turns", 0)))
 
 
@@ -63,7 +64,7 @@ class Turn:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Turn":
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
         return cls(
             message=str(data["message"]),
             reply=str(data["reply"]),
@@ -191,7 +192,7 @@ def open_store(
     if url.startswith("sqlite:"):
         from legacy_assistant.stores.sqlite_store import SQLiteStore
 
-        path, _, query = url[len("sqlite:"):].partition("?")
+        path, _, query = url[len("sqlite:") :].partition("?")
         options = dict(item.partition("=")[::2] for item in query.split("&") if item)
         unknown = set(options) - {"synchronous"}
         if unknown:
@@ -202,8 +203,12 @@ def open_store(
             raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
         if not path:
             raise ConfigError(f"{url!r}: the SQLite URL names no file")
-        return SQLiteStore(Path(path), ttl_seconds=ttl_seconds, max_turns=max_turns,
-                           synchronous=options.get("synchronous", "full").lower())
+        return SQLiteStore(
+            Path(path),
+            ttl_seconds=ttl_seconds,
+            max_turns=max_turns,
+            synchronous=options.get("synchronous", "full").lower(),
+        )
     if url.startswith(("redis://", "rediss://", "unix://")):
         from legacy_assistant.stores.redis_store import RedisStore
 

@@ -11,6 +11,7 @@ has acknowledged it. Both keys expire after the idle time, so Redis itself forge
 conversations. How durable an acknowledged write is depends on the Redis server's persistence
 settings (``appendonly yes`` with ``appendfsync everysec`` or ``always``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,7 +55,7 @@ class RedisStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> "RedisStore":
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
         """Connect to ``redis://host:port/db``; raises :class:`ConfigError` if it cannot be reached,
         :class:`~legacy_assistant.common.optional.MissingPackageError` without the ``redis`` package."""
         from legacy_assistant.common.optional import require

@@ -14,6 +14,7 @@ process on a Python lock, then processes on an ``flock`` of a file beside the da
 to 100 ms), which under load turns a few milliseconds of waiting into a long tail; a waiter on
 ``flock`` is woken by the kernel as soon as the lock is free.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,7 +29,7 @@ from pathlib import Path
 try:
     import fcntl
 except ImportError:  # Windows has no fcntl: processes then queue in SQLite's busy handler only
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 from legacy_assistant.errors import ConfigError, StoreError
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
@@ -102,7 +103,7 @@ class _WriterLock:
                 os.close(self._fd)
                 self._fd = None
 
-    def __enter__(self) -> "_WriterLock":
+    def __enter__(self) -> _WriterLock:
         self._thread_lock.acquire()
         try:
             if self._fd is not None:
@@ -172,8 +173,9 @@ class SQLiteStore:
     # one operation (or one conversation() block) and gives it back.
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                                     check_same_thread=False)
+        connection = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
         try:
             _retry_while_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
             connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
@@ -284,7 +286,10 @@ class SQLiteStore:
             rows = connection.execute(
                 "SELECT message, reply, intent, confidence, at FROM turns WHERE sender = ? ORDER BY id", (sender,)
             ).fetchall()
-        return [Turn(message, reply, intent, float(confidence), float(at)) for message, reply, intent, confidence, at in rows]
+        return [
+            Turn(message, reply, intent, float(confidence), float(at))
+            for message, reply, intent, confidence, at in rows
+        ]
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:

@@ -16,6 +16,7 @@ pattern tables its class holds (``STARTING_QUOTES``, ``TOKTOK_REGEXES``, ...); t
 every other instance are left as NLTK made them. Older NLTK releases, whose patterns are
 standard ``re`` ones, are left alone: there is nothing to change.
 """
+
 from __future__ import annotations
 
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 try:
     from nltk.redos import TimedPattern
 except ImportError:  # NLTK before 3.10: ``re`` patterns, which never release the GIL
-    TimedPattern = None  # type: ignore[assignment,misc]
+    TimedPattern = None
 
 T = TypeVar("T")
 
@@ -90,5 +91,8 @@ def hold_gil_while_matching(tokenizer: T) -> T:
 def unwrapped_patterns(tokenizer: Any) -> list[str]:
     """Names of the tables of ``tokenizer`` that still hold a bare ``TimedPattern``
     (empty once :func:`hold_gil_while_matching` has run)."""
-    return [name for name in dir(tokenizer)
-            if name.isupper() and _wrapped(getattr(tokenizer, name)) is not getattr(tokenizer, name)]
+    return [
+        name
+        for name in dir(tokenizer)
+        if name.isupper() and _wrapped(getattr(tokenizer, name)) is not getattr(tokenizer, name)
+    ]

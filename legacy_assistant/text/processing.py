@@ -13,6 +13,7 @@ tokenizing. It differs from ``word_tokenize`` only where the trained parameters 
 abbreviations such as "Mr." or "e.g." end a sentence here, so their period becomes a token of
 its own.
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,7 +55,7 @@ class TextConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TextConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TextConfig:
         return cls(**data)
 
 

@@ -12,6 +12,7 @@ trained one (checksums, atomic write), which ``migrate`` can turn into a TF2 one
 Nothing is unpickled: the weights come from HDF5 via h5py (:mod:`legacy_assistant.classifier.classic.keras_h5`),
 ``words``/``classes`` from JSON or text (:mod:`legacy_assistant.classifier.classic.string_lists`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,12 +24,12 @@ import numpy as np
 from compat.classifier.schema import NetworkSpec, bias_name, kernel_name
 from legacy_assistant.artifacts.directory import file_record
 from legacy_assistant.classifier.artifact import export_artifact
-from legacy_assistant.classifier.config import DEFAULT_THRESHOLD, TrainingConfig
-from legacy_assistant.errors import ArtifactError
-from legacy_assistant.classifier.features import FeatureConfig, Featurizer
-from legacy_assistant.classifier.intents import IntentSet, load_intents
 from legacy_assistant.classifier.classic.keras_h5 import KerasDenseModel, read_keras_dense_model
 from legacy_assistant.classifier.classic.string_lists import read_string_list
+from legacy_assistant.classifier.config import DEFAULT_THRESHOLD, TrainingConfig
+from legacy_assistant.classifier.features import FeatureConfig, Featurizer
+from legacy_assistant.classifier.intents import IntentSet, load_intents
+from legacy_assistant.errors import ArtifactError
 from legacy_assistant.text.processing import TextConfig
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ def import_classic(
         "features": len(words),
         "classes": len(classes),
     }
-    model = TrainedModel(Featurizer(features, words), list(classes), spec, classic_weights(keras, spec), config, [], summary)
+    model = TrainedModel(
+        Featurizer(features, words), list(classes), spec, classic_weights(keras, spec), config, [], summary
+    )
     source = {
         "keras_h5": file_record(model_h5),
         "words": file_record(words_path),

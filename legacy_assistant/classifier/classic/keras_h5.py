@@ -12,6 +12,7 @@ Supported architecture: a chain of ``Dense`` layers (ReLU hidden layers, softmax
 ``Dropout`` and ``InputLayer`` in between (no-ops at inference) and ``Activation`` layers folded
 into the ``Dense`` before them. Anything else is refused by name.
 """
+
 from __future__ import annotations
 
 import json
@@ -126,17 +127,23 @@ def _layers_from_config(
             continue
         if kind == "Activation" and layers and layers[-1].activation == "linear":
             last = layers[-1]
-            layers[-1] = DenseLayer(last.name, last.kernel, last.bias, _activation(settings.get("activation"), name, path))
+            layers[-1] = DenseLayer(
+                last.name, last.kernel, last.bias, _activation(settings.get("activation"), name, path)
+            )
             continue
         if kind != "Dense":
-            raise ArtifactError(f"{path}: layer {name!r} is a {kind}: only Dense, Dropout, Activation and InputLayer are supported")
+            raise ArtifactError(
+                f"{path}: layer {name!r} is a {kind}: only Dense, Dropout, Activation and InputLayer are supported"
+            )
         found = weights.get(name)
         if not found or "kernel" not in found:
             raise ArtifactError(f"{path}: Dense layer {name!r} has no kernel in the file")
         bias = found.get("bias")
         if bias is None:  # use_bias=False
             bias = np.zeros(found["kernel"].shape[1], dtype=np.float32)
-        layers.append(DenseLayer(name, found["kernel"], bias, _activation(settings.get("activation", "linear"), name, path)))
+        layers.append(
+            DenseLayer(name, found["kernel"], bias, _activation(settings.get("activation", "linear"), name, path))
+        )
     return layers, dropout
 
 
@@ -154,23 +161,34 @@ def _assumed_layers(weights: dict[str, dict[str, np.ndarray]], path: Path) -> tu
 def _activation(value: Any, layer: str, path: Path) -> str:
     name = value if isinstance(value, str) else (value or {}).get("config", {}).get("name", repr(value))
     if name not in ("relu", "softmax", "linear"):
-        raise ArtifactError(f"{path}: layer {layer!r} uses activation {name!r}: only relu, softmax and linear are supported")
+        raise ArtifactError(
+            f"{path}: layer {layer!r} uses activation {name!r}: only relu, softmax and linear are supported"
+        )
     return name
 
 
 def _check_chain(layers: list[DenseLayer], path: Path) -> None:
     if len(layers) < 2:
-        raise ArtifactError(f"{path}: expected at least one hidden Dense layer and an output layer, found {len(layers)}")
+        raise ArtifactError(
+            f"{path}: expected at least one hidden Dense layer and an output layer, found {len(layers)}"
+        )
     for layer in layers[:-1]:
         if layer.activation != "relu":
-            raise ArtifactError(f"{path}: hidden layer {layer.name!r} uses {layer.activation!r}; this network has ReLU hidden layers")
+            raise ArtifactError(
+                f"{path}: hidden layer {layer.name!r} uses {layer.activation!r}; this network has ReLU hidden layers"
+            )
     if layers[-1].activation != "softmax":
-        raise ArtifactError(f"{path}: output layer {layers[-1].name!r} uses {layers[-1].activation!r}, expected softmax")
+        raise ArtifactError(
+            f"{path}: output layer {layers[-1].name!r} uses {layers[-1].activation!r}, expected softmax"
+        )
     for before, after in zip(layers, layers[1:]):
         if before.kernel.shape[1] != after.kernel.shape[0]:
             raise ArtifactError(
-                f"{path}: layer {after.name!r} takes {after.kernel.shape[0]} inputs but {before.name!r} gives {before.kernel.shape[1]}"
+                f"{path}: layer {after.name!r} takes {after.kernel.shape[0]} inputs "
+                f"but {before.name!r} gives {before.kernel.shape[1]}"
             )
     for layer in layers:
         if layer.kernel.ndim != 2 or layer.bias.shape != (layer.kernel.shape[1],):
-            raise ArtifactError(f"{path}: layer {layer.name!r} has kernel {layer.kernel.shape} and bias {layer.bias.shape}")
+            raise ArtifactError(
+                f"{path}: layer {layer.name!r} has kernel {layer.kernel.shape} and bias {layer.bias.shape}"
+            )

@@ -11,6 +11,7 @@ number, is refused by name, so the worst a hostile file can do is be rejected.
 
     python -m legacy_assistant.classifier.classic.pickled_lists words.pkl --out words.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,11 +64,12 @@ def decode_string_list(data: bytes) -> list[str]:
             elif name == "MEMOIZE":
                 memo[len(memo)] = _top(stack, position)
             elif name in _PUTS:
-                memo[int(arg)] = _top(stack, position)
+                memo[_memo_key(arg, position)] = _top(stack, position)
             elif name in _GETS:
-                if int(arg) not in memo:
+                key = _memo_key(arg, position)
+                if key not in memo:
                     raise UnsafePickle(f"byte {position}: memo key {arg} used before it is set")
-                stack.append(memo[int(arg)])
+                stack.append(memo[key])
             elif name == "APPEND":
                 value = stack.pop()
                 _list_at(stack, -1, position).append(value)
@@ -88,20 +90,26 @@ def decode_string_list(data: bytes) -> list[str]:
     raise UnsafePickle("pickle ends without STOP")
 
 
-def _top(stack: list, position: int) -> object:
+def _memo_key(arg: object, position: int | None) -> int:
+    if not isinstance(arg, int):
+        raise UnsafePickle(f"byte {position}: memo key {arg!r} is not a number")
+    return arg
+
+
+def _top(stack: list, position: int | None) -> object:
     if not stack or stack[-1] is _MARK:
         raise UnsafePickle(f"byte {position}: empty stack")
     return stack[-1]
 
 
-def _list_at(stack: list, index: int, position: int) -> list:
+def _list_at(stack: list, index: int, position: int | None) -> list:
     if not stack or not isinstance(stack[index], list):
         raise UnsafePickle(f"byte {position}: append to something that is not a list")
     return stack[index]
 
 
-def _pop_to_mark(stack: list, position: int) -> list:
-    items = []
+def _pop_to_mark(stack: list, position: int | None) -> list:
+    items: list[object] = []
     while stack:
         value = stack.pop()
         if value is _MARK:
@@ -112,7 +120,9 @@ def _pop_to_mark(stack: list, position: int) -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m legacy_assistant.classifier.classic.pickled_lists", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m legacy_assistant.classifier.classic.pickled_lists", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("pickle", help="pickled list of strings, e.g. words.pkl")
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args(argv)

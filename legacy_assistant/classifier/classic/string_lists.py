@@ -5,6 +5,7 @@ author chose, so pickles are refused here, with the way out: convert once with
 ``python -m legacy_assistant.classifier.classic.pickled_lists words.pkl --out words.json``, which decodes the
 pickle's opcodes without unpickling (:mod:`legacy_assistant.classifier.classic.pickled_lists`).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,15 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     if not path.is_file():
         raise ArtifactError(f"{path}: {what} file not found")
     raw = path.read_bytes()
-    if raw.startswith(_PICKLE_PROTOCOL_MARK) or raw.startswith(_PICKLE_PROTOCOL0_STARTS) or path.suffix in (".pkl", ".pickle"):
+    if (
+        raw.startswith(_PICKLE_PROTOCOL_MARK)
+        or raw.startswith(_PICKLE_PROTOCOL0_STARTS)
+        or path.suffix in (".pkl", ".pickle")
+    ):
         raise ArtifactError(
             f"{path}: looks like a pickle, which is never loaded (it could run code). Convert it once with "
-            f"'python -m legacy_assistant.classifier.classic.pickled_lists {path} --out {path.with_suffix('.json')}' (decodes, never "
+            f"'python -m legacy_assistant.classifier.classic.pickled_lists {path} "
+            f"--out {path.with_suffix('.json')}' (decodes, never "
             "unpickles) and pass the JSON file"
         )
     try:
