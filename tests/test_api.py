@@ -48,20 +48,24 @@ def test_chat_reply_and_context_flow(client):
         response = post(client, "/api/v1/chat", {"sender": sender, "message": message})
         assert response.status_code == 200
         body = response.get_json()
-        assert list(body) == ["sender", "reply", "intent", "confidence"]
+        assert list(body) == ["sender", "reply", "intent", "confidence", "reason"]
         assert body["sender"] == sender
         return body
 
     assert say("hello there")["intent"] == "greeting"
     assert say("I'd like to order a coffee please")["intent"] == "order_coffee"
-    # "a large one" is only understood inside the coffee flow
-    assert say("a large one", sender="bob")["intent"] != "coffee_size_large"
+    # "a large one" is only understood inside the coffee flow; outside it the reply says so
+    outside = say("a large one", sender="bob")
+    assert (outside["intent"], outside["reason"]) == ("fallback", "needs_context")
     assert say("a large one")["intent"] == "coffee_size_large"
     assert say("with oat milk")["intent"] == "milk_yes"
-    # classic context: whatever follows a booking request is its details
+    # classic context: what follows a booking request is its details, unless it clearly asks
+    # for something else
     assert say("could I reserve a table for four tonight")["intent"] == "book_table"
     follow_up = say("7pm, four of us")
-    assert (follow_up["intent"], follow_up["confidence"]) == ("book_table_time", 1.0)
+    assert (follow_up["intent"], follow_up["confidence"], follow_up["reason"]) == ("book_table_time", 1.0, "follow_up")
+    assert say("could I reserve a table for four tonight")["intent"] == "book_table"
+    assert say("what's on the menu today")["intent"] == "menu"
 
 
 def test_chat_falls_back_below_threshold_and_on_unknown_words(client, golden, default_predictor):

@@ -9,6 +9,10 @@ The classic format is read unchanged::
 * ``context_set``: after this intent answers, the conversation's context becomes this string
   (``""`` clears it).
 * ``context_filter``: the intent can be chosen only while the conversation's context equals it.
+* ``free_text`` (this project's, optional): on a follow-up tag, the next turn is free text (such
+  as feedback) that no other intent may take over, however confident the classifier is.
+* ``interrupts`` (this project's, optional): this intent may end any flow, a ``free_text``
+  follow-up included (a "cancel" intent).
 
 Every problem found is reported at once, each naming the file, the intent (index and tag) and
 the field.
@@ -28,7 +32,7 @@ from legacy_assistant.errors import IntentsError
 log = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("tag", "patterns", "responses")
-OPTIONAL_FIELDS = ("context", "context_set", "context_filter")
+OPTIONAL_FIELDS = ("context", "context_set", "context_filter", "free_text", "interrupts")
 FALLBACK_TAG = "fallback"
 
 
@@ -40,16 +44,24 @@ class Intent:
     context_set: str | None = None
     context_filter: str | None = None
     next_tag: str | None = None  # classic ``context[0]``
+    free_text: bool = False
+    interrupts: bool = False
 
     def rules(self) -> dict[str, Any]:
         """What the dialogue needs at serving time (patterns stay behind)."""
-        return {
+        rules: dict[str, Any] = {
             "tag": self.tag,
             "responses": list(self.responses),
             "context_set": self.context_set,
             "context_filter": self.context_filter,
             "next_tag": self.next_tag,
         }
+        # written only when set, so models of intents files without them keep their manifests
+        if self.free_text:
+            rules["free_text"] = True
+        if self.interrupts:
+            rules["interrupts"] = True
+        return rules
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,8 @@ def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
     context_set = _optional_string(entry, "context_set", where, problems)
     context_filter = _optional_string(entry, "context_filter", where, problems)
     next_tag = _classic_context(entry, where, problems)
+    free_text = _optional_flag(entry, "free_text", where, problems)
+    interrupts = _optional_flag(entry, "interrupts", where, problems)
     if len(problems) > before:
         return None
     return Intent(
@@ -166,6 +180,8 @@ def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
         context_set=context_set,
         context_filter=context_filter or None,
         next_tag=next_tag,
+        free_text=free_text,
+        interrupts=interrupts,
     )
 
 
@@ -194,6 +210,14 @@ def _optional_string(entry: Mapping, name: str, where: str, problems: list[str])
         problems.append(f"{where}: field {name!r}: must be a string, got {_kind(value)}")
         return None
     return value.strip()
+
+
+def _optional_flag(entry: Mapping, name: str, where: str, problems: list[str]) -> bool:
+    value = entry.get(name, False)
+    if not isinstance(value, bool):
+        problems.append(f"{where}: field {name!r}: must be true or false, got {_kind(value)}")
+        return False
+    return value
 
 
 def _classic_context(entry: Mapping, where: str, problems: list[str]) -> str | None:

@@ -25,7 +25,7 @@ def parse() -> Any:
 
 @blueprint.post("/chat")
 def chat() -> Any:
-    """``{"sender", "message"}`` -> ``{"sender", "reply", "intent", "confidence"}``; the turn is
+    """``{"sender", "message"}`` -> ``{"sender", "reply", "intent", "confidence", "reason"}``; the turn is
     stored before the reply is sent."""
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH")
@@ -33,4 +33,12 @@ def chat() -> Any:
     with leased() as assistant:
         reply = assistant.chat(sender, message)
     request_metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
-    return jsonify({"sender": sender, "reply": reply.text, "intent": reply.intent, "confidence": reply.confidence})
+    return jsonify(
+        {
+            "sender": sender,
+            "reply": reply.text,
+            "intent": reply.intent,
+            "confidence": reply.confidence,
+            "reason": reply.reason,
+        }
+    )

@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, jsonify
 
 from legacy_assistant import __version__
+from legacy_assistant.serving.dialogue import REASONS
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("openapi", __name__, access=Access.PUBLIC)
@@ -86,6 +87,11 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "reply": {"type": "string"},
                 "intent": {"type": "string", "description": "the intent answered, 'fallback' when none fit"},
                 "confidence": confidence,
+                "reason": {
+                    "type": "string",
+                    "enum": list(REASONS),
+                    "description": "why this answer: the classifier's intent, a classic follow-up, or why it fell back",
+                },
             },
         },
         "ClassicRequest": {
