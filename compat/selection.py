@@ -9,14 +9,20 @@ instead of failing later in some unrelated-looking TensorFlow call.
 
 The choice is made by :func:`select` (the CLI's ``--runtime``), else by the
 ``LEGACY_ASSISTANT_RUNTIME`` environment variable, else it is ``compat``. Nothing here imports
-TensorFlow; :func:`load_classifier` imports the chosen runtime only when it is called.
+TensorFlow; :func:`load_classifier` and :func:`load_responder` import the chosen runtime only when
+called.
 """
 from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from compat.interface import Classifier
+
+if TYPE_CHECKING:  # each imports its runtime: only the loader below imports one, when called
+    from compat.responder.saved_model import LoadedResponder
+    from compat.tf2.responder import Tf2Responder
 
 RUNTIMES = ("compat", "tf2")  # also the values of a model manifest's "runtime" ("compat" when absent)
 DEFAULT_RUNTIME = "compat"
@@ -108,3 +114,26 @@ def load_classifier(
     from compat.classifier.saved_model import LoadedClassifier
 
     return LoadedClassifier(saved_model_dir, intra_op_threads, inter_op_threads)
+
+
+def load_responder(
+    saved_model_dir: str, runtime: str | None = None, intra_op_threads: int = 0, inter_op_threads: int = 0
+) -> LoadedResponder | Tf2Responder:
+    """Load the responder SavedModel in ``saved_model_dir`` with ``runtime`` (default :func:`selected`).
+
+    Both kinds offer the same calls (``spec``, ``vocab_size``, ``n_conditions``, ``decode``,
+    ``score``, ``close``): :class:`compat.responder.saved_model.LoadedResponder` on ``compat``,
+    :class:`compat.tf2.responder.Tf2Responder` on ``tf2``.
+
+    Raises:
+        compat.interface.SavedModelError: the directory does not hold a responder of that runtime.
+        RuntimeConflict: the process already runs the other runtime.
+    """
+    runtime = _check_name(runtime or selected())
+    if runtime == "tf2":
+        from compat.tf2.responder import Tf2Responder
+
+        return Tf2Responder(saved_model_dir, intra_op_threads, inter_op_threads)
+    from compat.responder.saved_model import LoadedResponder
+
+    return LoadedResponder(saved_model_dir, intra_op_threads, inter_op_threads)
