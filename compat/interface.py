@@ -9,9 +9,12 @@ Nothing here imports TensorFlow: :mod:`legacy_assistant.classifier.predictor` ty
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from compat.responder.spec import DecodeResult, ResponderSpec
 
 
 class SavedModelError(Exception):
@@ -32,6 +35,49 @@ class Classifier(Protocol):
 
     def predict_proba(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """int32 ``ids`` and float32 ``weights``, both ``[batch, width]`` -> float32 ``[batch, n_classes]``."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions and memory; the object is unusable afterwards."""
+        ...
+
+
+class ResponderModel(Protocol):
+    """A loaded responder network (:class:`compat.responder.saved_model.LoadedResponder` on the
+    compat runtime, :class:`compat.tf2.responder.Tf2Responder` on tf2; see
+    :func:`compat.selection.load_responder`).
+
+    Attributes:
+        spec: the network's shape.
+        vocab_size, n_conditions: token ids lie in ``[0, vocab_size)``, condition ids in ``[0, n_conditions)``.
+    """
+
+    spec: ResponderSpec
+    vocab_size: int
+    n_conditions: int
+
+    def decode(
+        self,
+        context_ids: np.ndarray,
+        condition_ids: np.ndarray,
+        *,
+        mode: str,
+        max_length: int,
+        beam_width: int = 5,
+        temperature: float = 1.0,
+        seed: int = 0,
+        repetition_penalty: float = 1.0,
+        banned_ids: np.ndarray | None = None,
+        n_samples: int = 1,
+        length_penalty: float = 1.0,
+        unpenalized_ids: np.ndarray | None = None,
+    ) -> DecodeResult:
+        """Replies for int ``context_ids`` ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``
+        (options as :meth:`compat.responder.decoding.DecodeRunner.decode`)."""
+        ...
+
+    def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
+        """float32 ``[batch, reply_len]``: log p of each token of ``reply_ids`` (0 at PAD)."""
         ...
 
     def close(self) -> None:

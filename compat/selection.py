@@ -16,13 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
 
-from compat.interface import Classifier
-
-if TYPE_CHECKING:  # each imports its runtime: only the loader below imports one, when called
-    from compat.responder.saved_model import LoadedResponder
-    from compat.tf2.responder import Tf2Responder
+from compat.interface import Classifier, ResponderModel
 
 RUNTIMES = ("compat", "tf2")  # also the values of a model manifest's "runtime" ("compat" when absent)
 DEFAULT_RUNTIME = "compat"
@@ -118,11 +113,11 @@ def load_classifier(
 
 def load_responder(
     saved_model_dir: str, runtime: str | None = None, intra_op_threads: int = 0, inter_op_threads: int = 0
-) -> LoadedResponder | Tf2Responder:
+) -> ResponderModel:
     """Load the responder SavedModel in ``saved_model_dir`` with ``runtime`` (default :func:`selected`).
 
-    Both kinds offer the same calls (``spec``, ``vocab_size``, ``n_conditions``, ``decode``,
-    ``score``, ``close``): :class:`compat.responder.saved_model.LoadedResponder` on ``compat``,
+    Both kinds are a :class:`compat.interface.ResponderModel`:
+    :class:`compat.responder.saved_model.LoadedResponder` on ``compat``,
     :class:`compat.tf2.responder.Tf2Responder` on ``tf2``.
 
     Raises:

@@ -1,12 +1,14 @@
 """``legacy-assistant migrate exported/NAME --out exported/NAME-tf2``: a TF2-native copy of a model.
 
 Runs on the TF2 runtime only (it never imports the TF1 graph-mode runtime): see
-:mod:`legacy_assistant.classifier.migration`.
+:mod:`legacy_assistant.classifier.migration`, and :mod:`legacy_assistant.responder.migration` for
+a responder directory (one that holds ``responder.json``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from legacy_assistant.errors import AssistantError
 
@@ -17,7 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="directory to write, e.g. exported/default-tf2")
     parser.add_argument("--force", action="store_true", help="replace an existing directory")
     parser.add_argument("--probes", type=int, default=500, help="generated sentences checked besides the golden ones")
-    parser.add_argument("--tolerance", type=float, default=1e-5, help="max |Δp| allowed against the source")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-5, help="max |Δp| allowed against the source (a responder: max |Δ log p|)"
+    )
+    parser.add_argument("--contexts", type=int, default=200, help="a responder: held-out contexts both models decode")
+    parser.add_argument("--corpus", help="a responder: take the contexts from this corpus (default: generated)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)
 
@@ -25,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from compat.selection import RuntimeConflict
     from legacy_assistant.classifier.migration import migrate_artifact
+    from legacy_assistant.responder.artifact import MANIFEST as RESPONDER_MANIFEST
 
+    if (Path(args.model) / RESPONDER_MANIFEST).is_file():
+        return _run_responder(args)
     try:
         report = migrate_artifact(args.model, args.out, force=args.force, probes=args.probes, tolerance=args.tolerance)
     except RuntimeConflict as exc:
@@ -45,4 +54,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("  source has no golden.json: checked against the numpy forward pass only")
     print(f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target}")
+    return 0
+
+
+def _run_responder(args: argparse.Namespace) -> int:
+    from compat.selection import RuntimeConflict
+    from legacy_assistant.responder.migration import migrate_responder
+
+    try:
+        report = migrate_responder(
+            args.model, args.out, force=args.force, contexts=args.contexts, corpus=args.corpus, tolerance=args.tolerance
+        )
+    except RuntimeConflict as exc:
+        raise AssistantError(str(exc)) from None
+    print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
     return 0

@@ -13,6 +13,9 @@ the (at most ``max_context_turns`` latest) turns, decodes inside the graph in on
 
 The model (:class:`compat.responder.saved_model.LoadedResponder`) owns a finalized graph and one
 session; a :class:`Responder` keeps no state between calls, so one instance serves every thread.
+A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded instead as a
+:class:`compat.tf2.responder.Tf2Responder`, with the same calls, in a process on the TF2 runtime
+(:func:`compat.selection.load_responder`).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from legacy_assistant.responder.batching import EncodedPair, pad_batch
 from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 
 if TYPE_CHECKING:
-    from compat.responder.saved_model import LoadedResponder
+    from compat.interface import ResponderModel
 
 MODES = ("greedy", "beam", "sample", "sample_rerank")
 DEFAULT_CONDITION = "neutral"
@@ -78,7 +81,7 @@ class DecodingOptions:
 class Responder:
     """``respond(["How are you?"], condition="joy", mode="sample_rerank", seed=1) -> "I'm great!"``."""
 
-    def __init__(self, info: ResponderInfo, model: "LoadedResponder", options: DecodingOptions | None = None) -> None:
+    def __init__(self, info: ResponderInfo, model: "ResponderModel", options: DecodingOptions | None = None) -> None:
         if model.vocab_size != len(info.vocabulary) or model.n_conditions != len(info.conditions):
             raise ArtifactError(
                 f"{info.path}: the SavedModel's shape ({model.vocab_size} tokens, {model.n_conditions} conditions) "
@@ -104,16 +107,29 @@ class Responder:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         options: DecodingOptions | None = None,
+        runtime: str | None = None,
     ) -> "Responder":
-        """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage."""
+        """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage.
+
+        ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
+        (:func:`compat.selection.selected`); it must be the one the model was written for
+        (``runtime`` in ``responder.json``; ``compat`` when absent).
+        """
 
         def load() -> Responder:
             from compat.interface import SavedModelError
-            from compat.responder.saved_model import LoadedResponder
+            from compat.selection import load_responder, selected
 
             info = verify_responder(path)
+            chosen = runtime or selected()
+            written_for = info.manifest.get("runtime", "compat")
+            if written_for != chosen:
+                raise ArtifactError(
+                    f"{info.path}: a model for the {written_for!r} runtime cannot be loaded with runtime "
+                    f"{chosen!r} (choose --runtime {written_for})"
+                )
             try:
-                model = LoadedResponder(str(info.saved_model_dir), intra_op_threads, inter_op_threads)
+                model = load_responder(str(info.saved_model_dir), chosen, intra_op_threads, inter_op_threads)
             except SavedModelError as exc:
                 raise ArtifactError(str(exc)) from None
             try:

@@ -1,0 +1,461 @@
+"""Migrate a compat-mode responder (TF1 SavedModel) to a TF2-native one, and prove they agree.
+
+:func:`migrate_responder` runs in a process on the TF2 runtime. It reads the TF1 variables with
+``tf.train.load_checkpoint`` (no graph, no session), checks them against the manifest's spec,
+writes them as a :class:`compat.tf2.responder.ResponderModule` SavedModel next to a copy of
+``responder.json`` (same vocabulary, conditions and spec) marked ``"runtime": "tf2"``, and
+checks the staged copy before it is renamed into place. The check decodes held-out contexts
+(:data:`DEFAULT_CONTEXTS`, generated from a seed, or taken from a corpus) with both models:
+
+* greedy (plain, and with a repetition penalty, exempt ids and a banned id), beam search and
+  seeded sampling must give identical ids and lengths for every context;
+* the summed log-probabilities of those replies, and the token log-probabilities ``score``
+  gives for the corpus's (or generated) replies, the greedy replies and every beam candidate,
+  must differ by at most ``tolerance`` (1e-5 nats).
+
+Otherwise nothing is written. One process cannot host both runtimes (:mod:`compat.selection`),
+so the compat model answers in a child process on the compat runtime
+(``python -m legacy_assistant.responder.migration REQUEST.json ANSWERS.json``); both sides run
+the same batches through the same :func:`answers` function, and the ids and float32 values
+cross as JSON (exactly: a float32 is written as the double it equals).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant import __version__
+from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, write_artifact
+from legacy_assistant.errors import ArtifactError, AssistantError, DataError
+from legacy_assistant.responder.artifact import (
+    HISTORY_JSON,
+    HISTORY_PNG,
+    MANIFEST,
+    ResponderInfo,
+    verify_responder,
+)
+from legacy_assistant.responder.batching import Batch, EncodedPair, encode_pairs, pad_batch
+from legacy_assistant.responder.responder import UNPENALIZED_TOKENS
+from legacy_assistant.responder.vocabulary import END, N_SPECIAL, UNK
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXTS = 200
+DEFAULT_TOLERANCE = 1e-5  # nats, on a token's or a reply's log-probability
+DEFAULT_SEED = 0
+BATCH_SIZE = 50  # contexts per model call; both sides use the very same batches
+SCORED = ("given", "greedy", "beam")  # the replies scored: the contexts' own, greedy, every beam candidate
+GOLDEN_FILE = "golden.json"  # copied when the source has one: the replies are the same
+
+
+@dataclass
+class ResponderMigrationReport:
+    """What :func:`migrate_responder` wrote and how closely it agrees with its source."""
+
+    source: Path
+    target: Path
+    variables: dict[str, list[int]]
+    contexts: dict[str, Any]
+    parity: dict[str, Any] = field(default_factory=dict)
+    tolerance: float = DEFAULT_TOLERANCE
+    seconds: float = 0.0
+    tensorflow: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "responder",
+            "source": str(self.source),
+            "target": str(self.target),
+            "tensorflow": self.tensorflow,
+            "variables": self.variables,
+            "contexts": self.contexts,
+            "tolerance": self.tolerance,
+            "parity": self.parity,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def lines(self) -> list[str]:
+        """The report for a terminal."""
+        out = [
+            f"migrated responder {self.source} -> {self.target} (TF2 SavedModel, tensorflow {self.tensorflow}, "
+            f"{self.seconds:.1f}s)",
+            f"  {len(self.variables)} variables; {self.contexts['count']} held-out contexts ({self.contexts['from']})",
+        ]
+        for name, result in self.parity.get("decodes", {}).items():
+            out.append(
+                f"  {name}: ids identical for {result['contexts'] - result['contexts_differing']}/{result['contexts']} "
+                f"contexts, max |Δ log p| {result['max_abs_log_prob_delta']:.3g}"
+            )
+        for name, result in self.parity.get("score", {}).items():
+            out.append(
+                f"  score of {result['replies']} {name} replies: max |Δ log p| per token {result['max_abs_delta']:.3g}"
+            )
+        return out
+
+
+def migrate_responder(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    contexts: int = DEFAULT_CONTEXTS,
+    corpus: str | Path | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = DEFAULT_SEED,
+) -> ResponderMigrationReport:
+    """Write the TF2-native twin of the compat responder ``source`` to ``out_dir``.
+
+    ``contexts`` held-out contexts are checked: drawn from ``corpus`` (any layout
+    :func:`~legacy_assistant.responder.corpora.read_corpus` reads; a seeded choice when it has
+    more pairs) or generated from ``seed``.
+
+    Raises:
+        ArtifactError: the source is damaged or not a compat responder, its variables do not
+            match its spec, or the migrated model disagrees with it.
+        DataError: the corpus cannot be read or has no pair this model can take.
+        compat.selection.RuntimeConflict: this process already runs the TF1 runtime.
+    """
+    from compat import selection
+
+    started = time.perf_counter()
+    if contexts < 1:
+        raise ArtifactError(f"contexts must be at least 1, got {contexts}")
+    if not tolerance >= 0:
+        raise ArtifactError(f"tolerance must be >= 0, got {tolerance}")
+    selection.select("tf2")
+    from compat.interface import SavedModelError
+    from compat.tf2.checkpoint import read_v1_weights
+    from compat.tf2.responder import check_weights, export_tf2_responder
+    from compat.tf2.runtime import versions
+
+    info = verify_responder(source)
+    runtime = info.manifest.get("runtime", "compat")
+    if runtime != "compat":
+        raise ArtifactError(f"{info.path}: already a {runtime!r} responder; only compat models are migrated")
+    target = Path(out_dir)
+    if target.resolve() == info.path.resolve():
+        raise ArtifactError(f"{target}: the migrated model needs a directory of its own")
+    try:
+        weights = read_v1_weights(str(info.saved_model_dir))
+        check_weights(info.spec, weights, str(info.saved_model_dir))
+    except (SavedModelError, ValueError) as exc:
+        raise ArtifactError(str(exc)) from None
+
+    if corpus is not None:
+        pairs = corpus_contexts(info, corpus, contexts, seed)
+        described = {"count": len(pairs), "from": f"corpus {Path(corpus).name}, seed {seed}"}
+    else:
+        pairs = generated_contexts(info, contexts, seed)
+        described = {"count": len(pairs), "from": f"generated, seed {seed}"}
+    batches = [
+        pad_batch(pairs[i : i + BATCH_SIZE], info.spec.max_context_turns) for i in range(0, len(pairs), BATCH_SIZE)
+    ]
+    decodes = decode_checks(info)
+    log.info("decoding %d contexts with the compat model (child process)", len(pairs))
+    expected = _compat_answers(info.path, decodes, batches)
+
+    report = ResponderMigrationReport(
+        info.path, target, {k: list(v.shape) for k, v in sorted(weights.items())}, described, tolerance=tolerance
+    )
+    report.tensorflow = versions()["tensorflow"]
+
+    def fill(staging: Path) -> dict[str, Any]:
+        export_tf2_responder(info.spec, weights, str(staging / SAVED_MODEL_DIR))
+        for name in (HISTORY_JSON, HISTORY_PNG):
+            if (info.path / name).is_file():
+                shutil.copy2(info.path / name, staging / name)
+        return _tf2_manifest(info.manifest, target.name, versions(), info.path)
+
+    def check(staging: Path) -> None:
+        report.parity = _check_staged(staging, decodes, batches, expected, tolerance)
+
+    write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
+    if (info.path / GOLDEN_FILE).is_file():
+        shutil.copy2(info.path / GOLDEN_FILE, target / GOLDEN_FILE)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# -- the contexts checked -----------------------------------------------------------------------
+
+
+def generated_contexts(info: ResponderInfo, count: int, seed: int) -> list[EncodedPair]:
+    """``count`` contexts of random words: 1..max_context_turns turns of 1..max_turn_tokens ids
+    (one in twenty UNK), a random condition, and a random reply (words, then END) to score."""
+    spec = info.spec
+    rng = np.random.default_rng(seed)
+    words = (N_SPECIAL, spec.vocab_size)
+
+    def tokens(length: int) -> tuple[int, ...]:
+        ids = rng.integers(*words, size=length)
+        return tuple(int(t) for t in np.where(rng.random(length) < 0.05, UNK, ids))
+
+    pairs = []
+    for _ in range(count):
+        turns = int(rng.integers(1, spec.max_context_turns + 1))
+        context = tuple(tokens(int(rng.integers(1, spec.max_turn_tokens + 1))) for _ in range(turns))
+        reply = tokens(int(rng.integers(0, spec.max_reply_tokens))) + (END,)
+        pairs.append(EncodedPair(context, reply, int(rng.integers(0, spec.n_conditions))))
+    return pairs
+
+
+def corpus_contexts(info: ResponderInfo, corpus: str | Path, count: int, seed: int) -> list[EncodedPair]:
+    """Up to ``count`` pairs of ``corpus`` (context turns, reply, condition) whose condition the
+    model knows, encoded as in training; a seeded choice, in corpus order, when there are more."""
+    from legacy_assistant.responder.corpora import read_corpus
+    from legacy_assistant.responder.pairs import make_pairs
+
+    spec = info.spec
+    known = set(info.conditions)
+    pairs = [pair for pair in make_pairs(read_corpus(corpus), spec.max_context_turns) if pair.condition in known]
+    if not pairs:
+        raise DataError(
+            str(corpus), [f"no dialogue pair whose condition this model knows ({', '.join(info.conditions)})"]
+        )
+    if len(pairs) > count:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(pairs), size=count, replace=False))
+        pairs = [pairs[int(i)] for i in chosen]
+    return encode_pairs(
+        pairs, info.vocabulary, info.conditions, spec.max_context_turns, spec.max_turn_tokens, spec.max_reply_tokens
+    )
+
+
+def decode_checks(info: ResponderInfo) -> dict[str, dict[str, Any]]:
+    """The decodes compared, by name: options of ``decode`` (JSON-ready)."""
+    spec, vocabulary = info.spec, info.vocabulary
+    length = spec.max_reply_tokens
+    unpenalized = sorted(vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in vocabulary)
+    return {
+        "greedy": {"mode": "greedy", "max_length": length},
+        "greedy_penalized": {
+            "mode": "greedy",
+            "max_length": length,
+            "repetition_penalty": 1.5,
+            "unpenalized_ids": unpenalized,
+            "banned_ids": [N_SPECIAL],
+        },
+        "beam": {
+            "mode": "beam",
+            "max_length": length,
+            "beam_width": min(5, spec.vocab_size - N_SPECIAL),
+            "length_penalty": 1.0,
+        },
+        "sample": {"mode": "sample", "max_length": length, "n_samples": 2, "temperature": 0.7, "seed": 20240611},
+    }
+
+
+# -- both sides ---------------------------------------------------------------------------------
+
+
+def answers(model: Any, batch: Batch, decodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What ``model`` (a loaded responder of either runtime) answers for ``batch``, JSON-ready.
+
+    ``{"decodes": {name: {"ids", "log_probs", "lengths"}}, "score": {"given", "greedy", "beam"}}``:
+    every decode of ``decodes``, then the token log-probabilities of the batch's own replies,
+    of the greedy replies and of every beam candidate (its context repeated).
+    """
+    context, condition = batch.context_ids, batch.condition_ids
+    decoded = {}
+    for name, options in decodes.items():
+        kwargs = {k: np.asarray(v, np.int32) if k.endswith("_ids") else v for k, v in options.items()}
+        result = model.decode(context, condition, **kwargs)
+        decoded[name] = {"ids": result.ids, "log_probs": result.log_probs, "lengths": result.lengths}
+    beam = decoded["beam"]["ids"]
+    width = beam.shape[1]
+    scores = {
+        "given": model.score(context, condition, batch.reply_ids),
+        "greedy": model.score(context, condition, decoded["greedy"]["ids"][:, 0]),
+        "beam": model.score(
+            np.repeat(context, width, axis=0), np.repeat(condition, width), beam.reshape(-1, beam.shape[2])
+        ),
+    }
+    return {
+        "decodes": {name: {k: v.tolist() for k, v in parts.items()} for name, parts in decoded.items()},
+        "score": {name: value.tolist() for name, value in scores.items()},
+    }
+
+
+def _batch_to_json(batch: Batch) -> dict[str, Any]:
+    return {
+        "context_ids": batch.context_ids.tolist(),
+        "condition_ids": batch.condition_ids.tolist(),
+        "reply_ids": batch.reply_ids.tolist(),
+    }
+
+
+def _batch_from_json(data: Mapping[str, Any]) -> Batch:
+    return Batch(*(np.asarray(data[key], np.int32) for key in ("context_ids", "condition_ids", "reply_ids")))
+
+
+def _compat_answers(source: Path, decodes: dict[str, Any], batches: Sequence[Batch]) -> list[dict[str, Any]]:
+    """The compat model's :func:`answers` for every batch, computed by a child process on the compat runtime."""
+    root = Path(__file__).resolve().parents[2]  # the folder that holds the legacy_assistant package
+    env = dict(os.environ, LEGACY_ASSISTANT_RUNTIME="compat")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory(prefix="responder-migration-") as tmp:
+        request, result_path = Path(tmp) / "request.json", Path(tmp) / "answers.json"
+        request.write_text(
+            json.dumps({"model": str(source), "decodes": decodes, "batches": [_batch_to_json(b) for b in batches]}),
+            encoding="utf-8",
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", __name__, str(request), str(result_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not result_path.is_file():
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            raise ArtifactError(
+                f"{source}: the compat model could not answer the parity contexts "
+                f"(exit status {result.returncode}): {lines[-1] if lines else 'no message'}"
+            )
+        return json.loads(result_path.read_text(encoding="utf-8"))["batches"]
+
+
+def _check_staged(
+    staging: Path,
+    decodes: dict[str, Any],
+    batches: Sequence[Batch],
+    expected: Sequence[dict[str, Any]],
+    tolerance: float,
+) -> dict[str, Any]:
+    """Load the staged copy as the application will (verified directory, TF2 runtime, a
+    :class:`Responder` around it), answer the same batches, compare; ``ArtifactError`` unless equal."""
+    from compat.interface import SavedModelError
+    from compat.selection import load_responder
+    from legacy_assistant.responder.responder import Responder
+
+    info = verify_responder(staging)
+    try:
+        model = load_responder(str(info.saved_model_dir), "tf2")
+    except SavedModelError as exc:
+        raise ArtifactError(str(exc)) from None
+    try:
+        Responder(info, model)  # the shapes agree with the manifest
+        got = [answers(model, batch, decodes) for batch in batches]
+    finally:
+        model.close()
+    report = compare_answers(expected, got, tolerance)
+    if not report["agree"]:
+        raise ArtifactError(f"the migrated responder disagrees with its compat source: {json.dumps(report)}")
+    return report
+
+
+def compare_answers(
+    expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]], tolerance: float
+) -> dict[str, Any]:
+    """Per decode: contexts whose ids or lengths differ, and the largest ``log_probs`` difference;
+    per scored kind: replies compared and the largest token difference. ``agree`` when every decode is
+    identical and every difference is at most ``tolerance``."""
+
+    def joined(answers: Sequence[Mapping[str, Any]], *path: str) -> np.ndarray:
+        parts = []
+        for answer in answers:
+            value: Any = answer
+            for key in path:
+                value = value[key]
+            parts.append(np.asarray(value))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    report: dict[str, Any] = {"decodes": {}, "score": {}}
+    agree = len(expected) == len(got)
+    for name in expected[0]["decodes"] if expected else {}:
+        ids_e, ids_g = joined(expected, "decodes", name, "ids"), joined(got, "decodes", name, "ids")
+        len_e, len_g = joined(expected, "decodes", name, "lengths"), joined(got, "decodes", name, "lengths")
+        if ids_e.shape != ids_g.shape or len_e.shape != len_g.shape:
+            report["decodes"][name] = {
+                "contexts": len(ids_e),
+                "contexts_differing": len(ids_e),
+                "max_abs_log_prob_delta": float("inf"),
+                "shapes": [ids_e.shape, ids_g.shape],
+            }
+            agree = False
+            continue
+        differing = np.any(ids_e != ids_g, axis=(1, 2)) | np.any(len_e != len_g, axis=1)
+        lp_e = joined(expected, "decodes", name, "log_probs").astype(np.float32)
+        lp_g = joined(got, "decodes", name, "log_probs").astype(np.float32)
+        delta = float(np.abs(lp_e - lp_g).max()) if lp_e.size else 0.0
+        report["decodes"][name] = {
+            "contexts": int(len(ids_e)),
+            "contexts_differing": int(differing.sum()),
+            "max_abs_log_prob_delta": delta,
+        }
+        agree = agree and not differing.any() and delta <= tolerance
+    for name in SCORED:
+        deltas, replies = [], 0
+        for e, g in zip(expected, got):
+            se, sg = np.asarray(e["score"][name], np.float32), np.asarray(g["score"][name], np.float32)
+            if se.shape != sg.shape:
+                deltas.append(float("inf"))
+                continue
+            deltas.append(float(np.abs(se - sg).max()) if se.size else 0.0)
+            replies += int(se.shape[0])
+        delta = max(deltas, default=0.0)
+        report["score"][name] = {"replies": replies, "max_abs_delta": delta}
+        agree = agree and delta <= tolerance
+    report["agree"] = bool(agree)
+    return report
+
+
+def _tf2_manifest(
+    source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path
+) -> dict[str, Any]:
+    """The source manifest (vocabulary, conditions, spec, training record) re-labelled for the TF2 runtime."""
+    manifest = {k: v for k, v in source.items() if k not in ("files", "manifest_sha256")}
+    manifest.update(
+        name=name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        runtime="tf2",
+        migrated_from={
+            "path": str(source_path),
+            "name": source.get("name"),
+            "manifest_sha256": source.get("manifest_sha256"),
+            "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},
+            "versions": source.get("versions", {}),
+        },
+        versions={**library_versions, "legacy_assistant": __version__},
+    )
+    return manifest
+
+
+# -- the compat side, in its own process --------------------------------------------------------
+
+
+def _compat_main(argv: Sequence[str]) -> int:
+    """``REQUEST.json ANSWERS.json``: the compat model's :func:`answers` for the request's batches."""
+    from compat.interface import SavedModelError
+    from compat.selection import load_responder
+
+    request_path, answers_path = argv
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    try:
+        info = verify_responder(request["model"])
+        model = load_responder(str(info.saved_model_dir), "compat")
+    except (AssistantError, SavedModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        batches = [answers(model, _batch_from_json(b), request["decodes"]) for b in request["batches"]]
+    finally:
+        model.close()
+    Path(answers_path).write_text(json.dumps({"batches": batches}), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_compat_main(sys.argv[1:]))

@@ -1,0 +1,239 @@
+"""``migrate`` on a responder: a TF2-native copy whose greedy, beam and seeded-sample replies are
+the compat model's, token for token, and whose log-probabilities differ by at most 1e-5; a
+tampered migration is refused; the copy serves through :class:`Responder` on the TF2 runtime.
+
+The test process runs the compat runtime, so everything on the TF2 side runs in a subprocess.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.responder.artifact import export_responder_artifact, verify_responder
+from legacy_assistant.responder.config import ResponderTrainingConfig
+from legacy_assistant.responder.corpora import Dialogue, Turn
+from legacy_assistant.responder.responder import Responder
+from legacy_assistant.responder.training import train_responder
+from tests.subprocesses import json_out, run_cli, run_snippet
+
+TOLERANCE = 1e-5
+CONTEXTS = 200
+
+REPLIES = {
+    "neutral": "it is ok .",
+    "joy": "i am so happy !",
+    "sadness": "that makes me sad .",
+    "anger": "this is outrageous !",
+}
+PROMPTS = [
+    "how do you feel about the news ?",
+    "what do you think of this ?",
+    "tell me how you feel .",
+    "the weather changed today .",
+]
+# context_units == decoder_units: the decoder starts from the context vector itself.
+TINY = ResponderTrainingConfig(
+    embedding_size=16, encoder_units=16, context_units=32, decoder_units=32, condition_size=8, batch_size=8,
+    epochs=40, learning_rate=0.01, held_out_fraction=0.0, min_count=1, patience=0, checkpoint_every=1000,
+    max_reply_tokens=12,
+)
+# context_units != decoder_units: the decoder_init layer, barely trained (near-uniform, near-tie
+# distributions are the hard case for identical argmax and beam choices).
+TINY_WITH_INIT = ResponderTrainingConfig(**{**TINY.to_dict(), "context_units": 24, "decoder_units": 20, "epochs": 1})
+
+
+def _dialogues() -> list[Dialogue]:
+    return [
+        Dialogue((Turn(prompt), Turn(reply, condition)), f"t#{i}-{condition}")
+        for i, prompt in enumerate(PROMPTS)
+        for condition, reply in REPLIES.items()
+    ]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    return export_responder_artifact(
+        train_responder(_dialogues(), TINY), tmp_path_factory.mktemp("models") / "moods", plot=False
+    )
+
+
+@pytest.fixture(scope="module")
+def migrated(source, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("tf2") / "moods-tf2"
+    report = json_out(run_cli("migrate", str(source), "--out", str(out), "--json", timeout=600))
+    return out, report
+
+
+@pytest.fixture(scope="module")
+def compat_responder(source):
+    with Responder.load(source) as responder:
+        yield responder
+
+
+def test_migrate_reports_identical_decodes_on_200_contexts(migrated, source):
+    out, report = migrated
+    assert report["kind"] == "responder" and report["contexts"]["count"] == CONTEXTS
+    decodes = report["parity"]["decodes"]
+    assert set(decodes) == {"greedy", "greedy_penalized", "beam", "sample"}
+    for name, result in decodes.items():
+        assert result["contexts"] == CONTEXTS and result["contexts_differing"] == 0, name
+        assert result["max_abs_log_prob_delta"] <= TOLERANCE, name
+    scores = report["parity"]["score"]
+    assert scores["given"]["replies"] == scores["greedy"]["replies"] == CONTEXTS
+    assert scores["beam"]["replies"] == 5 * CONTEXTS
+    assert max(result["max_abs_delta"] for result in scores.values()) <= TOLERANCE
+    assert report["parity"]["agree"] is True
+
+
+def test_migrated_directory_keeps_the_contract(migrated, source):
+    out, _ = migrated
+    before, after = verify_responder(source), verify_responder(out)
+    assert after.manifest["runtime"] == "tf2" and "runtime" not in before.manifest
+    for key in ("format", "vocabulary", "conditions", "spec", "training"):
+        assert after.manifest[key] == before.manifest[key], key
+    assert after.manifest["migrated_from"]["manifest_sha256"] == before.manifest["manifest_sha256"]
+    assert "saved_model/saved_model.pb" in after.manifest["files"]
+    assert (out / "history.json").read_bytes() == (source / "history.json").read_bytes()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging debris
+
+
+def test_compat_process_refuses_the_tf2_responder_clearly(migrated):
+    with pytest.raises(ArtifactError, match="'tf2' runtime cannot be loaded with runtime 'compat'.*--runtime tf2"):
+        Responder.load(migrated[0])
+
+
+def test_tf2_copy_answers_through_responder_as_the_compat_model_does(migrated, source, compat_responder):
+    """Replies (text) and scores through the public API, TF2 in its own process, compat here."""
+    contexts = [[prompt] for prompt in PROMPTS] + [["hello there", "what do you think of this ?"], ["zebra ?"]]
+    jobs = [(context, condition) for context in contexts for condition in REPLIES]
+    result = run_snippet(
+        "import json, sys\n"
+        "from compat.selection import select\n"
+        "select('tf2')\n"
+        "from legacy_assistant.errors import ArtifactError\n"
+        "from legacy_assistant.responder.responder import Responder\n"
+        f"jobs = {jobs!r}\n"
+        f"r = Responder.load({str(migrated[0])!r})\n"
+        "out = {mode: r.respond_batch([c for c, _ in jobs], [k for _, k in jobs], mode=mode) for mode in ('greedy', 'beam')}\n"
+        "out['sample'] = [r.respond(c, k, mode='sample_rerank', seed=3) for c, k in jobs]\n"
+        "out['score'] = [r.score(c, reply, k) for c, k in jobs for reply in ('i am so happy !', 'it is ok .')]\n"
+        "out['modules'] = [m in sys.modules for m in ('compat.tf2.responder', 'compat.runtime')]\n"
+        "try:\n"
+        f"    Responder.load({str(source)!r})\n"
+        "except ArtifactError as exc:\n"
+        "    out['refused'] = str(exc)\n"
+        "print(json.dumps(out))\n",
+        timeout=300,
+    )
+    got = json_out(result)
+    assert got["modules"] == [True, False]  # served by the TF2 module; the TF1 runtime never loaded
+    expected = {
+        mode: compat_responder.respond_batch([c for c, _ in jobs], [k for _, k in jobs], mode=mode)
+        for mode in ("greedy", "beam")
+    }
+    assert got["greedy"] == expected["greedy"] and got["beam"] == expected["beam"]
+    assert got["greedy"][: len(REPLIES)] == [reply.capitalize().replace(" .", ".").replace(" !", "!")
+                                             for reply in REPLIES.values()]  # a trained model, not noise
+    assert got["sample"] == [compat_responder.respond(c, k, mode="sample_rerank", seed=3) for c, k in jobs]
+    scores = [compat_responder.score(c, reply, k) for c, k in jobs for reply in ("i am so happy !", "it is ok .")]
+    assert np.max(np.abs(np.array(got["score"]) - np.array(scores))) <= TOLERANCE
+    assert "'compat' runtime cannot be loaded with runtime 'tf2'" in got["refused"]
+
+
+def test_tampered_migration_is_refused_and_leaves_nothing(source, tmp_path):
+    """A weight changed on its way to the TF2 module (a scaled output kernel, or one entry of the
+    decoder's recurrent kernel) is caught by the parity check; an already migrated or unknown
+    layout is refused before anything is written."""
+    result = run_snippet(
+        "import json\n"
+        "import compat.tf2.checkpoint as checkpoint\n"
+        "from legacy_assistant.errors import ArtifactError\n"
+        "from legacy_assistant.responder.migration import migrate_responder\n"
+        "read = checkpoint.read_v1_weights\n"
+        "tamperings = {\n"
+        "    'output_kernel_scaled': lambda w: w['responder/output/kernel'].__imul__(1.001),\n"
+        "    'one_recurrent_entry': lambda w: w['responder/decoder/recurrent_kernel'].__setitem__((0, 0), w['responder/decoder/recurrent_kernel'][0, 0] + 0.01),\n"
+        "    'extra_variable': lambda w: w.__setitem__('responder/norm/gamma', w['responder/output/bias']),\n"
+        "}\n"
+        "out = {}\n"
+        "for name, tamper in tamperings.items():\n"
+        "    def tampered(directory, tamper=tamper):\n"
+        "        weights = read(directory)\n"
+        "        tamper(weights)\n"
+        "        return weights\n"
+        "    checkpoint.read_v1_weights = tampered\n"
+        "    try:\n"
+        f"        migrate_responder({str(source)!r}, {str(tmp_path / 'never')!r}, contexts=50)\n"
+        "        out[name] = 'written'\n"
+        "    except ArtifactError as exc:\n"
+        "        out[name] = str(exc)\n"
+        "print(json.dumps(out))\n",
+        timeout=600,
+    )
+    refused = json_out(result)
+    for name in ("output_kernel_scaled", "one_recurrent_entry"):
+        assert refused[name].startswith("the migrated responder disagrees with its compat source"), refused[name]
+        report = json.loads(refused[name].split(": ", 1)[1])
+        assert report["agree"] is False
+    assert "unexpected responder/norm/gamma" in refused["extra_variable"]
+    assert list(tmp_path.iterdir()) == []  # neither the model nor a staging folder
+
+
+def test_already_migrated_responder_is_refused(migrated, tmp_path):
+    result = run_cli("migrate", str(migrated[0]), "--out", str(tmp_path / "again"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "already a 'tf2' responder" in result.stderr
+    assert not (tmp_path / "again").exists()
+
+
+def test_decoder_init_layer_migrates_with_corpus_contexts(tmp_path):
+    """The other network shape (context and decoder widths differ), nearly untrained, checked on
+    contexts taken from a corpus file."""
+    model = export_responder_artifact(train_responder(_dialogues(), TINY_WITH_INIT), tmp_path / "init", plot=False)
+    assert "responder/decoder_init/kernel" in _saved_variables(model)
+    corpus = tmp_path / "held_out.jsonl"
+    lines = [json.dumps([{"text": f"{prompt} {extra}", "condition": "neutral"}, {"text": reply, "condition": condition}])
+             for prompt in PROMPTS for extra in ("really", "today", "now") for condition, reply in REPLIES.items()]
+    lines.append(json.dumps([{"text": "hi", "condition": "neutral"}, {"text": "boo", "condition": "surprise"}]))
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = json_out(run_cli("migrate", str(model), "--out", str(tmp_path / "init-tf2"), "--corpus", str(corpus),
+                              "--contexts", "40", "--json", timeout=600))
+    assert report["contexts"] == {"count": 40, "from": "corpus held_out.jsonl, seed 0"}
+    assert all(r["contexts_differing"] == 0 for r in report["parity"]["decodes"].values())
+    assert max(r["max_abs_delta"] for r in report["parity"]["score"].values()) <= TOLERANCE
+    assert verify_responder(tmp_path / "init-tf2").manifest["runtime"] == "tf2"
+
+
+def _saved_variables(model: Path) -> set[str]:
+    from compat.runtime import tf
+
+    return {name for name, _ in tf.train.list_variables(str(model / "saved_model" / "variables" / "variables"))}
+
+
+def test_tf2_layout_is_the_compat_network_s():
+    from compat.responder.network import variable_shapes
+    from compat.responder.spec import ResponderSpec
+
+    specs = [ResponderSpec(vocab_size=30, n_conditions=3, context_units=c, decoder_units=h) for c, h in ((8, 8), (8, 6))]
+    result = run_snippet(
+        "import json\n"
+        "from compat.responder.spec import ResponderSpec\n"
+        "from compat.tf2.responder import variable_shapes\n"
+        f"specs = {[s.to_dict() for s in specs]!r}\n"
+        "print(json.dumps([{k: list(v) for k, v in variable_shapes(ResponderSpec.from_dict(s)).items()} for s in specs]))\n"
+    )
+    assert json_out(result) == [{k: list(v) for k, v in variable_shapes(s).items()} for s in specs]
+
+
+def test_migration_modules_import_no_tensorflow():
+    result = run_snippet(
+        "import sys\n"
+        "import legacy_assistant.responder.migration, legacy_assistant.cli.migrate, compat.selection\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in ('compat.runtime', 'compat.tf2.runtime')))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
