@@ -22,6 +22,7 @@ The SavedModel's signatures are those of the TF1 one (:data:`SIGNATURE_INPUTS`,
 ``[batch, candidates]``; ``score`` returns ``token_log_probs`` float32 ``[batch, reply_len]``.
 The spec is kept in the module as the string variable ``spec_json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -98,8 +99,12 @@ def variable_shapes(spec: ResponderSpec) -> dict[str, tuple[int, ...]]:
     """Every variable the TF1 network holds (:func:`compat.responder.network.variable_shapes`), by name."""
 
     def gru(name: str, inputs: int, units: int) -> dict[str, tuple[int, ...]]:
-        shapes = {"kernel": (inputs, 3 * units), "recurrent_kernel": (units, 3 * units),
-                  "bias": (3 * units,), "recurrent_bias": (3 * units,)}
+        shapes = {
+            "kernel": (inputs, 3 * units),
+            "recurrent_kernel": (units, 3 * units),
+            "bias": (3 * units,),
+            "recurrent_bias": (3 * units,),
+        }
         return {f"{SCOPE}/{name}/{part}": shapes[part] for part in GRU_PARTS}
 
     decoder_inputs = spec.embedding_size + spec.context_units + spec.condition_size
@@ -216,7 +221,9 @@ def _unroll(
     return tf.transpose(padded, [1, 0, 2]), results[1]
 
 
-def _bidirectional(forward: GRUCell, backward: GRUCell, embedded: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _bidirectional(
+    forward: GRUCell, backward: GRUCell, embedded: tf.Tensor, mask: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """:func:`compat.rnn.bidirectional`: both directions as one ``[2, batch, H]`` state, one batched
     recurrent product per step. ``embedded`` ``[batch, time, E]``, ``mask`` ``[batch, time]`` ->
     final forward and backward states ``[batch, H]``."""
@@ -238,7 +245,9 @@ def _bidirectional(forward: GRUCell, backward: GRUCell, embedded: tf.Tensor, mas
         return i + 1, tf.where(masks.read(i), new, h)
 
     _, final = tf.while_loop(
-        lambda i, _: i < steps, body, (tf.constant(0), tf.zeros(tf.stack([2, batch, units]), tf.float32)),
+        lambda i, _: i < steps,
+        body,
+        (tf.constant(0), tf.zeros(tf.stack([2, batch, units]), tf.float32)),
         name="bidirectional_gru",
     )
     return final[0], final[1]
@@ -368,7 +377,9 @@ class ResponderModule(tf.Module):
         static = tf.nn.bias_add(tf.matmul(tf.concat([context, condition], axis=1), static_kernel), self.decoder.bias)
         if self.init_kernel is None:
             return _Start(static=static, state=context)
-        return _Start(static=static, state=tf.tanh(tf.nn.bias_add(tf.matmul(context, self.init_kernel), self.init_bias)))
+        return _Start(
+            static=static, state=tf.tanh(tf.nn.bias_add(tf.matmul(context, self.init_kernel), self.init_bias))
+        )
 
     def _logits(self, states: tf.Tensor) -> tf.Tensor:
         return tf.nn.bias_add(tf.matmul(states, self.output_kernel), self.output_bias)
@@ -438,8 +449,16 @@ class ResponderModule(tf.Module):
 
     @tf.function(input_signature=input_signature("sample"))
     def sample(
-        self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty,
-        temperature, seed, n_samples,
+        self,
+        context_ids,
+        condition_ids,
+        max_length,
+        banned_ids,
+        unpenalized_ids,
+        repetition_penalty,
+        temperature,
+        seed,
+        n_samples,
     ):
         """``n_samples`` replies per context drawn from ``softmax(score / temperature)``, keyed by
         ``(seed, step)`` (``tf.random.stateless_categorical``): ``[batch, n_samples, max_length]``."""
@@ -452,13 +471,24 @@ class ResponderModule(tf.Module):
             key = tf.stack([seed, tf.cast(t, tf.int64)])
             return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
 
-        repeated = _Start(static=tf.repeat(start.static, n_samples, axis=0), state=tf.repeat(start.state, n_samples, axis=0))
-        return self._candidates(self._sequential(step, repeated, max_length, penalties, draw), batch, n_samples, max_length)
+        repeated = _Start(
+            static=tf.repeat(start.static, n_samples, axis=0), state=tf.repeat(start.state, n_samples, axis=0)
+        )
+        return self._candidates(
+            self._sequential(step, repeated, max_length, penalties, draw), batch, n_samples, max_length
+        )
 
     @tf.function(input_signature=input_signature("beam"))
     def beam(
-        self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty,
-        beam_width, length_penalty,
+        self,
+        context_ids,
+        condition_ids,
+        max_length,
+        banned_ids,
+        unpenalized_ids,
+        repetition_penalty,
+        beam_width,
+        length_penalty,
     ):
         """Beam search as :func:`compat.responder.decoding._beam`: ``beam_width`` candidates per
         context, best first by ``log_prob / length ** length_penalty``."""
@@ -479,7 +509,9 @@ class ResponderModule(tf.Module):
             log_probs = tf.nn.log_softmax(self._logits(state))  # [n, V]
             values, tokens = tf.nn.top_k(penalties.scores(log_probs, buffer, ids), width)  # [n, width]
             finished = _Buffer.finished(ids)
-            totals = search[:, None] + tf.where(finished[:, None], tf.broadcast_to(only_first, tf.shape(values)), values)
+            totals = search[:, None] + tf.where(
+                finished[:, None], tf.broadcast_to(only_first, tf.shape(values)), values
+            )
             tokens = tf.where(finished[:, None], tf.zeros_like(tokens), tokens)
             done = tf.reduce_sum(tf.cast(tf.not_equal(ids, PAD), tf.int32), axis=1) - 1
             lengths_then = tf.cast(tf.where(finished, done, done + 1), tf.float32)
@@ -618,7 +650,11 @@ class Tf2Responder:
         context, conditions = _check_context(context_ids, condition_ids, self.vocab_size, self.n_conditions, "decode")
         if mode not in MODES:
             raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
-        _require(isinstance(max_length, (int, np.integer)) and max_length >= 1, "max_length must be an integer >= 1", max_length)
+        _require(
+            isinstance(max_length, (int, np.integer)) and max_length >= 1,
+            "max_length must be an integer >= 1",
+            max_length,
+        )
         _require(repetition_penalty > 0, "repetition_penalty must be positive", repetition_penalty)
         values: dict[str, object] = {
             CONTEXT: context,
@@ -639,9 +675,15 @@ class Tf2Responder:
             values.update({BEAM_WIDTH: int(beam_width), LENGTH_PENALTY: float(length_penalty)})
             candidates = int(beam_width)
         elif mode == "sample":
-            _require(isinstance(n_samples, (int, np.integer)) and n_samples >= 1, "n_samples must be an integer >= 1", n_samples)
+            _require(
+                isinstance(n_samples, (int, np.integer)) and n_samples >= 1,
+                "n_samples must be an integer >= 1",
+                n_samples,
+            )
             _require(temperature > 0, "temperature must be positive", temperature)
-            _require(isinstance(seed, (int, np.integer)) and -2**63 <= seed < 2**63, "seed must be a 64-bit integer", seed)
+            _require(
+                isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
+            )
             values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
             candidates = int(n_samples)
         else:
@@ -690,7 +732,9 @@ def _check_context(
         if values.size and not np.issubdtype(values.dtype, np.integer):
             raise ValueError(f"{what}: {name} must be integers, got {values.dtype}")
         if values.size and (values.min() < 0 or values.max() >= limit):
-            raise ValueError(f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}")
+            raise ValueError(
+                f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}"
+            )
     return context.astype(np.int32), conditions.astype(np.int32)
 
 
@@ -701,7 +745,9 @@ def _check_reply(reply_ids: np.ndarray, batch: int, vocab_size: int, what: str) 
     if reply.size and not np.issubdtype(reply.dtype, np.integer):
         raise ValueError(f"{what}: reply_ids must be integers, got {reply.dtype}")
     if reply.size and (reply.min() < 0 or reply.max() >= vocab_size):
-        raise ValueError(f"{what}: reply_ids must lie in [0, {vocab_size}), got values from {reply.min()} to {reply.max()}")
+        raise ValueError(
+            f"{what}: reply_ids must lie in [0, {vocab_size}), got values from {reply.min()} to {reply.max()}"
+        )
     return reply.astype(np.int32)
 
 
