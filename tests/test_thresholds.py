@@ -58,3 +58,38 @@ def test_choice_weighs_out_of_scope_share():
 def test_choice_needs_both_kinds_of_rows():
     with pytest.raises(ValueError, match="both in-scope and out-of-scope"):
         choose_threshold(P[:4], LABELS[:4], IS_OOS[:4], 2, 0.2)
+
+
+def test_in_scope_threshold_by_hand():
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+
+    # ten in-scope rows over 20 classes: row i puts confidence[i] on class i, the rest evenly
+    confidence = np.array([0.10, 0.12, 0.30, 0.41, 0.50, 0.62, 0.70, 0.81, 0.90, 0.95])
+    p = np.tile(((1.0 - confidence) / 19)[:, None], (1, 20))
+    p[np.arange(10), np.arange(10)] = confidence
+    labels = np.arange(10)
+    labels[:2] = [5, 6]  # the two least sure rows are wrong
+    point = in_scope_threshold(p, 0.2, labels)  # at most 2 of the 10 may fall back
+    assert point.threshold == pytest.approx(0.30)  # 0.31 would send the 0.30 row back too
+    assert (point.fallback_share, point.sentences, point.fallback_rate) == (0.2, 10, 0.2)
+    assert (point.accuracy, point.accuracy_at_threshold) == (0.8, 0.8)  # only wrong answers fell back
+    labels[:2] = [0, 1]
+    assert in_scope_threshold(p, 0.2, labels).accuracy_at_threshold == 0.8  # now two right ones did
+    assert in_scope_threshold(p, 0.29).threshold == pytest.approx(0.30)  # floor(2.9) = 2 rows
+    assert in_scope_threshold(p, 0.0).threshold == pytest.approx(0.10)  # nothing below it
+    assert in_scope_threshold(p, 0.0).fallback_share == 0.0
+
+
+def test_in_scope_threshold_stays_on_the_grid_and_under_the_rate():
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+
+    rng = np.random.RandomState(0)
+    logits = rng.normal(size=(500, 6)) * 3
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    point = in_scope_threshold(p, 0.05)
+    confidence = p.max(1)
+    assert round(point.threshold * 100) == pytest.approx(point.threshold * 100)
+    assert np.mean(confidence < point.threshold) <= 0.05 < np.mean(confidence < point.threshold + 0.01)
+    assert point.accuracy is None
+    with pytest.raises(ValueError, match="at least one in-scope sentence"):
+        in_scope_threshold(p[:0], 0.05)

@@ -17,6 +17,9 @@ from legacy_assistant.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.25
 EARLY_STOPPING_METRICS = ("val_loss", "val_accuracy")
+# How the fallback threshold is chosen (training.threshold_plan): "auto" picks the first that
+# applies of out-of-scope validation tuning, in-scope calibration and the fixed ``threshold``.
+THRESHOLD_FROM = ("auto", "oos_validation", "in_scope", "fixed")
 LR_SCHEDULES = ("constant", "linear")
 
 
@@ -50,8 +53,16 @@ class TrainingConfig:
     seed: int = 1
     threshold: float = DEFAULT_THRESHOLD  # below this confidence the dialogue falls back
     oos_class: bool = True  # learn out-of-scope training examples as a class of their own
-    tune_threshold: bool = True  # choose the threshold on out-of-scope validation examples, when there are any
+    tune_threshold: bool = True  # off: the threshold is always the fixed one (as threshold_from="fixed")
     threshold_oos_share: float = 0.2  # share of out-of-scope messages the tuned threshold expects (thresholds.py)
+    threshold_from: str = "auto"  # one of THRESHOLD_FROM; an explicit threshold in a config file sets "fixed"
+    # in-scope calibration (thresholds.in_scope_threshold): at most this share of in-scope
+    # sentences falls back, measured on in-scope validation sentences or on a stratified hold-out
+    # of this share of the training data (a model trained on the rest; the final model is then
+    # trained on everything); "auto" needs at least threshold_min_sentences of them
+    threshold_fallback_rate: float = 0.01
+    threshold_holdout: float = 0.2
+    threshold_min_sentences: int = 200
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -74,6 +85,14 @@ class TrainingConfig:
             raise ConfigError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
         if not 0.0 < self.threshold_oos_share < 1.0:
             raise ConfigError(f"threshold_oos_share must be in (0, 1), got {self.threshold_oos_share}")
+        if self.threshold_from not in THRESHOLD_FROM:
+            raise ConfigError(f"threshold_from must be one of {THRESHOLD_FROM}, got {self.threshold_from!r}")
+        if not 0.0 <= self.threshold_fallback_rate < 1.0:
+            raise ConfigError(f"threshold_fallback_rate must be in [0, 1), got {self.threshold_fallback_rate}")
+        if not 0.0 < self.threshold_holdout < 1.0:
+            raise ConfigError(f"threshold_holdout must be in (0, 1), got {self.threshold_holdout}")
+        if self.threshold_min_sentences < 1:
+            raise ConfigError(f"threshold_min_sentences must be at least 1, got {self.threshold_min_sentences}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
         if not isinstance(self.linear_shortcut, bool):
@@ -110,10 +129,15 @@ class TrainingConfig:
 
 def merge_settings(base: TrainingConfig, overrides: dict[str, Any], source: str = "config") -> TrainingConfig:
     """``base`` with the settings in ``overrides`` (keys as in :meth:`TrainingConfig.to_dict`)
-    applied; ``features`` and its ``text`` are merged key by key, not replaced whole."""
+    applied; ``features`` and its ``text`` are merged key by key, not replaced whole.
+
+    A ``threshold`` given without ``threshold_from`` is an explicit choice: it sets
+    ``threshold_from`` to ``"fixed"``, so no tuning or calibration replaces it."""
     if not isinstance(overrides, dict):
         raise ConfigError(f"{source}: settings must be a JSON object")
     merged = base.to_dict()
+    if "threshold" in overrides and "threshold_from" not in overrides:
+        merged["threshold_from"] = "fixed"
     for key, value in overrides.items():
         if key == "features" and isinstance(value, dict):
             features = dict(merged["features"])

@@ -15,6 +15,12 @@ rejected. ``oos_share`` is the share of out-of-scope messages the assistant expe
 It is a stated prior instead of the validation split's own mix because validation sets seldom
 hold out-of-scope sentences in the proportion users send them (CLINC150's has 100 among
 3,100, so maximising its plain accuracy would all but ignore them).
+
+Without out-of-scope sentences to tune on, :func:`in_scope_threshold` calibrates the threshold
+from in-scope sentences alone: the highest grid threshold that sends at most a stated share of
+them (``fallback_rate``) to the fallback. Sentences the model is least sure of are the ones it
+most often gets wrong, so that share costs less accuracy than it rejects, and out-of-scope
+messages, which spread their probability over many intents, fall below it far more often.
 """
 
 from __future__ import annotations
@@ -121,3 +127,53 @@ def choose_threshold(
     # every point has an oos_recall: the rows hold out-of-scope examples (checked above)
     scores = [(1.0 - oos_share) * p.in_scope_accuracy + oos_share * (p.oos_recall or 0.0) for p in curve]
     return curve[int(np.argmax(scores))]
+
+
+@dataclass(frozen=True)
+class InScopeCalibration:
+    """A threshold calibrated on in-scope sentences (:func:`in_scope_threshold`).
+
+    Attributes:
+        threshold: the chosen grid threshold.
+        fallback_rate: the share of in-scope sentences allowed to fall back (the target).
+        sentences: in-scope sentences calibrated on.
+        fallback_share: the share of them that fall back at ``threshold`` (at most the target).
+        accuracy: the share answered with their own intent at threshold 0 (top-1), and
+        accuracy_at_threshold: at ``threshold``; both ``None`` without labels.
+    """
+
+    threshold: float
+    fallback_rate: float
+    sentences: int
+    fallback_share: float
+    accuracy: float | None = None
+    accuracy_at_threshold: float | None = None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return dict(self.__dict__)
+
+
+def in_scope_threshold(
+    probabilities: np.ndarray, fallback_rate: float, labels: np.ndarray | None = None
+) -> InScopeCalibration:
+    """The highest grid threshold at which at most ``fallback_rate`` of the rows fall back.
+
+    Args:
+        probabilities: float ``[n, n_classes]`` classifier output for in-scope sentences only
+            (``n`` >= 1). A row falls back when its top probability is below the threshold.
+        fallback_rate: target share in [0, 1); at most ``floor(fallback_rate * n)`` rows fall back.
+        labels: optional int ``[n]`` class ids, only to report the accuracy with and without it.
+    """
+    confidence = np.asarray(probabilities, dtype=np.float64).max(axis=1)
+    n = len(confidence)
+    if n == 0:
+        raise ValueError("calibrating a threshold needs at least one in-scope sentence")
+    allowed = int(np.floor(fallback_rate * n + 1e-9))
+    below = np.searchsorted(np.sort(confidence), GRID, side="left")  # rows with confidence < each threshold
+    threshold = float(GRID[np.flatnonzero(below <= allowed)[-1]])  # GRID[0] = 0 rejects nothing
+    falls_back = confidence < threshold
+    accuracy = accuracy_at = None
+    if labels is not None:
+        right = probabilities.argmax(axis=1) == np.asarray(labels)
+        accuracy, accuracy_at = float(right.mean()), float((right & ~falls_back).mean())
+    return InScopeCalibration(threshold, float(fallback_rate), n, float(falls_back.mean()), accuracy, accuracy_at)

@@ -3,10 +3,12 @@
 All TensorFlow work happens in :class:`compat.classifier.trainer.ClassifierTrainer`; this module
 only deals in numpy arrays, so it reads the same whatever TensorFlow runs underneath.
 
-:func:`train` runs these steps in order: :func:`label_data`, :func:`featurize`, :func:`run_epochs`
-(batches from :func:`training_batches`, :class:`EarlyStopping`), :func:`tune_threshold`, and
-:func:`training_summary`. The network's shape is the config's network options
-(:meth:`compat.classifier.schema.NetworkSpec.from_options`).
+:func:`train` runs these steps in order: :func:`label_data`, :func:`threshold_plan` (how the
+fallback threshold will be chosen), :func:`fit` (:func:`featurize`, :func:`run_epochs` with batches
+from :func:`training_batches` and :class:`EarlyStopping`), the threshold (:func:`tune_threshold`,
+:func:`calibrate_in_scope`, or :func:`holdout_calibration`, which first trains a network of its
+own on part of the data), and :func:`training_summary`. The network's shape is the config's
+network options (:meth:`compat.classifier.schema.NetworkSpec.from_options`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,18 @@ from compat.classifier.schema import NetworkSpec
 from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
 from legacy_assistant.classifier.config import TrainingConfig
 from legacy_assistant.classifier.features import Featurizer, SparseRows, length_sorted_batches
-from legacy_assistant.classifier.thresholds import ThresholdPoint, choose_threshold
+from legacy_assistant.classifier.thresholds import (
+    InScopeCalibration,
+    ThresholdPoint,
+    choose_threshold,
+    in_scope_threshold,
+)
 from legacy_assistant.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict[str, Any]], None]
+StartCallback = Callable[[int], None]
 
 
 @dataclass
@@ -332,78 +340,123 @@ def run_epochs(
     return history, stopping.best_epoch
 
 
-def tune_threshold(
-    trainer: ClassifierTrainer, features: Features, data: LabelledData, config: TrainingConfig
-) -> ThresholdPoint | None:
-    """The fallback threshold chosen on the validation rows (:func:`choose_threshold`), or
-    ``None`` when tuning is off or the validation data is not a mix of in-scope and
-    out-of-scope rows."""
-    if not config.tune_threshold or features.val is None or not data.val_is_oos.any() or data.val_is_oos.all():
-        return None
-    probabilities = predict(trainer, features.val)
+def tune_threshold(probabilities: np.ndarray, data: LabelledData, config: TrainingConfig) -> ThresholdPoint:
+    """The fallback threshold chosen on the validation rows (:func:`choose_threshold`), from the
+    model's ``probabilities`` (float ``[m, n_classes]``) of every validation row; the rows must
+    mix in-scope and out-of-scope sentences (:func:`threshold_plan` says when they do)."""
     return choose_threshold(probabilities, data.val_labels, data.val_is_oos, data.oos_index, config.threshold_oos_share)
 
 
-def training_summary(
+@dataclass(frozen=True)
+class ThresholdPlan:
+    """How :func:`train` chooses the fallback threshold.
+
+    Attributes:
+        method: ``oos_validation`` (tuned on validation rows that mix in-scope and out-of-scope
+            sentences), ``in_scope_validation`` (calibrated on the in-scope validation rows),
+            ``in_scope_holdout`` (calibrated on a stratified hold-out of the training data, by a
+            model trained on the rest) or ``fixed`` (``config.threshold``).
+        reason: why, in words (stored in the manifest).
+        holdout_sentences: in-scope sentences a hold-out would hold (0 when none is taken).
+    """
+
+    method: str
+    reason: str
+    holdout_sentences: int = 0
+
+
+def holdout_rows(data: LabelledData, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of ``data``'s training examples as (kept for training, held out): a
+    stratified ``config.threshold_holdout`` (:func:`split_validation`, seed ``config.seed``),
+    which keeps at least one example of every class for training."""
+    return split_validation(data.labels, config.threshold_holdout, config.seed)
+
+
+def threshold_plan(data: LabelledData, config: TrainingConfig) -> ThresholdPlan:
+    """Decide how the threshold is chosen, before any training (``config.threshold_from``).
+
+    ``fixed`` (or ``tune_threshold`` off) keeps ``config.threshold``. ``auto`` takes the first
+    that applies: validation rows with both in-scope and out-of-scope sentences tune it as
+    before; else at least ``threshold_min_sentences`` in-scope validation rows calibrate it; else,
+    when a hold-out of the training data would hold that many in-scope sentences, the hold-out
+    does; else the fixed threshold stays (small data: a quantile of a few dozen sentences says
+    little). ``oos_validation`` and ``in_scope`` ask for that method and raise
+    :class:`TrainingError` when the data cannot give it; ``in_scope`` needs one sentence, not
+    ``threshold_min_sentences``.
+    """
+    source = config.threshold_from
+    if source == "fixed":
+        return ThresholdPlan("fixed", "threshold_from is 'fixed'")
+    if not config.tune_threshold:
+        return ThresholdPlan("fixed", "tune_threshold is off")
+    n_val_oos = int(data.val_is_oos.sum())
+    n_val_in = len(data.val_is_oos) - n_val_oos
+    if source in ("auto", "oos_validation") and n_val_oos and n_val_in:
+        return ThresholdPlan(
+            "oos_validation", f"validation data with {n_val_in} in-scope and {n_val_oos} out-of-scope sentences"
+        )
+    if source == "oos_validation":
+        raise TrainingError(
+            "threshold_from 'oos_validation' needs validation data with both in-scope and out-of-scope "
+            f"sentences; it has {n_val_in} in scope and {n_val_oos} out of scope"
+        )
+    minimum = config.threshold_min_sentences if source == "auto" else 1
+    if n_val_in >= minimum:
+        return ThresholdPlan("in_scope_validation", f"{n_val_in} in-scope validation sentences, none out of scope")
+    _, held = holdout_rows(data, config)
+    n_held = int((data.labels[held] != data.oos_index).sum()) if data.oos_index is not None else len(held)
+    if n_held >= minimum:
+        return ThresholdPlan(
+            "in_scope_holdout",
+            f"no out-of-scope validation data; {n_held} in-scope sentences in a "
+            f"{config.threshold_holdout:.0%} hold-out of the training data",
+            holdout_sentences=n_held,
+        )
+    if source == "in_scope":
+        raise TrainingError(
+            "threshold_from 'in_scope' needs in-scope validation sentences or an intent with at least 2 "
+            "training examples to hold one out; this data has neither"
+        )
+    return ThresholdPlan(
+        "fixed",
+        f"too few in-scope sentences to calibrate on ({n_val_in} in validation, {n_held} in a "
+        f"{config.threshold_holdout:.0%} hold-out; threshold_min_sentences is {config.threshold_min_sentences})",
+    )
+
+
+@dataclass
+class Fitted:
+    """One trained network and what was measured on it.
+
+    Attributes:
+        features: the fitted featurizer and encoded rows; ``spec`` the network's shape.
+        weights: variable name -> array, the kept epoch's.
+        history: one row per epoch; ``best_epoch`` 0 without early stopping.
+        train_metrics: (loss, accuracy) on the training rows, dropout off.
+        val_metrics: (loss, accuracy) on the scored validation rows, or ``None``.
+        val_probabilities: float ``[m, n_classes]`` of every validation row, or ``None``.
+        predicted: float ``[k, n_classes]`` of the ``also_predict`` texts, or ``None``.
+    """
+
+    features: Features
+    spec: NetworkSpec
+    weights: dict[str, np.ndarray]
+    history: list[dict[str, Any]]
+    best_epoch: int
+    train_metrics: tuple[float, float]
+    val_metrics: tuple[float, float] | None
+    val_probabilities: np.ndarray | None
+    predicted: np.ndarray | None
+
+
+def fit(
     data: LabelledData,
-    features: Features,
-    history: list[dict[str, Any]],
-    best_epoch: int,
-    train_metrics: tuple[float, float],
-    val_metrics: tuple[float, float] | None,
-    tuned: ThresholdPoint | None,
-    config: TrainingConfig,
-    seconds: float,
-) -> dict[str, Any]:
-    """The manifest's ``summary``: sizes, epochs, final figures and the threshold tuning."""
-    summary: dict[str, Any] = {
-        "examples": len(data.texts),
-        "validation_examples": len(data.val_texts),
-        "features": features.featurizer.n_features,
-        "classes": len(data.classes),
-        "epochs_run": len(history),
-        "best_epoch": best_epoch or len(history),
-        "train_loss": train_metrics[0],
-        "train_accuracy": train_metrics[1],
-        "seconds": seconds,
-    }
-    if val_metrics is not None:
-        summary["val_loss"], summary["val_accuracy"] = val_metrics
-    if tuned is not None:
-        summary["threshold_tuning"] = {
-            "oos_share": config.threshold_oos_share,
-            "validation_in_scope": int((~data.val_is_oos).sum()),
-            "validation_out_of_scope": int(data.val_is_oos.sum()),
-            **tuned.to_dict(),
-        }
-    return summary
-
-
-def train(
-    texts: Sequence[str],
-    tags: Sequence[str],
     config: TrainingConfig,
     on_epoch: EpochCallback | None = None,
-    validation: tuple[Sequence[str], Sequence[str]] | None = None,
-    on_start: Callable[[int], None] | None = None,
-    oos_label: str | None = None,
-) -> TrainedModel:
-    """Fit featurizer and network on ``texts`` labelled with ``tags``.
-
-    Args:
-        texts, tags: parallel training examples.
-        config: every setting; ``config.seed`` makes the run repeatable bit for bit.
-        on_epoch: called after each epoch with that epoch's history row.
-        validation: explicit held-out ``(texts, tags)``; when absent, ``config.validation_split``
-            of the training examples is held out instead (0 means no validation).
-        on_start: called once before the first epoch with the number of epochs planned
-            (:func:`planned_epochs`; early stopping may end training sooner).
-        oos_label: the label of out-of-scope examples, if the data has any. Training examples
-            with it become a class of their own (``config.oos_class``) or are left out.
-            Validation examples with it tune the fallback threshold (``config.tune_threshold``).
-    """
-    data = label_data(texts, tags, config, validation, oos_label)
-    started = time.perf_counter()
+    on_start: StartCallback | None = None,
+    also_predict: Sequence[str] | None = None,
+) -> Fitted:
+    """Featurize ``data``, train a network on its training rows and measure it."""
     features = featurize(data, config)
     spec = NetworkSpec.from_options(features.featurizer.n_features, len(data.classes), config)
     log.info(
@@ -423,13 +476,160 @@ def train(
         val_metrics = None
         if features.scored is not None:
             val_metrics = evaluate(trainer, features.scored, features.scored_labels)
-        tuned = tune_threshold(trainer, features, data, config)
-
-    summary = training_summary(
-        data, features, history, best_epoch, train_metrics, val_metrics, tuned, config, time.perf_counter() - started
+        val_probabilities = predict(trainer, features.val) if features.val is not None else None
+        predicted = None
+        if also_predict is not None:
+            predicted = predict(trainer, features.featurizer.encode(list(also_predict)))
+    return Fitted(
+        features, spec, weights, history, best_epoch, train_metrics, val_metrics, val_probabilities, predicted
     )
-    threshold = config.threshold
+
+
+def calibrate_in_scope(
+    probabilities: np.ndarray, labels: np.ndarray, oos_index: int | None, config: TrainingConfig
+) -> InScopeCalibration:
+    """:func:`in_scope_threshold` over the in-scope rows of ``probabilities`` (float ``[m,
+    n_classes]``, labels int ``[m]``; rows labelled ``oos_index`` or -1 are left out)."""
+    in_scope = labels >= 0
+    if oos_index is not None:
+        in_scope &= labels != oos_index
+    return in_scope_threshold(probabilities[in_scope], config.threshold_fallback_rate, labels[in_scope])
+
+
+def holdout_calibration(
+    data: LabelledData,
+    config: TrainingConfig,
+    on_epoch: EpochCallback | None = None,
+    on_start: StartCallback | None = None,
+) -> InScopeCalibration:
+    """Train on the training examples less a hold-out (:func:`holdout_rows`) and calibrate the
+    threshold on the held-out in-scope sentences. The network is trained as the final one will
+    be (same recipe and seed, no early stopping, which has nothing to watch in the final run);
+    trained on all the data, the final model is, if anything, surer of new sentences, so fewer
+    of them than the target fall back."""
+    kept, held = holdout_rows(data, config)
+    part = LabelledData(
+        texts=[data.texts[i] for i in kept],
+        labels=data.labels[kept],
+        classes=data.classes,
+        oos_index=data.oos_index,
+        val_texts=[],
+        val_labels=np.zeros(0, dtype=np.int32),
+        val_is_oos=np.zeros(0, dtype=bool),
+    )
+    log.info("threshold: training on %d examples to calibrate on %d held out", len(kept), len(held))
+    fitted = fit(
+        part,
+        config.with_overrides(early_stopping_patience=0),
+        on_epoch,
+        on_start,
+        also_predict=[data.texts[i] for i in held],
+    )
+    assert fitted.predicted is not None
+    return calibrate_in_scope(fitted.predicted, data.labels[held], data.oos_index, config)
+
+
+def threshold_record(
+    plan: ThresholdPlan,
+    threshold: float,
+    calibration: InScopeCalibration | None,
+    config: TrainingConfig,
+) -> dict[str, Any]:
+    """The manifest's ``summary.threshold_calibration``: how the threshold was chosen."""
+    record: dict[str, Any] = {"method": plan.method, "threshold": threshold, "reason": plan.reason}
+    if calibration is not None:
+        record.update(
+            fallback_rate=calibration.fallback_rate,
+            sentences=calibration.sentences,
+            fallback_share=calibration.fallback_share,
+            accuracy=calibration.accuracy,
+            accuracy_at_threshold=calibration.accuracy_at_threshold,
+        )
+        if plan.method == "in_scope_holdout":
+            record.update(holdout=config.threshold_holdout, seed=config.seed)
+    return record
+
+
+def training_summary(
+    data: LabelledData,
+    fitted: Fitted,
+    tuned: ThresholdPoint | None,
+    threshold: dict[str, Any],
+    config: TrainingConfig,
+    seconds: float,
+) -> dict[str, Any]:
+    """The manifest's ``summary``: sizes, epochs, final figures and how the threshold was chosen
+    (``threshold_calibration``, plus ``threshold_tuning`` when tuned on out-of-scope validation)."""
+    summary: dict[str, Any] = {
+        "examples": len(data.texts),
+        "validation_examples": len(data.val_texts),
+        "features": fitted.features.featurizer.n_features,
+        "classes": len(data.classes),
+        "epochs_run": len(fitted.history),
+        "best_epoch": fitted.best_epoch or len(fitted.history),
+        "train_loss": fitted.train_metrics[0],
+        "train_accuracy": fitted.train_metrics[1],
+        "seconds": seconds,
+    }
+    if fitted.val_metrics is not None:
+        summary["val_loss"], summary["val_accuracy"] = fitted.val_metrics
     if tuned is not None:
+        summary["threshold_tuning"] = {
+            "oos_share": config.threshold_oos_share,
+            "validation_in_scope": int((~data.val_is_oos).sum()),
+            "validation_out_of_scope": int(data.val_is_oos.sum()),
+            **tuned.to_dict(),
+        }
+    summary["threshold_calibration"] = threshold
+    return summary
+
+
+def train(
+    texts: Sequence[str],
+    tags: Sequence[str],
+    config: TrainingConfig,
+    on_epoch: EpochCallback | None = None,
+    validation: tuple[Sequence[str], Sequence[str]] | None = None,
+    on_start: StartCallback | None = None,
+    oos_label: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> TrainedModel:
+    """Fit featurizer and network on ``texts`` labelled with ``tags``, and choose the fallback
+    threshold (:func:`threshold_plan`).
+
+    Args:
+        texts, tags: parallel training examples.
+        config: every setting; ``config.seed`` makes the run repeatable bit for bit.
+        on_epoch: called after each epoch with that epoch's history row.
+        validation: explicit held-out ``(texts, tags)``; when absent, ``config.validation_split``
+            of the training examples is held out instead (0 means no validation).
+        on_start: called before the first epoch of each network trained with the number of
+            epochs planned (:func:`planned_epochs`; early stopping may end training sooner).
+            Calibrating on a hold-out trains two networks: one on part of the data, then the
+            final one on all of it, whose weights equal those of a run without calibration.
+        oos_label: the label of out-of-scope examples, if the data has any. Training examples
+            with it become a class of their own (``config.oos_class``) or are left out.
+            Validation examples with it tune the fallback threshold.
+        on_stage: called with ``"threshold hold-out"`` before training the hold-out network and
+            with ``"training"`` before the final one, when there is a hold-out network.
+    """
+    data = label_data(texts, tags, config, validation, oos_label)
+    plan = threshold_plan(data, config)
+    log.info("threshold: %s (%s)", plan.method, plan.reason)
+    started = time.perf_counter()
+    calibration = None
+    if plan.method == "in_scope_holdout":
+        if on_stage is not None:
+            on_stage("threshold hold-out")
+        calibration = holdout_calibration(data, config, on_epoch, on_start)
+        if on_stage is not None:
+            on_stage("training")
+    fitted = fit(data, config, on_epoch, on_start)
+    tuned = None
+    threshold = config.threshold
+    if plan.method == "oos_validation":
+        assert fitted.val_probabilities is not None
+        tuned = tune_threshold(fitted.val_probabilities, data, config)
         threshold = tuned.threshold
         log.info(
             "threshold %.2f tuned on validation: in-scope accuracy %.4f, out-of-scope recall %.4f",
@@ -437,13 +637,27 @@ def train(
             tuned.in_scope_accuracy,
             tuned.oos_recall,
         )
+    elif plan.method == "in_scope_validation":
+        assert fitted.val_probabilities is not None
+        calibration = calibrate_in_scope(fitted.val_probabilities, data.val_labels, data.oos_index, config)
+    if calibration is not None:
+        threshold = calibration.threshold
+        log.info(
+            "threshold %.2f calibrated on %d in-scope sentences: %.4f of them fall back (target %.4f)",
+            calibration.threshold,
+            calibration.sentences,
+            calibration.fallback_share,
+            calibration.fallback_rate,
+        )
+    record = threshold_record(plan, threshold, calibration, config)
+    summary = training_summary(data, fitted, tuned, record, config, time.perf_counter() - started)
     return TrainedModel(
-        features.featurizer,
+        fitted.features.featurizer,
         data.classes,
-        spec,
-        weights,
+        fitted.spec,
+        fitted.weights,
         config,
-        history,
+        fitted.history,
         summary,
         threshold=threshold,
         oos_label=oos_label if data.oos_index is not None else None,

@@ -6,12 +6,12 @@ import json
 import logging
 from pathlib import Path
 
-from legacy_assistant.classifier.config import TrainingConfig, load_config
+from legacy_assistant.classifier.config import THRESHOLD_FROM, TrainingConfig, load_config
 from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
-from legacy_assistant.errors import ConfigError
 from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
 from legacy_assistant.common.optional import require
+from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--validation-split", type=float, help="fraction of training examples held out, e.g. 0.2")
     parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
     parser.add_argument("--threshold", type=float,
-                        help="fallback below this confidence (stored in the model; turns threshold tuning off)")
+                        help="fallback below this confidence (stored in the model; no tuning or calibration)")
+    parser.add_argument("--threshold-from", choices=THRESHOLD_FROM,
+                        help="how the threshold is chosen (default auto: out-of-scope validation data, else "
+                             "in-scope calibration, else the fixed threshold)")
     parser.add_argument("--stemmer", choices=STEMMERS)
     parser.add_argument("--tokenizer", choices=TOKENIZERS)
     parser.add_argument("--force", action="store_true", help="replace an existing model directory")
@@ -65,11 +68,36 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
             validation_split=args.validation_split,
             early_stopping_patience=args.patience,
             threshold=args.threshold,
-            tune_threshold=False if args.threshold is not None else None,
+            threshold_from="fixed" if args.threshold is not None else getattr(args, "threshold_from", None),
             oos_class=False if getattr(args, "no_oos_class", False) else None,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def threshold_line(threshold: float, summary: dict) -> str:
+    """How the model's fallback threshold was chosen, in one line."""
+    tuning = summary.get("threshold_tuning")
+    if tuning:
+        return (
+            f"threshold {threshold:.2f}, tuned on validation: in-scope accuracy "
+            f"{tuning['in_scope_accuracy']:.3f}, out-of-scope recall {tuning['oos_recall']:.3f}"
+        )
+    chosen = summary.get("threshold_calibration") or {}
+    if chosen.get("method") in ("in_scope_validation", "in_scope_holdout"):
+        where = (
+            f"a {chosen['holdout']:.0%} hold-out of the training data"
+            if chosen["method"] == "in_scope_holdout"
+            else "the validation data"
+        )
+        return (
+            f"threshold {threshold:.2f}, calibrated on {chosen['sentences']} in-scope sentences of {where}: "
+            f"{chosen['fallback_share']:.1%} of them fall back (target at most {chosen['fallback_rate']:.1%}), "
+            f"accuracy {chosen['accuracy']:.3f} -> {chosen['accuracy_at_threshold']:.3f}"
+        )
+    if chosen.get("reason"):
+        return f"threshold {threshold:.2f}, fixed: {chosen['reason']}"
+    return f"threshold {threshold:.2f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import file_record
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import load_data, synthesized_intents
-    from legacy_assistant.errors import ArtifactError
     from legacy_assistant.classifier.training import train
+    from legacy_assistant.errors import ArtifactError
 
     config = config_from_args(args)
     if not args.no_plot:  # before hours of training, not after
@@ -105,9 +133,13 @@ def run(args: argparse.Namespace) -> int:
     # The bar is made once training knows how many epochs it will run: a bar made before that
     # would print a stray "0/1" line first.
     bars: list[tqdm] = []
+    stage = ["training"]  # a hold-out network for the threshold may come first
+
+    def on_stage(name: str) -> None:
+        stage[0] = name
 
     def on_start(epochs: int) -> None:
-        bars.append(tqdm(total=epochs, unit="epoch", desc="training", dynamic_ncols=True))
+        bars.append(tqdm(total=epochs, unit="epoch", desc=stage[0], dynamic_ncols=True))
 
     def on_epoch(row: dict) -> None:
         shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
@@ -123,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             validation=(validation.texts, validation.labels) if validation is not None else None,
             on_start=on_start,
             oos_label=args.oos_label,
+            on_stage=on_stage,
         )
     finally:
         for bar in bars:
@@ -137,14 +170,7 @@ def run(args: argparse.Namespace) -> int:
         f"train accuracy {summary['train_accuracy']:.3f}"
         + (f", validation accuracy {summary['val_accuracy']:.3f}" if "val_accuracy" in summary else "")
     )
-    tuning = summary.get("threshold_tuning")
-    if tuning:
-        print(
-            f"threshold {model.threshold:.2f}, tuned on validation: in-scope accuracy "
-            f"{tuning['in_scope_accuracy']:.3f}, out-of-scope recall {tuning['oos_recall']:.3f}"
-        )
-    else:
-        print(f"threshold {model.threshold:.2f}")
+    print(threshold_line(config.threshold if model.threshold is None else model.threshold, summary))
     print(f"exported to {path}")
     log.debug("summary: %s", json.dumps(summary))
     return 0
