@@ -12,7 +12,9 @@ Signals to the master:
   when it loads and answers, and keeps the old one when it does not (a log line says why).
   Gunicorn's own HUP (restart every worker) is replaced: a restarted worker whose model
   cannot be loaded would not boot, and gunicorn stops the whole server when a worker fails
-  to boot.
+  to boot. A worker still starting (loading its model) holds the signal until it serves and
+  then reloads (``unchanged``, unless the directory changed meanwhile); gunicorn's worker
+  would die of it (see :class:`ModelWorker`).
 * ``TERM``/``INT``/``QUIT``, ``TTIN``/``TTOU`` and ``USR1`` keep gunicorn's meaning (stop,
   one worker more or fewer, reopen log files).
 
@@ -23,9 +25,18 @@ TensorFlow loaded.
 
 Metrics: the master makes a folder for ``prometheus_client``'s multiprocess mode, sets
 ``PROMETHEUS_MULTIPROC_DIR`` before forking, and clears a dead worker's live gauges.
+
+Readiness: the master and its workers share a small folder (:class:`WorkerRegistry`) that says
+how many workers the master wants and which of them serve, so that any worker can answer
+``/ready`` for the whole server.
+
+Errors gunicorn answers itself, before the app sees the request (a request line over
+``limit_request_line``: 414; a header over ``limit_request_field_size``, or too many: 431; a
+request that is not HTTP: 400), get the app's JSON error body instead of gunicorn's HTML page.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,16 +45,22 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from gunicorn import sock as gunicorn_sock
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 
+from legacy_assistant.errors import AssistantError
 from legacy_assistant.serving import settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -72,7 +89,7 @@ class ServerOptions:
     log_level: str = "info"
 
     @classmethod
-    def from_settings(cls, values: Mapping[str, Any], log_level: str = "info") -> "ServerOptions":
+    def from_settings(cls, values: Mapping[str, Any], log_level: str = "info") -> ServerOptions:
         """Options from resolved settings (:func:`legacy_assistant.serving.settings.resolve`)."""
         return cls(**settings.server_values(values), app_config=settings.app_config(values), log_level=log_level)
 
@@ -80,17 +97,201 @@ class ServerOptions:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "ServerOptions":
+    def from_json(cls, text: str) -> ServerOptions:
         return cls(**json.loads(text))
 
 
+class WorkerRegistry:
+    """Which workers serve, in a folder the master and its workers share (``/ready``).
+
+    The master writes ``workers.json`` (how many workers it wants, the pids it started) whenever
+    that changes; a worker writes ``<pid>.ready`` once its app, and every model the app serves,
+    is built; the master deletes that file when the worker exits. Any worker can then tell
+    whether the whole server serves from a few small reads, without asking the master. Files are
+    written to a temporary name and renamed into place, so a reader never sees half of one.
+    """
+
+    STATE = "workers.json"
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._written: tuple[int, tuple[int, ...]] | None = None
+
+    @classmethod
+    def create(cls) -> WorkerRegistry:
+        """A fresh folder, in memory (``/dev/shm``) where there is one."""
+        parent = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        return cls(tempfile.mkdtemp(prefix="legacy-assistant-workers-", dir=parent))
+
+    def _write(self, name: str, text: str) -> None:
+        staging = self.directory / f".{name}.{os.getpid()}.tmp"
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, self.directory / name)
+
+    def expect(self, count: int, pids: Iterable[int]) -> None:
+        """(master) ``count`` workers wanted; ``pids`` started (booting, serving or stopping)."""
+        state = (int(count), tuple(sorted(pids)))
+        if state != self._written:
+            self._write(self.STATE, json.dumps({"expected": state[0], "pids": list(state[1])}))
+            self._written = state
+
+    def mark_ready(self, pid: int) -> None:
+        """(worker) ``pid`` serves: its app is built."""
+        self._write(f"{pid}.ready", "")
+
+    def forget(self, pid: int) -> None:
+        """(master) ``pid`` has exited."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / f"{pid}.ready").unlink()
+
+    def status(self) -> tuple[bool, dict[str, int]]:
+        """(any process) Whether as many started workers serve as the master wants, and the counts."""
+        try:
+            state = json.loads((self.directory / self.STATE).read_text(encoding="utf-8"))
+            expected, pids = int(state["expected"]), [int(pid) for pid in state["pids"]]
+        except (OSError, ValueError, KeyError, TypeError):  # not written yet, or the server is stopping
+            return False, {"ready": 0, "expected": 0}
+        ready = sum(1 for pid in pids if (self.directory / f"{pid}.ready").exists())
+        return expected > 0 and ready >= expected, {"ready": ready, "expected": expected}
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 class ReloadingArbiter(Arbiter):
-    """Gunicorn's master, with HUP meaning "reload the model in every worker"."""
+    """Gunicorn's master, with HUP meaning "reload the model in every worker", which keeps the
+    :class:`WorkerRegistry` told of the workers it wants and has."""
 
     def handle_hup(self) -> None:
         self.log.info("SIGHUP: asking %d worker(s) to reload the model", len(self.WORKERS))
         for pid in list(self.WORKERS):
             self.kill_worker(pid, signal.SIGHUP)
+
+    def manage_workers(self) -> None:
+        super().manage_workers()  # starts and stops workers to match num_workers (TTIN, TTOU, a death)
+        self._tell_registry()
+
+    def spawn_worker(self) -> int:
+        pid = super().spawn_worker()  # only the master returns: the worker exits inside
+        self._tell_registry()  # at once: gunicorn may sleep before it starts the next worker
+        return pid
+
+    def _tell_registry(self) -> None:
+        registry = getattr(self.app, "registry", None)
+        if registry is not None:
+            registry.expect(self.num_workers, self.WORKERS)
+
+
+class ModelWorker(ThreadWorker):
+    """Gunicorn's ``gthread`` worker, with three changes.
+
+    * **Its own socket opens when it serves.** With a socket per worker (``SO_REUSEPORT``)
+      gunicorn opens the worker's socket right after the fork, and the kernel at once sends it
+      its share of new connections, which then wait, unanswered, for the seconds the model
+      takes to load (half of them, when one of two workers restarts). So the socket is closed
+      again at once (:meth:`init_process`; a connection sent to it in those microseconds is
+      reset) and opened when the app is built (:meth:`load_wsgi`).
+    * **SIGHUP while the worker starts.** Gunicorn sets SIGHUP back to its default action
+      (terminate) in :meth:`init_signals`, and the app, which installs the reload handler, is
+      built only afterwards, which takes seconds: a reload passed on by the master meanwhile
+      (say right after ``/health`` first answered, while another worker still loads) would
+      kill the worker, and gunicorn would start a new one. So SIGHUP is blocked from here until
+      the app is built; one that arrives meanwhile stays pending, and is delivered, a reload,
+      once the worker serves (``GunicornServer._post_worker_init``).
+    * **Errors gunicorn answers itself** (:meth:`handle_error`) are JSON, like the app's.
+    """
+
+    def _own_socket(self) -> bool:
+        return bool(self.cfg.reuse_port) and hasattr(socket, "SO_REUSEPORT")  # as gunicorn's spawn_worker decides
+
+    def init_process(self) -> None:
+        if self._own_socket():
+            for listener in self.sockets:
+                listener.close()
+            self.sockets: list[Any] = []
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()  # builds the app: the model is loaded
+        if self._own_socket():
+            self.sockets = gunicorn_sock.create_sockets(self.cfg, self.log)
+            for listener in self.sockets:
+                gunicorn_util.close_on_exec(listener.fileno())
+
+    def init_signals(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # before gunicorn makes it fatal
+        super().init_signals()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """Gunicorn decides the status (and logs); the body is the app's JSON error."""
+        capture = _ResponseCapture()
+        super().handle_error(req, capture, addr, exc)
+        status = capture.status()
+        if status is None:
+            return
+        try:
+            gunicorn_util.write_nonblock(client, self._json_error(status, capture.reason()))
+        except Exception:  # the client is gone: nothing to answer
+            self.log.debug("failed to send the error response")
+
+    def _json_error(self, status: int, reason: str) -> bytes:
+        from legacy_assistant.web.errors import error_body, status_code_name
+
+        limits = {
+            400: "the request is not valid HTTP",
+            414: f"the request line (method, path and query) is longer than {self.cfg.limit_request_line} bytes",
+            431: f"a request header is longer than {self.cfg.limit_request_field_size} bytes, or there are more "
+                 f"than {self.cfg.limit_request_fields} headers",
+            500: "the server failed to handle this request",
+        }
+        body = error_body(status_code_name(status), limits.get(status, reason)).encode("utf-8")
+        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n\r\n")
+        return head.encode("latin-1") + body
+
+
+class _ResponseCapture:
+    """Stands in for the client's socket while gunicorn writes its HTML error page, to learn
+    the status it chose (the status line is all that is kept)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0  # "non-blocking already": gunicorn then writes without touching the mode
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    def send(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def _status_line(self) -> list[str]:
+        return self.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+
+    def status(self) -> int | None:
+        parts = self._status_line()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+
+    def reason(self) -> str:
+        parts = self._status_line()
+        return parts[2] if len(parts) == 3 else "Error"
+
+
+class ServerLog(Logger):
+    """Gunicorn's logger, naming the address it listens at. With a socket per worker
+    (``SO_REUSEPORT``) the master holds no listening socket, and gunicorn's ``Listening at:``
+    line would name none."""
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if msg.startswith("Listening at:") and args and not args[0]:
+            bound = ",".join(f"http://{address}" for address in self.cfg.bind)
+            args = (f"{bound} (a socket per worker)", *args[1:])
+        super().info(msg, *args, **kwargs)
 
 
 class GunicornServer(BaseApplication):
@@ -99,6 +300,7 @@ class GunicornServer(BaseApplication):
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self._metrics_dir: str | None = None
+        self.registry: WorkerRegistry | None = None  # made by the master as it starts
         super().__init__()
 
     def load_config(self) -> None:
@@ -107,7 +309,7 @@ class GunicornServer(BaseApplication):
             "bind": [f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}"],
             "workers": o.workers,
             "threads": o.threads,
-            "worker_class": "gthread",
+            "worker_class": ModelWorker,  # gthread, holding a reload until it serves; JSON errors
             "timeout": o.timeout,
             "graceful_timeout": o.graceful_timeout,
             "keepalive": o.keepalive,
@@ -115,6 +317,7 @@ class GunicornServer(BaseApplication):
             "preload_app": False,  # the model is loaded in each worker, after the fork
             "accesslog": None,  # the app logs one line per request, with its request id
             "errorlog": "-",
+            "logger_class": ServerLog,
             "loglevel": o.log_level,
             "proc_name": "legacy-assistant",
             "control_socket_disable": True,
@@ -142,13 +345,23 @@ class GunicornServer(BaseApplication):
         return self.options.reuse_port and self.options.port != 0 and hasattr(socket, "SO_REUSEPORT")
 
     def load(self) -> Any:
-        """Runs in each worker after the fork: build the app, which loads the model."""
+        """Runs in each worker after the fork: build the app, which loads the model.
+
+        A model or store that cannot be used is one log line and a worker that fails to boot
+        (gunicorn then stops the server), not a traceback per worker; ``serve`` checks what it
+        can before any worker starts."""
         from legacy_assistant.web import create_app
 
         config = dict(self.options.app_config)
         master = os.getppid()
         config["ON_RELOADED"] = lambda: os.kill(master, signal.SIGHUP)
-        return create_app(config)
+        if self.registry is not None:
+            config["READINESS"] = self.registry.status
+        try:
+            return create_app(config)
+        except AssistantError as exc:
+            log.error("worker %d cannot start: %s", os.getpid(), exc)
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def run(self) -> None:
         if "tensorflow" in sys.modules:
@@ -173,8 +386,11 @@ class GunicornServer(BaseApplication):
         else:
             self._metrics_dir = tempfile.mkdtemp(prefix="legacy-assistant-metrics-")
             os.environ[METRICS_ENV] = self._metrics_dir
+        self.registry = WorkerRegistry.create()
 
     def _post_worker_init(self, worker: Any) -> None:
+        """The app is built: reloads may come now. SIGHUP has been blocked since the worker
+        started (:class:`ModelWorker`); one that arrived meanwhile is delivered on unblocking."""
         from legacy_assistant.web.admin import reload_in_background
 
         app = worker.wsgi
@@ -183,15 +399,24 @@ class GunicornServer(BaseApplication):
             reload_in_background(app, "SIGHUP")
 
         signal.signal(signal.SIGHUP, on_hup)
+        if self.registry is not None:
+            self.registry.mark_ready(os.getpid())
+        if signal.SIGHUP in signal.sigpending():
+            log.info("a reload was asked for while this worker started: reloading now")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
     def _child_exit(self, arbiter: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+        if self.registry is not None:
+            self.registry.forget(worker.pid)
 
     def _on_exit(self, arbiter: Any) -> None:
         if self._metrics_dir:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+        if self.registry is not None:
+            self.registry.remove()
 
 
 def refuse_port_in_use(host: str, port: int) -> None:

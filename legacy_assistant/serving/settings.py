@@ -53,8 +53,13 @@ FALSE_WORDS = ("0", "false", "no", "off")
 class Kind(Protocol):
     """How a setting's text (from a flag or the environment) becomes its value."""
 
-    description: str  # what a valid value is, for error messages and the README ("an integer, at least 1")
-    metavar: str  # the placeholder in ``serve --help``
+    @property
+    def description(self) -> str:
+        """What a valid value is, for error messages and the README ("an integer, at least 1")."""
+
+    @property
+    def metavar(self) -> str:
+        """The placeholder in ``serve --help``."""
 
     def __call__(self, text: str) -> Any:
         """The value of ``text``; raises ``ValueError`` when it is not one."""

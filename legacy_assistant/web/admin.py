@@ -41,19 +41,48 @@ def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
     return result
 
 
-def reload_in_background(app: Flask, reason: str) -> threading.Thread:
-    """Reload ``app``'s model on a thread of its own (from a signal handler); the outcome is logged."""
-    slot = slot_of(app)
+class _BackgroundReloads:
+    """One reload thread at a time per app; asks that arrive while one runs make one more run
+    after it, not one each (a burst of SIGHUPs must not queue a model load per signal)."""
 
-    def run() -> None:
-        try:
-            reload_model(slot, reason)
-        except ReloadError:
-            pass  # logged by reload_model; the old model keeps serving
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
 
-    thread = threading.Thread(target=run, name="model-reload", daemon=True)
-    thread.start()
-    return thread
+    def ask(self, slot: AssistantSlot, reason: str) -> threading.Thread | None:
+        with self._lock:
+            if self._running:
+                self._again = True  # the running one may have read the directory already: run once more
+                return None
+            self._running = True
+        thread = threading.Thread(target=self._run, args=(slot, reason), name="model-reload", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self, slot: AssistantSlot, reason: str) -> None:
+        while True:
+            try:
+                reload_model(slot, reason)
+            except ReloadError:
+                pass  # logged by reload_model; the old model keeps serving
+            except Exception:  # a thread's exception would only reach stderr: log it, keep serving
+                log.exception("reload (%s) failed", reason)
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False
+
+
+RELOADS_EXTENSION = "legacy_assistant.reloads"  # app.extensions key of the _BackgroundReloads
+
+
+def reload_in_background(app: Flask, reason: str) -> threading.Thread | None:
+    """Reload ``app``'s model on a thread of its own (from a signal handler); the outcome is
+    logged. Returns the thread, or None when a reload already running will run once more."""
+    reloads = app.extensions.setdefault(RELOADS_EXTENSION, _BackgroundReloads())
+    return reloads.ask(slot_of(app), reason)
 
 
 @blueprint.post("/reload")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from legacy_assistant.serving import settings
 from legacy_assistant.serving.assistant import Assistant
@@ -39,6 +40,9 @@ APP_DEFAULTS: dict[str, Any] = {
     "RESPONSE_SEED": None,  # fix to make response choice repeatable (tests)
     "MAX_SENDER_LENGTH": 128,
     "ON_RELOADED": None,  # called after this process swapped in a new model (gunicorn: tell the others)
+    # () -> (ready, {"ready": n, "expected": m}): whether every process of the server serves
+    # (gunicorn: every worker has built its app); None: this process is the whole server
+    "READINESS": None,
 }
 
 BLUEPRINTS = (api_blueprint, classic_blueprint, rasa_blueprint, admin_blueprint, pages_blueprint, openapi_blueprint)
@@ -73,8 +77,9 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     app.config.from_mapping(settings.app_config(settings.resolve(settings=from_environment)))
     app.config.from_mapping(given)
     app.config["CORS_ORIGINS"] = parse_origins(app.config["CORS_ORIGINS"])
-    app.json.sort_keys = False
-    app.json.compact = True
+    json_provider = cast(DefaultJSONProvider, app.json)  # Flask's own provider, typed as its base class
+    json_provider.sort_keys = False
+    json_provider.compact = True
 
     if assistant is None:
         slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, default_exceptions
 
 from legacy_assistant.errors import StoreError
 
@@ -32,10 +32,14 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def error_body(code: str, message: str) -> str:
+    """``{"error": {"code", "message"}}``, compact: the body of every error."""
+    return json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
+
+
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """The JSON error body every route uses."""
-    body = json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
-    response = Response(body, status=status, mimetype="application/json")
+    response = Response(error_body(code, message), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -43,6 +47,16 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
 
 def _http_code_name(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def status_code_name(status: int) -> str:
+    """The error code of a bare HTTP status, as the app words it: werkzeug's name for the status
+    (414: ``request_uri_too_long``), ``internal_error`` for 500 (used for errors the HTTP server
+    answers before the app sees the request)."""
+    if status == 500:
+        return "internal_error"
+    exception = default_exceptions.get(status)
+    return _http_code_name(exception()) if exception is not None else "error"
 
 
 def _http_message(exc: HTTPException) -> str:
@@ -83,6 +97,7 @@ def json_object() -> dict[str, Any]:
     """The request body as a JSON object, or an :class:`ApiError` that says why not."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    _refuse_streamed_body_over_limit()
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # json gives up on very deep nesting with RecursionError, not ValueError
@@ -92,6 +107,23 @@ def json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return body
+
+
+def _refuse_streamed_body_over_limit() -> None:
+    """413 for a body sent without ``Content-Length`` (``Transfer-Encoding: chunked``) that is
+    longer than ``MAX_CONTENT_LENGTH``.
+
+    werkzeug refuses a declared length over the limit before reading, but a streamed body it
+    only reads up to the limit and then stops, without saying whether more followed: the
+    truncated body would then be "invalid JSON". So when exactly the limit was read, one more
+    byte is asked of the server's own stream, past werkzeug's limit: any byte there means the
+    body was longer.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is None or request.content_length is not None:
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def text_field(body: dict[str, Any], name: str, limit_key: str = "MAX_TEXT_LENGTH", default: str | None = None) -> str:

@@ -125,6 +125,14 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "properties": {"status": {"const": "ok"}, "model": {"type": "string"},
                            "intents": {"type": "integer", "minimum": 0}},
         },
+        "Ready": {
+            "type": "object", "required": ["status", "workers"],
+            "properties": {"status": {"const": "ready"}, "workers": {
+                "type": "object", "required": ["ready", "expected"],
+                "properties": {"ready": {"type": "integer", "minimum": 0},
+                               "expected": {"type": "integer", "minimum": 0}},
+            }},
+        },
         "Model": model,
         "Version": {
             "type": "object", "required": ["service", "version", "python", "model", "pid"],
@@ -161,7 +169,7 @@ def _post(summary: str, request: str, response: str, config: Mapping[str, Any], 
         responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
     responses.update(extra or {})
     responses["default"] = _error("any other error (404, 405, 500), always this shape")
-    operation = {
+    operation: dict[str, Any] = {
         "summary": summary,
         "tags": [tag],
         "requestBody": {"required": True, "content": {JSON: {"schema": _ref(request)}}},
@@ -179,8 +187,8 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
 
 def document(config: Mapping[str, Any]) -> dict[str, Any]:
     """The OpenAPI document for an app with ``config``."""
-    api_security = [{"apiToken": []}] if config.get("API_TOKEN") else []
-    admin_security = [{"adminToken": []}]
+    api_security: list[dict[str, list[str]]] = [{"apiToken": []}] if config.get("API_TOKEN") else []
+    admin_security: list[dict[str, list[str]]] = [{"adminToken": []}]
     unavailable = {"503": _error("the conversation store is unavailable (Retry-After says when to retry)")}
     reload_op = _post("Reload the model from its directory and swap it in", "Empty", "ReloadResult", config,
                       "admin", admin_security,
@@ -207,6 +215,8 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                                             "rasa", api_security, unavailable),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),
+            "/ready": _get("Readiness for a load balancer: 200 once every worker serves",
+                           _json(_ref("Ready"), "every worker serves"), "operations"),
             "/version": _get("Service and model versions of the answering worker", _json(_ref("Version"), "versions"),
                              "operations"),
             "/metrics": _get("Prometheus metrics of the whole server",

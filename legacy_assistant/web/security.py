@@ -13,7 +13,8 @@ does not start (:func:`seal`). The classes:
 
 ``CORS_ORIGINS`` (env ``LEGACY_ASSISTANT_CORS_ORIGINS``, comma-separated): origins whose
 pages may call the API from a browser. Empty (the default) means same origin only: no CORS
-header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204.
+header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204; any other
+``OPTIONS`` on a route gets 200 JSON ``{"methods": [...]}`` and ``Allow``, without CORS headers.
 
 Tokens are compared in constant time (:func:`hmac.compare_digest`) on their UTF-8 bytes.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -121,6 +123,20 @@ def _preflight(origin: str) -> Response:
     return response
 
 
+def _options() -> Response | None:
+    """``OPTIONS`` on a route, outside a CORS preflight: the methods it takes, as JSON and in
+    ``Allow`` (Flask's own answer is an empty text/html body). None for an unknown route, whose
+    404 or 405 the error handlers answer."""
+    rule = request.url_rule
+    if rule is None:
+        return None
+    methods = sorted(rule.methods or ())
+    response = Response(json.dumps({"methods": methods}, separators=(",", ":")), status=200,
+                        mimetype="application/json")
+    response.headers["Allow"] = ", ".join(methods)
+    return response
+
+
 def register(app: Flask) -> None:
     """Install the token check and CORS handling on ``app``."""
 
@@ -131,7 +147,7 @@ def register(app: Flask) -> None:
             origin = request.headers.get("Origin")
             if origin and origin in config["CORS_ORIGINS"] and request.headers.get("Access-Control-Request-Method"):
                 return _preflight(origin)
-            return None  # Flask's own OPTIONS answer (Allow header), no CORS headers
+            return _options()  # no CORS headers: a page of another origin learns nothing
         endpoint = request.endpoint
         if endpoint is None:
             return None  # no route matched: the 404 or 405 answer needs no token

@@ -1,0 +1,160 @@
+"""The real gunicorn server at its edges: start-up, and requests the app never sees.
+
+* A worker that starts while reloads arrive (the master passes SIGHUP on at any time) is not
+  killed: it reloads once it serves. ``/ready`` answers 503 until every worker serves.
+* What gunicorn answers itself, before the app (a request line or a header over its limits, a
+  request that is not HTTP), is JSON like every other error; so are ``OPTIONS`` and a chunked
+  body over the size limit.
+* The log names the address the server listens at.
+
+One server (one worker at first) for the whole module; requests go over raw sockets where a
+client library would refuse to send them.
+"""
+import json
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.server_process import ServerProcess, model_info
+
+MAX_BODY = 65536
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, free_port):
+    base = tmp_path_factory.mktemp("edges")
+    process = ServerProcess(
+        ["--workers", "1", "--threads", "4", "--store", "memory", "--max-body-bytes", str(MAX_BODY)],
+        port=free_port(), log_path=base / "server.log",
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def wait_for(predicate, timeout=60.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    return predicate()
+
+
+def exchange(server, data: bytes, timeout: float = 10.0):
+    """Send ``data`` as it is; (status, headers with lower-case names, body) of the response."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        fields = (line.partition(":") for line in lines[1:])
+        headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def json_error(status_headers_body, status, code):
+    actual, headers, body = status_headers_body
+    assert actual == status, body[:300]
+    assert headers["content-type"].startswith("application/json"), (headers, body[:300])
+    assert int(headers["content-length"]) == len(body)
+    assert headers.get("x-request-id")
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"], error
+    return error
+
+
+def chunked(body: bytes, size: int = 8192) -> bytes:
+    parts = [body[i:i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
+
+
+def chat_body(length: int) -> bytes:
+    """A valid JSON chat request of exactly ``length`` bytes (padded with spaces)."""
+    body = json.dumps({"sender": "edge", "message": "hello"}).encode()
+    return body[:-1] + b" " * (length - len(body)) + b"}"
+
+
+def post_chunked(server, body: bytes):
+    return exchange(server, b"POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body))
+
+
+def test_a_reload_while_a_worker_starts_waits_for_it_and_ready_waits_for_every_worker(server):
+    first = server.workers()
+    assert len(first) == 1
+    assert server.request("GET", "/ready") == (200, {"status": "ready", "workers": {"ready": 1, "expected": 1}})
+    server.signal(signal.SIGTTIN)  # one worker more: it loads the model while the first one serves
+    new = wait_for(lambda: sorted(set(server.workers()) - set(first)), timeout=10)
+    assert len(new) == 1, server.log()
+    booting = new[0]
+    answers, reloads = [], 0
+    while str(booting) not in model_info(server.request("GET", "/metrics")[1]) and reloads < 5:
+        server.signal(signal.SIGHUP)  # the master passes it on to every worker, the starting one too
+        reloads += 1
+        answers.append(server.request("GET", "/ready"))
+        time.sleep(0.5)
+    assert reloads >= 2, "the new worker started too fast to test a reload during its start"
+    for status, body in answers[:-1]:  # (the last may have come once the new worker served)
+        assert status == 503 and body["error"]["code"] == "not_ready", body
+        assert "1 of 2 workers" in body["error"]["message"]
+    assert wait_for(lambda: server.request("GET", "/ready")[0] == 200, timeout=90), server.log()
+    assert server.request("GET", "/ready")[1] == {"status": "ready", "workers": {"ready": 2, "expected": 2}}
+    assert sorted(server.workers()) == sorted(first + new)  # nobody was killed or restarted
+    log = server.log()
+    assert "was sent SIGHUP" not in log and "Booting worker" not in log.split(f"with pid: {booting}", 1)[1]
+    # the reload that arrived while it started ran once it served: same model, "unchanged"
+    assert wait_for(lambda: re.search(rf"\[{booting}\] .*reload \(SIGHUP[^)]*\): model .* is unchanged",
+                                      server.log())), server.log()
+    server.signal(signal.SIGTTOU)  # back to one worker
+    assert wait_for(lambda: len(server.workers()) == 1, timeout=30)
+    assert wait_for(lambda: server.request("GET", "/ready")[0] == 200, timeout=30)
+
+
+def test_errors_gunicorn_answers_itself_are_json(server):
+    json_error(exchange(server, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+               414, "request_uri_too_long")
+    json_error(exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000
+                        + b"\r\nConnection: close\r\n\r\n"), 431, "request_header_fields_too_large")
+    json_error(exchange(server, b"\x01\x02 garbage \xff\r\n\r\n"), 400, "bad_request")
+    assert server.request("GET", "/health")[0] == 200  # the worker is fine
+
+
+def test_options_is_answered_by_the_app_as_json(server):
+    status, headers, body = exchange(server, b"OPTIONS /api/v1/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert set(json.loads(body)["methods"]) == {"POST", "OPTIONS"}
+    assert set(headers["allow"].replace(" ", "").split(",")) == {"POST", "OPTIONS"}
+    assert headers.get("x-request-id")
+    json_error(exchange(server, b"OPTIONS /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 404, "not_found")
+
+
+def test_a_chunked_body_over_the_limit_is_413(server):
+    json_error(post_chunked(server, chat_body(100 * 1024)), 413, "request_entity_too_large")
+    json_error(post_chunked(server, chat_body(MAX_BODY + 1)), 413, "request_entity_too_large")
+    status, _, body = post_chunked(server, chat_body(MAX_BODY))  # exactly the limit is allowed
+    assert status == 200, body
+    status, _, body = post_chunked(server, chat_body(300))
+    assert status == 200 and json.loads(body)["sender"] == "edge"
+
+
+def test_the_log_names_the_address_it_listens_at(server):
+    log = server.log()
+    assert f"Listening at: http://127.0.0.1:{server.port} " in log, log[:2000]
+    assert "Listening at:  (" not in log
