@@ -1,4 +1,6 @@
-"""``serve --dev``: Flask's development server in one process; SIGHUP reloads in place."""
+"""``serve --dev``: Flask's development server in one process; SIGHUP reloads in place; one log
+line per request (the app's access log, not werkzeug's too)."""
+import re
 import shutil
 import signal
 import time
@@ -21,6 +23,11 @@ def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_
         while server.request("GET", "/health")[1]["model"] != "default" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert server.request("GET", "/health")[1]["model"] == "default"
+        assert server.request("GET", "/ready") == (200, {"status": "ready", "workers": {"ready": 1, "expected": 1}})
+        server.request("GET", "/version", headers={"X-Request-ID": "once-only"})
+        log = server.log()
+        assert len(re.findall(r"GET /version\b", log)) == 1, log  # werkzeug's '"GET /version HTTP/1.1" 200' is off
+        assert re.search(r"legacy_assistant\.access: GET /version 200 \S+ms id=once-only", log), log
         status, body = server.request("POST", "/api/v1/chat", {"sender": "d", "message": "I'd like to order a coffee"})
         assert status == 200 and body["intent"] == "order_coffee"
         (model / "assistant.json").write_text("{}", encoding="utf-8")

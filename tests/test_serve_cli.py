@@ -1,4 +1,7 @@
-"""``legacy-assistant serve`` options, and the rule that the gunicorn master has no TensorFlow."""
+"""``legacy-assistant serve`` options, what it refuses before any worker starts (one line each),
+and the rule that the gunicorn master has no TensorFlow."""
+import os
+import shutil
 import subprocess
 import sys
 
@@ -7,6 +10,7 @@ import pytest
 from legacy_assistant.cli import build_parser
 from legacy_assistant.cli.serve import app_config, server_options
 from legacy_assistant.errors import ConfigError
+from tests.helpers import DEFAULT_MODEL, ROOT
 
 
 def parse(*argv):
@@ -79,3 +83,53 @@ def test_master_refuses_to_start_with_tensorflow_loaded():
             "except RuntimeError as e:\n    print('refused:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("refused: TensorFlow is loaded in the gunicorn master")
+
+
+def serve(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``legacy-assistant serve ARGS`` as a user runs it (default log level), in a fresh process."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("LEGACY_ASSISTANT_")}
+    return subprocess.run([sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", *args],
+                          cwd=ROOT, env={**environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess, status: int, *words: str) -> str:
+    assert result.returncode == status, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "error: " in lines[0] and all(word in lines[0] for word in words), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def damaged_model(tmp_path_factory):
+    target = tmp_path_factory.mktemp("serve-cli") / "damaged"
+    shutil.copytree(DEFAULT_MODEL, target)
+    variables = next((target / "saved_model" / "variables").glob("variables.data-*"))
+    variables.write_bytes(variables.read_bytes()[:64])
+    return target
+
+
+def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_model, free_port):
+    port = str(free_port())
+    line = one_error_line(serve("--port", port, "--workers", "2", "--model", str(damaged_model)), 1,
+                          "variables.data", "sha256")
+    assert line.startswith("error: ")
+    one_error_line(serve("--port", port, "--runtime", "tf2", "--model", str(DEFAULT_MODEL)), 1,
+                   "'compat' runtime", "--runtime compat")
+    one_error_line(serve("--port", port, env={"LEGACY_ASSISTANT_RUNTIME": "tf3"}), 1, "LEGACY_ASSISTANT_RUNTIME")
+    one_error_line(serve("--port", port, env={"LEGACY_ASSISTANT_WORKERS": "many"}), 1, "LEGACY_ASSISTANT_WORKERS")
+
+
+def test_a_bad_flag_is_one_usage_line():
+    one_error_line(serve("--threshold", "-1"), 2, "argument --threshold", "from 0 to 1", "'-1'")
+    one_error_line(serve("--port", "99999"), 2, "argument --port", "'99999'")
+
+
+def test_a_worker_that_cannot_start_says_why_in_one_line(free_port):
+    """What only a worker finds (here: a store URL no store takes) is a line from each worker, no traceback."""
+    result = serve("--port", str(free_port()), "--workers", "1", "--store", "bogus://nowhere")
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    reasons = [line for line in result.stderr.splitlines() if "cannot start" in line]
+    assert len(reasons) == 1 and "unknown conversation store 'bogus://nowhere'" in reasons[0], result.stderr

@@ -6,6 +6,10 @@ Flask's development server in this one process instead.
 
 This module must not import TensorFlow (nor anything that does): under gunicorn it runs in
 the master process. The options are those of :mod:`legacy_assistant.serving.settings`.
+
+Whatever can be checked before a worker starts is checked here, once, with one error line:
+the settings, the model directory (every checksum, without TensorFlow) and the runtime its
+manifest names against ``--runtime``. A bad flag is a one-line usage error (exit status 2).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import ConfigError
@@ -40,6 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dev", action="store_true", help="Flask's development server, one process")
     add_runtime_option(parser)
     parser.set_defaults(run=run)
+    _one_line_usage_errors(parser)
+
+
+def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """A bad flag is one line (``legacy-assistant serve: error: argument --port: ...``), exit
+    status 2, instead of the usage block and the error: the line says which flag and why."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def resolved(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,24 +67,48 @@ def app_config(args: argparse.Namespace) -> dict[str, Any]:
     return settings.app_config(resolved(args))
 
 
-def server_options(args: argparse.Namespace) -> "ServerOptions":
+def server_options(args: argparse.Namespace) -> ServerOptions:
     """What the gunicorn master gets from the command line and the environment."""
     return _server_options(resolved(args))
 
 
-def _server_options(values: dict[str, Any]) -> "ServerOptions":
+def _server_options(values: dict[str, Any]) -> ServerOptions:
     from legacy_assistant.serving.server import ServerOptions
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     return ServerOptions.from_settings(values, log_level=level)
 
 
+def check_model(model: str, runtime: str) -> None:
+    """Refuse, with one :class:`ConfigError` or :class:`ArtifactError` line, a model directory
+    that is not one, is incomplete or altered (its checksums), or is for another runtime.
+    Imports no TensorFlow: under gunicorn this runs before the master starts, so that a bad
+    model is one line instead of a traceback from every worker."""
+    if not (Path(model) / "assistant.json").is_file():
+        raise ConfigError(f"{model}: not a model directory (no assistant.json)")
+    from legacy_assistant.classifier.artifact import verify_artifact
+
+    info = verify_artifact(model)
+    if info.runtime != runtime:
+        raise ConfigError(f"{model}: a model for the {info.runtime!r} runtime cannot be served with runtime "
+                          f"{runtime!r} (choose --runtime {info.runtime})")
+
+
+def _runtime() -> str:
+    """The runtime the model will be loaded with (``--runtime``, else the environment, else compat)."""
+    from compat.selection import selected
+
+    try:
+        return selected()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     values = resolved(args)  # every setting checked before anything starts
     model = values["MODEL"]
-    if not (Path(model) / "assistant.json").is_file():
-        raise ConfigError(f"{model}: not a model directory (no assistant.json)")
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
+    check_model(model, _runtime())
     if args.runtime:
         # gunicorn workers are fresh interpreters: they learn the choice from the environment
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
@@ -93,5 +132,17 @@ def _run_dev(values: dict[str, Any]) -> int:
     host, port = values["HOST"], values["PORT"]
     print(f"serving {values['MODEL']} on http://{host}:{port}/  (development server; Ctrl-C to stop)", flush=True)
     # threaded=True: every request runs in its own thread against the one shared session.
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=_quiet_request_handler())
     return 0
+
+
+def _quiet_request_handler() -> type:
+    """werkzeug's request handler without its own line per request: the app's access log
+    (``legacy_assistant.access``, ``--no-access-log``) already writes one."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class QuietRequestHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
+
+    return QuietRequestHandler
