@@ -1,5 +1,78 @@
-"""What the app answers without a real server: ``/ready``, ``OPTIONS``, and the worker registry
-``/ready`` reads under gunicorn."""
+"""What the app answers without a real server: the page's icon and focus colour, ``/ready``,
+``OPTIONS``, and the worker registry ``/ready`` reads under gunicorn."""
+import re
+import struct
+
+import pytest
+
+from tests.helpers import ROOT
+
+CSS = ROOT / "legacy_assistant" / "web" / "static" / "chat.css"
+
+
+def test_favicon_is_a_public_icon(make_client):
+    client = make_client(API_TOKEN="secret")  # public even when the API needs a token
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/x-icon"
+    assert response.cache_control.max_age and response.cache_control.public
+    data = response.get_data()
+    reserved, kind, count = struct.unpack_from("<HHH", data)
+    assert (reserved, kind, count) == (0, 1, 1)
+    width, height, _, _, planes, bits, size, offset = struct.unpack_from("<BBBBHHII", data, 6)
+    assert (width, height, planes, bits) == (16, 16, 1, 32) and offset + size == len(data)
+    header_size, bmp_width, bmp_height = struct.unpack_from("<Iii", data, offset)
+    assert (header_size, bmp_width, bmp_height) == (40, 16, 32)  # XOR image and AND mask
+    alpha = data[offset + 40 + 3:offset + 40 + 16 * 16 * 4:4]
+    assert 0 < alpha.count(255) < 256 and set(alpha) == {0, 255}  # a shape on a transparent ground
+    page = client.get("/").get_data(as_text=True)
+    assert 'rel="icon"' in page and "/favicon.ico" in page
+
+
+def _colours(block: str) -> dict[str, str]:
+    return dict(re.findall(r"(--[\w-]+):\s*(#[0-9a-fA-F]{6})\s*;", block))
+
+
+def _luminance(colour: str) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _hue(colour: str) -> float:
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    high, low = max(r, g, b), min(r, g, b)
+    if high == low:
+        return 0.0
+    if high == r:
+        return (60 * (g - b) / (high - low)) % 360
+    if high == g:
+        return 60 * (b - r) / (high - low) + 120
+    return 60 * (r - g) / (high - low) + 240
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_focus_ring_is_not_the_error_colour_and_stands_out(scheme):
+    """WCAG 2.2 (1.4.11): a focus indicator needs 3:1 against what surrounds it. And a ring in
+    the error red reads as "this field is wrong"."""
+    text = CSS.read_text(encoding="utf-8")
+    light = _colours(text.split("@media (prefers-color-scheme: dark)")[0])
+    dark = {**light, **_colours(text.split("@media (prefers-color-scheme: dark)")[1].split("}")[0])}
+    colours = light if scheme == "light" else dark
+    focus = colours["--focus"].lower()
+    errors = {colours[name].lower() for name in colours if name.startswith("--error")} | {"#b3261e"}
+    assert focus not in errors
+    assert not (_hue(focus) < 20 or _hue(focus) > 340), f"{focus} is a red"
+    for ground in ("--bg", "--surface"):
+        assert _contrast(focus, colours[ground]) >= 3, (focus, ground, colours[ground])
+    assert re.search(r":focus-visible[^{]*\{[^}]*outline:[^;]*var\(--focus\)", text)
 
 
 def test_ready_without_a_gunicorn_master_is_this_process(make_client):

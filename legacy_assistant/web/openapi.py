@@ -225,6 +225,9 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             "/openapi.json": _get("This document", _json({"type": "object"}, "the OpenAPI document"), "operations"),
             "/": _get("The chat page", {"description": "HTML page",
                                         "content": {"text/html": {"schema": {"type": "string"}}}}, "pages"),
+            "/favicon.ico": _get("The chat page's icon", {"description": "ICO image",
+                                                          "content": {"image/x-icon": {"schema": {"type": "string"}}}},
+                                 "pages"),
             "/static/{filename}": {"get": {
                 "summary": "The chat page's script and style sheet", "tags": ["pages"],
                 "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],

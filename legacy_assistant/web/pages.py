@@ -1,4 +1,4 @@
-"""The chat page, its static files, and the health and readiness checks (all public).
+"""The chat page, its static files and icon, and the health and readiness checks (all public).
 
 * ``/health`` (liveness): this process answers and serves a model.
 * ``/ready`` (readiness, for a load balancer): 200 once *every* worker of the server serves,
@@ -11,19 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import Response, current_app, jsonify
 
 from legacy_assistant.web.context import current_slot
 from legacy_assistant.web.errors import error_response
+from legacy_assistant.web.favicon import favicon_ico
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 # The static files (the page's script and style sheet) are this blueprint's, and public like it.
 blueprint = GuardedBlueprint("pages", __name__, access=Access.PUBLIC, static_folder="static",
                              static_url_path="/static")
 
+ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
+
+
 @blueprint.get("/")
 def index() -> Any:
     return blueprint.send_static_file("index.html")
+
+
+@blueprint.get("/favicon.ico")
+def favicon() -> Response:
+    response = Response(favicon_ico(), mimetype="image/x-icon")
+    response.cache_control.public = True
+    response.cache_control.max_age = ICON_MAX_AGE
+    return response
 
 
 @blueprint.get("/health")
