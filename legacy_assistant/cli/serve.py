@@ -11,6 +11,7 @@ Whatever can be checked before a worker starts is checked here, once, with one e
 the settings, the model directory (every checksum, without TensorFlow) and the runtime its
 manifest names against ``--runtime``. A bad flag is a one-line usage error (exit status 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,12 @@ DEFAULT_INTER_OP = settings.DEFAULT_INTER_OP_THREADS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "serve", help="serve the HTTP API and the chat page",
+        "serve",
+        help="serve the HTTP API and the chat page",
         description="Serve the HTTP API and the chat page. Each setting comes from its flag, else from its "
-                    "LEGACY_ASSISTANT_* environment variable, else from its default.",
-        epilog=settings.environment_only())
+        "LEGACY_ASSISTANT_* environment variable, else from its default.",
+        epilog=settings.environment_only(),
+    )
     settings.add_arguments(parser)
     parser.add_argument("--dev", action="store_true", help="Flask's development server, one process")
     add_runtime_option(parser)
@@ -90,8 +93,10 @@ def check_model(model: str, runtime: str) -> None:
 
     info = verify_artifact(model)
     if info.runtime != runtime:
-        raise ConfigError(f"{model}: a model for the {info.runtime!r} runtime cannot be served with runtime "
-                          f"{runtime!r} (choose --runtime {info.runtime})")
+        raise ConfigError(
+            f"{model}: a model for the {info.runtime!r} runtime cannot be served with runtime "
+            f"{runtime!r} (choose --runtime {info.runtime})"
+        )
 
 
 def _runtime() -> str:
@@ -117,8 +122,14 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.serving.server import exec_server
 
     options = _server_options(values)
-    log.info("serving %s on http://%s:%s/ with %d worker(s) x %d thread(s)", model, options.host, options.port,
-             options.workers, options.threads)
+    log.info(
+        "serving %s on http://%s:%s/ with %d worker(s) x %d thread(s)",
+        model,
+        options.host,
+        options.port,
+        options.workers,
+        options.threads,
+    )
     exec_server(options)  # does not return
     return 0
 

@@ -34,6 +34,7 @@ Errors gunicorn answers itself, before the app sees the request (a request line 
 ``limit_request_line``: 414; a header over ``limit_request_field_size``, or too many: 431; a
 request that is not HTTP: 400), get the app's JSON error body instead of gunicorn's HTML page.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -241,12 +242,14 @@ class ModelWorker(ThreadWorker):
             400: "the request is not valid HTTP",
             414: f"the request line (method, path and query) is longer than {self.cfg.limit_request_line} bytes",
             431: f"a request header is longer than {self.cfg.limit_request_field_size} bytes, or there are more "
-                 f"than {self.cfg.limit_request_fields} headers",
+            f"than {self.cfg.limit_request_fields} headers",
             500: "the server failed to handle this request",
         }
         body = error_body(status_code_name(status), limits.get(status, reason)).encode("utf-8")
-        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n\r\n"
+        )
         return head.encode("latin-1") + body
 
 
@@ -365,8 +368,10 @@ class GunicornServer(BaseApplication):
 
     def run(self) -> None:
         if "tensorflow" in sys.modules:
-            raise RuntimeError("TensorFlow is loaded in the gunicorn master; its thread pools do not survive fork. "
-                               "Start the server with 'python -m legacy_assistant.serving.server'.")
+            raise RuntimeError(
+                "TensorFlow is loaded in the gunicorn master; its thread pools do not survive fork. "
+                "Start the server with 'python -m legacy_assistant.serving.server'."
+            )
         if self.reuse_port:
             refuse_port_in_use(self.options.host, self.options.port)
         try:
@@ -449,7 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m legacy_assistant.serving.server OPTIONS_JSON``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m legacy_assistant.serving.server OPTIONS_JSON (see 'legacy-assistant serve')", file=sys.stderr)
+        print(
+            "usage: python -m legacy_assistant.serving.server OPTIONS_JSON (see 'legacy-assistant serve')",
+            file=sys.stderr,
+        )
         return 2
     options = ServerOptions.from_json(args[0])
     level = getattr(logging, options.log_level.upper(), logging.INFO)

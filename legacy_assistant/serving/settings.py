@@ -19,6 +19,7 @@ environment variable.
 
 This module imports nothing of TensorFlow: the gunicorn master imports it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -250,40 +251,96 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", Text(metavar="ADDRESS"), "127.0.0.1", "address to listen on", scope=SERVER),
     Setting("PORT", Integer(0, 65535), 5000, "port to listen on", scope=SERVER),
-    Setting("MODEL", Directory(), str(DEFAULT_MODEL_DIR), "model directory", key="MODEL_DIR",
-            shown_default="the shipped model, exported/default"),
-    Setting("THRESHOLD", Number(0, 1), None, "fallback threshold, instead of the one stored in the model",
-            shown_default="the model's"),
-    Setting("WORKERS", Integer(1), lambda: os.cpu_count() or 1, "gunicorn worker processes",
-            shown_default="one per CPU", scope=SERVER),
+    Setting(
+        "MODEL",
+        Directory(),
+        str(DEFAULT_MODEL_DIR),
+        "model directory",
+        key="MODEL_DIR",
+        shown_default="the shipped model, exported/default",
+    ),
+    Setting(
+        "THRESHOLD",
+        Number(0, 1),
+        None,
+        "fallback threshold, instead of the one stored in the model",
+        shown_default="the model's",
+    ),
+    Setting(
+        "WORKERS",
+        Integer(1),
+        lambda: os.cpu_count() or 1,
+        "gunicorn worker processes",
+        shown_default="one per CPU",
+        scope=SERVER,
+    ),
     Setting("THREADS", Integer(1), 4, "request threads per worker", scope=SERVER),
     Setting("TIMEOUT", Integer(1), 30, "seconds before a silent worker is restarted", scope=SERVER),
-    Setting("REUSE_PORT", Switch(), True,
-            "one listening socket per worker, so the kernel spreads connections over the workers evenly "
-            "(off: one shared socket)", scope=SERVER),
-    Setting("STORE", Text(metavar="URL"), None,
-            "conversation store: sqlite:///PATH, redis://HOST:PORT/DB or memory", key="STORE_URL",
-            shown_default="SQLite in the instance folder"),
-    Setting("CONVERSATION_TTL", Number(0), DEFAULT_TTL_SECONDS,
-            "forget a conversation idle this many seconds (0: never)", shown_default=f"{DEFAULT_TTL_SECONDS:g}"),
+    Setting(
+        "REUSE_PORT",
+        Switch(),
+        True,
+        "one listening socket per worker, so the kernel spreads connections over the workers evenly "
+        "(off: one shared socket)",
+        scope=SERVER,
+    ),
+    Setting(
+        "STORE",
+        Text(metavar="URL"),
+        None,
+        "conversation store: sqlite:///PATH, redis://HOST:PORT/DB or memory",
+        key="STORE_URL",
+        shown_default="SQLite in the instance folder",
+    ),
+    Setting(
+        "CONVERSATION_TTL",
+        Number(0),
+        DEFAULT_TTL_SECONDS,
+        "forget a conversation idle this many seconds (0: never)",
+        shown_default=f"{DEFAULT_TTL_SECONDS:g}",
+    ),
     Setting("MAX_TURNS", Integer(1), DEFAULT_MAX_TURNS, "turns kept per conversation", flag=False),
-    Setting("INTRA_OP_THREADS", Integer(0), DEFAULT_INTRA_OP_THREADS,
-            "TensorFlow intra-op threads per process (0: one per core)"),
-    Setting("INTER_OP_THREADS", Integer(-1), DEFAULT_INTER_OP_THREADS,
-            "TensorFlow inter-op threads per process (0: one per core; -1: run every op in the request's "
-            "own thread)"),
+    Setting(
+        "INTRA_OP_THREADS",
+        Integer(0),
+        DEFAULT_INTRA_OP_THREADS,
+        "TensorFlow intra-op threads per process (0: one per core)",
+    ),
+    Setting(
+        "INTER_OP_THREADS",
+        Integer(-1),
+        DEFAULT_INTER_OP_THREADS,
+        "TensorFlow inter-op threads per process (0: one per core; -1: run every op in the request's own thread)",
+    ),
     Setting("MAX_TEXT_LENGTH", Integer(1), 1000, "longest text accepted, in characters"),
-    Setting("MAX_BODY_BYTES", Integer(1), 64 * 1024, "largest request body accepted, in bytes",
-            key="MAX_CONTENT_LENGTH"),
+    Setting(
+        "MAX_BODY_BYTES", Integer(1), 64 * 1024, "largest request body accepted, in bytes", key="MAX_CONTENT_LENGTH"
+    ),
     Setting("ACCESS_LOG", Switch(), True, "one log line per request"),
-    Setting("API_TOKEN", Text(metavar="TOKEN"), None,
-            "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook",
-            shown_default="none: the API is open", flag=False),
-    Setting("ADMIN_TOKEN", Text(metavar="TOKEN"), None, "bearer token the admin routes require",
-            shown_default="none: admin routes are off", flag=False),
-    Setting("CORS_ORIGINS", Text(metavar="ORIGINS"), "",
-            "comma-separated origins whose pages may call the API from a browser",
-            shown_default="none: same origin only", flag=False),
+    Setting(
+        "API_TOKEN",
+        Text(metavar="TOKEN"),
+        None,
+        "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook",
+        shown_default="none: the API is open",
+        flag=False,
+    ),
+    Setting(
+        "ADMIN_TOKEN",
+        Text(metavar="TOKEN"),
+        None,
+        "bearer token the admin routes require",
+        shown_default="none: admin routes are off",
+        flag=False,
+    ),
+    Setting(
+        "CORS_ORIGINS",
+        Text(metavar="ORIGINS"),
+        "",
+        "comma-separated origins whose pages may call the API from a browser",
+        shown_default="none: same origin only",
+        flag=False,
+    ),
 )
 
 
@@ -323,14 +380,21 @@ def add_arguments(parser: argparse.ArgumentParser, settings: Iterable[Setting] =
         shown = f"default {s.default_text()}; env {s.env}".replace("%", "%%")
         text = s.help.replace("%", "%%")
         if isinstance(s.kind, Switch):
-            parser.add_argument(s.option, dest=s.dest, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"{text} ({shown})")
+            parser.add_argument(
+                s.option, dest=s.dest, action=argparse.BooleanOptionalAction, default=None, help=f"{text} ({shown})"
+            )
             continue
-        parser.add_argument(s.option, dest=s.dest, type=_flag_reader(s), default=None, metavar=s.kind.metavar,
-                            help=f"{text} ({shown})")
+        parser.add_argument(
+            s.option, dest=s.dest, type=_flag_reader(s), default=None, metavar=s.kind.metavar, help=f"{text} ({shown})"
+        )
         if s.negatable:
-            parser.add_argument("--no-" + s.option[2:], dest=s.dest, action="store_const", const=OFF,
-                                help=f"no {s.name.lower().replace('_', ' ')}")
+            parser.add_argument(
+                "--no-" + s.option[2:],
+                dest=s.dest,
+                action="store_const",
+                const=OFF,
+                help=f"no {s.name.lower().replace('_', ' ')}",
+            )
 
 
 def environment_only(settings: Iterable[Setting] = SETTINGS) -> str:
@@ -344,8 +408,11 @@ def flags_of(args: argparse.Namespace, settings: Iterable[Setting] = SETTINGS) -
     return {s.name: getattr(args, s.dest, None) for s in settings if s.option is not None}
 
 
-def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
-            settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+def resolve(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    settings: Iterable[Setting] = SETTINGS,
+) -> dict[str, Any]:
     """Each setting's value, by name: its flag's when given, else its environment variable's
     when set and not empty, else its default.
 
@@ -399,8 +466,9 @@ def markdown_table(settings: Iterable[Setting] = SETTINGS) -> str:
             flag = f"`{s.option} {s.kind.metavar}`"
             if s.negatable:
                 flag += f", `--no-{s.option[2:]}`"
-        lines.append(f"| `{s.env}` | {_cell(flag)} | {_cell(s.default_text())} | {_cell(s.kind.description)} "
-                     f"| {_cell(s.help)} |")
+        lines.append(
+            f"| `{s.env}` | {_cell(flag)} | {_cell(s.default_text())} | {_cell(s.kind.description)} | {_cell(s.help)} |"
+        )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@
 Modules of this package import from one another's modules, never from the package itself,
 which imports the factory, which imports them.
 """
+
 from __future__ import annotations
 
 from legacy_assistant.web.app import create_app

@@ -6,6 +6,7 @@ is refused with 422 and the old one keeps serving. This process reloads before a
 ``ON_RELOADED`` then tells the other processes (under gunicorn it sends SIGHUP to the master,
 which passes it to every worker, and each worker reloads in the same way).
 """
+
 from __future__ import annotations
 
 import logging
@@ -95,9 +96,11 @@ def reload() -> Any:
     notify = current_app.config["ON_RELOADED"]
     if notify is not None:
         notify()
-    return jsonify({
-        "status": "reloaded" if result.changed else "unchanged",
-        "model": result.model,
-        "previous": result.previous,
-        "other_workers_notified": notify is not None,
-    })
+    return jsonify(
+        {
+            "status": "reloaded" if result.changed else "unchanged",
+            "model": result.model,
+            "previous": result.previous,
+            "other_workers_notified": notify is not None,
+        }
+    )

@@ -1,4 +1,5 @@
 """``/api/v1``: Rasa-shaped parse and a chat turn."""
+
 from __future__ import annotations
 
 from typing import Any

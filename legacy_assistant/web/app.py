@@ -6,6 +6,7 @@ A serving setting (:mod:`legacy_assistant.serving.settings`) comes from the ``co
 argument, else from its ``LEGACY_ASSISTANT_*`` environment variable, else from its default;
 the keys of :data:`APP_DEFAULTS` are set by code only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,8 +84,13 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
 
     if assistant is None:
         slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))
-        log.info("serving model %s %s from %s (pid %d)", slot.model["name"], slot.model["version"],
-                 app.config["MODEL_DIR"], os.getpid())
+        log.info(
+            "serving model %s %s from %s (pid %d)",
+            slot.model["name"],
+            slot.model["version"],
+            app.config["MODEL_DIR"],
+            os.getpid(),
+        )
     else:
         slot = AssistantSlot(assistant)
     app.extensions[EXTENSION] = slot

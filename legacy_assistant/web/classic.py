@@ -1,4 +1,5 @@
 """The classic route that older chatbot clients call, with its answer shape unchanged."""
+
 from __future__ import annotations
 
 from typing import Any

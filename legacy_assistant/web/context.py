@@ -3,6 +3,7 @@
 Views import these from here, never from the ``legacy_assistant.web`` package: the package
 imports the factory (:mod:`legacy_assistant.web.app`), which imports the views.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,6 +41,6 @@ def current_assistant() -> Assistant:
     return current_app.extensions[EXTENSION].current
 
 
-def request_metrics() -> "RequestMetrics":
+def request_metrics() -> RequestMetrics:
     """The request's app's metrics recorder."""
     return current_app.extensions[METRICS_EXTENSION]

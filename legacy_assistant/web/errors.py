@@ -3,6 +3,7 @@
 Views validate their input with :func:`json_object` and :func:`text_field`, which raise
 :class:`ApiError` with a 4xx status and a message that names the field and the problem.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
         log.error("conversation store failed on %s %s: %s", request.method, request.path, exc)
-        return error_response(503, "store_unavailable", "the conversation store is unavailable; try again shortly",
-                              {"Retry-After": "1"})
+        return error_response(
+            503, "store_unavailable", "the conversation store is unavailable; try again shortly", {"Retry-After": "1"}
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

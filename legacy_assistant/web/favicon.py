@@ -5,6 +5,7 @@ ICO is the one format every browser takes there. The image is a few rectangles, 
 drawn in code (32-bit BGRA with an alpha channel, in the ICO's BMP layout) instead of kept as
 a binary file.
 """
+
 from __future__ import annotations
 
 import functools

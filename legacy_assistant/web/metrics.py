@@ -8,6 +8,7 @@ for the whole server. ``legacy_assistant_model_info`` is per worker (a ``pid`` l
 shows, after a reload, which worker serves which model. Without that variable (dev server,
 tests) metrics live in this process's default registry.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,22 +29,28 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 REQUESTS = Counter(
-    "legacy_assistant_http_requests", "HTTP requests answered, by route template, method and status",
+    "legacy_assistant_http_requests",
+    "HTTP requests answered, by route template, method and status",
     ["route", "method", "status"],
 )
 LATENCY = Histogram(
-    "legacy_assistant_http_request_duration_seconds", "Time from request to response, by route template",
-    ["route"], buckets=LATENCY_BUCKETS,
+    "legacy_assistant_http_request_duration_seconds",
+    "Time from request to response, by route template",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
 )
 PREDICTIONS = Counter(
-    "legacy_assistant_predictions", "Answers by intent (the dialogue's choice for chat turns, the top "
-    "intent for parse and classic requests)", ["intent"],
+    "legacy_assistant_predictions",
+    "Answers by intent (the dialogue's choice for chat turns, the top intent for parse and classic requests)",
+    ["intent"],
 )
 FALLBACKS = Counter("legacy_assistant_fallbacks", "Chat turns answered with the fallback")
 RELOADS = Counter("legacy_assistant_model_reloads", "Model reloads, by outcome", ["outcome"])
 MODEL_INFO = Gauge(
-    "legacy_assistant_model_info", "The model in service (value 1; 0 for models since replaced)",
-    ["model", "version"], multiprocess_mode="liveall",
+    "legacy_assistant_model_info",
+    "The model in service (value 1; 0 for models since replaced)",
+    ["model", "version"],
+    multiprocess_mode="liveall",
 )
 
 

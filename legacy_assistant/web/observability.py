@@ -6,6 +6,7 @@ letters, digits, ``.``, ``_`` or ``-``) or a new random one. The access log is t
 
     POST /api/v1/parse 200 0.84ms id=4f1c9a2b-1f3
 """
+
 from __future__ import annotations
 
 import itertools
@@ -72,11 +73,13 @@ def register(app: Flask) -> None:
         rid = g.get("request_id") or ids.next()
         response.headers[REQUEST_ID_HEADER] = rid
         rule = request.url_rule
-        recorder.request(rule.rule if rule is not None else UNMATCHED_ROUTE, request.method, response.status_code,
-                         seconds)
+        recorder.request(
+            rule.rule if rule is not None else UNMATCHED_ROUTE, request.method, response.status_code, seconds
+        )
         if current_app.config["ACCESS_LOG"]:
-            access_log.info("%s %s %d %.2fms id=%s", request.method, request.path, response.status_code,
-                            seconds * 1000, rid)
+            access_log.info(
+                "%s %s %d %.2fms id=%s", request.method, request.path, response.status_code, seconds * 1000, rid
+            )
         return response
 
     app.register_blueprint(blueprint)
@@ -93,10 +96,12 @@ def metrics_text() -> Response:
 def version() -> Any:
     """Versions of the service and of the model this worker serves."""
     slot = current_slot()
-    return jsonify({
-        "service": "legacy-assistant",
-        "version": __version__,
-        "python": platform.python_version(),
-        "model": slot.model,
-        "pid": os.getpid(),
-    })
+    return jsonify(
+        {
+            "service": "legacy-assistant",
+            "version": __version__,
+            "python": platform.python_version(),
+            "model": slot.model,
+            "pid": os.getpid(),
+        }
+    )

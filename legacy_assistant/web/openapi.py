@@ -5,6 +5,7 @@ required), so what it says is what this server enforces. Schemas are JSON Schema
 OpenAPI 3.1 defines them; ``tests/test_openapi.py`` checks that every route is documented and
 that real responses validate against their documented schema.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -41,11 +42,13 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
     text_limit, sender_limit = int(config["MAX_TEXT_LENGTH"]), int(config["MAX_SENDER_LENGTH"])
     confidence = {"type": "number", "minimum": 0, "maximum": 1}
     intent_confidence = {
-        "type": "object", "required": ["name", "confidence"],
+        "type": "object",
+        "required": ["name", "confidence"],
         "properties": {"name": {"type": "string"}, "confidence": confidence},
     }
     model = {
-        "type": "object", "required": ["name", "version", "created", "intents"],
+        "type": "object",
+        "required": ["name", "version", "created", "intents"],
         "properties": {
             "name": {"type": "string"},
             "version": {"type": "string", "description": "first 12 hex digits of the model manifest's sha256"},
@@ -55,18 +58,25 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     return {
         "Error": {
-            "type": "object", "required": ["error"], "additionalProperties": False,
-            "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
-            }},
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
+                }
+            },
         },
         "ParseRequest": {
-            "type": "object", "required": ["text"],
+            "type": "object",
+            "required": ["text"],
             "properties": {"text": _text(text_limit, "the text to classify; not blank")},
         },
         "ParseResult": {
-            "type": "object", "required": ["text", "intent", "intent_ranking"],
+            "type": "object",
+            "required": ["text", "intent", "intent_ranking"],
             "properties": {
                 "text": {"type": "string"},
                 "intent": intent_confidence,
@@ -74,14 +84,16 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
         "ChatRequest": {
-            "type": "object", "required": ["sender", "message"],
+            "type": "object",
+            "required": ["sender", "message"],
             "properties": {
                 "sender": _text(sender_limit, "conversation id: turns with the same sender share context"),
                 "message": _text(text_limit, "what the person typed; not blank"),
             },
         },
         "ChatReply": {
-            "type": "object", "required": ["sender", "reply", "intent", "confidence"],
+            "type": "object",
+            "required": ["sender", "reply", "intent", "confidence"],
             "properties": {
                 "sender": {"type": "string"},
                 "reply": {"type": "string"},
@@ -95,47 +107,66 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
         "ClassicRequest": {
-            "type": "object", "required": ["sentence"],
+            "type": "object",
+            "required": ["sentence"],
             "properties": {"sentence": _text(text_limit, "the text to classify")},
         },
         "ClassicResult": {
             "type": "array",
             "items": {
-                "type": "object", "required": ["intent", "probability"],
-                "properties": {"intent": {"type": "string"},
-                               "probability": {"type": "string", "description": "a float, as a string"}},
+                "type": "object",
+                "required": ["intent", "probability"],
+                "properties": {
+                    "intent": {"type": "string"},
+                    "probability": {"type": "string", "description": "a float, as a string"},
+                },
             },
         },
         "RasaMessage": {
-            "type": "object", "required": ["message"],
+            "type": "object",
+            "required": ["message"],
             "properties": {
                 "sender": _text(sender_limit, "conversation id (default 'default')"),
                 "message": _text(text_limit, "what the person typed"),
             },
         },
         "RasaReply": {
-            "type": "array", "minItems": 1,
+            "type": "array",
+            "minItems": 1,
             "items": {
-                "type": "object", "required": ["recipient_id", "text"],
+                "type": "object",
+                "required": ["recipient_id", "text"],
                 "properties": {"recipient_id": {"type": "string"}, "text": {"type": "string"}},
             },
         },
         "Health": {
-            "type": "object", "required": ["status", "model", "intents"],
-            "properties": {"status": {"const": "ok"}, "model": {"type": "string"},
-                           "intents": {"type": "integer", "minimum": 0}},
+            "type": "object",
+            "required": ["status", "model", "intents"],
+            "properties": {
+                "status": {"const": "ok"},
+                "model": {"type": "string"},
+                "intents": {"type": "integer", "minimum": 0},
+            },
         },
         "Ready": {
-            "type": "object", "required": ["status", "workers"],
-            "properties": {"status": {"const": "ready"}, "workers": {
-                "type": "object", "required": ["ready", "expected"],
-                "properties": {"ready": {"type": "integer", "minimum": 0},
-                               "expected": {"type": "integer", "minimum": 0}},
-            }},
+            "type": "object",
+            "required": ["status", "workers"],
+            "properties": {
+                "status": {"const": "ready"},
+                "workers": {
+                    "type": "object",
+                    "required": ["ready", "expected"],
+                    "properties": {
+                        "ready": {"type": "integer", "minimum": 0},
+                        "expected": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
         },
         "Model": model,
         "Version": {
-            "type": "object", "required": ["service", "version", "python", "model", "pid"],
+            "type": "object",
+            "required": ["service", "version", "python", "model", "pid"],
             "properties": {
                 "service": {"const": "legacy-assistant"},
                 "version": {"type": "string"},
@@ -145,7 +176,8 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
         "ReloadResult": {
-            "type": "object", "required": ["status", "model", "previous", "other_workers_notified"],
+            "type": "object",
+            "required": ["status", "model", "previous", "other_workers_notified"],
             "properties": {
                 "status": {"enum": ["reloaded", "unchanged"]},
                 "model": _ref("Model"),
@@ -156,12 +188,21 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _post(summary: str, request: str, response: str, config: Mapping[str, Any], tag: str,
-          security: list[dict[str, list[str]]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _post(
+    summary: str,
+    request: str,
+    response: str,
+    config: Mapping[str, Any],
+    tag: str,
+    security: list[dict[str, list[str]]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": _json(_ref(response), "the answer"),
-        "400": _error("invalid JSON, a body that is not an object, or a missing, wrongly typed, blank, "
-                      f"too long (text over {config['MAX_TEXT_LENGTH']} characters) or invalid field"),
+        "400": _error(
+            "invalid JSON, a body that is not an object, or a missing, wrongly typed, blank, "
+            f"too long (text over {config['MAX_TEXT_LENGTH']} characters) or invalid field"
+        ),
         "413": _error(f"a body over {config['MAX_CONTENT_LENGTH']} bytes"),
         "415": _error("a body that is not application/json"),
     }
@@ -181,8 +222,13 @@ def _post(summary: str, request: str, response: str, config: Mapping[str, Any], 
 
 
 def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
-    return {"get": {"summary": summary, "tags": [tag],
-                    "responses": {"200": response, "default": _error("any error, always this shape")}}}
+    return {
+        "get": {
+            "summary": summary,
+            "tags": [tag],
+            "responses": {"200": response, "default": _error("any error, always this shape")},
+        }
+    }
 
 
 def document(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,49 +236,90 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
     api_security: list[dict[str, list[str]]] = [{"apiToken": []}] if config.get("API_TOKEN") else []
     admin_security: list[dict[str, list[str]]] = [{"adminToken": []}]
     unavailable = {"503": _error("the conversation store is unavailable (Retry-After says when to retry)")}
-    reload_op = _post("Reload the model from its directory and swap it in", "Empty", "ReloadResult", config,
-                      "admin", admin_security,
-                      {"403": _error("admin routes are off (no admin token configured)"),
-                       "422": _error("the new model was refused; the old one keeps serving")})
+    reload_op = _post(
+        "Reload the model from its directory and swap it in",
+        "Empty",
+        "ReloadResult",
+        config,
+        "admin",
+        admin_security,
+        {
+            "403": _error("admin routes are off (no admin token configured)"),
+            "422": _error("the new model was refused; the old one keeps serving"),
+        },
+    )
     reload_op["post"]["requestBody"]["required"] = False
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "legacy-assistant",
             "version": __version__,
-            "description": "An intent-classifier chatbot. Every error is JSON {\"error\": {\"code\", \"message\"}}; "
-                           "every response carries X-Request-ID.",
+            "description": 'An intent-classifier chatbot. Every error is JSON {"error": {"code", "message"}}; '
+            "every response carries X-Request-ID.",
         },
         "paths": {
-            "/api/v1/parse": _post("Classify a text (Rasa-shaped parse, no dialogue rules)", "ParseRequest",
-                                   "ParseResult", config, "api", api_security),
-            "/api/v1/chat": _post("One chat turn; stored before the reply is sent", "ChatRequest", "ChatReply",
-                                  config, "api", api_security, unavailable),
-            "/katana-ml/api/v1.0/assistant": _post("The classic route: intents above the threshold",
-                                                   "ClassicRequest", "ClassicResult", config, "classic",
-                                                   api_security),
-            "/webhooks/rest/webhook": _post("Rasa-compatible REST channel", "RasaMessage", "RasaReply", config,
-                                            "rasa", api_security, unavailable),
+            "/api/v1/parse": _post(
+                "Classify a text (Rasa-shaped parse, no dialogue rules)",
+                "ParseRequest",
+                "ParseResult",
+                config,
+                "api",
+                api_security,
+            ),
+            "/api/v1/chat": _post(
+                "One chat turn; stored before the reply is sent",
+                "ChatRequest",
+                "ChatReply",
+                config,
+                "api",
+                api_security,
+                unavailable,
+            ),
+            "/katana-ml/api/v1.0/assistant": _post(
+                "The classic route: intents above the threshold",
+                "ClassicRequest",
+                "ClassicResult",
+                config,
+                "classic",
+                api_security,
+            ),
+            "/webhooks/rest/webhook": _post(
+                "Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", api_security, unavailable
+            ),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),
-            "/ready": _get("Readiness for a load balancer: 200 once every worker serves",
-                           _json(_ref("Ready"), "every worker serves"), "operations"),
-            "/version": _get("Service and model versions of the answering worker", _json(_ref("Version"), "versions"),
-                             "operations"),
-            "/metrics": _get("Prometheus metrics of the whole server",
-                             {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}, "operations"),
+            "/ready": _get(
+                "Readiness for a load balancer: 200 once every worker serves",
+                _json(_ref("Ready"), "every worker serves"),
+                "operations",
+            ),
+            "/version": _get(
+                "Service and model versions of the answering worker", _json(_ref("Version"), "versions"), "operations"
+            ),
+            "/metrics": _get(
+                "Prometheus metrics of the whole server",
+                {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "operations",
+            ),
             "/openapi.json": _get("This document", _json({"type": "object"}, "the OpenAPI document"), "operations"),
-            "/": _get("The chat page", {"description": "HTML page",
-                                        "content": {"text/html": {"schema": {"type": "string"}}}}, "pages"),
-            "/favicon.ico": _get("The chat page's icon", {"description": "ICO image",
-                                                          "content": {"image/x-icon": {"schema": {"type": "string"}}}},
-                                 "pages"),
-            "/static/{filename}": {"get": {
-                "summary": "The chat page's script and style sheet", "tags": ["pages"],
-                "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "the file"}, "default": _error("no such file")},
-            }},
+            "/": _get(
+                "The chat page",
+                {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                "pages",
+            ),
+            "/favicon.ico": _get(
+                "The chat page's icon",
+                {"description": "ICO image", "content": {"image/x-icon": {"schema": {"type": "string"}}}},
+                "pages",
+            ),
+            "/static/{filename}": {
+                "get": {
+                    "summary": "The chat page's script and style sheet",
+                    "tags": ["pages"],
+                    "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "the file"}, "default": _error("no such file")},
+                }
+            },
         },
         "components": {
             "schemas": {**_schemas(config), "Empty": {"type": "object"}},

@@ -7,6 +7,7 @@
   :mod:`legacy_assistant.serving.server`); without one (``serve --dev``, an app built in code)
   this process is the whole server, and it is ready once it answers.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,7 @@ from legacy_assistant.web.favicon import favicon_ico
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 # The static files (the page's script and style sheet) are this blueprint's, and public like it.
-blueprint = GuardedBlueprint("pages", __name__, access=Access.PUBLIC, static_folder="static",
-                             static_url_path="/static")
+blueprint = GuardedBlueprint("pages", __name__, access=Access.PUBLIC, static_folder="static", static_url_path="/static")
 
 ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
 
@@ -50,7 +50,8 @@ def ready() -> Any:
     is_ready, workers = readiness() if readiness is not None else (True, {"ready": 1, "expected": 1})
     if not is_ready:
         return error_response(
-            503, "not_ready",
+            503,
+            "not_ready",
             f"{workers['ready']} of {workers['expected']} workers serve; the others are starting",
             {"Retry-After": "1"},
         )

@@ -4,6 +4,7 @@ Clients written for Rasa's ``rest`` channel send ``{"sender", "message"}`` and g
 bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Rasa, a missing
 ``sender`` means the conversation ``"default"``.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -18,6 +18,7 @@ header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204
 
 Tokens are compared in constant time (:func:`hmac.compare_digest`) on their UTF-8 bytes.
 """
+
 from __future__ import annotations
 
 import enum
@@ -77,8 +78,10 @@ def seal(app: Flask) -> dict[str, Access]:
         else:
             table[rule.endpoint] = access
     if undeclared:
-        raise ConfigError("routes without a declared access class (register them on a GuardedBlueprint): "
-                          + ", ".join(sorted(undeclared)))
+        raise ConfigError(
+            "routes without a declared access class (register them on a GuardedBlueprint): "
+            + ", ".join(sorted(undeclared))
+        )
     app.extensions[ACCESS_EXTENSION] = table
     return table
 
@@ -106,11 +109,19 @@ def _same(presented: str, expected: str) -> bool:
 def _require(expected: str, scope: str) -> None:
     presented = _presented_token()
     if presented is None:
-        raise ApiError(401, "unauthorized", f"this {scope} route needs 'Authorization: Bearer <token>'",
-                       {"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"this {scope} route needs 'Authorization: Bearer <token>'",
+            {"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        )
     if not _same(presented, expected):
-        raise ApiError(401, "invalid_token", f"the bearer token is not valid for this {scope} route",
-                       {"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'})
+        raise ApiError(
+            401,
+            "invalid_token",
+            f"the bearer token is not valid for this {scope} route",
+            {"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
+        )
 
 
 def _preflight(origin: str) -> Response:
@@ -131,8 +142,9 @@ def _options() -> Response | None:
     if rule is None:
         return None
     methods = sorted(rule.methods or ())
-    response = Response(json.dumps({"methods": methods}, separators=(",", ":")), status=200,
-                        mimetype="application/json")
+    response = Response(
+        json.dumps({"methods": methods}, separators=(",", ":")), status=200, mimetype="application/json"
+    )
     response.headers["Allow"] = ", ".join(methods)
     return response
 
@@ -161,8 +173,9 @@ def register(app: Flask) -> None:
                 _require(config["API_TOKEN"], "API")
         elif access is Access.ADMIN:
             if not config["ADMIN_TOKEN"]:
-                raise ApiError(403, "admin_disabled",
-                               "admin routes are off: set LEGACY_ASSISTANT_ADMIN_TOKEN to switch them on")
+                raise ApiError(
+                    403, "admin_disabled", "admin routes are off: set LEGACY_ASSISTANT_ADMIN_TOKEN to switch them on"
+                )
             _require(config["ADMIN_TOKEN"], "admin")
         return None
 
