@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from legacy_assistant import __version__
 from legacy_assistant.errors import AssistantError
 
-COMMANDS = ("train", "evaluate", "info", "chat", "serve", "golden", "migrate", "import-classic")
+COMMANDS = (
+    "train",
+    "evaluate",
+    "info",
+    "chat",
+    "serve",
+    "golden",
+    "migrate",
+    "import-classic",
+    "evaluate-responder",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
-"""Figures as PNG (matplotlib, Agg backend): training history, and an evaluation report's
-confusion matrix and threshold curve."""
+"""Figures as PNG (matplotlib, Agg backend): training history, an evaluation report's
+confusion matrix and threshold curve, and a responder evaluation's figures."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -107,4 +107,74 @@ def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
     axis.set_title(f"{report.get('model', 'model')}: outcomes by threshold")
     figure.tight_layout()
     figure.savefig(path, format="png", metadata={"Software": None})
+    plt.close(figure)
+
+
+def plot_responder_quality(report: dict[str, Any], path: str | Path) -> None:
+    """A responder evaluation's figures in panels: perplexity of the model and its baselines,
+    distinct-1/2 and mean length of the human and generated replies, and (when measured)
+    latency p50/p95 per mode."""
+    plt = _pyplot()
+    latency = report.get("latency")
+    panels = 4 if latency else 3
+    figure, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 4), dpi=100)
+    ppl = report["perplexity"]
+    names = [n for n in ("model", "bigram", "unigram") if ppl.get(n) is not None]
+    bars = axes[0].bar(names, [ppl[n] for n in names], color=["C0", "C1", "C2"][: len(names)])
+    axes[0].bar_label(bars, fmt="%.1f")
+    axes[0].set_ylim(0.0, 1.15 * max([ppl[n] for n in names]))
+    axes[0].set_title(f"held-out perplexity ({ppl['tokens']} tokens)")
+    modes = report["replies"]["modes"]
+    sources = list(modes)
+    x = np.arange(len(sources))
+    for offset, key in ((-0.2, "distinct_1"), (0.2, "distinct_2")):
+        axes[1].bar(x + offset, [modes[s][key] for s in sources], width=0.4, label=key.replace("_", "-"))
+    axes[1].set_xticks(x, sources, rotation=30)
+    axes[1].set_ylim(0.0, 1.0)
+    axes[1].legend()
+    axes[1].set_title("diversity of the replies")
+    axes[2].bar(sources, [modes[s]["mean_length"] for s in sources], color="C4")
+    axes[2].tick_params(axis="x", rotation=30)
+    axes[2].set_title("mean reply length (tokens)")
+    if latency:
+        timed = list(latency["modes"])
+        x = np.arange(len(timed))
+        for offset, key in ((-0.2, "p50_ms"), (0.2, "p95_ms")):
+            axes[3].bar(x + offset, [latency["modes"][m][key] for m in timed], width=0.4, label=key[:3])
+        axes[3].set_xticks(x, timed, rotation=30)
+        axes[3].set_ylabel("ms")
+        axes[3].legend()
+        axes[3].set_title("latency at batch 1")
+    for axis in axes:
+        axis.grid(alpha=0.3, axis="y")
+    figure.suptitle(f"{report.get('model', 'responder')}: held-out evaluation")
+    figure.tight_layout()
+    figure.savefig(path, format="png", metadata={"Software": None})
+    plt.close(figure)
+
+
+def plot_responder_conditions(report: dict[str, Any], path: str | Path) -> None:
+    """For each labelled decoding mode, the share of replies the condition classifier gives
+    each label (columns) when each condition is requested (rows)."""
+    plt = _pyplot()
+    section = report["conditions"]
+    modes = section["modes"]
+    requested = section["requested"]
+    classes = section["classifier"]["classes"]
+    labels = [c for c in requested if c in classes] + [c for c in classes if c not in requested]
+    figure, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4.5), dpi=100, squeeze=False)
+    for axis, (mode, figures) in zip(axes[0], modes.items()):
+        shares = np.array([[figures["matrix"][r][c] for c in labels] for r in requested])
+        image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        for (row, column), share in np.ndenumerate(shares):
+            color = "white" if share > 0.6 else "black"
+            axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=8, color=color)
+        axis.set_xticks(range(len(labels)), labels, rotation=45)
+        axis.set_yticks(range(len(requested)), requested)
+        axis.set_xlabel("labelled by the classifier")
+        axis.set_ylabel("requested")
+        axis.set_title(f"{mode} ({section['contexts']} contexts)")
+    figure.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02)
+    figure.suptitle(f"{report.get('model', 'responder')}: replies by requested condition")
+    figure.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
     plt.close(figure)

@@ -1,0 +1,175 @@
+"""``legacy-assistant evaluate-responder MODEL CORPUS...``: held-out perplexity against two
+baselines, the diversity of the replies, how the condition steers them, and latency.
+
+The baselines are fitted on the model's training corpora: ``--train-corpus``, or by default the
+files the manifest names (found by name and sha256 near the evaluated corpora; see
+:func:`legacy_assistant.responder.evaluation.find_training_corpora`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+COMMAND = "evaluate-responder"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    # Only the layout names are needed here; corpora.py imports no TensorFlow.
+    from legacy_assistant.responder.corpora import AUTO, LAYOUTS
+
+    parser = subparsers.add_parser(
+        COMMAND,
+        help="measure a responder on held-out dialogues",
+        description="Measure a responder on held-out dialogue corpora: perplexity next to unigram and bigram "
+        "baselines, distinct-1/2 and length of its replies next to the human ones, how often a condition "
+        "classifier hears the condition asked for, and latency per decoding mode.",
+    )
+    parser.add_argument("model", help="responder model directory")
+    parser.add_argument("corpora", nargs="+", metavar="CORPUS", help="held-out corpus file or folder")
+    parser.add_argument(
+        "--format", choices=(AUTO, *LAYOUTS), default=AUTO, help="layout of the corpora (default: detect per file)"
+    )
+    parser.add_argument("--out", help="write the JSON report here, and PNGs next to it")
+    parser.add_argument(
+        "--train-corpus",
+        nargs="+",
+        metavar="CORPUS",
+        help="the model's training corpora, to fit the baselines (default: the files its manifest names, if found)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=200, help="contexts answered for distinct-n and per condition (default 200)"
+    )
+    parser.add_argument("--max-dialogues", type=int, help="use at most this many of the corpus's dialogues")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="chooses dialogues and contexts, seeds sampling (default 1)"
+    )
+    parser.add_argument(
+        "--conditions", nargs="+", metavar="NAME", help="conditions to request (default: every condition of the model)"
+    )
+    parser.add_argument(
+        "--latency-replies",
+        type=int,
+        default=50,
+        help="timed replies per decoding mode at batch 1 (0: none; default 50)",
+    )
+    parser.add_argument(
+        "--classifier-steps",
+        type=int,
+        default=1500,
+        help="optimizer steps of the condition classifier (default 1500, the ngrams preset's)",
+    )
+    parser.add_argument(
+        "--skip-bad-dialogues", action="store_true", help="skip malformed dialogues with a warning instead of refusing"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.responder.evaluation import (
+        EvaluationSettings,
+        corpus_role,
+        evaluate_responder,
+        find_training_corpora,
+        read_training_corpora,
+        summary_lines,
+    )
+    from legacy_assistant.responder.responder import Responder
+
+    settings = EvaluationSettings(
+        samples=args.samples,
+        max_dialogues=args.max_dialogues,
+        seed=args.seed,
+        conditions=tuple(args.conditions) if args.conditions else None,
+        latency_replies=args.latency_replies,
+        classifier_steps=args.classifier_steps,
+    )
+    if args.out:  # the report's figures; found missing before the evaluation, not after
+        from legacy_assistant.common.optional import require
+
+        require("matplotlib", "plots", "the figures written next to --out's report")
+    dialogues = _read(args.corpora, args.format, strict=not args.skip_bad_dialogues)
+    with Responder.load(args.model) as responder:
+        manifest = responder.info.manifest
+        missing: list[str] = []
+        if args.train_corpus:
+            train_paths = [Path(p) for p in args.train_corpus]
+        else:
+            train_paths, missing = find_training_corpora(manifest, args.corpora)
+        if missing:
+            print(
+                f"warning: {len(missing)} of the model's training file(s) not found near the corpora "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                "the baselines are fitted on the rest" + ("" if train_paths else ": none, so no baselines"),
+                file=sys.stderr,
+            )
+        train_dialogues = read_training_corpora(train_paths) if train_paths else None
+        roles = corpus_role(manifest, args.corpora)
+        if roles["training"]:
+            print(
+                f"warning: {', '.join(roles['training'])} is the model's training data (same sha256): "
+                "the figures measure memorisation, not held-out quality",
+                file=sys.stderr,
+            )
+        if roles["validation"]:
+            print(
+                f"note: {', '.join(roles['validation'])} is the model's validation data: it chose the best epoch "
+                "(early stopping), so the perplexity is slightly optimistic",
+                file=sys.stderr,
+            )
+        if settings.conditions is not None:
+            unknown = [c for c in settings.conditions if c not in responder.conditions]
+            if unknown:
+                raise ConfigError(
+                    f"--conditions: unknown {', '.join(unknown)}; the model knows {', '.join(responder.conditions)}"
+                )
+        report = evaluate_responder(responder, dialogues, settings, train_dialogues)
+    report["data"].update(
+        corpora=[str(p) for p in args.corpora],
+        format=args.format,
+        training_files=[str(p) for p in train_paths],
+        training_files_missing=missing,
+        is_training_data=roles["training"],
+        is_validation_data=roles["validation"],
+    )
+    print(f"{report['model']} on {', '.join(map(str, args.corpora))}")
+    for line in summary_lines(report):
+        print(line)
+    if args.out:
+        from legacy_assistant.common.plots import plot_responder_conditions, plot_responder_quality
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        quality_png = out.with_name(out.stem + "-quality.png")
+        conditions_png = out.with_name(out.stem + "-conditions.png")
+        plot_responder_quality(report, quality_png)
+        written = [out.name, quality_png.name]
+        if "modes" in report["conditions"]:
+            plot_responder_conditions(report, conditions_png)
+            written.append(conditions_png.name)
+        print(f"wrote {', '.join(written)} in {out.parent}")
+    return 0
+
+
+def _read(paths: Sequence[str], layout: str, strict: bool) -> list[Any]:
+    """The dialogues of ``paths``; a corpus that cannot be used is one error line naming its
+    first problem (with its line or conversation) and how many more there are."""
+    from legacy_assistant.errors import AssistantError, DataError
+    from legacy_assistant.responder.corpora import read_corpora
+
+    try:
+        return read_corpora(paths, layout, strict)
+    except DataError as exc:
+        problems = exc.problems or ["cannot be used"]
+        message = f"{exc.source}: {problems[0]}"
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s))"
+        if strict:
+            message += "; --skip-bad-dialogues evaluates on the other dialogues"
+        raise AssistantError(message) from None

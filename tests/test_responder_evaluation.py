@@ -1,0 +1,348 @@
+"""The responder's evaluation: the count-based baselines on data small enough to check by hand,
+distinct-n on known strings, and ``evaluate-responder`` on a tiny model trained here (its
+report's parts, the perplexity training measured, the condition classifier, the PNGs, and the
+errors it gives for bad input)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legacy_assistant.cli import main
+from legacy_assistant.responder.baselines import BigramModel, UnigramModel, perplexity, predicted_ids
+from legacy_assistant.responder.evaluation import distinct_n, percentiles_ms, reply_figures
+from legacy_assistant.responder.vocabulary import END, PAD, START, UNK
+from tests.helpers import ROOT
+
+# ids of a vocabulary of 6: the 4 special ones, then the words "a" (4) and "b" (5)
+A, B, V = 4, 5, 6
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+
+def test_unigram_of_a_uniform_corpus_has_the_perplexity_of_its_outcomes():
+    # UNK, END, a and b each counted 3 times: every outcome has p = 1/4 whatever k is
+    model = UnigramModel.fit([[A, B, UNK, END]] * 3, V, k=0.5)
+    probabilities = model.probabilities()
+    np.testing.assert_allclose(probabilities[[UNK, END, A, B]], 0.25)
+    assert probabilities[PAD] == probabilities[START] == 0.0
+    held_out = [[B, B, END], [A, UNK, A, END]]
+    total = sum(float(model.sequence_log_probs(s).sum()) for s in held_out)
+    assert perplexity(total, 7) == pytest.approx(4.0)
+
+
+def test_unigram_add_k_by_hand():
+    model = UnigramModel.fit([[A, A, A, END]], V, k=1.0)  # N = 4, 4 outcomes
+    expected = {A: Fraction(4, 8), END: Fraction(2, 8), UNK: Fraction(1, 8), B: Fraction(1, 8)}
+    for token, p in expected.items():
+        assert model.log_prob(token) == pytest.approx(math.log(p))
+    assert model.tokens == 4
+
+
+def test_bigram_witten_bell_by_hand():
+    # unigram counts a 2, END 2, b 1 (N 5), add-1 over 4 outcomes: a 3/9, END 3/9, b 2/9, UNK 1/9
+    model = BigramModel.fit([[A, END], [A, B, END]], V, k=1.0)
+    uni = {A: Fraction(3, 9), END: Fraction(3, 9), B: Fraction(2, 9), UNK: Fraction(1, 9)}
+    # after START: a twice, 1 distinct follower -> (c + T p_uni) / (2 + 1)
+    assert model.log_prob(START, A) == pytest.approx(math.log((2 + uni[A]) / 3))
+    assert model.log_prob(START, B) == pytest.approx(math.log(uni[B] / 3))
+    # after a: END once, b once, 2 distinct
+    assert model.log_prob(A, END) == pytest.approx(math.log((1 + 2 * uni[END]) / 4))
+    assert model.log_prob(A, UNK) == pytest.approx(math.log(2 * uni[UNK] / 4))
+    # END is never followed: the unigram
+    assert model.log_prob(END, B) == pytest.approx(math.log(uni[B]))
+    expected = [math.log((2 + uni[A]) / 3), math.log((1 + 2 * uni[B]) / 4), math.log((1 + uni[END]) / 2)]
+    np.testing.assert_allclose(model.sequence_log_probs([A, B, END]), expected)
+
+
+@pytest.mark.parametrize("previous", [START, A, B, END, UNK])
+def test_bigram_sums_to_one_over_the_vocabulary(previous):
+    rng = np.random.default_rng(previous)
+    vocab = 40
+    sequences = [list(rng.integers(4, vocab, size=rng.integers(1, 8))) + [END] for _ in range(30)]
+    sequences += [[A, UNK, END], [B, A, END]]
+    model = BigramModel.fit(sequences, vocab, k=0.1)
+    probabilities = model.probabilities(previous)
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-12)
+    assert probabilities[PAD] == probabilities[START] == 0.0
+    assert (probabilities[predicted_ids(vocab)] > 0).all()
+    for token in (A, B, UNK, END, 17):
+        assert model.log_prob(previous, token) == pytest.approx(math.log(probabilities[token]))
+
+
+def test_baselines_refuse_ids_that_are_never_reply_tokens():
+    with pytest.raises(ValueError, match="cannot be a reply token"):
+        UnigramModel.fit([[A, PAD, END]], V)
+    with pytest.raises(ValueError, match="cannot be a reply token"):
+        BigramModel.fit([[A, END]], V).sequence_log_probs([START, END])
+    with pytest.raises(ValueError, match="k must be above 0"):
+        UnigramModel.fit([[A, END]], V, k=0.0)
+    with pytest.raises(ValueError, match="at least one token"):
+        perplexity(0.0, 0)
+
+
+# --- reply figures -----------------------------------------------------------------------------
+
+
+def test_distinct_n_on_known_strings():
+    replies = [["a", "b", "a", "b"], ["a", "b"]]
+    assert distinct_n(replies, 1) == pytest.approx(2 / 6)
+    assert distinct_n(replies, 2) == pytest.approx(2 / 4)  # (a b) three times, (b a) once
+    assert distinct_n([["i", "am", "fine"], ["you", "are", "fine"]], 2) == 1.0
+    assert distinct_n([["a"], ["b"]], 2) == 0.0  # no bigram spans two replies
+    assert distinct_n([], 1) == 0.0
+    figures = reply_figures([["a", "b"], [], ["a", "c", "d"]])
+    assert figures == {
+        "replies": 3,
+        "distinct_1": pytest.approx(4 / 5),
+        "distinct_2": 1.0,
+        "mean_length": pytest.approx(5 / 3),
+        "empty": 1,
+    }
+
+
+def test_percentiles_are_in_milliseconds():
+    figures = percentiles_ms([0.001 * i for i in range(1, 101)])
+    assert figures["p50_ms"] == pytest.approx(50.5)
+    assert figures["p95_ms"] == pytest.approx(95.05)
+    assert figures["mean_ms"] == pytest.approx(50.5)
+
+
+# --- evaluate-responder on a tiny model ----------------------------------------------------------
+
+REPLIES = {
+    "neutral": "it is ok .",
+    "joy": "i am so happy !",
+    "sadness": "that makes me sad .",
+    "anger": "this is outrageous !",
+    "fear": "i am scared of it .",
+}
+PROMPTS = [
+    "how do you feel about the news ?",
+    "what do you think of this ?",
+    "tell me how you feel .",
+    "the weather changed today .",
+    "my team lost the game .",
+    "we are moving to a new city .",
+]
+HELD_OUT = [
+    "did you see the film yesterday ?",
+    "the shop is closed .",
+    "how was the trip ?",
+    "what about the weather ?",
+    "the game is on tonight .",
+    "tell me about the city .",
+]
+TINY = {
+    "embedding_size": 24,
+    "encoder_units": 24,
+    "context_units": 48,
+    "decoder_units": 48,
+    "condition_size": 8,
+    "batch_size": 8,
+    "learning_rate": 0.01,
+    "min_count": 1,
+    "patience": 0,
+    "epochs": 30,
+    "checkpoint_every": 1000,
+}
+SMALL = ["--samples", "12", "--latency-replies", "3", "--classifier-steps", "150"]
+
+
+def _line(prompt: str, condition: str) -> str:
+    return json.dumps([{"text": prompt, "condition": "neutral"}, {"text": REPLIES[condition], "condition": condition}])
+
+
+def _corpus(path: Path, prompts: list[str]) -> Path:
+    path.write_text("\n".join(_line(p, c) for p in prompts for c in REPLIES) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> dict:
+    """A responder trained on ``moods.jsonl``, validated on ``held.jsonl``; exported with both
+    recorded in its manifest."""
+    from legacy_assistant.responder.artifact import export_responder_artifact
+    from legacy_assistant.responder.config import ResponderTrainingConfig
+    from legacy_assistant.responder.corpora import read_corpus
+    from legacy_assistant.responder.training import train_responder
+
+    folder = tmp_path_factory.mktemp("responder-evaluation")
+    corpus = _corpus(folder / "moods.jsonl", PROMPTS)
+    held = _corpus(folder / "held.jsonl", HELD_OUT)
+    config = ResponderTrainingConfig(**TINY)
+    trained = train_responder(read_corpus(corpus), config, held_out=read_corpus(held))
+    out = folder / "moods"
+    export_responder_artifact(trained, out, plot=False, sources=[corpus], held_out_sources=[held])
+    return {"dir": out, "corpus": corpus, "held": held, "summary": trained.summary, "folder": folder}
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    capture = pytest.MonkeyPatch()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stdout", stdout)
+    capture.setattr(sys, "stderr", stderr)
+    try:
+        status = main(["-q", *argv])
+    finally:
+        capture.undo()
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def evaluated(model) -> dict:
+    """``evaluate-responder`` run once on the held-out corpus, the training files found from the manifest."""
+    out = model["folder"] / "reports" / "held.json"
+    status, printed, err = _run(
+        ["evaluate-responder", str(model["dir"]), str(model["held"]), "--out", str(out), *SMALL]
+    )
+    assert status == 0, err[-2000:]
+    return {"report": json.loads(out.read_text(encoding="utf-8")), "out": out, "printed": printed, "err": err}
+
+
+def test_report_parts_keys_and_types(evaluated, model):
+    report = evaluated["report"]
+    assert set(report) >= {"model", "settings", "data", "perplexity", "replies", "conditions", "latency", "seconds"}
+    assert report["model"] == "moods"
+    data = report["data"]
+    assert data["dialogues"] == len(HELD_OUT) * len(REPLIES) and data["pairs"] == data["dialogues"]
+    assert data["contexts"] == 12
+    assert data["training_files"] == [str(model["corpus"].resolve())]  # found by name and sha256
+    assert data["training_files_missing"] == [] and data["is_training_data"] == []
+    assert data["is_validation_data"] == [str(model["held"])]
+    ppl = report["perplexity"]
+    for key in ("model", "unigram", "bigram", "unk_share", "model_over_bigram"):
+        assert isinstance(ppl[key], float) and math.isfinite(ppl[key]), key
+    assert isinstance(ppl["tokens"], int) and ppl["tokens"] > ppl["replies"] == data["pairs"]
+    modes = report["replies"]["modes"]
+    assert list(modes) == ["human", "greedy", "beam", "sample", "sample_rerank"]
+    for figures in modes.values():
+        assert set(figures) == {"replies", "distinct_1", "distinct_2", "mean_length", "empty"}
+        assert figures["replies"] == 12 and 0.0 <= figures["distinct_2"] <= 1.0
+    assert report["replies"]["examples"][0]["human"] in REPLIES.values()
+    latency = report["latency"]
+    assert latency["batch"] == 1 and latency["calls"] == 3
+    assert set(latency["modes"]) == {"greedy", "beam", "sample", "sample_rerank"}
+    for figures in latency["modes"].values():
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"]
+    assert "is the model's validation data" in evaluated["err"]
+
+
+def test_perplexity_is_what_training_measured_on_the_same_dialogues(evaluated, model):
+    # training's validation perplexity (trainer.evaluate, best epoch) against the SavedModel's score
+    assert evaluated["report"]["perplexity"]["model"] == pytest.approx(model["summary"]["val_perplexity"], rel=1e-4)
+
+
+def test_baselines_count_the_same_tokens(evaluated):
+    ppl = evaluated["report"]["perplexity"]
+    # each held-out reply is one of the five training replies: the bigram knows them, the unigram less so
+    assert ppl["bigram"] < ppl["unigram"]
+    # tokens: every reply's tokens and END, as the model scores them
+    from legacy_assistant.responder.vocabulary import tokenize
+
+    assert ppl["tokens"] == sum(len(tokenize(r)) + 1 for r in REPLIES.values()) * len(HELD_OUT)
+    assert ppl["baselines"]["fitted_on_replies"] == len(PROMPTS) * len(REPLIES)
+
+
+def test_the_condition_steers_what_the_classifier_hears(evaluated):
+    conditions = evaluated["report"]["conditions"]
+    classifier = conditions["classifier"]
+    assert classifier["classes"] == sorted(REPLIES)
+    assert classifier["held_out_turns"] > 0 and classifier["train_turns"] > classifier["held_out_turns"]
+    for figures in classifier["per_class"].values():
+        assert set(figures) == {"recall", "precision", "support"} and isinstance(figures["support"], int)
+    assert conditions["requested"] == ["neutral", "anger", "joy", "fear", "sadness"]
+    greedy = conditions["modes"]["greedy"]
+    for condition in REPLIES:
+        row = greedy["matrix"][condition]
+        assert sum(row.values()) == pytest.approx(1.0)
+        assert greedy["found"][condition] >= 0.75, (condition, row)
+        assert greedy["when_neutral"][condition] == greedy["matrix"]["neutral"][condition]
+    assert greedy["when_neutral"]["joy"] <= 0.25 and greedy["when_neutral"]["neutral"] == greedy["found"]["neutral"]
+    assert set(conditions["modes"]) == {"greedy", "sample"}
+
+
+def test_summary_and_pngs(evaluated):
+    out = evaluated["out"]
+    printed = evaluated["printed"]
+    assert "perplexity   model" in printed and "latency      batch 1" in printed
+    assert f"wrote held.json, held-quality.png, held-conditions.png in {out.parent}" in printed
+    for name in ("held-quality.png", "held-conditions.png"):
+        png = out.with_name(name)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_training_corpus_given_and_recognised(model):
+    status, printed, err = _run(
+        [
+            "evaluate-responder",
+            str(model["dir"]),
+            str(model["corpus"]),
+            "--train-corpus",
+            str(model["corpus"]),
+            "--samples",
+            "5",
+            "--latency-replies",
+            "0",
+            "--classifier-steps",
+            "20",
+            "--max-dialogues",
+            "10",
+            "--conditions",
+            "joy",
+            "neutral",
+        ]
+    )
+    assert status == 0, err[-2000:]
+    assert "is the model's training data (same sha256)" in err
+    assert "10 dialogues," in printed and "latency" not in printed
+    # the baselines were fitted without the evaluated dialogues (they are the training ones)
+    assert "labelled c when c / when neutral is asked: joy" in printed
+
+
+def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
+    corpus = tmp_path / "broken.jsonl"
+    lines = [_line(p, "joy") for p in HELD_OUT[:3]]
+    lines.insert(1, '[{"text": "only one turn", "condition": "neutral"}]')
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(corpus), *SMALL])
+    assert status == 1
+    error = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert error == [
+        f"error: {corpus}: line 2: a dialogue needs at least 2 turns, got 1; "
+        "--skip-bad-dialogues evaluates on the other dialogues"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--conditions", "bored"], "--conditions: unknown bored; the model knows neutral, anger, joy, fear, sadness"),
+        (["--samples", "0"], "samples must be at least 1, got 0"),
+    ],
+)
+def test_bad_options_are_one_error_line(model, extra, expected):
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), *extra])
+    assert status == 1
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [f"error: {expected}"]
+
+
+def test_parsing_the_command_imports_no_tensorflow():
+    code = (
+        "import sys\n"
+        "from legacy_assistant.cli import build_parser\n"
+        "args = build_parser().parse_args(['evaluate-responder', 'm', 'c.jsonl', '--samples', '3'])\n"
+        "assert args.samples == 3 and args.corpora == ['c.jsonl']\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
