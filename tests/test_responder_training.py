@@ -274,3 +274,31 @@ def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path):
     reference = train_responder(dialogues, config)
     _assert_same_weights(resumed.weights, reference.weights)
     assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in reference.history]
+
+
+def test_a_time_budget_that_ends_an_epoch_part_way_keeps_those_batches_if_better(tmp_path):
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    dialogues = condition_dialogues()
+    config = TINY.with_overrides(epochs=1, held_out_fraction=0.2)
+    checkpoints = tmp_path / "run"
+    first = train_responder(dialogues, config, checkpoint_dir=checkpoints)
+    assert first.summary["weights"] == "best epoch" and "budget_end" not in first.summary
+    # One more step, then the budget is used: the epoch in progress is validated as it stands.
+    later = train_responder(dialogues, config.with_overrides(epochs=3, max_minutes=1e-6), checkpoint_dir=checkpoints,
+                            resume=True)
+    end = later.summary["budget_end"]
+    assert later.summary["stopped"] == "time budget" and end["step"] == first.summary["steps"] + 1
+    assert (end["epoch"], end["batches"]) == (2, 1)
+    better = end["val_loss"] < first.history[0]["val_loss"]
+    assert later.summary["weights"] == ("time budget end" if better else "best epoch")
+    data = prepare(dialogues, config)
+    total, tokens = 0.0, 0
+    with ResponderTrainer(later.spec, ResponderOptimizerSpec(), seed=0) as trainer:
+        trainer.set_weights(later.weights)  # the weights returned: their perplexity is the summary's
+        for indices in sorted_batches(data.validation, 16):
+            batch = batch_of(data.validation, indices, config.max_context_turns)
+            nll, count = trainer.evaluate(batch.context_ids, batch.condition_ids, batch.reply_ids)
+            total, tokens = total + nll, tokens + count
+    assert math.exp(total / tokens) == pytest.approx(later.summary["val_perplexity"], rel=1e-5)
+    assert later.history == first.history  # no row for the unfinished epoch

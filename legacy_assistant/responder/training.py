@@ -10,7 +10,10 @@ Each epoch ends with the held-out pairs' perplexity, ``exp(sum NLL / tokens)`` u
 softmax, END counted, PAD not. Training stops after ``config.epochs`` epochs, after
 ``config.patience`` epochs without a better validation perplexity, or when this run has used
 ``config.max_minutes``; the weights returned are the best validation epoch's (the last ones
-when nothing is held out).
+when nothing is held out). When the time budget ends an epoch part way, the weights at that
+point are validated too and returned if they are better (``summary["weights"]`` says which):
+the batches of an unfinished epoch are not lost. That validation changes nothing a resumed run
+sees.
 
 Checkpoint directory (``checkpoint_dir``)::
 
@@ -368,7 +371,12 @@ def train_responder(
         run.stopped = run.stop_reason(config, bool(data.validation))
         if run.stopped is None:
             _loop(trainer, run, data, config, directory, progress)
-        if directory is not None and run.best_file:
+        budget_end = _validate_budget_end(trainer, run, data, config)
+        chosen = "best epoch" if run.best_epoch is not None else "last step"
+        if budget_end is not None and (run.best_loss is None or budget_end["val_loss"] < run.best_loss):
+            chosen = "time budget end"
+            weights = trainer.get_weights()
+        elif directory is not None and run.best_file:
             weights = _load_best(directory, run.best_file)
         else:
             weights = run._best_weights if run._best_weights is not None else trainer.get_weights()
@@ -382,8 +390,28 @@ def train_responder(
         "val_perplexity": _perplexity(run.best_loss) if run.best_loss is not None else None,
         "stopped": run.stopped or "time budget",
         "seconds": round(run.seconds, 3),
+        "weights": chosen,
     }
+    if budget_end is not None:
+        summary["budget_end"] = budget_end
+        if chosen == "time budget end":
+            summary["val_perplexity"] = budget_end["val_perplexity"]
     return TrainedResponder(weights, spec, data.vocabulary, data.conditions, config, run.history, summary)
+
+
+def _validate_budget_end(
+    trainer: "ResponderTrainer", run: _Run, data: PreparedData, config: ResponderTrainingConfig
+) -> dict[str, Any] | None:
+    """Validation of the weights where the time budget stopped an epoch part way (``None``
+    when it did not, or nothing is held out). The run's state is left as it is."""
+    if run.stopped is not None or not run.position or not data.validation:
+        return None
+    val_loss = _validate(trainer, data, config.max_context_turns)
+    assert val_loss is not None
+    log.info("time budget end (epoch %d, %d batches in): val_perplexity %.4g", run.epoch + 1, run.position,
+             _perplexity(val_loss))
+    return {"epoch": run.epoch + 1, "batches": run.position, "step": run.step, "val_loss": val_loss,
+            "val_perplexity": _perplexity(val_loss)}
 
 
 def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
