@@ -18,7 +18,7 @@ class ServerProcess:
     """``with ServerProcess(["--workers", "2"], port=p, log=path) as server: ...``; its own
     process group, so :meth:`kill9` takes the master and every worker down at once."""
 
-    def __init__(self, args, port, log_path, env=None, startup_timeout=90.0):
+    def __init__(self, args, port, log_path, env=None, startup_timeout=90.0, wait=True):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = Path(log_path)
@@ -26,13 +26,15 @@ class ServerProcess:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **(env or {})}, start_new_session=True)
-        self._wait_ready(startup_timeout)
+        if wait:  # else the test calls wait_ready itself, after doing something while the server starts
+            self.wait_ready(startup_timeout)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Until ``/health`` answers 200; raises with the log if the server exits or never answers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -98,7 +100,7 @@ class ServerProcess:
             pass
         self._log.close()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc) -> None:

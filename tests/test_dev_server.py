@@ -1,5 +1,5 @@
-"""``serve --dev``: Flask's development server in one process; SIGHUP reloads in place; one log
-line per request (the app's access log, not werkzeug's too)."""
+"""``serve --dev``: Flask's development server in one process; SIGHUP reloads in place, also
+while the model loads; one log line per request (the app's access log, not werkzeug's too)."""
 import re
 import shutil
 import signal
@@ -13,7 +13,18 @@ def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     with ServerProcess(["--dev", "--model", str(model), "--store", "memory"], port=free_port(),
-                       log_path=tmp_path / "dev.log") as server:
+                       log_path=tmp_path / "dev.log", wait=False) as server:
+        # a reload asked for while the model loads (the store opens first) waits for it, and
+        # does not end the process
+        deadline = time.monotonic() + 60
+        while "conversation store:" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.signal(signal.SIGHUP)
+        server.wait_ready()
+        deadline = time.monotonic() + 30
+        while "is unchanged" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert re.search(r"reload \(SIGHUP[^)]*\): model tiny \S+ is unchanged", server.log()), server.log()
         assert server.workers() == []  # one process
         assert server.request("GET", "/health")[1]["model"] == "tiny"
         shutil.rmtree(model)

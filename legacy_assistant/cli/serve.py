@@ -138,8 +138,15 @@ def _run_dev(values: dict[str, Any]) -> int:
     from legacy_assistant.web import create_app
     from legacy_assistant.web.admin import reload_in_background
 
+    # A reload asked for while the model loads (SIGHUP's default would end the process) runs
+    # once the app serves. (Blocking the signal would not do: numpy's threads, started by the
+    # model check, would still take it.)
+    asked: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: asked.append(signum))
     app = create_app(settings.app_config(values))
     signal.signal(signal.SIGHUP, lambda signum, frame: reload_in_background(app, "SIGHUP"))
+    if asked:
+        reload_in_background(app, "SIGHUP while starting")
     host, port = values["HOST"], values["PORT"]
     print(f"serving {values['MODEL']} on http://{host}:{port}/  (development server; Ctrl-C to stop)", flush=True)
     # threaded=True: every request runs in its own thread against the one shared session.
