@@ -1,0 +1,304 @@
+"""The responder's figures, each beside a baseline measured in the same run, and the targets
+they are read against (printed, not asserted).
+
+* training: time, steps and epochs from the model's manifest (or of a small model trained here
+  with ``--train``);
+* held-out perplexity against an add-k unigram and a Witten-Bell bigram fitted on the model's
+  training corpora, on the same tokens (:mod:`legacy_assistant.responder.evaluation`);
+* distinct-2 of greedy and sampled replies against the human replies of the same contexts, and
+  how often a condition classifier hears joy and sadness when they are asked for against when
+  neutral is;
+* decode latency at batch 1 for replies of up to 30 tokens, p50/p95 per mode: the network call
+  alone (one ``Session.run``) and ``Responder.respond`` (tokenizing and detokenizing too);
+* the same model decoded as cakechat did it, one ``Session.run`` per token
+  (:class:`compat.responder.stepwise.StepwiseDecoder`, greedy), against the in-graph greedy
+  decode on the same contexts: the ratio of their times, the replies checked equal.
+
+    python benchmarks/responder.py [--model exported/responder] \\
+        [--corpus ../shared/datasets/topical_chat/test_rare.json] [--dialogues 100] [--replies 100]
+    python benchmarks/responder.py --train [--train-corpus FILE...] [--train-minutes 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+MAX_LENGTH = 30
+# The figures the responder is built to reach (read, not asserted).
+TARGETS = {
+    "greedy_p50_ms": 10.0,
+    "beam_p50_ms": 30.0,
+    "in_graph_speedup": 5.0,
+    "perplexity_over_bigram": 0.6,
+    "distinct_2_over_human": 0.5,
+    "condition_vs_neutral": 2.0,
+}
+# A small network for --train: minutes on a laptop, not a model to ship.
+SMALL: dict[str, Any] = {
+    "embedding_size": 64,
+    "encoder_units": 64,
+    "context_units": 128,
+    "decoder_units": 128,
+    "condition_size": 16,
+    "vocab_size": 4000,
+    "batch_size": 64,
+    "epochs": 2,
+    "held_out_fraction": 0.05,
+}
+
+
+def train_small(corpora: list[str], minutes: float, out: Path) -> Path:
+    """Train and export a :data:`SMALL` responder on ``corpora`` within ``minutes``."""
+    from legacy_assistant.responder.artifact import export_responder_artifact
+    from legacy_assistant.responder.config import ResponderTrainingConfig
+    from legacy_assistant.responder.corpora import read_corpora
+    from legacy_assistant.responder.training import train_responder
+
+    config = ResponderTrainingConfig(**SMALL, max_minutes=minutes)
+    trained = train_responder(read_corpora(corpora, strict=False), config)
+    export_responder_artifact(trained, out, plot=False, sources=corpora)
+    return out
+
+
+def decode_latency(responder: Any, batches: list[Any], mode: str) -> tuple[dict[str, float], list[Any]]:
+    """p50/p95 (ms) of the network call alone at batch 1 for each of ``batches``; the results."""
+    from legacy_assistant.responder.evaluation import percentiles_ms
+    from legacy_assistant.responder.responder import UNPENALIZED_TOKENS
+
+    vocabulary, options = responder.vocabulary, responder.options
+    unpenalized = np.array(sorted(vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in vocabulary), np.int32)
+    extra: dict[str, Any] = {}
+    if mode == "beam":
+        extra = {"beam_width": options.beam_width, "length_penalty": options.length_penalty}
+    elif mode in ("sample", "sample_rerank"):
+        extra = {"temperature": options.temperature, "n_samples": options.n_samples if mode == "sample_rerank" else 1}
+
+    def call(batch: Any, seed: int) -> Any:
+        return responder.model.decode(
+            batch.context_ids,
+            batch.condition_ids,
+            mode="sample" if mode == "sample_rerank" else mode,
+            max_length=MAX_LENGTH,
+            unpenalized_ids=unpenalized,
+            **({"seed": seed} if mode.startswith("sample") else {}),
+            **extra,
+        )
+
+    for batch in batches[:3]:  # warm-up: first runs allocate
+        call(batch, 0)
+    seconds, results = [], []
+    for number, batch in enumerate(batches):
+        started = time.perf_counter()
+        results.append(call(batch, number))
+        seconds.append(time.perf_counter() - started)
+    return percentiles_ms(seconds), results
+
+
+def stepwise_comparison(responder: Any, batches: list[Any], threads: tuple[int, int]) -> dict[str, Any]:
+    """In-graph greedy against the per-step loop on the same batch-1 contexts."""
+    from compat.responder.stepwise import StepwiseDecoder, read_saved_model_weights
+    from legacy_assistant.responder.evaluation import percentiles_ms
+
+    weights = read_saved_model_weights(str(responder.info.saved_model_dir), responder.spec)
+    in_graph, stepwise, equal, lengths = [], [], 0, []
+    with StepwiseDecoder(responder.spec, weights, *threads) as loop:
+        for batch in batches[:3]:
+            loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
+            responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=MAX_LENGTH)
+        for batch in batches:  # alternate the two, so a change of machine load hits both alike
+            started = time.perf_counter()
+            a = responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=MAX_LENGTH)
+            in_graph.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            b = loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
+            stepwise.append(time.perf_counter() - started)
+            equal += int(np.array_equal(a.ids, b.ids))
+            lengths.append(int(a.lengths[0, 0]))
+    graph_ms, loop_ms = percentiles_ms(in_graph), percentiles_ms(stepwise)
+    return {
+        "in_graph": graph_ms,
+        "stepwise": loop_ms,
+        "speedup_p50": loop_ms["p50_ms"] / graph_ms["p50_ms"],
+        "speedup_total": sum(stepwise) / sum(in_graph),
+        "equal": equal,
+        "replies": len(batches),
+        "mean_length": float(np.mean(lengths)),
+    }
+
+
+def _row(name: str, measured: str, target: str, met: bool | None) -> str:
+    verdict = "n/a" if met is None else ("yes" if met else "NO")
+    return f"| {name} | {measured} | {target} | {verdict} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "exported" / "responder"))
+    parser.add_argument("--corpus", nargs="+", default=[str(DATASETS / "topical_chat" / "test_rare.json")])
+    parser.add_argument("--train-corpus", nargs="+", help="the model's training corpora (default: its manifest's)")
+    parser.add_argument("--dialogues", type=int, default=100, help="held-out dialogues scored (default 100)")
+    parser.add_argument("--samples", type=int, default=100, help="contexts answered per condition (default 100)")
+    parser.add_argument("--replies", type=int, default=100, help="timed replies per mode at batch 1 (default 100)")
+    parser.add_argument("--classifier-steps", type=int, default=1500)
+    parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TensorFlow's choice)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--train", action="store_true", help="train a small model here instead of --model")
+    parser.add_argument("--train-minutes", type=float, default=3.0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from legacy_assistant.responder.batching import pad_batch
+    from legacy_assistant.responder.corpora import read_corpora
+    from legacy_assistant.responder.evaluation import (
+        EvaluationSettings,
+        evaluate_responder,
+        find_training_corpora,
+        held_out_data,
+        latency_section,
+        read_training_corpora,
+    )
+    from legacy_assistant.responder.responder import Responder
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = args.model
+        if args.train:
+            corpora = args.train_corpus or [str(DATASETS / "topical_chat" / "valid_freq.json")]
+            started = time.perf_counter()
+            model = str(train_small(corpora, args.train_minutes, Path(scratch) / "small"))
+            print(f"trained a small responder in {time.perf_counter() - started:.0f} s (export included)")
+        responder = Responder.load(model, args.threads, args.threads)
+        with responder:
+            manifest = responder.info.manifest
+            summary = manifest.get("summary", {})
+            seconds = summary.get("seconds") or 0.0
+            steps = summary.get("steps") or 0
+            batch = manifest.get("training", {}).get("batch_size", 0)
+            spec = responder.spec
+            print(
+                f"model {responder.info.name}: vocabulary {spec.vocab_size}, embedding {spec.embedding_size}, "
+                f"encoder 2x{spec.encoder_units}, context {spec.context_units}, decoder {spec.decoder_units} GRU"
+            )
+            print(
+                f"training: {seconds / 60:.1f} min, {steps} steps of {batch} pairs "
+                f"({1e3 * seconds / max(steps, 1):.0f} ms/step, {steps * batch / max(seconds, 1e-9):.0f} pairs/s), "
+                f"{summary.get('epochs_run')} epoch(s), {summary.get('train_pairs')} training pairs, "
+                f"stopped by {summary.get('stopped')}; validation perplexity {summary.get('val_perplexity')}"
+            )
+
+            train_paths = args.train_corpus or find_training_corpora(manifest, args.corpus)[0]
+            train_dialogues = read_training_corpora(train_paths) if train_paths else None
+            dialogues = read_corpora(args.corpus, strict=False)
+            settings = EvaluationSettings(
+                samples=args.samples,
+                max_dialogues=args.dialogues,
+                seed=args.seed,
+                reply_modes=("greedy", "sample"),
+                condition_modes=("greedy", "sample"),
+                latency_modes=("greedy", "beam", "sample", "sample_rerank"),
+                latency_replies=0,  # timed below, next to the network call alone
+                classifier_steps=args.classifier_steps,
+            )
+            started = time.perf_counter()
+            report = evaluate_responder(responder, dialogues, settings, train_dialogues)
+            print(f"evaluation ({', '.join(Path(c).name for c in args.corpus)}): {time.perf_counter() - started:.0f} s")
+
+            data = held_out_data(responder, dialogues, settings)
+            rng = np.random.default_rng(args.seed + 1)
+            rows = rng.choice(len(data.encoded), min(args.replies, len(data.encoded)), replace=False)
+            batches = [pad_batch([data.encoded[i]], spec.max_context_turns) for i in rows]
+            decode = {mode: decode_latency(responder, batches, mode)[0] for mode in settings.latency_modes}
+            timed = dataclasses.replace(settings, latency_replies=len(rows))
+            respond = latency_section(responder, data, rows.tolist(), timed)["modes"]
+            compared = stepwise_comparison(responder, batches, (args.threads, args.threads))
+
+    ppl = report["perplexity"]
+    print(
+        f"\nheld-out perplexity on {ppl['tokens']} reply tokens of {report['data']['dialogues']} dialogues "
+        f"(END counted, <unk> {ppl['unk_share']:.1%} of them): model {ppl['model']:.1f}, "
+        f"bigram {ppl['bigram'] or float('nan'):.1f}, unigram {ppl['unigram'] or float('nan'):.1f}"
+    )
+    print(f"\ndecode latency at batch 1, up to {MAX_LENGTH} tokens, {len(batches)} replies per mode (ms):")
+    print("| mode | network call p50 | p95 | Responder.respond p50 | p95 |")
+    print("| --- | --- | --- | --- | --- |")
+    for mode in settings.latency_modes:
+        d, r = decode[mode], respond[mode]
+        print(f"| {mode} | {d['p50_ms']:.1f} | {d['p95_ms']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
+    print(
+        f"\ngreedy, one Session.run (in-graph while_loop) vs one Session.run per token (cakechat's loop), "
+        f"{compared['replies']} replies of {compared['mean_length']:.1f} tokens on average: "
+        f"p50 {compared['in_graph']['p50_ms']:.1f} ms vs {compared['stepwise']['p50_ms']:.1f} ms, "
+        f"in-graph {compared['speedup_p50']:.1f}x faster (total time {compared['speedup_total']:.1f}x); "
+        f"same replies: {compared['equal']}/{compared['replies']}"
+    )
+    replies = report["replies"]["modes"]
+    conditions = report["conditions"]
+    print("\n| figure | measured | target | met |")
+    print("| --- | --- | --- | --- |")
+    print(_row("greedy p50", f"{decode['greedy']['p50_ms']:.1f} ms", "<= 10 ms", decode["greedy"]["p50_ms"] <= 10))
+    print(_row("beam k=5 p50", f"{decode['beam']['p50_ms']:.1f} ms", "<= 30 ms", decode["beam"]["p50_ms"] <= 30))
+    print(
+        _row(
+            "in-graph / per-step speed",
+            f"{compared['speedup_p50']:.1f}x",
+            f">= {TARGETS['in_graph_speedup']:.0f}x",
+            compared["speedup_p50"] >= TARGETS["in_graph_speedup"],
+        )
+    )
+    ratio = ppl.get("model_over_bigram")
+    print(
+        _row(
+            "perplexity / bigram's",
+            "n/a" if ratio is None else f"{ratio:.2f} ({ppl['model']:.1f} / {ppl['bigram']:.1f})",
+            f"<= {TARGETS['perplexity_over_bigram']}",
+            None if ratio is None else ratio <= TARGETS["perplexity_over_bigram"],
+        )
+    )
+    human = replies["human"]["distinct_2"]
+    for mode in ("sample", "greedy"):
+        share = replies[mode]["distinct_2"] / human if human else float("nan")
+        print(
+            _row(
+                f"distinct-2 {mode} / human",
+                f"{share:.2f} ({replies[mode]['distinct_2']:.3f} / {human:.3f})",
+                f">= {TARGETS['distinct_2_over_human']}" if mode == "sample" else "(no target)",
+                share >= TARGETS["distinct_2_over_human"] if mode == "sample" else None,
+            )
+        )
+    if "modes" in conditions:
+        for mode in ("sample", "greedy"):
+            figures = conditions["modes"][mode]
+            for emotion in ("joy", "sadness"):
+                found, neutral = figures["found"][emotion], figures["when_neutral"][emotion]
+                ratio = figures["vs_neutral"][emotion]
+                measured = f"{_share(found)} when asked vs {_share(neutral)} with neutral"
+                met = None if found is None else (found > 0 if not neutral else found / neutral >= 2)
+                text = "inf" if found and not neutral else ("n/a" if ratio is None else f"{ratio:.1f}x")
+                print(_row(f"{emotion} heard, {mode}", f"{text}: {measured}", ">= 2x", met))
+        classifier = conditions["classifier"]
+        recall = ", ".join(
+            f"{name} {m['recall']:.2f} (n={m['support']})" for name, m in classifier["per_class"].items()
+        )
+        print(f"\ncondition classifier ({classifier['held_out_turns']} held-out turns), recall: {recall}")
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+if __name__ == "__main__":
+    main()
