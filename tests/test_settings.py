@@ -1,4 +1,5 @@
 """The serving settings: one declaration, read from flags, the environment and defaults in that order."""
+
 import argparse
 import os
 from pathlib import Path
@@ -41,6 +42,8 @@ def non_default_environment(tmp_path):
         "PORT": ("8123", 8123),
         "MODEL": (str(tmp_path / "elsewhere"), str((tmp_path / "elsewhere").resolve())),
         "THRESHOLD": ("0.4", 0.4),
+        "FOLLOW_UPS": ("classic", "classic"),
+        "ESCAPE_CONFIDENCE": ("0.9", 0.9),
         "WORKERS": (str(cpus + 1), cpus + 1),
         "THREADS": ("7", 7),
         "TIMEOUT": ("45", 45),
@@ -90,8 +93,9 @@ def test_readme_table_is_the_declaration():
     assert lines.count(TABLE_MARKER) == 1, f"README.md must hold the marker {TABLE_MARKER!r} once"
     start = lines.index(TABLE_MARKER) + 1
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    assert "\n".join(lines[start:end]) == settings.markdown_table(), \
+    assert "\n".join(lines[start:end]) == settings.markdown_table(), (
         "the README's settings table is stale: paste the output of 'python -m legacy_assistant.serving.settings'"
+    )
 
 
 def test_flag_beats_environment_and_a_missing_flag_does_not(environ):
@@ -118,13 +122,20 @@ def test_defaults_when_neither_flag_nor_environment(environ):
     assert config["MAX_CONTENT_LENGTH"] == 65536 and config["MAX_TEXT_LENGTH"] == 1000
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("WORKERS", "many", "environment variable LEGACY_ASSISTANT_WORKERS must be an integer, at least 1, got 'many'"),
-    ("PORT", "70000", "environment variable LEGACY_ASSISTANT_PORT must be an integer from 0 to 65535, got '70000'"),
-    ("THRESHOLD", "1.5", "environment variable LEGACY_ASSISTANT_THRESHOLD must be a number from 0 to 1, got '1.5'"),
-    ("ACCESS_LOG", "maybe", "environment variable LEGACY_ASSISTANT_ACCESS_LOG must be on (1/true/yes/on) or off "
-                            "(0/false/no/off), got 'maybe'"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("WORKERS", "many", "environment variable LEGACY_ASSISTANT_WORKERS must be an integer, at least 1, got 'many'"),
+        ("PORT", "70000", "environment variable LEGACY_ASSISTANT_PORT must be an integer from 0 to 65535, got '70000'"),
+        ("THRESHOLD", "1.5", "environment variable LEGACY_ASSISTANT_THRESHOLD must be a number from 0 to 1, got '1.5'"),
+        (
+            "ACCESS_LOG",
+            "maybe",
+            "environment variable LEGACY_ASSISTANT_ACCESS_LOG must be on (1/true/yes/on) or off "
+            "(0/false/no/off), got 'maybe'",
+        ),
+    ],
+)
 def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, message):
     environ(**{name: text})
     with pytest.raises(ConfigError) as caught:
@@ -135,11 +146,14 @@ def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, m
     assert capsys.readouterr().err.strip() == f"error: {message}"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--max-body-bytes", "0"], "argument --max-body-bytes: must be an integer, at least 1, got '0'"),
-    (["--conversation-ttl", "nan"], "argument --conversation-ttl: must be a number, at least 0, got 'nan'"),
-    (["--port", "x"], "argument --port: must be an integer from 0 to 65535, got 'x'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-body-bytes", "0"], "argument --max-body-bytes: must be an integer, at least 1, got '0'"),
+        (["--conversation-ttl", "nan"], "argument --conversation-ttl: must be a number, at least 0, got 'nan'"),
+        (["--port", "x"], "argument --port: must be an integer from 0 to 65535, got 'x'"),
+    ],
+)
 def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, message):
     with pytest.raises(SystemExit) as caught:
         parse(*argv)
@@ -195,3 +209,15 @@ def test_a_new_setting_is_one_declaration(environ, tmp_path, capsys):
         "| `LEGACY_ASSISTANT_FALLBACK` | `--fallback {generate,canned}` | canned | one of generate, canned "
         "| how fallback turns are answered |",
     ]
+
+
+def test_follow_up_settings_reach_the_dialogue_policy(environ):
+    """The app loads the model itself here (no assistant handed in), as a worker does."""
+    from legacy_assistant.web import create_app
+    from legacy_assistant.web.context import slot_of
+
+    environ(FOLLOW_UPS="classic", ESCAPE_CONFIDENCE="0.6", STORE="memory")
+    app = create_app({"TESTING": True})
+    policy = slot_of(app).current.policy
+    assert (policy.follow_ups, policy.escape_confidence) == ("classic", 0.6)
+    slot_of(app).current.close()

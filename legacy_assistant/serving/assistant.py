@@ -11,7 +11,7 @@ from typing import Any
 
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
-from legacy_assistant.serving.dialogue import DialoguePolicy, Reply
+from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, DialoguePolicy, Reply
 from legacy_assistant.stores.base import ConversationStore, MemoryStore, Turn
 
 RANKING_SIZE = 10
@@ -37,11 +37,19 @@ class Assistant:
         store: ConversationStore | None = None,
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        follow_ups: str = "yield",
+        escape_confidence: float = DEFAULT_ESCAPE_CONFIDENCE,
     ) -> Assistant:
         """Load the model at ``model_dir``; raises :class:`~legacy_assistant.errors.ArtifactError`
         for a missing or damaged one. Thread counts go to TensorFlow's session (0: one per core)."""
         predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
-        policy = DialoguePolicy.from_manifest(predictor.manifest, threshold=threshold, seed=seed)
+        policy = DialoguePolicy.from_manifest(
+            predictor.manifest,
+            threshold=threshold,
+            seed=seed,
+            follow_ups=follow_ups,
+            escape_confidence=escape_confidence,
+        )
         return cls(predictor, policy, store if store is not None else MemoryStore())
 
     def parse(self, text: str, top: int = RANKING_SIZE) -> dict[str, Any]:

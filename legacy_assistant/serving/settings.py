@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError
+from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FOLLOW_UP_MODES
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
 
 ENV_PREFIX = "LEGACY_ASSISTANT_"
@@ -265,6 +266,19 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "fallback threshold, instead of the one stored in the model",
         shown_default="the model's",
+    ),
+    Setting(
+        "FOLLOW_UPS",
+        Choice(*FOLLOW_UP_MODES),
+        "yield",
+        "a classic follow-up (intents file 'context') yields to a clear other request, or takes whatever comes "
+        "next (classic)",
+    ),
+    Setting(
+        "ESCAPE_CONFIDENCE",
+        Number(0, 1),
+        DEFAULT_ESCAPE_CONFIDENCE,
+        "confidence another intent needs to leave a follow-up that yields",
     ),
     Setting(
         "WORKERS",

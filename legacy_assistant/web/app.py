@@ -122,6 +122,8 @@ def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
         config["MODEL_DIR"],
         threshold=config["THRESHOLD"],
         seed=config["RESPONSE_SEED"],
+        follow_ups=config["FOLLOW_UPS"],
+        escape_confidence=float(config["ESCAPE_CONFIDENCE"]),
         store=store,
         intra_op_threads=int(config["INTRA_OP_THREADS"]),
         inter_op_threads=int(config["INTER_OP_THREADS"]),
