@@ -15,7 +15,14 @@ does, and evaluate on ``test`` + ``oos_test``. Columns:
 Published figures (Larson et al. 2019) follow as cited rows, and, where scikit-learn is
 installed, a TF-IDF + LinearSVC reference measured in the same run.
 
-    python benchmarks/accuracy.py [--data-dir DIR] [--variants full,small,imbalanced]
+A variant name may end in ``-no-oos`` or ``-no-oos-no-val`` (e.g. ``full-no-oos``): the model is
+then trained without any out-of-scope sentence, as most intent data comes, and its threshold is
+calibrated on in-scope sentences only (``TrainingConfig.threshold_from`` "auto"): on the
+in-scope ``val`` sentences, or, with ``-no-oos-no-val``, on a hold-out of ``train``. The test
+split keeps its out-of-scope sentences, so the table shows what recall such a threshold gets;
+a second row shows the same model at the fixed threshold 0.25.
+
+    python benchmarks/accuracy.py [--data-dir DIR] [--variants full,small,imbalanced,full-no-oos]
                                   [--presets ngrams,classic] [--json results.json]
 """
 
@@ -37,6 +44,9 @@ sys.path.insert(0, str(ROOT))
 # looked for beside the checkout, in ../shared/datasets/clinc150/.
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "datasets" / "clinc150"
 VARIANTS = ("full", "small", "imbalanced")
+# suffix -> (train with out-of-scope sentences, use the val split); checked longest first
+MODES = {"-no-oos-no-val": (False, False), "-no-oos": (False, True), "": (True, True)}
+FIXED_THRESHOLD = 0.25  # the comparison row of in-scope-only variants: the threshold they used to keep
 OOS = "oos"
 # Larson et al. 2019, "An Evaluation Dataset for Intent Classification and Out-of-Scope
 # Prediction", Table 2: in-scope accuracy on the full variant.
@@ -66,7 +76,20 @@ def median_latency_ms(predictor, sentences: list[str], calls: int) -> float:
     return statistics.median(samples) * 1e3
 
 
-def run_one(path: Path, preset_name: str, calls: int, seed: int | None) -> dict:
+def parse_variant(name: str) -> tuple[str, bool, bool]:
+    """``full-no-oos`` -> (``full``, with out-of-scope sentences, with the val split)."""
+    for suffix, (with_oos, with_val) in MODES.items():
+        if suffix and name.endswith(suffix):
+            return name[: -len(suffix)], with_oos, with_val
+    return name, True, True
+
+
+def in_scope_only(texts: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
+    kept = [i for i, label in enumerate(labels) if label != OOS]
+    return [texts[i] for i in kept], [labels[i] for i in kept]
+
+
+def run_one(path: Path, preset_name: str, calls: int, seed: int | None, variant: str | None = None) -> dict:
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import load_data, synthesized_intents
     from legacy_assistant.classifier.evaluation import evaluate_predictor
@@ -77,12 +100,17 @@ def run_one(path: Path, preset_name: str, calls: int, seed: int | None) -> dict:
     config = preset(preset_name)
     if seed is not None:
         config = config.with_overrides(seed=seed)
+    variant = variant or path.stem.removeprefix("data_")
+    _, with_oos, with_val = parse_variant(variant)
     data = load_data(path, "clinc", OOS)
     training, validation, test = data.split("train"), data.split("val"), data.split("test")
+    train_texts, train_labels = list(training.texts), list(training.labels)
+    val: tuple[list[str], list[str]] | None = (list(validation.texts), list(validation.labels))
+    if not with_oos:
+        train_texts, train_labels = in_scope_only(train_texts, train_labels)
+        val = in_scope_only(*val) if with_val and val is not None else None
     started = time.perf_counter()
-    model = train(
-        training.texts, training.labels, config, validation=(validation.texts, validation.labels), oos_label=OOS
-    )
+    model = train(train_texts, train_labels, config, validation=val, oos_label=OOS)
     train_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         out = export_artifact(
@@ -91,15 +119,24 @@ def run_one(path: Path, preset_name: str, calls: int, seed: int | None) -> dict:
         size = directory_bytes(out)
         predictor = Predictor.load(out)
         try:
-            report = evaluate_predictor(predictor, test.texts, test.labels)
+            report = evaluate_predictor(predictor, test.texts, test.labels, oos_label=OOS)
             in_scope = [t for t, label in zip(test.texts, test.labels) if label != OOS]
             latency = median_latency_ms(predictor, in_scope, calls)
         finally:
             predictor.close()
     at = report["at_threshold"]
+    fixed = next(p for p in report["threshold_curve"] if round(p["threshold"], 2) == FIXED_THRESHOLD)
     return {
-        "variant": path.stem.removeprefix("data_"),
+        "variant": variant,
         "preset": preset_name,
+        "threshold_method": model.summary["threshold_calibration"]["method"],
+        "threshold_calibration": model.summary["threshold_calibration"],
+        "fixed_threshold": {
+            "threshold": FIXED_THRESHOLD,
+            "in_scope_accuracy": fixed["in_scope_accuracy"],
+            "oos_recall": fixed["oos_recall"],
+            "joint_accuracy": fixed["joint_accuracy"],
+        },
         "in_scope_accuracy": report["accuracy"],
         "threshold": report["threshold"],
         "threshold_in_scope_accuracy": at["in_scope_accuracy"],
@@ -142,6 +179,14 @@ def pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
+METHOD_WORDS = {
+    "in_scope_validation": "calibrated on in-scope val",
+    "in_scope_holdout": "calibrated on a hold-out of train",
+    "oos_validation": "tuned on out-of-scope val",
+    "fixed": "fixed",
+}
+
+
 def print_table(rows: list[dict], references: list[dict]) -> None:
     print(
         "| data | model | in-scope acc | @thr in-scope | @thr OOS recall | @thr joint | threshold "
@@ -149,12 +194,21 @@ def print_table(rows: list[dict], references: list[dict]) -> None:
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
+        _, with_oos, _ = parse_variant(r["variant"])
+        how = "" if with_oos else f", threshold {METHOD_WORDS.get(r.get('threshold_method', ''), 'as trained')}"
         print(
-            f"| {r['variant']} | legacy-assistant `{r['preset']}` (measured) | {pct(r['in_scope_accuracy'])} "
+            f"| {r['variant']} | legacy-assistant `{r['preset']}`{how} (measured) | {pct(r['in_scope_accuracy'])} "
             f"| {pct(r['threshold_in_scope_accuracy'])} | {pct(r['threshold_oos_recall'])} "
             f"| {pct(r['threshold_joint_accuracy'])} | {r['threshold']:.2f} | {r['train_seconds']:.1f} "
             f"| {r['model_bytes'] / 1e6:.1f} | {r['latency_ms']:.2f} |"
         )
+        if not with_oos and "fixed_threshold" in r:
+            f = r["fixed_threshold"]
+            print(
+                f"| {r['variant']} | legacy-assistant `{r['preset']}`, fixed threshold (measured, same model) "
+                f"| {pct(r['in_scope_accuracy'])} | {pct(f['in_scope_accuracy'])} | {pct(f['oos_recall'])} "
+                f"| {pct(f['joint_accuracy'])} | {f['threshold']:.2f} | | | |"
+            )
     for r in references:
         print(
             f"| {r['variant']} | TF-IDF + LinearSVC, scikit-learn (measured, reference only) "
@@ -170,7 +224,11 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"CLINC150 folder (default {DEFAULT_DATA_DIR})"
     )
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: full, small, imbalanced")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated: full, small, imbalanced, each optionally ending in -no-oos or -no-oos-no-val",
+    )
     parser.add_argument("--presets", default="ngrams,classic", help="comma-separated preset names")
     parser.add_argument("--seed", type=int, help="override the presets' seed")
     parser.add_argument("--calls", type=int, default=500, help="latency samples per model")
@@ -179,10 +237,13 @@ def main() -> None:
     args = parser.parse_args()
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(v for v in variants if parse_variant(v)[0] not in VARIANTS)
     if unknown:
-        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    paths = [args.data_dir / f"data_{v}.json" for v in variants]
+        parser.error(
+            f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}, "
+            "each optionally ending in -no-oos or -no-oos-no-val"
+        )
+    paths = [args.data_dir / f"data_{parse_variant(v)[0]}.json" for v in variants]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         parser.error(f"not found: {', '.join(missing)} (pass --data-dir)")
@@ -191,11 +252,11 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     rows, references = [], []
-    for path in paths:
+    for variant, path in zip(variants, paths):
         for name in [p.strip() for p in args.presets.split(",") if p.strip()]:
-            print(f"training {name} on {path.name} ...", file=sys.stderr, flush=True)
-            rows.append(run_one(path, name, args.calls, args.seed))
-        if not args.no_reference:
+            print(f"training {name} on {variant} ...", file=sys.stderr, flush=True)
+            rows.append(run_one(path, name, args.calls, args.seed, variant))
+        if not args.no_reference and parse_variant(variant)[1:] == (True, True):  # in-scope only anyway
             reference = sklearn_reference(path)
             if reference is not None:
                 references.append(reference)
