@@ -144,7 +144,10 @@ def test_admin_reload_reaches_every_worker_without_a_failed_request(deployment, 
         put_model(model, tiny_model_dir)
         status, body = server.request("POST", "/admin/reload", headers=ADMIN)
         assert status == 200, body
-        assert body["status"] == "reloaded" and body["other_workers_notified"] is True
+        # The worker that answers may already have picked the new model up by itself (a reload
+        # signal that came while it reloaded for serve() above runs once more afterwards): then
+        # it says "unchanged", and still tells the others, which is what this test is about.
+        assert body["status"] in ("reloaded", "unchanged") and body["other_workers_notified"] is True, body
         new = body["model"]["version"]
         assert body["model"]["name"] == "tiny" and {new} != old
         serving = wait_for(lambda: (lambda v: set(v.values()) == {new} and len(v) == 2 and v)(versions(server)))
