@@ -18,7 +18,7 @@ import pytest
 
 from legacy_assistant.cli import main
 from legacy_assistant.responder.baselines import BigramModel, UnigramModel, perplexity, predicted_ids
-from legacy_assistant.responder.evaluation import distinct_n, percentiles_ms, reply_figures
+from legacy_assistant.responder.evaluation import capped_by_class, distinct_n, percentiles_ms, reply_figures
 from legacy_assistant.responder.vocabulary import END, PAD, START, UNK
 from tests.helpers import ROOT
 
@@ -115,6 +115,18 @@ def test_percentiles_are_in_milliseconds():
     assert figures["p50_ms"] == pytest.approx(50.5)
     assert figures["p95_ms"] == pytest.approx(95.05)
     assert figures["mean_ms"] == pytest.approx(50.5)
+
+
+def test_classifier_data_capped_at_the_second_most_frequent_label():
+    labels = ["neutral"] * 10 + ["joy"] * 4 + ["sadness"] * 2
+    texts = [f"{label} {i}" for i, label in enumerate(labels)]
+    kept_texts, kept_labels = capped_by_class(texts, labels, seed=3)
+    assert sorted(kept_labels) == ["joy"] * 4 + ["neutral"] * 4 + ["sadness"] * 2
+    assert kept_texts == sorted(kept_texts, key=texts.index)  # the order kept
+    assert all(text.split()[0] == label for text, label in zip(kept_texts, kept_labels))
+    assert capped_by_class(texts, labels, seed=3) == (kept_texts, kept_labels)
+    assert capped_by_class(texts, labels, seed=4) != (kept_texts, kept_labels)  # a seeded sample
+    assert capped_by_class(["a", "b"], ["x", "x"], seed=1) == (["a", "b"], ["x", "x"])
 
 
 # --- evaluate-responder on a tiny model ----------------------------------------------------------
@@ -257,7 +269,10 @@ def test_the_condition_steers_what_the_classifier_hears(evaluated):
     conditions = evaluated["report"]["conditions"]
     classifier = conditions["classifier"]
     assert classifier["classes"] == sorted(REPLIES)
-    assert classifier["held_out_turns"] > 0 and classifier["train_turns"] > classifier["held_out_turns"]
+    assert classifier["held_out_turns"] > 0 and classifier["balanced"] is True
+    second = sorted(classifier["labelled_support"].values())[-2]
+    assert classifier["train_support"]["neutral"] == second < classifier["labelled_support"]["neutral"]
+    assert classifier["train_turns"] == sum(classifier["train_support"].values())
     for figures in classifier["per_class"].values():
         assert set(figures) == {"recall", "precision", "support"} and isinstance(figures["support"], int)
     assert conditions["requested"] == ["neutral", "anger", "joy", "fear", "sadness"]

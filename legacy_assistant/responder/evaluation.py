@@ -14,8 +14,10 @@ The report (a JSON-serialisable dict) has four measured parts:
   writes (greedy, beam, sample, sample_rerank);
 * **conditions**: whether the condition steers the replies. An emotion classifier is trained
   with the project's intent trainer (the ``ngrams`` preset) on the corpus's labelled turns
-  (text -> condition), a share of the dialogues held out to measure it (per-class recall and
-  support: the rare emotions are rare); then the same contexts are answered under each
+  (text -> condition; no condition more often than the second most frequent one, so that a
+  mostly neutral corpus does not teach it to say neutral only), a share of the dialogues held
+  out to measure it (per-class recall and support on their natural shares: the rare emotions
+  are rare); then the same contexts are answered under each
   requested condition, and the classifier labels the replies. ``found`` is the share of
   replies labelled with the condition asked for, ``when_neutral`` the share labelled with it
   when neutral was asked for, ``vs_neutral`` the first over the second (2 means asking for the
@@ -83,6 +85,10 @@ class EvaluationSettings:
         latency_modes: modes timed at batch 1; ``latency_replies`` calls each (0: no timing).
         classifier_steps: optimizer steps of the condition classifier (the preset's
             ``min_steps``); ``classifier_held_out``: share of the dialogues held out to measure it.
+        classifier_balance: train it on at most as many turns of any condition as the second
+            most frequent condition has (a seeded sample): on corpora where most turns are
+            neutral, a classifier trained on the natural shares almost never says anything
+            else, and could not hear a condition's effect.
         unigram_k: the unigram baseline's add-k.
         batch_size: contexts per ``Session.run`` for scoring and decoding.
     """
@@ -97,6 +103,7 @@ class EvaluationSettings:
     latency_replies: int = 50
     classifier_steps: int = 1500
     classifier_held_out: float = 0.2
+    classifier_balance: bool = True
     unigram_k: float = 1.0
     batch_size: int = 64
 
@@ -424,6 +431,22 @@ class ConditionClassifier:
         return [self.classes[i] for i in self.probabilities(texts).argmax(axis=1)]
 
 
+def capped_by_class(texts: Sequence[str], labels: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
+    """``texts`` and ``labels`` with at most as many examples of any label as the second most
+    frequent label has (a seeded sample of the larger ones); order kept."""
+    counts = Counter(labels)
+    if len(counts) < 2:
+        return list(texts), list(labels)
+    cap = sorted(counts.values())[-2]
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for label, count in sorted(counts.items()):
+        rows = [i for i, name in enumerate(labels) if name == label]
+        keep.extend(rng.choice(rows, cap, replace=False).tolist() if count > cap else rows)
+    keep.sort()
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
 def train_condition_classifier(
     dialogues: Sequence[Dialogue], settings: EvaluationSettings
 ) -> tuple[ConditionClassifier, dict[str, Any]]:
@@ -436,6 +459,9 @@ def train_condition_classifier(
     train_side, held_side = split_dialogues(dialogues, settings.classifier_held_out, settings.seed)
     texts = [turn.text for d in train_side for turn in d.turns]
     labels = [turn.condition for d in train_side for turn in d.turns]
+    natural = dict(sorted(Counter(labels).items()))
+    if settings.classifier_balance:
+        texts, labels = capped_by_class(texts, labels, settings.seed)
     config = dataclasses.replace(
         preset(CLASSIFIER_PRESET),
         min_steps=settings.classifier_steps,
@@ -452,8 +478,10 @@ def train_condition_classifier(
         "preset": CLASSIFIER_PRESET,
         "steps": settings.classifier_steps,
         "classes": classifier.classes,
+        "balanced": settings.classifier_balance,
         "train_turns": len(texts),
         "train_support": dict(sorted(Counter(labels).items())),
+        "labelled_support": natural,
         "held_out_dialogues": len(held_side),
         "held_out_turns": len(held_texts),
         "accuracy": report["accuracy"],
