@@ -34,6 +34,9 @@ class OptimizerSpec:
         sparse_updates: update only the input-kernel rows a batch touches (fast on large
             vocabularies; momentum and Adam moments of other rows then wait). ``False`` turns
             the input gradient dense, which is exactly what a dense-input network would do.
+        decay: Keras SGD's ``decay`` (SGD only): the learning rate of step ``t`` (0 for the
+            first) is ``learning_rate / (1 + decay * t)``, and the update is Keras SGD's (see
+            :func:`keras_sgd_update`). 0 keeps ``tf.train.MomentumOptimizer`` at a constant rate.
     """
 
     name: str = "sgd"
@@ -43,6 +46,7 @@ class OptimizerSpec:
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     sparse_updates: bool = False
+    decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in ("sgd", "adam"):
@@ -53,6 +57,50 @@ class OptimizerSpec:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.decay < 0:
+            raise ValueError(f"decay must be >= 0, got {self.decay}")
+        if self.decay and (self.name != "sgd" or self.sparse_updates):
+            raise ValueError("decay is Keras SGD's learning-rate decay: it needs optimizer 'sgd' and dense updates")
+
+
+def keras_sgd_update(
+    gradients: list[tuple[tf.Tensor, tf.Variable]], learning_rate: tf.Tensor, spec: OptimizerSpec
+) -> tf.Operation:
+    """One step of Keras SGD (``tf.keras.optimizers.legacy.SGD``, the classic recipe's optimizer).
+
+    With ``t`` the steps taken so far (an int64 variable ``keras_sgd/iterations``) and
+    ``lr_t = learning_rate / (1 + decay * t)`` (float32 scalar), every variable ``w`` with dense
+    gradient ``g`` (same shape) and a zero-initialised slot ``v`` moves as
+    ``v <- momentum * v - lr_t * g``, then ``w <- w + momentum * v - lr_t * g`` with Nesterov
+    momentum or ``w <- w + v`` without (``w <- w - lr_t * g`` at momentum 0).
+    ``tf.train.MomentumOptimizer`` keeps ``v`` unscaled by the rate, which is the same update only
+    while the rate is constant. The slots live under ``keras_sgd/``, outside the model's scope.
+    """
+    with tf.variable_scope("keras_sgd"):
+        iterations = tf.get_variable(
+            "iterations", shape=[], dtype=tf.int64, initializer=tf.zeros_initializer(), trainable=False
+        )
+        rate = learning_rate / (1.0 + spec.decay * tf.cast(iterations, tf.float32))
+        updates = []
+        for gradient, variable in gradients:
+            if gradient is None:  # a variable the loss does not reach stays as it is
+                continue
+            if not spec.momentum:
+                updates.append(tf.assign_sub(variable, rate * gradient))
+                continue
+            slot = tf.get_variable(
+                f"{variable_name(variable)}/momentum",
+                shape=variable.shape,
+                dtype=tf.float32,
+                initializer=tf.zeros_initializer(),
+                trainable=False,
+            )
+            velocity = tf.assign(slot, spec.momentum * slot - rate * gradient)
+            step = spec.momentum * velocity - rate * gradient if spec.nesterov else velocity
+            updates.append(tf.assign_add(variable, step))
+    # the step count moves only after every variable has used it
+    with tf.control_dependencies(updates):
+        return tf.assign_add(iterations, 1).op
 
 
 class ClassifierTrainer:
@@ -118,7 +166,10 @@ class ClassifierTrainer:
                 gradients = [
                     (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v) for g, v in gradients
                 ]
-            self._train_op = opt.apply_gradients(gradients)
+            if optimizer.decay:
+                self._train_op = keras_sgd_update(gradients, self._learning_rate, optimizer)
+            else:
+                self._train_op = opt.apply_gradients(gradients)
             self._weights = WeightLoader(model_variables())
             init = tf.global_variables_initializer()
         self._gs.finalize()

@@ -1,7 +1,8 @@
 """Training configuration: one JSON-serialisable object, stored in every artifact.
 
 The field defaults are the classic recipe (binary bag of Lancaster-stemmed words, 128-64 ReLU
-with dropout 0.5, SGD with Nesterov momentum 0.9 at lr 0.01, 200 epochs of batch 5); named
+with dropout 0.5, Keras SGD with Nesterov momentum 0.9 at lr 0.01 and decay 1e-6, 200 epochs of
+batch 5); named
 recipes live in :mod:`legacy_assistant.classifier.presets`, and a JSON file of settings overrides them.
 """
 
@@ -38,6 +39,9 @@ class TrainingConfig:
     momentum: float = 0.9
     nesterov: bool = True
     lr_schedule: str = "constant"  # or "linear": falls to ~0 by the last step (training.learning_rate_schedule)
+    # Keras SGD's ``decay`` (optimizer "sgd" only; Adam ignores it): step t (0-based) uses
+    # learning_rate / (1 + lr_decay * t), the update Keras SGD makes (compat.classifier.trainer)
+    lr_decay: float = 1e-6
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
     sparse_updates: bool = False  # see compat.classifier.trainer.OptimizerSpec
@@ -81,6 +85,10 @@ class TrainingConfig:
             )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_decay < 0:
+            raise ConfigError(f"lr_decay must be >= 0, got {self.lr_decay}")
+        if self.lr_decay and self.optimizer == "sgd" and self.sparse_updates:
+            raise ConfigError("lr_decay needs dense updates: set sparse_updates false or lr_decay 0")
         if not 0.0 <= self.feature_dropout < 1.0:
             raise ConfigError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
         if not 0.0 < self.threshold_oos_share < 1.0:

@@ -67,6 +67,7 @@ def optimizer_spec(config: TrainingConfig) -> OptimizerSpec:
         label_smoothing=config.label_smoothing,
         weight_decay=config.weight_decay,
         sparse_updates=config.sparse_updates,
+        decay=config.lr_decay if config.optimizer == "sgd" else 0.0,
     )
 
 
