@@ -12,6 +12,7 @@ The choice is made by :func:`select` (the CLI's ``--runtime``), else by the
 TensorFlow; :func:`load_classifier` and :func:`load_responder` import the chosen runtime only when
 called.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,9 +74,7 @@ def select(name: str) -> None:
     _check_name(name)
     with _lock:
         if _claimed is not None and _claimed != name:
-            raise RuntimeConflict(
-                f"cannot select runtime {name!r}: this process already runs {_claimed!r}"
-            )
+            raise RuntimeConflict(f"cannot select runtime {name!r}: this process already runs {_claimed!r}")
         _selected = name
 
 

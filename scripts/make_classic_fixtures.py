@@ -11,6 +11,7 @@ predictions for a few sentences, so the importer is tested against files and num
 Writes ``tests/data/classic/keras<major>_chatbot_model.h5`` and ``keras<major>_expected.json``,
 plus ``words.json``/``classes.txt``/``intents.json`` (the same for both).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,14 +25,22 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "tests" / "data" / "classic"
-SENTENCES = ["Hi there!", "can I order some tea?", "bye bye", "green please", "Hello. I want tea",
-             "book a table, please", "nothing known here", ""]
+SENTENCES = [
+    "Hi there!",
+    "can I order some tea?",
+    "bye bye",
+    "green please",
+    "Hello. I want tea",
+    "book a table, please",
+    "nothing known here",
+    "",
+]
 
 
 def main() -> None:
+    import keras
     import numpy as np
     import tensorflow as tf
-    import keras
 
     from legacy_assistant.classifier.intents import load_intents
     from legacy_assistant.text.processing import TextConfig, TextProcessor
@@ -49,24 +58,35 @@ def main() -> None:
     x = np.array([bag(t) for t in texts], np.float32)
     y = keras.utils.to_categorical([classes.index(t) for t in tags], len(classes))
     tf.random.set_seed(5)
-    model = keras.Sequential([
-        keras.Input(shape=(len(words),)),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(len(classes), activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(len(words),)),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(len(classes), activation="softmax"),
+        ]
+    )
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True))
     model.fit(x, y, epochs=30, batch_size=5, verbose=0)
     major = keras.__version__.split(".")[0]
     OUT.mkdir(parents=True, exist_ok=True)
     model.save(OUT / f"keras{major}_chatbot_model.h5")
     probabilities = model.predict(np.array([bag(s) for s in SENTENCES], np.float32), verbose=0)
-    (OUT / f"keras{major}_expected.json").write_text(json.dumps({
-        "keras": keras.__version__, "tensorflow": tf.__version__,
-        "cases": [{"text": s, "probabilities": [float(p) for p in row]} for s, row in zip(SENTENCES, probabilities)],
-    }, indent=1) + "\n")
+    (OUT / f"keras{major}_expected.json").write_text(
+        json.dumps(
+            {
+                "keras": keras.__version__,
+                "tensorflow": tf.__version__,
+                "cases": [
+                    {"text": s, "probabilities": [float(p) for p in row]} for s, row in zip(SENTENCES, probabilities)
+                ],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     (OUT / "words.json").write_text(json.dumps(words, indent=1) + "\n")
     (OUT / "classes.txt").write_text("\n".join(classes) + "\n")
     shutil.copy(ROOT / "tests" / "data" / "tiny_intents.json", OUT / "intents.json")

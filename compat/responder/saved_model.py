@@ -11,6 +11,7 @@ state) with four signatures:
 
 The spec it was built from is kept in the graph as the string constant ``responder/spec_json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -149,7 +150,9 @@ class LoadedResponder:
         length_penalty: float = 1.0,
         unpenalized_ids: np.ndarray | None = None,
     ) -> DecodeResult:
-        """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``; one ``Session.run``.
+        """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``.
+
+        One ``Session.run`` a call.
 
         ``mode`` is ``"greedy"``, ``"beam"`` or ``"sample"``; the options are described at
         :meth:`compat.responder.decoding.DecodeRunner.decode` (``unpenalized_ids``: ids the
@@ -178,7 +181,7 @@ class LoadedResponder:
     def close(self) -> None:
         self._gs.close()
 
-    def __enter__(self) -> "LoadedResponder":
+    def __enter__(self) -> LoadedResponder:
         return self
 
     def __exit__(self, *exc: object) -> None:

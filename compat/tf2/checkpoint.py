@@ -3,6 +3,7 @@
 ``tf.train.load_checkpoint`` reads the checkpoint that ``SavedModelBuilder`` wrote to
 ``saved_model/variables/variables`` as plain tensors: no session, no graph, no ``compat.v1``.
 """
+
 from __future__ import annotations
 
 import os

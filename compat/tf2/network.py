@@ -7,6 +7,7 @@ no dropout: this is the inference network (the TF1 training graph's dropout neve
 SavedModel either). Variable names, signature keys and the layers come from
 :mod:`compat.classifier.schema`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -5,6 +5,7 @@ raises :class:`compat.selection.RuntimeConflict`; importing :mod:`compat.runtime
 raises it too. TensorFlow's thread pools are fixed when its eager context starts, so
 :func:`configure_threads` must run before the first op.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,16 @@ def configure_threads(intra_op_threads: int = 0, inter_op_threads: int = 0) -> N
     a warning and change nothing.
     """
     for setter, getter, value in (
-        (tf.config.threading.set_intra_op_parallelism_threads, tf.config.threading.get_intra_op_parallelism_threads, intra_op_threads),
-        (tf.config.threading.set_inter_op_parallelism_threads, tf.config.threading.get_inter_op_parallelism_threads, inter_op_threads),
+        (
+            tf.config.threading.set_intra_op_parallelism_threads,
+            tf.config.threading.get_intra_op_parallelism_threads,
+            intra_op_threads,
+        ),
+        (
+            tf.config.threading.set_inter_op_parallelism_threads,
+            tf.config.threading.get_inter_op_parallelism_threads,
+            inter_op_threads,
+        ),
     ):
         if not value or getter() == value:
             continue

@@ -4,6 +4,7 @@ The SavedModel holds a :class:`compat.tf2.network.SparseMLP`; its ``predict`` si
 ``ids`` int32 and ``weights`` float32, both ``[batch, width]``, and returns ``probabilities`` and
 ``logits``, float32 ``[batch, n_classes]``: the same contract as the TF1 SavedModel.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,13 +38,16 @@ class Tf2Classifier:
         try:
             loaded = tf.saved_model.load(export_dir)
         except Exception as exc:  # OpError, OSError, protobuf DecodeError from a damaged file
-            raise SavedModelError(f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}") from exc
+            raise SavedModelError(
+                f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"
+            ) from exc
         signature = loaded.signatures.get(SIGNATURE_NAME)
         inputs = signature.structured_input_signature[1] if signature is not None else {}
         outputs = signature.structured_outputs if signature is not None else {}
         if {IDS_KEY, WEIGHTS_KEY} - set(inputs) or {OUTPUT_KEY, LOGITS_KEY} - set(outputs):
             raise SavedModelError(
-                f"{export_dir} has no {SIGNATURE_NAME!r} signature with ({IDS_KEY!r}, {WEIGHTS_KEY!r}) -> {OUTPUT_KEY!r}"
+                f"{export_dir} has no {SIGNATURE_NAME!r} signature with "
+                f"({IDS_KEY!r}, {WEIGHTS_KEY!r}) -> {OUTPUT_KEY!r}"
             )
         kernels = getattr(loaded, "kernels", None)
         if not kernels or not callable(getattr(loaded, "predict", None)):

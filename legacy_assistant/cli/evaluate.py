@@ -1,4 +1,5 @@
 """``legacy-assistant evaluate MODEL DATA``: accuracy, F1, confusions and out-of-scope figures."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data
-    from legacy_assistant.errors import AssistantError
     from legacy_assistant.artifacts.directory import sha256_file
+    from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data
     from legacy_assistant.classifier.evaluation import evaluate_predictor, summary_lines, training_file_overlap
     from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.errors import AssistantError
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
@@ -45,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         predictor.close()
-    report["data"] = {"path": str(args.data), "format": data.format, "split": args.split if data.format == "clinc" else None}
+    report["data"] = {
+        "path": str(args.data),
+        "format": data.format,
+        "split": args.split if data.format == "clinc" else None,
+    }
     overlap = training_file_overlap(predictor.manifest, sha256_file(Path(args.data)), data.format, args.split)
     report["data"]["training_data"] = overlap is not None
     if overlap:

@@ -4,6 +4,7 @@ Runs on the TF2 runtime only (it never imports the TF1 graph-mode runtime): see
 :mod:`legacy_assistant.classifier.migration`, and :mod:`legacy_assistant.responder.migration` for
 a responder directory (one that holds ``responder.json``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,15 +43,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
-    print(f"migrated {report.source} -> {report.target} (TF2 SavedModel, tensorflow {report.tensorflow}, "
-          f"{report.seconds:.1f}s)")
+    print(
+        f"migrated {report.source} -> {report.target} (TF2 SavedModel, tensorflow {report.tensorflow}, "
+        f"{report.seconds:.1f}s)"
+    )
     print(f"  variables: {', '.join(f'{k} {v}' for k, v in report.variables.items())}")
     ref = report.reference
-    print(f"  vs numpy forward pass: {ref['sentences']} sentences, max |Δp| {ref['max_abs_delta']:.3g}, "
-          f"top-1 agreement {ref['top1_agreement']:.0%}")
+    print(
+        f"  vs numpy forward pass: {ref['sentences']} sentences, max |Δp| {ref['max_abs_delta']:.3g}, "
+        f"top-1 agreement {ref['top1_agreement']:.0%}"
+    )
     if report.golden is not None:
-        print(f"  vs source golden.json: {report.golden['cases']} cases, max |Δp| {report.golden['max_abs_delta']:.3g}, "
-              f"top-1 agreement {report.golden['top1_agreement']:.0%}")
+        print(
+            f"  vs source golden.json: {report.golden['cases']} cases, max |Δp| {report.golden['max_abs_delta']:.3g}, "
+            f"top-1 agreement {report.golden['top1_agreement']:.0%}"
+        )
     else:
         print("  source has no golden.json: checked against the numpy forward pass only")
     print(f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target}")

@@ -380,7 +380,7 @@ def train_responder(
             weights = _load_best(directory, run.best_file)
         else:
             weights = run._best_weights if run._best_weights is not None else trainer.get_weights()
-    summary = {
+    summary: dict[str, Any] = {
         **data.counts,
         "vocabulary_size": len(data.vocabulary),
         "conditions": list(data.conditions),
@@ -400,7 +400,7 @@ def train_responder(
 
 
 def _validate_budget_end(
-    trainer: "ResponderTrainer", run: _Run, data: PreparedData, config: ResponderTrainingConfig
+    trainer: ResponderTrainer, run: _Run, data: PreparedData, config: ResponderTrainingConfig
 ) -> dict[str, Any] | None:
     """Validation of the weights where the time budget stopped an epoch part way (``None``
     when it did not, or nothing is held out). The run's state is left as it is."""
@@ -408,10 +408,19 @@ def _validate_budget_end(
         return None
     val_loss = _validate(trainer, data, config.max_context_turns)
     assert val_loss is not None
-    log.info("time budget end (epoch %d, %d batches in): val_perplexity %.4g", run.epoch + 1, run.position,
-             _perplexity(val_loss))
-    return {"epoch": run.epoch + 1, "batches": run.position, "step": run.step, "val_loss": val_loss,
-            "val_perplexity": _perplexity(val_loss)}
+    log.info(
+        "time budget end (epoch %d, %d batches in): val_perplexity %.4g",
+        run.epoch + 1,
+        run.position,
+        _perplexity(val_loss),
+    )
+    return {
+        "epoch": run.epoch + 1,
+        "batches": run.position,
+        "step": run.step,
+        "val_loss": val_loss,
+        "val_perplexity": _perplexity(val_loss),
+    }
 
 
 def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
