@@ -73,13 +73,18 @@ def test_usage_errors_exit_2(argv):
 
 
 def test_parsing_commands_does_not_import_tensorflow():
-    """`--help`, the gunicorn master and artifact checks must stay free of TensorFlow."""
+    """`--help`, the gunicorn master and artifact checks (the responder's too) must stay free of TensorFlow."""
     import subprocess
     import sys
 
     code = (
         "import sys, legacy_assistant.cli as cli, legacy_assistant.web, legacy_assistant.classifier.artifact;"
-        "cli.build_parser(); print('tensorflow' in sys.modules)"
+        "import legacy_assistant.responder.artifact;"
+        "p = cli.build_parser();"
+        "p.parse_args(['train-responder', 'a.jsonl', '--out', 'x', '--validation', 'b.json', '--resume']);"
+        "p.parse_args(['chat', '--responder', 'r', '--model', 'm', '--emotion', 'joy', '--mode', 'beam']);"
+        "p.parse_args(['golden', 'r', '--contexts', 'c.json']);"
+        "print('tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -1,4 +1,4 @@
-"""``legacy-assistant``: train, inspect, chat with and serve intent models.
+"""``legacy-assistant``: train, inspect, chat with and serve intent models and generative responders.
 
 Each subcommand lives in its own module with ``register(subparsers)`` and a ``run(args)`` that
 returns the exit status. Errors this package raises on purpose are printed as one clear message
@@ -24,6 +24,7 @@ COMMANDS = (
     "golden",
     "migrate",
     "import-classic",
+    "train-responder",
     "evaluate-responder",
 )
 

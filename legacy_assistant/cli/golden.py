@@ -1,4 +1,10 @@
-"""``legacy-assistant golden MODEL``: write or check a model's golden predictions."""
+"""``legacy-assistant golden MODEL``: write or check a model's golden predictions.
+
+For an intent model (``assistant.json``) the cases are sentences (``--sentences``); for a
+responder (``responder.json``) they are dialogue contexts (``--contexts``), each answered
+greedily under every condition.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -9,40 +15,99 @@ from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtim
 from legacy_assistant.errors import AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
+RESPONDER_MANIFEST = "responder.json"  # legacy_assistant.responder.artifact.MANIFEST
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("golden", help="write or check golden predictions of a model")
-    parser.add_argument("model", help="model directory")
-    parser.add_argument("--sentences", help="text file, one sentence per line (write mode)")
+    parser = subparsers.add_parser("golden", help="write or check golden predictions (or replies) of a model")
+    parser.add_argument("model", help="model or responder directory")
+    parser.add_argument("--sentences", help="intent model: text file, one sentence per line (write mode)")
+    parser.add_argument("--contexts", help="responder: JSON list of contexts, each a list of turns (write mode)")
     parser.add_argument("--check", action="store_true", help="compare the model with its golden.json instead")
     parser.add_argument("--golden", help="golden file (default: MODEL/golden.json)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max |Δp| allowed by --check")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        help=f"max |Δp| allowed by --check (default {DEFAULT_TOLERANCE}); for a responder, max "
+        "|Δ log p| of a reply (default 1e-4), whose tokens must be the same",
+    )
     parser.add_argument("--report", help="with --check: also write the comparison as JSON to this file")
     add_runtime_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (Path(args.model) / RESPONDER_MANIFEST).is_file():
+        return run_responder(args)
+    if args.contexts:
+        raise AssistantError(f"{args.model}: --contexts is for a responder directory (with {RESPONDER_MANIFEST})")
     apply_runtime(args)
-    from legacy_assistant.classifier.golden import GOLDEN_FILE, compare_golden, read_golden, read_sentences, write_golden
+    from legacy_assistant.classifier.golden import (
+        GOLDEN_FILE,
+        compare_golden,
+        read_golden,
+        read_sentences,
+        write_golden,
+    )
     from legacy_assistant.classifier.predictor import Predictor
 
     golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     predictor = Predictor.load(args.model)
     if args.check:
         if not golden_path.is_file():
             raise AssistantError(f"{golden_path}: golden file not found")
         report = compare_golden(predictor, read_golden(golden_path))
         print(json.dumps(report, indent=2))
-        ok = report["max_abs_delta"] <= args.tolerance and not report["mismatches"]
+        ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
         if args.report:
             Path(args.report).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
-        print("golden: OK" if ok else f"golden: FAILED (tolerance {args.tolerance})")
+        print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
         return 0 if ok else 1
     if not args.sentences:
         raise AssistantError("--sentences is required to write golden predictions")
     sentences = read_sentences(args.sentences)
     write_golden(predictor, sentences, golden_path)
     print(f"wrote {len(sentences)} golden cases to {golden_path}")
+    return 0
+
+
+def run_responder(args: argparse.Namespace) -> int:
+    """Golden greedy replies of a responder (a migrated one with ``--runtime tf2``)."""
+    if args.sentences:
+        raise AssistantError(f"{args.model} is a responder: give --contexts, not --sentences")
+    apply_runtime(args)
+    from legacy_assistant.responder.golden import (
+        DEFAULT_TOLERANCE as RESPONDER_TOLERANCE,
+    )
+    from legacy_assistant.responder.golden import (
+        GOLDEN_FILE,
+        compare_golden,
+        read_contexts,
+        read_golden,
+        write_golden,
+    )
+    from legacy_assistant.responder.responder import Responder
+
+    golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
+    tolerance = RESPONDER_TOLERANCE if args.tolerance is None else args.tolerance
+    if args.check:
+        if not golden_path.is_file():
+            raise AssistantError(f"{golden_path}: golden file not found")
+        golden = read_golden(golden_path)
+        with Responder.load(args.model) as responder:
+            report = compare_golden(responder, golden)
+        print(json.dumps(report, indent=2))
+        ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
+        if args.report:
+            Path(args.report).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
+        print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
+        return 0 if ok else 1
+    if not args.contexts:
+        raise AssistantError("--contexts is required to write a responder's golden replies")
+    contexts = read_contexts(args.contexts)
+    with Responder.load(args.model) as responder:
+        write_golden(responder, contexts, golden_path)
+        cases = len(contexts) * len(responder.conditions)
+    print(f"wrote {cases} golden replies ({len(contexts)} contexts x every condition) to {golden_path}")
     return 0

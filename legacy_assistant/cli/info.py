@@ -1,19 +1,26 @@
-"""``legacy-assistant info exported/NAME``: verify a model and show what it holds."""
+"""``legacy-assistant info exported/NAME``: verify a model (an intent model or a responder) and
+show what it holds."""
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
+
+RESPONDER_MANIFEST = "responder.json"  # legacy_assistant.responder.artifact.MANIFEST
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="verify a model directory and print what it holds")
-    parser.add_argument("model", help="model directory, e.g. exported/default")
+    parser.add_argument("model", help="model or responder directory, e.g. exported/default, exported/responder")
     parser.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
     parser.add_argument("--no-load", action="store_true", help="check files only; do not load the SavedModel")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (Path(args.model) / RESPONDER_MANIFEST).is_file():
+        return run_responder(args)
     from legacy_assistant.classifier.artifact import verify_artifact
 
     info = verify_artifact(args.model)
@@ -60,5 +67,62 @@ def run(args: argparse.Namespace) -> int:
         print(f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "
               f"{training.get('seconds', 0):.1f}s, train accuracy {training.get('train_accuracy', 0):.3f}")
     print(f"runtime    {summary['runtime']}")
+    print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
+    return 0
+
+
+def run_responder(args: argparse.Namespace) -> int:
+    """What a responder directory holds: vocabulary, conditions, network, training, perplexity."""
+    from legacy_assistant.responder.artifact import verify_responder
+
+    info = verify_responder(args.model)
+    if not args.no_load:
+        from legacy_assistant.responder.responder import Responder
+
+        Responder.load(args.model).close()
+    manifest = info.manifest
+    training: dict[str, Any] = manifest.get("summary", {})
+    summary = {
+        "path": str(info.path),
+        "name": info.name,
+        "kind": "responder",
+        "created": manifest.get("created"),
+        "vocabulary_size": len(info.vocabulary),
+        "conditions": list(info.conditions),
+        "spec": info.spec.to_dict(),
+        "training_config": manifest.get("training", {}),
+        "training": training,
+        "val_perplexity": training.get("val_perplexity"),
+        "source": manifest.get("source", {}),
+        "versions": manifest.get("versions", {}),
+        "files": len(manifest["files"]),
+        "verified": "checksums ok" + ("" if args.no_load else ", SavedModel loads"),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    spec = info.spec
+    print(f"responder  {summary['name']}  ({summary['path']})")
+    print(f"created    {summary['created']}")
+    print(f"verified   {summary['verified']} ({summary['files']} files)")
+    print(f"vocabulary {summary['vocabulary_size']} tokens (4 special)")
+    print(f"conditions {', '.join(summary['conditions'])}")
+    print(f"network    embedding {spec.embedding_size}, utterance encoder 2x{spec.encoder_units} GRU, "
+          f"context {spec.context_units} GRU, decoder {spec.decoder_units} GRU, condition {spec.condition_size}")
+    print(f"limits     {spec.max_context_turns} context turns of {spec.max_turn_tokens} tokens, "
+          f"replies of {spec.max_reply_tokens} tokens (END included)")
+    if training:
+        print(f"training   {training.get('epochs_run')} epoch(s), {training.get('steps')} steps, "
+              f"{training.get('seconds', 0):.1f}s, stopped: {training.get('stopped')}; "
+              f"{training.get('train_pairs')} training pairs, {training.get('held_out_pairs')} held out")
+    perplexity = summary["val_perplexity"]
+    if perplexity is not None:
+        from legacy_assistant.cli.train_responder import weights_from
+
+        print(f"perplexity {perplexity:.2f} on the held-out pairs ({weights_from(training)})")
+    corpora = summary["source"].get("corpora", [])
+    held_out = summary["source"].get("held_out", [])
+    if corpora:
+        print(f"corpora    {len(corpora)} file(s) for training" + (f", {len(held_out)} held out" if held_out else ""))
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0

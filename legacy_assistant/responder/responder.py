@@ -141,6 +141,11 @@ class Responder:
         return load_consistently(path, load, manifest_name=MANIFEST, discard=lambda loaded: loaded.close())
 
     @property
+    def model(self) -> "ResponderModel":
+        """The loaded SavedModel itself, for callers that work on token ids (golden replies)."""
+        return self._model
+
+    @property
     def default_condition(self) -> str:
         return DEFAULT_CONDITION if DEFAULT_CONDITION in self._condition_ids else self.conditions[0]
 

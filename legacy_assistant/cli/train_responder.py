@@ -1,0 +1,285 @@
+"""``legacy-assistant train-responder CORPUS... --out exported/NAME``: train and export a
+generative responder.
+
+Settings come from the defaults (:class:`ResponderTrainingConfig`), then ``--config FILE``, then
+the individual flags. Checkpoints go to ``--checkpoint-dir`` (kept, so the run can be resumed or
+continued with more epochs); without it, to a temporary directory that is removed once the
+model is exported. Ctrl-C stops after the batch in flight, saves a checkpoint and prints the
+command that resumes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+COMMAND = "train-responder"
+# Flags that decide what is trained: repeated as given in the resume command.
+_VALUE_FLAGS = (
+    ("format", "--format"),
+    ("config", "--config"),
+    ("epochs", "--epochs"),
+    ("max_minutes", "--max-minutes"),
+    ("vocab_size", "--vocab-size"),
+    ("seed", "--seed"),
+    ("sampled_softmax", "--sampled-softmax"),
+)
+_SWITCHES = (("force", "--force"), ("skip_bad_dialogues", "--skip-bad-dialogues"), ("no_plot", "--no-plot"))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    # Only the layout names are needed here; corpora.py imports no TensorFlow.
+    from legacy_assistant.responder.corpora import AUTO, LAYOUTS
+
+    parser = subparsers.add_parser(
+        COMMAND,
+        help="train a generative responder from dialogue corpora and export it",
+        description="Train an emotion-conditioned HRED responder on dialogue corpora (cakechat lines, "
+        "Topical-Chat JSON, ChatterBot YAML; files or folders) and export it.",
+    )
+    parser.add_argument("corpora", nargs="+", metavar="CORPUS", help="corpus file or folder of corpus files")
+    parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/responder")
+    parser.add_argument(
+        "--format", choices=(AUTO, *LAYOUTS), default=AUTO, help="layout of the corpora (default: detect per file)"
+    )
+    parser.add_argument(
+        "--validation",
+        nargs="+",
+        metavar="CORPUS",
+        help="held-out corpora for validation perplexity and early stopping "
+        "(default: a share of the training dialogues, held_out_fraction)",
+    )
+    parser.add_argument("--config", help="JSON file of training settings (keys of ResponderTrainingConfig)")
+    parser.add_argument("--epochs", type=int, help="most epochs")
+    parser.add_argument("--max-minutes", type=float, help="time budget of this run's training, in minutes (0: none)")
+    parser.add_argument("--vocab-size", type=int, help="most token ids, the 4 special ones included")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--sampled-softmax",
+        type=int,
+        metavar="N",
+        help="train with N sampled classes instead of the full softmax (0: full)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in --checkpoint-dir")
+    parser.add_argument(
+        "--checkpoint-dir", help="keep checkpoints here (default: a temporary directory, removed after the export)"
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing model directory")
+    parser.add_argument(
+        "--skip-bad-dialogues",
+        action="store_true",
+        help="skip malformed dialogues with a warning instead of refusing the corpus",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="skip history.png")
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The defaults, then ``--config``, then the individual flags, each over the one before."""
+    from legacy_assistant.responder.config import ResponderTrainingConfig, load_responder_config
+
+    config = load_responder_config(args.config) if args.config else ResponderTrainingConfig()
+    return config.with_overrides(
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        vocab_size=args.vocab_size,
+        seed=args.seed,
+        sampled_softmax=args.sampled_softmax,
+    )
+
+
+def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path) -> str:
+    """The command line that resumes this run from ``checkpoint_dir``."""
+    argv = ["legacy-assistant", COMMAND, *args.corpora, "--out", str(args.out)]
+    if args.validation:
+        argv += ["--validation", *args.validation]
+    for name, flag in _VALUE_FLAGS:
+        value = getattr(args, name)
+        if value is not None and not (name == "format" and value == "auto"):
+            argv += [flag, str(value)]
+    argv += [flag for name, flag in _SWITCHES if getattr(args, name)]
+    argv += ["--checkpoint-dir", str(checkpoint_dir), "--resume"]
+    return shlex.join(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.common.optional import require
+    from legacy_assistant.errors import ArtifactError, ConfigError
+
+    config = config_from_args(args)
+    if args.resume and not args.checkpoint_dir:
+        raise ConfigError("--resume needs --checkpoint-dir, the directory of the run to continue")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ArtifactError(f"{out} already exists (use --force to replace it)")
+    if not args.no_plot:  # before training, not after
+        require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
+    strict = not args.skip_bad_dialogues
+    dialogues = _read(args.corpora, args.format, strict)
+    held_out = _read(args.validation, args.format, strict) if args.validation else None
+    print(
+        f"{len(dialogues)} dialogues from {len(args.corpora)} corpus path(s)"
+        + (
+            f", {len(held_out)} held-out dialogues for validation"
+            if held_out is not None
+            else f", {config.held_out_fraction:.0%} of them held out for validation"
+            if config.held_out_fraction
+            else ""
+        )
+    )
+
+    temporary = args.checkpoint_dir is None
+    checkpoint_dir = (
+        Path(tempfile.mkdtemp(prefix="legacy-assistant-responder-")) if temporary else Path(args.checkpoint_dir)
+    )
+    try:
+        model = _train(args, config, dialogues, held_out, checkpoint_dir)
+    except KeyboardInterrupt:
+        if (checkpoint_dir / "run.json").is_file():
+            print(
+                f"interrupted: the latest checkpoint is in {checkpoint_dir}; resume with:\n  "
+                f"{resume_command(args, checkpoint_dir)}",
+                file=sys.stderr,
+            )
+        else:
+            print("interrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+            if temporary:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return 130
+    except BaseException:
+        if temporary:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        raise
+
+    try:
+        from legacy_assistant.responder.artifact import export_responder_artifact
+
+        path = export_responder_artifact(
+            model,
+            out,
+            force=args.force,
+            plot=not args.no_plot,
+            sources=args.corpora,
+            held_out_sources=args.validation or (),
+        )
+    finally:
+        if temporary:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    summary = model.summary
+    perplexity = summary.get("val_perplexity")
+    print(
+        f"trained {summary['epochs_run']} epoch(s), {summary['steps']} steps in {summary['seconds']:.1f}s "
+        f"(stopped: {summary['stopped']}); vocabulary {summary['vocabulary_size']}, "
+        f"conditions {', '.join(summary['conditions'])}"
+        + (f"; validation perplexity {perplexity:.2f} ({weights_from(summary)})" if perplexity is not None else "")
+    )
+    if summary["stopped"] == "time budget" and not temporary:
+        print(f"time budget used; to train on: {resume_command(args, checkpoint_dir)}")
+    print(f"exported to {path}")
+    return 0
+
+
+def weights_from(summary: dict[str, Any]) -> str:
+    """Which weights a training summary's model holds, in words."""
+    end = summary.get("budget_end")
+    if summary.get("weights") == "time budget end" and end:
+        return f"at the time budget's end: step {end['step']}, {end['batches']} batches into epoch {end['epoch']}"
+    return f"epoch {summary['best_epoch']}"
+
+
+def _read(paths: Sequence[str], layout: str, strict: bool) -> list[Any]:
+    """The dialogues of ``paths``; a corpus that cannot be used is one error line: its first
+    problem, how many more, and whether ``--skip-bad-dialogues`` would get past them."""
+    from legacy_assistant.errors import AssistantError, DataError
+    from legacy_assistant.responder.corpora import read_corpora, read_corpus
+
+    try:
+        return read_corpora(paths, layout, strict)
+    except DataError as exc:
+        problems = exc.problems or ["cannot be used"]
+        message = f"{exc.source}: {problems[0]}"
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s))"
+        if strict and _readable_when_skipping(exc.source, layout, read_corpus):
+            message += "; --skip-bad-dialogues skips such dialogues with a warning"
+        raise AssistantError(message) from None
+
+
+def _readable_when_skipping(source: str, layout: str, read_corpus: Any) -> bool:
+    from legacy_assistant.errors import DataError
+
+    logging.disable(logging.WARNING)  # the skips were reported above as the error itself
+    try:
+        read_corpus(source, layout, strict=False)
+    except DataError:
+        return False
+    finally:
+        logging.disable(logging.NOTSET)
+    return True
+
+
+def _train(
+    args: argparse.Namespace,
+    config: Any,
+    dialogues: Sequence[Any],
+    held_out: Sequence[Any] | None,
+    checkpoint_dir: Path,
+) -> Any:
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from legacy_assistant.responder.training import Progress, train_responder
+
+    # The bar is made on the first report, once the epochs and batches per epoch are known.
+    bars: list[tqdm] = []
+    shown: dict[str, str] = {}
+
+    def progress(report: Progress) -> None:
+        position = (report.epoch - 1) * report.batches + report.batch
+        if not bars:
+            bars.append(
+                tqdm(
+                    total=report.epochs * report.batches,
+                    initial=position - 1,
+                    unit="batch",
+                    desc="training",
+                    dynamic_ncols=True,
+                )
+            )
+        bar = bars[0]
+        shown.update(
+            epoch=f"{report.epoch}/{report.epochs}", loss=f"{report.loss:.3f}", ppl=f"{_perplexity(report.loss):.1f}"
+        )
+        if report.epoch_end is not None and "val_perplexity" in report.epoch_end:
+            shown["val_ppl"] = f"{report.epoch_end['val_perplexity']:.2f}"
+        bar.set_postfix(shown, refresh=False)
+        bar.update(max(position - bar.n, 0))
+
+    try:
+        with logging_redirect_tqdm():  # log lines above the bar, not through it
+            return train_responder(
+                dialogues,
+                config,
+                held_out=held_out,
+                checkpoint_dir=checkpoint_dir,
+                resume=args.resume,
+                progress=progress,
+            )
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _perplexity(loss: float) -> float:
+    import math
+
+    return math.exp(min(loss, 700.0))

@@ -1,0 +1,155 @@
+"""Golden replies: what a responder said, greedily, to fixed contexts under every condition, to
+pin its behaviour.
+
+``golden.json``::
+
+    {"model": name, "mode": "greedy", "conditions": [...],
+     "cases": [{"context": [turn, ...], "condition": str, "reply": str, "ids": [int, ...],
+                "log_prob": float}, ...]}
+
+``ids`` are the reply's token ids up to and including END; ``log_prob`` is their summed natural
+log-probability under the model; ``reply`` is the text :meth:`Responder.respond` gives. A check
+asks for the same ids and the same text for every case, and reports the largest difference of
+``log_prob`` (float rounding between TensorFlow releases moves it in the last bits).
+
+A contexts file is a JSON list of contexts, each a list of turns (strings, oldest first) or
+one string for a one-turn context.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.errors import ArtifactError, AssistantError
+from legacy_assistant.responder.batching import EncodedPair, pad_batch
+from legacy_assistant.responder.responder import MAX_TURN_CHARS, Responder
+from legacy_assistant.responder.vocabulary import END
+
+GOLDEN_FILE = "golden.json"
+MODE = "greedy"
+DEFAULT_TOLERANCE = 1e-4  # on a reply's summed log-probability (nats)
+
+
+def golden_cases(responder: Responder, contexts: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """Every context under every condition of ``responder``: the greedy reply's text, ids and
+    log-probability. Replies are decoded in one batch for the ids, and through
+    :meth:`Responder.respond_batch` for the text."""
+    jobs = [(list(context), condition) for context in contexts for condition in responder.conditions]
+    if not jobs:
+        return []
+    texts = responder.respond_batch([c for c, _ in jobs], [k for _, k in jobs], mode=MODE)
+    ids, log_probs = _greedy_ids(responder, jobs)
+    return [
+        {"context": context, "condition": condition, "reply": text, "ids": reply_ids, "log_prob": log_prob}
+        for (context, condition), text, reply_ids, log_prob in zip(jobs, texts, ids, log_probs)
+    ]
+
+
+def _greedy_ids(responder: Responder, jobs: list[tuple[list[str], str]]) -> tuple[list[list[int]], list[float]]:
+    spec = responder.spec
+    pairs = []
+    for context, condition in jobs:
+        turns = [turn[-MAX_TURN_CHARS:] for turn in context if turn.strip()]
+        encoded = responder.vocabulary.encode_context(turns, spec.max_context_turns, spec.max_turn_tokens)
+        pairs.append(EncodedPair(tuple(tuple(t) for t in encoded if t), (END,), responder.conditions.index(condition)))
+    batch = pad_batch(pairs, spec.max_context_turns)
+    result = responder.model.decode(batch.context_ids, batch.condition_ids, mode=MODE, max_length=responder.max_length)
+    ids = [[int(t) for t in result.ids[row, 0, : result.lengths[row, 0]]] for row in range(len(jobs))]
+    return ids, [float(v) for v in np.asarray(result.log_probs)[:, 0]]
+
+
+def write_golden(responder: Responder, contexts: Sequence[Sequence[str]], path: str | Path) -> Path:
+    path = Path(path)
+    head = {"model": responder.info.name, "mode": MODE, "conditions": list(responder.conditions)}
+    # One case a line: the file reads (and diffs) case by case.
+    cases = ",\n".join(json.dumps(case, ensure_ascii=False) for case in golden_cases(responder, contexts))
+    text = json.dumps(head, ensure_ascii=False)[:-1] + f', "cases": [\n{cases}\n]}}\n'
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, Any]:
+    """The stored cases against the model now: how many give the same ids and text, the
+    mismatches, and the largest difference of ``log_prob``."""
+    cases = golden["cases"]
+    unknown = sorted({case["condition"] for case in cases} - set(responder.conditions))
+    if unknown:
+        raise ArtifactError(f"golden cases name condition(s) the model does not have: {', '.join(unknown)}")
+    fresh = _cases_for(responder, cases)
+    mismatches = []
+    max_delta = 0.0
+    for stored, now in zip(cases, fresh):
+        max_delta = max(max_delta, abs(stored["log_prob"] - now["log_prob"]))
+        if stored["ids"] != now["ids"] or stored["reply"] != now["reply"]:
+            mismatches.append(
+                {
+                    "context": stored["context"],
+                    "condition": stored["condition"],
+                    "stored": stored["reply"],
+                    "now": now["reply"],
+                }
+            )
+    return {
+        "cases": len(cases),
+        "same_replies": len(cases) - len(mismatches),
+        "max_abs_delta": max_delta,
+        "mismatches": mismatches,
+    }
+
+
+def _cases_for(responder: Responder, cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    jobs = [(list(case["context"]), case["condition"]) for case in cases]
+    if not jobs:
+        return []
+    texts = responder.respond_batch([c for c, _ in jobs], [k for _, k in jobs], mode=MODE)
+    ids, log_probs = _greedy_ids(responder, jobs)
+    return [{"reply": t, "ids": i, "log_prob": p} for t, i, p in zip(texts, ids, log_probs)]
+
+
+def read_contexts(path: str | Path) -> list[list[str]]:
+    """A contexts file (see the module docstring); a problem raises :class:`AssistantError`
+    naming the file and the context's number."""
+    data = read_json_file(path, lambda problem: AssistantError(f"{path}: {problem}"))
+    if not isinstance(data, list) or not data:
+        raise AssistantError(f"{path}: expected a non-empty JSON list of contexts")
+    contexts = []
+    for number, context in enumerate(data, 1):
+        turns = [context] if isinstance(context, str) else context
+        if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
+            raise AssistantError(
+                f"{path}: context {number}: expected a list of non-empty strings (turns, oldest first)"
+            )
+        contexts.append(turns)
+    return contexts
+
+
+def read_golden(path: str | Path) -> dict[str, Any]:
+    """A responder golden file, checked case by case; any problem raises :class:`ArtifactError` naming it."""
+    golden = read_json_file(path, lambda problem: ArtifactError(f"{path}: {problem}"))
+    if not isinstance(golden, dict) or not isinstance(golden.get("cases"), list) or golden.get("mode") != MODE:
+        raise ArtifactError(
+            f"{path}: not a responder golden file: expected an object with mode 'greedy' and a 'cases' list"
+        )
+    for number, case in enumerate(golden["cases"], 1):
+        if (
+            not isinstance(case, dict)
+            or not isinstance(case.get("context"), list)
+            or not all(isinstance(t, str) for t in case["context"])
+            or not isinstance(case.get("condition"), str)
+            or not isinstance(case.get("reply"), str)
+            or not isinstance(case.get("ids"), list)
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in case["ids"])
+            or isinstance(case.get("log_prob"), bool)
+            or not isinstance(case.get("log_prob"), (int, float))
+        ):
+            raise ArtifactError(
+                f"{path}: case {number}: expected 'context' (list of strings), 'condition', 'reply', "
+                "'ids' (list of integers) and a numeric 'log_prob'"
+            )
+    return golden

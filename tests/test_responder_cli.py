@@ -1,0 +1,412 @@
+"""The responder's commands on tiny corpora written here: train-responder (its progress bar, its
+one-line errors, Ctrl-C and resuming), info, golden, and chat with a responder alone or behind
+an intent model's fallback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.cli import main
+from tests.helpers import DEFAULT_MODEL, ROOT
+
+REPLIES = {
+    "neutral": "it is ok .",
+    "joy": "i am so happy !",
+    "sadness": "that makes me sad .",
+    "anger": "this is outrageous !",
+    "fear": "i am scared of it .",
+}
+PROMPTS = [
+    "how do you feel about the news ?",
+    "what do you think of this ?",
+    "tell me how you feel .",
+    "the weather changed today .",
+    "my team lost the game .",
+    "we are moving to a new city .",
+]
+HELD_OUT = ["did you see the film yesterday ?", "the shop is closed ."]
+TINY = {
+    "embedding_size": 24,
+    "encoder_units": 24,
+    "context_units": 48,
+    "decoder_units": 48,
+    "condition_size": 8,
+    "batch_size": 8,
+    "learning_rate": 0.01,
+    "min_count": 1,
+    "patience": 0,
+    "held_out_fraction": 0.0,
+}
+EPOCHS = 30
+
+
+def _dialogue_line(prompt: str, condition: str) -> str:
+    return json.dumps([{"text": prompt, "condition": "neutral"}, {"text": REPLIES[condition], "condition": condition}])
+
+
+def _write_corpus(path: Path, prompts: list[str]) -> Path:
+    path.write_text("\n".join(_dialogue_line(p, c) for p in prompts for c in REPLIES) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("responder-cli")
+    config = folder / "tiny.json"
+    config.write_text(json.dumps(TINY), encoding="utf-8")
+    return {
+        "corpus": _write_corpus(folder / "moods.jsonl", PROMPTS),
+        "held_out": _write_corpus(folder / "held.jsonl", HELD_OUT),
+        "config": config,
+        "folder": folder,
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(files) -> tuple[Path, str, str]:
+    """A responder trained by the command; its directory, stdout and stderr."""
+    out = files["folder"] / "moods"
+    argv = [
+        "train-responder",
+        str(files["corpus"]),
+        "--validation",
+        str(files["held_out"]),
+        "--out",
+        str(out),
+        "--config",
+        str(files["config"]),
+        "--epochs",
+        str(EPOCHS),
+        "--no-plot",
+    ]
+    capture = pytest.MonkeyPatch()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stdout", stdout)
+    capture.setattr(sys, "stderr", stderr)
+    try:
+        status = main(["-q", *argv])
+    finally:
+        capture.undo()
+    assert status == 0, stderr.getvalue()[-2000:]
+    return out, stdout.getvalue(), stderr.getvalue()
+
+
+def _tokens(text: str) -> list[str]:
+    from legacy_assistant.responder.vocabulary import tokenize
+
+    return tokenize(text)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if " INFO " not in line and " WARNING " not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+# --- train-responder ---------------------------------------------------------------------------
+
+
+def test_train_responder_exports_what_info_shows(trained, files, capsys):
+    out, printed, _ = trained
+    manifest = json.loads((out / "responder.json").read_text(encoding="utf-8"))
+    summary = manifest["summary"]
+    assert summary["epochs_run"] == EPOCHS and summary["stopped"] == "epochs"
+    assert summary["train_pairs"] == len(PROMPTS) * len(REPLIES)
+    assert summary["held_out_pairs"] == len(HELD_OUT) * len(REPLIES)
+    assert manifest["training"]["decoder_units"] == TINY["decoder_units"]  # --config was applied
+    assert [r["name"] for r in manifest["source"]["corpora"]] == ["moods.jsonl"]
+    assert [r["name"] for r in manifest["source"]["held_out"]] == ["held.jsonl"]
+    assert f"validation perplexity {summary['val_perplexity']:.2f} (epoch {summary['best_epoch']})" in printed
+    assert f"exported to {out}" in printed
+
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "responder" and info["verified"] == "checksums ok, SavedModel loads"
+    assert info["vocabulary_size"] == len(manifest["vocabulary"]["tokens"]) == info["spec"]["vocab_size"]
+    assert info["conditions"] == ["neutral", "anger", "joy", "fear", "sadness"]
+    assert info["val_perplexity"] == pytest.approx(summary["val_perplexity"])
+    assert main(["info", str(out), "--no-load"]) == 0
+    text = capsys.readouterr().out
+    assert "verified   checksums ok (" in text
+    assert "conditions neutral, anger, joy, fear, sadness" in text
+    assert f"vocabulary {info['vocabulary_size']} tokens" in text
+    assert f"perplexity {summary['val_perplexity']:.2f} on the held-out pairs" in text
+    assert f"decoder {TINY['decoder_units']} GRU" in text
+
+
+def test_train_responder_shows_one_bar_of_every_batch_with_loss_and_perplexity(trained):
+    _, _, err = trained
+    err = err.replace("\r", "\n")
+    totals = {int(total) for total in re.findall(r"training:.*?\d+/(\d+) \[", err)}
+    batches = -(-len(PROMPTS) * len(REPLIES) // TINY["batch_size"])  # per epoch, the last one partial
+    assert totals == {EPOCHS * batches}, err[:500]
+    last = [line for line in err.splitlines() if "training:" in line][-1]
+    assert f"epoch={EPOCHS}/{EPOCHS}" in last and "loss=" in last and "ppl=" in last and "val_ppl=" in last
+
+
+def test_train_responder_refuses_an_existing_directory_unless_forced(trained, files, capsys):
+    out, _, _ = trained
+    argv = ["-q", "train-responder", str(files["corpus"]), "--out", str(out), "--epochs", "1"]
+    assert main(argv) == 1
+    assert "already exists (use --force to replace it)" in _one_error_line(capsys)
+
+
+def test_a_malformed_dialogue_is_one_error_line_unless_skipped(files, tmp_path, capsys, caplog):
+    corpus = tmp_path / "broken.jsonl"
+    lines = [_dialogue_line(p, c) for p in PROMPTS[:2] for c in ("joy", "anger")]
+    lines.insert(2, '[{"text": "only one turn", "condition": "neutral"}]')
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "m"
+    argv = [
+        "train-responder",
+        str(corpus),
+        "--out",
+        str(out),
+        "--config",
+        str(files["config"]),
+        "--epochs",
+        "1",
+        "--no-plot",
+    ]
+    assert main(["-q", *argv]) == 1
+    line = _one_error_line(capsys)
+    assert f"{corpus}: line 3: a dialogue needs at least 2 turns, got 1" in line
+    assert "--skip-bad-dialogues" in line
+    assert not out.exists()
+
+    assert main([*argv, "--skip-bad-dialogues"]) == 0
+    assert "4 dialogues from 1 corpus path(s)" in capsys.readouterr().out
+    assert any("skipped: line 3" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]["train_pairs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--vocab-size", "3"], "vocab_size must be above 4"),
+        (["--resume"], "--resume needs --checkpoint-dir"),
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--format", "chatterbot"], "invalid YAML"),
+    ],
+)
+def test_user_errors_are_one_line(files, tmp_path, capsys, extra, expected):
+    argv = ["-q", "train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--no-plot", *extra]
+    assert main(argv) == 1
+    assert expected in _one_error_line(capsys)
+
+
+def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
+    assert main(["train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m")]) == 1
+    assert "nope.jsonl: file not found" in _one_error_line(capsys)
+    config = tmp_path / "bad.json"
+    config.write_text('{"hidden": 3}', encoding="utf-8")
+    assert main(["train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--config", str(config)]) == 1
+    assert "unknown setting(s): hidden" in _one_error_line(capsys)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    out = tmp_path / "interrupted"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = [
+        sys.executable,
+        "-m",
+        "legacy_assistant",
+        "-q",
+        "train-responder",
+        str(files["corpus"]),
+        "--out",
+        str(out),
+        "--config",
+        str(files["config"]),
+        "--epochs",
+        "100000",
+        "--no-plot",
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(checkpoints.glob("state-*.json")):  # an epoch has ended: the loop is running
+            assert child.poll() is None, child.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and not out.exists()
+    assert f"interrupted: the latest checkpoint is in {checkpoints}; resume with:" in err
+    command = shlex.split(err.split("resume with:")[1].strip().splitlines()[0])
+    assert command[:2] == ["legacy-assistant", "train-responder"]
+    assert command[-3:] == ["--checkpoint-dir", str(checkpoints), "--resume"]
+    states = [json.loads(p.read_text(encoding="utf-8")) for p in checkpoints.glob("state-*.json")]
+    reached = max(states, key=lambda state: state["step"])
+
+    # Resumed with the command as printed, but fewer epochs: it stops at once and exports.
+    command[command.index("--epochs") + 1] = "1"
+    assert main(["-q", *command[1:]]) == 0
+    summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["steps"] == reached["step"] and summary["epochs_run"] == len(reached["history"])
+
+
+# --- golden ------------------------------------------------------------------------------------
+
+
+def test_golden_writes_and_checks_greedy_replies(trained, tmp_path, capsys):
+    out, _, _ = trained
+    contexts = tmp_path / "contexts.json"
+    contexts.write_text(json.dumps([PROMPTS[0], [PROMPTS[1], "it is ok .", HELD_OUT[0]]]), encoding="utf-8")
+    golden = tmp_path / "golden.json"
+    assert main(["golden", str(out), "--contexts", str(contexts), "--golden", str(golden)]) == 0
+    assert f"wrote 10 golden replies (2 contexts x every condition) to {golden}" in capsys.readouterr().out
+    data = json.loads(golden.read_text(encoding="utf-8"))
+    assert [case["condition"] for case in data["cases"][:5]] == ["neutral", "anger", "joy", "fear", "sadness"]
+    for case in data["cases"][:5]:  # a trained prompt: the reply of its condition, END last
+        assert _tokens(case["reply"]) == _tokens(REPLIES[case["condition"]])
+        assert case["ids"][-1] == 3 and len(case["ids"]) == len(_tokens(case["reply"])) + 1
+        assert case["log_prob"] < 0
+
+    assert main(["golden", str(out), "--check", "--golden", str(golden)]) == 0
+    assert "golden: OK" in capsys.readouterr().out
+    data["cases"][1]["ids"][0] = data["cases"][2]["ids"][0]
+    data["cases"][1]["reply"] = "something else"
+    golden.write_text(json.dumps(data), encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    assert main(["golden", str(out), "--check", "--golden", str(golden), "--report", str(report_path)]) == 1
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["ok"] is False and report["same_replies"] == 9
+    [mismatch] = report["mismatches"]
+    assert mismatch["context"] == [PROMPTS[0]] and mismatch["condition"] == "anger"
+    assert mismatch["stored"] == "something else" and _tokens(mismatch["now"]) == _tokens(REPLIES["anger"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--sentences", "x.txt"], "is a responder: give --contexts, not --sentences"),
+        ([], "--contexts is required"),
+        (["--check", "--golden", "missing.json"], "missing.json: golden file not found"),
+    ],
+)
+def test_golden_mistakes_on_a_responder_are_one_line(trained, capsys, args, expected):
+    out, _, _ = trained
+    assert main(["golden", str(out), *args]) == 1
+    assert expected in _one_error_line(capsys)
+
+
+def test_golden_refuses_a_damaged_contexts_file(trained, tmp_path, capsys):
+    out, _, _ = trained
+    contexts = tmp_path / "contexts.json"
+    contexts.write_text(json.dumps([["fine"], ["", "x"]]), encoding="utf-8")
+    assert main(["golden", str(out), "--contexts", str(contexts), "--golden", str(tmp_path / "g.json")]) == 1
+    assert "context 2: expected a list of non-empty strings" in _one_error_line(capsys)
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+
+def _chat(monkeypatch, capsys, argv: list[str], messages: list[str]) -> list[str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(messages) + "\nquit\nnever read\n"))
+    assert main(["chat", *argv]) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_chat_with_a_responder_answers_in_the_chosen_emotion(trained, monkeypatch, capsys):
+    out, _, _ = trained
+    for emotion in ("joy", "sadness"):
+        lines = _chat(
+            monkeypatch,
+            capsys,
+            ["--responder", str(out), "--emotion", emotion, "--mode", "greedy", "--show-intent"],
+            [PROMPTS[2], PROMPTS[4]],
+        )
+        assert len(lines) == 2
+        for line in lines:
+            text, detail = line.removeprefix("bot> ").split("  [")
+            assert _tokens(text) == _tokens(REPLIES[emotion]) and detail == f"generated {emotion}]"
+
+
+def test_chat_keeps_the_last_turns_as_context(trained, monkeypatch, capsys):
+    from legacy_assistant.responder.responder import Responder
+
+    out, _, _ = trained
+    seen = []
+    respond = Responder.respond
+
+    def recording(self, context, condition=None, mode="greedy", seed=None):
+        seen.append(list(context))
+        return respond(self, context, condition, mode, seed)
+
+    monkeypatch.setattr(Responder, "respond", recording)
+    lines = _chat(monkeypatch, capsys, ["--responder", str(out), "--mode", "greedy"], ["one", "two", "three"])
+    replies = [line.removeprefix("bot> ") for line in lines]
+    assert seen == [["one"], ["one", replies[0], "two"], ["two", replies[1], "three"]]
+
+
+def test_chat_sampling_repeats_with_a_seed(trained, monkeypatch, capsys):
+    out, _, _ = trained
+    argv = ["--responder", str(out), "--mode", "sample", "--seed", "7"]
+    first = _chat(monkeypatch, capsys, argv, PROMPTS[:4])
+    assert _chat(monkeypatch, capsys, argv, PROMPTS[:4]) == first and len(first) == 4
+
+
+def test_chat_offers_the_responders_modes():
+    from legacy_assistant.cli.chat import DEFAULT_RESPONDER_MODE, RESPONDER_MODES
+    from legacy_assistant.responder.responder import MODES
+
+    assert RESPONDER_MODES == MODES and DEFAULT_RESPONDER_MODE in MODES
+
+
+def test_chat_refuses_an_unknown_emotion_in_one_line(trained, monkeypatch, capsys):
+    out, _, _ = trained
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
+    assert main(["chat", "--responder", str(out), "--emotion", "bored"]) == 1
+    assert "unknown emotion 'bored'" in _one_error_line(capsys)
+    assert main(["chat", "--emotion", "joy"]) == 1
+    assert "--emotion is a responder option" in _one_error_line(capsys)
+
+
+def test_chat_generates_only_where_the_intent_model_falls_back(trained, monkeypatch, capsys):
+    from legacy_assistant.responder.responder import Responder
+
+    out, _, _ = trained
+    gibberish = "qwerty asdf zxcv"
+    lines = _chat(
+        monkeypatch,
+        capsys,
+        [
+            "--model",
+            str(DEFAULT_MODEL),
+            "--responder",
+            str(out),
+            "--mode",
+            "greedy",
+            "--emotion",
+            "joy",
+            "--show-intent",
+        ],
+        ["hello there", gibberish],
+    )
+    assert len(lines) == 2
+    assert "[greeting" in lines[0]
+    with Responder.load(out) as responder:
+        expected = responder.respond(
+            ["hello there", lines[0].removeprefix("bot> ").split("  [")[0], gibberish], "joy", mode="greedy"
+        )
+    assert lines[1].startswith(f"bot> {expected}  [generated joy; intent ")
