@@ -1,6 +1,7 @@
 """One cell of the TensorFlow matrix: run inside the virtualenv of one TensorFlow version.
 
-Prints one JSON object: the versions, the shipped model's golden comparison, the time to train
+Prints one JSON object: the versions, the shipped model's golden comparison, the shipped
+responder's greedy golden replies compared (``exported/responder/golden.json``), the time to train
 ``data/intents.json`` with the default preset (as the shipped model), and where that freshly trained model was written
 (with its own golden file, over the golden sentences and generated probes) together with its
 TF2 migration, for the other versions to load. Called by ``scripts/tf_matrix.py``.
@@ -43,6 +44,8 @@ def main() -> None:
     golden = compare_golden(predictor, read_golden(shipped / "golden.json"))
     predictor.close()
 
+    responder_golden = check_responder_golden(ROOT / "exported" / "responder")
+
     intents = load_intents(ROOT / "data" / "intents.json")
     texts, tags = intents.examples()
     started = time.perf_counter()
@@ -68,6 +71,7 @@ def main() -> None:
     print(json.dumps({
         "versions": versions(),
         "golden": golden,
+        "responder_golden": responder_golden,
         "train_seconds": train_seconds,
         "weights_sha256": digest.hexdigest(),
         "model": str(model_dir),
@@ -76,6 +80,20 @@ def main() -> None:
         "tf2_model": str(tf2_dir) if migrated.returncode == 0 else None,
         "migrate": json.loads(migrated.stdout) if migrated.returncode == 0 else migrated.stderr.strip()[-2000:],
     }))
+
+
+def check_responder_golden(responder_dir: Path) -> dict:
+    """The shipped responder's greedy replies against its golden.json: same tokens for every
+    case, and the largest difference of a reply's log-probability."""
+    from legacy_assistant.responder.golden import compare_golden, read_golden
+    from legacy_assistant.responder.responder import Responder
+
+    try:
+        golden = read_golden(responder_dir / "golden.json")
+        with Responder.load(responder_dir) as responder:
+            return compare_golden(responder, golden)
+    except Exception as exc:  # reported in the cell, which then fails
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ the pinned one) but still trains and migrates its model for the cross-version lo
 to ``reports/matrix/`` (``matrix.md``, ``matrix.json``, JUnit XML and the pytest log per
 version); the table is printed. Every cell runs the suite in the same random order (``--seed``,
 printed; pytest-randomly). Exit status 1 when any cell fails: a failed
-or missing test, golden drift over 1e-5 or another top-1 intent, or a model trained on one
+or missing test, golden drift over 1e-5 or another top-1 intent, a shipped-responder golden
+reply with other tokens (or its log-probability moved over 1e-4), or a model trained on one
 version answering differently on another.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints"
 REPORTS = ROOT / "reports" / "matrix"
 TOLERANCE = 1e-5
+RESPONDER_TOLERANCE = 1e-4  # nats, on a golden reply's summed log-probability; its tokens must be equal
 # Tests that must have run and passed in every cell, not merely "no failures".
 REQUIRED_TESTS = (
     "test_same_seed_gives_bit_identical_weights",
@@ -46,6 +48,7 @@ REQUIRED_TESTS = (
     "test_shipped_model_parity_on_golden_and_generated_sentences",
     "test_model_trained_in_this_run_has_parity",
     "test_real_keras_files_import_exactly",
+    "test_shipped_responder_reproduces_golden",
 )
 
 
@@ -208,14 +211,22 @@ def check_golden(venv: Path, model: str, runtime: str, report: Path) -> dict:
     return {"ok": False, "error": (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:]}
 
 
+def responder_golden_ok(cell: dict) -> bool:
+    report = cell.get("responder_golden") or {}
+    return "error" not in report and report.get("max_abs_delta", 1.0) <= RESPONDER_TOLERANCE and not report.get(
+        "mismatches", [1]
+    )
+
+
 def cell_ok(cell: dict) -> bool:
-    """Tests (when run here), golden and the TF2 migration all passed."""
+    """Tests (when run here), golden (the model's and the responder's) and the TF2 migration all passed."""
     tests, golden = cell["tests"], cell.get("golden") or {}
     suite_ok = tests is None or (tests["tests"] > 0 and not tests["failed"] and not tests["missing_required"])
     return (
         suite_ok
         and "error" not in cell and golden.get("max_abs_delta", 1.0) <= TOLERANCE and not golden.get("mismatches", [1])
         and cell.get("tf2_model") is not None
+        and responder_golden_ok(cell)
     )
 
 
@@ -255,8 +266,8 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
     retrain = retrain_vs(cells, versions[-1])
     lines = [
         "| tensorflow-cpu | numpy | tests passed | golden max \\|Δp\\| | top-1 agreement | train time | "
-        f"same-seed retrain vs {versions[-1]} | result |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"same-seed retrain vs {versions[-1]} | responder golden | result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for version, cell in cells.items():
         tests, golden = cell["tests"], cell.get("golden") or {}
@@ -266,8 +277,11 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
         delta = f"{golden['max_abs_delta']:.1e}" if "max_abs_delta" in golden else "?"
         train = f"{cell['train_seconds']:.1f} s" if "train_seconds" in cell else "?"
         passed = "not run here" if tests is None else f"{tests['passed']}/{tests['tests']}"
+        replies = cell.get("responder_golden") or {"error": "not checked"}
+        responder = (f"{replies['same_replies']}/{replies['cases']} same, \\|Δ log p\\| {replies['max_abs_delta']:.1e}"
+                     if "error" not in replies else "FAIL: " + str(replies["error"])[:60])
         lines.append(f"| {version} | {numpy} | {passed} | {delta} | {agreement} | {train} | "
-                     f"{retrain.get(version, '?')} | {'ok' if cell_ok(cell) else 'FAILED'} |")
+                     f"{retrain.get(version, '?')} | {responder} | {'ok' if cell_ok(cell) else 'FAILED'} |")
     if len(versions) > 1:
         for title, table in (("compat model (TF1 SavedModel)", cross), ("migrated model (TF2 SavedModel)", cross_tf2)):
             lines += ["", f"Trained (and, for TF2, migrated) on the row's version, golden written there, checked on the "
@@ -280,7 +294,9 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
     lines += ["", "Golden: the shipped `exported/default` against its `golden.json`. Train time: `data/intents.json`, "
               "default preset (as the shipped model). Same-seed retrain: that training's weights against the newest version's "
               "in this run, and their top-1 agreement and max |Δp| on the golden sentences; within one version a "
-              "same-seed retrain is always bit-identical (tested in every cell)."]
+              "same-seed retrain is always bit-identical (tested in every cell). Responder golden: the shipped "
+              "`exported/responder` against its `golden.json`: greedy replies with the same tokens, and the largest "
+              "difference of a reply's log-probability."]
     return "\n".join(lines)
 
 
