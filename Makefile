@@ -10,7 +10,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 UV ?= uv
 
-.PHONY: run test lint venv lock default-model bench bench-serve bench-runtimes matrix test-tf-oldest clean
+.PHONY: run test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,26 @@ lock:
 default-model: $(STAMP)
 	$(BIN)/legacy-assistant train data/intents.json --out exported/default --force --preset ngrams
 	$(BIN)/legacy-assistant golden exported/default --sentences data/golden_sentences.txt
+
+# Retrain the shipped responder (exported/responder/) and its golden replies (commit both
+# afterwards): Topical-Chat's valid_freq, valid_rare and test_freq plus the English ChatterBot
+# corpus, Topical-Chat's test_rare held out for validation. The corpora sit beside the checkout
+# (DATASETS, relative to the repository root). The network's sizes are in
+# data/responder_config.json. 17 minutes of training decide how many epochs it gets (an epoch
+# the budget cuts short still counts: its weights are validated and kept if better), so the
+# whole target fits 20 minutes on 2 cores. Checkpoints go to build/ (ignored by git); an
+# interrupted run prints the command that resumes it.
+DATASETS ?= ../shared/datasets
+RESPONDER_CHECKPOINTS ?= build/responder-checkpoints
+responder: $(STAMP)
+	rm -rf $(RESPONDER_CHECKPOINTS)
+	$(BIN)/legacy-assistant train-responder $(DATASETS)/topical_chat/valid_freq.json \
+		$(DATASETS)/topical_chat/valid_rare.json $(DATASETS)/topical_chat/test_freq.json \
+		$(DATASETS)/chatterbot_corpus/english --validation $(DATASETS)/topical_chat/test_rare.json \
+		--skip-bad-dialogues --config data/responder_config.json --vocab-size 8000 --sampled-softmax 512 \
+		--epochs 20 --max-minutes 17 \
+		--out exported/responder --force --checkpoint-dir $(RESPONDER_CHECKPOINTS)
+	$(BIN)/legacy-assistant golden exported/responder --contexts data/responder_contexts.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/predictor.py
