@@ -8,6 +8,7 @@ TF2 migration, for the other versions to load. Called by ``scripts/tf_matrix.py`
 
     python scripts/matrix_cell.py --out reports/matrix/tf-2.12.1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,10 @@ def main() -> None:
 
     from compat.runtime import versions
     from legacy_assistant.classifier.artifact import export_artifact
-    from legacy_assistant.classifier.presets import DEFAULT_PRESET, preset
     from legacy_assistant.classifier.golden import compare_golden, read_golden, read_sentences, write_golden
     from legacy_assistant.classifier.intents import load_intents
     from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.classifier.presets import DEFAULT_PRESET, preset
     from legacy_assistant.classifier.probes import probe_sentences
     from legacy_assistant.classifier.training import train
 
@@ -65,21 +66,38 @@ def main() -> None:
 
     tf2_dir = out / "model-tf2"
     migrated = subprocess.run(
-        [sys.executable, "-m", "legacy_assistant", "-q", "migrate", str(model_dir), "--out", str(tf2_dir), "--force", "--json"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "legacy_assistant",
+            "-q",
+            "migrate",
+            str(model_dir),
+            "--out",
+            str(tf2_dir),
+            "--force",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
-    print(json.dumps({
-        "versions": versions(),
-        "golden": golden,
-        "responder_golden": responder_golden,
-        "train_seconds": train_seconds,
-        "weights_sha256": digest.hexdigest(),
-        "model": str(model_dir),
-        "golden_cases": len(sentences),
-        "golden_sentences": n_golden,  # the first cases; the rest are generated probes
-        "tf2_model": str(tf2_dir) if migrated.returncode == 0 else None,
-        "migrate": json.loads(migrated.stdout) if migrated.returncode == 0 else migrated.stderr.strip()[-2000:],
-    }))
+    print(
+        json.dumps(
+            {
+                "versions": versions(),
+                "golden": golden,
+                "responder_golden": responder_golden,
+                "train_seconds": train_seconds,
+                "weights_sha256": digest.hexdigest(),
+                "model": str(model_dir),
+                "golden_cases": len(sentences),
+                "golden_sentences": n_golden,  # the first cases; the rest are generated probes
+                "tf2_model": str(tf2_dir) if migrated.returncode == 0 else None,
+                "migrate": json.loads(migrated.stdout) if migrated.returncode == 0 else migrated.stderr.strip()[-2000:],
+            }
+        )
+    )
 
 
 def check_responder_golden(responder_dir: Path) -> dict:

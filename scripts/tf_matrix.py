@@ -20,6 +20,7 @@ or missing test, golden drift over 1e-5 or another top-1 intent, a shipped-respo
 reply with other tokens (or its log-probability moved over 1e-4), or a model trained on one
 version answering differently on another.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints"
@@ -109,7 +111,9 @@ def _files_digest(paths: list[Path]) -> str:
 def _pip_install(venv: Path, version: str, *args: str) -> None:
     install = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     if install.returncode != 0:
         sys.exit(f"[{version}] pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}")
@@ -165,13 +169,35 @@ def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
     started = time.perf_counter()
     ignored = [] if version == pinned_version() else [f"--ignore={path}" for path in PINNED_ONLY_TESTS]
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "randomly",
-         f"--randomly-seed={seed}", f"--junitxml={junit}", *ignored],
-        cwd=ROOT, env=_env(), capture_output=True, text=True,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "randomly",
+            f"--randomly-seed={seed}",
+            f"--junitxml={junit}",
+            *ignored,
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
     )
     (out / "pytest.log").write_text(result.stdout + result.stderr)
-    outcome = {"seconds": time.perf_counter() - started, "exit": result.returncode, "tests": 0, "passed": 0,
-               "failed": [], "skipped": 0, "missing_required": [], "seed": seed}
+    outcome: dict[str, Any] = {
+        "seconds": time.perf_counter() - started,
+        "exit": result.returncode,
+        "tests": 0,
+        "passed": 0,
+        "failed": [],
+        "skipped": 0,
+        "missing_required": [],
+        "seed": seed,
+    }
     if not junit.exists():
         outcome["failed"] = [f"pytest wrote no report (exit {result.returncode})"]
         return outcome
@@ -185,7 +211,7 @@ def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
             outcome["skipped"] += 1
         else:
             outcome["passed"] += 1
-            passed_names.add(case.get("name").split("[")[0])
+            passed_names.add(str(case.get("name")).split("[")[0])
     outcome["missing_required"] = [t for t in REQUIRED_TESTS if t not in passed_names]
     return outcome
 
@@ -193,7 +219,10 @@ def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
 def run_cell(venv: Path, out: Path) -> dict:
     result = subprocess.run(
         [str(venv / "bin" / "python"), str(ROOT / "scripts" / "matrix_cell.py"), "--out", str(out)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True,
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         return {"error": result.stderr.strip()[-3000:]}
@@ -202,9 +231,23 @@ def run_cell(venv: Path, out: Path) -> dict:
 
 def check_golden(venv: Path, model: str, runtime: str, report: Path) -> dict:
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "legacy_assistant", "-q", "golden", model, "--check",
-         "--runtime", runtime, "--report", str(report)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "legacy_assistant",
+            "-q",
+            "golden",
+            model,
+            "--check",
+            "--runtime",
+            runtime,
+            "--report",
+            str(report),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
     )
     if report.exists():
         return json.loads(report.read_text())
@@ -213,8 +256,10 @@ def check_golden(venv: Path, model: str, runtime: str, report: Path) -> dict:
 
 def responder_golden_ok(cell: dict) -> bool:
     report = cell.get("responder_golden") or {}
-    return "error" not in report and report.get("max_abs_delta", 1.0) <= RESPONDER_TOLERANCE and not report.get(
-        "mismatches", [1]
+    return (
+        "error" not in report
+        and report.get("max_abs_delta", 1.0) <= RESPONDER_TOLERANCE
+        and not report.get("mismatches", [1])
     )
 
 
@@ -224,7 +269,9 @@ def cell_ok(cell: dict) -> bool:
     suite_ok = tests is None or (tests["tests"] > 0 and not tests["failed"] and not tests["missing_required"])
     return (
         suite_ok
-        and "error" not in cell and golden.get("max_abs_delta", 1.0) <= TOLERANCE and not golden.get("mismatches", [1])
+        and "error" not in cell
+        and golden.get("max_abs_delta", 1.0) <= TOLERANCE
+        and not golden.get("mismatches", [1])
         and cell.get("tf2_model") is not None
         and responder_golden_ok(cell)
     )
@@ -255,7 +302,11 @@ def retrain_vs(cells: dict[str, dict], reference: str) -> dict[str, str]:
             out[version] = "identical weights"
             continue
         cases = json.loads((Path(cell["model"]) / "golden.json").read_text())["cases"][: len(base_cases)]
-        delta = max(abs(a["probabilities"][t] - b["probabilities"][t]) for a, b in zip(base_cases, cases) for t in a["probabilities"])
+        delta = max(
+            abs(a["probabilities"][t] - b["probabilities"][t])
+            for a, b in zip(base_cases, cases)
+            for t in a["probabilities"]
+        )
         same = sum(a["intent"] == b["intent"] for a, b in zip(base_cases, cases))
         out[version] = f"other weights: top-1 {same}/{len(cases)}, max \\|Δp\\| {delta:.1e}"
     return out
@@ -272,41 +323,61 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
     for version, cell in cells.items():
         tests, golden = cell["tests"], cell.get("golden") or {}
         numpy = cell.get("versions", {}).get("numpy", "?")
-        agreement = (f"{round(golden['top1_agreement'] * golden['cases'])}/{golden['cases']}"
-                     if "cases" in golden else "?")
+        agreement = (
+            f"{round(golden['top1_agreement'] * golden['cases'])}/{golden['cases']}" if "cases" in golden else "?"
+        )
         delta = f"{golden['max_abs_delta']:.1e}" if "max_abs_delta" in golden else "?"
         train = f"{cell['train_seconds']:.1f} s" if "train_seconds" in cell else "?"
         passed = "not run here" if tests is None else f"{tests['passed']}/{tests['tests']}"
         replies = cell.get("responder_golden") or {"error": "not checked"}
-        responder = (f"{replies['same_replies']}/{replies['cases']} same, \\|Δ log p\\| {replies['max_abs_delta']:.1e}"
-                     if "error" not in replies else "FAIL: " + str(replies["error"])[:60])
-        lines.append(f"| {version} | {numpy} | {passed} | {delta} | {agreement} | {train} | "
-                     f"{retrain.get(version, '?')} | {responder} | {'ok' if cell_ok(cell) else 'FAILED'} |")
+        responder = (
+            f"{replies['same_replies']}/{replies['cases']} same, \\|Δ log p\\| {replies['max_abs_delta']:.1e}"
+            if "error" not in replies
+            else "FAIL: " + str(replies["error"])[:60]
+        )
+        lines.append(
+            f"| {version} | {numpy} | {passed} | {delta} | {agreement} | {train} | "
+            f"{retrain.get(version, '?')} | {responder} | {'ok' if cell_ok(cell) else 'FAILED'} |"
+        )
     if len(versions) > 1:
         for title, table in (("compat model (TF1 SavedModel)", cross), ("migrated model (TF2 SavedModel)", cross_tf2)):
-            lines += ["", f"Trained (and, for TF2, migrated) on the row's version, golden written there, checked on the "
-                      f"column's version: {title}, max |Δp| and top-1 agreement.", "",
-                      "| trained on \\ loaded on | " + " | ".join(versions) + " |",
-                      "| --- |" + " --- |" * len(versions)]
+            lines += [
+                "",
+                f"Trained (and, for TF2, migrated) on the row's version, golden written there, checked on the "
+                f"column's version: {title}, max |Δp| and top-1 agreement.",
+                "",
+                "| trained on \\ loaded on | " + " | ".join(versions) + " |",
+                "| --- |" + " --- |" * len(versions),
+            ]
             for a in versions:
                 row = [("(same)" if a == b else fmt_cross(table.get((a, b), {}))) for b in versions]
                 lines.append(f"| {a} | " + " | ".join(row) + " |")
-    lines += ["", "Golden: the shipped `exported/default` against its `golden.json`. Train time: `data/intents.json`, "
-              "default preset (as the shipped model). Same-seed retrain: that training's weights against the newest version's "
-              "in this run, and their top-1 agreement and max |Δp| on the golden sentences; within one version a "
-              "same-seed retrain is always bit-identical (tested in every cell). Responder golden: the shipped "
-              "`exported/responder` against its `golden.json`: greedy replies with the same tokens, and the largest "
-              "difference of a reply's log-probability."]
+    lines += [
+        "",
+        "Golden: the shipped `exported/default` against its `golden.json`. Train time: `data/intents.json`, "
+        "default preset (as the shipped model). Same-seed retrain: that training's weights against the newest "
+        "version's in this run, and their top-1 agreement and max |Δp| on the golden sentences; within one version a "
+        "same-seed retrain is always bit-identical (tested in every cell). Responder golden: the shipped "
+        "`exported/responder` against its `golden.json`: greedy replies with the same tokens, and the largest "
+        "difference of a reply's log-probability.",
+    ]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", help="comma-separated versions, or 'oldest'/'newest'/'pinned' (default: all supported)")
-    parser.add_argument("--without-suite", metavar="VERSIONS",
-                        help="versions whose test suite is not run (already run elsewhere, e.g. 'pinned' after make test); "
-                             "their models are still trained, checked and loaded across versions")
-    parser.add_argument("--seed", type=int, help="pytest-randomly's seed for the test order (default: a random one, printed)")
+    parser.add_argument(
+        "--versions", help="comma-separated versions, or 'oldest'/'newest'/'pinned' (default: all supported)"
+    )
+    parser.add_argument(
+        "--without-suite",
+        metavar="VERSIONS",
+        help="versions whose test suite is not run (already run elsewhere, e.g. 'pinned' after make test); "
+        "their models are still trained, checked and loaded across versions",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="pytest-randomly's seed for the test order (default: a random one, printed)"
+    )
     args = parser.parse_args()
     seed = random.randrange(2**32) if args.seed is None else args.seed
     log(f"test order: --randomly-seed={seed} (rerun one cell's order with --seed {seed})")
@@ -327,8 +398,10 @@ def main() -> int:
         else:
             log(f"[{version}] test suite ({venvs[version].name})")
             tests = run_tests(venvs[version], version, out, seed)
-            log(f"[{version}] {tests['passed']}/{tests['tests']} passed in {tests['seconds']:.0f}s "
-                f"(random order, --randomly-seed={tests['seed']}); golden, training, migration")
+            log(
+                f"[{version}] {tests['passed']}/{tests['tests']} passed in {tests['seconds']:.0f}s "
+                f"(random order, --randomly-seed={tests['seed']}); golden, training, migration"
+            )
         cell = run_cell(venvs[version], out)
         cell["tests"] = tests
         cells[version] = cell
@@ -343,17 +416,28 @@ def main() -> int:
             log(f"[{a} -> {b}] cross-version load")
             cross[(a, b)] = check_golden(venvs[b], cells[a]["model"], "compat", REPORTS / f"tf-{a}" / f"on-{b}.json")
             if cells[a].get("tf2_model"):
-                cross_tf2[(a, b)] = check_golden(venvs[b], cells[a]["tf2_model"], "tf2", REPORTS / f"tf-{a}" / f"tf2-on-{b}.json")
+                cross_tf2[(a, b)] = check_golden(
+                    venvs[b], cells[a]["tf2_model"], "tf2", REPORTS / f"tf-{a}" / f"tf2-on-{b}.json"
+                )
     table = render(cells, cross, cross_tf2)
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    footer = (f"{len(versions)} version(s), {time.perf_counter() - started:.0f} s in all, on {machine}; "
-              f"test order --randomly-seed={seed}.")
+    footer = (
+        f"{len(versions)} version(s), {time.perf_counter() - started:.0f} s in all, on {machine}; "
+        f"test order --randomly-seed={seed}."
+    )
     (REPORTS / "matrix.md").write_text(table + "\n\n" + footer + "\n")
-    (REPORTS / "matrix.json").write_text(json.dumps({
-        "cells": cells,
-        "cross": {f"{a}->{b}": r for (a, b), r in cross.items()},
-        "cross_tf2": {f"{a}->{b}": r for (a, b), r in cross_tf2.items()},
-    }, indent=1, default=str) + "\n")
+    (REPORTS / "matrix.json").write_text(
+        json.dumps(
+            {
+                "cells": cells,
+                "cross": {f"{a}->{b}": r for (a, b), r in cross.items()},
+                "cross_tf2": {f"{a}->{b}": r for (a, b), r in cross_tf2.items()},
+            },
+            indent=1,
+            default=str,
+        )
+        + "\n"
+    )
     print(table)
     print()
     print(footer)

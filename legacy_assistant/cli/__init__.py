@@ -4,6 +4,7 @@ Each subcommand lives in its own module with ``register(subparsers)`` and a ``ru
 returns the exit status. Errors this package raises on purpose are printed as one clear message
 (exit status 1), never as a traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """``legacy-assistant import-classic MODEL.h5 --words W --classes C --intents I --out exported/NAME``."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """``legacy-assistant info exported/NAME``: verify a model (an intent model or a responder) and
 show what it holds."""
+
 from __future__ import annotations
 
 import argparse
@@ -54,18 +55,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"verified   {summary['verified']} ({summary['files']} files)")
     print(f"intents    {summary['intents']}: {', '.join(summary['classes'])}")
     text = summary["feature_settings"]["text"]
-    print(f"features   {summary['features']} ({summary['feature_settings']['weighting']}, "
-          f"tokenizer {text['tokenizer']}, stemmer {text['stemmer']})")
+    print(
+        f"features   {summary['features']} ({summary['feature_settings']['weighting']}, "
+        f"tokenizer {text['tokenizer']}, stemmer {text['stemmer']})"
+    )
     network = summary["network"]
-    print(f"network    {network['n_features']} -> {' -> '.join(map(str, network['hidden_units']))} -> "
-          f"{network['n_classes']} (dropout {network['dropout']})"
-          + (", plus a linear shortcut to the logits" if network.get("linear_shortcut") else ""))
-    print(f"threshold  {summary['threshold']}"
-          + (f"  (out-of-scope class {summary['oos_label']!r} also falls back)" if summary["oos_label"] else ""))
+    print(
+        f"network    {network['n_features']} -> {' -> '.join(map(str, network['hidden_units']))} -> "
+        f"{network['n_classes']} (dropout {network['dropout']})"
+        + (", plus a linear shortcut to the logits" if network.get("linear_shortcut") else "")
+    )
+    print(
+        f"threshold  {summary['threshold']}"
+        + (f"  (out-of-scope class {summary['oos_label']!r} also falls back)" if summary["oos_label"] else "")
+    )
     training = summary["training"]
     if training:
-        print(f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "
-              f"{training.get('seconds', 0):.1f}s, train accuracy {training.get('train_accuracy', 0):.3f}")
+        print(
+            f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "
+            f"{training.get('seconds', 0):.1f}s, train accuracy {training.get('train_accuracy', 0):.3f}"
+        )
     print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0
@@ -107,14 +116,20 @@ def run_responder(args: argparse.Namespace) -> int:
     print(f"verified   {summary['verified']} ({summary['files']} files)")
     print(f"vocabulary {summary['vocabulary_size']} tokens (4 special)")
     print(f"conditions {', '.join(summary['conditions'])}")
-    print(f"network    embedding {spec.embedding_size}, utterance encoder 2x{spec.encoder_units} GRU, "
-          f"context {spec.context_units} GRU, decoder {spec.decoder_units} GRU, condition {spec.condition_size}")
-    print(f"limits     {spec.max_context_turns} context turns of {spec.max_turn_tokens} tokens, "
-          f"replies of {spec.max_reply_tokens} tokens (END included)")
+    print(
+        f"network    embedding {spec.embedding_size}, utterance encoder 2x{spec.encoder_units} GRU, "
+        f"context {spec.context_units} GRU, decoder {spec.decoder_units} GRU, condition {spec.condition_size}"
+    )
+    print(
+        f"limits     {spec.max_context_turns} context turns of {spec.max_turn_tokens} tokens, "
+        f"replies of {spec.max_reply_tokens} tokens (END included)"
+    )
     if training:
-        print(f"training   {training.get('epochs_run')} epoch(s), {training.get('steps')} steps, "
-              f"{training.get('seconds', 0):.1f}s, stopped: {training.get('stopped')}; "
-              f"{training.get('train_pairs')} training pairs, {training.get('held_out_pairs')} held out")
+        print(
+            f"training   {training.get('epochs_run')} epoch(s), {training.get('steps')} steps, "
+            f"{training.get('seconds', 0):.1f}s, stopped: {training.get('stopped')}; "
+            f"{training.get('train_pairs')} training pairs, {training.get('held_out_pairs')} held out"
+        )
     perplexity = summary["val_perplexity"]
     if perplexity is not None:
         from legacy_assistant.cli.train_responder import weights_from

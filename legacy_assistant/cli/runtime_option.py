@@ -1,4 +1,5 @@
 """The ``--runtime`` option shared by the commands that load a model."""
+
 from __future__ import annotations
 
 import argparse

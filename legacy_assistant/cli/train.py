@@ -1,4 +1,5 @@
 """``legacy-assistant train DATA --out exported/NAME``."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,25 +25,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("data", help="intents JSON, CSV (text,label header) or CLINC150-layout JSON")
     parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/mybot")
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="layout of DATA (default: detect)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
-                        help=f"training recipe (default {DEFAULT_PRESET}; 'classic' is the classic TF1 recipe)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help=f"training recipe (default {DEFAULT_PRESET}; 'classic' is the classic TF1 recipe)",
+    )
     parser.add_argument("--config", help="JSON file of training settings applied over the preset")
     parser.add_argument("--validation-data", help="held-out examples (any layout) for early stopping and the threshold")
-    parser.add_argument("--oos-label", default=DEFAULT_OOS_LABEL,
-                        help=f"label of out-of-scope examples (default {DEFAULT_OOS_LABEL!r})")
-    parser.add_argument("--no-oos-class", action="store_true",
-                        help="do not learn out-of-scope training examples as a class (leave them out)")
+    parser.add_argument(
+        "--oos-label", default=DEFAULT_OOS_LABEL, help=f"label of out-of-scope examples (default {DEFAULT_OOS_LABEL!r})"
+    )
+    parser.add_argument(
+        "--no-oos-class",
+        action="store_true",
+        help="do not learn out-of-scope training examples as a class (leave them out)",
+    )
     parser.add_argument("--epochs", type=int, help="train exactly this many epochs (sets min_steps to 0)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--validation-split", type=float, help="fraction of training examples held out, e.g. 0.2")
     parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
-    parser.add_argument("--threshold", type=float,
-                        help="fallback below this confidence (stored in the model; no tuning or calibration)")
-    parser.add_argument("--threshold-from", choices=THRESHOLD_FROM,
-                        help="how the threshold is chosen (default auto: out-of-scope validation data, else "
-                             "in-scope calibration, else the fixed threshold)")
+    parser.add_argument(
+        "--threshold", type=float, help="fallback below this confidence (stored in the model; no tuning or calibration)"
+    )
+    parser.add_argument(
+        "--threshold-from",
+        choices=THRESHOLD_FROM,
+        help="how the threshold is chosen (default auto: out-of-scope validation data, else "
+        "in-scope calibration, else the fixed threshold)",
+    )
     parser.add_argument("--stemmer", choices=STEMMERS)
     parser.add_argument("--tokenizer", choices=TOKENIZERS)
     parser.add_argument("--force", action="store_true", help="replace an existing model directory")

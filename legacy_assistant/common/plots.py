@@ -1,5 +1,6 @@
 """Figures as PNG (matplotlib, Agg backend): training history, an evaluation report's
 confusion matrix and threshold curve, and a responder evaluation's figures."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -17,6 +17,7 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 :class:`compat.tf2.responder.Tf2Responder`, with the same calls, in a process on the TF2 runtime
 (:func:`compat.selection.load_responder`).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -81,7 +82,7 @@ class DecodingOptions:
 class Responder:
     """``respond(["How are you?"], condition="joy", mode="sample_rerank", seed=1) -> "I'm great!"``."""
 
-    def __init__(self, info: ResponderInfo, model: "ResponderModel", options: DecodingOptions | None = None) -> None:
+    def __init__(self, info: ResponderInfo, model: ResponderModel, options: DecodingOptions | None = None) -> None:
         if model.vocab_size != len(info.vocabulary) or model.n_conditions != len(info.conditions):
             raise ArtifactError(
                 f"{info.path}: the SavedModel's shape ({model.vocab_size} tokens, {model.n_conditions} conditions) "
@@ -108,7 +109,7 @@ class Responder:
         inter_op_threads: int = 0,
         options: DecodingOptions | None = None,
         runtime: str | None = None,
-    ) -> "Responder":
+    ) -> Responder:
         """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage.
 
         ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
@@ -141,7 +142,7 @@ class Responder:
         return load_consistently(path, load, manifest_name=MANIFEST, discard=lambda loaded: loaded.close())
 
     @property
-    def model(self) -> "ResponderModel":
+    def model(self) -> ResponderModel:
         """The loaded SavedModel itself, for callers that work on token ids (golden replies)."""
         return self._model
 
@@ -199,14 +200,22 @@ class Responder:
         elif mode == "beam":
             width = min(options.beam_width, len(self.vocabulary) - N_SPECIAL)
             result = self._model.decode(
-                batch.context_ids, batch.condition_ids, mode="beam", beam_width=width,
-                length_penalty=options.length_penalty, **common,
+                batch.context_ids,
+                batch.condition_ids,
+                mode="beam",
+                beam_width=width,
+                length_penalty=options.length_penalty,
+                **common,
             )
         else:
             result = self._model.decode(
-                batch.context_ids, batch.condition_ids, mode="sample",
+                batch.context_ids,
+                batch.condition_ids,
+                mode="sample",
                 n_samples=options.n_samples if mode == "sample_rerank" else 1,
-                temperature=options.temperature, seed=_seed(seed), **common,
+                temperature=options.temperature,
+                seed=_seed(seed),
+                **common,
             )
         replies = []
         for row in range(len(contexts)):
@@ -231,7 +240,7 @@ class Responder:
     def close(self) -> None:
         self._model.close()
 
-    def __enter__(self) -> "Responder":
+    def __enter__(self) -> Responder:
         return self
 
     def __exit__(self, *exc: object) -> None:
