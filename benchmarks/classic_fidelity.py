@@ -18,8 +18,10 @@ Data sets (``--data``, default both):
   beside the checkout), in-scope ``train`` (15,000) and ``test`` (4,500): the recipe has no
   out-of-scope class or threshold tuning, so out-of-scope sentences are left out.
   ``--limit N`` keeps the first N intents (alphabetically). 200 epochs of batch 5 are 600,000
-  steps: about 3 s an epoch for the classic preset and 6-12 s for Keras on one core each, so
-  the full run takes 30-45 minutes (both run at once, one core each).
+  steps. Measured with a core each: the classic preset 1.0 ms a step (3 s an epoch), Keras
+  about 2.5 ms (0.25 s for an epoch of 100 steps), so about 30 minutes for 200 epochs when the
+  machine is free; on a busy two-core machine Keras took 17 s an epoch (an hour). Measure an
+  epoch or two first (``--epochs 2``); both sides run at once, one core each.
 
 The Keras side runs in a child process (this file with ``--keras-child``), so no process of the
 project ever imports Keras. It needs tf-keras of TensorFlow's minor release (Keras 2 behaviour
