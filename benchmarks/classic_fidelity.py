@@ -116,12 +116,13 @@ def keras_child(request_path: str, result_path: str) -> None:
     """Train every run of the request with tf-keras and write the histories and predictions."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One thread each, as the project's sessions run; read by TensorFlow's runtime when tf_keras
+    # loads it (this benchmark imports Keras, never TensorFlow itself).
+    os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
-    import tensorflow as tf
     import tf_keras as keras
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     arrays = np.load(request["arrays"]) if request.get("arrays") else None
     results = []
     for index, run in enumerate(request["runs"]):
@@ -174,7 +175,7 @@ def keras_child(request_path: str, result_path: str) -> None:
                 "features": int(x.shape[1]),
             }
         )
-    versions = {"tensorflow": tf.__version__, "tf_keras": keras.__version__}
+    versions = {"tensorflow": tensorflow_version(), "tf_keras": keras.__version__}
     Path(result_path).write_text(json.dumps({"runs": results, "versions": versions}), encoding="utf-8")
 
 
