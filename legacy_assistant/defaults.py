@@ -6,3 +6,4 @@ from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPOSITORY_ROOT / "exported" / "default"
+DEFAULT_RESPONDER_DIR = REPOSITORY_ROOT / "exported" / "responder"

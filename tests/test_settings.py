@@ -41,6 +41,12 @@ def non_default_environment(tmp_path):
         "HOST": ("0.0.0.0", "0.0.0.0"),
         "PORT": ("8123", 8123),
         "MODEL": (str(tmp_path / "elsewhere"), str((tmp_path / "elsewhere").resolve())),
+        "RESPONDER": (str(tmp_path / "talker"), str((tmp_path / "talker").resolve())),
+        "FALLBACK": ("canned", "canned"),
+        "GENERATION_MODE": ("greedy", "greedy"),
+        "BATCHING": ("off", False),
+        "BATCH_MAX_SIZE": ("8", 8),
+        "BATCH_MAX_WAIT_MS": ("5", 5.0),
         "THRESHOLD": ("0.4", 0.4),
         "FOLLOW_UPS": ("classic", "classic"),
         "ESCAPE_CONFIDENCE": ("0.9", 0.9),
@@ -86,6 +92,17 @@ def test_every_environment_variable_takes_effect_in_the_app(environ, tmp_path, m
         if s.name == "CORS_ORIGINS":
             expected = frozenset({expected})  # the app keeps the list as a set
         assert config[s.config_key] == expected, s.name
+
+
+def test_the_responder_is_turned_off_by_flag_or_environment(environ):
+    environ()
+    assert app_config(parse())["RESPONDER_DIR"] is not None  # the shipped responder by default
+    assert app_config(parse("--no-responder"))["RESPONDER_DIR"] is None
+    for word in ("none", "NONE", " none "):
+        environ(RESPONDER=word)
+        assert app_config(parse())["RESPONDER_DIR"] is None, word
+    environ(RESPONDER="none")
+    assert app_config(parse("--responder", "elsewhere"))["RESPONDER_DIR"] == str(Path("elsewhere").resolve())
 
 
 def test_readme_table_is_the_declaration():

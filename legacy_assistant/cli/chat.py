@@ -16,10 +16,9 @@ from typing import Any
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import AssistantError
+from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
-# legacy_assistant.responder.responder.MODES, named here so that parsing imports nothing heavy.
-RESPONDER_MODES = ("greedy", "beam", "sample", "sample_rerank")
 DEFAULT_RESPONDER_MODE = "sample_rerank"
 NO_REPLY = "..."
 

@@ -8,8 +8,8 @@ This module must not import TensorFlow (nor anything that does): under gunicorn 
 the master process. The options are those of :mod:`legacy_assistant.serving.settings`.
 
 Whatever can be checked before a worker starts is checked here, once, with one error line:
-the settings, the model directory (every checksum, without TensorFlow) and the runtime its
-manifest names against ``--runtime``. A bad flag is a one-line usage error (exit status 2).
+the settings, the model and responder directories (every checksum, without TensorFlow) and the
+runtime their manifests name against ``--runtime``. A bad flag is a one-line usage error (exit status 2).
 """
 
 from __future__ import annotations
@@ -99,6 +99,21 @@ def check_model(model: str, runtime: str) -> None:
         )
 
 
+def check_responder(responder: str, runtime: str) -> None:
+    """:func:`check_model` for a responder directory (``responder.json``, its checksums, its runtime)."""
+    from legacy_assistant.responder.artifact import MANIFEST, verify_responder
+
+    if not (Path(responder) / MANIFEST).is_file():
+        raise ConfigError(f"{responder}: not a responder directory (no {MANIFEST})")
+    info = verify_responder(responder)
+    written_for = info.manifest.get("runtime", "compat")
+    if written_for != runtime:
+        raise ConfigError(
+            f"{responder}: a responder for the {written_for!r} runtime cannot be served with runtime "
+            f"{runtime!r} (choose --runtime {written_for})"
+        )
+
+
 def _runtime() -> str:
     """The runtime the model will be loaded with (``--runtime``, else the environment, else compat)."""
     from compat.selection import selected
@@ -113,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
     values = resolved(args)  # every setting checked before anything starts
     model = values["MODEL"]
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
-    check_model(model, _runtime())
+    runtime = _runtime()
+    check_model(model, runtime)
+    if values["RESPONDER"] is not None:
+        check_responder(values["RESPONDER"], runtime)
     if args.runtime:
         # gunicorn workers are fresh interpreters: they learn the choice from the environment
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
@@ -123,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
 
     options = _server_options(values)
     log.info(
-        "serving %s on http://%s:%s/ with %d worker(s) x %d thread(s)",
+        "serving %s%s on http://%s:%s/ with %d worker(s) x %d thread(s)",
         model,
+        f" and responder {values['RESPONDER']}" if values["RESPONDER"] else " without a responder",
         options.host,
         options.port,
         options.workers,

@@ -32,13 +32,12 @@ from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
 from legacy_assistant.responder.batching import EncodedPair, pad_batch
+from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES
 from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 
 if TYPE_CHECKING:
     from compat.interface import ResponderModel
 
-MODES = ("greedy", "beam", "sample", "sample_rerank")
-DEFAULT_CONDITION = "neutral"
 # Only the end of a long turn is used; the characters before these many cannot reach it.
 MAX_TURN_CHARS = 4000
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).

@@ -1,32 +1,95 @@
-"""The assistant as a service: predictor + dialogue policy + conversation store.
+"""The assistant as a service: intent model + dialogue policy + conversation store, and an
+optional generative responder that answers what no intent does.
 
-The web app and the terminal chat both talk to this object, so neither knows how a reply is
-made, and this object knows nothing of HTTP.
+The web app, the playground and the terminal chat all talk to this object, so none of them knows
+how a reply is made, and this object knows nothing of HTTP.
+
+Model calls go through two callables, ``classify`` (one text -> :class:`Prediction`) and
+``generate`` (one context -> reply), so that the server can route them through a batcher
+(:mod:`legacy_assistant.serving.batching`) without this class knowing.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legacy_assistant.classifier.predictor import Predictor
+from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
-from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, DialoguePolicy, Reply
+from legacy_assistant.errors import ConfigError, RequestError
+from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES
+from legacy_assistant.serving.dialogue import (
+    DEFAULT_ESCAPE_CONFIDENCE,
+    FALLBACK_MODES,
+    DialoguePolicy,
+    Reply,
+)
 from legacy_assistant.stores.base import ConversationStore, MemoryStore, Turn
 
+if TYPE_CHECKING:
+    from legacy_assistant.responder.responder import Responder
+
 RANKING_SIZE = 10
+# cakechat's API used the last 3 turns of the context it was given.
+CONTEXT_TURNS = 3
+DEFAULT_GENERATION_MODE = "sample_rerank"
+# A token the reply already holds has its probability divided by this: cakechat's API setting.
+# Without it greedy replies of a small model loop ("I am not sure. I am not sure. ...").
+SERVING_REPETITION_PENALTY = 10.0
+_WORD = re.compile(r"\w")
+
+Classify = Callable[[str], Prediction]
+Generate = Callable[[Sequence[str], str, str, "int | None"], str]
+
+
+def has_words(text: str) -> bool:
+    """Whether a generated reply says anything (an empty reply, or only punctuation, does not)."""
+    return _WORD.search(text) is not None
 
 
 class Assistant:
-    """One loaded model with its dialogue policy, answering over a conversation store.
+    """One loaded intent model (and optionally a responder) with its dialogue policy, answering
+    over a conversation store.
 
     The store may outlive the assistant: a reload builds a new assistant over the same store.
+
+    Args:
+        fallback: ``generate``: a turn that falls back gets a reply the responder generates from
+            the conversation's last turns (the canned one when there is no responder, or the
+            generated reply is empty); ``canned``: always the model's canned fallback.
+        generation_mode: how generated replies are decoded when the caller does not say.
+        classify, generate: the model calls (default: straight to the predictor and the
+            responder; the server passes batched ones).
     """
 
-    def __init__(self, predictor: Predictor, policy: DialoguePolicy, store: ConversationStore) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        policy: DialoguePolicy,
+        store: ConversationStore,
+        responder: Responder | None = None,
+        fallback: str = "generate",
+        generation_mode: str = DEFAULT_GENERATION_MODE,
+        classify: Classify | None = None,
+        generate: Generate | None = None,
+    ) -> None:
+        if fallback not in FALLBACK_MODES:
+            raise ConfigError(f"fallback must be one of {', '.join(FALLBACK_MODES)}, got {fallback!r}")
+        if generation_mode not in MODES:
+            raise ConfigError(f"generation mode must be one of {', '.join(MODES)}, got {generation_mode!r}")
         self.predictor = predictor
         self.policy = policy
         self.store = store
+        self.responder = responder
+        self.fallback = fallback
+        self.generation_mode = generation_mode
+        self._classify = classify or (lambda text: predictor.predict([text])[0])
+        self._generate = generate
+        if generate is None and responder is not None:
+            self._generate = lambda context, emotion, mode, seed: responder.respond(context, emotion, mode, seed)
 
     @classmethod
     def load(
@@ -39,47 +102,143 @@ class Assistant:
         inter_op_threads: int = 0,
         follow_ups: str = "yield",
         escape_confidence: float = DEFAULT_ESCAPE_CONFIDENCE,
+        responder_dir: str | Path | None = None,
+        fallback: str = "generate",
+        generation_mode: str = DEFAULT_GENERATION_MODE,
     ) -> Assistant:
-        """Load the model at ``model_dir``; raises :class:`~legacy_assistant.errors.ArtifactError`
-        for a missing or damaged one. Thread counts go to TensorFlow's session (0: one per core)."""
+        """Load the model at ``model_dir`` (and the responder at ``responder_dir``, if given);
+        raises :class:`~legacy_assistant.errors.ArtifactError` for a missing or damaged one.
+        Thread counts go to TensorFlow's sessions (0: one per core)."""
         predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
-        policy = DialoguePolicy.from_manifest(
-            predictor.manifest,
-            threshold=threshold,
-            seed=seed,
-            follow_ups=follow_ups,
-            escape_confidence=escape_confidence,
-        )
-        return cls(predictor, policy, store if store is not None else MemoryStore())
+        responder = None
+        try:
+            policy = DialoguePolicy.from_manifest(
+                predictor.manifest,
+                threshold=threshold,
+                seed=seed,
+                follow_ups=follow_ups,
+                escape_confidence=escape_confidence,
+            )
+            if responder_dir is not None:
+                from legacy_assistant.responder.responder import DecodingOptions, Responder
+
+                options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY)
+                responder = Responder.load(responder_dir, intra_op_threads, inter_op_threads, options=options)
+            return cls(
+                predictor,
+                policy,
+                store if store is not None else MemoryStore(),
+                responder,
+                fallback=fallback,
+                generation_mode=generation_mode,
+            )
+        except BaseException:
+            predictor.close()
+            if responder is not None:
+                responder.close()
+            raise
+
+    def with_model_calls(self, classify: Classify | None, generate: Generate | None) -> Assistant:
+        """This assistant with its model calls routed through ``classify``/``generate`` (None:
+        keep the current one)."""
+        self._classify = classify or self._classify
+        self._generate = generate or self._generate
+        return self
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        """The conditions the responder can be asked for; () without a responder."""
+        return tuple(self.responder.conditions) if self.responder is not None else ()
+
+    # -- requests ---------------------------------------------------------------------------
 
     def parse(self, text: str, top: int = RANKING_SIZE) -> dict[str, Any]:
         """Rasa-shaped parse result; the raw ranking, no dialogue rules applied."""
-        ranking = self.predictor.rank_one(text, top=top)
+        ranking = self._classify(text).ranking[:top]
         return {
             "text": text,
             "intent": {"name": ranking[0][0], "confidence": ranking[0][1]},
             "intent_ranking": [{"name": name, "confidence": confidence} for name, confidence in ranking],
         }
 
-    def chat(self, sender: str, message: str) -> Reply:
-        """Answer one turn of ``sender``'s conversation; the turn is stored before returning."""
-        prediction = self.predictor.predict([message])[0]
+    def chat(self, sender: str, message: str, emotion: str | None = None) -> Reply:
+        """Answer one turn of ``sender``'s conversation; the turn is stored before returning.
+
+        ``emotion`` is the responder's condition for a generated reply (default neutral); an
+        unknown one raises :class:`RequestError` whether or not this turn needs the responder.
+        """
+        self.check_emotion(emotion)
+        prediction = self._classify(message)
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
         # context change is lost; the store holds the sender for that span.
         with self.store.conversation(sender):
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, prediction.known_features > 0)
-            self.store.save(sender, next_state, Turn(message, reply.text, reply.intent, reply.confidence))
+            if reply.intent == FALLBACK_TAG and self.fallback == "generate" and self._generate is not None:
+                reply = self._generated_fallback(sender, message, reply, emotion)
+            self.store.save(
+                sender,
+                next_state,
+                Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated),
+            )
         return reply
+
+    def respond(
+        self,
+        context: Sequence[str],
+        emotion: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """The responder's reply to ``context`` (turns, oldest first; the last
+        :data:`CONTEXT_TURNS` are used), ``""`` when it has nothing to say. Raises
+        :class:`RequestError` without a responder, or for an unknown emotion or mode."""
+        if self._generate is None:
+            raise RequestError("no responder is loaded: start the server with a responder to generate replies")
+        chosen = self.generation_mode if mode is None else mode
+        if chosen not in MODES:
+            raise RequestError(f"unknown mode {chosen!r}; expected one of {', '.join(MODES)}")
+        self.check_emotion(emotion)
+        turns = list(context)[-CONTEXT_TURNS:]
+        if emotion is None:
+            emotion = self.responder.default_condition if self.responder is not None else DEFAULT_CONDITION
+        return self._generate(turns, emotion, chosen, seed)
+
+    def history(self, sender: str) -> list[Turn]:
+        """``sender``'s stored turns, oldest first."""
+        return self.store.history(sender)
+
+    def check_emotion(self, emotion: str | None) -> None:
+        """Raise :class:`RequestError` unless ``emotion`` is None or one the server knows: the
+        responder's conditions, or cakechat's five when no responder is loaded."""
+        known = self.emotions or CAKECHAT_EMOTIONS
+        if emotion is not None and emotion not in known:
+            raise RequestError(f"unknown emotion {emotion!r}; expected one of {', '.join(known)}")
 
     def classic(self, sentence: str) -> list[dict[str, str]]:
         """The classic endpoint's answer: intents above the threshold, probability as a string."""
         return [
             {"intent": name, "probability": str(confidence)}
-            for name, confidence in self.predictor.rank_one(sentence)
+            for name, confidence in self._classify(sentence).ranking
             if confidence > self.policy.threshold
         ]
 
     def close(self) -> None:
-        """Close the model's session (the store is left open: it may serve another assistant)."""
-        self.predictor.close()
+        """Close the models' sessions (the store is left open: it may serve another assistant)."""
+        try:
+            self.predictor.close()
+        finally:
+            if self.responder is not None:
+                self.responder.close()
+
+    def _generated_fallback(self, sender: str, message: str, canned: Reply, emotion: str | None) -> Reply:
+        """The fallback said by the responder, from the conversation's last turns and this
+        message; ``canned`` when the generated reply has no word in it."""
+        context: list[str] = []
+        for turn in self.store.history(sender)[-CONTEXT_TURNS:]:
+            context += [turn.message, turn.reply]
+        context.append(message)
+        text = self.respond(context, emotion)
+        if not has_words(text):
+            return canned
+        return Reply(text, canned.intent, canned.confidence, canned.reason, generated=True)

@@ -39,6 +39,8 @@ from legacy_assistant.stores.base import ConversationState
 Ranking = Sequence[tuple[str, float]]
 
 FOLLOW_UP_MODES = ("yield", "classic")
+# What a turn that no intent answers gets: a reply the responder generates, or a canned one.
+FALLBACK_MODES = ("generate", "canned")
 # The shipped model (ngrams preset, label smoothing) tops out near 0.92; clear requests such as
 # "what's on the menu today" score 0.80-0.93 and booking details ("7pm for four people") 0.08-0.38,
 # with one at 0.70 ("tonight at 9": goodbye).
@@ -50,12 +52,14 @@ REASONS = ("intent", "follow_up", "not_understood", "out_of_scope", "needs_conte
 class Reply:
     """One answer. ``confidence`` is the classifier's for ``intent`` (1.0 for a follow-up); for
     the fallback it is the confidence of the classifier's best guess, and ``reason`` says why
-    that guess was not taken."""
+    that guess was not taken. ``generated``: the text of a fallback came from the responder
+    instead of the canned answers (the intent is still ``fallback``)."""
 
     text: str
     intent: str
     confidence: float
     reason: str = "intent"
+    generated: bool = False
 
 
 @dataclass(frozen=True)

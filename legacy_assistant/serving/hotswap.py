@@ -5,7 +5,9 @@
 reload swaps in another one meanwhile. :meth:`AssistantSlot.reload` loads the new model beside
 the old one, checks that it answers, swaps the reference in one step, and closes the old
 model's session only when its last lease is returned: no request ever runs on a closed session.
-A model that fails to load or to answer is refused and the old one keeps serving.
+A model that fails to load or to answer is refused and the old one keeps serving. The intent
+model and the responder are one assistant: a reload loads both, and refuses both when either
+fails.
 """
 
 from __future__ import annotations
@@ -30,14 +32,34 @@ class ReloadError(AssistantError):
 
 
 def describe(assistant: Assistant) -> dict[str, Any]:
-    """Name, version (first 12 hex digits of the manifest's sha256), creation time, intent count."""
+    """Name, version (first 12 hex digits of the manifest's sha256), creation time, intent count
+    of the intent model; ``responder``: the same of the responder, with its emotions, or None."""
     manifest = assistant.predictor.manifest
+    responder = assistant.responder
     return {
         "name": assistant.predictor.name,
         "version": str(manifest.get("manifest_sha256", ""))[:12],
         "created": manifest.get("created"),
         "intents": len(assistant.predictor.classes),
+        "responder": None
+        if responder is None
+        else {
+            "name": responder.info.name,
+            "version": str(responder.info.manifest.get("manifest_sha256", ""))[:12],
+            "created": responder.info.manifest.get("created"),
+            "emotions": list(responder.conditions),
+        },
     }
+
+
+def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two descriptions name the same models."""
+
+    def names(model: dict[str, Any]) -> tuple[Any, ...]:
+        responder = model.get("responder") or {}
+        return model["name"], model["version"], responder.get("name"), responder.get("version")
+
+    return names(one) == names(other)
 
 
 @dataclass
@@ -108,6 +130,8 @@ class AssistantSlot:
                 ) from exc
             try:
                 fresh.predictor.predict([SMOKE_TEXT])
+                if fresh.responder is not None:
+                    fresh.responder.respond([SMOKE_TEXT], mode="greedy")
                 model = describe(fresh)
             except Exception as exc:
                 fresh.close()
@@ -115,7 +139,7 @@ class AssistantSlot:
                     f"new model refused (it failed to answer), still serving {previous['name']} "
                     f"{previous['version']}: {exc}"
                 ) from exc
-            if model["version"] == previous["version"] and model["name"] == previous["name"]:
+            if _same(model, previous):
                 fresh.close()
                 return ReloadResult(False, previous, previous)
             with self._lock:

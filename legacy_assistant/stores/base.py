@@ -59,6 +59,7 @@ class Turn:
     intent: str
     confidence: float
     at: float = field(default_factory=time.time)
+    generated: bool = False  # the reply came from the responder
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +72,7 @@ class Turn:
             intent=str(data["intent"]),
             confidence=float(data["confidence"]),
             at=float(data["at"]),
+            generated=bool(data.get("generated", False)),
         )
 
 

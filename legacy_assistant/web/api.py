@@ -7,8 +7,10 @@ from typing import Any
 from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.serving.dialogue import Reply
 from legacy_assistant.web.context import leased, request_metrics
-from legacy_assistant.web.errors import json_object, text_field
+from legacy_assistant.web.errors import ApiError, json_object, text_field
+from legacy_assistant.web.metrics import generated
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("api", __name__, access=Access.API, url_prefix="/api/v1")
@@ -26,14 +28,15 @@ def parse() -> Any:
 
 @blueprint.post("/chat")
 def chat() -> Any:
-    """``{"sender", "message"}`` -> ``{"sender", "reply", "intent", "confidence", "reason"}``; the turn is
-    stored before the reply is sent."""
+    """``{"sender", "message", "emotion"?}`` -> ``{"sender", "reply", "intent", "confidence", "reason",
+    "generated"}``; the turn is stored before the reply is sent."""
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH")
     message = text_field(body, "message")
+    emotion = emotion_field(body)
     with leased() as assistant:
-        reply = assistant.chat(sender, message)
-    request_metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
+        reply = assistant.chat(sender, message, emotion)
+    record_reply(reply, "chat")
     return jsonify(
         {
             "sender": sender,
@@ -41,5 +44,21 @@ def chat() -> Any:
             "intent": reply.intent,
             "confidence": reply.confidence,
             "reason": reply.reason,
+            "generated": reply.generated,
         }
     )
+
+
+def emotion_field(body: dict[str, Any]) -> str | None:
+    """The optional ``emotion`` of a chat turn: a string (which the assistant checks), or None."""
+    emotion = body.get("emotion")
+    if emotion is not None and not isinstance(emotion, str):
+        raise ApiError(400, "invalid_field", "field 'emotion' must be a string")
+    return emotion
+
+
+def record_reply(reply: Reply, route: str) -> None:
+    """Count a chat turn's answer in the metrics."""
+    request_metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
+    if reply.generated:
+        generated(route)

@@ -23,8 +23,10 @@ from legacy_assistant.serving.hotswap import AssistantSlot
 from legacy_assistant.stores.base import open_store
 from legacy_assistant.web.admin import blueprint as admin_blueprint
 from legacy_assistant.web.api import blueprint as api_blueprint
+from legacy_assistant.web.cakechat import blueprint as cakechat_blueprint
 from legacy_assistant.web.classic import blueprint as classic_blueprint
 from legacy_assistant.web.context import EXTENSION, slot_of
+from legacy_assistant.web.conversations import blueprint as conversations_blueprint
 from legacy_assistant.web.errors import register as install_error_handlers
 from legacy_assistant.web.metrics import model_changed
 from legacy_assistant.web.observability import register as install_observability
@@ -46,7 +48,16 @@ APP_DEFAULTS: dict[str, Any] = {
     "READINESS": None,
 }
 
-BLUEPRINTS = (api_blueprint, classic_blueprint, rasa_blueprint, admin_blueprint, pages_blueprint, openapi_blueprint)
+BLUEPRINTS = (
+    api_blueprint,
+    conversations_blueprint,
+    cakechat_blueprint,
+    classic_blueprint,
+    rasa_blueprint,
+    admin_blueprint,
+    pages_blueprint,
+    openapi_blueprint,
+)
 
 
 class AssistantFlask(Flask):
@@ -84,11 +95,15 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
 
     if assistant is None:
         slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))
+        responder = slot.model["responder"]
         log.info(
-            "serving model %s %s from %s (pid %d)",
+            "serving model %s %s from %s%s (pid %d)",
             slot.model["name"],
             slot.model["version"],
             app.config["MODEL_DIR"],
+            f" and responder {responder['name']} {responder['version']} from {app.config['RESPONDER_DIR']}"
+            if responder
+            else ", no responder",
             os.getpid(),
         )
     else:
@@ -127,6 +142,9 @@ def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
         store=store,
         intra_op_threads=int(config["INTRA_OP_THREADS"]),
         inter_op_threads=int(config["INTER_OP_THREADS"]),
+        responder_dir=config["RESPONDER_DIR"],
+        fallback=config["FALLBACK"],
+        generation_mode=config["GENERATION_MODE"],
     )
 
 

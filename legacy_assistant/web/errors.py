@@ -11,10 +11,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, has_request_context, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, default_exceptions
 
-from legacy_assistant.errors import StoreError
+from legacy_assistant.errors import RequestError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -22,25 +22,51 @@ log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-class ApiError(Exception):
-    """Raised by views (and request hooks) for a request the API refuses."""
+# Clients of cakechat's API read an error's text from a top-level "message"; errors of routes
+# under this prefix (unknown routes too) carry it beside this project's "error" object.
+CAKECHAT_PREFIX = "/cakechat_api/"
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+
+class ApiError(Exception):
+    """Raised by views (and request hooks) for a request the API refuses. ``client_message``
+    replaces the top-level ``message`` that errors of cakechat's routes carry (its own texts)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        client_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.client_message = client_message
 
 
-def error_body(code: str, message: str) -> str:
-    """``{"error": {"code", "message"}}``, compact: the body of every error."""
-    return json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
+def error_body(code: str, message: str, client_message: str | None = None) -> str:
+    """``{"error": {"code", "message"}}``, compact: the body of every error; with
+    ``client_message``, ``{"message": client_message, "error": {...}}``."""
+    body: dict[str, Any] = {} if client_message is None else {"message": client_message}
+    body["error"] = {"code": code, "message": message}
+    return json.dumps(body, separators=(",", ":"))
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    """The JSON error body every route uses."""
-    response = Response(error_body(code, message), status=status, mimetype="application/json")
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    client_message: str | None = None,
+) -> Response:
+    """The JSON error body every route uses (in a request under :data:`CAKECHAT_PREFIX`, with
+    cakechat's top-level ``message``: ``client_message``, else ``message``)."""
+    if client_message is None and has_request_context() and request.path.startswith(CAKECHAT_PREFIX):
+        client_message = message
+    response = Response(error_body(code, message, client_message), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -75,12 +101,17 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.client_message)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         kept = {name: value for name, value in exc.get_headers() if name in KEPT_HEADERS}
         return error_response(exc.code or 500, _http_code_name(exc), _http_message(exc), kept)
+
+    @app.errorhandler(RequestError)
+    def _request_error(exc: RequestError) -> Response:
+        # a model call the request asked for cannot be answered as asked (unknown emotion, ...)
+        return error_response(400, "invalid_request", str(exc))
 
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:

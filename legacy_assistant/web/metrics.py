@@ -52,6 +52,23 @@ MODEL_INFO = Gauge(
     ["model", "version"],
     multiprocess_mode="liveall",
 )
+RESPONDER_INFO = Gauge(
+    "legacy_assistant_responder_info",
+    "The generative responder in service (value 1; 0 for responders since replaced)",
+    ["responder", "version"],
+    multiprocess_mode="liveall",
+)
+GENERATED = Counter(
+    "legacy_assistant_generated_replies",
+    "Replies the responder generated, by route (chat fallbacks and the cakechat API)",
+    ["route"],
+)
+BATCH_SIZES = Histogram(
+    "legacy_assistant_batch_size",
+    "Requests answered by one batched model call, by model (classifier or responder)",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 
 
 class RequestMetrics:
@@ -87,10 +104,25 @@ class RequestMetrics:
 
 
 def model_changed(model: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
-    """Point ``legacy_assistant_model_info`` at ``model``."""
+    """Point ``legacy_assistant_model_info`` (and ``legacy_assistant_responder_info``) at ``model``
+    (a :func:`legacy_assistant.serving.hotswap.describe`)."""
     if previous is not None:
         MODEL_INFO.labels(previous["name"], previous["version"]).set(0)
+        if previous.get("responder"):
+            RESPONDER_INFO.labels(previous["responder"]["name"], previous["responder"]["version"]).set(0)
     MODEL_INFO.labels(model["name"], model["version"]).set(1)
+    if model.get("responder"):
+        RESPONDER_INFO.labels(model["responder"]["name"], model["responder"]["version"]).set(1)
+
+
+def generated(route: str) -> None:
+    GENERATED.labels(route).inc()
+
+
+def batch_observer(model: str) -> Any:
+    """A callable recording the size of each batched call of ``model``."""
+    histogram = BATCH_SIZES.labels(model)
+    return histogram.observe
 
 
 def reload_outcome(outcome: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app, jsonify
 
 from legacy_assistant import __version__
+from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import REASONS
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
@@ -54,7 +55,23 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "version": {"type": "string", "description": "first 12 hex digits of the model manifest's sha256"},
             "created": {"type": ["string", "null"]},
             "intents": {"type": "integer", "minimum": 0},
+            "responder": {
+                "type": ["object", "null"],
+                "description": "the generative responder served beside the intent model; null without one",
+                "required": ["name", "version", "created", "emotions"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string", "description": "first 12 hex digits of its manifest's sha256"},
+                    "created": {"type": ["string", "null"]},
+                    "emotions": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
+    }
+    emotion = {
+        "type": "string",
+        "description": "the responder's condition for a generated reply: one of the emotions /health lists "
+        "(default neutral)",
     }
     return {
         "Error": {
@@ -89,6 +106,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "properties": {
                 "sender": _text(sender_limit, "conversation id: turns with the same sender share context"),
                 "message": _text(text_limit, "what the person typed; not blank"),
+                "emotion": emotion,
             },
         },
         "ChatReply": {
@@ -103,6 +121,32 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "type": "string",
                     "enum": list(REASONS),
                     "description": "why this answer: the classifier's intent, a classic follow-up, or why it fell back",
+                },
+                "generated": {
+                    "type": "boolean",
+                    "description": "the responder generated this fallback reply (intent is still 'fallback')",
+                },
+            },
+        },
+        "Transcript": {
+            "type": "object",
+            "required": ["sender", "turns"],
+            "properties": {
+                "sender": {"type": "string"},
+                "turns": {
+                    "type": "array",
+                    "description": "the stored turns, oldest first; empty for an unknown or expired sender",
+                    "items": {
+                        "type": "object",
+                        "required": ["message", "reply", "intent", "confidence", "generated"],
+                        "properties": {
+                            "message": {"type": "string"},
+                            "reply": {"type": "string"},
+                            "intent": {"type": "string"},
+                            "confidence": confidence,
+                            "generated": {"type": "boolean", "description": "the responder wrote the reply"},
+                        },
+                    },
                 },
             },
         },
@@ -128,6 +172,45 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "properties": {
                 "sender": _text(sender_limit, "conversation id (default 'default')"),
                 "message": _text(text_limit, "what the person typed"),
+                "emotion": emotion,
+            },
+        },
+        "CakechatRequest": {
+            "type": "object",
+            "required": ["context"],
+            "properties": {
+                "context": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": _text(text_limit, "one turn, oldest first"),
+                    "description": "the dialogue so far; the last 3 turns are used",
+                },
+                "emotion": {
+                    "type": ["string", "null"],
+                    "description": "one of the emotions /health lists; default neutral",
+                },
+                "mode": {
+                    "enum": list(GENERATION_MODES),
+                    "description": "extension: how the reply is decoded (default: the server's GENERATION_MODE)",
+                },
+                "seed": {"type": "integer", "description": "extension: the sampling modes' seed"},
+            },
+        },
+        "CakechatResponse": {
+            "type": "object",
+            "required": ["response"],
+            "properties": {"response": {"type": "string", "minLength": 1}},
+        },
+        "CakechatError": {
+            "type": "object",
+            "required": ["message", "error"],
+            "properties": {
+                "message": {"type": "string", "minLength": 1, "description": "cakechat's own error text"},
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
+                },
             },
         },
         "RasaReply": {
@@ -141,11 +224,13 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
         },
         "Health": {
             "type": "object",
-            "required": ["status", "model", "intents"],
+            "required": ["status", "model", "intents", "responder", "emotions"],
             "properties": {
                 "status": {"const": "ok"},
                 "model": {"type": "string"},
                 "intents": {"type": "integer", "minimum": 0},
+                "responder": {"type": ["string", "null"]},
+                "emotions": {"type": "array", "items": {"type": "string"}},
             },
         },
         "Ready": {
@@ -231,6 +316,50 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
     }
 
 
+def _transcript(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": _json(_ref("Transcript"), "the conversation's turns"),
+        "400": _error(f"a blank sender, or one over {config['MAX_SENDER_LENGTH']} characters"),
+    }
+    if security:
+        responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
+    responses["503"] = _error("the conversation store is unavailable (Retry-After says when to retry)")
+    responses["default"] = _error("any other error (404, 405, 500), always this shape")
+    operation: dict[str, Any] = {
+        "summary": "One conversation's stored turns, oldest first",
+        "tags": ["api"],
+        "parameters": [
+            {
+                "name": "sender",
+                "in": "path",
+                "required": True,
+                "description": "the conversation id given to /api/v1/chat, percent-encoded",
+                "schema": _text(int(config["MAX_SENDER_LENGTH"]), "conversation id"),
+            }
+        ],
+        "responses": responses,
+    }
+    if security:
+        operation["security"] = security
+    return {"get": operation}
+
+
+def _cakechat(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    operation = _post(
+        "cakechat's API: a generated reply to a dialogue context, said with an emotion",
+        "CakechatRequest",
+        "CakechatResponse",
+        config,
+        "cakechat",
+        security,
+        {"503": _error("the server runs without a responder")},
+    )["post"]
+    for status, response in operation["responses"].items():
+        if status != "200":
+            response["content"][JSON]["schema"] = _ref("CakechatError")
+    return {"post": operation}
+
+
 def document(config: Mapping[str, Any]) -> dict[str, Any]:
     """The OpenAPI document for an app with ``config``."""
     api_security: list[dict[str, list[str]]] = [{"apiToken": []}] if config.get("API_TOKEN") else []
@@ -275,6 +404,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                 api_security,
                 unavailable,
             ),
+            "/api/v1/conversations/{sender}": _transcript(config, api_security),
             "/katana-ml/api/v1.0/assistant": _post(
                 "The classic route: intents above the threshold",
                 "ClassicRequest",
@@ -286,6 +416,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             "/webhooks/rest/webhook": _post(
                 "Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", api_security, unavailable
             ),
+            "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),
             "/ready": _get(

@@ -1,6 +1,11 @@
 """The chat page, its static files and icon, and the health and readiness checks (all public).
 
-* ``/health`` (liveness): this process answers and serves a model.
+* ``/``: the chat page, ``static/index.html`` rendered with what this server accepts: the
+  message input's ``maxlength`` is ``MAX_TEXT_LENGTH``, and the emotion selector lists the
+  responder's conditions (no selector without a responder).
+
+* ``/health`` (liveness): this process answers and serves a model; it names the intent model
+  and the responder (null without one) and the responder's emotions.
 * ``/ready`` (readiness, for a load balancer): 200 once *every* worker of the server serves,
   503 ``not_ready`` while any is still starting (or being replaced). The app learns that from
   the ``READINESS`` callable of its config, which the gunicorn worker sets (see
@@ -12,22 +17,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, jsonify, render_template
 
-from legacy_assistant.web.context import current_slot
+from legacy_assistant.web.context import current_assistant, current_slot
 from legacy_assistant.web.errors import error_response
 from legacy_assistant.web.favicon import favicon_ico
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
-# The static files (the page's script and style sheet) are this blueprint's, and public like it.
-blueprint = GuardedBlueprint("pages", __name__, access=Access.PUBLIC, static_folder="static", static_url_path="/static")
+# The static files (the page's script and style sheet) are this blueprint's, and public like it;
+# the page itself is a template in the same folder, so that it ships with them.
+blueprint = GuardedBlueprint(
+    "pages",
+    __name__,
+    access=Access.PUBLIC,
+    static_folder="static",
+    static_url_path="/static",
+    template_folder="static",
+)
 
 ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
 
 
 @blueprint.get("/")
 def index() -> Any:
-    return blueprint.send_static_file("index.html")
+    assistant = current_assistant()
+    emotions = assistant.emotions
+    responder = assistant.responder
+    return render_template(
+        "index.html",
+        max_text_length=int(current_app.config["MAX_TEXT_LENGTH"]),
+        emotions=emotions,
+        default_emotion=responder.default_condition if responder is not None else None,
+    )
 
 
 @blueprint.get("/favicon.ico")
@@ -41,7 +62,16 @@ def favicon() -> Response:
 @blueprint.get("/health")
 def health() -> Any:
     model = current_slot().model
-    return jsonify({"status": "ok", "model": model["name"], "intents": model["intents"]})
+    responder = model["responder"]
+    return jsonify(
+        {
+            "status": "ok",
+            "model": model["name"],
+            "intents": model["intents"],
+            "responder": responder["name"] if responder else None,
+            "emotions": responder["emotions"] if responder else [],
+        }
+    )
 
 
 @blueprint.get("/ready")

@@ -2,7 +2,8 @@
 
 Clients written for Rasa's ``rest`` channel send ``{"sender", "message"}`` and get a list of
 bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Rasa, a missing
-``sender`` means the conversation ``"default"``.
+``sender`` means the conversation ``"default"``. An optional ``emotion`` (this project's
+extension) steers a generated fallback reply, as in ``/api/v1/chat``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 
 from flask import jsonify
 
-from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.web.context import leased, request_metrics
+from legacy_assistant.web.api import emotion_field, record_reply
+from legacy_assistant.web.context import leased
 from legacy_assistant.web.errors import json_object, text_field
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
@@ -26,7 +27,8 @@ def webhook() -> Any:
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH", default=DEFAULT_SENDER)
     message = text_field(body, "message")
+    emotion = emotion_field(body)
     with leased() as assistant:
-        reply = assistant.chat(sender, message)
-    request_metrics().prediction(reply.intent, fallback=reply.intent == FALLBACK_TAG)
+        reply = assistant.chat(sender, message, emotion)
+    record_reply(reply, "rasa")
     return jsonify([{"recipient_id": sender, "text": reply.text}])

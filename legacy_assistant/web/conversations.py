@@ -1,0 +1,44 @@
+"""``GET /api/v1/conversations/<sender>``: one conversation's stored turns, oldest first.
+
+The chat page calls it after a reload to show the conversation again. A sender id is the only
+key to its transcript, so it has the same access class as ``/api/v1/chat`` and clients should
+pick ids nobody can guess (the page uses 128 random bits). An unknown or expired sender has an
+empty transcript, not a 404: the store cannot tell "never spoke" from "forgotten".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from legacy_assistant.web.context import leased
+from legacy_assistant.web.errors import text_field
+from legacy_assistant.web.security import Access, GuardedBlueprint
+
+blueprint = GuardedBlueprint("conversations", __name__, access=Access.API, url_prefix="/api/v1/conversations")
+
+
+# ``path``: a sender may hold "/" (``/api/v1/chat`` takes any string); clients percent-encode it.
+@blueprint.get("/<path:sender>")
+def transcript(sender: str) -> Any:
+    """``{"sender", "turns": [{"message", "reply", "intent", "confidence", "generated"}, ...]}``."""
+    # the same checks (blank, length, valid Unicode) and messages as the chat route's field
+    sender = text_field({"sender": sender}, "sender", "MAX_SENDER_LENGTH")
+    with leased() as assistant:
+        turns = assistant.history(sender)
+    return jsonify(
+        {
+            "sender": sender,
+            "turns": [
+                {
+                    "message": turn.message,
+                    "reply": turn.reply,
+                    "intent": turn.intent,
+                    "confidence": turn.confidence,
+                    "generated": turn.generated,
+                }
+                for turn in turns
+            ],
+        }
+    )

@@ -1,0 +1,140 @@
+"""``GET /api/v1/conversations/<sender>``: one conversation's stored turns, for the chat page."""
+import pytest
+
+from tests.helpers import DEFAULT_MODEL
+from tests.openapi_check import check
+
+ROUTE = "/api/v1/conversations/"
+
+
+def transcript(client, sender, **kwargs):
+    from urllib.parse import quote
+
+    return client.get(ROUTE + quote(sender, safe=""), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def responder_assistant():
+    """The shipped intent model and the shipped responder, generating the fallback replies."""
+    from legacy_assistant.defaults import DEFAULT_RESPONDER_DIR
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.stores.base import MemoryStore
+
+    assistant = Assistant.load(DEFAULT_MODEL, responder_dir=DEFAULT_RESPONDER_DIR, fallback="generate", seed=0,
+                               store=MemoryStore())
+    yield assistant
+    assistant.close()
+
+
+def test_unknown_sender_has_an_empty_transcript(client):
+    response = transcript(client, "never-spoke")
+    assert response.status_code == 200
+    assert response.get_json() == {"sender": "never-spoke", "turns": []}
+
+
+def test_turns_come_back_oldest_first_as_the_chat_answered_them(client):
+    messages = ["I'd like to order a coffee", "a large one", "qwerty"]
+    replies = [client.post("/api/v1/chat", json={"sender": "alice", "message": m}).get_json() for m in messages]
+    client.post("/api/v1/chat", json={"sender": "bob", "message": "hello"})  # another conversation
+
+    body = transcript(client, "alice").get_json()
+    assert body["sender"] == "alice"
+    assert [turn["message"] for turn in body["turns"]] == messages
+    for turn, reply in zip(body["turns"], replies):
+        assert set(turn) == {"message", "reply", "intent", "confidence", "generated"}
+        assert (turn["reply"], turn["intent"], turn["generated"]) == (reply["reply"], reply["intent"], False)
+        assert turn["confidence"] == pytest.approx(reply["confidence"])
+    assert [turn["message"] for turn in transcript(client, "bob").get_json()["turns"]] == ["hello"]
+
+
+def test_a_generated_turn_is_marked(app, client):
+    from legacy_assistant.stores.base import ConversationState, Turn
+    from legacy_assistant.web.context import slot_of
+
+    store = slot_of(app).current.store
+    store.save("carol", ConversationState(turns=1), Turn("hi", "canned", "greeting", 0.9))
+    store.save("carol", ConversationState(turns=2), Turn("blorp", "made up", "fallback", 0.1, generated=True))
+    turns = transcript(client, "carol").get_json()["turns"]
+    assert [(t["reply"], t["generated"]) for t in turns] == [("canned", False), ("made up", True)]
+
+
+def test_the_responders_fallback_replies_come_back_generated(responder_assistant):
+    from legacy_assistant.web import create_app
+
+    client = create_app({"TESTING": True}, assistant=responder_assistant).test_client()
+    sender = "dave-generated"
+    answered = client.post("/api/v1/chat", json={"sender": sender, "message": "blorp fnord zibble", "emotion": "joy"})
+    assert answered.status_code == 200, answered.get_json()
+    reply = answered.get_json()
+    assert reply["intent"] == "fallback" and reply["generated"] is True
+    client.post("/api/v1/chat", json={"sender": sender, "message": "where are you located?"})
+
+    turns = transcript(client, sender).get_json()["turns"]
+    assert [(t["message"], t["generated"]) for t in turns] == [("blorp fnord zibble", True),
+                                                               ("where are you located?", False)]
+    assert turns[0]["reply"] == reply["reply"]
+
+
+@pytest.mark.parametrize("sender", ["team/room 4", "é ü ß 中文", "a?b#c", "..", "100%"])
+def test_any_sender_the_chat_takes_can_be_read_back(client, sender):
+    assert client.post("/api/v1/chat", json={"sender": sender, "message": "hello"}).status_code == 200
+    body = transcript(client, sender).get_json()
+    assert body["sender"] == sender
+    assert [turn["message"] for turn in body["turns"]] == ["hello"]
+
+
+def test_a_sender_over_the_limit_is_a_json_400(make_client):
+    client = make_client(MAX_SENDER_LENGTH=8)
+    assert transcript(client, "x" * 8).status_code == 200
+    response = transcript(client, "x" * 9)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "field_too_long" and "8 characters" in error["message"]
+
+
+@pytest.mark.parametrize("path,status,code", [
+    (ROUTE + "%20%20", 400, "empty_field"),
+    (ROUTE, 404, "not_found"),
+    (ROUTE.rstrip("/"), 404, "not_found"),
+])
+def test_blank_or_missing_sender_is_json(client, path, status, code):
+    response = client.get(path)
+    assert response.status_code == status and response.is_json
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_only_get_is_allowed(client):
+    response = client.post(ROUTE + "alice", json={})
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_needs_the_api_token_when_one_is_set(make_client):
+    client = make_client(API_TOKEN="secret", ADMIN_TOKEN="admin")
+    assert transcript(client, "alice").status_code == 401
+    assert transcript(client, "alice", headers={"Authorization": "Bearer admin"}).status_code == 401
+    assert transcript(client, "alice", headers={"Authorization": "Bearer secret"}).status_code == 200
+
+
+def test_a_failing_store_is_a_503_not_a_500(default_predictor):
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    class BrokenStore(MemoryStore):
+        def history(self, sender):
+            raise StoreError("the disk is gone")
+
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
+                          BrokenStore())
+    response = transcript(create_app({"TESTING": True}, assistant=assistant).test_client(), "alice")
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "store_unavailable"
+
+
+def test_responses_match_the_openapi_document(app, client):
+    doc = client.get("/openapi.json").get_json()
+    assert "/api/v1/conversations/{sender}" in doc["paths"]
+    client.post("/api/v1/chat", json={"sender": "erin", "message": "hello"})
+    for url in (ROUTE + "erin", ROUTE + "nobody", ROUTE + "%20", ROUTE + "x" * 200):
+        check(app, doc, "GET", url, client.get(url))
