@@ -1,62 +1,137 @@
-"""The chat page at / in real headless Chromium (Debian's chromium + chromium-driver).
+"""The chat page at / in real headless Chromium (Debian's chromium + chromium-driver), and what
+the server renders into it.
 
-Skips when Chromium is missing locally; fails under ``CI=true``. Nothing is downloaded: the
-browser and its driver are the system's.
+Browser tests skip when Chromium is missing locally and fail under ``CI=true``. Nothing is
+downloaded: the browser and its driver are the system's. The live server answers with the
+shipped intent model and the shipped responder, and caps messages at :data:`TEXT_CAP`
+characters (not the default, so that the page's limit is seen to come from the server).
 """
+import re
 import shutil
 import threading
+from html.parser import HTMLParser
 
 import pytest
 
-from tests.helpers import needs
+from tests.helpers import DEFAULT_MODEL, needs
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+SENDER_KEY = "legacy-assistant-sender"
+SENDER_SHAPE = re.compile(r"web-[0-9a-f]{32}")  # 128 random bits
+TEXT_CAP = 600
+GIBBERISH = "blorp fnord zibble"  # no intent: the responder writes the reply
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
-def live_url(default_predictor, free_port):
-    from werkzeug.serving import make_server
-
+def responder_assistant():
+    """The shipped intent model with the shipped responder answering the fallback turns."""
+    from legacy_assistant.defaults import DEFAULT_RESPONDER_DIR
     from legacy_assistant.serving.assistant import Assistant
-    from legacy_assistant.serving.dialogue import DialoguePolicy
     from legacy_assistant.stores.base import MemoryStore
-    from legacy_assistant.web import create_app
 
-    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),
-                          MemoryStore())
-    app = create_app({"ACCESS_LOG": False}, assistant=assistant)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/"
-    server.shutdown()
+    assistant = Assistant.load(DEFAULT_MODEL, responder_dir=DEFAULT_RESPONDER_DIR, fallback="generate", seed=0,
+                               store=MemoryStore())
+    yield assistant
+    assistant.close()
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def serve(free_port, responder_assistant):
+    """``serve(**config)``: the URL of a live server over the responder assistant."""
+    from werkzeug.serving import make_server
+
+    from legacy_assistant.web import create_app
+
+    servers = []
+
+    def start(**config):
+        app = create_app({"ACCESS_LOG": False, "MAX_TEXT_LENGTH": TEXT_CAP, **config}, assistant=responder_assistant)
+        port = free_port()
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{port}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live_url(serve):
+    return serve()
+
+
+@pytest.fixture(scope="module")
+def open_browser(tmp_path_factory):
+    """``open_browser()``: a new headless Chromium with a fresh profile of its own."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         needs("chromium and chromium-driver", "apt-get install -y chromium chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    drivers = []
+
+    def start():
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        driver.set_page_load_timeout(30)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(open_browser):
+    return open_browser()
+
+
+def ready(browser):
+    """Wait until the page has restored its conversation and takes input again."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 15).until(lambda b: b.find_element(By.ID, "message").is_enabled())
+
+
+def open_fresh(browser, url):
+    """The page as a first visitor sees it: nothing saved from earlier tests."""
+    browser.get(url)
+    browser.execute_script("localStorage.clear()")
+    browser.get(url)
+    ready(browser)
+
+
+def saved_sender(browser):
+    return browser.execute_script(f"return localStorage.getItem('{SENDER_KEY}')")
+
+
+def conversation(browser):
+    """The log as (kind, text, generated badge shown) per message."""
+    from selenium.webdriver.common.by import By
+
+    rows = []
+    for message in browser.find_elements(By.CSS_SELECTOR, "#log .msg"):
+        kind = next(k for k in ("user", "bot", "error") if k in message.get_attribute("class").split())
+        rows.append((kind, message.find_element(By.CSS_SELECTOR, ".text").text,
+                     bool(message.find_elements(By.CSS_SELECTOR, ".badge"))))
+    return rows
 
 
 def send(browser, text):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    ready(browser)
     bots_before = len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot, #log .msg.error"))
     box = browser.find_element(By.ID, "message")
     box.send_keys(text)
@@ -72,7 +147,7 @@ def send(browser, text):
 def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     from selenium.webdriver.common.by import By
 
-    browser.get(live_url)
+    open_fresh(browser, live_url)
     assert browser.title == "legacy-assistant"
     assert not browser.find_elements(By.CSS_SELECTOR, "script[src^='http'], link[href^='http']")  # no CDN
     assert browser.find_element(By.ID, "log").get_attribute("aria-live") == "polite"
@@ -94,6 +169,7 @@ def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     sender = browser.execute_script("return localStorage.getItem('legacy-assistant-sender')")
     assert sender and sender.startswith("web-")
     browser.refresh()
+    ready(browser)
     assert browser.execute_script("return localStorage.getItem('legacy-assistant-sender')") == sender
     third = send(browser, "with oat milk")
     assert "intent: milk_yes" in third.find_element(By.CSS_SELECTOR, ".details").text
@@ -110,8 +186,143 @@ def test_chat_page_shows_api_errors(browser, live_url):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(live_url)
-    browser.find_element(By.ID, "message").send_keys("x" * 1200)
+    open_fresh(browser, live_url)
+    # a page older than the server's cap: the input takes more than the server does
+    browser.execute_script("document.getElementById('message').removeAttribute('maxlength')")
+    browser.find_element(By.ID, "message").send_keys("x" * (TEXT_CAP + 200))
     browser.find_element(By.ID, "send").click()
     error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
-    assert "longer than 1000 characters" in error.text
+    assert f"longer than {TEXT_CAP} characters" in error.text
+
+
+def test_the_input_takes_no_more_than_the_server_does(browser, live_url):
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    box = browser.find_element(By.ID, "message")
+    assert box.get_attribute("maxlength") == str(TEXT_CAP)
+    box.send_keys("y" * (TEXT_CAP + 50))
+    assert len(box.get_attribute("value")) == TEXT_CAP
+
+
+def test_sender_ids_are_random_per_browser(open_browser, live_url):
+    ids = []
+    for _ in range(2):  # two first visits, each in a fresh profile
+        driver = open_browser()
+        open_fresh(driver, live_url)
+        ids.append(saved_sender(driver))
+        assert SENDER_SHAPE.fullmatch(ids[-1]), ids[-1]
+        driver.quit()
+    assert ids[0] != ids[1]
+
+
+def test_a_guessable_saved_sender_is_replaced(browser, live_url):
+    open_fresh(browser, live_url)
+    browser.execute_script(f"localStorage.setItem('{SENDER_KEY}', 'web-lx2f0k9a')")  # an old, clock-made id
+    browser.refresh()
+    ready(browser)
+    assert SENDER_SHAPE.fullmatch(saved_sender(browser)), saved_sender(browser)
+
+
+def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survives_a_reload(browser, live_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_fresh(browser, live_url)
+    emotion = Select(browser.find_element(By.ID, "emotion"))
+    assert [o.get_attribute("value") for o in emotion.options] == ["neutral", "anger", "joy", "fear", "sadness"]
+    assert emotion.first_selected_option.get_attribute("value") == "neutral"
+    assert browser.find_element(By.CSS_SELECTOR, "label[for='emotion']").text
+    emotion.select_by_value("joy")
+    browser.execute_script("""
+        window.sentBodies = [];
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (options && options.body) window.sentBodies.push(JSON.parse(options.body));
+          return original.apply(this, arguments);
+        };""")
+
+    made_up = send(browser, GIBBERISH)
+    badge = made_up.find_element(By.CSS_SELECTOR, ".badge")
+    assert badge.text == "generated" and badge.get_attribute("aria-label")
+    assert made_up.get_attribute("data-generated") == "true"
+    known = send(browser, "where are you located?")
+    assert not known.find_elements(By.CSS_SELECTOR, ".badge")
+    assert [body.get("emotion") for body in browser.execute_script("return window.sentBodies")] == ["joy", "joy"]
+
+    before = conversation(browser)
+    assert [row[0] for row in before] == ["user", "bot", "user", "bot"]
+    assert [row[2] for row in before] == [False, True, False, False]
+    browser.refresh()
+    ready(browser)
+    assert conversation(browser) == before
+    assert Select(browser.find_element(By.ID, "emotion")).first_selected_option.get_attribute("value") == "joy"
+    browser.find_element(By.ID, "show-details").click()
+    details = [d.text for d in browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot .details")]
+    assert "intent: fallback" in details[0] and "intent: fallback" not in details[1]
+
+    # a new conversation is not restored: its sender has no turns yet
+    browser.find_element(By.ID, "new-conversation").click()
+    browser.refresh()
+    ready(browser)
+    assert conversation(browser) == []
+
+
+def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url = serve(API_TOKEN="s3cret")
+    open_fresh(browser, url)  # no token saved: the restore is refused, and the page says so
+    error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
+    assert "Could not restore the conversation" in error.text and "Bearer" in error.text
+
+    browser.execute_script("localStorage.setItem('legacy-assistant-token', 's3cret')")
+    send(browser, "hello")
+    browser.refresh()
+    ready(browser)
+    assert [row[:2] for row in conversation(browser)][0] == ("user", "hello")
+    assert all(row[0] != "error" for row in conversation(browser))
+
+
+class _Page(HTMLParser):
+    """The attributes of the page's elements that have an id, and its options."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_id, self.options = {}, []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.by_id[attributes["id"]] = attributes
+        if tag == "option":
+            self.options.append(attributes)
+
+
+def rendered(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = _Page()
+    page.feed(response.get_data(as_text=True))
+    return page
+
+
+def test_the_page_carries_the_servers_text_cap(make_client):
+    for cap in (321, 1000):
+        assert rendered(make_client(MAX_TEXT_LENGTH=cap)).by_id["message"]["maxlength"] == str(cap)
+
+
+def test_no_emotion_selector_without_a_responder(client):
+    page = rendered(client)
+    assert "emotion" not in page.by_id and page.options == []
+    assert "message" in page.by_id
+
+
+def test_the_emotion_selector_lists_the_responders_conditions(responder_assistant):
+    from legacy_assistant.web import create_app
+
+    page = rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client())
+    assert "emotion" in page.by_id
+    assert [o["value"] for o in page.options] == list(responder_assistant.emotions)
+    assert [o["value"] for o in page.options if "selected" in o] == [responder_assistant.responder.default_condition]

@@ -5,7 +5,11 @@
   var SENDER_KEY = "legacy-assistant-sender";
   var TOKEN_KEY = "legacy-assistant-token";
   var DETAILS_KEY = "legacy-assistant-details";
+  var EMOTION_KEY = "legacy-assistant-emotion";
   var ENDPOINT = "/api/v1/chat";
+  var TRANSCRIPT = "/api/v1/conversations/";
+  // "web-" and 128 random bits in hex: whoever knows a sender id can read its transcript.
+  var SENDER_PATTERN = /^web-[0-9a-f]{32}$/;
 
   var form = document.getElementById("chat-form");
   var input = document.getElementById("message");
@@ -13,6 +17,7 @@
   var log = document.getElementById("log");
   var detailsBox = document.getElementById("show-details");
   var newBtn = document.getElementById("new-conversation");
+  var emotionBox = document.getElementById("emotion"); // absent when the server has no responder
   var busy = false;
   var seq = 0; // identifies the latest request, so stale completions are ignored
 
@@ -27,16 +32,13 @@
     try { return localStorage.getItem(key); } catch (e) { return null; }
   }
 
+  // 16 bytes from the browser's cryptographic generator, as 32 hex digits. There is no
+  // fallback to the clock or Math.random: such an id could be guessed, and with it the transcript.
   function randomId() {
-    var c = window.crypto;
-    if (c && typeof c.randomUUID === "function") return c.randomUUID();
-    if (c && typeof c.getRandomValues === "function") {
-      var bytes = c.getRandomValues(new Uint8Array(16));
-      return Array.prototype.map.call(bytes, function (b) {
-        return ("0" + b.toString(16)).slice(-2);
-      }).join("");
-    }
-    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    return Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
   }
 
   function newSender() {
@@ -45,7 +47,13 @@
     return id;
   }
 
-  var sender = load(SENDER_KEY) || newSender();
+  // An id of another shape (older pages made some from the clock) is replaced, not reused.
+  function savedSender() {
+    var id = load(SENDER_KEY);
+    return id && SENDER_PATTERN.test(id) ? id : null;
+  }
+
+  var sender = savedSender() || newSender();
 
   function scrollToEnd() {
     log.scrollTop = log.scrollHeight;
@@ -70,6 +78,28 @@
     return isFinite(n) && value !== null && value !== "" ? n.toFixed(2) : "n/a";
   }
 
+  // A reply the generative model wrote, rather than one of the model's prepared answers.
+  function addGeneratedBadge(botEl) {
+    var badge = document.createElement("span");
+    badge.className = "badge";
+    badge.setAttribute("role", "note");
+    badge.setAttribute("aria-label", "Generated reply");
+    badge.title = "Written by the generative model, not a prepared answer";
+    badge.textContent = "generated";
+    botEl.insertBefore(badge, botEl.firstChild);
+  }
+
+  // One assistant message from a chat reply or a stored turn (same field names).
+  function addReply(data) {
+    var bot = addMessage("bot", data.reply);
+    bot.dataset.intent = data.intent == null ? "" : String(data.intent);
+    bot.dataset.confidence = data.confidence == null ? "" : String(data.confidence);
+    bot.dataset.generated = data.generated === true ? "true" : "false";
+    if (data.generated === true) addGeneratedBadge(bot);
+    if (detailsBox.checked) addDetails(bot);
+    return bot;
+  }
+
   function addDetails(botEl) {
     if (botEl.querySelector(".details")) return;
     var d = document.createElement("p");
@@ -89,11 +119,11 @@
     }
   }
 
-  function setBusy(on) {
+  function setBusy(on, label) {
     busy = on;
     input.disabled = on;
     sendBtn.disabled = on;
-    sendBtn.textContent = on ? "Sending\u2026" : "Send";
+    sendBtn.textContent = on ? (label || "Sending\u2026") : "Send";
     log.setAttribute("aria-busy", on ? "true" : "false");
   }
 
@@ -105,17 +135,14 @@
     return "The server returned an unexpected response.";
   }
 
-  function send(text) {
-    var headers = { "Content-Type": "application/json", "Accept": "application/json" };
+  // fetch with the API token (when one is saved), the body parsed as JSON when it is JSON.
+  function call(url, options) {
+    var headers = { "Accept": "application/json" };
+    if (options.body) headers["Content-Type"] = "application/json";
     var token = load(TOKEN_KEY);
     if (token) headers["Authorization"] = "Bearer " + token;
-    var requestSender = sender;
-
-    return fetch(ENDPOINT, {
-      method: "POST",
-      headers: headers,
-      body: JSON.stringify({ sender: requestSender, message: text })
-    }).then(function (res) {
+    options.headers = headers;
+    return fetch(url, options).then(function (res) {
       return res.text().then(function (raw) {
         var data = null;
         try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
@@ -123,21 +150,47 @@
       });
     }, function () {
       throw new Error("Network error: could not reach the server. Please try again.");
-    }).then(function (r) {
+    });
+  }
+
+  function send(text) {
+    var requestSender = sender;
+    var body = { sender: requestSender, message: text };
+    if (emotionBox && emotionBox.value) body.emotion = emotionBox.value;
+
+    return call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
       if (requestSender !== sender) return; // conversation was reset meanwhile
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
         addMessage("error", errorText(r.res.status, data));
         return;
       }
-      var bot = addMessage("bot", data.reply);
-      bot.dataset.intent = data.intent == null ? "" : String(data.intent);
-      bot.dataset.confidence = data.confidence == null ? "" : String(data.confidence);
-      if (detailsBox.checked) addDetails(bot);
+      addReply(data);
       scrollToEnd();
     }).catch(function (err) {
       if (requestSender !== sender) return;
       addMessage("error", (err && err.message) || "Something went wrong.");
+    });
+  }
+
+  // The stored turns of this conversation, shown again after a reload.
+  function restore() {
+    var requestSender = sender;
+    return call(TRANSCRIPT + encodeURIComponent(requestSender), { method: "GET" }).then(function (r) {
+      if (requestSender !== sender) return;
+      var data = r.data;
+      if (!r.res.ok || !data || !Array.isArray(data.turns)) {
+        addMessage("error", "Could not restore the conversation: " + errorText(r.res.status, data));
+        return;
+      }
+      data.turns.forEach(function (turn) {
+        addMessage("user", turn.message);
+        addReply(turn);
+      });
+      scrollToEnd();
+    }).catch(function (err) {
+      if (requestSender !== sender) return;
+      addMessage("error", "Could not restore the conversation: " + ((err && err.message) || "unknown error"));
     });
   }
 
@@ -161,6 +214,17 @@
     });
   });
 
+  if (emotionBox) {
+    var savedEmotion = load(EMOTION_KEY);
+    // only an emotion this server still offers; else the server's default stays selected
+    for (var i = 0; i < emotionBox.options.length; i++) {
+      if (emotionBox.options[i].value === savedEmotion) emotionBox.value = savedEmotion;
+    }
+    emotionBox.addEventListener("change", function () {
+      store(EMOTION_KEY, emotionBox.value);
+    });
+  }
+
   detailsBox.checked = load(DETAILS_KEY) === "true";
   detailsBox.addEventListener("change", function () {
     store(DETAILS_KEY, detailsBox.checked ? "true" : "false");
@@ -176,5 +240,11 @@
     input.focus();
   });
 
-  input.focus();
+  setBusy(true, "Loading\u2026");
+  var restoring = ++seq;
+  restore().then(function () {
+    if (restoring !== seq) return; // a new conversation was started meanwhile
+    setBusy(false);
+    input.focus();
+  });
 })();
