@@ -13,7 +13,7 @@ import pytest
 
 # ROOT and TEST_DATA stay importable from here for modules that still do; new code imports
 # tests.helpers.
-from tests.helpers import DEFAULT_MODEL, ROOT, TEST_DATA, TINY_INTENTS, needs  # noqa: F401
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT, TEST_DATA, TINY_INTENTS, needs  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +70,37 @@ def default_predictor():
     predictor = Predictor.load(DEFAULT_MODEL)
     yield predictor
     predictor.close()
+
+
+@pytest.fixture(scope="session")
+def default_responder():
+    """The shipped responder, decoding as the server does (its repetition penalty)."""
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+    from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
+
+    responder = Responder.load(DEFAULT_RESPONDER, options=DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY))
+    yield responder
+    responder.close()
+
+
+@pytest.fixture
+def make_talking_client(default_predictor, default_responder):
+    """``make_talking_client(fallback=..., generation_mode=..., **config)``: a test client over the
+    shipped model and responder, a fresh conversation store each."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    def make(fallback="generate", generation_mode="greedy", **config):
+        policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+        assistant = Assistant(
+            default_predictor, policy, MemoryStore(), default_responder, fallback=fallback,
+            generation_mode=generation_mode,
+        )
+        return create_app({"TESTING": True, **config}, assistant=assistant).test_client()
+
+    return make
 
 
 @pytest.fixture(scope="session")

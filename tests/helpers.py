@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = ROOT / "tests" / "data"
 TINY_INTENTS = TEST_DATA / "tiny_intents.json"
 DEFAULT_MODEL = ROOT / "exported" / "default"
+DEFAULT_RESPONDER = ROOT / "exported" / "responder"
 SHIPPED_INTENTS = ROOT / "data" / "intents.json"
 
 

@@ -1,0 +1,120 @@
+"""Generated fallback replies: a turn no intent answers is said by the responder, from the
+conversation's last turns and with the requested emotion; intents keep their canned answers."""
+
+import pytest
+
+from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.errors import ConfigError, RequestError
+from legacy_assistant.serving.assistant import CONTEXT_TURNS, Assistant
+from legacy_assistant.serving.dialogue import DialoguePolicy
+from legacy_assistant.stores.base import MemoryStore
+
+UNKNOWN = "qwertyuiop zxcvbnm"  # no word the intent model knows
+GREETING = "hello there"
+
+
+class RecordingGenerator:
+    """Stands in for the responder to see what the assistant asks of it."""
+
+    def __init__(self, reply="a generated reply"):
+        self.reply = reply
+        self.calls = []
+
+    def __call__(self, context, emotion, mode, seed):
+        self.calls.append((list(context), emotion, mode, seed))
+        return self.reply
+
+
+def assistant_with(predictor, generate, fallback="generate", responder=None):
+    policy = DialoguePolicy.from_manifest(predictor.manifest, seed=0)
+    return Assistant(predictor, policy, MemoryStore(), responder, fallback=fallback, generate=generate)
+
+
+def test_fallback_turns_are_generated_from_the_last_turns(default_predictor):
+    generator = RecordingGenerator()
+    assistant = assistant_with(default_predictor, generator)
+    first = assistant.chat("s", GREETING)
+    assert first.intent == "greeting" and not first.generated
+    assert generator.calls == []  # an intent with canned answers keeps them
+    reply = assistant.chat("s", UNKNOWN, emotion="joy")
+    assert reply.generated and reply.text == "a generated reply"
+    assert reply.intent == FALLBACK_TAG and reply.reason in ("not_understood", "low_confidence", "out_of_scope")
+    context, emotion, mode, seed = generator.calls[-1]
+    assert context == [GREETING, first.text, UNKNOWN]
+    assert (emotion, mode, seed) == ("joy", assistant.generation_mode, None)
+    for number in range(4):
+        assistant.chat("s", f"{UNKNOWN} {number}")
+    assert len(generator.calls[-1][0]) == CONTEXT_TURNS
+    assert generator.calls[-1][0][-1] == f"{UNKNOWN} 3"
+    turns = assistant.history("s")
+    assert [t.generated for t in turns[:2]] == [False, True]
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "...", "?!"])
+def test_a_reply_with_no_word_falls_back_to_the_canned_one(default_predictor, empty):
+    assistant = assistant_with(default_predictor, RecordingGenerator(empty))
+    reply = assistant.chat("s", UNKNOWN)
+    assert not reply.generated
+    assert reply.text in assistant.policy.fallback_responses
+    assert assistant.history("s")[-1].generated is False
+
+
+def test_canned_mode_never_generates(default_predictor):
+    generator = RecordingGenerator()
+    assistant = assistant_with(default_predictor, generator, fallback="canned")
+    reply = assistant.chat("s", UNKNOWN)
+    assert not reply.generated and reply.text in assistant.policy.fallback_responses
+    assert generator.calls == []
+
+
+def test_without_a_responder_the_fallback_is_canned(default_predictor):
+    assistant = assistant_with(default_predictor, None)
+    reply = assistant.chat("s", UNKNOWN, emotion="sadness")  # a known emotion is accepted
+    assert not reply.generated and reply.text in assistant.policy.fallback_responses
+    with pytest.raises(RequestError, match="no responder"):
+        assistant.respond(["hi"])
+
+
+def test_unknown_emotions_and_modes_are_refused_before_anything_is_stored(default_predictor):
+    generator = RecordingGenerator()
+    assistant = assistant_with(default_predictor, generator)
+    with pytest.raises(RequestError, match="emotion"):
+        assistant.chat("s", UNKNOWN, emotion="happiness")
+    with pytest.raises(RequestError, match="mode"):
+        assistant.respond(["hi"], mode="beamsearch")
+    assert assistant.history("s") == [] and generator.calls == []
+    with pytest.raises(ConfigError):
+        assistant_with(default_predictor, generator, fallback="sometimes")
+
+
+def test_the_real_responder_speaks_in_chat_and_webhook(make_talking_client, default_responder):
+    client = make_talking_client()
+    body = client.post("/api/v1/chat", json={"sender": "a", "message": UNKNOWN, "emotion": "anger"}).get_json()
+    assert body["intent"] == FALLBACK_TAG and body["generated"] is True
+    assert body["reply"] == default_responder.respond([UNKNOWN], "anger", "greedy")
+    canned = client.post("/api/v1/chat", json={"sender": "a", "message": GREETING, "emotion": "anger"}).get_json()
+    assert canned["intent"] == "greeting" and canned["generated"] is False
+    hook = client.post("/webhooks/rest/webhook", json={"sender": "b", "message": UNKNOWN, "emotion": "fear"})
+    assert hook.status_code == 200
+    assert hook.get_json() == [{"recipient_id": "b", "text": default_responder.respond([UNKNOWN], "fear", "greedy")}]
+    transcript = client.get("/api/v1/conversations/a").get_json()["turns"]
+    assert [t["generated"] for t in transcript] == [True, False]
+
+
+def test_chat_and_webhook_refuse_a_bad_emotion(make_talking_client):
+    client = make_talking_client()
+    for route, body in (
+        ("/api/v1/chat", {"sender": "a", "message": UNKNOWN, "emotion": "happiness"}),
+        ("/api/v1/chat", {"sender": "a", "message": UNKNOWN, "emotion": 5}),
+        ("/webhooks/rest/webhook", {"sender": "a", "message": UNKNOWN, "emotion": ["joy"]}),
+    ):
+        response = client.post(route, json=body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"]["code"] in ("invalid_field", "invalid_request")
+    assert client.get("/api/v1/conversations/a").get_json()["turns"] == []
+
+
+def test_fallback_setting_canned_keeps_canned_answers(make_talking_client):
+    client = make_talking_client(fallback="canned")
+    body = client.post("/api/v1/chat", json={"sender": "a", "message": UNKNOWN}).get_json()
+    assert body["intent"] == FALLBACK_TAG and body["generated"] is False
