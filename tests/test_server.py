@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEFAULT_MODEL
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
 from tests.server_process import ServerProcess, model_info
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -73,8 +73,11 @@ def deployment(tmp_path_factory, tiny_model_dir, free_port):
     base = tmp_path_factory.mktemp("deploy")
     model = base / "model"
     shutil.copytree(DEFAULT_MODEL, model)
+    responder = base / "responder"
+    shutil.copytree(DEFAULT_RESPONDER, responder)
     server = ServerProcess(
-        ["--workers", "2", "--threads", "4", "--model", str(model), "--store", f"sqlite:///{base / 'conv.db'}"],
+        ["--workers", "2", "--threads", "4", "--model", str(model), "--responder", str(responder),
+         "--store", f"sqlite:///{base / 'conv.db'}"],
         port=free_port(), log_path=base / "server.log", env={"LEGACY_ASSISTANT_ADMIN_TOKEN": "admin-secret"},
     )
     try:
@@ -189,6 +192,52 @@ def test_broken_model_is_refused_and_the_old_one_keeps_serving(deployment):
     for _ in range(6):
         assert server.request("GET", "/version")[1]["model"] == before
     assert server.request("POST", "/admin/reload")[0] == 401
+
+
+def test_a_cakechat_client_works_as_it_is(deployment):
+    """As cakechat's clients call its server: ``requests.post(url, json=...)``, read ``response``."""
+    import requests
+
+    server, _ = deployment
+    url = f"{server.url}/cakechat_api/v1/actions/get_response"
+    for emotion in ("neutral", "anger", "joy", "fear", "sadness"):
+        answer = requests.post(url, json={"context": ["Hi!", "Hello, how are you?"], "emotion": emotion}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"] == "application/json"
+        assert isinstance(answer.json()["response"], str) and answer.json()["response"]
+    refused = requests.post(url, json={"context": ["hi"], "emotion": "happiness"}, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["message"].startswith('Malformed request, emotion param "happiness"')
+    chat = server.request("POST", "/api/v1/chat", {"sender": "cake", "message": "qwertyuiop zxcvbnm", "emotion": "joy"})
+    assert chat[0] == 200 and chat[1]["generated"] is True and chat[1]["intent"] == "fallback"
+
+
+def test_a_damaged_responder_is_refused_with_its_model_and_both_keep_serving(deployment, tmp_path):
+    server, model = deployment
+    serve(server, model, DEFAULT_MODEL)
+    responder = model.parent / "responder"
+    before = server.request("GET", "/version")[1]["model"]
+    assert before["responder"]["emotions"] == ["neutral", "anger", "joy", "fear", "sadness"]
+    keep = tmp_path / "responder"
+    shutil.copytree(responder, keep)
+    try:
+        variables = next((responder / "saved_model" / "variables").glob("variables.data-*"))
+        variables.write_bytes(variables.read_bytes()[:64])
+        with Load(server, threads=2) as load:
+            status, body = server.request("POST", "/admin/reload", headers=ADMIN)
+            assert status == 422 and body["error"]["code"] == "reload_refused", body
+            assert "responder" in body["error"]["message"]
+            time.sleep(0.3)
+        assert load.failures == [] and load.ok > 5
+        for _ in range(6):
+            assert server.request("GET", "/version")[1]["model"] == before
+        status, body = server.request(
+            "POST", "/cakechat_api/v1/actions/get_response", {"context": ["hi"], "mode": "greedy"}
+        )
+        assert status == 200 and body["response"]
+    finally:
+        shutil.rmtree(responder)
+        shutil.copytree(keep, responder)
 
 
 def listening_sockets(port):
