@@ -128,3 +128,9 @@ def test_worker_registry(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # written by renaming: no half files left
     registry.remove()
     assert reader.status()[0] is False and not tmp_path.exists()
+
+
+def test_the_page_template_is_never_served_raw(client):
+    assert client.get("/static/index.html").status_code == 404
+    page = client.get("/").get_data(as_text=True)
+    assert "{{" not in page and "{%" not in page

@@ -1,6 +1,6 @@
 """The chat page, its static files and icon, and the health and readiness checks (all public).
 
-* ``/``: the chat page, ``static/index.html`` rendered with what this server accepts: the
+* ``/``: the chat page, ``templates/index.html`` rendered with what this server accepts: the
   message input's ``maxlength`` is ``MAX_TEXT_LENGTH``, and the emotion selector lists the
   responder's conditions (no selector without a responder).
 
@@ -25,14 +25,14 @@ from legacy_assistant.web.favicon import favicon_ico
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 # The static files (the page's script and style sheet) are this blueprint's, and public like it;
-# the page itself is a template in the same folder, so that it ships with them.
+# the page itself is a template (templates/), never served raw.
 blueprint = GuardedBlueprint(
     "pages",
     __name__,
     access=Access.PUBLIC,
     static_folder="static",
     static_url_path="/static",
-    template_folder="static",
+    template_folder="templates",
 )
 
 ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
