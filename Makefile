@@ -10,7 +10,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 UV ?= uv
 
-.PHONY: run test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean
+.PHONY: run playground test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/legacy-assistant serve --host $(HOST) --port $(PORT)
+
+# A local page to try the shipped models by hand (gradio: the playground extra, in the lock files).
+PLAYGROUND_PORT ?= 7860
+playground: $(STAMP)
+	$(BIN)/legacy-assistant playground --host $(HOST) --port $(PLAYGROUND_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ COMMANDS = (
     "import-classic",
     "train-responder",
     "evaluate-responder",
+    "playground",
 )
 
 

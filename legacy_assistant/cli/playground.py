@@ -1,0 +1,70 @@
+"""``legacy-assistant playground``: try the intent model and the responder in a local web page.
+
+The page (gradio, the optional extra ``playground``) has a chat with the assistant, showing the
+intent ranking of each message and whether the reply was generated and why, and a tab that
+answers one context under every emotion of the responder. It is for trying models by hand on
+this machine: one process, no share link, nothing fetched from the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.responder.modes import MODES
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DEFAULT_MODE = "sample_rerank"  # as the server decodes generated replies
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "playground",
+        help="try the models in a local web page (needs the 'playground' extra)",
+        description="Try the intent model and the responder in a local web page (gradio).",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument("--model", metavar="DIR", help="intent model directory (default: the shipped one)")
+    responder = parser.add_mutually_exclusive_group()
+    responder.add_argument(
+        "--responder", metavar="DIR", help="generative responder directory (default: the shipped one)"
+    )
+    responder.add_argument("--no-responder", action="store_true", help="no responder: canned fallbacks, no emotions")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help=f"how the chat's generated replies are decoded (default {DEFAULT_MODE}; greedy: always the same "
+        "reply to the same conversation); the every-emotion tab has its own choice",
+    )
+    add_runtime_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    from legacy_assistant.playground.app import build_playground, launch_playground, load_gradio
+
+    load_gradio()  # a missing extra is one line now, not after the models have loaded
+    apply_runtime(args)
+    from legacy_assistant.serving.assistant import Assistant
+
+    responder = None if args.no_responder else args.responder or DEFAULT_RESPONDER_DIR
+    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, responder_dir=responder, generation_mode=args.mode)
+    # gradio checks its own server with httpx when it starts: not worth a log line each
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        blocks = build_playground(assistant)
+        url = launch_playground(blocks, args.host, args.port)
+        print(f"playground on {url}  (Ctrl-C to stop)", flush=True)
+        blocks.block_thread()  # until Ctrl-C
+        blocks.close(verbose=False)
+    finally:
+        assistant.close()
+    return 0

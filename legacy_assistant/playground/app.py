@@ -1,0 +1,188 @@
+"""The playground's page (gradio Blocks) and its server.
+
+Two tabs: a chat with the assistant (the responder's emotion for generated replies, the intent
+ranking of the last message, whether the reply was generated and why), and one context answered
+under every emotion side by side.
+
+Nothing leaves the machine: gradio's analytics are off (and its Hugging Face Hub client offline),
+there is no share link, the theme uses the browser's own fonts, and gradio serves its frontend
+from the installed package.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from legacy_assistant.common.optional import require
+from legacy_assistant.errors import AssistantError, ConfigError
+from legacy_assistant.playground.handlers import DEFAULT_MAX_TEXT_LENGTH, Message, Playground, new_sender
+from legacy_assistant.responder.modes import MODES
+
+if TYPE_CHECKING:
+    from gradio import Blocks
+
+    from legacy_assistant.serving.assistant import Assistant
+
+log = logging.getLogger(__name__)
+
+TITLE = "legacy-assistant playground"
+# The browser's fonts: gradio's default theme would otherwise ask for its web fonts.
+SYSTEM_FONTS = ("Segoe UI", "Roboto", "Helvetica Neue", "Helvetica", "Arial", "DejaVu Sans", "sans-serif")
+SYSTEM_MONO_FONTS = ("SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace")
+RANKING_SHOWN = 5
+
+
+def load_gradio() -> ModuleType:
+    """Import gradio with everything that would reach the network turned off, or raise
+    :class:`~legacy_assistant.common.optional.MissingPackageError` naming the extra."""
+    # Read when gradio and huggingface_hub are imported: set before.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    return require("gradio", "playground", "the playground")
+
+
+def build_playground(assistant: Assistant, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH) -> Blocks:
+    """The page for ``assistant``. API names (gradio_client): ``/chat`` (message, emotion) and,
+    with a responder, ``/all_emotions`` (context, mode, seed)."""
+    gr = load_gradio()
+    playground = Playground(assistant, max_text_length)
+    responder = assistant.responder
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
+        models = f"intent model **{assistant.predictor.name}**"
+        models += f", responder **{responder.info.name}**" if responder is not None else ", no responder"
+        gr.Markdown(f"# {TITLE}\n{models}")
+        with gr.Tab("Chat"):
+            _chat_tab(gr, playground)
+        with gr.Tab("Every emotion"):
+            _emotions_tab(gr, playground)
+    return blocks
+
+
+def launch_playground(blocks: Blocks, host: str, port: int) -> str:
+    """Serve ``blocks`` on ``host:port`` in background threads and return its URL; the caller
+    blocks (``blocks.block_thread()``) or closes it (``blocks.close()``). Raises
+    :class:`ConfigError` when the address cannot be served."""
+    gr = load_gradio()
+    theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
+    try:
+        _, url, _ = blocks.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=False,  # an unexpected exception shows as "Error", its details stay in the log
+            ssr_mode=False,  # no Node.js server beside it
+            mcp_server=False,
+            footer_links=["api", "settings"],
+            theme=theme,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve the playground on {host}:{port} (port in use, or not an address of this machine; "
+            f"choose another with --host/--port): {exc}"
+        ) from None
+    return str(url)
+
+
+def _chat_tab(gr: Any, playground: Playground) -> None:
+    emotions = playground.emotions
+    sender_state = gr.State(None)
+    transcript_state = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="conversation", height=420, elem_id="conversation")
+            message_box = gr.Textbox(
+                label="message", placeholder="Type a message and press Enter", max_lines=4, elem_id="message"
+            )
+            with gr.Row():
+                send = gr.Button("Send", variant="primary", elem_id="send")
+                restart = gr.Button("New conversation")
+        with gr.Column(scale=2):
+            emotion_menu = gr.Dropdown(
+                choices=list(emotions),
+                value=playground.default_emotion,
+                label="emotion of generated replies",
+                info="the responder speaks when no intent answers",
+                visible=bool(emotions),
+                interactive=bool(emotions),
+            )
+            ranking = gr.Label(label="intent ranking of the last message", num_top_classes=RANKING_SHOWN)
+            generated = gr.Checkbox(label="generated by the responder", value=False, interactive=False)
+            why = gr.Textbox(label="why this reply", interactive=False)
+            conversation = gr.Textbox(label="conversation id", interactive=False, max_lines=1)
+
+    def chat(message: str, emotion: str | None, sender: str | None, transcript: list[Message]) -> tuple[Any, ...]:
+        result = playground.chat(message, emotion, sender, transcript)
+        return (
+            result.transcript,
+            result.ranking,
+            result.generated,
+            result.explanation,
+            result.sender,
+            "",  # the message box, emptied for the next one
+            result.sender,
+            result.transcript,
+        )
+
+    def restart_conversation() -> tuple[Any, ...]:
+        fresh = new_sender()
+        return [], None, False, "", fresh, "", fresh, []
+
+    outputs = [chatbot, ranking, generated, why, conversation, message_box, sender_state, transcript_state]
+    gr.on(
+        triggers=[message_box.submit, send.click],
+        fn=_shown(gr, chat),
+        inputs=[message_box, emotion_menu, sender_state, transcript_state],
+        outputs=outputs,
+        api_name="chat",
+    )
+    restart.click(restart_conversation, outputs=outputs, api_name="new_conversation")
+
+
+def _emotions_tab(gr: Any, playground: Playground) -> None:
+    emotions = playground.emotions
+    if not emotions:
+        gr.Markdown("No responder is loaded: start the playground with `--responder DIR` to compare emotions.")
+        return
+    gr.Markdown("One context, the responder's reply under each emotion.")
+    with gr.Row():
+        context = gr.Textbox(label="context: one turn per line, oldest first", lines=4, scale=3)
+        with gr.Column(scale=1):
+            # greedy first: the same context gives the same replies, so only the emotion differs
+            mode = gr.Radio(choices=list(MODES), value="greedy", label="decoding mode")
+            seed = gr.Number(
+                label="seed", value=None, precision=0, info="sampling modes: the same seed, the same replies"
+            )
+    answer = gr.Button("Reply under every emotion", variant="primary")
+    with gr.Row():
+        replies = [gr.Textbox(label=name, interactive=False, lines=3) for name in emotions]
+    answer.click(
+        _shown(gr, playground.all_emotions),
+        inputs=[context, mode, seed],
+        outputs=replies,
+        api_name="all_emotions",
+    )
+
+
+def _shown(gr: Any, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` with the project's errors shown on the page as gradio errors (their message,
+    no traceback); anything else is gradio's generic error, details in the log."""
+
+    @functools.wraps(handler)  # gradio names the API's parameters after the handler's
+    def shown(*args: Any) -> Any:
+        try:
+            return handler(*args)
+        except AssistantError as exc:
+            log.info("playground request refused: %s", exc)
+            raise gr.Error(html.escape(str(exc)), print_exception=False) from None
+
+    return shown

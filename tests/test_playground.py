@@ -1,0 +1,341 @@
+"""The playground (``legacy-assistant playground``): a real server in a subprocess with the shipped
+models, driven with gradio_client and once in headless Chromium; its answers are compared with
+an :class:`Assistant` loaded here from the same models.
+
+Needs gradio and gradio_client (the ``playground`` extra; skipped locally without them, a failure
+under ``CI=true``), and for the browser test Debian's chromium + chromium-driver. Nothing is
+downloaded, and the test checks that neither the server nor the page reaches past 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from legacy_assistant.cli import main
+from tests.helpers import DEFAULT_MODEL, ROOT, needs
+
+DEFAULT_RESPONDER = ROOT / "exported" / "responder"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
+# Every socket connection and name lookup of the server process to anywhere else is written to
+# its stderr (Python's audit hooks see them all, whichever library makes them).
+AUDITED_CLI = f"""
+import sys
+
+LOCAL = {LOCAL_HOSTS!r}
+
+
+def hook(event, args):
+    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in LOCAL:
+        sys.__stderr__.write(f"OUTBOUND connect {{args[1]!r}}\\n")
+    elif event == "socket.getaddrinfo" and args[0] is not None:
+        host = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+        if host not in LOCAL:
+            sys.__stderr__.write(f"OUTBOUND lookup {{host!r}}\\n")
+
+
+sys.addaudithook(hook)
+from legacy_assistant.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _gradio_client():
+    try:
+        import gradio_client
+    except ModuleNotFoundError:
+        needs("gradio and gradio_client", "pip install 'legacy-assistant[playground]' (or make venv)")
+    return gradio_client
+
+
+@pytest.fixture(scope="module")
+def playground(tmp_path_factory, free_port):
+    """``(url, log path)`` of ``legacy-assistant playground --mode greedy`` with the shipped models."""
+    _gradio_client()
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("playground")
+    log_path = workdir / "server.log"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_TEMP_DIR=str(workdir / "gradio"))
+    env.pop("LEGACY_ASSISTANT_RUNTIME", None)
+    command = [
+        sys.executable,
+        "-c",
+        AUDITED_CLI,
+        "playground",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--mode",
+        "greedy",
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_served(url, process, log_path)
+        yield url, log_path
+    finally:
+        process.send_signal(signal.SIGINT)  # as Ctrl-C: the command closes the page and the models
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = None
+    assert code == 0, f"the playground did not stop cleanly on Ctrl-C ({code}):\n{log_path.read_text()[-3000:]}"
+
+
+def _wait_until_served(url, process, log_path, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"playground exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"playground not serving after {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def assistant():
+    """The playground's models, loaded here as the command loads them (greedy generation)."""
+    from legacy_assistant.serving.assistant import Assistant
+
+    loaded = Assistant.load(DEFAULT_MODEL, responder_dir=DEFAULT_RESPONDER, generation_mode="greedy")
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture
+def client(playground):
+    """A gradio client: a page session of its own."""
+    url, _ = playground
+    return _gradio_client().Client(url, verbose=False, download_files=False)
+
+
+def _text(message):
+    """A chat message's text, whichever of gradio's message shapes it comes in."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def _fallback_message(assistant):
+    """A message the intent model cannot place: the responder answers it."""
+    message = "xqzv blorp flimflam"
+    assert assistant.parse(message)["intent"]["confidence"] < assistant.policy.threshold
+    return message
+
+
+def test_a_chat_turn_with_an_emotion_is_answered_by_the_responder(client, assistant):
+    message = _fallback_message(assistant)
+    expected = assistant.chat("expected", message, "joy")
+    assert expected.generated and expected.text
+
+    transcript, ranking, generated, why, sender, box = client.predict(message, "joy", api_name="/chat")
+
+    assert [m["role"] for m in transcript] == ["user", "assistant"]
+    assert _text(transcript[0]) == message
+    assert _text(transcript[1]) == expected.text  # greedy: the same conversation, the same reply
+    assert generated is True
+    assert why.split(":")[0] == expected.reason and "generated by the responder (joy)" in why
+    assert sender.startswith("playground-") and box == ""
+
+    # the label holds the classifier's ranking of this message, best first
+    parsed = assistant.parse(message)["intent_ranking"]
+    shown = ranking["confidences"]
+    assert ranking["label"] == parsed[0]["name"]
+    assert [c["label"] for c in shown] == [p["name"] for p in parsed[: len(shown)]]
+    assert [c["confidence"] for c in shown] == pytest.approx([p["confidence"] for p in parsed[: len(shown)]], abs=1e-6)
+
+
+def test_an_intent_reply_is_not_generated_and_says_its_intent(client, assistant):
+    message = "what time do you open?"
+    expected = assistant.chat("intent", message)
+    assert expected.reason == "intent"
+
+    _, ranking, generated, why, _, _ = client.predict(message, "anger", api_name="/chat")
+
+    assert generated is False
+    assert why.startswith("intent:") and expected.intent in why
+    assert ranking["label"] == expected.intent
+
+
+def test_each_page_session_has_its_own_conversation(playground):
+    url, _ = playground
+    gradio_client = _gradio_client()
+    first = gradio_client.Client(url, verbose=False, download_files=False)
+    second = gradio_client.Client(url, verbose=False, download_files=False)
+
+    one = first.predict("hello", "neutral", api_name="/chat")
+    other = second.predict("hello", "neutral", api_name="/chat")
+    again = first.predict("I'd like to order a coffee", "neutral", api_name="/chat")
+
+    assert one[4] != other[4]  # a random sender each
+    assert again[4] == one[4]  # kept through the session
+    assert len(again[0]) == 4 and len(other[0]) == 2
+    assert [_text(m) for m in again[0]][::2] == ["hello", "I'd like to order a coffee"]
+
+
+def test_every_emotion_tab_matches_the_assistant_in_greedy_mode(client, assistant):
+    emotions = assistant.emotions
+    assert len(emotions) == 5
+    # A context whose greedy replies differ between emotions, so that a mixed-up emotion shows.
+    contexts = json.loads((ROOT / "data" / "responder_contexts.json").read_text(encoding="utf-8"))
+    answers = {
+        tuple(context): [assistant.respond(context, emotion, "greedy") for emotion in emotions] for context in contexts
+    }
+    context, expected = max(answers.items(), key=lambda item: (len(set(item[1])), len(item[0])))
+    assert len(set(expected)) > 1, "every shipped context gets one reply under every emotion"
+
+    text = "\n".join(context) + "\n\n"  # a trailing blank line is left out
+    replies = client.predict(text, "greedy", None, api_name="/all_emotions")
+
+    assert list(replies) == expected
+
+
+def test_mistakes_show_as_errors_without_tracebacks(client, playground):
+    from gradio_client.exceptions import AppError
+
+    _, log_path = playground
+
+    cases = [
+        (("   ", "neutral"), "/chat", "message is empty"),
+        (("x" * 1001, "neutral"), "/chat", "longer than 1000 characters"),
+        (("\n \n", "greedy", None), "/all_emotions", "context is empty"),
+        (("Hi!\n" + "x" * 1001, "greedy", None), "/all_emotions", "turn is longer than 1000 characters"),
+    ]
+    for args, api_name, message in cases:
+        with pytest.raises(AppError) as raised:
+            client.predict(*args, api_name=api_name)
+        assert message in str(raised.value) and "Traceback" not in str(raised.value)
+    assert "Traceback" not in log_path.read_text()  # a refused request is one log line
+    # gradio's own check of a choice (the page offers only the responder's emotions)
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("hello", "boredom", api_name="/chat")
+    # the session still works after its mistakes
+    assert client.predict("hello", "neutral", api_name="/chat")[0]
+
+
+def test_the_server_reaches_nothing_past_localhost(client, playground):
+    _, log_path = playground
+    client.predict("hello", "joy", api_name="/chat")
+    log = log_path.read_text()
+    assert "OUTBOUND" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        needs("chromium and chromium-driver", "apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, playground):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = playground
+    browser.get(url)
+    box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+    assert browser.title == "legacy-assistant playground"
+    box.send_keys("hello there")
+    box.send_keys(Keys.ENTER)
+    bot = WebDriverWait(browser, 60).until(
+        lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='bot']") if e.text.strip()]
+    )
+    assert bot[-1].text.strip()
+    user = browser.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='user']")
+    assert [e.text.strip() for e in user] == ["hello there"]
+
+    requested = set()
+    for entry in browser.get_log("performance"):
+        event = json.loads(entry["message"])["message"]
+        if event["method"] == "Network.requestWillBeSent":
+            requested.add(event["params"]["request"]["url"])
+        elif event["method"] == "Network.webSocketCreated":
+            requested.add(event["params"]["url"])
+    network = [u for u in requested if urllib.parse.urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+    assert any(u.startswith(url) for u in network)
+    assert all(urllib.parse.urlsplit(u).hostname == "127.0.0.1" for u in network), sorted(network)
+
+
+def test_without_a_responder_the_chat_has_no_emotions_and_no_emotion_tab(default_predictor, free_port):
+    """In this process: the page built over an intent model alone, served and called."""
+    gradio_client = _gradio_client()
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    blocks = build_playground(assistant)
+    dropdowns = [c for c in blocks.config["components"] if c["type"] == "dropdown"]
+    assert [d["props"]["visible"] for d in dropdowns] == [False]
+    port = free_port()
+    url = launch_playground(blocks, "127.0.0.1", port)
+    try:
+        client = gradio_client.Client(url, verbose=False, download_files=False)
+        assert "/all_emotions" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        transcript, _, generated, why, _, _ = client.predict("xqzv blorp flimflam", None, api_name="/chat")
+        assert generated is False and "canned fallback reply" in why
+        assert _text(transcript[-1]) in assistant.policy.fallback_responses
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):  # the port is taken
+            launch_playground(build_playground(assistant), "127.0.0.1", port)
+    finally:
+        blocks.close(verbose=False)
+
+
+def test_without_gradio_the_command_names_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as when it is not installed
+    assert main(["playground", "--port", "7999"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'legacy-assistant[playground]'" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
