@@ -302,3 +302,27 @@ def test_a_time_budget_that_ends_an_epoch_part_way_keeps_those_batches_if_better
             total, tokens = total + nll, tokens + count
     assert math.exp(total / tokens) == pytest.approx(later.summary["val_perplexity"], rel=1e-5)
     assert later.history == first.history  # no row for the unfinished epoch
+
+
+def test_reply_log_prior_is_the_smoothed_reply_frequency():
+    from legacy_assistant.responder.batching import EncodedPair
+    from legacy_assistant.responder.training import reply_log_prior
+
+    pairs = [EncodedPair(((5,),), (4, 4, 3), 0), EncodedPair(((5,),), (6, 3), 0)]
+    prior = reply_log_prior(pairs, 8)
+    counts = np.array([1, 1, 1, 3, 3, 1, 2, 1], dtype=np.float64)  # add-one; id 5 is context only
+    assert prior.dtype == np.float32 and prior.shape == (8,)
+    np.testing.assert_allclose(prior, np.log(counts / counts.sum()), rtol=1e-6)
+
+
+def test_a_fresh_run_starts_from_the_reply_prior():
+    from legacy_assistant.responder.training import OUTPUT_BIAS_SUFFIX, reply_log_prior
+
+    config = ResponderTrainingConfig(**{**TINY.to_dict(), "epochs": 1, "batch_size": 64, "learning_rate": 1e-4})
+    trained = train_responder(fruit_dialogues(), config)
+    assert trained.summary["steps"] == 1  # one batch holds every pair: one Adam step of 1e-4 at most
+    data = prepare(fruit_dialogues(), config)
+    (bias,) = [value for name, value in trained.weights.items() if name.endswith(OUTPUT_BIAS_SUFFIX)]
+    prior = reply_log_prior(data.train, len(data.vocabulary))
+    assert np.max(np.abs(bias - prior)) < 2e-4
+    assert np.ptp(prior) > 1.0  # a zero start would be far from it
