@@ -1,4 +1,4 @@
-"""Optional packages: the extras of ``pyproject.toml`` (``redis``, ``plots``, ``classic``).
+"""Optional packages: the extras of ``pyproject.toml`` (``redis``, ``plots``, ``classic``, ``playground``).
 
 The shipped environment (``requirements-tf1compat.txt``) has them all; an install without one
 works until the part that needs it is used, which then fails with an error that says what to
