@@ -1,12 +1,41 @@
-"""Serving throughput and latency: the dev server, gunicorn, and a hello-world ceiling.
+"""Serving throughput and latency: gunicorn with batching on and off, and a hello-world ceiling.
 
-Starts each server on this machine, drives it with ``wrk`` (closed loop: a fixed number of
+Starts each server on this machine and drives it with ``wrk`` (closed loop: a fixed number of
 connections, each sending its next request when the last answer arrives) at several
-concurrencies on ``/api/v1/parse`` and ``/api/v1/chat``, and prints requests/s, p50/p90/p99
-latency, errors (socket errors and non-2xx answers) and the RSS of every server process.
+concurrencies, and prints requests/s, p50/p90/p99 latency, errors (socket errors and non-2xx
+answers) and the RSS of every worker with both models loaded. In one run, so that every ratio is
+between figures measured under the same conditions:
+
+* ``legacy-assistant serve`` (gunicorn, the same workers and threads) twice, with
+  ``LEGACY_ASSISTANT_BATCHING=on`` and ``=off``, side by side with the ratio on/off;
+* the Flask hello-world app (``benchmarks/hello_app.py``) under the same gunicorn settings: the
+  ceiling of the web stack with no model;
+* with ``--dev``, Flask's development server (one process) as well.
+
+Routes (``--routes``):
+
+* ``parse``: ``POST /api/v1/parse``, sentences of data/intents.json's patterns and variations;
+* ``chat``: ``POST /api/v1/chat`` with the same sentences, each checked beforehand to get an
+  intent's reply (``generated`` false);
+* ``cakechat``: ``POST /cakechat_api/v1/actions/get_response`` with greedy decoding, small-talk
+  contexts of one to three turns (data/responder_contexts.json, made-up ones, and those of
+  ``--contexts``) under every emotion the responder knows;
+* ``chat-generated``: ``POST /api/v1/chat`` with small-talk messages that no intent takes, each
+  checked beforehand to get a generated reply, so that the load measures generation (decoded
+  with the server's generation mode unless ``--generation-mode`` says).
+
+Every request picks its body at random from a few hundred, and each chat a sender from a pool
+(``--senders``); a chat answer of the other kind (generated where an intent's reply was
+expected, or the reverse, as a conversation's follow-up may turn it) is counted and shown beside
+the errors.
 
     apt-get install wrk                       # the load generator (Debian package)
-    python benchmarks/serve.py [--duration 5] [--workers 2] [--threads 4] [--concurrency 1 8 16 32]
+    python benchmarks/serve.py [--duration 10] [--workers 2] [--threads 4] [--concurrency 1 8 16]
+        [--routes parse chat cakechat chat-generated] [--contexts FILE] [--markdown] [--quick] [--dev]
+
+``--contexts`` reads more small-talk contexts: a JSON list of contexts (lists of turns) or of
+sentences, a Topical-Chat JSON file (conversations with ``content`` messages), or a text file
+with one context a line, turns separated by `` | ``.
 
 The load generator runs on the same cores as the server, so the figures are a floor for the
 server alone. Targets (printed, not enforced) are checked at 16 connections.
@@ -15,8 +44,10 @@ server alone. Targets (printed, not enforced) are checked at 16 connections.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,43 +55,137 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+INTENTS = ROOT / "data" / "intents.json"
+RESPONDER_CONTEXTS = ROOT / "data" / "responder_contexts.json"
+FALLBACK_TAG = "fallback"  # the intents file's out-of-scope examples: not in-scope sentences
 
+# Each wrk thread reads the bodies (one JSON document a line) and sends one picked at random;
+# "{sender}" in a body becomes one of BENCH_SENDERS senders. With BENCH_EXPECT ("true" or
+# "false") every 200 answer whose "generated" is not that is counted.
 LUA = r"""
-local body_template = os.getenv("BENCH_BODY")
-local counter = 0
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local senders = tonumber(os.getenv("BENCH_SENDERS") or "100")
+local prefix = os.getenv("BENCH_PREFIX") or "bench"
+local expect = os.getenv("BENCH_EXPECT") or ""
+local threads = {}
+local count = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+
+setup = function(thread)
+  count = count + 1
+  thread:set("id", count)
+  table.insert(threads, thread)
+end
+
+init = function(args)
+  math.randomseed(7919 * (id or 0) + os.time())
+  mismatch = 0
+end
+
 request = function()
-  counter = counter + 1
-  local body = string.gsub(body_template, "{n}", tostring(counter % 1000))
+  local body = bodies[math.random(#bodies)]
+  local sender = prefix .. "-" .. tostring(math.random(senders))
+  body = string.gsub(body, "{sender}", sender)
   return wrk.format(nil, nil, nil, body)
 end
+
+if expect ~= "" then
+  response = function(status, headers, body)
+    if status == 200 and not string.find(body, '"generated"%s*:%s*' .. expect) then
+      mismatch = mismatch + 1
+    end
+  end
+end
+
 done = function(summary, latency, requests)
+  local m = 0
+  for _, thread in ipairs(threads) do m = m + (thread:get("mismatch") or 0) end
   local e = summary.errors
   io.write(string.format(
     "RESULT {\"requests\": %d, \"seconds\": %f, \"p50\": %f, \"p90\": %f, \"p99\": %f, "
-    .. "\"errors\": %d, \"non2xx\": %d}\n",
+    .. "\"errors\": %d, \"non2xx\": %d, \"mismatch\": %d}\n",
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, e.connect + e.read + e.write + e.timeout, e.status))
+    latency:percentile(99) / 1000, e.connect + e.read + e.write + e.timeout, e.status, m))
 end
 """
 
-BODIES = {
-    "/api/v1/parse": '{"text": "hi, what time do you open on sundays?"}',
-    "/api/v1/chat": '{"sender": "bench-{n}", "message": "hi, what time do you open on sundays?"}',
-    "/hello": '{"text": "hi, what time do you open on sundays?"}',
+# Made-up small talk: every filling of every template, so the messages differ in their words.
+SMALL_TALK = (
+    "I just got back from {place}.",
+    "Have you ever been to {place}?",
+    "My {person} is coming to visit {when}.",
+    "I can't decide whether to {activity} {when}.",
+    "What do you think about {topic}?",
+    "I watched a documentary about {topic} {past}.",
+    "My {person} thinks {topic} is overrated.",
+    "I am so tired of {chore}.",
+    "I finally finished {chore} {past}.",
+    "Did you hear the news about {topic}?",
+    "I dreamt about {topic} {past}.",
+    "I'm learning to {activity}.",
+    "My {person} and I argued about {topic} {past}.",
+    "I lost my {thing} {past}.",
+    "I found a {thing} on the train {past}.",
+    "Why is {topic} so popular?",
+    "My {person} wants me to {activity} with them {when}.",
+    "I miss {place} so much.",
+)
+FILLINGS = {
+    "place": ("Lisbon", "the mountains", "my grandmother's farm", "a music festival", "Japan", "the seaside"),
+    "person": ("sister", "neighbour", "best friend", "boss", "cousin", "dad", "roommate"),
+    "when": ("next week", "this weekend", "tomorrow", "in the summer"),
+    "past": ("last night", "yesterday", "last week", "this morning"),
+    "topic": (
+        "football",
+        "jazz",
+        "space travel",
+        "video games",
+        "gardening",
+        "old movies",
+        "dinosaurs",
+        "chess",
+        "the ocean",
+        "rock climbing",
+        "science fiction",
+    ),
+    "activity": ("play the guitar", "swim", "paint", "speak Spanish", "knit", "run a marathon", "ski"),
+    "chore": ("doing laundry", "cleaning the kitchen", "paying bills", "studying for exams", "fixing my bike"),
+    "thing": ("umbrella", "phone", "wallet", "old photo", "library book", "scarf"),
 }
+# The other side's turns of made-up contexts.
+ANSWERS = (
+    "Really? Tell me more.",
+    "That sounds great.",
+    "Oh no, I'm sorry to hear that.",
+    "I have never tried that.",
+    "Me too!",
+    "Why do you say that?",
+    "That must have been exciting.",
+    "I'm not sure what to think about it.",
+    "Ha, that is funny.",
+    "How did that happen?",
+)
+PREFIXES = ("", "", "hey, ", "hi, ", "excuse me, ", "quick question: ", "um, ", "so ", "ok ")
+SUFFIXES = ("", "", "?", " please", ", thanks", "!", " :)", " today")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:
@@ -81,18 +206,204 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def post(port: int, path: str, body: Any, timeout: float = 30) -> tuple[int, Any]:
+    """(status, decoded JSON answer) of one POST."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def get(port: int, path: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+# ---------------------------------------------------------------- texts
+
+
+def in_scope_texts(count: int, rng: random.Random) -> list[str]:
+    """Half of ``count`` from the patterns of data/intents.json (no fallback examples), the other
+    half variations of them (a greeting before, punctuation or a word after, lower case)."""
+    intents = json.loads(INTENTS.read_text())["intents"]
+    patterns = [p for intent in intents if intent["tag"] != FALLBACK_TAG for p in intent["patterns"]]
+    texts = list(dict.fromkeys(patterns))
+    rng.shuffle(texts)
+    texts = texts[: (count + 1) // 2]
+    seen = set(texts)
+    for _ in range(100 * count):
+        if len(texts) >= count:
+            break
+        pattern = rng.choice(patterns)
+        text = rng.choice(PREFIXES) + (pattern.lower() if rng.random() < 0.5 else pattern) + rng.choice(SUFFIXES)
+        if text not in seen:
+            seen.add(text)
+            texts.append(text)
+    return texts
+
+
+def made_up_small_talk(rng: random.Random) -> list[str]:
+    """Every filling of the small-talk templates, shuffled."""
+    lines = []
+    for template in SMALL_TALK:
+        slots = [name for name in FILLINGS if "{" + name + "}" in template]
+        for values in itertools.product(*(FILLINGS[name] for name in slots)):
+            lines.append(template.format(**dict(zip(slots, values))))
+    rng.shuffle(lines)
+    return lines
+
+
+def read_contexts(path: Path, limit: int) -> list[list[str]]:
+    """Contexts from ``path`` (see the module docstring for the formats), at most ``limit``,
+    turns of at most 300 characters."""
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):  # Topical-Chat: {id: {"content": [{"message": ...}, ...]}}
+            contexts = []
+            for conversation in data.values():
+                messages = [m["message"].strip() for m in conversation.get("content", [])]
+                for end in range(1, len(messages) + 1, 4):
+                    contexts.append(messages[max(0, end - 3) : end])
+        else:
+            contexts = [[item] if isinstance(item, str) else list(item) for item in data]
+    else:
+        contexts = [
+            [turn.strip() for turn in line.split(" | ")] for line in path.read_text().splitlines() if line.strip()
+        ]
+    contexts = [c for c in contexts if c and all(0 < len(turn) <= 300 for turn in c)]
+    if not contexts:
+        raise SystemExit(f"{path}: no contexts read (see the formats in {Path(__file__).name}'s docstring)")
+    return contexts[:limit]
+
+
+def small_talk(count: int, extra: Path | None, rng: random.Random) -> tuple[list[list[str]], list[str]]:
+    """(contexts for the cakechat route, messages for generated chat), ``count`` of each at most:
+    data/responder_contexts.json, ``extra``'s contexts, then made-up ones of one to three turns."""
+    contexts = [list(c) for c in json.loads(RESPONDER_CONTEXTS.read_text())]
+    if extra is not None:
+        contexts += read_contexts(extra, count)
+    lines = made_up_small_talk(rng)
+    messages = list(dict.fromkeys([c[-1] for c in contexts] + lines))[:count]
+    made_up = iter(lines)
+    while len(contexts) < count:
+        turns = rng.choice((1, 1, 2, 3))
+        context = [next(made_up)]
+        if turns >= 2:
+            context.append(rng.choice(ANSWERS))
+        if turns == 3:
+            context.append(next(made_up))
+        contexts.append(context)
+    rng.shuffle(contexts)
+    return contexts[:count], messages
+
+
+# ---------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    path: str
+    expect: str  # what a chat answer's "generated" must be ("true"/"false"), "" for no check
+    needs_responder: bool = False
+
+
+ROUTES = {
+    "parse": Route("parse", "/api/v1/parse", ""),
+    "chat": Route("chat", "/api/v1/chat", "false"),
+    "cakechat": Route("cakechat", "/cakechat_api/v1/actions/get_response", "", needs_responder=True),
+    "chat-generated": Route("chat-generated", "/api/v1/chat", "true", needs_responder=True),
+}
+HELLO = Route("hello", "/hello", "")
+
+
+def bodies_for(route: str, texts: Sequence[Any], emotions: Sequence[str], rng: random.Random) -> list[dict]:
+    if route in ("parse", "hello"):
+        return [{"text": text} for text in texts]
+    if route == "chat":
+        return [{"sender": "{sender}", "message": text} for text in texts]
+    if route == "cakechat":
+        return [{"context": context, "emotion": rng.choice(emotions), "mode": "greedy"} for context in texts]
+    # generated chat: half the turns name an emotion, half take the default
+    return [
+        {"sender": "{sender}", "message": text, **({"emotion": rng.choice(emotions)} if rng.random() < 0.5 else {})}
+        for text in texts
+    ]
+
+
+def keep_of_kind(port: int, messages: Sequence[str], generated: bool, label: str) -> list[str]:
+    """The messages whose chat answer (one request each, a fresh sender each) has ``generated``
+    as asked: an intent's reply for in-scope chat, a generated one for generated chat."""
+
+    def check(item: tuple[int, str]) -> bool:
+        index, message = item
+        status, answer = post(port, "/api/v1/chat", {"sender": f"probe-{label}-{index}", "message": message}, 60)
+        if status != 200:
+            raise SystemExit(f"probe of /api/v1/chat answered {status}: {answer}")
+        return bool(answer.get("generated")) == generated
+
+    with ThreadPoolExecutor(4) as pool:
+        keep = list(pool.map(check, enumerate(messages)))
+    kept = [message for message, ok in zip(messages, keep) if ok]
+    print(
+        f"  {label}: {len(kept)} of {len(messages)} messages answered with generated={str(generated).lower()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    if len(kept) < 10:
+        raise SystemExit(f"{label}: only {len(kept)} messages of the expected kind; too few to measure")
+    return kept
+
+
+def prepare_bodies(
+    port: int,
+    routes: Sequence[Route],
+    in_scope: Sequence[str],
+    contexts: Sequence[list[str]],
+    small_talk_messages: Sequence[str],
+    emotions: Sequence[str],
+    work: Path,
+    rng: random.Random,
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """Each route's bodies file (one JSON body a line) and its number of bodies, the chat
+    messages checked against the server on ``port`` and one cakechat body sent."""
+    names = [route.name for route in routes]
+    texts: dict[str, Sequence[Any]] = {
+        "parse": in_scope,
+        "chat": keep_of_kind(port, in_scope, False, "chat") if "chat" in names else [],
+        "cakechat": contexts,
+        "chat-generated": keep_of_kind(port, small_talk_messages, True, "chat-generated")
+        if "chat-generated" in names
+        else [],
+    }
+    bodies, counts = {}, {}
+    for name in names:
+        rows = bodies_for(name, texts[name], emotions, rng)
+        bodies[name] = work / f"{name}.jsonl"
+        bodies[name].write_text("".join(json.dumps(row) + "\n" for row in rows))
+        counts[name] = len(rows)
+        if name == "cakechat":
+            status, answer = post(port, ROUTES[name].path, rows[0])
+            if status != 200:
+                raise SystemExit(f"the cakechat route answered {status}: {answer}")
+    return bodies, counts
+
+
+# ---------------------------------------------------------------- servers and load
+
+
 class Server:
-    def __init__(
-        self,
-        name: str,
-        command: list[str],
-        port: int,
-        log: Path,
-        ready_path: str,
-        workers: int,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.name, self.port = name, port
+    """One server process (its own session, so that stopping it stops its workers)."""
+
+    def __init__(self, name: str, command: list[str], port: int, log: Path, env: dict[str, str]) -> None:
+        self.name, self.port, self.log_path = name, port, log
         self.log = open(log, "wb")
         self.process = subprocess.Popen(
             command,
@@ -100,44 +411,57 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **env},
         )
-        deadline = time.monotonic() + 120
+
+    def wait_ready(self, hello: bool, workers: int, timeout: float = 300) -> None:
+        """Wait until every worker serves: ``/ready`` of the assistant's server; for the hello
+        app, an answer and ``workers`` worker processes."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"{name} exited early; see {log}")
+                raise SystemExit(f"{self.name} exited early with status {self.process.returncode}; see {self.log_path}")
             try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}{ready_path}",
-                    BODIES["/hello"].encode(),
-                    {"Content-Type": "application/json"},
-                )
-                urllib.request.urlopen(request, timeout=2).read()
-                if workers == 0 or len(children(self.process.pid)) >= workers:
-                    break
-            except OSError:
+                if hello:
+                    if (
+                        post(self.port, "/hello", {"text": "hi"}, 2)[0] == 200
+                        and len(children(self.process.pid)) >= workers
+                    ):
+                        time.sleep(1)  # the last worker forked may still be importing Flask
+                        return
+                elif get(self.port, "/ready")[0] == 200:
+                    return
+            except (OSError, ValueError):
                 pass
             time.sleep(0.3)
-        time.sleep(3 if workers else 0.5)  # let every worker finish loading its model
+        raise SystemExit(f"{self.name} not ready after {timeout:g} s; see {self.log_path}")
 
-    def rss(self) -> list[tuple[str, float]]:
-        pids = children(self.process.pid)
-        if not pids:
-            return [(f"process {self.process.pid}", rss_mib(self.process.pid))]
-        return [(f"master {self.process.pid}", rss_mib(self.process.pid))] + [
-            (f"worker {pid}", rss_mib(pid)) for pid in pids
-        ]
+    def workers_rss(self) -> list[float]:
+        """RSS of each worker (of the one process for a server without workers), MiB."""
+        pids = children(self.process.pid) or [self.process.pid]
+        return [rss_mib(pid) for pid in pids]
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
         self.log.close()
 
 
-def wrk(port: int, path: str, connections: int, seconds: float, script: Path) -> dict:
+@contextmanager
+def serving(name: str, command: list[str], port: int, log: Path, env: dict[str, str]) -> Iterator[Server]:
+    server = Server(name, command, port, log, env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wrk(port: int, route: Route, connections: int, seconds: float, script: Path, bodies: Path, env: dict) -> dict:
     threads = max(1, min(2, connections))
     run = subprocess.run(
         [
@@ -149,51 +473,202 @@ def wrk(port: int, path: str, connections: int, seconds: float, script: Path) ->
             "-d",
             f"{max(1, round(seconds))}s",
             "--timeout",
-            "5s",
+            "10s",
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}{path}",
+            f"http://127.0.0.1:{port}{route.path}",
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "BENCH_BODY": BODIES[path]},
+        env={**os.environ, "BENCH_BODIES": str(bodies), "BENCH_EXPECT": route.expect, **env},
     )
     if run.returncode != 0:
         raise SystemExit(f"wrk failed ({run.returncode}): {run.stdout}{run.stderr}")
-    out = run.stdout
-    line = next(row for row in out.splitlines() if row.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    line = next((row for row in run.stdout.splitlines() if row.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result: {run.stdout}{run.stderr}")
+    result: dict = json.loads(line[len("RESULT ") :])
     result["rps"] = result["requests"] / result["seconds"]
     return result
 
 
+def measure(
+    server: str,
+    port: int,
+    routes: Sequence[Route],
+    concurrency: Sequence[int],
+    seconds: float,
+    script: Path,
+    bodies: dict[str, Path],
+    senders: int,
+    results: dict,
+) -> None:
+    """Each route at each concurrency, after a one-second warm-up; into results[server, route, c]."""
+    for route in routes:
+        env = {"BENCH_SENDERS": str(senders), "BENCH_PREFIX": f"{route.name}-{server}"}
+        wrk(port, route, 8, 1.0, script, bodies[route.name], env)
+        for connections in concurrency:
+            result = wrk(port, route, connections, seconds, script, bodies[route.name], env)
+            results[server, route.name, connections] = result
+            print(
+                f"  {server:13} {route.name:15} c={connections:<3} {result['rps']:8.1f} req/s  "
+                f"p99 {result['p99']:7.2f} ms  errors {result['errors'] + result['non2xx']}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+# ---------------------------------------------------------------- report
+
+
+def errors_cell(result: dict, route: Route) -> str:
+    text = str(result["errors"] + result["non2xx"])
+    if result.get("mismatch"):
+        other = "canned" if route.expect == "true" else "generated"
+        text += f" (+{result['mismatch']} {other})"
+    return text
+
+
+def figures(result: dict | None, route: Route) -> list[str]:
+    if result is None:
+        return ["-"] * 5
+    return [
+        f"{result['rps']:.1f}",
+        f"{result['p50']:.2f}",
+        f"{result['p90']:.2f}",
+        f"{result['p99']:.2f}",
+        errors_cell(result, route),
+    ]
+
+
+def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in [header, *rows]
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(
+    args: argparse.Namespace,
+    routes: Sequence[Route],
+    results: dict,
+    memory: dict[str, list[float]],
+    counts: dict[str, int],
+) -> None:
+    mode = args.generation_mode or "the server's default"
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same machine;"
+        f" gunicorn: {args.workers} workers x {args.threads} threads (gthread); {args.duration:g} s per row;"
+        f" bodies: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + f"; {args.senders} senders a route;"
+        f" cakechat decoded greedy, generated chat with {mode}\n"
+    )
+    figures_header = ["req/s", "p50 ms", "p90 ms", "p99 ms", "errors"]
+    header = ["route", "connections"]
+    header += [f"on {h}" for h in figures_header] + [f"off {h}" for h in figures_header] + ["req/s on/off"]
+    rows = []
+    for route in routes:
+        for connections in args.concurrency:
+            on, off = results.get(("on", route.name, connections)), results.get(("off", route.name, connections))
+            ratio = f"{on['rps'] / off['rps']:.2f}x" if on and off and off["rps"] else "-"
+            rows.append([route.name, str(connections), *figures(on, route), *figures(off, route), ratio])
+    print("batching on and off (LEGACY_ASSISTANT_BATCHING):")
+    print(table(header, rows, args.markdown))
+
+    others = [("hello", HELLO)] + ([("dev", route) for route in routes] if args.dev else [])
+    rows = [
+        [f"{server} {route.name}" if server == "dev" else "hello world", str(c), *figures(results[key], route)]
+        for server, route in others
+        for c in args.concurrency
+        if (key := (server, route.name, c)) in results
+    ]
+    if rows:
+        print("\nhello world (same gunicorn settings, no model)" + (" and the dev server" if args.dev else "") + ":")
+        print(table(["server", "connections", *figures_header], rows, args.markdown))
+
+    print("\nworker RSS after the load, both models loaded (MiB):")
+    for server, values in memory.items():
+        print(f"  {server:6} " + ", ".join(f"{mib:.0f}" for mib in values))
+
+    print("\ntargets at 16 connections (printed, not enforced):")
+    parse, hello = results.get(("on", "parse", 16)), results.get(("hello", "hello", 16))
+    if parse:
+        if hello:
+            share = parse["rps"] / hello["rps"]
+            print(
+                f"  parse, batching on: >= 0.45x hello world: {share:.2f}x "
+                f"({parse['rps']:.0f} / {hello['rps']:.0f} req/s) -> {verdict(share >= 0.45)}"
+            )
+        print(f"  parse, batching on: p99 <= 30 ms: {parse['p99']:.2f} ms -> {verdict(parse['p99'] <= 30)}")
+        errors = parse["errors"] + parse["non2xx"]
+        print(f"  parse, batching on: zero errors: {errors} -> {verdict(errors == 0)}")
+    on, off = results.get(("on", "cakechat", 16)), results.get(("off", "cakechat", 16))
+    if on and off:
+        ratio = on["rps"] / off["rps"]
+        print(
+            f"  cakechat greedy: batching on >= 3x off: {ratio:.2f}x ({on['rps']:.1f} / {off['rps']:.1f} req/s) "
+            f"-> {verdict(ratio >= 3)}"
+        )
+    if on:
+        print(f"  cakechat greedy, batching on: p99 <= 150 ms: {on['p99']:.2f} ms -> {verdict(on['p99'] <= 150)}")
+    rss = [mib for server in ("on", "off") for mib in memory.get(server, [])]
+    if rss:
+        print(f"  worker RSS <= 750 MiB: max {max(rss):.0f} MiB -> {verdict(max(rss) <= 750)}")
+
+
+# ---------------------------------------------------------------- main
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16, 32])
-    parser.add_argument("--only", nargs="+", choices=["dev", "gunicorn", "hello"], default=["dev", "gunicorn", "hello"])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--routes", nargs="+", choices=list(ROUTES), default=list(ROUTES))
+    parser.add_argument("--texts", type=int, default=300, help="bodies per route to pick from (default 300)")
+    parser.add_argument("--senders", type=int, default=200, help="chat senders per route (default 200)")
+    parser.add_argument("--contexts", type=Path, help="more small-talk contexts (formats in the docstring)")
+    parser.add_argument(
+        "--generation-mode",
+        choices=["greedy", "beam", "sample", "sample_rerank"],
+        help="the servers' generation mode for generated chat (default: the server's default)",
+    )
+    parser.add_argument("--store", help="conversation store URL (default: a fresh SQLite file per server)")
+    parser.add_argument("--dev", action="store_true", help="also measure Flask's development server")
+    parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s a row, 1 and 16 connections")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bodies' texts (default 0)")
     args = parser.parse_args()
+    if args.quick:
+        args.duration = min(args.duration, 2)
+        args.concurrency = [c for c in args.concurrency if c in (1, 16)] or [1, 16]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
+
+    rng = random.Random(args.seed)
+    routes = [ROUTES[name] for name in dict.fromkeys(args.routes)]
+    in_scope = in_scope_texts(args.texts, rng)
+    contexts, generated_messages = small_talk(args.texts, args.contexts, rng)
 
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     script = work / "post.lua"
     script.write_text(LUA)
     same = ["--workers", str(args.workers), "--threads", str(args.threads)]
-    servers = {
-        "dev": (
-            ["-m", "legacy_assistant", "serve", "--dev", "--store", f"sqlite:///{work}/dev.db"],
-            0,
-            ["/api/v1/parse", "/api/v1/chat"],
-        ),
-        "gunicorn": (
-            ["-m", "legacy_assistant", "serve", *same, "--store", f"sqlite:///{work}/gunicorn.db"],
-            args.workers,
-            ["/api/v1/parse", "/api/v1/chat"],
-        ),
-        "hello": (
+    model_env = {"LEGACY_ASSISTANT_GENERATION_MODE": args.generation_mode} if args.generation_mode else {}
+    servers: list[tuple[str, list[str], dict[str, str]]] = [
+        ("on", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "on"}),
+        ("off", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "off"}),
+        (
+            "hello",
             [
                 "-m",
                 "gunicorn",
@@ -212,76 +687,46 @@ def main() -> None:
                 str(ROOT / "benchmarks"),
                 "hello_app:app",
             ],
-            args.workers,
-            ["/hello"],
+            {},
         ),
-    }
-    rows, memory = [], []
-    for name in args.only:
-        command, workers, paths = servers[name]
+    ]
+    if args.dev:
+        servers.append(("dev", ["-m", "legacy_assistant", "serve", "--dev"], model_env))
+
+    bodies: dict[str, Path] = {}
+    counts: dict[str, int] = {}
+    results: dict[tuple[str, str, int], dict] = {}
+    memory: dict[str, list[float]] = {}
+    for name, command, env in servers:
         port = free_port()
         if name == "hello":
             command = command + ["-b", f"127.0.0.1:{port}"]
         else:
             command = command + ["--host", "127.0.0.1", "--port", str(port)]
-        server = Server(name, [PYTHON, *command], port, work / f"{name}.log", paths[0], workers)
-        try:
-            for path in paths:
-                wrk(port, path, 8, 1.0, script)  # warm-up
-                for connections in args.concurrency:
-                    result = wrk(port, path, connections, args.duration, script)
-                    rows.append((name, path, connections, result))
-                    print(
-                        f"  {name:8} {path:16} c={connections:<3} {result['rps']:8.0f} req/s  "
-                        f"p99 {result['p99']:6.2f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-            memory.append((name, server.rss()))
-        finally:
-            server.stop()
+            command += ["--store", args.store or f"sqlite:///{work}/{name}.db"]
+        print(f"starting {name} ...", file=sys.stderr, flush=True)
+        with serving(name, [PYTHON, *command], port, work / f"{name}.log", env) as server:
+            if name == "hello":
+                server.wait_ready(True, args.workers)
+                hello_bodies = work / "hello.jsonl"
+                hello_bodies.write_text("".join(json.dumps(b) + "\n" for b in bodies_for("hello", in_scope, [], rng)))
+                measure(
+                    name, port, [HELLO], args.concurrency, args.duration, script, {"hello": hello_bodies}, 1, results
+                )
+                continue
+            server.wait_ready(False, args.workers)
+            health = get(port, "/health")[1] or {}
+            if any(route.needs_responder for route in routes) and not health.get("responder"):
+                raise SystemExit(f"{name}: no responder loaded (/health: {health}); the routes need one")
+            if not bodies:  # checked once, on the first model server, and sent to every server
+                emotions = list(health.get("emotions") or ["neutral"])
+                bodies, counts = prepare_bodies(
+                    port, routes, in_scope, contexts, generated_messages, emotions, work, rng
+                )
+            measure(name, port, routes, args.concurrency, args.duration, script, bodies, args.senders, results)
+            memory[name] = server.workers_rss()
 
-    print(
-        f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same "
-        f"machine; gunicorn: {args.workers} workers x {args.threads} threads (gthread); {args.duration:g} s per row\n"
-    )
-    print("| server | route | connections | requests/s | p50 ms | p90 ms | p99 ms | errors |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, path, connections, r in rows:
-        print(
-            f"| {name} | {path} | {connections} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | "
-            f"{r['p99']:.2f} | {r['errors'] + r['non2xx']} |"
-        )
-    print("\nmemory after the runs (RSS):")
-    for name, processes in memory:
-        print(f"  {name:8} " + ", ".join(f"{label} {mib:.0f} MiB" for label, mib in processes))
-
-    lookup = {(n, p, c): r for n, p, c, r in rows}
-    parse16, hello16 = lookup.get(("gunicorn", "/api/v1/parse", 16)), lookup.get(("hello", "/hello", 16))
-    if parse16:
-        print("\ntargets (gunicorn, /api/v1/parse, 16 connections):")
-        print(f"  >= 1500 req/s: {parse16['rps']:.0f} -> {'met' if parse16['rps'] >= 1500 else 'NOT met'}")
-        print(f"  p99 <= 30 ms: {parse16['p99']:.2f} -> {'met' if parse16['p99'] <= 30 else 'NOT met'}")
-        errors = parse16["errors"] + parse16["non2xx"]
-        print(f"  zero errors: {errors} -> {'met' if errors == 0 else 'NOT met'}")
-        if hello16:
-            share = parse16["rps"] / hello16["rps"]
-            print(
-                f"  >= 75% of hello world ({hello16['rps']:.0f} req/s): {share:.0%} -> "
-                f"{'met' if share >= 0.75 else 'NOT met'}"
-            )
-    workers_rss = [
-        mib
-        for name, processes in memory
-        if name == "gunicorn"
-        for label, mib in processes
-        if label.startswith("worker")
-    ]
-    if workers_rss:
-        print(
-            f"  each worker <= 600 MiB RSS: max {max(workers_rss):.0f} MiB -> "
-            f"{'met' if max(workers_rss) <= 600 else 'NOT met'}"
-        )
+    report(args, routes, results, memory, counts)
     shutil.rmtree(work, ignore_errors=True)
 
 
