@@ -88,6 +88,7 @@ class Assistant:
         self.generation_mode = generation_mode
         self._classify = classify or (lambda text: predictor.predict([text])[0])
         self._generate = generate
+        self._batchers: list[Any] = []
         if generate is None and responder is not None:
             self._generate = lambda context, emotion, mode, seed: responder.respond(context, emotion, mode, seed)
 
@@ -138,11 +139,25 @@ class Assistant:
                 responder.close()
             raise
 
-    def with_model_calls(self, classify: Classify | None, generate: Generate | None) -> Assistant:
-        """This assistant with its model calls routed through ``classify``/``generate`` (None:
-        keep the current one)."""
-        self._classify = classify or self._classify
-        self._generate = generate or self._generate
+    def enable_batching(
+        self,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_classifier_batch: Callable[[int], None] | None = None,
+        on_responder_batch: Callable[[int], None] | None = None,
+    ) -> Assistant:
+        """Route both models' calls through micro-batchers
+        (:mod:`legacy_assistant.serving.batching`): concurrent requests share one
+        ``Session.run``. ``on_*_batch(size)`` is called for each batched call. Returns self."""
+        from legacy_assistant.serving.batching import BatchedClassifier, BatchedResponder
+
+        classifier = BatchedClassifier(self.predictor, max_batch_size, max_wait_s, on_batch=on_classifier_batch)
+        self._batchers.append(classifier)
+        self._classify = classifier.predict_one
+        if self.responder is not None:
+            responder = BatchedResponder(self.responder, max_batch_size, max_wait_s, on_batch=on_responder_batch)
+            self._batchers.append(responder)
+            self._generate = responder.respond
         return self
 
     @property
@@ -224,7 +239,10 @@ class Assistant:
         ]
 
     def close(self) -> None:
-        """Close the models' sessions (the store is left open: it may serve another assistant)."""
+        """Close the batchers and the models' sessions (the store is left open: it may serve
+        another assistant)."""
+        for batcher in self._batchers:
+            batcher.close(wait=True)  # the batch in flight finishes before its session closes
         try:
             self.predictor.close()
         finally:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, cast
 import numpy as np
 
 from legacy_assistant.errors import AssistantError, ConfigError, RequestError
-from legacy_assistant.responder.responder import MODES
+from legacy_assistant.responder.modes import MODES
 
 if TYPE_CHECKING:
     from legacy_assistant.classifier.predictor import Prediction, Predictor
@@ -51,7 +51,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 DEFAULT_MAX_BATCH_SIZE = 32
-DEFAULT_MAX_WAIT_S = 0.002
+DEFAULT_MAX_WAIT_S = 0.0
 # Decoding modes whose reply does not depend on the seed: their requests batch whatever seed
 # they name.
 SEEDLESS_MODES = ("greedy", "beam")

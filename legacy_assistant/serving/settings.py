@@ -314,8 +314,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "BATCH_MAX_WAIT_MS",
         Number(0, 1000),
-        2.0,
-        "milliseconds a batch waits for more requests while a model call is already running",
+        0.0,
+        "milliseconds a batch may wait for more requests after its first one arrived (0: a batch is what "
+        "queued while the previous call ran; a lone request never waits)",
     ),
     Setting(
         "FOLLOW_UPS",

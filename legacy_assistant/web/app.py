@@ -28,7 +28,7 @@ from legacy_assistant.web.classic import blueprint as classic_blueprint
 from legacy_assistant.web.context import EXTENSION, slot_of
 from legacy_assistant.web.conversations import blueprint as conversations_blueprint
 from legacy_assistant.web.errors import register as install_error_handlers
-from legacy_assistant.web.metrics import model_changed
+from legacy_assistant.web.metrics import batch_observer, model_changed
 from legacy_assistant.web.observability import register as install_observability
 from legacy_assistant.web.openapi import blueprint as openapi_blueprint
 from legacy_assistant.web.pages import blueprint as pages_blueprint
@@ -133,7 +133,7 @@ def _open_store(app: Flask) -> Any:
 
 
 def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
-    return Assistant.load(
+    assistant = Assistant.load(
         config["MODEL_DIR"],
         threshold=config["THRESHOLD"],
         seed=config["RESPONSE_SEED"],
@@ -146,6 +146,14 @@ def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
         fallback=config["FALLBACK"],
         generation_mode=config["GENERATION_MODE"],
     )
+    if config["BATCHING"]:
+        assistant.enable_batching(
+            int(config["BATCH_MAX_SIZE"]),
+            float(config["BATCH_MAX_WAIT_MS"]) / 1000.0,
+            batch_observer("classifier"),
+            batch_observer("responder"),
+        )
+    return assistant
 
 
 def _reload_assistant(app: Flask) -> Assistant:

@@ -15,6 +15,7 @@ from flask import Flask, Response, current_app, has_request_context, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, default_exceptions
 
 from legacy_assistant.errors import RequestError, StoreError
+from legacy_assistant.serving.batching import BatcherClosed
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,11 @@ def register(app: Flask) -> None:
     def _request_error(exc: RequestError) -> Response:
         # a model call the request asked for cannot be answered as asked (unknown emotion, ...)
         return error_response(400, "invalid_request", str(exc))
+
+    @app.errorhandler(BatcherClosed)
+    def _batcher_closed(exc: BatcherClosed) -> Response:
+        # only at shutdown: a reload closes a model's batchers after its last request
+        return error_response(503, "shutting_down", "the model is shutting down; try again", {"Retry-After": "1"})
 
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
