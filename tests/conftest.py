@@ -83,6 +83,18 @@ def default_responder():
     responder.close()
 
 
+@pytest.fixture(scope="module")
+def responder_assistant(default_predictor, default_responder):
+    """The shipped intent model with the shipped responder generating the fallback replies (as
+    the server loads them), over a store of this module's own."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    return Assistant(default_predictor, policy, MemoryStore(), default_responder, fallback="generate")
+
+
 @pytest.fixture
 def make_talking_client(default_predictor, default_responder):
     """``make_talking_client(fallback=..., generation_mode=..., **config)``: a test client over the

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.helpers import DEFAULT_MODEL, needs
+from tests.helpers import needs
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -23,19 +23,6 @@ TEXT_CAP = 600
 GIBBERISH = "blorp fnord zibble"  # no intent: the responder writes the reply
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="module")
-def responder_assistant():
-    """The shipped intent model with the shipped responder answering the fallback turns."""
-    from legacy_assistant.defaults import DEFAULT_RESPONDER_DIR
-    from legacy_assistant.serving.assistant import Assistant
-    from legacy_assistant.stores.base import MemoryStore
-
-    assistant = Assistant.load(DEFAULT_MODEL, responder_dir=DEFAULT_RESPONDER_DIR, fallback="generate", seed=0,
-                               store=MemoryStore())
-    yield assistant
-    assistant.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """``GET /api/v1/conversations/<sender>``: one conversation's stored turns, for the chat page."""
 import pytest
 
-from tests.helpers import DEFAULT_MODEL
+
 from tests.openapi_check import check
 
 ROUTE = "/api/v1/conversations/"
@@ -11,19 +11,6 @@ def transcript(client, sender, **kwargs):
     from urllib.parse import quote
 
     return client.get(ROUTE + quote(sender, safe=""), **kwargs)
-
-
-@pytest.fixture(scope="module")
-def responder_assistant():
-    """The shipped intent model and the shipped responder, generating the fallback replies."""
-    from legacy_assistant.defaults import DEFAULT_RESPONDER_DIR
-    from legacy_assistant.serving.assistant import Assistant
-    from legacy_assistant.stores.base import MemoryStore
-
-    assistant = Assistant.load(DEFAULT_MODEL, responder_dir=DEFAULT_RESPONDER_DIR, fallback="generate", seed=0,
-                               store=MemoryStore())
-    yield assistant
-    assistant.close()
 
 
 def test_unknown_sender_has_an_empty_transcript(client):

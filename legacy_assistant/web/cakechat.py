@@ -79,28 +79,23 @@ def _context(body: dict[str, Any]) -> list[str]:
     return context
 
 
+def _one_of(body: dict[str, Any], field: str, known: tuple[str, ...]) -> str | None:
+    """``body[field]`` when it is one of ``known``; None when absent or null; else cakechat's 400."""
+    value = body.get(field)
+    if value is not None and (not isinstance(value, str) or value not in known):
+        raise _malformed(
+            "invalid_field",
+            f"field {field!r} must be one of {', '.join(known)}",
+            f'Malformed request, {field} param "{value}" is not in {field} list {list(known)}',
+        )
+    return value
+
+
 def _emotion(body: dict[str, Any], known: tuple[str, ...]) -> str:
-    emotion = body.get("emotion")
-    if emotion is None:  # absent, or null
+    emotion = _one_of(body, "emotion", known)
+    if emotion is None:
         return DEFAULT_CONDITION if DEFAULT_CONDITION in known else known[0]
-    if not isinstance(emotion, str) or emotion not in known:
-        raise _malformed(
-            "invalid_field",
-            f"field 'emotion' must be one of {', '.join(known)}",
-            f'Malformed request, emotion param "{emotion}" is not in emotion list {list(known)}',
-        )
     return emotion
-
-
-def _mode(body: dict[str, Any]) -> str | None:
-    mode = body.get("mode")
-    if mode is not None and mode not in MODES:
-        raise _malformed(
-            "invalid_field",
-            f"field 'mode' must be one of {', '.join(MODES)}",
-            f'Malformed request, mode param "{mode}" is not in mode list {list(MODES)}',
-        )
-    return mode
 
 
 def _seed(body: dict[str, Any]) -> int | None:
@@ -128,7 +123,7 @@ def get_response() -> Any:
                 "this server runs without a responder; start it with one to generate replies",
             )
         emotion = _emotion(body, assistant.emotions or CAKECHAT_EMOTIONS)
-        mode, seed = _mode(body), _seed(body)
+        mode, seed = _one_of(body, "mode", MODES), _seed(body)
         try:
             response = assistant.respond(context, emotion, mode, seed)
         except RequestError as exc:
