@@ -151,3 +151,14 @@ def test_replies_are_counted_in_the_metrics(client):
     client.post(ROUTE, json={"context": ["hi"]})
     client.post(ROUTE, json={"context": []})  # refused: not counted
     assert count() == before + 1
+
+
+def test_cors_as_on_the_other_api_routes(make_talking_client):
+    client = make_talking_client(CORS_ORIGINS="https://chat.example")
+    preflight = client.options(ROUTE, headers={"Origin": "https://chat.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://chat.example"
+    answer = client.post(ROUTE, json={"context": ["hi"]}, headers={"Origin": "https://chat.example"})
+    assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == "https://chat.example"
+    other = client.post(ROUTE, json={"context": ["hi"]}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
