@@ -119,7 +119,8 @@ def test_web_app_serves_the_tf2_model_like_the_compat_one(migrated_default, defa
         "from compat.selection import select\n"
         "select('tf2')\n"
         "from legacy_assistant.web import create_app\n"
-        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}}})\n"
+        # the shipped responder is a compat model: a tf2 process serves the migrated intent model alone
+        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}, 'RESPONDER_DIR': None}})\n"
         "client = app.test_client()\n"
         f"answers = [client.post('/api/v1/parse', json={{'text': t}}).get_json() for t in {texts!r}]\n"
         "print(json.dumps(answers))\n"

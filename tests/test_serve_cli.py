@@ -10,7 +10,7 @@ import pytest
 from legacy_assistant.cli import build_parser
 from legacy_assistant.cli.serve import app_config, server_options
 from legacy_assistant.errors import ConfigError
-from tests.helpers import DEFAULT_MODEL, ROOT
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT
 
 
 def parse(*argv):
@@ -116,6 +116,15 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
                           "variables.data", "sha256")
     assert line.startswith("error: ")
     one_error_line(serve("--port", port, "--runtime", "tf2", "--model", str(DEFAULT_MODEL)), 1,
+                   "'compat' runtime", "--runtime compat")
+    damaged_responder = damaged_model.parent / "damaged-responder"
+    if not damaged_responder.exists():
+        shutil.copytree(DEFAULT_RESPONDER, damaged_responder)
+        (damaged_responder / "responder.json").write_text("{", encoding="utf-8")
+    one_error_line(serve("--port", port, "--responder", str(damaged_responder)), 1, "damaged-responder")
+    one_error_line(serve("--port", port, "--responder", str(DEFAULT_MODEL)), 1, "not a responder directory")
+    # the shipped responder is a compat model: a tf2 server needs a migrated one, or none
+    one_error_line(serve("--port", port, "--runtime", "tf2", "--model", str(DEFAULT_MODEL), "--no-responder"), 1,
                    "'compat' runtime", "--runtime compat")
     one_error_line(serve("--port", port, env={"LEGACY_ASSISTANT_RUNTIME": "tf3"}), 1, "LEGACY_ASSISTANT_RUNTIME")
     one_error_line(serve("--port", port, env={"LEGACY_ASSISTANT_WORKERS": "many"}), 1, "LEGACY_ASSISTANT_WORKERS")
