@@ -118,3 +118,62 @@ def test_fallback_setting_canned_keeps_canned_answers(make_talking_client):
     client = make_talking_client(fallback="canned")
     body = client.post("/api/v1/chat", json={"sender": "a", "message": UNKNOWN}).get_json()
     assert body["intent"] == FALLBACK_TAG and body["generated"] is False
+
+
+class HoldRecordingStore(MemoryStore):
+    """A memory store that says whether a conversation is held right now."""
+
+    def __init__(self):
+        super().__init__()
+        self.held = 0
+
+    def conversation(self, sender):
+        import contextlib
+
+        @contextlib.contextmanager
+        def hold():
+            with MemoryStore.conversation(self, sender):
+                self.held += 1
+                try:
+                    yield
+                finally:
+                    self.held -= 1
+
+        return hold()
+
+
+def test_the_reply_is_generated_outside_the_stores_hold(default_predictor):
+    """The SQLite store's hold spans every sender of the server: generating inside it would make
+    every chat turn wait for every generated one."""
+    store = HoldRecordingStore()
+    holds_seen = []
+
+    def generate(context, emotion, mode, seed):
+        holds_seen.append(store.held)
+        return "made outside"
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    assistant = Assistant(default_predictor, policy, store, None, generate=generate)
+    reply = assistant.chat("s", UNKNOWN)
+    assert reply.generated and reply.text == "made outside"
+    assert holds_seen == [0]
+    assert [t.reply for t in assistant.history("s")] == ["made outside"]
+
+
+def test_a_turn_stored_while_a_reply_is_generated_is_kept(default_predictor):
+    store = HoldRecordingStore()
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    interleaved = []
+
+    def generate(context, emotion, mode, seed):
+        if not interleaved:  # the same sender's next turn arrives while this reply is made
+            interleaved.append(assistant.chat("s", GREETING))
+        return "generated late"
+
+    assistant = Assistant(default_predictor, policy, store, None, generate=generate)
+    reply = assistant.chat("s", UNKNOWN)
+    assert interleaved and interleaved[0].intent == "greeting"
+    assert reply.generated and reply.text == "generated late"
+    turns = assistant.history("s")
+    assert [t.message for t in turns] == [GREETING, UNKNOWN]
+    assert store.load("s").turns == 2  # decided again on the state the other turn left: nothing lost

@@ -27,7 +27,7 @@ from legacy_assistant.serving.dialogue import (
     DialoguePolicy,
     Reply,
 )
-from legacy_assistant.stores.base import ConversationStore, MemoryStore, Turn
+from legacy_assistant.stores.base import ConversationState, ConversationStore, MemoryStore, Turn
 
 if TYPE_CHECKING:
     from legacy_assistant.responder.responder import Responder
@@ -184,18 +184,27 @@ class Assistant:
         """
         self.check_emotion(emotion)
         prediction = self._classify(message)
+        understood = prediction.known_features > 0
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
         # context change is lost; the store holds the sender for that span.
         with self.store.conversation(sender):
             state = self.store.load(sender)
-            reply, next_state = self.policy.decide(state, prediction.ranking, prediction.known_features > 0)
-            if reply.intent == FALLBACK_TAG and self.fallback == "generate" and self._generate is not None:
-                reply = self._generated_fallback(sender, message, reply, emotion)
-            self.store.save(
-                sender,
-                next_state,
-                Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated),
-            )
+            reply, next_state = self.policy.decide(state, prediction.ranking, understood)
+            if not self._generates(reply):
+                self._save(sender, message, reply, next_state)
+                return reply
+            context = self._context(sender, message)
+        # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
+        # the server: the reply is made outside it, then the turn is decided again if another
+        # turn of this sender was stored meanwhile.
+        text = self.respond(context, emotion)
+        with self.store.conversation(sender):
+            current = self.store.load(sender)
+            if current != state:
+                reply, next_state = self.policy.decide(current, prediction.ranking, understood)
+            if self._generates(reply) and has_words(text):
+                reply = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
+            self._save(sender, message, reply, next_state)
         return reply
 
     def respond(
@@ -249,14 +258,19 @@ class Assistant:
             if self.responder is not None:
                 self.responder.close()
 
-    def _generated_fallback(self, sender: str, message: str, canned: Reply, emotion: str | None) -> Reply:
-        """The fallback said by the responder, from the conversation's last turns and this
-        message; ``canned`` when the generated reply has no word in it."""
+    def _generates(self, reply: Reply) -> bool:
+        """Whether the responder says ``reply`` instead of its canned fallback text."""
+        return reply.intent == FALLBACK_TAG and self.fallback == "generate" and self._generate is not None
+
+    def _context(self, sender: str, message: str) -> list[str]:
+        """The turns the responder reads: the conversation's last turns, both sides, and ``message``."""
         context: list[str] = []
         for turn in self.store.history(sender)[-CONTEXT_TURNS:]:
             context += [turn.message, turn.reply]
         context.append(message)
-        text = self.respond(context, emotion)
-        if not has_words(text):
-            return canned
-        return Reply(text, canned.intent, canned.confidence, canned.reason, generated=True)
+        return context
+
+    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState) -> None:
+        self.store.save(
+            sender, state, Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated)
+        )
