@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from legacy_assistant.errors import AssistantError
+from legacy_assistant.serving import heap
 from legacy_assistant.serving.assistant import Assistant
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ class AssistantSlot:
                 self.model = model
                 old.retired = True
                 close = old.leases == 0
+            # Its graphs' reference cycles outlive it: free them once nothing holds it any more.
+            weakref.finalize(old.assistant, heap.release_retired_soon)
             if close:
                 self._close(old)
             log.info(

@@ -59,7 +59,7 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.errors import AssistantError
-from legacy_assistant.serving import settings
+from legacy_assistant.serving import heap, settings
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
@@ -200,6 +200,9 @@ class ModelWorker(ThreadWorker):
       the app is built; one that arrives meanwhile stays pending, and is delivered, a reload,
       once the worker serves (``GunicornServer._post_worker_init``).
     * **Errors gunicorn answers itself** (:meth:`handle_error`) are JSON, like the app's.
+    * **The loaded models are frozen for the garbage collector** once the app is built
+      (:mod:`legacy_assistant.serving.heap`): a full collection would otherwise walk their
+      hundreds of thousands of objects with every request thread waiting.
     """
 
     def _own_socket(self) -> bool:
@@ -214,6 +217,7 @@ class ModelWorker(ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()  # builds the app: the model is loaded
+        heap.freeze_loaded()  # the models live as long as the worker: keep them out of collections
         if self._own_socket():
             self.sockets = gunicorn_sock.create_sockets(self.cfg, self.log)
             for listener in self.sockets:

@@ -1,0 +1,61 @@
+"""Freezing a worker's loaded models for the garbage collector, and freeing them after a reload.
+
+``gc.freeze`` is process-wide, so each case runs in a fresh Python process of its own."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import DEFAULT_MODEL
+from tests.subprocesses import run_python
+
+RELOAD = """
+import gc, json, shutil, sys, time, weakref
+from legacy_assistant.serving import heap
+from legacy_assistant.serving.assistant import Assistant
+from legacy_assistant.serving.hotswap import AssistantSlot
+from legacy_assistant.stores.base import MemoryStore
+
+model_dir, other_model, release = sys.argv[1], sys.argv[2], sys.argv[3] == "release"
+if not release:
+    heap.release_retired = lambda: None  # the control: what a worker without it would keep
+store = MemoryStore()
+load = lambda: Assistant.load(model_dir, store=store, seed=0)
+slot = AssistantSlot(load(), load)
+old_graph = weakref.ref(slot.current.predictor._classifier.graph_session.graph)
+frozen = heap.freeze_loaded()
+shutil.rmtree(model_dir)
+shutil.copytree(other_model, model_dir)
+swapped = slot.reload().changed
+deadline = time.monotonic() + (10 if release else 1)  # freed on a thread, a moment later
+while (old_graph() is not None or not gc.get_freeze_count()) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({
+    "frozen": frozen,
+    "swapped": swapped,
+    "old_graph_alive": old_graph() is not None,
+    "still_frozen": gc.get_freeze_count(),
+    "answers": slot.current.parse("hello")["intent"]["name"],
+}))
+"""
+
+
+def run_reload(tmp_path, tiny_model_dir, release: bool) -> dict:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    script = tmp_path / "reload.py"
+    script.write_text(RELOAD)
+    result = run_python([str(script), str(model_dir), str(DEFAULT_MODEL), "release" if release else "keep"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("release", [True, False], ids=["released", "control-without-release"])
+def test_retired_model_is_freed_after_a_reload_in_a_frozen_process(tmp_path, tiny_model_dir, release):
+    report = run_reload(tmp_path, tiny_model_dir, release)
+    assert report["frozen"] > 10_000  # a loaded model's graph objects, at least
+    assert report["swapped"] and report["answers"]
+    # The permanent generation holds the retired graph until the collector is let at it again.
+    assert report["old_graph_alive"] is not release
+    assert report["still_frozen"] > 10_000  # frozen again, the new model with it
