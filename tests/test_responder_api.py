@@ -283,6 +283,29 @@ def test_bad_requests_raise_clear_value_errors(responder, call, message):
     assert isinstance(caught.value, ValueError)
 
 
+BAD_REQUESTS = [
+    ((["hi"], "sarcasm", "greedy", None), "unknown condition 'sarcasm'"),
+    ((["hi"], None, "nucleus", None), "unknown mode 'nucleus'"),
+    (([" "], None, "greedy", None), "context is empty"),
+    (("hello there", None, "greedy", None), "list of turns"),
+    ((["hi"], None, "sample", True), "seed"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", BAD_REQUESTS)
+def test_check_request_raises_what_respond_raises(responder, arguments, message):
+    with pytest.raises(RequestError, match=message) as checked:
+        responder.check_request(*arguments)
+    with pytest.raises(RequestError) as responded:
+        responder.respond(*arguments)
+    assert str(checked.value) == str(responded.value)
+
+
+def test_check_request_passes_a_good_request_without_decoding(responder, monkeypatch):
+    monkeypatch.setattr(responder.model, "decode", lambda *a, **k: pytest.fail("check_request decoded"))
+    assert responder.check_request(["hello there"], "joy", "sample", 7) is None
+
+
 def test_bad_decoding_options_are_refused():
     with pytest.raises(RequestError, match="temperature"):
         DecodingOptions(temperature=0)

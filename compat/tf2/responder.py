@@ -33,45 +33,35 @@ from dataclasses import dataclass
 import numpy as np
 
 from compat.interface import SavedModelError, first_line
-from compat.responder.spec import ALWAYS_BANNED, END, N_SPECIAL, PAD, START, DecodeResult, ResponderSpec
+from compat.responder.inputs import (  # the TF1 SavedModel's signatures, and their input checks
+    BANNED,
+    BEAM_WIDTH,
+    CONDITION,
+    CONTEXT,
+    IDS,
+    LENGTH_PENALTY,
+    LENGTHS,
+    LOG_PROBS,
+    MAX_LENGTH,
+    N_SAMPLES,
+    NEG,
+    REPETITION_PENALTY,
+    REPLY,
+    SEED,
+    SIGNATURE_INPUTS,
+    SIGNATURE_OUTPUTS,
+    TEMPERATURE,
+    TOKEN_LOG_PROBS,
+    UNPENALIZED,
+    check_context,
+    check_reply,
+    decode_call,
+)
+from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult, ResponderSpec
 from compat.tf2.runtime import configure_threads, tf
 
 SCOPE = "responder"  # variable names in the TF1 checkpoint: responder/<part>
 GRU_PARTS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
-NEG = -1e9  # as compat.responder.decoding.NEG: finite, so sums and normalising never make NaN
-
-# Input and output names: those of the TF1 SavedModel's signatures.
-CONTEXT = "context_ids"
-CONDITION = "condition_ids"
-REPLY = "reply_ids"
-MAX_LENGTH = "max_length"
-BANNED = "banned_ids"
-UNPENALIZED = "unpenalized_ids"
-REPETITION_PENALTY = "repetition_penalty"
-BEAM_WIDTH = "beam_width"
-LENGTH_PENALTY = "length_penalty"
-TEMPERATURE = "temperature"
-SEED = "seed"
-N_SAMPLES = "n_samples"
-IDS = "ids"
-LOG_PROBS = "log_probs"
-LENGTHS = "lengths"
-TOKEN_LOG_PROBS = "token_log_probs"
-
-_PENALTY_INPUTS = (CONTEXT, CONDITION, MAX_LENGTH, BANNED, UNPENALIZED, REPETITION_PENALTY)
-SIGNATURE_INPUTS: dict[str, tuple[str, ...]] = {
-    "greedy": _PENALTY_INPUTS,
-    "beam": _PENALTY_INPUTS + (BEAM_WIDTH, LENGTH_PENALTY),
-    "sample": _PENALTY_INPUTS + (TEMPERATURE, SEED, N_SAMPLES),
-    "score": (CONTEXT, CONDITION, REPLY),
-}
-SIGNATURE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "greedy": (IDS, LOG_PROBS, LENGTHS),
-    "beam": (IDS, LOG_PROBS, LENGTHS),
-    "sample": (IDS, LOG_PROBS, LENGTHS),
-    "score": (TOKEN_LOG_PROBS,),
-}
-MODES = ("greedy", "beam", "sample")
 
 _INPUT_SPECS = {
     CONTEXT: tf.TensorSpec([None, None, None], tf.int32, name=CONTEXT),
@@ -647,60 +637,31 @@ class Tf2Responder:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``;
         the options of :meth:`compat.responder.decoding.DecodeRunner.decode`. Bad inputs raise
         ``ValueError`` before anything runs."""
-        context, conditions = _check_context(context_ids, condition_ids, self.vocab_size, self.n_conditions, "decode")
-        if mode not in MODES:
-            raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
-        _require(
-            isinstance(max_length, (int, np.integer)) and max_length >= 1,
-            "max_length must be an integer >= 1",
-            max_length,
+        call = decode_call(
+            context_ids,
+            condition_ids,
+            self.vocab_size,
+            self.n_conditions,
+            mode=mode,
+            max_length=max_length,
+            beam_width=beam_width,
+            temperature=temperature,
+            seed=seed,
+            repetition_penalty=repetition_penalty,
+            banned_ids=banned_ids,
+            n_samples=n_samples,
+            length_penalty=length_penalty,
+            unpenalized_ids=unpenalized_ids,
         )
-        _require(repetition_penalty > 0, "repetition_penalty must be positive", repetition_penalty)
-        values: dict[str, object] = {
-            CONTEXT: context,
-            CONDITION: conditions,
-            MAX_LENGTH: int(max_length),
-            BANNED: _check_ids(banned_ids, self.vocab_size, "banned_ids"),
-            UNPENALIZED: _check_ids(unpenalized_ids, self.vocab_size, "unpenalized_ids"),
-            REPETITION_PENALTY: float(repetition_penalty),
-        }
-        if mode == "beam":
-            limit = self.vocab_size - N_SPECIAL
-            _require(
-                isinstance(beam_width, (int, np.integer)) and 1 <= beam_width <= limit,
-                f"beam_width must be an integer in [1, {limit}]",
-                beam_width,
-            )
-            _require(length_penalty >= 0, "length_penalty must be >= 0", length_penalty)
-            values.update({BEAM_WIDTH: int(beam_width), LENGTH_PENALTY: float(length_penalty)})
-            candidates = int(beam_width)
-        elif mode == "sample":
-            _require(
-                isinstance(n_samples, (int, np.integer)) and n_samples >= 1,
-                "n_samples must be an integer >= 1",
-                n_samples,
-            )
-            _require(temperature > 0, "temperature must be positive", temperature)
-            _require(
-                isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
-            )
-            values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
-            candidates = int(n_samples)
-        else:
-            candidates = 1
-        if context.shape[0] == 0:
-            return DecodeResult(
-                ids=np.zeros((0, candidates, int(max_length)), np.int32),
-                log_probs=np.zeros((0, candidates), np.float32),
-                lengths=np.zeros((0, candidates), np.int32),
-            )
-        outputs = self._call(mode, values)
+        if call.batch == 0:
+            return call.empty_result()
+        outputs = self._call(mode, call.values)
         return DecodeResult(ids=outputs[IDS], log_probs=outputs[LOG_PROBS], lengths=outputs[LENGTHS])
 
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
         """float32 ``[batch, reply_len]``: log p of each token of ``reply_ids`` (0 at PAD)."""
-        context, conditions = _check_context(context_ids, condition_ids, self.vocab_size, self.n_conditions, "score")
-        reply = _check_reply(reply_ids, context.shape[0], self.vocab_size, "score")
+        context, conditions = check_context(context_ids, condition_ids, self.vocab_size, self.n_conditions, "score")
+        reply = check_reply(reply_ids, context.shape[0], self.vocab_size, "score")
         if reply.size == 0:
             return np.zeros(reply.shape, np.float32)
         return self._call("score", {CONTEXT: context, CONDITION: conditions, REPLY: reply})[TOKEN_LOG_PROBS]
@@ -714,65 +675,3 @@ class Tf2Responder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# -- input checks: those of compat.responder.decoding, whose module imports the TF1 runtime ----
-
-
-def _check_context(
-    context_ids: np.ndarray, condition_ids: np.ndarray, vocab_size: int, n_conditions: int, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    context = np.asarray(context_ids)
-    conditions = np.asarray(condition_ids)
-    if context.ndim != 3:
-        raise ValueError(f"{what}: context_ids must be [batch, turns, turn_len], got shape {context.shape}")
-    if conditions.shape != (context.shape[0],):
-        raise ValueError(f"{what}: condition_ids must be [batch] = [{context.shape[0]}], got shape {conditions.shape}")
-    for name, values, limit in (("context_ids", context, vocab_size), ("condition_ids", conditions, n_conditions)):
-        if values.size and not np.issubdtype(values.dtype, np.integer):
-            raise ValueError(f"{what}: {name} must be integers, got {values.dtype}")
-        if values.size and (values.min() < 0 or values.max() >= limit):
-            raise ValueError(
-                f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}"
-            )
-    return context.astype(np.int32), conditions.astype(np.int32)
-
-
-def _check_reply(reply_ids: np.ndarray, batch: int, vocab_size: int, what: str) -> np.ndarray:
-    reply = np.asarray(reply_ids)
-    if reply.ndim != 2 or reply.shape[0] != batch:
-        raise ValueError(f"{what}: reply_ids must be [batch, reply_len] with batch {batch}, got shape {reply.shape}")
-    if reply.size and not np.issubdtype(reply.dtype, np.integer):
-        raise ValueError(f"{what}: reply_ids must be integers, got {reply.dtype}")
-    if reply.size and (reply.min() < 0 or reply.max() >= vocab_size):
-        raise ValueError(
-            f"{what}: reply_ids must lie in [0, {vocab_size}), got values from {reply.min()} to {reply.max()}"
-        )
-    return reply.astype(np.int32)
-
-
-def _check_ids(ids: np.ndarray | None, vocab_size: int, name: str) -> np.ndarray:
-    if ids is None:
-        return np.zeros([0], np.int32)
-    values = np.asarray(ids)
-    if values.ndim != 1 or (values.size and not np.issubdtype(values.dtype, np.integer)):
-        raise ValueError(f"decode: {name} must be a 1-D integer array, got shape {values.shape} of {values.dtype}")
-    if values.size and (values.min() < 0 or values.max() >= vocab_size):
-        raise ValueError(f"decode: {name} must lie in [0, {vocab_size})")
-    return values.astype(np.int32)
-
-
-def _require(condition: bool, message: str, value: object) -> None:
-    if not condition:
-        raise ValueError(f"decode: {message}, got {value!r}")
-
-
-__all__ = [
-    "ResponderModule",
-    "Tf2Responder",
-    "export_tf2_responder",
-    "variable_shapes",
-    "check_weights",
-    "SIGNATURE_INPUTS",
-    "SIGNATURE_OUTPUTS",
-]

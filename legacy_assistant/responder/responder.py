@@ -172,12 +172,7 @@ class Responder:
         seed: int | None = None,
     ) -> list[str]:
         """:meth:`respond` for several contexts in one ``Session.run``."""
-        if mode not in MODES:
-            raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -(2**63) <= seed < 2**63
-        ):
-            raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")
+        _check_mode_and_seed(mode, seed)
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
         if len(conditions) != len(contexts):
             raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")
@@ -224,6 +219,15 @@ class Responder:
             replies.append(self.vocabulary.decode(result.ids[row, best]))
         return replies
 
+    def check_request(
+        self, context: Sequence[str], condition: str | None = None, mode: str = "greedy", seed: int | None = None
+    ) -> None:
+        """Raise the :class:`RequestError` that :meth:`respond` would raise for these arguments,
+        without decoding anything (for callers that queue a request before it runs)."""
+        _check_mode_and_seed(mode, seed)
+        self._encode_context(context)
+        self._condition_id(condition)
+
     def score(self, context: Sequence[str], reply: str, condition: str | None = None) -> float:
         """The length-normalised log-likelihood of ``reply`` after ``context``: the mean natural
         log-probability of its tokens and END (0 is certain; lower is less likely). The reply
@@ -265,6 +269,15 @@ class Responder:
         if not encoded:
             raise RequestError("the context is empty: give at least one turn with text")
         return tuple(tuple(turn) for turn in encoded)
+
+
+def _check_mode_and_seed(mode: str, seed: int | None) -> None:
+    if mode not in MODES:
+        raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -(2**63) <= seed < 2**63
+    ):
+        raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")
 
 
 def _seed(seed: int | None) -> int:

@@ -36,10 +36,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, cast
 
-import numpy as np
-
 from legacy_assistant.errors import AssistantError, ConfigError, RequestError
-from legacy_assistant.responder.modes import MODES
 
 if TYPE_CHECKING:
     from legacy_assistant.classifier.predictor import Prediction, Predictor
@@ -358,7 +355,7 @@ class BatchedResponder:
         """``responder.respond(context, condition, mode, seed)``, batched with concurrent calls."""
         if self.batcher is None:
             return self.responder.respond(context, condition, mode, seed)
-        self._check(context, condition, mode, seed)
+        self.responder.check_request(context, condition, mode, seed)  # fail before queueing
         key: Hashable
         if mode in SEEDLESS_MODES:
             key = (mode,)
@@ -371,18 +368,6 @@ class BatchedResponder:
     def close(self, wait: bool = True) -> None:
         if self.batcher is not None:
             self.batcher.close(wait)
-
-    def _check(self, context: Sequence[str], condition: str | None, mode: str, seed: int | None) -> None:
-        """The checks ``respond_batch`` makes, raising the same :class:`RequestError`."""
-        if mode not in MODES:
-            raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -(2**63) <= seed < 2**63
-        ):
-            raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")
-        # Responder has no public check; these two are what respond_batch calls per context.
-        self.responder._encode_context(context)
-        self.responder._condition_id(condition)
 
     def _run(self, requests: list[_Request]) -> list[str]:
         first = requests[0]  # a batch shares its key: one mode, and one seed where it matters

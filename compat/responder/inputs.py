@@ -1,0 +1,184 @@
+"""The responder SavedModels' signatures and the checks of what is fed to them, without TensorFlow.
+
+Both runtimes serve the same signatures (:data:`SIGNATURE_INPUTS`, :data:`SIGNATURE_OUTPUTS`):
+the TF1 graph of :mod:`compat.responder.decoding` and the TF2 module of
+:mod:`compat.tf2.responder`. Their loaders validate numpy inputs here, before anything runs, so
+a bad call fails with the same ``ValueError`` on either; this module imports no TensorFlow, so
+the TF2 side can use it without switching its process to ``tf.compat.v1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compat.responder.spec import N_SPECIAL, DecodeResult
+
+CONTEXT = "context_ids"
+CONDITION = "condition_ids"
+REPLY = "reply_ids"
+MAX_LENGTH = "max_length"
+BANNED = "banned_ids"
+UNPENALIZED = "unpenalized_ids"
+REPETITION_PENALTY = "repetition_penalty"
+BEAM_WIDTH = "beam_width"
+LENGTH_PENALTY = "length_penalty"
+TEMPERATURE = "temperature"
+SEED = "seed"
+N_SAMPLES = "n_samples"
+
+IDS = "ids"
+LOG_PROBS = "log_probs"
+LENGTHS = "lengths"
+TOKEN_LOG_PROBS = "token_log_probs"
+
+_PENALTY_INPUTS = (CONTEXT, CONDITION, MAX_LENGTH, BANNED, UNPENALIZED, REPETITION_PENALTY)
+SIGNATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "greedy": _PENALTY_INPUTS,
+    "beam": _PENALTY_INPUTS + (BEAM_WIDTH, LENGTH_PENALTY),
+    "sample": _PENALTY_INPUTS + (TEMPERATURE, SEED, N_SAMPLES),
+    "score": (CONTEXT, CONDITION, REPLY),
+}
+SIGNATURE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "greedy": (IDS, LOG_PROBS, LENGTHS),
+    "beam": (IDS, LOG_PROBS, LENGTHS),
+    "sample": (IDS, LOG_PROBS, LENGTHS),
+    "score": (TOKEN_LOG_PROBS,),
+}
+MODES = ("greedy", "beam", "sample")
+
+# A score no real candidate reaches, finite so that sums and normalising never make NaN.
+NEG = -1e9
+
+
+def check_context(
+    context_ids: np.ndarray, condition_ids: np.ndarray, vocab_size: int, n_conditions: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """int32 ``context_ids`` ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``, in range.
+
+    Raises ``ValueError`` (starting with ``what``) otherwise.
+    """
+    context = np.asarray(context_ids)
+    conditions = np.asarray(condition_ids)
+    if context.ndim != 3:
+        raise ValueError(f"{what}: context_ids must be [batch, turns, turn_len], got shape {context.shape}")
+    if conditions.shape != (context.shape[0],):
+        raise ValueError(f"{what}: condition_ids must be [batch] = [{context.shape[0]}], got shape {conditions.shape}")
+    for name, values, limit in (("context_ids", context, vocab_size), ("condition_ids", conditions, n_conditions)):
+        if values.size and not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"{what}: {name} must be integers, got {values.dtype}")
+        if values.size and (values.min() < 0 or values.max() >= limit):
+            raise ValueError(
+                f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}"
+            )
+    return context.astype(np.int32), conditions.astype(np.int32)
+
+
+def check_reply(reply_ids: np.ndarray, batch: int, vocab_size: int, what: str) -> np.ndarray:
+    """int32 ``reply_ids`` ``[batch, reply_len]`` in range; else ``ValueError``."""
+    reply = np.asarray(reply_ids)
+    if reply.ndim != 2 or reply.shape[0] != batch:
+        raise ValueError(f"{what}: reply_ids must be [batch, reply_len] with batch {batch}, got shape {reply.shape}")
+    if reply.size and not np.issubdtype(reply.dtype, np.integer):
+        raise ValueError(f"{what}: reply_ids must be integers, got {reply.dtype}")
+    if reply.size and (reply.min() < 0 or reply.max() >= vocab_size):
+        raise ValueError(
+            f"{what}: reply_ids must lie in [0, {vocab_size}), got values from {reply.min()} to {reply.max()}"
+        )
+    return reply.astype(np.int32)
+
+
+@dataclass(frozen=True)
+class DecodeCall:
+    """A checked decode: the signature to run (``mode``), the value of each of its inputs, how
+    many contexts it answers and how many candidates it returns for each."""
+
+    mode: str
+    values: dict[str, object]
+    batch: int
+    candidates: int
+    max_length: int
+
+    def empty_result(self) -> DecodeResult:
+        """What a decode of no contexts returns (the graphs are not run for an empty batch)."""
+        return DecodeResult(
+            ids=np.zeros((0, self.candidates, self.max_length), np.int32),
+            log_probs=np.zeros((0, self.candidates), np.float32),
+            lengths=np.zeros((0, self.candidates), np.int32),
+        )
+
+
+def decode_call(
+    context_ids: np.ndarray,
+    condition_ids: np.ndarray,
+    vocab_size: int,
+    n_conditions: int,
+    *,
+    mode: str,
+    max_length: int,
+    beam_width: int = 5,
+    temperature: float = 1.0,
+    seed: int = 0,
+    repetition_penalty: float = 1.0,
+    banned_ids: np.ndarray | None = None,
+    n_samples: int = 1,
+    length_penalty: float = 1.0,
+    unpenalized_ids: np.ndarray | None = None,
+) -> DecodeCall:
+    """Check a decode's arguments (those of :meth:`compat.responder.decoding.DecodeRunner.decode`)
+    against a model of ``vocab_size`` tokens and ``n_conditions`` conditions; ``ValueError`` on
+    the first that is wrong. Only the inputs of ``mode``'s signature are kept."""
+    context, conditions = check_context(context_ids, condition_ids, vocab_size, n_conditions, "decode")
+    if mode not in MODES:
+        raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    _require(
+        isinstance(max_length, (int, np.integer)) and max_length >= 1, "max_length must be an integer >= 1", max_length
+    )
+    _require(repetition_penalty > 0, "repetition_penalty must be positive", repetition_penalty)
+    values: dict[str, object] = {
+        CONTEXT: context,
+        CONDITION: conditions,
+        MAX_LENGTH: int(max_length),
+        BANNED: _check_ids(banned_ids, vocab_size, "banned_ids"),
+        UNPENALIZED: _check_ids(unpenalized_ids, vocab_size, "unpenalized_ids"),
+        REPETITION_PENALTY: float(repetition_penalty),
+    }
+    candidates = 1
+    if mode == "beam":
+        limit = vocab_size - N_SPECIAL
+        _require(
+            isinstance(beam_width, (int, np.integer)) and 1 <= beam_width <= limit,
+            f"beam_width must be an integer in [1, {limit}]",
+            beam_width,
+        )
+        _require(length_penalty >= 0, "length_penalty must be >= 0", length_penalty)
+        values.update({BEAM_WIDTH: int(beam_width), LENGTH_PENALTY: float(length_penalty)})
+        candidates = int(beam_width)
+    elif mode == "sample":
+        _require(
+            isinstance(n_samples, (int, np.integer)) and n_samples >= 1, "n_samples must be an integer >= 1", n_samples
+        )
+        _require(temperature > 0, "temperature must be positive", temperature)
+        _require(
+            isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
+        )
+        values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
+        candidates = int(n_samples)
+    return DecodeCall(mode, values, int(context.shape[0]), candidates, int(max_length))
+
+
+def _check_ids(ids: np.ndarray | None, vocab_size: int, name: str) -> np.ndarray:
+    if ids is None:
+        return np.zeros([0], np.int32)
+    values = np.asarray(ids)
+    if values.ndim != 1 or (values.size and not np.issubdtype(values.dtype, np.integer)):
+        raise ValueError(f"decode: {name} must be a 1-D integer array, got shape {values.shape} of {values.dtype}")
+    if values.size and (values.min() < 0 or values.max() >= vocab_size):
+        raise ValueError(f"decode: {name} must lie in [0, {vocab_size})")
+    return values.astype(np.int32)
+
+
+def _require(condition: bool, message: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"decode: {message}, got {value!r}")
