@@ -18,28 +18,14 @@ from legacy_assistant.artifacts.directory import manifest_digest, sha256_file, w
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import FORMAT, MANIFEST, export_responder_artifact, verify_responder
 from legacy_assistant.responder.config import ResponderTrainingConfig
-from legacy_assistant.responder.corpora import Dialogue, Turn
 from legacy_assistant.responder.responder import DecodingOptions, Responder
 from legacy_assistant.responder.training import train_responder
 from legacy_assistant.responder.vocabulary import END
+from tests import mood_corpus
+from tests.mood_corpus import PROMPTS, REPLIES, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REPLIES = {
-    "neutral": "it is ok .",
-    "joy": "i am so happy !",
-    "sadness": "that makes me sad .",
-    "anger": "this is outrageous !",
-    "fear": "i am scared of it .",
-}
-PROMPTS = [
-    "how do you feel about the news ?",
-    "what do you think of this ?",
-    "tell me how you feel .",
-    "the weather changed today .",
-    "my team lost the game .",
-    "we are moving to a new city .",
-]
 CONFIG = ResponderTrainingConfig(
     embedding_size=24, encoder_units=24, context_units=48, decoder_units=48, condition_size=8, batch_size=8,
     epochs=30, learning_rate=0.01, held_out_fraction=0.0, min_count=1, patience=0, checkpoint_every=1000,
@@ -48,21 +34,12 @@ CONFIG = ResponderTrainingConfig(
 
 @pytest.fixture(scope="module")
 def trained():
-    dialogues = [
-        Dialogue((Turn(prompt), Turn(reply, condition)), f"t#{i}-{condition}")
-        for i, prompt in enumerate(PROMPTS)
-        for condition, reply in REPLIES.items()
-    ]
-    return train_responder(dialogues, CONFIG)
+    return train_responder(mood_corpus.dialogues(), CONFIG)
 
 
 @pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "moods.jsonl"
-    lines = [json.dumps([{"text": p, "condition": "neutral"}, {"text": r, "condition": c}])
-             for p in PROMPTS for c, r in REPLIES.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "moods.jsonl")
 
 
 @pytest.fixture(scope="module")

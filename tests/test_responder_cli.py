@@ -18,24 +18,11 @@ from pathlib import Path
 import pytest
 
 from legacy_assistant.cli import main
+from tests import mood_corpus
 from tests.helpers import DEFAULT_MODEL, ROOT
+from tests.mood_corpus import PROMPTS, REPLIES, dialogue_line, write_corpus
 
-REPLIES = {
-    "neutral": "it is ok .",
-    "joy": "i am so happy !",
-    "sadness": "that makes me sad .",
-    "anger": "this is outrageous !",
-    "fear": "i am scared of it .",
-}
-PROMPTS = [
-    "how do you feel about the news ?",
-    "what do you think of this ?",
-    "tell me how you feel .",
-    "the weather changed today .",
-    "my team lost the game .",
-    "we are moving to a new city .",
-]
-HELD_OUT = ["did you see the film yesterday ?", "the shop is closed ."]
+HELD_OUT = mood_corpus.HELD_OUT[:2]
 TINY = {
     "embedding_size": 24,
     "encoder_units": 24,
@@ -51,23 +38,14 @@ TINY = {
 EPOCHS = 30
 
 
-def _dialogue_line(prompt: str, condition: str) -> str:
-    return json.dumps([{"text": prompt, "condition": "neutral"}, {"text": REPLIES[condition], "condition": condition}])
-
-
-def _write_corpus(path: Path, prompts: list[str]) -> Path:
-    path.write_text("\n".join(_dialogue_line(p, c) for p in prompts for c in REPLIES) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("responder-cli")
     config = folder / "tiny.json"
     config.write_text(json.dumps(TINY), encoding="utf-8")
     return {
-        "corpus": _write_corpus(folder / "moods.jsonl", PROMPTS),
-        "held_out": _write_corpus(folder / "held.jsonl", HELD_OUT),
+        "corpus": write_corpus(folder / "moods.jsonl", PROMPTS),
+        "held_out": write_corpus(folder / "held.jsonl", HELD_OUT),
         "config": config,
         "folder": folder,
     }
@@ -165,7 +143,7 @@ def test_train_responder_refuses_an_existing_directory_unless_forced(trained, fi
 
 def test_a_malformed_dialogue_is_one_error_line_unless_skipped(files, tmp_path, capsys, caplog):
     corpus = tmp_path / "broken.jsonl"
-    lines = [_dialogue_line(p, c) for p in PROMPTS[:2] for c in ("joy", "anger")]
+    lines = [dialogue_line(p, c) for p in PROMPTS[:2] for c in ("joy", "anger")]
     lines.insert(2, '[{"text": "only one turn", "condition": "neutral"}]')
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "m"

@@ -11,7 +11,6 @@ import math
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from legacy_assistant.responder.baselines import BigramModel, UnigramModel, perp
 from legacy_assistant.responder.evaluation import capped_by_class, distinct_n, percentiles_ms, reply_figures
 from legacy_assistant.responder.vocabulary import END, PAD, START, UNK
 from tests.helpers import ROOT
+from tests.mood_corpus import HELD_OUT, PROMPTS, REPLIES, dialogue_line, write_corpus
 
 # ids of a vocabulary of 6: the 4 special ones, then the words "a" (4) and "b" (5)
 A, B, V = 4, 5, 6
@@ -131,29 +131,6 @@ def test_classifier_data_capped_at_the_second_most_frequent_label():
 
 # --- evaluate-responder on a tiny model ----------------------------------------------------------
 
-REPLIES = {
-    "neutral": "it is ok .",
-    "joy": "i am so happy !",
-    "sadness": "that makes me sad .",
-    "anger": "this is outrageous !",
-    "fear": "i am scared of it .",
-}
-PROMPTS = [
-    "how do you feel about the news ?",
-    "what do you think of this ?",
-    "tell me how you feel .",
-    "the weather changed today .",
-    "my team lost the game .",
-    "we are moving to a new city .",
-]
-HELD_OUT = [
-    "did you see the film yesterday ?",
-    "the shop is closed .",
-    "how was the trip ?",
-    "what about the weather ?",
-    "the game is on tonight .",
-    "tell me about the city .",
-]
 TINY = {
     "embedding_size": 24,
     "encoder_units": 24,
@@ -170,13 +147,7 @@ TINY = {
 SMALL = ["--samples", "12", "--latency-replies", "3", "--classifier-steps", "150"]
 
 
-def _line(prompt: str, condition: str) -> str:
-    return json.dumps([{"text": prompt, "condition": "neutral"}, {"text": REPLIES[condition], "condition": condition}])
 
-
-def _corpus(path: Path, prompts: list[str]) -> Path:
-    path.write_text("\n".join(_line(p, c) for p in prompts for c in REPLIES) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +160,8 @@ def model(tmp_path_factory) -> dict:
     from legacy_assistant.responder.training import train_responder
 
     folder = tmp_path_factory.mktemp("responder-evaluation")
-    corpus = _corpus(folder / "moods.jsonl", PROMPTS)
-    held = _corpus(folder / "held.jsonl", HELD_OUT)
+    corpus = write_corpus(folder / "moods.jsonl", PROMPTS)
+    held = write_corpus(folder / "held.jsonl", HELD_OUT)
     config = ResponderTrainingConfig(**TINY)
     trained = train_responder(read_corpus(corpus), config, held_out=read_corpus(held))
     out = folder / "moods"
@@ -326,7 +297,7 @@ def test_training_corpus_given_and_recognised(model):
 
 def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
     corpus = tmp_path / "broken.jsonl"
-    lines = [_line(p, "joy") for p in HELD_OUT[:3]]
+    lines = [dialogue_line(p, "joy") for p in HELD_OUT[:3]]
     lines.insert(1, '[{"text": "only one turn", "condition": "neutral"}]')
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     status, _, err = _run(["evaluate-responder", str(model["dir"]), str(corpus), *SMALL])

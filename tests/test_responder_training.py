@@ -20,6 +20,8 @@ from legacy_assistant.responder.batching import batch_of, sorted_batches
 from legacy_assistant.responder.config import ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue, Turn, read_corpus
 from legacy_assistant.responder.training import prepare, train_responder
+from tests import mood_corpus
+from tests.mood_corpus import PROMPTS, REPLIES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,40 +95,19 @@ def test_overfits_a_twenty_dialogue_corpus():
     assert right >= 0.95 * len(expected), list(zip(replies, expected))
 
 
-CONDITION_REPLIES = {
-    "neutral": "it is ok .",
-    "joy": "i am so happy !",
-    "sadness": "that makes me sad .",
-    "anger": "this is outrageous !",
-    "fear": "i am scared of it .",
-}
-PROMPTS = [
-    "how do you feel about the news ?",
-    "what do you think of this ?",
-    "tell me how you feel .",
-    "the weather changed today .",
-    "my team lost the game .",
-    "we are moving to a new city .",
-]
-
-
 def condition_dialogues() -> list[Dialogue]:
     """The same prompts, each answered once under every condition: only the condition decides."""
-    return [
-        Dialogue((Turn(prompt), Turn(reply, condition)), f"cond#{i}-{condition}")
-        for i, prompt in enumerate(PROMPTS)
-        for condition, reply in CONDITION_REPLIES.items()
-    ]
+    return mood_corpus.dialogues(name="cond")
 
 
 def test_the_condition_alone_decides_the_reply():
     model = train_responder(condition_dialogues(), TINY.with_overrides(epochs=30))
     unseen = "did you see the film yesterday ?"
-    contexts = [[prompt] for prompt in PROMPTS + [unseen] for _ in CONDITION_REPLIES]
-    conditions = [condition for _ in PROMPTS + [unseen] for condition in CONDITION_REPLIES]
+    contexts = [[prompt] for prompt in PROMPTS + [unseen] for _ in REPLIES]
+    conditions = [condition for _ in PROMPTS + [unseen] for condition in REPLIES]
     replies = _greedy(model, contexts, conditions)
     for condition, reply in zip(conditions, replies):
-        assert model.vocabulary.tokenize(reply) == model.vocabulary.tokenize(CONDITION_REPLIES[condition])
+        assert model.vocabulary.tokenize(reply) == model.vocabulary.tokenize(REPLIES[condition])
 
 
 def _random_dialogues(n: int, seed: int) -> list[Dialogue]:
