@@ -29,8 +29,8 @@ import numpy as np
 
 from compat.classifier.reference import forward_numpy
 from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
-from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import write_artifact
+from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
     HISTORY_PNG,
@@ -121,7 +121,7 @@ def migrate_artifact(
         for name in (HISTORY_JSON, HISTORY_PNG):
             if (info.path / name).is_file():
                 shutil.copy2(info.path / name, staging / name)
-        return _tf2_manifest(info.manifest, target.name, versions(), info.path)
+        return tf2_manifest(info.manifest, target.name, versions(), info.path)
 
     def check(staging: Path) -> None:
         report.reference = _check_against_numpy(staging, spec, weights, sentences, tolerance)
@@ -133,27 +133,6 @@ def migrate_artifact(
         shutil.copy2(golden_path, target / GOLDEN_FILE)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _tf2_manifest(
-    source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path
-) -> dict[str, Any]:
-    """The source manifest (featurisation contract, classes, rules) re-labelled for the TF2 runtime."""
-    manifest = {k: v for k, v in source.items() if k not in ("files", "manifest_sha256")}
-    manifest.update(
-        name=name,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        runtime="tf2",
-        migrated_from={
-            "path": str(source_path),
-            "name": source.get("name"),
-            "manifest_sha256": source.get("manifest_sha256"),
-            "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},
-            "versions": source.get("versions", {}),
-        },
-        versions={**library_versions, "legacy_assistant": __version__},
-    )
-    return manifest
 
 
 def _load_staged(staging: Path):

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, write_artifact
+from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
 from legacy_assistant.responder.artifact import (
     HISTORY_JSON,
@@ -177,7 +177,7 @@ def migrate_responder(
         for name in (HISTORY_JSON, HISTORY_PNG):
             if (info.path / name).is_file():
                 shutil.copy2(info.path / name, staging / name)
-        return _tf2_manifest(info.manifest, target.name, versions(), info.path)
+        return tf2_manifest(info.manifest, target.name, versions(), info.path)
 
     def check(staging: Path) -> None:
         report.parity = _check_staged(staging, decodes, batches, expected, tolerance)
@@ -410,27 +410,6 @@ def compare_answers(
         agree = agree and delta <= tolerance
     report["agree"] = bool(agree)
     return report
-
-
-def _tf2_manifest(
-    source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path
-) -> dict[str, Any]:
-    """The source manifest (vocabulary, conditions, spec, training record) re-labelled for the TF2 runtime."""
-    manifest = {k: v for k, v in source.items() if k not in ("files", "manifest_sha256")}
-    manifest.update(
-        name=name,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        runtime="tf2",
-        migrated_from={
-            "path": str(source_path),
-            "name": source.get("name"),
-            "manifest_sha256": source.get("manifest_sha256"),
-            "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},
-            "versions": source.get("versions", {}),
-        },
-        versions={**library_versions, "legacy_assistant": __version__},
-    )
-    return manifest
 
 
 # -- the compat side, in its own process --------------------------------------------------------

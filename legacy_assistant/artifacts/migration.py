@@ -1,0 +1,39 @@
+"""What a migrated model directory's manifest says: its source's, re-labelled for the TF2 runtime.
+
+The classifier and the responder migrate the same way (:mod:`legacy_assistant.classifier.migration`,
+:mod:`legacy_assistant.responder.migration`): the new directory keeps everything its source's
+manifest says about the model (featurisation or vocabulary, classes or conditions, training
+record) and records where it came from.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from legacy_assistant import __version__
+from legacy_assistant.artifacts.directory import DIGEST_FIELD, SAVED_MODEL_DIR
+
+
+def tf2_manifest(
+    source: dict[str, Any], name: str, library_versions: dict[str, str], source_path: Path
+) -> dict[str, Any]:
+    """``source`` (a verified manifest) without its file list and digest, named ``name``, for
+    ``runtime: tf2``, with ``migrated_from`` (the source's path, name, digest, SavedModel files
+    and versions) and the migrating process's ``versions``."""
+    manifest = {k: v for k, v in source.items() if k not in ("files", DIGEST_FIELD)}
+    manifest.update(
+        name=name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        runtime="tf2",
+        migrated_from={
+            "path": str(source_path),
+            "name": source.get("name"),
+            DIGEST_FIELD: source.get(DIGEST_FIELD),
+            "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},
+            "versions": source.get("versions", {}),
+        },
+        versions={**library_versions, "legacy_assistant": __version__},
+    )
+    return manifest
