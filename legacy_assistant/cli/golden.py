@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
@@ -55,15 +56,7 @@ def run(args: argparse.Namespace) -> int:
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     predictor = Predictor.load(args.model)
     if args.check:
-        if not golden_path.is_file():
-            raise AssistantError(f"{golden_path}: golden file not found")
-        report = compare_golden(predictor, read_golden(golden_path))
-        print(json.dumps(report, indent=2))
-        ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
-        if args.report:
-            Path(args.report).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
-        print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
-        return 0 if ok else 1
+        return _check(lambda: compare_golden(predictor, read_golden(_existing(golden_path))), tolerance, args.report)
     if not args.sentences:
         raise AssistantError("--sentences is required to write golden predictions")
     sentences = read_sentences(args.sentences)
@@ -92,17 +85,13 @@ def run_responder(args: argparse.Namespace) -> int:
     golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
     tolerance = RESPONDER_TOLERANCE if args.tolerance is None else args.tolerance
     if args.check:
-        if not golden_path.is_file():
-            raise AssistantError(f"{golden_path}: golden file not found")
-        golden = read_golden(golden_path)
-        with Responder.load(args.model) as responder:
-            report = compare_golden(responder, golden)
-        print(json.dumps(report, indent=2))
-        ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
-        if args.report:
-            Path(args.report).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
-        print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
-        return 0 if ok else 1
+        golden = read_golden(_existing(golden_path))
+
+        def compare() -> dict:
+            with Responder.load(args.model) as responder:
+                return compare_golden(responder, golden)
+
+        return _check(compare, tolerance, args.report)
     if not args.contexts:
         raise AssistantError("--contexts is required to write a responder's golden replies")
     contexts = read_contexts(args.contexts)
@@ -111,3 +100,20 @@ def run_responder(args: argparse.Namespace) -> int:
         cases = len(contexts) * len(responder.conditions)
     print(f"wrote {cases} golden replies ({len(contexts)} contexts x every condition) to {golden_path}")
     return 0
+
+
+def _existing(golden_path: Path) -> Path:
+    if not golden_path.is_file():
+        raise AssistantError(f"{golden_path}: golden file not found")
+    return golden_path
+
+
+def _check(compare: Callable[[], dict], tolerance: float, report_path: str | None) -> int:
+    """Print the comparison ``compare()`` makes and its verdict; 0 when it is within ``tolerance``."""
+    report = compare()
+    print(json.dumps(report, indent=2))
+    ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
+    if report_path:
+        Path(report_path).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
+    print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
+    return 0 if ok else 1
