@@ -361,7 +361,8 @@ def test_chat_refuses_an_unknown_emotion_in_one_line(trained, monkeypatch, capsy
 
 
 def test_chat_generates_only_where_the_intent_model_falls_back(trained, monkeypatch, capsys):
-    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+    from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
 
     out, _, _ = trained
     gibberish = "qwerty asdf zxcv"
@@ -383,8 +384,29 @@ def test_chat_generates_only_where_the_intent_model_falls_back(trained, monkeypa
     )
     assert len(lines) == 2
     assert "[greeting" in lines[0]
-    with Responder.load(out) as responder:
+    options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY)  # as the server decodes
+    with Responder.load(out, options=options) as responder:
         expected = responder.respond(
             ["hello there", lines[0].removeprefix("bot> ").split("  [")[0], gibberish], "joy", mode="greedy"
         )
     assert lines[1].startswith(f"bot> {expected}  [generated joy; intent ")
+
+
+def test_chat_behind_a_model_reads_its_generated_replies_back_as_context(trained, monkeypatch, capsys):
+    """The server's chat route in the terminal: a generated reply is the turn's stored reply."""
+    from legacy_assistant.responder.responder import Responder
+
+    out, _, _ = trained
+    seen = []
+    respond = Responder.respond
+
+    def recording(self, context, condition=None, mode="greedy", seed=None):
+        seen.append(list(context))
+        return respond(self, context, condition, mode, seed)
+
+    monkeypatch.setattr(Responder, "respond", recording)
+    first, second = "qwerty asdf", "zxcv uiop"
+    argv = ["--model", str(DEFAULT_MODEL), "--responder", str(out), "--mode", "greedy"]
+    lines = _chat(monkeypatch, capsys, argv, [first, second])
+    replies = [line.removeprefix("bot> ") for line in lines]
+    assert seen == [[first], [first, replies[0], second]]

@@ -3,7 +3,9 @@
 With ``--model`` (or neither option) the intent model answers. With ``--responder`` alone the
 generative responder answers every turn, from the last turns of the conversation. With both,
 the intent model answers and the responder speaks instead of its fallback (a message below the
-threshold or out of scope), when it has something to say.
+threshold or out of scope), when it has something to say: the server's chat route, in the
+terminal (the same :class:`~legacy_assistant.serving.assistant.Assistant`). Replies are decoded
+with the server's repetition penalty either way.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import deque
-from typing import Any
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
@@ -21,6 +22,7 @@ from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
 DEFAULT_RESPONDER_MODE = "sample_rerank"
 NO_REPLY = "..."
+LEAVE = "Type 'quit' or press Ctrl-D to leave."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold)
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"Chatting with {assistant.predictor.name}. Type 'quit' or press Ctrl-D to leave.")
+        print(f"Chatting with {assistant.predictor.name}. {LEAVE}")
     try:
         for message in _messages(interactive):
             reply = assistant.chat(args.sender, message)
@@ -77,57 +79,70 @@ def run_with_responder(args: argparse.Namespace) -> int:
     if args.model is None and args.threshold is not None:
         raise AssistantError("--threshold is an intent model option: give --model too")
     apply_runtime(args)
-    from legacy_assistant.responder.responder import Responder
+    if args.model is not None:
+        return _run_behind_model(args)
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+    from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
 
-    responder = Responder.load(args.responder)
-    assistant: Any = None
+    responder = Responder.load(args.responder, options=DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY))
     try:
         emotion = args.emotion if args.emotion is not None else responder.default_condition
         if emotion not in responder.conditions:
             raise AssistantError(
                 f"unknown emotion {emotion!r}; {responder.info.name} knows {', '.join(responder.conditions)}"
             )
-        if args.model is not None:
-            from legacy_assistant.serving.assistant import Assistant
-
-            assistant = Assistant.load(args.model, threshold=args.threshold)
         interactive = sys.stdin.isatty()
         if interactive:
-            who = responder.info.name + (f" behind {assistant.predictor.name}" if assistant else "")
-            print(f"Chatting with {who} ({emotion}, {args.mode}). Type 'quit' or press Ctrl-D to leave.")
-        _converse(args, responder, assistant, emotion, interactive)
+            print(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
+        # The turns the responder sees: the latest ones, both sides, oldest first.
+        context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
+        for number, message in enumerate(_messages(interactive)):
+            context.append(message)
+            text = responder.respond(list(context), emotion, mode=args.mode, seed=_seed(args, number))
+            if text:
+                context.append(text)
+            detail = f"  [generated {emotion}]" if args.show_intent else ""
+            print(f"bot> {text or NO_REPLY}{detail}", flush=True)
     finally:
         responder.close()
-        if assistant is not None:
-            assistant.close()
     return 0
 
 
-def _converse(args: argparse.Namespace, responder: Any, assistant: Any, emotion: str, interactive: bool) -> None:
-    from legacy_assistant.classifier.intents import FALLBACK_TAG
+def _run_behind_model(args: argparse.Namespace) -> int:
+    """The intent model answers; the responder speaks instead of its fallback, as the server's
+    chat route does (the same :class:`~legacy_assistant.serving.assistant.Assistant`)."""
+    from legacy_assistant.serving.assistant import Assistant
 
-    # The turns the responder sees: the latest ones, both sides, oldest first.
-    context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
-    for number, message in enumerate(_messages(interactive)):
-        context.append(message)
-        seed = None if args.seed is None else args.seed + number
-        detail = ""
-        if assistant is None:
-            text = responder.respond(list(context), emotion, mode=args.mode, seed=seed)
+    assistant = Assistant.load(
+        args.model, threshold=args.threshold, responder_dir=args.responder, generation_mode=args.mode
+    )
+    responder = assistant.responder
+    assert responder is not None  # loaded from args.responder
+    try:
+        if args.emotion is not None and args.emotion not in assistant.emotions:
+            raise AssistantError(
+                f"unknown emotion {args.emotion!r}; {args.responder} knows {', '.join(assistant.emotions)}"
+            )
+        emotion = args.emotion if args.emotion is not None else responder.default_condition
+        interactive = sys.stdin.isatty()
+        if interactive:
+            who = f"{responder.info.name} behind {assistant.predictor.name}"
+            print(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
+        for number, message in enumerate(_messages(interactive)):
+            reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
+            detail = ""
             if args.show_intent:
-                detail = f"  [generated {emotion}]"
-        else:
-            reply = assistant.chat(args.sender, message)
-            text, detail = reply.text, f"  [{reply.intent} {reply.confidence:.2f}]"
-            if reply.intent == FALLBACK_TAG:
-                generated = responder.respond(list(context), emotion, mode=args.mode, seed=seed)
-                if generated:
-                    text, detail = generated, f"  [generated {emotion}; intent {reply.confidence:.2f}]"
-            if not args.show_intent:
-                detail = ""
-        if text:
-            context.append(text)
-        print(f"bot> {text or NO_REPLY}{detail}", flush=True)
+                what = f"generated {emotion}; intent" if reply.generated else reply.intent
+                detail = f"  [{what} {reply.confidence:.2f}]"
+            print(f"bot> {reply.text}{detail}", flush=True)
+    finally:
+        assistant.close()
+    return 0
+
+
+def _seed(args: argparse.Namespace, number: int) -> int | None:
+    """The seed of the ``number``-th reply: ``--seed`` moves on by one a turn."""
+    return None if args.seed is None else args.seed + number
 
 
 def _messages(interactive: bool):

@@ -176,11 +176,12 @@ class Assistant:
             "intent_ranking": [{"name": name, "confidence": confidence} for name, confidence in ranking],
         }
 
-    def chat(self, sender: str, message: str, emotion: str | None = None) -> Reply:
+    def chat(self, sender: str, message: str, emotion: str | None = None, seed: int | None = None) -> Reply:
         """Answer one turn of ``sender``'s conversation; the turn is stored before returning.
 
         ``emotion`` is the responder's condition for a generated reply (default neutral); an
         unknown one raises :class:`RequestError` whether or not this turn needs the responder.
+        ``seed`` makes a generated reply in a sampling mode repeatable (``None``: a fresh draw).
         """
         self.check_emotion(emotion)
         prediction = self._classify(message)
@@ -197,7 +198,7 @@ class Assistant:
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
         # the server: the reply is made outside it, then the turn is decided again if another
         # turn of this sender was stored meanwhile.
-        text = self.respond(context, emotion)
+        text = self.respond(context, emotion, seed=seed)
         with self.store.conversation(sender):
             current = self.store.load(sender)
             if current != state:
