@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -358,51 +359,22 @@ class DecodeRunner:
         self._gs = graph_session
         self._ops = ops
 
-    def decode(
-        self,
-        context_ids: np.ndarray,
-        condition_ids: np.ndarray,
-        *,
-        mode: str,
-        max_length: int,
-        beam_width: int = 5,
-        temperature: float = 1.0,
-        seed: int = 0,
-        repetition_penalty: float = 1.0,
-        banned_ids: np.ndarray | None = None,
-        n_samples: int = 1,
-        length_penalty: float = 1.0,
-        unpenalized_ids: np.ndarray | None = None,
-    ) -> DecodeResult:
+    def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` int ``[batch]``.
 
-        ``mode``: ``"greedy"`` (1 candidate), ``"beam"`` (``beam_width`` candidates, best
-        first), or ``"sample"`` (``n_samples`` candidates drawn at ``temperature`` with
-        ``seed``: the same seed gives the same ids). ``banned_ids`` are never produced (PAD,
-        UNK and START never are); ``repetition_penalty`` divides the probability of a token
-        the reply already holds, except ``unpenalized_ids``. See :class:`DecodeResult`.
+        ``options`` are :func:`compat.responder.inputs.decode_call`'s: ``mode`` ``"greedy"`` (1
+        candidate), ``"beam"`` (``beam_width`` candidates, best first), or ``"sample"``
+        (``n_samples`` candidates drawn at ``temperature`` with ``seed``: the same seed gives the
+        same ids); ``banned_ids`` are never produced (PAD, UNK and START never are);
+        ``repetition_penalty`` divides the probability of a token the reply already holds, except
+        ``unpenalized_ids``. See :class:`DecodeResult`.
         """
         ops = self._ops
-        call = decode_call(
-            context_ids,
-            condition_ids,
-            ops.vocab_size,
-            ops.n_conditions,
-            mode=mode,
-            max_length=max_length,
-            beam_width=beam_width,
-            temperature=temperature,
-            seed=seed,
-            repetition_penalty=repetition_penalty,
-            banned_ids=banned_ids,
-            n_samples=n_samples,
-            length_penalty=length_penalty,
-            unpenalized_ids=unpenalized_ids,
-        )
+        call = decode_call(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, **options)
         if call.batch == 0:
             return call.empty_result()
         feed = {ops.inputs[name]: value for name, value in call.values.items()}
-        outputs = ops.outputs[mode]
+        outputs = ops.outputs[call.mode]
         ids, log_probs, lengths = self._gs.run([outputs[IDS], outputs[LOG_PROBS], outputs[LENGTHS]], feed)
         return DecodeResult(ids=ids, log_probs=log_probs, lengths=lengths)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -134,45 +135,15 @@ class LoadedResponder:
     def graph_session(self) -> GraphSession:
         return self._gs
 
-    def decode(
-        self,
-        context_ids: np.ndarray,
-        condition_ids: np.ndarray,
-        *,
-        mode: str,
-        max_length: int,
-        beam_width: int = 5,
-        temperature: float = 1.0,
-        seed: int = 0,
-        repetition_penalty: float = 1.0,
-        banned_ids: np.ndarray | None = None,
-        n_samples: int = 1,
-        length_penalty: float = 1.0,
-        unpenalized_ids: np.ndarray | None = None,
-    ) -> DecodeResult:
+    def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``.
 
-        One ``Session.run`` a call.
-
-        ``mode`` is ``"greedy"``, ``"beam"`` or ``"sample"``; the options are described at
-        :meth:`compat.responder.decoding.DecodeRunner.decode` (``unpenalized_ids``: ids the
-        repetition penalty never touches, such as punctuation). Bad inputs raise
-        ``ValueError`` before anything runs.
+        One ``Session.run`` a call. ``options`` (``mode``, ``max_length``, ...) are described at
+        :meth:`compat.interface.ResponderModel.decode` and checked by
+        :func:`compat.responder.inputs.decode_call`: bad inputs raise ``ValueError`` before
+        anything runs.
         """
-        return self._runner.decode(
-            context_ids,
-            condition_ids,
-            mode=mode,
-            max_length=max_length,
-            beam_width=beam_width,
-            temperature=temperature,
-            seed=seed,
-            repetition_penalty=repetition_penalty,
-            banned_ids=banned_ids,
-            n_samples=n_samples,
-            length_penalty=length_penalty,
-            unpenalized_ids=unpenalized_ids,
-        )
+        return self._runner.decode(context_ids, condition_ids, **options)
 
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
         """float32 ``[batch, reply_len]``: log p of each token of ``reply_ids`` (0 at PAD)."""

@@ -29,6 +29,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -618,44 +619,14 @@ class Tf2Responder:
         inputs = {key: tf.constant(values[key], _INPUT_DTYPES[key]) for key in SIGNATURE_INPUTS[name]}
         return {key: value.numpy() for key, value in self._signatures[name](**inputs).items()}
 
-    def decode(
-        self,
-        context_ids: np.ndarray,
-        condition_ids: np.ndarray,
-        *,
-        mode: str,
-        max_length: int,
-        beam_width: int = 5,
-        temperature: float = 1.0,
-        seed: int = 0,
-        repetition_penalty: float = 1.0,
-        banned_ids: np.ndarray | None = None,
-        n_samples: int = 1,
-        length_penalty: float = 1.0,
-        unpenalized_ids: np.ndarray | None = None,
-    ) -> DecodeResult:
+    def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``;
         the options of :meth:`compat.responder.decoding.DecodeRunner.decode`. Bad inputs raise
         ``ValueError`` before anything runs."""
-        call = decode_call(
-            context_ids,
-            condition_ids,
-            self.vocab_size,
-            self.n_conditions,
-            mode=mode,
-            max_length=max_length,
-            beam_width=beam_width,
-            temperature=temperature,
-            seed=seed,
-            repetition_penalty=repetition_penalty,
-            banned_ids=banned_ids,
-            n_samples=n_samples,
-            length_penalty=length_penalty,
-            unpenalized_ids=unpenalized_ids,
-        )
+        call = decode_call(context_ids, condition_ids, self.vocab_size, self.n_conditions, **options)
         if call.batch == 0:
             return call.empty_result()
-        outputs = self._call(mode, call.values)
+        outputs = self._call(call.mode, call.values)
         return DecodeResult(ids=outputs[IDS], log_probs=outputs[LOG_PROBS], lengths=outputs[LENGTHS])
 
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
