@@ -33,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -186,6 +187,14 @@ PINNED_ONLY_TESTS = (
 )
 
 
+FAILURE_LINES = 30  # of a failed test's traceback, printed at the end of the run
+
+
+def _tail(text: str, lines: int) -> str:
+    kept = text.rstrip().splitlines()
+    return "\n".join((["..."] if len(kept) > lines else []) + kept[-lines:])
+
+
 def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
     """The whole suite in ``venv``, in the random order of ``seed`` (pytest-randomly)."""
     junit = out / "junit.xml"
@@ -211,25 +220,28 @@ def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
         text=True,
     )
     (out / "pytest.log").write_text(result.stdout + result.stderr)
-    outcome: dict[str, Any] = {
-        "seconds": time.perf_counter() - started,
-        "exit": result.returncode,
-        "tests": 0,
-        "passed": 0,
-        "failed": [],
-        "skipped": 0,
-        "missing_required": [],
-        "seed": seed,
-    }
+    outcome: dict[str, Any] = {"seconds": time.perf_counter() - started, "exit": result.returncode, "seed": seed}
     if not junit.exists():
-        outcome["failed"] = [f"pytest wrote no report (exit {result.returncode})"]
-        return outcome
+        failed = [f"pytest wrote no report (exit {result.returncode})"]
+        empty = {"tests": 0, "passed": 0, "failed": failed, "skipped": 0, "missing_required": [], "reasons": {}}
+        return {**outcome, **empty}
+    return {**outcome, **read_junit(junit)}
+
+
+def read_junit(junit: Path) -> dict[str, Any]:
+    """Counts of a JUnit XML report, failed tests' names with the end of their tracebacks
+    (``reasons``), and the required tests that did not pass."""
+    outcome: dict[str, Any] = {"tests": 0, "passed": 0, "failed": [], "skipped": 0, "reasons": {}}
     passed_names = set()
     for case in ET.parse(junit).getroot().iter("testcase"):
         outcome["tests"] += 1
         name = f"{case.get('classname')}::{case.get('name')}"
-        if case.find("failure") is not None or case.find("error") is not None:
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is not None:
             outcome["failed"].append(name)
+            outcome["reasons"][name] = _tail(problem.text or problem.get("message") or "", FAILURE_LINES)
         elif case.find("skipped") is not None:
             outcome["skipped"] += 1
         else:
@@ -471,6 +483,9 @@ def main() -> int:
     for version, tests in suites.items():
         for name in tests["failed"][:10]:
             print(f"FAILED [{version}] {name}")
+            reason = tests.get("reasons", {}).get(name)
+            if reason:  # the CI log may be all there is of a failure in another virtualenv
+                print(textwrap.indent(reason, "    "))
         for name in tests["missing_required"]:
             print(f"MISSING [{version}] required test did not pass: {name}")
     checks = [cell_ok(c) for c in cells.values()] + [cross_ok(r) for r in (*cross.values(), *cross_tf2.values())]

@@ -81,7 +81,10 @@ def deployment(tmp_path_factory, tiny_model_dir, free_port):
         port=free_port(), log_path=base / "server.log", env={"LEGACY_ASSISTANT_ADMIN_TOKEN": "admin-secret"},
     )
     try:
-        assert wait_for(lambda: len(versions(server)) == 2, timeout=90), server.log()  # both workers loaded
+        # /metrics adds up every worker's files, so it may show a worker's model before that
+        # worker listens; /ready answers 200 once every worker serves (socket open).
+        assert wait_for(lambda: server.request("GET", "/ready")[0] == 200, timeout=90), server.log()
+        assert wait_for(lambda: len(versions(server)) == 2, timeout=30), server.log()  # both workers loaded
         yield server, model
     finally:
         server.stop()

@@ -1,0 +1,42 @@
+"""The TensorFlow matrix's reading of a cell's JUnit report: a failed test's reason reaches
+the printed summary, which may be all a CI log keeps of a cell run in another virtualenv."""
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_tf_matrix():
+    spec = importlib.util.spec_from_file_location("tf_matrix", ROOT / "scripts" / "tf_matrix.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REPORT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="4">
+<testcase classname="tests.test_a" name="test_passes" time="0.1"/>
+<testcase classname="tests.test_a" name="test_same_seed_gives_bit_identical_weights[small]" time="0.1"/>
+<testcase classname="tests.test_b" name="test_skips" time="0.0"><skipped message="no redis"/></testcase>
+<testcase classname="tests.test_b" name="test_fails" time="0.2"><failure message="AssertionError: [1, 0]">{trace}</failure></testcase>
+<testcase classname="tests.test_c" name="test_errs" time="0.2"><error message="fixture broke"/></testcase>
+</testsuite></testsuites>
+"""
+
+
+def test_a_report_gives_counts_failures_and_their_reasons(tmp_path):
+    tf_matrix = load_tf_matrix()
+    trace = "\n".join(f"line {k}" for k in range(100)) + "\nE   AssertionError: [1, 0]"
+    junit = tmp_path / "junit.xml"
+    junit.write_text(REPORT.format(trace=trace))
+
+    outcome = tf_matrix.read_junit(junit)
+
+    assert (outcome["tests"], outcome["passed"], outcome["skipped"]) == (5, 2, 1)
+    assert outcome["failed"] == ["tests.test_b::test_fails", "tests.test_c::test_errs"]
+    reason = outcome["reasons"]["tests.test_b::test_fails"].splitlines()
+    assert reason[0] == "..." and len(reason) == tf_matrix.FAILURE_LINES + 1  # the end of a long traceback
+    assert reason[-1] == "E   AssertionError: [1, 0]"
+    assert outcome["reasons"]["tests.test_c::test_errs"] == "fixture broke"  # no text: the message
+    assert "test_same_seed_gives_bit_identical_weights" not in outcome["missing_required"]
+    assert "test_shipped_model_reproduces_golden" in outcome["missing_required"]
