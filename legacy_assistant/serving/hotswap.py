@@ -3,8 +3,9 @@
 :class:`AssistantSlot` holds the assistant that new requests get. A request takes a *lease*
 (:meth:`AssistantSlot.lease`) and keeps the assistant it got for its whole life, even if a
 reload swaps in another one meanwhile. :meth:`AssistantSlot.reload` loads the new model beside
-the old one, checks that it answers, swaps the reference in one step, and closes the old
-model's session only when its last lease is returned: no request ever runs on a closed session.
+the old one, checks that it answers (:meth:`Assistant.warm_up`, which also readies it for its
+first requests), swaps the reference in one step, and closes the old model's session only when
+its last lease is returned: no request ever runs on a closed session.
 A model that fails to load or to answer is refused and the old one keeps serving. The intent
 model and the responder are one assistant: a reload loads both, and refuses both when either
 fails.
@@ -25,8 +26,6 @@ from legacy_assistant.serving import heap
 from legacy_assistant.serving.assistant import Assistant
 
 log = logging.getLogger(__name__)
-
-SMOKE_TEXT = "hello"
 
 
 class ReloadError(AssistantError):
@@ -131,9 +130,7 @@ class AssistantSlot:
                     f"new model refused, still serving {previous['name']} {previous['version']}: {exc}"
                 ) from exc
             try:
-                fresh.predictor.predict([SMOKE_TEXT])
-                if fresh.responder is not None:
-                    fresh.responder.respond([SMOKE_TEXT], mode="greedy")
+                fresh.warm_up()  # answers, and its first requests will not wait for TensorFlow
                 model = describe(fresh)
             except Exception as exc:
                 fresh.close()

@@ -17,6 +17,7 @@ from typing import Any, cast
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from legacy_assistant.errors import ArtifactError
 from legacy_assistant.serving import settings
 from legacy_assistant.serving.assistant import Assistant
 from legacy_assistant.serving.hotswap import AssistantSlot
@@ -95,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
 
     if assistant is None:
         slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))
+        _warm_up(slot, app.config)
         responder = slot.model["responder"]
         log.info(
             "serving model %s %s from %s%s (pid %d)",
@@ -154,6 +156,22 @@ def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
             batch_observer("responder"),
         )
     return assistant
+
+
+def _warm_up(slot: AssistantSlot, config: Mapping[str, Any]) -> None:
+    """Ready the loaded models for their first requests (:meth:`Assistant.warm_up`; a reload
+    does the same before its swap); a model that cannot answer stops the start here."""
+    try:
+        timings = slot.current.warm_up()
+    except Exception as exc:
+        slot.close()
+        where = f"{config['MODEL_DIR']}" + (f" and {config['RESPONDER_DIR']}" if config["RESPONDER_DIR"] else "")
+        raise ArtifactError(f"{where}: the model loaded but failed to answer a first request: {exc}") from exc
+    log.info(
+        "warmed up in %.0f ms (%s)",
+        sum(timings.values()),
+        ", ".join(f"{part} {ms:.0f} ms" for part, ms in timings.items()),
+    )
 
 
 def _reload_assistant(app: Flask) -> Assistant:

@@ -1,0 +1,109 @@
+"""What the first requests cost a freshly loaded worker, with and without the warm-up.
+
+Each round starts two fresh processes (TensorFlow's first-run costs are per session, but some
+of its caches are per process), one after the other in alternating order. Each loads both
+models as a server worker does (one intra-op thread, ops in the calling thread, the serving
+repetition penalty), then:
+
+* ``cold``: times the first parse and the first reply in each decoding mode, then a second
+  call of each (the steady cost);
+* ``warmed``: runs :meth:`legacy_assistant.serving.assistant.Assistant.warm_up` (timed), then
+  the same calls.
+
+Prints the medians over the rounds: the first call with and without the warm-up, the steady
+call, and what the warm-up adds to a worker's start.
+
+    python benchmarks/warm_up.py [--model DIR] [--responder DIR] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Other words than the warm-up's, as a first visitor would send.
+TEXT = "is the shop open on sunday?"
+CONTEXT = ["hi, how are you?", "great, I just watched a football game"]
+
+
+def one_process(model: str, responder: str, warm: bool) -> dict[str, float]:
+    """Milliseconds: ``warm_up`` (when warmed), then ``first <kind>`` and ``later <kind>``."""
+    import logging
+
+    logging.disable(logging.INFO)
+    from legacy_assistant.responder.modes import MODES
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.settings import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
+
+    assistant = Assistant.load(
+        model,
+        responder_dir=responder,
+        intra_op_threads=DEFAULT_INTRA_OP_THREADS,
+        inter_op_threads=DEFAULT_INTER_OP_THREADS,
+        seed=0,
+    )
+    figures: dict[str, float] = {}
+    if warm:
+        started = time.perf_counter()
+        assistant.warm_up()
+        figures["warm_up"] = (time.perf_counter() - started) * 1000
+    calls = {"parse": lambda: assistant.parse(TEXT)}
+    assert assistant.responder is not None
+    for mode in MODES:
+        seed = 1 if mode.startswith("sample") else None
+        calls[mode] = lambda mode=mode, seed=seed: assistant.responder.respond(CONTEXT, "joy", mode, seed)
+    for when in ("first", "later"):
+        for kind, call in calls.items():
+            started = time.perf_counter()
+            call()
+            figures[f"{when} {kind}"] = (time.perf_counter() - started) * 1000
+    assistant.close()
+    return figures
+
+
+def main() -> None:
+    from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    parser.add_argument("--responder", default=str(DEFAULT_RESPONDER_DIR))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--child", choices=["cold", "warmed"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_process(args.model, args.responder, args.child == "warmed")))
+        return
+
+    runs: dict[str, list[dict[str, float]]] = {"cold": [], "warmed": []}
+    for round_number in range(args.rounds):
+        order = ("cold", "warmed") if round_number % 2 == 0 else ("warmed", "cold")
+        for kind in order:
+            command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder, "--child", kind]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            runs[kind].append(json.loads(output.strip().splitlines()[-1]))
+
+    def median(kind: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[kind])
+
+    kinds = [key.split(" ", 1)[1] for key in runs["cold"][0] if key.startswith("first ")]
+    print(f"median of {args.rounds} fresh processes each; milliseconds")
+    print("| call | first, no warm-up | first, after warm-up | later calls | first / later, no warm-up | with |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for kind in kinds:
+        cold, warmed = median("cold", f"first {kind}"), median("warmed", f"first {kind}")
+        later = statistics.median([run[f"later {kind}"] for run in runs["cold"] + runs["warmed"]])
+        print(f"| {kind} | {cold:.1f} | {warmed:.1f} | {later:.1f} | {cold / later:.1f}x | {warmed / later:.1f}x |")
+    print(f"warm-up at load: {median('warmed', 'warm_up'):.0f} ms")
+    print("(sample_rerank makes the same graph call as sample, which has just run before it: its first call is warm)")
+
+
+if __name__ == "__main__":
+    main()
