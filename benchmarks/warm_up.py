@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,11 +56,14 @@ def one_process(model: str, responder: str, warm: bool) -> dict[str, float]:
         started = time.perf_counter()
         assistant.warm_up()
         figures["warm_up"] = (time.perf_counter() - started) * 1000
-    calls = {"parse": lambda: assistant.parse(TEXT)}
-    assert assistant.responder is not None
-    for mode in MODES:
-        seed = 1 if mode.startswith("sample") else None
-        calls[mode] = lambda mode=mode, seed=seed: assistant.responder.respond(CONTEXT, "joy", mode, seed)
+    generator = assistant.responder
+    assert generator is not None
+
+    def reply(mode: str) -> Callable[[], object]:
+        return lambda: generator.respond(CONTEXT, "joy", mode, 1 if mode.startswith("sample") else None)
+
+    calls: dict[str, Callable[[], object]] = {"parse": lambda: assistant.parse(TEXT)}
+    calls.update((mode, reply(mode)) for mode in MODES)
     for when in ("first", "later"):
         for kind, call in calls.items():
             started = time.perf_counter()
