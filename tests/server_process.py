@@ -115,3 +115,14 @@ def model_info(metrics_text: str) -> dict[str, str]:
             labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
             serving[labels["pid"].strip('"')] = labels["version"].strip('"')
     return serving
+
+
+def wait_for(predicate, timeout=60.0, every=0.2):
+    """``predicate()``'s first truthy value within ``timeout`` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    return predicate()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
-from tests.server_process import ServerProcess, model_info
+from tests.server_process import ServerProcess, model_info, wait_for
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 
@@ -56,16 +56,6 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(30)
-
-
-def wait_for(predicate, timeout=30.0, every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return predicate()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.server_process import ServerProcess, model_info
+from tests.server_process import ServerProcess, model_info, wait_for
 
 MAX_BODY = 65536
 
@@ -34,16 +34,6 @@ def server(tmp_path_factory, free_port):
         yield process
     finally:
         process.stop()
-
-
-def wait_for(predicate, timeout=60.0, every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return predicate()
 
 
 def exchange(server, data: bytes, timeout: float = 10.0):

@@ -71,7 +71,7 @@ def make_beam_fail(patch):
 
 
 def test_the_app_warms_up_what_it_loads(tiny_model_dir, caplog):
-    with caplog.at_level(logging.INFO, logger="legacy_assistant.web.app"):
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.serving.assistant"):
         app = create_app({"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER)})
     try:
         line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("warmed up in"))

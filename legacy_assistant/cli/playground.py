@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     # gradio checks its own server with httpx when it starts: not worth a log line each
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        assistant.warm_up()  # the first message gets a reply as fast as the next ones
         blocks = build_playground(assistant)
         url = launch_playground(blocks, args.host, args.port)
         print(f"playground on {url}  (Ctrl-C to stop)", flush=True)

@@ -11,6 +11,7 @@ Model calls go through two callables, ``classify`` (one text -> :class:`Predicti
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from legacy_assistant.stores.base import ConversationState, ConversationStore, M
 
 if TYPE_CHECKING:
     from legacy_assistant.responder.responder import Responder
+
+log = logging.getLogger(__name__)
 
 RANKING_SIZE = 10
 # cakechat's API used the last 3 turns of the context it was given.
@@ -273,6 +276,11 @@ class Assistant:
                 started = time.perf_counter()
                 self.responder.respond([WARM_UP_TEXT], mode=mode, seed=0 if mode.startswith("sample") else None)
                 timings[mode] = (time.perf_counter() - started) * 1000.0
+        log.info(
+            "warmed up in %.0f ms (%s)",
+            sum(timings.values()),
+            ", ".join(f"{part} {ms:.0f} ms" for part, ms in timings.items()),
+        )
         return timings
 
     def close(self) -> None:

@@ -162,16 +162,11 @@ def _warm_up(slot: AssistantSlot, config: Mapping[str, Any]) -> None:
     """Ready the loaded models for their first requests (:meth:`Assistant.warm_up`; a reload
     does the same before its swap); a model that cannot answer stops the start here."""
     try:
-        timings = slot.current.warm_up()
+        slot.current.warm_up()
     except Exception as exc:
         slot.close()
         where = f"{config['MODEL_DIR']}" + (f" and {config['RESPONDER_DIR']}" if config["RESPONDER_DIR"] else "")
         raise ArtifactError(f"{where}: the model loaded but failed to answer a first request: {exc}") from exc
-    log.info(
-        "warmed up in %.0f ms (%s)",
-        sum(timings.values()),
-        ", ".join(f"{part} {ms:.0f} ms" for part, ms in timings.items()),
-    )
 
 
 def _reload_assistant(app: Flask) -> Assistant:
