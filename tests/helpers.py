@@ -36,3 +36,17 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def intercept_respond(patch: pytest.MonkeyPatch, hook) -> None:
+    """Make every ``Responder.respond`` call ``hook(context, condition, mode, seed)`` first (to
+    note the call, or to raise in its place), then answer as usual; ``patch`` undoes it."""
+    from legacy_assistant.responder.responder import Responder
+
+    respond = Responder.respond
+
+    def intercepted(self, context, condition=None, mode="greedy", seed=None):
+        hook(context, condition, mode, seed)
+        return respond(self, context, condition, mode, seed)
+
+    patch.setattr(Responder, "respond", intercepted)

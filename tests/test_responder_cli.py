@@ -19,7 +19,7 @@ import pytest
 
 from legacy_assistant.cli import main
 from tests import mood_corpus
-from tests.helpers import DEFAULT_MODEL, ROOT
+from tests.helpers import DEFAULT_MODEL, ROOT, intercept_respond
 from tests.mood_corpus import PROMPTS, REPLIES, dialogue_line, write_corpus
 
 HELD_OUT = mood_corpus.HELD_OUT[:2]
@@ -321,17 +321,9 @@ def test_chat_with_a_responder_answers_in_the_chosen_emotion(trained, monkeypatc
 
 
 def test_chat_keeps_the_last_turns_as_context(trained, monkeypatch, capsys):
-    from legacy_assistant.responder.responder import Responder
-
     out, _, _ = trained
     seen = []
-    respond = Responder.respond
-
-    def recording(self, context, condition=None, mode="greedy", seed=None):
-        seen.append(list(context))
-        return respond(self, context, condition, mode, seed)
-
-    monkeypatch.setattr(Responder, "respond", recording)
+    intercept_respond(monkeypatch, lambda context, *_: seen.append(list(context)))
     lines = _chat(monkeypatch, capsys, ["--responder", str(out), "--mode", "greedy"], ["one", "two", "three"])
     replies = [line.removeprefix("bot> ") for line in lines]
     assert seen == [["one"], ["one", replies[0], "two"], ["two", replies[1], "three"]]
@@ -394,17 +386,9 @@ def test_chat_generates_only_where_the_intent_model_falls_back(trained, monkeypa
 
 def test_chat_behind_a_model_reads_its_generated_replies_back_as_context(trained, monkeypatch, capsys):
     """The server's chat route in the terminal: a generated reply is the turn's stored reply."""
-    from legacy_assistant.responder.responder import Responder
-
     out, _, _ = trained
     seen = []
-    respond = Responder.respond
-
-    def recording(self, context, condition=None, mode="greedy", seed=None):
-        seen.append(list(context))
-        return respond(self, context, condition, mode, seed)
-
-    monkeypatch.setattr(Responder, "respond", recording)
+    intercept_respond(monkeypatch, lambda context, *_: seen.append(list(context)))
     first, second = "qwerty asdf", "zxcv uiop"
     argv = ["--model", str(DEFAULT_MODEL), "--responder", str(out), "--mode", "greedy"]
     lines = _chat(monkeypatch, capsys, argv, [first, second])

@@ -6,14 +6,13 @@ import pytest
 
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.responder.modes import MODES
-from legacy_assistant.responder.responder import Responder
 from legacy_assistant.serving.assistant import WARM_UP_TEXT, Assistant
 from legacy_assistant.serving.dialogue import DialoguePolicy
 from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError
 from legacy_assistant.stores.base import MemoryStore
 from legacy_assistant.web import create_app
 from legacy_assistant.web.context import slot_of
-from tests.helpers import DEFAULT_RESPONDER
+from tests.helpers import DEFAULT_RESPONDER, intercept_respond
 
 
 class RecordingModel:
@@ -60,14 +59,12 @@ def test_without_a_responder_only_the_intent_model_is_asked(default_predictor):
 
 def make_beam_fail(patch):
     """Responders whose beam search raises (greedy, the one mode a reload used to try, works)."""
-    respond = Responder.respond
 
-    def failing(self, context, condition=None, mode="greedy", seed=None):
+    def fail_beam(context, condition, mode, seed):
         if mode == "beam":
             raise RuntimeError("beam search cannot run")
-        return respond(self, context, condition, mode, seed)
 
-    patch.setattr(Responder, "respond", failing)
+    intercept_respond(patch, fail_beam)
 
 
 def test_the_app_warms_up_what_it_loads(tiny_model_dir, caplog):
