@@ -215,8 +215,8 @@ def _unroll(
 def _bidirectional(
     forward: GRUCell, backward: GRUCell, embedded: tf.Tensor, mask: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """:func:`compat.rnn.bidirectional`: both directions as one ``[2, batch, H]`` state, one batched
-    recurrent product per step. ``embedded`` ``[batch, time, E]``, ``mask`` ``[batch, time]`` ->
+    """:func:`compat.rnn.bidirectional`: both directions as one ``[2, batch, H]`` state, their
+    recurrent products two plain matmuls per step. ``embedded`` ``[batch, time, E]``, ``mask`` ``[batch, time]`` ->
     final forward and backward states ``[batch, H]``."""
     units = forward.units
     projected_forward, projected_backward = forward.project(embedded), backward.project(embedded)
@@ -228,11 +228,11 @@ def _bidirectional(
     forward_mask = tf.transpose(mask[:, :steps])  # [steps, batch]
     both = tf.stack([forward_mask, tf.reverse(forward_mask, axis=[0])], axis=1)  # [steps, 2, batch]
     masks = tf.TensorArray(tf.bool, size=steps).unstack(tf.expand_dims(both, -1))
-    kernels = tf.stack([forward.recurrent_kernel, backward.recurrent_kernel])  # [2, H, 3H]
     biases = tf.stack([forward.recurrent_bias, backward.recurrent_bias])[:, None, :]  # [2, 1, 3H]
 
     def body(i, h):
-        new = _gates(inputs.read(i), tf.matmul(h, kernels) + biases, h, units)
+        recurrent = tf.stack([tf.matmul(h[0], forward.recurrent_kernel), tf.matmul(h[1], backward.recurrent_kernel)])
+        new = _gates(inputs.read(i), recurrent + biases, h, units)
         return i + 1, tf.where(masks.read(i), new, h)
 
     _, final = tf.while_loop(
