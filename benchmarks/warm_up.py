@@ -1,31 +1,38 @@
 """What the first requests cost a freshly loaded worker, with and without the warm-up.
 
 Each round starts two fresh processes (TensorFlow's first-run costs are per session, but some
-of its caches are per process), one after the other in alternating order. Each loads both
-models as a server worker does (one intra-op thread, ops in the calling thread, the serving
-repetition penalty), then:
+of its caches are per process), one after the other in alternating order: one without the
+warm-up (``cold``), one with it (``warmed``).
 
-* ``cold``: times the first parse and the first reply in each decoding mode, then a second
-  call of each (the steady cost);
-* ``warmed``: runs :meth:`legacy_assistant.serving.assistant.Assistant.warm_up` (timed), then
-  the same calls.
+* In process (default): each loads both models as a server worker does (one intra-op thread,
+  ops in the calling thread, the serving repetition penalty); ``warmed`` runs
+  :meth:`legacy_assistant.serving.assistant.Assistant.warm_up` (timed). Then the first parse
+  and the first reply in each decoding mode are timed, then a second call of each.
+* ``--http``: ``legacy-assistant serve`` for real (one worker, ``LEGACY_ASSISTANT_WARM_UP``
+  off or on); once ``/ready`` answers, the first and second ``/api/v1/parse``, cakechat route
+  (greedy) and ``/api/v1/chat`` answered by the responder (the server's default
+  ``sample_rerank``) are timed from the client.
 
-Prints the medians over the rounds: the first call with and without the warm-up, the steady
-call, and what the warm-up adds to a worker's start.
+Prints the medians over the rounds: the first call with and without the warm-up, and the
+later calls; in process, also what the warm-up adds to a worker's start.
 
-    python benchmarks/warm_up.py [--model DIR] [--responder DIR] [--rounds 5]
+    python benchmarks/warm_up.py [--model DIR] [--responder DIR] [--rounds 5] [--http]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -73,6 +80,77 @@ def one_process(model: str, responder: str, warm: bool) -> dict[str, float]:
     return figures
 
 
+def first_requests_over_http(model: str, responder: str, warm: bool) -> dict[str, float]:
+    """Milliseconds, from the client: ``first <kind>`` and ``later <kind>`` of a fresh server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "LEGACY_ASSISTANT_WARM_UP": "on" if warm else "off"}
+    command = [
+        sys.executable,
+        "-m",
+        "legacy_assistant",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--model",
+        model,
+        "--responder",
+        responder,
+        "--store",
+        "memory",
+        "--no-access-log",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def call(method: str, path: str, body: Any = None) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            payload = None if body is None else json.dumps(body)
+            connection.request(method, path, payload, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    requests = {
+        "parse": ("/api/v1/parse", {"text": TEXT}),
+        "cakechat greedy": (
+            "/cakechat_api/v1/actions/get_response",
+            {"context": CONTEXT, "emotion": "joy", "mode": "greedy"},
+        ),
+        "chat, generated": ("/api/v1/chat", {"sender": "first", "message": "my cat sleeps on the piano"}),
+    }
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if call("GET", "/ready") == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the server on port {port} did not get ready")
+            time.sleep(0.1)
+        figures: dict[str, float] = {}
+        for when in ("first", "later"):
+            for kind, (path, body) in requests.items():
+                started = time.perf_counter()
+                status = call("POST", path, body)
+                figures[f"{when} {kind}"] = (time.perf_counter() - started) * 1000
+                if status != 200:
+                    raise SystemExit(f"{path} answered {status}")
+        return figures
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def main() -> None:
     from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 
@@ -80,6 +158,7 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--responder", default=str(DEFAULT_RESPONDER_DIR))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--http", action="store_true", help="time the first requests to a real server")
     parser.add_argument("--child", choices=["cold", "warmed"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -90,6 +169,9 @@ def main() -> None:
     for round_number in range(args.rounds):
         order = ("cold", "warmed") if round_number % 2 == 0 else ("warmed", "cold")
         for kind in order:
+            if args.http:
+                runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed"))
+                continue
             command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder, "--child", kind]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             runs[kind].append(json.loads(output.strip().splitlines()[-1]))
@@ -105,6 +187,9 @@ def main() -> None:
         cold, warmed = median("cold", f"first {kind}"), median("warmed", f"first {kind}")
         later = statistics.median([run[f"later {kind}"] for run in runs["cold"] + runs["warmed"]])
         print(f"| {kind} | {cold:.1f} | {warmed:.1f} | {later:.1f} | {cold / later:.1f}x | {warmed / later:.1f}x |")
+    if args.http:
+        print("(through 'legacy-assistant serve', one worker, timed from the client after /ready)")
+        return
     print(f"warm-up at load: {median('warmed', 'warm_up'):.0f} ms")
     print("(sample_rerank makes the same graph call as sample, which has just run before it: its first call is warm)")
 

@@ -62,6 +62,7 @@ def non_default_environment(tmp_path):
         "MAX_TEXT_LENGTH": ("500", 500),
         "MAX_BODY_BYTES": ("2048", 2048),
         "ACCESS_LOG": ("no", False),
+        "WARM_UP": ("off", False),
         "API_TOKEN": ("api-from-env", "api-from-env"),
         "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
         "CORS_ORIGINS": ("https://a.example", "https://a.example"),

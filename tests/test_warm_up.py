@@ -101,3 +101,15 @@ def test_a_reload_to_a_model_that_cannot_answer_is_refused(tiny_model_dir, monke
         assert isinstance(before.responder.respond(["hello"], mode="beam"), str)  # the old one still serves
     finally:
         slot.close()
+
+
+def test_warm_up_off_starts_without_asking_the_models(tiny_model_dir, monkeypatch, caplog):
+    make_beam_fail(monkeypatch)  # would stop a start that warms up
+    config = {"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER)}
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.serving.assistant"):
+        app = create_app({**config, "WARM_UP": False})
+    try:
+        assert not [r for r in caplog.records if r.getMessage().startswith("warmed up in")]
+        assert slot_of(app).current.parse("hello")["intent"]["name"]
+    finally:
+        slot_of(app).close()

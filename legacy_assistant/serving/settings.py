@@ -383,6 +383,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("ACCESS_LOG", Switch(), True, "one log line per request"),
     Setting(
+        "WARM_UP",
+        Switch(),
+        True,
+        "answer one request per model and decoding mode before serving (a reload always does, to check the new model)",
+    ),
+    Setting(
         "API_TOKEN",
         Text(metavar="TOKEN"),
         None,

@@ -96,7 +96,8 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
 
     if assistant is None:
         slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))
-        _warm_up(slot, app.config)
+        if app.config["WARM_UP"]:
+            _warm_up(slot, app.config)
         responder = slot.model["responder"]
         log.info(
             "serving model %s %s from %s%s (pid %d)",
