@@ -34,6 +34,11 @@ def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_
         while server.request("GET", "/health")[1]["model"] != "default" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert server.request("GET", "/health")[1]["model"] == "default"
+        # the loaded models were frozen for the collector, so the retired one is freed explicitly
+        deadline = time.monotonic() + 30
+        while "of the retired models" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert re.search(r"freed \d+ objects of the retired models", server.log()), server.log()
         assert server.request("GET", "/ready") == (200, {"status": "ready", "workers": {"ready": 1, "expected": 1}})
         server.request("GET", "/version", headers={"X-Request-ID": "once-only"})
         log = server.log()

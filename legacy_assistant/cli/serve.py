@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_dev(values: dict[str, Any]) -> int:
+    from legacy_assistant.serving import heap
     from legacy_assistant.web import create_app
     from legacy_assistant.web.admin import reload_in_background
 
@@ -164,6 +165,7 @@ def _run_dev(values: dict[str, Any]) -> int:
     asked: list[int] = []
     signal.signal(signal.SIGHUP, lambda signum, frame: asked.append(signum))
     app = create_app(settings.app_config(values))
+    heap.freeze_loaded()  # as a gunicorn worker does: no collection walks the loaded models
     signal.signal(signal.SIGHUP, lambda signum, frame: reload_in_background(app, "SIGHUP"))
     if asked:
         reload_in_background(app, "SIGHUP while starting")

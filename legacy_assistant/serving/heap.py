@@ -19,7 +19,7 @@ reload: a request that still held it may end after the swap), :func:`release_ret
 has a thread, a moment later, unfreeze, collect once and freeze again: one long collection per
 reload instead of a leak of a model's worth of memory per reload. Not at once: a finalizer runs
 before the dying object lets go of what it holds. Nothing happens in a process that froze
-nothing (tests, the development server).
+nothing (tests). The gunicorn workers and the development server freeze once their app is built.
 """
 
 from __future__ import annotations
