@@ -22,17 +22,14 @@ later calls; in process, also what the warm-up adds to a worker's start.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -80,44 +77,14 @@ def one_process(model: str, responder: str, warm: bool) -> dict[str, float]:
     return figures
 
 
-def first_requests_over_http(model: str, responder: str, warm: bool) -> dict[str, float]:
-    """Milliseconds, from the client: ``first <kind>`` and ``later <kind>`` of a fresh server."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "LEGACY_ASSISTANT_WARM_UP": "on" if warm else "off"}
-    command = [
-        sys.executable,
-        "-m",
-        "legacy_assistant",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--model",
-        model,
-        "--responder",
-        responder,
-        "--store",
-        "memory",
-        "--no-access-log",
-    ]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def first_requests_over_http(model: str, responder: str, warm: bool, log: Path) -> dict[str, float]:
+    """Milliseconds, from the client: ``first <kind>`` and ``later <kind>`` of a fresh server
+    (started, waited for and stopped as ``benchmarks/serve.py`` does)."""
+    from serve import free_port, post, serving  # beside this script, on sys.path when it runs
 
-    def call(method: str, path: str, body: Any = None) -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            payload = None if body is None else json.dumps(body)
-            connection.request(method, path, payload, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            return response.status
-        finally:
-            connection.close()
-
+    port = free_port()
+    command = [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--model", model, "--responder", responder, "--store", "memory"]
     requests = {
         "parse": ("/api/v1/parse", {"text": TEXT}),
         "cakechat greedy": (
@@ -126,29 +93,18 @@ def first_requests_over_http(model: str, responder: str, warm: bool) -> dict[str
         ),
         "chat, generated": ("/api/v1/chat", {"sender": "first", "message": "my cat sleeps on the piano"}),
     }
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if call("GET", "/ready") == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the server on port {port} did not get ready")
-            time.sleep(0.1)
+    env = {"LEGACY_ASSISTANT_WARM_UP": "on" if warm else "off"}
+    with serving("warmed" if warm else "cold", command, port, log, env) as server:
+        server.wait_ready(hello=False, workers=1)
         figures: dict[str, float] = {}
         for when in ("first", "later"):
             for kind, (path, body) in requests.items():
                 started = time.perf_counter()
-                status = call("POST", path, body)
+                status, answer = post(port, path, body)
                 figures[f"{when} {kind}"] = (time.perf_counter() - started) * 1000
                 if status != 200:
-                    raise SystemExit(f"{path} answered {status}")
+                    raise SystemExit(f"{path} answered {status}: {answer}")
         return figures
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def main() -> None:
@@ -170,7 +126,8 @@ def main() -> None:
         order = ("cold", "warmed") if round_number % 2 == 0 else ("warmed", "cold")
         for kind in order:
             if args.http:
-                runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed"))
+                log = Path(tempfile.gettempdir()) / f"warm-up-{kind}.log"
+                runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed", log))
                 continue
             command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder, "--child", kind]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -193,7 +193,7 @@ def bidirectional(
     The two directions advance together as one ``[2, batch, H]`` state: one set of gate ops
     per step serves both, which halves the ops the loop runs. The recurrent products are two
     plain matmuls, not one batched ``[2, batch, H] x [2, H, 3H]``: at these sizes the batched
-    kernel cost about 40 us a step (three sequences of a reply's context, 64 units), and the
+    kernel took about 40 us a step in a traced decode (three sequences of a reply's context, 64 units), and the
     shipped responder, exported both ways, decoded 4-8% faster with the two matmuls, with
     the same replies and log-probabilities to the bit. The result is what :func:`unroll`
     gives for each cell.

@@ -216,8 +216,8 @@ def _bidirectional(
     forward: GRUCell, backward: GRUCell, embedded: tf.Tensor, mask: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """:func:`compat.rnn.bidirectional`: both directions as one ``[2, batch, H]`` state, their
-    recurrent products two plain matmuls per step. ``embedded`` ``[batch, time, E]``, ``mask`` ``[batch, time]`` ->
-    final forward and backward states ``[batch, H]``."""
+    recurrent products two plain matmuls per step. ``embedded`` ``[batch, time, E]``, ``mask``
+    ``[batch, time]`` -> final forward and backward states ``[batch, H]``."""
     units = forward.units
     projected_forward, projected_backward = forward.project(embedded), backward.project(embedded)
     batch = tf.shape(projected_forward)[0]
