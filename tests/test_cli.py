@@ -177,3 +177,25 @@ def test_chat_falls_back_on_the_out_of_scope_class(csv_model, monkeypatch, capsy
     lines = capsys.readouterr().out.strip().splitlines()
     assert "[fallback" in lines[0]
     assert "[greeting" in lines[1] and "I understood this as 'greeting'." in lines[1]
+
+
+def test_intents_file_with_out_of_scope_examples_trains_that_class(tmp_path, monkeypatch, capsys):
+    import io
+
+    data = json.loads(TINY_INTENTS.read_text())
+    off_topic = ["what is the capital of peru", "how tall is mount everest", "play some jazz music",
+                 "what is my credit score", "who won the football", "write me a poem"]
+    data["intents"].insert(0, {"tag": "oos", "patterns": off_topic})
+    intents = tmp_path / "intents.json"
+    intents.write_text(json.dumps(data))
+    out = tmp_path / "bot"
+    assert main(["-q", "train", str(intents), "--out", str(out), "--epochs", "60", "--no-plot"]) == 0
+    assert "(6 out of scope)" in capsys.readouterr().out
+    manifest = json.loads((out / "assistant.json").read_text())
+    assert manifest["oos_label"] == "oos" and "oos" in manifest["classes"]
+    assert "oos" not in {rule["tag"] for rule in manifest["intents"]}  # it answers nothing itself
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("play some jazz music\nhello\n"))
+    assert main(["chat", "--model", str(out), "--show-intent", "--threshold", "0"]) == 0
+    first, second = capsys.readouterr().out.strip().splitlines()
+    assert "[fallback" in first and "[greeting" in second

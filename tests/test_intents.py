@@ -114,3 +114,46 @@ def test_unknown_field_is_ignored_with_a_warning(tmp_path, caplog):
     intents = load_intents(write(tmp_path, {"intents": [dict(GOOD, respones=["typo"])]}))
     assert intents.tags == ["greeting"]
     assert "respones" in caplog.text
+
+
+OUT_OF_SCOPE = {"tag": "oos", "patterns": ["what is the capital of peru", "play some jazz"]}
+
+
+def test_out_of_scope_intent_needs_no_responses_and_labels_its_patterns(tmp_path):
+    intents = load_intents(write(tmp_path, {"intents": [GOOD, OUT_OF_SCOPE]}))
+    assert intents["oos"].out_of_scope and not intents["greeting"].out_of_scope
+    assert intents["oos"].responses == ()
+    assert intents.examples()[1] == ["greeting", "oos", "oos"]
+    assert [i.tag for i in intents.answering] == ["greeting"]
+
+
+def test_out_of_scope_label_is_the_trainers(tmp_path):
+    path = write(tmp_path, {"intents": [GOOD, dict(OUT_OF_SCOPE, tag="off_topic")]})
+    assert load_intents(path, oos_label="off_topic")["off_topic"].out_of_scope
+    with pytest.raises(IntentsError, match=r"intent #1 \('off_topic'\): field 'responses' is missing"):
+        load_intents(path)  # under the default label it is an ordinary intent
+
+
+def test_out_of_scope_responses_are_ignored_with_a_warning(tmp_path, caplog):
+    intents = load_intents(write(tmp_path, {"intents": [GOOD, dict(OUT_OF_SCOPE, responses=["never said"])]}))
+    assert intents["oos"].out_of_scope
+    assert "intent #1 ('oos')" in caplog.text and "responses are never used" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("context", ["greeting"]), ("context_set", "x"), ("context_filter", "x"), ("free_text", True), ("interrupts", True)],
+)
+def test_out_of_scope_intent_takes_no_context_rules(tmp_path, field, value):
+    error = problems_of(tmp_path, {"intents": [dict(GOOD, context_set="x"), dict(OUT_OF_SCOPE, **{field: value})]})
+    assert any(
+        f"intent #1 ('oos'): field '{field}': has no effect on the out-of-scope intent" in problem
+        for problem in error.problems
+    ), error.problems
+
+
+def test_no_intent_may_hand_its_next_turn_to_the_out_of_scope_intent(tmp_path):
+    error = problems_of(tmp_path, {"intents": [dict(GOOD, context=["oos"]), OUT_OF_SCOPE]})
+    assert any(
+        "intent #0 ('greeting'): field 'context': names the out-of-scope intent 'oos'" in p for p in error.problems
+    ), error.problems

@@ -85,7 +85,7 @@ def _manifest(
             "tag": FALLBACK_TAG,
             "responses": list(fallback.responses) if fallback else [DEFAULT_FALLBACK_RESPONSE],
         },
-        "intents": [intent.rules() for intent in intents.intents],
+        "intents": [intent.rules() for intent in intents.answering],
         "training": model.config.to_dict(),
         "summary": model.summary,
         "source": source or {"intents": Path(intents.source).name},

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.classifier.intents import Intent, IntentSet, load_intents
+from legacy_assistant.classifier.intents import DEFAULT_OOS_LABEL, Intent, IntentSet, load_intents
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import DataError
 
 FORMATS = ("intents", "csv", "clinc")
 CLINC_SPLITS = ("train", "val", "test")
-DEFAULT_OOS_LABEL = "oos"
 ALL = "all"  # the one split of an intents or CSV file
 
 
@@ -100,7 +99,7 @@ def load_data(path: str | Path, fmt: str = "auto", oos_label: str = DEFAULT_OOS_
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "intents":
-        intents = load_intents(path)
+        intents = load_intents(path, oos_label)
         texts, tags = intents.examples()
         return DataFile(str(path), fmt, {ALL: Examples(tuple(texts), tuple(tags))}, intents)
     if fmt == "csv":

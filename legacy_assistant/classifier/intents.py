@@ -14,6 +14,11 @@ The classic format is read unchanged::
 * ``interrupts`` (this project's, optional): this intent may end any flow, a ``free_text``
   follow-up included (a "cancel" intent).
 
+The intent tagged with the out-of-scope label (``oos`` unless the trainer is told another) holds
+examples of messages the assistant should not try to answer (other topics, other shops'
+business). Its patterns train the model's out-of-scope class; such messages get the fallback
+(or a generated reply), so it needs no ``responses`` and takes no context rules.
+
 Every problem found is reported at once, each naming the file, the intent (index and tag) and
 the field.
 """
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 REQUIRED_FIELDS = ("tag", "patterns", "responses")
 OPTIONAL_FIELDS = ("context", "context_set", "context_filter", "free_text", "interrupts")
 FALLBACK_TAG = "fallback"
+DEFAULT_OOS_LABEL = "oos"
+# Fields that mean nothing on the out-of-scope intent: its messages are answered by the fallback.
+NOT_FOR_OUT_OF_SCOPE = ("context", "context_set", "context_filter", "free_text", "interrupts")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Intent:
     next_tag: str | None = None  # classic ``context[0]``
     free_text: bool = False
     interrupts: bool = False
+    out_of_scope: bool = False  # examples of the model's out-of-scope class, not an answer
 
     def rules(self) -> dict[str, Any]:
         """What the dialogue needs at serving time (patterns stay behind)."""
@@ -91,6 +100,11 @@ class IntentSet:
         """Intents a classifier can learn: those with at least one pattern."""
         return [intent for intent in self.intents if intent.patterns]
 
+    @property
+    def answering(self) -> list[Intent]:
+        """Intents the dialogue can answer with: all but the out-of-scope examples."""
+        return [intent for intent in self.intents if not intent.out_of_scope]
+
     def examples(self) -> tuple[list[str], list[str]]:
         """Parallel lists ``(texts, tags)`` of every pattern, in file order."""
         texts: list[str] = []
@@ -101,14 +115,15 @@ class IntentSet:
         return texts, tags
 
 
-def load_intents(path: str | Path) -> IntentSet:
-    """Read and validate an intents file; raises :class:`IntentsError` naming every problem."""
+def load_intents(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> IntentSet:
+    """Read and validate an intents file; raises :class:`IntentsError` naming every problem.
+    The intent tagged ``oos_label``, if any, holds out-of-scope examples."""
     source = str(path)
     data = read_json_file(path, lambda problem: IntentsError(source, [problem]))
-    return parse_intents(data, source)
+    return parse_intents(data, source, oos_label)
 
 
-def parse_intents(data: Any, source: str = "<memory>") -> IntentSet:
+def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_OOS_LABEL) -> IntentSet:
     """Validate already-decoded JSON; ``source`` names it in error messages."""
     if not isinstance(data, Mapping):
         raise IntentsError(source, [f"top level must be an object with an 'intents' list, got {_kind(data)}"])
@@ -123,7 +138,7 @@ def parse_intents(data: Any, source: str = "<memory>") -> IntentSet:
     intents: list[Intent] = []
     first_index: dict[str, int] = {}
     for index, entry in enumerate(entries):
-        intent = _parse_intent(entry, index, problems)
+        intent = _parse_intent(entry, index, problems, oos_label)
         if intent is None:
             continue
         if intent.tag in first_index:
@@ -139,6 +154,11 @@ def parse_intents(data: Any, source: str = "<memory>") -> IntentSet:
             problems.append(
                 f"{_where(index, intent.tag)}: field 'context': names tag {intent.next_tag!r}, which no intent has"
             )
+        elif intent.next_tag is not None and intent.next_tag == oos_label:
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'context': names the out-of-scope intent {oos_label!r}, "
+                "which has no answers (its messages get the fallback)"
+            )
         if intent.context_filter and intent.context_filter not in contexts_set:
             problems.append(
                 f"{_where(index, intent.tag)}: field 'context_filter': {intent.context_filter!r} "
@@ -149,15 +169,16 @@ def parse_intents(data: Any, source: str = "<memory>") -> IntentSet:
     return IntentSet(tuple(intents), source)
 
 
-def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
+def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -> Intent | None:
     if not isinstance(entry, Mapping):
         problems.append(f"{_where(index, None)}: must be an object, got {_kind(entry)}")
         return None
     tag = entry.get("tag")
     where = _where(index, tag if isinstance(tag, str) else None)
     before = len(problems)
+    out_of_scope = tag == oos_label
     for name in REQUIRED_FIELDS:
-        if name not in entry:
+        if name not in entry and not (out_of_scope and name == "responses"):
             problems.append(f"{where}: field {name!r} is missing")
     unknown = sorted(set(entry) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
@@ -165,7 +186,9 @@ def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
     if "tag" in entry and (not isinstance(tag, str) or not tag.strip()):
         problems.append(f"{where}: field 'tag': must be a non-empty string, got {_kind(tag)}")
     patterns = _string_list(entry, "patterns", where, problems, allow_empty_list=True)
-    responses = _string_list(entry, "responses", where, problems, allow_empty_list=False)
+    responses = _string_list(entry, "responses", where, problems, allow_empty_list=out_of_scope)
+    if out_of_scope:
+        _check_out_of_scope(entry, where, problems)
     context_set = _optional_string(entry, "context_set", where, problems)
     context_filter = _optional_string(entry, "context_filter", where, problems)
     next_tag = _classic_context(entry, where, problems)
@@ -182,7 +205,18 @@ def _parse_intent(entry: Any, index: int, problems: list[str]) -> Intent | None:
         next_tag=next_tag,
         free_text=free_text,
         interrupts=interrupts,
+        out_of_scope=out_of_scope,
     )
+
+
+def _check_out_of_scope(entry: Mapping, where: str, problems: list[str]) -> None:
+    for name in NOT_FOR_OUT_OF_SCOPE:
+        if entry.get(name) not in (None, False, "", [], [""]):
+            problems.append(
+                f"{where}: field {name!r}: has no effect on the out-of-scope intent (its messages get the fallback)"
+            )
+    if entry.get("responses"):
+        log.warning("%s: the out-of-scope intent's responses are never used: its messages get the fallback's", where)
 
 
 def _string_list(entry: Mapping, name: str, where: str, problems: list[str], allow_empty_list: bool) -> Sequence[str]:
