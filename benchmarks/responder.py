@@ -77,26 +77,12 @@ def train_small(corpora: list[str], minutes: float, out: Path) -> Path:
 def decode_latency(responder: Any, batches: list[Any], mode: str) -> tuple[dict[str, float], list[Any]]:
     """p50/p95 (ms) of the network call alone at batch 1 for each of ``batches``; the results."""
     from legacy_assistant.responder.evaluation import percentiles_ms
-    from legacy_assistant.responder.responder import UNPENALIZED_TOKENS
 
-    vocabulary, options = responder.vocabulary, responder.options
-    unpenalized = np.array(sorted(vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in vocabulary), np.int32)
-    extra: dict[str, Any] = {}
-    if mode == "beam":
-        extra = {"beam_width": options.beam_width, "length_penalty": options.length_penalty}
-    elif mode in ("sample", "sample_rerank"):
-        extra = {"temperature": options.temperature, "n_samples": options.n_samples if mode == "sample_rerank" else 1}
+    if responder.max_length != MAX_LENGTH:
+        raise SystemExit(f"the model writes replies of up to {responder.max_length} tokens, not {MAX_LENGTH}")
 
     def call(batch: Any, seed: int) -> Any:
-        return responder.model.decode(
-            batch.context_ids,
-            batch.condition_ids,
-            mode="sample" if mode == "sample_rerank" else mode,
-            max_length=MAX_LENGTH,
-            unpenalized_ids=unpenalized,
-            **({"seed": seed} if mode.startswith("sample") else {}),
-            **extra,
-        )
+        return responder.decode_batch(batch, mode, seed)
 
     for batch in batches[:3]:  # warm-up: first runs allocate
         call(batch, 0)
@@ -156,6 +142,12 @@ def main() -> None:
     parser.add_argument("--classifier-steps", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TensorFlow's choice)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--condition-strength",
+        type=float,
+        default=0.0,
+        help="condition guidance of every decode measured (default 0: off)",
+    )
     parser.add_argument("--train", action="store_true", help="train a small model here instead of --model")
     parser.add_argument("--train-minutes", type=float, default=3.0)
     args = parser.parse_args()
@@ -171,7 +163,7 @@ def main() -> None:
         latency_section,
         read_training_corpora,
     )
-    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
 
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model
@@ -180,7 +172,10 @@ def main() -> None:
             started = time.perf_counter()
             model = str(train_small(corpora, args.train_minutes, Path(scratch) / "small"))
             print(f"trained a small responder in {time.perf_counter() - started:.0f} s (export included)")
-        responder = Responder.load(model, args.threads, args.threads)
+        options = DecodingOptions(condition_strength=args.condition_strength)
+        responder = Responder.load(model, args.threads, args.threads, options=options)
+        if args.condition_strength:
+            print(f"condition guidance: strength {args.condition_strength:g}")
         with responder:
             manifest = responder.info.manifest
             summary = manifest.get("summary", {})

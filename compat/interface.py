@@ -50,11 +50,13 @@ class ResponderModel(Protocol):
     Attributes:
         spec: the network's shape.
         vocab_size, n_conditions: token ids lie in ``[0, vocab_size)``, condition ids in ``[0, n_conditions)``.
+        guided: ``decode`` takes a ``condition_strength`` above 0 (condition guidance).
     """
 
     spec: ResponderSpec
     vocab_size: int
     n_conditions: int
+    guided: bool
 
     def decode(
         self,
@@ -71,6 +73,7 @@ class ResponderModel(Protocol):
         n_samples: int = 1,
         length_penalty: float = 1.0,
         unpenalized_ids: np.ndarray | None = None,
+        condition_strength: float = 0.0,
     ) -> DecodeResult:
         """Replies for int ``context_ids`` ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``
         (options as :meth:`compat.responder.decoding.DecodeRunner.decode`)."""

@@ -237,3 +237,31 @@ def test_migration_modules_import_no_tensorflow():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_tf2_copy_refuses_condition_guidance_clearly(migrated):
+    result = run_snippet(
+        "import json\n"
+        "import numpy as np\n"
+        "from compat.selection import select\n"
+        "select('tf2')\n"
+        "from legacy_assistant.errors import ArtifactError\n"
+        "from legacy_assistant.responder.responder import DecodingOptions, Responder\n"
+        "out = {}\n"
+        "try:\n"
+        f"    Responder.load({str(migrated[0])!r}, options=DecodingOptions(condition_strength=2.0))\n"
+        "except ArtifactError as exc:\n"
+        "    out['load'] = str(exc)\n"
+        f"with Responder.load({str(migrated[0])!r}) as r:\n"
+        "    out['plain'] = r.respond(['hello ?'], 'joy')\n"
+        "    try:\n"
+        "        r.model.decode(np.ones((1, 1, 2), np.int32), np.zeros(1, np.int32), mode='greedy', max_length=3,\n"
+        "                       condition_strength=1.0)\n"
+        "    except ValueError as exc:\n"
+        "        out['decode'] = str(exc)\n"
+        "print(json.dumps(out))\n",
+        timeout=300,
+    )
+    got = json_out(result)
+    assert "needs condition guidance" in got["load"] and "TF2 runtime has no guidance yet" in got["load"]
+    assert "compat (tf1) runtime only" in got["decode"] and got["plain"]

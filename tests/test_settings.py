@@ -44,6 +44,7 @@ def non_default_environment(tmp_path):
         "RESPONDER": (str(tmp_path / "talker"), str((tmp_path / "talker").resolve())),
         "FALLBACK": ("canned", "canned"),
         "GENERATION_MODE": ("greedy", "greedy"),
+        "CONDITION_STRENGTH": ("2.5", 2.5),
         "BATCHING": ("off", False),
         "BATCH_MAX_SIZE": ("8", 8),
         "BATCH_MAX_WAIT_MS": ("5", 5.0),

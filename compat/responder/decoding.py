@@ -18,6 +18,17 @@ exempt, e.g. punctuation). Greedy takes the argmax, sampling draws from
 step)``, and beam search keeps the ``beam_width`` best prefixes. The ``log_probs`` returned
 are always sums of the plain model ``log p`` of the chosen tokens (what ``score`` gives).
 
+**Condition guidance** (the ``*_guided`` computations, ``condition_strength`` ``s`` > 0): every
+row is decoded under all ``K`` conditions at once, fed the same tokens, and the search uses::
+
+    log p(. | c) + s * (log p(. | c) - mean_k log p(. | k))
+
+in place of ``log p(. | c)``: what the requested condition ``c`` makes likelier than the
+conditions do on average is made likelier still (contrastive guidance, as classifier-free
+guidance does for diffusion models). It costs ``K`` decoder rows per reply; the encoder runs
+once. ``log_probs`` stay the plain model's ``log p(. | c)``. With ``s = 0`` a guided
+computation would give the unguided one's replies, but ``s = 0`` runs the unguided one.
+
 A seeded sample repeats exactly for the same call; a context's draw also depends on its row in
 the batch (one key serves the whole batch), so the same seed over another batch is another draw.
 
@@ -50,7 +61,11 @@ from compat.responder.inputs import (  # noqa: F401  (re-exported: the names of 
     BANNED,
     BEAM_WIDTH,
     CONDITION,
+    CONDITION_STRENGTH,
     CONTEXT,
+    GUIDED,
+    GUIDED_SIGNATURE_INPUTS,
+    GUIDED_SIGNATURE_OUTPUTS,
     IDS,
     LENGTH_PENALTY,
     LENGTHS,
@@ -74,6 +89,11 @@ from compat.responder.inputs import (  # noqa: F401  (re-exported: the names of 
 from compat.responder.network import DecoderStart, ResponderNetwork
 from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult
 from compat.runtime import tf
+
+GUIDANCE_MISSING = (
+    "a responder exported with condition guidance; this SavedModel predates it "
+    "(export its weights again: python scripts/reexport_responder.py DIR)"
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,7 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
             TEMPERATURE: tf.placeholder_with_default(1.0, [], name=TEMPERATURE),
             SEED: tf.placeholder_with_default(tf.constant(0, tf.int64), [], name=SEED),
             N_SAMPLES: tf.placeholder_with_default(1, [], name=N_SAMPLES),
+            CONDITION_STRENGTH: tf.placeholder_with_default(0.0, [], name=CONDITION_STRENGTH),
         }
         context = network.encode(inputs[CONTEXT], back_prop=False)
         start = network.decoder_start(context, inputs[CONDITION])
@@ -132,33 +153,34 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
         exempt = _id_mask(inputs[UNPENALIZED], vocab)
         repetition = tf.log(inputs[REPETITION_PENALTY]) * (1.0 - exempt)  # [V], subtracted where used
         penalties = _Penalties(ban_bias, repetition)
+        n_samples = tf.maximum(inputs[N_SAMPLES], 1)
+        width = tf.maximum(inputs[BEAM_WIDTH], 1)
+        temperature = inputs[TEMPERATURE]
+        seed = inputs[SEED]
+
+        def draw(scores: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+            key = tf.stack([seed, tf.cast(step, tf.int64)])
+            return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
+
+        guided = _GuidedStart.make(network, context, inputs[CONDITION], inputs[CONDITION_STRENGTH])
+        batch = tf.shape(context)[0]
         outputs = {}
-        with tf.name_scope("greedy"):
-            outputs["greedy"] = _candidates(
-                _sequential(network, start, max_length, penalties, _argmax), tf.shape(context)[0], 1, max_length
-            )
-        with tf.name_scope("sample"):
-            n_samples = tf.maximum(inputs[N_SAMPLES], 1)
-            temperature = inputs[TEMPERATURE]
-            seed = inputs[SEED]
-
-            def draw(scores: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-                key = tf.stack([seed, tf.cast(step, tf.int64)])
-                return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
-
-            repeated = DecoderStart(
-                static=tf.repeat(start.static, n_samples, axis=0), state=tf.repeat(start.state, n_samples, axis=0)
-            )
-            outputs["sample"] = _candidates(
-                _sequential(network, repeated, max_length, penalties, draw),
-                tf.shape(context)[0],
-                n_samples,
-                max_length,
-            )
-        with tf.name_scope("beam"):
-            outputs["beam"] = _beam(
-                network, start, max_length, penalties, tf.maximum(inputs[BEAM_WIDTH], 1), inputs[LENGTH_PENALTY]
-            )
+        for suffix, stepper in (("", _Stepper.plain), (GUIDED, guided.stepper)):
+            with tf.name_scope("greedy" + suffix):
+                outputs["greedy" + suffix] = _candidates(
+                    _sequential(stepper(network, start, 1), max_length, penalties, _argmax), batch, 1, max_length
+                )
+            with tf.name_scope("sample" + suffix):
+                outputs["sample" + suffix] = _candidates(
+                    _sequential(stepper(network, start, n_samples), max_length, penalties, draw),
+                    batch,
+                    n_samples,
+                    max_length,
+                )
+            with tf.name_scope("beam" + suffix):
+                outputs["beam" + suffix] = _beam(
+                    stepper(network, start, width), batch, max_length, penalties, width, inputs[LENGTH_PENALTY]
+                )
         with tf.name_scope("score"):
             states = network.teacher_forced(start, inputs[REPLY], back_prop=False)
             outputs["score"] = {TOKEN_LOG_PROBS: network.token_log_probs(states, inputs[REPLY])}
@@ -246,30 +268,97 @@ def _argmax(scores: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     return tf.argmax(scores, axis=1, output_type=tf.int32)
 
 
-def _sequential(network, start: DecoderStart, max_length, penalties: _Penalties, choose) -> tuple:
+@dataclass(frozen=True)
+class _Stepper:
+    """One decoder step for every row: ``step(previous [n], state) -> (state, log_probs [n, V],
+    search_log_probs [n, V])``. Unguided, the state is ``[n, H]`` and both log-probs are the
+    model's; guided, the state is ``[n, K, H]`` (the row under each condition) and the search
+    log-probs are the guided ones (module docstring). Either way a beam reorders states by
+    gathering rows (axis 0)."""
+
+    network: ResponderNetwork
+    static: tf.Tensor  # [n, 3H] unguided, [n * K, 3H] guided
+    initial: tf.Tensor  # [n, H] unguided, [n, K, H] guided
+    guidance: tuple[tf.Tensor, tf.Tensor, int] | None = None  # (strength, requested [n], K)
+
+    @classmethod
+    def plain(cls, network: ResponderNetwork, start: DecoderStart, repeat) -> _Stepper:
+        """Rows ``b * repeat + j`` for ``start``'s contexts ``b``."""
+        if repeat == 1:
+            return cls(network, start.static, start.state)
+        return cls(network, tf.repeat(start.static, repeat, axis=0), tf.repeat(start.state, repeat, axis=0))
+
+    def step(self, previous: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        network = self.network
+        if self.guidance is None:
+            state = network.decoder_step(previous, state, self.static)
+            log_probs = tf.nn.log_softmax(network.logits(state))
+            return state, log_probs, log_probs
+        strength, requested, k = self.guidance
+        shape = tf.shape(state)  # [n, K, H]
+        flat = network.decoder_step(tf.repeat(previous, k), tf.reshape(state, [-1, shape[2]]), self.static)
+        every = tf.reshape(tf.nn.log_softmax(network.logits(flat)), tf.stack([shape[0], k, network.spec.vocab_size]))
+        log_probs = tf.gather(every, requested, axis=1, batch_dims=1)  # [n, V]: under the requested condition
+        search = log_probs + strength * (log_probs - tf.reduce_mean(every, axis=1))
+        return tf.reshape(flat, shape), log_probs, search
+
+
+@dataclass(frozen=True)
+class _GuidedStart:
+    """Every context's decoder start under each of the ``K`` conditions (the encoder's output reused)."""
+
+    static: tf.Tensor  # [batch, K, 3H]
+    state: tf.Tensor  # [batch, K, H]
+    requested: tf.Tensor  # int32 [batch]
+    strength: tf.Tensor  # float32 []
+    k: int
+
+    @classmethod
+    def make(cls, network: ResponderNetwork, context: tf.Tensor, requested: tf.Tensor, strength) -> _GuidedStart:
+        k = network.spec.n_conditions
+        batch = tf.shape(context)[0]
+        every = network.decoder_start(
+            tf.repeat(context, k, axis=0), tf.tile(tf.range(k, dtype=tf.int32), tf.stack([batch]))
+        )  # rows b * K + c
+        static = tf.reshape(every.static, tf.stack([batch, k, tf.shape(every.static)[1]]))
+        state = tf.reshape(every.state, tf.stack([batch, k, tf.shape(every.state)[1]]))
+        return cls(static, state, requested, tf.cast(strength, tf.float32), k)
+
+    def stepper(self, network: ResponderNetwork, start: DecoderStart, repeat) -> _Stepper:
+        """Rows ``b * repeat + j``, as :meth:`_Stepper.plain` (``start`` is not needed: the
+        requested condition's start is one of the ``K``)."""
+        static = tf.repeat(self.static, repeat, axis=0)
+        return _Stepper(
+            network,
+            tf.reshape(static, tf.stack([-1, tf.shape(static)[2]])),
+            tf.repeat(self.state, repeat, axis=0),
+            (self.strength, tf.repeat(self.requested, repeat, axis=0), self.k),
+        )
+
+
+def _sequential(stepper: _Stepper, max_length, penalties: _Penalties, choose) -> tuple:
     """One token per row and step, ``choose(scores [n, V], step) -> int32 [n]``.
 
     Returns ``(ids [n, max_length], log_probs [n], lengths [n])``.
     """
-    vocab = network.spec.vocab_size
-    n = tf.shape(start.state)[0]
+    vocab = stepper.network.spec.vocab_size
+    n = tf.shape(stepper.initial)[0]
     buffer = _Buffer.make(n, max_length)
     row_offsets = tf.range(n) * vocab  # into the flattened [n, V] log-probs
     no_token = tf.fill([n], PAD)
     no_log_prob = tf.zeros([n])
 
     def body(t, state, log_prob, ids):
-        state = network.decoder_step(_Buffer.previous(ids, t), state, start.static)
-        log_probs = tf.nn.log_softmax(network.logits(state))
+        state, log_probs, search = stepper.step(_Buffer.previous(ids, t), state)
         alive = tf.logical_not(_Buffer.finished(ids))
-        token = tf.where(alive, choose(penalties.scores(log_probs, buffer, ids), t), no_token)
+        token = tf.where(alive, choose(penalties.scores(search, buffer, ids), t), no_token)
         picked = tf.gather(tf.reshape(log_probs, [-1]), row_offsets + token)
         return t + 1, state, log_prob + tf.where(alive, picked, no_log_prob), buffer.write(ids, t, token)
 
     _, _, log_prob, ids = tf.while_loop(
         lambda t, state, log_prob, ids: _not_done(t, ids, max_length),
         body,
-        (tf.constant(0), start.state, tf.zeros([n], tf.float32), buffer.empty),
+        (tf.constant(0), stepper.initial, tf.zeros([n], tf.float32), buffer.empty),
         back_prop=False,
         name="decode_loop",
     )
@@ -287,7 +376,7 @@ def _candidates(decoded: tuple, batch, per_context, max_length) -> dict[str, tf.
     }
 
 
-def _beam(network, start: DecoderStart, max_length, penalties: _Penalties, width, length_penalty) -> dict:
+def _beam(stepper: _Stepper, batch, max_length, penalties: _Penalties, width, length_penalty) -> dict:
     """Beam search (see the module docstring): ``[batch, width, ...]`` candidates, best first.
 
     Each entry first keeps its own ``width`` best next tokens (all of an entry's extensions
@@ -295,10 +384,8 @@ def _beam(network, start: DecoderStart, max_length, penalties: _Penalties, width
     ``width`` survivors of a context are chosen among those ``width * width``: the vocabulary-
     wide work per step is the logits, their log-softmax and one ``top_k``.
     """
-    vocab = network.spec.vocab_size
-    batch = tf.shape(start.state)[0]
-    n = batch * width
-    static = tf.repeat(start.static, width, axis=0)  # row b * width + j
+    vocab = stepper.network.spec.vocab_size
+    n = batch * width  # row b * width + j: the stepper's rows
     buffer = _Buffer.make(n, max_length)
     offsets = tf.range(batch)[:, None] * width  # [batch, 1]: each context's first entry
     # Only the first copy of each context is live at the first step; the others would repeat it.
@@ -306,9 +393,8 @@ def _beam(network, start: DecoderStart, max_length, penalties: _Penalties, width
     no_log_prob = tf.zeros([n])
 
     def body(t, state, search, log_prob, ids):
-        state = network.decoder_step(_Buffer.previous(ids, t), state, static)
-        log_probs = tf.nn.log_softmax(network.logits(state))  # [n, V]
-        values, tokens = tf.nn.top_k(penalties.scores(log_probs, buffer, ids), width)  # [n, width]
+        state, log_probs, guided = stepper.step(_Buffer.previous(ids, t), state)  # [n, V] each
+        values, tokens = tf.nn.top_k(penalties.scores(guided, buffer, ids), width)  # [n, width]
         finished = _Buffer.finished(ids)
         # A finished entry has one extension, PAD (== 0), free; its length stays.
         totals = search[:, None] + tf.where(finished, tf.broadcast_to(only_first, tf.shape(values)), values)
@@ -330,7 +416,7 @@ def _beam(network, start: DecoderStart, max_length, penalties: _Penalties, width
         body,
         (
             tf.constant(0),
-            tf.repeat(start.state, width, axis=0),
+            stepper.initial,
             tf.tile(only_first, tf.stack([batch])),
             tf.zeros([n], tf.float32),
             buffer.empty,
@@ -373,6 +459,8 @@ class DecodeRunner:
         call = decode_call(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, **options)
         if call.batch == 0:
             return call.empty_result()
+        if call.mode not in ops.outputs:
+            raise ValueError(f"decode: condition_strength above 0 needs {GUIDANCE_MISSING}")
         feed = {ops.inputs[name]: value for name, value in call.values.items()}
         outputs = ops.outputs[call.mode]
         ids, log_probs, lengths = self._gs.run([outputs[IDS], outputs[LOG_PROBS], outputs[LENGTHS]], feed)

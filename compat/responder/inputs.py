@@ -27,6 +27,7 @@ LENGTH_PENALTY = "length_penalty"
 TEMPERATURE = "temperature"
 SEED = "seed"
 N_SAMPLES = "n_samples"
+CONDITION_STRENGTH = "condition_strength"
 
 IDS = "ids"
 LOG_PROBS = "log_probs"
@@ -47,6 +48,16 @@ SIGNATURE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "score": (TOKEN_LOG_PROBS,),
 }
 MODES = ("greedy", "beam", "sample")
+# Condition guidance (``condition_strength`` > 0): each decoding mode has a guided twin. A
+# SavedModel exported before guidance existed lacks them; it still loads and decodes unguided.
+GUIDED = "_guided"
+GUIDED_SIGNATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    mode + GUIDED: SIGNATURE_INPUTS[mode] + (CONDITION_STRENGTH,) for mode in MODES
+}
+GUIDED_SIGNATURE_OUTPUTS: dict[str, tuple[str, ...]] = {mode + GUIDED: SIGNATURE_OUTPUTS[mode] for mode in MODES}
+
+# Far beyond any useful guidance: replies stop being language well before 10.
+MAX_CONDITION_STRENGTH = 10.0
 
 # A score no real candidate reaches, finite so that sums and normalising never make NaN.
 NEG = -1e9
@@ -125,10 +136,12 @@ def decode_call(
     n_samples: int = 1,
     length_penalty: float = 1.0,
     unpenalized_ids: np.ndarray | None = None,
+    condition_strength: float = 0.0,
 ) -> DecodeCall:
     """Check a decode's arguments (those of :meth:`compat.responder.decoding.DecodeRunner.decode`)
     against a model of ``vocab_size`` tokens and ``n_conditions`` conditions; ``ValueError`` on
-    the first that is wrong. Only the inputs of ``mode``'s signature are kept."""
+    the first that is wrong. Only the inputs of ``mode``'s signature are kept; a
+    ``condition_strength`` above 0 calls the mode's guided signature (``<mode>_guided``)."""
     context, conditions = check_context(context_ids, condition_ids, vocab_size, n_conditions, "decode")
     if mode not in MODES:
         raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -165,6 +178,16 @@ def decode_call(
         )
         values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
         candidates = int(n_samples)
+    _require(
+        isinstance(condition_strength, (int, float, np.number))
+        and not isinstance(condition_strength, bool)
+        and 0 <= condition_strength <= MAX_CONDITION_STRENGTH,
+        f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}]",
+        condition_strength,
+    )
+    if condition_strength > 0:
+        mode += GUIDED
+        values[CONDITION_STRENGTH] = float(condition_strength)
     return DecodeCall(mode, values, int(context.shape[0]), candidates, int(max_length))
 
 

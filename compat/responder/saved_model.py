@@ -1,11 +1,14 @@
 """The responder as a TF1 SavedModel: :func:`export_responder` writes it, :class:`LoadedResponder` serves it.
 
 The SavedModel (tags ``("serve",)``) holds the inference graph only (no dropout, no optimizer
-state) with four signatures:
+state) with seven signatures:
 
 * ``greedy``, ``beam``, ``sample``: inputs as in :data:`compat.responder.decoding.SIGNATURE_INPUTS`,
   outputs ``ids`` int32 ``[batch, candidates, max_length]``, ``log_probs`` float32 and
   ``lengths`` int32 ``[batch, candidates]``;
+* ``greedy_guided``, ``beam_guided``, ``sample_guided``: the same with ``condition_strength``
+  (condition guidance, :mod:`compat.responder.decoding`). A SavedModel written before they
+  existed lacks them; :class:`LoadedResponder` loads it all the same (``guided`` is ``False``);
 * ``score``: ``context_ids``, ``condition_ids``, ``reply_ids`` -> ``token_log_probs`` float32
   ``[batch, reply_len]``.
 
@@ -24,6 +27,8 @@ import numpy as np
 from compat.graph_session import GraphSession, session_config
 from compat.interface import SavedModelError
 from compat.responder.decoding import (
+    GUIDED_SIGNATURE_INPUTS,
+    GUIDED_SIGNATURE_OUTPUTS,
     SIGNATURE_INPUTS,
     SIGNATURE_OUTPUTS,
     DecodeOps,
@@ -56,10 +61,14 @@ def export_responder(weights: Mapping[str, np.ndarray], spec: ResponderSpec, exp
             load_weights(gs, variables, weights)
             signatures = {
                 name: tf.saved_model.signature_def_utils.predict_signature_def(
-                    inputs={key: ops.inputs[key] for key in SIGNATURE_INPUTS[name]},
-                    outputs={key: ops.outputs[name][key] for key in SIGNATURE_OUTPUTS[name]},
+                    inputs={key: ops.inputs[key] for key in inputs[name]},
+                    outputs={key: ops.outputs[name][key] for key in outputs[name]},
                 )
-                for name in SIGNATURE_INPUTS
+                for inputs, outputs in (
+                    (SIGNATURE_INPUTS, SIGNATURE_OUTPUTS),
+                    (GUIDED_SIGNATURE_INPUTS, GUIDED_SIGNATURE_OUTPUTS),
+                )
+                for name in inputs
             }
             builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
             builder.add_meta_graph_and_variables(
@@ -106,18 +115,23 @@ class LoadedResponder:
             raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
         inputs: dict[str, tf.Tensor] = {}
         outputs: dict[str, dict[str, tf.Tensor]] = {}
-        for name in SIGNATURE_INPUTS:
+        # The guided signatures are optional: a SavedModel exported before them decodes unguided.
+        expected = {**SIGNATURE_INPUTS, **GUIDED_SIGNATURE_INPUTS}
+        expected_outputs = {**SIGNATURE_OUTPUTS, **GUIDED_SIGNATURE_OUTPUTS}
+        for name in expected:
             signature = meta_graph.signature_def.get(name)
             if signature is None:
+                if name in GUIDED_SIGNATURE_INPUTS:
+                    continue
                 raise SavedModelError(f"{export_dir} has no {name!r} signature: not a responder SavedModel")
-            lacking = sorted(set(SIGNATURE_INPUTS[name]) - set(signature.inputs)) + sorted(
-                set(SIGNATURE_OUTPUTS[name]) - set(signature.outputs)
+            lacking = sorted(set(expected[name]) - set(signature.inputs)) + sorted(
+                set(expected_outputs[name]) - set(signature.outputs)
             )
             if lacking:
                 raise SavedModelError(f"{export_dir}: signature {name!r} lacks {', '.join(lacking)}")
-            for key in SIGNATURE_INPUTS[name]:
+            for key in expected[name]:
                 inputs[key] = self._gs.tensor(signature.inputs[key].name)
-            outputs[name] = {key: self._gs.tensor(signature.outputs[key].name) for key in SIGNATURE_OUTPUTS[name]}
+            outputs[name] = {key: self._gs.tensor(signature.outputs[key].name) for key in expected_outputs[name]}
         try:
             spec_json = self._gs.run(self._gs.tensor(SPEC_TENSOR + ":0"))
         except KeyError as exc:
@@ -128,6 +142,7 @@ class LoadedResponder:
             raise SavedModelError(f"{export_dir}: {SPEC_TENSOR} is not a valid spec: {exc}") from exc
         self.vocab_size = self.spec.vocab_size
         self.n_conditions = self.spec.n_conditions
+        self.guided = set(GUIDED_SIGNATURE_INPUTS) <= set(outputs)
         ops = DecodeOps(inputs=inputs, outputs=outputs, vocab_size=self.vocab_size, n_conditions=self.n_conditions)
         self._runner = DecodeRunner(self._gs, ops)
 

@@ -614,6 +614,7 @@ class Tf2Responder:
         self.n_conditions = self.spec.n_conditions
         self._loaded = loaded
         self._signatures = signatures
+        self.guided = False  # condition guidance is not in the TF2 module yet
 
     def _call(self, name: str, values: Mapping[str, object]) -> dict[str, np.ndarray]:
         inputs = {key: tf.constant(values[key], _INPUT_DTYPES[key]) for key in SIGNATURE_INPUTS[name]}
@@ -624,6 +625,11 @@ class Tf2Responder:
         the options of :meth:`compat.responder.decoding.DecodeRunner.decode`. Bad inputs raise
         ``ValueError`` before anything runs."""
         call = decode_call(context_ids, condition_ids, self.vocab_size, self.n_conditions, **options)
+        if call.mode not in self._signatures:
+            raise ValueError(
+                "decode: condition_strength above 0 (condition guidance) runs on the compat (tf1) runtime only; "
+                "the TF2 module has no guided signatures yet"
+            )
         if call.batch == 0:
             return call.empty_result()
         outputs = self._call(call.mode, call.values)

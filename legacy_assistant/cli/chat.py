@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"how replies are decoded (default {DEFAULT_RESPONDER_MODE})",
     )
     responder.add_argument("--seed", type=int, help="seed of the sampling modes: the same seed, the same conversation")
+    responder.add_argument(
+        "--condition-strength",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="condition guidance, 0 (off, the default) to 10: 2 makes the emotion heard far more often",
+    )
     add_runtime_option(parser)
     parser.set_defaults(run=run)
 
@@ -54,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.responder is not None:
         return run_with_responder(args)
-    for flag, value in (("--emotion", args.emotion), ("--seed", args.seed)):
+    for flag, value in (
+        ("--emotion", args.emotion),
+        ("--seed", args.seed),
+        ("--condition-strength", args.condition_strength or None),
+    ):
         if value is not None:
             raise AssistantError(f"{flag} is a responder option: give --responder DIR too")
     apply_runtime(args)
@@ -84,7 +95,8 @@ def run_with_responder(args: argparse.Namespace) -> int:
     from legacy_assistant.responder.responder import DecodingOptions, Responder
     from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
 
-    responder = Responder.load(args.responder, options=DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY))
+    options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY, condition_strength=args.condition_strength)
+    responder = Responder.load(args.responder, options=options)
     try:
         emotion = args.emotion if args.emotion is not None else responder.default_condition
         if emotion not in responder.conditions:
@@ -114,7 +126,11 @@ def _run_behind_model(args: argparse.Namespace) -> int:
     from legacy_assistant.serving.assistant import Assistant
 
     assistant = Assistant.load(
-        args.model, threshold=args.threshold, responder_dir=args.responder, generation_mode=args.mode
+        args.model,
+        threshold=args.threshold,
+        responder_dir=args.responder,
+        generation_mode=args.mode,
+        condition_strength=args.condition_strength,
     )
     responder = assistant.responder
     assert responder is not None  # loaded from args.responder

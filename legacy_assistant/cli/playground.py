@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"how the chat's generated replies are decoded (default {DEFAULT_MODE}; greedy: always the same "
         "reply to the same conversation); the every-emotion tab has its own choice",
     )
+    parser.add_argument(
+        "--condition-strength",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="condition guidance of generated replies, 0 (off, the default) to 10 (2: emotions heard far more often)",
+    )
     add_runtime_option(parser)
     parser.set_defaults(run=run)
 
@@ -56,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.serving.assistant import Assistant
 
     responder = None if args.no_responder else args.responder or DEFAULT_RESPONDER_DIR
-    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, responder_dir=responder, generation_mode=args.mode)
+    assistant = Assistant.load(
+        args.model or DEFAULT_MODEL_DIR,
+        responder_dir=responder,
+        generation_mode=args.mode,
+        condition_strength=args.condition_strength,
+    )
     # gradio checks its own server with httpx when it starts: not worth a log line each
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:

@@ -2,7 +2,8 @@
 
 Layout of ``exported/<name>/``::
 
-    saved_model/     TF1 SavedModel with the signatures greedy, beam, sample, score
+    saved_model/     TF1 SavedModel with the signatures greedy, beam, sample (and their guided
+                     twins), score
                      (:func:`compat.responder.saved_model.export_responder`)
     responder.json   manifest: format, vocabulary (tokens and text settings), conditions, spec,
                      training settings, summary, the corpora's file names and sha256, versions,
@@ -94,6 +95,45 @@ def export_responder_artifact(
         }
 
     return write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=_check_staging)
+
+
+def reexport_responder_artifact(directory: str | Path) -> Path:
+    """Write ``directory``'s SavedModel again from its own weights with this version's graph
+    (condition guidance included), in place and atomically; every other file is kept, and the
+    manifest gains ``reexported`` (when, and the versions that wrote the new graph). The replies
+    stay the same: the weights do not change."""
+    import shutil
+
+    from compat.responder.saved_model import export_responder
+    from compat.responder.stepwise import read_saved_model_weights
+    from compat.runtime import versions
+
+    info = verify_responder(directory)
+    weights = read_saved_model_weights(str(info.path / SAVED_MODEL_DIR), info.spec)
+    listed = [name for name in info.manifest["files"] if not name.startswith(SAVED_MODEL_DIR + "/")]
+    # Files the manifest does not list (golden.json, written after the export) stay unlisted.
+    unlisted = {
+        path.name: path.read_bytes()
+        for path in info.path.iterdir()
+        if path.is_file() and path.name != MANIFEST and path.name not in listed
+    }
+
+    def fill(staging: Path) -> dict[str, Any]:
+        export_responder(weights, info.spec, str(staging / SAVED_MODEL_DIR))
+        for name in listed:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(info.path / name, staging / name)
+        manifest = {k: v for k, v in info.manifest.items() if k not in ("files", "manifest_sha256")}
+        manifest["reexported"] = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": {**versions(), "legacy_assistant": __version__},
+        }
+        return manifest
+
+    target = write_artifact(info.path, fill, manifest_name=MANIFEST, force=True, check=_check_staging)
+    for name, data in unlisted.items():
+        (target / name).write_bytes(data)
+    return target
 
 
 def _records(paths: Sequence[str | Path]) -> list[dict[str, str]]:

@@ -52,8 +52,8 @@ from legacy_assistant.responder.baselines import BigramModel, perplexity
 from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pairs, pad_batch, sorted_batches
 from legacy_assistant.responder.corpora import Dialogue, corpus_files, read_corpus
 from legacy_assistant.responder.pairs import TrainingPair, make_pairs, split_dialogues, without_overlap
-from legacy_assistant.responder.responder import MODES, UNPENALIZED_TOKENS
-from legacy_assistant.responder.vocabulary import END, N_SPECIAL, PAD, UNK
+from legacy_assistant.responder.responder import MODES
+from legacy_assistant.responder.vocabulary import END, PAD, UNK
 
 if TYPE_CHECKING:
     from compat.classifier.schema import NetworkSpec
@@ -289,43 +289,12 @@ def decode_replies(
 ) -> list[list[int]]:
     """The reply ids (without END) ``mode`` writes for each pair's context and condition, with
     the responder's decoding options, as :meth:`Responder.respond_batch` decodes them."""
-    options = responder.options
-    vocabulary = responder.vocabulary
-    unpenalized = np.array(
-        sorted(vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in vocabulary), dtype=np.int32
-    )
-    common: dict[str, Any] = {
-        "max_length": responder.max_length,
-        "repetition_penalty": options.repetition_penalty,
-        "unpenalized_ids": unpenalized,
-    }
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     replies: list[list[int]] = []
     for number, start in enumerate(range(0, len(pairs), batch_size)):
         batch = pad_batch(pairs[start : start + batch_size], responder.spec.max_context_turns)
-        if mode == "greedy":
-            result = responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", **common)
-        elif mode == "beam":
-            width = min(options.beam_width, len(vocabulary) - N_SPECIAL)
-            result = responder.model.decode(
-                batch.context_ids,
-                batch.condition_ids,
-                mode="beam",
-                beam_width=width,
-                length_penalty=options.length_penalty,
-                **common,
-            )
-        elif mode in ("sample", "sample_rerank"):
-            result = responder.model.decode(
-                batch.context_ids,
-                batch.condition_ids,
-                mode="sample",
-                n_samples=options.n_samples if mode == "sample_rerank" else 1,
-                temperature=options.temperature,
-                seed=seed * 1_000_003 + number,
-                **common,
-            )
-        else:
-            raise ConfigError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        result = responder.decode_batch(batch, mode, seed * 1_000_003 + number)
         for row in range(len(batch)):
             best = 0  # greedy and sample give one candidate; beam's come best first
             if mode == "sample_rerank":

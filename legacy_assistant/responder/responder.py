@@ -28,18 +28,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from compat.responder.inputs import MAX_CONDITION_STRENGTH
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
-from legacy_assistant.responder.batching import EncodedPair, pad_batch
+from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
 from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES
 from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 
 if TYPE_CHECKING:
     from compat.interface import ResponderModel
+    from compat.responder.spec import DecodeResult
 
 # Only the end of a long turn is used; the characters before these many cannot reach it.
 MAX_TURN_CHARS = 4000
+GUIDANCE_HELP = (
+    "it was exported before guidance existed: export its weights again with "
+    "'python scripts/reexport_responder.py DIR'; the TF2 runtime has no guidance yet"
+)
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
 
@@ -56,6 +62,11 @@ class DecodingOptions:
             this (1: off); articles and punctuation are exempt.
         length_penalty: beam candidates are ranked by ``log p / length ** length_penalty``.
         max_length: most reply tokens, END included (``None``: the spec's ``max_reply_tokens``).
+        condition_strength: condition guidance, 0 (off) to 10: each token is chosen by
+            ``log p(.|c) + s * (log p(.|c) - mean over conditions)``, which makes the requested
+            condition heard more often, for ``K`` (the conditions) decoder rows a reply
+            (:mod:`compat.responder.decoding`). Needs a responder exported with guidance and the
+            compat runtime.
     """
 
     temperature: float = 0.5
@@ -64,6 +75,7 @@ class DecodingOptions:
     repetition_penalty: float = 1.0
     length_penalty: float = 1.0
     max_length: int | None = None
+    condition_strength: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -76,6 +88,10 @@ class DecodingOptions:
             raise RequestError(f"length_penalty must be >= 0, got {self.length_penalty}")
         if self.max_length is not None and self.max_length < 1:
             raise RequestError(f"max_length must be at least 1, got {self.max_length}")
+        if not 0.0 <= self.condition_strength <= MAX_CONDITION_STRENGTH:
+            raise RequestError(
+                f"condition_strength must be in [0, {MAX_CONDITION_STRENGTH:g}], got {self.condition_strength}"
+            )
 
 
 class Responder:
@@ -92,6 +108,11 @@ class Responder:
         self.conditions = info.conditions
         self.spec = info.spec
         self.options = options or DecodingOptions()
+        if self.options.condition_strength > 0 and not model.guided:
+            raise ArtifactError(
+                f"{info.path}: condition_strength {self.options.condition_strength:g} needs condition guidance, "
+                f"which this responder's SavedModel lacks ({GUIDANCE_HELP})"
+            )
         self._model = model
         self._condition_ids = {name: index for index, name in enumerate(self.conditions)}
         self._unpenalized = np.array(
@@ -183,34 +204,7 @@ class Responder:
             for context, condition in zip(contexts, conditions)
         ]
         batch = pad_batch(pairs, self.spec.max_context_turns)
-        options = self.options
-        common: dict[str, Any] = {
-            "max_length": self.max_length,
-            "repetition_penalty": options.repetition_penalty,
-            "unpenalized_ids": self._unpenalized,
-        }
-        if mode == "greedy":
-            result = self._model.decode(batch.context_ids, batch.condition_ids, mode="greedy", **common)
-        elif mode == "beam":
-            width = min(options.beam_width, len(self.vocabulary) - N_SPECIAL)
-            result = self._model.decode(
-                batch.context_ids,
-                batch.condition_ids,
-                mode="beam",
-                beam_width=width,
-                length_penalty=options.length_penalty,
-                **common,
-            )
-        else:
-            result = self._model.decode(
-                batch.context_ids,
-                batch.condition_ids,
-                mode="sample",
-                n_samples=options.n_samples if mode == "sample_rerank" else 1,
-                temperature=options.temperature,
-                seed=_seed(seed),
-                **common,
-            )
+        result = self.decode_batch(batch, mode, _seed(seed))
         replies = []
         for row in range(len(contexts)):
             best = 0  # greedy and sample give one candidate; beam's come best first
@@ -218,6 +212,42 @@ class Responder:
                 best = int(np.argmax(result.log_probs[row] / np.maximum(result.lengths[row], 1)))
             replies.append(self.vocabulary.decode(result.ids[row, best]))
         return replies
+
+    def decode_batch(self, batch: Batch, mode: str, seed: int = 0) -> DecodeResult:
+        """The network's candidates for an encoded ``batch`` in ``mode``, with this responder's
+        decoding options: one for greedy and sample, ``beam_width`` best first for beam,
+        ``n_samples`` for sample_rerank (``seed`` seeds the sampling modes)."""
+        options = self.options
+        common: dict[str, Any] = {
+            "max_length": self.max_length,
+            "repetition_penalty": options.repetition_penalty,
+            "unpenalized_ids": self._unpenalized,
+        }
+        if options.condition_strength > 0:  # only then: a model without guidance still decodes
+            common["condition_strength"] = options.condition_strength
+        if mode == "greedy":
+            return self._model.decode(batch.context_ids, batch.condition_ids, mode="greedy", **common)
+        if mode == "beam":
+            width = min(options.beam_width, len(self.vocabulary) - N_SPECIAL)
+            return self._model.decode(
+                batch.context_ids,
+                batch.condition_ids,
+                mode="beam",
+                beam_width=width,
+                length_penalty=options.length_penalty,
+                **common,
+            )
+        if mode in ("sample", "sample_rerank"):
+            return self._model.decode(
+                batch.context_ids,
+                batch.condition_ids,
+                mode="sample",
+                n_samples=options.n_samples if mode == "sample_rerank" else 1,
+                temperature=options.temperature,
+                seed=seed,
+                **common,
+            )
+        raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
 
     def check_request(
         self, context: Sequence[str], condition: str | None = None, mode: str = "greedy", seed: int | None = None

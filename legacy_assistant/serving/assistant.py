@@ -112,10 +112,12 @@ class Assistant:
         responder_dir: str | Path | None = None,
         fallback: str = "generate",
         generation_mode: str = DEFAULT_GENERATION_MODE,
+        condition_strength: float = 0.0,
     ) -> Assistant:
         """Load the model at ``model_dir`` (and the responder at ``responder_dir``, if given);
         raises :class:`~legacy_assistant.errors.ArtifactError` for a missing or damaged one.
-        Thread counts go to TensorFlow's sessions (0: one per core)."""
+        Thread counts go to TensorFlow's sessions (0: one per core); ``condition_strength`` is
+        the responder's condition guidance (:class:`~legacy_assistant.responder.responder.DecodingOptions`)."""
         predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
         responder = None
         try:
@@ -129,7 +131,9 @@ class Assistant:
             if responder_dir is not None:
                 from legacy_assistant.responder.responder import DecodingOptions, Responder
 
-                options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY)
+                options = DecodingOptions(
+                    repetition_penalty=SERVING_REPETITION_PENALTY, condition_strength=condition_strength
+                )
                 responder = Responder.load(responder_dir, intra_op_threads, inter_op_threads, options=options)
             return cls(
                 predictor,

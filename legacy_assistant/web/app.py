@@ -148,6 +148,7 @@ def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:
         responder_dir=config["RESPONDER_DIR"],
         fallback=config["FALLBACK"],
         generation_mode=config["GENERATION_MODE"],
+        condition_strength=float(config["CONDITION_STRENGTH"]),
     )
     if config["BATCHING"]:
         assistant.enable_batching(
