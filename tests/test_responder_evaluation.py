@@ -332,3 +332,18 @@ def test_parsing_the_command_imports_no_tensorflow():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_condition_guidance_is_measured_when_asked(model, evaluated, tmp_path):
+    out = tmp_path / "guided.json"
+    status, printed, err = _run(
+        ["evaluate-responder", str(model["dir"]), str(model["held"]), "--out", str(out), "--condition-strength", "2",
+         *SMALL]
+    )
+    assert status == 0, err[-2000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["decoding"]["condition_strength"] == 2.0
+    assert evaluated["report"]["decoding"]["condition_strength"] == 0.0
+    assert "condition guidance, strength 2" in printed and "condition guidance" not in evaluated["printed"]
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), "--condition-strength", "11"])
+    assert status == 1 and "condition_strength must be in [0, 10]" in err

@@ -64,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="optimizer steps of the condition classifier (default 1500, the ngrams preset's)",
     )
     parser.add_argument(
+        "--condition-strength",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="decode every reply with this condition guidance, 0 (off, the default) to 10",
+    )
+    parser.add_argument(
         "--skip-bad-dialogues", action="store_true", help="skip malformed dialogues with a warning instead of refusing"
     )
     parser.set_defaults(run=run)
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         read_training_corpora,
         summary_lines,
     )
-    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
 
     settings = EvaluationSettings(
         samples=args.samples,
@@ -94,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
         require("matplotlib", "plots", "the figures written next to --out's report")
     dialogues = _read(args.corpora, args.format, strict=not args.skip_bad_dialogues)
-    with Responder.load(args.model) as responder:
+    options = DecodingOptions(condition_strength=args.condition_strength)
+    with Responder.load(args.model, options=options) as responder:
         manifest = responder.info.manifest
         missing: list[str] = []
         if args.train_corpus:

@@ -565,6 +565,7 @@ def evaluate_responder(
     report: dict[str, Any] = {
         "model": responder.info.name,
         "settings": settings.to_dict(),
+        "decoding": dataclasses.asdict(responder.options),
         "data": {
             "dialogues": len(data.dialogues),
             "corpus_dialogues": len(dialogues),
@@ -609,6 +610,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """The report as text for a terminal."""
     data = report["data"]
     lines = [f"{data['dialogues']} dialogues, {data['pairs']} pairs, {data['contexts']} contexts answered"]
+    strength = report.get("decoding", {}).get("condition_strength")
+    if strength:
+        lines.append(f"decoding     condition guidance, strength {strength:g}")
     ppl = report["perplexity"]
     lines.append(
         f"perplexity   model {_number(ppl['model'], 2)}  unigram {_number(ppl['unigram'], 2)}  "
