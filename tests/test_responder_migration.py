@@ -239,29 +239,45 @@ def test_migration_modules_import_no_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
-def test_tf2_copy_refuses_condition_guidance_clearly(migrated):
+def test_tf2_copy_decodes_with_condition_guidance_as_the_compat_model_does(migrated, source):
+    """Guided greedy, beam and sample-reranked replies: TF2 in its own process, compat here."""
+    from legacy_assistant.responder.responder import DecodingOptions
+
+    contexts = [[prompt] for prompt in PROMPTS] + [["hello there", "what do you think of this ?"]]
+    jobs = [(context, condition) for context in contexts for condition in REPLIES]
+    # random token contexts: where this small model is unsure, guidance changes replies
+    rng = np.random.default_rng(0)
+    with Responder.load(source) as plain:
+        vocab, n_conditions = plain.spec.vocab_size, plain.spec.n_conditions
+    ids = rng.integers(4, vocab, size=(24, 2, 5)).astype(np.int32)
+    conditions = rng.integers(0, n_conditions, size=24).astype(np.int32)
     result = run_snippet(
         "import json\n"
-        "import numpy as np\n"
         "from compat.selection import select\n"
         "select('tf2')\n"
-        "from legacy_assistant.errors import ArtifactError\n"
         "from legacy_assistant.responder.responder import DecodingOptions, Responder\n"
-        "out = {}\n"
-        "try:\n"
-        f"    Responder.load({str(migrated[0])!r}, options=DecodingOptions(condition_strength=2.0))\n"
-        "except ArtifactError as exc:\n"
-        "    out['load'] = str(exc)\n"
-        f"with Responder.load({str(migrated[0])!r}) as r:\n"
-        "    out['plain'] = r.respond(['hello ?'], 'joy')\n"
-        "    try:\n"
-        "        r.model.decode(np.ones((1, 1, 2), np.int32), np.zeros(1, np.int32), mode='greedy', max_length=3,\n"
-        "                       condition_strength=1.0)\n"
-        "    except ValueError as exc:\n"
-        "        out['decode'] = str(exc)\n"
+        f"jobs = {jobs!r}\n"
+        f"r = Responder.load({str(migrated[0])!r}, options=DecodingOptions(condition_strength=2.0))\n"
+        "out = {mode: r.respond_batch([c for c, _ in jobs], [k for _, k in jobs], mode=mode) for mode in ('greedy', 'beam')}\n"
+        "out['sample'] = [r.respond(c, k, mode='sample_rerank', seed=3) for c, k in jobs]\n"
+        "out['guided'] = r.model.guided\n"
+        "import numpy as np\n"
+        f"ids = np.array({ids.tolist()!r}, np.int32)\n"
+        f"conditions = np.array({conditions.tolist()!r}, np.int32)\n"
+        "for s in (0.0, 3.0):\n"
+        "    out[f'ids {s}'] = r.model.decode(ids, conditions, mode='greedy', max_length=8,\n"
+        "                                     condition_strength=s).ids.tolist()\n"
         "print(json.dumps(out))\n",
         timeout=300,
     )
     got = json_out(result)
-    assert "needs condition guidance" in got["load"] and "TF2 runtime has no guidance yet" in got["load"]
-    assert "compat (tf1) runtime only" in got["decode"] and got["plain"]
+    assert got["guided"] is True
+    with Responder.load(source, options=DecodingOptions(condition_strength=2.0)) as guided:
+        for mode in ("greedy", "beam"):
+            expected = guided.respond_batch([c for c, _ in jobs], [k for _, k in jobs], mode=mode)
+            assert got[mode] == expected
+        assert got["sample"] == [guided.respond(c, k, mode="sample_rerank", seed=3) for c, k in jobs]
+        for strength in (0.0, 3.0):
+            compat_ids = guided.model.decode(ids, conditions, mode="greedy", max_length=8, condition_strength=strength)
+            assert got[f"ids {strength}"] == compat_ids.ids.tolist()
+    assert got["ids 3.0"] != got["ids 0.0"]  # the guidance changed some reply

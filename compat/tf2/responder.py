@@ -19,8 +19,10 @@ This is the inference network only: no dropout, no sampled softmax (training sta
 The SavedModel's signatures are those of the TF1 one (:data:`SIGNATURE_INPUTS`,
 :data:`SIGNATURE_OUTPUTS`): ``greedy``, ``beam`` and ``sample`` return ``ids`` int32
 ``[batch, candidates, max_length]``, ``log_probs`` float32 and ``lengths`` int32
-``[batch, candidates]``; ``score`` returns ``token_log_probs`` float32 ``[batch, reply_len]``.
-The spec is kept in the module as the string variable ``spec_json``.
+``[batch, candidates]``; ``score`` returns ``token_log_probs`` float32 ``[batch, reply_len]``;
+``greedy_guided``, ``beam_guided`` and ``sample_guided`` take ``condition_strength`` too
+(condition guidance, as :mod:`compat.responder.decoding`). A copy migrated before those existed
+loads without them and decodes unguided. The spec is kept in the module as the string variable ``spec_json``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ from compat.responder.inputs import (  # the TF1 SavedModel's signatures, and th
     BANNED,
     BEAM_WIDTH,
     CONDITION,
+    CONDITION_STRENGTH,
     CONTEXT,
+    GUIDED,
+    GUIDED_SIGNATURE_INPUTS,
+    GUIDED_SIGNATURE_OUTPUTS,
     IDS,
     LENGTH_PENALTY,
     LENGTHS,
@@ -77,13 +83,17 @@ _INPUT_SPECS = {
     TEMPERATURE: tf.TensorSpec([], tf.float32, name=TEMPERATURE),
     SEED: tf.TensorSpec([], tf.int64, name=SEED),
     N_SAMPLES: tf.TensorSpec([], tf.int32, name=N_SAMPLES),
+    CONDITION_STRENGTH: tf.TensorSpec([], tf.float32, name=CONDITION_STRENGTH),
 }
 _INPUT_DTYPES = {name: spec.dtype for name, spec in _INPUT_SPECS.items()}
+# Every signature's inputs and outputs, the guided ones (condition guidance) included.
+ALL_INPUTS = {**SIGNATURE_INPUTS, **GUIDED_SIGNATURE_INPUTS}
+ALL_OUTPUTS = {**SIGNATURE_OUTPUTS, **GUIDED_SIGNATURE_OUTPUTS}
 
 
 def input_signature(name: str) -> tuple[tf.TensorSpec, ...]:
-    """The ``tf.function`` input signature of signature ``name``, in :data:`SIGNATURE_INPUTS` order."""
-    return tuple(_INPUT_SPECS[key] for key in SIGNATURE_INPUTS[name])
+    """The ``tf.function`` input signature of signature ``name``, in :data:`ALL_INPUTS` order."""
+    return tuple(_INPUT_SPECS[key] for key in ALL_INPUTS[name])
 
 
 def variable_shapes(spec: ResponderSpec) -> dict[str, tuple[int, ...]]:
@@ -254,6 +264,33 @@ class _Start:
 
 
 @dataclass(frozen=True)
+class _Stepper:
+    """:class:`compat.responder.decoding._Stepper`: one decoder step for every row, ``step(previous
+    [n], state) -> (state, log_probs [n, V], search_log_probs [n, V])``; guided, the state is
+    ``[n, K, H]`` and the search uses ``log p(.|c) + s * (log p(.|c) - mean_k log p(.|k))``."""
+
+    cell: Any  # (previous [rows], state [rows, H], static [rows, 3H]) -> state [rows, H]
+    logits: Any  # states [rows, H] -> [rows, V]
+    static: tf.Tensor  # [n, 3H] unguided, [n * K, 3H] guided
+    initial: tf.Tensor  # [n, H] unguided, [n, K, H] guided
+    vocab: int
+    guidance: tuple[tf.Tensor, tf.Tensor, int] | None = None  # (strength, requested [n], K)
+
+    def step(self, previous: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        if self.guidance is None:
+            state = self.cell(previous, state, self.static)
+            log_probs = tf.nn.log_softmax(self.logits(state))
+            return state, log_probs, log_probs
+        strength, requested, k = self.guidance
+        shape = tf.shape(state)  # [n, K, H]
+        flat = self.cell(tf.repeat(previous, k), tf.reshape(state, [-1, shape[2]]), self.static)
+        every = tf.reshape(tf.nn.log_softmax(self.logits(flat)), tf.stack([shape[0], k, self.vocab]))
+        log_probs = tf.gather(every, requested, axis=1, batch_dims=1)
+        search = log_probs + strength * (log_probs - tf.reduce_mean(every, axis=1))
+        return tf.reshape(flat, shape), log_probs, search
+
+
+@dataclass(frozen=True)
 class _Penalties:
     ban_bias: tf.Tensor  # float32 [V]: NEG at banned ids, else 0
     repetition: tf.Tensor  # float32 [V]: log(penalty) at penalizable ids, else 0
@@ -375,46 +412,80 @@ class ResponderModule(tf.Module):
     def _logits(self, states: tf.Tensor) -> tf.Tensor:
         return tf.nn.bias_add(tf.matmul(states, self.output_kernel), self.output_bias)
 
-    def _prepare(self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty):
-        """What every decoding mode starts from: the decoder start, the step function, the
-        clamped length and the penalties."""
+    def _prepare(
+        self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty, strength=None
+    ):
+        """What every decoding mode starts from: ``stepper(repeat)`` (rows ``b * repeat + j``,
+        guided when ``strength`` is given), the clamped length, the penalties and the batch size."""
         token_kernel, static_kernel = self._kernels()
         context = self._encode(context_ids)
-        start = self._start(context, condition_ids, static_kernel)
         vocab = self.spec.vocab_size
         ban_bias = _id_mask(tf.concat([tf.constant(ALWAYS_BANNED, tf.int32), banned_ids], 0), vocab) * NEG
         repetition = tf.math.log(repetition_penalty) * (1.0 - _id_mask(unpenalized_ids, vocab))
 
-        def step(previous: tf.Tensor, state: tf.Tensor, static: tf.Tensor) -> tf.Tensor:
+        def cell(previous: tf.Tensor, state: tf.Tensor, static: tf.Tensor) -> tf.Tensor:
             projected = tf.matmul(tf.gather(self.embedding, previous), token_kernel) + static
             return self.decoder.step(projected, state)
 
-        return start, step, tf.maximum(max_length, 1), _Penalties(ban_bias, repetition), tf.shape(context)[0]
+        batch = tf.shape(context)[0]
+        if strength is None:
+            start = self._start(context, condition_ids, static_kernel)
+
+            def stepper(repeat) -> _Stepper:
+                if isinstance(repeat, int) and repeat == 1:
+                    return _Stepper(cell, self._logits, start.static, start.state, vocab)
+                return _Stepper(
+                    cell,
+                    self._logits,
+                    tf.repeat(start.static, repeat, axis=0),
+                    tf.repeat(start.state, repeat, axis=0),
+                    vocab,
+                )
+
+        else:
+            k = self.spec.n_conditions
+            every = self._start(
+                tf.repeat(context, k, axis=0), tf.tile(tf.range(k, dtype=tf.int32), tf.stack([batch])), static_kernel
+            )  # rows b * K + c
+            static = tf.reshape(every.static, tf.stack([batch, k, tf.shape(every.static)[1]]))
+            state = tf.reshape(every.state, tf.stack([batch, k, tf.shape(every.state)[1]]))
+
+            def stepper(repeat) -> _Stepper:
+                repeated = tf.repeat(static, repeat, axis=0)
+                return _Stepper(
+                    cell,
+                    self._logits,
+                    tf.reshape(repeated, tf.stack([-1, tf.shape(repeated)[2]])),
+                    tf.repeat(state, repeat, axis=0),
+                    vocab,
+                    (tf.cast(strength, tf.float32), tf.repeat(condition_ids, repeat, axis=0), k),
+                )
+
+        return stepper, tf.maximum(max_length, 1), _Penalties(ban_bias, repetition), batch
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def _sequential(self, step, start: _Start, max_length, penalties: _Penalties, choose) -> tuple:
+    def _sequential(self, stepper: _Stepper, max_length, penalties: _Penalties, choose) -> tuple:
         """One token per row and step, ``choose(scores [n, V], step) -> int32 [n]``; returns
         ``(ids [n, max_length], log_probs [n], lengths [n])``."""
         vocab = self.spec.vocab_size
-        n = tf.shape(start.state)[0]
+        n = tf.shape(stepper.initial)[0]
         buffer = _Buffer.make(n, max_length)
         row_offsets = tf.range(n) * vocab
         no_token = tf.fill([n], PAD)
         no_log_prob = tf.zeros([n])
 
         def body(t, state, log_prob, ids):
-            state = step(_Buffer.previous(ids, t), state, start.static)
-            log_probs = tf.nn.log_softmax(self._logits(state))
+            state, log_probs, search = stepper.step(_Buffer.previous(ids, t), state)
             alive = tf.logical_not(_Buffer.finished(ids))
-            token = tf.where(alive, choose(penalties.scores(log_probs, buffer, ids), t), no_token)
+            token = tf.where(alive, choose(penalties.scores(search, buffer, ids), t), no_token)
             picked = tf.gather(tf.reshape(log_probs, [-1]), row_offsets + token)
             return t + 1, state, log_prob + tf.where(alive, picked, no_log_prob), buffer.write(ids, t, token)
 
         _, _, log_prob, ids = tf.while_loop(
             lambda t, state, log_prob, ids: _not_done(t, ids, max_length),
             body,
-            (tf.constant(0), start.state, tf.zeros([n], tf.float32), buffer.empty),
+            (tf.constant(0), stepper.initial, tf.zeros([n], tf.float32), buffer.empty),
             name="decode_loop",
         )
         replies, lengths = _Buffer.replies(ids)
@@ -429,76 +500,39 @@ class ResponderModule(tf.Module):
             LENGTHS: tf.reshape(length, tf.stack([batch, per_context])),
         }
 
-    @tf.function(input_signature=input_signature("greedy"))
-    def greedy(self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty):
-        """The most likely token at every step: ``[batch, 1, max_length]`` ids (see the module docstring)."""
-        start, step, max_length, penalties, batch = self._prepare(
-            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty
-        )
+    def _greedy(self, prepared) -> dict[str, tf.Tensor]:
+        stepper, max_length, penalties, batch = prepared
         argmax = lambda scores, t: tf.argmax(scores, axis=1, output_type=tf.int32)  # noqa: E731
-        return self._candidates(self._sequential(step, start, max_length, penalties, argmax), batch, 1, max_length)
+        return self._candidates(self._sequential(stepper(1), max_length, penalties, argmax), batch, 1, max_length)
 
-    @tf.function(input_signature=input_signature("sample"))
-    def sample(
-        self,
-        context_ids,
-        condition_ids,
-        max_length,
-        banned_ids,
-        unpenalized_ids,
-        repetition_penalty,
-        temperature,
-        seed,
-        n_samples,
-    ):
-        """``n_samples`` replies per context drawn from ``softmax(score / temperature)``, keyed by
-        ``(seed, step)`` (``tf.random.stateless_categorical``): ``[batch, n_samples, max_length]``."""
-        start, step, max_length, penalties, batch = self._prepare(
-            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty
-        )
+    def _sample(self, prepared, temperature, seed, n_samples) -> dict[str, tf.Tensor]:
+        stepper, max_length, penalties, batch = prepared
         n_samples = tf.maximum(n_samples, 1)
 
         def draw(scores: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
             key = tf.stack([seed, tf.cast(t, tf.int64)])
             return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
 
-        repeated = _Start(
-            static=tf.repeat(start.static, n_samples, axis=0), state=tf.repeat(start.state, n_samples, axis=0)
-        )
         return self._candidates(
-            self._sequential(step, repeated, max_length, penalties, draw), batch, n_samples, max_length
+            self._sequential(stepper(n_samples), max_length, penalties, draw), batch, n_samples, max_length
         )
 
-    @tf.function(input_signature=input_signature("beam"))
-    def beam(
-        self,
-        context_ids,
-        condition_ids,
-        max_length,
-        banned_ids,
-        unpenalized_ids,
-        repetition_penalty,
-        beam_width,
-        length_penalty,
-    ):
+    def _beam(self, prepared, beam_width, length_penalty) -> dict[str, tf.Tensor]:
         """Beam search as :func:`compat.responder.decoding._beam`: ``beam_width`` candidates per
         context, best first by ``log_prob / length ** length_penalty``."""
-        start, step, max_length, penalties, batch = self._prepare(
-            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty
-        )
+        make_stepper, max_length, penalties, batch = prepared
         width = tf.maximum(beam_width, 1)
+        stepper = make_stepper(width)  # row b * width + j
         vocab = self.spec.vocab_size
         n = batch * width
-        static = tf.repeat(start.static, width, axis=0)  # row b * width + j
         buffer = _Buffer.make(n, max_length)
         offsets = tf.range(batch)[:, None] * width  # [batch, 1]
         only_first = tf.concat([[0.0], tf.fill(tf.stack([width - 1]), NEG)], axis=0)  # [width]
         no_log_prob = tf.zeros([n])
 
         def body(t, state, search, log_prob, ids):
-            state = step(_Buffer.previous(ids, t), state, static)
-            log_probs = tf.nn.log_softmax(self._logits(state))  # [n, V]
-            values, tokens = tf.nn.top_k(penalties.scores(log_probs, buffer, ids), width)  # [n, width]
+            state, log_probs, guided = stepper.step(_Buffer.previous(ids, t), state)  # [n, V] each
+            values, tokens = tf.nn.top_k(penalties.scores(guided, buffer, ids), width)  # [n, width]
             finished = _Buffer.finished(ids)
             totals = search[:, None] + tf.where(
                 finished[:, None], tf.broadcast_to(only_first, tf.shape(values)), values
@@ -521,7 +555,7 @@ class ResponderModule(tf.Module):
             body,
             (
                 tf.constant(0),
-                tf.repeat(start.state, width, axis=0),
+                stepper.initial,
                 tf.tile(only_first, tf.stack([batch])),
                 tf.zeros([n], tf.float32),
                 buffer.empty,
@@ -537,6 +571,101 @@ class ResponderModule(tf.Module):
             LOG_PROBS: tf.reshape(tf.gather(log_prob, rows), tf.stack([batch, width])),
             LENGTHS: tf.reshape(tf.gather(length, rows), tf.stack([batch, width])),
         }
+
+    @tf.function(input_signature=input_signature("greedy"))
+    def greedy(self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty):
+        """The most likely token at every step: ``[batch, 1, max_length]`` ids (see the module docstring)."""
+        return self._greedy(
+            self._prepare(context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty)
+        )
+
+    @tf.function(input_signature=input_signature("sample"))
+    def sample(
+        self,
+        context_ids,
+        condition_ids,
+        max_length,
+        banned_ids,
+        unpenalized_ids,
+        repetition_penalty,
+        temperature,
+        seed,
+        n_samples,
+    ):
+        """``n_samples`` replies per context drawn from ``softmax(score / temperature)``, keyed by
+        ``(seed, step)`` (``tf.random.stateless_categorical``): ``[batch, n_samples, max_length]``."""
+        prepared = self._prepare(
+            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty
+        )
+        return self._sample(prepared, temperature, seed, n_samples)
+
+    @tf.function(input_signature=input_signature("beam"))
+    def beam(
+        self,
+        context_ids,
+        condition_ids,
+        max_length,
+        banned_ids,
+        unpenalized_ids,
+        repetition_penalty,
+        beam_width,
+        length_penalty,
+    ):
+        """Beam search: ``beam_width`` candidates per context, best first."""
+        prepared = self._prepare(
+            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty
+        )
+        return self._beam(prepared, beam_width, length_penalty)
+
+    # Condition guidance: the same decodes, each row under every condition (module docstring of
+    # compat.responder.decoding); ``condition_strength`` comes last.
+
+    @tf.function(input_signature=input_signature("greedy" + GUIDED))
+    def greedy_guided(
+        self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty, strength
+    ):
+        return self._greedy(
+            self._prepare(
+                context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty, strength
+            )
+        )
+
+    @tf.function(input_signature=input_signature("sample" + GUIDED))
+    def sample_guided(
+        self,
+        context_ids,
+        condition_ids,
+        max_length,
+        banned_ids,
+        unpenalized_ids,
+        repetition_penalty,
+        temperature,
+        seed,
+        n_samples,
+        strength,
+    ):
+        prepared = self._prepare(
+            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty, strength
+        )
+        return self._sample(prepared, temperature, seed, n_samples)
+
+    @tf.function(input_signature=input_signature("beam" + GUIDED))
+    def beam_guided(
+        self,
+        context_ids,
+        condition_ids,
+        max_length,
+        banned_ids,
+        unpenalized_ids,
+        repetition_penalty,
+        beam_width,
+        length_penalty,
+        strength,
+    ):
+        prepared = self._prepare(
+            context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty, strength
+        )
+        return self._beam(prepared, beam_width, length_penalty)
 
     @tf.function(input_signature=input_signature("score"))
     def score(self, context_ids, condition_ids, reply_ids):
@@ -568,7 +697,7 @@ def export_tf2_responder(spec: ResponderSpec, weights: Mapping[str, np.ndarray],
     if os.path.exists(export_dir):
         raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
     module = ResponderModule(spec, weights)
-    signatures = {name: getattr(module, name).get_concrete_function() for name in SIGNATURE_INPUTS}
+    signatures = {name: getattr(module, name).get_concrete_function() for name in ALL_INPUTS}
     tf.saved_model.save(module, export_dir, signatures=signatures)
 
 
@@ -590,15 +719,17 @@ class Tf2Responder:
                 f"cannot load the responder SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"
             ) from exc
         signatures = {}
-        for name in SIGNATURE_INPUTS:
+        for name in ALL_INPUTS:
             signature = loaded.signatures.get(name)
+            if signature is None and name in GUIDED_SIGNATURE_INPUTS:
+                continue  # migrated before condition guidance existed: it decodes unguided
             if signature is None:
                 raise SavedModelError(
                     f"{export_dir} has no {name!r} signature: not a TF2 responder SavedModel (a TF1 one? "
                     "convert it with 'legacy-assistant migrate')"
                 )
-            lacking = sorted(set(SIGNATURE_INPUTS[name]) - set(signature.structured_input_signature[1])) + sorted(
-                set(SIGNATURE_OUTPUTS[name]) - set(signature.structured_outputs)
+            lacking = sorted(set(ALL_INPUTS[name]) - set(signature.structured_input_signature[1])) + sorted(
+                set(ALL_OUTPUTS[name]) - set(signature.structured_outputs)
             )
             if lacking:
                 raise SavedModelError(f"{export_dir}: signature {name!r} lacks {', '.join(lacking)}")
@@ -614,10 +745,10 @@ class Tf2Responder:
         self.n_conditions = self.spec.n_conditions
         self._loaded = loaded
         self._signatures = signatures
-        self.guided = False  # condition guidance is not in the TF2 module yet
+        self.guided = set(GUIDED_SIGNATURE_INPUTS) <= set(signatures)
 
     def _call(self, name: str, values: Mapping[str, object]) -> dict[str, np.ndarray]:
-        inputs = {key: tf.constant(values[key], _INPUT_DTYPES[key]) for key in SIGNATURE_INPUTS[name]}
+        inputs = {key: tf.constant(values[key], _INPUT_DTYPES[key]) for key in ALL_INPUTS[name]}
         return {key: value.numpy() for key, value in self._signatures[name](**inputs).items()}
 
     def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
@@ -627,8 +758,8 @@ class Tf2Responder:
         call = decode_call(context_ids, condition_ids, self.vocab_size, self.n_conditions, **options)
         if call.mode not in self._signatures:
             raise ValueError(
-                "decode: condition_strength above 0 (condition guidance) runs on the compat (tf1) runtime only; "
-                "the TF2 module has no guided signatures yet"
+                "decode: condition_strength above 0 needs a TF2 responder migrated with condition guidance; "
+                "this one predates it (run 'legacy-assistant migrate' on its compat source again)"
             )
         if call.batch == 0:
             return call.empty_result()

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 MAX_TURN_CHARS = 4000
 GUIDANCE_HELP = (
     "it was exported before guidance existed: export its weights again with "
-    "'python scripts/reexport_responder.py DIR'; the TF2 runtime has no guidance yet"
+    "'python scripts/reexport_responder.py DIR', or for a TF2 copy migrate its source again"
 )
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
@@ -65,8 +65,8 @@ class DecodingOptions:
         condition_strength: condition guidance, 0 (off) to 10: each token is chosen by
             ``log p(.|c) + s * (log p(.|c) - mean over conditions)``, which makes the requested
             condition heard more often, for ``K`` (the conditions) decoder rows a reply
-            (:mod:`compat.responder.decoding`). Needs a responder exported with guidance and the
-            compat runtime.
+            (:mod:`compat.responder.decoding`). Needs a responder exported (or migrated) since
+            guidance exists.
     """
 
     temperature: float = 0.5
