@@ -284,7 +284,7 @@ class _Stepper:
     @classmethod
     def plain(cls, network: ResponderNetwork, start: DecoderStart, repeat) -> _Stepper:
         """Rows ``b * repeat + j`` for ``start``'s contexts ``b``."""
-        if repeat == 1:
+        if isinstance(repeat, int) and repeat == 1:  # a tensor count always repeats
             return cls(network, start.static, start.state)
         return cls(network, tf.repeat(start.static, repeat, axis=0), tf.repeat(start.state, repeat, axis=0))
 
