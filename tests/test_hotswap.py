@@ -6,9 +6,10 @@ import threading
 import pytest
 
 from legacy_assistant.serving.assistant import Assistant
-from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError
+from legacy_assistant.errors import ArtifactError
+from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError, describe, describe_on_disk
 from legacy_assistant.stores.base import MemoryStore
-from tests.helpers import DEFAULT_MODEL
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
 
 
 class Switchable:
@@ -129,3 +130,59 @@ def test_no_request_fails_across_many_reloads(served, tiny_model_dir):
     assert errors == []
     assert answered[0] > 50
     assert all(closed(a) for a in retired)
+
+
+@pytest.fixture
+def probed(tmp_path, tiny_model_dir):
+    """A slot that checks the directory before loading, and counts its loads."""
+    model = Switchable(tmp_path / "model", tiny_model_dir)
+    store = MemoryStore()
+    loads = []
+
+    def loader():
+        loads.append(1)
+        return Assistant.load(model.path, store=store, seed=0)
+
+    slot = AssistantSlot(Assistant.load(model.path, store=store, seed=0), loader,
+                         lambda: describe_on_disk(model.path, None))
+    yield model, slot, loads
+    slot.close()
+
+
+def test_a_reload_that_finds_the_models_in_service_loads_nothing(probed):
+    model, slot, loads = probed
+    before = slot.current
+    assert describe_on_disk(model.path, None) == describe(before)
+    for _ in range(3):
+        result = slot.reload()
+        assert not result.changed and slot.current is before
+    assert loads == []
+    model.put(DEFAULT_MODEL)
+    result = slot.reload()
+    assert result.changed and result.model["name"] == "default" and len(loads) == 1
+    assert describe(slot.current) == describe_on_disk(model.path, None)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove"])
+def test_a_damaged_directory_is_refused_before_anything_loads(probed, damage):
+    """The manifest is the one in service, the files are not: refused, not "unchanged"."""
+    model, slot, loads = probed
+    before = slot.current
+    if damage == "truncate":
+        model.damage()
+    else:
+        shutil.rmtree(model.path)
+    with pytest.raises(ReloadError, match="refused, still serving tiny"):
+        slot.reload()
+    assert loads == [] and slot.current is before and not closed(before)
+
+
+def test_the_responder_directory_is_checked_file_by_file_too(tmp_path, tiny_model_dir):
+    responder = tmp_path / "responder"
+    shutil.copytree(DEFAULT_RESPONDER, responder)
+    described = describe_on_disk(tiny_model_dir, responder)["responder"]
+    assert described["emotions"] == ["neutral", "anger", "joy", "fear", "sadness"]
+    variables = next((responder / "saved_model" / "variables").glob("variables.data-*"))
+    variables.write_bytes(variables.read_bytes()[:64])
+    with pytest.raises(ArtifactError, match="variables.data-.*altered or truncated"):
+        describe_on_disk(tiny_model_dir, responder)

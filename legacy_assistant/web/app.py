@@ -20,7 +20,7 @@ from flask.json.provider import DefaultJSONProvider
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.serving import settings
 from legacy_assistant.serving.assistant import Assistant
-from legacy_assistant.serving.hotswap import AssistantSlot
+from legacy_assistant.serving.hotswap import AssistantSlot, describe_on_disk
 from legacy_assistant.stores.base import open_store
 from legacy_assistant.web.admin import blueprint as admin_blueprint
 from legacy_assistant.web.api import blueprint as api_blueprint
@@ -95,7 +95,11 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     json_provider.compact = True
 
     if assistant is None:
-        slot = AssistantSlot(_load_assistant(app.config, _open_store(app)), lambda: _reload_assistant(app))
+        slot = AssistantSlot(
+            _load_assistant(app.config, _open_store(app)),
+            lambda: _reload_assistant(app),
+            lambda: describe_on_disk(app.config["MODEL_DIR"], app.config["RESPONDER_DIR"]),
+        )
         if app.config["WARM_UP"]:
             _warm_up(slot, app.config)
         responder = slot.model["responder"]
