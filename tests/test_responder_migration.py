@@ -78,7 +78,7 @@ def test_migrate_reports_identical_decodes_on_200_contexts(migrated, source):
     out, report = migrated
     assert report["kind"] == "responder" and report["contexts"]["count"] == CONTEXTS
     decodes = report["parity"]["decodes"]
-    assert set(decodes) == {"greedy", "greedy_penalized", "beam", "sample"}
+    assert set(decodes) == {"greedy", "greedy_penalized", "beam", "sample", "greedy_guided", "beam_guided"}
     for name, result in decodes.items():
         assert result["contexts"] == CONTEXTS and result["contexts_differing"] == 0, name
         assert result["max_abs_log_prob_delta"] <= TOLERANCE, name
@@ -281,3 +281,37 @@ def test_tf2_copy_decodes_with_condition_guidance_as_the_compat_model_does(migra
             compat_ids = guided.model.decode(ids, conditions, mode="greedy", max_length=8, condition_strength=strength)
             assert got[f"ids {strength}"] == compat_ids.ids.tolist()
     assert got["ids 3.0"] != got["ids 0.0"]  # the guidance changed some reply
+
+
+class _Unguided:
+    """A loaded compat model seen as one exported before condition guidance."""
+
+    guided = False
+
+    def __init__(self, model):
+        self._model = model
+
+    def decode(self, *args, **kwargs):
+        assert "condition_strength" not in kwargs, "a guided decode asked of an unguided model"
+        return self._model.decode(*args, **kwargs)
+
+    def score(self, *args, **kwargs):
+        return self._model.score(*args, **kwargs)
+
+
+def test_guided_decodes_are_compared_only_where_the_source_has_them(compat_responder):
+    from legacy_assistant.responder.batching import pad_batch
+    from legacy_assistant.responder.migration import answers, compare_answers, decode_checks, generated_contexts
+
+    info = compat_responder.info
+    batch = pad_batch(generated_contexts(info, 6, 0), info.spec.max_context_turns)
+    checks = decode_checks(info)
+    guided = answers(compat_responder.model, batch, checks)
+    unguided = answers(_Unguided(compat_responder.model), batch, checks)
+    assert {"greedy_guided", "beam_guided"} <= set(guided["decodes"])
+    assert set(unguided["decodes"]) == set(guided["decodes"]) - {"greedy_guided", "beam_guided"}
+    assert unguided["decodes"]["beam"] == guided["decodes"]["beam"]
+    assert compare_answers([guided], [guided], TOLERANCE)["agree"] is True
+    # a migrated model that cannot answer what its source answered disagrees
+    report = compare_answers([guided], [unguided], TOLERANCE)
+    assert report["agree"] is False and report["decodes"]["beam_guided"]["missing"] is True

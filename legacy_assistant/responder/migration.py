@@ -7,8 +7,9 @@ writes them as a :class:`compat.tf2.responder.ResponderModule` SavedModel next t
 checks the staged copy before it is renamed into place. The check decodes held-out contexts
 (:data:`DEFAULT_CONTEXTS`, generated from a seed, or taken from a corpus) with both models:
 
-* greedy (plain, and with a repetition penalty, exempt ids and a banned id), beam search and
-  seeded sampling must give identical ids and lengths for every context;
+* greedy (plain, and with a repetition penalty, exempt ids and a banned id), beam search,
+  seeded sampling, and greedy and beam search under condition guidance (when the compat model
+  has its guided signatures) must give identical ids and lengths for every context;
 * the summed log-probabilities of those replies, and the token log-probabilities ``score``
   gives for the corpus's (or generated) replies, the greedy replies and every beam candidate,
   must differ by at most ``tolerance`` (1e-5 nats).
@@ -57,6 +58,7 @@ DEFAULT_CONTEXTS = 200
 DEFAULT_TOLERANCE = 1e-5  # nats, on a token's or a reply's log-probability
 DEFAULT_SEED = 0
 BATCH_SIZE = 50  # contexts per model call; both sides use the very same batches
+GUIDED_CHECK_STRENGTH = 2.0  # the condition strength of the guided decodes compared
 SCORED = ("given", "greedy", "beam")  # the replies scored: the contexts' own, greedy, every beam candidate
 GOLDEN_FILE = "golden.json"  # copied when the source has one: the replies are the same
 
@@ -95,6 +97,9 @@ class ResponderMigrationReport:
             f"  {len(self.variables)} variables; {self.contexts['count']} held-out contexts ({self.contexts['from']})",
         ]
         for name, result in self.parity.get("decodes", {}).items():
+            if result.get("missing"):
+                out.append(f"  {name}: not answered by the migrated model")
+                continue
             out.append(
                 f"  {name}: ids identical for {result['contexts'] - result['contexts_differing']}/{result['contexts']} "
                 f"contexts, max |Δ log p| {result['max_abs_log_prob_delta']:.3g}"
@@ -166,6 +171,8 @@ def migrate_responder(
     decodes = decode_checks(info)
     log.info("decoding %d contexts with the compat model (child process)", len(pairs))
     expected = _compat_answers(info.path, decodes, batches)
+    # what the compat model could answer is what is compared (no guided decodes without its signatures)
+    decodes = {name: options for name, options in decodes.items() if name in expected[0]["decodes"]}
 
     report = ResponderMigrationReport(
         info.path, target, {k: list(v.shape) for k, v in sorted(weights.items())}, described, tolerance=tolerance
@@ -254,6 +261,15 @@ def decode_checks(info: ResponderInfo) -> dict[str, dict[str, Any]]:
             "length_penalty": 1.0,
         },
         "sample": {"mode": "sample", "max_length": length, "n_samples": 2, "temperature": 0.7, "seed": 20240611},
+        # answered only by a model with the guided signatures (see answers)
+        "greedy_guided": {"mode": "greedy", "max_length": length, "condition_strength": GUIDED_CHECK_STRENGTH},
+        "beam_guided": {
+            "mode": "beam",
+            "max_length": length,
+            "beam_width": min(5, spec.vocab_size - N_SPECIAL),
+            "length_penalty": 1.0,
+            "condition_strength": GUIDED_CHECK_STRENGTH,
+        },
     }
 
 
@@ -264,12 +280,15 @@ def answers(model: Any, batch: Batch, decodes: Mapping[str, Mapping[str, Any]]) 
     """What ``model`` (a loaded responder of either runtime) answers for ``batch``, JSON-ready.
 
     ``{"decodes": {name: {"ids", "log_probs", "lengths"}}, "score": {"given", "greedy", "beam"}}``:
-    every decode of ``decodes``, then the token log-probabilities of the batch's own replies,
-    of the greedy replies and of every beam candidate (its context repeated).
+    every decode of ``decodes`` (those with a ``condition_strength`` only when the model is
+    guided), then the token log-probabilities of the batch's own replies, of the greedy replies
+    and of every beam candidate (its context repeated).
     """
     context, condition = batch.context_ids, batch.condition_ids
     decoded = {}
     for name, options in decodes.items():
+        if "condition_strength" in options and not model.guided:
+            continue  # a model exported before condition guidance
         kwargs = {k: np.asarray(v, np.int32) if k.endswith("_ids") else v for k, v in options.items()}
         result = model.decode(context, condition, **kwargs)
         decoded[name] = {"ids": result.ids, "log_probs": result.log_probs, "lengths": result.lengths}
@@ -375,6 +394,10 @@ def compare_answers(
     report: dict[str, Any] = {"decodes": {}, "score": {}}
     agree = len(expected) == len(got)
     for name in expected[0]["decodes"] if expected else {}:
+        if any(name not in answer["decodes"] for answer in got):
+            report["decodes"][name] = {"contexts": 0, "contexts_differing": 0, "missing": True}
+            agree = False
+            continue
         ids_e, ids_g = joined(expected, "decodes", name, "ids"), joined(got, "decodes", name, "ids")
         len_e, len_g = joined(expected, "decodes", name, "lengths"), joined(got, "decodes", name, "lengths")
         if ids_e.shape != ids_g.shape or len_e.shape != len_g.shape:
