@@ -65,6 +65,24 @@ def test_a_seed_repeats_a_sampled_reply(client):
     assert len(drawn) > 1  # the seed is used, not ignored
 
 
+def test_a_request_may_ask_for_its_own_condition_strength(client, default_responder):
+    contexts = [["Do you like football?"], ["I watched a movie last night.", "Which one?"], ["Hello!"]]
+    replies = {}
+    for strength in (None, 0, 2.5):
+        extra = {} if strength is None else {"condition_strength": strength}
+        for context in contexts:
+            for emotion in ("joy", "sadness"):
+                body = {"context": context, "emotion": emotion, "mode": "greedy", **extra}
+                response = client.post(ROUTE, json=body)
+                assert response.status_code == 200, response.get_data(as_text=True)
+                replies[strength, emotion, tuple(context)] = response.get_json()["response"]
+                expected = default_responder.respond(context, emotion, "greedy", None, strength)
+                assert replies[strength, emotion, tuple(context)] == (expected or "\U0001f64a")
+    keys = [(emotion, tuple(c)) for c in contexts for emotion in ("joy", "sadness")]
+    assert [replies[None, *k] for k in keys] == [replies[0, *k] for k in keys]  # the server's default is 0
+    assert [replies[2.5, *k] for k in keys] != [replies[0, *k] for k in keys]  # the strength is used
+
+
 @pytest.mark.parametrize(
     ("body", "message", "code"),
     [
@@ -99,6 +117,10 @@ def test_cakechats_own_error_texts(client, body, message, code):
         {"context": ["hi"], "seed": "7"},
         {"context": ["hi"], "seed": True},
         {"context": ["hi"], "seed": 2**64},
+        {"context": ["hi"], "condition_strength": -1},
+        {"context": ["hi"], "condition_strength": 10.5},
+        {"context": ["hi"], "condition_strength": "2"},
+        {"context": ["hi"], "condition_strength": True},
         {"context": ["x" * 1001]},
         {"context": ["\ud800"]},
     ],

@@ -20,7 +20,8 @@ class RecordingGenerator:
         self.reply = reply
         self.calls = []
 
-    def __call__(self, context, emotion, mode, seed):
+    def __call__(self, context, emotion, mode, seed, condition_strength):
+        assert condition_strength is None  # a chat turn decodes with the server's strength
         self.calls.append((list(context), emotion, mode, seed))
         return self.reply
 
@@ -148,7 +149,7 @@ def test_the_reply_is_generated_outside_the_stores_hold(default_predictor):
     store = HoldRecordingStore()
     holds_seen = []
 
-    def generate(context, emotion, mode, seed):
+    def generate(context, emotion, mode, seed, condition_strength):
         holds_seen.append(store.held)
         return "made outside"
 
@@ -165,7 +166,7 @@ def test_a_turn_stored_while_a_reply_is_generated_is_kept(default_predictor):
     policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
     interleaved = []
 
-    def generate(context, emotion, mode, seed):
+    def generate(context, emotion, mode, seed, condition_strength):
         if not interleaved:  # the same sender's next turn arrives while this reply is made
             interleaved.append(assistant.chat("s", GREETING))
         return "generated late"

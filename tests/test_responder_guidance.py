@@ -167,6 +167,12 @@ def test_a_responder_without_guidance_serves_unguided_and_says_how_to_get_it(ung
             old.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=5, condition_strength=1)
     with pytest.raises(ArtifactError, match=r"old: condition_strength 2 needs condition guidance.*reexport_responder"):
         Responder.load(unguided_copy, options=DecodingOptions(condition_strength=2.0))
+    with Responder.load(unguided_copy) as old:  # and a call that asks for it is refused
+        with pytest.raises(RequestError, match="condition_strength 2 needs condition guidance.*reexport_responder"):
+            old.respond(["hello !"], "joy", condition_strength=2)
+        with pytest.raises(RequestError, match="needs condition guidance"):
+            old.check_request(["hello !"], "joy", condition_strength=0.5)
+        assert old.respond(["hello !"], "joy", condition_strength=0) == shipped.respond(["hello !"], "joy")
 
 
 def test_reexport_adds_guidance_and_keeps_replies_and_files(unguided_copy, tmp_path, shipped):
@@ -244,3 +250,57 @@ def test_chat_takes_a_condition_strength_for_the_responder(monkeypatch, capsys):
         assert printed == "bot> " + guided.respond(["do you like football ?"], "joy")
     assert main(["chat", "--condition-strength", "2"]) == 1
     assert "--condition-strength is a responder option" in capsys.readouterr().err
+
+
+def test_a_call_may_ask_for_its_own_strength(shipped):
+    """``condition_strength`` per call: the replies of a responder loaded with that strength, in
+    every mode; None keeps the loaded one; a bad value is refused before anything decodes."""
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+
+    conditions = ["joy", "sadness", "neutral", "anger", "fear", "joy", "sadness"][: len(CONTEXTS)]
+    with Responder.load(DEFAULT_RESPONDER, 1, -1, options=DecodingOptions(condition_strength=2.5)) as loaded:
+        for mode in ("greedy", "beam", "sample_rerank"):
+            seed = 5 if mode.startswith("sample") else None
+            asked = shipped.respond_batch(CONTEXTS, conditions, mode, seed, condition_strength=2.5)
+            assert asked == loaded.respond_batch(CONTEXTS, conditions, mode, seed), mode
+            assert loaded.respond_batch(CONTEXTS, conditions, mode, seed, condition_strength=0) == (
+                shipped.respond_batch(CONTEXTS, conditions, mode, seed)
+            ), mode
+    plain = shipped.respond_batch(CONTEXTS, ["joy"] * len(CONTEXTS))
+    assert shipped.respond_batch(CONTEXTS, ["joy"] * len(CONTEXTS), condition_strength=None) == plain
+    assert shipped.respond_batch(CONTEXTS, ["joy"] * len(CONTEXTS), condition_strength=4) != plain
+    for bad in (-0.1, 10.5, float("nan"), float("inf"), True, "2", [2]):
+        with pytest.raises(RequestError, match="condition_strength must be a number in"):
+            shipped.respond(["hello !"], "joy", condition_strength=bad)
+
+
+def test_batched_requests_of_different_strengths_each_get_their_own_reply(shipped):
+    """Under concurrency, requests that ask for different strengths never share a decode."""
+    import threading
+
+    from legacy_assistant.serving.batching import BatchedResponder
+
+    jobs = [(context, condition, strength) for context in CONTEXTS for condition in ("joy", "sadness")
+            for strength in (None, 0.0, 1.5, 4.0)]
+    expected = [shipped.respond(c, k, "greedy", None, s) for c, k, s in jobs]
+    batched = BatchedResponder(shipped, max_batch_size=8, max_wait_s=0.005)
+    sizes = []
+    batched.batcher._on_batch = sizes.append
+    got = [None] * len(jobs)
+    start = threading.Barrier(len(jobs))
+
+    def ask(i):
+        c, k, s = jobs[i]
+        start.wait()
+        got[i] = batched.respond(c, k, "greedy", None, s)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batched.close()
+    assert got == expected
+    assert max(sizes) > 1  # they did meet in batches
+    with pytest.raises(RequestError, match="condition_strength"):
+        BatchedResponder(shipped).respond(["hello !"], "joy", "greedy", None, -1)

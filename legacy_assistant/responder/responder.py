@@ -178,12 +178,14 @@ class Responder:
         condition: str | None = None,
         mode: str = "greedy",
         seed: int | None = None,
+        condition_strength: float | None = None,
     ) -> str:
         """The reply to ``context`` (turns, oldest first), said with ``condition`` (default:
         neutral). ``seed`` makes the sampling modes repeatable (``None``: a fresh draw); it is
-        ignored by greedy and beam. When the best candidate is END at once the reply is ``""``:
-        the caller decides what to say instead."""
-        return self.respond_batch([context], [condition], mode, seed)[0]
+        ignored by greedy and beam. ``condition_strength`` (0 to 10) overrides the options'
+        condition guidance for this call. When the best candidate is END at once the reply is
+        ``""``: the caller decides what to say instead."""
+        return self.respond_batch([context], [condition], mode, seed, condition_strength)[0]
 
     def respond_batch(
         self,
@@ -191,9 +193,11 @@ class Responder:
         conditions: Sequence[str | None] | None = None,
         mode: str = "greedy",
         seed: int | None = None,
+        condition_strength: float | None = None,
     ) -> list[str]:
         """:meth:`respond` for several contexts in one ``Session.run``."""
         _check_mode_and_seed(mode, seed)
+        strength = self._strength(condition_strength)
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
         if len(conditions) != len(contexts):
             raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")
@@ -204,7 +208,7 @@ class Responder:
             for context, condition in zip(contexts, conditions)
         ]
         batch = pad_batch(pairs, self.spec.max_context_turns)
-        result = self.decode_batch(batch, mode, _seed(seed))
+        result = self.decode_batch(batch, mode, _seed(seed), strength)
         replies = []
         for row in range(len(contexts)):
             best = 0  # greedy and sample give one candidate; beam's come best first
@@ -213,18 +217,22 @@ class Responder:
             replies.append(self.vocabulary.decode(result.ids[row, best]))
         return replies
 
-    def decode_batch(self, batch: Batch, mode: str, seed: int = 0) -> DecodeResult:
+    def decode_batch(
+        self, batch: Batch, mode: str, seed: int = 0, condition_strength: float | None = None
+    ) -> DecodeResult:
         """The network's candidates for an encoded ``batch`` in ``mode``, with this responder's
         decoding options: one for greedy and sample, ``beam_width`` best first for beam,
-        ``n_samples`` for sample_rerank (``seed`` seeds the sampling modes)."""
+        ``n_samples`` for sample_rerank (``seed`` seeds the sampling modes;
+        ``condition_strength``, when given, replaces the options' guidance)."""
         options = self.options
+        strength = self._strength(condition_strength)
         common: dict[str, Any] = {
             "max_length": self.max_length,
             "repetition_penalty": options.repetition_penalty,
             "unpenalized_ids": self._unpenalized,
         }
-        if options.condition_strength > 0:  # only then: a model without guidance still decodes
-            common["condition_strength"] = options.condition_strength
+        if strength > 0:  # only then: a model without guidance still decodes
+            common["condition_strength"] = strength
         if mode == "greedy":
             return self._model.decode(batch.context_ids, batch.condition_ids, mode="greedy", **common)
         if mode == "beam":
@@ -250,11 +258,17 @@ class Responder:
         raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
 
     def check_request(
-        self, context: Sequence[str], condition: str | None = None, mode: str = "greedy", seed: int | None = None
+        self,
+        context: Sequence[str],
+        condition: str | None = None,
+        mode: str = "greedy",
+        seed: int | None = None,
+        condition_strength: float | None = None,
     ) -> None:
         """Raise the :class:`RequestError` that :meth:`respond` would raise for these arguments,
         without decoding anything (for callers that queue a request before it runs)."""
         _check_mode_and_seed(mode, seed)
+        self._strength(condition_strength)
         self._encode_context(context)
         self._condition_id(condition)
 
@@ -280,6 +294,25 @@ class Responder:
         self.close()
 
     # -- checks -----------------------------------------------------------------------------
+
+    def _strength(self, condition_strength: float | None) -> float:
+        """The guidance strength of a call: the options' when ``None``, else the one given, checked."""
+        if condition_strength is None:
+            return self.options.condition_strength
+        if (
+            isinstance(condition_strength, bool)
+            or not isinstance(condition_strength, (int, float, np.integer, np.floating))
+            or not 0.0 <= float(condition_strength) <= MAX_CONDITION_STRENGTH
+        ):
+            raise RequestError(
+                f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}], got {condition_strength!r}"
+            )
+        if condition_strength > 0 and not self._model.guided:
+            raise RequestError(
+                f"condition_strength {condition_strength:g} needs condition guidance, which this responder's "
+                f"SavedModel lacks ({GUIDANCE_HELP})"
+            )
+        return float(condition_strength)
 
     def _condition_id(self, condition: str | None) -> int:
         name = self.default_condition if condition is None else condition

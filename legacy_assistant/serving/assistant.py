@@ -48,7 +48,7 @@ _WORD = re.compile(r"\w")
 WARM_UP_TEXT = "hello"
 
 Classify = Callable[[str], Prediction]
-Generate = Callable[[Sequence[str], str, str, "int | None"], str]
+Generate = Callable[[Sequence[str], str, str, "int | None", "float | None"], str]
 
 
 def has_words(text: str) -> bool:
@@ -96,7 +96,7 @@ class Assistant:
         self._generate = generate
         self._batchers: list[Any] = []
         if generate is None and responder is not None:
-            self._generate = lambda context, emotion, mode, seed: responder.respond(context, emotion, mode, seed)
+            self._generate = responder.respond
 
     @classmethod
     def load(
@@ -224,10 +224,13 @@ class Assistant:
         emotion: str | None = None,
         mode: str | None = None,
         seed: int | None = None,
+        condition_strength: float | None = None,
     ) -> str:
         """The responder's reply to ``context`` (turns, oldest first; the last
-        :data:`CONTEXT_TURNS` are used), ``""`` when it has nothing to say. Raises
-        :class:`RequestError` without a responder, or for an unknown emotion or mode."""
+        :data:`CONTEXT_TURNS` are used), ``""`` when it has nothing to say; ``condition_strength``
+        (None: the server's) as :meth:`Responder.respond` takes it. Raises
+        :class:`RequestError` without a responder, or for an unknown emotion or mode, or a
+        strength out of range or not supported by the responder."""
         if self._generate is None:
             raise RequestError("no responder is loaded: start the server with a responder to generate replies")
         chosen = self.generation_mode if mode is None else mode
@@ -237,7 +240,7 @@ class Assistant:
         turns = list(context)[-CONTEXT_TURNS:]
         if emotion is None:
             emotion = self.responder.default_condition if self.responder is not None else DEFAULT_CONDITION
-        return self._generate(turns, emotion, chosen, seed)
+        return self._generate(turns, emotion, chosen, seed, condition_strength)
 
     def history(self, sender: str) -> list[Turn]:
         """``sender``'s stored turns, oldest first."""

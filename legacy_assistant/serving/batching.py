@@ -304,19 +304,21 @@ class BatchedClassifier:
 
 
 class _Request(NamedTuple):
-    """A responder request, checked; one batch shares ``mode`` and ``seed``."""
+    """A responder request, checked; one batch shares ``mode``, ``seed`` and ``condition_strength``."""
 
     context: Sequence[str]
     condition: str | None
     mode: str
     seed: int | None
+    condition_strength: float | None
 
 
 class BatchedResponder:
     """``respond(context, condition, mode, seed) -> str`` through a :class:`MicroBatcher` over
     ``responder.respond_batch``: one decode per batch.
 
-    A batch is one mode (``respond_batch`` decodes a batch in one mode):
+    A batch is one mode and one condition strength (``respond_batch`` decodes a batch with one
+    of each):
 
     * ``greedy`` and ``beam`` batch whatever seed they name (they ignore it); a reply is
       token for token the one ``responder.respond`` gives;
@@ -350,20 +352,26 @@ class BatchedResponder:
         return self.batcher is not None
 
     def respond(
-        self, context: Sequence[str], condition: str | None = None, mode: str = "greedy", seed: int | None = None
+        self,
+        context: Sequence[str],
+        condition: str | None = None,
+        mode: str = "greedy",
+        seed: int | None = None,
+        condition_strength: float | None = None,
     ) -> str:
-        """``responder.respond(context, condition, mode, seed)``, batched with concurrent calls."""
+        """``responder.respond(context, condition, mode, seed, condition_strength)``, batched with
+        concurrent calls."""
         if self.batcher is None:
-            return self.responder.respond(context, condition, mode, seed)
-        self.responder.check_request(context, condition, mode, seed)  # fail before queueing
+            return self.responder.respond(context, condition, mode, seed, condition_strength)
+        self.responder.check_request(context, condition, mode, seed, condition_strength)  # fail before queueing
         key: Hashable
         if mode in SEEDLESS_MODES:
-            key = (mode,)
+            key = (mode, condition_strength)
         elif seed is None:
-            key = (mode, None)
+            key = (mode, condition_strength, None)
         else:
             key = (mode, seed, object())  # a key no other request has: runs alone
-        return self.batcher.submit(_Request(context, condition, mode, seed), key)
+        return self.batcher.submit(_Request(context, condition, mode, seed, condition_strength), key)
 
     def close(self, wait: bool = True) -> None:
         if self.batcher is not None:
@@ -376,4 +384,5 @@ class BatchedResponder:
             [request.condition for request in requests],
             first.mode,
             None if first.mode in SEEDLESS_MODES else first.seed,
+            first.condition_strength,
         )

@@ -12,8 +12,10 @@ Clients written for cakechat's server post ``{"context": [str, ...], "emotion": 
 Where cakechat answered 500 (an unknown route, a wrong method, a body that is not JSON or not
 an object, one too large) this route answers the fitting 4xx, in JSON, with ``message`` too.
 Extensions old clients never send: ``mode`` (greedy, beam, sample, sample_rerank; default the
-server's ``GENERATION_MODE``) and ``seed`` (an integer: the sampling modes give the same reply for
-the same seed). Same access (API token), CORS, limits and metrics as the other API routes.
+server's ``GENERATION_MODE``), ``seed`` (an integer: the sampling modes give the same reply for
+the same seed) and ``condition_strength`` (a number from 0 to 10, default the server's
+``CONDITION_STRENGTH``: how strongly the emotion steers the reply; above 0 it needs a responder
+with condition guidance). Same access (API token), CORS, limits and metrics as the other API routes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from flask import current_app, jsonify
 
+from compat.responder.inputs import MAX_CONDITION_STRENGTH
 from legacy_assistant.errors import RequestError
 from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES
 from legacy_assistant.serving.assistant import has_words
@@ -110,9 +113,26 @@ def _seed(body: dict[str, Any]) -> int | None:
     return seed
 
 
+def _condition_strength(body: dict[str, Any]) -> float | None:
+    strength = body.get("condition_strength")
+    if strength is None:
+        return None
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, (int, float))
+        or not 0 <= strength <= MAX_CONDITION_STRENGTH
+    ):
+        raise _malformed(
+            "invalid_field",
+            f"field 'condition_strength' must be a number from 0 to {MAX_CONDITION_STRENGTH:g}",
+            f"Malformed request: `condition_strength` should be a number from 0 to {MAX_CONDITION_STRENGTH:g}",
+        )
+    return float(strength)
+
+
 @blueprint.post("/actions/get_response")
 def get_response() -> Any:
-    """``{"context": [str, ...], "emotion"?, "mode"?, "seed"?}`` -> ``{"response": str}``."""
+    """``{"context": [str, ...], "emotion"?, "mode"?, "seed"?, "condition_strength"?}`` -> ``{"response": str}``."""
     body = json_object()
     context = _context(body)
     with leased() as assistant:
@@ -123,9 +143,9 @@ def get_response() -> Any:
                 "this server runs without a responder; start it with one to generate replies",
             )
         emotion = _emotion(body, assistant.emotions or CAKECHAT_EMOTIONS)
-        mode, seed = _one_of(body, "mode", MODES), _seed(body)
+        mode, seed, strength = _one_of(body, "mode", MODES), _seed(body), _condition_strength(body)
         try:
-            response = assistant.respond(context, emotion, mode, seed)
+            response = assistant.respond(context, emotion, mode, seed, strength)
         except RequestError as exc:
             raise _malformed("invalid_request", str(exc), f"Malformed request: {exc}") from None
     generated("cakechat")

@@ -194,6 +194,13 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "description": "extension: how the reply is decoded (default: the server's GENERATION_MODE)",
                 },
                 "seed": {"type": "integer", "description": "extension: the sampling modes' seed"},
+                "condition_strength": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 10,
+                    "description": "extension: condition guidance, how strongly the emotion steers the reply "
+                    "(default: the server's CONDITION_STRENGTH; above 0 needs a responder with guidance)",
+                },
             },
         },
         "CakechatResponse": {
