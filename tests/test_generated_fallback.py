@@ -19,9 +19,10 @@ class RecordingGenerator:
     def __init__(self, reply="a generated reply"):
         self.reply = reply
         self.calls = []
+        self.strengths = []
 
     def __call__(self, context, emotion, mode, seed, condition_strength):
-        assert condition_strength is None  # a chat turn decodes with the server's strength
+        self.strengths.append(condition_strength)
         self.calls.append((list(context), emotion, mode, seed))
         return self.reply
 
@@ -43,6 +44,9 @@ def test_fallback_turns_are_generated_from_the_last_turns(default_predictor):
     context, emotion, mode, seed = generator.calls[-1]
     assert context == [GREETING, first.text, UNKNOWN]
     assert (emotion, mode, seed) == ("joy", assistant.generation_mode, None)
+    assert generator.strengths == [None]  # the server's strength unless the turn asks
+    assistant.chat("s", UNKNOWN, emotion="joy", condition_strength=2.5)
+    assert generator.strengths == [None, 2.5]
     for number in range(4):
         assistant.chat("s", f"{UNKNOWN} {number}")
     assert len(generator.calls[-1][0]) == CONTEXT_TURNS
@@ -100,6 +104,45 @@ def test_the_real_responder_speaks_in_chat_and_webhook(make_talking_client, defa
     assert hook.get_json() == [{"recipient_id": "b", "text": default_responder.respond([UNKNOWN], "fear", "greedy")}]
     transcript = client.get("/api/v1/conversations/a").get_json()["turns"]
     assert [t["generated"] for t in transcript] == [True, False]
+
+
+def test_chat_and_webhook_take_a_condition_strength(make_talking_client, default_responder):
+    client = make_talking_client()
+    messages = [UNKNOWN, "tell me about your favourite band", "what do you think of the weather on mars"]
+    for route in ("/api/v1/chat", "/webhooks/rest/webhook"):
+        for number, message in enumerate(messages):
+            for strength in (0, 3.0):
+                sender = f"{route[-4:]}-{number}-{strength}"
+                body = {"sender": sender, "message": message, "emotion": "joy", "condition_strength": strength}
+                response = client.post(route, json=body)
+                assert response.status_code == 200, response.get_data(as_text=True)
+                text = response.get_json()["reply"] if route.endswith("chat") else response.get_json()[0]["text"]
+                assert text == default_responder.respond([message], "joy", "greedy", None, strength), (route, body)
+    steered = [default_responder.respond([m], "joy", "greedy", None, 3.0) for m in messages]
+    assert steered != [default_responder.respond([m], "joy", "greedy") for m in messages]
+    for route in ("/api/v1/chat", "/webhooks/rest/webhook"):
+        for bad in (-1, 11, "2", True, [1]):
+            response = client.post(route, json={"sender": "z", "message": GREETING, "condition_strength": bad})
+            assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_field", bad
+    assert client.get("/api/v1/conversations/z").get_json()["turns"] == []
+
+
+def test_a_strength_is_checked_even_when_no_reply_is_generated(default_predictor):
+    assistant = assistant_with(default_predictor, RecordingGenerator())
+    with pytest.raises(RequestError, match="condition_strength"):
+        assistant.chat("s", GREETING, condition_strength=12)
+    without = assistant_with(default_predictor, None)
+    assert not without.chat("s", GREETING, condition_strength=2).generated  # nothing to guide: accepted
+    with pytest.raises(RequestError, match="condition_strength"):
+        without.chat("s", GREETING, condition_strength=-1)
+    assert without.history("s") and not assistant.history("s")
+
+
+def test_the_request_limit_is_the_graphs():
+    from compat.responder import inputs
+    from legacy_assistant.responder import modes
+
+    assert modes.MAX_CONDITION_STRENGTH == inputs.MAX_CONDITION_STRENGTH
 
 
 def test_chat_and_webhook_refuse_a_bad_emotion(make_talking_client):

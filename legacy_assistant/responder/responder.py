@@ -197,7 +197,7 @@ class Responder:
     ) -> list[str]:
         """:meth:`respond` for several contexts in one ``Session.run``."""
         _check_mode_and_seed(mode, seed)
-        strength = self._strength(condition_strength)
+        strength = self.checked_strength(condition_strength)
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
         if len(conditions) != len(contexts):
             raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")
@@ -225,7 +225,7 @@ class Responder:
         ``n_samples`` for sample_rerank (``seed`` seeds the sampling modes;
         ``condition_strength``, when given, replaces the options' guidance)."""
         options = self.options
-        strength = self._strength(condition_strength)
+        strength = self.checked_strength(condition_strength)
         common: dict[str, Any] = {
             "max_length": self.max_length,
             "repetition_penalty": options.repetition_penalty,
@@ -268,7 +268,7 @@ class Responder:
         """Raise the :class:`RequestError` that :meth:`respond` would raise for these arguments,
         without decoding anything (for callers that queue a request before it runs)."""
         _check_mode_and_seed(mode, seed)
-        self._strength(condition_strength)
+        self.checked_strength(condition_strength)
         self._encode_context(context)
         self._condition_id(condition)
 
@@ -295,8 +295,9 @@ class Responder:
 
     # -- checks -----------------------------------------------------------------------------
 
-    def _strength(self, condition_strength: float | None) -> float:
-        """The guidance strength of a call: the options' when ``None``, else the one given, checked."""
+    def checked_strength(self, condition_strength: float | None) -> float:
+        """The guidance strength of a call: the options' when ``None``, else the one given;
+        raises :class:`RequestError` for one out of range, or above 0 on a model without guidance."""
         if condition_strength is None:
             return self.options.condition_strength
         if (

@@ -22,7 +22,13 @@ from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError, RequestError
-from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES
+from legacy_assistant.responder.modes import (
+    CAKECHAT_EMOTIONS,
+    DEFAULT_CONDITION,
+    MAX_CONDITION_STRENGTH,
+    MODES,
+    is_condition_strength,
+)
 from legacy_assistant.serving.dialogue import (
     DEFAULT_ESCAPE_CONFIDENCE,
     FALLBACK_MODES,
@@ -186,14 +192,23 @@ class Assistant:
             "intent_ranking": [{"name": name, "confidence": confidence} for name, confidence in ranking],
         }
 
-    def chat(self, sender: str, message: str, emotion: str | None = None, seed: int | None = None) -> Reply:
+    def chat(
+        self,
+        sender: str,
+        message: str,
+        emotion: str | None = None,
+        seed: int | None = None,
+        condition_strength: float | None = None,
+    ) -> Reply:
         """Answer one turn of ``sender``'s conversation; the turn is stored before returning.
 
-        ``emotion`` is the responder's condition for a generated reply (default neutral); an
-        unknown one raises :class:`RequestError` whether or not this turn needs the responder.
+        ``emotion`` is the responder's condition for a generated reply (default neutral), and
+        ``condition_strength`` its guidance (default the server's); an unknown emotion or a bad
+        strength raises :class:`RequestError` whether or not this turn needs the responder.
         ``seed`` makes a generated reply in a sampling mode repeatable (``None``: a fresh draw).
         """
         self.check_emotion(emotion)
+        self.check_condition_strength(condition_strength)
         prediction = self._classify(message)
         understood = prediction.known_features > 0
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
@@ -208,7 +223,7 @@ class Assistant:
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
         # the server: the reply is made outside it, then the turn is decided again if another
         # turn of this sender was stored meanwhile.
-        text = self.respond(context, emotion, seed=seed)
+        text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
         with self.store.conversation(sender):
             current = self.store.load(sender)
             if current != state:
@@ -252,6 +267,18 @@ class Assistant:
         known = self.emotions or CAKECHAT_EMOTIONS
         if emotion is not None and emotion not in known:
             raise RequestError(f"unknown emotion {emotion!r}; expected one of {', '.join(known)}")
+
+    def check_condition_strength(self, condition_strength: float | None) -> None:
+        """Raise :class:`RequestError` unless ``condition_strength`` is None or one the responder
+        takes (any in range when there is no responder: nothing is generated then)."""
+        if condition_strength is None:
+            return
+        if self.responder is not None:
+            self.responder.checked_strength(condition_strength)
+        elif not is_condition_strength(condition_strength):
+            raise RequestError(
+                f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}], got {condition_strength!r}"
+            )
 
     def classic(self, sentence: str) -> list[dict[str, str]]:
         """The classic endpoint's answer: intents above the threshold, probability as a string."""

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
+from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
@@ -306,7 +307,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CONDITION_STRENGTH",
-        Number(0, 10),
+        Number(0, MAX_CONDITION_STRENGTH),
         0.0,
         "condition guidance of generated replies (0: off; 2 makes the requested emotion heard about twice as "
         "often as under neutral, for 1.6-2.2x the decoding time; needs a responder exported with guidance)",

@@ -7,6 +7,7 @@ from typing import Any
 from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, is_condition_strength
 from legacy_assistant.serving.dialogue import Reply
 from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import ApiError, json_object, text_field
@@ -28,14 +29,14 @@ def parse() -> Any:
 
 @blueprint.post("/chat")
 def chat() -> Any:
-    """``{"sender", "message", "emotion"?}`` -> ``{"sender", "reply", "intent", "confidence", "reason",
-    "generated"}``; the turn is stored before the reply is sent."""
+    """``{"sender", "message", "emotion"?, "condition_strength"?}`` -> ``{"sender", "reply", "intent",
+    "confidence", "reason", "generated"}``; the turn is stored before the reply is sent."""
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH")
     message = text_field(body, "message")
-    emotion = emotion_field(body)
+    emotion, strength = emotion_field(body), condition_strength_field(body)
     with leased() as assistant:
-        reply = assistant.chat(sender, message, emotion)
+        reply = assistant.chat(sender, message, emotion, condition_strength=strength)
     record_reply(reply, "chat")
     return jsonify(
         {
@@ -47,6 +48,19 @@ def chat() -> Any:
             "generated": reply.generated,
         }
     )
+
+
+def condition_strength_field(body: dict[str, Any]) -> float | None:
+    """The optional ``condition_strength`` of a chat turn (0 to 10: the guidance of a generated
+    reply), or None: the server's."""
+    strength = body.get("condition_strength")
+    if strength is None:
+        return None
+    if not is_condition_strength(strength):
+        raise ApiError(
+            400, "invalid_field", f"field 'condition_strength' must be a number from 0 to {MAX_CONDITION_STRENGTH:g}"
+        )
+    return float(strength)
 
 
 def emotion_field(body: dict[str, Any]) -> str | None:

@@ -24,9 +24,14 @@ from typing import Any
 
 from flask import current_app, jsonify
 
-from compat.responder.inputs import MAX_CONDITION_STRENGTH
 from legacy_assistant.errors import RequestError
-from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES
+from legacy_assistant.responder.modes import (
+    CAKECHAT_EMOTIONS,
+    DEFAULT_CONDITION,
+    MAX_CONDITION_STRENGTH,
+    MODES,
+    is_condition_strength,
+)
 from legacy_assistant.serving.assistant import has_words
 from legacy_assistant.web.context import leased
 from legacy_assistant.web.errors import ApiError, json_object
@@ -117,11 +122,7 @@ def _condition_strength(body: dict[str, Any]) -> float | None:
     strength = body.get("condition_strength")
     if strength is None:
         return None
-    if (
-        isinstance(strength, bool)
-        or not isinstance(strength, (int, float))
-        or not 0 <= strength <= MAX_CONDITION_STRENGTH
-    ):
+    if not is_condition_strength(strength):
         raise _malformed(
             "invalid_field",
             f"field 'condition_strength' must be a number from 0 to {MAX_CONDITION_STRENGTH:g}",

@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app, jsonify
 
 from legacy_assistant import __version__
+from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import REASONS
 from legacy_assistant.web.security import Access, GuardedBlueprint
@@ -73,6 +74,11 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
         "description": "the responder's condition for a generated reply: one of the emotions /health lists "
         "(default neutral)",
     }
+    strength_text = (
+        "condition guidance of a generated reply: how strongly the emotion steers it "
+        "(default: the server's CONDITION_STRENGTH; above 0 needs a responder with guidance)"
+    )
+    strength = {"type": "number", "minimum": 0, "maximum": MAX_CONDITION_STRENGTH, "description": strength_text}
     return {
         "Error": {
             "type": "object",
@@ -107,6 +113,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "sender": _text(sender_limit, "conversation id: turns with the same sender share context"),
                 "message": _text(text_limit, "what the person typed; not blank"),
                 "emotion": emotion,
+                "condition_strength": strength,
             },
         },
         "ChatReply": {
@@ -173,6 +180,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "sender": _text(sender_limit, "conversation id (default 'default')"),
                 "message": _text(text_limit, "what the person typed"),
                 "emotion": emotion,
+                "condition_strength": strength,
             },
         },
         "CakechatRequest": {
@@ -194,13 +202,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "description": "extension: how the reply is decoded (default: the server's GENERATION_MODE)",
                 },
                 "seed": {"type": "integer", "description": "extension: the sampling modes' seed"},
-                "condition_strength": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": 10,
-                    "description": "extension: condition guidance, how strongly the emotion steers the reply "
-                    "(default: the server's CONDITION_STRENGTH; above 0 needs a responder with guidance)",
-                },
+                "condition_strength": {**strength, "description": "extension: " + strength_text},
             },
         },
         "CakechatResponse": {
