@@ -222,9 +222,23 @@ def test_every_emotion_tab_matches_the_assistant_in_greedy_mode(client, assistan
     assert len(set(expected)) > 1, "every shipped context gets one reply under every emotion"
 
     text = "\n".join(context) + "\n\n"  # a trailing blank line is left out
-    replies = client.predict(text, "greedy", None, api_name="/all_emotions")
+    replies = client.predict(text, "greedy", None, 0, api_name="/all_emotions")
 
     assert list(replies) == expected
+
+
+def test_the_emotions_tab_takes_a_condition_strength(client, assistant):
+    emotions = assistant.emotions
+    contexts = json.loads((ROOT / "data" / "responder_contexts.json").read_text(encoding="utf-8"))
+    steered = {
+        tuple(context): [assistant.respond(context, emotion, "greedy", None, 3.0) for emotion in emotions]
+        for context in contexts
+    }
+    plain = {context: [assistant.respond(list(context), e, "greedy") for e in emotions] for context in steered}
+    changed = [context for context in steered if steered[context] != plain[context]]
+    assert changed, "guidance changed no reply of the shipped contexts"
+    replies = client.predict("\n".join(changed[0]), "greedy", None, 3.0, api_name="/all_emotions")
+    assert list(replies) == steered[changed[0]]
 
 
 def test_mistakes_show_as_errors_without_tracebacks(client, playground):
@@ -235,8 +249,8 @@ def test_mistakes_show_as_errors_without_tracebacks(client, playground):
     cases = [
         (("   ", "neutral"), "/chat", "message is empty"),
         (("x" * 1001, "neutral"), "/chat", "longer than 1000 characters"),
-        (("\n \n", "greedy", None), "/all_emotions", "context is empty"),
-        (("Hi!\n" + "x" * 1001, "greedy", None), "/all_emotions", "turn is longer than 1000 characters"),
+        (("\n \n", "greedy", None, 0), "/all_emotions", "context is empty"),
+        (("Hi!\n" + "x" * 1001, "greedy", None, 0), "/all_emotions", "turn is longer than 1000 characters"),
     ]
     for args, api_name, message in cases:
         with pytest.raises(AppError) as raised:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from legacy_assistant.common.optional import require
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.playground.handlers import DEFAULT_MAX_TEXT_LENGTH, Message, Playground, new_sender
-from legacy_assistant.responder.modes import MODES
+from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, MODES
 
 if TYPE_CHECKING:
     from gradio import Blocks
@@ -162,12 +162,21 @@ def _emotions_tab(gr: Any, playground: Playground) -> None:
             seed = gr.Number(
                 label="seed", value=None, precision=0, info="sampling modes: the same seed, the same replies"
             )
+            strength = gr.Slider(
+                minimum=0,
+                maximum=MAX_CONDITION_STRENGTH,
+                step=0.5,
+                value=playground.condition_strength,
+                label="condition strength",
+                info="condition guidance: how strongly the emotion steers the replies (0: off)",
+                visible=playground.guided,
+            )
     answer = gr.Button("Reply under every emotion", variant="primary")
     with gr.Row():
         replies = [gr.Textbox(label=name, interactive=False, lines=3) for name in emotions]
     answer.click(
         _shown(gr, playground.all_emotions),
-        inputs=[context, mode, seed],
+        inputs=[context, mode, seed, strength],
         outputs=replies,
         api_name="all_emotions",
     )

@@ -107,9 +107,24 @@ class Playground:
             sender=sender,
         )
 
-    def all_emotions(self, context: str, mode: str, seed: int | float | None) -> list[str]:
+    @property
+    def guided(self) -> bool:
+        """Whether the responder takes a condition strength above 0 (condition guidance)."""
+        responder = self.assistant.responder
+        return responder is not None and responder.model.guided
+
+    @property
+    def condition_strength(self) -> float:
+        """The responder's own condition strength (0 without a responder)."""
+        responder = self.assistant.responder
+        return responder.options.condition_strength if responder is not None else 0.0
+
+    def all_emotions(
+        self, context: str, mode: str, seed: int | float | None, strength: float | None = None
+    ) -> list[str]:
         """The responder's reply to ``context`` (turns one per line, oldest first; blank lines
-        left out) under each of :attr:`emotions`, in that order."""
+        left out) under each of :attr:`emotions`, in that order, with condition guidance
+        ``strength`` (None: the responder's own)."""
         if not self.emotions:
             raise RequestError("no responder is loaded: start the playground with --responder DIR")
         turns = [line.strip() for line in context.splitlines() if line.strip()]
@@ -118,7 +133,7 @@ class Playground:
         for turn in turns:
             self._checked(turn, "turn")
         chosen_seed = _seed(seed)
-        return [self.assistant.respond(turns, emotion, mode, chosen_seed) for emotion in self.emotions]
+        return [self.assistant.respond(turns, emotion, mode, chosen_seed, strength) for emotion in self.emotions]
 
     def _checked(self, text: str | None, what: str) -> str:
         stripped = (text or "").strip()
