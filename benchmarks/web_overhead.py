@@ -129,21 +129,21 @@ def main() -> None:
     from legacy_assistant.web import create_app
 
     predictor = Predictor.load(ROOT / "exported" / "default", DEFAULT_INTRA_OP, DEFAULT_INTER_OP)  # as `serve` runs it
-    ranking = predictor.rank_one(SENTENCE, top=10)
+    prediction = predictor.predict([SENTENCE])[0]
 
     class StubPredictor:
         """The real predictor's identity, a fixed answer: isolates the web layer."""
 
         name, manifest, classes = predictor.name, predictor.manifest, predictor.classes
 
-        def rank_one(self, text, top=None):
-            return ranking
+        def predict(self, texts):
+            return [prediction for _ in texts]
 
         def close(self):
             pass
 
     policy = DialoguePolicy.from_manifest(predictor.manifest, seed=0)
-    stub = cast(Predictor, StubPredictor())  # duck-typed: the assistant only ranks and closes
+    stub = cast(Predictor, StubPredictor())  # duck-typed: the assistant only predicts and closes
     stubbed = create_app({}, assistant=Assistant(stub, policy, MemoryStore()))
     quiet = create_app({"ACCESS_LOG": False}, assistant=Assistant(stub, policy, MemoryStore()))
 

@@ -25,9 +25,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from legacy_assistant.classifier.artifact import ArtifactInfo, verify_artifact
+from legacy_assistant.classifier.artifact import verify_artifact
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.artifact import ResponderInfo, verify_responder
 from legacy_assistant.serving import heap
@@ -40,7 +40,20 @@ class ReloadError(AssistantError):
     """A new model was refused; the one in service is unchanged."""
 
 
-def describe_models(classifier: ArtifactInfo, responder: ResponderInfo | None) -> dict[str, Any]:
+class _IntentModel(Protocol):
+    """What a description reads of an intent model: a loaded Predictor or a verified directory."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    @property
+    def classes(self) -> list[str]: ...
+
+
+def describe_models(classifier: _IntentModel, responder: ResponderInfo | None) -> dict[str, Any]:
     """Name, version (first 12 hex digits of the manifest's sha256), creation time, intent count
     of the intent model; ``responder``: the same of the responder, with its emotions, or None."""
     manifest = classifier.manifest
@@ -63,7 +76,7 @@ def describe_models(classifier: ArtifactInfo, responder: ResponderInfo | None) -
 def describe(assistant: Assistant) -> dict[str, Any]:
     """:func:`describe_models` of the models ``assistant`` serves."""
     responder = assistant.responder
-    return describe_models(assistant.predictor.info, None if responder is None else responder.info)
+    return describe_models(assistant.predictor, None if responder is None else responder.info)
 
 
 def describe_on_disk(model_dir: str | Path, responder_dir: str | Path | None) -> dict[str, Any]:
