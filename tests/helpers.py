@@ -45,8 +45,8 @@ def intercept_respond(patch: pytest.MonkeyPatch, hook) -> None:
 
     respond = Responder.respond
 
-    def intercepted(self, context, condition=None, mode="greedy", seed=None):
+    def intercepted(self, context, condition=None, mode="greedy", seed=None, condition_strength=None):
         hook(context, condition, mode, seed)
-        return respond(self, context, condition, mode, seed)
+        return respond(self, context, condition, mode, seed, condition_strength)
 
     patch.setattr(Responder, "respond", intercepted)
