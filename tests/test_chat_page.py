@@ -221,6 +221,12 @@ def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survive
     assert emotion.first_selected_option.get_attribute("value") == "neutral"
     assert browser.find_element(By.CSS_SELECTOR, "label[for='emotion']").text
     emotion.select_by_value("joy")
+    strength = browser.find_element(By.ID, "strength")
+    assert strength.get_attribute("value") == "0" and browser.find_element(By.ID, "strength-value").text == "0"
+    browser.execute_script(
+        "var s = document.getElementById('strength'); s.value = '2.5';"
+        "s.dispatchEvent(new Event('input', {bubbles: true}));")
+    assert browser.find_element(By.ID, "strength-value").text == "2.5"
     browser.execute_script("""
         window.sentBodies = [];
         var original = window.fetch;
@@ -235,7 +241,9 @@ def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survive
     assert made_up.get_attribute("data-generated") == "true"
     known = send(browser, "where are you located?")
     assert not known.find_elements(By.CSS_SELECTOR, ".badge")
-    assert [body.get("emotion") for body in browser.execute_script("return window.sentBodies")] == ["joy", "joy"]
+    sent = browser.execute_script("return window.sentBodies")
+    assert [body.get("emotion") for body in sent] == ["joy", "joy"]
+    assert [body.get("condition_strength") for body in sent] == [2.5, 2.5]
 
     before = conversation(browser)
     assert [row[0] for row in before] == ["user", "bot", "user", "bot"]
@@ -244,6 +252,7 @@ def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survive
     ready(browser)
     assert conversation(browser) == before
     assert Select(browser.find_element(By.ID, "emotion")).first_selected_option.get_attribute("value") == "joy"
+    assert browser.find_element(By.ID, "strength").get_attribute("value") == "2.5"  # kept like the emotion
     browser.find_element(By.ID, "show-details").click()
     details = [d.text for d in browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot .details")]
     assert "intent: fallback" in details[0] and "intent: fallback" not in details[1]
@@ -303,6 +312,7 @@ def test_the_page_carries_the_servers_text_cap(make_client):
 def test_no_emotion_selector_without_a_responder(client):
     page = rendered(client)
     assert "emotion" not in page.by_id and page.options == []
+    assert "strength" not in page.by_id
     assert "message" in page.by_id
 
 
@@ -313,3 +323,18 @@ def test_the_emotion_selector_lists_the_responders_conditions(responder_assistan
     assert "emotion" in page.by_id
     assert [o["value"] for o in page.options] == list(responder_assistant.emotions)
     assert [o["value"] for o in page.options if "selected" in o] == [responder_assistant.responder.default_condition]
+
+
+def test_the_strength_slider_starts_at_the_servers_strength(responder_assistant, monkeypatch):
+    from legacy_assistant.web import create_app
+
+    page = rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client())
+    slider = page.by_id["strength"]
+    assert (slider["type"], slider["min"], slider["max"], slider["value"]) == ("range", "0", "10", "0")
+    monkeypatch.setattr(responder_assistant.responder, "options",
+                        type(responder_assistant.responder.options)(condition_strength=2.5))
+    assert rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client()).by_id[
+        "strength"]["value"] == "2.5"
+    monkeypatch.setattr(responder_assistant.responder.model, "guided", False)  # exported before guidance
+    page = rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client())
+    assert "strength" not in page.by_id and "emotion" in page.by_id

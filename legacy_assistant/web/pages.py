@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, render_template
 
+from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.web.context import current_assistant, current_slot
 from legacy_assistant.web.errors import error_response
 from legacy_assistant.web.favicon import favicon_ico
@@ -48,6 +49,10 @@ def index() -> Any:
         max_text_length=int(current_app.config["MAX_TEXT_LENGTH"]),
         emotions=emotions,
         default_emotion=responder.default_condition if responder is not None else None,
+        # the strength slider: only for a responder that has condition guidance
+        guided=responder is not None and responder.model.guided,
+        condition_strength=f"{responder.options.condition_strength:g}" if responder is not None else "0",
+        max_condition_strength=f"{MAX_CONDITION_STRENGTH:g}",
     )
 
 

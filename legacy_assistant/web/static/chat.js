@@ -6,6 +6,7 @@
   var TOKEN_KEY = "legacy-assistant-token";
   var DETAILS_KEY = "legacy-assistant-details";
   var EMOTION_KEY = "legacy-assistant-emotion";
+  var STRENGTH_KEY = "legacy-assistant-strength";
   var ENDPOINT = "/api/v1/chat";
   var TRANSCRIPT = "/api/v1/conversations/";
   // "web-" and 128 random bits in hex: whoever knows a sender id can read its transcript.
@@ -18,6 +19,8 @@
   var detailsBox = document.getElementById("show-details");
   var newBtn = document.getElementById("new-conversation");
   var emotionBox = document.getElementById("emotion"); // absent when the server has no responder
+  var strengthBox = document.getElementById("strength"); // absent unless the responder has guidance
+  var strengthShown = document.getElementById("strength-value");
   var busy = false;
   var seq = 0; // identifies the latest request, so stale completions are ignored
 
@@ -157,6 +160,7 @@
     var requestSender = sender;
     var body = { sender: requestSender, message: text };
     if (emotionBox && emotionBox.value) body.emotion = emotionBox.value;
+    if (strengthBox) body.condition_strength = parseFloat(strengthBox.value);
 
     return call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
       if (requestSender !== sender) return; // conversation was reset meanwhile
@@ -222,6 +226,24 @@
     }
     emotionBox.addEventListener("change", function () {
       store(EMOTION_KEY, emotionBox.value);
+    });
+  }
+
+  if (strengthBox) {
+    var savedStrength = load(STRENGTH_KEY);
+    // a saved strength the slider cannot hold (edited by hand) leaves the server's default
+    if (savedStrength !== null && isFinite(parseFloat(savedStrength)) &&
+        parseFloat(savedStrength) >= parseFloat(strengthBox.min) &&
+        parseFloat(savedStrength) <= parseFloat(strengthBox.max)) {
+      strengthBox.value = savedStrength;
+    }
+    var showStrength = function () {
+      if (strengthShown) strengthShown.textContent = strengthBox.value;
+    };
+    showStrength();
+    strengthBox.addEventListener("input", function () {
+      store(STRENGTH_KEY, strengthBox.value);
+      showStrength();
     });
   }
 
