@@ -186,3 +186,22 @@ def test_the_responder_directory_is_checked_file_by_file_too(tmp_path, tiny_mode
     variables.write_bytes(variables.read_bytes()[:64])
     with pytest.raises(ArtifactError, match="variables.data-.*altered or truncated"):
         describe_on_disk(tiny_model_dir, responder)
+
+
+def test_a_directory_replaced_while_it_is_checked_is_checked_again(probed, monkeypatch):
+    """A deploy that swaps the directory while a reload reads it: no false refusal."""
+    from legacy_assistant.serving import hotswap
+
+    model, slot, loads = probed
+    real, seen = hotswap.verify_artifact, []
+
+    def replaced_midway(path):
+        if not seen:  # the first read sees the old manifest, then the files change under it
+            seen.append(path)
+            model.put(DEFAULT_MODEL)
+            raise ArtifactError(f"{path}: altered or truncated: sha256 does not match assistant.json")
+        return real(path)
+
+    monkeypatch.setattr(hotswap, "verify_artifact", replaced_midway)
+    result = slot.reload()
+    assert seen and result.changed and result.model["name"] == "default" and len(loads) == 1

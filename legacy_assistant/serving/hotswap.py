@@ -27,8 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from legacy_assistant.artifacts.directory import load_consistently
+from legacy_assistant.classifier.artifact import MANIFEST as CLASSIFIER_MANIFEST
 from legacy_assistant.classifier.artifact import verify_artifact
 from legacy_assistant.errors import AssistantError
+from legacy_assistant.responder.artifact import MANIFEST as RESPONDER_MANIFEST
 from legacy_assistant.responder.artifact import ResponderInfo, verify_responder
 from legacy_assistant.serving import heap
 from legacy_assistant.serving.assistant import Assistant
@@ -81,10 +84,15 @@ def describe(assistant: Assistant) -> dict[str, Any]:
 
 def describe_on_disk(model_dir: str | Path, responder_dir: str | Path | None) -> dict[str, Any]:
     """:func:`describe_models` of the model directories, each verified file by file against its
-    manifest without loading it; raises :class:`ArtifactError` for a damaged one."""
-    return describe_models(
-        verify_artifact(model_dir), None if responder_dir is None else verify_responder(responder_dir)
+    manifest without loading it; raises :class:`ArtifactError` for a damaged one. A directory
+    replaced while it is read is read again, as a load does (:func:`load_consistently`)."""
+    classifier = load_consistently(model_dir, lambda: verify_artifact(model_dir), manifest_name=CLASSIFIER_MANIFEST)
+    responder = (
+        None
+        if responder_dir is None
+        else load_consistently(responder_dir, lambda: verify_responder(responder_dir), manifest_name=RESPONDER_MANIFEST)
     )
+    return describe_models(classifier, responder)
 
 
 def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
