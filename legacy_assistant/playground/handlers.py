@@ -111,7 +111,7 @@ class Playground:
     def guided(self) -> bool:
         """Whether the responder takes a condition strength above 0 (condition guidance)."""
         responder = self.assistant.responder
-        return responder is not None and responder.model.guided
+        return responder is not None and responder.guided
 
     @property
     def condition_strength(self) -> float:

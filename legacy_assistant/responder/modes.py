@@ -3,6 +3,10 @@ master reads them for its settings)."""
 
 from __future__ import annotations
 
+import numbers
+
+from legacy_assistant.errors import RequestError
+
 MODES = ("greedy", "beam", "sample", "sample_rerank")
 DEFAULT_CONDITION = "neutral"
 # The conditions of cakechat's models and API, in its order (its error messages list them so).
@@ -13,10 +17,17 @@ MAX_CONDITION_STRENGTH = 10.0
 
 
 def is_condition_strength(value: object) -> bool:
-    """Whether ``value`` is a guidance strength a request may ask for: a number (not a bool)
-    from 0 to :data:`MAX_CONDITION_STRENGTH`."""
+    """Whether ``value`` is a guidance strength a request may ask for: a real number (not a
+    bool, not NaN; numpy's scalars count) from 0 to :data:`MAX_CONDITION_STRENGTH`."""
     return (
         not isinstance(value, bool)
-        and isinstance(value, (int, float))
+        and isinstance(value, numbers.Real)
         and 0.0 <= float(value) <= MAX_CONDITION_STRENGTH
     )
+
+
+def checked_condition_strength(value: object) -> float:
+    """``value`` as a float; :class:`RequestError` unless :func:`is_condition_strength`."""
+    if not is_condition_strength(value):
+        raise RequestError(f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}], got {value!r}")
+    return float(value)  # type: ignore[arg-type]  # a Real, checked above

@@ -33,7 +33,7 @@ from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
-from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES
+from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength
 from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 
 if TYPE_CHECKING:
@@ -165,6 +165,11 @@ class Responder:
     def model(self) -> ResponderModel:
         """The loaded SavedModel itself, for callers that work on token ids (golden replies)."""
         return self._model
+
+    @property
+    def guided(self) -> bool:
+        """Whether the SavedModel has condition guidance (a strength above 0 may be asked for)."""
+        return self._model.guided
 
     @property
     def default_condition(self) -> str:
@@ -300,20 +305,13 @@ class Responder:
         raises :class:`RequestError` for one out of range, or above 0 on a model without guidance."""
         if condition_strength is None:
             return self.options.condition_strength
-        if (
-            isinstance(condition_strength, bool)
-            or not isinstance(condition_strength, (int, float, np.integer, np.floating))
-            or not 0.0 <= float(condition_strength) <= MAX_CONDITION_STRENGTH
-        ):
+        strength = checked_condition_strength(condition_strength)
+        if strength > 0 and not self.guided:
             raise RequestError(
-                f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}], got {condition_strength!r}"
-            )
-        if condition_strength > 0 and not self._model.guided:
-            raise RequestError(
-                f"condition_strength {condition_strength:g} needs condition guidance, which this responder's "
+                f"condition_strength {strength:g} needs condition guidance, which this responder's "
                 f"SavedModel lacks ({GUIDANCE_HELP})"
             )
-        return float(condition_strength)
+        return strength
 
     def _condition_id(self, condition: str | None) -> int:
         name = self.default_condition if condition is None else condition

@@ -22,13 +22,7 @@ from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError, RequestError
-from legacy_assistant.responder.modes import (
-    CAKECHAT_EMOTIONS,
-    DEFAULT_CONDITION,
-    MAX_CONDITION_STRENGTH,
-    MODES,
-    is_condition_strength,
-)
+from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES, checked_condition_strength
 from legacy_assistant.serving.dialogue import (
     DEFAULT_ESCAPE_CONFIDENCE,
     FALLBACK_MODES,
@@ -275,10 +269,8 @@ class Assistant:
             return
         if self.responder is not None:
             self.responder.checked_strength(condition_strength)
-        elif not is_condition_strength(condition_strength):
-            raise RequestError(
-                f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}], got {condition_strength!r}"
-            )
+        else:
+            checked_condition_strength(condition_strength)
 
     def classic(self, sentence: str) -> list[dict[str, str]]:
         """The classic endpoint's answer: intents above the threshold, probability as a string."""

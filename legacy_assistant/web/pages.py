@@ -50,7 +50,7 @@ def index() -> Any:
         emotions=emotions,
         default_emotion=responder.default_condition if responder is not None else None,
         # the strength slider: only for a responder that has condition guidance
-        guided=responder is not None and responder.model.guided,
+        guided=responder is not None and responder.guided,
         condition_strength=f"{responder.options.condition_strength:g}" if responder is not None else "0",
         max_condition_strength=f"{MAX_CONDITION_STRENGTH:g}",
     )
