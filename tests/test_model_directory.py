@@ -98,6 +98,55 @@ def test_load_consistently_retries_a_load_that_a_replacement_overlapped(tmp_path
     assert (loaded, discarded, len(calls)) == ("new", ["old"], 2)
 
 
+class _FakeTime:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def test_load_consistently_waits_out_a_writer_that_replaces_the_model_many_times(tmp_path):
+    """How many replacements a load overlaps depends on the machine's speed: a loaded machine
+    overlapped more than any fixed count, so the limit is a time."""
+    target = write_artifact(tmp_path / "m", _fill("v0"), manifest_name=MANIFEST)
+    fake, calls = _FakeTime(), []
+
+    def load():
+        calls.append(1)
+        seen = verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"]
+        if len(calls) <= 9:  # the writer replaced it again during each of the first nine loads
+            write_artifact(target, _fill(f"v{len(calls)}"), manifest_name=MANIFEST, force=True)
+        return seen
+
+    loaded = directory.load_consistently(
+        target, load, manifest_name=MANIFEST, patience_s=30, clock=fake.clock, sleep=fake.sleep
+    )
+    assert (loaded, len(calls)) == ("v9", 10)
+    assert fake.pauses == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_load_consistently_gives_up_on_a_directory_that_never_settles(tmp_path):
+    target = write_artifact(tmp_path / "m", _fill("v0"), manifest_name=MANIFEST)
+    fake, calls = _FakeTime(), []
+
+    def load():
+        calls.append(1)
+        write_artifact(target, _fill(f"v{len(calls)}"), manifest_name=MANIFEST, force=True)
+        raise ArtifactError("saved_model/weights.bin: altered")  # what a reader of a half-swapped directory sees
+
+    with pytest.raises(ArtifactError, match=r"replaced while it was being loaded, \d+ times in 5 s"):
+        directory.load_consistently(target, load, manifest_name=MANIFEST, patience_s=5, clock=fake.clock, sleep=fake.sleep)
+    assert 5 <= fake.now < 6 and len(calls) == len(fake.pauses) + 1
+
+
 def test_load_consistently_raises_a_real_error_at_once(tmp_path):
     target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
     (target / "saved_model" / "weights.bin").write_text("altered")
@@ -142,7 +191,8 @@ def test_a_predictor_loads_while_train_force_replaces_the_model(tmp_path, tiny_t
         predictor.close()
     thread.join()
     assert errors == [] and written == [1, 2, 3, 4, 5, 6]
-    assert len(versions) >= 2 and all(v in range(7) for v in versions)
+    # Each load gave one whole model, and never an older one than the load before it.
+    assert versions and versions == sorted(versions) and all(v in range(7) for v in versions)
     manifest = json.loads((target / "assistant.json").read_text(encoding="utf-8"))
     assert manifest["source"] == {"version": 6}
 

@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +38,10 @@ T = TypeVar("T")
 
 SAVED_MODEL_DIR = "saved_model"
 DIGEST_FIELD = "manifest_sha256"
+# How long a load keeps retrying a directory that is being replaced again and again.
+LOAD_PATIENCE_S = 60.0
+_FIRST_PAUSE_S = 0.05
+_LAST_PAUSE_S = 1.0
 
 
 def sha256_file(path: Path) -> str:
@@ -166,30 +171,45 @@ def load_consistently(
     *,
     manifest_name: str,
     discard: Callable[[T], None] = lambda loaded: None,
-    attempts: int = 5,
+    patience_s: float = LOAD_PATIENCE_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run ``load()`` (which verifies and loads ``path``) until no replacement overlapped it.
 
     A directory replaced while it is read can show a reader the old manifest with new files, or
     files of the old one deleted under it. A load whose manifest changed while it ran is
-    ``discard``-ed and tried again; a load that failed while the manifest stayed the same is a
-    real error and raised at once.
+    ``discard``-ed and tried again after a short pause (doubling from 50 ms to 1 s, so a writer
+    that replaces the directory several times in a row can finish); a load that failed while the
+    manifest stayed the same is a real error and raised at once. The retries stop, with an
+    :class:`ArtifactError`, once the directory has kept changing for ``patience_s`` seconds.
+    How many replacements a load can overlap depends on how fast the machine is, so the limit is a
+    time and not a count.
     """
     root = Path(path)
-    for attempt in range(attempts):
+    deadline = clock() + patience_s
+    pause = _FIRST_PAUSE_S
+    overlapped = 0
+    while True:
         before = _manifest_on_disk(root, manifest_name)
         try:
             loaded = load()
         except (ArtifactError, OSError):
-            if attempt + 1 < attempts and _manifest_on_disk(root, manifest_name) != before:
-                log.info("%s changed while it was loaded; loading it again", root)
-                continue
-            raise
-        if _manifest_on_disk(root, manifest_name) == before:
-            return loaded
-        discard(loaded)
+            if _manifest_on_disk(root, manifest_name) == before:
+                raise
+        else:
+            if _manifest_on_disk(root, manifest_name) == before:
+                return loaded
+            discard(loaded)
+        overlapped += 1
+        if clock() >= deadline:
+            raise ArtifactError(
+                f"{root}: replaced while it was being loaded, {overlapped} times in {patience_s:g} s; "
+                "load it again once it is written"
+            )
         log.info("%s changed while it was loaded; loading it again", root)
-    raise ArtifactError(f"{root}: replaced {attempts} times while it was being loaded")
+        sleep(pause)
+        pause = min(pause * 2, _LAST_PAUSE_S)
 
 
 def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str, ...]) -> dict[str, Any]:
