@@ -49,7 +49,7 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
 
-    def request(self, method, path, body=None, headers=None, timeout=10.0):
+    def request(self, method, path, body=None, headers=None, timeout=30.0):
         """(status, parsed JSON or text) over a fresh connection."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.url + path, data=data, method=method,

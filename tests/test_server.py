@@ -198,11 +198,11 @@ def test_a_cakechat_client_works_as_it_is(deployment):
     server, _ = deployment
     url = f"{server.url}/cakechat_api/v1/actions/get_response"
     for emotion in ("neutral", "anger", "joy", "fear", "sadness"):
-        answer = requests.post(url, json={"context": ["Hi!", "Hello, how are you?"], "emotion": emotion}, timeout=10)
+        answer = requests.post(url, json={"context": ["Hi!", "Hello, how are you?"], "emotion": emotion}, timeout=60)
         assert answer.status_code == 200, answer.text
         assert answer.headers["Content-Type"] == "application/json"
         assert isinstance(answer.json()["response"], str) and answer.json()["response"]
-    refused = requests.post(url, json={"context": ["hi"], "emotion": "happiness"}, timeout=10)
+    refused = requests.post(url, json={"context": ["hi"], "emotion": "happiness"}, timeout=60)
     assert refused.status_code == 400
     assert refused.json()["message"].startswith('Malformed request, emotion param "happiness"')
     chat = server.request("POST", "/api/v1/chat", {"sender": "cake", "message": "qwertyuiop zxcvbnm", "emotion": "joy"})

@@ -91,7 +91,7 @@ def test_a_reload_while_a_worker_starts_waits_for_it_and_ready_waits_for_every_w
     assert len(first) == 1
     assert server.request("GET", "/ready") == (200, {"status": "ready", "workers": {"ready": 1, "expected": 1}})
     server.signal(signal.SIGTTIN)  # one worker more: it loads the model while the first one serves
-    new = wait_for(lambda: sorted(set(server.workers()) - set(first)), timeout=10)
+    new = wait_for(lambda: sorted(set(server.workers()) - set(first)))
     assert len(new) == 1, server.log()
     booting = new[0]
     answers, reloads = [], 0
