@@ -103,3 +103,31 @@ def test_history_json_has_every_epoch(tiny_model_dir, tiny_config):
     history = json.loads((tiny_model_dir / "history.json").read_text())
     assert [row["epoch"] for row in history] == list(range(1, tiny_config.epochs + 1))
     assert {"loss", "accuracy"} <= set(history[0])
+
+
+def test_a_model_refused_for_its_shape_is_closed(tiny_model_dir, monkeypatch):
+    """A SavedModel whose shape disagrees with the manifest is refused, and its session freed."""
+    import compat.selection
+
+    real_load = compat.selection.load_classifier
+    loaded = []
+
+    class Narrower:
+        """The real classifier, reporting one class fewer than the manifest lists."""
+
+        def __init__(self, inner):
+            self.inner, self.closed = inner, False
+            self.n_features, self.n_classes = inner.n_features, inner.n_classes - 1
+
+        def close(self):
+            self.closed = True
+            self.inner.close()
+
+    def load_narrower(*args, **kwargs):
+        loaded.append(Narrower(real_load(*args, **kwargs)))
+        return loaded[-1]
+
+    monkeypatch.setattr(compat.selection, "load_classifier", load_narrower)
+    with pytest.raises(ArtifactError, match="does not match assistant.json"):
+        Predictor.load(tiny_model_dir)
+    assert len(loaded) == 1 and loaded[0].closed

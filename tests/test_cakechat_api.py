@@ -121,6 +121,8 @@ def test_cakechats_own_error_texts(client, body, message, code):
         {"context": ["hi"], "condition_strength": 10.5},
         {"context": ["hi"], "condition_strength": "2"},
         {"context": ["hi"], "condition_strength": True},
+        {"context": ["hi"], "condition_strength": 10**400},  # beyond float's range: no OverflowError (500)
+        {"context": ["hi"], "condition_strength": -(10**400)},
         {"context": ["x" * 1001]},
         {"context": ["\ud800"]},
     ],

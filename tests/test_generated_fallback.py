@@ -121,7 +121,7 @@ def test_chat_and_webhook_take_a_condition_strength(make_talking_client, default
     steered = [default_responder.respond([m], "joy", "greedy", None, 3.0) for m in messages]
     assert steered != [default_responder.respond([m], "joy", "greedy") for m in messages]
     for route in ("/api/v1/chat", "/webhooks/rest/webhook"):
-        for bad in (-1, 11, "2", True, [1]):
+        for bad in (-1, 11, "2", True, [1], 10**400):
             response = client.post(route, json={"sender": "z", "message": GREETING, "condition_strength": bad})
             assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_field", bad
     assert client.get("/api/v1/conversations/z").get_json()["turns"] == []

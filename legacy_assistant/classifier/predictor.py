@@ -89,7 +89,11 @@ class Predictor:
             classifier = load_classifier(str(info.saved_model_dir), runtime, intra_op_threads, inter_op_threads)
         except SavedModelError as exc:
             raise ArtifactError(str(exc)) from None
-        return cls(info, classifier)
+        try:
+            return cls(info, classifier)
+        except BaseException:
+            classifier.close()  # refused (its shape does not match the manifest): free its graph and session
+            raise
 
     @property
     def name(self) -> str:

@@ -19,11 +19,13 @@ MAX_CONDITION_STRENGTH = 10.0
 def is_condition_strength(value: object) -> bool:
     """Whether ``value`` is a guidance strength a request may ask for: a real number (not a
     bool, not NaN; numpy's scalars count) from 0 to :data:`MAX_CONDITION_STRENGTH`."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and 0.0 <= float(value) <= MAX_CONDITION_STRENGTH
-    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        strength = float(value)
+    except OverflowError:  # an integer beyond float's range (JSON allows any number of digits)
+        return False
+    return 0.0 <= strength <= MAX_CONDITION_STRENGTH
 
 
 def checked_condition_strength(value: object) -> float:
