@@ -40,6 +40,7 @@ def test_config_round_trips_through_json():
         ("vocab_size", 4, "vocab_size must be above 4"),
         ("patience", -1, "patience"),
         ("max_minutes", float("nan"), "max_minutes must be a finite number"),
+        ("max_minutes", 10**400, "max_minutes must be a finite number"),
         ("sampled_softmax", -3, "sampled_softmax"),
     ],
 )

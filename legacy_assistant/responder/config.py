@@ -22,6 +22,15 @@ if TYPE_CHECKING:  # spec.py imports no TensorFlow, but keep this module free of
 RESUMABLE_CHANGES = frozenset({"epochs", "patience", "max_minutes", "checkpoint_every"})
 
 
+def _is_finite_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float's range
+        return False
+
+
 @dataclass(frozen=True)
 class ResponderTrainingConfig:
     """Every setting of a responder training run.
@@ -71,7 +80,7 @@ class ResponderTrainingConfig:
             if field.type == "int":
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ConfigError(f"{field.name} must be an integer, got {value!r}")
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            elif not _is_finite_number(value):
                 raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
         for name in (
             "embedding_size",
