@@ -4,7 +4,11 @@ Starts each server on this machine and drives it with ``wrk`` (closed loop: a fi
 connections, each sending its next request when the last answer arrives) at several
 concurrencies, and prints requests/s, p50/p90/p99 latency, errors (socket errors and non-2xx
 answers) and the RSS of every worker with both models loaded. In one run, so that every ratio is
-between figures measured under the same conditions:
+between figures measured under the same conditions: every server is up at once, and each row
+(route and concurrency) is measured ``--rounds`` times, the servers taking turns within a round
+(in reverse order every other round). A row shows the median of its rounds; a ratio is the
+median of the rounds' own ratios, with the lowest and highest beside it, so that a change of the
+machine's load during the run shows as a range instead of moving one server's figures only:
 
 * ``legacy-assistant serve`` (gunicorn, the same workers and threads) twice, with
   ``LEGACY_ASSISTANT_BATCHING=on`` and ``=off``, side by side with the ratio on/off;
@@ -30,7 +34,7 @@ expected, or the reverse, as a conversation's follow-up may turn it) is counted 
 the errors.
 
     apt-get install wrk                       # the load generator (Debian package)
-    python benchmarks/serve.py [--duration 10] [--workers 2] [--threads 4] [--concurrency 1 8 16]
+    python benchmarks/serve.py [--duration 5] [--rounds 3] [--workers 2] [--threads 4] [--concurrency 1 8 16]
         [--routes parse chat cakechat chat-generated] [--contexts FILE] [--markdown] [--quick] [--dev]
 
 ``--contexts`` reads more small-talk contexts: a JSON list of contexts (lists of turns) or of
@@ -51,15 +55,17 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -492,30 +498,47 @@ def wrk(port: int, route: Route, connections: int, seconds: float, script: Path,
     return result
 
 
-def measure(
-    server: str,
-    port: int,
-    routes: Sequence[Route],
-    concurrency: Sequence[int],
-    seconds: float,
-    script: Path,
-    bodies: dict[str, Path],
-    senders: int,
-    results: dict,
+def warm_up(
+    port: int, routes: Sequence[Route], script: Path, bodies: dict[str, Path], senders: int, server: str
 ) -> None:
-    """Each route at each concurrency, after a one-second warm-up; into results[server, route, c]."""
+    """One second of load on each route, so that the first measured round starts warm."""
     for route in routes:
         env = {"BENCH_SENDERS": str(senders), "BENCH_PREFIX": f"{route.name}-{server}"}
         wrk(port, route, 8, 1.0, script, bodies[route.name], env)
-        for connections in concurrency:
-            result = wrk(port, route, connections, seconds, script, bodies[route.name], env)
-            results[server, route.name, connections] = result
-            print(
-                f"  {server:13} {route.name:15} c={connections:<3} {result['rps']:8.1f} req/s  "
-                f"p99 {result['p99']:7.2f} ms  errors {result['errors'] + result['non2xx']}",
-                file=sys.stderr,
-                flush=True,
-            )
+
+
+def measure_cell(
+    server: str, port: int, route: Route, connections: int, seconds: float, script: Path, bodies: Path, senders: int
+) -> dict:
+    env = {"BENCH_SENDERS": str(senders), "BENCH_PREFIX": f"{route.name}-{server}"}
+    result = wrk(port, route, connections, seconds, script, bodies, env)
+    print(
+        f"  {server:6} {route.name:15} c={connections:<3} {result['rps']:8.1f} req/s  "
+        f"p99 {result['p99']:7.2f} ms  errors {result['errors'] + result['non2xx']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
+def combine(rounds: list[dict]) -> dict:
+    """One row from a cell's rounds: the median of each figure, errors summed."""
+    row = {key: statistics.median(r[key] for r in rounds) for key in ("rps", "p50", "p90", "p99")}
+    row.update({key: sum(r[key] for r in rounds) for key in ("errors", "non2xx", "mismatch")})
+    row["rounds"] = rounds
+    return row
+
+
+def ratio_of_rounds(a: dict, b: dict) -> tuple[float, float, float]:
+    """(median, lowest, highest) of a's req/s over b's, round by round (the same round's pair
+    ran back to back, so a change of machine load hits both alike)."""
+    ratios = [x["rps"] / y["rps"] for x, y in zip(a["rounds"], b["rounds"]) if y["rps"]]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def ratio_text(ratio: tuple[float, float, float]) -> str:
+    middle, low, high = ratio
+    return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
 
 
 # ---------------------------------------------------------------- report
@@ -567,18 +590,20 @@ def report(
     mode = args.generation_mode or "the server's default"
     print(
         f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same machine;"
-        f" gunicorn: {args.workers} workers x {args.threads} threads (gthread); {args.duration:g} s per row;"
+        f" gunicorn: {args.workers} workers x {args.threads} threads (gthread);"
+        f" {args.rounds} round(s) of {args.duration:g} s per row, the servers taking turns (medians shown);"
         f" bodies: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + f"; {args.senders} senders a route;"
         f" cakechat decoded greedy, generated chat with {mode}\n"
     )
     figures_header = ["req/s", "p50 ms", "p90 ms", "p99 ms", "errors"]
     header = ["route", "connections"]
-    header += [f"on {h}" for h in figures_header] + [f"off {h}" for h in figures_header] + ["req/s on/off"]
+    header += [f"on {h}" for h in figures_header] + [f"off {h}" for h in figures_header]
+    header += ["req/s on/off (range)"]
     rows = []
     for route in routes:
         for connections in args.concurrency:
             on, off = results.get(("on", route.name, connections)), results.get(("off", route.name, connections))
-            ratio = f"{on['rps'] / off['rps']:.2f}x" if on and off and off["rps"] else "-"
+            ratio = ratio_text(ratio_of_rounds(on, off)) if on and off else "-"
             rows.append([route.name, str(connections), *figures(on, route), *figures(off, route), ratio])
     print("batching on and off (LEGACY_ASSISTANT_BATCHING):")
     print(table(header, rows, args.markdown))
@@ -598,24 +623,27 @@ def report(
     for server, values in memory.items():
         print(f"  {server:6} " + ", ".join(f"{mib:.0f}" for mib in values))
 
-    print("\ntargets at 16 connections (printed, not enforced):")
+    print(
+        "\ntargets at 16 connections (printed, not enforced; a ratio is the median of the rounds' ratios, "
+        "lowest-highest in brackets):"
+    )
     parse, hello = results.get(("on", "parse", 16)), results.get(("hello", "hello", 16))
     if parse:
         if hello:
-            share = parse["rps"] / hello["rps"]
+            share = ratio_of_rounds(parse, hello)
             print(
-                f"  parse, batching on: >= 0.45x hello world: {share:.2f}x "
-                f"({parse['rps']:.0f} / {hello['rps']:.0f} req/s) -> {verdict(share >= 0.45)}"
+                f"  parse, batching on: >= 0.45x hello world: {ratio_text(share)} "
+                f"({parse['rps']:.0f} / {hello['rps']:.0f} req/s) -> {verdict(share[0] >= 0.45)}"
             )
         print(f"  parse, batching on: p99 <= 30 ms: {parse['p99']:.2f} ms -> {verdict(parse['p99'] <= 30)}")
         errors = parse["errors"] + parse["non2xx"]
         print(f"  parse, batching on: zero errors: {errors} -> {verdict(errors == 0)}")
     on, off = results.get(("on", "cakechat", 16)), results.get(("off", "cakechat", 16))
     if on and off:
-        ratio = on["rps"] / off["rps"]
+        batched = ratio_of_rounds(on, off)
         print(
-            f"  cakechat greedy: batching on >= 3x off: {ratio:.2f}x ({on['rps']:.1f} / {off['rps']:.1f} req/s) "
-            f"-> {verdict(ratio >= 3)}"
+            f"  cakechat greedy: batching on >= 3x off: {ratio_text(batched)} "
+            f"({on['rps']:.1f} / {off['rps']:.1f} req/s) -> {verdict(batched[0] >= 3)}"
         )
     if on:
         print(f"  cakechat greedy, batching on: p99 <= 150 ms: {on['p99']:.2f} ms -> {verdict(on['p99'] <= 150)}")
@@ -629,7 +657,10 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--duration", type=float, default=5, help="seconds per measurement (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measurements of each row, the servers taking turns (default 3)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
@@ -649,7 +680,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bodies' texts (default 0)")
     args = parser.parse_args()
     if args.quick:
-        args.duration = min(args.duration, 2)
+        args.duration, args.rounds = min(args.duration, 2), 1
         args.concurrency = [c for c in args.concurrency if c in (1, 16)] or [1, 16]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -693,38 +724,59 @@ def main() -> None:
     if args.dev:
         servers.append(("dev", ["-m", "legacy_assistant", "serve", "--dev"], model_env))
 
-    bodies: dict[str, Path] = {}
-    counts: dict[str, int] = {}
-    results: dict[tuple[str, str, int], dict] = {}
+    rounds: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
     memory: dict[str, list[float]] = {}
-    for name, command, env in servers:
-        port = free_port()
-        if name == "hello":
-            command = command + ["-b", f"127.0.0.1:{port}"]
-        else:
-            command = command + ["--host", "127.0.0.1", "--port", str(port)]
-            command += ["--store", args.store or f"sqlite:///{work}/{name}.db"]
-        print(f"starting {name} ...", file=sys.stderr, flush=True)
-        with serving(name, [PYTHON, *command], port, work / f"{name}.log", env) as server:
+    with ExitStack() as stack:
+        ports: dict[str, int] = {}
+        running: dict[str, Server] = {}
+        for name, command, env in servers:  # all up at once, so that they can take turns
+            port = ports[name] = free_port()
             if name == "hello":
-                server.wait_ready(True, args.workers)
-                hello_bodies = work / "hello.jsonl"
-                hello_bodies.write_text("".join(json.dumps(b) + "\n" for b in bodies_for("hello", in_scope, [], rng)))
-                measure(
-                    name, port, [HELLO], args.concurrency, args.duration, script, {"hello": hello_bodies}, 1, results
-                )
-                continue
-            server.wait_ready(False, args.workers)
-            health = get(port, "/health")[1] or {}
-            if any(route.needs_responder for route in routes) and not health.get("responder"):
+                command = command + ["-b", f"127.0.0.1:{port}"]
+            else:
+                command = command + ["--host", "127.0.0.1", "--port", str(port)]
+                command += ["--store", args.store or f"sqlite:///{work}/{name}.db"]
+            print(f"starting {name} ...", file=sys.stderr, flush=True)
+            running[name] = stack.enter_context(serving(name, [PYTHON, *command], port, work / f"{name}.log", env))
+        for name, server in running.items():
+            server.wait_ready(name == "hello", args.workers)
+            health = {} if name == "hello" else (get(ports[name], "/health")[1] or {})
+            if name != "hello" and any(route.needs_responder for route in routes) and not health.get("responder"):
                 raise SystemExit(f"{name}: no responder loaded (/health: {health}); the routes need one")
-            if not bodies:  # checked once, on the first model server, and sent to every server
-                emotions = list(health.get("emotions") or ["neutral"])
-                bodies, counts = prepare_bodies(
-                    port, routes, in_scope, contexts, generated_messages, emotions, work, rng
-                )
-            measure(name, port, routes, args.concurrency, args.duration, script, bodies, args.senders, results)
-            memory[name] = server.workers_rss()
+        # Checked once, on the first model server, and sent to every server.
+        emotions = list((get(ports["on"], "/health")[1] or {}).get("emotions") or ["neutral"])
+        bodies, counts = prepare_bodies(
+            ports["on"], routes, in_scope, contexts, generated_messages, emotions, work, rng
+        )
+        bodies["hello"] = work / "hello.jsonl"
+        bodies["hello"].write_text("".join(json.dumps(b) + "\n" for b in bodies_for("hello", in_scope, [], rng)))
+        for name in running:
+            if name == "hello":
+                warm_up(ports[name], [HELLO], script, bodies, 1, name)
+            else:
+                warm_up(ports[name], routes, script, bodies, args.senders, name)
+        # The hello-world ceiling takes turns with the route it is compared with.
+        beside_hello = "parse" if "parse" in ROUTES and ROUTES["parse"] in routes else routes[0].name
+        for route in routes:
+            for connections in args.concurrency:
+                turn = ["on", "off"] + (["hello"] if route.name == beside_hello else []) + (["dev"] if args.dev else [])
+                for index in range(args.rounds):
+                    for name in turn if index % 2 == 0 else turn[::-1]:  # neither always goes first
+                        cell_route = HELLO if name == "hello" else route
+                        rounds[name, cell_route.name, connections].append(
+                            measure_cell(
+                                name,
+                                ports[name],
+                                cell_route,
+                                connections,
+                                args.duration,
+                                script,
+                                bodies[cell_route.name],
+                                1 if name == "hello" else args.senders,
+                            )
+                        )
+        memory = {name: server.workers_rss() for name, server in running.items() if name in ("on", "off")}
+    results = {key: combine(values) for key, values in rounds.items()}
 
     report(args, routes, results, memory, counts)
     shutil.rmtree(work, ignore_errors=True)
