@@ -89,6 +89,40 @@ def test_save_then_load_and_history(make_store):
     assert store.load("b") == ConversationState()
 
 
+def test_a_generated_reply_is_remembered_as_generated(make_store):
+    """The chat page marks generated replies again when it restores a transcript."""
+    store = make_store()
+    generated = Turn("tell me a story", "once upon a time", "fallback", 0.1, generated=True)
+    store.save("g", ConversationState(turns=1), turn("hi"))
+    store.save("g", ConversationState(turns=2), generated)
+    assert [t.generated for t in store.history("g")] == [False, True]
+    assert store.history("g")[1] == Turn(**{**generated.to_dict(), "at": store.history("g")[1].at})
+
+
+def test_sqlite_file_from_before_the_generated_column_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # the tables as an earlier version wrote them
+        old.executescript(
+            "CREATE TABLE conversations (sender TEXT PRIMARY KEY, context TEXT, next_tag TEXT, "
+            "turns INTEGER NOT NULL, updated REAL NOT NULL);"
+            "CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, message TEXT NOT NULL, "
+            "reply TEXT NOT NULL, intent TEXT NOT NULL, confidence REAL NOT NULL, at REAL NOT NULL);"
+        )
+        old.execute("INSERT INTO conversations VALUES ('o', NULL, NULL, 1, ?)", (time.time(),))
+        old.execute("INSERT INTO turns (sender, message, reply, intent, confidence, at) "
+                    "VALUES ('o', 'hi', 'hello', 'greeting', 0.9, 1.0)")
+    first, second = SQLiteStore(path), SQLiteStore(path)  # the second finds the column there
+    try:
+        assert first.history("o") == [Turn("hi", "hello", "greeting", 0.9, 1.0, generated=False)]
+        first.save("o", ConversationState(turns=2), Turn("story?", "once", "fallback", 0.1, 2.0, generated=True))
+        assert [t.generated for t in second.history("o")] == [False, True]
+    finally:
+        first.close()
+        second.close()
+
+
 def test_unicode_and_odd_senders_round_trip(make_store):
     store = make_store()
     for sender in ["ünïcødé 🚀", "with:colons:and spaces", "x" * 128, "'; DROP TABLE turns; --"]:

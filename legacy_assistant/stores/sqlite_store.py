@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS turns (
     reply      TEXT NOT NULL,
     intent     TEXT NOT NULL,
     confidence REAL NOT NULL,
-    at         REAL NOT NULL
+    at         REAL NOT NULL,
+    generated  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
 """
@@ -81,6 +82,20 @@ def _retry_while_busy(action: Callable[[], object], timeout: float = BUSY_TIMEOU
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+def _add_generated_column(connection: sqlite3.Connection) -> None:
+    """Give a file written before turns recorded ``generated`` that column (its turns read as
+    not generated). Two processes may both find it missing: the second one's ALTER fails with
+    "duplicate column", which is the state it wanted."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(turns)")}
+    if "generated" in columns:
+        return
+    try:
+        connection.execute("ALTER TABLE turns ADD COLUMN generated INTEGER NOT NULL DEFAULT 0")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc).lower():
+            raise
 
 
 class _WriterLock:
@@ -161,6 +176,7 @@ class SQLiteStore:
             self._writer.open()
             with self._connection() as connection:
                 _retry_while_busy(lambda: connection.executescript(SCHEMA))
+                _retry_while_busy(lambda: _add_generated_column(connection))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
         log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
@@ -250,8 +266,9 @@ class SQLiteStore:
                 (sender, state.context, state.next_tag, state.turns, now),
             )
             connection.execute(
-                "INSERT INTO turns (sender, message, reply, intent, confidence, at) VALUES (?, ?, ?, ?, ?, ?)",
-                (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at),
+                "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
             )
             connection.execute(
                 "DELETE FROM turns WHERE sender = ? AND id <= "
@@ -284,11 +301,12 @@ class SQLiteStore:
             if row is None or self._expired(row[0], self._clock()):
                 return []
             rows = connection.execute(
-                "SELECT message, reply, intent, confidence, at FROM turns WHERE sender = ? ORDER BY id", (sender,)
+                "SELECT message, reply, intent, confidence, at, generated FROM turns WHERE sender = ? ORDER BY id",
+                (sender,),
             ).fetchall()
         return [
-            Turn(message, reply, intent, float(confidence), float(at))
-            for message, reply, intent, confidence, at in rows
+            Turn(message, reply, intent, float(confidence), float(at), bool(generated))
+            for message, reply, intent, confidence, at, generated in rows
         ]
 
     @contextlib.contextmanager
