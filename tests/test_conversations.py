@@ -62,7 +62,9 @@ def test_the_responders_fallback_replies_come_back_generated(responder_assistant
     assert turns[0]["reply"] == reply["reply"]
 
 
-@pytest.mark.parametrize("sender", ["team/room 4", "é ü ß 中文", "a?b#c", "..", "100%"])
+@pytest.mark.parametrize(
+    "sender", ["team/room 4", "é ü ß 中文", "a?b#c", "..", "100%", "/a", "//x", "a//b", "ends/", "new\nline", "t\tab"]
+)
 def test_any_sender_the_chat_takes_can_be_read_back(client, sender):
     assert client.post("/api/v1/chat", json={"sender": sender, "message": "hello"}).status_code == 200
     body = transcript(client, sender).get_json()
@@ -125,3 +127,12 @@ def test_responses_match_the_openapi_document(app, client):
     client.post("/api/v1/chat", json={"sender": "erin", "message": "hello"})
     for url in (ROUTE + "erin", ROUTE + "nobody", ROUTE + "%20", ROUTE + "x" * 200):
         check(app, doc, "GET", url, client.get(url))
+
+
+def test_a_sender_with_a_leading_slash_never_reads_anothers_transcript(client):
+    """Werkzeug merges "//" in a path and redirects; here "/a" and "a" stay two senders."""
+    client.post("/api/v1/chat", json={"sender": "a", "message": "hello"})
+    client.post("/api/v1/chat", json={"sender": "/a", "message": "where are you located?"})
+    answer = transcript(client, "/a")
+    assert answer.status_code == 200 and answer.get_json()["sender"] == "/a"
+    assert [t["message"] for t in answer.get_json()["turns"]] == ["where are you located?"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from legacy_assistant.web.context import leased
 from legacy_assistant.web.errors import text_field
@@ -19,8 +21,23 @@ from legacy_assistant.web.security import Access, GuardedBlueprint
 blueprint = GuardedBlueprint("conversations", __name__, access=Access.API, url_prefix="/api/v1/conversations")
 
 
-# ``path``: a sender may hold "/" (``/api/v1/chat`` takes any string); clients percent-encode it.
-@blueprint.get("/<path:sender>")
+class SenderConverter(BaseConverter):
+    """Any sender ``/api/v1/chat`` accepts, percent-encoded by the client: "/" anywhere (the
+    first character too) and line breaks included, which Werkzeug's ``path`` converter does
+    not match."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False
+
+
+@blueprint.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    """Before the route below is added to the app's URL map, which needs the converter."""
+    state.app.url_map.converters["sender"] = SenderConverter
+
+
+# merge_slashes=False: "/api/v1/conversations//a" is sender "/a", not a redirect to sender "a".
+@blueprint.get("/<sender:sender>", merge_slashes=False)
 def transcript(sender: str) -> Any:
     """``{"sender", "turns": [{"message", "reply", "intent", "confidence", "generated"}, ...]}``."""
     # the same checks (blank, length, valid Unicode) and messages as the chat route's field
