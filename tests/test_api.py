@@ -214,6 +214,18 @@ def test_one_access_log_line_per_request(client, caplog):
     assert lines[1].startswith("GET /nope 404 ") and lines[1].endswith("id=req-42")
 
 
+def test_a_path_cannot_forge_an_access_log_line(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.access"):
+        client.get("/x%0Alegacy_assistant.access: POST /admin/reload 200 1.00ms id=forged")
+        client.get("/caf%C3%A9 menu")
+    lines = [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.access"]
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert lines[0].startswith("GET /x%0Alegacy_assistant.access:%20POST%20/admin/reload%20200%201.00ms%20id=forged 404 ")
+    assert lines[1].startswith("GET /caf%C3%A9%20menu 404 ")
+
+
 def test_store_failure_is_503_json(default_predictor):
     from legacy_assistant.serving.assistant import Assistant
     from legacy_assistant.serving.dialogue import DialoguePolicy

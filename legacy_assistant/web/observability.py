@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, current_app, g, jsonify, request
 
@@ -78,11 +79,22 @@ def register(app: Flask) -> None:
         )
         if current_app.config["ACCESS_LOG"]:
             access_log.info(
-                "%s %s %d %.2fms id=%s", request.method, request.path, response.status_code, seconds * 1000, rid
+                "%s %s %d %.2fms id=%s",
+                request.method,
+                _loggable(request.path),
+                response.status_code,
+                seconds * 1000,
+                rid,
             )
         return response
 
     app.register_blueprint(blueprint)
+
+
+def _loggable(path: str) -> str:
+    """``path`` percent-encoded again (as a client sent it), so that a decoded line break or
+    control character in it cannot forge a log line."""
+    return quote(path, safe="/!$&'()*+,;=:@-._~")
 
 
 @blueprint.get("/metrics")
