@@ -1,4 +1,6 @@
 """Every route through Flask's test client, good and malformed requests alike."""
+import codecs
+import json
 import re
 
 import pytest
@@ -123,6 +125,11 @@ def test_malformed_bodies_get_json_400(client, url, field):
     assert_error(post(client, url, full_body(url, field, "a" * 1001)), 400, "field_too_long")
     assert_error(post(client, url, data="text=hi", content_type="application/x-www-form-urlencoded"), 415)
     assert_error(post(client, url, data=b"\xff\xfe", content_type="application/json"), 400)
+    utf16 = json.dumps(full_body(url, field, "hello")).encode("utf-16")  # with its byte order mark
+    assert_error(post(client, url, data=utf16, content_type="application/json"), 400, "invalid_json")
+    assert_error(post(client, url, data=utf16[2:], content_type="application/json"), 400, "invalid_json")
+    with_bom = codecs.BOM_UTF8 + json.dumps(full_body(url, field, "hello")).encode("utf-8")
+    assert post(client, url, data=with_bom, content_type="application/json").status_code == 200
 
 
 def test_chat_sender_is_validated(client):

@@ -6,6 +6,7 @@ Views validate their input with :func:`json_object` and :func:`text_field`, whic
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 from collections.abc import Mapping
@@ -137,12 +138,21 @@ def json_object() -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
     _refuse_streamed_body_over_limit()
+    data = request.get_data(cache=True)
+    # JSON on the wire is UTF-8 (RFC 8259), which may start with a byte order mark that a parser
+    # may ignore; json.loads would also guess UTF-16 and UTF-32 from bytes, so decode here.
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
     try:
-        body = request.get_json(silent=True)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the request body is not UTF-8") from None
+    try:
+        body = json.loads(text)
     except RecursionError:  # json gives up on very deep nesting with RecursionError, not ValueError
         raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
-    if body is None:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON")
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return body
