@@ -29,6 +29,13 @@ def test_api_token_guards_every_api_route(make_client, url, body):
     assert client.post(url, json=body, headers={"Authorization": "bearer  s3cret-api "}).status_code == 200
 
 
+def test_a_non_ascii_token_sent_as_utf8_matches(make_client):
+    client = make_client(API_TOKEN="clé-sécrète")
+    on_the_wire = "clé-sécrète".encode("utf-8").decode("latin-1")  # what WSGI makes of the header's bytes
+    assert client.post(API[0][0], json=API[0][1], headers=bearer(on_the_wire)).status_code == 200
+    assert_401(client.post(API[0][0], json=API[0][1], headers=bearer("cle-secrete")), invalid=True)
+
+
 def test_without_api_token_the_api_is_open(make_client):
     client = make_client()
     for url, body in API:

@@ -103,7 +103,14 @@ def _presented_token() -> str | None:
 
 
 def _same(presented: str, expected: str) -> bool:
-    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+    """Compare the bytes the client sent with the configured token's UTF-8 bytes. WSGI hands a
+    header over decoded as Latin-1 (PEP 3333), so encoding it back that way recovers those bytes:
+    a non-ASCII token sent as UTF-8 matches."""
+    try:
+        sent = presented.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI header (a caller that passed text): its UTF-8
+        sent = presented.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(sent, expected.encode("utf-8"))
 
 
 def _require(expected: str, scope: str) -> None:
