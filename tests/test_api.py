@@ -143,6 +143,11 @@ def test_unknown_route_wrong_method_and_huge_body_are_json(client):
     assert_error(post(client, "/api/v1/parse", data='{"text": "' + "a" * 70000 + '"}'), 413)
 
 
+def test_doubled_slashes_are_a_json_404_not_a_redirect(client):
+    assert_error(post(client, "/api//v1/chat", {"sender": "s", "message": "hi"}), 404, "not_found")
+    assert_error(client.get("/static//chat.js"), 404, "not_found")
+
+
 def test_405_keeps_its_allow_header(client):
     response = client.get("/api/v1/chat")
     assert_error(response, 405, "method_not_allowed")

@@ -85,6 +85,9 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     given = dict(test_config or {})
     # the static files are the pages blueprint's, so that their access is declared like any route's
     app = AssistantFlask("legacy_assistant.web", static_folder=None)
+    # "/api//v1/chat" is a JSON 404 like any unknown path, not Werkzeug's HTML redirect to the
+    # path with its slashes merged (set before any route is added: each rule takes it then).
+    app.url_map.merge_slashes = False
     app.config.from_mapping(APP_DEFAULTS)
     from_environment = [s for s in settings.in_scope(settings.APP) if s.config_key not in given]
     app.config.from_mapping(settings.app_config(settings.resolve(settings=from_environment)))
