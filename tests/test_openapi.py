@@ -71,3 +71,32 @@ def test_real_responses_match_the_document(app, client, doc):
         statuses.add(response.status_code)
         check(app, doc, method, url, response)
     assert {200, 400, 403, 404, 405, 413, 415} <= statuses
+
+
+CAKECHAT = "/cakechat_api/v1/actions/get_response"
+CAKECHAT_REQUESTS = [
+    ("POST", CAKECHAT, {"json": {"context": ["hi"], "emotion": "joy"}}),
+    ("POST", CAKECHAT, {"json": {"context": ["hi"], "mode": "sample", "seed": 2**63 - 1}}),
+    ("POST", CAKECHAT, {"json": {"context": ["hi"], "seed": 2**63}}),
+    ("POST", CAKECHAT, {"json": {"emotion": "joy"}}),
+    ("POST", CAKECHAT, {"data": "{", "content_type": "application/json"}),
+    ("GET", CAKECHAT, {}),
+    ("POST", "/cakechat_api/v1/actions/nothing", {"json": {"context": ["hi"]}}),
+    ("POST", "/admin/reload", {"data": "not json", "content_type": "text/plain"}),
+]
+
+
+def test_cakechat_and_admin_answers_match_the_document(make_talking_client):
+    """Under /cakechat_api/ errors carry cakechat's top-level message too; the reload reads no body."""
+    client = make_talking_client(ADMIN_TOKEN="a")
+    app = client.application
+    doc = client.get("/openapi.json").get_json()
+    statuses = []
+    for method, url, kwargs in CAKECHAT_REQUESTS:
+        headers = {"Authorization": "Bearer a"} if url.startswith("/admin") else {}
+        response = client.open(url, method=method, headers=headers, **kwargs)
+        statuses.append(response.status_code)
+        check(app, doc, method, url, response)
+    assert statuses == [200, 200, 400, 400, 400, 405, 404, 422]  # this app has no model directory to reload
+    seed = doc["components"]["schemas"]["CakechatRequest"]["properties"]["seed"]
+    assert (seed["minimum"], seed["maximum"]) == (-(2**63), 2**63 - 1)

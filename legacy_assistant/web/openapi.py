@@ -17,6 +17,7 @@ from legacy_assistant import __version__
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import REASONS
+from legacy_assistant.web.cakechat import SEED_RANGE
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("openapi", __name__, access=Access.PUBLIC)
@@ -85,11 +86,16 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "required": ["error"],
             "additionalProperties": False,
             "properties": {
+                "message": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "only on paths under /cakechat_api/: cakechat's own error text, for its clients",
+                },
                 "error": {
                     "type": "object",
                     "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
-                }
+                },
             },
         },
         "ParseRequest": {
@@ -201,7 +207,12 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "enum": list(GENERATION_MODES),
                     "description": "extension: how the reply is decoded (default: the server's GENERATION_MODE)",
                 },
-                "seed": {"type": "integer", "description": "extension: the sampling modes' seed"},
+                "seed": {
+                    "type": "integer",
+                    "minimum": SEED_RANGE[0],
+                    "maximum": SEED_RANGE[1],
+                    "description": "extension: the sampling modes' seed (an integer without a decimal point)",
+                },
                 "condition_strength": {**strength, "description": "extension: " + strength_text},
             },
         },
@@ -386,7 +397,10 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             "422": _error("the new model was refused; the old one keeps serving"),
         },
     )
-    reload_op["post"]["requestBody"]["required"] = False
+    # The route reads no body (whatever is sent is ignored), so none of the body's errors apply.
+    del reload_op["post"]["requestBody"]
+    for status in ("400", "413", "415"):
+        del reload_op["post"]["responses"][status]
     return {
         "openapi": "3.1.0",
         "info": {
