@@ -50,7 +50,7 @@ def load_gradio() -> ModuleType:
 
 def build_playground(assistant: Assistant, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH) -> Blocks:
     """The page for ``assistant``. API names (gradio_client): ``/chat`` (message, emotion) and,
-    with a responder, ``/all_emotions`` (context, mode, seed)."""
+    with a responder, ``/all_emotions`` (context, mode, seed, strength)."""
     gr = load_gradio()
     playground = Playground(assistant, max_text_length)
     responder = assistant.responder
@@ -165,7 +165,7 @@ def _emotions_tab(gr: Any, playground: Playground) -> None:
             strength = gr.Slider(
                 minimum=0,
                 maximum=MAX_CONDITION_STRENGTH,
-                step=0.5,
+                step=0.01,  # fine enough to hold the server's strength as it is (1.25, say), not the nearest 0.5
                 value=playground.condition_strength,
                 label="condition strength",
                 info="condition guidance: how strongly the emotion steers the replies (0: off)",

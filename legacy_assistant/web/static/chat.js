@@ -237,8 +237,10 @@
         parseFloat(savedStrength) <= parseFloat(strengthBox.max)) {
       strengthBox.value = savedStrength;
     }
+    // step="any": the server's strength (1.25, say) is kept exactly, where a coarser step
+    // would move it to the nearest step; the label rounds what a drag makes to 2 decimals.
     var showStrength = function () {
-      if (strengthShown) strengthShown.textContent = strengthBox.value;
+      if (strengthShown) strengthShown.textContent = String(Math.round(parseFloat(strengthBox.value) * 100) / 100);
     };
     showStrength();
     strengthBox.addEventListener("input", function () {
