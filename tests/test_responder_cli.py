@@ -185,6 +185,15 @@ def test_user_errors_are_one_line(files, tmp_path, capsys, extra, expected):
     assert expected in _one_error_line(capsys)
 
 
+def test_out_and_checkpoint_dir_must_not_overlap(files, tmp_path, capsys):
+    """The export replaces --out: checkpoints inside it (or it inside them) would be lost."""
+    for checkpoints in (tmp_path / "m", tmp_path / "m" / "ck", tmp_path):
+        argv = ["-q", "train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--no-plot",
+                "--force", "--checkpoint-dir", str(checkpoints)]
+        assert main(argv) == 1
+        assert "must not be one inside the other" in _one_error_line(capsys)
+
+
 def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
     assert main(["train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m")]) == 1
     assert "nope.jsonl: file not found" in _one_error_line(capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,6 +201,54 @@ def test_resume_refuses_other_settings_or_other_data(tmp_path):
         train_responder(dialogues, config, checkpoint_dir=tmp_path / "other")
     with pytest.raises(ConfigError, match="checkpoint directory"):
         train_responder(dialogues, config, resume=True)
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_like_a_fresh_one(tmp_path):
+    """Only run.json was written: the resumed run starts from the reply prior, as a fresh run does."""
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=2)
+    reference = train_responder(dialogues, config, checkpoint_dir=tmp_path / "whole")
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    shutil.copy(tmp_path / "whole" / "run.json", killed / "run.json")
+    resumed = train_responder(dialogues, config, checkpoint_dir=killed, resume=True)
+    _assert_same_weights(resumed.weights, reference.weights)
+
+
+def test_a_damaged_checkpoint_directory_is_refused_clearly(tmp_path):
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=1, checkpoint_every=2)
+    run = tmp_path / "run"
+    train_responder(dialogues, config, checkpoint_dir=run)
+    more = config.with_overrides(epochs=2)
+
+    index = (run / "checkpoint").read_bytes()
+    (run / "checkpoint").write_text("garbage", encoding="utf-8")  # the index lost: not a silent restart
+    with pytest.raises(TrainingError, match="no readable checkpoint index"):
+        train_responder(dialogues, more, checkpoint_dir=run, resume=True)
+    (run / "checkpoint").write_bytes(index)
+
+    state = max(run.glob("state-*.json"), key=lambda path: int(path.stem.split("-")[1]))
+    kept = state.read_bytes()
+    state.write_text("5", encoding="utf-8")
+    with pytest.raises(TrainingError, match="not a training state"):
+        train_responder(dialogues, more, checkpoint_dir=run, resume=True)
+    state.write_bytes(kept)
+
+    data = next(run.glob(f"responder-{state.stem.split('-')[1]}.data-*"))
+    data.write_bytes(data.read_bytes()[:10])
+    with pytest.raises(TrainingError, match="cannot restore responder checkpoint"):
+        train_responder(dialogues, more, checkpoint_dir=run, resume=True)
+
+    settings = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    del settings["data_sha256"]
+    (run / "run.json").write_text(json.dumps(settings), encoding="utf-8")
+    with pytest.raises(TrainingError, match="lacks data_sha256"):
+        train_responder(dialogues, more, checkpoint_dir=run, resume=True)
+
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    with pytest.raises(TrainingError, match="not a directory"):
+        train_responder(dialogues, config, checkpoint_dir=tmp_path / "a-file")
 
 
 def test_a_corpus_without_pairs_is_refused():

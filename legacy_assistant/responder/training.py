@@ -330,6 +330,9 @@ def train_responder(
     stored = _stored_run(directory, config, resume)
     if stored is not None:
         assert directory is not None  # a stored run is only read from a checkpoint directory
+        missing = [key for key in ("vocabulary", "conditions", "data_sha256") if key not in stored]
+        if missing:
+            raise TrainingError(f"{directory / RUN_FILE}: lacks {', '.join(missing)}; start a new checkpoint directory")
         data = prepare(
             dialogues,
             config,
@@ -367,9 +370,10 @@ def train_responder(
     )
     optimizer = ResponderOptimizerSpec(learning_rate=config.learning_rate, clip_norm=config.clip_norm)
     with ResponderTrainer(spec, optimizer, config.seed, threads=threads) as trainer:
-        if stored is None:
+        run = _restore(trainer, directory) if stored is not None else None
+        if run is None:  # a fresh run, or one killed before its first checkpoint: start it the same way
             _start_from_reply_prior(trainer, data.train, len(data.vocabulary))
-        run = _restore(trainer, directory) if stored is not None else _Run()
+            run = _Run()
         # A resumed run goes on when its new settings allow more (more epochs, more patience).
         run.stopped = run.stop_reason(config, bool(data.validation))
         if run.stopped is None:
@@ -454,6 +458,8 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
         if resume:
             raise ConfigError("resume needs a checkpoint directory")
         return None
+    if directory.exists() and not directory.is_dir():
+        raise TrainingError(f"{directory}: not a directory; the checkpoint directory must be a folder")
     run_file = directory / RUN_FILE
     if not run_file.exists():
         if directory.exists() and any(directory.iterdir()):
@@ -480,15 +486,31 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
     return stored
 
 
-def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run:
+def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run | None:
+    """The run saved in ``directory`` with the trainer restored to it; ``None`` when the run was
+    set up but killed before its first checkpoint (nothing to restore)."""
+    from compat.responder.trainer import CheckpointError
+
     assert directory is not None
-    step = trainer.restore_latest(str(directory))
+    try:
+        step = trainer.restore_latest(str(directory))
+    except CheckpointError as exc:
+        raise TrainingError(f"{exc}; start a new checkpoint directory") from None
     if step is None:
-        return _Run()  # the run was set up but killed before its first checkpoint
+        saved = _files_with_number(directory, STATE_PREFIX, ".json")
+        if saved:  # states were saved, so checkpoints were too: their index is lost or damaged
+            raise TrainingError(
+                f"{directory}: holds the training state of step(s) {sorted(saved)} but no readable checkpoint "
+                "index ('checkpoint' file); start a new checkpoint directory"
+            )
+        return None
     state_path = _state_path(directory, step)
     if not state_path.is_file():
         raise TrainingError(f"{directory}: checkpoint of step {step} has no {state_path.name}")
-    run = _Run.from_dict(_read_json(state_path))
+    state = _read_json(state_path)
+    if not isinstance(state, dict):
+        raise TrainingError(f"{state_path}: not a training state (a JSON object expected)")
+    run = _Run.from_dict(state)
     if run.step != step:
         raise TrainingError(f"{state_path}: records step {run.step}, the checkpoint is step {step}")
     log.info("resuming at epoch %d, batch %d (step %d)", run.epoch + 1, run.position, run.step)
