@@ -101,6 +101,26 @@ def test_cakechat_line_that_is_not_utf8_is_named(tmp_path):
     assert caught.value.problems[0].startswith("line 2: not UTF-8 text")
 
 
+def test_json_that_python_cannot_hold_is_a_problem_of_its_line_or_file(tmp_path):
+    """Valid JSON syntax that json.loads still refuses: an integer of more than 4,300 digits, or
+    nesting deeper than the recursion limit."""
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join([good, "[" + "9" * 5000 + "]", "[" * 100000 + "]" * 100000, good]) + "\n")
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert caught.value.problems[0].startswith("line 2: invalid JSON")
+    assert caught.value.problems[1] == "line 3: invalid JSON: nested too deeply"
+    topical = tmp_path / "t.json"
+    topical.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(DataError, match="nested too deeply"):
+        read_topical_chat(topical)
+    bot = tmp_path / "deep.yml"
+    bot.write_text("conversations: " + "[" * 100000 + "]" * 100000)
+    with pytest.raises(DataError, match="nested too deeply"):
+        read_chatterbot(bot)
+
+
 def test_not_strict_skips_bad_dialogues_and_keeps_the_rest(tmp_path, caplog):
     good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
     corpus = _write(tmp_path / "c.jsonl", "\n".join([good, "{broken", _cakechat_line(("one", "joy")), good]))

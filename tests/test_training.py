@@ -67,6 +67,26 @@ def test_config_round_trip_and_errors(tmp_path):
         load_config(bad)
 
 
+
+@pytest.mark.parametrize("kind", ["classifier", "responder"])
+def test_a_config_path_that_is_no_json_file_is_one_config_error(tmp_path, kind):
+    from legacy_assistant.responder.config import load_responder_config
+
+    load = load_config if kind == "classifier" else load_responder_config
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"note": "caf\xe9"}'.encode("latin-1"))
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"epochs": ' + "9" * 5000 + "}")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    for path, problem in ((tmp_path, "cannot read file"), (latin1, "cannot read file"),
+                          (tmp_path / "nope.json", "file not found"), (huge, "invalid JSON"),
+                          (deep, "nested too deeply")):
+        with pytest.raises(ConfigError, match=problem) as raised:
+            load(path)
+        assert str(raised.value).startswith(str(path)), raised.value
+
+
 def test_epoch_batches_classic_is_one_plain_permutation():
     lengths = np.arange(23)
     batches = epoch_batches(lengths, 5, np.random.RandomState(4), bucket=False)

@@ -8,12 +8,12 @@ recipes live in :mod:`legacy_assistant.classifier.presets`, and a JSON file of s
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.25
@@ -166,12 +166,7 @@ def merge_settings(base: TrainingConfig, overrides: dict[str, Any], source: str 
 def load_config(path: str | Path, base: TrainingConfig | None = None) -> TrainingConfig:
     """Read a JSON file of training settings and apply them over ``base`` (default: the
     classic recipe). Unknown keys and bad values raise :class:`ConfigError` naming the file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    data = read_json_file(path, lambda problem: ConfigError(f"{path}: {problem}"))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a JSON object")
     return merge_settings(base or TrainingConfig(), data, str(path))

@@ -21,3 +21,7 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise error("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
+        raise error(f"invalid JSON: {exc}") from None

@@ -7,12 +7,12 @@ and the number of conditions come from the data (:meth:`ResponderTrainingConfig.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
 if TYPE_CHECKING:  # spec.py imports no TensorFlow, but keep this module free of compat entirely
@@ -168,14 +168,7 @@ class ResponderTrainingConfig:
 
 def load_responder_config(path: str | Path, base: ResponderTrainingConfig | None = None) -> ResponderTrainingConfig:
     """Settings from a JSON file applied over ``base`` (default: the defaults)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    data = read_json_file(path, lambda problem: ConfigError(f"{path}: {problem}"))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a JSON object")
     merged = {**(base or ResponderTrainingConfig()).to_dict(), **data}

@@ -204,6 +204,12 @@ def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
         except json.JSONDecodeError as exc:
             problems.append(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}")
             continue
+        except RecursionError:
+            problems.append(f"{where}: invalid JSON: nested too deeply")
+            continue
+        except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
+            problems.append(f"{where}: invalid JSON: {exc}")
+            continue
         turns = _cakechat_turns(entry, where, problems)
         if turns is not None:
             dialogues.append(Dialogue(turns, f"{source}:{number}"))
@@ -325,6 +331,8 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise DataError(source, [f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    except RecursionError:
+        raise DataError(source, ["invalid YAML: nested too deeply"]) from None
     finally:
         loader.dispose()
     if root is None:
