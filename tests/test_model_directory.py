@@ -208,3 +208,41 @@ def test_the_manifest_names_its_training_file_without_its_location(tmp_path):
     text = (out / "assistant.json").read_text(encoding="utf-8")
     assert str(data.parent) not in text
     assert json.loads(text)["source"]["data"] == {"name": data.name, "sha256": sha256_file(data)}
+
+
+def test_a_destination_that_cannot_take_a_model_is_refused_before_any_work(tmp_path):
+    from legacy_assistant.artifacts.directory import check_destination
+
+    existing = tmp_path / "m"
+    existing.mkdir()
+    with pytest.raises(ArtifactError, match="already exists"):
+        check_destination(existing, force=False)
+    check_destination(existing, force=True)
+    check_destination(tmp_path / "new" / "deeper" / "m", force=False)  # missing folders are made later
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="is a file, not a model directory"):
+        check_destination(a_file, force=True)
+    with pytest.raises(ArtifactError, match="cannot write there"):
+        check_destination(a_file / "m", force=False)
+    if Path("/proc/self").exists():  # a file system nobody may write, root included
+        with pytest.raises(ArtifactError, match="cannot write there"):
+            check_destination("/proc/legacy-assistant-model", force=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "notes.txt"]  # the probes left nothing
+
+
+def test_a_cli_path_the_system_refuses_is_one_error_line(tmp_path, capsys):
+    from legacy_assistant.cli import main
+
+    data = Path(__file__).resolve().parent / "data" / "tiny_intents.json"
+    argv = ["-q", "train", str(data), "--out", str(tmp_path / "notes.txt" / "m"), "--epochs", "1", "--no-plot"]
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "cannot write there" in err[0]
+    model = tmp_path / "model"
+    assert main(["-q", "train", str(data), "--out", str(model), "--epochs", "1", "--no-plot"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(model), str(data), "--out", str(tmp_path)]) == 1  # a folder, not a file
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ") and "Is a directory" in err

@@ -87,8 +87,7 @@ def write_artifact(
     place. On any error nothing is left behind and an old ``out_dir`` is untouched.
     """
     target = Path(out_dir)
-    if target.exists() and not force:
-        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
+    check_destination(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -141,6 +140,24 @@ def _exchange(first: Path, second: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel, or a file system without it
         return False
     raise OSError(code, os.strerror(code), str(second))
+
+
+def check_destination(out_dir: str | Path, force: bool) -> None:
+    """Refuse, before any work, a destination a model directory cannot be written to: an
+    existing path without ``force``, an existing file (even with ``force``: it is not a model
+    directory), or a place whose nearest existing folder is missing or not writable."""
+    target = Path(out_dir)
+    if target.exists() and not force:
+        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
+    if target.exists() and not target.is_dir():
+        raise ArtifactError(f"{target} is a file, not a model directory: choose another destination")
+    parent = target.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:  # a folder made and removed again: permissions, read-only or special file systems alike
+        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=parent))
+    except OSError as exc:
+        raise ArtifactError(f"{target}: cannot write there ({parent}: {exc.strerror or exc})") from None
 
 
 def _replace_dir(staging: Path, target: Path) -> None:

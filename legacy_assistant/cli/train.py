@@ -116,7 +116,7 @@ def threshold_line(threshold: float, summary: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from legacy_assistant.artifacts.directory import file_record
+    from legacy_assistant.artifacts.directory import check_destination, file_record
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import load_data, synthesized_intents
     from legacy_assistant.classifier.training import train
@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
+    check_destination(out, args.force)  # before training, not after
     data = load_data(args.data, args.format, args.oos_label)
     training = data.split("train")
     validation = None

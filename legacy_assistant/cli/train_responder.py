@@ -112,6 +112,7 @@ def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.artifacts.directory import check_destination
     from legacy_assistant.common.optional import require
     from legacy_assistant.errors import ArtifactError, ConfigError
 
@@ -124,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} and --checkpoint-dir {args.checkpoint_dir} must not be one inside the other")
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
+    check_destination(out, args.force)  # before training, not after
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     strict = not args.skip_bad_dialogues
