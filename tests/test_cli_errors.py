@@ -49,6 +49,20 @@ def test_golden_with_a_missing_sentences_file(model_dir, tmp_path, capsys):
     assert _one_error_line(capsys) == f"error: {missing}: sentences file not found"
 
 
+def test_golden_with_no_sentences_writes_nothing(model_dir, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# only a comment\n\n", encoding="utf-8")
+    golden = tmp_path / "g.json"
+    assert main(["golden", str(model_dir), "--sentences", str(empty), "--golden", str(golden)]) == 1
+    assert "no sentences" in _one_error_line(capsys) and not golden.exists()
+
+
+def test_evaluate_top_must_be_at_least_one(model_dir, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["evaluate", str(model_dir), str(ROOT / "data" / "intents.json"), "--top", "-1"])
+    assert raised.value.code == 2 and "--top: must be at least 1, got -1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("threshold", ["2", "-0.5"])
 def test_chat_with_a_threshold_out_of_range(model_dir, capsys, monkeypatch, threshold):
     monkeypatch.setattr("sys.stdin", open("/dev/null"))

@@ -62,6 +62,7 @@ def test_invalid_json_names_line_and_column(tmp_path):
         ({"tag": "b", "patterns": ["x"], "responses": []}, "intent #1 ('b'): field 'responses': must not be empty"),
         ({"tag": "", "patterns": ["x"], "responses": ["y"]}, "field 'tag': must be a non-empty string"),
         ({"tag": 5, "patterns": ["x"], "responses": ["y"]}, "field 'tag': must be a non-empty string, got a number"),
+        ({"tag": "greeting ", "patterns": ["x"], "responses": ["y"]}, "field 'tag': has spaces at its start or end"),
         ({"tag": "b", "patterns": ["x"], "responses": ["y"], "context_set": 1}, "field 'context_set': must be a string"),
         ({"tag": "b", "patterns": ["x"], "responses": ["y"], "context": ["nowhere"]},
          "intent #1 ('b'): field 'context': names tag 'nowhere', which no intent has"),

@@ -155,3 +155,13 @@ def test_tf2_model_from_16_threads_matches_sequential(migrated_default, golden):
         "print(json.dumps({'calls': len(same), 'same': sum(same)}))\n"
     )
     assert json_out(result) == {"calls": 128, "same": 128}
+
+
+@pytest.mark.parametrize("model", ["default", "responder"])
+def test_migrate_refuses_a_destination_inside_its_source(model, tmp_path):
+    source = tmp_path / model
+    shutil.copytree(DEFAULT_MODEL.parent / model, source)
+    result = run_cli("migrate", str(source), "--out", str(source / "tf2"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "needs a directory of its own, outside" in result.stderr
+    assert sorted(p.name for p in source.iterdir()) == sorted(p.name for p in (DEFAULT_MODEL.parent / model).iterdir())

@@ -142,6 +142,13 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
+def overlaps(a: str | Path, b: str | Path) -> bool:
+    """Whether one of two folders is, or lies inside, the other (so writing one replaces or
+    alters the other)."""
+    first, second = Path(a).resolve(), Path(b).resolve()
+    return first == second or first in second.parents or second in first.parents
+
+
 def check_destination(out_dir: str | Path, force: bool) -> None:
     """Refuse, before any work, a destination a model directory cannot be written to: an
     existing path without ``force``, an existing file (even with ``force``: it is not a model

@@ -69,7 +69,10 @@ def read_sentences(path: str | Path) -> list[str]:
         raise AssistantError(f"{path}: sentences file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AssistantError(f"{path}: cannot read sentences: {exc}") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    sentences = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not sentences:  # a golden file of no cases would pass every check
+        raise AssistantError(f"{path}: no sentences (one a line; blank lines and # comments are skipped)")
+    return sentences
 
 
 def read_golden(path: str | Path) -> dict[str, Any]:

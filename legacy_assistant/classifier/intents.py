@@ -185,6 +185,9 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
         log.warning("%s: ignoring unknown field(s) %s", where, ", ".join(map(repr, unknown)))
     if "tag" in entry and (not isinstance(tag, str) or not tag.strip()):
         problems.append(f"{where}: field 'tag': must be a non-empty string, got {_kind(tag)}")
+    elif isinstance(tag, str) and tag != tag.strip():
+        # "a " and "a" would be two intents that look alike in every answer and log
+        problems.append(f"{where}: field 'tag': has spaces at its start or end")
     patterns = _string_list(entry, "patterns", where, problems, allow_empty_list=True)
     responses = _string_list(entry, "responses", where, problems, allow_empty_list=out_of_scope)
     if out_of_scope:

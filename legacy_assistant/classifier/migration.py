@@ -29,7 +29,7 @@ import numpy as np
 
 from compat.classifier.reference import forward_numpy
 from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
-from legacy_assistant.artifacts.directory import write_artifact
+from legacy_assistant.artifacts.directory import overlaps, write_artifact
 from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
@@ -100,8 +100,8 @@ def migrate_artifact(
     if info.runtime != "compat":
         raise ArtifactError(f"{info.path}: already a {info.runtime!r} model; only compat models are migrated")
     target = Path(out_dir)
-    if target.resolve() == info.path.resolve():
-        raise ArtifactError(f"{target}: the migrated model needs a directory of its own")
+    if overlaps(target, info.path):
+        raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
     try:
         spec = NetworkSpec.from_dict(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
         weights = read_v1_weights(str(info.saved_model_dir))

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="write the JSON report here, and PNGs next to it")
     parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
     parser.add_argument("--oos-label", help="label of out-of-scope sentences (default: the model's, else 'oos')")
-    parser.add_argument("--top", type=int, default=10, help="confused pairs and weakest intents to print (default 10)")
+    parser.add_argument(
+        "--top", type=_at_least_one, default=10, help="confused pairs and weakest intents to print (default 10)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -70,3 +72,13 @@ def run(args: argparse.Namespace) -> int:
         plot_threshold_curve(report, threshold_png)
         print(f"wrote {out}, {confusion_png.name} and {threshold_png.name}")
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

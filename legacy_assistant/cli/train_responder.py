@@ -112,7 +112,7 @@ def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.artifacts.directory import check_destination
+    from legacy_assistant.artifacts.directory import check_destination, overlaps
     from legacy_assistant.common.optional import require
     from legacy_assistant.errors import ArtifactError, ConfigError
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir, the directory of the run to continue")
     out = Path(args.out)
-    if args.checkpoint_dir and _overlap(out, Path(args.checkpoint_dir)):
+    if args.checkpoint_dir and overlaps(out, args.checkpoint_dir):
         # the export replaces --out: it would take the checkpoints with it
         raise ConfigError(f"--out {out} and --checkpoint-dir {args.checkpoint_dir} must not be one inside the other")
     if out.exists() and not args.force:
@@ -191,12 +191,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"time budget used; to train on: {resume_command(args, checkpoint_dir)}")
     print(f"exported to {path}")
     return 0
-
-
-def _overlap(a: Path, b: Path) -> bool:
-    """Whether one of the two folders is, or lies inside, the other."""
-    a, b = a.resolve(), b.resolve()
-    return a == b or a in b.parents or b in a.parents
 
 
 def weights_from(summary: dict[str, Any]) -> str:

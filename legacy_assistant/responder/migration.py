@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, write_artifact
+from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, overlaps, write_artifact
 from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
 from legacy_assistant.responder.artifact import (
@@ -151,8 +151,8 @@ def migrate_responder(
     if runtime != "compat":
         raise ArtifactError(f"{info.path}: already a {runtime!r} responder; only compat models are migrated")
     target = Path(out_dir)
-    if target.resolve() == info.path.resolve():
-        raise ArtifactError(f"{target}: the migrated model needs a directory of its own")
+    if overlaps(target, info.path):
+        raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
     try:
         weights = read_v1_weights(str(info.saved_model_dir))
         check_weights(info.spec, weights, str(info.saved_model_dir))
