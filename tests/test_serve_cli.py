@@ -60,7 +60,7 @@ def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
     with pytest.raises(SystemExit) as caught:
         parse("--workers", "0")
     assert caught.value.code == 2
-    assert "argument --workers: must be an integer, at least 1, got '0'" in capsys.readouterr().err
+    assert "argument --workers: must be an integer from 1 to 1,024, got '0'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="/nonexistent: not a model directory"):
         run(parse("--model", "/nonexistent"))
     monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", "/nonexistent")

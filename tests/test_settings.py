@@ -144,9 +144,16 @@ def test_defaults_when_neither_flag_nor_environment(environ):
 @pytest.mark.parametrize(
     "name, text, message",
     [
-        ("WORKERS", "many", "environment variable LEGACY_ASSISTANT_WORKERS must be an integer, at least 1, got 'many'"),
-        ("PORT", "70000", "environment variable LEGACY_ASSISTANT_PORT must be an integer from 0 to 65535, got '70000'"),
+        ("WORKERS", "many", "environment variable LEGACY_ASSISTANT_WORKERS must be an integer from 1 to 1,024, got 'many'"),
+        ("PORT", "70000", "environment variable LEGACY_ASSISTANT_PORT must be an integer from 0 to 65,535, got '70000'"),
         ("THRESHOLD", "1.5", "environment variable LEGACY_ASSISTANT_THRESHOLD must be a number from 0 to 1, got '1.5'"),
+        # past what SQLite, Redis and TensorFlow take: refused at start, not a 500 on every turn
+        ("MAX_TURNS", str(2**63),
+         f"environment variable LEGACY_ASSISTANT_MAX_TURNS must be an integer from 1 to 1,000,000, got '{2**63}'"),
+        ("CONVERSATION_TTL", "1e17",
+         "environment variable LEGACY_ASSISTANT_CONVERSATION_TTL must be a number from 0 to 315,360,000, got '1e17'"),
+        ("INTRA_OP_THREADS", str(2**31),
+         f"environment variable LEGACY_ASSISTANT_INTRA_OP_THREADS must be an integer from 0 to 1,024, got '{2**31}'"),
         (
             "ACCESS_LOG",
             "maybe",
@@ -168,9 +175,9 @@ def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, m
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--max-body-bytes", "0"], "argument --max-body-bytes: must be an integer, at least 1, got '0'"),
-        (["--conversation-ttl", "nan"], "argument --conversation-ttl: must be a number, at least 0, got 'nan'"),
-        (["--port", "x"], "argument --port: must be an integer from 0 to 65535, got 'x'"),
+        (["--max-body-bytes", "0"], "argument --max-body-bytes: must be an integer from 1 to 1,073,741,824, got '0'"),
+        (["--conversation-ttl", "nan"], "argument --conversation-ttl: must be a number from 0 to 315,360,000, got 'nan'"),
+        (["--port", "x"], "argument --port: must be an integer from 0 to 65,535, got 'x'"),
     ],
 )
 def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, message):

@@ -50,6 +50,14 @@ SERVER = "server"  # read by the gunicorn master only
 DEFAULT_INTRA_OP_THREADS = 1
 DEFAULT_INTER_OP_THREADS = -1
 
+# Upper bounds, so that a mistyped value is refused at start rather than failing every request
+# (a count past SQLite's or TensorFlow's integers, an expiry past Redis's milliseconds).
+MAX_PROCESSES_OR_THREADS = 1024
+DAY_SECONDS = 24 * 3600
+MAX_TTL_SECONDS = 10 * 365 * DAY_SECONDS
+MAX_TURNS_KEPT = 1_000_000
+MAX_BODY_LIMIT = 2**30
+
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -69,13 +77,17 @@ class Kind(Protocol):
         """The value of ``text``; raises ``ValueError`` when it is not one."""
 
 
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
 def _bounds(minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
-        return f" from {minimum:g} to {maximum:g}"
+        return f" from {_number(minimum)} to {_number(maximum)}"
     if minimum is not None:
-        return f", at least {minimum:g}"
+        return f", at least {_number(minimum)}"
     if maximum is not None:
-        return f", at most {maximum:g}"
+        return f", at most {_number(maximum)}"
     return ""
 
 
@@ -341,14 +353,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "WORKERS",
-        Integer(1),
+        Integer(1, MAX_PROCESSES_OR_THREADS),
         lambda: os.cpu_count() or 1,
         "gunicorn worker processes",
         shown_default="one per CPU",
         scope=SERVER,
     ),
-    Setting("THREADS", Integer(1), 4, "request threads per worker", scope=SERVER),
-    Setting("TIMEOUT", Integer(1), 30, "seconds before a silent worker is restarted", scope=SERVER),
+    Setting("THREADS", Integer(1, MAX_PROCESSES_OR_THREADS), 4, "request threads per worker", scope=SERVER),
+    Setting("TIMEOUT", Integer(1, DAY_SECONDS), 30, "seconds before a silent worker is restarted", scope=SERVER),
     Setting(
         "REUSE_PORT",
         Switch(),
@@ -367,27 +379,31 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CONVERSATION_TTL",
-        Number(0),
+        Number(0, MAX_TTL_SECONDS),
         DEFAULT_TTL_SECONDS,
         "forget a conversation idle this many seconds (0: never)",
         shown_default=f"{DEFAULT_TTL_SECONDS:g}",
     ),
-    Setting("MAX_TURNS", Integer(1), DEFAULT_MAX_TURNS, "turns kept per conversation", flag=False),
+    Setting("MAX_TURNS", Integer(1, MAX_TURNS_KEPT), DEFAULT_MAX_TURNS, "turns kept per conversation", flag=False),
     Setting(
         "INTRA_OP_THREADS",
-        Integer(0),
+        Integer(0, MAX_PROCESSES_OR_THREADS),
         DEFAULT_INTRA_OP_THREADS,
         "TensorFlow intra-op threads per process (0: one per core)",
     ),
     Setting(
         "INTER_OP_THREADS",
-        Integer(-1),
+        Integer(-1, MAX_PROCESSES_OR_THREADS),
         DEFAULT_INTER_OP_THREADS,
         "TensorFlow inter-op threads per process (0: one per core; -1: run every op in the request's own thread)",
     ),
-    Setting("MAX_TEXT_LENGTH", Integer(1), 1000, "longest text accepted, in characters"),
+    Setting("MAX_TEXT_LENGTH", Integer(1, MAX_BODY_LIMIT), 1000, "longest text accepted, in characters"),
     Setting(
-        "MAX_BODY_BYTES", Integer(1), 64 * 1024, "largest request body accepted, in bytes", key="MAX_CONTENT_LENGTH"
+        "MAX_BODY_BYTES",
+        Integer(1, MAX_BODY_LIMIT),
+        64 * 1024,
+        "largest request body accepted, in bytes",
+        key="MAX_CONTENT_LENGTH",
     ),
     Setting("ACCESS_LOG", Switch(), True, "one log line per request"),
     Setting(
