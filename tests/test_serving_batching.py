@@ -156,7 +156,8 @@ def test_a_failing_batch_is_rerun_item_by_item_so_only_the_bad_item_fails():
         return item * 10
 
     model = FakeModel()
-    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=0)
+    sizes: list[int] = []
+    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=0, on_batch=sizes.append)
     model.fn = lambda item: fn(item) if item >= 0 else -10
     callers = queue_behind(batcher, [1, 2, 3, 4])
     model.gate.set()
@@ -166,6 +167,7 @@ def test_a_failing_batch_is_rerun_item_by_item_so_only_the_bad_item_fails():
     bad = callers[2].error
     assert isinstance(bad, ValueError) and str(bad) == "cannot take item 3"
     assert model.batches[1:] == [[1, 2, 3, 4], [1], [2], [3], [4]]
+    assert sizes == [1, 4]  # the batch-size metric counts each request once, reruns not again
 
 
 def test_a_lone_failing_request_gets_its_own_exception():

@@ -92,8 +92,9 @@ class MicroBatcher(Generic[Item, Result]):
         max_wait_s: longest a batch waits for more items, in seconds after its oldest item
             arrived (0: a batch is whatever waited while the previous one ran).
         name: names the batcher in log lines and errors.
-        on_batch: called with each call's number of items just before ``run_batch`` runs
-            (a metrics hook; its exceptions are logged, never passed to a request).
+        on_batch: called with each batch's number of items just before ``run_batch`` runs
+            (a metrics hook; its exceptions are logged, never passed to a request). A failed
+            batch's one-by-one reruns are not reported again, so the sizes add up to the items.
     """
 
     def __init__(
@@ -245,14 +246,14 @@ class MicroBatcher(Generic[Item, Result]):
             )
         outcomes: list[tuple[Result | None, BaseException | None]] = []
         for item in items:
-            try:
-                outcomes.append((self._call([item])[0], None))
+            try:  # not reported again: the batch's size counted these items once already
+                outcomes.append((self._call([item], report=False)[0], None))
             except Exception as exc:
                 outcomes.append((None, exc))
         return outcomes
 
-    def _call(self, items: list[Item]) -> list[Result]:
-        if self._on_batch is not None:
+    def _call(self, items: list[Item], report: bool = True) -> list[Result]:
+        if report and self._on_batch is not None:
             try:
                 self._on_batch(len(items))
             except Exception:
