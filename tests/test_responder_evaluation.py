@@ -347,3 +347,20 @@ def test_condition_guidance_is_measured_when_asked(model, evaluated, tmp_path):
     assert "condition guidance, strength 2" in printed and "condition guidance" not in evaluated["printed"]
     status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), "--condition-strength", "11"])
     assert status == 1 and "condition_strength must be in [0, 10]" in err
+
+
+def test_model_and_human_replies_are_cut_alike(default_responder, monkeypatch):
+    """A reply that reaches the decoding limit has no END and one token more than any reply that
+    ends; lengths and distinct-n compare it cut as the human replies are."""
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.corpora import Dialogue, Turn
+
+    long_human = " ".join(["word"] * 60)
+    dialogues = [Dialogue((Turn("hi there", "neutral"), Turn(long_human, "neutral")), f"d{i}") for i in range(3)]
+    settings = evaluation.EvaluationSettings(samples=3, reply_modes=("greedy",))
+    data = evaluation.held_out_data(default_responder, dialogues, settings)
+    limit = default_responder.max_length
+    word = default_responder.vocabulary.encode_reply("word", limit)[0]
+    monkeypatch.setattr(evaluation, "decode_replies", lambda responder, pairs, *rest: [[word] * limit for _ in pairs])
+    section, _ = evaluation.replies_section(default_responder, data, [0, 1, 2], settings)
+    assert section["modes"]["greedy"]["mean_length"] == section["modes"]["human"]["mean_length"] == limit - 1

@@ -26,9 +26,10 @@ The report (a JSON-serialisable dict) has four measured parts:
 * **latency**: ``Responder.respond`` at batch 1 (tokenizing, one ``Session.run``,
   detokenizing), p50 and p95 over ``latency_replies`` calls per mode.
 
-Tokens for distinct-n are the vocabulary's (lower-cased Treebank tokens): a human reply is cut
-to the longest a model reply can be (``max_length - 1`` tokens before END) and keeps its
-out-of-vocabulary words; a model reply never holds <unk>.
+Tokens for distinct-n are the vocabulary's (lower-cased Treebank tokens): human and model replies
+are both cut to ``max_length - 1`` tokens, the longest reply that ends with END (a model reply
+that reaches the decoding limit stops there without END, one token longer); a human reply keeps
+its out-of-vocabulary words; a model reply never holds <unk>.
 """
 
 from __future__ import annotations
@@ -365,7 +366,7 @@ def replies_section(
     pairs = [data.encoded[i] for i in rows]
     for mode in settings.reply_modes:
         decoded[mode] = decode_replies(responder, pairs, mode, settings.seed, settings.batch_size)
-        figures[mode] = reply_figures([vocabulary.decode_tokens(ids) for ids in decoded[mode]])
+        figures[mode] = reply_figures([vocabulary.decode_tokens(ids)[:cut] for ids in decoded[mode]])
     examples = []
     for k, i in enumerate(rows[:5]):
         example = {"context": list(data.pairs[i].context), "condition": data.pairs[i].condition}

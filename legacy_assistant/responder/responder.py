@@ -280,7 +280,9 @@ class Responder:
     def score(self, context: Sequence[str], reply: str, condition: str | None = None) -> float:
         """The length-normalised log-likelihood of ``reply`` after ``context``: the mean natural
         log-probability of its tokens and END (0 is certain; lower is less likely). The reply
-        is cut to ``max_reply_tokens`` like a training reply."""
+        is cut to ``max_reply_tokens`` like a training reply. A decoded reply that reached the
+        decoding limit stopped without END, so the decoder's own figure for it (which has no END
+        and one token more) differs from this one."""
         if not isinstance(reply, str):
             raise RequestError(f"reply must be a string, got {type(reply).__name__}")
         ids = self.vocabulary.encode_reply(reply[:MAX_TURN_CHARS], self.spec.max_reply_tokens)
