@@ -141,6 +141,8 @@ def test_detokenized_text_reads_normally(text):
 def test_detokenize_restores_sentence_capitals():
     assert detokenize(["i", "think", "so", ".", "do", "n't", "you", "?"]) == "I think so. Don't you?"
     assert detokenize(["it", "'s", "ok"], sentence_case=False) == "it's ok"
+    # the dot after an abbreviation ends no sentence; a dot after a plain word does
+    assert detokenize(tokenize("the u.s. is big. e.g. this one")) == "The u.s. is big. E.g. this one"
 
 
 def test_condition_list_starts_with_the_five_emotions():

@@ -74,7 +74,8 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
                 words[index] = _capitalize(word)
             if any(c.isalnum() for c in word):
                 capital_next = False
-            if word in _SENTENCE_ENDS:
+            # the "." after an abbreviation ("u.s", "e.g": a token with a dot inside) ends no sentence
+            if word in _SENTENCE_ENDS and not (word == "." and index and "." in words[index - 1]):
                 capital_next = True
     return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(words)).strip()
 
