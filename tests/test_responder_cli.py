@@ -343,6 +343,9 @@ def test_chat_sampling_repeats_with_a_seed(trained, monkeypatch, capsys):
     argv = ["--responder", str(out), "--mode", "sample", "--seed", "7"]
     first = _chat(monkeypatch, capsys, argv, PROMPTS[:4])
     assert _chat(monkeypatch, capsys, argv, PROMPTS[:4]) == first and len(first) == 4
+    # the last 64-bit seed: the next turns' seeds wrap around instead of ending the session
+    argv = ["--responder", str(out), "--mode", "sample", "--seed", str(2**63 - 1)]
+    assert len(_chat(monkeypatch, capsys, argv, PROMPTS[:3])) == 3
 
 
 def test_chat_offers_the_responders_modes():

@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_RESPONDER_MODE,
         help=f"how replies are decoded (default {DEFAULT_RESPONDER_MODE})",
     )
-    responder.add_argument("--seed", type=int, help="seed of the sampling modes: the same seed, the same conversation")
+    responder.add_argument(
+        "--seed", type=_seed_argument, help="seed of the sampling modes: the same seed, the same conversation"
+    )
     responder.add_argument(
         "--condition-strength",
         type=float,
@@ -157,8 +159,19 @@ def _run_behind_model(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace, number: int) -> int | None:
-    """The seed of the ``number``-th reply: ``--seed`` moves on by one a turn."""
-    return None if args.seed is None else args.seed + number
+    """The seed of the ``number``-th reply: ``--seed`` moves on by one a turn, wrapping around
+    within the 64-bit seeds the decoder takes."""
+    return None if args.seed is None else (args.seed + number + 2**63) % 2**64 - 2**63
+
+
+def _seed_argument(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be a 64-bit integer, got {value}")
+    return value
 
 
 def _messages(interactive: bool):
