@@ -73,7 +73,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
     emotion = {
         "type": "string",
         "description": "the responder's condition for a generated reply: one of the emotions /health lists "
-        "(default neutral)",
+        "(without a responder, cakechat's five are accepted and nothing is generated; default neutral)",
     }
     strength_text = (
         "condition guidance of a generated reply: how strongly the emotion steers it "
