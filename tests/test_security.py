@@ -138,6 +138,9 @@ def test_cors_allow_list_and_preflight(make_client):
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     assert "Origin" in preflight.headers["Vary"]
+    nowhere = client.options("/api/v1/nowhere", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert nowhere.status_code == 404 and nowhere.get_json()["error"]["code"] == "not_found"
     actual = client.post("/api/v1/chat", json={"sender": "c", "message": "hi"},
                          headers={"Origin": "https://shop.example", **bearer("tok")})
     assert actual.status_code == 200

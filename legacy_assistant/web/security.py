@@ -163,6 +163,8 @@ def register(app: Flask) -> None:
     def _guard() -> Any:
         config = current_app.config
         if request.method == "OPTIONS":
+            if request.routing_exception is not None:
+                return None  # no such route: its JSON 404, not a preflight that promises one
             origin = request.headers.get("Origin")
             if origin and origin in config["CORS_ORIGINS"] and request.headers.get("Access-Control-Request-Method"):
                 return _preflight(origin)
