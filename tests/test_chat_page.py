@@ -175,7 +175,7 @@ def test_chat_page_shows_api_errors(browser, live_url):
 
     open_fresh(browser, live_url)
     # a page older than the server's cap: the input takes more than the server does
-    browser.execute_script("document.getElementById('message').removeAttribute('maxlength')")
+    browser.execute_script("document.getElementById('message').removeAttribute('data-max-chars')")
     browser.find_element(By.ID, "message").send_keys("x" * (TEXT_CAP + 200))
     browser.find_element(By.ID, "send").click()
     error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
@@ -187,9 +187,16 @@ def test_the_input_takes_no_more_than_the_server_does(browser, live_url):
 
     open_fresh(browser, live_url)
     box = browser.find_element(By.ID, "message")
-    assert box.get_attribute("maxlength") == str(TEXT_CAP)
+    assert box.get_attribute("data-max-chars") == str(TEXT_CAP)
     box.send_keys("y" * (TEXT_CAP + 50))
     assert len(box.get_attribute("value")) == TEXT_CAP
+    # the cap counts characters as the server does: an emoji is one (two UTF-16 units)
+    counts = browser.execute_script(
+        "var box = document.getElementById('message');"
+        f"box.value = '\\u{{1F600}}'.repeat({TEXT_CAP + 5});"
+        "box.dispatchEvent(new Event('input', {bubbles: true}));"
+        "return [Array.from(box.value).length, box.value.length];")
+    assert counts == [TEXT_CAP, 2 * TEXT_CAP]
 
 
 def test_sender_ids_are_random_per_browser(open_browser, live_url):
@@ -308,7 +315,7 @@ def rendered(client):
 
 def test_the_page_carries_the_servers_text_cap(make_client):
     for cap in (321, 1000):
-        assert rendered(make_client(MAX_TEXT_LENGTH=cap)).by_id["message"]["maxlength"] == str(cap)
+        assert rendered(make_client(MAX_TEXT_LENGTH=cap)).by_id["message"]["data-max-chars"] == str(cap)
 
 
 def test_no_emotion_selector_without_a_responder(client):

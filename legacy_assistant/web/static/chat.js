@@ -198,6 +198,20 @@
     });
   }
 
+  // The server's cap counts characters (code points); the maxlength attribute would count
+  // UTF-16 units, an emoji as two, so the input is cut here instead. Read on every input, so a
+  // page without the attribute takes anything.
+  function keepToTheCap() {
+    var cap = parseInt(input.getAttribute("data-max-chars"), 10);
+    if (!(cap > 0)) return;
+    var chars = Array.from(input.value);
+    if (chars.length > cap) input.value = chars.slice(0, cap).join("");
+  }
+  input.addEventListener("input", function (event) {
+    if (!event.isComposing) keepToTheCap(); // not in the middle of an input method's word
+  });
+  input.addEventListener("compositionend", keepToTheCap);
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy) return;
