@@ -31,6 +31,12 @@ def test_below_threshold_falls_back_and_keeps_context(policy):
     assert state.context == "tea_kind" and state.turns == 4
 
 
+def test_a_nan_confidence_is_never_an_answer(policy):
+    """Damaged weights can rank with NaN, which compares false with any threshold."""
+    reply, _ = policy.decide(ConversationState(), [("greeting", float("nan")), ("book", float("nan"))])
+    assert (reply.intent, reply.reason, reply.confidence) == ("fallback", "low_confidence", 0.0)
+
+
 def test_nothing_understood_falls_back_even_if_confident(policy):
     reply, _ = policy.decide(ConversationState(), [("greeting", 0.99)], understood=False)
     assert reply.intent == "fallback"

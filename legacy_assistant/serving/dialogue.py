@@ -156,14 +156,14 @@ class DialoguePolicy:
                 if rule is not None and confidence >= self.threshold and reason == "not_understood":
                     reason = "needs_context"  # the best guess belongs to a flow that is not open
                 continue
-            if confidence < self.threshold:
+            if not confidence >= self.threshold:  # NaN (damaged weights) is below any threshold too
                 reason = "low_confidence" if reason == "not_understood" else reason
                 break
             return self._answer(rule, confidence, state, "intent")
         else:
             if understood and reason == "not_understood":
                 reason = "low_confidence"
-        top_confidence = float(ranking[0][1]) if ranking else 0.0
+        top_confidence = float(ranking[0][1]) if ranking and ranking[0][1] >= 0 else 0.0  # not NaN
         reply = Reply(self._rng.choice(self.fallback_responses), FALLBACK_TAG, top_confidence, reason)
         return reply, ConversationState(state.context, None, state.turns + 1)
 
@@ -176,7 +176,7 @@ class DialoguePolicy:
         if (
             rule is None
             or tag in (state.next_tag, self.oos_label)
-            or confidence < self.threshold
+            or not confidence >= self.threshold
             or (rule.context_filter and rule.context_filter != state.context)
         ):
             return None
