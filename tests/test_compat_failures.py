@@ -124,6 +124,11 @@ def test_pickling_a_session_or_graph_raises_type_error(small_graph):
         pickle.dumps(gs)
 
 
+def test_pickling_a_predictor_says_what_to_do_instead(default_predictor):
+    with pytest.raises(TypeError, match="load it there with Predictor.load"):
+        pickle.dumps(default_predictor)
+
+
 def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents, tmp_path):
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.predictor import Predictor

@@ -277,7 +277,7 @@ def test_open_store_urls(tmp_path):
         assert connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     relative.close()
     for bad in ["postgres://x", "sqlite://host/x", "sqlite:", "nonsense", f"sqlite:{tmp_path}/x.db?fast=1",
-                f"sqlite:{tmp_path}/x.db?synchronous=off"]:
+                f"sqlite:{tmp_path}/x.db?synchronous=off", "sqlite:///", f"sqlite:{tmp_path}/"]:
         with pytest.raises(ConfigError):
             open_store(bad)
     with pytest.raises(ConfigError):
@@ -355,3 +355,13 @@ def test_sqlite_writers_of_all_processes_queue_on_one_file_lock(tmp_path):
         store.save("alice", ConversationState(turns=1), turn())
     assert lock_is_free()
     store.close()
+
+
+def test_a_redis_password_never_reaches_a_message(free_port):
+    from legacy_assistant.stores.redis_store import redacted
+
+    with pytest.raises(ConfigError) as raised:
+        open_store(f"redis://user:s3cret@127.0.0.1:{free_port()}/0")
+    assert "s3cret" not in str(raised.value) and "user:***@127.0.0.1" in str(raised.value)
+    assert redacted("redis://:pw@[::1]:6379/2") == "redis://:***@[::1]:6379/2"
+    assert redacted("redis://localhost:6379/0") == "redis://localhost:6379/0"

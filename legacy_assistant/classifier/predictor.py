@@ -149,5 +149,13 @@ class Predictor:
     def rank_one(self, text: str, top: int | None = None) -> Ranking:
         return self.rank([text], top)[0]
 
+    def __reduce__(self) -> Any:
+        # Its cached featurizer would fail first, with a PicklingError that names a cache and not
+        # the real obstacle (the graph and session behind it): say what to do instead.
+        raise TypeError(
+            "a Predictor cannot be pickled (it holds a TensorFlow graph and session): "
+            "give the other process the model directory and load it there with Predictor.load"
+        )
+
     def close(self) -> None:
         self._classifier.close()

@@ -203,8 +203,8 @@ def open_store(
             path = path[2:]
         elif path.startswith("//"):
             raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
-        if not path:
-            raise ConfigError(f"{url!r}: the SQLite URL names no file")
+        if not path or path.endswith("/"):
+            raise ConfigError(f"{url!r}: the SQLite URL names no file (a folder at most)")
         return SQLiteStore(
             Path(path),
             ttl_seconds=ttl_seconds,

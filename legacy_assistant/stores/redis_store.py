@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,7 +67,7 @@ class RedisStore:
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
             client.ping()
         except (redis.RedisError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Redis conversation store at {url}: {exc}") from None
+            raise ConfigError(f"cannot reach the Redis conversation store at {redacted(url)}: {exc}") from None
         return cls(client, **kwargs)
 
     def __repr__(self) -> str:
@@ -129,3 +130,16 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for messages and logs)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
