@@ -55,6 +55,12 @@ def claim(name: str) -> None:
                 f"imported); runtime {name!r} needs a process of its own. Choose one runtime per process "
                 f"(--runtime or {ENV_VAR}) before any model is loaded, or run the other one in a subprocess."
             )
+        if _claimed is None and _selected is not None and _selected != name:
+            # else the process would quietly run the runtime it was told not to
+            raise RuntimeConflict(
+                f"runtime {_selected!r} was selected for this process; importing {_RUNTIME_MODULES[name]} "
+                f"would run {name!r} instead. Run {name!r} in a process of its own."
+            )
         _claimed = name
 
 

@@ -79,6 +79,18 @@ def test_compat_runtime_refuses_a_tf2_process():
     assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
 
 
+def test_a_selected_runtime_is_not_quietly_replaced_by_the_other():
+    result = run_snippet(
+        "from compat import selection\n"
+        "selection.select('tf2')\n"
+        "try:\n    import compat.runtime\nexcept selection.RuntimeConflict as exc:\n    print('refused:', exc)\n"
+        "print('active:', selection.active(), 'selected:', selection.selected())\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: runtime 'tf2' was selected for this process" in result.stdout
+    assert "active: None selected: tf2" in result.stdout
+
+
 def test_cli_web_and_serving_modules_import_no_tensorflow():
     """Either runtime can still be chosen after the CLI parsed its arguments or the app was imported."""
     result = run_snippet(
