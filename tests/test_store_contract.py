@@ -203,6 +203,33 @@ def test_redis_keys_carry_the_idle_time_and_every_save_renews_it(make_redis_stor
     assert all(new > old for new, old in zip(renewed, left)), (left, renewed)
 
 
+def test_redis_idle_time_under_a_millisecond_still_expires(make_redis_store):
+    store = make_redis_store(ttl_seconds=0.0004)
+    store.save("tiny", ConversationState(turns=1), turn("one"))
+    time.sleep(0.05)
+    assert store._client.exists(store._key("state", "tiny")) == 0  # gone, not kept forever
+
+
+def test_redis_save_after_the_lock_expired_is_refused_not_lost(make_redis_store, monkeypatch):
+    """A holder that outlived its lock must not overwrite what the next holder saved."""
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.stores import redis_store
+
+    monkeypatch.setattr(redis_store, "LOCK_TIMEOUT_SECONDS", 0.2)
+    slow, quick = make_redis_store(), make_redis_store()
+    with pytest.raises(StoreError, match="its lock expired"):
+        with slow.conversation("shared"):
+            state = slow.load("shared")
+            time.sleep(0.4)  # the lock expires; another worker takes the conversation on
+            with quick.conversation("shared"):
+                quick.save("shared", ConversationState(turns=quick.load("shared").turns + 1), turn("quick"))
+            slow.save("shared", ConversationState(turns=state.turns + 1), turn("slow"))
+    assert quick.load("shared").turns == 1 and [t.message for t in quick.history("shared")] == ["quick"]
+    with slow.conversation("shared"):  # a lock still held saves as before
+        slow.save("shared", ConversationState(turns=2), turn("slow"))
+    assert [t.message for t in quick.history("shared")] == ["quick", "slow"]
+
+
 def test_redis_without_idle_time_sets_no_expiry(make_redis_store):
     store = make_redis_store(ttl_seconds=0)
     store.save("a", ConversationState(turns=1), turn())
@@ -250,6 +277,23 @@ def test_conversation_lock_makes_load_decide_save_atomic(make_store):
         t.join()
     assert stores[0].load("shared").turns == per_thread * threads
     assert len(stores[1].history("shared")) == per_thread * threads
+
+
+def test_two_saves_in_one_conversation_block_both_land(make_store):
+    store = make_store()
+    done = threading.Event()
+
+    def two_saves():
+        with store.conversation("twice"):
+            store.save("twice", ConversationState(turns=1), turn("one"))
+            store.save("twice", ConversationState(turns=2), turn("two"))
+        done.set()
+
+    worker = threading.Thread(target=two_saves, daemon=True)
+    worker.start()
+    assert done.wait(30), "the second save never returned"
+    assert store.load("twice").turns == 2
+    assert [t.message for t in store.history("twice")] == ["one", "two"]
 
 
 def test_conversation_without_save_releases_the_lock(make_store):

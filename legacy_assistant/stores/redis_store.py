@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -54,6 +56,7 @@ class RedisStore:
         self.ttl_seconds = ttl_seconds
         self.max_turns = max_turns
         self.prefix = prefix
+        self._held = threading.local()  # sender -> the lock this thread holds for it
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -93,18 +96,40 @@ class RedisStore:
         return ConversationState.from_dict(json.loads(raw))
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
+        import redis
+
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
-        ttl_ms = int(self.ttl_seconds * 1000)
-        with self._errors("save"):
-            pipe = self._client.pipeline(transaction=True)
-            if not self._client.exists(state_key):
+        # a positive idle time under a millisecond still expires (0 ms would mean never)
+        ttl_ms = max(1, math.ceil(self.ttl_seconds * 1000)) if self.ttl_seconds > 0 else 0
+        lock = getattr(self._held, "locks", {}).get(sender)
+        expired = StoreError(
+            f"conversation {sender!r}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
+            "was saved, so another request may have moved it on; the turn was not saved"
+        )
+        with self._errors("save"), self._client.pipeline(transaction=True) as pipe:
+            if lock is not None:
+                # inside conversation(): save only while the lock is still ours, in one transaction
+                pipe.watch(lock.name)  # the pipeline runs commands at once until multi()
+                stored = pipe.get(lock.name)
+                if isinstance(stored, str):  # a client that decodes responses
+                    stored = stored.encode("utf-8")
+                if stored != lock.local.token:
+                    raise expired
+                fresh = not pipe.exists(state_key)
+            else:
+                fresh = not self._client.exists(state_key)
+            pipe.multi()
+            if fresh:
                 pipe.delete(turns_key)  # an expired conversation starts afresh
             pipe.set(state_key, json.dumps(state.to_dict()), px=ttl_ms or None)
             pipe.rpush(turns_key, json.dumps(turn.to_dict()))
             pipe.ltrim(turns_key, -self.max_turns, -1)
             if ttl_ms:
                 pipe.pexpire(turns_key, ttl_ms)
-            pipe.execute()
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                raise expired from None
 
     def history(self, sender: str) -> list[Turn]:
         with self._errors("history"):
@@ -122,11 +147,16 @@ class RedisStore:
             acquired = lock.acquire()
         if not acquired:
             raise StoreError(f"conversation {sender!r} stayed locked for {LOCK_WAIT_SECONDS}s")
+        locks = self._held.__dict__.setdefault("locks", {})
+        locks[sender] = lock
         try:
             yield
         finally:
-            with contextlib.suppress(Exception):  # an expired lock is already free
+            locks.pop(sender, None)
+            try:
                 lock.release()
+            except Exception as exc:  # noqa: BLE001 - an expired lock is already free; say so
+                log.warning("conversation %r: its lock was no longer held at release (%s)", sender, exc)
 
     def close(self) -> None:
         self._client.close()

@@ -246,7 +246,11 @@ class SQLiteStore:
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         with self._errors("save"), self._connection() as connection:
-            if connection.in_transaction:  # inside conversation(): the write lock is ours already
+            if connection.in_transaction or getattr(self._local, "holds_writer", False):
+                # inside conversation(): the write lock is ours already; a second save in the same
+                # block (the first one committed) opens a transaction of its own under it
+                if not connection.in_transaction:
+                    connection.execute("BEGIN IMMEDIATE")
                 self._save(connection, sender, state, turn)
             else:
                 with self._writer:
@@ -317,7 +321,11 @@ class SQLiteStore:
         with self._writer, self._connection() as connection:
             with self._errors("lock"):
                 connection.execute("BEGIN IMMEDIATE")
-            yield  # _connection() rolls back if no save committed
+            self._local.holds_writer = True
+            try:
+                yield  # _connection() rolls back if no save committed
+            finally:
+                self._local.holds_writer = False
 
     def close(self) -> None:
         self._writer.close()
