@@ -79,6 +79,20 @@ def test_each_problem_names_file_intent_and_field(tmp_path, entry, expected):
     assert any(expected in problem for problem in error.problems), error.problems
 
 
+def test_a_classic_follow_up_may_not_bypass_a_context_filter(tmp_path):
+    opener = {"tag": "order", "patterns": ["I'd like tea"], "responses": ["Green or black?"], "context_set": "tea"}
+    size = {"tag": "size", "patterns": ["large"], "responses": ["Large it is."], "context_filter": "tea"}
+    # the follow-up is reached whatever is typed: only an intent that leaves "tea" set may name it
+    ask = {"tag": "ask", "patterns": ["what size?"], "responses": ["Which size?"], "context": ["size"]}
+    error = problems_of(tmp_path, {"intents": [GOOD, opener, size, ask]})
+    assert any("intent #3 ('ask'): field 'context': names tag 'size', which has context_filter 'tea'" in problem
+               for problem in error.problems), error.problems
+    for fine in ({**ask, "context_set": "tea"}, {**ask, "context_filter": "tea"}):
+        path = tmp_path / "ok.json"
+        path.write_text(json.dumps({"intents": [GOOD, opener, size, fine]}), encoding="utf-8")
+        assert load_intents(path)["ask"].next_tag == "size"
+
+
 def test_all_problems_reported_at_once(tmp_path):
     error = problems_of(tmp_path, {"intents": [
         {"tag": "a", "patterns": ["x"]},

@@ -148,6 +148,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         intents.append(intent)
 
     contexts_set = {i.context_set for i in intents if i.context_set}
+    by_tag = {i.tag: i for i in intents}
     for intent in intents:
         index = first_index[intent.tag]
         if intent.next_tag is not None and intent.next_tag not in first_index:
@@ -158,6 +159,16 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
             problems.append(
                 f"{_where(index, intent.tag)}: field 'context': names the out-of-scope intent {oos_label!r}, "
                 "which has no answers (its messages get the fallback)"
+            )
+        follow_up = by_tag.get(intent.next_tag) if intent.next_tag is not None else None
+        needed = follow_up.context_filter if follow_up is not None else None
+        keeps = intent.context_set == needed or (intent.context_set is None and intent.context_filter == needed)
+        if needed and not keeps:
+            # a classic follow-up answers whatever is typed: it would bypass the filter
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'context': names tag {intent.next_tag!r}, which has "
+                f"context_filter {needed!r}, but this intent does not leave that context set "
+                f"(give it context_set {needed!r})"
             )
         if intent.context_filter and intent.context_filter not in contexts_set:
             problems.append(
