@@ -170,3 +170,22 @@ def test_running_without_initialising_raises_but_our_loader_restores(tiny_model_
         np.testing.assert_allclose(out.sum(), 1.0, rtol=1e-5)
     finally:
         classifier.close()
+
+
+def test_a_saved_model_refused_after_its_restore_frees_its_session(tiny_model_dir, monkeypatch):
+    """A SavedModel that restores but then fails a check (here: no kernel where the signature's
+    network should have one) is refused clearly and its session is closed, not leaked."""
+    from compat.classifier import saved_model
+    from compat.interface import SavedModelError
+
+    closed = []
+    real_close = GraphSession.close
+    monkeypatch.setattr(GraphSession, "close", lambda self: (closed.append(self), real_close(self))[1])
+
+    def no_kernel(gs):
+        gs.tensor("classifier/nowhere:0")  # KeyError, as a graph without the kernel gives
+
+    monkeypatch.setattr(saved_model, "_input_width", no_kernel)
+    with pytest.raises(SavedModelError, match="not a usable classifier SavedModel"):
+        saved_model.LoadedClassifier(str(tiny_model_dir / "saved_model"))
+    assert len(closed) == 1

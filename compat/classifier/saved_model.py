@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -79,15 +80,28 @@ class LoadedClassifier:
             raise SavedModelError(
                 f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"
             ) from exc
+        try:
+            self._bind(export_dir, meta_graph)
+        except SavedModelError:
+            self._gs.close()
+            raise
+        except (KeyError, ValueError, TypeError, tf.errors.OpError) as exc:  # a signature naming no tensor, ...
+            self._gs.close()
+            raise SavedModelError(f"{export_dir}: not a usable classifier SavedModel: {first_line(exc)}") from exc
+        # Loading is done: from here on a request thread that tries to build an op gets an
+        # immediate RuntimeError instead of silently growing (or missing) the graph.
+        self._gs.finalize()
+
+    def _bind(self, export_dir: str, meta_graph: Any) -> None:
+        """Check the restored graph and find the signature's tensors (the caller closes the
+        session on any error)."""
         with self._gs.bound():
             uninitialized = self._gs.run(tf.report_uninitialized_variables())
         if len(uninitialized):
-            self._gs.close()
             names = ", ".join(n.decode() for n in uninitialized)
             raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
         signature = meta_graph.signature_def.get(SIGNATURE_NAME)
         if signature is None or {IDS_KEY, WEIGHTS_KEY} - set(signature.inputs) or OUTPUT_KEY not in signature.outputs:
-            self._gs.close()
             raise SavedModelError(
                 f"{export_dir} has no {SIGNATURE_NAME!r} signature with "
                 f"({IDS_KEY!r}, {WEIGHTS_KEY!r}) -> {OUTPUT_KEY!r}"
@@ -97,9 +111,6 @@ class LoadedClassifier:
         self._probabilities = self._gs.tensor(signature.outputs[OUTPUT_KEY].name)
         self.n_features = _input_width(self._gs)
         self.n_classes = int(self._probabilities.shape[-1])
-        # Loading is done: from here on a request thread that tries to build an op gets an
-        # immediate RuntimeError instead of silently growing (or missing) the graph.
-        self._gs.finalize()
 
     @property
     def graph_session(self) -> GraphSession:
