@@ -50,13 +50,14 @@ argmax or draw over the vocabulary; beam search adds one per-entry ``top_k``. Ev
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from compat.graph_session import GraphSession
+from compat.graph_session import FixedRun, GraphSession
 from compat.responder.inputs import (  # noqa: F401  (re-exported: the names of the signatures)
     BANNED,
     BEAM_WIDTH,
@@ -439,11 +440,31 @@ def _beam(stepper: _Stepper, batch, max_length, penalties: _Penalties, width, le
 
 
 class DecodeRunner:
-    """Feeds numpy inputs to a graph's :class:`DecodeOps`; one ``Session.run`` per call, thread-safe."""
+    """Feeds numpy inputs to a graph's :class:`DecodeOps`; one ``Session.run`` per call, thread-safe.
+
+    Each signature is run through a :class:`compat.graph_session.FixedRun`, made on its first use
+    for that set of inputs and kept: the same results as ``Session.run`` without its per-call
+    Python work.
+    """
 
     def __init__(self, graph_session: GraphSession, ops: DecodeOps) -> None:
         self._gs = graph_session
         self._ops = ops
+        self._runs: dict[tuple[str, tuple[str, ...]], FixedRun] = {}
+        self._runs_lock = threading.Lock()
+
+    def _run(self, signature: str, fetch_keys: tuple[str, ...], values: Mapping[str, Any]) -> list[np.ndarray]:
+        """Run ``signature``'s outputs ``fetch_keys`` with ``values`` fed to its inputs (by name)."""
+        key = (signature, tuple(values))
+        run = self._runs.get(key)
+        if run is None:
+            with self._runs_lock:
+                run = self._runs.get(key)
+                if run is None:
+                    outputs = self._ops.outputs[signature]
+                    fetches = [outputs[name] for name in fetch_keys]
+                    run = self._runs[key] = self._gs.fixed_run(fetches, [self._ops.inputs[name] for name in values])
+        return run(*values.values())
 
     def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` int ``[batch]``.
@@ -461,9 +482,7 @@ class DecodeRunner:
             return call.empty_result()
         if call.mode not in ops.outputs:
             raise ValueError(f"decode: condition_strength above 0 needs {GUIDANCE_MISSING}")
-        feed = {ops.inputs[name]: value for name, value in call.values.items()}
-        outputs = ops.outputs[call.mode]
-        ids, log_probs, lengths = self._gs.run([outputs[IDS], outputs[LOG_PROBS], outputs[LENGTHS]], feed)
+        ids, log_probs, lengths = self._run(call.mode, (IDS, LOG_PROBS, LENGTHS), call.values)
         return DecodeResult(ids=ids, log_probs=log_probs, lengths=lengths)
 
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
@@ -473,5 +492,5 @@ class DecodeRunner:
         reply = check_reply(reply_ids, context.shape[0], ops.vocab_size, "score")
         if reply.size == 0:
             return np.zeros(reply.shape, np.float32)
-        feed = {ops.inputs[CONTEXT]: context, ops.inputs[CONDITION]: conditions, ops.inputs[REPLY]: reply}
-        return self._gs.run(ops.outputs["score"][TOKEN_LOG_PROBS], feed)
+        values = {CONTEXT: context, CONDITION: conditions, REPLY: reply}
+        return self._run("score", (TOKEN_LOG_PROBS,), values)[0]

@@ -1,0 +1,119 @@
+"""GraphSession.fixed_run: one Session.run signature compiled into a C++ callable."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from compat.graph_session import GraphSession
+from compat.runtime import tf
+
+
+@pytest.fixture
+def mixed_graph():
+    """``out = sum_j weights[b, j] * table[ids[b, j]] * scale`` ([batch]), and ``count`` = batch size."""
+    gs = GraphSession()
+    with gs.bound():
+        ids = tf.placeholder(tf.int32, [None, None], name="ids")
+        weights = tf.placeholder(tf.float32, [None, None], name="weights")
+        scale = tf.placeholder(tf.float32, [], name="scale")
+        table = tf.constant(np.arange(10, dtype=np.float32) * 1.5 + 0.25)
+        out = tf.reduce_sum(tf.gather(table, ids) * weights, axis=1) * scale
+        count = tf.shape(ids)[0]
+    gs.finalize()
+    yield gs, (ids, weights, scale), (out, count)
+    gs.close()
+
+
+def expected(ids, weights, scale):
+    table = np.arange(10, dtype=np.float32) * 1.5 + 0.25
+    return (table[np.asarray(ids)] * np.asarray(weights, np.float32)).sum(axis=1) * np.float32(scale)
+
+
+def test_fixed_run_is_compiled_and_matches_session_run(mixed_graph):
+    gs, feeds, fetches = mixed_graph
+    run = gs.fixed_run(fetches, feeds)
+    assert run.compiled  # every supported release has Session::MakeCallable
+    rng = np.random.default_rng(0)
+    for batch, width in [(1, 1), (1, 7), (5, 3), (0, 2)]:
+        ids = rng.integers(0, 10, (batch, width)).astype(np.int32)
+        weights = rng.random((batch, width)).astype(np.float32)
+        got_out, got_count = run(ids, weights, 2.0)
+        want_out, want_count = gs.run(list(fetches), dict(zip(feeds, [ids, weights, 2.0])))
+        assert got_out.dtype == np.float32 and got_out.shape == (batch,)
+        np.testing.assert_array_equal(got_out, want_out)
+        assert int(got_count) == int(want_count) == batch
+
+
+def test_values_are_converted_to_the_feeds_dtypes_and_made_contiguous(mixed_graph):
+    gs, feeds, fetches = mixed_graph
+    run = gs.fixed_run(fetches[:1], feeds)
+    ids64 = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64)  # int64 would be refused by the callable itself
+    weights = np.asfortranarray(np.array([[0.5, 1.0, 2.0], [1.0, 0.0, 3.0]]))  # float64, not C-ordered
+    (out,) = run(ids64, weights, 1)
+    np.testing.assert_allclose(out, expected(ids64, weights, 1.0), rtol=1e-6)
+    transposed = np.array([[1, 4], [2, 5], [3, 6]], dtype=np.int32).T  # a view, not contiguous
+    (again,) = run(transposed, [[0.5, 1.0, 2.0], [1.0, 0.0, 3.0]], 1.0)
+    np.testing.assert_array_equal(again, out)
+
+
+def test_wrong_shapes_and_counts_are_refused_before_anything_runs(mixed_graph):
+    gs, feeds, fetches = mixed_graph
+    run = gs.fixed_run(fetches, feeds)
+    with pytest.raises(ValueError, match=r"shape \(3,\) for Tensor ids:0"):
+        run([1, 2, 3], [[1.0, 1.0, 1.0]], 1.0)
+    with pytest.raises(ValueError, match="scale:0"):
+        run([[1]], [[1.0]], [1.0, 2.0])
+    with pytest.raises(TypeError, match="expected 3 values"):
+        run([[1]], [[1.0]])
+
+
+def test_a_closed_session_raises_as_session_run_does(mixed_graph):
+    gs, feeds, fetches = mixed_graph
+    run = gs.fixed_run(fetches, feeds)
+    gs.close()
+    with pytest.raises(RuntimeError, match="closed Session"):
+        run([[1]], [[1.0]], 1.0)
+
+
+def test_many_threads_each_get_their_own_result(mixed_graph):
+    gs, feeds, fetches = mixed_graph
+    run = gs.fixed_run(fetches[:1], feeds)
+
+    def call(seed: int) -> bool:
+        rng = np.random.default_rng(seed)
+        for _ in range(50):
+            batch, width = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+            ids = rng.integers(0, 10, (batch, width))
+            weights = rng.random((batch, width)).astype(np.float32)
+            scale = float(rng.integers(1, 4))
+            (out,) = run(ids, weights, scale)
+            if not np.allclose(out, expected(ids, weights, scale), rtol=1e-5):
+                return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(call, range(16)))
+
+
+def test_without_make_callable_it_falls_back_to_session_run(mixed_graph, monkeypatch):
+    gs, feeds, fetches = mixed_graph
+    compiled = gs.fixed_run(fetches[:1], feeds)
+    monkeypatch.setattr(gs.session, "_make_callable_from_options", None)  # as on a release without it
+    fallback = gs.fixed_run(fetches[:1], feeds)
+    assert not fallback.compiled
+    ids, weights = [[0, 9], [3, 3]], [[1.0, 2.0], [0.5, 0.5]]
+    np.testing.assert_array_equal(fallback(ids, weights, 3.0)[0], compiled(ids, weights, 3.0)[0])
+    with pytest.raises(ValueError, match="ids:0"):
+        fallback([0, 9], weights, 3.0)
+
+
+def test_the_loaded_classifier_predicts_through_a_compiled_run(tiny_predictor):
+    classifier = tiny_predictor._classifier
+    assert classifier._predict.compiled
+    features = tiny_predictor.features(["hello there", "what time do you open", "zzz"])
+    graph_session = classifier.graph_session
+    by_session_run = graph_session.run(
+        classifier._probabilities, {classifier._ids: features.ids, classifier._values: features.weights}
+    )
+    np.testing.assert_array_equal(classifier.predict_proba(features.ids, features.weights), by_session_run)
