@@ -130,3 +130,36 @@ def test_fit_encode_equals_fit_then_encode():
     expected = again.encode(texts)
     np.testing.assert_array_equal(rows.ids, expected.ids)
     np.testing.assert_array_equal(rows.weights, expected.weights)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        FeatureConfig(),
+        FeatureConfig(weighting="count", normalize=True),
+        FeatureConfig(word_ngrams=(1, 2), weighting="tfidf", normalize=True),
+        FeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 4), weighting="tfidf", normalize=True, balance_parts=True),
+        FeatureConfig(char_ngrams=(2, 3), weighting="count", normalize=True, balance_parts=True),
+    ],
+    ids=["binary", "count-normalized", "tfidf", "tfidf-balanced", "count-balanced"],
+)
+def test_one_text_encodes_bit_for_bit_as_in_a_batch(config):
+    # A request's single text takes a shorter path than a batch; the features must be the
+    # general path's, bit for bit. (Beside longer rows, padding may move a sum by an ulp.)
+    rng = np.random.default_rng(3)
+    words = "the cat sat on a mat and ate cake , coffee please ! what time do you open on sunday ?".split()
+    corpus = [" ".join(rng.choice(words, size=int(rng.integers(2, 12)))) for _ in range(60)]
+    featurizer = Featurizer.fit(corpus, config)
+    texts = [" ".join(rng.choice(words + ["unseen", "zzz"], size=int(rng.integers(1, 30)))) for _ in range(300)]
+    padded = featurizer.encode(texts)
+    for row, text in enumerate(texts):
+        one = featurizer.encode([text])
+        general = featurizer.encode([text, ""])  # two rows: the general path, and no padding in row 0
+        width = int(one.lengths[0])
+        assert one.ids.shape == one.weights.shape == (1, max(width, 1))
+        assert width == general.lengths[0] == padded.lengths[row] and general.ids.shape[1] == max(width, 1)
+        np.testing.assert_array_equal(one.ids[0], general.ids[0])
+        assert one.weights[0].tobytes() == general.weights[0].tobytes()
+        np.testing.assert_allclose(one.weights[0, :width], padded.weights[row, :width], rtol=1e-6)
+    empty = featurizer.encode([""])
+    assert empty.lengths.tolist() == [0] and empty.weights.tolist() == [[0.0]]

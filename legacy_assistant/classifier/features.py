@@ -187,6 +187,8 @@ class Featurizer:
         return self._encode_ids([[col for col in map(lookup, terms) if col is not None] for terms in term_lists])
 
     def _encode_ids(self, id_lists: Sequence[list[int]]) -> SparseRows:
+        if len(id_lists) == 1 and id_lists[0]:
+            return self._encode_one(id_lists[0])
         rows = [Counter(ids) for ids in id_lists]
         lengths = np.fromiter((len(c) for c in rows), dtype=np.int32, count=len(rows))
         width = max(1, int(lengths.max(initial=0)))
@@ -214,6 +216,37 @@ class Featurizer:
             norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
             np.divide(weights, norms, out=weights, where=norms > 0)
         return SparseRows(ids, weights, lengths)
+
+    def _encode_one(self, id_list: list[int]) -> SparseRows:
+        """:meth:`_encode_ids` of one non-empty row (a request's text), bit for bit, in fewer steps.
+
+        A row alone has no padding, so every slot is present and the masks of the general path
+        select everything; the same float32 operations run on the same ``[1, n]`` arrays.
+        """
+        counts = Counter(id_list)
+        keys = sorted(counts)
+        n = len(keys)
+        ids = np.array([keys], dtype=np.int32)
+        if self.config.weighting == "binary":
+            weights = np.ones((1, n), dtype=np.float32)
+        else:
+            weights = np.array([[counts[k] for k in keys]], dtype=np.float32)
+            if self.config.weighting == "tfidf":
+                assert self.idf is not None  # fitted with tfidf weighting, so the idf exists
+                weights = (1.0 + np.log(weights)) * self.idf[ids]
+        if self.config.normalize and self.config.balance_parts and self._char_columns.any():
+            # both parts' norms from the original weights in one einsum (row 0: characters, row
+            # 1: words), each row summed as the general path sums it; then one division
+            chars = self._char_columns[ids[0]]
+            parts = np.where(chars, weights, 0.0)
+            parts = np.concatenate([parts, weights - parts])
+            norms = np.sqrt(np.einsum("ij,ij->i", parts, parts)) * math.sqrt(2.0)
+            divisors = np.where(chars, norms[0], norms[1])
+            np.divide(weights, divisors, out=weights, where=divisors > 0)
+        elif self.config.normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
+            np.divide(weights, norms, out=weights, where=norms > 0)
+        return SparseRows(ids, weights, np.array([n], dtype=np.int32))
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Dense float32 ``[len(texts), n_features]`` (for inspection and small data)."""
