@@ -9,10 +9,12 @@ they are read against (printed, not asserted).
   how often a condition classifier hears joy and sadness when they are asked for against when
   neutral is;
 * decode latency at batch 1 for replies of up to 30 tokens, p50/p95 per mode: the network call
-  alone (one ``Session.run``) and ``Responder.respond`` (tokenizing and detokenizing too);
+  alone (one compiled run of the graph) and ``Responder.respond`` (tokenizing and detokenizing too);
 * the same model decoded as cakechat did it, one ``Session.run`` per token
   (:class:`compat.responder.stepwise.StepwiseDecoder`, greedy), against the in-graph greedy
-  decode on the same contexts: the ratio of their times, the replies checked equal.
+  decode on the same contexts: the ratio of their times, the replies checked equal; and the
+  same loop with each step a compiled call (``compiled=True``, as Keras's TF1 backend ran every
+  function), which is the loop without ``Session.run``'s per-call Python work.
 
     python benchmarks/responder.py [--model exported/responder] \\
         [--corpus ../shared/datasets/topical_chat/test_rare.json] [--dialogues 100] [--replies 100]
@@ -95,31 +97,41 @@ def decode_latency(responder: Any, batches: list[Any], mode: str) -> tuple[dict[
 
 
 def stepwise_comparison(responder: Any, batches: list[Any], threads: tuple[int, int]) -> dict[str, Any]:
-    """In-graph greedy against the per-step loop on the same batch-1 contexts."""
+    """In-graph greedy against the per-step loop on the same batch-1 contexts, the loop both with
+    ``Session.run`` (as specified) and with compiled calls (as Keras's backend ran each step)."""
     from compat.responder.stepwise import StepwiseDecoder, read_saved_model_weights
     from legacy_assistant.responder.evaluation import percentiles_ms
 
     weights = read_saved_model_weights(str(responder.info.saved_model_dir), responder.spec)
-    in_graph, stepwise, equal, lengths = [], [], 0, []
-    with StepwiseDecoder(responder.spec, weights, *threads) as loop:
+    in_graph, stepwise, compiled, equal, lengths = [], [], [], 0, []
+    with (
+        StepwiseDecoder(responder.spec, weights, *threads) as loop,
+        StepwiseDecoder(responder.spec, weights, *threads, compiled=True) as compiled_loop,
+    ):
         for batch in batches[:3]:
             loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
+            compiled_loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
             responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=MAX_LENGTH)
-        for batch in batches:  # alternate the two, so a change of machine load hits both alike
+        for batch in batches:  # alternate the three, so a change of machine load hits all alike
             started = time.perf_counter()
             a = responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=MAX_LENGTH)
             in_graph.append(time.perf_counter() - started)
             started = time.perf_counter()
             b = loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
             stepwise.append(time.perf_counter() - started)
-            equal += int(np.array_equal(a.ids, b.ids))
+            started = time.perf_counter()
+            c = compiled_loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
+            compiled.append(time.perf_counter() - started)
+            equal += int(np.array_equal(a.ids, b.ids) and np.array_equal(a.ids, c.ids))
             lengths.append(int(a.lengths[0, 0]))
-    graph_ms, loop_ms = percentiles_ms(in_graph), percentiles_ms(stepwise)
+    graph_ms, loop_ms, compiled_ms = percentiles_ms(in_graph), percentiles_ms(stepwise), percentiles_ms(compiled)
     return {
         "in_graph": graph_ms,
         "stepwise": loop_ms,
+        "stepwise_compiled": compiled_ms,
         "speedup_p50": loop_ms["p50_ms"] / graph_ms["p50_ms"],
         "speedup_total": sum(stepwise) / sum(in_graph),
+        "compiled_speedup_p50": compiled_ms["p50_ms"] / graph_ms["p50_ms"],
         "equal": equal,
         "replies": len(batches),
         "mean_length": float(np.mean(lengths)),
@@ -237,7 +249,9 @@ def main() -> None:
         f"{compared['replies']} replies of {compared['mean_length']:.1f} tokens on average: "
         f"p50 {compared['in_graph']['p50_ms']:.1f} ms vs {compared['stepwise']['p50_ms']:.1f} ms, "
         f"in-graph {compared['speedup_p50']:.1f}x faster (total time {compared['speedup_total']:.1f}x); "
-        f"same replies: {compared['equal']}/{compared['replies']}"
+        f"the loop with compiled calls (as Keras ran each step): p50 {compared['stepwise_compiled']['p50_ms']:.1f} ms, "
+        f"in-graph {compared['compiled_speedup_p50']:.1f}x faster; "
+        f"same replies in all three: {compared['equal']}/{compared['replies']}"
     )
     replies = report["replies"]["modes"]
     conditions = report["conditions"]

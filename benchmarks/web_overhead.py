@@ -4,7 +4,7 @@ Calls the WSGI app directly with a prepared request and reports the median micro
 request for: a Flask hello-world JSON route, our ``/api/v1/parse`` with the model replaced by
 a stub (web layer only: hooks, validation, metrics, access log, JSON), the same with the access
 log off, ``Predictor.rank_one`` alone, and two floors under any prediction: NLTK tokenizing
-and a bare ``Session.run``.
+and a bare ``Session.run``, the latter also through the compiled call the models use.
 
 With ``--tf-threads`` it instead measures the CPU time of one prediction for several TensorFlow
 session thread settings (intra-op, inter-op; -1 runs ops in the calling thread), from one
@@ -164,7 +164,8 @@ def main() -> None:
 def floor_rows(calls: int) -> list[tuple[str, float]]:
     """Two costs no model can avoid here: tokenizing the sentence with NLTK, and a minimal
     ``Session.run`` (an identity op on one fed ``[1, 4]`` array) with serving's
-    thread settings."""
+    thread settings; beside it the same call through a :class:`compat.graph_session.FixedRun`
+    (``Session::MakeCallable``), the way the models are called."""
     import numpy as np
 
     from compat.graph_session import GraphSession, session_config
@@ -178,6 +179,7 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
     with gs.bound():
         fed = tf.placeholder(tf.float32, [None, 4])
         echoed = tf.identity(fed)
+    compiled = gs.fixed_run([echoed], [fed])
     gs.finalize()
     array = np.ones((1, 4), np.float32)
     return [
@@ -189,6 +191,7 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
             "bare Session.run (identity of a fed array)",
             median_us(lambda: gs.run(echoed, {fed: array}), calls, warmup=200),
         ),
+        ("  same through a FixedRun (MakeCallable)", median_us(lambda: compiled(array), calls, warmup=200)),
     ]
 
 

@@ -118,3 +118,23 @@ def test_bad_inputs_are_refused(trainer):
             stepwise.greedy(np.full((1, 3, 2), SPEC.vocab_size, np.int32), np.zeros(1, np.int32), MAX_LENGTH)
         with pytest.raises(ValueError, match="max_length"):
             stepwise.greedy(np.full((1, 3, 2), 5, np.int32), np.zeros(1, np.int32), 0)
+
+
+def test_the_compiled_loop_gives_the_same_replies_and_log_probabilities(trainer):
+    rng = np.random.default_rng(5)
+    context, conditions = _contexts(rng, 7)
+    weights = trainer.get_weights()
+    with StepwiseDecoder(SPEC, weights) as plain, StepwiseDecoder(SPEC, weights, compiled=True) as compiled:
+        a = plain.greedy(context, conditions, MAX_LENGTH)
+        b = compiled.greedy(context, conditions, MAX_LENGTH)
+        static, state = compiled.encode(context, conditions)
+        log_probs, _ = compiled.step(np.full(7, 2, np.int32), state, static)
+        plain_static, plain_state = plain.encode(context, conditions)
+        plain_log_probs, _ = plain.step(np.full(7, 2, np.int32), plain_state, plain_static)
+        with pytest.raises(ValueError, match="previous"):
+            compiled.step(np.full((7, 1), 2, np.int32), state, static)  # a wrong rank, refused before running
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.log_probs, b.log_probs)
+    np.testing.assert_array_equal(static, plain_static)
+    np.testing.assert_array_equal(log_probs, plain_log_probs)
+    _same(trainer.decode(context, conditions, mode="greedy", max_length=MAX_LENGTH), b)

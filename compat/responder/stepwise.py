@@ -14,6 +14,11 @@ computations:
 :meth:`StepwiseDecoder.greedy` loops over ``step`` in Python and picks each token in numpy, with
 PAD, UNK and START banned as the in-graph greedy decode bans them (no repetition penalty): the
 same ops on the same shapes, so it gives the in-graph greedy replies token for token.
+
+With ``compiled=True`` each run goes through a :class:`compat.graph_session.FixedRun` (the C++
+callable Keras's TF1 backend made of every function it ran, ``predict`` included) instead of
+``Session.run``: the loop as cakechat's Keras would have run it, without ``Session.run``'s
+per-call Python work.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class StepwiseDecoder:
         weights: Mapping[str, np.ndarray],
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        compiled: bool = False,
     ) -> None:
         self.spec = spec
         self._gs = GraphSession(session_config(intra_op_threads, inter_op_threads))
@@ -72,6 +78,14 @@ class StepwiseDecoder:
                 variables = {v.name.split(":")[0]: v for v in network.variables()}
             self._gs.finalize()
             load_weights(self._gs, variables, weights)
+            self._runs = (
+                (
+                    self._gs.fixed_run(list(self._start), [self._context, self._condition]),
+                    self._gs.fixed_run(list(self._step), [self._previous, self._state, self._static]),
+                )
+                if compiled
+                else None
+            )
         except BaseException:
             self._gs.close()
             raise
@@ -84,12 +98,18 @@ class StepwiseDecoder:
         context, conditions = check_context(
             context_ids, condition_ids, self.spec.vocab_size, self.spec.n_conditions, "stepwise encode"
         )
-        static, state = self._gs.run(self._start, {self._context: context, self._condition: conditions})
+        if self._runs is not None:
+            static, state = self._runs[0](context, conditions)
+        else:
+            static, state = self._gs.run(self._start, {self._context: context, self._condition: conditions})
         return static, state
 
     def step(self, previous: np.ndarray, state: np.ndarray, static: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(log_probs [batch, V], new_state [batch, H])`` after the tokens ``previous``
-        int32 ``[batch]``: one ``Session.run``."""
+        int32 ``[batch]``: one ``Session.run`` (or one compiled call)."""
+        if self._runs is not None:
+            log_probs, new_state = self._runs[1](previous, state, static)
+            return log_probs, new_state
         feed = {self._previous: previous, self._state: state, self._static: static}
         log_probs, new_state = self._gs.run(self._step, feed)
         return log_probs, new_state
