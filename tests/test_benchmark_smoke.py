@@ -13,5 +13,6 @@ def test_web_overhead_benchmark_runs():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith(" us")]
-    assert len(rows) == 6, result.stdout
+    assert len(rows) == 7, result.stdout
+    assert any(row.strip().startswith("same through a FixedRun") for row in rows)
     assert any(row.startswith("/api/v1/parse, model stubbed") for row in rows)

@@ -227,6 +227,7 @@ class Featurizer:
         keys = sorted(counts)
         n = len(keys)
         ids = np.array([keys], dtype=np.int32)
+        weights: np.ndarray  # float32 [1, n]
         if self.config.weighting == "binary":
             weights = np.ones((1, n), dtype=np.float32)
         else:
