@@ -108,8 +108,8 @@ class FixedRun:
     classifier network's whole computation. TensorFlow's C++ API has the remedy, the one Keras's
     TF1 backend used for every ``predict``: ``Session::MakeCallable`` fixes the feeds and
     fetches once and runs them with one call that lets go of the GIL, like ``Session.run``. The
-    Python session exposes it as ``_make_callable_from_options`` on every release from 2.12 to
-    2.21; where it is missing this falls back to ``Session.run``, with the same results.
+    Python session has exposed it as ``_make_callable_from_options`` since the 1.x releases;
+    where it is missing this falls back to ``Session.run``, with the same results.
 
     A callable skips the placeholders' own checks, so each value is converted here to its feed's
     dtype and its shape checked against the feed's static shape (``ValueError`` on a mismatch, as
