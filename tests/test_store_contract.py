@@ -409,3 +409,18 @@ def test_a_redis_password_never_reaches_a_message(free_port):
     assert "s3cret" not in str(raised.value) and "user:***@127.0.0.1" in str(raised.value)
     assert redacted("redis://:pw@[::1]:6379/2") == "redis://:***@[::1]:6379/2"
     assert redacted("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+@pytest.mark.parametrize("path", ["/sessions", "/1x", "/0/1", "/-1", "/٣"])
+def test_a_redis_path_that_is_not_a_database_number_is_refused(free_port, path):
+    # redis-py would ignore it and use database 0 (another app's keys, perhaps); refused before
+    # any connection is tried, with the password kept out of the message
+    with pytest.raises(ConfigError, match="the path of a Redis URL is the database number") as refused:
+        open_store(f"redis://:secret@127.0.0.1:{free_port()}{path}")
+    assert "secret" not in str(refused.value)
+
+
+def test_a_redis_database_number_path_gets_as_far_as_connecting(free_port):
+    for path in ["", "/", "/3", "/3/"]:
+        with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):
+            open_store(f"redis://127.0.0.1:{free_port()}{path}")

@@ -66,6 +66,7 @@ class RedisStore:
 
         redis = require("redis", "redis", "the Redis conversation store")
 
+        _check_database_path(url)
         try:
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
             client.ping()
@@ -160,6 +161,19 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _check_database_path(url: str) -> None:
+    """Refuse a ``redis://`` path that is not a database number: redis-py ignores such a path
+    and connects to database 0, so ``redis://host/sessions`` would share another app's data."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/"):
+        number = parts.path.strip("/")
+        if not (number.isascii() and number.isdigit()):
+            raise ConfigError(
+                f"{redacted(url)}: the path of a Redis URL is the database number "
+                f"(redis://host:6379/0), got {parts.path!r}"
+            )
 
 
 def redacted(url: str) -> str:
