@@ -99,7 +99,17 @@ def check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: st
     return ids, weights
 
 
+# Lines of a TensorFlow error that frame its cause rather than state it: a restore from
+# truncated variables says "Graph execution error:", then where, then "Read less bytes than
+# requested".
+_FRAMING_LINES = ("Graph execution error:", "Detected at node", "Node:", "Original stack trace", "[[")
+
+
 def first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (TensorFlow errors run to many lines), or its type name."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The first line of ``exc``'s message that states something (TensorFlow errors run to many
+    lines, some of them only framing), or its type name."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    stating = [line for line in lines if line and not line.startswith(_FRAMING_LINES)]
+    if stating:
+        return stating[0]
+    return next((line for line in lines if line), type(exc).__name__)

@@ -189,3 +189,24 @@ def test_a_saved_model_refused_after_its_restore_frees_its_session(tiny_model_di
     with pytest.raises(SavedModelError, match="not a usable classifier SavedModel"):
         saved_model.LoadedClassifier(str(tiny_model_dir / "saved_model"))
     assert len(closed) == 1
+
+
+def test_a_saved_model_with_truncated_variables_names_the_cause(tiny_model_dir, tmp_path):
+    # Loaded directly (no manifest checksums in front): TensorFlow's message begins with
+    # "Graph execution error:" and the node; the refusal states the cause instead.
+    import shutil
+
+    from compat.classifier.saved_model import LoadedClassifier
+    from compat.interface import SavedModelError, first_line
+
+    saved_model = tmp_path / "saved_model"
+    shutil.copytree(tiny_model_dir / "saved_model", saved_model)
+    data = next((saved_model / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[:64])
+    with pytest.raises(SavedModelError) as refused:
+        LoadedClassifier(str(saved_model))
+    assert "Read less bytes than requested" in str(refused.value)
+    assert "Graph execution error" not in str(refused.value)
+    assert first_line(ValueError("\n\nNode: 'x'\n  useful part\nmore")) == "useful part"
+    assert first_line(ValueError("Graph execution error:")) == "Graph execution error:"
+    assert first_line(ValueError("")) == "ValueError"

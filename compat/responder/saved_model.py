@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from compat.graph_session import GraphSession, session_config
-from compat.interface import SavedModelError
+from compat.interface import SavedModelError, first_line
 from compat.responder.decoding import (
     GUIDED_SIGNATURE_INPUTS,
     GUIDED_SIGNATURE_OUTPUTS,
@@ -101,7 +101,7 @@ class LoadedResponder:
         except Exception as exc:  # OpError, OSError, protobuf DecodeError from a damaged saved_model.pb, ...
             self._gs.close()
             raise SavedModelError(
-                f"cannot load the responder SavedModel from {export_dir}: {type(exc).__name__}: {_first_line(exc)}"
+                f"cannot load the responder SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"
             ) from exc
         # Loading is done: a request thread that tries to build an op now fails at once.
         self._gs.finalize()
@@ -172,8 +172,3 @@ class LoadedResponder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
