@@ -132,6 +132,13 @@ def test_bad_dicts_are_refused_naming_the_field(data, field):
         "I can't, I'm busy!",
         'She said "hello" to me.',
         "Well... maybe. How about you?",
+        "He said 'hi' to me.",
+        "Have you seen 'the office'? It's great.",
+        "I loved the '90s.",
+        "It's the dogs' toys.",
+        "James' car is 'great'.",
+        "Rock 'n' roll!",
+        "'Hello' is what I said.",
     ],
 )
 def test_detokenized_text_reads_normally(text):

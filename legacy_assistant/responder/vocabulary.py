@@ -77,7 +77,49 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
             # the "." after an abbreviation ("u.s", "e.g": a token with a dot inside) ends no sentence
             if word in _SENTENCE_ENDS and not (word == "." and index and "." in words[index - 1]):
                 capital_next = True
-    return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(words)).strip()
+    return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(_attach_single_quotes(words))).strip()
+
+
+def _attach_single_quotes(words: list[str]) -> list[str]:
+    """Glue each lone ``'`` token to the word it belongs to.
+
+    The Treebank detokenizer glues every ``'`` to the word before it, which is right for a
+    closing quote and a plural possessive ("the dogs' toys") but reads "he said' hi' to me" for
+    an opening one. Quotes are paired left to right: an unpaired ``'`` after a word ending in
+    "s" (or a contraction such as "'n") while an odd number of them remain is a possessive or a
+    closing quote; otherwise, before a word, it opens a quotation ("'hi'", "the '90s").
+    """
+    if "'" not in words:
+        return words
+    out: list[str] = []
+    remaining = words.count("'")
+    quoting = False
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word != "'":
+            out.append(word)
+            continue
+        previous = out[-1] if out else None
+        following = words[index] if index < len(words) else None
+        possessive = previous is not None and (previous.endswith("s") or previous.startswith("'"))
+        if quoting or previous is not None and (
+            (possessive and remaining % 2 == 1) or following is None or not any(c.isalnum() for c in following)
+        ):
+            quoting = False
+            if previous is None:
+                out.append(word)
+            else:
+                out[-1] = previous + word
+        elif following is not None and any(c.isalnum() for c in following):
+            quoting = True
+            out.append(word + following)
+            index += 1
+        else:
+            out.append(word)
+        remaining -= 1
+    return out
 
 
 def _capitalize(word: str) -> str:
