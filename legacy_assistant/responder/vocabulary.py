@@ -103,18 +103,18 @@ def _attach_single_quotes(words: list[str]) -> list[str]:
             continue
         previous = out[-1] if out else None
         following = words[index] if index < len(words) else None
+        before_a_word = following is not None and any(c.isalnum() for c in following)
         possessive = previous is not None and (previous.endswith("s") or previous.startswith("'"))
-        if quoting or previous is not None and (
-            (possessive and remaining % 2 == 1) or following is None or not any(c.isalnum() for c in following)
-        ):
+        closes = quoting or (previous is not None and ((possessive and remaining % 2 == 1) or not before_a_word))
+        if closes:
             quoting = False
             if previous is None:
                 out.append(word)
             else:
                 out[-1] = previous + word
-        elif following is not None and any(c.isalnum() for c in following):
+        elif before_a_word:
             quoting = True
-            out.append(word + following)
+            out.append(word + words[index])
             index += 1
         else:
             out.append(word)
