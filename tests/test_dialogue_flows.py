@@ -100,6 +100,9 @@ def test_cancel_closes_an_open_flow():
         ([("size_large", 0.93), ("menu", 0.02)], True, "needs_context", 0.93),
         ([("menu", 0.2), ("book", 0.1)], True, "low_confidence", 0.2),
         ([("oos", 0.8), ("menu", 0.1)], True, "out_of_scope", 0.8),
+        # the confident guess is what explains the fallback, not the out-of-scope class after it
+        ([("size_large", 0.7), ("oos", 0.2), ("menu", 0.1)], True, "needs_context", 0.7),
+        ([("size_large", 0.1), ("oos", 0.05), ("menu", 0.01)], True, "out_of_scope", 0.1),
         ([("menu", 0.99)], False, "not_understood", 0.99),
         ([("size_large", 0.93), ("menu", 0.9)], True, "intent", 0.9),
     ],

@@ -149,7 +149,8 @@ class DialoguePolicy:
         reason = "not_understood"
         for tag, confidence in ranking if understood else ():
             if tag == self.oos_label:
-                reason = "out_of_scope"
+                # a confident intent of a closed flow ranked above it explains the fallback better
+                reason = "out_of_scope" if reason == "not_understood" else reason
                 break
             rule = self.rules.get(tag)
             if rule is None or (rule.context_filter and rule.context_filter != state.context):
