@@ -1,6 +1,7 @@
 """A user's mistake on the command line is one line on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -73,3 +74,23 @@ def test_chat_with_a_threshold_out_of_range(model_dir, capsys, monkeypatch, thre
 def test_info_on_a_file_says_it_is_not_a_model_directory(capsys):
     assert main(["info", str(ROOT / "data" / "intents.json")]) == 1
     assert "a file, not a model directory" in _one_error_line(capsys)
+
+
+def test_whole_number_arguments_name_what_is_wrong():
+    import argparse
+
+    from legacy_assistant.cli.arguments import seed_number, whole_number
+
+    at_least_one, between, seed = whole_number(low=1), whole_number(0, 9), seed_number()
+    assert at_least_one("7") == 7 and between("0") == 0 and between("9") == 9
+    assert seed(str(-(2**63))) == -(2**63) and seed(str(2**63 - 1)) == 2**63 - 1
+    for parse, text, message in [
+        (at_least_one, "0", "must be at least 1, got 0"),
+        (at_least_one, "2.5", "expected a whole number, got '2.5'"),
+        (between, "10", "must be at most 9, got 10"),
+        (between, "-1", "must be at least 0, got -1"),
+        (seed, str(2**63), f"must be a 64-bit integer, got {2**63}"),
+        (seed, str(-(2**63) - 1), "must be a 64-bit integer"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            parse(text)

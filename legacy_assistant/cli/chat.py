@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections import deque
 
+from legacy_assistant.cli.arguments import seed_number
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import AssistantError
@@ -47,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"how replies are decoded (default {DEFAULT_RESPONDER_MODE})",
     )
     responder.add_argument(
-        "--seed", type=_seed_argument, help="seed of the sampling modes: the same seed, the same conversation"
+        "--seed",
+        type=seed_number(),
+        help="seed of the sampling modes: the same seed, the same conversation",
     )
     responder.add_argument(
         "--condition-strength",
@@ -162,16 +165,6 @@ def _seed(args: argparse.Namespace, number: int) -> int | None:
     """The seed of the ``number``-th reply: ``--seed`` moves on by one a turn, wrapping around
     within the 64-bit seeds the decoder takes."""
     return None if args.seed is None else (args.seed + number + 2**63) % 2**64 - 2**63
-
-
-def _seed_argument(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not -(2**63) <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be a 64-bit integer, got {value}")
-    return value
 
 
 def _messages(interactive: bool):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from legacy_assistant.classifier.datasets import FORMATS
+from legacy_assistant.cli.arguments import whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
     parser.add_argument("--oos-label", help="label of out-of-scope sentences (default: the model's, else 'oos')")
     parser.add_argument(
-        "--top", type=_at_least_one, default=10, help="confused pairs and weakest intents to print (default 10)"
+        "--top", type=whole_number(low=1), default=10, help="confused pairs and weakest intents to print (default 10)"
     )
     parser.set_defaults(run=run)
 
@@ -72,13 +73,3 @@ def run(args: argparse.Namespace) -> int:
         plot_threshold_curve(report, threshold_png)
         print(f"wrote {out}, {confusion_png.name} and {threshold_png.name}")
     return 0
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

@@ -1,0 +1,34 @@
+"""Argument types shared by the subcommands: argparse turns their ``ArgumentTypeError`` into a
+usage line and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def whole_number(low: int | None = None, high: int | None = None, bounds: str = "") -> Callable[[str], int]:
+    """An argparse ``type`` for an integer in ``[low, high]`` (either end open when ``None``);
+    ``bounds`` words the range in the error (default: "at least LOW" / "at most HIGH")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        for outside, words in (
+            (low is not None and value < low, f"at least {low}"),
+            (high is not None and value > high, f"at most {high}"),
+        ):
+            if outside:
+                raise argparse.ArgumentTypeError(f"must be {bounds or words}, got {value}")
+        return value
+
+    return parse
+
+
+def seed_number() -> Callable[[str], int]:
+    """An argparse ``type`` for a seed: any 64-bit signed integer."""
+    return whole_number(INT64_MIN, INT64_MAX, bounds="a 64-bit integer")
