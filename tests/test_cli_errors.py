@@ -94,3 +94,32 @@ def test_whole_number_arguments_name_what_is_wrong():
     ]:
         with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
             parse(text)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32 - 1, 10**23, True])
+def test_seeds_numpy_or_tensorflow_cannot_take_are_refused_by_every_config(seed):
+    from legacy_assistant.classifier.config import MAX_SEED, TrainingConfig
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.responder.config import ResponderTrainingConfig
+    from legacy_assistant.responder.evaluation import EvaluationSettings
+
+    with pytest.raises(ConfigError, match=f"seed must be a whole number from 0 to {MAX_SEED}"):
+        TrainingConfig(seed=seed)
+    with pytest.raises(ConfigError, match=f"seed must be a whole number from 0 to {MAX_SEED}"):
+        EvaluationSettings(seed=seed)
+    if seed is True:
+        with pytest.raises(ConfigError, match="seed must be an integer"):
+            ResponderTrainingConfig(seed=seed)
+    elif 0 <= seed < 2**63:
+        assert ResponderTrainingConfig(seed=seed).seed == seed  # the responder's range is wider
+    else:
+        with pytest.raises(ConfigError, match="seed must be a whole number from 0 to 9223372036854775807"):
+            ResponderTrainingConfig(seed=seed)
+    assert TrainingConfig(seed=MAX_SEED).seed == MAX_SEED and TrainingConfig(seed=0).seed == 0
+
+
+def test_a_seed_out_of_range_is_one_error_line_not_a_traceback(tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["train", str(ROOT / "tests" / "data" / "tiny_intents.json"), "--out", str(out), "--seed", "-1"]) == 1
+    assert _one_error_line(capsys) == "error: seed must be a whole number from 0 to 4294967294, got -1"
+    assert not out.exists()

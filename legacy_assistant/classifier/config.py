@@ -24,6 +24,9 @@ THRESHOLD_FROM = ("auto", "oos_validation", "in_scope", "fixed")
 LR_SCHEDULES = ("constant", "linear")
 
 
+MAX_SEED = 2**32 - 2  # the largest seed numpy's RandomState takes, less the one added for feature dropout
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Every training setting. The field defaults are the classic recipe (preset ``classic``);
@@ -69,6 +72,9 @@ class TrainingConfig:
     threshold_min_sentences: int = 200
 
     def __post_init__(self) -> None:
+        # numpy's RandomState takes seeds below 2**32, and feature dropout draws from seed + 1
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.min_steps < 0:

@@ -97,6 +97,8 @@ class ResponderTrainingConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:  # numpy's generators take no negative seed; TensorFlow's are int64
+            raise ConfigError(f"seed must be a whole number from 0 to {2**63 - 1}, got {self.seed}")
         if self.max_reply_tokens < 2:
             raise ConfigError(f"max_reply_tokens must be at least 2 (a token and END), got {self.max_reply_tokens}")
         if self.vocab_size <= 4:

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from legacy_assistant.artifacts.directory import sha256_file
+from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.errors import ConfigError, TrainingError
 from legacy_assistant.responder.baselines import BigramModel, perplexity
 from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pairs, pad_batch, sorted_batches
@@ -109,6 +110,9 @@ class EvaluationSettings:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
+        # the seed also trains the condition classifier, whose seeds stop at MAX_SEED
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.samples < 1:
             raise ConfigError(f"samples must be at least 1, got {self.samples}")
         if self.max_dialogues is not None and self.max_dialogues < 1:
