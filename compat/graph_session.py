@@ -117,6 +117,7 @@ class FixedRun:
     """
 
     def __init__(self, graph_session: GraphSession, fetches: Sequence[tf.Tensor], feeds: Sequence[tf.Tensor]) -> None:
+        graph_session.check_open()  # making a callable on a closed session fails otherwise
         self._gs = graph_session
         self._fetches = list(fetches)
         self._feeds = list(feeds)
@@ -145,7 +146,17 @@ class FixedRun:
         return list(self._callable(*arrays))
 
     def _array(self, value: Any, index: int) -> np.ndarray:
-        array = np.asarray(value, dtype=self._dtypes[index])
+        dtype = self._dtypes[index]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and np.issubdtype(dtype, np.integer):
+            # numpy would wrap an out-of-range int (numpy 1) or raise OverflowError (numpy 2);
+            # Session.run refuses it with this TypeError
+            limits = np.iinfo(dtype)
+            if not limits.min <= value <= limits.max:
+                raise TypeError(
+                    f"Type of feed value {value} with type {type(value)} is not compatible with Tensor type "
+                    f"{self._feeds[index].dtype} ({self._feeds[index].name})"
+                )
+        array = np.asarray(value, dtype=dtype)
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
         shape = self._shapes[index]

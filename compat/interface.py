@@ -90,13 +90,16 @@ class ResponderModel(Protocol):
 
 def check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``ids`` as int32 and ``weights`` as float32, both ``[batch, width]``, ids in ``[0, n_features)``."""
-    ids = np.asarray(ids, dtype=np.int32)
+    ids = np.asarray(ids)
     weights = np.asarray(weights, dtype=np.float32)
     if ids.ndim != 2 or ids.shape != weights.shape:
         raise ValueError(f"{what}: ids and weights must be [batch, width] alike, got {ids.shape} and {weights.shape}")
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{what}: feature ids must be integers, got {ids.dtype}")
+    # checked before the cast to int32, which would wrap an id of 2**32 + 3 to 3
     if ids.size and (ids.min() < 0 or ids.max() >= n_features):
         raise ValueError(f"{what}: feature ids must lie in [0, {n_features})")
-    return ids, weights
+    return ids.astype(np.int32, copy=False), weights
 
 
 # Lines of a TensorFlow error that frame its cause rather than state it: a restore from

@@ -117,3 +117,55 @@ def test_the_loaded_classifier_predicts_through_a_compiled_run(tiny_predictor):
         classifier._probabilities, {classifier._ids: features.ids, classifier._values: features.weights}
     )
     np.testing.assert_array_equal(classifier.predict_proba(features.ids, features.weights), by_session_run)
+
+
+def test_an_integer_the_feed_cannot_hold_is_refused_as_session_run_refuses_it():
+    # numpy 1 would wrap 2**31 to -2**31 and numpy 2 raise OverflowError; Session.run says TypeError
+    gs = GraphSession()
+    with gs.bound():
+        n = tf.placeholder(tf.int32, [], name="n")
+        out = tf.identity(n)
+    gs.finalize()
+    run = gs.fixed_run([out], [n])
+    try:
+        assert int(run(2**31 - 1)[0]) == 2**31 - 1 and int(run(np.int64(-(2**31)))[0]) == -(2**31)
+        for value in (2**31, -(2**31) - 1, 2**32 + 5, np.int64(2**40)):
+            with pytest.raises(TypeError, match="not compatible with Tensor type"):
+                run(value)
+            with pytest.raises(TypeError):
+                gs.run(out, {n: int(value)})
+    finally:
+        gs.close()
+
+
+def test_making_a_run_on_a_closed_session_raises_runtime_error(mixed_graph):
+    gs, feeds, fetches = mixed_graph
+    gs.close()
+    with pytest.raises(RuntimeError, match="closed Session"):
+        gs.fixed_run(fetches, feeds)
+
+
+def test_a_closed_responder_raises_runtime_error_in_every_mode():
+    from compat.responder.saved_model import LoadedResponder
+    from tests.helpers import ROOT
+
+    responder = LoadedResponder(str(ROOT / "exported" / "responder" / "saved_model"), 1, 1)
+    context, conditions = np.full((1, 1, 3), 5, np.int32), np.zeros(1, np.int32)
+    responder.decode(context, conditions, mode="greedy", max_length=3)  # greedy's run is made, beam's is not
+    responder.close()
+    for mode in ("greedy", "beam"):
+        with pytest.raises(RuntimeError, match="closed Session"):
+            responder.decode(context, conditions, mode=mode, max_length=3)
+    with pytest.raises(RuntimeError, match="closed Session"):
+        responder.score(context, conditions, np.full((1, 2), 5, np.int32))
+
+
+def test_sparse_ids_are_range_checked_before_they_become_int32(tiny_predictor):
+    classifier = tiny_predictor._classifier
+    weights = np.ones((1, 2), np.float32)
+    with pytest.raises(ValueError, match="feature ids must lie in"):
+        classifier.predict_proba(np.array([[1, 2**32 + 3]], np.int64), weights)  # int32 would make it 3
+    with pytest.raises(ValueError, match="feature ids must be integers"):
+        classifier.predict_proba(np.array([[1.0, 2.7]]), weights)
+    empty = classifier.predict_proba(np.zeros((0, 2)), np.zeros((0, 2)))  # float zeros of no rows are fine
+    assert empty.shape == (0, len(tiny_predictor.classes))

@@ -320,6 +320,13 @@ def test_bad_decode_arguments_are_refused_before_running(random_model):
         (dict(mode="sample", n_samples=0), "n_samples"),
         (dict(banned_ids=np.array([SPEC.vocab_size])), "banned_ids"),
         (dict(repetition_penalty=0.0), "repetition_penalty"),
+        # values the graph's int32 and float32 inputs cannot hold: wrapped, or rounded to 0
+        (dict(max_length=2**31), "max_length"),
+        (dict(max_length=2**32 + 3), "max_length"),
+        (dict(mode="sample", n_samples=2**32 + 2), "n_samples"),
+        (dict(mode="sample", temperature=1e-46), "temperature"),
+        (dict(repetition_penalty=1e-50), "repetition_penalty"),
+        (dict(repetition_penalty=float("nan")), "repetition_penalty"),
     ]
     for changes, field in bad:
         options = {"mode": "greedy", "max_length": 5, **changes}

@@ -15,6 +15,8 @@ import numpy as np
 
 from compat.responder.spec import N_SPECIAL, DecodeResult
 
+INT32_MAX = 2**31 - 1  # the graph takes max_length and n_samples as int32
+
 CONTEXT = "context_ids"
 CONDITION = "condition_ids"
 REPLY = "reply_ids"
@@ -146,9 +148,11 @@ def decode_call(
     if mode not in MODES:
         raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
     _require(
-        isinstance(max_length, (int, np.integer)) and max_length >= 1, "max_length must be an integer >= 1", max_length
+        isinstance(max_length, (int, np.integer)) and 1 <= max_length <= INT32_MAX,
+        f"max_length must be an integer in [1, {INT32_MAX}]",
+        max_length,
     )
-    _require(repetition_penalty > 0, "repetition_penalty must be positive", repetition_penalty)
+    _require(_positive_float32(repetition_penalty), "repetition_penalty must be positive", repetition_penalty)
     values: dict[str, object] = {
         CONTEXT: context,
         CONDITION: conditions,
@@ -170,9 +174,11 @@ def decode_call(
         candidates = int(beam_width)
     elif mode == "sample":
         _require(
-            isinstance(n_samples, (int, np.integer)) and n_samples >= 1, "n_samples must be an integer >= 1", n_samples
+            isinstance(n_samples, (int, np.integer)) and 1 <= n_samples <= INT32_MAX,
+            f"n_samples must be an integer in [1, {INT32_MAX}]",
+            n_samples,
         )
-        _require(temperature > 0, "temperature must be positive", temperature)
+        _require(_positive_float32(temperature), "temperature must be positive", temperature)
         _require(
             isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
         )
@@ -189,6 +195,14 @@ def decode_call(
         mode += GUIDED
         values[CONDITION_STRENGTH] = float(condition_strength)
     return DecodeCall(mode, values, int(context.shape[0]), candidates, int(max_length))
+
+
+def _positive_float32(value: object) -> bool:
+    """Whether ``value`` is a number that stays above 0 as the graph's float32 (1e-46 does not)."""
+    try:
+        return bool(np.float32(value) > 0)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _check_ids(ids: np.ndarray | None, vocab_size: int, name: str) -> np.ndarray:
