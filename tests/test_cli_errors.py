@@ -123,3 +123,44 @@ def test_a_seed_out_of_range_is_one_error_line_not_a_traceback(tmp_path, capsys)
     assert main(["train", str(ROOT / "tests" / "data" / "tiny_intents.json"), "--out", str(out), "--seed", "-1"]) == 1
     assert _one_error_line(capsys) == "error: seed must be a whole number from 0 to 4294967294, got -1"
     assert not out.exists()
+
+
+def test_force_never_deletes_the_commands_own_inputs_or_a_folder_that_is_no_model(tmp_path, capsys):
+    intents = ROOT / "tests" / "data" / "tiny_intents.json"
+    inside = tmp_path / "model"
+    inside.mkdir()
+    own_input = inside / "intents.json"
+    own_input.write_bytes(intents.read_bytes())
+    args = ["--no-plot", "--epochs", "1", "--force"]
+    assert main(["train", str(own_input), "--out", str(inside), *args]) == 1
+    assert "an input of this command" in _one_error_line(capsys) and own_input.exists()
+
+    corpus = inside / "corpus.txt"
+    corpus.write_text('[{"text": "hi", "condition": "neutral"}, {"text": "hello", "condition": "joy"}]\n')
+    assert main(["train-responder", str(corpus), "--out", str(inside), *args]) == 1
+    assert "an input of this command" in _one_error_line(capsys) and corpus.exists()
+
+    not_a_model = tmp_path / "notes"
+    not_a_model.mkdir()
+    (not_a_model / "important.txt").write_text("keep me")
+    assert main(["train", str(intents), "--out", str(not_a_model), *args]) == 1
+    assert "holds files but no model" in _one_error_line(capsys)
+    assert (not_a_model / "important.txt").read_text() == "keep me"
+
+
+def test_force_still_replaces_a_model_directory_and_fills_an_empty_one(tmp_path):
+    from legacy_assistant.artifacts.directory import check_destination
+    from legacy_assistant.errors import ArtifactError
+
+    model, empty = tmp_path / "model", tmp_path / "empty"
+    model.mkdir()
+    empty.mkdir()
+    (model / "assistant.json").write_text("{}")
+    (model / "history.json").write_text("[]")
+    check_destination(model, force=True)
+    check_destination(empty, force=True)
+    check_destination(model, force=True, inputs=[tmp_path / "data.json", model.parent])  # a parent is no input inside
+    with pytest.raises(ArtifactError, match="an input of this command"):
+        check_destination(model, force=True, inputs=[model / "history.json"])
+    with pytest.raises(ArtifactError, match="an input of this command"):
+        check_destination(model, force=True, inputs=[model])

@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,7 +87,7 @@ def write_artifact(
     place. On any error nothing is left behind and an old ``out_dir`` is untouched.
     """
     target = Path(out_dir)
-    check_destination(target, force)
+    check_destination(target, force, manifests=(*MODEL_MANIFESTS, manifest_name))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -149,15 +149,35 @@ def overlaps(a: str | Path, b: str | Path) -> bool:
     return first == second or first in second.parents or second in first.parents
 
 
-def check_destination(out_dir: str | Path, force: bool) -> None:
+# The manifests that mark a folder as a model directory, which ``force`` may replace.
+MODEL_MANIFESTS = ("assistant.json", "responder.json")
+
+
+def check_destination(
+    out_dir: str | Path, force: bool, inputs: Iterable[str | Path] = (), manifests: Iterable[str] = MODEL_MANIFESTS
+) -> None:
     """Refuse, before any work, a destination a model directory cannot be written to: an
     existing path without ``force``, an existing file (even with ``force``: it is not a model
-    directory), or a place whose nearest existing folder is missing or not writable."""
+    directory), a folder that holds files but no model (``force`` replaces models only: it
+    would delete them), a folder that holds one of ``inputs`` (the command's own input files,
+    which replacing it would delete), or a place whose nearest existing folder is missing or not
+    writable. A folder with one of ``manifests`` is a model directory."""
     target = Path(out_dir)
+    manifests = tuple(manifests)
+    if not str(out_dir).strip():
+        raise ArtifactError("the output directory is an empty path: name a directory")
+    for source in inputs:
+        if Path(source).resolve() == target.resolve() or target.resolve() in Path(source).resolve().parents:
+            raise ArtifactError(f"{target} holds {source}, an input of this command: choose another destination")
     if target.exists() and not force:
         raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
     if target.exists() and not target.is_dir():
         raise ArtifactError(f"{target} is a file, not a model directory: choose another destination")
+    if target.is_dir() and any(target.iterdir()) and not any((target / name).is_file() for name in manifests):
+        raise ArtifactError(
+            f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "
+            "directory only, so choose another destination or empty it yourself"
+        )
     parent = target.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

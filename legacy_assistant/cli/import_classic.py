@@ -22,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.artifacts.directory import check_destination
     from legacy_assistant.classifier.classic.importer import import_classic
 
+    check_destination(args.out, args.force, [args.model, args.words, args.classes, args.intents])
     path = import_classic(
         args.model, args.words, args.classes, args.intents, args.out, threshold=args.threshold, force=args.force
     )

@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
-    check_destination(out, args.force)  # before training, not after
+    inputs = [args.data] + ([args.validation_data] if args.validation_data else [])
+    check_destination(out, args.force, inputs)  # before training, not after
     data = load_data(args.data, args.format, args.oos_label)
     training = data.split("train")
     validation = None

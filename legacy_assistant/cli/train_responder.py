@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} and --checkpoint-dir {args.checkpoint_dir} must not be one inside the other")
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
-    check_destination(out, args.force)  # before training, not after
+    check_destination(out, args.force, [*args.corpora, *(args.validation or ())])  # before training, not after
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     strict = not args.skip_bad_dialogues
