@@ -34,9 +34,13 @@ class RuntimeConflict(RuntimeError):
     """A second TensorFlow runtime was asked for in a process that already runs the other."""
 
 
+class UnknownRuntime(ValueError):
+    """A runtime name (an argument, or ``LEGACY_ASSISTANT_RUNTIME``) that is not one of :data:`RUNTIMES`."""
+
+
 def _check_name(name: str) -> str:
     if name not in RUNTIMES:
-        raise ValueError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
+        raise UnknownRuntime(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
     return name
 
 
@@ -93,7 +97,7 @@ def selected() -> str:
         return _selected
     from_env = os.environ.get(ENV_VAR, "").strip()
     if from_env and from_env not in RUNTIMES:
-        raise ValueError(f"{ENV_VAR}={from_env!r}: unknown runtime, choose one of {', '.join(RUNTIMES)}")
+        raise UnknownRuntime(f"{ENV_VAR}={from_env!r}: unknown runtime, choose one of {', '.join(RUNTIMES)}")
     return from_env or DEFAULT_RUNTIME
 
 

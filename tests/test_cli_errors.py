@@ -164,3 +164,63 @@ def test_force_still_replaces_a_model_directory_and_fills_an_empty_one(tmp_path)
         check_destination(model, force=True, inputs=[model / "history.json"])
     with pytest.raises(ArtifactError, match="an input of this command"):
         check_destination(model, force=True, inputs=[model])
+
+
+def test_reports_never_replace_a_file_of_the_model_or_an_input(model_dir, tmp_path, capsys):
+    data = tmp_path / "data.json"
+    data.write_bytes((ROOT / "tests" / "data" / "tiny_intents.json").read_bytes())
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\nbye\n")
+    manifest_before = (model_dir / "assistant.json").read_bytes()
+    refused = [
+        (["evaluate", str(model_dir), str(data), "--out", str(model_dir / "assistant.json")], "a file of the model"),
+        (["evaluate", str(model_dir), str(data), "--out", str(model_dir / "history.json")], "a file of the model"),
+        (["evaluate", str(model_dir), str(data), "--out", str(data)], "an input of this command"),
+        (["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(model_dir / "assistant.json")],
+         "a file of the model"),
+        (["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(sentences)],
+         "an input of this command"),
+        (["golden", str(model_dir), "--check", "--report", str(model_dir / "golden.json")], "an input of this command"),
+    ]
+    for argv, message in refused:
+        assert main(argv) == 1, argv
+        assert message in _one_error_line(capsys), argv
+    assert (model_dir / "assistant.json").read_bytes() == manifest_before
+    assert data.read_bytes() == (ROOT / "tests" / "data" / "tiny_intents.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["golden", "MODEL", "--check", "--tolerance", "nan"], "--tolerance: must be a finite number >= 0, got nan"),
+        (["golden", "MODEL", "--check", "--tolerance", "-1"], "--tolerance: must be a finite number >= 0, got -1"),
+        (["migrate", "MODEL", "--out", "OUT", "--tolerance", "inf"], "--tolerance: must be a finite number >= 0"),
+        (["migrate", "MODEL", "--out", "OUT", "--probes", "-1"], "--probes: must be at least 0, got -1"),
+        (["migrate", "MODEL", "--out", "OUT", "--probes", str(10**30)], "--probes: must be at most 1000000"),
+    ],
+)
+def test_tolerances_and_probe_counts_that_would_skew_a_verdict_are_refused(model_dir, tmp_path, capsys, argv, message):
+    argv = [str(model_dir) if a == "MODEL" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_unknown_runtime_in_the_environment_is_one_error_line(model_dir, monkeypatch, capsys):
+    from compat import selection
+
+    monkeypatch.setenv("LEGACY_ASSISTANT_RUNTIME", "bogus")
+    monkeypatch.setattr(selection, "_claimed", None)  # as in a fresh process: nothing imported yet
+    monkeypatch.setattr(selection, "_selected", None)
+    assert main(["golden", str(model_dir), "--check"]) == 1
+    assert _one_error_line(capsys) == (
+        "error: LEGACY_ASSISTANT_RUNTIME='bogus': unknown runtime, choose one of compat, tf2"
+    )
+
+
+def test_a_corpus_whose_words_are_all_too_rare_is_refused_before_training(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text('[{"text": "alpha beta", "condition": "neutral"}, {"text": "gamma delta", "condition": "joy"}]\n')
+    out = tmp_path / "responder"
+    assert main(["train-responder", str(corpus), "--out", str(out), "--no-plot"]) == 1
+    assert "no token occurs min_count=2 times" in _one_error_line(capsys) and not out.exists()

@@ -187,6 +187,22 @@ def check_destination(
         raise ArtifactError(f"{target}: cannot write there ({parent}: {exc.strerror or exc})") from None
 
 
+def check_written_files(
+    paths: Iterable[str | Path], model_dir: str | Path, inputs: Iterable[str | Path] = (), allowed: Iterable[str] = ()
+) -> None:
+    """Refuse, before any work, to write a report over a file of the model it is about (its
+    manifest, weights, history, golden file: anything already in ``model_dir`` except the names
+    in ``allowed``) or over one of the command's ``inputs``."""
+    model = Path(model_dir).resolve()
+    sources = {Path(source).resolve() for source in inputs}
+    for path in paths:
+        target = Path(path).resolve()
+        if target in sources:
+            raise ArtifactError(f"{path} is an input of this command: write the report somewhere else")
+        if model in target.parents and target.exists() and target.relative_to(model).as_posix() not in allowed:
+            raise ArtifactError(f"{path} is a file of the model {model_dir}: write the report somewhere else")
+
+
 def _replace_dir(staging: Path, target: Path) -> None:
     if not target.exists():
         os.rename(staging, target)

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from compat.selection import UnknownRuntime
 from legacy_assistant import __version__
 from legacy_assistant.errors import AssistantError
 
@@ -53,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a path that cannot be read or written: the system's reason, one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except UnknownRuntime as exc:  # LEGACY_ASSISTANT_RUNTIME, read when the first model loads
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

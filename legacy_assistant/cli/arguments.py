@@ -4,6 +4,7 @@ usage line and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -32,3 +33,14 @@ def whole_number(low: int | None = None, high: int | None = None, bounds: str = 
 def seed_number() -> Callable[[str], int]:
     """An argparse ``type`` for a seed: any 64-bit signed integer."""
     return whole_number(INT64_MIN, INT64_MAX, bounds="a 64-bit integer")
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse ``type`` for a finite number >= 0 (a tolerance: NaN would pass every check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value

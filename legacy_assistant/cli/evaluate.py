@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.out:  # the report's figures; found missing before the evaluation, not after
+        from legacy_assistant.artifacts.directory import check_written_files
         from legacy_assistant.common.optional import require
 
         require("matplotlib", "plots", "the figures written next to --out's report")
+        check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
     predictor = Predictor.load(args.model)
     try:
         oos_label = args.oos_label or predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
@@ -73,3 +75,8 @@ def run(args: argparse.Namespace) -> int:
         plot_threshold_curve(report, threshold_png)
         print(f"wrote {out}, {confusion_png.name} and {threshold_png.name}")
     return 0
+
+
+def report_files(out: Path, *figure_suffixes: str) -> list[Path]:
+    """The report and the figures written beside it."""
+    return [out, *(out.with_name(out.stem + suffix) for suffix in figure_suffixes)]

@@ -97,9 +97,13 @@ def run(args: argparse.Namespace) -> int:
         classifier_steps=args.classifier_steps,
     )
     if args.out:  # the report's figures; found missing before the evaluation, not after
+        from legacy_assistant.artifacts.directory import check_written_files
+        from legacy_assistant.cli.evaluate import report_files
         from legacy_assistant.common.optional import require
 
         require("matplotlib", "plots", "the figures written next to --out's report")
+        report_paths = report_files(Path(args.out), "-quality.png", "-conditions.png")
+        check_written_files(report_paths, args.model, [*args.corpora, *(args.train_corpus or ())])
     dialogues = _read(args.corpora, args.format, strict=not args.skip_bad_dialogues)
     options = DecodingOptions(condition_strength=args.condition_strength)
     with Responder.load(args.model, options=options) as responder:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from legacy_assistant.cli.arguments import non_negative_number
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import AssistantError
 
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--golden", help="golden file (default: MODEL/golden.json)")
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=non_negative_number,
         help=f"max |Δp| allowed by --check (default {DEFAULT_TOLERANCE}); for a responder, max "
         "|Δ log p| of a reply (default 1e-4), whose tokens must be the same",
     )
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    _check_outputs(args, golden_path, GOLDEN_FILE)
     predictor = Predictor.load(args.model)
     if args.check:
         return _check(lambda: compare_golden(predictor, read_golden(_existing(golden_path))), tolerance, args.report)
@@ -84,6 +86,7 @@ def run_responder(args: argparse.Namespace) -> int:
 
     golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
     tolerance = RESPONDER_TOLERANCE if args.tolerance is None else args.tolerance
+    _check_outputs(args, golden_path, GOLDEN_FILE)
     if args.check:
         golden = read_golden(_existing(golden_path))
 
@@ -117,3 +120,15 @@ def _check(compare: Callable[[], dict], tolerance: float, report_path: str | Non
         Path(report_path).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
     print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
     return 0 if ok else 1
+
+
+def _check_outputs(args: argparse.Namespace, golden_path: Path, golden_name: str) -> None:
+    """Before any work: no file this run writes (the golden file, or --check's report) replaces
+    a file of the model other than its golden file, or a file it reads."""
+    from legacy_assistant.artifacts.directory import check_written_files
+
+    if args.check:  # reads the golden file, may write a report
+        written, inputs = ([args.report] if args.report else []), [golden_path]
+    else:  # reads sentences or contexts, writes the golden file
+        written, inputs = [golden_path], [p for p in (args.sentences, args.contexts) if p]
+    check_written_files(written, args.model, inputs, allowed=[golden_name])

@@ -11,7 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
+from legacy_assistant.cli.arguments import non_negative_number, whole_number
 from legacy_assistant.errors import AssistantError
+
+MAX_PROBES = 1_000_000  # generated sentences; each is a prediction on both runtimes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,9 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="compat model directory, e.g. exported/default")
     parser.add_argument("--out", required=True, help="directory to write, e.g. exported/default-tf2")
     parser.add_argument("--force", action="store_true", help="replace an existing directory")
-    parser.add_argument("--probes", type=int, default=500, help="generated sentences checked besides the golden ones")
     parser.add_argument(
-        "--tolerance", type=float, default=1e-5, help="max |Δp| allowed against the source (a responder: max |Δ log p|)"
+        "--probes",
+        type=whole_number(0, MAX_PROBES),
+        default=500,
+        help="generated sentences checked besides the golden ones",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=non_negative_number,
+        default=1e-5,
+        help="max |Δp| allowed against the source (a responder: max |Δ log p|)",
     )
     parser.add_argument("--contexts", type=int, default=200, help="a responder: held-out contexts both models decode")
     parser.add_argument("--corpus", help="a responder: take the contexts from this corpus (default: generated)")

@@ -53,7 +53,7 @@ from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pa
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import make_pairs, split_dialogues, without_overlap
-from legacy_assistant.responder.vocabulary import Vocabulary, condition_list
+from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, Vocabulary, condition_list
 
 if TYPE_CHECKING:
     from compat.responder.spec import ResponderSpec
@@ -163,6 +163,11 @@ def prepare(
     if vocabulary is None:
         texts = (turn.text for dialogue in train_dialogues for turn in dialogue.turns)
         vocabulary = Vocabulary.from_texts(texts, config.vocab_size, config.min_count)
+        if len(vocabulary) <= len(SPECIAL_TOKENS):
+            raise TrainingError(
+                f"no token occurs min_count={config.min_count} times in the training dialogues: the "
+                "vocabulary would hold only the special tokens (a larger corpus, or a lower min_count)"
+            )
     if conditions is None:
         conditions = condition_list(pair.condition for pair in train_pairs + held_pairs)
     limits = (config.max_context_turns, config.max_turn_tokens, config.max_reply_tokens)
