@@ -103,7 +103,15 @@ def test_settings_merge_over_a_preset_key_by_key(tmp_path):
     ({"epochz": 1}, "unknown training setting"),
     ({"features": {"weighting": "bm25"}}, "weighting"),
     ({"features": {"text": {"stemmer": "x"}}}, "stemmer"),
-    ({"hidden_units": ["wide"]}, "invalid literal"),
+    ({"hidden_units": ["wide"]}, "hidden_units must hold whole numbers"),
+    ({"hidden_units": "64"}, "hidden_units must be a list of whole numbers"),
+    ({"learning_rate": "1"}, "learning_rate must be a finite number"),
+    ({"oos_class": "false"}, "oos_class must be true or false"),
+    ({"optimizer": "foo"}, "optimizer must be one of"),
+    ({"epochs": 1.5}, "epochs must be a whole number"),
+    ({"features": {"char_ngrams": [1, 10**30]}}, "char_ngrams must hold whole numbers"),
+    ({"features": {"word_ngrams": [1, 40]}}, "word_ngrams must be"),
+    ({"features": {"text": {"lowercase": "no"}}}, "lowercase must be true or false"),
 ])
 def test_bad_settings_name_the_file(tmp_path, settings, message):
     path = tmp_path / "bad.json"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.common.fields import check_count_list, check_field_types
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
@@ -22,6 +23,8 @@ EARLY_STOPPING_METRICS = ("val_loss", "val_accuracy")
 # applies of out-of-scope validation tuning, in-scope calibration and the fixed ``threshold``.
 THRESHOLD_FROM = ("auto", "oos_validation", "in_scope", "fixed")
 LR_SCHEDULES = ("constant", "linear")
+OPTIMIZERS = ("sgd", "adam")
+MAX_WIDTH = 65_536  # widest hidden layer: its kernel is [features, width] float32
 
 
 MAX_SEED = 2**32 - 2  # the largest seed numpy's RandomState takes, less the one added for feature dropout
@@ -72,8 +75,21 @@ class TrainingConfig:
     threshold_min_sentences: int = 200
 
     def __post_init__(self) -> None:
+        check_field_types(self, unbounded=("seed",))
+        if not self.hidden_units:
+            raise ConfigError(f"hidden_units must be a non-empty list of positive widths, got {self.hidden_units}")
+        check_count_list("hidden_units", self.hidden_units, high=MAX_WIDTH)
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be above 0, got {self.learning_rate}")
+        for name in ("dropout", "label_smoothing", "momentum"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         # numpy's RandomState takes seeds below 2**32, and feature dropout draws from seed + 1
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+        if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
@@ -109,10 +125,6 @@ class TrainingConfig:
             raise ConfigError(f"threshold_min_sentences must be at least 1, got {self.threshold_min_sentences}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
-        if not isinstance(self.linear_shortcut, bool):
-            raise ConfigError(f"linear_shortcut must be true or false, got {self.linear_shortcut!r}")
-        if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
-            raise ConfigError(f"hidden_units must be a non-empty list of positive widths, got {self.hidden_units}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,7 +142,7 @@ class TrainingConfig:
         if "features" in data:
             data["features"] = FeatureConfig.from_dict(data["features"])
         if "hidden_units" in data:
-            data["hidden_units"] = tuple(int(u) for u in data["hidden_units"])
+            data["hidden_units"] = check_count_list("hidden_units", data["hidden_units"], high=MAX_WIDTH)
         try:
             return cls(**data)
         except TypeError as exc:

@@ -20,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.common.fields import MAX_COUNT, check_count_list, check_field_types
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabulary
 WEIGHTINGS = ("binary", "count", "tfidf")
+MAX_NGRAM = 32  # longest n-gram, in words or characters
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,24 @@ class FeatureConfig:
     balance_parts: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)
+        if not isinstance(self.text, TextConfig):
+            raise ConfigError(f"text must be a text configuration, got {self.text!r}")
         spans = {"word_ngrams": self.word_ngrams}
         if self.char_ngrams is not None:
             spans["char_ngrams"] = self.char_ngrams
         for name, span in spans.items():
-            if len(span) != 2 or not 1 <= span[0] <= span[1]:
-                raise ConfigError(f"{name} must be (min_n, max_n) with 1 <= min_n <= max_n, got {span}")
+            check_count_list(name, span)
+            if len(span) != 2 or not 1 <= span[0] <= span[1] <= MAX_NGRAM:
+                raise ConfigError(f"{name} must be (min_n, max_n) with 1 <= min_n <= max_n <= {MAX_NGRAM}, got {span}")
         if self.min_count < 1:
             raise ConfigError(f"min_count must be at least 1, got {self.min_count}")
-        if self.max_features is not None and self.max_features < 1:
-            raise ConfigError(f"max_features must be at least 1, got {self.max_features}")
+        if self.max_features is not None and (
+            isinstance(self.max_features, bool)
+            or not isinstance(self.max_features, int)
+            or not 1 <= self.max_features <= MAX_COUNT
+        ):
+            raise ConfigError(f"max_features must be a whole number from 1 to {MAX_COUNT:,}, got {self.max_features!r}")
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
 

@@ -27,6 +27,7 @@ from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
+from legacy_assistant.common.fields import check_field_types
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching
 
@@ -46,6 +47,7 @@ class TextConfig:
     lowercase: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
         if self.stemmer not in STEMMERS:

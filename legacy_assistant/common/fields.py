@@ -1,0 +1,55 @@
+"""Type checks of a settings dataclass's fields, by their declared type.
+
+Settings come from JSON files and command lines, where ``"false"`` is a true string, ``1.5``
+is no count and ``NaN`` passes every comparison. Each settings class calls
+:func:`check_field_types` first in its ``__post_init__``, before its own range checks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import Any
+
+from legacy_assistant.errors import ConfigError
+
+# Counts (epochs, batch sizes, widths, ...) beyond this are a typo, not a setting: a loop or an
+# allocation of that size would never end or fail deep inside numpy or TensorFlow.
+MAX_COUNT = 10**9
+
+
+def check_field_types(settings: Any, unbounded: tuple[str, ...] = ()) -> None:
+    """``ConfigError`` naming the first field whose value does not have its declared type:
+    ``bool`` fields must be booleans, ``int`` fields whole numbers in ``[-MAX_COUNT,
+    MAX_COUNT]`` (not booleans; the fields in ``unbounded`` are range-checked by the class),
+    ``float`` fields finite numbers, ``str`` fields strings. Fields of other declared types are
+    left to the class."""
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+        if kind == "bool" and not isinstance(value, bool):
+            raise ConfigError(f"{field.name} must be true or false, got {value!r}")
+        if kind == "int" and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (field.name not in unbounded and abs(value) > MAX_COUNT)
+        ):
+            limit = "" if field.name in unbounded else f" of at most {MAX_COUNT:,}"
+            raise ConfigError(f"{field.name} must be a whole number{limit}, got {value!r}")
+        if kind == "float" and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
+        if kind == "str" and not isinstance(value, str):
+            raise ConfigError(f"{field.name} must be a string, got {value!r}")
+
+
+def check_count_list(name: str, values: Any, low: int = 1, high: int = MAX_COUNT) -> tuple[int, ...]:
+    """``values`` as a tuple of whole numbers in ``[low, high]`` (a list or tuple, not a string,
+    whose items are not booleans or floats); ``ConfigError`` naming ``name`` otherwise."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} must hold whole numbers from {low} to {high:,}, got {values!r}")
+    return tuple(values)
