@@ -225,3 +225,21 @@ def test_a_corpus_whose_words_are_all_too_rare_is_refused_before_training(tmp_pa
     out = tmp_path / "responder"
     assert main(["train-responder", str(corpus), "--out", str(out), "--no-plot"]) == 1
     assert "no token occurs min_count=2 times" in _one_error_line(capsys) and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"embedding_size": 10**30}, "embedding_size must be at most 65,536"),
+        ({"decoder_units": 65_537}, "decoder_units must be at most 65,536"),
+        ({"max_context_turns": 10**30}, "max_context_turns must be at most 100,000"),
+        ({"epochs": 10**12}, "epochs must be at most 1,000,000,000"),
+    ],
+)
+def test_responder_sizes_beyond_reason_are_refused(setting, message):
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.responder.config import ResponderTrainingConfig
+
+    with pytest.raises(ConfigError, match=message):
+        ResponderTrainingConfig(**setting)
+    assert ResponderTrainingConfig(embedding_size=65_536, seed=2**63 - 1).embedding_size == 65_536

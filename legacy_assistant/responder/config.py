@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from legacy_assistant.common.fields import MAX_COUNT
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
@@ -20,6 +21,12 @@ if TYPE_CHECKING:  # spec.py imports no TensorFlow, but keep this module free of
 
 # Settings a resumed run may change: they decide when training stops, not what it computes.
 RESUMABLE_CHANGES = frozenset({"epochs", "patience", "max_minutes", "checkpoint_every"})
+
+# Upper bounds: beyond them a setting is a typo, and TensorFlow or numpy would fail deep inside.
+MAX_WIDTH = 65_536  # embedding, GRU and condition sizes
+MAX_TOKENS = 100_000  # turns of context, tokens of a turn or a reply
+WIDTHS = ("embedding_size", "encoder_units", "context_units", "decoder_units", "condition_size")
+LENGTHS = ("max_context_turns", "max_turn_tokens", "max_reply_tokens")
 
 
 def _is_finite_number(value: object) -> bool:
@@ -97,6 +104,11 @@ class ResponderTrainingConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
+            if field.type == "int" and field.name != "seed" and value > high:
+                raise ConfigError(f"{field.name} must be at most {high:,}, got {value}")
         if not 0 <= self.seed < 2**63:  # numpy's generators take no negative seed; TensorFlow's are int64
             raise ConfigError(f"seed must be a whole number from 0 to {2**63 - 1}, got {self.seed}")
         if self.max_reply_tokens < 2:
