@@ -440,7 +440,7 @@ def _beam(stepper: _Stepper, batch, max_length, penalties: _Penalties, width, le
 
 
 class DecodeRunner:
-    """Feeds numpy inputs to a graph's :class:`DecodeOps`; one ``Session.run`` per call, thread-safe.
+    """Feeds numpy inputs to a graph's :class:`DecodeOps`; one run of the graph per call, thread-safe.
 
     Each signature is run through a :class:`compat.graph_session.FixedRun`, made on its first use
     for that set of inputs and kept: the same results as ``Session.run`` without its per-call

@@ -80,8 +80,9 @@ def export_responder(weights: Mapping[str, np.ndarray], spec: ResponderSpec, exp
 class LoadedResponder:
     """An exported responder in its own finalized graph and session.
 
-    :meth:`decode` and :meth:`score` may be called from many threads at once: each is one
-    ``Session.run`` and keeps no Python state between calls.
+    :meth:`decode` and :meth:`score` may be called from many threads at once: each is one run of
+    the graph (a compiled call, see :class:`compat.graph_session.FixedRun`) and keeps no Python
+    state between calls but the compiled calls themselves.
 
     Attributes:
         spec: the :class:`ResponderSpec` stored in the SavedModel.
@@ -153,7 +154,7 @@ class LoadedResponder:
     def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``.
 
-        One ``Session.run`` a call. ``options`` (``mode``, ``max_length``, ...) are described at
+        One run of the graph a call. ``options`` (``mode``, ``max_length``, ...) are described at
         :meth:`compat.interface.ResponderModel.decode` and checked by
         :func:`compat.responder.inputs.decode_call`: bad inputs raise ``ValueError`` before
         anything runs.

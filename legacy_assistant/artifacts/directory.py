@@ -167,7 +167,8 @@ def check_destination(
     if not str(out_dir).strip():
         raise ArtifactError("the output directory is an empty path: name a directory")
     for source in inputs:
-        if Path(source).resolve() == target.resolve() or target.resolve() in Path(source).resolve().parents:
+        resolved = Path(source).resolve()
+        if target.resolve() in (resolved, *resolved.parents):
             raise ArtifactError(f"{target} holds {source}, an input of this command: choose another destination")
     if target.exists() and not force:
         raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")

@@ -25,8 +25,6 @@ THRESHOLD_FROM = ("auto", "oos_validation", "in_scope", "fixed")
 LR_SCHEDULES = ("constant", "linear")
 OPTIMIZERS = ("sgd", "adam")
 MAX_WIDTH = 65_536  # widest hidden layer: its kernel is [features, width] float32
-
-
 MAX_SEED = 2**32 - 2  # the largest seed numpy's RandomState takes, less the one added for feature dropout
 
 

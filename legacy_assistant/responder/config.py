@@ -87,6 +87,9 @@ class ResponderTrainingConfig:
             if field.type == "int":
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ConfigError(f"{field.name} must be an integer, got {value!r}")
+                high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
+                if field.name != "seed" and value > high:
+                    raise ConfigError(f"{field.name} must be at most {high:,}, got {value}")
             elif not _is_finite_number(value):
                 raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
         for name in (
@@ -104,11 +107,6 @@ class ResponderTrainingConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for field in fields(self):
-            value = getattr(self, field.name)
-            high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
-            if field.type == "int" and field.name != "seed" and value > high:
-                raise ConfigError(f"{field.name} must be at most {high:,}, got {value}")
         if not 0 <= self.seed < 2**63:  # numpy's generators take no negative seed; TensorFlow's are int64
             raise ConfigError(f"seed must be a whole number from 0 to {2**63 - 1}, got {self.seed}")
         if self.max_reply_tokens < 2:

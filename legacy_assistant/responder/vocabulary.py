@@ -106,12 +106,9 @@ def _attach_single_quotes(words: list[str]) -> list[str]:
         before_a_word = following is not None and any(c.isalnum() for c in following)
         possessive = previous is not None and (previous.endswith("s") or previous.startswith("'"))
         closes = quoting or (previous is not None and ((possessive and remaining % 2 == 1) or not before_a_word))
-        if closes:
+        if closes and previous is not None:  # (quoting implies a word before)
             quoting = False
-            if previous is None:
-                out.append(word)
-            else:
-                out[-1] = previous + word
+            out[-1] = previous + word
         elif before_a_word:
             quoting = True
             out.append(word + words[index])
