@@ -172,3 +172,21 @@ def test_no_intent_may_hand_its_next_turn_to_the_out_of_scope_intent(tmp_path):
     assert any(
         "intent #0 ('greeting'): field 'context': names the out-of-scope intent 'oos'" in p for p in error.problems
     ), error.problems
+
+
+def test_a_pattern_two_intents_share_is_named_in_a_warning(tmp_path, caplog):
+    other = {"tag": "hello_again", "patterns": ["Good  MORNING", "hey there"], "responses": ["Hi again"]}
+    greeting = dict(GOOD, patterns=["good morning", "hi", "Good morning"])  # a repeat within one intent is no clash
+    path = write(tmp_path, {"intents": [greeting, other]})
+    intents = load_intents(path)
+    assert intents.tags == ["greeting", "hello_again"]
+    clashes = [r.getMessage() for r in caplog.records if "also a pattern" in r.getMessage()]
+    assert len(clashes) == 1
+    assert str(path) in clashes[0]
+    assert "intent #1 ('hello_again')" in clashes[0] and "'good morning'" in clashes[0]
+    assert "intent #0 ('greeting')" in clashes[0]
+
+
+def test_distinct_patterns_give_no_clash_warning(tmp_path, caplog):
+    load_intents(write(tmp_path, {"intents": [GOOD, {"tag": "bye", "patterns": ["bye"], "responses": ["Bye"]}]}))
+    assert "also a pattern" not in caplog.text

@@ -147,3 +147,32 @@ def test_redos_timeout_still_applies() -> None:
     with pytest.raises(TimeoutError):
         catastrophic.search("a" * 40 + "b")
     assert catastrophic.fullmatch("aaa") is not None
+
+
+@needs_timed_patterns
+def test_calls_go_straight_to_the_engine_with_the_patterns_timeout() -> None:
+    import functools
+
+    from nltk import redos
+
+    holding = GilHoldingPattern(redos.compile(r"a+", timeout=0.25))
+    assert isinstance(holding.sub, functools.partial)
+    assert holding.sub.keywords == {"timeout": 0.25, "concurrent": False}
+    assert holding.sub("b", "caat") == "cbt"
+
+
+def test_a_pattern_without_engine_internals_is_called_through_its_own_methods() -> None:
+    """A pattern object that keeps no ``_rx`` (another NLTK release) still gets ``concurrent=False``."""
+    calls = []
+
+    class Pattern:
+        pattern = "p"
+
+        def sub(self, repl, text, concurrent=True):
+            calls.append(concurrent)
+            return text.replace("p", repl)
+
+    holding = GilHoldingPattern(Pattern())
+    assert holding.sub("q", "ppx") == "qqx"
+    assert calls == [False]
+    assert holding.pattern == "p"

@@ -9,6 +9,7 @@ import pytest
 from legacy_assistant.errors import ConfigError, DataError
 from legacy_assistant.responder.batching import (
     EncodedPair,
+    batches_per_epoch,
     encode_pairs,
     epoch_order,
     pad_batch,
@@ -42,6 +43,10 @@ def test_config_round_trips_through_json():
         ("max_minutes", float("nan"), "max_minutes must be a finite number"),
         ("max_minutes", 10**400, "max_minutes must be a finite number"),
         ("sampled_softmax", -3, "sampled_softmax"),
+        ("decay_epochs", -1, "decay_epochs must be >= 0"),
+        ("decay_epochs", 1.5, "decay_epochs must be an integer"),
+        ("final_learning_rate", -1e-4, r"final_learning_rate must be in \[0, learning_rate = 0.001\]"),
+        ("final_learning_rate", 0.5, r"final_learning_rate must be in \[0, learning_rate"),
     ],
 )
 def test_config_refuses_bad_values_naming_the_field(field, value, message):
@@ -131,6 +136,13 @@ def test_epoch_order_covers_every_pair_once_and_buckets_by_length():
 
     shuffled = np.random.default_rng(5).permutation(1000).reshape(100, 10)
     assert spread(batches) < spread(shuffled) / 5
+
+
+@pytest.mark.parametrize("n_pairs, batch_size", [(0, 4), (1, 4), (7, 3), (64, 8), (1000, 7), (2049, 64)])
+def test_batches_per_epoch_counts_what_epoch_order_cuts(n_pairs, batch_size):
+    pairs = [EncodedPair(((5,) * (1 + i % 4),), (6,) * (1 + i % 9) + (END,), 0) for i in range(n_pairs)]
+    counts = {len(epoch_order(pairs, batch_size, seed=3, epoch=epoch)) for epoch in range(3)}
+    assert counts == {batches_per_epoch(n_pairs, batch_size)}
 
 
 def test_epoch_order_is_deterministic_for_seed_and_epoch():

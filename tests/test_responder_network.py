@@ -199,6 +199,33 @@ def make_trainer(spec: ResponderSpec = TINY, seed: int = 3, learning_rate: float
     return ResponderTrainer(spec, ResponderOptimizerSpec(learning_rate=learning_rate), seed=seed, decoding=decoding)
 
 
+def test_learning_rate_decays_linearly_by_global_step_then_stays():
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    optimizer = ResponderOptimizerSpec(learning_rate=0.01, decay_steps=4, final_learning_rate=0.002)
+    conditions = np.zeros(len(CONTEXTS), np.int32)
+    rates = []
+    with ResponderTrainer(TINY, optimizer, seed=3, decoding=False) as trainer:
+        for _ in range(6):
+            rates.append(trainer.learning_rate())
+            trainer.train_batch(CONTEXTS, conditions, REPLIES)
+    np.testing.assert_allclose(rates, [0.01, 0.008, 0.006, 0.004, 0.002, 0.002], rtol=1e-6)
+    with make_trainer(learning_rate=0.01, decoding=False) as constant:
+        constant.train_batch(CONTEXTS, conditions, REPLIES)
+        assert constant.learning_rate() == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"decay_steps": -1}, "decay_steps must be >= 0"), ({"final_learning_rate": 0.5}, "final_learning_rate")],
+)
+def test_optimizer_spec_refuses_bad_decay(changes, message):
+    from compat.responder.trainer import ResponderOptimizerSpec
+
+    with pytest.raises(ValueError, match=message):
+        ResponderOptimizerSpec(learning_rate=0.01, **changes)
+
+
 def test_training_overfits_a_handful_of_pairs():
     spec = ResponderSpec(**{**TINY.to_dict(), "embedding_size": 16, "encoder_units": 16,
                             "context_units": 24, "decoder_units": 32})

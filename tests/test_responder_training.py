@@ -162,8 +162,12 @@ def _assert_same_weights(first: dict, second: dict) -> None:
 
 def test_time_budget_stops_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
     dialogues = _random_dialogues(30, seed=2)
-    config = TINY.with_overrides(epochs=3, held_out_fraction=0.2, checkpoint_every=4)
+    # with a decaying learning rate: its schedule follows the restored global step
+    config = TINY.with_overrides(
+        epochs=3, held_out_fraction=0.2, checkpoint_every=4, decay_epochs=2, final_learning_rate=0.001
+    )
     reference = train_responder(dialogues, config)
+    assert reference.summary["learning_rate_at_end"] == pytest.approx(0.001)
 
     checkpoints = tmp_path / "checkpoints"
     stopped = train_responder(dialogues, config.with_overrides(max_minutes=1e-6), checkpoint_dir=checkpoints)
@@ -182,6 +186,16 @@ def test_time_budget_stops_and_resume_finishes_like_an_uninterrupted_run(tmp_pat
     again = train_responder(dialogues, config, checkpoint_dir=checkpoints, resume=True, progress=steps.append)
     assert len(steps) == calls  # not one batch more
     _assert_same_weights(again.weights, reference.weights)
+
+
+@pytest.mark.parametrize("decay_epochs, expected", [(0, 0.01), (1, 0.002), (4, 0.006)])
+def test_the_learning_rate_decays_over_decay_epochs_of_batches(decay_epochs, expected):
+    """Two epochs of 12 pairs in batches of 8 are 4 steps: decayed over 1 epoch the rate ends at
+    its floor, over 4 epochs half-way from 0.01 to 0.002."""
+    config = TINY.with_overrides(epochs=2, decay_epochs=decay_epochs, final_learning_rate=0.002)
+    model = train_responder(_random_dialogues(12, seed=5), config)
+    assert model.summary["steps"] == 4
+    assert model.summary["learning_rate_at_end"] == pytest.approx(expected)
 
 
 def test_resume_refuses_other_settings_or_other_data(tmp_path):

@@ -44,18 +44,39 @@ class ResponderOptimizerSpec:
     """Adam with gradient clipping by global norm.
 
     Attributes:
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size (at the first step, when it decays).
         clip_norm: the gradients' global L2 norm is scaled down to at most this.
+        decay_steps: 0 keeps the step size; else it falls linearly with the global step from
+            ``learning_rate`` to ``final_learning_rate`` over this many steps, and stays there.
+        final_learning_rate: the step size after ``decay_steps`` steps.
     """
 
     learning_rate: float = 1e-3
     clip_norm: float = 5.0
+    decay_steps: int = 0
+    final_learning_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
             raise ValueError(f"ResponderOptimizerSpec.learning_rate must be positive, got {self.learning_rate}")
         if not self.clip_norm > 0:
             raise ValueError(f"ResponderOptimizerSpec.clip_norm must be positive, got {self.clip_norm}")
+        if self.decay_steps < 0:
+            raise ValueError(f"ResponderOptimizerSpec.decay_steps must be >= 0, got {self.decay_steps}")
+        if not 0 <= self.final_learning_rate <= self.learning_rate:
+            raise ValueError(
+                "ResponderOptimizerSpec.final_learning_rate must be in [0, learning_rate], "
+                f"got {self.final_learning_rate}"
+            )
+
+    def rate(self, global_step: tf.Tensor) -> tf.Tensor:
+        """float32 scalar: the step size for the step that ``global_step`` (int64) counts."""
+        if not self.decay_steps:
+            return tf.constant(self.learning_rate, tf.float32)
+        # A function of the stored global step alone, so a resumed run takes the same steps.
+        done = tf.minimum(tf.cast(global_step, tf.float64) / float(self.decay_steps), 1.0)
+        rate = self.learning_rate + (self.final_learning_rate - self.learning_rate) * done
+        return tf.cast(rate, tf.float32)
 
 
 def _variable_name(variable: tf.Variable) -> str:
@@ -110,7 +131,8 @@ class ResponderTrainer:
                     train_sum = self._eval_sum
                 self._loss = train_sum / tf.cast(tf.maximum(self._tokens, 1), tf.float32)
                 variables = self.network.variables()
-                adam = tf.train.AdamOptimizer(optimizer.learning_rate)
+                self._learning_rate = optimizer.rate(self._global_step)
+                adam = tf.train.AdamOptimizer(self._learning_rate)
                 gradients = tf.gradients(self._loss, variables)
                 clipped, _ = tf.clip_by_global_norm(gradients, optimizer.clip_norm)
                 self._train_op = adam.apply_gradients(zip(clipped, variables), global_step=self._global_step)
@@ -148,6 +170,10 @@ class ResponderTrainer:
         feed = self._feed(context_ids, condition_ids, reply_ids, "evaluate")
         total, tokens = self._gs.run([self._eval_sum, self._tokens], feed)
         return float(total), int(tokens)
+
+    def learning_rate(self) -> float:
+        """The step size the next training step takes."""
+        return float(self._gs.run(self._learning_rate))
 
     @property
     def global_step(self) -> int:

@@ -177,7 +177,26 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
             )
     if problems:
         raise IntentsError(source, problems)
+    _warn_shared_patterns(intents, first_index, source)
     return IntentSet(tuple(intents), source)
+
+
+def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
+    """Log a warning for each pattern that two intents share (compared case- and
+    space-insensitively): the classifier is taught two answers for one text, and neither wins."""
+    owner: dict[str, str] = {}
+    for intent in intents:
+        for pattern in dict.fromkeys(" ".join(p.lower().split()) for p in intent.patterns):
+            first = owner.setdefault(pattern, intent.tag)
+            if first != intent.tag:
+                log.warning(
+                    "%s: %s: pattern %r is also a pattern of intent #%d (%r); the classifier cannot tell them apart",
+                    source,
+                    _where(first_index[intent.tag], intent.tag),
+                    pattern,
+                    first_index[first],
+                    first,
+                )
 
 
 def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -> Intent | None:

@@ -125,6 +125,15 @@ def epoch_order(pairs: Sequence[EncodedPair], batch_size: int, seed: int, epoch:
     return [batches[i] for i in shuffled]
 
 
+def batches_per_epoch(n_pairs: int, batch_size: int) -> int:
+    """How many batches :func:`epoch_order` cuts ``n_pairs`` pairs into (the same every epoch)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pool = batch_size * POOL_BATCHES
+    full, rest = divmod(n_pairs, pool)
+    return full * POOL_BATCHES + -(-rest // batch_size)
+
+
 def sorted_batches(pairs: Sequence[EncodedPair], batch_size: int) -> list[list[int]]:
     """Batches for evaluation: every pair once, sorted by length, no randomness."""
     if batch_size < 1:

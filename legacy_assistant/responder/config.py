@@ -51,8 +51,10 @@ class ResponderTrainingConfig:
     Vocabulary: at most ``vocab_size`` ids (the 4 special ids included) of tokens seen at least
     ``min_count`` times in the training dialogues.
 
-    Training: Adam at ``learning_rate`` with gradients clipped to global norm ``clip_norm``,
-    ``batch_size`` pairs a step, at most ``epochs`` epochs; ``held_out_fraction`` of the
+    Training: Adam at ``learning_rate`` with gradients clipped to global norm ``clip_norm``
+    (with ``decay_epochs`` above 0 the rate falls linearly, step by step, to
+    ``final_learning_rate`` at the end of that many epochs, and stays there), ``batch_size``
+    pairs a step, at most ``epochs`` epochs; ``held_out_fraction`` of the
     dialogues are held out for validation perplexity unless a held-out corpus is given;
     training stops after ``patience`` epochs without a better validation perplexity (0: never)
     and after ``max_minutes`` of wall time in one run (0: no limit); a checkpoint is written
@@ -74,6 +76,8 @@ class ResponderTrainingConfig:
     batch_size: int = 64
     epochs: int = 10
     learning_rate: float = 1e-3
+    decay_epochs: int = 0
+    final_learning_rate: float = 0.0
     clip_norm: float = 5.0
     patience: int = 3
     held_out_fraction: float = 0.05
@@ -121,6 +125,13 @@ class ResponderTrainingConfig:
             )
         if self.learning_rate <= 0.0:
             raise ConfigError(f"learning_rate must be above 0, got {self.learning_rate}")
+        if self.decay_epochs < 0:
+            raise ConfigError(f"decay_epochs must be >= 0 (0: a constant learning rate), got {self.decay_epochs}")
+        if not 0.0 <= self.final_learning_rate <= self.learning_rate:
+            raise ConfigError(
+                f"final_learning_rate must be in [0, learning_rate = {self.learning_rate:g}], "
+                f"got {self.final_learning_rate}"
+            )
         if self.clip_norm <= 0.0:
             raise ConfigError(f"clip_norm must be above 0, got {self.clip_norm}")
         if self.patience < 0:

@@ -49,7 +49,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from legacy_assistant.errors import ConfigError, TrainingError
-from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pairs, epoch_order, sorted_batches
+from legacy_assistant.responder.batching import (
+    EncodedPair,
+    batch_of,
+    batches_per_epoch,
+    encode_pairs,
+    epoch_order,
+    sorted_batches,
+)
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import make_pairs, split_dialogues, without_overlap
@@ -373,7 +380,12 @@ def train_responder(
         len(data.vocabulary),
         list(data.conditions),
     )
-    optimizer = ResponderOptimizerSpec(learning_rate=config.learning_rate, clip_norm=config.clip_norm)
+    optimizer = ResponderOptimizerSpec(
+        learning_rate=config.learning_rate,
+        clip_norm=config.clip_norm,
+        decay_steps=config.decay_epochs * batches_per_epoch(len(data.train), config.batch_size),
+        final_learning_rate=config.final_learning_rate,
+    )
     with ResponderTrainer(spec, optimizer, config.seed, threads=threads) as trainer:
         run = _restore(trainer, directory) if stored is not None else None
         if run is None:  # a fresh run, or one killed before its first checkpoint: start it the same way
@@ -392,6 +404,7 @@ def train_responder(
             weights = _load_best(directory, run.best_file)
         else:
             weights = run._best_weights if run._best_weights is not None else trainer.get_weights()
+        rate_at_end = trainer.learning_rate()
     summary: dict[str, Any] = {
         **data.counts,
         "vocabulary_size": len(data.vocabulary),
@@ -403,6 +416,7 @@ def train_responder(
         "stopped": run.stopped or "time budget",
         "seconds": round(run.seconds, 3),
         "weights": chosen,
+        "learning_rate_at_end": rate_at_end,
     }
     if budget_end is not None:
         summary["budget_end"] = budget_end
