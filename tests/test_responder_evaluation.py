@@ -307,6 +307,12 @@ def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
         f"error: {corpus}: line 2: a dialogue needs at least 2 turns, got 1; "
         "--skip-bad-dialogues evaluates on the other dialogues"
     ]
+    # a missing file gets no hint: skipping dialogues cannot help it
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(tmp_path / "absent.jsonl"), *SMALL])
+    assert status == 1
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        f"error: {tmp_path / 'absent.jsonl'}: file not found"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from legacy_assistant.cli.corpus_input import read_dialogues
 
 COMMAND = "evaluate-responder"
 
@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
         require("matplotlib", "plots", "the figures written next to --out's report")
         report_paths = report_files(Path(args.out), "-quality.png", "-conditions.png")
         check_written_files(report_paths, args.model, [*args.corpora, *(args.train_corpus or ())])
-    dialogues = _read(args.corpora, args.format, strict=not args.skip_bad_dialogues)
+    dialogues = read_dialogues(
+        args.corpora, args.format, not args.skip_bad_dialogues, "evaluates on the other dialogues"
+    )
     options = DecodingOptions(condition_strength=args.condition_strength)
     with Responder.load(args.model, options=options) as responder:
         manifest = responder.info.manifest
@@ -167,21 +169,3 @@ def run(args: argparse.Namespace) -> int:
             written.append(conditions_png.name)
         print(f"wrote {', '.join(written)} in {out.parent}")
     return 0
-
-
-def _read(paths: Sequence[str], layout: str, strict: bool) -> list[Any]:
-    """The dialogues of ``paths``; a corpus that cannot be used is one error line naming its
-    first problem (with its line or conversation) and how many more there are."""
-    from legacy_assistant.errors import AssistantError, DataError
-    from legacy_assistant.responder.corpora import read_corpora
-
-    try:
-        return read_corpora(paths, layout, strict)
-    except DataError as exc:
-        problems = exc.problems or ["cannot be used"]
-        message = f"{exc.source}: {problems[0]}"
-        if len(problems) > 1:
-            message += f" (and {len(problems) - 1} more problem(s))"
-        if strict:
-            message += "; --skip-bad-dialogues evaluates on the other dialogues"
-        raise AssistantError(message) from None

@@ -20,9 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.cli.corpus_input import read_dialogues
+
 log = logging.getLogger(__name__)
 
 COMMAND = "train-responder"
+SKIPPING = "skips such dialogues with a warning"
 # Flags that decide what is trained: repeated as given in the resume command.
 _VALUE_FLAGS = (
     ("format", "--format"),
@@ -129,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     strict = not args.skip_bad_dialogues
-    dialogues = _read(args.corpora, args.format, strict)
-    held_out = _read(args.validation, args.format, strict) if args.validation else None
+    dialogues = read_dialogues(args.corpora, args.format, strict, SKIPPING)
+    held_out = read_dialogues(args.validation, args.format, strict, SKIPPING) if args.validation else None
     print(
         f"{len(dialogues)} dialogues from {len(args.corpora)} corpus path(s)"
         + (
@@ -199,37 +202,6 @@ def weights_from(summary: dict[str, Any]) -> str:
     if summary.get("weights") == "time budget end" and end:
         return f"at the time budget's end: step {end['step']}, {end['batches']} batches into epoch {end['epoch']}"
     return f"epoch {summary['best_epoch']}"
-
-
-def _read(paths: Sequence[str], layout: str, strict: bool) -> list[Any]:
-    """The dialogues of ``paths``; a corpus that cannot be used is one error line: its first
-    problem, how many more, and whether ``--skip-bad-dialogues`` would get past them."""
-    from legacy_assistant.errors import AssistantError, DataError
-    from legacy_assistant.responder.corpora import read_corpora, read_corpus
-
-    try:
-        return read_corpora(paths, layout, strict)
-    except DataError as exc:
-        problems = exc.problems or ["cannot be used"]
-        message = f"{exc.source}: {problems[0]}"
-        if len(problems) > 1:
-            message += f" (and {len(problems) - 1} more problem(s))"
-        if strict and _readable_when_skipping(exc.source, layout, read_corpus):
-            message += "; --skip-bad-dialogues skips such dialogues with a warning"
-        raise AssistantError(message) from None
-
-
-def _readable_when_skipping(source: str, layout: str, read_corpus: Any) -> bool:
-    from legacy_assistant.errors import DataError
-
-    logging.disable(logging.WARNING)  # the skips were reported above as the error itself
-    try:
-        read_corpus(source, layout, strict=False)
-    except DataError:
-        return False
-    finally:
-        logging.disable(logging.NOTSET)
-    return True
 
 
 def _train(

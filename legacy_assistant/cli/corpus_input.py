@@ -1,0 +1,46 @@
+"""Reading dialogue corpora for a command: one error line for a corpus that cannot be used."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+SKIP_SWITCH = "--skip-bad-dialogues"
+
+
+def read_dialogues(paths: Sequence[str], layout: str, strict: bool, skipping: str) -> list[Any]:
+    """The dialogues of ``paths`` (:func:`legacy_assistant.responder.corpora.read_corpora`).
+
+    A corpus that cannot be used raises :class:`AssistantError` with one line: its first
+    problem (with its line or conversation), how many more there are, and, when reading it with
+    :data:`SKIP_SWITCH` would succeed, ``skipping`` (what the switch does for this command). A
+    missing or unreadable file gets no such hint: skipping dialogues cannot help it.
+    """
+    from legacy_assistant.errors import AssistantError, DataError
+    from legacy_assistant.responder.corpora import read_corpora
+
+    try:
+        return read_corpora(paths, layout, strict)
+    except DataError as exc:
+        problems = exc.problems or ["cannot be used"]
+        message = f"{exc.source}: {problems[0]}"
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s))"
+        if strict and _readable_when_skipping(exc.source, layout):
+            message += f"; {SKIP_SWITCH} {skipping}"
+        raise AssistantError(message) from None
+
+
+def _readable_when_skipping(source: str, layout: str) -> bool:
+    from legacy_assistant.errors import DataError
+    from legacy_assistant.responder.corpora import read_corpus
+
+    logging.disable(logging.WARNING)  # the skips were reported above as the error itself
+    try:
+        read_corpus(source, layout, strict=False)
+    except DataError:
+        return False
+    finally:
+        logging.disable(logging.NOTSET)
+    return True
