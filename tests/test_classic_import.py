@@ -175,3 +175,17 @@ def test_unreadable_h5_is_refused(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     with pytest.raises(ArtifactError, match="x.h5: not a readable HDF5 file"):
         read_keras_dense_model(tmp_path / "x.h5")
+    with pytest.raises(ArtifactError, match="absent.h5: file not found"):
+        read_keras_dense_model(tmp_path / "absent.h5")
+    with pytest.raises(ArtifactError, match=r"folder.h5: is a folder, not a file"):  # not "file not found"
+        (tmp_path / "folder.h5").mkdir()
+        read_keras_dense_model(tmp_path / "folder.h5")
+
+
+def test_a_folder_given_as_a_word_list_is_named_as_one(tmp_path):
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    with pytest.raises(ArtifactError, match=r": words is a folder, not a file"):
+        read_string_list(tmp_path, "words")
+    with pytest.raises(ArtifactError, match=r"none.json: words file not found"):
+        read_string_list(tmp_path / "none.json", "words")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.classifier.intents import DEFAULT_OOS_LABEL, Intent, IntentSet, load_intents
-from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.common.jsonfile import absent_file_problem, read_json_file
 from legacy_assistant.errors import DataError
 
 FORMATS = ("intents", "csv", "clinc")
@@ -114,8 +114,8 @@ def load_csv(path: str | Path) -> Examples:
     source = str(path)
     try:
         raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(source, ["file not found"]) from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(source, [absent_file_problem(path)]) from None
     except OSError as exc:
         raise DataError(source, [f"cannot read file: {exc}"]) from None
     try:

@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import Any
 
 
+def absent_file_problem(path: str | Path) -> str:
+    """What to say of a ``path`` that is no readable file: a folder is named as one."""
+    return "is a folder, not a file" if Path(path).is_dir() else "file not found"
+
+
 def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     """The decoded JSON of ``path``; a missing, unreadable or invalid file raises ``error(problem)``
     where ``problem`` says what went wrong (with line and column for invalid JSON)."""
     try:
         raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise error(absent_file_problem(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read file: {exc}") from None
     try:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.common.jsonfile import absent_file_problem
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
     h5py = require("h5py", "classic", "reading a Keras .h5 file")
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path}: file not found")
+        raise ArtifactError(f"{path}: {absent_file_problem(path)}")
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:

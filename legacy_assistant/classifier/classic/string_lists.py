@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from legacy_assistant.common.jsonfile import absent_file_problem
 from legacy_assistant.errors import ArtifactError
 
 _PICKLE_PROTOCOL_MARK = b"\x80"  # protocol 2+ pickles start with PROTO
@@ -26,7 +27,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path}: {what} file not found")
+        raise ArtifactError(f"{path}: {what} {absent_file_problem(path)}")
     raw = path.read_bytes()
     if (
         raw.startswith(_PICKLE_PROTOCOL_MARK)
