@@ -86,8 +86,10 @@ def test_bad_feature_settings_refused():
         FeatureConfig(word_ngrams=(2, 1))
     with pytest.raises(ConfigError):
         FeatureConfig(weighting="bm25")
-    with pytest.raises(ConfigError, match="no features"):
+    with pytest.raises(ConfigError, match="hold no words after tokenizing"):
         Featurizer.fit(["?!", "..."])
+    with pytest.raises(ConfigError, match=r"no term occurs in min_count = 3 training texts \(the most frequent is in 2\)"):
+        Featurizer.fit(["hello there", "hello you"], FeatureConfig(min_count=3))
 
 
 def test_balanced_parts_give_words_and_char_ngrams_equal_norm():

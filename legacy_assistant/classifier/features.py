@@ -150,6 +150,11 @@ class Featurizer:
             # the most frequent terms; among equally frequent ones, the alphabetically first
             kept = sorted(kept, key=lambda pair: (-pair[0], pair[1]))[: config.max_features]
         vocabulary = sorted(t for _, t in kept)
+        if not vocabulary and document_frequency:
+            raise ConfigError(
+                f"no features: no term occurs in min_count = {config.min_count} training texts "
+                f"(the most frequent is in {max(document_frequency.values())})"
+            )
         if not vocabulary:
             raise ConfigError("no features: the training texts hold no words after tokenizing")
         idf = None
