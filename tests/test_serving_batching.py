@@ -13,6 +13,7 @@ import pytest
 
 from legacy_assistant.errors import ConfigError, RequestError
 from legacy_assistant.serving.batching import (
+    AloneKey,
     BatchedClassifier,
     BatchedResponder,
     BatcherClosed,
@@ -257,6 +258,82 @@ def test_an_interrupted_batch_releases_its_followers():
     assert isinstance(follower.error, BatcherClosed) and "interrupted" in str(follower.error)
     batcher._run_batch = model
     assert batcher.submit(3) == 30
+
+
+class Interrupted(BaseException):
+    """What a signal handler raises in the waiting (main) thread, like KeyboardInterrupt."""
+
+
+@pytest.mark.parametrize("waiting_as", ["follower", "gathering leader"])
+def test_an_interrupt_while_waiting_leaves_no_request_behind(waiting_as):
+    """The main thread waits in submit() and a signal interrupts the wait: its request leaves the
+    queue (and, if it led, the next request leads), so the batcher does not freeze."""
+    import os
+    import signal
+
+    model = FakeModel()
+    wait_s = 0 if waiting_as == "follower" else 3600
+    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=wait_s)
+    other_key: list[Caller] = []
+    if waiting_as == "gathering leader":
+        # queued after the main thread's request, it keeps that request's batch gathering once
+        # the model is free and the main thread leads
+        threading.Timer(0.02, lambda: other_key.append(Caller(batcher, 5, "other"))).start()
+        threading.Timer(0.1, model.gate.set).start()
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.start()
+    try:
+        with pytest.raises(Interrupted):
+            batcher.submit(1)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    model.gate.set()
+    first.join()
+    assert Caller(batcher, 2).join().result == 20  # not stuck behind the abandoned request
+    if waiting_as == "gathering leader":
+        assert model.batches[1] != [1] and other_key[0].join().result == 50
+    assert batcher.pending == 0 and 1 not in [item for batch in model.batches for item in batch]
+
+
+def test_every_request_failed_by_close_gets_its_own_exception():
+    model = FakeModel()
+    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=0)
+    callers = queue_behind(batcher, [1, 2, 3])
+    batcher.close(wait=False)
+    errors = [caller.join().error for caller in callers]
+    assert all(isinstance(error, BatcherClosed) for error in errors)
+    assert len({id(error) for error in errors}) == 3  # one shared object would gather every thread's frames
+    model.gate.set()
+    first.join()
+
+
+def test_an_alone_key_runs_as_soon_as_it_leads_without_waiting_for_batch_mates():
+    model = FakeModel()
+    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=3600)
+    alone, other = queue_behind(batcher, [1, 2], keys=[AloneKey("seeded"), "greedy"])
+    model.gate.set()
+    # were the hour waited out for batch-mates that cannot come, these joins would fail
+    assert (alone.join().result, other.join().result) == (10, 20)
+    assert model.batches[1:] == [[1], [2]]
+    first.join()
+
+
+def test_a_huge_max_wait_waits_without_overflowing_the_timed_wait():
+    model = FakeModel()
+    batcher, first = busy_batcher(model, max_batch_size=2, max_wait_s=1e10)
+    callers = queue_behind(batcher, [1, 9], keys=[None, "other"])  # the leader of key None gathers
+    model.gate.set()
+    first.join()
+    wait_for(lambda: batcher.pending == 2 and len(model.batches) == 1)  # waiting, not failed
+    callers.append(Caller(batcher, 2))  # fills the leader's batch
+    assert [caller.join().result for caller in callers] == [10, 90, 20]
+    assert callers[0].error is None
 
 
 def test_a_failing_on_batch_hook_fails_no_request():

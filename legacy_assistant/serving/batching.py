@@ -55,6 +55,19 @@ DEFAULT_MAX_WAIT_S = 0.0
 SEEDLESS_MODES = ("greedy", "beam")
 
 
+class AloneKey:
+    """A batching key no other request shares: its request runs in a batch of its own as soon as
+    it leads, without waiting ``max_wait_s`` for batch-mates that cannot come."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: Hashable = None) -> None:
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"AloneKey({self.label!r})"
+
+
 class BatcherClosed(AssistantError):
     """The batcher was closed: a later ``submit``, or a request still waiting when it closed."""
 
@@ -154,11 +167,15 @@ class MicroBatcher(Generic[Item, Result]):
                 self._leader = slot
             elif leader.key == key and self._running_thread is None and len(queue) >= self.max_batch_size:
                 leader.wakeup.notify()  # the batch being gathered is full
-            while not slot.done and self._leader is not slot:
-                slot.wakeup.wait()
-            if slot.done:
-                return slot.outcome()
-            batch = self._gather(slot)
+            try:
+                while not slot.done and self._leader is not slot:
+                    slot.wakeup.wait()
+                if slot.done:
+                    return slot.outcome()
+                batch = self._gather(slot)
+            except BaseException:  # an interrupt in a wait: leave no request behind that no thread serves
+                self._abandon(slot)
+                raise
             if batch is None:  # closed while gathering
                 return slot.outcome()
             self._running_thread = threading.get_ident()
@@ -167,8 +184,10 @@ class MicroBatcher(Generic[Item, Result]):
             outcomes = self._run([s.item for s in batch])
         except BaseException as exc:  # KeyboardInterrupt, SystemExit: release the followers first
             interrupted = exc
-            failure = BatcherClosed(f"{self.name}: the batch was interrupted ({type(exc).__name__})")
-            outcomes = [(None, failure)] * len(batch)
+            outcomes = [
+                (None, BatcherClosed(f"{self.name}: the batch was interrupted ({type(exc).__name__})"))
+                for _ in batch
+            ]
         with self._lock:
             self._running_thread = None
             for follower, (result, error) in zip(batch, outcomes):
@@ -189,10 +208,10 @@ class MicroBatcher(Generic[Item, Result]):
         with self._lock:
             if not self._closed:
                 self._closed = True
-                failure = BatcherClosed(f"{self.name}: the batcher was closed while the request waited")
                 for queue in self._queues.values():
-                    for slot in queue:
-                        slot.error, slot.done = failure, True
+                    for slot in queue:  # an exception each: a raised one gathers its thread's frames
+                        slot.error = BatcherClosed(f"{self.name}: the batcher was closed while the request waited")
+                        slot.done = True
                         slot.wakeup.notify()
                 self._queues.clear()
                 if self._running_thread is None:
@@ -209,12 +228,14 @@ class MicroBatcher(Generic[Item, Result]):
         queue = self._queues[leader.key]
         deadline = leader.arrived + self.max_wait_s
         while not leader.done and len(queue) < self.max_batch_size:
+            if isinstance(leader.key, AloneKey):
+                break  # no other request can join it
             if len(queue) == 1 and len(self._queues) == 1:
                 break  # alone, with the model idle: nothing would join it
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            leader.wakeup.wait(remaining)
+            leader.wakeup.wait(min(remaining, threading.TIMEOUT_MAX))
         if leader.done:
             return None
         size = min(len(queue), self.max_batch_size)
@@ -223,6 +244,18 @@ class MicroBatcher(Generic[Item, Result]):
             del self._queues[leader.key]
         assert batch[0] is leader, "the leader is always its key's oldest request"
         return batch
+
+    def _abandon(self, slot: _Slot[Item, Result]) -> None:
+        """Take a request whose thread stops waiting (an exception in a wait) out of the queue;
+        if it led, the next oldest request leads."""
+        queue = self._queues.get(slot.key)
+        if queue is not None and slot in queue:
+            queue.remove(slot)
+            if not queue:
+                del self._queues[slot.key]
+        if self._leader is slot:
+            self._leader = None
+            self._appoint_next()
 
     def _appoint_next(self) -> None:
         if not self._queues:
@@ -372,7 +405,7 @@ class BatchedResponder:
         elif seed is None:
             key = (mode, condition_strength, None)
         else:
-            key = (mode, seed, object())  # a key no other request has: runs alone
+            key = AloneKey((mode, seed))  # a key no other request has: runs alone, at once
         return self.batcher.submit(_Request(context, condition, mode, seed, condition_strength), key)
 
     def close(self, wait: bool = True) -> None:
