@@ -275,29 +275,35 @@ def test_an_interrupt_while_waiting_leaves_no_request_behind(waiting_as):
     wait_s = 0 if waiting_as == "follower" else 3600
     batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=wait_s)
     other_key: list[Caller] = []
-    if waiting_as == "gathering leader":
-        # queued after the main thread's request, it keeps that request's batch gathering once
-        # the model is free and the main thread leads
-        threading.Timer(0.02, lambda: other_key.append(Caller(batcher, 5, "other"))).start()
-        threading.Timer(0.1, model.gate.set).start()
+
+    def interrupt_when_waiting() -> None:
+        wait_for(lambda: batcher.pending == 1)  # the main thread's request waits behind `first`
+        if waiting_as == "gathering leader":
+            # a request of another key keeps the main thread's batch gathering once it leads
+            other_key.append(Caller(batcher, 5, "other"))
+            wait_for(lambda: batcher.pending == 2)
+            model.gate.set()
+            wait_for(lambda: batcher._leader is not None and batcher._leader.item == 1)
+            time.sleep(0.05)  # into the gathering wait
+        os.kill(os.getpid(), signal.SIGUSR1)
 
     def interrupt(signum, frame):
         raise Interrupted
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
-    timer.start()
+    trigger = threading.Thread(target=interrupt_when_waiting, daemon=True)
+    trigger.start()
     try:
         with pytest.raises(Interrupted):
             batcher.submit(1)
     finally:
-        timer.cancel()
+        trigger.join(JOIN_S)
         signal.signal(signal.SIGUSR1, previous)
     model.gate.set()
     first.join()
+    if waiting_as == "gathering leader":  # the next request leads in its place, and is alone
+        assert other_key[0].join().result == 50
     assert Caller(batcher, 2).join().result == 20  # not stuck behind the abandoned request
-    if waiting_as == "gathering leader":
-        assert model.batches[1] != [1] and other_key[0].join().result == 50
     assert batcher.pending == 0 and 1 not in [item for batch in model.batches for item in batch]
 
 

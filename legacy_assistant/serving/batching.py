@@ -256,6 +256,8 @@ class MicroBatcher(Generic[Item, Result]):
         if self._leader is slot:
             self._leader = None
             self._appoint_next()
+        elif self._leader is not None and self._running_thread is None:
+            self._leader.wakeup.notify()  # a gathering leader may now be alone: let it look again
 
     def _appoint_next(self) -> None:
         if not self._queues:
