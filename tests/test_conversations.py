@@ -72,6 +72,18 @@ def test_any_sender_the_chat_takes_can_be_read_back(client, sender):
     assert [turn["message"] for turn in body["turns"]] == ["hello"]
 
 
+def test_a_path_that_is_not_utf8_is_refused_rather_than_read_as_another_sender(client):
+    """Werkzeug reads "%FF", "%C0" and "%80" all as U+FFFD: one conversation for many ids."""
+    assert client.post("/api/v1/chat", json={"sender": "\ufffd", "message": "hello"}).status_code == 200
+    for raw in ("%FF", "%C0", "%80", "a%FFb"):
+        response = client.get(ROUTE + raw)
+        assert response.status_code == 400 and response.is_json, raw
+        assert response.get_json()["error"]["code"] == "invalid_field"
+    # the sender U+FFFD itself, sent as its UTF-8 bytes, is a sender like any other
+    body = client.get(ROUTE + "%EF%BF%BD").get_json()
+    assert body["sender"] == "\ufffd" and [turn["message"] for turn in body["turns"]] == ["hello"]
+
+
 def test_a_sender_over_the_limit_is_a_json_400(make_client):
     client = make_client(MAX_SENDER_LENGTH=8)
     assert transcript(client, "x" * 8).status_code == 200

@@ -205,3 +205,42 @@ def test_a_directory_replaced_while_it_is_checked_is_checked_again(probed, monke
     monkeypatch.setattr(hotswap, "verify_artifact", replaced_midway)
     result = slot.reload()
     assert seen and result.changed and result.model["name"] == "default" and len(loads) == 1
+
+
+def test_a_reload_that_finishes_after_shutdown_installs_nothing(tmp_path, tiny_model_dir):
+    """A reload still loading when the server closes must not install a model nobody closes."""
+    model = Switchable(tmp_path / "model", tiny_model_dir)
+    store = MemoryStore()
+    loaded = []
+    slot = None
+
+    def loader():
+        fresh = Assistant.load(DEFAULT_MODEL, store=store, seed=0)
+        loaded.append(fresh)
+        slot.close()  # the shutdown arrives while this reload loads
+        return fresh
+
+    slot = AssistantSlot(Assistant.load(model.path, store=store, seed=0), loader)
+    with pytest.raises(ReloadError, match="shutting down"):
+        slot.reload()
+    assert closed(loaded[0])
+
+
+def test_admin_reload_answers_even_when_telling_the_other_workers_fails(tmp_path, tiny_model_dir):
+    from legacy_assistant.web import create_app
+
+    model = Switchable(tmp_path / "model", tiny_model_dir)
+
+    def master_gone():
+        raise ProcessLookupError("no such process")
+
+    app = create_app({"TESTING": True, "MODEL_DIR": str(model.path), "RESPONDER_DIR": None, "ADMIN_TOKEN": "adm",
+                      "ON_RELOADED": master_gone, "STORE_URL": "memory"})
+    try:
+        model.put(DEFAULT_MODEL)
+        response = app.test_client().post("/admin/reload", headers={"Authorization": "Bearer adm"})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert body["status"] == "reloaded" and body["other_workers_notified"] is False
+    finally:
+        app.extensions["legacy_assistant"].close()

@@ -24,6 +24,8 @@ def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_pr
     client.post("/api/v1/parse", json={})
     client.post("/api/v1/chat", json={"sender": "m", "message": "qwerty asdf zxcv"})
     client.get("/no/such/route")
+    for verb in ("XRANDOM1", "XRANDOM2"):  # made-up methods share one label value
+        client.open("/api/v1/parse", method=verb)
     after = samples(client)
 
     def delta(name, **labels):
@@ -33,6 +35,8 @@ def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_pr
     assert delta(requests, route="/api/v1/parse", method="POST", status="200") == 3
     assert delta(requests, route="/api/v1/parse", method="POST", status="400") == 1
     assert delta(requests, route="<unmatched>", method="GET", status="404") == 1
+    assert delta(requests, route="<unmatched>", method="other", status="405") == 2
+    assert not any("XRANDOM" in str(key) for key in after)
     latency = "legacy_assistant_http_request_duration_seconds"
     assert delta(latency + "_count", route="/api/v1/parse") == 4
     assert delta(latency + "_sum", route="/api/v1/parse") > 0

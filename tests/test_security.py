@@ -155,3 +155,8 @@ def test_cors_allow_list_and_preflight(make_client):
     refused = client.options("/api/v1/chat", headers={"Origin": "https://evil.example",
                                                       "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in refused.headers
+    # answers without the header vary by Origin too: a shared cache must not give them to a listed origin
+    plain = client.get("/version")
+    assert "Access-Control-Allow-Origin" not in plain.headers
+    for response in (other, refused, plain):
+        assert "Origin" in response.headers.get("Vary", "")

@@ -64,7 +64,7 @@ def non_default_environment(tmp_path):
         "MAX_BODY_BYTES": ("2048", 2048),
         "ACCESS_LOG": ("no", False),
         "WARM_UP": ("off", False),
-        "API_TOKEN": ("api-from-env", "api-from-env"),
+        "API_TOKEN": ("api-from-env\n", "api-from-env"),  # a secrets file's line break is dropped
         "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
         "CORS_ORIGINS": ("https://a.example", "https://a.example"),
     }
@@ -154,6 +154,10 @@ def test_defaults_when_neither_flag_nor_environment(environ):
          "environment variable LEGACY_ASSISTANT_CONVERSATION_TTL must be a number from 0 to 315,360,000, got '1e17'"),
         ("INTRA_OP_THREADS", str(2**31),
          f"environment variable LEGACY_ASSISTANT_INTRA_OP_THREADS must be an integer from 0 to 1,024, got '{2**31}'"),
+        # a token a client could never present (it is read without surrounding whitespace)
+        ("ADMIN_TOKEN", " \t\n",
+         "environment variable LEGACY_ASSISTANT_ADMIN_TOKEN must be a token (surrounding whitespace is dropped; "
+         "it may not be only whitespace), got ' \\t\\n'"),
         (
             "ACCESS_LOG",
             "maybe",

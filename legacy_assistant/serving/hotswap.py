@@ -196,6 +196,9 @@ class AssistantSlot:
                 fresh.close()
                 return ReloadResult(False, previous, previous)
             with self._lock:
+                if self._closed:  # shut down while this reload loaded: nothing would close it
+                    fresh.close()
+                    raise ReloadError("the server is shutting down; the new model was not installed")
                 old = self._entry
                 self._entry = _Entry(fresh)
                 self.model = model

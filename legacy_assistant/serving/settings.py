@@ -140,6 +140,21 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Token:
+    """A secret: surrounding whitespace (a secrets file's line break) is dropped, since the token
+    a client presents is read without it; nothing but whitespace is refused."""
+
+    metavar: str = "TOKEN"
+    description: str = "a token (surrounding whitespace is dropped; it may not be only whitespace)"
+
+    def __call__(self, text: str) -> str:
+        token = text.strip()
+        if not token:
+            raise ValueError("only whitespace")
+        return token
+
+
+@dataclass(frozen=True)
 class Directory:
     """A path, made absolute (the server's workers may resolve it elsewhere)."""
 
@@ -414,7 +429,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "API_TOKEN",
-        Text(metavar="TOKEN"),
+        Token(),
         None,
         "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook",
         shown_default="none: the API is open",
@@ -422,7 +437,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ADMIN_TOKEN",
-        Text(metavar="TOKEN"),
+        Token(),
         None,
         "bearer token the admin routes require",
         shown_default="none: admin routes are off",

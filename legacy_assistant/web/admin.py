@@ -94,13 +94,18 @@ def reload() -> Any:
     except ReloadError as exc:
         raise ApiError(422, "reload_refused", str(exc)) from None
     notify = current_app.config["ON_RELOADED"]
+    notified = False
     if notify is not None:
-        notify()
+        try:
+            notify()
+            notified = True
+        except Exception:  # this worker did reload; the answer says the others were not told
+            log.exception("reloaded here, but telling the other workers failed")
     return jsonify(
         {
             "status": "reloaded" if result.changed else "unchanged",
             "model": result.model,
             "previous": result.previous,
-            "other_workers_notified": notify is not None,
+            "other_workers_notified": notified,
         }
     )

@@ -9,13 +9,14 @@ empty transcript, not a 404: the store cannot tell "never spoke" from "forgotten
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from flask import jsonify
+from flask import jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from legacy_assistant.web.context import leased
-from legacy_assistant.web.errors import text_field
+from legacy_assistant.web.errors import ApiError, text_field
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("conversations", __name__, access=Access.API, url_prefix="/api/v1/conversations")
@@ -40,6 +41,10 @@ def _register_converter(state: BlueprintSetupState) -> None:
 @blueprint.get("/<sender:sender>", merge_slashes=False)
 def transcript(sender: str) -> Any:
     """``{"sender", "turns": [{"message", "reply", "intent", "confidence", "generated"}, ...]}``."""
+    if "\ufffd" in sender and not _path_is_utf8():
+        # Werkzeug decodes the path with replacement characters: "%FF" and "%C0" would both
+        # read the conversation of "\ufffd".
+        raise ApiError(400, "invalid_field", "field 'sender' is not valid Unicode text")
     # the same checks (blank, length, valid Unicode) and messages as the chat route's field
     sender = text_field({"sender": sender}, "sender", "MAX_SENDER_LENGTH")
     with leased() as assistant:
@@ -59,3 +64,19 @@ def transcript(sender: str) -> Any:
             ],
         }
     )
+
+
+def _path_is_utf8() -> bool:
+    """Whether the request's path, as the client sent it, is UTF-8: the raw request target
+    (``RAW_URI`` or ``REQUEST_URI``, which gunicorn and Werkzeug set) percent-decoded, else
+    ``PATH_INFO`` (WSGI hands its bytes over as Latin-1)."""
+    environ = request.environ
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    try:
+        if target:
+            unquote_to_bytes(target.split("?", 1)[0]).decode("utf-8")
+        else:
+            environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return True

@@ -31,6 +31,9 @@ access_log = logging.getLogger("legacy_assistant.access")
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 UNMATCHED_ROUTE = "<unmatched>"
+# The methods the metrics name; any other verb a client sends is counted as OTHER_METHOD.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+OTHER_METHOD = "other"
 
 blueprint = GuardedBlueprint("observability", __name__, access=Access.PUBLIC)
 
@@ -74,9 +77,8 @@ def register(app: Flask) -> None:
         rid = g.get("request_id") or ids.next()
         response.headers[REQUEST_ID_HEADER] = rid
         rule = request.url_rule
-        recorder.request(
-            rule.rule if rule is not None else UNMATCHED_ROUTE, request.method, response.status_code, seconds
-        )
+        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD  # no label per made-up verb
+        recorder.request(rule.rule if rule is not None else UNMATCHED_ROUTE, method, response.status_code, seconds)
         if current_app.config["ACCESS_LOG"]:
             access_log.info(
                 "%s %s %d %.2fms id=%s",

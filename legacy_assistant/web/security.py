@@ -192,9 +192,11 @@ def register(app: Flask) -> None:
     def _cors(response: Response) -> Response:
         origins = current_app.config["CORS_ORIGINS"]
         if origins:
+            # Every answer depends on the Origin once origins are listed: a shared cache must not
+            # hand one without Access-Control-Allow-Origin to a listed origin.
+            response.vary.add("Origin")
             origin = request.headers.get("Origin")
             if origin and origin in origins and "Access-Control-Allow-Origin" not in response.headers:
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
-                response.vary.add("Origin")
         return response
