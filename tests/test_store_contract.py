@@ -236,6 +236,46 @@ def test_redis_without_idle_time_sets_no_expiry(make_redis_store):
     assert [store._client.pttl(store._key(kind, "a")) for kind in ("state", "turns")] == [-1, -1]  # -1: no expiry
 
 
+def test_redis_idle_time_switched_off_keeps_the_history_as_well_as_the_state(make_redis_store):
+    """A conversation saved under an idle time, then saved again by a server whose idle time is 0."""
+    before, after = make_redis_store(ttl_seconds=3600), make_redis_store(ttl_seconds=0)
+    before.save("a", ConversationState(turns=1), turn("one"))
+    after.save("a", ConversationState(turns=2), turn("two"))
+    assert [after._client.pttl(after._key(kind, "a")) for kind in ("state", "turns")] == [-1, -1]
+
+
+def test_redis_unlocked_saves_that_start_a_conversation_at_once_keep_every_turn(make_redis_store):
+    """Two save() calls outside conversation() both see a new conversation: the one that commits
+    second must not delete the first one's turn as an expired history."""
+    stores = [make_redis_store() for _ in range(4)]
+    for trial in range(40):
+        sender = f"fresh-{trial}"
+        barrier = threading.Barrier(len(stores))
+
+        def save(index, sender=sender, barrier=barrier):
+            barrier.wait()
+            stores[index].save(sender, ConversationState(turns=1), turn(f"t{index}"))
+
+        threads = [threading.Thread(target=save, args=(i,)) for i in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(t.message for t in stores[0].history(sender)) == ["t0", "t1", "t2", "t3"], trial
+
+
+def test_redis_value_that_is_not_a_conversation_is_a_store_error(make_redis_store):
+    from legacy_assistant.errors import StoreError
+
+    store = make_redis_store()
+    store._client.set(store._key("state", "x"), "not json")
+    store._client.rpush(store._key("turns", "x"), '{"message": 1}')
+    with pytest.raises(StoreError, match="not readable"):
+        store.load("x")
+    with pytest.raises(StoreError, match="not readable"):
+        store.history("x")
+
+
 def test_redis_forgets_idle_conversations_itself(make_redis_store):
     """The one real wait: Redis, not this code, expires the keys (a key read past its expiry
     is gone, however busy the machine)."""

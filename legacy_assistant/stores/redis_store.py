@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "legacy-assistant:"
 LOCK_TIMEOUT_SECONDS = 10.0  # a lock whose holder died is freed after this long
 LOCK_WAIT_SECONDS = 10.0
+SAVE_ATTEMPTS = 20  # an unlocked save retried when a concurrent one changed the conversation
 
 
 class RedisStore:
@@ -86,6 +87,17 @@ class RedisStore:
         except redis.RedisError as exc:
             raise StoreError(f"Redis conversation store: {what} failed: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _unreadable(self, sender: str) -> Iterator[None]:
+        """A stored value that is not this store's JSON (another program's key, a damaged
+        value) is a StoreError, answered 503 like any store failure, not a crash."""
+        try:
+            yield
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StoreError(
+                f"Redis conversation store: the stored conversation of {sender!r} is not readable: {exc}"
+            ) from exc
+
     def _key(self, kind: str, sender: str) -> str:
         return f"{self.prefix}{kind}:{sender}"
 
@@ -94,7 +106,8 @@ class RedisStore:
             raw = self._client.get(self._key("state", sender))
         if raw is None:
             return ConversationState()
-        return ConversationState.from_dict(json.loads(raw))
+        with self._unreadable(sender):
+            return ConversationState.from_dict(json.loads(raw))
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         import redis
@@ -107,37 +120,47 @@ class RedisStore:
             f"conversation {sender!r}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
             "was saved, so another request may have moved it on; the turn was not saved"
         )
-        with self._errors("save"), self._client.pipeline(transaction=True) as pipe:
-            if lock is not None:
-                # inside conversation(): save only while the lock is still ours, in one transaction
-                pipe.watch(lock.name)  # the pipeline runs commands at once until multi()
-                stored = pipe.get(lock.name)
-                if isinstance(stored, str):  # a client that decodes responses
-                    stored = stored.encode("utf-8")
-                if stored != lock.local.token:
-                    raise expired
-                fresh = not pipe.exists(state_key)
-            else:
-                fresh = not self._client.exists(state_key)
-            pipe.multi()
-            if fresh:
-                pipe.delete(turns_key)  # an expired conversation starts afresh
-            pipe.set(state_key, json.dumps(state.to_dict()), px=ttl_ms or None)
-            pipe.rpush(turns_key, json.dumps(turn.to_dict()))
-            pipe.ltrim(turns_key, -self.max_turns, -1)
-            if ttl_ms:
-                pipe.pexpire(turns_key, ttl_ms)
-            try:
-                pipe.execute()
-            except redis.WatchError:
-                raise expired from None
+        with self._errors("save"):
+            for _ in range(SAVE_ATTEMPTS):
+                with self._client.pipeline(transaction=True) as pipe:
+                    if lock is not None:
+                        # inside conversation(): save only while the lock is still ours, in one transaction
+                        pipe.watch(lock.name)  # the pipeline runs commands at once until multi()
+                        stored = pipe.get(lock.name)
+                        if isinstance(stored, str):  # a client that decodes responses
+                            stored = stored.encode("utf-8")
+                        if stored != lock.local.token:
+                            raise expired
+                    else:
+                        # unlocked: a concurrent save that starts the conversation retries this one,
+                        # which would otherwise delete that save's turn as an expired history
+                        pipe.watch(state_key)
+                    fresh = not pipe.exists(state_key)
+                    pipe.multi()
+                    if fresh:
+                        pipe.delete(turns_key)  # an expired conversation starts afresh
+                    pipe.set(state_key, json.dumps(state.to_dict()), px=ttl_ms or None)
+                    pipe.rpush(turns_key, json.dumps(turn.to_dict()))
+                    pipe.ltrim(turns_key, -self.max_turns, -1)
+                    if ttl_ms:
+                        pipe.pexpire(turns_key, ttl_ms)
+                    else:
+                        pipe.persist(turns_key)  # an idle time set to 0 since the last save: keep both
+                    try:
+                        pipe.execute()
+                        return
+                    except redis.WatchError:
+                        if lock is not None:
+                            raise expired from None
+            raise StoreError(f"conversation {sender!r}: other saves kept changing it; the turn was not saved")
 
     def history(self, sender: str) -> list[Turn]:
         with self._errors("history"):
             if not self._client.exists(self._key("state", sender)):
                 return []
             rows = self._client.lrange(self._key("turns", sender), 0, -1)
-        return [Turn.from_dict(json.loads(raw)) for raw in rows]
+        with self._unreadable(sender):
+            return [Turn.from_dict(json.loads(raw)) for raw in rows]
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
