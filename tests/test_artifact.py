@@ -64,6 +64,58 @@ def test_missing_manifest_and_missing_dir(model_copy, tmp_path):
     refuse(model_copy, "not a legacy-assistant model directory")
 
 
+def _rewrite(root, change):
+    """Edit the manifest and digest it again: a change its checksum cannot catch."""
+    from legacy_assistant.artifacts.directory import manifest_digest, write_json
+
+    manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    change(manifest)
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(root / MANIFEST, manifest)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m["featurizer"]["vocabulary"].__setitem__(0, 7), "vocabulary term #0 must be a non-empty string"),
+        (lambda m: m["classes"].__setitem__(0, 3), "classes must be a list of non-empty names"),
+    ],
+)
+def test_manifest_fields_of_the_wrong_type_are_refused_in_one_line(model_copy, change, message, capsys):
+    from legacy_assistant.cli import main
+
+    _rewrite(model_copy, change)
+    refuse(model_copy, message)
+    for argv in (["info", str(model_copy)], ["info", str(model_copy), "--no-load"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "inconsistent manifest" in err[0] and message in err[0], err
+
+
+def test_a_folder_with_neither_manifest_is_named_as_such_by_every_command(tmp_path, capsys):
+    from legacy_assistant.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv in (["info", str(empty)], ["golden", str(empty), "--check"], ["migrate", str(empty), "--out", "x"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert "neither assistant.json (an intent model) nor responder.json (a responder)" in err, (argv, err)
+
+
+@pytest.mark.parametrize("cases", [[], "nan"])
+def test_a_classifier_golden_file_that_could_not_fail_is_refused(cases, tmp_path):
+    from legacy_assistant.classifier.golden import read_golden
+
+    golden = {"cases": []}
+    if cases == "nan":
+        golden["cases"] = [{"text": "hi", "intent": "greeting", "probabilities": {"greeting": float("nan")}}]
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(golden), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="no golden cases" if cases == [] else "finite numbers"):
+        read_golden(path)
+
+
 def test_unlisted_file_in_saved_model_is_refused(model_copy):
     (model_copy / "saved_model" / "extra.pb").write_bytes(b"x")
     refuse(model_copy, "extra.pb: unexpected file")

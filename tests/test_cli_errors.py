@@ -31,7 +31,7 @@ def _one_error_line(capsys) -> str:
     ("content", "expected"),
     [
         ("truncated", "invalid JSON at line"),
-        ('{"cases": [{"text": "hi"}]}', "case 1: expected 'text', 'intent' and numeric 'probabilities'"),
+        ('{"cases": [{"text": "hi"}]}', "case 1: expected 'text', 'intent' and 'probabilities' of finite numbers"),
         ('["not", "an", "object"]', "not a golden file"),
     ],
 )

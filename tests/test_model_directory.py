@@ -223,6 +223,17 @@ def test_a_destination_that_cannot_take_a_model_is_refused_before_any_work(tmp_p
     a_file.write_text("mine", encoding="utf-8")
     with pytest.raises(ArtifactError, match="is a file, not a model directory"):
         check_destination(a_file, force=True)
+    with pytest.raises(ArtifactError, match="is a file, not a model directory"):  # not "pass --force"
+        check_destination(a_file, force=False)
+    # a link, to a model or to nothing: the swap that writes the model would replace the link itself
+    (tmp_path / "link").symlink_to(existing)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for link in ("link", "dangling"):
+        for force in (False, True):
+            with pytest.raises(ArtifactError, match="is a symbolic link"):
+                check_destination(tmp_path / link, force=force)
+    (tmp_path / "link").unlink()
+    (tmp_path / "dangling").unlink()
     with pytest.raises(ArtifactError, match="cannot write there"):
         check_destination(a_file / "m", force=False)
     if Path("/proc/self").exists():  # a file system nobody may write, root included

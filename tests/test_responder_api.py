@@ -153,12 +153,52 @@ def test_altered_manifest_is_refused(model_copy):
         (lambda m: m["spec"].__setitem__("decoder_units", "wide"), "decoder_units"),
         (lambda m: m["vocabulary"]["tokens"].__setitem__(0, "<blank>"), "special tokens"),
         (lambda m: m.pop("spec"), "missing 'spec'"),
+        (lambda m: m.__setitem__("runtime", "tf3"), "unknown runtime 'tf3'"),
     ],
 )
 def test_inconsistent_manifest_is_refused(model_copy, change, message):
     _rewrite_manifest(model_copy, change)
     with pytest.raises(ArtifactError, match=message):
         verify_responder(model_copy)
+
+
+def test_a_manifest_spec_other_than_the_saved_models_is_refused_at_load(model_copy):
+    """Its limits decide every request: a longer max_reply_tokens would ask the graph for more."""
+    _rewrite_manifest(model_copy, lambda m: m["spec"].update(max_reply_tokens=3, decoder_units=9))
+    verify_responder(model_copy)  # consistent in itself
+    with pytest.raises(ArtifactError, match="spec differs from the SavedModel's in decoder_units, max_reply_tokens"):
+        Responder.load(model_copy)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.__setitem__("summary", []),
+        lambda m: m["summary"].__setitem__("seconds", "long"),
+        lambda m: m.__setitem__("versions", ["tf"]),
+        lambda m: m.__setitem__("source", []),
+    ],
+)
+def test_info_on_a_manifest_with_edited_descriptive_fields_is_one_error_line(model_copy, change, capsys):
+    from legacy_assistant.cli import main
+
+    _rewrite_manifest(model_copy, change)
+    assert main(["info", str(model_copy), "--no-load"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {model_copy / MANIFEST}: a field does not hold"), err
+
+
+@pytest.mark.parametrize("cases", [[], "nan"])
+def test_a_golden_file_that_could_not_fail_is_refused(model_copy, cases, tmp_path):
+    from legacy_assistant.responder.golden import read_golden
+
+    golden = {"mode": "greedy", "cases": []}
+    if cases == "nan":
+        golden["cases"] = [{"context": ["hi"], "condition": "joy", "reply": "x", "ids": [5], "log_prob": float("nan")}]
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(golden), encoding="utf-8")  # NaN as JSON's NaN extension
+    with pytest.raises(ArtifactError, match="no golden cases" if cases == [] else "finite numeric 'log_prob'"):
+        read_golden(path)
 
 
 # --- replies ----------------------------------------------------------------------------------

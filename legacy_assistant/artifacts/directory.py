@@ -158,22 +158,26 @@ def check_destination(
 ) -> None:
     """Refuse, before any work, a destination a model directory cannot be written to: an
     existing path without ``force``, an existing file (even with ``force``: it is not a model
-    directory), a folder that holds files but no model (``force`` replaces models only: it
+    directory), a symbolic link (the swap would replace the link), a folder that holds files but no model (``force`` replaces models only: it
     would delete them), a folder that holds one of ``inputs`` (the command's own input files,
     which replacing it would delete), or a place whose nearest existing folder is missing or not
     writable. A folder with one of ``manifests`` is a model directory."""
     target = Path(out_dir)
-    manifests = tuple(manifests)
+    manifests = tuple(dict.fromkeys(manifests))
     if not str(out_dir).strip():
         raise ArtifactError("the output directory is an empty path: name a directory")
+    if target.is_symlink():  # the swap that writes a model would replace the link, not its target
+        raise ArtifactError(
+            f"{target} is a symbolic link (to {os.readlink(target)}): name the directory itself as the destination"
+        )
     for source in inputs:
         resolved = Path(source).resolve()
         if target.resolve() in (resolved, *resolved.parents):
             raise ArtifactError(f"{target} holds {source}, an input of this command: choose another destination")
-    if target.exists() and not force:
-        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
     if target.exists() and not target.is_dir():
         raise ArtifactError(f"{target} is a file, not a model directory: choose another destination")
+    if target.exists() and not force:
+        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
     if target.is_dir() and any(target.iterdir()) and not any((target / name).is_file() for name in manifests):
         raise ArtifactError(
             f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "

@@ -127,12 +127,14 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
     try:
         featurizer = Featurizer.from_dict(manifest["featurizer"])
         classes = manifest["classes"]
+        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+            raise ValueError("classes must be a list of non-empty names")
         if (
             len(classes) != manifest["network"]["n_classes"]
             or featurizer.n_features != manifest["network"]["n_features"]
         ):
             raise ValueError("classes or vocabulary do not match the network's shape")
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
     if manifest.get("runtime", "compat") not in RUNTIMES:
         raise ArtifactError(f"{manifest_path}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")

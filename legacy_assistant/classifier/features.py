@@ -106,6 +106,9 @@ class Featurizer:
     def __init__(self, config: FeatureConfig, vocabulary: Sequence[str], idf: Sequence[float] | None = None) -> None:
         self.config = config
         self.vocabulary = list(vocabulary)
+        for number, term in enumerate(self.vocabulary):
+            if not isinstance(term, str) or not term:
+                raise ConfigError(f"vocabulary term #{number} must be a non-empty string, got {term!r}")
         self.index = {term: i for i, term in enumerate(self.vocabulary)}
         if len(self.index) != len(self.vocabulary):
             raise ConfigError("vocabulary holds duplicate terms")

@@ -7,6 +7,7 @@ where ``intent`` is the top of the raw ranking (as ``/api/v1/parse`` reports it)
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,16 @@ def read_golden(path: str | Path) -> dict[str, Any]:
             or not isinstance(case.get("text"), str)
             or not isinstance(case.get("intent"), str)
             or not isinstance(probabilities, dict)
-            or not all(isinstance(p, (int, float)) for p in probabilities.values())
+            or not all(_finite(p) for p in probabilities.values())
         ):
-            raise ArtifactError(f"{path}: case {number}: expected 'text', 'intent' and numeric 'probabilities'")
+            raise ArtifactError(
+                f"{path}: case {number}: expected 'text', 'intent' and 'probabilities' of finite numbers"
+            )
+    if not golden["cases"]:  # no case would pass every check
+        raise ArtifactError(f"{path}: no golden cases: a check against it could not fail")
     return golden
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is not NaN or infinite (a NaN would compare as no difference at all)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

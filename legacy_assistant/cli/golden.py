@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from legacy_assistant.cli.arguments import non_negative_number
+from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
-RESPONDER_MANIFEST = "responder.json"  # legacy_assistant.responder.artifact.MANIFEST
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (Path(args.model) / RESPONDER_MANIFEST).is_file():
+    if is_responder(args.model):
         return run_responder(args)
     if args.contexts:
         raise AssistantError(f"{args.model}: --contexts is for a responder directory (with {RESPONDER_MANIFEST})")

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-RESPONDER_MANIFEST = "responder.json"  # legacy_assistant.responder.artifact.MANIFEST
+from legacy_assistant.cli.model_kind import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST, is_responder
+from legacy_assistant.errors import ArtifactError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,11 +21,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (Path(args.model) / RESPONDER_MANIFEST).is_file():
-        return run_responder(args)
+    responder = is_responder(args.model)
+    show = run_responder if responder else run_classifier
+    try:
+        return show(args)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # a manifest whose checksum holds but whose descriptive fields were edited into other types
+        manifest = RESPONDER_MANIFEST if responder else CLASSIFIER_MANIFEST
+        raise ArtifactError(
+            f"{Path(args.model) / manifest}: a field does not hold what it should ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    """What an intent model directory holds: intents, features, network, training."""
+    from legacy_assistant.artifacts.directory import load_consistently
     from legacy_assistant.classifier.artifact import verify_artifact
 
-    info = verify_artifact(args.model)
+    # verified again if it was being replaced meanwhile, as a load is
+    info = load_consistently(args.model, lambda: verify_artifact(args.model), manifest_name=CLASSIFIER_MANIFEST)
     if not args.no_load:
         from legacy_assistant.classifier.predictor import Predictor
 
@@ -82,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_responder(args: argparse.Namespace) -> int:
     """What a responder directory holds: vocabulary, conditions, network, training, perplexity."""
+    from legacy_assistant.artifacts.directory import load_consistently
     from legacy_assistant.responder.artifact import verify_responder
 
-    info = verify_responder(args.model)
+    info = load_consistently(args.model, lambda: verify_responder(args.model), manifest_name=RESPONDER_MANIFEST)
     if not args.no_load:
         from legacy_assistant.responder.responder import Responder
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from legacy_assistant.cli.arguments import non_negative_number, whole_number
 from legacy_assistant.errors import AssistantError
@@ -43,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from compat.selection import RuntimeConflict
     from legacy_assistant.classifier.migration import migrate_artifact
-    from legacy_assistant.responder.artifact import MANIFEST as RESPONDER_MANIFEST
+    from legacy_assistant.cli.model_kind import is_responder
 
-    if (Path(args.model) / RESPONDER_MANIFEST).is_file():
+    if is_responder(args.model):
         return _run_responder(args)
     try:
         report = migrate_artifact(args.model, args.out, force=args.force, probes=args.probes, tolerance=args.tolerance)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compat.selection import RUNTIMES
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
     SAVED_MODEL_DIR,
@@ -195,6 +196,8 @@ def verify_responder(path: str | Path) -> ResponderInfo:
             f"{where}: inconsistent manifest: the spec's vocab_size {spec.vocab_size} and n_conditions "
             f"{spec.n_conditions} do not match the vocabulary ({len(vocabulary)}) and conditions ({len(conditions)})"
         )
+    if manifest.get("runtime", "compat") not in RUNTIMES:
+        raise ArtifactError(f"{where}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")
     if not (root / SAVED_MODEL_DIR / "saved_model.pb").is_file():
         raise ArtifactError(f"{root / SAVED_MODEL_DIR}: no saved_model.pb")
     return ResponderInfo(root, manifest, vocabulary, tuple(conditions), spec)

@@ -19,6 +19,7 @@ one string for a one-turn context.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -147,9 +148,12 @@ def read_golden(path: str | Path) -> dict[str, Any]:
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in case["ids"])
             or isinstance(case.get("log_prob"), bool)
             or not isinstance(case.get("log_prob"), (int, float))
+            or not math.isfinite(case["log_prob"])  # a NaN would compare as no difference at all
         ):
             raise ArtifactError(
                 f"{path}: case {number}: expected 'context' (list of strings), 'condition', 'reply', "
-                "'ids' (list of integers) and a numeric 'log_prob'"
+                "'ids' (list of integers) and a finite numeric 'log_prob'"
             )
+    if not golden["cases"]:  # no case would pass every check
+        raise ArtifactError(f"{path}: no golden cases: a check against it could not fail")
     return golden

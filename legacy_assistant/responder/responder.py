@@ -103,6 +103,11 @@ class Responder:
                 f"{info.path}: the SavedModel's shape ({model.vocab_size} tokens, {model.n_conditions} conditions) "
                 f"does not match {MANIFEST} ({len(info.vocabulary)}, {len(info.conditions)})"
             )
+        if model.spec != info.spec:  # the manifest's limits (reply length, turns) decide every request
+            differing = sorted(k for k, v in info.spec.to_dict().items() if model.spec.to_dict().get(k) != v)
+            raise ArtifactError(
+                f"{info.path}: {MANIFEST}'s spec differs from the SavedModel's in {', '.join(differing)}"
+            )
         self.info = info
         self.vocabulary = info.vocabulary
         self.conditions = info.conditions

@@ -185,8 +185,7 @@ class MicroBatcher(Generic[Item, Result]):
         except BaseException as exc:  # KeyboardInterrupt, SystemExit: release the followers first
             interrupted = exc
             outcomes = [
-                (None, BatcherClosed(f"{self.name}: the batch was interrupted ({type(exc).__name__})"))
-                for _ in batch
+                (None, BatcherClosed(f"{self.name}: the batch was interrupted ({type(exc).__name__})")) for _ in batch
             ]
         with self._lock:
             self._running_thread = None

@@ -1,0 +1,29 @@
+"""Which kind of model directory a command was given: an intent model or a responder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from legacy_assistant.errors import ArtifactError
+
+CLASSIFIER_MANIFEST = "assistant.json"  # legacy_assistant.classifier.artifact.MANIFEST
+RESPONDER_MANIFEST = "responder.json"  # legacy_assistant.responder.artifact.MANIFEST
+
+
+def is_responder(path: str | Path) -> bool:
+    """Whether ``path`` holds a responder (its manifest), else an intent model. A directory
+    with neither manifest is refused here, naming both, rather than later as a classifier
+    whose ``assistant.json`` is missing."""
+    root = Path(path)
+    if (root / RESPONDER_MANIFEST).is_file():
+        return True
+    if (root / CLASSIFIER_MANIFEST).is_file():
+        return False
+    if root.exists() and not root.is_dir():
+        raise ArtifactError(f"{root}: a file, not a model directory")
+    if not root.is_dir():
+        raise ArtifactError(f"model directory not found: {root}")
+    raise ArtifactError(
+        f"{root}: neither {CLASSIFIER_MANIFEST} (an intent model) nor {RESPONDER_MANIFEST} (a responder): "
+        "not a legacy-assistant model directory"
+    )
