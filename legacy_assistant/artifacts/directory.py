@@ -158,10 +158,11 @@ def check_destination(
 ) -> None:
     """Refuse, before any work, a destination a model directory cannot be written to: an
     existing path without ``force``, an existing file (even with ``force``: it is not a model
-    directory), a symbolic link (the swap would replace the link), a folder that holds files but no model (``force`` replaces models only: it
-    would delete them), a folder that holds one of ``inputs`` (the command's own input files,
-    which replacing it would delete), or a place whose nearest existing folder is missing or not
-    writable. A folder with one of ``manifests`` is a model directory."""
+    directory), a symbolic link (the swap would replace the link), a folder that holds files
+    but no model (``force`` replaces models only: it would delete them), a folder that holds
+    one of ``inputs`` (the command's own input files, which replacing it would delete), or a
+    place whose nearest existing folder is missing or not writable. A folder with one of
+    ``manifests`` is a model directory."""
     target = Path(out_dir)
     manifests = tuple(dict.fromkeys(manifests))
     if not str(out_dir).strip():
