@@ -183,3 +183,19 @@ def test_a_model_refused_for_its_shape_is_closed(tiny_model_dir, monkeypatch):
     with pytest.raises(ArtifactError, match="does not match assistant.json"):
         Predictor.load(tiny_model_dir)
     assert len(loaded) == 1 and loaded[0].closed
+
+
+def test_a_manifest_listing_files_outside_the_directory_is_refused(model_copy, tmp_path):
+    """A re-digested manifest must not make the loader read (or hash) files elsewhere."""
+    from legacy_assistant.artifacts.directory import sha256_file
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("elsewhere", encoding="utf-8")
+    digest = sha256_file(outside)
+    for listed in (str(outside), "../outside.txt", "saved_model/../../outside.txt"):
+        _rewrite(model_copy, lambda m, listed=listed: m["files"].__setitem__(listed, digest))
+        refuse(model_copy, "a file outside the model directory")
+        _rewrite(model_copy, lambda m, listed=listed: m["files"].pop(listed))
+    (model_copy / "linked.txt").symlink_to(outside)
+    _rewrite(model_copy, lambda m: m["files"].__setitem__("linked.txt", digest))
+    refuse(model_copy, "linked.txt: a link to a file outside the model directory")

@@ -307,11 +307,20 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{manifest_path}: lists no files")
+    inside = root.resolve()
     for relative, expected_sha in sorted(files.items()):
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise ArtifactError(f"{manifest_path}: lists {relative!r}, a file outside the model directory")
         file_path = root / relative
         if not file_path.is_file():
             raise ArtifactError(f"{file_path}: missing from the model directory")
-        if sha256_file(file_path) != expected_sha:
+        if inside not in file_path.resolve().parents:  # a link that leads out of the directory
+            raise ArtifactError(f"{file_path}: a link to a file outside the model directory")
+        try:
+            digest = sha256_file(file_path)
+        except OSError as exc:
+            raise ArtifactError(f"{file_path}: cannot be read ({exc.strerror or exc})") from None
+        if digest != expected_sha:
             raise ArtifactError(f"{file_path}: altered or truncated: sha256 does not match {manifest_name}")
     saved_model = root / SAVED_MODEL_DIR
     present = (
