@@ -1,5 +1,6 @@
 """Every route through Flask's test client, good and malformed requests alike."""
 import codecs
+import gzip
 import json
 import re
 
@@ -130,6 +131,17 @@ def test_malformed_bodies_get_json_400(client, url, field):
     assert_error(post(client, url, data=utf16[2:], content_type="application/json"), 400, "invalid_json")
     with_bom = codecs.BOM_UTF8 + json.dumps(full_body(url, field, "hello")).encode("utf-8")
     assert post(client, url, data=with_bom, content_type="application/json").status_code == 200
+    plain = json.dumps(full_body(url, field, "hello")).encode("utf-8")
+    gzipped = client.post(url, data=gzip.compress(plain), content_type="application/json",
+                          headers={"Content-Encoding": "gzip"})
+    assert_error(gzipped, 415, "unsupported_media_type")
+    assert "Content-Encoding 'gzip'" in gzipped.get_json()["error"]["message"]
+    identity = client.post(url, data=plain, content_type="application/json", headers={"Content-Encoding": "identity"})
+    assert identity.status_code == 200
+    huge = ('{"%s": ' % field) + "9" * 5000 + "}"  # valid JSON, an integer Python will not read
+    response = post(client, url, data=huge)
+    assert_error(response, 400, "invalid_json")
+    assert "cannot read" in response.get_json()["error"]["message"]
 
 
 def test_chat_sender_is_validated(client):

@@ -137,6 +137,11 @@ def json_object() -> dict[str, Any]:
     """The request body as a JSON object, or an :class:`ApiError` that says why not."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):  # a gzip body would otherwise be "not UTF-8", a plain one read as is
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not supported: send the body uncompressed"
+        )
     _refuse_streamed_body_over_limit()
     data = request.get_data(cache=True)
     # JSON on the wire is UTF-8 (RFC 8259), which may start with a byte order mark that a parser
@@ -151,8 +156,10 @@ def json_object() -> dict[str, Any]:
         body = json.loads(text)
     except RecursionError:  # json gives up on very deep nesting with RecursionError, not ValueError
         raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
-    except ValueError:
+    except json.JSONDecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    except ValueError as exc:  # valid JSON Python refuses: an integer of more than 4,300 digits
+        raise ApiError(400, "invalid_json", f"the request body holds a value this server cannot read: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return body
