@@ -323,11 +323,38 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
     assert responder.check_request(["hello there"], "joy", "sample", 7) is None
 
 
-def test_bad_decoding_options_are_refused():
-    with pytest.raises(RequestError, match="temperature"):
-        DecodingOptions(temperature=0)
-    with pytest.raises(RequestError, match="beam_width"):
-        DecodingOptions(beam_width=0)
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"temperature": 0}, "temperature must be above 0"),
+        ({"beam_width": 0}, "beam_width must be a whole number"),
+        # refused here, not at the first request's decode
+        ({"beam_width": 2.5}, "beam_width must be a whole number from 1 to 2147483647, got 2.5"),
+        ({"beam_width": "5"}, "beam_width must be a whole number"),
+        ({"n_samples": True}, "n_samples must be a whole number"),
+        ({"max_length": 10**12}, "max_length must be a whole number from 1 to 2147483647"),
+        ({"temperature": "hot"}, "temperature must be a finite number, got 'hot'"),
+        ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
+    ],
+)
+def test_bad_decoding_options_are_refused(options, message):
+    with pytest.raises(RequestError, match=message):
+        DecodingOptions(**options)
+
+
+@pytest.mark.parametrize(
+    "contexts, conditions, message",
+    [
+        (None, None, "contexts must be a list"),
+        ((c for c in [["hi"]]), None, "contexts must be a list"),
+        ("hello", None, "contexts must be a list"),
+        ([["hi"]], 5, "conditions must be a list"),
+        ([["hi"]], "joy", "conditions must be a list"),  # not three conditions 'j', 'o', 'y'
+    ],
+)
+def test_respond_batch_refuses_arguments_of_the_wrong_kind(responder, contexts, conditions, message):
+    with pytest.raises(RequestError, match=message):
+        responder.respond_batch(contexts, conditions)
 
 
 def test_many_threads_share_one_responder(responder):

@@ -282,6 +282,33 @@ def test_chatterbot_never_constructs_tagged_objects(tmp_path):
     assert dialogues[0].turns[0].text == "hello"  # a tagged scalar is only its text
 
 
+def test_chatterbot_character_yaml_refuses_is_one_problem_with_its_line(tmp_path):
+    corpus = tmp_path / "nul.yml"
+    corpus.write_bytes(b"conversations:\n- - hi\n  - hel\x00lo\n")
+    with pytest.raises(DataError) as raised:
+        read_chatterbot(corpus, strict=False)  # the file as a whole cannot be read: no skipping helps
+    assert raised.value.problems == ["line 3: invalid YAML: unacceptable character #x0000"]
+
+
+def test_chatterbot_aliases_are_refused_so_a_small_file_cannot_stand_for_millions_of_turns(tmp_path):
+    turns = "\n".join(f"  - &t{i} turn {i}" for i in range(2))
+    bomb = "conversations:\n- &c\n" + turns + "\n" + "".join("- *c\n" for _ in range(3))
+    bomb += "- - *t0\n  - fine\n- - one\n  - two\n"
+    corpus = _write(tmp_path / "bomb.yml", bomb)
+    with pytest.raises(DataError) as raised:
+        read_chatterbot(corpus)
+    assert len(raised.value.problems) == 4 and all("uses a YAML alias" in p for p in raised.value.problems)
+    kept = read_chatterbot(corpus, strict=False)
+    assert [[t.text for t in d.turns] for d in kept] == [["turn 0", "turn 1"], ["one", "two"]]
+
+
+def test_topical_chat_file_with_a_byte_order_mark_is_read(tmp_path):
+    data = {"t_one": {"content": [_topical_turn("hi", "Happy", "agent_1"), _topical_turn("hey", "Sad", "agent_2")]}}
+    corpus = tmp_path / "bom.json"
+    corpus.write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode("utf-8"))
+    assert [t.text for t in read_corpus(corpus)[0].turns] == ["hi", "hey"]
+
+
 # --- layout detection -------------------------------------------------------------------------
 
 

@@ -315,6 +315,31 @@ def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
     ]
 
 
+def test_a_condition_the_model_does_not_know_is_one_line_naming_the_dialogue(model, tmp_path):
+    corpus = tmp_path / "other.jsonl"
+    surprised = json.dumps([{"text": HELD_OUT[1], "condition": "neutral"}, {"text": "wow", "condition": "surprise"}])
+    corpus.write_text(dialogue_line(HELD_OUT[0], "joy") + "\n" + surprised + "\n", encoding="utf-8")
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(corpus), *SMALL])
+    assert status == 1
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        f"error: {corpus}:2: condition 'surprise' is not one of the model's: neutral, anger, joy, fear, sadness"
+    ]
+
+
+def test_too_few_dialogues_to_hold_any_out_leave_the_classifier_unmeasured(model, tmp_path):
+    corpus = tmp_path / "one.jsonl"
+    corpus.write_text(dialogue_line(HELD_OUT[0], "joy") + "\n", encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    status, printed, err = _run(
+        ["evaluate-responder", str(model["dir"]), str(corpus), *SMALL, "--train-corpus", str(model["corpus"]),
+         "--out", str(report_path)]
+    )
+    assert status == 0, err[-2000:]
+    assert "not measured (no dialogue could be held out for it)" in printed
+    classifier = json.loads(report_path.read_text())["conditions"]["classifier"]
+    assert classifier["accuracy"] is None and classifier["held_out_turns"] == 0
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

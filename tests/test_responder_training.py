@@ -217,6 +217,30 @@ def test_resume_refuses_other_settings_or_other_data(tmp_path):
         train_responder(dialogues, config, resume=True)
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run, state: state.update(epoch="x"), "field 'epoch' holds 'x'"),
+        (lambda run, state: state.update(best_loss=[1]), "field 'best_loss' holds"),
+        (lambda run, state: run.update(conditions="neutral"), "'conditions' is not a list of names"),
+    ],
+)
+def test_resume_refuses_an_edited_state_or_run_file_in_one_line(tmp_path, damage, message):
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=1)
+    directory = tmp_path / "run"
+    train_responder(dialogues, config, checkpoint_dir=directory)
+    run_path = directory / "run.json"
+    state_path = max(directory.glob("state-*.json"))
+    run, state = json.loads(run_path.read_text()), json.loads(state_path.read_text())
+    damage(run, state)
+    run_path.write_text(json.dumps(run))
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(TrainingError, match=message) as raised:
+        train_responder(dialogues, config.with_overrides(epochs=2), checkpoint_dir=directory, resume=True)
+    assert "\n" not in str(raised.value) and "checkpoint directory" in str(raised.value)
+
+
 def test_a_run_killed_before_its_first_checkpoint_resumes_like_a_fresh_one(tmp_path):
     """Only run.json was written: the resumed run starts from the reply prior, as a fresh run does."""
     dialogues = _random_dialogues(12, seed=3)

@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.errors import AssistantError, ConfigError, DataError
     from legacy_assistant.responder.evaluation import (
         EvaluationSettings,
         corpus_role,
@@ -142,7 +142,10 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"--conditions: unknown {', '.join(unknown)}; the model knows {', '.join(responder.conditions)}"
                 )
-        report = evaluate_responder(responder, dialogues, settings, train_dialogues)
+        try:
+            report = evaluate_responder(responder, dialogues, settings, train_dialogues)
+        except DataError as exc:  # a dialogue the model cannot be scored on: one line naming it
+            raise AssistantError(f"{exc.source}: {exc.problems[0] if exc.problems else exc}") from None
     report["data"].update(
         corpora=[str(p) for p in args.corpora],
         format=args.format,

@@ -17,7 +17,7 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     """The decoded JSON of ``path``; a missing, unreadable or invalid file raises ``error(problem)``
     where ``problem`` says what went wrong (with line and column for invalid JSON)."""
     try:
-        raw = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_text(encoding="utf-8-sig")  # a byte order mark, which RFC 8259 lets a parser ignore
     except (FileNotFoundError, IsADirectoryError):
         raise error(absent_file_problem(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -324,9 +324,13 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
         raise DataError(source, ["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(source, [f"cannot read file: {exc}"]) from None
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # checks the characters: a NUL is refused here already
         root = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise DataError(source, [f"line {line}: invalid YAML: unacceptable character #x{exc.character:04x}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -334,7 +338,8 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
     except RecursionError:
         raise DataError(source, ["invalid YAML: nested too deeply"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         raise DataError(source, ["empty file: expected a 'conversations' list"])
     conversations = _mapping_value(root, "conversations") if isinstance(root, yaml.MappingNode) else None
@@ -343,8 +348,15 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
         raise DataError(source, [f"line {line}: expected a mapping with a 'conversations' list of conversations"])
     problems: list[str] = []
     dialogues: list[Dialogue] = []
+    seen: set[int] = set()  # an alias is its anchor's node again
     for index, conversation in enumerate(conversations.value, start=1):
         where = f"line {_line(conversation)}, conversation {index}"
+        nodes = [conversation, *(conversation.value if isinstance(conversation, yaml.SequenceNode) else ())]
+        if any(id(node) in seen for node in nodes) or len({id(node) for node in nodes}) < len(nodes):
+            # a few lines of anchors and aliases can stand for millions of turns
+            problems.append(f"{where}: uses a YAML alias (*name); a corpus must write its turns out")
+            continue
+        seen.update(id(node) for node in nodes)
         if not isinstance(conversation, yaml.SequenceNode):
             problems.append(f"{where}: must be a list of strings")
             continue

@@ -49,7 +49,7 @@ import numpy as np
 
 from legacy_assistant.artifacts.directory import sha256_file
 from legacy_assistant.classifier.config import MAX_SEED
-from legacy_assistant.errors import ConfigError, TrainingError
+from legacy_assistant.errors import ConfigError, DataError, TrainingError
 from legacy_assistant.responder.baselines import BigramModel, perplexity
 from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pairs, pad_batch, sorted_batches
 from legacy_assistant.responder.corpora import Dialogue, corpus_files, read_corpus
@@ -194,6 +194,14 @@ def held_out_data(responder: Responder, dialogues: Sequence[Dialogue], settings:
     if settings.max_dialogues is not None and settings.max_dialogues < len(chosen):
         rows = np.random.default_rng(settings.seed).choice(len(chosen), settings.max_dialogues, replace=False)
         chosen = [chosen[i] for i in sorted(rows)]
+    known = set(responder.conditions)
+    for dialogue in chosen:  # one line naming the dialogue, not a list of problems of "training pairs"
+        unknown = sorted({turn.condition for turn in dialogue.turns} - known)
+        if unknown:
+            raise DataError(
+                dialogue.source,
+                [f"condition {unknown[0]!r} is not one of the model's: {', '.join(responder.conditions)}"],
+            )
     spec = responder.spec
     pairs = make_pairs(chosen, spec.max_context_turns)
     encoded = encode_pairs(
@@ -447,7 +455,10 @@ def train_condition_classifier(
     classifier = ConditionClassifier(trained.featurizer, list(trained.classes), trained.spec, trained.weights)
     held_texts = [turn.text for d in held_side for turn in d.turns]
     held_labels = [turn.condition for d in held_side for turn in d.turns]
-    report = evaluation_report(classifier.probabilities(held_texts), classifier.classes, held_labels, 0.0, None)
+    if held_texts:
+        report = evaluation_report(classifier.probabilities(held_texts), classifier.classes, held_labels, 0.0, None)
+    else:  # too few dialogues to hold any out: nothing measured, rather than an accuracy of 0
+        report = {"accuracy": None, "macro_f1": None, "per_intent": {}}
     figures = {
         "preset": CLASSIFIER_PRESET,
         "steps": settings.classifier_steps,
@@ -636,11 +647,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"conditions   {conditions['skipped']}")
     else:
         c = conditions["classifier"]
-        lines.append(
-            f"classifier   {c['preset']}: held-out accuracy {c['accuracy']:.3f} on {c['held_out_turns']} turns; "
-            "recall (support): "
-            + ", ".join(f"{name} {m['recall']:.2f} ({m['support']})" for name, m in c["per_class"].items())
-        )
+        if c["accuracy"] is None:
+            lines.append(f"classifier   {c['preset']}: not measured (no dialogue could be held out for it)")
+        else:
+            lines.append(
+                f"classifier   {c['preset']}: held-out accuracy {c['accuracy']:.3f} on {c['held_out_turns']} turns; "
+                "recall (support): "
+                + ", ".join(f"{name} {m['recall']:.2f} ({m['support']})" for name, m in c["per_class"].items())
+            )
         for mode, figures in conditions["modes"].items():
             parts = [
                 f"{name} {_number(figures['found'][name], 2)}/{_number(figures['when_neutral'][name], 2)}"

@@ -20,6 +20,7 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compat.responder.inputs import MAX_CONDITION_STRENGTH
+from compat.responder.inputs import INT32_MAX, MAX_CONDITION_STRENGTH
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
@@ -78,6 +79,16 @@ class DecodingOptions:
     condition_strength: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "repetition_penalty", "length_penalty", "condition_strength"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise RequestError(f"{name} must be a finite number, got {value!r}")
+        for name in ("beam_width", "n_samples", "max_length"):
+            value = getattr(self, name)
+            if value is None and name == "max_length":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
+                raise RequestError(f"{name} must be a whole number from 1 to {INT32_MAX}, got {value!r}")
         if not self.temperature > 0:
             raise RequestError(f"temperature must be above 0, got {self.temperature}")
         if self.beam_width < 1 or self.n_samples < 1:
@@ -208,6 +219,10 @@ class Responder:
         """:meth:`respond` for several contexts in one ``Session.run``."""
         _check_mode_and_seed(mode, seed)
         strength = self.checked_strength(condition_strength)
+        if isinstance(contexts, str) or not isinstance(contexts, Sequence):
+            raise RequestError("contexts must be a list of contexts (each a list of turns)")
+        if conditions is not None and (isinstance(conditions, str) or not isinstance(conditions, Sequence)):
+            raise RequestError("conditions must be a list with one condition (or None) per context")
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
         if len(conditions) != len(contexts):
             raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")

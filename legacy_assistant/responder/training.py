@@ -251,6 +251,31 @@ def _prune(directory: Path, keep_best: str | None) -> None:
             path.unlink(missing_ok=True)
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each field of a saved training state may hold (a damaged or edited file is refused).
+_STATE_TYPES: dict[str, Callable[[Any], bool]] = {
+    "epoch": _count,
+    "position": _count,
+    "step": _count,
+    "loss_sum": _real,
+    "loss_tokens": _count,
+    "history": lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
+    "best_loss": lambda v: v is None or _real(v),
+    "best_epoch": lambda v: v is None or _count(v),
+    "best_file": lambda v: v is None or isinstance(v, str),
+    "since_best": _count,
+    "seconds": _real,
+    "stopped": lambda v: v is None or isinstance(v, str),
+}
+
+
 class _Run:
     """One training run's mutable state, saved as ``state-<step>.json``."""
 
@@ -278,6 +303,9 @@ class _Run:
         unknown = set(data) - set(run.to_dict())
         if unknown:
             raise TrainingError(f"training state has unknown field(s) {sorted(unknown)}")
+        for name, value in data.items():
+            if not _STATE_TYPES[name](value):
+                raise TrainingError(f"training state field {name!r} holds {value!r}, not what a run records")
         vars(run).update(data)
         return run
 
@@ -345,6 +373,11 @@ def train_responder(
         missing = [key for key in ("vocabulary", "conditions", "data_sha256") if key not in stored]
         if missing:
             raise TrainingError(f"{directory / RUN_FILE}: lacks {', '.join(missing)}; start a new checkpoint directory")
+        conditions = stored["conditions"]
+        if not isinstance(conditions, list) or not conditions or not all(isinstance(c, str) and c for c in conditions):
+            raise TrainingError(
+                f"{directory / RUN_FILE}: 'conditions' is not a list of names; start a new checkpoint directory"
+            )
         data = prepare(
             dialogues,
             config,
@@ -529,7 +562,10 @@ def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run | None:
     state = _read_json(state_path)
     if not isinstance(state, dict):
         raise TrainingError(f"{state_path}: not a training state (a JSON object expected)")
-    run = _Run.from_dict(state)
+    try:
+        run = _Run.from_dict(state)
+    except TrainingError as exc:
+        raise TrainingError(f"{state_path}: {exc}; start a new checkpoint directory") from None
     if run.step != step:
         raise TrainingError(f"{state_path}: records step {run.step}, the checkpoint is step {step}")
     log.info("resuming at epoch %d, batch %d (step %d)", run.epoch + 1, run.position, run.step)
