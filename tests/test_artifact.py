@@ -199,3 +199,13 @@ def test_a_manifest_listing_files_outside_the_directory_is_refused(model_copy, t
     (model_copy / "linked.txt").symlink_to(outside)
     _rewrite(model_copy, lambda m: m["files"].__setitem__("linked.txt", digest))
     refuse(model_copy, "linked.txt: a link to a file outside the model directory")
+
+
+def test_a_model_answering_nan_fails_its_golden_check(monkeypatch):
+    from legacy_assistant.classifier import golden
+
+    stored = {"cases": [{"text": "hi", "intent": "greeting", "probabilities": {"greeting": 0.9, "bye": 0.1}}]}
+    nan = [{"text": "hi", "intent": "greeting", "probabilities": {"greeting": float("nan"), "bye": float("nan")}}]
+    monkeypatch.setattr(golden, "golden_cases", lambda predictor, texts: nan)
+    report = golden.compare_golden(None, stored)
+    assert report["max_abs_delta"] == float("inf") and report["mismatches"][0]["now"] == "non-finite probabilities"

@@ -189,3 +189,44 @@ def test_a_folder_given_as_a_word_list_is_named_as_one(tmp_path):
         read_string_list(tmp_path, "words")
     with pytest.raises(ArtifactError, match=r"none.json: words file not found"):
         read_string_list(tmp_path / "none.json", "words")
+
+
+def _weights_only(path, layers, extra=None):
+    """A weights-only Keras .h5 of Dense layers ``(name, kernel, bias)``; ``extra`` adds a
+    weight name (with no dataset) to a layer."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([name.encode() for name, _, _ in layers])
+        for name, kernel, bias in layers:
+            group = f.create_group(name)
+            group.create_dataset(f"{name}/kernel:0", data=kernel)
+            group.create_dataset(f"{name}/bias:0", data=bias)
+            names = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            if extra and name in extra:
+                names.append(extra[name].encode())
+            group.attrs["weight_names"] = np.array(names)
+
+
+@pytest.mark.parametrize("case", ["1-D kernel", "missing dataset", "missing group", "bad config", "list config", "NaN"])
+def test_a_damaged_h5_is_one_artifact_error_naming_it(tmp_path, case):
+    from legacy_assistant.classifier.classic.keras_h5 import read_keras_dense_model
+
+    rng = np.random.RandomState(0)
+    first = ("dense", rng.rand(5, 8).astype("f4"), rng.rand(8).astype("f4"))
+    last = ("dense_1", rng.rand(8, 3).astype("f4"), rng.rand(3).astype("f4"))
+    path = tmp_path / "model.h5"
+    if case == "1-D kernel":
+        _weights_only(path, [("dense", rng.rand(5).astype("f4"), rng.rand(8).astype("f4")), last])
+    elif case == "missing dataset":
+        _weights_only(path, [first, last], extra={"dense": "dense/gone/kernel:0"})
+    elif case == "missing group":
+        with h5py.File(path, "w") as f:
+            f.attrs["layer_names"] = np.array([b"dense", b"ghost"])
+            f.create_group("dense").attrs["weight_names"] = np.array([], dtype="S1")
+    elif case == "NaN":
+        _weights_only(path, [("dense", np.full((5, 8), np.nan, "f4"), first[2]), last])
+    else:
+        shutil.copy(CLASSIC / "keras2_chatbot_model.h5", path)
+        with h5py.File(path, "r+") as f:
+            f.attrs["model_config"] = "{not json" if case == "bad config" else json.dumps("a string")
+    with pytest.raises(ArtifactError, match=r"model\.h5: "):
+        read_keras_dense_model(path)

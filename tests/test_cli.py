@@ -60,6 +60,16 @@ def test_chat_reads_stdin(monkeypatch, capsys):
     assert "[order_coffee" in lines[1]
 
 
+def test_chat_reads_stdin_that_is_not_utf8_instead_of_stopping(monkeypatch, capsys):
+    import io
+
+    raw = io.BytesIO(b"hello \xff there\nI'd like to order a coffee\n")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(raw, encoding="utf-8", errors="strict"))
+    assert main(["chat", "--show-intent"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "[greeting" in lines[0] and "[order_coffee" in lines[1]
+
+
 def test_golden_check_command(capsys):
     assert main(["golden", str(DEFAULT_MODEL), "--check"]) == 0
     assert "golden: OK" in capsys.readouterr().out

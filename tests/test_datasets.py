@@ -48,7 +48,11 @@ def test_bad_csv_rows_are_all_reported_with_file_and_line():
         ("", "empty file"),
         ("sentence,intent\nhi,greeting\n", "line 1: header ['sentence', 'intent'] has no 'text' or 'label' column"),
         ("text,label\n", "no examples after the header row"),
-        ('text,label\n"unterminated,greeting\n', "line 2: expected 2 fields, got 1"),
+        ('text,label\n"unterminated,greeting\n', "line 2: unexpected end of data"),
+        # a quote left open no longer swallows the rest of the file into one label
+        ('text,label\nhi there,greet\nhello,"greet\nbye,bye\nsee you,bye\n', "line 3: unexpected end of data"),
+        # a record spanning lines is named by the line it starts on
+        ('text,label\nhello,greet\n"a\nb\nc",\nbye,bye\n', "line 3: field 'label' is empty"),
     ],
 )
 def test_csv_structural_errors(tmp_path, content, expected):

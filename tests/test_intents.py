@@ -190,3 +190,19 @@ def test_a_pattern_two_intents_share_is_named_in_a_warning(tmp_path, caplog):
 def test_distinct_patterns_give_no_clash_warning(tmp_path, caplog):
     load_intents(write(tmp_path, {"intents": [GOOD, {"tag": "bye", "patterns": ["bye"], "responses": ["Bye"]}]}))
     assert "also a pattern" not in caplog.text
+
+
+@pytest.mark.parametrize("field, value", [("tag", "a\ud800"), ("patterns", ["hi \ud800x"]), ("responses", ["\udcff"])])
+def test_a_lone_surrogate_escape_is_a_problem_naming_the_field(tmp_path, field, value):
+    path = tmp_path / "intents.json"
+    path.write_text(json.dumps({"intents": [dict(GOOD, **{field: value})]}), encoding="utf-8")  # escaped: valid JSON
+    with pytest.raises(IntentsError, match=rf"intent #0.*: field '{field}': is not valid Unicode text"):
+        load_intents(path)
+
+
+@pytest.mark.parametrize("first, second", [("greeting", "Greeting"), ("café", "cafe\u0301")])
+def test_tags_that_differ_only_in_case_or_unicode_form_are_refused(tmp_path, first, second):
+    other = {"tag": second, "patterns": ["bye"], "responses": ["Bye"]}
+    path = write(tmp_path, {"intents": [dict(GOOD, tag=first), other]})
+    with pytest.raises(IntentsError, match=r"intent #1 .*field 'tag': looks the same as intent #0"):
+        load_intents(path)

@@ -55,6 +55,13 @@ def test_training_needs_two_intents():
         train(["hi", "hello"], ["greeting", "greeting"], TrainingConfig(epochs=1))
 
 
+def test_an_intent_whose_patterns_hold_no_word_is_refused_by_name():
+    texts = ["hello there", "hi friend", "bye now", "see you", "...", "?!"]
+    tags = ["greet", "greet", "bye", "bye", "dots", "dots"]
+    with pytest.raises(TrainingError, match="intent\\(s\\) 'dots': field 'patterns': no pattern holds a word"):
+        train(texts, tags, TrainingConfig(epochs=1))
+
+
 def test_config_round_trip_and_errors(tmp_path):
     config = TrainingConfig(epochs=3, hidden_units=(32,), optimizer="adam")
     assert TrainingConfig.from_dict(config.to_dict()) == config

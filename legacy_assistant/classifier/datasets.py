@@ -126,7 +126,9 @@ def load_csv(path: str | Path) -> Examples:
     problems: list[str] = []
     texts: list[str] = []
     labels: list[str] = []
-    reader = csv.reader(io.StringIO(content, newline=""))
+    # strict: a quote left open is an error, not a field that swallows the rest of the file
+    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
+    start = 1  # the line the record being read starts on (a quoted field may span lines)
     try:
         header = next(reader, None)
         if header is None:
@@ -138,8 +140,12 @@ def load_csv(path: str | Path) -> Examples:
                 source, [f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"]
             )
         text_col, label_col = names.index("text"), names.index("label")
-        for row in reader:
-            line = reader.line_num
+        while True:
+            start = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                break
+            line = start
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
@@ -153,7 +159,7 @@ def load_csv(path: str | Path) -> Examples:
                 texts.append(text)
                 labels.append(label)
     except csv.Error as exc:
-        raise DataError(source, [f"line {reader.line_num}: {exc}"]) from None
+        raise DataError(source, [f"line {start}: {exc}"]) from None
     if problems:
         raise DataError(source, problems)
     if not texts:

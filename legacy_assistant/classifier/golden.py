@@ -49,6 +49,10 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
         if set(stored["probabilities"]) != set(now["probabilities"]):
             raise ArtifactError(f"golden case {stored['text']!r} names other intents than the model")
         delta = max(abs(stored["probabilities"][t] - now["probabilities"][t]) for t in stored["probabilities"])
+        if not math.isfinite(delta):  # a model that answers NaN matches nothing (max() would skip a NaN)
+            max_delta = math.inf
+            mismatches.append({"text": stored["text"], "stored": stored["intent"], "now": "non-finite probabilities"})
+            continue
         max_delta = max(max_delta, delta)
         if stored["intent"] == now["intent"]:
             agree += 1

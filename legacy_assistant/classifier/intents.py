@@ -26,6 +26,7 @@ the field.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     problems: list[str] = []
     intents: list[Intent] = []
     first_index: dict[str, int] = {}
+    first_look: dict[str, str] = {}  # tag folded to its look -> the tag
     for index, entry in enumerate(entries):
         intent = _parse_intent(entry, index, problems, oos_label)
         if intent is None:
@@ -144,7 +146,16 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         if intent.tag in first_index:
             problems.append(f"{_where(index, intent.tag)}: field 'tag': duplicate of intent #{first_index[intent.tag]}")
             continue
+        look = unicodedata.normalize("NFC", intent.tag).casefold()
+        if look in first_look:
+            other = first_look[look]
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'tag': looks the same as intent #{first_index[other]} "
+                f"({other!r}); tags may not differ only in case or Unicode form"
+            )
+            continue
         first_index[intent.tag] = index
+        first_look[look] = intent.tag
         intents.append(intent)
 
     contexts_set = {i.context_set for i in intents if i.context_set}
@@ -213,6 +224,10 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
     unknown = sorted(set(entry) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         log.warning("%s: ignoring unknown field(s) %s", where, ", ".join(map(repr, unknown)))
+    for name in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS):
+        if name in entry and _has_lone_surrogate(entry[name]):
+            # JSON may escape one ("\ud800"); no model file or answer could hold it as UTF-8
+            problems.append(f"{where}: field {name!r}: is not valid Unicode text (a lone surrogate escape)")
     if "tag" in entry and (not isinstance(tag, str) or not tag.strip()):
         problems.append(f"{where}: field 'tag': must be a non-empty string, got {_kind(tag)}")
     elif isinstance(tag, str) and tag != tag.strip():
@@ -240,6 +255,17 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
         interrupts=interrupts,
         out_of_scope=out_of_scope,
     )
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string, or a string in a list, holds a code point UTF-8 cannot encode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    return isinstance(value, list) and any(_has_lone_surrogate(item) for item in value)
 
 
 def _check_out_of_scope(entry: Mapping, where: str, problems: list[str]) -> None:

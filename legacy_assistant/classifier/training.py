@@ -251,6 +251,13 @@ class Features:
 def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     """Fit the featurizer on the training texts and encode both sets."""
     featurizer, x_train = Featurizer.fit_encode(data.texts, config.features)
+    lengths = np.asarray(x_train.lengths)
+    mute = [tag for index, tag in enumerate(data.classes) if not lengths[data.labels == index].any()]
+    if mute:  # every input of such a class is the empty one: no message could ever reach it
+        raise TrainingError(
+            f"intent(s) {', '.join(map(repr, mute))}: field 'patterns': no pattern holds a word the classifier "
+            "keeps (only punctuation, or words too rare for min_count); give them patterns with words"
+        )
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
     scored = data.scored
     x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None

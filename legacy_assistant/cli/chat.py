@@ -168,7 +168,11 @@ def _seed(args: argparse.Namespace, number: int) -> int | None:
 
 
 def _messages(interactive: bool):
-    """The user's messages, stripped, until end of input or a quit word."""
+    """The user's messages, stripped, until end of input or a quit word. Bytes that are not
+    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat."""
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
     while True:
         try:
             line = input("you> " if interactive else "")

@@ -86,7 +86,8 @@ def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, An
     mismatches = []
     max_delta = 0.0
     for stored, now in zip(cases, fresh):
-        max_delta = max(max_delta, abs(stored["log_prob"] - now["log_prob"]))
+        delta = abs(stored["log_prob"] - now["log_prob"])
+        max_delta = max(max_delta, delta) if math.isfinite(delta) else math.inf  # a NaN is no match
         if stored["ids"] != now["ids"] or stored["reply"] != now["reply"]:
             mismatches.append(
                 {

@@ -76,21 +76,33 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
         handle = h5py.File(path, "r")
     except OSError as exc:
         raise ArtifactError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with handle:
-        root = handle["model_weights"] if "model_weights" in handle else handle
-        if "layer_names" not in root.attrs:
-            raise ArtifactError(f"{path}: no Keras weights found (no 'layer_names' attribute)")
-        keras_version = _text(handle.attrs["keras_version"]) if "keras_version" in handle.attrs else None
-        weights = {_text(name): _layer_weights(root, _text(name), path) for name in root.attrs["layer_names"]}
-        config = json.loads(_text(handle.attrs["model_config"])) if "model_config" in handle.attrs else None
-    if config is not None:
-        layers, dropout = _layers_from_config(config, weights, path)
-        source = "model_config"
-    else:
-        layers, dropout = _assumed_layers(weights, path)
-        source = "assumed (weights-only file)"
-        log.warning("%s holds weights only: assuming ReLU hidden layers and a softmax output", path)
-    _check_chain(layers, path)
+    try:  # any file h5py can open, whatever it holds: a damaged one is one error naming it
+        with handle:
+            root = handle["model_weights"] if "model_weights" in handle else handle
+            if "layer_names" not in root.attrs:
+                raise ArtifactError(f"{path}: no Keras weights found (no 'layer_names' attribute)")
+            keras_version = _text(handle.attrs["keras_version"]) if "keras_version" in handle.attrs else None
+            weights = {_text(name): _layer_weights(root, _text(name), path) for name in root.attrs["layer_names"]}
+            config = json.loads(_text(handle.attrs["model_config"])) if "model_config" in handle.attrs else None
+        if config is not None:
+            if not isinstance(config, dict):
+                raise ArtifactError(f"{path}: model_config is not a Keras model description (a JSON object)")
+            layers, dropout = _layers_from_config(config, weights, path)
+            source = "model_config"
+        else:
+            layers, dropout = _assumed_layers(weights, path)
+            source = "assumed (weights-only file)"
+            log.warning("%s holds weights only: assuming ReLU hidden layers and a softmax output", path)
+        for layer in layers:
+            if np.ndim(layer.kernel) != 2 or np.ndim(layer.bias) != 1:
+                raise ArtifactError(f"{path}: a Dense layer's kernel must be 2-D and its bias 1-D")
+            if not (np.isfinite(layer.kernel).all() and np.isfinite(layer.bias).all()):
+                raise ArtifactError(f"{path}: a Dense layer's weights hold NaN or infinity (a diverged training)")
+        _check_chain(layers, path)
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as exc:
+        raise ArtifactError(
+            f"{path}: not a Keras Dense model this importer can read ({type(exc).__name__}: {exc})"
+        ) from None
     return KerasDenseModel(tuple(layers), dropout, source, keras_version)
 
 
