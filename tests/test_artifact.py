@@ -209,3 +209,16 @@ def test_a_model_answering_nan_fails_its_golden_check(monkeypatch):
     monkeypatch.setattr(golden, "golden_cases", lambda predictor, texts: nan)
     report = golden.compare_golden(None, stored)
     assert report["max_abs_delta"] == float("inf") and report["mismatches"][0]["now"] == "non-finite probabilities"
+
+
+def test_info_passes_a_loaders_own_error_through_unrelabelled(model_copy, monkeypatch, capsys):
+    from legacy_assistant.classifier import artifact
+    from legacy_assistant.cli import main
+    from legacy_assistant.errors import ConfigError
+
+    def refuse_config(path):
+        raise ConfigError("a setting this model cannot take")  # a ValueError too
+
+    monkeypatch.setattr(artifact, "verify_artifact", refuse_config)
+    assert main(["info", str(model_copy), "--no-load"]) == 1
+    assert capsys.readouterr().err.strip() == "error: a setting this model cannot take"

@@ -48,9 +48,9 @@ def test_bad_csv_rows_are_all_reported_with_file_and_line():
         ("", "empty file"),
         ("sentence,intent\nhi,greeting\n", "line 1: header ['sentence', 'intent'] has no 'text' or 'label' column"),
         ("text,label\n", "no examples after the header row"),
-        ('text,label\n"unterminated,greeting\n', "line 2: unexpected end of data"),
+        ('text,label\n"unterminated,greeting\n', "line 2: a quote opened in this row is never closed"),
         # a quote left open no longer swallows the rest of the file into one label
-        ('text,label\nhi there,greet\nhello,"greet\nbye,bye\nsee you,bye\n', "line 3: unexpected end of data"),
+        ('text,label\nhi there,greet\nhello,"greet\nbye,bye\nsee you,bye\n', "line 3: a quote opened in this row is never closed"),
         # a record spanning lines is named by the line it starts on
         ('text,label\nhello,greet\n"a\nb\nc",\nbye,bye\n', "line 3: field 'label' is empty"),
     ],
@@ -61,6 +61,17 @@ def test_csv_structural_errors(tmp_path, content, expected):
     with pytest.raises(DataError, match="x.csv") as caught:
         load_csv(path)
     assert expected in str(caught.value)
+
+
+def test_csv_quirks_python_reads_still_read(tmp_path):
+    """Spacing after a closing quote, doubled quotes, a bare quote in an unquoted field and a
+    quoted field across lines: none of them is an open quote."""
+    path = tmp_path / "ok.csv"
+    path.write_text('text,label\n"hello" ,greet\n"a 5"" screen",tv\n"two\nlines", bye\nmy 5" screen,tv\n',
+                    encoding="utf-8")
+    examples = load_csv(path)
+    assert examples.texts == ("hello", 'a 5" screen', "two\nlines", 'my 5" screen')
+    assert examples.labels == ("greet", "tv", "bye", "tv")
 
 
 def test_csv_that_is_not_utf8_names_the_line(tmp_path):

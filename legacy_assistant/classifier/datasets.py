@@ -126,8 +126,7 @@ def load_csv(path: str | Path) -> Examples:
     problems: list[str] = []
     texts: list[str] = []
     labels: list[str] = []
-    # strict: a quote left open is an error, not a field that swallows the rest of the file
-    reader = csv.reader(io.StringIO(content, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(content, newline=""))
     start = 1  # the line the record being read starts on (a quoted field may span lines)
     try:
         header = next(reader, None)
@@ -146,6 +145,9 @@ def load_csv(path: str | Path) -> Examples:
             if row is None:
                 break
             line = start
+            if any("\n" in cell for cell in row) and _open_quote(content, start, reader.line_num):
+                # the reader took every line left into this record, as Python's csv does
+                raise DataError(source, [f"line {start}: a quote opened in this row is never closed"])
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
@@ -165,6 +167,15 @@ def load_csv(path: str | Path) -> Examples:
     if not texts:
         raise DataError(source, ["no examples after the header row"])
     return Examples(tuple(texts), tuple(labels))
+
+
+def _open_quote(content: str, start: int, end: int) -> bool:
+    """Whether lines ``start`` to ``end`` (1-based, a record's) hold an odd number of double
+    quotes: asked of a record with a line break in a field (only a quoted field holds one), it
+    tells a quote that was never closed, which Python's reader takes to the end of the file,
+    from a quoted field that spans lines."""
+    lines = content.split("\n")[start - 1 : end]
+    return sum(line.count('"') for line in lines) % 2 == 1
 
 
 def load_clinc(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> dict[str, Examples]:

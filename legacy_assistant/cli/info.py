@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.cli.model_kind import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST, is_responder
-from legacy_assistant.errors import ArtifactError
+from legacy_assistant.errors import ArtifactError, AssistantError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     show = run_responder if responder else run_classifier
     try:
         return show(args)
+    except AssistantError:
+        raise  # the loaders' own errors say what is wrong already (some are ValueErrors too)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # a manifest whose checksum holds but whose descriptive fields were edited into other types
         manifest = RESPONDER_MANIFEST if responder else CLASSIFIER_MANIFEST
