@@ -106,6 +106,7 @@ def test_settings_merge_over_a_preset_key_by_key(tmp_path):
     ({"hidden_units": ["wide"]}, "hidden_units must hold whole numbers"),
     ({"hidden_units": "64"}, "hidden_units must be a list of whole numbers"),
     ({"learning_rate": "1"}, "learning_rate must be a finite number"),
+    ({"learning_rate": 10**400}, "learning_rate must be a finite number"),  # no float holds it
     ({"oos_class": "false"}, "oos_class must be true or false"),
     ({"optimizer": "foo"}, "optimizer must be one of"),
     ({"epochs": 1.5}, "epochs must be a whole number"),

@@ -335,6 +335,7 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
         ({"max_length": 10**12}, "max_length must be a whole number from 1 to 2147483647"),
         ({"temperature": "hot"}, "temperature must be a finite number, got 'hot'"),
         ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
+        ({"temperature": 10**400}, "temperature must be a finite number"),  # no float holds it
     ],
 )
 def test_bad_decoding_options_are_refused(options, message):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.classifier.predictor import Predictor
+from legacy_assistant.common.fields import is_finite_number
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError
 
@@ -92,7 +93,7 @@ def read_golden(path: str | Path) -> dict[str, Any]:
             or not isinstance(case.get("text"), str)
             or not isinstance(case.get("intent"), str)
             or not isinstance(probabilities, dict)
-            or not all(_finite(p) for p in probabilities.values())
+            or not all(is_finite_number(p) for p in probabilities.values())  # a NaN compares as no change
         ):
             raise ArtifactError(
                 f"{path}: case {number}: expected 'text', 'intent' and 'probabilities' of finite numbers"
@@ -100,8 +101,3 @@ def read_golden(path: str | Path) -> dict[str, Any]:
     if not golden["cases"]:  # no case would pass every check
         raise ArtifactError(f"{path}: no golden cases: a check against it could not fail")
     return golden
-
-
-def _finite(value: Any) -> bool:
-    """A JSON number that is not NaN or infinite (a NaN would compare as no difference at all)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -18,6 +18,24 @@ from legacy_assistant.errors import ConfigError
 MAX_COUNT = 10**9
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (not a bool) that is neither NaN nor infinite; an
+    integer too large for a float counts as infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def is_whole_number(value: Any, low: int | None = None, high: int | None = None) -> bool:
+    """Whether ``value`` is an int (not a bool) in ``[low, high]`` (either end open when ``None``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 def check_field_types(settings: Any, unbounded: tuple[str, ...] = ()) -> None:
     """``ConfigError`` naming the first field whose value does not have its declared type:
     ``bool`` fields must be booleans, ``int`` fields whole numbers in ``[-MAX_COUNT,
@@ -29,16 +47,11 @@ def check_field_types(settings: Any, unbounded: tuple[str, ...] = ()) -> None:
         kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
         if kind == "bool" and not isinstance(value, bool):
             raise ConfigError(f"{field.name} must be true or false, got {value!r}")
-        if kind == "int" and (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or (field.name not in unbounded and abs(value) > MAX_COUNT)
-        ):
+        bound = None if field.name in unbounded else MAX_COUNT
+        if kind == "int" and not is_whole_number(value, None if bound is None else -bound, bound):
             limit = "" if field.name in unbounded else f" of at most {MAX_COUNT:,}"
             raise ConfigError(f"{field.name} must be a whole number{limit}, got {value!r}")
-        if kind == "float" and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-        ):
+        if kind == "float" and not is_finite_number(value):
             raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
         if kind == "str" and not isinstance(value, str):
             raise ConfigError(f"{field.name} must be a string, got {value!r}")
@@ -50,6 +63,6 @@ def check_count_list(name: str, values: Any, low: int = 1, high: int = MAX_COUNT
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
         raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if not is_whole_number(value, low, high):
             raise ConfigError(f"{name} must hold whole numbers from {low} to {high:,}, got {values!r}")
     return tuple(values)

@@ -7,12 +7,11 @@ and the number of conditions come from the data (:meth:`ResponderTrainingConfig.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from legacy_assistant.common.fields import MAX_COUNT
+from legacy_assistant.common.fields import MAX_COUNT, is_finite_number
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
@@ -27,15 +26,6 @@ MAX_WIDTH = 65_536  # embedding, GRU and condition sizes
 MAX_TOKENS = 100_000  # turns of context, tokens of a turn or a reply
 WIDTHS = ("embedding_size", "encoder_units", "context_units", "decoder_units", "condition_size")
 LENGTHS = ("max_context_turns", "max_turn_tokens", "max_reply_tokens")
-
-
-def _is_finite_number(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float's range
-        return False
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,7 @@ class ResponderTrainingConfig:
                 high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
                 if field.name != "seed" and value > high:
                     raise ConfigError(f"{field.name} must be at most {high:,}, got {value}")
-            elif not _is_finite_number(value):
+            elif not is_finite_number(value):
                 raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
         for name in (
             "embedding_size",

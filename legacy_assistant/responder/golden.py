@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.common.fields import is_finite_number
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError
 from legacy_assistant.responder.batching import EncodedPair, pad_batch
@@ -147,9 +148,7 @@ def read_golden(path: str | Path) -> dict[str, Any]:
             or not isinstance(case.get("reply"), str)
             or not isinstance(case.get("ids"), list)
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in case["ids"])
-            or isinstance(case.get("log_prob"), bool)
-            or not isinstance(case.get("log_prob"), (int, float))
-            or not math.isfinite(case["log_prob"])  # a NaN would compare as no difference at all
+            or not is_finite_number(case.get("log_prob"))  # a NaN would compare as no difference at all
         ):
             raise ArtifactError(
                 f"{path}: case {number}: expected 'context' (list of strings), 'condition', 'reply', "

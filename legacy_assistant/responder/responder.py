@@ -20,7 +20,6 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import numpy as np
 
 from compat.responder.inputs import INT32_MAX, MAX_CONDITION_STRENGTH
 from legacy_assistant.artifacts.directory import load_consistently
+from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
@@ -81,13 +81,13 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         for name in ("temperature", "repetition_penalty", "length_penalty", "condition_strength"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_finite_number(value):
                 raise RequestError(f"{name} must be a finite number, got {value!r}")
         for name in ("beam_width", "n_samples", "max_length"):
             value = getattr(self, name)
             if value is None and name == "max_length":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
+            if not is_whole_number(value, 1, INT32_MAX):
                 raise RequestError(f"{name} must be a whole number from 1 to {INT32_MAX}, got {value!r}")
         if not self.temperature > 0:
             raise RequestError(f"temperature must be above 0, got {self.temperature}")

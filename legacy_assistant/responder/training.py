@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.errors import ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
     EncodedPair,
@@ -252,11 +253,7 @@ def _prune(directory: Path, keep_best: str | None) -> None:
 
 
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_whole_number(value, low=0)
 
 
 # What each field of a saved training state may hold (a damaged or edited file is refused).
@@ -264,14 +261,14 @@ _STATE_TYPES: dict[str, Callable[[Any], bool]] = {
     "epoch": _count,
     "position": _count,
     "step": _count,
-    "loss_sum": _real,
+    "loss_sum": is_finite_number,
     "loss_tokens": _count,
     "history": lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
-    "best_loss": lambda v: v is None or _real(v),
+    "best_loss": lambda v: v is None or is_finite_number(v),
     "best_epoch": lambda v: v is None or _count(v),
     "best_file": lambda v: v is None or isinstance(v, str),
     "since_best": _count,
-    "seconds": _real,
+    "seconds": is_finite_number,
     "stopped": lambda v: v is None or isinstance(v, str),
 }
 
