@@ -149,8 +149,11 @@ def overlaps(a: str | Path, b: str | Path) -> bool:
     return first == second or first in second.parents or second in first.parents
 
 
-# The manifests that mark a folder as a model directory, which ``force`` may replace.
-MODEL_MANIFESTS = ("assistant.json", "responder.json")
+# The manifests that mark a folder as a model directory (an intent model, a responder), which
+# ``force`` may replace.
+CLASSIFIER_MANIFEST = "assistant.json"
+RESPONDER_MANIFEST = "responder.json"
+MODEL_MANIFESTS = (CLASSIFIER_MANIFEST, RESPONDER_MANIFEST)
 
 
 def check_destination(

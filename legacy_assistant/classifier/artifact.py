@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from compat.selection import RUNTIMES
 from legacy_assistant import __version__
-from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, verify_directory, write_artifact, write_json
+from legacy_assistant.artifacts.directory import (
+    CLASSIFIER_MANIFEST,
+    SAVED_MODEL_DIR,
+    verify_directory,
+    write_artifact,
+    write_json,
+)
 from legacy_assistant.classifier.features import Featurizer
 from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet
 from legacy_assistant.errors import ArtifactError
@@ -31,7 +37,7 @@ if TYPE_CHECKING:  # training imports the TF1 runtime; verifying and serving mus
     from legacy_assistant.classifier.training import TrainedModel
 
 FORMAT = "legacy-assistant/1"
-MANIFEST = "assistant.json"
+MANIFEST = CLASSIFIER_MANIFEST
 HISTORY_JSON = "history.json"
 HISTORY_PNG = "history.png"
 DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you rephrase it?"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST
 from legacy_assistant.errors import ArtifactError
 
-CLASSIFIER_MANIFEST = "assistant.json"  # legacy_assistant.classifier.artifact.MANIFEST
-RESPONDER_MANIFEST = "responder.json"  # legacy_assistant.responder.artifact.MANIFEST
+__all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder"]
 
 
 def is_responder(path: str | Path) -> bool:

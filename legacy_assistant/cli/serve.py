@@ -21,6 +21,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.serving import settings
@@ -87,8 +88,8 @@ def check_model(model: str, runtime: str) -> None:
     that is not one, is incomplete or altered (its checksums), or is for another runtime.
     Imports no TensorFlow: under gunicorn this runs before the master starts, so that a bad
     model is one line instead of a traceback from every worker."""
-    if not (Path(model) / "assistant.json").is_file():
-        raise ConfigError(f"{model}: not a model directory (no assistant.json)")
+    if not (Path(model) / CLASSIFIER_MANIFEST).is_file():
+        raise ConfigError(f"{model}: not a model directory (no {CLASSIFIER_MANIFEST})")
     from legacy_assistant.classifier.artifact import verify_artifact
 
     info = verify_artifact(model)

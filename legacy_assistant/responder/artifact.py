@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from compat.selection import RUNTIMES
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
+    RESPONDER_MANIFEST,
     SAVED_MODEL_DIR,
     file_record,
     verify_directory,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:  # training imports the TF1 runtime; verifying must not
     from legacy_assistant.responder.training import TrainedResponder
 
 FORMAT = "legacy-assistant-responder/1"
-MANIFEST = "responder.json"
+MANIFEST = RESPONDER_MANIFEST
 HISTORY_JSON = "history.json"
 HISTORY_PNG = "history.png"
 HISTORY_METRICS = ("loss", "perplexity")

@@ -20,6 +20,7 @@ standard ``re`` ones, are left alone: there is nothing to change.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,8 @@ try:
     from nltk.redos import TimedPattern
 except ImportError:  # NLTK before 3.10: ``re`` patterns, which never release the GIL
     TimedPattern = None
+# NLTK's "no timeout given" marker, which resolves a pattern's timeout (absent in other releases)
+_UNSET = getattr(sys.modules.get("nltk.redos"), "_UNSET", None)
 
 T = TypeVar("T")
 
@@ -46,16 +49,9 @@ def _engine_call(wrapped: Any, name: str) -> Callable[..., Any] | None:
     """
     engine = getattr(wrapped, "_rx", None)
     resolve = getattr(wrapped, "_resolve", None)
-    unset = getattr(_redos(), "_UNSET", None)
-    if engine is None or resolve is None or unset is None:
+    if engine is None or resolve is None or _UNSET is None:
         return None
-    return functools.partial(getattr(engine, name), timeout=resolve(unset), concurrent=False)
-
-
-def _redos() -> Any:
-    import nltk.redos
-
-    return nltk.redos
+    return functools.partial(getattr(engine, name), timeout=resolve(_UNSET), concurrent=False)
 
 
 def _through_wrapper(wrapped: Any, name: str) -> Callable[..., Any]:
