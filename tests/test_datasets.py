@@ -48,6 +48,8 @@ def test_bad_csv_rows_are_all_reported_with_file_and_line():
         ("", "empty file"),
         ("sentence,intent\nhi,greeting\n", "line 1: header ['sentence', 'intent'] has no 'text' or 'label' column"),
         ("text,label\n", "no examples after the header row"),
+        # the second column's values would be ignored without a word
+        ("text,label,Text\nhi,greet,hello\n", "line 1: header ['text', 'label', 'Text'] has more than one 'text' column"),
         ('text,label\n"unterminated,greeting\n', "line 2: a quote opened in this row is never closed"),
         # a quote left open no longer swallows the rest of the file into one label
         ('text,label\nhi there,greet\nhello,"greet\nbye,bye\nsee you,bye\n', "line 3: a quote opened in this row is never closed"),

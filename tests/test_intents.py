@@ -50,6 +50,16 @@ def test_invalid_json_names_line_and_column(tmp_path):
     assert "line 2, column" in str(error)
 
 
+def test_a_key_given_twice_is_refused_naming_the_intent(tmp_path):
+    # Python's decoder keeps the last value: the first responses would vanish without a word.
+    error = problems_of(
+        tmp_path, '{"intents": [{"tag": "greet", "patterns": ["hi"], "responses": ["Hello"], "responses": ["Hey"]}]}'
+    )
+    assert "intents.json" in str(error)
+    assert 'key "responses" appears twice' in str(error)
+    assert '"tag": "greet"' in str(error)
+
+
 @pytest.mark.parametrize(
     "entry, expected",
     [

@@ -66,6 +66,23 @@ def test_cakechat_bad_line_is_refused_with_its_line_number(tmp_path):
     assert str(corpus) in str(caught.value)
 
 
+def test_cakechat_turn_giving_a_key_twice_is_refused_with_its_line(tmp_path):
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    twice = '[{"text": "hi", "condition": "joy", "text": "bye"}, {"text": "hey", "condition": "neutral"}]'
+    corpus = _write(tmp_path / "c.txt", "\n".join([good, twice]))
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert caught.value.problems == ['line 2: key "text" appears twice in one object: only one value would be kept']
+
+
+def test_topical_chat_conversation_given_twice_is_refused(tmp_path):
+    turn = '{"message": "hi", "agent": "agent_1", "sentiment": "Happy"}'
+    conversation = '{"content": [%s, %s]}' % (turn, turn)
+    corpus = _write(tmp_path / "tc.json", '{"t1": %s, "t1": %s}' % (conversation, conversation))
+    with pytest.raises(DataError, match='key "t1" appears twice'):
+        read_corpus(corpus)
+
+
 def test_cakechat_dialogue_of_one_turn_is_refused(tmp_path):
     good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
     corpus = _write(tmp_path / "c.jsonl", good + "\n" + _cakechat_line(("alone", "neutral")) + "\n")

@@ -138,6 +138,11 @@ def load_csv(path: str | Path) -> Examples:
             raise DataError(
                 source, [f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"]
             )
+        twice = [name for name in ("text", "label") if names.count(name) > 1]
+        if twice:
+            raise DataError(
+                source, [f"line 1: header {header!r} has more than one {' and '.join(map(repr, twice))} column"]
+            )
         text_col, label_col = names.index("text"), names.index("label")
         while True:
             start = reader.line_num + 1

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.common.jsonfile import read_json_file
+from legacy_assistant.common.jsonfile import DuplicateKeyError, loads_unique, read_json_file
 from legacy_assistant.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,12 @@ def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
             continue
         where = f"line {number}"
         try:
-            entry = json.loads(line)
+            entry = loads_unique(line)
         except json.JSONDecodeError as exc:
             problems.append(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}")
+            continue
+        except DuplicateKeyError as exc:
+            problems.append(f"{where}: {exc}")
             continue
         except RecursionError:
             problems.append(f"{where}: invalid JSON: nested too deeply")
