@@ -325,6 +325,14 @@ def test_no_emotion_selector_without_a_responder(client):
     assert "message" in page.by_id
 
 
+def test_no_emotion_selector_or_generation_tagline_when_the_fallback_is_canned(make_talking_client):
+    for fallback, shown in (("canned", False), ("generate", True)):
+        client = make_talking_client(fallback=fallback)
+        page = rendered(client)
+        assert ("emotion" in page.by_id, "strength" in page.by_id) == (shown, shown)
+        assert ("a generative model writes the reply" in client.get("/").get_data(as_text=True)) is shown
+
+
 def test_the_emotion_selector_lists_the_responders_conditions(responder_assistant):
     from legacy_assistant.web import create_app
 

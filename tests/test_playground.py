@@ -298,14 +298,18 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     browser.get(url)
     box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
     assert browser.title == "legacy-assistant playground"
-    box.send_keys("hello there")
+    # Markdown and HTML are shown as typed: no emphasis, no image, nothing fetched for it
+    typed = "hello *there* <b>x</b> ![a](http://192.0.2.7/p.png) <img src=http://192.0.2.8/i.png>"
+    box.send_keys(typed)
     box.send_keys(Keys.ENTER)
     bot = WebDriverWait(browser, 60).until(
         lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='bot']") if e.text.strip()]
     )
     assert bot[-1].text.strip()
     user = browser.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='user']")
-    assert [e.text.strip() for e in user] == ["hello there"]
+    assert [e.text.strip() for e in user] == [typed]
+    conversation = browser.find_element(By.CSS_SELECTOR, "#conversation").get_attribute("innerHTML")
+    assert "<img" not in conversation and "<em>" not in conversation
 
     requested = set()
     for entry in browser.get_log("performance"):

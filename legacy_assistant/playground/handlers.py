@@ -7,6 +7,8 @@ A caller's mistake (an empty message, an unknown emotion) raises
 
 from __future__ import annotations
 
+import html
+
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +34,11 @@ REASON_TEXT = {
 }
 
 Message = dict[str, str]  # {"role": "user" | "assistant", "content": text}
+
+
+def as_shown(text: str) -> str:
+    """``text`` for the chat, which renders HTML: ``<``, ``>`` and ``&`` escaped, so it reads as typed."""
+    return html.escape(text, quote=False)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,8 @@ class Playground:
         reply = self.assistant.chat(sender, text, emotion or None)
         parsed = self.assistant.parse(text)
         ranking = {entry["name"]: float(entry["confidence"]) for entry in parsed["intent_ranking"]}
-        turn = [{"role": "user", "content": text}, {"role": "assistant", "content": reply.text}]
+        # the chat shows HTML: escaped, a message or reply holding tags (an image) is shown as typed
+        turn = [{"role": "user", "content": as_shown(text)}, {"role": "assistant", "content": as_shown(reply.text)}]
         return ChatResult(
             transcript=[*(transcript or []), *turn],
             ranking=ranking,

@@ -320,9 +320,14 @@ class Assistant:
             if self.responder is not None:
                 self.responder.close()
 
+    @property
+    def generates_fallback(self) -> bool:
+        """Whether the responder writes the replies no intent fits (``fallback`` "generate" and a responder)."""
+        return self.fallback == "generate" and self._generate is not None
+
     def _generates(self, reply: Reply) -> bool:
         """Whether the responder says ``reply`` instead of its canned fallback text."""
-        return reply.intent == FALLBACK_TAG and self.fallback == "generate" and self._generate is not None
+        return reply.intent == FALLBACK_TAG and self.generates_fallback
 
     def _context(self, sender: str, message: str) -> list[str]:
         """The turns the responder reads: the conversation's last turns, both sides, and ``message``."""

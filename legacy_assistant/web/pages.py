@@ -42,7 +42,9 @@ ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
 @blueprint.get("/")
 def index() -> Any:
     assistant = current_assistant()
-    emotions = assistant.emotions
+    # the emotion only steers generated replies: no selector where the fallback is canned
+    generates = assistant.generates_fallback
+    emotions = assistant.emotions if generates else ()
     responder = assistant.responder
     return render_template(
         "index.html",
@@ -50,7 +52,7 @@ def index() -> Any:
         emotions=emotions,
         default_emotion=responder.default_condition if responder is not None else None,
         # the strength slider: only for a responder that has condition guidance
-        guided=responder is not None and responder.guided,
+        guided=generates and responder is not None and responder.guided,
         condition_strength=f"{responder.options.condition_strength:g}" if responder is not None else "0",
         max_condition_strength=f"{MAX_CONDITION_STRENGTH:g}",
     )
