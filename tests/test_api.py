@@ -250,6 +250,21 @@ def test_a_path_cannot_forge_an_access_log_line(client, caplog):
     assert lines[1].startswith("GET /caf%C3%A9%20menu 404 ")
 
 
+def test_the_access_log_does_not_give_away_a_senders_transcript(client, caplog):
+    import logging
+
+    post(client, "/api/v1/chat", {"sender": "web-5ec2e7", "message": "my number is 555-0199"})
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.access"):
+        assert client.get("/api/v1/conversations/web-5ec2e7").status_code == 200
+        client.get("/api/v1/conversations/other")
+        client.get("/api/v1/conversations/web-5ec2e7")
+    lines = [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.access"]
+    assert len(lines) == 3 and not any("web-5ec2e7" in line or "other" in line for line in lines)
+    paths = [line.split()[1] for line in lines]
+    assert paths[0].startswith("/api/v1/conversations/<sender") and lines[0].split()[2] == "200"
+    assert paths[0] == paths[2] != paths[1]  # one conversation's lines can still be told apart
+
+
 def test_store_failure_is_503_json(default_predictor):
     from legacy_assistant.serving.assistant import Assistant
     from legacy_assistant.serving.dialogue import DialoguePolicy

@@ -19,7 +19,8 @@ from legacy_assistant.web.context import leased
 from legacy_assistant.web.errors import ApiError, text_field
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
-blueprint = GuardedBlueprint("conversations", __name__, access=Access.API, url_prefix="/api/v1/conversations")
+PREFIX = "/api/v1/conversations"
+blueprint = GuardedBlueprint("conversations", __name__, access=Access.API, url_prefix=PREFIX)
 
 
 class SenderConverter(BaseConverter):
