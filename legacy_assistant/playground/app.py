@@ -99,7 +99,7 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
     transcript_state = gr.State([])
     with gr.Row():
         with gr.Column(scale=3):
-            # plain text: a message or reply holding Markdown or HTML (an image link) is shown as typed, and fetches nothing
+            # plain text: Markdown or HTML in a message or reply (an image link) is shown as typed
             chatbot = gr.Chatbot(label="conversation", height=420, elem_id="conversation", render_markdown=False)
             message_box = gr.Textbox(
                 label="message", placeholder="Type a message and press Enter", max_lines=4, elem_id="message"

@@ -8,7 +8,6 @@ A caller's mistake (an empty message, an unknown emotion) raises
 from __future__ import annotations
 
 import html
-
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
