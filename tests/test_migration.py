@@ -12,7 +12,7 @@ from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.golden import GOLDEN_FILE, write_golden
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.classifier.probes import probe_sentences
-from tests.helpers import DEFAULT_MODEL
+from tests.helpers import DEFAULT_MODEL, SHIPPED_INTENTS
 from tests.subprocesses import json_out, run_cli, run_snippet
 
 TOLERANCE = 1e-5
@@ -52,6 +52,16 @@ def test_shipped_model_parity_on_golden_and_generated_sentences(default_predicto
     assert report["cases"] == n >= PROBES
     assert report["mismatches"] == [] and report["top1_agreement"] == 1.0
     assert report["max_abs_delta"] <= TOLERANCE
+
+
+def test_evaluate_and_info_read_a_migrated_model_without_a_runtime_flag(migrated_default, tmp_path):
+    out, _ = migrated_default
+    info = run_cli("info", str(out), "--json")
+    assert info.returncode == 0 and json.loads(info.stdout)["runtime"] == "tf2", info.stderr[-2000:]
+    report = tmp_path / "eval.json"
+    evaluated = run_cli("evaluate", str(out), str(SHIPPED_INTENTS), "--out", str(report))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert json.loads(report.read_text())["accuracy"] > 0.5  # the shipped model on its own patterns
 
 
 def test_model_trained_in_this_run_has_parity(tiny_predictor, migrated_tiny, tiny_intents, tmp_path):

@@ -106,6 +106,16 @@ def test_compat_process_refuses_the_tf2_responder_clearly(migrated):
         Responder.load(migrated[0])
 
 
+def test_info_reads_the_tf2_copy_and_evaluate_responder_says_why_it_will_not(migrated, tmp_path):
+    out, _ = migrated
+    info = run_cli("info", str(out))
+    assert info.returncode == 0 and "SavedModel loads" in info.stdout, info.stderr[-2000:]
+    evaluated = run_cli("evaluate-responder", str(out), str(tmp_path / "corpus.txt"))
+    assert evaluated.returncode == 1
+    assert "for the 'tf2' runtime" in evaluated.stderr and "evaluate the original" in evaluated.stderr
+    assert "Traceback" not in evaluated.stderr
+
+
 def test_tf2_copy_answers_through_responder_as_the_compat_model_does(migrated, source, compat_responder):
     """Replies (text) and scores through the public API, TF2 in its own process, compat here."""
     contexts = [[prompt] for prompt in PROMPTS] + [["hello there", "what do you think of this ?"], ["zebra ?"]]
@@ -297,6 +307,19 @@ class _Unguided:
 
     def score(self, *args, **kwargs):
         return self._model.score(*args, **kwargs)
+
+
+def test_a_nan_score_in_any_batch_is_a_disagreement():
+    from legacy_assistant.responder.migration import compare_answers
+
+    def batch(score):
+        decoded = {"ids": [[[4, 2]]], "lengths": [[2]], "log_probs": [[-1.0]]}
+        return {"decodes": {"greedy": decoded}, "score": {"given": [[score]], "greedy": [[-1.0]], "beam": [[-1.0]]}}
+
+    expected = [batch(-1.0), batch(-1.0)]
+    for got in ([batch(float("nan")), batch(-1.0)], [batch(-1.0), batch(float("nan"))]):
+        assert compare_answers(expected, got, TOLERANCE)["agree"] is False
+    assert compare_answers(expected, [batch(-1.0), batch(-1.0)], TOLERANCE)["agree"] is True
 
 
 def test_guided_decodes_are_compared_only_where_the_source_has_them(compat_responder):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from legacy_assistant.classifier.datasets import FORMATS
 from legacy_assistant.cli.arguments import whole_number
+from legacy_assistant.cli.model_kind import written_for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
         require("matplotlib", "plots", "the figures written next to --out's report")
         check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, runtime=written_for(args.model))  # evaluate a migrated copy too
     try:
         oos_label = args.oos_label or predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
         data = load_data(args.data, args.format, oos_label)

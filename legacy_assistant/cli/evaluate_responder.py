@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from legacy_assistant.cli.corpus_input import read_dialogues
+from legacy_assistant.cli.model_kind import written_for
 
 COMMAND = "evaluate-responder"
 
@@ -88,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
     )
     from legacy_assistant.responder.responder import DecodingOptions, Responder
 
+    runtime = written_for(args.model)
+    if runtime != "compat":
+        # the condition classifier trains in TF1 graph mode, which cannot share a process with TF2
+        raise AssistantError(
+            f"{args.model}: a responder for the {runtime!r} runtime; evaluate-responder also trains a "
+            "condition classifier in TF1 graph mode, so it evaluates compat responders: evaluate the "
+            "original ('migrate' checked that this copy decodes the same)"
+        )
     settings = EvaluationSettings(
         samples=args.samples,
         max_dialogues=args.max_dialogues,

@@ -106,7 +106,7 @@ def run_responder(args: argparse.Namespace) -> int:
     if not args.no_load:
         from legacy_assistant.responder.responder import Responder
 
-        Responder.load(args.model).close()
+        Responder.load(args.model, runtime=info.manifest.get("runtime", "compat")).close()
     manifest = info.manifest
     training: dict[str, Any] = manifest.get("summary", {})
     summary = {

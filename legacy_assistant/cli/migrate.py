@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print("  source has no golden.json: checked against the numpy forward pass only")
-    print(f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target}")
+    print(
+        f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target} --no-responder "
+        "(or --responder with a migrated responder)"
+    )
     return 0
 
 

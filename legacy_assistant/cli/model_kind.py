@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST
 from legacy_assistant.errors import ArtifactError
 
-__all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder"]
+__all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder", "written_for"]
 
 
 def is_responder(path: str | Path) -> bool:
@@ -27,3 +28,14 @@ def is_responder(path: str | Path) -> bool:
         f"{root}: neither {CLASSIFIER_MANIFEST} (an intent model) nor {RESPONDER_MANIFEST} (a responder): "
         "not a legacy-assistant model directory"
     )
+
+
+def written_for(path: str | Path) -> str:
+    """The TensorFlow runtime a model directory's manifest names (``compat`` when it names none,
+    or cannot be read: loading it then says what is wrong)."""
+    manifest = Path(path) / (RESPONDER_MANIFEST if is_responder(path) else CLASSIFIER_MANIFEST)
+    try:
+        runtime = json.loads(manifest.read_text(encoding="utf-8")).get("runtime", "compat")
+    except (OSError, ValueError, AttributeError):
+        return "compat"
+    return runtime if isinstance(runtime, str) else "compat"

@@ -428,7 +428,7 @@ def compare_answers(
                 continue
             deltas.append(float(np.abs(se - sg).max()) if se.size else 0.0)
             replies += int(se.shape[0])
-        delta = max(deltas, default=0.0)
+        delta = float(np.max(deltas)) if deltas else 0.0  # a NaN anywhere stays NaN (Python's max may skip it)
         report["score"][name] = {"replies": replies, "max_abs_delta": delta}
         agree = agree and delta <= tolerance
     report["agree"] = bool(agree)
