@@ -326,7 +326,8 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"temperature": 0}, "temperature must be above 0"),
+        ({"temperature": 0}, "temperature must be from 1e-06 to 100, got 0"),
+        ({"temperature": 1e10}, "temperature must be from 1e-06 to 100"),
         ({"beam_width": 0}, "beam_width must be a whole number"),
         # refused here, not at the first request's decode
         ({"beam_width": 2.5}, "beam_width must be a whole number from 1 to 2147483647, got 2.5"),

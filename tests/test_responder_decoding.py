@@ -147,6 +147,24 @@ def test_every_mode_is_well_formed_and_its_log_probs_are_the_models(random_model
     np.testing.assert_allclose(result.log_probs, scored(random_model, contexts, conditions, result), atol=1e-4)
 
 
+@pytest.mark.parametrize("temperature", [1e-39, 1e-7, 101.0, 1e10])
+def test_a_temperature_that_would_break_the_ban_or_overflow_is_refused(random_model, temperature):
+    # 1e10 shrank the ban on PAD/UNK/START to a tenth of a nat (START was drawn mid-reply);
+    # 1e-39 made every score -inf (an id past the vocabulary was drawn)
+    contexts, conditions = random_contexts(2, seed=1)
+    with pytest.raises(ValueError, match="temperature must be from 1e-06 to 100"):
+        random_model.decode(contexts, conditions, mode="sample", max_length=9, seed=1, temperature=temperature)
+
+
+def test_the_temperature_bounds_decode_without_special_tokens(random_model):
+    contexts, conditions = random_contexts(6, seed=1)
+    for temperature in (1e-6, 100.0):
+        result = random_model.decode(
+            contexts, conditions, mode="sample", max_length=9, n_samples=4, seed=5, temperature=temperature
+        )
+        assert_well_formed(result, 9)
+
+
 def test_beam_width_one_is_greedy(random_model):
     contexts, conditions = random_contexts(8, seed=2)
     for options in ({}, {"length_penalty": 0.0}, {"repetition_penalty": 2.0, "banned_ids": np.array([5, 6])}):

@@ -60,6 +60,12 @@ GUIDED_SIGNATURE_OUTPUTS: dict[str, tuple[str, ...]] = {mode + GUIDED: SIGNATURE
 
 # Far beyond any useful guidance: replies stop being language well before 10.
 MAX_CONDITION_STRENGTH = 10.0
+# Sampling divides the scores, banned ids' -1e9 included, by the temperature: far above 100 the
+# ban no longer holds (1e10 drew START mid-reply), far below 1e-6 float32 overflows (1e-39 drew
+# an id past the vocabulary). Inside these bounds neither can happen, and no useful setting is lost:
+# 1e-6 samples as greedy decoding does, 100 nearly uniformly.
+MIN_TEMPERATURE = 1e-6
+MAX_TEMPERATURE = 100.0
 
 # A score no real candidate reaches, finite so that sums and normalising never make NaN.
 NEG = -1e9
@@ -178,7 +184,11 @@ def decode_call(
             f"n_samples must be an integer in [1, {INT32_MAX}]",
             n_samples,
         )
-        _require(_positive_float32(temperature), "temperature must be positive", temperature)
+        _require(
+            _float_in(temperature, MIN_TEMPERATURE, MAX_TEMPERATURE),
+            f"temperature must be from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}",
+            temperature,
+        )
         _require(
             isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
         )
@@ -195,6 +205,16 @@ def decode_call(
         mode += GUIDED
         values[CONDITION_STRENGTH] = float(condition_strength)
     return DecodeCall(mode, values, int(context.shape[0]), candidates, int(max_length))
+
+
+def _float_in(value: object, low: float, high: float) -> bool:
+    """Whether ``value`` is a real number (not a bool) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return False
+    try:
+        return bool(low <= float(value) <= high)
+    except (OverflowError, ValueError):
+        return False
 
 
 def _positive_float32(value: object) -> bool:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compat.responder.inputs import INT32_MAX, MAX_CONDITION_STRENGTH
+from compat.responder.inputs import INT32_MAX, MAX_CONDITION_STRENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.errors import ArtifactError, RequestError
@@ -56,7 +56,8 @@ class DecodingOptions:
     """How replies are decoded (cakechat's defaults where it has them).
 
     Attributes:
-        temperature: softmax temperature of the sampling modes (below 1: safer replies).
+        temperature: softmax temperature of the sampling modes (below 1: safer replies), from
+            0.000001 (as greedy) to 100 (nearly uniform).
         beam_width: candidates kept by beam search.
         n_samples: replies drawn by ``sample_rerank``.
         repetition_penalty: a token the reply already holds has its probability divided by
@@ -89,8 +90,10 @@ class DecodingOptions:
                 continue
             if not is_whole_number(value, 1, INT32_MAX):
                 raise RequestError(f"{name} must be a whole number from 1 to {INT32_MAX}, got {value!r}")
-        if not self.temperature > 0:
-            raise RequestError(f"temperature must be above 0, got {self.temperature}")
+        if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
+            raise RequestError(
+                f"temperature must be from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, got {self.temperature}"
+            )
         if self.beam_width < 1 or self.n_samples < 1:
             raise RequestError(f"beam_width and n_samples must be at least 1, got {self.beam_width}, {self.n_samples}")
         if not self.repetition_penalty > 0:
