@@ -139,6 +139,11 @@ def test_bad_dicts_are_refused_naming_the_field(data, field):
         "James' car is 'great'.",
         "Rock 'n' roll!",
         "'Hello' is what I said.",
+        # an elision before a decade or a year opens no quotation
+        "I like the '80s and '90s music.",
+        "Rock 'n' roll and the '90s.",
+        "The '90s were great, and 'friends' was on.",
+        "In '99 we won.",
     ],
 )
 def test_detokenized_text_reads_normally(text):
@@ -150,6 +155,15 @@ def test_detokenize_restores_sentence_capitals():
     assert detokenize(["it", "'s", "ok"], sentence_case=False) == "it's ok"
     # the dot after an abbreviation ends no sentence; a dot after a plain word does
     assert detokenize(tokenize("the u.s. is big. e.g. this one")) == "The u.s. is big. E.g. this one"
+    # a number or a domain with a dot is no abbreviation: the sentence after it starts with a capital
+    assert detokenize(["i", "saw", "it", "in", "2.0", ".", "did", "you", "?"]) == "I saw it in 2.0. Did you?"
+    assert detokenize(["i", "use", "gmail.com", ".", "it", "is", "free", "."]) == "I use gmail.com. It is free."
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200d", "\ufeff", "\u00ad", "\u2060", "\u200e"])
+def test_invisible_format_characters_do_not_make_a_word_unknown(invisible):
+    plain = tokenize("Do you like movies?")
+    assert tokenize(f"{invisible}Do you like mov{invisible}ies{invisible}?") == plain
 
 
 def test_condition_list_starts_with_the_five_emotions():

@@ -21,6 +21,20 @@ def test_punctuation_dropped_and_lowercased():
     assert tokens == ["hello", "world"]
 
 
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace"])
+def test_invisible_format_characters_are_dropped(tokenizer):
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("\ufeffOpen to\u200bday? cof\u00adfee\u200d please") == processor.tokens(
+        "Open today? coffee please"
+    )
+
+
+def test_the_classic_recipe_keeps_format_characters_as_it_did():
+    # an imported classic model's words were made without this step; its tokens stay as they were
+    processor = TextProcessor(TextConfig(tokenizer="classic", stemmer="none"))
+    assert processor.tokens("to\u200bday") == ["to\u200bday"]
+
+
 @pytest.mark.parametrize("stemmer, expected", [
     ("lancaster", ["hello", "ord", "coff"]),
     ("porter", ["hello", "order", "coffe"]),

@@ -28,7 +28,7 @@ from nltk.tokenize.treebank import TreebankWordDetokenizer
 # The ids both sides of the model agree on; compat.responder.spec imports no TensorFlow.
 from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK  # noqa: F401 (re-exported)
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.text.processing import TextConfig, TextProcessor
+from legacy_assistant.text.processing import TextConfig, TextProcessor, drop_format_characters
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # the text of ids PAD, UNK, START, END
 # "classic" keeps every token the Treebank rules give, punctuation included; stemming off.
@@ -37,6 +37,8 @@ TEXT_CONFIG = TextConfig(tokenizer="classic", stemmer="none", lowercase=True)
 DEFAULT_CONDITIONS = ("neutral", "anger", "joy", "fear", "sadness")
 
 _SENTENCE_ENDS = frozenset({".", "!", "?", "!!", "??"})
+_ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+[^\W\d_]\.?$")  # u.s, e.g, a.m., not 2.0 or gmail.com
+_ELIDED_NUMBER = re.compile(r"^\d\d(?:s)?$")  # '90s, '99
 _DETOKENIZER = TreebankWordDetokenizer()
 # The detokenizer glues "..." to the next word ("well...maybe"); the source had a space there.
 _ELLIPSIS_BEFORE_WORD = re.compile(r"\.\.\.(?=\w)")
@@ -49,8 +51,9 @@ def _processor(config: TextConfig) -> TextProcessor:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _cached_tokens(config: TextConfig, text: str) -> tuple[str, ...]:
-    # A turn is tokenized once as a response and up to three times as context.
-    return tuple(_processor(config).tokens(text))
+    # A turn is tokenized once as a response and up to three times as context. The classic
+    # tokenizer keeps format characters (for the classic recipe's fidelity); a reply's words should not.
+    return tuple(_processor(config).tokens(drop_format_characters(text)))
 
 
 def tokenize(text: str, config: TextConfig = TEXT_CONFIG) -> list[str]:
@@ -74,8 +77,9 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
                 words[index] = _capitalize(word)
             if any(c.isalnum() for c in word):
                 capital_next = False
-            # the "." after an abbreviation ("u.s", "e.g": a token with a dot inside) ends no sentence
-            if word in _SENTENCE_ENDS and not (word == "." and index and "." in words[index - 1]):
+            # the "." after an abbreviation ("u.s", "e.g": single letters between dots) ends no
+            # sentence; after "2.0" or "gmail.com" it does
+            if word in _SENTENCE_ENDS and not (word == "." and index and _ABBREVIATION.match(words[index - 1])):
                 capital_next = True
     return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(_attach_single_quotes(words))).strip()
 
@@ -92,7 +96,9 @@ def _attach_single_quotes(words: list[str]) -> list[str]:
     if "'" not in words:
         return words
     out: list[str] = []
-    remaining = words.count("'")
+    # an elision before a decade or a year ("the '90s", "in '99") is no quotation mark: it pairs with nothing
+    elided = {i for i, w in enumerate(words[:-1]) if w == "'" and _ELIDED_NUMBER.match(words[i + 1])}
+    remaining = words.count("'") - len(elided)
     quoting = False
     index = 0
     while index < len(words):
@@ -100,6 +106,10 @@ def _attach_single_quotes(words: list[str]) -> list[str]:
         index += 1
         if word != "'":
             out.append(word)
+            continue
+        if index - 1 in elided:
+            out.append(word + words[index])
+            index += 1
             continue
         previous = out[-1] if out else None
         following = words[index] if index < len(words) else None

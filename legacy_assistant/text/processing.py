@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import regex
 from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 from nltk.tokenize.punkt import PunktSentenceTokenizer
@@ -36,6 +37,9 @@ STEMMERS = ("lancaster", "snowball", "porter", "none")
 
 # A token is kept only if it holds a letter or digit: "?", "...", "--" are dropped, "'s" is kept.
 _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+# Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
+# hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
+_FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
 
 
 @dataclass(frozen=True)
@@ -72,19 +76,27 @@ class TextProcessor:
         self._stem = functools.lru_cache(maxsize=65536)(stem) if stem else None
 
     def tokens(self, text: str) -> list[str]:
-        """Normalised (NFKC), optionally lower-cased, punctuation-free, stemmed tokens."""
+        """Normalised (NFKC, invisible format characters dropped, except for the classic
+        recipe, kept as it was), optionally lower-cased, punctuation-free, stemmed tokens."""
         text = unicodedata.normalize("NFKC", text)
         if self.config.tokenizer == "classic":
             words = self._split(text)
             if self.config.lowercase:
                 words = [w.lower() for w in words]
             return [self._stem(w) for w in words] if self._stem is not None else words
+        text = drop_format_characters(text)
         if self.config.lowercase:
             text = text.lower()
         words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
         if self._stem is None:
             return words
         return [self._stem(w) for w in words]
+
+
+def drop_format_characters(text: str) -> str:
+    """``text`` without invisible format characters (Unicode category Cf: zero-width space and
+    joiner, byte order mark, bidi marks, soft hyphen), which would make a word they touch unknown."""
+    return text if text.isascii() else _FORMAT_CHARACTERS.sub("", text)
 
 
 def _tokenizer(name: str) -> Callable[[str], list[str]]:
