@@ -197,6 +197,17 @@ def test_the_input_takes_no_more_than_the_server_does(browser, live_url):
         "box.dispatchEvent(new Event('input', {bubbles: true}));"
         "return [Array.from(box.value).length, box.value.length];")
     assert counts == [TEXT_CAP, 2 * TEXT_CAP]
+    # at the cap, typing in the middle is refused where it happens: the text and the caret stay put
+    full = "a" * (TEXT_CAP - 3) + "XYZ"
+    browser.execute_script("arguments[0].value = arguments[1]; arguments[0].setSelectionRange(5, 5);", box, full)
+    box.send_keys("QR")
+    assert browser.execute_script("return [arguments[0].value, arguments[0].selectionStart];", box) == [full, 5]
+    # below it, a paste that would pass the cap keeps its start and the text after the caret
+    short = "b" * (TEXT_CAP - 4) + "END"
+    browser.execute_script("arguments[0].value = arguments[1]; arguments[0].setSelectionRange(2, 2);", box, short)
+    box.send_keys("1234")
+    assert browser.execute_script("return [arguments[0].value, arguments[0].selectionStart];", box) == [
+        "bb1" + short[2:], 3]
 
 
 def test_sender_ids_are_random_per_browser(open_browser, live_url):

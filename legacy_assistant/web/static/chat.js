@@ -201,11 +201,22 @@
   // The server's cap counts characters (code points); the maxlength attribute would count
   // UTF-16 units, an emoji as two, so the input is cut here instead. Read on every input, so a
   // page without the attribute takes anything.
+  // Like maxlength, what was just typed or pasted is what gets cut: the characters over the cap
+  // are taken from just before the caret (where an insertion ends), and the caret stays there.
   function keepToTheCap() {
     var cap = parseInt(input.getAttribute("data-max-chars"), 10);
     if (!(cap > 0)) return;
-    var chars = Array.from(input.value);
-    if (chars.length > cap) input.value = chars.slice(0, cap).join("");
+    var value = input.value;
+    var excess = Array.from(value).length - cap;
+    if (excess <= 0) return;
+    var caret = typeof input.selectionEnd === "number" ? input.selectionEnd : value.length;
+    var before = Array.from(value.slice(0, caret));
+    var after = Array.from(value.slice(caret));
+    var cut = Math.min(excess, before.length);
+    var head = before.slice(0, before.length - cut).join("");
+    if (excess > cut) after = after.slice(0, after.length - (excess - cut));
+    input.value = head + after.join("");
+    input.setSelectionRange(head.length, head.length);
   }
   input.addEventListener("input", function (event) {
     if (!event.isComposing) keepToTheCap(); // not in the middle of an input method's word
