@@ -74,6 +74,7 @@ bench: $(STAMP)
 
 # Serving throughput and latency (needs wrk: apt-get install wrk).
 bench-serve: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench-serve needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python benchmarks/web_overhead.py
 	$(BIN)/python benchmarks/tokenizer_threads.py
 	$(BIN)/python benchmarks/serve.py

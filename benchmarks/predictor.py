@@ -57,8 +57,10 @@ def serving_memory(model: str, requests: int) -> tuple[float, float]:
     base_rss = rss_mib(baseline.pid)
     baseline.kill()
     port = free_port()
+    # a memory store: nothing written into the checkout, no history carried from run to run
+    command = ["serve", "--dev", "--model", model, "--port", str(port), "--store", "memory"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "legacy_assistant", "-q", "serve", "--dev", "--model", model, "--port", str(port)],
+        [sys.executable, "-m", "legacy_assistant", "-q", *command],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

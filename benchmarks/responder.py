@@ -163,6 +163,9 @@ def main() -> None:
     parser.add_argument("--train", action="store_true", help="train a small model here instead of --model")
     parser.add_argument("--train-minutes", type=float, default=3.0)
     args = parser.parse_args()
+    missing = [path for path in [*args.corpus, *(args.train_corpus or ())] if not Path(path).exists()]
+    if missing:  # before minutes of loading and evaluating, not after
+        parser.error(f"not found: {', '.join(missing)} (pass --corpus / --train-corpus)")
     logging.basicConfig(level=logging.WARNING)
 
     from legacy_assistant.responder.batching import pad_batch
