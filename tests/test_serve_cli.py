@@ -128,6 +128,9 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
                    "'compat' runtime", "--runtime compat")
     one_error_line(serve("--port", port, env={"LEGACY_ASSISTANT_RUNTIME": "tf3"}), 1, "LEGACY_ASSISTANT_RUNTIME")
     one_error_line(serve("--port", port, env={"LEGACY_ASSISTANT_WORKERS": "many"}), 1, "LEGACY_ASSISTANT_WORKERS")
+    # each worker would keep its own conversations: a sender's context would come and go
+    one_error_line(serve("--port", port, "--store", "memory", "--workers", "2", "--no-responder"), 1,
+                   "--store memory", "--workers 1")
 
 
 def test_a_bad_flag_is_one_usage_line():

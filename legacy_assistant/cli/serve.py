@@ -142,6 +142,14 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.serving.server import exec_server
 
     options = _server_options(values)
+    if values["STORE"] == "memory" and options.workers > 1:
+        # each worker would keep its own conversations: a sender's turns would land in whichever
+        # worker answered, and its context and transcript would come and go
+        raise ConfigError(
+            f"--store memory keeps conversations inside one process, and {options.workers} workers would "
+            "each keep their own; use --workers 1, or a store the workers share (the default SQLite "
+            "file, sqlite:///PATH or redis://HOST:PORT/DB)"
+        )
     log.info(
         "serving %s%s on http://%s:%s/ with %d worker(s) x %d thread(s)",
         model,
