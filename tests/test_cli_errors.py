@@ -190,6 +190,45 @@ def test_reports_never_replace_a_file_of_the_model_or_an_input(model_dir, tmp_pa
     assert data.read_bytes() == (ROOT / "tests" / "data" / "tiny_intents.json").read_bytes()
 
 
+def test_a_report_onto_a_folder_or_under_a_file_is_refused_before_any_work(model_dir, tmp_path, capsys, monkeypatch):
+    from legacy_assistant.classifier import golden
+
+    monkeypatch.setattr(golden, "golden_cases", lambda *a: pytest.fail("worked before checking where to write"))
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\n")
+    folder, a_file = tmp_path / "reports", tmp_path / "notes.txt"
+    folder.mkdir()
+    a_file.write_text("mine")
+    refused = [
+        (["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(folder)], "is a folder"),
+        (["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(a_file / "g.json")],
+         f"{a_file} is a file, not a folder"),
+        (["golden", str(model_dir), "--check", "--report", str(a_file / "sub" / "r.json")], "is a file, not a folder"),
+    ]
+    for argv, message in refused:
+        assert main(argv) == 1, argv
+        assert message in _one_error_line(capsys), argv
+    assert a_file.read_text() == "mine"
+
+
+def test_a_golden_file_is_replaced_whole_or_not_at_all(model_dir, tmp_path, monkeypatch):
+    import os
+
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\n")
+    target = tmp_path / "g.json"
+    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(target)]) == 0
+    good = target.read_bytes()
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(target)]) == 1
+    assert target.read_bytes() == good  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "sentences.txt"]  # no temporary left
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

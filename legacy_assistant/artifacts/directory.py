@@ -201,10 +201,15 @@ def check_written_files(
 ) -> None:
     """Refuse, before any work, to write a report over a file of the model it is about (its
     manifest, weights, history, golden file: anything already in ``model_dir`` except the names
-    in ``allowed``) or over one of the command's ``inputs``."""
+    in ``allowed``) or over one of the command's ``inputs``, onto a folder, or under a file."""
     model = Path(model_dir).resolve()
     sources = {Path(source).resolve() for source in inputs}
     for path in paths:
+        if Path(path).is_dir():
+            raise ArtifactError(f"{path} is a folder: name a file to write the report to")
+        blocking = next((parent for parent in Path(path).parents if parent.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise ArtifactError(f"{path} cannot be written: {blocking} is a file, not a folder")
         target = Path(path).resolve()
         if target in sources:
             raise ArtifactError(f"{path} is an input of this command: write the report somewhere else")

@@ -14,6 +14,7 @@ from typing import Any
 
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.common.fields import is_finite_number
+from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError
 
@@ -35,8 +36,7 @@ def golden_cases(predictor: Predictor, sentences: Sequence[str]) -> list[dict[st
 def write_golden(predictor: Predictor, sentences: Sequence[str], path: str | Path) -> Path:
     path = Path(path)
     data = {"model": predictor.name, "cases": golden_cases(predictor, sentences)}
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return write_text_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, Any]:

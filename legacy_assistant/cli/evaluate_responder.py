@@ -167,11 +167,12 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         print(line)
     if args.out:
+        from legacy_assistant.common.files import write_text_atomically
         from legacy_assistant.common.plots import plot_responder_conditions, plot_responder_quality
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         quality_png = out.with_name(out.stem + "-quality.png")
         conditions_png = out.with_name(out.stem + "-conditions.png")
         plot_responder_quality(report, quality_png)

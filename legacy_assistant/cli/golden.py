@@ -15,6 +15,7 @@ from pathlib import Path
 from legacy_assistant.cli.arguments import non_negative_number
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
+from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.errors import AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
@@ -117,7 +118,7 @@ def _check(compare: Callable[[], dict], tolerance: float, report_path: str | Non
     print(json.dumps(report, indent=2))
     ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
     if report_path:
-        Path(report_path).write_text(json.dumps({**report, "ok": ok}, indent=2) + "\n", encoding="utf-8")
+        write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2) + "\n")
     print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
     return 0 if ok else 1
 

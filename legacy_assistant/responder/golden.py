@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from legacy_assistant.common.fields import is_finite_number
+from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError
 from legacy_assistant.responder.batching import EncodedPair, pad_batch
@@ -72,8 +73,7 @@ def write_golden(responder: Responder, contexts: Sequence[Sequence[str]], path: 
     # One case a line: the file reads (and diffs) case by case.
     cases = ",\n".join(json.dumps(case, ensure_ascii=False) for case in golden_cases(responder, contexts))
     text = json.dumps(head, ensure_ascii=False)[:-1] + f', "cases": [\n{cases}\n]}}\n'
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_text_atomically(path, text)
 
 
 def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, Any]:
