@@ -70,6 +70,12 @@ def test_chat_reads_stdin_that_is_not_utf8_instead_of_stopping(monkeypatch, caps
     assert len(lines) == 2 and "[greeting" in lines[0] and "[order_coffee" in lines[1]
 
 
+def test_chat_with_no_standard_input_at_all_ends_like_an_empty_one(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", None)  # as a process started with stdin closed (<&-) has it
+    assert main(["chat"]) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_golden_check_command(capsys):
     assert main(["golden", str(DEFAULT_MODEL), "--check"]) == 0
     assert "golden: OK" in capsys.readouterr().out

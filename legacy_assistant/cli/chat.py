@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.serving.assistant import Assistant
 
     assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold)
-    interactive = sys.stdin.isatty()
+    interactive = _interactive()
     if interactive:
         print(f"Chatting with {assistant.predictor.name}. {LEAVE}")
     try:
@@ -108,7 +108,7 @@ def run_with_responder(args: argparse.Namespace) -> int:
             raise AssistantError(
                 f"unknown emotion {emotion!r}; {responder.info.name} knows {', '.join(responder.conditions)}"
             )
-        interactive = sys.stdin.isatty()
+        interactive = _interactive()
         if interactive:
             print(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
         # The turns the responder sees: the latest ones, both sides, oldest first.
@@ -145,7 +145,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
                 f"unknown emotion {args.emotion!r}; {args.responder} knows {', '.join(assistant.emotions)}"
             )
         emotion = args.emotion if args.emotion is not None else responder.default_condition
-        interactive = sys.stdin.isatty()
+        interactive = _interactive()
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
             print(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
@@ -167,9 +167,17 @@ def _seed(args: argparse.Namespace, number: int) -> int | None:
     return None if args.seed is None else (args.seed + number + 2**63) % 2**64 - 2**63
 
 
+def _interactive() -> bool:
+    """Whether a person types the messages (no standard input at all, as with ``<&-``, is none)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 def _messages(interactive: bool):
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
-    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat."""
+    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat.
+    A closed standard input is an empty one."""
+    if sys.stdin is None:
+        return
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="replace")
