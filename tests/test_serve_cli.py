@@ -131,17 +131,30 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
     # each worker would keep its own conversations: a sender's context would come and go
     one_error_line(serve("--port", port, "--store", "memory", "--workers", "2", "--no-responder"), 1,
                    "--store memory", "--workers 1")
+    # a store every worker would fail to open is said once, not by each worker as gunicorn gives up
+    one_error_line(serve("--port", port, "--store", "bogus://x", "--no-responder"), 1, "unknown conversation store")
+    folder = damaged_model.parent / "a-folder"
+    folder.mkdir(exist_ok=True)
+    one_error_line(serve("--port", port, "--store", f"sqlite://{folder}", "--no-responder"), 1,
+                   "is a folder, not a database file")
+    a_file = damaged_model.parent / "a-file"
+    a_file.write_text("")
+    one_error_line(serve("--port", port, "--store", f"sqlite://{a_file}/x.db", "--no-responder"), 1,
+                   "is a file, not a folder")
 
 
 def test_a_bad_flag_is_one_usage_line():
     one_error_line(serve("--threshold", "-1"), 2, "argument --threshold", "from 0 to 1", "'-1'")
     one_error_line(serve("--port", "99999"), 2, "argument --port", "'99999'")
+    one_error_line(serve("--responder", str(DEFAULT_MODEL), "--no-responder"), 2, "not allowed with argument --responder")
 
 
 def test_a_worker_that_cannot_start_says_why_in_one_line(free_port):
-    """What only a worker finds (here: a store URL no store takes) is a line from each worker, no traceback."""
-    result = serve("--port", str(free_port()), "--workers", "1", "--store", "bogus://nowhere")
+    """What only a worker finds (here: a Redis store nobody listens for) is a line from each worker, no traceback."""
+    closed = free_port()
+    result = serve("--port", str(free_port()), "--workers", "1", "--store", f"redis://127.0.0.1:{closed}/0",
+                   "--no-responder")
     assert result.returncode == 3, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     reasons = [line for line in result.stderr.splitlines() if "cannot start" in line]
-    assert len(reasons) == 1 and "unknown conversation store 'bogus://nowhere'" in reasons[0], result.stderr
+    assert len(reasons) == 1 and "cannot reach the Redis conversation store" in reasons[0], result.stderr

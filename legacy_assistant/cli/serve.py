@@ -25,6 +25,7 @@ from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.serving import settings
+from legacy_assistant.stores.base import check_store_url
 
 if TYPE_CHECKING:
     from legacy_assistant.serving.server import ServerOptions
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_dev(values)
     from legacy_assistant.serving.server import exec_server
 
+    check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
     options = _server_options(values)
     if values["STORE"] == "memory" and options.workers > 1:
         # each worker would keep its own conversations: a sender's turns would land in whichever

@@ -494,11 +494,13 @@ def add_arguments(parser: argparse.ArgumentParser, settings: Iterable[Setting] =
                 s.option, dest=s.dest, action=argparse.BooleanOptionalAction, default=None, help=f"{text} ({shown})"
             )
             continue
-        parser.add_argument(
+        # a flag and its --no- form exclude each other: "--responder DIR --no-responder" is a usage error
+        group = parser.add_mutually_exclusive_group() if s.negatable else parser
+        group.add_argument(
             s.option, dest=s.dest, type=_flag_reader(s), default=None, metavar=s.kind.metavar, help=f"{text} ({shown})"
         )
         if s.negatable:
-            parser.add_argument(
+            group.add_argument(
                 "--no-" + s.option[2:],
                 dest=s.dest,
                 action="store_const",

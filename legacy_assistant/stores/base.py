@@ -194,25 +194,49 @@ def open_store(
     if url.startswith("sqlite:"):
         from legacy_assistant.stores.sqlite_store import SQLiteStore
 
-        path, _, query = url[len("sqlite:") :].partition("?")
-        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-        unknown = set(options) - {"synchronous"}
-        if unknown:
-            raise ConfigError(f"{url!r}: unknown SQLite option(s) {sorted(unknown)}; only synchronous=full|normal")
-        if path.startswith("///"):
-            path = path[2:]
-        elif path.startswith("//"):
-            raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
-        if not path or path.endswith("/"):
-            raise ConfigError(f"{url!r}: the SQLite URL names no file (a folder at most)")
-        return SQLiteStore(
-            Path(path),
-            ttl_seconds=ttl_seconds,
-            max_turns=max_turns,
-            synchronous=options.get("synchronous", "full").lower(),
-        )
-    if url.startswith(("redis://", "rediss://", "unix://")):
+        path, synchronous = _sqlite_file(url)
+        return SQLiteStore(path, ttl_seconds=ttl_seconds, max_turns=max_turns, synchronous=synchronous)
+    if url.startswith(REDIS_SCHEMES):
         from legacy_assistant.stores.redis_store import RedisStore
 
         return RedisStore.from_url(url, ttl_seconds=ttl_seconds, max_turns=max_turns)
-    raise ConfigError(f"unknown conversation store {url!r}: use memory, sqlite:///PATH or redis://HOST:PORT/DB")
+    raise ConfigError(_unknown_store(url))
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_store_url(url: str | None) -> None:
+    """What :func:`open_store` would refuse in ``url`` without connecting or creating anything
+    (an unknown scheme, a bad SQLite URL, one naming a folder or a file under a file), so that a server can say so
+    once before its workers start. Raises :class:`ConfigError`."""
+    if not url or url == "memory" or url.startswith(REDIS_SCHEMES):
+        return
+    if not url.startswith("sqlite:"):
+        raise ConfigError(_unknown_store(url))
+    path, _ = _sqlite_file(url)
+    if path.is_dir():
+        raise ConfigError(f"{url!r}: {path} is a folder, not a database file")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ConfigError(f"{url!r}: {blocking} is a file, not a folder")
+
+
+def _unknown_store(url: str) -> str:
+    return f"unknown conversation store {url!r}: use memory, sqlite:///PATH or redis://HOST:PORT/DB"
+
+
+def _sqlite_file(url: str) -> tuple[Path, str]:
+    """The database file and the ``synchronous`` mode of a ``sqlite:`` URL."""
+    path, _, query = url[len("sqlite:") :].partition("?")
+    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    unknown = set(options) - {"synchronous"}
+    if unknown:
+        raise ConfigError(f"{url!r}: unknown SQLite option(s) {sorted(unknown)}; only synchronous=full|normal")
+    if path.startswith("///"):
+        path = path[2:]
+    elif path.startswith("//"):
+        raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
+    if not path or path.endswith("/"):
+        raise ConfigError(f"{url!r}: the SQLite URL names no file (a folder at most)")
+    return Path(path), options.get("synchronous", "full").lower()
