@@ -221,3 +221,26 @@ def test_a_turn_stored_while_a_reply_is_generated_is_kept(default_predictor):
     turns = assistant.history("s")
     assert [t.message for t in turns] == [GREETING, UNKNOWN]
     assert store.load("s").turns == 2  # decided again on the state the other turn left: nothing lost
+
+
+def test_a_flow_opened_while_a_reply_is_generated_waits_for_the_next_message(default_predictor):
+    """The earlier message stays the fallback it was: the flow the later one opened is not
+    handed the earlier message as its answer."""
+    store = HoldRecordingStore()
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    interleaved = []
+
+    def generate(context, emotion, mode, seed, condition_strength):
+        if not interleaved:  # "I want to leave feedback" arrives while this reply is made
+            interleaved.append(assistant.chat("s", "I want to leave feedback"))
+        return "generated late"
+
+    assistant = Assistant(default_predictor, policy, store, None, generate=generate)
+    first = assistant.chat("s", UNKNOWN)
+    assert interleaved[0].intent == "leave_feedback"
+    assert first.intent == FALLBACK_TAG and first.generated and first.text == "generated late"
+    state = store.load("s")
+    assert state.next_tag == "leave_feedback_text" and state.turns == 2  # the flow is still open
+    feedback = assistant.chat("s", "the croissants were lovely")
+    assert (feedback.intent, feedback.reason) == ("leave_feedback_text", "follow_up")
+

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,14 +216,16 @@ class Assistant:
                 return reply
             context = self._context(sender, message)
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
-        # the server: the reply is made outside it, then the turn is decided again if another
-        # turn of this sender was stored meanwhile.
+        # the server: the reply is made outside it. A turn of this sender stored meanwhile came
+        # after this one, so this one stays the fallback it was decided as and leaves that
+        # turn's state as it is (one turn more): decided again, it would be taken by a flow the
+        # later turn opened ("Go ahead, write your feedback" with the feedback already taken).
         text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
         with self.store.conversation(sender):
             current = self.store.load(sender)
             if current != state:
-                reply, next_state = self.policy.decide(current, prediction.ranking, understood)
-            if self._generates(reply) and has_words(text):
+                next_state = replace(current, turns=current.turns + 1)
+            if has_words(text):
                 reply = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
             self._save(sender, message, reply, next_state)
         return reply
