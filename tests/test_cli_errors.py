@@ -229,6 +229,21 @@ def test_a_golden_file_is_replaced_whole_or_not_at_all(model_dir, tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "sentences.txt"]  # no temporary left
 
 
+def test_flags_the_command_would_ignore_are_refused(model_dir, tmp_path, capsys):
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello\n")
+    refused = [
+        (["golden", str(model_dir), "--check", "--sentences", str(sentences)], "--sentences writes a golden file"),
+        (["golden", str(model_dir), "--report", str(tmp_path / "r.json")], "give --check too"),
+        (["migrate", str(model_dir), "--out", str(tmp_path / "out"), "--corpus", str(sentences)],
+         "--corpus is for a responder"),
+    ]
+    for argv, message in refused:
+        assert main(argv) == 1, argv
+        assert message in _one_error_line(capsys), argv
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.json").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -358,3 +358,18 @@ def test_without_gradio_the_command_names_the_extra(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "pip install 'legacy-assistant[playground]'" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--no-responder", "--condition-strength", "2"], "--condition-strength is a responder option"),
+        (["--condition-strength", "-5"], "--condition-strength: condition_strength must be a number in [0, 10]"),
+        (["--condition-strength", "11"], "must be a number in [0, 10]"),
+    ],
+)
+def test_a_strength_that_would_be_ignored_or_refused_later_is_one_line_first(monkeypatch, capsys, argv, message):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # refused before gradio is even looked for
+    assert main(["playground", "--port", "7999", *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    written = "--sentences" if args.sentences else "--contexts" if args.contexts else None
+    if args.check and written:
+        raise AssistantError(f"{written} writes a golden file and --check compares with one: give one of them")
+    if not args.check and args.report:
+        raise AssistantError("--report is the comparison --check writes: give --check too")
     if is_responder(args.model):
         return run_responder(args)
     if args.contexts:

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     if is_responder(args.model):
         return _run_responder(args)
+    if args.corpus:
+        raise AssistantError(f"{args.model} is an intent model: --corpus is for a responder (its parity contexts)")
     try:
         report = migrate_artifact(args.model, args.out, force=args.force, probes=args.probes, tolerance=args.tolerance)
     except RuntimeConflict as exc:

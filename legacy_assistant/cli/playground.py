@@ -13,7 +13,7 @@ import logging
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import ConfigError, RequestError
 from legacy_assistant.responder.modes import MODES
 
 DEFAULT_HOST = "127.0.0.1"
@@ -56,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.no_responder and args.condition_strength:
+        raise ConfigError("--condition-strength is a responder option: not with --no-responder")
+    from legacy_assistant.responder.modes import checked_condition_strength
+
+    try:
+        checked_condition_strength(args.condition_strength)  # before minutes of loading, as with a responder
+    except RequestError as exc:
+        raise ConfigError(f"--condition-strength: {exc}") from None
     from legacy_assistant.playground.app import build_playground, launch_playground, load_gradio
 
     load_gradio()  # a missing extra is one line now, not after the models have loaded
