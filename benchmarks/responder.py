@@ -9,7 +9,8 @@ they are read against (printed, not asserted).
   how often a condition classifier hears joy and sadness when they are asked for against when
   neutral is;
 * decode latency at batch 1 for replies of up to 30 tokens, p50/p95 per mode: the network call
-  alone (one compiled run of the graph) and ``Responder.respond`` (tokenizing and detokenizing too);
+  alone (one compiled run of the graph) and ``Responder.respond`` (tokenizing and detokenizing too),
+  timed alternately on the same contexts;
 * the same model decoded as cakechat did it, one ``Session.run`` per token
   (:class:`compat.responder.stepwise.StepwiseDecoder`, greedy), against the in-graph greedy
   decode on the same contexts: the ratio of their times, the replies checked equal; and the
@@ -24,7 +25,6 @@ they are read against (printed, not asserted).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -76,24 +76,28 @@ def train_small(corpora: list[str], minutes: float, out: Path) -> Path:
     return out
 
 
-def decode_latency(responder: Any, batches: list[Any], mode: str) -> tuple[dict[str, float], list[Any]]:
-    """p50/p95 (ms) of the network call alone at batch 1 for each of ``batches``; the results."""
+def paired_latency(
+    responder: Any, batches: list[Any], contexts: list[tuple[list[str], str]], mode: str, seed: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """p50/p95 (ms) of the network call alone and of ``Responder.respond`` (tokenizing and
+    detokenizing too) on the same contexts, the two timed alternately, one context at a time, so
+    that the machine's drift during the run falls on both columns alike."""
     from legacy_assistant.responder.evaluation import percentiles_ms
 
     if responder.max_length != MAX_LENGTH:
         raise SystemExit(f"the model writes replies of up to {responder.max_length} tokens, not {MAX_LENGTH}")
-
-    def call(batch: Any, seed: int) -> Any:
-        return responder.decode_batch(batch, mode, seed)
-
-    for batch in batches[:3]:  # warm-up: first runs allocate
-        call(batch, 0)
-    seconds, results = [], []
-    for number, batch in enumerate(batches):
+    for batch, (context, condition) in list(zip(batches, contexts))[:3]:  # warm-up: first runs allocate
+        responder.decode_batch(batch, mode, seed)
+        responder.respond(context, condition, mode, seed=seed)
+    network, whole = [], []
+    for number, (batch, (context, condition)) in enumerate(zip(batches, contexts)):
         started = time.perf_counter()
-        results.append(call(batch, number))
-        seconds.append(time.perf_counter() - started)
-    return percentiles_ms(seconds), results
+        responder.decode_batch(batch, mode, seed + number)
+        network.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        responder.respond(context, condition, mode, seed=seed + number)
+        whole.append(time.perf_counter() - started)
+    return percentiles_ms(network), percentiles_ms(whole)
 
 
 def stepwise_comparison(responder: Any, batches: list[Any], threads: tuple[int, int]) -> dict[str, Any]:
@@ -175,7 +179,6 @@ def main() -> None:
         evaluate_responder,
         find_training_corpora,
         held_out_data,
-        latency_section,
         read_training_corpora,
     )
     from legacy_assistant.responder.responder import DecodingOptions, Responder
@@ -230,9 +233,10 @@ def main() -> None:
             rng = np.random.default_rng(args.seed + 1)
             rows = rng.choice(len(data.encoded), min(args.replies, len(data.encoded)), replace=False)
             batches = [pad_batch([data.encoded[i]], spec.max_context_turns) for i in rows]
-            decode = {mode: decode_latency(responder, batches, mode)[0] for mode in settings.latency_modes}
-            timed = dataclasses.replace(settings, latency_replies=len(rows))
-            respond = latency_section(responder, data, rows.tolist(), timed)["modes"]
+            contexts = [(list(data.pairs[i].context), data.pairs[i].condition) for i in rows]
+            decode, respond = {}, {}
+            for mode in settings.latency_modes:
+                decode[mode], respond[mode] = paired_latency(responder, batches, contexts, mode, args.seed)
             compared = stepwise_comparison(responder, batches, (args.threads, args.threads))
 
     ppl = report["perplexity"]
