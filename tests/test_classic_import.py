@@ -122,6 +122,33 @@ def test_punctuation_counts_as_in_the_classic_bag(tmp_path):
         predictor.close()
 
 
+def test_words_the_classic_text_processing_never_produces_are_named_in_a_warning(tmp_path, caplog):
+    """Upper case, a space, a non-NFKC accent: no message ever gives such a word, so its kernel row
+    is dead. The import stays faithful (they are kept, in order) but says so."""
+    odd = ["Hi", " bye", "cafe\u0301", "Tea", "Milk", "Oat milk", "\ufb01sh"]
+    words = odd + WORDS[len(odd):]
+    (tmp_path / "words.json").write_text(json.dumps(words))
+    write_weights_only_h5(tmp_path / "weights.h5", random_layers())
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.classic.importer"):
+        assert import_cli(tmp_path / "weights.h5", tmp_path / "bot", words=tmp_path / "words.json") == 0
+    warnings = [r.getMessage() for r in caplog.records if "can never match" in r.getMessage()]
+    assert warnings == [
+        f"{tmp_path / 'words.json'}: 7 of {len(WORDS)} words can never match a message, so their kernel rows are "
+        "never used (messages are NFKC-normalised, lower-cased and split at spaces): 'Hi' (upper case), "
+        "' bye' (holds a space), 'cafe\\u0301' (not NFKC, which is 'caf\\xe9'), 'Tea' (upper case), "
+        "'Milk' (upper case) and 2 more"
+    ]
+    predictor = Predictor.load(tmp_path / "bot")
+    try:
+        assert predictor.info.featurizer.vocabulary == words
+    finally:
+        predictor.close()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.classic.importer"):
+        assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "plain") == 0
+    assert not [r for r in caplog.records if "can never match" in r.getMessage()]
+
+
 def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
     pickled = tmp_path / "words.pkl"
     pickled.write_bytes(pickle.dumps(WORDS))
@@ -167,6 +194,53 @@ def test_pickled_lists_command_writes_json(tmp_path):
     (tmp_path / "classes.pkl").write_bytes(pickle.dumps(CLASSES))
     assert convert([str(tmp_path / "classes.pkl"), "--out", str(tmp_path / "classes.json")]) == 0
     assert json.loads((tmp_path / "classes.json").read_text()) == CLASSES
+
+
+def test_pickled_lone_surrogate_is_refused_by_item(tmp_path, capsys):
+    """pickle stores "\\ud800" (surrogatepass); no JSON file can: one line naming the item, no traceback."""
+    from legacy_assistant.classifier.classic.pickled_lists import main as convert
+
+    data = pickle.dumps(["ok", "ab\ud800"], protocol=4)
+    with pytest.raises(UnsafePickle, match=r"^item #1 \('ab\\ud800'\) holds a lone surrogate '\\ud800' at character 2"):
+        decode_string_list(data)
+    (tmp_path / "w.pkl").write_bytes(data)
+    for out in ([], ["--out", str(tmp_path / "w.json")]):
+        assert convert([str(tmp_path / "w.pkl"), *out]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"error: {tmp_path / 'w.pkl'}: item #1 ") and captured.err.count("\n") == 1
+        assert captured.out == ""
+    assert not (tmp_path / "w.json").exists()
+
+
+def test_pickled_lists_out_is_written_whole_or_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    import os
+
+    from legacy_assistant.classifier.classic.pickled_lists import main as convert
+
+    (tmp_path / "c.pkl").write_bytes(pickle.dumps(CLASSES))
+    missing = tmp_path / "nodir" / "c.json"
+    assert convert([str(tmp_path / "c.pkl"), "--out", str(missing)]) == 1
+    assert capsys.readouterr().err == f"error: {missing}: folder {str(missing.parent)!r} does not exist\n"
+    (tmp_path / "taken").mkdir()
+    assert convert([str(tmp_path / "c.pkl"), "--out", str(tmp_path / "taken")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'taken'}: cannot write: ")
+    # the file appears whole, through a temporary file in its folder that does not stay behind
+    out = tmp_path / "c.json"
+    out.write_text("old")
+    assert convert([str(tmp_path / "c.pkl"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == CLASSES
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.pkl", "taken"]
+    # a write that fails part way (a full disk, here at the flush to disk) leaves the old file as it was
+    (tmp_path / "d.pkl").write_bytes(pickle.dumps(["other"]))
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert convert([str(tmp_path / "d.pkl"), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: {out}: cannot write: No space left on device\n"
+    assert json.loads(out.read_text()) == CLASSES
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.pkl", "d.pkl", "taken"]
 
 
 def test_unreadable_h5_is_refused(tmp_path):

@@ -139,3 +139,39 @@ def test_synthesized_intents_leave_out_of_scope_to_the_fallback():
     assert intents.tags == ["a", "b"]
     assert intents["a"].responses == (neutral_response("a"),)
     assert "'a'" in neutral_response("a")
+
+
+def test_csv_labels_that_differ_only_in_case_or_unicode_form_are_refused(tmp_path):
+    """'Bye'/'bye' and NFC/NFD 'café' would each train two classes, one of them never predicted."""
+    path = tmp_path / "v.csv"
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    path.write_text(f"text,label\nhi,{nfd}\nhello,{nfc}\nbye,bye\nsee you,Bye\nlater,bye\n", encoding="utf-8")
+    with pytest.raises(DataError, match="v.csv") as caught:
+        load_csv(path)
+    assert caught.value.problems == [
+        "line 3: field 'label' 'caf\\xe9' looks the same as 'cafe\\u0301' (line 2); "
+        "labels may not differ only in case or Unicode form",
+        "line 5: field 'label' 'Bye' looks the same as 'bye' (line 4); "
+        "labels may not differ only in case or Unicode form",
+    ]
+
+
+def test_clinc_labels_that_differ_only_in_case_or_unicode_form_are_refused(tmp_path):
+    """The rule holds across splits, and the out-of-scope lists join under the out-of-scope label."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({
+        "train": [["hi", "greet"], ["bye", "bye"], ["what", "OOS"]],
+        "oos_train": [["weather?", "x"]],
+        "test": [["hello", "Greet"], ["ciao", "bye"]],
+    }))
+    with pytest.raises(DataError) as caught:
+        load_clinc(path, oos_label="oos")
+    assert caught.value.problems == [
+        "'oos_train'[0]: out-of-scope label 'oos' looks the same as 'OOS' ('train'[2]); "
+        "labels may not differ only in case or Unicode form",
+        "'test'[0]: label 'Greet' looks the same as 'greet' ('train'[0]); "
+        "labels may not differ only in case or Unicode form",
+    ]
+    # the same labels, spelt alike everywhere, still load
+    path.write_text(json.dumps({"train": [["hi", "greet"]], "test": [["hello", "greet"]]}))
+    assert load_clinc(path)["test"].labels == ("greet",)

@@ -8,6 +8,7 @@ recipes live in :mod:`legacy_assistant.classifier.presets`, and a JSON file of s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,18 @@ class TrainingConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+    def from_dict(cls, data: Any) -> TrainingConfig:
+        """Settings from a JSON object (as :meth:`to_dict` gives); a bad one raises
+        :class:`ConfigError` naming its path (``features.text.stemmer``)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"training settings must be an object, got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
         data = dict(data)
         if "features" in data:
-            data["features"] = FeatureConfig.from_dict(data["features"])
+            data["features"] = FeatureConfig.from_dict(data["features"], "features")
         if "hidden_units" in data:
             data["hidden_units"] = check_count_list("hidden_units", data["hidden_units"], high=MAX_WIDTH)
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,7 @@ def load_csv(path: str | Path) -> Examples:
     problems: list[str] = []
     texts: list[str] = []
     labels: list[str] = []
+    looks: dict[str, tuple[str, str]] = {}  # label folded to its look -> (the label, where it came first)
     reader = csv.reader(io.StringIO(content, newline=""))
     start = 1  # the line the record being read starts on (a quoted field may span lines)
     try:
@@ -163,6 +165,7 @@ def load_csv(path: str | Path) -> Examples:
                 if not value:
                     problems.append(f"line {line}: field {name!r} is empty")
             if text and label:
+                _check_look(label, f"line {line}", "field 'label'", looks, problems)
                 texts.append(text)
                 labels.append(label)
     except csv.Error as exc:
@@ -191,11 +194,12 @@ def load_clinc(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> dict[str
         raise DataError(source, ["top level must be an object of splits"])
     problems: list[str] = []
     splits: dict[str, Examples] = {}
+    looks: dict[str, tuple[str, str]] = {}  # shared by every split: a label is one class in all of them
     for split in CLINC_SPLITS:
         parts = []
         for key, relabel in ((split, None), (f"oos_{split}", oos_label)):
             if key in data:
-                parts.append(_pairs(data[key], key, relabel, problems))
+                parts.append(_pairs(data[key], key, relabel, problems, looks))
         if parts:
             examples = parts[0]
             for part in parts[1:]:
@@ -211,7 +215,9 @@ def load_clinc(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> dict[str
     return splits
 
 
-def _pairs(entries: Any, key: str, relabel: str | None, problems: list[str]) -> Examples:
+def _pairs(
+    entries: Any, key: str, relabel: str | None, problems: list[str], looks: dict[str, tuple[str, str]]
+) -> Examples:
     if not isinstance(entries, list):
         problems.append(f"{key!r}: must be a list of [text, label] pairs")
         return Examples((), ())
@@ -228,9 +234,27 @@ def _pairs(entries: Any, key: str, relabel: str | None, problems: list[str]) -> 
         if not label and relabel is None:
             problems.append(f"{key!r}[{index}]: label is empty")
             continue
+        label = relabel if relabel is not None else label
+        what = "label" if relabel is None else "out-of-scope label"
+        _check_look(label, f"{key!r}[{index}]", what, looks, problems)
         texts.append(text)
-        labels.append(relabel if relabel is not None else label)
+        labels.append(label)
     return Examples(tuple(texts), tuple(labels))
+
+
+def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:
+    """Refuse ``label`` when it differs from a label met before only in case or Unicode form:
+    it would silently train a class of its own (the rule intents files apply to their tags)."""
+    look = unicodedata.normalize("NFC", label).casefold()
+    first, first_where = looks.setdefault(look, (label, where))
+    if first != label:
+        # two Unicode forms print alike; escapes show which code points differ
+        same_case = unicodedata.normalize("NFC", first) == unicodedata.normalize("NFC", label)
+        shown, other = (ascii(label), ascii(first)) if same_case else (repr(label), repr(first))
+        problems.append(
+            f"{where}: {what} {shown} looks the same as {other} ({first_where}); "
+            "labels may not differ only in case or Unicode form"
+        )
 
 
 def _read_json(path: str | Path) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,18 +86,30 @@ class FeatureConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+    def from_dict(cls, data: Any, where: str = "features") -> FeatureConfig:
+        """Settings from a JSON object. ``where`` is the object's path in its file: every error
+        names it and the setting (``features.word_ngrams must be ...``) in one line."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be an object of feature settings, got {data!r}")
         data = dict(data)
-        unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__})
+        unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__}, key=str)
         if unknown:
-            raise ConfigError(f"unknown feature setting(s): {', '.join(unknown)}")
+            kind = "setting" if len(unknown) == 1 else "settings"
+            raise ConfigError(f"{where}: unknown {kind} {', '.join(map(repr, unknown))}")
         if "text" in data:
-            data["text"] = TextConfig.from_dict(data["text"])
-        if "word_ngrams" in data:
-            data["word_ngrams"] = tuple(data["word_ngrams"])
-        if data.get("char_ngrams") is not None:
-            data["char_ngrams"] = tuple(data["char_ngrams"])
-        return cls(**data)
+            data["text"] = TextConfig.from_dict(data["text"], f"{where}.text")
+        for name in ("word_ngrams", "char_ngrams"):
+            if name not in data or (name == "char_ngrams" and data[name] is None):
+                continue  # the default, or no character n-grams
+            span = data[name]
+            # tuple() of a number, string or object fails or splits it: say what is expected
+            if isinstance(span, (str, bytes)) or not isinstance(span, (list, tuple)):
+                raise ConfigError(f"{where}.{name} must be a list of two whole numbers [min, max], got {span!r}")
+            data[name] = tuple(span)
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
 
 
 class Featurizer:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import regex
@@ -61,8 +61,25 @@ class TextConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TextConfig:
-        return cls(**data)
+    def from_dict(cls, data: Any, where: str = "") -> TextConfig:
+        """Settings from a JSON object. ``where`` is the object's path in its file
+        (``features.text``): every error names it, and the setting, in one line."""
+        if not isinstance(data, Mapping):
+            raise SettingsShapeError(f"{where or 'text'} must be an object of text settings, got {data!r}")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)}, key=str)
+        if unknown:
+            listed = ", ".join(map(repr, unknown))
+            kind = "setting" if len(unknown) == 1 else "settings"
+            raise SettingsShapeError(f"{where}: unknown {kind} {listed}" if where else f"unknown text {kind} {listed}")
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}" if where else str(exc)) from None
+
+
+class SettingsShapeError(ConfigError, TypeError):
+    """Text settings that are not an object, or name a setting there is none of. Also a
+    ``TypeError``: what ``TextConfig(**data)`` raised for these, which callers still catch."""
 
 
 class TextProcessor:

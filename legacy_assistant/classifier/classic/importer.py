@@ -16,6 +16,7 @@ Nothing is unpickled: the weights come from HDF5 via h5py (:mod:`legacy_assistan
 from __future__ import annotations
 
 import logging
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from legacy_assistant.text.processing import TextConfig
 log = logging.getLogger(__name__)
 
 CLASSIC_TEXT = TextConfig(tokenizer="classic", stemmer="lancaster", lowercase=True)
+MAX_WORDS_NAMED = 5  # a warning names this many unreachable words, then counts the rest
 
 
 def classic_weights(model: KerasDenseModel, spec: NetworkSpec) -> dict[str, np.ndarray]:
@@ -71,6 +73,7 @@ def import_classic(
     classes = read_string_list(classes_path, "classes")
     intents = load_intents(intents_path)
     _check_fit(keras, words, classes, intents, Path(model_h5))
+    _warn_unreachable_words(words, words_path, CLASSIC_TEXT)
 
     hidden = tuple(int(layer.kernel.shape[1]) for layer in keras.layers[:-1])
     features = FeatureConfig(text=CLASSIC_TEXT, weighting="binary")
@@ -107,3 +110,37 @@ def _check_fit(keras: KerasDenseModel, words: list[str], classes: list[str], int
         raise ArtifactError(f"{intents.source}: no intent for class(es) {', '.join(map(repr, unknown))}")
     if words != sorted(words):
         log.warning("words are not sorted: kept in the given order, which is the kernel's row order")
+
+
+def unreachable_words(words: list[str], text: TextConfig) -> list[tuple[str, str]]:
+    """``(word, why)`` for each vocabulary word that ``text``'s processing can never produce from
+    a message: it NFKC-normalises, lower-cases (when set) and splits at spaces, so a word that
+    changes under the first two or holds a space matches nothing and its kernel row is dead."""
+    found: list[tuple[str, str]] = []
+    for word in words:
+        normal = unicodedata.normalize("NFKC", word)
+        if any(character.isspace() for character in word):
+            found.append((word, "holds a space"))
+        elif normal != word:
+            found.append((word, f"not NFKC, which is {ascii(normal)}"))
+        elif text.lowercase and word.lower() != word:
+            found.append((word, "upper case"))
+    return found
+
+
+def _warn_unreachable_words(words: list[str], words_path: str | Path, text: TextConfig) -> None:
+    """Warn, not refuse: the import stays faithful to the classic model, dead rows included."""
+    found = unreachable_words(words, text)
+    if not found:
+        return
+    shown = ", ".join(f"{ascii(word)} ({why})" for word, why in found[:MAX_WORDS_NAMED])
+    more = f" and {len(found) - MAX_WORDS_NAMED} more" if len(found) > MAX_WORDS_NAMED else ""
+    log.warning(
+        "%s: %d of %d words can never match a message, so their kernel rows are never used "
+        "(messages are NFKC-normalised, lower-cased and split at spaces): %s%s",
+        words_path,
+        len(found),
+        len(words),
+        shown,
+        more,
+    )

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from legacy_assistant.common.files import write_text_atomically
+
 MAX_BYTES = 64 * 1024 * 1024
 
 _STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
@@ -80,6 +82,7 @@ def decode_string_list(data: bytes) -> list[str]:
                 result = _top(stack, position)
                 if not isinstance(result, list) or not all(isinstance(item, str) for item in result):
                     raise UnsafePickle("the pickle does not hold a list of strings")
+                _refuse_lone_surrogates(result)
                 return list(result)
             else:
                 raise UnsafePickle(f"byte {position}: opcode {name} is not part of a list of strings; refused")
@@ -88,6 +91,20 @@ def decode_string_list(data: bytes) -> list[str]:
             raise
         raise UnsafePickle(f"malformed pickle: {exc}") from None
     raise UnsafePickle("pickle ends without STOP")
+
+
+def _refuse_lone_surrogates(items: list[str]) -> None:
+    """Python 2 and ``pickle`` (surrogatepass) store a lone surrogate such as ``"\\ud800"``, which
+    no UTF-8 file, so no JSON list written from it, can hold: refuse it by item rather than fail
+    when writing."""
+    for index, item in enumerate(items):
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UnsafePickle(
+                f"item #{index} ({ascii(item[:40])}) holds a lone surrogate {ascii(item[exc.start])} "
+                f"at character {exc.start}, which no UTF-8 text can hold"
+            ) from None
 
 
 def _memo_key(arg: object, position: int | None) -> int:
@@ -133,7 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     text = json.dumps(items, indent=1, ensure_ascii=False) + "\n"
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        folder = Path(args.out).parent
+        if not folder.is_dir():
+            print(f"error: {args.out}: folder {str(folder)!r} does not exist", file=sys.stderr)
+            return 1
+        try:
+            # whole or not at all: an interrupted write must not leave half a word list
+            write_text_atomically(args.out, text)
+        except OSError as exc:
+            print(f"error: {args.out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {len(items)} strings to {args.out}")
     else:
         sys.stdout.write(text)

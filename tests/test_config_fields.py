@@ -1,0 +1,68 @@
+"""A training config file with a setting of the wrong shape: one line naming the file and the
+setting's path, never Python's own words for what went wrong inside."""
+import json
+
+import pytest
+
+from legacy_assistant.classifier.config import TrainingConfig, load_config, merge_settings
+from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.classifier.presets import PRESETS
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.text.processing import TextConfig
+
+SPAN = "must be a list of two whole numbers [min, max]"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"features": "abc"}, "features must be an object of feature settings, got 'abc'"),
+    ({"features": None}, "features must be an object of feature settings, got None"),
+    ({"features": 5}, "features must be an object of feature settings, got 5"),
+    ({"features": {"word_ngrams": 5}}, f"features.word_ngrams {SPAN}, got 5"),
+    ({"features": {"char_ngrams": 3}}, f"features.char_ngrams {SPAN}, got 3"),
+    ({"features": {"word_ngrams": "12"}}, f"features.word_ngrams {SPAN}, got '12'"),
+    ({"features": {"word_ngrams": {"a": 1}}}, f"features.word_ngrams {SPAN}, got {{'a': 1}}"),
+    ({"features": {"text": "x"}}, "features.text must be an object of text settings, got 'x'"),
+    ({"features": {"text": None}}, "features.text must be an object of text settings, got None"),
+    ({"features": {"text": {"bogus": 1}}}, "features.text: unknown setting 'bogus'"),
+    ({"features": {"bogus": 1, "other": 2}}, "features: unknown settings 'bogus', 'other'"),
+    ({"features": {"text": {"stemmer": 3}}}, "features.text.stemmer must be a string, got 3"),
+    ({"features": {"min_count": 0}}, "features.min_count must be at least 1, got 0"),
+])
+def test_a_misshapen_feature_setting_is_one_line_naming_file_and_path(tmp_path, settings, message):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_valid_settings_read_as_before(name):
+    config = PRESETS[name]
+    assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert merge_settings(TrainingConfig(), config.to_dict()) == config
+    merged = merge_settings(config, {"features": {"char_ngrams": None, "word_ngrams": [1, 2], "text": {}}})
+    assert merged.features.char_ngrams is None and merged.features.word_ngrams == (1, 2)
+    assert merged.features.text == config.features.text
+
+
+def test_settings_objects_refuse_other_values_by_path():
+    with pytest.raises(ConfigError, match=r"^features.word_ngrams must be \(min_n, max_n\)"):
+        FeatureConfig.from_dict({"word_ngrams": [2, 1]})
+    with pytest.raises(ConfigError, match="^training settings must be an object, got \\[1\\]$"):
+        TrainingConfig.from_dict([1])
+    assert FeatureConfig.from_dict({"word_ngrams": (1, 2)}).word_ngrams == (1, 2)
+    assert FeatureConfig.from_dict({}) == FeatureConfig()
+
+
+def test_text_settings_name_their_path_and_stay_a_type_error_for_old_callers():
+    with pytest.raises(ConfigError, match=r"^features\.text: unknown setting 'colour'$"):
+        TextConfig.from_dict({"colour": "blue"}, "features.text")
+    # the responder's vocabulary reader catches TypeError, what TextConfig(**data) raised for it
+    with pytest.raises(TypeError, match="^unknown text setting 'colour'$"):
+        TextConfig.from_dict({"colour": "blue"})
+    with pytest.raises(TypeError, match="^text must be an object of text settings, got 'x'$"):
+        TextConfig.from_dict("x")
+    with pytest.raises(ConfigError, match="^stemmer must be one of"):
+        TextConfig.from_dict({"stemmer": "wordnet"})
+    assert TextConfig.from_dict({"stemmer": "porter"}) == TextConfig(stemmer="porter")
