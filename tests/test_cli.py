@@ -215,3 +215,92 @@ def test_intents_file_with_out_of_scope_examples_trains_that_class(tmp_path, mon
     assert main(["chat", "--model", str(out), "--show-intent", "--threshold", "0"]) == 0
     first, second = capsys.readouterr().out.strip().splitlines()
     assert "[fallback" in first and "[greeting" in second
+
+
+def _error_lines(err):
+    return [line for line in err.strip().splitlines() if " INFO " not in line and " WARNING " not in line]
+
+
+def test_evaluate_counts_the_models_oos_class_as_fallback_under_another_data_label(tmp_path, capsys):
+    from tests.helpers import ROOT
+
+    heldout = ROOT / "data" / "heldout.csv"
+    renamed = tmp_path / "heldout_off_topic.csv"
+    renamed.write_text(heldout.read_text().replace(",oos\n", ",off_topic\n"))
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(heldout)]) == 0
+    same = capsys.readouterr().out.splitlines()
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(renamed), "--oos-label", "off_topic"]) == 0
+    other = capsys.readouterr().out.splitlines()
+    recall = [line for line in same if line.startswith("out of scope recall")]
+    assert recall and recall == [line for line in other if line.startswith("out of scope recall")]
+    assert same[2:] == other[2:]  # every figure as with the model's own label
+    assert "30 out of scope, label 'off_topic'; the model's class 'oos' falls back" in other[1]
+
+
+def test_evaluate_refuses_an_empty_split_and_leaves_unmeasurable_figures_null(tmp_path, capsys):
+    pairs = [["hi there", "greeting"], ["bye now", "goodbye"]]
+    empty = tmp_path / "empty_test.json"
+    empty.write_text(json.dumps({"train": pairs, "test": []}))
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(empty)]) == 1
+    captured = capsys.readouterr()
+    assert _error_lines(captured.err) == [f"error: split 'test' of {empty} holds no sentences: nothing to evaluate"]
+    assert captured.out == ""
+    oos_only = tmp_path / "oos_only.json"
+    oos_only.write_text(json.dumps({"train": pairs, "oos_test": [["football scores", ""], ["weather", ""]]}))
+    out = tmp_path / "report.json"
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(oos_only), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy     n/a" in printed and "macro-F1     n/a" in printed
+    assert "in-scope accuracy n/a, in-scope fallback rate n/a" in printed
+    report = json.loads(out.read_text())
+    assert report["accuracy"] is None and report["macro_f1"] is None
+    assert report["at_threshold"]["in_scope_accuracy"] is None and report["at_threshold"]["oos_recall"] is not None
+    for name in ("report-confusion.png", "report-thresholds.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_writes_its_report_whole_or_not_at_all(tmp_path, monkeypatch, capsys):
+    import os
+
+    from tests.helpers import ROOT
+
+    heldout = ROOT / "data" / "heldout.csv"
+    out = tmp_path / "report.json"
+    out.write_text("the previous report\n")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(heldout), "--out", str(out)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "the previous report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(heldout), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["examples"] == 94
+
+
+def test_train_refuses_validation_data_that_is_its_training_data(tmp_path, capsys):
+    from tests.helpers import TEST_DATA
+
+    data = str(TEST_DATA / "tiny.csv")
+    assert main(["-q", "train", data, "--out", str(tmp_path / "m"), "--epochs", "1", "--validation-data", data,
+                 "--no-plot"]) == 1
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {data}: ") and f"are also training sentences of {data}" in line
+    assert not (tmp_path / "m").exists()
+    clinc = json.loads((TEST_DATA / "tiny_clinc.json").read_text())
+    clinc["val"] = clinc["train"][::2]  # a val split that repeats train sentences
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text(json.dumps(clinc))
+    assert main(["-q", "train", str(repeated), "--out", str(tmp_path / "m"), "--epochs", "1", "--no-plot"]) == 1
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: split 'val' of {repeated}: ") and f"of split 'train' of {repeated}" in line
+
+
+def test_train_warns_by_flag_when_patience_has_no_validation_data_to_watch(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        assert main(["train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--epochs", "2", "--patience", "2",
+                     "--no-plot"]) == 0
+    assert any("(--patience) is not used: there is no validation data" in r.getMessage() for r in caplog.records)

@@ -80,3 +80,49 @@ def test_summary_lines_mention_the_key_figures(report):
     assert "accuracy     0.4286" in text
     assert "out of scope recall 1.0000, precision 0.6667, joint accuracy 0.5556" in text
     assert "a -> b: 2" in text and "zzz" in text
+
+
+class _FakePredictor:
+    """What evaluate_predictor reads of a Predictor: its manifest, classes, name and probabilities."""
+
+    def __init__(self, probabilities, classes, oos_label):
+        self.manifest = {"threshold": 0.5, "oos_label": oos_label}
+        self.classes = list(classes)
+        self.name = "fake"
+        self._probabilities = probabilities
+
+    def predict_proba(self, texts, batch_size=None):
+        return self._probabilities[: len(texts)]
+
+
+def test_the_models_out_of_scope_class_falls_back_whatever_the_data_calls_its_out_of_scope_sentences():
+    from legacy_assistant.classifier.evaluation import evaluate_predictor
+
+    predictor = _FakePredictor(PROBS, CLASSES, oos_label="oos")
+    texts = [f"sentence {i}" for i in range(len(LABELS))]
+    same = evaluate_predictor(predictor, texts, LABELS, oos_label="oos")
+    renamed = ["out_of_scope" if label == "oos" else label for label in LABELS]
+    other = evaluate_predictor(predictor, texts, renamed, oos_label="out_of_scope")
+    # the data's label only says which sentences are out of scope; the model's 'oos' class still falls back
+    assert other["at_threshold"] == same["at_threshold"]
+    assert other["at_threshold"]["oos_recall"] == 1.0 and other["fallbacks"] == same["fallbacks"] == 3
+    assert other["threshold_curve"] == same["threshold_curve"]
+    assert (other["oos_label"], other["oos_class"], same["oos_class"]) == ("out_of_scope", "oos", "oos")
+    assert "the model's class 'oos' falls back" in summary_lines(other)[0]
+    # the default (no separate class given) keeps the figures it always had
+    assert evaluation_report(PROBS, CLASSES, LABELS, 0.5, "oos")["at_threshold"] == same["at_threshold"]
+
+
+def test_figures_with_no_sentence_to_measure_are_none_not_zero():
+    out_of_scope = [i for i, label in enumerate(LABELS) if label == "oos"]
+    report = evaluation_report(PROBS[out_of_scope], CLASSES, [LABELS[i] for i in out_of_scope], 0.5, "oos")
+    assert report["accuracy"] is None and report["macro_f1"] is None
+    at = report["at_threshold"]
+    assert at["in_scope_accuracy"] is None and at["in_scope_fallback_rate"] is None
+    assert at["oos_recall"] == 1.0 and at["joint_accuracy"] == 1.0
+    assert all(p["in_scope_accuracy"] is None and p["in_scope_rejected"] is None for p in report["threshold_curve"])
+    text = "\n".join(summary_lines(report))
+    assert "accuracy     n/a" in text and "macro-F1     n/a" in text
+    assert "in-scope accuracy n/a, in-scope fallback rate n/a" in text and "0.0000" not in text
+    empty = evaluation_report(np.zeros((0, len(CLASSES))), CLASSES, [], 0.5, "oos")
+    assert empty["accuracy"] is None and empty["threshold_curve"][0]["joint_accuracy"] is None

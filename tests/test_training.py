@@ -239,3 +239,55 @@ def test_fixed_threshold_when_tuning_is_off_or_impossible():
 def test_unknown_validation_labels_refused():
     with pytest.raises(TrainingError, match="not seen in training: x"):
         train(["hi", "bye"], ["a", "b"], TrainingConfig(epochs=1), validation=(["yo"], ["x"]))
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.endswith(".training")]
+
+
+def test_validation_sentences_that_are_the_training_sentences_are_refused_by_name(tiny_intents):
+    texts, tags = tiny_intents.examples()
+    # the same sentences, shouted and punctuated: the featurizer sees the same words
+    shouted = [text.upper() + " !" for text in texts]
+    with pytest.raises(TrainingError) as caught:
+        train(texts, tags, TrainingConfig(epochs=1), validation=(shouted, tags))
+    message = str(caught.value)
+    assert message.startswith(
+        f"the validation data: {len(texts)} of {len(texts)} validation sentences (100%) are also training sentences "
+        "of the training data"
+    )
+    assert "\n" not in message
+
+
+def test_a_few_validation_sentences_that_are_training_sentences_are_warned_about_with_their_count(caplog):
+    texts = ["hello there", "hi friend", "good morning", "bye now", "see you later", "goodbye friend"]
+    tags = ["greet"] * 3 + ["bye"] * 3
+    val = (["Hello there!", "hey you", "see you soon", "farewell"], ["greet", "greet", "bye", "bye"])
+    with caplog.at_level("WARNING"):
+        train(texts, tags, TrainingConfig(epochs=1), validation=val)
+    assert _warnings(caplog) == [
+        "the validation data: 1 of 4 validation sentences are also training sentences of the training data: "
+        "validation figures, early stopping and the threshold are somewhat optimistic"
+    ]
+    caplog.clear()  # a split off training data that repeats a sentence: warned, never refused
+    with caplog.at_level("WARNING"):
+        train(texts + texts, tags + tags, TrainingConfig(epochs=1, validation_split=0.5))
+    assert any("--validation-split" in m and "repeated" in m for m in _warnings(caplog))
+
+
+def test_validation_or_early_stopping_asked_for_but_impossible_is_warned_about_by_flag(caplog):
+    texts, tags = ["hi there hello", "bye now goodbye", "thank you thanks"], ["greet", "bye", "thanks"]
+    with caplog.at_level("WARNING"):
+        model = train(texts, tags, TrainingConfig(epochs=3, validation_split=0.5, early_stopping_patience=2))
+    assert model.summary["validation_examples"] == 0 and len(model.history) == 3
+    split, patience = _warnings(caplog)
+    assert split.startswith("validation_split 0.5 (--validation-split) held out no examples")
+    assert patience.startswith("early_stopping_patience 2 (--patience) is not used: there is no validation data")
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # given validation data comes before a split: the split is not taken
+        model = train(texts, tags, TrainingConfig(epochs=1, validation_split=0.3),
+                      validation=(["hello", "see ya"], ["greet", "bye"]))
+    assert model.summary["examples"] == 3 and model.summary["validation_examples"] == 2
+    assert _warnings(caplog) == [
+        "validation_split 0.3 (--validation-split) is not used: validation data is given and comes first"
+    ]

@@ -13,11 +13,17 @@ The report (a JSON-serialisable dict) has two parts:
   more class); plus ``threshold_curve``, the same figures for every threshold 0.00 ... 0.99.
 
 A sentence whose label the model does not know counts as wrong and is listed under
-``unknown_labels``.
+``unknown_labels``. A figure with no sentence to measure (accuracy and macro-F1 of data that is
+all out of scope, say) is ``None``, not 0.
+
+The data's out-of-scope label (``oos_label``) names which sentences are out of scope; the model's
+own out-of-scope class (``oos_class``, its manifest's ``oos_label``) is what counts as a fallback
+when predicted, as in serving. The two are usually the same label, but need not be.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +35,15 @@ from legacy_assistant.classifier.thresholds import rejected, threshold_curve
 EVAL_BATCH = 256
 
 
+class _Same(enum.Enum):
+    """A default for ``oos_class`` that ``None`` cannot be: ``None`` says the model has no such class."""
+
+    AS_DATA = "the class named like the data's out-of-scope label"
+
+
+SAME_AS_DATA = _Same.AS_DATA
+
+
 def evaluation_report(
     probabilities: np.ndarray,
     classes: Sequence[str],
@@ -36,16 +51,23 @@ def evaluation_report(
     threshold: float,
     oos_label: str | None,
     top_confusions: int = 10,
+    oos_class: str | None | _Same = SAME_AS_DATA,
 ) -> dict[str, Any]:
     """Metrics of ``probabilities`` (float ``[n, n_classes]``, columns follow ``classes``)
-    against ``labels`` (``n`` strings; ``oos_label`` marks out-of-scope sentences)."""
+    against ``labels`` (``n`` strings; ``oos_label`` marks out-of-scope sentences).
+
+    ``oos_class`` is the model's out-of-scope class, whose prediction is a fallback (``None``:
+    the model has none); by default the class named ``oos_label``, if there is one."""
     classes = list(classes)
     if probabilities.shape != (len(labels), len(classes)):
         raise ValueError(
             f"probabilities {probabilities.shape} do not match {len(labels)} labels x {len(classes)} classes"
         )
     index = {tag: i for i, tag in enumerate(classes)}
-    oos_index = index.get(oos_label) if oos_label is not None else None
+    if isinstance(oos_class, _Same):
+        oos_class = oos_label
+    # the model's class decides what falls back, whatever the data calls its out-of-scope sentences
+    oos_index = index.get(oos_class) if oos_class is not None else None
     is_oos = np.asarray([label == oos_label for label in labels], dtype=bool)
     label_ids = np.asarray([index.get(label, -1) for label in labels], dtype=np.int64)
     top = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
@@ -65,9 +87,11 @@ def evaluation_report(
         "in_scope_examples": int(in_scope.sum()),
         "oos_examples": int(is_oos.sum()),
         "oos_label": oos_label,
+        "oos_class": classes[oos_index] if oos_index is not None else None,
         "threshold": float(threshold),
-        "accuracy": _share(sum(t == g for t, g in zip(truth, guess)), len(truth)),
-        "macro_f1": float(np.mean([m["f1"] for m in per_intent.values()])) if per_intent else 0.0,
+        # None, not 0, when there is no in-scope sentence to measure
+        "accuracy": _share(sum(t == g for t, g in zip(truth, guess)), len(truth)) if truth else None,
+        "macro_f1": float(np.mean([m["f1"] for m in per_intent.values()])) if per_intent else None,
         "per_intent": per_intent,
         "confused_pairs": pairs[:top_confusions],
         "confusions": pairs,
@@ -117,12 +141,17 @@ def evaluate_predictor(
     top_confusions: int = 10,
 ) -> dict[str, Any]:
     """:func:`evaluation_report` of a loaded :class:`~legacy_assistant.classifier.predictor.Predictor`;
-    ``threshold`` and ``oos_label`` default to the model's own."""
+    ``threshold`` and ``oos_label`` (the data's out-of-scope label) default to the model's own.
+    The model's out-of-scope class always counts as a fallback, as it does in serving, even where
+    ``oos_label`` names another label."""
     manifest = predictor.manifest
     threshold = manifest["threshold"] if threshold is None else threshold
-    oos_label = manifest.get("oos_label") if oos_label is None else oos_label
+    model_oos = manifest.get("oos_label")
+    oos_label = model_oos if oos_label is None else oos_label
     probabilities = predictor.predict_proba(list(texts), batch_size=EVAL_BATCH)
-    report = evaluation_report(probabilities, predictor.classes, labels, threshold, oos_label, top_confusions)
+    report = evaluation_report(
+        probabilities, predictor.classes, labels, threshold, oos_label, top_confusions, oos_class=model_oos
+    )
     report["model"] = predictor.name
     return report
 
@@ -134,21 +163,23 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
         if report["oos_examples"]
         else "none out of scope"
     )
+    oos_class = report.get("oos_class")
+    if oos_class is not None and oos_class != report["oos_label"]:
+        out_of_scope += f"; the model's class {oos_class!r} falls back"
     lines = [
         f"examples     {report['examples']} ({report['in_scope_examples']} in scope, {out_of_scope})",
-        f"accuracy     {report['accuracy']:.4f}  (in scope, top intent, no threshold)",
-        f"macro-F1     {report['macro_f1']:.4f}",
+        f"accuracy     {_figure(report['accuracy'])}  (in scope, top intent, no threshold)",
+        f"macro-F1     {_figure(report['macro_f1'])}",
     ]
     at = report["at_threshold"]
     lines.append(
-        f"threshold    {report['threshold']:.2f}: in-scope accuracy {at['in_scope_accuracy']:.4f}, "
-        f"in-scope fallback rate {at['in_scope_fallback_rate']:.4f}"
+        f"threshold    {report['threshold']:.2f}: in-scope accuracy {_figure(at['in_scope_accuracy'])}, "
+        f"in-scope fallback rate {_figure(at['in_scope_fallback_rate'])}"
     )
     if "oos_recall" in at:
-        precision = "n/a" if at["oos_precision"] is None else f"{at['oos_precision']:.4f}"
         lines.append(
-            f"out of scope recall {at['oos_recall']:.4f}, precision {precision}, "
-            f"joint accuracy {at['joint_accuracy']:.4f}"
+            f"out of scope recall {_figure(at['oos_recall'])}, precision {_figure(at['oos_precision'])}, "
+            f"joint accuracy {_figure(at['joint_accuracy'])}"
         )
     if report["unknown_labels"]:
         lines.append(f"labels the model does not know (always wrong): {', '.join(report['unknown_labels'][:20])}")
@@ -163,6 +194,11 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
         lines.append("most confused (label -> predicted: count):")
         lines.extend(f"  {p['label']} -> {p['predicted']}: {p['count']}" for p in report["confused_pairs"])
     return lines
+
+
+def _figure(value: float | None) -> str:
+    """A share to 4 places, or ``n/a`` where there was nothing to measure."""
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def training_file_overlap(manifest: dict[str, Any], data_sha256: str, data_format: str, split: str) -> str | None:

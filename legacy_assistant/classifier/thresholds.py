@@ -48,20 +48,22 @@ class ThresholdPoint:
 
     Attributes:
         threshold: the candidate.
-        in_scope_accuracy: in-scope rows answered with their own label (not rejected), share.
-        in_scope_rejected: in-scope rows rejected, share.
+        in_scope_accuracy: in-scope rows answered with their own label (not rejected), share
+            (``None`` without in-scope rows: there is nothing to measure, not a score of 0).
+        in_scope_rejected: in-scope rows rejected, share (``None`` without in-scope rows).
         oos_recall: out-of-scope rows rejected, share (``None`` without out-of-scope rows).
         oos_precision: rejected rows that are out of scope, share (``None`` when nothing is
             rejected or there are no out-of-scope rows).
-        joint_accuracy: all rows right, out-of-scope counted as one more class.
+        joint_accuracy: all rows right, out-of-scope counted as one more class (``None``
+            without rows).
     """
 
     threshold: float
-    in_scope_accuracy: float
-    in_scope_rejected: float
+    in_scope_accuracy: float | None
+    in_scope_rejected: float | None
     oos_recall: float | None
     oos_precision: float | None
-    joint_accuracy: float
+    joint_accuracy: float | None
 
     def to_dict(self) -> dict[str, float | None]:
         return dict(self.__dict__)
@@ -101,11 +103,11 @@ def threshold_curve(
         points.append(
             ThresholdPoint(
                 threshold=float(threshold),
-                in_scope_accuracy=in_right / n_in if n_in else 0.0,
-                in_scope_rejected=int((reject & in_scope).sum()) / n_in if n_in else 0.0,
+                in_scope_accuracy=in_right / n_in if n_in else None,
+                in_scope_rejected=int((reject & in_scope).sum()) / n_in if n_in else None,
                 oos_recall=oos_right / n_oos if n_oos else None,
                 oos_precision=oos_right / n_rejected if n_oos and n_rejected else None,
-                joint_accuracy=(in_right + oos_right) / n if n else 0.0,
+                joint_accuracy=(in_right + oos_right) / n if n else None,
             )
         )
     return points
@@ -124,8 +126,8 @@ def choose_threshold(
     if not is_oos.any() or is_oos.all():
         raise ValueError("choosing a threshold needs both in-scope and out-of-scope examples")
     curve = threshold_curve(probabilities, labels, is_oos, oos_index)
-    # every point has an oos_recall: the rows hold out-of-scope examples (checked above)
-    scores = [(1.0 - oos_share) * p.in_scope_accuracy + oos_share * (p.oos_recall or 0.0) for p in curve]
+    # every point has both figures: the rows hold in-scope and out-of-scope examples (checked above)
+    scores = [(1.0 - oos_share) * (p.in_scope_accuracy or 0.0) + oos_share * (p.oos_recall or 0.0) for p in curve]
     return curve[int(np.argmax(scores))]
 
 

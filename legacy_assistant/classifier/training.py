@@ -32,6 +32,7 @@ from legacy_assistant.classifier.thresholds import (
     in_scope_threshold,
 )
 from legacy_assistant.errors import TrainingError
+from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +183,77 @@ class LabelledData:
         return self.val_labels >= 0
 
 
+# Validation sentences that are also training sentences measure memory, not new sentences.
+# When more than this share of explicit validation sentences are training sentences, training is
+# refused: early stopping and the threshold would be chosen on what the model memorised (a
+# threshold of 0.00 and accuracy 1.000, typically). Fewer are only warned about with their count:
+# real data repeats a few sentences across its splits, which skews the figures only a little.
+MAX_VALIDATION_OVERLAP = 0.5
+DEFAULT_NAMES = ("the training data", "the validation data")  # in messages, when the caller gives none
+
+
+def validation_overlap(train_texts: Sequence[str], val_texts: Sequence[str], text: TextConfig) -> int:
+    """How many of ``val_texts`` are one of ``train_texts`` once normalised as the featurizer
+    normalises them (``text``: Unicode form, case, punctuation, stems): the network sees the same
+    input for both."""
+    processor = TextProcessor(text)
+    seen = {tuple(processor.tokens(t)) for t in train_texts}
+    return sum(tuple(processor.tokens(t)) in seen for t in val_texts)
+
+
+def check_validation_overlap(
+    train_texts: Sequence[str],
+    val_texts: Sequence[str],
+    config: TrainingConfig,
+    names: tuple[str, str],
+    split: bool,
+) -> None:
+    """Refuse (:class:`TrainingError`) validation data most of whose sentences are training
+    sentences (:data:`MAX_VALIDATION_OVERLAP`), warn about a few. A ``split`` off the training
+    data only repeats sentences the training data repeats: warned about, never refused."""
+    shared = validation_overlap(train_texts, val_texts, config.features.text)
+    if not shared:
+        return
+    training_name, validation_name = names
+    if split:
+        log.warning(
+            "%d of %d sentences held out by validation_split %s (--validation-split) are repeated in the rest of "
+            "%s: validation figures, early stopping and the threshold see them as known sentences",
+            shared,
+            len(val_texts),
+            config.validation_split,
+            training_name,
+        )
+        return
+    share = shared / len(val_texts)
+    if share > MAX_VALIDATION_OVERLAP:
+        raise TrainingError(
+            f"{validation_name}: {shared} of {len(val_texts)} validation sentences ({share:.0%}) are also training "
+            f"sentences of {training_name} (the same words once normalised): early stopping and the threshold "
+            "would be tuned on sentences the model memorised; give validation sentences it does not train on"
+        )
+    log.warning(
+        "%s: %d of %d validation sentences are also training sentences of %s: validation figures, early "
+        "stopping and the threshold are somewhat optimistic",
+        validation_name,
+        shared,
+        len(val_texts),
+        training_name,
+    )
+
+
 def label_data(
     texts: Sequence[str],
     tags: Sequence[str],
     config: TrainingConfig,
     validation: tuple[Sequence[str], Sequence[str]] | None,
     oos_label: str | None,
+    names: tuple[str, str] | None = None,
 ) -> LabelledData:
     """Class ids for the examples, and the validation rows (given, or split off by
     ``config.validation_split``); out-of-scope training examples are kept as a class of their
-    own or left out (``config.oos_class``). Arguments as in :func:`train`."""
+    own or left out (``config.oos_class``). Arguments as in :func:`train`; validation sentences
+    that are training sentences are refused or warned about (:func:`check_validation_overlap`)."""
     if len(texts) != len(tags):
         raise TrainingError(f"{len(texts)} texts but {len(tags)} labels")
     texts, tags = list(texts), list(tags)
@@ -212,13 +274,29 @@ def label_data(
         val_labels = labels[val_rows]
         texts = [texts[i] for i in train_rows]
         labels = labels[train_rows]
+        if not val_texts:  # asked for, yet none: say so rather than train as if it were off
+            log.warning(
+                "validation_split %s (--validation-split) held out no examples: every intent keeps at least one "
+                "for training and none has enough to give one; training runs without validation data",
+                config.validation_split,
+            )
+        else:
+            check_validation_overlap(texts, val_texts, config, names or DEFAULT_NAMES, split=True)
     elif validation is not None:
+        if config.validation_split > 0:  # given validation data comes first (README: "Which data is used")
+            log.warning(
+                "validation_split %s (--validation-split) is not used: validation data is given%s and comes first",
+                config.validation_split,
+                f" ({names[1]})" if names else "",
+            )
         val_texts, val_tags = list(validation[0]), list(validation[1])
         if len(val_texts) != len(val_tags):
             raise TrainingError(f"validation: {len(val_texts)} texts but {len(val_tags)} labels")
         unknown = sorted(set(val_tags) - set(class_index) - {oos_label})
         if unknown:
             raise TrainingError(f"validation labels not seen in training: {', '.join(unknown[:10])}")
+        if val_texts:
+            check_validation_overlap(texts, val_texts, config, names or DEFAULT_NAMES, split=False)
         val_labels = np.asarray([class_index.get(t, -1) for t in val_tags], dtype=np.int32)
     else:
         val_texts, val_labels = [], np.zeros(0, dtype=np.int32)
@@ -601,6 +679,7 @@ def train(
     on_start: StartCallback | None = None,
     oos_label: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    names: tuple[str, str] | None = None,
 ) -> TrainedModel:
     """Fit featurizer and network on ``texts`` labelled with ``tags``, and choose the fallback
     threshold (:func:`threshold_plan`).
@@ -620,8 +699,21 @@ def train(
             Validation examples with it tune the fallback threshold.
         on_stage: called with ``"threshold hold-out"`` before training the hold-out network and
             with ``"training"`` before the final one, when there is a hold-out network.
+        names: what the training and the validation data are (file names, splits), for messages;
+            by default :data:`DEFAULT_NAMES`.
     """
-    data = label_data(texts, tags, config, validation, oos_label)
+    data = label_data(texts, tags, config, validation, oos_label, names)
+    if config.early_stopping_patience and not data.scored.any():  # asked for, but nothing to watch
+        why = (
+            "the validation sentences are all out of scope and the model has no out-of-scope class"
+            if data.val_texts
+            else "there is no validation data (--validation-data or --validation-split)"
+        )
+        log.warning(
+            "early_stopping_patience %d (--patience) is not used: %s; training runs all its epochs",
+            config.early_stopping_patience,
+            why,
+        )
     plan = threshold_plan(data, config)
     log.info("threshold: %s (%s)", plan.method, plan.reason)
     started = time.perf_counter()

@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", help="CLINC150 split to evaluate, with its oos_ list (default test)")
     parser.add_argument("--out", help="write the JSON report here, and PNGs next to it")
     parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
-    parser.add_argument("--oos-label", help="label of out-of-scope sentences (default: the model's, else 'oos')")
+    parser.add_argument(
+        "--oos-label",
+        help="label of DATA's out-of-scope sentences (default: the model's, else 'oos'); the model's own "
+        "out-of-scope class always counts as a fallback",
+    )
     parser.add_argument(
         "--top", type=whole_number(low=1), default=10, help="confused pairs and weakest intents to print (default 10)"
     )
@@ -47,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         oos_label = args.oos_label or predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
         data = load_data(args.data, args.format, oos_label)
         examples = data.split(args.split)
+        if not len(examples):  # figures of no sentences would read as a score of 0
+            where = f"split {args.split!r} of {args.data}" if data.format == "clinc" else str(args.data)
+            raise AssistantError(f"{where} holds no sentences: nothing to evaluate")
         report = evaluate_predictor(
             predictor, examples.texts, examples.labels, args.threshold, oos_label, top_confusions=args.top
         )
@@ -65,11 +72,13 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report, worst=args.top):
         print(line)
     if args.out:
+        from legacy_assistant.common.files import write_text_atomically
         from legacy_assistant.common.plots import plot_confusions, plot_threshold_curve
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        # whole or not at all: an interrupted write never leaves half a report behind
+        write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         confusion_png = out.with_name(out.stem + "-confusion.png")
         threshold_png = out.with_name(out.stem + "-thresholds.png")
         plot_confusions(report, confusion_png)

@@ -132,11 +132,18 @@ def run(args: argparse.Namespace) -> int:
     check_destination(out, args.force, inputs)  # before training, not after
     data = load_data(args.data, args.format, args.oos_label)
     training = data.split("train")
+    training_name = f"split 'train' of {args.data}" if data.format == "clinc" else str(args.data)
     validation = None
+    validation_name = "the validation data"
     if args.validation_data:
-        validation = load_data(args.validation_data, "auto", args.oos_label).split("val")
+        held = load_data(args.validation_data, "auto", args.oos_label)
+        validation = held.split("val")
+        validation_name = (
+            f"split 'val' of {args.validation_data}" if held.format == "clinc" else str(args.validation_data)
+        )
     elif data.format == "clinc" and "val" in data.splits:
         validation = data.split("val")
+        validation_name = f"split 'val' of {args.data}"
     intents = data.intents or synthesized_intents(training.labels, args.oos_label, data.path)
     n_oos = sum(label == args.oos_label for label in training.labels)
     print(
@@ -171,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             on_start=on_start,
             oos_label=args.oos_label,
             on_stage=on_stage,
+            names=(training_name, validation_name),
         )
     finally:
         for bar in bars:
