@@ -229,6 +229,15 @@ def test_a_golden_file_is_replaced_whole_or_not_at_all(model_dir, tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "sentences.txt"]  # no temporary left
 
 
+def test_an_empty_out_path_is_named_as_such(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "" would be the working directory
+    data = ROOT / "tests" / "data" / "tiny_intents.json"
+    for argv in (["train", str(data), "--out", ""], ["train", str(data), "--out", " ", "--force"],
+                 ["train-responder", str(data), "--out", ""]):
+        assert main(argv) == 1, argv
+        assert "--out is an empty path" in _one_error_line(capsys), argv
+
+
 def test_flags_the_command_would_ignore_are_refused(model_dir, tmp_path, capsys):
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("hello\n")

@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if not args.no_plot:  # before hours of training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
+    if not args.out.strip():  # Path("") is ".", the working directory
+        raise ArtifactError("--out is an empty path: name a directory")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ArtifactError(f"{out} already exists (use --force to replace it)")

@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.resume and not args.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir, the directory of the run to continue")
+    if not args.out.strip():  # Path("") is ".", the working directory
+        raise ConfigError("--out is an empty path: name a directory")
     out = Path(args.out)
     if args.checkpoint_dir and overlaps(out, args.checkpoint_dir):
         # the export replaces --out: it would take the checkpoints with it
