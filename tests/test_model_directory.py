@@ -256,4 +256,4 @@ def test_a_cli_path_the_system_refuses_is_one_error_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["-q", "evaluate", str(model), str(data), "--out", str(tmp_path)]) == 1  # a folder, not a file
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ") and "Is a directory" in err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ") and "is a folder" in err
