@@ -208,7 +208,13 @@ def test_rasa_rest_webhook(client):
     anonymous = post(client, "/webhooks/rest/webhook", {"message": "hello"}).get_json()
     assert anonymous[0]["recipient_id"] == "default"
     assert_error(post(client, "/webhooks/rest/webhook", {"sender": "x"}), 400, "missing_field")
-    assert_error(post(client, "/webhooks/rest/webhook", {"sender": 3, "message": "hi"}), 400, "invalid_field")
+    # as Rasa's UserMessage reads it: null is the default conversation, a number its decimal text
+    assert post(client, "/webhooks/rest/webhook", {"sender": None, "message": "hi"}).get_json()[0][
+        "recipient_id"] == "default"
+    assert post(client, "/webhooks/rest/webhook", {"sender": 12345, "message": "hi"}).get_json()[0][
+        "recipient_id"] == "12345"
+    for sender in (True, ["x"], {"id": 1}, "  "):
+        assert post(client, "/webhooks/rest/webhook", {"sender": sender, "message": "hi"}).status_code == 400, sender
 
 
 def test_version_and_request_ids(client, default_predictor):

@@ -100,3 +100,22 @@ def test_cakechat_and_admin_answers_match_the_document(make_talking_client):
     assert statuses == [200, 200, 400, 400, 400, 405, 404, 422]  # this app has no model directory to reload
     seed = doc["components"]["schemas"]["CakechatRequest"]["properties"]["seed"]
     assert (seed["minimum"], seed["maximum"]) == (-(2**63), 2**63 - 1)
+
+
+def test_the_schemas_refuse_what_the_server_refuses_and_take_what_it_takes(doc):
+    import jsonschema
+
+    schemas = doc["components"]["schemas"]
+
+    def valid(name, body):  # these request schemas hold no $ref
+        return jsonschema.Draft202012Validator(schemas[name]).is_valid(body)
+
+    # a turn or message of only whitespace is refused as empty by the server (400 empty_field)
+    assert not valid("CakechatRequest", {"context": ["   "]})
+    assert not valid("ChatRequest", {"sender": "s", "message": " \t"})
+    assert valid("CakechatRequest", {"context": [" hi "]})
+    # Rasa's rest channel: null is the default conversation, a number its decimal text
+    for sender in (None, 12345, "user-1"):
+        assert valid("RasaMessage", {"sender": sender, "message": "hi"}), sender
+    assert not valid("RasaMessage", {"sender": True, "message": "hi"})
+    assert "503" in doc["paths"]["/ready"]["get"]["responses"]

@@ -158,3 +158,15 @@ def test_a_worker_that_cannot_start_says_why_in_one_line(free_port):
     assert "Traceback" not in result.stderr
     reasons = [line for line in result.stderr.splitlines() if "cannot start" in line]
     assert len(reasons) == 1 and "cannot reach the Redis conversation store" in reasons[0], result.stderr
+
+
+def test_server_options_keep_tokens_off_the_command_line_and_read_them_back():
+    from legacy_assistant.serving.server import ServerOptions
+
+    options = ServerOptions(app_config={"API_TOKEN": "api-s3cret", "ADMIN_TOKEN": "adm-s3cret", "THRESHOLD": 0.3})
+    text = options.to_json()
+    assert "s3cret" not in text and '"THRESHOLD": 0.3' in text
+    environ = {"LEGACY_ASSISTANT_API_TOKEN": "api-s3cret", "LEGACY_ASSISTANT_ADMIN_TOKEN": " adm-s3cret\n"}
+    back = ServerOptions.from_json(text, environ)
+    assert back.app_config == {"THRESHOLD": 0.3, "API_TOKEN": "api-s3cret", "ADMIN_TOKEN": "adm-s3cret"}
+    assert ServerOptions.from_json(text, {}).app_config == {"THRESHOLD": 0.3, "API_TOKEN": None, "ADMIN_TOKEN": None}

@@ -121,6 +121,20 @@ def test_master_never_loads_tensorflow_workers_do(deployment):
             assert "tensorflow" in maps.read()
 
 
+def test_no_token_is_on_a_command_line_and_the_workers_still_check_it(deployment):
+    """Any user of the machine can read /proc/PID/cmdline: the admin token reaches the workers
+    through the environment, never through the re-executed server's arguments."""
+    server, _ = deployment
+    workers = wait_for(lambda: len(server.workers()) == 2 and server.workers())
+    for pid in [server.pid, *workers]:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            assert b"admin-secret" not in cmdline.read(), pid
+    # a worker without the token would answer 403 admin_disabled; with it, a wrong one is 401
+    for _ in range(4):  # connections spread over both workers
+        status, body = server.request("POST", "/admin/reload", headers={"Authorization": "Bearer wrong"})
+        assert (status, body["error"]["code"]) == (401, "invalid_token")
+
+
 def test_both_workers_serve_and_share_conversations(deployment):
     server, model = deployment
     serve(server, model, DEFAULT_MODEL)  # the coffee flow is the shipped model's

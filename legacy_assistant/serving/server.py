@@ -95,11 +95,20 @@ class ServerOptions:
         return cls(**settings.server_values(values), app_config=settings.app_config(values), log_level=log_level)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        """The options without the secrets (tokens): this text becomes the server's command line,
+        which every user of the machine can read; :meth:`from_json` reads them back from the
+        environment, which the re-executed server inherits."""
+        data = asdict(self)
+        secrets = settings.secret_config_keys()
+        data["app_config"] = {key: value for key, value in self.app_config.items() if key not in secrets}
+        return json.dumps(data)
 
     @classmethod
-    def from_json(cls, text: str) -> ServerOptions:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, environ: Mapping[str, str] | None = None) -> ServerOptions:
+        """Options from :meth:`to_json`'s text, the secrets from ``environ`` (``os.environ`` when None)."""
+        data = json.loads(text)
+        data["app_config"] = {**data.get("app_config", {}), **settings.secrets_from_environment(environ)}
+        return cls(**data)
 
 
 class WorkerRegistry:

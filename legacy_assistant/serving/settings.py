@@ -454,6 +454,21 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# The tokens: read from the environment only, and kept off every command line, the server's own
+# re-exec included (any user of the machine can read a process's command line).
+SECRETS = tuple(s for s in SETTINGS if isinstance(s.kind, Token))
+
+
+def secret_config_keys() -> frozenset[str]:
+    """The app config keys that hold a secret (:data:`SECRETS`)."""
+    return frozenset(s.config_key for s in SECRETS)
+
+
+def secrets_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The secrets' app config, read from ``environ`` (``os.environ`` when None) as :func:`resolve` does."""
+    return app_config(resolve(None, environ, SECRETS), SECRETS)
+
+
 def by_name(settings: Iterable[Setting] = SETTINGS) -> dict[str, Setting]:
     return {s.name: s for s in settings}
 

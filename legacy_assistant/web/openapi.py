@@ -38,7 +38,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _text(limit: int, description: str) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": limit, "description": description}
+    # "\\S": a text of only whitespace is refused as empty, as the server refuses it
+    return {"type": "string", "minLength": 1, "maxLength": limit, "pattern": "\\S", "description": description}
 
 
 def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,7 +184,10 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "type": "object",
             "required": ["message"],
             "properties": {
-                "sender": _text(sender_limit, "conversation id (default 'default')"),
+                "sender": {
+                    "anyOf": [_text(sender_limit, "conversation id"), {"type": "number"}, {"type": "null"}],
+                    "description": "conversation id; null or left out: 'default'; a number: its decimal text (as Rasa)",
+                },
                 "message": _text(text_limit, "what the person typed"),
                 "emotion": emotion,
                 "condition_strength": strength,
@@ -336,6 +340,16 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
     }
 
 
+def _ready() -> dict[str, Any]:
+    item = _get(
+        "Readiness for a load balancer: 200 once every worker serves",
+        _json(_ref("Ready"), "every worker serves"),
+        "operations",
+    )
+    item["get"]["responses"]["503"] = _error("not_ready: a worker is still starting or being replaced (Retry-After)")
+    return item
+
+
 def _transcript(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": _json(_ref("Transcript"), "the conversation's turns"),
@@ -442,11 +456,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),
-            "/ready": _get(
-                "Readiness for a load balancer: 200 once every worker serves",
-                _json(_ref("Ready"), "every worker serves"),
-                "operations",
-            ),
+            "/ready": _ready(),
             "/version": _get(
                 "Service and model versions of the answering worker", _json(_ref("Version"), "versions"), "operations"
             ),

@@ -2,7 +2,8 @@
 
 Clients written for Rasa's ``rest`` channel send ``{"sender", "message"}`` and get a list of
 bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Rasa, a missing
-``sender`` means the conversation ``"default"``. An optional ``emotion`` and
+or null ``sender`` means the conversation ``"default"``, and a number is the conversation of its
+decimal text (Rasa's ``UserMessage`` takes ``str(sender_id)``). An optional ``emotion`` and
 ``condition_strength`` (this project's extensions) steer a generated fallback reply, as in
 ``/api/v1/chat``.
 """
@@ -26,7 +27,10 @@ DEFAULT_SENDER = "default"
 @blueprint.post("/webhook")
 def webhook() -> Any:
     body = json_object()
-    sender = text_field(body, "sender", "MAX_SENDER_LENGTH", default=DEFAULT_SENDER)
+    given = body.get("sender")
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        given = str(given)  # a numeric user id, as Rasa reads it
+    sender = text_field({"sender": given} if given is not None else {}, "sender", "MAX_SENDER_LENGTH", DEFAULT_SENDER)
     message = text_field(body, "message")
     emotion, strength = emotion_field(body), condition_strength_field(body)
     with leased() as assistant:
