@@ -245,11 +245,24 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
     states = [json.loads(p.read_text(encoding="utf-8")) for p in checkpoints.glob("state-*.json")]
     reached = max(states, key=lambda state: state["step"])
 
-    # Resumed with the command as printed, but fewer epochs: it stops at once and exports.
-    command[command.index("--epochs") + 1] = "1"
+    # Resumed with the command as printed, but as many epochs as it has run: it stops at once and exports.
+    command[command.index("--epochs") + 1] = str(len(reached["history"]))
     assert main(["-q", *command[1:]]) == 0
     summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
     assert summary["steps"] == reached["step"] and summary["epochs_run"] == len(reached["history"])
+
+
+def test_the_command_printed_when_the_budget_ends_resumes_over_the_exported_model(files, tmp_path, capsys):
+    out, checkpoints = tmp_path / "budget", tmp_path / "checkpoints"
+    argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),
+            "--epochs", "3", "--no-plot", "--checkpoint-dir", str(checkpoints), "--max-minutes", "1e-6"]
+    assert main(["-q", *argv]) == 0 and out.exists()  # the model so far is exported
+    steps = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]["steps"]
+    printed = capsys.readouterr().out
+    command = shlex.split(printed.split("to train on:")[1].strip().splitlines()[0])
+    assert "--force" in command  # it replaces that export
+    assert main(["-q", *command[1:]]) == 0  # (the same budget again: a step further)
+    assert json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]["steps"] > steps
 
 
 # --- golden ------------------------------------------------------------------------------------

@@ -387,6 +387,19 @@ def test_split_never_puts_one_dialogue_on_both_sides():
     assert not trained & {(p.context, p.response) for p in make_pairs(held)}
 
 
+def test_copies_that_read_the_same_to_the_model_stay_on_one_side():
+    """The model reads lower-cased tokens: a copy in capitals or with other spacing is the same
+    dialogue, and must not be held out while its twin is trained on."""
+    dialogues = [_dialogue(3, str(i)) for i in range(30)]
+    shouted = [
+        Dialogue(tuple(Turn("  ".join(t.text.upper().split()), t.condition) for t in d.turns), d.source + "!")
+        for d in dialogues
+    ]
+    train, held = split_dialogues(dialogues + shouted, 0.2, seed=1)
+    assert held and {d.source.rstrip("!") for d in train}.isdisjoint({d.source.rstrip("!") for d in held})
+    assert [d.source for d in without_overlap(shouted, dialogues[:2])] == [d.source for d in shouted[2:]]
+
+
 def test_split_is_deterministic_for_a_seed_and_independent_of_order():
     dialogues = [_dialogue(3, f"d{i}") for i in range(40)]
     first = split_dialogues(dialogues, 0.25, seed=1)

@@ -217,6 +217,43 @@ def test_resume_refuses_other_settings_or_other_data(tmp_path):
         train_responder(dialogues, config, resume=True)
 
 
+def test_resume_refuses_a_corpus_that_would_give_another_vocabulary(tmp_path):
+    """A change that touches only words the stored vocabulary lacks leaves the encoded pairs as
+    they were, but a fresh run on that corpus would have another vocabulary."""
+    def corpus(rare: tuple[str, str]) -> list[Dialogue]:
+        dialogues = fruit_dialogues()
+        extra = Dialogue((Turn(f"i saw a {rare[0]} ."), Turn(f"a {rare[1]} ?", "joy")), "extra#1")
+        return [*dialogues, extra]
+
+    config = TINY.with_overrides(epochs=1, min_count=2)
+    run = tmp_path / "run"
+    train_responder(corpus(("xylophone", "quokka")), config, checkpoint_dir=run)  # each word once: <unk>
+    with pytest.raises(TrainingError, match="training data differ"):
+        train_responder(corpus(("zebra", "zebra")), config, checkpoint_dir=run, resume=True)  # twice: a word
+
+
+def test_resume_refuses_fewer_epochs_than_it_has_trained(tmp_path):
+    dialogues = _random_dialogues(12, seed=3)
+    run = tmp_path / "run"
+    trained = train_responder(dialogues, TINY.with_overrides(epochs=3), checkpoint_dir=run)
+    with pytest.raises(TrainingError, match="has trained 3 epochs already: --epochs 2 is fewer"):
+        train_responder(dialogues, TINY.with_overrides(epochs=2), checkpoint_dir=run, resume=True)
+    same = train_responder(dialogues, TINY.with_overrides(epochs=3), checkpoint_dir=run, resume=True)
+    _assert_same_weights(same.weights, trained.weights)  # as many epochs: exported as it was
+
+
+def test_resumed_runs_keep_only_the_last_checkpoints(tmp_path):
+    from compat.responder.trainer import KEEP_CHECKPOINTS
+
+    dialogues = _random_dialogues(12, seed=3)
+    run = tmp_path / "run"
+    config = TINY.with_overrides(epochs=1, checkpoint_every=1)
+    for epochs in (1, 2, 3):  # each resume saves several checkpoints of its own
+        train_responder(dialogues, config.with_overrides(epochs=epochs), checkpoint_dir=run, resume=epochs > 1)
+    saved = sorted(p.name for p in run.glob("responder-*.index"))
+    assert len(saved) == KEEP_CHECKPOINTS, saved
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [

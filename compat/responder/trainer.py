@@ -234,6 +234,11 @@ class ResponderTrainer:
             # A missing variable or a shape mismatch means another spec; torn files fail here too.
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"cannot restore responder checkpoint {path}: {first}") from exc
+        # The saver keeps the last few checkpoints of its own process only: told of the ones
+        # already there, it deletes them in turn instead of leaving them behind at every resume.
+        state = tf.train.get_checkpoint_state(directory)
+        if state is not None:
+            self._saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         match = re.search(r"-(\d+)$", path)
         log.info("restored responder checkpoint %s", path)
         return int(match.group(1)) if match else None

@@ -100,8 +100,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path) -> str:
-    """The command line that resumes this run from ``checkpoint_dir``."""
+def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path, exported: bool = False) -> str:
+    """The command line that resumes this run from ``checkpoint_dir``; with ``exported``, the
+    run has written ``--out`` already, which the resumed run replaces (``--force``)."""
     argv = ["legacy-assistant", COMMAND, *args.corpora, "--out", str(args.out)]
     if args.validation:
         argv += ["--validation", *args.validation]
@@ -109,7 +110,7 @@ def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path) -> str:
         value = getattr(args, name)
         if value is not None and not (name == "format" and value == "auto"):
             argv += [flag, str(value)]
-    argv += [flag for name, flag in _SWITCHES if getattr(args, name)]
+    argv += [flag for name, flag in _SWITCHES if getattr(args, name) or (name == "force" and exported)]
     argv += ["--checkpoint-dir", str(checkpoint_dir), "--resume"]
     return shlex.join(argv)
 
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         + (f"; validation perplexity {perplexity:.2f} ({weights_from(summary)})" if perplexity is not None else "")
     )
     if summary["stopped"] == "time budget" and not temporary:
-        print(f"time budget used; to train on: {resume_command(args, checkpoint_dir)}")
+        print(f"time budget used; to train on: {resume_command(args, checkpoint_dir, exported=True)}")
     print(f"exported to {path}")
     return 0
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.corpora import Dialogue
+from legacy_assistant.responder.vocabulary import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,14 @@ def make_pairs(dialogues: Iterable[Dialogue], max_context_turns: int = MAX_CONTE
 
 
 def dialogue_key(dialogue: Dialogue) -> str:
-    """The dialogue's content (texts and conditions, not its source) as canonical JSON."""
+    """The dialogue as the model reads it (each turn's tokens, lower-cased as the vocabulary
+    tokenizes them, and its condition; not its source) as canonical JSON: two copies that differ
+    only in case or spacing are one dialogue, and must stay on one side of a split."""
+    return json.dumps([[tokenize(turn.text), turn.condition] for turn in dialogue.turns], ensure_ascii=False)
+
+
+def _text_key(dialogue: Dialogue) -> str:
+    """The dialogue's texts and conditions as written, canonical JSON: what orders the split."""
     return json.dumps([[turn.text, turn.condition] for turn in dialogue.turns], ensure_ascii=False)
 
 
@@ -64,14 +72,19 @@ def split_dialogues(
 ) -> tuple[list[Dialogue], list[Dialogue]]:
     """``(train, held_out)``: about ``held_out_fraction`` of the distinct dialogues held out.
 
-    Distinct dialogues are ordered by ``sha256(seed, content)`` and the first
+    Distinct dialogues (:func:`dialogue_key`) are ordered by ``sha256(seed, text)`` of their
+    text as written (the smallest, for copies written differently) and the first
     ``round(fraction * n)`` are held out (at least one when the fraction is above 0, never all);
     copies of a dialogue follow it. Each side keeps the corpus's order.
     """
     if not 0.0 <= held_out_fraction < 1.0:
         raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     keys = [dialogue_key(d) for d in dialogues]
-    distinct = sorted(set(keys), key=lambda key: hashlib.sha256(f"{seed}\n{key}".encode()).hexdigest())
+    rank: dict[str, str] = {}
+    for key, dialogue in zip(keys, dialogues):
+        digest = hashlib.sha256(f"{seed}\n{_text_key(dialogue)}".encode()).hexdigest()
+        rank[key] = min(rank.get(key, digest), digest)
+    distinct = sorted(rank, key=rank.__getitem__)
     n_held = 0
     if held_out_fraction > 0.0 and len(distinct) >= 2:
         n_held = min(len(distinct) - 1, max(1, round(held_out_fraction * len(distinct))))

@@ -375,14 +375,11 @@ def train_responder(
             raise TrainingError(
                 f"{directory / RUN_FILE}: 'conditions' is not a list of names; start a new checkpoint directory"
             )
-        data = prepare(
-            dialogues,
-            config,
-            held_out,
-            vocabulary=Vocabulary.from_dict(stored["vocabulary"]),
-            conditions=stored["conditions"],
-        )
-        if data.digest() != stored["data_sha256"]:
+        # prepared as a fresh run would prepare it: a corpus change that touches only words the
+        # stored vocabulary lacks gives the same encoded pairs, but another vocabulary
+        data = prepare(dialogues, config, held_out)
+        same_vocabulary = data.vocabulary.to_dict() == Vocabulary.from_dict(stored["vocabulary"]).to_dict()
+        if not same_vocabulary or list(data.conditions) != conditions or data.digest() != stored["data_sha256"]:
             raise TrainingError(
                 f"{directory / RUN_FILE}: the training data differ from the run being resumed "
                 "(another corpus, split or vocabulary); resume with the same data or start a new checkpoint directory"
@@ -418,6 +415,12 @@ def train_responder(
     )
     with ResponderTrainer(spec, optimizer, config.seed, threads=threads) as trainer:
         run = _restore(trainer, directory) if stored is not None else None
+        if run is not None and run.epoch > config.epochs:
+            # its weights come from those epochs: the manifest would record a shorter run than it was
+            raise TrainingError(
+                f"the run being resumed has trained {run.epoch} epochs already: --epochs {config.epochs} is fewer; "
+                f"give --epochs {run.epoch} or more (--epochs {run.epoch} exports without training further)"
+            )
         if run is None:  # a fresh run, or one killed before its first checkpoint: start it the same way
             _start_from_reply_prior(trainer, data.train, len(data.vocabulary))
             run = _Run()
