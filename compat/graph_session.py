@@ -71,6 +71,10 @@ class GraphSession:
         """A thread-safe ``run(fetches, dict(zip(feeds, values)))`` for repeated calls (:class:`FixedRun`)."""
         return FixedRun(self, fetches, feeds)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def check_open(self) -> None:
         """Raise ``RuntimeError`` (as ``Session.run`` does) once the session is closed."""
         if self._closed:
@@ -121,6 +125,12 @@ class FixedRun:
         self._gs = graph_session
         self._fetches = list(fetches)
         self._feeds = list(feeds)
+        for tensor in [*self._fetches, *self._feeds]:
+            # the callable names tensors: another graph's "y:0" would be this graph's "y:0", silently
+            if not isinstance(tensor, tf.Tensor):
+                raise TypeError(f"{tensor!r}: a compiled call feeds and fetches tensors, not {type(tensor).__name__}")
+            if tensor.graph is not graph_session.graph:
+                raise TypeError(f"Tensor {tensor.name} is not an element of this graph.")
         self._dtypes = [feed.dtype.as_numpy_dtype for feed in self._feeds]
         # None for an unknown rank; otherwise one entry per dimension, None where any size goes
         self._shapes = [None if feed.shape.rank is None else feed.shape.as_list() for feed in self._feeds]
@@ -143,7 +153,14 @@ class FixedRun:
         if self._callable is None:
             return self._gs.run(self._fetches, dict(zip(self._feeds, arrays)))
         self._gs.check_open()
-        return list(self._callable(*arrays))
+        try:
+            results = self._callable(*arrays)
+        except tf.errors.CancelledError:
+            if self._gs.closed:  # closed while this call ran: what a call after close() raises
+                raise RuntimeError("Attempted to use a closed Session.") from None
+            raise
+        # a fetched variable comes back as a view of its live buffer: copy, as Session.run gives
+        return [np.array(result, copy=True) for result in results]
 
     def _array(self, value: Any, index: int) -> np.ndarray:
         dtype = self._dtypes[index]

@@ -33,7 +33,8 @@ def dense(
     Returns:
         float32 ``[batch, units]``.
     """
-    in_features = inputs.shape[-1]
+    # in graph mode a dimension is a Dimension whose value may be None; an unknown rank has none
+    in_features = tf.compat.dimension_value(inputs.shape[-1]) if inputs.shape.rank else None
     if in_features is None or int(in_features) <= 0:
         raise ValueError(f"dense layer {name!r}: input width must be known, got shape {inputs.shape}")
     with tf.variable_scope(name):

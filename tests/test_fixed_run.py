@@ -169,3 +169,43 @@ def test_sparse_ids_are_range_checked_before_they_become_int32(tiny_predictor):
         classifier.predict_proba(np.array([[1.0, 2.7]]), weights)
     empty = classifier.predict_proba(np.zeros((0, 2)), np.zeros((0, 2)))  # float zeros of no rows are fine
     assert empty.shape == (0, len(tiny_predictor.classes))
+
+
+def test_tensors_of_another_graph_are_refused_as_session_run_refuses_them(mixed_graph):
+    """The callable names tensors: another graph's "y:0" would silently be this graph's "y:0"."""
+    gs, feeds, fetches = mixed_graph
+    with GraphSession() as other:
+        with other.bound():
+            x = tf.placeholder(tf.float32, [None], name="x")
+            y = tf.identity(x * 2.0, name="y")
+        with pytest.raises(TypeError, match="is not an element of this graph"):
+            gs.fixed_run([y], [x])
+        with pytest.raises(TypeError, match="is not an element of this graph"):
+            other.fixed_run([y], [feeds[1]])
+        with pytest.raises(TypeError, match="tensors, not Operation"):
+            other.fixed_run([y.op], [x])
+
+
+def test_a_fetched_variable_is_a_copy_not_a_view_of_its_live_value():
+    with GraphSession() as gs:
+        with gs.bound():
+            variable = tf.Variable(np.zeros(3, np.float32))
+            step = tf.assign_add(variable, np.ones(3, np.float32))
+            gs.run(tf.global_variables_initializer())
+        snapshot = gs.fixed_run([variable.value()], [])()[0]
+        gs.run(step)
+        gs.run(step)
+        np.testing.assert_array_equal(snapshot, [0.0, 0.0, 0.0])  # Session.run's answer too
+
+
+def test_a_call_cut_short_by_close_raises_runtime_error(mixed_graph, monkeypatch):
+    gs, feeds, fetches = mixed_graph
+    run = gs.fixed_run(fetches, feeds)
+
+    def cancelled(*arrays):
+        gs.close()  # closed while the call ran
+        raise tf.errors.CancelledError(None, None, "Run call was cancelled")
+
+    monkeypatch.setattr(run, "_callable", cancelled)
+    with pytest.raises(RuntimeError, match="closed Session"):
+        run(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), 1.0)

@@ -179,3 +179,35 @@ def test_trained_shortcut_model_serves_what_numpy_computes(tiny_intents, tmp_pat
     spec = NetworkSpec.from_dict(predictor.manifest["network"])
     _, reference = forward_numpy(spec, w, features.ids, features.weights)
     np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [[None, None], None], ids=["unknown-width", "unknown-rank"])
+def test_dense_refuses_an_input_of_unknown_width_with_its_value_error(shape):
+    with GraphSession() as gs, gs.bound():
+        inputs = tf.placeholder(tf.float32, shape)
+        with pytest.raises(ValueError, match="input width must be known"):
+            dense(inputs, 4, "layer", activation=None, seed=1)
+
+
+def test_a_signature_with_swapped_inputs_is_refused_at_load(tmp_path):
+    """Swapped, the float weights would be cast to int32 ids and the model would answer wrong
+    without a word."""
+    from compat.classifier.saved_model import LoadedClassifier
+    from compat.classifier.schema import IDS_KEY, OUTPUT_KEY, SERVING_TAGS, SIGNATURE_NAME, WEIGHTS_KEY
+    from compat.interface import SavedModelError
+
+    export = tmp_path / "swapped"
+    with GraphSession() as gs, gs.bound():
+        ids = tf.placeholder(tf.int32, [None, None])
+        weights = tf.placeholder(tf.float32, [None, None])
+        table = tf.Variable(np.ones((5, 3), np.float32))
+        probabilities = tf.nn.softmax(tf.reduce_sum(tf.gather(table, ids) * weights[..., None], axis=1))
+        gs.run(tf.global_variables_initializer())
+        signature = tf.saved_model.signature_def_utils.predict_signature_def(
+            inputs={IDS_KEY: weights, WEIGHTS_KEY: ids}, outputs={OUTPUT_KEY: probabilities}
+        )
+        builder = tf.saved_model.builder.SavedModelBuilder(str(export))
+        builder.add_meta_graph_and_variables(gs.session, list(SERVING_TAGS), signature_def_map={SIGNATURE_NAME: signature})
+        builder.save()
+    with pytest.raises(SavedModelError, match=f"signature's '{IDS_KEY}' is float32"):
+        LoadedClassifier(str(export), 1, 1)

@@ -113,6 +113,17 @@ class LoadedClassifier:
         self._ids = self._gs.tensor(signature.inputs[IDS_KEY].name)
         self._values = self._gs.tensor(signature.inputs[WEIGHTS_KEY].name)
         self._probabilities = self._gs.tensor(signature.outputs[OUTPUT_KEY].name)
+        # a signature with its inputs swapped or retyped would still run: weights cast to ids
+        for key, tensor, dtype in (
+            (IDS_KEY, self._ids, tf.int32),
+            (WEIGHTS_KEY, self._values, tf.float32),
+            (OUTPUT_KEY, self._probabilities, tf.float32),
+        ):
+            if tensor.dtype != dtype or tensor.shape.rank != 2:
+                raise SavedModelError(
+                    f"{export_dir}: the {SIGNATURE_NAME!r} signature's {key!r} is {tensor.dtype.name} of shape "
+                    f"{tensor.shape}, not {dtype.name} [batch, width]"
+                )
         self.n_features = _input_width(self._gs)
         self.n_classes = int(self._probabilities.shape[-1])
         self._predict = self._gs.fixed_run([self._probabilities], [self._ids, self._values])
