@@ -89,9 +89,16 @@ class ResponderModel(Protocol):
 
 
 def check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """``ids`` as int32 and ``weights`` as float32, both ``[batch, width]``, ids in ``[0, n_features)``."""
+    """``ids`` as int32 and ``weights`` as float32, both ``[batch, width]``, ids in ``[0, n_features)``,
+    weights finite real numbers (a complex weight would lose its imaginary part, a string be parsed,
+    a NaN make every probability NaN)."""
     ids = np.asarray(ids)
-    weights = np.asarray(weights, dtype=np.float32)
+    given = np.asarray(weights)
+    if given.size and not (np.issubdtype(given.dtype, np.floating) or np.issubdtype(given.dtype, np.integer)):
+        raise ValueError(f"{what}: feature weights must be real numbers, got {given.dtype}")
+    weights = given.astype(np.float32, copy=False)
+    if weights.size and not np.isfinite(weights).all():
+        raise ValueError(f"{what}: feature weights must be finite")
     if ids.ndim != 2 or ids.shape != weights.shape:
         raise ValueError(f"{what}: ids and weights must be [batch, width] alike, got {ids.shape} and {weights.shape}")
     if ids.size and not np.issubdtype(ids.dtype, np.integer):

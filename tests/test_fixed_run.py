@@ -171,6 +171,20 @@ def test_sparse_ids_are_range_checked_before_they_become_int32(tiny_predictor):
     assert empty.shape == (0, len(tiny_predictor.classes))
 
 
+def test_sparse_weights_must_be_finite_real_numbers(tiny_predictor):
+    classifier = tiny_predictor._classifier
+    ids = np.array([[1, 2]], np.int32)
+    for weights, message in (
+        (np.array([[1 + 2j, 1]]), "must be real numbers, got complex"),  # would lose its imaginary part
+        (np.array([["0.5", "1"]]), "must be real numbers"),  # would be parsed as numbers
+        (np.array([[np.nan, 1.0]], np.float32), "must be finite"),  # every probability NaN
+        (np.array([[np.inf, 1.0]]), "must be finite"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            classifier.predict_proba(ids, weights)
+    assert classifier.predict_proba(ids, np.array([[1, 2]])).shape == (1, len(tiny_predictor.classes))  # ints: fine
+
+
 def test_tensors_of_another_graph_are_refused_as_session_run_refuses_them(mixed_graph):
     """The callable names tensors: another graph's "y:0" would silently be this graph's "y:0"."""
     gs, feeds, fetches = mixed_graph
