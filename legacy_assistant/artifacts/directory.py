@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from legacy_assistant.common.files import blocking_file
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -207,8 +208,8 @@ def check_written_files(
     for path in paths:
         if Path(path).is_dir():
             raise ArtifactError(f"{path} is a folder: name a file to write the report to")
-        blocking = next((parent for parent in Path(path).parents if parent.exists()), None)
-        if blocking is not None and not blocking.is_dir():
+        blocking = blocking_file(path)
+        if blocking is not None:
             raise ArtifactError(f"{path} cannot be written: {blocking} is a file, not a folder")
         target = Path(path).resolve()
         if target in sources:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.classifier.intents import DEFAULT_OOS_LABEL, Intent, IntentSet, load_intents
+from legacy_assistant.classifier.intents import DEFAULT_OOS_LABEL, Intent, IntentSet, load_intents, looks_of
 from legacy_assistant.common.jsonfile import absent_file_problem, read_json_file
 from legacy_assistant.errors import DataError
 
@@ -245,7 +245,7 @@ def _pairs(
 def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:
     """Refuse ``label`` when it differs from a label met before only in case or Unicode form:
     it would silently train a class of its own (the rule intents files apply to their tags)."""
-    look = unicodedata.normalize("NFC", label).casefold()
+    look = looks_of(label)
     first, first_where = looks.setdefault(look, (label, where))
     if first != label:
         # two Unicode forms print alike; escapes show which code points differ

@@ -146,7 +146,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         if intent.tag in first_index:
             problems.append(f"{_where(index, intent.tag)}: field 'tag': duplicate of intent #{first_index[intent.tag]}")
             continue
-        look = unicodedata.normalize("NFC", intent.tag).casefold()
+        look = looks_of(intent.tag)
         if look in first_look:
             other = first_look[look]
             problems.append(
@@ -190,6 +190,12 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         raise IntentsError(source, problems)
     _warn_shared_patterns(intents, first_index, source)
     return IntentSet(tuple(intents), source)
+
+
+def looks_of(name: str) -> str:
+    """What a tag or label looks like to a reader: two names with one look differ only in case or
+    Unicode form, and may not name two classes."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:

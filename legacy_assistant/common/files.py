@@ -31,6 +31,13 @@ def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") 
     return target
 
 
+def blocking_file(path: str | Path) -> Path | None:
+    """The nearest existing folder above ``path`` when it is a file instead, so that nothing can
+    be written at ``path``; ``None`` otherwise."""
+    nearest = next((parent for parent in Path(path).parents if parent.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def _umask() -> int:
     """The process's umask, read without setting it (os.umask would change it for every thread)."""
     try:

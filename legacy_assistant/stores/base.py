@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from legacy_assistant.common.files import blocking_file
 from legacy_assistant.errors import ConfigError
 
 DEFAULT_TTL_SECONDS = 3600.0
@@ -217,8 +218,8 @@ def check_store_url(url: str | None) -> None:
     path, _ = _sqlite_file(url)
     if path.is_dir():
         raise ConfigError(f"{url!r}: {path} is a folder, not a database file")
-    blocking = next((parent for parent in path.parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
+    blocking = blocking_file(path)
+    if blocking is not None:
         raise ConfigError(f"{url!r}: {blocking} is a file, not a folder")
 
 
