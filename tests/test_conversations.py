@@ -133,6 +133,30 @@ def test_a_failing_store_is_a_503_not_a_500(default_predictor):
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "store_unavailable"
 
 
+def test_the_error_log_of_a_store_failure_names_no_sender_and_forges_no_line(default_predictor, caplog):
+    """The sender id is the key to its transcript: the error log writes its digest, as the
+    access log does, and a line break in the path cannot start a made-up log line."""
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore, sender_digest
+    from legacy_assistant.web import create_app
+
+    class BrokenStore(MemoryStore):
+        def history(self, sender):
+            raise StoreError("the disk is gone")
+
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
+                          BrokenStore())
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    sender = "web-secret123\n2026-12-01 23:59:59,000 [1] INFO legacy_assistant.access: GET /health 200"
+    with caplog.at_level("ERROR", logger="legacy_assistant.web.errors"):
+        assert transcript(client, sender).status_code == 503
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "legacy_assistant.web.errors")
+    assert "store failed" in logged and sender_digest(sender) in logged, logged
+    assert "secret123" not in logged and "\n" not in logged, logged
+
+
 def test_responses_match_the_openapi_document(app, client):
     doc = client.get("/openapi.json").get_json()
     assert "/api/v1/conversations/{sender}" in doc["paths"]

@@ -160,3 +160,58 @@ def test_cors_allow_list_and_preflight(make_client):
     assert "Access-Control-Allow-Origin" not in plain.headers
     for response in (other, refused, plain):
         assert "Origin" in response.headers.get("Vary", "")
+
+
+def test_allowed_origins_are_compared_in_the_form_browsers_send(make_client):
+    """``Https://Shop.Example:443/`` is the origin browsers send as ``https://shop.example``."""
+    client = make_client(CORS_ORIGINS="Https://Shop.Example:443/, http://LOCALHOST:8080")
+    for origin in ("https://shop.example", "http://localhost:8080", "HTTPS://SHOP.EXAMPLE"):
+        preflight = client.options("/api/v1/parse", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == origin, origin
+        actual = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Origin": origin})
+        assert actual.headers["Access-Control-Allow-Origin"] == origin
+    for origin in ("https://shop.example:8443", "http://shop.example", "null", "https://localhost:8080"):
+        answer = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in answer.headers, origin
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("https://shop.example", "https://shop.example"),
+        ("HTTPS://Shop.Example:443/", "https://shop.example"),
+        ("http://shop.example:80", "http://shop.example"),
+        ("http://shop.example:443", "http://shop.example:443"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        (" https://a.example ", "https://a.example"),
+    ],
+)
+def test_an_origin_is_written_as_browsers_serialise_it(text, expected):
+    from legacy_assistant.common.origins import normalize_origin
+
+    assert normalize_origin(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("*", "not supported"),
+        ("shop.example", "write it as"),
+        ("ftp://shop.example", "write it as"),
+        ("https://shop.example/app", "no path"),
+        ("https://shop.example?x=1", "no path"),
+        ("https://user@shop.example", "user name"),
+        ("https://", "no host"),
+        ("https://shop.example:99999", "not an origin"),
+        ("https://shop .example", "space or control"),
+    ],
+)
+def test_an_origin_that_no_browser_could_send_is_refused(text, reason):
+    from legacy_assistant.common.origins import normalize_origin
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.web.security import parse_origins
+
+    with pytest.raises(ValueError, match=reason):
+        normalize_origin(text)
+    with pytest.raises(ConfigError, match="^CORS_ORIGINS: "):
+        parse_origins(f"https://fine.example, {text}")

@@ -144,6 +144,27 @@ def test_a_chunked_body_over_the_limit_is_413(server):
     assert status == 200 and json.loads(body)["sender"] == "edge"
 
 
+@pytest.mark.parametrize(
+    "chunks, what",
+    [
+        (b"zz\r\n{}\r\n0\r\n\r\n", "InvalidChunkSize"),
+        (b"2\r\n{}XX0\r\n\r\n", "ChunkMissingTerminator"),
+        (b"2\r\n{}\r\n0\r\nTrailer: x\r\n\r\n", "InvalidHeaderName"),
+    ],
+)
+def test_a_malformed_chunked_body_is_a_400_not_an_unhandled_error(server, chunks, what):
+    """gunicorn parses a chunked body only as the app reads it, so its refusal reaches the app:
+    a 400 like any request that is not HTTP, with no traceback in the error log."""
+    before = server.log()
+    error = json_error(exchange(server, b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks),
+                       400, "bad_request")
+    assert "chunked" in error["message"]
+    added = server.log()[len(before):]
+    assert "unhandled error" not in added and "Traceback" not in added, added
+    assert server.request("GET", "/health")[0] == 200
+
+
 def test_the_log_names_the_address_it_listens_at(server):
     log = server.log()
     assert f"Listening at: http://127.0.0.1:{server.port} " in log, log[:2000]

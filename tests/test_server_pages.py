@@ -134,3 +134,13 @@ def test_the_page_template_is_never_served_raw(client):
     assert client.get("/static/index.html").status_code == 404
     page = client.get("/").get_data(as_text=True)
     assert "{{" not in page and "{%" not in page
+
+
+def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
+    """RFC 9110: a 416 says how long the file is (``Content-Range: bytes */N``), so a client can
+    ask again; the JSON error keeps that header of werkzeug's answer."""
+    size = len(CSS.read_bytes())
+    response = client.get("/static/chat.css", headers={"Range": "bytes=999999-"})
+    assert response.status_code == 416 and response.mimetype == "application/json"
+    assert response.headers["Content-Range"] == f"bytes */{size}"
+    assert client.get("/static/chat.css", headers={"Range": "bytes=0-9"}).status_code == 206

@@ -66,7 +66,7 @@ def non_default_environment(tmp_path):
         "WARM_UP": ("off", False),
         "API_TOKEN": ("api-from-env\n", "api-from-env"),  # a secrets file's line break is dropped
         "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
-        "CORS_ORIGINS": ("https://a.example", "https://a.example"),
+        "CORS_ORIGINS": ("HTTPS://A.example:443/", "https://a.example"),  # as browsers send it
     }
 
 
@@ -157,7 +157,22 @@ def test_defaults_when_neither_flag_nor_environment(environ):
         # a token a client could never present (it is read without surrounding whitespace)
         ("ADMIN_TOKEN", " \t\n",
          "environment variable LEGACY_ASSISTANT_ADMIN_TOKEN must be a token (surrounding whitespace is dropped; "
-         "it may not be only whitespace), got ' \\t\\n'"),
+         "it may not be only whitespace): it is empty or only whitespace"),
+        # no client can send a line break in a header: every request would be a 401; the value
+        # itself is a secret, so the message does not repeat it
+        ("API_TOKEN", "first-half\nsecond-half",
+         "environment variable LEGACY_ASSISTANT_API_TOKEN must be a token (surrounding whitespace is dropped; "
+         "it may not be only whitespace): it holds a control character (a line break?), which no Authorization "
+         "header can carry"),
+        # origins that could never equal what a browser sends: CORS would stay off without a word
+        ("CORS_ORIGINS", "*",
+         "environment variable LEGACY_ASSISTANT_CORS_ORIGINS must be origins such as https://shop.example, "
+         "comma-separated, got '*': '*' is not supported: list each origin whose "
+         "pages may call the API"),
+        ("CORS_ORIGINS", "https://a.example, shop.example",
+         "environment variable LEGACY_ASSISTANT_CORS_ORIGINS must be origins such as https://shop.example, "
+         "comma-separated, got 'https://a.example, shop.example': 'shop.example' "
+         "is not an origin: write it as http://host[:port] or https://host[:port]"),
         (
             "ACCESS_LOG",
             "maybe",

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from legacy_assistant.common.origins import parse_origins
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
@@ -130,6 +131,17 @@ class Number:
         return value
 
 
+class ValueRefused(ValueError):
+    """A kind's refusal whose message says why, for the person who set the value."""
+
+
+def refusal(kind: Any, text: str, exc: ValueError) -> str:
+    """``must be <what>, got <value>[: why]``; a secret's value is never repeated."""
+    shown = "" if isinstance(kind, Token) else f", got {text!r}"
+    why = f": {exc}" if isinstance(exc, ValueRefused) else ""
+    return f"must be {kind.description}{shown}{why}"
+
+
 @dataclass(frozen=True)
 class Text:
     metavar: str = "TEXT"
@@ -150,8 +162,25 @@ class Token:
     def __call__(self, text: str) -> str:
         token = text.strip()
         if not token:
-            raise ValueError("only whitespace")
+            raise ValueRefused("it is empty or only whitespace")
+        if any(ord(c) < 32 or ord(c) == 127 for c in token):
+            # no client can send a line break or other control character in a header
+            raise ValueRefused("it holds a control character (a line break?), which no Authorization header can carry")
         return token
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Comma-separated web origins, checked and written as browsers send them."""
+
+    metavar: str = "ORIGINS"
+    description: str = "origins such as https://shop.example, comma-separated"
+
+    def __call__(self, text: str) -> str:
+        try:
+            return ",".join(sorted(parse_origins(text)))
+        except ValueError as exc:
+            raise ValueRefused(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -287,8 +316,8 @@ class Setting:
         """``text`` given by ``source`` (the flag or the environment variable), as a value."""
         try:
             return self.kind(text)
-        except ValueError:
-            raise ConfigError(f"{source} must be {self.kind.description}, got {text!r}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source} {refusal(self.kind, text, exc)}") from None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -445,7 +474,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CORS_ORIGINS",
-        Text(metavar="ORIGINS"),
+        Origins(),
         "",
         "comma-separated origins whose pages may call the API from a browser",
         shown_default="none: same origin only",
@@ -488,8 +517,8 @@ def _flag_reader(setting: Setting) -> Callable[[str], Any]:
     def read(text: str) -> Any:
         try:
             return setting.kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {setting.kind.description}, got {text!r}") from None
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(refusal(setting.kind, text, exc)) from None
 
     return read
 

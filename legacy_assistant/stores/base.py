@@ -14,6 +14,7 @@ is sent. Three stores share one contract (``tests/test_store_contract.py``):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from collections import OrderedDict, deque
@@ -24,6 +25,14 @@ from typing import Any, Protocol
 
 from legacy_assistant.common.files import blocking_file
 from legacy_assistant.errors import ConfigError
+
+
+def sender_digest(sender: str) -> str:
+    """12 hex digits of the sender id's SHA-256: how logs and store errors name a conversation.
+    The id is the only key to a transcript, so it is never written out; the digest tells one
+    conversation's lines from another's but cannot be turned back into the id."""
+    return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
 
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_MAX_TURNS = 50

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from legacy_assistant.errors import ConfigError, StoreError
-from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
+from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn, sender_digest
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,7 @@ class RedisStore:
         try:
             yield
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise StoreError(
-                f"Redis conversation store: the stored conversation of {sender!r} is not readable: {exc}"
-            ) from exc
+            raise StoreError(f"Redis conversation store: the stored {_named(sender)} is not readable: {exc}") from exc
 
     def _key(self, kind: str, sender: str) -> str:
         return f"{self.prefix}{kind}:{sender}"
@@ -117,7 +115,7 @@ class RedisStore:
         ttl_ms = max(1, math.ceil(self.ttl_seconds * 1000)) if self.ttl_seconds > 0 else 0
         lock = getattr(self._held, "locks", {}).get(sender)
         expired = StoreError(
-            f"conversation {sender!r}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
+            f"{_named(sender)}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
             "was saved, so another request may have moved it on; the turn was not saved"
         )
         with self._errors("save"):
@@ -152,7 +150,7 @@ class RedisStore:
                     except redis.WatchError:
                         if lock is not None:
                             raise expired from None
-            raise StoreError(f"conversation {sender!r}: other saves kept changing it; the turn was not saved")
+            raise StoreError(f"{_named(sender)}: other saves kept changing it; the turn was not saved")
 
     def history(self, sender: str) -> list[Turn]:
         with self._errors("history"):
@@ -170,7 +168,7 @@ class RedisStore:
         with self._errors("lock"):
             acquired = lock.acquire()
         if not acquired:
-            raise StoreError(f"conversation {sender!r} stayed locked for {LOCK_WAIT_SECONDS}s")
+            raise StoreError(f"{_named(sender)} stayed locked for {LOCK_WAIT_SECONDS}s")
         locks = self._held.__dict__.setdefault("locks", {})
         locks[sender] = lock
         try:
@@ -180,7 +178,7 @@ class RedisStore:
             try:
                 lock.release()
             except Exception as exc:  # noqa: BLE001 - an expired lock is already free; say so
-                log.warning("conversation %r: its lock was no longer held at release (%s)", sender, exc)
+                log.warning("%s: its lock was no longer held at release (%s)", _named(sender), exc)
 
     def close(self) -> None:
         self._client.close()
@@ -210,3 +208,8 @@ def redacted(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port is not None else ""
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _named(sender: str) -> str:
+    """A conversation as errors and logs name it: by a digest, never by its sender id."""
+    return f"conversation of sender {sender_digest(sender)} (SHA-256 digest)"

@@ -17,9 +17,9 @@ from werkzeug.routing import BaseConverter
 
 from legacy_assistant.web.context import leased
 from legacy_assistant.web.errors import ApiError, text_field
+from legacy_assistant.web.logged import CONVERSATIONS_PREFIX as PREFIX
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
-PREFIX = "/api/v1/conversations"
 blueprint = GuardedBlueprint("conversations", __name__, access=Access.API, url_prefix=PREFIX)
 
 

@@ -17,11 +17,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, default_ex
 
 from legacy_assistant.errors import RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
+from legacy_assistant.web.logged import logged_path
 
 log = logging.getLogger(__name__)
 
 # Response headers of a werkzeug HTTPException worth keeping on the JSON error (405's Allow).
-KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+KEPT_HEADERS = ("Allow", "Content-Range", "Retry-After", "WWW-Authenticate")
 
 
 # Clients of cakechat's API read an error's text from a top-level "message"; errors of routes
@@ -122,14 +123,14 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
-        log.error("conversation store failed on %s %s: %s", request.method, request.path, exc)
+        log.error("conversation store failed on %s %s: %s", request.method, logged_path(request.path), exc)
         return error_response(
             503, "store_unavailable", "the conversation store is unavailable; try again shortly", {"Retry-After": "1"}
         )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, logged_path(request.path))
         return error_response(500, "internal_error", "the server failed to handle this request")
 
 
@@ -142,8 +143,7 @@ def json_object() -> dict[str, Any]:
         raise ApiError(
             415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not supported: send the body uncompressed"
         )
-    _refuse_streamed_body_over_limit()
-    data = request.get_data(cache=True)
+    data = _body()
     # JSON on the wire is UTF-8 (RFC 8259), which may start with a byte order mark that a parser
     # may ignore; json.loads would also guess UTF-16 and UTF-32 from bytes, so decode here.
     if data.startswith(codecs.BOM_UTF8):
@@ -180,6 +180,20 @@ def _refuse_streamed_body_over_limit() -> None:
         return
     if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
+
+
+def _body() -> bytes:
+    """The request body's bytes; a body the HTTP server cannot read as sent (gunicorn: a chunk
+    size that is not hexadecimal, a chunk without its line end, a forbidden trailer) is a 400,
+    not an unhandled error: gunicorn parses a chunked body only as the app reads it."""
+    try:
+        _refuse_streamed_body_over_limit()
+        return request.get_data(cache=True)
+    except HTTPException:
+        raise  # the size limit's 413, ...
+    except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...
+        log.info("unreadable request body on %s %s: %s", request.method, logged_path(request.path), exc)
+        raise ApiError(400, "bad_request", "the request body is not valid HTTP (a malformed chunked body)") from None
 
 
 def text_field(body: dict[str, Any], name: str, limit_key: str = "MAX_TEXT_LENGTH", default: str | None = None) -> str:

@@ -9,7 +9,6 @@ letters, digits, ``.``, ``_`` or ``-``) or a new random one. The access log is t
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -18,13 +17,12 @@ import re
 import secrets
 import time
 from typing import Any
-from urllib.parse import quote
 
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from legacy_assistant import __version__
 from legacy_assistant.web.context import METRICS_EXTENSION, current_slot
-from legacy_assistant.web.conversations import PREFIX as CONVERSATIONS_PREFIX
+from legacy_assistant.web.logged import logged_path
 from legacy_assistant.web.metrics import RequestMetrics, exposition
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
@@ -85,7 +83,7 @@ def register(app: Flask) -> None:
             access_log.info(
                 "%s %s %d %.2fms id=%s",
                 request.method,
-                _logged_path(request.path),
+                logged_path(request.path),
                 response.status_code,
                 seconds * 1000,
                 rid,
@@ -93,23 +91,6 @@ def register(app: Flask) -> None:
         return response
 
     app.register_blueprint(blueprint)
-
-
-def _logged_path(path: str) -> str:
-    """``path`` as the access log shows it: a sender id in a conversation's path (the only key to
-    its transcript) becomes a short digest, which tells lines of one conversation apart but
-    cannot be turned back into the id; the rest as :func:`_loggable`."""
-    head, slash, sender = path.partition(CONVERSATIONS_PREFIX + "/")
-    if head or not slash or not sender:
-        return _loggable(path)
-    digest = hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{CONVERSATIONS_PREFIX}/<sender-sha256:{digest}>"
-
-
-def _loggable(path: str) -> str:
-    """``path`` percent-encoded again (as a client sent it), so that a decoded line break or
-    control character in it cannot forge a log line."""
-    return quote(path, safe="/!$&'()*+,;=:@-._~")
 
 
 @blueprint.get("/metrics")

@@ -29,6 +29,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from legacy_assistant.common.origins import normalize_origin
+from legacy_assistant.common.origins import parse_origins as origin_set
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.web.errors import ApiError
 
@@ -87,11 +89,23 @@ def seal(app: Flask) -> dict[str, Access]:
 
 
 def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
-    """``"https://a.example, https://b.example"`` (or a list) -> a set of origins, no trailing slash."""
-    if not value:
-        return frozenset()
-    items = value.split(",") if isinstance(value, str) else value
-    return frozenset(item.strip().rstrip("/") for item in items if item and item.strip())
+    """``"https://a.example, https://b.example"`` (or a list) -> the set of origins as browsers
+    send them (see :mod:`legacy_assistant.common.origins`); ConfigError for an item that is not one."""
+    try:
+        return origin_set(value)
+    except ValueError as exc:
+        raise ConfigError(f"CORS_ORIGINS: {exc}") from None
+
+
+def _allowed_origin(origin: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request's ``Origin`` header names one of the allowed origins (compared in the
+    form browsers send, so ``HTTPS://Shop.Example:443`` from another client matches too)."""
+    if not origin or not allowed:
+        return False
+    try:
+        return normalize_origin(origin) in allowed
+    except ValueError:  # "null" (a sandboxed page, a file), or anything else that is no origin
+        return False
 
 
 def _presented_token() -> str | None:
@@ -166,7 +180,11 @@ def register(app: Flask) -> None:
             if request.routing_exception is not None:
                 return None  # no such route: its JSON 404, not a preflight that promises one
             origin = request.headers.get("Origin")
-            if origin and origin in config["CORS_ORIGINS"] and request.headers.get("Access-Control-Request-Method"):
+            if (
+                origin
+                and _allowed_origin(origin, config["CORS_ORIGINS"])
+                and request.headers.get("Access-Control-Request-Method")
+            ):
                 return _preflight(origin)
             return _options()  # no CORS headers: a page of another origin learns nothing
         endpoint = request.endpoint
@@ -196,7 +214,7 @@ def register(app: Flask) -> None:
             # hand one without Access-Control-Allow-Origin to a listed origin.
             response.vary.add("Origin")
             origin = request.headers.get("Origin")
-            if origin and origin in origins and "Access-Control-Allow-Origin" not in response.headers:
+            if _allowed_origin(origin, origins) and "Access-Control-Allow-Origin" not in response.headers:
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
         return response

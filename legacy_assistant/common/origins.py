@@ -1,0 +1,57 @@
+"""Web origins as CORS compares them: ``scheme://host[:port]``, in the one form browsers send.
+
+A browser sends a page's origin serialised: scheme and host in lower case, no default port, no
+path. An allowed origin written any other way (``Https://Shop.Example``, ``...:443``, a trailing
+path) would never equal it, and CORS would stay off without a word; so each configured origin
+is checked and put in that form once, at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(text: str) -> str:
+    """``text`` as a browser serialises it (``https://shop.example``, ``http://localhost:8080``).
+
+    Raises ValueError saying why ``text`` can never be an origin: no ``http``/``https`` scheme,
+    no host, a path, query, fragment or user name, a bad port, or ``*``.
+    """
+    text = text.strip()
+    if text == "*":
+        raise ValueError("'*' is not supported: list each origin whose pages may call the API")
+    if any(ord(c) < 33 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r} holds a space or control character")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an origin: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not text.lower().startswith(scheme + "://"):
+        raise ValueError(f"{text!r} is not an origin: write it as http://host[:port] or https://host[:port]")
+    if not parts.hostname:
+        raise ValueError(f"{text!r} is not an origin: it names no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{text!r} is not an origin: it holds a user name")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(f"{text!r} is not an origin: an origin has no path, query or fragment")
+    host = parts.hostname  # lower case; an IPv6 address without its brackets
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
+    """``"https://a.example, https://b.example"`` (or a list) -> the set of origins, each in the
+    form :func:`normalize_origin` gives; empty items are skipped. Raises ValueError naming the
+    first item that is not an origin."""
+    if not value:
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else value
+    return frozenset(normalize_origin(item) for item in items if item and item.strip())

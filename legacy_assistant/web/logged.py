@@ -1,0 +1,28 @@
+"""How a request's path appears in the logs.
+
+A sender id in a conversation's path is the only key to its transcript, and anyone who reads
+the logs could use it: it is written as a short digest. Everything else is percent-encoded
+again, so that a decoded line break or control character cannot forge a log line.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from legacy_assistant.stores.base import sender_digest
+
+CONVERSATIONS_PREFIX = "/api/v1/conversations"
+
+
+def logged_path(path: str) -> str:
+    """``path`` as the logs show it: ``/api/v1/conversations/<sender-sha256:…>`` for a
+    conversation's, the rest as :func:`loggable`."""
+    head, slash, sender = path.partition(CONVERSATIONS_PREFIX + "/")
+    if head or not slash or not sender:
+        return loggable(path)
+    return f"{CONVERSATIONS_PREFIX}/<sender-sha256:{sender_digest(sender)}>"
+
+
+def loggable(path: str) -> str:
+    """``path`` percent-encoded again (as a client sent it)."""
+    return quote(path, safe="/!$&'()*+,;=:@-._~")
