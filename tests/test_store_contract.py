@@ -368,6 +368,80 @@ def test_open_store_urls(tmp_path):
         open_store("memory", ttl_seconds=-1)
 
 
+def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
+    """What each worker would otherwise fail on at start (or, for an in-memory SQLite database,
+    on every request: each pooled connection opens its own empty database) is one ConfigError
+    from check_store_url, which serve runs before gunicorn starts."""
+    from legacy_assistant.stores.base import check_store_url
+
+    cases = {
+        "sqlite::memory:": "in-memory SQLite database is not supported",
+        f"sqlite:{tmp_path}/x.db?synchronous=off": "synchronous must be one of full, normal, extra, got 'off'",
+        f"sqlite:{tmp_path}/x.db?synchronous=normal&synchronous=full": "an option is given twice",
+        "redis://127.0.0.1:6379/0?pasword=x": "not a usable Redis URL: .*'pasword'",
+        "redis://:s3cret@127.0.0.1:abc/0": r"^redis://:\*\*\*@127.0.0.1:abc/0: not a Redis URL",
+        "redis://[::1:1/0": "not a Redis URL: Invalid IPv6 URL",
+        "redis://127.0.0.1:6379/0?db=x": "not a usable Redis URL",
+        "redis://127.0.0.1:6379/sessions": "the path of a Redis URL is the database number",
+    }
+    for url, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            check_store_url(url)
+        with pytest.raises(ConfigError, match=message):
+            open_store(url)
+    check_store_url("redis://127.0.0.1:6379/0?password=x")  # known options pass; nothing connects
+    check_store_url(f"sqlite:{tmp_path}/x.db?synchronous=NORMAL")
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://user:s3cret@host/0", "redis://user:***@host/0"),
+        ("redis://host:6379/0?password=s3cret&db=1", "redis://host:6379/0?password=***&db=1"),
+        ("rediss://host/0?ssl_password=s3cret", "rediss://host/0?ssl_password=***"),
+        ("unix:///run/redis.sock?password=s3cret", "unix:///run/redis.sock?password=***"),
+        ("redis://u:s3cret@[::1:1/0", "redis://u:***@[::1:1/0"),  # not even a valid URL
+        ("redis://host:6379/0", "redis://host:6379/0"),
+    ],
+)
+def test_a_redis_password_never_shows_in_a_message(url, shown):
+    from legacy_assistant.stores.redis_store import redacted
+
+    assert redacted(url) == shown
+
+
+def test_a_redis_password_in_the_query_is_hidden_when_redis_cannot_be_reached(free_port):
+    with pytest.raises(ConfigError) as caught:
+        open_store(f"redis://127.0.0.1:{free_port()}/0?password=s3cret")
+    assert "s3cret" not in str(caught.value) and "password=***" in str(caught.value)
+
+
+def test_a_damaged_sqlite_row_is_a_store_error_not_a_crash(tmp_path):
+    """Values another program wrote (or a damaged file) are a StoreError, which the server
+    answers 503, naming the file and the conversation by its digest."""
+    import sqlite3
+
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.stores.base import sender_digest
+
+    path = tmp_path / "damaged.db"
+    store = open_store(f"sqlite:///{path}")
+    store.save("a", ConversationState(turns=1), turn())
+    store.save("b", ConversationState(turns=1), turn())
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE turns SET confidence = 'n/a' WHERE sender = 'a'")
+        raw.execute("UPDATE conversations SET turns = 'x' WHERE sender = 'a'")
+        raw.execute("UPDATE conversations SET updated = 'yesterday' WHERE sender = 'b'")
+    for call in (lambda: store.history("a"), lambda: store.load("a"), lambda: store.load("b"),
+                 lambda: store.history("b"), lambda: store.save("b", ConversationState(turns=2), turn())):
+        with pytest.raises(StoreError, match="not readable") as caught:
+            call()
+        assert str(path) in str(caught.value)
+        assert sender_digest("a") in str(caught.value) or sender_digest("b") in str(caught.value)
+    store.close()
+
+
 def test_unreachable_redis_is_a_clear_error(free_port):
     with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):
         open_store(f"redis://127.0.0.1:{free_port()}/0")

@@ -214,13 +214,19 @@ def open_store(
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
 
 
 def check_store_url(url: str | None) -> None:
     """What :func:`open_store` would refuse in ``url`` without connecting or creating anything
     (an unknown scheme, a bad SQLite URL, one naming a folder or a file under a file), so that a server can say so
     once before its workers start. Raises :class:`ConfigError`."""
-    if not url or url == "memory" or url.startswith(REDIS_SCHEMES):
+    if not url or url == "memory":
+        return
+    if url.startswith(REDIS_SCHEMES):
+        from legacy_assistant.stores.redis_store import check_redis_url
+
+        check_redis_url(url)
         return
     if not url.startswith("sqlite:"):
         raise ConfigError(_unknown_store(url))
@@ -239,14 +245,25 @@ def _unknown_store(url: str) -> str:
 def _sqlite_file(url: str) -> tuple[Path, str]:
     """The database file and the ``synchronous`` mode of a ``sqlite:`` URL."""
     path, _, query = url[len("sqlite:") :].partition("?")
-    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    items = [item.partition("=")[::2] for item in query.split("&") if item]
+    options = dict(items)
     unknown = set(options) - {"synchronous"}
     if unknown:
         raise ConfigError(f"{url!r}: unknown SQLite option(s) {sorted(unknown)}; only synchronous=full|normal")
+    if len(options) < len(items):
+        raise ConfigError(f"{url!r}: an option is given twice; give each once")
+    synchronous = options.get("synchronous", "full").lower()
+    if synchronous not in SQLITE_SYNCHRONOUS_MODES:
+        raise ConfigError(
+            f"{url!r}: synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS_MODES)}, got {options['synchronous']!r}"
+        )
     if path.startswith("///"):
         path = path[2:]
     elif path.startswith("//"):
         raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
     if not path or path.endswith("/"):
         raise ConfigError(f"{url!r}: the SQLite URL names no file (a folder at most)")
-    return Path(path), options.get("synchronous", "full").lower()
+    if path == ":memory:":
+        # each pooled connection would open its own empty database: turns would vanish between requests
+        raise ConfigError(f"{url!r}: an in-memory SQLite database is not supported: use a file, or --store memory")
+    return Path(path), synchronous

@@ -34,6 +34,10 @@ LOCK_WAIT_SECONDS = 10.0
 SAVE_ATTEMPTS = 20  # an unlocked save retried when a concurrent one changed the conversation
 
 
+# timeouts, so that a store that stops answering is a 503 after seconds, not a hung request
+CLIENT_OPTIONS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
+
+
 class RedisStore:
     """A :class:`~legacy_assistant.stores.base.ConversationStore` on a Redis server.
 
@@ -67,11 +71,11 @@ class RedisStore:
 
         redis = require("redis", "redis", "the Redis conversation store")
 
-        _check_database_path(url)
+        check_redis_url(url)
         try:
-            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+            client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
             client.ping()
-        except (redis.RedisError, ValueError) as exc:
+        except (redis.RedisError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot reach the Redis conversation store at {redacted(url)}: {exc}") from None
         return cls(client, **kwargs)
 
@@ -184,10 +188,20 @@ class RedisStore:
         self._client.close()
 
 
-def _check_database_path(url: str) -> None:
-    """Refuse a ``redis://`` path that is not a database number: redis-py ignores such a path
-    and connects to database 0, so ``redis://host/sessions`` would share another app's data."""
-    parts = urllib.parse.urlsplit(url)
+def check_redis_url(url: str) -> None:
+    """Refuse what redis-py would only fail on later, without connecting: a host or port that is
+    not one, an option it does not know (it passes every query option on to the connection, where
+    a misspelt ``pasword`` is a TypeError), and a path that is not a database number (redis-py
+    ignores such a path and connects to database 0, so ``redis://host/sessions`` would share
+    another app's data). Raises :class:`ConfigError` naming the URL with its password hidden."""
+    from legacy_assistant.common.optional import require
+
+    redis = require("redis", "redis", "the Redis conversation store")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ConfigError(f"{redacted(url)}: not a Redis URL: {exc}") from None
     if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/"):
         number = parts.path.strip("/")
         if not (number.isascii() and number.isdigit()):
@@ -195,19 +209,33 @@ def _check_database_path(url: str) -> None:
                 f"{redacted(url)}: the path of a Redis URL is the database number "
                 f"(redis://host:6379/0), got {parts.path!r}"
             )
+    try:
+        pool = redis.ConnectionPool.from_url(url, **CLIENT_OPTIONS)
+        pool.make_connection()  # builds the connection object from the options; connects only when used
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{redacted(url)}: not a usable Redis URL: {exc}") from None
+    pool.disconnect()
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for messages and logs)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """``url`` with its passwords replaced by ``***`` (the one before ``@`` and any query option
+    whose name holds ``password``), for messages and logs; never raises, whatever ``url`` is."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    path, question, query = tail.partition("?")
+    if question:
+        fields = (item.partition("=") for item in query.split("&"))
+        query = "&".join(
+            f"{name}{equals}***" if equals and "password" in name.lower() else f"{name}{equals}{value}"
+            for name, equals, value in fields
+        )
+    return f"{scheme}://{netloc}{path}{question}{query}"
 
 
 def _named(sender: str) -> str:

@@ -32,7 +32,14 @@ except ImportError:  # Windows has no fcntl: processes then queue in SQLite's bu
     fcntl = None  # type: ignore[assignment]
 
 from legacy_assistant.errors import ConfigError, StoreError
-from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn
+from legacy_assistant.stores.base import (
+    DEFAULT_MAX_TURNS,
+    DEFAULT_TTL_SECONDS,
+    SQLITE_SYNCHRONOUS_MODES,
+    ConversationState,
+    Turn,
+    sender_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,7 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
 """
-SYNCHRONOUS_MODES = ("full", "normal", "extra")
+SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
 PURGE_EVERY = 500  # saves between two sweeps of expired conversations
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_IDLE_CONNECTIONS = 16
@@ -232,17 +239,30 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite conversation store {self.path}: {what} failed: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _unreadable(self, sender: str) -> Iterator[None]:
+        """A stored row this store did not write (another program's value, a damaged file) is a
+        StoreError, answered 503 like any store failure, not a crash."""
+        try:
+            yield
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise StoreError(
+                f"SQLite conversation store {self.path}: the stored conversation of sender "
+                f"{sender_digest(sender)} (SHA-256 digest) is not readable: {exc}"
+            ) from exc
+
     def _expired(self, updated: float, now: float) -> bool:
-        return bool(self.ttl_seconds) and now - updated > self.ttl_seconds
+        return bool(self.ttl_seconds) and now - float(updated) > self.ttl_seconds
 
     def load(self, sender: str) -> ConversationState:
         with self._errors("load"), self._connection() as connection:
             row = connection.execute(
                 "SELECT context, next_tag, turns, updated FROM conversations WHERE sender = ?", (sender,)
             ).fetchone()
-        if row is None or self._expired(row[3], self._clock()):
-            return ConversationState()
-        return ConversationState(context=row[0], next_tag=row[1], turns=int(row[2]))
+        with self._unreadable(sender):
+            if row is None or self._expired(row[3], self._clock()):
+                return ConversationState()
+            return ConversationState(context=_text_or_none(row[0]), next_tag=_text_or_none(row[1]), turns=int(row[2]))
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         with self._errors("save"), self._connection() as connection:
@@ -261,7 +281,9 @@ class SQLiteStore:
         now = self._clock()
         try:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
-            if row is not None and self._expired(row[0], now):
+            with self._unreadable(sender):
+                expired = row is not None and self._expired(row[0], now)
+            if expired:
                 connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
             connection.execute(
                 "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
@@ -302,16 +324,18 @@ class SQLiteStore:
     def history(self, sender: str) -> list[Turn]:
         with self._errors("history"), self._connection() as connection:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
-            if row is None or self._expired(row[0], self._clock()):
-                return []
+            with self._unreadable(sender):
+                if row is None or self._expired(row[0], self._clock()):
+                    return []
             rows = connection.execute(
                 "SELECT message, reply, intent, confidence, at, generated FROM turns WHERE sender = ? ORDER BY id",
                 (sender,),
             ).fetchall()
-        return [
-            Turn(message, reply, intent, float(confidence), float(at), bool(generated))
-            for message, reply, intent, confidence, at, generated in rows
-        ]
+        with self._unreadable(sender):
+            return [
+                Turn(_text(message), _text(reply), _text(intent), float(confidence), float(at), bool(generated))
+                for message, reply, intent, confidence, at, generated in rows
+            ]
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
@@ -334,3 +358,13 @@ class SQLiteStore:
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, found {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else _text(value)
