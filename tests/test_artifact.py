@@ -79,6 +79,22 @@ def _rewrite(root, change):
     [
         (lambda m: m["featurizer"]["vocabulary"].__setitem__(0, 7), "vocabulary term #0 must be a non-empty string"),
         (lambda m: m["classes"].__setitem__(0, 3), "classes must be a list of non-empty names"),
+        (lambda m: m["classes"].__setitem__(1, m["classes"][0]), "classes holds a name twice"),
+        # the dialogue's fields: each used to load and then fail requests, or boot no worker
+        (lambda m: m["intents"][0].__setitem__("responses", []),
+         "intent 'greeting': responses must be a non-empty list of replies"),
+        (lambda m: m["intents"][0].__setitem__("responses", 5), "intent 'greeting': responses must be a non-empty"),
+        (lambda m: m["intents"][0].__setitem__("responses", ["ok", ""]), "responses must hold only non-empty texts"),
+        (lambda m: m.pop("intents"), "intents must be a list of intent rules"),
+        (lambda m: m["intents"].append(dict(m["intents"][0])), "intent 'greeting' has two rules"),
+        (lambda m: m["intents"][0].__setitem__("context_set", 3), "intent 'greeting': context_set must be text"),
+        (lambda m: m["intents"][0].__setitem__("free_text", "yes"), "free_text must be true or false"),
+        (lambda m: m.pop("fallback"), "fallback must be an object with responses"),
+        (lambda m: m.__setitem__("fallback", "sorry"), "fallback must be an object with responses"),
+        (lambda m: m["fallback"].__setitem__("responses", []), "fallback.responses must be a non-empty list"),
+        (lambda m: m.__setitem__("threshold", "0.25"), "threshold must be a number from 0 to 1, got '0.25'"),
+        (lambda m: m.__setitem__("threshold", float("nan")), "threshold must be a number from 0 to 1, got nan"),
+        (lambda m: m.__setitem__("oos_label", "nothing"), "oos_label 'nothing' is not one of the classes"),
     ],
 )
 def test_manifest_fields_of_the_wrong_type_are_refused_in_one_line(model_copy, change, message, capsys):
@@ -90,6 +106,28 @@ def test_manifest_fields_of_the_wrong_type_are_refused_in_one_line(model_copy, c
         assert main(argv) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "inconsistent manifest" in err[0] and message in err[0], err
+
+
+@pytest.mark.parametrize(
+    "edit, why",
+    [
+        (lambda text: text.replace('"threshold": ', '"threshold": 0.99, "threshold": ', 1), "threshold"),
+        (lambda text: text.replace('"summary": {', '"summary": {"big": ' + "9" * 5000 + ", ", 1), "digits"),
+        (lambda text: text.replace('"summary": {', '"summary": {"deep": ' + "[" * 100000 + "]" * 100000 + ", ", 1),
+         "nested too deeply"),
+    ],
+)
+def test_a_manifest_json_cannot_read_faithfully_is_damaged(model_copy, edit, why, capsys):
+    """A key given twice (a reader sees 0.99, the loader took the last value), an integer of
+    thousands of digits, nesting deeper than Python's JSON reader goes: one line, not a traceback."""
+    from legacy_assistant.cli import main
+
+    path = model_copy / MANIFEST
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    refuse(model_copy, f"assistant.json: damaged: not valid JSON .*{why}")
+    assert main(["info", str(model_copy), "--no-load"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged" in err[0], err
 
 
 def test_a_folder_with_neither_manifest_is_named_as_such_by_every_command(tmp_path, capsys):
@@ -222,3 +260,17 @@ def test_info_passes_a_loaders_own_error_through_unrelabelled(model_copy, monkey
     monkeypatch.setattr(artifact, "verify_artifact", refuse_config)
     assert main(["info", str(model_copy), "--no-load"]) == 1
     assert capsys.readouterr().err.strip() == "error: a setting this model cannot take"
+
+
+@pytest.mark.parametrize("field, value", [("versions", "x"), ("summary", "x")])
+def test_info_shows_no_half_report_for_a_descriptive_field_of_the_wrong_type(model_copy, field, value, capsys):
+    """The checksum holds but ``versions`` or ``summary`` was edited into a string: one error
+    line, and none of the report that came before the field that failed."""
+    from legacy_assistant.cli import main
+
+    _rewrite(model_copy, lambda m: m.__setitem__(field, value))
+    assert main(["info", str(model_copy), "--no-load"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "a field does not hold what it should" in err[0], err

@@ -42,18 +42,31 @@ def closed(assistant):
     return assistant.predictor._classifier.graph_session._closed
 
 
-def test_reload_swaps_in_the_new_model_and_keeps_the_store(served):
+def test_reload_swaps_in_the_new_model_and_keeps_the_store(served, caplog):
     model, slot = served
     old = slot.current
     old.chat("alice", "hello")
     model.put(DEFAULT_MODEL)
-    result = slot.reload()
+    with caplog.at_level("INFO", logger="legacy_assistant.serving.hotswap"):
+        result = slot.reload()
+    assert (f"now serving model default {result.model['version']}, no responder "
+            f"(was model tiny {result.previous['version']}, no responder)") in caplog.text
     assert result.changed and (result.previous["name"], result.model["name"]) == ("tiny", "default")
     assert result.model["version"] != result.previous["version"]
     assert slot.current is not old and slot.current.store is old.store
     assert slot.current.predictor.classes != old.predictor.classes
     assert closed(old)  # no lease was out: closed at once
     assert len(slot.current.store.history("alice")) == 1
+
+
+def test_the_reload_log_line_shows_a_change_of_the_responder_alone():
+    from legacy_assistant.serving.hotswap import models_line
+
+    before = {"name": "default", "version": "a7d8b2ac0acd", "responder": {"name": "responder", "version": "9b13c24849ab"}}
+    after = {**before, "responder": {"name": "responder", "version": "76a6b7e59cbe"}}
+    assert models_line(before) == "model default a7d8b2ac0acd, responder responder 9b13c24849ab"
+    assert models_line(after) != models_line(before)
+    assert models_line({**before, "responder": None}) == "model default a7d8b2ac0acd, no responder"
 
 
 def test_unchanged_model_is_not_swapped(served):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from legacy_assistant.common.files import blocking_file
+from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -303,9 +304,13 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     if not manifest_path.is_file():
         raise ArtifactError(f"{manifest_path}: missing: not a legacy-assistant model directory")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # a key given twice would be read as its last value while a person reading the file
+        # sees the first; an integer of thousands of digits or very deep nesting is no manifest
+        manifest = loads_unique(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, DuplicateKeyError, the digit limit
         raise ArtifactError(f"{manifest_path}: damaged: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ArtifactError(f"{manifest_path}: damaged: not valid JSON (nested too deeply)") from None
     if not isinstance(manifest, dict) or manifest.get("format") not in formats:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         expected = formats[0] if len(formats) == 1 else formats

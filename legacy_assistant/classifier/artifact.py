@@ -125,6 +125,52 @@ class ArtifactInfo:
         return self.manifest.get("runtime", "compat")
 
 
+def check_dialogue(manifest: dict[str, Any], classes: list[str]) -> None:
+    """The dialogue's part of a manifest, as :class:`~legacy_assistant.serving.dialogue.DialoguePolicy`
+    reads it: ``threshold``, ``oos_label``, ``fallback`` and the ``intents`` rules. Raises
+    ValueError naming the field, so that a damaged or hand-edited manifest is refused at load
+    rather than failing a request (an intent with no responses was a 500 on every message it
+    matched) or booting no worker."""
+    threshold = manifest.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a number from 0 to 1, got {threshold!r}")
+    oos_label = manifest.get("oos_label")
+    if oos_label is not None and oos_label not in classes:
+        raise ValueError(f"oos_label {oos_label!r} is not one of the classes")
+    fallback = manifest.get("fallback")
+    if not isinstance(fallback, dict):
+        raise ValueError(f"fallback must be an object with responses, got {fallback!r:.60}")
+    _check_responses(fallback.get("responses"), "fallback.responses")
+    intents = manifest.get("intents")
+    if not isinstance(intents, list):
+        raise ValueError(f"intents must be a list of intent rules, got {intents!r:.60}")
+    tags: set[str] = set()
+    for number, rule in enumerate(intents):
+        where = f"intents[{number}]"
+        if not isinstance(rule, dict):
+            raise ValueError(f"{where} must be an object, got {rule!r:.60}")
+        tag = rule.get("tag")
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"{where}.tag must be a non-empty name, got {tag!r:.60}")
+        if tag in tags:
+            raise ValueError(f"{where}: intent {tag!r} has two rules")
+        tags.add(tag)
+        _check_responses(rule.get("responses"), f"intent {tag!r}: responses")
+        for name in ("context_set", "context_filter", "next_tag"):
+            if rule.get(name) is not None and not isinstance(rule[name], str):
+                raise ValueError(f"intent {tag!r}: {name} must be text or null, got {rule[name]!r:.60}")
+        for name in ("free_text", "interrupts"):
+            if not isinstance(rule.get(name, False), bool):
+                raise ValueError(f"intent {tag!r}: {name} must be true or false, got {rule[name]!r:.60}")
+
+
+def _check_responses(responses: Any, where: str) -> None:
+    if not isinstance(responses, list) or not responses:
+        raise ValueError(f"{where} must be a non-empty list of replies, got {responses!r:.60}")
+    if not all(isinstance(text, str) and text.strip() for text in responses):
+        raise ValueError(f"{where} must hold only non-empty texts")
+
+
 def verify_artifact(path: str | Path) -> ArtifactInfo:
     """Check that ``path`` is a complete, unaltered artifact; raise :class:`ArtifactError` if not."""
     root = Path(path)
@@ -135,11 +181,14 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
         classes = manifest["classes"]
         if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
             raise ValueError("classes must be a list of non-empty names")
+        if len(set(classes)) != len(classes):
+            raise ValueError("classes holds a name twice")
         if (
             len(classes) != manifest["network"]["n_classes"]
             or featurizer.n_features != manifest["network"]["n_features"]
         ):
             raise ValueError("classes or vocabulary do not match the network's shape")
+        check_dialogue(manifest, classes)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
     if manifest.get("runtime", "compat") not in RUNTIMES:

@@ -4,7 +4,10 @@ show what it holds."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     responder = is_responder(args.model)
     show = run_responder if responder else run_classifier
+    report = io.StringIO()  # printed only whole: a field that fails halfway must not leave half a report
     try:
-        return show(args)
+        with contextlib.redirect_stdout(report):
+            status = show(args)
+        sys.stdout.write(report.getvalue())
+        return status
     except AssistantError:
         raise  # the loaders' own errors say what is wrong already (some are ValueErrors too)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -95,6 +95,14 @@ def describe_on_disk(model_dir: str | Path, responder_dir: str | Path | None) ->
     return describe_models(classifier, responder)
 
 
+def models_line(model: dict[str, Any]) -> str:
+    """``model NAME VERSION, responder NAME VERSION`` (or ``no responder``): how a log line names
+    what a worker serves; a reload that changed only the responder shows in it."""
+    responder = model.get("responder")
+    served = "no responder" if not responder else f"responder {responder['name']} {responder['version']}"
+    return f"model {model['name']} {model['version']}, {served}"
+
+
 def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
     """Whether two descriptions name the same models."""
 
@@ -208,13 +216,7 @@ class AssistantSlot:
             weakref.finalize(old.assistant, heap.release_retired_soon)
             if close:
                 self._close(old)
-            log.info(
-                "now serving model %s %s (was %s %s)",
-                model["name"],
-                model["version"],
-                previous["name"],
-                previous["version"],
-            )
+            log.info("now serving %s (was %s)", models_line(model), models_line(previous))
             return ReloadResult(True, model, previous)
 
     def _close(self, entry: _Entry) -> None:
