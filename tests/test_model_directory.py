@@ -257,3 +257,15 @@ def test_a_cli_path_the_system_refuses_is_one_error_line(tmp_path, capsys):
     assert main(["-q", "evaluate", str(model), str(data), "--out", str(tmp_path)]) == 1  # a folder, not a file
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ") and "is a folder" in err
+
+
+def test_a_destination_that_is_an_input_file_is_named_as_that_file(tmp_path):
+    """``--out corpus.jsonl --force``: the destination *is* the input, it does not hold it."""
+    from legacy_assistant.artifacts.directory import check_destination
+
+    corpus = tmp_path / "dlg.jsonl"
+    corpus.write_text("[]\n")
+    with pytest.raises(ArtifactError, match=f"^{corpus} is {corpus}, an input of this command"):
+        check_destination(corpus, True, [corpus])
+    with pytest.raises(ArtifactError, match=f"^{tmp_path} holds {corpus}, an input of this command"):
+        check_destination(tmp_path, True, [corpus])

@@ -178,7 +178,9 @@ def check_destination(
         )
     for source in inputs:
         resolved = Path(source).resolve()
-        if target.resolve() in (resolved, *resolved.parents):
+        if target.resolve() == resolved:
+            raise ArtifactError(f"{target} is {source}, an input of this command: choose another destination")
+        if target.resolve() in resolved.parents:
             raise ArtifactError(f"{target} holds {source}, an input of this command: choose another destination")
     if target.exists() and not target.is_dir():
         raise ArtifactError(f"{target} is a file, not a model directory: choose another destination")
