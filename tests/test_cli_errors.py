@@ -1,6 +1,7 @@
 """A user's mistake on the command line is one line on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -306,3 +307,29 @@ def test_responder_sizes_beyond_reason_are_refused(setting, message):
     with pytest.raises(ConfigError, match=message):
         ResponderTrainingConfig(**setting)
     assert ResponderTrainingConfig(embedding_size=65_536, seed=2**63 - 1).embedding_size == 65_536
+
+
+def test_an_intent_no_pattern_of_which_holds_a_word_is_named_with_its_file_and_index(tmp_path, capsys):
+    intents = tmp_path / "punct.json"
+    intents.write_text(json.dumps({"intents": [
+        {"tag": "greeting", "patterns": ["hello there", "hello friend"], "responses": ["Hi"]},
+        {"tag": "dots", "patterns": ["!!!", "?", "..."], "responses": ["x"]},
+        {"tag": "coffee", "patterns": ["order coffee", "coffee please"], "responses": ["z"]},
+        {"tag": "fallback", "patterns": [], "responses": ["Sorry?"]},
+    ]}), encoding="utf-8")
+    out = tmp_path / "model"
+    assert main(["train", str(intents), "--out", str(out), "--epochs", "1", "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {intents}: 1 problem(s) in intents file:" in err and "Traceback" not in err, err
+    assert "  - intent #1 ('dots'): field 'patterns': no pattern holds a word the classifier keeps" in err, err
+    assert not out.exists()
+
+
+def test_a_csv_label_no_example_of_which_holds_a_word_is_named_with_its_file(tmp_path, capsys):
+    data = tmp_path / "punct.csv"
+    data.write_text("text,label\n!!!,dots\n?,dots\nhello there,greeting\nhello you,greeting\n", encoding="utf-8")
+    assert main(["train", str(data), "--out", str(tmp_path / "model"), "--epochs", "1", "--no-plot"]) == 1
+    assert _one_error_line(capsys) == (
+        f"error: {data}: label(s) 'dots': no example holds a word the classifier keeps (only punctuation, or words "
+        "too rare for min_count); give them examples with words"
+    )

@@ -1,4 +1,6 @@
 """The evaluation report: figures checked by hand on small made-up predictions."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -83,16 +85,21 @@ def test_summary_lines_mention_the_key_figures(report):
 
 
 class _FakePredictor:
-    """What evaluate_predictor reads of a Predictor: its manifest, classes, name and probabilities."""
+    """What evaluate_predictor reads of a Predictor: its manifest, classes, name, probabilities and
+    how many features of each text it knows (``features(texts).lengths``; by default all some)."""
 
-    def __init__(self, probabilities, classes, oos_label):
+    def __init__(self, probabilities, classes, oos_label, known=None):
         self.manifest = {"threshold": 0.5, "oos_label": oos_label}
         self.classes = list(classes)
         self.name = "fake"
         self._probabilities = probabilities
+        self._known = np.ones(len(probabilities), dtype=np.int32) if known is None else np.asarray(known)
 
     def predict_proba(self, texts, batch_size=None):
         return self._probabilities[: len(texts)]
+
+    def features(self, texts):
+        return SimpleNamespace(lengths=self._known[: len(texts)])
 
 
 def test_the_models_out_of_scope_class_falls_back_whatever_the_data_calls_its_out_of_scope_sentences():
@@ -126,3 +133,26 @@ def test_figures_with_no_sentence_to_measure_are_none_not_zero():
     assert "in-scope accuracy n/a, in-scope fallback rate n/a" in text and "0.0000" not in text
     empty = evaluation_report(np.zeros((0, len(CLASSES))), CLASSES, [], 0.5, "oos")
     assert empty["accuracy"] is None and empty["threshold_curve"][0]["joint_accuracy"] is None
+
+
+def test_a_sentence_with_no_known_feature_falls_back_as_in_the_dialogue():
+    """The dialogue answers a text with no known feature with the fallback (``understood``), whatever
+    the network's bias-only output ranks first; evaluate counts it so."""
+    from legacy_assistant.classifier.evaluation import evaluate_predictor
+
+    # the unsure out-of-scope sentence (top 'a' at 0.35) and the right 'a' at 0.9 hold no known word
+    known = [0, 3, 2, 4, 1, 2, 3, 5, 0]
+    report = evaluate_predictor(_FakePredictor(PROBS, CLASSES, "oos", known), [f"s{i}" for i in range(9)], LABELS)
+    plain = evaluation_report(PROBS, CLASSES, LABELS, 0.5, "oos")
+    assert report["accuracy"] == plain["accuracy"]  # the raw ranking's top intent, as /api/v1/parse reports
+    at = report["at_threshold"]
+    assert (at["oos_recall"], at["oos_precision"]) == (1.0, 0.5)
+    assert at["in_scope_accuracy"] == pytest.approx(2 / 7) and at["in_scope_fallback_rate"] == pytest.approx(2 / 7)
+    assert report["fallbacks"] == 4
+    assert report["not_understood"] == 2 and plain["not_understood"] == 0
+    low = next(p for p in report["threshold_curve"] if p["threshold"] == 0.0)
+    assert low["oos_recall"] == 1.0 and low["in_scope_rejected"] == pytest.approx(2 / 7)  # at any threshold
+    assert "2 sentence(s) hold no feature the model knows" in "\n".join(summary_lines(report))
+    assert "hold no feature" not in "\n".join(summary_lines(plain))
+    with pytest.raises(ValueError, match="known-feature counts"):
+        evaluation_report(PROBS, CLASSES, LABELS, 0.5, "oos", known_features=known[:3])

@@ -220,3 +220,24 @@ def test_shipped_intents_keep_the_fixed_threshold():
     chosen = plan(texts, tags, preset("ngrams"))
     assert chosen.method == "fixed" and "threshold_min_sentences is 200" in chosen.reason
     assert json.loads((DEFAULT_MODEL / "assistant.json").read_text())["threshold"] == preset("ngrams").threshold
+
+
+def test_out_of_scope_tuning_counts_sentences_with_no_known_word_as_fallbacks():
+    """The dialogue answers a text with no feature the model knows with the fallback whatever the
+    network's bias-only output says: tuning counts those validation sentences as rejected at every
+    threshold, so the threshold is not raised to catch them."""
+    val_texts, val_labels = sentences(10, seed=1, oos=0)
+    unknown = ["banana galaxy", "zebra poem", "quantum tennis", "garden philosophy", "galaxy banana poem"] * 2
+    val_texts, val_labels = val_texts + unknown, val_labels + ["oos"] * len(unknown)
+    model = train(TEXTS, LABELS, CONFIG, validation=(val_texts, val_labels), oos_label="oos")
+    known = model.featurizer.encode(val_texts).lengths
+    assert not known[-len(unknown) :].any() and known[: -len(unknown)].all()
+    classes = model.classes
+    truth = np.array([classes.index(label) if label != "oos" else -1 for label in val_labels])
+    is_oos = np.array([label == "oos" for label in val_labels])
+    expected = choose_threshold(
+        probabilities(model, val_texts), truth, is_oos, None, CONFIG.threshold_oos_share, understood=known > 0
+    )
+    tuning = model.summary["threshold_tuning"]
+    assert model.threshold == pytest.approx(expected.threshold) and tuning["oos_recall"] == 1.0
+    assert tuning["in_scope_accuracy"] == pytest.approx(expected.in_scope_accuracy)

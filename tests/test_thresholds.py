@@ -93,3 +93,28 @@ def test_in_scope_threshold_stays_on_the_grid_and_under_the_rate():
     assert point.accuracy is None
     with pytest.raises(ValueError, match="at least one in-scope sentence"):
         in_scope_threshold(p[:0], 0.05)
+
+
+# rows with no feature the model knows: the network's output is its biases alone, and the dialogue
+# gives such a text the fallback whatever that output ranks first (DialoguePolicy.decide, understood)
+UNDERSTOOD = np.array([True, True, True, True, False, True])  # the unsure out-of-scope row has no known word
+
+
+def test_a_row_with_no_known_feature_always_falls_back():
+    assert rejected(P, 0.0, oos_index=2, understood=UNDERSTOOD).tolist() == [False] * 4 + [True, True]
+    assert rejected(P, 0.0, oos_index=None, understood=~UNDERSTOOD).tolist() == [True] * 4 + [False, True]
+    with pytest.raises(ValueError, match="understood has shape"):
+        rejected(P, 0.5, 2, understood=UNDERSTOOD[:3])
+
+
+def test_curve_and_choice_follow_the_dialogue_for_rows_with_no_known_feature():
+    low = threshold_curve(P, LABELS, IS_OOS, 2, [0.0], understood=UNDERSTOOD)[0]
+    # at 0.0 the out-of-scope row whose top is 0.45 still falls back: the model knows none of its words
+    assert (low.oos_recall, low.oos_precision, low.in_scope_accuracy) == (1.0, 1.0, 0.75)
+    assert low.joint_accuracy == pytest.approx(5 / 6)
+    # nothing to gain from a threshold any more: the lowest one keeps every in-scope answer
+    best = choose_threshold(P, LABELS, IS_OOS, 2, oos_share=0.2, understood=UNDERSTOOD)
+    assert best.threshold == 0.0 and (best.in_scope_accuracy, best.oos_recall) == (0.75, 1.0)
+    # an in-scope row with no known feature is never answered, at any threshold
+    lost = threshold_curve(P, LABELS, IS_OOS, 2, [0.0, 0.5], understood=np.array([False] + [True] * 5))
+    assert [p.in_scope_accuracy for p in lost] == [0.5, 0.5] and lost[0].in_scope_rejected == 0.25

@@ -6,11 +6,14 @@ The report (a JSON-serialisable dict) has two parts:
   ``/api/v1/parse`` reports): ``accuracy``, ``macro_f1`` (mean F1 over the intents in the data),
   ``per_intent`` precision/recall/F1/support, the most frequent ``confused_pairs`` and all
   ``confusions`` (label, predicted, count; off the diagonal only);
-* **at_threshold**, the assistant's behaviour with its fallback rule (top confidence below the
-  threshold, or top intent the out-of-scope class: :mod:`legacy_assistant.classifier.thresholds`):
+* **at_threshold**, the assistant's behaviour with its fallback rule (no feature the model
+  knows, top confidence below the threshold, or top intent the out-of-scope class:
+  :mod:`legacy_assistant.classifier.thresholds`):
   in-scope accuracy and fallback rate and, when the data holds out-of-scope sentences, their
   recall and precision and the joint accuracy over all sentences (out-of-scope counted as one
   more class); plus ``threshold_curve``, the same figures for every threshold 0.00 ... 0.99.
+  ``not_understood`` counts the sentences with no feature the model knows: they fall back at
+  every threshold, as in the dialogue, whatever the network's bias-only output ranks first.
 
 A sentence whose label the model does not know counts as wrong and is listed under
 ``unknown_labels``. A figure with no sentence to measure (accuracy and macro-F1 of data that is
@@ -52,12 +55,16 @@ def evaluation_report(
     oos_label: str | None,
     top_confusions: int = 10,
     oos_class: str | None | _Same = SAME_AS_DATA,
+    known_features: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``probabilities`` (float ``[n, n_classes]``, columns follow ``classes``)
     against ``labels`` (``n`` strings; ``oos_label`` marks out-of-scope sentences).
 
     ``oos_class`` is the model's out-of-scope class, whose prediction is a fallback (``None``:
-    the model has none); by default the class named ``oos_label``, if there is one."""
+    the model has none); by default the class named ``oos_label``, if there is one.
+    ``known_features`` (int ``[n]``, :attr:`Prediction.known_features`) is how many features of
+    each sentence the model knows; a sentence with none falls back, as in the dialogue. Left
+    out, every sentence counts as understood."""
     classes = list(classes)
     if probabilities.shape != (len(labels), len(classes)):
         raise ValueError(
@@ -71,6 +78,12 @@ def evaluation_report(
     is_oos = np.asarray([label == oos_label for label in labels], dtype=bool)
     label_ids = np.asarray([index.get(label, -1) for label in labels], dtype=np.int64)
     top = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
+    if known_features is None:
+        understood = np.ones(len(labels), dtype=bool)
+    else:
+        understood = np.asarray(known_features).reshape(-1) > 0
+        if understood.shape != (len(labels),):
+            raise ValueError(f"{understood.size} known-feature counts do not match {len(labels)} labels")
 
     in_scope = ~is_oos
     truth = [label for label, oos in zip(labels, is_oos) if not oos]
@@ -96,8 +109,9 @@ def evaluation_report(
         "confused_pairs": pairs[:top_confusions],
         "confusions": pairs,
         "unknown_labels": sorted({label for label, i, oos in zip(labels, label_ids, is_oos) if i < 0 and not oos}),
+        "not_understood": int((~understood).sum()),
     }
-    point = threshold_curve(probabilities, label_ids, is_oos, oos_index, [threshold])[0]
+    point = threshold_curve(probabilities, label_ids, is_oos, oos_index, [threshold], understood=understood)[0]
     at_threshold: dict[str, Any] = {
         "in_scope_accuracy": point.in_scope_accuracy,
         "in_scope_fallback_rate": point.in_scope_rejected,
@@ -109,8 +123,9 @@ def evaluation_report(
             joint_accuracy=point.joint_accuracy,
         )
     report["at_threshold"] = at_threshold
-    report["threshold_curve"] = [p.to_dict() for p in threshold_curve(probabilities, label_ids, is_oos, oos_index)]
-    report["fallbacks"] = int(rejected(probabilities, threshold, oos_index).sum()) if len(labels) else 0
+    curve = threshold_curve(probabilities, label_ids, is_oos, oos_index, understood=understood)
+    report["threshold_curve"] = [p.to_dict() for p in curve]
+    report["fallbacks"] = int(rejected(probabilities, threshold, oos_index, understood).sum()) if len(labels) else 0
     return report
 
 
@@ -143,14 +158,25 @@ def evaluate_predictor(
     """:func:`evaluation_report` of a loaded :class:`~legacy_assistant.classifier.predictor.Predictor`;
     ``threshold`` and ``oos_label`` (the data's out-of-scope label) default to the model's own.
     The model's out-of-scope class always counts as a fallback, as it does in serving, even where
-    ``oos_label`` names another label."""
+    ``oos_label`` names another label. A sentence with no feature the model knows falls back, as
+    in the dialogue."""
     manifest = predictor.manifest
     threshold = manifest["threshold"] if threshold is None else threshold
     model_oos = manifest.get("oos_label")
     oos_label = model_oos if oos_label is None else oos_label
-    probabilities = predictor.predict_proba(list(texts), batch_size=EVAL_BATCH)
+    texts = list(texts)
+    probabilities = predictor.predict_proba(texts, batch_size=EVAL_BATCH)
+    # what Predictor.predict reports as known_features, and the dialogue reads as "understood"
+    known = predictor.features(texts).lengths if texts else np.zeros(0, dtype=np.int32)
     report = evaluation_report(
-        probabilities, predictor.classes, labels, threshold, oos_label, top_confusions, oos_class=model_oos
+        probabilities,
+        predictor.classes,
+        labels,
+        threshold,
+        oos_label,
+        top_confusions,
+        oos_class=model_oos,
+        known_features=known,
     )
     report["model"] = predictor.name
     return report
@@ -180,6 +206,10 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
         lines.append(
             f"out of scope recall {_figure(at['oos_recall'])}, precision {_figure(at['oos_precision'])}, "
             f"joint accuracy {_figure(at['joint_accuracy'])}"
+        )
+    if report.get("not_understood"):
+        lines.append(
+            f"{report['not_understood']} sentence(s) hold no feature the model knows: they always get the fallback"
         )
     if report["unknown_labels"]:
         lines.append(f"labels the model does not know (always wrong): {', '.join(report['unknown_labels'][:20])}")

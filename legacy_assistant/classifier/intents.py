@@ -19,8 +19,16 @@ examples of messages the assistant should not try to answer (other topics, other
 business). Its patterns train the model's out-of-scope class; such messages get the fallback
 (or a generated reply), so it needs no ``responses`` and takes no context rules.
 
+The intent tagged ``fallback`` (exactly: a tag that differs from it only in case, width or
+invisible characters is refused) supplies the fallback's answers. The dialogue's fallback keeps
+the conversation's context and opens no follow-up, so this intent takes no ``context``,
+``context_set`` or ``context_filter``.
+
 Every problem found is reported at once, each naming the file, the intent (index and tag) and
-the field.
+the field. Text that is empty once spaces and invisible format characters (Unicode category Cf,
+such as a zero-width space) are removed counts as empty. Warnings (logged, the file is still
+used) name a pattern two intents share, a follow-up cycle (a flow that never closes), and an
+intent without patterns that no follow-up leads to (it can never answer).
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ FALLBACK_TAG = "fallback"
 DEFAULT_OOS_LABEL = "oos"
 # Fields that mean nothing on the out-of-scope intent: its messages are answered by the fallback.
 NOT_FOR_OUT_OF_SCOPE = ("context", "context_set", "context_filter", "free_text", "interrupts")
+# Context rules the dialogue never applies when it falls back (it keeps the context, opens no follow-up).
+NOT_FOR_FALLBACK = ("context", "context_set", "context_filter")
 
 
 @dataclass(frozen=True)
@@ -151,14 +161,15 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
             other = first_look[look]
             problems.append(
                 f"{_where(index, intent.tag)}: field 'tag': looks the same as intent #{first_index[other]} "
-                f"({other!r}); tags may not differ only in case or Unicode form"
+                f"({other!r}); tags may not differ only in case, Unicode form or invisible characters"
             )
             continue
         first_index[intent.tag] = index
         first_look[look] = intent.tag
         intents.append(intent)
 
-    contexts_set = {i.context_set for i in intents if i.context_set}
+    # the fallback's own context_set is refused above: it is never applied
+    contexts_set = {i.context_set for i in intents if i.context_set and i.tag != FALLBACK_TAG}
     by_tag = {i.tag: i for i in intents}
     for intent in intents:
         index = first_index[intent.tag]
@@ -189,13 +200,89 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     if problems:
         raise IntentsError(source, problems)
     _warn_shared_patterns(intents, first_index, source)
+    _warn_follow_up_cycles(intents, first_index, source)
+    _warn_unreachable(intents, first_index, source)
     return IntentSet(tuple(intents), source)
 
 
 def looks_of(name: str) -> str:
-    """What a tag or label looks like to a reader: two names with one look differ only in case or
-    Unicode form, and may not name two classes."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """What a tag or label looks like to a reader: two names with one look differ only in case,
+    Unicode form or invisible format characters, and may not name two classes."""
+    return unicodedata.normalize("NFC", _drop_format_characters(name)).casefold()
+
+
+def _drop_format_characters(text: str) -> str:
+    """``text`` without invisible format characters (Unicode category Cf: zero-width space and
+    joiner, byte order mark, bidi marks, soft hyphen)."""
+    if text.isascii():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def _visible(text: str) -> str:
+    """What a reader sees of ``text``: without invisible format characters and outer spaces."""
+    return _drop_format_characters(text).strip()
+
+
+def _looks_like_fallback(tag: str) -> bool:
+    """Whether ``tag`` is not the reserved fallback tag but differs from it only in case, width
+    (NFKC) or invisible format characters (``Fallback``, ``ＦＡＬＬＢＡＣＫ``)."""
+    return tag != FALLBACK_TAG and unicodedata.normalize("NFKC", _visible(tag)).casefold() == FALLBACK_TAG
+
+
+def _warn_follow_up_cycles(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
+    """Log a warning for each cycle of classic follow-ups (``context`` leading back to an intent
+    of the chain): once entered, the flow never closes by itself. Each intent names at most one
+    follow-up, so following ``next_tag`` from every intent finds every cycle; each is named once,
+    at its intent that comes first in the file."""
+    next_of = {intent.tag: intent.next_tag for intent in intents}
+    done: set[str] = set()
+    for intent in intents:
+        path: list[str] = []
+        tag: str | None = intent.tag
+        while tag is not None and tag not in done and tag not in path:
+            path.append(tag)
+            tag = next_of.get(tag)
+        done.update(path)
+        if tag is None or tag not in path:
+            continue  # the chain ends, or joins one already followed
+        cycle = path[path.index(tag) :]
+        first = min(cycle, key=lambda t: first_index[t])
+        start = cycle.index(first)
+        ordered = cycle[start:] + cycle[:start]
+        log.warning(
+            "%s: %s: field 'context': follow-up cycle %s: once this flow is entered it never closes; only an "
+            "interrupting intent, or (follow_ups 'yield') an intent the classifier is sure of, leaves it, and "
+            "with follow_ups 'classic' nothing does",
+            source,
+            _where(first_index[first], first),
+            " -> ".join(map(repr, [*ordered, first])),
+        )
+
+
+def _warn_unreachable(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
+    """Log a warning for each answering intent without patterns (the fallback aside) that no
+    follow-up chain from an intent the classifier can choose leads to: it can never answer."""
+    next_of = {intent.tag: intent.next_tag for intent in intents}
+    reached: set[str] = set()
+    for intent in intents:
+        tag: str | None = intent.tag if intent.patterns else None
+        while tag is not None and tag not in reached:
+            reached.add(tag)
+            tag = next_of.get(tag)
+    hint = ""
+    if not any(intent.tag == FALLBACK_TAG for intent in intents):
+        hint = f" (answers for messages no intent fits belong to the intent tagged {FALLBACK_TAG!r})"
+    for intent in intents:
+        if intent.tag in reached or intent.tag == FALLBACK_TAG or intent.out_of_scope:
+            continue
+        log.warning(
+            "%s: %s: field 'patterns': is empty and no follow-up ('context') of an intent with patterns leads "
+            "to it: it can never answer%s",
+            source,
+            _where(first_index[intent.tag], intent.tag),
+            hint,
+        )
 
 
 def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
@@ -234,15 +321,24 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
         if name in entry and _has_lone_surrogate(entry[name]):
             # JSON may escape one ("\ud800"); no model file or answer could hold it as UTF-8
             problems.append(f"{where}: field {name!r}: is not valid Unicode text (a lone surrogate escape)")
-    if "tag" in entry and (not isinstance(tag, str) or not tag.strip()):
-        problems.append(f"{where}: field 'tag': must be a non-empty string, got {_kind(tag)}")
+    if "tag" in entry and (not isinstance(tag, str) or not _visible(tag)):
+        got = _kind(tag) if not isinstance(tag, str) or not tag.strip() else "only invisible format characters"
+        problems.append(f"{where}: field 'tag': must be a non-empty string, got {got}")
     elif isinstance(tag, str) and tag != tag.strip():
         # "a " and "a" would be two intents that look alike in every answer and log
         problems.append(f"{where}: field 'tag': has spaces at its start or end")
+    elif isinstance(tag, str) and _looks_like_fallback(tag):
+        # an ordinary intent, never chosen, while the fallback would use the default answer
+        problems.append(
+            f"{where}: field 'tag': {tag!r} looks like the reserved fallback tag; "
+            f"the fallback intent's tag is {FALLBACK_TAG!r}"
+        )
     patterns = _string_list(entry, "patterns", where, problems, allow_empty_list=True)
     responses = _string_list(entry, "responses", where, problems, allow_empty_list=out_of_scope)
     if out_of_scope:
         _check_out_of_scope(entry, where, problems)
+    elif tag == FALLBACK_TAG:
+        _check_fallback(entry, where, problems)
     context_set = _optional_string(entry, "context_set", where, problems)
     context_filter = _optional_string(entry, "context_filter", where, problems)
     next_tag = _classic_context(entry, where, problems)
@@ -284,6 +380,15 @@ def _check_out_of_scope(entry: Mapping, where: str, problems: list[str]) -> None
         log.warning("%s: the out-of-scope intent's responses are never used: its messages get the fallback's", where)
 
 
+def _check_fallback(entry: Mapping, where: str, problems: list[str]) -> None:
+    for name in NOT_FOR_FALLBACK:
+        if entry.get(name) not in (None, "", [], [""]):
+            problems.append(
+                f"{where}: field {name!r}: has no effect on the fallback intent (the fallback keeps the "
+                "conversation's context and opens no follow-up)"
+            )
+
+
 def _string_list(entry: Mapping, name: str, where: str, problems: list[str], allow_empty_list: bool) -> Sequence[str]:
     if name not in entry:
         return ()
@@ -298,6 +403,11 @@ def _string_list(entry: Mapping, name: str, where: str, problems: list[str], all
             problems.append(f"{where}: field {name!r}[{position}]: must be a string, got {_kind(item)}")
         elif not item.strip():
             problems.append(f"{where}: field {name!r}[{position}]: is empty")
+        elif not _visible(item):
+            problems.append(
+                f"{where}: field {name!r}[{position}]: is empty once invisible format characters "
+                "(such as a zero-width space) are removed"
+            )
     return value
 
 

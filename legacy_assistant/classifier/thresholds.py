@@ -1,8 +1,13 @@
 """Out-of-scope decisions: when the assistant should fall back instead of answering.
 
-A message is *rejected* (answered by the fallback) when the classifier's top confidence is below
-the threshold, or when its top intent is the out-of-scope class (a model trained with
-out-of-scope examples has one). :func:`rejected` is that rule; the dialogue applies the same one.
+A message is *rejected* (answered by the fallback) when it holds no feature the model knows (its
+vocabulary coverage is 0, and the network's output is its biases alone), when the classifier's top
+confidence is below the threshold, or when its top intent is the out-of-scope class (a model
+trained with out-of-scope examples has one). :func:`rejected` is that rule, the one
+:meth:`legacy_assistant.serving.dialogue.DialoguePolicy.decide` applies to a turn with no open
+follow-up (its ``understood`` is ``known_features > 0``). :func:`rejected`, :func:`threshold_curve`
+and :func:`choose_threshold` take that first part as ``understood``, bool ``[n]``; left out, every
+row counts as understood.
 
 :func:`choose_threshold` picks the threshold on validation data that holds both in-scope and
 out-of-scope sentences. It maximises
@@ -33,13 +38,26 @@ import numpy as np
 GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)  # candidate thresholds 0.00, 0.01, ..., 0.99
 
 
-def rejected(probabilities: np.ndarray, threshold: float, oos_index: int | None) -> np.ndarray:
-    """bool ``[n]``: which rows of ``probabilities`` (float ``[n, n_classes]``) fall back."""
+def rejected(
+    probabilities: np.ndarray, threshold: float, oos_index: int | None, understood: np.ndarray | None = None
+) -> np.ndarray:
+    """bool ``[n]``: which rows of ``probabilities`` (float ``[n, n_classes]``) fall back;
+    ``understood`` (bool ``[n]``, default all true) marks the rows with a known feature."""
     top = probabilities.argmax(axis=1)
     out = probabilities.max(axis=1) < threshold
     if oos_index is not None:
         out |= top == oos_index
-    return out
+    return out | ~_understood(understood, len(out))
+
+
+def _understood(understood: np.ndarray | None, n: int) -> np.ndarray:
+    """bool ``[n]``: ``understood``, or all true when it is ``None``."""
+    if understood is None:
+        return np.ones(n, dtype=bool)
+    understood = np.asarray(understood, dtype=bool)
+    if understood.shape != (n,):
+        raise ValueError(f"understood has shape {understood.shape}, expected ({n},)")
+    return understood
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ def threshold_curve(
     is_oos: np.ndarray,
     oos_index: int | None,
     thresholds: Sequence[float] = tuple(GRID),
+    understood: np.ndarray | None = None,
 ) -> list[ThresholdPoint]:
     """Outcomes at each threshold.
 
@@ -84,6 +103,8 @@ def threshold_curve(
             be -1 for a label the model does not know, which is never right).
         is_oos: bool ``[n]``, true for out-of-scope rows.
         oos_index: column of the out-of-scope class, or ``None``.
+        understood: bool ``[n]``, false for rows with no feature the model knows, which fall
+            back at every threshold (as in the dialogue); ``None``: all understood.
     """
     top = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
@@ -93,10 +114,11 @@ def threshold_curve(
     if oos_index is not None:
         right_label &= top != oos_index
     top_is_oos = (top == oos_index) if oos_index is not None else np.zeros(len(top), dtype=bool)
+    always = top_is_oos | ~_understood(understood, len(top))  # fall back whatever the threshold
     n_in, n_oos, n = int(in_scope.sum()), int(is_oos.sum()), len(top)
     points = []
     for threshold in thresholds:
-        reject = (confidence < threshold) | top_is_oos
+        reject = (confidence < threshold) | always
         in_right = int((right_label & ~reject).sum())
         oos_right = int((reject & is_oos).sum())
         n_rejected = int(reject.sum())
@@ -119,13 +141,15 @@ def choose_threshold(
     is_oos: np.ndarray,
     oos_index: int | None,
     oos_share: float,
+    understood: np.ndarray | None = None,
 ) -> ThresholdPoint:
     """The grid threshold that maximises the weighted score in the module docstring; among
-    equal scores the lowest threshold. Needs at least one in-scope and one out-of-scope row."""
+    equal scores the lowest threshold. Needs at least one in-scope and one out-of-scope row.
+    ``understood`` as in :func:`threshold_curve`."""
     is_oos = np.asarray(is_oos, dtype=bool)
     if not is_oos.any() or is_oos.all():
         raise ValueError("choosing a threshold needs both in-scope and out-of-scope examples")
-    curve = threshold_curve(probabilities, labels, is_oos, oos_index)
+    curve = threshold_curve(probabilities, labels, is_oos, oos_index, understood=understood)
     # every point has both figures: the rows hold in-scope and out-of-scope examples (checked above)
     scores = [(1.0 - oos_share) * (p.in_scope_accuracy or 0.0) + oos_share * (p.oos_recall or 0.0) for p in curve]
     return curve[int(np.argmax(scores))]

@@ -40,6 +40,24 @@ EpochCallback = Callable[[dict[str, Any]], None]
 StartCallback = Callable[[int], None]
 
 
+UNLEARNABLE = (
+    "no pattern holds a word the classifier keeps (only punctuation, or words too rare for min_count); "
+    "give {them} patterns with words"
+)
+
+
+class UnlearnableIntentsError(TrainingError):
+    """Intents whose every training example encodes to no feature at all: no message could ever
+    reach them. ``tags`` names them in class order, for callers that can say where each is
+    defined (the train command names the intents file and each intent's index)."""
+
+    def __init__(self, tags: Sequence[str]) -> None:
+        self.tags = list(tags)
+        super().__init__(
+            f"intent(s) {', '.join(map(repr, self.tags))}: field 'patterns': " + UNLEARNABLE.format(them="them")
+        )
+
+
 @dataclass
 class TrainedModel:
     """What training produces; :func:`legacy_assistant.classifier.artifact.export_artifact` writes it."""
@@ -332,10 +350,7 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     lengths = np.asarray(x_train.lengths)
     mute = [tag for index, tag in enumerate(data.classes) if not lengths[data.labels == index].any()]
     if mute:  # every input of such a class is the empty one: no message could ever reach it
-        raise TrainingError(
-            f"intent(s) {', '.join(map(repr, mute))}: field 'patterns': no pattern holds a word the classifier "
-            "keeps (only punctuation, or words too rare for min_count); give them patterns with words"
-        )
+        raise UnlearnableIntentsError(mute)
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
     scored = data.scored
     x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
@@ -426,11 +441,17 @@ def run_epochs(
     return history, stopping.best_epoch
 
 
-def tune_threshold(probabilities: np.ndarray, data: LabelledData, config: TrainingConfig) -> ThresholdPoint:
+def tune_threshold(
+    probabilities: np.ndarray, data: LabelledData, config: TrainingConfig, understood: np.ndarray | None = None
+) -> ThresholdPoint:
     """The fallback threshold chosen on the validation rows (:func:`choose_threshold`), from the
     model's ``probabilities`` (float ``[m, n_classes]``) of every validation row; the rows must
-    mix in-scope and out-of-scope sentences (:func:`threshold_plan` says when they do)."""
-    return choose_threshold(probabilities, data.val_labels, data.val_is_oos, data.oos_index, config.threshold_oos_share)
+    mix in-scope and out-of-scope sentences (:func:`threshold_plan` says when they do).
+    ``understood`` (bool ``[m]``): rows with a feature the model knows; the others fall back at
+    every threshold, as in the dialogue (by default all are understood)."""
+    return choose_threshold(
+        probabilities, data.val_labels, data.val_is_oos, data.oos_index, config.threshold_oos_share, understood
+    )
 
 
 @dataclass(frozen=True)
@@ -728,8 +749,9 @@ def train(
     tuned = None
     threshold = config.threshold
     if plan.method == "oos_validation":
-        assert fitted.val_probabilities is not None
-        tuned = tune_threshold(fitted.val_probabilities, data, config)
+        assert fitted.val_probabilities is not None and fitted.features.val is not None
+        # a validation sentence with no known feature gets the fallback whatever the threshold
+        tuned = tune_threshold(fitted.val_probabilities, data, config, fitted.features.val.lengths > 0)
         threshold = tuned.threshold
         log.info(
             "threshold %.2f tuned on validation: in-scope accuracy %.4f, out-of-scope recall %.4f",

@@ -10,9 +10,10 @@ from pathlib import Path
 from legacy_assistant.classifier.config import THRESHOLD_FROM, TrainingConfig, load_config
 from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.classifier.features import FeatureConfig
+from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
 from legacy_assistant.common.optional import require
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
 from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,32 @@ def threshold_line(threshold: float, summary: dict) -> str:
     return f"threshold {threshold:.2f}"
 
 
+def unlearnable_error(tags: list[str], intents: IntentSet | None, training_name: str) -> AssistantError:
+    """The refusal of intents no pattern of which holds a word the classifier keeps, naming the
+    file and, for an intents file, each intent's index and tag and the field, like every other
+    intents-file problem; for a CSV or CLINC150 file, the file and the labels."""
+    from legacy_assistant.classifier.training import UNLEARNABLE
+
+    index = {tag: i for i, tag in enumerate(intents.tags)} if intents is not None else {}
+    if intents is None or not all(tag in index for tag in tags):
+        return TrainingError(
+            f"{training_name}: label(s) {', '.join(map(repr, tags))}: no example holds a word the classifier "
+            "keeps (only punctuation, or words too rare for min_count); give them examples with words"
+        )
+    problems = [
+        f"intent #{index[tag]} ({tag!r}): field 'patterns': " + UNLEARNABLE.format(them="it")
+        for tag in sorted(tags, key=index.__getitem__)
+    ]
+    return IntentsError(intents.source, problems)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from legacy_assistant.artifacts.directory import check_destination, file_record
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import load_data, synthesized_intents
-    from legacy_assistant.classifier.training import train
+    from legacy_assistant.classifier.training import UnlearnableIntentsError, train
     from legacy_assistant.errors import ArtifactError
 
     config = config_from_args(args)
@@ -182,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
             on_stage=on_stage,
             names=(training_name, validation_name),
         )
+    except UnlearnableIntentsError as exc:
+        raise unlearnable_error(exc.tags, data.intents, training_name) from None
     finally:
         for bar in bars:
             bar.close()

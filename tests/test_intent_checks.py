@@ -1,0 +1,156 @@
+"""Intents-file checks for rules the dialogue would silently not honour: the fallback intent's
+context rules, follow-up cycles, intents that can never answer, the reserved fallback tag's
+look-alikes, and text that is empty but for invisible format characters."""
+import json
+import logging
+
+import pytest
+
+from legacy_assistant.classifier.intents import load_intents, looks_of
+from legacy_assistant.errors import IntentsError
+
+GOOD = {"tag": "greeting", "patterns": ["hi"], "responses": ["hello"]}
+FALLBACK = {"tag": "fallback", "patterns": [], "responses": ["Sorry?"]}
+
+
+def write(tmp_path, intents, name="intents.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"intents": intents}), encoding="utf-8")
+    return path
+
+
+def problems(tmp_path, intents):
+    path = write(tmp_path, intents)
+    with pytest.raises(IntentsError) as caught:
+        load_intents(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    return caught.value.problems
+
+
+def warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# --- the fallback intent takes no context rules: the dialogue's fallback keeps the context
+
+
+@pytest.mark.parametrize("field, value", [("context_set", "confused"), ("context", ["next"]), ("context_filter", "x")])
+def test_the_fallback_intent_takes_no_context_rules(tmp_path, field, value):
+    nxt = {"tag": "next", "patterns": ["go on"], "responses": ["ok"]}
+    setter = dict(GOOD, context_set="x")  # so that a context_filter 'x' is set somewhere
+    found = problems(tmp_path, [setter, nxt, dict(FALLBACK, **{field: value})])
+    assert any(
+        f"intent #2 ('fallback'): field '{field}': has no effect on the fallback intent" in p for p in found
+    ), found
+
+
+def test_a_context_only_the_fallback_sets_counts_as_never_set(tmp_path):
+    helper = {"tag": "help", "patterns": ["yes please help"], "responses": ["Here."], "context_filter": "confused"}
+    found = problems(tmp_path, [GOOD, helper, dict(FALLBACK, context_set="confused")])
+    assert any("intent #1 ('help'): field 'context_filter': 'confused' is never set" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "field, value", [("context_set", ""), ("context", [""]), ("context", []), ("context_filter", None)]
+)
+def test_the_fallback_may_keep_the_classic_empty_context_fields(tmp_path, field, value):
+    intents = load_intents(write(tmp_path, [GOOD, dict(FALLBACK, **{field: value})]))
+    assert intents["fallback"].next_tag is None and intents["fallback"].context_filter is None
+
+
+# --- follow-up cycles: warned about, not refused
+
+
+def test_a_follow_up_that_leads_back_to_itself_is_warned_about(tmp_path, caplog):
+    loop = {"tag": "loop", "patterns": ["quiz me"], "responses": ["Quiz question?"], "context": ["loop"]}
+    path = write(tmp_path, [GOOD, loop])
+    assert load_intents(path)["loop"].next_tag == "loop"  # classic tutorials had repeating follow-ups
+    (message,) = [m for m in warnings(caplog) if "cycle" in m]
+    assert message.startswith(f"{path}: intent #1 ('loop'): field 'context': follow-up cycle 'loop' -> 'loop'")
+    assert "never closes" in message
+
+
+def test_a_longer_cycle_is_named_once_from_its_first_intent(tmp_path, caplog):
+    ask = {"tag": "ask", "patterns": ["start"], "responses": ["A?"], "context": ["a"]}
+    a = {"tag": "a", "patterns": [], "responses": ["B?"], "context": ["b"]}
+    b = {"tag": "b", "patterns": [], "responses": ["A?"], "context": ["a"]}
+    load_intents(write(tmp_path, [GOOD, ask, b, a]))
+    cycles = [m for m in warnings(caplog) if "cycle" in m]
+    assert len(cycles) == 1 and "intent #2 ('b'): field 'context': follow-up cycle 'b' -> 'a' -> 'b'" in cycles[0]
+
+
+def test_a_chain_that_ends_gives_no_warning(tmp_path, caplog):
+    book = {"tag": "book", "patterns": ["book a table"], "responses": ["When?"], "context": ["when"]}
+    when = {"tag": "when", "patterns": [], "responses": ["How many?"], "context": ["size"]}
+    size = {"tag": "size", "patterns": [], "responses": ["Booked."], "context": [""]}
+    load_intents(write(tmp_path, [GOOD, book, when, size, FALLBACK]))
+    assert warnings(caplog) == []
+
+
+# --- intents that can never answer
+
+
+FULL_WIDTH = "\uff46\uff41\uff4c\uff4c\uff42\uff41\uff43\uff4b"  # 'fallback' in full-width letters
+
+
+@pytest.mark.parametrize("tag", ["Fallback", "FALLBACK", FULL_WIDTH, "fall\u200bback"])
+def test_a_tag_that_only_looks_like_the_reserved_fallback_is_refused(tmp_path, tag):
+    found = problems(tmp_path, [GOOD, dict(FALLBACK, tag=tag)])
+    assert any(
+        f"intent #1 ({tag!r}): field 'tag': {tag!r} looks like the reserved fallback tag; "
+        "the fallback intent's tag is 'fallback'" in p
+        for p in found
+    ), found
+
+
+def test_an_intent_without_patterns_that_no_follow_up_leads_to_is_warned_about(tmp_path, caplog):
+    orphan = {"tag": "orphan", "patterns": [], "responses": ["never said"]}
+    # reached only through another unreachable follow-up: just as unreachable
+    lead = {"tag": "lead", "patterns": [], "responses": ["x"], "context": ["orphan"]}
+    path = write(tmp_path, [GOOD, orphan, lead])
+    assert load_intents(path).tags == ["greeting", "orphan", "lead"]
+    found = [m for m in warnings(caplog) if "can never answer" in m]
+    assert len(found) == 2
+    assert found[0].startswith(f"{path}: intent #1 ('orphan'): field 'patterns': is empty and no follow-up")
+    assert "intent #2 ('lead')" in found[1]
+    assert "belong to the intent tagged 'fallback'" in found[0]  # no fallback intent: perhaps it was meant
+
+
+def test_follow_up_targets_the_fallback_and_the_out_of_scope_intent_are_not_unreachable(tmp_path, caplog):
+    book = {"tag": "book", "patterns": ["book a table"], "responses": ["When?"], "context": ["when"]}
+    when = {"tag": "when", "patterns": [], "responses": ["Noted."]}
+    oos = {"tag": "oos", "patterns": []}
+    load_intents(write(tmp_path, [GOOD, book, when, FALLBACK, oos]))
+    assert warnings(caplog) == []
+
+
+# --- invisible format characters (Unicode category Cf)
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("patterns", ["hi", "\u200b"], "field 'patterns'[1]: is empty once invisible format characters"),
+        ("patterns", [" \ufeff\u2060 "], "field 'patterns'[0]: is empty once invisible format characters"),
+        ("responses", ["\u200b\u200d"], "field 'responses'[0]: is empty once invisible format characters"),
+        ("tag", "\u200b", "field 'tag': must be a non-empty string, got only invisible format characters"),
+    ],
+)
+def test_text_of_invisible_characters_only_is_empty(tmp_path, field, value, expected):
+    found = problems(tmp_path, [GOOD, {"tag": "b", "patterns": ["x"], "responses": ["y"], field: value}])
+    assert any(p.startswith("intent #1") and expected in p for p in found), found
+
+
+def test_tags_that_differ_only_by_invisible_characters_are_one_tag(tmp_path):
+    assert looks_of("a\u200b") == looks_of("a") == looks_of("\u200dA")
+    found = problems(tmp_path, [dict(GOOD, tag="a"), dict(GOOD, tag="a\u200b", patterns=["yo"])])
+    assert any(
+        "intent #1 ('a\\u200b'): field 'tag': looks the same as intent #0 ('a')" in p for p in found
+    ), found
+
+
+def test_the_shipped_intents_raise_none_of_these_warnings(caplog):
+    from tests.helpers import SHIPPED_INTENTS
+
+    load_intents(SHIPPED_INTENTS)
+    assert warnings(caplog) == []
