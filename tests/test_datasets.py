@@ -150,9 +150,9 @@ def test_csv_labels_that_differ_only_in_case_or_unicode_form_are_refused(tmp_pat
         load_csv(path)
     assert caught.value.problems == [
         "line 3: field 'label' 'caf\\xe9' looks the same as 'cafe\\u0301' (line 2); "
-        "labels may not differ only in case or Unicode form",
+        "labels may not differ only in case, Unicode form or invisible format characters",
         "line 5: field 'label' 'Bye' looks the same as 'bye' (line 4); "
-        "labels may not differ only in case or Unicode form",
+        "labels may not differ only in case, Unicode form or invisible format characters",
     ]
 
 
@@ -168,9 +168,9 @@ def test_clinc_labels_that_differ_only_in_case_or_unicode_form_are_refused(tmp_p
         load_clinc(path, oos_label="oos")
     assert caught.value.problems == [
         "'oos_train'[0]: out-of-scope label 'oos' looks the same as 'OOS' ('train'[2]); "
-        "labels may not differ only in case or Unicode form",
+        "labels may not differ only in case, Unicode form or invisible format characters",
         "'test'[0]: label 'Greet' looks the same as 'greet' ('train'[0]); "
-        "labels may not differ only in case or Unicode form",
+        "labels may not differ only in case, Unicode form or invisible format characters",
     ]
     # the same labels, spelt alike everywhere, still load
     path.write_text(json.dumps({"train": [["hi", "greet"]], "test": [["hello", "greet"]]}))

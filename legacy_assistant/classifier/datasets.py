@@ -243,7 +243,7 @@ def _pairs(
 
 
 def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:
-    """Refuse ``label`` when it differs from a label met before only in case or Unicode form:
+    """Refuse ``label`` when it differs from a label met before only in case, Unicode form or invisible format characters:
     it would silently train a class of its own (the rule intents files apply to their tags)."""
     look = looks_of(label)
     first, first_where = looks.setdefault(look, (label, where))
@@ -253,7 +253,7 @@ def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, s
         shown, other = (ascii(label), ascii(first)) if same_case else (repr(label), repr(first))
         problems.append(
             f"{where}: {what} {shown} looks the same as {other} ({first_where}); "
-            "labels may not differ only in case or Unicode form"
+            "labels may not differ only in case, Unicode form or invisible format characters"
         )
 
 
