@@ -357,6 +357,142 @@ def test_layout_can_be_named_and_unknown_ones_are_refused(tmp_path):
         read_corpus(empty_folder)
 
 
+# --- text no UTF-8 file can hold, case, links and files given twice ---------------------------
+
+
+def test_a_lone_surrogate_escape_is_a_bad_dialogue_in_every_layout(tmp_path, caplog):
+    """"\ud800" is valid JSON and YAML but no UTF-8 text: the reader refuses the dialogue (else
+    the split's digest and the checkpoint's run.json fail with a traceback); not strict, it is
+    skipped and the rest kept."""
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    cakechat = _write(
+        tmp_path / "c.jsonl",
+        "\n".join([good, r'[{"text": "a \ud800 b", "condition": "joy"}, {"text": "ok", "condition": "joy"}]',
+                   r'[{"text": "hi", "condition": "j\udc00y"}, {"text": "ok", "condition": "joy"}]', good]),
+    )
+    with pytest.raises(DataError) as caught:
+        read_corpus(cakechat)
+    assert caught.value.problems == [
+        r"line 2, turn 1: 'text' is not valid Unicode text (a lone surrogate escape, '\ud800')",
+        r"line 3, turn 1: 'condition' is not valid Unicode text (a lone surrogate escape, '\udc00')",
+    ]
+    assert [d.source.rsplit(":", 1)[1] for d in read_corpus(cakechat, strict=False)] == ["1", "4"]
+
+    turn = '{"message": "fine"}'
+    topical = _write(
+        tmp_path / "t.json",
+        '{"bad": {"content": [{"message": "a \\ud800"}, %s]}, "\\ud801": {"content": [%s, %s]}, '
+        '"good": {"content": [%s, %s]}}' % (turn, turn, turn, turn, turn),
+    )
+    with pytest.raises(DataError) as caught:
+        read_corpus(topical)
+    assert caught.value.problems == [
+        r"conversation 'bad', turn 1: 'message' is not valid Unicode text (a lone surrogate escape, '\ud800')",
+        r"conversation '\ud801': the id is not valid Unicode text (a lone surrogate escape, '\ud801')",
+    ]
+    assert [d.source.rsplit("#", 1)[1] for d in read_corpus(topical, strict=False)] == ["good"]
+
+    bot = _write(tmp_path / "b.yml", 'conversations:\n- - "a \\ud800"\n  - b\n- - c\n  - d\n')
+    with pytest.raises(DataError) as caught:
+        read_corpus(bot)
+    assert caught.value.problems == [
+        r"line 2, conversation 1: a turn is not valid Unicode text (a lone surrogate escape, '\ud800')"
+    ]
+    assert [[t.text for t in d.turns] for d in read_corpus(bot, strict=False)] == [["c", "d"]]
+
+
+def test_conditions_that_differ_only_in_case_or_spaces_are_one_condition(tmp_path):
+    corpus = _write(
+        tmp_path / "c.jsonl",
+        _cakechat_line(("hi", "Joy"), ("hello", "ANGER "), ("hey", " Sadness")) + "\n"
+        + _cakechat_line(("hi", "joy"), ("hello", "MyMood")) + "\n",
+    )
+    conditions = [[t.condition for t in d.turns] for d in read_corpus(corpus)]
+    assert conditions == [["joy", "anger", "sadness"], ["joy", "mymood"]]
+    topical = _write(tmp_path / "t.json", json.dumps({"x": {"content": [_topical_turn("a", "Happy", "agent_1")] * 2}}))
+    assert {t.condition for t in read_topical_chat(topical, {"happy": " Joy "})[0].turns} == {"joy"}
+
+
+def test_chatterbot_key_given_twice_is_refused_with_the_line_of_the_second(tmp_path):
+    """PyYAML would keep the later block; reading the first dropped it without a word."""
+    corpus = _write(tmp_path / "dup.yml", "conversations:\n- - a\n  - b\ncategories: [x]\nconversations:\n- - c\n  - d\n")
+    with pytest.raises(DataError) as caught:
+        read_corpus(corpus, strict=False)  # the file as a whole is ambiguous: no skipping helps
+    assert caught.value.problems == [
+        'line 5: key "conversations" appears twice in one mapping: only one value would be kept'
+    ]
+
+
+def test_a_broken_or_looping_link_in_a_corpus_folder_is_named_not_left_out(tmp_path):
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    _write(folder / "a.jsonl", _cakechat_line(("hi", "neutral"), ("hello", "joy")))
+    (folder / "b.jsonl").symlink_to(tmp_path / "moved_away.jsonl")
+    with pytest.raises(DataError) as caught:
+        read_corpus(folder, strict=False)
+    assert caught.value.source == str(folder / "b.jsonl")
+    assert caught.value.problems == [f"broken symbolic link: its target {tmp_path / 'moved_away.jsonl'} does not exist"]
+    (folder / "b.jsonl").unlink()
+    (folder / "loop.yml").symlink_to("loop.yml")
+    for path in (folder, folder / "loop.yml"):
+        with pytest.raises(DataError) as caught:
+            read_corpus(path)
+        assert caught.value.source == str(folder / "loop.yml")
+        assert caught.value.problems == ["symbolic link loop: it never reaches a file"]
+    bots = tmp_path / "bots"
+    bots.mkdir()
+    (bots / "gone.yml").symlink_to(tmp_path / "gone.yml")
+    with pytest.raises(DataError, match="broken symbolic link"):
+        read_chatterbot(bots)
+
+
+def test_a_corpus_file_given_twice_is_refused_naming_it(tmp_path):
+    from legacy_assistant.responder.corpora import RepeatedCorpusError
+
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    corpus = _write(folder / "a.jsonl", _cakechat_line(("hi", "neutral"), ("hello", "joy")))
+    other = _write(tmp_path / "b.jsonl", _cakechat_line(("yes", "neutral"), ("no", "anger")))
+    with pytest.raises(RepeatedCorpusError) as caught:
+        read_corpora([corpus, other, corpus])
+    assert caught.value.source == str(corpus)
+    assert caught.value.problems == ["given twice: its dialogues would be read, and trained on, twice"]
+    with pytest.raises(RepeatedCorpusError, match="given twice"):
+        read_corpora([corpus, folder])  # a file and its folder
+    with pytest.raises(RepeatedCorpusError, match=r"given twice \(also as .*a\.jsonl\)"):
+        read_corpora([corpus, tmp_path / "corpora" / ".." / "corpora" / "a.jsonl"])  # another path to it
+    (folder / "link.jsonl").symlink_to(corpus)
+    with pytest.raises(RepeatedCorpusError) as caught:
+        read_corpus(folder)  # two names in one folder for one file
+    assert caught.value.source == str(folder / "link.jsonl")
+    assert len(read_corpora([folder / "a.jsonl", other])) == 2
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    bot = tmp_path / "bad.yml"
+    bot.write_bytes(b"conversations:\n- - caf\xe9\n  - hi\n")
+    with pytest.raises(DataError) as caught:
+        read_corpus(bot, strict=False)
+    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 7)"]
+    topical = tmp_path / "bad.json"
+    topical.write_bytes(b'\xef\xbb\xbf{"c1": {"content": [{"message": "a"},\n{"message": "caf\xe9"}]}}')
+    with pytest.raises(DataError) as caught:
+        read_corpus(topical)
+    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 16)"]
+
+
+@pytest.mark.parametrize(("name", "encoding"), [("t.json", "utf-16"), ("t.json", "utf-32"), ("c.jsonl", "utf-16"),
+                                                ("b.yml", "utf-16")])
+def test_a_utf16_or_utf32_corpus_is_named_not_utf8(tmp_path, name, encoding):
+    """Not the advice to use .jsonl that a .json file not starting with "{" gets."""
+    corpus = tmp_path / name
+    corpus.write_text('{"x": {"content": [{"message": "a"}, {"message": "b"}]}}', encoding=encoding)
+    with pytest.raises(DataError) as caught:
+        read_corpus(corpus)
+    wide = encoding.upper().replace("UTF", "UTF-").replace("--", "-")
+    assert caught.value.problems == [f"not UTF-8 text: it starts with a {wide} byte order mark (save it as UTF-8)"]
+
+
 # --- pairs and the split ----------------------------------------------------------------------
 
 

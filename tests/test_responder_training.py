@@ -290,6 +290,32 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_like_a_fresh_one(tmp_p
     _assert_same_weights(resumed.weights, reference.weights)
 
 
+
+def test_resume_refuses_a_folder_that_holds_no_run(tmp_path):
+    """A mistyped --checkpoint-dir would otherwise start the run over from scratch without a word."""
+    dialogues = _random_dialogues(12, seed=3)
+    typo = tmp_path / "typo"
+    with pytest.raises(TrainingError) as raised:
+        train_responder(dialogues, TINY, checkpoint_dir=typo, resume=True)
+    assert str(raised.value) == (
+        f"nothing to resume in {typo}: no such folder (leave out resume / --resume to start a new run)"
+    )
+    assert not typo.exists()
+    typo.mkdir()
+    with pytest.raises(TrainingError, match="nothing to resume in .*typo: it holds no run.json"):
+        train_responder(dialogues, TINY, checkpoint_dir=typo, resume=True)
+    assert list(typo.iterdir()) == []
+
+
+def test_a_run_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
+    """A stray .run.json.tmp made the folder "not empty and holds no run.json" for every later run."""
+    from legacy_assistant.responder.training import _write_json_atomically
+
+    with pytest.raises(UnicodeEncodeError):
+        _write_json_atomically(tmp_path / "run.json", {"tokens": ["\ud800"]})
+    assert list(tmp_path.iterdir()) == []
+    train_responder(_random_dialogues(12, seed=3), TINY.with_overrides(epochs=1), checkpoint_dir=tmp_path)
+
 def test_a_damaged_checkpoint_directory_is_refused_clearly(tmp_path):
     dialogues = _random_dialogues(12, seed=3)
     config = TINY.with_overrides(epochs=1, checkpoint_every=2)
@@ -329,6 +355,16 @@ def test_a_damaged_checkpoint_directory_is_refused_clearly(tmp_path):
 def test_a_corpus_without_pairs_is_refused():
     with pytest.raises(TrainingError, match="no training pairs"):
         train_responder([], TINY)
+
+
+def test_training_dialogues_that_all_occur_in_the_validation_set_are_named_as_the_cause():
+    """Not "the corpus needs dialogues of at least two turns": every one has two or more."""
+    dialogues = _random_dialogues(12, seed=3)
+    message = r"all 12 training dialogue\(s\) also occur in the held-out dialogues \(--validation\)"
+    with pytest.raises(TrainingError, match=message):
+        prepare(dialogues, TINY, held_out=dialogues)
+    with pytest.raises(TrainingError, match=message):  # a validation set that merely covers them
+        prepare(dialogues, TINY, held_out=[*_random_dialogues(5, seed=9), *reversed(dialogues)])
 
 
 CHILD = """

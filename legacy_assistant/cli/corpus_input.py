@@ -15,10 +15,11 @@ def read_dialogues(paths: Sequence[str], layout: str, strict: bool, skipping: st
     A corpus that cannot be used raises :class:`AssistantError` with one line: its first
     problem (with its line or conversation), how many more there are, and, when reading it with
     :data:`SKIP_SWITCH` would succeed, ``skipping`` (what the switch does for this command). A
-    missing or unreadable file gets no such hint: skipping dialogues cannot help it.
+    missing or unreadable file, or one given twice, gets no such hint: skipping dialogues cannot
+    help it.
     """
     from legacy_assistant.errors import AssistantError, DataError
-    from legacy_assistant.responder.corpora import read_corpora
+    from legacy_assistant.responder.corpora import RepeatedCorpusError, read_corpora
 
     try:
         return read_corpora(paths, layout, strict)
@@ -27,7 +28,8 @@ def read_dialogues(paths: Sequence[str], layout: str, strict: bool, skipping: st
         message = f"{exc.source}: {problems[0]}"
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more problem(s))"
-        if strict and _readable_when_skipping(exc.source, layout):
+        # a file given twice reads fine on its own: the hint would send the user the wrong way
+        if strict and not isinstance(exc, RepeatedCorpusError) and _readable_when_skipping(exc.source, layout):
             message += f"; {SKIP_SWITCH} {skipping}"
         raise AssistantError(message) from None
 

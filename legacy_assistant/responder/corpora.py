@@ -13,6 +13,11 @@
 
 Each reader checks the whole file before returning and raises :class:`DataError` listing every
 problem with its line (cakechat, ChatterBot) or its conversation id and turn (Topical-Chat).
+Conditions are stripped and lower-cased (``Joy`` is ``joy``); text holding a lone surrogate
+escape (``"\\ud800"``, which no UTF-8 file can hold) is a bad dialogue. A file that is not
+UTF-8 is named with the line of its first bad byte. :func:`read_corpora` refuses a file given
+twice (:class:`RepeatedCorpusError`), and a corpus folder's broken or looping symbolic link is
+an error naming it, not a file left out.
 With ``strict=False`` a dialogue with a problem is skipped instead, each skip logged as a
 warning with the same message: public corpora have the odd broken entry (the ChatterBot
 corpus's ``trivia.yml`` has a question that is a string where a list was meant), and one should
@@ -22,14 +27,17 @@ not cost the rest. :func:`read_corpus` picks the reader from the path (see
 
 from __future__ import annotations
 
+import codecs
+import errno
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.common.jsonfile import DuplicateKeyError, loads_unique, read_json_file
+from legacy_assistant.common.jsonfile import DuplicateKeyError, absent_file_problem, loads_unique
 from legacy_assistant.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,19 @@ SUFFIXES = {
     "chatterbot": (".yml", ".yaml"),
 }
 MIN_TURNS = 2
+# Byte order marks of the encodings a corpus saved by an editor may be in instead of UTF-8
+# (UTF-32 LE first: it starts with UTF-16 LE's).
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+class RepeatedCorpusError(DataError):
+    """A corpus file given twice (the same path, a link to it, or a file and its folder): its
+    dialogues would be read, and trained on, twice. Skipping bad dialogues cannot help it."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +95,44 @@ def read_corpus(path: str | Path, layout: str = AUTO, strict: bool = True) -> li
     """Every dialogue of a corpus file, or of each corpus file directly inside a folder (sorted
     by name; hidden files skipped). ``layout`` is one of :data:`LAYOUTS` or ``auto``, which
     detects it per file (:func:`detect_layout`); ``strict=False`` skips bad dialogues (logged)."""
-    root = Path(path)
+    return read_corpora([path], layout, strict)
+
+
+def read_corpora(paths: Iterable[str | Path], layout: str = AUTO, strict: bool = True) -> list[Dialogue]:
+    """The dialogues of several corpora, in the order given. A file reached twice (the same
+    path, two links to one file, a file and its folder) raises :class:`RepeatedCorpusError`."""
+    files: list[Path] = []
+    seen: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        for file in _files_of(Path(path), layout):
+            first = seen.setdefault(_identity(file), file)
+            if first is not file:
+                also = "" if str(first) == str(file) else f" (also as {first})"
+                raise RepeatedCorpusError(
+                    str(file), [f"given twice{also}: its dialogues would be read, and trained on, twice"]
+                )
+            files.append(file)
+    dialogues: list[Dialogue] = []
+    for file in files:
+        dialogues.extend(_read_file(file, layout, strict))
+    return dialogues
+
+
+def corpus_files(folder: Path, layout: str = AUTO) -> list[Path]:
+    """The files directly inside ``folder`` whose suffix belongs to ``layout`` (any layout for
+    ``auto``), sorted by name. A broken or looping symbolic link is listed too, so that reading
+    it names it: a corpus file left out without a word would go unnoticed."""
+    wanted = SUFFIXES[layout] if layout != AUTO else tuple(s for v in SUFFIXES.values() for s in v)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if (p.is_file() or (p.is_symlink() and not p.exists()))
+        and not p.name.startswith(".")
+        and p.suffix.lower() in wanted
+    )
+
+
+def _files_of(root: Path, layout: str) -> list[Path]:
     if layout != AUTO and layout not in LAYOUTS:
         raise DataError(str(root), [f"unknown corpus layout {layout!r}; expected one of {', '.join(LAYOUTS)} or auto"])
     if root.is_dir():
@@ -82,30 +140,34 @@ def read_corpus(path: str | Path, layout: str = AUTO, strict: bool = True) -> li
         if not files:
             wanted = SUFFIXES[layout] if layout != AUTO else tuple(s for v in SUFFIXES.values() for s in v)
             raise DataError(str(root), [f"no corpus files in this folder (looked for {', '.join(wanted)})"])
-        dialogues: list[Dialogue] = []
-        for file in files:
-            dialogues.extend(_read_file(file, layout, strict))
-        return dialogues
+        return files
     if not root.is_file():
-        raise DataError(str(root), ["file not found"])
-    return _read_file(root, layout, strict)
+        raise DataError(str(root), [_link_problem(root) or "file not found"])
+    return [root]
 
 
-def read_corpora(paths: Iterable[str | Path], layout: str = AUTO, strict: bool = True) -> list[Dialogue]:
-    """The dialogues of several corpora, in the order given."""
-    dialogues: list[Dialogue] = []
-    for path in paths:
-        dialogues.extend(read_corpus(path, layout, strict))
-    return dialogues
+def _identity(file: Path) -> tuple[int, int]:
+    """Device and inode: equal for every path that reaches one file."""
+    try:
+        status = file.stat()
+    except OSError as exc:
+        raise DataError(str(file), [_link_problem(file) or f"cannot read file: {exc}"]) from None
+    return status.st_dev, status.st_ino
 
 
-def corpus_files(folder: Path, layout: str = AUTO) -> list[Path]:
-    """The files directly inside ``folder`` whose suffix belongs to ``layout`` (any layout for
-    ``auto``), sorted by name."""
-    wanted = SUFFIXES[layout] if layout != AUTO else tuple(s for v in SUFFIXES.values() for s in v)
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted
-    )
+def _link_problem(path: Path) -> str | None:
+    """What is wrong with ``path`` when it is a symbolic link that reaches no file, else ``None``."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return f"broken symbolic link: its target {os.readlink(path)} does not exist"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop: it never reaches a file"
+        return f"cannot read file: {exc}"
+    return None
 
 
 def detect_layout(path: str | Path) -> str:
@@ -121,7 +183,11 @@ def detect_layout(path: str | Path) -> str:
     if suffix in SUFFIXES["cakechat"]:
         return "cakechat"
     if suffix in SUFFIXES["topical_chat"]:
-        first = _first_character(path)
+        head = _head(path)
+        wide = _wide_encoding(head)
+        if wide is not None:  # not misread as a cakechat file: its characters are fine, its encoding is not
+            raise DataError(str(path), [_not_utf8(wide)])
+        first = head.decode("utf-8-sig", errors="replace").lstrip()[:1]
         if first == "{":
             return "topical_chat"
         raise DataError(
@@ -163,14 +229,58 @@ def _settle(source: str, problems: list[str], dialogues: list[Dialogue], strict:
     return dialogues
 
 
-def _first_character(path: Path) -> str:
+def _head(path: Path) -> bytes:
     try:
         with open(path, "rb") as handle:
-            head = handle.read(4096)
+            return handle.read(4096)
     except OSError as exc:
-        raise DataError(str(path), [f"cannot read file: {exc}"]) from None
-    text = head.decode("utf-8-sig", errors="replace").lstrip()
-    return text[:1]
+        raise DataError(str(path), [_link_problem(path) or f"cannot read file: {exc}"]) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        absent = isinstance(exc, (FileNotFoundError, IsADirectoryError))
+        problem = _link_problem(path) or (absent_file_problem(path) if absent else f"cannot read file: {exc}")
+        raise DataError(str(path), [problem]) from None
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """``UTF-16`` or ``UTF-32`` when ``raw`` starts with that encoding's byte order mark."""
+    return next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
+
+
+def _not_utf8(encoding: str) -> str:
+    return f"not UTF-8 text: it starts with a {encoding} byte order mark (save it as UTF-8)"
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a byte order mark dropped); a byte that is not UTF-8 is named by
+    its line, as the cakechat reader names it, and the byte's place in that line."""
+    raw = _read_bytes(path)
+    wide = _wide_encoding(raw)
+    if wide is not None:
+        raise DataError(str(path), [_not_utf8(wide)])
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
+        raise DataError(str(path), [f"line {line}: not UTF-8 text ({exc.reason} at byte {column})"]) from None
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The problem of text holding a lone surrogate escape (``"\\ud800"`` in JSON or YAML): no
+    UTF-8 file can hold it, so the pairs' digests and the checkpoint's run.json could not be
+    written. ``None`` for valid text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"is not valid Unicode text (a lone surrogate escape, {ascii(text[exc.start])})"
+    return None
 
 
 # --- cakechat -------------------------------------------------------------------------------
@@ -178,14 +288,12 @@ def _first_character(path: Path) -> str:
 
 def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
     """One dialogue per non-blank line: a JSON list of ``{"text", "condition"}`` turns. Texts
-    and conditions are stripped; a corpus may name conditions of its own."""
+    and conditions are stripped, conditions lower-cased; a corpus may name conditions of its own."""
     source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(source, ["file not found"]) from None
-    except OSError as exc:
-        raise DataError(source, [f"cannot read file: {exc}"]) from None
+    raw = _read_bytes(Path(path))
+    wide = _wide_encoding(raw)
+    if wide is not None:  # every line would be a problem of its own
+        raise DataError(source, [_not_utf8(wide)])
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     problems: list[str] = []
@@ -237,7 +345,8 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
         text = _nonempty_string(turn.get("text"), f"{at}: 'text'", problems)
         condition = _nonempty_string(turn.get("condition"), f"{at}: 'condition'", problems)
         if text is not None and condition is not None:
-            turns.append(Turn(text, condition))
+            # "Joy" and "joy" are one condition: not two embeddings each trained on part of the data
+            turns.append(Turn(text, condition.lower()))
     return tuple(turns) if len(problems) == before else None
 
 
@@ -252,6 +361,10 @@ def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
     if not value:
         problems.append(f"{what} is empty")
         return None
+    surrogate = _lone_surrogate(value)
+    if surrogate is not None:
+        problems.append(f"{what} {surrogate}")
+        return None
     return value
 
 
@@ -262,9 +375,19 @@ def read_topical_chat(
     path: str | Path, conditions: Mapping[str, str] = TOPICAL_CHAT_CONDITIONS, strict: bool = True
 ) -> list[Dialogue]:
     """The conversations of a Topical-Chat file, in file order; ``conditions`` maps a
-    lower-cased sentiment label to a condition, any other label is neutral."""
+    lower-cased sentiment label to a condition (lower-cased too), any other label is neutral."""
     source = str(path)
-    data = read_json_file(path, lambda problem: DataError(source, [problem]))
+    document = _read_text(Path(path))
+    try:
+        data = loads_unique(document)
+    except json.JSONDecodeError as exc:
+        raise DataError(source, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+    except DuplicateKeyError as exc:
+        raise DataError(source, [str(exc)]) from None
+    except RecursionError:
+        raise DataError(source, ["invalid JSON: nested too deeply"]) from None
+    except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
+        raise DataError(source, [f"invalid JSON: {exc}"]) from None
     if not isinstance(data, dict):
         found = type(data).__name__
         raise DataError(source, [f"top level must be an object of conversations keyed by id, got {found}"])
@@ -272,6 +395,10 @@ def read_topical_chat(
     dialogues: list[Dialogue] = []
     for conversation_id, conversation in data.items():
         where = f"conversation {conversation_id!r}"
+        surrogate = _lone_surrogate(conversation_id)
+        if surrogate is not None:  # the id becomes the dialogue's source, which reports write out
+            problems.append(f"{where}: the id {surrogate}")
+            continue
         content = conversation.get("content") if isinstance(conversation, dict) else None
         if not isinstance(content, list):
             problems.append(f"{where}: must be an object with a 'content' list of turns")
@@ -293,7 +420,7 @@ def read_topical_chat(
                 continue
             if text is not None:
                 label = (sentiment or "").strip().lower()
-                turns.append(Turn(text, conditions.get(label, NEUTRAL)))
+                turns.append(Turn(text, conditions.get(label, NEUTRAL).strip().lower()))
         if len(problems) == before:
             dialogues.append(Dialogue(tuple(turns), f"{source}#{conversation_id}"))
     return _settle(source, problems, dialogues, strict, "no conversations")
@@ -321,12 +448,7 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
     import yaml
 
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(source, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(source, [f"cannot read file: {exc}"]) from None
+    text = _read_text(path)
     loader = None
     try:
         loader = yaml.SafeLoader(text)  # checks the characters: a NUL is refused here already
@@ -345,6 +467,15 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
             loader.dispose()
     if root is None:
         raise DataError(source, ["empty file: expected a 'conversations' list"])
+    repeated = _repeated_key(root) if isinstance(root, yaml.MappingNode) else None
+    if repeated is not None:  # PyYAML keeps the last value, this reader read the first: refused, as in JSON
+        raise DataError(
+            source,
+            [
+                f"line {_line(repeated)}: key {json.dumps(repeated.value)} appears twice in one mapping: "
+                "only one value would be kept"
+            ],
+        )
     conversations = _mapping_value(root, "conversations") if isinstance(root, yaml.MappingNode) else None
     if not isinstance(conversations, yaml.SequenceNode):
         line = _line(conversations if conversations is not None else root)
@@ -372,10 +503,28 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
             if turn_text is None:
                 problems.append(f"line {_line(turn)}, conversation {index}: a turn must be a non-empty string")
                 continue
+            surrogate = _lone_surrogate(turn_text)
+            if surrogate is not None:
+                problems.append(f"line {_line(turn)}, conversation {index}: a turn {surrogate}")
+                continue
             turns.append(Turn(turn_text))
         if len(turns) == len(conversation.value):
             dialogues.append(Dialogue(tuple(turns), f"{source}:{_line(conversation)}"))
     return _settle(source, problems, dialogues, strict, "no conversations")
+
+
+def _repeated_key(node: Any) -> Any:
+    """The first key node of a mapping node that repeats an earlier scalar key, or ``None``."""
+    import yaml
+
+    seen: set[tuple[str, str]] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                return key_node
+            seen.add(key)
+    return None
 
 
 def _mapping_value(node: Any, key: str) -> Any:

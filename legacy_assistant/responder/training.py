@@ -167,6 +167,12 @@ def prepare(
     train_pairs = make_pairs(train_dialogues, config.max_context_turns)
     held_pairs = make_pairs(held_dialogues, config.max_context_turns)
     if not train_pairs:
+        if held_out is not None and dialogues and not train_dialogues:
+            # the overlap took them all: the corpora are fine, the choice of validation data is not
+            raise TrainingError(
+                f"no training pairs: all {len(dialogues)} training dialogue(s) also occur in the held-out "
+                "dialogues (--validation); validate on other corpora than the ones trained on"
+            )
         raise TrainingError("no training pairs: the corpus needs dialogues of at least two turns")
     if vocabulary is None:
         texts = (turn.text for dialogue in train_dialogues for turn in dialogue.turns)
@@ -199,12 +205,17 @@ def prepare(
 
 def _write_json_atomically(path: Path, data: Any) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # a stray temporary file would make the folder "not empty and no run" for every later run
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _read_json(path: Path) -> Any:
@@ -357,8 +368,10 @@ def train_responder(
 
     With ``checkpoint_dir``, checkpoints go there (see the module docstring); ``resume=True``
     continues the run found there (settings other than :data:`RESUMABLE_CHANGES` and the
-    encoded data must be the same: else :class:`TrainingError`) or starts one if there is
-    none; without ``resume`` a directory that already holds a run is refused. ``threads`` is
+    encoded data must be the same: else :class:`TrainingError`); a directory that holds no
+    run (missing or empty: a mistyped path) is refused rather than started from scratch. One
+    whose run was killed before its first checkpoint starts it the way a fresh run does.
+    Without ``resume`` a directory that already holds a run is refused. ``threads`` is
     the session's thread count (1 keeps float sums in a fixed order: reproducible weights).
     """
     from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
@@ -516,6 +529,11 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
     if not run_file.exists():
         if directory.exists() and any(directory.iterdir()):
             raise TrainingError(f"{directory}: not empty and holds no {RUN_FILE}: not a responder checkpoint directory")
+        if resume:  # a mistyped --checkpoint-dir would otherwise throw the run away and start over
+            found = f"it holds no {RUN_FILE}" if directory.exists() else "no such folder"
+            raise TrainingError(
+                f"nothing to resume in {directory}: {found} (leave out resume / --resume to start a new run)"
+            )
         return None
     if not resume:
         raise TrainingError(
