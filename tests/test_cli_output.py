@@ -1,17 +1,88 @@
-"""What the commands print: one progress bar, sized from the start."""
+"""What the commands print: one progress bar, sized from the start, and only on a terminal;
+output a terminal cannot encode, a reader that goes away, Ctrl-C before the command starts."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from legacy_assistant.cli import main
 
 TINY_INTENTS = Path(__file__).resolve().parent / "data" / "tiny_intents.json"
 
 
-def test_train_shows_one_progress_bar_with_the_planned_epochs(tmp_path, capsys):
+def test_train_shows_one_progress_bar_with_the_planned_epochs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
     # The default preset decides its epochs from a step budget once it has seen the data.
     assert main(["-q", "train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--no-plot"]) == 0
     err = capsys.readouterr().err.replace("\r", "\n")
     totals = {int(total) for total in re.findall(r"training:.*?\d+/(\d+) \[", err)}
     assert len(totals) == 1 and totals != {1}, err[:500]
+
+
+def test_no_progress_bar_when_standard_error_is_not_a_terminal(tmp_path, capsys):
+    """Redirected to a file, every redraw of a bar would be one more carriage-return copy of it."""
+    assert main(["-q", "train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "training:" not in err, err[:500]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **kwargs.pop("env", {}))
+    return subprocess.run([sys.executable, "-m", "legacy_assistant", *args], cwd=ROOT, env=env, timeout=180, **kwargs)
+
+
+def test_characters_the_output_cannot_encode_are_replaced_not_a_traceback():
+    # a help text and a chat reply of a terminal whose encoding is ASCII
+    result = _cli(["golden", "--help"], env={"PYTHONIOENCODING": "ascii"}, capture_output=True)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-2000:]
+    assert b"usage:" in result.stdout
+    result = _cli(["-q", "chat", "--model", "exported/default"], env={"PYTHONIOENCODING": "ascii"},
+                  input="caf\u00e9 \u2615\n".encode(), capture_output=True)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-2000:]
+    assert b"bot>" in result.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """``legacy-assistant info ... | head -1``: the command's output meets a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the command writes
+    try:
+        result = _cli(["-q", "info", "exported/default", "--no-load"], stdout=write_end, stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == b"", result.stderr[-2000:]
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    import legacy_assistant.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["info", "exported/default"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("share", [None, 0.5])
+def test_a_condition_matrix_with_unmeasured_cells_is_drawn(tmp_path, share):
+    """A mode whose replies all came out empty has null shares: drawn as n/a, not a TypeError
+    after the report was written."""
+    from legacy_assistant.common.plots import plot_responder_conditions
+
+    conditions = ["neutral", "joy"]
+    report = {"conditions": {
+        "requested": conditions, "contexts": 3, "classifier": {"classes": conditions},
+        "modes": {"greedy": {"matrix": {r: {c: None for c in conditions} for r in conditions}},
+                  "sample": {"matrix": {r: {c: share for c in conditions} for r in conditions}}},
+    }}
+    plot_responder_conditions(report, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -70,6 +70,7 @@ def trained(files) -> tuple[Path, str, str]:
     ]
     capture = pytest.MonkeyPatch()
     stdout, stderr = io.StringIO(), io.StringIO()
+    stderr.isatty = lambda: True  # as on a terminal: the progress bar shows
     capture.setattr(sys, "stdout", stdout)
     capture.setattr(sys, "stderr", stderr)
     try:
@@ -169,6 +170,45 @@ def test_a_malformed_dialogue_is_one_error_line_unless_skipped(files, tmp_path, 
     assert any("skipped: line 3" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
     assert json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]["train_pairs"] == 4
 
+
+
+def test_a_lone_surrogate_escape_is_a_bad_dialogue_not_a_traceback(files, tmp_path, capsys, caplog):
+    corpus = tmp_path / "surrogate.jsonl"
+    lines = [dialogue_line(p, c) for p in PROMPTS[:2] for c in ("joy", "anger")]
+    lines.insert(1, r'[{"text": "hello \ud800 there", "condition": "joy"}, {"text": "hi", "condition": "joy"}]')
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    checkpoints = tmp_path / "ck"
+    argv = ["train-responder", str(corpus), "--out", str(tmp_path / "m"), "--config", str(files["config"]),
+            "--epochs", "1", "--no-plot", "--checkpoint-dir", str(checkpoints)]
+    assert main(["-q", *argv]) == 1
+    line = _one_error_line(capsys)
+    assert f"{corpus}: line 2, turn 1: 'text' is not valid Unicode text (a lone surrogate escape" in line
+    assert "--skip-bad-dialogues" in line
+    assert main([*argv, "--skip-bad-dialogues"]) == 0
+    assert "4 dialogues from 1 corpus path(s)" in capsys.readouterr().out
+    assert any("skipped: line 2, turn 1" in r.getMessage() for r in caplog.records)
+
+
+def test_a_corpus_given_twice_is_one_error_line_without_the_skip_hint(files, tmp_path, capsys):
+    """Read twice, every dialogue would be trained on twice; skipping bad dialogues cannot help."""
+    corpus = files["corpus"]
+    for paths in ([corpus, corpus], [corpus, corpus.parent / ".." / corpus.parent.name / corpus.name]):
+        argv = ["-q", "train-responder", *map(str, paths), "--out", str(tmp_path / "m"), "--no-plot"]
+        assert main(argv) == 1
+        line = _one_error_line(capsys)
+        assert line.startswith(f"error: {paths[1]}: given twice") and "--skip-bad-dialogues" not in line
+        assert not (tmp_path / "m").exists()
+
+
+def test_resume_from_a_folder_without_a_run_is_one_error_line(files, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for name, found in (("typo", "no such folder"), ("empty", "it holds no run.json")):
+        argv = ["-q", "train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--no-plot",
+                "--config", str(files["config"]), "--checkpoint-dir", str(tmp_path / name), "--resume"]
+        assert main(argv) == 1
+        assert f"error: nothing to resume in {tmp_path / name}: {found}" in _one_error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # neither a new run nor a model
+    assert list((tmp_path / "empty").iterdir()) == []
 
 @pytest.mark.parametrize(
     ("extra", "expected"),

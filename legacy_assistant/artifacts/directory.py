@@ -177,7 +177,10 @@ def check_destination(
             f"{target} is a symbolic link (to {os.readlink(target)}): name the directory itself as the destination"
         )
     for source in inputs:
-        resolved = Path(source).resolve()
+        try:
+            resolved = Path(source).resolve()
+        except (RuntimeError, OSError):  # a symbolic link loop: the reader of the input names it
+            continue
         if target.resolve() == resolved:
             raise ArtifactError(f"{target} is {source}, an input of this command: choose another destination")
         if target.resolve() in resolved.parents:

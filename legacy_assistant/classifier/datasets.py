@@ -243,8 +243,9 @@ def _pairs(
 
 
 def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:
-    """Refuse ``label`` when it differs from a label met before only in case, Unicode form or invisible format characters:
-    it would silently train a class of its own (the rule intents files apply to their tags)."""
+    """Refuse ``label`` when it differs from a label met before only in case, Unicode form or
+    invisible format characters: it would silently train a class of its own (the rule intents
+    files apply to their tags)."""
     look = looks_of(label)
     first, first_where = looks.setdefault(look, (label, where))
     if first != label:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import logging
+import os
+import select
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from compat.selection import UnknownRuntime
 from legacy_assistant import __version__
@@ -44,12 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # A terminal or pipe whose encoding cannot show a reply's or an intent's characters gets
+    # replacement characters, not a UnicodeEncodeError halfway through the output.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+    try:
+        parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError as exc:
+        if not _reader_gone(sys.stdout):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        # the reader of the output went away (`... | head`): it had what it asked for. Exit as a
+        # process stopped by SIGPIPE reports (128 + 13), without a message, and keep Python from
+        # failing again as it flushes the closed pipe at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -62,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone(stream: Any) -> bool:
+    """Whether ``stream`` is a pipe whose reading end was closed (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll on this system, no file descriptor
+        return False
 
 
 if __name__ == "__main__":

@@ -172,13 +172,15 @@ def run(args: argparse.Namespace) -> int:
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         quality_png = out.with_name(out.stem + "-quality.png")
         conditions_png = out.with_name(out.stem + "-conditions.png")
+        # the figures first: the report is the last file written, so a report on disk means
+        # its figures are there too
         plot_responder_quality(report, quality_png)
-        written = [out.name, quality_png.name]
+        written = [quality_png.name]
         if "modes" in report["conditions"]:
             plot_responder_conditions(report, conditions_png)
             written.append(conditions_png.name)
-        print(f"wrote {', '.join(written)} in {out.parent}")
+        write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {', '.join([out.name, *written])} in {out.parent}")
     return 0

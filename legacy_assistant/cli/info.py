@@ -30,8 +30,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(report):
             status = show(args)
-        sys.stdout.write(report.getvalue())
-        return status
     except AssistantError:
         raise  # the loaders' own errors say what is wrong already (some are ValueErrors too)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -40,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise ArtifactError(
             f"{Path(args.model) / manifest}: a field does not hold what it should ({type(exc).__name__}: {exc})"
         ) from None
+    sys.stdout.write(report.getvalue())  # outside the manifest's errors: the terminal's are its own
+    return status
 
 
 def run_classifier(args: argparse.Namespace) -> int:

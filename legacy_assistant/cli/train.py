@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import load_data, synthesized_intents
     from legacy_assistant.classifier.training import UnlearnableIntentsError, train
+    from legacy_assistant.cli.progress import progress_bar
     from legacy_assistant.errors import ArtifactError
 
     config = config_from_args(args)
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         stage[0] = name
 
     def on_start(epochs: int) -> None:
-        bars.append(tqdm(total=epochs, unit="epoch", desc=stage[0], dynamic_ncols=True))
+        bars.append(progress_bar(total=epochs, unit="epoch", desc=stage[0]))
 
     def on_epoch(row: dict) -> None:
         shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}

@@ -217,6 +217,7 @@ def _train(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from legacy_assistant.cli.progress import progress_bar
     from legacy_assistant.responder.training import Progress, train_responder
 
     # The bar is made on the first report, once the epochs and batches per epoch are known.
@@ -227,13 +228,7 @@ def _train(
         position = (report.epoch - 1) * report.batches + report.batch
         if not bars:
             bars.append(
-                tqdm(
-                    total=report.epochs * report.batches,
-                    initial=position - 1,
-                    unit="batch",
-                    desc="training",
-                    dynamic_ncols=True,
-                )
+                progress_bar(total=report.epochs * report.batches, initial=position - 1, unit="batch", desc="training")
             )
         bar = bars[0]
         shown.update(

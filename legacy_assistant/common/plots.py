@@ -165,11 +165,16 @@ def plot_responder_conditions(report: dict[str, Any], path: str | Path) -> None:
     labels = [c for c in requested if c in classes] + [c for c in classes if c not in requested]
     figure, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4.5), dpi=100, squeeze=False)
     for axis, (mode, figures) in zip(axes[0], modes.items()):
-        shares = np.array([[figures["matrix"][r][c] for c in labels] for r in requested])
+        # a share is null where no reply was labelled (every reply of that row came out empty)
+        matrix = figures["matrix"]
+        shares = np.array(
+            [[np.nan if matrix[r][c] is None else matrix[r][c] for c in labels] for r in requested], dtype=float
+        )
         image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
         for (row, column), share in np.ndenumerate(shares):
             color = "white" if share > 0.6 else "black"
-            axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=8, color=color)
+            text = "n/a" if np.isnan(share) else f"{share:.2f}"
+            axis.text(column, row, text, ha="center", va="center", fontsize=8, color=color)
         axis.set_xticks(range(len(labels)), labels, rotation=45)
         axis.set_yticks(range(len(requested)), requested)
         axis.set_xlabel("labelled by the classifier")
