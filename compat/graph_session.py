@@ -99,8 +99,8 @@ class GraphSession:
         # Graphs and sessions hold locks and C handles; pickling one raises a TypeError deep
         # inside TensorFlow. Say what to do instead.
         raise TypeError(
-            "a GraphSession cannot be pickled: export the model as a SavedModel "
-            "(legacy_assistant.classifier.artifact.export_artifact) and load it in the other process"
+            "a GraphSession cannot be pickled (it holds a TensorFlow graph and session): give the other "
+            "process the model directory and load it there (Predictor.load or Responder.load)"
         )
 
 

@@ -121,7 +121,7 @@ def test_pickling_a_session_or_graph_raises_type_error(small_graph):
         pickle.dumps(gs.session)
     with pytest.raises(TypeError, match=r"cannot pickle '(_thread\.RLock|Graph)' object"):
         pickle.dumps(gs.graph)
-    with pytest.raises(TypeError, match="SavedModel"):
+    with pytest.raises(TypeError, match="load it there \\(Predictor.load or Responder.load\\)"):
         pickle.dumps(gs)
 
 

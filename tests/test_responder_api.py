@@ -333,7 +333,13 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
         ({"beam_width": 2.5}, "beam_width must be a whole number from 1 to 2147483647, got 2.5"),
         ({"beam_width": "5"}, "beam_width must be a whole number"),
         ({"n_samples": True}, "n_samples must be a whole number"),
-        ({"max_length": 10**12}, "max_length must be a whole number from 1 to 2147483647"),
+        ({"max_length": 10**12}, "max_length must be a whole number from 1 to 1000"),
+        # the decode buffers are [n, max_length + 1]: 2**31 - 1 took 9 GB, then a raw TF error
+        ({"max_length": 2**31 - 1}, "max_length must be a whole number from 1 to 1000, got 2147483647"),
+        ({"max_length": 1001}, "max_length must be a whole number from 1 to 1000, got 1001"),
+        # rounds to 0 as the graph's float32: refused here with its limits, not at each request
+        ({"repetition_penalty": 1e-46}, r"repetition_penalty must be from 1\.4e-45 to 3\.4e\+38 .*float32.*1e-46"),
+        ({"repetition_penalty": 0}, "repetition_penalty must be from 1.4e-45"),
         ({"temperature": "hot"}, "temperature must be a finite number, got 'hot'"),
         ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
         ({"temperature": 10**400}, "temperature must be a finite number"),  # no float holds it
@@ -342,6 +348,22 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
 def test_bad_decoding_options_are_refused(options, message):
     with pytest.raises(RequestError, match=message):
         DecodingOptions(**options)
+
+
+def test_a_responder_cannot_be_pickled_and_says_how_to_share_it(responder):
+    import pickle
+
+    with pytest.raises(TypeError, match="a Responder cannot be pickled") as caught:
+        pickle.dumps(responder)
+    message = str(caught.value)
+    assert "give the other process the responder directory and load it there with Responder.load" in message
+    assert "classifier" not in message
+
+
+def test_the_largest_max_length_decodes(responder):
+    longest = Responder(responder.info, responder.model, DecodingOptions(max_length=1000))  # shares the model
+    assert longest.max_length == 1000
+    assert isinstance(longest.respond(["hello there"]), str)
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,24 @@ def test_banned_ids_never_appear(random_model):
         assert not np.isin(result.ids, banned).any(), mode
 
 
+def test_beam_search_with_just_enough_allowed_tokens_produces_none_banned(random_model):
+    contexts, conditions = random_contexts(4, seed=9)
+    allowed = [END, 7, 11]  # exactly beam_width tokens left
+    banned = np.setdiff1d(np.arange(SPEC.vocab_size), allowed).astype(np.int32)
+    for mode, extra in (("beam", dict(beam_width=3)), ("greedy", {}), ("sample", dict(n_samples=3, seed=4))):
+        result = random_model.decode(contexts, conditions, mode=mode, max_length=8, banned_ids=banned, **extra)
+        assert_well_formed(result, 8)
+        assert np.isin(result.ids, allowed + [PAD]).all(), (mode, result.ids)
+
+
+def test_the_longest_max_length_decodes(random_model):
+    from compat.responder.inputs import MAX_DECODE_LENGTH
+
+    contexts, conditions = random_contexts(2, seed=10)
+    result = random_model.decode(contexts, conditions, mode="greedy", max_length=MAX_DECODE_LENGTH)
+    assert_well_formed(result, MAX_DECODE_LENGTH)
+
+
 def count_repeats(ids: np.ndarray) -> int:
     """Tokens (END and PAD aside) that already occurred earlier in their reply, over all replies."""
     repeats = 0
@@ -345,6 +363,15 @@ def test_bad_decode_arguments_are_refused_before_running(random_model):
         (dict(mode="sample", temperature=1e-46), "temperature"),
         (dict(repetition_penalty=1e-50), "repetition_penalty"),
         (dict(repetition_penalty=float("nan")), "repetition_penalty"),
+        (dict(repetition_penalty=1e39), "repetition_penalty"),  # inf as float32: NaN at exempt ids
+        # the loops' buffers are [n, max_length + 1], made up front and copied every step
+        (dict(max_length=1001), "max_length"),
+        (dict(max_length=2**31 - 1), "max_length"),
+        # no token left to produce: greedy gave PAD, sampling banned words
+        (dict(banned_ids=np.arange(SPEC.vocab_size)), "banned_ids"),
+        (dict(mode="sample", banned_ids=np.arange(END, SPEC.vocab_size)), "banned_ids"),
+        # fewer allowed tokens (END only) than beam entries: <unk> </s> ranked first
+        (dict(mode="beam", beam_width=3, banned_ids=np.arange(END + 1, SPEC.vocab_size)), "banned_ids"),
     ]
     for changes, field in bad:
         options = {"mode": "greedy", "max_length": 5, **changes}

@@ -395,3 +395,59 @@ def test_model_and_human_replies_are_cut_alike(default_responder, monkeypatch):
     monkeypatch.setattr(evaluation, "decode_replies", lambda responder, pairs, *rest: [[word] * limit for _ in pairs])
     section, _ = evaluation.replies_section(default_responder, data, [0, 1, 2], settings)
     assert section["modes"]["greedy"]["mean_length"] == section["modes"]["human"]["mean_length"] == limit - 1
+
+
+def test_empty_replies_are_left_out_of_the_condition_shares(monkeypatch):
+    """An empty reply says no emotion: the classifier's label for "" (whatever it ranks first)
+    must not count as hearing one. Shares are over the other replies, ``empty_replies`` says how
+    many were left out, and a condition whose replies are all empty has no shares (n/a)."""
+    from types import SimpleNamespace
+
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.batching import EncodedPair
+
+    conditions = ["neutral", "anger", "joy"]
+    words = {"plain": 4, "happy": 5}
+    by_condition = {  # the replies decoded for the 4 contexts under each requested condition
+        "neutral": [[], [], [words["plain"]], [words["plain"]]],
+        "joy": [[], [words["happy"]], [words["happy"]], [words["plain"]]],
+        "anger": [[], [], [], []],
+    }
+    names = {v: k for k, v in words.items()}
+    vocabulary = SimpleNamespace(decode=lambda ids: " ".join(names[i] for i in ids))
+    responder = SimpleNamespace(conditions=conditions, vocabulary=vocabulary)
+    monkeypatch.setattr(
+        evaluation,
+        "decode_replies",
+        lambda responder, pairs, *rest: by_condition[conditions[pairs[0].condition]],
+    )
+
+    class Classifier:  # labels "" joy, as a classifier that ranks joy first for no features does
+        classes = ["anger", "joy", "neutral"]
+
+        @staticmethod
+        def label(texts):
+            return ["joy" if not text or "happy" in text else "neutral" for text in texts]
+
+    data = SimpleNamespace(encoded=[EncodedPair(((6,),), (END,), 0) for _ in range(4)])
+    settings = evaluation.EvaluationSettings(condition_modes=("greedy",))
+    section = evaluation.condition_section(responder, data, [0, 1, 2, 3], Classifier(), {}, settings)
+    greedy = section["modes"]["greedy"]
+    assert greedy["empty_replies"] == {"neutral": 2, "anger": 4, "joy": 1}
+    assert greedy["matrix"]["neutral"] == {"anger": 0.0, "joy": 0.0, "neutral": 1.0}
+    assert greedy["matrix"]["joy"] == {"anger": 0.0, "joy": pytest.approx(2 / 3), "neutral": pytest.approx(1 / 3)}
+    assert greedy["matrix"]["anger"] == {"anger": None, "joy": None, "neutral": None}
+    assert greedy["found"] == {"neutral": 1.0, "anger": None, "joy": pytest.approx(2 / 3)}
+    assert greedy["when_neutral"] == {"neutral": 1.0, "anger": 0.0, "joy": 0.0}
+    assert greedy["vs_neutral"] == {"neutral": 1.0, "anger": None, "joy": None}
+    json.dumps(section)  # None, not NaN: the report stays valid JSON
+
+    report = {
+        "data": {"dialogues": 4, "pairs": 4, "contexts": 4},
+        "perplexity": {"model": 1.0, "unigram": 2.0, "bigram": 1.5, "tokens": 8, "unk_share": 0.0},
+        "replies": {"modes": {}},
+        "conditions": {**section, "classifier": {"preset": "ngrams", "accuracy": None}},
+    }
+    line = [x for x in evaluation.summary_lines(report) if x.startswith("conditions   greedy")][0]
+    assert "neutral 1.00/1.00, anger n/a/0.00, joy 0.67/0.00" in line
+    assert line.endswith("(7 empty replies left out)")

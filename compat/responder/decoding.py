@@ -37,10 +37,12 @@ is finished: it stays in the beam with its score and length frozen (its only ext
 free PAD) and competes for the ``k`` places with the live entries, compared by length-normalised
 score ``score / length ** length_penalty``. The search ends when every entry has finished or
 at ``max_length``; the ``k`` entries are returned best first by ``log_prob / length **
-length_penalty``. With ``k = 1`` this is exactly greedy decoding. When fewer than ``k``
-tokens are allowed at all (a tiny vocabulary, or most of it banned), the spare entries hold
-banned tokens with ``log_probs`` near ``NEG``; :class:`DecodeRunner` refuses ``k`` above
-``vocab_size - 4``.
+length_penalty``. With ``k = 1`` this is exactly greedy decoding. The search needs ``k``
+allowed tokens: with fewer, the spare entries would hold banned tokens scored by their plain
+model ``log_probs`` (not near ``NEG``) in that final ranking, so one could rank first. So
+:class:`DecodeRunner` refuses ``k`` above ``vocab_size - 4``, and ``banned_ids`` that leave
+fewer than ``k`` tokens allowed (END counts; PAD, UNK and START never are allowed); greedy
+decoding and sampling need one allowed token, or they would produce banned ones.
 
 Costs per step: greedy and sampling do one ``[n, H] @ [H, V]`` product, a log-softmax and an
 argmax or draw over the vocabulary; beam search adds one per-entry ``top_k``. Everything else
@@ -121,7 +123,9 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
     Call inside the graph (``GraphSession.bound()``), after the network's variables exist.
     Inputs: ``context_ids`` int32 ``[batch, turns, turn_len]``, ``condition_ids`` int32
     ``[batch]``, ``reply_ids`` int32 ``[batch, reply_len]`` (scoring), and scalars
-    ``max_length`` (int32, default ``spec.max_reply_tokens``), ``beam_width`` (5),
+    ``max_length`` (int32, default ``spec.max_reply_tokens``; :class:`DecodeRunner` feeds at
+    most :data:`compat.responder.inputs.MAX_DECODE_LENGTH`: the loops' buffers are ``[n,
+    max_length + 1]``, allocated up front and copied every step), ``beam_width`` (5),
     ``length_penalty`` (1.0), ``temperature`` (1.0), ``seed`` (int64, 0), ``n_samples`` (1),
     ``repetition_penalty`` (1.0), and id lists ``banned_ids`` / ``unpenalized_ids`` (int32
     ``[n]``, default empty). Outputs: ``ids`` int32 ``[batch, candidates, max_length]``,
@@ -472,9 +476,11 @@ class DecodeRunner:
         ``options`` are :func:`compat.responder.inputs.decode_call`'s: ``mode`` ``"greedy"`` (1
         candidate), ``"beam"`` (``beam_width`` candidates, best first), or ``"sample"``
         (``n_samples`` candidates drawn at ``temperature`` with ``seed``: the same seed gives the
-        same ids); ``banned_ids`` are never produced (PAD, UNK and START never are);
-        ``repetition_penalty`` divides the probability of a token the reply already holds, except
-        ``unpenalized_ids``. See :class:`DecodeResult`.
+        same ids); ``banned_ids`` are never produced (PAD, UNK and START never are), and a
+        ``banned_ids`` that leaves no token allowed (for beam search, fewer than ``beam_width``)
+        is refused with ``ValueError``; ``repetition_penalty`` divides the probability of a token
+        the reply already holds, except ``unpenalized_ids``; ``max_length`` is at most
+        :data:`compat.responder.inputs.MAX_DECODE_LENGTH`. See :class:`DecodeResult`.
         """
         ops = self._ops
         call = decode_call(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, **options)

@@ -13,9 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compat.responder.spec import N_SPECIAL, DecodeResult
+from compat.responder.spec import ALWAYS_BANNED, N_SPECIAL, DecodeResult
 
-INT32_MAX = 2**31 - 1  # the graph takes max_length and n_samples as int32
+INT32_MAX = 2**31 - 1  # the graph takes n_samples as int32
+# sample_rerank draws this many rows per context at once, each as long as max_length: a bound
+# keeps one request from allocating gigabytes (the default is 10)
+MAX_SAMPLES = 1_000
+# The most reply tokens (END included) a decode may be asked for. The decode loops keep the
+# replies so far in one int32 ``[n, max_length + 1]`` buffer (plus ``[max_length, n, 2]`` write
+# positions), allocated up front and copied at every step, so the cost of a decode grows with
+# ``max_length`` even when the replies end early (10**7 took 11 s for a 6-token reply; 2**31 - 1
+# overflowed the graph's int32 width after allocating 9 GB). The shipped model's replies are at
+# most 30 tokens; 1,000 leaves any trained model room and keeps a decode's buffers small.
+MAX_DECODE_LENGTH = 1_000
 
 CONTEXT = "context_ids"
 CONDITION = "condition_ids"
@@ -66,6 +76,11 @@ MAX_CONDITION_STRENGTH = 10.0
 # 1e-6 samples as greedy decoding does, 100 nearly uniformly.
 MIN_TEMPERATURE = 1e-6
 MAX_TEMPERATURE = 100.0
+# The repetition penalty is a float32 in the graph, whose logarithm is taken: outside float32's
+# positive finite range it becomes 0 (log: -inf) or inf (log: inf, and NaN at exempt ids). These
+# bounds are float32's smallest positive (subnormal) and largest finite values.
+MIN_REPETITION_PENALTY = float(np.finfo(np.float32).smallest_subnormal)  # about 1.4e-45
+MAX_REPETITION_PENALTY = float(np.finfo(np.float32).max)  # about 3.4e38
 
 # A score no real candidate reaches, finite so that sums and normalising never make NaN.
 NEG = -1e9
@@ -149,21 +164,26 @@ def decode_call(
     """Check a decode's arguments (those of :meth:`compat.responder.decoding.DecodeRunner.decode`)
     against a model of ``vocab_size`` tokens and ``n_conditions`` conditions; ``ValueError`` on
     the first that is wrong. Only the inputs of ``mode``'s signature are kept; a
-    ``condition_strength`` above 0 calls the mode's guided signature (``<mode>_guided``)."""
+    ``condition_strength`` above 0 calls the mode's guided signature (``<mode>_guided``).
+
+    ``max_length`` is from 1 to :data:`MAX_DECODE_LENGTH`; ``repetition_penalty`` must stay
+    positive and finite as a float32 (:func:`is_repetition_penalty`); ``banned_ids`` must leave a
+    token allowed (``beam_width`` of them for beam search; :func:`allowed_tokens`)."""
     context, conditions = check_context(context_ids, condition_ids, vocab_size, n_conditions, "decode")
     if mode not in MODES:
         raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
     _require(
-        isinstance(max_length, (int, np.integer)) and 1 <= max_length <= INT32_MAX,
-        f"max_length must be an integer in [1, {INT32_MAX}]",
+        isinstance(max_length, (int, np.integer)) and 1 <= max_length <= MAX_DECODE_LENGTH,
+        f"max_length must be an integer in [1, {MAX_DECODE_LENGTH}]",
         max_length,
     )
-    _require(_positive_float32(repetition_penalty), "repetition_penalty must be positive", repetition_penalty)
+    _require(is_repetition_penalty(repetition_penalty), REPETITION_PENALTY_RANGE, repetition_penalty)
+    banned = _check_ids(banned_ids, vocab_size, "banned_ids")
     values: dict[str, object] = {
         CONTEXT: context,
         CONDITION: conditions,
         MAX_LENGTH: int(max_length),
-        BANNED: _check_ids(banned_ids, vocab_size, "banned_ids"),
+        BANNED: banned,
         UNPENALIZED: _check_ids(unpenalized_ids, vocab_size, "unpenalized_ids"),
         REPETITION_PENALTY: float(repetition_penalty),
     }
@@ -180,8 +200,8 @@ def decode_call(
         candidates = int(beam_width)
     elif mode == "sample":
         _require(
-            isinstance(n_samples, (int, np.integer)) and 1 <= n_samples <= INT32_MAX,
-            f"n_samples must be an integer in [1, {INT32_MAX}]",
+            isinstance(n_samples, (int, np.integer)) and 1 <= n_samples <= MAX_SAMPLES,
+            f"n_samples must be an integer in [1, {MAX_SAMPLES}]",
             n_samples,
         )
         _require(
@@ -194,6 +214,7 @@ def decode_call(
         )
         values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
         candidates = int(n_samples)
+    _check_allowed(banned, vocab_size, int(beam_width) if mode == "beam" else 1, mode)
     _require(
         isinstance(condition_strength, (int, float, np.number))
         and not isinstance(condition_strength, bool)
@@ -217,12 +238,38 @@ def _float_in(value: object, low: float, high: float) -> bool:
         return False
 
 
-def _positive_float32(value: object) -> bool:
-    """Whether ``value`` is a number that stays above 0 as the graph's float32 (1e-46 does not)."""
-    try:
-        return bool(np.float32(value) > 0)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return False
+# What :func:`is_repetition_penalty` asks for; the Python API's DecodingOptions says the same.
+REPETITION_PENALTY_RANGE = (
+    f"repetition_penalty must be from {MIN_REPETITION_PENALTY:.2g} to {MAX_REPETITION_PENALTY:.2g} "
+    "(above 0 and finite as the graph's float32)"
+)
+
+
+def is_repetition_penalty(value: object) -> bool:
+    """Whether ``value`` is a real number (not a bool) that stays positive and finite as the
+    graph's float32: from :data:`MIN_REPETITION_PENALTY` to :data:`MAX_REPETITION_PENALTY`
+    (1e-46 rounds to 0, 1e39 to inf)."""
+    return _float_in(value, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY)
+
+
+def allowed_tokens(banned_ids: np.ndarray, vocab_size: int) -> int:
+    """How many of ``vocab_size`` ids a decode may produce with ``banned_ids`` (checked ids)
+    banned: PAD, UNK and START are always banned, END is allowed unless ``banned_ids`` holds it."""
+    return vocab_size - int(np.union1d(np.asarray(ALWAYS_BANNED, np.int32), banned_ids).size)
+
+
+def _check_allowed(banned_ids: np.ndarray, vocab_size: int, needed: int, mode: str) -> None:
+    """``ValueError`` unless ``banned_ids`` leave ``needed`` tokens a decode may produce: one for
+    greedy and sampling, ``beam_width`` for beam search (each beam entry needs a token of its
+    own; the graph would fill the others with banned tokens, and rank them by their plain
+    log-probabilities)."""
+    allowed = allowed_tokens(banned_ids, vocab_size)
+    if allowed < needed:
+        need = f"at least beam_width ({needed}) tokens" if mode == "beam" else "at least one token"
+        raise ValueError(
+            f"decode: banned_ids must leave {need} allowed (END counts; PAD, UNK and START are always "
+            f"banned), but leave {allowed} of {vocab_size}"
+        )
 
 
 def _check_ids(ids: np.ndarray | None, vocab_size: int, name: str) -> np.ndarray:

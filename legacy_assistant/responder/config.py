@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compat.responder.inputs import MAX_DECODE_LENGTH
 from legacy_assistant.common.fields import MAX_COUNT, is_finite_number
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
@@ -82,6 +83,8 @@ class ResponderTrainingConfig:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ConfigError(f"{field.name} must be an integer, got {value!r}")
                 high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
+                if field.name == "max_reply_tokens":
+                    high = MAX_DECODE_LENGTH  # the longest reply a decode may ask for
                 if field.name != "seed" and value > high:
                     raise ConfigError(f"{field.name} must be at most {high:,}, got {value}")
             elif not is_finite_number(value):

@@ -18,11 +18,14 @@ The report (a JSON-serialisable dict) has four measured parts:
   mostly neutral corpus does not teach it to say neutral only), a share of the dialogues held
   out to measure it (per-class recall and support on their natural shares: the rare emotions
   are rare); then the same contexts are answered under each
-  requested condition, and the classifier labels the replies. ``found`` is the share of
-  replies labelled with the condition asked for, ``when_neutral`` the share labelled with it
-  when neutral was asked for, ``vs_neutral`` the first over the second (2 means asking for the
-  emotion doubles how often it is heard; ``None`` when the second is 0), ``matrix`` every
-  requested -> labelled share;
+  requested condition, and the classifier labels the replies. An empty reply (the model said
+  END at once) expresses no emotion, so it is left out of the shares (the classifier would
+  give it whatever label it ranks first): ``empty_replies`` counts those left out per requested
+  condition, and every share is over the rest (``None``, n/a, when no reply is left). ``found``
+  is the share of replies labelled with the condition asked for, ``when_neutral`` the share
+  labelled with it when neutral was asked for, ``vs_neutral`` the first over the second (2 means
+  asking for the emotion doubles how often it is heard; ``None`` when the second is 0 or
+  ``None``), ``matrix`` every requested -> labelled share;
 * **latency**: ``Responder.respond`` at batch 1 (tokenizing, one ``Session.run``,
   detokenizing), p50 and p95 over ``latency_replies`` calls per mode.
 
@@ -498,15 +501,16 @@ def condition_section(
     base = [data.encoded[i] for i in rows]
     modes: dict[str, Any] = {}
     for mode in settings.condition_modes:
-        matrix: dict[str, dict[str, float]] = {}
+        matrix: dict[str, dict[str, float | None]] = {}
         empty: dict[str, int] = {}
         for condition in requested:
             pairs = [dataclasses.replace(p, condition=index[condition]) for p in base]
             replies = decode_replies(responder, pairs, mode, settings.seed, settings.batch_size)
             texts = [responder.vocabulary.decode(ids) for ids in replies]
-            counts = Counter(classifier.label(texts))
-            matrix[condition] = {name: counts[name] / len(texts) for name in classifier.classes}
-            empty[condition] = sum(1 for text in texts if not text)
+            spoken = [text for text in texts if text.strip()]  # an empty reply says no emotion
+            counts = Counter(classifier.label(spoken))
+            matrix[condition] = {name: counts[name] / len(spoken) if spoken else None for name in classifier.classes}
+            empty[condition] = len(texts) - len(spoken)
         found: dict[str, float | None] = {c: matrix[c][c] if c in classifier.classes else None for c in requested}
         when_neutral: dict[str, float | None] = {c: matrix.get(NEUTRAL, {}).get(c) for c in requested}
         vs_neutral: dict[str, float | None] = {}
@@ -660,7 +664,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                 f"{name} {_number(figures['found'][name], 2)}/{_number(figures['when_neutral'][name], 2)}"
                 for name in conditions["requested"]
             ]
-            lines.append(f"conditions   {mode}: labelled c when c / when neutral is asked: " + ", ".join(parts))
+            left_out = sum(figures.get("empty_replies", {}).values())
+            note = f" ({left_out} empty replies left out)" if left_out else ""
+            lines.append(f"conditions   {mode}: labelled c when c / when neutral is asked: " + ", ".join(parts) + note)
     latency = report.get("latency")
     if latency:
         lines.append(

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compat.responder.inputs import INT32_MAX, MAX_CONDITION_STRENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE
+from compat.responder.inputs import (
+    INT32_MAX,
+    MAX_CONDITION_STRENGTH,
+    MAX_DECODE_LENGTH,
+    MAX_SAMPLES,
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    REPETITION_PENALTY_RANGE,
+    is_repetition_penalty,
+)
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.errors import ArtifactError, RequestError
@@ -61,9 +70,12 @@ class DecodingOptions:
         beam_width: candidates kept by beam search.
         n_samples: replies drawn by ``sample_rerank``.
         repetition_penalty: a token the reply already holds has its probability divided by
-            this (1: off); articles and punctuation are exempt.
+            this (1: off); articles and punctuation are exempt. Above 0 and finite as the
+            graph's float32: from about 1.4e-45 to 3.4e38.
         length_penalty: beam candidates are ranked by ``log p / length ** length_penalty``.
-        max_length: most reply tokens, END included (``None``: the spec's ``max_reply_tokens``).
+        max_length: most reply tokens, END included, from 1 to 1,000
+            (:data:`compat.responder.inputs.MAX_DECODE_LENGTH`; ``None``: the spec's
+            ``max_reply_tokens``, at most 1,000).
         condition_strength: condition guidance, 0 (off) to 10: each token is chosen by
             ``log p(.|c) + s * (log p(.|c) - mean over conditions)``, which makes the requested
             condition heard more often, for ``K`` (the conditions) decoder rows a reply
@@ -84,20 +96,20 @@ class DecodingOptions:
             value = getattr(self, name)
             if not is_finite_number(value):
                 raise RequestError(f"{name} must be a finite number, got {value!r}")
-        for name in ("beam_width", "n_samples", "max_length"):
+        for name, high in (("beam_width", INT32_MAX), ("n_samples", MAX_SAMPLES), ("max_length", MAX_DECODE_LENGTH)):
             value = getattr(self, name)
             if value is None and name == "max_length":
                 continue
-            if not is_whole_number(value, 1, INT32_MAX):
-                raise RequestError(f"{name} must be a whole number from 1 to {INT32_MAX}, got {value!r}")
+            if not is_whole_number(value, 1, high):
+                raise RequestError(f"{name} must be a whole number from 1 to {high}, got {value!r}")
         if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
             raise RequestError(
                 f"temperature must be from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, got {self.temperature}"
             )
         if self.beam_width < 1 or self.n_samples < 1:
             raise RequestError(f"beam_width and n_samples must be at least 1, got {self.beam_width}, {self.n_samples}")
-        if not self.repetition_penalty > 0:
-            raise RequestError(f"repetition_penalty must be above 0, got {self.repetition_penalty}")
+        if not is_repetition_penalty(self.repetition_penalty):  # the decode's own float32 check
+            raise RequestError(f"{REPETITION_PENALTY_RANGE}, got {self.repetition_penalty!r}")
         if self.length_penalty < 0:
             raise RequestError(f"length_penalty must be >= 0, got {self.length_penalty}")
         if self.max_length is not None and self.max_length < 1:
@@ -138,7 +150,8 @@ class Responder:
             sorted(self.vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in self.vocabulary),
             dtype=np.int32,
         )
-        self.max_length = self.options.max_length or self.spec.max_reply_tokens
+        # A spec may allow longer replies than a decode may ask for (training allows up to 100,000).
+        self.max_length = self.options.max_length or min(self.spec.max_reply_tokens, MAX_DECODE_LENGTH)
 
     @classmethod
     def load(
@@ -316,6 +329,14 @@ class Responder:
 
     def close(self) -> None:
         self._model.close()
+
+    def __reduce__(self) -> Any:
+        # Without this the model's GraphSession refuses first, with advice about exporting a
+        # classifier artifact: say what to do with a responder instead.
+        raise TypeError(
+            "a Responder cannot be pickled (it holds a TensorFlow graph and session): "
+            "give the other process the responder directory and load it there with Responder.load"
+        )
 
     def __enter__(self) -> Responder:
         return self

@@ -1,0 +1,132 @@
+"""The responder's decoding limits, without TensorFlow: what :class:`DecodingOptions` accepts
+(a :class:`RequestError` otherwise, at construction) is what the decode inputs accept
+(:func:`compat.responder.inputs.decode_call`, a ``ValueError`` otherwise, at request time)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from compat.responder.inputs import (
+    MAX_DECODE_LENGTH,
+    MAX_REPETITION_PENALTY,
+    MIN_REPETITION_PENALTY,
+    allowed_tokens,
+    decode_call,
+)
+from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK
+from legacy_assistant.errors import RequestError
+from legacy_assistant.responder.responder import DecodingOptions
+
+V, K = 12, 3  # a vocabulary of 12 ids (8 words), 3 conditions
+WORDS = np.arange(N_SPECIAL, V, dtype=np.int32)
+CONTEXT = np.full((1, 1, 2), 5, np.int32)
+CONDITION = np.zeros(1, np.int32)
+PENALTY_MESSAGE = r"repetition_penalty must be from 1\.4e-45 to 3\.4e\+38 \(above 0 and finite as the graph's float32\)"
+
+
+def call(**options):
+    return decode_call(CONTEXT, CONDITION, V, K, **{"mode": "greedy", "max_length": 5, **options})
+
+
+def accepted_by_options(**options) -> bool:
+    try:
+        DecodingOptions(**options)
+    except RequestError:
+        return False
+    return True
+
+
+def accepted_by_decode(**options) -> bool:
+    try:
+        call(**options)
+    except ValueError:
+        return False
+    return True
+
+
+def test_max_length_has_one_sane_bound():
+    assert MAX_DECODE_LENGTH == 1_000
+    DecodingOptions(max_length=MAX_DECODE_LENGTH)
+    assert call(max_length=MAX_DECODE_LENGTH).max_length == MAX_DECODE_LENGTH
+    for too_long in (MAX_DECODE_LENGTH + 1, 10**7, 2**31 - 1):
+        with pytest.raises(RequestError, match=f"max_length must be a whole number from 1 to 1000, got {too_long}"):
+            DecodingOptions(max_length=too_long)
+        with pytest.raises(ValueError, match=rf"decode: max_length must be an integer in \[1, 1000\], got {too_long}"):
+            call(max_length=too_long)
+
+
+@pytest.mark.parametrize("penalty", [1e-46, 5e-46, 1e-45, 1e39, 1e300, 0.0, -1.0])
+def test_a_repetition_penalty_float32_cannot_hold_is_refused_at_construction(penalty):
+    # 1e-46 rounds to 0 as float32 (log: -inf), 1e39 to inf: both refused with the float32 limits,
+    # when the options are built and by the decode alike
+    with pytest.raises(RequestError, match=PENALTY_MESSAGE + re.escape(f", got {penalty!r}")):
+        DecodingOptions(repetition_penalty=penalty)
+    with pytest.raises(ValueError, match="decode: " + PENALTY_MESSAGE):
+        call(repetition_penalty=penalty)
+
+
+def test_options_and_decode_inputs_agree_at_the_bounds():
+    penalties = [MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 1e-30, 1.0, 10.0, 1e30, 7e-46, 1e-45, 3.5e38]
+    for penalty in penalties:
+        assert accepted_by_options(repetition_penalty=penalty) == accepted_by_decode(repetition_penalty=penalty), (
+            penalty
+        )
+    assert accepted_by_decode(repetition_penalty=MIN_REPETITION_PENALTY)
+    assert accepted_by_decode(repetition_penalty=MAX_REPETITION_PENALTY)
+    for length in (1, 30, MAX_DECODE_LENGTH, MAX_DECODE_LENGTH + 1, 2**31 - 1):
+        assert accepted_by_options(max_length=length) == accepted_by_decode(max_length=length), length
+    for temperature in (1e-7, 1e-6, 0.5, 100.0, 100.5):
+        assert accepted_by_options(temperature=temperature) == accepted_by_decode(
+            mode="sample", temperature=temperature
+        ), temperature
+
+
+def test_banned_ids_must_leave_a_token_to_produce():
+    assert allowed_tokens(np.zeros(0, np.int32), V) == V - 3  # PAD, UNK and START never; END may be
+    assert allowed_tokens(np.array([PAD, UNK, START, START], np.int32), V) == V - 3
+    assert allowed_tokens(np.append(WORDS, END), V) == 0
+    for mode in ("greedy", "sample"):
+        call(mode=mode, banned_ids=WORDS)  # END is left: a decode that ends at once
+        with pytest.raises(ValueError, match=r"banned_ids must leave at least one token allowed.*leave 0 of 12"):
+            call(mode=mode, banned_ids=np.append(WORDS, END))
+
+
+def test_beam_search_needs_beam_width_allowed_tokens():
+    beam = {"mode": "beam", "beam_width": 3}
+    call(banned_ids=WORDS[2:], **beam)  # words 4 and 5, and END: 3 allowed
+    with pytest.raises(ValueError, match=r"banned_ids must leave at least beam_width \(3\).*leave 2 of 12"):
+        call(banned_ids=WORDS[1:], **beam)
+    with pytest.raises(ValueError, match=r"at least beam_width \(3\).*leave 1 of 12"):
+        call(banned_ids=WORDS, **beam)  # only END allowed: the review's <unk> </s> ranked first
+    call(banned_ids=WORDS, mode="beam", beam_width=1)
+
+
+def test_sample_rerank_draws_at_most_a_bounded_number_of_samples():
+    """Each sample is a row as long as max_length: 2**31 - 1 of them would allocate gigabytes."""
+    from compat.responder.inputs import MAX_SAMPLES
+
+    assert call(mode="sample", n_samples=MAX_SAMPLES)
+    with pytest.raises(ValueError, match=f"n_samples must be an integer in \\[1, {MAX_SAMPLES}\\]"):
+        call(mode="sample", n_samples=MAX_SAMPLES + 1)
+    assert accepted_by_options(n_samples=MAX_SAMPLES) and not accepted_by_options(n_samples=MAX_SAMPLES + 1)
+
+
+def test_training_cannot_ask_for_replies_no_decode_may_produce():
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.responder.config import ResponderTrainingConfig
+
+    ResponderTrainingConfig(max_reply_tokens=MAX_DECODE_LENGTH)
+    with pytest.raises(ConfigError, match=f"max_reply_tokens must be at most {MAX_DECODE_LENGTH:,}"):
+        ResponderTrainingConfig(max_reply_tokens=MAX_DECODE_LENGTH + 1)
+
+
+def test_a_graph_session_that_cannot_be_pickled_says_how_to_share_a_model():
+    import pickle
+
+    from compat.graph_session import GraphSession
+
+    with GraphSession() as session, pytest.raises(TypeError, match="load it there \\(Predictor.load or Responder.load\\)"):
+        pickle.dumps(session)
