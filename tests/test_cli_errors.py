@@ -333,3 +333,17 @@ def test_a_csv_label_no_example_of_which_holds_a_word_is_named_with_its_file(tmp
         f"error: {data}: label(s) 'dots': no example holds a word the classifier keeps (only punctuation, or words "
         "too rare for min_count); give them examples with words"
     )
+
+
+@pytest.mark.parametrize("command", ["train", "train-responder"])
+def test_an_out_that_is_a_file_is_named_as_one_without_a_force_hint(tmp_path, capsys, command):
+    """``--force`` cannot make a file a model directory: the first answer says what is wrong."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep me\n")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps([{"text": "hi", "condition": "joy"}, {"text": "hello", "condition": "joy"}]) + "\n")
+    data = str(Path(__file__).parent / "data" / "tiny_intents.json") if command == "train" else str(corpus)
+    assert main([command, data, "--out", str(afile), "--no-plot"]) == 1
+    line = _one_error_line(capsys)
+    assert "is a file, not a model directory" in line and "--force" not in line, line
+    assert afile.read_text() == "keep me\n"

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.strip():  # Path("") is ".", the working directory
         raise ArtifactError("--out is an empty path: name a directory")
     out = Path(args.out)
-    if out.exists() and not args.force:
+    if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
     inputs = [args.data] + ([args.validation_data] if args.validation_data else [])
     check_destination(out, args.force, inputs)  # before training, not after

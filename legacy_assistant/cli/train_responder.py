@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir and overlaps(out, args.checkpoint_dir):
         # the export replaces --out: it would take the checkpoints with it
         raise ConfigError(f"--out {out} and --checkpoint-dir {args.checkpoint_dir} must not be one inside the other")
-    if out.exists() and not args.force:
+    if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
     check_destination(out, args.force, [*args.corpora, *(args.validation or ())])  # before training, not after
     if not args.no_plot:  # before training, not after
