@@ -161,6 +161,8 @@ def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
     ("words", "first layer takes 39 inputs but the words list has 38"),
     ("classes", "no intent for class"),
     ("layer", "is a BatchNormalization"),
+    # an Activation after a Dense that already has one: the reason, not "only ... Activation ... supported"
+    ("activation", "Activation layer 'act_out' follows the Dense layer"),
 ])
 def test_files_that_do_not_fit_are_refused(change, message, tmp_path, capsys):
     h5, words, classes = tmp_path / "m.h5", tmp_path / "words.json", tmp_path / "classes.json"
@@ -171,6 +173,12 @@ def test_files_that_do_not_fit_are_refused(change, message, tmp_path, capsys):
         with h5py.File(h5, "r+") as f:
             config = json.loads(f.attrs["model_config"])
             config["config"]["layers"].insert(2, {"class_name": "BatchNormalization", "config": {"name": "bn"}})
+            f.attrs["model_config"] = json.dumps(config)
+    if change == "activation":
+        with h5py.File(h5, "r+") as f:
+            config = json.loads(f.attrs["model_config"])
+            config["config"]["layers"].append(
+                {"class_name": "Activation", "config": {"name": "act_out", "activation": "softmax"}})
             f.attrs["model_config"] = json.dumps(config)
     assert import_cli(h5, tmp_path / "bot", words=words, classes=classes) == 1
     assert message in capsys.readouterr().err
@@ -304,3 +312,23 @@ def test_a_damaged_h5_is_one_artifact_error_naming_it(tmp_path, case):
             f.attrs["model_config"] = "{not json" if case == "bad config" else json.dumps("a string")
     with pytest.raises(ArtifactError, match=r"model\.h5: "):
         read_keras_dense_model(path)
+
+
+def test_classes_out_of_order_and_intents_no_class_holds_are_named_in_warnings(tmp_path, caplog):
+    """The tutorial sorts its classes: a list in another order gives every output unit another
+    intent's name. An intent with patterns that no class names can never be predicted."""
+    swapped = [CLASSES[1], CLASSES[0], *CLASSES[2:]]
+    (tmp_path / "classes.json").write_text(json.dumps(swapped))
+    intents = json.loads((CLASSIC / "intents.json").read_text())
+    intents["intents"].append({"tag": "opening_hours", "patterns": ["when do you open"], "responses": ["9 to 5"]})
+    (tmp_path / "intents.json").write_text(json.dumps(intents))
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.classic.importer"):
+        assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", classes=tmp_path / "classes.json",
+                          intents=tmp_path / "intents.json") == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("classes are not sorted" in m for m in messages), messages
+    assert any("intent 'opening_hours' has patterns but is not one of the model's classes" in m for m in messages)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.classic.importer"):
+        assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "plain") == 0
+    assert not [r for r in caplog.records if "classes" in r.getMessage()]

@@ -110,6 +110,20 @@ def _check_fit(keras: KerasDenseModel, words: list[str], classes: list[str], int
         raise ArtifactError(f"{intents.source}: no intent for class(es) {', '.join(map(repr, unknown))}")
     if words != sorted(words):
         log.warning("words are not sorted: kept in the given order, which is the kernel's row order")
+    if classes != sorted(classes):
+        # the tutorial sorts its classes before it builds the one-hot targets: a list in another
+        # order gives every output unit another intent's name
+        log.warning(
+            "classes are not sorted, as the classic tutorial's are: kept in the given order, which must be the "
+            "output layer's unit order, or every answer goes to the wrong intent"
+        )
+    answering = [intent.tag for intent in intents.answering if intent.patterns and intent.tag not in classes]
+    for tag in answering:
+        log.warning(
+            "%s: intent %r has patterns but is not one of the model's classes: the model can never predict it",
+            intents.source,
+            tag,
+        )
 
 
 def unreachable_words(words: list[str], text: TextConfig) -> list[tuple[str, str]]:

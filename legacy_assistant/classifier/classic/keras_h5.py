@@ -144,6 +144,16 @@ def _layers_from_config(
                 last.name, last.kernel, last.bias, _activation(settings.get("activation"), name, path)
             )
             continue
+        if kind == "Activation":
+            after = (
+                f"the Dense layer {layers[-1].name!r}, whose activation is {layers[-1].activation}"
+                if layers
+                else "no Dense layer"
+            )
+            raise ArtifactError(
+                f"{path}: Activation layer {name!r} follows {after}: an Activation layer is supported only "
+                "right after a Dense layer with a linear activation"
+            )
         if kind != "Dense":
             raise ArtifactError(
                 f"{path}: layer {name!r} is a {kind}: only Dense, Dropout, Activation and InputLayer are supported"
