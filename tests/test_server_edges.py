@@ -165,6 +165,45 @@ def test_a_malformed_chunked_body_is_a_400_not_an_unhandled_error(server, chunks
     assert server.request("GET", "/health")[0] == 200
 
 
+def test_idle_and_half_sent_connections_do_not_stall_the_worker(server):
+    """Connections that send nothing go back to the poller at once, and a request that stops
+    arriving is cut off after CLIENT_READ_TIMEOUT_SECONDS: they cannot hold the worker's four
+    request threads (gunicorn alone held a thread 5 s per idle connection, and for ever per
+    half-sent request)."""
+    from legacy_assistant.serving.server import CLIENT_READ_TIMEOUT_SECONDS
+
+    before = server.log()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(100)]
+    half = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+    body = b'{"sender": "slow", "message": "hel'
+    for sock in half[:2]:
+        sock.sendall(b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+    for sock in half[2:]:
+        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 200\r\n\r\n" + body)  # a body that stops
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        status, _ = server.request("GET", "/health", timeout=CLIENT_READ_TIMEOUT_SECONDS + 15)
+        assert status == 200
+        assert time.monotonic() - started < CLIENT_READ_TIMEOUT_SECONDS + 5
+        half[2].settimeout(CLIENT_READ_TIMEOUT_SECONDS + 10)
+        answer = b""  # the app's answer to the body that stopped
+        while b"request_timeout" not in answer:
+            chunk = half[2].recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer, answer[:300]
+    finally:
+        for sock in idle + half:
+            sock.close()
+    assert wait_for(lambda: "closed a connection whose request stopped arriving" in server.log()[len(before):],
+                    timeout=CLIENT_READ_TIMEOUT_SECONDS + 10)
+    added = server.log()[len(before):]
+    assert "Traceback" not in added and "Socket error processing request" not in added, added[-3000:]
+
+
 def test_the_log_names_the_address_it_listens_at(server):
     log = server.log()
     assert f"Listening at: http://127.0.0.1:{server.port} " in log, log[:2000]

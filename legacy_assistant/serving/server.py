@@ -44,6 +44,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +57,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.errors import AssistantError
@@ -217,6 +219,19 @@ class ModelWorker(ThreadWorker):
     def _own_socket(self) -> bool:
         return bool(self.cfg.reuse_port) and hasattr(socket, "SO_REUSEPORT")  # as gunicorn's spawn_worker decides
 
+    def handle(self, conn: Any) -> Any:
+        """Before gunicorn reads a new connection's request: give a connection that has sent
+        nothing back to the poller after :data:`FIRST_BYTES_WAIT_SECONDS` (gunicorn holds a
+        request thread for 5 s first, so a few hundred idle connections kept every thread busy
+        for minutes), and bound each read of the request to :data:`CLIENT_READ_TIMEOUT_SECONDS`
+        (once a byte has come, gunicorn reads the rest with no limit: as many clients as the
+        worker has threads, each sending half a request and stopping, stalled it for good)."""
+        if not conn.initialized:
+            if not conn.data_ready and not conn.wait_for_data(FIRST_BYTES_WAIT_SECONDS):
+                return gthread._DEFER  # the poller hands it back to a thread once it sends
+            _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
+        return super().handle(conn)
+
     def init_process(self) -> None:
         if self._own_socket():
             for listener in self.sockets:
@@ -266,6 +281,22 @@ class ModelWorker(ThreadWorker):
         return head.encode("latin-1") + body
 
 
+# A new connection's first bytes normally arrive with it; one that sends nothing waits in the
+# poller (up to gunicorn's keep-alive time), not in a request thread.
+FIRST_BYTES_WAIT_SECONDS = 0.05
+# The longest a request thread waits for the next bytes of a request (its line, headers or
+# body); a client that pauses longer is cut off (the app answers a body cut off that way 408).
+CLIENT_READ_TIMEOUT_SECONDS = 10.0
+
+
+def _time_out_reads(sock: socket.socket, seconds: float) -> None:
+    """Make every blocking read of ``sock`` give up after ``seconds`` (``SO_RCVTIMEO``: the
+    kernel's timeout, which gunicorn's switch to blocking mode leaves in place); a read that
+    gives up raises ``BlockingIOError`` (EAGAIN)."""
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+
 class _ResponseCapture:
     """Stands in for the client's socket while gunicorn writes its HTML error page, to learn
     the status it chose (the status line is all that is kept)."""
@@ -299,9 +330,17 @@ class _ResponseCapture:
 
 
 class ServerLog(Logger):
-    """Gunicorn's logger, naming the address it listens at. With a socket per worker
-    (``SO_REUSEPORT``) the master holds no listening socket, and gunicorn's ``Listening at:``
-    line would name none."""
+    """Gunicorn's logger, naming the address it listens at (with a socket per worker,
+    ``SO_REUSEPORT``, the master holds no listening socket, and gunicorn's ``Listening at:``
+    line would name none), and logging a client that stopped sending as one line."""
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        # a read that gave up (see _time_out_reads) is a client that stopped sending, not a
+        # fault of the server: one line, no traceback
+        if isinstance(sys.exc_info()[1], BlockingIOError) and msg == "Socket error processing request.":
+            self.info("closed a connection whose request stopped arriving for %g s", CLIENT_READ_TIMEOUT_SECONDS)
+            return
+        super().exception(msg, *args, **kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
         if msg.startswith("Listening at:") and args and not args[0]:

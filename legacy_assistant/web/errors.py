@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, default_exceptions
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, default_exceptions
 
 from legacy_assistant.errors import RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
@@ -189,6 +189,10 @@ def _body() -> bytes:
     try:
         _refuse_streamed_body_over_limit()
         return request.get_data(cache=True)
+    except (ClientDisconnected, BlockingIOError, TimeoutError):
+        # fewer bytes than Content-Length (werkzeug's ClientDisconnected), or the server's read
+        # timeout on a chunked body: the client stopped sending (if it is still there to read this)
+        raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
     except HTTPException:
         raise  # the size limit's 413, ...
     except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...

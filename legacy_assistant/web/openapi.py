@@ -312,6 +312,7 @@ def _post(
             "invalid JSON, a body that is not an object, or a missing, wrongly typed, blank, "
             f"too long (text over {config['MAX_TEXT_LENGTH']} characters) or invalid field"
         ),
+        "408": _error("a body that stopped arriving before it was complete"),
         "413": _error(f"a body over {config['MAX_CONTENT_LENGTH']} bytes"),
         "415": _error("a body that is not application/json"),
     }
@@ -413,7 +414,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
     )
     # The route reads no body (whatever is sent is ignored), so none of the body's errors apply.
     del reload_op["post"]["requestBody"]
-    for status in ("400", "413", "415"):
+    for status in ("400", "408", "413", "415"):
         del reload_op["post"]["responses"][status]
     return {
         "openapi": "3.1.0",
