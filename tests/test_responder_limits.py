@@ -31,20 +31,20 @@ def call(**options):
     return decode_call(CONTEXT, CONDITION, V, K, **{"mode": "greedy", "max_length": 5, **options})
 
 
-def accepted_by_options(**options) -> bool:
+def _accepted(make, refusal, options) -> bool:
     try:
-        DecodingOptions(**options)
-    except RequestError:
+        make(**options)
+    except refusal:
         return False
     return True
+
+
+def accepted_by_options(**options) -> bool:
+    return _accepted(DecodingOptions, RequestError, options)
 
 
 def accepted_by_decode(**options) -> bool:
-    try:
-        call(**options)
-    except ValueError:
-        return False
-    return True
+    return _accepted(call, ValueError, options)
 
 
 def test_max_length_has_one_sane_bound():
