@@ -144,3 +144,50 @@ def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
     assert response.status_code == 416 and response.mimetype == "application/json"
     assert response.headers["Content-Range"] == f"bytes */{size}"
     assert client.get("/static/chat.css", headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR may be a folder holding other things, a SQLite conversation
+    store among them (``.db`` too): only prometheus_client's files of an earlier run go."""
+    from legacy_assistant.serving.server import clear_stale_metrics
+
+    ours = ["counter_4711.db", "histogram_4711.db", "gauge_livesum_12.db", "gauge_all_3.db", "summary_9.db"]
+    theirs = ["conversations.db", "conversations.db-wal", "precious.db", "counter.db", "notes.txt"]
+    for name in ours + theirs:
+        (tmp_path / name).write_bytes(b"x")
+    clear_stale_metrics(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
+    clear_stale_metrics(str(tmp_path / "new"))  # made when missing
+    assert (tmp_path / "new").is_dir()
+
+
+def test_a_second_quit_signal_during_the_first_does_not_deadlock_the_worker():
+    """SIGINT from the terminal, then SIGQUIT from the master, handled inside the first: the
+    thread pool's shutdown lock is not taken twice."""
+    import threading
+    from types import SimpleNamespace
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    worker = ModelWorker.__new__(ModelWorker)
+    worker.alive = True
+    worker.cfg = SimpleNamespace(worker_int=lambda w: None)
+    lock = threading.Lock()  # as ThreadPoolExecutor's shutdown lock: not re-entrant
+
+    def shutdown(wait=True):
+        with lock:
+            worker.handle_quit(3, None)  # the second signal, arriving while the first is handled
+
+    worker.tpool = SimpleNamespace(shutdown=shutdown)
+    outcome = []
+
+    def quit_once():
+        try:
+            worker.handle_quit(2, None)
+        except SystemExit as exc:
+            outcome.append(exc.code)
+
+    thread = threading.Thread(target=quit_once, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert outcome == [0] and not thread.is_alive()

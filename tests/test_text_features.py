@@ -29,6 +29,20 @@ def test_invisible_format_characters_are_dropped(tokenizer):
     )
 
 
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace"])
+def test_typographic_apostrophes_and_hyphens_tokenize_as_typed_ones(tokenizer):
+    """A phone types "don’t": it is "don't", not "don" and "t" (the same sentence got another intent)."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("what’s up, I donʼt like the co‑op") == processor.tokens(
+        "what's up, I don't like the co-op"
+    )
+
+
+def test_toktok_entities_are_not_words():
+    processor = TextProcessor(TextConfig(tokenizer="toktok", stemmer="none"))
+    assert processor.tokens("fish & chips|tab\there") == ["fish", "chips", "tab", "here"]
+
+
 def test_the_classic_recipe_keeps_format_characters_as_it_did():
     # an imported classic model's words were made without this step; its tokens stay as they were
     processor = TextProcessor(TextConfig(tokenizer="classic", stemmer="none"))

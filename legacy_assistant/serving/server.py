@@ -41,6 +41,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -216,6 +217,18 @@ class ModelWorker(ThreadWorker):
       hundreds of thousands of objects with every request thread waiting.
     """
 
+    _quitting = False
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """Quit once. Ctrl-C on a terminal sends SIGINT to every worker and the master passes on
+        SIGQUIT: a second signal handled inside the first would take the request threads'
+        pool lock gunicorn's handler already holds, and the worker hung until it was killed
+        30 s later ("Perhaps out of memory?")."""
+        if self._quitting:
+            return
+        self._quitting = True
+        super().handle_quit(sig, frame)
+
     def _own_socket(self) -> bool:
         return bool(self.cfg.reuse_port) and hasattr(socket, "SO_REUSEPORT")  # as gunicorn's spawn_worker decides
 
@@ -329,6 +342,20 @@ class _ResponseCapture:
         return parts[2] if len(parts) == 3 else "Error"
 
 
+# The files prometheus_client's multiprocess mode writes (``counter_4711.db``,
+# ``gauge_livesum_4711.db``, ...): a folder given in PROMETHEUS_MULTIPROC_DIR may hold other
+# files (a SQLite conversation store ends in .db too), which are not ours to delete.
+METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+
+
+def clear_stale_metrics(directory: str) -> None:
+    """Make ``directory`` and delete the metrics files an earlier run left in it; nothing else."""
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if METRICS_FILE.fullmatch(name):
+            os.unlink(os.path.join(directory, name))
+
+
 class ServerLog(Logger):
     """Gunicorn's logger, naming the address it listens at (with a socket per worker,
     ``SO_REUSEPORT``, the master holds no listening socket, and gunicorn's ``Listening at:``
@@ -436,10 +463,7 @@ class GunicornServer(BaseApplication):
     def _on_starting(self, arbiter: Any) -> None:
         directory = os.environ.get(METRICS_ENV)
         if directory:
-            os.makedirs(directory, exist_ok=True)
-            for name in os.listdir(directory):  # stale files of an earlier run
-                if name.endswith(".db"):
-                    os.unlink(os.path.join(directory, name))
+            clear_stale_metrics(directory)
         else:
             self._metrics_dir = tempfile.mkdtemp(prefix="legacy-assistant-metrics-")
             os.environ[METRICS_ENV] = self._metrics_dir

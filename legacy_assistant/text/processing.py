@@ -17,6 +17,7 @@ its own.
 from __future__ import annotations
 
 import functools
+import html
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -40,6 +41,10 @@ _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
+# Apostrophes and hyphens that phones and word processors type, which NFKC leaves as they are:
+# "don’t" split as "don", "t" where "don't" gives "do", "n't", and the same sentence got another
+# intent. U+2018 stays: it opens a quotation more often than it elides.
+_TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-"})
 
 
 @dataclass(frozen=True)
@@ -93,15 +98,16 @@ class TextProcessor:
         self._stem = functools.lru_cache(maxsize=65536)(stem) if stem else None
 
     def tokens(self, text: str) -> list[str]:
-        """Normalised (NFKC, invisible format characters dropped, except for the classic
-        recipe, kept as it was), optionally lower-cased, punctuation-free, stemmed tokens."""
+        """Normalised (NFKC, invisible format characters dropped and typographic apostrophes
+        and hyphens written as ``'`` and ``-``, except for the classic recipe, kept as it was),
+        optionally lower-cased, punctuation-free, stemmed tokens."""
         text = unicodedata.normalize("NFKC", text)
         if self.config.tokenizer == "classic":
             words = self._split(text)
             if self.config.lowercase:
                 words = [w.lower() for w in words]
             return [self._stem(w) for w in words] if self._stem is not None else words
-        text = drop_format_characters(text)
+        text = drop_format_characters(text).translate(_TYPOGRAPHIC)
         if self.config.lowercase:
             text = text.lower()
         words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
@@ -121,7 +127,14 @@ def _tokenizer(name: str) -> Callable[[str], list[str]]:
     if name == "treebank":
         return hold_gil_while_matching(NLTKWordTokenizer()).tokenize
     if name == "toktok":
-        return hold_gil_while_matching(ToktokTokenizer()).tokenize
+        toktok = hold_gil_while_matching(ToktokTokenizer()).tokenize
+
+        def unescaped(text: str) -> list[str]:
+            # Toktok writes "|", "&" and a tab as HTML entities ("&#124;", "&amp;", "&#9;"),
+            # which hold letters or digits and so became word features
+            return [html.unescape(token) for token in toktok(text)]
+
+        return unescaped
     if name == "classic":
         return _classic_word_tokenize
     return str.split
