@@ -50,15 +50,31 @@ def test_characters_the_output_cannot_encode_are_replaced_not_a_traceback():
     assert b"bot>" in result.stdout
 
 
-def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
-    """``legacy-assistant info ... | head -1``: the command's output meets a closed pipe."""
+@pytest.mark.parametrize("buffered", [False, True])
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, buffered):
+    """``legacy-assistant info ... | head -1``: the command's output meets a closed pipe, also
+    when it sat in Python's buffer until the command ended (the usual case, off PYTHONUNBUFFERED)."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader has gone before the command writes
+    env = {"PYTHONUNBUFFERED": ""} if buffered else {"PYTHONUNBUFFERED": "1"}
     try:
-        result = _cli(["-q", "info", "exported/default", "--no-load"], stdout=write_end, stderr=subprocess.PIPE)
+        result = _cli(["-q", "info", "exported/default", "--no-load"], stdout=write_end, stderr=subprocess.PIPE,
+                      env=env)
     finally:
         os.close(write_end)
     assert result.returncode == 141 and result.stderr == b"", result.stderr[-2000:]
+
+
+def test_info_with_standard_output_closed_still_checks_the_model():
+    result = _cli(["-q", "info", "exported/default", "--no-load"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                  pass_fds=(), preexec_fn=lambda: os.close(1))
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_train_off_a_terminal_logs_its_figures_instead_of_a_bar(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="legacy_assistant.cli.train"):
+        assert main(["train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--no-plot", "--epochs", "3"]) == 0
+    assert re.search(r"training: epoch 3/3: loss \d\.\d{4}, accuracy \d\.\d{4}", caplog.text), caplog.text[-2000:]
 
 
 def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):

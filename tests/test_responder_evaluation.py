@@ -451,3 +451,22 @@ def test_empty_replies_are_left_out_of_the_condition_shares(monkeypatch):
     line = [x for x in evaluation.summary_lines(report) if x.startswith("conditions   greedy")][0]
     assert "neutral 1.00/1.00, anger n/a/0.00, joy 0.67/0.00" in line
     assert line.endswith("(7 empty replies left out)")
+
+
+def test_a_model_with_conditions_not_in_lower_case_is_refused_clearly(model, tmp_path):
+    """Trained before corpus conditions were read in lower case, a model may know 'Joy': its
+    corpora's 'Joy' turns would now be scored as 'joy', silently another condition."""
+    import shutil
+
+    from legacy_assistant.artifacts.directory import manifest_digest, write_json
+
+    copy = tmp_path / "cased"
+    shutil.copytree(model["dir"], copy)
+    manifest = json.loads((copy / "responder.json").read_text(encoding="utf-8"))
+    manifest["conditions"] = [c.capitalize() if c == "joy" else c for c in manifest["conditions"]]
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(copy / "responder.json", manifest)
+    status, _, err = _run(["evaluate-responder", str(copy), str(model["held"]), *SMALL])
+    assert status == 1
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "condition(s) 'Joy' are not in lower case" in errors[0], err[-2000:]

@@ -184,6 +184,11 @@ def test_allowed_origins_are_compared_in_the_form_browsers_send(make_client):
         ("http://shop.example:443", "http://shop.example:443"),
         ("http://[::1]:8080", "http://[::1]:8080"),
         (" https://a.example ", "https://a.example"),
+        # as browsers write hosts: punycode, canonical IP addresses
+        ("http://b\u00fccher.example", "http://xn--bcher-kva.example"),
+        ("http://[::0001]:8080", "http://[::1]:8080"),
+        ("http://127.1", "http://127.0.0.1"),
+        ("http://0x7f.0.0.1", "http://127.0.0.1"),
     ],
 )
 def test_an_origin_is_written_as_browsers_serialise_it(text, expected):
@@ -204,6 +209,7 @@ def test_an_origin_is_written_as_browsers_serialise_it(text, expected):
         ("https://", "no host"),
         ("https://shop.example:99999", "not an origin"),
         ("https://shop .example", "space or control"),
+        ("http://10.0.0.256", "not an IPv4 address"),
     ],
 )
 def test_an_origin_that_no_browser_could_send_is_refused(text, reason):

@@ -1,7 +1,9 @@
 """What the app answers without a real server: the page's icon and focus colour, ``/ready``,
 ``OPTIONS``, and the worker registry ``/ready`` reads under gunicorn."""
+import json
 import re
 import struct
+import sys
 
 import pytest
 
@@ -191,3 +193,62 @@ def test_a_second_quit_signal_during_the_first_does_not_deadlock_the_worker():
     thread.start()
     thread.join(5)
     assert outcome == [0] and not thread.is_alive()
+
+
+def _post_with_input(client, stream, **environ) -> tuple[str, dict]:
+    """POST /api/v1/parse straight through the WSGI app with ``stream`` as the body: (status, JSON)."""
+    statuses: list[str] = []
+    body = b"".join(client.application(
+        {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/parse", "SERVER_NAME": "t", "SERVER_PORT": "80",
+         "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_TYPE": "application/json", "wsgi.url_scheme": "http",
+         "wsgi.input": stream, "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
+         "wsgi.run_once": False, "REMOTE_ADDR": "127.0.0.1", **environ},
+        lambda status, headers, exc_info=None: statuses.append(status),
+    ))
+    return statuses[-1], json.loads(body)
+
+
+def test_a_body_shorter_than_its_length_is_408_and_a_bad_chunk_400(client):
+    """The development server reports both as ClientDisconnected: a chunked body it cannot read
+    is invalid HTTP (400, as gunicorn answers it), a body that stops before its Content-Length
+    is a client that stopped sending (408)."""
+    import io
+
+    from werkzeug.exceptions import ClientDisconnected
+
+    class Unreadable(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise ClientDisconnected()
+
+    status, body = _post_with_input(client, Unreadable(), HTTP_TRANSFER_ENCODING="chunked",
+                                    **{"wsgi.input_terminated": True})
+    assert status.startswith("400") and body["error"]["code"] == "bad_request", body
+    status, body = _post_with_input(client, io.BytesIO(b'{"text": "h'), CONTENT_LENGTH="100")
+    assert status.startswith("408") and body["error"]["code"] == "request_timeout", body
+
+
+def test_the_connection_handler_works_with_gunicorn_releases_that_do_not_defer(monkeypatch):
+    """gunicorn before 25.2 has no deferral of silent connections (no _DEFER, no wait_for_data):
+    the worker then reads at once, with the read timeout set, instead of failing every request."""
+    import socket as socket_module
+    from types import SimpleNamespace
+
+    from gunicorn.workers import gthread
+
+    from legacy_assistant.serving import server
+
+    monkeypatch.delattr(gthread, "_DEFER")
+    handled = []
+    monkeypatch.setattr(gthread.ThreadWorker, "handle", lambda self, conn: handled.append(conn) or False)
+    ours, theirs = socket_module.socketpair()
+    try:
+        conn = SimpleNamespace(initialized=False, sock=ours)  # a TConn of gunicorn 24: no data_ready
+        assert server.ModelWorker.handle(server.ModelWorker.__new__(server.ModelWorker), conn) is False
+        assert handled == [conn]
+        assert ours.getsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVTIMEO, 16) != bytes(16)
+    finally:
+        ours.close()
+        theirs.close()

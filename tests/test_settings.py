@@ -64,7 +64,7 @@ def non_default_environment(tmp_path):
         "MAX_BODY_BYTES": ("2048", 2048),
         "ACCESS_LOG": ("no", False),
         "WARM_UP": ("off", False),
-        "API_TOKEN": ("api-from-env\n", "api-from-env"),  # a secrets file's line break is dropped
+        "API_TOKEN": ("api-from\tenv\n", "api-from\tenv"),  # a secrets file's line break is dropped; a tab is header text
         "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
         "CORS_ORIGINS": ("HTTPS://A.example:443/", "https://a.example"),  # as browsers send it
     }

@@ -403,6 +403,8 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         ("unix:///run/redis.sock?password=s3cret", "unix:///run/redis.sock?password=***"),
         ("redis://u:s3cret@[::1:1/0", "redis://u:***@[::1:1/0"),  # not even a valid URL
         ("redis://host:6379/0", "redis://host:6379/0"),
+        # a misspelt option is what the up-front check catches: its value may be the password
+        ("redis://host:6379/0?pasword=s3cret&db=2&socket_timeout=3", "redis://host:6379/0?pasword=***&db=2&socket_timeout=3"),
     ],
 )
 def test_a_redis_password_never_shows_in_a_message(url, shown):

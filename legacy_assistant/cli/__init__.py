@@ -50,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # A terminal or pipe whose encoding cannot show a reply's or an intent's characters gets
     # replacement characters, not a UnicodeEncodeError halfway through the output.
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="replace")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")
+    if isinstance(sys.stderr, io.TextIOWrapper):
+        sys.stderr.reconfigure(errors="backslashreplace")  # a file name's odd bytes stay readable
     try:
         parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
         args = parser.parse_args(argv)
@@ -62,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, where a reader that went away is handled, not at exit
+        return status
     except BrokenPipeError as exc:
         if not _reader_gone(sys.stdout):
             print(f"error: {exc}", file=sys.stderr)

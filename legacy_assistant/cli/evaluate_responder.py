@@ -145,6 +145,15 @@ def run(args: argparse.Namespace) -> int:
                 "(early stopping), so the perplexity is slightly optimistic",
                 file=sys.stderr,
             )
+        cased = [c for c in responder.conditions if c != c.strip().lower()]
+        if cased:
+            # corpora's conditions are read stripped and in lower case: this model's own spelling
+            # would never be met, and its turns would be scored under another condition
+            raise ConfigError(
+                f"{args.model}: condition(s) {', '.join(map(repr, cased))} are not in lower case: the model was "
+                "trained before corpus conditions were read in lower case, so its corpora's turns would now be "
+                "scored under other conditions; train it again to evaluate it"
+            )
         if settings.conditions is not None:
             unknown = [c for c in settings.conditions if c not in responder.conditions]
             if unknown:

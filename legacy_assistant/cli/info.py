@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise ArtifactError(
             f"{Path(args.model) / manifest}: a field does not hold what it should ({type(exc).__name__}: {exc})"
         ) from None
-    sys.stdout.write(report.getvalue())  # outside the manifest's errors: the terminal's are its own
+    if sys.stdout is not None:  # None when standard output is closed (`>&-`)
+        sys.stdout.write(report.getvalue())  # outside the manifest's errors: the terminal's are its own
     return status
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 from legacy_assistant.classifier.config import THRESHOLD_FROM, TrainingConfig, load_config
@@ -186,10 +187,19 @@ def run(args: argparse.Namespace) -> int:
     def on_start(epochs: int) -> None:
         bars.append(progress_bar(total=epochs, unit="epoch", desc=stage[0]))
 
+    logged_at = [time.monotonic()]
+
     def on_epoch(row: dict) -> None:
         shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-        bars[-1].set_postfix(shown, refresh=False)
-        bars[-1].update(1)
+        bar = bars[-1]
+        bar.set_postfix(shown, refresh=False)
+        bar.update(1)
+        # off a terminal there is no bar (a disabled one counts nothing): the figures go to the
+        # log, every 10 s and at the last epoch
+        if bar.disable and (row["epoch"] >= (bar.total or 0) or time.monotonic() - logged_at[0] >= 10):
+            logged_at[0] = time.monotonic()
+            figures = ", ".join(f"{k} {v}" for k, v in shown.items())
+            log.info("%s: epoch %d/%d: %s", stage[0], row["epoch"], bar.total or 0, figures)
 
     try:
         model = train(

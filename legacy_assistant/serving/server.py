@@ -239,9 +239,13 @@ class ModelWorker(ThreadWorker):
         for minutes), and bound each read of the request to :data:`CLIENT_READ_TIMEOUT_SECONDS`
         (once a byte has come, gunicorn reads the rest with no limit: as many clients as the
         worker has threads, each sending half a request and stopping, stalled it for good)."""
-        if not conn.initialized:
-            if not conn.data_ready and not conn.wait_for_data(FIRST_BYTES_WAIT_SECONDS):
-                return gthread._DEFER  # the poller hands it back to a thread once it sends
+        if not getattr(conn, "initialized", True):
+            # gunicorn 25.2 and later defer a silent connection to the poller; earlier releases
+            # read at once, and then only the read timeout applies
+            defer = getattr(gthread, "_DEFER", None)
+            if defer is not None and hasattr(conn, "wait_for_data") and not getattr(conn, "data_ready", True):
+                if not conn.wait_for_data(FIRST_BYTES_WAIT_SECONDS):
+                    return defer  # the poller hands it back to a thread once it sends
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
         return super().handle(conn)
 

@@ -163,7 +163,7 @@ class Token:
         token = text.strip()
         if not token:
             raise ValueRefused("it is empty or only whitespace")
-        if any(ord(c) < 32 or ord(c) == 127 for c in token):
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in token):
             # no client can send a line break or other control character in a header
             raise ValueRefused("it holds a control character (a line break?), which no Authorization header can carry")
         return token

@@ -34,6 +34,8 @@ LOCK_WAIT_SECONDS = 10.0
 SAVE_ATTEMPTS = 20  # an unlocked save retried when a concurrent one changed the conversation
 
 
+# query options of a Redis URL whose values messages may show
+SHOWN_OPTIONS = frozenset({"db", "socket_timeout", "socket_connect_timeout", "health_check_interval", "protocol"})
 # timeouts, so that a store that stops answering is a 503 after seconds, not a hung request
 CLIENT_OPTIONS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
 
@@ -218,8 +220,9 @@ def check_redis_url(url: str) -> None:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its passwords replaced by ``***`` (the one before ``@`` and any query option
-    whose name holds ``password``), for messages and logs; never raises, whatever ``url`` is."""
+    """``url`` with its password replaced by ``***`` (the one before ``@``, and the value of every
+    query option but the few known to hold no secret: a misspelt ``?pasword=`` too), for
+    messages and logs; never raises, whatever ``url`` is."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
@@ -232,7 +235,7 @@ def redacted(url: str) -> str:
     if question:
         fields = (item.partition("=") for item in query.split("&"))
         query = "&".join(
-            f"{name}{equals}***" if equals and "password" in name.lower() else f"{name}{equals}{value}"
+            f"{name}{equals}{value}" if not equals or name.lower() in SHOWN_OPTIONS else f"{name}{equals}***"
             for name, equals, value in fields
         )
     return f"{scheme}://{netloc}{path}{question}{query}"

@@ -182,6 +182,9 @@ def _refuse_streamed_body_over_limit() -> None:
         raise RequestEntityTooLarge()
 
 
+MALFORMED_CHUNKED = "the request body is not valid HTTP (a malformed chunked body)"
+
+
 def _body() -> bytes:
     """The request body's bytes; a body the HTTP server cannot read as sent (gunicorn: a chunk
     size that is not hexadecimal, a chunk without its line end, a forbidden trailer) is a 400,
@@ -189,15 +192,19 @@ def _body() -> bytes:
     try:
         _refuse_streamed_body_over_limit()
         return request.get_data(cache=True)
-    except (ClientDisconnected, BlockingIOError, TimeoutError):
-        # fewer bytes than Content-Length (werkzeug's ClientDisconnected), or the server's read
-        # timeout on a chunked body: the client stopped sending (if it is still there to read this)
+    except ClientDisconnected:
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            # the development server's word for a chunk header it cannot read
+            raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
+        # fewer bytes than Content-Length: the client stopped sending (if it is still there to read this)
+        raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
+    except (BlockingIOError, TimeoutError):  # gunicorn: the read timeout of legacy_assistant.serving.server
         raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
     except HTTPException:
         raise  # the size limit's 413, ...
     except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...
         log.info("unreadable request body on %s %s: %s", request.method, logged_path(request.path), exc)
-        raise ApiError(400, "bad_request", "the request body is not valid HTTP (a malformed chunked body)") from None
+        raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
 
 
 def text_field(body: dict[str, Any], name: str, limit_key: str = "MAX_TEXT_LENGTH", default: str | None = None) -> str:
