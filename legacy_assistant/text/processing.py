@@ -122,19 +122,20 @@ def drop_format_characters(text: str) -> str:
     return text if text.isascii() else _FORMAT_CHARACTERS.sub("", text)
 
 
+class _ToktokWithoutEntities(ToktokTokenizer):
+    """Toktok writes "|", "&" and a tab as HTML entities ("&#124;", "&amp;", "&#9;"), which
+    hold letters or digits and so became word features: its tokens are read back unescaped."""
+
+    def tokenize(self, text: str, return_str: bool = False) -> list[str]:
+        return [html.unescape(token) for token in super().tokenize(text, return_str=False)]
+
+
 def _tokenizer(name: str) -> Callable[[str], list[str]]:
     # Request threads tokenize at once; see legacy_assistant/text/nltk_patterns.py.
     if name == "treebank":
         return hold_gil_while_matching(NLTKWordTokenizer()).tokenize
     if name == "toktok":
-        toktok = hold_gil_while_matching(ToktokTokenizer()).tokenize
-
-        def unescaped(text: str) -> list[str]:
-            # Toktok writes "|", "&" and a tab as HTML entities ("&#124;", "&amp;", "&#9;"),
-            # which hold letters or digits and so became word features
-            return [html.unescape(token) for token in toktok(text)]
-
-        return unescaped
+        return hold_gil_while_matching(_ToktokWithoutEntities()).tokenize
     if name == "classic":
         return _classic_word_tokenize
     return str.split
