@@ -42,6 +42,7 @@ from typing import Any
 
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
+from legacy_assistant.text.processing import drop_format_characters
 
 log = logging.getLogger(__name__)
 
@@ -208,20 +209,12 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
 def looks_of(name: str) -> str:
     """What a tag or label looks like to a reader: two names with one look differ only in case,
     Unicode form or invisible format characters, and may not name two classes."""
-    return unicodedata.normalize("NFC", _drop_format_characters(name)).casefold()
-
-
-def _drop_format_characters(text: str) -> str:
-    """``text`` without invisible format characters (Unicode category Cf: zero-width space and
-    joiner, byte order mark, bidi marks, soft hyphen)."""
-    if text.isascii():
-        return text
-    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return unicodedata.normalize("NFC", drop_format_characters(name)).casefold()
 
 
 def _visible(text: str) -> str:
     """What a reader sees of ``text``: without invisible format characters and outer spaces."""
-    return _drop_format_characters(text).strip()
+    return drop_format_characters(text).strip()
 
 
 def _looks_like_fallback(tag: str) -> bool:
