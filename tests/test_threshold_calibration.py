@@ -116,6 +116,25 @@ def test_in_scope_validation_sentences_calibrate_without_a_holdout():
     assert model.threshold == pytest.approx(highest_threshold(confidence, 0.1))
 
 
+def test_calibration_counts_sentences_without_a_known_word():
+    # with no fallback allowed, three validation sentences that use only words never seen in
+    # training still get it (the dialogue's rule), whatever the threshold: they must not pull the
+    # threshold down to their own confidence, the network's biases alone
+    val_texts, val_labels = sentences(9, seed=1)
+    val_texts += ["zorblat quixel", "vlimp", "gnarf trundle"]
+    val_labels += ["music", "food", "bank"]
+    config = CONFIG.with_overrides(threshold_fallback_rate=0.0)
+    model = train(TEXTS, LABELS, config, validation=(val_texts, val_labels), oos_label="oos")
+    record = model.summary["threshold_calibration"]
+    assert record["method"] == "in_scope_validation" and record["sentences"] == 48
+    understood = model.featurizer.encode(val_texts).lengths > 0
+    assert understood.sum() == 45
+    confidence = probabilities(model, val_texts).max(axis=1)
+    assert confidence[~understood].max() < confidence[understood].min() - 0.01  # the rule matters here
+    assert model.threshold == pytest.approx(max(t for t in GRID if not (confidence[understood] < t).any()))
+    assert record["fallback_share"] == pytest.approx(3 / 48)  # the 3 not understood, none of the others
+
+
 def test_explicit_threshold_wins():
     val_texts, val_labels = sentences(10, seed=1, oos=10)
     fixed = CONFIG.with_overrides(threshold=0.4, threshold_from="fixed")

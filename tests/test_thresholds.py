@@ -80,6 +80,30 @@ def test_in_scope_threshold_by_hand():
     assert in_scope_threshold(p, 0.0).fallback_share == 0.0
 
 
+def test_in_scope_threshold_counts_rows_without_a_known_feature():
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+
+    # the ten rows of the test above; rows 8 and 9 (the surest) hold no feature the model knows, so
+    # the dialogue sends them to the fallback whatever the threshold: they use up the 2 rows allowed
+    confidence = np.array([0.10, 0.12, 0.30, 0.41, 0.50, 0.62, 0.70, 0.81, 0.90, 0.95])
+    p = np.tile(((1.0 - confidence) / 19)[:, None], (1, 20))
+    p[np.arange(10), np.arange(10)] = confidence
+    labels = np.arange(10)
+    understood = np.array([True] * 8 + [False] * 2)
+    point = in_scope_threshold(p, 0.2, labels, understood)
+    assert point.threshold == pytest.approx(0.10)  # 0.11 would send the 0.10 row back as a third
+    assert point.fallback_share == 0.2
+    assert point.accuracy_at_threshold == 0.8  # the two right answers never given
+    # one not understood row leaves room for one more below the threshold
+    point = in_scope_threshold(p, 0.2, labels, np.array([True] * 9 + [False]))
+    assert point.threshold == pytest.approx(0.12) and point.fallback_share == 0.2
+    # more rows not understood than the share allows: no understood row falls back
+    point = in_scope_threshold(p, 0.1, labels, understood)
+    assert point.threshold == pytest.approx(0.10) and point.fallback_share == 0.2
+    with pytest.raises(ValueError, match="understood has shape"):
+        in_scope_threshold(p, 0.2, labels, understood[:3])
+
+
 def test_in_scope_threshold_stays_on_the_grid_and_under_the_rate():
     from legacy_assistant.classifier.thresholds import in_scope_threshold
 

@@ -23,7 +23,8 @@ hold out-of-scope sentences in the proportion users send them (CLINC150's has 10
 
 Without out-of-scope sentences to tune on, :func:`in_scope_threshold` calibrates the threshold
 from in-scope sentences alone: the highest grid threshold that sends at most a stated share of
-them (``fallback_rate``) to the fallback. Sentences the model is least sure of are the ones it
+them (``fallback_rate``) to the fallback, counting the sentences with no known feature, which fall
+back whatever the threshold. Sentences the model is least sure of are the ones it
 most often gets wrong, so that share costs less accuracy than it rejects, and out-of-scope
 messages, which spread their probability over many intents, fall below it far more often.
 """
@@ -180,24 +181,35 @@ class InScopeCalibration:
 
 
 def in_scope_threshold(
-    probabilities: np.ndarray, fallback_rate: float, labels: np.ndarray | None = None
+    probabilities: np.ndarray,
+    fallback_rate: float,
+    labels: np.ndarray | None = None,
+    understood: np.ndarray | None = None,
 ) -> InScopeCalibration:
     """The highest grid threshold at which at most ``fallback_rate`` of the rows fall back.
 
     Args:
         probabilities: float ``[n, n_classes]`` classifier output for in-scope sentences only
-            (``n`` >= 1). A row falls back when its top probability is below the threshold.
+            (``n`` >= 1). A row falls back when its top probability is below the threshold, or
+            when it is not ``understood``.
         fallback_rate: target share in [0, 1); at most ``floor(fallback_rate * n)`` rows fall back.
         labels: optional int ``[n]`` class ids, only to report the accuracy with and without it.
+        understood: bool ``[n]``, the rows with a feature the model knows (default all). The
+            others fall back at every threshold, as in the dialogue, so they use up the share
+            first; when they alone exceed it, the threshold sends no understood row back.
     """
     confidence = np.asarray(probabilities, dtype=np.float64).max(axis=1)
     n = len(confidence)
     if n == 0:
         raise ValueError("calibrating a threshold needs at least one in-scope sentence")
-    allowed = int(np.floor(fallback_rate * n + 1e-9))
-    below = np.searchsorted(np.sort(confidence), GRID, side="left")  # rows with confidence < each threshold
+    known = _understood(understood, n)
+    # the rows not understood fall back first; when they alone exceed the share, the threshold
+    # adds none: the highest one below every understood row's confidence
+    allowed = max(int(np.floor(fallback_rate * n + 1e-9)) - int(np.count_nonzero(~known)), 0)
+    # rows understood but below each threshold
+    below = np.searchsorted(np.sort(confidence[known]), GRID, side="left")
     threshold = float(GRID[np.flatnonzero(below <= allowed)[-1]])  # GRID[0] = 0 rejects nothing
-    falls_back = confidence < threshold
+    falls_back = (confidence < threshold) | ~known
     accuracy = accuracy_at = None
     if labels is not None:
         right = probabilities.argmax(axis=1) == np.asarray(labels)

@@ -593,14 +593,21 @@ def fit(
 
 
 def calibrate_in_scope(
-    probabilities: np.ndarray, labels: np.ndarray, oos_index: int | None, config: TrainingConfig
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    oos_index: int | None,
+    config: TrainingConfig,
+    understood: np.ndarray,
 ) -> InScopeCalibration:
     """:func:`in_scope_threshold` over the in-scope rows of ``probabilities`` (float ``[m,
-    n_classes]``, labels int ``[m]``; rows labelled ``oos_index`` or -1 are left out)."""
+    n_classes]``, labels int ``[m]``; rows labelled ``oos_index`` or -1 are left out);
+    ``understood`` (bool ``[m]``) marks the rows with a feature the model knows."""
     in_scope = labels >= 0
     if oos_index is not None:
         in_scope &= labels != oos_index
-    return in_scope_threshold(probabilities[in_scope], config.threshold_fallback_rate, labels[in_scope])
+    return in_scope_threshold(
+        probabilities[in_scope], config.threshold_fallback_rate, labels[in_scope], understood[in_scope]
+    )
 
 
 def holdout_calibration(
@@ -633,7 +640,9 @@ def holdout_calibration(
         also_predict=[data.texts[i] for i in held],
     )
     assert fitted.predicted is not None
-    return calibrate_in_scope(fitted.predicted, data.labels[held], data.oos_index, config)
+    # a held-out sentence with no feature the model knows falls back whatever the threshold
+    understood = fitted.features.featurizer.encode([data.texts[i] for i in held]).lengths > 0
+    return calibrate_in_scope(fitted.predicted, data.labels[held], data.oos_index, config, understood)
 
 
 def threshold_record(
@@ -760,8 +769,10 @@ def train(
             tuned.oos_recall,
         )
     elif plan.method == "in_scope_validation":
-        assert fitted.val_probabilities is not None
-        calibration = calibrate_in_scope(fitted.val_probabilities, data.val_labels, data.oos_index, config)
+        assert fitted.val_probabilities is not None and fitted.features.val is not None
+        calibration = calibrate_in_scope(
+            fitted.val_probabilities, data.val_labels, data.oos_index, config, fitted.features.val.lengths > 0
+        )
     if calibration is not None:
         threshold = calibration.threshold
         log.info(
