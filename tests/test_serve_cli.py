@@ -170,3 +170,20 @@ def test_server_options_keep_tokens_off_the_command_line_and_read_them_back():
     back = ServerOptions.from_json(text, environ)
     assert back.app_config == {"THRESHOLD": 0.3, "API_TOKEN": "api-s3cret", "ADMIN_TOKEN": "adm-s3cret"}
     assert ServerOptions.from_json(text, {}).app_config == {"THRESHOLD": 0.3, "API_TOKEN": None, "ADMIN_TOKEN": None}
+
+
+def test_a_text_cap_the_body_limit_cannot_carry_is_warned_at_start(monkeypatch, caplog):
+    from legacy_assistant.cli import serve as serve_cli
+    from legacy_assistant.serving.settings import resolve, text_cap_warning
+
+    assert text_cap_warning(resolve({})) is None  # the defaults: 1,000 characters in 64 KiB
+    # 100,000 characters of emoji are 400,000 bytes: such a message got 413 although the cap allowed it
+    warning = text_cap_warning(resolve({"MAX_TEXT_LENGTH": 100000}))
+    assert "--max-text-length 100000" in warning and "--max-body-bytes 65536" in warning
+    assert "raise --max-body-bytes to 400512 or lower --max-text-length to 16256" in warning
+    assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 16256})) is None
+    assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 16257})) is not None
+    # serve says so before it starts anything (the model check here fails just after)
+    with caplog.at_level("WARNING", logger="legacy_assistant.cli.serve"), pytest.raises(ConfigError):
+        serve_cli.run(parse("--max-text-length", "20000", "--model", "/nonexistent"))
+    assert [r.getMessage() for r in caplog.records if "--max-text-length 20000" in r.getMessage()]

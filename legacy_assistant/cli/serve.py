@@ -129,6 +129,9 @@ def _runtime() -> str:
 
 def run(args: argparse.Namespace) -> int:
     values = resolved(args)  # every setting checked before anything starts
+    warning = settings.text_cap_warning(values)
+    if warning:
+        log.warning("%s", warning)
     model = values["MODEL"]
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
     runtime = _runtime()

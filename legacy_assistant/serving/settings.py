@@ -606,6 +606,27 @@ def server_values(values: Mapping[str, Any], settings: Iterable[Setting] = SETTI
     return {s.name.lower(): values[s.name] for s in settings if s.scope == SERVER and s.name in values}
 
 
+# A character takes up to 4 bytes of UTF-8 in a JSON body; the rest of a chat request (sender,
+# keys, emotion) fits in a few hundred.
+BYTES_PER_CHARACTER = 4
+REQUEST_OVERHEAD_BYTES = 512
+
+
+def text_cap_warning(values: Mapping[str, Any]) -> str | None:
+    """A warning when a message of ``MAX_TEXT_LENGTH`` characters may not fit in a request body
+    of ``MAX_BODY_BYTES`` (such a message gets 413 although the text cap allows it); else None."""
+    text, body = values["MAX_TEXT_LENGTH"], values["MAX_BODY_BYTES"]
+    needed = text * BYTES_PER_CHARACTER + REQUEST_OVERHEAD_BYTES
+    if needed <= body:
+        return None
+    fits = max((body - REQUEST_OVERHEAD_BYTES) // BYTES_PER_CHARACTER, 0)
+    return (
+        f"--max-text-length {text} characters can take up to {needed} bytes in a request, more than "
+        f"--max-body-bytes {body}: a message that long is refused as too large (413) before the text "
+        f"cap applies; raise --max-body-bytes to {needed} or lower --max-text-length to {fits}"
+    )
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
