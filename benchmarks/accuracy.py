@@ -243,6 +243,12 @@ def main() -> None:
             f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}, "
             "each optionally ending in -no-oos or -no-oos-no-val"
         )
+    from legacy_assistant.classifier.presets import PRESETS
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown or not presets:  # before minutes of training, not after
+        parser.error(f"unknown preset(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PRESETS)}")
     paths = [args.data_dir / f"data_{parse_variant(v)[0]}.json" for v in variants]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -253,7 +259,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     rows, references = [], []
     for variant, path in zip(variants, paths):
-        for name in [p.strip() for p in args.presets.split(",") if p.strip()]:
+        for name in presets:
             print(f"training {name} on {variant} ...", file=sys.stderr, flush=True)
             rows.append(run_one(path, name, args.calls, args.seed, variant))
         if not args.no_reference and parse_variant(variant)[1:] == (True, True):  # in-scope only anyway
