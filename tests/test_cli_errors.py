@@ -142,6 +142,21 @@ def test_force_never_deletes_the_commands_own_inputs_or_a_folder_that_is_no_mode
     assert main(["train-responder", str(corpus), "--out", str(inside), *args]) == 1
     assert "an input of this command" in _one_error_line(capsys) and corpus.exists()
 
+    # a --config file kept in the model directory it replaces (a model there, so --force would replace it)
+    model_dir = tmp_path / "kept-config"
+    model_dir.mkdir()
+    (model_dir / "assistant.json").write_text("{}")
+    config = model_dir / "train-config.json"
+    config.write_text('{"epochs": 1}')
+    assert main(["train", str(intents), "--out", str(model_dir), "--config", str(config), *args]) == 1
+    assert "an input of this command" in _one_error_line(capsys) and config.exists()
+    (model_dir / "assistant.json").rename(model_dir / "responder.json")
+    responder_config = model_dir / "tiny.json"
+    responder_config.write_text('{"epochs": 1}')
+    assert main(["train-responder", str(corpus), "--out", str(model_dir), "--config", str(responder_config),
+                 *args]) == 1
+    assert "an input of this command" in _one_error_line(capsys) and responder_config.exists()
+
     not_a_model = tmp_path / "notes"
     not_a_model.mkdir()
     (not_a_model / "important.txt").write_text("keep me")

@@ -152,7 +152,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
-    inputs = [args.data] + ([args.validation_data] if args.validation_data else [])
+    inputs = [
+        args.data,
+        *([args.validation_data] if args.validation_data else []),
+        *([args.config] if args.config else []),
+    ]
     check_destination(out, args.force, inputs)  # before training, not after
     data = load_data(args.data, args.format, args.oos_label)
     training = data.split("train")

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} and --checkpoint-dir {args.checkpoint_dir} must not be one inside the other")
     if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
-    check_destination(out, args.force, [*args.corpora, *(args.validation or ())])  # before training, not after
+    inputs = [*args.corpora, *(args.validation or ()), *([args.config] if args.config else [])]
+    check_destination(out, args.force, inputs)  # before training, not after
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     strict = not args.skip_bad_dialogues
