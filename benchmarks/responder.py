@@ -285,13 +285,14 @@ def main() -> None:
     )
     human = replies["human"]["distinct_2"]
     for mode in ("sample", "greedy"):
-        share = replies[mode]["distinct_2"] / human if human else float("nan")
+        measured = replies[mode]["distinct_2"]
+        share = measured / human if measured is not None and human else float("nan")
         print(
             _row(
                 f"distinct-2 {mode} / human",
-                f"{share:.2f} ({replies[mode]['distinct_2']:.3f} / {human:.3f})",
+                f"{share:.2f} ({_share_of(measured)} / {_share_of(human)})",
                 f">= {TARGETS['distinct_2_over_human']}" if mode == "sample" else "(no target)",
-                share >= TARGETS["distinct_2_over_human"] if mode == "sample" else None,
+                share >= TARGETS["distinct_2_over_human"] if mode == "sample" and not np.isnan(share) else None,
             )
         )
     if "modes" in conditions:
@@ -310,6 +311,10 @@ def main() -> None:
         )
         print(f"\ncondition classifier ({classifier['held_out_turns']} held-out turns), recall: {recall}")
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
+
+
+def _share_of(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _share(value: float | None) -> str:

@@ -98,8 +98,12 @@ def test_distinct_n_on_known_strings():
     assert distinct_n(replies, 1) == pytest.approx(2 / 6)
     assert distinct_n(replies, 2) == pytest.approx(2 / 4)  # (a b) three times, (b a) once
     assert distinct_n([["i", "am", "fine"], ["you", "are", "fine"]], 2) == 1.0
-    assert distinct_n([["a"], ["b"]], 2) == 0.0  # no bigram spans two replies
-    assert distinct_n([], 1) == 0.0
+    assert distinct_n([["a"], ["b"]], 2) is None  # no bigram spans two replies: n/a, not "all repeated"
+    assert distinct_n([], 1) is None
+    assert reply_figures([[], []]) == {
+        "replies": 2, "distinct_1": None, "distinct_2": None, "mean_length": 0.0, "empty": 2
+    }
+    assert reply_figures([])["mean_length"] is None
     figures = reply_figures([["a", "b"], [], ["a", "c", "d"]])
     assert figures == {
         "replies": 3,

@@ -129,12 +129,16 @@ def plot_responder_quality(report: dict[str, Any], path: str | Path) -> None:
     sources = list(modes)
     x = np.arange(len(sources))
     for offset, key in ((-0.2, "distinct_1"), (0.2, "distinct_2")):
-        axes[1].bar(x + offset, [modes[s][key] for s in sources], width=0.4, label=key.replace("_", "-"))
+        # n/a (no n-gram) is drawn as no bar, not as a bar at 0
+        heights = [np.nan if modes[s][key] is None else modes[s][key] for s in sources]
+        axes[1].bar(x + offset, heights, width=0.4, label=key.replace("_", "-"))
     axes[1].set_xticks(x, sources, rotation=30)
     axes[1].set_ylim(0.0, 1.0)
     axes[1].legend()
     axes[1].set_title("diversity of the replies")
-    axes[2].bar(sources, [modes[s]["mean_length"] for s in sources], color="C4")
+    axes[2].bar(
+        sources, [np.nan if modes[s]["mean_length"] is None else modes[s]["mean_length"] for s in sources], color="C4"
+    )
     axes[2].tick_params(axis="x", rotation=30)
     axes[2].set_title("mean reply length (tokens)")
     if latency:

@@ -141,10 +141,11 @@ class EvaluationSettings:
 # --- metrics ---------------------------------------------------------------------------------
 
 
-def distinct_n(token_lists: Iterable[Sequence[str]], n: int) -> float:
+def distinct_n(token_lists: Iterable[Sequence[str]], n: int) -> float | None:
     """Distinct n-grams over all n-grams of ``token_lists`` (corpus-level distinct-n, Li et al.
     2016): 1 when no n-gram repeats, near 0 when the replies say the same things over and over;
-    0 when there is no n-gram at all. An n-gram never spans two replies."""
+    ``None`` (n/a) when there is no n-gram at all (0 would read as the most repetitive replies).
+    An n-gram never spans two replies."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     seen: set[tuple[str, ...]] = set()
@@ -153,17 +154,18 @@ def distinct_n(token_lists: Iterable[Sequence[str]], n: int) -> float:
         grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
         seen.update(grams)
         total += len(grams)
-    return len(seen) / total if total else 0.0
+    return len(seen) / total if total else None
 
 
-def reply_figures(token_lists: Sequence[Sequence[str]]) -> dict[str, float | int]:
-    """distinct-1, distinct-2, mean length in tokens and the number of empty replies."""
+def reply_figures(token_lists: Sequence[Sequence[str]]) -> dict[str, float | int | None]:
+    """distinct-1, distinct-2 (``None`` without any n-gram), mean length in tokens (``None``
+    without any reply) and the number of empty replies."""
     lengths = [len(tokens) for tokens in token_lists]
     return {
         "replies": len(token_lists),
         "distinct_1": distinct_n(token_lists, 1),
         "distinct_2": distinct_n(token_lists, 2),
-        "mean_length": float(np.mean(lengths)) if lengths else 0.0,
+        "mean_length": float(np.mean(lengths)) if lengths else None,
         "empty": sum(1 for n in lengths if n == 0),
     }
 
@@ -643,8 +645,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines.append("replies      distinct-1  distinct-2  mean length  empty")
     for mode, f in report["replies"]["modes"].items():
         lines.append(
-            f"  {mode:<13} {f['distinct_1']:.3f}       {f['distinct_2']:.3f}       {f['mean_length']:5.1f}      "
-            f"{f['empty']}"
+            f"  {mode:<13} {_number(f['distinct_1']):<11} {_number(f['distinct_2']):<11} "
+            f"{_number(f['mean_length'], 1):>5}      {f['empty']}"
         )
     conditions = report["conditions"]
     if "skipped" in conditions:
