@@ -367,6 +367,20 @@ def test_training_dialogues_that_all_occur_in_the_validation_set_are_named_as_th
         prepare(dialogues, TINY, held_out=[*_random_dialogues(5, seed=9), *reversed(dialogues)])
 
 
+def test_a_held_out_share_that_gives_no_pair_is_warned(caplog):
+    """One dialogue cannot be split: training goes on without validation, and says so."""
+    one = _random_dialogues(1, seed=4)
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        data = prepare(one, TINY.with_overrides(held_out_fraction=0.2))
+    assert data.counts["held_out_pairs"] == 0 and data.counts["train_pairs"] > 0
+    assert "no pair could be held out for validation (1 dialogue(s), too few to split)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        prepare(_random_dialogues(12, seed=3), TINY.with_overrides(held_out_fraction=0.2))
+        prepare(one, TINY.with_overrides(held_out_fraction=0.0))  # none asked for: nothing to say
+    assert "held out" not in caplog.text
+
+
 CHILD = """
 import sys, time
 from legacy_assistant.responder.config import ResponderTrainingConfig
