@@ -22,9 +22,30 @@ from compat.interface import Classifier
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
-from legacy_assistant.errors import ArtifactError
+from legacy_assistant.errors import ArtifactError, RequestError
 
 Ranking = list[tuple[str, float]]
+
+
+def _checked_texts(texts: Sequence[str]) -> Sequence[str]:
+    """``texts`` as a sequence of strings; :class:`RequestError` otherwise. A bare string would
+    be ranked character by character, so it is refused; a numpy array of strings is taken as
+    the list it holds."""
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise RequestError(f"texts must be a list of strings, got {type(texts).__name__} (for one text, pass [text])")
+    for text in texts:
+        if not isinstance(text, str):
+            raise RequestError(f"every text must be a string, got {type(text).__name__}")
+    return texts
+
+
+def _check_count(name: str, value: int | None) -> None:
+    """:class:`RequestError` unless ``value`` is None or a whole number >= 1 (a negative
+    ``batch_size`` would compute nothing and ``top=-1`` drop the last class, without a word)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+        raise RequestError(f"{name} must be a whole number >= 1 (or None), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,8 @@ class Predictor:
         length (the same results up to float rounding, with far less padding and memory for
         large evaluation sets).
         """
+        texts = _checked_texts(texts)
+        _check_count("batch_size", batch_size)
         if not texts:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         features = self.features(texts)
@@ -125,7 +148,10 @@ class Predictor:
         return out
 
     def predict(self, texts: Sequence[str], top: int | None = None) -> list[Prediction]:
-        """Rankings (optionally cut to ``top``) and vocabulary coverage for each text."""
+        """Rankings (optionally cut to ``top``) and vocabulary coverage for each text; raises
+        :class:`RequestError` for ``texts`` that are not a list of strings or a ``top`` below 1."""
+        texts = _checked_texts(texts)
+        _check_count("top", top)
         if not texts:
             return []
         features = self.features(texts)
@@ -147,6 +173,8 @@ class Predictor:
         return [prediction.ranking for prediction in self.predict(texts, top)]
 
     def rank_one(self, text: str, top: int | None = None) -> Ranking:
+        if not isinstance(text, str):
+            raise RequestError(f"text must be a string, got {type(text).__name__}")
         return self.rank([text], top)[0]
 
     def __reduce__(self) -> Any:

@@ -166,15 +166,6 @@ def prepare(
         train_dialogues, held_dialogues = without_overlap(dialogues, held_out), list(held_out)
     train_pairs = make_pairs(train_dialogues, config.max_context_turns)
     held_pairs = make_pairs(held_dialogues, config.max_context_turns)
-    if not held_pairs and (held_out is not None or config.held_out_fraction > 0.0):
-        # asked for and not there: no validation perplexity, so no early stopping and no best epoch
-        log.warning(
-            "no pair could be held out for validation (%s): no validation perplexity, no early stopping; "
-            "the last epoch's weights are kept",
-            f"the {len(held_dialogues)} held-out dialogue(s) hold no pair of turns"
-            if held_dialogues
-            else f"{len(train_dialogues)} dialogue(s), too few to split",
-        )
     if not train_pairs:
         if held_out is not None and dialogues and not train_dialogues:
             # the overlap took them all: the corpora are fine, the choice of validation data is not
@@ -200,6 +191,16 @@ def prepare(
         "train_pairs": len(train_pairs),
         "held_out_pairs": len(held_pairs),
     }
+    # said once the data is known to be trainable (a refusal above would have followed it)
+    if not held_pairs and (held_out is not None or config.held_out_fraction > 0.0):
+        # asked for and not there: no validation perplexity, so no early stopping and no best epoch
+        log.warning(
+            "no pair could be held out for validation (%s): no validation perplexity, no early stopping; "
+            "the last epoch's weights are kept",
+            f"the {len(held_dialogues)} held-out dialogue(s) hold no pair of turns"
+            if held_dialogues
+            else f"{len(train_dialogues)} dialogue(s), too few to split",
+        )
     return PreparedData(
         vocabulary=vocabulary,
         conditions=tuple(conditions),

@@ -30,7 +30,7 @@ from legacy_assistant.serving.dialogue import (
     DialoguePolicy,
     Reply,
 )
-from legacy_assistant.stores.base import ConversationState, ConversationStore, MemoryStore, Turn
+from legacy_assistant.stores.base import ConversationState, ConversationStore, MemoryStore, Turn, check_text
 
 if TYPE_CHECKING:
     from legacy_assistant.responder.responder import Responder
@@ -50,6 +50,12 @@ WARM_UP_TEXT = "hello"
 
 Classify = Callable[[str], Prediction]
 Generate = Callable[[Sequence[str], str, str, "int | None", "float | None"], str]
+
+
+def _check_string(name: str, value: object) -> None:
+    # before the text joins a batch, where a non-string would fail the other requests' call too
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a string, got {type(value).__name__}")
 
 
 def has_words(text: str) -> bool:
@@ -178,8 +184,14 @@ class Assistant:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def parse(self, text: str, top: int = RANKING_SIZE) -> dict[str, Any]:
-        """Rasa-shaped parse result; the raw ranking, no dialogue rules applied."""
+    def parse(self, text: str, top: int | None = RANKING_SIZE) -> dict[str, Any]:
+        """Rasa-shaped parse result; the raw ranking (``top`` intents, ``None``: all), no dialogue
+        rules applied. Raises :class:`RequestError` for a ``text`` that is not a string or a
+        ``top`` that is not a whole number >= 1."""
+        _check_string("text", text)
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            # 0 leaves no intent to name, and a negative top would drop the last ones silently
+            raise RequestError(f"top must be a whole number >= 1 (or None), got {top!r}")
         ranking = self._classify(text).ranking[:top]
         return {
             "text": text,
@@ -201,7 +213,11 @@ class Assistant:
         ``condition_strength`` its guidance (default the server's); an unknown emotion or a bad
         strength raises :class:`RequestError` whether or not this turn needs the responder.
         ``seed`` makes a generated reply in a sampling mode repeatable (``None``: a fresh draw).
+        A ``sender`` or ``message`` that is not a string, or that no store can keep (a lone
+        surrogate escape), raises :class:`RequestError` before anything is classified or stored.
         """
+        check_text("sender", sender)
+        check_text("message", message)
         self.check_emotion(emotion)
         self.check_condition_strength(condition_strength)
         prediction = self._classify(message)
@@ -241,14 +257,17 @@ class Assistant:
         """The responder's reply to ``context`` (turns, oldest first; the last
         :data:`CONTEXT_TURNS` are used), ``""`` when it has nothing to say; ``condition_strength``
         (None: the server's) as :meth:`Responder.respond` takes it. Raises
-        :class:`RequestError` without a responder, or for an unknown emotion or mode, or a
-        strength out of range or not supported by the responder."""
+        :class:`RequestError` without a responder, for a context that is not a list of turns, for
+        an unknown emotion or mode, or a strength out of range or not supported by the responder."""
         if self._generate is None:
             raise RequestError("no responder is loaded: start the server with a responder to generate replies")
         chosen = self.generation_mode if mode is None else mode
         if chosen not in MODES:
             raise RequestError(f"unknown mode {chosen!r}; expected one of {', '.join(MODES)}")
         self.check_emotion(emotion)
+        # as Responder.respond refuses them: list("a string") would make each character a turn
+        if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
+            raise RequestError("context must be a list of turns (strings), oldest first")
         turns = list(context)[-CONTEXT_TURNS:]
         if emotion is None:
             emotion = self.responder.default_condition if self.responder is not None else DEFAULT_CONDITION
@@ -277,6 +296,7 @@ class Assistant:
 
     def classic(self, sentence: str) -> list[dict[str, str]]:
         """The classic endpoint's answer: intents above the threshold, probability as a string."""
+        _check_string("sentence", sentence)
         return [
             {"intent": name, "probability": str(confidence)}
             for name, confidence in self._classify(sentence).ranking

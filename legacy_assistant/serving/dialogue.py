@@ -27,6 +27,7 @@ with no order open) or ``low_confidence`` (the best allowed intent is below the 
 
 from __future__ import annotations
 
+import numbers
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -96,12 +97,12 @@ class DialoguePolicy:
         follow_ups: str = "yield",
         escape_confidence: float = DEFAULT_ESCAPE_CONFIDENCE,
     ) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
+        if not _is_fraction(threshold):
+            raise ConfigError(f"threshold must be between 0 and 1, got {threshold!r}")
         if follow_ups not in FOLLOW_UP_MODES:
             raise ConfigError(f"follow_ups must be one of {', '.join(FOLLOW_UP_MODES)}, got {follow_ups!r}")
-        if not 0.0 <= escape_confidence <= 1.0:
-            raise ConfigError(f"escape_confidence must be between 0 and 1, got {escape_confidence}")
+        if not _is_fraction(escape_confidence):
+            raise ConfigError(f"escape_confidence must be between 0 and 1, got {escape_confidence!r}")
         self.follow_ups = follow_ups
         self.escape_confidence = escape_confidence
         if not fallback_responses:
@@ -196,3 +197,9 @@ class DialoguePolicy:
             context = rule.context_set or None
         reply = Reply(self._rng.choice(rule.responses), rule.tag, float(confidence), reason)
         return reply, ConversationState(context, rule.next_tag, state.turns + 1)
+
+
+def _is_fraction(value: object) -> bool:
+    """Whether ``value`` is a number from 0 to 1 (not NaN; a string such as "0.5" is not one,
+    where comparing it would raise a bare TypeError)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0.0 <= float(value) <= 1.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import numbers
 import threading
 import time
 from collections import OrderedDict, deque
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from legacy_assistant.common.files import blocking_file
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import ConfigError, RequestError
 
 
 def sender_digest(sender: str) -> str:
@@ -32,6 +33,41 @@ def sender_digest(sender: str) -> str:
     The id is the only key to a transcript, so it is never written out; the digest tells one
     conversation's lines from another's but cannot be turned back into the id."""
     return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def check_text(name: str, value: object) -> None:
+    """Raise :class:`RequestError` unless ``value`` is a string every store can keep: SQLite and
+    Redis take UTF-8 only, so a lone surrogate escape (``"\\ud800"``) is refused here, by every
+    store alike, and not deep inside one of them. The error names the field, never the text (a
+    sender id is the key to a transcript)."""
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.isascii():  # ASCII, as most texts are, is valid UTF-8: no encoding needed
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RequestError(
+                f"{name} is not valid Unicode text (a lone surrogate escape, {value[exc.start]!r}, "
+                f"at character {exc.start}): no conversation store can keep it"
+            ) from None
+
+
+def _whole(name: str, value: object) -> int:
+    # numpy integers become Python ints: sqlite3 would bind them as raw bytes, json cannot write them
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise RequestError(f"{name} must be a whole number, got {type(value).__name__}")
+    return int(value)
+
+
+def _real(name: str, value: object) -> float:
+    # numpy floats (a probability from predict_proba) become Python floats, as for _whole
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RequestError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
 
 
 DEFAULT_TTL_SECONDS = 3600.0
@@ -52,6 +88,13 @@ class ConversationState:
     next_tag: str | None = None
     turns: int = 0
 
+    def __post_init__(self) -> None:
+        # plain Python values only, so that all three stores keep and give back the same state
+        for name in ("context", "next_tag"):
+            if getattr(self, name) is not None:
+                check_text(name, getattr(self, name))
+        object.__setattr__(self, "turns", _whole("turns", self.turns))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -70,6 +113,14 @@ class Turn:
     confidence: float
     at: float = field(default_factory=time.time)
     generated: bool = False  # the reply came from the responder
+
+    def __post_init__(self) -> None:
+        # plain Python values only, so that all three stores keep and give back the same turn
+        for name in ("message", "reply", "intent"):
+            check_text(name, getattr(self, name))
+        object.__setattr__(self, "confidence", _real("confidence", self.confidence))
+        object.__setattr__(self, "at", _real("at", self.at))
+        object.__setattr__(self, "generated", bool(self.generated))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,11 +191,13 @@ class MemoryStore:
         return item
 
     def load(self, sender: str) -> ConversationState:
+        check_text("sender", sender)  # refused as the other stores refuse it
         with self._lock:
             item = self._live(sender, self._clock())
             return item[1] if item else ConversationState()
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
+        check_text("sender", sender)
         now = self._clock()
         with self._lock:
             item = self._live(sender, now)
@@ -156,12 +209,14 @@ class MemoryStore:
                 self._items.popitem(last=False)
 
     def history(self, sender: str) -> list[Turn]:
+        check_text("sender", sender)
         with self._lock:
             item = self._live(sender, self._clock())
             return list(item[2]) if item else []
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
+        check_text("sender", sender)
         # Striped per-sender locks: bounded memory, and two senders rarely wait on each other.
         with self._sender_locks[hash(sender) % len(self._sender_locks)]:
             yield
@@ -191,9 +246,11 @@ def open_store(
 
     Raises :class:`ConfigError` for any other URL.
     """
-    if ttl_seconds < 0:
-        raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds}")
-    if max_turns < 1:
+    if url is not None and not isinstance(url, str):
+        raise ConfigError(f"the conversation store URL must be a string, got {type(url).__name__}")
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, numbers.Real) or not ttl_seconds >= 0:
+        raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds!r}")
+    if isinstance(max_turns, bool) or not isinstance(max_turns, numbers.Integral) or max_turns < 1:
         raise ConfigError(f"turns kept per conversation must be >= 1, got {max_turns}")
     if not url:
         from legacy_assistant.stores.sqlite_store import SQLiteStore

@@ -24,7 +24,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from legacy_assistant.errors import ConfigError, StoreError
-from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, ConversationState, Turn, sender_digest
+from legacy_assistant.stores.base import (
+    DEFAULT_MAX_TURNS,
+    DEFAULT_TTL_SECONDS,
+    ConversationState,
+    Turn,
+    check_text,
+    sender_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,7 @@ class RedisStore:
         return f"{self.prefix}{kind}:{sender}"
 
     def load(self, sender: str) -> ConversationState:
+        check_text("sender", sender)  # keys are UTF-8: a clear error, as every store gives
         with self._errors("load"):
             raw = self._client.get(self._key("state", sender))
         if raw is None:
@@ -115,6 +123,8 @@ class RedisStore:
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         import redis
+
+        check_text("sender", sender)  # state and turn checked their own fields when made
 
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
         # a positive idle time under a millisecond still expires (0 ms would mean never)
@@ -159,6 +169,7 @@ class RedisStore:
             raise StoreError(f"{_named(sender)}: other saves kept changing it; the turn was not saved")
 
     def history(self, sender: str) -> list[Turn]:
+        check_text("sender", sender)
         with self._errors("history"):
             if not self._client.exists(self._key("state", sender)):
                 return []
@@ -168,6 +179,7 @@ class RedisStore:
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
+        check_text("sender", sender)
         lock = self._client.lock(
             self._key("lock", sender), timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS, sleep=0.002
         )

@@ -38,6 +38,7 @@ from legacy_assistant.stores.base import (
     SQLITE_SYNCHRONOUS_MODES,
     ConversationState,
     Turn,
+    check_text,
     sender_digest,
 )
 
@@ -113,6 +114,7 @@ class _WriterLock:
         self.path = path
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
+        self._closed = False
 
     def open(self) -> None:
         if fcntl is not None and self._fd is None:
@@ -121,6 +123,7 @@ class _WriterLock:
 
     def close(self) -> None:
         with self._thread_lock:
+            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -128,6 +131,8 @@ class _WriterLock:
     def __enter__(self) -> _WriterLock:
         self._thread_lock.acquire()
         try:
+            if self._closed:  # without its flock a write would jump the other processes' queue
+                raise StoreError(f"SQLite conversation store: its writer lock {self.path} is closed")
             if self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
@@ -178,6 +183,7 @@ class SQLiteStore:
         self._idle_lock = threading.Lock()
         self._writer = _WriterLock(self.path.with_name(self.path.name + "-writer.lock"))
         self._saves = 0
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer.open()
@@ -207,6 +213,12 @@ class SQLiteStore:
             raise
         return connection
 
+    def _check_open(self) -> None:
+        # A closed store would open (and pool) a connection no one closes, and write without
+        # the writer lock's flock; it refuses instead.
+        if self._closed:
+            raise StoreError(f"SQLite conversation store {self.path}: the store is closed")
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         held = getattr(self._local, "connection", None)
@@ -214,6 +226,7 @@ class SQLiteStore:
             yield held
             return
         with self._idle_lock:
+            self._check_open()
             connection = self._idle.pop() if self._idle else None
         if connection is None:
             connection = self._connect()
@@ -226,7 +239,7 @@ class SQLiteStore:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
             with self._idle_lock:
-                keep = len(self._idle) < MAX_IDLE_CONNECTIONS
+                keep = not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS  # closed meanwhile: no pool
                 if keep:
                     self._idle.append(connection)
             if not keep:
@@ -255,6 +268,7 @@ class SQLiteStore:
         return bool(self.ttl_seconds) and now - float(updated) > self.ttl_seconds
 
     def load(self, sender: str) -> ConversationState:
+        check_text("sender", sender)  # sqlite3 binds UTF-8 only: a clear error, as every store gives
         with self._errors("load"), self._connection() as connection:
             row = connection.execute(
                 "SELECT context, next_tag, turns, updated FROM conversations WHERE sender = ?", (sender,)
@@ -265,6 +279,7 @@ class SQLiteStore:
             return ConversationState(context=_text_or_none(row[0]), next_tag=_text_or_none(row[1]), turns=int(row[2]))
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
+        check_text("sender", sender)  # state and turn checked their own fields when made
         with self._errors("save"), self._connection() as connection:
             if connection.in_transaction or getattr(self._local, "holds_writer", False):
                 # inside conversation(): the write lock is ours already; a second save in the same
@@ -322,6 +337,7 @@ class SQLiteStore:
             log.info("deleted %d expired conversation(s) from %s", deleted, self.path)
 
     def history(self, sender: str) -> list[Turn]:
+        check_text("sender", sender)
         with self._errors("history"), self._connection() as connection:
             row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
             with self._unreadable(sender):
@@ -339,9 +355,11 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
+        check_text("sender", sender)
         if getattr(self._local, "connection", None) is not None:  # nested: the outer block holds the lock
             yield
             return
+        self._check_open()  # before the writer lock, which a closed store has given up
         with self._writer, self._connection() as connection:
             with self._errors("lock"):
                 connection.execute("BEGIN IMMEDIATE")
@@ -352,9 +370,11 @@ class SQLiteStore:
                 self._local.holds_writer = False
 
     def close(self) -> None:
-        self._writer.close()
+        """Close the pooled connections and the writer lock; any later use raises :class:`StoreError`."""
         with self._idle_lock:
+            self._closed = True
             connections, self._idle = self._idle, []
+        self._writer.close()
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()

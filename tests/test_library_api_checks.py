@@ -1,0 +1,219 @@
+"""The library's calls refuse wrong arguments with the project's own errors, naming the
+argument, and the three conversation stores keep and give back the same plain values.
+
+Each test here reproduces a defect found by calling the project as a library (outside HTTP,
+which checks its fields itself): numpy numbers stored as raw bytes, a string ranked or answered
+character by character, a negative batch size computing nothing, a lone surrogate escape
+crashing one store only, a closed SQLite store still writing, and bare TypeError/IndexError.
+"""
+
+import numpy as np
+import pytest
+
+from legacy_assistant.errors import ConfigError, RequestError, StoreError
+from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, open_store
+from legacy_assistant.stores.sqlite_store import SQLiteStore
+from tests.test_store_contract import store_factory
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    yield from store_factory(request, tmp_path, request.param)
+
+
+@pytest.fixture(scope="module")
+def assistant(default_predictor):
+    """The shipped intent model with a stand-in responder that records the contexts it is given."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+
+    asked = []
+
+    def generate(turns, condition, mode, seed, strength):
+        asked.append(list(turns))
+        return "a generated reply"
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    made = Assistant(default_predictor, policy, MemoryStore(), generate=generate)
+    made.asked = asked
+    return made
+
+
+# -- stores -----------------------------------------------------------------------------------
+
+
+def test_numpy_numbers_are_stored_and_read_back_as_python_numbers(make_store):
+    """sqlite3 bound np.int64/np.float32 as raw bytes: the save passed, every later read failed."""
+    store = make_store()
+    probabilities = np.array([0.7, 0.3], dtype=np.float32)
+    store.save("alice", ConversationState(turns=np.int64(1)), Turn("hi", "hello", "greeting", probabilities[0]))
+    store.save("alice", ConversationState(turns=2), Turn("again", "ok", "greeting", 0.5, at=np.float64(5.0)))
+    state = store.load("alice")
+    assert state == ConversationState(turns=2) and type(state.turns) is int
+    first, second = store.history("alice")
+    assert type(first.confidence) is float and first.confidence == pytest.approx(0.7)
+    assert type(second.at) is float and second.at == 5.0
+
+
+def test_turn_and_state_fields_of_the_wrong_type_are_request_errors():
+    with pytest.raises(RequestError, match="^turns must be a whole number, got float$"):
+        ConversationState(turns=1.5)
+    with pytest.raises(RequestError, match="^confidence must be a number, got str$"):
+        Turn("hi", "hello", "greeting", "0.7")
+    with pytest.raises(RequestError, match="^message must be a string, got NoneType$"):
+        Turn(None, "hello", "greeting", 0.7)
+
+
+@pytest.mark.parametrize("where", ["sender", "message"])
+def test_a_lone_surrogate_is_the_same_request_error_in_every_store(make_store, where):
+    """SQLite raised a bare UnicodeEncodeError (and lost the turn), MemoryStore kept it."""
+    store = make_store()
+    sender, message = ("web-\ud800", "hello") if where == "sender" else ("carol", "hello \udc80")
+    with pytest.raises(RequestError, match=rf"^{where} is not valid Unicode text \(a lone surrogate escape"):
+        store.save(sender, ConversationState(turns=1), Turn(message, "hi", "greeting", 0.9))
+    if where == "sender":
+        for call in (store.load, store.history):
+            with pytest.raises(RequestError, match="^sender is not valid Unicode text"):
+                call(sender)
+        with pytest.raises(RequestError, match="^sender is not valid Unicode text"), store.conversation(sender):
+            pass
+
+
+def test_the_error_for_a_surrogate_sender_does_not_show_the_sender():
+    with pytest.raises(RequestError) as caught:
+        MemoryStore().load("secret-id-\ud800")
+    assert "secret-id" not in str(caught.value)
+
+
+def test_a_closed_sqlite_store_refuses_every_use(tmp_path):
+    """It reopened and pooled a connection no one closed, and wrote without its flock."""
+    store = SQLiteStore(tmp_path / "c.db")
+    store.save("bob", ConversationState(turns=1), Turn("hi", "hello", "greeting", 0.9))
+    store.close()
+    closed = r"the store is closed$"
+    with pytest.raises(StoreError, match=closed):
+        store.save("bob", ConversationState(turns=2), Turn("hi", "hello", "greeting", 0.9))
+    with pytest.raises(StoreError, match=closed):
+        store.load("bob")
+    with pytest.raises(StoreError, match=closed):
+        store.history("bob")
+    with pytest.raises(StoreError, match=closed), store.conversation("bob"):
+        pass
+    assert store._idle == []
+    store.close()  # twice is fine
+    reopened = SQLiteStore(tmp_path / "c.db")
+    assert reopened.load("bob") == ConversationState(turns=1)  # nothing was written after close
+    reopened.close()
+
+
+@pytest.mark.parametrize(
+    "url, kwargs, message",
+    [
+        (5, {}, "the conversation store URL must be a string, got int"),
+        ("memory", {"ttl_seconds": None}, "conversation idle time must be >= 0 seconds, got None"),
+        ("memory", {"max_turns": "5"}, "turns kept per conversation must be >= 1, got 5"),
+    ],
+)
+def test_open_store_refuses_arguments_of_the_wrong_type(url, kwargs, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        open_store(url, **kwargs)
+
+
+# -- predictor --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "2"])
+def test_predict_proba_refuses_a_batch_size_that_is_not_a_whole_number_from_1(default_predictor, batch_size):
+    """-1 returned all-zero probabilities as if the model had said so."""
+    with pytest.raises(RequestError, match=r"^batch_size must be a whole number >= 1 \(or None\)"):
+        default_predictor.predict_proba(["hello there", "goodbye", "thanks a lot"], batch_size=batch_size)
+
+
+def test_predict_proba_takes_a_numpy_batch_size(default_predictor):
+    texts = ["hello there", "goodbye", "thanks a lot"]
+    np.testing.assert_allclose(
+        default_predictor.predict_proba(texts, batch_size=np.int64(2)),
+        default_predictor.predict_proba(texts),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("call", ["rank", "predict", "predict_proba"])
+@pytest.mark.parametrize("texts", ["hello there", b"hello there", None, 5])
+def test_a_bare_string_or_no_list_is_not_ranked_character_by_character(default_predictor, call, texts):
+    with pytest.raises(RequestError, match="^texts must be a list of strings"):
+        getattr(default_predictor, call)(texts)
+
+
+def test_every_text_must_be_a_string(default_predictor):
+    with pytest.raises(RequestError, match="^every text must be a string, got NoneType$"):
+        default_predictor.rank(["hello", None])
+
+
+def test_a_numpy_array_of_texts_is_ranked_as_its_list(default_predictor):
+    texts = ["hello there", "goodbye"]
+    assert default_predictor.rank(np.array(texts), top=2) == default_predictor.rank(texts, top=2)
+    assert default_predictor.predict_proba(np.array([], dtype=str)).shape == (0, len(default_predictor.classes))
+
+
+@pytest.mark.parametrize("text", [None, 5, b"hi"])
+def test_rank_one_names_its_text_argument(default_predictor, text):
+    with pytest.raises(RequestError, match=f"^text must be a string, got {type(text).__name__}$"):
+        default_predictor.rank_one(text)
+
+
+@pytest.mark.parametrize("top", [0, -1, 1.5, True])
+def test_top_must_be_a_whole_number_from_1(default_predictor, top):
+    """top=-1 dropped the last class without a word."""
+    with pytest.raises(RequestError, match=r"^top must be a whole number >= 1"):
+        default_predictor.rank_one("hello", top=top)
+
+
+# -- assistant and dialogue -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("context", ["where is the station", b"where", None, 5, (t for t in ["hi"])])
+def test_respond_refuses_a_context_that_is_not_a_list_of_turns(assistant, context):
+    """A string was split into characters, its last 3 answered as three turns."""
+    assistant.asked.clear()
+    with pytest.raises(RequestError, match=r"^context must be a list of turns \(strings\), oldest first$"):
+        assistant.respond(context)
+    assert assistant.asked == []
+    assert assistant.respond(("where is", "the station")) == "a generated reply"
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda a: a.chat("u", None), "message"),
+        (lambda a: a.chat(None, "hello"), "sender"),
+        (lambda a: a.parse(None), "text"),
+        (lambda a: a.classic(None), "sentence"),
+    ],
+)
+def test_assistant_calls_name_the_argument_that_is_not_a_string(assistant, call, argument):
+    with pytest.raises(RequestError, match=f"^{argument} must be a string, got NoneType$"):
+        call(assistant)
+
+
+def test_chat_refuses_a_lone_surrogate_before_classifying(assistant):
+    with pytest.raises(RequestError, match=r"^message is not valid Unicode text"):
+        assistant.chat("carol", "hello \udc80")
+    assert assistant.history("carol") == []
+
+
+@pytest.mark.parametrize("top", [0, -1, 2.5, "3"])
+def test_parse_needs_a_top_of_at_least_1(assistant, top):
+    """top=0 raised IndexError; top=-1 dropped the last class."""
+    with pytest.raises(RequestError, match=rf"^top must be a whole number >= 1 \(or None\), got {top!r}$"):
+        assistant.parse("hello", top=top)
+    assert len(assistant.parse("hello", top=1)["intent_ranking"]) == 1
+    assert len(assistant.parse("hello", top=None)["intent_ranking"]) == len(assistant.predictor.classes)
+
+
+@pytest.mark.parametrize("name", ["threshold", "escape_confidence"])
+def test_a_threshold_that_is_no_number_is_a_config_error(default_predictor, name):
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+
+    with pytest.raises(ConfigError, match=f"^{name} must be between 0 and 1, got '0.5'$"):
+        DialoguePolicy.from_manifest(default_predictor.manifest, **{name: "0.5"})
