@@ -90,12 +90,7 @@ def migrate_artifact(
     from compat import selection
 
     started = time.perf_counter()
-    selection.select("tf2")
-    from compat.interface import SavedModelError
-    from compat.tf2.checkpoint import read_v1_weights
-    from compat.tf2.runtime import versions
-    from compat.tf2.saved_model import export_tf2_saved_model
-
+    # what needs no TensorFlow is checked before its import (seconds), so a refusal is immediate
     info = verify_artifact(source)
     if info.runtime != "compat":
         raise ArtifactError(f"{info.path}: already a {info.runtime!r} model; only compat models are migrated")
@@ -104,6 +99,15 @@ def migrate_artifact(
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
     try:
         spec = NetworkSpec.from_dict(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
+    except UnsupportedNetwork as exc:
+        raise ArtifactError(str(exc)) from None
+    selection.select("tf2")
+    from compat.interface import SavedModelError
+    from compat.tf2.checkpoint import read_v1_weights
+    from compat.tf2.runtime import versions
+    from compat.tf2.saved_model import export_tf2_saved_model
+
+    try:
         weights = read_v1_weights(str(info.saved_model_dir))
         spec.check_weights(weights, where=f"{info.saved_model_dir}")
     except (UnsupportedNetwork, SavedModelError) as exc:

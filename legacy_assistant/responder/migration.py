@@ -140,12 +140,7 @@ def migrate_responder(
         raise ArtifactError(f"contexts must be at least 1, got {contexts}")
     if not tolerance >= 0:
         raise ArtifactError(f"tolerance must be >= 0, got {tolerance}")
-    selection.select("tf2")
-    from compat.interface import SavedModelError
-    from compat.tf2.checkpoint import read_v1_weights
-    from compat.tf2.responder import check_weights, export_tf2_responder
-    from compat.tf2.runtime import versions
-
+    # what needs no TensorFlow is checked before its import (seconds), so a refusal is immediate
     info = verify_responder(source)
     runtime = info.manifest.get("runtime", "compat")
     if runtime != "compat":
@@ -153,6 +148,12 @@ def migrate_responder(
     target = Path(out_dir)
     if overlaps(target, info.path):
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
+    selection.select("tf2")
+    from compat.interface import SavedModelError
+    from compat.tf2.checkpoint import read_v1_weights
+    from compat.tf2.responder import check_weights, export_tf2_responder
+    from compat.tf2.runtime import versions
+
     try:
         weights = read_v1_weights(str(info.saved_model_dir))
         check_weights(info.spec, weights, str(info.saved_model_dir))
