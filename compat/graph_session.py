@@ -63,6 +63,23 @@ class GraphSession:
     def finalized(self) -> bool:
         return self.graph.finalized
 
+    def uninitialized_variables(self) -> list[str]:
+        """Names of the graph's variables that hold no value yet, every variable op of the graph
+        counted. ``tf.report_uninitialized_variables()`` looks at the global and local variable
+        collections only: a SavedModel can hold a variable in neither, which then fails every
+        run that reads it. Builds ops: call before :meth:`finalize`."""
+        with self.bound():
+            checks = {}
+            for op in self.graph.get_operations():
+                if op.type == "VarHandleOp":  # resource variable
+                    checks[op.name] = tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0])
+                elif op.type in ("VariableV2", "Variable"):  # reference variable
+                    checks[op.name] = tf.raw_ops.IsVariableInitialized(ref=op.outputs[0])
+            if not checks:
+                return []
+            values = self.run(list(checks.values()))
+        return [name for name, ready in zip(checks, values) if not ready]
+
     def run(self, fetches: Any, feed_dict: dict | None = None) -> Any:
         """``Session.run``; thread-safe once the graph is complete."""
         return self.session.run(fetches, feed_dict=feed_dict)

@@ -228,3 +228,44 @@ def test_a_saved_model_with_truncated_variables_names_the_cause(tiny_model_dir, 
     assert first_line(ValueError("\n\nNode: 'x'\n  useful part\nmore")) == "useful part"
     assert first_line(ValueError("Graph execution error:")) == "Graph execution error:"
     assert first_line(ValueError("")) == "ValueError"
+
+
+def _saved_model_with_a_variable_in_no_collection(path):
+    """A SavedModel whose graph holds ``hidden_bias``, a variable in no collection: its saver
+    neither saves nor restores it, and ``tf.report_uninitialized_variables()`` does not see it."""
+    with GraphSession() as gs:
+        with gs.bound():
+            x = tf.placeholder(tf.float32, [None, 2], name="x")
+            kept = tf.get_variable("kept", [2], initializer=tf.ones_initializer())
+            hidden = tf.Variable(tf.zeros([2]), name="hidden_bias", collections=[])
+            y = tf.identity(x * kept + hidden, name="y")
+            gs.run(tf.global_variables_initializer())
+            gs.run(hidden.initializer)
+            signature = tf.saved_model.signature_def_utils.predict_signature_def(inputs={"x": x}, outputs={"y": y})
+            builder = tf.saved_model.builder.SavedModelBuilder(str(path))
+            builder.add_meta_graph_and_variables(gs.session, ["serve"], signature_def_map={"serving_default": signature})
+            builder.save()
+    return path
+
+
+def test_a_variable_outside_the_collections_left_uninitialised_is_found():
+    with GraphSession() as gs:
+        with gs.bound():
+            tf.get_variable("listed", [1], initializer=tf.zeros_initializer())
+            tf.Variable(tf.zeros([1]), name="unlisted_ref", collections=[], use_resource=False)
+            tf.Variable(tf.zeros([1]), name="unlisted_resource", collections=[], use_resource=True)
+            gs.run(tf.global_variables_initializer())
+            assert not len(gs.run(tf.report_uninitialized_variables()))  # what the loaders used to ask
+        assert sorted(gs.uninitialized_variables()) == ["unlisted_ref", "unlisted_resource"]
+
+
+def test_loaders_refuse_a_saved_model_with_a_variable_its_restore_leaves_empty(tmp_path):
+    """Accepted before, such a model failed every prediction with FailedPreconditionError."""
+    from compat.classifier.saved_model import LoadedClassifier
+    from compat.interface import SavedModelError
+    from compat.responder.saved_model import LoadedResponder
+
+    path = _saved_model_with_a_variable_in_no_collection(tmp_path / "saved_model")
+    for loader in (LoadedClassifier, LoadedResponder):
+        with pytest.raises(SavedModelError, match="variables left uninitialised after restore: hidden_bias"):
+            loader(str(path))

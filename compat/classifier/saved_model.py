@@ -99,10 +99,9 @@ class LoadedClassifier:
     def _bind(self, export_dir: str, meta_graph: Any) -> None:
         """Check the restored graph and find the signature's tensors (the caller closes the
         session on any error)."""
-        with self._gs.bound():
-            uninitialized = self._gs.run(tf.report_uninitialized_variables())
-        if len(uninitialized):
-            names = ", ".join(n.decode() for n in uninitialized)
+        uninitialized = self._gs.uninitialized_variables()
+        if uninitialized:
+            names = ", ".join(uninitialized)
             raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
         signature = meta_graph.signature_def.get(SIGNATURE_NAME)
         if signature is None or {IDS_KEY, WEIGHTS_KEY} - set(signature.inputs) or OUTPUT_KEY not in signature.outputs:

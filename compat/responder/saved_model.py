@@ -110,9 +110,9 @@ class LoadedResponder:
     def _load(self, export_dir: str) -> None:
         with self._gs.bound():
             meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), export_dir)
-            uninitialized = self._gs.run(tf.report_uninitialized_variables())
-        if len(uninitialized):
-            names = ", ".join(n.decode() for n in uninitialized)
+        uninitialized = self._gs.uninitialized_variables()
+        if uninitialized:
+            names = ", ".join(uninitialized)
             raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
         inputs: dict[str, tf.Tensor] = {}
         outputs: dict[str, dict[str, tf.Tensor]] = {}
