@@ -5,6 +5,7 @@ version loaded on every other.
     python3 scripts/tf_matrix.py                            # every version in constraints/
     python3 scripts/tf_matrix.py --versions oldest,pinned --without-suite pinned   # CI, after make test
     python3 scripts/tf_matrix.py --versions 2.15.1
+    python3 scripts/tf_matrix.py --versions oldest --prepare   # only build that virtualenv
 
 A version is supported when ``constraints/tf-<version>.txt`` pins its environment (every
 package). An older release's virtualenv, ``.venv-tf<version>/``, gets the project's own
@@ -183,6 +184,7 @@ PINNED_ONLY_TESTS = (
     "tests/test_settings.py",
     "tests/test_store.py",
     "tests/test_store_contract.py",
+    "tests/test_turn_order.py",
     "tests/test_web_wiring.py",
 )
 
@@ -413,7 +415,17 @@ def main() -> int:
     parser.add_argument(
         "--seed", type=int, help="pytest-randomly's seed for the test order (default: a random one, printed)"
     )
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="only create or refresh the versions' virtualenvs, then exit (CI installs the oldest "
+        "release's while the pinned one's is built and linted)",
+    )
     args = parser.parse_args()
+    if args.prepare:
+        for version in resolve_versions(args.versions):
+            log(f"[{version}] virtualenv ready: {venv_for(version).name}")
+        return 0
     seed = random.randrange(2**32) if args.seed is None else args.seed
     log(f"test order: --randomly-seed={seed} (rerun one cell's order with --seed {seed})")
     versions = resolve_versions(args.versions)
