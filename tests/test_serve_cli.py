@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -141,6 +142,9 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
     a_file.write_text("")
     one_error_line(serve("--port", port, "--store", f"sqlite://{a_file}/x.db", "--no-responder"), 1,
                    "is a file, not a folder")
+    # the master made (and cleared) it in gunicorn's start hook: a traceback there
+    one_error_line(serve("--port", port, "--no-responder", env={"PROMETHEUS_MULTIPROC_DIR": str(a_file)}), 1,
+                   "PROMETHEUS_MULTIPROC_DIR", "is not a folder")
 
 
 def test_a_bad_flag_is_one_usage_line():
@@ -160,6 +164,36 @@ def test_a_worker_that_cannot_start_says_why_in_one_line(free_port):
     assert len(reasons) == 1 and "cannot reach the Redis conversation store" in reasons[0], result.stderr
 
 
+def test_the_store_url_and_cors_list_stay_off_the_server_command_line(free_port):
+    """Any user of the machine can read a process's command line: a Redis password given in the
+    store URL (by flag or environment) and the CORS list were there for the server's whole life."""
+    from pathlib import Path
+
+    closed = free_port()
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("LEGACY_ASSISTANT_")}
+    environ["LEGACY_ASSISTANT_CORS_ORIGINS"] = "https://private-shop.example"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(free_port()),
+         "--workers", "1", "--no-responder", "--store", f"redis://:hunter2pass@127.0.0.1:{closed}/0"],
+        cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    cmdline = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "legacy_assistant.serving.server" not in cmdline and time.monotonic() < deadline:
+            cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().decode(errors="replace")
+            time.sleep(0.02)
+        _, err = server.communicate(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert "legacy_assistant.serving.server" in cmdline  # the re-executed server was seen
+    assert "hunter2pass" not in cmdline and "private-shop" not in cmdline
+    # ... and the worker still got the URL: it tried that store (nobody listens there)
+    assert server.returncode == 3 and "cannot reach the Redis conversation store" in err
+    assert "hunter2pass" not in err
+
+
 def test_server_options_keep_tokens_off_the_command_line_and_read_them_back():
     from legacy_assistant.serving.server import ServerOptions
 
@@ -170,6 +204,16 @@ def test_server_options_keep_tokens_off_the_command_line_and_read_them_back():
     back = ServerOptions.from_json(text, environ)
     assert back.app_config == {"THRESHOLD": 0.3, "API_TOKEN": "api-s3cret", "ADMIN_TOKEN": "adm-s3cret"}
     assert ServerOptions.from_json(text, {}).app_config == {"THRESHOLD": 0.3, "API_TOKEN": None, "ADMIN_TOKEN": None}
+    # the store URL and the CORS list go in the environment the server inherits, not in the text
+    from legacy_assistant.serving.server import PRIVATE_ENV
+
+    private = {"STORE_URL": "redis://:pw-s3cret@h:1/0", "CORS_ORIGINS": ("https://s3cret.example",)}
+    options = ServerOptions(app_config={**private, "THRESHOLD": 0.3})
+    text = options.to_json()
+    assert "s3cret" not in text
+    back = ServerOptions.from_json(text, {PRIVATE_ENV: options.private_json()})
+    assert back.app_config["STORE_URL"] == private["STORE_URL"]
+    assert list(back.app_config["CORS_ORIGINS"]) == list(private["CORS_ORIGINS"])
 
 
 def test_a_text_cap_the_body_limit_cannot_carry_is_warned_at_start(monkeypatch, caplog):

@@ -151,16 +151,36 @@ def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
 def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     """PROMETHEUS_MULTIPROC_DIR may be a folder holding other things, a SQLite conversation
     store among them (``.db`` too): only prometheus_client's files of an earlier run go."""
+    import os
+    from pathlib import Path
+
     from legacy_assistant.serving.server import clear_stale_metrics
 
-    ours = ["counter_4711.db", "histogram_4711.db", "gauge_livesum_12.db", "gauge_all_3.db", "summary_9.db"]
-    theirs = ["conversations.db", "conversations.db-wal", "precious.db", "counter.db", "notes.txt"]
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has this pid
+    ours = [f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_livesum_{dead + 1}.db", f"summary_{dead + 2}.db"]
+    # a running process's files are another server's, sharing the folder: they stay
+    running = [f"counter_{os.getpid()}.db", f"gauge_all_{os.getpid()}.db"]
+    theirs = ["conversations.db", "conversations.db-wal", "precious.db", "counter.db", "notes.txt", *running]
     for name in ours + theirs:
         (tmp_path / name).write_bytes(b"x")
     clear_stale_metrics(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
     clear_stale_metrics(str(tmp_path / "new"))  # made when missing
     assert (tmp_path / "new").is_dir()
+
+
+def test_a_metrics_folder_that_cannot_be_one_is_refused_before_gunicorn_starts(tmp_path):
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.serving.server import check_metrics_dir
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR=.*a-file is not a folder"):
+        check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(a_file)})
+    with pytest.raises(ConfigError, match="cannot write in .*a-file"):
+        check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(a_file / "below")})
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "to" / "be" / "made")})  # fine: made at start
+    check_metrics_dir({})
 
 
 def test_a_second_quit_signal_during_the_first_does_not_deadlock_the_worker():

@@ -143,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
     if args.dev:
         return _run_dev(values)
-    from legacy_assistant.serving.server import exec_server
+    from legacy_assistant.serving.server import check_metrics_dir, exec_server
 
     check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
+    check_metrics_dir()
     options = _server_options(values)
     if values["STORE"] == "memory" and options.workers > 1:
         # each worker would keep its own conversations: a sender's turns would land in whichever

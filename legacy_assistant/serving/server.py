@@ -61,7 +61,7 @@ from gunicorn.glogging import Logger
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
-from legacy_assistant.errors import AssistantError
+from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, settings
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
@@ -98,20 +98,37 @@ class ServerOptions:
         return cls(**settings.server_values(values), app_config=settings.app_config(values), log_level=log_level)
 
     def to_json(self) -> str:
-        """The options without the secrets (tokens): this text becomes the server's command line,
-        which every user of the machine can read; :meth:`from_json` reads them back from the
-        environment, which the re-executed server inherits."""
+        """The options without the secrets (tokens) and the private values (the store URL, the
+        CORS list): this text becomes the server's command line, which every user of the machine
+        can read. :meth:`from_json` reads the secrets back from the environment, which the
+        re-executed server inherits, and the private values from :meth:`private_json`, which
+        :func:`exec_server` passes there too."""
         data = asdict(self)
-        secrets = settings.secret_config_keys()
-        data["app_config"] = {key: value for key, value in self.app_config.items() if key not in secrets}
+        hidden = settings.secret_config_keys() | settings.PRIVATE_CONFIG_KEYS
+        data["app_config"] = {key: value for key, value in self.app_config.items() if key not in hidden}
         return json.dumps(data)
+
+    def private_json(self) -> str:
+        """The private values left out of :meth:`to_json`, for :data:`PRIVATE_ENV`."""
+        return json.dumps({k: v for k, v in self.app_config.items() if k in settings.PRIVATE_CONFIG_KEYS})
 
     @classmethod
     def from_json(cls, text: str, environ: Mapping[str, str] | None = None) -> ServerOptions:
-        """Options from :meth:`to_json`'s text, the secrets from ``environ`` (``os.environ`` when None)."""
+        """Options from :meth:`to_json`'s text, the secrets and the private values from
+        ``environ`` (``os.environ`` when None)."""
+        environ = os.environ if environ is None else environ
         data = json.loads(text)
-        data["app_config"] = {**data.get("app_config", {}), **settings.secrets_from_environment(environ)}
+        private = json.loads(environ.get(PRIVATE_ENV) or "{}")
+        data["app_config"] = {
+            **data.get("app_config", {}),
+            **{k: v for k, v in private.items() if k in settings.PRIVATE_CONFIG_KEYS},
+            **settings.secrets_from_environment(environ),
+        }
         return cls(**data)
+
+
+# How exec_server hands the private values to the server it becomes (see ServerOptions.to_json).
+PRIVATE_ENV = "LEGACY_ASSISTANT_SERVER_PRIVATE"
 
 
 class WorkerRegistry:
@@ -349,15 +366,46 @@ class _ResponseCapture:
 # The files prometheus_client's multiprocess mode writes (``counter_4711.db``,
 # ``gauge_livesum_4711.db``, ...): a folder given in PROMETHEUS_MULTIPROC_DIR may hold other
 # files (a SQLite conversation store ends in .db too), which are not ours to delete.
-METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db")
 
 
 def clear_stale_metrics(directory: str) -> None:
-    """Make ``directory`` and delete the metrics files an earlier run left in it; nothing else."""
+    """Make ``directory`` and delete the metrics files an earlier run left in it: those of
+    processes no longer running (another server sharing the folder keeps its own); nothing else."""
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
-        if METRICS_FILE.fullmatch(name):
-            os.unlink(os.path.join(directory, name))
+        found = METRICS_FILE.fullmatch(name)
+        if found and not _running(int(found.group(1))):
+            with contextlib.suppress(FileNotFoundError):  # another server starting cleared it
+                os.unlink(os.path.join(directory, name))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:  # no such pid on this system
+        return False
+    return True
+
+
+def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse, before gunicorn starts, a ``PROMETHEUS_MULTIPROC_DIR`` that is not a folder the
+    server can use (the master would fail making or clearing it, with a traceback)."""
+    directory = (os.environ if environ is None else environ).get(METRICS_ENV)
+    if not directory:
+        return
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{METRICS_ENV}={directory} is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:  # the folder the server would make it in
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{METRICS_ENV}={directory}: this user cannot write in {existing}")
 
 
 class ServerLog(Logger):
@@ -527,6 +575,7 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
     """Replace this process with a fresh interpreter running the server (same pid, clean imports)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    os.environ[PRIVATE_ENV] = options.private_json()
     os.execv(python, [python, "-m", "legacy_assistant.serving.server", options.to_json()])
 
 
@@ -540,6 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     options = ServerOptions.from_json(args[0])
+    os.environ.pop(PRIVATE_ENV, None)  # read: no process this one starts inherits it
     level = getattr(logging, options.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     GunicornServer(options).run()

@@ -488,6 +488,12 @@ SETTINGS: tuple[Setting, ...] = (
 SECRETS = tuple(s for s in SETTINGS if isinstance(s.kind, Token))
 
 
+# Not secrets the way tokens are (a flag may give them), but a store URL can hold a password and
+# the CORS list names a deployment's sites: the server's re-exec passes them in its environment
+# (readable by its own user only), not on its command line (readable by every user).
+PRIVATE_CONFIG_KEYS = frozenset({"STORE_URL", "CORS_ORIGINS"})
+
+
 def secret_config_keys() -> frozenset[str]:
     """The app config keys that hold a secret (:data:`SECRETS`)."""
     return frozenset(s.config_key for s in SECRETS)
