@@ -264,6 +264,28 @@ def test_unreadable_h5_is_refused(tmp_path):
         read_keras_dense_model(tmp_path / "folder.h5")
 
 
+def test_keras_3_native_formats_are_refused_with_how_to_save_them_again(tmp_path):
+    """Keras 3 writes layers/<name>/vars/<i> (no layer list) to .weights.h5, and a zip to .keras:
+    "no 'layer_names' attribute" and "file signature not found" said nothing a user could act on."""
+    import zipfile
+
+    from legacy_assistant.classifier.classic.keras_h5 import read_keras_dense_model
+
+    with h5py.File(tmp_path / "chatbot.weights.h5", "w") as f:
+        for name, shape in (("dense", (4, 8)), ("dense_1", (8, 3))):
+            f.create_dataset(f"layers/{name}/vars/0", data=np.zeros(shape, np.float32))
+            f.create_dataset(f"layers/{name}/vars/1", data=np.zeros(shape[1], np.float32))
+        f.create_group("vars")
+    with zipfile.ZipFile(tmp_path / "chatbot_model.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"")
+    resave = r"save it again with model.save\('chatbot_model.h5'\)"
+    with pytest.raises(ArtifactError, match=r"chatbot.weights.h5: Keras 3's own weights format .*" + resave):
+        read_keras_dense_model(tmp_path / "chatbot.weights.h5")
+    with pytest.raises(ArtifactError, match=r"chatbot_model.keras: a Keras 3 .keras archive; .*" + resave):
+        read_keras_dense_model(tmp_path / "chatbot_model.keras")
+
+
 def test_a_folder_given_as_a_word_list_is_named_as_one(tmp_path):
     from legacy_assistant.classifier.classic.string_lists import read_string_list
 

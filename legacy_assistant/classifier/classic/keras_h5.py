@@ -3,8 +3,9 @@
 Keras 2's ``model.save('chatbot_model.h5')`` writes the architecture as JSON (root attribute
 ``model_config``) and the weights under ``model_weights/<layer>/``; ``model.save_weights(...)``
 writes only the weights, with the layer groups at the root. Keras 3's legacy ``.h5`` saving
-keeps that layout. In every case the root of the weights lists its layers in order
-(``layer_names``) and each layer group lists its datasets (``weight_names``, e.g.
+keeps that layout; its own formats (``.weights.h5``, ``.keras``) do not, and are refused with a
+message saying how to save the model in the legacy layout. In every case the root of the
+weights lists its layers in order (``layer_names``) and each layer group lists its datasets (``weight_names``, e.g.
 ``dense/kernel:0``, ``dense_1/bias:0`` or ``sequential/dense/kernel``), so this reader follows
 those lists instead of guessing paths.
 
@@ -75,11 +76,15 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
+        if _is_zip(path):
+            raise ArtifactError(f"{path}: a Keras 3 .keras archive; {KERAS3_RESAVE}") from None
         raise ArtifactError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:  # any file h5py can open, whatever it holds: a damaged one is one error naming it
         with handle:
             root = handle["model_weights"] if "model_weights" in handle else handle
             if "layer_names" not in root.attrs:
+                if "layers" in root and "vars" in _first_group(root["layers"]):
+                    raise ArtifactError(f"{path}: Keras 3's own weights format (.weights.h5); {KERAS3_RESAVE}")
                 raise ArtifactError(f"{path}: no Keras weights found (no 'layer_names' attribute)")
             keras_version = _text(handle.attrs["keras_version"]) if "keras_version" in handle.attrs else None
             weights = {_text(name): _layer_weights(root, _text(name), path) for name in root.attrs["layer_names"]}
@@ -104,6 +109,26 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
             f"{path}: not a Keras Dense model this importer can read ({type(exc).__name__}: {exc})"
         ) from None
     return KerasDenseModel(tuple(layers), dropout, source, keras_version)
+
+
+# Keras 3 writes its own formats by default (layers/<name>/vars/<i>, no layer list): this reader
+# follows the layer list of the HDF5 layout that Keras 2 and Keras 3's legacy saving write.
+KERAS3_RESAVE = (
+    "this importer reads the HDF5 layout of Keras 2 and of Keras 3's legacy saving: load the model in "
+    "Keras and save it again with model.save('chatbot_model.h5')"
+)
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
+def _first_group(group: Any) -> Any:
+    """The first member of an HDF5 group (an empty dict when it has none)."""
+    for name in group:
+        return group[name]
+    return {}
 
 
 def _layer_weights(root: Any, name: str, path: Path) -> dict[str, np.ndarray]:
