@@ -52,22 +52,22 @@ def check_text(name: str, value: object) -> None:
             ) from None
 
 
-def _whole(name: str, value: object) -> int:
-    # numpy integers become Python ints: sqlite3 would bind them as raw bytes, json cannot write them
-    if type(value) is int:
+def _plain(name: str, value: Any, kind: type, abstract: type, what: str) -> Any:
+    """``value`` as a plain ``kind`` (a numpy number of the ``abstract`` kind converted: sqlite3
+    would bind it as raw bytes, json cannot write it); :class:`RequestError` for anything else."""
+    if type(value) is kind:
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise RequestError(f"{name} must be a whole number, got {type(value).__name__}")
-    return int(value)
+    if isinstance(value, bool) or not isinstance(value, abstract):
+        raise RequestError(f"{name} must be {what}, got {type(value).__name__}")
+    return kind(value)
+
+
+def _whole(name: str, value: object) -> int:
+    return int(_plain(name, value, int, numbers.Integral, "a whole number"))
 
 
 def _real(name: str, value: object) -> float:
-    # numpy floats (a probability from predict_proba) become Python floats, as for _whole
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise RequestError(f"{name} must be a number, got {type(value).__name__}")
-    return float(value)
+    return float(_plain(name, value, float, numbers.Real, "a number"))
 
 
 DEFAULT_TTL_SECONDS = 3600.0
