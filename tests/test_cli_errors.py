@@ -220,11 +220,34 @@ def test_a_report_onto_a_folder_or_under_a_file_is_refused_before_any_work(model
         (["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(a_file / "g.json")],
          f"{a_file} is a file, not a folder"),
         (["golden", str(model_dir), "--check", "--report", str(a_file / "sub" / "r.json")], "is a file, not a folder"),
+        # a new file in the SavedModel: every one there is listed, so the model would no longer load
+        (["golden", str(model_dir), "--sentences", str(sentences), "--golden",
+          str(model_dir / "saved_model" / "golden.json")], "inside the SavedModel of"),
+        (["golden", str(model_dir), "--check", "--report", str(model_dir / "saved_model" / "variables" / "r.json")],
+         "inside the SavedModel of"),
+        # "" wrote over the model's own golden file, as if --golden were not given
+        (["golden", str(model_dir), "--sentences", str(sentences), "--golden", ""], "--golden is an empty path"),
+        (["golden", str(model_dir), "--check", "--report", " "], "--report is an empty path"),
+        (["golden", str(model_dir), "--sentences", str(sentences), "--tolerance", "0.5"], "give --check too"),
     ]
+    golden_before = (model_dir / "golden.json").read_bytes() if (model_dir / "golden.json").exists() else None
     for argv, message in refused:
         assert main(argv) == 1, argv
         assert message in _one_error_line(capsys), argv
     assert a_file.read_text() == "mine"
+    assert not list((model_dir / "saved_model").rglob("*.json"))
+    if golden_before is not None:
+        assert (model_dir / "golden.json").read_bytes() == golden_before
+
+
+def test_golden_makes_the_folders_of_the_files_it_writes(model_dir, tmp_path):
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\n")
+    written = tmp_path / "new" / "golden.json"
+    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(written)]) == 0
+    report = tmp_path / "reports" / "r.json"
+    assert main(["golden", str(model_dir), "--check", "--golden", str(written), "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["ok"] is True
 
 
 def test_a_golden_file_is_replaced_whole_or_not_at_all(model_dir, tmp_path, monkeypatch):

@@ -71,6 +71,14 @@ def test_info_with_standard_output_closed_still_checks_the_model():
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-2000:]
 
 
+def test_chat_with_standard_output_closed_reads_its_input_without_a_traceback():
+    # input() needs standard output even without a prompt: "RuntimeError: input(): lost sys.stdout"
+    result = _cli(["-q", "chat"], input=b"hi\nwhat time do you open\n", stdout=subprocess.DEVNULL,
+                  stderr=subprocess.PIPE, pass_fds=(), preexec_fn=lambda: os.close(1))
+    assert b"Traceback" not in result.stderr and b"lost sys.stdout" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode in (0, 141), result.stderr[-2000:]
+
+
 def test_train_off_a_terminal_logs_its_figures_instead_of_a_bar(tmp_path, caplog):
     with caplog.at_level("INFO", logger="legacy_assistant.cli.train"):
         assert main(["train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--no-plot", "--epochs", "3"]) == 0

@@ -415,6 +415,8 @@ def test_chat_refuses_an_unknown_emotion_in_one_line(trained, monkeypatch, capsy
     assert "unknown emotion 'bored'" in _one_error_line(capsys)
     assert main(["chat", "--emotion", "joy"]) == 1
     assert "--emotion is a responder option" in _one_error_line(capsys)
+    assert main(["chat", "--mode", "beam"]) == 1  # it was ignored without a word
+    assert "--mode is a responder option" in _one_error_line(capsys)
 
 
 def test_chat_generates_only_where_the_intent_model_falls_back(trained, monkeypatch, capsys):

@@ -212,6 +212,8 @@ def check_written_files(
     model = Path(model_dir).resolve()
     sources = {Path(source).resolve() for source in inputs}
     for path in paths:
+        if not str(path).strip():  # Path("") is "." and "" would mean "the default" to a caller
+            raise ArtifactError("an output file is an empty path: name a file")
         if Path(path).is_dir():
             raise ArtifactError(f"{path} is a folder: name a file to write the report to")
         blocking = blocking_file(path)
@@ -222,6 +224,8 @@ def check_written_files(
             raise ArtifactError(f"{path} is an input of this command: write the report somewhere else")
         if model in target.parents and target.exists() and target.relative_to(model).as_posix() not in allowed:
             raise ArtifactError(f"{path} is a file of the model {model_dir}: write the report somewhere else")
+        if model / SAVED_MODEL_DIR in target.parents:  # its every file is listed: a new one damages the model
+            raise ArtifactError(f"{path} is inside the SavedModel of {model_dir}: write the report somewhere else")
 
 
 def _replace_dir(staging: Path, target: Path) -> None:

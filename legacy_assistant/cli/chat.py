@@ -44,7 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     responder.add_argument(
         "--mode",
         choices=RESPONDER_MODES,
-        default=DEFAULT_RESPONDER_MODE,
         help=f"how replies are decoded (default {DEFAULT_RESPONDER_MODE})",
     )
     responder.add_argument(
@@ -65,9 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.responder is not None:
+        if args.mode is None:
+            args.mode = DEFAULT_RESPONDER_MODE
         return run_with_responder(args)
     for flag, value in (
         ("--emotion", args.emotion),
+        ("--mode", args.mode),
         ("--seed", args.seed),
         ("--condition-strength", args.condition_strength or None),
     ):
@@ -183,8 +185,11 @@ def _messages(interactive: bool):
         reconfigure(errors="replace")
     while True:
         try:
-            line = input("you> " if interactive else "")
+            # input() needs standard output even without a prompt (a closed one: RuntimeError)
+            line = input("you> ") if interactive else sys.stdin.readline()
         except EOFError:
+            return
+        if not interactive and not line:  # end of input
             return
         message = line.strip()
         if not message:

@@ -43,8 +43,13 @@ def run(args: argparse.Namespace) -> int:
     written = "--sentences" if args.sentences else "--contexts" if args.contexts else None
     if args.check and written:
         raise AssistantError(f"{written} writes a golden file and --check compares with one: give one of them")
-    if not args.check and args.report:
+    if not args.check and args.report is not None:
         raise AssistantError("--report is the comparison --check writes: give --check too")
+    if not args.check and args.tolerance is not None:
+        raise AssistantError("--tolerance is what --check allows: give --check too")
+    for flag, value in (("--golden", args.golden), ("--report", args.report)):
+        if value is not None and not value.strip():  # Path("") is ".": the model's own folder
+            raise AssistantError(f"{flag} is an empty path: name a file")
     if is_responder(args.model):
         return run_responder(args)
     if args.contexts:
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from legacy_assistant.classifier.predictor import Predictor
 
-    golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
+    golden_path = Path(args.golden if args.golden is not None else Path(args.model) / GOLDEN_FILE)
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
     predictor = Predictor.load(args.model)
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.sentences:
         raise AssistantError("--sentences is required to write golden predictions")
     sentences = read_sentences(args.sentences)
+    golden_path.parent.mkdir(parents=True, exist_ok=True)
     write_golden(predictor, sentences, golden_path)
     print(f"wrote {len(sentences)} golden cases to {golden_path}")
     return 0
@@ -90,7 +96,7 @@ def run_responder(args: argparse.Namespace) -> int:
     )
     from legacy_assistant.responder.responder import Responder
 
-    golden_path = Path(args.golden or Path(args.model) / GOLDEN_FILE)
+    golden_path = Path(args.golden if args.golden is not None else Path(args.model) / GOLDEN_FILE)
     tolerance = RESPONDER_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
     if args.check:
@@ -105,6 +111,7 @@ def run_responder(args: argparse.Namespace) -> int:
         raise AssistantError("--contexts is required to write a responder's golden replies")
     contexts = read_contexts(args.contexts)
     with Responder.load(args.model) as responder:
+        golden_path.parent.mkdir(parents=True, exist_ok=True)
         write_golden(responder, contexts, golden_path)
         cases = len(contexts) * len(responder.conditions)
     print(f"wrote {cases} golden replies ({len(contexts)} contexts x every condition) to {golden_path}")
@@ -123,6 +130,7 @@ def _check(compare: Callable[[], dict], tolerance: float, report_path: str | Non
     print(json.dumps(report, indent=2))
     ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
     if report_path:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)  # as evaluate's --out does
         write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2) + "\n")
     print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
     return 0 if ok else 1
@@ -134,7 +142,7 @@ def _check_outputs(args: argparse.Namespace, golden_path: Path, golden_name: str
     from legacy_assistant.artifacts.directory import check_written_files
 
     if args.check:  # reads the golden file, may write a report
-        written, inputs = ([args.report] if args.report else []), [golden_path]
+        written, inputs = ([args.report] if args.report is not None else []), [golden_path]
     else:  # reads sentences or contexts, writes the golden file
         written, inputs = [golden_path], [p for p in (args.sentences, args.contexts) if p]
     check_written_files(written, args.model, inputs, allowed=[golden_name])
