@@ -184,7 +184,6 @@ PINNED_ONLY_TESTS = (
     "tests/test_settings.py",
     "tests/test_store.py",
     "tests/test_store_contract.py",
-    "tests/test_turn_order.py",
     "tests/test_web_wiring.py",
 )
 

@@ -46,7 +46,7 @@ def test_numpy_numbers_are_stored_and_read_back_as_python_numbers(make_store):
     """sqlite3 bound np.int64/np.float32 as raw bytes: the save passed, every later read failed."""
     store = make_store()
     probabilities = np.array([0.7, 0.3], dtype=np.float32)
-    store.save("alice", ConversationState(turns=np.int64(1)), Turn("hi", "hello", "greeting", probabilities[0], at=1.0))
+    store.save("alice", ConversationState(turns=np.int64(1)), Turn("hi", "hello", "greeting", probabilities[0]))
     store.save("alice", ConversationState(turns=2), Turn("again", "ok", "greeting", 0.5, at=np.float64(5.0)))
     state = store.load("alice")
     assert state == ConversationState(turns=2) and type(state.turns) is int

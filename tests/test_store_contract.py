@@ -92,8 +92,8 @@ def test_save_then_load_and_history(make_store):
 def test_a_generated_reply_is_remembered_as_generated(make_store):
     """The chat page marks generated replies again when it restores a transcript."""
     store = make_store()
+    generated = Turn("tell me a story", "once upon a time", "fallback", 0.1, generated=True)
     store.save("g", ConversationState(turns=1), turn("hi"))
-    generated = Turn("tell me a story", "once upon a time", "fallback", 0.1, generated=True)  # after "hi"
     store.save("g", ConversationState(turns=2), generated)
     assert [t.generated for t in store.history("g")] == [False, True]
     assert store.history("g")[1] == Turn(**{**generated.to_dict(), "at": store.history("g")[1].at})

@@ -215,12 +215,7 @@ class Assistant:
         ``seed`` makes a generated reply in a sampling mode repeatable (``None``: a fresh draw).
         A ``sender`` or ``message`` that is not a string, or that no store can keep (a lone
         surrogate escape), raises :class:`RequestError` before anything is classified or stored.
-
-        The turn is stored with the time its message came (``Turn.at``), and the store keeps a
-        sender's turns in that order: a turn whose reply took longer than that of a later turn
-        of the same sender keeps its place before it.
         """
-        received = time.time()  # the turn's time: when it came, not when it is saved
         check_text("sender", sender)
         check_text("message", message)
         self.check_emotion(emotion)
@@ -233,7 +228,7 @@ class Assistant:
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, understood)
             if not self._generates(reply):
-                self._save(sender, message, reply, next_state, received)
+                self._save(sender, message, reply, next_state)
                 return reply
             context = self._context(sender, message)
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
@@ -241,7 +236,6 @@ class Assistant:
         # after this one, so this one stays the fallback it was decided as and leaves that
         # turn's state as it is (one turn more): decided again, it would be taken by a flow the
         # later turn opened ("Go ahead, write your feedback" with the feedback already taken).
-        # Its history keeps this turn before that one: the store orders turns by their `at`.
         text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
         with self.store.conversation(sender):
             current = self.store.load(sender)
@@ -249,7 +243,7 @@ class Assistant:
                 next_state = replace(current, turns=current.turns + 1)
             if has_words(text):
                 reply = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
-            self._save(sender, message, reply, next_state, received)
+            self._save(sender, message, reply, next_state)
         return reply
 
     def respond(
@@ -366,7 +360,7 @@ class Assistant:
         context.append(message)
         return context
 
-    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState, at: float) -> None:
+    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState) -> None:
         self.store.save(
-            sender, state, Turn(message, reply.text, reply.intent, reply.confidence, at=at, generated=reply.generated)
+            sender, state, Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated)
         )

@@ -105,12 +105,7 @@ class ConversationState:
 
 @dataclass(frozen=True)
 class Turn:
-    """One exchange, as stored.
-
-    ``at`` is when the message came (the assistant sets it when a turn starts; by default the
-    time the turn is made). A store keeps a sender's turns in the order of ``at``, so a turn
-    saved after a later one (its reply took longer) still comes first.
-    """
+    """One exchange, as stored."""
 
     message: str
     reply: str
@@ -147,13 +142,10 @@ class ConversationStore(Protocol):
         """The sender's state; a fresh one for an unknown or expired sender."""
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
-        """Record ``turn`` and ``state`` together; when this returns, both are kept durably.
-        The turn takes its place among the sender's turns by its ``at``; beyond the store's
-        ``max_turns``, the oldest (smallest ``at``) are dropped."""
+        """Record ``turn`` and ``state`` together; when this returns, both are kept durably."""
 
     def history(self, sender: str) -> list[Turn]:
-        """The sender's stored turns, oldest first (by ``at``; turns with equal times in the
-        order they were saved); empty for an unknown or expired sender."""
+        """The sender's stored turns, oldest first; empty for an unknown or expired sender."""
 
     def conversation(self, sender: str) -> contextlib.AbstractContextManager[None]:
         """Hold ``sender``'s conversation for one load -> decide -> save, so that two turns of
@@ -162,24 +154,6 @@ class ConversationStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
-
-
-def _insert_in_order(turns: deque[Turn], turn: Turn) -> None:
-    """Put ``turn`` into ``turns`` (ordered by ``at``, at most ``maxlen``) after every turn whose
-    ``at`` is not later; a full deque drops its oldest, which is ``turn`` itself when it is
-    older than all. Turns almost always come in order: one comparison then."""
-    place = len(turns)
-    while place and turns[place - 1].at > turn.at:
-        place -= 1
-    if place == len(turns):
-        turns.append(turn)  # a full deque drops its first
-        return
-    if turns.maxlen is not None and len(turns) >= turns.maxlen:
-        if place == 0:
-            return  # older than every kept turn: the one that goes
-        turns.popleft()
-        place -= 1
-    turns.insert(place, turn)
 
 
 class MemoryStore:
@@ -228,7 +202,7 @@ class MemoryStore:
         with self._lock:
             item = self._live(sender, now)
             turns = item[2] if item else deque(maxlen=self.max_turns)
-            _insert_in_order(turns, turn)
+            turns.append(turn)
             self._items[sender] = (now, state, turns)
             self._items.move_to_end(sender)
             while len(self._items) > self.max_conversations:

@@ -3,7 +3,7 @@
 Keys, under a prefix (default ``legacy-assistant:``)::
 
     <prefix>state:<sender>   JSON of the ConversationState
-    <prefix>turns:<sender>   list of JSON turns, oldest (by ``at``) first, trimmed to max_turns
+    <prefix>turns:<sender>   list of JSON turns, oldest first, trimmed to max_turns
     <prefix>lock:<sender>    held for one load -> decide -> save (SET NX with a timeout)
 
 :meth:`RedisStore.save` writes state and turn in one ``MULTI``/``EXEC`` and returns once Redis
@@ -55,7 +55,7 @@ class RedisStore:
         ttl_seconds: idle time after which a conversation's keys expire (0: never). Redis
             counts it down on its own clock (every save sets it afresh), so this store, unlike
             the others, takes no clock.
-        max_turns: turns kept per conversation, newest (by ``at``) kept.
+        max_turns: turns kept per conversation, newest kept.
         prefix: key prefix, so several assistants can share one database.
     """
 
@@ -150,15 +150,11 @@ class RedisStore:
                         # which would otherwise delete that save's turn as an expired history
                         pipe.watch(state_key)
                     fresh = not pipe.exists(state_key)
-                    later = None if fresh else _first_later(pipe, turns_key, turn.at)
                     pipe.multi()
                     if fresh:
                         pipe.delete(turns_key)  # an expired conversation starts afresh
                     pipe.set(state_key, json.dumps(state.to_dict()), px=ttl_ms or None)
-                    if later is None:
-                        pipe.rpush(turns_key, json.dumps(turn.to_dict()))
-                    else:  # saved after a later turn (its reply took longer): its place is before it
-                        pipe.linsert(turns_key, "BEFORE", later, json.dumps(turn.to_dict()))
+                    pipe.rpush(turns_key, json.dumps(turn.to_dict()))
                     pipe.ltrim(turns_key, -self.max_turns, -1)
                     if ttl_ms:
                         pipe.pexpire(turns_key, ttl_ms)
@@ -179,9 +175,7 @@ class RedisStore:
                 return []
             rows = self._client.lrange(self._key("turns", sender), 0, -1)
         with self._unreadable(sender):
-            turns = [Turn.from_dict(json.loads(raw)) for raw in rows]
-        # saves keep the list in order; a list written before they did is put in order here
-        return sorted(turns, key=lambda turn: turn.at)
+            return [Turn.from_dict(json.loads(raw)) for raw in rows]
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
@@ -206,33 +200,6 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _at(raw: Any) -> float | None:
-    """The ``at`` of a stored turn; None for a value that is not one (left where it is)."""
-    try:
-        return float(json.loads(raw)["at"])
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def _first_later(pipe: Any, turns_key: str, at: float) -> Any:
-    """The stored value of the first of the turns at the end of the list that are later than
-    ``at`` (the new turn's place is before it), or None when the new turn goes last, as nearly
-    every one does: that costs one LINDEX. The list holds at most max_turns turns."""
-    last = _at(pipe.lindex(turns_key, -1))
-    if last is None or last <= at:
-        return None
-    rows = pipe.lrange(turns_key, 0, -1)
-    place = len(rows)
-    while place:
-        stored = _at(rows[place - 1])
-        if stored is not None and stored <= at:
-            break
-        place -= 1
-    # LINSERT finds its pivot by value from the head; no turn before this one is later than
-    # ``at``, so none equals it (in a list kept in order)
-    return rows[place] if place < len(rows) else None
 
 
 def check_redis_url(url: str) -> None:

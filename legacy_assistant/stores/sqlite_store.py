@@ -155,7 +155,7 @@ class SQLiteStore:
         path: the database file (its folder is created).
         ttl_seconds: a conversation idle this long starts afresh and is later deleted (0 keeps
             conversations forever).
-        max_turns: turns kept per conversation, newest (by ``at``) kept.
+        max_turns: turns kept per conversation, newest kept.
         synchronous: ``full`` (commit survives power loss), ``normal`` (survives a killed
             process) or ``extra``.
         clock: the time in seconds (``time.time``): what a save records as the conversation's
@@ -311,11 +311,10 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
             )
-            # the oldest beyond max_turns go: by `at` (a turn saved late may be older), then by id
             connection.execute(
-                "DELETE FROM turns WHERE id IN "
-                "(SELECT id FROM turns WHERE sender = ? ORDER BY at DESC, id DESC LIMIT -1 OFFSET ?)",
-                (sender, self.max_turns),
+                "DELETE FROM turns WHERE sender = ? AND id <= "
+                "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (sender, sender, self.max_turns),
             )
             self._saves += 1
             if self.ttl_seconds and self._saves % PURGE_EVERY == 0:
@@ -345,7 +344,7 @@ class SQLiteStore:
                 if row is None or self._expired(row[0], self._clock()):
                     return []
             rows = connection.execute(
-                "SELECT message, reply, intent, confidence, at, generated FROM turns WHERE sender = ? ORDER BY at, id",
+                "SELECT message, reply, intent, confidence, at, generated FROM turns WHERE sender = ? ORDER BY id",
                 (sender,),
             ).fetchall()
         with self._unreadable(sender):
