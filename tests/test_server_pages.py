@@ -151,19 +151,31 @@ def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
 def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     """PROMETHEUS_MULTIPROC_DIR may be a folder holding other things, a SQLite conversation
     store among them (``.db`` too): only prometheus_client's files of an earlier run go."""
-    import os
+    import subprocess
+    import sys
     from pathlib import Path
 
     from legacy_assistant.serving.server import clear_stale_metrics
 
     dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has this pid
-    ours = [f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_livesum_{dead + 1}.db", f"summary_{dead + 2}.db"]
-    # a running process's files are another server's, sharing the folder: they stay
-    running = [f"counter_{os.getpid()}.db", f"gauge_all_{os.getpid()}.db"]
-    theirs = ["conversations.db", "conversations.db-wal", "precious.db", "counter.db", "notes.txt", *running]
-    for name in ours + theirs:
-        (tmp_path / name).write_bytes(b"x")
-    clear_stale_metrics(str(tmp_path))
+    # a running server's process (here one whose command line names the project, as a server's
+    # does) is another server sharing the folder: its files stay; a pid now used by any other
+    # process is a crashed run's, reused: its files would keep that run's counts, so they go
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "legacy_assistant.serving.server"])
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        ours = [f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_livesum_{dead + 1}.db", f"summary_{dead + 2}.db",
+                f"counter_{other.pid}.db"]
+        running = [f"counter_{server.pid}.db", f"gauge_all_{server.pid}.db"]
+        theirs = ["conversations.db", "conversations.db-wal", "precious.db", "counter.db", "notes.txt", *running]
+        for name in ours + theirs:
+            (tmp_path / name).write_bytes(b"x")
+        clear_stale_metrics(str(tmp_path))
+    finally:
+        server.kill()
+        other.kill()
+        server.wait()
+        other.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs)
     clear_stale_metrics(str(tmp_path / "new"))  # made when missing
     assert (tmp_path / "new").is_dir()

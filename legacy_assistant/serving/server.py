@@ -370,26 +370,32 @@ METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db
 
 
 def clear_stale_metrics(directory: str) -> None:
-    """Make ``directory`` and delete the metrics files an earlier run left in it: those of
-    processes no longer running (another server sharing the folder keeps its own); nothing else."""
+    """Make ``directory`` and delete the metrics files an earlier run left in it: all but those of
+    running servers' processes (another server sharing the folder keeps its own); nothing else."""
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
         found = METRICS_FILE.fullmatch(name)
-        if found and not _running(int(found.group(1))):
+        if found and not _a_running_server(int(found.group(1))):
             with contextlib.suppress(FileNotFoundError):  # another server starting cleared it
                 os.unlink(os.path.join(directory, name))
 
 
-def _running(pid: int) -> bool:
+def _a_running_server(pid: int) -> bool:
+    """Whether ``pid`` is a process of a running server of this project. A pid is reused: a
+    crashed run's worker pid may now be any process, whose file would keep the old counts."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # none, or not a pid on this system
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:  # another user's process: not one this server's user started
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"legacy_assistant" in cmdline.read()
+    except FileNotFoundError:  # it ended meanwhile
+        return False
+    except OSError:  # no /proc (not Linux): a running process is taken for a server
         return True
-    except OverflowError:  # no such pid on this system
-        return False
-    return True
 
 
 def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
@@ -588,8 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # PRIVATE_ENV stays in the environment: gunicorn's USR2 upgrade starts the new master with
+    # this command line and this environment, and it needs the store URL as much as this one
     options = ServerOptions.from_json(args[0])
-    os.environ.pop(PRIVATE_ENV, None)  # read: no process this one starts inherits it
     level = getattr(logging, options.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     GunicornServer(options).run()
