@@ -21,11 +21,21 @@ import io
 import json
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.classifier.intents import DEFAULT_OOS_LABEL, Intent, IntentSet, load_intents, looks_of
+from legacy_assistant.classifier.intents import (
+    DEFAULT_OOS_LABEL,
+    FALLBACK_TAG,
+    Intent,
+    IntentSet,
+    _has_lone_surrogate,
+    _looks_like_fallback,
+    _visible,
+    load_intents,
+    looks_of,
+)
 from legacy_assistant.common.jsonfile import absent_file_problem, read_json_file
 from legacy_assistant.errors import DataError
 
@@ -36,16 +46,23 @@ ALL = "all"  # the one split of an intents or CSV file
 
 @dataclass(frozen=True)
 class Examples:
-    """Parallel ``texts`` and ``labels``."""
+    """Parallel ``texts`` and ``labels``; ``places`` (when known) says where each came from in
+    its file (``line 4``, ``'val'[12]``, ``intent #2 ('greeting')``), for messages."""
 
     texts: tuple[str, ...]
     labels: tuple[str, ...]
+    places: tuple[str, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def __add__(self, other: Examples) -> Examples:
-        return Examples(self.texts + other.texts, self.labels + other.labels)
+        places = self.places + other.places if self.places and other.places else ()
+        return Examples(self.texts + other.texts, self.labels + other.labels, places)
+
+    def place(self, index: int) -> str:
+        """Where example ``index`` came from, or its position when not known."""
+        return self.places[index] if index < len(self.places) else f"example #{index}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ def detect_format(path: str | Path) -> str:
     data = _read_json(path)
     if isinstance(data, dict) and "intents" in data:
         return "intents"
-    if isinstance(data, dict) and any(key in data for key in CLINC_SPLITS):
+    if isinstance(data, dict) and any(key in data for key in (*CLINC_SPLITS, *(f"oos_{s}" for s in CLINC_SPLITS))):
         return "clinc"
     raise DataError(
         str(path),
@@ -102,16 +119,28 @@ def load_data(path: str | Path, fmt: str = "auto", oos_label: str = DEFAULT_OOS_
     if fmt == "intents":
         intents = load_intents(path, oos_label)
         texts, tags = intents.examples()
-        return DataFile(str(path), fmt, {ALL: Examples(tuple(texts), tuple(tags))}, intents)
+        places = tuple(
+            f"intent #{index} ({intent.tag!r}) field 'patterns'[{position}]"
+            for index, intent in enumerate(intents.intents)
+            for position in range(len(intent.patterns))
+        )
+        return DataFile(str(path), fmt, {ALL: Examples(tuple(texts), tuple(tags), places)}, intents)
     if fmt == "csv":
-        return DataFile(str(path), fmt, {ALL: load_csv(path)})
+        return DataFile(str(path), fmt, {ALL: load_csv(path, oos_label)})
     if fmt == "clinc":
         return DataFile(str(path), fmt, load_clinc(path, oos_label))
     raise DataError(str(path), [f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)} or auto"])
 
 
-def load_csv(path: str | Path) -> Examples:
-    """Rows of a CSV file with ``text`` and ``label`` columns; every bad row is reported."""
+def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
+    """Rows of a CSV file with ``text`` and ``label`` columns; every bad row is reported.
+
+    Rows are read by Python's csv reader. A quoted field that spans lines is checked for a
+    stray quote that swallowed the rows after it: a quote never closed, one closed by a ``"``
+    that a delimiter or line end does not follow (``"hi,greet`` ... ``my 15" tv,support``),
+    or one whose every line but the last reads as a whole row of its own. Each is reported at
+    the line it opens on, and reading goes on from the next line, so the rows it took in are
+    checked too."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -127,63 +156,144 @@ def load_csv(path: str | Path) -> Examples:
     problems: list[str] = []
     texts: list[str] = []
     labels: list[str] = []
+    places: list[str] = []
     looks: dict[str, tuple[str, str]] = {}  # label folded to its look -> (the label, where it came first)
-    reader = csv.reader(io.StringIO(content, newline=""))
-    start = 1  # the line the record being read starts on (a quoted field may span lines)
+    lines = list(io.StringIO(content, newline=""))  # physical lines, ends kept, as the reader sees them
+    reader = csv.reader(iter(lines))
     try:
         header = next(reader, None)
-        if header is None:
-            raise DataError(source, ["empty file: expected a header row with 'text' and 'label'"])
-        names = [name.strip().lower() for name in header]
-        missing = [name for name in ("text", "label") if name not in names]
-        if missing:
-            raise DataError(
-                source, [f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"]
-            )
-        twice = [name for name in ("text", "label") if names.count(name) > 1]
-        if twice:
-            raise DataError(
-                source, [f"line 1: header {header!r} has more than one {' and '.join(map(repr, twice))} column"]
-            )
-        text_col, label_col = names.index("text"), names.index("label")
-        while True:
-            start = reader.line_num + 1
-            row = next(reader, None)
-            if row is None:
-                break
-            line = start
-            if any("\n" in cell for cell in row) and _open_quote(content, start, reader.line_num):
-                # the reader took every line left into this record, as Python's csv does
-                raise DataError(source, [f"line {start}: a quote opened in this row is never closed"])
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                problems.append(f"line {line}: expected {len(header)} fields, got {len(row)}")
-                continue
-            text, label = row[text_col].strip(), row[label_col].strip()
-            for name, value in (("text", text), ("label", label)):
-                if not value:
-                    problems.append(f"line {line}: field {name!r} is empty")
-            if text and label:
-                _check_look(label, f"line {line}", "field 'label'", looks, problems)
-                texts.append(text)
-                labels.append(label)
     except csv.Error as exc:
-        raise DataError(source, [f"line {start}: {exc}"]) from None
+        raise DataError(source, [f"line 1: {exc}"]) from None
+    if header is None:
+        raise DataError(source, ["empty file: expected a header row with 'text' and 'label'"])
+    names = [name.strip().lower() for name in header]
+    missing = [name for name in ("text", "label") if name not in names]
+    if missing:
+        raise DataError(source, [f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"])
+    twice = [name for name in ("text", "label") if names.count(name) > 1]
+    if twice:
+        raise DataError(
+            source, [f"line 1: header {header!r} has more than one {' and '.join(map(repr, twice))} column"]
+        )
+    text_col, label_col = names.index("text"), names.index("label")
+    offset = 0  # lines before the ones the reader was given (it restarts after a stray quote)
+    while True:
+        start = offset + reader.line_num + 1  # the line the record being read starts on
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            problems.append(f"line {start}: {exc}")
+            offset = start
+            reader = csv.reader(iter(lines[offset:]))
+            continue
+        if row is None:
+            break
+        end = offset + reader.line_num
+        stray = _stray_quote(lines[start - 1 : end], start, len(header), label_col)
+        if stray:
+            problems.append(f"line {start}: {stray}")
+            offset = start  # read on from the next line: the rows the quote took in are checked too
+            reader = csv.reader(iter(lines[offset:]))
+            continue
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        where = f"line {start}"
+        if len(row) != len(header):
+            problems.append(f"{where}: expected {len(header)} fields, got {len(row)}")
+            continue
+        text, label = row[text_col].strip(), row[label_col].strip()
+        before = len(problems)
+        if not text:
+            problems.append(f"{where}: field 'text' is empty")
+        else:
+            _check_text(text, where, "field 'text'", problems)
+        if not label:
+            problems.append(f"{where}: field 'label' is empty")
+        else:
+            _check_label(label, where, "field 'label'", oos_label, looks, problems)
+        if len(problems) == before:
+            texts.append(text)
+            labels.append(label)
+            places.append(where)
     if problems:
         raise DataError(source, problems)
     if not texts:
         raise DataError(source, ["no examples after the header row"])
-    return Examples(tuple(texts), tuple(labels))
+    return Examples(tuple(texts), tuple(labels), tuple(places))
 
 
-def _open_quote(content: str, start: int, end: int) -> bool:
-    """Whether lines ``start`` to ``end`` (1-based, a record's) hold an odd number of double
-    quotes: asked of a record with a line break in a field (only a quoted field holds one), it
-    tells a quote that was never closed, which Python's reader takes to the end of the file,
-    from a quoted field that spans lines."""
-    lines = content.split("\n")[start - 1 : end]
-    return sum(line.count('"') for line in lines) % 2 == 1
+def _stray_quote(lines: Sequence[str], start: int, columns: int, label_col: int) -> str | None:
+    """What is wrong with a record's quoting (its physical ``lines``, the first being line
+    ``start``), or ``None``. Quotes are followed as Python's csv reader follows them: only a
+    quote that starts a field opens one (``my 15" tv`` holds a plain character), ``""`` inside
+    a quoted field is a quote. A quoted field on one line is left alone whatever follows its
+    closing quote (``"hello" ,greet`` reads as ``hello ``); one that spans lines is refused
+    when its quote is never closed, when its closing quote is followed by neither a delimiter
+    nor a line end, or when every line of it but the last reads as a whole row (as many
+    fields as the header, a label without spaces): a real text almost never does either."""
+    state = "start"
+    opened, column = 0, 0  # where the quoted field being read opened: line (in ``lines``) and character
+    for number, line in enumerate(lines):
+        for position, char in enumerate(line):
+            if state == "quoted":
+                if char == '"':
+                    state = "quote"
+                continue
+            if state == "quote":  # a quote seen in a quoted field: doubled, or its end
+                if char == '"':
+                    state = "quoted"
+                    continue
+                if number > opened:
+                    if char not in ",\r\n":
+                        return (
+                            f"a quote opened in this row is closed on line {start + number} by a '\"' followed by "
+                            f"{char!r}, not by ',' or the line end: it took lines {start}-{start + number} into one "
+                            "field (a quote inside a text is doubled in a quoted field, left as it is in an "
+                            "unquoted one)"
+                        )
+                    swallowed = _swallowed_rows(lines, (opened, column), (number, position), columns, label_col)
+                    if swallowed:
+                        return f"a quote opened in this row runs to line {start + number}, {swallowed}"
+                state = "start" if char in ",\r\n" else "field"
+            elif state == "start":
+                if char == '"':
+                    state, opened, column = "quoted", number, position
+                elif char not in ",\r\n":
+                    state = "field"
+            elif char in ",\r\n":  # in an unquoted field
+                state = "start"
+    if state == "quoted":
+        return "a quote opened in this row is never closed"
+    if state == "quote" and len(lines) - 1 > opened:  # closed by the file's last character
+        swallowed = _swallowed_rows(lines, (opened, column), (len(lines) - 1, len(lines[-1])), columns, label_col)
+        if swallowed:
+            return f"a quote opened in this row runs to line {start + len(lines) - 1}, {swallowed}"
+    return None
+
+
+def _swallowed_rows(
+    lines: Sequence[str], opened: tuple[int, int], closed: tuple[int, int], columns: int, label_col: int
+) -> str | None:
+    """What is wrong, said after where the field ends, when the quoted field from ``opened`` to just
+    before ``closed`` (each a line of ``lines`` and a character: the opening quote, the one
+    after the closing quote) spans lines every one of which but the last reads as a row of
+    ``columns`` fields whose label holds one word: a row-merging stray quote, as a real text
+    almost never looks like that. ``None`` otherwise."""
+    (first, column), (last, position) = opened, closed
+    text = lines[first][column + 1 :] + "".join(lines[first + 1 : last]) + lines[last][: position - 1]
+    parts = text.splitlines()
+    whole = parts[:-1]
+    if not whole:
+        return None
+    for part in whole:
+        cells = next(csv.reader([part]), [])
+        if len(cells) != columns or len(cells[label_col].split()) != 1 or not "".join(cells).strip():
+            return None
+    return (
+        "taking in lines that read as rows of their own "
+        f"(such as {whole[0]!r}): a quote left open by mistake? (a quote inside a text is doubled in a quoted "
+        "field, left as it is in an unquoted one)"
+    )
 
 
 def load_clinc(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> dict[str, Examples]:
@@ -195,16 +305,19 @@ def load_clinc(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> dict[str
     problems: list[str] = []
     splits: dict[str, Examples] = {}
     looks: dict[str, tuple[str, str]] = {}  # shared by every split: a label is one class in all of them
+    # with out-of-scope lists, the look-alike check across splits names a look-alike of their label
+    has_oos = any(f"oos_{split}" in data for split in CLINC_SPLITS)
     for split in CLINC_SPLITS:
         parts = []
         for key, relabel in ((split, None), (f"oos_{split}", oos_label)):
             if key in data:
-                parts.append(_pairs(data[key], key, relabel, problems, looks))
+                parts.append(_pairs(data[key], key, relabel, None if has_oos else oos_label, problems, looks))
         if parts:
             examples = parts[0]
             for part in parts[1:]:
                 examples = examples + part
             splits[split] = examples
+    _check_oos_collision(data, oos_label, problems)
     unknown = sorted(set(data) - set(CLINC_SPLITS) - {f"oos_{s}" for s in CLINC_SPLITS})
     if unknown:
         problems.append(f"unknown key(s) {', '.join(map(repr, unknown))}; expected {', '.join(CLINC_SPLITS)} and oos_*")
@@ -215,31 +328,154 @@ def load_clinc(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> dict[str
     return splits
 
 
+def _check_oos_collision(data: dict, oos_label: str, problems: list[str]) -> None:
+    """Refuse an out-of-scope label that is also an in-scope label of the file when the
+    ``oos_*`` lists do not carry it themselves (``--oos-label alarm``): the lists would join
+    that intent and its sentences would count as out of scope. The first in-scope entry
+    carrying it is named."""
+    oos_lists = [data[f"oos_{s}"] for s in CLINC_SPLITS if isinstance(data.get(f"oos_{s}"), list)]
+    if not any(oos_lists):
+        return  # no out-of-scope lists: the label names which in-scope entries are out of scope
+    own = {entry[1].strip() for entries in oos_lists for entry in entries if _is_pair(entry)}
+    if oos_label in own:
+        return  # the file's own out-of-scope label: entries carrying it agree with the lists
+    for split in CLINC_SPLITS:
+        entries = data.get(split)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if _is_pair(entry) and entry[1].strip() == oos_label:
+                shown = ", ".join(map(repr, sorted(own))) or "none"
+                problems.append(
+                    f"{split!r}[{index}]: label {oos_label!r} is an in-scope intent of this file, yet it is the "
+                    f"out-of-scope label (--oos-label): the 'oos_*' lists (labelled {shown}) would join it and its "
+                    "sentences would count as out of scope; give another --oos-label"
+                )
+                return
+
+
+def _is_pair(entry: Any) -> bool:
+    return isinstance(entry, list) and len(entry) == 2 and all(isinstance(value, str) for value in entry)
+
+
 def _pairs(
-    entries: Any, key: str, relabel: str | None, problems: list[str], looks: dict[str, tuple[str, str]]
+    entries: Any,
+    key: str,
+    relabel: str | None,
+    oos_label: str | None,
+    problems: list[str],
+    looks: dict[str, tuple[str, str]],
 ) -> Examples:
     if not isinstance(entries, list):
         problems.append(f"{key!r}: must be a list of [text, label] pairs")
         return Examples((), ())
     texts: list[str] = []
     labels: list[str] = []
+    places: list[str] = []
     for index, entry in enumerate(entries):
-        if not isinstance(entry, list) or len(entry) != 2 or not all(isinstance(value, str) for value in entry):
-            problems.append(f"{key!r}[{index}]: must be [text, label], two strings, got {json.dumps(entry)[:80]}")
+        where = f"{key!r}[{index}]"
+        if not _is_pair(entry):
+            problems.append(f"{where}: must be [text, label], two strings, got {json.dumps(entry)[:80]}")
             continue
         text, label = entry[0].strip(), entry[1].strip()
         if not text:
-            problems.append(f"{key!r}[{index}]: text is empty")
+            problems.append(f"{where}: text is empty")
             continue
         if not label and relabel is None:
-            problems.append(f"{key!r}[{index}]: label is empty")
+            problems.append(f"{where}: label is empty")
             continue
-        label = relabel if relabel is not None else label
-        what = "label" if relabel is None else "out-of-scope label"
-        _check_look(label, f"{key!r}[{index}]", what, looks, problems)
-        texts.append(text)
-        labels.append(label)
-    return Examples(tuple(texts), tuple(labels))
+        before = len(problems)
+        _check_text(text, where, "text", problems)
+        if relabel is None:
+            _check_label(label, where, "label", oos_label, looks, problems)
+        else:
+            label = relabel
+            _check_look(label, where, "out-of-scope label", looks, problems)
+        if len(problems) == before:
+            texts.append(text)
+            labels.append(label)
+            places.append(where)
+    return Examples(tuple(texts), tuple(labels), tuple(places))
+
+
+def _check_text(text: str, where: str, what: str, problems: list[str]) -> None:
+    """The rules intents files apply to patterns: valid Unicode, not only invisible characters."""
+    if _has_lone_surrogate(text):
+        problems.append(f"{where}: {what}: is not valid Unicode text (a lone surrogate escape)")
+    elif not _visible(text):
+        problems.append(
+            f"{where}: {what}: is empty once invisible format characters (such as a zero-width space) are removed"
+        )
+
+
+def _check_label(
+    label: str, where: str, what: str, oos_label: str | None, looks: dict[str, tuple[str, str]], problems: list[str]
+) -> None:
+    """The rules intents files apply to tags, then the look-alike check (:func:`_check_look`)."""
+    problem = label_problem(label, oos_label)
+    if problem:
+        problems.append(f"{where}: {what}: {problem}")
+    else:
+        _check_look(label, where, what, looks, problems)
+
+
+def label_problem(label: str, oos_label: str | None = None) -> str | None:
+    """What keeps ``label`` (of a CSV or CLINC150 file) from naming a class, by the rules
+    intents files apply to tags, or ``None``: a lone surrogate escape, only invisible format
+    characters, the reserved fallback tag or a look-alike of it (the label's neutral answer
+    would replace the fallback's), or a look-alike of the out-of-scope label ``oos_label``."""
+    if _has_lone_surrogate(label):
+        return "is not valid Unicode text (a lone surrogate escape)"
+    if not _visible(label):
+        return "is empty once invisible format characters (such as a zero-width space) are removed"
+    if label == FALLBACK_TAG:
+        return (
+            f"{label!r} is the reserved fallback tag (in an intents file, the intent holding the fallback's "
+            "answers); a CSV or CLINC150 label may not take it, or its neutral answer would replace the fallback's"
+        )
+    if _looks_like_fallback(label):
+        return f"{label!r} looks like the reserved fallback tag {FALLBACK_TAG!r}; give the label another name"
+    if oos_label is not None and label != oos_label and looks_of(label) == looks_of(oos_label):
+        return (
+            f"{label!r} looks the same as the out-of-scope label {oos_label!r} (--oos-label); labels may not differ "
+            "only in case, Unicode form or invisible format characters"
+        )
+    return None
+
+
+def oos_label_problem(oos_label: str) -> str | None:
+    """What is wrong with an ``--oos-label`` value, or ``None``: it names a class of the model,
+    so it follows the rules of labels; empty, or with spaces at its ends, no model could hold it."""
+    if not oos_label.strip():
+        return f"--oos-label {oos_label!r} is empty: name the out-of-scope label (default {DEFAULT_OOS_LABEL!r})"
+    if oos_label != oos_label.strip():
+        return f"--oos-label {oos_label!r} has spaces at its start or end"
+    problem = label_problem(oos_label)
+    return f"--oos-label {oos_label!r}: {problem}" if problem else None
+
+
+def unseen_label_problems(
+    validation: Examples, known: Sequence[str], oos_label: str | None, training: str
+) -> list[str]:
+    """One problem per validation label that no training example has (the out-of-scope label
+    aside), at its first example, saying which training label it looks like, if any."""
+    look_of_known = {looks_of(label): label for label in known}
+    known_set = set(known)
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, label in enumerate(validation.labels):
+        if label in known_set or label == oos_label or label in seen:
+            continue
+        seen.add(label)
+        like = look_of_known.get(looks_of(label))
+        hint = (
+            f"; it looks the same as training label {like!r} (labels may not differ only in case, Unicode form "
+            "or invisible format characters)"
+            if like is not None
+            else ""
+        )
+        problems.append(
+            f"{validation.place(index)}: label {label!r} is not a label of the training data ({training}){hint}"
+        )
+    return problems
 
 
 def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:

@@ -25,6 +25,7 @@ from compat.classifier.schema import NetworkSpec
 from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
 from legacy_assistant.classifier.config import TrainingConfig
 from legacy_assistant.classifier.features import Featurizer, SparseRows, length_sorted_batches
+from legacy_assistant.classifier.intents import looks_of
 from legacy_assistant.classifier.thresholds import (
     InScopeCalibration,
     ThresholdPoint,
@@ -281,7 +282,9 @@ def label_data(
         texts, tags = [texts[i] for i in kept], [tags[i] for i in kept]
     classes = sorted(set(tags))
     if len(classes) < 2:
-        raise TrainingError(f"training needs at least 2 intents with patterns, found {len(classes)}")
+        where = f"{names[0]}: " if names else ""
+        found = f" ({', '.join(map(repr, classes))})" if classes else ""
+        raise TrainingError(f"{where}training needs at least 2 intents with patterns, found {len(classes)}{found}")
     class_index = {tag: i for i, tag in enumerate(classes)}
     oos_index = class_index.get(oos_label) if oos_label is not None else None
     labels = np.asarray([class_index[t] for t in tags], dtype=np.int32)
@@ -312,7 +315,18 @@ def label_data(
             raise TrainingError(f"validation: {len(val_texts)} texts but {len(val_tags)} labels")
         unknown = sorted(set(val_tags) - set(class_index) - {oos_label})
         if unknown:
-            raise TrainingError(f"validation labels not seen in training: {', '.join(unknown[:10])}")
+            where = f"{names[1]}: " if names else ""
+            looks = {looks_of(tag): tag for tag in class_index}
+            alike = [f"{tag!r} looks like {looks[looks_of(tag)]!r}" for tag in unknown[:10] if looks_of(tag) in looks]
+            raise TrainingError(
+                f"{where}validation labels not seen in training: {', '.join(unknown[:10])}"
+                + (f" (training data: {names[0]})" if names else "")
+                + (
+                    f"; {', '.join(alike)}: labels may not differ only in case, Unicode form or invisible characters"
+                    if alike
+                    else ""
+                )
+            )
         if val_texts:
             check_validation_overlap(texts, val_texts, config, names or DEFAULT_NAMES, split=False)
         val_labels = np.asarray([class_index.get(t, -1) for t in val_tags], dtype=np.int32)

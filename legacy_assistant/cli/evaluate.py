@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from legacy_assistant.classifier.datasets import FORMATS
+from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
 from legacy_assistant.cli.arguments import whole_number
 from legacy_assistant.cli.model_kind import written_for
 
@@ -33,13 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import sha256_file
-    from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data
+    from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data, oos_label_problem
     from legacy_assistant.classifier.evaluation import evaluate_predictor, summary_lines, training_file_overlap
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.errors import AssistantError
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
+    problem = oos_label_problem(args.oos_label) if args.oos_label is not None else None
+    if problem:
+        raise AssistantError(problem)
     if args.out:  # the report's figures; found missing before the evaluation, not after
         from legacy_assistant.artifacts.directory import check_written_files
         from legacy_assistant.common.optional import require
@@ -48,8 +51,15 @@ def run(args: argparse.Namespace) -> int:
         check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
     predictor = Predictor.load(args.model, runtime=written_for(args.model))  # evaluate a migrated copy too
     try:
-        oos_label = args.oos_label or predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
+        oos_label = (
+            args.oos_label if args.oos_label is not None else predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
+        )
         data = load_data(args.data, args.format, oos_label)
+        if data.format != "clinc" and args.split not in CLINC_SPLITS:  # a CLINC150 file names its own splits
+            raise AssistantError(
+                f"--split {args.split!r}: not a CLINC150 split ({', '.join(CLINC_SPLITS)}); {args.data} is "
+                f"{'an' if data.format == 'intents' else 'a'} {data.format} file, evaluated whole"
+            )
         examples = data.split(args.split)
         if not len(examples):  # figures of no sentences would read as a score of 0
             where = f"split {args.split!r} of {args.data}" if data.format == "clinc" else str(args.data)

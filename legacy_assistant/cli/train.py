@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="JSON file of training settings applied over the preset")
     parser.add_argument("--validation-data", help="held-out examples (any layout) for early stopping and the threshold")
     parser.add_argument(
+        "--validation-format",
+        choices=("auto", *FORMATS),
+        default="auto",
+        help="layout of --validation-data (default: detect)",
+    )
+    parser.add_argument(
         "--oos-label", default=DEFAULT_OOS_LABEL, help=f"label of out-of-scope examples (default {DEFAULT_OOS_LABEL!r})"
     )
     parser.add_argument(
@@ -139,11 +145,19 @@ def run(args: argparse.Namespace) -> int:
 
     from legacy_assistant.artifacts.directory import check_destination, file_record
     from legacy_assistant.classifier.artifact import export_artifact
-    from legacy_assistant.classifier.datasets import load_data, synthesized_intents
+    from legacy_assistant.classifier.datasets import (
+        load_data,
+        oos_label_problem,
+        synthesized_intents,
+        unseen_label_problems,
+    )
     from legacy_assistant.classifier.training import UnlearnableIntentsError, train
     from legacy_assistant.cli.progress import progress_bar
-    from legacy_assistant.errors import ArtifactError
+    from legacy_assistant.errors import ArtifactError, DataError
 
+    problem = oos_label_problem(args.oos_label)
+    if problem:  # the model would hold a class no load accepts
+        raise ConfigError(problem)
     config = config_from_args(args)
     if not args.no_plot:  # before hours of training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
@@ -164,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     validation = None
     validation_name = "the validation data"
     if args.validation_data:
-        held = load_data(args.validation_data, "auto", args.oos_label)
+        held = load_data(args.validation_data, getattr(args, "validation_format", "auto"), args.oos_label)
         validation = held.split("val")
         validation_name = (
             f"split 'val' of {args.validation_data}" if held.format == "clinc" else str(args.validation_data)
@@ -172,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
     elif data.format == "clinc" and "val" in data.splits:
         validation = data.split("val")
         validation_name = f"split 'val' of {args.data}"
+    if validation is not None:  # named by file and row here; training would only list the labels
+        held_path = args.validation_data or args.data
+        unseen = unseen_label_problems(validation, sorted(set(training.labels)), args.oos_label, training_name)
+        if unseen:
+            raise DataError(str(held_path), unseen)
     intents = data.intents or synthesized_intents(training.labels, args.oos_label, data.path)
     n_oos = sum(label == args.oos_label for label in training.labels)
     print(
