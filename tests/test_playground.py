@@ -373,3 +373,17 @@ def test_a_strength_that_would_be_ignored_or_refused_later_is_one_line_first(mon
     assert main(["playground", "--port", "7999", *argv]) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_playground_holds_messages_to_the_servers_text_cap(monkeypatch):
+    """It took 1,000 characters whatever LEGACY_ASSISTANT_MAX_TEXT_LENGTH said."""
+    from legacy_assistant.cli.playground import text_cap
+    from legacy_assistant.errors import ConfigError
+
+    monkeypatch.delenv("LEGACY_ASSISTANT_MAX_TEXT_LENGTH", raising=False)
+    assert text_cap() == 1000
+    monkeypatch.setenv("LEGACY_ASSISTANT_MAX_TEXT_LENGTH", "20")
+    assert text_cap() == 20
+    monkeypatch.setenv("LEGACY_ASSISTANT_MAX_TEXT_LENGTH", "lots")
+    with pytest.raises(ConfigError, match="LEGACY_ASSISTANT_MAX_TEXT_LENGTH"):
+        text_cap()

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.playground.app import build_playground, launch_playground, load_gradio
 
     load_gradio()  # a missing extra is one line now, not after the models have loaded
+    cap = text_cap()  # a bad value too
     apply_runtime(args)
     from legacy_assistant.serving.assistant import Assistant
 
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         assistant.warm_up()  # the first message gets a reply as fast as the next ones
-        blocks = build_playground(assistant)
+        blocks = build_playground(assistant, cap)
         url = launch_playground(blocks, args.host, args.port)
         print(f"playground on {url}  (Ctrl-C to stop)", flush=True)
         blocks.block_thread()  # until Ctrl-C
@@ -89,3 +90,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         assistant.close()
     return 0
+
+
+def text_cap() -> int:
+    """The longest message the playground takes: the server's text cap, from
+    ``LEGACY_ASSISTANT_MAX_TEXT_LENGTH`` as ``serve`` reads it (default 1,000 characters)."""
+    from legacy_assistant.serving import settings
+
+    cap = settings.by_name()["MAX_TEXT_LENGTH"]
+    return int(settings.resolve(None, None, [cap])[cap.name])
