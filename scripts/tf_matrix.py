@@ -166,7 +166,9 @@ def _env() -> dict[str, str]:
 # * tests of the HTTP layer and the conversation stores, whose model calls are the Predictor and
 #   Responder calls the model tests check in every cell (the real gunicorn server, the dev
 #   server, the API routes, hot swap and batched decoding still run in every cell): they keep
-#   the matrix, and CI's oldest-release cell, to what a TensorFlow release can change.
+#   the matrix, and CI's oldest-release cell, to what a TensorFlow release can change;
+# * for the same reason, the tests of the command line's option, output and data-file handling
+#   and of the library's argument checks (their training and model calls are the ones above).
 PINNED_ONLY_TESTS = (
     "tests/test_chat_page.py",
     "tests/test_openapi.py",
@@ -185,6 +187,11 @@ PINNED_ONLY_TESTS = (
     "tests/test_store.py",
     "tests/test_store_contract.py",
     "tests/test_web_wiring.py",
+    # the command line's option, output and data-file handling, and the library's argument checks
+    "tests/test_serve_cli.py",
+    "tests/test_cli_output.py",
+    "tests/test_data_file_checks.py",
+    "tests/test_library_api_checks.py",
 )
 
 
