@@ -32,6 +32,7 @@ from nltk.tokenize.punkt import PunktSentenceTokenizer
 from legacy_assistant.common.fields import check_field_types
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching
+from legacy_assistant.text.plain_words import plain_words
 
 TOKENIZERS = ("treebank", "toktok", "whitespace", "classic")
 STEMMERS = ("lancaster", "snowball", "porter", "none")
@@ -133,7 +134,7 @@ class _ToktokWithoutEntities(ToktokTokenizer):
 def _tokenizer(name: str) -> Callable[[str], list[str]]:
     # Request threads tokenize at once; see legacy_assistant/text/nltk_patterns.py.
     if name == "treebank":
-        return hold_gil_while_matching(NLTKWordTokenizer()).tokenize
+        return _treebank_words
     if name == "toktok":
         return hold_gil_while_matching(_ToktokWithoutEntities()).tokenize
     if name == "classic":
@@ -143,6 +144,13 @@ def _tokenizer(name: str) -> Callable[[str], list[str]]:
 
 _SENTENCES = PunktSentenceTokenizer()  # untrained: no data file needed
 _TREEBANK = hold_gil_while_matching(NLTKWordTokenizer())
+
+
+def _treebank_words(text: str) -> list[str]:
+    """Treebank tokens, those without a letter or digit possibly left out (the caller drops
+    them): a plain sentence's in closed form, any other's from NLTK (see plain_words.py)."""
+    words = plain_words(text)
+    return words if words is not None else _TREEBANK.tokenize(text)
 
 
 def _classic_word_tokenize(text: str) -> list[str]:
