@@ -57,7 +57,7 @@ def plain_words(text: str) -> list[str] | None:
     """
     if not text.isascii() or "--" in text or not _PLAIN.fullmatch(text):
         return None
-    tokens = []
+    tokens: list[str] = []
     for word in text.rstrip(" ").rstrip(".").translate(_SEPARATORS).split():
         if word.endswith("n't"):
             tokens += (word[:-3], "n't")
