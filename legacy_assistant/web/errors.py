@@ -12,11 +12,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Request, Response, current_app, has_request_context, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, default_exceptions
 
 from legacy_assistant.errors import RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
+from legacy_assistant.web.context import current_request
 from legacy_assistant.web.logged import logged_path
 
 log = logging.getLogger(__name__)
@@ -136,14 +137,15 @@ def register(app: Flask) -> None:
 
 def json_object() -> dict[str, Any]:
     """The request body as a JSON object, or an :class:`ApiError` that says why not."""
-    if not request.is_json:
+    current = current_request()
+    if not current.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    encoding = current.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity"):  # a gzip body would otherwise be "not UTF-8", a plain one read as is
         raise ApiError(
             415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not supported: send the body uncompressed"
         )
-    data = _body()
+    data = _body(current)
     # JSON on the wire is UTF-8 (RFC 8259), which may start with a byte order mark that a parser
     # may ignore; json.loads would also guess UTF-16 and UTF-32 from bytes, so decode here.
     if data.startswith(codecs.BOM_UTF8):
@@ -165,7 +167,7 @@ def json_object() -> dict[str, Any]:
     return body
 
 
-def _refuse_streamed_body_over_limit() -> None:
+def _refuse_streamed_body_over_limit(current: Request) -> None:
     """413 for a body sent without ``Content-Length`` (``Transfer-Encoding: chunked``) that is
     longer than ``MAX_CONTENT_LENGTH``.
 
@@ -175,25 +177,26 @@ def _refuse_streamed_body_over_limit() -> None:
     byte is asked of the server's own stream, past werkzeug's limit: any byte there means the
     body was longer.
     """
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if limit is None or request.content_length is not None:
+    if current.content_length is not None:
         return
-    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and len(current.get_data(cache=True)) >= limit and current.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
 
 
 MALFORMED_CHUNKED = "the request body is not valid HTTP (a malformed chunked body)"
 
 
-def _body() -> bytes:
-    """The request body's bytes; a body the HTTP server cannot read as sent (gunicorn: a chunk
-    size that is not hexadecimal, a chunk without its line end, a forbidden trailer) is a 400,
-    not an unhandled error: gunicorn parses a chunked body only as the app reads it."""
+def _body(current: Request) -> bytes:
+    """The body's bytes of the request ``current``; a body the HTTP server cannot read as sent
+    (gunicorn: a chunk size that is not hexadecimal, a chunk without its line end, a forbidden
+    trailer) is a 400, not an unhandled error: gunicorn parses a chunked body only as the app
+    reads it."""
     try:
-        _refuse_streamed_body_over_limit()
-        return request.get_data(cache=True)
+        _refuse_streamed_body_over_limit(current)
+        return current.get_data(cache=True)
     except ClientDisconnected:
-        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        if "chunked" in current.headers.get("Transfer-Encoding", "").lower():
             # the development server's word for a chunk header it cannot read
             raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
         # fewer bytes than Content-Length: the client stopped sending (if it is still there to read this)
@@ -203,7 +206,7 @@ def _body() -> bytes:
     except HTTPException:
         raise  # the size limit's 413, ...
     except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...
-        log.info("unreadable request body on %s %s: %s", request.method, logged_path(request.path), exc)
+        log.info("unreadable request body on %s %s: %s", current.method, logged_path(current.path), exc)
         raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
 
 

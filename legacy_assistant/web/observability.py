@@ -18,10 +18,10 @@ import secrets
 import time
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from legacy_assistant import __version__
-from legacy_assistant.web.context import METRICS_EXTENSION, current_slot
+from legacy_assistant.web.context import METRICS_EXTENSION, current_request, current_slot
 from legacy_assistant.web.logged import logged_path
 from legacy_assistant.web.metrics import RequestMetrics, exposition
 from legacy_assistant.web.security import Access, GuardedBlueprint
@@ -64,30 +64,29 @@ def register(app: Flask) -> None:
     app.extensions[METRICS_EXTENSION] = recorder
     ids = RequestIds()
 
+    # Each hook resolves the request, g and the app once: every use of Flask's context proxies
+    # costs a lookup, and these two hooks run on every request.
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
+        context = g._get_current_object()
+        context.started = time.perf_counter()
         given = request.headers.get(REQUEST_ID_HEADER)
-        g.request_id = given if given and _VALID_REQUEST_ID(given) else ids.next()
+        context.request_id = given if given and _VALID_REQUEST_ID(given) else ids.next()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        started = g.get("started")
+        context, current = g._get_current_object(), current_request()
+        started = context.get("started")
         seconds = time.perf_counter() - started if started is not None else 0.0
-        rid = g.get("request_id") or ids.next()
+        rid = context.get("request_id") or ids.next()
         response.headers[REQUEST_ID_HEADER] = rid
-        rule = request.url_rule
-        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD  # no label per made-up verb
-        recorder.request(rule.rule if rule is not None else UNMATCHED_ROUTE, method, response.status_code, seconds)
-        if current_app.config["ACCESS_LOG"]:
-            access_log.info(
-                "%s %s %d %.2fms id=%s",
-                request.method,
-                logged_path(request.path),
-                response.status_code,
-                seconds * 1000,
-                rid,
-            )
+        rule = current.url_rule
+        method = current.method
+        status = response.status_code
+        label = method if method in KNOWN_METHODS else OTHER_METHOD  # no label per made-up verb
+        recorder.request(rule.rule if rule is not None else UNMATCHED_ROUTE, label, status, seconds)
+        if app.config["ACCESS_LOG"]:
+            access_log.info("%s %s %d %.2fms id=%s", method, logged_path(current.path), status, seconds * 1000, rid)
         return response
 
     app.register_blueprint(blueprint)

@@ -27,11 +27,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 
 from legacy_assistant.common.origins import normalize_origin
 from legacy_assistant.common.origins import parse_origins as origin_set
 from legacy_assistant.errors import ConfigError
+from legacy_assistant.web.context import current_request
 from legacy_assistant.web.errors import ApiError
 
 ACCESS_EXTENSION = "legacy_assistant.access"  # app.extensions key: endpoint -> Access
@@ -173,26 +174,29 @@ def _options() -> Response | None:
 def register(app: Flask) -> None:
     """Install the token check and CORS handling on ``app``."""
 
+    # The hooks use ``app`` (the request's app) rather than the ``current_app`` proxy: they run
+    # on every request, and each use of a proxy costs a lookup.
     @app.before_request
     def _guard() -> Any:
-        config = current_app.config
-        if request.method == "OPTIONS":
-            if request.routing_exception is not None:
+        config = app.config
+        current = current_request()
+        if current.method == "OPTIONS":
+            if current.routing_exception is not None:
                 return None  # no such route: its JSON 404, not a preflight that promises one
-            origin = request.headers.get("Origin")
+            origin = current.headers.get("Origin")
             if (
                 origin
                 and _allowed_origin(origin, config["CORS_ORIGINS"])
-                and request.headers.get("Access-Control-Request-Method")
+                and current.headers.get("Access-Control-Request-Method")
             ):
                 return _preflight(origin)
             return _options()  # no CORS headers: a page of another origin learns nothing
-        endpoint = request.endpoint
+        endpoint = current.endpoint
         if endpoint is None:
             return None  # no route matched: the 404 or 405 answer needs no token
-        access = current_app.extensions[ACCESS_EXTENSION].get(endpoint)
+        access = app.extensions[ACCESS_EXTENSION].get(endpoint)
         if access is None:  # a route added after the app was sealed: refuse rather than serve it open
-            access = access_of(current_app, endpoint)
+            access = access_of(app, endpoint)
             if access is None:
                 raise ApiError(403, "forbidden", "this route declares no access class")
         if access is Access.API:
@@ -208,7 +212,7 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def _cors(response: Response) -> Response:
-        origins = current_app.config["CORS_ORIGINS"]
+        origins = app.config["CORS_ORIGINS"]
         if origins:
             # Every answer depends on the Origin once origins are listed: a shared cache must not
             # hand one without Access-Control-Allow-Origin to a listed origin.
