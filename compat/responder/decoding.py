@@ -157,7 +157,7 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
         ban_bias = _id_mask(tf.concat([tf.constant(ALWAYS_BANNED, tf.int32), inputs[BANNED]], 0), vocab) * NEG
         exempt = _id_mask(inputs[UNPENALIZED], vocab)
         repetition = tf.log(inputs[REPETITION_PENALTY]) * (1.0 - exempt)  # [V], subtracted where used
-        penalties = _Penalties(ban_bias, repetition)
+        penalties = _Penalties(ban_bias, repetition, tf.not_equal(inputs[REPETITION_PENALTY], 1.0))
         n_samples = tf.maximum(inputs[N_SAMPLES], 1)
         width = tf.maximum(inputs[BEAM_WIDTH], 1)
         temperature = inputs[TEMPERATURE]
@@ -196,6 +196,7 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
 class _Penalties:
     ban_bias: tf.Tensor  # float32 [V]: NEG at banned ids, else 0
     repetition: tf.Tensor  # float32 [V]: log(penalty) at penalizable ids, else 0
+    penalising: tf.Tensor  # bool []: the repetition penalty is not 1
 
     def scores(self, log_probs: tf.Tensor, buffer: _Buffer, ids: tf.Tensor) -> tf.Tensor:
         """Search scores ``[n, V]`` from the model's ``log_probs`` and the replies so far (``ids``).
@@ -204,12 +205,18 @@ class _Penalties:
         update writes one value per (row, token) cell, the same value for repeats. START and
         PAD cells are touched too, harmlessly: both are banned. Touching ``n * (max_length +
         1)`` cells, rather than keeping a ``[n, V]`` mask of used tokens, keeps this step's
-        work off the vocabulary's width.
+        work off the vocabulary's width. The update still copies the ``[n, V]`` scores, a
+        sixth of a greedy step's time at 16 rows, so it runs only when the penalty is not 1
+        (the default), where it would subtract zeros.
         """
         scores = log_probs + self.ban_bias
-        used = tf.stack([buffer.cell_rows, tf.reshape(ids, [-1])], axis=1)  # [cells, 2]: (row, token)
-        penalised = tf.gather_nd(scores, used) - tf.gather(self.repetition, used[:, 1])
-        return tf.tensor_scatter_nd_update(scores, used, penalised)
+
+        def penalised() -> tf.Tensor:
+            used = tf.stack([buffer.cell_rows, tf.reshape(ids, [-1])], axis=1)  # [cells, 2]: (row, token)
+            lowered = tf.gather_nd(scores, used) - tf.gather(self.repetition, used[:, 1])
+            return tf.tensor_scatter_nd_update(scores, used, lowered)
+
+        return tf.cond(self.penalising, penalised, lambda: scores)
 
 
 @dataclass(frozen=True)
