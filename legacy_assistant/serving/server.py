@@ -63,7 +63,6 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, settings
-from legacy_assistant.serving.log_queue import LogQueue
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
@@ -214,7 +213,7 @@ class ReloadingArbiter(Arbiter):
 
 
 class ModelWorker(ThreadWorker):
-    """Gunicorn's ``gthread`` worker, with these changes.
+    """Gunicorn's ``gthread`` worker, with three changes.
 
     * **Its own socket opens when it serves.** With a socket per worker (``SO_REUSEPORT``)
       gunicorn opens the worker's socket right after the fork, and the kernel at once sends it
@@ -230,8 +229,6 @@ class ModelWorker(ThreadWorker):
       the app is built; one that arrives meanwhile stays pending, and is delivered, a reload,
       once the worker serves (``GunicornServer._post_worker_init``).
     * **Errors gunicorn answers itself** (:meth:`handle_error`) are JSON, like the app's.
-    * **Log lines are written by a thread of their own** (:mod:`legacy_assistant.serving.log_queue`):
-      a request thread's access-log line no longer waits for the log's lock and ``write``.
     * **The loaded models are frozen for the garbage collector** once the app is built
       (:mod:`legacy_assistant.serving.heap`): a full collection would otherwise walk their
       hundreds of thousands of objects with every request thread waiting.
@@ -270,7 +267,6 @@ class ModelWorker(ThreadWorker):
         return super().handle(conn)
 
     def init_process(self) -> None:
-        LogQueue.install()  # request threads enqueue their log lines; one thread writes them
         if self._own_socket():
             for listener in self.sockets:
                 listener.close()
