@@ -5,9 +5,9 @@ which can only change text holding quotes, brackets, symbols, colons, semicolons
 or digit groups. Most of what people type to a chatbot holds none of those: lower-case words,
 spaces, hyphens, commas before a space, ``?`` and ``!``, closing periods, and the contractions
 ``'s 'm 'd 'll 're 've n't`` at the end of a word. For such a sentence the Treebank result is
-known in closed form, and computing it directly costs a tenth of the substitutions
-(``benchmarks/web_overhead.py``). Every other sentence goes to NLTK: :func:`plain_words`
-answers ``None`` for it.
+known in closed form, and computing it directly costs about a twentieth of the
+substitutions (13 against 248 µs a sentence on the patterns of ``data/intents.json``). Every
+other sentence goes to NLTK: :func:`plain_words` answers ``None`` for it.
 
 What the closed form relies on, rule by rule of ``NLTKWordTokenizer.tokenize``:
 
