@@ -78,7 +78,7 @@ def playground(tmp_path_factory, free_port):
     port = free_port()
     workdir = tmp_path_factory.mktemp("playground")
     log_path = workdir / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_TEMP_DIR=str(workdir / "gradio"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_TEMP_DIR=str(workdir / "gradio"), PYTHONFAULTHANDLER="1")
     env.pop("LEGACY_ASSISTANT_RUNTIME", None)
     command = [
         sys.executable,
@@ -105,6 +105,9 @@ def playground(tmp_path_factory, free_port):
         try:
             code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            # PYTHONFAULTHANDLER: SIGABRT writes every thread's stack to the log, shown below
+            process.send_signal(signal.SIGABRT)
+            time.sleep(3)
             process.kill()
             process.wait()
             code = None

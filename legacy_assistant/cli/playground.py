@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         checked_condition_strength(args.condition_strength)  # before minutes of loading, as with a responder
     except RequestError as exc:
         raise ConfigError(f"--condition-strength: {exc}") from None
-    from legacy_assistant.playground.app import build_playground, launch_playground, load_gradio
+    from legacy_assistant.playground.app import build_playground, launch_playground, load_gradio, serve_until_interrupted
 
     load_gradio()  # a missing extra is one line now, not after the models have loaded
     cap = text_cap()  # a bad value too
@@ -85,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
         blocks = build_playground(assistant, cap)
         url = launch_playground(blocks, args.host, args.port)
         print(f"playground on {url}  (Ctrl-C to stop)", flush=True)
-        blocks.block_thread()  # until Ctrl-C
-        blocks.close(verbose=False)
+        serve_until_interrupted(blocks)
     finally:
         assistant.close()
     return 0

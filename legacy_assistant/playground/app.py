@@ -15,6 +15,7 @@ import functools
 import html
 import logging
 import os
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,23 @@ def launch_playground(blocks: Blocks, host: str, port: int) -> str:
             f"choose another with --host/--port): {exc}"
         ) from None
     return str(url)
+
+
+def serve_until_interrupted(blocks: Blocks, poll_seconds: float = 0.1) -> None:
+    """Wait until Ctrl-C (or until the page is closed elsewhere), then close the page.
+
+    Not ``blocks.block_thread()``: on Ctrl-C that stops the web server while the page still
+    counts as running, so every open client's heartbeat stream keeps the server's graceful
+    shutdown waiting until its join gives up (5 s). ``blocks.close()`` first marks the page
+    stopped, which ends those streams, and then stops the server.
+    """
+    try:
+        while blocks.is_running:
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        blocks.close(verbose=False)
 
 
 def _chat_tab(gr: Any, playground: Playground) -> None:
