@@ -82,7 +82,7 @@ class SparseMLP(tf.Module):
                 kernel = np.asarray(weights[SHORTCUT_KERNEL], dtype=np.float32)
                 self.shortcut = tf.Variable(kernel, trainable=False, name="shortcut_kernel")
 
-    @tf.function(input_signature=PREDICT_SIGNATURE)
+    @tf.function(input_signature=PREDICT_SIGNATURE, autograph=False)
     def predict(self, ids: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
         """``ids`` int32, ``weights`` float32 ``[batch, width]`` -> ``probabilities`` and ``logits``
         float32 ``[batch, n_classes]``."""

@@ -572,14 +572,14 @@ class ResponderModule(tf.Module):
             LENGTHS: tf.reshape(tf.gather(length, rows), tf.stack([batch, width])),
         }
 
-    @tf.function(input_signature=input_signature("greedy"))
+    @tf.function(input_signature=input_signature("greedy"), autograph=False)
     def greedy(self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty):
         """The most likely token at every step: ``[batch, 1, max_length]`` ids (see the module docstring)."""
         return self._greedy(
             self._prepare(context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty)
         )
 
-    @tf.function(input_signature=input_signature("sample"))
+    @tf.function(input_signature=input_signature("sample"), autograph=False)
     def sample(
         self,
         context_ids,
@@ -599,7 +599,7 @@ class ResponderModule(tf.Module):
         )
         return self._sample(prepared, temperature, seed, n_samples)
 
-    @tf.function(input_signature=input_signature("beam"))
+    @tf.function(input_signature=input_signature("beam"), autograph=False)
     def beam(
         self,
         context_ids,
@@ -620,7 +620,7 @@ class ResponderModule(tf.Module):
     # Condition guidance: the same decodes, each row under every condition (module docstring of
     # compat.responder.decoding); ``condition_strength`` comes last.
 
-    @tf.function(input_signature=input_signature("greedy" + GUIDED))
+    @tf.function(input_signature=input_signature("greedy" + GUIDED), autograph=False)
     def greedy_guided(
         self, context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty, strength
     ):
@@ -630,7 +630,7 @@ class ResponderModule(tf.Module):
             )
         )
 
-    @tf.function(input_signature=input_signature("sample" + GUIDED))
+    @tf.function(input_signature=input_signature("sample" + GUIDED), autograph=False)
     def sample_guided(
         self,
         context_ids,
@@ -649,7 +649,7 @@ class ResponderModule(tf.Module):
         )
         return self._sample(prepared, temperature, seed, n_samples)
 
-    @tf.function(input_signature=input_signature("beam" + GUIDED))
+    @tf.function(input_signature=input_signature("beam" + GUIDED), autograph=False)
     def beam_guided(
         self,
         context_ids,
@@ -667,7 +667,7 @@ class ResponderModule(tf.Module):
         )
         return self._beam(prepared, beam_width, length_penalty)
 
-    @tf.function(input_signature=input_signature("score"))
+    @tf.function(input_signature=input_signature("score"), autograph=False)
     def score(self, context_ids, condition_ids, reply_ids):
         """log p of each token of ``reply_ids`` fed the true previous token: ``token_log_probs``
         float32 ``[batch, reply_len]``, 0 at PAD (teacher forcing, as the TF1 ``score``)."""
@@ -697,7 +697,9 @@ def export_tf2_responder(spec: ResponderSpec, weights: Mapping[str, np.ndarray],
     if os.path.exists(export_dir):
         raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
     module = ResponderModule(spec, weights)
-    signatures = {name: getattr(module, name).get_concrete_function() for name in ALL_INPUTS}
+    # The functions themselves, not concrete functions traced here: ``save`` traces them again in
+    # its own context anyway, so tracing them first would double the export's time.
+    signatures = {name: getattr(module, name) for name in ALL_INPUTS}
     tf.saved_model.save(module, export_dir, signatures=signatures)
 
 

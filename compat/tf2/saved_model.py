@@ -27,7 +27,8 @@ def export_tf2_saved_model(spec: NetworkSpec, weights: Mapping[str, np.ndarray],
     if os.path.exists(export_dir):
         raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
     module = SparseMLP(spec, weights)
-    tf.saved_model.save(module, export_dir, signatures={SIGNATURE_NAME: module.predict.get_concrete_function()})
+    # the function, not a concrete function traced here: ``save`` traces it again in its own context
+    tf.saved_model.save(module, export_dir, signatures={SIGNATURE_NAME: module.predict})
 
 
 class Tf2Classifier:
