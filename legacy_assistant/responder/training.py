@@ -436,7 +436,8 @@ def train_responder(
         decay_steps=config.decay_epochs * batches_per_epoch(len(data.train), config.batch_size),
         final_learning_rate=config.final_learning_rate,
     )
-    with ResponderTrainer(spec, optimizer, config.seed, threads=threads) as trainer:
+    # no decoding ops: training never decodes, and they were about half of the graph's build time
+    with ResponderTrainer(spec, optimizer, config.seed, threads=threads, decoding=False) as trainer:
         run = _restore(trainer, directory) if stored is not None else None
         if run is not None and run.epoch > config.epochs:
             # its weights come from those epochs: the manifest would record a shorter run than it was
