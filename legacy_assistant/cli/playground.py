@@ -64,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
         checked_condition_strength(args.condition_strength)  # before minutes of loading, as with a responder
     except RequestError as exc:
         raise ConfigError(f"--condition-strength: {exc}") from None
-    from legacy_assistant.playground.app import build_playground, launch_playground, load_gradio, serve_until_interrupted
+    from legacy_assistant.playground.app import (
+        build_playground,
+        launch_playground,
+        load_gradio,
+        serve_until_interrupted,
+    )
 
     load_gradio()  # a missing extra is one line now, not after the models have loaded
     cap = text_cap()  # a bad value too
