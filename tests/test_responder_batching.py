@@ -47,6 +47,9 @@ def test_config_round_trips_through_json():
         ("decay_epochs", 1.5, "decay_epochs must be an integer"),
         ("final_learning_rate", -1e-4, r"final_learning_rate must be in \[0, learning_rate = 0.001\]"),
         ("final_learning_rate", 0.5, r"final_learning_rate must be in \[0, learning_rate"),
+        ("average_decay", 1.0, r"average_decay must be in \[0, 1\)"),
+        ("average_decay", -0.5, r"average_decay must be in \[0, 1\)"),
+        ("tied_output", 1, "tied_output must be true or false"),
     ],
 )
 def test_config_refuses_bad_values_naming_the_field(field, value, message):

@@ -226,6 +226,55 @@ def test_optimizer_spec_refuses_bad_decay(changes, message):
         ResponderOptimizerSpec(learning_rate=0.01, **changes)
 
 
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_optimizer_spec_refuses_an_average_decay_outside_zero_to_one(decay):
+    from compat.responder.trainer import ResponderOptimizerSpec
+
+    with pytest.raises(ValueError, match=r"average_decay must be in \[0, 1\)"):
+        ResponderOptimizerSpec(average_decay=decay)
+
+
+def test_the_weight_average_follows_each_step_with_the_step_dependent_decay():
+    """The average equals a numpy moving average of the weights after each step, with decay
+    min(d, (1 + step) / (10 + step)); evaluating under it leaves the trained weights as they were."""
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    decay = 0.5
+    conditions = np.zeros(len(CONTEXTS), np.int32)
+    optimizer = ResponderOptimizerSpec(learning_rate=0.01, average_decay=decay)
+    with ResponderTrainer(TINY, optimizer, seed=3, decoding=False) as trainer:
+        assert trainer.averaging
+        expected = trainer.get_weights()
+        for name, value in trainer.averaged_weights().items():  # the average starts at the weights
+            np.testing.assert_array_equal(value, expected[name])
+        for step in range(1, 5):
+            trainer.train_batch(CONTEXTS, conditions, REPLIES)
+            weights = trainer.get_weights()
+            d = min(decay, (1 + step) / (10 + step))
+            expected = {name: d * expected[name] + (1 - d) * weights[name] for name in weights}
+        averaged = trainer.averaged_weights()
+        assert set(averaged) == set(weights)
+        for name in weights:
+            np.testing.assert_allclose(averaged[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        assert any(not np.allclose(averaged[n], weights[n]) for n in weights)  # it is not the weights
+        trained_loss = trainer.evaluate(CONTEXTS, conditions, REPLIES)
+        with trainer.using_averaged_weights():
+            averaged_loss = trainer.evaluate(CONTEXTS, conditions, REPLIES)
+        after = trainer.get_weights()
+        for name in weights:  # bit for bit the trained weights again
+            np.testing.assert_array_equal(after[name], weights[name])
+        assert trainer.evaluate(CONTEXTS, conditions, REPLIES) == trained_loss
+        trainer.set_weights(averaged)  # the average restarts from weights that are set
+        for name, value in trainer.averaged_weights().items():
+            np.testing.assert_array_equal(value, averaged[name])
+    with make_trainer(decoding=False) as other:
+        assert not other.averaging
+        other.set_weights(averaged)
+        assert other.evaluate(CONTEXTS, conditions, REPLIES) == pytest.approx(averaged_loss, rel=1e-6)
+        with other.using_averaged_weights():  # nothing to swap in
+            assert other.evaluate(CONTEXTS, conditions, REPLIES) == pytest.approx(averaged_loss, rel=1e-6)
+
+
 def test_training_overfits_a_handful_of_pairs():
     spec = ResponderSpec(**{**TINY.to_dict(), "embedding_size": 16, "encoder_units": 16,
                             "context_units": 24, "decoder_units": 32})
@@ -297,6 +346,47 @@ def test_same_seed_is_bit_identical_and_a_checkpoint_resumes_exactly(tmp_path):
     # Sampled softmax and dropout still learn; evaluation reports the full softmax.
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     assert evaluated / tokens < np.log(TINY.vocab_size)
+
+
+def test_a_tied_output_computes_what_the_exported_plain_network_computes():
+    """Tied: ``output/projection`` instead of ``output/kernel``. Its exported weights, loaded into
+    the plain network, give the same full-softmax loss and greedy replies, and the same sampled
+    loss (dropout and sampled classes keyed alike), which the tied network computes factored."""
+    from compat.responder.network import SCOPE, variable_shapes
+    from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
+
+    conditions = np.array([0, 1, 2, 0], np.int32)
+    optimizer = ResponderOptimizerSpec(learning_rate=0.01)
+    with ResponderTrainer(RANDOM_SPEC, optimizer, seed=5, tied_output=True) as tied:
+        weights = tied.get_weights()
+        assert {n: w.shape for n, w in weights.items()} == variable_shapes(RANDOM_SPEC, tied_output=True)
+        assert f"{SCOPE}/output/kernel" not in weights
+        for _ in range(3):  # away from the initial weights
+            tied.train_batch(CONTEXTS, conditions, REPLIES)
+        exported = tied.exported_weights()
+        weights = tied.get_weights()
+        assert {n: w.shape for n, w in exported.items()} == variable_shapes(RANDOM_SPEC)
+        np.testing.assert_allclose(
+            exported[f"{SCOPE}/output/kernel"],
+            weights[f"{SCOPE}/output/projection"] @ weights[f"{SCOPE}/embedding"].T,
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        tied_eval = tied.evaluate(CONTEXTS, conditions, REPLIES)
+        tied_greedy = tied.decode(CONTEXTS, conditions, mode="greedy", max_length=6)
+        tied_step = tied.train_batch(CONTEXTS, conditions, REPLIES)  # sampled softmax, step 4
+    with ResponderTrainer(RANDOM_SPEC, optimizer, seed=5) as plain:
+        plain.set_weights(exported)
+        for _ in range(3):  # the same global step: the same dropout masks and sampled classes
+            plain.train_batch(CONTEXTS, conditions, REPLIES)
+        plain.set_weights(exported)
+        plain_eval = plain.evaluate(CONTEXTS, conditions, REPLIES)
+        plain_greedy = plain.decode(CONTEXTS, conditions, mode="greedy", max_length=6)
+        plain_step = plain.train_batch(CONTEXTS, conditions, REPLIES)
+    assert plain_eval[1] == tied_eval[1]
+    assert plain_eval[0] == pytest.approx(tied_eval[0], rel=1e-5)
+    np.testing.assert_array_equal(plain_greedy.ids, tied_greedy.ids)
+    assert plain_step == pytest.approx(tied_step, rel=1e-5)
 
 
 def test_set_weights_round_trips_and_refuses_a_mismatch():

@@ -162,9 +162,11 @@ def _assert_same_weights(first: dict, second: dict) -> None:
 
 def test_time_budget_stops_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
     dialogues = _random_dialogues(30, seed=2)
-    # with a decaying learning rate: its schedule follows the restored global step
+    # with a decaying learning rate (its schedule follows the restored global step) and a weight
+    # average (checkpointed with the weights)
     config = TINY.with_overrides(
-        epochs=3, held_out_fraction=0.2, checkpoint_every=4, decay_epochs=2, final_learning_rate=0.001
+        epochs=3, held_out_fraction=0.2, checkpoint_every=4, decay_epochs=2, final_learning_rate=0.001,
+        average_decay=0.9,
     )
     reference = train_responder(dialogues, config)
     assert reference.summary["learning_rate_at_end"] == pytest.approx(0.001)
@@ -431,11 +433,20 @@ def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path):
     assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in reference.history]
 
 
-def test_a_time_budget_that_ends_an_epoch_part_way_keeps_those_batches_if_better(tmp_path):
+@pytest.mark.parametrize(
+    "average_decay, tied_output", [(0.0, False), (0.9, True)], ids=["weights", "weight-average-tied-output"]
+)
+def test_a_time_budget_that_ends_an_epoch_part_way_keeps_those_batches_if_better(
+    tmp_path, average_decay, tied_output
+):
+    """The weights returned are the ones validated: with a weight average, the average; with a
+    tied output, in the plain network's form."""
     from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
 
     dialogues = condition_dialogues()
-    config = TINY.with_overrides(epochs=1, held_out_fraction=0.2)
+    config = TINY.with_overrides(
+        epochs=1, held_out_fraction=0.2, average_decay=average_decay, tied_output=tied_output
+    )
     checkpoints = tmp_path / "run"
     first = train_responder(dialogues, config, checkpoint_dir=checkpoints)
     assert first.summary["weights"] == "best epoch" and "budget_end" not in first.summary

@@ -18,6 +18,13 @@ Variables (all under ``responder/``; :func:`variable_shapes` lists them): ``embe
 ``h @ kernel`` is several times faster on CPU for a few rows than ``h @ weights^T`` with a
 ``[V, H]`` matrix; the sampled softmax, which wants ``[V, H]``, transposes it while training.
 
+A network built with ``tied_output=True`` (for training only) has no ``output/kernel``
+variable but ``output/projection`` ``[H, E]``: its output kernel is ``projection @
+embedding^T``, so each word's output vector is its input embedding seen through one shared
+projection (input and output embeddings tied). Its exported form is the plain network above,
+with that product stored as ``output/kernel`` (:meth:`ResponderNetwork.exported_variables`):
+decoding, serving and the TF2 copy never know the difference.
+
 The decoder's input kernel ``[E + C + Cd, 3H]`` is used in two row blocks: the context and
 condition block is multiplied once per reply (:meth:`ResponderNetwork.decoder_start`), the
 embedding block once per step. That is the same product as the concatenated input, and
@@ -39,8 +46,9 @@ from compat.runtime import tf
 SCOPE = "responder"
 
 
-def variable_shapes(spec: ResponderSpec) -> dict[str, tuple[int, ...]]:
-    """Every model variable's name (as in :meth:`ResponderNetwork.variables`) and shape."""
+def variable_shapes(spec: ResponderSpec, tied_output: bool = False) -> dict[str, tuple[int, ...]]:
+    """Every model variable's name (as in :meth:`ResponderNetwork.variables`) and shape; with
+    ``tied_output``, those of the network built with it (see the module docstring)."""
 
     def gru(name: str, inputs: int, units: int) -> dict[str, tuple[int, ...]]:
         return {
@@ -60,6 +68,9 @@ def variable_shapes(spec: ResponderSpec) -> dict[str, tuple[int, ...]]:
         f"{SCOPE}/output/kernel": (spec.decoder_units, spec.vocab_size),
         f"{SCOPE}/output/bias": (spec.vocab_size,),
     }
+    if tied_output:
+        del shapes[f"{SCOPE}/output/kernel"]
+        shapes[f"{SCOPE}/output/projection"] = (spec.decoder_units, spec.embedding_size)
     if spec.context_units != spec.decoder_units:
         shapes[f"{SCOPE}/decoder_init/kernel"] = (spec.context_units, spec.decoder_units)
         shapes[f"{SCOPE}/decoder_init/bias"] = (spec.decoder_units,)
@@ -107,11 +118,13 @@ class DecoderStart:
 class ResponderNetwork:
     """Creates the model variables (in the current graph, under ``responder/``); methods build ops.
 
-    ``seed`` gives each variable initialiser its own op-level seed.
+    ``seed`` gives each variable initialiser its own op-level seed; ``tied_output`` ties the
+    output kernel to the embedding (see the module docstring).
     """
 
-    def __init__(self, spec: ResponderSpec, seed: int) -> None:
+    def __init__(self, spec: ResponderSpec, seed: int, tied_output: bool = False) -> None:
         self.spec = spec
+        self.tied_output = tied_output
         uniform = tf.random_uniform_initializer
         with tf.variable_scope(SCOPE):
             self.embedding = tf.get_variable(
@@ -139,12 +152,23 @@ class ResponderNetwork:
             else:
                 self.init_kernel = self.init_bias = None
             with tf.variable_scope("output"):
-                self.output_kernel = tf.get_variable(
-                    "kernel",
-                    [spec.decoder_units, spec.vocab_size],
-                    tf.float32,
-                    tf.glorot_uniform_initializer(seed=seed + 60),
-                )
+                self.output_projection: tf.Variable | None = None
+                if tied_output:
+                    self.output_projection = tf.get_variable(
+                        "projection",
+                        [spec.decoder_units, spec.embedding_size],
+                        tf.float32,
+                        tf.glorot_uniform_initializer(seed=seed + 60),
+                    )
+                    # [H, V], computed where it is used; the sampled loss uses the factors instead
+                    self.output_kernel = tf.matmul(self.output_projection, self.embedding, transpose_b=True)
+                else:
+                    self.output_kernel = tf.get_variable(
+                        "kernel",
+                        [spec.decoder_units, spec.vocab_size],
+                        tf.float32,
+                        tf.glorot_uniform_initializer(seed=seed + 60),
+                    )
                 self.output_bias = tf.get_variable("bias", [spec.vocab_size], tf.float32, tf.zeros_initializer())
         # The decoder's input kernel in its two row blocks (see the module docstring).
         kernel = self.decoder.kernel
@@ -154,6 +178,16 @@ class ResponderNetwork:
     def variables(self) -> list[tf.Variable]:
         """The model's trainable variables (optimizer slots excluded), in creation order."""
         return tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope=SCOPE + "/")
+
+    def exported_variables(self) -> dict[str, tf.Tensor]:
+        """The exported network's variables by name (:func:`variable_shapes` without
+        ``tied_output``) as tensors: the variables themselves, except that a tied network's
+        ``output/kernel`` is the product its logits use."""
+        exported = {v.name.split(":")[0]: tf.convert_to_tensor(v) for v in self.variables()}
+        if self.output_projection is not None:
+            del exported[f"{SCOPE}/output/projection"]
+            exported[f"{SCOPE}/output/kernel"] = self.output_kernel
+        return exported
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -269,8 +303,12 @@ class ResponderNetwork:
         inputs = tf.boolean_mask(states, mask)  # [n, H]
         labels = tf.cast(tf.boolean_mask(reply_ids, mask), tf.int64)[:, None]  # [n, 1]
         sampled = _log_uniform_candidates(labels, self.spec.sampled_softmax, self.spec.vocab_size, key)
+        if self.output_projection is None:
+            weights = tf.transpose(self.output_kernel)  # [V, H]
+        else:  # h @ (P @ E^T) = (h @ P) @ E^T: only the sampled rows of E are gathered
+            weights, inputs = self.embedding, tf.matmul(inputs, self.output_projection)
         losses = tf.nn.sampled_softmax_loss(
-            weights=tf.transpose(self.output_kernel),
+            weights=weights,
             biases=self.output_bias,
             labels=labels,
             inputs=inputs,

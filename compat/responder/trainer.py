@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,12 +50,16 @@ class ResponderOptimizerSpec:
         decay_steps: 0 keeps the step size; else it falls linearly with the global step from
             ``learning_rate`` to ``final_learning_rate`` over this many steps, and stays there.
         final_learning_rate: the step size after ``decay_steps`` steps.
+        average_decay: 0 keeps no average; else an exponential moving average of the weights
+            is updated after every step with decay ``min(average_decay, (1 + step) / (10 + step))``
+            (``step``: the global step), so that early on it follows the weights closely.
     """
 
     learning_rate: float = 1e-3
     clip_norm: float = 5.0
     decay_steps: int = 0
     final_learning_rate: float = 0.0
+    average_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -68,6 +73,8 @@ class ResponderOptimizerSpec:
                 "ResponderOptimizerSpec.final_learning_rate must be in [0, learning_rate], "
                 f"got {self.final_learning_rate}"
             )
+        if not 0 <= self.average_decay < 1:
+            raise ValueError(f"ResponderOptimizerSpec.average_decay must be in [0, 1), got {self.average_decay}")
 
     def rate(self, global_step: tf.Tensor) -> tf.Tensor:
         """float32 scalar: the step size for the step that ``global_step`` (int64) counts."""
@@ -98,16 +105,20 @@ class ResponderTrainer:
         seed: int,
         threads: int = 1,
         decoding: bool = True,
+        tied_output: bool = False,
     ) -> None:
         """``threads``: intra- and inter-op threads (1 keeps runs bit-identical); ``decoding``:
-        also build :meth:`decode` and :meth:`score` (``False`` builds the graph faster)."""
+        also build :meth:`decode` and :meth:`score` (``False`` builds the graph faster);
+        ``tied_output``: tie the output kernel to the embedding (see
+        :mod:`compat.responder.network`; :meth:`exported_weights` gives the plain network's form)."""
         self.spec = spec
         self.optimizer = optimizer
         self.seed = int(seed)
         self._gs = GraphSession(session_config(threads, threads))
         with self._gs.bound():
             tf.set_random_seed(self.seed)
-            self.network = ResponderNetwork(spec, self.seed)
+            self.network = ResponderNetwork(spec, self.seed, tied_output=tied_output)
+            self._exported = self.network.exported_variables()
             self._global_step = tf.train.get_or_create_global_step()
             with tf.name_scope("train"):
                 self._context = tf.placeholder(tf.int32, [None, None, None], name="context_ids")
@@ -136,13 +147,23 @@ class ResponderTrainer:
                 gradients = tf.gradients(self._loss, variables)
                 clipped, _ = tf.clip_by_global_norm(gradients, optimizer.clip_norm)
                 self._train_op = adam.apply_gradients(zip(clipped, variables), global_step=self._global_step)
+                self._averages: dict[str, tf.Variable] = {}
+                if optimizer.average_decay:
+                    average = tf.train.ExponentialMovingAverage(
+                        optimizer.average_decay, num_updates=self._global_step, name="average"
+                    )
+                    with tf.control_dependencies([self._train_op]):  # averages the weights this step made
+                        self._train_op = average.apply(variables)
+                    self._averages = {_variable_name(v): average.average(v) for v in variables}
+                    restart = [average.average(v).assign(v) for v in variables]
+                    self._restart_average = tf.group(*restart, name="restart_average")
             self._decoding = DecodeRunner(self._gs, build_decoding(self.network)) if decoding else None
             self._variables = {_variable_name(v): v for v in variables}
             self._saver = tf.train.Saver(tf.global_variables(), max_to_keep=KEEP_CHECKPOINTS, save_relative_paths=True)
             init = tf.global_variables_initializer()
         self._gs.finalize()
         self._gs.run(init)
-        expected = variable_shapes(spec)
+        expected = variable_shapes(spec, tied_output)
         actual = {name: tuple(v.shape.as_list()) for name, v in self._variables.items()}
         if actual != expected:  # a guard for whoever changes the network next
             raise AssertionError(f"network variables {actual} differ from variable_shapes() {expected}")
@@ -203,9 +224,49 @@ class ResponderTrainer:
         values = self._gs.run([self._variables[n] for n in names])
         return {name: np.array(value) for name, value in zip(names, values)}
 
+    @property
+    def averaging(self) -> bool:
+        """Whether a moving average of the weights is kept (``average_decay`` above 0)."""
+        return bool(self._averages)
+
+    def averaged_weights(self) -> dict[str, np.ndarray]:
+        """The moving average of each model variable, by name (the weights themselves without averaging)."""
+        if not self._averages:
+            return self.get_weights()
+        names = list(self._averages)
+        values = self._gs.run([self._averages[n] for n in names])
+        return {name: np.array(value) for name, value in zip(names, values)}
+
+    @contextmanager
+    def using_averaged_weights(self) -> Iterator[None]:
+        """Within the block the model variables hold the averaged weights, so :meth:`evaluate`,
+        :meth:`decode` and :meth:`score` use them; afterwards the trained weights are back,
+        bit for bit, and training goes on from them. Without averaging nothing changes."""
+        if not self._averages:
+            yield
+            return
+        trained = self.get_weights()
+        load_weights(self._gs, self._variables, self.averaged_weights())
+        try:
+            yield
+        finally:
+            load_weights(self._gs, self._variables, trained)
+
+    def exported_weights(self) -> dict[str, np.ndarray]:
+        """What a model trained here is exported with, in the plain network's form
+        (:func:`compat.responder.network.variable_shapes` of the spec): the moving average when
+        one is kept, and a tied output's kernel multiplied out."""
+        names = list(self._exported)
+        with self.using_averaged_weights():
+            values = self._gs.run([self._exported[n] for n in names])
+        return {name: np.array(value) for name, value in zip(names, values)}
+
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Load model variables (optimizer state is left as it is); ``ValueError`` on a mismatch."""
+        """Load model variables (optimizer state is left as it is; the weights' moving average,
+        if kept, restarts from them); ``ValueError`` on a mismatch."""
         load_weights(self._gs, self._variables, weights)
+        if self._averages:
+            self._gs.run(self._restart_average)
 
     def save_checkpoint(self, directory: str, step: int) -> str:
         """Write weights, optimizer state and global step as ``<directory>/responder-<step>``; keeps the last 3.

@@ -37,7 +37,9 @@ class ResponderTrainingConfig:
     ``encoder_units`` (per direction), ``context_units``, ``decoder_units``, ``condition_size``,
     the input limits ``max_context_turns``, ``max_turn_tokens``, ``max_reply_tokens`` (END
     included), ``dropout`` and ``sampled_softmax`` (0: full softmax; else the classes sampled
-    per batch, used only while it is below the vocabulary's size).
+    per batch, used only while it is below the vocabulary's size). ``tied_output`` trains the
+    output kernel as ``projection @ embedding^T`` (input and output embeddings tied; the model
+    is exported with that product as its output kernel, an ordinary network).
 
     Vocabulary: at most ``vocab_size`` ids (the 4 special ids included) of tokens seen at least
     ``min_count`` times in the training dialogues.
@@ -45,7 +47,9 @@ class ResponderTrainingConfig:
     Training: Adam at ``learning_rate`` with gradients clipped to global norm ``clip_norm``
     (with ``decay_epochs`` above 0 the rate falls linearly, step by step, to
     ``final_learning_rate`` at the end of that many epochs, and stays there), ``batch_size``
-    pairs a step, at most ``epochs`` epochs; ``held_out_fraction`` of the
+    pairs a step, at most ``epochs`` epochs; with ``average_decay`` above 0 (for example 0.999)
+    an exponential moving average of the weights is kept beside them, and validation, the
+    choice of the best epoch and the exported model use the average; ``held_out_fraction`` of the
     dialogues are held out for validation perplexity unless a held-out corpus is given;
     training stops after ``patience`` epochs without a better validation perplexity (0: never)
     and after ``max_minutes`` of wall time in one run (0: no limit); a checkpoint is written
@@ -62,6 +66,7 @@ class ResponderTrainingConfig:
     max_reply_tokens: int = 30
     dropout: float = 0.0
     sampled_softmax: int = 0
+    tied_output: bool = False
     vocab_size: int = 20000
     min_count: int = 2
     batch_size: int = 64
@@ -69,6 +74,7 @@ class ResponderTrainingConfig:
     learning_rate: float = 1e-3
     decay_epochs: int = 0
     final_learning_rate: float = 0.0
+    average_decay: float = 0.0
     clip_norm: float = 5.0
     patience: int = 3
     held_out_fraction: float = 0.05
@@ -79,7 +85,10 @@ class ResponderTrainingConfig:
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.type == "int":
+            if field.type == "bool":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{field.name} must be true or false, got {value!r}")
+            elif field.type == "int":
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ConfigError(f"{field.name} must be an integer, got {value!r}")
                 high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
@@ -125,6 +134,8 @@ class ResponderTrainingConfig:
                 f"final_learning_rate must be in [0, learning_rate = {self.learning_rate:g}], "
                 f"got {self.final_learning_rate}"
             )
+        if not 0.0 <= self.average_decay < 1.0:
+            raise ConfigError(f"average_decay must be in [0, 1) (0: no weight average), got {self.average_decay}")
         if self.clip_norm <= 0.0:
             raise ConfigError(f"clip_norm must be above 0, got {self.clip_norm}")
         if self.patience < 0:

@@ -435,9 +435,12 @@ def train_responder(
         clip_norm=config.clip_norm,
         decay_steps=config.decay_epochs * batches_per_epoch(len(data.train), config.batch_size),
         final_learning_rate=config.final_learning_rate,
+        average_decay=config.average_decay,
     )
     # no decoding ops: training never decodes, and they were about half of the graph's build time
-    with ResponderTrainer(spec, optimizer, config.seed, threads=threads, decoding=False) as trainer:
+    with ResponderTrainer(
+        spec, optimizer, config.seed, threads=threads, decoding=False, tied_output=config.tied_output
+    ) as trainer:
         run = _restore(trainer, directory) if stored is not None else None
         if run is not None and run.epoch > config.epochs:
             # its weights come from those epochs: the manifest would record a shorter run than it was
@@ -456,11 +459,11 @@ def train_responder(
         chosen = "best epoch" if run.best_epoch is not None else "last step"
         if budget_end is not None and (run.best_loss is None or budget_end["val_loss"] < run.best_loss):
             chosen = "time budget end"
-            weights = trainer.get_weights()
+            weights = trainer.exported_weights()
         elif directory is not None and run.best_file:
             weights = _load_best(directory, run.best_file)
         else:
-            weights = run._best_weights if run._best_weights is not None else trainer.get_weights()
+            weights = run._best_weights if run._best_weights is not None else trainer.exported_weights()
         rate_at_end = trainer.learning_rate()
     summary: dict[str, Any] = {
         **data.counts,
@@ -617,11 +620,12 @@ def _validate(trainer: ResponderTrainer, data: PreparedData, max_turns: int) -> 
     if not data.validation:
         return None
     total, tokens = 0.0, 0
-    for indices in sorted_batches(data.validation, EVAL_BATCH_SIZE):
-        batch = batch_of(data.validation, indices, max_turns)
-        nll, count = trainer.evaluate(batch.context_ids, batch.condition_ids, batch.reply_ids)
-        total += nll
-        tokens += count
+    with trainer.using_averaged_weights():  # what would be exported is what is validated
+        for indices in sorted_batches(data.validation, EVAL_BATCH_SIZE):
+            batch = batch_of(data.validation, indices, max_turns)
+            nll, count = trainer.evaluate(batch.context_ids, batch.condition_ids, batch.reply_ids)
+            total += nll
+            tokens += count
     return total / max(tokens, 1)
 
 
@@ -694,7 +698,7 @@ def _end_epoch(
         row.update({"val_loss": val_loss, "val_perplexity": _perplexity(val_loss)})
         if run.best_loss is None or val_loss < run.best_loss:
             run.best_loss, run.best_epoch, run.since_best = val_loss, run.epoch + 1, 0
-            weights = trainer.get_weights()
+            weights = trainer.exported_weights()
             if directory is not None:
                 run.best_file = _save_best(directory, run.epoch + 1, weights)
             else:
