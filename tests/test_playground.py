@@ -71,6 +71,13 @@ def _gradio_client():
     return gradio_client
 
 
+def _sigint_as_on_a_terminal() -> None:
+    """A child inherits an ignored SIGINT, and a test run started in the background (``pytest &``
+    from a script) ignores it; Python then leaves it ignored and the Ctrl-C below would be lost.
+    The command stands for one run from a terminal, where SIGINT raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def playground(tmp_path_factory, free_port):
     """``(url, log path)`` of ``legacy-assistant playground --mode greedy`` with the shipped models."""
@@ -94,7 +101,13 @@ def playground(tmp_path_factory, free_port):
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_sigint_as_on_a_terminal,
         )
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -39,6 +40,25 @@ def test_shipped_responder_verifies_and_stays_small():
     held_out = {record["name"] for record in info.manifest["source"]["held_out"]}
     trained_on = {record["name"] for record in info.manifest["source"]["corpora"]}
     assert held_out == {"test_rare.json"} and not held_out & trained_on
+
+
+def test_the_shipped_responder_was_trained_with_the_recipe_in_the_repository():
+    """``make responder``'s settings (data/responder_config.json and the Makefile's flags) are the
+    ones the shipped model's manifest records, so the recipe and the model cannot drift apart."""
+    from legacy_assistant.responder.config import ResponderTrainingConfig, load_responder_config
+
+    recipe = load_responder_config(ROOT / "data" / "responder_config.json")
+    makefile = (ROOT / "Makefile").read_text()
+    flags = {"vocab_size": "--vocab-size", "sampled_softmax": "--sampled-softmax", "epochs": "--epochs",
+             "max_minutes": "--max-minutes"}
+    changes = {}
+    for name, flag in flags.items():
+        found = re.search(rf"{flag} (\S+)", makefile)
+        assert found, f"the Makefile's responder target lacks {flag}"
+        changes[name] = type(getattr(recipe, name))(found.group(1))
+    recipe = recipe.with_overrides(**changes)
+    trained = ResponderTrainingConfig.from_dict(verify_responder(SHIPPED).manifest["training"])
+    assert trained.differences(recipe) == []
 
 
 def test_golden_covers_every_context_under_every_condition(golden, shipped):
