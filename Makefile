@@ -14,10 +14,17 @@ UV ?= uv
 
 venv: $(STAMP)
 
+# The same pins either way: uv (when on PATH) installs them in about a third of pip's time.
+ifneq ($(shell command -v $(UV) 2>/dev/null),)
+INSTALL := $(UV) pip install --python $(BIN)/python -q
+else
+INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
+endif
+
 $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-tf1compat.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(INSTALL) -r requirements-tf1compat.txt -r requirements-dev.txt
+	$(INSTALL) --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
