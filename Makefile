@@ -14,9 +14,11 @@ UV ?= uv
 
 venv: $(STAMP)
 
-# The same pins either way: uv (when on PATH) installs them in about a third of pip's time.
+# The same pins either way: uv (when on PATH) installs them in well under half of pip's time.
+# --compile-bytecode, as pip does: without .pyc files every process that imports TensorFlow
+# compiles its ~1,800 modules again (21 s an import against 9 s here).
 ifneq ($(shell command -v $(UV) 2>/dev/null),)
-INSTALL := $(UV) pip install --python $(BIN)/python -q
+INSTALL := $(UV) pip install --python $(BIN)/python --compile-bytecode -q
 else
 INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
 endif

@@ -62,7 +62,13 @@ UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''"
 
 @dataclass(frozen=True)
 class DecodingOptions:
-    """How replies are decoded (cakechat's defaults where it has them).
+    """How replies are decoded.
+
+    ``temperature`` and ``n_samples`` are cakechat's defaults. Two are not: cakechat searched
+    with a beam of 10 (5 here, the width the benchmarks are read at) and divided repeated
+    tokens' probabilities by 10 in every mode. The library decodes the model's own
+    distribution unless asked otherwise; the server and ``chat`` use cakechat's penalty
+    (:data:`legacy_assistant.serving.assistant.SERVING_REPETITION_PENALTY`).
 
     Attributes:
         temperature: softmax temperature of the sampling modes (below 1: safer replies), from
