@@ -5,7 +5,8 @@ they are read against (printed, not asserted).
   with ``--train``);
 * held-out perplexity against an add-k unigram and a Witten-Bell bigram fitted on the model's
   training corpora, on the same tokens (:mod:`legacy_assistant.responder.evaluation`);
-* distinct-2 of greedy and sampled replies against the human replies of the same contexts, and
+* distinct-2 of greedy and sampled replies against the human replies of the same contexts (at
+  the library's default decoding, and again with the server's repetition penalty), and
   how often a condition classifier hears joy and sadness when they are asked for against when
   neutral is;
 * decode latency at batch 1 for replies of up to 30 tokens, p50/p95 per mode: the network call
@@ -98,6 +99,20 @@ def paired_latency(
         responder.respond(context, condition, mode, seed=seed + number)
         whole.append(time.perf_counter() - started)
     return percentiles_ms(network), percentiles_ms(whole)
+
+
+def served_replies(model: str, dialogues: list[Any], settings: Any, threads: int, strength: float) -> dict[str, Any]:
+    """Reply figures (distinct-n, length) of greedy and sampled replies decoded as the server and
+    ``chat`` decode them, with cakechat's repetition penalty, on the evaluation's contexts."""
+    from legacy_assistant.responder.evaluation import held_out_data, replies_section, sampled_rows
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+    from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
+
+    options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY, condition_strength=strength)
+    with Responder.load(model, threads, threads, options=options) as served:
+        data = held_out_data(served, dialogues, settings)
+        section, _ = replies_section(served, data, sampled_rows(data, settings), settings)
+    return {**section["modes"], "penalty": SERVING_REPETITION_PENALTY}
 
 
 def stepwise_comparison(responder: Any, batches: list[Any], threads: tuple[int, int]) -> dict[str, Any]:
@@ -238,6 +253,7 @@ def main() -> None:
             for mode in settings.latency_modes:
                 decode[mode], respond[mode] = paired_latency(responder, batches, contexts, mode, args.seed)
             compared = stepwise_comparison(responder, batches, (args.threads, args.threads))
+        served = served_replies(model, dialogues, settings, args.threads, args.condition_strength)
 
     ppl = report["perplexity"]
     print(
@@ -295,6 +311,16 @@ def main() -> None:
                 share >= TARGETS["distinct_2_over_human"] if mode == "sample" and not np.isnan(share) else None,
             )
         )
+    served_share = served["sample"]["distinct_2"] / human if human else float("nan")
+    print(
+        _row(
+            f"distinct-2 sample / human, repetition penalty {served['penalty']:g} (as served)",
+            f"{served_share:.2f} ({_share_of(served['sample']['distinct_2'])} / {_share_of(human)}); "
+            f"greedy {_share_of(served['greedy']['distinct_2'])}",
+            f">= {TARGETS['distinct_2_over_human']}",
+            served_share >= TARGETS["distinct_2_over_human"] if not np.isnan(served_share) else None,
+        )
+    )
     if "modes" in conditions:
         for mode in ("sample", "greedy"):
             figures = conditions["modes"][mode]

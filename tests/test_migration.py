@@ -121,31 +121,10 @@ def test_unknown_network_option_fails_migration_clearly(model_copy, tmp_path):
     assert not (tmp_path / "never").exists()
 
 
-def test_web_app_serves_the_tf2_model_like_the_compat_one(migrated_default, default_predictor, golden):
-    out, _ = migrated_default
-    texts = [case["text"] for case in golden["cases"][:8]]
-    result = run_snippet(
-        "import json, sys\n"
-        "from compat.selection import select\n"
-        "select('tf2')\n"
-        "from legacy_assistant.web import create_app\n"
-        # the shipped responder is a compat model: a tf2 process serves the migrated intent model alone
-        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}, 'RESPONDER_DIR': None}})\n"
-        "client = app.test_client()\n"
-        f"answers = [client.post('/api/v1/parse', json={{'text': t}}).get_json() for t in {texts!r}]\n"
-        "print(json.dumps(answers))\n"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers = json.loads(result.stdout)
-    for text, answer in zip(texts, answers):
-        expected = dict(default_predictor.rank_one(text))
-        assert answer["intent"]["name"] == default_predictor.rank_one(text)[0][0]
-        got = {item["name"]: item["confidence"] for item in answer["intent_ranking"]}
-        assert max(abs(got[name] - expected[name]) for name in got) <= TOLERANCE
-
-
-def test_tf2_model_from_16_threads_matches_sequential(migrated_default, golden):
-    """No graph to bind per thread in TF2: the restored function is called from any thread."""
+@pytest.fixture(scope="module")
+def tf2_process_answers(migrated_default, golden) -> dict:
+    """What one TF2 process answers with the migrated shipped model: the web app's parse route
+    (the first 8 golden texts), and the predictor called from 16 threads against one thread."""
     out, _ = migrated_default
     texts = [case["text"] for case in golden["cases"]]
     result = run_snippet(
@@ -154,17 +133,38 @@ def test_tf2_model_from_16_threads_matches_sequential(migrated_default, golden):
         "from compat.selection import select\n"
         "select('tf2')\n"
         "from legacy_assistant.classifier.predictor import Predictor\n"
-        f"p = Predictor.load({str(out)!r})\n"
+        "from legacy_assistant.web import create_app\n"
         f"texts = {texts!r}\n"
+        # the shipped responder is a compat model: a tf2 process serves the migrated intent model alone
+        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}, 'RESPONDER_DIR': None}})\n"
+        "client = app.test_client()\n"
+        "answers = [client.post('/api/v1/parse', json={'text': t}).get_json() for t in texts[:8]]\n"
+        f"p = Predictor.load({str(out)!r})\n"
         "sequential = [p.rank_one(t) for t in texts]\n"
         "barrier = threading.Barrier(16)\n"
         "def call(i):\n"
         "    if i < 16:\n        barrier.wait()\n"
         "    return p.rank_one(texts[i % len(texts)]) == sequential[i % len(texts)]\n"
         "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
-        "print(json.dumps({'calls': len(same), 'same': sum(same)}))\n"
+        "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}}))\n"
     )
-    assert json_out(result) == {"calls": 128, "same": 128}
+    return json_out(result)
+
+
+def test_web_app_serves_the_tf2_model_like_the_compat_one(tf2_process_answers, default_predictor, golden):
+    texts = [case["text"] for case in golden["cases"][:8]]
+    answers = tf2_process_answers["parse"]
+    assert len(answers) == len(texts)
+    for text, answer in zip(texts, answers):
+        expected = dict(default_predictor.rank_one(text))
+        assert answer["intent"]["name"] == default_predictor.rank_one(text)[0][0]
+        got = {item["name"]: item["confidence"] for item in answer["intent_ranking"]}
+        assert max(abs(got[name] - expected[name]) for name in got) <= TOLERANCE
+
+
+def test_tf2_model_from_16_threads_matches_sequential(tf2_process_answers):
+    """No graph to bind per thread in TF2: the restored function is called from any thread."""
+    assert tf2_process_answers["threads"] == {"calls": 128, "same": 128}
 
 
 @pytest.mark.parametrize("model", ["default", "responder"])

@@ -349,3 +349,29 @@ def test_guided_decodes_are_compared_only_where_the_source_has_them(compat_respo
     # a migrated model that cannot answer what its source answered disagrees
     report = compare_answers([guided], [unguided], TOLERANCE)
     assert report["agree"] is False and report["decodes"]["beam_guided"]["missing"] is True
+
+
+def test_the_compat_side_s_failure_is_one_line_and_its_files_go(tmp_path):
+    from legacy_assistant.responder.migration import _CompatAnswers
+
+    missing = tmp_path / "no-such-model"
+    with _CompatAnswers(missing, {}, []) as compat:
+        folder = Path(compat._folder.name)
+        with pytest.raises(ArtifactError, match=r"could not answer the parity contexts \(exit status 1\): error: "):
+            compat.result()
+    assert not folder.exists()
+
+
+def test_leaving_early_stops_the_compat_child_and_removes_its_files(source):
+    """An export that fails while the compat model is still answering leaves no process behind."""
+    from legacy_assistant.responder.batching import pad_batch
+    from legacy_assistant.responder.migration import _CompatAnswers, decode_checks, generated_contexts
+
+    info = verify_responder(source)
+    batches = [pad_batch(generated_contexts(info, 50, 0), info.spec.max_context_turns)]
+    with pytest.raises(RuntimeError, match="export failed"):
+        with _CompatAnswers(source, decode_checks(info), batches) as compat:
+            process, folder = compat._process, Path(compat._folder.name)
+            raise RuntimeError("export failed")
+    assert process.returncode is not None and process.returncode < 0  # killed, not finished
+    assert not folder.exists()

@@ -220,6 +220,13 @@ def held_out_data(responder: Responder, dialogues: Sequence[Dialogue], settings:
     return HeldOut(chosen, pairs, encoded)
 
 
+def sampled_rows(data: HeldOut, settings: EvaluationSettings) -> list[int]:
+    """The held-out pairs the replies and conditions are measured on: ``settings.samples`` of
+    them (all, when fewer), a seeded choice, in order."""
+    rng = np.random.default_rng(settings.seed)
+    return sorted(rng.choice(len(data.encoded), min(settings.samples, len(data.encoded)), replace=False).tolist())
+
+
 def training_replies(
     responder: Responder, train_dialogues: Sequence[Dialogue], held_out: Sequence[Dialogue]
 ) -> list[list[int]]:
@@ -582,8 +589,7 @@ def evaluate_responder(
     data = held_out_data(responder, dialogues, settings)
     if not data.encoded:
         raise ConfigError("the corpus gives no pairs to evaluate: dialogues need at least two turns")
-    rng = np.random.default_rng(settings.seed)
-    rows = sorted(rng.choice(len(data.encoded), min(settings.samples, len(data.encoded)), replace=False).tolist())
+    rows = sampled_rows(data, settings)
     report: dict[str, Any] = {
         "model": responder.info.name,
         "settings": settings.to_dict(),

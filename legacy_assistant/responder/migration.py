@@ -16,7 +16,8 @@ checks the staged copy before it is renamed into place. The check decodes held-o
 
 Otherwise nothing is written. One process cannot host both runtimes (:mod:`compat.selection`),
 so the compat model answers in a child process on the compat runtime
-(``python -m legacy_assistant.responder.migration REQUEST.json ANSWERS.json``); both sides run
+(``python -m legacy_assistant.responder.migration REQUEST.json ANSWERS.json``), started before
+the export and run beside it and the copy's own decoding; both sides run
 the same batches through the same :func:`answers` function, and the ids and float32 values
 cross as JSON (exactly: a float32 is written as the double it equals).
 """
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,11 +171,6 @@ def migrate_responder(
         pad_batch(pairs[i : i + BATCH_SIZE], info.spec.max_context_turns) for i in range(0, len(pairs), BATCH_SIZE)
     ]
     decodes = decode_checks(info)
-    log.info("decoding %d contexts with the compat model (child process)", len(pairs))
-    expected = _compat_answers(info.path, decodes, batches)
-    # what the compat model could answer is what is compared (no guided decodes without its signatures)
-    decodes = {name: options for name, options in decodes.items() if name in expected[0]["decodes"]}
-
     report = ResponderMigrationReport(
         info.path, target, {k: list(v.shape) for k, v in sorted(weights.items())}, described, tolerance=tolerance
     )
@@ -187,10 +183,15 @@ def migrate_responder(
                 shutil.copy2(info.path / name, staging / name)
         return tf2_manifest(info.manifest, target.name, versions(), info.path)
 
-    def check(staging: Path) -> None:
-        report.parity = _check_staged(staging, decodes, batches, expected, tolerance)
+    # The compat model answers in a child process while this one exports and decodes the copy:
+    # on two cores that takes the migration from the sum of the two sides to about the longer.
+    log.info("decoding %d contexts with the compat model (a child process, beside the export)", len(pairs))
+    with _CompatAnswers(info.path, decodes, batches) as compat:
 
-    write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
+        def check(staging: Path) -> None:
+            report.parity = _check_staged(staging, decodes, batches, compat.result, tolerance)
+
+        write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
     if (info.path / GOLDEN_FILE).is_file():
         shutil.copy2(info.path / GOLDEN_FILE, target / GOLDEN_FILE)
     report.seconds = time.perf_counter() - started
@@ -320,42 +321,65 @@ def _batch_from_json(data: Mapping[str, Any]) -> Batch:
     return Batch(*(np.asarray(data[key], np.int32) for key in ("context_ids", "condition_ids", "reply_ids")))
 
 
-def _compat_answers(source: Path, decodes: dict[str, Any], batches: Sequence[Batch]) -> list[dict[str, Any]]:
-    """The compat model's :func:`answers` for every batch, computed by a child process on the compat runtime."""
-    root = Path(__file__).resolve().parents[2]  # the folder that holds the legacy_assistant package
-    env = dict(os.environ, LEGACY_ASSISTANT_RUNTIME="compat")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
-    with tempfile.TemporaryDirectory(prefix="responder-migration-") as tmp:
-        request, result_path = Path(tmp) / "request.json", Path(tmp) / "answers.json"
+class _CompatAnswers:
+    """The compat model's :func:`answers` for every batch, computed by a child process on the
+    compat runtime (started at once; :meth:`result` waits for it). Leaving the ``with`` block
+    stops a child still running and removes its files."""
+
+    def __init__(self, source: Path, decodes: dict[str, Any], batches: Sequence[Batch]) -> None:
+        root = Path(__file__).resolve().parents[2]  # the folder that holds the legacy_assistant package
+        env = dict(os.environ, LEGACY_ASSISTANT_RUNTIME="compat")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+        self._source = source
+        self._folder = tempfile.TemporaryDirectory(prefix="responder-migration-")
+        folder = Path(self._folder.name)
+        request, self._result_path, self._log_path = folder / "request.json", folder / "answers.json", folder / "log"
         request.write_text(
             json.dumps({"model": str(source), "decodes": decodes, "batches": [_batch_to_json(b) for b in batches]}),
             encoding="utf-8",
         )
-        result = subprocess.run(
-            [sys.executable, "-m", __name__, str(request), str(result_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not result_path.is_file():
-            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-            raise ArtifactError(
-                f"{source}: the compat model could not answer the parity contexts "
-                f"(exit status {result.returncode}): {lines[-1] if lines else 'no message'}"
+        # its messages go to a file, not a pipe: nobody reads a pipe while this process works
+        with open(self._log_path, "w", encoding="utf-8") as log_file:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(request), str(self._result_path)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
             )
-        return json.loads(result_path.read_text(encoding="utf-8"))["batches"]
+
+    def result(self) -> list[dict[str, Any]]:
+        """The answers, once the child has finished; :class:`ArtifactError` if it failed."""
+        returncode = self._process.wait()
+        if returncode != 0 or not self._result_path.is_file():
+            text = self._log_path.read_text(encoding="utf-8", errors="replace")
+            lines = [line for line in text.strip().splitlines() if line.strip()]
+            raise ArtifactError(
+                f"{self._source}: the compat model could not answer the parity contexts "
+                f"(exit status {returncode}): {lines[-1] if lines else 'no message'}"
+            )
+        return json.loads(self._result_path.read_text(encoding="utf-8"))["batches"]
+
+    def __enter__(self) -> _CompatAnswers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._folder.cleanup()
 
 
 def _check_staged(
     staging: Path,
     decodes: dict[str, Any],
     batches: Sequence[Batch],
-    expected: Sequence[dict[str, Any]],
+    expected: Callable[[], list[dict[str, Any]]],
     tolerance: float,
 ) -> dict[str, Any]:
     """Load the staged copy as the application will (verified directory, TF2 runtime, a
-    :class:`Responder` around it), answer the same batches, compare; ``ArtifactError`` unless equal."""
+    :class:`Responder` around it), answer the same batches, then compare with what ``expected()``
+    gives (the compat model's answers); ``ArtifactError`` unless equal. What the compat model
+    could answer is what is compared: no guided decodes when it lacks their signatures."""
     from compat.interface import SavedModelError
     from compat.selection import load_responder
     from legacy_assistant.responder.responder import Responder
@@ -370,7 +394,10 @@ def _check_staged(
         got = [answers(model, batch, decodes) for batch in batches]
     finally:
         model.close()
-    report = compare_answers(expected, got, tolerance)
+    compat = expected()
+    answered = set(compat[0]["decodes"]) if compat else set()
+    got = [{**answer, "decodes": {k: v for k, v in answer["decodes"].items() if k in answered}} for answer in got]
+    report = compare_answers(compat, got, tolerance)
     if not report["agree"]:
         raise ArtifactError(f"the migrated responder disagrees with its compat source: {json.dumps(report)}")
     return report
