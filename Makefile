@@ -14,7 +14,8 @@ UV ?= uv
 
 venv: $(STAMP)
 
-# The same pins either way: uv (when on PATH) installs them in well under half of pip's time.
+# The same pins either way: uv (when on PATH) installs them in well under half of pip's time
+# (`make venv UV=` uses pip).
 # --compile-bytecode, as pip does: without .pyc files every process that imports TensorFlow
 # compiles its ~1,800 modules again (21 s an import against 9 s here).
 ifneq ($(shell command -v $(UV) 2>/dev/null),)

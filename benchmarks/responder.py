@@ -101,16 +101,16 @@ def paired_latency(
     return percentiles_ms(network), percentiles_ms(whole)
 
 
-def served_replies(model: str, dialogues: list[Any], settings: Any, threads: int, strength: float) -> dict[str, Any]:
+def served_replies(model: str, data: Any, settings: Any, threads: int, strength: float) -> dict[str, Any]:
     """Reply figures (distinct-n, length) of greedy and sampled replies decoded as the server and
-    ``chat`` decode them, with cakechat's repetition penalty, on the evaluation's contexts."""
-    from legacy_assistant.responder.evaluation import held_out_data, replies_section, sampled_rows
+    ``chat`` decode them, with cakechat's repetition penalty, on the evaluation's contexts
+    (``data``: its held-out pairs, encoded by the same model)."""
+    from legacy_assistant.responder.evaluation import replies_section, sampled_rows
     from legacy_assistant.responder.responder import DecodingOptions, Responder
     from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
 
     options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY, condition_strength=strength)
     with Responder.load(model, threads, threads, options=options) as served:
-        data = held_out_data(served, dialogues, settings)
         section, _ = replies_section(served, data, sampled_rows(data, settings), settings)
     return {**section["modes"], "penalty": SERVING_REPETITION_PENALTY}
 
@@ -253,7 +253,7 @@ def main() -> None:
             for mode in settings.latency_modes:
                 decode[mode], respond[mode] = paired_latency(responder, batches, contexts, mode, args.seed)
             compared = stepwise_comparison(responder, batches, (args.threads, args.threads))
-        served = served_replies(model, dialogues, settings, args.threads, args.condition_strength)
+        served = served_replies(model, data, settings, args.threads, args.condition_strength)
 
     ppl = report["perplexity"]
     print(
