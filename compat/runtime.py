@@ -13,7 +13,7 @@ import platform
 import threading
 
 from compat import selection
-from compat.environment import configure_tensorflow_environment
+from compat.environment import configure_tensorflow_environment, keras_deferred
 
 # Graph mode is process-wide and permanent: refuse to start in a process that already runs the
 # TF2-native runtime (compat.tf2), and make that runtime refuse to start after this one.
@@ -22,7 +22,9 @@ selection.claim("compat")
 configure_tensorflow_environment()
 
 import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
+
+with keras_deferred():
+    import tensorflow.compat.v1 as tf  # noqa: E402
 
 _switch_lock = threading.Lock()
 

@@ -142,6 +142,7 @@ def test_train_responder_refuses_an_existing_directory_unless_forced(trained, fi
     assert "already exists (use --force to replace it)" in _one_error_line(capsys)
 
 
+@pytest.mark.pinned_only
 def test_a_malformed_dialogue_is_one_error_line_unless_skipped(files, tmp_path, capsys, caplog):
     corpus = tmp_path / "broken.jsonl"
     lines = [dialogue_line(p, c) for p in PROMPTS[:2] for c in ("joy", "anger")]
@@ -172,6 +173,7 @@ def test_a_malformed_dialogue_is_one_error_line_unless_skipped(files, tmp_path, 
 
 
 
+@pytest.mark.pinned_only
 def test_a_lone_surrogate_escape_is_a_bad_dialogue_not_a_traceback(files, tmp_path, capsys, caplog):
     corpus = tmp_path / "surrogate.jsonl"
     lines = [dialogue_line(p, c) for p in PROMPTS[:2] for c in ("joy", "anger")]
@@ -243,6 +245,7 @@ def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
     assert "unknown setting(s): hidden" in _one_error_line(capsys)
 
 
+@pytest.mark.pinned_only
 def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_path):
     checkpoints = tmp_path / "checkpoints"
     out = tmp_path / "interrupted"
@@ -292,6 +295,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
     assert summary["steps"] == reached["step"] and summary["epochs_run"] == len(reached["history"])
 
 
+@pytest.mark.pinned_only
 def test_the_command_printed_when_the_budget_ends_resumes_over_the_exported_model(files, tmp_path, capsys):
     out, checkpoints = tmp_path / "budget", tmp_path / "checkpoints"
     argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),

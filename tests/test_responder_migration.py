@@ -192,6 +192,7 @@ def test_tf2_copy_answers_through_responder_as_the_compat_model_does(tf2_answers
     assert "'compat' runtime cannot be loaded with runtime 'tf2'" in got["refused"]
 
 
+@pytest.mark.pinned_only
 def test_tampered_migration_is_refused_and_leaves_nothing(source, tmp_path):
     """A weight changed on its way to the TF2 module (one entry of the decoder's recurrent
     kernel, off by 0.01) is caught by the parity check; an unknown layout is refused before

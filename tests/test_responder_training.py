@@ -160,6 +160,7 @@ def _assert_same_weights(first: dict, second: dict) -> None:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
+@pytest.mark.pinned_only
 def test_time_budget_stops_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
     dialogues = _random_dialogues(30, seed=2)
     # with a decaying learning rate (its schedule follows the restored global step) and a weight
@@ -200,6 +201,7 @@ def test_the_learning_rate_decays_over_decay_epochs_of_batches(decay_epochs, exp
     assert model.summary["learning_rate_at_end"] == pytest.approx(expected)
 
 
+@pytest.mark.pinned_only
 def test_resume_refuses_other_settings_or_other_data(tmp_path):
     dialogues = _random_dialogues(12, seed=3)
     config = TINY.with_overrides(epochs=1)
@@ -219,6 +221,7 @@ def test_resume_refuses_other_settings_or_other_data(tmp_path):
         train_responder(dialogues, config, resume=True)
 
 
+@pytest.mark.pinned_only
 def test_resume_refuses_a_corpus_that_would_give_another_vocabulary(tmp_path):
     """A change that touches only words the stored vocabulary lacks leaves the encoded pairs as
     they were, but a fresh run on that corpus would have another vocabulary."""
@@ -234,6 +237,7 @@ def test_resume_refuses_a_corpus_that_would_give_another_vocabulary(tmp_path):
         train_responder(corpus(("zebra", "zebra")), config, checkpoint_dir=run, resume=True)  # twice: a word
 
 
+@pytest.mark.pinned_only
 def test_resume_refuses_fewer_epochs_than_it_has_trained(tmp_path):
     dialogues = _random_dialogues(12, seed=3)
     run = tmp_path / "run"
@@ -256,6 +260,7 @@ def test_resumed_runs_keep_only_the_last_checkpoints(tmp_path):
     assert len(saved) == KEEP_CHECKPOINTS, saved
 
 
+@pytest.mark.pinned_only
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -280,6 +285,7 @@ def test_resume_refuses_an_edited_state_or_run_file_in_one_line(tmp_path, damage
     assert "\n" not in str(raised.value) and "checkpoint directory" in str(raised.value)
 
 
+@pytest.mark.pinned_only
 def test_a_run_killed_before_its_first_checkpoint_resumes_like_a_fresh_one(tmp_path):
     """Only run.json was written: the resumed run starts from the reply prior, as a fresh run does."""
     dialogues = _random_dialogues(12, seed=3)
@@ -293,6 +299,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_like_a_fresh_one(tmp_p
 
 
 
+@pytest.mark.pinned_only
 def test_resume_refuses_a_folder_that_holds_no_run(tmp_path):
     """A mistyped --checkpoint-dir would otherwise start the run over from scratch without a word."""
     dialogues = _random_dialogues(12, seed=3)
@@ -309,6 +316,7 @@ def test_resume_refuses_a_folder_that_holds_no_run(tmp_path):
     assert list(typo.iterdir()) == []
 
 
+@pytest.mark.pinned_only
 def test_a_run_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     """A stray .run.json.tmp made the folder "not empty and holds no run.json" for every later run."""
     from legacy_assistant.responder.training import _write_json_atomically
@@ -433,6 +441,7 @@ def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path):
     assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in reference.history]
 
 
+@pytest.mark.pinned_only
 @pytest.mark.parametrize(
     "average_decay, tied_output", [(0.0, False), (0.9, True)], ids=["weights", "weight-average-tied-output"]
 )

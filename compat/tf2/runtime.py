@@ -12,13 +12,15 @@ import logging
 import platform
 
 from compat import selection
-from compat.environment import configure_tensorflow_environment
+from compat.environment import configure_tensorflow_environment, keras_deferred
 
 selection.claim("tf2")
 configure_tensorflow_environment()
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+with keras_deferred():
+    import tensorflow as tf  # noqa: E402
 
 log = logging.getLogger(__name__)
 
