@@ -33,8 +33,8 @@ def configure_tensorflow_environment() -> None:
 
 # TensorFlow 2.16 and newer end `import tensorflow` with an eager import of Keras 3
 # (`keras.src.optimizers`, for Keras' SavedModel registrations), which this project never uses:
-# measured on TF 2.21, 1.1-2.6 s of a 4.5-6.5 s import and 79 MiB of resident memory (548 against
-# 469 MiB), paid by every worker, command and test process. With TF_USE_LEGACY_KERAS set,
+# measured on TF 2.21 (README, "Keras/TF version clashes"), about 75 MiB and up to 1.7 s paid by
+# every worker, command and test process. With TF_USE_LEGACY_KERAS set,
 # TensorFlow asks for `tf_keras` there instead and skips it quietly when that is not installed.
 _LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
@@ -46,8 +46,8 @@ def keras_deferred() -> Iterator[None]:
     Keras still loads on first use, as it would have: ``tf.keras`` reads the variable when it is
     first touched (by then it is unset again), and the ``tensorflow.keras`` import path is put
     back on the way out. Does nothing when the variable is already set or ``tf_keras`` is
-    installed (TensorFlow would import that instead), and changes nothing on releases before
-    2.16, which import Keras in any case.
+    installed (TensorFlow would import that instead), and changes nothing on 2.12, which
+    imports Keras in any case.
     """
     if _LEGACY_KERAS in os.environ or importlib.util.find_spec("tf_keras") is not None:
         yield
