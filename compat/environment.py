@@ -34,7 +34,7 @@ def configure_tensorflow_environment() -> None:
 # TensorFlow 2.16 and newer end `import tensorflow` with an eager import of Keras 3
 # (`keras.src.optimizers`, for Keras' SavedModel registrations), which this project never uses:
 # measured on TF 2.21 (README, "Keras/TF version clashes"), about 75 MiB and up to 1.7 s paid by
-# every worker, command and test process. With TF_USE_LEGACY_KERAS set,
+# every worker, command and test process (on 2.15, Keras 2: about 15 MiB). With TF_USE_LEGACY_KERAS set,
 # TensorFlow asks for `tf_keras` there instead and skips it quietly when that is not installed.
 _LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
@@ -47,7 +47,7 @@ def keras_deferred() -> Iterator[None]:
     first touched (by then it is unset again), and the ``tensorflow.keras`` import path is put
     back on the way out. Does nothing when the variable is already set or ``tf_keras`` is
     installed (TensorFlow would import that instead), and changes nothing on 2.12, which
-    imports Keras in any case.
+    imports Keras in any case (2.15 honours it).
     """
     if _LEGACY_KERAS in os.environ or importlib.util.find_spec("tf_keras") is not None:
         yield
