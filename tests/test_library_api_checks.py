@@ -64,6 +64,18 @@ def test_turn_and_state_fields_of_the_wrong_type_are_request_errors():
         Turn(None, "hello", "greeting", 0.7)
 
 
+@pytest.mark.parametrize("confidence", [float("nan"), float("inf"), np.float32("-inf")])
+def test_a_turn_with_a_confidence_that_is_not_finite_is_refused_by_every_store(make_store, confidence):
+    """SQLite refused a NaN confidence (it stores NULL), the memory store kept it and Redis wrote
+    JSON's non-standard NaN: now every store refuses it before anything is written."""
+    store = make_store()
+    with pytest.raises(RequestError, match=r"^confidence must be a finite number, got (nan|inf|-inf)$"):
+        store.save("dora", ConversationState(turns=1), Turn("hi", "hello", "greeting", confidence))
+    with pytest.raises(RequestError, match=r"^at must be a finite number, got nan$"):
+        Turn("hi", "hello", "greeting", 0.5, at=float("nan"))
+    assert store.history("dora") == [] and store.load("dora") == ConversationState()
+
+
 @pytest.mark.parametrize("where", ["sender", "message"])
 def test_a_lone_surrogate_is_the_same_request_error_in_every_store(make_store, where):
     """SQLite raised a bare UnicodeEncodeError (and lost the turn), MemoryStore kept it."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import numbers
 import threading
 import time
@@ -67,7 +68,12 @@ def _whole(name: str, value: object) -> int:
 
 
 def _real(name: str, value: object) -> float:
-    return float(_plain(name, value, float, numbers.Real, "a number"))
+    number = float(_plain(name, value, float, numbers.Real, "a number"))
+    # SQLite stores NaN as NULL and refused the turn; the memory store kept it and Redis wrote
+    # JSON that no other reader takes: refused here, by every store alike
+    if not math.isfinite(number):
+        raise RequestError(f"{name} must be a finite number, got {number!r}")
+    return number
 
 
 DEFAULT_TTL_SECONDS = 3600.0
