@@ -30,6 +30,30 @@ def test_csv_with_byte_order_mark_and_blank_lines(tmp_path):
     assert examples.texts == ("hi", "bye") and examples.labels == ("greeting", "goodbye")
 
 
+def test_a_csv_text_under_two_labels_is_warned_about_with_both_lines(tmp_path, caplog):
+    path = tmp_path / "shared.csv"
+    path.write_text("text,label\nHi there,greeting\nbye,goodbye\nhi  THERE,smalltalk\nbye,goodbye\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.datasets"):
+        examples = load_csv(path)
+    assert len(examples) == 4  # a warning, not a refusal: every row is kept
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [
+        f"{path}: line 4: text 'hi  THERE' (label 'smalltalk') is also the text of line 2 (label 'greeting'); "
+        "the classifier cannot tell them apart"
+    ]  # "bye" twice under one label is no conflict
+
+
+def test_many_shared_csv_texts_are_warned_about_ten_times_then_counted(tmp_path, caplog):
+    rows = "".join(f"text {i},a\ntext {i},b\n" for i in range(13))
+    path = tmp_path / "many.csv"
+    path.write_text("text,label\n" + rows, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.datasets"):
+        load_csv(path)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 11 and "line 21: text 'text 9' (label 'b') is also the text of line 20" in warnings[-2]
+    assert warnings[-1] == f"{path}: 3 more texts are given under a second label (13 in all)"
+
+
 def test_bad_csv_rows_are_all_reported_with_file_and_line():
     with pytest.raises(DataError) as caught:
         load_csv(TEST_DATA / "bad.csv")

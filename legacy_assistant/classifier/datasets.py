@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,11 @@ from legacy_assistant.classifier.intents import (
 from legacy_assistant.common.jsonfile import absent_file_problem, read_json_file
 from legacy_assistant.errors import DataError
 
+log = logging.getLogger(__name__)
+
 FORMATS = ("intents", "csv", "clinc")
+# Warnings for texts given under two labels, at most this many a file, then one line with the count.
+SHARED_TEXT_WARNINGS = 10
 CLINC_SPLITS = ("train", "val", "test")
 ALL = "all"  # the one split of an intents or CSV file
 
@@ -219,7 +224,38 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         raise DataError(source, problems)
     if not texts:
         raise DataError(source, ["no examples after the header row"])
+    _warn_shared_texts(texts, labels, places, source)
     return Examples(tuple(texts), tuple(labels), tuple(places))
+
+
+def _warn_shared_texts(texts: Sequence[str], labels: Sequence[str], places: Sequence[str], source: str) -> None:
+    """Log a warning for each text given under a second label (compared case- and
+    space-insensitively, as intents files' shared patterns are): the classifier is taught two
+    answers for one text, and neither wins. The same text twice under one label is no conflict."""
+    first: dict[str, int] = {}  # folded text -> the example that gave it first
+    warned = 0
+    for index, (text, label) in enumerate(zip(texts, labels)):
+        earlier = first.setdefault(" ".join(text.lower().split()), index)
+        if labels[earlier] == label:
+            continue
+        warned += 1
+        if warned <= SHARED_TEXT_WARNINGS:
+            log.warning(
+                "%s: %s: text %r (label %r) is also the text of %s (label %r); the classifier cannot tell them apart",
+                source,
+                places[index],
+                text,
+                label,
+                places[earlier],
+                labels[earlier],
+            )
+    if warned > SHARED_TEXT_WARNINGS:
+        log.warning(
+            "%s: %d more texts are given under a second label (%d in all)",
+            source,
+            warned - SHARED_TEXT_WARNINGS,
+            warned,
+        )
 
 
 def _stray_quote(lines: Sequence[str], start: int, columns: int, label_col: int) -> str | None:
