@@ -19,7 +19,7 @@ import pytest
 
 from legacy_assistant.cli import main
 from tests import mood_corpus
-from tests.helpers import DEFAULT_MODEL, ROOT, intercept_respond
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT, intercept_respond
 from tests.mood_corpus import PROMPTS, REPLIES, dialogue_line, write_corpus
 
 HELD_OUT = mood_corpus.HELD_OUT[:2]
@@ -403,6 +403,17 @@ def test_chat_sampling_repeats_with_a_seed(trained, monkeypatch, capsys):
     # the last 64-bit seed: the next turns' seeds wrap around instead of ending the session
     argv = ["--responder", str(out), "--mode", "sample", "--seed", str(2**63 - 1)]
     assert len(_chat(monkeypatch, capsys, argv, PROMPTS[:3])) == 3
+
+
+def test_chat_responder_without_a_directory_talks_to_the_shipped_one(monkeypatch, capsys):
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+    from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
+
+    lines = _chat(monkeypatch, capsys, ["--responder", "--mode", "greedy", "--emotion", "joy"], ["hello there"])
+    options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY)
+    with Responder.load(DEFAULT_RESPONDER, options=options) as responder:
+        expected = responder.respond(["hello there"], "joy", mode="greedy")
+    assert expected and lines == [f"bot> {expected}"]
 
 
 def test_chat_offers_the_responders_modes():

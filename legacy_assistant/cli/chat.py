@@ -1,11 +1,12 @@
 """``legacy-assistant chat``: a conversation in the terminal.
 
 With ``--model`` (or neither option) the intent model answers. With ``--responder`` alone the
-generative responder answers every turn, from the last turns of the conversation. With both,
-the intent model answers and the responder speaks instead of its fallback (a message below the
-threshold or out of scope), when it has something to say: the server's chat route, in the
-terminal (the same :class:`~legacy_assistant.serving.assistant.Assistant`). Replies are decoded
-with the server's repetition penalty either way.
+generative responder answers every turn, from the last turns of the conversation; given no
+directory, it is the shipped responder. With both, the intent model answers and the responder
+speaks instead of its fallback (a message below the threshold or out of scope), when it has
+something to say: the server's chat route, in the terminal (the same
+:class:`~legacy_assistant.serving.assistant.Assistant`). Replies are decoded with the server's
+repetition penalty either way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import deque
 
 from legacy_assistant.cli.arguments import seed_number
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
-from legacy_assistant.defaults import DEFAULT_MODEL_DIR
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 
@@ -38,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     responder.add_argument(
         "--responder",
         metavar="DIR",
-        help="responder directory, e.g. exported/responder; with --model it answers the fallback turns",
+        nargs="?",
+        const=str(DEFAULT_RESPONDER_DIR),
+        help="responder directory (alone: the shipped one, exported/responder); with --model it answers the "
+        "fallback turns",
     )
     responder.add_argument("--emotion", help="the responder's condition, e.g. joy (default: neutral)")
     responder.add_argument(
