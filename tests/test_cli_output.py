@@ -110,3 +110,10 @@ def test_a_condition_matrix_with_unmeasured_cells_is_drawn(tmp_path, share):
     }}
     plot_responder_conditions(report, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_top_level_help_reads_as_plain_text(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0 and "legacy-assistant: train, inspect" in out and "``" not in out
