@@ -154,7 +154,12 @@ def test_chat_and_webhook_refuse_a_bad_emotion(make_talking_client):
     ):
         response = client.post(route, json=body)
         assert response.status_code == 400, body
-        assert response.get_json()["error"]["code"] in ("invalid_field", "invalid_request")
+        # the same error object as the cakechat route's for the same mistake
+        emotions = ", ".join(client.get("/health").get_json()["emotions"])
+        expected = {"code": "invalid_field", "message": f"field 'emotion' must be one of {emotions}"}
+        assert response.get_json()["error"] == expected
+        cakechat = client.post("/cakechat_api/v1/actions/get_response", json={"context": [UNKNOWN], "emotion": body["emotion"]})
+        assert cakechat.status_code == 400 and cakechat.get_json()["error"] == expected
     assert client.get("/api/v1/conversations/a").get_json()["turns"] == []
 
 

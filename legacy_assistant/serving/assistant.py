@@ -182,6 +182,12 @@ class Assistant:
         """The conditions the responder can be asked for; () without a responder."""
         return tuple(self.responder.conditions) if self.responder is not None else ()
 
+    @property
+    def accepted_emotions(self) -> tuple[str, ...]:
+        """The emotions a request may name: the responder's conditions, or cakechat's five when no
+        responder is loaded (nothing is generated then, but a client's request stays valid)."""
+        return self.emotions or CAKECHAT_EMOTIONS
+
     # -- requests ---------------------------------------------------------------------------
 
     def parse(self, text: str, top: int | None = RANKING_SIZE) -> dict[str, Any]:
@@ -280,7 +286,7 @@ class Assistant:
     def check_emotion(self, emotion: str | None) -> None:
         """Raise :class:`RequestError` unless ``emotion`` is None or one the server knows: the
         responder's conditions, or cakechat's five when no responder is loaded."""
-        known = self.emotions or CAKECHAT_EMOTIONS
+        known = self.accepted_emotions
         if emotion is not None and emotion not in known:
             raise RequestError(f"unknown emotion {emotion!r}; expected one of {', '.join(known)}")
 

@@ -34,8 +34,9 @@ def chat() -> Any:
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH")
     message = text_field(body, "message")
-    emotion, strength = emotion_field(body), condition_strength_field(body)
+    strength = condition_strength_field(body)
     with leased() as assistant:
+        emotion = emotion_field(body, assistant.accepted_emotions)
         reply = assistant.chat(sender, message, emotion, condition_strength=strength)
     record_reply(reply, "chat")
     return jsonify(
@@ -63,11 +64,11 @@ def condition_strength_field(body: dict[str, Any]) -> float | None:
     return float(strength)
 
 
-def emotion_field(body: dict[str, Any]) -> str | None:
-    """The optional ``emotion`` of a chat turn: a string (which the assistant checks), or None."""
+def emotion_field(body: dict[str, Any], known: tuple[str, ...]) -> str | None:
+    """The optional ``emotion`` of a chat turn, one of ``known`` (the server's), or None."""
     emotion = body.get("emotion")
-    if emotion is not None and not isinstance(emotion, str):
-        raise ApiError(400, "invalid_field", "field 'emotion' must be a string")
+    if emotion is not None and (not isinstance(emotion, str) or emotion not in known):
+        raise ApiError(400, "invalid_field", f"field 'emotion' must be one of {', '.join(known)}")
     return emotion
 
 

@@ -26,7 +26,6 @@ from flask import current_app, jsonify
 
 from legacy_assistant.errors import RequestError
 from legacy_assistant.responder.modes import (
-    CAKECHAT_EMOTIONS,
     DEFAULT_CONDITION,
     MAX_CONDITION_STRENGTH,
     MODES,
@@ -143,7 +142,7 @@ def get_response() -> Any:
                 "no_responder",
                 "this server runs without a responder; start it with one to generate replies",
             )
-        emotion = _emotion(body, assistant.emotions or CAKECHAT_EMOTIONS)
+        emotion = _emotion(body, assistant.accepted_emotions)
         mode, seed, strength = _one_of(body, "mode", MODES), _seed(body), _condition_strength(body)
         try:
             response = assistant.respond(context, emotion, mode, seed, strength)

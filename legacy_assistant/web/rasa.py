@@ -32,8 +32,9 @@ def webhook() -> Any:
         given = str(given)  # a numeric user id, as Rasa reads it
     sender = text_field({"sender": given} if given is not None else {}, "sender", "MAX_SENDER_LENGTH", DEFAULT_SENDER)
     message = text_field(body, "message")
-    emotion, strength = emotion_field(body), condition_strength_field(body)
+    strength = condition_strength_field(body)
     with leased() as assistant:
+        emotion = emotion_field(body, assistant.accepted_emotions)
         reply = assistant.chat(sender, message, emotion, condition_strength=strength)
     record_reply(reply, "rasa")
     return jsonify([{"recipient_id": sender, "text": reply.text}])
