@@ -421,8 +421,11 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
         "info": {
             "title": "legacy-assistant",
             "version": __version__,
-            "description": 'An intent-classifier chatbot. Every error is JSON {"error": {"code", "message"}}; '
-            "every response carries X-Request-ID.",
+            "description": (
+                "An intent-classifier chatbot with a generative, emotion-conditioned responder: cakechat's "
+                "API, and the chat's reply where no intent fits. Every error is JSON "
+                '{"error": {"code", "message"}}; every response carries X-Request-ID.'
+            ),
         },
         "paths": {
             "/api/v1/parse": _post(
