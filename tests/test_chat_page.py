@@ -133,6 +133,7 @@ def send(browser, text):
 
 def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     open_fresh(browser, live_url)
     assert browser.title == "legacy-assistant"
@@ -161,12 +162,25 @@ def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     third = send(browser, "with oat milk")
     assert "intent: milk_yes" in third.find_element(By.CSS_SELECTOR, ".details").text
 
-    # a new conversation gets a new sender and an empty log; context starts afresh
+    # a new conversation gets a new sender and an empty log; context starts afresh, and the
+    # server forgets the one left behind
+    assert len(stored_turns(live_url, sender)) == 3
     browser.find_element(By.ID, "new-conversation").click()
     assert browser.find_elements(By.CSS_SELECTOR, "#log .msg") == []
     assert browser.execute_script("return localStorage.getItem('legacy-assistant-sender')") != sender
     fresh = send(browser, "a large one")
     assert "intent: coffee_size_large" not in fresh.find_element(By.CSS_SELECTOR, ".details").text
+    WebDriverWait(browser, 10).until(lambda _: stored_turns(live_url, sender) == [])
+
+
+def stored_turns(url: str, sender: str) -> list:
+    """The server's turns of ``sender``, read over HTTP as any client would."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    with urllib.request.urlopen(url + "api/v1/conversations/" + urllib.parse.quote(sender, safe="")) as answer:
+        return json.load(answer)["turns"]
 
 
 def test_chat_page_shows_api_errors(browser, live_url):

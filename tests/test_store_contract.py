@@ -288,6 +288,40 @@ def test_redis_forgets_idle_conversations_itself(make_redis_store):
     assert [t.message for t in store.history("a")] == ["new"]
 
 
+def test_forget_deletes_one_conversation_for_every_store_object(make_store):
+    first, second = make_store(), make_store()
+    first.save("gone", ConversationState(context="c", turns=2), turn("one"))
+    first.save("gone", ConversationState(context="c", turns=2), turn("two"))
+    first.save("kept", ConversationState(turns=1), turn("other"))
+    assert second.forget("gone") is True
+    assert first.load("gone") == ConversationState() and first.history("gone") == []
+    assert [t.message for t in first.history("kept")] == ["other"]
+    assert first.forget("gone") is False and second.forget("never spoke") is False  # nothing there: no error
+    first.save("gone", ConversationState(turns=1), turn("again"))  # the sender starts afresh
+    assert [t.message for t in second.history("gone")] == ["again"]
+
+
+def test_forget_inside_a_conversation_block_lands_and_releases_the_lock(make_store):
+    store = make_store()
+    store.save("a", ConversationState(turns=1), turn("one"))
+    with store.conversation("a"):
+        assert store.forget("a") is True
+    assert store.history("a") == []
+    done = []
+    thread = threading.Thread(target=lambda: (store.save("a", ConversationState(turns=1), turn()), done.append(1)))
+    thread.start()
+    thread.join(5)
+    assert done == [1] and len(store.history("a")) == 1
+
+
+def test_an_expired_conversation_is_not_reported_forgotten(make_clocked_store):
+    store, clock = make_clocked_store(ttl_seconds=60), make_clocked_store.clock
+    store.save("a", ConversationState(turns=1), turn())
+    clock.advance(61)
+    assert store.forget("a") is False
+    assert store.history("a") == []
+
+
 def test_two_store_objects_share_conversations(make_store):
     first, second = make_store(), make_store()
     first.save("shared", ConversationState(context="c", turns=1), turn("from first"))

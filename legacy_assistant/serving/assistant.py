@@ -283,6 +283,12 @@ class Assistant:
         """``sender``'s stored turns, oldest first."""
         return self.store.history(sender)
 
+    def forget(self, sender: str) -> bool:
+        """Delete ``sender``'s conversation (state and turns), after any turn of it in progress;
+        whether there was one (an unknown or expired sender: False)."""
+        with self.store.conversation(sender):
+            return self.store.forget(sender)
+
     def check_emotion(self, emotion: str | None) -> None:
         """Raise :class:`RequestError` unless ``emotion`` is None or one the server knows: the
         responder's conditions, or cakechat's five when no responder is loaded."""

@@ -153,6 +153,10 @@ class ConversationStore(Protocol):
     def history(self, sender: str) -> list[Turn]:
         """The sender's stored turns, oldest first; empty for an unknown or expired sender."""
 
+    def forget(self, sender: str) -> bool:
+        """Delete ``sender``'s state and turns at once; whether a conversation (not expired) was
+        there. Durable when this returns, as a save is."""
+
     def conversation(self, sender: str) -> contextlib.AbstractContextManager[None]:
         """Hold ``sender``'s conversation for one load -> decide -> save, so that two turns of
         one sender never interleave (across threads, and across processes or hosts as far as
@@ -219,6 +223,13 @@ class MemoryStore:
         with self._lock:
             item = self._live(sender, self._clock())
             return list(item[2]) if item else []
+
+    def forget(self, sender: str) -> bool:
+        check_text("sender", sender)
+        with self._lock:
+            live = self._live(sender, self._clock()) is not None
+            self._items.pop(sender, None)
+            return live
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:

@@ -177,6 +177,15 @@ class RedisStore:
         with self._unreadable(sender):
             return [Turn.from_dict(json.loads(raw)) for raw in rows]
 
+    def forget(self, sender: str) -> bool:
+        check_text("sender", sender)
+        with self._errors("forget"):
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.exists(self._key("state", sender))
+                pipe.delete(self._key("state", sender), self._key("turns", sender))
+                existed, _ = pipe.execute()
+        return bool(existed)
+
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
         check_text("sender", sender)

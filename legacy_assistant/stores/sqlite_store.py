@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 try:
     import fcntl
@@ -43,6 +44,8 @@ from legacy_assistant.stores.base import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -280,52 +283,75 @@ class SQLiteStore:
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         check_text("sender", sender)  # state and turn checked their own fields when made
-        with self._errors("save"), self._connection() as connection:
+        self._write("save", lambda connection: self._save(connection, sender, state, turn))
+
+    def forget(self, sender: str) -> bool:
+        check_text("sender", sender)
+        return self._write("forget", lambda connection: self._forget(connection, sender))
+
+    def _write(self, what: str, action: Callable[[sqlite3.Connection], T]) -> T:
+        """``action(connection)`` in one write transaction, committed before this returns."""
+        with self._errors(what), self._connection() as connection:
             if connection.in_transaction or getattr(self._local, "holds_writer", False):
-                # inside conversation(): the write lock is ours already; a second save in the same
-                # block (the first one committed) opens a transaction of its own under it
+                # inside conversation(): the write lock is ours already; a second write in the
+                # same block (the first one committed) opens a transaction of its own under it
                 if not connection.in_transaction:
                     connection.execute("BEGIN IMMEDIATE")
-                self._save(connection, sender, state, turn)
-            else:
-                with self._writer:
-                    connection.execute("BEGIN IMMEDIATE")
-                    self._save(connection, sender, state, turn)
+                return self._committed(connection, action)
+            with self._writer:
+                connection.execute("BEGIN IMMEDIATE")
+                return self._committed(connection, action)
 
-    def _save(self, connection: sqlite3.Connection, sender: str, state: ConversationState, turn: Turn) -> None:
-        now = self._clock()
+    @staticmethod
+    def _committed(connection: sqlite3.Connection, action: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
-            with self._unreadable(sender):
-                expired = row is not None and self._expired(row[0], now)
-            if expired:
-                connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
-            connection.execute(
-                "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
-                "turns = excluded.turns, updated = excluded.updated",
-                (sender, state.context, state.next_tag, state.turns, now),
-            )
-            connection.execute(
-                "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
-            )
-            connection.execute(
-                "DELETE FROM turns WHERE sender = ? AND id <= "
-                "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (sender, sender, self.max_turns),
-            )
-            self._saves += 1
-            if self.ttl_seconds and self._saves % PURGE_EVERY == 0:
-                self._purge(connection, now)
+            result = action(connection)
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        # Every save ends the transaction, also one that conversation() began: the turn is
+        # Every write ends the transaction, also one that conversation() began: the turn is
         # committed (and the write lock released) before the reply leaves.
         connection.execute("COMMIT")
+        return result
+
+    def _status(self, connection: sqlite3.Connection, sender: str, now: float) -> str:
+        """``sender``'s conversation row: ``"absent"``, ``"expired"`` (idle too long, not yet purged) or ``"live"``."""
+        row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
+        if row is None:
+            return "absent"
+        with self._unreadable(sender):
+            return "expired" if self._expired(row[0], now) else "live"
+
+    def _forget(self, connection: sqlite3.Connection, sender: str) -> bool:
+        live = self._status(connection, sender, self._clock()) == "live"
+        connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
+        connection.execute("DELETE FROM conversations WHERE sender = ?", (sender,))
+        return live
+
+    def _save(self, connection: sqlite3.Connection, sender: str, state: ConversationState, turn: Turn) -> None:
+        now = self._clock()
+        if self._status(connection, sender, now) == "expired":
+            connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
+        connection.execute(
+            "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
+            "turns = excluded.turns, updated = excluded.updated",
+            (sender, state.context, state.next_tag, state.turns, now),
+        )
+        connection.execute(
+            "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
+        )
+        connection.execute(
+            "DELETE FROM turns WHERE sender = ? AND id <= "
+            "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (sender, sender, self.max_turns),
+        )
+        self._saves += 1
+        if self.ttl_seconds and self._saves % PURGE_EVERY == 0:
+            self._purge(connection, now)
 
     def _purge(self, connection: sqlite3.Connection, now: float) -> None:
         cutoff = now - self.ttl_seconds
@@ -339,10 +365,8 @@ class SQLiteStore:
     def history(self, sender: str) -> list[Turn]:
         check_text("sender", sender)
         with self._errors("history"), self._connection() as connection:
-            row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
-            with self._unreadable(sender):
-                if row is None or self._expired(row[0], self._clock()):
-                    return []
+            if self._status(connection, sender, self._clock()) != "live":
+                return []
             rows = connection.execute(
                 "SELECT message, reply, intent, confidence, at, generated FROM turns WHERE sender = ? ORDER BY id",
                 (sender,),

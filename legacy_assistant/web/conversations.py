@@ -1,6 +1,8 @@
-"""``GET /api/v1/conversations/<sender>``: one conversation's stored turns, oldest first.
+"""``GET /api/v1/conversations/<sender>``: one conversation's stored turns, oldest first;
+``DELETE`` the same path: forget that conversation.
 
-The chat page calls it after a reload to show the conversation again. A sender id is the only
+The chat page calls GET after a reload to show the conversation again, and DELETE when its
+"New conversation" button leaves one behind. A sender id is the only
 key to its transcript, so it has the same access class as ``/api/v1/chat`` and clients should
 pick ids nobody can guess (the page uses 128 random bits). An unknown or expired sender has an
 empty transcript, not a 404: the store cannot tell "never spoke" from "forgotten".
@@ -42,12 +44,7 @@ def _register_converter(state: BlueprintSetupState) -> None:
 @blueprint.get("/<sender:sender>", merge_slashes=False)
 def transcript(sender: str) -> Any:
     """``{"sender", "turns": [{"message", "reply", "intent", "confidence", "generated"}, ...]}``."""
-    if "\ufffd" in sender and not _path_is_utf8():
-        # Werkzeug decodes the path with replacement characters: "%FF" and "%C0" would both
-        # read the conversation of "\ufffd".
-        raise ApiError(400, "invalid_field", "field 'sender' is not valid Unicode text")
-    # the same checks (blank, length, valid Unicode) and messages as the chat route's field
-    sender = text_field({"sender": sender}, "sender", "MAX_SENDER_LENGTH")
+    sender = _checked(sender)
     with leased() as assistant:
         turns = assistant.history(sender)
     return jsonify(
@@ -65,6 +62,26 @@ def transcript(sender: str) -> Any:
             ],
         }
     )
+
+
+@blueprint.delete("/<sender:sender>", merge_slashes=False)
+def forget(sender: str) -> Any:
+    """``{"sender", "forgotten": bool}``: the conversation's state and turns are deleted (after any
+    turn of it in progress); ``forgotten`` says whether there was one. Deleting again is no error."""
+    sender = _checked(sender)
+    with leased() as assistant:
+        forgotten = assistant.forget(sender)
+    return jsonify({"sender": sender, "forgotten": forgotten})
+
+
+def _checked(sender: str) -> str:
+    """The path's sender, with the same checks (blank, length, valid Unicode) and messages as
+    the chat route's field."""
+    if "\ufffd" in sender and not _path_is_utf8():
+        # Werkzeug decodes the path with replacement characters: "%FF" and "%C0" would both
+        # name the conversation of "\ufffd".
+        raise ApiError(400, "invalid_field", "field 'sender' is not valid Unicode text")
+    return text_field({"sender": sender}, "sender", "MAX_SENDER_LENGTH")
 
 
 def _path_is_utf8() -> bool:

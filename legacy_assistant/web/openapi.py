@@ -164,6 +164,17 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 },
             },
         },
+        "Forgotten": {
+            "type": "object",
+            "required": ["sender", "forgotten"],
+            "properties": {
+                "sender": {"type": "string"},
+                "forgotten": {
+                    "type": "boolean",
+                    "description": "there was a conversation to delete (false: unknown, expired or deleted before)",
+                },
+            },
+        },
         "ClassicRequest": {
             "type": "object",
             "required": ["sentence"],
@@ -352,31 +363,40 @@ def _ready() -> dict[str, Any]:
 
 
 def _transcript(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": _json(_ref("Transcript"), "the conversation's turns"),
-        "400": _error(f"a blank sender, or one over {config['MAX_SENDER_LENGTH']} characters"),
+    def operation(summary: str, answer: dict[str, Any]) -> dict[str, Any]:
+        responses: dict[str, Any] = {
+            "200": answer,
+            "400": _error(f"a blank sender, or one over {config['MAX_SENDER_LENGTH']} characters"),
+        }
+        if security:
+            responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
+        responses["503"] = _error("the conversation store is unavailable (Retry-After says when to retry)")
+        responses["default"] = _error("any other error (404, 405, 500), always this shape")
+        described: dict[str, Any] = {
+            "summary": summary,
+            "tags": ["api"],
+            "parameters": [
+                {
+                    "name": "sender",
+                    "in": "path",
+                    "required": True,
+                    "description": "the conversation id given to /api/v1/chat, percent-encoded",
+                    "schema": _text(int(config["MAX_SENDER_LENGTH"]), "conversation id"),
+                }
+            ],
+            "responses": responses,
+        }
+        if security:
+            described["security"] = security
+        return described
+
+    return {
+        "get": operation("One conversation's stored turns, oldest first", _json(_ref("Transcript"), "the turns")),
+        "delete": operation(
+            "Forget one conversation: its turns and dialogue state, after any turn of it in progress",
+            _json(_ref("Forgotten"), "deleted (deleting again is no error)"),
+        ),
     }
-    if security:
-        responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
-    responses["503"] = _error("the conversation store is unavailable (Retry-After says when to retry)")
-    responses["default"] = _error("any other error (404, 405, 500), always this shape")
-    operation: dict[str, Any] = {
-        "summary": "One conversation's stored turns, oldest first",
-        "tags": ["api"],
-        "parameters": [
-            {
-                "name": "sender",
-                "in": "path",
-                "required": True,
-                "description": "the conversation id given to /api/v1/chat, percent-encoded",
-                "schema": _text(int(config["MAX_SENDER_LENGTH"]), "conversation id"),
-            }
-        ],
-        "responses": responses,
-    }
-    if security:
-        operation["security"] = security
-    return {"get": operation}
 
 
 def _cakechat(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from legacy_assistant.web.errors import ApiError
 
 ACCESS_EXTENSION = "legacy_assistant.access"  # app.extensions key: endpoint -> Access
 REALM = "legacy-assistant"
-CORS_METHODS = "GET, POST, OPTIONS"
+CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE = "600"
 

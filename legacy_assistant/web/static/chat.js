@@ -281,7 +281,11 @@
   });
 
   newBtn.addEventListener("click", function () {
+    var left = sender;
     sender = newSender();
+    // No page can reach the conversation left behind any more: the server forgets it now
+    // rather than after its idle time. Best effort; the idle time still applies if this fails.
+    call(TRANSCRIPT + encodeURIComponent(left), { method: "DELETE" }).catch(function () {});
     seq++;
     log.textContent = "";
     setBusy(false);
