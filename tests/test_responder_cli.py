@@ -476,3 +476,15 @@ def test_chat_behind_a_model_reads_its_generated_replies_back_as_context(trained
     lines = _chat(monkeypatch, capsys, argv, [first, second])
     replies = [line.removeprefix("bot> ") for line in lines]
     assert seen == [[first], [first, replies[0], second]]
+
+
+def test_which_weights_a_summary_holds_reads_as_words():
+    from legacy_assistant.cli.train_responder import weights_from
+
+    def at_end(batches):
+        end = {"step": 4481, "batches": batches, "epoch": 9}
+        return weights_from({"weights": "time budget end", "budget_end": end, "best_epoch": 8})
+
+    assert at_end(1) == "at the time budget's end: step 4481, 1 batch into epoch 9"
+    assert at_end(3) == "at the time budget's end: step 4481, 3 batches into epoch 9"
+    assert weights_from({"weights": "best epoch", "best_epoch": 8}) == "epoch 8"

@@ -204,7 +204,8 @@ def weights_from(summary: dict[str, Any]) -> str:
     """Which weights a training summary's model holds, in words."""
     end = summary.get("budget_end")
     if summary.get("weights") == "time budget end" and end:
-        return f"at the time budget's end: step {end['step']}, {end['batches']} batches into epoch {end['epoch']}"
+        batches = f"{end['batches']} batch" + ("" if end["batches"] == 1 else "es")
+        return f"at the time budget's end: step {end['step']}, {batches} into epoch {end['epoch']}"
     return f"epoch {summary['best_epoch']}"
 
 
