@@ -93,6 +93,19 @@ def queue_behind(batcher: MicroBatcher, items: list[int], keys: list[object] | N
     return callers
 
 
+def primed(model: FakeModel, size: int, **settings) -> MicroBatcher:
+    """A batcher whose latest batch held ``size`` requests (queued behind a busy model), so that
+    the next batches expect that many; the model is free again."""
+    batcher, first = busy_batcher(model, **settings)
+    callers = queue_behind(batcher, list(range(100, 100 + size)))
+    model.gate.set()
+    first.join()
+    for caller in callers:
+        caller.join()
+    assert model.batches[-1] == list(range(100, 100 + size))
+    return batcher
+
+
 # -- MicroBatcher on a fake model ----------------------------------------------------------------
 
 
@@ -108,17 +121,40 @@ def test_requests_queued_behind_a_busy_model_run_as_one_batch():
     assert sizes == [1, 5]
 
 
-def test_a_batch_waits_for_more_until_full_within_max_wait():
+def test_a_batch_waits_for_as_many_as_the_latest_batches_held_within_max_wait():
     model = FakeModel()
-    batcher, first = busy_batcher(model, max_batch_size=4, max_wait_s=3600)
+    batcher = primed(model, 4, max_batch_size=32, max_wait_s=3600)
+    assert batcher.expected_size == 4
     callers = queue_behind(batcher, [1, 2])
-    model.gate.set()
-    first.join()
-    # The model is free, yet the two wait: their batch is held open for more (an hour at most).
-    assert batcher.pending == 2 and model.batches == [[-1]]
-    callers += [Caller(batcher, 3), Caller(batcher, 4)]  # the fourth fills it: it runs at once
+    # The model is free, yet the two wait: four met here lately (an hour at most).
+    assert batcher.pending == 2 and len(model.batches) == 2
+    callers += [Caller(batcher, 3), Caller(batcher, 4)]  # the fourth makes it as large: it runs at once
     assert [caller.join().result for caller in callers] == [10, 20, 30, 40]
-    assert len(model.batches) == 2 and sorted(model.batches[1]) == [1, 2, 3, 4]
+    assert len(model.batches) == 3 and sorted(model.batches[2]) == [1, 2, 3, 4]
+
+
+def test_a_batch_that_waited_out_max_wait_runs_with_what_came():
+    model = FakeModel()
+    batcher = primed(model, 4, max_batch_size=32, max_wait_s=0.05)
+    started = time.monotonic()
+    assert [caller.join().result for caller in queue_behind(batcher, [1, 2])] == [10, 20]
+    assert time.monotonic() - started >= 0.05  # it waited for the two others, and they never came
+    assert model.batches[-1] == [1, 2]
+
+
+def test_the_expected_size_follows_the_load_down_after_recent_batches():
+    from legacy_assistant.serving.batching import RECENT_BATCHES
+
+    model = FakeModel()
+    batcher = primed(model, 3, max_batch_size=8, max_wait_s=0.01)
+    assert batcher.expected_size == 3
+    for n in range(RECENT_BATCHES - 1):  # lone requests, each waiting out the 10 ms for two more
+        assert Caller(batcher, n).join().result == n * 10
+        assert batcher.expected_size == 3
+    Caller(batcher, 7).join()  # the batch of 3 has left the latest batches
+    assert batcher.expected_size == 1
+    assert Caller(batcher, 8).join().result == 80
+    assert model.batches[-9:] == [[n] for n in range(9)]
 
 
 def test_a_lone_request_runs_at_once_without_waiting_out_max_wait():
@@ -217,15 +253,12 @@ def test_close_fails_waiting_requests_lets_the_running_batch_finish_and_refuses_
 
 def test_close_releases_a_batch_that_waits_for_more():
     model = FakeModel()
-    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=3600)
-    callers = queue_behind(batcher, [1, 2])
-    model.gate.set()
-    first.join()
-    wait_for(lambda: batcher.pending == 2)  # gathering for up to an hour
+    batcher = primed(model, 4, max_batch_size=8, max_wait_s=3600)
+    callers = queue_behind(batcher, [1, 2])  # gathering for up to an hour
     batcher.close()
     for caller in callers:
         assert isinstance(caller.join().error, BatcherClosed)
-    assert model.batches == [[-1]]
+    assert len(model.batches) == 2
 
 
 def test_submit_from_inside_run_batch_is_refused_instead_of_waiting_forever():
@@ -272,8 +305,14 @@ def test_an_interrupt_while_waiting_leaves_no_request_behind(waiting_as):
     import signal
 
     model = FakeModel()
-    wait_s = 0 if waiting_as == "follower" else 3600
-    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=wait_s)
+    if waiting_as == "follower":
+        batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=0)
+    else:
+        # two met here lately: a batch gathers for a second at most once it leads
+        batcher = primed(model, 2, max_batch_size=8, max_wait_s=1.0)
+        model.gate.clear()
+        first = Caller(batcher, -1, AloneKey("busy"))
+        wait_for(lambda: len(model.batches) == 3)
     other_key: list[Caller] = []
 
     def interrupt_when_waiting() -> None:
@@ -321,24 +360,30 @@ def test_every_request_failed_by_close_gets_its_own_exception():
 
 def test_an_alone_key_runs_as_soon_as_it_leads_without_waiting_for_batch_mates():
     model = FakeModel()
-    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=3600)
+    batcher = primed(model, 4, max_batch_size=8, max_wait_s=3600)
+    model.gate.clear()
+    first = Caller(batcher, -1, AloneKey("first"))
+    wait_for(lambda: len(model.batches) == 3)  # running, held at the gate
     alone, other = queue_behind(batcher, [1, 2], keys=[AloneKey("seeded"), "greedy"])
     model.gate.set()
-    # were the hour waited out for batch-mates that cannot come, these joins would fail
-    assert (alone.join().result, other.join().result) == (10, 20)
-    assert model.batches[1:] == [[1], [2]]
-    first.join()
+    assert first.join().result == -10
+    # were the hour waited out for batch-mates that cannot come, the first join would fail;
+    # the greedy request, alone of its key, waits for the three others that the latest batch had
+    assert alone.join().result == 10
+    assert batcher.pending == 1
+    batcher.close()
+    assert isinstance(other.join().error, BatcherClosed)
+    assert model.batches[2:] == [[-1], [1]]
 
 
 def test_a_huge_max_wait_waits_without_overflowing_the_timed_wait():
     model = FakeModel()
-    batcher, first = busy_batcher(model, max_batch_size=2, max_wait_s=1e10)
+    batcher = primed(model, 2, max_batch_size=2, max_wait_s=1e10)
     callers = queue_behind(batcher, [1, 9], keys=[None, "other"])  # the leader of key None gathers
-    model.gate.set()
-    first.join()
-    wait_for(lambda: batcher.pending == 2 and len(model.batches) == 1)  # waiting, not failed
+    wait_for(lambda: batcher.pending == 2 and len(model.batches) == 2)  # waiting, not failed
     callers.append(Caller(batcher, 2))  # fills the leader's batch
-    assert [caller.join().result for caller in callers] == [10, 90, 20]
+    callers.append(Caller(batcher, 8, "other"))  # and then the other key's
+    assert [caller.join().result for caller in callers] == [10, 90, 20, 80]
     assert callers[0].error is None
 
 

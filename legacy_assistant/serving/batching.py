@@ -7,6 +7,9 @@ work, but still contend), while one call on a batch of rows costs little more th
 one row. :class:`MicroBatcher` therefore queues the requests that meet at a model and
 runs them as one batch, as TensorFlow Serving's batching does: a batch holds at most
 ``max_batch_size`` items and waits at most ``max_wait_s`` after its oldest item arrived.
+Unlike TensorFlow Serving's, a batch does not wait for ``max_batch_size`` items, which a worker
+with fewer request threads could never gather: it waits for as many as the largest of the
+latest batches held (:data:`RECENT_BATCHES` of them).
 
 How it runs (leader and followers, no thread of its own):
 
@@ -15,11 +18,15 @@ How it runs (leader and followers, no thread of its own):
   result, and appoints the oldest waiting request as the next leader. Followers sleep on their
   own condition until their result is in or they are appointed; nothing polls.
 * a batch holds items of one ``key`` only; the next batch is the key of the oldest waiting item.
-* a lone request runs at once: when the model is idle and nothing else waits, waiting out
-  ``max_wait_s`` could only add latency, since nothing is there to join it. Requests that
-  arrive while a batch runs queue up and form the next batch; its leader waits for more until
-  the batch is full or ``max_wait_s`` has passed since the batch's oldest item arrived (usually
-  already the case after a model call longer than ``max_wait_s``).
+* the leader waits for the batch's expected size, the largest of the latest batches: while
+  requests come one at a time that is 1, and a lone request runs at once (waiting could only
+  add latency). When ``n`` requests met here lately, a batch waits until ``n`` have queued or
+  ``max_wait_s`` has passed since its oldest item arrived. Without that wait, requests that
+  return together and come back together split into a lone request (the first back, which
+  found the model idle) and a batch of the rest, again and again. A batch of ``n`` fills as
+  fast as the worker's threads come back, so it rarely waits long; if fewer come (the load
+  fell), the batches that form at ``max_wait_s`` are smaller, and after
+  :data:`RECENT_BATCHES` of them the expected size has come down with the load.
 * a batch that raises, or returns a result list of the wrong length, is run again item by item,
   so each caller gets its own result or its own exception and one bad item fails no other.
 
@@ -49,7 +56,9 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 DEFAULT_MAX_BATCH_SIZE = 32
-DEFAULT_MAX_WAIT_S = 0.0
+DEFAULT_MAX_WAIT_S = 0.003
+# How many of the latest batches set the size a new batch waits for (their largest).
+RECENT_BATCHES = 8
 # Decoding modes whose reply does not depend on the seed: their requests batch whatever seed
 # they name.
 SEEDLESS_MODES = ("greedy", "beam")
@@ -103,8 +112,9 @@ class MicroBatcher(Generic[Item, Result]):
         run_batch: the model call, ``items -> results`` in the same order and of the same
             length; it may raise (see the module docstring for what callers then get).
         max_batch_size: most items in one call (at least 1).
-        max_wait_s: longest a batch waits for more items, in seconds after its oldest item
-            arrived (0: a batch is whatever waited while the previous one ran).
+        max_wait_s: longest a batch waits for its expected size (the largest of the latest
+            batches), in seconds after its oldest item arrived (0: a batch is whatever waited
+            while the previous one ran).
         name: names the batcher in log lines and errors.
         on_batch: called with each batch's number of items just before ``run_batch`` runs
             (a metrics hook; its exceptions are logged, never passed to a request). A failed
@@ -139,6 +149,10 @@ class MicroBatcher(Generic[Item, Result]):
         self._running_thread: int | None = None  # the leader's thread while run_batch runs
         self._idle = threading.Condition(self._lock)  # notified when a batch has run
         self._closed = False
+        # The sizes of the latest batches: as many requests as the largest of them met here
+        # lately, so a new batch waits (at most max_wait_s) for that many; 1 while requests
+        # come one at a time, which then never wait.
+        self._recent: deque[int] = deque([1], maxlen=RECENT_BATCHES)
 
     @property
     def pending(self) -> int:
@@ -149,6 +163,12 @@ class MicroBatcher(Generic[Item, Result]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def expected_size(self) -> int:
+        """The size a batch waits for (up to ``max_wait_s``): the largest of the latest batches."""
+        with self._lock:
+            return self._expected()
 
     def submit(self, item: Item, key: Hashable = None) -> Result:
         """Run ``item`` in a batch with others of the same ``key`` and return its result (or
@@ -165,8 +185,8 @@ class MicroBatcher(Generic[Item, Result]):
             leader = self._leader
             if leader is None:
                 self._leader = slot
-            elif leader.key == key and self._running_thread is None and len(queue) >= self.max_batch_size:
-                leader.wakeup.notify()  # the batch being gathered is full
+            elif leader.key == key and self._running_thread is None and len(queue) >= self._expected():
+                leader.wakeup.notify()  # the batch being gathered is as full as it is expected to get
             try:
                 while not slot.done and self._leader is not slot:
                     slot.wakeup.wait()
@@ -222,15 +242,14 @@ class MicroBatcher(Generic[Item, Result]):
     # -- internals (the _lock is held unless said otherwise) ---------------------------------
 
     def _gather(self, leader: _Slot[Item, Result]) -> list[_Slot[Item, Result]] | None:
-        """Wait until the leader's batch is full, or old enough, or alone; then take it out of
-        the queue. None when the batcher was closed meanwhile."""
+        """Wait until the leader's batch holds its expected size, or is old enough, or cannot
+        grow (an :class:`AloneKey`); then take it out of the queue. None when the batcher was
+        closed meanwhile."""
         queue = self._queues[leader.key]
         deadline = leader.arrived + self.max_wait_s
-        while not leader.done and len(queue) < self.max_batch_size:
+        while not leader.done and len(queue) < self._expected():
             if isinstance(leader.key, AloneKey):
                 break  # no other request can join it
-            if len(queue) == 1 and len(self._queues) == 1:
-                break  # alone, with the model idle: nothing would join it
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -238,11 +257,16 @@ class MicroBatcher(Generic[Item, Result]):
         if leader.done:
             return None
         size = min(len(queue), self.max_batch_size)
+        self._recent.append(size)
         batch = [queue.popleft() for _ in range(size)]
         if not queue:
             del self._queues[leader.key]
         assert batch[0] is leader, "the leader is always its key's oldest request"
         return batch
+
+    def _expected(self) -> int:
+        """The size a batch waits for: the largest of the latest batches, at most the maximum."""
+        return min(max(self._recent), self.max_batch_size)
 
     def _abandon(self, slot: _Slot[Item, Result]) -> None:
         """Take a request whose thread stops waiting (an exception in a wait) out of the queue;

@@ -378,9 +378,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "BATCH_MAX_WAIT_MS",
         Number(0, 1000),
-        0.0,
-        "milliseconds a batch may wait for more requests after its first one arrived (0: a batch is what "
-        "queued while the previous call ran; a lone request never waits)",
+        3.0,
+        "milliseconds a batch may wait after its first request arrived for as many requests as the latest "
+        "batches held (a request never waits while requests come one at a time; 0: a batch is what queued "
+        "while the previous call ran)",
     ),
     Setting(
         "FOLLOW_UPS",
