@@ -225,6 +225,24 @@ def test_each_page_session_has_its_own_conversation(playground):
     assert len(again[0]) == 4 and len(other[0]) == 2
     assert [_text(m) for m in again[0]][::2] == ["hello", "I'd like to order a coffee"]
 
+    # a new conversation: a fresh sender, an empty transcript, and the coffee order's context gone
+    restarted = first.predict(api_name="/new_conversation")
+    assert restarted[0] == [] and restarted[4] != one[4]
+    fresh = first.predict("a large one", "neutral", api_name="/chat")
+    assert fresh[4] == restarted[4] and len(fresh[0]) == 2
+    assert "coffee_size_large" not in fresh[3]
+
+
+def test_a_new_conversation_forgets_the_one_it_leaves(assistant):
+    from legacy_assistant.playground.handlers import Playground
+
+    playground = Playground(assistant)
+    first = playground.chat("I'd like to order a coffee", "neutral", None, None)
+    assert len(assistant.history(first.sender)) == 1
+    assert playground.forget(first.sender) is True
+    assert assistant.history(first.sender) == []
+    assert playground.forget(first.sender) is False and playground.forget(None) is False
+
 
 def test_every_emotion_tab_matches_the_assistant_in_greedy_mode(client, assistant):
     emotions = assistant.emotions

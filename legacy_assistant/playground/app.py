@@ -152,7 +152,8 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
             result.transcript,
         )
 
-    def restart_conversation() -> tuple[Any, ...]:
+    def restart_conversation(sender: str | None) -> tuple[Any, ...]:
+        playground.forget(sender)  # no page session can reach it any more
         fresh = new_sender()
         return [], None, False, "", fresh, "", fresh, []
 
@@ -164,7 +165,7 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
         outputs=outputs,
         api_name="chat",
     )
-    restart.click(restart_conversation, outputs=outputs, api_name="new_conversation")
+    restart.click(restart_conversation, inputs=[sender_state], outputs=outputs, api_name="new_conversation")
 
 
 def _emotions_tab(gr: Any, playground: Playground) -> None:

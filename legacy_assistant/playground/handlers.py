@@ -114,6 +114,11 @@ class Playground:
             sender=sender,
         )
 
+    def forget(self, sender: str | None) -> bool:
+        """Delete ``sender``'s conversation from the assistant's store (None: nothing to delete);
+        whether there was one."""
+        return sender is not None and self.assistant.forget(sender)
+
     @property
     def guided(self) -> bool:
         """Whether the responder takes a condition strength above 0 (condition guidance)."""
