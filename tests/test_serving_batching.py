@@ -157,31 +157,14 @@ def test_the_expected_size_follows_the_load_down_after_recent_batches():
     model = FakeModel()
     batcher = primed(model, 3, max_batch_size=8, max_wait_s=0.01)
     assert batcher.expected_size == 3
-    for n in range(RECENT_BATCHES // 2):  # lone requests, each waiting out the 10 ms for two more
+    for n in range(RECENT_BATCHES - 1):  # lone requests, each waiting out the 10 ms for two more
         assert Caller(batcher, n).join().result == n * 10
-        assert batcher.expected_size == 3  # half of the latest batches still held 3
-    lone = RECENT_BATCHES // 2
-    Caller(batcher, lone).join()  # now most of the latest batches were lone ones
+        assert batcher.expected_size == 3  # one of the latest batches still held 3
+    lone = RECENT_BATCHES - 1
+    Caller(batcher, lone).join()  # now all of the latest batches were lone ones
     assert batcher.expected_size == 1
     assert Caller(batcher, lone + 1).join().result == (lone + 1) * 10
     assert model.batches[-(lone + 2):] == [[n] for n in range(lone + 2)]
-
-
-def test_an_occasional_full_batch_does_not_set_every_batch_waiting():
-    """Under a mix of routes a batch of 4 now and then is no reason to wait for 4 every time:
-    the expected size is the one at least half of the latest batches reached."""
-    model = FakeModel()
-    batcher = primed(model, 1, max_batch_size=8, max_wait_s=3600)
-    model.gate.clear()
-    model.entered.clear()
-    first = Caller(batcher, -1, AloneKey("busy"))
-    assert model.entered.wait(JOIN_S)
-    callers = queue_behind(batcher, [1, 2, 3, 4])
-    model.gate.set()
-    first.join()
-    assert [caller.join().result for caller in callers] == [10, 20, 30, 40]
-    assert batcher.expected_size == 1
-    assert Caller(batcher, 5).join().result == 50  # were the hour waited out, this would fail
 
 
 def test_a_lone_request_runs_at_once_without_waiting_out_max_wait():

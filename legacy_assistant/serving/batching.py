@@ -8,7 +8,7 @@ one row. :class:`MicroBatcher` therefore queues the requests that meet at a mode
 runs them as one batch, as TensorFlow Serving's batching does: a batch holds at most
 ``max_batch_size`` items and waits at most ``max_wait_s`` after its oldest item arrived.
 Unlike TensorFlow Serving's, a batch does not wait for ``max_batch_size`` items, which a worker
-with fewer request threads could never gather: it waits for as many as at least half of the
+with fewer request threads could never gather: it waits for as many as the largest of the
 latest batches held (:data:`RECENT_BATCHES` of them).
 
 How it runs (leader and followers, no thread of its own):
@@ -18,19 +18,19 @@ How it runs (leader and followers, no thread of its own):
   result, and appoints the oldest waiting request as the next leader. Followers sleep on their
   own condition until their result is in or they are appointed; nothing polls.
 * a batch holds items of one ``key`` only; the next batch is the key of the oldest waiting item.
-* the leader waits for the batch's expected size, the upper median of the latest batches'
-  sizes (the largest size that at least half of them reached): while requests come one at a
-  time that is 1, and a lone request runs at once (waiting could only add latency). When
-  batches of ``n`` have been the rule lately, a batch waits until ``n`` have queued or
+* the leader waits for the batch's expected size, the largest of the latest batches: while
+  requests come one at a time that is 1, and a lone request runs at once (waiting could only
+  add latency). When ``n`` requests met here lately, a batch waits until ``n`` have queued or
   ``max_wait_s`` has passed since its oldest item arrived. Without that wait, requests that
   return together and come back together split into a lone request (the first back, which
   found the model idle) and a batch of the rest, again and again. A batch of ``n`` fills as
   fast as the worker's threads come back, so it rarely waits long; if fewer come (the load
   fell, or other routes hold the threads), the batches that form at ``max_wait_s`` are
-  smaller, and once they are half of the latest the expected size has come down. The median
-  rather than the largest: under a mix of routes, an occasional full batch would otherwise
-  set every later batch waiting in vain. Batches of an :class:`AloneKey`, which cannot grow,
-  say nothing about the load and are not counted.
+  smaller, and after :data:`RECENT_BATCHES` of them the expected size has come down. Under a
+  steady mix of routes it stays up, and batches often wait in vain (measured in the README;
+  the upper median instead of the largest waited less in vain there, but gathered smaller
+  batches under one route's load and lost most of batching's gain). Batches of an
+  :class:`AloneKey`, which cannot grow, say nothing about the load and are not counted.
 * a batch that raises, or returns a result list of the wrong length, is run again item by item,
   so each caller gets its own result or its own exception and one bad item fails no other.
 
@@ -61,7 +61,7 @@ Result = TypeVar("Result")
 
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_S = 0.003
-# How many of the latest batches set the size a new batch waits for (their upper median).
+# How many of the latest batches set the size a new batch waits for (their largest).
 RECENT_BATCHES = 8
 # Decoding modes whose reply does not depend on the seed: their requests batch whatever seed
 # they name.
@@ -116,9 +116,9 @@ class MicroBatcher(Generic[Item, Result]):
         run_batch: the model call, ``items -> results`` in the same order and of the same
             length; it may raise (see the module docstring for what callers then get).
         max_batch_size: most items in one call (at least 1).
-        max_wait_s: longest a batch waits for its expected size (the upper median of the
-            latest batches' sizes), in seconds after its oldest item arrived (0: a batch is
-            whatever waited while the previous one ran).
+        max_wait_s: longest a batch waits for its expected size (the largest of the latest
+            batches), in seconds after its oldest item arrived (0: a batch is whatever waited
+            while the previous one ran).
         name: names the batcher in log lines and errors.
         on_batch: called with each batch's number of items just before ``run_batch`` runs
             (a metrics hook; its exceptions are logged, never passed to a request). A failed
@@ -154,8 +154,8 @@ class MicroBatcher(Generic[Item, Result]):
         self._idle = threading.Condition(self._lock)  # notified when a batch has run
         self._closed = False
         # The sizes of the latest batches (not those of an AloneKey): a new batch waits (at
-        # most max_wait_s) for as many as at least half of them held; 1 while requests come
-        # one at a time, which then never wait.
+        # most max_wait_s) for as many as the largest of them held; 1 while requests come one
+        # at a time, which then never wait.
         self._recent: deque[int] = deque([1], maxlen=RECENT_BATCHES)
 
     @property
@@ -170,7 +170,7 @@ class MicroBatcher(Generic[Item, Result]):
 
     @property
     def expected_size(self) -> int:
-        """The size a batch waits for (up to ``max_wait_s``): the upper median of the latest batches' sizes."""
+        """The size a batch waits for (up to ``max_wait_s``): the largest of the latest batches."""
         with self._lock:
             return self._expected()
 
@@ -270,9 +270,8 @@ class MicroBatcher(Generic[Item, Result]):
         return batch
 
     def _expected(self) -> int:
-        """The size a batch waits for: the upper median of the latest batches' sizes, at most the maximum."""
-        ordered = sorted(self._recent)
-        return min(ordered[len(ordered) // 2], self.max_batch_size)
+        """The size a batch waits for: the largest of the latest batches, at most the maximum."""
+        return min(max(self._recent), self.max_batch_size)
 
     def _abandon(self, slot: _Slot[Item, Result]) -> None:
         """Take a request whose thread stops waiting (an exception in a wait) out of the queue;

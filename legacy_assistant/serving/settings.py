@@ -379,9 +379,9 @@ SETTINGS: tuple[Setting, ...] = (
         "BATCH_MAX_WAIT_MS",
         Number(0, 1000),
         3.0,
-        "milliseconds a batch may wait after its first request arrived for as many requests as at least half "
-        "of the latest batches held (a request never waits while requests come one at a time; 0: a batch is "
-        "what queued while the previous call ran)",
+        "milliseconds a batch may wait after its first request arrived for as many requests as the latest "
+        "batches held (a request never waits while requests come one at a time; 0: a batch is what queued "
+        "while the previous call ran)",
     ),
     Setting(
         "FOLLOW_UPS",
