@@ -173,6 +173,34 @@ def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     WebDriverWait(browser, 10).until(lambda _: stored_turns(live_url, sender) == [])
 
 
+def test_a_message_on_its_way_is_forgotten_with_the_conversation_it_leaves(browser, live_url):
+    """New conversation while a message is still on its way: the server forgets the old
+    conversation after that message's turn has landed in it, not before."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    left = saved_sender(browser)
+    # each chat message leaves the page a second late, as over a slow network
+    browser.execute_script("""
+        window.chatsAnswered = 0;
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          var self = this, args = arguments;
+          return new Promise(function (resolve) { setTimeout(resolve, 1000); })
+            .then(function () { return original.apply(self, args); })
+            .then(function (answer) { window.chatsAnswered++; return answer; });
+        };""")
+    browser.find_element(By.ID, "message").send_keys("I'd like to order a coffee")
+    browser.find_element(By.ID, "send").click()
+    browser.find_element(By.ID, "new-conversation").click()
+    assert saved_sender(browser) != left
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
+    WebDriverWait(browser, 10).until(lambda _: stored_turns(live_url, left) == [])
+    assert conversation(browser) == []  # the late answer belongs to the conversation left behind
+
+
 def stored_turns(url: str, sender: str) -> list:
     """The server's turns of ``sender``, read over HTTP as any client would."""
     import json

@@ -244,6 +244,34 @@ def test_a_new_conversation_forgets_the_one_it_leaves(assistant):
     assert playground.forget(first.sender) is False and playground.forget(None) is False
 
 
+def test_the_new_conversation_button_forgets_the_conversation_it_leaves(default_predictor, free_port):
+    """In this process, where the page's store can be read: the button's request deletes the
+    turns of the conversation it leaves, and only those."""
+    gradio_client = _gradio_client()
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "127.0.0.1", free_port())
+    try:
+        leaving = gradio_client.Client(url, verbose=False, download_files=False)
+        staying = gradio_client.Client(url, verbose=False, download_files=False)
+        left = leaving.predict("I'd like to order a coffee", None, api_name="/chat")[4]
+        kept = staying.predict("hello", None, api_name="/chat")[4]
+        assert [turn.message for turn in assistant.history(left)] == ["I'd like to order a coffee"]
+        fresh = leaving.predict(api_name="/new_conversation")[4]
+        assert fresh not in (left, kept)
+        assert assistant.history(left) == []
+        assert [turn.message for turn in assistant.history(kept)] == ["hello"]
+    finally:
+        blocks.close(verbose=False)
+
+
 def test_every_emotion_tab_matches_the_assistant_in_greedy_mode(client, assistant):
     emotions = assistant.emotions
     assert len(emotions) == 5

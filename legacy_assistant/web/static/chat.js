@@ -22,6 +22,9 @@
   var strengthBox = document.getElementById("strength"); // absent unless the responder has guidance
   var strengthShown = document.getElementById("strength-value");
   var busy = false;
+  // The latest chat request's end (it never rejects): a conversation is forgotten only after
+  // it, or a message still on its way would land in it after the server had forgotten it.
+  var lastChat = Promise.resolve();
   var seq = 0; // identifies the latest request, so stale completions are ignored
 
   // localStorage can throw (disabled storage, private mode): fail soft.
@@ -162,7 +165,7 @@
     if (emotionBox && emotionBox.value) body.emotion = emotionBox.value;
     if (strengthBox) body.condition_strength = parseFloat(strengthBox.value);
 
-    return call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
+    var request = call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
       if (requestSender !== sender) return; // conversation was reset meanwhile
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
@@ -175,6 +178,8 @@
       if (requestSender !== sender) return;
       addMessage("error", (err && err.message) || "Something went wrong.");
     });
+    lastChat = request;
+    return request;
   }
 
   // The stored turns of this conversation, shown again after a reload.
@@ -283,9 +288,12 @@
   newBtn.addEventListener("click", function () {
     var left = sender;
     sender = newSender();
-    // No page can reach the conversation left behind any more: the server forgets it now
-    // rather than after its idle time. Best effort; the idle time still applies if this fails.
-    call(TRANSCRIPT + encodeURIComponent(left), { method: "DELETE" }).catch(function () {});
+    // No page can reach the conversation left behind any more: the server forgets it as soon
+    // as the message still on its way (if any) has been answered, rather than after its idle
+    // time. Best effort; the idle time still applies if this fails.
+    lastChat.then(function () {
+      return call(TRANSCRIPT + encodeURIComponent(left), { method: "DELETE" });
+    }).catch(function () {});
     seq++;
     log.textContent = "";
     setBusy(false);
