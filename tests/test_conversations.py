@@ -117,6 +117,14 @@ def test_only_get_and_delete_are_allowed(client):
     assert {"GET", "DELETE"} <= set(response.headers["Allow"].split(", "))
 
 
+def test_options_names_both_methods(client):
+    """GET and DELETE are two rules of one path: OPTIONS names both, as the 405 does."""
+    response = client.options(ROUTE + "alice")
+    assert response.status_code == 200
+    assert response.get_json()["methods"] == ["DELETE", "GET", "HEAD", "OPTIONS"]
+    assert response.headers["Allow"] == "DELETE, GET, HEAD, OPTIONS"
+
+
 @pytest.mark.parametrize("sender", ["alice", "team/room 4", "é ü ß 中文", "/a", "new\nline"])
 def test_delete_forgets_the_conversation_and_the_dialogue_starts_afresh(client, sender):
     chat = {"sender": sender, "message": "I'd like to order a coffee"}

@@ -1,6 +1,8 @@
 """``GET /metrics``: Prometheus text with request, latency, intent, fallback and model metrics."""
 from prometheus_client.parser import text_string_to_metric_families
 
+CONVERSATION_ROUTE = "/api/v1/conversations/<sender:sender>"
+
 
 def samples(client):
     response = client.get("/metrics")
@@ -26,6 +28,8 @@ def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_pr
     client.get("/no/such/route")
     for verb in ("XRANDOM1", "XRANDOM2"):  # made-up methods share one label value
         client.open("/api/v1/parse", method=verb)
+    client.get("/api/v1/parse")  # a wrong method counts under the route it was sent to
+    client.put("/api/v1/conversations/m")
     after = samples(client)
 
     def delta(name, **labels):
@@ -35,12 +39,15 @@ def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_pr
     assert delta(requests, route="/api/v1/parse", method="POST", status="200") == 3
     assert delta(requests, route="/api/v1/parse", method="POST", status="400") == 1
     assert delta(requests, route="<unmatched>", method="GET", status="404") == 1
-    assert delta(requests, route="<unmatched>", method="other", status="405") == 2
+    assert delta(requests, route="/api/v1/parse", method="other", status="405") == 2
+    assert delta(requests, route="/api/v1/parse", method="GET", status="405") == 1
+    assert delta(requests, route=CONVERSATION_ROUTE, method="PUT", status="405") == 1
+    assert delta(requests, route="<unmatched>", method="other", status="405") == 0
     assert not any("XRANDOM" in str(key) for key in after)
     latency = "legacy_assistant_http_request_duration_seconds"
-    assert delta(latency + "_count", route="/api/v1/parse") == 4
+    assert delta(latency + "_count", route="/api/v1/parse") == 7  # 200s, the 400 and the 405s
     assert delta(latency + "_sum", route="/api/v1/parse") > 0
-    assert delta(latency + "_bucket", route="/api/v1/parse", le="+Inf") == 4
+    assert delta(latency + "_bucket", route="/api/v1/parse", le="+Inf") == 7
     assert delta("legacy_assistant_predictions_total", intent="opening_hours") == 3
     assert delta("legacy_assistant_predictions_total", intent="fallback") == 1
     assert delta("legacy_assistant_fallbacks_total") == 1

@@ -119,3 +119,28 @@ def test_the_schemas_refuse_what_the_server_refuses_and_take_what_it_takes(doc):
         assert valid("RasaMessage", {"sender": sender, "message": "hi"}), sender
     assert not valid("RasaMessage", {"sender": True, "message": "hi"})
     assert "503" in doc["paths"]["/ready"]["get"]["responses"]
+
+
+NULLABLE_FIELDS = [
+    ("/api/v1/chat", "ChatRequest", {"sender": "n", "message": "hello"}, ["emotion", "condition_strength"]),
+    ("/webhooks/rest/webhook", "RasaMessage", {"sender": "n", "message": "hello"}, ["emotion", "condition_strength"]),
+    ("/cakechat_api/v1/actions/get_response", "CakechatRequest", {"context": ["hello"]},
+     ["emotion", "mode", "seed", "condition_strength"]),
+]
+
+
+@pytest.mark.parametrize("path, schema, body, fields", NULLABLE_FIELDS, ids=[row[0] for row in NULLABLE_FIELDS])
+def test_every_optional_field_may_be_null_as_documented(make_talking_client, path, schema, body, fields):
+    """null is the same as leaving the field out, in the server and in the document."""
+    import jsonschema
+
+    client = make_talking_client()
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    validator = jsonschema.Draft202012Validator(schemas[schema])
+    assert set(fields) == set(schemas[schema]["properties"]) - set(body)  # every optional field is here
+    for field in fields:
+        request = {**body, field: None}
+        response = client.post(path, json=request)
+        assert response.status_code == 200, (field, response.get_json())
+        assert validator.is_valid(request), field
+    assert not validator.is_valid({**body, "condition_strength": "2"})  # still typed

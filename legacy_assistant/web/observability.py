@@ -18,7 +18,8 @@ import secrets
 import time
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Request, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from legacy_assistant import __version__
 from legacy_assistant.web.context import METRICS_EXTENSION, current_request, current_slot
@@ -84,12 +85,27 @@ def register(app: Flask) -> None:
         method = current.method
         status = response.status_code
         label = method if method in KNOWN_METHODS else OTHER_METHOD  # no label per made-up verb
-        recorder.request(rule.rule if rule is not None else UNMATCHED_ROUTE, label, status, seconds)
+        recorder.request(rule.rule if rule is not None else route_of_refused(app, current), label, status, seconds)
         if app.config["ACCESS_LOG"]:
             access_log.info("%s %s %d %.2fms id=%s", method, logged_path(current.path), status, seconds * 1000, rid)
         return response
 
     app.register_blueprint(blueprint)
+
+
+def route_of_refused(app: Flask, current: Request) -> str:
+    """The template of the route a request matched no rule of: its route's when only the method
+    was wrong (a 405), else :data:`UNMATCHED_ROUTE`."""
+    refused = current.routing_exception
+    if isinstance(refused, MethodNotAllowed) and refused.valid_methods:
+        try:
+            rule, _ = app.url_map.bind_to_environ(current.environ).match(
+                method=next(iter(refused.valid_methods)), return_rule=True
+            )
+        except HTTPException:
+            return UNMATCHED_ROUTE
+        return str(rule.rule)
+    return UNMATCHED_ROUTE
 
 
 @blueprint.get("/metrics")

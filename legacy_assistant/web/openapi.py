@@ -71,16 +71,22 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
     }
+    # Every optional field of a request may be null: the same as leaving it out.
     emotion = {
-        "type": "string",
+        "type": ["string", "null"],
         "description": "the responder's condition for a generated reply: one of the emotions /health lists "
-        "(without a responder, cakechat's five are accepted and nothing is generated; default neutral)",
+        "(without a responder, cakechat's five are accepted and nothing is generated; null or left out: neutral)",
     }
     strength_text = (
         "condition guidance of a generated reply: how strongly the emotion steers it "
-        "(default: the server's CONDITION_STRENGTH; above 0 needs a responder with guidance)"
+        "(null or left out: the server's CONDITION_STRENGTH; above 0 needs a responder with guidance)"
     )
-    strength = {"type": "number", "minimum": 0, "maximum": MAX_CONDITION_STRENGTH, "description": strength_text}
+    strength = {
+        "type": ["number", "null"],
+        "minimum": 0,
+        "maximum": MAX_CONDITION_STRENGTH,
+        "description": strength_text,
+    }
     return {
         "Error": {
             "type": "object",
@@ -216,17 +222,19 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 },
                 "emotion": {
                     "type": ["string", "null"],
-                    "description": "one of the emotions /health lists; default neutral",
+                    "description": "one of the emotions /health lists; null or left out: neutral",
                 },
                 "mode": {
-                    "enum": list(GENERATION_MODES),
-                    "description": "extension: how the reply is decoded (default: the server's GENERATION_MODE)",
+                    "enum": [*GENERATION_MODES, None],
+                    "description": "extension: how the reply is decoded (null or left out: the server's "
+                    "GENERATION_MODE)",
                 },
                 "seed": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": SEED_RANGE[0],
                     "maximum": SEED_RANGE[1],
-                    "description": "extension: the sampling modes' seed (an integer without a decimal point)",
+                    "description": "extension: the sampling modes' seed (an integer without a decimal point; "
+                    "null or left out: a fresh draw)",
                 },
                 "condition_strength": {**strength, "description": "extension: " + strength_text},
             },

@@ -156,14 +156,14 @@ def _preflight(origin: str) -> Response:
     return response
 
 
-def _options() -> Response | None:
-    """``OPTIONS`` on a route, outside a CORS preflight: the methods it takes, as JSON and in
-    ``Allow`` (Flask's own answer is an empty text/html body). None for an unknown route, whose
+def _options(app: Flask) -> Response | None:
+    """``OPTIONS`` on a route, outside a CORS preflight: the methods its path takes, as JSON and
+    in ``Allow`` (Flask's own answer is an empty text/html body). None for an unknown route, whose
     404 or 405 the error handlers answer."""
-    rule = request.url_rule
-    if rule is None:
+    if request.url_rule is None:
         return None
-    methods = sorted(rule.methods or ())
+    # Every rule of the path, not only the one matched: GET and DELETE of a conversation are two.
+    methods = sorted(app.url_map.bind_to_environ(request.environ).allowed_methods())
     response = Response(
         json.dumps({"methods": methods}, separators=(",", ":")), status=200, mimetype="application/json"
     )
@@ -190,7 +190,7 @@ def register(app: Flask) -> None:
                 and current.headers.get("Access-Control-Request-Method")
             ):
                 return _preflight(origin)
-            return _options()  # no CORS headers: a page of another origin learns nothing
+            return _options(app)  # no CORS headers: a page of another origin learns nothing
         endpoint = current.endpoint
         if endpoint is None:
             return None  # no route matched: the 404 or 405 answer needs no token
