@@ -118,7 +118,7 @@ def check_sparse(ids: np.ndarray, weights: np.ndarray, n_features: int, what: st
 # Lines of a TensorFlow error that frame its cause rather than state it: a restore from
 # truncated variables says "Graph execution error:", then where, then "Read less bytes than
 # requested".
-_FRAMING_LINES = ("Graph execution error:", "Detected at node", "Node:", "Original stack trace", "[[")
+_FRAMING_LINES = ("Graph execution error:", "Detected at node", "Node:", "Original stack trace", "[[", 'File "')
 
 
 def first_line(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ from legacy_assistant.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "exported" / "default"
+RESPONDER_DIR = ROOT / "exported" / "responder"  # read only: nothing here writes into it
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +287,10 @@ def test_flags_the_command_would_ignore_are_refused(model_dir, tmp_path, capsys)
         (["golden", str(model_dir), "--report", str(tmp_path / "r.json")], "give --check too"),
         (["migrate", str(model_dir), "--out", str(tmp_path / "out"), "--corpus", str(sentences)],
          "--corpus is for a responder"),
+        (["migrate", str(model_dir), "--out", str(tmp_path / "out"), "--contexts", "5"],
+         "--contexts is for a responder"),
+        (["migrate", str(RESPONDER_DIR), "--out", str(tmp_path / "out"), "--probes", "5"],
+         "--probes is for an intent model"),
     ]
     for argv, message in refused:
         assert main(argv) == 1, argv
@@ -300,6 +306,9 @@ def test_flags_the_command_would_ignore_are_refused(model_dir, tmp_path, capsys)
         (["migrate", "MODEL", "--out", "OUT", "--tolerance", "inf"], "--tolerance: must be a finite number >= 0"),
         (["migrate", "MODEL", "--out", "OUT", "--probes", "-1"], "--probes: must be at least 0, got -1"),
         (["migrate", "MODEL", "--out", "OUT", "--probes", str(10**30)], "--probes: must be at most 1000000"),
+        (["migrate", "MODEL", "--out", "OUT", "--contexts", "contexts.txt"],
+         "--contexts: expected a whole number, got 'contexts.txt'"),
+        (["migrate", "MODEL", "--out", "OUT", "--contexts", "0"], "--contexts: must be at least 1, got 0"),
     ],
 )
 def test_tolerances_and_probe_counts_that_would_skew_a_verdict_are_refused(model_dir, tmp_path, capsys, argv, message):
@@ -385,3 +394,26 @@ def test_an_out_that_is_a_file_is_named_as_one_without_a_force_hint(tmp_path, ca
     line = _one_error_line(capsys)
     assert "is a file, not a model directory" in line and "--force" not in line, line
     assert afile.read_text() == "keep me\n"
+
+
+def test_migrate_refuses_a_destination_before_any_work(model_dir, tmp_path, capsys, caplog):
+    """A file as --out is refused at once, for a responder (whose checks decode 200 contexts
+    first) as for an intent model."""
+    caplog.set_level(logging.INFO)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine\n")
+    for source in (model_dir, RESPONDER_DIR):
+        caplog.clear()
+        assert main(["migrate", str(source), "--out", str(taken)]) == 1
+        assert "is a file, not a model directory" in _one_error_line(capsys), source
+        assert not any("decoding" in record.getMessage() for record in caplog.records), source
+    assert taken.read_text() == "mine\n"
+
+
+def test_migrates_defaults_are_the_librarys():
+    from legacy_assistant.classifier import migration as classifier_migration
+    from legacy_assistant.cli import migrate
+    from legacy_assistant.responder import migration as responder_migration
+
+    assert migrate.DEFAULT_PROBES == classifier_migration.DEFAULT_PROBES
+    assert migrate.DEFAULT_CONTEXTS == responder_migration.DEFAULT_CONTEXTS

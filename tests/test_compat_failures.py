@@ -227,6 +227,9 @@ def test_a_saved_model_with_truncated_variables_names_the_cause(tiny_model_dir, 
     assert "Graph execution error" not in str(refused.value)
     assert first_line(ValueError("\n\nNode: 'x'\n  useful part\nmore")) == "useful part"
     assert first_line(ValueError("Graph execution error:")) == "Graph execution error:"
+    # a graph built in this process: where the node was defined, a Python stack, comes first
+    built_here = 'Graph execution error:\n\nDetected at node x defined at:\n  File "a.py", line 1, in <m>\nNode: x\ncause'
+    assert first_line(ValueError(built_here)) == "cause"
     assert first_line(ValueError("")) == "ValueError"
 
 

@@ -348,8 +348,9 @@ def test_a_damaged_checkpoint_directory_is_refused_clearly(tmp_path):
 
     data = next(run.glob(f"responder-{state.stem.split('-')[1]}.data-*"))
     data.write_bytes(data.read_bytes()[:10])
-    with pytest.raises(TrainingError, match="cannot restore responder checkpoint"):
+    with pytest.raises(TrainingError, match="cannot restore responder checkpoint") as torn:
         train_responder(dialogues, more, checkpoint_dir=run, resume=True)
+    assert str(torn.value).count("\n") == 0 and "Read less bytes than requested" in str(torn.value)  # the cause
 
     settings = json.loads((run / "run.json").read_text(encoding="utf-8"))
     del settings["data_sha256"]

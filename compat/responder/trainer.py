@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compat.graph_session import GraphSession, session_config
+from compat.interface import first_line
 from compat.responder.decoding import DecodeRunner, build_decoding, check_context, check_reply
 from compat.responder.network import Dropout, ResponderNetwork, variable_shapes
 from compat.responder.spec import PAD, DecodeResult, ResponderSpec
@@ -293,8 +294,7 @@ class ResponderTrainer:
             self._saver.restore(self._gs.session, path)
         except (tf.errors.OpError, ValueError) as exc:
             # A missing variable or a shape mismatch means another spec; torn files fail here too.
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"cannot restore responder checkpoint {path}: {first}") from exc
+            raise CheckpointError(f"cannot restore responder checkpoint {path}: {first_line(exc)}") from exc
         # The saver keeps the last few checkpoints of its own process only: told of the ones
         # already there, it deletes them in turn instead of leaving them behind at every resume.
         state = tf.train.get_checkpoint_state(directory)

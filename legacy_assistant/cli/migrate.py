@@ -14,6 +14,9 @@ from legacy_assistant.cli.arguments import non_negative_number, whole_number
 from legacy_assistant.errors import AssistantError
 
 MAX_PROBES = 1_000_000  # generated sentences; each is a prediction on both runtimes
+DEFAULT_PROBES = 500
+MAX_CONTEXTS = 1_000_000  # held-out contexts; each is decoded by both runtimes in every checked mode
+DEFAULT_CONTEXTS = 200  # legacy_assistant.responder.migration.DEFAULT_CONTEXTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--probes",
         type=whole_number(0, MAX_PROBES),
-        default=500,
-        help="generated sentences checked besides the golden ones",
+        metavar="N",
+        help=f"an intent model: generated sentences checked besides the golden ones (default {DEFAULT_PROBES})",
     )
     parser.add_argument(
         "--tolerance",
@@ -33,8 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1e-5,
         help="max |Δp| allowed against the source (a responder: max |Δ log p|)",
     )
-    parser.add_argument("--contexts", type=int, default=200, help="a responder: held-out contexts both models decode")
-    parser.add_argument("--corpus", help="a responder: take the contexts from this corpus (default: generated)")
+    parser.add_argument(
+        "--contexts",
+        type=whole_number(1, MAX_CONTEXTS),
+        metavar="N",
+        help=f"a responder: how many held-out contexts both models decode (default {DEFAULT_CONTEXTS})",
+    )
+    parser.add_argument(
+        "--corpus", metavar="PATH", help="a responder: take the contexts from this corpus (default: generated)"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)
 
@@ -45,11 +55,17 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.cli.model_kind import is_responder
 
     if is_responder(args.model):
+        if args.probes is not None:
+            raise AssistantError(
+                f"{args.model} is a responder: --probes is for an intent model (use --contexts or --corpus)"
+            )
         return _run_responder(args)
-    if args.corpus:
-        raise AssistantError(f"{args.model} is an intent model: --corpus is for a responder (its parity contexts)")
+    for given, option in ((args.corpus, "--corpus"), (args.contexts, "--contexts")):
+        if given is not None:
+            raise AssistantError(f"{args.model} is an intent model: {option} is for a responder (its parity contexts)")
+    probes = DEFAULT_PROBES if args.probes is None else args.probes
     try:
-        report = migrate_artifact(args.model, args.out, force=args.force, probes=args.probes, tolerance=args.tolerance)
+        report = migrate_artifact(args.model, args.out, force=args.force, probes=probes, tolerance=args.tolerance)
     except RuntimeConflict as exc:
         raise AssistantError(str(exc)) from None
     if args.json:
@@ -85,7 +101,12 @@ def _run_responder(args: argparse.Namespace) -> int:
 
     try:
         report = migrate_responder(
-            args.model, args.out, force=args.force, contexts=args.contexts, corpus=args.corpus, tolerance=args.tolerance
+            args.model,
+            args.out,
+            force=args.force,
+            contexts=DEFAULT_CONTEXTS if args.contexts is None else args.contexts,
+            corpus=args.corpus,
+            tolerance=args.tolerance,
         )
     except RuntimeConflict as exc:
         raise AssistantError(str(exc)) from None

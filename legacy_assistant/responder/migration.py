@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, overlaps, write_artifact
+from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, check_destination, overlaps, write_artifact
 from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
 from legacy_assistant.responder.artifact import (
@@ -149,6 +149,7 @@ def migrate_responder(
     target = Path(out_dir)
     if overlaps(target, info.path):
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
+    check_destination(target, force, [info.path])  # before any work, not after the checks
     selection.select("tf2")
     from compat.interface import SavedModelError
     from compat.tf2.checkpoint import read_v1_weights
