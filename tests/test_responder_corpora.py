@@ -115,7 +115,8 @@ def test_cakechat_line_that_is_not_utf8_is_named(tmp_path):
     corpus.write_bytes(good + b"\n" + b'[{"text": "caf\xe9"}]\n' + good + b"\n")
     with pytest.raises(DataError) as caught:
         read_cakechat(corpus)
-    assert caught.value.problems[0].startswith("line 2: not UTF-8 text")
+    # the \xe9 is the 15th byte of its line, counted from 1 as lines are
+    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 15 of the line)"]
 
 
 def test_json_that_python_cannot_hold_is_a_problem_of_its_line_or_file(tmp_path):
@@ -473,12 +474,12 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
     bot.write_bytes(b"conversations:\n- - caf\xe9\n  - hi\n")
     with pytest.raises(DataError) as caught:
         read_corpus(bot, strict=False)
-    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 7)"]
+    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 8 of the line)"]
     topical = tmp_path / "bad.json"
     topical.write_bytes(b'\xef\xbb\xbf{"c1": {"content": [{"message": "a"},\n{"message": "caf\xe9"}]}}')
     with pytest.raises(DataError) as caught:
         read_corpus(topical)
-    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 16)"]
+    assert caught.value.problems == ["line 2: not UTF-8 text (invalid continuation byte at byte 17 of the line)"]
 
 
 @pytest.mark.parametrize(("name", "encoding"), [("t.json", "utf-16"), ("t.json", "utf-32"), ("c.jsonl", "utf-16"),

@@ -4,6 +4,7 @@ condition, validation perplexity is what it says, early stopping, the time budge
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -307,7 +308,7 @@ def test_resume_refuses_a_folder_that_holds_no_run(tmp_path):
     with pytest.raises(TrainingError) as raised:
         train_responder(dialogues, TINY, checkpoint_dir=typo, resume=True)
     assert str(raised.value) == (
-        f"nothing to resume in {typo}: no such folder (leave out resume / --resume to start a new run)"
+        f"nothing to resume in {typo}: no such folder (to start a new run there, leave out --resume / resume=True)"
     )
     assert not typo.exists()
     typo.mkdir()
@@ -361,6 +362,35 @@ def test_a_damaged_checkpoint_directory_is_refused_clearly(tmp_path):
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
     with pytest.raises(TrainingError, match="not a directory"):
         train_responder(dialogues, config, checkpoint_dir=tmp_path / "a-file")
+
+
+def test_a_lost_best_epoch_is_refused_when_the_run_resumes(tmp_path):
+    """Not after training on (or never, when the last epoch is the best): the export needs them."""
+    dialogues = _random_dialogues(24, seed=3)
+    config = TINY.with_overrides(epochs=1, held_out_fraction=0.25)
+    run = tmp_path / "run"
+    train_responder(dialogues, config, checkpoint_dir=run)
+    best = next(run.glob("best-*.npz"))  # the run validated: its best epoch's weights are kept for the export
+    best.unlink()
+    files = sorted(run.iterdir())
+    for epochs in (1, 3):  # nothing left to train, and more to train
+        with pytest.raises(TrainingError, match=f"{best.name}: cannot read the best epoch's weights"):
+            train_responder(dialogues, config.with_overrides(epochs=epochs), checkpoint_dir=run, resume=True)
+        assert sorted(run.iterdir()) == files  # refused at the resume: nothing trained or written
+
+
+def test_resuming_a_finished_run_says_it_only_exports(tmp_path, caplog):
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=1, checkpoint_every=2)
+    train_responder(dialogues, config, checkpoint_dir=tmp_path / "run")
+    caplog.set_level(logging.INFO, logger="legacy_assistant.responder.training")
+    train_responder(dialogues, config, checkpoint_dir=tmp_path / "run", resume=True)
+    said = [record.getMessage() for record in caplog.records]
+    assert any("nothing left to train (stopped: epochs, after 1 epoch(s)" in line for line in said), said
+    assert not any("resuming at epoch" in line for line in said), said
+    caplog.clear()
+    train_responder(dialogues, config.with_overrides(epochs=2), checkpoint_dir=tmp_path / "run", resume=True)
+    assert any("resuming at epoch 2, batch 0" in record.getMessage() for record in caplog.records)
 
 
 def test_a_corpus_without_pairs_is_refused():

@@ -268,8 +268,10 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
-        raise DataError(str(path), [f"line {line}: not UTF-8 text ({exc.reason} at byte {column})"]) from None
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)  # counted from 1, as lines are
+        raise DataError(
+            str(path), [f"line {line}: not UTF-8 text ({exc.reason} at byte {column} of the line)"]
+        ) from None
 
 
 def _lone_surrogate(text: str) -> str | None:
@@ -302,7 +304,7 @@ def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
         try:
             line = line_bytes.decode("utf-8").strip()
         except UnicodeDecodeError as exc:
-            problems.append(f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+            problems.append(f"line {number}: not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)")
             continue
         if not line:
             continue

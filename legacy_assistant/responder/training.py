@@ -261,7 +261,9 @@ def _load_best(directory: Path, name: str) -> dict[str, np.ndarray]:
         with np.load(directory / name, allow_pickle=False) as stored:
             return {key: stored[key] for key in stored.files}
     except (OSError, ValueError) as exc:
-        raise TrainingError(f"{directory / name}: cannot read the best epoch's weights: {exc}") from None
+        raise TrainingError(
+            f"{directory / name}: cannot read the best epoch's weights: {exc}; start a new checkpoint directory"
+        ) from None
 
 
 def _prune(directory: Path, keep_best: str | None) -> None:
@@ -452,9 +454,19 @@ def train_responder(
             _start_from_reply_prior(trainer, data.train, len(data.vocabulary))
             run = _Run()
         # A resumed run goes on when its new settings allow more (more epochs, more patience).
+        resumed = run.step > 0
         run.stopped = run.stop_reason(config, bool(data.validation))
         if run.stopped is None:
+            if resumed:
+                log.info("resuming at epoch %d, batch %d (step %d)", run.epoch + 1, run.position, run.step)
             _loop(trainer, run, data, config, directory, progress)
+        elif resumed:
+            log.info(
+                "the resumed run has nothing left to train (stopped: %s, after %d epoch(s), step %d): exporting it",
+                run.stopped,
+                run.epoch,
+                run.step,
+            )
         budget_end = _validate_budget_end(trainer, run, data, config)
         chosen = "best epoch" if run.best_epoch is not None else "last step"
         if budget_end is not None and (run.best_loss is None or budget_end["val_loss"] < run.best_loss):
@@ -546,7 +558,8 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
         if resume:  # a mistyped --checkpoint-dir would otherwise throw the run away and start over
             found = f"it holds no {RUN_FILE}" if directory.exists() else "no such folder"
             raise TrainingError(
-                f"nothing to resume in {directory}: {found} (leave out resume / --resume to start a new run)"
+                f"nothing to resume in {directory}: {found} "
+                "(to start a new run there, leave out --resume / resume=True)"
             )
         return None
     if not resume:
@@ -600,7 +613,10 @@ def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run | None:
         raise TrainingError(f"{state_path}: {exc}; start a new checkpoint directory") from None
     if run.step != step:
         raise TrainingError(f"{state_path}: records step {run.step}, the checkpoint is step {step}")
-    log.info("resuming at epoch %d, batch %d (step %d)", run.epoch + 1, run.position, run.step)
+    if run.best_file is not None:  # read now, not when the run ends: the export takes these weights
+        if run.best_file != Path(run.best_file).name:
+            raise TrainingError(f"{state_path}: best_file {run.best_file!r} is not a file name in {directory}")
+        _load_best(directory, run.best_file)
     return run
 
 
