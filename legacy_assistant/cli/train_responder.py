@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         + (
             f", {len(held_out)} held-out dialogues for validation"
             if held_out is not None
-            else f", {config.held_out_fraction:.0%} of them held out for validation"
+            else f", {config.held_out_fraction:.0%} of them to hold out for validation"
             if config.held_out_fraction
             else ""
         )
