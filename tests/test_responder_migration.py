@@ -18,9 +18,11 @@ from legacy_assistant.responder.config import ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue, Turn
 from legacy_assistant.responder.responder import Responder
 from legacy_assistant.responder.training import train_responder
+from tests.helpers import ROOT
 from tests.subprocesses import json_out, run_cli, run_snippet
 
 TOLERANCE = 1e-5
+SHIPPED_RESPONDER = ROOT / "exported" / "responder"
 CONTEXTS = 200
 
 REPLIES = {
@@ -376,3 +378,16 @@ def test_leaving_early_stops_the_compat_child_and_removes_its_files(source):
             raise RuntimeError("export failed")
     assert process.returncode is not None and process.returncode < 0  # killed, not finished
     assert not folder.exists()
+
+
+def test_a_corpus_that_cannot_be_used_is_one_error_line(tmp_path):
+    """As train-responder and evaluate-responder say it: the file and its problem, one line."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    for corpus, problem in ((tmp_path / "nosuch.jsonl", "file not found"), (empty, "no dialogues")):
+        result = run_cli("migrate", str(SHIPPED_RESPONDER), "--out", str(tmp_path / "out"), "--corpus", str(corpus))
+        assert result.returncode == 1, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {corpus}: {problem}"), result.stderr[-2000:]
+        assert "problem(s) in data file" not in result.stderr
+    assert not (tmp_path / "out").exists()

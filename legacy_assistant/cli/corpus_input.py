@@ -24,14 +24,21 @@ def read_dialogues(paths: Sequence[str], layout: str, strict: bool, skipping: st
     try:
         return read_corpora(paths, layout, strict)
     except DataError as exc:
-        problems = exc.problems or ["cannot be used"]
-        message = f"{exc.source}: {problems[0]}"
-        if len(problems) > 1:
-            message += f" (and {len(problems) - 1} more problem(s))"
+        message = corpus_error_line(exc)
         # a file given twice reads fine on its own: the hint would send the user the wrong way
         if strict and not isinstance(exc, RepeatedCorpusError) and _readable_when_skipping(exc.source, layout):
             message += f"; {SKIP_SWITCH} {skipping}"
         raise AssistantError(message) from None
+
+
+def corpus_error_line(exc: Any) -> str:
+    """A corpus's :class:`~legacy_assistant.errors.DataError` as one line: the file, its first
+    problem (with its line or conversation) and how many more there are."""
+    problems = exc.problems or ["cannot be used"]
+    message = f"{exc.source}: {problems[0]}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s))"
+    return message
 
 
 def _readable_when_skipping(source: str, layout: str) -> bool:

@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_responder(args: argparse.Namespace) -> int:
     from compat.selection import RuntimeConflict
+    from legacy_assistant.cli.corpus_input import corpus_error_line
+    from legacy_assistant.errors import DataError
     from legacy_assistant.responder.migration import migrate_responder
 
     try:
@@ -110,5 +112,7 @@ def _run_responder(args: argparse.Namespace) -> int:
         )
     except RuntimeConflict as exc:
         raise AssistantError(str(exc)) from None
+    except DataError as exc:  # the --corpus: one line, as train-responder and evaluate-responder say it
+        raise AssistantError(corpus_error_line(exc)) from None
     print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
     return 0
