@@ -348,13 +348,33 @@ def test_too_few_dialogues_to_hold_any_out_leave_the_classifier_unmeasured(model
     ("extra", "expected"),
     [
         (["--conditions", "bored"], "--conditions: unknown bored; the model knows neutral, anger, joy, fear, sadness"),
-        (["--samples", "0"], "samples must be at least 1, got 0"),
     ],
 )
 def test_bad_options_are_one_error_line(model, extra, expected):
     status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), *extra])
     assert status == 1
     assert [line for line in err.splitlines() if line.startswith("error: ")] == [f"error: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--samples", "0"], "--samples: must be at least 1, got 0"),
+        (["--max-dialogues", "0"], "--max-dialogues: must be at least 1, got 0"),
+        (["--latency-replies", "-1"], "--latency-replies: must be at least 0, got -1"),
+        (["--classifier-steps", "0"], "--classifier-steps: must be at least 1, got 0"),
+        (["--seed", "-1"], "--seed: must be at least 0, got -1"),
+        (["--seed", str(2**32 - 1)], f"--seed: must be at most {2**32 - 2}, got {2**32 - 1}"),
+        (["--condition-strength", "11"], "--condition-strength: must be a number from 0 to 10, got 11"),
+        (["--condition-strength", "nan"], "--condition-strength: must be a number from 0 to 10, got nan"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors_naming_the_flag(capsys, extra, expected):
+    """Refused as argparse refuses any bad flag (status 2), before anything is read."""
+    with pytest.raises(SystemExit) as refused:
+        main(["evaluate-responder", "no-model", "no-corpus.jsonl", *extra])
+    assert refused.value.code == 2
+    assert expected in capsys.readouterr().err
 
 
 def test_parsing_the_command_imports_no_tensorflow():
@@ -380,8 +400,6 @@ def test_condition_guidance_is_measured_when_asked(model, evaluated, tmp_path):
     assert report["decoding"]["condition_strength"] == 2.0
     assert evaluated["report"]["decoding"]["condition_strength"] == 0.0
     assert "condition guidance, strength 2" in printed and "condition guidance" not in evaluated["printed"]
-    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), "--condition-strength", "11"])
-    assert status == 1 and "condition_strength must be in [0, 10]" in err
 
 
 def test_model_and_human_replies_are_cut_alike(default_responder, monkeypatch):

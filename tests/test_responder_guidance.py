@@ -248,6 +248,10 @@ def test_chat_takes_a_condition_strength_for_the_responder(monkeypatch, capsys):
         assert printed == "bot> " + guided.respond(["do you like football ?"], "joy")
     assert main(["chat", "--condition-strength", "2"]) == 1
     assert "--condition-strength is a responder option" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # out of range: a usage error naming the flag, before loading
+        main(["chat", "--responder", "--condition-strength", "11"])
+    assert refused.value.code == 2
+    assert "--condition-strength: must be a number from 0 to 10, got 11" in capsys.readouterr().err
 
 
 def test_a_call_may_ask_for_its_own_strength(shipped):

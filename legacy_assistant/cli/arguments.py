@@ -44,3 +44,17 @@ def non_negative_number(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def condition_strength_number(text: str) -> float:
+    """An argparse ``type`` for a condition strength: a finite number from 0 to the most the
+    responder takes (:data:`legacy_assistant.responder.modes.MAX_CONDITION_STRENGTH`)."""
+    from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= MAX_CONDITION_STRENGTH:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to {MAX_CONDITION_STRENGTH:g}, got {text}")
+    return value

@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections import deque
 
-from legacy_assistant.cli.arguments import seed_number
+from legacy_assistant.cli.arguments import condition_strength_number, seed_number
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     responder.add_argument(
         "--condition-strength",
-        type=float,
+        type=condition_strength_number,
         default=0.0,
         metavar="S",
         help="condition guidance, 0 (off, the default) to 10: 2 makes the emotion heard far more often",

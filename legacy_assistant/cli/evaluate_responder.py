@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from legacy_assistant.classifier.config import MAX_SEED
+from legacy_assistant.cli.arguments import condition_strength_number, whole_number
 from legacy_assistant.cli.corpus_input import read_dialogues
 from legacy_assistant.cli.model_kind import written_for
 
@@ -43,30 +45,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the model's training corpora, to fit the baselines (default: the files its manifest names, if found)",
     )
     parser.add_argument(
-        "--samples", type=int, default=200, help="contexts answered for distinct-n and per condition (default 200)"
+        "--samples",
+        type=whole_number(1),
+        default=200,
+        help="contexts answered for distinct-n and per condition (default 200)",
     )
-    parser.add_argument("--max-dialogues", type=int, help="use at most this many of the corpus's dialogues")
+    parser.add_argument("--max-dialogues", type=whole_number(1), help="use at most this many of the corpus's dialogues")
     parser.add_argument(
-        "--seed", type=int, default=1, help="chooses dialogues and contexts, seeds sampling (default 1)"
+        "--seed",
+        type=whole_number(0, MAX_SEED),
+        default=1,
+        help="chooses dialogues and contexts, seeds sampling (default 1)",
     )
     parser.add_argument(
         "--conditions", nargs="+", metavar="NAME", help="conditions to request (default: every condition of the model)"
     )
     parser.add_argument(
         "--latency-replies",
-        type=int,
+        type=whole_number(0),
         default=50,
         help="timed replies per decoding mode at batch 1 (0: none; default 50)",
     )
     parser.add_argument(
         "--classifier-steps",
-        type=int,
+        type=whole_number(1),
         default=1500,
         help="optimizer steps of the condition classifier (default 1500, the ngrams preset's)",
     )
     parser.add_argument(
         "--condition-strength",
-        type=float,
+        type=condition_strength_number,
         default=0.0,
         metavar="S",
         help="decode every reply with this condition guidance, 0 (off, the default) to 10",
