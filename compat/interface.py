@@ -125,6 +125,11 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message that states something (TensorFlow errors run to many
     lines, some of them only framing), or its type name."""
     lines = [line.strip() for line in str(exc).splitlines()]
+    # A graph built in this process adds where its node was defined (a Python stack, with source
+    # lines on some releases) before "Node: ..."; the cause follows that line.
+    node = next((i for i, line in enumerate(lines) if line.startswith("Node:")), None)
+    if node is not None:
+        lines = lines[node + 1 :] + lines[:node]
     stating = [line for line in lines if line and not line.startswith(_FRAMING_LINES)]
     if stating:
         return stating[0]
