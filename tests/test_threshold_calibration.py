@@ -208,6 +208,10 @@ def test_small_data_keeps_the_fixed_threshold_unless_asked():
     assert plan(*single, asked).holdout_sentences == 10
     with pytest.raises(TrainingError, match="'in_scope' needs in-scope validation sentences"):
         plan(["hi", "bye"], ["a", "b"], asked)
+    # two examples of an intent: a 25% hold-out takes round(0.5) = 0 of them, and says so
+    with pytest.raises(TrainingError, match=r"a 25% hold-out takes round\(0.25 x n\).* the largest intent has 2;"):
+        plan(["hi", "hello", "bye"], ["a", "a", "b"], asked)
+    assert plan(["hi", "hello", "hey", "bye"], ["a", "a", "a", "b"], asked).holdout_sentences == 1
 
 
 def test_train_command_prints_and_stores_the_calibration(tmp_path, capsys):

@@ -534,9 +534,14 @@ def threshold_plan(data: LabelledData, config: TrainingConfig) -> ThresholdPlan:
             holdout_sentences=n_held,
         )
     if source == "in_scope":
+        in_scope = data.labels if data.oos_index is None else data.labels[data.labels != data.oos_index]
+        largest = int(np.bincount(in_scope).max()) if len(in_scope) else 0
+        share = config.threshold_holdout
         raise TrainingError(
-            "threshold_from 'in_scope' needs in-scope validation sentences or an intent with at least 2 "
-            "training examples to hold one out; this data has neither"
+            "threshold_from 'in_scope' needs in-scope validation sentences or a hold-out of the training data "
+            f"that holds one: a {share:.0%} hold-out takes round({share:g} x n) of an intent's n examples "
+            f"(keeping one for training), none here, where the largest intent has {largest}; give validation "
+            "data, or a larger threshold_holdout"
         )
     return ThresholdPlan(
         "fixed",
