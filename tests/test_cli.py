@@ -1,6 +1,7 @@
 """The command line, run in-process through its ``main``."""
 import json
 import shutil
+import warnings
 
 import pytest
 
@@ -248,7 +249,9 @@ def test_evaluate_refuses_an_empty_split_and_leaves_unmeasurable_figures_null(tm
     oos_only = tmp_path / "oos_only.json"
     oos_only.write_text(json.dumps({"train": pairs, "oos_test": [["football scores", ""], ["weather", ""]]}))
     out = tmp_path / "report.json"
-    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(oos_only), "--out", str(out)]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no plotting warning on stderr: nothing to draw is said
+        assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(oos_only), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "accuracy     n/a" in printed and "macro-F1     n/a" in printed
     assert "in-scope accuracy n/a, in-scope fallback rate n/a" in printed

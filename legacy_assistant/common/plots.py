@@ -63,6 +63,14 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
                 chosen.append(tag)
     if not chosen:
         chosen = list(report["per_intent"])[:max_intents]
+    if not chosen:  # out-of-scope sentences only: no intent to draw (an empty image would warn)
+        figure, axis = plt.subplots(figsize=(6, 2), dpi=100)
+        axis.axis("off")
+        axis.text(0.5, 0.5, "no in-scope sentences: no confusions to show", ha="center", va="center")
+        axis.set_title(f"{report.get('model', 'model')}: most confused intents")
+        figure.savefig(path, format="png", metadata={"Software": None})
+        plt.close(figure)
+        return
     index = {tag: i for i, tag in enumerate(chosen)}
     counts = np.zeros((len(chosen), len(chosen)))
     for tag in chosen:
