@@ -197,6 +197,12 @@ def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, m
         (["--max-body-bytes", "0"], "argument --max-body-bytes: must be an integer from 1 to 1,073,741,824, got '0'"),
         (["--conversation-ttl", "nan"], "argument --conversation-ttl: must be a number from 0 to 315,360,000, got 'nan'"),
         (["--port", "x"], "argument --port: must be an integer from 0 to 65,535, got 'x'"),
+        # a blank flag (an unset variable in a template) is no value: "" would listen everywhere,
+        # or open the default store over the environment's, or take the working directory for a model
+        (["--host", ""], "argument --host: must be text, not blank, got '': blank"),
+        (["--store", " "], "argument --store: must be text, not blank, got ' ': blank"),
+        (["--model", ""], "argument --model: must be a directory, got '': blank"),
+        (["--responder", ""], "argument --responder: must be a directory, or none, got '': blank"),
     ],
 )
 def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, message):

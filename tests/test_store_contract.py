@@ -412,7 +412,8 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         "sqlite::memory:": "in-memory SQLite database is not supported",
         f"sqlite:{tmp_path}/x.db?synchronous=off": "synchronous must be one of full, normal, extra, got 'off'",
         f"sqlite:{tmp_path}/x.db?synchronous=normal&synchronous=full": "an option is given twice",
-        "redis://127.0.0.1:6379/0?pasword=x": "not a usable Redis URL: .*'pasword'",
+        "redis://127.0.0.1:6379/0?pasword=x": r"not a usable Redis URL: unknown option 'pasword' \(a misspelt one\?\)$",
+        f"sqlite:{tmp_path}/no-such-folder/x.db": f"the folder {tmp_path}/no-such-folder does not exist: create it",
         "redis://:s3cret@127.0.0.1:abc/0": r"^redis://:\*\*\*@127.0.0.1:abc/0: not a Redis URL",
         "redis://[::1:1/0": "not a Redis URL: Invalid IPv6 URL",
         "redis://127.0.0.1:6379/0?db=x": "not a usable Redis URL",
@@ -421,9 +422,16 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
     for url, message in cases.items():
         with pytest.raises(ConfigError, match=message):
             check_store_url(url)
+        if "no-such-folder" in url:  # a worker's open_store makes the folder; serve refuses first
+            continue
         with pytest.raises(ConfigError, match=message):
             open_store(url)
     check_store_url("redis://127.0.0.1:6379/0?password=x")  # known options pass; nothing connects
+    for url in (f"sqlite://{tmp_path}/x.db", f"sqlite:///{tmp_path}/x.db", f"sqlite:{tmp_path}/x.db"):
+        check_store_url(url)
+        store = open_store(url)  # three and four slashes alike: the path from the root, as it is written
+        assert repr(store) == f"SQLiteStore({str(tmp_path / 'x.db')!r})", url
+        store.close()
     check_store_url(f"sqlite:{tmp_path}/x.db?synchronous=NORMAL")
 
 
@@ -574,3 +582,10 @@ def test_a_redis_database_number_path_gets_as_far_as_connecting(free_port):
     for path in ["", "/", "/3", "/3/"]:
         with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):
             open_store(f"redis://127.0.0.1:{free_port()}{path}")
+
+
+def test_the_memory_store_is_logged_by_what_it_is():
+    """Its repr is the log's "conversation store: ..." line, as SQLiteStore('path') is."""
+    from legacy_assistant.stores.base import MemoryStore
+
+    assert repr(MemoryStore(max_conversations=7)) == "MemoryStore(this process only, at most 7 conversations)"

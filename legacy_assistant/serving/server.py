@@ -571,7 +571,7 @@ def refuse_port_in_use(host: str, port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
         probe.bind((host, port))
     except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+        log.error("cannot listen on %s:%s: %s (choose another --host or --port)", host, port, exc.strerror or exc)
         raise SystemExit(1) from None
     finally:
         probe.close()

@@ -144,10 +144,15 @@ def refusal(kind: Any, text: str, exc: ValueError) -> str:
 
 @dataclass(frozen=True)
 class Text:
+    """Any text but a blank one: an empty flag (an unset variable in a template) would otherwise
+    stand for a value of its own, such as every address for ``--host ""``."""
+
     metavar: str = "TEXT"
-    description: str = "text"
+    description: str = "text, not blank"
 
     def __call__(self, text: str) -> str:
+        if not text.strip():
+            raise ValueRefused("blank")
         return text
 
 
@@ -191,6 +196,8 @@ class Directory:
     description: str = "a directory"
 
     def __call__(self, text: str) -> str:
+        if not text.strip():  # Path("") is the working directory
+            raise ValueRefused("blank")
         return str(Path(text).expanduser().resolve())
 
 
@@ -418,7 +425,8 @@ SETTINGS: tuple[Setting, ...] = (
         "STORE",
         Text(metavar="URL"),
         None,
-        "conversation store: sqlite:///PATH, redis://HOST:PORT/DB or memory",
+        "conversation store: sqlite:///PATH (PATH from the root: sqlite:///var/db/c.db is /var/db/c.db), "
+        "sqlite:RELATIVE/PATH, redis://HOST:PORT/DB or memory",
         key="STORE_URL",
         shown_default="SQLite in the instance folder",
     ),

@@ -191,6 +191,9 @@ class MemoryStore:
         self._sender_locks = [threading.Lock() for _ in range(64)]
         self._items: OrderedDict[str, tuple[float, ConversationState, deque[Turn]]] = OrderedDict()
 
+    def __repr__(self) -> str:
+        return f"MemoryStore(this process only, at most {self.max_conversations} conversations)"
+
     def _live(self, sender: str, now: float) -> tuple[float, ConversationState, deque[Turn]] | None:
         item = self._items.get(sender)
         if item is None:
@@ -256,7 +259,8 @@ def open_store(
 
     * ``None`` or ``""``: SQLite file ``conversations.sqlite3`` in ``default_dir``;
     * ``memory``: :class:`MemoryStore` (this process only);
-    * ``sqlite:///abs/path.db`` or ``sqlite:relative/path.db``: :class:`SQLiteStore`; add
+    * ``sqlite:///abs/path.db`` (the file ``/abs/path.db``, as in a ``file://`` URL, where
+      SQLAlchemy would read a relative path) or ``sqlite:relative/path.db``: :class:`SQLiteStore`; add
       ``?synchronous=normal`` to skip the fsync per turn (a turn then survives a killed
       process but not a power cut);
     * ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`RedisStore`.
@@ -310,6 +314,8 @@ def check_store_url(url: str | None) -> None:
     blocking = blocking_file(path)
     if blocking is not None:
         raise ConfigError(f"{url!r}: {blocking} is a file, not a folder")
+    if not path.absolute().parent.is_dir():  # a mistyped folder would be made, and the turns kept there
+        raise ConfigError(f"{url!r}: the folder {path.absolute().parent} does not exist: create it first")
 
 
 def _unknown_store(url: str) -> str:
@@ -332,7 +338,7 @@ def _sqlite_file(url: str) -> tuple[Path, str]:
             f"{url!r}: synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS_MODES)}, got {options['synchronous']!r}"
         )
     if path.startswith("///"):
-        path = path[2:]
+        path = "/" + path.lstrip("/")  # sqlite:////abs (SQLAlchemy's absolute form) is /abs too, not //abs
     elif path.startswith("//"):
         raise ConfigError(f"{url!r}: write sqlite:///absolute/path or sqlite:relative/path")
     if not path or path.endswith("/"):

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -236,7 +237,10 @@ def check_redis_url(url: str) -> None:
         pool = redis.ConnectionPool.from_url(url, **CLIENT_OPTIONS)
         pool.make_connection()  # builds the connection object from the options; connects only when used
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{redacted(url)}: not a usable Redis URL: {exc}") from None
+        # the client passes query options to its connection class: a misspelt one is a TypeError
+        unknown = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        reason = f"unknown option {unknown.group(1)!r} (a misspelt one?)" if unknown else str(exc)
+        raise ConfigError(f"{redacted(url)}: not a usable Redis URL: {reason}") from None
     pool.disconnect()
 
 
