@@ -379,6 +379,15 @@ def test_a_lost_best_epoch_is_refused_when_the_run_resumes(tmp_path):
         assert sorted(run.iterdir()) == files  # refused at the resume: nothing trained or written
 
 
+def test_a_state_naming_a_best_file_outside_its_directory_is_refused():
+    from legacy_assistant.responder.training import _Run
+
+    assert _Run.from_dict({"best_file": "best-3.npz"}).best_file == "best-3.npz"
+    for name in ("../best-3.npz", "/tmp/best-3.npz", "sub/best-3.npz"):
+        with pytest.raises(TrainingError, match="field 'best_file'"):
+            _Run.from_dict({"best_file": name})
+
+
 def test_resuming_a_finished_run_says_it_only_exports(tmp_path, caplog):
     dialogues = _random_dialogues(12, seed=3)
     config = TINY.with_overrides(epochs=1, checkpoint_every=2)

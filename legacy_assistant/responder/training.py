@@ -289,7 +289,7 @@ _STATE_TYPES: dict[str, Callable[[Any], bool]] = {
     "history": lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
     "best_loss": lambda v: v is None or is_finite_number(v),
     "best_epoch": lambda v: v is None or _count(v),
-    "best_file": lambda v: v is None or isinstance(v, str),
+    "best_file": lambda v: v is None or (isinstance(v, str) and v == Path(v).name),  # a file of the directory
     "since_best": _count,
     "seconds": is_finite_number,
     "stopped": lambda v: v is None or isinstance(v, str),
@@ -614,8 +614,6 @@ def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run | None:
     if run.step != step:
         raise TrainingError(f"{state_path}: records step {run.step}, the checkpoint is step {step}")
     if run.best_file is not None:  # read now, not when the run ends: the export takes these weights
-        if run.best_file != Path(run.best_file).name:
-            raise TrainingError(f"{state_path}: best_file {run.best_file!r} is not a file name in {directory}")
         _load_best(directory, run.best_file)
     return run
 
