@@ -141,11 +141,11 @@ def run(args: argparse.Namespace) -> int:
     if args.runtime:
         # gunicorn workers are fresh interpreters: they learn the choice from the environment
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
+    check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
     if args.dev:
         return _run_dev(values)
     from legacy_assistant.serving.server import check_metrics_dir, exec_server
 
-    check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
     check_metrics_dir()
     options = _server_options(values)
     if values["STORE"] == "memory" and options.workers > 1:
