@@ -11,7 +11,7 @@ from legacy_assistant.classifier.datasets import (
     neutral_response,
     synthesized_intents,
 )
-from legacy_assistant.errors import DataError
+from legacy_assistant.errors import DataError, IntentsError
 from tests.helpers import TEST_DATA, TINY_INTENTS
 
 
@@ -146,6 +146,18 @@ def test_format_detection(tmp_path):
     broken.write_text('{"train": [}')
     with pytest.raises(DataError, match="invalid JSON at line 1"):
         detect_format(broken)
+
+
+def test_a_repeated_key_is_refused_by_the_reader_of_the_recognised_layout(tmp_path):
+    # detection may not hide what kind of file it was: an intents file's error says so
+    intents = tmp_path / "intents.json"
+    intents.write_text('{"intents": [{"tag": "a", "tag": "b", "patterns": ["hi"], "responses": ["x"]}]}')
+    with pytest.raises(IntentsError, match='problem\\(s\\) in intents file:\n.*key "tag" appears twice'):
+        load_data(intents)
+    clinc = tmp_path / "clinc.json"
+    clinc.write_text('{"train": [["hi", "greet"]], "train": []}')
+    with pytest.raises(DataError, match='problem\\(s\\) in data file:\n.*key "train" appears twice'):
+        load_data(clinc)
 
 
 def test_load_data_splits_by_format():

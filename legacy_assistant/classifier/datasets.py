@@ -103,7 +103,14 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return "csv"
-    data = _read_json(path)
+    try:
+        data = _read_json(path)
+    except DataError:
+        # A file that only repeats a key is still recognisable: its own reader then refuses it
+        # in its own words (an intents file's problems are named as such).
+        data = _json_ignoring_repeats(path)
+        if data is None:
+            raise
     if isinstance(data, dict) and "intents" in data:
         return "intents"
     if isinstance(data, dict) and any(key in data for key in (*CLINC_SPLITS, *(f"oos_{s}" for s in CLINC_SPLITS))):
@@ -528,6 +535,14 @@ def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, s
             f"{where}: {what} {shown} looks the same as {other} ({first_where}); "
             "labels may not differ only in case, Unicode form or invisible format characters"
         )
+
+
+def _json_ignoring_repeats(path: Path) -> Any:
+    """The decoded JSON of ``path`` keeping a repeated key's last value; ``None`` if unreadable or invalid."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
 
 
 def _read_json(path: str | Path) -> Any:
