@@ -62,11 +62,33 @@ def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
         parse("--workers", "0")
     assert caught.value.code == 2
     assert "argument --workers: must be an integer from 1 to 1,024, got '0'" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="/nonexistent: not a model directory"):
+    with pytest.raises(ConfigError, match=r"/nonexistent: not a model directory \(no assistant.json\)$"):
         run(parse("--model", "/nonexistent"))
     monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", "/nonexistent")
-    with pytest.raises(ConfigError, match="/nonexistent: not a model directory"):
+    # a value nobody typed on this command line is traced to where it came from
+    with pytest.raises(ConfigError, match=r"directory .*\(set by environment variable LEGACY_ASSISTANT_MODEL\)$"):
         run(parse())
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("RESPONDER", str(DEFAULT_MODEL), "not a responder directory (no responder.json)"),
+        ("STORE", "sqlite:////nonexistent/c.db", "the folder /nonexistent does not exist"),
+    ],
+)
+def test_a_refused_value_from_the_environment_names_its_variable(monkeypatch, name, value, expected):
+    from legacy_assistant.cli.serve import run
+
+    monkeypatch.setenv(f"LEGACY_ASSISTANT_{name}", value)
+    with pytest.raises(ConfigError) as caught:
+        run(parse())
+    assert expected in str(caught.value)
+    assert str(caught.value).endswith(f"(set by environment variable LEGACY_ASSISTANT_{name})")
+    flag = "--responder" if name == "RESPONDER" else "--store"
+    with pytest.raises(ConfigError) as caught:
+        run(parse(flag, value))  # the flag wins over the variable and is what the user typed
+    assert expected in str(caught.value) and "set by" not in str(caught.value)
 
 
 def test_server_module_does_not_import_tensorflow():

@@ -18,12 +18,14 @@ import argparse
 import logging
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import settings
 from legacy_assistant.stores.base import check_store_url
 
@@ -117,6 +119,19 @@ def check_responder(responder: str, runtime: str) -> None:
         )
 
 
+@contextmanager
+def _naming_environment(name: str, flags: dict[str, Any]) -> Iterator[None]:
+    """Add to an error about setting ``name``'s value where it came from, when that was the
+    environment: a value nobody typed on this command line is otherwise hard to trace."""
+    try:
+        yield
+    except AssistantError as exc:
+        source = settings.source_of(name, flags)
+        if source is None or source.startswith("--"):
+            raise
+        raise ConfigError(f"{exc} (set by {source})") from None
+
+
 def _runtime() -> str:
     """The runtime the model will be loaded with (``--runtime``, else the environment, else compat)."""
     from compat.selection import selected
@@ -135,13 +150,17 @@ def run(args: argparse.Namespace) -> int:
     model = values["MODEL"]
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
     runtime = _runtime()
-    check_model(model, runtime)
+    flags = settings.flags_of(args)
+    with _naming_environment("MODEL", flags):
+        check_model(model, runtime)
     if values["RESPONDER"] is not None:
-        check_responder(values["RESPONDER"], runtime)
+        with _naming_environment("RESPONDER", flags):
+            check_responder(values["RESPONDER"], runtime)
     if args.runtime:
         # gunicorn workers are fresh interpreters: they learn the choice from the environment
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
-    check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
+    with _naming_environment("STORE", flags):
+        check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
     if args.dev:
         return _run_dev(values)
     from legacy_assistant.serving.server import check_metrics_dir, exec_server

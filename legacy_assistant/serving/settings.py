@@ -611,6 +611,21 @@ def resolve(
     return values
 
 
+def source_of(
+    name: str, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Where :func:`resolve` took setting ``name``'s value from: its flag (``"--model"``), its
+    environment variable (``"environment variable LEGACY_ASSISTANT_MODEL"``), or None for
+    its default."""
+    setting = by_name()[name]
+    environ = os.environ if environ is None else environ
+    if (flags or {}).get(name) is not None:
+        return setting.option
+    if environ.get(setting.env) not in (None, ""):
+        return f"environment variable {setting.env}"
+    return None
+
+
 def app_config(values: Mapping[str, Any], settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
     """The app's config (``create_app``'s keys) of the app settings among ``values``."""
     return {s.config_key: values[s.name] for s in settings if s.scope == APP and s.name in values}
