@@ -205,6 +205,27 @@ def test_broken_model_is_refused_and_the_old_one_keeps_serving(deployment):
     assert server.request("POST", "/admin/reload")[0] == 401
 
 
+def test_a_worker_restarted_while_the_model_is_damaged_does_not_stop_the_server(deployment):
+    """Gunicorn stops the whole server when a worker fails to boot: right at start-up, but not
+    once it serves, when a worker that dies (here: SIGKILL) meets the damaged model a refused
+    reload left on disk. The other worker serves on; a new one comes up once the model is mended."""
+    server, model = deployment
+    serve(server, model, DEFAULT_MODEL)
+    variables = next((model / "saved_model" / "variables").glob("variables.data-*"))
+    variables.write_bytes(variables.read_bytes()[:64])
+    retries_before = server.log().count("a new worker tries again")
+    os.kill(server.workers()[0], signal.SIGKILL)
+    assert wait_for(lambda: server.log().count("a new worker tries again") > retries_before, timeout=60), server.log()
+    assert server.process.poll() is None, server.log()
+    for _ in range(6):
+        assert server.request("POST", "/api/v1/parse", {"text": "hello there"})[0] == 200
+    assert server.request("GET", "/ready")[0] == 503  # one of the two workers does not serve
+    put_model(model, DEFAULT_MODEL)
+    assert wait_for(lambda: server.request("GET", "/ready")[0] == 200, timeout=90), server.log()
+    assert wait_for(lambda: len(versions(server)) == 2, timeout=30), server.log()
+    assert "Shutting down: Master" not in server.log()
+
+
 def test_a_cakechat_client_works_as_it_is(deployment):
     """As cakechat's clients call its server: ``requests.post(url, json=...)``, read ``response``."""
     import requests

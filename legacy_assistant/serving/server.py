@@ -68,6 +68,10 @@ log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" und
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+# How long a worker that cannot start waits before it exits, once the server has served: gunicorn
+# starts another at once, and each try imports TensorFlow and reads the model (seconds of CPU).
+WORKER_RETRY_SECONDS = 5.0
+
 
 def _default(name: str) -> Any:
     return field(default_factory=lambda: settings.default(name))
@@ -165,9 +169,17 @@ class WorkerRegistry:
             self._write(self.STATE, json.dumps({"expected": state[0], "pids": list(state[1])}))
             self._written = state
 
+    SERVED = "served"
+
     def mark_ready(self, pid: int) -> None:
         """(worker) ``pid`` serves: its app is built."""
         self._write(f"{pid}.ready", "")
+        if not self.has_served():
+            self._write(self.SERVED, "")
+
+    def has_served(self) -> bool:
+        """(any process) Whether a worker of this server has ever served (the marker stays)."""
+        return (self.directory / self.SERVED).exists()
 
     def forget(self, pid: int) -> None:
         """(master) ``pid`` has exited."""
@@ -487,9 +499,12 @@ class GunicornServer(BaseApplication):
     def load(self) -> Any:
         """Runs in each worker after the fork: build the app, which loads the model.
 
-        A model or store that cannot be used is one log line and a worker that fails to boot
-        (gunicorn then stops the server), not a traceback per worker; ``serve`` checks what it
-        can before any worker starts."""
+        A model or store that cannot be used is one log line, not a traceback per worker;
+        ``serve`` checks what it can before any worker starts. At start-up the worker then
+        fails to boot, and gunicorn stops the server. Once the server has served, the worker
+        only exits, after :data:`WORKER_RETRY_SECONDS`, and gunicorn starts another: a worker
+        restarted (killed, timed out, ``TTIN``) while the model on disk is damaged or the store
+        is down would otherwise take the whole server, and its healthy workers, down with it."""
         from legacy_assistant.web import create_app
 
         config = dict(self.options.app_config)
@@ -500,8 +515,19 @@ class GunicornServer(BaseApplication):
         try:
             return create_app(config)
         except AssistantError as exc:
-            log.error("worker %d cannot start: %s", os.getpid(), exc)
-            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+            if self.registry is None or not self.registry.has_served():
+                log.error("worker %d cannot start: %s", os.getpid(), exc)
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
+            delay = min(WORKER_RETRY_SECONDS, self.options.timeout / 2)  # gunicorn kills a silent worker
+            log.error(
+                "worker %d cannot start: %s; the server goes on with the workers that serve, and a new "
+                "worker tries again in %g s",
+                os.getpid(),
+                exc,
+                delay,
+            )
+            _wait_unless_stopped(delay)
+            sys.exit(1)
 
     def run(self) -> None:
         if "tensorflow" in sys.modules:
@@ -556,6 +582,12 @@ class GunicornServer(BaseApplication):
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
         if self.registry is not None:
             self.registry.remove()
+
+
+def _wait_unless_stopped(seconds: float) -> None:
+    """Sleep ``seconds``, or until the master asks this worker to stop (SIGTERM)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.sigtimedwait({signal.SIGTERM}, seconds)
 
 
 def refuse_port_in_use(host: str, port: int) -> None:
