@@ -272,3 +272,18 @@ def test_follow_up_settings_reach_the_dialogue_policy(environ):
     policy = slot_of(app).current.policy
     assert (policy.follow_ups, policy.escape_confidence) == ("classic", 0.6)
     slot_of(app).current.close()
+
+
+def test_a_model_directory_given_as_a_link_stays_a_link(environ, tmp_path, monkeypatch):
+    """A deploy that switches ``current -> releases/v2`` reloads what the link points to then:
+    a path resolved once at start would pin the first release and report every reload unchanged."""
+    releases = tmp_path / "releases"
+    (releases / "v1").mkdir(parents=True)
+    (releases / "v2").mkdir()
+    current = tmp_path / "current"
+    current.symlink_to(releases / "v1")
+    monkeypatch.chdir(tmp_path)
+    assert Directory()("current") == str(current)  # made absolute, not resolved
+    assert settings.resolve(settings.flags_of(parse("--model", "current")))["MODEL"] == str(current)
+    environ(RESPONDER="current")
+    assert settings.resolve()["RESPONDER"] == str(current)

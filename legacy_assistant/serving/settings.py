@@ -190,7 +190,9 @@ class Origins:
 
 @dataclass(frozen=True)
 class Directory:
-    """A path, made absolute (the server's workers may resolve it elsewhere)."""
+    """A path, made absolute (the server's workers may resolve it elsewhere). A symbolic link is
+    kept as a link, not resolved: each load and reload reads the directory it points to then
+    (a deploy that switches ``current -> releases/v2`` is what the next reload serves)."""
 
     metavar: str = "DIR"
     description: str = "a directory"
@@ -198,7 +200,7 @@ class Directory:
     def __call__(self, text: str) -> str:
         if not text.strip():  # Path("") is the working directory
             raise ValueRefused("blank")
-        return str(Path(text).expanduser().resolve())
+        return str(Path(text).expanduser().absolute())
 
 
 @dataclass(frozen=True)
