@@ -168,22 +168,45 @@ def test_no_idle_time_keeps_conversations_forever(make_clocked_store):
     assert store.load("a").context == "x" and len(store.history("a")) == 1
 
 
-def test_sqlite_deletes_expired_conversations_from_the_file(tmp_path, monkeypatch):
-    """Expired conversations are not only ignored: a periodic sweep deletes their rows."""
-    monkeypatch.setattr("legacy_assistant.stores.sqlite_store.PURGE_EVERY", 4)  # a sweep every 4th save
+def _senders(store, table):
+    with store._connection() as connection:
+        return {row[0] for row in connection.execute(f"SELECT sender FROM {table}")}
+
+
+def test_sqlite_deletes_expired_conversations_from_the_file(tmp_path):
+    """Expired conversations are not only ignored: a sweep by the clock deletes their rows, at
+    most a minute after they expired, whenever something is saved."""
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
     for _ in range(2):
         store.save("old", ConversationState(turns=1), turn())
-    clock.advance(61)
-    store.save("new", ConversationState(turns=1), turn())
-    with store._connection() as connection:
-        assert {row[0] for row in connection.execute("SELECT sender FROM turns")} == {"old", "new"}
-    store.save("new", ConversationState(turns=2), turn())  # the 4th save sweeps
-    with store._connection() as connection:
-        assert [row[0] for row in connection.execute("SELECT sender FROM conversations")] == ["new"]
-        assert {row[0] for row in connection.execute("SELECT sender FROM turns")} == {"new"}
+    clock.advance(50)
+    store.save("new", ConversationState(turns=1), turn())  # 50 s after the sweep at opening: none
+    clock.advance(15)  # "old" has been idle 65 s: expired, invisible, its rows still in the file
+    assert store.load("old").turns == 0 and store.history("old") == []
+    assert _senders(store, "turns") == {"old", "new"}
+    store.save("new", ConversationState(turns=2), turn())  # 65 s after the last sweep: sweeps
+    assert _senders(store, "conversations") == {"new"} and _senders(store, "turns") == {"new"}
     store.close()
+
+
+def test_sqlite_sweeps_what_expired_while_no_server_ran_when_it_opens(tmp_path):
+    """A quiet server, or one restarted often, saves too rarely to sweep: opening the store sweeps."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    store.save("old", ConversationState(turns=1), turn())
+    store.close()
+    clock.advance(61)
+    reopened = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    assert _senders(reopened, "conversations") == set() and _senders(reopened, "turns") == set()
+    reopened.close()
+    forever = SQLiteStore(tmp_path / "f.db", ttl_seconds=0, clock=clock)  # no idle time: nothing expires
+    forever.save("kept", ConversationState(turns=1), turn())
+    forever.close()
+    clock.advance(10 * 365 * 86400)
+    forever = SQLiteStore(tmp_path / "f.db", ttl_seconds=0, clock=clock)
+    assert _senders(forever, "turns") == {"kept"}
+    forever.close()
 
 
 @pytest.fixture

@@ -69,7 +69,9 @@ CREATE TABLE IF NOT EXISTS turns (
 CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
 """
 SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
-PURGE_EVERY = 500  # saves between two sweeps of expired conversations
+# Expired conversations are invisible at once; their rows are deleted when the store opens and
+# then by a save at most this often (a sweep by the clock, so a quiet server sweeps too).
+PURGE_INTERVAL_SECONDS = 60.0
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_IDLE_CONNECTIONS = 16
 
@@ -185,7 +187,7 @@ class SQLiteStore:
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
         self._writer = _WriterLock(self.path.with_name(self.path.name + "-writer.lock"))
-        self._saves = 0
+        self._last_purge: float | None = None  # the clock's time of this process's last sweep
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +197,9 @@ class SQLiteStore:
                 _retry_while_busy(lambda: _add_generated_column(connection))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
+        if self.ttl_seconds:
+            # what expired while no server ran (or ran without saving) goes now, not at some later save
+            self._write("sweep expired conversations", lambda connection: self._purge(connection, self._clock()))
         log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
 
     def __repr__(self) -> str:
@@ -349,11 +354,11 @@ class SQLiteStore:
             "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
             (sender, sender, self.max_turns),
         )
-        self._saves += 1
-        if self.ttl_seconds and self._saves % PURGE_EVERY == 0:
+        if self.ttl_seconds and (self._last_purge is None or now - self._last_purge >= PURGE_INTERVAL_SECONDS):
             self._purge(connection, now)
 
     def _purge(self, connection: sqlite3.Connection, now: float) -> None:
+        self._last_purge = now
         cutoff = now - self.ttl_seconds
         connection.execute(
             "DELETE FROM turns WHERE sender IN (SELECT sender FROM conversations WHERE updated < ?)", (cutoff,)
