@@ -91,6 +91,16 @@ def test_a_refused_value_from_the_environment_names_its_variable(monkeypatch, na
     assert expected in str(caught.value) and "set by" not in str(caught.value)
 
 
+def test_a_memory_store_for_many_workers_is_named_as_it_was_given(monkeypatch):
+    from legacy_assistant.cli.serve import run
+
+    with pytest.raises(ConfigError, match="^--store memory keeps conversations inside one process"):
+        run(parse("--store", "memory", "--workers", "2", "--no-responder"))
+    monkeypatch.setenv("LEGACY_ASSISTANT_STORE", "memory")
+    with pytest.raises(ConfigError, match="^LEGACY_ASSISTANT_STORE=memory keeps conversations inside one process"):
+        run(parse("--workers", "2", "--no-responder"))
+
+
 def test_server_module_does_not_import_tensorflow():
     code = ("import sys, legacy_assistant.serving.server, legacy_assistant.serving.settings, "
             "legacy_assistant.cli.serve; "

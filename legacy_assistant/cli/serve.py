@@ -170,8 +170,11 @@ def run(args: argparse.Namespace) -> int:
     if values["STORE"] == "memory" and options.workers > 1:
         # each worker would keep its own conversations: a sender's turns would land in whichever
         # worker answered, and its context and transcript would come and go
+        store = "--store memory"
+        if (settings.source_of("STORE", flags) or "").startswith("environment"):
+            store = "LEGACY_ASSISTANT_STORE=memory"
         raise ConfigError(
-            f"--store memory keeps conversations inside one process, and {options.workers} workers would "
+            f"{store} keeps conversations inside one process, and {options.workers} workers would "
             "each keep their own; use --workers 1, or a store the workers share (the default SQLite "
             "file, sqlite:///PATH or redis://HOST:PORT/DB)"
         )
