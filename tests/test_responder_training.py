@@ -371,12 +371,19 @@ def test_a_lost_best_epoch_is_refused_when_the_run_resumes(tmp_path):
     run = tmp_path / "run"
     train_responder(dialogues, config, checkpoint_dir=run)
     best = next(run.glob("best-*.npz"))  # the run validated: its best epoch's weights are kept for the export
-    best.unlink()
-    files = sorted(run.iterdir())
-    for epochs in (1, 3):  # nothing left to train, and more to train
-        with pytest.raises(TrainingError, match=f"{best.name}: cannot read the best epoch's weights"):
-            train_responder(dialogues, config.with_overrides(epochs=epochs), checkpoint_dir=run, resume=True)
-        assert sorted(run.iterdir()) == files  # refused at the resume: nothing trained or written
+    stored = best.read_bytes()
+    flipped = bytearray(stored)
+    flipped[len(stored) // 2] ^= 0xFF
+    # lost, cut short, one byte changed inside: numpy raises other errors than OSError for the last two
+    for damage in (best.unlink, lambda: best.write_bytes(stored[:100]), lambda: best.write_bytes(bytes(flipped))):
+        best.unlink(missing_ok=True)
+        best.write_bytes(stored)
+        damage()
+        files = sorted(run.iterdir())
+        for epochs in (1, 3):  # nothing left to train, and more to train
+            with pytest.raises(TrainingError, match=f"{best.name}: cannot read the best epoch's weights"):
+                train_responder(dialogues, config.with_overrides(epochs=epochs), checkpoint_dir=run, resume=True)
+            assert sorted(run.iterdir()) == files  # refused at the resume: nothing trained or written
 
 
 def test_a_state_naming_a_best_file_outside_its_directory_is_refused():

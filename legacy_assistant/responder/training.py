@@ -41,6 +41,8 @@ import os
 import signal
 import threading
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +262,7 @@ def _load_best(directory: Path, name: str) -> dict[str, np.ndarray]:
     try:
         with np.load(directory / name, allow_pickle=False) as stored:
             return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:  # missing or damaged
         raise TrainingError(
             f"{directory / name}: cannot read the best epoch's weights: {exc}; start a new checkpoint directory"
         ) from None
