@@ -319,6 +319,29 @@ def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
     ]
 
 
+def test_a_training_corpus_of_a_layout_its_name_does_not_tell_is_read_with_train_format(model, tmp_path):
+    """Trained with --format on a file named ``corpus.dat``: its layout is not in its name."""
+    odd = tmp_path / "corpus.dat"
+    odd.write_bytes(model["corpus"].read_bytes())
+    quick = ["--samples", "3", "--latency-replies", "0", "--classifier-steps", "10", "--max-dialogues", "5"]
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), "--train-corpus", str(odd),
+                           *quick])
+    assert status == 1
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and len(err.strip().splitlines()) == 1, err  # one line, not a list of problems
+    assert errors[0].startswith(f"error: training corpus {odd}: cannot tell the corpus layout from the suffix '.dat'")
+    assert errors[0].endswith("(name the training corpora's layout with --train-format)")
+    status, printed, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), "--train-corpus",
+                                 str(odd), "--train-format", "cakechat", *quick])
+    assert status == 0, err[-2000:]
+    assert "bigram" in printed  # the baselines were fitted on it
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), "--train-corpus",
+                           str(tmp_path / "absent.jsonl"), *quick])
+    assert status == 1 and err.strip().splitlines() == [
+        f"error: training corpus {tmp_path / 'absent.jsonl'}: file not found"
+    ]
+
+
 def test_a_condition_the_model_does_not_know_is_one_line_naming_the_dialogue(model, tmp_path):
     corpus = tmp_path / "other.jsonl"
     surprised = json.dumps([{"text": HELD_OUT[1], "condition": "neutral"}, {"text": "wow", "condition": "surprise"}])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.cli.arguments import condition_strength_number, whole_number
-from legacy_assistant.cli.corpus_input import read_dialogues
+from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import written_for
 
 COMMAND = "evaluate-responder"
@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="CORPUS",
         help="the model's training corpora, to fit the baselines (default: the files its manifest names, if found)",
+    )
+    parser.add_argument(
+        "--train-format",
+        choices=(AUTO, *LAYOUTS),
+        default=AUTO,
+        help="layout of the training corpora (default: detect per file; --format names the held-out corpora's)",
     )
     parser.add_argument(
         "--samples",
@@ -139,7 +145,12 @@ def run(args: argparse.Namespace) -> int:
                 "the baselines are fitted on the rest" + ("" if train_paths else ": none, so no baselines"),
                 file=sys.stderr,
             )
-        train_dialogues = read_training_corpora(train_paths) if train_paths else None
+        try:
+            train_dialogues = read_training_corpora(train_paths, args.train_format) if train_paths else None
+        except DataError as exc:
+            unknown_layout = args.train_format == "auto" and any("layout" in problem for problem in exc.problems[:1])
+            hint = " (name the training corpora's layout with --train-format)" if unknown_layout else ""
+            raise AssistantError(f"training corpus {corpus_error_line(exc)}{hint}") from None
         roles = corpus_role(manifest, args.corpora)
         if roles["training"]:
             print(

@@ -55,7 +55,7 @@ from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.errors import ConfigError, DataError, TrainingError
 from legacy_assistant.responder.baselines import BigramModel, perplexity
 from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pairs, pad_batch, sorted_batches
-from legacy_assistant.responder.corpora import Dialogue, corpus_files, read_corpus
+from legacy_assistant.responder.corpora import AUTO, Dialogue, corpus_files, read_corpus
 from legacy_assistant.responder.pairs import TrainingPair, make_pairs, split_dialogues, without_overlap
 from legacy_assistant.responder.responder import MODES
 from legacy_assistant.responder.vocabulary import END, PAD, UNK
@@ -297,12 +297,13 @@ def corpus_role(manifest: dict[str, Any], paths: Sequence[str | Path]) -> dict[s
     return roles
 
 
-def read_training_corpora(paths: Sequence[str | Path]) -> list[Dialogue]:
-    """The dialogues of the training corpora; bad dialogues are skipped (logged): the
-    baselines should see what training saw, and training may have skipped them too."""
+def read_training_corpora(paths: Sequence[str | Path], layout: str = AUTO) -> list[Dialogue]:
+    """The dialogues of the training corpora, in ``layout`` (one of the corpus layouts, or
+    ``auto`` to detect it per file); bad dialogues are skipped (logged): the baselines should
+    see what training saw, and training may have skipped them too."""
     dialogues: list[Dialogue] = []
     for path in paths:
-        dialogues.extend(read_corpus(path, strict=False))
+        dialogues.extend(read_corpus(path, layout, strict=False))
     return dialogues
 
 
