@@ -86,3 +86,31 @@ def test_a_changed_golden_reply_is_caught(golden, shipped):
     case["log_prob"] -= 1.0
     report = compare_golden(shipped, altered)
     assert len(report["mismatches"]) == 1 and report["max_abs_delta"] == pytest.approx(1.0, abs=DEFAULT_TOLERANCE)
+
+
+def test_contexts_the_responder_cannot_answer_are_refused_naming_file_and_number(tmp_path, capsys):
+    """A lone surrogate no UTF-8 golden file can hold, and a turn with no token (a zero-width
+    space): one line naming the file and the context or case, and no golden file written."""
+    from legacy_assistant.cli import main
+
+    written = tmp_path / "golden.json"
+    surrogate = tmp_path / "surrogate.json"
+    surrogate.write_text('[["hello"], ["\\ud800"]]', encoding="utf-8")
+    with pytest.raises(Exception, match=r"surrogate.json: context 2: a turn is not valid Unicode text"):
+        read_contexts(surrogate)
+    invisible = tmp_path / "invisible.json"
+    invisible.write_text('[["\\u200b"]]', encoding="utf-8")
+    for contexts, expected in (
+        (surrogate, "context 2: a turn is not valid Unicode text (a lone surrogate escape)"),
+        (invisible, "context 1: the context is empty: give at least one turn with text"),
+    ):
+        assert main(["-q", "golden", str(SHIPPED), "--contexts", str(contexts), "--golden", str(written)]) == 1
+        assert capsys.readouterr().err.strip() == f"error: {contexts}: {expected}"
+        assert not written.exists()
+    stored = json.loads((SHIPPED / "golden.json").read_text(encoding="utf-8"))
+    stored["cases"][2]["context"] = ["\u200b"]
+    altered = tmp_path / "altered.json"
+    altered.write_text(json.dumps(stored), encoding="utf-8")
+    assert main(["-q", "golden", str(SHIPPED), "--check", "--golden", str(altered)]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: {altered}: case 3: the context is empty: give at least one turn with text")

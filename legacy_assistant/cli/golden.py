@@ -89,6 +89,7 @@ def run_responder(args: argparse.Namespace) -> int:
     )
     from legacy_assistant.responder.golden import (
         GOLDEN_FILE,
+        check_contexts,
         compare_golden,
         read_contexts,
         read_golden,
@@ -104,6 +105,7 @@ def run_responder(args: argparse.Namespace) -> int:
 
         def compare() -> dict:
             with Responder.load(args.model) as responder:
+                check_contexts(responder, [case["context"] for case in golden["cases"]], golden_path, "case")
                 return compare_golden(responder, golden)
 
         return _check(compare, tolerance, args.report)
@@ -111,6 +113,7 @@ def run_responder(args: argparse.Namespace) -> int:
         raise AssistantError("--contexts is required to write a responder's golden replies")
     contexts = read_contexts(args.contexts)
     with Responder.load(args.model) as responder:
+        check_contexts(responder, contexts, args.contexts, "context")
         golden_path.parent.mkdir(parents=True, exist_ok=True)
         write_golden(responder, contexts, golden_path)
         cases = len(contexts) * len(responder.conditions)

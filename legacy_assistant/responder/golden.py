@@ -29,7 +29,7 @@ import numpy as np
 from legacy_assistant.common.fields import is_finite_number
 from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.jsonfile import read_json_file
-from legacy_assistant.errors import ArtifactError, AssistantError
+from legacy_assistant.errors import ArtifactError, AssistantError, RequestError
 from legacy_assistant.responder.batching import EncodedPair, pad_batch
 from legacy_assistant.responder.responder import MAX_TURN_CHARS, Responder
 from legacy_assistant.responder.vocabulary import END
@@ -128,8 +128,29 @@ def read_contexts(path: str | Path) -> list[list[str]]:
             raise AssistantError(
                 f"{path}: context {number}: expected a list of non-empty strings (turns, oldest first)"
             )
+        invalid = next((turn for turn in turns if not _valid_unicode(turn)), None)
+        if invalid is not None:  # no UTF-8 golden file could hold it
+            raise AssistantError(f"{path}: context {number}: a turn is not valid Unicode text (a lone surrogate escape)")
         contexts.append(turns)
     return contexts
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_contexts(responder: Responder, contexts: Sequence[Sequence[str]], path: str | Path, what: str) -> None:
+    """Refuse, naming ``path`` and the ``what`` number (``context``, ``case``), a context the
+    responder cannot answer (one whose turns hold no token it can read, say)."""
+    for number, context in enumerate(contexts, 1):
+        try:
+            responder.check_request(context)
+        except RequestError as exc:
+            raise AssistantError(f"{path}: {what} {number}: {exc}") from None
 
 
 def read_golden(path: str | Path) -> dict[str, Any]:
