@@ -128,9 +128,10 @@ def read_contexts(path: str | Path) -> list[list[str]]:
             raise AssistantError(
                 f"{path}: context {number}: expected a list of non-empty strings (turns, oldest first)"
             )
-        invalid = next((turn for turn in turns if not _valid_unicode(turn)), None)
-        if invalid is not None:  # no UTF-8 golden file could hold it
-            raise AssistantError(f"{path}: context {number}: a turn is not valid Unicode text (a lone surrogate escape)")
+        if not all(_valid_unicode(turn) for turn in turns):  # no UTF-8 golden file could hold it
+            raise AssistantError(
+                f"{path}: context {number}: a turn is not valid Unicode text (a lone surrogate escape)"
+            )
         contexts.append(turns)
     return contexts
 
