@@ -416,6 +416,17 @@ def test_chat_responder_without_a_directory_talks_to_the_shipped_one(monkeypatch
     assert expected and lines == [f"bot> {expected}"]
 
 
+def test_chat_goes_on_after_a_first_message_with_no_readable_word(trained, monkeypatch, capsys):
+    """A zero-width space (or a lone byte order mark) alone holds no token: said, and skipped."""
+    from legacy_assistant.cli.chat import NO_WORDS
+
+    out, _, _ = trained
+    argv = ["--responder", str(out), "--mode", "greedy"]
+    expected = _chat(monkeypatch, capsys, argv, [PROMPTS[2]])
+    lines = _chat(monkeypatch, capsys, argv, ["\u200b", "\ufeff", PROMPTS[2]])
+    assert lines == [f"bot> {NO_WORDS}", f"bot> {NO_WORDS}", *expected] and len(expected) == 1
+
+
 def test_chat_offers_the_responders_modes():
     from legacy_assistant.cli.chat import DEFAULT_RESPONDER_MODE, RESPONDER_MODES
     from legacy_assistant.responder.responder import MODES

@@ -24,6 +24,7 @@ from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
 DEFAULT_RESPONDER_MODE = "sample_rerank"
 NO_REPLY = "..."
+NO_WORDS = "(nothing to answer: that message holds no word the responder can read)"
 LEAVE = "Type 'quit' or press Ctrl-D to leave."
 
 
@@ -103,6 +104,7 @@ def run_with_responder(args: argparse.Namespace) -> int:
     apply_runtime(args)
     if args.model is not None:
         return _run_behind_model(args)
+    from legacy_assistant.errors import RequestError
     from legacy_assistant.responder.responder import DecodingOptions, Responder
     from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
 
@@ -120,6 +122,11 @@ def run_with_responder(args: argparse.Namespace) -> int:
         # The turns the responder sees: the latest ones, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
         for number, message in enumerate(_messages(interactive)):
+            try:
+                responder.check_request([*context, message][-responder.spec.max_context_turns :])
+            except RequestError:  # the only turn holds no token (a zero-width space): not worth ending the chat
+                print(f"bot> {NO_WORDS}", flush=True)
+                continue
             context.append(message)
             text = responder.respond(list(context), emotion, mode=args.mode, seed=_seed(args, number))
             if text:
