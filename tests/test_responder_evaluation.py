@@ -299,6 +299,21 @@ def test_training_corpus_given_and_recognised(model):
     assert "labelled c when c / when neutral is asked: joy" in printed
 
 
+def test_evaluated_dialogues_shared_with_the_training_corpora_are_warned_of(model, tmp_path):
+    """Not only a file with the training data's sha256: a copy with one dialogue more is as much
+    training data, and the perplexity against the baselines (fitted without them) flatters."""
+    copy = tmp_path / "copy.jsonl"
+    trained = model["corpus"].read_text(encoding="utf-8")
+    copy.write_text(trained + dialogue_line("a dialogue the model never saw", "joy") + "\n", encoding="utf-8")
+    quick = ["--samples", "3", "--latency-replies", "0", "--classifier-steps", "10", "--max-dialogues", "5"]
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(copy), *quick])
+    assert status == 0, err[-2000:]
+    count = len(trained.splitlines())
+    assert f"warning: {count} of the {count + 1} evaluated dialogue(s) also occur in the model's training" in err
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), *quick])
+    assert status == 0 and "also occur in the model's training" not in err, err[-2000:]
+
+
 def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
     corpus = tmp_path / "broken.jsonl"
     lines = [dialogue_line(p, "joy") for p in HELD_OUT[:3]]

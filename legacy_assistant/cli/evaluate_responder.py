@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         read_training_corpora,
         summary_lines,
     )
+    from legacy_assistant.responder.pairs import dialogue_key
     from legacy_assistant.responder.responder import DecodingOptions, Responder
 
     runtime = written_for(args.model)
@@ -158,6 +159,16 @@ def run(args: argparse.Namespace) -> int:
                 "the figures measure memorisation, not held-out quality",
                 file=sys.stderr,
             )
+        elif train_dialogues:
+            trained_keys = {dialogue_key(d) for d in train_dialogues}
+            shared = sum(1 for d in dialogues if dialogue_key(d) in trained_keys)
+            if shared:
+                print(
+                    f"warning: {shared} of the {len(dialogues)} evaluated dialogue(s) also occur in the model's "
+                    "training corpora: the model may have trained on them (the baselines are fitted without "
+                    "them), so its figures partly measure memorisation",
+                    file=sys.stderr,
+                )
         if roles["validation"]:
             print(
                 f"note: {', '.join(roles['validation'])} is the model's validation data: it chose the best epoch "
