@@ -89,6 +89,21 @@ def test_usage_errors_exit_2(argv):
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["evaluate", "m", "d.csv", "--out", ""], "--out"),  # it ran the whole evaluation and wrote no report
+        (["evaluate-responder", "m", "c.jsonl", "--out", " "], "--out"),
+        (["train-responder", "c.jsonl", "--out", "o", "--checkpoint-dir", ""], "--checkpoint-dir"),  # was "."
+    ],
+)
+def test_an_empty_path_is_a_usage_error_naming_its_flag(argv, flag, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert f"error: argument {flag}: is an empty path" in capsys.readouterr().err
+
+
 def test_parsing_commands_does_not_import_tensorflow():
     """`--help`, the gunicorn master and artifact checks (the responder's too) must stay free of TensorFlow."""
     import subprocess

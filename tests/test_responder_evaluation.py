@@ -405,6 +405,7 @@ def test_bad_options_are_one_error_line(model, extra, expected):
         (["--seed", str(2**32 - 1)], f"--seed: must be at most {2**32 - 2}, got {2**32 - 1}"),
         (["--condition-strength", "11"], "--condition-strength: must be a number from 0 to 10, got 11"),
         (["--condition-strength", "nan"], "--condition-strength: must be a number from 0 to 10, got nan"),
+        (["--out", ""], "--out: is an empty path"),  # the whole evaluation, and no report written
     ],
 )
 def test_numbers_out_of_range_are_usage_errors_naming_the_flag(capsys, extra, expected):

@@ -58,3 +58,11 @@ def condition_strength_number(text: str) -> float:
     if not 0.0 <= value <= MAX_CONDITION_STRENGTH:  # NaN too
         raise argparse.ArgumentTypeError(f"must be a number from 0 to {MAX_CONDITION_STRENGTH:g}, got {text}")
     return value
+
+
+def path_text(text: str) -> str:
+    """A path that is not blank: an empty ``--out ''`` would otherwise mean "no report" (or the
+    working directory) without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is an empty path: name a file or a folder")
+    return text

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
-from legacy_assistant.cli.arguments import whole_number
+from legacy_assistant.cli.arguments import path_text, whole_number
 from legacy_assistant.cli.model_kind import written_for
 
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("data", help="intents JSON (its patterns), CSV (text,label header) or CLINC150-layout JSON")
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="layout of DATA (default: detect)")
     parser.add_argument("--split", default="test", help="CLINC150 split to evaluate, with its oos_ list (default test)")
-    parser.add_argument("--out", help="write the JSON report here, and PNGs next to it")
+    parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
     parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
     parser.add_argument(
         "--oos-label",

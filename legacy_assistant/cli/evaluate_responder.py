@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from legacy_assistant.classifier.config import MAX_SEED
-from legacy_assistant.cli.arguments import condition_strength_number, whole_number
+from legacy_assistant.cli.arguments import condition_strength_number, path_text, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import written_for
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format", choices=(AUTO, *LAYOUTS), default=AUTO, help="layout of the corpora (default: detect per file)"
     )
-    parser.add_argument("--out", help="write the JSON report here, and PNGs next to it")
+    parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
     parser.add_argument(
         "--train-corpus",
         nargs="+",

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.cli.arguments import path_text
 from legacy_assistant.cli.corpus_input import read_dialogues
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --checkpoint-dir")
     parser.add_argument(
-        "--checkpoint-dir", help="keep checkpoints here (default: a temporary directory, removed after the export)"
+        "--checkpoint-dir",
+        type=path_text,
+        help="keep checkpoints here (default: a temporary directory, removed after the export)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing model directory")
     parser.add_argument(
