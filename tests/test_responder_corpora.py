@@ -152,6 +152,8 @@ def test_empty_corpus_is_refused(tmp_path):
         read_cakechat(_write(tmp_path / "c.jsonl", "\n\n"))
     with pytest.raises(DataError, match="file not found"):
         read_corpus(tmp_path / "missing.jsonl")
+    with pytest.raises(DataError, match=r"not a regular file \(a device, pipe or socket\)"):
+        read_corpus("/dev/null")  # there, but no file: "file not found" sent users looking for a typo
 
 
 # --- Topical-Chat -----------------------------------------------------------------------------

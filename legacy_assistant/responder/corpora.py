@@ -142,7 +142,8 @@ def _files_of(root: Path, layout: str) -> list[Path]:
             raise DataError(str(root), [f"no corpus files in this folder (looked for {', '.join(wanted)})"])
         return files
     if not root.is_file():
-        raise DataError(str(root), [_link_problem(root) or "file not found"])
+        special = root.exists() and "not a regular file (a device, pipe or socket): give a corpus file or folder"
+        raise DataError(str(root), [_link_problem(root) or special or "file not found"])
     return [root]
 
 
