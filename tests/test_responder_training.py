@@ -386,6 +386,18 @@ def test_a_lost_best_epoch_is_refused_when_the_run_resumes(tmp_path):
             assert sorted(run.iterdir()) == files  # refused at the resume: nothing trained or written
 
 
+def test_a_checkpoint_whose_index_is_gone_is_named_at_the_resume(tmp_path, caplog):
+    dialogues = _random_dialogues(24, seed=3)
+    config = TINY.with_overrides(epochs=1, held_out_fraction=0.25)
+    run = tmp_path / "run"
+    train_responder(dialogues, config, checkpoint_dir=run)
+    latest = max(run.glob("responder-*.index"), key=lambda p: int(p.stem.split("-")[1]))
+    latest.unlink()
+    with pytest.raises(TrainingError, match=f"{latest.name} is missing: the 'checkpoint' file names a checkpoint"):
+        train_responder(dialogues, config, checkpoint_dir=run, resume=True)
+    assert "Couldn't match files" not in caplog.text
+
+
 def test_a_state_naming_a_best_file_outside_its_directory_is_refused():
     from legacy_assistant.responder.training import _Run
 

@@ -287,9 +287,15 @@ class ResponderTrainer:
         Raises :class:`CheckpointError` when the checkpoint does not fit this trainer's network
         or its files are damaged.
         """
-        path = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
-        if path is None:
+        state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+        if state is None or not state.model_checkpoint_path:
             return None
+        path = state.model_checkpoint_path  # made absolute by get_checkpoint_state
+        if not tf.io.gfile.exists(path + ".index"):
+            # latest_checkpoint would log an error of its own and answer "none", as if nothing was saved
+            raise CheckpointError(
+                f"{path}.index is missing: the 'checkpoint' file names a checkpoint whose files are gone"
+            )
         try:
             self._saver.restore(self._gs.session, path)
         except (tf.errors.OpError, ValueError) as exc:
@@ -297,9 +303,7 @@ class ResponderTrainer:
             raise CheckpointError(f"cannot restore responder checkpoint {path}: {first_line(exc)}") from exc
         # The saver keeps the last few checkpoints of its own process only: told of the ones
         # already there, it deletes them in turn instead of leaving them behind at every resume.
-        state = tf.train.get_checkpoint_state(directory)
-        if state is not None:
-            self._saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        self._saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         match = re.search(r"-(\d+)$", path)
         log.info("restored responder checkpoint %s", path)
         return int(match.group(1)) if match else None

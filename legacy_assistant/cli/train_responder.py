@@ -160,8 +160,13 @@ def run(args: argparse.Namespace) -> int:
         model = _train(args, config, dialogues, held_out, checkpoint_dir)
     except KeyboardInterrupt:
         if (checkpoint_dir / "run.json").is_file():
+            saved = (
+                f"the latest checkpoint is in {checkpoint_dir}"
+                if (checkpoint_dir / "checkpoint").is_file()
+                else f"no checkpoint yet, the run's settings are in {checkpoint_dir} (a resume starts from step 0)"
+            )
             print(
-                f"interrupted: the latest checkpoint is in {checkpoint_dir}; resume with:\n  "
+                f"interrupted: {saved}; resume with:\n  "
                 f"{resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
             )
