@@ -166,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 else f"no checkpoint yet, the run's settings are in {checkpoint_dir} (a resume starts from step 0)"
             )
             print(
-                f"interrupted: {saved}; resume with:\n  "
-                f"{resume_command(args, checkpoint_dir)}",
+                f"interrupted: {saved}; resume with:\n  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
             )
         else:
