@@ -41,6 +41,18 @@ def test_a_written_model_is_readable_by_other_users(tmp_path, usual_umask):
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
 
+@pytest.mark.parametrize("relative", [".", "..", "saved_model/.."])
+def test_a_model_directory_named_from_inside_it_is_replaced(tmp_path, monkeypatch, relative):
+    """``--out .`` in the model's own folder: "." cannot be renamed (EBUSY, after the whole
+    training run) and has no name for its staging sibling; its absolute path can."""
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    monkeypatch.chdir(target if relative != ".." else target / "saved_model")
+    written = write_artifact(relative, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert written == target
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"], "the old directory or the staging folder was left behind"
+
+
 def test_replacing_a_model_never_leaves_its_path_missing(tmp_path, monkeypatch):
     target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
     missing_after: list[str] = []

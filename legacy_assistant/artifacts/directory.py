@@ -88,8 +88,8 @@ def write_artifact(
     finished staging folder is then handed to ``check`` (which raises to abort) and renamed into
     place. On any error nothing is left behind and an old ``out_dir`` is untouched.
     """
-    target = Path(out_dir)
-    check_destination(target, force, manifests=(*MODEL_MANIFESTS, manifest_name))
+    check_destination(out_dir, force, manifests=(*MODEL_MANIFESTS, manifest_name))
+    target = output_dir(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -156,6 +156,15 @@ def overlaps(a: str | Path, b: str | Path) -> bool:
 CLASSIFIER_MANIFEST = "assistant.json"
 RESPONDER_MANIFEST = "responder.json"
 MODEL_MANIFESTS = (CLASSIFIER_MANIFEST, RESPONDER_MANIFEST)
+
+
+def output_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as the absolute path a model directory is written to: ``.`` and ``..`` have no
+    name to give the model or its staging sibling, and ``.`` cannot be renamed where its absolute
+    path can (the working directory, replaced, stays a handle on the old one)."""
+    if not str(out_dir).strip():
+        raise ArtifactError("the output directory is an empty path: name a directory")
+    return Path(os.path.abspath(out_dir))
 
 
 def check_destination(

@@ -25,6 +25,7 @@ from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
     CLASSIFIER_MANIFEST,
     SAVED_MODEL_DIR,
+    output_dir,
     verify_directory,
     write_artifact,
     write_json,
@@ -60,7 +61,7 @@ def export_artifact(
     from compat.classifier.saved_model import export_saved_model
     from compat.runtime import versions
 
-    target = Path(out_dir)
+    target = output_dir(out_dir)
 
     def fill(staging: Path) -> dict[str, Any]:
         export_saved_model(model.weights, model.spec, str(staging / SAVED_MODEL_DIR))

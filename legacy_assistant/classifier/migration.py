@@ -29,7 +29,7 @@ import numpy as np
 
 from compat.classifier.reference import forward_numpy
 from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
-from legacy_assistant.artifacts.directory import check_destination, overlaps, write_artifact
+from legacy_assistant.artifacts.directory import check_destination, output_dir, overlaps, write_artifact
 from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
@@ -94,7 +94,7 @@ def migrate_artifact(
     info = verify_artifact(source)
     if info.runtime != "compat":
         raise ArtifactError(f"{info.path}: already a {info.runtime!r} model; only compat models are migrated")
-    target = Path(out_dir)
+    target = output_dir(out_dir)
     if overlaps(target, info.path):
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
     check_destination(target, force, [info.path])  # before any work, not after the checks

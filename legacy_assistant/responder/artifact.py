@@ -30,6 +30,7 @@ from legacy_assistant.artifacts.directory import (
     RESPONDER_MANIFEST,
     SAVED_MODEL_DIR,
     file_record,
+    output_dir,
     verify_directory,
     write_artifact,
     write_json,
@@ -69,7 +70,7 @@ def export_responder_artifact(
     from compat.responder.saved_model import export_responder
     from compat.runtime import versions
 
-    target = Path(out_dir)
+    target = output_dir(out_dir)
     if plot and model.history:  # before anything is written
         require("matplotlib", "plots", "the responder's training history figure (history.png)")
     source = {"corpora": _records(sources), "held_out": _records(held_out_sources)}

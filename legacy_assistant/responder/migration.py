@@ -39,7 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.artifacts.directory import SAVED_MODEL_DIR, check_destination, overlaps, write_artifact
+from legacy_assistant.artifacts.directory import (
+    SAVED_MODEL_DIR,
+    check_destination,
+    output_dir,
+    overlaps,
+    write_artifact,
+)
 from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
 from legacy_assistant.responder.artifact import (
@@ -146,7 +152,7 @@ def migrate_responder(
     runtime = info.manifest.get("runtime", "compat")
     if runtime != "compat":
         raise ArtifactError(f"{info.path}: already a {runtime!r} responder; only compat models are migrated")
-    target = Path(out_dir)
+    target = output_dir(out_dir)
     if overlaps(target, info.path):
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
     check_destination(target, force, [info.path])  # before any work, not after the checks
