@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import threading
 from pathlib import Path
@@ -51,6 +52,29 @@ def test_a_model_directory_named_from_inside_it_is_replaced(tmp_path, monkeypatc
     assert written == target
     assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["m"], "the old directory or the staging folder was left behind"
+
+
+def test_force_refuses_a_model_directory_holding_what_is_not_part_of_the_model(tmp_path):
+    """--force replaces the whole directory: a user's notes, a report or a model put inside it
+    would go with it, without a word."""
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    (target / "NOTES.md").write_text("mine")
+    nested = write_artifact(target / "inner", _fill("nested"), manifest_name=MANIFEST)
+    with pytest.raises(ArtifactError, match=r"m holds NOTES.md, inner/, which are not part of its model: --force"):
+        write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert (target / "NOTES.md").read_text() == "mine" and nested.is_dir()
+    (target / "NOTES.md").unlink()
+    shutil.rmtree(nested)
+    (target / "golden.json").write_text("{}")  # written for the model: stale once it is replaced
+    write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "new"
+    (target / MANIFEST).write_text("{damaged")  # a damaged model may be replaced: its usual files are its own
+    (target / "history.json").write_text("[]")
+    write_artifact(target, _fill("newer"), manifest_name=MANIFEST, force=True)
+    (target / MANIFEST).write_text("{damaged")
+    (target / "report.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="holds report.json, which is not part of its model"):
+        write_artifact(target, _fill("newest"), manifest_name=MANIFEST, force=True)
 
 
 def test_replacing_a_model_never_leaves_its_path_missing(tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -203,6 +203,13 @@ def check_destination(
             f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "
             "directory only, so choose another destination or empty it yourself"
         )
+    foreign = _not_of_the_model(target, manifests) if target.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ArtifactError(
+            f"{target} holds {shown}, which {'is' if len(foreign) == 1 else 'are'} not part of its model: "
+            "--force replaces the whole directory and would delete them; move them away or choose another destination"
+        )
     parent = target.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -210,6 +217,28 @@ def check_destination(
         os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=parent))
     except OSError as exc:
         raise ArtifactError(f"{target}: cannot write there ({parent}: {exc.strerror or exc})") from None
+
+
+# What a model directory holds besides the files its manifest lists: the golden file written
+# for it (``golden``, ``make default-model``), which a retrained model makes stale anyway.
+MODEL_COMPANIONS = ("golden.json",)
+# What a model directory holds when its manifest cannot be read (a damaged model may be replaced).
+_USUAL_MODEL_FILES = (SAVED_MODEL_DIR, "history.json", "history.png")
+
+
+def _not_of_the_model(directory: Path, manifests: Sequence[str]) -> list[str]:
+    """The entries of model ``directory`` (names, sorted; folders with a trailing ``/``) that are
+    neither a manifest, a file its manifest lists (by top-level name), nor a companion file."""
+    own = {*manifests, *MODEL_COMPANIONS}
+    listed: set[str] = set()
+    for name in manifests:
+        try:
+            files = json.loads((directory / name).read_text(encoding="utf-8")).get("files")
+            listed.update(str(path).split("/", 1)[0] for path in files)
+        except (OSError, ValueError, AttributeError, TypeError):  # absent or damaged: the usual names
+            continue
+    own |= listed or set(_USUAL_MODEL_FILES)
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir() if p.name not in own)
 
 
 def check_written_files(
