@@ -354,3 +354,15 @@ def test_classes_out_of_order_and_intents_no_class_holds_are_named_in_warnings(t
     with caplog.at_level("WARNING", logger="legacy_assistant.classifier.classic.importer"):
         assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "plain") == 0
     assert not [r for r in caplog.records if "classes" in r.getMessage()]
+
+
+@pytest.mark.parametrize("layout", ["json", "text"])
+def test_a_byte_order_mark_is_no_part_of_the_first_word(tmp_path, layout):
+    """Editors on Windows write one: it made a JSON list read as lines, and a first word that never matched."""
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    words = ["'d", "book", "coffee"]
+    path = tmp_path / f"words.{'json' if layout == 'json' else 'txt'}"
+    text = json.dumps(words) if layout == "json" else "\n".join(words) + "\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert read_string_list(path, "words") == words

@@ -41,7 +41,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
             "unpickles) and pass the JSON file"
         )
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte order mark (editors add one) is no part of the first word
     except UnicodeDecodeError:
         raise ArtifactError(f"{path}: {what} file is neither JSON nor UTF-8 text") from None
     stripped = text.lstrip()
