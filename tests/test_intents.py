@@ -216,3 +216,16 @@ def test_tags_that_differ_only_in_case_or_unicode_form_are_refused(tmp_path, fir
     path = write(tmp_path, {"intents": [dict(GOOD, tag=first), other]})
     with pytest.raises(IntentsError, match=r"intent #1 .*field 'tag': looks the same as intent #0"):
         load_intents(path)
+
+
+def test_the_fallback_needs_no_patterns_field(tmp_path):
+    """Documented as needing no patterns: leaving the field out is the same as an empty list
+    (it was refused, and a follow-up naming the fallback then named a missing tag)."""
+    data = {"intents": [
+        {"tag": "greet", "patterns": ["hi", "hello"], "responses": ["Hello"], "context": ["fallback"]},
+        {"tag": "fallback", "responses": ["Sorry?"]},
+    ]}
+    intents = load_intents(write(tmp_path, data))
+    assert intents["fallback"].patterns == () and intents["fallback"].responses == ("Sorry?",)
+    data["intents"][0] = {"tag": "greet", "responses": ["Hello"]}  # any other intent still needs them
+    assert "intent #0 ('greet'): field 'patterns' is missing" in str(problems_of(tmp_path, data))

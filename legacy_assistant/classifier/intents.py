@@ -304,8 +304,11 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
     where = _where(index, tag if isinstance(tag, str) else None)
     before = len(problems)
     out_of_scope = tag == oos_label
+    # the out-of-scope intent needs no responses (its messages get the fallback's), and the
+    # fallback no patterns (it is chosen when no intent fits, never by its own)
+    optional_here = {"responses"} if out_of_scope else {"patterns"} if tag == FALLBACK_TAG else set()
     for name in REQUIRED_FIELDS:
-        if name not in entry and not (out_of_scope and name == "responses"):
+        if name not in entry and name not in optional_here:
             problems.append(f"{where}: field {name!r} is missing")
     unknown = sorted(set(entry) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
