@@ -211,3 +211,10 @@ def test_clinc_labels_that_differ_only_in_case_or_unicode_form_are_refused(tmp_p
     # the same labels, spelt alike everywhere, still load
     path.write_text(json.dumps({"train": [["hi", "greet"]], "test": [["hello", "greet"]]}))
     assert load_clinc(path)["test"].labels == ("greet",)
+
+
+def test_a_label_with_a_control_character_is_refused_as_a_tag_would_be():
+    from legacy_assistant.classifier.datasets import label_problem
+
+    assert label_problem("a\nb") == r"holds a control character ('\n'): a name is one line of text"
+    assert label_problem("a b") is None

@@ -229,3 +229,17 @@ def test_the_fallback_needs_no_patterns_field(tmp_path):
     assert intents["fallback"].patterns == () and intents["fallback"].responses == ("Sorry?",)
     data["intents"][0] = {"tag": "greet", "responses": ["Hello"]}  # any other intent still needs them
     assert "intent #0 ('greet'): field 'patterns' is missing" in str(problems_of(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    "tag, expected",
+    [
+        ("a\nb", r"holds a control character ('\n'): a name is one line of text"),
+        ("a\x00", r"holds a control character ('\x00')"),
+        ("OOS", "'OOS' looks the same as the out-of-scope label 'oos'"),  # as a CSV label already was
+    ],
+)
+def test_tags_that_print_on_two_lines_or_read_as_the_out_of_scope_label_are_refused(tmp_path, tag, expected):
+    data = {"intents": [{"tag": "greet", "patterns": ["hi"], "responses": ["Hello"]},
+                        {"tag": tag, "patterns": ["x"], "responses": ["y"]}]}
+    assert f"intent #1 ({tag!r}): field 'tag': {expected}" in str(problems_of(tmp_path, data))

@@ -34,6 +34,7 @@ from legacy_assistant.classifier.intents import (
     _has_lone_surrogate,
     _looks_like_fallback,
     _visible,
+    control_character_problem,
     load_intents,
     looks_of,
 )
@@ -469,6 +470,8 @@ def label_problem(label: str, oos_label: str | None = None) -> str | None:
         return "is not valid Unicode text (a lone surrogate escape)"
     if not _visible(label):
         return "is empty once invisible format characters (such as a zero-width space) are removed"
+    if control_character_problem(label):
+        return control_character_problem(label)
     if label == FALLBACK_TAG:
         return (
             f"{label!r} is the reserved fallback tag (in an intents file, the intent holding the fallback's "

@@ -212,6 +212,13 @@ def looks_of(name: str) -> str:
     return unicodedata.normalize("NFC", drop_format_characters(name)).casefold()
 
 
+def control_character_problem(name: str) -> str | None:
+    """What is wrong with a tag or label holding a control character (a line break, a NUL, a
+    tab): every log line, ``info`` and ``chat --show-intent`` print a name on one line."""
+    found = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    return None if found is None else f"holds a control character ({ascii(found)}): a name is one line of text"
+
+
 def _visible(text: str) -> str:
     """What a reader sees of ``text``: without invisible format characters and outer spaces."""
     return drop_format_characters(text).strip()
@@ -323,6 +330,14 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
     elif isinstance(tag, str) and tag != tag.strip():
         # "a " and "a" would be two intents that look alike in every answer and log
         problems.append(f"{where}: field 'tag': has spaces at its start or end")
+    elif isinstance(tag, str) and control_character_problem(tag):
+        problems.append(f"{where}: field 'tag': {control_character_problem(tag)}")
+    elif isinstance(tag, str) and tag != oos_label and looks_of(tag) == looks_of(oos_label):
+        # an in-scope intent, beside the out-of-scope class it reads as
+        problems.append(
+            f"{where}: field 'tag': {tag!r} looks the same as the out-of-scope label {oos_label!r}; tags may "
+            "not differ from it only in case, Unicode form or invisible format characters"
+        )
     elif isinstance(tag, str) and _looks_like_fallback(tag):
         # an ordinary intent, never chosen, while the fallback would use the default answer
         problems.append(
