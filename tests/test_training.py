@@ -60,6 +60,9 @@ def test_an_intent_whose_patterns_hold_no_word_is_refused_by_name():
     tags = ["greet", "greet", "bye", "bye", "dots", "dots"]
     with pytest.raises(TrainingError, match="intent\\(s\\) 'dots': field 'patterns': no pattern holds a word"):
         train(texts, tags, TrainingConfig(epochs=1))
+    # none holds one: every intent is named, not "no features" with no file or intent
+    with pytest.raises(TrainingError, match="intent\\(s\\) 'bye', 'dots': field 'patterns': no pattern holds a word"):
+        train(["...", "?!", "!", "??"], ["dots", "dots", "bye", "bye"], TrainingConfig(epochs=1))
 
 
 def test_config_round_trip_and_errors(tmp_path):

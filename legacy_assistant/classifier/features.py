@@ -29,6 +29,10 @@ WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 32  # longest n-gram, in words or characters
 
 
+class NoFeaturesError(ConfigError):
+    """No term of the training texts is kept: every text would encode to nothing."""
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """What counts as a feature and how it is weighted.
@@ -166,12 +170,12 @@ class Featurizer:
             kept = sorted(kept, key=lambda pair: (-pair[0], pair[1]))[: config.max_features]
         vocabulary = sorted(t for _, t in kept)
         if not vocabulary and document_frequency:
-            raise ConfigError(
+            raise NoFeaturesError(
                 f"no features: no term occurs in min_count = {config.min_count} training texts "
                 f"(the most frequent is in {max(document_frequency.values())})"
             )
         if not vocabulary:
-            raise ConfigError("no features: the training texts hold no words after tokenizing")
+            raise NoFeaturesError("no features: the training texts hold no words after tokenizing")
         idf = None
         if config.weighting == "tfidf":
             n = len(term_lists)

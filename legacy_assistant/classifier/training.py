@@ -24,7 +24,7 @@ import numpy as np
 from compat.classifier.schema import NetworkSpec
 from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
 from legacy_assistant.classifier.config import TrainingConfig
-from legacy_assistant.classifier.features import Featurizer, SparseRows, length_sorted_batches
+from legacy_assistant.classifier.features import Featurizer, NoFeaturesError, SparseRows, length_sorted_batches
 from legacy_assistant.classifier.intents import looks_of
 from legacy_assistant.classifier.thresholds import (
     InScopeCalibration,
@@ -360,7 +360,10 @@ class Features:
 
 def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     """Fit the featurizer on the training texts and encode both sets."""
-    featurizer, x_train = Featurizer.fit_encode(data.texts, config.features)
+    try:
+        featurizer, x_train = Featurizer.fit_encode(data.texts, config.features)
+    except NoFeaturesError:  # every class is unlearnable: name them, as when only some are
+        raise UnlearnableIntentsError(list(data.classes)) from None
     lengths = np.asarray(x_train.lengths)
     mute = [tag for index, tag in enumerate(data.classes) if not lengths[data.labels == index].any()]
     if mute:  # every input of such a class is the empty one: no message could ever reach it
