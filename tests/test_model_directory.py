@@ -293,6 +293,12 @@ def test_a_cli_path_the_system_refuses_is_one_error_line(tmp_path, capsys):
     assert main(["-q", "evaluate", str(model), str(data), "--out", str(tmp_path)]) == 1  # a folder, not a file
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ") and "is a folder" in err
+    if Path("/proc/self").exists():  # refused before the evaluation, naming the report, not a temporary file
+        for argv in (["evaluate", str(model), str(data), "--out", "/proc/report.json"],
+                     ["golden", str(model), "--check", "--report", "/proc/report.json"]):
+            assert main(["-q", *argv]) == 1
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith("error: /proc/report.json cannot be written (/proc: "), err
 
 
 def test_a_destination_that_is_an_input_file_is_named_as_that_file(tmp_path):

@@ -210,13 +210,19 @@ def check_destination(
             f"{target} holds {shown}, which {'is' if len(foreign) == 1 else 'are'} not part of its model: "
             "--force replaces the whole directory and would delete them; move them away or choose another destination"
         )
+    _check_writable_folder(target, f"{target}: cannot write there")
+
+
+def _check_writable_folder(target: Path, refusal: str) -> None:
+    """Refuse, with ``refusal`` and the system's reason, a ``target`` whose nearest existing
+    folder cannot take a new entry (before any work, not when the result is written)."""
     parent = target.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     try:  # a folder made and removed again: permissions, read-only or special file systems alike
         os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=parent))
     except OSError as exc:
-        raise ArtifactError(f"{target}: cannot write there ({parent}: {exc.strerror or exc})") from None
+        raise ArtifactError(f"{refusal} ({parent}: {exc.strerror or exc})") from None
 
 
 # What a model directory holds besides the files its manifest lists: the golden file written
@@ -264,6 +270,7 @@ def check_written_files(
             raise ArtifactError(f"{path} is a file of the model {model_dir}: write the report somewhere else")
         if model / SAVED_MODEL_DIR in target.parents:  # its every file is listed: a new one damages the model
             raise ArtifactError(f"{path} is inside the SavedModel of {model_dir}: write the report somewhere else")
+        _check_writable_folder(Path(path), f"{path} cannot be written")
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
