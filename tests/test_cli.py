@@ -251,6 +251,11 @@ def test_evaluate_counts_the_models_oos_class_as_fallback_under_another_data_lab
     assert recall and recall == [line for line in other if line.startswith("out of scope recall")]
     assert same[2:] == other[2:]  # every figure as with the model's own label
     assert "30 out of scope, label 'off_topic'; the model's class 'oos' falls back" in other[1]
+    # one of the model's own intents: its sentences would count as out of scope, rightly answered
+    assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(heldout), "--oos-label", "greeting"]) == 1
+    assert _error_lines(capsys.readouterr().err) == [
+        f"error: --oos-label 'greeting' is an in-scope intent of {DEFAULT_MODEL}: name the label DATA gives its "
+        "out-of-scope sentences"]
 
 
 def test_evaluate_refuses_an_empty_split_and_leaves_unmeasurable_figures_null(tmp_path, capsys):

@@ -51,9 +51,14 @@ def run(args: argparse.Namespace) -> int:
         check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
     predictor = Predictor.load(args.model, runtime=written_for(args.model))  # evaluate a migrated copy too
     try:
-        oos_label = (
-            args.oos_label if args.oos_label is not None else predictor.manifest.get("oos_label") or DEFAULT_OOS_LABEL
-        )
+        model_oos = predictor.manifest.get("oos_label")
+        oos_label = args.oos_label if args.oos_label is not None else model_oos or DEFAULT_OOS_LABEL
+        if args.oos_label is not None and args.oos_label != model_oos and args.oos_label in predictor.classes:
+            # its sentences would count as out of scope while the model rightly answers them
+            raise AssistantError(
+                f"--oos-label {args.oos_label!r} is an in-scope intent of {args.model}: name the label DATA gives "
+                "its out-of-scope sentences"
+            )
         data = load_data(args.data, args.format, oos_label)
         if data.format != "clinc" and args.split not in CLINC_SPLITS:  # a CLINC150 file names its own splits
             raise AssistantError(
