@@ -188,13 +188,19 @@ def test_train_and_evaluate_clinc_layout(tmp_path, capsys):
     assert "no split 'dev'" in capsys.readouterr().err
 
 
-def test_train_classic_preset_and_fixed_threshold(tmp_path):
+def test_train_classic_preset_and_fixed_threshold(tmp_path, capsys):
     from tests.helpers import TEST_DATA
 
     out = tmp_path / "classic"
     argv = ["-q", "train", str(TEST_DATA / "tiny.csv"), "--out", str(out), "--preset", "classic", "--epochs", "3",
             "--threshold", "0.4", "--no-oos-class", "--no-plot"]
     assert main(argv) == 0
+    # what it trains on: the out-of-scope rows are not among its labels and examples
+    from legacy_assistant.classifier.datasets import load_csv
+
+    labels = load_csv(TEST_DATA / "tiny.csv").labels
+    n_oos, rows = labels.count("oos"), len(labels)
+    assert n_oos and f"{rows - n_oos} training examples ({n_oos} out of scope left out)" in capsys.readouterr().out
     manifest = json.loads((out / "assistant.json").read_text())
     assert manifest["training"]["hidden_units"] == [128, 64] and manifest["training"]["optimizer"] == "sgd"
     assert manifest["threshold"] == 0.4 and manifest["oos_label"] is None and "oos" not in manifest["classes"]

@@ -193,9 +193,15 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(str(held_path), unseen)
     intents = data.intents or synthesized_intents(training.labels, args.oos_label, data.path)
     n_oos = sum(label == args.oos_label for label in training.labels)
+    if n_oos and not config.oos_class:  # left out of training (oos_class off): not what it trains on
+        kept = [label for label in training.labels if label != args.oos_label]
+        counts = f"{len(set(kept))} labels, {len(kept)} training examples ({n_oos} out of scope left out)"
+    else:
+        counts = f"{len(set(training.labels))} labels, {len(training)} training examples" + (
+            f" ({n_oos} out of scope)" if n_oos else ""
+        )
     print(
-        f"{args.data} ({data.format}): {len(set(training.labels))} labels, {len(training)} training examples"
-        + (f" ({n_oos} out of scope)" if n_oos else "")
+        f"{args.data} ({data.format}): {counts}"
         + (f", {len(validation)} validation examples" if validation is not None else "")
     )
 
