@@ -181,9 +181,11 @@ def test_failed_export_leaves_old_model_and_no_debris(tiny_trained, tiny_intents
 
 
 def test_force_replaces_atomically(tiny_trained, tiny_intents, model_copy):
-    (model_copy / "stale.txt").write_text("old")
+    # inside the old model's SavedModel: the whole old directory goes (a file beside the model
+    # is refused instead, tests/test_model_directory.py)
+    (model_copy / "saved_model" / "stale.txt").write_text("old")
     export_artifact(tiny_trained, tiny_intents, model_copy, force=True, plot=True)
-    assert not (model_copy / "stale.txt").exists()
+    assert not (model_copy / "saved_model" / "stale.txt").exists()
     assert (model_copy / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in model_copy.parent.iterdir()] == [model_copy.name]
     verify_artifact(model_copy)
