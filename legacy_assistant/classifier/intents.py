@@ -447,7 +447,9 @@ def _classic_context(entry: Mapping, where: str, problems: list[str]) -> str | N
     if isinstance(value, str):  # seen in the wild: "context": "tag"
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{where}: field 'context': must be a list of strings, got {_kind(value)}")
+        odd = next((v for v in value if not isinstance(v, str)), None) if isinstance(value, list) else None
+        got = f"a list holding {_kind(odd)}" if isinstance(value, list) else _kind(value)
+        problems.append(f"{where}: field 'context': must be a list of strings, got {got}")
         return None
     named = [v.strip() for v in value if v.strip()]
     if len(named) > 1:
