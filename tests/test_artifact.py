@@ -64,6 +64,17 @@ def test_missing_manifest_and_missing_dir(model_copy, tmp_path):
     refuse(model_copy, "not a legacy-assistant model directory")
 
 
+def test_a_responder_given_as_an_intent_model_is_named_as_one():
+    from legacy_assistant.responder.responder import Responder
+    from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
+
+    refuse(DEFAULT_RESPONDER, r"responder: a responder \(responder.json\), not an intent model \(no assistant.json\); "
+                              r"load it as a responder \(--responder\)")
+    with pytest.raises(ArtifactError, match=r"default: an intent model \(assistant.json\), not a responder "
+                                            r"\(no responder.json\); load it as an intent model \(--model\)"):
+        Responder.load(DEFAULT_MODEL)
+
+
 def _rewrite(root, change):
     """Edit the manifest and digest it again: a change its checksum cannot catch."""
     from legacy_assistant.artifacts.directory import manifest_digest, write_json

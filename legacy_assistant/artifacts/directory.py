@@ -356,6 +356,17 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         raise ArtifactError(f"model directory not found: {root}")
     manifest_path = root / manifest_name
     if not manifest_path.is_file():
+        other = next((name for name in MODEL_MANIFESTS if name != manifest_name and (root / name).is_file()), None)
+        if other is not None:  # the other kind of model: say which, and where it goes
+            kinds = {
+                CLASSIFIER_MANIFEST: ("an intent model", "--model"),
+                RESPONDER_MANIFEST: ("a responder", "--responder"),
+            }
+            kind, flag = kinds[other]
+            wanted = kinds.get(manifest_name, ("a model of another kind", ""))[0]
+            raise ArtifactError(
+                f"{root}: {kind} ({other}), not {wanted} (no {manifest_name}); load it as {kind} ({flag})"
+            )
         raise ArtifactError(f"{manifest_path}: missing: not a legacy-assistant model directory")
     try:
         # a key given twice would be read as its last value while a person reading the file
