@@ -42,3 +42,11 @@ def test_golden_intent_is_top_of_raw_ranking(golden, default_predictor):
         ranking = default_predictor.rank_one(case["text"])
         assert ranking[0][0] == case["intent"]
         np.testing.assert_allclose(ranking[0][1], case["probabilities"][case["intent"]], atol=TOLERANCE)
+
+
+def test_a_sentences_file_with_a_byte_order_mark_keeps_it_out_of_the_first_sentence(tmp_path):
+    from legacy_assistant.classifier.golden import read_sentences
+
+    path = tmp_path / "sentences.txt"
+    path.write_bytes(b"\xef\xbb\xbfhello there\n# a comment\nI'd like a coffee\n")
+    assert read_sentences(path) == ["hello there", "I'd like a coffee"]

@@ -70,7 +70,7 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
 def read_sentences(path: str | Path) -> list[str]:
     """One sentence per line; blank lines and ``#`` comments skipped."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise AssistantError(f"{path}: sentences file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
