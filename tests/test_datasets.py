@@ -146,6 +146,10 @@ def test_format_detection(tmp_path):
     broken.write_text('{"train": [}')
     with pytest.raises(DataError, match="invalid JSON at line 1"):
         detect_format(broken)
+    tabs = tmp_path / "sentences.tsv"  # not "invalid JSON": it never claimed to be JSON
+    tabs.write_text("text\tlabel\nhi\tgreet\n")
+    with pytest.raises(DataError, match="not JSON, and a '.tsv' file is no layout this reads: give a .csv file"):
+        detect_format(tabs)
 
 
 def test_a_repeated_key_is_refused_by_the_reader_of_the_recognised_layout(tmp_path):

@@ -110,6 +110,16 @@ def detect_format(path: str | Path) -> str:
         # A file that only repeats a key is still recognisable: its own reader then refuses it
         # in its own words (an intents file's problems are named as such).
         data = _json_ignoring_repeats(path)
+        if data is None and path.suffix.lower() not in ("", ".json") and path.is_file():
+            # a .tsv or .txt read as JSON would be "invalid JSON at line 1": say what is read
+            raise DataError(
+                str(path),
+                [
+                    f"not JSON, and a {path.suffix!r} file is no layout this reads: give a .csv file "
+                    "('text' and 'label' columns) or a JSON file (an intents file or the CLINC150 layout), "
+                    "or name the layout with --format"
+                ],
+            ) from None
         if data is None:
             raise
     if isinstance(data, dict) and "intents" in data:
