@@ -259,17 +259,17 @@ def check_written_files(
         if not str(path).strip():  # Path("") is "." and "" would mean "the default" to a caller
             raise ArtifactError("an output file is an empty path: name a file")
         if Path(path).is_dir():
-            raise ArtifactError(f"{path} is a folder: name a file to write the report to")
+            raise ArtifactError(f"{path} is a folder: name a file to write")
         blocking = blocking_file(path)
         if blocking is not None:
             raise ArtifactError(f"{path} cannot be written: {blocking} is a file, not a folder")
         target = Path(path).resolve()
         if target in sources:
-            raise ArtifactError(f"{path} is an input of this command: write the report somewhere else")
+            raise ArtifactError(f"{path} is an input of this command: write somewhere else")
         if model in target.parents and target.exists() and target.relative_to(model).as_posix() not in allowed:
-            raise ArtifactError(f"{path} is a file of the model {model_dir}: write the report somewhere else")
+            raise ArtifactError(f"{path} is a file of the model {model_dir}: write somewhere else")
         if model / SAVED_MODEL_DIR in target.parents:  # its every file is listed: a new one damages the model
-            raise ArtifactError(f"{path} is inside the SavedModel of {model_dir}: write the report somewhere else")
+            raise ArtifactError(f"{path} is inside the SavedModel of {model_dir}: write somewhere else")
         _check_writable_folder(Path(path), f"{path} cannot be written")
 
 
