@@ -106,6 +106,18 @@ def test_the_real_responder_speaks_in_chat_and_webhook(make_talking_client, defa
     assert [t["generated"] for t in transcript] == [True, False]
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u2060"])
+def test_a_first_message_of_invisible_characters_gets_the_canned_fallback(make_talking_client, invisible):
+    """Nothing for the responder to read: the canned answer, as without a responder (it was a
+    400 invalid_request, and the turn was not stored)."""
+    client = make_talking_client()
+    body = client.post("/api/v1/chat", json={"sender": "inv", "message": invisible}).get_json()
+    assert body["intent"] == FALLBACK_TAG and body["generated"] is False and body["reply"]
+    hook = client.post("/webhooks/rest/webhook", json={"sender": "inv2", "message": invisible})
+    assert hook.status_code == 200 and hook.get_json()[0]["text"] == body["reply"]
+    assert len(client.get("/api/v1/conversations/inv").get_json()["turns"]) == 1
+
+
 def test_chat_and_webhook_take_a_condition_strength(make_talking_client, default_responder):
     client = make_talking_client()
     messages = [UNKNOWN, "tell me about your favourite band", "what do you think of the weather on mars"]

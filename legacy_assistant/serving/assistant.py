@@ -233,10 +233,10 @@ class Assistant:
         with self.store.conversation(sender):
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, understood)
-            if not self._generates(reply):
+            context = self._context(sender, message) if self._generates(reply) else None
+            if context is None or not self._readable(context):
                 self._save(sender, message, reply, next_state)
                 return reply
-            context = self._context(sender, message)
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
         # the server: the reply is made outside it. A turn of this sender stored meanwhile came
         # after this one, so this one stays the fallback it was decided as and leaves that
@@ -363,6 +363,16 @@ class Assistant:
     def _generates(self, reply: Reply) -> bool:
         """Whether the responder says ``reply`` instead of its canned fallback text."""
         return reply.intent == FALLBACK_TAG and self.generates_fallback
+
+    def _readable(self, context: list[str]) -> bool:
+        """Whether the responder can read any word of ``context``: a first message of only
+        invisible characters (a zero-width space) gives it none, and gets the canned fallback."""
+        assert self.responder is not None  # generating: a responder is loaded
+        try:
+            self.responder.check_request(context)
+        except RequestError:
+            return False
+        return True
 
     def _context(self, sender: str, message: str) -> list[str]:
         """The turns the responder reads: the conversation's last turns, both sides, and ``message``."""
