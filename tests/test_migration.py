@@ -147,7 +147,10 @@ def tf2_process_answers(migrated_default, golden) -> dict:
         "    if i < 16:\n        barrier.wait()\n"
         "    return p.rank_one(texts[i % len(texts)]) == sequential[i % len(texts)]\n"
         "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
-        "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}}))\n"
+        "p.close()\n"
+        "try:\n    p.rank(['hi'])\n    closed = 'answered'\n"
+        "except Exception as exc:\n    closed = f'{type(exc).__name__}: {exc}'\n"
+        "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}, 'closed': closed}))\n"
     )
     return json_out(result)
 
@@ -161,6 +164,10 @@ def test_web_app_serves_the_tf2_model_like_the_compat_one(tf2_process_answers, d
         assert answer["intent"]["name"] == default_predictor.rank_one(text)[0][0]
         got = {item["name"]: item["confidence"] for item in answer["intent_ranking"]}
         assert max(abs(got[name] - expected[name]) for name in got) <= TOLERANCE
+
+
+def test_a_closed_tf2_model_says_it_is_closed(tf2_process_answers):
+    assert tf2_process_answers["closed"] == "RuntimeError: Attempted to use a closed TF2 model."  # not a TypeError
 
 
 def test_tf2_model_from_16_threads_matches_sequential(tf2_process_answers):

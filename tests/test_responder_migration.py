@@ -170,10 +170,24 @@ def tf2_answers(migrated, source) -> dict:
         "for s in (0.0, 3.0):\n"
         "    guided[f'ids {s}'] = r.model.decode(ids, conditions, mode='greedy', max_length=8,\n"
         "                                        condition_strength=s).ids.tolist()\n"
-        "print(json.dumps({'plain': plain, 'guided': guided}))\n",
+        "r.close()\n"
+        "closed = []\n"
+        "for call in (lambda: r.respond(['hi']), lambda: r.respond(['hi'], mode='beam'), lambda: r.score(['hi'], 'yo')):\n"
+        "    try:\n"
+        "        call()\n"
+        "        closed.append('answered')\n"
+        "    except Exception as exc:\n"
+        "        closed.append(f'{type(exc).__name__}: {exc}')\n"
+        "print(json.dumps({'plain': plain, 'guided': guided, 'closed': closed}))\n",
         timeout=300,
     )
     return json_out(result)
+
+
+def test_a_closed_tf2_responder_says_it_is_closed(tf2_answers):
+    """As a closed compat session does: not a bare KeyError, nor a message sending the user to
+    migrate a model that is fine."""
+    assert tf2_answers["closed"] == ["RuntimeError: Attempted to use a closed TF2 responder."] * 3
 
 
 def test_tf2_copy_answers_through_responder_as_the_compat_model_does(tf2_answers, compat_responder):

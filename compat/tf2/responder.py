@@ -757,6 +757,7 @@ class Tf2Responder:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``;
         the options of :meth:`compat.responder.decoding.DecodeRunner.decode`. Bad inputs raise
         ``ValueError`` before anything runs."""
+        self._check_open()
         call = decode_call(context_ids, condition_ids, self.vocab_size, self.n_conditions, **options)
         if call.mode not in self._signatures:
             raise ValueError(
@@ -770,11 +771,16 @@ class Tf2Responder:
 
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
         """float32 ``[batch, reply_len]``: log p of each token of ``reply_ids`` (0 at PAD)."""
+        self._check_open()
         context, conditions = check_context(context_ids, condition_ids, self.vocab_size, self.n_conditions, "score")
         reply = check_reply(reply_ids, context.shape[0], self.vocab_size, "score")
         if reply.size == 0:
             return np.zeros(reply.shape, np.float32)
         return self._call("score", {CONTEXT: context, CONDITION: conditions, REPLY: reply})[TOKEN_LOG_PROBS]
+
+    def _check_open(self) -> None:
+        if self._loaded is None:  # as a closed compat session says it (its signatures are gone)
+            raise RuntimeError("Attempted to use a closed TF2 responder.")
 
     def close(self) -> None:
         self._loaded = None

@@ -65,6 +65,8 @@ class Tf2Classifier:
 
     def predict_proba(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Sparse features ``[batch, width]`` -> float32 ``[batch, n_classes]`` probabilities."""
+        if self._predict is None:  # as a closed compat session says it
+            raise RuntimeError("Attempted to use a closed TF2 model.")
         ids, weights = check_sparse(ids, weights, self.n_features, "predict_proba")
         return self._predict(**{IDS_KEY: tf.constant(ids), WEIGHTS_KEY: tf.constant(weights)})[OUTPUT_KEY].numpy()
 
