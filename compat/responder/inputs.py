@@ -19,6 +19,10 @@ INT32_MAX = 2**31 - 1  # the graph takes n_samples as int32
 # sample_rerank draws this many rows per context at once, each as long as max_length: a bound
 # keeps one request from allocating gigabytes (the default is 10)
 MAX_SAMPLES = 1_000
+# The widest beam a Responder's options take: a beam search keeps width x vocabulary scores a
+# step and ranks them, so its cost grows faster than the width (a width near the vocabulary's
+# size, which was accepted, kept one reply decoding for minutes).
+MAX_BEAM_WIDTH = 256
 # The most reply tokens (END included) a decode may be asked for. The decode loops keep the
 # replies so far in one int32 ``[n, max_length + 1]`` buffer (plus ``[max_length, n, 2]`` write
 # positions), allocated up front and copied at every step, so the cost of a decode grows with

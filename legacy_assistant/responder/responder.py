@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from compat.responder.inputs import (
-    INT32_MAX,
+    MAX_BEAM_WIDTH,
     MAX_CONDITION_STRENGTH,
     MAX_DECODE_LENGTH,
     MAX_SAMPLES,
@@ -102,7 +102,11 @@ class DecodingOptions:
             value = getattr(self, name)
             if not is_finite_number(value):
                 raise RequestError(f"{name} must be a finite number, got {value!r}")
-        for name, high in (("beam_width", INT32_MAX), ("n_samples", MAX_SAMPLES), ("max_length", MAX_DECODE_LENGTH)):
+        for name, high in (
+            ("beam_width", MAX_BEAM_WIDTH),
+            ("n_samples", MAX_SAMPLES),
+            ("max_length", MAX_DECODE_LENGTH),
+        ):
             value = getattr(self, name)
             if value is None and name == "max_length":
                 continue
