@@ -390,3 +390,28 @@ def test_many_threads_share_one_responder(responder):
     assert replies == expected
     batched = responder.respond_batch([c for c, _ in requests], [k for _, k in requests], mode="beam")
     assert batched == expected
+
+
+def test_options_that_are_not_decoding_options_are_refused_before_loading():
+    from legacy_assistant.errors import RequestError
+    from legacy_assistant.responder.responder import Responder
+    from tests.helpers import DEFAULT_RESPONDER
+
+    with pytest.raises(RequestError, match="options must be DecodingOptions \\(or None\\), got dict"):
+        Responder.load(DEFAULT_RESPONDER, options={"temperature": 1})  # was an AttributeError
+
+
+def test_predictor_and_assistant_close_as_context_managers(tmp_path):
+    """As a Responder does: ``with Predictor.load(...) as p:`` closes its session at the end."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.serving.assistant import Assistant
+    from tests.helpers import DEFAULT_MODEL
+
+    with Predictor.load(DEFAULT_MODEL) as predictor:
+        assert predictor.rank_one("hello there")
+    with pytest.raises(RuntimeError, match="closed"):
+        predictor.rank_one("hello there")
+    with Assistant.load(DEFAULT_MODEL) as assistant:
+        assert assistant.parse("hello there")
+    with pytest.raises(RuntimeError, match="closed"):
+        assistant.parse("hello there")

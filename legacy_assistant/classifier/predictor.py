@@ -187,3 +187,9 @@ class Predictor:
 
     def close(self) -> None:
         self._classifier.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -179,6 +179,9 @@ class Responder:
         (``runtime`` in ``responder.json``; ``compat`` when absent).
         """
 
+        if options is not None and not isinstance(options, DecodingOptions):  # before anything loads
+            raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
+
         def load() -> Responder:
             from compat.interface import SavedModelError
             from compat.selection import load_responder, selected

@@ -355,6 +355,12 @@ class Assistant:
             if self.responder is not None:
                 self.responder.close()
 
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def generates_fallback(self) -> bool:
         """Whether the responder writes the replies no intent fits (``fallback`` "generate" and a responder)."""
