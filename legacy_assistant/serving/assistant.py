@@ -233,16 +233,21 @@ class Assistant:
         with self.store.conversation(sender):
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, understood)
-            context = self._context(sender, message) if self._generates(reply) else None
-            if context is None or not self._readable(context):
+            if not self._generates(reply):
                 self._save(sender, message, reply, next_state)
                 return reply
+            context = self._context(sender, message)
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
         # the server: the reply is made outside it. A turn of this sender stored meanwhile came
         # after this one, so this one stays the fallback it was decided as and leaves that
         # turn's state as it is (one turn more): decided again, it would be taken by a flow the
         # later turn opened ("Go ahead, write your feedback" with the feedback already taken).
-        text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
+        try:
+            text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
+        except RequestError:
+            # the emotion and strength were checked above: the context holds no word the responder
+            # can read (a first message of a zero-width space), and the canned fallback answers
+            text = ""
         with self.store.conversation(sender):
             current = self.store.load(sender)
             if current != state:
@@ -369,17 +374,6 @@ class Assistant:
     def _generates(self, reply: Reply) -> bool:
         """Whether the responder says ``reply`` instead of its canned fallback text."""
         return reply.intent == FALLBACK_TAG and self.generates_fallback
-
-    def _readable(self, context: list[str]) -> bool:
-        """Whether the responder can read any word of ``context``: a first message of only
-        invisible characters (a zero-width space) gives it none, and gets the canned fallback."""
-        if self.responder is None:  # a generating function given without a responder: it decides
-            return True
-        try:
-            self.responder.check_request(context)
-        except RequestError:
-            return False
-        return True
 
     def _context(self, sender: str, message: str) -> list[str]:
         """The turns the responder reads: the conversation's last turns, both sides, and ``message``."""
