@@ -240,9 +240,10 @@ def _not_of_the_model(directory: Path, manifests: Sequence[str]) -> list[str]:
     for name in manifests:
         try:
             files = json.loads((directory / name).read_text(encoding="utf-8")).get("files")
-            listed.update(str(path).split("/", 1)[0] for path in files)
-        except (OSError, ValueError, AttributeError, TypeError):  # absent or damaged: the usual names
+        except (OSError, ValueError, AttributeError):  # absent or damaged: the usual names
             continue
+        if isinstance(files, (dict, list)):  # a damaged manifest's string would list its characters
+            listed.update(str(path).split("/", 1)[0] for path in files)
     own |= listed or set(_USUAL_MODEL_FILES)
     return sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir() if p.name not in own)
 

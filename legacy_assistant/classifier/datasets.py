@@ -480,8 +480,8 @@ def label_problem(label: str, oos_label: str | None = None) -> str | None:
         return "is not valid Unicode text (a lone surrogate escape)"
     if not _visible(label):
         return "is empty once invisible format characters (such as a zero-width space) are removed"
-    if control_character_problem(label):
-        return control_character_problem(label)
+    if control := control_character_problem(label):
+        return control
     if label == FALLBACK_TAG:
         return (
             f"{label!r} is the reserved fallback tag (in an intents file, the intent holding the fallback's "

@@ -330,8 +330,8 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
     elif isinstance(tag, str) and tag != tag.strip():
         # "a " and "a" would be two intents that look alike in every answer and log
         problems.append(f"{where}: field 'tag': has spaces at its start or end")
-    elif isinstance(tag, str) and control_character_problem(tag):
-        problems.append(f"{where}: field 'tag': {control_character_problem(tag)}")
+    elif isinstance(tag, str) and (control := control_character_problem(tag)):
+        problems.append(f"{where}: field 'tag': {control}")
     elif isinstance(tag, str) and tag != oos_label and looks_of(tag) == looks_of(oos_label):
         # an in-scope intent, beside the out-of-scope class it reads as
         problems.append(
