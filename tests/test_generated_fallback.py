@@ -236,8 +236,10 @@ def test_a_turn_stored_while_a_reply_is_generated_is_kept(default_predictor):
     assert interleaved and interleaved[0].intent == "greeting"
     assert reply.generated and reply.text == "generated late"
     turns = assistant.history("s")
-    assert [t.message for t in turns] == [GREETING, UNKNOWN]
-    assert store.load("s").turns == 2  # decided again on the state the other turn left: nothing lost
+    # the turn was stored first and its reply amended in place: the later turn follows it
+    assert [(t.message, t.generated) for t in turns] == [(UNKNOWN, True), (GREETING, False)]
+    assert turns[0].reply == "generated late"
+    assert store.load("s").turns == 2  # nothing lost
 
 
 def test_a_flow_opened_while_a_reply_is_generated_waits_for_the_next_message(default_predictor):
@@ -261,3 +263,29 @@ def test_a_flow_opened_while_a_reply_is_generated_waits_for_the_next_message(def
     feedback = assistant.chat("s", "the croissants were lovely")
     assert (feedback.intent, feedback.reason) == ("leave_feedback_text", "follow_up")
 
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("earlier_turns", [0, 1])
+def test_a_conversation_deleted_while_its_reply_is_generated_stays_deleted(default_predictor, tmp_path, kind,
+                                                                            earlier_turns):
+    """DELETE answers after any turn in progress: a reply still being generated must not store
+    the conversation again once it is forgotten (with or without earlier turns)."""
+    from legacy_assistant.stores.sqlite_store import SQLiteStore
+
+    store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "c.db")
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    forgotten = []
+
+    def generate(context, emotion, mode, seed, condition_strength):
+        forgotten.append(assistant.forget("s"))  # the user deletes the conversation meanwhile
+        return "generated after the delete"
+
+    assistant = Assistant(default_predictor, policy, store, None, generate=generate)
+    for _ in range(earlier_turns):
+        assert not assistant.chat("s", GREETING).generated
+    reply = assistant.chat("s", UNKNOWN)
+    assert reply.generated and reply.text == "generated after the delete"  # the sender still gets it
+    assert forgotten == [True]
+    assert assistant.history("s") == [] and store.load("s").turns == 0
+    store.close()

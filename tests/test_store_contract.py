@@ -311,6 +311,50 @@ def test_redis_forgets_idle_conversations_itself(make_redis_store):
     assert [t.message for t in store.history("a")] == ["new"]
 
 
+def test_amend_replaces_the_stored_turn_and_nothing_else(make_store):
+    """A generated reply is stored as its turn's canned reply first, then amended in place."""
+    first, second = make_store(), make_store()
+    canned = turn("tell me a story")
+    first.save("a", ConversationState(turns=1), turn("hi"))
+    first.save("a", ConversationState(context="c", turns=2), canned)
+    first.save("a", ConversationState(context="d", turns=3), turn("later"))  # a later turn of the sender
+    amended = Turn(canned.message, "once upon a time", canned.intent, canned.confidence, canned.at, generated=True)
+    with first.conversation("a"):
+        assert first.amend("a", canned, amended) is True
+    history = second.history("a")
+    assert [(t.message, t.reply, t.generated) for t in history] == [
+        ("hi", "reply to hi", False),
+        ("tell me a story", "once upon a time", True),
+        ("later", "reply to later", False),
+    ]
+    assert history[1] == amended
+    assert second.load("a") == ConversationState(context="d", turns=3)
+    assert second.amend("a", canned, amended) is False  # no longer stored as it was
+    assert second.amend("a", turn("never said"), amended) is False
+    assert [t.reply for t in first.history("a")] == ["reply to hi", "once upon a time", "reply to later"]
+
+
+def test_amend_does_not_bring_back_a_forgotten_conversation(make_store):
+    store = make_store()
+    canned = turn("tell me a story")
+    store.save("gone", ConversationState(turns=1), canned)
+    assert store.forget("gone") is True
+    amended = Turn(canned.message, "once upon a time", canned.intent, canned.confidence, canned.at, generated=True)
+    with store.conversation("gone"):
+        assert store.amend("gone", canned, amended) is False
+    assert store.history("gone") == [] and store.load("gone") == ConversationState()
+    assert store.forget("gone") is False
+
+
+def test_amend_leaves_an_expired_conversation_expired(make_clocked_store):
+    store, clock = make_clocked_store(ttl_seconds=60), make_clocked_store.clock
+    canned = turn()
+    store.save("a", ConversationState(turns=1), canned)
+    clock.advance(61)
+    assert store.amend("a", canned, Turn("hi", "amended", "greeting", 0.75, canned.at)) is False
+    assert store.history("a") == []
+
+
 def test_forget_deletes_one_conversation_for_every_store_object(make_store):
     first, second = make_store(), make_store()
     first.save("gone", ConversationState(context="c", turns=2), turn("one"))

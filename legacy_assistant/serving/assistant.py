@@ -215,6 +215,10 @@ class Assistant:
     ) -> Reply:
         """Answer one turn of ``sender``'s conversation; the turn is stored before returning.
 
+        A reply the responder writes is made outside the store's hold: the turn is stored first
+        with the canned fallback, then amended to the generated reply. A conversation deleted
+        while its reply was generated stays deleted (the reply is still returned).
+
         ``emotion`` is the responder's condition for a generated reply (default neutral), and
         ``condition_strength`` its guidance (default the server's); an unknown emotion or a bad
         strength raises :class:`RequestError` whether or not this turn needs the responder.
@@ -233,29 +237,26 @@ class Assistant:
         with self.store.conversation(sender):
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, understood)
-            if not self._generates(reply):
-                self._save(sender, message, reply, next_state)
-                return reply
-            context = self._context(sender, message)
+            context = self._context(sender, message) if self._generates(reply) else None
+            canned = self._save(sender, message, reply, next_state)
+        if context is None:
+            return reply
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
-        # the server: the reply is made outside it. A turn of this sender stored meanwhile came
-        # after this one, so this one stays the fallback it was decided as and leaves that
-        # turn's state as it is (one turn more): decided again, it would be taken by a flow the
-        # later turn opened ("Go ahead, write your feedback" with the feedback already taken).
+        # the server: the reply is made outside it. The turn was stored first, with its canned
+        # reply, so a later turn of this sender follows it, and a conversation deleted meanwhile
+        # stays deleted: the amend below finds no turn to change and writes nothing.
         try:
             text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
         except RequestError:
             # the emotion and strength were checked above: the context holds no word the responder
             # can read (a first message of a zero-width space), and the canned fallback answers
-            text = ""
+            return reply
+        if not has_words(text):
+            return reply
+        generated = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
         with self.store.conversation(sender):
-            current = self.store.load(sender)
-            if current != state:
-                next_state = replace(current, turns=current.turns + 1)
-            if has_words(text):
-                reply = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
-            self._save(sender, message, reply, next_state)
-        return reply
+            self.store.amend(sender, canned, replace(canned, reply=text, generated=True))
+        return generated
 
     def respond(
         self,
@@ -383,7 +384,8 @@ class Assistant:
         context.append(message)
         return context
 
-    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState) -> None:
-        self.store.save(
-            sender, state, Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated)
-        )
+    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState) -> Turn:
+        """Store the turn (with ``state``); the turn as stored."""
+        turn = Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated)
+        self.store.save(sender, state, turn)
+        return turn

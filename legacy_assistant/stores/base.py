@@ -153,6 +153,12 @@ class ConversationStore(Protocol):
     def history(self, sender: str) -> list[Turn]:
         """The sender's stored turns, oldest first; empty for an unknown or expired sender."""
 
+    def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
+        """Replace the newest stored turn equal to ``turn`` with ``amended``, leaving the state and
+        the idle time as they are; whether it was there. A turn no longer stored (forgotten,
+        expired or pushed out by newer turns since) is not written again. Durable when this
+        returns, as a save is."""
+
     def forget(self, sender: str) -> bool:
         """Delete ``sender``'s state and turns at once; whether a conversation (not expired) was
         there. Durable when this returns, as a save is."""
@@ -226,6 +232,19 @@ class MemoryStore:
         with self._lock:
             item = self._live(sender, self._clock())
             return list(item[2]) if item else []
+
+    def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
+        check_text("sender", sender)
+        with self._lock:
+            item = self._live(sender, self._clock())
+            if item is None:
+                return False
+            turns = item[2]
+            for index in range(len(turns) - 1, -1, -1):
+                if turns[index] == turn:
+                    turns[index] = amended
+                    return True
+            return False
 
     def forget(self, sender: str) -> bool:
         check_text("sender", sender)

@@ -140,12 +140,7 @@ class RedisStore:
                 with self._client.pipeline(transaction=True) as pipe:
                     if lock is not None:
                         # inside conversation(): save only while the lock is still ours, in one transaction
-                        pipe.watch(lock.name)  # the pipeline runs commands at once until multi()
-                        stored = pipe.get(lock.name)
-                        if isinstance(stored, str):  # a client that decodes responses
-                            stored = stored.encode("utf-8")
-                        if stored != lock.local.token:
-                            raise expired
+                        _watch_lock(pipe, lock, expired)
                     else:
                         # unlocked: a concurrent save that starts the conversation retries this one,
                         # which would otherwise delete that save's turn as an expired history
@@ -168,6 +163,41 @@ class RedisStore:
                         if lock is not None:
                             raise expired from None
             raise StoreError(f"{_named(sender)}: other saves kept changing it; the turn was not saved")
+
+    def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
+        import redis
+
+        check_text("sender", sender)
+        state_key, turns_key = self._key("state", sender), self._key("turns", sender)
+        lock = getattr(self._held, "locks", {}).get(sender)
+        expired = StoreError(
+            f"{_named(sender)}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
+            "was amended; it was not amended"
+        )
+        with self._errors("amend"):
+            for _ in range(SAVE_ATTEMPTS):
+                with self._client.pipeline(transaction=True) as pipe:
+                    if lock is not None:
+                        _watch_lock(pipe, lock, expired)
+                    pipe.watch(state_key, turns_key)
+                    if not pipe.exists(state_key):
+                        return False
+                    rows = pipe.lrange(turns_key, 0, -1)
+                    with self._unreadable(sender):
+                        index = next(
+                            (i for i in range(len(rows) - 1, -1, -1) if Turn.from_dict(json.loads(rows[i])) == turn),
+                            None,
+                        )
+                    if index is None:
+                        return False
+                    pipe.multi()
+                    pipe.lset(turns_key, index, json.dumps(amended.to_dict()))
+                    try:
+                        pipe.execute()
+                        return True
+                    except redis.WatchError:
+                        continue  # the lock or the conversation changed: look again
+            raise StoreError(f"{_named(sender)}: other saves kept changing it; the turn was not amended")
 
     def history(self, sender: str) -> list[Turn]:
         check_text("sender", sender)
@@ -210,6 +240,16 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _watch_lock(pipe: Any, lock: Any, expired: StoreError) -> None:
+    """Watch ``lock`` in ``pipe`` (before its ``multi()``) and raise ``expired`` unless it is still ours."""
+    pipe.watch(lock.name)  # the pipeline runs commands at once until multi()
+    stored = pipe.get(lock.name)
+    if isinstance(stored, str):  # a client that decodes responses
+        stored = stored.encode("utf-8")
+    if stored != lock.local.token:
+        raise expired
 
 
 def check_redis_url(url: str) -> None:

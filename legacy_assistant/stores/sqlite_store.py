@@ -290,6 +290,10 @@ class SQLiteStore:
         check_text("sender", sender)  # state and turn checked their own fields when made
         self._write("save", lambda connection: self._save(connection, sender, state, turn))
 
+    def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
+        check_text("sender", sender)
+        return self._write("amend", lambda connection: self._amend(connection, sender, turn, amended))
+
     def forget(self, sender: str) -> bool:
         check_text("sender", sender)
         return self._write("forget", lambda connection: self._forget(connection, sender))
@@ -333,6 +337,23 @@ class SQLiteStore:
         connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
         connection.execute("DELETE FROM conversations WHERE sender = ?", (sender,))
         return live
+
+    def _amend(self, connection: sqlite3.Connection, sender: str, turn: Turn, amended: Turn) -> bool:
+        if self._status(connection, sender, self._clock()) != "live":
+            return False
+        row = connection.execute(
+            "SELECT id FROM turns WHERE sender = ? AND message = ? AND reply = ? AND intent = ? AND confidence = ? "
+            "AND at = ? AND generated = ? ORDER BY id DESC LIMIT 1",
+            (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
+        ).fetchone()
+        if row is None:
+            return False
+        connection.execute(
+            "UPDATE turns SET message = ?, reply = ?, intent = ?, confidence = ?, at = ?, generated = ? WHERE id = ?",
+            (amended.message, amended.reply, amended.intent, amended.confidence, amended.at, int(amended.generated))
+            + (row[0],),
+        )
+        return True
 
     def _save(self, connection: sqlite3.Connection, sender: str, state: ConversationState, turn: Turn) -> None:
         now = self._clock()
