@@ -483,7 +483,10 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         f"sqlite:{tmp_path}/no-such-folder/x.db": f"the folder {tmp_path}/no-such-folder does not exist: create it",
         "redis://:s3cret@127.0.0.1:abc/0": r"^redis://:\*\*\*@127.0.0.1:abc/0: not a Redis URL",
         "redis://[::1:1/0": "not a Redis URL: Invalid IPv6 URL",
-        "redis://127.0.0.1:6379/0?db=x": "not a usable Redis URL",
+        "redis://127.0.0.1:6379/?db=x": "not a usable Redis URL",
+        "redis://127.0.0.1:6379/1?db=3": r"two database numbers, '1' in the path and '3' in \?db=",
+        "redis://127.0.0.1:6379/0?socket_timeout=0": "socket_timeout must be a number of seconds above 0, got '0'",
+        "redis://127.0.0.1:6379/0?socket_connect_timeout=-1": "socket_connect_timeout must be a number of seconds",
         "redis://127.0.0.1:6379/sessions": "the path of a Redis URL is the database number",
     }
     for url, message in cases.items():
@@ -494,6 +497,7 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         with pytest.raises(ConfigError, match=message):
             open_store(url)
     check_store_url("redis://127.0.0.1:6379/0?password=x")  # known options pass; nothing connects
+    check_store_url("redis://127.0.0.1:6379?db=2&socket_timeout=1.5")  # one database number, a real timeout
     for url in (f"sqlite://{tmp_path}/x.db", f"sqlite:///{tmp_path}/x.db", f"sqlite:{tmp_path}/x.db"):
         check_store_url(url)
         store = open_store(url)  # three and four slashes alike: the path from the root, as it is written

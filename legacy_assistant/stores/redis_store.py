@@ -273,6 +273,17 @@ def check_redis_url(url: str) -> None:
                 f"{redacted(url)}: the path of a Redis URL is the database number "
                 f"(redis://host:6379/0), got {parts.path!r}"
             )
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and "db" in query:
+        raise ConfigError(
+            f"{redacted(url)}: two database numbers, {parts.path.strip('/')!r} in the path and "
+            f"{query['db'][-1]!r} in ?db= (the client would use the second): give one"
+        )
+    for option in ("socket_timeout", "socket_connect_timeout"):
+        if option in query and not _positive_seconds(query[option][-1]):
+            raise ConfigError(
+                f"{redacted(url)}: {option} must be a number of seconds above 0, got {query[option][-1]!r}"
+            )
     try:
         pool = redis.ConnectionPool.from_url(url, **CLIENT_OPTIONS)
         pool.make_connection()  # builds the connection object from the options; connects only when used
@@ -282,6 +293,13 @@ def check_redis_url(url: str) -> None:
         reason = f"unknown option {unknown.group(1)!r} (a misspelt one?)" if unknown else str(exc)
         raise ConfigError(f"{redacted(url)}: not a usable Redis URL: {reason}") from None
     pool.disconnect()
+
+
+def _positive_seconds(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and float(text) > 0
+    except ValueError:
+        return False
 
 
 def redacted(url: str) -> str:
