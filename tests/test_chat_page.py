@@ -201,6 +201,41 @@ def test_a_message_on_its_way_is_forgotten_with_the_conversation_it_leaves(brows
     assert conversation(browser) == []  # the late answer belongs to the conversation left behind
 
 
+def test_tabs_of_one_browser_follow_each_others_new_conversation(open_browser, live_url):
+    """Two tabs share one sender id: a new conversation in one is the other's too, so the other
+    tab neither writes on into the forgotten conversation nor, later, deletes the new one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = open_browser()
+    open_fresh(driver, live_url)
+    first_tab = driver.current_window_handle
+    left = saved_sender(driver)
+    send(driver, "hello")
+    driver.switch_to.new_window("tab")
+    driver.get(live_url)
+    ready(driver)
+    second_tab = driver.current_window_handle
+    assert [text for kind, text, _ in conversation(driver) if kind == "user"] == ["hello"]  # the same conversation
+
+    driver.switch_to.window(first_tab)
+    driver.find_element(By.ID, "new-conversation").click()
+    fresh = saved_sender(driver)
+    assert fresh != left
+    WebDriverWait(driver, 10).until(lambda _: stored_turns(live_url, left) == [])
+
+    driver.switch_to.window(second_tab)
+    WebDriverWait(driver, 10).until(lambda b: conversation(b) == [])  # it left the forgotten conversation too
+    send(driver, "thanks")
+    assert stored_turns(live_url, left) == []  # nothing written into the forgotten one
+    assert [turn["message"] for turn in stored_turns(live_url, fresh)] == ["thanks"]
+
+    driver.switch_to.window(first_tab)  # the second tab's turn is in the conversation this tab holds
+    driver.refresh()
+    ready(driver)
+    assert [text for kind, text, _ in conversation(driver) if kind == "user"] == ["thanks"]
+
+
 def stored_turns(url: str, sender: str) -> list:
     """The server's turns of ``sender``, read over HTTP as any client would."""
     import json

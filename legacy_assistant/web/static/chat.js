@@ -301,11 +301,29 @@
     input.focus();
   });
 
-  setBusy(true, "Loading\u2026");
-  var restoring = ++seq;
-  restore().then(function () {
-    if (restoring !== seq) return; // a new conversation was started meanwhile
-    setBusy(false);
-    input.focus();
+  // Show this conversation's stored turns, the input waiting until they are in.
+  function showStored() {
+    log.textContent = "";
+    setBusy(true, "Loading\u2026");
+    var restoring = ++seq;
+    restore().then(function () {
+      if (restoring !== seq) return; // a new conversation was started meanwhile
+      setBusy(false);
+      input.focus();
+    });
+  }
+
+  // Tabs of one browser share one sender id, so one conversation: when another tab starts a new
+  // conversation (and has the server forget this one), this tab follows it, rather than writing
+  // on into a conversation that is gone or, later, deleting the one the other tab holds.
+  window.addEventListener("storage", function (event) {
+    if (event.key !== SENDER_KEY && event.key !== null) return; // null: the other tab cleared all
+    var id = savedSender();
+    if (!id) id = newSender(); // cleared, or set to something unusable: a fresh conversation
+    if (id === sender) return;
+    sender = id;
+    showStored();
   });
+
+  showStored();
 })();
