@@ -303,6 +303,17 @@ def test_the_emotions_tab_takes_a_condition_strength(client, assistant):
     assert list(replies) == steered[changed[0]]
 
 
+def test_whole_seeds_of_any_size_are_taken(client):
+    from gradio_client.exceptions import AppError
+
+    first = client.predict("hello there", "sample", 2**63 - 1, 0, api_name="/all_emotions")
+    assert len(first) == 5 and list(first) == list(
+        client.predict("hello there", "sample", 2**63 - 1, 0, api_name="/all_emotions")
+    )
+    with pytest.raises(AppError, match="64-bit"):
+        client.predict("hello there", "sample", 2**63, 0, api_name="/all_emotions")
+
+
 def test_mistakes_show_as_errors_without_tracebacks(client, playground):
     from gradio_client.exceptions import AppError
 
@@ -373,6 +384,27 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     conversation = browser.find_element(By.CSS_SELECTOR, "#conversation").get_attribute("innerHTML")
     assert "<img" not in conversation and "<em>" not in conversation
 
+    # a refused message shows its error without covering the transcript or the message box
+    box.send_keys(Keys.ENTER)  # empty
+    WebDriverWait(browser, 30).until(lambda b: "the message is empty" in b.page_source)
+    assert [e.text.strip() for e in browser.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='user']")] \
+        == [typed]
+    box.click()  # nothing lies over it
+    # the chat's own clear button starts a new conversation: the cleared messages do not come back
+    leaving = browser.find_element(By.CSS_SELECTOR, "#conversation-id textarea, #conversation-id input")
+    left = leaving.get_attribute("value")
+    clear = [b for b in browser.find_elements(By.CSS_SELECTOR, "#conversation button")
+             if (b.get_attribute("aria-label") or "") == "Clear"]
+    assert len(clear) == 1
+    clear[0].click()
+    WebDriverWait(browser, 60).until(lambda _: leaving.get_attribute("value") not in ("", left))  # the new one
+    box.send_keys("hello")
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 60).until(
+        lambda b: [e.text.strip() for e in b.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='user']")]
+        == ["hello"]
+    )
+
     requested = set()
     for entry in browser.get_log("performance"):
         event = json.loads(entry["message"])["message"]
@@ -412,6 +444,26 @@ def test_without_a_responder_the_chat_has_no_emotions_and_no_emotion_tab(default
             launch_playground(build_playground(assistant), "127.0.0.1", port)
     finally:
         blocks.close(verbose=False)
+
+
+def test_model_names_in_the_header_are_shown_as_text(default_predictor, monkeypatch):
+    """A model directory named like HTML must not put an image (fetched from elsewhere) in the page."""
+    _gradio_client()
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.playground.app import build_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    monkeypatch.setattr(Predictor, "name", property(lambda self: "<img src=http://192.0.2.9/i.png>*bold*"))
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    shown = " ".join(
+        str(c["props"].get("value")) for c in build_playground(assistant).config["components"]
+        if c["type"] in ("html", "markdown")
+    )
+    assert "&lt;img src=http://192.0.2.9/i.png&gt;*bold*" in shown and "<img" not in shown
 
 
 def test_without_gradio_the_command_names_the_extra(monkeypatch, capsys):

@@ -160,6 +160,6 @@ def _seed(seed: int | float | None) -> int | None:
     """The seed box's value as an integer (None: a random draw every time)."""
     if seed is None:
         return None
-    if float(seed) != int(seed):
+    if isinstance(seed, float) and not seed.is_integer():  # an int is whole at any size
         raise RequestError(f"the seed must be a whole number, got {seed}")
     return int(seed)
