@@ -417,3 +417,44 @@ def test_migrates_defaults_are_the_librarys():
 
     assert migrate.DEFAULT_PROBES == classifier_migration.DEFAULT_PROBES
     assert migrate.DEFAULT_CONTEXTS == responder_migration.DEFAULT_CONTEXTS
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(monkeypatch, capsys):
+    """``kill PID`` (a supervisor, ``timeout``) runs the same clean-up as Ctrl-C: a staging
+    folder removed, a child process stopped; Python's default would end the process at once."""
+    import os
+    import signal
+    import time
+
+    from legacy_assistant.cli import info
+
+    cleaned = []
+
+    def run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        finally:
+            cleaned.append(True)
+
+    monkeypatch.setattr(info, "run", run)
+    assert main(["info", "anything"]) == 128 + signal.SIGTERM
+    assert cleaned == [True]
+    assert capsys.readouterr().err.strip() == "terminated"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back after the command
+
+
+def test_a_host_programs_sigterm_handler_is_left_alone(monkeypatch, capsys):
+    import signal
+
+    from legacy_assistant.cli import info
+
+    seen = []
+    monkeypatch.setattr(info, "run", lambda args: seen.append(signal.getsignal(signal.SIGTERM)) or 0)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        handler = signal.getsignal(signal.SIGTERM)
+        assert main(["info", "anything"]) == 0
+        assert seen == [handler] and signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,13 +8,16 @@ returns the exit status. Errors this package raises on purpose are printed as on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import io
 import logging
 import os
 import select
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from compat.selection import UnknownRuntime
@@ -62,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with _terminate_as_interrupt() as terminated:
+        return _run(args, terminated)
+
+
+def _run(args: argparse.Namespace, terminated: list[int]) -> int:
     try:
         status = int(args.run(args) or 0)
         if sys.stdout is not None:
@@ -87,8 +95,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if terminated:
+            print("terminated", file=sys.stderr)
+            return 128 + terminated[0]
         print("interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM (``kill PID``, a supervisor, ``timeout``) ends a command as Ctrl-C does: the same
+    clean-up (no staging folder left, a child process stopped, a training checkpoint kept). Python
+    would otherwise die at once. Yields a list that holds the signal's number once it came. Only
+    where SIGTERM still has its default handler, in the main thread; the old handler comes back."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield received
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _reader_gone(stream: Any) -> bool:
