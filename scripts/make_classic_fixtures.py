@@ -5,15 +5,18 @@ Dropout(0.5) -> Dense(n, softmax)``, over the classic bag of words of ``tests/da
 trains it briefly, saves it the classic way (``model.save('....h5')``), and records Keras's own
 predictions for a few sentences, so the importer is tested against files and numbers Keras made.
 
-    .venv-tf2.15.1/bin/python scripts/make_classic_fixtures.py   # Keras 2 (TensorFlow 2.15)
-    .venv/bin/python scripts/make_classic_fixtures.py            # Keras 3 (TensorFlow 2.21)
+    .venv-tf2.15.1/bin/python scripts/make_classic_fixtures.py --force   # Keras 2 (TensorFlow 2.15)
+    .venv/bin/python scripts/make_classic_fixtures.py --force            # Keras 3 (TensorFlow 2.21)
 
 Writes ``tests/data/classic/keras<major>_chatbot_model.h5`` and ``keras<major>_expected.json``,
-plus ``words.json``/``classes.txt``/``intents.json`` (the same for both).
+plus ``words.json``/``classes.txt``/``intents.json`` (the same for both), or into ``--out DIR``.
+The fixtures are committed and the tests' expected numbers come from them: replacing them
+takes ``--force``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -37,7 +40,14 @@ SENTENCES = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to write the fixtures (default: {OUT})")
+    parser.add_argument("--force", action="store_true", help="replace fixtures already there (the committed ones)")
+    args = parser.parse_args(argv)
+    out = args.out
+    if (out / "words.json").exists() and not args.force:
+        parser.error(f"{out} holds fixtures already (the committed ones, by default): pass --force to replace them")
     import keras
     import numpy as np
     import tensorflow as tf
@@ -71,10 +81,10 @@ def main() -> None:
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True))
     model.fit(x, y, epochs=30, batch_size=5, verbose=0)
     major = keras.__version__.split(".")[0]
-    OUT.mkdir(parents=True, exist_ok=True)
-    model.save(OUT / f"keras{major}_chatbot_model.h5")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / f"keras{major}_chatbot_model.h5")
     probabilities = model.predict(np.array([bag(s) for s in SENTENCES], np.float32), verbose=0)
-    (OUT / f"keras{major}_expected.json").write_text(
+    (out / f"keras{major}_expected.json").write_text(
         json.dumps(
             {
                 "keras": keras.__version__,
@@ -87,11 +97,12 @@ def main() -> None:
         )
         + "\n"
     )
-    (OUT / "words.json").write_text(json.dumps(words, indent=1) + "\n")
-    (OUT / "classes.txt").write_text("\n".join(classes) + "\n")
-    shutil.copy(ROOT / "tests" / "data" / "tiny_intents.json", OUT / "intents.json")
-    print(f"keras {keras.__version__}: wrote {OUT}")
+    (out / "words.json").write_text(json.dumps(words, indent=1) + "\n")
+    (out / "classes.txt").write_text("\n".join(classes) + "\n")
+    shutil.copy(ROOT / "tests" / "data" / "tiny_intents.json", out / "intents.json")
+    print(f"keras {keras.__version__}: wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
