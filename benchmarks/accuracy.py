@@ -39,6 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+from timing import positive_int  # noqa: E402
 
 # CLINC150 (CC BY 3.0, clinc/oos-eval) is never copied into the repository; by default it is
 # looked for beside the checkout, in ../shared/datasets/clinc150/.
@@ -220,7 +222,7 @@ def print_table(rows: list[dict], references: list[dict]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
         "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"CLINC150 folder (default {DEFAULT_DATA_DIR})"
     )
@@ -231,7 +233,7 @@ def main() -> None:
     )
     parser.add_argument("--presets", default="ngrams,classic", help="comma-separated preset names")
     parser.add_argument("--seed", type=int, help="override the presets' seed")
-    parser.add_argument("--calls", type=int, default=500, help="latency samples per model")
+    parser.add_argument("--calls", type=positive_int, default=500, help="latency samples per model")
     parser.add_argument("--no-reference", action="store_true", help="skip the scikit-learn reference rows")
     parser.add_argument("--json", type=Path, help="also write the measured rows here")
     args = parser.parse_args()

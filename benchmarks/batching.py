@@ -8,7 +8,7 @@ with the same threads. Rows:
 * 1 thread: a lone caller, unbatched and batched (what batching costs a request that meets no
   other: the batcher runs it at once instead of waiting ``max_wait``);
 * N threads: unbatched (``Session.run`` from N threads at once), then batched with each
-  ``max_wait`` given (``--waits``), with the mean batch size.
+  ``max_wait`` given (``--waits-ms``), with the mean batch size.
 
 The classifier ranks the patterns of data/intents.json; the responder answers the contexts of
 data/responder_contexts.json (greedy) under each of its conditions.
@@ -32,7 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us  # noqa: E402
+from timing import median_us, positive_int  # noqa: E402
 
 
 def throughput(call: Callable[[Any], object], inputs: Sequence[Any], threads: int, calls: int) -> float:
@@ -100,15 +100,19 @@ def compare(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
     parser.add_argument("--responder", default=str(ROOT / "exported" / "responder"))
-    parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=positive_int, default=16)
+    parser.add_argument("--max-batch-size", type=positive_int, default=32)
     parser.add_argument("--waits-ms", default="0,0.5,2", help="max_wait values to try, in ms, comma-separated")
-    parser.add_argument("--classifier-calls", type=int, default=600, help="calls per row (all threads together)")
-    parser.add_argument("--responder-calls", type=int, default=128, help="calls per row (all threads together)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--classifier-calls", type=positive_int, default=600, help="calls per row (all threads together)"
+    )
+    parser.add_argument(
+        "--responder-calls", type=positive_int, default=128, help="calls per row (all threads together)"
+    )
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--intra-op", type=int, default=1)
     parser.add_argument("--inter-op", type=int, default=-1)
     args = parser.parse_args()

@@ -71,6 +71,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+from timing import positive_int  # noqa: E402
 
 DEFAULT_CLINC = ROOT.parent / "shared" / "datasets" / "clinc150" / "data_full.json"
 DEFAULT_KERAS_DIR = ROOT / "build" / "classic-fidelity" / "tf-keras"
@@ -462,13 +464,13 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--keras-child":
         keras_child(sys.argv[2], sys.argv[3])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--data", default="intents,clinc", help="comma-separated: intents, clinc")
     parser.add_argument("--clinc", type=Path, default=DEFAULT_CLINC, help="CLINC150 data_full.json")
-    parser.add_argument("--limit", type=int, help="CLINC150: only the first N intents (alphabetically)")
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--limit", type=positive_int, help="CLINC150: only the first N intents (alphabetically)")
+    parser.add_argument("--epochs", type=positive_int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--every", type=int, default=10, help="print the loss curves every N epochs")
+    parser.add_argument("--every", type=positive_int, default=10, help="print the loss curves every N epochs")
     parser.add_argument("--lr-decay", type=float, default=1e-6, help="SGD's decay on both sides (the recipe's: 1e-6)")
     parser.add_argument("--keras-features", choices=("tutorial", "project"), default="tutorial")
     parser.add_argument("--keras-dir", type=Path, default=DEFAULT_KERAS_DIR, help="where tf-keras is (or goes)")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+from timing import positive_int  # noqa: E402
 
 
 def full_collection_ms(rounds: int) -> list[float]:
@@ -32,10 +34,10 @@ def full_collection_ms(rounds: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
     parser.add_argument("--responder", default=str(ROOT / "exported" / "responder"))
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=positive_int, default=5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from legacy_assistant.serving import heap

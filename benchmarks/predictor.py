@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us  # noqa: E402
+from timing import median_us, positive_int  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -103,10 +103,10 @@ def wait_for_health(server: subprocess.Popen, url: str, timeout: float, log: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--data", default=str(ROOT / "data" / "intents.json"))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
-    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--calls", type=positive_int, default=1000)
     args = parser.parse_args()
 
     import numpy as np

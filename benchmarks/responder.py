@@ -38,6 +38,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+from timing import positive_int  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
@@ -163,14 +165,18 @@ def _row(name: str, measured: str, target: str, met: bool | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default=str(ROOT / "exported" / "responder"))
     parser.add_argument("--corpus", nargs="+", default=[str(DATASETS / "topical_chat" / "test_rare.json")])
     parser.add_argument("--train-corpus", nargs="+", help="the model's training corpora (default: its manifest's)")
-    parser.add_argument("--dialogues", type=int, default=100, help="held-out dialogues scored (default 100)")
-    parser.add_argument("--samples", type=int, default=100, help="contexts answered per condition (default 100)")
-    parser.add_argument("--replies", type=int, default=100, help="timed replies per mode at batch 1 (default 100)")
-    parser.add_argument("--classifier-steps", type=int, default=1500)
+    parser.add_argument("--dialogues", type=positive_int, default=100, help="held-out dialogues scored (default 100)")
+    parser.add_argument(
+        "--samples", type=positive_int, default=100, help="contexts answered per condition (default 100)"
+    )
+    parser.add_argument(
+        "--replies", type=positive_int, default=100, help="timed replies per mode at batch 1 (default 100)"
+    )
+    parser.add_argument("--classifier-steps", type=positive_int, default=1500)
     parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TensorFlow's choice)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us  # noqa: E402
+from timing import median_us, positive_int  # noqa: E402
 
 SENTENCE = "hi, what time do you open on sundays?"
 
@@ -56,9 +56,9 @@ def worker(runtime: str, model: str, calls: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
-    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--calls", type=positive_int, default=1000)
     parser.add_argument("--worker", choices=("compat", "tf2"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -71,6 +71,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+from timing import positive_float, positive_int  # noqa: E402
+
 PYTHON = sys.executable
 INTENTS = ROOT / "data" / "intents.json"
 RESPONDER_CONTEXTS = ROOT / "data" / "responder_contexts.json"
@@ -656,17 +659,17 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5, help="seconds per measurement (default 5)")
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
+    parser.add_argument("--duration", type=positive_float, default=5, help="seconds per measurement (default 5)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="measurements of each row, the servers taking turns (default 3)"
+        "--rounds", type=positive_int, default=3, help="measurements of each row, the servers taking turns (default 3)"
     )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--workers", type=positive_int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=4)
+    parser.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 8, 16])
     parser.add_argument("--routes", nargs="+", choices=list(ROUTES), default=list(ROUTES))
-    parser.add_argument("--texts", type=int, default=300, help="bodies per route to pick from (default 300)")
-    parser.add_argument("--senders", type=int, default=200, help="chat senders per route (default 200)")
+    parser.add_argument("--texts", type=positive_int, default=300, help="bodies per route to pick from (default 300)")
+    parser.add_argument("--senders", type=positive_int, default=200, help="chat senders per route (default 200)")
     parser.add_argument("--contexts", type=Path, help="more small-talk contexts (formats in the docstring)")
     parser.add_argument(
         "--generation-mode",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import statistics
 import threading
 import time
@@ -37,3 +39,25 @@ def threads_elapsed(
     for thread in pool:
         thread.join()
     return clock() - start
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a count of calls, rounds, threads ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (a duration in seconds ...)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer  # noqa: E402
-from timing import threads_elapsed  # noqa: E402
+from timing import positive_int, threads_elapsed  # noqa: E402
 
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching  # noqa: E402
 
@@ -34,8 +34,8 @@ def wall_us_per_sentence(tokenize, threads: int, sentences: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sentences", type=int, default=3000, help="sentences per thread per row")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--sentences", type=positive_int, default=3000, help="sentences per thread per row")
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args()
 
     import nltk

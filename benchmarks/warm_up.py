@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+from timing import positive_int  # noqa: E402
 
 # Other words than the warm-up's, as a first visitor would send.
 TEXT = "is the shop open on sunday?"
@@ -113,7 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--responder", default=str(DEFAULT_RESPONDER_DIR))
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=positive_int, default=5)
     parser.add_argument("--http", action="store_true", help="time the first requests to a real server")
     parser.add_argument("--child", choices=["cold", "warmed"], help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -27,7 +27,7 @@ from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, threads_elapsed  # noqa: E402
+from timing import median_us, positive_int, threads_elapsed  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -105,8 +105,8 @@ def tf_threads_table(calls: int, rounds: int = 4) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=5000)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--calls", type=positive_int, default=5000)
     parser.add_argument("--tf-threads", action="store_true", help="compare TensorFlow thread settings")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()

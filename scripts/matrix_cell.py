@@ -25,7 +25,7 @@ PROBES = 300
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", required=True, help="folder for this cell's model and files")
     args = parser.parse_args()
     out = Path(args.out)

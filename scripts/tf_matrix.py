@@ -424,7 +424,7 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
         "--versions", help="comma-separated versions, or 'oldest'/'newest'/'pinned' (default: all supported)"
     )

@@ -16,3 +16,23 @@ def test_web_overhead_benchmark_runs():
     assert len(rows) == 7, result.stdout
     assert any(row.strip().startswith("same through a FixedRun") for row in rows)
     assert any(row.startswith("/api/v1/parse, model stubbed") for row in rows)
+
+
+def test_benchmark_counts_and_durations_must_be_positive():
+    """A count of 0 or below used to hang (a thread barrier of -1), divide by zero, or print a
+    table of negative microseconds; now it is a usage error naming the option."""
+    import pytest
+
+    cases = [
+        ("batching.py", ["--threads", "-2"], "argument --threads: expected a whole number >= 1, got '-2'"),
+        ("serve.py", ["--duration", "0"], "argument --duration: expected a number above 0, got '0'"),
+        ("tokenizer_threads.py", ["--sentences", "-5"], "argument --sentences: expected a whole number >= 1"),
+        ("predictor.py", ["--calls", "0"], "argument --calls: expected a whole number >= 1, got '0'"),
+    ]
+    for script, args, message in cases:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / script), *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 2 or message not in result.stderr:
+            pytest.fail(f"{script} {args}: exit {result.returncode}\n{result.stderr[-2000:]}")
