@@ -205,6 +205,8 @@ def test_rasa_rest_webhook(client):
     # the conversation is shared with /api/v1/chat: the same sender continues the flow there
     follow = post(client, "/api/v1/chat", {"sender": "rasa-user", "message": "a large one"}).get_json()
     assert follow["intent"] == "coffee_size_large"
+    health = client.get("/webhooks/rest/")  # Rasa's health check of the channel
+    assert health.status_code == 200 and health.get_json() == {"status": "ok"}
     anonymous = post(client, "/webhooks/rest/webhook", {"message": "hello"}).get_json()
     assert anonymous[0]["recipient_id"] == "default"
     assert_error(post(client, "/webhooks/rest/webhook", {"sender": "x"}), 400, "missing_field")

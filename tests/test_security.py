@@ -221,3 +221,10 @@ def test_an_origin_that_no_browser_could_send_is_refused(text, reason):
         normalize_origin(text)
     with pytest.raises(ConfigError, match="^CORS_ORIGINS: "):
         parse_origins(f"https://fine.example, {text}")
+
+
+def test_the_rasa_channels_health_check_takes_the_api_token(make_client):
+    client = make_client(API_TOKEN="s3cret-api")
+    assert_401(client.get("/webhooks/rest/"), invalid=False)
+    answer = client.get("/webhooks/rest/", headers=bearer("s3cret-api"))
+    assert answer.status_code == 200 and answer.get_json() == {"status": "ok"}

@@ -360,6 +360,19 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
     }
 
 
+def _rasa_health(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    item = _get(
+        "The Rasa REST channel's health check",
+        _json(
+            {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}, "the channel is up"
+        ),
+        "api",
+    )
+    if security:
+        item["get"]["security"] = security
+    return item
+
+
 def _ready() -> dict[str, Any]:
     item = _get(
         "Readiness for a load balancer: 200 once every worker serves",
@@ -485,6 +498,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             "/webhooks/rest/webhook": _post(
                 "Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", api_security, unavailable
             ),
+            "/webhooks/rest/": _rasa_health(api_security),
             "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),

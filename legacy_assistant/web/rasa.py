@@ -5,7 +5,9 @@ bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Ras
 or null ``sender`` means the conversation ``"default"``, and a number is the conversation of its
 decimal text (Rasa's ``UserMessage`` takes ``str(sender_id)``). An optional ``emotion`` and
 ``condition_strength`` (this project's extensions) steer a generated fallback reply, as in
-``/api/v1/chat``.
+``/api/v1/chat``. ``GET /webhooks/rest/`` answers ``{"status": "ok"}``, the channel's health
+check in Rasa. Rasa's ``?stream=true`` (replies as they come) is not offered: the one reply
+comes as the list.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from legacy_assistant.web.security import Access, GuardedBlueprint
 blueprint = GuardedBlueprint("rasa", __name__, access=Access.API, url_prefix="/webhooks/rest")
 
 DEFAULT_SENDER = "default"
+
+
+@blueprint.get("/")
+def health() -> Any:
+    return jsonify({"status": "ok"})
 
 
 @blueprint.post("/webhook")
