@@ -106,7 +106,7 @@ def test_damaged_tf2_model_is_refused_naming_the_file(migrated_default, tmp_path
 
 
 def test_compat_process_refuses_a_tf2_model_clearly(migrated_default):
-    with pytest.raises(ArtifactError, match="runtime 'tf2' .*choose --runtime tf2|'tf2' runtime.*--runtime tf2"):
+    with pytest.raises(ArtifactError, match=r"'tf2' runtime .*\(load it with runtime='tf2', or --runtime tf2 on the command line\)"):
         Predictor.load(migrated_default[0])
 
 
@@ -183,3 +183,16 @@ def test_migrate_refuses_a_destination_inside_its_source(model, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "needs a directory of its own, outside" in result.stderr
     assert sorted(p.name for p in source.iterdir()) == sorted(p.name for p in (DEFAULT_MODEL.parent / model).iterdir())
+
+
+@pytest.mark.pinned_only
+def test_chat_with_a_tf2_model_and_a_compat_responder_says_what_to_do(migrated_default):
+    """No --runtime loads both: the advice names the responder and a migration, not a runtime
+    that would then refuse the intent model."""
+    out, _ = migrated_default
+    for runtime in ("tf2", "compat"):
+        result = run_cli("chat", "--model", str(out), "--responder", "--runtime", runtime)
+        assert result.returncode == 1
+        assert "an intent model for the 'tf2' runtime" in result.stderr
+        assert "a responder for the 'compat' runtime" in result.stderr
+        assert "give a responder migrated for 'tf2' with --responder DIR" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -415,3 +416,9 @@ def test_predictor_and_assistant_close_as_context_managers(tmp_path):
         assert assistant.parse("hello there")
     with pytest.raises(RuntimeError, match="closed"):
         assistant.parse("hello there")
+
+
+def test_a_missing_responder_directory_is_named_as_one(tmp_path):
+    """Not "model directory not found", which reads as the intent model's (a reload names both)."""
+    with pytest.raises(ArtifactError, match=f"^responder directory not found: {re.escape(str(tmp_path / 'gone'))}$"):
+        verify_responder(tmp_path / "gone")

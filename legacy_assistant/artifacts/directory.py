@@ -197,7 +197,7 @@ def check_destination(
     if target.exists() and not target.is_dir():
         raise ArtifactError(f"{target} is a file, not a model directory: choose another destination")
     if target.exists() and not force:
-        raise ArtifactError(f"{target} already exists (pass force=True / --force to replace it)")
+        raise ArtifactError(f"{target} already exists (--force, or force=True in Python, replaces it)")
     if target.is_dir() and any(target.iterdir()) and not any((target / name).is_file() for name in manifests):
         raise ArtifactError(
             f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "
@@ -354,7 +354,8 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     if root.exists() and not root.is_dir():
         raise ArtifactError(f"{root}: a file, not a model directory (a model is a directory with {manifest_name})")
     if not root.is_dir():
-        raise ArtifactError(f"model directory not found: {root}")
+        kind = {RESPONDER_MANIFEST: "responder directory"}.get(manifest_name, "model directory")
+        raise ArtifactError(f"{kind} not found: {root}")
     manifest_path = root / manifest_name
     if not manifest_path.is_file():
         other = next((name for name in MODEL_MANIFESTS if name != manifest_name and (root / name).is_file()), None)

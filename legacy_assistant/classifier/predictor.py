@@ -104,7 +104,7 @@ class Predictor:
         if info.runtime != runtime:
             raise ArtifactError(
                 f"{info.path}: a model for the {info.runtime!r} runtime cannot be loaded with runtime {runtime!r} "
-                f"(choose --runtime {info.runtime})"
+                f"(load it with runtime={info.runtime!r}, or --runtime {info.runtime} on the command line)"
             )
         try:
             classifier = load_classifier(str(info.saved_model_dir), runtime, intra_op_threads, inter_op_threads)

@@ -141,8 +141,16 @@ def run_with_responder(args: argparse.Namespace) -> int:
 def _run_behind_model(args: argparse.Namespace) -> int:
     """The intent model answers; the responder speaks instead of its fallback, as the server's
     chat route does (the same :class:`~legacy_assistant.serving.assistant.Assistant`)."""
+    from legacy_assistant.cli.model_kind import written_for
     from legacy_assistant.serving.assistant import Assistant
 
+    model_runtime, responder_runtime = written_for(args.model), written_for(args.responder)
+    if model_runtime != responder_runtime:  # one process runs one runtime: no --runtime serves both
+        raise AssistantError(
+            f"{args.model} is an intent model for the {model_runtime!r} runtime and {args.responder} a responder "
+            f"for the {responder_runtime!r} runtime; one chat runs one runtime: give a responder migrated for "
+            f"{model_runtime!r} with --responder DIR (legacy-assistant migrate), or chat with one of them"
+        )
     assistant = Assistant.load(
         args.model,
         threshold=args.threshold,

@@ -192,7 +192,7 @@ class Responder:
             if written_for != chosen:
                 raise ArtifactError(
                     f"{info.path}: a model for the {written_for!r} runtime cannot be loaded with runtime "
-                    f"{chosen!r} (choose --runtime {written_for})"
+                    f"{chosen!r} (load it with runtime={written_for!r}, or --runtime {written_for} on the command line)"
                 )
             try:
                 model = load_responder(str(info.saved_model_dir), chosen, intra_op_threads, inter_op_threads)
