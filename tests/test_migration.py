@@ -196,3 +196,19 @@ def test_chat_with_a_tf2_model_and_a_compat_responder_says_what_to_do(migrated_d
         assert "an intent model for the 'tf2' runtime" in result.stderr
         assert "a responder for the 'compat' runtime" in result.stderr
         assert "give a responder migrated for 'tf2' with --responder DIR" in result.stderr
+
+
+def test_a_tf2_copy_whose_manifest_names_the_compat_runtime_is_named_with_a_hint(migrated_default, tmp_path):
+    import shutil
+
+    from legacy_assistant.artifacts.directory import manifest_digest
+
+    copy = tmp_path / "said-compat"
+    shutil.copytree(migrated_default[0], copy)
+    manifest_path = copy / "assistant.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["runtime"] = "compat"  # edited by hand, the digest made again
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"said-compat/saved_model: holds no compat classifier's kernel .*'tf2'"):
+        Predictor.load(copy)

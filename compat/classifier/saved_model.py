@@ -123,7 +123,7 @@ class LoadedClassifier:
                     f"{export_dir}: the {SIGNATURE_NAME!r} signature's {key!r} is {tensor.dtype.name} of shape "
                     f"{tensor.shape}, not {dtype.name} [batch, width]"
                 )
-        self.n_features = _input_width(self._gs)
+        self.n_features = _input_width(self._gs, export_dir)
         self.n_classes = int(self._probabilities.shape[-1])
         self._predict = self._gs.fixed_run([self._probabilities], [self._ids, self._values])
 
@@ -140,11 +140,14 @@ class LoadedClassifier:
         self._gs.close()
 
 
-def _input_width(gs: GraphSession) -> int:
+def _input_width(gs: GraphSession, export_dir: str) -> int:
     """Rows of the first layer's kernel: ``hidden_0``, or ``output`` when there is no hidden layer."""
     for layer in (layer_name(0), OUTPUT_LAYER):
         try:
             return int(gs.tensor(f"{kernel_name(layer)}:0").shape[0])
         except KeyError:
             continue
-    raise SavedModelError("the SavedModel holds no classifier kernel")
+    raise SavedModelError(
+        f"{export_dir}: holds no compat classifier's kernel (a TF2-native copy, whose manifest should say "
+        "runtime 'tf2'? load it with that runtime)"
+    )
