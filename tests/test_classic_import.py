@@ -295,6 +295,18 @@ def test_a_folder_given_as_a_word_list_is_named_as_one(tmp_path):
         read_string_list(tmp_path / "none.json", "words")
 
 
+def test_a_json_object_given_as_a_word_list_is_refused_as_one(tmp_path):
+    """Read one word per line it was a single "word", and the import failed later on a count."""
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    words = tmp_path / "words.json"
+    words.write_text('{"words": ["hello", "tea"]}')
+    with pytest.raises(ArtifactError, match=r"words.json: words must be a JSON array .*got a JSON object"):
+        read_string_list(words, "words")
+    words.write_text('["hello", "tea"]')
+    assert read_string_list(words, "words") == ["hello", "tea"]
+
+
 def _weights_only(path, layers, extra=None):
     """A weights-only Keras .h5 of Dense layers ``(name, kernel, bias)``; ``extra`` adds a
     weight name (with no dataset) to a layer."""

@@ -45,6 +45,11 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     except UnicodeDecodeError:
         raise ArtifactError(f"{path}: {what} file is neither JSON nor UTF-8 text") from None
     stripped = text.lstrip()
+    if stripped.startswith("{"):
+        # read one word per line, a JSON object would be a "word" or two and fail later, on a count
+        raise ArtifactError(
+            f"{path}: {what} must be a JSON array of strings or one per line of plain text, got a JSON object"
+        )
     if stripped.startswith("["):
         try:
             items = json.loads(text)
