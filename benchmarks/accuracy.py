@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int  # noqa: E402
+from timing import positive_int, run_main  # noqa: E402
 
 # CLINC150 (CC BY 3.0, clinc/oos-eval) is never copied into the repository; by default it is
 # looked for beside the checkout, in ../shared/datasets/clinc150/.
@@ -282,4 +282,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -32,7 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int  # noqa: E402
+from timing import median_us, positive_int, run_main  # noqa: E402
 
 
 def throughput(call: Callable[[Any], object], inputs: Sequence[Any], threads: int, calls: int) -> float:
@@ -173,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

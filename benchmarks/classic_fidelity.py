@@ -72,7 +72,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int  # noqa: E402
+from timing import positive_int, run_main  # noqa: E402
 
 DEFAULT_CLINC = ROOT.parent / "shared" / "datasets" / "clinc150" / "data_full.json"
 DEFAULT_KERAS_DIR = ROOT / "build" / "classic-fidelity" / "tf-keras"
@@ -501,4 +501,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

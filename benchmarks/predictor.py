@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int  # noqa: E402
+from timing import median_us, positive_int, run_main  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -167,4 +167,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int  # noqa: E402
+from timing import positive_int, run_main  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
@@ -354,4 +354,4 @@ def _share(value: float | None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int  # noqa: E402
+from timing import median_us, positive_int, run_main  # noqa: E402
 
 SENTENCE = "hi, what time do you open on sundays?"
 
@@ -101,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -72,7 +72,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_float, positive_int  # noqa: E402
+from timing import positive_float, positive_int, run_main  # noqa: E402
 
 PYTHON = sys.executable
 INTENTS = ROOT / "data" / "intents.json"
@@ -786,4 +786,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

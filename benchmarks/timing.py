@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,3 +63,22 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run a benchmark's ``main()``: what the user can fix (a bad model or data path, an unwritable
+    output, a child benchmark process that failed after printing its reason) is one ``error:``
+    line and exit status 1, not a traceback; Ctrl-C is status 130."""
+    from legacy_assistant.errors import AssistantError
+
+    try:
+        main()
+    except (AssistantError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except subprocess.CalledProcessError as exc:
+        print(f"error: a child process ended with status {exc.returncode} (its message is above)", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

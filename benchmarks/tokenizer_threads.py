@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer  # noqa: E402
-from timing import positive_int, threads_elapsed  # noqa: E402
+from timing import positive_int, run_main, threads_elapsed  # noqa: E402
 
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching  # noqa: E402
 
@@ -54,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

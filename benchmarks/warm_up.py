@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int  # noqa: E402
+from timing import positive_int, run_main  # noqa: E402
 
 # Other words than the warm-up's, as a first visitor would send.
 TEXT = "is the shop open on sunday?"
@@ -154,4 +154,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

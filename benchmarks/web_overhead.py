@@ -27,7 +27,7 @@ from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int, threads_elapsed  # noqa: E402
+from timing import median_us, positive_int, run_main, threads_elapsed  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -196,4 +196,4 @@ def floor_rows(calls: int) -> list[tuple[str, float]]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

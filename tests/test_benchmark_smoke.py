@@ -36,3 +36,14 @@ def test_benchmark_counts_and_durations_must_be_positive():
         )
         if result.returncode != 2 or message not in result.stderr:
             pytest.fail(f"{script} {args}: exit {result.returncode}\n{result.stderr[-2000:]}")
+
+
+def test_a_bad_model_path_is_one_error_line():
+    for script in ("predictor.py", "gc_pause.py"):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / script), "--model", "/nonexistent-model"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 1, (script, result.stderr[-2000:])
+        assert result.stderr.strip().splitlines()[-1] == "error: model directory not found: /nonexistent-model"
+        assert "Traceback" not in result.stderr
