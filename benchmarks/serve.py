@@ -694,95 +694,101 @@ def main() -> None:
     contexts, generated_messages = small_talk(args.texts, args.contexts, rng)
 
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    script = work / "post.lua"
-    script.write_text(LUA)
-    same = ["--workers", str(args.workers), "--threads", str(args.threads)]
-    model_env = {"LEGACY_ASSISTANT_GENERATION_MODE": args.generation_mode} if args.generation_mode else {}
-    servers: list[tuple[str, list[str], dict[str, str]]] = [
-        ("on", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "on"}),
-        ("off", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "off"}),
-        (
-            "hello",
-            [
-                "-m",
-                "gunicorn",
-                "-w",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-                "-k",
-                "gthread",
-                "--keep-alive",
-                "5",
-                "--reuse-port",
-                "--worker-tmp-dir",
-                "/dev/shm",
-                "--chdir",
-                str(ROOT / "benchmarks"),
-                "hello_app:app",
-            ],
-            {},
-        ),
-    ]
-    if args.dev:
-        servers.append(("dev", ["-m", "legacy_assistant", "serve", "--dev"], model_env))
+    try:
+        script = work / "post.lua"
+        script.write_text(LUA)
+        same = ["--workers", str(args.workers), "--threads", str(args.threads)]
+        model_env = {"LEGACY_ASSISTANT_GENERATION_MODE": args.generation_mode} if args.generation_mode else {}
+        servers: list[tuple[str, list[str], dict[str, str]]] = [
+            ("on", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "on"}),
+            ("off", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "off"}),
+            (
+                "hello",
+                [
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    str(args.workers),
+                    "--threads",
+                    str(args.threads),
+                    "-k",
+                    "gthread",
+                    "--keep-alive",
+                    "5",
+                    "--reuse-port",
+                    "--worker-tmp-dir",
+                    "/dev/shm",
+                    "--chdir",
+                    str(ROOT / "benchmarks"),
+                    "hello_app:app",
+                ],
+                {},
+            ),
+        ]
+        if args.dev:
+            servers.append(("dev", ["-m", "legacy_assistant", "serve", "--dev"], model_env))
 
-    rounds: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
-    memory: dict[str, list[float]] = {}
-    with ExitStack() as stack:
-        ports: dict[str, int] = {}
-        running: dict[str, Server] = {}
-        for name, command, env in servers:  # all up at once, so that they can take turns
-            port = ports[name] = free_port()
-            if name == "hello":
-                command = command + ["-b", f"127.0.0.1:{port}"]
-            else:
-                command = command + ["--host", "127.0.0.1", "--port", str(port)]
-                command += ["--store", args.store or f"sqlite:///{work}/{name}.db"]
-            print(f"starting {name} ...", file=sys.stderr, flush=True)
-            running[name] = stack.enter_context(serving(name, [PYTHON, *command], port, work / f"{name}.log", env))
-        for name, server in running.items():
-            server.wait_ready(name == "hello", args.workers)
-            health = {} if name == "hello" else (get(ports[name], "/health")[1] or {})
-            if name != "hello" and any(route.needs_responder for route in routes) and not health.get("responder"):
-                raise SystemExit(f"{name}: no responder loaded (/health: {health}); the routes need one")
-        # Checked once, on the first model server, and sent to every server.
-        emotions = list((get(ports["on"], "/health")[1] or {}).get("emotions") or ["neutral"])
-        bodies, counts = prepare_bodies(
-            ports["on"], routes, in_scope, contexts, generated_messages, emotions, work, rng
-        )
-        bodies["hello"] = work / "hello.jsonl"
-        bodies["hello"].write_text("".join(json.dumps(b) + "\n" for b in bodies_for("hello", in_scope, [], rng)))
-        for name in running:
-            if name == "hello":
-                warm_up(ports[name], [HELLO], script, bodies, 1, name)
-            else:
-                warm_up(ports[name], routes, script, bodies, args.senders, name)
-        # The hello-world ceiling takes turns with the route it is compared with.
-        beside_hello = "parse" if "parse" in ROUTES and ROUTES["parse"] in routes else routes[0].name
-        for route in routes:
-            for connections in args.concurrency:
-                turn = ["on", "off"] + (["hello"] if route.name == beside_hello else []) + (["dev"] if args.dev else [])
-                for index in range(args.rounds):
-                    for name in turn if index % 2 == 0 else turn[::-1]:  # neither always goes first
-                        cell_route = HELLO if name == "hello" else route
-                        rounds[name, cell_route.name, connections].append(
-                            measure_cell(
-                                name,
-                                ports[name],
-                                cell_route,
-                                connections,
-                                args.duration,
-                                script,
-                                bodies[cell_route.name],
-                                1 if name == "hello" else args.senders,
+        rounds: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
+        memory: dict[str, list[float]] = {}
+        with ExitStack() as stack:
+            ports: dict[str, int] = {}
+            running: dict[str, Server] = {}
+            for name, command, env in servers:  # all up at once, so that they can take turns
+                port = ports[name] = free_port()
+                if name == "hello":
+                    command = command + ["-b", f"127.0.0.1:{port}"]
+                else:
+                    command = command + ["--host", "127.0.0.1", "--port", str(port)]
+                    command += ["--store", args.store or f"sqlite:///{work}/{name}.db"]
+                print(f"starting {name} ...", file=sys.stderr, flush=True)
+                running[name] = stack.enter_context(serving(name, [PYTHON, *command], port, work / f"{name}.log", env))
+            for name, server in running.items():
+                server.wait_ready(name == "hello", args.workers)
+                health = {} if name == "hello" else (get(ports[name], "/health")[1] or {})
+                if name != "hello" and any(route.needs_responder for route in routes) and not health.get("responder"):
+                    raise SystemExit(f"{name}: no responder loaded (/health: {health}); the routes need one")
+            # Checked once, on the first model server, and sent to every server.
+            emotions = list((get(ports["on"], "/health")[1] or {}).get("emotions") or ["neutral"])
+            bodies, counts = prepare_bodies(
+                ports["on"], routes, in_scope, contexts, generated_messages, emotions, work, rng
+            )
+            bodies["hello"] = work / "hello.jsonl"
+            bodies["hello"].write_text("".join(json.dumps(b) + "\n" for b in bodies_for("hello", in_scope, [], rng)))
+            for name in running:
+                if name == "hello":
+                    warm_up(ports[name], [HELLO], script, bodies, 1, name)
+                else:
+                    warm_up(ports[name], routes, script, bodies, args.senders, name)
+            # The hello-world ceiling takes turns with the route it is compared with.
+            beside_hello = "parse" if "parse" in ROUTES and ROUTES["parse"] in routes else routes[0].name
+            for route in routes:
+                for connections in args.concurrency:
+                    turn = (
+                        ["on", "off"]
+                        + (["hello"] if route.name == beside_hello else [])
+                        + (["dev"] if args.dev else [])
+                    )
+                    for index in range(args.rounds):
+                        for name in turn if index % 2 == 0 else turn[::-1]:  # neither always goes first
+                            cell_route = HELLO if name == "hello" else route
+                            rounds[name, cell_route.name, connections].append(
+                                measure_cell(
+                                    name,
+                                    ports[name],
+                                    cell_route,
+                                    connections,
+                                    args.duration,
+                                    script,
+                                    bodies[cell_route.name],
+                                    1 if name == "hello" else args.senders,
+                                )
                             )
-                        )
-        memory = {name: server.workers_rss() for name, server in running.items() if name in ("on", "off")}
-    results = {key: combine(values) for key, values in rounds.items()}
+            memory = {name: server.workers_rss() for name, server in running.items() if name in ("on", "off")}
+        results = {key: combine(values) for key, values in rounds.items()}
 
-    report(args, routes, results, memory, counts)
-    shutil.rmtree(work, ignore_errors=True)
+        report(args, routes, results, memory, counts)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # also after a failed or interrupted run
 
 
 if __name__ == "__main__":

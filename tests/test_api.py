@@ -160,6 +160,12 @@ def test_doubled_slashes_are_a_json_404_not_a_redirect(client):
     assert_error(client.get("/static//chat.js"), 404, "not_found")
 
 
+def test_a_missing_static_file_is_not_called_a_missing_route(client):
+    missing = client.get("/static/nope.js")
+    assert missing.status_code == 404 and missing.get_json()["error"]["message"] == "nothing at '/static/nope.js'"
+    assert client.get("/nope").get_json()["error"]["message"].startswith("no route '/nope'")
+
+
 def test_405_keeps_its_allow_header(client):
     response = client.get("/api/v1/chat")
     assert_error(response, 405, "method_not_allowed")

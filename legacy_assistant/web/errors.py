@@ -94,6 +94,8 @@ def _http_message(exc: HTTPException) -> str:
     if exc.code == 413:
         return f"request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     if exc.code == 404:
+        if request.url_rule is not None:  # the route exists: what it names does not (a static file)
+            return f"nothing at {request.path!r}"
         return f"no route {request.path!r}; see /openapi.json for the routes"
     if exc.code == 405:
         return f"method {request.method} is not allowed on {request.path!r}"

@@ -387,7 +387,10 @@ def _transcript(config: Mapping[str, Any], security: list[dict[str, list[str]]])
     def operation(summary: str, answer: dict[str, Any]) -> dict[str, Any]:
         responses: dict[str, Any] = {
             "200": answer,
-            "400": _error(f"a blank sender, or one over {config['MAX_SENDER_LENGTH']} characters"),
+            "400": _error(
+                f"a blank sender, one over {config['MAX_SENDER_LENGTH']} characters, or a path that is not UTF-8 "
+                "(invalid_field)"
+            ),
         }
         if security:
             responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
