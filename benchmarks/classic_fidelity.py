@@ -345,18 +345,24 @@ def shape_agreement(ours: np.ndarray, keras: np.ndarray) -> dict:
 
     tail = max(1, n // 10)
     end_ours, end_keras = float(ours[-tail:].mean()), float(keras[-tail:].mean())
-    figures = {
+    trend_ours, trend_keras = trend(a), trend(b)
+    figures: dict[str, float | bool | None] = {
         "correlation_log_loss": r,
-        "trend_classic": trend(a),
-        "trend_keras": trend(b),
+        "trend_classic": trend_ours,
+        "trend_keras": trend_keras,
         "end_loss_classic": end_ours,
         "end_loss_keras": end_keras,
         "end_epochs": tail,
     }
-    figures["agree"] = bool(
-        r >= MIN_CORRELATION
-        and abs(figures["trend_classic"] - figures["trend_keras"]) <= MAX_TREND_GAP
-        and abs(math.log(end_ours / end_keras)) <= MAX_END_GAP
+    # a correlation needs 3 epochs: with fewer the shape is not judged (None), rather than failed
+    figures["agree"] = (
+        None
+        if n < 3
+        else bool(
+            r >= MIN_CORRELATION
+            and abs(trend_ours - trend_keras) <= MAX_TREND_GAP
+            and abs(math.log(end_ours / end_keras)) <= MAX_END_GAP
+        )
     )
     return figures
 
@@ -454,7 +460,9 @@ def print_report(report: dict, every: int) -> None:
         f"second-half change of log loss classic {shape['trend_classic']:+.3f}, keras {shape['trend_keras']:+.3f} "
         f"(gap <= {MAX_TREND_GAP}); last {shape['end_epochs']} epochs' mean loss classic "
         f"{shape['end_loss_classic']:.4f}, keras {shape['end_loss_keras']:.4f} -> "
-        + ("agree in shape" if shape["agree"] else "DO NOT agree in shape")
+        + {True: "agree in shape", False: "DO NOT agree in shape"}.get(
+            shape["agree"], "not judged (the shape needs 3 or more epochs)"
+        )
     )
     seconds = report["seconds_per_epoch"]
     print(f"seconds per epoch: classic {seconds['classic']:.2f}, keras {seconds['keras']:.2f}")
