@@ -312,6 +312,23 @@ def test_whole_seeds_of_any_size_are_taken(client):
     )
     with pytest.raises(AppError, match="64-bit"):
         client.predict("hello there", "sample", 2**63, 0, api_name="/all_emotions")
+    # the page's seed box is text: typed digits are the seed, and an empty box a fresh draw
+    assert list(client.predict("hello there", "sample", " 7 ", 0, api_name="/all_emotions")) == list(
+        client.predict("hello there", "sample", 7, 0, api_name="/all_emotions")
+    )
+    with pytest.raises(AppError, match="the seed must be a whole number"):
+        client.predict("hello there", "sample", "seven", 0, api_name="/all_emotions")
+
+
+def test_an_empty_seed_box_is_a_fresh_draw_not_seed_0(assistant):
+    """A number box sent 0 when empty, so every "random" draw of the page was seed 0's."""
+    from legacy_assistant.playground import handlers
+    from legacy_assistant.playground.app import build_playground
+
+    assert handlers._seed("") is None and handlers._seed("  ") is None and handlers._seed(None) is None
+    assert handlers._seed("12") == 12 and handlers._seed(12.0) == 12
+    seed_boxes = [c for c in build_playground(assistant).config["components"] if c["props"].get("label") == "seed"]
+    assert [(box["type"], box["props"]["value"]) for box in seed_boxes] == [("textbox", "")]
 
 
 def test_mistakes_show_as_errors_without_tracebacks(client, playground):

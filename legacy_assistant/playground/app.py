@@ -194,8 +194,13 @@ def _emotions_tab(gr: Any, playground: Playground) -> None:
         with gr.Column(scale=1):
             # greedy first: the same context gives the same replies, so only the emotion differs
             mode = gr.Radio(choices=list(MODES), value="greedy", label="decoding mode")
-            seed = gr.Number(
-                label="seed", value=None, precision=0, info="sampling modes: the same seed, the same replies"
+            # a text box, not a number box: an empty number box is sent as 0, which would fix the draw
+            seed = gr.Textbox(
+                label="seed",
+                value="",
+                max_lines=1,
+                placeholder="empty: a fresh draw each time",
+                info="sampling modes: the same seed, the same replies",
             )
             strength = gr.Slider(
                 minimum=0,

@@ -132,7 +132,7 @@ class Playground:
         return responder.options.condition_strength if responder is not None else 0.0
 
     def all_emotions(
-        self, context: str, mode: str, seed: int | float | None, strength: float | None = None
+        self, context: str, mode: str, seed: str | int | float | None, strength: float | None = None
     ) -> list[str]:
         """The responder's reply to ``context`` (turns one per line, oldest first; blank lines
         left out) under each of :attr:`emotions`, in that order, with condition guidance
@@ -156,8 +156,16 @@ class Playground:
         return stripped
 
 
-def _seed(seed: int | float | None) -> int | None:
-    """The seed box's value as an integer (None: a random draw every time)."""
+def _seed(seed: str | int | float | None) -> int | None:
+    """The seed box's value as an integer (None or an empty box: a fresh draw every time)."""
+    if isinstance(seed, str):
+        text = seed.strip()
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise RequestError(f"the seed must be a whole number (or empty: a fresh draw), got {seed!r}") from None
     if seed is None:
         return None
     if isinstance(seed, float) and not seed.is_integer():  # an int is whole at any size
