@@ -72,6 +72,15 @@ def test_real_keras_files_import_exactly(major, weight_path, tmp_path):
     np.testing.assert_allclose(got, numpy_forward(layers, sentences), atol=1e-6)
 
 
+def test_info_says_an_imported_model_was_imported_not_trained(tmp_path, capsys):
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot") == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "bot")]) == 0
+    out = capsys.readouterr().out
+    assert "imported   from a classic model (keras-h5, Keras 2." in out
+    assert "epochs" not in out and "train accuracy" not in out  # it had "None epochs, None examples"
+
+
 def write_weights_only_h5(path: Path, layers) -> None:
     """``model.save_weights('x.h5')`` layout of Keras 2: layer groups at the root, no model_config."""
     with h5py.File(path, "w") as f:

@@ -95,7 +95,10 @@ def run_classifier(args: argparse.Namespace) -> int:
         + (f"  (out-of-scope class {summary['oos_label']!r} also falls back)" if summary["oos_label"] else "")
     )
     training = summary["training"]
-    if training:
+    if training.get("imported_from"):  # not trained here: no epochs or accuracy to report
+        keras = f", Keras {training['keras_version']}" if training.get("keras_version") else ""
+        print(f"imported   from a classic model ({training['imported_from']}{keras}); not trained here")
+    elif training:
         print(
             f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "
             f"{training.get('seconds', 0):.1f}s, train accuracy {training.get('train_accuracy', 0):.3f}"
