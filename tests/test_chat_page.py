@@ -377,6 +377,20 @@ def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):
     assert [row[:2] for row in conversation(browser)][0] == ("user", "hello")
     assert all(row[0] != "error" for row in conversation(browser))
 
+    # a saved token no header can carry is named as such, not as a network error, and the
+    # message that could not go out is given back
+    browser.execute_script("localStorage.setItem('legacy-assistant-token', 's3cret\u2603')")
+    browser.refresh()
+    error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
+    assert "characters a browser cannot send in a header" in error.text
+    ready(browser)
+    browser.find_element(By.ID, "message").send_keys("are you there?")
+    browser.find_element(By.ID, "send").click()
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) == 2)
+    ready(browser)
+    assert browser.find_element(By.ID, "message").get_attribute("value") == "are you there?"
+    browser.execute_script("localStorage.removeItem('legacy-assistant-token')")
+
 
 class _Page(HTMLParser):
     """The attributes of the page's elements that have an id, and its options."""

@@ -146,6 +146,11 @@
     var headers = { "Accept": "application/json" };
     if (options.body) headers["Content-Type"] = "application/json";
     var token = load(TOKEN_KEY);
+    // A header holds Latin-1 only: fetch would refuse such a token, which reads as a network error.
+    if (token && /[^\x00-\xff]/.test(token)) {
+      return Promise.reject(new Error("The API token saved in this browser (localStorage key " +
+        TOKEN_KEY + ") holds characters a browser cannot send in a header: save the server's token again."));
+    }
     if (token) headers["Authorization"] = "Bearer " + token;
     options.headers = headers;
     return fetch(url, options).then(function (res) {
@@ -177,6 +182,8 @@
     }).catch(function (err) {
       if (requestSender !== sender) return;
       addMessage("error", (err && err.message) || "Something went wrong.");
+      // the message never reached the server: give it back to send again, unless more was typed since
+      if (!input.value) input.value = text;
     });
     lastChat = request;
     return request;
