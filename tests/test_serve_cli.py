@@ -263,3 +263,12 @@ def test_a_text_cap_the_body_limit_cannot_carry_is_warned_at_start(monkeypatch, 
     with caplog.at_level("WARNING", logger="legacy_assistant.cli.serve"), pytest.raises(ConfigError):
         serve_cli.run(parse("--max-text-length", "20000", "--model", "/nonexistent"))
     assert [r.getMessage() for r in caplog.records if "--max-text-length 20000" in r.getMessage()]
+
+
+def test_the_address_serve_announces():
+    from legacy_assistant.cli.serve import _address
+
+    assert _address("127.0.0.1", 5000) == "http://127.0.0.1:5000/"
+    assert _address("::1", 5000) == "http://[::1]:5000/"
+    assert "http://127.0.0.1:0/" not in _address("127.0.0.1", 0)  # it used to name port 0
+    assert "a port the system chooses" in _address("127.0.0.1", 0)

@@ -179,16 +179,22 @@ def run(args: argparse.Namespace) -> int:
             "file, sqlite:///PATH or redis://HOST:PORT/DB)"
         )
     log.info(
-        "serving %s%s on http://%s:%s/ with %d worker(s) x %d thread(s)",
+        "serving %s%s on %s with %d worker(s) x %d thread(s)",
         model,
         f" and responder {values['RESPONDER']}" if values["RESPONDER"] else " without a responder",
-        options.host,
-        options.port,
+        _address(options.host, options.port),
         options.workers,
         options.threads,
     )
     exec_server(options)  # does not return
     return 0
+
+
+def _address(host: str, port: int) -> str:
+    """Where the server listens, as a URL; port 0 is one the system chooses, named by the server's next lines."""
+    if port == 0:
+        return f"{host}, on a port the system chooses (the server's 'Listening at' or 'Running on' line names it)"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def _run_dev(values: dict[str, Any]) -> int:
@@ -207,7 +213,7 @@ def _run_dev(values: dict[str, Any]) -> int:
     if asked:
         reload_in_background(app, "SIGHUP while starting")
     host, port = values["HOST"], values["PORT"]
-    print(f"serving {values['MODEL']} on http://{host}:{port}/  (development server; Ctrl-C to stop)", flush=True)
+    print(f"serving {values['MODEL']} on {_address(host, port)}  (development server; Ctrl-C to stop)", flush=True)
     # threaded=True: every request runs in its own thread against the one shared session.
     app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=_quiet_request_handler())
     return 0
