@@ -491,6 +491,25 @@ def test_without_gradio_the_command_names_the_extra(monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_port_in_use_is_refused_before_the_models_load(monkeypatch, capsys):
+    import socket
+
+    _gradio_client()
+    from legacy_assistant.serving.assistant import Assistant
+
+    def never(*args, **kwargs):
+        raise AssertionError("the models were loaded before the port was checked")
+
+    monkeypatch.setattr(Assistant, "load", never)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["playground", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "choose another --host or --port" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -597,16 +597,24 @@ def refuse_port_in_use(host: str, port: int) -> None:
     a second server started on the same port by mistake would silently take half the traffic.
     A plain bind, without that flag, fails on any port in use, which is what this checks.
     """
+    problem = listen_problem(host, port)
+    if problem is not None:
+        log.error("%s (choose another --host or --port)", problem)
+        raise SystemExit(1)
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why nothing could listen on ``host:port`` now (taken, or not an address of this machine), or None."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     probe = socket.socket(family, socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
         probe.bind((host, port))
     except OSError as exc:
-        log.error("cannot listen on %s:%s: %s (choose another --host or --port)", host, port, exc.strerror or exc)
-        raise SystemExit(1) from None
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
     finally:
         probe.close()
+    return None
 
 
 def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
