@@ -10,7 +10,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 UV ?= uv
 
-.PHONY: run playground test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean
+.PHONY: run playground test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean clean-checkpoints
 
 venv: $(STAMP)
 
@@ -104,5 +104,11 @@ MATRIX_ARGS ?=
 test-tf-oldest: $(STAMP)
 	$(PYTHON) scripts/tf_matrix.py --versions oldest,pinned --without-suite pinned $(MATRIX_ARGS)
 
+# Everything the rules made, except the responder's training checkpoints, which `make responder`
+# resumes from (clean-checkpoints deletes them).
 clean:
-	rm -rf $(VENV) .venv-tf* reports/matrix .pytest_cache build *.egg-info
+	rm -rf $(VENV) .venv-tf* reports/matrix .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -path '$(RESPONDER_CHECKPOINTS)' -exec rm -rf {} +; fi
+
+clean-checkpoints:
+	rm -rf $(RESPONDER_CHECKPOINTS)
