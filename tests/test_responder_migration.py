@@ -405,3 +405,16 @@ def test_a_corpus_that_cannot_be_used_is_one_error_line(tmp_path):
         assert len(errors) == 1 and errors[0].startswith(f"error: {corpus}: {problem}"), result.stderr[-2000:]
         assert "problem(s) in data file" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_corpus_with_fewer_pairs_than_asked_says_so(tmp_path, caplog):
+    from legacy_assistant.responder.migration import corpus_contexts
+
+    corpus = tmp_path / "small.jsonl"
+    corpus.write_text(json.dumps([{"text": "hello there", "condition": "neutral"},
+                                  {"text": "hi, how are you?", "condition": "joy"}]) + "\n", encoding="utf-8")
+    info = verify_responder(SHIPPED_RESPONDER)
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.migration"):
+        pairs = corpus_contexts(info, corpus, 500, seed=0)
+    assert len(pairs) == 1
+    assert "holds 1 dialogue pair(s), fewer than the 500 contexts asked for" in caplog.text

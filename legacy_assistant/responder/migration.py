@@ -244,6 +244,13 @@ def corpus_contexts(info: ResponderInfo, corpus: str | Path, count: int, seed: i
     if len(pairs) > count:
         chosen = np.sort(np.random.default_rng(seed).choice(len(pairs), size=count, replace=False))
         pairs = [pairs[int(i)] for i in chosen]
+    elif len(pairs) < count:
+        log.warning(
+            "%s holds %d dialogue pair(s), fewer than the %d contexts asked for: all are checked",
+            corpus,
+            len(pairs),
+            count,
+        )
     return encode_pairs(
         pairs, info.vocabulary, info.conditions, spec.max_context_turns, spec.max_turn_tokens, spec.max_reply_tokens
     )
