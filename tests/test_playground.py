@@ -327,8 +327,12 @@ def test_an_empty_seed_box_is_a_fresh_draw_not_seed_0(assistant):
 
     assert handlers._seed("") is None and handlers._seed("  ") is None and handlers._seed(None) is None
     assert handlers._seed("12") == 12 and handlers._seed(12.0) == 12
-    seed_boxes = [c for c in build_playground(assistant).config["components"] if c["props"].get("label") == "seed"]
+    config = build_playground(assistant).config
+    seed_boxes = [c for c in config["components"] if c["props"].get("label") == "seed"]
     assert [(box["type"], box["props"]["value"]) for box in seed_boxes] == [("textbox", "")]
+    # the API page's description is plain text, not the handler's docstring markup
+    [described] = [d["api_description"] for d in config["dependencies"] if d.get("api_name") == "all_emotions"]
+    assert "empty for a fresh draw" in described and ":attr:" not in described and "``" not in described
 
 
 def test_mistakes_show_as_errors_without_tracebacks(client, playground):

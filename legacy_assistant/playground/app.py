@@ -219,6 +219,11 @@ def _emotions_tab(gr: Any, playground: Playground) -> None:
         inputs=[context, mode, seed, strength],
         outputs=replies,
         api_name="all_emotions",
+        # the API page shows this, not the handler's docstring with its Sphinx markup
+        api_description=(
+            "The responder's reply to one context (one turn per line, oldest first) under each emotion, in the "
+            "page's order. seed: a whole number, or empty for a fresh draw; strength: condition guidance, 0 to 10."
+        ),
     )
 
 
