@@ -458,3 +458,25 @@ def test_a_host_programs_sigterm_handler_is_left_alone(monkeypatch, capsys):
         assert seen == [handler] and signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_is_reported_by_a_command_that_ends_quietly_on_an_interrupt(monkeypatch, capsys):
+    """A server (the development server, the playground) stops on KeyboardInterrupt and returns 0:
+    SIGTERM still ends the process with 143."""
+    import os
+    import signal
+    import time
+
+    from legacy_assistant.cli import info
+
+    def serve_until_stopped(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            return 0
+        return 0
+
+    monkeypatch.setattr(info, "run", serve_until_stopped)
+    assert main(["info", "anything"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip() == "terminated"

@@ -289,3 +289,38 @@ def test_a_conversation_deleted_while_its_reply_is_generated_stays_deleted(defau
     assert forgotten == [True]
     assert assistant.history("s") == [] and store.load("s").turns == 0
     store.close()
+
+
+@pytest.mark.parametrize("failure", ["batcher closed", "decode failed"])
+def test_a_generation_that_fails_answers_with_the_stored_canned_reply(default_predictor, failure, caplog):
+    """The turn is stored before the reply is generated: an error then must not invite the client
+    to send the message again (a 503 did), which would store it twice."""
+    from legacy_assistant.serving.batching import BatcherClosed
+
+    def generate(context, emotion, mode, seed, condition_strength):
+        raise BatcherClosed("closed") if failure == "batcher closed" else RuntimeError("decode failed")
+
+    assistant = assistant_with(default_predictor, generate)
+    with caplog.at_level("ERROR", logger="legacy_assistant.serving.assistant"):
+        reply = assistant.chat("s", UNKNOWN)
+    assert reply.intent == FALLBACK_TAG and not reply.generated
+    assert reply.text in assistant.policy.fallback_responses
+    assert [(t.message, t.reply, t.generated) for t in assistant.history("s")] == [(UNKNOWN, reply.text, False)]
+    assert "the generated reply failed" in caplog.text and "Traceback" in caplog.text
+
+
+def test_a_store_that_fails_to_amend_still_answers_with_the_generated_reply(default_predictor, caplog):
+    from legacy_assistant.errors import StoreError
+
+    class AmendFails(MemoryStore):
+        def amend(self, sender, turn, amended):
+            raise StoreError("the store is busy")
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    assistant = Assistant(default_predictor, policy, AmendFails(), None, generate=RecordingGenerator("made"))
+    with caplog.at_level("WARNING", logger="legacy_assistant.serving.assistant"):
+        reply = assistant.chat("s", UNKNOWN)
+    assert reply.generated and reply.text == "made"
+    [turn] = assistant.history("s")
+    assert turn.message == UNKNOWN and not turn.generated  # stored once, with the canned reply
+    assert "could not replace the stored canned one: the store is busy" in caplog.text

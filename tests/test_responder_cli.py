@@ -246,7 +246,10 @@ def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
 
 
 @pytest.mark.pinned_only
-def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_path):
+@pytest.mark.parametrize("signum, word", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_path, signum, word):
+    """Ctrl-C, or SIGTERM from a supervisor or `kill`: the batch in flight ends, a checkpoint is
+    saved, and the command printed resumes the run."""
     checkpoints = tmp_path / "checkpoints"
     out = tmp_path / "interrupted"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -274,14 +277,14 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
             assert child.poll() is None, child.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "no checkpoint within 120 s"
             time.sleep(0.05)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         _, err = child.communicate(timeout=120)
     finally:
         child.kill()
         child.wait()
-    assert child.returncode == 130, err[-2000:]
+    assert child.returncode == 128 + signum, err[-2000:]
     assert "Traceback" not in err and not out.exists()
-    assert f"interrupted: the latest checkpoint is in {checkpoints}; resume with:" in err
+    assert f"{word}: the latest checkpoint is in {checkpoints}; resume with:" in err
     command = shlex.split(err.split("resume with:")[1].strip().splitlines()[0])
     assert command[:2] == ["legacy-assistant", "train-responder"]
     assert command[-3:] == ["--checkpoint-dir", str(checkpoints), "--resume"]

@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, terminated: list[int]) -> int:
     try:
         status = int(args.run(args) or 0)
+        if terminated:  # a command that ends quietly on Ctrl-C (a server) still reports SIGTERM
+            print("terminated", file=sys.stderr)
+            return 128 + terminated[0]
         if sys.stdout is not None:
             sys.stdout.flush()  # here, where a reader that went away is handled, not at exit
         return status

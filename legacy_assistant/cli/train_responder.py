@@ -14,6 +14,7 @@ import argparse
 import logging
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -158,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         model = _train(args, config, dialogues, held_out, checkpoint_dir)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)  # SIGTERM: a supervisor or `kill`
+        word = "interrupted" if signum == signal.SIGINT else "terminated"
         if (checkpoint_dir / "run.json").is_file():
             saved = (
                 f"the latest checkpoint is in {checkpoint_dir}"
@@ -166,14 +169,14 @@ def run(args: argparse.Namespace) -> int:
                 else f"no checkpoint yet, the run's settings are in {checkpoint_dir} (a resume starts from step 0)"
             )
             print(
-                f"interrupted: {saved}; resume with:\n  {resume_command(args, checkpoint_dir)}",
+                f"{word}: {saved}; resume with:\n  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
             )
         else:
-            print("interrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+            print(f"{word} before the first checkpoint; nothing to resume", file=sys.stderr)
             if temporary:
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        return 130
+        return 128 + int(signum)
     except BaseException:
         if temporary:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)

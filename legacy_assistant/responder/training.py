@@ -341,28 +341,42 @@ class _Run:
 
 
 class _Interrupt:
-    """While active in the main thread, Ctrl-C sets a flag that the loop checks after each
-    batch (so the checkpoint holds whole steps); a second Ctrl-C interrupts at once."""
+    """While active in the main thread, Ctrl-C or SIGTERM sets a flag that the loop checks after
+    each batch (so the checkpoint holds whole steps); a second one interrupts at once.
+    ``signum`` is the first signal's number."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum = int(signal.SIGINT)
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("interrupt: stopping after the current batch and saving a checkpoint (Ctrl-C again to abort)")
+        self.signum = signum
+        name = "interrupt" if signum == signal.SIGINT else signal.Signals(signum).name
+        log.warning("%s: stopping after the current batch and saving a checkpoint (Ctrl-C again to abort)", name)
+
+    def stopped(self, step: int) -> KeyboardInterrupt:
+        """The exception that ends the run after the checkpoint; it carries the signal's number."""
+        stop = KeyboardInterrupt(f"training interrupted at step {step}; resume to continue")
+        stop.signum = self.signum  # type: ignore[attr-defined]
+        return stop
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -686,7 +700,7 @@ def _loop(
                     )
                 if interrupt.requested:
                     _checkpoint(trainer, run, directory)
-                    raise KeyboardInterrupt(f"training interrupted at step {run.step}; resume to continue")
+                    raise interrupt.stopped(run.step)
                 if budget and time.monotonic() - started >= budget:
                     _checkpoint(trainer, run, directory)
                     log.info("time budget of %.1f minutes used at step %d", config.max_minutes, run.step)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
-from legacy_assistant.errors import ConfigError, RequestError
+from legacy_assistant.errors import ConfigError, RequestError, StoreError
 from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES, checked_condition_strength
 from legacy_assistant.serving.dialogue import (
     DEFAULT_ESCAPE_CONFIDENCE,
@@ -30,7 +30,14 @@ from legacy_assistant.serving.dialogue import (
     DialoguePolicy,
     Reply,
 )
-from legacy_assistant.stores.base import ConversationState, ConversationStore, MemoryStore, Turn, check_text
+from legacy_assistant.stores.base import (
+    ConversationState,
+    ConversationStore,
+    MemoryStore,
+    Turn,
+    check_text,
+    sender_digest,
+)
 
 if TYPE_CHECKING:
     from legacy_assistant.responder.responder import Responder
@@ -251,11 +258,21 @@ class Assistant:
             # the emotion and strength were checked above: the context holds no word the responder
             # can read (a first message of a zero-width space), and the canned fallback answers
             return reply
+        except Exception:  # noqa: BLE001 - the turn is stored with its canned reply: that is the answer
+            # An error here (the server shutting down, a failed decode) must not tell the client to
+            # send again: the turn is stored already, and a second one would follow it.
+            log.exception("%s: the generated reply failed; the canned fallback answers", sender_digest(sender))
+            return reply
         if not has_words(text):
             return reply
         generated = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
-        with self.store.conversation(sender):
-            self.store.amend(sender, canned, replace(canned, reply=text, generated=True))
+        try:
+            with self.store.conversation(sender):
+                self.store.amend(sender, canned, replace(canned, reply=text, generated=True))
+        except StoreError as exc:  # as above: the turn is stored, so no error that invites a retry
+            log.warning(
+                "%s: the generated reply could not replace the stored canned one: %s", sender_digest(sender), exc
+            )
         return generated
 
     def respond(
