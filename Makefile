@@ -104,11 +104,13 @@ MATRIX_ARGS ?=
 test-tf-oldest: $(STAMP)
 	$(PYTHON) scripts/tf_matrix.py --versions oldest,pinned --without-suite pinned $(MATRIX_ARGS)
 
-# Everything the rules made, except the responder's training checkpoints, which `make responder`
-# resumes from (clean-checkpoints deletes them).
+# Everything the rules made, except the responder's training checkpoints, which the command an
+# interrupted `make responder` prints resumes from (clean-checkpoints deletes them).
+# (the folder of build/ that holds them, however the path is spelt: ./build/x/, build/x/y ...)
+KEPT_UNDER_BUILD = build/$(firstword $(subst /, ,$(patsubst build/%,%,$(patsubst ./%,%,$(RESPONDER_CHECKPOINTS)))))
 clean:
 	rm -rf $(VENV) .venv-tf* reports/matrix .pytest_cache .mypy_cache .ruff_cache *.egg-info
-	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -path '$(RESPONDER_CHECKPOINTS)' -exec rm -rf {} +; fi
+	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -path '$(KEPT_UNDER_BUILD)' -exec rm -rf {} +; fi
 
 clean-checkpoints:
 	rm -rf $(RESPONDER_CHECKPOINTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,11 @@ def run_main(main: Callable[[], object]) -> None:
 
     try:
         main()
+    except BrokenPipeError:
+        # the reader of the output went away (`... | head`): as the command line does, exit as a
+        # process stopped by SIGPIPE, silently, with nothing left to flush into the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except (AssistantError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

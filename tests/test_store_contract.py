@@ -487,6 +487,7 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         "redis://127.0.0.1:6379/1?db=3": r"two database numbers, '1' in the path and '3' in \?db=",
         "redis://127.0.0.1:6379/0?socket_timeout=0": "socket_timeout must be a number of seconds above 0, got '0'",
         "redis://127.0.0.1:6379/0?socket_connect_timeout=-1": "socket_connect_timeout must be a number of seconds",
+        "redis://127.0.0.1:6379/0?socket_timeout=0&socket_timeout=1": "an option is given twice: socket_timeout",
         "redis://127.0.0.1:6379/sessions": "the path of a Redis URL is the database number",
     }
     for url, message in cases.items():

@@ -274,10 +274,13 @@ def check_redis_url(url: str) -> None:
                 f"(redis://host:6379/0), got {parts.path!r}"
             )
     query = urllib.parse.parse_qs(parts.query)
+    repeated = sorted(name for name, values in query.items() if len(values) > 1)
+    if repeated:  # the client takes one of them, and which is its own affair
+        raise ConfigError(f"{redacted(url)}: an option is given twice: {', '.join(repeated)}")
     if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and "db" in query:
         raise ConfigError(
             f"{redacted(url)}: two database numbers, {parts.path.strip('/')!r} in the path and "
-            f"{query['db'][-1]!r} in ?db= (the client would use the second): give one"
+            f"{query['db'][0]!r} in ?db= (the client would use the second): give one"
         )
     for option in ("socket_timeout", "socket_connect_timeout"):
         if option in query and not _positive_seconds(query[option][-1]):
