@@ -130,11 +130,7 @@ class RedisStore:
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
         # a positive idle time under a millisecond still expires (0 ms would mean never)
         ttl_ms = max(1, math.ceil(self.ttl_seconds * 1000)) if self.ttl_seconds > 0 else 0
-        lock = getattr(self._held, "locks", {}).get(sender)
-        expired = StoreError(
-            f"{_named(sender)}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
-            "was saved, so another request may have moved it on; the turn was not saved"
-        )
+        lock, expired = self._held_lock(sender, "saved")
         with self._errors("save"):
             for _ in range(SAVE_ATTEMPTS):
                 with self._client.pipeline(transaction=True) as pipe:
@@ -164,16 +160,21 @@ class RedisStore:
                             raise expired from None
             raise StoreError(f"{_named(sender)}: other saves kept changing it; the turn was not saved")
 
+    def _held_lock(self, sender: str, done: str) -> tuple[Any, StoreError]:
+        """This thread's lock of ``sender`` (None outside conversation()), and the error for a
+        write that finds it expired: the turn was not ``done``."""
+        expired = StoreError(
+            f"{_named(sender)}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
+            f"was {done}, so another request may have moved it on; the turn was not {done}"
+        )
+        return getattr(self._held, "locks", {}).get(sender), expired
+
     def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
         import redis
 
         check_text("sender", sender)
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
-        lock = getattr(self._held, "locks", {}).get(sender)
-        expired = StoreError(
-            f"{_named(sender)}: its lock expired (after {LOCK_TIMEOUT_SECONDS:g} s) before the turn "
-            "was amended; it was not amended"
-        )
+        lock, expired = self._held_lock(sender, "amended")
         with self._errors("amend"):
             for _ in range(SAVE_ATTEMPTS):
                 with self._client.pipeline(transaction=True) as pipe:
