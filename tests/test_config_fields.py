@@ -14,15 +14,15 @@ SPAN = "must be a list of two whole numbers [min, max]"
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"features": "abc"}, "features must be an object of feature settings, got 'abc'"),
-    ({"features": None}, "features must be an object of feature settings, got None"),
+    ({"features": "abc"}, "features must be an object of feature settings, got \"abc\""),
+    ({"features": None}, "features must be an object of feature settings, got null"),
     ({"features": 5}, "features must be an object of feature settings, got 5"),
     ({"features": {"word_ngrams": 5}}, f"features.word_ngrams {SPAN}, got 5"),
     ({"features": {"char_ngrams": 3}}, f"features.char_ngrams {SPAN}, got 3"),
-    ({"features": {"word_ngrams": "12"}}, f"features.word_ngrams {SPAN}, got '12'"),
-    ({"features": {"word_ngrams": {"a": 1}}}, f"features.word_ngrams {SPAN}, got {{'a': 1}}"),
-    ({"features": {"text": "x"}}, "features.text must be an object of text settings, got 'x'"),
-    ({"features": {"text": None}}, "features.text must be an object of text settings, got None"),
+    ({"features": {"word_ngrams": "12"}}, f"features.word_ngrams {SPAN}, got \"12\""),
+    ({"features": {"word_ngrams": {"a": 1}}}, f"features.word_ngrams {SPAN}, got {{\"a\": 1}}"),
+    ({"features": {"text": "x"}}, "features.text must be an object of text settings, got \"x\""),
+    ({"features": {"text": None}}, "features.text must be an object of text settings, got null"),
     ({"features": {"text": {"bogus": 1}}}, "features.text: unknown setting 'bogus'"),
     ({"features": {"bogus": 1, "other": 2}}, "features: unknown settings 'bogus', 'other'"),
     ({"features": {"text": {"stemmer": 3}}}, "features.text.stemmer must be a string, got 3"),
@@ -61,8 +61,32 @@ def test_text_settings_name_their_path_and_stay_a_type_error_for_old_callers():
     # the responder's vocabulary reader catches TypeError, what TextConfig(**data) raised for it
     with pytest.raises(TypeError, match="^unknown text setting 'colour'$"):
         TextConfig.from_dict({"colour": "blue"})
-    with pytest.raises(TypeError, match="^text must be an object of text settings, got 'x'$"):
+    with pytest.raises(TypeError, match="^text must be an object of text settings, got \"x\"$"):
         TextConfig.from_dict("x")
     with pytest.raises(ConfigError, match="^stemmer must be one of"):
         TextConfig.from_dict({"stemmer": "wordnet"})
     assert TextConfig.from_dict({"stemmer": "porter"}) == TextConfig(stemmer="porter")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"tied_output": "yes"}, 'tied_output must be true or false, got "yes"'),
+    ({"tied_output": None}, "tied_output must be true or false, got null"),
+    ({"epochs": True}, "epochs must be an integer, got true"),
+    ({"epochs": [1, 2]}, "epochs must be an integer, got [1, 2]"),
+    ({"dropout": "0.1"}, 'dropout must be a finite number, got "0.1"'),
+])
+def test_a_responder_setting_of_the_wrong_type_is_shown_as_its_file_spells_it(tmp_path, settings, message):
+    from legacy_assistant.responder.config import load_responder_config
+
+    path = tmp_path / "responder.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError) as caught:
+        load_responder_config(path)
+    assert str(caught.value).endswith(message)
+
+
+def test_a_long_value_in_an_error_is_cut():
+    with pytest.raises(ConfigError) as caught:
+        TrainingConfig.from_dict(list(range(1000)))
+    shown = str(caught.value).split("got ", 1)[1]
+    assert shown.startswith("[0, 1, 2") and shown.endswith("...") and len(shown) == 80

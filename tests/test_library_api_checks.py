@@ -220,6 +220,7 @@ def test_parse_needs_a_top_of_at_least_1(assistant, top):
     with pytest.raises(RequestError, match=rf"^top must be a whole number >= 1 \(or None\), got {top!r}$"):
         assistant.parse("hello", top=top)
     assert len(assistant.parse("hello", top=1)["intent_ranking"]) == 1
+    assert len(assistant.parse("hello", top=np.int64(2))["intent_ranking"]) == 2  # as the predictor takes it
     assert len(assistant.parse("hello", top=None)["intent_ranking"]) == len(assistant.predictor.classes)
 
 

@@ -59,6 +59,7 @@ def test_evaluate_and_info_read_a_migrated_model_without_a_runtime_flag(migrated
     out, _ = migrated_default
     info = run_cli("info", str(out), "--json")
     assert info.returncode == 0 and json.loads(info.stdout)["runtime"] == "tf2", info.stderr[-2000:]
+    assert json.loads(info.stdout)["kind"] == "intent"
     report = tmp_path / "eval.json"
     evaluated = run_cli("evaluate", str(out), str(SHIPPED_INTENTS), "--out", str(report))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
@@ -72,6 +73,7 @@ def test_model_trained_in_this_run_has_parity(tiny_predictor, migrated_tiny, tin
 
 def test_migrate_checks_itself_against_the_source_golden(migrated_default, golden):
     out, report = migrated_default
+    assert report["kind"] == "intent"  # as info says; a responder's report says "responder"
     assert report["source_golden"]["cases"] == len(golden["cases"])
     assert report["source_golden"]["max_abs_delta"] <= TOLERANCE
     assert report["numpy_reference"]["top1_agreement"] == 1.0

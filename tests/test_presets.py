@@ -130,7 +130,7 @@ def test_merge_refuses_a_non_object():
 def test_linear_shortcut_must_be_a_boolean(tmp_path):
     path = tmp_path / "my.json"
     path.write_text(json.dumps({"linear_shortcut": "yes"}))
-    with pytest.raises(ConfigError, match="linear_shortcut must be true or false, got 'yes'"):
+    with pytest.raises(ConfigError, match="linear_shortcut must be true or false, got \"yes\""):
         load_config(path, preset("ngrams"))
     path.write_text(json.dumps({"linear_shortcut": False}))
     assert load_config(path, preset("ngrams")).linear_shortcut is False

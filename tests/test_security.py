@@ -78,7 +78,7 @@ def test_tokens_from_environment(monkeypatch, make_client):
     "s3cret-\u00e4pi",  # not ASCII
 ])
 def test_wrong_token_gets_401_invalid_token(make_client, wrong):
-    client = make_client(API_TOKEN="s3cret-api", ADMIN_TOKEN="s3cret-api")
+    client = make_client(API_TOKEN="s3cret-api", ADMIN_TOKEN="s3cret-adm")
     for url, body in [("/api/v1/parse", {"text": "hi"}), ("/admin/reload", None)]:
         response = client.post(url, json=body, headers=bearer(wrong))
         assert_401(response, invalid=True)
@@ -228,3 +228,31 @@ def test_the_rasa_channels_health_check_takes_the_api_token(make_client):
     assert_401(client.get("/webhooks/rest/"), invalid=False)
     answer = client.get("/webhooks/rest/", headers=bearer("s3cret-api"))
     assert answer.status_code == 200 and answer.get_json() == {"status": "ok"}
+
+
+def test_every_answer_carries_the_browser_protections(make_client):
+    """No framing (a framed, disguised page could be clicked into "New conversation", which
+    deletes a conversation), no type sniffing, no Referer; the page loads from this server only."""
+    client = make_client(API_TOKEN="api-token-for-the-test")
+    page = client.get("/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert "unsafe-inline" not in policy  # the page has no inline script or style
+    answers = [page, client.get("/health"), client.get("/static/chat.js"), client.get("/no/such/route"),
+               client.post("/api/v1/parse", json={"text": "hi"})]
+    for response in answers:
+        assert response.headers["X-Content-Type-Options"] == "nosniff", response.request.path
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert client.get("/health").headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_api_answers_are_never_cached(make_client):
+    """A transcript or a reply is one client's: no browser or shared cache keeps it."""
+    client = make_client()
+    sender = "b6f1d0c4e2a94b7f8c1d2e3f4a5b6c7d"
+    assert client.post("/api/v1/chat", json={"sender": sender, "message": "hello"}).headers["Cache-Control"] == "no-store"
+    assert client.get(f"/api/v1/conversations/{sender}").headers["Cache-Control"] == "no-store"
+    assert client.post("/api/v1/parse", json={"text": "hi"}).headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/static/chat.css").headers.get("Cache-Control", "")  # public files may be

@@ -101,6 +101,38 @@ def test_a_memory_store_for_many_workers_is_named_as_it_was_given(monkeypatch):
         run(parse("--workers", "2", "--no-responder"))
 
 
+def test_one_token_for_the_api_and_the_admin_routes_is_refused(monkeypatch, make_client):
+    """The chat page keeps the API token in every user's browser: with the admin token the same,
+    any of them could reload the models."""
+    from legacy_assistant.cli.serve import run
+
+    monkeypatch.setenv("LEGACY_ASSISTANT_API_TOKEN", "one-token-for-both-routes")
+    monkeypatch.setenv("LEGACY_ASSISTANT_ADMIN_TOKEN", " one-token-for-both-routes\n")  # read as the same token
+    with pytest.raises(ConfigError, match="are the same token: every client of the API could call the admin"):
+        run(parse("--no-responder", "--model", "/nonexistent"))  # refused before the model is looked at
+    with pytest.raises(ConfigError, match="are the same token"):
+        make_client()
+    monkeypatch.setenv("LEGACY_ASSISTANT_ADMIN_TOKEN", "another-token-for-admins")
+    assert make_client().get("/health").status_code == 200
+
+
+def test_a_short_token_is_warned_at_start(monkeypatch, caplog):
+    from legacy_assistant.cli import serve as serve_cli
+    from legacy_assistant.serving.settings import resolve, short_token_warnings
+
+    assert short_token_warnings(resolve({})) == []
+    monkeypatch.setenv("LEGACY_ASSISTANT_ADMIN_TOKEN", "change-me")
+    monkeypatch.setenv("LEGACY_ASSISTANT_API_TOKEN", "0123456789abcdef")  # 16 characters: long enough
+    with caplog.at_level("WARNING", logger="legacy_assistant.cli.serve"), pytest.raises(ConfigError):
+        serve_cli.run(parse("--model", "/nonexistent"))
+    warned = [r.getMessage() for r in caplog.records if "token that short" in r.getMessage()]
+    assert warned == [
+        "LEGACY_ASSISTANT_ADMIN_TOKEN is 9 characters long: a token that short may be guessed; "
+        "use a random one, e.g. $(openssl rand -hex 16)"
+    ]
+    assert "change-me" not in caplog.text  # the token itself is never logged
+
+
 def test_server_module_does_not_import_tensorflow():
     code = ("import sys, legacy_assistant.serving.server, legacy_assistant.serving.settings, "
             "legacy_assistant.cli.serve; "

@@ -519,6 +519,13 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         ("redis://host:6379/0", "redis://host:6379/0"),
         # a misspelt option is what the up-front check catches: its value may be the password
         ("redis://host:6379/0?pasword=s3cret&db=2&socket_timeout=3", "redis://host:6379/0?pasword=***&db=2&socket_timeout=3"),
+        # a password with a character it should have percent-encoded: the parser cuts the address short
+        ("redis://:s3/cret@host:6379/0", "redis://***"),
+        ("redis://:s3?cret@host/0", "redis://***"),
+        ("redis://:s3@cr#et@host:6379/0", "redis://***"),
+        ("redis://:s3cr@et@host/0", "redis://:***@host/0"),
+        # an "@" in the query cannot be told from one in a password: too much is hidden, never too little
+        ("redis://host/0?password=s3@cret", "redis://***"),
     ],
 )
 def test_a_redis_password_never_shows_in_a_message(url, shown):
@@ -641,6 +648,19 @@ def test_a_redis_password_never_reaches_a_message(free_port):
     assert redacted("redis://localhost:6379/0") == "redis://localhost:6379/0"
 
 
+@pytest.mark.parametrize("url", ["redis://:s3/cret@127.0.0.1:6379/0", "redis://:s3?cret@127.0.0.1/0",
+                                 "redis://:s3@cr#et@127.0.0.1:6379/0", "redis://:s3cret@127.0.0.1:port/0",
+                                 "redis://u:s3cret@127.0.0.1:6379/0#"])
+def test_a_redis_url_whose_password_cut_it_short_is_refused_without_showing_it(url):
+    """urllib's own words quoted the piece it could not read ("... as 's3'"); a '#' made redis-py
+    connect to a host named after the password's middle."""
+    from legacy_assistant.stores.base import check_store_url
+
+    with pytest.raises(ConfigError, match="must be percent-encoded") as refused:
+        check_store_url(url)
+    assert "s3" not in str(refused.value) and "cret" not in str(refused.value)
+
+
 @pytest.mark.parametrize("path", ["/sessions", "/1x", "/0/1", "/-1", "/٣"])
 def test_a_redis_path_that_is_not_a_database_number_is_refused(free_port, path):
     # redis-py would ignore it and use database 0 (another app's keys, perhaps); refused before
@@ -661,3 +681,19 @@ def test_the_memory_store_is_logged_by_what_it_is():
     from legacy_assistant.stores.base import MemoryStore
 
     assert repr(MemoryStore(max_conversations=7)) == "MemoryStore(this process only, at most 7 conversations)"
+
+
+def test_a_new_sqlite_file_is_readable_by_its_owner_only(tmp_path):
+    """It holds every conversation: no other user of the machine may read it (nor its WAL)."""
+    store = SQLiteStore(tmp_path / "new" / "conversations.db")
+    store.save("alice", ConversationState(), Turn(message="my address is 12 Elm Street", intent="x", confidence=1.0,
+                                                  reply="ok"))
+    for path in (tmp_path / "new").iterdir():
+        if path.name.startswith("conversations.db"):
+            assert path.stat().st_mode & 0o777 == 0o600, path.name
+    store.close()
+    existing = tmp_path / "shared.db"
+    existing.touch(mode=0o640)
+    existing.chmod(0o640)  # the owner's choice for a file that exists is kept
+    SQLiteStore(existing).close()
+    assert existing.stat().st_mode & 0o777 == 0o640

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.classifier.features import FeatureConfig
-from legacy_assistant.common.fields import check_count_list, check_field_types
+from legacy_assistant.common.fields import check_count_list, check_field_types, shown
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
@@ -79,7 +79,7 @@ class TrainingConfig:
             raise ConfigError(f"hidden_units must be a non-empty list of positive widths, got {self.hidden_units}")
         check_count_list("hidden_units", self.hidden_units, high=MAX_WIDTH)
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {shown(OPTIMIZERS)}, got {shown(self.optimizer)}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be above 0, got {self.learning_rate}")
         for name in ("dropout", "label_smoothing", "momentum"):
@@ -89,7 +89,7 @@ class TrainingConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         # numpy's RandomState takes seeds below 2**32, and feature dropout draws from seed + 1
         if not 0 <= self.seed <= MAX_SEED:
-            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
+            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {shown(self.seed)}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.min_steps < 0:
@@ -102,10 +102,11 @@ class TrainingConfig:
             raise ConfigError("early_stopping_patience must be >= 0")
         if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
             raise ConfigError(
-                f"early_stopping_metric must be one of {EARLY_STOPPING_METRICS}, got {self.early_stopping_metric!r}"
+                f"early_stopping_metric must be one of {shown(EARLY_STOPPING_METRICS)}, "
+                f"got {shown(self.early_stopping_metric)}"
             )
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+            raise ConfigError(f"lr_schedule must be one of {shown(LR_SCHEDULES)}, got {shown(self.lr_schedule)}")
         if self.lr_decay < 0:
             raise ConfigError(f"lr_decay must be >= 0, got {self.lr_decay}")
         if self.lr_decay and self.optimizer == "sgd" and self.sparse_updates:
@@ -115,7 +116,9 @@ class TrainingConfig:
         if not 0.0 < self.threshold_oos_share < 1.0:
             raise ConfigError(f"threshold_oos_share must be in (0, 1), got {self.threshold_oos_share}")
         if self.threshold_from not in THRESHOLD_FROM:
-            raise ConfigError(f"threshold_from must be one of {THRESHOLD_FROM}, got {self.threshold_from!r}")
+            raise ConfigError(
+                f"threshold_from must be one of {shown(THRESHOLD_FROM)}, got {shown(self.threshold_from)}"
+            )
         if not 0.0 <= self.threshold_fallback_rate < 1.0:
             raise ConfigError(f"threshold_fallback_rate must be in [0, 1), got {self.threshold_fallback_rate}")
         if not 0.0 < self.threshold_holdout < 1.0:
@@ -136,7 +139,7 @@ class TrainingConfig:
         """Settings from a JSON object (as :meth:`to_dict` gives); a bad one raises
         :class:`ConfigError` naming its path (``features.text.stemmer``)."""
         if not isinstance(data, Mapping):
-            raise ConfigError(f"training settings must be an object, got {data!r}")
+            raise ConfigError(f"training settings must be an object, got {shown(data)}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.common.fields import MAX_COUNT, check_count_list, check_field_types
+from legacy_assistant.common.fields import MAX_COUNT, check_count_list, check_field_types, shown
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import TextConfig, TextProcessor
 
@@ -64,7 +64,7 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         if not isinstance(self.text, TextConfig):
-            raise ConfigError(f"text must be a text configuration, got {self.text!r}")
+            raise ConfigError(f"text must be a text configuration, got {shown(self.text)}")
         spans = {"word_ngrams": self.word_ngrams}
         if self.char_ngrams is not None:
             spans["char_ngrams"] = self.char_ngrams
@@ -79,9 +79,11 @@ class FeatureConfig:
             or not isinstance(self.max_features, int)
             or not 1 <= self.max_features <= MAX_COUNT
         ):
-            raise ConfigError(f"max_features must be a whole number from 1 to {MAX_COUNT:,}, got {self.max_features!r}")
+            raise ConfigError(
+                f"max_features must be a whole number from 1 to {MAX_COUNT:,}, got {shown(self.max_features)}"
+            )
         if self.weighting not in WEIGHTINGS:
-            raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+            raise ConfigError(f"weighting must be one of {shown(WEIGHTINGS)}, got {shown(self.weighting)}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,7 +96,7 @@ class FeatureConfig:
         """Settings from a JSON object. ``where`` is the object's path in its file: every error
         names it and the setting (``features.word_ngrams must be ...``) in one line."""
         if not isinstance(data, Mapping):
-            raise ConfigError(f"{where} must be an object of feature settings, got {data!r}")
+            raise ConfigError(f"{where} must be an object of feature settings, got {shown(data)}")
         data = dict(data)
         unknown = sorted(set(data) - {f for f in cls.__dataclass_fields__}, key=str)
         if unknown:
@@ -108,7 +110,7 @@ class FeatureConfig:
             span = data[name]
             # tuple() of a number, string or object fails or splits it: say what is expected
             if isinstance(span, (str, bytes)) or not isinstance(span, (list, tuple)):
-                raise ConfigError(f"{where}.{name} must be a list of two whole numbers [min, max], got {span!r}")
+                raise ConfigError(f"{where}.{name} must be a list of two whole numbers [min, max], got {shown(span)}")
             data[name] = tuple(span)
         try:
             return cls(**data)
@@ -124,7 +126,7 @@ class Featurizer:
         self.vocabulary = list(vocabulary)
         for number, term in enumerate(self.vocabulary):
             if not isinstance(term, str) or not term:
-                raise ConfigError(f"vocabulary term #{number} must be a non-empty string, got {term!r}")
+                raise ConfigError(f"vocabulary term #{number} must be a non-empty string, got {shown(term)}")
         self.index = {term: i for i, term in enumerate(self.vocabulary)}
         if len(self.index) != len(self.vocabulary):
             raise ConfigError("vocabulary holds duplicate terms")

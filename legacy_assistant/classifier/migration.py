@@ -62,6 +62,7 @@ class MigrationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": "intent",  # a responder's report says "responder"
             "source": str(self.source),
             "target": str(self.target),
             "tensorflow": self.tensorflow,

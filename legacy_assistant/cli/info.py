@@ -58,6 +58,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     summary = {
         "path": str(info.path),
         "name": info.name,
+        "kind": "intent",  # a responder's says "responder"
         "created": manifest.get("created"),
         "intents": len(manifest["classes"]),
         "classes": manifest["classes"],

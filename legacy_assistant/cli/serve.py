@@ -144,9 +144,10 @@ def _runtime() -> str:
 
 def run(args: argparse.Namespace) -> int:
     values = resolved(args)  # every setting checked before anything starts
-    warning = settings.text_cap_warning(values)
-    if warning:
-        log.warning("%s", warning)
+    settings.check_tokens(values["API_TOKEN"], values["ADMIN_TOKEN"])
+    for warning in [settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
+        if warning:
+            log.warning("%s", warning)
     model = values["MODEL"]
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
     runtime = _runtime()

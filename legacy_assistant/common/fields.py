@@ -7,6 +7,7 @@ is no count and ``NaN`` passes every comparison. Each settings class calls
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import fields
 from typing import Any
@@ -16,6 +17,19 @@ from legacy_assistant.errors import ConfigError
 # Counts (epochs, batch sizes, widths, ...) beyond this are a typo, not a setting: a loop or an
 # allocation of that size would never end or fail deep inside numpy or TensorFlow.
 MAX_COUNT = 10**9
+
+
+SHOWN_CHARS = 80  # a value quoted in an error beyond this is cut: a whole list would bury the message
+
+
+def shown(value: Any) -> str:
+    """``value`` as a settings file spells it: JSON (``"yes"``, ``null``, ``true``, ``[1, 2]``),
+    or Python's ``repr`` for what JSON cannot hold; cut after :data:`SHOWN_CHARS` characters."""
+    try:
+        text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def is_finite_number(value: Any) -> bool:
@@ -46,23 +60,23 @@ def check_field_types(settings: Any, unbounded: tuple[str, ...] = ()) -> None:
         value = getattr(settings, field.name)
         kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
         if kind == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{field.name} must be true or false, got {value!r}")
+            raise ConfigError(f"{field.name} must be true or false, got {shown(value)}")
         bound = None if field.name in unbounded else MAX_COUNT
         if kind == "int" and not is_whole_number(value, None if bound is None else -bound, bound):
             limit = "" if field.name in unbounded else f" of at most {MAX_COUNT:,}"
-            raise ConfigError(f"{field.name} must be a whole number{limit}, got {value!r}")
+            raise ConfigError(f"{field.name} must be a whole number{limit}, got {shown(value)}")
         if kind == "float" and not is_finite_number(value):
-            raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
+            raise ConfigError(f"{field.name} must be a finite number, got {shown(value)}")
         if kind == "str" and not isinstance(value, str):
-            raise ConfigError(f"{field.name} must be a string, got {value!r}")
+            raise ConfigError(f"{field.name} must be a string, got {shown(value)}")
 
 
 def check_count_list(name: str, values: Any, low: int = 1, high: int = MAX_COUNT) -> tuple[int, ...]:
     """``values`` as a tuple of whole numbers in ``[low, high]`` (a list or tuple, not a string,
     whose items are not booleans or floats); ``ConfigError`` naming ``name`` otherwise."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-        raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
+        raise ConfigError(f"{name} must be a list of whole numbers, got {shown(values)}")
     for value in values:
         if not is_whole_number(value, low, high):
-            raise ConfigError(f"{name} must hold whole numbers from {low} to {high:,}, got {values!r}")
+            raise ConfigError(f"{name} must hold whole numbers from {low} to {high:,}, got {shown(values)}")
     return tuple(values)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compat.responder.inputs import MAX_DECODE_LENGTH
-from legacy_assistant.common.fields import MAX_COUNT, is_finite_number
+from legacy_assistant.common.fields import MAX_COUNT, is_finite_number, shown
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
@@ -87,17 +87,17 @@ class ResponderTrainingConfig:
             value = getattr(self, field.name)
             if field.type == "bool":
                 if not isinstance(value, bool):
-                    raise ConfigError(f"{field.name} must be true or false, got {value!r}")
+                    raise ConfigError(f"{field.name} must be true or false, got {shown(value)}")
             elif field.type == "int":
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"{field.name} must be an integer, got {value!r}")
+                    raise ConfigError(f"{field.name} must be an integer, got {shown(value)}")
                 high = MAX_WIDTH if field.name in WIDTHS else MAX_TOKENS if field.name in LENGTHS else MAX_COUNT
                 if field.name == "max_reply_tokens":
                     high = MAX_DECODE_LENGTH  # the longest reply a decode may ask for
                 if field.name != "seed" and value > high:
                     raise ConfigError(f"{field.name} must be at most {high:,}, got {value}")
             elif not is_finite_number(value):
-                raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
+                raise ConfigError(f"{field.name} must be a finite number, got {shown(value)}")
         for name in (
             "embedding_size",
             "encoder_units",

@@ -12,6 +12,7 @@ Model calls go through two callables, ``classify`` (one text -> :class:`Predicti
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -202,7 +203,7 @@ class Assistant:
         rules applied. Raises :class:`RequestError` for a ``text`` that is not a string or a
         ``top`` that is not a whole number >= 1."""
         _check_string("text", text)
-        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1):
             # 0 leaves no intent to name, and a negative top would drop the last ones silently
             raise RequestError(f"top must be a whole number >= 1 (or None), got {top!r}")
         ranking = self._classify(text).ranking[:top]

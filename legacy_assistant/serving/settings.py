@@ -644,6 +644,31 @@ BYTES_PER_CHARACTER = 4
 REQUEST_OVERHEAD_BYTES = 512
 
 
+# A token shorter than this is likely a word someone chose, not a random one (32 hex digits:
+# `openssl rand -hex 16`); the server warns, since a 401 never slows a guesser down.
+SHORT_TOKEN_CHARACTERS = 16
+
+
+def check_tokens(api_token: str | None, admin_token: str | None) -> None:
+    """:class:`ConfigError` when the API and admin tokens are one token: every client of the API
+    (the chat page keeps the API token in each user's browser) could then reload the models."""
+    if api_token and admin_token and api_token == admin_token:
+        raise ConfigError(
+            "LEGACY_ASSISTANT_API_TOKEN and LEGACY_ASSISTANT_ADMIN_TOKEN are the same token: every client "
+            "of the API could call the admin routes too; give the admin routes a token of their own"
+        )
+
+
+def short_token_warnings(values: Mapping[str, Any]) -> list[str]:
+    """A warning for each token set that is shorter than :data:`SHORT_TOKEN_CHARACTERS`."""
+    return [
+        f"{s.env} is {len(values[s.name])} characters long: a token that short may be guessed; "
+        "use a random one, e.g. $(openssl rand -hex 16)"
+        for s in SECRETS
+        if values.get(s.name) and len(values[s.name]) < SHORT_TOKEN_CHARACTERS
+    ]
+
+
 def text_cap_warning(values: Mapping[str, Any]) -> str | None:
     """A warning when a message of ``MAX_TEXT_LENGTH`` characters may not fit in a request body
     of ``MAX_BODY_BYTES`` (such a message gets 413 although the text cap allows it); else None."""

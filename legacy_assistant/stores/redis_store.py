@@ -253,6 +253,10 @@ def _watch_lock(pipe: Any, lock: Any, expired: StoreError) -> None:
         raise expired
 
 
+PERCENT_ENCODED = "a password holding /, ?, # or @ must be percent-encoded (%2F, %3F, %23, %40)"
+ENCODE_PASSWORD = f"its host and port do not read as such: is the port a number from 0 to 65535? ({PERCENT_ENCODED})"
+
+
 def check_redis_url(url: str) -> None:
     """Refuse what redis-py would only fail on later, without connecting: a host or port that is
     not one, an option it does not know (it passes every query option on to the connection, where
@@ -266,13 +270,17 @@ def check_redis_url(url: str) -> None:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
     except ValueError as exc:
-        raise ConfigError(f"{redacted(url)}: not a Redis URL: {exc}") from None
+        # the parser's words quote the piece it could not read, which may be part of a password
+        reason = ENCODE_PASSWORD if "@" in url else str(exc)
+        raise ConfigError(f"{redacted(url)}: not a Redis URL: {reason}") from None
+    if parts.fragment or url.endswith("#"):  # no Redis URL has one: a "#" from a password cut the address short
+        raise ConfigError(f"{redacted(url)}: not a Redis URL: it holds a '#' ({PERCENT_ENCODED})")
     if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/"):
         number = parts.path.strip("/")
         if not (number.isascii() and number.isdigit()):
+            got = f"got a path holding an '@' ({PERCENT_ENCODED})" if "@" in parts.path else f"got {parts.path!r}"
             raise ConfigError(
-                f"{redacted(url)}: the path of a Redis URL is the database number "
-                f"(redis://host:6379/0), got {parts.path!r}"
+                f"{redacted(url)}: the path of a Redis URL is the database number (redis://host:6379/0), {got}"
             )
     query = urllib.parse.parse_qs(parts.query)
     repeated = sorted(name for name, values in query.items() if len(values) > 1)
@@ -314,6 +322,10 @@ def redacted(url: str) -> str:
     if not separator:
         return url
     end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    if "@" in rest[end:]:
+        # An "@" past where the address ends: a password holding "/", "?" or "#" un-encoded cut the
+        # address short, or a query value holds one. Which part is secret cannot be told: hide all.
+        return f"{scheme}://***"
     netloc, tail = rest[:end], rest[end:]
     userinfo, at, host = netloc.rpartition("@")
     if at and ":" in userinfo:

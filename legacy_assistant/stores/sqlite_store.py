@@ -111,6 +111,16 @@ def _add_generated_column(connection: sqlite3.Connection) -> None:
             raise
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file, if there is none, readable by its owner only: it holds every
+    conversation (SQLite gives its -wal and -shm files the database file's permissions). An
+    existing file keeps the permissions its owner gave it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+    except FileExistsError:
+        pass
+
+
 class _WriterLock:
     """The queue for SQLite's write lock: a thread lock within the process, ``flock`` across
     processes (advisory, on a file of its own; the database file itself is SQLite's)."""
@@ -124,7 +134,7 @@ class _WriterLock:
     def open(self) -> None:
         if fcntl is not None and self._fd is None:
             # flock needs no write access: any process that may use the database can queue here
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
 
     def close(self) -> None:
         with self._thread_lock:
@@ -191,6 +201,7 @@ class SQLiteStore:
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             self._writer.open()
             with self._connection() as connection:
                 _retry_while_busy(lambda: connection.executescript(SCHEMA))

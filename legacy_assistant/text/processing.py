@@ -29,7 +29,7 @@ from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
-from legacy_assistant.common.fields import check_field_types
+from legacy_assistant.common.fields import check_field_types, shown
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching
 from legacy_assistant.text.plain_words import plain_words
@@ -59,9 +59,9 @@ class TextConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         if self.tokenizer not in TOKENIZERS:
-            raise ConfigError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+            raise ConfigError(f"tokenizer must be one of {shown(TOKENIZERS)}, got {shown(self.tokenizer)}")
         if self.stemmer not in STEMMERS:
-            raise ConfigError(f"stemmer must be one of {STEMMERS}, got {self.stemmer!r}")
+            raise ConfigError(f"stemmer must be one of {shown(STEMMERS)}, got {shown(self.stemmer)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +71,7 @@ class TextConfig:
         """Settings from a JSON object. ``where`` is the object's path in its file
         (``features.text``): every error names it, and the setting, in one line."""
         if not isinstance(data, Mapping):
-            raise SettingsShapeError(f"{where or 'text'} must be an object of text settings, got {data!r}")
+            raise SettingsShapeError(f"{where or 'text'} must be an object of text settings, got {shown(data)}")
         unknown = sorted(set(data) - {f.name for f in fields(cls)}, key=str)
         if unknown:
             listed = ", ".join(map(repr, unknown))

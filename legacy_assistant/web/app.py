@@ -93,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     app.config.from_mapping(settings.app_config(settings.resolve(settings=from_environment)))
     app.config.from_mapping(given)
     app.config["CORS_ORIGINS"] = parse_origins(app.config["CORS_ORIGINS"])
+    settings.check_tokens(app.config["API_TOKEN"], app.config["ADMIN_TOKEN"])
     json_provider = cast(DefaultJSONProvider, app.json)  # Flask's own provider, typed as its base class
     json_provider.sort_keys = False
     json_provider.compact = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -162,8 +163,13 @@ def json_object() -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
     except json.JSONDecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    except ValueError as exc:  # valid JSON Python refuses: an integer of more than 4,300 digits
-        raise ApiError(400, "invalid_json", f"the request body holds a value this server cannot read: {exc}") from None
+    except ValueError:  # valid JSON Python refuses: an integer of more digits than int() reads
+        digits = sys.get_int_max_str_digits()
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"the request body holds a number this server cannot read (more than {digits:,} digits)",
+        ) from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return body

@@ -41,6 +41,18 @@ CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE = "600"
 
+# What every answer tells a browser: no guessing a type other than the one sent, no Referer to
+# other sites, and no framing (the page's "New conversation" deletes a conversation: a framed,
+# disguised copy could be clicked). The page may load scripts, styles and data from this server
+# only; it has no inline script or style. Other answers (JSON, text) may load nothing.
+PAGE_POLICY = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+BROWSER_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate it
+)
+
 
 class Access(enum.Enum):
     """Who may call a blueprint's routes."""
@@ -209,6 +221,19 @@ def register(app: Flask) -> None:
                 )
             _require(config["ADMIN_TOKEN"], "admin")
         return None
+
+    @app.after_request
+    def _browser_headers(response: Response) -> Response:
+        headers = response.headers
+        for name, value in BROWSER_HEADERS:
+            headers.setdefault(name, value)
+        headers.setdefault("Content-Security-Policy", PAGE_POLICY if response.mimetype == "text/html" else DATA_POLICY)
+        endpoint = request.endpoint
+        if endpoint is not None and "Cache-Control" not in headers:
+            # API and admin answers (a transcript, a reply) are one client's: no cache keeps them
+            if app.extensions[ACCESS_EXTENSION].get(endpoint) in (Access.API, Access.ADMIN):
+                headers["Cache-Control"] = "no-store"
+        return response
 
     @app.after_request
     def _cors(response: Response) -> Response:
