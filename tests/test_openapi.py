@@ -35,6 +35,11 @@ def test_document_follows_the_settings(make_client):
     assert schemas["ParseRequest"]["properties"]["text"]["maxLength"] == 77
     assert doc["paths"]["/api/v1/parse"]["post"]["security"] == [{"apiToken": []}]
     assert "401" in doc["paths"]["/api/v1/chat"]["post"]["responses"]
+    assert "host_not_allowed" not in str(doc)  # any host name is answered
+    listed = make_client(ALLOWED_HOSTS="chat.example").get("/openapi.json").get_json()["paths"]
+    assert "host_not_allowed" in listed["/api/v1/chat"]["post"]["responses"]["400"]["description"]
+    assert "host_not_allowed" in listed["/admin/reload"]["post"]["responses"]["400"]["description"]
+    assert "400" not in doc["paths"]["/admin/reload"]["post"]["responses"]
 
 
 REQUESTS = [

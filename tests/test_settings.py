@@ -67,6 +67,7 @@ def non_default_environment(tmp_path):
         "API_TOKEN": ("api-from\tenv\n", "api-from\tenv"),  # a secrets file's line break is dropped; a tab is header text
         "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
         "CORS_ORIGINS": ("HTTPS://A.example:443/", "https://a.example"),  # as browsers send it
+        "ALLOWED_HOSTS": ("Chat.Example, .example.com", ".example.com,chat.example"),
     }
 
 
@@ -93,6 +94,8 @@ def test_every_environment_variable_takes_effect_in_the_app(environ, tmp_path, m
         expected = table[s.name][1]
         if s.name == "CORS_ORIGINS":
             expected = frozenset({expected})  # the app keeps the list as a set
+        if s.name == "ALLOWED_HOSTS":
+            expected = frozenset(expected.split(","))
         assert config[s.config_key] == expected, s.name
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
+from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import settings
 from legacy_assistant.stores.base import check_store_url
@@ -69,14 +70,24 @@ def resolved(args: argparse.Namespace) -> dict[str, Any]:
     return settings.resolve(settings.flags_of(args))
 
 
+def serving_values(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`resolved`, checked across settings, with the defaults that depend on another
+    setting filled in: the host names answered to, from the address listened on."""
+    values = resolved(args)
+    settings.check_tokens(values["API_TOKEN"], values["ADMIN_TOKEN"])
+    if values["ALLOWED_HOSTS"] is None:
+        values["ALLOWED_HOSTS"] = ",".join(sorted(default_allowed_hosts(values["HOST"])))
+    return values
+
+
 def app_config(args: argparse.Namespace) -> dict[str, Any]:
     """What ``create_app`` gets from the command line and the environment."""
-    return settings.app_config(resolved(args))
+    return settings.app_config(serving_values(args))
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
     """What the gunicorn master gets from the command line and the environment."""
-    return _server_options(resolved(args))
+    return _server_options(serving_values(args))
 
 
 def _server_options(values: dict[str, Any]) -> ServerOptions:
@@ -143,8 +154,7 @@ def _runtime() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    values = resolved(args)  # every setting checked before anything starts
-    settings.check_tokens(values["API_TOKEN"], values["ADMIN_TOKEN"])
+    values = serving_values(args)  # every setting checked before anything starts
     for warning in [settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
         if warning:
             log.warning("%s", warning)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from legacy_assistant.common.hosts import parse_hosts
 from legacy_assistant.common.origins import parse_origins
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
@@ -184,6 +185,21 @@ class Origins:
     def __call__(self, text: str) -> str:
         try:
             return ",".join(sorted(parse_origins(text)))
+        except ValueError as exc:
+            raise ValueRefused(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """Comma-separated host names (see :mod:`legacy_assistant.common.hosts`), checked and
+    written in the form they are compared in."""
+
+    metavar: str = "HOSTS"
+    description: str = "host names such as chat.example, .example.com (it and every name below), 127.0.0.1, or * (any)"
+
+    def __call__(self, text: str) -> str:
+        try:
+            return ",".join(sorted(parse_hosts(text)))
         except ValueError as exc:
             raise ValueRefused(str(exc)) from None
 
@@ -490,6 +506,14 @@ SETTINGS: tuple[Setting, ...] = (
         "comma-separated origins whose pages may call the API from a browser",
         shown_default="none: same origin only",
         flag=False,
+    ),
+    Setting(
+        "ALLOWED_HOSTS",
+        Hosts(),
+        None,
+        "the names the API and admin routes answer to (the Host header; a page on another site that "
+        "reaches the server through its own name is refused)",
+        shown_default="with --host a loopback address: localhost, every name under it, 127.0.0.1 and [::1]; else any",
     ),
 )
 

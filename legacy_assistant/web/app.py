@@ -34,7 +34,7 @@ from legacy_assistant.web.observability import register as install_observability
 from legacy_assistant.web.openapi import blueprint as openapi_blueprint
 from legacy_assistant.web.pages import blueprint as pages_blueprint
 from legacy_assistant.web.rasa import blueprint as rasa_blueprint
-from legacy_assistant.web.security import parse_origins, seal
+from legacy_assistant.web.security import parse_allowed_hosts, parse_origins, seal
 from legacy_assistant.web.security import register as install_security
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     app.config.from_mapping(settings.app_config(settings.resolve(settings=from_environment)))
     app.config.from_mapping(given)
     app.config["CORS_ORIGINS"] = parse_origins(app.config["CORS_ORIGINS"])
+    app.config["ALLOWED_HOSTS"] = parse_allowed_hosts(app.config.get("ALLOWED_HOSTS"))
     settings.check_tokens(app.config["API_TOKEN"], app.config["ADMIN_TOKEN"])
     json_provider = cast(DefaultJSONProvider, app.json)  # Flask's own provider, typed as its base class
     json_provider.sort_keys = False

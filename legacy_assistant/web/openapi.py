@@ -33,6 +33,14 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+def _host_refusal(config: Mapping[str, Any]) -> str:
+    """What a 400 of an API or admin route adds when the server answers to listed host names only."""
+    hosts = config.get("ALLOWED_HOSTS") or ()
+    if not hosts or "*" in hosts:
+        return ""
+    return "; or a request sent to a host name the server does not answer to (host_not_allowed)"
+
+
 def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
@@ -329,7 +337,7 @@ def _post(
         "200": _json(_ref(response), "the answer"),
         "400": _error(
             "invalid JSON, a body that is not an object, or a missing, wrongly typed, blank, "
-            f"too long (text over {config['MAX_TEXT_LENGTH']} characters) or invalid field"
+            f"too long (text over {config['MAX_TEXT_LENGTH']} characters) or invalid field" + _host_refusal(config)
         ),
         "408": _error("a body that stopped arriving before it was complete"),
         "413": _error(f"a body over {config['MAX_CONTENT_LENGTH']} bytes"),
@@ -389,7 +397,7 @@ def _transcript(config: Mapping[str, Any], security: list[dict[str, list[str]]])
             "200": answer,
             "400": _error(
                 f"a blank sender, one over {config['MAX_SENDER_LENGTH']} characters, or a path that is not UTF-8 "
-                "(invalid_field)"
+                "(invalid_field)" + _host_refusal(config)
             ),
         }
         if security:
@@ -460,6 +468,8 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
     del reload_op["post"]["requestBody"]
     for status in ("400", "408", "413", "415"):
         del reload_op["post"]["responses"][status]
+    if _host_refusal(config):
+        reload_op["post"]["responses"]["400"] = _error(_host_refusal(config).removeprefix("; or "))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -16,6 +16,10 @@ pages may call the API from a browser. Empty (the default) means same origin onl
 header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204; any other
 ``OPTIONS`` on a route gets 200 JSON ``{"methods": [...]}`` and ``Allow``, without CORS headers.
 
+``ALLOWED_HOSTS`` (env ``LEGACY_ASSISTANT_ALLOWED_HOSTS``): the ``Host`` names the API and admin
+routes answer to (:mod:`legacy_assistant.common.hosts`); others get 400 ``host_not_allowed``.
+Empty or None: any name (``serve`` fills it in for a loopback address).
+
 Tokens are compared in constant time (:func:`hmac.compare_digest`) on their UTF-8 bytes.
 """
 
@@ -29,6 +33,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 
+from legacy_assistant.common.hosts import host_allowed, parse_hosts
 from legacy_assistant.common.origins import normalize_origin
 from legacy_assistant.common.origins import parse_origins as origin_set
 from legacy_assistant.errors import ConfigError
@@ -108,6 +113,15 @@ def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
         return origin_set(value)
     except ValueError as exc:
         raise ConfigError(f"CORS_ORIGINS: {exc}") from None
+
+
+def parse_allowed_hosts(value: str | Iterable[str] | None) -> frozenset[str]:
+    """``"chat.example, .example.com"`` (or a list; None or empty: any host) -> the set of
+    entries (see :mod:`legacy_assistant.common.hosts`); ConfigError for one that is no host."""
+    try:
+        return parse_hosts(value)
+    except ValueError as exc:
+        raise ConfigError(f"ALLOWED_HOSTS: {exc}") from None
 
 
 def _allowed_origin(origin: str | None, allowed: frozenset[str]) -> bool:
@@ -211,6 +225,15 @@ def register(app: Flask) -> None:
             access = access_of(app, endpoint)
             if access is None:
                 raise ApiError(403, "forbidden", "this route declares no access class")
+        if access is not Access.PUBLIC and not host_allowed(current.headers.get("Host"), config["ALLOWED_HOSTS"]):
+            # before the token: a page that reached this server under its own name (DNS
+            # rebinding) has none, and should learn nothing about what the routes would say
+            raise ApiError(
+                400,
+                "host_not_allowed",
+                "this server does not answer to the host name this request was sent to; "
+                "list it in LEGACY_ASSISTANT_ALLOWED_HOSTS (--allowed-hosts)",
+            )
         if access is Access.API:
             if config["API_TOKEN"]:
                 _require(config["API_TOKEN"], "API")

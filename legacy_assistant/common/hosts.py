@@ -1,0 +1,119 @@
+"""Host names a server answers to, as the ``Host`` header of a request names them.
+
+A page on any web site can make a browser send requests to ``127.0.0.1`` once its own name
+resolves there (DNS rebinding): the browser then counts the page and the local server as one
+origin, and the page reads what the server answers. What gives it away is the ``Host`` header,
+which still carries the page's name. So a server that knows the names it is reached by can
+refuse every other one.
+
+A list entry is a host name (``chat.example``), an IP address (``127.0.0.1``, ``::1`` or
+``[::1]``), a name with a leading dot for it and every name below it (``.example.com``,
+``.localhost``), or ``*`` for any host. Ports are not compared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+ANY_HOST = "*"
+# The names a browser on this machine reaches a loopback address by (browsers resolve every
+# name under ``localhost`` to the loopback address themselves).
+LOOPBACK_HOSTS = frozenset({".localhost", "127.0.0.1", "[::1]"})
+
+
+def normalize_host(text: str) -> str:
+    """``text`` (a list entry) in the form it is compared in: lower case, no trailing dot, an
+    IPv6 address in brackets, a name in its ASCII (IDNA) form. ValueError saying why ``text``
+    can name no host (a port, a scheme, a path, a space)."""
+    entry = text.strip()
+    if entry == ANY_HOST:
+        return entry
+    if not entry or any(ord(c) < 33 or ord(c) == 127 or c in "/?#@" for c in entry):
+        raise ValueError(f"{text!r} is not a host name (write chat.example, .example.com, 127.0.0.1 or [::1])")
+    address = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+    try:
+        return _shown_address(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    if ":" in entry:
+        raise ValueError(f"{text!r}: give a host name without a port (the port is not compared)")
+    dot, name = (".", entry[1:]) if entry.startswith(".") else ("", entry)
+    try:
+        ascii_name = name.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(f"{text!r} is not a host name") from None
+    if not ascii_name:
+        raise ValueError(f"{text!r} is not a host name")
+    return dot + ascii_name
+
+
+def parse_hosts(value: str | Iterable[str] | None) -> frozenset[str]:
+    """``"chat.example, .example.com"`` (or a list) -> the set of entries, normalised; empty for
+    none. ValueError naming the first entry that is not one."""
+    if value is None:
+        return frozenset()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return frozenset(normalize_host(item) for item in items if item.strip())
+
+
+def request_host(header: str) -> str | None:
+    """The host named by a ``Host`` header (``Chat.Example:8000`` -> ``chat.example``,
+    ``[::1]:5000`` -> ``[::1]``), None when the header names none that could be compared."""
+    text = header.strip()
+    if text.startswith("["):
+        address, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        try:
+            return _shown_address(ipaddress.ip_address(address))
+        except ValueError:
+            return None
+    name, colon, port = text.rpartition(":")
+    if not colon:
+        name = text
+    elif not port.isdigit():
+        return None
+    name = name.rstrip(".").lower()
+    try:
+        return _shown_address(ipaddress.ip_address(name))
+    except ValueError:
+        return name or None
+
+
+def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request with this ``Host`` header may be answered: always when ``allowed`` is
+    empty or holds ``*``; else when its host is an entry, or lies under an entry with a leading dot."""
+    if not allowed or ANY_HOST in allowed:
+        return True
+    host = request_host(header or "")
+    if host is None:
+        return False
+    if host in allowed:
+        return True
+    return any(entry.startswith(".") and (host == entry[1:] or host.endswith(entry)) for entry in allowed)
+
+
+def is_loopback(bind_host: str) -> bool:
+    """Whether a server listening on ``bind_host`` (``--host``) is reached from this machine only."""
+    text = bind_host.strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def default_allowed_hosts(bind_host: str) -> frozenset[str]:
+    """What a server listening on ``bind_host`` answers to when no list is given: the loopback
+    names (and ``bind_host`` itself) when it listens on a loopback address, where a browser on
+    this machine is its only client and a page of any site could be one; else any host."""
+    if not is_loopback(bind_host):
+        return frozenset()
+    own = bind_host.strip()
+    return LOOPBACK_HOSTS | ({normalize_host(own)} if own.lower() != "localhost" else set())
+
+
+def _shown_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed

@@ -1,0 +1,89 @@
+"""The host names the API answers to: a page of another site that reaches a local server
+through its own name (DNS rebinding) sends that name in ``Host``, and is refused."""
+import pytest
+
+from legacy_assistant.common.hosts import default_allowed_hosts, host_allowed, normalize_host, parse_hosts
+from legacy_assistant.errors import ConfigError
+
+LOCAL = default_allowed_hosts("127.0.0.1")
+
+
+@pytest.mark.parametrize("header", ["localhost:5000", "LOCALHOST", "localhost.", "app.localhost:5000",
+                                    "127.0.0.1:5000", "127.0.0.1", "[::1]:5000", "[0:0::1]"])
+def test_a_loopback_server_answers_the_names_this_machine_reaches_it_by(header):
+    assert host_allowed(header, LOCAL)
+
+
+@pytest.mark.parametrize("header", ["evil.example:5000", "rebind.attacker.example", "127.0.0.1.evil.example",
+                                    "xlocalhost", "localhost.evil", "", None, "[::1", "[::1]x", "a:b:c",
+                                    "localhost:port", "10.0.0.5:5000"])
+def test_other_names_are_refused(header):
+    assert not host_allowed(header, LOCAL)
+
+
+def test_entries_are_compared_in_one_form():
+    allowed = parse_hosts("Chat.Example., .Example.COM, bücher.example, ::1")
+    assert allowed == {"chat.example", ".example.com", "xn--bcher-kva.example", "[::1]"}
+    assert host_allowed("chat.example:443", allowed) and host_allowed("CHAT.EXAMPLE", allowed)
+    assert host_allowed("example.com", allowed) and host_allowed("eu.api.example.com:8000", allowed)
+    assert host_allowed("xn--bcher-kva.example", allowed)  # as a browser sends the name
+    assert not host_allowed("badexample.com", allowed) and not host_allowed("chat.example.net", allowed)
+    assert host_allowed("anything.example", parse_hosts("*")) and host_allowed("x", frozenset())
+
+
+@pytest.mark.parametrize("entry, reason", [("host:80", "without a port"), ("http://chat.example", "not a host name"),
+                                           ("a b", "not a host name"), ("user@host", "not a host name"),
+                                           (".", "not a host name")])
+def test_an_entry_that_names_no_host_is_refused(entry, reason):
+    with pytest.raises(ValueError, match=reason):
+        normalize_host(entry)
+
+
+def test_only_a_loopback_address_gets_a_default_list():
+    assert default_allowed_hosts("0.0.0.0") == frozenset() and default_allowed_hosts("192.168.1.4") == frozenset()
+    assert default_allowed_hosts("localhost") == LOCAL
+    assert default_allowed_hosts("::1") == LOCAL and "127.0.0.2" in default_allowed_hosts("127.0.0.2")
+
+
+def test_the_api_and_admin_routes_refuse_a_host_not_listed(make_client):
+    client = make_client(ALLOWED_HOSTS="chat.example", ADMIN_TOKEN="an-admin-token-for-the-test")
+    refused = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "rebind.attacker.example:5000"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "host_not_allowed"
+    assert "LEGACY_ASSISTANT_ALLOWED_HOSTS" in refused.get_json()["error"]["message"]
+    assert "rebind" not in refused.get_data(as_text=True)
+    admin = client.post("/admin/reload", headers={"Host": "rebind.attacker.example"})
+    assert admin.status_code == 400  # refused before the token is looked at: 401 would confirm the route
+    transcript = client.get("/api/v1/conversations/some-sender-id", headers={"Host": "evil.example"})
+    assert transcript.status_code == 400
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "chat.example:8000"}).status_code == 200
+    for public in ("/", "/health", "/static/chat.js"):  # nothing private: probes and the page answer any name
+        assert client.get(public, headers={"Host": "10.1.2.3:5000"}).status_code == 200, public
+
+
+def test_without_a_list_any_host_is_answered(make_client):
+    client = make_client()
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "whatever.example"}).status_code == 200
+
+
+def test_a_bad_list_is_a_config_error(make_client):
+    with pytest.raises(ConfigError, match="^ALLOWED_HOSTS: 'chat.example:80': give a host name without a port"):
+        make_client(ALLOWED_HOSTS="chat.example:80")
+
+
+def test_serve_fills_in_the_loopback_names_for_a_loopback_address(monkeypatch):
+    from legacy_assistant.cli import build_parser
+    from legacy_assistant.cli.serve import app_config, server_options
+
+    def config(*argv):
+        return app_config(build_parser().parse_args(["serve", *argv]))
+
+    assert config()["ALLOWED_HOSTS"] == ".localhost,127.0.0.1,[::1]"  # the default --host 127.0.0.1
+    assert config("--host", "0.0.0.0")["ALLOWED_HOSTS"] == ""  # any: a deployment names its own
+    assert config("--allowed-hosts", "*")["ALLOWED_HOSTS"] == "*"  # a proxy here passing the public name
+    assert config("--allowed-hosts", "Chat.Example")["ALLOWED_HOSTS"] == "chat.example"
+    monkeypatch.setenv("LEGACY_ASSISTANT_ALLOWED_HOSTS", "chat.example, .example.com")
+    assert config("--host", "0.0.0.0")["ALLOWED_HOSTS"] == ".example.com,chat.example"
+    options = server_options(build_parser().parse_args(["serve"]))
+    assert options.app_config["ALLOWED_HOSTS"] == ".example.com,chat.example"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--allowed-hosts", "http://chat.example"])
