@@ -62,8 +62,10 @@ def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
         parse("--workers", "0")
     assert caught.value.code == 2
     assert "argument --workers: must be an integer from 1 to 1,024, got '0'" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match=r"/nonexistent: not a model directory \(no assistant.json\)$"):
+    with pytest.raises(ConfigError, match=r"^model directory not found: /nonexistent$"):
         run(parse("--model", "/nonexistent"))
+    with pytest.raises(ConfigError, match=r"/exported: not a model directory \(no assistant.json\)$"):
+        run(parse("--model", str(DEFAULT_MODEL.parent)))
     monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", "/nonexistent")
     # a value nobody typed on this command line is traced to where it came from
     with pytest.raises(ConfigError, match=r"directory .*\(set by environment variable LEGACY_ASSISTANT_MODEL\)$"):
@@ -131,6 +133,38 @@ def test_a_short_token_is_warned_at_start(monkeypatch, caplog):
         "use a random one, e.g. $(openssl rand -hex 16)"
     ]
     assert "change-me" not in caplog.text  # the token itself is never logged
+
+
+def test_a_copy_without_the_shipped_models_says_so_and_what_to_give(monkeypatch, tmp_path):
+    """An installed copy of the package whose shipped models are missing said only "not a model
+    directory (no assistant.json)" about a path inside site-packages."""
+    from legacy_assistant import defaults
+    from legacy_assistant.cli import model_kind
+    from legacy_assistant.cli.serve import check_model, check_responder
+
+    model, responder = tmp_path / "exported" / "default", tmp_path / "exported" / "responder"
+    monkeypatch.setattr(defaults, "DEFAULT_MODEL_DIR", model)
+    monkeypatch.setattr(defaults, "DEFAULT_RESPONDER_DIR", responder)
+    with pytest.raises(ConfigError, match=r"shipped models are not installed .*: give a directory with --model DIR$"):
+        check_model(str(model), "compat")
+    with pytest.raises(ConfigError, match=r"give a directory with --responder DIR \(or --no-responder\)$"):
+        check_responder(str(responder), "compat")
+    with pytest.raises(Exception, match="shipped models are not installed"):
+        model_kind.is_responder(model)  # chat, info, golden
+    with pytest.raises(ConfigError, match=r"^model directory not found: \S+$"):
+        check_model(str(tmp_path / "elsewhere"), "compat")  # a path of the user's own: no hint
+    assert defaults.not_installed_hint(DEFAULT_MODEL) == ""  # it exists
+
+
+def test_the_shipped_models_are_found_where_a_wheel_installs_them(monkeypatch, tmp_path):
+    from legacy_assistant import defaults
+
+    installed = tmp_path / "share" / "legacy-assistant" / "exported"
+    (installed / "default").mkdir(parents=True)
+    monkeypatch.setattr(defaults, "REPOSITORY_ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr(defaults, "_installed_exports", lambda: [tmp_path / "nowhere", installed])
+    assert defaults.shipped("default") == installed / "default"
+    assert defaults.shipped("responder") == tmp_path / "site-packages" / "exported" / "responder"  # neither
 
 
 def test_server_module_does_not_import_tensorflow():

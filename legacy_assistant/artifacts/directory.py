@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from legacy_assistant.common.files import blocking_file
 from legacy_assistant.common.jsonfile import loads_unique
+from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -355,7 +356,7 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         raise ArtifactError(f"{root}: a file, not a model directory (a model is a directory with {manifest_name})")
     if not root.is_dir():
         kind = {RESPONDER_MANIFEST: "responder directory"}.get(manifest_name, "model directory")
-        raise ArtifactError(f"{kind} not found: {root}")
+        raise ArtifactError(f"{kind} not found: {root}{not_installed_hint(root)}")
     manifest_path = root / manifest_name
     if not manifest_path.is_file():
         other = next((name for name in MODEL_MANIFESTS if name != manifest_name and (root / name).is_file()), None)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST
+from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
 
 __all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder", "written_for"]
@@ -23,7 +24,7 @@ def is_responder(path: str | Path) -> bool:
     if root.exists() and not root.is_dir():
         raise ArtifactError(f"{root}: a file, not a model directory")
     if not root.is_dir():
-        raise ArtifactError(f"model directory not found: {root}")
+        raise ArtifactError(f"model directory not found: {root}{not_installed_hint(root)}")
     raise ArtifactError(
         f"{root}: neither {CLASSIFIER_MANIFEST} (an intent model) nor {RESPONDER_MANIFEST} (a responder): "
         "not a legacy-assistant model directory"

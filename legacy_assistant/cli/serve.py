@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import default_allowed_hosts
+from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import settings
 from legacy_assistant.stores.base import check_store_url
@@ -102,6 +103,8 @@ def check_model(model: str, runtime: str) -> None:
     that is not one, is incomplete or altered (its checksums), or is for another runtime.
     Imports no TensorFlow: under gunicorn this runs before the master starts, so that a bad
     model is one line instead of a traceback from every worker."""
+    if not Path(model).exists():
+        raise ConfigError(f"model directory not found: {model}{not_installed_hint(model)}")
     if not (Path(model) / CLASSIFIER_MANIFEST).is_file():
         raise ConfigError(f"{model}: not a model directory (no {CLASSIFIER_MANIFEST})")
     from legacy_assistant.classifier.artifact import verify_artifact
@@ -118,6 +121,8 @@ def check_responder(responder: str, runtime: str) -> None:
     """:func:`check_model` for a responder directory (``responder.json``, its checksums, its runtime)."""
     from legacy_assistant.responder.artifact import MANIFEST, verify_responder
 
+    if not Path(responder).exists():
+        raise ConfigError(f"responder directory not found: {responder}{not_installed_hint(responder)}")
     if not (Path(responder) / MANIFEST).is_file():
         raise ConfigError(f"{responder}: not a responder directory (no {MANIFEST})")
     info = verify_responder(responder)
