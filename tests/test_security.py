@@ -155,6 +155,13 @@ def test_cors_allow_list_and_preflight(make_client):
     refused = client.options("/api/v1/chat", headers={"Origin": "https://evil.example",
                                                       "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in refused.headers
+    # the admin routes are for operators, not pages: no preflight, no CORS header, listed origin or not
+    client = make_client(CORS_ORIGINS="https://app.example", ADMIN_TOKEN="an-admin-token-for-the-test")
+    admin_preflight = client.options("/admin/reload", headers={"Origin": "https://app.example",
+                                                              "Access-Control-Request-Method": "POST"})
+    assert admin_preflight.status_code == 200 and "Access-Control-Allow-Origin" not in admin_preflight.headers
+    admin = client.post("/admin/reload", headers={"Origin": "https://app.example", **bearer("wrong")})
+    assert admin.status_code == 401 and "Access-Control-Allow-Origin" not in admin.headers
     # answers without the header vary by Origin too: a shared cache must not give them to a listed origin
     plain = client.get("/version")
     assert "Access-Control-Allow-Origin" not in plain.headers

@@ -12,7 +12,7 @@ does not start (:func:`seal`). The classes:
   with none set the routes are switched off (403).
 
 ``CORS_ORIGINS`` (env ``LEGACY_ASSISTANT_CORS_ORIGINS``, comma-separated): origins whose
-pages may call the API from a browser. Empty (the default) means same origin only: no CORS
+pages may call the API from a browser (never the admin routes). Empty (the default) means same origin only: no CORS
 header is ever sent. Preflight ``OPTIONS`` requests from a listed origin get 204; any other
 ``OPTIONS`` on a route gets 200 JSON ``{"methods": [...]}`` and ``Allow``, without CORS headers.
 
@@ -135,6 +135,12 @@ def _allowed_origin(origin: str | None, allowed: frozenset[str]) -> bool:
         return False
 
 
+def _admin_route(app: Flask, endpoint: str | None) -> bool:
+    """Whether ``endpoint`` is an admin route's: no page of another origin calls those, so they
+    get no CORS headers (an admin's browser holding the token stays out of reach too)."""
+    return endpoint is not None and app.extensions[ACCESS_EXTENSION].get(endpoint) is Access.ADMIN
+
+
 def _presented_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -214,6 +220,7 @@ def register(app: Flask) -> None:
                 origin
                 and _allowed_origin(origin, config["CORS_ORIGINS"])
                 and current.headers.get("Access-Control-Request-Method")
+                and not _admin_route(app, current.endpoint)
             ):
                 return _preflight(origin)
             return _options(app)  # no CORS headers: a page of another origin learns nothing
@@ -266,7 +273,11 @@ def register(app: Flask) -> None:
             # hand one without Access-Control-Allow-Origin to a listed origin.
             response.vary.add("Origin")
             origin = request.headers.get("Origin")
-            if _allowed_origin(origin, origins) and "Access-Control-Allow-Origin" not in response.headers:
+            if (
+                _allowed_origin(origin, origins)
+                and "Access-Control-Allow-Origin" not in response.headers
+                and not _admin_route(app, request.endpoint)
+            ):
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
         return response
