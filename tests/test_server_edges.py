@@ -82,7 +82,7 @@ def chat_body(length: int) -> bytes:
 
 
 def post_chunked(server, body: bytes):
-    return exchange(server, b"POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return exchange(server, b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                             b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body))
 
 
@@ -118,21 +118,21 @@ def test_a_reload_while_a_worker_starts_waits_for_it_and_ready_waits_for_every_w
 
 
 def test_errors_gunicorn_answers_itself_are_json(server):
-    json_error(exchange(server, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    json_error(exchange(server, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
                414, "request_uri_too_long")
-    json_error(exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000
+    json_error(exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 20000
                         + b"\r\nConnection: close\r\n\r\n"), 431, "request_header_fields_too_large")
     json_error(exchange(server, b"\x01\x02 garbage \xff\r\n\r\n"), 400, "bad_request")
     assert server.request("GET", "/health")[0] == 200  # the worker is fine
 
 
 def test_options_is_answered_by_the_app_as_json(server):
-    status, headers, body = exchange(server, b"OPTIONS /api/v1/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, headers, body = exchange(server, b"OPTIONS /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert status == 200 and headers["content-type"].startswith("application/json")
     assert set(json.loads(body)["methods"]) == {"POST", "OPTIONS"}
     assert set(headers["allow"].replace(" ", "").split(",")) == {"POST", "OPTIONS"}
     assert headers.get("x-request-id")
-    json_error(exchange(server, b"OPTIONS /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 404, "not_found")
+    json_error(exchange(server, b"OPTIONS /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"), 404, "not_found")
 
 
 def test_a_chunked_body_over_the_limit_is_413(server):
@@ -156,7 +156,7 @@ def test_a_malformed_chunked_body_is_a_400_not_an_unhandled_error(server, chunks
     """gunicorn parses a chunked body only as the app reads it, so its refusal reaches the app:
     a 400 like any request that is not HTTP, with no traceback in the error log."""
     before = server.log()
-    error = json_error(exchange(server, b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    error = json_error(exchange(server, b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                                         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks),
                        400, "bad_request")
     assert "chunked" in error["message"]
@@ -177,9 +177,9 @@ def test_idle_and_half_sent_connections_do_not_stall_the_worker(server):
     half = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
     body = b'{"sender": "slow", "message": "hel'
     for sock in half[:2]:
-        sock.sendall(b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+        sock.sendall(b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\n")  # headers that never end
     for sock in half[2:]:
-        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 200\r\n\r\n" + body)  # a body that stops
     try:
         time.sleep(0.5)

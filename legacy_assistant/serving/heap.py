@@ -20,14 +20,22 @@ has a thread, a moment later, unfreeze, collect once and freeze again: one long 
 reload instead of a leak of a model's worth of memory per reload. Not at once: a finalizer runs
 before the dying object lets go of what it holds. Nothing happens in a process that froze
 nothing (tests). The gunicorn workers and the development server freeze once their app is built.
+
+Freed is not returned: glibc's malloc keeps what the retired models held inside its arenas, and
+a worker's resident memory rose by about 140 MiB over its first five reloads under traffic
+(then stayed flat over 60). So after that collection :func:`trim_malloc` asks glibc to hand
+its free pages back (``malloc_trim``; 110-140 ms, without the GIL): 70-90 MiB a worker.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +65,35 @@ def release_retired() -> None:
     gc.unfreeze()
     freed = gc.collect()
     gc.freeze()
+    collected = time.perf_counter()
+    trimmed = trim_malloc()
     log.info(
-        "freed %d objects of the retired models in %.0f ms; %d frozen",
+        "freed %d objects of the retired models in %.0f ms; %d frozen%s",
         freed,
-        (time.perf_counter() - started) * 1000,
+        (collected - started) * 1000,
         gc.get_freeze_count(),
+        f"; malloc gave memory back in {(time.perf_counter() - collected) * 1000:.0f} ms" if trimmed else "",
     )
+
+
+def trim_malloc() -> bool:
+    """Ask glibc's malloc to return its free memory to the system (``malloc_trim(0)``); whether
+    it could be asked (False off glibc). ctypes releases the GIL for the call."""
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 def release_retired_soon() -> None:
