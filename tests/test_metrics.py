@@ -53,3 +53,16 @@ def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_pr
     assert delta("legacy_assistant_fallbacks_total") == 1
     version = default_predictor.manifest["manifest_sha256"][:12]
     assert value(after, "legacy_assistant_model_info", model="default", version=version) == 1
+
+
+def test_each_worker_reports_its_resident_memory(client, monkeypatch):
+    """The figure the worker memory target is about, without shell access to the host."""
+    from legacy_assistant.web import metrics
+
+    monkeypatch.setattr(metrics, "MEMORY_SAMPLE_S", 0.0)
+    client.get("/health")  # any answered request samples it, when due
+    reported = value(samples(client), "legacy_assistant_worker_resident_memory_bytes")
+    with open("/proc/self/statm", "rb") as statm:
+        rss = int(statm.read().split()[1]) * metrics.PAGE_BYTES
+    assert 0.5 * rss < reported <= 1.5 * rss  # this process, TensorFlow and the model loaded: hundreds of MiB
+    assert reported > 100 * 2**20

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -63,6 +64,14 @@ GENERATED = Counter(
     "Replies the responder generated, by route (chat fallbacks and the cakechat API)",
     ["route"],
 )
+WORKER_MEMORY = Gauge(
+    "legacy_assistant_worker_resident_memory_bytes",
+    "Resident memory (RSS) of each worker process, sampled as it answers requests (at most every 10 s)",
+    multiprocess_mode="liveall",
+)
+MEMORY_SAMPLE_S = 10.0
+# None where there is no /proc (the gauge then stays empty)
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
 BATCH_SIZES = Histogram(
     "legacy_assistant_batch_size",
     "Requests answered by one batched model call, by model (classifier or responder)",
@@ -79,6 +88,7 @@ class RequestMetrics:
         self._latency: dict[str, Any] = {}
         self._predictions: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._memory_due = 0.0  # time.monotonic() of the next memory sample
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -92,6 +102,10 @@ class RequestMetrics:
             with self._lock:
                 histogram = self._latency.setdefault(route, LATENCY.labels(route))
         histogram.observe(seconds)
+        now = time.monotonic()
+        if now >= self._memory_due:  # two threads may both sample at once: harmless
+            self._memory_due = now + MEMORY_SAMPLE_S
+            sample_memory()
 
     def prediction(self, intent: str, fallback: bool = False) -> None:
         counter = self._predictions.get(intent)
@@ -101,6 +115,24 @@ class RequestMetrics:
         counter.inc()
         if fallback:
             FALLBACKS.inc()
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory in bytes (``/proc/self/statm``), None where unknown."""
+    if PAGE_BYTES is None:
+        return None
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sample_memory() -> None:
+    """Set ``legacy_assistant_worker_resident_memory_bytes`` to this process's resident memory."""
+    rss = resident_bytes()
+    if rss is not None:
+        WORKER_MEMORY.set(rss)
 
 
 def model_changed(model: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
