@@ -176,32 +176,29 @@ class Token:
 
 
 @dataclass(frozen=True)
-class Origins:
-    """Comma-separated web origins, checked and written as browsers send them."""
+class CommaList:
+    """A comma-separated list whose items ``parse`` checks and writes in the form they are
+    compared in (a set of them; ValueError says why an item is refused)."""
 
-    metavar: str = "ORIGINS"
-    description: str = "origins such as https://shop.example, comma-separated"
+    parse: Callable[[str], frozenset[str]]
+    metavar: str
+    description: str
 
     def __call__(self, text: str) -> str:
         try:
-            return ",".join(sorted(parse_origins(text)))
+            return ",".join(sorted(self.parse(text)))
         except ValueError as exc:
             raise ValueRefused(str(exc)) from None
 
 
-@dataclass(frozen=True)
-class Hosts:
-    """Comma-separated host names (see :mod:`legacy_assistant.common.hosts`), checked and
-    written in the form they are compared in."""
-
-    metavar: str = "HOSTS"
-    description: str = "host names such as chat.example, .example.com (it and every name below), 127.0.0.1, or * (any)"
-
-    def __call__(self, text: str) -> str:
-        try:
-            return ",".join(sorted(parse_hosts(text)))
-        except ValueError as exc:
-            raise ValueRefused(str(exc)) from None
+# web origins, written as browsers send them
+ORIGINS = CommaList(parse_origins, "ORIGINS", "origins such as https://shop.example, comma-separated")
+# host names, as legacy_assistant.common.hosts compares them
+HOSTS = CommaList(
+    parse_hosts,
+    "HOSTS",
+    "host names such as chat.example, .example.com (it and every name below), 127.0.0.1, or * (any)",
+)
 
 
 @dataclass(frozen=True)
@@ -501,7 +498,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CORS_ORIGINS",
-        Origins(),
+        ORIGINS,
         "",
         "comma-separated origins whose pages may call the API from a browser",
         shown_default="none: same origin only",
@@ -509,7 +506,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ALLOWED_HOSTS",
-        Hosts(),
+        HOSTS,
         None,
         "the names the API and admin routes answer to (the Host header; a page on another site that "
         "reaches the server through its own name is refused)",
