@@ -232,7 +232,8 @@ def register(app: Flask) -> None:
             access = access_of(app, endpoint)
             if access is None:
                 raise ApiError(403, "forbidden", "this route declares no access class")
-        if access is not Access.PUBLIC and not host_allowed(current.headers.get("Host"), config["ALLOWED_HOSTS"]):
+        hosts = config["ALLOWED_HOSTS"]
+        if hosts and access is not Access.PUBLIC and not host_allowed(current.headers.get("Host"), hosts):
             # before the token: a page that reached this server under its own name (DNS
             # rebinding) has none, and should learn nothing about what the routes would say
             raise ApiError(
@@ -254,15 +255,20 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def _browser_headers(response: Response) -> Response:
+        # Names already set, read once: werkzeug's `name in headers` raises and catches an
+        # HTTP exception for every name that is missing, which cost more than the rest together.
         headers = response.headers
+        present = {name.lower() for name, _ in headers.items()}
         for name, value in BROWSER_HEADERS:
-            headers.setdefault(name, value)
-        headers.setdefault("Content-Security-Policy", PAGE_POLICY if response.mimetype == "text/html" else DATA_POLICY)
+            if name.lower() not in present:
+                headers.add(name, value)
+        if "content-security-policy" not in present:
+            headers.add("Content-Security-Policy", PAGE_POLICY if response.mimetype == "text/html" else DATA_POLICY)
         endpoint = request.endpoint
-        if endpoint is not None and "Cache-Control" not in headers:
+        if endpoint is not None and "cache-control" not in present:
             # API and admin answers (a transcript, a reply) are one client's: no cache keeps them
             if app.extensions[ACCESS_EXTENSION].get(endpoint) in (Access.API, Access.ADMIN):
-                headers["Cache-Control"] = "no-store"
+                headers.add("Cache-Control", "no-store")
         return response
 
     @app.after_request
