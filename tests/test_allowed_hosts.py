@@ -33,7 +33,8 @@ def test_entries_are_compared_in_one_form():
 
 @pytest.mark.parametrize("entry, reason", [("host:80", "without a port"), ("http://chat.example", "not a host name"),
                                            ("a b", "not a host name"), ("user@host", "not a host name"),
-                                           (".", "not a host name")])
+                                           (".", "not a host name"), ("*.example.com", "write .example.com"),
+                                           ("chat*", r"or \* alone for any")])
 def test_an_entry_that_names_no_host_is_refused(entry, reason):
     with pytest.raises(ValueError, match=reason):
         normalize_host(entry)
@@ -87,3 +88,6 @@ def test_serve_fills_in_the_loopback_names_for_a_loopback_address(monkeypatch):
     assert options.app_config["ALLOWED_HOSTS"] == ".example.com,chat.example"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--allowed-hosts", "http://chat.example"])
+    for nothing in ("", ",", " , "):  # would have turned the check off: "*" says so
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--allowed-hosts", nothing])

@@ -338,3 +338,20 @@ def test_the_address_serve_announces():
     assert _address("::1", 5000) == "http://[::1]:5000/"
     assert "http://127.0.0.1:0/" not in _address("127.0.0.1", 0)  # it used to name port 0
     assert "a port the system chooses" in _address("127.0.0.1", 0)
+
+
+def test_the_wheel_carries_every_file_of_the_shipped_models():
+    """pyproject.toml's data-files patterns against the files in exported/: a new kind of file
+    in a model (an assets/ folder) would otherwise leave the installed copy incomplete, found
+    only when serve checks its manifest."""
+    import fnmatch
+    import tomllib
+
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    for model in (DEFAULT_MODEL, DEFAULT_RESPONDER):
+        files = [path for path in model.rglob("*") if path.is_file()]
+        assert len(files) >= 5, model
+        for path in files:
+            relative = path.relative_to(ROOT).as_posix()
+            target = f"share/legacy-assistant/{path.parent.relative_to(ROOT).as_posix()}"
+            assert any(fnmatch.fnmatch(relative, pattern) for pattern in data_files.get(target, [])), relative

@@ -124,6 +124,22 @@ def test_errors_gunicorn_answers_itself_are_json(server):
                         + b"\r\nConnection: close\r\n\r\n"), 431, "request_header_fields_too_large")
     json_error(exchange(server, b"\x01\x02 garbage \xff\r\n\r\n"), 400, "bad_request")
     assert server.request("GET", "/health")[0] == 200  # the worker is fine
+    _, headers, _ = exchange(server, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_a_server_on_a_loopback_address_refuses_a_foreign_host(server):
+    """The loopback names filled in by serve reach the workers: a page that reached the server
+    through a name of its own (DNS rebinding) is refused, before any token is looked at."""
+    body = b'{"text": "hello"}'
+    request = (b"POST /api/v1/parse HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s")
+    json_error(exchange(server, request % (b"rebind.attacker.example:%d" % server.port, len(body), body)),
+               400, "host_not_allowed")
+    for host in (b"localhost:%d" % server.port, b"127.0.0.1:%d" % server.port):
+        status, _, answer = exchange(server, request % (host, len(body), body))
+        assert status == 200, answer[:300]
 
 
 def test_options_is_answered_by_the_app_as_json(server):

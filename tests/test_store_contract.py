@@ -650,10 +650,11 @@ def test_a_redis_password_never_reaches_a_message(free_port):
 
 @pytest.mark.parametrize("url", ["redis://:s3/cret@127.0.0.1:6379/0", "redis://:s3?cret@127.0.0.1/0",
                                  "redis://:s3@cr#et@127.0.0.1:6379/0", "redis://:s3cret@127.0.0.1:port/0",
-                                 "redis://u:s3cret@127.0.0.1:6379/0#"])
+                                 "redis://u:s3cret@127.0.0.1:6379/0#", "redis://:6379?s3cret@127.0.0.1/0",
+                                 "redis://127.0.0.1/0?client_name=s3@cret"])
 def test_a_redis_url_whose_password_cut_it_short_is_refused_without_showing_it(url):
     """urllib's own words quoted the piece it could not read ("... as 's3'"); a '#' made redis-py
-    connect to a host named after the password's middle."""
+    connect to a host named after the password's middle, and ':6379?...@host' to localhost."""
     from legacy_assistant.stores.base import check_store_url
 
     with pytest.raises(ConfigError, match="must be percent-encoded") as refused:
@@ -697,3 +698,12 @@ def test_a_new_sqlite_file_is_readable_by_its_owner_only(tmp_path):
     existing.chmod(0o640)  # the owner's choice for a file that exists is kept
     SQLiteStore(existing).close()
     assert existing.stat().st_mode & 0o777 == 0o640
+    # whoever may use that database may queue for its writes: the lock file follows its mode
+    lock = tmp_path / "shared.db-writer.lock"
+    assert lock.stat().st_mode & 0o777 == 0o640 & ~current_umask()
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -29,6 +29,8 @@ def normalize_host(text: str) -> str:
     entry = text.strip()
     if entry == ANY_HOST:
         return entry
+    if ANY_HOST in entry:
+        raise ValueError(f"{text!r}: write .example.com for example.com and every name below it, or * alone for any")
     if not entry or any(ord(c) < 33 or ord(c) == 127 or c in "/?#@" for c in entry):
         raise ValueError(f"{text!r} is not a host name (write chat.example, .example.com, 127.0.0.1 or [::1])")
     address = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry

@@ -22,9 +22,11 @@ before the dying object lets go of what it holds. Nothing happens in a process t
 nothing (tests). The gunicorn workers and the development server freeze once their app is built.
 
 Freed is not returned: glibc's malloc keeps what the retired models held inside its arenas, and
-a worker's resident memory rose by about 140 MiB over its first five reloads under traffic
-(then stayed flat over 60). So after that collection :func:`trim_malloc` asks glibc to hand
-its free pages back (``malloc_trim``; 110-140 ms, without the GIL): 70-90 MiB a worker.
+a worker's resident memory rose by over 100 MiB over its first reloads under traffic (then
+stayed flat). So after that collection :func:`trim_malloc` asks glibc to hand its free pages
+back (``malloc_trim``; 57-73 ms a call in one measurement, without the GIL, though it takes each
+arena's lock in turn, so a request thread that allocates meanwhile may wait): about 75 MiB a
+worker after 12 reloads (README, "Memory after reloads").
 """
 
 from __future__ import annotations

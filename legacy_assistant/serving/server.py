@@ -311,6 +311,7 @@ class ModelWorker(ThreadWorker):
 
     def _json_error(self, status: int, reason: str) -> bytes:
         from legacy_assistant.web.errors import error_body, status_code_name
+        from legacy_assistant.web.security import BROWSER_HEADERS, DATA_POLICY
 
         limits = {
             400: "the request is not valid HTTP",
@@ -322,7 +323,9 @@ class ModelWorker(ThreadWorker):
         body = error_body(status_code_name(status), limits.get(status, reason)).encode("utf-8")
         head = (
             f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in BROWSER_HEADERS)
+            + f"Content-Security-Policy: {DATA_POLICY}\r\n\r\n"
         )
         return head.encode("latin-1") + body
 

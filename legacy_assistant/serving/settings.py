@@ -183,12 +183,16 @@ class CommaList:
     parse: Callable[[str], frozenset[str]]
     metavar: str
     description: str
+    empty: str | None = None  # why an empty list is refused; None: it is a value
 
     def __call__(self, text: str) -> str:
         try:
-            return ",".join(sorted(self.parse(text)))
+            items = self.parse(text)
         except ValueError as exc:
             raise ValueRefused(str(exc)) from None
+        if not items and self.empty is not None:
+            raise ValueRefused(self.empty)
+        return ",".join(sorted(items))
 
 
 # web origins, written as browsers send them
@@ -198,6 +202,7 @@ HOSTS = CommaList(
     parse_hosts,
     "HOSTS",
     "host names such as chat.example, .example.com (it and every name below), 127.0.0.1, or * (any)",
+    empty="it names no host: list the names the server is reached by, or * for any",
 )
 
 

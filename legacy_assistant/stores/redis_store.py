@@ -253,7 +253,7 @@ def _watch_lock(pipe: Any, lock: Any, expired: StoreError) -> None:
         raise expired
 
 
-PERCENT_ENCODED = "a password holding /, ?, # or @ must be percent-encoded (%2F, %3F, %23, %40)"
+PERCENT_ENCODED = "a password holding /, ? or # must be percent-encoded (%2F, %3F, %23), and an @ elsewhere (%40)"
 ENCODE_PASSWORD = f"its host and port do not read as such: is the port a number from 0 to 65535? ({PERCENT_ENCODED})"
 
 
@@ -273,6 +273,10 @@ def check_redis_url(url: str) -> None:
         # the parser's words quote the piece it could not read, which may be part of a password
         reason = ENCODE_PASSWORD if "@" in url else str(exc)
         raise ConfigError(f"{redacted(url)}: not a Redis URL: {reason}") from None
+    if "@" in url and "@" not in parts.netloc:
+        # ":6379?abc@redis.internal" reads as port 6379 on no host: the client would quietly
+        # connect to localhost
+        raise ConfigError(f"{redacted(url)}: not a Redis URL: an '@' outside its address ({PERCENT_ENCODED})")
     if parts.fragment or url.endswith("#"):  # no Redis URL has one: a "#" from a password cut the address short
         raise ConfigError(f"{redacted(url)}: not a Redis URL: it holds a '#' ({PERCENT_ENCODED})")
     if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/"):

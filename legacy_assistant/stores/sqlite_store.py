@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -111,14 +112,15 @@ def _add_generated_column(connection: sqlite3.Connection) -> None:
             raise
 
 
-def _create_private(path: Path) -> None:
+def _create_private(path: Path) -> int:
     """Create the database file, if there is none, readable by its owner only: it holds every
     conversation (SQLite gives its -wal and -shm files the database file's permissions). An
-    existing file keeps the permissions its owner gave it."""
+    existing file keeps the permissions its owner gave it. Returns the file's permission bits."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
     except FileExistsError:
         pass
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 class _WriterLock:
@@ -131,10 +133,12 @@ class _WriterLock:
         self._fd: int | None = None
         self._closed = False
 
-    def open(self) -> None:
+    def open(self, mode: int = 0o600) -> None:
+        """Open (create) the lock file; a new one gets ``mode``, the database file's read and
+        write bits, so that whoever may use the database may queue here."""
         if fcntl is not None and self._fd is None:
-            # flock needs no write access: any process that may use the database can queue here
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
+            # flock needs no write access: read access to the lock file is enough to queue
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, mode & 0o666)
 
     def close(self) -> None:
         with self._thread_lock:
@@ -201,8 +205,7 @@ class SQLiteStore:
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _create_private(self.path)
-            self._writer.open()
+            self._writer.open(_create_private(self.path))
             with self._connection() as connection:
                 _retry_while_busy(lambda: connection.executescript(SCHEMA))
                 _retry_while_busy(lambda: _add_generated_column(connection))
