@@ -16,6 +16,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from legacy_assistant.common.origins import canonical_host
+
 ANY_HOST = "*"
 # The names a browser on this machine reaches a loopback address by (browsers resolve every
 # name under ``localhost`` to the loopback address themselves).
@@ -24,8 +26,9 @@ LOOPBACK_HOSTS = frozenset({".localhost", "127.0.0.1", "[::1]"})
 
 def normalize_host(text: str) -> str:
     """``text`` (a list entry) in the form it is compared in: lower case, no trailing dot, an
-    IPv6 address in brackets, a name in its ASCII (IDNA) form. ValueError saying why ``text``
-    can name no host (a port, a scheme, a path, a space)."""
+    IP address in its canonical form (an IPv6 one in brackets), a name in its ASCII (IDNA) form,
+    as :func:`legacy_assistant.common.origins.canonical_host` writes origins' hosts. ValueError
+    saying why ``text`` can name no host (a port, a scheme, a path, a space)."""
     entry = text.strip()
     if entry == ANY_HOST:
         return entry
@@ -33,21 +36,16 @@ def normalize_host(text: str) -> str:
         raise ValueError(f"{text!r}: write .example.com for example.com and every name below it, or * alone for any")
     if not entry or any(ord(c) < 33 or ord(c) == 127 or c in "/?#@" for c in entry):
         raise ValueError(f"{text!r} is not a host name (write chat.example, .example.com, 127.0.0.1 or [::1])")
-    address = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
-    try:
-        return _shown_address(ipaddress.ip_address(address))
-    except ValueError:
-        pass
-    if ":" in entry:
-        raise ValueError(f"{text!r}: give a host name without a port (the port is not compared)")
     dot, name = (".", entry[1:]) if entry.startswith(".") else ("", entry)
-    try:
-        ascii_name = name.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise ValueError(f"{text!r} is not a host name") from None
-    if not ascii_name:
+    bracketed = name.startswith("[") and name.endswith("]")
+    if bracketed:
+        name = name[1:-1]
+    elif name.count(":") == 1:
+        raise ValueError(f"{text!r}: give a host name without a port (the port is not compared)")
+    name = name.rstrip(".").lower()
+    if not name or (bracketed and ":" not in name):
         raise ValueError(f"{text!r} is not a host name")
-    return dot + ascii_name
+    return dot + _bracketed(canonical_host(name, text, "a host name"))
 
 
 def parse_hosts(value: str | Iterable[str] | None) -> frozenset[str]:
@@ -64,23 +62,20 @@ def request_host(header: str) -> str | None:
     ``[::1]:5000`` -> ``[::1]``), None when the header names none that could be compared."""
     text = header.strip()
     if text.startswith("["):
-        address, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+        name, bracket, rest = text[1:].partition("]")
+        if not bracket or ":" not in name or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
             return None
-        try:
-            return _shown_address(ipaddress.ip_address(address))
-        except ValueError:
+    else:
+        name, colon, port = text.rpartition(":")
+        if not colon:
+            name = text
+        elif not port.isdigit():
             return None
-    name, colon, port = text.rpartition(":")
-    if not colon:
-        name = text
-    elif not port.isdigit():
-        return None
     name = name.rstrip(".").lower()
     try:
-        return _shown_address(ipaddress.ip_address(name))
+        return _bracketed(canonical_host(name, text, "a host name")) if name else None
     except ValueError:
-        return name or None
+        return None
 
 
 def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
@@ -117,5 +112,6 @@ def default_allowed_hosts(bind_host: str) -> frozenset[str]:
     return LOOPBACK_HOSTS | ({normalize_host(own)} if own.lower() != "localhost" else set())
 
 
-def _shown_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    return f"[{address.compressed}]" if address.version == 6 else address.compressed
+def _bracketed(host: str) -> str:
+    """An IPv6 address in brackets, as a ``Host`` header writes it; any other host as it is."""
+    return f"[{host}]" if ":" in host else host

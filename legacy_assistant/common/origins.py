@@ -41,7 +41,7 @@ def normalize_origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin: it holds a user name")
     if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#")):
         raise ValueError(f"{text!r} is not an origin: an origin has no path, query or fragment")
-    host = _canonical_host(parts.hostname, text)  # lower case; an IPv6 address without its brackets
+    host = canonical_host(parts.hostname, text)  # lower case; an IPv6 address without its brackets
     if ":" in host:
         host = f"[{host}]"
     if port is None or port == DEFAULT_PORTS[scheme]:
@@ -59,24 +59,25 @@ def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(normalize_origin(item) for item in items if item and item.strip())
 
 
-def _canonical_host(host: str, text: str) -> str:
-    """``host`` as a browser writes it in an origin: an internationalised name in punycode
-    (``bücher.example`` is ``xn--bcher-kva.example``), an IP address in its canonical form
-    (``127.1`` is ``127.0.0.1``, ``::0001`` is ``::1``)."""
+def canonical_host(host: str, text: str, kind: str = "an origin") -> str:
+    """``host`` (lower case, no brackets) as a browser writes it in an origin or a ``Host``
+    header: an internationalised name in punycode (``bücher.example`` is
+    ``xn--bcher-kva.example``), an IP address in its canonical form (``127.1`` is ``127.0.0.1``,
+    ``::0001`` is ``::1``). ValueError naming ``text``, which is not ``kind``, otherwise."""
     if ":" in host:
         try:
             return ipaddress.ip_address(host).compressed
         except ValueError:
-            raise ValueError(f"{text!r} is not an origin: {host!r} is not an IPv6 address") from None
+            raise ValueError(f"{text!r} is not {kind}: {host!r} is not an IPv6 address") from None
     labels = host.split(".")
     if labels and all(label and (label.isdigit() or label.startswith("0x")) for label in labels):
         try:  # the IPv4 shorthands browsers read as addresses: 127.1, 0x7f.0.0.1
             return socket.inet_ntoa(socket.inet_aton(host))
         except OSError:
-            raise ValueError(f"{text!r} is not an origin: {host!r} is not an IPv4 address") from None
+            raise ValueError(f"{text!r} is not {kind}: {host!r} is not an IPv4 address") from None
     if not host.isascii():
         try:
             return host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise ValueError(f"{text!r} is not an origin: {host!r} is no valid internationalised host name") from None
+            raise ValueError(f"{text!r} is not {kind}: {host!r} is no valid internationalised host name") from None
     return host

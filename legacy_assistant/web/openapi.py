@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app, jsonify
 
 from legacy_assistant import __version__
+from legacy_assistant.common.hosts import ANY_HOST
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import REASONS
@@ -36,7 +37,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _host_refusal(config: Mapping[str, Any]) -> str:
     """What a 400 of an API or admin route adds when the server answers to listed host names only."""
     hosts = config.get("ALLOWED_HOSTS") or ()
-    if not hosts or "*" in hosts:
+    if not hosts or ANY_HOST in hosts:
         return ""
     return "; or a request sent to a host name the server does not answer to (host_not_allowed)"
 
