@@ -4,6 +4,7 @@ the guided signatures still serves unguided and says how to get them, and re-exp
 them without changing a reply."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -162,27 +163,29 @@ def test_a_responder_without_guidance_serves_unguided_and_says_how_to_get_it(ung
             CONTEXTS, ["joy"] * len(CONTEXTS)
         )
         batch = _batch(old, [1] * len(CONTEXTS))
-        with pytest.raises(ValueError, match="predates it.*reexport_responder.py"):
+        with pytest.raises(ValueError, match="predates it.*legacy-assistant reexport-responder DIR"):
             old.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=5, condition_strength=1)
-    with pytest.raises(ArtifactError, match=r"old: condition_strength 2 needs condition guidance.*reexport_responder"):
+    with pytest.raises(ArtifactError, match=r"old: condition_strength 2 needs condition guidance.*legacy-assistant reexport-responder DIR"):
         Responder.load(unguided_copy, options=DecodingOptions(condition_strength=2.0))
     with Responder.load(unguided_copy) as old:  # and a call that asks for it is refused
-        with pytest.raises(RequestError, match="condition_strength 2 needs condition guidance.*reexport_responder"):
+        with pytest.raises(RequestError, match="condition_strength 2 needs condition guidance.*legacy-assistant reexport-responder DIR"):
             old.respond(["hello !"], "joy", condition_strength=2)
         with pytest.raises(RequestError, match="needs condition guidance"):
             old.check_request(["hello !"], "joy", condition_strength=0.5)
         assert old.respond(["hello !"], "joy", condition_strength=0) == shipped.respond(["hello !"], "joy")
 
 
-def test_reexport_adds_guidance_and_keeps_replies_and_files(unguided_copy, tmp_path, shipped):
-    from legacy_assistant.responder.artifact import reexport_responder_artifact, verify_responder
+def test_reexport_adds_guidance_and_keeps_replies_and_files(unguided_copy, tmp_path, shipped, capsys):
+    from legacy_assistant.cli import main
+    from legacy_assistant.responder.artifact import verify_responder
     from legacy_assistant.responder.responder import DecodingOptions, Responder
 
     copy = tmp_path / "old"
     shutil.copytree(unguided_copy, copy)
     golden = (copy / "golden.json").read_bytes()
     before = verify_responder(copy).manifest
-    reexport_responder_artifact(copy)
+    assert main(["reexport-responder", str(copy)]) == 0  # the command the load errors name
+    assert capsys.readouterr().out.strip() == str(copy)
     after = verify_responder(copy).manifest  # checksums of the new files recorded
     assert (copy / "golden.json").read_bytes() == golden and "golden.json" not in after["files"]
     assert after["vocabulary"] == before["vocabulary"] and after["summary"] == before["summary"]
@@ -195,6 +198,22 @@ def test_reexport_adds_guidance_and_keeps_replies_and_files(unguided_copy, tmp_p
         assert plain.respond_batch(CONTEXTS, conditions) == shipped.respond_batch(CONTEXTS, conditions)
         steered = guided.respond_batch(CONTEXTS, conditions)
         assert steered != plain.respond_batch(CONTEXTS, conditions) and all(steered)
+
+
+def test_reexport_refuses_what_it_cannot_export_again(tmp_path, capsys):
+    from legacy_assistant.cli import main
+    from legacy_assistant.responder.artifact import MANIFEST
+
+    assert main(["reexport-responder", str(DEFAULT_RESPONDER.parent / "default")]) == 1
+    assert "an intent model; only a responder's SavedModel is exported again" in capsys.readouterr().err
+    tf2 = tmp_path / "tf2"
+    shutil.copytree(DEFAULT_RESPONDER, tf2)
+    manifest = json.loads((tf2 / MANIFEST).read_text())
+    (tf2 / MANIFEST).write_text(json.dumps({**manifest, "runtime": "tf2"}))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tf2.rglob("*"))
+    assert main(["reexport-responder", str(tf2)]) == 1
+    assert "a TF2 copy: re-export the compat responder it was migrated from" in capsys.readouterr().err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tf2.rglob("*")) == before
 
 
 def test_the_shipped_responder_has_guidance():

@@ -95,7 +95,7 @@ from compat.runtime import tf
 
 GUIDANCE_MISSING = (
     "a responder exported with condition guidance; this SavedModel predates it "
-    "(export its weights again: python scripts/reexport_responder.py DIR)"
+    "(export its weights again: legacy-assistant reexport-responder DIR)"
 )
 
 

@@ -35,6 +35,7 @@ COMMANDS = (
     "import-classic",
     "train-responder",
     "evaluate-responder",
+    "reexport-responder",
     "playground",
 )
 

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 MAX_TURN_CHARS = 4000
 GUIDANCE_HELP = (
     "it was exported before guidance existed: export its weights again with "
-    "'python scripts/reexport_responder.py DIR', or for a TF2 copy migrate its source again"
+    "'legacy-assistant reexport-responder DIR', or for a TF2 copy migrate its source again"
 )
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
