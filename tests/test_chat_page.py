@@ -83,11 +83,12 @@ def browser(open_browser):
 
 
 def ready(browser):
-    """Wait until the page has restored its conversation and takes input again."""
+    """Wait until the page has restored its conversation and sends again (the message box
+    itself takes typing all along)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 15).until(lambda b: b.find_element(By.ID, "message").is_enabled())
+    WebDriverWait(browser, 15).until(lambda b: b.find_element(By.ID, "send").is_enabled())
 
 
 def open_fresh(browser, url):
@@ -125,7 +126,7 @@ def send(browser, text):
     browser.find_element(By.ID, "send").click()
     WebDriverWait(browser, 15).until(
         lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot, #log .msg.error")) > bots_before
-        and b.find_element(By.ID, "message").is_enabled())
+        and b.find_element(By.ID, "send").is_enabled())
     last = browser.find_elements(By.CSS_SELECTOR, "#log .msg")[-1]
     assert "error" not in last.get_attribute("class"), last.text
     return last
@@ -287,6 +288,128 @@ def test_the_input_takes_no_more_than_the_server_does(browser, live_url):
         "bb1" + short[2:], 3]
 
 
+def test_the_cap_cuts_whole_characters_counts_near_it_and_says_when_it_cut(browser, live_url):
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    box = browser.find_element(By.ID, "message")
+    hint, notice = browser.find_element(By.ID, "message-limit"), browser.find_element(By.ID, "message-notice")
+    assert hint.text == f"At most {TEXT_CAP} characters." and notice.text == ""
+    assert notice.get_attribute("role") == "status"
+    family, flag = "\U0001F468\u200D\U0001F469\u200D\U0001F467", "\U0001F1EB\U0001F1F7"  # 5 and 2 code points
+    for tail in (family, flag, "e\u0301", "\U0001F44D\U0001F3FD"):
+        # one code point left: a character of several is dropped whole, not cut into a piece of it
+        typed = browser.execute_script(
+            "var box = arguments[0]; box.value = arguments[1]; box.setSelectionRange(box.value.length, box.value.length);"
+            "box.dispatchEvent(new Event('input', {bubbles: true})); return box.value;",
+            box, "a" * (TEXT_CAP - 1) + tail)
+        assert typed == "a" * (TEXT_CAP - 1), ascii(tail)
+        assert notice.text == f"Shortened to {TEXT_CAP} characters: the server takes no more."
+        assert hint.text == f"{TEXT_CAP - 1} of {TEXT_CAP} characters."
+    box.send_keys("\b" * 200)  # well under the cap: the count and the notice go
+    assert hint.text == f"At most {TEXT_CAP} characters." and notice.text == ""
+
+
+def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, live_url):
+    """While a reply is on its way the message box keeps the focus and takes typing; a
+    message the server refused, or that got no answer in time, comes back to be sent again."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          return new Promise(function (resolve) { setTimeout(resolve, 700); }).then(function () {
+            return new Response('{"error": {"code": "overloaded", "message": "busy, try later"}}',
+                                {status: 503, headers: {"Content-Type": "application/json"}});
+          });
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("I'd like to order a coffee", Keys.ENTER)
+    assert not browser.find_element(By.ID, "send").is_enabled()  # on its way
+    assert browser.switch_to.active_element == box and box.get_attribute("value") == ""
+    assert browser.find_element(By.ID, "chat-form").get_attribute("aria-busy") == "true"
+    assert browser.find_element(By.ID, "log").get_attribute("aria-busy") == "false"  # replies are announced
+    error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
+    ready(browser)
+    assert error.text == "busy, try later"
+    assert box.get_attribute("value") == "I'd like to order a coffee"
+    assert browser.switch_to.active_element == box
+
+    # no answer at all: given up after the page's time limit, and the text comes back too
+    browser.execute_script("""
+        document.getElementById("chat-form").setAttribute("data-timeout-ms", "400");
+        window.fetch = function (url, options) {
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () {
+              reject(new DOMException("aborted", "AbortError"));
+            });
+          });
+        };""")
+    box.clear()
+    box.send_keys("hello", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) == 2)
+    ready(browser)
+    last = browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")[-1]
+    assert last.text == "The server did not answer in time (0.4 s). Please try again."
+    assert box.get_attribute("value") == "hello"
+
+
+def test_a_turn_answered_in_one_tab_shows_in_the_others(open_browser, live_url):
+    """Tabs share one conversation: a reply must never come to a question the tab did not show."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = open_browser()
+    open_fresh(driver, live_url)
+    first_tab = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(live_url)
+    ready(driver)
+    second_tab = driver.current_window_handle
+
+    driver.switch_to.window(first_tab)
+    send(driver, "I'd like to order a coffee")
+    shown = conversation(driver)
+    driver.switch_to.window(second_tab)
+    WebDriverWait(driver, 10).until(lambda b: conversation(b) == shown)
+    follow_up = send(driver, "a large one")  # answers the question this tab now shows
+    assert follow_up.text
+    driver.switch_to.window(first_tab)
+    WebDriverWait(driver, 10).until(lambda b: len(conversation(b)) == 4)
+    assert [text for kind, text, _ in conversation(driver) if kind == "user"] == [
+        "I'd like to order a coffee", "a large one"]
+
+
+def test_details_keep_the_latest_reply_in_view_and_a_new_conversation_is_announced(browser, live_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    browser.execute_script("""
+        var log = document.getElementById("log");
+        for (var i = 0; i < 40; i++) {
+          var m = document.createElement("div"); m.className = "msg bot"; m.dataset.intent = "x";
+          var p = document.createElement("p"); p.className = "text"; p.textContent = "line " + i;
+          m.appendChild(p); log.appendChild(m);
+        }
+        log.style.scrollBehavior = "auto";
+        log.scrollTop = log.scrollHeight;""")
+    browser.find_element(By.ID, "show-details").click()
+    gap = browser.execute_script("var l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight;")
+    assert gap < 2, gap
+    assert browser.find_element(By.ID, "log").get_attribute("aria-live") == "polite"
+    browser.find_element(By.ID, "show-details").click()
+
+    browser.find_element(By.ID, "new-conversation").click()
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "status").get_attribute("textContent")
+                                    == "New conversation started.")
+
+
 def test_sender_ids_are_random_per_browser(open_browser, live_url):
     ids = []
     for _ in range(2):  # two first visits, each in a fresh profile
@@ -368,7 +491,16 @@ def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):
     url = serve(API_TOKEN="s3cret")
     open_fresh(browser, url)  # no token saved: the restore is refused, and the page says so
     error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
-    assert "Could not restore the conversation" in error.text and "Bearer" in error.text
+    assert "Could not restore the conversation: This server needs an API token" in error.text
+    assert "localStorage key legacy-assistant-token" in error.text
+    browser.execute_script("localStorage.setItem('legacy-assistant-token', 'wrong')")
+    browser.find_element(By.ID, "message").send_keys("hello")
+    browser.find_element(By.ID, "send").click()
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) == 2)
+    assert "needs an API token" in browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")[-1].text
+    ready(browser)
+    assert browser.find_element(By.ID, "message").get_attribute("value") == "hello"  # given back
+    browser.find_element(By.ID, "message").clear()
 
     browser.execute_script("localStorage.setItem('legacy-assistant-token', 's3cret')")
     send(browser, "hello")

@@ -411,6 +411,11 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     assert [e.text.strip() for e in browser.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='user']")] \
         == [typed]
     box.click()  # nothing lies over it
+    # every button of the conversation has a name a screen reader can say; none shares it elsewhere
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#conversation button")
+    names = [(b.get_attribute("aria-label") or b.get_attribute("title") or b.text or "").strip() for b in buttons]
+    assert buttons and all(names), names
+    assert not [name for name in names if "share" in name.lower()], names
     # the chat's own clear button starts a new conversation: the cleared messages do not come back
     leaving = browser.find_element(By.CSS_SELECTOR, "#conversation-id textarea, #conversation-id input")
     left = leaving.get_attribute("value")

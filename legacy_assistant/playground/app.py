@@ -122,7 +122,14 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             # plain text: Markdown or HTML in a message or reply (an image link) is shown as typed
-            chatbot = gr.Chatbot(label="conversation", height=420, elem_id="conversation", render_markdown=False)
+            # no "share" button: it posts to Hugging Face Spaces (here it only fails), and has no name
+            chatbot = gr.Chatbot(
+                label="conversation",
+                height=420,
+                elem_id="conversation",
+                render_markdown=False,
+                buttons=["copy", "copy_all"],
+            )
             message_box = gr.Textbox(
                 label="message", placeholder="Type a message and press Enter", max_lines=4, elem_id="message"
             )

@@ -1,7 +1,8 @@
 """The chat page, its static files and icon, and the health and readiness checks (all public).
 
 * ``/``: the chat page, ``templates/index.html`` rendered with what this server accepts: the
-  message input's ``maxlength`` is ``MAX_TEXT_LENGTH``, and the emotion selector lists the
+  message input's ``data-max-chars`` is ``MAX_TEXT_LENGTH`` (the script keeps the input to it,
+  counting code points as the server does), and the emotion selector lists the
   responder's conditions (no selector without a responder).
 
 * ``/health`` (liveness): this process answers and serves a model; it names the intent model

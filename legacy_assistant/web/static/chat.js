@@ -7,10 +7,14 @@
   var DETAILS_KEY = "legacy-assistant-details";
   var EMOTION_KEY = "legacy-assistant-emotion";
   var STRENGTH_KEY = "legacy-assistant-strength";
+  // Written after each answered turn, so the other tabs of this conversation show it too.
+  var TURN_KEY = "legacy-assistant-turn";
   var ENDPOINT = "/api/v1/chat";
   var TRANSCRIPT = "/api/v1/conversations/";
   // "web-" and 128 random bits in hex: whoever knows a sender id can read its transcript.
   var SENDER_PATTERN = /^web-[0-9a-f]{32}$/;
+  // A request unanswered this long is given up (the form's data-timeout-ms can say otherwise).
+  var REQUEST_TIMEOUT_MS = 60000;
 
   var form = document.getElementById("chat-form");
   var input = document.getElementById("message");
@@ -21,7 +25,12 @@
   var emotionBox = document.getElementById("emotion"); // absent when the server has no responder
   var strengthBox = document.getElementById("strength"); // absent unless the responder has guidance
   var strengthShown = document.getElementById("strength-value");
+  var limitHint = document.getElementById("message-limit");
+  var notice = document.getElementById("message-notice");
+  var statusBox = document.getElementById("status");
+  var limitText = limitHint ? limitHint.textContent : "";
   var busy = false;
+  var refreshWhenIdle = false; // another tab answered a turn of this conversation meanwhile
   // The latest chat request's end (it never rejects): a conversation is forgotten only after
   // it, or a message still on its way would land in it after the server had forgotten it.
   var lastChat = Promise.resolve();
@@ -72,6 +81,7 @@
     // so an element's textContent is exactly the message text.
     var body = document.createElement("p");
     body.className = "text";
+    body.dir = "auto"; // right-to-left text reads from the right, its punctuation on its side
     body.textContent = text;
     el.appendChild(body);
     log.appendChild(el);
@@ -125,15 +135,33 @@
     }
   }
 
-  function setBusy(on, label) {
+  // While a request is out the message box stays usable (focus stays there, the next message
+  // can be typed); only sending waits. The log is marked busy only while it is refilled, so a
+  // reply added to it is announced as it comes.
+  function setBusy(on, restoring) {
     busy = on;
-    input.disabled = on;
     sendBtn.disabled = on;
-    sendBtn.textContent = on ? (label || "Sending\u2026") : "Send";
-    log.setAttribute("aria-busy", on ? "true" : "false");
+    sendBtn.textContent = on ? (restoring ? "Loading\u2026" : "Sending\u2026") : "Send";
+    form.setAttribute("aria-busy", on ? "true" : "false");
+    log.setAttribute("aria-busy", on && restoring ? "true" : "false");
+    if (!on && refreshWhenIdle) {
+      refreshWhenIdle = false;
+      showStored();
+    }
+  }
+
+  function announce(text) {
+    if (!statusBox) return;
+    statusBox.textContent = "";
+    // a change of text is what a screen reader announces, even the same text twice
+    window.setTimeout(function () { statusBox.textContent = text; }, 50);
   }
 
   function errorText(status, data) {
+    if (status === 401) {
+      return "This server needs an API token, and this browser has none saved or a wrong one " +
+        "(the page sends the token saved under the localStorage key " + TOKEN_KEY + ").";
+    }
     if (data && data.error && typeof data.error.message === "string" && data.error.message) {
       return data.error.message;
     }
@@ -153,15 +181,29 @@
     }
     if (token) headers["Authorization"] = "Bearer " + token;
     options.headers = headers;
+    var limit = parseInt(form.getAttribute("data-timeout-ms"), 10) || REQUEST_TIMEOUT_MS;
+    var aborter = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = null;
+    if (aborter) {
+      options.signal = aborter.signal;
+      timer = window.setTimeout(function () { aborter.abort(); }, limit);
+    }
+    function done() { if (timer !== null) window.clearTimeout(timer); }
+    function failed() {
+      done();
+      if (aborter && aborter.signal.aborted) {
+        throw new Error("The server did not answer in time (" + limit / 1000 + " s). Please try again.");
+      }
+      throw new Error("Network error: could not reach the server. Please try again.");
+    }
     return fetch(url, options).then(function (res) {
       return res.text().then(function (raw) {
+        done();
         var data = null;
         try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
         return { res: res, data: data };
-      });
-    }, function () {
-      throw new Error("Network error: could not reach the server. Please try again.");
-    });
+      }, failed);
+    }, failed);
   }
 
   function send(text) {
@@ -175,14 +217,17 @@
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
         addMessage("error", errorText(r.res.status, data));
+        // to send again or to change, unless more was typed since
+        if (!input.value) input.value = text;
         return;
       }
       addReply(data);
       scrollToEnd();
+      store(TURN_KEY, requestSender + " " + randomId());
     }).catch(function (err) {
       if (requestSender !== sender) return;
       addMessage("error", (err && err.message) || "Something went wrong.");
-      // the message never reached the server: give it back to send again, unless more was typed since
+      // the message never reached the server (or got no answer): give it back to send again
       if (!input.value) input.value = text;
     });
     lastChat = request;
@@ -210,30 +255,59 @@
     });
   }
 
+  function codePoints(text) {
+    return Array.from(text).length;
+  }
+
+  // What a reader sees as one character (a flag, an emoji with its skin tone, a letter with its
+  // accents) is cut whole or not at all; without Intl.Segmenter, code points.
+  var segmenter = window.Intl && typeof Intl.Segmenter === "function" ?
+    new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+  function graphemes(text) {
+    if (!segmenter) return Array.from(text);
+    return Array.from(segmenter.segment(text), function (part) { return part.segment; });
+  }
+
   // The server's cap counts characters (code points); the maxlength attribute would count
   // UTF-16 units, an emoji as two, so the input is cut here instead. Read on every input, so a
   // page without the attribute takes anything.
   // Like maxlength, what was just typed or pasted is what gets cut: the characters over the cap
   // are taken from just before the caret (where an insertion ends), and the caret stays there.
-  function keepToTheCap() {
-    var cap = parseInt(input.getAttribute("data-max-chars"), 10);
-    if (!(cap > 0)) return;
+  // Returns whether anything was cut.
+  function keepToTheCap(cap) {
     var value = input.value;
-    var excess = Array.from(value).length - cap;
-    if (excess <= 0) return;
+    var excess = codePoints(value) - cap;
+    if (excess <= 0) return false;
     var caret = typeof input.selectionEnd === "number" ? input.selectionEnd : value.length;
-    var before = Array.from(value.slice(0, caret));
-    var after = Array.from(value.slice(caret));
-    var cut = Math.min(excess, before.length);
-    var head = before.slice(0, before.length - cut).join("");
-    if (excess > cut) after = after.slice(0, after.length - (excess - cut));
+    var before = graphemes(value.slice(0, caret));
+    var after = graphemes(value.slice(caret));
+    while (excess > 0 && before.length) excess -= codePoints(before.pop());
+    while (excess > 0 && after.length) excess -= codePoints(after.pop());
+    var head = before.join("");
     input.value = head + after.join("");
     input.setSelectionRange(head.length, head.length);
+    return true;
+  }
+
+  // Near the cap the hint counts; a cut is said once, where a screen reader hears it.
+  function showLength(cap, cut) {
+    var used = codePoints(input.value);
+    if (limitHint) limitHint.textContent = used >= 0.8 * cap ? used + " of " + cap + " characters." : limitText;
+    if (notice) {
+      if (cut) notice.textContent = "Shortened to " + cap + " characters: the server takes no more.";
+      else if (used < cap) notice.textContent = "";
+    }
+  }
+
+  function checkLength() {
+    var cap = parseInt(input.getAttribute("data-max-chars"), 10);
+    if (!(cap > 0)) return;
+    showLength(cap, keepToTheCap(cap));
   }
   input.addEventListener("input", function (event) {
-    if (!event.isComposing) keepToTheCap(); // not in the middle of an input method's word
+    if (!event.isComposing) checkLength(); // not in the middle of an input method's word
   });
-  input.addEventListener("compositionend", keepToTheCap);
+  input.addEventListener("compositionend", checkLength);
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -246,6 +320,7 @@
     }
     addMessage("user", text);
     input.value = "";
+    checkLength();
     setBusy(true);
     var mine = ++seq;
     send(text).then(function () {
@@ -289,7 +364,12 @@
   detailsBox.checked = load(DETAILS_KEY) === "true";
   detailsBox.addEventListener("change", function () {
     store(DETAILS_KEY, detailsBox.checked ? "true" : "false");
+    var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+    // a detail line under every reply is not news: not announced, one by one
+    log.setAttribute("aria-live", "off");
     syncDetails();
+    log.setAttribute("aria-live", "polite");
+    if (atEnd) scrollToEnd(); // the latest reply stays in view with its new line
   });
 
   newBtn.addEventListener("click", function () {
@@ -302,16 +382,19 @@
       return call(TRANSCRIPT + encodeURIComponent(left), { method: "DELETE" });
     }).catch(function () {});
     seq++;
+    refreshWhenIdle = false;
     log.textContent = "";
     setBusy(false);
     input.value = "";
+    checkLength();
     input.focus();
+    announce("New conversation started.");
   });
 
   // Show this conversation's stored turns, the input waiting until they are in.
   function showStored() {
     log.textContent = "";
-    setBusy(true, "Loading\u2026");
+    setBusy(true, true);
     var restoring = ++seq;
     restore().then(function () {
       if (restoring !== seq) return; // a new conversation was started meanwhile
@@ -323,7 +406,15 @@
   // Tabs of one browser share one sender id, so one conversation: when another tab starts a new
   // conversation (and has the server forget this one), this tab follows it, rather than writing
   // on into a conversation that is gone or, later, deleting the one the other tab holds.
+  // A turn another tab had answered in this conversation is shown here too, once this tab's own
+  // request (if any) is answered: a reply never comes to a question this tab did not show.
   window.addEventListener("storage", function (event) {
+    if (event.key === TURN_KEY) {
+      if (!event.newValue || event.newValue.split(" ")[0] !== sender) return;
+      if (busy) refreshWhenIdle = true;
+      else showStored();
+      return;
+    }
     if (event.key !== SENDER_KEY && event.key !== null) return; // null: the other tab cleared all
     var id = savedSender();
     if (!id) id = newSender(); // cleared, or set to something unusable: a fresh conversation
@@ -332,5 +423,6 @@
     showStored();
   });
 
+  checkLength();
   showStored();
 })();
