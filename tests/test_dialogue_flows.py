@@ -177,3 +177,19 @@ def test_a_flag_that_is_not_a_boolean_is_refused_with_its_place(field):
 
     with pytest.raises(IntentsError, match=f"'stop'.*field '{field}': must be true or false"):
         parse_intents({"intents": [{"tag": "stop", "patterns": ["stop"], "responses": ["ok"], field: "yes"}]})
+
+
+def test_a_sentence_in_a_script_the_model_never_saw_is_not_understood(default_predictor):
+    """The shipped model knows English: Cyrillic, Chinese or Arabic share nothing with it but
+    the padding of its character n-grams, and get the fallback as not understood."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    texts = ["Здравствуйте", "你好，谢谢", "مرحبا كيف حالك", "hello there"]
+    assert [p.known_features > 0 for p in default_predictor.predict(texts)] == [False, False, False, True]
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),
+                          MemoryStore())
+    replies = [assistant.chat("s", text) for text in texts]
+    assert [(r.intent, r.reason) for r in replies[:3]] == [("fallback", "not_understood")] * 3
+    assert replies[3].intent == "greeting"

@@ -1,5 +1,4 @@
 """The evaluation report: figures checked by hand on small made-up predictions."""
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,7 +85,7 @@ def test_summary_lines_mention_the_key_figures(report):
 
 class _FakePredictor:
     """What evaluate_predictor reads of a Predictor: its manifest, classes, name, probabilities and
-    how many features of each text it knows (``features(texts).lengths``; by default all some)."""
+    how many features of each text it knows (``known_features(texts)``; by default all some)."""
 
     def __init__(self, probabilities, classes, oos_label, known=None):
         self.manifest = {"threshold": 0.5, "oos_label": oos_label}
@@ -98,8 +97,8 @@ class _FakePredictor:
     def predict_proba(self, texts, batch_size=None):
         return self._probabilities[: len(texts)]
 
-    def features(self, texts):
-        return SimpleNamespace(lengths=self._known[: len(texts)])
+    def known_features(self, texts):
+        return self._known[: len(texts)]
 
 
 def test_the_models_out_of_scope_class_falls_back_whatever_the_data_calls_its_out_of_scope_sentences():

@@ -1,5 +1,6 @@
 """``legacy-assistant serve`` options, what it refuses before any worker starts (one line each),
 and the rule that the gunicorn master has no TensorFlow."""
+import json
 import os
 import shutil
 import subprocess
@@ -319,12 +320,14 @@ def test_a_text_cap_the_body_limit_cannot_carry_is_warned_at_start(monkeypatch, 
     from legacy_assistant.serving.settings import resolve, text_cap_warning
 
     assert text_cap_warning(resolve({})) is None  # the defaults: 1,000 characters in 64 KiB
-    # 100,000 characters of emoji are 400,000 bytes: such a message got 413 although the cap allowed it
-    warning = text_cap_warning(resolve({"MAX_TEXT_LENGTH": 100000}))
-    assert "--max-text-length 100000" in warning and "--max-body-bytes 65536" in warning
-    assert "raise --max-body-bytes to 400512 or lower --max-text-length to 16256" in warning
-    assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 16256})) is None
-    assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 16257})) is not None
+    # an emoji is 12 bytes as requests' json= writes it (escaped): 6,000 of them got 413 under
+    # a cap of 10,000 characters, which the warning had counted at 4 bytes each
+    assert len(json.dumps({"text": "\U0001F600" * 6000})) > 65536 and len(json.dumps("\U0001F600")) == 2 + 12
+    warning = text_cap_warning(resolve({"MAX_TEXT_LENGTH": 10000}))
+    assert "--max-text-length 10000" in warning and "--max-body-bytes 65536" in warning
+    assert "raise --max-body-bytes to 120512 or lower --max-text-length to 5418" in warning
+    assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 5418})) is None
+    assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 5419})) is not None
     # serve says so before it starts anything (the model check here fails just after)
     with caplog.at_level("WARNING", logger="legacy_assistant.cli.serve"), pytest.raises(ConfigError):
         serve_cli.run(parse("--max-text-length", "20000", "--model", "/nonexistent"))

@@ -193,3 +193,20 @@ def test_one_text_encodes_bit_for_bit_as_in_a_batch(config):
         np.testing.assert_allclose(one.weights[0, :width], padded.weights[row, :width], rtol=1e-6)
     empty = featurizer.encode([""])
     assert empty.lengths.tolist() == [0] and empty.weights.tolist() == [[0.0]]
+
+
+def test_the_padding_alone_is_no_known_feature():
+    """Every word switches on the character 1-gram of its padding, in any script: a sentence
+    the vocabulary knows nothing else of is not understood (it was, and got an intent's answer)."""
+    config = FeatureConfig(char_ngrams=(1, 4), min_count=1)
+    featurizer = Featurizer.fit(["hello there", "good bye", "coffee please"], config)
+    rows = featurizer.encode(["Здравствуйте мир", "hello", "你好", "", "bye 你好"])
+    assert rows.lengths.tolist()[0] == 1 and rows.lengths.tolist()[2] == 1  # the padding's 1-gram
+    assert featurizer.known_counts(rows).tolist() == [0, rows.lengths[1] - 1, 0, 0, rows.lengths[4] - 1]
+    assert featurizer.known_counts(rows).dtype == np.int32
+    one = featurizer.encode(["你好"])  # a row alone takes another path
+    assert one.lengths.tolist() == [1] and featurizer.known_counts(one).tolist() == [0]
+    words_only = Featurizer.fit(["hello there"], FeatureConfig(min_count=1))  # no character n-grams
+    assert featurizer.known_counts(featurizer.encode([])).tolist() == []
+    plain = words_only.encode(["hello", "你好"])
+    assert words_only.known_counts(plain).tolist() == plain.lengths.tolist() == [1, 0]

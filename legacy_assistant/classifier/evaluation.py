@@ -167,7 +167,7 @@ def evaluate_predictor(
     texts = list(texts)
     probabilities = predictor.predict_proba(texts, batch_size=EVAL_BATCH)
     # what Predictor.predict reports as known_features, and the dialogue reads as "understood"
-    known = predictor.features(texts).lengths if texts else np.zeros(0, dtype=np.int32)
+    known = predictor.known_features(texts) if texts else np.zeros(0, dtype=np.int32)
     report = evaluation_report(
         probabilities,
         predictor.classes,

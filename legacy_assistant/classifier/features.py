@@ -25,6 +25,9 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabulary
+# The character 1-gram of a word's padding alone: every word has it, in any script, so it says
+# nothing about whether the vocabulary knows a text (see Featurizer.known_counts).
+BLANK_TERM = CHAR_PREFIX + " "
 WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 32  # longest n-gram, in words or characters
 
@@ -138,6 +141,7 @@ class Featurizer:
         self._char_columns = np.fromiter(
             (term.startswith(CHAR_PREFIX) for term in self.vocabulary), dtype=bool, count=len(self.vocabulary)
         )
+        self._blank_column = self.index.get(BLANK_TERM)
         # A word's character n-grams are the same every time it is seen: look them up once.
         self._char_ids = functools.lru_cache(maxsize=65536)(self._token_char_ids)
 
@@ -284,6 +288,17 @@ class Featurizer:
             norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
             np.divide(weights, norms, out=weights, where=norms > 0)
         return SparseRows(ids, weights, np.array([n], dtype=np.int32))
+
+    def known_counts(self, rows: SparseRows) -> np.ndarray:
+        """int32 ``[n]``: how many of each row's features the vocabulary knows that say something
+        about its text: the row's terms, less the padding's character 1-gram, which every word
+        switches on (a sentence in a script the model never saw had that one feature, and was
+        "understood"). 0 means the text is not understood: it gets the fallback."""
+        if self._blank_column is None or not len(rows):
+            return rows.lengths
+        real = np.arange(rows.ids.shape[1]) < rows.lengths[:, None]  # padding slots hold id 0 too
+        blank = ((rows.ids == self._blank_column) & real).any(axis=1)
+        return (rows.lengths - blank).astype(np.int32)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Dense float32 ``[len(texts), n_features]`` (for inspection and small data)."""

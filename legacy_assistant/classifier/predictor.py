@@ -128,6 +128,10 @@ class Predictor:
         """The texts' features as the model was trained on (padded sparse rows)."""
         return self.info.featurizer.encode(texts)
 
+    def known_features(self, texts: Sequence[str]) -> np.ndarray:
+        """int32 ``[len(texts)]``: :attr:`Prediction.known_features` of each text (0: not understood)."""
+        return self.info.featurizer.known_counts(self.features(texts))
+
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """float32 ``[len(texts), n_classes]``; columns follow :attr:`classes`.
 
@@ -156,7 +160,7 @@ class Predictor:
             return []
         features = self.features(texts)
         probabilities = self._classifier.predict_proba(features.ids, features.weights)
-        known = features.lengths
+        known = self.info.featurizer.known_counts(features)
         order = np.argsort(-probabilities, axis=1, kind="stable")
         if top is not None:
             order = order[:, :top]

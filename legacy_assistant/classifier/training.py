@@ -357,6 +357,12 @@ class Features:
     scored: SparseRows | None
     scored_labels: np.ndarray
 
+    def val_understood(self) -> np.ndarray:
+        """bool ``[n_val]``: which validation texts the model understands (a text that is not
+        gets the fallback whatever the threshold)."""
+        assert self.val is not None
+        return self.featurizer.known_counts(self.val) > 0
+
 
 def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     """Fit the featurizer on the training texts and encode both sets."""
@@ -364,8 +370,8 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
         featurizer, x_train = Featurizer.fit_encode(data.texts, config.features)
     except NoFeaturesError:  # every class is unlearnable: name them, as when only some are
         raise UnlearnableIntentsError(list(data.classes)) from None
-    lengths = np.asarray(x_train.lengths)
-    mute = [tag for index, tag in enumerate(data.classes) if not lengths[data.labels == index].any()]
+    known = featurizer.known_counts(x_train)
+    mute = [tag for index, tag in enumerate(data.classes) if not known[data.labels == index].any()]
     if mute:  # every input of such a class is the empty one: no message could ever reach it
         raise UnlearnableIntentsError(mute)
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
@@ -663,7 +669,8 @@ def holdout_calibration(
     )
     assert fitted.predicted is not None
     # a held-out sentence with no feature the model knows falls back whatever the threshold
-    understood = fitted.features.featurizer.encode([data.texts[i] for i in held]).lengths > 0
+    featurizer = fitted.features.featurizer
+    understood = featurizer.known_counts(featurizer.encode([data.texts[i] for i in held])) > 0
     return calibrate_in_scope(fitted.predicted, data.labels[held], data.oos_index, config, understood)
 
 
@@ -782,7 +789,7 @@ def train(
     if plan.method == "oos_validation":
         assert fitted.val_probabilities is not None and fitted.features.val is not None
         # a validation sentence with no known feature gets the fallback whatever the threshold
-        tuned = tune_threshold(fitted.val_probabilities, data, config, fitted.features.val.lengths > 0)
+        tuned = tune_threshold(fitted.val_probabilities, data, config, fitted.features.val_understood())
         threshold = tuned.threshold
         log.info(
             "threshold %.2f tuned on validation: in-scope accuracy %.4f, out-of-scope recall %.4f",
@@ -793,7 +800,7 @@ def train(
     elif plan.method == "in_scope_validation":
         assert fitted.val_probabilities is not None and fitted.features.val is not None
         calibration = calibrate_in_scope(
-            fitted.val_probabilities, data.val_labels, data.oos_index, config, fitted.features.val.lengths > 0
+            fitted.val_probabilities, data.val_labels, data.oos_index, config, fitted.features.val_understood()
         )
     if calibration is not None:
         threshold = calibration.threshold

@@ -664,9 +664,11 @@ def server_values(values: Mapping[str, Any], settings: Iterable[Setting] = SETTI
     return {s.name.lower(): values[s.name] for s in settings if s.scope == SERVER and s.name in values}
 
 
-# A character takes up to 4 bytes of UTF-8 in a JSON body; the rest of a chat request (sender,
-# keys, emotion) fits in a few hundred.
-BYTES_PER_CHARACTER = 4
+# A character takes up to 12 bytes in a JSON body: one past the Basic Multilingual Plane (most
+# emoji) is two \uXXXX escapes where the client escapes non-ASCII, as Python's json and requests
+# do (4 bytes of UTF-8 where it does not); the rest of a chat request (sender, keys, emotion)
+# fits in a few hundred.
+BYTES_PER_CHARACTER = 12
 REQUEST_OVERHEAD_BYTES = 512
 
 
