@@ -38,6 +38,17 @@ def test_typographic_apostrophes_and_hyphens_tokenize_as_typed_ones(tokenizer):
     )
 
 
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace"])
+def test_an_acute_accent_or_a_grave_typed_for_an_apostrophe_is_one(tokenizer):
+    """European keyboards type "don´t"; NFKC made it "don", "\u0301t" (another intent's words)."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("I don´t like it´s l´amour") == processor.tokens("I don't like it's l'amour")
+    assert processor.tokens("I don`t like it") == processor.tokens("I don't like it")
+    assert processor.tokens("a ` b") == processor.tokens("a b")  # a grave between words is no apostrophe
+    classic = TextProcessor(TextConfig(tokenizer="classic", stemmer="none"))  # the recipe's, as it was
+    assert classic.tokens("don´t") == ["don", "\u0301t"]
+
+
 def test_toktok_entities_are_not_words():
     processor = TextProcessor(TextConfig(tokenizer="toktok", stemmer="none"))
     assert processor.tokens("fish & chips|tab\there") == ["fish", "chips", "tab", "here"]

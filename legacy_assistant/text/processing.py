@@ -46,6 +46,11 @@ _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
 # "don’t" split as "don", "t" where "don't" gives "do", "n't", and the same sentence got another
 # intent. U+2018 stays: it opens a quotation more often than it elides.
 _TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-"})
+# Keyboards of many European layouts type an apostrophe as the acute accent (U+00B4) or, inside
+# a word, the grave (U+0060). NFKC turns the acute into a space and a combining accent, so
+# "don´t" became "don", "\u0301t", and the cancel intent's 0.49 for "I don't want it" fell to
+# 0.20: both are read as "'" (the acute before NFKC).
+_ACUTE_OR_GRAVE_APOSTROPHE = regex.compile(r"\u00b4|(?<=\w)`(?=\w)")
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,11 @@ class TextProcessor:
 
     def tokens(self, text: str) -> list[str]:
         """Normalised (NFKC, invisible format characters dropped and typographic apostrophes
-        and hyphens written as ``'`` and ``-``, except for the classic recipe, kept as it was),
+        and hyphens, and an acute accent or a grave inside a word typed for an apostrophe, written
+        as ``'`` and ``-``, except for the classic recipe, kept as it was),
         optionally lower-cased, punctuation-free, stemmed tokens."""
+        if self.config.tokenizer != "classic" and ("\u00b4" in text or "`" in text):
+            text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
         text = unicodedata.normalize("NFKC", text)
         if self.config.tokenizer == "classic":
             words = self._split(text)
