@@ -377,9 +377,23 @@ def test_a_csv_label_no_example_of_which_holds_a_word_is_named_with_its_file(tmp
     data.write_text("text,label\n!!!,dots\n?,dots\nhello there,greeting\nhello you,greeting\n", encoding="utf-8")
     assert main(["train", str(data), "--out", str(tmp_path / "model"), "--epochs", "1", "--no-plot"]) == 1
     assert _one_error_line(capsys) == (
-        f"error: {data}: label(s) 'dots': no example holds a word the classifier keeps (only punctuation, or words "
-        "too rare for min_count); give them examples with words"
+        f"error: {data}: label(s) 'dots': no example holds a word the classifier keeps (only punctuation or emoji, "
+        "or words too rare for min_count); give them examples with words"
     )
+
+
+def test_a_pattern_with_no_word_is_warned_about_by_name(tmp_path, caplog):
+    """A pattern of emoji trained as an empty message: parse then ranked its intent first for any
+    message of emoji or punctuation, and nothing said so."""
+    data = tmp_path / "thumbs.csv"
+    data.write_text("text,label\n\U0001F44D,thanks\nthank you,thanks\nthanks a lot,thanks\n"
+                    "hello there,greeting\nhello you,greeting\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
+        assert main(["train", str(data), "--out", str(tmp_path / "model"), "--epochs", "1", "--no-plot"]) == 0
+    assert [r.getMessage() for r in caplog.records if "holds no word" in r.getMessage()] == [
+        'training pattern "\U0001F44D" of intent "thanks" holds no word the classifier keeps (punctuation and '
+        "emoji are dropped, rare words cut by min_count): it only teaches that an empty message is that intent"
+    ]
 
 
 @pytest.mark.parametrize("command", ["train", "train-responder"])

@@ -32,6 +32,7 @@ from legacy_assistant.classifier.thresholds import (
     choose_threshold,
     in_scope_threshold,
 )
+from legacy_assistant.common.fields import shown
 from legacy_assistant.errors import TrainingError
 from legacy_assistant.text.processing import TextConfig, TextProcessor
 
@@ -42,9 +43,11 @@ StartCallback = Callable[[int], None]
 
 
 UNLEARNABLE = (
-    "no pattern holds a word the classifier keeps (only punctuation, or words too rare for min_count); "
+    "no pattern holds a word the classifier keeps (only punctuation or emoji, or words too rare for min_count); "
     "give {them} patterns with words"
 )
+# Featureless patterns named one by one, up to this many; the rest are counted.
+FEATURELESS_NAMED = 10
 
 
 class UnlearnableIntentsError(TrainingError):
@@ -374,10 +377,26 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     mute = [tag for index, tag in enumerate(data.classes) if not known[data.labels == index].any()]
     if mute:  # every input of such a class is the empty one: no message could ever reach it
         raise UnlearnableIntentsError(mute)
+    _warn_featureless(data, np.flatnonzero(known == 0))
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
     scored = data.scored
     x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
     return Features(featurizer, x_train, x_val, x_scored, data.val_labels[scored])
+
+
+def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
+    """Log a warning for training patterns with no feature the classifier keeps: each teaches the
+    model only that an empty message is its intent, which ``parse`` then ranks first for any
+    message of emoji or punctuation (the dialogue answers those with the fallback)."""
+    for row in rows[:FEATURELESS_NAMED]:
+        log.warning(
+            "training pattern %s of intent %s holds no word the classifier keeps (punctuation and emoji are "
+            "dropped, rare words cut by min_count): it only teaches that an empty message is that intent",
+            shown(data.texts[row]),
+            shown(data.classes[data.labels[row]]),
+        )
+    if len(rows) > FEATURELESS_NAMED:
+        log.warning("%d more training patterns hold no word the classifier keeps", len(rows) - FEATURELESS_NAMED)
 
 
 def training_batches(

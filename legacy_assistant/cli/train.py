@@ -131,7 +131,7 @@ def unlearnable_error(tags: list[str], intents: IntentSet | None, training_name:
     if intents is None or not all(tag in index for tag in tags):
         return TrainingError(
             f"{training_name}: label(s) {', '.join(map(repr, tags))}: no example holds a word the classifier "
-            "keeps (only punctuation, or words too rare for min_count); give them examples with words"
+            "keeps (only punctuation or emoji, or words too rare for min_count); give them examples with words"
         )
     problems = [
         f"intent #{index[tag]} ({tag!r}): field 'patterns': " + UNLEARNABLE.format(them="it")
