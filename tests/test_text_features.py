@@ -221,3 +221,26 @@ def test_the_padding_alone_is_no_known_feature():
     assert featurizer.known_counts(featurizer.encode([])).tolist() == []
     plain = words_only.encode(["hello", "你好"])
     assert words_only.known_counts(plain).tolist() == plain.lengths.tolist() == [1, 0]
+
+
+def test_the_word_and_turn_caches_keep_no_long_text():
+    """A client's unique long "words" filled the per-worker caches (65,536 entries each) with
+    hundreds of megabytes; long words and turns are worked out each time instead."""
+    from legacy_assistant.responder import vocabulary
+
+    long_word = "\U00020000" * 500
+    featurizer = Featurizer.fit(["hello there", "good bye"], FeatureConfig(char_ngrams=(1, 3), min_count=1))
+    featurizer.encode(["hello there", long_word + " hello"])
+    assert featurizer._cached_char_ids.cache_info().currsize == 2  # hello, there
+    assert featurizer.encode([long_word + " hello"]).lengths.tolist() == featurizer.encode(["hello"]).lengths.tolist()
+
+    stemming = TextProcessor(TextConfig(stemmer="snowball"))
+    assert stemming.tokens("running " + long_word + "ing") == ["run", long_word + "ing"]
+    assert stemming._stem.cache_info().currsize == 1  # running
+
+    before = vocabulary._cached.cache_info().currsize
+    turn = "a turn of its own " + long_word
+    assert vocabulary.tokenize(turn) == vocabulary.tokenize(turn) == ["a", "turn", "of", "its", "own", long_word]
+    assert vocabulary._cached.cache_info().currsize == before
+    vocabulary.tokenize("a short turn never seen before " + str(before))
+    assert vocabulary._cached.cache_info().currsize == before + 1

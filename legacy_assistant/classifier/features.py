@@ -28,6 +28,9 @@ CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabular
 # The character 1-gram of a word's padding alone: every word has it, in any script, so it says
 # nothing about whether the vocabulary knows a text (see Featurizer.known_counts).
 BLANK_TERM = CHAR_PREFIX + " "
+# Longer words are not cached: a cache of 65,536 words is small for words, but a client sending
+# unique 1,000-character "words" filled it with hundreds of megabytes.
+CACHED_WORD_CHARS = 40
 WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 32  # longest n-gram, in words or characters
 
@@ -142,8 +145,9 @@ class Featurizer:
             (term.startswith(CHAR_PREFIX) for term in self.vocabulary), dtype=bool, count=len(self.vocabulary)
         )
         self._blank_column = self.index.get(BLANK_TERM)
-        # A word's character n-grams are the same every time it is seen: look them up once.
-        self._char_ids = functools.lru_cache(maxsize=65536)(self._token_char_ids)
+        # A word's character n-grams are the same every time it is seen: look them up once (a
+        # word of more than CACHED_WORD_CHARS is looked up each time, see there).
+        self._cached_char_ids = functools.lru_cache(maxsize=65536)(self._token_char_ids)
 
     @property
     def n_features(self) -> int:
@@ -211,8 +215,9 @@ class Featurizer:
                 if col is not None:
                     ids.append(col)
         if self.config.char_ngrams:
+            cached, direct = self._cached_char_ids, self._token_char_ids
             for token in tokens:
-                ids.extend(self._char_ids(token))
+                ids.extend(cached(token) if len(token) <= CACHED_WORD_CHARS else direct(token))
         return ids
 
     def _token_char_ids(self, token: str) -> tuple[int, ...]:

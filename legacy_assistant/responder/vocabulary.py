@@ -49,11 +49,23 @@ def _processor(config: TextConfig) -> TextProcessor:
     return TextProcessor(config)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _cached_tokens(config: TextConfig, text: str) -> tuple[str, ...]:
-    # A turn is tokenized once as a response and up to three times as context. The classic
-    # tokenizer keeps format characters (for the classic recipe's fidelity); a reply's words should not.
+# Turns longer than this are tokenized every time, not cached: the cache holds 65,536 turns,
+# which for a client's unique 1,000-character messages was about a gigabyte a worker.
+CACHED_TURN_CHARS = 256
+
+
+def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
+    # The classic tokenizer keeps format characters (for the classic recipe's fidelity); a
+    # reply's words should not.
     return tuple(_processor(config).tokens(drop_format_characters(text)))
+
+
+_cached = functools.lru_cache(maxsize=1 << 16)(_tokens)
+
+
+def _cached_tokens(config: TextConfig, text: str) -> tuple[str, ...]:
+    # A turn is tokenized once as a response and up to three times as context.
+    return _cached(config, text) if len(text) <= CACHED_TURN_CHARS else _tokens(config, text)
 
 
 def tokenize(text: str, config: TextConfig = TEXT_CONFIG) -> list[str]:

@@ -100,8 +100,9 @@ class TextProcessor:
         self.config = config or TextConfig()
         self._split = _tokenizer(self.config.tokenizer)
         stem = _stemmer(self.config.stemmer)
-        # Stemming dominates the cost of featurising; words repeat, so cache per word.
-        self._stem = functools.lru_cache(maxsize=65536)(stem) if stem else None
+        # Stemming dominates the cost of featurising; words repeat, so cache per word, but not a
+        # word longer than any real one, which would only fill the cache with megabytes.
+        self._stem = _cached_for_short_words(stem) if stem else None
 
     def tokens(self, text: str) -> list[str]:
         """Normalised (NFKC, invisible format characters dropped and typographic apostrophes
@@ -123,6 +124,21 @@ class TextProcessor:
         if self._stem is None:
             return words
         return [self._stem(w) for w in words]
+
+
+CACHED_WORD_CHARS = 40
+
+
+class _cached_for_short_words:
+    """``stem`` with its results cached for words of at most :data:`CACHED_WORD_CHARS`."""
+
+    def __init__(self, stem: Callable[[str], str]) -> None:
+        self._stem = stem
+        self._cached = functools.lru_cache(maxsize=65536)(stem)
+        self.cache_info = self._cached.cache_info
+
+    def __call__(self, word: str) -> str:
+        return self._cached(word) if len(word) <= CACHED_WORD_CHARS else self._stem(word)
 
 
 def drop_format_characters(text: str) -> str:
