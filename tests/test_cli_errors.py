@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from legacy_assistant.cli import main
+from tests.helpers import TINY_INTENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "exported" / "default"
@@ -370,6 +371,43 @@ def test_an_intent_no_pattern_of_which_holds_a_word_is_named_with_its_file_and_i
     assert f"error: {intents}: 1 problem(s) in intents file:" in err and "Traceback" not in err, err
     assert "  - intent #1 ('dots'): field 'patterns': no pattern holds a word the classifier keeps" in err, err
     assert not out.exists()
+
+
+FULL_DISK_MESSAGE = (  # what TensorFlow 2.21 said when the disk filled under a SavedModel's variables
+    "Graph execution error:\n\nDetected at node 'save/SaveV2' defined at (most recent call last):\n"
+    '    File "/work/main/compat/classifier/saved_model.py", line 58, in export_saved_model\n'
+    "Node: 'save/SaveV2'\n/full/.m.tmp-3rymo6vc/saved_model/variables/variables_temp/part-00000-of-00001"
+    ".data-00000-of-00001.tempstate5310813956084324470; No space left on device\n\t [[{{node save/SaveV2}}]]\n"
+    "Hint: If you want to see a list of allocated tensors when OOM happens, add report_tensor_allocations_upon_oom"
+)
+
+
+def test_a_tensorflow_error_is_one_error_line_and_any_other_a_traceback(tmp_path, capsys, monkeypatch):
+    """A full disk under the export was TensorFlow's ResourceExhaustedError: 80 lines of stack
+    and an out-of-memory hint, where the command says one line for every other write error."""
+    from compat.failures import tensorflow_error_text
+    from compat.runtime import tf
+    from legacy_assistant.classifier import artifact
+
+    def full_disk(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, FULL_DISK_MESSAGE)
+
+    monkeypatch.setattr(artifact, "export_artifact", full_disk)
+    argv = ["train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--epochs", "1", "--no-plot"]
+    assert main(argv) == 1
+    assert _one_error_line(capsys) == (
+        "error: TensorFlow ResourceExhaustedError: /full/.m.tmp-3rymo6vc/saved_model/variables/variables_temp/"
+        "part-00000-of-00001.data-00000-of-00001.tempstate5310813956084324470; No space left on device"
+    )
+    assert tensorflow_error_text(RuntimeError("a bug")) is None
+    assert tensorflow_error_text(tf.errors.UnknownError(None, None, "")) == "TensorFlow UnknownError: no message"
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(artifact, "export_artifact", bug)
+    with pytest.raises(RuntimeError, match="a bug"):  # not hidden: its traceback is what to report
+        main(argv)
 
 
 def test_a_csv_label_no_example_of_which_holds_a_word_is_named_with_its_file(tmp_path, capsys):

@@ -299,6 +299,36 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
 
 
 @pytest.mark.pinned_only
+def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, tmp_path, capsys, monkeypatch):
+    """Without --checkpoint-dir the run lives in a temporary folder, which a failed export (a full
+    disk) used to delete with it: the whole training was lost."""
+    import tempfile
+
+    from legacy_assistant.responder import artifact
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = tmp_path / "model"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(out))
+
+    monkeypatch.setattr(artifact, "export_responder_artifact", full_disk)
+    argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),
+            "--epochs", "2", "--no-plot"]
+    assert main(["-q", *argv]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    kept = next(tmp_path.glob("legacy-assistant-responder-*"))
+    assert f"the export failed; the trained run is kept in {kept}; export it with:" in err
+    command = shlex.split(err.split("export it with:")[1].strip().splitlines()[0])
+    assert command[-3:] == ["--checkpoint-dir", str(kept), "--resume"]
+    monkeypatch.undo()
+    assert main(["-q", *command[1:]]) == 0  # exported without training again
+    summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["epochs_run"] == 2
+
+
+@pytest.mark.pinned_only
 def test_the_command_printed_when_the_budget_ends_resumes_over_the_exported_model(files, tmp_path, capsys):
     out, checkpoints = tmp_path / "budget", tmp_path / "checkpoints"
     argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),

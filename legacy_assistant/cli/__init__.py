@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from compat.failures import tensorflow_error_text
 from compat.selection import UnknownRuntime
 from legacy_assistant import __version__
 from legacy_assistant.errors import AssistantError
@@ -97,6 +98,15 @@ def _run(args: argparse.Namespace, terminated: list[int]) -> int:
         return 1
     except UnknownRuntime as exc:  # LEGACY_ASSISTANT_RUNTIME, read when the first model loads
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # TensorFlow's own runtime errors (a full disk under a SavedModel or checkpoint write)
+        # in one line; anything else is a bug, and its traceback is what to report
+        said = tensorflow_error_text(exc)
+        if said is None:
+            raise
+        logging.getLogger(__name__).debug("TensorFlow error", exc_info=True)
+        print(f"error: {said}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if terminated:

@@ -193,9 +193,20 @@ def run(args: argparse.Namespace) -> int:
             sources=args.corpora,
             held_out_sources=args.validation or (),
         )
-    finally:
-        if temporary:
+    except BaseException:
+        # The training is done and in its checkpoints: a failed export (a full disk) must not
+        # take it along. A resume of the finished run exports it without training again.
+        if (checkpoint_dir / "checkpoint").is_file():
+            print(
+                f"the export failed; the trained run is kept in {checkpoint_dir}; export it with:\n"
+                f"  {resume_command(args, checkpoint_dir)}",
+                file=sys.stderr,
+            )
+        elif temporary:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        raise
+    if temporary:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     summary = model.summary
     perplexity = summary.get("val_perplexity")
     print(
