@@ -707,3 +707,61 @@ def current_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("how", ["removed", "moved aside", "replaced by another database"])
+def test_a_sqlite_file_removed_or_replaced_while_open_is_followed_by_every_process(tmp_path, caplog, how):
+    """The pooled connections went on writing into a deleted file (every later turn lost, with
+    200s), and a worker started later opened a new one, so workers disagreed. Every store object
+    now opens the file at the path, as a process started later does."""
+    path = tmp_path / "c.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)  # two workers' stores
+    first.save("alice", ConversationState(turns=1), turn("before"))
+    other = tmp_path / "other.db"
+    if how == "replaced by another database":
+        restored = SQLiteStore(other)
+        restored.save("alice", ConversationState(turns=1), turn("restored"))
+        restored.close()
+    for suffix in ("", "-wal", "-shm"):
+        target = tmp_path / f"c.db{suffix}"
+        if how == "removed":
+            target.unlink(missing_ok=True)
+        elif how == "moved aside":
+            if target.exists():
+                target.rename(tmp_path / f"aside.db{suffix}")
+        else:
+            target.unlink(missing_ok=True)
+            source = tmp_path / f"other.db{suffix}"
+            if source.exists():
+                source.rename(target)
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+        first.save("alice", ConversationState(turns=2), turn("after"))
+    assert "the database file was removed or replaced while open" in caplog.text
+    expected = ["restored", "after"] if how == "replaced by another database" else ["after"]
+    assert [t.message for t in second.history("alice")] == expected  # the other worker sees it too
+    assert [t.message for t in first.history("alice")] == expected
+    later = SQLiteStore(path)  # as does a worker started later
+    assert [t.message for t in later.history("alice")] == expected
+    later.close()
+    assert path.is_file() and oct(path.stat().st_mode & 0o777) == oct(0o600)
+    first.close()
+    second.close()
+
+
+def test_a_removed_writer_lock_file_is_opened_again_so_processes_still_queue_on_one(tmp_path):
+    import fcntl
+
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    lock_path = tmp_path / "c.db-writer.lock"
+    lock_path.unlink()
+    with store.conversation("alice"):
+        assert lock_path.is_file()  # the lock another process would queue on is the one held
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        store.save("alice", ConversationState(turns=1), turn())
+    store.close()

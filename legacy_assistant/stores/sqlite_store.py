@@ -123,6 +123,21 @@ def _create_private(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The file at ``path`` (device and inode), or None when there is none."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that knows which opening of the database file it belongs to."""
+
+    generation = 0
+
+
 class _WriterLock:
     """The queue for SQLite's write lock: a thread lock within the process, ``flock`` across
     processes (advisory, on a file of its own; the database file itself is SQLite's)."""
@@ -131,11 +146,13 @@ class _WriterLock:
         self.path = path
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
+        self._mode = 0o600
         self._closed = False
 
     def open(self, mode: int = 0o600) -> None:
         """Open (create) the lock file; a new one gets ``mode``, the database file's read and
         write bits, so that whoever may use the database may queue here."""
+        self._mode = mode
         if fcntl is not None and self._fd is None:
             # flock needs no write access: read access to the lock file is enough to queue
             self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, mode & 0o666)
@@ -153,11 +170,22 @@ class _WriterLock:
             if self._closed:  # without its flock a write would jump the other processes' queue
                 raise StoreError(f"SQLite conversation store: its writer lock {self.path} is closed")
             if self._fd is not None:
+                self._follow_the_file()
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             self._thread_lock.release()
             raise
         return self
+
+    def _follow_the_file(self) -> None:
+        """A lock file deleted (or replaced) under running processes: each would queue on a file
+        of its own, and their writes would no longer wait for each other. Open the one at the path."""
+        assert self._fd is not None
+        held = os.fstat(self._fd)
+        if _file_identity(self.path) != (held.st_dev, held.st_ino):
+            os.close(self._fd)
+            self._fd = None
+            self.open(self._mode)
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -198,17 +226,18 @@ class SQLiteStore:
         self.synchronous = synchronous
         self._clock = clock
         self._local = threading.local()  # the connection a thread holds during an operation
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[_Connection] = []
         self._idle_lock = threading.Lock()
         self._writer = _WriterLock(self.path.with_name(self.path.name + "-writer.lock"))
         self._last_purge: float | None = None  # the clock's time of this process's last sweep
         self._closed = False
+        # The database file the pooled connections are open on, and which opening of it they
+        # belong to (see _follow_the_file).
+        self._identity: tuple[int, int] | None = None
+        self._generation = 0
+        self._reopen_lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer.open(_create_private(self.path))
-            with self._connection() as connection:
-                _retry_while_busy(lambda: connection.executescript(SCHEMA))
-                _retry_while_busy(lambda: _add_generated_column(connection))
+            self._writer.open(self._create())
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
         if self.ttl_seconds:
@@ -222,11 +251,60 @@ class SQLiteStore:
     # Connections are pooled, not kept per thread: the development server runs every request on
     # a new thread, and a connection per thread would pile up. A thread holds one connection for
     # one operation (or one conversation() block) and gives it back.
-    def _connect(self) -> sqlite3.Connection:
+    def _create(self) -> int:
+        """Create the database (its folder, the file, the tables) where there is none, and note
+        which file the connections are open on; returns the file's permission bits."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _create_private(self.path)
+        connection = self._connect()
+        try:
+            _retry_while_busy(lambda: connection.executescript(SCHEMA))
+            _retry_while_busy(lambda: _add_generated_column(connection))
+        finally:
+            connection.close()
+        self._identity = _file_identity(self.path)
+        return mode
+
+    def _follow_the_file(self) -> None:
+        """The database file deleted or replaced under a running server (``rm``, or ``mv`` to
+        start afresh): the pooled connections went on writing to the old file, where every turn
+        was lost, and a worker started later opened a new one, so workers disagreed. Open the
+        file at the path instead, as every process does (a new, empty one where there is none)."""
+        if _file_identity(self.path) == self._identity:
+            return
+        with self._reopen_lock:
+            if _file_identity(self.path) == self._identity:  # another thread has followed it
+                return
+            with self._idle_lock:
+                self._check_open()
+                stale, self._idle = self._idle, []
+                self._generation += 1
+            for connection in stale:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+            log.warning(
+                "conversation store %s: the database file was removed or replaced while open; opening the "
+                "file now at that path (what was written to the old one is not in it)",
+                self.path,
+            )
+            try:
+                self._create()
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(
+                    f"SQLite conversation store {self.path}: the database file was removed or replaced, and "
+                    f"cannot be opened again: {exc}"
+                ) from exc
+
+    def _connect(self) -> _Connection:
         # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
         connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
         )
+        connection.generation = self._generation
         try:
             _retry_while_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
             connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
@@ -247,6 +325,7 @@ class SQLiteStore:
         if held is not None:  # inside conversation(): the same connection, the same transaction
             yield held
             return
+        self._follow_the_file()
         with self._idle_lock:
             self._check_open()
             connection = self._idle.pop() if self._idle else None
@@ -261,7 +340,12 @@ class SQLiteStore:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
             with self._idle_lock:
-                keep = not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS  # closed meanwhile: no pool
+                # closed meanwhile, or open on a file the path no longer names: no pool
+                keep = (
+                    not self._closed
+                    and len(self._idle) < MAX_IDLE_CONNECTIONS
+                    and connection.generation == self._generation
+                )
                 if keep:
                     self._idle.append(connection)
             if not keep:
