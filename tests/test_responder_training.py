@@ -21,7 +21,7 @@ from legacy_assistant.errors import ConfigError, TrainingError
 from legacy_assistant.responder.batching import batch_of, sorted_batches
 from legacy_assistant.responder.config import ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue, Turn, read_corpus
-from legacy_assistant.responder.training import prepare, train_responder
+from legacy_assistant.responder.training import _files_with_number, prepare, train_responder
 from tests import mood_corpus
 from tests.mood_corpus import PROMPTS, REPLIES
 
@@ -296,6 +296,15 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_like_a_fresh_one(tmp_p
     killed.mkdir()
     shutil.copy(tmp_path / "whole" / "run.json", killed / "run.json")
     resumed = train_responder(dialogues, config, checkpoint_dir=killed, resume=True)
+    _assert_same_weights(resumed.weights, reference.weights)
+
+    # killed (or out of disk) between the first checkpoint's state and its weights: the same
+    first_state = min(_files_with_number(tmp_path / "whole", "state-", ".json").items())[1]
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    shutil.copy(tmp_path / "whole" / "run.json", torn / "run.json")
+    shutil.copy(first_state, torn / first_state.name)
+    resumed = train_responder(dialogues, config, checkpoint_dir=torn, resume=True)
     _assert_same_weights(resumed.weights, reference.weights)
 
 

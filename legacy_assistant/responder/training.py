@@ -602,7 +602,7 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
 def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run | None:
     """The run saved in ``directory`` with the trainer restored to it; ``None`` when the run was
     set up but killed before its first checkpoint (nothing to restore)."""
-    from compat.responder.trainer import CheckpointError
+    from compat.responder.trainer import CHECKPOINT_PREFIX, CheckpointError
 
     assert directory is not None
     try:
@@ -611,11 +611,22 @@ def _restore(trainer: ResponderTrainer, directory: Path | None) -> _Run | None:
         raise TrainingError(f"{exc}; start a new checkpoint directory") from None
     if step is None:
         saved = _files_with_number(directory, STATE_PREFIX, ".json")
-        if saved:  # states were saved, so checkpoints were too: their index is lost or damaged
+        weighed = _files_with_number(directory, CHECKPOINT_PREFIX + "-", ".index")
+        if len(saved) > 1 or weighed:  # checkpoints were written: their index is lost or damaged
             raise TrainingError(
                 f"{directory}: holds the training state of step(s) {sorted(saved)} but no readable checkpoint "
                 "index ('checkpoint' file); start a new checkpoint directory"
             )
+        if saved:
+            # The first checkpoint's state without its weights: the run was killed, or the disk
+            # filled, between writing the two. What it had done, a fresh start does again.
+            [(first, orphan)] = saved.items()
+            log.warning(
+                "%s: the first checkpoint (step %d) was not completed; the run starts again from step 0",
+                directory,
+                first,
+            )
+            orphan.unlink()
         return None
     state_path = _state_path(directory, step)
     if not state_path.is_file():
