@@ -765,3 +765,29 @@ def test_a_removed_writer_lock_file_is_opened_again_so_processes_still_queue_on_
             os.close(fd)
         store.save("alice", ConversationState(turns=1), turn())
     store.close()
+
+
+def test_a_writer_lock_held_too_long_is_a_store_error_not_an_endless_wait(tmp_path):
+    """A writer that never let go (a hung process, another program's flock) held every chat of
+    every worker for as long as it held the lock; a write now gives up after the busy time."""
+    import fcntl
+
+    from legacy_assistant.errors import StoreError
+
+    store = SQLiteStore(tmp_path / "c.db")
+    store._writer.wait_seconds = 0.3
+    fd = os.open(tmp_path / "c.db-writer.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process's hold
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"another writer has held the write lock .*c\.db-writer\.lock for 0\.3 s"):
+            store.save("alice", ConversationState(turns=1), turn())
+        assert 0.3 <= time.monotonic() - started < 5
+        with pytest.raises(StoreError, match="another writer has held"):
+            with store.conversation("alice"):
+                pass
+    finally:
+        os.close(fd)  # let go: the next write goes through
+    store.save("alice", ConversationState(turns=1), turn())
+    assert [t.message for t in store.history("alice")] == ["hi"]
+    store.close()

@@ -142,8 +142,11 @@ class _WriterLock:
     """The queue for SQLite's write lock: a thread lock within the process, ``flock`` across
     processes (advisory, on a file of its own; the database file itself is SQLite's)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wait_seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = path
+        # How long a write waits for the lock before it fails (a 503): a writer that never lets
+        # go (a hung process, another program's flock) held every request of every worker.
+        self.wait_seconds = wait_seconds
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
         self._mode = 0o600
@@ -165,17 +168,39 @@ class _WriterLock:
                 self._fd = None
 
     def __enter__(self) -> _WriterLock:
-        self._thread_lock.acquire()
+        deadline = time.monotonic() + self.wait_seconds
+        if not self._thread_lock.acquire(timeout=self.wait_seconds):
+            raise StoreError(self._held_too_long())
         try:
             if self._closed:  # without its flock a write would jump the other processes' queue
                 raise StoreError(f"SQLite conversation store: its writer lock {self.path} is closed")
             if self._fd is not None:
                 self._follow_the_file()
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._flock_before(deadline)
         except BaseException:
             self._thread_lock.release()
             raise
         return self
+
+    def _flock_before(self, deadline: float) -> None:
+        """Take the flock, asking again every 50 to 500 µs (a blocking flock cannot time out)."""
+        assert self._fd is not None
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(self._held_too_long()) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.0005)
+
+    def _held_too_long(self) -> str:
+        return (
+            f"SQLite conversation store: another writer has held the write lock {self.path} for "
+            f"{self.wait_seconds:g} s"
+        )
 
     def _follow_the_file(self) -> None:
         """A lock file deleted (or replaced) under running processes: each would queue on a file
