@@ -198,8 +198,7 @@ class _WriterLock:
 
     def _held_too_long(self) -> str:
         return (
-            f"SQLite conversation store: another writer has held the write lock {self.path} for "
-            f"{self.wait_seconds:g} s"
+            f"SQLite conversation store: another writer has held the write lock {self.path} for {self.wait_seconds:g} s"
         )
 
     def _follow_the_file(self) -> None:
