@@ -39,3 +39,36 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_model_is_on_the_disk_before_it_replaces_the_old_one(tiny_trained, tiny_intents, tmp_path, monkeypatch):
+    """A rename can reach the disk before the data it names: after a power cut the swapped-in
+    folder held empty files the checksums refuse, and the old model was deleted."""
+    from legacy_assistant.classifier.artifact import export_artifact
+
+    target = tmp_path / "model"
+    export_artifact(tiny_trained, tiny_intents, target, plot=False)
+    synced, swapped = [], []
+    real_fsync = os.fsync
+
+    def fsync(descriptor):
+        synced.append((os.readlink(f"/proc/self/fd/{descriptor}"), bool(swapped)))
+        return real_fsync(descriptor)
+
+    import legacy_assistant.artifacts.directory as directory
+
+    real_replace = directory._replace_dir
+
+    def replace(staging, to):
+        swapped.append(staging)
+        return real_replace(staging, to)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(directory, "_replace_dir", replace)
+    export_artifact(tiny_trained, tiny_intents, target, plot=False, force=True)
+    staging = str(swapped[0])
+    before = {path for path, after in synced if not after}
+    files = {str(staging / path.relative_to(target)) for path in target.rglob("*") if path.is_file()}
+    folders = {str(staging / path.relative_to(target)) for path in target.rglob("*") if path.is_dir()}
+    assert files and files | folders | {staging} <= before  # every file and folder, before the swap
+    assert [path for path, after in synced if after] == [str(tmp_path)]  # then the rename itself

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from legacy_assistant.common.files import blocking_file
+from legacy_assistant.common.files import blocking_file, sync_folder, sync_tree
 from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
@@ -106,7 +106,11 @@ def write_artifact(
         write_json(staging / manifest_name, manifest)
         if check is not None:
             check(staging)
+        # On the disk before the swap, which deletes the old model: after a power cut the
+        # folder holds the old model or the whole new one, never files the checksums refuse.
+        sync_tree(staging)
         _replace_dir(staging, target)
+        sync_folder(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,38 @@ def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") 
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def sync_tree(root: str | Path) -> None:
+    """Flush every file under ``root`` and every folder (``root`` too) to the disk, deepest first,
+    so that a folder renamed into place after this holds whole files after a power cut: a rename
+    can reach the disk before the data it names."""
+    root = Path(root)
+    entries = sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+    for path in entries:
+        if path.is_file() and not path.is_symlink():
+            sync_path(path)
+    for folder in [path for path in entries if path.is_dir() and not path.is_symlink()] + [root]:
+        sync_folder(folder)
+
+
+def sync_path(path: str | Path) -> None:
+    """``fsync`` one file: its data and size on the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_folder(path: str | Path) -> None:
+    """``fsync`` a folder's entries (a rename in it, a file made there), where the file system
+    can: some refuse it for folders (EINVAL), and there is nothing more to do then."""
+    try:
+        sync_path(path)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
 
 
 def blocking_file(path: str | Path) -> Path | None:
