@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,27 @@ def test_a_model_is_on_the_disk_before_it_replaces_the_old_one(tiny_trained, tin
     folders = {str(staging / path.relative_to(target)) for path in target.rglob("*") if path.is_dir()}
     assert files and files | folders | {staging} <= before  # every file and folder, before the swap
     assert [path for path, after in synced if after] == [str(tmp_path)]  # then the rename itself
+
+
+def test_a_full_disk_names_the_file_it_could_not_write():
+    """A write or close that hits a full disk raises ENOSPC without a file name: the command
+    said only "error: [Errno 28] No space left on device"."""
+    import errno
+
+    from legacy_assistant.artifacts.directory import write_json
+    from legacy_assistant.common.files import naming
+    from legacy_assistant.common.plots import plot_history
+
+    full = "/dev/full"  # every write to it fails with ENOSPC, as on a full disk
+    if not os.path.exists(full):
+        pytest.skip("no /dev/full here")
+    with pytest.raises(OSError) as raised:
+        write_json(Path(full), {"a": 1})
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, full)
+    assert str(raised.value) == f"[Errno 28] No space left on device: '{full}'"
+    with pytest.raises(OSError) as raised:
+        plot_history([{"epoch": 1, "loss": 1.0, "accuracy": 0.5}], full)
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, full)
+    with pytest.raises(OSError) as raised, naming("/elsewhere"):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/where/it/was")
+    assert raised.value.filename == "/where/it/was"  # a name it has already is kept

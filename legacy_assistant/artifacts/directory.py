@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from legacy_assistant.common.files import blocking_file, sync_folder, sync_tree
+from legacy_assistant.common.files import blocking_file, naming, sync_folder, sync_tree
 from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
@@ -71,7 +71,8 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented UTF-8 JSON with a final newline."""
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with naming(path):
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_artifact(

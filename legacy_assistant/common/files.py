@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """An ``OSError`` raised without a file name (a full disk found by a ``write`` or a ``close``
+    says only ``[Errno 28] No space left on device``) names ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
@@ -17,7 +31,7 @@ def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") 
     target = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(handle, "w", encoding=encoding, newline="") as stream:
+        with naming(target), os.fdopen(handle, "w", encoding=encoding, newline="") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())

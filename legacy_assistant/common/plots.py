@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.common.files import naming
+
 
 def plot_history(
     history: Sequence[dict[str, Any]],
@@ -36,7 +38,7 @@ def plot_history(
     figure.suptitle(title)
     figure.tight_layout()
     # Fixed metadata keeps the file byte-identical for identical histories.
-    figure.savefig(path, format="png", metadata={"Software": None})
+    _save(figure, path)
     plt.close(figure)
 
 
@@ -68,7 +70,7 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
         axis.axis("off")
         axis.text(0.5, 0.5, "no in-scope sentences: no confusions to show", ha="center", va="center")
         axis.set_title(f"{report.get('model', 'model')}: most confused intents")
-        figure.savefig(path, format="png", metadata={"Software": None})
+        _save(figure, path)
         plt.close(figure)
         return
     index = {tag: i for i, tag in enumerate(chosen)}
@@ -92,7 +94,7 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
     axis.set_title(f"{report.get('model', 'model')}: most confused intents (share of each label's sentences)")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    _save(figure, path)
     plt.close(figure)
 
 
@@ -115,7 +117,7 @@ def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
     axis.legend(loc="lower left", fontsize=8)
     axis.set_title(f"{report.get('model', 'model')}: outcomes by threshold")
     figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    _save(figure, path)
     plt.close(figure)
 
 
@@ -162,7 +164,7 @@ def plot_responder_quality(report: dict[str, Any], path: str | Path) -> None:
         axis.grid(alpha=0.3, axis="y")
     figure.suptitle(f"{report.get('model', 'responder')}: held-out evaluation")
     figure.tight_layout()
-    figure.savefig(path, format="png", metadata={"Software": None})
+    _save(figure, path)
     plt.close(figure)
 
 
@@ -196,3 +198,10 @@ def plot_responder_conditions(report: dict[str, Any], path: str | Path) -> None:
     figure.suptitle(f"{report.get('model', 'responder')}: replies by requested condition")
     figure.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
     plt.close(figure)
+
+
+def _save(figure: Any, path: str | Path) -> None:
+    """Write ``figure`` as a PNG at ``path`` (without matplotlib's version in it, so that the
+    same figure is the same bytes); an error of the disk names the file."""
+    with naming(path):
+        figure.savefig(path, format="png", metadata={"Software": None})

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
+from legacy_assistant.common.files import naming
 from legacy_assistant.errors import ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
     EncodedPair,
@@ -218,7 +219,7 @@ def prepare(
 def _write_json_atomically(path: Path, data: Any) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with open(temporary, "w", encoding="utf-8") as handle:
+        with naming(path), open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1, ensure_ascii=False)
             handle.write("\n")
             handle.flush()
