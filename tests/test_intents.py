@@ -201,6 +201,19 @@ def test_a_pattern_two_intents_share_is_named_in_a_warning(tmp_path, caplog):
     assert "intent #0 ('greeting')" in clashes[0]
 
 
+def test_patterns_that_differ_only_in_unicode_form_are_one_pattern(tmp_path, caplog):
+    """A composed and a decomposed "café", or full-width letters, are one text to the classifier."""
+    composed = {"tag": "order", "patterns": ["un caf\u00e9 por favor"], "responses": ["Marchando"]}
+    decomposed = {"tag": "price", "patterns": ["un cafe\u0301 por favor", "\uff51\uff55\uff49\uff45\uff52\uff4f"],
+                  "responses": ["Dos euros"]}
+    wide = {"tag": "want", "patterns": ["quiero", "hola"], "responses": ["Vale"]}
+    load_intents(write(tmp_path, {"intents": [composed, decomposed, wide]}))
+    clashes = [r.getMessage() for r in caplog.records if "also a pattern" in r.getMessage()]
+    assert len(clashes) == 2, clashes
+    assert "intent #1 ('price')" in clashes[0] and "intent #0 ('order')" in clashes[0]
+    assert "intent #2 ('want')" in clashes[1] and "'quiero'" in clashes[1]
+
+
 def test_distinct_patterns_give_no_clash_warning(tmp_path, caplog):
     load_intents(write(tmp_path, {"intents": [GOOD, {"tag": "bye", "patterns": ["bye"], "responses": ["Bye"]}]}))
     assert "also a pattern" not in caplog.text

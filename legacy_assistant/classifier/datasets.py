@@ -40,6 +40,7 @@ from legacy_assistant.classifier.intents import (
 )
 from legacy_assistant.common.jsonfile import absent_file_problem, read_json_file
 from legacy_assistant.errors import DataError
+from legacy_assistant.text.processing import folded
 
 log = logging.getLogger(__name__)
 
@@ -247,13 +248,13 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
 
 
 def _warn_shared_texts(texts: Sequence[str], labels: Sequence[str], places: Sequence[str], source: str) -> None:
-    """Log a warning for each text given under a second label (compared case- and
-    space-insensitively, as intents files' shared patterns are): the classifier is taught two
+    """Log a warning for each text given under a second label (compared case-, space- and
+    Unicode-form-insensitively, as intents files' shared patterns are): the classifier is taught two
     answers for one text, and neither wins. The same text twice under one label is no conflict."""
     first: dict[str, int] = {}  # folded text -> the example that gave it first
     warned = 0
     for index, (text, label) in enumerate(zip(texts, labels)):
-        earlier = first.setdefault(" ".join(text.lower().split()), index)
+        earlier = first.setdefault(folded(text), index)
         if labels[earlier] == label:
             continue
         warned += 1

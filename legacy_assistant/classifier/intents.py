@@ -42,7 +42,7 @@ from typing import Any
 
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
-from legacy_assistant.text.processing import drop_format_characters
+from legacy_assistant.text.processing import drop_format_characters, folded
 
 log = logging.getLogger(__name__)
 
@@ -286,11 +286,12 @@ def _warn_unreachable(intents: Sequence[Intent], first_index: Mapping[str, int],
 
 
 def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
-    """Log a warning for each pattern that two intents share (compared case- and
-    space-insensitively): the classifier is taught two answers for one text, and neither wins."""
+    """Log a warning for each pattern that two intents share (compared as the classifier reads
+    them: case, spaces and Unicode forms aside): the classifier is taught two answers for one
+    text, and neither wins."""
     owner: dict[str, str] = {}
     for intent in intents:
-        for pattern in dict.fromkeys(" ".join(p.lower().split()) for p in intent.patterns):
+        for pattern in dict.fromkeys(folded(p) for p in intent.patterns):
             first = owner.setdefault(pattern, intent.tag)
             if first != intent.tag:
                 log.warning(

@@ -141,6 +141,13 @@ class _cached_for_short_words:
         return self._cached(word) if len(word) <= CACHED_WORD_CHARS else self._stem(word)
 
 
+def folded(text: str) -> str:
+    """``text`` as the classifier cannot tell it from others: in NFKC (a composed "é" and an "e"
+    with a combining accent, full-width letters), without invisible format characters,
+    lower-cased, its spaces collapsed. What duplicate-pattern warnings compare."""
+    return " ".join(drop_format_characters(unicodedata.normalize("NFKC", text)).lower().split())
+
+
 def drop_format_characters(text: str) -> str:
     """``text`` without invisible format characters (Unicode category Cf: zero-width space and
     joiner, byte order mark, bidi marks, soft hyphen), which would make a word they touch unknown."""
