@@ -418,3 +418,38 @@ def test_a_corpus_with_fewer_pairs_than_asked_says_so(tmp_path, caplog):
         pairs = corpus_contexts(info, corpus, 500, seed=0)
     assert len(pairs) == 1
     assert "holds 1 dialogue pair(s), fewer than the 500 contexts asked for" in caplog.text
+
+
+def test_the_compat_child_ends_when_migrate_is_killed(source):
+    """`kill -9` of migrate left its compat child decoding for minutes under PID 1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    snippet = f"""
+import sys, time
+from legacy_assistant.responder.artifact import verify_responder
+from legacy_assistant.responder.batching import pad_batch
+from legacy_assistant.responder.migration import _CompatAnswers, decode_checks, generated_contexts
+info = verify_responder({str(source)!r})
+batches = [pad_batch(generated_contexts(info, 200, seed), info.spec.max_context_turns) for seed in range(200)]
+compat = _CompatAnswers(info.path, decode_checks(info), batches)
+print(compat._process.pid, flush=True)
+time.sleep(600)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", snippet], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(1.0)  # the child is on its way (it sets its parent-death signal first thing)
+        os.kill(child, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+            assert time.monotonic() < deadline, "the compat child outlived migrate"
+            time.sleep(0.1)
+    finally:
+        parent.kill()

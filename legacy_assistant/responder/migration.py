@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -342,7 +343,7 @@ class _CompatAnswers:
 
     def __init__(self, source: Path, decodes: dict[str, Any], batches: Sequence[Batch]) -> None:
         root = Path(__file__).resolve().parents[2]  # the folder that holds the legacy_assistant package
-        env = dict(os.environ, LEGACY_ASSISTANT_RUNTIME="compat")
+        env = dict(os.environ, LEGACY_ASSISTANT_RUNTIME="compat", **{PARENT_ENV: str(os.getpid())})
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         self._source = source
         self._folder = tempfile.TemporaryDirectory(prefix="responder-migration-")
@@ -480,12 +481,29 @@ def compare_answers(
 # -- the compat side, in its own process --------------------------------------------------------
 
 
+PARENT_ENV = "LEGACY_ASSISTANT_MIGRATION_PARENT"
+
+
+def _end_with_parent() -> None:
+    """Be killed when the ``migrate`` that started this child dies (``kill -9``), rather than
+    decode on for minutes under PID 1 (Linux; elsewhere the child finishes its work)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.environ.get(PARENT_ENV) not in (None, str(os.getppid())):
+        sys.exit(1)  # it died before the line above: no signal will come
+
+
 def _compat_main(argv: Sequence[str]) -> int:
     """``REQUEST.json ANSWERS.json``: the compat model's :func:`answers` for the request's batches."""
     from compat.interface import SavedModelError
     from compat.selection import load_responder
 
     request_path, answers_path = argv
+    _end_with_parent()
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     try:
         info = verify_responder(request["model"])
