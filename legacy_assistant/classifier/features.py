@@ -301,6 +301,10 @@ class Featurizer:
         "understood"). 0 means the text is not understood: it gets the fallback."""
         if self._blank_column is None or not len(rows):
             return rows.lengths
+        if len(rows) == 1:  # a request's text: a list lookup, 3 µs against 10 for the array operations
+            length = int(rows.lengths[0])
+            blank_in_row = self._blank_column in rows.ids[0, :length].tolist()
+            return np.array([length - blank_in_row], dtype=np.int32)
         real = np.arange(rows.ids.shape[1]) < rows.lengths[:, None]  # padding slots hold id 0 too
         blank = ((rows.ids == self._blank_column) & real).any(axis=1)
         return (rows.lengths - blank).astype(np.int32)
