@@ -244,3 +244,23 @@ def test_the_word_and_turn_caches_keep_no_long_text():
     assert vocabulary._cached.cache_info().currsize == before
     vocabulary.tokenize("a short turn never seen before " + str(before))
     assert vocabulary._cached.cache_info().currsize == before + 1
+
+
+def test_the_unicode_tokenizer_parts_non_ascii_punctuation_and_chinese_or_japanese_characters():
+    """Treebank's rules know ASCII punctuation only ("¿qué" was a word, and "¡Gracias!" matched
+    no pattern "Gracias"), and a Chinese or Japanese sentence, written without spaces, was one token."""
+    unicode = TextProcessor(TextConfig(tokenizer="unicode", stemmer="none"))
+    treebank = TextProcessor(TextConfig(tokenizer="treebank", stemmer="none"))
+    assert treebank.tokens("¿Qué hora es?")[0] == "¿qué" and treebank.tokens("你好谢谢") == ["你好谢谢"]
+    assert unicode.tokens("¿Qué hora es?") == ["qué", "hora", "es"]
+    assert unicode.tokens("¡Gracias!") == unicode.tokens("Gracias") == ["gracias"]
+    assert unicode.tokens("«bonjour», ‚hallo‘") == ["bonjour", "hallo"]
+    assert unicode.tokens("مرحبا، كيف حالك؟") == ["مرحبا", "كيف", "حالك"]
+    assert unicode.tokens("你好谢谢。") == unicode.tokens("你好，谢谢") == ["你", "好", "谢", "谢"]
+    assert unicode.tokens("コーヒーの値段は？") == ["コ", "ー", "ヒ", "ー", "の", "値", "段", "は"]
+    english = "What's on the menu? I don't know, co-op."
+    assert unicode.tokens(english) == treebank.tokens(english)  # ASCII text: Treebank's tokens
+    featurizer = Featurizer.fit(["你好", "谢谢你"], FeatureConfig(text=TextConfig(tokenizer="unicode", stemmer="none"), word_ngrams=(1, 2),
+                                                             min_count=1))
+    assert "你 好" in featurizer.vocabulary  # word bigrams are character bigrams
+    assert Featurizer.from_dict(featurizer.to_dict()).processor.config.tokenizer == "unicode"

@@ -12,6 +12,9 @@ kept (punctuation too: the classic bag of words looks every token up), lower-cas
 tokenizing. It differs from ``word_tokenize`` only where the trained parameters matter:
 abbreviations such as "Mr." or "e.g." end a sentence here, so their period becomes a token of
 its own.
+
+The ``unicode`` tokenizer is Treebank's for languages other than English: punctuation outside
+ASCII ("¿", "«", "؟", "。") stands apart, and so does each Chinese or Japanese character.
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching
 from legacy_assistant.text.plain_words import plain_words
 
-TOKENIZERS = ("treebank", "toktok", "whitespace", "classic")
+TOKENIZERS = ("treebank", "toktok", "whitespace", "classic", "unicode")
 STEMMERS = ("lancaster", "snowball", "porter", "none")
 
 # A token is kept only if it holds a letter or digit: "?", "...", "--" are dropped, "'s" is kept.
 _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+# The unicode tokenizer's: punctuation outside ASCII ("¿", "¡", "«", "،", "؟", "。", "、", "！"),
+# which Treebank's rules leave on the word ("¿qué"), and each character of the scripts written
+# without spaces between words (Chinese, Japanese), where a sentence was one token; word bigrams
+# then are character bigrams, the usual bag of words for those scripts.
+_STANDS_APART = regex.compile(r"(?V1)([\p{P}--[\x00-\x7f]]|[\p{Han}\p{Hiragana}\p{Katakana}])")
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
@@ -170,6 +178,8 @@ def _tokenizer(name: str) -> Callable[[str], list[str]]:
         return hold_gil_while_matching(_ToktokWithoutEntities()).tokenize
     if name == "classic":
         return _classic_word_tokenize
+    if name == "unicode":
+        return _unicode_words
     return str.split
 
 
@@ -182,6 +192,11 @@ def _treebank_words(text: str) -> list[str]:
     them): a plain sentence's in closed form, any other's from NLTK (see plain_words.py)."""
     words = plain_words(text)
     return words if words is not None else _TREEBANK.tokenize(text)
+
+
+def _unicode_words(text: str) -> list[str]:
+    """Treebank tokens, with non-ASCII punctuation and each Chinese or Japanese character apart."""
+    return _treebank_words(text if text.isascii() else _STANDS_APART.sub(r" \1 ", text))
 
 
 def _classic_word_tokenize(text: str) -> list[str]:
