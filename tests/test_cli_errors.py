@@ -400,7 +400,16 @@ def test_a_tensorflow_error_is_one_error_line_and_any_other_a_traceback(tmp_path
         "part-00000-of-00001.data-00000-of-00001.tempstate5310813956084324470; No space left on device"
     )
     assert tensorflow_error_text(RuntimeError("a bug")) is None
-    assert tensorflow_error_text(tf.errors.UnknownError(None, None, "")) == "TensorFlow UnknownError: no message"
+    # TensorFlow 2.12 writes each stack frame's source line under it
+    old_style = FULL_DISK_MESSAGE.replace("export_saved_model\n", "export_saved_model\n      saver.save(sess, path)\n")
+    assert tensorflow_error_text(tf.errors.ResourceExhaustedError(None, None, old_style)).endswith(
+        "; No space left on device")
+    assert tensorflow_error_text(tf.errors.UnknownError(None, None, "/m/x.data: Read-only file system")) == (
+        "TensorFlow UnknownError: /m/x.data: Read-only file system")
+    # any other TensorFlow error is a bug: its traceback is kept
+    assert tensorflow_error_text(tf.errors.InvalidArgumentError(None, None, "shape mismatch")) is None
+    assert tensorflow_error_text(tf.errors.ResourceExhaustedError(None, None, "")) == (
+        "TensorFlow ResourceExhaustedError: no message")
 
     def bug(*args, **kwargs):
         raise RuntimeError("a bug")

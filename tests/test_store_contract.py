@@ -791,3 +791,60 @@ def test_a_writer_lock_held_too_long_is_a_store_error_not_an_endless_wait(tmp_pa
     store.save("alice", ConversationState(turns=1), turn())
     assert [t.message for t in store.history("alice")] == ["hi"]
     store.close()
+
+
+def test_a_removed_data_folder_is_made_again_and_the_writer_lock_with_it(tmp_path):
+    """The lock file was re-opened before the folder was made again: the OSError was a 500, and
+    the worker went on without a writer lock, no longer queuing with the other processes."""
+    import fcntl
+    import shutil
+
+    folder = tmp_path / "data"
+    store = SQLiteStore(folder / "c.db")
+    store.save("alice", ConversationState(turns=1), turn("before"))
+    shutil.rmtree(folder)
+    for text in ("after", "again"):
+        with store.conversation("alice"):
+            fd = os.open(folder / "c.db-writer.lock", os.O_RDWR)
+            try:
+                with pytest.raises(BlockingIOError):  # held: another process would queue here
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(fd)
+            store.save("alice", ConversationState(turns=1), turn(text))
+    assert [t.message for t in store.history("alice")] == ["after", "again"]
+    store.close()
+
+
+def test_a_connection_opened_while_the_file_is_replaced_is_not_pooled_as_the_new_files(tmp_path, monkeypatch):
+    """sqlite3.connect lets other threads run: one that followed a replaced file meanwhile made
+    the connection to the old file look like one of the new opening, and it stayed in the pool."""
+    import sqlite3
+
+    from legacy_assistant.stores import sqlite_store
+
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    real_connect = sqlite3.connect
+    replaced = []
+
+    def connect(*args, **kwargs):
+        connection = real_connect(*args, **kwargs)  # open on the file at the path now
+        if not replaced:
+            replaced.append(True)
+            for suffix in ("", "-wal", "-shm"):
+                (tmp_path / f"c.db{suffix}").unlink(missing_ok=True)
+            store._follow_the_file()  # what another thread does meanwhile
+        return connection
+
+    monkeypatch.setattr(sqlite_store.sqlite3, "connect", connect)
+    while store._idle:  # the next operation opens a connection
+        store._idle.pop().close()
+    store.save("alice", ConversationState(turns=1), turn("first"))
+    monkeypatch.undo()
+    assert replaced and store._idle == []  # that connection was closed, not pooled
+    later = SQLiteStore(path)
+    store.save("alice", ConversationState(turns=2), turn("second"))
+    assert [t.message for t in later.history("alice")][-1] == "second"
+    store.close()
+    later.close()

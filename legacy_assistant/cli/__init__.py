@@ -100,8 +100,8 @@ def _run(args: argparse.Namespace, terminated: list[int]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        # TensorFlow's own runtime errors (a full disk under a SavedModel or checkpoint write)
-        # in one line; anything else is a bug, and its traceback is what to report
+        # TensorFlow's errors of the disk, memory or permissions (a full disk under a SavedModel
+        # or checkpoint write) in one line; anything else is a bug, and its traceback is what to report
         said = tensorflow_error_text(exc)
         if said is None:
             raise

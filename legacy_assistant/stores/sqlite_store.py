@@ -206,10 +206,17 @@ class _WriterLock:
         of its own, and their writes would no longer wait for each other. Open the one at the path."""
         assert self._fd is not None
         held = os.fstat(self._fd)
-        if _file_identity(self.path) != (held.st_dev, held.st_ino):
-            os.close(self._fd)
-            self._fd = None
-            self.open(self._mode)
+        if _file_identity(self.path) == (held.st_dev, held.st_ino):
+            return
+        try:  # the new one first: a failure keeps the old one, and this process queuing at all
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_CREAT, self._mode & 0o666)
+        except OSError as exc:
+            raise StoreError(
+                f"SQLite conversation store: its writer lock {self.path} was removed and cannot be made again: {exc}"
+            ) from exc
+        os.close(self._fd)
+        self._fd = descriptor
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -320,6 +327,9 @@ class SQLiteStore:
                 ) from exc
 
     def _connect(self) -> _Connection:
+        # Which opening this is, read before the file is: a reopen finished meanwhile would
+        # otherwise stamp a connection to the old file as one of the new opening.
+        generation = self._generation
         # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
         connection = sqlite3.connect(
             self.path,
@@ -328,7 +338,7 @@ class SQLiteStore:
             check_same_thread=False,
             factory=_Connection,
         )
-        connection.generation = self._generation
+        connection.generation = generation
         try:
             _retry_while_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
             connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
