@@ -28,9 +28,11 @@ CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabular
 # The character 1-gram of a word's padding alone: every word has it, in any script, so it says
 # nothing about whether the vocabulary knows a text (see Featurizer.known_counts).
 BLANK_TERM = CHAR_PREFIX + " "
-# Longer words are not cached: a cache of 65,536 words is small for words, but a client sending
-# unique 1,000-character "words" filled it with hundreds of megabytes.
-CACHED_WORD_CHARS = 40
+# A word's character n-gram ids are cached for the latest CACHED_WORDS words of at most
+# CACHED_WORD_CHARS characters (a real word is shorter): a client sending unique long "words"
+# filled a cache of 65,536 with hundreds of megabytes; this one holds a few.
+CACHED_WORD_CHARS = 24
+CACHED_WORDS = 16384
 WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 32  # longest n-gram, in words or characters
 
@@ -147,7 +149,7 @@ class Featurizer:
         self._blank_column = self.index.get(BLANK_TERM)
         # A word's character n-grams are the same every time it is seen: look them up once (a
         # word of more than CACHED_WORD_CHARS is looked up each time, see there).
-        self._cached_char_ids = functools.lru_cache(maxsize=65536)(self._token_char_ids)
+        self._cached_char_ids = functools.lru_cache(maxsize=CACHED_WORDS)(self._token_char_ids)
 
     @property
     def n_features(self) -> int:

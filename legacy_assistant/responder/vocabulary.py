@@ -49,9 +49,12 @@ def _processor(config: TextConfig) -> TextProcessor:
     return TextProcessor(config)
 
 
-# Turns longer than this are tokenized every time, not cached: the cache holds 65,536 turns,
-# which for a client's unique 1,000-character messages was about a gigabyte a worker.
+# A turn is read again as context of the next few turns of its conversation, so a cache of the
+# latest 4,096 turns has what is asked again. Sized in turns, it is bounded in memory by leaving
+# out turns longer than 256 characters: 65,536 turns of up to 1,000 characters from a client
+# would have held about a gigabyte a worker, 65,536 of 256 held 417 MiB, 4,096 of 256 hold 25.
 CACHED_TURN_CHARS = 256
+CACHED_TURNS = 4096
 
 
 def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
@@ -60,7 +63,7 @@ def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
     return tuple(_processor(config).tokens(drop_format_characters(text)))
 
 
-_cached = functools.lru_cache(maxsize=1 << 16)(_tokens)
+_cached = functools.lru_cache(maxsize=CACHED_TURNS)(_tokens)
 
 
 def _cached_tokens(config: TextConfig, text: str) -> tuple[str, ...]:

@@ -134,7 +134,10 @@ class TextProcessor:
         return [self._stem(w) for w in words]
 
 
-CACHED_WORD_CHARS = 40
+# The stems of the latest CACHED_WORDS words of at most CACHED_WORD_CHARS characters are cached
+# (see classifier/features.py: the same bounds).
+CACHED_WORD_CHARS = 24
+CACHED_WORDS = 16384
 
 
 class _cached_for_short_words:
@@ -142,7 +145,7 @@ class _cached_for_short_words:
 
     def __init__(self, stem: Callable[[str], str]) -> None:
         self._stem = stem
-        self._cached = functools.lru_cache(maxsize=65536)(stem)
+        self._cached = functools.lru_cache(maxsize=CACHED_WORDS)(stem)
         self.cache_info = self._cached.cache_info
 
     def __call__(self, word: str) -> str:
