@@ -312,7 +312,7 @@ def test_the_cap_cuts_whole_characters_counts_near_it_and_says_when_it_cut(brows
 
 def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, live_url):
     """While a reply is on its way the message box keeps the focus and takes typing; a
-    message the server refused, or that got no answer in time, comes back to be sent again."""
+    message the server refused comes back to be sent again."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -331,7 +331,6 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     box.send_keys("I'd like to order a coffee", Keys.ENTER)
     assert not browser.find_element(By.ID, "send").is_enabled()  # on its way
     assert browser.switch_to.active_element == box and box.get_attribute("value") == ""
-    assert browser.find_element(By.ID, "chat-form").get_attribute("aria-busy") == "true"
     assert browser.find_element(By.ID, "log").get_attribute("aria-busy") == "false"  # replies are announced
     error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
     ready(browser)
@@ -339,7 +338,8 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     assert box.get_attribute("value") == "I'd like to order a coffee"
     assert browser.switch_to.active_element == box
 
-    # no answer at all: given up after the page's time limit, and the text comes back too
+    # no answer at all: given up after the page's time limit; the server may have the message,
+    # so it is not given back to be sent twice
     browser.execute_script("""
         document.getElementById("chat-form").setAttribute("data-timeout-ms", "400");
         window.fetch = function (url, options) {
@@ -354,8 +354,8 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) == 2)
     ready(browser)
     last = browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")[-1]
-    assert last.text == "The server did not answer in time (0.4 s). Please try again."
-    assert box.get_attribute("value") == "hello"
+    assert last.text.startswith("The server did not answer in time (0.4 s). It may still have the message")
+    assert box.get_attribute("value") == ""
 
 
 def test_a_turn_answered_in_one_tab_shows_in_the_others(open_browser, live_url):

@@ -256,6 +256,8 @@ def test_the_unicode_tokenizer_parts_non_ascii_punctuation_and_chinese_or_japane
     assert unicode.tokens("¡Gracias!") == unicode.tokens("Gracias") == ["gracias"]
     assert unicode.tokens("«bonjour», ‚hallo‘") == ["bonjour", "hallo"]
     assert unicode.tokens("مرحبا، كيف حالك؟") == ["مرحبا", "كيف", "حالك"]
+    assert unicode.tokens("la col·lecció") == ["la", "col·lecció"]  # a mark inside a word stays
+    assert unicode.tokens("\u05f4\u05e6\u05d4\u05f4\u05dc\u05f4") == ["\u05e6\u05d4\u05f4\u05dc"]
     assert unicode.tokens("你好谢谢。") == unicode.tokens("你好，谢谢") == ["你", "好", "谢", "谢"]
     assert unicode.tokens("コーヒーの値段は？") == ["コ", "ー", "ヒ", "ー", "の", "値", "段", "は"]
     english = "What's on the menu? I don't know, co-op."

@@ -111,10 +111,13 @@ def write_artifact(
         # folder holds the old model or the whole new one, never files the checksums refuse.
         sync_tree(staging)
         _replace_dir(staging, target)
-        sync_folder(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    try:  # the swap itself; the model is in place already, so a failure here is no failed export
+        sync_folder(target.parent)
+    except OSError as exc:
+        log.warning("%s: the folder could not be flushed to the disk after the model was swapped in: %s", target, exc)
     log.info("exported %s", target)
     return target
 

@@ -45,8 +45,14 @@ _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
 # The unicode tokenizer's: punctuation outside ASCII ("¿", "¡", "«", "،", "؟", "。", "、", "！"),
 # which Treebank's rules leave on the word ("¿qué"), and each character of the scripts written
 # without spaces between words (Chinese, Japanese), where a sentence was one token; word bigrams
-# then are character bigrams, the usual bag of words for those scripts.
-_STANDS_APART = regex.compile(r"(?V1)([\p{P}--[\x00-\x7f]]|[\p{Han}\p{Hiragana}\p{Katakana}])")
+# then are character bigrams, the usual bag of words for those scripts. Marks that join letters
+# inside a word stay there: Catalan's middle dot ("col·lecció"), Hebrew's geresh and gershayim
+# ("צה״ל"), Armenian's apostrophe.
+_IN_WORD_MARKS = "\u00b7\u05f3\u05f4\u055a"
+_STANDS_APART = regex.compile(
+    rf"(?V1)([\p{{P}}--[\x00-\x7f]--[{_IN_WORD_MARKS}]]|(?<!\p{{L}})[{_IN_WORD_MARKS}]|[{_IN_WORD_MARKS}](?!\p{{L}})"
+    r"|[\p{Han}\p{Hiragana}\p{Katakana}])"
+)
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")

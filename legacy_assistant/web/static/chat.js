@@ -142,7 +142,6 @@
     busy = on;
     sendBtn.disabled = on;
     sendBtn.textContent = on ? (restoring ? "Loading\u2026" : "Sending\u2026") : "Send";
-    form.setAttribute("aria-busy", on ? "true" : "false");
     log.setAttribute("aria-busy", on && restoring ? "true" : "false");
     if (!on && refreshWhenIdle) {
       refreshWhenIdle = false;
@@ -192,7 +191,11 @@
     function failed() {
       done();
       if (aborter && aborter.signal.aborted) {
-        throw new Error("The server did not answer in time (" + limit / 1000 + " s). Please try again.");
+        // the server may have the message and answer it yet: sending it again could say it twice
+        var late = new Error("The server did not answer in time (" + limit / 1000 + " s). It may still " +
+          "have the message: reload the page to see whether it was answered before sending it again.");
+        late.unanswered = true;
+        throw late;
       }
       throw new Error("Network error: could not reach the server. Please try again.");
     }
@@ -227,8 +230,8 @@
     }).catch(function (err) {
       if (requestSender !== sender) return;
       addMessage("error", (err && err.message) || "Something went wrong.");
-      // the message never reached the server (or got no answer): give it back to send again
-      if (!input.value) input.value = text;
+      // the message never reached the server: give it back to send again
+      if (!(err && err.unanswered) && !input.value) input.value = text;
     });
     lastChat = request;
     return request;
@@ -365,10 +368,7 @@
   detailsBox.addEventListener("change", function () {
     store(DETAILS_KEY, detailsBox.checked ? "true" : "false");
     var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 2;
-    // a detail line under every reply is not news: not announced, one by one
-    log.setAttribute("aria-live", "off");
     syncDetails();
-    log.setAttribute("aria-live", "polite");
     if (atEnd) scrollToEnd(); // the latest reply stays in view with its new line
   });
 
