@@ -410,6 +410,30 @@ def test_details_keep_the_latest_reply_in_view_and_a_new_conversation_is_announc
                                     == "New conversation started.")
 
 
+def test_enter_sends_and_shift_enter_starts_a_new_line(browser, live_url):
+    """The input took one line: Shift+Enter sent the message, though messages keep their line
+    breaks and the server takes them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    box = browser.find_element(By.ID, "message")
+    assert box.tag_name == "textarea"
+    one_line = box.size["height"]
+    box.send_keys("hello", Keys.SHIFT, Keys.ENTER, Keys.SHIFT, "there")
+    assert box.get_attribute("value") == "hello\nthere" and box.size["height"] > one_line  # it grew
+    assert conversation(browser) == []  # nothing sent yet
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 1)
+    assert conversation(browser)[0][:2] == ("user", "hello\nthere")
+    assert box.get_attribute("value") == "" and box.size["height"] == one_line
+    assert [turn["message"] for turn in stored_turns(live_url, saved_sender(browser))] == ["hello\nthere"]
+    keys = browser.find_element(By.ID, "message-keys").get_attribute("textContent")
+    assert keys == "Enter sends; Shift+Enter starts a new line." and "message-keys" in box.get_attribute(
+        "aria-describedby")
+
+
 def test_sender_ids_are_random_per_browser(open_browser, live_url):
     ids = []
     for _ in range(2):  # two first visits, each in a fresh profile

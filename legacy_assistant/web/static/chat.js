@@ -221,7 +221,7 @@
       if (!r.res.ok || !data || typeof data.reply !== "string") {
         addMessage("error", errorText(r.res.status, data));
         // to send again or to change, unless more was typed since
-        if (!input.value) input.value = text;
+        if (!input.value) { input.value = text; fitHeight(); }
         return;
       }
       addReply(data);
@@ -231,7 +231,7 @@
       if (requestSender !== sender) return;
       addMessage("error", (err && err.message) || "Something went wrong.");
       // the message never reached the server: give it back to send again
-      if (!(err && err.unanswered) && !input.value) input.value = text;
+      if (!(err && err.unanswered) && !input.value) { input.value = text; fitHeight(); }
     });
     lastChat = request;
     return request;
@@ -312,6 +312,23 @@
   });
   input.addEventListener("compositionend", checkLength);
 
+  // The box grows with its lines (up to the style sheet's max-height, then it scrolls).
+  function fitHeight() {
+    input.style.height = "auto";
+    // scrollHeight leaves out the borders, which the box's height (border-box) holds
+    input.style.height = input.scrollHeight + input.offsetHeight - input.clientHeight + "px";
+  }
+  input.addEventListener("input", fitHeight);
+  fitHeight();
+
+  // Enter sends, Shift+Enter starts a new line; an input method's Enter (choosing a word) does neither.
+  input.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    if (typeof form.requestSubmit === "function") form.requestSubmit();
+    else form.dispatchEvent(new Event("submit", { cancelable: true }));
+  });
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy) return;
@@ -324,6 +341,7 @@
     addMessage("user", text);
     input.value = "";
     checkLength();
+    fitHeight();
     setBusy(true);
     var mine = ++seq;
     send(text).then(function () {
@@ -387,6 +405,7 @@
     setBusy(false);
     input.value = "";
     checkLength();
+    fitHeight();
     input.focus();
     announce("New conversation started.");
   });
