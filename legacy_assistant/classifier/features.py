@@ -11,7 +11,6 @@ its input sparse: the ids of the columns that are on and their weights (:class:`
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,19 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.common.caching import ShortTextCache
 from legacy_assistant.common.fields import MAX_COUNT, check_count_list, check_field_types, shown
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.text.processing import TextConfig, TextProcessor
+from legacy_assistant.text.processing import CACHED_WORD_CHARS, CACHED_WORDS, TextConfig, TextProcessor
 
 CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabulary
 # The character 1-gram of a word's padding alone: every word has it, in any script, so it says
 # nothing about whether the vocabulary knows a text (see Featurizer.known_counts).
 BLANK_TERM = CHAR_PREFIX + " "
-# A word's character n-gram ids are cached for the latest CACHED_WORDS words of at most
-# CACHED_WORD_CHARS characters (a real word is shorter): a client sending unique long "words"
-# filled a cache of 65,536 with hundreds of megabytes; this one holds a few.
-CACHED_WORD_CHARS = 24
-CACHED_WORDS = 16384
 WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 32  # longest n-gram, in words or characters
 
@@ -147,9 +142,8 @@ class Featurizer:
             (term.startswith(CHAR_PREFIX) for term in self.vocabulary), dtype=bool, count=len(self.vocabulary)
         )
         self._blank_column = self.index.get(BLANK_TERM)
-        # A word's character n-grams are the same every time it is seen: look them up once (a
-        # word of more than CACHED_WORD_CHARS is looked up each time, see there).
-        self._cached_char_ids = functools.lru_cache(maxsize=CACHED_WORDS)(self._token_char_ids)
+        # A word's character n-grams are the same every time it is seen: look them up once.
+        self._cached_char_ids = ShortTextCache(self._token_char_ids, CACHED_WORDS, CACHED_WORD_CHARS)
 
     @property
     def n_features(self) -> int:
@@ -217,9 +211,9 @@ class Featurizer:
                 if col is not None:
                     ids.append(col)
         if self.config.char_ngrams:
-            cached, direct = self._cached_char_ids, self._token_char_ids
+            char_ids = self._cached_char_ids
             for token in tokens:
-                ids.extend(cached(token) if len(token) <= CACHED_WORD_CHARS else direct(token))
+                ids.extend(char_ids(token))
         return ids
 
     def _token_char_ids(self, token: str) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ from nltk.tokenize.treebank import TreebankWordDetokenizer
 
 # The ids both sides of the model agree on; compat.responder.spec imports no TensorFlow.
 from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK  # noqa: F401 (re-exported)
+from legacy_assistant.common.caching import ShortTextCache
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import TextConfig, TextProcessor, drop_format_characters
 
@@ -50,9 +51,8 @@ def _processor(config: TextConfig) -> TextProcessor:
 
 
 # A turn is read again as context of the next few turns of its conversation, so a cache of the
-# latest 4,096 turns has what is asked again. Sized in turns, it is bounded in memory by leaving
-# out turns longer than 256 characters: 65,536 turns of up to 1,000 characters from a client
-# would have held about a gigabyte a worker, 65,536 of 256 held 417 MiB, 4,096 of 256 hold 25.
+# latest 4,096 turns has what is asked again; of turns up to 256 characters, it holds at most
+# 25 MiB (65,536 turns of 256 held 417).
 CACHED_TURN_CHARS = 256
 CACHED_TURNS = 4096
 
@@ -63,12 +63,8 @@ def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
     return tuple(_processor(config).tokens(drop_format_characters(text)))
 
 
-_cached = functools.lru_cache(maxsize=CACHED_TURNS)(_tokens)
-
-
-def _cached_tokens(config: TextConfig, text: str) -> tuple[str, ...]:
-    # A turn is tokenized once as a response and up to three times as context.
-    return _cached(config, text) if len(text) <= CACHED_TURN_CHARS else _tokens(config, text)
+# A turn is tokenized once as a response and up to three times as context.
+_cached = _cached_tokens = ShortTextCache(_tokens, CACHED_TURNS, CACHED_TURN_CHARS)
 
 
 def tokenize(text: str, config: TextConfig = TEXT_CONFIG) -> list[str]:

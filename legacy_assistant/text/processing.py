@@ -19,7 +19,6 @@ ASCII ("¿", "«", "؟", "。") stands apart, and so does each Chinese or Japane
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 import unicodedata
@@ -32,6 +31,7 @@ from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
 from nltk.tokenize import NLTKWordTokenizer, ToktokTokenizer
 from nltk.tokenize.punkt import PunktSentenceTokenizer
 
+from legacy_assistant.common.caching import ShortTextCache
 from legacy_assistant.common.fields import check_field_types, shown
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.nltk_patterns import hold_gil_while_matching
@@ -116,7 +116,7 @@ class TextProcessor:
         stem = _stemmer(self.config.stemmer)
         # Stemming dominates the cost of featurising; words repeat, so cache per word, but not a
         # word longer than any real one, which would only fill the cache with megabytes.
-        self._stem = _cached_for_short_words(stem) if stem else None
+        self._stem = ShortTextCache(stem, CACHED_WORDS, CACHED_WORD_CHARS) if stem else None
 
     def tokens(self, text: str) -> list[str]:
         """Normalised (NFKC, invisible format characters dropped and typographic apostrophes
@@ -140,22 +140,10 @@ class TextProcessor:
         return [self._stem(w) for w in words]
 
 
-# The stems of the latest CACHED_WORDS words of at most CACHED_WORD_CHARS characters are cached
-# (see classifier/features.py: the same bounds).
+# What a per-word cache keeps (stems here, character n-gram ids in classifier/features.py): the
+# latest CACHED_WORDS words of at most CACHED_WORD_CHARS characters, as long as a real word is.
 CACHED_WORD_CHARS = 24
 CACHED_WORDS = 16384
-
-
-class _cached_for_short_words:
-    """``stem`` with its results cached for words of at most :data:`CACHED_WORD_CHARS`."""
-
-    def __init__(self, stem: Callable[[str], str]) -> None:
-        self._stem = stem
-        self._cached = functools.lru_cache(maxsize=CACHED_WORDS)(stem)
-        self.cache_info = self._cached.cache_info
-
-    def __call__(self, word: str) -> str:
-        return self._cached(word) if len(word) <= CACHED_WORD_CHARS else self._stem(word)
 
 
 def folded(text: str) -> str:
