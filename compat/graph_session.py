@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from compat.processes import check_not_forked, starting_tensorflow
 from compat.runtime import tf
 
 try:  # the message behind Session::MakeCallable; tf.compat.v1 does not export it
@@ -45,6 +46,7 @@ class GraphSession:
     """
 
     def __init__(self, config: tf.ConfigProto | None = None) -> None:
+        starting_tensorflow()  # in a child forked after TensorFlow started, the first run would hang
         self.graph = tf.Graph()
         self.session = tf.Session(graph=self.graph, config=config)
         self._closed = False
@@ -82,6 +84,7 @@ class GraphSession:
 
     def run(self, fetches: Any, feed_dict: dict | None = None) -> Any:
         """``Session.run``; thread-safe once the graph is complete."""
+        check_not_forked()
         return self.session.run(fetches, feed_dict=feed_dict)
 
     def fixed_run(self, fetches: Sequence[tf.Tensor], feeds: Sequence[tf.Tensor]) -> FixedRun:
@@ -93,9 +96,11 @@ class GraphSession:
         return self._closed
 
     def check_open(self) -> None:
-        """Raise ``RuntimeError`` (as ``Session.run`` does) once the session is closed."""
+        """Raise ``RuntimeError`` (as ``Session.run`` does) once the session is closed, and
+        :class:`compat.processes.ForkedProcessError` in a child forked after it was made."""
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
+        check_not_forked()
 
     def tensor(self, name: str) -> tf.Tensor:
         """Look a tensor up by name in *this* graph (never the thread's default graph)."""

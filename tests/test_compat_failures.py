@@ -1,4 +1,5 @@
 """The classic failures of Flask + TF1, reproduced in compat mode, and our path around each."""
+import json
 import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -8,6 +9,8 @@ import pytest
 
 from compat.graph_session import GraphSession
 from compat.runtime import ensure_graph_mode, tf
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
+from tests.subprocesses import FORK_PROBE, json_out, run_python, run_snippet
 
 
 def run_in_thread(fn):
@@ -274,3 +277,79 @@ def test_loaders_refuse_a_saved_model_with_a_variable_its_restore_leaves_empty(t
     for loader in (LoadedClassifier, LoadedResponder):
         with pytest.raises(SavedModelError, match="variables left uninitialised after restore: hidden_bias"):
             loader(str(path))
+
+
+# ``fork()`` after TensorFlow started: each case runs in a fresh process, which forks children.
+FORKED = "ForkedProcessError: this process ("
+
+
+def test_a_session_run_before_fork_hangs_in_the_child():
+    """The classic failure (multiprocessing's fork, Celery's prefork, gunicorn's preload_app):
+    TensorFlow's thread pools are not copied into the child, whose first run waits forever,
+    with the parent's session and with a session of its own alike."""
+    result = run_snippet(
+        FORK_PROBE + "import json\n"
+        "import tensorflow.compat.v1 as tf\n"
+        "tf.disable_v2_behavior()\n"
+        "graph = tf.Graph()\n"
+        "with graph.as_default():\n"
+        "    value = tf.constant(1.0) + 1.0\n"
+        "session = tf.Session(graph=graph)\n"
+        "parent = float(session.run(value))\n"
+        "inherited = in_child(lambda: session.run(value), seconds=3)\n"
+        "own = in_child(lambda: tf.Session(graph=graph).run(value), seconds=3)\n"
+        "print(json.dumps({'parent': parent, 'inherited': inherited, 'own': own, 'after': float(session.run(value))}))\n"
+    )
+    out = json_out(result)
+    assert out == {"parent": 2.0, "inherited": "hung", "own": "hung", "after": 2.0}
+
+
+def test_models_loaded_before_fork_refuse_the_child_at_once_and_the_parent_goes_on():
+    result = run_snippet(
+        FORK_PROBE + "import json\n"
+        "from legacy_assistant.classifier.predictor import Predictor\n"
+        "from legacy_assistant.responder.responder import Responder\n"
+        f"p = Predictor.load({str(DEFAULT_MODEL)!r})\n"
+        f"r = Responder.load({str(DEFAULT_RESPONDER)!r})\n"
+        "before = (p.rank_one('hello there'), r.respond(['hello'], mode='greedy'))\n"
+        "out = {\n"
+        "    'rank': in_child(lambda: p.rank_one('hello there')),\n"
+        "    'respond': in_child(lambda: r.respond(['hello'], mode='greedy')),\n"
+        "    'beam': in_child(lambda: r.respond(['hello'], mode='beam')),\n"
+        f"    'load': in_child(lambda: Predictor.load({str(DEFAULT_MODEL)!r})),\n"
+        "    'close': in_child(lambda: (p.close(), r.close())),\n"
+        "}\n"
+        "out['parent_same'] = (p.rank_one('hello there'), r.respond(['hello'], mode='greedy')) == before\n"
+        "print(json.dumps(out))\n"
+    )
+    out = json_out(result)
+    for call in ("rank", "respond", "beam", "load"):
+        assert out[call].startswith(FORKED), (call, out[call])
+    assert "multiprocessing.get_context('spawn')" in out["rank"]
+    assert out["close"] == "ok" and out["parent_same"] is True
+
+
+def test_fork_before_loading_and_spawn_after_it_both_serve(golden, tmp_path):
+    """The two ways out the error names: a child forked from a parent that imported everything
+    but ran no model loads its own; a spawned pool works whatever the parent ran."""
+    text = golden["cases"][0]["text"]
+    script = tmp_path / "pools.py"  # a file: spawned children import their parent's main module
+    script.write_text(
+        FORK_PROBE + "import json, multiprocessing\n"
+        "from legacy_assistant.classifier.predictor import Predictor\n"
+        f"MODEL = {str(DEFAULT_MODEL)!r}\n"
+        f"TEXT = {text!r}\n"
+        "def fresh():\n"
+        "    assert Predictor.load(MODEL).rank_one(TEXT, top=1)[0][0] == " + repr(golden["cases"][0]["intent"]) + "\n"
+        "def pool_rank(text):\n"
+        "    return Predictor.load(MODEL).rank_one(text, top=1)\n"
+        "if __name__ == '__main__':\n"
+        "    forked = in_child(fresh, seconds=60)\n"
+        "    here = Predictor.load(MODEL).rank_one(TEXT, top=1)\n"
+        "    with multiprocessing.get_context('spawn').Pool(1) as pool:\n"
+        "        spawned = pool.map(pool_rank, [TEXT])[0]\n"
+        "    print(json.dumps({'forked': forked, 'here': here, 'spawned': spawned}))\n"
+    )
+    out = json_out(run_python([str(script)], timeout=300))
+    assert out["forked"] == "ok" and out["here"][0][0] == golden["cases"][0]["intent"]
+    assert out["spawned"] == out["here"]

@@ -13,7 +13,7 @@ from legacy_assistant.classifier.golden import GOLDEN_FILE, write_golden
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.classifier.probes import probe_sentences
 from tests.helpers import DEFAULT_MODEL, SHIPPED_INTENTS
-from tests.subprocesses import json_out, run_cli, run_snippet
+from tests.subprocesses import FORK_PROBE, json_out, run_cli, run_snippet
 
 TOLERANCE = 1e-5
 PROBES = 1000
@@ -131,7 +131,7 @@ def tf2_process_answers(migrated_default, golden) -> dict:
     out, _ = migrated_default
     texts = [case["text"] for case in golden["cases"]]
     result = run_snippet(
-        "import json, threading\n"
+        FORK_PROBE + "import json, threading\n"
         "from concurrent.futures import ThreadPoolExecutor\n"
         "from compat.selection import select\n"
         "select('tf2')\n"
@@ -149,10 +149,12 @@ def tf2_process_answers(migrated_default, golden) -> dict:
         "    if i < 16:\n        barrier.wait()\n"
         "    return p.rank_one(texts[i % len(texts)]) == sequential[i % len(texts)]\n"
         "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
+        f"forked = [in_child(lambda: p.rank_one('hi')), in_child(lambda: Predictor.load({str(out)!r}))]\n"
         "p.close()\n"
         "try:\n    p.rank(['hi'])\n    closed = 'answered'\n"
         "except Exception as exc:\n    closed = f'{type(exc).__name__}: {exc}'\n"
-        "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}, 'closed': closed}))\n"
+        "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}, 'closed': closed,\n"
+        "                  'forked': forked}))\n"
     )
     return json_out(result)
 
@@ -170,6 +172,13 @@ def test_web_app_serves_the_tf2_model_like_the_compat_one(tf2_process_answers, d
 
 def test_a_closed_tf2_model_says_it_is_closed(tf2_process_answers):
     assert tf2_process_answers["closed"] == "RuntimeError: Attempted to use a closed TF2 model."  # not a TypeError
+
+
+def test_a_tf2_model_refuses_a_forked_child_instead_of_hanging(tf2_process_answers):
+    """Eager TensorFlow's thread pools do not survive fork() either: a call, or a load, in a child
+    forked after the parent loaded a model would wait forever."""
+    for answer in tf2_process_answers["forked"]:
+        assert answer.startswith("ForkedProcessError: this process ("), answer
 
 
 def test_tf2_model_from_16_threads_matches_sequential(tf2_process_answers):

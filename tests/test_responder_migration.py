@@ -19,7 +19,7 @@ from legacy_assistant.responder.corpora import Dialogue, Turn
 from legacy_assistant.responder.responder import Responder
 from legacy_assistant.responder.training import train_responder
 from tests.helpers import ROOT
-from tests.subprocesses import json_out, run_cli, run_snippet
+from tests.subprocesses import FORK_PROBE, json_out, run_cli, run_snippet
 
 TOLERANCE = 1e-5
 SHIPPED_RESPONDER = ROOT / "exported" / "responder"
@@ -143,7 +143,7 @@ def _random_contexts(source: Path) -> tuple[np.ndarray, np.ndarray]:
 def tf2_answers(migrated, source) -> dict:
     ids, conditions = _random_contexts(source)
     result = run_snippet(
-        "import json, sys\n"
+        FORK_PROBE + "import json, sys\n"
         "import numpy as np\n"
         "from compat.selection import select\n"
         "select('tf2')\n"
@@ -170,6 +170,7 @@ def tf2_answers(migrated, source) -> dict:
         "for s in (0.0, 3.0):\n"
         "    guided[f'ids {s}'] = r.model.decode(ids, conditions, mode='greedy', max_length=8,\n"
         "                                        condition_strength=s).ids.tolist()\n"
+        "forked = [in_child(lambda: r.respond(['hi'])), in_child(lambda: r.score(['hi'], 'yo'))]\n"
         "r.close()\n"
         "closed = []\n"
         "for call in (lambda: r.respond(['hi']), lambda: r.respond(['hi'], mode='beam'), lambda: r.score(['hi'], 'yo')):\n"
@@ -178,10 +179,15 @@ def tf2_answers(migrated, source) -> dict:
         "        closed.append('answered')\n"
         "    except Exception as exc:\n"
         "        closed.append(f'{type(exc).__name__}: {exc}')\n"
-        "print(json.dumps({'plain': plain, 'guided': guided, 'closed': closed}))\n",
+        "print(json.dumps({'plain': plain, 'guided': guided, 'closed': closed, 'forked': forked}))\n",
         timeout=300,
     )
     return json_out(result)
+
+
+def test_a_tf2_responder_refuses_a_forked_child_instead_of_hanging(tf2_answers):
+    for answer in tf2_answers["forked"]:
+        assert answer.startswith("ForkedProcessError: this process ("), answer
 
 
 def test_a_closed_tf2_responder_says_it_is_closed(tf2_answers):

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from compat.interface import SavedModelError, first_line
+from compat.processes import check_not_forked, starting_tensorflow
 from compat.responder.inputs import (  # the TF1 SavedModel's signatures, and their input checks
     BANNED,
     BEAM_WIDTH,
@@ -713,6 +714,7 @@ class Tf2Responder:
         export_dir = os.fspath(export_dir)
         if not os.path.isdir(export_dir):
             raise SavedModelError(f"no SavedModel directory at {export_dir}")
+        starting_tensorflow()  # in a child forked after TensorFlow started, the first call would hang
         configure_threads(intra_op_threads, inter_op_threads)
         try:
             loaded = tf.saved_model.load(export_dir)
@@ -781,6 +783,7 @@ class Tf2Responder:
     def _check_open(self) -> None:
         if self._loaded is None:  # as a closed compat session says it (its signatures are gone)
             raise RuntimeError("Attempted to use a closed TF2 responder.")
+        check_not_forked()
 
     def close(self) -> None:
         self._loaded = None

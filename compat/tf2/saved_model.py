@@ -14,6 +14,7 @@ import numpy as np
 
 from compat.classifier.schema import IDS_KEY, LOGITS_KEY, OUTPUT_KEY, SIGNATURE_NAME, WEIGHTS_KEY, NetworkSpec
 from compat.interface import SavedModelError, check_sparse, first_line
+from compat.processes import check_not_forked, starting_tensorflow
 from compat.tf2.network import SparseMLP
 from compat.tf2.runtime import configure_threads, tf
 
@@ -35,6 +36,7 @@ class Tf2Classifier:
     """A TF2 SavedModel loaded eagerly; :meth:`predict_proba` may be called from any thread."""
 
     def __init__(self, export_dir: str, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
+        starting_tensorflow()  # in a child forked after TensorFlow started, the first call would hang
         configure_threads(intra_op_threads, inter_op_threads)
         try:
             loaded = tf.saved_model.load(export_dir)
@@ -67,6 +69,7 @@ class Tf2Classifier:
         """Sparse features ``[batch, width]`` -> float32 ``[batch, n_classes]`` probabilities."""
         if self._predict is None:  # as a closed compat session says it
             raise RuntimeError("Attempted to use a closed TF2 model.")
+        check_not_forked()
         ids, weights = check_sparse(ids, weights, self.n_features, "predict_proba")
         return self._predict(**{IDS_KEY: tf.constant(ids), WEIGHTS_KEY: tf.constant(weights)})[OUTPUT_KEY].numpy()
 
