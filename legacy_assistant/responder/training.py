@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
-from legacy_assistant.common.files import naming
+from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.errors import ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
     EncodedPair,
@@ -217,18 +217,8 @@ def prepare(
 
 
 def _write_json_atomically(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with naming(path), open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        # a stray temporary file would make the folder "not empty and no run" for every later run
-        temporary.unlink(missing_ok=True)
-        raise
+    # a failed write leaves no temporary file: one would make the folder "not empty and no run"
+    write_text_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _read_json(path: Path) -> Any:
