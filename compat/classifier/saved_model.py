@@ -16,6 +16,7 @@ import numpy as np
 
 from compat.classifier.network import WeightLoader, build_logits, model_variables
 from compat.classifier.schema import (
+    DENSE_KEY,
     IDS_KEY,
     LOGITS_KEY,
     OUTPUT_KEY,
@@ -104,6 +105,9 @@ class LoadedClassifier:
             names = ", ".join(uninitialized)
             raise SavedModelError(f"{export_dir}: variables left uninitialised after restore: {names}")
         signature = meta_graph.signature_def.get(SIGNATURE_NAME)
+        if signature is not None and set(signature.inputs) == {DENSE_KEY} and OUTPUT_KEY in signature.outputs:
+            self._bind_dense(export_dir, signature)
+            return
         if signature is None or {IDS_KEY, WEIGHTS_KEY} - set(signature.inputs) or OUTPUT_KEY not in signature.outputs:
             raise SavedModelError(
                 f"{export_dir} has no {SIGNATURE_NAME!r} signature with "
@@ -126,6 +130,29 @@ class LoadedClassifier:
         self.n_features = _input_width(self._gs, export_dir)
         self.n_classes = int(self._probabilities.shape[-1])
         self._predict = self._gs.fixed_run([self._probabilities], [self._ids, self._values])
+
+    def _bind_dense(self, export_dir: str, signature: Any) -> None:
+        """The first releases' signature: one dense float32 ``features`` ``[batch, n_features]``
+        (a bag of words). Such a model is served by densifying the sparse rows here: the same
+        numbers its own featurizer fed it."""
+        features = self._gs.tensor(signature.inputs[DENSE_KEY].name)
+        self._probabilities = self._gs.tensor(signature.outputs[OUTPUT_KEY].name)
+        for key, tensor in ((DENSE_KEY, features), (OUTPUT_KEY, self._probabilities)):
+            if tensor.dtype != tf.float32 or tensor.shape.rank != 2 or tensor.shape[-1] is None:
+                raise SavedModelError(
+                    f"{export_dir}: the {SIGNATURE_NAME!r} signature's {key!r} is {tensor.dtype.name} of shape "
+                    f"{tensor.shape}, not float32 [batch, width]"
+                )
+        self.n_features = int(features.shape[-1])
+        self.n_classes = int(self._probabilities.shape[-1])
+        predict_dense = self._gs.fixed_run([self._probabilities], [features])
+
+        def predict(ids: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
+            dense = np.zeros((ids.shape[0], self.n_features), np.float32)
+            np.add.at(dense, (np.arange(ids.shape[0])[:, None], ids), weights)  # padding adds 0 to id 0
+            return predict_dense(dense)
+
+        self._predict = predict
 
     @property
     def graph_session(self) -> GraphSession:

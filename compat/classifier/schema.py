@@ -48,6 +48,7 @@ SIGNATURE_NAME = "predict"
 IDS_KEY = "ids"
 WEIGHTS_KEY = "weights"
 OUTPUT_KEY = "probabilities"
+DENSE_KEY = "features"  # the first releases' input: a dense bag of words [batch, n_features]
 LOGITS_KEY = "logits"
 SERVING_TAGS = ("serve",)  # tf.saved_model.tag_constants.SERVING
 

@@ -1,0 +1,77 @@
+"""Model directories written by earlier releases load and answer as they did."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from legacy_assistant.artifacts.directory import manifest_digest, sha256_file, write_json
+from legacy_assistant.classifier.artifact import MANIFEST
+from legacy_assistant.classifier.predictor import Predictor
+from legacy_assistant.errors import ArtifactError
+
+TEXTS = ["hello there", "what time do you open", "", "zzz qqq", "thanks a lot, bye"]
+
+
+def _with_dense_saved_model(root, kernel, bias):
+    """Replace ``root``'s SavedModel with the first releases' form: ``predict`` takes one dense
+    float32 ``features`` [batch, n] and gives ``probabilities`` = softmax(features @ kernel + bias);
+    the manifest's checksums follow."""
+    from compat.runtime import tf
+
+    shutil.rmtree(root / "saved_model")
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as session:
+        features = tf.placeholder(tf.float32, [None, kernel.shape[0]], name="features")
+        logits = tf.matmul(features, tf.get_variable("kernel", initializer=kernel)) + tf.get_variable(
+            "bias", initializer=bias
+        )
+        probabilities = tf.nn.softmax(logits, name="probabilities")
+        session.run(tf.global_variables_initializer())
+        builder = tf.saved_model.builder.SavedModelBuilder(str(root / "saved_model"))
+        signature = tf.saved_model.signature_def_utils.predict_signature_def(
+            {"features": features}, {"probabilities": probabilities, "logits": logits}
+        )
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"predict": signature})
+        builder.save()
+    manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    manifest["files"] = {
+        path.relative_to(root).as_posix(): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(root / MANIFEST, manifest)
+
+
+def _dense(predictor, texts):
+    rows = predictor.features(texts)
+    dense = np.zeros((len(texts), predictor.info.featurizer.n_features), np.float64)
+    np.add.at(dense, (np.arange(len(texts))[:, None], rows.ids), rows.weights)
+    return dense
+
+
+def test_a_model_with_the_first_releases_dense_signature_answers_through_the_sparse_features(model_copy):
+    with Predictor.load(model_copy) as current:
+        n_features, n_classes = current.info.featurizer.n_features, len(current.classes)
+        dense = _dense(current, TEXTS)
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(n_features, n_classes)).astype(np.float32)
+    bias = rng.normal(size=n_classes).astype(np.float32)
+    _with_dense_saved_model(model_copy, kernel, bias)
+
+    logits = dense @ kernel.astype(np.float64) + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    with Predictor.load(model_copy) as old:
+        assert np.abs(old.predict_proba(TEXTS) - expected).max() < 1e-5
+        assert old.rank_one(TEXTS[0])[0][0] == old.classes[int(np.argmax(expected[0]))]
+        assert old.predict_proba(TEXTS, batch_size=2).shape == (len(TEXTS), n_classes)
+
+
+def test_a_dense_model_whose_width_differs_from_its_manifest_is_refused(model_copy):
+    with Predictor.load(model_copy) as current:
+        n_features, n_classes = current.info.featurizer.n_features, len(current.classes)
+    _with_dense_saved_model(model_copy, np.zeros((n_features + 1, n_classes), np.float32), np.zeros(n_classes, np.float32))
+    with pytest.raises(ArtifactError, match=rf"\({n_features + 1} features, {n_classes} classes\) does not match"):
+        Predictor.load(model_copy)
