@@ -9,7 +9,7 @@ The exported graph is the lean inference form of :func:`compat.classifier.networ
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -129,7 +129,9 @@ class LoadedClassifier:
                 )
         self.n_features = _input_width(self._gs, export_dir)
         self.n_classes = int(self._probabilities.shape[-1])
-        self._predict = self._gs.fixed_run([self._probabilities], [self._ids, self._values])
+        self._predict: Callable[..., list[np.ndarray]] = self._gs.fixed_run(
+            [self._probabilities], [self._ids, self._values]
+        )
 
     def _bind_dense(self, export_dir: str, signature: Any) -> None:
         """The first releases' signature: one dense float32 ``features`` ``[batch, n_features]``
