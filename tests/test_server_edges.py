@@ -17,6 +17,7 @@ import socket
 import time
 
 import pytest
+from gunicorn.http import parser as gunicorn_parser
 
 from tests.server_process import ServerProcess, model_info, wait_for
 
@@ -149,6 +150,48 @@ def test_options_is_answered_by_the_app_as_json(server):
     assert set(headers["allow"].replace(" ", "").split(",")) == {"POST", "OPTIONS"}
     assert headers.get("x-request-id")
     json_error(exchange(server, b"OPTIONS /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"), 404, "not_found")
+
+
+def _two_requests_on_one_connection(server, first: bytes):
+    """Send ``first``, read its answer, then ask for /health on the same connection:
+    (status, headers of the first answer, what the second got: its status or "closed")."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        sock.sendall(first)
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        stream.read(int(headers["content-length"]))
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            line = stream.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            line = b""
+        return status, headers, int(line.split()[1]) if line else "closed"
+
+
+@pytest.mark.parametrize("path, status", [("/api/v1/chat", 413), ("/no-such-route", 404)])
+def test_an_unread_body_over_the_limit_is_answered_with_connection_close(server, path, status):
+    """The body is never read; gunicorn discards at most 64 KiB of it before the next request
+    and otherwise closes the connection, which the answer used to call keep-alive: the
+    client's next request on it then failed with no response."""
+    body = chat_body(2 * MAX_BODY)
+    first = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    got, headers, after = _two_requests_on_one_connection(server, first)
+    assert got == status
+    if getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None) is None:  # before 27: any unread body is discarded
+        assert (headers["connection"], after) == ("keep-alive", 200)
+    else:
+        assert (headers["connection"], after) == ("close", "closed")
+
+
+def test_a_refused_body_the_server_can_discard_keeps_the_connection(server):
+    first = b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    got, headers, after = _two_requests_on_one_connection(server, first)
+    assert (got, headers["connection"], after) == (415, "keep-alive", 200)
 
 
 def test_a_chunked_body_over_the_limit_is_413(server):

@@ -58,6 +58,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
+from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -278,6 +279,18 @@ class ModelWorker(ThreadWorker):
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
         return super().handle(conn)
 
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """Say ``Connection: close`` when the connection will close: a body over the app's
+        size limit is never read (413, or a route that takes none), and gunicorn 27 discards
+        at most 64 KiB of an unread body before the next request; past that it closes the
+        connection after answering, though the answer said ``keep-alive``, and the client's
+        next request on it failed with no response at all."""
+        if _body_left_unread_past_drain(req, self._body_limit):
+            req.must_close = True
+        return super().handle_request(req, conn)
+
+    _body_limit: int | None = None
+
     def init_process(self) -> None:
         if self._own_socket():
             for listener in self.sockets:
@@ -287,6 +300,7 @@ class ModelWorker(ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()  # builds the app: the model is loaded
+        self._body_limit = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
         heap.freeze_loaded()  # the models live as long as the worker: keep them out of collections
         if self._own_socket():
             self.sockets = gunicorn_sock.create_sockets(self.cfg, self.log)
@@ -336,6 +350,19 @@ FIRST_BYTES_WAIT_SECONDS = 0.05
 # The longest a request thread waits for the next bytes of a request (its line, headers or
 # body); a client that pauses longer is cut off (the app answers a body cut off that way 408).
 CLIENT_READ_TIMEOUT_SECONDS = 10.0
+
+
+def _body_left_unread_past_drain(req: Any, limit: int | None) -> bool:
+    """Whether ``req`` declares a body over ``limit`` bytes (the app will not read it) that is
+    longer than gunicorn discards before reading the next request (its ``_DRAIN_MAX_BYTES``;
+    releases before 27 discard any length)."""
+    drain = getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None)
+    if limit is None or drain is None:
+        return False
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH":
+            return value.isdigit() and int(value) > limit and int(value) >= drain
+    return False
 
 
 def _time_out_reads(sock: socket.socket, seconds: float) -> None:
