@@ -52,4 +52,16 @@ class DataError(AssistantError):
 
 class RequestError(AssistantError, ValueError):
     """A call to a loaded model cannot be answered as asked: an unknown condition or decoding
-    mode, an empty context, an option out of range. The caller's mistake, not the model's."""
+    mode, an empty context, an option out of range. The caller's mistake, not the model's.
+
+    ``public_message``, when set, is what a client of the HTTP API is told instead of the
+    message, which may name what only the server's operator can do."""
+
+    public_message: str | None = None
+
+
+class GuidanceUnavailable(RequestError):
+    """A condition guidance strength above 0 asked of a responder whose SavedModel predates
+    guidance; the message names the command that adds it."""
+
+    public_message = "condition_strength above 0 is not available: this server's responder has no condition guidance"

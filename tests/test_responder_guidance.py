@@ -5,6 +5,7 @@ them without changing a reply."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from legacy_assistant.errors import ArtifactError, RequestError
-from tests.helpers import DEFAULT_RESPONDER
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
 
 MAX_LENGTH = 20
 CONTEXTS = [
@@ -165,14 +166,39 @@ def test_a_responder_without_guidance_serves_unguided_and_says_how_to_get_it(ung
         batch = _batch(old, [1] * len(CONTEXTS))
         with pytest.raises(ValueError, match="predates it.*legacy-assistant reexport-responder DIR"):
             old.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=5, condition_strength=1)
-    with pytest.raises(ArtifactError, match=r"old: condition_strength 2 needs condition guidance.*legacy-assistant reexport-responder DIR"):
+    command = re.escape(f"'legacy-assistant reexport-responder {unguided_copy}'")  # the path, to copy and run
+    with pytest.raises(ArtifactError, match=r"old: condition_strength 2 needs condition guidance.*" + command):
         Responder.load(unguided_copy, options=DecodingOptions(condition_strength=2.0))
     with Responder.load(unguided_copy) as old:  # and a call that asks for it is refused
-        with pytest.raises(RequestError, match="condition_strength 2 needs condition guidance.*legacy-assistant reexport-responder DIR"):
+        with pytest.raises(RequestError, match="condition_strength 2 needs condition guidance.*" + command):
             old.respond(["hello !"], "joy", condition_strength=2)
         with pytest.raises(RequestError, match="needs condition guidance"):
             old.check_request(["hello !"], "joy", condition_strength=0.5)
         assert old.respond(["hello !"], "joy", condition_strength=0) == shipped.respond(["hello !"], "joy")
+
+
+def test_an_api_client_is_told_the_server_cannot_guide_not_that_its_request_is_malformed(unguided_copy, capsys):
+    """The operator's remedy (a command with the model's path) is no business of a client's."""
+    from legacy_assistant.cli import main
+    from legacy_assistant.errors import GuidanceUnavailable
+    from legacy_assistant.web import create_app
+
+    app = create_app({"TESTING": True, "MODEL_DIR": str(DEFAULT_MODEL), "RESPONDER_DIR": str(unguided_copy)})
+    client = app.test_client()
+    cakechat = client.post("/cakechat_api/v1/actions/get_response",
+                           json={"context": ["hello"], "emotion": "joy", "condition_strength": 2})
+    chat = client.post("/api/v1/chat", json={"sender": "s", "message": "hello", "condition_strength": 2})
+    for response in (cakechat, chat):
+        assert response.status_code == 400
+        assert response.get_json()["error"] == {"code": "invalid_request", "message": GuidanceUnavailable.public_message}
+    assert cakechat.get_json()["message"] == GuidanceUnavailable.public_message  # not "Malformed request: ..."
+    assert client.post("/cakechat_api/v1/actions/get_response", json={"context": ["hello"]}).status_code == 200
+
+    assert main(["info", str(unguided_copy)]) == 0
+    assert f"guidance   none: it was exported before guidance existed: export its weights again with " \
+           f"'legacy-assistant reexport-responder {unguided_copy}'" in capsys.readouterr().out
+    assert main(["info", str(DEFAULT_RESPONDER), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["condition_guidance"] is True
 
 
 def test_reexport_adds_guidance_and_keeps_replies_and_files(unguided_copy, tmp_path, shipped, capsys):

@@ -115,10 +115,12 @@ def run_responder(args: argparse.Namespace) -> int:
     from legacy_assistant.responder.artifact import verify_responder
 
     info = load_consistently(args.model, lambda: verify_responder(args.model), manifest_name=RESPONDER_MANIFEST)
+    guided = None  # known once the SavedModel is loaded: whether it has the guided signatures
     if not args.no_load:
         from legacy_assistant.responder.responder import Responder
 
-        Responder.load(args.model, runtime=info.manifest.get("runtime", "compat")).close()
+        with Responder.load(args.model, runtime=info.manifest.get("runtime", "compat")) as responder:
+            guided = responder.guided
     manifest = info.manifest
     training: dict[str, Any] = manifest.get("summary", {})
     summary = {
@@ -129,6 +131,7 @@ def run_responder(args: argparse.Namespace) -> int:
         "vocabulary_size": len(info.vocabulary),
         "conditions": list(info.conditions),
         "spec": info.spec.to_dict(),
+        "condition_guidance": guided,
         "training_config": manifest.get("training", {}),
         "training": training,
         "val_perplexity": training.get("val_perplexity"),
@@ -154,6 +157,13 @@ def run_responder(args: argparse.Namespace) -> int:
         f"limits     {spec.max_context_turns} context turns of {spec.max_turn_tokens} tokens, "
         f"replies of {spec.max_reply_tokens} tokens (END included)"
     )
+    if guided is not None:
+        from legacy_assistant.responder.responder import guidance_help
+
+        print(
+            "guidance   "
+            + ("yes (condition_strength above 0)" if guided else f"none: {guidance_help(info.path, info.runtime)}")
+        )
     if training:
         print(
             f"training   {training.get('epochs_run')} epoch(s), {training.get('steps')} steps, "

@@ -169,6 +169,11 @@ class ResponderInfo:
     def saved_model_dir(self) -> Path:
         return self.path / SAVED_MODEL_DIR
 
+    @property
+    def runtime(self) -> str:
+        """The runtime the SavedModel was written for: ``compat`` or ``tf2``."""
+        return self.manifest.get("runtime", "compat")
+
 
 def verify_responder(path: str | Path) -> ResponderInfo:
     """Check that ``path`` is a complete, unaltered responder directory whose manifest agrees

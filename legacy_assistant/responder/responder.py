@@ -21,6 +21,7 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 from __future__ import annotations
 
 import secrets
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from compat.responder.inputs import (
 )
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
-from legacy_assistant.errors import ArtifactError, RequestError
+from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
 from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength
@@ -52,10 +53,21 @@ if TYPE_CHECKING:
 
 # Only the end of a long turn is used; the characters before these many cannot reach it.
 MAX_TURN_CHARS = 4000
-GUIDANCE_HELP = (
-    "it was exported before guidance existed: export its weights again with "
-    "'legacy-assistant reexport-responder DIR', or for a TF2 copy migrate its source again"
-)
+
+
+def guidance_help(path: str | Path, runtime: str) -> str:
+    """What to do about a responder at ``path`` whose SavedModel has no condition guidance."""
+    if runtime == "tf2":
+        return (
+            "it was migrated before guidance existed: export its compat source again with "
+            "'legacy-assistant reexport-responder SOURCE' and migrate that again"
+        )
+    return (
+        "it was exported before guidance existed: export its weights again with "
+        f"'legacy-assistant reexport-responder {shlex.quote(str(path))}'"
+    )
+
+
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
 
@@ -152,7 +164,7 @@ class Responder:
         if self.options.condition_strength > 0 and not model.guided:
             raise ArtifactError(
                 f"{info.path}: condition_strength {self.options.condition_strength:g} needs condition guidance, "
-                f"which this responder's SavedModel lacks ({GUIDANCE_HELP})"
+                f"which this responder's SavedModel lacks ({guidance_help(info.path, info.runtime)})"
             )
         self._model = model
         self._condition_ids = {name: index for index, name in enumerate(self.conditions)}
@@ -366,9 +378,9 @@ class Responder:
             return self.options.condition_strength
         strength = checked_condition_strength(condition_strength)
         if strength > 0 and not self.guided:
-            raise RequestError(
+            raise GuidanceUnavailable(
                 f"condition_strength {strength:g} needs condition guidance, which this responder's "
-                f"SavedModel lacks ({GUIDANCE_HELP})"
+                f"SavedModel lacks ({guidance_help(self.info.path, self.info.runtime)})"
             )
         return strength
 

@@ -147,6 +147,8 @@ def get_response() -> Any:
         try:
             response = assistant.respond(context, emotion, mode, seed, strength)
         except RequestError as exc:
+            if exc.public_message is not None:  # a well-formed request this server cannot answer
+                raise ApiError(400, "invalid_request", exc.public_message) from None
             raise _malformed("invalid_request", str(exc), f"Malformed request: {exc}") from None
     generated("cakechat")
     return jsonify({"response": response if has_words(response) else DEFAULT_RESPONSE})

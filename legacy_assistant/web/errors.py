@@ -118,7 +118,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(RequestError)
     def _request_error(exc: RequestError) -> Response:
         # a model call the request asked for cannot be answered as asked (unknown emotion, ...)
-        return error_response(400, "invalid_request", str(exc))
+        return error_response(400, "invalid_request", exc.public_message or str(exc))
 
     @app.errorhandler(BatcherClosed)
     def _batcher_closed(exc: BatcherClosed) -> Response:
