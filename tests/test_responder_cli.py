@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import shlex
@@ -133,6 +134,22 @@ def test_train_responder_shows_one_bar_of_every_batch_with_loss_and_perplexity(t
     assert totals == {EPOCHS * batches}, err[:500]
     last = [line for line in err.splitlines() if "training:" in line][-1]
     assert f"epoch={EPOCHS}/{EPOCHS}" in last and "loss=" in last and "ppl=" in last and "val_ppl=" in last
+
+
+def test_off_a_terminal_training_logs_where_it_stands_within_an_epoch(files, tmp_path, monkeypatch, caplog):
+    """No bar there, and an epoch of a large corpus takes many minutes: a line now and then."""
+    import legacy_assistant.cli.train_responder as command
+
+    monkeypatch.setattr(command, "PROGRESS_LOG_SECONDS", 0.0)
+    argv = ["train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--config", str(files["config"]),
+            "--epochs", "1", "--no-plot"]
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    batches = -(-len(PROMPTS) * len(REPLIES) // TINY["batch_size"])
+    within = [m for m in messages if re.fullmatch(rf"training: epoch 1/1, batch \d+/\d+, step \d+, loss [\d.]+, perplexity [\d.]+", m)]
+    assert len(within) >= batches - 2, messages  # the 0 s interval: about one a batch
+    assert any(m.startswith("preparing ") and "dialogue(s)" in m for m in messages)
 
 
 def test_train_responder_refuses_an_existing_directory_unless_forced(trained, files, capsys):

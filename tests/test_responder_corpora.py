@@ -3,6 +3,7 @@ held-out split, on small corpora written by the tests."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -524,6 +525,21 @@ def test_split_never_puts_one_dialogue_on_both_sides():
     # Pairs follow their dialogue: no held-out response is trained on.
     trained = {(p.context, p.response) for p in make_pairs(train)}
     assert not trained & {(p.context, p.response) for p in make_pairs(held)}
+
+
+def test_copies_of_dialogues_are_counted_in_a_warning(caplog):
+    dialogues = [_dialogue(3, f"d{i}") for i in range(20)]
+    with caplog.at_level(logging.WARNING):
+        split_dialogues(dialogues, 0.2, seed=1)
+        without_overlap(dialogues, dialogues[:1])
+    assert not [r for r in caplog.records if "repeat another" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        split_dialogues(dialogues + dialogues[:5] + dialogues[:1], 0.2, seed=1)
+        without_overlap(dialogues + dialogues[3:5], dialogues[:1])
+    assert [r.getMessage().split(";")[0] for r in caplog.records if "repeat another" in r.getMessage()] == [
+        "6 of the 26 training dialogues repeat another one (the same turns and conditions)",
+        "2 of the 22 training dialogues repeat another one (the same turns and conditions)",
+    ]
 
 
 def test_copies_that_read_the_same_to_the_model_stay_on_one_side():

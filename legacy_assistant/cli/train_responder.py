@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 COMMAND = "train-responder"
 SKIPPING = "skips such dialogues with a warning"
+PROGRESS_LOG_SECONDS = 30.0  # off a terminal, a training line this often within an epoch
 # Flags that decide what is trained: repeated as given in the resume command.
 _VALUE_FLAGS = (
     ("format", "--format"),
@@ -246,6 +248,7 @@ def _train(
     # The bar is made on the first report, once the epochs and batches per epoch are known.
     bars: list[tqdm] = []
     shown: dict[str, str] = {}
+    logged_at = [time.monotonic()]
 
     def progress(report: Progress) -> None:
         position = (report.epoch - 1) * report.batches + report.batch
@@ -261,6 +264,19 @@ def _train(
             shown["val_ppl"] = f"{report.epoch_end['val_perplexity']:.2f}"
         bar.set_postfix(shown, refresh=False)
         bar.update(max(position - bar.n, 0))
+        # off a terminal there is no bar, and an epoch may take many minutes: a line every 30 s
+        if bar.disable and report.epoch_end is None and time.monotonic() - logged_at[0] >= PROGRESS_LOG_SECONDS:
+            logged_at[0] = time.monotonic()
+            log.info(
+                "training: epoch %d/%d, batch %d/%d, step %d, loss %.3f, perplexity %.1f",
+                report.epoch,
+                report.epochs,
+                report.batch,
+                report.batches,
+                report.step,
+                report.loss,
+                _perplexity(report.loss),
+            )
 
     try:
         with logging_redirect_tqdm():  # log lines above the bar, not through it

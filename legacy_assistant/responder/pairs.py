@@ -80,6 +80,7 @@ def split_dialogues(
     if not 0.0 <= held_out_fraction < 1.0:
         raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     keys = [dialogue_key(d) for d in dialogues]
+    _warn_about_copies(keys)
     rank: dict[str, str] = {}
     for key, dialogue in zip(keys, dialogues):
         digest = hashlib.sha256(f"{seed}\n{_text_key(dialogue)}".encode()).hexdigest()
@@ -94,11 +95,27 @@ def split_dialogues(
     return train, held_out
 
 
+def _warn_about_copies(keys: Sequence[str]) -> None:
+    """Say how many dialogues repeat another (:func:`dialogue_key`): a corpus given twice, or
+    folded together from overlapping sources, is trained on as often as it is repeated, and a
+    word in repeated dialogues passes ``min_count`` however rare it is."""
+    copies = len(keys) - len(set(keys))
+    if copies:
+        log.warning(
+            "%d of the %d training dialogues repeat another one (the same turns and conditions); every copy is "
+            "trained on, and counts towards min_count",
+            copies,
+            len(keys),
+        )
+
+
 def without_overlap(train: Sequence[Dialogue], held_out: Sequence[Dialogue]) -> list[Dialogue]:
     """``train`` less any dialogue whose content also occurs in ``held_out`` (for a held-out
     set read from its own files, such as Topical-Chat's ``test_rare``); logs how many went."""
     held_keys = {dialogue_key(d) for d in held_out}
-    kept = [d for d in train if dialogue_key(d) not in held_keys]
+    keys = [dialogue_key(d) for d in train]
+    _warn_about_copies(keys)
+    kept = [d for d, key in zip(train, keys) if key not in held_keys]
     if len(kept) != len(train):
         log.warning("dropped %d training dialogue(s) that also occur in the held-out set", len(train) - len(kept))
     return kept
