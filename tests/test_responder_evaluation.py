@@ -531,3 +531,26 @@ def test_a_model_with_conditions_not_in_lower_case_is_refused_clearly(model, tmp
     assert status == 1
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "condition(s) 'Joy' are not in lower case" in errors[0], err[-2000:]
+
+
+def test_the_condition_classifier_says_nothing_of_patterns_and_intents_or_repeated_dialogues(caplog):
+    """Its training data are corpus turns and conditions, some of them emoji, and an evaluated
+    corpus may repeat a dialogue: the intent trainer's and the responder trainer's warnings
+    would speak of things the user never wrote."""
+    import logging
+
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.corpora import Dialogue, Turn
+
+    dialogues = [
+        Dialogue((Turn(f"i am so happy today {i}", "joy"), Turn(":)", "joy"), Turn(f"that is sad {i}", "sadness")),
+                 f"t#{i}")
+        for i in range(12)
+    ]
+    dialogues += dialogues[:3]
+    settings = evaluation.EvaluationSettings(classifier_steps=5)
+    with caplog.at_level(logging.INFO):
+        classifier, figures = evaluation.train_condition_classifier(dialogues, settings)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [m for m in said if "holds no word" in m or "repeat another" in m], said
+    assert set(classifier.classes) == {"joy", "sadness"}

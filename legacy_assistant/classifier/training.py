@@ -384,6 +384,9 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     return Features(featurizer, x_train, x_val, x_scored, data.val_labels[scored])
 
 
+FEATURELESS_FLAG = "featureless_pattern"  # on those warnings' records, for callers that filter them
+
+
 def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
     """Log a warning for training patterns with no feature the classifier keeps: each teaches the
     model only that an empty message is its intent, which ``parse`` then ranks first for any
@@ -394,9 +397,14 @@ def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
             "dropped, rare words cut by min_count): it only teaches that an empty message is that intent",
             shown(data.texts[row]),
             shown(data.classes[data.labels[row]]),
+            extra={FEATURELESS_FLAG: True},
         )
     if len(rows) > FEATURELESS_NAMED:
-        log.warning("%d more training patterns hold no word the classifier keeps", len(rows) - FEATURELESS_NAMED)
+        log.warning(
+            "%d more training patterns hold no word the classifier keeps",
+            len(rows) - FEATURELESS_NAMED,
+            extra={FEATURELESS_FLAG: True},
+        )
 
 
 def training_batches(

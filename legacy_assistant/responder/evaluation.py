@@ -37,13 +37,14 @@ its out-of-vocabulary words; a model reply never holds <unk>.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,7 +233,7 @@ def training_replies(
 ) -> list[list[int]]:
     """The replies of ``train_dialogues`` (less any dialogue also held out) as the model's
     training replies are encoded: ids, cut to ``max_reply_tokens``, END last."""
-    kept = without_overlap(train_dialogues, held_out)
+    kept = without_overlap(train_dialogues, held_out, warn_copies=False)  # training said so already
     spec = responder.spec
     return [
         responder.vocabulary.encode_reply(pair.response, spec.max_reply_tokens)
@@ -442,6 +443,21 @@ def capped_by_class(texts: Sequence[str], labels: Sequence[str], seed: int) -> t
     return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
+@contextlib.contextmanager
+def _quiet_about_featureless_patterns() -> Iterator[None]:
+    """Leave out the intent trainer's warnings about training patterns without a word it keeps."""
+    from legacy_assistant.classifier import training
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not getattr(record, training.FEATURELESS_FLAG, False)
+
+    training.log.addFilter(keep)
+    try:
+        yield
+    finally:
+        training.log.removeFilter(keep)
+
+
 def train_condition_classifier(
     dialogues: Sequence[Dialogue], settings: EvaluationSettings
 ) -> tuple[ConditionClassifier, dict[str, Any]]:
@@ -451,7 +467,7 @@ def train_condition_classifier(
     from legacy_assistant.classifier.presets import preset
     from legacy_assistant.classifier.training import train
 
-    train_side, held_side = split_dialogues(dialogues, settings.classifier_held_out, settings.seed)
+    train_side, held_side = split_dialogues(dialogues, settings.classifier_held_out, settings.seed, warn_copies=False)
     texts = [turn.text for d in train_side for turn in d.turns]
     labels = [turn.condition for d in train_side for turn in d.turns]
     natural = dict(sorted(Counter(labels).items()))
@@ -464,7 +480,8 @@ def train_condition_classifier(
         tune_threshold=False,  # no fallback threshold: the top label is all that is read
         seed=settings.seed,
     )
-    trained = train(texts, labels, config)
+    with _quiet_about_featureless_patterns():  # "patterns of an intent": here turns of a corpus, emoji and all
+        trained = train(texts, labels, config)
     classifier = ConditionClassifier(trained.featurizer, list(trained.classes), trained.spec, trained.weights)
     held_texts = [turn.text for d in held_side for turn in d.turns]
     held_labels = [turn.condition for d in held_side for turn in d.turns]

@@ -68,19 +68,21 @@ def _text_key(dialogue: Dialogue) -> str:
 
 
 def split_dialogues(
-    dialogues: Sequence[Dialogue], held_out_fraction: float, seed: int
+    dialogues: Sequence[Dialogue], held_out_fraction: float, seed: int, warn_copies: bool = True
 ) -> tuple[list[Dialogue], list[Dialogue]]:
     """``(train, held_out)``: about ``held_out_fraction`` of the distinct dialogues held out.
 
     Distinct dialogues (:func:`dialogue_key`) are ordered by ``sha256(seed, text)`` of their
     text as written (the smallest, for copies written differently) and the first
     ``round(fraction * n)`` are held out (at least one when the fraction is above 0, never all);
-    copies of a dialogue follow it. Each side keeps the corpus's order.
+    copies of a dialogue follow it. Each side keeps the corpus's order. ``warn_copies``: log
+    how many dialogues repeat another (training data; other uses pass ``False``).
     """
     if not 0.0 <= held_out_fraction < 1.0:
         raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     keys = [dialogue_key(d) for d in dialogues]
-    _warn_about_copies(keys)
+    if warn_copies:
+        _warn_about_copies(keys)
     rank: dict[str, str] = {}
     for key, dialogue in zip(keys, dialogues):
         digest = hashlib.sha256(f"{seed}\n{_text_key(dialogue)}".encode()).hexdigest()
@@ -109,12 +111,16 @@ def _warn_about_copies(keys: Sequence[str]) -> None:
         )
 
 
-def without_overlap(train: Sequence[Dialogue], held_out: Sequence[Dialogue]) -> list[Dialogue]:
+def without_overlap(
+    train: Sequence[Dialogue], held_out: Sequence[Dialogue], warn_copies: bool = True
+) -> list[Dialogue]:
     """``train`` less any dialogue whose content also occurs in ``held_out`` (for a held-out
-    set read from its own files, such as Topical-Chat's ``test_rare``); logs how many went."""
+    set read from its own files, such as Topical-Chat's ``test_rare``); logs how many went (and,
+    with ``warn_copies``, how many training dialogues repeat another)."""
     held_keys = {dialogue_key(d) for d in held_out}
     keys = [dialogue_key(d) for d in train]
-    _warn_about_copies(keys)
+    if warn_copies:
+        _warn_about_copies(keys)
     kept = [d for d, key in zip(train, keys) if key not in held_keys]
     if len(kept) != len(train):
         log.warning("dropped %d training dialogue(s) that also occur in the held-out set", len(train) - len(kept))
