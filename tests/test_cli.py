@@ -333,3 +333,23 @@ def test_train_warns_by_flag_when_patience_has_no_validation_data_to_watch(tmp_p
         assert main(["train", str(TINY_INTENTS), "--out", str(tmp_path / "m"), "--epochs", "2", "--patience", "2",
                      "--no-plot"]) == 0
     assert any("(--patience) is not used: there is no validation data" in r.getMessage() for r in caplog.records)
+
+
+def test_info_names_a_limited_number_of_intents_on_its_line(model_copy, capsys, monkeypatch):
+    """A model of a thousand intents printed one line of 20,000 characters."""
+    from legacy_assistant.cli import info
+    from legacy_assistant.classifier.artifact import MANIFEST
+
+    classes = json.loads((model_copy / MANIFEST).read_text(encoding="utf-8"))["classes"]
+    assert info.INTENTS_NAMED == 60 and 2 < len(classes) <= 60
+    assert main(["info", str(model_copy), "--no-load"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("intents")][0]
+    assert line == f"intents    {len(classes)}: " + ", ".join(classes)  # up to the limit: every one named
+
+    monkeypatch.setattr(info, "INTENTS_NAMED", 2)
+    assert main(["info", str(model_copy), "--no-load"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("intents")][0]
+    assert line == (f"intents    {len(classes)}: {classes[0]}, {classes[1]}, ... and {len(classes) - 2} more "
+                    "(--json lists them all)")
+    assert main(["info", str(model_copy), "--no-load", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == classes

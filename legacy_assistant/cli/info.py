@@ -14,6 +14,8 @@ from typing import Any
 from legacy_assistant.cli.model_kind import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST, is_responder
 from legacy_assistant.errors import ArtifactError, AssistantError
 
+INTENTS_NAMED = 60  # intents named on the intents line; --json gives every one
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="verify a model directory and print what it holds")
@@ -79,7 +81,11 @@ def run_classifier(args: argparse.Namespace) -> int:
     print(f"model      {summary['name']}  ({summary['path']})")
     print(f"created    {summary['created']}")
     print(f"verified   {summary['verified']} ({summary['files']} files)")
-    print(f"intents    {summary['intents']}: {', '.join(summary['classes'])}")
+    classes = summary["classes"]
+    named = ", ".join(classes[:INTENTS_NAMED])
+    if len(classes) > INTENTS_NAMED:  # a model of a thousand intents made one line of 20,000 characters
+        named += f", ... and {len(classes) - INTENTS_NAMED} more (--json lists them all)"
+    print(f"intents    {summary['intents']}: {named}")
     text = summary["feature_settings"]["text"]
     print(
         f"features   {summary['features']} ({summary['feature_settings']['weighting']}, "
