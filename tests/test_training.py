@@ -297,3 +297,20 @@ def test_validation_or_early_stopping_asked_for_but_impossible_is_warned_about_b
     assert _warnings(caplog) == [
         "validation_split 0.3 (--validation-split) is not used: validation data is given and comes first"
     ]
+
+
+def test_a_long_epoch_says_where_it_stands(tiny_intents, tiny_config, monkeypatch, caplog):
+    """The progress bar counts epochs, and a large model's epoch took minutes without a word."""
+    import dataclasses
+    import logging
+
+    from legacy_assistant.classifier import training
+
+    monkeypatch.setattr(training, "WITHIN_EPOCH_LOG_SECONDS", 0.0)
+    config = dataclasses.replace(tiny_config, epochs=2, min_steps=0, batch_size=4, validation_split=0.0)
+    texts, tags = tiny_intents.examples()
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.classifier.training"):
+        train(texts, tags, config)
+    batches = -(-len(texts) // 4)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert said == [f"epoch {e}/2: batch {b}/{batches}" for e in (1, 2) for b in range(1, batches + 1)]

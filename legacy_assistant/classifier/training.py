@@ -449,6 +449,9 @@ class EarlyStopping:
         return self._stale >= self.patience
 
 
+WITHIN_EPOCH_LOG_SECONDS = 30.0  # an epoch longer than this says where it stands this often
+
+
 def run_epochs(
     trainer: ClassifierTrainer,
     features: Features,
@@ -466,14 +469,19 @@ def run_epochs(
     schedule = learning_rate_schedule(config, -(-len(labels) // config.batch_size) * epochs)
     stopping = EarlyStopping(config) if features.scored is not None and config.early_stopping_patience else None
     step = 0
+    batches = -(-len(labels) // config.batch_size)
     for epoch in range(1, epochs + 1):
-        epoch_started = time.perf_counter()
+        epoch_started = said_at = time.perf_counter()
         loss_sum = correct_sum = 0.0
-        for rows, ids, values in training_batches(features.train, config, rng, drop_rng):
+        for batch, (rows, ids, values) in enumerate(training_batches(features.train, config, rng, drop_rng), 1):
             step += 1
             loss, accuracy = trainer.train_batch(ids, values, labels[rows], schedule(step))
             loss_sum += loss * len(rows)
             correct_sum += accuracy * len(rows)
+            if time.perf_counter() - said_at >= WITHIN_EPOCH_LOG_SECONDS:
+                # a large model's epoch takes minutes, and the progress bar counts epochs
+                said_at = time.perf_counter()
+                log.info("epoch %d/%d: batch %d/%d", epoch, epochs, batch, batches)
         row: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / len(labels), "accuracy": correct_sum / len(labels)}
         if features.scored is not None:
             row["val_loss"], row["val_accuracy"] = evaluate(trainer, features.scored, features.scored_labels)
