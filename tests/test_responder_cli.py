@@ -264,7 +264,7 @@ def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
 
 @pytest.mark.pinned_only
 @pytest.mark.parametrize("signum, word", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
-def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_path, signum, word):
+def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_path, signum, word, capsys):
     """Ctrl-C, or SIGTERM from a supervisor or `kill`: the batch in flight ends, a checkpoint is
     saved, and the command printed resumes the run."""
     checkpoints = tmp_path / "checkpoints"
@@ -310,9 +310,13 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
 
     # Resumed with the command as printed, but as many epochs as it has run: it stops at once and exports.
     command[command.index("--epochs") + 1] = str(len(reached["history"]))
+    capsys.readouterr()
     assert main(["-q", *command[1:]]) == 0
     summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
     assert summary["steps"] == reached["step"] and summary["epochs_run"] == len(reached["history"])
+    # the figures count the interrupted run too, and say so
+    assert f"{summary['steps']} steps in {summary['seconds']:.1f}s in all, the runs it resumed included " in \
+        capsys.readouterr().out
 
 
 @pytest.mark.pinned_only

@@ -213,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     perplexity = summary.get("val_perplexity")
     print(
         f"trained {summary['epochs_run']} epoch(s), {summary['steps']} steps in {summary['seconds']:.1f}s "
-        f"(stopped: {summary['stopped']}); vocabulary {summary['vocabulary_size']}, "
+        + ("in all, the runs it resumed included " if args.resume else "")
+        + f"(stopped: {summary['stopped']}); vocabulary {summary['vocabulary_size']}, "
         f"conditions {', '.join(summary['conditions'])}"
         + (f"; validation perplexity {perplexity:.2f} ({weights_from(summary)})" if perplexity is not None else "")
     )
