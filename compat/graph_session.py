@@ -38,6 +38,18 @@ def session_config(intra_op_threads: int = 0, inter_op_threads: int = 0) -> tf.C
     )
 
 
+def _pool_free(config: tf.ConfigProto | None) -> bool:
+    """Whether a session of ``config`` starts no thread pool: ops in the caller's thread
+    (``inter_op_parallelism_threads`` -1) and one thread within an op."""
+    return (
+        config is not None
+        and config.inter_op_parallelism_threads == -1
+        and config.intra_op_parallelism_threads == 1
+        and not config.use_per_session_threads
+        and not config.session_inter_op_thread_pool
+    )
+
+
 class GraphSession:
     """Owns a private ``tf.Graph`` and the ``tf.Session`` that runs it.
 
@@ -46,7 +58,10 @@ class GraphSession:
     """
 
     def __init__(self, config: tf.ConfigProto | None = None) -> None:
-        starting_tensorflow()  # in a child forked after TensorFlow started, the first run would hang
+        # In a child forked after TensorFlow started its thread pools, the first run would hang.
+        # A session that runs every op in the calling thread, on one thread (the server's
+        # setting), starts none: it may be made, and forked, as often as one likes.
+        starting_tensorflow(pools=not _pool_free(config))
         self.graph = tf.Graph()
         self.session = tf.Session(graph=self.graph, config=config)
         self._closed = False

@@ -329,6 +329,34 @@ def test_models_loaded_before_fork_refuse_the_child_at_once_and_the_parent_goes_
     assert out["close"] == "ok" and out["parent_same"] is True
 
 
+def test_after_sessions_without_thread_pools_a_forked_child_runs_them_but_refuses_pools():
+    """The server's setting (every op in the calling thread, one thread within an op) starts no
+    pool: such sessions, the parent's and new ones, work in a child; a session with pools would
+    hang there, and is refused."""
+    result = run_snippet(
+        FORK_PROBE + "import json\n"
+        "from legacy_assistant.classifier.predictor import Predictor\n"
+        "from legacy_assistant.responder.responder import Responder\n"
+        f"MODEL, RESPONDER = {str(DEFAULT_MODEL)!r}, {str(DEFAULT_RESPONDER)!r}\n"
+        "p, r = Predictor.load(MODEL, 1, -1), Responder.load(RESPONDER, 1, -1)\n"
+        "expected = (p.rank_one('hello there', top=1), r.respond(['hello']))\n"
+        "def same(got):\n"
+        "    assert got == expected, got\n"
+        "out = {\n"
+        "    'inherited': in_child(lambda: same((p.rank_one('hello there', top=1), r.respond(['hello'])))),\n"
+        "    'fresh': in_child(lambda: same((Predictor.load(MODEL, 1, -1).rank_one('hello there', top=1),\n"
+        "                                    Responder.load(RESPONDER, 1, -1).respond(['hello'])))),\n"
+        "    'pooled': in_child(lambda: Predictor.load(MODEL).rank_one('hi')),\n"
+        "}\n"
+        "Predictor.load(MODEL).rank_one('hi')  # pools start here: from now on a child cannot run at all\n"
+        "out['after_pools'] = in_child(lambda: p.rank_one('hello there'))\n"
+        "print(json.dumps(out))\n"
+    )
+    out = json_out(result)
+    assert out["inherited"] == "ok" and out["fresh"] == "ok"
+    assert out["pooled"].startswith(FORKED) and out["after_pools"].startswith(FORKED), out
+
+
 def test_fork_before_loading_and_spawn_after_it_both_serve(golden, tmp_path):
     """The two ways out the error names: a child forked from a parent that imported everything
     but ran no model loads its own; a spawned pool works whatever the parent ran."""

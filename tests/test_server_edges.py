@@ -172,20 +172,34 @@ def _two_requests_on_one_connection(server, first: bytes):
         return status, headers, int(line.split()[1]) if line else "closed"
 
 
-@pytest.mark.parametrize("path, status", [("/api/v1/chat", 413), ("/no-such-route", 404)])
-def test_an_unread_body_over_the_limit_is_answered_with_connection_close(server, path, status):
-    """The body is never read; gunicorn discards at most 64 KiB of it before the next request
-    and otherwise closes the connection, which the answer used to call keep-alive: the
-    client's next request on it then failed with no response."""
-    body = chat_body(2 * MAX_BODY)
-    first = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    got, headers, after = _two_requests_on_one_connection(server, first)
+def _declared(method: str, path: str, body: bytes) -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (_declared("POST", "/api/v1/chat", chat_body(2 * MAX_BODY)), 413),  # over the limit: never read
+    (_declared("POST", "/no-such-route", chat_body(2 * MAX_BODY)), 404),
+    (_declared("GET", "/health", chat_body(MAX_BODY)), 200),  # within the limit, on a route that reads none
+    (b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n" + chunked(chat_body(3 * MAX_BODY)), 413),  # streamed, cut at the limit
+], ids=["over-limit", "no-route", "unread-within-limit", "chunked-over-limit"])
+def test_a_body_left_unread_past_what_gunicorn_discards_is_answered_with_connection_close(
+        server, request_bytes, status):
+    """Gunicorn discards at most 64 KiB of an unread body before the next request and otherwise
+    closes the connection, which the answer used to call keep-alive: the client's next request
+    on it then failed with no response."""
+    got, headers, after = _two_requests_on_one_connection(server, request_bytes)
     assert got == status
     if getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None) is None:  # before 27: any unread body is discarded
         assert (headers["connection"], after) == ("keep-alive", 200)
     else:
         assert (headers["connection"], after) == ("close", "closed")
+
+
+def test_a_large_body_the_route_reads_keeps_the_connection(server):
+    got, headers, after = _two_requests_on_one_connection(server, _declared("POST", "/api/v1/chat", chat_body(MAX_BODY)))
+    assert (got, headers["connection"], after) == (200, "keep-alive", 200)
 
 
 def test_a_refused_body_the_server_can_discard_keeps_the_connection(server):

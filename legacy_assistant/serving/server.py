@@ -58,6 +58,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
+from gunicorn.http import body as gunicorn_body
 from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
@@ -279,18 +280,6 @@ class ModelWorker(ThreadWorker):
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
         return super().handle(conn)
 
-    def handle_request(self, req: Any, conn: Any) -> Any:
-        """Say ``Connection: close`` when the connection will close: a body over the app's
-        size limit is never read (413, or a route that takes none), and gunicorn 27 discards
-        at most 64 KiB of an unread body before the next request; past that it closes the
-        connection after answering, though the answer said ``keep-alive``, and the client's
-        next request on it failed with no response at all."""
-        if _body_left_unread_past_drain(req, self._body_limit):
-            req.must_close = True
-        return super().handle_request(req, conn)
-
-    _body_limit: int | None = None
-
     def init_process(self) -> None:
         if self._own_socket():
             for listener in self.sockets:
@@ -300,7 +289,9 @@ class ModelWorker(ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()  # builds the app: the model is loaded
-        self._body_limit = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        drain = getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None)  # gunicorn 27 on; before, no cap
+        if drain is not None and hasattr(self.wsgi, "wsgi_app"):
+            self.wsgi.wsgi_app = _closing_after_unread_body(self.wsgi.wsgi_app, drain)
         heap.freeze_loaded()  # the models live as long as the worker: keep them out of collections
         if self._own_socket():
             self.sockets = gunicorn_sock.create_sockets(self.cfg, self.log)
@@ -352,16 +343,35 @@ FIRST_BYTES_WAIT_SECONDS = 0.05
 CLIENT_READ_TIMEOUT_SECONDS = 10.0
 
 
-def _body_left_unread_past_drain(req: Any, limit: int | None) -> bool:
-    """Whether ``req`` declares a body over ``limit`` bytes (the app will not read it) that is
-    longer than gunicorn discards before reading the next request (its ``_DRAIN_MAX_BYTES``;
-    releases before 27 discard any length)."""
-    drain = getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None)
-    if limit is None or drain is None:
-        return False
-    for name, value in req.headers:
-        if name == "CONTENT-LENGTH":
-            return value.isdigit() and int(value) > limit and int(value) >= drain
+def _closing_after_unread_body(app: Any, drain: int) -> Any:
+    """``app`` (WSGI), answering ``Connection: close`` when the request's body is not read
+    through and gunicorn will not discard what is left: a body over the size limit (413), one a
+    route does not read (``/health``, a 404, a 405), a streamed one cut off at the limit.
+    Before the next request on a connection gunicorn discards at most ``drain`` bytes of an
+    unread body, and closes the connection otherwise, though its answer said ``keep-alive``:
+    the client's next request on it then got no response at all."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            if _body_left(environ.get("wsgi.input"), drain):
+                force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+                if force_close is not None:  # gunicorn's response: says close, and closes
+                    force_close()
+            return start_response(status, headers, *exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
+def _body_left(body: Any, drain: int) -> bool:
+    """Whether gunicorn's request ``body`` still holds at least ``drain`` unread bytes (a
+    declared length), or is streamed and not read to its end (its length is unknown)."""
+    reader = getattr(body, "reader", None)
+    if isinstance(reader, gunicorn_body.LengthReader):
+        return reader.length + body.buf.tell() >= drain
+    if isinstance(reader, gunicorn_body.ChunkedReader):
+        return reader.parser is not None
     return False
 
 
