@@ -537,8 +537,8 @@ def test_copies_of_dialogues_are_counted_in_a_warning(caplog):
         split_dialogues(dialogues + dialogues[:5] + dialogues[:1], 0.2, seed=1)
         without_overlap(dialogues + dialogues[3:5], dialogues[:1])
     assert [r.getMessage().split(";")[0] for r in caplog.records if "repeat another" in r.getMessage()] == [
-        "6 of the 26 training dialogues repeat another one (the same turns and conditions)",
-        "2 of the 22 training dialogues repeat another one (the same turns and conditions)",
+        "6 of the 26 dialogues repeat another one (the same turns and conditions)",
+        "2 of the 22 dialogues repeat another one (the same turns and conditions)",
     ]
 
 

@@ -554,3 +554,23 @@ def test_the_condition_classifier_says_nothing_of_patterns_and_intents_or_repeat
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [m for m in said if "holds no word" in m or "repeat another" in m], said
     assert set(classifier.classes) == {"joy", "sadness"}
+
+
+def test_the_featureless_warnings_are_left_out_in_the_evaluating_thread_only(caplog):
+    import logging
+    import threading
+
+    from legacy_assistant.classifier import training
+    from legacy_assistant.responder import evaluation
+
+    flagged = {training.FEATURELESS_FLAG: True}
+    with caplog.at_level(logging.WARNING, logger=training.log.name):
+        with evaluation._quiet_about_featureless_patterns():
+            training.log.warning("here", extra=flagged)
+            other = threading.Thread(target=lambda: training.log.warning("other thread", extra=flagged))
+            other.start()
+            other.join()
+            training.log.warning("unflagged here")
+        training.log.warning("after", extra=flagged)
+    assert [r.getMessage() for r in caplog.records] == ["other thread", "unflagged here", "after"]
+    assert not training.log.filters

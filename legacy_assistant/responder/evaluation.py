@@ -42,6 +42,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -445,11 +446,14 @@ def capped_by_class(texts: Sequence[str], labels: Sequence[str], seed: int) -> t
 
 @contextlib.contextmanager
 def _quiet_about_featureless_patterns() -> Iterator[None]:
-    """Leave out the intent trainer's warnings about training patterns without a word it keeps."""
+    """Leave out the intent trainer's warnings about training patterns without a word it keeps,
+    in this thread only (a training in another thread still says them)."""
     from legacy_assistant.classifier import training
 
+    this_thread = threading.get_ident()
+
     def keep(record: logging.LogRecord) -> bool:
-        return not getattr(record, training.FEATURELESS_FLAG, False)
+        return record.thread != this_thread or not getattr(record, training.FEATURELESS_FLAG, False)
 
     training.log.addFilter(keep)
     try:

@@ -104,8 +104,8 @@ def _warn_about_copies(keys: Sequence[str]) -> None:
     copies = len(keys) - len(set(keys))
     if copies:
         log.warning(
-            "%d of the %d training dialogues repeat another one (the same turns and conditions); every copy is "
-            "trained on, and counts towards min_count",
+            "%d of the %d dialogues repeat another one (the same turns and conditions); every copy is used "
+            "(trained on, or validated on when held out), and the trained ones count towards min_count",
             copies,
             len(keys),
         )
