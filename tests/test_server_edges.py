@@ -197,8 +197,13 @@ def test_a_body_left_unread_past_what_gunicorn_discards_is_answered_with_connect
         assert (headers["connection"], after) == ("close", "closed")
 
 
-def test_a_large_body_the_route_reads_keeps_the_connection(server):
-    got, headers, after = _two_requests_on_one_connection(server, _declared("POST", "/api/v1/chat", chat_body(MAX_BODY)))
+@pytest.mark.parametrize("request_bytes", [
+    _declared("POST", "/api/v1/chat", chat_body(MAX_BODY)),
+    b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n" + chunked(chat_body(MAX_BODY // 2)),
+], ids=["declared", "chunked"])
+def test_a_large_body_the_route_reads_keeps_the_connection(server, request_bytes):
+    got, headers, after = _two_requests_on_one_connection(server, request_bytes)
     assert (got, headers["connection"], after) == (200, "keep-alive", 200)
 
 
