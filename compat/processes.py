@@ -31,8 +31,9 @@ class ForkedProcessError(RuntimeError):
     """TensorFlow was started in a parent process before this one was forked from it."""
 
 
-def _inherited(pid: int | None) -> bool:
-    return pid is not None and pid != os.getpid()
+def _inherited(pid: int | None) -> int | None:
+    """``pid`` when it is another process's (this one is a fork of it), else ``None``."""
+    return pid if pid is not None and pid != os.getpid() else None
 
 
 def _refusal(started_in: int) -> ForkedProcessError:
@@ -49,8 +50,9 @@ def _refusal(started_in: int) -> ForkedProcessError:
 def check_not_forked() -> None:
     """Raise :class:`ForkedProcessError` before a run that would hang: in a process forked after
     its parent started TensorFlow's thread pools. Costs one ``getpid`` (about 0.2 µs)."""
-    if _inherited(_pools_in):
-        raise _refusal(_pools_in)  # type: ignore[arg-type]  # _inherited: not None
+    parent = _inherited(_pools_in)
+    if parent is not None:
+        raise _refusal(parent)
 
 
 def starting_tensorflow(pools: bool = True) -> None:
@@ -59,8 +61,9 @@ def starting_tensorflow(pools: bool = True) -> None:
     process as the one whose TensorFlow runs."""
     global _sessions_in, _pools_in
     check_not_forked()
-    if pools and _inherited(_sessions_in):
-        raise _refusal(_sessions_in)  # type: ignore[arg-type]
+    parent = _inherited(_sessions_in) if pools else None
+    if parent is not None:
+        raise _refusal(parent)
     if _sessions_in is None:
         _sessions_in = os.getpid()
     if pools and _pools_in is None:

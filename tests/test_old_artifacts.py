@@ -45,10 +45,7 @@ def _with_dense_saved_model(root, kernel, bias):
 
 
 def _dense(predictor, texts):
-    rows = predictor.features(texts)
-    dense = np.zeros((len(texts), predictor.info.featurizer.n_features), np.float64)
-    np.add.at(dense, (np.arange(len(texts))[:, None], rows.ids), rows.weights)
-    return dense
+    return predictor.features(texts).to_dense(predictor.info.featurizer.n_features).astype(np.float64)
 
 
 def test_a_model_with_the_first_releases_dense_signature_answers_through_the_sparse_features(model_copy):

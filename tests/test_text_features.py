@@ -238,12 +238,12 @@ def test_the_word_and_turn_caches_keep_no_long_text():
     assert stemming.tokens("running " + long_word + "ing") == ["run", long_word + "ing"]
     assert stemming._stem.cache_info().currsize == 1  # running
 
-    before = vocabulary._cached.cache_info().currsize
+    before = vocabulary._cached_tokens.cache_info().currsize
     turn = "a turn of its own " + long_word
     assert vocabulary.tokenize(turn) == vocabulary.tokenize(turn) == ["a", "turn", "of", "its", "own", long_word]
-    assert vocabulary._cached.cache_info().currsize == before
+    assert vocabulary._cached_tokens.cache_info().currsize == before
     vocabulary.tokenize("a short turn never seen before " + str(before))
-    assert vocabulary._cached.cache_info().currsize == before + 1
+    assert vocabulary._cached_tokens.cache_info().currsize == before + 1
 
 
 def test_the_unicode_tokenizer_parts_non_ascii_punctuation_and_chinese_or_japanese_characters():

@@ -64,7 +64,7 @@ def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
 
 
 # A turn is tokenized once as a response and up to three times as context.
-_cached = _cached_tokens = ShortTextCache(_tokens, CACHED_TURNS, CACHED_TURN_CHARS)
+_cached_tokens = ShortTextCache(_tokens, CACHED_TURNS, CACHED_TURN_CHARS)
 
 
 def tokenize(text: str, config: TextConfig = TEXT_CONFIG) -> list[str]:
