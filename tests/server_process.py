@@ -18,8 +18,9 @@ class ServerProcess:
     """``with ServerProcess(["--workers", "2"], port=p, log=path) as server: ...``; its own
     process group, so :meth:`kill9` takes the master and every worker down at once."""
 
-    def __init__(self, args, port, log_path, env=None, startup_timeout=90.0, wait=True):
+    def __init__(self, args, port, log_path, env=None, startup_timeout=90.0, wait=True, health_path="/health"):
         self.port = port
+        self.health_path = health_path  # where the server answers /health (under a SCRIPT_NAME prefix)
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = Path(log_path)
         command = [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
@@ -40,7 +41,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                status, _ = self.request("GET", "/health", timeout=2)
+                status, _ = self.request("GET", self.health_path, timeout=2)
                 if status == 200:
                     return
             except OSError:

@@ -99,7 +99,7 @@ def test_health_and_index(client):
     assert health.get_json()["model"] == "default"
     page = client.get("/")
     assert page.status_code == 200 and b"<html" in page.data
-    assert b"/static/chat.js" in page.data
+    assert b'src="static/chat.js"' in page.data
     assert client.get("/static/chat.js").status_code == 200
     assert b"https://" not in page.data  # no CDN
 

@@ -34,13 +34,18 @@ def serve(free_port, responder_assistant):
 
     servers = []
 
-    def start(**config):
+    def start(mount="", **config):
+        """``mount``: serve the app under that prefix (as a proxy does), and 404 everything else."""
+        from werkzeug.exceptions import NotFound
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
         app = create_app({"ACCESS_LOG": False, "MAX_TEXT_LENGTH": TEXT_CAP, **config}, assistant=responder_assistant)
         port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        server = make_server("127.0.0.1", port, DispatcherMiddleware(NotFound(), {mount: app}) if mount else app,
+                             threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-        return f"http://127.0.0.1:{port}/"
+        return f"http://127.0.0.1:{port}{mount}/"
 
     yield start
     for server in servers:
@@ -506,6 +511,25 @@ def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survive
     browser.refresh()
     ready(browser)
     assert conversation(browser) == []
+
+
+def test_the_page_works_where_a_proxy_mounts_the_server(browser, serve):
+    """A proxy that serves the app at /assistant/: the page's style sheet and script load, and
+    its chat, transcript and forget calls reach the app, not the host's root."""
+    from selenium.webdriver.common.by import By
+
+    url = serve(mount="/assistant")
+    assert url.endswith("/assistant/")
+    open_fresh(browser, url)  # ready: the script ran and restored (nothing)
+    assert browser.execute_script("return document.styleSheets[0].cssRules.length") > 0
+    assert send(browser, "hello").find_element(By.CSS_SELECTOR, ".text").text
+    browser.refresh()
+    ready(browser)
+    assert [row[:1] for row in conversation(browser)] == [("user",), ("bot",)]
+    assert all(row[0] != "error" for row in conversation(browser))
+    browser.find_element(By.ID, "new-conversation").click()
+    ready(browser)
+    assert conversation(browser) == [] and not browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")
 
 
 def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):

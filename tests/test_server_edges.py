@@ -130,6 +130,43 @@ def test_errors_gunicorn_answers_itself_are_json(server):
     assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
+def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outside(tmp_path, free_port):
+    """gunicorn's SCRIPT_NAME: a proxy passes /bot/... unchanged and the server answers under it.
+    A path outside the prefix is a JSON 404 (gunicorn itself answers 500), and the page's files
+    and calls resolve under the prefix."""
+    import urllib.request
+    from html.parser import HTMLParser
+    from urllib.parse import urljoin
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.urls = []
+
+        def handle_starttag(self, tag, attrs):
+            self.urls += [value for name, value in attrs if name in ("href", "src") and value]
+
+    with ServerProcess(["--workers", "1", "--store", "memory"], port=free_port(), log_path=tmp_path / "server.log",
+                       env={"SCRIPT_NAME": "/bot"}, health_path="/bot/health") as prefixed:
+        status, page = prefixed.request("GET", "/bot/")
+        assert status == 200
+        links = Links()
+        links.feed(page)
+        assert len(links.urls) >= 3
+        for url in links.urls:
+            path = urljoin("/bot/", url)
+            with urllib.request.urlopen(prefixed.url + path, timeout=10) as response:  # raises unless 2xx
+                assert path.startswith("/bot/") and response.status == 200 and response.read(), url
+        status, body = prefixed.request("POST", "/bot/api/v1/chat", {"sender": "s", "message": "hello"})
+        assert status == 200 and body["intent"] == "greeting"
+        status, body = prefixed.request("GET", "/health")
+        assert status == 404 and body["error"]["code"] == "not_found", body
+        assert "SCRIPT_NAME '/bot'" in body["error"]["message"]
+        status, body = prefixed.request("GET", "/bot/nothing")  # the paths the client sees
+        assert (status, body["error"]["message"]) == (404, "no route '/bot/nothing'; see /bot/openapi.json for the routes")
+        assert prefixed.request("GET", "/bot/health")[0] == 200  # the worker is fine
+
+
 def test_a_server_on_a_loopback_address_refuses_a_foreign_host(server):
     """The loopback names filled in by serve reach the workers: a page that reached the server
     through a name of its own (DNS rebinding) is refused, before any token is looked at."""

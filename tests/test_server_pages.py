@@ -4,6 +4,8 @@ import json
 import re
 import struct
 import sys
+from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 import pytest
 
@@ -27,7 +29,41 @@ def test_favicon_is_a_public_icon(make_client):
     alpha = data[offset + 40 + 3:offset + 40 + 16 * 16 * 4:4]
     assert 0 < alpha.count(255) < 256 and set(alpha) == {0, 255}  # a shape on a transparent ground
     page = client.get("/").get_data(as_text=True)
-    assert 'rel="icon"' in page and "/favicon.ico" in page
+    assert 'rel="icon" href="favicon.ico"' in page
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        self.urls += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+def test_the_page_works_where_a_proxy_mounts_the_server(make_client):
+    """Behind a proxy at /assistant/ (gunicorn's SCRIPT_NAME, or a proxy that strips the prefix):
+    the page's files and the routes its script calls resolve under the prefix, not the host's root."""
+    client = make_client()
+    mount = "http://localhost/assistant"
+    bare = client.get("", base_url=mount)  # /assistant: the page's relative URLs need the slash
+    assert bare.status_code == 308 and bare.headers["Location"].endswith("/assistant/")
+    page = client.get("/", base_url=mount)
+    assert page.status_code == 200
+    links = _Links()
+    links.feed(page.get_data(as_text=True))
+    script = ROOT / "legacy_assistant" / "web" / "static" / "chat.js"
+    called = re.findall(r'var (?:ENDPOINT|TRANSCRIPT) = "([^"]+)"', script.read_text())
+    assert len(links.urls) >= 3 and len(called) == 2
+    for url in links.urls + called:
+        resolved = urljoin(mount + "/", url)
+        assert resolved.startswith(mount + "/"), f"{url} leaves the mount: {resolved}"
+    for url in links.urls:
+        assert client.get("/" + url, base_url=mount).status_code == 200, url
+    chat = client.post("/" + called[0], base_url=mount, json={"sender": "mounted", "message": "hello"})
+    assert chat.status_code == 200 and chat.get_json()["intent"] == "greeting"
+    transcript = client.get("/" + called[1] + "mounted", base_url=mount)
+    assert [turn["message"] for turn in transcript.get_json()["turns"]] == ["hello"]
 
 
 def _colours(block: str) -> dict[str, str]:

@@ -59,6 +59,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 from gunicorn.http import body as gunicorn_body
+from gunicorn.http import errors as gunicorn_errors
 from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
@@ -306,15 +307,20 @@ class ModelWorker(ThreadWorker):
         """Gunicorn decides the status (and logs); the body is the app's JSON error."""
         capture = _ResponseCapture()
         super().handle_error(req, capture, addr, exc)
-        status = capture.status()
+        status, reason, message = capture.status(), capture.reason(), None
         if status is None:
             return
+        if isinstance(exc, gunicorn_errors.ConfigurationProblem) and "SCRIPT_NAME" in str(exc):
+            # served under a prefix (SCRIPT_NAME) and asked for a path outside it: gunicorn says
+            # 500, though nothing failed and no path out there exists
+            status, reason = 404, "Not Found"
+            message = f"this server answers only under its prefix, SCRIPT_NAME {os.environ.get('SCRIPT_NAME', '')!r}"
         try:
-            gunicorn_util.write_nonblock(client, self._json_error(status, capture.reason()))
+            gunicorn_util.write_nonblock(client, self._json_error(status, reason, message))
         except Exception:  # the client is gone: nothing to answer
             self.log.debug("failed to send the error response")
 
-    def _json_error(self, status: int, reason: str) -> bytes:
+    def _json_error(self, status: int, reason: str, message: str | None = None) -> bytes:
         from legacy_assistant.web.errors import error_body, status_code_name
         from legacy_assistant.web.security import BROWSER_HEADERS, DATA_POLICY
 
@@ -325,7 +331,7 @@ class ModelWorker(ThreadWorker):
             f"than {self.cfg.limit_request_fields} headers",
             500: "the server failed to handle this request",
         }
-        body = error_body(status_code_name(status), limits.get(status, reason)).encode("utf-8")
+        body = error_body(status_code_name(status), message or limits.get(status, reason)).encode("utf-8")
         head = (
             f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n"

@@ -94,12 +94,14 @@ def status_code_name(status: int) -> str:
 def _http_message(exc: HTTPException) -> str:
     if exc.code == 413:
         return f"request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    # the path as the client asked for it: under a SCRIPT_NAME prefix, the prefix and the app's path
+    asked, root = request.script_root + request.path, request.script_root
     if exc.code == 404:
         if request.url_rule is not None:  # the route exists: what it names does not (a static file)
-            return f"nothing at {request.path!r}"
-        return f"no route {request.path!r}; see /openapi.json for the routes"
+            return f"nothing at {asked!r}"
+        return f"no route {asked!r}; see {root}/openapi.json for the routes"
     if exc.code == 405:
-        return f"method {request.method} is not allowed on {request.path!r}"
+        return f"method {request.method} is not allowed on {asked!r}"
     return exc.description or exc.name or "error"
 
 

@@ -482,6 +482,9 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                 '{"error": {"code", "message"}}; every response carries X-Request-ID.'
             ),
         },
+        # Relative to this document, so that clients find the routes where a proxy mounts the
+        # server (the OpenAPI default, "/", is the host's root).
+        "servers": [{"url": "."}],
         "paths": {
             "/api/v1/parse": _post(
                 "Classify a text (Rasa-shaped parse, no dialogue rules)",

@@ -9,8 +9,9 @@
   var STRENGTH_KEY = "legacy-assistant-strength";
   // Written after each answered turn, so the other tabs of this conversation show it too.
   var TURN_KEY = "legacy-assistant-turn";
-  var ENDPOINT = "/api/v1/chat";
-  var TRANSCRIPT = "/api/v1/conversations/";
+  // Relative to the page, so that the page works where a proxy mounts it (/assistant/ as well as /).
+  var ENDPOINT = "api/v1/chat";
+  var TRANSCRIPT = "api/v1/conversations/";
   // "web-" and 128 random bits in hex: whoever knows a sender id can read its transcript.
   var SENDER_PATTERN = /^web-[0-9a-f]{32}$/;
   // A request unanswered this long is given up (the form's data-timeout-ms can say otherwise).
