@@ -363,6 +363,25 @@ def test_the_command_printed_when_the_budget_ends_resumes_over_the_exported_mode
     assert json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]["steps"] > steps
 
 
+def test_repeated_dialogues_can_be_dropped_and_a_resume_keeps_dropping_them(files, tmp_path, capsys):
+    doubled = tmp_path / "doubled.jsonl"  # the corpus given twice, as from two overlapping sources
+    doubled.write_text(files["corpus"].read_text(encoding="utf-8") * 2, encoding="utf-8")
+    out, checkpoints = tmp_path / "once", tmp_path / "checkpoints"
+    argv = ["train-responder", str(doubled), "--out", str(out), "--config", str(files["config"]), "--epochs", "2",
+            "--no-plot", "--checkpoint-dir", str(checkpoints), "--max-minutes", "1e-6", "--drop-repeated-dialogues"]
+    assert main(["-q", *argv]) == 0
+    manifest = json.loads((out / "responder.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["drop_repeated_dialogues"] is True
+    once = len(files["corpus"].read_text(encoding="utf-8").splitlines())
+    assert manifest["summary"]["train_dialogues"] == once  # one of each, not two
+    command = shlex.split(capsys.readouterr().out.split("to train on:")[1].strip().splitlines()[0])
+    assert "--drop-repeated-dialogues" in command
+    without = [word for word in command if word != "--drop-repeated-dialogues"]
+    assert main(["-q", *without[1:]]) == 1  # the run's settings must not change under it
+    assert "drop_repeated_dialogues True -> False" in capsys.readouterr().err
+    assert main(["-q", *command[1:]]) == 0
+
+
 # --- golden ------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from legacy_assistant.responder.corpora import (
     read_topical_chat,
 )
 from legacy_assistant.responder.pairs import (
+    first_copies,
     TrainingPair,
     dialogue_key,
     dialogue_pairs,
@@ -540,6 +541,25 @@ def test_copies_of_dialogues_are_counted_in_a_warning(caplog):
         "6 of the 26 dialogues repeat another one (the same turns and conditions)",
         "2 of the 22 dialogues repeat another one (the same turns and conditions)",
     ]
+
+
+def test_dropping_repeats_keeps_the_first_copy_of_each_dialogue_and_holds_out_the_same_ones(caplog):
+    dialogues = [_dialogue(3, f"d{i}") for i in range(20)]
+    copies = [Dialogue(d.turns, d.source + "#copy") for d in dialogues[:5] + dialogues[:1]]
+    corpus = dialogues[:10] + copies + dialogues[10:]
+    with caplog.at_level(logging.INFO):
+        train, held = split_dialogues(corpus, 0.2, seed=1, drop_repeats=True)
+        kept = without_overlap(corpus, dialogues[:1], drop_repeats=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert train + held != [] and not [d for d in train + held if d.source.endswith("#copy")]
+    assert sorted(d.source for d in train + held) == sorted(d.source for d in dialogues)
+    every_copy = split_dialogues(corpus, 0.2, seed=1)
+    assert held == [d for d in every_copy[1] if not d.source.endswith("#copy")]  # the same dialogues held out
+    assert [d.source for d in kept] == [d.source for d in dialogues[1:]]  # order kept, the held-out one gone
+    assert said.count("dropped 6 of the 26 dialogues: each repeats an earlier one (the same turns and conditions)") == 1
+    assert "dropped 6 of the 26 training dialogues: each repeats an earlier one (the same turns and conditions)" in said
+    assert not [m for m in said if "repeat another" in m]  # no warning about copies that are gone
+    assert first_copies(dialogues + dialogues[2:4], "held-out ") == dialogues
 
 
 def test_copies_that_read_the_same_to_the_model_stay_on_one_side():

@@ -40,7 +40,12 @@ _VALUE_FLAGS = (
     ("seed", "--seed"),
     ("sampled_softmax", "--sampled-softmax"),
 )
-_SWITCHES = (("force", "--force"), ("skip_bad_dialogues", "--skip-bad-dialogues"), ("no_plot", "--no-plot"))
+_SWITCHES = (
+    ("force", "--force"),
+    ("skip_bad_dialogues", "--skip-bad-dialogues"),
+    ("drop_repeated_dialogues", "--drop-repeated-dialogues"),
+    ("no_plot", "--no-plot"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip malformed dialogues with a warning instead of refusing the corpus",
     )
+    parser.add_argument(
+        "--drop-repeated-dialogues",
+        action="store_true",
+        help="train (and validate) on one copy of a dialogue that the corpora hold more than once "
+        "(default: every copy; the config key drop_repeated_dialogues)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip history.png")
     parser.set_defaults(run=run)
 
@@ -103,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         vocab_size=args.vocab_size,
         seed=args.seed,
         sampled_softmax=args.sampled_softmax,
+        drop_repeated_dialogues=True if args.drop_repeated_dialogues else None,
     )
 
 

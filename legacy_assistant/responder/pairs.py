@@ -68,7 +68,11 @@ def _text_key(dialogue: Dialogue) -> str:
 
 
 def split_dialogues(
-    dialogues: Sequence[Dialogue], held_out_fraction: float, seed: int, warn_copies: bool = True
+    dialogues: Sequence[Dialogue],
+    held_out_fraction: float,
+    seed: int,
+    warn_copies: bool = True,
+    drop_repeats: bool = False,
 ) -> tuple[list[Dialogue], list[Dialogue]]:
     """``(train, held_out)``: about ``held_out_fraction`` of the distinct dialogues held out.
 
@@ -76,12 +80,16 @@ def split_dialogues(
     text as written (the smallest, for copies written differently) and the first
     ``round(fraction * n)`` are held out (at least one when the fraction is above 0, never all);
     copies of a dialogue follow it. Each side keeps the corpus's order. ``warn_copies``: log
-    how many dialogues repeat another (training data; other uses pass ``False``).
+    how many dialogues repeat another (training data; other uses pass ``False``). With
+    ``drop_repeats``, only the first of each dialogue's copies is kept (and logged), which holds
+    out the same distinct dialogues.
     """
     if not 0.0 <= held_out_fraction < 1.0:
         raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     keys = [dialogue_key(d) for d in dialogues]
-    if warn_copies:
+    if drop_repeats:
+        dialogues, keys = _first_copies(dialogues, keys, "")
+    elif warn_copies:
         _warn_about_copies(keys)
     rank: dict[str, str] = {}
     for key, dialogue in zip(keys, dialogues):
@@ -97,6 +105,29 @@ def split_dialogues(
     return train, held_out
 
 
+def first_copies(dialogues: Sequence[Dialogue], which: str = "") -> list[Dialogue]:
+    """``dialogues`` with only the first of each one's copies (:func:`dialogue_key`), in order;
+    logs how many went, calling them ``which`` dialogues ("held-out ", say)."""
+    return _first_copies(dialogues, [dialogue_key(d) for d in dialogues], which)[0]
+
+
+def _first_copies(dialogues: Sequence[Dialogue], keys: Sequence[str], which: str) -> tuple[list[Dialogue], list[str]]:
+    seen: set[str] = set()
+    kept: list[tuple[Dialogue, str]] = []
+    for dialogue, key in zip(dialogues, keys):
+        if key not in seen:
+            seen.add(key)
+            kept.append((dialogue, key))
+    if len(kept) != len(keys):
+        log.info(
+            "dropped %d of the %d %sdialogues: each repeats an earlier one (the same turns and conditions)",
+            len(keys) - len(kept),
+            len(keys),
+            which,
+        )
+    return [dialogue for dialogue, _ in kept], [key for _, key in kept]
+
+
 def _warn_about_copies(keys: Sequence[str]) -> None:
     """Say how many dialogues repeat another (:func:`dialogue_key`): a corpus given twice, or
     folded together from overlapping sources, is trained on as often as it is repeated, and a
@@ -105,21 +136,25 @@ def _warn_about_copies(keys: Sequence[str]) -> None:
     if copies:
         log.warning(
             "%d of the %d dialogues repeat another one (the same turns and conditions); every copy is used "
-            "(trained on, or validated on when held out), and the trained ones count towards min_count",
+            "(trained on, or validated on when held out), and the trained ones count towards min_count "
+            "(drop_repeated_dialogues, train-responder's --drop-repeated-dialogues, keeps one of each)",
             copies,
             len(keys),
         )
 
 
 def without_overlap(
-    train: Sequence[Dialogue], held_out: Sequence[Dialogue], warn_copies: bool = True
+    train: Sequence[Dialogue], held_out: Sequence[Dialogue], warn_copies: bool = True, drop_repeats: bool = False
 ) -> list[Dialogue]:
     """``train`` less any dialogue whose content also occurs in ``held_out`` (for a held-out
     set read from its own files, such as Topical-Chat's ``test_rare``); logs how many went (and,
-    with ``warn_copies``, how many training dialogues repeat another)."""
+    with ``warn_copies``, how many training dialogues repeat another). With ``drop_repeats``,
+    only the first of each training dialogue's copies is kept (and logged)."""
     held_keys = {dialogue_key(d) for d in held_out}
     keys = [dialogue_key(d) for d in train]
-    if warn_copies:
+    if drop_repeats:
+        train, keys = _first_copies(train, keys, "training ")
+    elif warn_copies:
         _warn_about_copies(keys)
     kept = [d for d, key in zip(train, keys) if key not in held_keys]
     if len(kept) != len(train):

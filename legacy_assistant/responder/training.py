@@ -63,7 +63,7 @@ from legacy_assistant.responder.batching import (
 )
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
-from legacy_assistant.responder.pairs import make_pairs, split_dialogues, without_overlap
+from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
 from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, Vocabulary, condition_list
 
 if TYPE_CHECKING:
@@ -165,10 +165,14 @@ def prepare(
     dialogue), cut into pairs, build the vocabulary from the training side, encode."""
     # minutes for a large corpus (every turn tokenised): say so, where a bar would have nothing to count
     log.info("preparing %d dialogue(s): split, pairs, vocabulary, token ids", len(dialogues))
+    drop = config.drop_repeated_dialogues
     if held_out is None:
-        train_dialogues, held_dialogues = split_dialogues(dialogues, config.held_out_fraction, config.seed)
+        train_dialogues, held_dialogues = split_dialogues(
+            dialogues, config.held_out_fraction, config.seed, drop_repeats=drop
+        )
     else:
-        train_dialogues, held_dialogues = without_overlap(dialogues, held_out), list(held_out)
+        train_dialogues = without_overlap(dialogues, held_out, drop_repeats=drop)
+        held_dialogues = first_copies(held_out, "held-out ") if drop else list(held_out)
     train_pairs = make_pairs(train_dialogues, config.max_context_turns)
     held_pairs = make_pairs(held_dialogues, config.max_context_turns)
     if not train_pairs:
