@@ -6,6 +6,7 @@ runs the same from anywhere (``pytest /path/to/repo/tests``).
 from __future__ import annotations
 
 import os
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,19 @@ def intercept_respond(patch: pytest.MonkeyPatch, hook) -> None:
         return respond(self, context, condition, mode, seed, condition_strength)
 
     patch.setattr(Responder, "respond", intercepted)
+
+
+def page_links(html: str) -> list[str]:
+    """Every ``href`` and ``src`` of ``html``'s elements, in order."""
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.urls: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.urls += [value for name, value in attrs if name in ("href", "src") and value]
+
+    links = Links()
+    links.feed(html)
+    return links.urls

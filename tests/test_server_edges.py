@@ -19,6 +19,7 @@ import time
 import pytest
 from gunicorn.http import parser as gunicorn_parser
 
+from tests.helpers import page_links
 from tests.server_process import ServerProcess, model_info, wait_for
 
 MAX_BODY = 65536
@@ -135,25 +136,15 @@ def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outs
     A path outside the prefix is a JSON 404 (gunicorn itself answers 500), and the page's files
     and calls resolve under the prefix."""
     import urllib.request
-    from html.parser import HTMLParser
     from urllib.parse import urljoin
-
-    class Links(HTMLParser):
-        def __init__(self):
-            super().__init__()
-            self.urls = []
-
-        def handle_starttag(self, tag, attrs):
-            self.urls += [value for name, value in attrs if name in ("href", "src") and value]
 
     with ServerProcess(["--workers", "1", "--store", "memory"], port=free_port(), log_path=tmp_path / "server.log",
                        env={"SCRIPT_NAME": "/bot"}, health_path="/bot/health") as prefixed:
         status, page = prefixed.request("GET", "/bot/")
         assert status == 200
-        links = Links()
-        links.feed(page)
-        assert len(links.urls) >= 3
-        for url in links.urls:
+        links = page_links(page)
+        assert len(links) >= 3
+        for url in links:
             path = urljoin("/bot/", url)
             with urllib.request.urlopen(prefixed.url + path, timeout=10) as response:  # raises unless 2xx
                 assert path.startswith("/bot/") and response.status == 200 and response.read(), url

@@ -4,12 +4,11 @@ import json
 import re
 import struct
 import sys
-from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, page_links
 
 CSS = ROOT / "legacy_assistant" / "web" / "static" / "chat.css"
 
@@ -32,15 +31,6 @@ def test_favicon_is_a_public_icon(make_client):
     assert 'rel="icon" href="favicon.ico"' in page
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.urls = []
-
-    def handle_starttag(self, tag, attrs):
-        self.urls += [value for name, value in attrs if name in ("href", "src") and value]
-
-
 def test_the_page_works_where_a_proxy_mounts_the_server(make_client):
     """Behind a proxy at /assistant/ (gunicorn's SCRIPT_NAME, or a proxy that strips the prefix):
     the page's files and the routes its script calls resolve under the prefix, not the host's root."""
@@ -50,15 +40,14 @@ def test_the_page_works_where_a_proxy_mounts_the_server(make_client):
     assert bare.status_code == 308 and bare.headers["Location"].endswith("/assistant/")
     page = client.get("/", base_url=mount)
     assert page.status_code == 200
-    links = _Links()
-    links.feed(page.get_data(as_text=True))
+    links = page_links(page.get_data(as_text=True))
     script = ROOT / "legacy_assistant" / "web" / "static" / "chat.js"
     called = re.findall(r'var (?:ENDPOINT|TRANSCRIPT) = "([^"]+)"', script.read_text())
-    assert len(links.urls) >= 3 and len(called) == 2
-    for url in links.urls + called:
+    assert len(links) >= 3 and len(called) == 2
+    for url in links + called:
         resolved = urljoin(mount + "/", url)
         assert resolved.startswith(mount + "/"), f"{url} leaves the mount: {resolved}"
-    for url in links.urls:
+    for url in links:
         assert client.get("/" + url, base_url=mount).status_code == 200, url
     chat = client.post("/" + called[0], base_url=mount, json={"sender": "mounted", "message": "hello"})
     assert chat.status_code == 200 and chat.get_json()["intent"] == "greeting"
