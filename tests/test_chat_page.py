@@ -301,6 +301,8 @@ def test_the_cap_cuts_whole_characters_counts_near_it_and_says_when_it_cut(brows
     hint, notice = browser.find_element(By.ID, "message-limit"), browser.find_element(By.ID, "message-notice")
     assert hint.text == f"At most {TEXT_CAP} characters." and notice.text == ""
     assert notice.get_attribute("role") == "status"
+    # shown while empty (of no height), so the status region is there before its first words
+    assert browser.execute_script("return getComputedStyle(arguments[0]).display", notice) != "none"
     family, flag = "\U0001F468\u200D\U0001F469\u200D\U0001F467", "\U0001F1EB\U0001F1F7"  # 5 and 2 code points
     for tail in (family, flag, "e\u0301", "\U0001F44D\U0001F3FD"):
         # one code point left: a character of several is dropped whole, not cut into a piece of it
@@ -311,6 +313,16 @@ def test_the_cap_cuts_whole_characters_counts_near_it_and_says_when_it_cut(brows
         assert typed == "a" * (TEXT_CAP - 1), ascii(tail)
         assert notice.text == f"Shortened to {TEXT_CAP} characters: the server takes no more."
         assert hint.text == f"{TEXT_CAP - 1} of {TEXT_CAP} characters."
+    # more keys past the cap leave the notice's words as they are: no new announcement each time
+    changes = browser.execute_script(
+        "var box = arguments[0], changes = 0;"
+        "var watch = new MutationObserver(function (m) { changes += m.length; });"
+        "watch.observe(arguments[1], {childList: true, characterData: true, subtree: true});"
+        "for (var i = 0; i < 3; i++) { box.value = box.value + 'x';"
+        "  box.dispatchEvent(new Event('input', {bubbles: true})); }"
+        "watch.takeRecords().forEach(function () { changes++; }); watch.disconnect(); return changes;",
+        box, notice)
+    assert changes == 0 and notice.text == f"Shortened to {TEXT_CAP} characters: the server takes no more."
     box.send_keys("\b" * 200)  # well under the cap: the count and the notice go
     assert hint.text == f"At most {TEXT_CAP} characters." and notice.text == ""
 
@@ -407,7 +419,7 @@ def test_details_keep_the_latest_reply_in_view_and_a_new_conversation_is_announc
     browser.find_element(By.ID, "show-details").click()
     gap = browser.execute_script("var l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight;")
     assert gap < 2, gap
-    assert browser.find_element(By.ID, "log").get_attribute("aria-live") == "polite"
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "log").get_attribute("aria-live") == "polite")
     browser.find_element(By.ID, "show-details").click()
 
     browser.find_element(By.ID, "new-conversation").click()
@@ -470,12 +482,15 @@ def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survive
     emotion.select_by_value("joy")
     strength = browser.find_element(By.ID, "strength")
     assert strength.get_attribute("value") == "0" and browser.find_element(By.ID, "strength-value").text == "0"
-    for value in ("1.25", "2.5"):  # any value the server may be set to is kept exactly (no step to snap to)
+    for value, shown in (("3.333333", "3.33"), ("1.25", "1.25"), ("2.5", "2.5")):
+        # any value the server may be set to is kept exactly (no step to snap to); it is shown,
+        # and read out, to 2 decimals
         browser.execute_script(
             f"var s = document.getElementById('strength'); s.value = '{value}';"
             "s.dispatchEvent(new Event('input', {bubbles: true}));")
         assert strength.get_attribute("value") == value
-        assert browser.find_element(By.ID, "strength-value").text == value
+        assert browser.find_element(By.ID, "strength-value").text == shown
+        assert strength.get_attribute("aria-valuetext") == shown
     browser.execute_script("""
         window.sentBodies = [];
         var original = window.fetch;
@@ -530,6 +545,89 @@ def test_the_page_works_where_a_proxy_mounts_the_server(browser, serve):
     browser.find_element(By.ID, "new-conversation").click()
     ready(browser)
     assert conversation(browser) == [] and not browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")
+
+
+def test_keyboard_focus_is_neither_lost_nor_taken_while_a_reply_is_on_its_way(browser, live_url):
+    """Send pressed from the keyboard: focus goes to the message box, not to the page (the
+    button is disabled while busy). Focus moved to a setting meanwhile stays there when the reply comes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        window.chatsAnswered = 0;
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          var self = this, args = arguments;
+          return new Promise(function (resolve) { setTimeout(resolve, 1000); })
+            .then(function () { return original.apply(self, args); })
+            .then(function (answer) { window.chatsAnswered++; return answer; });
+        };""")
+    active = "return document.activeElement.id || document.activeElement.tagName"
+    browser.find_element(By.ID, "message").send_keys("hello", Keys.TAB)  # on to Send
+    assert browser.execute_script(active) == "send"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    assert browser.find_element(By.ID, "send").text == "Sending\u2026"  # the reply is on its way
+    assert browser.execute_script(active) == "message"
+    browser.execute_script("document.getElementById('emotion').focus()")
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
+    ready(browser)
+    assert browser.execute_script(active) == "emotion"
+    assert [row[0] for row in conversation(browser)] == ["user", "bot"]
+
+
+def test_detail_lines_go_in_while_the_log_is_not_live(browser, live_url):
+    """Ticking "Show intent and confidence" adds a line to every reply: no news, so the live
+    log is quiet while they go in, and live again afterwards."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    if browser.find_element(By.ID, "show-details").is_selected():
+        browser.find_element(By.ID, "show-details").click()
+    send(browser, "hello")
+    send(browser, "where are you located?")
+    assert browser.find_element(By.ID, "log").get_attribute("aria-live") == "polite"
+    browser.execute_script("""
+        var log = document.getElementById("log");
+        window.liveWhenAdded = [];
+        new MutationObserver(function (records) {
+          records.forEach(function (r) {
+            r.addedNodes.forEach(function (n) {
+              if (n.classList && n.classList.contains("details")) window.liveWhenAdded.push(log.getAttribute("aria-live"));
+            });
+          });
+        }).observe(log, {childList: true, subtree: true});""")
+    browser.find_element(By.ID, "show-details").click()
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "log").get_attribute("aria-live") == "polite")
+    assert browser.execute_script("return window.liveWhenAdded") == ["off", "off"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot .details")) == 2
+    browser.find_element(By.ID, "show-details").click()  # off again, for the tests after this one
+
+
+def test_a_narrow_page_with_large_text_grows_the_box_and_scrolls_only_down(open_browser, live_url):
+    """320 CSS pixels wide with text at 200% (a phone, a reader's larger text): the message box
+    grows with its lines, and nothing is wider than the window."""
+    from selenium.webdriver.common.by import By
+
+    browser = open_browser()
+    browser.set_window_size(320, 900)
+    open_fresh(browser, live_url)
+    assert browser.execute_script("return document.documentElement.clientWidth") <= 320
+    browser.execute_script("document.documentElement.style.fontSize = '200%'")
+    box = browser.find_element(By.ID, "message")
+    heights = browser.execute_script(
+        "var box = arguments[0]; box.value = 'one\\ntwo\\nthree\\nfour';"
+        "box.dispatchEvent(new Event('input', {bubbles: true}));"
+        "return [box.getBoundingClientRect().height, parseFloat(box.style.height),"
+        " parseFloat(getComputedStyle(box).lineHeight)];", box)
+    shown, wanted, line = heights
+    assert abs(shown - wanted) <= 1 and shown >= 4 * line, heights
+    widths = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
 
 
 def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):

@@ -16,6 +16,8 @@
   var SENDER_PATTERN = /^web-[0-9a-f]{32}$/;
   // A request unanswered this long is given up (the form's data-timeout-ms can say otherwise).
   var REQUEST_TIMEOUT_MS = 60000;
+  // How long the log stays quiet while detail lines are added to every reply (ms).
+  var QUIET_MS = 300;
 
   var form = document.getElementById("chat-form");
   var input = document.getElementById("message");
@@ -126,14 +128,28 @@
     botEl.appendChild(d);
   }
 
-  // Detail lines exist in the DOM only while the checkbox is on.
+  // Detail lines exist in the DOM only while the checkbox is on. Added to every reply at once,
+  // they are no news to announce: the log stops being live while they go in.
+  var quietUntil = 0;
   function syncDetails() {
     var bots = log.querySelectorAll(".msg.bot");
+    log.setAttribute("aria-live", "off");
     for (var i = 0; i < bots.length; i++) {
       var existing = bots[i].querySelector(".details");
       if (detailsBox.checked) addDetails(bots[i]);
       else if (existing) existing.remove();
     }
+    var mine = quietUntil = Date.now() + QUIET_MS;
+    window.setTimeout(function () {
+      if (mine === quietUntil) log.setAttribute("aria-live", "polite");
+    }, QUIET_MS);
+  }
+
+  // Focus goes back to the message box only when it has nowhere better to be: the user may
+  // have moved on to the log or a setting while a reply was on its way.
+  function focusInputIfLost() {
+    var active = document.activeElement;
+    if (!active || active === document.body || active === sendBtn) input.focus();
   }
 
   // While a request is out the message box stays usable (focus stays there, the next message
@@ -298,8 +314,9 @@
     var used = codePoints(input.value);
     if (limitHint) limitHint.textContent = used >= 0.8 * cap ? used + " of " + cap + " characters." : limitText;
     if (notice) {
-      if (cut) notice.textContent = "Shortened to " + cap + " characters: the server takes no more.";
-      else if (used < cap) notice.textContent = "";
+      var said = cut ? "Shortened to " + cap + " characters: the server takes no more." : used < cap ? "" : null;
+      // the same words again would be announced again, at every key pressed past the cap
+      if (said !== null && said !== notice.textContent) notice.textContent = said;
     }
   }
 
@@ -343,12 +360,14 @@
     input.value = "";
     checkLength();
     fitHeight();
+    // Send is disabled while busy: focus on it would fall to the page's body
+    if (document.activeElement === sendBtn) input.focus();
     setBusy(true);
     var mine = ++seq;
     send(text).then(function () {
       if (mine !== seq) return;
       setBusy(false);
-      input.focus();
+      focusInputIfLost();
     });
   });
 
@@ -374,7 +393,9 @@
     // step="any": the server's strength (1.25, say) is kept exactly, where a coarser step
     // would move it to the nearest step; the label rounds what a drag makes to 2 decimals.
     var showStrength = function () {
-      if (strengthShown) strengthShown.textContent = String(Math.round(parseFloat(strengthBox.value) * 100) / 100);
+      var rounded = String(Math.round(parseFloat(strengthBox.value) * 100) / 100);
+      if (strengthShown) strengthShown.textContent = rounded;
+      strengthBox.setAttribute("aria-valuetext", rounded); // as shown, not 3.333333
     };
     showStrength();
     strengthBox.addEventListener("input", function () {
@@ -419,7 +440,7 @@
     restore().then(function () {
       if (restoring !== seq) return; // a new conversation was started meanwhile
       setBusy(false);
-      input.focus();
+      focusInputIfLost();
     });
   }
 
