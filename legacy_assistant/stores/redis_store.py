@@ -284,7 +284,8 @@ def check_redis_url(url: str) -> None:
         if not (number.isascii() and number.isdigit()):
             got = f"got a path holding an '@' ({PERCENT_ENCODED})" if "@" in parts.path else f"got {parts.path!r}"
             raise ConfigError(
-                f"{redacted(url)}: the path of a Redis URL is the database number (redis://host:6379/0), {got}"
+                f"{redacted(url)}: the path of a Redis URL is the database number (redis://host:6379/0), {got}; "
+                "versions that took such a path used database 0 (give /0 to keep the conversations they stored)"
             )
     query = urllib.parse.parse_qs(parts.query)
     repeated = sorted(name for name, values in query.items() if len(values) > 1)
@@ -293,7 +294,7 @@ def check_redis_url(url: str) -> None:
     if parts.scheme in ("redis", "rediss") and parts.path not in ("", "/") and "db" in query:
         raise ConfigError(
             f"{redacted(url)}: two database numbers, {parts.path.strip('/')!r} in the path and "
-            f"{query['db'][0]!r} in ?db= (the client would use the second): give one"
+            f"{query['db'][0]!r} in ?db= (the client would use the second, as versions that took both did): give one"
         )
     for option in ("socket_timeout", "socket_connect_timeout"):
         if option in query and not _positive_seconds(query[option][-1]):
