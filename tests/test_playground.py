@@ -472,6 +472,28 @@ def test_without_a_responder_the_chat_has_no_emotions_and_no_emotion_tab(default
         blocks.close(verbose=False)
 
 
+def test_under_a_root_path_the_page_asks_for_its_files_and_calls_there(default_predictor, free_port):
+    """Behind a proxy at /playground/: the page's config roots it there (without, its script
+    asked for /theme.css and /gradio_api/... at the host's root, and the chat never answered)."""
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    _gradio_client()
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "127.0.0.1", free_port(), root_path="/playground")
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/config", timeout=30) as response:
+            config = json.load(response)
+        assert urllib.parse.urlsplit(config["root"]).path == "/playground"
+    finally:
+        blocks.close(verbose=False)
+
+
 def test_model_names_in_the_header_are_shown_as_text(default_predictor, monkeypatch):
     """A model directory named like HTML must not put an image (fetched from elsewhere) in the page."""
     _gradio_client()
@@ -523,6 +545,7 @@ def test_a_port_in_use_is_refused_before_the_models_load(monkeypatch, capsys):
     ("argv", "message"),
     [
         (["--no-responder", "--condition-strength", "2"], "--condition-strength is a responder option"),
+        (["--root-path", "playground"], "--root-path is a path from the host's root, such as /playground"),
     ],
 )
 def test_a_strength_that_would_be_ignored_or_refused_later_is_one_line_first(monkeypatch, capsys, argv, message):

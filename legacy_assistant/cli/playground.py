@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--root-path",
+        metavar="PATH",
+        help="the path a reverse proxy serves the page under, e.g. /playground (default: gradio's "
+        "GRADIO_ROOT_PATH, else none)",
+    )
     parser.add_argument("--model", metavar="DIR", help="intent model directory (default: the shipped one)")
     responder = parser.add_mutually_exclusive_group()
     responder.add_argument(
@@ -59,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.no_responder and args.condition_strength:
         raise ConfigError("--condition-strength is a responder option: not with --no-responder")
+    if args.root_path is not None and not args.root_path.startswith("/"):
+        raise ConfigError(f"--root-path is a path from the host's root, such as /playground, got {args.root_path!r}")
     from legacy_assistant.playground.app import (
         build_playground,
         launch_playground,
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         assistant.warm_up()  # the first message gets a reply as fast as the next ones
         blocks = build_playground(assistant, cap)
-        url = launch_playground(blocks, args.host, args.port)
+        url = launch_playground(blocks, args.host, args.port, root_path=args.root_path)
         print(f"playground on {url}  (Ctrl-C to stop)", flush=True)
         serve_until_interrupted(blocks)
     finally:

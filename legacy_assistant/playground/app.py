@@ -70,10 +70,12 @@ def build_playground(assistant: Assistant, max_text_length: int = DEFAULT_MAX_TE
     return blocks
 
 
-def launch_playground(blocks: Blocks, host: str, port: int) -> str:
+def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | None = None) -> str:
     """Serve ``blocks`` on ``host:port`` in background threads and return its URL; the caller
-    blocks (``blocks.block_thread()``) or closes it (``blocks.close()``). Raises
-    :class:`ConfigError` when the address cannot be served."""
+    blocks (``blocks.block_thread()``) or closes it (``blocks.close()``). ``root_path``: the
+    path a reverse proxy serves the page under (``None``: gradio's ``GRADIO_ROOT_PATH``, else
+    none), where the page then asks for its files and calls. Raises :class:`ConfigError` when
+    the address cannot be served."""
     gr = load_gradio()
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
     try:
@@ -89,6 +91,7 @@ def launch_playground(blocks: Blocks, host: str, port: int) -> str:
             mcp_server=False,
             footer_links=["api", "settings"],
             theme=theme,
+            **({} if root_path is None else {"root_path": root_path}),
         )
     except OSError as exc:
         raise ConfigError(
