@@ -91,7 +91,7 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
             mcp_server=False,
             footer_links=["api", "settings"],
             theme=theme,
-            **({} if root_path is None else {"root_path": root_path}),
+            root_path=root_path,  # None: gradio reads GRADIO_ROOT_PATH
         )
     except OSError as exc:
         raise ConfigError(
