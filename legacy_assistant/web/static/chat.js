@@ -130,7 +130,7 @@
 
   // Detail lines exist in the DOM only while the checkbox is on. Added to every reply at once,
   // they are no news to announce: the log stops being live while they go in.
-  var quietUntil = 0;
+  var quietSyncs = 0; // the latest sync's number: only its timer makes the log live again
   function syncDetails() {
     var bots = log.querySelectorAll(".msg.bot");
     log.setAttribute("aria-live", "off");
@@ -139,9 +139,9 @@
       if (detailsBox.checked) addDetails(bots[i]);
       else if (existing) existing.remove();
     }
-    var mine = quietUntil = Date.now() + QUIET_MS;
+    var mine = ++quietSyncs;
     window.setTimeout(function () {
-      if (mine === quietUntil) log.setAttribute("aria-live", "polite");
+      if (mine === quietSyncs) log.setAttribute("aria-live", "polite");
     }, QUIET_MS);
   }
 
