@@ -177,7 +177,9 @@ def test_405_keeps_its_allow_header(client):
 def test_deep_nesting_and_invalid_unicode_are_400(client, url, field):
     deep = "[" * 20000 + "]" * 20000
     assert_error(post(client, url, data=deep), 400, "invalid_json")
-    assert_error(post(client, url, data='{"a":' * 5000 + "1" + "}" * 5000), 400, "invalid_json")
+    # 12,000 deep (60,001 bytes, under the body limit): Python 3.13's parser takes 9,000, where
+    # 3.10-3.12 gave up before 5,000
+    assert_error(post(client, url, data='{"":' * 12000 + "1" + "}" * 12000), 400, "invalid_json")
     body = '{"text": "\\ud800", "message": "\\ud800", "sentence": "\\ud800", "sender": "x"}'
     assert_error(post(client, url, data=body), 400, "invalid_field")
 

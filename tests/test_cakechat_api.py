@@ -79,8 +79,9 @@ def test_a_request_may_ask_for_its_own_condition_strength(client, default_respon
                 expected = default_responder.respond(context, emotion, "greedy", None, strength)
                 assert replies[strength, emotion, tuple(context)] == (expected or "\U0001f64a")
     keys = [(emotion, tuple(c)) for c in contexts for emotion in ("joy", "sadness")]
-    assert [replies[None, *k] for k in keys] == [replies[0, *k] for k in keys]  # the server's default is 0
-    assert [replies[2.5, *k] for k in keys] != [replies[0, *k] for k in keys]  # the strength is used
+    # (tuples spelt out: a starred index is Python 3.11 syntax)
+    assert [replies[(None, *k)] for k in keys] == [replies[(0, *k)] for k in keys]  # the server's default is 0
+    assert [replies[(2.5, *k)] for k in keys] != [replies[(0, *k)] for k in keys]  # the strength is used
 
 
 @pytest.mark.parametrize(

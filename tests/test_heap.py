@@ -29,7 +29,8 @@ shutil.rmtree(model_dir)
 shutil.copytree(other_model, model_dir)
 swapped = slot.reload().changed
 deadline = time.monotonic() + (10 if release else 1)  # freed on a thread, a moment later
-while (old_graph() is not None or not gc.get_freeze_count()) and time.monotonic() < deadline:
+# until frozen again (on Python 3.12 the count is not 0 between the release's unfreeze and freeze)
+while (old_graph() is not None or gc.get_freeze_count() < frozen // 2) and time.monotonic() < deadline:
     time.sleep(0.05)
 print(json.dumps({
     "frozen": frozen,
@@ -73,7 +74,7 @@ def test_a_release_gives_the_freed_memory_back_to_the_system(monkeypatch):
         assert heap._malloc_trim() is not None and heap.trim_malloc() is True
     calls = []
     monkeypatch.setattr(heap, "_MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: 5)  # as in a worker that froze its models
+    monkeypatch.setattr(heap, "_froze", True)  # as in a worker that froze its models
     for name in ("unfreeze", "freeze"):
         monkeypatch.setattr(gc, name, lambda: None)
     monkeypatch.setattr(gc, "collect", lambda: 0)
@@ -82,3 +83,21 @@ def test_a_release_gives_the_freed_memory_back_to_the_system(monkeypatch):
     monkeypatch.setattr(heap, "_MALLOC_TRIM", None)  # off glibc: nothing to call, nothing fails
     heap.release_retired()
     assert heap.trim_malloc() is False
+
+
+def test_a_process_that_froze_nothing_is_left_alone():
+    """No release where nothing was frozen, whatever gc.get_freeze_count() says (on Python 3.12
+    it is above 0 after any collection: immortal objects are moved to the frozen generation)."""
+    script = """
+import gc, json
+from legacy_assistant.serving import heap
+calls = []
+gc.freeze = lambda: calls.append("freeze")
+gc.get_freeze_count = lambda: 375  # as Python 3.12 reports in a process that froze nothing
+heap.release_retired()
+heap.release_retired_soon()
+print(json.dumps(calls))
+"""
+    result = run_python(["-c", script])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -366,7 +366,7 @@ def test_layout_can_be_named_and_unknown_ones_are_refused(tmp_path):
 
 
 def test_a_lone_surrogate_escape_is_a_bad_dialogue_in_every_layout(tmp_path, caplog):
-    """"\ud800" is valid JSON and YAML but no UTF-8 text: the reader refuses the dialogue (else
+    """"\\ud800" is valid JSON and YAML but no UTF-8 text: the reader refuses the dialogue (else
     the split's digest and the checkpoint's run.json fail with a traceback); not strict, it is
     skipped and the rest kept."""
     good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))

@@ -348,7 +348,11 @@ def test_the_wheel_carries_every_file_of_the_shipped_models():
     in a model (an assets/ folder) would otherwise leave the installed copy incomplete, found
     only when serve checks its manifest."""
     import fnmatch
-    import tomllib
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: pytest's own dependency, tomli, is the same parser
+        import tomli as tomllib
 
     data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     for model in (DEFAULT_MODEL, DEFAULT_RESPONDER):

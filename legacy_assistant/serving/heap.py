@@ -46,11 +46,19 @@ log = logging.getLogger(__name__)
 RELEASE_DELAY_S = 0.1
 
 
+# Whether freeze_loaded ran in this process (gc.freeze's state is the process's, so this is too).
+# Not gc.get_freeze_count(): on Python 3.12 a collection moves immortal objects into the frozen
+# generation, so the count is above 0 in a process that never froze anything.
+_froze = False
+
+
 def freeze_loaded() -> int:
     """Collect once, then freeze every surviving object; returns how many are frozen."""
+    global _froze
     started = time.perf_counter()
     gc.collect()
     gc.freeze()
+    _froze = True
     frozen = gc.get_freeze_count()
     log.debug("froze %d objects for the collector in %.0f ms", frozen, (time.perf_counter() - started) * 1000)
     return frozen
@@ -61,7 +69,7 @@ def release_retired() -> None:
 
     Does nothing unless :func:`freeze_loaded` ran in this process.
     """
-    if not gc.get_freeze_count():
+    if not _froze:
         return
     started = time.perf_counter()
     gc.unfreeze()
@@ -100,7 +108,7 @@ _MALLOC_TRIM = _malloc_trim()
 
 def release_retired_soon() -> None:
     """:func:`release_retired` on a daemon thread, :data:`RELEASE_DELAY_S` from now."""
-    if gc.get_freeze_count():
+    if _froze:
         timer = threading.Timer(RELEASE_DELAY_S, release_retired)
         timer.daemon = True
         timer.start()
