@@ -137,6 +137,21 @@ def send(browser, text):
     return last
 
 
+def delay_chats(browser):
+    """Each chat message leaves the page a second late, as over a slow network; the page counts
+    the answers in ``window.chatsAnswered``."""
+    browser.execute_script("""
+        window.chatsAnswered = 0;
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          var self = this, args = arguments;
+          return new Promise(function (resolve) { setTimeout(resolve, 1000); })
+            .then(function () { return original.apply(self, args); })
+            .then(function (answer) { window.chatsAnswered++; return answer; });
+        };""")
+
+
 def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -187,17 +202,7 @@ def test_a_message_on_its_way_is_forgotten_with_the_conversation_it_leaves(brows
 
     open_fresh(browser, live_url)
     left = saved_sender(browser)
-    # each chat message leaves the page a second late, as over a slow network
-    browser.execute_script("""
-        window.chatsAnswered = 0;
-        var original = window.fetch;
-        window.fetch = function (url, options) {
-          if (!options || options.method !== "POST") return original.apply(this, arguments);
-          var self = this, args = arguments;
-          return new Promise(function (resolve) { setTimeout(resolve, 1000); })
-            .then(function () { return original.apply(self, args); })
-            .then(function (answer) { window.chatsAnswered++; return answer; });
-        };""")
+    delay_chats(browser)
     browser.find_element(By.ID, "message").send_keys("I'd like to order a coffee")
     browser.find_element(By.ID, "send").click()
     browser.find_element(By.ID, "new-conversation").click()
@@ -555,16 +560,7 @@ def test_keyboard_focus_is_neither_lost_nor_taken_while_a_reply_is_on_its_way(br
     from selenium.webdriver.support.ui import WebDriverWait
 
     open_fresh(browser, live_url)
-    browser.execute_script("""
-        window.chatsAnswered = 0;
-        var original = window.fetch;
-        window.fetch = function (url, options) {
-          if (!options || options.method !== "POST") return original.apply(this, arguments);
-          var self = this, args = arguments;
-          return new Promise(function (resolve) { setTimeout(resolve, 1000); })
-            .then(function () { return original.apply(self, args); })
-            .then(function (answer) { window.chatsAnswered++; return answer; });
-        };""")
+    delay_chats(browser)
     active = "return document.activeElement.id || document.activeElement.tagName"
     browser.find_element(By.ID, "message").send_keys("hello", Keys.TAB)  # on to Send
     assert browser.execute_script(active) == "send"
