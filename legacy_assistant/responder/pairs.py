@@ -112,20 +112,17 @@ def first_copies(dialogues: Sequence[Dialogue], which: str = "") -> list[Dialogu
 
 
 def _first_copies(dialogues: Sequence[Dialogue], keys: Sequence[str], which: str) -> tuple[list[Dialogue], list[str]]:
-    seen: set[str] = set()
-    kept: list[tuple[Dialogue, str]] = []
+    first: dict[str, Dialogue] = {}  # in the order of first appearance
     for dialogue, key in zip(dialogues, keys):
-        if key not in seen:
-            seen.add(key)
-            kept.append((dialogue, key))
-    if len(kept) != len(keys):
+        first.setdefault(key, dialogue)
+    if len(first) != len(keys):
         log.info(
             "dropped %d of the %d %sdialogues: each repeats an earlier one (the same turns and conditions)",
-            len(keys) - len(kept),
+            len(keys) - len(first),
             len(keys),
             which,
         )
-    return [dialogue for dialogue, _ in kept], [key for _, key in kept]
+    return list(first.values()), list(first)
 
 
 def _warn_about_copies(keys: Sequence[str]) -> None:
