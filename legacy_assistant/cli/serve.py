@@ -29,6 +29,7 @@ from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import settings
+from legacy_assistant.serving.cpus import usable_cpus
 from legacy_assistant.stores.base import check_store_url
 
 if TYPE_CHECKING:
@@ -195,11 +196,12 @@ def run(args: argparse.Namespace) -> int:
             "file, sqlite:///PATH or redis://HOST:PORT/DB)"
         )
     log.info(
-        "serving %s%s on %s with %d worker(s) x %d thread(s)",
+        "serving %s%s on %s with %d worker(s)%s x %d thread(s)",
         model,
         f" and responder {values['RESPONDER']}" if values["RESPONDER"] else " without a responder",
         _address(options.host, options.port),
         options.workers,
+        "" if settings.source_of("WORKERS", flags) else f" (one per usable CPU: {usable_cpus().describe()})",
         options.threads,
     )
     exec_server(options)  # does not return

@@ -36,6 +36,7 @@ from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
+from legacy_assistant.serving.cpus import usable_cpus
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
 
@@ -426,9 +427,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WORKERS",
         Integer(1, MAX_PROCESSES_OR_THREADS),
-        lambda: os.cpu_count() or 1,
+        lambda: usable_cpus().count,
         "gunicorn worker processes",
-        shown_default="one per CPU",
+        shown_default="one per usable CPU (a container's CPU limit and CPU affinity count)",
         scope=SERVER,
     ),
     Setting("THREADS", Integer(1, MAX_PROCESSES_OR_THREADS), 4, "request threads per worker", scope=SERVER),

@@ -1,0 +1,188 @@
+"""How many CPUs this process may use: the machine's, narrowed by CPU affinity and cgroup CPU quotas.
+
+A container's CPU limit (Docker's ``--cpus``, a Kubernetes ``limits.cpu``) is a cgroup quota: so
+much CPU time per period. ``os.cpu_count()`` does not see it and counts the host's CPUs, so a
+server that starts one worker per counted CPU starts 64 workers, each loading every model, in a
+container limited to 2 CPUs on a 64-CPU node, and the memory limit kills them. The count here
+is the smallest of the CPUs online, the CPUs this process may run on (``sched_getaffinity``:
+``taskset``, Docker's ``--cpuset-cpus``) and the quota of this process's cgroup and of each of
+its ancestors up to the cgroup mount, rounded up to whole CPUs (a 1.5-CPU quota lets two CPUs
+run half the time each). Both cgroup versions are read: v2's ``cpu.max``, v1's
+``cpu.cfs_quota_us`` and ``cpu.cfs_period_us``. CPU shares and weights are not limits (they
+only divide time under contention) and are not counted.
+
+Reading never fails: a file that is missing, unreadable or malformed counts as no quota.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PROC_SELF = Path("/proc/self")
+
+
+@dataclass(frozen=True)
+class CpuBudget:
+    """The CPUs this process may use.
+
+    ``count`` is the whole number to plan for (at least 1); ``online`` what ``os.cpu_count()``
+    says; ``affinity`` how many CPUs the process may run on (None where the system cannot say);
+    ``quota`` the tightest cgroup quota in CPUs (None when there is none).
+    """
+
+    count: int
+    online: int
+    affinity: int | None = None
+    quota: Fraction | None = None
+
+    def describe(self) -> str:
+        """Why ``count`` is what it is: ``2 CPUs``, ``a CPU quota of 1.5 (16 CPUs online)``,
+        ``4 of 16 CPUs allowed by affinity``."""
+        reasons = []
+        if self.quota is not None and _whole_cpus(self.quota) < min(self.online, self.affinity or self.online):
+            reasons.append(f"a CPU quota of {float(self.quota):g}")
+        if self.affinity is not None and self.affinity < self.online:
+            reasons.append(f"{self.affinity} of {self.online} CPUs allowed by affinity")
+        elif reasons:
+            reasons[-1] += f" ({self.online} CPUs online)"
+        if not reasons:
+            return f"{self.count} CPU{'s' if self.count != 1 else ''}"
+        return " and ".join(reasons)
+
+
+def usable_cpus(
+    proc: Path = PROC_SELF,
+    cpu_count: Callable[[], int | None] = os.cpu_count,
+    affinity: Callable[[], int | None] | None = None,
+) -> CpuBudget:
+    """The CPUs this process may use (see the module's docstring).
+
+    ``proc`` is the ``/proc/<pid>`` folder whose ``cgroup`` and ``mountinfo`` are read;
+    ``cpu_count`` and ``affinity`` count CPUs online and allowed (by default the system's).
+    """
+    online = max(1, cpu_count() or 1)
+    allowed = (affinity or _affinity)()
+    quota = cgroup_cpu_quota(proc)
+    count = min(online, allowed or online)
+    if quota is not None:
+        count = min(count, _whole_cpus(quota))
+    return CpuBudget(count=max(1, count), online=online, affinity=allowed, quota=quota)
+
+
+def _whole_cpus(quota: Fraction) -> int:
+    return max(1, -(-quota.numerator // quota.denominator))
+
+
+def _affinity() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0)) or None
+    except (AttributeError, OSError):  # not on every system (macOS has no sched_getaffinity)
+        return None
+
+
+def cgroup_cpu_quota(proc: Path = PROC_SELF) -> Fraction | None:
+    """The tightest CPU quota, in CPUs, over this process's cgroups (v1 and v2) and their
+    ancestors up to each cgroup mount; None when none is set or none can be read."""
+    quotas = [q for folder, reader in _cpu_cgroup_folders(proc) if (q := reader(folder)) is not None]
+    return min(quotas, default=None)
+
+
+def _cpu_cgroup_folders(proc: Path) -> Iterator[tuple[Path, Callable[[Path], Fraction | None]]]:
+    """Each cgroup folder whose CPU quota limits this process, with the reader of its quota."""
+    try:
+        memberships = (proc / "cgroup").read_text(encoding="utf-8").splitlines()
+        mounts = [_mount_fields(line) for line in (proc / "mountinfo").read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        log.debug("no cgroup CPU quota read: %s", exc)
+        return
+    for membership in memberships:
+        parts = membership.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            wanted, reader = (lambda fs, options: fs == "cgroup2"), _v2_quota
+        elif "cpu" in controllers.split(","):
+            wanted, reader = (lambda fs, options: fs == "cgroup" and "cpu" in options), _v1_quota
+        else:
+            continue
+        for root, mount_point, fs, options in (m for m in mounts if m is not None):
+            if wanted(fs, options):
+                for folder in _folders_up_to_mount(path, root, Path(mount_point)):
+                    yield folder, reader
+                break
+
+
+def _mount_fields(line: str) -> tuple[str, str, str, set[str]] | None:
+    """(root, mount point, file system type, super options) of one ``mountinfo`` line."""
+    left, sep, right = line.partition(" - ")
+    fields, tail = left.split(), right.split()
+    if not sep or len(fields) < 5 or len(tail) < 3:
+        return None
+    return _unescape(fields[3]), _unescape(fields[4]), tail[0], set(tail[2].split(","))
+
+
+def _unescape(field: str) -> str:
+    """A ``mountinfo`` path with its octal escapes (``\\040`` for a space) undone."""
+    if "\\" not in field:
+        return field
+    return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+def _folders_up_to_mount(path: str, root: str, mount_point: Path) -> Iterator[Path]:
+    """The folder of cgroup ``path`` under a mount of cgroup ``root``, then each parent up to
+    the mount point. Inside a container the process's cgroup is often the mount's root, or
+    lies outside it (no cgroup namespace): then the mount point is its folder."""
+    root = root.rstrip("/")
+    if path == root or path.startswith(root + "/"):
+        relative = path[len(root) :].strip("/")
+    else:
+        relative = ""
+    folder = mount_point / relative if relative else mount_point
+    while True:
+        yield folder
+        if folder == mount_point or mount_point not in folder.parents:
+            return
+        folder = folder.parent
+
+
+def _v2_quota(folder: Path) -> Fraction | None:
+    """``cpu.max``: ``max 100000`` (none) or ``QUOTA PERIOD`` in microseconds."""
+    text = _read(folder / "cpu.max")
+    if text is None:
+        return None
+    fields = text.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    return _quota(fields[0], fields[1], folder / "cpu.max")
+
+
+def _v1_quota(folder: Path) -> Fraction | None:
+    """``cpu.cfs_quota_us`` (-1: none) over ``cpu.cfs_period_us``."""
+    quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+    if quota is None or period is None or quota.strip() == "-1":
+        return None
+    return _quota(quota, period, folder / "cpu.cfs_quota_us")
+
+
+def _quota(quota: str, period: str, where: Path) -> Fraction | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        log.debug("%s: not a CPU quota: %r / %r", where, quota, period)
+        return None
+    return Fraction(q, p) if q > 0 and p > 0 else None
+
+
+def _read(file: Path) -> str | None:
+    try:
+        return file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None

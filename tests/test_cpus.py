@@ -1,0 +1,228 @@
+"""The CPUs a process may use: cgroup CPU quotas (v1 and v2, from /proc/self's cgroup and
+mountinfo) and CPU affinity narrow the machine's count, and the server's default worker count
+follows them."""
+import os
+import subprocess
+import sys
+import uuid
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.serving import cpus
+from legacy_assistant.serving.cpus import CpuBudget, cgroup_cpu_quota, usable_cpus
+from tests.helpers import ROOT
+
+MOUNTINFO_BASE = "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
+
+
+def fake_proc(tmp_path, cgroup: str, mounts: list[str]) -> Path:
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text(cgroup)
+    (proc / "mountinfo").write_text(MOUNTINFO_BASE + "".join(mounts))
+    return proc
+
+
+def v2_mount(root: str, mount_point: Path) -> str:
+    return f"30 22 0:26 {root} {mount_point} rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+
+
+def v1_mount(root: str, mount_point: Path, controllers: str = "cpu,cpuacct") -> str:
+    return f"31 22 0:27 {root} {mount_point} rw,nosuid shared:5 - cgroup cgroup rw,{controllers}\n"
+
+
+def write(folder: Path, **files: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text + "\n")
+
+
+def budget(proc, online=16, allowed=16) -> CpuBudget:
+    return usable_cpus(proc, cpu_count=lambda: online, affinity=lambda: allowed)
+
+
+def test_a_v2_quota_of_an_ancestor_limits_the_process(tmp_path):
+    """Kubernetes sets the pod's limit on the pod's cgroup, above the container's own."""
+    mount = tmp_path / "sys/fs/cgroup"
+    write(mount / "kubepods/pod1", cpu__max="150000 100000")
+    write(mount / "kubepods/pod1/ctr", cpu__max="max 100000")
+    proc = fake_proc(tmp_path, "0::/kubepods/pod1/ctr\n", [v2_mount("/", mount)])
+    assert cgroup_cpu_quota(proc) == Fraction(3, 2)
+    found = budget(proc)
+    assert found.count == 2 and found.quota == Fraction(3, 2)  # 1.5 CPUs' time: two CPUs at half time
+    assert found.describe() == "a CPU quota of 1.5 (16 CPUs online)"
+
+
+def test_the_tightest_quota_on_the_way_up_wins(tmp_path):
+    mount = tmp_path / "cg"
+    write(mount / "a", cpu__max="400000 100000")
+    write(mount / "a/b", cpu__max="50000 100000")
+    write(mount / "a/b/c", cpu__max="300000 100000")
+    proc = fake_proc(tmp_path, "0::/a/b/c\n", [v2_mount("/", mount)])
+    assert cgroup_cpu_quota(proc) == Fraction(1, 2)
+    assert budget(proc).count == 1  # half a CPU still runs one worker
+
+
+def test_a_v1_quota_in_a_container_without_a_cgroup_namespace(tmp_path):
+    """Docker on cgroup v1 mounts the container's own cgroup as the root of the cpu hierarchy, and
+    /proc/self/cgroup names its host path: the mount's root says where that path is mounted."""
+    mount = tmp_path / "sys/fs/cgroup/cpu,cpuacct"
+    write(mount, cpu__cfs_quota_us="200000", cpu__cfs_period_us="100000")
+    cgroup = "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/docker/abc\n"
+    proc = fake_proc(tmp_path, cgroup, [v1_mount("/docker/abc", mount)])
+    assert cgroup_cpu_quota(proc) == 2 and budget(proc, online=64, allowed=64).count == 2
+
+
+def test_a_cgroup_outside_the_mounts_root_reads_the_mount_point(tmp_path):
+    mount = tmp_path / "cpu"
+    write(mount, cpu__cfs_quota_us="300000", cpu__cfs_period_us="100000")
+    proc = fake_proc(tmp_path, "4:cpu:/elsewhere/ctr\n", [v1_mount("/docker/abc", mount, "cpu")])
+    assert cgroup_cpu_quota(proc) == 3
+
+
+def test_v1_and_v2_together_count_whichever_is_set(tmp_path):
+    """A hybrid host: the v1 cpu controller has the quota, the unified v2 mount has no cpu.max."""
+    v1, v2 = tmp_path / "cpu", tmp_path / "unified"
+    write(v1 / "svc", cpu__cfs_quota_us="100000", cpu__cfs_period_us="100000")
+    write(v2 / "svc", **{"cgroup.procs": ""})
+    proc = fake_proc(tmp_path, "4:cpu,cpuacct:/svc\n0::/svc\n", [v1_mount("/", v1), v2_mount("/", v2)])
+    assert cgroup_cpu_quota(proc) == 1
+    assert budget(proc, online=8, allowed=8).describe() == "a CPU quota of 1 (8 CPUs online)"
+
+
+def test_no_quota_leaves_the_cpus_online_and_allowed(tmp_path):
+    v1, v2 = tmp_path / "cpu", tmp_path / "unified"
+    write(v1, cpu__cfs_quota_us="-1", cpu__cfs_period_us="100000")
+    write(v2, cpu__max="max 100000")
+    proc = fake_proc(tmp_path, "4:cpu:/\n0::/\n", [v1_mount("/", v1, "cpu"), v2_mount("/", v2)])
+    assert cgroup_cpu_quota(proc) is None
+    assert budget(proc, online=16, allowed=16) == CpuBudget(count=16, online=16, affinity=16, quota=None)
+    assert budget(proc, online=16, allowed=16).describe() == "16 CPUs"
+    narrowed = budget(proc, online=16, allowed=4)
+    assert narrowed.count == 4 and narrowed.describe() == "4 of 16 CPUs allowed by affinity"
+
+
+def test_a_quota_above_the_cpus_changes_nothing(tmp_path):
+    mount = tmp_path / "cg"
+    write(mount, cpu__max="800000 100000")
+    proc = fake_proc(tmp_path, "0::/\n", [v2_mount("/", mount)])
+    found = budget(proc, online=4, allowed=4)
+    assert found.count == 4 and found.quota == 8 and found.describe() == "4 CPUs"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"cpu__max": "lots 100000"},
+        {"cpu__max": "100000"},
+        {"cpu__max": "0 100000"},
+        {"cpu__max": "100000 0"},
+        {"cpu__max": "-5 100000"},
+        {},
+    ],
+)
+def test_an_unreadable_quota_counts_as_none(tmp_path, files):
+    mount = tmp_path / "cg"
+    write(mount, **files)
+    proc = fake_proc(tmp_path, "0::/\n", [v2_mount("/", mount)])
+    assert cgroup_cpu_quota(proc) is None and budget(proc, online=3, allowed=3).count == 3
+
+
+def test_no_proc_files_or_garbage_in_them_counts_as_no_quota(tmp_path):
+    assert cgroup_cpu_quota(tmp_path / "nowhere") is None
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text("garbage\n4:cpu\n::\n")
+    (proc / "mountinfo").write_text("short line\n1 2 3 - x\n")
+    assert cgroup_cpu_quota(proc) is None
+    (proc / "mountinfo").write_bytes(b"\xff\xfe")
+    assert cgroup_cpu_quota(proc) is None
+    assert usable_cpus(proc, cpu_count=lambda: None, affinity=lambda: None) == CpuBudget(1, 1, None, None)
+
+
+def test_a_mount_point_with_a_space_is_unescaped(tmp_path):
+    mount = tmp_path / "cgroup root"
+    write(mount / "svc", cpu__max="200000 100000")
+    escaped = str(mount).replace(" ", "\\040")
+    proc = fake_proc(tmp_path, "0::/svc\n", [f"30 22 0:26 / {escaped} rw - cgroup2 cgroup2 rw\n"])
+    assert cgroup_cpu_quota(proc) == 2
+
+
+def test_the_default_worker_count_and_the_serve_line_follow_the_budget(monkeypatch, caplog):
+    from legacy_assistant.cli import build_parser
+    from legacy_assistant.cli import serve as serve_cli
+    from legacy_assistant.serving import server, settings
+
+    limited = CpuBudget(count=3, online=64, affinity=64, quota=Fraction(5, 2))
+    monkeypatch.setattr(settings, "usable_cpus", lambda: limited)
+    monkeypatch.setattr(serve_cli, "usable_cpus", lambda: limited)
+    monkeypatch.delenv("LEGACY_ASSISTANT_WORKERS", raising=False)
+    started = []
+
+    def exec_server(options):
+        started.append(options.workers)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(server, "exec_server", exec_server)
+    monkeypatch.setattr(server, "check_metrics_dir", lambda: None)
+    with caplog.at_level("INFO", logger="legacy_assistant.cli.serve"), pytest.raises(SystemExit):
+        serve_cli.run(build_parser().parse_args(["serve", "--no-responder", "--store", "sqlite:///tmp/x.db"]))
+    assert started == [3]
+    assert "with 3 worker(s) (one per usable CPU: a CPU quota of 2.5 (64 CPUs online)) x 4 thread(s)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="legacy_assistant.cli.serve"), pytest.raises(SystemExit):
+        serve_cli.run(build_parser().parse_args(["serve", "--no-responder", "--workers", "5"]))
+    assert started == [3, 5] and "with 5 worker(s) x 4 thread(s)" in caplog.text  # given: no reason shown
+
+
+CPU_V1 = Path("/sys/fs/cgroup/cpu")
+
+
+def _real_v1_cgroup() -> Path | None:
+    """A fresh cgroup under the v1 cpu controller, where this process may make one (root, a
+    writable hierarchy, as on Linux machines and VMs that run the tests as root)."""
+    if os.geteuid() != 0 or not (CPU_V1 / "cgroup.procs").exists() or (os.cpu_count() or 1) < 2:
+        return None
+    folder = CPU_V1 / f"legacy-assistant-test-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir()
+        (folder / "cpu.cfs_period_us").write_text("100000")
+        (folder / "cpu.cfs_quota_us").write_text("100000")
+    except OSError:
+        if folder.exists():
+            folder.rmdir()
+        return None
+    return folder
+
+
+def test_a_real_cgroup_quota_gives_the_server_one_worker():
+    """In a cgroup whose quota is one CPU, on a machine with more, a process counts one usable CPU
+    and the server's default is one worker."""
+    folder = _real_v1_cgroup()
+    if folder is None:
+        pytest.skip("needs root, a writable cgroup v1 cpu hierarchy and 2+ CPUs")
+    try:
+        code = (
+            "from legacy_assistant.serving import settings; from legacy_assistant.serving.cpus import usable_cpus; "
+            "b = usable_cpus(); print(b.count, b.online, settings.default('WORKERS'), b.describe())"
+        )
+        out = subprocess.run(
+            ["sh", "-c", f'echo $$ > "{folder}/cgroup.procs" && exec "$0" -c "$1"', sys.executable, code],
+            capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
+        ).stdout.split(maxsplit=3)
+        assert out[0] == "1" and out[2] == "1" and int(out[1]) >= 2
+        assert out[3].strip() == f"a CPU quota of 1 ({out[1]} CPUs online)"
+        outside = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+        ).stdout.split()
+        assert outside[0] == str(min(len(os.sched_getaffinity(0)), os.cpu_count()))
+    finally:
+        folder.rmdir()
+
+
+def test_the_module_reads_this_systems_files_without_failing():
+    found = usable_cpus()
+    assert 1 <= found.count <= (os.cpu_count() or 1)
+    assert cpus.PROC_SELF == Path("/proc/self")
