@@ -28,7 +28,7 @@ from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtim
 from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
-from legacy_assistant.serving import settings
+from legacy_assistant.serving import settings, unix_socket
 from legacy_assistant.serving.cpus import usable_cpus
 from legacy_assistant.stores.base import check_store_url
 
@@ -79,6 +79,9 @@ def serving_values(args: argparse.Namespace) -> dict[str, Any]:
     settings.check_tokens(values["API_TOKEN"], values["ADMIN_TOKEN"])
     if values["ALLOWED_HOSTS"] is None:
         values["ALLOWED_HOSTS"] = ",".join(sorted(default_allowed_hosts(values["HOST"])))
+    path = unix_socket.socket_path(values["HOST"])
+    if path:  # absolute, as the server and its log name it
+        values["HOST"] = unix_socket.PREFIX + path
     return values
 
 
@@ -178,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
     with _naming_environment("STORE", flags):
         check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
+    check_unix_socket(values, flags, dev=args.dev)
     if args.dev:
         return _run_dev(values)
     from legacy_assistant.serving.server import check_metrics_dir, exec_server
@@ -208,8 +212,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_unix_socket(values: dict[str, Any], flags: dict[str, Any], dev: bool) -> None:
+    """With ``--host unix:PATH``: that the development server is not asked for (it listens on
+    TCP only), that no port is given (it would not be used), and that the socket can be made."""
+    path = unix_socket.socket_path(values["HOST"])
+    if path is None:
+        return
+    host = settings.source_of("HOST", flags) or "--host"
+    if dev:
+        raise ConfigError(f"{host} unix:PATH: the development server (--dev) listens on TCP only; leave out --dev")
+    port = settings.source_of("PORT", flags)
+    if port:
+        raise ConfigError(f"{port} is not used with a Unix socket ({host} unix:PATH): leave it out")
+    problem = unix_socket.socket_problem(path)
+    if problem:
+        raise ConfigError(problem)
+
+
 def _address(host: str, port: int) -> str:
     """Where the server listens, as a URL; port 0 is one the system chooses, named by the server's next lines."""
+    path = unix_socket.socket_path(host)
+    if path is not None:
+        return f"unix:{path}"
     if port == 0:
         return f"{host}, on a port the system chooses (the server's 'Listening at' or 'Running on' line names it)"
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"

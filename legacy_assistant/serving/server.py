@@ -65,7 +65,7 @@ from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.errors import AssistantError, ConfigError
-from legacy_assistant.serving import heap, settings
+from legacy_assistant.serving import heap, settings, unix_socket
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
@@ -504,7 +504,8 @@ class GunicornServer(BaseApplication):
     def load_config(self) -> None:
         o = self.options
         settings = {
-            "bind": [f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}"],
+            "bind": [self.bind_address],
+            "umask": unix_socket.SOCKET_UMASK if unix_socket.socket_path(o.host) is not None else None,
             "workers": o.workers,
             "threads": o.threads,
             "worker_class": ModelWorker,  # gthread, holding a reload until it serves; JSON errors
@@ -530,6 +531,15 @@ class GunicornServer(BaseApplication):
                 self.cfg.set(key, value)
 
     @property
+    def bind_address(self) -> str:
+        """gunicorn's ``bind``: ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``."""
+        o = self.options
+        path = unix_socket.socket_path(o.host)
+        if path is not None:
+            return f"unix:{path}"
+        return f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}"
+
+    @property
     def reuse_port(self) -> bool:
         """Whether each worker listens on a socket of its own (``SO_REUSEPORT``).
 
@@ -540,7 +550,12 @@ class GunicornServer(BaseApplication):
         per worker the kernel spreads new connections over the workers evenly. Port 0 (any free
         port) would give each worker another port, so it keeps the shared socket.
         """
-        return self.options.reuse_port and self.options.port != 0 and hasattr(socket, "SO_REUSEPORT")
+        return (
+            self.options.reuse_port
+            and self.options.port != 0
+            and unix_socket.socket_path(self.options.host) is None  # one socket file, shared
+            and hasattr(socket, "SO_REUSEPORT")
+        )
 
     def load(self) -> Any:
         """Runs in each worker after the fork: build the app, which loads the model.
@@ -581,7 +596,13 @@ class GunicornServer(BaseApplication):
                 "TensorFlow is loaded in the gunicorn master; its thread pools do not survive fork. "
                 "Start the server with 'python -m legacy_assistant.serving.server'."
             )
-        if self.reuse_port:
+        path = unix_socket.socket_path(self.options.host)
+        if path is not None:
+            problem = unix_socket.socket_problem(path)
+            if problem is not None:
+                log.error("%s", problem)
+                raise SystemExit(1)
+        elif self.reuse_port:
             refuse_port_in_use(self.options.host, self.options.port)
         try:
             ReloadingArbiter(self).run()

@@ -349,7 +349,13 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("HOST", Text(metavar="ADDRESS"), "127.0.0.1", "address to listen on", scope=SERVER),
+    Setting(
+        "HOST",
+        Text(metavar="ADDRESS"),
+        "127.0.0.1",
+        "address to listen on, or unix:PATH for a Unix socket (mode 0660; the port is then not used)",
+        scope=SERVER,
+    ),
     Setting("PORT", Integer(0, 65535), 5000, "port to listen on", scope=SERVER),
     Setting(
         "MODEL",
