@@ -53,3 +53,16 @@ def not_installed_hint(path: str | Path) -> str:
         f" (the shipped models are not installed with this copy of legacy-assistant; looked in {looked}): "
         f"give a directory with {option}"
     )
+
+
+# The Flask app's import name, from which Flask finds its instance folder.
+APP_NAME = "legacy_assistant.web"
+
+
+def instance_folder() -> str:
+    """The server's instance folder, where the default conversation store lives, as Flask finds
+    it for the app's package: ``instance/`` in a checkout, ``PREFIX/var/legacy_assistant.web-instance``
+    when installed. Without building the app (whose modules set up metrics)."""
+    from flask import Flask
+
+    return Flask(APP_NAME).instance_path

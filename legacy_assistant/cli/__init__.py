@@ -59,15 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="replace")
     if isinstance(sys.stderr, io.TextIOWrapper):
         sys.stderr.reconfigure(errors="backslashreplace")  # a file name's odd bytes stay readable
-    try:
-        parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
-        args = parser.parse_args(argv)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGTERM is handled from here on, the imports included: a container's PID 1 (a server run
+    # without --init) would otherwise lose one sent while it starts, as the kernel drops a signal
+    # that has no handler there
     with _terminate_as_interrupt() as terminated:
+        try:
+            parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
+            args = parser.parse_args(argv)
+        except KeyboardInterrupt:
+            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            return 128 + terminated[0] if terminated else 130
+        level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return _run(args, terminated)
 
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import default_allowed_hosts
-from legacy_assistant.defaults import not_installed_hint
+from legacy_assistant.defaults import instance_folder, not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import settings, unix_socket
-from legacy_assistant.serving.cpus import usable_cpus
+from legacy_assistant.serving.limits import usable_cpus
 from legacy_assistant.stores.base import check_store_url
 
 if TYPE_CHECKING:
@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         # gunicorn workers are fresh interpreters: they learn the choice from the environment
         os.environ["LEGACY_ASSISTANT_RUNTIME"] = args.runtime
     with _naming_environment("STORE", flags):
-        check_store_url(values["STORE"])  # here once, not in every worker as it fails to start
+        # here once, not in every worker as it fails to start
+        check_store_url(values["STORE"], default_dir=instance_folder())
     check_unix_socket(values, flags, dev=args.dev)
     if args.dev:
         return _run_dev(values)

@@ -3,7 +3,9 @@ confusion matrix and threshold curve, and a responder evaluation's figures."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,7 @@ def plot_history(
 ) -> None:
     """Write one panel per metric (default: loss and accuracy) per epoch, validation
     (``val_<metric>``) dashed where present."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), dpi=100, squeeze=False)
     for axis, key in zip(axes[0], metrics):
@@ -43,12 +41,39 @@ def plot_history(
 
 
 def _pyplot():
+    _writable_matplotlib_dir(os.environ)
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    matplotlib.use("Agg", force=True)  # no display on servers and CI
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
+    """Where matplotlib cannot write its config and font cache (no home folder, or a read-only
+    one, as in a container run as an arbitrary user), point ``MPLCONFIGDIR`` at a folder of this
+    user's in the temporary folder. matplotlib would otherwise warn twice and build its font
+    cache again in every run, in a new temporary folder each time."""
+    if environ.get("MPLCONFIGDIR"):
+        return
+    try:
+        home = environ.get("HOME") or str(Path.home())
+    except RuntimeError:  # no HOME and no passwd entry
+        home = None
+    base = environ.get("XDG_CONFIG_HOME") or (os.path.join(home, ".config") if home else None)
+    config = Path(base) / "matplotlib" if base else None
+    if config is not None:
+        existing = next((p for p in (config, *config.parents) if p.exists()), None)
+        if existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            return
+    try:
+        folder = Path(tempfile.gettempdir()) / f"legacy-assistant-matplotlib-{os.getuid()}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return  # matplotlib then makes its own temporary one, and says so
+    if folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid():
+        environ["MPLCONFIGDIR"] = str(folder)
 
 
 def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int = 25) -> None:

@@ -57,6 +57,7 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
 from gunicorn.glogging import Logger
 from gunicorn.http import body as gunicorn_body
 from gunicorn.http import errors as gunicorn_errors
@@ -66,6 +67,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, settings, unix_socket
+from legacy_assistant.serving.limits import memory_limit_bytes
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
@@ -74,6 +76,9 @@ METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # How long a worker that cannot start waits before it exits, once the server has served: gunicorn
 # starts another at once, and each try imports TensorFlow and reads the model (seconds of CPU).
 WORKER_RETRY_SECONDS = 5.0
+# Workers that may end (killed: by the memory limit, by --timeout) before any worker of the
+# server has served, before the master gives up: gunicorn alone starts another for ever.
+EARLY_DEATHS_BEFORE_HALT = 3
 
 
 def _default(name: str) -> Any:
@@ -154,22 +159,40 @@ class WorkerRegistry:
         self.directory = Path(directory)
         self._written: tuple[int, tuple[int, ...]] | None = None
 
+    PREFIX = "legacy-assistant-workers-"
+
     @classmethod
-    def create(cls) -> WorkerRegistry:
-        """A fresh folder, in memory (``/dev/shm``) where there is one."""
-        parent = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        return cls(tempfile.mkdtemp(prefix="legacy-assistant-workers-", dir=parent))
+    def create(cls, parent: str | None = None) -> WorkerRegistry:
+        """A fresh folder in ``parent``, else in memory (``/dev/shm``) where this user can write
+        there, else in the temporary folder; first, the folders of servers that were killed."""
+        parent = parent or shared_memory_dir()
+        cls.remove_stale(parent or tempfile.gettempdir())
+        return cls(tempfile.mkdtemp(prefix=cls.PREFIX, dir=parent))
+
+    @classmethod
+    def remove_stale(cls, parent: str) -> None:
+        """Remove the registry folders in ``parent`` whose master has ended (a server killed
+        with SIGKILL leaves its folder; in ``/dev/shm`` they would pile up in memory)."""
+        for folder in Path(parent).glob(f"{cls.PREFIX}*"):
+            owners = _owners_of(folder)
+            if owners and not any(_alive(pid) for pid in owners):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _write(self, name: str, text: str) -> None:
         staging = self.directory / f".{name}.{os.getpid()}.tmp"
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, self.directory / name)
+        try:
+            staging.write_text(text, encoding="utf-8")
+            os.replace(staging, self.directory / name)
+        except OSError as exc:  # /dev/shm full, say: /ready says "not ready" rather than the master dying
+            log.error("cannot write %s in %s (/ready may answer 503 until it can): %s", name, self.directory, exc)
+            with contextlib.suppress(OSError):
+                staging.unlink()
 
     def expect(self, count: int, pids: Iterable[int]) -> None:
         """(master) ``count`` workers wanted; ``pids`` started (booting, serving or stopping)."""
         state = (int(count), tuple(sorted(pids)))
         if state != self._written:
-            self._write(self.STATE, json.dumps({"expected": state[0], "pids": list(state[1])}))
+            self._write(self.STATE, json.dumps({"expected": state[0], "pids": list(state[1]), "master": os.getpid()}))
             self._written = state
 
     SERVED = "served"
@@ -206,6 +229,19 @@ class WorkerRegistry:
 class ReloadingArbiter(Arbiter):
     """Gunicorn's master, with HUP meaning "reload the model in every worker", which keeps the
     :class:`WorkerRegistry` told of the workers it wants and has."""
+
+    stopping = False
+    early_deaths = 0  # workers that ended before any served, while not stopping
+
+    def stop(self, graceful: bool = True) -> None:
+        self.stopping = True
+        super().stop(graceful)
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # exec_server blocked these so that one sent while the server started stays pending
+        # instead of being lost; gunicorn's handlers now take it
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def handle_hup(self) -> None:
         self.log.info("SIGHUP: asking %d worker(s) to reload the model", len(self.WORKERS))
@@ -456,11 +492,50 @@ def _a_running_server(pid: int) -> bool:
         return True
 
 
+def shared_memory_dir() -> str | None:
+    """``/dev/shm`` where this user can make files there (a container may have none, or one it
+    cannot write), else None."""
+    return SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) and os.access(SHARED_MEMORY, os.W_OK | os.X_OK) else None
+
+
+SHARED_MEMORY = "/dev/shm"
+
+
+def _owners_of(folder: Path) -> list[int]:
+    """The master that made a registry folder, or (written by an earlier version) the workers it
+    started; none when it cannot be read, which leaves it alone."""
+    try:
+        state = json.loads((folder / WorkerRegistry.STATE).read_text(encoding="utf-8"))
+        return [int(state["master"])] if "master" in state else [int(pid) for pid in state["pids"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
     """Refuse, before gunicorn starts, a ``PROMETHEUS_MULTIPROC_DIR`` that is not a folder the
-    server can use (the master would fail making or clearing it, with a traceback)."""
+    server can use (the master would fail making or clearing it, with a traceback), and, without
+    one, a system with no temporary folder this user can write (a read-only root file system
+    with no tmpfs at /tmp), where the server makes its own."""
     directory = (os.environ if environ is None else environ).get(METRICS_ENV)
     if not directory:
+        try:
+            tempfile.gettempdir()
+        except FileNotFoundError:
+            raise ConfigError(
+                "no folder for temporary files: this user cannot write in $TMPDIR, /tmp, /var/tmp or /usr/tmp "
+                "(a read-only file system?); mount a tmpfs at /tmp, or set TMPDIR or PROMETHEUS_MULTIPROC_DIR "
+                "to a folder this user can write"
+            ) from None
         return
     path = Path(directory)
     if path.exists() and not path.is_dir():
@@ -520,7 +595,7 @@ class GunicornServer(BaseApplication):
             "loglevel": o.log_level,
             "proc_name": "legacy-assistant",
             "control_socket_disable": True,
-            "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+            "worker_tmp_dir": shared_memory_dir(),  # else gunicorn's default, the temporary folder
             "on_starting": self._on_starting,
             "post_worker_init": self._post_worker_init,
             "child_exit": self._child_exit,
@@ -643,12 +718,29 @@ class GunicornServer(BaseApplication):
         multiprocess.mark_process_dead(worker.pid)
         if self.registry is not None:
             self.registry.forget(worker.pid)
+            if not self.registry.has_served() and not getattr(arbiter, "stopping", True):
+                arbiter.early_deaths += 1
+                if arbiter.early_deaths >= EARLY_DEATHS_BEFORE_HALT:
+                    raise HaltServer(early_deaths_reason(arbiter.early_deaths), Arbiter.WORKER_BOOT_ERROR)
 
     def _on_exit(self, arbiter: Any) -> None:
         if self._metrics_dir:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
         if self.registry is not None:
             self.registry.remove()
+
+
+def early_deaths_reason(deaths: int, memory_limit: int | None = None) -> str:
+    """Why the master stops after ``deaths`` workers ended before any served (gunicorn's lines
+    above say how each ended). ``memory_limit``: the cgroup's, in bytes (read when None)."""
+    limit = memory_limit_bytes() if memory_limit is None else memory_limit
+    where = f"this cgroup's is {limit / 2**20:,.0f} MiB" if limit else "no cgroup limit was found"
+    return (
+        f"{deaths} workers ended before any served. Killed with SIGKILL while loading, a worker most "
+        f"often met the memory limit ({where}; a worker with both shipped models counts about 300 "
+        "MiB in a container): raise it, or lower --workers. Killed for WORKER TIMEOUT, it needs a "
+        "longer --timeout"
+    )
 
 
 def _wait_unless_stopped(seconds: float) -> None:
@@ -684,10 +776,20 @@ def listen_problem(host: str, port: int) -> str | None:
     return None
 
 
+# Blocked from exec_server until gunicorn's master has its handlers: as a container's PID 1
+# (``docker run`` without ``--init``) the kernel drops a signal that has no handler, so a stop
+# asked for during the seconds the server starts was lost, and the container waited out its
+# grace period; elsewhere it killed the master before it could clean up. A blocked signal stays
+# pending across exec.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
 def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
-    """Replace this process with a fresh interpreter running the server (same pid, clean imports)."""
+    """Replace this process with a fresh interpreter running the server (same pid, clean
+    imports), with :data:`STOP_SIGNALS` blocked until its master handles them."""
     sys.stdout.flush()
     sys.stderr.flush()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     os.environ[PRIVATE_ENV] = options.private_json()
     os.execv(python, [python, "-m", "legacy_assistant.serving.server", options.to_json()])
 

@@ -36,8 +36,8 @@ from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
-from legacy_assistant.serving.cpus import usable_cpus
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
+from legacy_assistant.serving.limits import usable_cpus
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
 
 ENV_PREFIX = "LEGACY_ASSISTANT_"

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import math
 import numbers
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -295,7 +296,7 @@ def open_store(
     if not url:
         from legacy_assistant.stores.sqlite_store import SQLiteStore
 
-        return SQLiteStore(Path(default_dir) / "conversations.sqlite3", ttl_seconds=ttl_seconds, max_turns=max_turns)
+        return SQLiteStore(Path(default_dir) / DEFAULT_SQLITE_FILE, ttl_seconds=ttl_seconds, max_turns=max_turns)
     if url == "memory":
         return MemoryStore(ttl_seconds=ttl_seconds, max_turns=max_turns)
     if url.startswith("sqlite:"):
@@ -311,14 +312,27 @@ def open_store(
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_SQLITE_FILE = "conversations.sqlite3"  # in the default folder (the server's: its instance folder)
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
 
 
-def check_store_url(url: str | None) -> None:
+def check_store_url(url: str | None, default_dir: str | Path | None = None) -> None:
     """What :func:`open_store` would refuse in ``url`` without connecting or creating anything
-    (an unknown scheme, a bad SQLite URL, one naming a folder or a file under a file), so that a server can say so
-    once before its workers start. Raises :class:`ConfigError`."""
-    if not url or url == "memory":
+    (an unknown scheme, a bad SQLite URL, one naming a folder or a file under a file, a folder or
+    file this user cannot write, as on a read-only file system), so that a server can say so once
+    before its workers start. With no ``url``, the default file in ``default_dir`` (when given)
+    is checked. Raises :class:`ConfigError`."""
+    if not url:
+        if default_dir is not None:
+            path = Path(default_dir) / DEFAULT_SQLITE_FILE
+            problem = _unwritable(path, may_create_folder=True)
+            if problem:
+                raise ConfigError(
+                    f"the default conversation store {path}: {problem}; give --store sqlite:///PATH in a "
+                    "folder this user can write, redis://HOST:PORT/DB, or memory (with --workers 1)"
+                )
+        return
+    if url == "memory":
         return
     if url.startswith(REDIS_SCHEMES):
         from legacy_assistant.stores.redis_store import check_redis_url
@@ -335,6 +349,31 @@ def check_store_url(url: str | None) -> None:
         raise ConfigError(f"{url!r}: {blocking} is a file, not a folder")
     if not path.absolute().parent.is_dir():  # a mistyped folder would be made, and the turns kept there
         raise ConfigError(f"{url!r}: the folder {path.absolute().parent} does not exist: create it first")
+    problem = _unwritable(path, may_create_folder=False)
+    if problem:
+        raise ConfigError(f"{url!r}: {problem}")
+
+
+def _unwritable(path: Path, may_create_folder: bool) -> str | None:
+    """Why this user could not keep a SQLite database at ``path`` (its journal files go beside
+    it, so the folder must be writable too), or None. ``may_create_folder``: a missing folder
+    would be made, in the nearest folder that exists."""
+    path = path.absolute()
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"this user cannot write {path}{_read_only_note(path)}"
+    folder = path.parent
+    if may_create_folder:
+        folder = next((f for f in (folder, *folder.parents) if f.exists()), folder)
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"this user cannot write in {folder}{_read_only_note(folder)}"
+    return None
+
+
+def _read_only_note(path: Path) -> str:
+    try:
+        return " (a read-only file system)" if os.statvfs(path).f_flag & os.ST_RDONLY else ""
+    except OSError:
+        return ""
 
 
 def _unknown_store(url: str) -> str:

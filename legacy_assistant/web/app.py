@@ -17,6 +17,7 @@ from typing import Any, cast
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from legacy_assistant.defaults import APP_NAME
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.serving import settings
 from legacy_assistant.serving.assistant import Assistant
@@ -84,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     """
     given = dict(test_config or {})
     # the static files are the pages blueprint's, so that their access is declared like any route's
-    app = AssistantFlask("legacy_assistant.web", static_folder=None)
+    app = AssistantFlask(APP_NAME, static_folder=None)
     # "/api//v1/chat" is a JSON 404 like any unknown path, not Werkzeug's HTML redirect to the
     # path with its slashes merged (set before any route is added: each rule takes it then).
     app.url_map.merge_slashes = False

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from legacy_assistant.serving import cpus
-from legacy_assistant.serving.cpus import CpuBudget, cgroup_cpu_quota, usable_cpus
+from legacy_assistant.serving import limits
+from legacy_assistant.serving.limits import CpuBudget, cgroup_cpu_quota, usable_cpus
 from tests.helpers import ROOT
 
 MOUNTINFO_BASE = "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
@@ -205,7 +205,7 @@ def test_a_real_cgroup_quota_gives_the_server_one_worker():
         pytest.skip("needs root, a writable cgroup v1 cpu hierarchy and 2+ CPUs")
     try:
         code = (
-            "from legacy_assistant.serving import settings; from legacy_assistant.serving.cpus import usable_cpus; "
+            "from legacy_assistant.serving import settings; from legacy_assistant.serving.limits import usable_cpus; "
             "b = usable_cpus(); print(b.count, b.online, settings.default('WORKERS'), b.describe())"
         )
         out = subprocess.run(
@@ -225,4 +225,26 @@ def test_a_real_cgroup_quota_gives_the_server_one_worker():
 def test_the_module_reads_this_systems_files_without_failing():
     found = usable_cpus()
     assert 1 <= found.count <= (os.cpu_count() or 1)
-    assert cpus.PROC_SELF == Path("/proc/self")
+    assert limits.PROC_SELF == Path("/proc/self")
+
+
+def test_the_memory_limit_is_the_tightest_up_the_hierarchy(tmp_path):
+    from legacy_assistant.serving.limits import memory_limit_bytes
+
+    v2 = tmp_path / "unified"
+    write(v2 / "pod", memory__max=str(512 * 2**20))
+    write(v2 / "pod/ctr", memory__max="max")
+    assert memory_limit_bytes(fake_proc(tmp_path, "0::/pod/ctr\n", [v2_mount("/", v2)])) == 512 * 2**20
+
+
+def test_a_v1_memory_limit_and_v1s_no_limit(tmp_path):
+    from legacy_assistant.serving.limits import memory_limit_bytes
+
+    mount = tmp_path / "memory"
+    write(mount / "svc", memory__limit_in_bytes=str(700 * 2**20))
+    write(mount, memory__limit_in_bytes="9223372036854771712")  # v1's "no limit"
+    proc = fake_proc(tmp_path, "7:memory:/svc\n4:cpu:/svc\n", [v1_mount("/", mount, "memory")])
+    assert memory_limit_bytes(proc) == 700 * 2**20
+    write(mount / "svc", memory__limit_in_bytes="9223372036854771712")
+    assert memory_limit_bytes(proc) is None
+    assert cgroup_cpu_quota(proc) is None  # the cpu line has no mount of its own here

@@ -1,4 +1,4 @@
-"""How many CPUs this process may use: the machine's, narrowed by CPU affinity and cgroup CPU quotas.
+"""What this process may use: CPUs and memory, narrowed by CPU affinity and cgroup limits.
 
 A container's CPU limit (Docker's ``--cpus``, a Kubernetes ``limits.cpu``) is a cgroup quota: so
 much CPU time per period. ``os.cpu_count()`` does not see it and counts the host's CPUs, so a
@@ -11,7 +11,10 @@ run half the time each). Both cgroup versions are read: v2's ``cpu.max``, v1's
 ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us``. CPU shares and weights are not limits (they
 only divide time under contention) and are not counted.
 
-Reading never fails: a file that is missing, unreadable or malformed counts as no quota.
+The memory limit is the smallest of v2's ``memory.max`` and v1's ``memory.limit_in_bytes`` on
+the same path: what the kernel's OOM killer enforces on the container.
+
+Reading never fails: a file that is missing, unreadable or malformed counts as no limit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +94,31 @@ def _affinity() -> int | None:
 def cgroup_cpu_quota(proc: Path = PROC_SELF) -> Fraction | None:
     """The tightest CPU quota, in CPUs, over this process's cgroups (v1 and v2) and their
     ancestors up to each cgroup mount; None when none is set or none can be read."""
-    quotas = [q for folder, reader in _cpu_cgroup_folders(proc) if (q := reader(folder)) is not None]
-    return min(quotas, default=None)
+    return _tightest(proc, "cpu", _v1_quota, _v2_quota)
 
 
-def _cpu_cgroup_folders(proc: Path) -> Iterator[tuple[Path, Callable[[Path], Fraction | None]]]:
-    """Each cgroup folder whose CPU quota limits this process, with the reader of its quota."""
+def memory_limit_bytes(proc: Path = PROC_SELF) -> int | None:
+    """The tightest memory limit, in bytes, over this process's cgroups (v1 and v2) and their
+    ancestors; None when none is set (v1 writes "no limit" as a number near 2**63)."""
+    return _tightest(proc, "memory", _v1_memory, _v2_memory)
+
+
+def _tightest(proc: Path, controller: str, v1: Callable[[Path], Any], v2: Callable[[Path], Any]) -> Any:
+    limits = [
+        limit
+        for folder, version in _cgroup_folders(proc, controller)
+        if (limit := (v1 if version == 1 else v2)(folder)) is not None
+    ]
+    return min(limits, default=None)
+
+
+def _cgroup_folders(proc: Path, controller: str) -> Iterator[tuple[Path, int]]:
+    """Each cgroup folder (and its cgroup version) whose ``controller`` limits this process."""
     try:
         memberships = (proc / "cgroup").read_text(encoding="utf-8").splitlines()
         mounts = [_mount_fields(line) for line in (proc / "mountinfo").read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as exc:
-        log.debug("no cgroup CPU quota read: %s", exc)
+        log.debug("no cgroup limits read: %s", exc)
         return
     for membership in memberships:
         parts = membership.split(":", 2)
@@ -108,15 +126,15 @@ def _cpu_cgroup_folders(proc: Path) -> Iterator[tuple[Path, Callable[[Path], Fra
             continue
         _, controllers, path = parts
         if controllers == "":
-            wanted, reader = (lambda fs, options: fs == "cgroup2"), _v2_quota
-        elif "cpu" in controllers.split(","):
-            wanted, reader = (lambda fs, options: fs == "cgroup" and "cpu" in options), _v1_quota
+            version = 2
+        elif controller in controllers.split(","):
+            version = 1
         else:
             continue
         for root, mount_point, fs, options in (m for m in mounts if m is not None):
-            if wanted(fs, options):
+            if (fs == "cgroup2") if version == 2 else (fs == "cgroup" and controller in options):
                 for folder in _folders_up_to_mount(path, root, Path(mount_point)):
-                    yield folder, reader
+                    yield folder, version
                 break
 
 
@@ -170,6 +188,28 @@ def _v1_quota(folder: Path) -> Fraction | None:
     if quota is None or period is None or quota.strip() == "-1":
         return None
     return _quota(quota, period, folder / "cpu.cfs_quota_us")
+
+
+# cgroup v1 writes "no limit" as the largest page-aligned 63-bit number; anything from 2**60 up is none
+_NO_MEMORY_LIMIT = 1 << 60
+
+
+def _v2_memory(folder: Path) -> int | None:
+    return _bytes(_read(folder / "memory.max"))
+
+
+def _v1_memory(folder: Path) -> int | None:
+    return _bytes(_read(folder / "memory.limit_in_bytes"))
+
+
+def _bytes(text: str | None) -> int | None:
+    if text is None or text == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if 0 < value < _NO_MEMORY_LIMIT else None
 
 
 def _quota(quota: str, period: str, where: Path) -> Fraction | None:

@@ -1,0 +1,330 @@
+"""Starting and stopping the server the way containers run it: a read-only root file system, no
+writable /tmp or /dev/shm, the server as PID 1 (no --init), a memory limit that kills workers
+while they load. Each is refused or handled in one line instead of a traceback, a lost signal or
+an endless restart loop. The real cases need root and Linux namespaces or cgroups (as on the CI
+machine) and are skipped elsewhere; the unit cases run everywhere."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from legacy_assistant.errors import ConfigError
+from legacy_assistant.serving import server
+from legacy_assistant.serving.server import WorkerRegistry, check_metrics_dir, early_deaths_reason
+from legacy_assistant.stores.base import check_store_url
+from tests.helpers import ROOT
+
+PYTHON = sys.executable
+
+
+def _can_unshare(*flags: str) -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", *flags, "true"], capture_output=True).returncode == 0
+
+
+needs_mount_namespace = pytest.mark.skipif(not _can_unshare("-m"), reason="needs root and mount namespaces")
+needs_pid_namespace = pytest.mark.skipif(
+    not _can_unshare("-p", "-f", "--mount-proc"), reason="needs root and PID namespaces"
+)
+
+
+# -- the conversation store and temporary folders
+
+
+def test_a_default_store_this_user_cannot_write_is_refused(monkeypatch, tmp_path):
+    from legacy_assistant.stores import base
+
+    instance = tmp_path / "var" / "legacy_assistant.web-instance"  # not made yet: its parent decides
+    check_store_url(None, default_dir=instance)
+    monkeypatch.setattr(base.os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        check_store_url(None, default_dir=instance)
+    assert str(refused.value) == (
+        f"the default conversation store {instance}/conversations.sqlite3: this user cannot write in "
+        f"{tmp_path}; give --store sqlite:///PATH in a folder this user can write, redis://HOST:PORT/DB, "
+        "or memory (with --workers 1)"
+    )
+    db = tmp_path / "c.db"
+    with pytest.raises(ConfigError, match=f"this user cannot write in {tmp_path}$"):
+        check_store_url(f"sqlite:///{db}")
+    db.write_text("")
+    monkeypatch.setattr(base.os, "access", lambda path, mode: Path(path) != db)
+    with pytest.raises(ConfigError, match=f"this user cannot write {db}$"):
+        check_store_url(f"sqlite:///{db}")
+    check_store_url("memory")  # nothing on disk to check
+
+
+def test_the_default_store_folder_is_the_apps_instance_folder(make_client):
+    from legacy_assistant.defaults import instance_folder
+
+    assert instance_folder() == make_client().application.instance_path
+
+
+def test_no_temporary_folder_is_refused_in_one_line(monkeypatch, tmp_path):
+    def none_usable():
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']")
+
+    monkeypatch.setattr(server.tempfile, "gettempdir", none_usable)
+    with pytest.raises(ConfigError, match="^no folder for temporary files: .*mount a tmpfs at /tmp, or set TMPDIR"):
+        check_metrics_dir({})
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})  # the server makes no folder of its own then
+
+
+def test_shared_memory_this_user_cannot_write_is_not_used(monkeypatch, tmp_path):
+    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path))
+    assert server.shared_memory_dir() == str(tmp_path)
+    monkeypatch.setattr(server.os, "access", lambda path, mode: False)
+    assert server.shared_memory_dir() is None
+    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path / "absent"))
+    monkeypatch.undo()
+    assert WorkerRegistry.create(str(tmp_path)).directory.parent == tmp_path
+
+
+def test_a_registry_that_cannot_be_written_logs_and_goes_on(tmp_path, caplog):
+    registry = WorkerRegistry.create(str(tmp_path))
+    registry.expect(2, [11, 12])
+    shutil.rmtree(registry.directory)  # as a full /dev/shm fails each write
+    with caplog.at_level("ERROR", logger="legacy_assistant.serving.server"):
+        registry.expect(2, [11, 13])
+        registry.mark_ready(13)
+    assert "cannot write workers.json in" in caplog.text and "/ready may answer 503" in caplog.text
+    assert registry.status() == (False, {"ready": 0, "expected": 0})
+
+
+def test_registry_folders_of_ended_servers_are_removed(tmp_path):
+    ended = subprocess.Popen([PYTHON, "-c", "pass"])
+    ended.wait()
+    folders = {}
+    for name, state in {
+        "dead-master": {"expected": 1, "pids": [], "master": ended.pid},
+        "live-master": {"expected": 1, "pids": [ended.pid], "master": os.getpid()},
+        "old-format-dead": {"expected": 1, "pids": [ended.pid]},
+        "old-format-live": {"expected": 1, "pids": [os.getpid()]},
+        "unreadable": None,
+    }.items():
+        folder = tmp_path / f"{WorkerRegistry.PREFIX}{name}"
+        folder.mkdir()
+        if state is not None:
+            (folder / WorkerRegistry.STATE).write_text(json.dumps(state))
+        folders[name] = folder
+    (tmp_path / "other-folder").mkdir()
+    made = WorkerRegistry.create(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [made.directory.name, "other-folder"]
+        + [folders[n].name for n in ("live-master", "old-format-live", "unreadable")]
+    )
+
+
+# -- workers that die before any serves
+
+
+def test_workers_dying_before_any_serves_stop_the_server_after_three(tmp_path, monkeypatch):
+    from gunicorn.errors import HaltServer
+    from prometheus_client import multiprocess
+
+    monkeypatch.setattr(multiprocess, "mark_process_dead", lambda pid: None)  # no metrics folder here
+
+    app = server.GunicornServer.__new__(server.GunicornServer)
+    app.registry = WorkerRegistry.create(str(tmp_path))
+    arbiter = SimpleNamespace(stopping=False, early_deaths=0)
+    app._child_exit(arbiter, SimpleNamespace(pid=101))
+    app._child_exit(arbiter, SimpleNamespace(pid=102))
+    with pytest.raises(HaltServer) as halted:
+        app._child_exit(arbiter, SimpleNamespace(pid=103))
+    assert halted.value.exit_status == 3 and halted.value.reason.startswith("3 workers ended before any served")
+    stopping = SimpleNamespace(stopping=True, early_deaths=0)  # workers ending as the server stops
+    for pid in range(5):
+        app._child_exit(stopping, SimpleNamespace(pid=200 + pid))
+    assert stopping.early_deaths == 0
+    app.registry.mark_ready(300)  # once one has served, a worker that dies is replaced as ever
+    served = SimpleNamespace(stopping=False, early_deaths=0)
+    for pid in range(5):
+        app._child_exit(served, SimpleNamespace(pid=400 + pid))
+    assert served.early_deaths == 0
+
+
+def test_the_reason_names_the_memory_limit():
+    assert "this cgroup's is 400 MiB" in early_deaths_reason(3, 400 * 2**20)
+    assert "no cgroup limit was found" in early_deaths_reason(3, 0)
+    assert "raise it, or lower --workers" in early_deaths_reason(3, 0) and "--timeout" in early_deaths_reason(3, 0)
+
+
+MEMORY_V1 = Path("/sys/fs/cgroup/memory")
+
+
+def test_a_memory_limit_that_kills_every_worker_stops_the_server(tmp_path, free_port):
+    """Before, gunicorn started a new worker every few seconds for ever, and nothing listened."""
+    if os.geteuid() != 0 or not (MEMORY_V1 / "cgroup.procs").exists():
+        pytest.skip("needs root and a writable cgroup v1 memory hierarchy")
+    group = MEMORY_V1 / f"legacy-assistant-test-{uuid.uuid4().hex[:8]}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(160 * 2**20))
+    except OSError as exc:
+        pytest.skip(f"cannot make a memory cgroup: {exc}")
+    try:
+        command = [PYTHON, "-m", "legacy_assistant", "serve", "--port", str(free_port()), "--workers", "1",
+                   "--store", "memory", "--no-responder"]
+        started = time.monotonic()
+        run = subprocess.run(["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *command],
+                             cwd=ROOT, capture_output=True, text=True, timeout=240)
+        took = time.monotonic() - started
+    finally:
+        group.rmdir()
+    assert run.returncode == 3, run.stderr[-3000:]
+    assert run.stderr.count("was sent SIGKILL! Perhaps out of memory?") == 3
+    assert "Reason: 3 workers ended before any served" in run.stderr
+    assert "this cgroup's is 160 MiB" in run.stderr
+    assert took < 200
+
+
+# -- stop signals while the server starts
+
+
+def start_serve(port, log, *extra, prefix=()):
+    command = [*prefix, PYTHON, "-m", "legacy_assistant", "serve", "--port", str(port), "--workers", "1",
+               "--store", "memory", "--no-responder", *extra]
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(path: Path, text: str, process, timeout=60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert process.poll() is None, path.read_text(errors="replace")
+        assert time.monotonic() < deadline, path.read_text(errors="replace")
+        time.sleep(0.02)
+
+
+def test_a_stop_sent_as_the_server_starts_stops_it_cleanly(tmp_path, free_port):
+    """SIGTERM between serve's checks and gunicorn's handlers used to kill the master at once
+    (nothing cleaned up; as PID 1 the signal was lost). Now it waits, blocked, for gunicorn."""
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = start_serve(free_port(), log)
+        try:
+            wait_for(log_path, "with 1 worker(s)", process)  # written just before the exec
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    text = log_path.read_text()
+    assert "Handling signal: term" in text and "Shutting down: Master" in text
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM (its ``SigCgt`` mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+@needs_pid_namespace
+@pytest.mark.parametrize("when", ["the command handles SIGTERM", "the command execs the server"])
+def test_the_server_as_pid_1_stops_on_sigterm_while_it_starts(tmp_path, free_port, when):
+    """``docker run`` without ``--init``: the kernel drops a signal PID 1 has no handler for, so
+    a SIGTERM sent while the command imported its modules, or while the server it execs started,
+    was lost, and the container waited out its grace period."""
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        wrapper = start_serve(free_port(), log, prefix=("unshare", "-p", "-f", "--mount-proc"))
+        try:
+            deadline = time.monotonic() + 60
+            init = None
+            while init is None or not handles_sigterm(init):
+                assert time.monotonic() < deadline and wrapper.poll() is None, log_path.read_text()
+                children = Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()
+                init = int(children[0]) if children else None
+                time.sleep(0.005)
+            if when == "the command execs the server":
+                wait_for(log_path, "with 1 worker(s)", wrapper)
+            os.kill(init, signal.SIGTERM)  # the namespace's PID 1
+            wrapper.wait(30)
+        finally:
+            if wrapper.poll() is None:
+                os.killpg(wrapper.pid, signal.SIGKILL)
+                wrapper.wait(30)
+                pytest.fail(f"PID 1 did not stop within 30 s of SIGTERM:\n{log_path.read_text()}")
+    text = log_path.read_text()
+    assert text.strip().endswith("terminated") or "Shutting down: Master" in text, text
+
+
+# -- a read-only root file system
+
+
+@needs_mount_namespace
+def test_a_read_only_root_is_one_line_per_problem_then_serves_with_what_it_is_given(tmp_path, free_port):
+    """As ``docker run --read-only``: the default store and the temporary folder are refused
+    before gunicorn starts; with a tmpfs at /tmp and a store in it, the server serves, and
+    /dev/shm mounted read-only is passed over."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/health"
+    script = f"""
+set -e
+mount -o remount,bind,ro /
+cd /
+serve() {{ "{PYTHON}" -m legacy_assistant serve --port {port} --workers 1 --no-responder "$@"; }}
+export PYTHONPATH="{ROOT}" TMPDIR=
+echo "== default"; serve || echo "rc=$?"
+echo "== memory"; serve --store memory || echo "rc=$?"
+mount -t tmpfs -o size=16m tmpfs /tmp
+mount -t tmpfs -o ro,size=1m tmpfs /dev/shm
+echo "== tmpfs"
+"{PYTHON}" -m legacy_assistant serve --port {port} --workers 1 --no-responder --store sqlite:////tmp/c.db \
+    > /tmp/serve.log 2>&1 &
+SERVER=$!
+for i in $(seq 1 300); do
+  "{PYTHON}" -c "import urllib.request; urllib.request.urlopen('{url}', timeout=1)" 2>/dev/null && break
+  sleep 0.2
+done
+"{PYTHON}" -c "import urllib.request; print(urllib.request.urlopen('{url}', timeout=5).status)"
+kill -TERM $SERVER; wait $SERVER || true
+grep -c "Shutting down: Master" /tmp/serve.log
+"""
+    run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    out = run.stdout
+    default, memory, tmpfs = out.split("== default")[1].split("== memory")[0], *out.split("== memory")[1].split("== tmpfs")
+    assert "error: the default conversation store" in default and "(a read-only file system)" in default
+    assert "Starting gunicorn" not in default and "rc=1" in default
+    assert "error: no folder for temporary files" in memory and "rc=1" in memory and "Traceback" not in memory
+    assert tmpfs.split() == ["200", "1"], out
+
+
+# -- matplotlib without a writable home
+
+
+def test_matplotlib_gets_a_folder_of_this_users_where_home_cannot_be_written(monkeypatch, tmp_path):
+    """Training as an arbitrary user with no home: matplotlib warned twice and built its font
+    cache again in every run."""
+    from legacy_assistant.common import plots
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(plots.tempfile, "gettempdir", lambda: str(tmp_path))
+    given = {"MPLCONFIGDIR": "/somewhere", "HOME": str(home)}
+    plots._writable_matplotlib_dir(given)
+    assert given["MPLCONFIGDIR"] == "/somewhere"
+    writable = {"HOME": str(home)}
+    plots._writable_matplotlib_dir(writable)
+    assert "MPLCONFIGDIR" not in writable  # matplotlib makes ~/.config/matplotlib itself
+    monkeypatch.setattr(plots.os, "access", lambda path, mode: not str(path).startswith(str(home)))
+    read_only = {"HOME": str(home)}
+    plots._writable_matplotlib_dir(read_only)
+    folder = tmp_path / f"legacy-assistant-matplotlib-{os.getuid()}"
+    assert read_only["MPLCONFIGDIR"] == str(folder) and (folder.stat().st_mode & 0o777) == 0o700
+    nowhere = {"HOME": "/nonexistent/home"}  # its nearest existing folder, /, is not writable
+    monkeypatch.setattr(plots.os, "access", lambda path, mode: str(path) != "/")
+    plots._writable_matplotlib_dir(nowhere)
+    assert nowhere["MPLCONFIGDIR"] == str(folder)  # the same folder again: the font cache is kept
