@@ -28,7 +28,7 @@ from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtim
 from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.defaults import instance_folder, not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
-from legacy_assistant.serving import settings, unix_socket
+from legacy_assistant.serving import log_format, settings, unix_socket
 from legacy_assistant.serving.limits import usable_cpus
 from legacy_assistant.stores.base import check_store_url
 
@@ -164,6 +164,8 @@ def _runtime() -> str:
 
 def run(args: argparse.Namespace) -> int:
     values = serving_values(args)  # every setting checked before anything starts
+    if values["LOG_FORMAT"] != "text":  # this command's own lines too, in the server's format
+        log_format.configure(values["LOG_FORMAT"], logging.getLogger().getEffectiveLevel())
     for warning in [settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
         if warning:
             log.warning("%s", warning)

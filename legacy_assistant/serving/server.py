@@ -66,7 +66,7 @@ from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.errors import AssistantError, ConfigError
-from legacy_assistant.serving import heap, settings, unix_socket
+from legacy_assistant.serving import heap, log_format, settings, unix_socket
 from legacy_assistant.serving.limits import memory_limit_bytes
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
@@ -103,6 +103,7 @@ class ServerOptions:
     keepalive: int = 5
     app_config: dict[str, Any] = field(default_factory=dict)
     log_level: str = "info"
+    log_format: str = _default("LOG_FORMAT")
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any], log_level: str = "info") -> ServerOptions:
@@ -567,6 +568,16 @@ class ServerLog(Logger):
         super().info(msg, *args, **kwargs)
 
 
+class JsonServerLog(ServerLog):
+    """:class:`ServerLog` writing gunicorn's lines (``gunicorn.error``) as the app's are written
+    with ``--log-format json``: one JSON object per line."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(log_format.JsonFormatter())
+
+
 class GunicornServer(BaseApplication):
     """Serves :func:`legacy_assistant.web.create_app` under gunicorn, configured in code."""
 
@@ -591,7 +602,7 @@ class GunicornServer(BaseApplication):
             "preload_app": False,  # the model is loaded in each worker, after the fork
             "accesslog": None,  # the app logs one line per request, with its request id
             "errorlog": "-",
-            "logger_class": ServerLog,
+            "logger_class": JsonServerLog if o.log_format == "json" else ServerLog,
             "loglevel": o.log_level,
             "proc_name": "legacy-assistant",
             "control_socket_disable": True,
@@ -806,8 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # PRIVATE_ENV stays in the environment: gunicorn's USR2 upgrade starts the new master with
     # this command line and this environment, and it needs the store URL as much as this one
     options = ServerOptions.from_json(args[0])
-    level = getattr(logging, options.log_level.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    log_format.configure(options.log_format, getattr(logging, options.log_level.upper(), logging.INFO))
     GunicornServer(options).run()
     return 0
 

@@ -38,6 +38,7 @@ from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
 from legacy_assistant.serving.limits import usable_cpus
+from legacy_assistant.serving.log_format import FORMATS as LOG_FORMATS
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
 
 ENV_PREFIX = "LEGACY_ASSISTANT_"
@@ -486,6 +487,13 @@ SETTINGS: tuple[Setting, ...] = (
         key="MAX_CONTENT_LENGTH",
     ),
     Setting("ACCESS_LOG", Switch(), True, "one log line per request"),
+    Setting(
+        "LOG_FORMAT",
+        Choice(*LOG_FORMATS),
+        "text",
+        "log lines as text, or as one JSON object per line (time, level, logger, pid, message) for log collectors",
+        scope=SERVER,
+    ),
     Setting(
         "WARM_UP",
         Switch(),

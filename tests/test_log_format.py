@@ -1,0 +1,89 @@
+"""``serve --log-format json``: every line the server logs is one JSON object (serve's own,
+gunicorn's, the app's and the access log), for log collectors; ``text`` stays the default."""
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from legacy_assistant.serving.log_format import JsonFormatter, formatter
+from tests.helpers import ROOT
+
+
+def record(message, *args, exc_info=None):
+    return logging.LogRecord("legacy_assistant.test", logging.WARNING, __file__, 1, message, args, exc_info)
+
+
+def test_a_record_is_one_json_line():
+    line = JsonFormatter().format(record("two\nlines: %s, %d", "café ☕", 3))
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "two\nlines: café ☕, 3" and entry["level"] == "WARNING"
+    assert entry["logger"] == "legacy_assistant.test" and entry["pid"] == os.getpid()
+    assert entry["time"].endswith("Z") and len(entry["time"]) == len("2026-12-04T00:09:06.150Z")
+    assert "exception" not in entry
+
+
+def test_an_exception_travels_in_its_own_field():
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        entry = json.loads(JsonFormatter().format(record("failed", exc_info=sys.exc_info())))
+    assert entry["message"] == "failed" and entry["exception"].splitlines()[-1] == "ValueError: broken"
+
+
+def test_text_stays_the_format_it_was():
+    assert formatter("text")._fmt == "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+    with pytest.raises(ValueError, match="one of text, json"):
+        formatter("xml")
+
+
+def test_a_bad_format_is_refused_in_one_line():
+    run = subprocess.run([sys.executable, "-m", "legacy_assistant", "serve", "--log-format", "xml"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "argument --log-format: must be one of text, json, got 'xml'" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "legacy_assistant", "serve"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "LEGACY_ASSISTANT_LOG_FORMAT": "yaml"})
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "error: environment variable LEGACY_ASSISTANT_LOG_FORMAT must be one of text, json, got 'yaml'"
+    )
+
+
+def test_every_line_a_json_server_writes_is_json(tmp_path, free_port):
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    command = [sys.executable, "-m", "legacy_assistant", "serve", "--port", str(port), "--workers", "1",
+               "--store", "memory", "--no-responder"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "LEGACY_ASSISTANT_LOG_FORMAT": "json"})
+        try:
+            import urllib.request
+
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                        assert answer.status == 200
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    lines = log_path.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    loggers = {entry["logger"] for entry in entries}
+    assert {"legacy_assistant.cli.serve", "gunicorn.error", "legacy_assistant.web.app",
+            "legacy_assistant.access"} <= loggers
+    assert any(e["message"] == "GET /health 200" or e["message"].startswith("GET /health 200 ") for e in entries)
+    assert {"Handling signal: term", "Shutting down: Master"} <= {e["message"] for e in entries}
+    assert len({e["pid"] for e in entries}) == 2  # the master (serve, then gunicorn) and its worker
