@@ -81,6 +81,31 @@ def test_what_stops_a_socket_is_said(short_dir):
     assert os.path.exists(live) and socket_problem(live) is None
 
 
+def test_a_server_too_busy_to_accept_still_counts_as_listening(short_dir):
+    busy = os.path.join(short_dir, "busy.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(busy)
+    listener.listen(0)
+    waiting = []
+    try:
+        while True:  # fill its queue: the next connect fails with EAGAIN instead of waiting
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            waiting.append(client)
+            try:
+                client.connect(busy)
+            except BlockingIOError:
+                break
+            assert len(waiting) < 100
+        assert socket_problem(busy) == (
+            f"unix:{busy}: another server listens on it, its queue full (stop it, or choose another path)"
+        )
+    finally:
+        for client in waiting:
+            client.close()
+        listener.close()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may create files in any folder")
 def test_a_folder_this_user_cannot_write_is_said(short_dir):
     os.chmod(short_dir, 0o500)
@@ -162,7 +187,17 @@ def test_a_server_on_a_unix_socket(short_dir, tmp_path):
                 f"error: unix:{path}: another server listens on it (stop it, or choose another path)"
             ]
             assert call(path, "GET", "/health")[0] == 200  # the first server's socket is still its own
-            os.killpg(first.pid, signal.SIGKILL)  # leaves its socket file behind
+            # gunicorn's upgrade in place: the new master takes the old one's socket, not refused
+            os.kill(first.pid, signal.SIGUSR2)
+            wait_until = time.monotonic() + 90
+            while log_path.read_text().count("Booting worker") < 2 or "serving model" not in log_path.read_text().split(
+                "Handling signal: usr2"
+            )[-1]:
+                assert time.monotonic() < wait_until, log_path.read_text()
+                time.sleep(0.2)
+            assert "another server listens" not in log_path.read_text()
+            assert call(path, "GET", "/health")[0] == 200
+            os.killpg(first.pid, signal.SIGKILL)  # both masters and their workers; leaves the socket file behind
             first.wait(30)
             assert stat.S_ISSOCK(os.stat(path).st_mode)
             again = start(path, log)

@@ -61,12 +61,13 @@ def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
         home = environ.get("HOME") or str(Path.home())
     except RuntimeError:  # no HOME and no passwd entry
         home = None
-    base = environ.get("XDG_CONFIG_HOME") or (os.path.join(home, ".config") if home else None)
-    config = Path(base) / "matplotlib" if base else None
-    if config is not None:
-        existing = next((p for p in (config, *config.parents) if p.exists()), None)
-        if existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-            return
+    # its config folder and its font cache's, as matplotlib finds them without MPLCONFIGDIR
+    wanted = [
+        environ.get(variable) or (os.path.join(home, fallback) if home else None)
+        for variable, fallback in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))
+    ]
+    if all(base and _writable_or_creatable(Path(base) / "matplotlib") for base in wanted):
+        return
     try:
         folder = Path(tempfile.gettempdir()) / f"legacy-assistant-matplotlib-{os.getuid()}"
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -230,3 +231,9 @@ def _save(figure: Any, path: str | Path) -> None:
     same figure is the same bytes); an error of the disk names the file."""
     with naming(path):
         figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def _writable_or_creatable(folder: Path) -> bool:
+    """Whether this user can write in ``folder``, or make it in the nearest folder that exists."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)

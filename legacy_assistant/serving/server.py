@@ -159,6 +159,11 @@ class WorkerRegistry:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self._written: tuple[int, tuple[int, ...]] | None = None
+        self.write_failed = False  # a write of this process's failed (a full /dev/shm, the folder gone)
+
+    def intact(self) -> bool:
+        """Whether the folder is there and every write of this process has succeeded."""
+        return not self.write_failed and self.directory.is_dir()
 
     PREFIX = "legacy-assistant-workers-"
 
@@ -175,8 +180,8 @@ class WorkerRegistry:
         """Remove the registry folders in ``parent`` whose master has ended (a server killed
         with SIGKILL leaves its folder; in ``/dev/shm`` they would pile up in memory)."""
         for folder in Path(parent).glob(f"{cls.PREFIX}*"):
-            owners = _owners_of(folder)
-            if owners and not any(_alive(pid) for pid in owners):
+            master = _master_of(folder)
+            if master is not None and not _alive(master):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _write(self, name: str, text: str) -> None:
@@ -185,6 +190,7 @@ class WorkerRegistry:
             staging.write_text(text, encoding="utf-8")
             os.replace(staging, self.directory / name)
         except OSError as exc:  # /dev/shm full, say: /ready says "not ready" rather than the master dying
+            self.write_failed = True
             log.error("cannot write %s in %s (/ready may answer 503 until it can): %s", name, self.directory, exc)
             with contextlib.suppress(OSError):
                 staging.unlink()
@@ -193,7 +199,12 @@ class WorkerRegistry:
         """(master) ``count`` workers wanted; ``pids`` started (booting, serving or stopping)."""
         state = (int(count), tuple(sorted(pids)))
         if state != self._written:
-            self._write(self.STATE, json.dumps({"expected": state[0], "pids": list(state[1]), "master": os.getpid()}))
+            self._write(
+                self.STATE,
+                json.dumps(
+                    {"expected": state[0], "pids": list(state[1]), "master": os.getpid(), "pid_ns": _pid_namespace()}
+                ),
+            )
             self._written = state
 
     SERVED = "served"
@@ -234,6 +245,10 @@ class ReloadingArbiter(Arbiter):
     stopping = False
     early_deaths = 0  # workers that ended before any served, while not stopping
 
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self.retired: set[int] = set()  # workers this master asked to stop
+
     def stop(self, graceful: bool = True) -> None:
         self.stopping = True
         super().stop(graceful)
@@ -254,9 +269,22 @@ class ReloadingArbiter(Arbiter):
         self._tell_registry()
 
     def spawn_worker(self) -> int:
-        pid = super().spawn_worker()  # only the master returns: the worker exits inside
+        # Until the worker has its own handlers it has the master's, which would put a stop
+        # signal on the child's copy of the master's queue, read by no one: the master's SIGTERM
+        # then went unheard, and a stop waited out the graceful timeout. Blocked, it waits for
+        # ModelWorker.init_signals.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = super().spawn_worker()  # only the master returns: the worker exits inside
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         self._tell_registry()  # at once: gunicorn may sleep before it starts the next worker
         return pid
+
+    def kill_worker(self, pid: int, sig: int) -> None:
+        if sig in (signal.SIGTERM, signal.SIGQUIT):
+            self.retired.add(pid)  # ended on purpose (TTOU, fewer workers, a stop): no early death
+        super().kill_worker(pid, sig)
 
     def _tell_registry(self) -> None:
         registry = getattr(self.app, "registry", None)
@@ -339,6 +367,7 @@ class ModelWorker(ThreadWorker):
     def init_signals(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # before gunicorn makes it fatal
         super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked from the fork (spawn_worker)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """Gunicorn decides the status (and logs); the body is the app's JSON error."""
@@ -502,14 +531,26 @@ def shared_memory_dir() -> str | None:
 SHARED_MEMORY = "/dev/shm"
 
 
-def _owners_of(folder: Path) -> list[int]:
-    """The master that made a registry folder, or (written by an earlier version) the workers it
-    started; none when it cannot be read, which leaves it alone."""
+def _master_of(folder: Path) -> int | None:
+    """The master that made a registry folder, when it was made in this PID namespace (a pid of
+    another means nothing here: its server may be alive); None when that cannot be known, which
+    leaves the folder alone (one written by an earlier version, or being written)."""
     try:
         state = json.loads((folder / WorkerRegistry.STATE).read_text(encoding="utf-8"))
-        return [int(state["master"])] if "master" in state else [int(pid) for pid in state["pids"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+        namespace = _pid_namespace()
+        if namespace is None or state.get("pid_ns") != namespace:
+            return None
+        return int(state["master"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (``pid:[4026531836]``), or None where it cannot be read."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -533,9 +574,9 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
             tempfile.gettempdir()
         except FileNotFoundError:
             raise ConfigError(
-                "no folder for temporary files: this user cannot write in $TMPDIR, /tmp, /var/tmp or /usr/tmp "
-                "(a read-only file system?); mount a tmpfs at /tmp, or set TMPDIR or PROMETHEUS_MULTIPROC_DIR "
-                "to a folder this user can write"
+                "no folder for temporary files: this user cannot write in $TMPDIR, /tmp, /var/tmp, /usr/tmp "
+                "or the current folder (a read-only file system?); mount a tmpfs at /tmp, or set TMPDIR or "
+                "PROMETHEUS_MULTIPROC_DIR to a folder this user can write"
             ) from None
         return
     path = Path(directory)
@@ -683,7 +724,9 @@ class GunicornServer(BaseApplication):
                 "Start the server with 'python -m legacy_assistant.serving.server'."
             )
         path = unix_socket.socket_path(self.options.host)
-        if path is not None:
+        if os.environ.get("GUNICORN_PID"):
+            pass  # a USR2 upgrade (gunicorn sets it): the old master's sockets are in use by design
+        elif path is not None:
             problem = unix_socket.socket_problem(path)
             if problem is not None:
                 log.error("%s", problem)
@@ -729,10 +772,27 @@ class GunicornServer(BaseApplication):
         multiprocess.mark_process_dead(worker.pid)
         if self.registry is not None:
             self.registry.forget(worker.pid)
-            if not self.registry.has_served() and not getattr(arbiter, "stopping", True):
+            if self._early_death(arbiter, worker.pid):
                 arbiter.early_deaths += 1
-                if arbiter.early_deaths >= EARLY_DEATHS_BEFORE_HALT:
+                # each worker died once, and one twice (3 at least): a few killed while many load
+                # at once do not stop a server whose other workers may yet serve
+                if arbiter.early_deaths >= max(EARLY_DEATHS_BEFORE_HALT, arbiter.num_workers + 1):
                     raise HaltServer(early_deaths_reason(arbiter.early_deaths), Arbiter.WORKER_BOOT_ERROR)
+
+    def _early_death(self, arbiter: Any, pid: int) -> bool:
+        """Whether worker ``pid`` ended on its own before any worker served. Unknown when the
+        registry cannot be trusted to say (its folder gone, or a write of it failed): then no."""
+        retired: set[int] = getattr(arbiter, "retired", set())
+        if pid in retired:
+            retired.discard(pid)
+            return False
+        registry = self.registry
+        return (
+            registry is not None
+            and not getattr(arbiter, "stopping", True)
+            and registry.intact()
+            and not registry.has_served()
+        )
 
     def _on_exit(self, arbiter: Any) -> None:
         if self._metrics_dir:
@@ -801,8 +861,12 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    os.environ[PRIVATE_ENV] = options.private_json()
-    os.execv(python, [python, "-m", "legacy_assistant.serving.server", options.to_json()])
+    try:
+        os.environ[PRIVATE_ENV] = options.private_json()
+        os.execv(python, [python, "-m", "legacy_assistant.serving.server", options.to_json()])
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

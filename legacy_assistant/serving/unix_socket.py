@@ -71,6 +71,8 @@ def _listener_problem(path: str, where: str) -> str | None:
     except OSError as exc:
         if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
             return None  # a stale socket: nothing listens
+        if exc.errno == errno.EAGAIN:
+            return f"{where}: another server listens on it, its queue full (stop it, or choose another path)"
         if exc.errno in (errno.EACCES, errno.EPERM):
             return f"{where}: a socket this user may not use is there (another user's server?)"
         return f"{where}: {exc.strerror or exc}"
