@@ -291,7 +291,8 @@ def test_the_server_as_pid_1_stops_on_sigterm_while_it_starts(tmp_path, free_por
                 init = int(children[0]) if children else None
                 time.sleep(0.005)
             if when == "the command execs the server":
-                wait_for(log_path, "with 1 worker(s)", wrapper)
+                wait_for(log_path, "with 1 worker(s)", wrapper)  # written just before the exec
+                time.sleep(0.05)  # into the new interpreter's start, before gunicorn has handlers
             os.kill(init, signal.SIGTERM)  # the namespace's PID 1
             wrapper.wait(20)  # well within gunicorn's 30 s graceful timeout
         finally:

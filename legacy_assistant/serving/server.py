@@ -863,7 +863,11 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         os.environ[PRIVATE_ENV] = options.private_json()
-        os.execv(python, [python, "-m", "legacy_assistant.serving.server", options.to_json()])
+        command = [python, "-m", "legacy_assistant.serving.server", options.to_json()]
+        # Blocked in this thread only: another (numpy's) may still take a stop signal for
+        # Python, whose handler then runs here at the next check. Check now, not after the exec.
+        signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        os.execv(python, command)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         raise
