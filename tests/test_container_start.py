@@ -310,23 +310,28 @@ def test_the_server_as_pid_1_stops_on_sigterm_while_it_starts(tmp_path, free_por
 @needs_mount_namespace
 def test_a_read_only_root_is_one_line_per_problem_then_serves_with_what_it_is_given(tmp_path, free_port):
     """As ``docker run --read-only``: the default store and the temporary folder are refused
-    before gunicorn starts; with a tmpfs at /tmp and a store in it, the server serves, and
-    /dev/shm mounted read-only is passed over."""
+    before gunicorn starts; with a writable tmpfs as the temporary folder (``--tmpfs``) and a
+    store in it, the server serves, and /dev/shm mounted read-only is passed over. (The tmpfs
+    is not put over /tmp, which may hold this checkout and its venv.)"""
     port = free_port()
     url = f"http://127.0.0.1:{port}/health"
+    scratch = tmp_path / "tmpfs"
+    scratch.mkdir()
     script = f"""
 set -e
+mount -t tmpfs -o size=16m tmpfs "{scratch}"
 mount -o remount,bind,ro /
+if mountpoint -q /tmp; then mount -o remount,bind,ro /tmp; fi
 cd /
 serve() {{ "{PYTHON}" -m legacy_assistant serve --port {port} --workers 1 --no-responder "$@"; }}
 export PYTHONPATH="{ROOT}" TMPDIR=
 echo "== default"; serve || echo "rc=$?"
 echo "== memory"; serve --store memory || echo "rc=$?"
-mount -t tmpfs -o size=16m tmpfs /tmp
 mount -t tmpfs -o ro,size=1m tmpfs /dev/shm
+export TMPDIR="{scratch}"
 echo "== tmpfs"
-"{PYTHON}" -m legacy_assistant serve --port {port} --workers 1 --no-responder --store sqlite:////tmp/c.db \
-    > /tmp/serve.log 2>&1 &
+"{PYTHON}" -m legacy_assistant serve --port {port} --workers 1 --no-responder --store "sqlite:///{scratch}/c.db" \
+    > "{scratch}/serve.log" 2>&1 &
 SERVER=$!
 for i in $(seq 1 300); do
   "{PYTHON}" -c "import urllib.request; urllib.request.urlopen('{url}', timeout=1)" 2>/dev/null && break
@@ -334,7 +339,7 @@ for i in $(seq 1 300); do
 done
 "{PYTHON}" -c "import urllib.request; print(urllib.request.urlopen('{url}', timeout=5).status)"
 kill -TERM $SERVER; wait $SERVER || true
-grep -c "Shutting down: Master" /tmp/serve.log
+grep -c "Shutting down: Master" "{scratch}/serve.log"
 """
     run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240,

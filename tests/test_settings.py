@@ -63,6 +63,7 @@ def non_default_environment(tmp_path):
         "MAX_TEXT_LENGTH": ("500", 500),
         "MAX_BODY_BYTES": ("2048", 2048),
         "ACCESS_LOG": ("no", False),
+        "LOG_FORMAT": ("json", "json"),
         "WARM_UP": ("off", False),
         "API_TOKEN": ("api-from\tenv\n", "api-from\tenv"),  # a secrets file's line break is dropped; a tab is header text
         "ADMIN_TOKEN": ("admin-from-env", "admin-from-env"),
