@@ -78,6 +78,19 @@ def sync_folder(path: str | Path) -> None:
             raise
 
 
+def nearest_existing(path: str | Path) -> Path:
+    """``path`` when it exists, else its nearest parent that does (a folder the path would be
+    made in, when it is one); ``/`` at worst."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor or "/"))
+
+
+def can_make_or_write_in(folder: str | Path) -> bool:
+    """Whether this user can write in ``folder``, or make it in the nearest folder that exists."""
+    existing = nearest_existing(folder)
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
 def blocking_file(path: str | Path) -> Path | None:
     """The nearest existing folder above ``path`` when it is a file instead, so that nothing can
     be written at ``path``; ``None`` otherwise."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.common.files import naming
+from legacy_assistant.common.files import can_make_or_write_in, naming
 
 
 def plot_history(
@@ -66,7 +66,7 @@ def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
         environ.get(variable) or (os.path.join(home, fallback) if home else None)
         for variable, fallback in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))
     ]
-    if all(base and _writable_or_creatable(Path(base) / "matplotlib") for base in wanted):
+    if all(base and can_make_or_write_in(Path(base) / "matplotlib") for base in wanted):
         return
     try:
         folder = Path(tempfile.gettempdir()) / f"legacy-assistant-matplotlib-{os.getuid()}"
@@ -231,9 +231,3 @@ def _save(figure: Any, path: str | Path) -> None:
     same figure is the same bytes); an error of the disk names the file."""
     with naming(path):
         figure.savefig(path, format="png", metadata={"Software": None})
-
-
-def _writable_or_creatable(folder: Path) -> bool:
-    """Whether this user can write in ``folder``, or make it in the nearest folder that exists."""
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)

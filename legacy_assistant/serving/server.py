@@ -65,6 +65,7 @@ from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
+from legacy_assistant.common.files import can_make_or_write_in, nearest_existing
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, log_format, settings, unix_socket
 from legacy_assistant.serving.limits import memory_limit_bytes
@@ -242,11 +243,10 @@ class ReloadingArbiter(Arbiter):
     """Gunicorn's master, with HUP meaning "reload the model in every worker", which keeps the
     :class:`WorkerRegistry` told of the workers it wants and has."""
 
-    stopping = False
-    early_deaths = 0  # workers that ended before any served, while not stopping
-
     def __init__(self, app: Any) -> None:
         super().__init__(app)
+        self.stopping = False
+        self.early_deaths = 0  # workers that ended on their own before any served, while not stopping
         self.retired: set[int] = set()  # workers this master asked to stop
 
     def stop(self, graceful: bool = True) -> None:
@@ -582,10 +582,8 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{METRICS_ENV}={directory} is not a folder")
-    existing = path
-    while not existing.exists() and existing != existing.parent:  # the folder the server would make it in
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    existing = nearest_existing(path)  # the folder the server would make it in
+    if not can_make_or_write_in(path):
         raise ConfigError(f"{METRICS_ENV}={directory}: this user cannot write in {existing}")
 
 
@@ -782,17 +780,11 @@ class GunicornServer(BaseApplication):
     def _early_death(self, arbiter: Any, pid: int) -> bool:
         """Whether worker ``pid`` ended on its own before any worker served. Unknown when the
         registry cannot be trusted to say (its folder gone, or a write of it failed): then no."""
-        retired: set[int] = getattr(arbiter, "retired", set())
-        if pid in retired:
-            retired.discard(pid)
+        if pid in arbiter.retired:
+            arbiter.retired.discard(pid)
             return False
         registry = self.registry
-        return (
-            registry is not None
-            and not getattr(arbiter, "stopping", True)
-            and registry.intact()
-            and not registry.has_served()
-        )
+        return registry is not None and not arbiter.stopping and registry.intact() and not registry.has_served()
 
     def _on_exit(self, arbiter: Any) -> None:
         if self._metrics_dir:

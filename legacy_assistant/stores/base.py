@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from legacy_assistant.common.files import blocking_file
+from legacy_assistant.common.files import blocking_file, nearest_existing
 from legacy_assistant.errors import ConfigError, RequestError
 
 
@@ -361,9 +361,7 @@ def _unwritable(path: Path, may_create_folder: bool) -> str | None:
     path = path.absolute()
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         return f"this user cannot write {path}{_read_only_note(path)}"
-    folder = path.parent
-    if may_create_folder:
-        folder = next((f for f in (folder, *folder.parents) if f.exists()), folder)
+    folder = nearest_existing(path.parent) if may_create_folder else path.parent
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"this user cannot write in {folder}{_read_only_note(folder)}"
     return None
