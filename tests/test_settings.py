@@ -12,7 +12,7 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.serving import settings
 from legacy_assistant.serving.settings import SETTINGS, Choice, Directory, Setting, by_name
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "DEPLOYMENT.md"
 TABLE_MARKER = "<!-- printed by: python -m legacy_assistant.serving.settings -->"
 
 
@@ -111,13 +111,13 @@ def test_the_responder_is_turned_off_by_flag_or_environment(environ):
     assert app_config(parse("--responder", "elsewhere"))["RESPONDER_DIR"] == str(Path("elsewhere").resolve())
 
 
-def test_readme_table_is_the_declaration():
-    lines = README.read_text(encoding="utf-8").splitlines()
-    assert lines.count(TABLE_MARKER) == 1, f"README.md must hold the marker {TABLE_MARKER!r} once"
+def test_documented_table_is_the_declaration():
+    lines = SETTINGS_DOC.read_text(encoding="utf-8").splitlines()
+    assert lines.count(TABLE_MARKER) == 1, f"docs/DEPLOYMENT.md must hold the marker {TABLE_MARKER!r} once"
     start = lines.index(TABLE_MARKER) + 1
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     assert "\n".join(lines[start:end]) == settings.markdown_table(), (
-        "the README's settings table is stale: paste the output of 'python -m legacy_assistant.serving.settings'"
+        "the settings table in docs/DEPLOYMENT.md is stale: paste the output of 'python -m legacy_assistant.serving.settings'"
     )
 
 

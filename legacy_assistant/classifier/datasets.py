@@ -10,7 +10,7 @@
   with its split and index.
 
 CSV and CLINC150 files bring no responses: :func:`synthesized_intents` gives each label one
-neutral response that names it (see the README), and out-of-scope sentences are left to the
+neutral response that names it (see docs/CLASSIFIER.md), and out-of-scope sentences are left to the
 fallback.
 """
 

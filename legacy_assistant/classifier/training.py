@@ -307,7 +307,7 @@ def label_data(
         else:
             check_validation_overlap(texts, val_texts, config, names or DEFAULT_NAMES, split=True)
     elif validation is not None:
-        if config.validation_split > 0:  # given validation data comes first (README: "Which data is used")
+        if config.validation_split > 0:  # given validation data comes first (docs/CLASSIFIER.md: "Which data is used")
             log.warning(
                 "validation_split %s (--validation-split) is not used: validation data is given%s and comes first",
                 config.validation_split,

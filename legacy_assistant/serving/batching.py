@@ -27,7 +27,7 @@ How it runs (leader and followers, no thread of its own):
   fast as the worker's threads come back, so it rarely waits long; if fewer come (the load
   fell, or other routes hold the threads), the batches that form at ``max_wait_s`` are
   smaller, and after :data:`RECENT_BATCHES` of them the expected size has come down. Under a
-  steady mix of routes it stays up, and batches often wait in vain (measured in the README;
+  steady mix of routes it stays up, and batches often wait in vain (measured in docs/MEASURED.md;
   the upper median instead of the largest waited less in vain there, but gathered smaller
   batches under one route's load and lost most of batching's gain). Batches of an
   :class:`AloneKey`, which cannot grow, say nothing about the load and are not counted.

@@ -26,7 +26,7 @@ a worker's resident memory rose by over 100 MiB over its first reloads under tra
 stayed flat). So after that collection :func:`trim_malloc` asks glibc to hand its free pages
 back (``malloc_trim``; 57-73 ms a call in one measurement, without the GIL, though it takes each
 arena's lock in turn, so a request thread that allocates meanwhile may wait): about 75 MiB a
-worker after 12 reloads (README, "Memory after reloads").
+worker after 12 reloads (docs/DEPLOYMENT.md, "Memory after reloads").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ that one list come
 * the ``serve`` command's options (:func:`add_arguments`, used by ``legacy_assistant.cli.serve``);
 * the app's config (:func:`app_config`, used by ``legacy_assistant.web.create_app``);
 * the gunicorn master's options (:func:`server_values`, used by ``ServerOptions.from_settings``);
-* the README's table of settings (:func:`markdown_table`; ``python -m
+* the table of settings in docs/DEPLOYMENT.md (:func:`markdown_table`; ``python -m
   legacy_assistant.serving.settings`` prints it).
 
 A value comes from its flag when the flag is given, else from its environment variable when
@@ -71,7 +71,7 @@ class Kind(Protocol):
 
     @property
     def description(self) -> str:
-        """What a valid value is, for error messages and the README ("an integer, at least 1")."""
+        """What a valid value is, for error messages and the docs ("an integer, at least 1")."""
 
     @property
     def metavar(self) -> str:
@@ -291,8 +291,8 @@ class Setting:
         kind: reads and checks a value given as text (:class:`Integer`, :class:`Switch`, ...).
         default: the value when neither flag nor environment gives one; a callable is called
             for it (the CPU count).
-        help: what the setting does, for ``--help`` and the README.
-        shown_default: the default as ``--help`` and the README say it, where the value itself
+        help: what the setting does, for ``--help`` and docs/DEPLOYMENT.md.
+        shown_default: the default as ``--help`` and docs/DEPLOYMENT.md say it, where the value itself
             would mislead (a path on this machine, this machine's CPU count, None).
         key: the key in the app's config when it is not ``name`` (Flask's ``MAX_CONTENT_LENGTH``).
         scope: :data:`APP` (the app's config, in every process that builds the app) or
@@ -614,7 +614,7 @@ def add_arguments(parser: argparse.ArgumentParser, settings: Iterable[Setting] =
 def environment_only(settings: Iterable[Setting] = SETTINGS) -> str:
     """A line for ``--help`` on the settings that have no flag."""
     names = [s.env for s in settings if s.option is None]
-    return f"Read from the environment only: {', '.join(names)} (the README's settings table says more)."
+    return f"Read from the environment only: {', '.join(names)} (docs/DEPLOYMENT.md's table of settings says more)."
 
 
 def flags_of(args: argparse.Namespace, settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
@@ -732,7 +732,7 @@ def _cell(text: str) -> str:
 
 
 def markdown_table(settings: Iterable[Setting] = SETTINGS) -> str:
-    """The README's table of settings, one row per setting, in declaration order."""
+    """The table of settings in docs/DEPLOYMENT.md, one row per setting, in declaration order."""
     lines = ["| environment variable | flag | default | values | what it sets |", "| --- | --- | --- | --- | --- |"]
     for s in settings:
         if s.option is None:
