@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from legacy_assistant.serving import limits
-from legacy_assistant.serving.limits import CpuBudget, cgroup_cpu_quota, usable_cpus
+from legacy_assistant.common import limits
+from legacy_assistant.common.limits import CpuBudget, cgroup_cpu_quota, usable_cpus
 from tests.helpers import ROOT
 
 MOUNTINFO_BASE = "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
@@ -205,7 +205,7 @@ def test_a_real_cgroup_quota_gives_the_server_one_worker():
         pytest.skip("needs root, a writable cgroup v1 cpu hierarchy and 2+ CPUs")
     try:
         code = (
-            "from legacy_assistant.serving import settings; from legacy_assistant.serving.limits import usable_cpus; "
+            "from legacy_assistant.serving import settings; from legacy_assistant.common.limits import usable_cpus; "
             "b = usable_cpus(); print(b.count, b.online, settings.default('WORKERS'), b.describe())"
         )
         out = subprocess.run(
@@ -229,7 +229,7 @@ def test_the_module_reads_this_systems_files_without_failing():
 
 
 def test_the_memory_limit_is_the_tightest_up_the_hierarchy(tmp_path):
-    from legacy_assistant.serving.limits import memory_limit_bytes
+    from legacy_assistant.common.limits import memory_limit_bytes
 
     v2 = tmp_path / "unified"
     write(v2 / "pod", memory__max=str(512 * 2**20))
@@ -238,7 +238,7 @@ def test_the_memory_limit_is_the_tightest_up_the_hierarchy(tmp_path):
 
 
 def test_a_v1_memory_limit_and_v1s_no_limit(tmp_path):
-    from legacy_assistant.serving.limits import memory_limit_bytes
+    from legacy_assistant.common.limits import memory_limit_bytes
 
     mount = tmp_path / "memory"
     write(mount / "svc", memory__limit_in_bytes=str(700 * 2**20))
@@ -248,3 +248,39 @@ def test_a_v1_memory_limit_and_v1s_no_limit(tmp_path):
     write(mount / "svc", memory__limit_in_bytes="9223372036854771712")
     assert memory_limit_bytes(proc) is None
     assert cgroup_cpu_quota(proc) is None  # the cpu line has no mount of its own here
+
+
+@pytest.mark.parametrize(
+    ("requested", "budget", "given"),
+    [
+        (0, CpuBudget(count=2, online=64, affinity=64, quota=Fraction(2)), 2),  # a container's CPU limit
+        (0, CpuBudget(count=3, online=64, affinity=64, quota=Fraction(5, 2)), 3),  # rounded up, as for workers
+        (0, CpuBudget(count=2, online=2, affinity=2), 0),  # no quota: TensorFlow's own choice
+        (0, CpuBudget(count=4, online=64, affinity=4, quota=Fraction(8)), 0),  # affinity, which TF sees, is tighter
+        (0, CpuBudget(count=4, online=4, affinity=4, quota=Fraction(4)), 0),  # a quota of every CPU narrows nothing
+        (3, CpuBudget(count=1, online=64, affinity=64, quota=Fraction(1)), 3),  # asked for: kept
+        (-1, CpuBudget(count=1, online=64, affinity=64, quota=Fraction(1)), -1),  # inter-op -1: the caller's thread
+    ],
+)
+def test_tensorflows_thread_pools_follow_a_cpu_quota(requested, budget, given):
+    assert limits.tensorflow_threads(requested, budget) == given
+
+
+def test_loaded_models_size_their_thread_pools_by_the_quota(monkeypatch):
+    """``Predictor.load`` and ``Responder.load`` with the default 0 threads give their sessions
+    the quota's count, which TensorFlow would not see; explicit counts stay."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.responder.responder import Responder
+
+    monkeypatch.setattr(limits, "usable_cpus", lambda: CpuBudget(count=1, online=64, affinity=64, quota=Fraction(1)))
+
+    def pools(model) -> tuple[int, int]:
+        config = model._gs.session._config
+        return config.intra_op_parallelism_threads, config.inter_op_parallelism_threads
+
+    with Predictor.load(ROOT / "exported" / "default") as predictor:
+        assert pools(predictor._classifier) == (1, 1)
+    with Responder.load(ROOT / "exported" / "responder") as responder:
+        assert pools(responder.model) == (1, 1)
+    with Predictor.load(ROOT / "exported" / "default", 2, -1) as predictor:
+        assert pools(predictor._classifier) == (2, -1)

@@ -22,6 +22,7 @@ from compat.interface import Classifier
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
+from legacy_assistant.common.limits import tensorflow_threads
 from legacy_assistant.errors import ArtifactError, RequestError
 
 Ranking = list[tuple[str, float]]
@@ -82,12 +83,16 @@ class Predictor:
     ) -> Predictor:
         """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage.
 
-        ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
-        (:func:`compat.selection.selected`); it must be the one the model was written for.
+        ``intra_op_threads`` and ``inter_op_threads`` size TensorFlow's thread pools: 0 lets
+        TensorFlow choose, narrowed to a container's CPU limit, which TensorFlow does not see
+        (:func:`legacy_assistant.common.limits.tensorflow_threads`). ``runtime`` (``compat`` or
+        ``tf2``) defaults to the process's choice (:func:`compat.selection.selected`); it must
+        be the one the model was written for.
         """
+        intra, inter = tensorflow_threads(intra_op_threads), tensorflow_threads(inter_op_threads)
         return load_consistently(
             path,
-            lambda: cls._load_once(path, intra_op_threads, inter_op_threads, runtime),
+            lambda: cls._load_once(path, intra, inter, runtime),
             manifest_name=MANIFEST,
             discard=lambda predictor: predictor.close(),
         )

@@ -41,6 +41,7 @@ from compat.responder.inputs import (
 )
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
+from legacy_assistant.common.limits import tensorflow_threads
 from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
@@ -186,13 +187,18 @@ class Responder:
     ) -> Responder:
         """Verify checksums, then load the SavedModel; raises :class:`ArtifactError` on any damage.
 
-        ``runtime`` (``compat`` or ``tf2``) defaults to the process's choice
-        (:func:`compat.selection.selected`); it must be the one the model was written for
-        (``runtime`` in ``responder.json``; ``compat`` when absent).
+        ``intra_op_threads`` and ``inter_op_threads`` size TensorFlow's thread pools: 0 lets
+        TensorFlow choose, narrowed to a container's CPU limit, which TensorFlow does not see
+        (:func:`legacy_assistant.common.limits.tensorflow_threads`). ``runtime`` (``compat`` or
+        ``tf2``) defaults to the process's choice (:func:`compat.selection.selected`); it must
+        be the one the model was written for (``runtime`` in ``responder.json``; ``compat``
+        when absent).
         """
 
         if options is not None and not isinstance(options, DecodingOptions):  # before anything loads
             raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
+
+        intra, inter = tensorflow_threads(intra_op_threads), tensorflow_threads(inter_op_threads)
 
         def load() -> Responder:
             from compat.interface import SavedModelError
@@ -207,7 +213,7 @@ class Responder:
                     f"{chosen!r} (load it with runtime={written_for!r}, or --runtime {written_for} on the command line)"
                 )
             try:
-                model = load_responder(str(info.saved_model_dir), chosen, intra_op_threads, inter_op_threads)
+                model = load_responder(str(info.saved_model_dir), chosen, intra, inter)
             except SavedModelError as exc:
                 raise ArtifactError(str(exc)) from None
             try:

@@ -131,7 +131,7 @@ class Assistant:
     ) -> Assistant:
         """Load the model at ``model_dir`` (and the responder at ``responder_dir``, if given);
         raises :class:`~legacy_assistant.errors.ArtifactError` for a missing or damaged one.
-        Thread counts go to TensorFlow's sessions (0: one per core); ``condition_strength`` is
+        Thread counts go to TensorFlow's sessions (0: one per usable CPU); ``condition_strength`` is
         the responder's condition guidance (:class:`~legacy_assistant.responder.responder.DecodingOptions`)."""
         predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
         responder = None

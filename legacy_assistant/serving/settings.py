@@ -37,7 +37,7 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
-from legacy_assistant.serving.limits import usable_cpus
+from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.serving.log_format import FORMATS as LOG_FORMATS
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
 
@@ -470,13 +470,13 @@ SETTINGS: tuple[Setting, ...] = (
         "INTRA_OP_THREADS",
         Integer(0, MAX_PROCESSES_OR_THREADS),
         DEFAULT_INTRA_OP_THREADS,
-        "TensorFlow intra-op threads per process (0: one per core)",
+        "TensorFlow intra-op threads per process (0: one per usable CPU)",
     ),
     Setting(
         "INTER_OP_THREADS",
         Integer(-1, MAX_PROCESSES_OR_THREADS),
         DEFAULT_INTER_OP_THREADS,
-        "TensorFlow inter-op threads per process (0: one per core; -1: run every op in the request's own thread)",
+        "TensorFlow inter-op threads per process (0: one per usable CPU; -1: run every op in the request's own thread)",
     ),
     Setting("MAX_TEXT_LENGTH", Integer(1, MAX_BODY_LIMIT), 1000, "longest text accepted, in characters"),
     Setting(

@@ -80,6 +80,23 @@ def usable_cpus(
     return CpuBudget(count=max(1, count), online=online, affinity=allowed, quota=quota)
 
 
+def tensorflow_threads(requested: int, budget: CpuBudget | None = None) -> int:
+    """The size to give one of TensorFlow's thread pools when ``requested`` was asked for.
+
+    0 asks for TensorFlow's choice, one thread per CPU the process may run on, which does not
+    see a cgroup CPU quota: in a container limited to 2 CPUs on a 64-CPU node each pool gets 64
+    threads, and the quota throttles them all at once. Where a quota narrows ``budget`` (by
+    default :func:`usable_cpus`) below the CPUs the process may run on, 0 becomes the budget's
+    count; anything else, and 0 where no quota narrows, is returned as it is.
+    """
+    if requested != 0:
+        return requested
+    budget = budget or usable_cpus()
+    if budget.quota is not None and budget.count < (budget.affinity or budget.online):
+        return budget.count
+    return 0
+
+
 def _whole_cpus(quota: Fraction) -> int:
     return max(1, -(-quota.numerator // quota.denominator))
 
