@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import default_allowed_hosts
+from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.defaults import instance_folder, not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import log_format, settings, unix_socket
-from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.stores.base import check_store_url
 
 if TYPE_CHECKING:

@@ -66,9 +66,9 @@ from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.common.files import can_make_or_write_in, nearest_existing
+from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, log_format, settings, unix_socket
-from legacy_assistant.common.limits import memory_limit_bytes
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 

@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from legacy_assistant.common.hosts import parse_hosts
+from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.common.origins import parse_origins
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
-from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.serving.log_format import FORMATS as LOG_FORMATS
 from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
 
