@@ -145,6 +145,23 @@ def test_malformed_bodies_get_json_400(client, url, field):
     assert "cannot read (more than 4,300 digits)" in message and "sys." not in message  # not Python's advice
 
 
+@pytest.mark.parametrize("url, field", ROUTES)
+def test_json_that_python_reads_but_json_does_not_have_is_400(client, url, field):
+    """NaN and Infinity are not JSON; a key named twice would silently take its last value
+    (a webhook ``sender`` of NaN was the conversation "nan")."""
+    body = json.dumps(full_body(url, field, "hello"))
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        response = post(client, url, data=body[:-1] + f', "extra": {constant}}}')
+        assert_error(response, 400, "invalid_json")
+        assert f"{constant} is not a JSON value" in response.get_json()["error"]["message"]
+    twice = post(client, url, data=body[:-1] + f', "{field}": "again"}}')
+    assert_error(twice, 400, "invalid_json")
+    assert f"names {field!r} twice" in twice.get_json()["error"]["message"]
+    nested = post(client, url, data=body[:-1] + ', "extra": {"a": 1, "a": 2}}')
+    assert_error(nested, 400, "invalid_json")
+    assert post(client, url, data=body[:-1] + ', "extra": {"a": 1, "b": [1e308, -0.0]}}').status_code == 200
+
+
 def test_chat_sender_is_validated(client):
     assert_error(post(client, "/api/v1/chat", {"message": "hi"}), 400, "missing_field")
     assert_error(post(client, "/api/v1/chat", {"sender": ["x"], "message": "hi"}), 400, "invalid_field")

@@ -135,7 +135,10 @@ def test_cors_allow_list_and_preflight(make_client):
         "Access-Control-Request-Headers": "authorization, content-type"})
     assert preflight.status_code == 204  # preflight carries no token and needs none
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
-    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Methods"] == "OPTIONS, POST"  # this path's, not every route's
+    conversation = client.options("/api/v1/conversations/c", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"})
+    assert conversation.headers["Access-Control-Allow-Methods"] == "DELETE, GET, HEAD, OPTIONS"
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     assert "Origin" in preflight.headers["Vary"]
     nowhere = client.options("/api/v1/nowhere", headers={

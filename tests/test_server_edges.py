@@ -131,6 +131,41 @@ def test_errors_gunicorn_answers_itself_are_json(server):
     assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
+def status_line(server, data: bytes) -> str:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        return sock.makefile("rb").readline().decode("latin-1").strip()
+
+
+def test_a_transfer_coding_or_expectation_gunicorn_refuses_is_named_in_json(server):
+    """gunicorn's 501 kept "Bad Request" as its reason and its message; 417 said nothing more."""
+    te = b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: br, chunked\r\n\r\n0\r\n\r\n"
+    error = json_error(exchange(server, te), 501, "not_implemented")
+    assert "Unsupported transfer coding" in error["message"] and "chunked alone" in error["message"], error
+    assert status_line(server, te) == "HTTP/1.1 501 Not Implemented"
+    expect = b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}"
+    error = json_error(exchange(server, expect), 417, "expectation_failed")
+    assert "'foo'" in error["message"] and "100-continue" in error["message"], error
+
+
+def test_a_body_cut_short_by_the_client_is_not_taken_for_the_whole(server):
+    """A client that closes its side after part of its Content-Length gets 408: gunicorn hands
+    the app what came, and the chat turn used to be stored and answered 200."""
+    body = b'{"sender": "cut-short", "message": "I would like to order a coffee"}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body) + 40, body))
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert json.loads(payload)["error"]["code"] == "request_timeout"
+    status, transcript = server.request("GET", "/api/v1/conversations/cut-short")
+    assert status == 200 and transcript["turns"] == []
+
+
 def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outside(tmp_path, free_port):
     """gunicorn's SCRIPT_NAME: a proxy passes /bot/... unchanged and the server answers under it.
     A path outside the prefix is a JSON 404 (gunicorn itself answers 500), and the page's files

@@ -1,5 +1,6 @@
 """What the app answers without a real server: the page's icon and focus colour, ``/ready``,
 ``OPTIONS``, and the worker registry ``/ready`` reads under gunicorn."""
+import gzip
 import json
 import re
 import struct
@@ -285,6 +286,37 @@ def test_a_body_shorter_than_its_length_is_408_and_a_bad_chunk_400(client):
     assert status.startswith("400") and body["error"]["code"] == "bad_request", body
     status, body = _post_with_input(client, io.BytesIO(b'{"text": "h'), CONTENT_LENGTH="100")
     assert status.startswith("408") and body["error"]["code"] == "request_timeout", body
+
+
+def test_under_gunicorn_a_short_body_is_408_a_stalled_chunk_408_and_a_compressed_one_415(client):
+    """gunicorn (``wsgi.input_terminated``) hands over what came before the client closed its side
+    as if it were the whole body; a chunked body whose next bytes did not come in time fails the
+    read with the socket's timeout; a body sent "gzip, chunked" comes through still compressed."""
+    import io
+
+    status, body = _post_with_input(client, io.BytesIO(b'{"text": "hi"}'), CONTENT_LENGTH="100",
+                                    **{"wsgi.input_terminated": True})
+    assert status.startswith("408") and body["error"]["code"] == "request_timeout", body
+
+    class Stalled(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise BlockingIOError(11, "Resource temporarily unavailable")  # SO_RCVTIMEO ran out
+
+    status, body = _post_with_input(client, Stalled(), HTTP_TRANSFER_ENCODING="chunked",
+                                    **{"wsgi.input_terminated": True})
+    assert status.startswith("408") and body["error"]["code"] == "request_timeout", body
+    compressed = gzip.compress(b'{"text": "hi"}')
+    for coding in ("gzip, chunked", "deflate,chunked", "x-gzip , chunked"):
+        status, body = _post_with_input(client, io.BytesIO(compressed), HTTP_TRANSFER_ENCODING=coding,
+                                        **{"wsgi.input_terminated": True})
+        assert status.startswith("415") and body["error"]["code"] == "unsupported_media_type", (coding, body)
+        assert "uncompressed" in body["error"]["message"]
+    status, body = _post_with_input(client, io.BytesIO(b'{"text": "hi"}'), HTTP_TRANSFER_ENCODING="chunked",
+                                    **{"wsgi.input_terminated": True})
+    assert status.startswith("200"), body
 
 
 def test_the_connection_handler_works_with_gunicorn_releases_that_do_not_defer(monkeypatch):

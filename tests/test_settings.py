@@ -203,7 +203,8 @@ def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, m
         (["--port", "x"], "argument --port: must be an integer from 0 to 65,535, got 'x'"),
         # a blank flag (an unset variable in a template) is no value: "" would listen everywhere,
         # or open the default store over the environment's, or take the working directory for a model
-        (["--host", ""], "argument --host: must be text, not blank, got '': blank"),
+        (["--host", ""], "argument --host: must be an address or host name (IPv6 with or without brackets), "
+                         "or unix:PATH, got '': blank"),
         (["--store", " "], "argument --store: must be text, not blank, got ' ': blank"),
         (["--model", ""], "argument --model: must be a directory, got '': blank"),
         (["--responder", ""], "argument --responder: must be a directory, or none, got '': blank"),
@@ -291,3 +292,18 @@ def test_a_model_directory_given_as_a_link_stays_a_link(environ, tmp_path, monke
     assert settings.resolve(settings.flags_of(parse("--model", "current")))["MODEL"] == str(current)
     environ(RESPONDER="current")
     assert settings.resolve()["RESPONDER"] == str(current)
+
+
+def test_an_ipv6_host_in_brackets_is_the_address_inside(environ):
+    """``--host [::1]`` (as a URL writes it) listens on ::1: the brackets went to the socket
+    layer as part of a host name, which no resolver knows."""
+    assert server_options(parse("--host", "[::1]")).host == "::1"
+    assert server_options(parse("--host", " [::] ")).host == "::"
+    environ(HOST="[::1]")
+    assert server_options(parse()).host == "::1"
+    assert server_options(parse("--host", "::1")).host == "::1"
+
+    assert server_options(parse("--host", "unix:/run/a[1].sock")).host == "unix:/run/a[1].sock"
+    for wrong in ("[localhost]", "[::1", "::1]", "[[::1]]"):  # each was a traceback from the allowed hosts
+        with pytest.raises(SystemExit):
+            parse("--host", wrong)

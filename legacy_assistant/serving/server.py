@@ -50,6 +50,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -376,6 +377,8 @@ class ModelWorker(ThreadWorker):
         status, reason, message = capture.status(), capture.reason(), None
         if status is None:
             return
+        if isinstance(exc, (gunicorn_errors.UnsupportedTransferCoding, gunicorn_errors.ExpectationFailed)):
+            message = f"{exc} ({_UNSUPPORTED[status]})" if status in _UNSUPPORTED else None
         if isinstance(exc, gunicorn_errors.ConfigurationProblem) and "SCRIPT_NAME" in str(exc):
             # served under a prefix (SCRIPT_NAME) and asked for a path outside it: gunicorn says
             # 500, though nothing failed and no path out there exists
@@ -398,6 +401,8 @@ class ModelWorker(ThreadWorker):
             500: "the server failed to handle this request",
         }
         body = error_body(status_code_name(status), message or limits.get(status, reason)).encode("utf-8")
+        with contextlib.suppress(ValueError):  # gunicorn keeps "Bad Request" as the reason of its 501
+            reason = HTTPStatus(status).phrase
         head = (
             f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n"
@@ -406,6 +411,12 @@ class ModelWorker(ThreadWorker):
         )
         return head.encode("latin-1") + body
 
+
+# What to do instead of what gunicorn refused with these statuses.
+_UNSUPPORTED = {
+    501: "send the body with Content-Length, or as Transfer-Encoding: chunked alone",
+    417: "the only expectation this server meets is Expect: 100-continue",
+}
 
 # A new connection's first bytes normally arrive with it; one that sends nothing waits in the
 # poller (up to gunicorn's keep-alive time), not in a request thread.

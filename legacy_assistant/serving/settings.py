@@ -160,6 +160,26 @@ class Text:
 
 
 @dataclass(frozen=True)
+class ListenAddress(Text):
+    """A :class:`Text` address to listen on; an IPv6 address may come in brackets, as in a URL
+    (``[::1]``), which the socket layer would take for a host name."""
+
+    metavar: str = "ADDRESS"
+    description: str = "an address or host name (IPv6 with or without brackets), or unix:PATH"
+
+    def __call__(self, text: str) -> str:
+        text = super().__call__(text)
+        if text.startswith("unix:"):  # a path may hold brackets
+            return text
+        stripped = text.strip()
+        if stripped.startswith("[") and stripped.endswith("]") and ":" in stripped:
+            stripped = text = stripped[1:-1]
+        if "[" in stripped or "]" in stripped:
+            raise ValueRefused("brackets go around an IPv6 address only, as in [::1]")
+        return text
+
+
+@dataclass(frozen=True)
 class Token:
     """A secret: surrounding whitespace (a secrets file's line break) is dropped, since the token
     a client presents is read without it; nothing but whitespace is refused."""
@@ -352,7 +372,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "HOST",
-        Text(metavar="ADDRESS"),
+        ListenAddress(),
         "127.0.0.1",
         "address to listen on, or unix:PATH for a Unix socket (mode 0660; the port is then not used)",
         scope=SERVER,

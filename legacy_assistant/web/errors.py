@@ -150,6 +150,15 @@ def json_object() -> dict[str, Any]:
         raise ApiError(
             415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not supported: send the body uncompressed"
         )
+    # gunicorn takes "gzip, chunked" (and deflate, compress) and undoes only the chunking
+    codings = [c.strip() for c in current.headers.get("Transfer-Encoding", "").lower().split(",") if c.strip()]
+    compressed = [c for c in codings if c not in ("chunked", "identity")]
+    if compressed:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Transfer-Encoding {', '.join(compressed)!r} is not supported: send the body uncompressed",
+        )
     data = _body(current)
     # JSON on the wire is UTF-8 (RFC 8259), which may start with a byte order mark that a parser
     # may ignore; json.loads would also guess UTF-16 and UTF-32 from bytes, so decode here.
@@ -160,7 +169,9 @@ def json_object() -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "the request body is not UTF-8") from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_not_json, object_pairs_hook=_without_repeated_keys)
+    except _NotJson as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
     except RecursionError:  # json gives up on very deep nesting with RecursionError, not ValueError
         raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
     except json.JSONDecodeError:
@@ -175,6 +186,25 @@ def json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return body
+
+
+class _NotJson(ValueError):
+    """Text Python's parser takes that is not JSON, or is JSON that means two things."""
+
+
+def _not_json(constant: str) -> Any:
+    # Python reads NaN, Infinity and -Infinity, which JSON does not have (RFC 8259, section 6)
+    raise _NotJson(f"the request body is not valid JSON ({constant} is not a JSON value)")
+
+
+def _without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # the last of two values would silently win: {"sender": "a", "sender": "b"} is "b"
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _NotJson(f"the request body names {key!r} twice in one object")
+        found[key] = value
+    return found
 
 
 def _refuse_streamed_body_over_limit(current: Request) -> None:
@@ -204,8 +234,10 @@ def _body(current: Request) -> bytes:
     reads it."""
     try:
         _refuse_streamed_body_over_limit(current)
-        return current.get_data(cache=True)
-    except ClientDisconnected:
+        data = current.get_data(cache=True)
+    except ClientDisconnected as exc:
+        if isinstance(exc.__context__, (BlockingIOError, TimeoutError)):  # gunicorn: a chunked body stalled
+            raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
         if "chunked" in current.headers.get("Transfer-Encoding", "").lower():
             # the development server's word for a chunk header it cannot read
             raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
@@ -218,6 +250,10 @@ def _body(current: Request) -> bytes:
     except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...
         log.info("unreadable request body on %s %s: %s", current.method, logged_path(current.path), exc)
         raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
+    if current.content_length is not None and len(data) < current.content_length:
+        # gunicorn hands over what came before the client closed its side, as if it were all
+        raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete")
+    return data
 
 
 def text_field(body: dict[str, Any], name: str, limit_key: str = "MAX_TEXT_LENGTH", default: str | None = None) -> str:

@@ -42,7 +42,6 @@ from legacy_assistant.web.errors import ApiError
 
 ACCESS_EXTENSION = "legacy_assistant.access"  # app.extensions key: endpoint -> Access
 REALM = "legacy-assistant"
-CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE = "600"
 
@@ -178,10 +177,19 @@ def _require(expected: str, scope: str) -> None:
         )
 
 
-def _preflight(origin: str) -> Response:
+def _path_methods(app: Flask) -> list[str]:
+    # Every rule of the path, not only the one matched: GET and DELETE of a conversation are two.
+    return sorted(app.url_map.bind_to_environ(request.environ).allowed_methods())
+
+
+def _preflight(origin: str, app: Flask) -> Response | None:
+    """A CORS preflight's answer, naming the methods this path takes; None for an unknown path,
+    whose 404 the error handlers answer."""
+    if request.url_rule is None:
+        return None
     response = Response(status=204)
     response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+    response.headers["Access-Control-Allow-Methods"] = ", ".join(_path_methods(app))
     response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
     response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
     response.headers["Vary"] = "Origin"
@@ -194,8 +202,7 @@ def _options(app: Flask) -> Response | None:
     404 or 405 the error handlers answer."""
     if request.url_rule is None:
         return None
-    # Every rule of the path, not only the one matched: GET and DELETE of a conversation are two.
-    methods = sorted(app.url_map.bind_to_environ(request.environ).allowed_methods())
+    methods = _path_methods(app)
     response = Response(
         json.dumps({"methods": methods}, separators=(",", ":")), status=200, mimetype="application/json"
     )
@@ -222,7 +229,7 @@ def register(app: Flask) -> None:
                 and current.headers.get("Access-Control-Request-Method")
                 and not _admin_route(app, current.endpoint)
             ):
-                return _preflight(origin)
+                return _preflight(origin, app)
             return _options(app)  # no CORS headers: a page of another origin learns nothing
         endpoint = current.endpoint
         if endpoint is None:
