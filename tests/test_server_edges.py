@@ -131,6 +131,25 @@ def test_errors_gunicorn_answers_itself_are_json(server):
     assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
+def rejected_count(server, status: int) -> float:
+    _, text = server.request("GET", "/metrics")
+    found = re.search(r'legacy_assistant_http_requests_total\{[^}]*route="<rejected>"[^}]*status="%d"[^}]*\} (\S+)'
+                      % status, text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_requests_gunicorn_refuses_are_counted_in_the_request_totals(server):
+    """They were only gunicorn's log lines: a 4xx rate alert never saw them."""
+    before = {status: rejected_count(server, status) for status in (400, 414, 431)}
+    for _ in range(3):
+        exchange(server, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    for _ in range(2):
+        exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n")
+    exchange(server, b"\x01\x02 garbage \xff\r\n\r\n")
+    after = {status: rejected_count(server, status) for status in (400, 414, 431)}
+    assert {status: after[status] - before[status] for status in after} == {400: 1, 414: 3, 431: 2}
+
+
 def status_line(server, data: bytes) -> str:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(data)

@@ -207,6 +207,77 @@ def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     assert (tmp_path / "new").is_dir()
 
 
+def test_an_ended_workers_metrics_files_of_zeros_go_and_files_with_counts_stay(tmp_path):
+    """A worker that dies before serving (a damaged model: gunicorn starts another every few
+    seconds) left a counter file of zeros each, for as long as the server ran."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    from legacy_assistant.serving.server import remove_zero_metrics
+
+    def write(name, **values):
+        written = MmapedDict(str(tmp_path / name))
+        for key, value in values.items():
+            written.write_value(key, value, 0.0)
+        written.close()
+
+    write("counter_111.db", fallbacks=0.0, requests=0.0)
+    write("histogram_111.db", bucket=0.0)
+    write("gauge_livesum_111.db", memory=5.0)  # live gauges are mark_process_dead's
+    write("counter_222.db", fallbacks=0.0, requests=3.0)  # served: its counts stay in the totals
+    write("histogram_222.db", bucket=0.0)
+    (tmp_path / "counter_333.db").write_bytes(b"\x10\x00\x00\x00")  # torn: left to the reader
+    assert remove_zero_metrics(str(tmp_path), 111) == 2
+    assert remove_zero_metrics(str(tmp_path), 222) == 1
+    assert remove_zero_metrics(str(tmp_path), 333) == 0
+    assert remove_zero_metrics(str(tmp_path), 444) == 0  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_222.db", "counter_333.db", "gauge_livesum_111.db"]
+
+
+def test_the_metrics_folders_of_killed_servers_are_removed_at_the_next_start(tmp_path):
+    """A server killed with SIGKILL left its own metrics folder in the temporary folder for good
+    (77 of them here). The next start removes those whose master has ended, as far as it can
+    know: a folder naming its master in this PID namespace, or an older one whose files' pids
+    are none of them a running server's."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from legacy_assistant.serving.server import METRICS_DIR_OWNER, _pid_namespace, make_metrics_dir
+
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    namespace = _pid_namespace()
+
+    def folder(name, master=None, pid_ns=namespace, files=()):
+        path = tmp_path / f"legacy-assistant-metrics-{name}"
+        path.mkdir()
+        if master is not None:
+            (path / METRICS_DIR_OWNER).write_text(json.dumps({"master": master, "pid_ns": pid_ns}))
+        for file in files:
+            (path / file).write_bytes(b"x")
+        return path
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "legacy_assistant.serving.server"])
+    try:
+        gone = [folder("killed", master=dead, files=[f"counter_{dead}.db"]),
+                folder("older-killed", files=[f"counter_{dead}.db", f"histogram_{dead + 1}.db"])]
+        kept = [folder("running", master=os.getpid()),
+                folder("other-namespace", master=dead, pid_ns="pid:[1]"),
+                folder("older-running", files=[f"counter_{dead}.db", f"counter_{server.pid}.db"]),
+                folder("starting"),  # no master named yet, and no files: may be a server's, starting
+                tmp_path / "something-else"]
+        kept[-1].mkdir()
+        made = Path(make_metrics_dir(str(tmp_path)))
+    finally:
+        server.kill()
+        server.wait()
+    assert not any(path.exists() for path in gone)
+    assert all(path.exists() for path in kept)
+    assert json.loads((made / METRICS_DIR_OWNER).read_text()) == {"master": os.getpid(), "pid_ns": namespace}
+    assert made.name.startswith("legacy-assistant-metrics-")
+
+
 def test_a_metrics_folder_that_cannot_be_one_is_refused_before_gunicorn_starts(tmp_path):
     from legacy_assistant.errors import ConfigError
     from legacy_assistant.serving.server import check_metrics_dir

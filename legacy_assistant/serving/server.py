@@ -388,6 +388,9 @@ class ModelWorker(ThreadWorker):
             gunicorn_util.write_nonblock(client, self._json_error(status, reason, message))
         except Exception:  # the client is gone: nothing to answer
             self.log.debug("failed to send the error response")
+        from legacy_assistant.web.metrics import count_rejected
+
+        count_rejected(status)  # in the totals an operator alerts on, beside the app's own 4xx
 
     def _json_error(self, status: int, reason: str, message: str | None = None) -> bytes:
         from legacy_assistant.web.errors import error_body, status_code_name
@@ -515,6 +518,64 @@ def clear_stale_metrics(directory: str) -> None:
                 os.unlink(os.path.join(directory, name))
 
 
+def remove_zero_metrics(directory: str, pid: int) -> int:
+    """Delete the counter and histogram files of the ended worker ``pid`` in ``directory`` that
+    hold nothing but zeros, and say how many went. A worker that dies before it serves (a
+    damaged model, a store that cannot be reached) writes one such file as it imports the app,
+    and gunicorn starts another every few seconds: each would stay, read at every scrape, for as
+    long as the server runs. A file with any count stays, so that no total goes back."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    removed = 0
+    for kind in ("counter", "histogram", "summary"):
+        path = os.path.join(directory, f"{kind}_{pid}.db")
+        try:
+            if any(value != 0 for _, value, _, _ in MmapedDict.read_all_values_from_file(path)):
+                continue
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except (OSError, RuntimeError, struct.error) as exc:  # unreadable or torn: leave it to the reader
+            log.debug("left %s: %s", path, exc)
+    return removed
+
+
+METRICS_DIR_PREFIX = "legacy-assistant-metrics-"
+METRICS_DIR_OWNER = "master.json"
+
+
+def make_metrics_dir(parent: str | None = None) -> str:
+    """A fresh metrics folder in ``parent`` (the temporary folder by default) that names its
+    master, after removing the folders of servers that were killed (SIGKILL skips the removal
+    at exit, and each would stay in the temporary folder for good)."""
+    parent = parent or tempfile.gettempdir()
+    remove_stale_metrics_dirs(parent)
+    directory = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX, dir=parent)
+    owner = {"master": os.getpid(), "pid_ns": _pid_namespace()}
+    Path(directory, METRICS_DIR_OWNER).write_text(json.dumps(owner), encoding="utf-8")
+    return directory
+
+
+def remove_stale_metrics_dirs(parent: str) -> None:
+    """Remove the metrics folders in ``parent`` whose master has ended, as far as that can be
+    known: by the master named in the folder, in this PID namespace; for a folder an earlier
+    version made (no master named), when it holds metrics files and none of their processes is
+    a running server. An empty folder without a master is left: it may be a server's, starting."""
+    for folder in Path(parent).glob(f"{METRICS_DIR_PREFIX}*"):
+        if (folder / METRICS_DIR_OWNER).exists():
+            master = _master_of(folder, METRICS_DIR_OWNER)
+            stale = master is not None and not _alive(master)
+        else:
+            try:
+                pids = [int(found.group(1)) for name in os.listdir(folder) if (found := METRICS_FILE.fullmatch(name))]
+            except OSError:
+                continue
+            stale = bool(pids) and not any(_a_running_server(pid) for pid in set(pids))
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _a_running_server(pid: int) -> bool:
     """Whether ``pid`` is a process of a running server of this project. A pid is reused: a
     crashed run's worker pid may now be any process, whose file would keep the old counts."""
@@ -542,12 +603,13 @@ def shared_memory_dir() -> str | None:
 SHARED_MEMORY = "/dev/shm"
 
 
-def _master_of(folder: Path) -> int | None:
-    """The master that made a registry folder, when it was made in this PID namespace (a pid of
-    another means nothing here: its server may be alive); None when that cannot be known, which
-    leaves the folder alone (one written by an earlier version, or being written)."""
+def _master_of(folder: Path, state_file: str = WorkerRegistry.STATE) -> int | None:
+    """The master that made a registry (or metrics) folder, named in its ``state_file``, when it
+    was made in this PID namespace (a pid of another means nothing here: its server may be
+    alive); None when that cannot be known, which leaves the folder alone (one written by an
+    earlier version, or being written)."""
     try:
-        state = json.loads((folder / WorkerRegistry.STATE).read_text(encoding="utf-8"))
+        state = json.loads((folder / state_file).read_text(encoding="utf-8"))
         namespace = _pid_namespace()
         if namespace is None or state.get("pid_ns") != namespace:
             return None
@@ -754,7 +816,7 @@ class GunicornServer(BaseApplication):
         if directory:
             clear_stale_metrics(directory)
         else:
-            self._metrics_dir = tempfile.mkdtemp(prefix="legacy-assistant-metrics-")
+            self._metrics_dir = make_metrics_dir()
             os.environ[METRICS_ENV] = self._metrics_dir
         self.registry = WorkerRegistry.create()
 
@@ -779,6 +841,9 @@ class GunicornServer(BaseApplication):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+        directory = os.environ.get(METRICS_ENV)
+        if directory:
+            remove_zero_metrics(directory, worker.pid)
         if self.registry is not None:
             self.registry.forget(worker.pid)
             if self._early_death(arbiter, worker.pid):

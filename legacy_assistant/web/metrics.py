@@ -80,6 +80,16 @@ BATCH_SIZES = Histogram(
 )
 
 
+# The route of a request the HTTP server refused before the app saw it (a request line or
+# header over its limits, a request that is not HTTP): no route, and often no method, is known.
+REJECTED_ROUTE = "<rejected>"
+
+
+def count_rejected(status: int) -> None:
+    """Count a request gunicorn answered itself with ``status`` (no latency: it was not timed)."""
+    REQUESTS.labels(REJECTED_ROUTE, "other", str(status)).inc()
+
+
 class RequestMetrics:
     """Per-request recording with the labelled children cached (``labels()`` is not free)."""
 
