@@ -120,7 +120,9 @@ def test_train_responder_exports_what_info_shows(trained, files, capsys):
     assert main(["info", str(out), "--no-load"]) == 0
     text = capsys.readouterr().out
     assert "verified   checksums ok (" in text
-    assert "conditions neutral, anger, joy, fear, sadness" in text
+    each = len(PROMPTS)  # every prompt answered once under each condition
+    assert f"conditions neutral ({each}), anger ({each}), joy ({each}), fear ({each}), sadness ({each}) " in text
+    assert info["condition_pairs"] == dict.fromkeys(["neutral", "anger", "joy", "fear", "sadness"], each)
     assert f"vocabulary {info['vocabulary_size']} tokens" in text
     assert f"perplexity {summary['val_perplexity']:.2f} on the held-out pairs" in text
     assert f"decoder {TINY['decoder_units']} GRU" in text

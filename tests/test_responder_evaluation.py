@@ -476,7 +476,9 @@ def test_empty_replies_are_left_out_of_the_condition_shares(monkeypatch):
     }
     names = {v: k for k, v in words.items()}
     vocabulary = SimpleNamespace(decode=lambda ids: " ".join(names[i] for i in ids))
-    responder = SimpleNamespace(conditions=conditions, vocabulary=vocabulary)
+    responder = SimpleNamespace(
+        conditions=conditions, trained_conditions=conditions, default_condition="neutral", vocabulary=vocabulary
+    )
     monkeypatch.setattr(
         evaluation,
         "decode_replies",

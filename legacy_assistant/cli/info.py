@@ -136,6 +136,7 @@ def run_responder(args: argparse.Namespace) -> int:
         "created": manifest.get("created"),
         "vocabulary_size": len(info.vocabulary),
         "conditions": list(info.conditions),
+        "condition_pairs": training.get("condition_pairs"),
         "spec": info.spec.to_dict(),
         "condition_guidance": guided,
         "training_config": manifest.get("training", {}),
@@ -154,7 +155,7 @@ def run_responder(args: argparse.Namespace) -> int:
     print(f"created    {summary['created']}")
     print(f"verified   {summary['verified']} ({summary['files']} files)")
     print(f"vocabulary {summary['vocabulary_size']} tokens (4 special)")
-    print(f"conditions {', '.join(summary['conditions'])}")
+    print(f"conditions {_conditions_line(summary['conditions'], summary['condition_pairs'])}")
     print(
         f"network    embedding {spec.embedding_size}, utterance encoder 2x{spec.encoder_units} GRU, "
         f"context {spec.context_units} GRU, decoder {spec.decoder_units} GRU, condition {spec.condition_size}"
@@ -187,3 +188,20 @@ def run_responder(args: argparse.Namespace) -> int:
         print(f"corpora    {len(corpora)} file(s) for training" + (f", {len(held_out)} held out" if held_out else ""))
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0
+
+
+def _conditions_line(conditions: list[str], pairs: Any) -> str:
+    """The conditions, each with its training replies where the manifest records them; an
+    untrained one (cakechat's five are in every model) says so."""
+    if not isinstance(pairs, dict):
+        return ", ".join(conditions)
+    shown = []
+    for name in conditions:
+        count = pairs.get(name)
+        if not isinstance(count, int):
+            shown.append(name)
+        elif count == 0:
+            shown.append(f"{name} (untrained)")
+        else:
+            shown.append(f"{name} ({count:,})")
+    return ", ".join(shown) + " (training replies)"

@@ -23,9 +23,12 @@ The report (a JSON-serialisable dict) has four measured parts:
   give it whatever label it ranks first): ``empty_replies`` counts those left out per requested
   condition, and every share is over the rest (``None``, n/a, when no reply is left). ``found``
   is the share of replies labelled with the condition asked for, ``when_neutral`` the share
-  labelled with it when neutral was asked for, ``vs_neutral`` the first over the second (2 means
-  asking for the emotion doubles how often it is heard; ``None`` when the second is 0 or
-  ``None``), ``matrix`` every requested -> labelled share;
+  labelled with it when the ``baseline`` condition was asked for (neutral; for a model never
+  trained under neutral, the condition it had most training replies under), ``vs_neutral`` the
+  first over the second (2 means asking for the emotion doubles how often it is heard; ``None``
+  when the second is 0 or ``None``), ``matrix`` every requested -> labelled share. By default
+  the conditions requested are those the model had training replies under (cakechat's five are
+  in every model, trained or not);
 * **latency**: ``Responder.respond`` at batch 1 (tokenizing, one ``Session.run``,
   detokenizing), p50 and p95 over ``latency_replies`` calls per mode.
 
@@ -70,7 +73,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HUMAN = "human"
-NEUTRAL = "neutral"
 CLASSIFIER_PRESET = "ngrams"
 # How far from the evaluated corpora the manifest's training files are looked for (folders).
 SEARCH_DEPTH = 3
@@ -203,7 +205,8 @@ def held_out_data(responder: Responder, dialogues: Sequence[Dialogue], settings:
         chosen = [chosen[i] for i in sorted(rows)]
     known = set(responder.conditions)
     for dialogue in chosen:  # one line naming the dialogue, not a list of problems of "training pairs"
-        unknown = sorted({turn.condition for turn in dialogue.turns} - known)
+        # the first turn is only ever context: its condition reaches no model, as in training
+        unknown = sorted({turn.condition for turn in dialogue.turns[1:]} - known)
         if unknown:
             raise DataError(
                 dialogue.source,
@@ -522,7 +525,8 @@ def condition_section(
     settings: EvaluationSettings,
 ) -> dict[str, Any]:
     """The classifier's labels of the replies to ``rows`` under each requested condition."""
-    requested = list(settings.conditions or responder.conditions)
+    requested = list(settings.conditions or responder.trained_conditions)
+    baseline_name = responder.default_condition  # neutral, where the model was trained under it
     index = {name: i for i, name in enumerate(responder.conditions)}
     unknown = [c for c in requested if c not in index]
     if unknown:
@@ -543,13 +547,14 @@ def condition_section(
             matrix[condition] = {name: counts[name] / len(spoken) if spoken else None for name in classifier.classes}
             empty[condition] = len(texts) - len(spoken)
         found: dict[str, float | None] = {c: matrix[c][c] if c in classifier.classes else None for c in requested}
-        when_neutral: dict[str, float | None] = {c: matrix.get(NEUTRAL, {}).get(c) for c in requested}
+        when_neutral: dict[str, float | None] = {c: matrix.get(baseline_name, {}).get(c) for c in requested}
         vs_neutral: dict[str, float | None] = {}
         for c in requested:
             share, baseline = found[c], when_neutral[c]
             vs_neutral[c] = share / baseline if share is not None and baseline else None
         modes[mode] = {
             "found": found,
+            "baseline": baseline_name,
             "when_neutral": when_neutral,
             "vs_neutral": vs_neutral,
             "matrix": matrix,
@@ -696,7 +701,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             ]
             left_out = sum(figures.get("empty_replies", {}).values())
             note = f" ({left_out} empty replies left out)" if left_out else ""
-            lines.append(f"conditions   {mode}: labelled c when c / when neutral is asked: " + ", ".join(parts) + note)
+            baseline = figures.get("baseline", "neutral")
+            lines.append(
+                f"conditions   {mode}: labelled c when c / when {baseline} is asked: " + ", ".join(parts) + note
+            )
     latency = report.get("latency")
     if latency:
         lines.append(

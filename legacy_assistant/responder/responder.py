@@ -235,8 +235,34 @@ class Responder:
         return self._model.guided
 
     @property
+    def condition_pairs(self) -> dict[str, int] | None:
+        """Training replies per condition, as the manifest records them (None for a model from
+        before they were recorded)."""
+        recorded = self.info.manifest.get("summary", {}).get("condition_pairs")
+        if not isinstance(recorded, dict):
+            return None
+        return {
+            name: count for name, count in recorded.items() if isinstance(count, int) and name in self._condition_ids
+        }
+
+    @property
+    def trained_conditions(self) -> tuple[str, ...]:
+        """The conditions the model had training replies under (all of them where not recorded):
+        cakechat's five are in every model, trained or not."""
+        pairs = self.condition_pairs
+        if pairs is None:
+            return self.conditions
+        return tuple(name for name in self.conditions if pairs.get(name, 0) > 0) or self.conditions
+
+    @property
     def default_condition(self) -> str:
-        return DEFAULT_CONDITION if DEFAULT_CONDITION in self._condition_ids else self.conditions[0]
+        """Neutral where the model was trained under it; else the condition it had most
+        training replies under (a corpus of its own conditions, none of them neutral)."""
+        trained = self.trained_conditions
+        if DEFAULT_CONDITION in trained:
+            return DEFAULT_CONDITION
+        pairs = self.condition_pairs or {}
+        return max(trained, key=lambda name: pairs.get(name, 0))
 
     # -- requests ---------------------------------------------------------------------------
 

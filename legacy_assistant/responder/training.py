@@ -89,14 +89,15 @@ class PreparedData:
         vocabulary: built from the training dialogues' turns (or given).
         conditions: the condition list; a pair's ``condition`` indexes it.
         train, validation: encoded pairs (``validation`` empty when nothing is held out).
-        counts: dialogues and pairs on each side, for the summary.
+        counts: dialogues and pairs on each side, and training replies per condition
+            (``condition_pairs``), for the summary.
     """
 
     vocabulary: Vocabulary
     conditions: tuple[str, ...]
     train: list[EncodedPair]
     validation: list[EncodedPair]
-    counts: dict[str, int]
+    counts: dict[str, Any]
 
     def digest(self) -> str:
         """sha256 of the encoded pairs of both sides: equal digests, equal training data."""
@@ -194,12 +195,26 @@ def prepare(
     if conditions is None:
         conditions = condition_list(pair.condition for pair in train_pairs + held_pairs)
     limits = (config.max_context_turns, config.max_turn_tokens, config.max_reply_tokens)
+    condition_pairs = dict.fromkeys(conditions, 0)
+    for pair in train_pairs:
+        if pair.condition in condition_pairs:
+            condition_pairs[pair.condition] += 1
     counts = {
         "train_dialogues": len(train_dialogues),
         "held_out_dialogues": len(held_dialogues),
         "train_pairs": len(train_pairs),
         "held_out_pairs": len(held_pairs),
+        "condition_pairs": condition_pairs,
     }
+    untrained = [name for name, count in condition_pairs.items() if count == 0]
+    if untrained:
+        # cakechat's five are always in the list, so that a client asking for any is answered
+        log.warning(
+            "no training reply under %s: the model accepts %s, but what it says under %s is untrained",
+            ", ".join(untrained),
+            "it" if len(untrained) == 1 else "them",
+            "it" if len(untrained) == 1 else "them",
+        )
     # said once the data is known to be trainable (a refusal above would have followed it)
     if not held_pairs and (held_out is not None or config.held_out_fraction > 0.0):
         # asked for and not there: no validation perplexity, so no early stopping and no best epoch

@@ -26,7 +26,6 @@ from flask import current_app, jsonify
 
 from legacy_assistant.errors import RequestError
 from legacy_assistant.responder.modes import (
-    DEFAULT_CONDITION,
     MAX_CONDITION_STRENGTH,
     MODES,
     is_condition_strength,
@@ -98,11 +97,9 @@ def _one_of(body: dict[str, Any], field: str, known: tuple[str, ...]) -> str | N
     return value
 
 
-def _emotion(body: dict[str, Any], known: tuple[str, ...]) -> str:
-    emotion = _one_of(body, "emotion", known)
-    if emotion is None:
-        return DEFAULT_CONDITION if DEFAULT_CONDITION in known else known[0]
-    return emotion
+def _emotion(body: dict[str, Any], known: tuple[str, ...]) -> str | None:
+    """The request's emotion, or None for the responder's default (neutral where it was trained)."""
+    return _one_of(body, "emotion", known)
 
 
 def _seed(body: dict[str, Any]) -> int | None:

@@ -84,7 +84,8 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
     emotion = {
         "type": ["string", "null"],
         "description": "the responder's condition for a generated reply: one of the emotions /health lists "
-        "(without a responder, cakechat's five are accepted and nothing is generated; null or left out: neutral)",
+        "(without a responder, cakechat's five are accepted and nothing is generated; null or left out: neutral, "
+        "or for a responder never trained under neutral the condition it had most training replies under)",
     }
     strength_text = (
         "condition guidance of a generated reply: how strongly the emotion steers it "
@@ -231,7 +232,8 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 },
                 "emotion": {
                     "type": ["string", "null"],
-                    "description": "one of the emotions /health lists; null or left out: neutral",
+                    "description": "one of the emotions /health lists; null or left out: neutral (for a responder "
+                    "never trained under neutral, the condition it had most training replies under)",
                 },
                 "mode": {
                     "enum": [*GENERATION_MODES, None],
