@@ -129,3 +129,21 @@ def test_evaluation_asks_for_the_trained_conditions_against_the_default(styles, 
     assert conditions["requested"] == ["casual", "formal"]
     for figures in conditions["modes"].values():
         assert figures["baseline"] == "casual" and set(figures["matrix"]) == {"casual", "formal"}
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ({"condition_pairs": {"anger": 3}}, {"neutral": 0, "anger": 3, "joy": 0}),  # a name left out is 0
+        ({"condition_pairs": {"neutral": 2, "anger": 0, "joy": 1, "other": 5}}, {"neutral": 2, "anger": 0, "joy": 1}),
+        ({"condition_pairs": {"neutral": True}}, None),  # not a count
+        ({"condition_pairs": {"neutral": -3}}, None),
+        ({"condition_pairs": ["neutral"]}, None),
+        ({}, None),  # from before the counts
+        (None, None),  # a summary that is no object served before the counts: it still must
+    ],
+)
+def test_recorded_condition_pairs_are_read_alike_by_the_responder_and_info(summary, expected):
+    from legacy_assistant.responder.artifact import recorded_condition_pairs
+
+    assert recorded_condition_pairs({"summary": summary}, ["neutral", "anger", "joy"]) == expected

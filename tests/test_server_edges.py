@@ -183,6 +183,15 @@ def test_a_body_cut_short_by_the_client_is_not_taken_for_the_whole(server):
     assert json.loads(payload)["error"]["code"] == "request_timeout"
     status, transcript = server.request("GET", "/api/v1/conversations/cut-short")
     assert status == 200 and transcript["turns"] == []
+    # the same cut inside a chunk of a chunked body: gunicorn's NoMoreData, 408 too (it was 400)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s" % (len(body) + 40, body))
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
 
 
 def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outside(tmp_path, free_port):

@@ -233,7 +233,7 @@ def test_an_ended_workers_metrics_files_of_zeros_go_and_files_with_counts_stay(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_222.db", "counter_333.db", "gauge_livesum_111.db"]
 
 
-def test_the_metrics_folders_of_killed_servers_are_removed_at_the_next_start(tmp_path):
+def test_the_metrics_folders_of_killed_servers_are_removed_at_the_next_start(tmp_path, monkeypatch):
     """A server killed with SIGKILL left its own metrics folder in the temporary folder for good
     (77 of them here). The next start removes those whose master has ended, as far as it can
     know: a folder naming its master in this PID namespace, or an older one whose files' pids
@@ -268,7 +268,22 @@ def test_the_metrics_folders_of_killed_servers_are_removed_at_the_next_start(tmp
                 folder("starting"),  # no master named yet, and no files: may be a server's, starting
                 tmp_path / "something-else"]
         kept[-1].mkdir()
+        unreadable = folder("unreadable", master=dead)  # another user's, mode 0700, in a shared /tmp
+        kept.append(unreadable)
+        if os.getuid() == 0:
+            theirs = folder("another-users", master=dead)
+            os.chown(theirs, 65534, 65534)
+            kept.append(theirs)
+        real_exists = Path.exists
+
+        def exists(path, *args, **kwargs):
+            if unreadable in path.parents:  # what a folder of mode 0700 says to anyone but its owner
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_exists(path, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "exists", exists)
         made = Path(make_metrics_dir(str(tmp_path)))
+        monkeypatch.undo()
     finally:
         server.kill()
         server.wait()
@@ -388,6 +403,60 @@ def test_under_gunicorn_a_short_body_is_408_a_stalled_chunk_408_and_a_compressed
     status, body = _post_with_input(client, io.BytesIO(b'{"text": "hi"}'), HTTP_TRANSFER_ENCODING="chunked",
                                     **{"wsgi.input_terminated": True})
     assert status.startswith("200"), body
+
+
+def test_errors_gunicorn_answers_are_json_on_releases_without_its_newer_error_classes(monkeypatch):
+    """gunicorn before 25 has no ``ExpectationFailed``: naming it in the error handler made every
+    error gunicorn answers (400, 414, 431, 501) a reset connection with no answer."""
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+    from gunicorn.http import errors as gunicorn_errors
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    unsupported = gunicorn_errors.UnsupportedTransferCoding
+    monkeypatch.delattr(gunicorn_errors, "ExpectationFailed")
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+    worker.log = Logger(worker.cfg)
+    for exc, status in ((gunicorn_errors.LimitRequestLine(9000, 4094), 414), (unsupported("br, chunked"), 501)):
+        ours, theirs = socket_module.socketpair()
+        with ours, theirs:
+            worker.handle_error(None, ours, ("127.0.0.1", 1), exc)
+            ours.shutdown(socket_module.SHUT_WR)
+            answer = theirs.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
+
+
+def test_a_scrape_that_meets_a_metrics_file_just_removed_lists_the_folder_again(tmp_path, monkeypatch):
+    """The master removes an ended worker's files of zeros while other workers may be reading
+    the folder; prometheus_client forgives a vanished file only for live gauges (a 500 before)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    from legacy_assistant.web import metrics
+
+    for pid in (111, 222):
+        written = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        key = json.dumps(["legacy_assistant_fallbacks", "legacy_assistant_fallbacks_total", {}, "help"])
+        written.write_value(key, 0.0 if pid == 111 else 2.0, 0.0)
+        written.close()
+    monkeypatch.setenv(metrics.MULTIPROCESS_ENV, str(tmp_path))
+    reads = []
+    original = MmapedDict.read_all_values_from_file
+
+    def read(path):  # the first read finds counter_111.db gone, as the master removed it meanwhile
+        reads.append(path)
+        if len(reads) == 1:
+            (tmp_path / "counter_111.db").unlink()
+            raise FileNotFoundError(path)
+        return original(path)
+
+    monkeypatch.setattr(MmapedDict, "read_all_values_from_file", staticmethod(read))
+    body, _ = metrics.exposition()
+    assert b"legacy_assistant_fallbacks_total 2.0" in body
 
 
 def test_the_connection_handler_works_with_gunicorn_releases_that_do_not_defer(monkeypatch):

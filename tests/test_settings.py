@@ -294,7 +294,7 @@ def test_a_model_directory_given_as_a_link_stays_a_link(environ, tmp_path, monke
     assert settings.resolve()["RESPONDER"] == str(current)
 
 
-def test_an_ipv6_host_in_brackets_is_the_address_inside(environ):
+def test_an_ipv6_host_in_brackets_is_the_address_inside(environ, capsys):
     """``--host [::1]`` (as a URL writes it) listens on ::1: the brackets went to the socket
     layer as part of a host name, which no resolver knows."""
     assert server_options(parse("--host", "[::1]")).host == "::1"
@@ -307,3 +307,4 @@ def test_an_ipv6_host_in_brackets_is_the_address_inside(environ):
     for wrong in ("[localhost]", "[::1", "::1]", "[[::1]]"):  # each was a traceback from the allowed hosts
         with pytest.raises(SystemExit):
             parse("--host", wrong)
+        assert f"got '{wrong}': brackets go around an IPv6 address only, as in [::1]" in capsys.readouterr().err

@@ -118,7 +118,7 @@ def run_classifier(args: argparse.Namespace) -> int:
 def run_responder(args: argparse.Namespace) -> int:
     """What a responder directory holds: vocabulary, conditions, network, training, perplexity."""
     from legacy_assistant.artifacts.directory import load_consistently
-    from legacy_assistant.responder.artifact import verify_responder
+    from legacy_assistant.responder.artifact import recorded_condition_pairs, verify_responder
 
     info = load_consistently(args.model, lambda: verify_responder(args.model), manifest_name=RESPONDER_MANIFEST)
     guided = None  # known once the SavedModel is loaded: whether it has the guided signatures
@@ -136,7 +136,7 @@ def run_responder(args: argparse.Namespace) -> int:
         "created": manifest.get("created"),
         "vocabulary_size": len(info.vocabulary),
         "conditions": list(info.conditions),
-        "condition_pairs": training.get("condition_pairs"),
+        "condition_pairs": recorded_condition_pairs(manifest, info.conditions),
         "spec": info.spec.to_dict(),
         "condition_guidance": guided,
         "training_config": manifest.get("training", {}),

@@ -208,3 +208,18 @@ def verify_responder(path: str | Path) -> ResponderInfo:
     if not (root / SAVED_MODEL_DIR / "saved_model.pb").is_file():
         raise ArtifactError(f"{root / SAVED_MODEL_DIR}: no saved_model.pb")
     return ResponderInfo(root, manifest, vocabulary, tuple(conditions), spec)
+
+
+def recorded_condition_pairs(manifest: dict[str, Any], conditions: Sequence[str]) -> dict[str, int] | None:
+    """Training replies per condition, as ``manifest`` records them (``summary.condition_pairs``):
+    every one of ``conditions``, a name the record leaves out counted 0. None where nothing
+    usable is recorded (a model exported before the counts were kept): then every condition
+    is taken as trained."""
+    summary = manifest.get("summary")
+    recorded = summary.get("condition_pairs") if isinstance(summary, dict) else None
+    if not isinstance(recorded, dict):
+        return None
+    counts = {name: recorded.get(name, 0) for name in conditions}
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()):
+        return None
+    return counts

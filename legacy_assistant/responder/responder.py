@@ -43,7 +43,7 @@ from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.limits import tensorflow_threads
 from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
-from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, verify_responder
+from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, recorded_condition_pairs, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
 from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength
 from legacy_assistant.responder.vocabulary import END, N_SPECIAL
@@ -238,12 +238,7 @@ class Responder:
     def condition_pairs(self) -> dict[str, int] | None:
         """Training replies per condition, as the manifest records them (None for a model from
         before they were recorded)."""
-        recorded = self.info.manifest.get("summary", {}).get("condition_pairs")
-        if not isinstance(recorded, dict):
-            return None
-        return {
-            name: count for name, count in recorded.items() if isinstance(count, int) and name in self._condition_ids
-        }
+        return recorded_condition_pairs(self.info.manifest, self.conditions)
 
     @property
     def trained_conditions(self) -> tuple[str, ...]:

@@ -45,6 +45,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -377,8 +378,8 @@ class ModelWorker(ThreadWorker):
         status, reason, message = capture.status(), capture.reason(), None
         if status is None:
             return
-        if isinstance(exc, (gunicorn_errors.UnsupportedTransferCoding, gunicorn_errors.ExpectationFailed)):
-            message = f"{exc} ({_UNSUPPORTED[status]})" if status in _UNSUPPORTED else None
+        if status in _UNSUPPORTED:  # by status: gunicorn before 25 has no ExpectationFailed
+            message = f"{exc} ({_UNSUPPORTED[status]})"
         if isinstance(exc, gunicorn_errors.ConfigurationProblem) and "SCRIPT_NAME" in str(exc):
             # served under a prefix (SCRIPT_NAME) and asked for a path outside it: gunicorn says
             # 500, though nothing failed and no path out there exists
@@ -563,15 +564,19 @@ def remove_stale_metrics_dirs(parent: str) -> None:
     version made (no master named), when it holds metrics files and none of their processes is
     a running server. An empty folder without a master is left: it may be a server's, starting."""
     for folder in Path(parent).glob(f"{METRICS_DIR_PREFIX}*"):
-        if (folder / METRICS_DIR_OWNER).exists():
-            master = _master_of(folder, METRICS_DIR_OWNER)
-            stale = master is not None and not _alive(master)
-        else:
-            try:
-                pids = [int(found.group(1)) for name in os.listdir(folder) if (found := METRICS_FILE.fullmatch(name))]
-            except OSError:
-                continue
-            stale = bool(pids) and not any(_a_running_server(pid) for pid in set(pids))
+        try:
+            found = folder.lstat()
+            if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+                continue  # a link, or another user's (a shared /tmp): not ours to judge
+            if (folder / METRICS_DIR_OWNER).exists():
+                master = _master_of(folder, METRICS_DIR_OWNER)
+                stale = master is not None and not _alive(master)
+            else:
+                names = os.listdir(folder)
+                pids = {int(match.group(1)) for name in names if (match := METRICS_FILE.fullmatch(name))}
+                stale = bool(pids) and not any(_a_running_server(pid) for pid in pids)
+        except OSError:  # gone meanwhile, or unreadable: left alone
+            continue
         if stale:
             shutil.rmtree(folder, ignore_errors=True)
 

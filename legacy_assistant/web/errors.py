@@ -236,7 +236,9 @@ def _body(current: Request) -> bytes:
         _refuse_streamed_body_over_limit(current)
         data = current.get_data(cache=True)
     except ClientDisconnected as exc:
-        if isinstance(exc.__context__, (BlockingIOError, TimeoutError)):  # gunicorn: a chunked body stalled
+        cause = exc.__context__
+        # gunicorn: a chunked body stalled (the read timeout), or its client closed its side (NoMoreData)
+        if isinstance(cause, (BlockingIOError, TimeoutError)) or type(cause).__name__ == "NoMoreData":
             raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
         if "chunked" in current.headers.get("Transfer-Encoding", "").lower():
             # the development server's word for a chunk header it cannot read

@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SCRAPE_TRIES = 3
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 REQUESTS = Counter(
@@ -178,5 +179,12 @@ def exposition() -> tuple[bytes, str]:
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        for _ in range(SCRAPE_TRIES - 1):
+            try:
+                return generate_latest(registry), CONTENT_TYPE_LATEST
+            except FileNotFoundError:
+                # the master removed an ended worker's files of zeros between the listing and
+                # the read (prometheus_client forgives that only for live gauges): list again
+                continue
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
