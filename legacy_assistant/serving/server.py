@@ -565,9 +565,8 @@ def remove_stale_metrics_dirs(parent: str) -> None:
     a running server. An empty folder without a master is left: it may be a server's, starting."""
     for folder in Path(parent).glob(f"{METRICS_DIR_PREFIX}*"):
         try:
-            found = folder.lstat()
-            if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
-                continue  # a link, or another user's (a shared /tmp): not ours to judge
+            if not stat.S_ISDIR(folder.lstat().st_mode):
+                continue  # a link: never followed
             if (folder / METRICS_DIR_OWNER).exists():
                 master = _master_of(folder, METRICS_DIR_OWNER)
                 stale = master is not None and not _alive(master)

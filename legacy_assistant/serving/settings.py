@@ -524,7 +524,7 @@ SETTINGS: tuple[Setting, ...] = (
         "API_TOKEN",
         Token(),
         None,
-        "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook",
+        "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook, the cakechat route",
         shown_default="none: the API is open",
         flag=False,
     ),
