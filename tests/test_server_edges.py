@@ -167,30 +167,32 @@ def test_a_transfer_coding_or_expectation_gunicorn_refuses_is_named_in_json(serv
     assert "'foo'" in error["message"] and "100-continue" in error["message"], error
 
 
-def test_a_body_cut_short_by_the_client_is_not_taken_for_the_whole(server):
-    """A client that closes its side after part of its Content-Length gets 408: gunicorn hands
-    the app what came, and the chat turn used to be stored and answered 200."""
-    body = b'{"sender": "cut-short", "message": "I would like to order a coffee"}'
+def send_then_close(server, data: bytes) -> bytes:
+    """Send ``data``, close this side (the client has nothing more), and read the whole answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
-        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body) + 40, body))
+        sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    return answer
+
+
+def test_a_body_cut_short_by_the_client_is_not_taken_for_the_whole(server):
+    """A client that closes its side after part of its Content-Length gets 408: gunicorn hands
+    the app what came, and the chat turn used to be stored and answered 200."""
+    body = b'{"sender": "cut-short", "message": "I would like to order a coffee"}'
+    head = b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    answer = send_then_close(server, head + b"Content-Length: %d\r\n\r\n%s" % (len(body) + 40, body))
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer[:300]
     assert json.loads(payload)["error"]["code"] == "request_timeout"
     status, transcript = server.request("GET", "/api/v1/conversations/cut-short")
     assert status == 200 and transcript["turns"] == []
     # the same cut inside a chunk of a chunked body: gunicorn's NoMoreData, 408 too (it was 400)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
-        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s" % (len(body) + 40, body))
-        sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+    chunked = b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s" % (len(body) + 40, body)
+    answer = send_then_close(server, b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\n"
+                             b"Content-Type: application/json\r\n" + chunked)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
 
 
