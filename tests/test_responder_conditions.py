@@ -147,3 +147,39 @@ def test_recorded_condition_pairs_are_read_alike_by_the_responder_and_info(summa
     from legacy_assistant.responder.artifact import recorded_condition_pairs
 
     assert recorded_condition_pairs({"summary": summary}, ["neutral", "anger", "joy"]) == expected
+
+
+def test_a_request_names_a_condition_as_training_folds_it(styles, default_predictor, monkeypatch, capsys):
+    """The corpora's "Formal" and "formal " are one condition; a request saying "Formal" was
+    refused everywhere (the Python API, the HTTP routes, chat)."""
+    from legacy_assistant.cli import main
+    from legacy_assistant.errors import RequestError
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    asked: list[str] = []
+    intercept_respond(monkeypatch, lambda context, condition, mode, seed: asked.append(condition))
+    with Responder.load(styles["dir"]) as responder:
+        formal = responder.respond(["how are you ?"], "formal", mode="greedy")
+        for spelt in ("Formal", " FORMAL ", "formal\n"):
+            assert responder.respond(["how are you ?"], spelt, mode="greedy") == formal
+        with pytest.raises(RequestError, match="unknown condition 'forma'"):
+            responder.respond(["how are you ?"], "forma", mode="greedy")
+        policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+        assistant = Assistant(default_predictor, policy, MemoryStore(), responder, generation_mode="greedy")
+        client = create_app({"TESTING": True}, assistant=assistant).test_client()
+        asked.clear()
+        cakechat = client.post("/cakechat_api/v1/actions/get_response",
+                               json={"context": ["how are you ?"], "emotion": "Casual ", "mode": "greedy"})
+        assert cakechat.status_code == 200 and asked == ["casual"]
+        unknown = client.post("/cakechat_api/v1/actions/get_response", json={"context": ["hi"], "emotion": "Happy"})
+        assert unknown.status_code == 400 and 'emotion param "Happy" is not in emotion list' in unknown.get_json()["message"]
+        chat = client.post("/api/v1/chat", json={"sender": "s", "message": "tell me about volcanoes", "emotion": "FORMAL"})
+        assert chat.status_code == 200, chat.get_json()
+        assert client.post("/api/v1/chat", json={"sender": "s", "message": "hi", "emotion": "x"}).status_code == 400
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("how are you ?\n"))
+    assert main(["chat", "--responder", str(styles["dir"]), "--emotion", "Formal", "--mode", "greedy"]) == 0
+    assert "good day" in capsys.readouterr().out.lower()

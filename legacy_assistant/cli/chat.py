@@ -20,6 +20,7 @@ from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtim
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
+from legacy_assistant.responder.modes import known_condition
 
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
 DEFAULT_RESPONDER_MODE = "sample_rerank"
@@ -111,11 +112,11 @@ def run_with_responder(args: argparse.Namespace) -> int:
     options = DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY, condition_strength=args.condition_strength)
     responder = Responder.load(args.responder, options=options)
     try:
-        emotion = args.emotion if args.emotion is not None else responder.default_condition
-        if emotion not in responder.conditions:
+        if args.emotion is not None and known_condition(args.emotion, responder.conditions) is None:
             raise AssistantError(
-                f"unknown emotion {emotion!r}; {responder.info.name} knows {', '.join(responder.conditions)}"
+                f"unknown emotion {args.emotion!r}; {responder.info.name} knows {', '.join(responder.conditions)}"
             )
+        emotion = known_condition(args.emotion, responder.conditions) or responder.default_condition
         interactive = _interactive()
         if interactive:
             print(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
@@ -161,11 +162,11 @@ def _run_behind_model(args: argparse.Namespace) -> int:
     responder = assistant.responder
     assert responder is not None  # loaded from args.responder
     try:
-        if args.emotion is not None and args.emotion not in assistant.emotions:
+        if args.emotion is not None and known_condition(args.emotion, assistant.emotions) is None:
             raise AssistantError(
                 f"unknown emotion {args.emotion!r}; {args.responder} knows {', '.join(assistant.emotions)}"
             )
-        emotion = args.emotion if args.emotion is not None else responder.default_condition
+        emotion = known_condition(args.emotion, assistant.emotions) or responder.default_condition
         interactive = _interactive()
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"

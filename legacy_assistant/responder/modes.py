@@ -4,6 +4,7 @@ master reads them for its settings)."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 from legacy_assistant.errors import RequestError
 
@@ -14,6 +15,17 @@ CAKECHAT_EMOTIONS = ("neutral", "anger", "joy", "fear", "sadness")
 # The largest condition guidance strength: the graph's own limit
 # (compat.responder.inputs.MAX_CONDITION_STRENGTH, which a test keeps equal), here without numpy.
 MAX_CONDITION_STRENGTH = 10.0
+
+
+def known_condition(name: object, known: Sequence[str]) -> str | None:
+    """The name in ``known`` that ``name`` asks for, as training names conditions (stripped and
+    lower-cased: ``" Joy"`` is ``joy``), or None when it asks for none of them (or is no text)."""
+    if not isinstance(name, str):
+        return None
+    if name in known:
+        return name
+    folded = name.strip().lower()
+    return folded if folded in known else None
 
 
 def is_condition_strength(value: object) -> bool:

@@ -45,7 +45,7 @@ from legacy_assistant.common.limits import tensorflow_threads
 from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, recorded_condition_pairs, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
-from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength
+from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength, known_condition
 from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 
 if TYPE_CHECKING:
@@ -412,8 +412,8 @@ class Responder:
         return strength
 
     def _condition_id(self, condition: str | None) -> int:
-        name = self.default_condition if condition is None else condition
-        index = self._condition_ids.get(name) if isinstance(name, str) else None
+        name = self.default_condition if condition is None else known_condition(condition, self.conditions)
+        index = None if name is None else self._condition_ids.get(name)
         if index is None:
             raise RequestError(f"unknown condition {condition!r}; this model knows {', '.join(self.conditions)}")
         return index

@@ -24,7 +24,13 @@ from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError, RequestError, StoreError
-from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS, DEFAULT_CONDITION, MODES, checked_condition_strength
+from legacy_assistant.responder.modes import (
+    CAKECHAT_EMOTIONS,
+    DEFAULT_CONDITION,
+    MODES,
+    checked_condition_strength,
+    known_condition,
+)
 from legacy_assistant.serving.dialogue import (
     DEFAULT_ESCAPE_CONFIDENCE,
     FALLBACK_MODES,
@@ -317,7 +323,7 @@ class Assistant:
         """Raise :class:`RequestError` unless ``emotion`` is None or one the server knows: the
         responder's conditions, or cakechat's five when no responder is loaded."""
         known = self.accepted_emotions
-        if emotion is not None and emotion not in known:
+        if emotion is not None and known_condition(emotion, known) is None:
             raise RequestError(f"unknown emotion {emotion!r}; expected one of {', '.join(known)}")
 
     def check_condition_strength(self, condition_strength: float | None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, is_condition_strength
+from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, is_condition_strength, known_condition
 from legacy_assistant.serving.dialogue import Reply
 from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import ApiError, json_object, text_field
@@ -67,9 +67,12 @@ def condition_strength_field(body: dict[str, Any]) -> float | None:
 def emotion_field(body: dict[str, Any], known: tuple[str, ...]) -> str | None:
     """The optional ``emotion`` of a chat turn, one of ``known`` (the server's), or None."""
     emotion = body.get("emotion")
-    if emotion is not None and (not isinstance(emotion, str) or emotion not in known):
+    if emotion is None:
+        return None
+    named = known_condition(emotion, known)  # " Joy" is joy, as in the training corpora
+    if named is None:
         raise ApiError(400, "invalid_field", f"field 'emotion' must be one of {', '.join(known)}")
-    return emotion
+    return named
 
 
 def record_reply(reply: Reply, route: str) -> None:

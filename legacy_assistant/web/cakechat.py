@@ -29,6 +29,7 @@ from legacy_assistant.responder.modes import (
     MAX_CONDITION_STRENGTH,
     MODES,
     is_condition_strength,
+    known_condition,
 )
 from legacy_assistant.serving.assistant import has_words
 from legacy_assistant.web.context import leased
@@ -98,8 +99,10 @@ def _one_of(body: dict[str, Any], field: str, known: tuple[str, ...]) -> str | N
 
 
 def _emotion(body: dict[str, Any], known: tuple[str, ...]) -> str | None:
-    """The request's emotion, or None for the responder's default (neutral where it was trained)."""
-    return _one_of(body, "emotion", known)
+    """The request's emotion (``" Joy"`` is joy, as in the training corpora), or None for the
+    responder's default (neutral where it was trained)."""
+    named = known_condition(body.get("emotion"), known)
+    return named if named is not None else _one_of(body, "emotion", known)
 
 
 def _seed(body: dict[str, Any]) -> int | None:
