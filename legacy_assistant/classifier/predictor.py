@@ -22,7 +22,7 @@ from compat.interface import Classifier
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
-from legacy_assistant.common.limits import tensorflow_threads
+from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, RequestError
 
 Ranking = list[tuple[str, float]]
@@ -89,7 +89,7 @@ class Predictor:
         ``tf2``) defaults to the process's choice (:func:`compat.selection.selected`); it must
         be the one the model was written for.
         """
-        intra, inter = tensorflow_threads(intra_op_threads), tensorflow_threads(inter_op_threads)
+        intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads)
         return load_consistently(
             path,
             lambda: cls._load_once(path, intra, inter, runtime),

@@ -97,6 +97,13 @@ def tensorflow_threads(requested: int, budget: CpuBudget | None = None) -> int:
     return 0
 
 
+def tensorflow_thread_pools(intra_op: int, inter_op: int) -> tuple[int, int]:
+    """:func:`tensorflow_threads` of both pools, reading this process's limits once (and not at
+    all when neither asks for TensorFlow's choice)."""
+    budget = usable_cpus() if 0 in (intra_op, inter_op) else None
+    return tensorflow_threads(intra_op, budget), tensorflow_threads(inter_op, budget)
+
+
 def _whole_cpus(quota: Fraction) -> int:
     return max(1, -(-quota.numerator // quota.denominator))
 

@@ -41,7 +41,7 @@ from compat.responder.inputs import (
 )
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
-from legacy_assistant.common.limits import tensorflow_threads
+from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, recorded_condition_pairs, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
@@ -169,6 +169,10 @@ class Responder:
             )
         self._model = model
         self._condition_ids = {name: index for index, name in enumerate(self.conditions)}
+        # read once: the default is asked for on every request that names no condition
+        self._condition_pairs = recorded_condition_pairs(info.manifest, self.conditions)
+        self._trained = self._trained_conditions()
+        self._default = self._default_condition()
         self._unpenalized = np.array(
             sorted(self.vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in self.vocabulary),
             dtype=np.int32,
@@ -198,7 +202,7 @@ class Responder:
         if options is not None and not isinstance(options, DecodingOptions):  # before anything loads
             raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
 
-        intra, inter = tensorflow_threads(intra_op_threads), tensorflow_threads(inter_op_threads)
+        intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads)
 
         def load() -> Responder:
             from compat.interface import SavedModelError
@@ -238,26 +242,31 @@ class Responder:
     def condition_pairs(self) -> dict[str, int] | None:
         """Training replies per condition, as the manifest records them (None for a model from
         before they were recorded)."""
-        return recorded_condition_pairs(self.info.manifest, self.conditions)
+        return None if self._condition_pairs is None else dict(self._condition_pairs)
 
     @property
     def trained_conditions(self) -> tuple[str, ...]:
         """The conditions the model had training replies under (all of them where not recorded):
         cakechat's five are in every model, trained or not."""
-        pairs = self.condition_pairs
-        if pairs is None:
-            return self.conditions
-        return tuple(name for name in self.conditions if pairs.get(name, 0) > 0) or self.conditions
+        return self._trained
 
     @property
     def default_condition(self) -> str:
         """Neutral where the model was trained under it; else the condition it had most
         training replies under (a corpus of its own conditions, none of them neutral)."""
-        trained = self.trained_conditions
-        if DEFAULT_CONDITION in trained:
+        return self._default
+
+    def _trained_conditions(self) -> tuple[str, ...]:
+        pairs = self._condition_pairs
+        if pairs is None:
+            return self.conditions
+        return tuple(name for name in self.conditions if pairs.get(name, 0) > 0) or self.conditions
+
+    def _default_condition(self) -> str:
+        if DEFAULT_CONDITION in self._trained:
             return DEFAULT_CONDITION
-        pairs = self.condition_pairs or {}
-        return max(trained, key=lambda name: pairs.get(name, 0))
+        pairs = self._condition_pairs or {}
+        return max(self._trained, key=lambda name: pairs.get(name, 0))
 
     # -- requests ---------------------------------------------------------------------------
 
