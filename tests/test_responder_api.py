@@ -223,6 +223,19 @@ def test_context_keeps_its_latest_turns(responder):
     assert responder.respond(long_history, "sadness") == "That makes me sad."
 
 
+def test_turns_with_nothing_to_encode_do_not_push_words_out_of_the_context(responder):
+    """Zero-width spaces hold no token: they are skipped like blank turns, not counted among the
+    last turns the model reads (three in this spec), which would leave it nothing to answer."""
+    assert responder.spec.max_context_turns == 3
+    invisible = ["\u200b", "\ufeff", "\u200b"]
+    for mode in ("greedy", "beam"):
+        plain = responder.respond(["my team lost the game ."], "sadness", mode=mode)
+        assert responder.respond(["my team lost the game ."] + invisible, "sadness", mode=mode) == plain
+    assert responder.score(["hello"] + invisible, "hi") == responder.score(["hello"], "hi")
+    with pytest.raises(RequestError, match="context is empty"):
+        responder.respond(invisible)
+
+
 def test_seeded_sampling_is_repeatable(model_dir, responder):
     hot = Responder.load(model_dir, options=DecodingOptions(temperature=3.0))
     try:

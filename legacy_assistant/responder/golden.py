@@ -31,7 +31,7 @@ from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError, RequestError
 from legacy_assistant.responder.batching import EncodedPair, pad_batch
-from legacy_assistant.responder.responder import MAX_TURN_CHARS, Responder
+from legacy_assistant.responder.responder import Responder
 from legacy_assistant.responder.vocabulary import END
 
 GOLDEN_FILE = "golden.json"
@@ -58,9 +58,8 @@ def _greedy_ids(responder: Responder, jobs: list[tuple[list[str], str]]) -> tupl
     spec = responder.spec
     pairs = []
     for context, condition in jobs:
-        turns = [turn[-MAX_TURN_CHARS:] for turn in context if turn.strip()]
-        encoded = responder.vocabulary.encode_context(turns, spec.max_context_turns, spec.max_turn_tokens)
-        pairs.append(EncodedPair(tuple(tuple(t) for t in encoded if t), (END,), responder.conditions.index(condition)))
+        encoded = responder.vocabulary.encode_asked_context(context, spec.max_context_turns, spec.max_turn_tokens)
+        pairs.append(EncodedPair(tuple(tuple(t) for t in encoded), (END,), responder.conditions.index(condition)))
     batch = pad_batch(pairs, spec.max_context_turns)
     result = responder.model.decode(batch.context_ids, batch.condition_ids, mode=MODE, max_length=responder.max_length)
     ids = [[int(t) for t in result.ids[row, 0, : result.lengths[row, 0]]] for row in range(len(jobs))]

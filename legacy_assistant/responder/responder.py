@@ -46,14 +46,11 @@ from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestE
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, recorded_condition_pairs, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
 from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength, known_condition
-from legacy_assistant.responder.vocabulary import END, N_SPECIAL
+from legacy_assistant.responder.vocabulary import END, MAX_TURN_CHARS, N_SPECIAL
 
 if TYPE_CHECKING:
     from compat.interface import ResponderModel
     from compat.responder.spec import DecodeResult
-
-# Only the end of a long turn is used; the characters before these many cannot reach it.
-MAX_TURN_CHARS = 4000
 
 
 def guidance_help(path: str | Path, runtime: str) -> str:
@@ -432,9 +429,7 @@ class Responder:
             raise RequestError("context must be a list of turns (strings), oldest first")
         if not all(isinstance(turn, str) for turn in context):
             raise RequestError("every turn of the context must be a string")
-        turns = [turn[-MAX_TURN_CHARS:] for turn in context if turn.strip()]
-        encoded = self.vocabulary.encode_context(turns, self.spec.max_context_turns, self.spec.max_turn_tokens)
-        encoded = [turn for turn in encoded if turn]
+        encoded = self.vocabulary.encode_asked_context(context, self.spec.max_context_turns, self.spec.max_turn_tokens)
         if not encoded:
             raise RequestError("the context is empty: give at least one turn with text")
         return tuple(tuple(turn) for turn in encoded)

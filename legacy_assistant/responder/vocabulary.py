@@ -53,6 +53,9 @@ def _processor(config: TextConfig) -> TextProcessor:
 # A turn is read again as context of the next few turns of its conversation, so a cache of the
 # latest 4,096 turns has what is asked again; of turns up to 256 characters, it holds at most
 # 25 MiB (65,536 turns of 256 held 417).
+# Only the end of a long context turn is used; the characters before these many cannot reach it.
+MAX_TURN_CHARS = 4000
+
 CACHED_TURN_CHARS = 256
 CACHED_TURNS = 4096
 
@@ -233,6 +236,20 @@ class Vocabulary:
         """The last ``max_turns`` turns (oldest first), each by :meth:`encode_turn`."""
         recent = list(turns)[-max_turns:] if max_turns > 0 else []
         return [self.encode_turn(turn, max_tokens) for turn in recent]
+
+    def encode_asked_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
+        """A request's context: the last ``max_turns`` turns that hold a token (oldest first),
+        each by :meth:`encode_turn` of its last :data:`MAX_TURN_CHARS` characters. A turn with
+        nothing to encode (blank, or only characters the tokenizer drops, such as U+200B) is
+        skipped, not counted: it would otherwise push a turn with words out of the window."""
+        recent: list[list[int]] = []
+        for turn in reversed(turns):
+            if len(recent) >= max_turns:
+                break
+            ids = self.encode_turn(turn[-MAX_TURN_CHARS:], max_tokens) if turn.strip() else []
+            if ids:
+                recent.append(ids)
+        return recent[::-1]
 
     def encode_reply(self, text: str, max_length: int) -> list[int]:
         """A reply's ids, at most ``max_length`` of them, :data:`END` included: its *first*
