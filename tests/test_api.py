@@ -241,6 +241,10 @@ def test_rasa_rest_webhook(client):
         "recipient_id"] == "default"
     assert post(client, "/webhooks/rest/webhook", {"sender": 12345, "message": "hi"}).get_json()[0][
         "recipient_id"] == "12345"
+    assert post(client, "/webhooks/rest/webhook", {"sender": 1e20, "message": "hi"}).get_json()[0][
+        "recipient_id"] == "1e+20"
+    huge = client.post("/webhooks/rest/webhook", data='{"sender": 1e400, "message": "hi"}', content_type="application/json")
+    assert_error(huge, 400, "invalid_field")
     for sender in (True, ["x"], {"id": 1}, "  "):
         assert post(client, "/webhooks/rest/webhook", {"sender": sender, "message": "hi"}).status_code == 400, sender
 

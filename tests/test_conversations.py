@@ -89,6 +89,12 @@ def test_a_path_that_is_not_utf8_is_refused_rather_than_read_as_another_sender(c
     # the sender U+FFFD itself, sent as its UTF-8 bytes, is a sender like any other
     body = client.get(ROUTE + "%EF%BF%BD").get_json()
     assert body["sender"] == "\ufffd" and [turn["message"] for turn in body["turns"]] == ["hello"]
+    # the raw target as the server read it: what follows the path (a query, a fragment) is not the sender
+    for after in ("?x=%FF", "#%FF"):
+        raw = client.get(ROUTE + "%EF%BF%BD", environ_overrides={"RAW_URI": ROUTE + "%EF%BF%BD" + after})
+        assert raw.status_code == 200 and raw.get_json()["sender"] == "\ufffd", after
+    raw = client.get(ROUTE + "%EF%BF%BD", environ_overrides={"RAW_URI": ROUTE + "%FF#x"})
+    assert raw.status_code == 400, "the raw target's path is the one checked"
 
 
 def test_a_sender_over_the_limit_is_a_json_400(make_client):

@@ -40,6 +40,8 @@ def test_document_follows_the_settings(make_client):
     assert "host_not_allowed" in listed["/api/v1/chat"]["post"]["responses"]["400"]["description"]
     assert "host_not_allowed" in listed["/admin/reload"]["post"]["responses"]["400"]["description"]
     assert "400" not in doc["paths"]["/admin/reload"]["post"]["responses"]
+    assert "401" in doc["paths"]["/webhooks/rest/"]["get"]["responses"]
+    assert "host_not_allowed" in listed["/webhooks/rest/"]["get"]["responses"]["400"]["description"]
 
 
 REQUESTS = [
@@ -119,6 +121,9 @@ def test_the_schemas_refuse_what_the_server_refuses_and_take_what_it_takes(doc):
     assert not valid("CakechatRequest", {"context": ["   "]})
     assert not valid("ChatRequest", {"sender": "s", "message": " \t"})
     assert valid("CakechatRequest", {"context": [" hi "]})
+    # what is blank is what str.strip() empties: U+001C is, U+FEFF (which ECMA's \\s takes) is not
+    assert not valid("ChatRequest", {"sender": "s", "message": "\x1c\x85\u3000"})
+    assert valid("ChatRequest", {"sender": "s", "message": "\ufeff"})
     # Rasa's rest channel: null is the default conversation, a number its decimal text
     for sender in (None, 12345, "user-1"):
         assert valid("RasaMessage", {"sender": sender, "message": "hi"}), sender
@@ -149,3 +154,18 @@ def test_every_optional_field_may_be_null_as_documented(make_talking_client, pat
         assert response.status_code == 200, (field, response.get_json())
         assert validator.is_valid(request), field
     assert not validator.is_valid({**body, "condition_strength": "2"})  # still typed
+
+
+def test_the_documents_blank_rule_is_exactly_the_servers():
+    """Every character, alone: the document's pattern finds it exactly when the server's
+    str.strip() keeps it. Read by Python's re here; its class spells nothing that ECMA-262, the
+    dialect of JSON Schema's patterns, reads otherwise (escapes \\t \\r \\xHH \\uHHHH and ranges)."""
+    import re
+    import sys
+
+    from legacy_assistant.web.errors import NOT_BLANK_PATTERN, STRIPPED_CHARACTERS
+
+    pattern = re.compile(NOT_BLANK_PATTERN)
+    differ = [hex(c) for c in range(sys.maxunicode + 1) if (pattern.search(chr(c)) is None) != (not chr(c).strip())]
+    assert differ == []
+    assert re.fullmatch(r"(\\[tr]|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|-)+", STRIPPED_CHARACTERS)

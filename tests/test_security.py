@@ -233,11 +233,29 @@ def test_an_origin_that_no_browser_could_send_is_refused(text, reason):
         parse_origins(f"https://fine.example, {text}")
 
 
-def test_the_rasa_channels_health_check_takes_the_api_token(make_client):
+@pytest.mark.parametrize("path", ["/webhooks/rest/", "/webhooks/rest"])
+def test_the_rasa_channels_health_check_takes_the_api_token(make_client, path):
     client = make_client(API_TOKEN="s3cret-api")
-    assert_401(client.get("/webhooks/rest/"), invalid=False)
-    answer = client.get("/webhooks/rest/", headers=bearer("s3cret-api"))
+    assert_401(client.get(path), invalid=False)
+    assert client.head(path).status_code == 401
+    answer = client.get(path, headers=bearer("s3cret-api"))
     assert answer.status_code == 200 and answer.get_json() == {"status": "ok"}
+
+
+def test_no_path_is_answered_with_a_redirect(make_client):
+    """A redirect is answered before the token and host checks, in HTML, with a Location built
+    from the request's Host: every route's path, with its trailing slash added or taken away,
+    must be a JSON answer instead."""
+    client = make_client(API_TOKEN="s3cret-api", ALLOWED_HOSTS="localhost")
+    paths = {rule.rule for rule in client.application.url_map.iter_rules() if "<" not in rule.rule}
+    assert "/webhooks/rest/" in paths and "/health" in paths
+    for path in sorted(paths - {"/"}):
+        other = path[:-1] if path.endswith("/") else path + "/"
+        for method in ("GET", "HEAD", "OPTIONS", "POST"):
+            answer = client.open(other, method=method)
+            assert not 300 <= answer.status_code < 400, (method, other, answer.status_code)
+            if method != "HEAD":
+                assert answer.mimetype == "application/json", (method, other)
 
 
 def test_every_answer_carries_the_browser_protections(make_client):

@@ -218,6 +218,9 @@ def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outs
         status, body = prefixed.request("GET", "/health")
         assert status == 404 and body["error"]["code"] == "not_found", body
         assert "SCRIPT_NAME '/bot'" in body["error"]["message"]
+        for method, path in (("GET", "/bothealth"), ("POST", "/botapi/v1/parse")):  # gunicorn's "under" the prefix
+            status, body = prefixed.request(method, path, {"text": "hello"} if method == "POST" else None)
+            assert status == 404 and "SCRIPT_NAME '/bot'" in body["error"]["message"], (path, body)
         status, body = prefixed.request("GET", "/bot/nothing")  # the paths the client sees
         assert (status, body["error"]["message"]) == (404, "no route '/bot/nothing'; see /bot/openapi.json for the routes")
         assert prefixed.request("GET", "/bot/health")[0] == 200  # the worker is fine

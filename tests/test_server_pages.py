@@ -56,6 +56,21 @@ def test_the_page_works_where_a_proxy_mounts_the_server(make_client):
     assert [turn["message"] for turn in transcript.get_json()["turns"]] == ["hello"]
 
 
+@pytest.mark.parametrize("method, path", [("GET", "health"), ("POST", "api/v1/parse"), ("OPTIONS", "health"),
+                                          ("GET", "x")])
+def test_a_path_that_only_begins_with_the_prefixs_text_is_outside_it(make_client, method, path):
+    """gunicorn hands "/bothealth" under SCRIPT_NAME "/bot" over as PATH_INFO "health", which
+    routing would answer as "/health": it is a 404 instead, as any path outside the prefix is,
+    and it needs no token to say so."""
+    client = make_client(API_TOKEN="s3cret-api")
+    answer = client.open(method=method, environ_overrides={"SCRIPT_NAME": "/bot", "PATH_INFO": path},
+                         json={"text": "hello"} if method == "POST" else None)
+    assert answer.status_code == 404, answer.get_data(as_text=True)
+    assert answer.get_json()["error"] == {
+        "code": "not_found", "message": "this server answers only under its prefix, SCRIPT_NAME '/bot'"}
+    assert client.get("/health", base_url="http://localhost/bot").status_code == 200
+
+
 def _colours(block: str) -> dict[str, str]:
     return dict(re.findall(r"(--[\w-]+):\s*(#[0-9a-fA-F]{6})\s*;", block))
 

@@ -384,7 +384,9 @@ class ModelWorker(ThreadWorker):
             # served under a prefix (SCRIPT_NAME) and asked for a path outside it: gunicorn says
             # 500, though nothing failed and no path out there exists
             status, reason = 404, "Not Found"
-            message = f"this server answers only under its prefix, SCRIPT_NAME {os.environ.get('SCRIPT_NAME', '')!r}"
+            from legacy_assistant.web.errors import outside_prefix_message
+
+            message = outside_prefix_message(os.environ.get("SCRIPT_NAME", ""))
         try:
             gunicorn_util.write_nonblock(client, self._json_error(status, reason, message))
         except Exception:  # the client is gone: nothing to answer

@@ -92,7 +92,8 @@ def _path_is_utf8() -> bool:
     target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     try:
         if target:
-            unquote_to_bytes(target.split("?", 1)[0]).decode("utf-8")
+            # the path only: not the query, nor a fragment (which a client should not send)
+            unquote_to_bytes(target.split("?", 1)[0].split("#", 1)[0]).decode("utf-8")
         else:
             environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):

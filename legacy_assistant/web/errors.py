@@ -91,6 +91,24 @@ def status_code_name(status: int) -> str:
     return _http_code_name(exception()) if exception is not None else "error"
 
 
+def outside_prefix_message(script_name: str) -> str:
+    """The 404 message of a path outside the prefix the server answers under (its SCRIPT_NAME)."""
+    return f"this server answers only under its prefix, SCRIPT_NAME {script_name!r}"
+
+
+def check_under_prefix(environ: Mapping[str, Any]) -> None:
+    """Refuse, as a 404, a path that only begins with the prefix's text: gunicorn takes
+    ``/bothealth`` to be under ``SCRIPT_NAME=/bot``, as ``PATH_INFO`` ``health``, which routing
+    would then answer as ``/health``.
+
+    Raises:
+        ApiError: 404 ``not_found``.
+    """
+    script_name, path = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "")
+    if script_name and path and not path.startswith("/"):
+        raise ApiError(404, "not_found", outside_prefix_message(script_name))
+
+
 def _http_message(exc: HTTPException) -> str:
     if exc.code == 413:
         return f"request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
@@ -256,6 +274,13 @@ def _body(current: Request) -> bytes:
         # gunicorn hands over what came before the client closed its side, as if it were all
         raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete")
     return data
+
+
+# The characters str.strip() removes, as a regular expression class that JSON Schema's dialect
+# (ECMA-262) and Python's re read alike: the OpenAPI document's "not blank" rule is then exactly
+# the server's. ECMA's own \s differs both ways (it takes U+FEFF, not U+001C-U+001F or U+0085).
+STRIPPED_CHARACTERS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN = f"[^{STRIPPED_CHARACTERS}]"  # found anywhere in a text that strip() leaves non-empty
 
 
 def text_field(body: dict[str, Any], name: str, limit_key: str = "MAX_TEXT_LENGTH", default: str | None = None) -> str:

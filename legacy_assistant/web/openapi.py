@@ -19,6 +19,7 @@ from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import REASONS
 from legacy_assistant.web.cakechat import SEED_RANGE
+from legacy_assistant.web.errors import NOT_BLANK_PATTERN
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("openapi", __name__, access=Access.PUBLIC)
@@ -47,8 +48,14 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _text(limit: int, description: str) -> dict[str, Any]:
-    # "\\S": a text of only whitespace is refused as empty, as the server refuses it
-    return {"type": "string", "minLength": 1, "maxLength": limit, "pattern": "\\S", "description": description}
+    # a text of only whitespace is refused as empty, as the server refuses it
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limit,
+        "pattern": NOT_BLANK_PATTERN,
+        "description": description,
+    }
 
 
 def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,7 +220,8 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "properties": {
                 "sender": {
                     "anyOf": [_text(sender_limit, "conversation id"), {"type": "number"}, {"type": "null"}],
-                    "description": "conversation id; null or left out: 'default'; a number: its decimal text (as Rasa)",
+                    "description": "conversation id; null or left out: 'default'; "
+                    "a number: its text as Python writes it, 12345 or 1e+20 (as Rasa)",
                 },
                 "message": _text(text_limit, "what the person typed"),
                 "emotion": emotion,
@@ -371,16 +379,21 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
     }
 
 
-def _rasa_health(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+def _rasa_health(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
     item = _get(
-        "The Rasa REST channel's health check",
+        "The Rasa REST channel's health check (also answered without the trailing slash)",
         _json(
             {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}, "the channel is up"
         ),
         "api",
     )
+    responses = item["get"]["responses"]
+    if _host_refusal(config):
+        responses["400"] = _error("a request sent to a host name the server does not answer to (host_not_allowed)")
     if security:
         item["get"]["security"] = security
+        responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
+    responses["default"] = responses.pop("default")  # last, as in every other operation
     return item
 
 
@@ -517,7 +530,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             "/webhooks/rest/webhook": _post(
                 "Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", api_security, unavailable
             ),
-            "/webhooks/rest/": _rasa_health(api_security),
+            "/webhooks/rest/": _rasa_health(config, api_security),
             "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),

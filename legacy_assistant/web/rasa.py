@@ -3,22 +3,25 @@
 Clients written for Rasa's ``rest`` channel send ``{"sender", "message"}`` and get a list of
 bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Rasa, a missing
 or null ``sender`` means the conversation ``"default"``, and a number is the conversation of its
-decimal text (Rasa's ``UserMessage`` takes ``str(sender_id)``). An optional ``emotion`` and
-``condition_strength`` (this project's extensions) steer a generated fallback reply, as in
-``/api/v1/chat``. ``GET /webhooks/rest/`` answers ``{"status": "ok"}``, the channel's health
-check in Rasa. Rasa's ``?stream=true`` (replies as they come) is not offered: the one reply
-comes as the list.
+text as Python writes it (Rasa's ``UserMessage`` takes ``str(sender_id)``: ``12345``,
+``1e+20``); a number too large for a float (``1e400``) is refused rather than read as
+``"inf"``. An optional ``emotion`` and ``condition_strength`` (this project's extensions) steer
+a generated fallback reply, as in ``/api/v1/chat``. ``GET /webhooks/rest/`` answers
+``{"status": "ok"}``, the channel's health check in Rasa, with or without its trailing slash as
+Rasa's server takes it. Rasa's ``?stream=true`` (replies as they come) is not offered: the one
+reply comes as the list.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import jsonify
 
 from legacy_assistant.web.api import condition_strength_field, emotion_field, record_reply
 from legacy_assistant.web.context import leased
-from legacy_assistant.web.errors import json_object, text_field
+from legacy_assistant.web.errors import ApiError, json_object, text_field
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("rasa", __name__, access=Access.API, url_prefix="/webhooks/rest")
@@ -26,7 +29,9 @@ blueprint = GuardedBlueprint("rasa", __name__, access=Access.API, url_prefix="/w
 DEFAULT_SENDER = "default"
 
 
-@blueprint.get("/")
+# strict_slashes=False: "/webhooks/rest" is answered here, not by Werkzeug's HTML redirect to
+# "/webhooks/rest/", which would skip the token and host checks and echo the request's Host.
+@blueprint.get("/", strict_slashes=False)
 def health() -> Any:
     return jsonify({"status": "ok"})
 
@@ -36,6 +41,8 @@ def webhook() -> Any:
     body = json_object()
     given = body.get("sender")
     if isinstance(given, (int, float)) and not isinstance(given, bool):
+        if isinstance(given, float) and not math.isfinite(given):
+            raise ApiError(400, "invalid_field", "field 'sender' is a number too large to name a conversation")
         given = str(given)  # a numeric user id, as Rasa reads it
     sender = text_field({"sender": given} if given is not None else {}, "sender", "MAX_SENDER_LENGTH", DEFAULT_SENDER)
     message = text_field(body, "message")

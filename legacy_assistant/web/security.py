@@ -38,7 +38,7 @@ from legacy_assistant.common.origins import normalize_origin
 from legacy_assistant.common.origins import parse_origins as origin_set
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.web.context import current_request
-from legacy_assistant.web.errors import ApiError
+from legacy_assistant.web.errors import ApiError, check_under_prefix
 
 ACCESS_EXTENSION = "legacy_assistant.access"  # app.extensions key: endpoint -> Access
 REALM = "legacy-assistant"
@@ -219,6 +219,7 @@ def register(app: Flask) -> None:
     def _guard() -> Any:
         config = app.config
         current = current_request()
+        check_under_prefix(current.environ)  # first: such a path is no route of this server's
         if current.method == "OPTIONS":
             if current.routing_exception is not None:
                 return None  # no such route: its JSON 404, not a preflight that promises one
