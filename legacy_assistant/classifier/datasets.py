@@ -38,7 +38,8 @@ from legacy_assistant.classifier.intents import (
     load_intents,
     looks_of,
 )
-from legacy_assistant.common.jsonfile import absent_file_problem, read_json_file
+from legacy_assistant.common.input_files import read_input_bytes, read_problem, wide_encoding_problem
+from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import DataError
 from legacy_assistant.text.processing import folded
 
@@ -167,11 +168,12 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
     checked too."""
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise DataError(source, [absent_file_problem(path)]) from None
+        raw = read_input_bytes(path)
     except OSError as exc:
-        raise DataError(source, [f"cannot read file: {exc}"]) from None
+        raise DataError(source, [read_problem(path, exc)]) from None
+    wide = wide_encoding_problem(raw)
+    if wide is not None:
+        raise DataError(source, [wide])
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -554,7 +556,7 @@ def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, s
 def _json_ignoring_repeats(path: Path) -> Any:
     """The decoded JSON of ``path`` keeping a repeated key's last value; ``None`` if unreadable or invalid."""
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(read_input_bytes(path).decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from legacy_assistant.common.input_files import read_input_bytes, read_problem, wide_encoding_problem
 
 # Fields that name the object they are in, to say which object repeats a key.
 _NAMING_FIELDS = ("tag", "name", "id")
@@ -37,21 +41,22 @@ def loads_unique(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_unique_keys)
 
 
-def absent_file_problem(path: str | Path) -> str:
-    """What to say of a ``path`` that is no readable file: a folder is named as one."""
-    return "is a folder, not a file" if Path(path).is_dir() else "file not found"
-
-
 def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     """The decoded JSON of ``path``; a missing, unreadable or invalid file raises ``error(problem)``
     where ``problem`` says what went wrong (with line and column for invalid JSON). An object that
     repeats a key is refused: one of its values would be lost without a word."""
     try:
-        raw = Path(path).read_text(encoding="utf-8-sig")  # a byte order mark, which RFC 8259 lets a parser ignore
-    except (FileNotFoundError, IsADirectoryError):
-        raise error(absent_file_problem(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read file: {exc}") from None
+        data = read_input_bytes(path)
+    except OSError as exc:
+        raise error(read_problem(path, exc)) from None
+    wide = wide_encoding_problem(data)
+    if wide is not None:
+        raise error(wide)
+    try:
+        raw = data.decode("utf-8-sig")  # a byte order mark, which RFC 8259 lets a parser ignore
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"line {line}: not UTF-8 text ({exc.reason})") from None
     try:
         return loads_unique(raw)
     except json.JSONDecodeError as exc:
@@ -61,4 +66,18 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     except RecursionError:
         raise error("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
-        raise error(f"invalid JSON: {exc}") from None
+        raise error(f"invalid JSON: {_digits_problem(raw, exc)}") from None
+
+
+def _digits_problem(text: str, exc: ValueError) -> str:
+    """Python's words for an integer too long to convert name a setting (sys.set_int_max_str_digits)
+    that is no help to a person with a data file: say what and where instead."""
+    if "int_max_str_digits" not in str(exc) and "Exceeds the limit" not in str(exc):
+        return str(exc)
+    limit = sys.get_int_max_str_digits()
+    found = re.search(rf"-?\d{{{limit + 1},}}", text)
+    if found is None:
+        return f"a number of more than {limit} digits"
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    return f"a number of {len(found.group().lstrip('-'))} digits at line {line}, column {column} (at most {limit})"

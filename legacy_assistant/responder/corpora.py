@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.common.jsonfile import DuplicateKeyError, absent_file_problem, loads_unique
+from legacy_assistant.common.input_files import (
+    NOT_REGULAR_FILE,
+    read_input_bytes,
+    read_problem,
+    wide_encoding_problem,
+)
+from legacy_assistant.common.jsonfile import DuplicateKeyError, loads_unique
 from legacy_assistant.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -59,14 +65,6 @@ SUFFIXES = {
     "chatterbot": (".yml", ".yaml"),
 }
 MIN_TURNS = 2
-# Byte order marks of the encodings a corpus saved by an editor may be in instead of UTF-8
-# (UTF-32 LE first: it starts with UTF-16 LE's).
-_WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
 
 
 class RepeatedCorpusError(DataError):
@@ -142,7 +140,7 @@ def _files_of(root: Path, layout: str) -> list[Path]:
             raise DataError(str(root), [f"no corpus files in this folder (looked for {', '.join(wanted)})"])
         return files
     if not root.is_file():
-        special = root.exists() and "not a regular file (a device, pipe or socket): give a corpus file or folder"
+        special = root.exists() and f"{NOT_REGULAR_FILE}: give a corpus file or folder"
         raise DataError(str(root), [_link_problem(root) or special or "file not found"])
     return [root]
 
@@ -185,9 +183,9 @@ def detect_layout(path: str | Path) -> str:
         return "cakechat"
     if suffix in SUFFIXES["topical_chat"]:
         head = _head(path)
-        wide = _wide_encoding(head)
+        wide = wide_encoding_problem(head)
         if wide is not None:  # not misread as a cakechat file: its characters are fine, its encoding is not
-            raise DataError(str(path), [_not_utf8(wide)])
+            raise DataError(str(path), [wide])
         first = head.decode("utf-8-sig", errors="replace").lstrip()[:1]
         if first == "{":
             return "topical_chat"
@@ -240,29 +238,18 @@ def _head(path: Path) -> bytes:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_input_bytes(path)
     except OSError as exc:
-        absent = isinstance(exc, (FileNotFoundError, IsADirectoryError))
-        problem = _link_problem(path) or (absent_file_problem(path) if absent else f"cannot read file: {exc}")
-        raise DataError(str(path), [problem]) from None
-
-
-def _wide_encoding(raw: bytes) -> str | None:
-    """``UTF-16`` or ``UTF-32`` when ``raw`` starts with that encoding's byte order mark."""
-    return next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
-
-
-def _not_utf8(encoding: str) -> str:
-    return f"not UTF-8 text: it starts with a {encoding} byte order mark (save it as UTF-8)"
+        raise DataError(str(path), [_link_problem(path) or read_problem(path, exc)]) from None
 
 
 def _read_text(path: Path) -> str:
     """The file as UTF-8 text (a byte order mark dropped); a byte that is not UTF-8 is named by
     its line, as the cakechat reader names it, and the byte's place in that line."""
     raw = _read_bytes(path)
-    wide = _wide_encoding(raw)
+    wide = wide_encoding_problem(raw)
     if wide is not None:
-        raise DataError(str(path), [_not_utf8(wide)])
+        raise DataError(str(path), [wide])
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     try:
@@ -294,9 +281,9 @@ def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
     and conditions are stripped, conditions lower-cased; a corpus may name conditions of its own."""
     source = str(path)
     raw = _read_bytes(Path(path))
-    wide = _wide_encoding(raw)
+    wide = wide_encoding_problem(raw)
     if wide is not None:  # every line would be a problem of its own
-        raise DataError(source, [_not_utf8(wide)])
+        raise DataError(source, [wide])
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     problems: list[str] = []

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.common.jsonfile import absent_file_problem
+from legacy_assistant.common.input_files import absent_file_problem
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)

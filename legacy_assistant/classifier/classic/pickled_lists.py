@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from legacy_assistant.common.files import write_text_atomically
+from legacy_assistant.common.input_files import read_input_bytes
 
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args(argv)
     try:
-        items = decode_string_list(Path(args.pickle).read_bytes())
+        items = decode_string_list(read_input_bytes(args.pickle))
     except (OSError, UnsafePickle) as exc:
         print(f"error: {args.pickle}: {exc}", file=sys.stderr)
         return 1

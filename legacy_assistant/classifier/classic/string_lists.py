@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from legacy_assistant.common.jsonfile import absent_file_problem
+from legacy_assistant.common.input_files import read_input_bytes, read_problem
 from legacy_assistant.errors import ArtifactError
 
 _PICKLE_PROTOCOL_MARK = b"\x80"  # protocol 2+ pickles start with PROTO
@@ -26,9 +26,10 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
         ArtifactError: missing file, a pickle, anything but a list of non-empty strings.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: {what} {absent_file_problem(path)}")
-    raw = path.read_bytes()
+    try:
+        raw = read_input_bytes(path)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: {what} {read_problem(path, exc)}") from None
     if (
         raw.startswith(_PICKLE_PROTOCOL_MARK)
         or raw.startswith(_PICKLE_PROTOCOL0_STARTS)

@@ -1,0 +1,82 @@
+"""Reading a file a person named (data, word lists, sentences): regular files only.
+
+A named pipe given as a data file would block ``open`` until some other process writes to it,
+so ``train data.fifo`` would wait for ever; ``/dev/zero`` would never end. Both are refused at
+once, by what the opened file *is*, not by a check before the open that could see another file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import os
+import stat
+from pathlib import Path
+
+NOT_REGULAR_FILE = "not a regular file (a device, pipe or socket)"
+
+
+# Byte order marks of the encodings a file saved by an editor may be in instead of UTF-8
+# (UTF-32 LE first: it starts with UTF-16 LE's).
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+class NotRegularFileError(OSError):
+    """The path names a device, a pipe or a socket: nothing that reads as a whole file."""
+
+
+def read_input_bytes(path: str | Path) -> bytes:
+    """The whole content of the regular file at ``path``.
+
+    Raises:
+        FileNotFoundError: nothing there (or a symbolic link to nothing).
+        IsADirectoryError: a folder.
+        NotRegularFileError: a device, a named pipe or a socket.
+        OSError: any other failure (no permission, a read error).
+    """
+    # O_NONBLOCK: opening a pipe that no process writes to returns at once instead of waiting;
+    # it changes nothing for a regular file.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, NOT_REGULAR_FILE, str(path))
+        os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "rb") as handle:
+            descriptor = -1  # the handle closes it now
+            return handle.read()
+    finally:
+        if descriptor >= 0:
+            os.close(descriptor)
+
+
+def absent_file_problem(path: str | Path) -> str:
+    """What to say of a ``path`` that is no readable regular file: a folder, a device, a pipe or
+    a socket is named as such."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder, not a file"
+    return f"is {NOT_REGULAR_FILE}" if path.exists() else "file not found"
+
+
+def read_problem(path: str | Path, exc: OSError) -> str:
+    """One line for an ``OSError`` of :func:`read_input_bytes`."""
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotRegularFileError)):
+        return absent_file_problem(path)
+    return f"cannot read file: {exc}"
+
+
+def wide_encoding_problem(raw: bytes) -> str | None:
+    """The problem of a file that starts with a UTF-16 or UTF-32 byte order mark (read as UTF-8,
+    its first byte would be "invalid start byte", which names no cause); ``None`` otherwise."""
+    wide = next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
+    if wide is None:
+        return None
+    return f"not UTF-8 text: it starts with a {wide} byte order mark (save it as UTF-8)"
