@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -106,6 +107,11 @@ def _rewrite(root, change):
         (lambda m: m.__setitem__("threshold", "0.25"), "threshold must be a number from 0 to 1, got '0.25'"),
         (lambda m: m.__setitem__("threshold", float("nan")), "threshold must be a number from 0 to 1, got nan"),
         (lambda m: m.__setitem__("oos_label", "nothing"), "oos_label 'nothing' is not one of the classes"),
+        (lambda m: m["network"].__setitem__("hidden_units", "64"), "network.hidden_units must be a list of positive"),
+        (lambda m: m["network"].__setitem__("hidden_units", None), "network.hidden_units must be a list of positive"),
+        (lambda m: m["network"].__setitem__("hidden_units", [True]), "network.hidden_units must be a list of positive"),
+        (lambda m: m["featurizer"].__setitem__("idf", [float("nan")] * len(m["featurizer"]["vocabulary"])),
+         "idf values must be finite numbers of at least 0"),
     ],
 )
 def test_manifest_fields_of_the_wrong_type_are_refused_in_one_line(model_copy, change, message, capsys):
@@ -250,6 +256,31 @@ def test_a_manifest_listing_files_outside_the_directory_is_refused(model_copy, t
     (model_copy / "linked.txt").symlink_to(outside)
     _rewrite(model_copy, lambda m: m["files"].__setitem__("linked.txt", digest))
     refuse(model_copy, "linked.txt: a link to a file outside the model directory")
+
+
+def test_a_manifest_that_is_not_a_file_of_the_directory_is_refused(model_copy, tmp_path):
+    """The manifest vouches for every other file, so it must be the directory's own: a link to
+    one elsewhere is refused like any listed file that links out; a folder or a pipe in its
+    place is named as such, not as a missing manifest."""
+    manifest = model_copy / "assistant.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes(manifest.read_bytes())
+    manifest.unlink()
+    manifest.symlink_to(elsewhere)
+    refuse(model_copy, "assistant.json: a link to a file outside the model directory")
+    manifest.unlink()
+    manifest.mkdir()
+    refuse(model_copy, "assistant.json: damaged: is a folder, not a file")
+    manifest.rmdir()
+    os.mkfifo(manifest)
+    refuse(model_copy, r"assistant.json: damaged: is not a regular file \(a device, pipe or socket\)")
+    from legacy_assistant.cli.model_kind import written_for
+
+    assert written_for(model_copy) == "compat"  # read without waiting on the pipe; loading says what is wrong
+    manifest.unlink()
+    (model_copy / "inside.json").write_bytes(elsewhere.read_bytes())
+    manifest.symlink_to("inside.json")  # a link that stays inside is still the directory's file
+    Predictor.load(model_copy).close()
 
 
 def test_a_model_answering_nan_fails_its_golden_check(monkeypatch):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from legacy_assistant.common.files import blocking_file, naming, sync_folder, sync_tree
+from legacy_assistant.common.input_files import absent_file_problem, read_input_bytes
 from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
@@ -248,7 +249,7 @@ def _not_of_the_model(directory: Path, manifests: Sequence[str]) -> list[str]:
     listed: set[str] = set()
     for name in manifests:
         try:
-            files = json.loads((directory / name).read_text(encoding="utf-8")).get("files")
+            files = json.loads(read_input_bytes(directory / name).decode("utf-8")).get("files")
         except (OSError, ValueError, AttributeError):  # absent or damaged: the usual names
             continue
         if isinstance(files, (dict, list)):  # a damaged manifest's string would list its characters
@@ -300,7 +301,7 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 def _manifest_on_disk(root: Path, manifest_name: str) -> bytes | None:
     try:
-        return (root / manifest_name).read_bytes()
+        return read_input_bytes(root / manifest_name)  # a pipe in its place is refused, not waited on
     except OSError:
         return None
 
@@ -366,6 +367,12 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         kind = {RESPONDER_MANIFEST: "responder directory"}.get(manifest_name, "model directory")
         raise ArtifactError(f"{kind} not found: {root}{not_installed_hint(root)}")
     manifest_path = root / manifest_name
+    inside = root.resolve()
+    if os.path.lexists(manifest_path) and not manifest_path.is_file():  # a folder, a pipe, a broken link
+        raise ArtifactError(f"{manifest_path}: damaged: {absent_file_problem(manifest_path)}")
+    if manifest_path.is_file() and inside not in manifest_path.resolve().parents:
+        # the manifest vouches for every other file: one from elsewhere could vouch for anything
+        raise ArtifactError(f"{manifest_path}: a link to a file outside the model directory")
     if not manifest_path.is_file():
         other = next((name for name in MODEL_MANIFESTS if name != manifest_name and (root / name).is_file()), None)
         if other is not None:  # the other kind of model: say which, and where it goes
@@ -382,7 +389,9 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     try:
         # a key given twice would be read as its last value while a person reading the file
         # sees the first; an integer of thousands of digits or very deep nesting is no manifest
-        manifest = loads_unique(manifest_path.read_text(encoding="utf-8"))
+        manifest = loads_unique(read_input_bytes(manifest_path).decode("utf-8"))
+    except OSError as exc:  # no permission; a manifest replaced by a folder or a pipe just now
+        raise ArtifactError(f"{manifest_path}: cannot be read ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, DuplicateKeyError, the digit limit
         raise ArtifactError(f"{manifest_path}: damaged: not valid JSON ({exc})") from None
     except RecursionError:
@@ -397,7 +406,6 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{manifest_path}: lists no files")
-    inside = root.resolve()
     for relative, expected_sha in sorted(files.items()):
         if Path(relative).is_absolute() or ".." in Path(relative).parts:
             raise ArtifactError(f"{manifest_path}: lists {relative!r}, a file outside the model directory")

@@ -189,6 +189,9 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
             or featurizer.n_features != manifest["network"]["n_features"]
         ):
             raise ValueError("classes or vocabulary do not match the network's shape")
+        hidden = manifest["network"].get("hidden_units")
+        if not isinstance(hidden, list) or not all(type(units) is int and units > 0 for units in hidden):
+            raise ValueError(f"network.hidden_units must be a list of positive whole numbers, got {hidden!r}")
         check_dialogue(manifest, classes)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None

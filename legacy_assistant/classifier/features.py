@@ -136,6 +136,9 @@ class Featurizer:
         self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
         if config.weighting == "tfidf" and (self.idf is None or self.idf.shape != (len(self.vocabulary),)):
             raise ConfigError("tfidf weighting needs one idf value per vocabulary term")
+        if self.idf is not None and not (np.isfinite(self.idf).all() and (self.idf >= 0).all()):
+            # a NaN weight makes every probability NaN; an idf (log of a ratio >= 1) is never negative
+            raise ConfigError("idf values must be finite numbers of at least 0")
         self.processor = TextProcessor(config.text)
         # bool [n_features]: which columns are character n-grams (see balance_parts)
         self._char_columns = np.fromiter(

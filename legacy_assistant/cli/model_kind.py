@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST
+from legacy_assistant.common.input_files import read_input_bytes
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
 
@@ -17,9 +19,11 @@ def is_responder(path: str | Path) -> bool:
     with neither manifest is refused here, naming both, rather than later as a classifier
     whose ``assistant.json`` is missing."""
     root = Path(path)
-    if (root / RESPONDER_MANIFEST).is_file():
+    # lexists: a manifest that is a folder, a pipe or a broken link still says which kind this
+    # is; loading then names what is wrong with it
+    if os.path.lexists(root / RESPONDER_MANIFEST):
         return True
-    if (root / CLASSIFIER_MANIFEST).is_file():
+    if os.path.lexists(root / CLASSIFIER_MANIFEST):
         return False
     if root.exists() and not root.is_dir():
         raise ArtifactError(f"{root}: a file, not a model directory")
@@ -36,7 +40,7 @@ def written_for(path: str | Path) -> str:
     or cannot be read: loading it then says what is wrong)."""
     manifest = Path(path) / (RESPONDER_MANIFEST if is_responder(path) else CLASSIFIER_MANIFEST)
     try:
-        runtime = json.loads(manifest.read_text(encoding="utf-8")).get("runtime", "compat")
-    except (OSError, ValueError, AttributeError):
+        runtime = json.loads(read_input_bytes(manifest).decode("utf-8")).get("runtime", "compat")
+    except (OSError, ValueError, AttributeError):  # UnicodeDecodeError is a ValueError
         return "compat"
     return runtime if isinstance(runtime, str) else "compat"
