@@ -167,8 +167,9 @@ def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("change, message", [
-    ("words", "first layer takes 39 inputs but the words list has 38"),
+    ("words", "first layer takes 39 inputs but the words list {tmp}/words.json has 38"),
     ("classes", "no intent for class"),
+    ("fewer classes", "output layer has 6 units but the classes list {tmp}/classes.json has 5"),
     ("layer", "is a BatchNormalization"),
     # an Activation after a Dense that already has one: the reason, not "only ... Activation ... supported"
     ("activation", "Activation layer 'act_out' follows the Dense layer"),
@@ -177,7 +178,8 @@ def test_files_that_do_not_fit_are_refused(change, message, tmp_path, capsys):
     h5, words, classes = tmp_path / "m.h5", tmp_path / "words.json", tmp_path / "classes.json"
     shutil.copy(CLASSIC / "keras2_chatbot_model.h5", h5)
     words.write_text(json.dumps(WORDS[:-1] if change == "words" else WORDS))
-    classes.write_text(json.dumps(CLASSES[:-1] + ["mystery"] if change == "classes" else CLASSES))
+    classes.write_text(json.dumps(
+        CLASSES[:-1] + ["mystery"] if change == "classes" else CLASSES[:-1] if change == "fewer classes" else CLASSES))
     if change == "layer":
         with h5py.File(h5, "r+") as f:
             config = json.loads(f.attrs["model_config"])
@@ -190,7 +192,7 @@ def test_files_that_do_not_fit_are_refused(change, message, tmp_path, capsys):
                 {"class_name": "Activation", "config": {"name": "act_out", "activation": "softmax"}})
             f.attrs["model_config"] = json.dumps(config)
     assert import_cli(h5, tmp_path / "bot", words=words, classes=classes) == 1
-    assert message in capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
 def test_pickled_lists_decode_without_unpickling(tmp_path):

@@ -72,7 +72,7 @@ def import_classic(
     words = read_string_list(words_path, "words")
     classes = read_string_list(classes_path, "classes")
     intents = load_intents(intents_path)
-    _check_fit(keras, words, classes, intents, Path(model_h5))
+    _check_fit(keras, words, classes, intents, Path(model_h5), Path(words_path), Path(classes_path))
     _warn_unreachable_words(words, words_path, CLASSIC_TEXT)
 
     hidden = tuple(int(layer.kernel.shape[1]) for layer in keras.layers[:-1])
@@ -98,13 +98,26 @@ def import_classic(
     return export_artifact(model, intents, out_dir, force=force, plot=False, source=source)
 
 
-def _check_fit(keras: KerasDenseModel, words: list[str], classes: list[str], intents: IntentSet, h5: Path) -> None:
+def _check_fit(
+    keras: KerasDenseModel,
+    words: list[str],
+    classes: list[str],
+    intents: IntentSet,
+    h5: Path,
+    words_path: Path,
+    classes_path: Path,
+) -> None:
+    # both files are named: either may be the one that does not belong (a words list of another run)
     n_in = keras.layers[0].kernel.shape[0]
     n_out = keras.layers[-1].kernel.shape[1]
     if n_in != len(words):
-        raise ArtifactError(f"{h5}: the first layer takes {n_in} inputs but the words list has {len(words)} entries")
+        raise ArtifactError(
+            f"{h5}: the first layer takes {n_in} inputs but the words list {words_path} has {len(words)} entries"
+        )
     if n_out != len(classes):
-        raise ArtifactError(f"{h5}: the output layer has {n_out} units but the classes list has {len(classes)} entries")
+        raise ArtifactError(
+            f"{h5}: the output layer has {n_out} units but the classes list {classes_path} has {len(classes)} entries"
+        )
     unknown = [tag for tag in classes if tag not in intents]
     if unknown:
         raise ArtifactError(f"{intents.source}: no intent for class(es) {', '.join(map(repr, unknown))}")
