@@ -314,5 +314,12 @@ def test_a_second_server_on_a_port_in_use_is_refused(deployment):
         capture_output=True, text=True, timeout=120,
     )
     assert second.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr + second.stdout
+    # one line, before anything claims to be serving
+    assert (second.stderr + second.stdout).strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{server.port}: Address already in use (choose another --host or --port)"]
     assert len(listening_sockets(server.port)) == 2
+    # the server checks again as it starts, for a port taken after serve looked
+    from legacy_assistant.serving.server import refuse_port_in_use
+
+    with pytest.raises(SystemExit):
+        refuse_port_in_use("127.0.0.1", server.port)

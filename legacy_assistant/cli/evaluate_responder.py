@@ -64,7 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="chooses dialogues and contexts, seeds sampling (default 1)",
     )
     parser.add_argument(
-        "--conditions", nargs="+", metavar="NAME", help="conditions to request (default: every condition of the model)"
+        "--conditions",
+        nargs="+",
+        metavar="NAME",
+        help="conditions to request (default: the conditions the model was trained on)",
     )
     parser.add_argument(
         "--latency-replies",

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     check_unix_socket(values, flags, dev=args.dev)
     if args.dev:
         return _run_dev(values)
-    from legacy_assistant.serving.server import check_metrics_dir, exec_server
+    from legacy_assistant.serving.server import check_metrics_dir, exec_server, listen_problem
 
     check_metrics_dir()
     options = _server_options(values)
@@ -202,6 +202,12 @@ def run(args: argparse.Namespace) -> int:
             "each keep their own; use --workers 1, or a store the workers share (the default SQLite "
             "file, sqlite:///PATH or redis://HOST:PORT/DB)"
         )
+    if unix_socket.socket_path(options.host) is None and options.port != 0:
+        # here, before "serving ..." is logged: a port in use is one error line, not a claim then
+        # a refusal (the server checks again as it starts, for a port taken in between)
+        problem = listen_problem(options.host, options.port)
+        if problem is not None:
+            raise ConfigError(f"{problem} (choose another --host or --port)")
     log.info(
         "serving %s%s on %s with %d worker(s)%s x %d thread(s)",
         model,
