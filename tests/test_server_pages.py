@@ -189,6 +189,21 @@ def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
     assert client.get("/static/chat.css", headers={"Range": "bytes=0-9"}).status_code == 206
 
 
+@pytest.mark.parametrize("given", ["items=0-5", "bytes=abc", "pages"])
+def test_a_range_of_another_unit_or_none_at_all_is_ignored(client, given):
+    """RFC 9110 (14.2): a server ignores a Range in a unit it does not know, and may ignore an
+    invalid one: the whole file, not a 416."""
+    response = client.get("/static/chat.css", headers={"Range": given})
+    assert response.status_code == 200 and response.data == CSS.read_bytes()
+
+
+def test_a_static_file_named_as_a_folder_is_not_found(client):
+    """"chat.js/" is no file: served, the page's relative links in it would point one folder down."""
+    response = client.get("/static/chat.js/")
+    assert response.status_code == 404 and response.is_json
+    assert client.get("/static/chat.js").status_code == 200
+
+
 def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     """PROMETHEUS_MULTIPROC_DIR may be a folder holding other things, a SQLite conversation
     store among them (``.db`` too): only prometheus_client's files of an earlier run go."""

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, render_template
+from flask import Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import NotFound
+from werkzeug.http import parse_range_header
 
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.web.context import current_assistant, current_slot
@@ -38,6 +40,22 @@ blueprint = GuardedBlueprint(
 )
 
 ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
+
+
+@blueprint.before_request
+def _static_request() -> None:
+    if request.endpoint != "pages.static":
+        return
+    if str((request.view_args or {}).get("filename", "")).endswith("/"):
+        # "chat.js/" is no file; served, its relative URLs would resolve one folder down
+        raise NotFound()
+    given = request.headers.get("Range")
+    parsed = parse_range_header(given) if given is not None else None
+    if given is not None and (parsed is None or parsed.units.lower() != "bytes"):
+        # a range in a unit other than bytes, or not a range at all: RFC 9110 (14.2) has the
+        # server ignore it and send the whole file, where Werkzeug would answer 416
+        request.environ.pop("HTTP_RANGE", None)
+        request.__dict__.pop("range", None)  # in case it was read already (a cached property)
 
 
 @blueprint.get("/")
