@@ -87,3 +87,35 @@ def test_every_line_a_json_server_writes_is_json(tmp_path, free_port):
     assert any(e["message"] == "GET /health 200" or e["message"].startswith("GET /health 200 ") for e in entries)
     assert {"Handling signal: term", "Shutting down: Master"} <= {e["message"] for e in entries}
     assert len({e["pid"] for e in entries}) == 2  # the master (serve, then gunicorn) and its worker
+
+
+def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
+    """TensorFlow 2.18's C++ writes "WARNING: All log messages before absl::InitializeLog() ..."
+    and "I0000 ... MLIR V1 optimization pass is not enabled" to stderr itself, whatever
+    TF_CPP_MIN_LOG_LEVEL says: in a child process (its fd 2 a file), such writes made inside the
+    scope come out as records of the logger "native", a JSON line passes as it is, and stderr is
+    the process's own again afterwards."""
+    script = (
+        "import os, sys\n"
+        "from legacy_assistant.serving.log_format import native_lines_as_json\n"
+        "with native_lines_as_json():\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "    os.write(2, b'I0000 00:00:1796387292.035005   14351 mlir_graph_optimization_pass.cc:401] MLIR V1\\n')\n"
+        "    os.write(2, b'E1204 12:00:00.000000   1 x.cc:1] part')\n"
+        "    os.write(2, b'ly written\\n\\n')\n"
+        "    sys.stderr.write('{\"logger\": \"python\"}\\n')\n"
+        "    os.write(2, b'no newline at the end')\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    err = tmp_path / "stderr"
+    with open(err, "wb") as sink:
+        subprocess.run([sys.executable, "-c", script], cwd=ROOT, stderr=sink, check=True, timeout=60)
+    lines = err.read_text(encoding="utf-8").splitlines()
+    assert lines[-1] == "after"
+    entries = [json.loads(line) for line in lines[:-1]]
+    assert [(e.get("logger"), e.get("level")) for e in entries] == [
+        ("native", "WARNING"), ("native", "INFO"), ("native", "ERROR"), ("python", None), ("native", "WARNING")]
+    assert entries[1]["message"].endswith("mlir_graph_optimization_pass.cc:401] MLIR V1")
+    assert entries[2]["message"] == "E1204 12:00:00.000000   1 x.cc:1] partly written"
+    assert entries[4]["message"] == "no newline at the end"
+    assert all(isinstance(e["pid"], int) for e in entries if e["logger"] == "native")

@@ -9,17 +9,33 @@ the access log included::
      "pid": 4711, "message": "POST /api/v1/chat 200 1.95ms id=bbd096c3-2"}
 
 with ``"exception"`` (the traceback as one string) when the record carries one. Times are UTC.
+
+TensorFlow's C++ code writes to the process's stderr itself, past Python's logging, and some
+releases do so whatever ``TF_CPP_MIN_LOG_LEVEL`` says (2.18 writes ``WARNING: All log messages
+before absl::InitializeLog() ...`` and ``I0000 ... MLIR V1 optimization pass is not enabled``
+as a worker loads its model). :func:`native_lines_as_json` turns such lines into records of the
+logger ``native`` while a worker imports TensorFlow and loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import re
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+NATIVE_LOGGER = "native"  # lines that compiled code (TensorFlow's C++) wrote to stderr itself
+# absl's and glog's line prefix: severity letter, then the date ("I0000 00:00:...", "W1204 ...")
+_NATIVE_SEVERITY = re.compile(r"^([IWEF])\d{4} ")
+_SEVERITY_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
+_DRAIN_SECONDS = 5.0  # at most this long to forward what is left in the pipe when the scope ends
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,3 +75,52 @@ def configure(kind: str, level: int) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(kind == "json")  # warnings.warn lines in the same shape
+
+
+def native_record(line: str) -> logging.LogRecord:
+    """A record of the logger ``native`` for one line that compiled code wrote to stderr: at the
+    severity its absl/glog prefix gives, else WARNING (output nobody asked for)."""
+    found = _NATIVE_SEVERITY.match(line)
+    level = _SEVERITY_LEVELS[found.group(1)] if found else logging.WARNING
+    return logging.LogRecord(NATIVE_LOGGER, level, "", 0, line, None, None)
+
+
+@contextlib.contextmanager
+def native_lines_as_json() -> Iterator[None]:
+    """While inside, whatever is written to file descriptor 2 goes through a pipe: a line that is
+    a JSON object (this process's own log records) passes as it is, any other line becomes one
+    JSON record of :func:`native_record`. Lines are forwarded as they come, by a thread; on the
+    way out the pipe is drained and stderr is the process's own again."""
+    sys.stderr.flush()
+    target = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    forwarder = threading.Thread(target=_forward, args=(read_end, target), name="native-stderr", daemon=True)
+    forwarder.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(target, 2)  # closes the pipe's last write end: the forwarder reads to its end
+        forwarder.join(_DRAIN_SECONDS)
+        os.close(target)
+
+
+def _forward(read_end: int, target: int) -> None:
+    formatter = JsonFormatter()
+    with os.fdopen(read_end, "rb") as source:
+        for raw in source:
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b"{"):
+                out = line + b"\n"
+            elif not line.strip():
+                continue
+            else:
+                out = (formatter.format(native_record(line.decode("utf-8", "replace"))) + "\n").encode("utf-8")
+            while out:
+                try:
+                    written = os.write(target, out)
+                except OSError:
+                    return  # stderr is gone (a closed terminal): nothing to write to
+                out = out[written:]

@@ -356,7 +356,10 @@ class ModelWorker(ThreadWorker):
         super().init_process()
 
     def load_wsgi(self) -> None:
-        super().load_wsgi()  # builds the app: the model is loaded
+        # TensorFlow's C++ writes to stderr as it is imported and first run: in JSON logs, as records
+        native = log_format.native_lines_as_json if self.cfg.logger_class is JsonServerLog else contextlib.nullcontext
+        with native():
+            super().load_wsgi()  # builds the app: the model is loaded
         drain = getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None)  # gunicorn 27 on; before, no cap
         if drain is not None and hasattr(self.wsgi, "wsgi_app"):
             self.wsgi.wsgi_app = _closing_after_unread_body(self.wsgi.wsgi_app, drain)
