@@ -278,6 +278,13 @@ def test_a_manifest_that_is_not_a_file_of_the_directory_is_refused(model_copy, t
 
     assert written_for(model_copy) == "compat"  # read without waiting on the pipe; loading says what is wrong
     manifest.unlink()
+    from legacy_assistant.cli.model_kind import is_responder
+
+    manifest.write_bytes(elsewhere.read_bytes())
+    (model_copy / "responder.json").symlink_to(tmp_path / "nothing")  # a stray broken link
+    assert not is_responder(model_copy)  # the manifest that is a file decides
+    (model_copy / "responder.json").unlink()
+    manifest.unlink()
     (model_copy / "inside.json").write_bytes(elsewhere.read_bytes())
     manifest.symlink_to("inside.json")  # a link that stays inside is still the directory's file
     Predictor.load(model_copy).close()

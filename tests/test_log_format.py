@@ -119,3 +119,41 @@ def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
     assert entries[2]["message"] == "E1204 12:00:00.000000   1 x.cc:1] partly written"
     assert entries[4]["message"] == "no newline at the end"
     assert all(isinstance(e["pid"], int) for e in entries if e["logger"] == "native")
+
+
+def test_a_child_that_outlives_the_scope_keeps_writing_to_stderr_not_to_another_file(tmp_path):
+    """A process started inside the scope holds the pipe: the scope does not wait on it for
+    long, and its later lines still reach stderr as records, never a file opened after the
+    scope (which may take the number of a descriptor the forwarder writes to)."""
+    script = (
+        "import os, subprocess, sys, time\n"
+        "from legacy_assistant.serving.log_format import native_lines_as_json\n"
+        "started = time.monotonic()\n"
+        "with native_lines_as_json():\n"
+        "    child = subprocess.Popen(['sh', '-c', 'sleep 3; echo \"E0000 child line\" >&2'])\n"
+        "left = time.monotonic() - started\n"
+        "with open(sys.argv[1], 'wb') as other:\n"
+        "    child.wait(); time.sleep(0.5)\n"
+        "os.write(2, ('left after %.1f s\\n' % left).encode())\n"
+    )
+    err, other = tmp_path / "stderr", tmp_path / "other.bin"
+    with open(err, "wb") as sink:
+        subprocess.run([sys.executable, "-c", script, str(other)], cwd=ROOT, stderr=sink, check=True, timeout=60)
+    lines = err.read_text(encoding="utf-8").splitlines()
+    assert other.read_bytes() == b""
+    assert json.loads(lines[0])["message"] == "E0000 child line", lines
+    assert float(lines[-1].split()[2]) < 3.0, lines
+
+
+def test_with_stderr_closed_the_scope_changes_nothing(tmp_path):
+    script = (
+        "import os, sys\n"
+        "from legacy_assistant.serving.log_format import native_lines_as_json\n"
+        "with native_lines_as_json():\n"
+        "    pass\n"
+        "open(sys.argv[1], 'w').write('ran')\n"
+    )
+    done = tmp_path / "done"
+    subprocess.run(["sh", "-c", f'exec "{sys.executable}" -c "$0" "$1" 2>&-', script, str(done)], cwd=ROOT,
+                   check=True, timeout=60)
+    assert done.read_text() == "ran"

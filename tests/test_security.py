@@ -240,6 +240,9 @@ def test_the_rasa_channels_health_check_takes_the_api_token(make_client, path):
     assert client.head(path).status_code == 401
     answer = client.get(path, headers=bearer("s3cret-api"))
     assert answer.status_code == 200 and answer.get_json() == {"status": "ok"}
+    options = client.options(path)  # the methods of the path, with or without its slash
+    assert options.status_code == 200 and options.get_json() == {"methods": ["GET", "HEAD", "OPTIONS"]}
+    assert options.headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_no_path_is_answered_with_a_redirect(make_client):

@@ -189,10 +189,10 @@ def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
     assert client.get("/static/chat.css", headers={"Range": "bytes=0-9"}).status_code == 206
 
 
-@pytest.mark.parametrize("given", ["items=0-5", "bytes=abc", "pages"])
+@pytest.mark.parametrize("given", ["items=0-5", "bytes=abc", "pages", "bytes=0-1,5-6"])
 def test_a_range_of_another_unit_or_none_at_all_is_ignored(client, given):
     """RFC 9110 (14.2): a server ignores a Range in a unit it does not know, and may ignore an
-    invalid one: the whole file, not a 416."""
+    invalid one, or one of several ranges (which Werkzeug does not serve): the whole file, not a 416."""
     response = client.get("/static/chat.css", headers={"Range": given})
     assert response.status_code == 200 and response.data == CSS.read_bytes()
 

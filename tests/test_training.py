@@ -89,7 +89,7 @@ def test_a_config_path_that_is_no_json_file_is_one_config_error(tmp_path, kind):
     huge.write_text('{"epochs": ' + "9" * 5000 + "}")
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100000 + "]" * 100000)
-    for path, problem in ((tmp_path, "is a folder, not a file"), (latin1, "cannot read file"),
+    for path, problem in ((tmp_path, "is a folder, not a file"), (latin1, "line 1: not UTF-8 text"),
                           (tmp_path / "nope.json", "file not found"), (huge, "invalid JSON"),
                           (deep, "nested too deeply")):
         with pytest.raises(ConfigError, match=problem) as raised:

@@ -19,8 +19,12 @@ def is_responder(path: str | Path) -> bool:
     with neither manifest is refused here, naming both, rather than later as a classifier
     whose ``assistant.json`` is missing."""
     root = Path(path)
-    # lexists: a manifest that is a folder, a pipe or a broken link still says which kind this
-    # is; loading then names what is wrong with it
+    if (root / RESPONDER_MANIFEST).is_file():
+        return True
+    if (root / CLASSIFIER_MANIFEST).is_file():
+        return False
+    # a manifest that is a folder, a pipe or a broken link still says which kind this is
+    # (loading then names what is wrong with it), when the other kind's is no file either
     if os.path.lexists(root / RESPONDER_MANIFEST):
         return True
     if os.path.lexists(root / CLASSIFIER_MANIFEST):

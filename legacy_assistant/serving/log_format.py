@@ -35,7 +35,7 @@ NATIVE_LOGGER = "native"  # lines that compiled code (TensorFlow's C++) wrote to
 # absl's and glog's line prefix: severity letter, then the date ("I0000 00:00:...", "W1204 ...")
 _NATIVE_SEVERITY = re.compile(r"^([IWEF])\d{4} ")
 _SEVERITY_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
-_DRAIN_SECONDS = 5.0  # at most this long to forward what is left in the pipe when the scope ends
+_DRAIN_SECONDS = 2.0  # at most this long to forward what is left in the pipe when the scope ends
 
 
 class JsonFormatter(logging.Formatter):
@@ -90,9 +90,16 @@ def native_lines_as_json() -> Iterator[None]:
     """While inside, whatever is written to file descriptor 2 goes through a pipe: a line that is
     a JSON object (this process's own log records) passes as it is, any other line becomes one
     JSON record of :func:`native_record`. Lines are forwarded as they come, by a thread; on the
-    way out the pipe is drained and stderr is the process's own again."""
-    sys.stderr.flush()
-    target = os.dup(2)
+    way out stderr is the process's own again and what is left in the pipe is forwarded. With
+    no stderr (closed), nothing is redirected."""
+    try:
+        os.fstat(2)
+    except OSError:
+        yield
+        return
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    target = os.dup(2)  # the forwarder's own: closed by it, once the pipe has no writer left
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
@@ -101,26 +108,29 @@ def native_lines_as_json() -> Iterator[None]:
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(target, 2)  # closes the pipe's last write end: the forwarder reads to its end
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os.dup2(target, 2)  # closes the pipe's write end: the forwarder reads to its end
+        # A child process started inside may still hold the write end: the forwarder then goes
+        # on forwarding its lines, to the stderr it owns, and this does not wait for it.
         forwarder.join(_DRAIN_SECONDS)
-        os.close(target)
 
 
 def _forward(read_end: int, target: int) -> None:
     formatter = JsonFormatter()
-    with os.fdopen(read_end, "rb") as source:
-        for raw in source:
-            line = raw.rstrip(b"\r\n")
-            if line.startswith(b"{"):
-                out = line + b"\n"
-            elif not line.strip():
-                continue
-            else:
-                out = (formatter.format(native_record(line.decode("utf-8", "replace"))) + "\n").encode("utf-8")
-            while out:
-                try:
-                    written = os.write(target, out)
-                except OSError:
-                    return  # stderr is gone (a closed terminal): nothing to write to
-                out = out[written:]
+    try:
+        with os.fdopen(read_end, "rb") as source:
+            for raw in source:
+                line = raw.rstrip(b"\r\n")
+                if line.startswith(b"{"):
+                    out = line + b"\n"
+                elif not line.strip():
+                    continue
+                else:
+                    out = (formatter.format(native_record(line.decode("utf-8", "replace"))) + "\n").encode("utf-8")
+                while out:
+                    out = out[os.write(target, out) :]
+    except OSError:
+        pass  # stderr is gone (a closed terminal): nothing to write to
+    finally:
+        os.close(target)

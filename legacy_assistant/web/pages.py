@@ -51,9 +51,10 @@ def _static_request() -> None:
         raise NotFound()
     given = request.headers.get("Range")
     parsed = parse_range_header(given) if given is not None else None
-    if given is not None and (parsed is None or parsed.units.lower() != "bytes"):
+    if given is not None and (parsed is None or parsed.units.lower() != "bytes" or len(parsed.ranges) != 1):
         # a range in a unit other than bytes, or not a range at all: RFC 9110 (14.2) has the
-        # server ignore it and send the whole file, where Werkzeug would answer 416
+        # server ignore it and send the whole file, where Werkzeug would answer 416; so too
+        # several ranges, which Werkzeug does not serve (it would answer 416 to ranges it could)
         request.environ.pop("HTTP_RANGE", None)
         request.__dict__.pop("range", None)  # in case it was read already (a cached property)
 

@@ -179,7 +179,12 @@ def _require(expected: str, scope: str) -> None:
 
 def _path_methods(app: Flask) -> list[str]:
     # Every rule of the path, not only the one matched: GET and DELETE of a conversation are two.
-    return sorted(app.url_map.bind_to_environ(request.environ).allowed_methods())
+    methods = app.url_map.bind_to_environ(request.environ).allowed_methods()
+    if not methods and request.url_rule is not None:
+        # a path its rule takes without the rule's trailing slash ("/webhooks/rest"), which
+        # Werkzeug's lookup of every method's rule does not match
+        methods = list(request.url_rule.methods or ())
+    return sorted(methods)
 
 
 def _preflight(origin: str, app: Flask) -> Response | None:
