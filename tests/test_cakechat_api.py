@@ -47,6 +47,16 @@ def test_only_the_last_three_turns_count(client):
     assert other.get_json() == last
 
 
+def test_turns_with_no_word_do_not_take_the_place_of_turns_with_words(client):
+    """Zero-width spaces hold no token: the route reads the last three turns that hold words."""
+    turns = ["Do you like movies?", "Yes, very much.", "Which one?"]
+    last = client.post(ROUTE, json={"context": turns, "mode": "greedy"})
+    padded = client.post(ROUTE, json={"context": turns + ["\u200b"] * 3, "mode": "greedy"})
+    assert padded.status_code == 200 and padded.get_json() == last.get_json()
+    alone = client.post(ROUTE, json={"context": ["hello there"] + ["\u200b"] * 3, "mode": "greedy"})
+    assert alone.status_code == 200 and alone.get_json()["response"]
+
+
 def test_emotion_defaults_to_neutral(client):
     context = ["What do you do for fun?"]
     plain = client.post(ROUTE, json={"context": context, "mode": "greedy"}).get_json()

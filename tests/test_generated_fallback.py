@@ -49,7 +49,8 @@ def test_fallback_turns_are_generated_from_the_last_turns(default_predictor):
     assert generator.strengths == [None, 2.5]
     for number in range(4):
         assistant.chat("s", f"{UNKNOWN} {number}")
-    assert len(generator.calls[-1][0]) == CONTEXT_TURNS
+    # the last stored turns, both sides, and the message; the responder reads the last of them
+    assert len(generator.calls[-1][0]) == 2 * CONTEXT_TURNS + 1
     assert generator.calls[-1][0][-1] == f"{UNKNOWN} 3"
     turns = assistant.history("s")
     assert [t.generated for t in turns[:2]] == [False, True]

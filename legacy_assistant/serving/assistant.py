@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RANKING_SIZE = 10
-# cakechat's API used the last 3 turns of the context it was given.
+# The stored turns (each a message and its reply) a chat's generated reply is given as context.
+# The responder then reads the last turns of what it is given that hold a word, as many as it
+# was trained with (3 for the shipped one, as cakechat's API read).
 CONTEXT_TURNS = 3
 DEFAULT_GENERATION_MODE = "sample_rerank"
 # A token the reply already holds has its probability divided by this: cakechat's API setting.
@@ -290,8 +292,9 @@ class Assistant:
         seed: int | None = None,
         condition_strength: float | None = None,
     ) -> str:
-        """The responder's reply to ``context`` (turns, oldest first; the last
-        :data:`CONTEXT_TURNS` are used), ``""`` when it has nothing to say; ``condition_strength``
+        """The responder's reply to ``context`` (turns, oldest first; the responder reads the
+        last of them that hold a word, as many as it was trained with), ``""`` when it has
+        nothing to say; ``condition_strength``
         (None: the server's) as :meth:`Responder.respond` takes it. Raises
         :class:`RequestError` without a responder, for a context that is not a list of turns, for
         an unknown emotion or mode, or a strength out of range or not supported by the responder."""
@@ -304,7 +307,9 @@ class Assistant:
         # as Responder.respond refuses them: list("a string") would make each character a turn
         if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
             raise RequestError("context must be a list of turns (strings), oldest first")
-        turns = list(context)[-CONTEXT_TURNS:]
+        # not cut to the last turns here: a turn with no word (a zero-width space) would take the
+        # place of one with words, which the responder skips to
+        turns = list(context)
         if emotion is None:
             emotion = self.responder.default_condition if self.responder is not None else DEFAULT_CONDITION
         return self._generate(turns, emotion, chosen, seed, condition_strength)
