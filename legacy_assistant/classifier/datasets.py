@@ -38,7 +38,7 @@ from legacy_assistant.classifier.intents import (
     load_intents,
     looks_of,
 )
-from legacy_assistant.common.input_files import read_input_bytes, read_problem, wide_encoding_problem
+from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import DataError
 from legacy_assistant.text.processing import folded
@@ -168,17 +168,11 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
     checked too."""
     source = str(path)
     try:
-        raw = read_input_bytes(path)
+        content = input_text(read_input_bytes(path))
     except OSError as exc:
         raise DataError(source, [read_problem(path, exc)]) from None
-    wide = wide_encoding_problem(raw)
-    if wide is not None:
-        raise DataError(source, [wide])
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(source, [f"line {line}: not UTF-8 text ({exc.reason})"]) from None
+    except NotUtf8Error as exc:
+        raise DataError(source, [str(exc)]) from None
     problems: list[str] = []
     texts: list[str] = []
     labels: list[str] = []

@@ -15,7 +15,7 @@ from typing import Any
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.common.fields import is_finite_number
 from legacy_assistant.common.files import write_text_atomically
-from legacy_assistant.common.input_files import read_input_bytes, read_problem, wide_encoding_problem
+from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError
 
@@ -71,20 +71,14 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
 def read_sentences(path: str | Path) -> list[str]:
     """One sentence per line; blank lines and ``#`` comments skipped."""
     try:
-        raw = read_input_bytes(path)
+        lines = input_text(read_input_bytes(path)).splitlines()
     except OSError as exc:
         problem = read_problem(path, exc)
         raise AssistantError(
             f"{path}: {'sentences file not found' if problem == 'file not found' else problem}"
         ) from None
-    wide = wide_encoding_problem(raw)
-    if wide is not None:
-        raise AssistantError(f"{path}: {wide}")
-    try:
-        lines = raw.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise AssistantError(f"{path}: line {line}: not UTF-8 text ({exc.reason})") from None
+    except NotUtf8Error as exc:
+        raise AssistantError(f"{path}: {exc}") from None
     sentences = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not sentences:  # a golden file of no cases would pass every check
         raise AssistantError(f"{path}: no sentences (one a line; blank lines and # comments are skipped)")

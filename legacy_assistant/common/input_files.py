@@ -30,6 +30,10 @@ class NotRegularFileError(OSError):
     """The path names a device, a pipe or a socket: nothing that reads as a whole file."""
 
 
+class NotUtf8Error(ValueError):
+    """A file's bytes are not UTF-8 text; the message is the one problem line to show."""
+
+
 def read_input_bytes(path: str | Path) -> bytes:
     """The whole content of the regular file at ``path``.
 
@@ -80,3 +84,20 @@ def wide_encoding_problem(raw: bytes) -> str | None:
     if wide is None:
         return None
     return f"not UTF-8 text: it starts with a {wide} byte order mark (save it as UTF-8)"
+
+
+def input_text(raw: bytes) -> str:
+    """``raw`` as UTF-8 text, a UTF-8 byte order mark dropped.
+
+    Raises:
+        NotUtf8Error: a UTF-16 or UTF-32 byte order mark, or a byte that is not UTF-8 (named by
+            its line).
+    """
+    wide = wide_encoding_problem(raw)
+    if wide is not None:
+        raise NotUtf8Error(wide)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise NotUtf8Error(f"line {line}: not UTF-8 text ({exc.reason})") from None

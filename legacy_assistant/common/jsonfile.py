@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.common.input_files import read_input_bytes, read_problem, wide_encoding_problem
+from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 
 # Fields that name the object they are in, to say which object repeats a key.
 _NAMING_FIELDS = ("tag", "name", "id")
@@ -46,17 +46,11 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     where ``problem`` says what went wrong (with line and column for invalid JSON). An object that
     repeats a key is refused: one of its values would be lost without a word."""
     try:
-        data = read_input_bytes(path)
+        raw = input_text(read_input_bytes(path))  # a byte order mark dropped, as RFC 8259 allows
     except OSError as exc:
         raise error(read_problem(path, exc)) from None
-    wide = wide_encoding_problem(data)
-    if wide is not None:
-        raise error(wide)
-    try:
-        raw = data.decode("utf-8-sig")  # a byte order mark, which RFC 8259 lets a parser ignore
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise error(f"line {line}: not UTF-8 text ({exc.reason})") from None
+    except NotUtf8Error as exc:
+        raise error(str(exc)) from None
     try:
         return loads_unique(raw)
     except json.JSONDecodeError as exc:

@@ -50,12 +50,12 @@ def _processor(config: TextConfig) -> TextProcessor:
     return TextProcessor(config)
 
 
-# A turn is read again as context of the next few turns of its conversation, so a cache of the
-# latest 4,096 turns has what is asked again; of turns up to 256 characters, it holds at most
-# 25 MiB (65,536 turns of 256 held 417).
 # Only the end of a long context turn is used; the characters before these many cannot reach it.
 MAX_TURN_CHARS = 4000
 
+# A turn is read again as context of the next few turns of its conversation, so a cache of the
+# latest 4,096 turns has what is asked again; of turns up to 256 characters, it holds at most
+# 25 MiB (65,536 turns of 256 held 417).
 CACHED_TURN_CHARS = 256
 CACHED_TURNS = 4096
 

@@ -56,7 +56,6 @@ def _static_request() -> None:
         # server ignore it and send the whole file, where Werkzeug would answer 416; so too
         # several ranges, which Werkzeug does not serve (it would answer 416 to ranges it could)
         request.environ.pop("HTTP_RANGE", None)
-        request.__dict__.pop("range", None)  # in case it was read already (a cached property)
 
 
 @blueprint.get("/")
