@@ -93,8 +93,9 @@ def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
     """TensorFlow 2.18's C++ writes "WARNING: All log messages before absl::InitializeLog() ..."
     and "I0000 ... MLIR V1 optimization pass is not enabled" to stderr itself, whatever
     TF_CPP_MIN_LOG_LEVEL says: in a child process (its fd 2 a file), such writes made inside the
-    scope come out as records of the logger "native", a JSON line passes as it is, and stderr is
-    the process's own again afterwards."""
+    scope come out as records of the logger "native", a JSON object's line passes as it is (a
+    line that only starts with a brace, or holds some other JSON value, is wrapped too), and
+    stderr is the process's own again afterwards."""
     script = (
         "import os, sys\n"
         "from legacy_assistant.serving.log_format import native_lines_as_json\n"
@@ -104,6 +105,9 @@ def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
         "    os.write(2, b'E1204 12:00:00.000000   1 x.cc:1] part')\n"
         "    os.write(2, b'ly written\\n\\n')\n"
         "    sys.stderr.write('{\"logger\": \"python\"}\\n')\n"
+        "    os.write(2, b'{ shape: [1, 30] } from C++\\n')\n"
+        "    os.write(2, b'{\"a\": 1} trailing\\n')\n"
+        "    os.write(2, b'[1, 2]\\n')\n"
         "    os.write(2, b'no newline at the end')\n"
         "os.write(2, b'after\\n')\n"
     )
@@ -114,10 +118,12 @@ def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
     assert lines[-1] == "after"
     entries = [json.loads(line) for line in lines[:-1]]
     assert [(e.get("logger"), e.get("level")) for e in entries] == [
-        ("native", "WARNING"), ("native", "INFO"), ("native", "ERROR"), ("python", None), ("native", "WARNING")]
+        ("native", "WARNING"), ("native", "INFO"), ("native", "ERROR"), ("python", None),
+        ("native", "WARNING"), ("native", "WARNING"), ("native", "WARNING"), ("native", "WARNING")]
     assert entries[1]["message"].endswith("mlir_graph_optimization_pass.cc:401] MLIR V1")
     assert entries[2]["message"] == "E1204 12:00:00.000000   1 x.cc:1] partly written"
-    assert entries[4]["message"] == "no newline at the end"
+    assert [e["message"] for e in entries[4:]] == [
+        "{ shape: [1, 30] } from C++", '{"a": 1} trailing', "[1, 2]", "no newline at the end"]
     assert all(isinstance(e["pid"], int) for e in entries if e["logger"] == "native")
 
 

@@ -122,7 +122,7 @@ def _forward(read_end: int, target: int) -> None:
         with os.fdopen(read_end, "rb") as source:
             for raw in source:
                 line = raw.rstrip(b"\r\n")
-                if line.startswith(b"{"):
+                if _is_json_object(line):
                     out = line + b"\n"
                 elif not line.strip():
                     continue
@@ -134,3 +134,14 @@ def _forward(read_end: int, target: int) -> None:
         pass  # stderr is gone (a closed terminal): nothing to write to
     finally:
         os.close(target)
+
+
+def _is_json_object(line: bytes) -> bool:
+    """Whether ``line`` is one whole JSON object: this process's own log records are, while a
+    native line may merely start with a brace (a shape, a proto's text)."""
+    if not line.startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return False
