@@ -297,6 +297,15 @@ def test_redis_value_that_is_not_a_conversation_is_a_store_error(make_redis_stor
         store.load("x")
     with pytest.raises(StoreError, match="not readable"):
         store.history("x")
+    # numbers JSON can hold and Python's int() or float() cannot take: OverflowError
+    store._client.set(store._key("state", "y"), '{"context": null, "next_tag": null, "turns": 1e400}')
+    store._client.set(store._key("state", "z"), '{"context": null, "next_tag": null, "turns": 1}')
+    store._client.rpush(store._key("turns", "z"), '{"message": "m", "reply": "r", "intent": "i", '
+                        f'"confidence": 1{"0" * 400}, "at": 1}}')
+    with pytest.raises(StoreError, match="not readable"):
+        store.load("y")
+    with pytest.raises(StoreError, match="not readable"):
+        store.history("z")
 
 
 def test_redis_forgets_idle_conversations_itself(make_redis_store):
@@ -848,3 +857,21 @@ def test_a_connection_opened_while_the_file_is_replaced_is_not_pooled_as_the_new
     assert [t.message for t in later.history("alice")][-1] == "second"
     store.close()
     later.close()
+
+
+def test_a_sqlite_file_that_a_new_connection_cannot_open_is_a_store_error_in_every_call(tmp_path):
+    """A damaged database file met by a new connection (none idle in the pool: another thread
+    holds it, or the file was followed after a replacement) is a StoreError, which the server
+    answers 503, in conversation() too, not a bare sqlite3 error (a 500)."""
+    from legacy_assistant.errors import StoreError
+
+    path = tmp_path / "damaged.db"
+    store = SQLiteStore(path, ttl_seconds=0)  # no sweep at open: the pool starts empty
+    path.write_bytes(b"not a database, " * 512)  # the same file (inode), other bytes
+    for call in (lambda: store.load("a"), lambda: store.history("a"), lambda: store.forget("a")):
+        with pytest.raises(StoreError, match="file is not a database"):
+            call()
+    with pytest.raises(StoreError, match=f"{path}.*file is not a database"):
+        with store.conversation("a"):
+            pass
+    store.close()

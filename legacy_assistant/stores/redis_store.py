@@ -107,7 +107,7 @@ class RedisStore:
         value) is a StoreError, answered 503 like any store failure, not a crash."""
         try:
             yield
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise StoreError(f"Redis conversation store: the stored {_named(sender)} is not readable: {exc}") from exc
 
     def _key(self, kind: str, sender: str) -> str:
