@@ -134,6 +134,7 @@ def test_cors_allow_list_and_preflight(make_client):
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type"})
     assert preflight.status_code == 204  # preflight carries no token and needs none
+    assert preflight.data == b"" and "Content-Type" not in preflight.headers  # no body, so no type of one
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert preflight.headers["Access-Control-Allow-Methods"] == "OPTIONS, POST"  # this path's, not every route's
     conversation = client.options("/api/v1/conversations/c", headers={
@@ -243,6 +244,10 @@ def test_the_rasa_channels_health_check_takes_the_api_token(make_client, path):
     options = client.options(path)  # the methods of the path, with or without its slash
     assert options.status_code == 200 and options.get_json() == {"methods": ["GET", "HEAD", "OPTIONS"]}
     assert options.headers["Allow"] == "GET, HEAD, OPTIONS"
+    for method in ("POST", "PUT", "DELETE"):  # a known path, a wrong method: 405, not "no route"
+        wrong = client.open(path, method=method, headers=bearer("s3cret-api"))
+        assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET, HEAD, OPTIONS", (method, wrong.status_code)
+        assert wrong.get_json()["error"]["code"] == "method_not_allowed"
 
 
 def test_no_path_is_answered_with_a_redirect(make_client):

@@ -133,6 +133,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         kept = {name: value for name, value in exc.get_headers() if name in KEPT_HEADERS}
+        if "Allow" in kept:  # in the order OPTIONS gives, not a set's
+            kept["Allow"] = ", ".join(sorted(method.strip() for method in kept["Allow"].split(",")))
         return error_response(exc.code or 500, _http_code_name(exc), _http_message(exc), kept)
 
     @app.errorhandler(RequestError)

@@ -381,7 +381,7 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
 
 def _rasa_health(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
     item = _get(
-        "The Rasa REST channel's health check (also answered without the trailing slash)",
+        "The Rasa REST channel's health check (with or without the trailing slash)",
         _json(
             {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}, "the channel is up"
         ),
@@ -531,6 +531,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                 "Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", api_security, unavailable
             ),
             "/webhooks/rest/": _rasa_health(config, api_security),
+            "/webhooks/rest": _rasa_health(config, api_security),
             "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),
             "/admin/reload": reload_op,
             "/health": _get("Liveness and the model's name", _json(_ref("Health"), "healthy"), "operations"),

@@ -29,9 +29,12 @@ blueprint = GuardedBlueprint("rasa", __name__, access=Access.API, url_prefix="/w
 DEFAULT_SENDER = "default"
 
 
-# strict_slashes=False: "/webhooks/rest" is answered here, not by Werkzeug's HTML redirect to
-# "/webhooks/rest/", which would skip the token and host checks and echo the request's Host.
-@blueprint.get("/", strict_slashes=False)
+# Rasa's path ("/webhooks/rest/") and the one without the slash are two rules: one rule with
+# strict_slashes=True would answer the second with Werkzeug's HTML redirect (before the token and
+# host checks, echoing the request's Host), and with strict_slashes=False a wrong method on it
+# would be a 404, not a 405.
+@blueprint.get("/")
+@blueprint.get("")
 def health() -> Any:
     return jsonify({"status": "ok"})
 

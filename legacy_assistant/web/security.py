@@ -179,12 +179,7 @@ def _require(expected: str, scope: str) -> None:
 
 def _path_methods(app: Flask) -> list[str]:
     # Every rule of the path, not only the one matched: GET and DELETE of a conversation are two.
-    methods = app.url_map.bind_to_environ(request.environ).allowed_methods()
-    if not methods and request.url_rule is not None:
-        # a path its rule takes without the rule's trailing slash ("/webhooks/rest"), which
-        # Werkzeug's lookup of every method's rule does not match
-        methods = list(request.url_rule.methods or ())
-    return sorted(methods)
+    return sorted(app.url_map.bind_to_environ(request.environ).allowed_methods())
 
 
 def _preflight(origin: str, app: Flask) -> Response | None:
@@ -193,6 +188,7 @@ def _preflight(origin: str, app: Flask) -> Response | None:
     if request.url_rule is None:
         return None
     response = Response(status=204)
+    del response.headers["Content-Type"]  # no body: Flask's default text/html would describe none
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Allow-Methods"] = ", ".join(_path_methods(app))
     response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
