@@ -207,9 +207,9 @@ class Assistant:
     # -- requests ---------------------------------------------------------------------------
 
     def parse(self, text: str, top: int | None = RANKING_SIZE) -> dict[str, Any]:
-        """Rasa-shaped parse result; the raw ranking (``top`` intents, ``None``: all), no dialogue
-        rules applied. Raises :class:`RequestError` for a ``text`` that is not a string or a
-        ``top`` that is not a whole number >= 1."""
+        """Rasa-shaped parse result (``entities`` always empty); the raw ranking (``top``
+        intents, ``None``: all), no dialogue rules applied. Raises :class:`RequestError` for a
+        ``text`` that is not a string or a ``top`` that is not a whole number >= 1."""
         _check_string("text", text)
         if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1):
             # 0 leaves no intent to name, and a negative top would drop the last ones silently
@@ -218,6 +218,7 @@ class Assistant:
         return {
             "text": text,
             "intent": {"name": ranking[0][0], "confidence": ranking[0][1]},
+            "entities": [],  # Rasa clients read it; an intent classifier extracts none
             "intent_ranking": [{"name": name, "confidence": confidence} for name, confidence in ranking],
         }
 

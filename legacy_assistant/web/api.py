@@ -19,7 +19,7 @@ blueprint = GuardedBlueprint("api", __name__, access=Access.API, url_prefix="/ap
 
 @blueprint.post("/parse")
 def parse() -> Any:
-    """``{"text"}`` -> ``{"text", "intent": {"name", "confidence"}, "intent_ranking": [...]}``."""
+    """``{"text"}`` -> ``{"text", "intent": {"name", "confidence"}, "entities": [], "intent_ranking": [...]}``."""
     text = text_field(json_object(), "text")
     with leased() as assistant:
         result = assistant.parse(text)

@@ -129,10 +129,11 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
         },
         "ParseResult": {
             "type": "object",
-            "required": ["text", "intent", "intent_ranking"],
+            "required": ["text", "intent", "entities", "intent_ranking"],
             "properties": {
                 "text": {"type": "string"},
                 "intent": intent_confidence,
+                "entities": {"type": "array", "maxItems": 0, "description": "always empty: no entity extraction"},
                 "intent_ranking": {"type": "array", "items": intent_confidence, "maxItems": 10},
             },
         },
