@@ -154,3 +154,35 @@ def test_the_shipped_intents_raise_none_of_these_warnings(caplog):
 
     load_intents(SHIPPED_INTENTS)
     assert warnings(caplog) == []
+
+
+# --- an intent refused for one field still counts in the checks across intents
+
+
+def test_a_duplicate_tag_is_reported_beside_the_duplicates_other_problems(tmp_path):
+    """Every problem at once: a tag that repeats (or looks like) another is named even when the
+    same intent, or the first one, has a bad field of its own."""
+    found = problems(tmp_path, [
+        dict(GOOD, tag="a"),
+        dict(GOOD, tag="a", patterns=["bye"], responses=[""]),
+        dict(GOOD, tag="A", patterns=[""]),
+        dict(GOOD, tag="b", responses=[""]),
+        dict(GOOD, tag="b", patterns=["later"]),
+    ])
+    assert "intent #1 ('a'): field 'responses'[0]: is empty" in "\n".join(found), found
+    assert any("intent #1 ('a'): field 'tag': duplicate of intent #0" in p for p in found), found
+    assert any("intent #2 ('A'): field 'tag': looks the same as intent #0 ('a')" in p for p in found), found
+    assert any("intent #4 ('b'): field 'tag': duplicate of intent #3" in p for p in found), found
+
+
+def test_an_intent_refused_for_one_field_is_no_missing_tag_or_context_to_the_others(tmp_path):
+    """What names a refused intent (its tag in 'context', its context_set in 'context_filter')
+    is not reported as naming nothing: fixing the listed problems must not bring new ones."""
+    order = {"tag": "order", "patterns": ["order food"], "responses": ["size?"], "context_set": "ordering",
+             "free_text": "no"}
+    large = {"tag": "large", "patterns": ["large"], "responses": ["ok"], "context_filter": "ordering"}
+    book = {"tag": "book", "patterns": ["book a table"], "responses": ["when?"], "context": ["book_time"]}
+    book_time = {"tag": "book_time", "patterns": [], "responses": ["booked"], "interrupts": "yes"}
+    found = problems(tmp_path, [GOOD, order, large, book, book_time])
+    assert len(found) == 2, found
+    assert "intent #1 ('order'): field 'free_text'" in found[0] and "intent #4 ('book_time'): field 'interrupts'" in found[1]

@@ -150,27 +150,36 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     intents: list[Intent] = []
     first_index: dict[str, int] = {}
     first_look: dict[str, str] = {}  # tag folded to its look -> the tag
+    # An intent refused for a field of its own still counts in the checks across intents: its tag
+    # may repeat another's, and what names its tag or its context_set names something that is
+    # there. Else fixing the listed problems would only bring up new ones (or false ones).
+    refused_contexts: set[str] = set()
     for index, entry in enumerate(entries):
+        before = len(problems)
         intent = _parse_intent(entry, index, problems, oos_label)
-        if intent is None:
+        tag = intent.tag if intent is not None else _tag_of_refused(entry, problems[before:])
+        if tag is None:
             continue
-        if intent.tag in first_index:
-            problems.append(f"{_where(index, intent.tag)}: field 'tag': duplicate of intent #{first_index[intent.tag]}")
+        if tag in first_index:
+            problems.append(f"{_where(index, tag)}: field 'tag': duplicate of intent #{first_index[tag]}")
             continue
-        look = looks_of(intent.tag)
+        look = looks_of(tag)
         if look in first_look:
             other = first_look[look]
             problems.append(
-                f"{_where(index, intent.tag)}: field 'tag': looks the same as intent #{first_index[other]} "
+                f"{_where(index, tag)}: field 'tag': looks the same as intent #{first_index[other]} "
                 f"({other!r}); tags may not differ only in case, Unicode form or invisible characters"
             )
             continue
-        first_index[intent.tag] = index
-        first_look[look] = intent.tag
-        intents.append(intent)
+        first_index[tag] = index
+        first_look[look] = tag
+        if intent is not None:
+            intents.append(intent)
+        elif isinstance(context := entry.get("context_set"), str) and context and tag != FALLBACK_TAG:
+            refused_contexts.add(context)
 
     # the fallback's own context_set is refused above: it is never applied
-    contexts_set = {i.context_set for i in intents if i.context_set and i.tag != FALLBACK_TAG}
+    contexts_set = {i.context_set for i in intents if i.context_set and i.tag != FALLBACK_TAG} | refused_contexts
     by_tag = {i.tag: i for i in intents}
     for intent in intents:
         index = first_index[intent.tag]
@@ -204,6 +213,13 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     _warn_follow_up_cycles(intents, first_index, source)
     _warn_unreachable(intents, first_index, source)
     return IntentSet(tuple(intents), source)
+
+
+def _tag_of_refused(entry: Any, its_problems: Sequence[str]) -> str | None:
+    """The tag of an intent refused for some field, when the tag itself is not what is wrong."""
+    if not isinstance(entry, Mapping) or not isinstance(tag := entry.get("tag"), str):
+        return None
+    return None if any("field 'tag'" in problem for problem in its_problems) else tag
 
 
 def looks_of(name: str) -> str:
