@@ -389,3 +389,30 @@ def test_a_byte_order_mark_is_no_part_of_the_first_word(tmp_path, layout):
     text = json.dumps(words) if layout == "json" else "\n".join(words) + "\n"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert read_string_list(path, "words") == words
+
+
+def test_the_intents_files_out_of_scope_class_is_the_models_out_of_scope_class(tmp_path):
+    """A classic model trained with an "oos" intent (examples, no answers) keeps that class as
+    the model's out-of-scope class, as ``train`` does: its messages fall back as out_of_scope,
+    and ``evaluate`` counts them so."""
+    intents = json.loads((CLASSIC / "intents.json").read_text())
+    intents["intents"].append({"tag": "oos", "patterns": ["what is the weather", "play some music"],
+                               "responses": []})
+    (tmp_path / "intents.json").write_text(json.dumps(intents))
+    (tmp_path / "classes.txt").write_text("\n".join([*CLASSES, "oos"]))
+    from legacy_assistant.serving.assistant import Assistant
+
+    layers = random_layers()
+    kernel, bias = layers[-1]
+    bias = np.append(bias, 100.0).astype(np.float32)  # every message: the out-of-scope class, surely
+    layers[-1] = (np.hstack([kernel, np.zeros((kernel.shape[0], 1), np.float32)]), bias)
+    write_weights_only_h5(tmp_path / "weights.h5", layers)
+    assert import_cli(tmp_path / "weights.h5", tmp_path / "bot", classes=tmp_path / "classes.txt",
+                      intents=tmp_path / "intents.json") == 0
+    assistant = Assistant.load(tmp_path / "bot", seed=0)
+    try:
+        assert assistant.predictor.manifest["oos_label"] == "oos"
+        reply = assistant.chat("u", "what is the weather")
+        assert (reply.intent, reply.reason, reply.confidence) == ("fallback", "out_of_scope", pytest.approx(1.0))
+    finally:
+        assistant.close()

@@ -86,8 +86,17 @@ def import_classic(
         "features": len(words),
         "classes": len(classes),
     }
+    # the intents file's out-of-scope intent, when the model has its class: as train records it
+    oos_label = next((i.tag for i in intents.intents if i.out_of_scope and i.tag in classes), None)
     model = TrainedModel(
-        Featurizer(features, words), list(classes), spec, classic_weights(keras, spec), config, [], summary
+        Featurizer(features, words),
+        list(classes),
+        spec,
+        classic_weights(keras, spec),
+        config,
+        [],
+        summary,
+        oos_label=oos_label,
     )
     source = {
         "keras_h5": file_record(model_h5),
