@@ -318,6 +318,20 @@ def test_a_json_object_given_as_a_word_list_is_refused_as_one(tmp_path):
     assert read_string_list(words, "words") == ["hello", "tea"]
 
 
+@pytest.mark.parametrize("first", ["[", "{", "[[", "{}"])
+def test_a_plain_text_list_may_start_with_a_bracket_token(tmp_path, first):
+    """The classic tokenizer keeps "[" and "{" as tokens; sorted, one may come first in a plain
+    text list, which is still plain text, while JSON that is damaged is still named as JSON."""
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    words = tmp_path / "words.txt"
+    words.write_text(f"{first}\nhello\n]\ntea\n")
+    assert read_string_list(words, "words") == [first, "hello", "]", "tea"]
+    words.write_text('[\n"hello",\n"tea"\n')
+    with pytest.raises(ArtifactError, match=r"words.txt: invalid JSON at line 4, column 1"):
+        read_string_list(words, "words")
+
+
 def _weights_only(path, layers, extra=None):
     """A weights-only Keras .h5 of Dense layers ``(name, kernel, bias)``; ``extra`` adds a
     weight name (with no dataset) to a layer."""

@@ -45,19 +45,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
         text = raw.decode("utf-8-sig")  # a byte order mark (editors add one) is no part of the first word
     except UnicodeDecodeError:
         raise ArtifactError(f"{path}: {what} file is neither JSON nor UTF-8 text") from None
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        # read one word per line, a JSON object would be a "word" or two and fail later, on a count
-        raise ArtifactError(
-            f"{path}: {what} must be a JSON array of strings or one per line of plain text, got a JSON object"
-        )
-    if stripped.startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    else:
-        items = [line.strip() for line in text.splitlines() if line.strip()]
+    items = _items(text, path, what)
     if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
         raise ArtifactError(f"{path}: {what} must be a list of non-empty strings")
     if not items:
@@ -65,4 +53,24 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
     if duplicates:
         raise ArtifactError(f"{path}: {what} list repeats {', '.join(map(repr, duplicates[:5]))}")
+    return items
+
+
+def _items(text: str, path: Path, what: str) -> object:
+    """The file's items: a JSON value, or its non-blank lines. Classic tokens include "[" and
+    "{", so a plain-text list may start with one: text that starts so but is no JSON, and holds
+    no double quote (every JSON string has two), is plain text."""
+    if not text.lstrip().startswith(("[", "{")):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if '"' not in text:
+            return [line.strip() for line in text.splitlines() if line.strip()]
+        raise ArtifactError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if isinstance(items, dict):
+        # read one word per line, a JSON object would be a "word" or two and fail later, on a count
+        raise ArtifactError(
+            f"{path}: {what} must be a JSON array of strings or one per line of plain text, got a JSON object"
+        )
     return items
