@@ -569,3 +569,23 @@ def test_a_fresh_run_starts_from_the_reply_prior():
     prior = reply_log_prior(data.train, len(data.vocabulary))
     assert np.max(np.abs(bias - prior)) < 2e-4
     assert np.ptp(prior) > 1.0  # a zero start would be far from it
+
+
+def test_a_full_disk_saving_the_best_weights_names_the_file_and_leaves_no_part(tmp_path, monkeypatch):
+    """np.savez meets a full disk when it closes its zip file: the error said only "[Errno 28]
+    No space left on device" and the partial temporary file stayed in the checkpoint folder."""
+    from legacy_assistant.responder import training
+
+    real_savez = np.savez
+
+    def full_disk(path, **arrays):
+        real_savez(path, **arrays)  # a part of the file is written, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training.np, "savez", full_disk)
+    with pytest.raises(OSError, match=r"No space left on device: '.*\.best-3\.npz\.tmp\.npz'"):
+        training._save_best(tmp_path, 3, {"w": np.zeros(4, np.float32)})
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert training._save_best(tmp_path, 3, {"w": np.ones(4, np.float32)}) == "best-3.npz"
+    assert [p.name for p in tmp_path.iterdir()] == ["best-3.npz"]

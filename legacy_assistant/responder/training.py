@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
-from legacy_assistant.common.files import write_text_atomically
+from legacy_assistant.common.files import naming, write_text_atomically
 from legacy_assistant.errors import ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
     EncodedPair,
@@ -265,7 +265,12 @@ def _files_with_number(directory: Path, prefix: str, suffix: str) -> dict[int, P
 def _save_best(directory: Path, epoch: int, weights: dict[str, np.ndarray]) -> str:
     name = f"{BEST_PREFIX}{epoch}.npz"
     temporary = directory / f".{name}.tmp.npz"
-    np.savez(temporary, **weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as its flags
+    try:
+        with naming(temporary):  # a full disk names the file it stopped, as every other write does
+            np.savez(temporary, **weights)  # type: ignore[arg-type]  # numpy's stub types **kwds as its flags
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, directory / name)
     return name
 
