@@ -322,9 +322,10 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
 
 
 @pytest.mark.pinned_only
-def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("stop", ["full disk", "ctrl-c"])
+def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, tmp_path, capsys, monkeypatch, stop):
     """Without --checkpoint-dir the run lives in a temporary folder, which a failed export (a full
-    disk) used to delete with it: the whole training was lost."""
+    disk) used to delete with it: the whole training was lost. A Ctrl-C there is no failure."""
     import tempfile
 
     from legacy_assistant.responder import artifact
@@ -332,17 +333,20 @@ def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     out = tmp_path / "model"
 
-    def full_disk(*args, **kwargs):
+    def stopped(*args, **kwargs):
+        if stop == "ctrl-c":
+            raise KeyboardInterrupt
         raise OSError(28, "No space left on device", str(out))
 
-    monkeypatch.setattr(artifact, "export_responder_artifact", full_disk)
+    monkeypatch.setattr(artifact, "export_responder_artifact", stopped)
     argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),
             "--epochs", "2", "--no-plot"]
-    assert main(["-q", *argv]) == 1
+    assert main(["-q", *argv]) == (130 if stop == "ctrl-c" else 1)
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "Traceback" not in err
+    assert ("interrupted" if stop == "ctrl-c" else "No space left on device") in err and "Traceback" not in err
     kept = next(tmp_path.glob("legacy-assistant-responder-*"))
-    assert f"the export failed; the trained run is kept in {kept}; export it with:" in err
+    what = "was interrupted" if stop == "ctrl-c" else "failed"
+    assert f"the export {what}; the trained run is kept in {kept}; export it with:" in err
     command = shlex.split(err.split("export it with:")[1].strip().splitlines()[0])
     assert command[-3:] == ["--checkpoint-dir", str(kept), "--resume"]
     monkeypatch.undo()

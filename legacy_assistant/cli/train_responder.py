@@ -207,12 +207,13 @@ def run(args: argparse.Namespace) -> int:
             sources=args.corpora,
             held_out_sources=args.validation or (),
         )
-    except BaseException:
+    except BaseException as exc:
         # The training is done and in its checkpoints: a failed export (a full disk) must not
         # take it along. A resume of the finished run exports it without training again.
         if (checkpoint_dir / "checkpoint").is_file():
+            what = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             print(
-                f"the export failed; the trained run is kept in {checkpoint_dir}; export it with:\n"
+                f"the export {what}; the trained run is kept in {checkpoint_dir}; export it with:\n"
                 f"  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
             )
