@@ -255,6 +255,29 @@ def test_out_and_checkpoint_dir_must_not_overlap(files, tmp_path, capsys):
         assert "must not be one inside the other" in _one_error_line(capsys)
 
 
+def test_a_checkpoint_dir_that_cannot_be_used_is_refused_before_the_corpora_are_read(files, tmp_path, capsys):
+    """Reading the shipped recipe's corpora takes a minute or two: a checkpoint folder that a run
+    cannot use is a setup mistake, found first (here the corpus does not even exist)."""
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine", encoding="utf-8")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x", encoding="utf-8")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    cases = [(foreign, [], "not empty and holds no run.json"), (a_file, [], "not a directory"),
+             (tmp_path / "typo", ["--resume"], "nothing to resume in")]
+    if os.geteuid() != 0:  # root may write in any folder
+        locked.chmod(0o500)
+        cases.append((locked / "ck", [], "cannot write checkpoints there"))
+    for checkpoints, extra, message in cases:
+        argv = ["-q", "train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m"), "--no-plot",
+                "--checkpoint-dir", str(checkpoints), *extra]
+        assert main(argv) == 1
+        line = _one_error_line(capsys)
+        assert message in line and str(checkpoints) in line, line
+
+
 def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
     assert main(["train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m")]) == 1
     assert "nope.jsonl: file not found" in _one_error_line(capsys)

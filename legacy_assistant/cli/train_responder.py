@@ -153,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
     check_destination(out, args.force, inputs)  # before training, not after
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
+    if args.checkpoint_dir:  # before the corpora are read (minutes, for the shipped recipe)
+        from legacy_assistant.responder.training import check_checkpoint_dir
+
+        check_checkpoint_dir(args.checkpoint_dir, config, args.resume)
     strict = not args.skip_bad_dialogues
     dialogues = read_dialogues(args.corpora, args.format, strict, SKIPPING)
     held_out = read_dialogues(args.validation, args.format, strict, SKIPPING) if args.validation else None

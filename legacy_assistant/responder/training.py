@@ -577,6 +577,17 @@ def _validate_budget_end(
     }
 
 
+def check_checkpoint_dir(directory: str | Path, config: ResponderTrainingConfig, resume: bool) -> None:
+    """Raise what :func:`train_responder` would about ``directory`` (not a folder, a foreign or
+    another run's folder, nothing to resume, changed settings, a place this user cannot write),
+    so that a command finds it before reading corpora, which may take minutes."""
+    path = Path(directory)
+    _stored_run(path, config, resume)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise TrainingError(f"{path}: cannot write checkpoints there ({existing} is not writable)")
+
+
 def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
     if directory is None:
         if resume:
