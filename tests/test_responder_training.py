@@ -268,6 +268,7 @@ def test_resumed_runs_keep_only_the_last_checkpoints(tmp_path):
         (lambda run, state: state.update(epoch="x"), "field 'epoch' holds 'x'"),
         (lambda run, state: state.update(best_loss=[1]), "field 'best_loss' holds"),
         (lambda run, state: run.update(conditions="neutral"), "'conditions' is not a list of names"),
+        (lambda run, state: run.update(vocabulary="x"), r"run\.json: 'vocabulary' is not readable: vocabulary must"),
     ],
 )
 def test_resume_refuses_an_edited_state_or_run_file_in_one_line(tmp_path, damage, message):

@@ -433,10 +433,16 @@ def train_responder(
             raise TrainingError(
                 f"{directory / RUN_FILE}: 'conditions' is not a list of names; start a new checkpoint directory"
             )
+        try:
+            stored_vocabulary = Vocabulary.from_dict(stored["vocabulary"])
+        except (ConfigError, TypeError, ValueError, KeyError) as exc:
+            raise TrainingError(
+                f"{directory / RUN_FILE}: 'vocabulary' is not readable: {exc}; start a new checkpoint directory"
+            ) from None
         # prepared as a fresh run would prepare it: a corpus change that touches only words the
         # stored vocabulary lacks gives the same encoded pairs, but another vocabulary
         data = prepare(dialogues, config, held_out)
-        same_vocabulary = data.vocabulary.to_dict() == Vocabulary.from_dict(stored["vocabulary"]).to_dict()
+        same_vocabulary = data.vocabulary.to_dict() == stored_vocabulary.to_dict()
         if not same_vocabulary or list(data.conditions) != conditions or data.digest() != stored["data_sha256"]:
             raise TrainingError(
                 f"{directory / RUN_FILE}: the training data differ from the run being resumed "
