@@ -114,3 +114,9 @@ def test_contexts_the_responder_cannot_answer_are_refused_naming_file_and_number
     assert main(["-q", "golden", str(SHIPPED), "--check", "--golden", str(altered)]) == 1
     assert capsys.readouterr().err.strip().endswith(
         f"error: {altered}: case 3: the context is empty: give at least one turn with text")
+    stored["cases"][2]["context"] = ["hello"]
+    stored["cases"][4]["condition"] = "bogus"
+    altered.write_text(json.dumps(stored), encoding="utf-8")
+    assert main(["-q", "golden", str(SHIPPED), "--check", "--golden", str(altered)]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: {altered}: case 5: condition 'bogus' is not one of the model's (neutral, anger, joy, fear, sadness)")

@@ -89,6 +89,7 @@ def run_responder(args: argparse.Namespace) -> int:
     )
     from legacy_assistant.responder.golden import (
         GOLDEN_FILE,
+        check_case_conditions,
         check_contexts,
         compare_golden,
         read_contexts,
@@ -106,6 +107,7 @@ def run_responder(args: argparse.Namespace) -> int:
         def compare() -> dict:
             with Responder.load(args.model) as responder:
                 check_contexts(responder, [case["context"] for case in golden["cases"]], golden_path, "case")
+                check_case_conditions(responder, golden["cases"], golden_path)
                 return compare_golden(responder, golden)
 
         return _check(compare, tolerance, args.report)

@@ -153,6 +153,16 @@ def check_contexts(responder: Responder, contexts: Sequence[Sequence[str]], path
             raise AssistantError(f"{path}: {what} {number}: {exc}") from None
 
 
+def check_case_conditions(responder: Responder, cases: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """Refuse, naming ``path`` and the case's number, a case whose condition the responder lacks."""
+    for number, case in enumerate(cases, 1):
+        if case["condition"] not in responder.conditions:
+            raise AssistantError(
+                f"{path}: case {number}: condition {case['condition']!r} is not one of the model's "
+                f"({', '.join(responder.conditions)})"
+            )
+
+
 def read_golden(path: str | Path) -> dict[str, Any]:
     """A responder golden file, checked case by case; any problem raises :class:`ArtifactError` naming it."""
     golden = read_json_file(path, lambda problem: ArtifactError(f"{path}: {problem}"))
