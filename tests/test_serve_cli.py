@@ -362,3 +362,48 @@ def test_the_wheel_carries_every_file_of_the_shipped_models():
             relative = path.relative_to(ROOT).as_posix()
             target = f"share/legacy-assistant/{path.parent.relative_to(ROOT).as_posix()}"
             assert any(fnmatch.fnmatch(relative, pattern) for pattern in data_files.get(target, [])), relative
+
+
+def test_an_upgrade_in_place_works_with_a_socket_per_worker(tmp_path, free_port):
+    """gunicorn's USR2 re-executes the master, naming the sockets it holds in GUNICORN_FD. With
+    a socket per worker (reuse-port, the default on Linux) it holds none: the new master got
+    GUNICORN_FD="", died on int(''), and the upgrade failed with a traceback."""
+    import signal
+    import urllib.request
+
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    command = [sys.executable, "-m", "legacy_assistant", "serve", "--port", str(port), "--workers", "1",
+               "--store", "memory", "--no-responder"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def wait_for(condition, what):
+            deadline = time.monotonic() + 120
+            while not condition():
+                assert server.poll() is None and time.monotonic() < deadline, (what, log_path.read_text())
+                time.sleep(0.2)
+
+        def healthy():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+                    return answer.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, "the first master's worker")
+        os.kill(server.pid, signal.SIGUSR2)
+
+        def upgraded():
+            after = log_path.read_text().split("Handling signal: usr2")[-1]
+            assert "Traceback" not in after, log_path.read_text()
+            return after.count("Booting worker") >= 1 and "serving model" in after
+
+        wait_for(upgraded, "the new master's worker")
+        assert healthy()
+        server.send_signal(signal.SIGTERM)  # the old master goes; the new one serves on
+        assert server.wait(60) == 0
+        assert healthy(), log_path.read_text()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # both masters and their workers
+        server.wait(30)

@@ -251,6 +251,14 @@ class ReloadingArbiter(Arbiter):
         self.early_deaths = 0  # workers that ended on their own before any served, while not stopping
         self.retired: set[int] = set()  # workers this master asked to stop
 
+    def start(self) -> None:
+        # USR2 re-executes the master with GUNICORN_FD naming the listening sockets it holds. With
+        # a socket per worker it holds none, and gunicorn's own start fails on the "" it hands
+        # over (int('')). That mode uses no inherited socket: give it a list that parses.
+        if os.environ.get("GUNICORN_FD") == "" and self.cfg.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            os.environ["GUNICORN_FD"] = "-1"  # never opened: create_sockets is skipped in this mode
+        super().start()
+
     def stop(self, graceful: bool = True) -> None:
         self.stopping = True
         super().stop(graceful)

@@ -1,0 +1,29 @@
+"""docs/CLI.md is every command's --help as the code declares it: an option added, renamed or
+removed without the page following fails here."""
+
+from legacy_assistant.cli.reference import markdown_reference
+from tests.helpers import ROOT
+
+PAGE = ROOT / "docs" / "CLI.md"
+
+
+def test_the_command_line_reference_is_what_the_parsers_print():
+    assert PAGE.read_text(encoding="utf-8") == markdown_reference(), (
+        "docs/CLI.md is stale: python -m legacy_assistant.cli.reference > docs/CLI.md"
+    )
+
+
+def test_the_reference_holds_every_option_of_every_command():
+    import argparse
+
+    from legacy_assistant.cli import build_parser
+
+    page = PAGE.read_text(encoding="utf-8")
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(commands) >= 12
+    for name, command in commands.items():
+        section = page.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
+        for action in command._actions:
+            for option in action.option_strings:
+                assert option in section, (name, option)
