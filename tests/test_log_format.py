@@ -163,3 +163,29 @@ def test_with_stderr_closed_the_scope_changes_nothing(tmp_path):
     subprocess.run(["sh", "-c", f'exec "{sys.executable}" -c "$0" "$1" 2>&-', script, str(done)], cwd=ROOT,
                    check=True, timeout=60)
     assert done.read_text() == "ran"
+
+
+@pytest.mark.parametrize("argv, environment, as_json", [
+    (["serve", "--log-format", "json"], None, True),
+    (["-q", "serve", "--log-format=json"], None, True),
+    (["serve"], "json", True),
+    (["serve", "--log-format", "text"], "json", False),  # the flag beats the environment
+    (["serve"], None, False),
+    (["chat"], "json", False),  # the variable is the server's setting
+])
+def test_a_server_stopped_before_it_serves_says_so_in_its_log_format(capsys, monkeypatch, argv, environment, as_json):
+    """SIGTERM while serve still starts (importing, checking settings) ended a JSON log with a
+    bare "terminated" line."""
+    from legacy_assistant.cli import say_stopped
+
+    if environment is None:
+        monkeypatch.delenv("LEGACY_ASSISTANT_LOG_FORMAT", raising=False)
+    else:
+        monkeypatch.setenv("LEGACY_ASSISTANT_LOG_FORMAT", environment)
+    say_stopped("terminated", argv)
+    said = capsys.readouterr().err
+    if as_json:
+        entry = json.loads(said)
+        assert entry["message"] == "terminated" and entry["level"] == "INFO" and entry["logger"] == "legacy_assistant.cli"
+    else:
+        assert said == "terminated\n"

@@ -67,18 +67,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
             args = parser.parse_args(argv)
         except KeyboardInterrupt:
-            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            say_stopped("terminated" if terminated else "interrupted", argv)
             return 128 + terminated[0] if terminated else 130
         level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return _run(args, terminated)
+        return _run(args, terminated, argv)
 
 
-def _run(args: argparse.Namespace, terminated: list[int]) -> int:
+def say_stopped(word: str, argv: Sequence[str] | None) -> None:
+    """Print ``word`` ("interrupted", "terminated") on stderr: as a JSON record where the command
+    is a server whose log lines are JSON objects, so that its last line is one too."""
+    if _json_logs(argv):
+        from legacy_assistant.serving.log_format import JsonFormatter
+
+        print(
+            JsonFormatter().format(logging.LogRecord(__name__, logging.INFO, "", 0, word, None, None)), file=sys.stderr
+        )
+    else:
+        print(word, file=sys.stderr)
+
+
+def _json_logs(argv: Sequence[str] | None) -> bool:
+    """Whether the command's log lines are JSON: the handler serve installed, or (stopped before
+    it got that far) serve's --log-format json or its environment variable."""
+    from legacy_assistant.serving.log_format import JsonFormatter
+
+    if any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers):
+        return True
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "serve" not in words:
+        return False
+    given = [b for a, b in zip(words, words[1:]) if a == "--log-format"]
+    given += [w.split("=", 1)[1] for w in words if w.startswith("--log-format=")]
+    chosen = given[-1] if given else os.environ.get("LEGACY_ASSISTANT_LOG_FORMAT", "")
+    return chosen.strip().lower() == "json"
+
+
+def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | None = None) -> int:
     try:
         status = int(args.run(args) or 0)
         if terminated:  # a command that ends quietly on Ctrl-C (a server) still reports SIGTERM
-            print("terminated", file=sys.stderr)
+            say_stopped("terminated", argv)
             return 128 + terminated[0]
         if sys.stdout is not None:
             sys.stdout.flush()  # here, where a reader that went away is handled, not at exit
@@ -112,11 +141,8 @@ def _run(args: argparse.Namespace, terminated: list[int]) -> int:
         print(f"error: {said}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if terminated:
-            print("terminated", file=sys.stderr)
-            return 128 + terminated[0]
-        print("interrupted", file=sys.stderr)
-        return 130
+        say_stopped("terminated" if terminated else "interrupted", argv)
+        return 128 + terminated[0] if terminated else 130
 
 
 @contextlib.contextmanager
