@@ -45,4 +45,5 @@ def markdown_reference() -> str:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description="Print docs/CLI.md: every command's --help.").parse_args()
     print(markdown_reference(), end="")

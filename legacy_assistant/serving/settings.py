@@ -770,4 +770,7 @@ def markdown_table(settings: Iterable[Setting] = SETTINGS) -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description="Print the settings table of docs/DEPLOYMENT.md.").parse_args()
     print(markdown_table())
