@@ -183,3 +183,15 @@ def test_a_request_names_a_condition_as_training_folds_it(styles, default_predic
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("how are you ?\n"))
     assert main(["chat", "--responder", str(styles["dir"]), "--emotion", "Formal", "--mode", "greedy"]) == 0
     assert "good day" in capsys.readouterr().out.lower()
+
+
+def test_a_condition_is_asked_for_stripped_and_in_any_case_whatever_case_the_model_holds():
+    """Training lower-cases condition names; a model trained before it did may hold "Formal",
+    which "formal" and " FORMAL " ask for as well (they used to be unknown)."""
+    from legacy_assistant.responder.modes import known_condition
+
+    assert known_condition(" Joy", ("neutral", "joy")) == "joy"
+    for asked in ("Formal", "formal", " FORMAL "):
+        assert known_condition(asked, ("neutral", "Formal")) == "Formal", asked
+    assert known_condition("formal", ("neutral", "joy")) is None
+    assert known_condition(3, ("neutral",)) is None

@@ -198,12 +198,9 @@ def verify_responder(path: str | Path) -> ResponderInfo:
         or len(set(conditions)) != len(conditions)
     ):
         raise ArtifactError(f"{where}: inconsistent manifest: conditions must be a list of distinct names")
-    odd = next((c for c in conditions if c != c.strip().lower()), None)
-    if odd is not None:  # a request's emotion is stripped and lower-cased: it could never ask for this one
-        raise ArtifactError(
-            f"{where}: inconsistent manifest: {odd!r} is not a condition name as training writes them "
-            "(stripped, lower case)"
-        )
+    if len({c.strip().lower() for c in conditions}) != len(conditions):
+        # a request's emotion is stripped and lower-cased: it could not tell such names apart
+        raise ArtifactError(f"{where}: inconsistent manifest: conditions differ only in case or spaces")
     if spec.vocab_size != len(vocabulary) or spec.n_conditions != len(conditions):
         raise ArtifactError(
             f"{where}: inconsistent manifest: the spec's vocab_size {spec.vocab_size} and n_conditions "

@@ -25,7 +25,8 @@ def known_condition(name: object, known: Sequence[str]) -> str | None:
     if name in known:
         return name
     folded = name.strip().lower()
-    return folded if folded in known else None
+    # a model trained before condition names were lower-cased may hold "Formal"
+    return next((condition for condition in known if condition.strip().lower() == folded), None)
 
 
 def is_condition_strength(value: object) -> bool:
