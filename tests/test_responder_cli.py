@@ -263,13 +263,8 @@ def test_a_checkpoint_dir_that_cannot_be_used_is_refused_before_the_corpora_are_
     (foreign / "notes.txt").write_text("mine", encoding="utf-8")
     a_file = tmp_path / "a-file"
     a_file.write_text("x", encoding="utf-8")
-    locked = tmp_path / "locked"
-    locked.mkdir()
     cases = [(foreign, [], "not empty and holds no run.json"), (a_file, [], "not a directory"),
              (tmp_path / "typo", ["--resume"], "nothing to resume in")]
-    if os.geteuid() != 0:  # root may write in any folder
-        locked.chmod(0o500)
-        cases.append((locked / "ck", [], "cannot write checkpoints there"))
     for checkpoints, extra, message in cases:
         argv = ["-q", "train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m"), "--no-plot",
                 "--checkpoint-dir", str(checkpoints), *extra]

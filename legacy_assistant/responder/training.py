@@ -585,13 +585,10 @@ def _validate_budget_end(
 
 def check_checkpoint_dir(directory: str | Path, config: ResponderTrainingConfig, resume: bool) -> None:
     """Raise what :func:`train_responder` would about ``directory`` (not a folder, a foreign or
-    another run's folder, nothing to resume, changed settings, a place this user cannot write),
-    so that a command finds it before reading corpora, which may take minutes."""
-    path = Path(directory)
-    _stored_run(path, config, resume)
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not os.access(existing, os.W_OK):
-        raise TrainingError(f"{path}: cannot write checkpoints there ({existing} is not writable)")
+    another run's folder, nothing to resume, changed settings), so that a command finds it
+    before reading corpora, which may take minutes. Whether it can be written is left to the
+    run: resuming a finished run only exports it, from a folder that may be read-only."""
+    _stored_run(Path(directory), config, resume)
 
 
 def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
