@@ -178,11 +178,16 @@ def test_a_duplicate_tag_is_reported_beside_the_duplicates_other_problems(tmp_pa
 def test_an_intent_refused_for_one_field_is_no_missing_tag_or_context_to_the_others(tmp_path):
     """What names a refused intent (its tag in 'context', its context_set in 'context_filter')
     is not reported as naming nothing: fixing the listed problems must not bring new ones."""
-    order = {"tag": "order", "patterns": ["order food"], "responses": ["size?"], "context_set": "ordering",
-             "free_text": "no"}
+    order = {"tag": "order", "patterns": ["order food"], "responses": ["size?"], "context_set": " ordering ",
+             "free_text": "no"}  # stripped, as an accepted intent's context_set is
     large = {"tag": "large", "patterns": ["large"], "responses": ["ok"], "context_filter": "ordering"}
     book = {"tag": "book", "patterns": ["book a table"], "responses": ["when?"], "context": ["book_time"]}
     book_time = {"tag": "book_time", "patterns": [], "responses": ["booked"], "interrupts": "yes"}
     found = problems(tmp_path, [GOOD, order, large, book, book_time])
     assert len(found) == 2, found
     assert "intent #1 ('order'): field 'free_text'" in found[0] and "intent #4 ('book_time'): field 'interrupts'" in found[1]
+    # the out-of-scope intent's context_set is never applied either: a filter only it sets is named at once
+    oos = {"tag": "oos", "patterns": ["weather"], "responses": [], "context_set": "ordering"}
+    found = problems(tmp_path, [GOOD, oos, large])
+    assert any("intent #1 ('oos'): field 'context_set': has no effect" in p for p in found), found
+    assert any("intent #2 ('large'): field 'context_filter': 'ordering' is never set" in p for p in found), found

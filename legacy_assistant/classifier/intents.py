@@ -175,8 +175,16 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         first_look[look] = tag
         if intent is not None:
             intents.append(intent)
-        elif isinstance(context := entry.get("context_set"), str) and context and tag != FALLBACK_TAG:
-            refused_contexts.add(context)
+        elif (
+            isinstance(context := entry.get("context_set"), str)
+            and context.strip()
+            and tag
+            not in (
+                FALLBACK_TAG,
+                oos_label,  # neither one's context_set is applied (refused above)
+            )
+        ):
+            refused_contexts.add(context.strip())
 
     # the fallback's own context_set is refused above: it is never applied
     contexts_set = {i.context_set for i in intents if i.context_set and i.tag != FALLBACK_TAG} | refused_contexts
