@@ -863,6 +863,8 @@ def test_a_sqlite_file_that_a_new_connection_cannot_open_is_a_store_error_in_eve
     """A damaged database file met by a new connection (none idle in the pool: another thread
     holds it, or the file was followed after a replacement) is a StoreError, which the server
     answers 503, in conversation() too, not a bare sqlite3 error (a 500)."""
+    import sqlite3
+
     from legacy_assistant.errors import StoreError
 
     path = tmp_path / "damaged.db"
@@ -875,3 +877,8 @@ def test_a_sqlite_file_that_a_new_connection_cannot_open_is_a_store_error_in_eve
         with store.conversation("a"):
             pass
     store.close()
+    healthy = SQLiteStore(tmp_path / "healthy.db", ttl_seconds=0)
+    with pytest.raises(sqlite3.OperationalError, match="the caller's own"):  # not the store's to rename
+        with healthy.conversation("a"):
+            raise sqlite3.OperationalError("the caller's own")
+    healthy.close()

@@ -542,9 +542,11 @@ class SQLiteStore:
             yield
             return
         self._check_open()  # before the writer lock, which a closed store has given up
-        # _errors around _connection(): a new connection's own failure (a damaged file) is a
-        # StoreError, as in every other call, not a bare sqlite3 error
-        with self._writer, self._errors("open"), self._connection() as connection:
+        with self._writer, contextlib.ExitStack() as held:
+            # a new connection's own failure (a damaged file) is a StoreError, as in every other
+            # call; what the caller's block raises passes as it is
+            with self._errors("open"):
+                connection = held.enter_context(self._connection())
             with self._errors("lock"):
                 connection.execute("BEGIN IMMEDIATE")
             self._local.holds_writer = True
