@@ -170,6 +170,9 @@ def test_with_stderr_closed_the_scope_changes_nothing(tmp_path):
     (["-q", "serve", "--log-format=json"], None, True),
     (["serve"], "json", True),
     (["serve", "--log-format", "text"], "json", False),  # the flag beats the environment
+    (["serve", "--log-format=json", "--log-format", "text"], None, False),  # the last one, as argparse
+    (["serve", "--log-f", "json"], None, True),  # a prefix argparse takes
+    (["chat", "--model", "serve"], "json", False),
     (["serve"], None, False),
     (["chat"], "json", False),  # the variable is the server's setting
 ])
@@ -189,3 +192,25 @@ def test_a_server_stopped_before_it_serves_says_so_in_its_log_format(capsys, mon
         assert entry["message"] == "terminated" and entry["level"] == "INFO" and entry["logger"] == "legacy_assistant.cli"
     else:
         assert said == "terminated\n"
+
+
+def test_a_line_nested_deeper_than_json_reads_is_wrapped_and_stderr_lives_on(tmp_path):
+    """json.loads raises RecursionError (no ValueError) for a line nested past its limit: the
+    forwarder died of it, and every later line on stderr was lost."""
+    script = (
+        "import os\n"
+        "from legacy_assistant.serving.log_format import native_lines_as_json\n"
+        "with native_lines_as_json():\n"
+        "    os.write(2, b'{\"a\":' * 100000 + b'\\n')\n"
+        "    os.write(2, b'I0000 after the deep line\\n')\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    err = tmp_path / "stderr"
+    with open(err, "wb") as sink:
+        subprocess.run([sys.executable, "-c", script], cwd=ROOT, stderr=sink, check=True, timeout=60)
+    lines = err.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3 and lines[-1] == "after", lines[-2:]
+    deep, later = json.loads(lines[0]), json.loads(lines[1])
+    assert deep["logger"] == "native" and deep["message"].startswith('{"a":{"a":')
+    assert later["level"] == "INFO" and later["message"] == "I0000 after the deep line"
+

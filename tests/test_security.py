@@ -244,6 +244,10 @@ def test_the_rasa_channels_health_check_takes_the_api_token(make_client, path):
     options = client.options(path)  # the methods of the path, with or without its slash
     assert options.status_code == 200 and options.get_json() == {"methods": ["GET", "HEAD", "OPTIONS"]}
     assert options.headers["Allow"] == "GET, HEAD, OPTIONS"
+    with client.application.test_request_context():
+        from flask import url_for
+
+        assert url_for("rasa.health") == "/webhooks/rest/"  # Rasa's own path
     for method in ("POST", "PUT", "DELETE"):  # a known path, a wrong method: 405, not "no route"
         wrong = client.open(path, method=method, headers=bearer("s3cret-api"))
         assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET, HEAD, OPTIONS", (method, wrong.status_code)

@@ -95,12 +95,14 @@ def _json_logs(argv: Sequence[str] | None) -> bool:
     if any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers):
         return True
     words = list(sys.argv[1:] if argv is None else argv)
-    if "serve" not in words:
+    if next((word for word in words if not word.startswith("-")), None) != "serve":  # the command
         return False
-    given = [b for a, b in zip(words, words[1:]) if a == "--log-format"]
-    given += [w.split("=", 1)[1] for w in words if w.startswith("--log-format=")]
-    chosen = given[-1] if given else os.environ.get("LEGACY_ASSISTANT_LOG_FORMAT", "")
-    return chosen.strip().lower() == "json"
+    chosen = os.environ.get("LEGACY_ASSISTANT_LOG_FORMAT", "")
+    for index, word in enumerate(words):  # the last one given wins, as in argparse
+        name, equals, value = word.partition("=")
+        if name.startswith("--log-f") and "--log-format".startswith(name):  # argparse takes a prefix
+            chosen = value if equals else words[index + 1] if index + 1 < len(words) else ""
+    return chosen.strip() == "json"
 
 
 def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | None = None) -> int:

@@ -143,5 +143,5 @@ def _is_json_object(line: bytes) -> bool:
         return False
     try:
         return isinstance(json.loads(line), dict)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past what json reads
         return False
