@@ -89,6 +89,14 @@ def test_every_line_a_json_server_writes_is_json(tmp_path, free_port):
     assert len({e["pid"] for e in entries}) == 2  # the master (serve, then gunicorn) and its worker
 
 
+def stderr_lines_of(script: str, tmp_path) -> list[str]:
+    """The lines ``python -c script`` writes to its stderr, a file (as a server's log is)."""
+    err = tmp_path / "stderr"
+    with open(err, "wb") as sink:
+        subprocess.run([sys.executable, "-c", script], cwd=ROOT, stderr=sink, check=True, timeout=60)
+    return err.read_text(encoding="utf-8").splitlines()
+
+
 def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
     """TensorFlow 2.18's C++ writes "WARNING: All log messages before absl::InitializeLog() ..."
     and "I0000 ... MLIR V1 optimization pass is not enabled" to stderr itself, whatever
@@ -111,10 +119,7 @@ def test_lines_compiled_code_writes_to_stderr_become_json_records(tmp_path):
         "    os.write(2, b'no newline at the end')\n"
         "os.write(2, b'after\\n')\n"
     )
-    err = tmp_path / "stderr"
-    with open(err, "wb") as sink:
-        subprocess.run([sys.executable, "-c", script], cwd=ROOT, stderr=sink, check=True, timeout=60)
-    lines = err.read_text(encoding="utf-8").splitlines()
+    lines = stderr_lines_of(script, tmp_path)
     assert lines[-1] == "after"
     entries = [json.loads(line) for line in lines[:-1]]
     assert [(e.get("logger"), e.get("level")) for e in entries] == [
@@ -205,10 +210,7 @@ def test_a_line_nested_deeper_than_json_reads_is_wrapped_and_stderr_lives_on(tmp
         "    os.write(2, b'I0000 after the deep line\\n')\n"
         "os.write(2, b'after\\n')\n"
     )
-    err = tmp_path / "stderr"
-    with open(err, "wb") as sink:
-        subprocess.run([sys.executable, "-c", script], cwd=ROOT, stderr=sink, check=True, timeout=60)
-    lines = err.read_text(encoding="utf-8").splitlines()
+    lines = stderr_lines_of(script, tmp_path)
     assert len(lines) == 3 and lines[-1] == "after", lines[-2:]
     deep, later = json.loads(lines[0]), json.loads(lines[1])
     assert deep["logger"] == "native" and deep["message"].startswith('{"a":{"a":')

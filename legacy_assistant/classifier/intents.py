@@ -175,15 +175,10 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         first_look[look] = tag
         if intent is not None:
             intents.append(intent)
-        elif (
-            isinstance(context := entry.get("context_set"), str)
-            and context.strip()
-            and tag
-            not in (
-                FALLBACK_TAG,
-                oos_label,  # neither one's context_set is applied (refused above)
-            )
-        ):
+            continue
+        context = entry.get("context_set")
+        # the fallback's and the out-of-scope intent's context_set is never applied (refused above)
+        if isinstance(context, str) and context.strip() and tag not in (FALLBACK_TAG, oos_label):
             refused_contexts.add(context.strip())
 
     # the fallback's own context_set is refused above: it is never applied

@@ -97,7 +97,9 @@ def _json_logs(argv: Sequence[str] | None) -> bool:
     words = list(sys.argv[1:] if argv is None else argv)
     if next((word for word in words if not word.startswith("-")), None) != "serve":  # the command
         return False
-    chosen = os.environ.get("LEGACY_ASSISTANT_LOG_FORMAT", "")
+    from legacy_assistant.serving.settings import ENV_PREFIX
+
+    chosen = os.environ.get(ENV_PREFIX + "LOG_FORMAT", "")
     for index, word in enumerate(words):  # the last one given wins, as in argparse
         name, equals, value = word.partition("=")
         if name.startswith("--log-f") and "--log-format".startswith(name):  # argparse takes a prefix

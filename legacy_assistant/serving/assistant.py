@@ -295,8 +295,8 @@ class Assistant:
     ) -> str:
         """The responder's reply to ``context`` (turns, oldest first; the responder reads the
         last of them that hold a word, as many as it was trained with), ``""`` when it has
-        nothing to say; ``condition_strength``
-        (None: the server's) as :meth:`Responder.respond` takes it. Raises
+        nothing to say; ``condition_strength`` (None: the server's) as :meth:`Responder.respond`
+        takes it. Raises
         :class:`RequestError` without a responder, for a context that is not a list of turns, for
         an unknown emotion or mode, or a strength out of range or not supported by the responder."""
         if self._generate is None:

@@ -60,13 +60,14 @@ def _items(text: str, path: Path, what: str) -> object:
     """The file's items: a JSON value, or its non-blank lines. Classic tokens include "[" and
     "{", so a plain-text list may start with one: text that starts so but is no JSON, and holds
     no double quote (every JSON string has two), is plain text."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not text.lstrip().startswith(("[", "{")):
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return lines
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
         if '"' not in text:
-            return [line.strip() for line in text.splitlines() if line.strip()]
+            return lines
         raise ArtifactError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if isinstance(items, dict):
         # read one word per line, a JSON object would be a "word" or two and fail later, on a count
