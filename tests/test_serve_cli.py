@@ -104,6 +104,21 @@ def test_a_memory_store_for_many_workers_is_named_as_it_was_given(monkeypatch):
         run(parse("--workers", "2", "--no-responder"))
 
 
+def test_gunicorn_flags_are_refused_with_the_development_server(monkeypatch, tmp_path):
+    from legacy_assistant.cli.serve import check_dev_flags, run
+    from legacy_assistant.serving import settings
+
+    # told before the models are checked: this model directory does not exist
+    missing = str(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="^--workers: not used by the development server"):
+        run(parse("--dev", "--workers", "2", "--model", missing))
+    with pytest.raises(ConfigError, match="^--threads, --timeout, --no-reuse-port: not used by the development"):
+        run(parse("--dev", "--threads", "2", "--timeout", "9", "--no-reuse-port", "--model", missing))
+    # the environment holds for serve and serve --dev alike: left alone
+    monkeypatch.setenv("LEGACY_ASSISTANT_WORKERS", "3")
+    check_dev_flags(settings.flags_of(parse("--dev", "--port", "5001")))
+
+
 def test_one_token_for_the_api_and_the_admin_routes_is_refused(monkeypatch, make_client):
     """The chat page keeps the API token in every user's browser: with the admin token the same,
     any of them could reload the models."""

@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
     runtime = _runtime()
     flags = settings.flags_of(args)
+    if args.dev:
+        check_dev_flags(flags)  # a usage mistake, told before the models are checked
     with _naming_environment("MODEL", flags):
         check_model(model, runtime)
     if values["RESPONDER"] is not None:
@@ -236,6 +238,28 @@ def check_unix_socket(values: dict[str, Any], flags: dict[str, Any], dev: bool) 
     problem = unix_socket.socket_problem(path)
     if problem:
         raise ConfigError(problem)
+
+
+# gunicorn's own options, which the development server has no use for: it is one process, a
+# thread per request, one socket, and it restarts no worker
+_GUNICORN_ONLY = ("WORKERS", "THREADS", "TIMEOUT", "REUSE_PORT")
+
+
+def check_dev_flags(flags: dict[str, Any]) -> None:
+    """With ``--dev``: that no flag of gunicorn's alone is given, which would be ignored without a
+    word. (The same settings from the environment are left alone: it holds for ``serve`` and
+    ``serve --dev`` alike.)"""
+    options = {name: str(settings.by_name()[name].option) for name in _GUNICORN_ONLY}
+    given = [
+        "--no-" + options[name][2:] if flags[name] is False else options[name]
+        for name in _GUNICORN_ONLY
+        if flags.get(name) is not None
+    ]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: not used by the development server (--dev), which serves from one "
+            "process with a thread per request; leave out --dev, or the option"
+        )
 
 
 def _address(host: str, port: int) -> str:
