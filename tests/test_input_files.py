@@ -131,3 +131,20 @@ def test_a_number_too_long_for_python_is_named_with_its_line_and_column(tmp_path
     message = str(caught.value)
     assert "a number of 5000 digits at line 2, column 22 (at most 4300)" in message, message
     assert "int_max_str_digits" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # the outer object repeats a key; the objects inside it are sound
+        ('{"a": {"b": 1},\n "c": [{"d": 2}], "a": 3}', '(the one at line 1, column 1)'),
+        # the innermost object that repeats one is named, not the objects around it
+        ('[1,\n  {"x": {"tag": "t", "y": 1, "y": 2}, "x": 0}]', '(the one at line 2, column 9, with "tag": "t")'),
+    ],
+)
+def test_an_object_that_repeats_a_key_is_named_by_where_it_starts(tmp_path, text, where):
+    path = tmp_path / "data.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(AssistantError) as caught:
+        read_json_file(path, AssistantError)
+    assert f"appears twice in one object {where}: only one value would be kept" in str(caught.value)

@@ -53,10 +53,15 @@ def test_invalid_json_names_line_and_column(tmp_path):
 def test_a_key_given_twice_is_refused_naming_the_intent(tmp_path):
     # Python's decoder keeps the last value: the first responses would vanish without a word.
     error = problems_of(
-        tmp_path, '{"intents": [{"tag": "greet", "patterns": ["hi"], "responses": ["Hello"], "responses": ["Hey"]}]}'
+        tmp_path,
+        '{"intents": [\n  {"tag": "hi", "patterns": ["hi"], "responses": ["Hi"]},\n'
+        '  {"tag": "greet", "patterns": ["hi"],\n   "responses": ["Hello"], "responses": ["Hey"]}]}',
     )
     assert "intents.json" in str(error)
-    assert 'key "responses" appears twice' in str(error)
+    # where the object starts, and the tag it holds
+    assert 'key "responses" appears twice in one object (the one at line 3, column 3, with "tag": "greet")' in str(
+        error
+    )
     assert '"tag": "greet"' in str(error)
 
 

@@ -389,7 +389,7 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     try:
         # a key given twice would be read as its last value while a person reading the file
         # sees the first; an integer of thousands of digits or very deep nesting is no manifest
-        manifest = loads_unique(read_input_bytes(manifest_path).decode("utf-8"))
+        manifest = loads_unique(read_input_bytes(manifest_path).decode("utf-8"), locate=True)
     except OSError as exc:  # no permission; a manifest replaced by a folder or a pipe just now
         raise ArtifactError(f"{manifest_path}: cannot be read ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, DuplicateKeyError, the digit limit

@@ -18,12 +18,16 @@ _NAMING_FIELDS = ("tag", "name", "id")
 class DuplicateKeyError(ValueError):
     """A JSON object gives one key twice: Python's decoder would keep the last value and drop the others."""
 
-    def __init__(self, key: str, pairs: list[tuple[str, Any]]) -> None:
+    def __init__(self, key: str, pairs: list[tuple[str, Any]], at: tuple[int, int] | None = None) -> None:
         self.key = key
+        self.pairs = pairs
         named = next(
             ((field, value) for field, value in pairs if field in _NAMING_FIELDS and isinstance(value, str)), None
         )
-        where = "" if named is None else f" (the one with {json.dumps(named[0])}: {json.dumps(named[1][:60])})"
+        which = [] if at is None else [f"at line {at[0]}, column {at[1]}"]
+        if named is not None:
+            which.append(f"with {json.dumps(named[0])}: {json.dumps(named[1][:60])}")
+        where = f" (the one {', '.join(which)})" if which else ""
         super().__init__(f"key {json.dumps(key)} appears twice in one object{where}: only one value would be kept")
 
 
@@ -36,9 +40,42 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def loads_unique(text: str) -> Any:
-    """``json.loads`` that raises :class:`DuplicateKeyError` for an object repeating a key."""
-    return json.loads(text, object_pairs_hook=_unique_keys)
+def loads_unique(text: str, locate: bool = False) -> Any:
+    """``json.loads`` that raises :class:`DuplicateKeyError` for an object repeating a key; with
+    ``locate``, its message names the line and column where that object starts."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as exc:
+        if not locate:
+            raise
+        raise DuplicateKeyError(exc.key, exc.pairs, _start_of_repeating_object(text)) from None
+
+
+def _start_of_repeating_object(text: str) -> tuple[int, int] | None:
+    """Line and column (from 1) where the first object that repeats a key starts: the text decoded
+    again by the pure-Python scanner, whose objects are parsed by a function that knows where each
+    starts (the C scanner does not tell). Only on this error's path, so its slowness costs nothing."""
+    starts: list[int] = []
+
+    def parse_object(s_and_end: tuple[str, int], *rest: Any) -> Any:
+        try:
+            return json.decoder.JSONObject(s_and_end, *rest)  # type: ignore[attr-defined]
+        except DuplicateKeyError:
+            if not starts:  # the innermost object raises first
+                starts.append(s_and_end[1] - 1)
+            raise
+
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys)
+    setattr(decoder, "parse_object", parse_object)  # noqa: B010 (an attribute typeshed does not declare)
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    try:
+        decoder.decode(text)
+    except (DuplicateKeyError, RecursionError):
+        pass
+    if not starts:
+        return None
+    line = text.count("\n", 0, starts[0]) + 1
+    return line, starts[0] - (text.rfind("\n", 0, starts[0]) + 1) + 1
 
 
 def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
@@ -52,7 +89,7 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     except NotUtf8Error as exc:
         raise error(str(exc)) from None
     try:
-        return loads_unique(raw)
+        return loads_unique(raw, locate=True)
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except DuplicateKeyError as exc:
