@@ -176,6 +176,35 @@ def test_workers_dying_before_any_serves_stop_the_server_after_three(tmp_path, m
     assert served.early_deaths == 0
 
 
+def test_more_workers_that_failed_to_boot_do_not_break_the_halt(monkeypatch):
+    """Two workers that fail to boot at once: the master halts for the first (status 3), and the
+    second, reaped during that halt, may not raise out of it (a traceback and status 1)."""
+    import logging
+
+    from gunicorn.errors import HaltServer
+
+    def arbiter(stopping):
+        master = server.ReloadingArbiter.__new__(server.ReloadingArbiter)
+        master.stopping, master.reexec_pid, master.dirty_arbiter_pid = stopping, 0, 0
+        master.log = logging.getLogger("tests.arbiter")
+        master.cfg = SimpleNamespace(child_exit=lambda arbiter, worker: reaped.append(worker.pid))
+        master.WORKERS = {pid: SimpleNamespace(pid=pid, tmp=SimpleNamespace(close=lambda: None)) for pid in (11, 12, 13)}
+        return master
+
+    boot_error = server.Arbiter.WORKER_BOOT_ERROR << 8  # as waitpid reports an exit status
+    reaped: list[int] = []
+    statuses = [(11, boot_error), (12, boot_error), (13, 0), (0, 0)]
+    monkeypatch.setattr(server.os, "waitpid", lambda pid, options: statuses.pop(0))
+    halting = arbiter(stopping=True)
+    halting.reap_workers()
+    assert halting.WORKERS == {} and reaped == [13] and statuses == []
+    # not stopping: the first is what halts the server, as in gunicorn
+    statuses[:] = [(11, boot_error), (0, 0)]
+    with pytest.raises(HaltServer) as halted:
+        arbiter(stopping=False).reap_workers()
+    assert halted.value.exit_status == server.Arbiter.WORKER_BOOT_ERROR
+
+
 def test_a_registry_that_cannot_say_whether_any_served_stops_nothing(tmp_path, monkeypatch):
     """A full /dev/shm (or a folder removed) loses the "served" marker: deaths days later must
     not stop a server that served all along."""

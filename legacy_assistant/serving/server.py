@@ -263,6 +263,19 @@ class ReloadingArbiter(Arbiter):
         self.stopping = True
         super().stop(graceful)
 
+    def reap_workers(self) -> None:
+        # gunicorn's reaping raises HaltServer for a worker that failed to boot. While stopping
+        # (halting for the first such worker, say) another's is no news, and raised from the
+        # halt itself it ended the master with a traceback and status 1, not the first one's 3.
+        while True:
+            try:
+                super().reap_workers()
+                return
+            except HaltServer:
+                if not self.stopping:
+                    raise
+                # that worker is reaped; go on with the others
+
     def init_signals(self) -> None:
         super().init_signals()
         # exec_server blocked these so that one sent while the server started stays pending
