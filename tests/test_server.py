@@ -323,3 +323,28 @@ def test_a_second_server_on_a_port_in_use_is_refused(deployment):
 
     with pytest.raises(SystemExit):
         refuse_port_in_use("127.0.0.1", server.port)
+
+
+def test_a_metrics_folder_removed_while_serving_is_made_again(tmp_path, free_port):
+    """A cleaner of the temporary folder (where the server makes it by default) or a person
+    removes the metrics folder: a scrape answered 500, and a worker started after it (here one
+    killed) failed to import the metrics, which stopped the whole server."""
+    metrics = tmp_path / "metrics"
+    with ServerProcess(
+        ["--workers", "2", "--threads", "2", "--no-responder", "--store", f"sqlite:///{tmp_path / 'c.db'}"],
+        port=free_port(), log_path=tmp_path / "server.log", env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+    ) as server:
+        assert wait_for(lambda: server.request("GET", "/ready")[0] == 200, timeout=90), server.log()
+        shutil.rmtree(metrics)
+        # what the running workers count goes to their removed files: nothing to show, but no 500
+        assert server.request("GET", "/metrics")[0] == 200
+        assert metrics.is_dir() and "was removed while the server ran: made again" in server.log()
+        shutil.rmtree(metrics)  # again, and a worker starts meanwhile
+        killed = server.workers()[0]
+        os.kill(killed, signal.SIGKILL)
+        assert wait_for(lambda: killed not in server.workers() and len(server.workers()) == 2, timeout=60)
+        assert wait_for(lambda: server.request("GET", "/ready")[0] == 200, timeout=90), server.log()
+        assert server.process.poll() is None and "Shutting down: Master" not in server.log(), server.log()
+        # the new worker's model is counted: its files are in the folder made again
+        new = (set(server.workers()) - {killed}).pop()
+        assert wait_for(lambda: f'pid="{new}"' in server.request("GET", "/metrics")[1], timeout=30), server.log()

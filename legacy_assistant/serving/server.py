@@ -70,11 +70,11 @@ from gunicorn.workers.gthread import ThreadWorker
 from legacy_assistant.common.files import can_make_or_write_in, nearest_existing
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.errors import AssistantError, ConfigError
-from legacy_assistant.serving import heap, log_format, settings, unix_socket
+from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
-METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_ENV = metrics_folder.METRICS_ENV
 
 # How long a worker that cannot start waits before it exits, once the server has served: gunicorn
 # starts another at once, and each try imports TensorFlow and reads the model (seconds of CPU).
@@ -793,18 +793,23 @@ class GunicornServer(BaseApplication):
         fails to boot, and gunicorn stops the server. Once the server has served, the worker
         only exits, after :data:`WORKER_RETRY_SECONDS`, and gunicorn starts another: a worker
         restarted (killed, timed out, ``TTIN``) while the model on disk is damaged or the store
-        is down would otherwise take the whole server, and its healthy workers, down with it."""
-        from legacy_assistant.web import create_app
-
+        is down would otherwise take the whole server, and its healthy workers, down with it.
+        (So does any other failure then, logged with its traceback.)"""
         config = dict(self.options.app_config)
         master = os.getppid()
         config["ON_RELOADED"] = lambda: os.kill(master, signal.SIGHUP)
         if self.registry is not None:
             config["READINESS"] = self.registry.status
         try:
+            metrics_folder.remake_if_removed()  # before the metrics are imported: they write there
+            from legacy_assistant.web import create_app
+
             return create_app(config)
-        except AssistantError as exc:
+        except Exception as exc:
+            known = isinstance(exc, AssistantError)  # a model or store that cannot be used: no traceback
             if self.registry is None or not self.registry.has_served():
+                if not known:
+                    raise  # gunicorn's traceback, and the server stops
                 log.error("worker %d cannot start: %s", os.getpid(), exc)
                 sys.exit(Arbiter.WORKER_BOOT_ERROR)
             delay = min(WORKER_RETRY_SECONDS, self.options.timeout / 2)  # gunicorn kills a silent worker
@@ -812,8 +817,9 @@ class GunicornServer(BaseApplication):
                 "worker %d cannot start: %s; the server goes on with the workers that serve, and a new "
                 "worker tries again in %g s",
                 os.getpid(),
-                exc,
+                exc if known else f"{type(exc).__name__}: {exc}",
                 delay,
+                exc_info=not known,
             )
             _wait_unless_stopped(delay)
             sys.exit(1)

@@ -26,7 +26,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from legacy_assistant.serving import metrics_folder
+
+MULTIPROCESS_ENV = metrics_folder.METRICS_ENV
 SCRAPE_TRIES = 3
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -177,6 +179,7 @@ def exposition() -> tuple[bytes, str]:
     if os.environ.get(MULTIPROCESS_ENV):
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        metrics_folder.remake_if_removed()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         for _ in range(SCRAPE_TRIES - 1):
