@@ -1,5 +1,6 @@
 """Hot reload in one process: load beside, swap atomically, close the old model only when its
 last request is done, refuse a broken model and keep serving the old one."""
+import re
 import shutil
 import threading
 
@@ -257,3 +258,31 @@ def test_admin_reload_answers_even_when_telling_the_other_workers_fails(tmp_path
         assert body["status"] == "reloaded" and body["other_workers_notified"] is False
     finally:
         app.extensions["legacy_assistant"].close()
+
+
+def test_a_process_that_ends_during_a_background_reload_waits_for_it(tmp_path, tiny_model_dir):
+    """SIGTERM to a worker, or Ctrl-C to ``serve --dev``, while a SIGHUP reload loads: the process
+    ended with the reload thread inside TensorFlow's C++ code, which aborted it (SIGABRT, a core
+    dump where they are kept). The reload now finishes first."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    script = (
+        "import logging, shutil, sys, time\n"
+        "from legacy_assistant.web import create_app\n"
+        "from legacy_assistant.web.admin import reload_in_background\n"
+        "model, other = sys.argv[1:3]\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "app = create_app({'MODEL_DIR': model, 'RESPONDER_DIR': None, 'STORE_URL': 'memory'})\n"
+        "shutil.rmtree(model)\n"
+        "shutil.copytree(other, model)\n"
+        "reload_in_background(app, 'SIGHUP')\n"
+        "time.sleep(0.02)\n"  # the reload is loading the new model as the process ends
+        "sys.exit(0)\n"
+    )
+    ended = subprocess.run([sys.executable, "-c", script, str(model), str(tiny_model_dir)],
+                           capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 0, ended.stderr[-3000:]
+    assert re.search(r"now serving model tiny \S+, no responder \(was model default ", ended.stderr), ended.stderr[-3000:]

@@ -57,7 +57,9 @@ class _BackgroundReloads:
                 self._again = True  # the running one may have read the directory already: run once more
                 return None
             self._running = True
-        thread = threading.Thread(target=self._run, args=(slot, reason), name="model-reload", daemon=True)
+        # Not a daemon: the interpreter waits for it as the worker exits. A daemon thread stopped
+        # inside TensorFlow's C++ code as the process ended (SIGTERM during a reload) aborted it.
+        thread = threading.Thread(target=self._run, args=(slot, reason), name="model-reload", daemon=False)
         thread.start()
         return thread
 
