@@ -284,3 +284,25 @@ def test_loaded_models_size_their_thread_pools_by_the_quota(monkeypatch):
         assert pools(responder.model) == (1, 1)
     with Predictor.load(ROOT / "exported" / "default", 2, -1) as predictor:
         assert pools(predictor._classifier) == (2, -1)
+
+
+@pytest.mark.parametrize("load", ["classifier", "responder"])
+@pytest.mark.parametrize(("intra", "inter"), [(-1, 0), (10**9, 0), (1.5, 0), (True, 0), ("2", 0), (0, -2), (0, 2000)])
+def test_a_thread_count_tensorflow_cannot_take_is_refused_at_load(load, intra, inter):
+    """A negative intra-op size aborted the whole process inside TensorFlow (SIGABRT), a huge one
+    crashed it, and a float or a string reached ConfigProto's own TypeError."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.responder.responder import Responder
+    from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
+
+    loader, path = (Predictor.load, DEFAULT_MODEL) if load == "classifier" else (Responder.load, DEFAULT_RESPONDER)
+    name = "intra_op_threads" if (intra, inter)[1] == 0 else "inter_op_threads"
+    with pytest.raises(ConfigError, match=f"^{name} must be a whole number from -?[01] to 1024, got "):
+        loader(path, intra_op_threads=intra, inter_op_threads=inter)
+
+
+def test_thread_counts_of_numpy_integers_are_taken():
+    import numpy as np
+
+    assert limits.tensorflow_thread_pools(np.int64(2), np.int32(-1)) == (2, -1)

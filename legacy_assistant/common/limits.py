@@ -20,12 +20,15 @@ Reading never fails: a file that is missing, unreadable or malformed counts as n
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from legacy_assistant.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +100,22 @@ def tensorflow_threads(requested: int, budget: CpuBudget | None = None) -> int:
     return 0
 
 
+MAX_THREADS = 1024  # a pool of more is a mistyped number (10**9 crashed TensorFlow)
+
+
 def tensorflow_thread_pools(intra_op: int, inter_op: int) -> tuple[int, int]:
     """:func:`tensorflow_threads` of both pools, reading this process's limits once (and not at
-    all when neither asks for TensorFlow's choice)."""
+    all when neither asks for TensorFlow's choice).
+
+    Raises:
+        ConfigError: a size that is not a whole number from 0 (-1 for ``inter_op``: every op in
+            the calling thread) to :data:`MAX_THREADS`. TensorFlow aborted the whole process
+            on a negative intra-op size, and crashed on a huge one.
+    """
+    for name, value, lowest in (("intra_op_threads", intra_op, 0), ("inter_op_threads", inter_op, -1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lowest <= value <= MAX_THREADS:
+            raise ConfigError(f"{name} must be a whole number from {lowest} to {MAX_THREADS}, got {value!r}")
+    intra_op, inter_op = int(intra_op), int(inter_op)
     budget = usable_cpus() if 0 in (intra_op, inter_op) else None
     return tensorflow_threads(intra_op, budget), tensorflow_threads(inter_op, budget)
 
