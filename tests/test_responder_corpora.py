@@ -597,3 +597,25 @@ def test_without_overlap_drops_training_copies_of_held_out_dialogues():
     held = [_dialogue(3, "x")]
     train = [_dialogue(3, "a"), Dialogue(held[0].turns, "other-file:7"), _dialogue(2, "b")]
     assert [d.source for d in without_overlap(train, held)] == ["test#a", "test#b"]
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200e \u00ad", "\ufeff", "\u2060\u200b"])
+def test_a_turn_of_only_invisible_characters_is_refused_in_every_layout(tmp_path, invisible):
+    """Not empty to str.strip(), but without a token: a training batch of such contexts
+    failed inside TensorFlow ("Size should be >= 0") with a traceback."""
+    cakechat = _write(tmp_path / "c.jsonl", json.dumps([{"text": invisible, "condition": "neutral"},
+                                                        {"text": "fine, good", "condition": "joy"}]))
+    with pytest.raises(DataError) as caught:
+        read_cakechat(cakechat)
+    assert caught.value.problems == [
+        "line 1, turn 1: 'text' holds only invisible characters (format characters such as U+200B), no word"
+    ]
+    bot = _write(tmp_path / "bot.yml", f'conversations:\n- - "hello"\n  - "{invisible}"\n')
+    with pytest.raises(DataError) as caught:
+        read_chatterbot(bot)
+    assert caught.value.problems == [
+        "line 3, conversation 1: a turn holds only invisible characters (format characters such as U+200B), no word"
+    ]
+    # a word among them is a turn
+    read_cakechat(_write(tmp_path / "ok.jsonl", json.dumps([{"text": f"hi{invisible}", "condition": "neutral"},
+                                                             {"text": "fine", "condition": "joy"}])))

@@ -84,6 +84,15 @@ def test_context_keeps_the_last_turns_oldest_first():
     assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["b"], ["d"], ["e"]]
 
 
+@pytest.mark.parametrize("tail", [" " * 5000, "\u200b" * 5000, "\n\t " * 2000])
+def test_an_asked_turn_long_only_in_what_the_tokenizer_drops_keeps_its_words(tail):
+    """The cut to the last 4,000 characters came before the strip: a turn followed by thousands
+    of spaces or zero-width characters was cut to nothing and skipped."""
+    vocabulary = Vocabulary.from_texts(["a b c d e"], max_size=100)
+    encoded = vocabulary.encode_asked_context(["a b", "c d" + tail], max_turns=3, max_tokens=5)
+    assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["a", "b"], ["c", "d"]]
+
+
 def test_decode_stops_at_end_and_skips_padding():
     vocabulary = Vocabulary.from_texts(TEXTS, max_size=100)
     ids = [START] + vocabulary.ids(["how", "are", "you", "?"]) + [END, 7, 8, PAD]

@@ -45,6 +45,7 @@ from legacy_assistant.common.input_files import (
 )
 from legacy_assistant.common.jsonfile import DuplicateKeyError, loads_unique
 from legacy_assistant.errors import DataError
+from legacy_assistant.text.processing import drop_format_characters
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +341,15 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
     return tuple(turns) if len(problems) == before else None
 
 
+# A turn of only format characters (U+200B, U+200E, a soft hyphen, a byte order mark) is no
+# empty string, but has no token: a training batch of such contexts failed inside TensorFlow.
+_INVISIBLE = "holds only invisible characters (format characters such as U+200B), no word"
+
+
+def _visible(text: str) -> bool:
+    return bool(drop_format_characters(text).strip())
+
+
 def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
     if value is None:
         problems.append(f"{what} is missing")
@@ -350,6 +360,9 @@ def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
     value = value.strip()
     if not value:
         problems.append(f"{what} is empty")
+        return None
+    if not _visible(value):
+        problems.append(f"{what} {_INVISIBLE}")
         return None
     surrogate = _lone_surrogate(value)
     if surrogate is not None:
@@ -492,6 +505,9 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
             turn_text = _scalar_text(turn)
             if turn_text is None:
                 problems.append(f"line {_line(turn)}, conversation {index}: a turn must be a non-empty string")
+                continue
+            if not _visible(turn_text):
+                problems.append(f"line {_line(turn)}, conversation {index}: a turn {_INVISIBLE}")
                 continue
             surrogate = _lone_surrogate(turn_text)
             if surrogate is not None:

@@ -239,14 +239,18 @@ class Vocabulary:
 
     def encode_asked_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
         """A request's context: the last ``max_turns`` turns that hold a token (oldest first),
-        each by :meth:`encode_turn` of its last :data:`MAX_TURN_CHARS` characters. A turn with
+        each by :meth:`encode_turn` of its last :data:`MAX_TURN_CHARS` characters (after dropping
+        surrounding spaces and format characters). A turn with
         nothing to encode (blank, or only characters the tokenizer drops, such as U+200B) is
         skipped, not counted: it would otherwise push a turn with words out of the window."""
         recent: list[list[int]] = []
         for turn in reversed(turns):
             if len(recent) >= max_turns:
                 break
-            ids = self.encode_turn(turn[-MAX_TURN_CHARS:], max_tokens) if turn.strip() else []
+            # what the tokenizer drops goes before the cut: 4,000 trailing spaces (or zero-width
+            # characters) would otherwise be all that is left of a turn, and it would be skipped
+            text = drop_format_characters(turn).strip()
+            ids = self.encode_turn(text[-MAX_TURN_CHARS:], max_tokens) if text else []
             if ids:
                 recent.append(ids)
         return recent[::-1]
