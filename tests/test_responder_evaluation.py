@@ -576,3 +576,28 @@ def test_the_featureless_warnings_are_left_out_in_the_evaluating_thread_only(cap
         training.log.warning("after", extra=flagged)
     assert [r.getMessage() for r in caplog.records] == ["other thread", "unflagged here", "after"]
     assert not training.log.filters
+
+
+def test_the_search_for_training_corpora_reads_only_regular_files(tmp_path):
+    """A named pipe (or a link to /dev/zero) with a training corpus's name near the evaluated
+    corpus blocked the search for good: it was read to hash it."""
+    import hashlib
+    import os
+    import threading
+
+    from legacy_assistant.responder.evaluation import find_training_corpora
+
+    good = tmp_path / "data" / "train.jsonl"
+    good.parent.mkdir()
+    good.write_text("[]\n", encoding="utf-8")
+    manifest = {"source": {"corpora": [{"name": "train.jsonl", "sha256": hashlib.sha256(b"[]\n").hexdigest()},
+                                       {"name": "rare.jsonl", "sha256": "0" * 64}]}}
+    os.mkfifo(tmp_path / "train.jsonl")
+    (tmp_path / "rare.jsonl").symlink_to("/dev/zero")
+    evaluated = tmp_path / "eval.jsonl"
+    evaluated.write_text("[]\n", encoding="utf-8")
+    result: list = []
+    searching = threading.Thread(target=lambda: result.append(find_training_corpora(manifest, [evaluated])), daemon=True)
+    searching.start()
+    searching.join(30)
+    assert result == [([good], ["rare.jsonl"])]

@@ -278,7 +278,12 @@ def find_training_corpora(manifest: dict[str, Any], near: Sequence[str | Path]) 
         match = None
         for path in candidates.get(name, []):
             if path not in digests:
-                digests[path] = sha256_file(path)
+                # only a regular file: a named pipe with a corpus's name blocked the command for
+                # good, and a link to /dev/zero read for ever
+                try:
+                    digests[path] = sha256_file(path) if path.is_file() else ""
+                except OSError:  # unreadable: not the corpus the model was trained on, as far as can be told
+                    digests[path] = ""
             if digests[path] == digest:
                 match = path
                 break
