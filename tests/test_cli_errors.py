@@ -209,6 +209,32 @@ def test_reports_never_replace_a_file_of_the_model_or_an_input(model_dir, tmp_pa
     assert data.read_bytes() == (ROOT / "tests" / "data" / "tiny_intents.json").read_bytes()
 
 
+def test_reports_never_replace_a_file_of_another_model(model_dir, tmp_path, capsys):
+    """Only the command's own model was looked after: a golden file or a report could be
+    written over another model's manifest, which that model then failed to load with."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    (other / "saved_model" / "variables").mkdir(exist_ok=True)
+    data = tmp_path / "data.json"
+    data.write_bytes((ROOT / "tests" / "data" / "tiny_intents.json").read_bytes())
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\n")
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    refused = [
+        ["evaluate", str(model_dir), str(data), "--out", str(other / "assistant.json")],
+        ["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(other / "history.json")],
+        ["golden", str(model_dir), "--check", "--report", str(other / "saved_model" / "variables" / "new.json")],
+    ]
+    for argv in refused:
+        assert main(argv) == 1, argv
+        assert f"is a file of another model, {other.resolve()}: write somewhere else" in _one_error_line(capsys), argv
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    # a new file beside another model's is no harm, as beside the command's own
+    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(other / "mine.json")]) == 0
+
+
 def test_a_report_onto_a_folder_or_under_a_file_is_refused_before_any_work(model_dir, tmp_path, capsys, monkeypatch):
     from legacy_assistant.classifier import golden
 

@@ -281,7 +281,20 @@ def check_written_files(
             raise ArtifactError(f"{path} is a file of the model {model_dir}: write somewhere else")
         if model / SAVED_MODEL_DIR in target.parents:  # its every file is listed: a new one damages the model
             raise ArtifactError(f"{path} is inside the SavedModel of {model_dir}: write somewhere else")
+        other = _other_model_holding(target, model)
+        if other is not None and (target.exists() or other / SAVED_MODEL_DIR in target.parents):
+            raise ArtifactError(f"{path} is a file of another model, {other}: write somewhere else")
         _check_writable_folder(Path(path), f"{path} cannot be written")
+
+
+def _other_model_holding(target: Path, model: Path) -> Path | None:
+    """The model directory other than ``model`` that ``target`` is in (one of its folders holds a
+    classifier's or a responder's manifest), if any: a report written over its manifest or
+    golden file broke it as surely as one written over the command's own model."""
+    for folder in target.parents:
+        if folder != model and any((folder / name).is_file() for name in (CLASSIFIER_MANIFEST, RESPONDER_MANIFEST)):
+            return folder
+    return None
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
