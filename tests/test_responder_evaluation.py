@@ -288,8 +288,9 @@ def test_training_corpus_given_and_recognised(model):
             "--max-dialogues",
             "10",
             "--conditions",
+            "JOY",  # named as everywhere else: stripped, in any case; each once
+            " neutral",
             "joy",
-            "neutral",
         ]
     )
     assert status == 0, err[-2000:]
@@ -380,6 +381,15 @@ def test_too_few_dialogues_to_hold_any_out_leave_the_classifier_unmeasured(model
     assert "not measured (no dialogue could be held out for it)" in printed
     classifier = json.loads(report_path.read_text())["conditions"]["classifier"]
     assert classifier["accuracy"] is None and classifier["held_out_turns"] == 0
+
+
+def test_unknown_conditions_are_refused_before_the_corpora_are_read(model, tmp_path):
+    status, _, err = _run(["evaluate-responder", str(model["dir"]), str(tmp_path / "missing.jsonl"),
+                           "--conditions", "Joy", "bored"])
+    assert status == 1
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        "error: --conditions: unknown bored; the model knows neutral, anger, joy, fear, sadness"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from legacy_assistant.errors import AssistantError, ConfigError, DataError
+    from legacy_assistant.responder.artifact import verify_responder
     from legacy_assistant.responder.evaluation import (
         EvaluationSettings,
         corpus_role,
@@ -115,11 +116,23 @@ def run(args: argparse.Namespace) -> int:
             "condition classifier in TF1 graph mode, so it evaluates compat responders: evaluate the "
             "original ('migrate' checked that this copy decodes the same)"
         )
+    # the model's conditions, checked before the corpora are read (a minute on large ones)
+    model_conditions = verify_responder(args.model).conditions
+    cased = [c for c in model_conditions if c != c.strip().lower()]
+    if cased:
+        # corpora's conditions are read stripped and in lower case: this model's own spelling
+        # would never be met, and its turns would be scored under another condition
+        raise ConfigError(
+            f"{args.model}: condition(s) {', '.join(map(repr, cased))} are not in lower case: the model was "
+            "trained before corpus conditions were read in lower case, so its corpora's turns would now be "
+            "scored under other conditions; train it again to evaluate it"
+        )
+    requested = _requested_conditions(args.conditions, model_conditions) if args.conditions else None
     settings = EvaluationSettings(
         samples=args.samples,
         max_dialogues=args.max_dialogues,
         seed=args.seed,
-        conditions=tuple(args.conditions) if args.conditions else None,
+        conditions=requested,
         latency_replies=args.latency_replies,
         classifier_steps=args.classifier_steps,
     )
@@ -178,21 +191,6 @@ def run(args: argparse.Namespace) -> int:
                 "(early stopping), so the perplexity is slightly optimistic",
                 file=sys.stderr,
             )
-        cased = [c for c in responder.conditions if c != c.strip().lower()]
-        if cased:
-            # corpora's conditions are read stripped and in lower case: this model's own spelling
-            # would never be met, and its turns would be scored under another condition
-            raise ConfigError(
-                f"{args.model}: condition(s) {', '.join(map(repr, cased))} are not in lower case: the model was "
-                "trained before corpus conditions were read in lower case, so its corpora's turns would now be "
-                "scored under other conditions; train it again to evaluate it"
-            )
-        if settings.conditions is not None:
-            unknown = [c for c in settings.conditions if c not in responder.conditions]
-            if unknown:
-                raise ConfigError(
-                    f"--conditions: unknown {', '.join(unknown)}; the model knows {', '.join(responder.conditions)}"
-                )
         try:
             report = evaluate_responder(responder, dialogues, settings, train_dialogues)
         except DataError as exc:  # a dialogue the model cannot be scored on: one line naming it
@@ -226,3 +224,22 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {', '.join([out.name, *written])} in {out.parent}")
     return 0
+
+
+def _requested_conditions(names: list[str], known: tuple[str, ...]) -> tuple[str, ...]:
+    """``--conditions`` as the model names them (" Joy" asks for joy, as in every other command),
+    each once, in the order given; an unknown one is a :class:`ConfigError`."""
+    from legacy_assistant.errors import ConfigError
+    from legacy_assistant.responder.modes import known_condition
+
+    chosen: list[str] = []
+    unknown: list[str] = []
+    for name in names:
+        condition = known_condition(name, known)
+        if condition is None:
+            unknown.append(name)
+        elif condition not in chosen:
+            chosen.append(condition)
+    if unknown:
+        raise ConfigError(f"--conditions: unknown {', '.join(unknown)}; the model knows {', '.join(known)}")
+    return tuple(chosen)
