@@ -196,6 +196,18 @@ def test_migrate_refuses_a_destination_inside_its_source(model, tmp_path):
     assert sorted(p.name for p in source.iterdir()) == sorted(p.name for p in (DEFAULT_MODEL.parent / model).iterdir())
 
 
+def test_migrate_refuses_to_check_against_nothing(tmp_path):
+    """No golden file and --probes 0: the check compared no sentence, and passed ("top-1
+    agreement 100%" over 0 sentences)."""
+    source = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, source)
+    (source / GOLDEN_FILE).unlink()  # a companion, not a listed file: the model stays sound
+    result = run_cli("migrate", str(source), "--out", str(tmp_path / "tf2"), "--probes", "0")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "nothing to check the migrated model on: the source has no golden.json" in result.stderr
+    assert not (tmp_path / "tf2").exists()
+
+
 @pytest.mark.pinned_only
 def test_chat_with_a_tf2_model_and_a_compat_responder_says_what_to_do(migrated_default):
     """No --runtime loads both: the advice names the responder and a migration, not a runtime

@@ -103,6 +103,15 @@ def migrate_artifact(
         spec = NetworkSpec.from_dict(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
     except UnsupportedNetwork as exc:
         raise ArtifactError(str(exc)) from None
+    golden_path = info.path / GOLDEN_FILE
+    golden = read_golden(golden_path) if golden_path.is_file() else None
+    seed_texts = [case["text"] for case in golden["cases"]] if golden else []
+    sentences = seed_texts + probe_sentences(seed_texts, info.featurizer.vocabulary, probes, seed=0)
+    if not sentences:  # a check of nothing would pass, and say "top-1 agreement 100%"
+        raise ArtifactError(
+            f"{info.path}: nothing to check the migrated model on: the source has no {GOLDEN_FILE}, and no "
+            f"probe sentences were asked for ({probes}); ask for some (--probes)"
+        )
     selection.select("tf2")
     from compat.interface import SavedModelError
     from compat.tf2.checkpoint import read_v1_weights
@@ -115,10 +124,6 @@ def migrate_artifact(
     except (UnsupportedNetwork, SavedModelError) as exc:
         raise ArtifactError(str(exc)) from None
 
-    golden_path = info.path / GOLDEN_FILE
-    golden = read_golden(golden_path) if golden_path.is_file() else None
-    seed_texts = [case["text"] for case in golden["cases"]] if golden else []
-    sentences = seed_texts + probe_sentences(seed_texts, info.featurizer.vocabulary, probes, seed=0)
     report = MigrationReport(info.path, target, {k: list(v.shape) for k, v in sorted(weights.items())}, {})
     report.tensorflow = versions()["tensorflow"]
 
