@@ -169,6 +169,8 @@ def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
 @pytest.mark.parametrize("change, message", [
     ("words", "first layer takes 39 inputs but the words list {tmp}/words.json has 38"),
     ("classes", "no intent for class"),
+    # its answers would read as "not understood", at full confidence
+    ("fallback class", "{tmp}/classes.json: class 'fallback' is the reserved fallback tag"),
     ("fewer classes", "output layer has 6 units but the classes list {tmp}/classes.json has 5"),
     ("layer", "is a BatchNormalization"),
     # an Activation after a Dense that already has one: the reason, not "only ... Activation ... supported"
@@ -179,7 +181,8 @@ def test_files_that_do_not_fit_are_refused(change, message, tmp_path, capsys):
     shutil.copy(CLASSIC / "keras2_chatbot_model.h5", h5)
     words.write_text(json.dumps(WORDS[:-1] if change == "words" else WORDS))
     classes.write_text(json.dumps(
-        CLASSES[:-1] + ["mystery"] if change == "classes" else CLASSES[:-1] if change == "fewer classes" else CLASSES))
+        CLASSES[:-1] + ["mystery"] if change == "classes" else CLASSES[:-1] + ["fallback"] if change == "fallback class"
+        else CLASSES[:-1] if change == "fewer classes" else CLASSES))
     if change == "layer":
         with h5py.File(h5, "r+") as f:
             config = json.loads(f.attrs["model_config"])

@@ -29,7 +29,7 @@ from legacy_assistant.classifier.classic.keras_h5 import KerasDenseModel, read_k
 from legacy_assistant.classifier.classic.string_lists import read_string_list
 from legacy_assistant.classifier.config import DEFAULT_THRESHOLD, TrainingConfig
 from legacy_assistant.classifier.features import FeatureConfig, Featurizer
-from legacy_assistant.classifier.intents import IntentSet, load_intents
+from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet, load_intents
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.text.processing import TextConfig
 
@@ -126,6 +126,13 @@ def _check_fit(
     if n_out != len(classes):
         raise ArtifactError(
             f"{h5}: the output layer has {n_out} units but the classes list {classes_path} has {len(classes)} entries"
+        )
+    if FALLBACK_TAG in classes:
+        # the model's answers of that class would read as "not understood", at full confidence
+        raise ArtifactError(
+            f"{classes_path}: class {FALLBACK_TAG!r} is the reserved fallback tag (the intent holding the "
+            "fallback's answers), not a class a model may predict: rename it, in the classes list and the "
+            "intents file alike"
         )
     unknown = [tag for tag in classes if tag not in intents]
     if unknown:
