@@ -166,6 +166,25 @@ def test_pickled_words_are_refused_with_the_way_out(tmp_path, capsys):
     assert "pickle" in err and "legacy_assistant.classifier.classic.pickled_lists" in err and not (tmp_path / "bot").exists()
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_a_pickle_under_any_name_is_refused_as_one(tmp_path, capsys, protocol, kind):
+    """Not only the usual starts of a pickled list: a pickled tuple of protocol 0 or 1 (``(V``,
+    ``(X``) in a .txt file was read as plain text, a words list of pickle opcodes."""
+    pickled = tmp_path / "words.txt"
+    pickled.write_bytes(pickle.dumps(kind(WORDS), protocol=protocol))
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=pickled) == 1
+    assert f"{pickled}: looks like a pickle, which is never loaded" in capsys.readouterr().err
+
+
+def test_a_plain_text_words_list_that_ends_in_a_full_stop_is_read(tmp_path):
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    text = tmp_path / "words.txt"
+    text.write_bytes(b"(\n)\nhello\n.")  # no line break after the last word
+    assert read_string_list(text, "words") == ["(", ")", "hello", "."]
+
+
 @pytest.mark.parametrize("change, message", [
     ("words", "first layer takes 39 inputs but the words list {tmp}/words.json has 38"),
     ("classes", "no intent for class"),

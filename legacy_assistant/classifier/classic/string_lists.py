@@ -8,7 +8,9 @@ pickle's opcodes without unpickling (:mod:`legacy_assistant.classifier.classic.p
 
 from __future__ import annotations
 
+import io
 import json
+import pickletools
 from collections import Counter
 from pathlib import Path
 
@@ -34,6 +36,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
         raw.startswith(_PICKLE_PROTOCOL_MARK)
         or raw.startswith(_PICKLE_PROTOCOL0_STARTS)
         or path.suffix in (".pkl", ".pickle")
+        or _whole_pickle(raw)
     ):
         raise ArtifactError(
             f"{path}: looks like a pickle, which is never loaded (it could run code). Convert it once with "
@@ -54,6 +57,21 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     if duplicates:
         raise ArtifactError(f"{path}: {what} list repeats {', '.join(map(repr, duplicates[:5]))}")
     return items
+
+
+def _whole_pickle(raw: bytes) -> bool:
+    """Whether ``raw`` is one pickle from its first byte to its STOP, read by its opcodes (a
+    parser: nothing runs). Catches what the marks above miss: a pickled tuple of protocol 0 or
+    1 (``(V...``, ``(X...``), which read as plain text gave a words list of pickle opcodes."""
+    if not raw.endswith(b"."):  # STOP; a text file would end with a line break
+        return False
+    try:
+        for opcode, _, position in pickletools.genops(io.BytesIO(raw)):
+            if opcode.name == "STOP":
+                return position == len(raw) - 1
+    except Exception:  # noqa: BLE001 (any way of not parsing is "not a pickle")
+        return False
+    return False
 
 
 def _items(text: str, path: Path, what: str) -> object:
