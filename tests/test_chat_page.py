@@ -475,6 +475,21 @@ def test_a_guessable_saved_sender_is_replaced(browser, live_url):
     assert SENDER_SHAPE.fullmatch(saved_sender(browser)), saved_sender(browser)
 
 
+def test_a_saved_strength_the_slider_cannot_hold_leaves_the_servers(browser, live_url):
+    """A value edited by hand: "1.5 " was set as text, which a range input refuses and replaces
+    by its midpoint (5), and "1junk" was read as 1; every message then went with that strength."""
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    for saved, kept in (("1.5 ", "1.5"), ("2", "2"), ("1junk", "0"), ("0x", "0"), ("", "0"), ("11", "0"),
+                        ("-1", "0"), ("1e400", "0")):
+        browser.execute_script("localStorage.setItem('legacy-assistant-strength', arguments[0])", saved)
+        browser.refresh()
+        ready(browser)
+        assert browser.find_element(By.ID, "strength").get_attribute("value") == kept, saved
+        assert browser.find_element(By.ID, "strength-value").text == kept, saved
+
+
 def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survives_a_reload(browser, live_url):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

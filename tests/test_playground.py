@@ -343,7 +343,10 @@ def test_mistakes_show_as_errors_without_tracebacks(client, playground):
     cases = [
         (("   ", "neutral"), "/chat", "message is empty"),
         (("x" * 1001, "neutral"), "/chat", "longer than 1000 characters"),
+        # measured as given, spaces included, as the HTTP API measures it
+        ((" " * 50 + "x" * 990, "neutral"), "/chat", "longer than 1000 characters"),
         (("\n \n", "greedy", None, 0), "/all_emotions", "context is empty"),
+        ((None, "greedy", None, 0), "/all_emotions", "context is empty"),  # was an AttributeError
         (("Hi!\n" + "x" * 1001, "greedy", None, 0), "/all_emotions", "turn is longer than 1000 characters"),
     ]
     for args, api_name, message in cases:

@@ -139,19 +139,20 @@ class Playground:
         ``strength`` (None: the responder's own)."""
         if not self.emotions:
             raise RequestError("no responder is loaded: start the playground with --responder DIR")
-        turns = [line.strip() for line in context.splitlines() if line.strip()]
-        if not turns:
+        lines = [line for line in (context or "").splitlines() if line.strip()]
+        if not lines:
             raise RequestError("the context is empty: write at least one turn (one turn per line, oldest first)")
-        for turn in turns:
-            self._checked(turn, "turn")
+        turns = [self._checked(line, "turn") for line in lines]
         chosen_seed = _seed(seed)
         return [self.assistant.respond(turns, emotion, mode, chosen_seed, strength) for emotion in self.emotions]
 
     def _checked(self, text: str | None, what: str) -> str:
+        """``text`` stripped; refused when blank, or longer than the text cap as given (spaces
+        included), as the HTTP API measures it."""
         stripped = (text or "").strip()
         if not stripped:
             raise RequestError(f"the {what} is empty: write something first")
-        if len(stripped) > self.max_text_length:
+        if len(text or "") > self.max_text_length:
             raise RequestError(f"the {what} is longer than {self.max_text_length} characters")
         return stripped
 

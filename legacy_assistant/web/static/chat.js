@@ -384,11 +384,13 @@
 
   if (strengthBox) {
     var savedStrength = load(STRENGTH_KEY);
-    // a saved strength the slider cannot hold (edited by hand) leaves the server's default
-    if (savedStrength !== null && isFinite(parseFloat(savedStrength)) &&
-        parseFloat(savedStrength) >= parseFloat(strengthBox.min) &&
-        parseFloat(savedStrength) <= parseFloat(strengthBox.max)) {
-      strengthBox.value = savedStrength;
+    // a saved strength the slider cannot hold (edited by hand) leaves the server's default;
+    // the number is what is set, not the text ("1.5 ", which a range input refuses and
+    // replaces by its midpoint), and "1junk" is no number (parseFloat would read 1)
+    var savedNumber = savedStrength === null || savedStrength.trim() === "" ? NaN : Number(savedStrength);
+    if (isFinite(savedNumber) && savedNumber >= parseFloat(strengthBox.min) &&
+        savedNumber <= parseFloat(strengthBox.max)) {
+      strengthBox.value = String(savedNumber);
     }
     // step="any": the server's strength (1.25, say) is kept exactly, where a coarser step
     // would move it to the nearest step; the label rounds what a drag makes to 2 decimals.
