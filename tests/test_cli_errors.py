@@ -48,6 +48,24 @@ def test_golden_check_with_a_damaged_golden_file(model_dir, tmp_path, capsys, co
     assert expected in _one_error_line(capsys)
 
 
+def test_a_failed_golden_check_names_the_case_that_failed_it(model_dir, tmp_path, capsys):
+    """Only changed top intents were listed: a difference past the tolerance printed FAILED
+    beside "mismatches": [], naming nothing."""
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\nbye\n", encoding="utf-8")
+    golden = tmp_path / "g.json"
+    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(golden)]) == 0
+    cases = json.loads(golden.read_text(encoding="utf-8"))
+    probabilities = cases["cases"][1]["probabilities"]
+    other = next(tag for tag in probabilities if tag != cases["cases"][1]["intent"])
+    probabilities[other] += 0.01  # the top intent stays
+    golden.write_text(json.dumps(cases), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["golden", str(model_dir), "--check", "--golden", str(golden)]) == 1
+    verdict = capsys.readouterr().out.splitlines()[-1]
+    assert verdict == 'golden: FAILED (tolerance 1e-05): the largest difference, 0.01, is on "bye"', verdict
+
+
 def test_golden_with_a_missing_sentences_file(model_dir, tmp_path, capsys):
     missing = tmp_path / "missing.txt"
     assert main(["golden", str(model_dir), "--sentences", str(missing), "--golden", str(tmp_path / "g.json")]) == 1

@@ -10,7 +10,7 @@ import pytest
 from legacy_assistant.responder.artifact import verify_responder
 from legacy_assistant.responder.golden import DEFAULT_TOLERANCE, compare_golden, read_contexts, read_golden
 from legacy_assistant.responder.vocabulary import END
-from tests.helpers import ROOT
+from tests.helpers import DEFAULT_RESPONDER, ROOT
 
 SHIPPED = ROOT / "exported" / "responder"
 CONTEXTS = ROOT / "data" / "responder_contexts.json"
@@ -120,3 +120,18 @@ def test_contexts_the_responder_cannot_answer_are_refused_naming_file_and_number
     assert main(["-q", "golden", str(SHIPPED), "--check", "--golden", str(altered)]) == 1
     assert capsys.readouterr().err.strip().endswith(
         f"error: {altered}: case 5: condition 'bogus' is not one of the model's (neutral, anger, joy, fear, sadness)")
+
+
+def test_a_failed_check_names_the_case_of_the_largest_difference(golden, tmp_path, capsys):
+    """The same reply with another log-probability: FAILED beside "mismatches": [] named nothing."""
+    from legacy_assistant.cli import main
+
+    altered = json.loads(json.dumps(golden))
+    altered["cases"][2]["log_prob"] -= 0.5
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(altered), encoding="utf-8")
+    assert main(["golden", str(DEFAULT_RESPONDER), "--check", "--golden", str(path)]) == 1
+    verdict = capsys.readouterr().out.splitlines()[-1]
+    case = altered["cases"][2]
+    assert verdict == (f"golden: FAILED (tolerance {DEFAULT_TOLERANCE}): the largest difference, 0.5, is on "
+                       f"{json.dumps(case['context'], ensure_ascii=False)} under {case['condition']!r}"), verdict

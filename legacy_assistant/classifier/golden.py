@@ -45,6 +45,7 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
     cases = golden["cases"]
     fresh = golden_cases(predictor, [case["text"] for case in cases])
     max_delta = 0.0
+    largest: dict[str, Any] | None = None  # the case of the largest difference, which a failed check names
     agree = 0
     mismatches = []
     for stored, now in zip(cases, fresh):
@@ -55,6 +56,8 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
             max_delta = math.inf
             mismatches.append({"text": stored["text"], "stored": stored["intent"], "now": "non-finite probabilities"})
             continue
+        if largest is None or delta > max_delta:
+            largest = {"text": stored["text"], "delta": delta}
         max_delta = max(max_delta, delta)
         if stored["intent"] == now["intent"]:
             agree += 1
@@ -63,6 +66,7 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, An
     return {
         "cases": len(cases),
         "max_abs_delta": max_delta,
+        "largest_delta": largest,
         "top1_agreement": agree / max(len(cases), 1),
         "mismatches": mismatches,
     }

@@ -11,6 +11,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from legacy_assistant.cli.arguments import non_negative_number
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
@@ -137,8 +138,26 @@ def _check(compare: Callable[[], dict], tolerance: float, report_path: str | Non
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)  # as evaluate's --out does
         write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2) + "\n")
-    print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance})")
+    print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}")
     return 0 if ok else 1
+
+
+def _why(report: dict[str, Any], tolerance: float) -> str:
+    """What failed, for the verdict's line: the changed answers, and the case of the largest
+    difference when it is past the tolerance (``mismatches`` lists only changed answers, so an
+    empty list beside FAILED read as a contradiction)."""
+    reasons = []
+    if report["mismatches"]:
+        reasons.append(f"{len(report['mismatches'])} case(s) answer otherwise (mismatches)")
+    largest = report.get("largest_delta")
+    if report["max_abs_delta"] > tolerance:
+        if largest is not None and largest["delta"] == report["max_abs_delta"]:
+            case = json.dumps(largest["text"] if "text" in largest else largest["context"], ensure_ascii=False)
+            under = f" under {largest['condition']!r}" if "condition" in largest else ""
+            reasons.append(f"the largest difference, {largest['delta']:.3g}, is on {case}{under}")
+        else:
+            reasons.append(f"the largest difference is {report['max_abs_delta']:.3g}")
+    return ": " + "; ".join(reasons) if reasons else ""
 
 
 def _check_outputs(args: argparse.Namespace, golden_path: Path, golden_name: str) -> None:

@@ -85,8 +85,11 @@ def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, An
     fresh = _cases_for(responder, cases)
     mismatches = []
     max_delta = 0.0
+    largest: dict[str, Any] | None = None  # the case of the largest difference, which a failed check names
     for stored, now in zip(cases, fresh):
         delta = abs(stored["log_prob"] - now["log_prob"])
+        if math.isfinite(delta) and (largest is None or delta > max_delta):
+            largest = {"context": stored["context"], "condition": stored["condition"], "delta": delta}
         max_delta = max(max_delta, delta) if math.isfinite(delta) else math.inf  # a NaN is no match
         if stored["ids"] != now["ids"] or stored["reply"] != now["reply"]:
             mismatches.append(
@@ -101,6 +104,7 @@ def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, An
         "cases": len(cases),
         "same_replies": len(cases) - len(mismatches),
         "max_abs_delta": max_delta,
+        "largest_delta": largest,
         "mismatches": mismatches,
     }
 
