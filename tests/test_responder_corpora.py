@@ -528,6 +528,22 @@ def test_split_never_puts_one_dialogue_on_both_sides():
     assert not trained & {(p.context, p.response) for p in make_pairs(held)}
 
 
+def test_dialogues_that_differ_only_in_the_first_turns_condition_are_one_dialogue():
+    """The first turn is only ever context: its condition reaches no training pair, so two such
+    dialogues give the same pairs, and were split across the sides, kept beside a held-out copy,
+    and not dropped as repeats."""
+    first = Dialogue((Turn("Hi there", "joy"), Turn("Hello!", "neutral")), "a")
+    second = Dialogue((Turn("hi  there", "anger"), Turn("Hello!", "neutral")), "b")
+    assert make_pairs([first]) == [TrainingPair(("Hi there",), "Hello!", "neutral")]
+    assert dialogue_key(first) == dialogue_key(second)
+    assert without_overlap([second], [first]) == []
+    assert dialogue_key(first) != dialogue_key(Dialogue((first.turns[0], Turn("Hello!", "joy")), "c"))
+    dialogues = [_dialogue(3, f"d{i}") for i in range(20)]
+    recoloured = [Dialogue((Turn(d.turns[0].text, "fear"), *d.turns[1:]), d.source + "#copy") for d in dialogues]
+    train, held = split_dialogues(dialogues + recoloured, 0.2, seed=4)
+    assert {d.source.removesuffix("#copy") for d in train}.isdisjoint(d.source.removesuffix("#copy") for d in held)
+
+
 def test_copies_of_dialogues_are_counted_in_a_warning(caplog):
     dialogues = [_dialogue(3, f"d{i}") for i in range(20)]
     with caplog.at_level(logging.WARNING):

@@ -57,9 +57,14 @@ def make_pairs(dialogues: Iterable[Dialogue], max_context_turns: int = MAX_CONTE
 
 def dialogue_key(dialogue: Dialogue) -> str:
     """The dialogue as the model reads it (each turn's tokens, lower-cased as the vocabulary
-    tokenizes them, and its condition; not its source) as canonical JSON: two copies that differ
-    only in case or spacing are one dialogue, and must stay on one side of a split."""
-    return json.dumps([[tokenize(turn.text), turn.condition] for turn in dialogue.turns], ensure_ascii=False)
+    tokenizes them, and its condition, but the first turn's, which is only ever context and never
+    read; not its source) as canonical JSON: two copies that differ only in case or spacing, or
+    in the first turn's condition, give the same training pairs: they are one dialogue, and must
+    stay on one side of a split."""
+    return json.dumps(
+        [[tokenize(turn.text), turn.condition if number else None] for number, turn in enumerate(dialogue.turns)],
+        ensure_ascii=False,
+    )
 
 
 def _text_key(dialogue: Dialogue) -> str:
