@@ -83,15 +83,17 @@ def write_artifact(
     manifest_name: str,
     force: bool = False,
     check: Callable[[Path], None] | None = None,
+    keep: Iterable[str] = (),
 ) -> Path:
-    """Write a model directory atomically; returns its path.
+    """Write a model directory atomically; returns its path. ``keep``: names in an old
+    ``out_dir`` that the caller writes into the new one (no reason to refuse the destination).
 
     ``fill(staging)`` writes the files into an empty temporary sibling of ``out_dir`` and
     returns the manifest (without ``files``/``manifest_sha256``, which are added here). The
     finished staging folder is then handed to ``check`` (which raises to abort) and renamed into
     place. On any error nothing is left behind and an old ``out_dir`` is untouched.
     """
-    check_destination(out_dir, force, manifests=(*MODEL_MANIFESTS, manifest_name))
+    check_destination(out_dir, force, manifests=(*MODEL_MANIFESTS, manifest_name), keep=keep)
     target = output_dir(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -178,7 +180,11 @@ def output_dir(out_dir: str | Path) -> Path:
 
 
 def check_destination(
-    out_dir: str | Path, force: bool, inputs: Iterable[str | Path] = (), manifests: Iterable[str] = MODEL_MANIFESTS
+    out_dir: str | Path,
+    force: bool,
+    inputs: Iterable[str | Path] = (),
+    manifests: Iterable[str] = MODEL_MANIFESTS,
+    keep: Iterable[str] = (),
 ) -> None:
     """Refuse, before any work, a destination a model directory cannot be written to: an
     existing path without ``force``, an existing file (even with ``force``: it is not a model
@@ -186,7 +192,8 @@ def check_destination(
     but no model (``force`` replaces models only: it would delete them), a folder that holds
     one of ``inputs`` (the command's own input files, which replacing it would delete), or a
     place whose nearest existing folder is missing or not writable. A folder with one of
-    ``manifests`` is a model directory."""
+    ``manifests`` is a model directory; the names in ``keep`` are carried into the new one by
+    the caller, so they are no reason to refuse it."""
     target = Path(out_dir)
     manifests = tuple(dict.fromkeys(manifests))
     if not str(out_dir).strip():
@@ -213,7 +220,8 @@ def check_destination(
             f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "
             "directory only, so choose another destination or empty it yourself"
         )
-    foreign = _not_of_the_model(target, manifests) if target.is_dir() else []
+    kept = set(keep)
+    foreign = [name for name in _not_of_the_model(target, manifests) if name not in kept] if target.is_dir() else []
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ArtifactError(

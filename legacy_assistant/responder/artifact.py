@@ -133,7 +133,9 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
         }
         return manifest
 
-    target = write_artifact(info.path, fill, manifest_name=MANIFEST, force=True, check=_check_staging)
+    target = write_artifact(
+        info.path, fill, manifest_name=MANIFEST, force=True, check=_check_staging, keep=tuple(unlisted)
+    )
     for name, data in unlisted.items():
         (target / name).write_bytes(data)
     return target
