@@ -360,6 +360,9 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
         ({"repetition_penalty": 0}, "repetition_penalty must be from 1.4e-45"),
         ({"temperature": "hot"}, "temperature must be a finite number, got 'hot'"),
         ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
+        # became inf in the graph's float32, and every beam candidate ranked alike
+        ({"length_penalty": 1e39}, "length_penalty must be from 0 to 10, got 1e"),
+        ({"length_penalty": -0.5}, "length_penalty must be from 0 to 10, got -0.5"),
         ({"temperature": 10**400}, "temperature must be a finite number"),  # no float holds it
     ],
 )

@@ -70,6 +70,11 @@ def guidance_help(path: str | Path, runtime: str) -> str:
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
 
 
+# length ** penalty stays finite in the graph's float32 for the longest reply (1,000 tokens:
+# 1e30); 1e39 was taken, became inf there, and every beam candidate ranked alike.
+MAX_LENGTH_PENALTY = 10.0
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
     """How replies are decoded.
@@ -88,7 +93,8 @@ class DecodingOptions:
         repetition_penalty: a token the reply already holds has its probability divided by
             this (1: off); articles and punctuation are exempt. Above 0 and finite as the
             graph's float32: from about 1.4e-45 to 3.4e38.
-        length_penalty: beam candidates are ranked by ``log p / length ** length_penalty``.
+        length_penalty: beam candidates are ranked by ``log p / length ** length_penalty``;
+            from 0 to 10 (:data:`MAX_LENGTH_PENALTY`).
         max_length: most reply tokens, END included, from 1 to 1,000
             (:data:`compat.responder.inputs.MAX_DECODE_LENGTH`; ``None``: the spec's
             ``max_reply_tokens``, at most 1,000).
@@ -130,8 +136,8 @@ class DecodingOptions:
             raise RequestError(f"beam_width and n_samples must be at least 1, got {self.beam_width}, {self.n_samples}")
         if not is_repetition_penalty(self.repetition_penalty):  # the decode's own float32 check
             raise RequestError(f"{REPETITION_PENALTY_RANGE}, got {self.repetition_penalty!r}")
-        if self.length_penalty < 0:
-            raise RequestError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if not 0 <= self.length_penalty <= MAX_LENGTH_PENALTY:
+            raise RequestError(f"length_penalty must be from 0 to {MAX_LENGTH_PENALTY:g}, got {self.length_penalty}")
         if self.max_length is not None and self.max_length < 1:
             raise RequestError(f"max_length must be at least 1, got {self.max_length}")
         if not 0.0 <= self.condition_strength <= MAX_CONDITION_STRENGTH:
