@@ -46,7 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="responder directory (alone: the shipped one, exported/responder); with --model it answers the "
         "fallback turns",
     )
-    responder.add_argument("--emotion", help="the responder's condition, e.g. joy (default: neutral)")
+    responder.add_argument(
+        "--emotion",
+        help="the responder's condition, e.g. joy (default: neutral, or for a model trained without it the "
+        "condition it had most training replies under)",
+    )
     responder.add_argument(
         "--mode",
         choices=RESPONDER_MODES,
