@@ -11,7 +11,7 @@ import pytest
 
 from legacy_assistant.cli import build_parser
 from legacy_assistant.cli.serve import app_config, server_options
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import AssistantError, ConfigError
 from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT
 
 
@@ -76,7 +76,9 @@ def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
 @pytest.mark.parametrize(
     "name, value, expected",
     [
-        ("RESPONDER", str(DEFAULT_MODEL), "not a responder directory (no responder.json)"),
+        # what it is and where it goes, not only "no responder.json"
+        ("RESPONDER", str(DEFAULT_MODEL), "an intent model (assistant.json), not a responder (no responder.json); "
+                                          "load it as an intent model (--model)"),
         ("STORE", "sqlite:////nonexistent/c.db", "the folder /nonexistent does not exist"),
     ],
 )
@@ -89,9 +91,30 @@ def test_a_refused_value_from_the_environment_names_its_variable(monkeypatch, na
     assert expected in str(caught.value)
     assert str(caught.value).endswith(f"(set by environment variable LEGACY_ASSISTANT_{name})")
     flag = "--responder" if name == "RESPONDER" else "--store"
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(AssistantError) as caught:
         run(parse(flag, value))  # the flag wins over the variable and is what the user typed
     assert expected in str(caught.value) and "set by" not in str(caught.value)
+
+
+def test_a_damaged_manifest_is_named_as_the_other_commands_name_it(tmp_path):
+    """serve said "not a model directory (no assistant.json)" for a manifest replaced by a folder
+    or a pipe, where info, chat and golden name the damage."""
+    import os
+
+    from legacy_assistant.cli.serve import run
+
+    folder, pipe = tmp_path / "folder", tmp_path / "pipe"
+    for model in (folder, pipe):
+        shutil.copytree(DEFAULT_MODEL, model)
+        (model / "assistant.json").unlink()
+    (folder / "assistant.json").mkdir()
+    os.mkfifo(pipe / "assistant.json")
+    with pytest.raises(AssistantError, match="assistant.json: damaged: is a folder, not a file"):
+        run(parse("--model", str(folder), "--no-responder"))
+    with pytest.raises(AssistantError, match="assistant.json: damaged: is not a regular file"):
+        run(parse("--model", str(pipe), "--no-responder"))
+    with pytest.raises(AssistantError, match="a responder .responder.json., not an intent model"):
+        run(parse("--model", str(DEFAULT_RESPONDER), "--no-responder"))
 
 
 def test_a_memory_store_for_many_workers_is_named_as_it_was_given(monkeypatch):

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.common.limits import usable_cpus
@@ -109,9 +108,10 @@ def check_model(model: str, runtime: str) -> None:
     model is one line instead of a traceback from every worker."""
     if not Path(model).exists():
         raise ConfigError(f"model directory not found: {model}{not_installed_hint(model)}")
-    if not (Path(model) / CLASSIFIER_MANIFEST).is_file():
-        raise ConfigError(f"{model}: not a model directory (no {CLASSIFIER_MANIFEST})")
     from legacy_assistant.classifier.artifact import verify_artifact
+
+    # verify_artifact names what is wrong: no manifest, a folder or a pipe in its place, a
+    # responder's directory given as the model
 
     info = verify_artifact(model)
     if info.runtime != runtime:
@@ -123,13 +123,11 @@ def check_model(model: str, runtime: str) -> None:
 
 def check_responder(responder: str, runtime: str) -> None:
     """:func:`check_model` for a responder directory (``responder.json``, its checksums, its runtime)."""
-    from legacy_assistant.responder.artifact import MANIFEST, verify_responder
+    from legacy_assistant.responder.artifact import verify_responder
 
     if not Path(responder).exists():
         raise ConfigError(f"responder directory not found: {responder}{not_installed_hint(responder)}")
-    if not (Path(responder) / MANIFEST).is_file():
-        raise ConfigError(f"{responder}: not a responder directory (no {MANIFEST})")
-    info = verify_responder(responder)
+    info = verify_responder(responder)  # names what is wrong, as verify_artifact does
     written_for = info.manifest.get("runtime", "compat")
     if written_for != runtime:
         raise ConfigError(
