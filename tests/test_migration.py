@@ -218,7 +218,24 @@ def test_chat_with_a_tf2_model_and_a_compat_responder_says_what_to_do(migrated_d
         assert result.returncode == 1
         assert "an intent model for the 'tf2' runtime" in result.stderr
         assert "a responder for the 'compat' runtime" in result.stderr
-        assert "give a responder migrated for 'tf2' with --responder DIR" in result.stderr
+        assert f"migrate the responder too (legacy-assistant migrate {DEFAULT_MODEL.parent / 'responder'}" in result.stderr
+
+
+def test_chat_with_a_compat_model_and_a_tf2_responder_says_what_can_be_done(monkeypatch):
+    """It advised "a responder migrated for 'compat'", which migrate cannot make."""
+    import argparse
+
+    from legacy_assistant.cli import chat, model_kind
+
+    monkeypatch.setattr(model_kind, "written_for", lambda path: "tf2" if path == "r-tf2" else "compat")
+    from legacy_assistant.errors import AssistantError
+
+    with pytest.raises(AssistantError) as caught:
+        chat._run_behind_model(argparse.Namespace(model="m", responder="r-tf2"))
+    message = str(caught.value)
+    assert "give a 'compat' responder with --responder DIR (the one the copy was migrated from)" in message
+    assert "or migrate the intent model too (legacy-assistant migrate m --out DIR)" in message
+    assert "migrated for 'compat'" not in message
 
 
 def test_a_tf2_copy_whose_manifest_names_the_compat_runtime_is_named_with_a_hint(migrated_default, tmp_path):

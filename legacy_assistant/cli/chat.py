@@ -151,10 +151,21 @@ def _run_behind_model(args: argparse.Namespace) -> int:
 
     model_runtime, responder_runtime = written_for(args.model), written_for(args.responder)
     if model_runtime != responder_runtime:  # one process runs one runtime: no --runtime serves both
+        # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
+        if model_runtime == "tf2":
+            way_out = (
+                f"migrate the responder too (legacy-assistant migrate {args.responder} --out DIR) and give "
+                "that copy with --responder DIR"
+            )
+        else:
+            way_out = (
+                f"give a {model_runtime!r} responder with --responder DIR (the one the copy was migrated from), "
+                f"or migrate the intent model too (legacy-assistant migrate {args.model} --out DIR) and chat with "
+                "both copies"
+            )
         raise AssistantError(
             f"{args.model} is an intent model for the {model_runtime!r} runtime and {args.responder} a responder "
-            f"for the {responder_runtime!r} runtime; one chat runs one runtime: give a responder migrated for "
-            f"{model_runtime!r} with --responder DIR (legacy-assistant migrate), or chat with one of them"
+            f"for the {responder_runtime!r} runtime; one chat runs one runtime: {way_out}, or chat with one of them"
         )
     assistant = Assistant.load(
         args.model,

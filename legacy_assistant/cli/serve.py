@@ -132,8 +132,8 @@ def check_responder(responder: str, runtime: str) -> None:
     if written_for != runtime:
         raise ConfigError(
             f"{responder}: a responder for the {written_for!r} runtime cannot be served with runtime "
-            f"{runtime!r} (choose --runtime {written_for}, give a responder migrated for it with --responder DIR, "
-            "or serve without one: --no-responder)"
+            f"{runtime!r} (choose --runtime {written_for}, give a responder for the {runtime!r} runtime with "
+            "--responder DIR (migrate makes a 'tf2' copy of a compat one), or serve without one: --no-responder)"
         )
 
 
