@@ -220,3 +220,7 @@ def test_evaluate_refuses_an_unknown_split_of_a_csv(tiny_model_dir, tmp_path, ca
     data = _csv(tmp_path, "text,label\nhi,greeting\n")
     assert main(["evaluate", str(tiny_model_dir), str(data), "--split", "nonsense"]) == 1
     assert "--split 'nonsense'" in capsys.readouterr().err
+    # a CLINC150 split's name too: it was ignored without a word, and the whole file evaluated
+    assert main(["evaluate", str(tiny_model_dir), str(data), "--split", "val"]) == 1
+    assert f"--split 'val': {data} is a csv file, evaluated whole: leave out --split" in capsys.readouterr().err
+    assert main(["evaluate", str(tiny_model_dir), str(data)]) == 0

@@ -11,13 +11,18 @@ from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
 from legacy_assistant.cli.arguments import path_text, whole_number
 from legacy_assistant.cli.model_kind import written_for
 
+DEFAULT_SPLIT = "test"  # of a CLINC150 file
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="measure a model on held-out labelled sentences")
     parser.add_argument("model", help="model directory")
     parser.add_argument("data", help="intents JSON (its patterns), CSV (text,label header) or CLINC150-layout JSON")
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="layout of DATA (default: detect)")
-    parser.add_argument("--split", default="test", help="CLINC150 split to evaluate, with its oos_ list (default test)")
+    parser.add_argument(
+        "--split",
+        help="CLINC150 split to evaluate, with its oos_ list (default test; other layouts are evaluated whole)",
+    )
     parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
     parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
     parser.add_argument(
@@ -60,14 +65,16 @@ def run(args: argparse.Namespace) -> int:
                 "its out-of-scope sentences"
             )
         data = load_data(args.data, args.format, oos_label)
-        if data.format != "clinc" and args.split not in CLINC_SPLITS:  # a CLINC150 file names its own splits
+        if data.format != "clinc" and args.split is not None:  # "--split val" was ignored without a word
+            known = f"not a CLINC150 split ({', '.join(CLINC_SPLITS)}); " if args.split not in CLINC_SPLITS else ""
             raise AssistantError(
-                f"--split {args.split!r}: not a CLINC150 split ({', '.join(CLINC_SPLITS)}); {args.data} is "
-                f"{'an' if data.format == 'intents' else 'a'} {data.format} file, evaluated whole"
+                f"--split {args.split!r}: {known}{args.data} is {'an' if data.format == 'intents' else 'a'} "
+                f"{data.format} file, evaluated whole: leave out --split"
             )
-        examples = data.split(args.split)
+        split = args.split or DEFAULT_SPLIT
+        examples = data.split(split)
         if not len(examples):  # figures of no sentences would read as a score of 0
-            where = f"split {args.split!r} of {args.data}" if data.format == "clinc" else str(args.data)
+            where = f"split {split!r} of {args.data}" if data.format == "clinc" else str(args.data)
             raise AssistantError(f"{where} holds no sentences: nothing to evaluate")
         report = evaluate_predictor(
             predictor, examples.texts, examples.labels, args.threshold, oos_label, top_confusions=args.top
@@ -77,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
     report["data"] = {
         "path": str(args.data),
         "format": data.format,
-        "split": args.split if data.format == "clinc" else None,
+        "split": split if data.format == "clinc" else None,
     }
-    overlap = training_file_overlap(predictor.manifest, sha256_file(Path(args.data)), data.format, args.split)
+    overlap = training_file_overlap(predictor.manifest, sha256_file(Path(args.data)), data.format, split)
     report["data"]["training_data"] = overlap is not None
     if overlap:
         print(f"warning: {overlap}", file=sys.stderr)
-    print(f"{predictor.name} on {args.data}" + (f" [{args.split}]" if data.format == "clinc" else ""))
+    print(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else ""))
     for line in summary_lines(report, worst=args.top):
         print(line)
     if args.out:
