@@ -196,6 +196,22 @@ def test_migrate_refuses_a_destination_inside_its_source(model, tmp_path):
     assert sorted(p.name for p in source.iterdir()) == sorted(p.name for p in (DEFAULT_MODEL.parent / model).iterdir())
 
 
+def test_a_stale_golden_file_is_named_as_the_sources_not_the_copys(tmp_path):
+    """The migrated model was blamed ("does not reproduce the source's golden.json") for a golden
+    file the source's own weights do not reproduce either."""
+    source = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, source)
+    golden = json.loads((source / GOLDEN_FILE).read_text())
+    case = golden["cases"][0]
+    other = next(tag for tag in case["probabilities"] if tag != case["intent"])
+    case["probabilities"][other] += 0.01
+    (source / GOLDEN_FILE).write_text(json.dumps(golden))
+    result = run_cli("migrate", str(source), "--out", str(tmp_path / "tf2"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the source's golden.json does not match the source's own weights" in result.stderr, result.stderr
+    assert not (tmp_path / "tf2").exists()
+
+
 def test_migrate_refuses_to_check_against_nothing(tmp_path):
     """No golden file and --probes 0: the check compared no sentence, and passed ("top-1
     agreement 100%" over 0 sentences)."""

@@ -177,5 +177,12 @@ def _check_against_golden(staging: Path, golden: dict[str, Any], tolerance: floa
     finally:
         predictor.close()
     if report["max_abs_delta"] > tolerance or report["mismatches"]:
-        raise ArtifactError(f"migrated model does not reproduce the source's {GOLDEN_FILE}: {json.dumps(report)}")
+        # checked after the numpy forward pass of the source's weights, on the golden sentences
+        # too, which the migrated model matched: the golden file is what disagrees with them
+        raise ArtifactError(
+            f"the source's {GOLDEN_FILE} does not match the source's own weights (the migrated model matches a "
+            "numpy forward pass of them on its sentences): it was written for another model, or for this one "
+            f"before it was trained again; write it again ('legacy-assistant golden SOURCE --sentences FILE') or "
+            f"remove it, then migrate: {json.dumps(report)}"
+        )
     return report
