@@ -61,6 +61,15 @@ def test_the_api_and_admin_routes_refuse_a_host_not_listed(make_client):
         assert client.get(public, headers={"Host": "10.1.2.3:5000"}).status_code == 200, public
 
 
+def test_a_request_that_names_no_host_is_told_so(make_client):
+    """HTTP/1.0 allows a request without a Host header: it was told that the server "does not
+    answer to the host name this request was sent to", which it never named."""
+    client = make_client(ALLOWED_HOSTS="chat.example")
+    refused = client.post("/api/v1/parse", json={"text": "hi"}, environ_overrides={"HTTP_HOST": ""})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "host_not_allowed"
+    assert refused.get_json()["error"]["message"].startswith("this request names no host (no Host header")
+
+
 def test_without_a_list_any_host_is_answered(make_client):
     client = make_client()
     assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "whatever.example"}).status_code == 200

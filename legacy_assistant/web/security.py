@@ -242,13 +242,18 @@ def register(app: Flask) -> None:
             if access is None:
                 raise ApiError(403, "forbidden", "this route declares no access class")
         hosts = config["ALLOWED_HOSTS"]
-        if hosts and access is not Access.PUBLIC and not host_allowed(current.headers.get("Host"), hosts):
+        host = current.headers.get("Host")
+        if hosts and access is not Access.PUBLIC and not host_allowed(host, hosts):
             # before the token: a page that reached this server under its own name (DNS
             # rebinding) has none, and should learn nothing about what the routes would say
             raise ApiError(
                 400,
                 "host_not_allowed",
-                "this server does not answer to the host name this request was sent to; "
+                "this request names no host (no Host header, as HTTP/1.0 allows): the API answers only requests "
+                "sent to a host name it is allowed; send one, or list the names in LEGACY_ASSISTANT_ALLOWED_HOSTS "
+                "(--allowed-hosts)"
+                if not host
+                else "this server does not answer to the host name this request was sent to; "
                 "list it in LEGACY_ASSISTANT_ALLOWED_HOSTS (--allowed-hosts)",
             )
         if access is Access.API:
