@@ -130,7 +130,9 @@ def test_ready_is_503_json_until_every_worker_serves(make_client):
     response = client.get("/ready")
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["error"]["code"] == "not_ready"
-    assert "1 of 3 workers" in response.get_json()["error"]["message"]
+    # a worker that keeps failing to start (a damaged model on disk) is not said to be starting only
+    assert response.get_json()["error"]["message"].startswith(
+        "1 of 3 workers serve; the others are starting, or failing to (")
     state["ready"] = True
     assert client.get("/ready").status_code == 200
     assert client.get("/health").status_code == 200  # liveness is not readiness

@@ -108,7 +108,8 @@ def ready() -> Any:
         return error_response(
             503,
             "not_ready",
-            f"{workers['ready']} of {workers['expected']} workers serve; the others are starting",
+            f"{workers['ready']} of {workers['expected']} workers serve; the others are starting, or failing to "
+            "(a damaged model on disk, a store out of reach: the server's log says which)",
             {"Retry-After": "1"},
         )
     return jsonify({"status": "ready", "workers": workers})
