@@ -635,3 +635,16 @@ def test_a_turn_of_only_invisible_characters_is_refused_in_every_layout(tmp_path
     # a word among them is a turn
     read_cakechat(_write(tmp_path / "ok.jsonl", json.dumps([{"text": f"hi{invisible}", "condition": "neutral"},
                                                              {"text": "fine", "condition": "joy"}])))
+
+
+def test_a_named_pipe_with_a_corpus_name_in_a_folder_is_named_not_skipped(tmp_path):
+    """A corpus folder's files left out without a word would go unnoticed: a named pipe was."""
+    import os
+
+    _write(tmp_path / "a.jsonl", _cakechat_line(("hi there", "neutral"), ("fine, good", "joy")))
+    os.mkfifo(tmp_path / "b.jsonl")
+    (tmp_path / "c.jsonl").mkdir()  # a folder is no corpus file
+    with pytest.raises(DataError) as caught:
+        read_corpus(tmp_path)
+    assert caught.value.source == str(tmp_path / "b.jsonl")
+    assert caught.value.problems == ["is not a regular file (a device, pipe or socket)"]

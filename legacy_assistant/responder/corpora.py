@@ -118,16 +118,13 @@ def read_corpora(paths: Iterable[str | Path], layout: str = AUTO, strict: bool =
 
 
 def corpus_files(folder: Path, layout: str = AUTO) -> list[Path]:
-    """The files directly inside ``folder`` whose suffix belongs to ``layout`` (any layout for
-    ``auto``), sorted by name. A broken or looping symbolic link is listed too, so that reading
-    it names it: a corpus file left out without a word would go unnoticed."""
+    """The entries directly inside ``folder`` whose suffix belongs to ``layout`` (any layout for
+    ``auto``), sorted by name, but folders. A broken or looping symbolic link, a named pipe or a
+    device is listed too, so that reading it names it: a corpus file left out without a word
+    would go unnoticed."""
     wanted = SUFFIXES[layout] if layout != AUTO else tuple(s for v in SUFFIXES.values() for s in v)
     return sorted(
-        p
-        for p in folder.iterdir()
-        if (p.is_file() or (p.is_symlink() and not p.exists()))
-        and not p.name.startswith(".")
-        and p.suffix.lower() in wanted
+        p for p in folder.iterdir() if not p.is_dir() and not p.name.startswith(".") and p.suffix.lower() in wanted
     )
 
 
