@@ -44,6 +44,14 @@ def _check_name(name: str) -> str:
     return name
 
 
+def check_runtime_argument(name: str | None) -> None:
+    """Raise :class:`UnknownRuntime` for a ``runtime`` argument that names none of :data:`RUNTIMES`
+    (None: the process's choice), before a model is read: it was reported as a mismatch with
+    the model's runtime ("cannot be loaded with runtime 'foo'")."""
+    if name is not None:
+        _check_name(name)
+
+
 def claim(name: str) -> None:
     """Mark this process as running ``name``; called by each runtime module at import.
 

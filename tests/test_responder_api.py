@@ -441,3 +441,15 @@ def test_a_missing_responder_directory_is_named_as_one(tmp_path):
     """Not "model directory not found", which reads as the intent model's (a reload names both)."""
     with pytest.raises(ArtifactError, match=f"^responder directory not found: {re.escape(str(tmp_path / 'gone'))}$"):
         verify_responder(tmp_path / "gone")
+
+
+@pytest.mark.parametrize("load", ["classifier", "responder"])
+def test_an_unknown_runtime_argument_is_named_as_one(load):
+    """It was reported as a mismatch with the model ("cannot be loaded with runtime 'foo'")."""
+    from compat.selection import UnknownRuntime
+    from legacy_assistant.classifier.predictor import Predictor
+    from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
+
+    loader, path = (Predictor.load, DEFAULT_MODEL) if load == "classifier" else (Responder.load, DEFAULT_RESPONDER)
+    with pytest.raises(UnknownRuntime, match="^unknown runtime 'foo': choose one of compat, tf2$"):
+        loader(path, runtime="foo")

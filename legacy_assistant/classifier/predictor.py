@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from compat.interface import Classifier
+from compat.selection import check_runtime_argument
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
@@ -90,6 +91,7 @@ class Predictor:
         be the one the model was written for.
         """
         intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads)
+        check_runtime_argument(runtime)
         return load_consistently(
             path,
             lambda: cls._load_once(path, intra, inter, runtime),

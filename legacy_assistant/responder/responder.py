@@ -39,6 +39,7 @@ from compat.responder.inputs import (
     REPETITION_PENALTY_RANGE,
     is_repetition_penalty,
 )
+from compat.selection import check_runtime_argument
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.limits import tensorflow_thread_pools
@@ -206,6 +207,7 @@ class Responder:
             raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
 
         intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads)
+        check_runtime_argument(runtime)
 
         def load() -> Responder:
             from compat.interface import SavedModelError
