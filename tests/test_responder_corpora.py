@@ -648,3 +648,12 @@ def test_a_named_pipe_with_a_corpus_name_in_a_folder_is_named_not_skipped(tmp_pa
         read_corpus(tmp_path)
     assert caught.value.source == str(tmp_path / "b.jsonl")
     assert caught.value.problems == ["is not a regular file (a device, pipe or socket)"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b" \n\n"])
+def test_an_empty_json_corpus_is_named_empty(tmp_path, content):
+    corpus = tmp_path / "chat.json"
+    corpus.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        read_corpus(corpus)
+    assert caught.value.problems == ["empty file: expected a Topical-Chat object of conversations"]
