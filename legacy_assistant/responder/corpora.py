@@ -187,7 +187,7 @@ def detect_layout(path: str | Path) -> str:
         first = head.decode("utf-8-sig", errors="replace").lstrip()[:1]
         if first == "{":
             return "topical_chat"
-        if not first:  # "(it starts with '')" said nothing
+        if not first and len(head) < 4096:  # "(it starts with '')" said nothing
             raise DataError(str(path), ["empty file: expected a Topical-Chat object of conversations"])
         raise DataError(
             str(path),
