@@ -657,3 +657,18 @@ def test_an_empty_json_corpus_is_named_empty(tmp_path, content):
     with pytest.raises(DataError) as caught:
         read_corpus(corpus)
     assert caught.value.problems == ["empty file: expected a Topical-Chat object of conversations"]
+
+
+def test_chatterbot_lines_are_counted_as_an_editor_counts_them(tmp_path):
+    """PyYAML also breaks lines at U+0085, U+2028 and U+2029: every line after one was named
+    one too far on, and a file's second document's problem lost its context."""
+    bot = _write(tmp_path / "bot.yml", 'conversations:\n- - "hi\u2028there\u0085you"\n  - "hello"\n- - 3\n')
+    with pytest.raises(DataError) as caught:
+        read_chatterbot(bot, strict=True)
+    assert caught.value.problems == ["line 4, conversation 2: a dialogue needs at least 2 turns, got 1"]
+    two = _write(tmp_path / "two.yml", "conversations:\n- - a\n  - b\n---\nconversations: []\n")
+    with pytest.raises(DataError) as caught:
+        read_chatterbot(two)
+    assert caught.value.problems == [
+        "line 4: invalid YAML: expected a single document in the stream, but found another document"
+    ]

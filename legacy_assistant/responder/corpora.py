@@ -27,12 +27,13 @@ not cost the rest. :func:`read_corpus` picks the reader from the path (see
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import errno
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -451,6 +452,7 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
 
     source = str(path)
     text = _read_text(path)
+    line_of = _line_counter(text)
     loader = None
     try:
         loader = yaml.SafeLoader(text)  # checks the characters: a NUL is refused here already
@@ -460,8 +462,11 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
         raise DataError(source, [f"line {line}: invalid YAML: unacceptable character #x{exc.character:04x}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise DataError(source, [f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+        where = f"line {line_of(mark)}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        context = getattr(exc, "context", None)  # "expected a single document in the stream"
+        said = f"{context}, {problem}" if problem and context else problem or exc
+        raise DataError(source, [f"{where}invalid YAML: {said}"]) from None
     except RecursionError:
         raise DataError(source, ["invalid YAML: nested too deeply"]) from None
     finally:
@@ -474,19 +479,19 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
         raise DataError(
             source,
             [
-                f"line {_line(repeated)}: key {json.dumps(repeated.value)} appears twice in one mapping: "
+                f"line {line_of(repeated)}: key {json.dumps(repeated.value)} appears twice in one mapping: "
                 "only one value would be kept"
             ],
         )
     conversations = _mapping_value(root, "conversations") if isinstance(root, yaml.MappingNode) else None
     if not isinstance(conversations, yaml.SequenceNode):
-        line = _line(conversations if conversations is not None else root)
+        line = line_of(conversations if conversations is not None else root)
         raise DataError(source, [f"line {line}: expected a mapping with a 'conversations' list of conversations"])
     problems: list[str] = []
     dialogues: list[Dialogue] = []
     seen: set[int] = set()  # an alias is its anchor's node again
     for index, conversation in enumerate(conversations.value, start=1):
-        where = f"line {_line(conversation)}, conversation {index}"
+        where = f"line {line_of(conversation)}, conversation {index}"
         nodes = [conversation, *(conversation.value if isinstance(conversation, yaml.SequenceNode) else ())]
         if any(id(node) in seen for node in nodes) or len({id(node) for node in nodes}) < len(nodes):
             # a few lines of anchors and aliases can stand for millions of turns
@@ -503,18 +508,18 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
         for turn in conversation.value:
             turn_text = _scalar_text(turn)
             if turn_text is None:
-                problems.append(f"line {_line(turn)}, conversation {index}: a turn must be a non-empty string")
+                problems.append(f"line {line_of(turn)}, conversation {index}: a turn must be a non-empty string")
                 continue
             if not _visible(turn_text):
-                problems.append(f"line {_line(turn)}, conversation {index}: a turn {_INVISIBLE}")
+                problems.append(f"line {line_of(turn)}, conversation {index}: a turn {_INVISIBLE}")
                 continue
             surrogate = _lone_surrogate(turn_text)
             if surrogate is not None:
-                problems.append(f"line {_line(turn)}, conversation {index}: a turn {surrogate}")
+                problems.append(f"line {line_of(turn)}, conversation {index}: a turn {surrogate}")
                 continue
             turns.append(Turn(turn_text))
         if len(turns) == len(conversation.value):
-            dialogues.append(Dialogue(tuple(turns), f"{source}:{_line(conversation)}"))
+            dialogues.append(Dialogue(tuple(turns), f"{source}:{line_of(conversation)}"))
     return _settle(source, problems, dialogues, strict, "no conversations")
 
 
@@ -548,5 +553,14 @@ def _scalar_text(node: Any) -> str | None:
     return text or None
 
 
-def _line(node: Any) -> int:
-    return node.start_mark.line + 1
+def _line_counter(text: str) -> Callable[[Any], int]:
+    """A node's (or a mark's) line in ``text``, counted by ``\n`` as an editor counts them.
+    PyYAML's own count also breaks lines at U+0085, U+2028 and U+2029, which shifted every
+    line after one of them (a 4-line file had a problem on "line 5")."""
+    breaks = [index for index, character in enumerate(text) if character == "\n"]
+
+    def line_of(where: Any) -> int:
+        mark = getattr(where, "start_mark", where)
+        return bisect.bisect_left(breaks, mark.index) + 1
+
+    return line_of
