@@ -637,6 +637,7 @@ def test_a_turn_of_only_invisible_characters_is_refused_in_every_layout(tmp_path
                                                              {"text": "fine", "condition": "joy"}])))
 
 
+@pytest.mark.timeout(30)
 def test_a_named_pipe_with_a_corpus_name_in_a_folder_is_named_not_skipped(tmp_path):
     """A corpus folder's files left out without a word would go unnoticed: a named pipe was."""
     import os
@@ -648,6 +649,13 @@ def test_a_named_pipe_with_a_corpus_name_in_a_folder_is_named_not_skipped(tmp_pa
         read_corpus(tmp_path)
     assert caught.value.source == str(tmp_path / "b.jsonl")
     assert caught.value.problems == ["is not a regular file (a device, pipe or socket)"]
+    # a .json one too, whose layout is told from its first bytes: opening it waited for good
+    os.unlink(tmp_path / "b.jsonl")
+    os.mkfifo(tmp_path / "b.json")
+    with pytest.raises(DataError) as caught:
+        read_corpus(tmp_path)
+    assert (caught.value.source, caught.value.problems) == (
+        str(tmp_path / "b.json"), ["is not a regular file (a device, pipe or socket)"])
 
 
 @pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b" \n\n"])

@@ -230,6 +230,8 @@ def _settle(source: str, problems: list[str], dialogues: list[Dialogue], strict:
 
 
 def _head(path: Path) -> bytes:
+    if path.exists() and not path.is_file():  # opening a named pipe would wait for a writer for good
+        raise DataError(str(path), [f"is {NOT_REGULAR_FILE}"])
     try:
         with open(path, "rb") as handle:
             return handle.read(4096)
