@@ -289,7 +289,24 @@ def _run_dev(values: dict[str, Any]) -> int:
     print(f"serving {values['MODEL']} on {_address(host, port)}  (development server; Ctrl-C to stop)", flush=True)
     # threaded=True: every request runs in its own thread against the one shared session.
     app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=_quiet_request_handler())
+    _finish_reload(app)
     return 0
+
+
+def _finish_reload(app: Any) -> None:
+    """Wait, once the server has stopped (Ctrl-C), for a model reload under way: the process
+    would otherwise end inside TensorFlow's C++ code, which aborts it. A second Ctrl-C ends it
+    at once, without the interpreter's teardown that aborted."""
+    from legacy_assistant.web.admin import reload_under_way
+
+    thread = reload_under_way(app)
+    if thread is None:
+        return
+    print("waiting for the model reload under way to finish (Ctrl-C again stops at once)", flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        os._exit(130)
 
 
 def _quiet_request_handler() -> type:

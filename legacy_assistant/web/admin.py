@@ -50,6 +50,7 @@ class _BackgroundReloads:
         self._lock = threading.Lock()
         self._running = False
         self._again = False
+        self.thread: threading.Thread | None = None  # the latest one started
 
     def ask(self, slot: AssistantSlot, reason: str) -> threading.Thread | None:
         with self._lock:
@@ -60,6 +61,7 @@ class _BackgroundReloads:
         # Not a daemon: the interpreter waits for it as the worker exits. A daemon thread stopped
         # inside TensorFlow's C++ code as the process ended (SIGTERM during a reload) aborted it.
         thread = threading.Thread(target=self._run, args=(slot, reason), name="model-reload", daemon=False)
+        self.thread = thread
         thread.start()
         return thread
 
@@ -79,6 +81,13 @@ class _BackgroundReloads:
 
 
 RELOADS_EXTENSION = "legacy_assistant.reloads"  # app.extensions key of the _BackgroundReloads
+
+
+def reload_under_way(app: Flask) -> threading.Thread | None:
+    """The thread of ``app``'s background reload while one runs, else None."""
+    reloads = app.extensions.get(RELOADS_EXTENSION)
+    thread = reloads.thread if reloads is not None else None
+    return thread if thread is not None and thread.is_alive() else None
 
 
 def reload_in_background(app: Flask, reason: str) -> threading.Thread | None:
