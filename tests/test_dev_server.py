@@ -53,3 +53,27 @@ def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_
             time.sleep(0.2)
         assert "reload (SIGHUP) refused" in server.log()
         assert server.request("GET", "/health")[1]["model"] == "default"
+
+
+def test_ctrl_c_while_a_reload_finishes_ends_the_process_at_once():
+    """serve --dev waits, once stopped, for a model reload under way (ending inside TensorFlow's
+    C++ code aborted the process); Ctrl-C then ends it at once, exit status 130."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, threading, time, types\n"
+        "from legacy_assistant.cli.serve import _finish_reload\n"
+        "from legacy_assistant.web.admin import RELOADS_EXTENSION\n"
+        "reload = threading.Thread(target=time.sleep, args=(60,), name='model-reload')\n"
+        "reload.start()\n"
+        "app = types.SimpleNamespace(extensions={RELOADS_EXTENSION: types.SimpleNamespace(thread=reload)})\n"
+        "threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        "_finish_reload(app)\n"
+        "print('not reached')\n"
+    )
+    started = time.monotonic()
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
+    assert ended.returncode == 130, (ended.stdout, ended.stderr[-2000:])
+    assert ended.stdout == "waiting for the model reload under way to finish (Ctrl-C again stops at once)\n"
+    assert time.monotonic() - started < 30

@@ -304,7 +304,8 @@ def _finish_reload(app: Any) -> None:
         return
     print("waiting for the model reload under way to finish (Ctrl-C again stops at once)", flush=True)
     try:
-        thread.join()
+        while thread.is_alive():  # woken often: a signal another thread took is handled here then
+            thread.join(0.1)
     except KeyboardInterrupt:
         os._exit(130)
 
