@@ -249,8 +249,14 @@ def test_reports_never_replace_a_file_of_another_model(model_dir, tmp_path, caps
         assert main(argv) == 1, argv
         assert f"is a file of another model, {other.resolve()}: write somewhere else" in _one_error_line(capsys), argv
     assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
-    # a new file beside another model's is no harm, as beside the command's own
-    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(other / "mine.json")]) == 0
+    # a file of one's own beside another model's is no harm, as beside the command's own, and
+    # may be written again
+    for _ in range(2):
+        assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(other / "mine.json")]) == 0
+    # a model kept inside another's folder writes its own golden file
+    inner = other / "inner"
+    shutil.copytree(model_dir, inner)
+    assert main(["golden", str(inner), "--sentences", str(sentences)]) == 0 and (inner / "golden.json").is_file()
 
 
 def test_a_report_onto_a_folder_or_under_a_file_is_refused_before_any_work(model_dir, tmp_path, capsys, monkeypatch):

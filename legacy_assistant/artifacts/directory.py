@@ -253,6 +253,13 @@ _USUAL_MODEL_FILES = (SAVED_MODEL_DIR, "history.json", "history.png")
 def _not_of_the_model(directory: Path, manifests: Sequence[str]) -> list[str]:
     """The entries of model ``directory`` (names, sorted; folders with a trailing ``/``) that are
     neither a manifest, a file its manifest lists (by top-level name), nor a companion file."""
+    own = _owned_names(directory, manifests)
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir() if p.name not in own)
+
+
+def _owned_names(directory: Path, manifests: Sequence[str]) -> set[str]:
+    """The top-level names model ``directory`` owns: its ``manifests``, the files they list, and
+    its companion files (the usual names where no manifest can be read)."""
     own = {*manifests, *MODEL_COMPANIONS}
     listed: set[str] = set()
     for name in manifests:
@@ -262,8 +269,7 @@ def _not_of_the_model(directory: Path, manifests: Sequence[str]) -> list[str]:
             continue
         if isinstance(files, (dict, list)):  # a damaged manifest's string would list its characters
             listed.update(str(path).split("/", 1)[0] for path in files)
-    own |= listed or set(_USUAL_MODEL_FILES)
-    return sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir() if p.name not in own)
+    return own | (listed or set(_USUAL_MODEL_FILES))
 
 
 def check_written_files(
@@ -290,18 +296,24 @@ def check_written_files(
         if model / SAVED_MODEL_DIR in target.parents:  # its every file is listed: a new one damages the model
             raise ArtifactError(f"{path} is inside the SavedModel of {model_dir}: write somewhere else")
         other = _other_model_holding(target, model)
-        if other is not None and (target.exists() or other / SAVED_MODEL_DIR in target.parents):
+        if other is not None:
             raise ArtifactError(f"{path} is a file of another model, {other}: write somewhere else")
         _check_writable_folder(Path(path), f"{path} cannot be written")
 
 
 def _other_model_holding(target: Path, model: Path) -> Path | None:
-    """The model directory other than ``model`` that ``target`` is in (one of its folders holds a
-    classifier's or a responder's manifest), if any: a report written over its manifest or
-    golden file broke it as surely as one written over the command's own model."""
+    """The model directory other than ``model`` that ``target`` is a file of (a manifest, a file
+    its manifest lists, its golden file, anything in its SavedModel), if any: a report written
+    over another model's manifest broke it as surely as one over the command's own. Not looked
+    for above ``model`` (a responder kept inside a classifier's folder writes its own golden
+    file), nor for a file of one's own beside another model (a report written there before)."""
     for folder in target.parents:
-        if folder != model and any((folder / name).is_file() for name in (CLASSIFIER_MANIFEST, RESPONDER_MANIFEST)):
-            return folder
+        if folder == model:
+            return None
+        manifests = [name for name in MODEL_MANIFESTS if (folder / name).is_file()]
+        if manifests:
+            top = target.relative_to(folder).parts[0]
+            return folder if top == SAVED_MODEL_DIR or top in _owned_names(folder, manifests) else None
     return None
 
 
