@@ -212,12 +212,16 @@ def test_reexport_adds_guidance_and_keeps_replies_and_files(unguided_copy, tmp_p
     # a file of one's own beside the model (a golden check's report) is kept, as golden.json is;
     # it was refused, with advice naming a --force the command does not have
     (copy / "report.json").write_text('{"ok": true}\n', encoding="utf-8")
+    (copy / "notes").mkdir()  # a folder of one's own too
+    (copy / "notes" / "todo.txt").write_text("mine", encoding="utf-8")
     before = verify_responder(copy).manifest
     assert main(["reexport-responder", str(copy)]) == 0  # the command the load errors name
     assert capsys.readouterr().out.strip() == str(copy)
     after = verify_responder(copy).manifest  # checksums of the new files recorded
     assert (copy / "golden.json").read_bytes() == golden and "golden.json" not in after["files"]
     assert (copy / "report.json").read_text(encoding="utf-8") == '{"ok": true}\n' and "report.json" not in after["files"]
+    assert (copy / "notes" / "todo.txt").read_text(encoding="utf-8") == "mine"
+    assert not [name for name in after["files"] if name.startswith("notes")]
     assert after["vocabulary"] == before["vocabulary"] and after["summary"] == before["summary"]
     assert set(after["reexported"]) == {"at", "versions"}
     assert not list(copy.parent.glob(".old.tmp-*"))  # no staging left behind

@@ -85,8 +85,9 @@ def write_artifact(
     check: Callable[[Path], None] | None = None,
     keep: Iterable[str] = (),
 ) -> Path:
-    """Write a model directory atomically; returns its path. ``keep``: names in an old
-    ``out_dir`` that the caller writes into the new one (no reason to refuse the destination).
+    """Write a model directory atomically; returns its path. ``keep``: entries of an old
+    ``out_dir`` (names; a folder's with a trailing ``/``) carried into the new one as they are,
+    unlisted, before the swap.
 
     ``fill(staging)`` writes the files into an empty temporary sibling of ``out_dir`` and
     returns the manifest (without ``files``/``manifest_sha256``, which are added here). The
@@ -110,6 +111,7 @@ def write_artifact(
         write_json(staging / manifest_name, manifest)
         if check is not None:
             check(staging)
+        _copy_kept(target, staging, keep)
         # On the disk before the swap, which deletes the old model: after a power cut the
         # folder holds the old model or the whole new one, never files the checksums refuse.
         sync_tree(staging)
@@ -123,6 +125,19 @@ def write_artifact(
         log.warning("%s: the folder could not be flushed to the disk after the model was swapped in: %s", target, exc)
     log.info("exported %s", target)
     return target
+
+
+def _copy_kept(old: Path, staging: Path, names: Iterable[str]) -> None:
+    """Copy the entries ``names`` of the model directory ``old`` into ``staging`` as they are (a
+    link as a link): kept across a rewrite of the model, and lost with nothing if it fails."""
+    for name in names:
+        source, copy = old / name.rstrip("/"), staging / name.rstrip("/")
+        if source.is_symlink():
+            os.symlink(os.readlink(source), copy)
+        elif source.is_dir():
+            shutil.copytree(source, copy, symlinks=True)
+        elif source.exists():
+            shutil.copy2(source, copy)
 
 
 def _directory_mode() -> int:

@@ -114,12 +114,14 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
     info = verify_responder(directory)
     weights = read_saved_model_weights(str(info.path / SAVED_MODEL_DIR), info.spec)
     listed = [name for name in info.manifest["files"] if not name.startswith(SAVED_MODEL_DIR + "/")]
-    # Files the manifest does not list (golden.json, written after the export) stay unlisted.
-    unlisted = {
-        path.name: path.read_bytes()
-        for path in info.path.iterdir()
-        if path.is_file() and path.name != MANIFEST and path.name not in listed
-    }
+    # What the manifest does not list (golden.json, written after the export; a report of one's
+    # own) is carried over as it is, and stays unlisted.
+    tops = {name.split("/", 1)[0] for name in info.manifest["files"]}
+    unlisted = [
+        path.name + ("/" if path.is_dir() else "")  # as check_destination names them
+        for path in sorted(info.path.iterdir())
+        if path.name not in (MANIFEST, SAVED_MODEL_DIR) and path.name not in tops
+    ]
 
     def fill(staging: Path) -> dict[str, Any]:
         export_responder(weights, info.spec, str(staging / SAVED_MODEL_DIR))
@@ -133,12 +135,7 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
         }
         return manifest
 
-    target = write_artifact(
-        info.path, fill, manifest_name=MANIFEST, force=True, check=_check_staging, keep=tuple(unlisted)
-    )
-    for name, data in unlisted.items():
-        (target / name).write_bytes(data)
-    return target
+    return write_artifact(info.path, fill, manifest_name=MANIFEST, force=True, check=_check_staging, keep=unlisted)
 
 
 def _records(paths: Sequence[str | Path]) -> list[dict[str, str]]:
