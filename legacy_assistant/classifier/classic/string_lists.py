@@ -59,6 +59,10 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
     return items
 
 
+# How a pickled list or tuple begins, whatever the protocol
+_PICKLED_SEQUENCE_STARTS = ("PROTO", "MARK", "EMPTY_LIST", "EMPTY_TUPLE")
+
+
 def _whole_pickle(raw: bytes) -> bool:
     """Whether ``raw`` is one pickle from its first byte to its STOP, read by its opcodes (a
     parser: nothing runs). Catches what the marks above miss: a pickled tuple of protocol 0 or
@@ -67,6 +71,8 @@ def _whole_pickle(raw: bytes) -> bool:
         return False
     try:
         for opcode, _, position in pickletools.genops(io.BytesIO(raw)):
+            if position == 0 and opcode.name not in _PICKLED_SEQUENCE_STARTS:  # "can\nhello\n." parses too
+                return False
             if opcode.name == "STOP":
                 return position == len(raw) - 1
     except Exception:  # noqa: BLE001 (any way of not parsing is "not a pickle")
