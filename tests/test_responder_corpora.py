@@ -554,8 +554,8 @@ def test_copies_of_dialogues_are_counted_in_a_warning(caplog):
         split_dialogues(dialogues + dialogues[:5] + dialogues[:1], 0.2, seed=1)
         without_overlap(dialogues + dialogues[3:5], dialogues[:1])
     assert [r.getMessage().split(";")[0] for r in caplog.records if "repeat another" in r.getMessage()] == [
-        "6 of the 26 dialogues repeat another one (the same turns and conditions)",
-        "2 of the 22 dialogues repeat another one (the same turns and conditions)",
+        "6 of the 26 dialogues repeat another one (the same turns, and conditions but the first turn's)",
+        "2 of the 22 dialogues repeat another one (the same turns, and conditions but the first turn's)",
     ]
 
 
@@ -572,8 +572,8 @@ def test_dropping_repeats_keeps_the_first_copy_of_each_dialogue_and_holds_out_th
     every_copy = split_dialogues(corpus, 0.2, seed=1)
     assert held == [d for d in every_copy[1] if not d.source.endswith("#copy")]  # the same dialogues held out
     assert [d.source for d in kept] == [d.source for d in dialogues[1:]]  # order kept, the held-out one gone
-    assert said.count("dropped 6 of the 26 dialogues: each repeats an earlier one (the same turns and conditions)") == 1
-    assert "dropped 6 of the 26 training dialogues: each repeats an earlier one (the same turns and conditions)" in said
+    assert said.count("dropped 6 of the 26 dialogues: each repeats an earlier one (the same turns, and conditions but the first turn's)") == 1
+    assert "dropped 6 of the 26 training dialogues: each repeats an earlier one (the same turns, and conditions but the first turn's)" in said
     assert not [m for m in said if "repeat another" in m]  # no warning about copies that are gone
     assert first_copies(dialogues + dialogues[2:4], "held-out ") == dialogues
 

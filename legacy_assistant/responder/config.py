@@ -52,7 +52,7 @@ class ResponderTrainingConfig:
     choice of the best epoch and the exported model use the average; ``held_out_fraction`` of the
     dialogues are held out for validation perplexity unless a held-out corpus is given;
     ``drop_repeated_dialogues`` keeps only the first copy of a dialogue that occurs more than
-    once (the same turns and conditions), on either side, instead of training on every copy;
+    once (the same turns, and conditions but the first turn's), on either side, instead of training on every copy;
     training stops after ``patience`` epochs without a better validation perplexity (0: never)
     and after ``max_minutes`` of wall time in one run (0: no limit); a checkpoint is written
     every ``checkpoint_every`` steps and at each epoch's end.

@@ -122,7 +122,8 @@ def _first_copies(dialogues: Sequence[Dialogue], keys: Sequence[str], which: str
         first.setdefault(key, dialogue)
     if len(first) != len(keys):
         log.info(
-            "dropped %d of the %d %sdialogues: each repeats an earlier one (the same turns and conditions)",
+            "dropped %d of the %d %sdialogues: each repeats an earlier one (the same turns, and conditions but "
+            "the first turn's)",
             len(keys) - len(first),
             len(keys),
             which,
@@ -137,7 +138,8 @@ def _warn_about_copies(keys: Sequence[str]) -> None:
     copies = len(keys) - len(set(keys))
     if copies:
         log.warning(
-            "%d of the %d dialogues repeat another one (the same turns and conditions); every copy is used "
+            "%d of the %d dialogues repeat another one (the same turns, and conditions but the first turn's); "
+            "every copy is used "
             "(trained on, or validated on when held out), and the trained ones count towards min_count "
             "(drop_repeated_dialogues, train-responder's --drop-repeated-dialogues, keeps one of each)",
             copies,
