@@ -448,3 +448,28 @@ def test_an_upgrade_in_place_works_with_a_socket_per_worker(tmp_path, free_port)
     finally:
         os.killpg(server.pid, signal.SIGKILL)  # both masters and their workers
         server.wait(30)
+
+
+@pytest.mark.parametrize("runtime", ["compat", "tf2"])
+def test_a_responder_of_the_other_runtime_gets_advice_that_can_be_followed(tmp_path, runtime):
+    """It said "choose --runtime X", which the intent model (checked first, for this runtime)
+    would then refuse, and asked for "a responder migrated for compat", which migrate cannot make."""
+    from legacy_assistant.artifacts.directory import manifest_digest
+    from legacy_assistant.cli.serve import check_responder
+
+    other = "tf2" if runtime == "compat" else "compat"
+    responder = tmp_path / "responder"
+    shutil.copytree(DEFAULT_RESPONDER, responder)
+    manifest = json.loads((responder / "responder.json").read_text(encoding="utf-8"))
+    manifest["runtime"] = other
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (responder / "responder.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        check_responder(str(responder), runtime)
+    message = str(caught.value)
+    assert f"a responder for the '{other}' runtime cannot be served with runtime '{runtime}', the intent model's" in message
+    assert "choose --runtime" not in message and "migrated for 'compat'" not in message
+    if runtime == "tf2":
+        assert f"migrate it (legacy-assistant migrate {responder} --out DIR)" in message
+    else:
+        assert "give a 'compat' responder with --responder DIR (the one it was migrated from)" in message

@@ -130,10 +130,19 @@ def check_responder(responder: str, runtime: str) -> None:
     info = verify_responder(responder)  # names what is wrong, as verify_artifact does
     written_for = info.manifest.get("runtime", "compat")
     if written_for != runtime:
+        # the intent model, checked first, is for `runtime`; migrate makes 'tf2' copies of compat models only
+        if runtime == "tf2":
+            way_out = (
+                f"migrate it (legacy-assistant migrate {responder} --out DIR) and give that copy with --responder DIR"
+            )
+        else:
+            way_out = (
+                f"give a {runtime!r} responder with --responder DIR (the one it was migrated from), or serve "
+                "migrated copies of both with --runtime tf2"
+            )
         raise ConfigError(
             f"{responder}: a responder for the {written_for!r} runtime cannot be served with runtime "
-            f"{runtime!r} (choose --runtime {written_for}, give a responder for the {runtime!r} runtime with "
-            "--responder DIR (migrate makes a 'tf2' copy of a compat one), or serve without one: --no-responder)"
+            f"{runtime!r}, the intent model's: {way_out}, or serve without one: --no-responder"
         )
 
 
