@@ -674,6 +674,11 @@ def test_chatterbot_lines_are_counted_as_an_editor_counts_them(tmp_path):
     with pytest.raises(DataError) as caught:
         read_chatterbot(bot, strict=True)
     assert caught.value.problems == ["line 4, conversation 2: a dialogue needs at least 2 turns, got 1"]
+    for newline in ("\r\n", "\r"):  # Windows' and old Macs' line ends
+        _write(bot, newline.join(["conversations:", '- - "hi"', '  - "hello"', "- - 3", ""]))
+        with pytest.raises(DataError) as caught:
+            read_chatterbot(bot)
+        assert caught.value.problems == ["line 4, conversation 2: a dialogue needs at least 2 turns, got 1"]
     two = _write(tmp_path / "two.yml", "conversations:\n- - a\n  - b\n---\nconversations: []\n")
     with pytest.raises(DataError) as caught:
         read_chatterbot(two)

@@ -556,10 +556,14 @@ def _scalar_text(node: Any) -> str | None:
 
 
 def _line_counter(text: str) -> Callable[[Any], int]:
-    """A node's (or a mark's) line in ``text``, counted by ``\n`` as an editor counts them.
-    PyYAML's own count also breaks lines at U+0085, U+2028 and U+2029, which shifted every
-    line after one of them (a 4-line file had a problem on "line 5")."""
-    breaks = [index for index, character in enumerate(text) if character == "\n"]
+    """A node's (or a mark's) line in ``text``, counted as an editor counts them: at ``\n``,
+    ``\r\n`` and a lone ``\r``. PyYAML's own count also breaks lines at U+0085, U+2028 and
+    U+2029, which shifted every line after one of them (a 4-line file had a problem on "line 5")."""
+    breaks = [
+        index
+        for index, character in enumerate(text)
+        if character == "\n" or (character == "\r" and text[index + 1 : index + 2] != "\n")
+    ]
 
     def line_of(where: Any) -> int:
         mark = getattr(where, "start_mark", where)
