@@ -224,3 +224,4 @@ def test_evaluate_refuses_an_unknown_split_of_a_csv(tiny_model_dir, tmp_path, ca
     assert main(["evaluate", str(tiny_model_dir), str(data), "--split", "val"]) == 1
     assert f"--split 'val': {data} is a csv file, evaluated whole: leave out --split" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_model_dir), str(data)]) == 0
+    assert main(["evaluate", str(tiny_model_dir), str(data), "--split", "test"]) == 0  # the default: as before

@@ -153,6 +153,7 @@ def _why(report: dict[str, Any], tolerance: float) -> str:
     if report["max_abs_delta"] > tolerance:
         if largest is not None and largest["delta"] == report["max_abs_delta"]:
             case = json.dumps(largest["text"] if "text" in largest else largest["context"], ensure_ascii=False)
+            case = case if len(case) <= 200 else case[:197] + "..."  # a context's turns may be long
             under = f" under {largest['condition']!r}" if "condition" in largest else ""
             reasons.append(f"the largest difference, {largest['delta']:.3g}, is on {case}{under}")
         else:

@@ -21,7 +21,7 @@ def remake_if_removed(environ: Mapping[str, str] | None = None) -> None:
     directory = (os.environ if environ is None else environ).get(METRICS_ENV)
     if not directory or os.path.isdir(directory):
         return
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)  # as private as the one the server makes
     log.warning(
         "the metrics folder %s=%s was removed while the server ran: made again. /metrics counts from "
         "here: what the workers then running had counted is lost, and what they count now stays out "

@@ -794,7 +794,7 @@ class GunicornServer(BaseApplication):
         only exits, after :data:`WORKER_RETRY_SECONDS`, and gunicorn starts another: a worker
         restarted (killed, timed out, ``TTIN``) while the model on disk is damaged or the store
         is down would otherwise take the whole server, and its healthy workers, down with it.
-        (So does any other failure then, logged with its traceback.)"""
+        Any other failure then is handled the same way, and logged with its traceback."""
         config = dict(self.options.app_config)
         master = os.getppid()
         config["ON_RELOADED"] = lambda: os.kill(master, signal.SIGHUP)

@@ -249,7 +249,8 @@ def register(app: Flask) -> None:
             raise ApiError(
                 400,
                 "host_not_allowed",
-                "this request names no host (no Host header, as HTTP/1.0 allows): the API answers only requests "
+                "this request names no host (no Host header, as HTTP/1.0 allows, or an empty one): the API answers "
+                "only requests "
                 "sent to a host name it is allowed; send one, or list the names in LEGACY_ASSISTANT_ALLOWED_HOSTS "
                 "(--allowed-hosts)"
                 if not host
