@@ -244,13 +244,26 @@ def test_the_fallback_needs_no_patterns_field(tmp_path):
     """Documented as needing no patterns: leaving the field out is the same as an empty list
     (it was refused, and a follow-up naming the fallback then named a missing tag)."""
     data = {"intents": [
-        {"tag": "greet", "patterns": ["hi", "hello"], "responses": ["Hello"], "context": ["fallback"]},
+        {"tag": "greet", "patterns": ["hi", "hello"], "responses": ["Hello"]},
         {"tag": "fallback", "responses": ["Sorry?"]},
     ]}
     intents = load_intents(write(tmp_path, data))
     assert intents["fallback"].patterns == () and intents["fallback"].responses == ("Sorry?",)
     data["intents"][0] = {"tag": "greet", "responses": ["Hello"]}  # any other intent still needs them
     assert "intent #0 ('greet'): field 'patterns' is missing" in str(problems_of(tmp_path, data))
+
+
+def test_the_fallback_takes_no_patterns_and_is_no_follow_up(tmp_path):
+    """Trained as a class, a fallback with patterns was answered as an ordinary intent (reason
+    "intent", an open follow-up left behind); named as a follow-up, it answered the next message,
+    whatever it said, at confidence 1.0."""
+    data = {"intents": [
+        {"tag": "greet", "patterns": ["hi", "hello"], "responses": ["Hello"], "context": ["fallback"]},
+        {"tag": "fallback", "patterns": ["whatever", "i do not know"], "responses": ["Sorry?"]},
+    ]}
+    problems = str(problems_of(tmp_path, data))
+    assert "intent #1 ('fallback'): field 'patterns': the fallback intent takes none" in problems
+    assert "intent #0 ('greet'): field 'context': names the fallback intent 'fallback'" in problems
 
 
 @pytest.mark.parametrize(

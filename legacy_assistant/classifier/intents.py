@@ -195,6 +195,12 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
                 f"{_where(index, intent.tag)}: field 'context': names the out-of-scope intent {oos_label!r}, "
                 "which has no answers (its messages get the fallback)"
             )
+        elif intent.next_tag == FALLBACK_TAG:
+            # the next message would get the fallback's answer as a follow-up, whatever it says
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'context': names the fallback intent {FALLBACK_TAG!r}, which "
+                "answers when no intent fits, never as a follow-up"
+            )
         follow_up = by_tag.get(intent.next_tag) if intent.next_tag is not None else None
         needed = follow_up.context_filter if follow_up is not None else None
         keeps = intent.context_set == needed or (intent.context_set is None and intent.context_filter == needed)
@@ -412,6 +418,13 @@ def _check_out_of_scope(entry: Mapping, where: str, problems: list[str]) -> None
 
 
 def _check_fallback(entry: Mapping, where: str, problems: list[str]) -> None:
+    if entry.get("patterns") not in (None, []):
+        # trained as a class, it was answered as an ordinary intent (reason "intent"), and left
+        # an open follow-up when its patterns matched
+        problems.append(
+            f"{where}: field 'patterns': the fallback intent takes none: it answers when no intent fits; "
+            "examples of messages that should get it belong to the out-of-scope intent"
+        )
     for name in NOT_FOR_FALLBACK:
         if entry.get(name) not in (None, "", [], [""]):
             problems.append(
