@@ -70,6 +70,22 @@ def test_a_follow_up_that_leads_back_to_itself_is_warned_about(tmp_path, caplog)
     assert "never closes" in message
 
 
+def test_a_free_text_cycle_is_said_to_yield_to_no_confident_intent(tmp_path, caplog):
+    """A free_text follow-up takes every message but an interrupting intent's: the warning said
+    a confident intent would leave the cycle, which none did."""
+    ask = {"tag": "feedback", "patterns": ["feedback please"], "responses": ["Tell me"], "context": ["text"]}
+    text = {"tag": "text", "patterns": [], "responses": ["Noted, more?"], "context": ["text"], "free_text": True}
+    load_intents(write(tmp_path, [GOOD, ask, text]))
+    (message,) = [m for m in warnings(caplog) if "cycle" in m]
+    assert "nothing leaves it: a free_text follow-up takes every message, and no intent interrupts" in message
+    assert "sure of" not in message
+    caplog.clear()
+    stop = {"tag": "stop", "patterns": ["stop that"], "responses": ["Stopped."], "interrupts": True}
+    load_intents(write(tmp_path, [GOOD, ask, text, stop]))
+    (message,) = [m for m in warnings(caplog) if "cycle" in m]
+    assert "only an interrupting intent leaves it (a free_text follow-up takes every other message)" in message
+
+
 def test_a_longer_cycle_is_named_once_from_its_first_intent(tmp_path, caplog):
     ask = {"tag": "ask", "patterns": ["start"], "responses": ["A?"], "context": ["a"]}
     a = {"tag": "a", "patterns": [], "responses": ["B?"], "context": ["b"]}

@@ -261,6 +261,8 @@ def _warn_follow_up_cycles(intents: Sequence[Intent], first_index: Mapping[str, 
     follow-up, so following ``next_tag`` from every intent finds every cycle; each is named once,
     at its intent that comes first in the file."""
     next_of = {intent.tag: intent.next_tag for intent in intents}
+    free_text = {intent.tag for intent in intents if intent.free_text}
+    can_interrupt = any(intent.interrupts for intent in intents)
     done: set[str] = set()
     for intent in intents:
         path: list[str] = []
@@ -275,13 +277,21 @@ def _warn_follow_up_cycles(intents: Sequence[Intent], first_index: Mapping[str, 
         first = min(cycle, key=lambda t: first_index[t])
         start = cycle.index(first)
         ordered = cycle[start:] + cycle[:start]
+        if free_text & set(cycle):  # a free_text follow-up takes any message but an interrupting intent's
+            leaves = "only an interrupting intent leaves it (a free_text follow-up takes every other message)"
+            if not can_interrupt:
+                leaves = "nothing leaves it: a free_text follow-up takes every message, and no intent interrupts"
+        else:
+            leaves = (
+                "only an interrupting intent, or (follow_ups 'yield') an intent the classifier is sure of, leaves it"
+            )
         log.warning(
-            "%s: %s: field 'context': follow-up cycle %s: once this flow is entered it never closes; only an "
-            "interrupting intent, or (follow_ups 'yield') an intent the classifier is sure of, leaves it, and "
-            "with follow_ups 'classic' nothing does",
+            "%s: %s: field 'context': follow-up cycle %s: once this flow is entered it never closes; %s, and with "
+            "follow_ups 'classic' nothing does",
             source,
             _where(first_index[first], first),
             " -> ".join(map(repr, [*ordered, first])),
+            leaves,
         )
 
 
