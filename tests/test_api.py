@@ -94,6 +94,17 @@ def test_classic_route_shape(client):
     assert all(set(item) == {"intent", "probability"} for item in body)
 
 
+def test_the_classic_route_lists_no_intent_where_chat_answers_with_the_fallback(client):
+    """The out-of-scope class came back as an intent (a classic client looks its answers up in
+    the intents file, where it has none), and a message of no known word got the network's
+    biases alone as intents."""
+    for sentence, reason in (("did you see the match on tv", "out_of_scope"), ("Привет, как дела?", "not_understood")):
+        chat = post(client, "/api/v1/chat", {"sender": f"classic-{reason}", "message": sentence}).get_json()
+        assert chat["reason"] == reason, chat
+        response = post(client, "/katana-ml/api/v1.0/assistant", {"sentence": sentence})
+        assert response.status_code == 200 and response.get_json() == [], (sentence, response.get_json())
+
+
 def test_health_and_index(client):
     health = client.get("/health")
     assert health.status_code == 200 and health.get_json()["status"] == "ok"

@@ -343,12 +343,19 @@ class Assistant:
             checked_condition_strength(condition_strength)
 
     def classic(self, sentence: str) -> list[dict[str, str]]:
-        """The classic endpoint's answer: intents above the threshold, probability as a string."""
+        """The classic endpoint's answer: intents above the threshold, probability as a string;
+        none where the chat route answers with the fallback for what the model says (a message
+        of no known word, whose ranking is the network's biases alone, or one whose best intent
+        is the out-of-scope class, which has no answers for a client to look up)."""
         _check_string("sentence", sentence)
+        prediction = self._classify(sentence)
+        oos = self.policy.oos_label
+        if prediction.known_features == 0 or (prediction.ranking and prediction.ranking[0][0] == oos):
+            return []
         return [
             {"intent": name, "probability": str(confidence)}
-            for name, confidence in self._classify(sentence).ranking
-            if confidence > self.policy.threshold
+            for name, confidence in prediction.ranking
+            if confidence > self.policy.threshold and name != oos
         ]
 
     def warm_up(self) -> dict[str, float]:

@@ -521,7 +521,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
             ),
             "/api/v1/conversations/{sender}": _transcript(config, api_security),
             "/katana-ml/api/v1.0/assistant": _post(
-                "The classic route: intents above the threshold",
+                "The classic route: intents above the threshold (none for a message out of scope or of no known word)",
                 "ClassicRequest",
                 "ClassicResult",
                 config,
