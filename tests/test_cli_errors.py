@@ -66,6 +66,11 @@ def test_a_failed_golden_check_names_the_case_that_failed_it(model_dir, tmp_path
     assert verdict == 'golden: FAILED (tolerance 1e-05): the largest difference, 0.01, is on "bye"', verdict
 
 
+def test_golden_check_against_a_folder_names_it_a_folder(model_dir, tmp_path, capsys):
+    assert main(["golden", str(model_dir), "--check", "--golden", str(tmp_path)]) == 1
+    assert _one_error_line(capsys) == f"error: {tmp_path}: a folder, not a golden file: name the file"  # was "not found"
+
+
 def test_golden_with_a_missing_sentences_file(model_dir, tmp_path, capsys):
     missing = tmp_path / "missing.txt"
     assert main(["golden", str(model_dir), "--sentences", str(missing), "--golden", str(tmp_path / "g.json")]) == 1

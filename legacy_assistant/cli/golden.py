@@ -125,6 +125,8 @@ def run_responder(args: argparse.Namespace) -> int:
 
 
 def _existing(golden_path: Path) -> Path:
+    if golden_path.is_dir():
+        raise AssistantError(f"{golden_path}: a folder, not a golden file: name the file")
     if not golden_path.is_file():
         raise AssistantError(f"{golden_path}: golden file not found")
     return golden_path
