@@ -65,7 +65,7 @@ def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
     assert "argument --workers: must be an integer from 1 to 1,024, got '0'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"^model directory not found: /nonexistent$"):
         run(parse("--model", "/nonexistent"))
-    with pytest.raises(ConfigError, match=r"/exported: not a model directory \(no assistant.json\)$"):
+    with pytest.raises(AssistantError, match=r"/exported/assistant.json: missing: not a legacy-assistant model directory$"):
         run(parse("--model", str(DEFAULT_MODEL.parent)))
     monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", "/nonexistent")
     # a value nobody typed on this command line is traced to where it came from
@@ -260,7 +260,8 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
         shutil.copytree(DEFAULT_RESPONDER, damaged_responder)
         (damaged_responder / "responder.json").write_text("{", encoding="utf-8")
     one_error_line(serve("--port", port, "--responder", str(damaged_responder)), 1, "damaged-responder")
-    one_error_line(serve("--port", port, "--responder", str(DEFAULT_MODEL)), 1, "not a responder directory")
+    one_error_line(serve("--port", port, "--responder", str(DEFAULT_MODEL)), 1, "an intent model (assistant.json), "
+                   "not a responder (no responder.json); load it as an intent model (--model)")
     # the shipped responder is a compat model: a tf2 server needs a migrated one, or none
     one_error_line(serve("--port", port, "--runtime", "tf2", "--model", str(DEFAULT_MODEL), "--no-responder"), 1,
                    "'compat' runtime", "--runtime compat")
