@@ -33,7 +33,6 @@ from legacy_assistant.classifier.intents import (
     IntentSet,
     _has_lone_surrogate,
     _looks_like_fallback,
-    _visible,
     control_character_problem,
     load_intents,
     looks_of,
@@ -41,7 +40,7 @@ from legacy_assistant.classifier.intents import (
 from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import DataError
-from legacy_assistant.text.processing import folded
+from legacy_assistant.text.processing import folded, visible_text
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +450,7 @@ def _check_text(text: str, where: str, what: str, problems: list[str]) -> None:
     """The rules intents files apply to patterns: valid Unicode, not only invisible characters."""
     if _has_lone_surrogate(text):
         problems.append(f"{where}: {what}: is not valid Unicode text (a lone surrogate escape)")
-    elif not _visible(text):
+    elif not visible_text(text):
         problems.append(
             f"{where}: {what}: is empty once invisible format characters (such as a zero-width space) are removed"
         )
@@ -475,7 +474,7 @@ def label_problem(label: str, oos_label: str | None = None) -> str | None:
     would replace the fallback's), or a look-alike of the out-of-scope label ``oos_label``."""
     if _has_lone_surrogate(label):
         return "is not valid Unicode text (a lone surrogate escape)"
-    if not _visible(label):
+    if not visible_text(label):
         return "is empty once invisible format characters (such as a zero-width space) are removed"
     if control := control_character_problem(label):
         return control

@@ -42,7 +42,7 @@ from typing import Any
 
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
-from legacy_assistant.text.processing import drop_format_characters, folded
+from legacy_assistant.text.processing import drop_format_characters, folded, visible_text
 
 log = logging.getLogger(__name__)
 
@@ -244,15 +244,10 @@ def control_character_problem(name: str) -> str | None:
     return None if found is None else f"holds a control character ({ascii(found)}): a name is one line of text"
 
 
-def _visible(text: str) -> str:
-    """What a reader sees of ``text``: without invisible format characters and outer spaces."""
-    return drop_format_characters(text).strip()
-
-
 def _looks_like_fallback(tag: str) -> bool:
     """Whether ``tag`` is not the reserved fallback tag but differs from it only in case, width
     (NFKC) or invisible format characters (``Fallback``, ``ＦＡＬＬＢＡＣＫ``)."""
-    return tag != FALLBACK_TAG and unicodedata.normalize("NFKC", _visible(tag)).casefold() == FALLBACK_TAG
+    return tag != FALLBACK_TAG and unicodedata.normalize("NFKC", visible_text(tag)).casefold() == FALLBACK_TAG
 
 
 def _warn_follow_up_cycles(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
@@ -360,7 +355,7 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
         if name in entry and _has_lone_surrogate(entry[name]):
             # JSON may escape one ("\ud800"); no model file or answer could hold it as UTF-8
             problems.append(f"{where}: field {name!r}: is not valid Unicode text (a lone surrogate escape)")
-    if "tag" in entry and (not isinstance(tag, str) or not _visible(tag)):
+    if "tag" in entry and (not isinstance(tag, str) or not visible_text(tag)):
         got = _kind(tag) if not isinstance(tag, str) or not tag.strip() else "only invisible format characters"
         problems.append(f"{where}: field 'tag': must be a non-empty string, got {got}")
     elif isinstance(tag, str) and tag != tag.strip():
@@ -457,7 +452,7 @@ def _string_list(entry: Mapping, name: str, where: str, problems: list[str], all
             problems.append(f"{where}: field {name!r}[{position}]: must be a string, got {_kind(item)}")
         elif not item.strip():
             problems.append(f"{where}: field {name!r}[{position}]: is empty")
-        elif not _visible(item):
+        elif not visible_text(item):
             problems.append(
                 f"{where}: field {name!r}[{position}]: is empty once invisible format characters "
                 "(such as a zero-width space) are removed"

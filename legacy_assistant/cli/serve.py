@@ -110,9 +110,7 @@ def check_model(model: str, runtime: str) -> None:
         raise ConfigError(f"model directory not found: {model}{not_installed_hint(model)}")
     from legacy_assistant.classifier.artifact import verify_artifact
 
-    # verify_artifact names what is wrong: no manifest, a folder or a pipe in its place, a
-    # responder's directory given as the model
-
+    # names what is wrong: no manifest, a folder or a pipe in its place, a responder's directory
     info = verify_artifact(model)
     if info.runtime != runtime:
         raise ConfigError(

@@ -46,7 +46,7 @@ from legacy_assistant.common.input_files import (
 )
 from legacy_assistant.common.jsonfile import DuplicateKeyError, loads_unique
 from legacy_assistant.errors import DataError
-from legacy_assistant.text.processing import drop_format_characters
+from legacy_assistant.text.processing import visible_text
 
 log = logging.getLogger(__name__)
 
@@ -348,10 +348,6 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
 _INVISIBLE = "holds only invisible characters (format characters such as U+200B), no word"
 
 
-def _visible(text: str) -> bool:
-    return bool(drop_format_characters(text).strip())
-
-
 def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
     if value is None:
         problems.append(f"{what} is missing")
@@ -363,7 +359,7 @@ def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
     if not value:
         problems.append(f"{what} is empty")
         return None
-    if not _visible(value):
+    if not visible_text(value):
         problems.append(f"{what} {_INVISIBLE}")
         return None
     surrogate = _lone_surrogate(value)
@@ -512,7 +508,7 @@ def _read_chatterbot_file(path: Path, strict: bool) -> list[Dialogue]:
             if turn_text is None:
                 problems.append(f"line {line_of(turn)}, conversation {index}: a turn must be a non-empty string")
                 continue
-            if not _visible(turn_text):
+            if not visible_text(turn_text):
                 problems.append(f"line {line_of(turn)}, conversation {index}: a turn {_INVISIBLE}")
                 continue
             surrogate = _lone_surrogate(turn_text)

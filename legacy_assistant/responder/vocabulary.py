@@ -29,7 +29,7 @@ from nltk.tokenize.treebank import TreebankWordDetokenizer
 from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK  # noqa: F401 (re-exported)
 from legacy_assistant.common.caching import ShortTextCache
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.text.processing import TextConfig, TextProcessor, drop_format_characters
+from legacy_assistant.text.processing import TextConfig, TextProcessor, drop_format_characters, visible_text
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # the text of ids PAD, UNK, START, END
 # "classic" keeps every token the Treebank rules give, punctuation included; stemming off.
@@ -249,7 +249,7 @@ class Vocabulary:
                 break
             # what the tokenizer drops goes before the cut: 4,000 trailing spaces (or zero-width
             # characters) would otherwise be all that is left of a turn, and it would be skipped
-            text = drop_format_characters(turn).strip()
+            text = visible_text(turn)
             ids = self.encode_turn(text[-MAX_TURN_CHARS:], max_tokens) if text else []
             if ids:
                 recent.append(ids)

@@ -153,6 +153,12 @@ def folded(text: str) -> str:
     return " ".join(drop_format_characters(unicodedata.normalize("NFKC", text)).lower().split())
 
 
+def visible_text(text: str) -> str:
+    """What a reader sees of ``text``: without invisible format characters and outer spaces
+    (empty for a text of only those)."""
+    return drop_format_characters(text).strip()
+
+
 def drop_format_characters(text: str) -> str:
     """``text`` without invisible format characters (Unicode category Cf: zero-width space and
     joiner, byte order mark, bidi marks, soft hyphen), which would make a word they touch unknown."""

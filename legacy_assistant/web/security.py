@@ -250,9 +250,8 @@ def register(app: Flask) -> None:
                 400,
                 "host_not_allowed",
                 "this request names no host (no Host header, as HTTP/1.0 allows, or an empty one): the API answers "
-                "only requests "
-                "sent to a host name it is allowed; send one, or list the names in LEGACY_ASSISTANT_ALLOWED_HOSTS "
-                "(--allowed-hosts)"
+                "only requests sent to a host name it is allowed; send one, or list the names in "
+                "LEGACY_ASSISTANT_ALLOWED_HOSTS (--allowed-hosts)"
                 if not host
                 else "this server does not answer to the host name this request was sent to; "
                 "list it in LEGACY_ASSISTANT_ALLOWED_HOSTS (--allowed-hosts)",
