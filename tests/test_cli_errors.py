@@ -596,3 +596,13 @@ def test_sigterm_is_reported_by_a_command_that_ends_quietly_on_an_interrupt(monk
     monkeypatch.setattr(info, "run", serve_until_stopped)
     assert main(["info", "anything"]) == 128 + signal.SIGTERM
     assert capsys.readouterr().err.strip() == "terminated"
+
+
+def test_chat_names_a_missing_responder_directory_as_the_responder(tmp_path, capsys, monkeypatch):
+    """Not "model directory not found", which reads as the intent model's."""
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    gone = tmp_path / "gone"
+    assert main(["chat", "--model", str(ROOT / "exported" / "default"), "--responder", str(gone)]) == 1
+    assert _one_error_line(capsys) == f"error: responder directory not found: {gone}"
+    assert main(["reexport-responder", str(gone)]) == 1
+    assert _one_error_line(capsys) == f"error: responder directory not found: {gone}"

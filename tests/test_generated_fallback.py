@@ -1,6 +1,7 @@
 """Generated fallback replies: a turn no intent answers is said by the responder, from the
 conversation's last turns and with the requested emotion; intents keep their canned answers."""
 
+import numpy as np
 import pytest
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
@@ -149,6 +150,34 @@ def test_a_strength_is_checked_even_when_no_reply_is_generated(default_predictor
     with pytest.raises(RequestError, match="condition_strength"):
         without.chat("s", GREETING, condition_strength=-1)
     assert without.history("s") and not assistant.history("s")
+
+
+@pytest.mark.parametrize("seed", ["1", 1.5, True, 2**63, -(2**63) - 1])
+def test_a_bad_seed_is_refused_whether_or_not_a_reply_is_generated(default_predictor, seed):
+    """Not swallowed as a context of no word (the canned fallback, generated False)."""
+    generator = RecordingGenerator()
+    assistant = assistant_with(default_predictor, generator)
+    for message in (UNKNOWN, GREETING):
+        with pytest.raises(RequestError, match=r"^seed must be a 64-bit integer or None"):
+            assistant.chat("s", message, seed=seed)
+    assert assistant.history("s") == [] and generator.calls == []
+
+
+def test_a_numpy_integer_seed_reaches_the_responder(default_predictor):
+    generator = RecordingGenerator()
+    assistant = assistant_with(default_predictor, generator)
+    assert assistant.chat("s", UNKNOWN, seed=np.int64(2**63 - 1)).generated
+    assert generator.calls[-1][3] == 2**63 - 1
+
+
+@pytest.mark.parametrize(("sender", "message", "field"), [("", GREETING, "sender"), (" \t", GREETING, "sender"),
+                                                          ("s", "", "message"), ("s", " \n ", "message")])
+def test_a_blank_sender_or_message_is_refused_as_the_http_api_refuses_it(default_predictor, sender, message, field):
+    generator = RecordingGenerator()
+    assistant = assistant_with(default_predictor, generator)
+    with pytest.raises(RequestError, match=f"^{field} must not be blank$"):
+        assistant.chat(sender, message)
+    assert assistant.history(sender) == [] and generator.calls == []
 
 
 def test_the_request_limit_is_the_graphs():

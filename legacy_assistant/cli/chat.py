@@ -149,7 +149,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
     from legacy_assistant.cli.model_kind import written_for
     from legacy_assistant.serving.assistant import Assistant
 
-    model_runtime, responder_runtime = written_for(args.model), written_for(args.responder)
+    model_runtime, responder_runtime = written_for(args.model), written_for(args.responder, role="responder")
     if model_runtime != responder_runtime:  # one process runs one runtime: no --runtime serves both
         # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
         if model_runtime == "tf2":

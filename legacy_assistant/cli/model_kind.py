@@ -14,10 +14,11 @@ from legacy_assistant.errors import ArtifactError
 __all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder", "written_for"]
 
 
-def is_responder(path: str | Path) -> bool:
+def is_responder(path: str | Path, role: str = "model") -> bool:
     """Whether ``path`` holds a responder (its manifest), else an intent model. A directory
     with neither manifest is refused here, naming both, rather than later as a classifier
-    whose ``assistant.json`` is missing."""
+    whose ``assistant.json`` is missing; ``role`` names what the path was given as when it
+    does not exist (``"responder"``: "responder directory not found")."""
     root = Path(path)
     if (root / RESPONDER_MANIFEST).is_file():
         return True
@@ -32,17 +33,18 @@ def is_responder(path: str | Path) -> bool:
     if root.exists() and not root.is_dir():
         raise ArtifactError(f"{root}: a file, not a model directory")
     if not root.is_dir():
-        raise ArtifactError(f"model directory not found: {root}{not_installed_hint(root)}")
+        raise ArtifactError(f"{role} directory not found: {root}{not_installed_hint(root)}")
     raise ArtifactError(
         f"{root}: neither {CLASSIFIER_MANIFEST} (an intent model) nor {RESPONDER_MANIFEST} (a responder): "
         "not a legacy-assistant model directory"
     )
 
 
-def written_for(path: str | Path) -> str:
+def written_for(path: str | Path, role: str = "model") -> str:
     """The TensorFlow runtime a model directory's manifest names (``compat`` when it names none,
-    or cannot be read: loading it then says what is wrong)."""
-    manifest = Path(path) / (RESPONDER_MANIFEST if is_responder(path) else CLASSIFIER_MANIFEST)
+    or cannot be read: loading it then says what is wrong); ``role`` as :func:`is_responder`
+    takes it."""
+    manifest = Path(path) / (RESPONDER_MANIFEST if is_responder(path, role) else CLASSIFIER_MANIFEST)
     try:
         runtime = json.loads(read_input_bytes(manifest).decode("utf-8")).get("runtime", "compat")
     except (OSError, ValueError, AttributeError):  # UnicodeDecodeError is a ValueError

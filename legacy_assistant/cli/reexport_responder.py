@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not is_responder(args.responder):
+    if not is_responder(args.responder, role="responder"):
         raise ArtifactError(f"{args.responder}: an intent model; only a responder's SavedModel is exported again")
     if written_for(args.responder) != "compat":
         raise ArtifactError(

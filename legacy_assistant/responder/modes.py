@@ -46,3 +46,13 @@ def checked_condition_strength(value: object) -> float:
     if not is_condition_strength(value):
         raise RequestError(f"condition_strength must be a number in [0, {MAX_CONDITION_STRENGTH:g}], got {value!r}")
     return float(value)  # type: ignore[arg-type]  # a Real, checked above
+
+
+def check_seed(seed: object) -> None:
+    """Raise :class:`RequestError` unless ``seed`` is None or a 64-bit integer (numpy's count;
+    a bool, a float or a numeric string does not)."""
+    if seed is None:
+        return
+    # numbers.Integral admits numpy's integers without importing numpy here
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= int(seed) < 2**63:
+        raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")

@@ -46,7 +46,13 @@ from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
 from legacy_assistant.responder.artifact import MANIFEST, ResponderInfo, recorded_condition_pairs, verify_responder
 from legacy_assistant.responder.batching import Batch, EncodedPair, pad_batch
-from legacy_assistant.responder.modes import DEFAULT_CONDITION, MODES, checked_condition_strength, known_condition
+from legacy_assistant.responder.modes import (
+    DEFAULT_CONDITION,
+    MODES,
+    check_seed,
+    checked_condition_strength,
+    known_condition,
+)
 from legacy_assistant.responder.vocabulary import END, MAX_TURN_CHARS, N_SPECIAL
 
 if TYPE_CHECKING:
@@ -446,10 +452,7 @@ class Responder:
 def _check_mode_and_seed(mode: str, seed: int | None) -> None:
     if mode not in MODES:
         raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -(2**63) <= seed < 2**63
-    ):
-        raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")
+    check_seed(seed)
 
 
 def _seed(seed: int | None) -> int:

@@ -28,6 +28,7 @@ from legacy_assistant.responder.modes import (
     CAKECHAT_EMOTIONS,
     DEFAULT_CONDITION,
     MODES,
+    check_seed,
     checked_condition_strength,
     known_condition,
 )
@@ -239,14 +240,21 @@ class Assistant:
         ``emotion`` is the responder's condition for a generated reply (default neutral), and
         ``condition_strength`` its guidance (default the server's); an unknown emotion or a bad
         strength raises :class:`RequestError` whether or not this turn needs the responder.
-        ``seed`` makes a generated reply in a sampling mode repeatable (``None``: a fresh draw).
-        A ``sender`` or ``message`` that is not a string, or that no store can keep (a lone
-        surrogate escape), raises :class:`RequestError` before anything is classified or stored.
+        ``seed`` makes a generated reply in a sampling mode repeatable (``None``: a fresh draw);
+        one that is not a 64-bit integer raises :class:`RequestError`, as an emotion does. A
+        ``sender`` or ``message`` that is not a string, is blank, or that no store can keep (a
+        lone surrogate escape), raises :class:`RequestError` before anything is classified or
+        stored, as the HTTP API refuses them.
         """
-        check_text("sender", sender)
-        check_text("message", message)
+        for name, text in (("sender", sender), ("message", message)):
+            check_text(name, text)
+            if not text.strip():
+                raise RequestError(f"{name} must not be blank")
         self.check_emotion(emotion)
         self.check_condition_strength(condition_strength)
+        # checked here, not only by the responder: its refusal below would be taken for a
+        # context of no word and answered with the canned fallback
+        check_seed(seed)
         prediction = self._classify(message)
         understood = prediction.known_features > 0
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
@@ -265,7 +273,7 @@ class Assistant:
         try:
             text = self.respond(context, emotion, seed=seed, condition_strength=condition_strength)
         except RequestError:
-            # the emotion and strength were checked above: the context holds no word the responder
+            # the emotion, strength and seed were checked above: the context holds no word the responder
             # can read (a first message of a zero-width space), and the canned fallback answers
             return reply
         except Exception:  # noqa: BLE001 - the turn is stored with its canned reply: that is the answer
