@@ -104,6 +104,17 @@ def test_in_scope_threshold_counts_rows_without_a_known_feature():
         in_scope_threshold(p, 0.2, labels, understood[:3])
 
 
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.99])
+def test_in_scope_threshold_refuses_sentences_of_which_none_is_understood(rate):
+    """Every threshold would qualify: the highest, 0.99, was stored and sent every message back."""
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+    from legacy_assistant.errors import TrainingError
+
+    p = np.full((3, 4), 0.25)
+    with pytest.raises(TrainingError, match=r"^the threshold cannot be calibrated: none of the 3 in-scope sentences"):
+        in_scope_threshold(p, rate, np.arange(3), np.zeros(3, dtype=bool))
+
+
 def test_in_scope_threshold_stays_on_the_grid_and_under_the_rate():
     from legacy_assistant.classifier.thresholds import in_scope_threshold
 

@@ -32,6 +32,18 @@ def test_classic_network_shape_and_learning(tiny_trained):
     assert tiny_trained.classes == sorted(tiny_trained.classes)
 
 
+@pytest.mark.parametrize("preset_name", ["classic", "ngrams"])
+def test_a_training_that_diverges_is_refused_not_exported(tiny_intents, preset_name):
+    """Its NaN weights would fall back on every message, while evaluate's threshold
+    comparisons (NaN < threshold is False) counted its answers as confident."""
+    from legacy_assistant.classifier.presets import preset
+
+    texts, tags = tiny_intents.examples()
+    config = preset(preset_name).with_overrides(epochs=5, learning_rate=1e30, seed=1)
+    with pytest.raises(TrainingError, match=r"^training diverged at epoch \d+, batch \d+ \(loss nan\); lower learning_rate$"):
+        train(texts, tags, config)
+
+
 def test_validation_split_and_early_stopping(tiny_intents):
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=300, batch_size=4, validation_split=0.25, early_stopping_patience=5, seed=3)
@@ -53,6 +65,39 @@ def test_stratified_split_keeps_every_class_in_training():
 def test_training_needs_two_intents():
     with pytest.raises(TrainingError, match="at least 2 intents"):
         train(["hi", "hello"], ["greeting", "greeting"], TrainingConfig(epochs=1))
+
+
+SPLIT_TEXTS = ["hello there", "hi friend", "hey you", "good morning", "bye now", "see you", "later then",
+               "farewell all", "!!!", "good day sir"]
+SPLIT_TAGS = ["greet"] * 4 + ["bye"] * 4 + ["sir", "sir"]
+
+
+def _seed_that_sets_aside(fraction, row):
+    """A seed whose split of SPLIT_TAGS at ``fraction`` takes training row ``row``."""
+    labels = np.array([sorted(set(SPLIT_TAGS)).index(tag) for tag in SPLIT_TAGS], dtype=np.int32)
+    return next(seed for seed in range(100) if row in split_validation(labels, fraction, seed)[1])
+
+
+@pytest.mark.parametrize("split", ["validation", "hold-out"])
+def test_a_split_that_takes_an_intents_only_example_with_words_is_named_not_the_data(split):
+    """Intent 'sir' has a learnable example, "good day sir": the split took it, not the data."""
+    from legacy_assistant.classifier.training import UnlearnableIntentsError
+
+    if split == "validation":
+        config = TrainingConfig(epochs=1, validation_split=0.5, threshold_from="fixed")
+        config = config.with_overrides(seed=_seed_that_sets_aside(0.5, 9))
+        what = r"the validation split \(validation_split 0\.5\)"
+    else:
+        config = TrainingConfig(epochs=1, threshold_from="in_scope", threshold_holdout=0.5)
+        config = config.with_overrides(seed=_seed_that_sets_aside(0.5, 9))
+        what = r"the threshold hold-out \(threshold_holdout 0\.5\)"
+    with pytest.raises(TrainingError, match=f"^{what} took every example that holds a word .* of intent\\(s\\) 'sir',") as raised:
+        train(SPLIT_TEXTS, SPLIT_TAGS, config)
+    assert not isinstance(raised.value, UnlearnableIntentsError)  # the train command would blame the file
+    # an intent with no learnable example at all is the data's fault, split or not
+    texts = [*SPLIT_TEXTS[:9], "???"]
+    with pytest.raises(UnlearnableIntentsError, match="intent\\(s\\) 'sir': field 'patterns'"):
+        train(texts, SPLIT_TAGS, config)
 
 
 def test_an_intent_whose_patterns_hold_no_word_is_refused_by_name():

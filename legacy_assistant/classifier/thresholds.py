@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from legacy_assistant.errors import TrainingError
+
 GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)  # candidate thresholds 0.00, 0.01, ..., 0.99
 
 
@@ -197,12 +199,21 @@ def in_scope_threshold(
         understood: bool ``[n]``, the rows with a feature the model knows (default all). The
             others fall back at every threshold, as in the dialogue, so they use up the share
             first; when they alone exceed it, the threshold sends no understood row back.
+
+    Raises :class:`TrainingError` when no row is understood: no threshold can be read off them.
     """
     confidence = np.asarray(probabilities, dtype=np.float64).max(axis=1)
     n = len(confidence)
     if n == 0:
         raise ValueError("calibrating a threshold needs at least one in-scope sentence")
     known = _understood(understood, n)
+    if not known.any():
+        # every threshold would qualify, and the highest (0.99) send nearly every message back
+        raise TrainingError(
+            f"the threshold cannot be calibrated: none of the {n} in-scope sentences it is calibrated on "
+            "holds a word the model knows; give validation sentences in the training data's words, or a "
+            "fixed threshold (threshold_from 'fixed')"
+        )
     # the rows not understood fall back first; when they alone exceed the share, the threshold
     # adds none: the highest one below every understood row's confidence
     allowed = max(int(np.floor(fallback_rate * n + 1e-9)) - int(np.count_nonzero(~known)), 0)

@@ -14,6 +14,7 @@ network options (:meth:`compat.classifier.schema.NetworkSpec.from_options`).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,16 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.RandomSta
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """A split that took training examples: ``what`` it is, for messages (``"the validation
+    split (validation_split 0.5)"``), and the examples before it (``labels`` int32 ``[n]``)."""
+
+    what: str
+    texts: list[str]
+    labels: np.ndarray
+
+
 @dataclass
 class LabelledData:
     """Training and validation examples as the network sees their labels.
@@ -189,6 +200,9 @@ class LabelledData:
         val_texts: validation sentences; ``val_labels`` int32 ``[m]`` their class ids, -1 for
             out-of-scope rows the model has no class for (they count for the threshold only).
         val_is_oos: bool ``[m]``, the out-of-scope validation rows.
+        set_aside: when ``texts`` are what a split of the data left for training, the split and
+            the data before it (to tell an intent the split left without a learnable example
+            from one the data gives none).
     """
 
     texts: list[str]
@@ -198,6 +212,7 @@ class LabelledData:
     val_texts: list[str]
     val_labels: np.ndarray
     val_is_oos: np.ndarray
+    set_aside: SetAside | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -292,8 +307,10 @@ def label_data(
     oos_index = class_index.get(oos_label) if oos_label is not None else None
     labels = np.asarray([class_index[t] for t in tags], dtype=np.int32)
 
+    set_aside = None
     if validation is None and config.validation_split > 0:
         train_rows, val_rows = split_validation(labels, config.validation_split, config.seed)
+        set_aside = SetAside(f"the validation split (validation_split {config.validation_split:g})", texts, labels)
         val_texts = [texts[i] for i in val_rows]
         val_labels = labels[val_rows]
         texts = [texts[i] for i in train_rows]
@@ -339,7 +356,7 @@ def label_data(
         val_is_oos = np.zeros(len(val_labels), dtype=bool)
     else:
         val_is_oos = (val_labels == -1) if oos_index is None else (val_labels == oos_index)
-    return LabelledData(texts, labels, classes, oos_index, val_texts, val_labels, val_is_oos)
+    return LabelledData(texts, labels, classes, oos_index, val_texts, val_labels, val_is_oos, set_aside)
 
 
 @dataclass
@@ -376,12 +393,34 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     known = featurizer.known_counts(x_train)
     mute = [tag for index, tag in enumerate(data.classes) if not known[data.labels == index].any()]
     if mute:  # every input of such a class is the empty one: no message could ever reach it
+        if data.set_aside is not None:
+            _refuse_set_aside(data.set_aside, data.classes, mute, config)
         raise UnlearnableIntentsError(mute)
     _warn_featureless(data, np.flatnonzero(known == 0))
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
     scored = data.scored
     x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
     return Features(featurizer, x_train, x_val, x_scored, data.val_labels[scored])
+
+
+def _refuse_set_aside(set_aside: SetAside, classes: Sequence[str], mute: Sequence[str], config: TrainingConfig) -> None:
+    """Raise for ``mute`` classes, which have no learnable training example after a split: as
+    the data's fault (:class:`UnlearnableIntentsError`) for those with none before it either,
+    else as the split's (the data is fine; a seed or a smaller split would do)."""
+    try:
+        featurizer, rows = Featurizer.fit_encode(set_aside.texts, config.features)
+    except NoFeaturesError:
+        raise UnlearnableIntentsError(list(mute)) from None
+    known = featurizer.known_counts(rows)
+    index = {tag: i for i, tag in enumerate(classes)}
+    always = [tag for tag in mute if not known[set_aside.labels == index[tag]].any()]
+    if always:
+        raise UnlearnableIntentsError(always)
+    raise TrainingError(
+        f"{set_aside.what} took every example that holds a word the classifier keeps of intent(s) "
+        f"{', '.join(map(repr, mute))}, leaving them only examples of punctuation, emoji or words too rare "
+        "for min_count to train on; give them more examples with words, or set aside fewer"
+    )
 
 
 FEATURELESS_FLAG = "featureless_pattern"  # on those warnings' records, for callers that filter them
@@ -476,6 +515,12 @@ def run_epochs(
         for batch, (rows, ids, values) in enumerate(training_batches(features.train, config, rng, drop_rng), 1):
             step += 1
             loss, accuracy = trainer.train_batch(ids, values, labels[rows], schedule(step))
+            if not math.isfinite(loss):
+                # every later step and prediction would be NaN too, and a NaN model falls back on
+                # every message while evaluate's threshold comparisons take NaN for confident
+                raise TrainingError(
+                    f"training diverged at epoch {epoch}, batch {batch} (loss {loss}); lower learning_rate"
+                )
             loss_sum += loss * len(rows)
             correct_sum += accuracy * len(rows)
             if time.perf_counter() - said_at >= WITHIN_EPOCH_LOG_SECONDS:
@@ -693,6 +738,9 @@ def holdout_calibration(
         val_texts=[],
         val_labels=np.zeros(0, dtype=np.int32),
         val_is_oos=np.zeros(0, dtype=bool),
+        set_aside=SetAside(
+            f"the threshold hold-out (threshold_holdout {config.threshold_holdout:g})", data.texts, data.labels
+        ),
     )
     log.info("threshold: training on %d examples to calibrate on %d held out", len(kept), len(held))
     fitted = fit(
