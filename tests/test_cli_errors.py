@@ -606,3 +606,24 @@ def test_chat_names_a_missing_responder_directory_as_the_responder(tmp_path, cap
     assert _one_error_line(capsys) == f"error: responder directory not found: {gone}"
     assert main(["reexport-responder", str(gone)]) == 1
     assert _one_error_line(capsys) == f"error: responder directory not found: {gone}"
+
+
+def test_force_replaces_a_model_with_one_of_its_kind_only(tmp_path, capsys):
+    """A responder (hours of training) is not replaced by an intent model, nor the other way."""
+    from legacy_assistant.artifacts.directory import RESPONDER_MANIFEST, check_destination
+    from legacy_assistant.errors import ArtifactError
+
+    responder = tmp_path / "responder"
+    shutil.copytree(ROOT / "exported" / "responder", responder)
+    before = sorted(p.name for p in responder.iterdir())
+    assert main(["train", str(TINY_INTENTS), "--out", str(responder), "--force", "--epochs", "1", "--no-plot"]) == 1
+    assert _one_error_line(capsys) == (
+        f"error: {responder} holds a responder (responder.json) and this writes an intent model: --force replaces "
+        "a model of the same kind only; choose another destination, or remove it yourself"
+    )
+    assert sorted(p.name for p in responder.iterdir()) == before
+    intent_model = tmp_path / "intents"
+    shutil.copytree(ROOT / "exported" / "default", intent_model)
+    with pytest.raises(ArtifactError, match=r"holds an intent model \(assistant\.json\) and this writes a responder"):
+        check_destination(intent_model, True, writes=RESPONDER_MANIFEST)
+    check_destination(responder, True, writes=RESPONDER_MANIFEST)  # its own kind: replaced

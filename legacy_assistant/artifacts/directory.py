@@ -94,7 +94,7 @@ def write_artifact(
     finished staging folder is then handed to ``check`` (which raises to abort) and renamed into
     place. On any error nothing is left behind and an old ``out_dir`` is untouched.
     """
-    check_destination(out_dir, force, manifests=(*MODEL_MANIFESTS, manifest_name), keep=keep)
+    check_destination(out_dir, force, manifests=(*MODEL_MANIFESTS, manifest_name), keep=keep, writes=manifest_name)
     target = output_dir(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -183,6 +183,7 @@ def overlaps(a: str | Path, b: str | Path) -> bool:
 CLASSIFIER_MANIFEST = "assistant.json"
 RESPONDER_MANIFEST = "responder.json"
 MODEL_MANIFESTS = (CLASSIFIER_MANIFEST, RESPONDER_MANIFEST)
+_KIND_OF = {CLASSIFIER_MANIFEST: "an intent model", RESPONDER_MANIFEST: "a responder"}
 
 
 def output_dir(out_dir: str | Path) -> Path:
@@ -200,6 +201,7 @@ def check_destination(
     inputs: Iterable[str | Path] = (),
     manifests: Iterable[str] = MODEL_MANIFESTS,
     keep: Iterable[str] = (),
+    writes: str | None = None,
 ) -> None:
     """Refuse, before any work, a destination a model directory cannot be written to: an
     existing path without ``force``, an existing file (even with ``force``: it is not a model
@@ -208,7 +210,9 @@ def check_destination(
     one of ``inputs`` (the command's own input files, which replacing it would delete), or a
     place whose nearest existing folder is missing or not writable. A folder with one of
     ``manifests`` is a model directory; the names in ``keep`` are carried into the new one by
-    the caller, so they are no reason to refuse it."""
+    the caller, so they are no reason to refuse it. ``writes``, the manifest of the kind of
+    model to be written, refuses a directory of the other kind: ``force`` replaces a model with
+    a model of its kind, not a responder (hours of training) with an intent model."""
     target = Path(out_dir)
     manifests = tuple(dict.fromkeys(manifests))
     if not str(out_dir).strip():
@@ -235,6 +239,13 @@ def check_destination(
             f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "
             "directory only, so choose another destination or empty it yourself"
         )
+    if writes is not None and target.is_dir() and not (target / writes).is_file():
+        other = next((name for name in MODEL_MANIFESTS if name != writes and (target / name).is_file()), None)
+        if other is not None:
+            raise ArtifactError(
+                f"{target} holds {_KIND_OF[other]} ({other}) and this writes {_KIND_OF.get(writes, writes)}: "
+                "--force replaces a model of the same kind only; choose another destination, or remove it yourself"
+            )
     kept = set(keep)
     foreign = [name for name in _not_of_the_model(target, manifests) if name not in kept] if target.is_dir() else []
     if foreign:

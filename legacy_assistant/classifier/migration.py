@@ -98,7 +98,7 @@ def migrate_artifact(
     target = output_dir(out_dir)
     if overlaps(target, info.path):
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
-    check_destination(target, force, [info.path])  # before any work, not after the checks
+    check_destination(target, force, [info.path], writes=MANIFEST)  # before any work, not after the checks
     try:
         spec = NetworkSpec.from_dict(info.manifest["network"], where=f"{info.path / MANIFEST}: network")
     except UnsupportedNetwork as exc:

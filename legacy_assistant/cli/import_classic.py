@@ -17,15 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--intents", required=True, help="the intents JSON file the model was trained on")
     parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/classic")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="fallback below this confidence")
-    parser.add_argument("--force", action="store_true", help="replace an existing directory")
+    parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.artifacts.directory import check_destination
+    from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, check_destination
     from legacy_assistant.classifier.classic.importer import import_classic
 
-    check_destination(args.out, args.force, [args.model, args.words, args.classes, args.intents])
+    check_destination(
+        args.out, args.force, [args.model, args.words, args.classes, args.intents], writes=CLASSIFIER_MANIFEST
+    )
     path = import_classic(
         args.model, args.words, args.classes, args.intents, args.out, threshold=args.threshold, force=args.force
     )

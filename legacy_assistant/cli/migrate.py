@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("migrate", help="write a TF2-native copy of a compat model, checked for parity")
     parser.add_argument("model", help="compat model directory, e.g. exported/default")
     parser.add_argument("--out", required=True, help="directory to write, e.g. exported/default-tf2")
-    parser.add_argument("--force", action="store_true", help="replace an existing directory")
+    parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.add_argument(
         "--probes",
         type=whole_number(0, MAX_PROBES),

@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--stemmer", choices=STEMMERS)
     parser.add_argument("--tokenizer", choices=TOKENIZERS)
-    parser.add_argument("--force", action="store_true", help="replace an existing model directory")
+    parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.add_argument("--no-plot", action="store_true", help="skip history.png")
     parser.set_defaults(run=run)
 
@@ -143,7 +143,7 @@ def unlearnable_error(tags: list[str], intents: IntentSet | None, training_name:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from legacy_assistant.artifacts.directory import check_destination, file_record
+    from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, check_destination, file_record
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import (
         load_data,
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         *([args.validation_data] if args.validation_data else []),
         *([args.config] if args.config else []),
     ]
-    check_destination(out, args.force, inputs)  # before training, not after
+    check_destination(out, args.force, inputs, writes=CLASSIFIER_MANIFEST)  # before training, not after
     data = load_data(args.data, args.format, args.oos_label)
     training = data.split("train")
     training_name = f"split 'train' of {args.data}" if data.format == "clinc" else str(args.data)

@@ -87,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=path_text,
         help="keep checkpoints here (default: a temporary directory, removed after the export)",
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing model directory")
+    parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.add_argument(
         "--skip-bad-dialogues",
         action="store_true",
@@ -134,7 +134,7 @@ def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path, exporte
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.artifacts.directory import check_destination, overlaps
+    from legacy_assistant.artifacts.directory import RESPONDER_MANIFEST, check_destination, overlaps
     from legacy_assistant.common.optional import require
     from legacy_assistant.errors import ArtifactError, ConfigError
 
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
     inputs = [*args.corpora, *(args.validation or ()), *([args.config] if args.config else [])]
-    check_destination(out, args.force, inputs)  # before training, not after
+    check_destination(out, args.force, inputs, writes=RESPONDER_MANIFEST)  # before training, not after
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     if args.checkpoint_dir:  # before the corpora are read (minutes, for the shipped recipe)

@@ -156,7 +156,7 @@ def migrate_responder(
     target = output_dir(out_dir)
     if overlaps(target, info.path):
         raise ArtifactError(f"{target}: the migrated model needs a directory of its own, outside {info.path}")
-    check_destination(target, force, [info.path])  # before any work, not after the checks
+    check_destination(target, force, [info.path], writes=MANIFEST)  # before any work, not after the checks
     selection.select("tf2")
     from compat.interface import SavedModelError
     from compat.tf2.checkpoint import read_v1_weights
