@@ -11,7 +11,7 @@ import pytest
 from legacy_assistant.classifier.config import TrainingConfig, merge_settings
 from legacy_assistant.classifier.thresholds import GRID, choose_threshold
 from legacy_assistant.classifier.training import label_data, split_validation, threshold_plan, train
-from legacy_assistant.errors import TrainingError
+from legacy_assistant.errors import ConfigError, TrainingError
 
 KEYWORDS = {
     "weather": ["rain", "sunny", "forecast", "umbrella", "snow", "temperature"],
@@ -156,6 +156,11 @@ def test_train_flag_threshold_is_fixed():
     args = build_parser().parse_args(["train", "x.csv", "--out", "o", "--threshold-from", "in_scope"])
     assert config_from_args(args).threshold_from == "in_scope"
     assert config_from_args(build_parser().parse_args(["train", "x.csv", "--out", "o"])).threshold_from == "auto"
+    both = ["train", "x.csv", "--out", "o", "--threshold", "0.3", "--threshold-from"]
+    assert config_from_args(build_parser().parse_args([*both, "fixed"])).threshold == 0.3
+    for method in ("auto", "in_scope", "oos_validation"):  # one of them was ignored without a word
+        with pytest.raises(ConfigError, match=f"^--threshold 0.3 fixes the threshold and --threshold-from {method} "):
+            config_from_args(build_parser().parse_args([*both, method]))
 
 
 def test_out_of_scope_validation_keeps_the_old_tuning():

@@ -79,6 +79,13 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         text = config.features.text
         text = TextConfig(args.tokenizer or text.tokenizer, args.stemmer or text.stemmer, text.lowercase)
         config = config.with_overrides(features=FeatureConfig(**{**config.features.__dict__, "text": text}))
+    threshold_from = getattr(args, "threshold_from", None)
+    if args.threshold is not None and threshold_from not in (None, "fixed"):
+        # --threshold fixes the threshold: a method of choosing it as well would be ignored
+        raise ConfigError(
+            f"--threshold {args.threshold:g} fixes the threshold and --threshold-from {threshold_from} chooses it: "
+            "give one of them"
+        )
     try:
         return config.with_overrides(
             epochs=args.epochs,
@@ -89,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
             validation_split=args.validation_split,
             early_stopping_patience=args.patience,
             threshold=args.threshold,
-            threshold_from="fixed" if args.threshold is not None else getattr(args, "threshold_from", None),
+            threshold_from="fixed" if args.threshold is not None else threshold_from,
             oos_class=False if getattr(args, "no_oos_class", False) else None,
         )
     except ValueError as exc:
