@@ -112,6 +112,19 @@ def test_a_classic_follow_up_may_not_bypass_a_context_filter(tmp_path):
         assert load_intents(path)["ask"].next_tag == "size"
 
 
+def test_a_context_filter_only_its_own_intent_sets_is_refused(tmp_path):
+    """The intent answers only once its context is set, and only its own answer sets it."""
+    loop = {"tag": "more", "patterns": ["more please"], "responses": ["More."], "context_set": "m",
+            "context_filter": "m"}
+    error = problems_of(tmp_path, {"intents": [GOOD, loop]})
+    assert "intent #1 ('more'): field 'context_filter': 'm' is set only by this intent's own 'context_set', so it " \
+           "can never answer; another intent must set it" in error.problems, error.problems
+    opener = {"tag": "start", "patterns": ["start"], "responses": ["Started."], "context_set": "m"}
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps({"intents": [GOOD, loop, opener]}), encoding="utf-8")
+    assert load_intents(path)["more"].context_filter == "m"  # another intent sets it: reachable
+
+
 def test_all_problems_reported_at_once(tmp_path):
     error = problems_of(tmp_path, {"intents": [
         {"tag": "a", "patterns": ["x"]},

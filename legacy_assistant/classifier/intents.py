@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     # An intent refused for a field of its own still counts in the checks across intents: its tag
     # may repeat another's, and what names its tag or its context_set names something that is
     # there. Else fixing the listed problems would only bring up new ones (or false ones).
-    refused_contexts: set[str] = set()
+    refused_contexts: defaultdict[str, set[str]] = defaultdict(set)  # context -> refused intents that set it
     for index, entry in enumerate(entries):
         before = len(problems)
         intent = _parse_intent(entry, index, problems, oos_label)
@@ -179,10 +180,13 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         context = entry.get("context_set")
         # the fallback's and the out-of-scope intent's context_set is never applied (refused above)
         if isinstance(context, str) and context.strip() and tag not in (FALLBACK_TAG, oos_label):
-            refused_contexts.add(context.strip())
+            refused_contexts[context.strip()].add(tag)
 
     # the fallback's own context_set is refused above: it is never applied
-    contexts_set = {i.context_set for i in intents if i.context_set and i.tag != FALLBACK_TAG} | refused_contexts
+    setters = refused_contexts  # from here on: context -> the tags of every intent that sets it
+    for intent in intents:
+        if intent.context_set and intent.tag != FALLBACK_TAG:
+            setters[intent.context_set].add(intent.tag)
     by_tag = {i.tag: i for i in intents}
     for intent in intents:
         index = first_index[intent.tag]
@@ -211,10 +215,17 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
                 f"context_filter {needed!r}, but this intent does not leave that context set "
                 f"(give it context_set {needed!r})"
             )
-        if intent.context_filter and intent.context_filter not in contexts_set:
+        if intent.context_filter and not setters.get(intent.context_filter):
             problems.append(
                 f"{_where(index, intent.tag)}: field 'context_filter': {intent.context_filter!r} "
                 "is never set by any intent's 'context_set'"
+            )
+        elif intent.context_filter and setters[intent.context_filter] == {intent.tag}:
+            # it can answer only once its context is set, and only its own answer sets it
+            problems.append(
+                f"{_where(index, intent.tag)}: field 'context_filter': {intent.context_filter!r} "
+                "is set only by this intent's own 'context_set', so it can never answer; another intent "
+                "must set it"
             )
     if problems:
         raise IntentsError(source, problems)
