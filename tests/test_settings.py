@@ -161,12 +161,21 @@ def test_defaults_when_neither_flag_nor_environment(environ):
         # a token a client could never present (it is read without surrounding whitespace)
         ("ADMIN_TOKEN", " \t\n",
          "environment variable LEGACY_ASSISTANT_ADMIN_TOKEN must be a token (surrounding whitespace is dropped; "
-         "it may not be only whitespace): it is empty or only whitespace"),
+         "it may not be empty or only whitespace): it is empty or only whitespace (unset it to run without a token)"),
+        # set but empty (a secrets template, $(cat missing-file)): not taken for no token, which left the API open
+        ("API_TOKEN", "",
+         "environment variable LEGACY_ASSISTANT_API_TOKEN must be a token (surrounding whitespace is dropped; "
+         "it may not be empty or only whitespace): it is empty or only whitespace (unset it to run without a token)"),
+        # browsers send Latin-1, curl UTF-8: some clients would get in and others not
+        ("ADMIN_TOKEN", "p\u00e4sswort-1234567890",
+         "environment variable LEGACY_ASSISTANT_ADMIN_TOKEN must be a token (surrounding whitespace is dropped; "
+         "it may not be empty or only whitespace): it holds a character outside ASCII, which HTTP clients send in "
+         "different encodings (browsers in Latin-1, others in UTF-8): use ASCII only, as `openssl rand -hex 16` makes"),
         # no client can send a line break in a header: every request would be a 401; the value
         # itself is a secret, so the message does not repeat it
         ("API_TOKEN", "first-half\nsecond-half",
          "environment variable LEGACY_ASSISTANT_API_TOKEN must be a token (surrounding whitespace is dropped; "
-         "it may not be only whitespace): it holds a control character (a line break?), which no Authorization "
+         "it may not be empty or only whitespace): it holds a control character (a line break?), which no Authorization "
          "header can carry"),
         # origins that could never equal what a browser sends: CORS would stay off without a word
         ("CORS_ORIGINS", "*",
@@ -215,6 +224,34 @@ def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, 
         parse(*argv)
     assert caught.value.code == 2
     assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_a_variable_of_the_prefix_that_is_no_setting_is_refused_naming_the_closest(environ, capsys):
+    """A misspelt token variable served the API open without a word."""
+    environ(API_TOKNE="abcdefghijklmnopqrstu")
+    message = (
+        "environment variable(s) LEGACY_ASSISTANT_API_TOKNE (did you mean LEGACY_ASSISTANT_API_TOKEN?): not a "
+        "setting of legacy-assistant; correct or unset them (docs/DEPLOYMENT.md lists every setting)"
+    )
+    with pytest.raises(ConfigError) as caught:
+        server_options(parse())
+    assert str(caught.value) == message
+    assert main(["serve"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    environ(ZZZ_UNRELATED="1")
+    with pytest.raises(ConfigError, match=r"^environment variable\(s\) LEGACY_ASSISTANT_API_TOKNE \(did you mean "
+                       r"LEGACY_ASSISTANT_API_TOKEN\?\), LEGACY_ASSISTANT_ZZZ_UNRELATED: not a setting"):
+        server_options(parse())
+
+
+def test_the_prefixed_variables_that_are_no_settings_are_the_ones_the_code_reads(environ):
+    from compat import selection
+    from legacy_assistant.responder.migration import PARENT_ENV
+    from legacy_assistant.serving.server import PRIVATE_ENV
+
+    assert settings.OTHER_VARIABLES == {selection.ENV_VAR, PRIVATE_ENV, PARENT_ENV}
+    environ(RUNTIME="compat", SERVER_PRIVATE="{}")
+    assert server_options(parse()).port == 5000  # accepted: not settings, but the project's own
 
 
 def test_app_reports_a_bad_environment_value_unless_its_config_overrides_it(environ, make_client):

@@ -67,7 +67,9 @@ def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
 
 
 def resolved(args: argparse.Namespace) -> dict[str, Any]:
-    """Every serving setting's value: the flag's, else the environment's, else the default."""
+    """Every serving setting's value: the flag's, else the environment's, else the default; a
+    variable with the settings' prefix that is no setting is refused first."""
+    settings.check_environment()
     return settings.resolve(settings.flags_of(args))
 
 

@@ -23,6 +23,7 @@ This module imports nothing of TensorFlow: the gunicorn master imports it.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -185,15 +186,24 @@ class Token:
     a client presents is read without it; nothing but whitespace is refused."""
 
     metavar: str = "TOKEN"
-    description: str = "a token (surrounding whitespace is dropped; it may not be only whitespace)"
+    description: str = "a token (surrounding whitespace is dropped; it may not be empty or only whitespace)"
 
     def __call__(self, text: str) -> str:
         token = text.strip()
         if not token:
-            raise ValueRefused("it is empty or only whitespace")
+            # a variable set but empty (a secrets template, $(cat missing-file)) must not leave
+            # the routes open: only an unset variable means no token
+            raise ValueRefused("it is empty or only whitespace (unset it to run without a token)")
         if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in token):
             # no client can send a line break or other control character in a header
             raise ValueRefused("it holds a control character (a line break?), which no Authorization header can carry")
+        if not token.isascii():
+            # browsers send a header's characters as Latin-1 (and refuse any beyond it), curl and
+            # most libraries as UTF-8: such a token would let some clients in and not others
+            raise ValueRefused(
+                "it holds a character outside ASCII, which HTTP clients send in different encodings "
+                "(browsers in Latin-1, others in UTF-8): use ASCII only, as `openssl rand -hex 16` makes"
+            )
         return token
 
 
@@ -335,6 +345,12 @@ class Setting:
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name
+
+    @property
+    def empty_is_unset(self) -> bool:
+        """Whether an empty environment variable counts as unset (every setting but a secret's:
+        an empty token is refused, not taken for none, which would leave routes open)."""
+        return not isinstance(self.kind, Token)
 
     @property
     def option(self) -> str | None:
@@ -667,11 +683,37 @@ def resolve(
             values[s.name] = None
         elif given is not None:
             values[s.name] = given
-        elif raw not in (None, ""):
+        elif raw is not None and (raw != "" or not s.empty_is_unset):
             values[s.name] = s.read(raw, f"environment variable {s.env}")
         else:
             values[s.name] = s.default_value()
     return values
+
+
+# The environment variables with the settings' prefix that are not settings: the TensorFlow
+# runtime (compat.selection), and two the commands set for their own child processes.
+OTHER_VARIABLES = frozenset({ENV_PREFIX + "RUNTIME", ENV_PREFIX + "SERVER_PRIVATE", ENV_PREFIX + "MIGRATION_PARENT"})
+
+
+def check_environment(environ: Mapping[str, str] | None = None, settings: Iterable[Setting] = SETTINGS) -> None:
+    """Refuse (:class:`ConfigError`) a variable with the settings' prefix that is no setting: a
+    misspelt ``LEGACY_ASSISTANT_API_TOKNE`` would otherwise serve the API open, without a word.
+    The closest setting's name is suggested."""
+    environ = os.environ if environ is None else environ
+    known = {s.env for s in settings} | OTHER_VARIABLES
+    unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        # compared without the prefix, which every name shares
+        suffixes = sorted(known_name[len(ENV_PREFIX) :] for known_name in known - OTHER_VARIABLES)
+        close = difflib.get_close_matches(name[len(ENV_PREFIX) :], suffixes, n=1, cutoff=0.7)
+        problems.append(name + (f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""))
+    raise ConfigError(
+        f"environment variable(s) {', '.join(problems)}: not a setting of legacy-assistant; correct or unset "
+        "them (docs/DEPLOYMENT.md lists every setting)"
+    )
 
 
 def source_of(
@@ -684,7 +726,8 @@ def source_of(
     environ = os.environ if environ is None else environ
     if (flags or {}).get(name) is not None:
         return setting.option
-    if environ.get(setting.env) not in (None, ""):
+    raw = environ.get(setting.env)
+    if raw is not None and (raw != "" or not setting.empty_is_unset):
         return f"environment variable {setting.env}"
     return None
 
