@@ -16,7 +16,8 @@ def test_a_loopback_server_answers_the_names_this_machine_reaches_it_by(header):
 
 @pytest.mark.parametrize("header", ["evil.example:5000", "rebind.attacker.example", "127.0.0.1.evil.example",
                                     "xlocalhost", "localhost.evil", "", None, "[::1", "[::1]x", "a:b:c",
-                                    "localhost:port", "10.0.0.5:5000"])
+                                    "localhost:port", "10.0.0.5:5000", "localhost..", "localhost..:5000",
+                                    "'localhost'", "local,host"])
 def test_other_names_are_refused(header):
     assert not host_allowed(header, LOCAL)
 
@@ -34,7 +35,13 @@ def test_entries_are_compared_in_one_form():
 @pytest.mark.parametrize("entry, reason", [("host:80", "without a port"), ("http://chat.example", "not a host name"),
                                            ("a b", "not a host name"), ("user@host", "not a host name"),
                                            (".", "not a host name"), ("*.example.com", "write .example.com"),
-                                           ("chat*", r"or \* alone for any")])
+                                           ("chat*", r"or \* alone for any"),
+                                           # an --env-file keeps quotes: every request would be refused
+                                           ("'chat.example'", "a host name is dot-separated labels"),
+                                           ('"chat.example"', "a host name is dot-separated labels"),
+                                           ("a..b", "a host name is dot-separated labels"),
+                                           ("chat.example..", "a host name is dot-separated labels"),
+                                           ("x" * 64, "labels of 1 to 63")])
 def test_an_entry_that_names_no_host_is_refused(entry, reason):
     with pytest.raises(ValueError, match=reason):
         normalize_host(entry)
@@ -59,6 +66,21 @@ def test_the_api_and_admin_routes_refuse_a_host_not_listed(make_client):
     assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "chat.example:8000"}).status_code == 200
     for public in ("/", "/health", "/static/chat.js"):  # nothing private: probes and the page answer any name
         assert client.get(public, headers={"Host": "10.1.2.3:5000"}).status_code == 200, public
+
+
+@pytest.mark.parametrize("host", ["localhost..", "a..b", ".", "x" * 64, "chat.example.."])
+def test_a_host_header_that_is_no_host_name_is_refused_as_a_host_not_allowed(make_client, host):
+    """Werkzeug refused it before routing, with its generic bad_request, on every route."""
+    client = make_client(ALLOWED_HOSTS="chat.example,localhost")
+    refused = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": host})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "host_not_allowed"
+    assert client.get("/health", headers={"Host": host}).status_code == 200  # probes answer any name
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "chat.example."}).status_code == 200
+
+
+def test_underscores_are_host_names_as_container_names_carry_them(make_client):
+    client = make_client(ALLOWED_HOSTS="legacy_assistant")
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "legacy_assistant:5000"}).status_code == 200
 
 
 def test_a_request_that_names_no_host_is_told_so(make_client):

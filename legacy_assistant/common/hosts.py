@@ -42,7 +42,7 @@ def normalize_host(text: str) -> str:
         name = name[1:-1]
     elif name.count(":") == 1:
         raise ValueError(f"{text!r}: give a host name without a port (the port is not compared)")
-    name = name.rstrip(".").lower()
+    name = name.removesuffix(".").lower()  # one dot: "a.." names no host
     if not name or (bracketed and ":" not in name):
         raise ValueError(f"{text!r} is not a host name")
     return dot + _bracketed(canonical_host(name, text, "a host name"))
@@ -71,7 +71,7 @@ def request_host(header: str) -> str | None:
             name = text
         elif not port.isdigit():
             return None
-    name = name.rstrip(".").lower()
+    name = name.removesuffix(".").lower()  # the root's dot: "localhost." is localhost, "localhost.." no host
     try:
         return _bracketed(canonical_host(name, text, "a host name")) if name else None
     except ValueError:

@@ -9,6 +9,7 @@ is checked and put in that form once, at start.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -59,6 +60,11 @@ def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(normalize_origin(item) for item in items if item and item.strip())
 
 
+# A label of a host name: letters, digits and '-' (RFC 1123), and the '_' that container names
+# (a Compose service's) carry into Host headers.
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
+
+
 def canonical_host(host: str, text: str, kind: str = "an origin") -> str:
     """``host`` (lower case, no brackets) as a browser writes it in an origin or a ``Host``
     header: an internationalised name in punycode (``bücher.example`` is
@@ -77,7 +83,13 @@ def canonical_host(host: str, text: str, kind: str = "an origin") -> str:
             raise ValueError(f"{text!r} is not {kind}: {host!r} is not an IPv4 address") from None
     if not host.isascii():
         try:
-            return host.encode("idna").decode("ascii")
+            host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise ValueError(f"{text!r} is not {kind}: {host!r} is no valid internationalised host name") from None
+    # a quoted name (an --env-file keeps the quotes), "a..b" or "a,b": no request names it, so
+    # an entry holding one would refuse every request without a word at start
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ValueError(
+            f"{text!r} is not {kind}: a host name is dot-separated labels of 1 to 63 letters, digits, '-' or '_'"
+        )
     return host

@@ -14,8 +14,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, cast
 
-from flask import Flask
+from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadHost
+from werkzeug.routing import MapAdapter
 
 from legacy_assistant.defaults import APP_NAME
 from legacy_assistant.errors import ArtifactError
@@ -62,6 +64,10 @@ BLUEPRINTS = (
 )
 
 
+# The name a request whose Host header is no host name is routed under (RFC 2606 reserves it).
+UNROUTABLE_HOST = "host.invalid"
+
+
 class AssistantFlask(Flask):
     """Flask, minus a per-call check this app does not need: no view or hook here is async, so
     :meth:`ensure_sync` returns the function as it is instead of inspecting it on every call
@@ -69,6 +75,19 @@ class AssistantFlask(Flask):
 
     def ensure_sync(self, func: Any) -> Any:
         return func
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """Flask's, except for a Host header Werkzeug cannot encode as a host name ("a..b", a
+        label over 63 characters): Werkzeug refuses it before routing with its generic 400,
+        on every route. Routes match on the path alone here, so the request is routed under a
+        placeholder name instead: ``/health`` answers it, and the host guard refuses it on the
+        API routes as any host not allowed."""
+        try:
+            return super().create_url_adapter(request)
+        except BadHost:
+            if request is None:
+                raise
+            return self.url_map.bind_to_environ(request.environ, server_name=UNROUTABLE_HOST, subdomain="")
 
 
 def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant | None = None) -> Flask:
