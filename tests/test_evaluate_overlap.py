@@ -27,6 +27,33 @@ def test_training_file_overlap(source, data_sha256, data_format, split, warned):
         assert "trained on" in warning
 
 
+CLINC = {"data": {"name": "data_full.json", "sha256": TRAINED}, "format": "clinc"}
+CSV = {"data": {"name": "train.csv", "sha256": OTHER}, "validation": {"name": "held.csv", "sha256": TRAINED},
+       "format": "csv"}
+
+
+@pytest.mark.parametrize(
+    ("source", "data_format", "split", "warned"),
+    [
+        (CLINC, "clinc", "val", True),  # the split early stopping and the threshold were chosen on
+        (CLINC, "clinc", "test", False),
+        (CLINC, "clinc", "train", False),  # (the training data: the other warning)
+        ({**CLINC, "validation": {"name": "held.csv", "sha256": "c" * 64}}, "clinc", "val", False),  # given data came first
+        (CSV, "csv", "test", True),  # the file given as validation data
+        ({**CSV, "validation": {"name": "held.json", "sha256": TRAINED}}, "clinc", "val", True),
+        ({**CSV, "validation": {"name": "held.json", "sha256": TRAINED}}, "clinc", "test", False),
+        ({"data": {"name": "intents.json", "sha256": TRAINED}, "format": "intents"}, "intents", "test", False),
+    ],
+)
+def test_validation_file_overlap(source, data_format, split, warned):
+    from legacy_assistant.classifier.evaluation import validation_file_overlap
+
+    warning = validation_file_overlap({"source": source}, TRAINED, data_format, split)
+    assert (warning is not None) == warned
+    if warned:
+        assert warning.startswith("these are the sentences the model was validated on in training")
+
+
 def _report(labels: list[str]) -> dict:
     import numpy as np
 

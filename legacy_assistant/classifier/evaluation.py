@@ -231,6 +231,27 @@ def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def validation_file_overlap(manifest: dict[str, Any], data_sha256: str, data_format: str, split: str) -> str | None:
+    """A warning when the evaluated sentences are the ones training validated on, else None:
+    the val split of the CLINC150-layout file the model was trained on, or the file given as
+    validation data (``source.validation``; of a CLINC150-layout file, its val split). Early
+    stopping and the threshold's tuning watch them, so the figures may flatter the model."""
+    source = manifest.get("source") or {}
+    data, validation = source.get("data"), source.get("validation")
+    trained_sha256 = data.get("sha256") if isinstance(data, dict) else source.get("sha256")
+    validated_sha256 = validation.get("sha256") if isinstance(validation, dict) else None
+    # a CLINC150 file's val split validates unless validation data was given (which comes first)
+    own_val_split = validation is None and trained_sha256 == data_sha256 and data_format == "clinc" and split == "val"
+    given = validated_sha256 == data_sha256 and (data_format != "clinc" or split == "val")
+    if not (own_val_split or given):
+        return None
+    return (
+        "these are the sentences the model was validated on in training (early stopping and the fallback "
+        "threshold's tuning, when on, watch them): the figures may flatter it; evaluate on sentences it never saw"
+        + (" (the test split)" if data_format == "clinc" else "")
+    )
+
+
 def training_file_overlap(manifest: dict[str, Any], data_sha256: str, data_format: str, split: str) -> str | None:
     """A warning when the evaluated sentences are the model's own training data, else None.
 

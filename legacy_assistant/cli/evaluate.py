@@ -39,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import sha256_file
     from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data, oos_label_problem
-    from legacy_assistant.classifier.evaluation import evaluate_predictor, summary_lines, training_file_overlap
+    from legacy_assistant.classifier.evaluation import (
+        evaluate_predictor,
+        summary_lines,
+        training_file_overlap,
+        validation_file_overlap,
+    )
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.errors import AssistantError
 
@@ -87,10 +92,14 @@ def run(args: argparse.Namespace) -> int:
         "format": data.format,
         "split": split if data.format == "clinc" else None,
     }
-    overlap = training_file_overlap(predictor.manifest, sha256_file(Path(args.data)), data.format, split)
+    data_sha256 = sha256_file(Path(args.data))
+    overlap = training_file_overlap(predictor.manifest, data_sha256, data.format, split)
+    validated = validation_file_overlap(predictor.manifest, data_sha256, data.format, split)
     report["data"]["training_data"] = overlap is not None
-    if overlap:
-        print(f"warning: {overlap}", file=sys.stderr)
+    report["data"]["validation_data"] = validated is not None
+    for warning in (overlap, validated):
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     print(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else ""))
     for line in summary_lines(report, worst=args.top):
         print(line)
