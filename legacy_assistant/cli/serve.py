@@ -311,8 +311,8 @@ def _finish_reload(app: Any) -> None:
     thread = reload_under_way(app)
     if thread is None:
         return
-    print("waiting for the model reload under way to finish (Ctrl-C again stops at once)", flush=True)
-    try:
+    try:  # from the message on: a Ctrl-C must not end the main thread alone, to wait for the reload
+        print("waiting for the model reload under way to finish (Ctrl-C again stops at once)", flush=True)
         while thread.is_alive():  # woken often: a signal another thread took is handled here then
             thread.join(0.1)
     except KeyboardInterrupt:
