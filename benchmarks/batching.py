@@ -22,6 +22,7 @@ import argparse
 import itertools
 import json
 import logging
+import math
 import statistics
 import sys
 import threading
@@ -99,13 +100,26 @@ def compare(
         print(f"  {label:34} {rate:9.1f} {ratio:7.2f} {spread:>13} {mean}")
 
 
+def _waits(text: str) -> list[float]:
+    """argparse type of --waits-ms: finite numbers >= 0, comma-separated."""
+    try:
+        waits = [float(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}") from None
+    if not all(math.isfinite(wait) and wait >= 0 for wait in waits):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}")
+    return waits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
     parser.add_argument("--responder", default=str(ROOT / "exported" / "responder"))
     parser.add_argument("--threads", type=positive_int, default=16)
     parser.add_argument("--max-batch-size", type=positive_int, default=32)
-    parser.add_argument("--waits-ms", default="0,0.5,2", help="max_wait values to try, in ms, comma-separated")
+    parser.add_argument(
+        "--waits-ms", default="0,0.5,2", type=_waits, help="max_wait values to try, in ms, comma-separated"
+    )
     parser.add_argument(
         "--classifier-calls", type=positive_int, default=600, help="calls per row (all threads together)"
     )
@@ -116,7 +130,7 @@ def main() -> None:
     parser.add_argument("--intra-op", type=int, default=1)
     parser.add_argument("--inter-op", type=int, default=-1)
     args = parser.parse_args()
-    waits_ms = [float(value) for value in args.waits_ms.split(",")]
+    waits_ms = args.waits_ms
 
     logging.basicConfig(level=logging.WARNING)
     from legacy_assistant.classifier.predictor import Predictor

@@ -269,19 +269,33 @@ def made_up_small_talk(rng: random.Random) -> list[str]:
     return lines
 
 
+def _json_contexts(data: object) -> list[list[str]]:
+    if isinstance(data, dict):  # Topical-Chat: {id: {"content": [{"message": ...}, ...]}}
+        contexts = []
+        for conversation in data.values():
+            messages = [m["message"].strip() for m in conversation.get("content", [])]
+            for end in range(1, len(messages) + 1, 4):
+                contexts.append(messages[max(0, end - 3) : end])
+        return contexts
+    if not isinstance(data, list):
+        raise TypeError(f"expected an object or a list, got {type(data).__name__}")
+    contexts = [[item] if isinstance(item, str) else list(item) for item in data]
+    if not all(isinstance(turn, str) for context in contexts for turn in context):
+        raise TypeError("a context holds a turn that is not a string")
+    return contexts
+
+
 def read_contexts(path: Path, limit: int) -> list[list[str]]:
     """Contexts from ``path`` (see the module docstring for the formats), at most ``limit``,
     turns of at most 300 characters."""
     if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        if isinstance(data, dict):  # Topical-Chat: {id: {"content": [{"message": ...}, ...]}}
-            contexts = []
-            for conversation in data.values():
-                messages = [m["message"].strip() for m in conversation.get("content", [])]
-                for end in range(1, len(messages) + 1, 4):
-                    contexts.append(messages[max(0, end - 3) : end])
-        else:
-            contexts = [[item] if isinstance(item, str) else list(item) for item in data]
+        try:
+            contexts = _json_contexts(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not of either shape
+            raise SystemExit(
+                f"{path}: cannot read contexts ({type(exc).__name__}: {exc}); see the formats in "
+                f"{Path(__file__).name}'s docstring"
+            ) from None
     else:
         contexts = [
             [turn.strip() for turn in line.split(" | ")] for line in path.read_text().splitlines() if line.strip()
@@ -666,7 +680,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument("--threads", type=positive_int, default=4)
-    parser.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 8, 16])
+    parser.add_argument(
+        "--concurrency", type=positive_int, nargs="+", help="connections, one row each (default 1 8 16; --quick 1 16)"
+    )
     parser.add_argument("--routes", nargs="+", choices=list(ROUTES), default=list(ROUTES))
     parser.add_argument("--texts", type=positive_int, default=300, help="bodies per route to pick from (default 300)")
     parser.add_argument("--senders", type=positive_int, default=200, help="chat senders per route (default 200)")
@@ -676,15 +692,24 @@ def main() -> None:
         choices=["greedy", "beam", "sample", "sample_rerank"],
         help="the servers' generation mode for generated chat (default: the server's default)",
     )
-    parser.add_argument("--store", help="conversation store URL (default: a fresh SQLite file per server)")
+    parser.add_argument(
+        "--store",
+        help="conversation store URL, shared by every server measured (default: a fresh SQLite file per server, "
+        "so that no server waits on another's writes)",
+    )
     parser.add_argument("--dev", action="store_true", help="also measure Flask's development server")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s a row, 1 and 16 connections")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 s a row, one round, 1 and 16 connections unless --concurrency",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bodies' texts (default 0)")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = min(args.duration, 2), 1
-        args.concurrency = [c for c in args.concurrency if c in (1, 16)] or [1, 16]
+    if args.concurrency is None:  # connections given with --quick are kept, not cut to 1 and 16 without a word
+        args.concurrency = [1, 16] if args.quick else [1, 8, 16]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,11 @@ def run_main(main: Callable[[], object]) -> None:
     line and exit status 1, not a traceback; Ctrl-C is status 130."""
     from legacy_assistant.errors import AssistantError
 
+    # SIGTERM (timeout, a CI job cancelled) and SIGHUP (a closed terminal) end the run as Ctrl-C
+    # does, through every finally: the servers a benchmark started run in sessions of their own,
+    # which no signal to this process group reaches, and were left running
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _raise_stopped)
     try:
         main()
     except BrokenPipeError:
@@ -83,8 +89,28 @@ def run_main(main: Callable[[], object]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except subprocess.CalledProcessError as exc:
+        # a child whose output was captured has its message here, not on the terminal
+        said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        if said.strip():
+            print(said.rstrip(), file=sys.stderr)
         print(f"error: a child process ended with status {exc.returncode} (its message is above)", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Stopped as exc:
+        print(f"stopped by {signal.Signals(exc.signal_number).name}", file=sys.stderr)
+        sys.exit(128 + exc.signal_number)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that cleanup runs (a BaseException, as
+    KeyboardInterrupt is: no ``except Exception`` swallows it)."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+def _raise_stopped(signal_number: int, frame: object) -> None:
+    raise Stopped(signal_number)

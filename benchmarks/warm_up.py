@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,16 +125,22 @@ def main() -> None:
         return
 
     runs: dict[str, list[dict[str, float]]] = {"cold": [], "warmed": []}
+    # the servers' logs, in a folder of this run's own (two runs at once wrote one file), kept
+    # when a server failed: its log says why
+    logs = Path(tempfile.mkdtemp(prefix="warm-up-")) if args.http else None
     for round_number in range(args.rounds):
         order = ("cold", "warmed") if round_number % 2 == 0 else ("warmed", "cold")
         for kind in order:
             if args.http:
-                log = Path(tempfile.gettempdir()) / f"warm-up-{kind}.log"
+                assert logs is not None
+                log = logs / f"{kind}.log"
                 runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed", log))
                 continue
             command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder, "--child", kind]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             runs[kind].append(json.loads(output.strip().splitlines()[-1]))
+    if logs is not None:
+        shutil.rmtree(logs, ignore_errors=True)
 
     def median(kind: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[kind])

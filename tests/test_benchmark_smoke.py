@@ -13,7 +13,7 @@ def test_web_overhead_benchmark_runs():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith(" us")]
-    assert len(rows) == 7, result.stdout
+    assert len(rows) == 8, result.stdout
     assert any(row.strip().startswith("same through a FixedRun") for row in rows)
     assert any(row.startswith("/api/v1/parse, model stubbed") for row in rows)
 
@@ -47,3 +47,45 @@ def test_a_bad_model_path_is_one_error_line():
         assert result.returncode == 1, (script, result.stderr[-2000:])
         assert result.stderr.strip().splitlines()[-1] == "error: model directory not found: /nonexistent-model"
         assert "Traceback" not in result.stderr
+
+
+def test_a_benchmark_stopped_by_sigterm_or_sighup_cleans_up_as_on_ctrl_c():
+    """SIGTERM (timeout, a cancelled CI job) ended the process without its finally blocks: the
+    servers a benchmark started, in sessions of their own, were left running."""
+    import signal
+
+    script = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "from timing import run_main\n"
+        "def main():\n"
+        "    try:\n"
+        "        print('running', flush=True)\n"
+        "        time.sleep(60)\n"
+        "    finally:\n"
+        "        print('cleaned up', flush=True)\n"
+        "run_main(main)\n"
+    )
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout.readline() == "running\n"
+            process.send_signal(stop)
+            out, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+        assert out == "cleaned up\n", (stop, out, err)
+        assert process.returncode == 128 + stop and err.strip() == f"stopped by {stop.name}"
+
+
+def test_a_child_process_whose_output_was_captured_has_its_message_shown():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "warm_up.py"), "--responder", "/nonexistent-responder",
+         "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "error: a child process ended with status 1 (its message is above)"
+    assert any("/nonexistent-responder" in line for line in lines[:-1]), result.stderr[-2000:]
