@@ -150,6 +150,17 @@ def test_pickling_a_predictor_says_what_to_do_instead(default_predictor):
         pickle.dumps(default_predictor)
 
 
+def test_a_predictors_info_and_featurizer_pickle_without_its_graph(default_predictor):
+    """The metadata holds no graph or session: it pickles (a PicklingError named a cache), and the
+    featurizer it brings back encodes as the loaded one does."""
+    info = pickle.loads(pickle.dumps(default_predictor.info))
+    assert info.manifest == default_predictor.info.manifest and info.path == default_predictor.info.path
+    texts = ["hello there", "when do you open on sundays?", "ünïcödé and 😀"]
+    expected, got = default_predictor.info.featurizer.encode(texts), info.featurizer.encode(texts)
+    for name in ("ids", "weights", "lengths"):
+        assert np.array_equal(getattr(expected, name), getattr(got, name)), name
+
+
 def test_export_and_load_round_trip_instead_of_pickle(tiny_trained, tiny_intents, tmp_path):
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.predictor import Predictor

@@ -148,6 +148,11 @@ class Featurizer:
         # A word's character n-grams are the same every time it is seen: look them up once.
         self._cached_char_ids = ShortTextCache(self._token_char_ids, CACHED_WORDS, CACHED_WORD_CHARS)
 
+    def __reduce__(self) -> tuple[type[Featurizer], tuple[FeatureConfig, list[str], list[float] | None]]:
+        # made again from what defines it: its word cache (an lru_cache of a bound method) and
+        # tokenizers cannot be pickled, and a PicklingError naming the cache hid that for a model's info
+        return (Featurizer, (self.config, self.vocabulary, None if self.idf is None else self.idf.tolist()))
+
     @property
     def n_features(self) -> int:
         return len(self.vocabulary)
