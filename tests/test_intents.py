@@ -232,6 +232,16 @@ def test_patterns_that_differ_only_in_unicode_form_are_one_pattern(tmp_path, cap
     assert "intent #2 ('want')" in clashes[1] and "'quiero'" in clashes[1]
 
 
+@pytest.mark.parametrize("typed", ["don\u2019t go", "don\u00b4t go", "don`t go"])
+def test_patterns_that_differ_only_in_the_apostrophe_typed_are_one_pattern(tmp_path, caplog, typed):
+    """The classifier reads "don’t", "don´t" and "don`t" as "don't": one pattern to it."""
+    stay = {"tag": "stay", "patterns": ["don't go"], "responses": ["I'll stay"]}
+    leave = {"tag": "leave", "patterns": [typed, "bye"], "responses": ["Bye"]}
+    load_intents(write(tmp_path, {"intents": [stay, leave]}))
+    clashes = [r.getMessage() for r in caplog.records if "also a pattern" in r.getMessage()]
+    assert len(clashes) == 1 and "intent #1 ('leave')" in clashes[0] and "intent #0 ('stay')" in clashes[0], clashes
+
+
 def test_distinct_patterns_give_no_clash_warning(tmp_path, caplog):
     load_intents(write(tmp_path, {"intents": [GOOD, {"tag": "bye", "patterns": ["bye"], "responses": ["Bye"]}]}))
     assert "also a pattern" not in caplog.text
@@ -245,7 +255,8 @@ def test_a_lone_surrogate_escape_is_a_problem_naming_the_field(tmp_path, field, 
         load_intents(path)
 
 
-@pytest.mark.parametrize("first, second", [("greeting", "Greeting"), ("café", "cafe\u0301")])
+@pytest.mark.parametrize("first, second", [("greeting", "Greeting"), ("café", "cafe\u0301"),
+                                           ("greet", "\uff47\uff52\uff45\uff45\uff54")])  # full-width
 def test_tags_that_differ_only_in_case_or_unicode_form_are_refused(tmp_path, first, second):
     other = {"tag": second, "patterns": ["bye"], "responses": ["Bye"]}
     path = write(tmp_path, {"intents": [dict(GOOD, tag=first), other]})
@@ -285,6 +296,8 @@ def test_the_fallback_takes_no_patterns_and_is_no_follow_up(tmp_path):
         ("a\nb", r"holds a control character ('\n'): a name is one line of text"),
         ("a\x00", r"holds a control character ('\x00')"),
         ("OOS", "'OOS' looks the same as the out-of-scope label 'oos'"),  # as a CSV label already was
+        # full-width: trained as an ordinary class that answered "I understood this as 'ｏｏｓ'"
+        ("\uff4f\uff4f\uff53", "'\uff4f\uff4f\uff53' looks the same as the out-of-scope label 'oos'"),
     ],
 )
 def test_tags_that_print_on_two_lines_or_read_as_the_out_of_scope_label_are_refused(tmp_path, tag, expected):

@@ -244,8 +244,10 @@ def _tag_of_refused(entry: Any, its_problems: Sequence[str]) -> str | None:
 
 def looks_of(name: str) -> str:
     """What a tag or label looks like to a reader: two names with one look differ only in case,
-    Unicode form or invisible format characters, and may not name two classes."""
-    return unicodedata.normalize("NFC", drop_format_characters(name)).casefold()
+    Unicode form (composed or not, full-width or not: NFKC, as the fallback's look-alikes are
+    found) or invisible format characters, and may not name two classes."""
+    # NFKC again after casefold, which can undo it ("ǰ")
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", drop_format_characters(name)).casefold())
 
 
 def control_character_problem(name: str) -> str | None:

@@ -148,9 +148,14 @@ CACHED_WORDS = 16384
 
 def folded(text: str) -> str:
     """``text`` as the classifier cannot tell it from others: in NFKC (a composed "é" and an "e"
-    with a combining accent, full-width letters), without invisible format characters,
-    lower-cased, its spaces collapsed. What duplicate-pattern warnings compare."""
-    return " ".join(drop_format_characters(unicodedata.normalize("NFKC", text)).lower().split())
+    with a combining accent, full-width letters), without invisible format characters, with
+    typographic apostrophes and hyphens (and an acute or in-word grave typed for an apostrophe)
+    as :meth:`TextProcessor.tokens` writes them, lower-cased, its spaces collapsed. What
+    duplicate-pattern warnings compare."""
+    if "\u00b4" in text or "`" in text:
+        text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
+    text = drop_format_characters(unicodedata.normalize("NFKC", text)).translate(_TYPOGRAPHIC)
+    return " ".join(text.lower().split())
 
 
 def visible_text(text: str) -> str:
