@@ -159,6 +159,22 @@ def test_detokenized_text_reads_normally(text):
     assert detokenize(tokenize(text)) == text
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a phone's typographic apostrophes and quotes, which the Treebank detokenizer leaves apart
+        ("I don\u2019t know, it\u2019s \u201cgreat\u201d.", "I don\u2019t know, it\u2019s \u201cgreat\u201d."),
+        ("We\u2019re here and I\u2019ve seen it, she\u2019ll say I\u2019m late.",
+         "We\u2019re here and I\u2019ve seen it, she\u2019ll say I\u2019m late."),
+        ("She said \u2018hi\u2019 to me.", "She said \u2018hi\u2019 to me."),
+        # an acute accent typed for an apostrophe (NFKC makes it a combining accent on the next token)
+        ("I don\u00b4t know.", "I don't know."),
+    ],
+)
+def test_typographic_apostrophes_and_quotes_are_glued_back(text, expected):
+    assert detokenize(tokenize(text)) == expected
+
+
 def test_detokenize_restores_sentence_capitals():
     assert detokenize(["i", "think", "so", ".", "do", "n't", "you", "?"]) == "I think so. Don't you?"
     assert detokenize(["it", "'s", "ok"], sentence_case=False) == "it's ok"

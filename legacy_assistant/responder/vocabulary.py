@@ -95,7 +95,45 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
             # sentence; after "2.0" or "gmail.com" it does
             if word in _SENTENCE_ENDS and not (word == "." and index and _ABBREVIATION.match(words[index - 1])):
                 capital_next = True
+    words = _attach_typographic_marks(words)
     return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(_attach_single_quotes(words))).strip()
+
+
+# What follows an apostrophe inside an English word ("don’t", "it’s", "we’re", "I’ve", "she’ll",
+# "I’d", "I’m"): the tokenizer splits a typographic apostrophe off as a token of its own.
+_CONTRACTION_TAILS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
+_OPENING_MARKS = frozenset({"\u201c", "\u2018"})  # “ ‘
+_CLOSING_MARKS = frozenset({"\u201d", "\u2019"})  # ” ’
+_COMBINING_ACUTE = "\u0301"
+
+
+def _attach_typographic_marks(words: list[str]) -> list[str]:
+    """Glue the typographic apostrophes and quotes the Treebank detokenizer leaves apart (it
+    knows ASCII ones only): ``["don", "’", "t"]`` -> ``["don’t"]``, ``["“", "great", "”"]`` ->
+    ``["“great”"]``; and an acute accent typed for an apostrophe, which NFKC left as a combining
+    accent at the start of the next token (``["don", "́t"]``), as ``'`` (``["don't"]``)."""
+    if all(word.isascii() for word in words):
+        return words
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        following = words[index + 1] if index + 1 < len(words) else None
+        previous_is_word = bool(out) and out[-1][-1:].isalnum()
+        if word == "\u2019" and previous_is_word and following is not None and following in _CONTRACTION_TAILS:
+            out[-1] += word + following
+            index += 2
+            continue
+        if word.startswith(_COMBINING_ACUTE) and len(word) > 1 and previous_is_word:
+            out[-1] += "'" + word[1:]
+        elif word in _OPENING_MARKS and following is not None and any(c.isalnum() for c in following):
+            words = [*words[: index + 1], word + following, *words[index + 2 :]]
+        elif word in _CLOSING_MARKS and out:
+            out[-1] += word
+        else:
+            out.append(word)
+        index += 1
+    return out
 
 
 def _attach_single_quotes(words: list[str]) -> list[str]:
