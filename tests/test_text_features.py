@@ -258,6 +258,13 @@ def test_the_unicode_tokenizer_parts_non_ascii_punctuation_and_chinese_or_japane
     assert unicode.tokens("مرحبا، كيف حالك؟") == ["مرحبا", "كيف", "حالك"]
     assert unicode.tokens("la col·lecció") == ["la", "col·lecció"]  # a mark inside a word stays
     assert unicode.tokens("\u05f4\u05e6\u05d4\u05f4\u05dc\u05f4") == ["\u05e6\u05d4\u05f4\u05dc"]
+    # written with vowel points, the gershayim follows a point, not a letter: still in the word
+    pointed = "\u05e6\u05b7\u05d4\u05b7\u05f4\u05dc"
+    assert unicode.tokens(pointed) == [pointed]
+    # the Arabic decimal and thousands separators inside a number, as "3.5" and "1,000" stay whole
+    assert unicode.tokens("\u0663\u066b\u0665 \u0643\u064a\u0644\u0648") == ["\u0663\u066b\u0665", "\u0643\u064a\u0644\u0648"]
+    assert unicode.tokens("\u0661\u066c\u0660\u0660\u0660") == ["\u0661\u066c\u0660\u0660\u0660"]
+    assert unicode.tokens("a \u066b b") == ["a", "b"]  # between words, a mark apart
     assert unicode.tokens("你好谢谢。") == unicode.tokens("你好，谢谢") == ["你", "好", "谢", "谢"]
     assert unicode.tokens("コーヒーの値段は？") == ["コ", "ー", "ヒ", "ー", "の", "値", "段", "は"]
     english = "What's on the menu? I don't know, co-op."

@@ -47,10 +47,14 @@ _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
 # without spaces between words (Chinese, Japanese), where a sentence was one token; word bigrams
 # then are character bigrams, the usual bag of words for those scripts. Marks that join letters
 # inside a word stay there: Catalan's middle dot ("col·lecció"), Hebrew's geresh and gershayim
-# ("צה״ל"), Armenian's apostrophe.
+# ("צה״ל", vowel points before them included), Armenian's apostrophe; and the Arabic decimal
+# and thousands separators inside a number ("٣٫٥", "١٬٠٠٠"), as "3.5" and "1,000" stay whole.
 _IN_WORD_MARKS = "\u00b7\u05f3\u05f4\u055a"
+_IN_NUMBER_MARKS = "\u066b\u066c"
 _STANDS_APART = regex.compile(
-    rf"(?V1)([\p{{P}}--[\x00-\x7f]--[{_IN_WORD_MARKS}]]|(?<!\p{{L}})[{_IN_WORD_MARKS}]|[{_IN_WORD_MARKS}](?!\p{{L}})"
+    rf"(?V1)([\p{{P}}--[\x00-\x7f]--[{_IN_WORD_MARKS}{_IN_NUMBER_MARKS}]]"
+    rf"|(?<![\p{{L}}\p{{M}}])[{_IN_WORD_MARKS}]|[{_IN_WORD_MARKS}](?!\p{{L}})"
+    rf"|(?<!\p{{Nd}})[{_IN_NUMBER_MARKS}]|[{_IN_NUMBER_MARKS}](?!\p{{Nd}})"
     r"|[\p{Han}\p{Hiragana}\p{Katakana}])"
 )
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
