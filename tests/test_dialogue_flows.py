@@ -41,6 +41,8 @@ def test_a_clear_other_request_leaves_a_follow_up():
         [("book_when", 0.95), ("menu", 0.02)],  # the follow-up itself
         [("oos", 0.97), ("menu", 0.01)],  # out of scope is no request
         [("size_large", 0.97), ("menu", 0.01)],  # belongs to a flow that is not open
+        # the intent that opened the follow-up would ask its question again, turn after turn
+        [("book", 0.99), ("menu", 0.01)],
     ],
 )
 def test_the_follow_up_keeps_every_other_turn(ranking):

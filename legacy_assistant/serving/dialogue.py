@@ -180,6 +180,9 @@ class DialoguePolicy:
             or tag in (state.next_tag, self.oos_label)
             or not confidence >= self.threshold
             or (rule.context_filter and rule.context_filter != state.context)
+            # the intent that opened this follow-up would only ask its question again: a
+            # confident model sent "tonight at 9 for two" back to book_table on every turn
+            or rule.next_tag == state.next_tag
         ):
             return None
         if rule.interrupts:
