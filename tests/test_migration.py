@@ -243,7 +243,7 @@ def test_chat_with_a_compat_model_and_a_tf2_responder_says_what_can_be_done(monk
 
     from legacy_assistant.cli import chat, model_kind
 
-    monkeypatch.setattr(model_kind, "written_for", lambda path: "tf2" if path == "r-tf2" else "compat")
+    monkeypatch.setattr(model_kind, "written_for", lambda path, role="model": "tf2" if path == "r-tf2" else "compat")
     from legacy_assistant.errors import AssistantError
 
     with pytest.raises(AssistantError) as caught:
