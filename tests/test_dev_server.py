@@ -62,7 +62,9 @@ def test_ctrl_c_while_a_reload_finishes_ends_the_process_at_once():
     import sys
 
     script = (
-        "import threading, time, types\n"
+        "import signal, threading, time, types\n"
+        # as in a terminal: a test run as a background job hands its children SIGINT ignored
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from legacy_assistant.cli.serve import _finish_reload\n"
         "from legacy_assistant.web.admin import RELOADS_EXTENSION\n"
         "reload = threading.Thread(target=time.sleep, args=(60,), name='model-reload')\n"
