@@ -24,6 +24,16 @@ def test_top_intent_answers(policy):
     assert state == ConversationState(turns=1)
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.0])
+def test_a_confidence_equal_to_the_threshold_answers(threshold):
+    """Only a confidence below the threshold falls back, as the threshold's calibration counts
+    it (thresholds.rejected); at 0.0 nothing understood falls back."""
+    policy = DialoguePolicy([IntentRule("greeting", ("Hello!",))], ["Sorry?"], threshold=threshold,
+                            rng=random.Random(0))
+    reply, _ = policy.decide(ConversationState(), [("greeting", threshold)])
+    assert (reply.intent, reply.reason) == ("greeting", "intent")
+
+
 def test_below_threshold_falls_back_and_keeps_context(policy):
     start = ConversationState(context="tea_kind", turns=3)
     reply, state = policy.decide(start, [("greeting", 0.2), ("book", 0.1)])

@@ -77,6 +77,10 @@ def test_the_escape_confidence_is_a_setting():
     assert _policy(escape_confidence=0.5).decide(BOOKING, [("menu", 0.6)])[0].intent == "menu"
     assert _policy(escape_confidence=0.95).decide(BOOKING, [("menu", 0.92)])[0].intent == "book_when"
     assert _policy().decide(BOOKING, [("menu", 0.74)])[0].intent == "book_when"
+    # "at least" the escape confidence: a tie leaves the follow-up
+    reply, state = _policy(escape_confidence=0.75).decide(BOOKING, [("menu", 0.75)])
+    assert (reply.intent, reply.reason, state.next_tag) == ("menu", "intent", None)
+    assert _policy(escape_confidence=0.75).decide(BOOKING, [("menu", 0.7499)])[0].reason == "follow_up"
 
 
 @pytest.mark.parametrize(

@@ -354,3 +354,30 @@ def test_a_store_that_fails_to_amend_still_answers_with_the_generated_reply(defa
     [turn] = assistant.history("s")
     assert turn.message == UNKNOWN and not turn.generated  # stored once, with the canned reply
     assert "could not replace the stored canned one: the store is busy" in caplog.text
+
+
+def test_the_served_responder_decodes_with_the_serving_repetition_penalty(tmp_path):
+    """Without it a small model's greedy replies loop ("I like the movie. I like the movie."):
+    the app's loading path (also the one a hot reload takes) must pass it on."""
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+    from legacy_assistant.serving.assistant import SERVING_REPETITION_PENALTY
+    from legacy_assistant.web.app import create_app
+    from legacy_assistant.web.context import slot_of
+    from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
+
+    app = create_app({"MODEL_DIR": str(DEFAULT_MODEL), "RESPONDER_DIR": str(DEFAULT_RESPONDER),
+                      "STORE_URL": "memory", "BATCHING": False})
+    assistant = slot_of(app).current
+    try:
+        assert assistant.responder.options.repetition_penalty == SERVING_REPETITION_PENALTY > 1
+        context = ["Do you like movies?"]
+        plain = Responder.load(DEFAULT_RESPONDER)
+        penalised = Responder.load(DEFAULT_RESPONDER, options=DecodingOptions(repetition_penalty=SERVING_REPETITION_PENALTY))
+        try:
+            assert plain.respond(context) != penalised.respond(context)  # the context tells them apart
+            assert assistant.respond(context, mode="greedy") == penalised.respond(context)
+        finally:
+            plain.close()
+            penalised.close()
+    finally:
+        assistant.close()

@@ -385,3 +385,33 @@ def test_bad_decode_arguments_are_refused_before_running(random_model):
         random_model.score(contexts, conditions, np.full((2, 3), -1))
     empty = random_model.decode(contexts[:0], conditions[:0], mode="beam", beam_width=2, max_length=5)
     assert empty.ids.shape == (0, 2, 5)
+
+
+def test_beam_ranks_candidates_of_different_lengths_by_their_normalised_score(tmp_path):
+    """On the random model every candidate runs to max_length, so a ranking by the raw
+    log-probability passed as well: the shipped model's candidates end at different lengths.
+    Its weights are exported again, so that the graph tested is this code's."""
+    import json
+    import shutil
+
+    from legacy_assistant.responder.artifact import reexport_responder_artifact
+    from legacy_assistant.responder.batching import EncodedPair, pad_batch
+    from legacy_assistant.responder.responder import Responder
+    from tests.helpers import DEFAULT_RESPONDER, ROOT
+
+    shutil.copytree(DEFAULT_RESPONDER, tmp_path / "responder")
+    responder = Responder.load(reexport_responder_artifact(tmp_path / "responder"))
+    try:
+        contexts = json.loads((ROOT / "data" / "responder_contexts.json").read_text(encoding="utf-8"))
+        pairs = [EncodedPair(responder._encode_context(c), (END,), responder._condition_id(None)) for c in contexts]
+        batch = pad_batch(pairs, responder.spec.max_context_turns)
+        result = responder._model.decode(batch.context_ids, batch.condition_ids, mode="beam", beam_width=5,
+                                         max_length=30, length_penalty=1.0)
+        lengths = result.lengths.astype(np.float32)
+        assert (lengths.min(axis=1) < lengths.max(axis=1)).any()  # else the test could not fail
+        normalised = result.log_probs / lengths
+        assert (np.diff(normalised, axis=1) <= 1e-6).all()  # best first, by the normalised score
+        # and that is another order than the raw log-probabilities' somewhere
+        assert (np.diff(result.log_probs, axis=1) > 1e-6).any()
+    finally:
+        responder.close()

@@ -93,6 +93,16 @@ def test_an_asked_turn_long_only_in_what_the_tokenizer_drops_keeps_its_words(tai
     assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["a", "b"], ["c", "d"]]
 
 
+def test_an_asked_turn_with_nothing_to_encode_takes_no_place_in_the_window():
+    """A blank turn, or one of only dropped characters, would push a turn with words out."""
+    vocabulary = Vocabulary.from_texts(["a b c d e"], max_size=100)
+    encoded = vocabulary.encode_asked_context(["a", "b", "\u200b", "   ", "\n"], max_turns=2, max_tokens=5)
+    assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["a"], ["b"]]
+    assert vocabulary.encode_asked_context(["hi", "\u200b", "\u200b"], max_turns=3, max_tokens=5) == [
+        vocabulary.encode_turn("hi", 5)
+    ]
+
+
 def test_decode_stops_at_end_and_skips_padding():
     vocabulary = Vocabulary.from_texts(TEXTS, max_size=100)
     ids = [START] + vocabulary.ids(["how", "are", "you", "?"]) + [END, 7, 8, PAD]
