@@ -627,3 +627,21 @@ def test_force_replaces_a_model_with_one_of_its_kind_only(tmp_path, capsys):
     with pytest.raises(ArtifactError, match=r"holds an intent model \(assistant\.json\) and this writes a responder"):
         check_destination(intent_model, True, writes=RESPONDER_MANIFEST)
     check_destination(responder, True, writes=RESPONDER_MANIFEST)  # its own kind: replaced
+
+
+def test_chat_takes_the_follow_up_mode_as_serve_does(capsys, monkeypatch):
+    """Models made before a follow-up could be marked free text need classic follow-ups to keep
+    their flows; the terminal had no way to ask for them."""
+    import io
+
+    model = str(ROOT / "exported" / "default")
+    lines = {}
+    for mode in ("yield", "classic"):
+        monkeypatch.setattr("sys.stdin", io.StringIO("can I book a table?\nwhat's on the menu?\n"))
+        assert main(["-q", "chat", "--model", model, "--show-intent", "--follow-ups", mode]) == 0
+        lines[mode] = capsys.readouterr().out.strip().splitlines()
+    assert "  [menu 0." in lines["yield"][-1]
+    assert lines["classic"][-1].endswith("[book_table_time 1.00]")
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    assert main(["chat", "--responder", "--follow-ups", "classic"]) == 1
+    assert _one_error_line(capsys) == "error: --follow-ups is an intent model option: give --model too"

@@ -21,6 +21,7 @@ from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 from legacy_assistant.responder.modes import known_condition
+from legacy_assistant.serving.dialogue import FOLLOW_UP_MODES
 
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
 DEFAULT_RESPONDER_MODE = "sample_rerank"
@@ -37,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sender", default="terminal", help="conversation id")
     parser.add_argument("--show-intent", action="store_true", help="print intent and confidence with each reply")
     parser.add_argument("--threshold", type=float, help="override the model's fallback threshold")
+    parser.add_argument(
+        "--follow-ups",
+        choices=FOLLOW_UP_MODES,
+        help="yield (default: a clear other request leaves a follow-up) or classic (the follow-up takes whatever "
+        "comes next), as serve's setting",
+    )
     responder = parser.add_argument_group("generative responder")
     responder.add_argument(
         "--responder",
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     apply_runtime(args)
     from legacy_assistant.serving.assistant import Assistant
 
-    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold)
+    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold, **_follow_ups(args))
     interactive = _interactive()
     if interactive:
         print(f"Chatting with {assistant.predictor.name}. {LEAVE}")
@@ -102,10 +109,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follow_ups(args: argparse.Namespace) -> dict[str, str]:
+    """``Assistant.load``'s follow-up mode when ``--follow-ups`` is given (else its default)."""
+    return {} if args.follow_ups is None else {"follow_ups": args.follow_ups}
+
+
 def run_with_responder(args: argparse.Namespace) -> int:
     """The responder alone, or behind an intent model's fallback."""
-    if args.model is None and args.threshold is not None:
-        raise AssistantError("--threshold is an intent model option: give --model too")
+    for flag, value in (("--threshold", args.threshold), ("--follow-ups", args.follow_ups)):
+        if args.model is None and value is not None:
+            raise AssistantError(f"{flag} is an intent model option: give --model too")
     apply_runtime(args)
     if args.model is not None:
         return _run_behind_model(args)
@@ -170,6 +183,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
     assistant = Assistant.load(
         args.model,
         threshold=args.threshold,
+        **_follow_ups(args),
         responder_dir=args.responder,
         generation_mode=args.mode,
         condition_strength=args.condition_strength,
