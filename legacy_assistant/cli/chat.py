@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     apply_runtime(args)
     from legacy_assistant.serving.assistant import Assistant
 
-    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold, **_follow_ups(args))
+    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold, follow_ups=_follow_ups(args))
     interactive = _interactive()
     if interactive:
         print(f"Chatting with {assistant.predictor.name}. {LEAVE}")
@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow_ups(args: argparse.Namespace) -> dict[str, str]:
-    """``Assistant.load``'s follow-up mode when ``--follow-ups`` is given (else its default)."""
-    return {} if args.follow_ups is None else {"follow_ups": args.follow_ups}
+def _follow_ups(args: argparse.Namespace) -> str:
+    """The follow-up mode: ``--follow-ups``, else yield (serve's default)."""
+    return args.follow_ups or "yield"
 
 
 def run_with_responder(args: argparse.Namespace) -> int:
@@ -183,7 +183,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
     assistant = Assistant.load(
         args.model,
         threshold=args.threshold,
-        **_follow_ups(args),
+        follow_ups=_follow_ups(args),
         responder_dir=args.responder,
         generation_mode=args.mode,
         condition_strength=args.condition_strength,
