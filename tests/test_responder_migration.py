@@ -459,3 +459,19 @@ time.sleep(600)
             time.sleep(0.1)
     finally:
         parent.kill()
+
+
+def test_the_report_says_when_guided_decodes_were_not_compared():
+    """A source exported before guidance is checked without guided decodes, while its TF2 copy,
+    built by this code, has them: the report says they are unchecked."""
+    from pathlib import Path
+
+    from legacy_assistant.responder.migration import ResponderMigrationReport
+
+    decode = {"contexts": 3, "contexts_differing": 0, "max_abs_log_prob_delta": 0.0}
+    plain = {"decodes": {"greedy": decode, "beam": decode}, "score": {}}
+    report = ResponderMigrationReport(Path("r"), Path("t"), {}, {"count": 3, "from": "generated"}, plain)
+    assert report.lines()[-1].startswith("  guided decodes (condition_strength above 0) not compared")
+    guided = {"decodes": {**plain["decodes"], "greedy_guided": decode, "beam_guided": decode}, "score": {}}
+    report = ResponderMigrationReport(Path("r"), Path("t"), {}, {"count": 3, "from": "generated"}, guided)
+    assert not any("not compared" in line for line in report.lines())

@@ -116,6 +116,13 @@ class ResponderMigrationReport:
             out.append(
                 f"  score of {result['replies']} {name} replies: max |Δ log p| per token {result['max_abs_delta']:.3g}"
             )
+        if "decodes" in self.parity and "greedy_guided" not in self.parity["decodes"]:
+            # the copy is built by this code, guided signatures included, but nothing checked them
+            out.append(
+                "  guided decodes (condition_strength above 0) not compared: the source has no condition "
+                "guidance; the copy's is unchecked (legacy-assistant reexport-responder SOURCE, then migrate "
+                "again, checks it)"
+            )
         return out
 
 
