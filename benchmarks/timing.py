@@ -77,7 +77,8 @@ def run_main(main: Callable[[], object]) -> None:
     # does, through every finally: the servers a benchmark started run in sessions of their own,
     # which no signal to this process group reaches, and were left running
     for stop in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop, _raise_stopped)
+        if signal.getsignal(stop) is not signal.SIG_IGN:  # `nohup` ignores SIGHUP: it stays ignored
+            signal.signal(stop, _raise_stopped)
     try:
         main()
     except BrokenPipeError:

@@ -75,6 +75,9 @@ def test_a_host_header_that_is_no_host_name_is_refused_as_a_host_not_allowed(mak
     refused = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": host})
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "host_not_allowed"
     assert client.get("/health", headers={"Host": host}).status_code == 200  # probes answer any name
+    # OPTIONS lists the path's methods through a routing of its own, which Werkzeug refused too
+    options = client.options("/api/v1/parse", headers={"Host": host})
+    assert options.status_code == 200 and options.headers["Allow"] == "OPTIONS, POST"
     assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "chat.example."}).status_code == 200
 
 

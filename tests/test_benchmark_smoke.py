@@ -77,6 +77,18 @@ def test_a_benchmark_stopped_by_sigterm_or_sighup_cleans_up_as_on_ctrl_c():
             process.kill()
         assert out == "cleaned up\n", (stop, out, err)
         assert process.returncode == 128 + stop and err.strip() == f"stopped by {stop.name}"
+    # under nohup SIGHUP is ignored, and stays so: the run goes on when its terminal closes
+    nohup = script.replace("run_main(main)", "import signal\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)\nrun_main(main)")
+    nohup = nohup.replace("time.sleep(60)", "time.sleep(1)")
+    process = subprocess.Popen([sys.executable, "-c", nohup], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout.readline() == "running\n"
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert (process.returncode, out) == (0, "cleaned up\n"), err
 
 
 def test_a_child_process_whose_output_was_captured_has_its_message_shown():

@@ -627,6 +627,12 @@ def test_force_replaces_a_model_with_one_of_its_kind_only(tmp_path, capsys):
     with pytest.raises(ArtifactError, match=r"holds an intent model \(assistant\.json\) and this writes a responder"):
         check_destination(intent_model, True, writes=RESPONDER_MANIFEST)
     check_destination(responder, True, writes=RESPONDER_MANIFEST)  # its own kind: replaced
+    # without --force, the same answer: "use --force" would only lead to this refusal
+    assert main(["train", str(TINY_INTENTS), "--out", str(responder), "--epochs", "1", "--no-plot"]) == 1
+    assert "--force replaces a model of the same kind only" in _one_error_line(capsys)
+    assert main(["train-responder", str(ROOT / "data" / "responder_contexts.json"), "--out", str(intent_model),
+                 "--no-plot"]) == 1
+    assert "holds an intent model (assistant.json) and this writes a responder" in _one_error_line(capsys)
 
 
 def test_chat_takes_the_follow_up_mode_as_serve_does(capsys, monkeypatch):

@@ -200,6 +200,8 @@ def test_allowed_origins_are_compared_in_the_form_browsers_send(make_client):
         ("http://[::0001]:8080", "http://[::1]:8080"),
         ("http://127.1", "http://127.0.0.1"),
         ("http://0x7f.0.0.1", "http://127.0.0.1"),
+        # a page at a name with its root's dot sends it in its Origin: kept, not refused
+        ("https://shop.example.", "https://shop.example."),
     ],
 )
 def test_an_origin_is_written_as_browsers_serialise_it(text, expected):
@@ -221,6 +223,10 @@ def test_an_origin_is_written_as_browsers_serialise_it(text, expected):
         ("https://shop.example:99999", "not an origin"),
         ("https://shop .example", "space or control"),
         ("http://10.0.0.256", "not an IPv4 address"),
+        # still in its quotes (an --env-file keeps them), or no host name at all
+        ("https://'shop.example'", "a host name is dot-separated labels"),
+        ("https://a..b", "a host name is dot-separated labels"),
+        ("https://shop.example..", "a host name is dot-separated labels"),
     ],
 )
 def test_an_origin_that_no_browser_could_send_is_refused(text, reason):

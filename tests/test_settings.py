@@ -244,6 +244,13 @@ def test_a_variable_of_the_prefix_that_is_no_setting_is_refused_naming_the_close
         server_options(parse())
 
 
+def test_an_empty_admin_token_variable_is_unset_and_leaves_the_admin_routes_off(environ):
+    """Unlike the API token's (unset, the API is open), an unset admin token fails closed: a
+    compose file's ADMIN_TOKEN=${ADMIN_TOKEN:-} keeps starting."""
+    environ(ADMIN_TOKEN="")
+    assert app_config(parse())["ADMIN_TOKEN"] is None
+
+
 def test_the_prefixed_variables_that_are_no_settings_are_the_ones_the_code_reads(environ):
     from compat import selection
     from legacy_assistant.responder.migration import PARENT_ENV

@@ -269,3 +269,23 @@ def test_out_of_scope_tuning_counts_sentences_with_no_known_word_as_fallbacks():
     tuning = model.summary["threshold_tuning"]
     assert model.threshold == pytest.approx(expected.threshold) and tuning["oos_recall"] == 1.0
     assert tuning["in_scope_accuracy"] == pytest.approx(expected.in_scope_accuracy)
+
+
+def test_validation_sentences_the_model_understands_none_of_keep_the_fixed_threshold_under_auto(caplog):
+    """Nothing can be calibrated on them: auto keeps the fixed threshold (as its help says it
+    ends), while in_scope, asked for by name, is refused."""
+    import logging
+
+    from legacy_assistant.classifier.thresholds import NothingUnderstoodError
+
+    intents = sorted(set(LABELS))
+    unknown = ([f"zzq{i} xxv{i}" for i in range(len(intents))], intents)  # words the model never saw
+    config = CONFIG.with_overrides(threshold_min_sentences=1, epochs=2, threshold=0.33)
+    with caplog.at_level(logging.WARNING):
+        model = train(TEXTS, LABELS, config, validation=unknown)
+    record = model.summary["threshold_calibration"]
+    assert (record["method"], model.threshold or config.threshold) == ("fixed", 0.33)
+    assert record["reason"].startswith("in_scope_validation: the threshold cannot be calibrated")
+    assert "the fixed threshold 0.33 is kept" in caplog.text
+    with pytest.raises(NothingUnderstoodError):
+        train(TEXTS, LABELS, config.with_overrides(threshold_from="in_scope"), validation=unknown)

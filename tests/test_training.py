@@ -100,6 +100,19 @@ def test_a_split_that_takes_an_intents_only_example_with_words_is_named_not_the_
         train(texts, SPLIT_TAGS, config)
 
 
+def test_a_validation_split_and_a_hold_out_together_are_named_not_the_data():
+    """The hold-out trains on what the validation split left: its check read that as the data."""
+    from legacy_assistant.classifier.training import UnlearnableIntentsError
+
+    texts = [f"hello friend {i}" for i in range(12)] + [f"bye now {i}" for i in range(12)] + ["!!!", "good day sir", "???"]
+    tags = ["greet"] * 12 + ["bye"] * 12 + ["sir"] * 3
+    config = TrainingConfig(epochs=1, validation_split=0.2, threshold_holdout=0.5, threshold_min_sentences=8, seed=3)
+    with pytest.raises(TrainingError, match=r"^the validation split \(validation_split 0\.2\) and the threshold "
+                                            r"hold-out \(threshold_holdout 0\.5\) took every example") as raised:
+        train(texts, tags, config)
+    assert not isinstance(raised.value, UnlearnableIntentsError)
+
+
 def test_an_intent_whose_patterns_hold_no_word_is_refused_by_name():
     texts = ["hello there", "hi friend", "bye now", "see you", "...", "?!"]
     tags = ["greet", "greet", "bye", "bye", "dots", "dots"]

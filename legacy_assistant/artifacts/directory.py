@@ -232,6 +232,8 @@ def check_destination(
             raise ArtifactError(f"{target} holds {source}, an input of this command: choose another destination")
     if target.exists() and not target.is_dir():
         raise ArtifactError(f"{target} is a file, not a model directory: choose another destination")
+    if writes is not None:  # before "already exists": --force would not help
+        refuse_other_kind(target, writes)
     if target.exists() and not force:
         raise ArtifactError(f"{target} already exists (--force, or force=True in Python, replaces it)")
     if target.is_dir() and any(target.iterdir()) and not any((target / name).is_file() for name in manifests):
@@ -239,13 +241,6 @@ def check_destination(
             f"{target} holds files but no model ({' or '.join(manifests)}): --force replaces a model "
             "directory only, so choose another destination or empty it yourself"
         )
-    if writes is not None and target.is_dir() and not (target / writes).is_file():
-        other = next((name for name in MODEL_MANIFESTS if name != writes and (target / name).is_file()), None)
-        if other is not None:
-            raise ArtifactError(
-                f"{target} holds {_KIND_OF[other]} ({other}) and this writes {_KIND_OF.get(writes, writes)}: "
-                "--force replaces a model of the same kind only; choose another destination, or remove it yourself"
-            )
     kept = set(keep)
     foreign = [name for name in _not_of_the_model(target, manifests) if name not in kept] if target.is_dir() else []
     if foreign:
@@ -255,6 +250,20 @@ def check_destination(
             "--force replaces the whole directory and would delete them; move them away or choose another destination"
         )
     _check_writable_folder(target, f"{target}: cannot write there")
+
+
+def refuse_other_kind(out_dir: str | Path, writes: str) -> None:
+    """Refuse (:class:`ArtifactError`) a directory holding the other kind of model than the one
+    whose manifest is ``writes``: ``force`` replaces a model with one of its kind only."""
+    target = Path(out_dir)
+    if not target.is_dir() or (target / writes).is_file():
+        return
+    other = next((name for name in MODEL_MANIFESTS if name != writes and (target / name).is_file()), None)
+    if other is not None:
+        raise ArtifactError(
+            f"{target} holds {_KIND_OF[other]} ({other}) and this writes {_KIND_OF.get(writes, writes)}: "
+            "--force replaces a model of the same kind only; choose another destination, or remove it yourself"
+        )
 
 
 def _check_writable_folder(target: Path, refusal: str) -> None:

@@ -38,6 +38,12 @@ import numpy as np
 
 from legacy_assistant.errors import TrainingError
 
+
+class NothingUnderstoodError(TrainingError):
+    """No in-scope sentence to calibrate on holds a word the model knows: no threshold can be
+    read off them (training with ``threshold_from`` auto keeps the fixed threshold instead)."""
+
+
 GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)  # candidate thresholds 0.00, 0.01, ..., 0.99
 
 
@@ -209,7 +215,7 @@ def in_scope_threshold(
     known = _understood(understood, n)
     if not known.any():
         # every threshold would qualify, and the highest (0.99) send nearly every message back
-        raise TrainingError(
+        raise NothingUnderstoodError(
             f"the threshold cannot be calibrated: none of the {n} in-scope sentences it is calibrated on "
             "holds a word the model knows; give validation sentences in the training data's words, or a "
             "fixed threshold (threshold_from 'fixed')"

@@ -29,6 +29,7 @@ from legacy_assistant.classifier.features import Featurizer, NoFeaturesError, Sp
 from legacy_assistant.classifier.intents import looks_of
 from legacy_assistant.classifier.thresholds import (
     InScopeCalibration,
+    NothingUnderstoodError,
     ThresholdPoint,
     choose_threshold,
     in_scope_threshold,
@@ -403,6 +404,16 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     return Features(featurizer, x_train, x_val, x_scored, data.val_labels[scored])
 
 
+def _holdout_set_aside(data: LabelledData, config: TrainingConfig) -> SetAside:
+    """What the threshold hold-out takes from: the training data, or, after a validation split,
+    the data before that split (both took examples, so both are named)."""
+    what = f"the threshold hold-out (threshold_holdout {config.threshold_holdout:g})"
+    before = data.set_aside
+    if before is None:
+        return SetAside(what, data.texts, data.labels)
+    return SetAside(f"{before.what} and {what}", before.texts, before.labels)
+
+
 def _refuse_set_aside(set_aside: SetAside, classes: Sequence[str], mute: Sequence[str], config: TrainingConfig) -> None:
     """Raise for ``mute`` classes, which have no learnable training example after a split: as
     the data's fault (:class:`UnlearnableIntentsError`) for those with none before it either,
@@ -718,6 +729,15 @@ def calibrate_in_scope(
     )
 
 
+def _fixed_instead(plan: ThresholdPlan, exc: NothingUnderstoodError, config: TrainingConfig) -> ThresholdPlan:
+    """The fixed threshold where ``auto`` found no sentence to calibrate on that the model
+    understands (asked for by name, ``in_scope`` raises instead: it cannot be given)."""
+    if config.threshold_from != "auto":
+        raise exc
+    log.warning("%s; the fixed threshold %.2f is kept", exc, config.threshold)
+    return ThresholdPlan("fixed", f"{plan.method}: {exc}")
+
+
 def holdout_calibration(
     data: LabelledData,
     config: TrainingConfig,
@@ -738,9 +758,7 @@ def holdout_calibration(
         val_texts=[],
         val_labels=np.zeros(0, dtype=np.int32),
         val_is_oos=np.zeros(0, dtype=bool),
-        set_aside=SetAside(
-            f"the threshold hold-out (threshold_holdout {config.threshold_holdout:g})", data.texts, data.labels
-        ),
+        set_aside=_holdout_set_aside(data, config),
     )
     log.info("threshold: training on %d examples to calibrate on %d held out", len(kept), len(held))
     fitted = fit(
@@ -863,7 +881,10 @@ def train(
     if plan.method == "in_scope_holdout":
         if on_stage is not None:
             on_stage("threshold hold-out")
-        calibration = holdout_calibration(data, config, on_epoch, on_start)
+        try:
+            calibration = holdout_calibration(data, config, on_epoch, on_start)
+        except NothingUnderstoodError as exc:
+            plan = _fixed_instead(plan, exc, config)
         if on_stage is not None:
             on_stage("training")
     fitted = fit(data, config, on_epoch, on_start)
@@ -882,9 +903,12 @@ def train(
         )
     elif plan.method == "in_scope_validation":
         assert fitted.val_probabilities is not None and fitted.features.val is not None
-        calibration = calibrate_in_scope(
-            fitted.val_probabilities, data.val_labels, data.oos_index, config, fitted.features.val_understood()
-        )
+        try:
+            calibration = calibrate_in_scope(
+                fitted.val_probabilities, data.val_labels, data.oos_index, config, fitted.features.val_understood()
+            )
+        except NothingUnderstoodError as exc:
+            plan = _fixed_instead(plan, exc, config)
     if calibration is not None:
         threshold = calibration.threshold
         log.info(

@@ -150,7 +150,12 @@ def unlearnable_error(tags: list[str], intents: IntentSet | None, training_name:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, check_destination, file_record
+    from legacy_assistant.artifacts.directory import (
+        CLASSIFIER_MANIFEST,
+        check_destination,
+        file_record,
+        refuse_other_kind,
+    )
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import (
         load_data,
@@ -171,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.strip():  # Path("") is ".", the working directory
         raise ArtifactError("--out is an empty path: name a directory")
     out = Path(args.out)
+    refuse_other_kind(out, CLASSIFIER_MANIFEST)  # before "already exists": --force would not help
     if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
     inputs = [

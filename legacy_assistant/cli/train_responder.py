@@ -134,7 +134,7 @@ def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path, exporte
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.artifacts.directory import RESPONDER_MANIFEST, check_destination, overlaps
+    from legacy_assistant.artifacts.directory import RESPONDER_MANIFEST, check_destination, overlaps, refuse_other_kind
     from legacy_assistant.common.optional import require
     from legacy_assistant.errors import ArtifactError, ConfigError
 
@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_dir and overlaps(out, args.checkpoint_dir):
         # the export replaces --out: it would take the checkpoints with it
         raise ConfigError(f"--out {out} and --checkpoint-dir {args.checkpoint_dir} must not be one inside the other")
+    refuse_other_kind(out, RESPONDER_MANIFEST)  # before "already exists": --force would not help
     if out.is_dir() and not args.force:  # (a file is refused by check_destination, --force or not)
         raise ArtifactError(f"{out} already exists (use --force to replace it)")
     inputs = [*args.corpora, *(args.validation or ()), *([args.config] if args.config else [])]

@@ -42,7 +42,9 @@ def normalize_origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin: it holds a user name")
     if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#")):
         raise ValueError(f"{text!r} is not an origin: an origin has no path, query or fragment")
-    host = canonical_host(parts.hostname, text)  # lower case; an IPv6 address without its brackets
+    # lower case; an IPv6 address without its brackets; a trailing dot kept, as browsers keep it
+    # in the Origin of a page at "https://shop.example./"
+    host = canonical_host(parts.hostname, text, trailing_dot=True)
     if ":" in host:
         host = f"[{host}]"
     if port is None or port == DEFAULT_PORTS[scheme]:
@@ -65,11 +67,12 @@ def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
-def canonical_host(host: str, text: str, kind: str = "an origin") -> str:
+def canonical_host(host: str, text: str, kind: str = "an origin", trailing_dot: bool = False) -> str:
     """``host`` (lower case, no brackets) as a browser writes it in an origin or a ``Host``
     header: an internationalised name in punycode (``bücher.example`` is
     ``xn--bcher-kva.example``), an IP address in its canonical form (``127.1`` is ``127.0.0.1``,
-    ``::0001`` is ``::1``). ValueError naming ``text``, which is not ``kind``, otherwise."""
+    ``::0001`` is ``::1``). ValueError naming ``text``, which is not ``kind``, otherwise.
+    ``trailing_dot`` lets one trailing dot through (an origin's; host lists drop it first)."""
     if ":" in host:
         try:
             return ipaddress.ip_address(host).compressed
@@ -88,7 +91,10 @@ def canonical_host(host: str, text: str, kind: str = "an origin") -> str:
             raise ValueError(f"{text!r} is not {kind}: {host!r} is no valid internationalised host name") from None
     # a quoted name (an --env-file keeps the quotes), "a..b" or "a,b": no request names it, so
     # an entry holding one would refuse every request without a word at start
-    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
+    labels = host.split(".")
+    if trailing_dot and len(labels) > 1 and labels[-1] == "":
+        labels.pop()  # the root's dot: "shop.example."
+    if len(host) > 254 or not all(_LABEL.fullmatch(label) for label in labels):
         raise ValueError(
             f"{text!r} is not {kind}: a host name is dot-separated labels of 1 to 63 letters, digits, '-' or '_'"
         )

@@ -191,8 +191,8 @@ class Token:
     def __call__(self, text: str) -> str:
         token = text.strip()
         if not token:
-            # a variable set but empty (a secrets template, $(cat missing-file)) must not leave
-            # the routes open: only an unset variable means no token
+            # the API token's variable set but empty (a secrets template, $(cat missing-file))
+            # must not leave the API open: only an unset variable means no token
             raise ValueRefused("it is empty or only whitespace (unset it to run without a token)")
         if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in token):
             # no client can send a line break or other control character in a header
@@ -330,6 +330,8 @@ class Setting:
         flag: False for a setting read from the environment only (secrets: a command line is
             visible to every user of the machine).
         negatable: a value setting that also gets ``--no-<flag>``, which sets it to None.
+        empty_refused: an empty environment variable is read (and refused by ``kind``) rather
+            than taken for unset, where unset fails open (the API token).
     """
 
     name: str
@@ -341,6 +343,7 @@ class Setting:
     scope: str = APP
     flag: bool = True
     negatable: bool = False
+    empty_refused: bool = False
 
     @property
     def env(self) -> str:
@@ -348,9 +351,10 @@ class Setting:
 
     @property
     def empty_is_unset(self) -> bool:
-        """Whether an empty environment variable counts as unset (every setting but a secret's:
-        an empty token is refused, not taken for none, which would leave routes open)."""
-        return not isinstance(self.kind, Token)
+        """Whether an empty environment variable counts as unset: for every setting but one
+        whose absence opens something (``empty_refused``: the API token, whose empty variable
+        would otherwise serve the API open)."""
+        return not self.empty_refused
 
     @property
     def option(self) -> str | None:
@@ -543,6 +547,7 @@ SETTINGS: tuple[Setting, ...] = (
         "bearer token the API routes require: /api/v1/..., the classic route, the Rasa webhook, the cakechat route",
         shown_default="none: the API is open",
         flag=False,
+        empty_refused=True,
     ),
     Setting(
         "ADMIN_TOKEN",

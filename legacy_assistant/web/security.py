@@ -179,7 +179,10 @@ def _require(expected: str, scope: str) -> None:
 
 def _path_methods(app: Flask) -> list[str]:
     # Every rule of the path, not only the one matched: GET and DELETE of a conversation are two.
-    return sorted(app.url_map.bind_to_environ(request.environ).allowed_methods())
+    # The app's own adapter: it routes a Host header that is no host name (see create_url_adapter).
+    adapter = app.create_url_adapter(request)
+    assert adapter is not None  # (always one within a request)
+    return sorted(adapter.allowed_methods())
 
 
 def _preflight(origin: str, app: Flask) -> Response | None:
