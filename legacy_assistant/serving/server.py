@@ -411,13 +411,15 @@ class ModelWorker(ThreadWorker):
             from legacy_assistant.web.errors import outside_prefix_message
 
             message = outside_prefix_message(os.environ.get("SCRIPT_NAME", ""))
+        from legacy_assistant.web.metrics import count_rejected
+
+        # in the totals an operator alerts on, beside the app's own 4xx; counted before the answer
+        # is sent, so that a scrape made once the client has it sees it (after, it raced the scrape)
+        count_rejected(status)
         try:
             gunicorn_util.write_nonblock(client, self._json_error(status, reason, message))
         except Exception:  # the client is gone: nothing to answer
             self.log.debug("failed to send the error response")
-        from legacy_assistant.web.metrics import count_rejected
-
-        count_rejected(status)  # in the totals an operator alerts on, beside the app's own 4xx
 
     def _json_error(self, status: int, reason: str, message: str | None = None) -> bytes:
         from legacy_assistant.web.errors import error_body, status_code_name
