@@ -231,14 +231,21 @@ def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _trained_sha256(source: dict[str, Any]) -> str | None:
+    """The sha256 of the file a model was trained on, from its manifest's ``source`` (older
+    manifests keep it at the top of ``source``)."""
+    data = source.get("data")
+    return data.get("sha256") if isinstance(data, dict) else source.get("sha256")
+
+
 def validation_file_overlap(manifest: dict[str, Any], data_sha256: str, data_format: str, split: str) -> str | None:
     """A warning when the evaluated sentences are the ones training validated on, else None:
     the val split of the CLINC150-layout file the model was trained on, or the file given as
     validation data (``source.validation``; of a CLINC150-layout file, its val split). Early
     stopping and the threshold's tuning watch them, so the figures may flatter the model."""
     source = manifest.get("source") or {}
-    data, validation = source.get("data"), source.get("validation")
-    trained_sha256 = data.get("sha256") if isinstance(data, dict) else source.get("sha256")
+    validation = source.get("validation")
+    trained_sha256 = _trained_sha256(source)
     validated_sha256 = validation.get("sha256") if isinstance(validation, dict) else None
     # a CLINC150 file's val split validates unless validation data was given (which comes first)
     own_val_split = validation is None and trained_sha256 == data_sha256 and data_format == "clinc" and split == "val"
@@ -259,10 +266,7 @@ def training_file_overlap(manifest: dict[str, Any], data_sha256: str, data_forma
     same file is training data unless it is a CLINC150-layout file evaluated on a split other
     than ``train`` (its splits are disjoint).
     """
-    source = manifest.get("source") or {}
-    data = source.get("data")
-    trained_sha256 = data.get("sha256") if isinstance(data, dict) else source.get("sha256")
-    if trained_sha256 != data_sha256:
+    if _trained_sha256(manifest.get("source") or {}) != data_sha256:
         return None
     if data_format == "clinc" and split != "train":
         return None

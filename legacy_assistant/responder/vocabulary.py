@@ -115,19 +115,20 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
     if all(word.isascii() for word in words):
         return words
     out: list[str] = []
+    opening = ""  # an opening mark, for the word after it
     index = 0
     while index < len(words):
-        word = words[index]
+        word = opening + words[index]
+        opening = ""
         following = words[index + 1] if index + 1 < len(words) else None
         previous_is_word = bool(out) and out[-1][-1:].isalnum()
-        if word == "\u2019" and previous_is_word and following is not None and following in _CONTRACTION_TAILS:
+        if word == "\u2019" and previous_is_word and following in _CONTRACTION_TAILS:
             out[-1] += word + following
-            index += 2
-            continue
-        if word.startswith(_COMBINING_ACUTE) and len(word) > 1 and previous_is_word:
+            index += 1
+        elif word.startswith(_COMBINING_ACUTE) and len(word) > 1 and previous_is_word:
             out[-1] += "'" + word[1:]
         elif word in _OPENING_MARKS and following is not None and any(c.isalnum() for c in following):
-            words = [*words[: index + 1], word + following, *words[index + 2 :]]
+            opening = word
         elif word in _CLOSING_MARKS and out:
             out[-1] += word
         else:

@@ -350,13 +350,6 @@ class Setting:
         return ENV_PREFIX + self.name
 
     @property
-    def empty_is_unset(self) -> bool:
-        """Whether an empty environment variable counts as unset: for every setting but one
-        whose absence opens something (``empty_refused``: the API token, whose empty variable
-        would otherwise serve the API open)."""
-        return not self.empty_refused
-
-    @property
     def option(self) -> str | None:
         """The command-line flag, None for a setting of the environment only."""
         return "--" + self.name.lower().replace("_", "-") if self.flag else None
@@ -683,16 +676,23 @@ def resolve(
     values: dict[str, Any] = {}
     for s in settings:
         given = flags.get(s.name)
-        raw = environ.get(s.env)
+        raw = _environment_text(s, environ)
         if given is OFF:
             values[s.name] = None
         elif given is not None:
             values[s.name] = given
-        elif raw is not None and (raw != "" or not s.empty_is_unset):
+        elif raw is not None:
             values[s.name] = s.read(raw, f"environment variable {s.env}")
         else:
             values[s.name] = s.default_value()
     return values
+
+
+def _environment_text(setting: Setting, environ: Mapping[str, str]) -> str | None:
+    """``setting``'s variable, or None when it counts as unset: absent, or empty (but for a
+    setting whose unset value fails open, ``empty_refused``: its empty text is read, and refused)."""
+    raw = environ.get(setting.env)
+    return None if raw is None or (raw == "" and not setting.empty_refused) else raw
 
 
 # The environment variables with the settings' prefix that are not settings: the TensorFlow
@@ -709,10 +709,10 @@ def check_environment(environ: Mapping[str, str] | None = None, settings: Iterab
     unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
     if not unknown:
         return
+    # compared without the prefix, which every name shares
+    suffixes = sorted(known_name[len(ENV_PREFIX) :] for known_name in known - OTHER_VARIABLES)
     problems = []
     for name in unknown:
-        # compared without the prefix, which every name shares
-        suffixes = sorted(known_name[len(ENV_PREFIX) :] for known_name in known - OTHER_VARIABLES)
         close = difflib.get_close_matches(name[len(ENV_PREFIX) :], suffixes, n=1, cutoff=0.7)
         problems.append(name + (f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""))
     raise ConfigError(
@@ -731,8 +731,7 @@ def source_of(
     environ = os.environ if environ is None else environ
     if (flags or {}).get(name) is not None:
         return setting.option
-    raw = environ.get(setting.env)
-    if raw is not None and (raw != "" or not setting.empty_is_unset):
+    if _environment_text(setting, environ) is not None:
         return f"environment variable {setting.env}"
     return None
 
