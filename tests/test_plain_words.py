@@ -102,3 +102,21 @@ def test_long_input_that_fails_at_its_end_is_refused() -> None:
     # fails the pattern only at the last character (backtracking must stay bounded)
     for text in ("a" * 50_000 + "#", "a " * 25_000 + "#", "an't" * 12_000 + "#"):
         assert plain_words(text) is None
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" + " " * 20_000 + ".#",
+        " " * 20_000 + "#",
+        "a" + "?" * 20_000 + "#",
+        "a b" + " !" * 10_000 + ". #",
+        "a" + " " * 10_000 + "." * 10_000 + "#",
+    ],
+    ids=["spaces-after-a-word", "spaces-alone", "marks", "gaps-of-two", "spaces-then-periods"],
+)
+def test_long_runs_of_gaps_that_fail_at_the_end_are_refused(text: str) -> None:
+    # A run of gaps that two quantifiers could share made every failing match try each split
+    # of it: 2,000 spaces took 12 s, these would take hours (the timeout fails the test).
+    assert plain_words(text) is None
