@@ -176,6 +176,24 @@ def test_unlisted_file_in_saved_model_is_refused(model_copy):
     refuse(model_copy, "extra.pb: unexpected file")
 
 
+@pytest.mark.parametrize("entry", ["linked folder", "pipe", "broken link"])
+def test_unlisted_entry_that_is_no_file_in_saved_model_is_refused(model_copy, tmp_path, entry):
+    # a linked folder's files were not seen at all; the others are nothing an export writes
+    saved_model = model_copy / "saved_model"
+    if entry == "linked folder":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "evil.pb").write_bytes(b"x")
+        (saved_model / "extra").symlink_to(elsewhere, target_is_directory=True)
+        refuse(model_copy, r"saved_model/extra: unexpected link to a folder in the SavedModel")
+    elif entry == "pipe":
+        os.mkfifo(saved_model / "extra.pb")
+        refuse(model_copy, r"extra.pb: unexpected entry \(no regular file\)")
+    else:
+        (saved_model / "extra.pb").symlink_to(tmp_path / "nothing")
+        refuse(model_copy, r"extra.pb: unexpected entry \(no regular file\)")
+
+
 def test_existing_directory_needs_force(tiny_trained, tiny_intents, tiny_model_dir):
     with pytest.raises(ArtifactError, match="already exists"):
         export_artifact(tiny_trained, tiny_intents, tiny_model_dir)

@@ -489,12 +489,27 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         if digest != expected_sha:
             raise ArtifactError(f"{file_path}: altered or truncated: sha256 does not match {manifest_name}")
     saved_model = root / SAVED_MODEL_DIR
-    present = (
-        sorted(p.relative_to(root).as_posix() for p in saved_model.rglob("*") if p.is_file())
-        if saved_model.is_dir()
-        else []
-    )
-    unexpected = [p for p in present if p not in files]
+    present = _saved_model_entries(saved_model, root) if saved_model.is_dir() else []
+    unexpected = [(name, what) for name, what in present if name not in files]
     if unexpected:
-        raise ArtifactError(f"{root / unexpected[0]}: unexpected file in the SavedModel, not listed in {manifest_name}")
+        name, what = unexpected[0]
+        raise ArtifactError(f"{root / name}: unexpected {what} in the SavedModel, not listed in {manifest_name}")
     return manifest
+
+
+def _saved_model_entries(saved_model: Path, root: Path) -> list[tuple[str, str]]:
+    """Every entry under ``saved_model`` but its real folders, as (path relative to ``root``,
+    what it is), sorted: regular files, and also links to folders (which ``Path.rglob`` does not
+    enter, so a linked folder of files from elsewhere went unseen), pipes, sockets and broken
+    links, which no export writes."""
+    entries: list[tuple[str, str]] = []
+    for folder, folders, names in os.walk(saved_model):  # links to folders are listed, not entered
+        base = Path(folder)
+        for name in folders:
+            if (base / name).is_symlink():
+                entries.append(((base / name).relative_to(root).as_posix(), "link to a folder"))
+        for name in names:
+            path = base / name
+            what = "file" if path.is_file() else "entry (no regular file)"
+            entries.append((path.relative_to(root).as_posix(), what))
+    return sorted(entries)
