@@ -166,6 +166,14 @@ def test_cors_allow_list_and_preflight(make_client):
     assert admin_preflight.status_code == 200 and "Access-Control-Allow-Origin" not in admin_preflight.headers
     admin = client.post("/admin/reload", headers={"Origin": "https://app.example", **bearer("wrong")})
     assert admin.status_code == 401 and "Access-Control-Allow-Origin" not in admin.headers
+    # nor when no admin route matched: a wrong method, an unknown path under /admin
+    wrong_method = client.patch("/admin/reload", headers={"Origin": "https://app.example"})
+    assert wrong_method.status_code == 405 and "Access-Control-Allow-Origin" not in wrong_method.headers
+    unknown = client.get("/admin/nope", headers={"Origin": "https://app.example"})
+    assert unknown.status_code == 404 and "Access-Control-Allow-Origin" not in unknown.headers
+    # while an unknown path elsewhere still gets them (its 404 JSON is readable by the page)
+    elsewhere = client.get("/administrator", headers={"Origin": "https://app.example"})
+    assert elsewhere.status_code == 404 and elsewhere.headers["Access-Control-Allow-Origin"] == "https://app.example"
     # answers without the header vary by Origin too: a shared cache must not give them to a listed origin
     plain = client.get("/version")
     assert "Access-Control-Allow-Origin" not in plain.headers

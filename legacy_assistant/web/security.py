@@ -136,8 +136,16 @@ def _allowed_origin(origin: str | None, allowed: frozenset[str]) -> bool:
 
 def _admin_route(app: Flask, endpoint: str | None) -> bool:
     """Whether ``endpoint`` is an admin route's: no page of another origin calls those, so they
-    get no CORS headers (an admin's browser holding the token stays out of reach too)."""
-    return endpoint is not None and app.extensions[ACCESS_EXTENSION].get(endpoint) is Access.ADMIN
+    get no CORS headers (an admin's browser holding the token stays out of reach too). With no
+    endpoint (a 404 or 405), whether the path is under an admin blueprint's prefix."""
+    if endpoint is not None:
+        return app.extensions[ACCESS_EXTENSION].get(endpoint) is Access.ADMIN
+    path = request.path
+    for blueprint in app.blueprints.values():
+        prefix = (blueprint.url_prefix or "").rstrip("/")
+        if getattr(blueprint, "access", None) is Access.ADMIN and prefix and (path + "/").startswith(prefix + "/"):
+            return True
+    return False
 
 
 def _presented_token() -> str | None:
