@@ -137,6 +137,10 @@ def test_malformed_bodies_get_json_400(client, url, field):
     assert_error(post(client, url, full_body(url, field, "   ")), 400, "empty_field")
     assert_error(post(client, url, full_body(url, field, "a" * 1001)), 400, "field_too_long")
     assert_error(post(client, url, data="text=hi", content_type="application/x-www-form-urlencoded"), 415)
+    plain_body = json.dumps(full_body(url, field, "hello"))
+    assert_error(post(client, url, data=plain_body, content_type="text/json"), 415)
+    # a structured-syntax JSON type is JSON, as API.md says (RFC 6839)
+    assert post(client, url, data=plain_body, content_type="application/vnd.api+json").status_code == 200
     assert_error(post(client, url, data=b"\xff\xfe", content_type="application/json"), 400)
     utf16 = json.dumps(full_body(url, field, "hello")).encode("utf-16")  # with its byte order mark
     assert_error(post(client, url, data=utf16, content_type="application/json"), 400, "invalid_json")

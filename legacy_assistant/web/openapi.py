@@ -43,6 +43,9 @@ def _host_refusal(config: Mapping[str, Any]) -> str:
     return "; or a request sent to a host name the server does not answer to (host_not_allowed)"
 
 
+SHUTTING_DOWN = "shutting_down: the worker is stopping or replacing its model (Retry-After)"
+
+
 def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
@@ -353,11 +356,14 @@ def _post(
         ),
         "408": _error("a body that stopped arriving before it was complete"),
         "413": _error(f"a body over {config['MAX_CONTENT_LENGTH']} bytes"),
-        "415": _error("a body that is not application/json"),
+        "415": _error("a body whose type is not JSON (application/json or application/*+json)"),
     }
     if security:
         responses["401"] = _error("missing or wrong bearer token (see WWW-Authenticate)")
     responses.update(extra or {})
+    # every POST route but the reload calls a model, whose batcher a reload or shutdown closes
+    unavailable = [responses["503"]["description"]] if "503" in responses else []
+    responses["503"] = _error("; or ".join([*unavailable, SHUTTING_DOWN]))
     responses["default"] = _error("any other error (404, 405, 500), always this shape")
     operation: dict[str, Any] = {
         "summary": summary,
@@ -483,7 +489,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
     )
     # The route reads no body (whatever is sent is ignored), so none of the body's errors apply.
     del reload_op["post"]["requestBody"]
-    for status in ("400", "408", "413", "415"):
+    for status in ("400", "408", "413", "415", "503"):  # nor does it call a model
         del reload_op["post"]["responses"][status]
     if _host_refusal(config):
         reload_op["post"]["responses"]["400"] = _error(_host_refusal(config).removeprefix("; or "))
@@ -561,7 +567,12 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                     "summary": "The chat page's script and style sheet",
                     "tags": ["pages"],
                     "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": {"200": {"description": "the file"}, "default": _error("no such file")},
+                    "responses": {
+                        "200": {"description": "the file"},
+                        "206": {"description": "one byte range of the file (Range: bytes=...)"},
+                        "416": _error("a byte range that starts past the file's end"),
+                        "default": _error("no such file"),
+                    },
                 }
             },
         },
