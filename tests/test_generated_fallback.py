@@ -78,6 +78,8 @@ def test_without_a_responder_the_fallback_is_canned(default_predictor):
     assistant = assistant_with(default_predictor, None)
     reply = assistant.chat("s", UNKNOWN, emotion="sadness")  # a known emotion is accepted
     assert not reply.generated and reply.text in assistant.policy.fallback_responses
+    strong = assistant.chat("s", UNKNOWN, emotion="joy", condition_strength=5)  # so is a strength
+    assert not strong.generated and strong.text in assistant.policy.fallback_responses
     with pytest.raises(RequestError, match="no responder"):
         assistant.respond(["hi"])
 
