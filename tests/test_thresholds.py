@@ -104,6 +104,29 @@ def test_in_scope_threshold_counts_rows_without_a_known_feature():
         in_scope_threshold(p, 0.2, labels, understood[:3])
 
 
+def test_in_scope_threshold_counts_rows_taken_for_out_of_scope():
+    """Serving falls back on a row whose top intent is the out-of-scope class whatever the
+    threshold (``rejected``): the calibration's share must count it, as it counts the rows with no
+    known feature, or the stored share understates what serving does."""
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+    from legacy_assistant.errors import TrainingError
+
+    confidence = np.array([0.10, 0.12, 0.30, 0.41, 0.50, 0.62, 0.70, 0.81, 0.90, 0.95])
+    p = np.tile(((1.0 - confidence) / 19)[:, None], (1, 20))
+    p[np.arange(10), np.arange(10)] = confidence
+    labels = np.arange(10)
+    # class 9 is the out-of-scope class: the surest row's top intent, one of the 2 rows allowed
+    point = in_scope_threshold(p, 0.2, labels, oos_index=9)
+    assert point.threshold == pytest.approx(0.12)  # 0.13 would send the 0.12 row back as well
+    assert point.fallback_share == pytest.approx(rejected(p, point.threshold, 9).mean()) == 0.2
+    assert point.accuracy_at_threshold == 0.8
+    # without it, the same rows calibrate as before
+    assert in_scope_threshold(p, 0.2, labels).threshold == pytest.approx(0.30)
+    # every understood row taken for out of scope: nothing to read a threshold off
+    with pytest.raises(TrainingError, match="for out of scope"):
+        in_scope_threshold(p, 0.2, labels, np.array([False] * 9 + [True]), oos_index=9)
+
+
 @pytest.mark.parametrize("rate", [0.0, 0.2, 0.99])
 def test_in_scope_threshold_refuses_sentences_of_which_none_is_understood(rate):
     """Every threshold would qualify: the highest, 0.99, was stored and sent every message back."""
@@ -153,3 +176,13 @@ def test_curve_and_choice_follow_the_dialogue_for_rows_with_no_known_feature():
     # an in-scope row with no known feature is never answered, at any threshold
     lost = threshold_curve(P, LABELS, IS_OOS, 2, [0.0, 0.5], understood=np.array([False] + [True] * 5))
     assert [p.in_scope_accuracy for p in lost] == [0.5, 0.5] and lost[0].in_scope_rejected == 0.25
+
+
+def test_a_confidence_equal_to_the_threshold_in_float32_is_compared_as_the_dialogue_compares_it():
+    """float32 0.29 is just below 0.29: the dialogue (``not confidence >= threshold`` on Python
+    floats) falls back on it, and so must the evaluation's figures at that threshold."""
+    p = np.array([[0.29, 0.2, 0.2]], dtype=np.float32)
+    assert not float(p[0, 0]) >= 0.29  # DialoguePolicy.decide's test: this turn falls back
+    assert rejected(p, 0.29, None).tolist() == [True]
+    (point,) = threshold_curve(p, np.array([0]), np.array([False]), None, thresholds=[0.29])
+    assert point.in_scope_rejected == 1.0 and point.in_scope_accuracy == 0.0

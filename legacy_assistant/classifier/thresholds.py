@@ -23,10 +23,11 @@ hold out-of-scope sentences in the proportion users send them (CLINC150's has 10
 
 Without out-of-scope sentences to tune on, :func:`in_scope_threshold` calibrates the threshold
 from in-scope sentences alone: the highest grid threshold that sends at most a stated share of
-them (``fallback_rate``) to the fallback, counting the sentences with no known feature, which fall
-back whatever the threshold. Sentences the model is least sure of are the ones it
-most often gets wrong, so that share costs less accuracy than it rejects, and out-of-scope
-messages, which spread their probability over many intents, fall below it far more often.
+them (``fallback_rate``) to the fallback, counting the sentences with no known feature and those
+whose top intent is the out-of-scope class, which fall back whatever the threshold. Sentences
+the model is least sure of are the ones it most often gets wrong, so that share costs less
+accuracy than it rejects, and out-of-scope messages, which spread their probability over many
+intents, fall below it far more often.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def rejected(
 ) -> np.ndarray:
     """bool ``[n]``: which rows of ``probabilities`` (float ``[n, n_classes]``) fall back;
     ``understood`` (bool ``[n]``, default all true) marks the rows with a known feature."""
+    # in float64, as the dialogue compares a turn's confidence: NumPy would compare float32
+    # probabilities with the threshold rounded to float32, and a tie would go the other way
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     top = probabilities.argmax(axis=1)
     out = probabilities.max(axis=1) < threshold
     if oos_index is not None:
@@ -115,6 +119,7 @@ def threshold_curve(
         understood: bool ``[n]``, false for rows with no feature the model knows, which fall
             back at every threshold (as in the dialogue); ``None``: all understood.
     """
+    probabilities = np.asarray(probabilities, dtype=np.float64)  # as in :func:`rejected`
     top = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     is_oos = np.asarray(is_oos, dtype=bool)
@@ -193,6 +198,7 @@ def in_scope_threshold(
     fallback_rate: float,
     labels: np.ndarray | None = None,
     understood: np.ndarray | None = None,
+    oos_index: int | None = None,
 ) -> InScopeCalibration:
     """The highest grid threshold at which at most ``fallback_rate`` of the rows fall back.
 
@@ -205,8 +211,11 @@ def in_scope_threshold(
         understood: bool ``[n]``, the rows with a feature the model knows (default all). The
             others fall back at every threshold, as in the dialogue, so they use up the share
             first; when they alone exceed it, the threshold sends no understood row back.
+        oos_index: the model's out-of-scope class, or ``None``. A row whose top intent it is
+            falls back at every threshold too (:func:`rejected`), and uses up the share likewise.
 
-    Raises :class:`TrainingError` when no row is understood: no threshold can be read off them.
+    Raises :class:`TrainingError` when no row is understood, or every understood row's top
+    intent is the out-of-scope class: no threshold can be read off them.
     """
     confidence = np.asarray(probabilities, dtype=np.float64).max(axis=1)
     n = len(confidence)
@@ -220,13 +229,23 @@ def in_scope_threshold(
             "holds a word the model knows; give validation sentences in the training data's words, or a "
             "fixed threshold (threshold_from 'fixed')"
         )
-    # the rows not understood fall back first; when they alone exceed the share, the threshold
-    # adds none: the highest one below every understood row's confidence
-    allowed = max(int(np.floor(fallback_rate * n + 1e-9)) - int(np.count_nonzero(~known)), 0)
-    # rows understood but below each threshold
-    below = np.searchsorted(np.sort(confidence[known]), GRID, side="left")
+    taken_for_oos = (
+        np.asarray(probabilities).argmax(axis=1) == oos_index if oos_index is not None else np.zeros(n, dtype=bool)
+    )
+    answerable = known & ~taken_for_oos
+    if not answerable.any():
+        raise NothingUnderstoodError(
+            f"the threshold cannot be calibrated: the model takes every one of the {n} in-scope sentences it "
+            "is calibrated on (that hold a word it knows) for out of scope; give a fixed threshold "
+            "(threshold_from 'fixed')"
+        )
+    # the rows that fall back whatever the threshold go first; when they alone exceed the share,
+    # the threshold adds none: the highest one below every answerable row's confidence
+    allowed = max(int(np.floor(fallback_rate * n + 1e-9)) - int(np.count_nonzero(~answerable)), 0)
+    # answerable rows below each threshold
+    below = np.searchsorted(np.sort(confidence[answerable]), GRID, side="left")
     threshold = float(GRID[np.flatnonzero(below <= allowed)[-1]])  # GRID[0] = 0 rejects nothing
-    falls_back = (confidence < threshold) | ~known
+    falls_back = (confidence < threshold) | ~answerable
     accuracy = accuracy_at = None
     if labels is not None:
         right = probabilities.argmax(axis=1) == np.asarray(labels)

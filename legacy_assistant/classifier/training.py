@@ -623,7 +623,8 @@ def threshold_plan(data: LabelledData, config: TrainingConfig) -> ThresholdPlan:
         )
     minimum = config.threshold_min_sentences if source == "auto" else 1
     if n_val_in >= minimum:
-        return ThresholdPlan("in_scope_validation", f"{n_val_in} in-scope validation sentences, none out of scope")
+        unused = f" (its {n_val_oos} out-of-scope ones unused)" if n_val_oos else ", none out of scope"
+        return ThresholdPlan("in_scope_validation", f"{n_val_in} in-scope validation sentences{unused}")
     _, held = holdout_rows(data, config)
     n_held = int((data.labels[held] != data.oos_index).sum()) if data.oos_index is not None else len(held)
     if n_held >= minimum:
@@ -725,7 +726,7 @@ def calibrate_in_scope(
     if oos_index is not None:
         in_scope &= labels != oos_index
     return in_scope_threshold(
-        probabilities[in_scope], config.threshold_fallback_rate, labels[in_scope], understood[in_scope]
+        probabilities[in_scope], config.threshold_fallback_rate, labels[in_scope], understood[in_scope], oos_index
     )
 
 
