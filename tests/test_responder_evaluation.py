@@ -611,3 +611,42 @@ def test_the_search_for_training_corpora_reads_only_regular_files(tmp_path):
     searching.start()
     searching.join(30)
     assert result == [([good], ["rare.jsonl"])]
+
+
+def test_the_baseline_is_decoded_when_only_other_conditions_are_requested(monkeypatch):
+    """``--conditions joy`` still needs the replies under neutral for its ratio: they were not
+    decoded, and every ratio came out empty."""
+    from types import SimpleNamespace
+
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.batching import EncodedPair
+
+    conditions = ["neutral", "joy"]
+    replies = {"neutral": [[4], [4], [4], [5]], "joy": [[5], [5], [4], [4]]}  # 5 is "happy"
+    names = {4: "plain", 5: "happy"}
+    decoded: list[str] = []
+
+    def decode(responder, pairs, *rest):
+        decoded.append(conditions[pairs[0].condition])
+        return replies[decoded[-1]]
+
+    monkeypatch.setattr(evaluation, "decode_replies", decode)
+    vocabulary = SimpleNamespace(decode=lambda ids: " ".join(names[i] for i in ids))
+    responder = SimpleNamespace(
+        conditions=conditions, trained_conditions=conditions, default_condition="neutral", vocabulary=vocabulary
+    )
+
+    class Classifier:
+        classes = ["joy", "neutral"]
+
+        @staticmethod
+        def label(texts):
+            return ["joy" if "happy" in text else "neutral" for text in texts]
+
+    data = SimpleNamespace(encoded=[EncodedPair(((6,),), (END,), 0) for _ in range(4)])
+    settings = evaluation.EvaluationSettings(condition_modes=("greedy",), conditions=("joy",))
+    section = evaluation.condition_section(responder, data, [0, 1, 2, 3], Classifier(), {}, settings)
+    greedy = section["modes"]["greedy"]
+    assert decoded == ["joy", "neutral"] and section["requested"] == ["joy"]
+    assert greedy["found"] == {"joy": 0.5} and greedy["when_neutral"] == {"joy": 0.25}
+    assert greedy["vs_neutral"] == {"joy": 2.0}

@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--conditions",
         nargs="+",
         metavar="NAME",
-        help="conditions to request (default: the conditions the model was trained on)",
+        help="conditions to request (default: the conditions the model was trained on); the model's default "
+        "condition is decoded too, for the ratios against it",
     )
     parser.add_argument(
         "--latency-replies",

@@ -529,7 +529,8 @@ def condition_section(
     classifier_figures: dict[str, Any],
     settings: EvaluationSettings,
 ) -> dict[str, Any]:
-    """The classifier's labels of the replies to ``rows`` under each requested condition."""
+    """The classifier's labels of the replies to ``rows`` under each requested condition, and
+    under the baseline (the model's default condition) for the ratios, requested or not."""
     requested = list(settings.conditions or responder.trained_conditions)
     baseline_name = responder.default_condition  # neutral, where the model was trained under it
     index = {name: i for i, name in enumerate(responder.conditions)}
@@ -539,11 +540,13 @@ def condition_section(
             f"unknown condition(s) {', '.join(unknown)}; the model knows {', '.join(responder.conditions)}"
         )
     base = [data.encoded[i] for i in rows]
+    # without the baseline's replies every ratio would be empty ("--conditions joy sadness")
+    decoded = requested + [baseline_name] if baseline_name not in requested else requested
     modes: dict[str, Any] = {}
     for mode in settings.condition_modes:
         matrix: dict[str, dict[str, float | None]] = {}
         empty: dict[str, int] = {}
-        for condition in requested:
+        for condition in decoded:
             pairs = [dataclasses.replace(p, condition=index[condition]) for p in base]
             replies = decode_replies(responder, pairs, mode, settings.seed, settings.batch_size)
             texts = [responder.vocabulary.decode(ids) for ids in replies]
