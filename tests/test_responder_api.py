@@ -356,8 +356,8 @@ def test_check_request_passes_a_good_request_without_decoding(responder, monkeyp
         ({"max_length": 2**31 - 1}, "max_length must be a whole number from 1 to 1000, got 2147483647"),
         ({"max_length": 1001}, "max_length must be a whole number from 1 to 1000, got 1001"),
         # rounds to 0 as the graph's float32: refused here with its limits, not at each request
-        ({"repetition_penalty": 1e-46}, r"repetition_penalty must be from 1\.4e-45 to 3\.4e\+38 .*float32.*1e-46"),
-        ({"repetition_penalty": 0}, "repetition_penalty must be from 1.4e-45"),
+        ({"repetition_penalty": 1e-46}, r"repetition_penalty must be from 1\.2e-38 to 3\.4e\+38 .*float32.*1e-46"),
+        ({"repetition_penalty": 0}, "repetition_penalty must be from 1.2e-38"),
         ({"temperature": "hot"}, "temperature must be a finite number, got 'hot'"),
         ({"length_penalty": float("nan")}, "length_penalty must be a finite number"),
         # became inf in the graph's float32, and every beam candidate ranked alike

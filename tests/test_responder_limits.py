@@ -24,7 +24,7 @@ V, K = 12, 3  # a vocabulary of 12 ids (8 words), 3 conditions
 WORDS = np.arange(N_SPECIAL, V, dtype=np.int32)
 CONTEXT = np.full((1, 1, 2), 5, np.int32)
 CONDITION = np.zeros(1, np.int32)
-PENALTY_MESSAGE = r"repetition_penalty must be from 1\.4e-45 to 3\.4e\+38 \(above 0 and finite as the graph's float32\)"
+PENALTY_MESSAGE = r"repetition_penalty must be from 1\.2e-38 to 3\.4e\+38 \(a normal, finite float32\)"
 
 
 def call(**options):
@@ -58,9 +58,10 @@ def test_max_length_has_one_sane_bound():
             call(max_length=too_long)
 
 
-@pytest.mark.parametrize("penalty", [1e-46, 5e-46, 1e-45, 1e39, 1e300, 0.0, -1.0])
+@pytest.mark.parametrize("penalty", [1e-46, 5e-46, 1e-45, 1e-40, 1.1e-38, 1e39, 1e300, 0.0, -1.0])
 def test_a_repetition_penalty_float32_cannot_hold_is_refused_at_construction(penalty):
-    # 1e-46 rounds to 0 as float32 (log: -inf), 1e39 to inf: both refused with the float32 limits,
+    # 1e-46 rounds to 0 as float32 (log: -inf), 1e39 to inf, 1e-40 is subnormal (its log inexact):
+    # refused with the float32 limits,
     # when the options are built and by the decode alike
     with pytest.raises(RequestError, match=PENALTY_MESSAGE + re.escape(f", got {penalty!r}")):
         DecodingOptions(repetition_penalty=penalty)
@@ -69,7 +70,7 @@ def test_a_repetition_penalty_float32_cannot_hold_is_refused_at_construction(pen
 
 
 def test_options_and_decode_inputs_agree_at_the_bounds():
-    penalties = [MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 1e-30, 1.0, 10.0, 1e30, 7e-46, 1e-45, 3.5e38]
+    penalties = [MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 1e-30, 1.0, 10.0, 1e30, 7e-46, 1e-45, 1e-40, 1.2e-38, 3.5e38]
     for penalty in penalties:
         assert accepted_by_options(repetition_penalty=penalty) == accepted_by_decode(repetition_penalty=penalty), (
             penalty

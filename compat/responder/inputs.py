@@ -83,7 +83,10 @@ MAX_TEMPERATURE = 100.0
 # The repetition penalty is a float32 in the graph, whose logarithm is taken: outside float32's
 # positive finite range it becomes 0 (log: -inf) or inf (log: inf, and NaN at exempt ids). These
 # bounds are float32's smallest positive (subnormal) and largest finite values.
-MIN_REPETITION_PENALTY = float(np.finfo(np.float32).smallest_subnormal)  # about 1.4e-45
+# The smallest normal float32 (about 1.2e-38): below it TensorFlow's log of the penalty is off by
+# up to 12 (log(1e-40) and log(1e-39) both came out as -103.97, for -92.1 and -89.8), and the
+# message printed "from 1.4e-45" of a bound of 1.401e-45 that refused 1.4e-45.
+MIN_REPETITION_PENALTY = float(np.finfo(np.float32).tiny)
 MAX_REPETITION_PENALTY = float(np.finfo(np.float32).max)  # about 3.4e38
 
 # A score no real candidate reaches, finite so that sums and normalising never make NaN.
@@ -245,14 +248,14 @@ def _float_in(value: object, low: float, high: float) -> bool:
 # What :func:`is_repetition_penalty` asks for; the Python API's DecodingOptions says the same.
 REPETITION_PENALTY_RANGE = (
     f"repetition_penalty must be from {MIN_REPETITION_PENALTY:.2g} to {MAX_REPETITION_PENALTY:.2g} "
-    "(above 0 and finite as the graph's float32)"
+    "(a normal, finite float32)"
 )
 
 
 def is_repetition_penalty(value: object) -> bool:
     """Whether ``value`` is a real number (not a bool) that stays positive and finite as the
     graph's float32: from :data:`MIN_REPETITION_PENALTY` to :data:`MAX_REPETITION_PENALTY`
-    (1e-46 rounds to 0, 1e39 to inf)."""
+    (1e-46 rounds to 0, 1e39 to inf; below about 1.2e-38 the log is inexact)."""
     return _float_in(value, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY)
 
 
