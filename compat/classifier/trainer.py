@@ -182,7 +182,9 @@ class ClassifierTrainer:
     def evaluate(
         self, ids: np.ndarray, weights: np.ndarray, y: np.ndarray, batch_size: int = 2048
     ) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy without dropout, over all rows."""
+        """Mean training loss (the cross-entropy against the label-smoothed targets, so not the
+        plain negative log-likelihood when ``label_smoothing`` > 0) and accuracy, without dropout,
+        over all rows."""
         loss_total = correct_total = 0.0
         for start in range(0, len(y), batch_size):
             rows = slice(start, start + batch_size)

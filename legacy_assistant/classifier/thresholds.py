@@ -177,9 +177,13 @@ class InScopeCalibration:
         threshold: the chosen grid threshold.
         fallback_rate: the share of in-scope sentences allowed to fall back (the target).
         sentences: in-scope sentences calibrated on.
-        fallback_share: the share of them that fall back at ``threshold`` (at most the target).
-        accuracy: the share answered with their own intent at threshold 0 (top-1), and
-        accuracy_at_threshold: at ``threshold``; both ``None`` without labels.
+        fallback_share: the share of them that fall back at ``threshold`` (at most the target,
+            unless the rows that fall back at any threshold alone exceed it).
+        accuracy: the share whose top intent is their own (top-1, as if nothing fell back:
+            not the accuracy at threshold 0, where the rows not understood or taken for out of
+            scope still fall back), and
+        accuracy_at_threshold: the share answered with their own intent at ``threshold``,
+            fallbacks of every kind counted as wrong; both ``None`` without labels.
     """
 
     threshold: float

@@ -8,8 +8,10 @@ the (at most ``max_context_turns`` latest) turns, decodes inside the graph in on
 * ``beam``: beam search, the best length-normalised candidate;
 * ``sample``: one reply drawn at ``temperature`` (seeded: the same seed, the same reply);
 * ``sample_rerank``: ``n_samples`` replies drawn, the one with the best length-normalised
-  log-likelihood (``log p / tokens``, END counted) kept, as cakechat's sampling-reranking does
-  (without its reverse model).
+  log-likelihood (``log p / tokens``, END counted) kept: cakechat's sampling-reranking without
+  its reverse model, but ranked per token where cakechat ranks by the summed log-likelihood less
+  ``log 10`` a repeated token (a sum prefers the shortest candidates; repeats are left to the
+  repetition penalty while sampling).
 
 The model (:class:`compat.responder.saved_model.LoadedResponder`) owns a finalized graph and one
 session; a :class:`Responder` keeps no state between calls, so one instance serves every thread.
@@ -98,8 +100,10 @@ class DecodingOptions:
         beam_width: candidates kept by beam search.
         n_samples: replies drawn by ``sample_rerank``.
         repetition_penalty: a token the reply already holds has its probability divided by
-            this (1: off); articles and punctuation are exempt. Above 0 and finite as the
-            graph's float32: from about 1.4e-45 to 3.4e38.
+            this (1: off); articles and punctuation are exempt. Greedy and the sampling
+            modes choose with it; beam search keeps its candidates by the penalised scores but
+            ranks the finished ones by their plain ``log p / length ** length_penalty``. A
+            normal, finite float32: from about 1.2e-38 to 3.4e38.
         length_penalty: beam candidates are ranked by ``log p / length ** length_penalty``;
             from 0 to 10 (:data:`MAX_LENGTH_PENALTY`).
         max_length: most reply tokens, END included, from 1 to 1,000
