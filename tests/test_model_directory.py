@@ -311,3 +311,55 @@ def test_a_destination_that_is_an_input_file_is_named_as_that_file(tmp_path):
         check_destination(corpus, True, [corpus])
     with pytest.raises(ArtifactError, match=f"^{tmp_path} holds {corpus}, an input of this command"):
         check_destination(tmp_path, True, [corpus])
+
+
+@pytest.mark.parametrize("appears", ["a folder of notes", "another model", "an empty folder"])
+def test_a_destination_that_appears_while_the_model_is_written_is_not_replaced(tmp_path, appears):
+    """Checked only before the work, a folder made meanwhile (a second run with the same --out,
+    started at the same moment) was swapped out and deleted by the first to finish, without --force."""
+    target = tmp_path / "m"
+
+    def fill(staging: Path) -> dict:
+        if appears == "another model":
+            write_artifact(target, _fill("theirs"), manifest_name=MANIFEST)
+        else:
+            target.mkdir()
+            if appears == "a folder of notes":
+                (target / "notes.txt").write_text("precious")
+        return _fill("ours")(staging)
+
+    with pytest.raises(ArtifactError, match="appeared while the model was being written"):
+        write_artifact(target, fill, manifest_name=MANIFEST)
+    if appears == "a folder of notes":
+        assert (target / "notes.txt").read_text() == "precious"
+    elif appears == "another model":
+        assert (target / "saved_model" / "weights.bin").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left either
+
+
+def test_the_final_rename_refuses_a_folder_made_after_the_last_check(tmp_path):
+    staging, target = tmp_path / "staging", tmp_path / "m"
+    staging.mkdir()
+    target.mkdir()  # empty: a plain rename would have replaced it without a word
+    with pytest.raises(ArtifactError, match="appeared while the model was being written"):
+        directory._rename_new(staging, target)
+    assert staging.is_dir() and target.is_dir()
+
+
+def test_staging_folders_of_killed_exports_are_removed_by_the_next_export(tmp_path):
+    """An export killed (SIGKILL) leaves its staging folder, a model's size, beside --out for
+    good: the next export there removes those whose process is gone, and no other."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    leftovers = [tmp_path / f".m.tmp-{dead}-abc", tmp_path / f".m.old-{dead}-def"]
+    alive = tmp_path / f".m.tmp-{os.getpid()}-ghi"  # an export of a running process
+    older = tmp_path / ".m.tmp-k3j2h1"  # an earlier version's name: no process id to go by
+    other = tmp_path / f".other.tmp-{dead}-xyz"  # another destination's
+    for folder in (*leftovers, alive, older, other):
+        (folder / "saved_model").mkdir(parents=True)
+    write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
+    assert not any(folder.exists() for folder in leftovers)
+    assert alive.is_dir() and older.is_dir() and other.is_dir()

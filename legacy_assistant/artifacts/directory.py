@@ -94,10 +94,13 @@ def write_artifact(
     finished staging folder is then handed to ``check`` (which raises to abort) and renamed into
     place. On any error nothing is left behind and an old ``out_dir`` is untouched.
     """
-    check_destination(out_dir, force, manifests=(*MODEL_MANIFESTS, manifest_name), keep=keep, writes=manifest_name)
+    manifests = (*MODEL_MANIFESTS, manifest_name)
+    check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
     target = output_dir(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _remove_leftovers(target)
+    # the process id in the name tells a later export which staging folders nobody writes any more
+    staging = Path(tempfile.mkdtemp(prefix=f"{_leftover_prefix(target, 'tmp')}{os.getpid()}-", dir=target.parent))
     try:
         # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
         os.chmod(staging, _directory_mode())
@@ -115,6 +118,14 @@ def write_artifact(
         # On the disk before the swap, which deletes the old model: after a power cut the
         # folder holds the old model or the whole new one, never files the checksums refuse.
         sync_tree(staging)
+        # Again: the destination may have appeared (another run writing there, a folder made by
+        # hand) or changed while the model was written, and the swap must not replace it unasked.
+        if not force and os.path.lexists(target):
+            raise ArtifactError(
+                f"{target} appeared while the model was being written (another run writing there?): "
+                "nothing was replaced; choose another destination (or --force, force=True in Python)"
+            )
+        check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
         _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -154,21 +165,39 @@ def _directory_mode() -> int:
     return 0o777 & ~mask
 
 
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two existing paths in one step; False where the system cannot (then nothing moved)."""
+def _rename_new(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``, which must not exist: one made in the moment since it was
+    checked is refused, not replaced (``rename`` would replace an empty folder)."""
+    if _renameat2(staging, target, 1):  # RENAME_NOREPLACE
+        return
+    os.rename(staging, target)  # no renameat2: a folder that appeared is refused unless empty
+
+
+def _renameat2(first: Path, second: Path, flags: int) -> bool:
+    """``renameat2(first, second, flags)``; False where the system cannot (then nothing moved).
+    A path that exists where ``flags`` forbid it is an :class:`ArtifactError`."""
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is None:  # glibc before 2.28, musl
         return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), flags) == 0:
         return True
     code = ctypes.get_errno()
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel, or a file system without it
         return False
+    if code == errno.EEXIST:
+        raise ArtifactError(
+            f"{second} appeared while the model was being written (another run writing there?): nothing was replaced"
+        )
     raise OSError(code, os.strerror(code), str(second))
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step; False where the system cannot (then nothing moved)."""
+    return _renameat2(first, second, 2)  # RENAME_EXCHANGE
 
 
 def overlaps(a: str | Path, b: str | Path) -> bool:
@@ -352,15 +381,52 @@ def _other_model_holding(target: Path, model: Path) -> Path | None:
     return None
 
 
+def _leftover_prefix(target: Path, kind: str) -> str:
+    """The start of the names of ``target``'s staging (``tmp``) and retired (``old``) siblings,
+    which the process id writing them follows: ``.model.tmp-1234-``."""
+    return f".{target.name}.{kind}-"
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the staging and retired folders beside ``target`` whose process is gone: an export
+    killed (SIGKILL, a power cut) leaves its staging folder, a whole model's size, which nothing
+    else would ever remove. A folder whose process still runs (another export) is left alone."""
+    for kind in ("tmp", "old"):
+        prefix = _leftover_prefix(target, kind)
+        try:
+            siblings = [entry for entry in os.scandir(target.parent) if entry.name.startswith(prefix)]
+        except OSError:
+            return
+        for entry in siblings:
+            pid = entry.name[len(prefix) :].partition("-")[0]
+            if not pid.isdigit() or not entry.is_dir(follow_symlinks=False) or _running(int(pid)):
+                continue  # written by an earlier version (no process id), not ours, or still being written
+            log.warning("removing %s, left by an export that was killed", entry.path)
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user's counts)."""
+    if pid <= 0:
+        return True  # no process id a folder of ours would carry: leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _replace_dir(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(staging, target)
+    if not os.path.lexists(target):
+        _rename_new(staging, target)
         return
     if _exchange(staging, target):
         shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old directory
         return
     # Two renames: a reader can find ``target`` missing for that moment.
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    retired = Path(tempfile.mkdtemp(prefix=f"{_leftover_prefix(target, 'old')}{os.getpid()}-", dir=target.parent))
     os.rmdir(retired)
     os.rename(target, retired)
     os.rename(staging, target)
