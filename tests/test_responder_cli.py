@@ -231,6 +231,21 @@ def test_resume_from_a_folder_without_a_run_is_one_error_line(files, tmp_path, c
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # neither a new run nor a model
     assert list((tmp_path / "empty").iterdir()) == []
 
+
+def test_a_new_run_whose_checkpoints_cannot_be_written_is_refused_before_the_corpora_are_read(
+    files, tmp_path, capsys
+):
+    """Found at the first checkpoint, it cost the minutes of reading the corpora first."""
+    (tmp_path / "a-file").write_text("not a folder")
+    checkpoints = tmp_path / "a-file" / "checkpoints"
+    argv = ["train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--no-plot",
+            "--config", str(files["config"]), "--checkpoint-dir", str(checkpoints)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert f"error: {checkpoints}: the checkpoints cannot be written there ({tmp_path / 'a-file'}: " in captured.err
+    assert "dialogues from" not in captured.out  # the corpora were not read
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

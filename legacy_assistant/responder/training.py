@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 import zipfile
@@ -585,10 +586,20 @@ def _validate_budget_end(
 
 def check_checkpoint_dir(directory: str | Path, config: ResponderTrainingConfig, resume: bool) -> None:
     """Raise what :func:`train_responder` would about ``directory`` (not a folder, a foreign or
-    another run's folder, nothing to resume, changed settings), so that a command finds it
-    before reading corpora, which may take minutes. Whether it can be written is left to the
-    run: resuming a finished run only exports it, from a folder that may be read-only."""
-    _stored_run(Path(directory), config, resume)
+    another run's folder, nothing to resume, changed settings, and for a new run a place that
+    cannot be written), so that a command finds it before reading corpora, which may take
+    minutes. A resumed run's folder may be read-only: resuming a finished run only exports it."""
+    directory = Path(directory)
+    if _stored_run(directory, config, resume) is None:  # a new run: its first checkpoint goes there
+        place = directory
+        while not place.exists() and place != place.parent:  # the folder, or where it will be made
+            place = place.parent
+        try:  # a folder made and removed again: permissions, read-only file systems alike
+            os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=place))
+        except OSError as exc:
+            raise TrainingError(
+                f"{directory}: the checkpoints cannot be written there ({place}: {exc.strerror or exc})"
+            ) from None
 
 
 def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
