@@ -322,7 +322,17 @@ def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(files, tmp_pa
         "--checkpoint-dir",
         str(checkpoints),
     ]
-    child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as from a terminal: a test run started in the background hands its children SIGINT
+        # ignored, and the training keeps an ignored signal ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(checkpoints.glob("state-*.json")):  # an epoch has ended: the loop is running

@@ -590,3 +590,24 @@ def test_a_full_disk_saving_the_best_weights_names_the_file_and_leaves_no_part(t
     monkeypatch.undo()
     assert training._save_best(tmp_path, 3, {"w": np.ones(4, np.float32)}) == "best-3.npz"
     assert [p.name for p in tmp_path.iterdir()] == ["best-3.npz"]
+
+
+def test_a_signal_the_process_ignores_stays_ignored_during_training():
+    """Started with SIGINT ignored (``cmd &`` from a script), a Ctrl-C to the group stopped the
+    training but not the export after it: the training's handler must not take an ignored signal."""
+    import signal
+
+    from legacy_assistant.responder.training import _Interrupt
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with _Interrupt() as interrupt:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == interrupt._handle
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

@@ -361,7 +361,9 @@ class _Run:
 class _Interrupt:
     """While active in the main thread, Ctrl-C or SIGTERM sets a flag that the loop checks after
     each batch (so the checkpoint holds whole steps); a second one interrupts at once.
-    ``signum`` is the first signal's number."""
+    ``signum`` is the first signal's number. A signal the process was started ignoring (``cmd &``
+    from a script, ``nohup``) stays ignored: otherwise it would stop the training and not the
+    export after it."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -373,7 +375,10 @@ class _Interrupt:
     def __enter__(self) -> _Interrupt:
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
-                self._previous[signum] = signal.getsignal(signum)
+                previous = signal.getsignal(signum)
+                if previous is signal.SIG_IGN:
+                    continue
+                self._previous[signum] = previous
                 signal.signal(signum, self._handle)
         return self
 
