@@ -363,3 +363,20 @@ def test_staging_folders_of_killed_exports_are_removed_by_the_next_export(tmp_pa
     write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
     assert not any(folder.exists() for folder in leftovers)
     assert alive.is_dir() and older.is_dir() and other.is_dir()
+
+
+def test_replacing_a_model_says_that_its_golden_file_is_gone(tmp_path, caplog):
+    """The golden file holds the old model's predictions, so it goes with it; silently, the next
+    ``golden --check`` said only "golden file not found"."""
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    (target / "golden.json").write_text("{}")
+    with caplog.at_level("WARNING", logger=directory.__name__):
+        write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert not (target / "golden.json").exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{target}: the replaced model's golden.json was not kept (write it again for this model)"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=directory.__name__):
+        write_artifact(target, _fill("newer"), manifest_name=MANIFEST, force=True)  # none to lose now
+    assert caplog.records == []

@@ -126,6 +126,7 @@ def write_artifact(
                 "nothing was replaced; choose another destination (or --force, force=True in Python)"
             )
         check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
+        dropped = [name for name in MODEL_COMPANIONS if name not in set(keep) and (target / name).is_file()]
         _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -134,6 +135,8 @@ def write_artifact(
         sync_folder(target.parent)
     except OSError as exc:
         log.warning("%s: the folder could not be flushed to the disk after the model was swapped in: %s", target, exc)
+    for name in dropped:  # the old model's predictions: a check against them would fail for nothing
+        log.warning("%s: the replaced model's %s was not kept (write it again for this model)", target, name)
     log.info("exported %s", target)
     return target
 
