@@ -336,3 +336,56 @@ def test_store_failure_is_503_json(default_predictor):
     assert_error(response, 503, "store_unavailable")
     assert "disk on fire" not in response.get_data(as_text=True)
     assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    "url, body", [("/api/v1/parse", {"text": "hi"}), ("/api/v1/chat", {"sender": "a", "message": "hi"})]
+)
+def test_a_closed_batcher_is_503_shutting_down(default_predictor, url, body):
+    """A request that meets a model closed at shutdown is told to retry, not given a 500."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.batching import BatchedClassifier
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    classifier = BatchedClassifier(default_predictor, 4, 0)
+    classifier.close()  # its batcher now refuses every request, as at shutdown
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest), MemoryStore(),
+                          classify=classifier.predict_one)
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    response = post(client, url, body)
+    assert_error(response, 503, "shutting_down")
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_an_unexpected_error_is_a_500_that_gives_nothing_away(default_predictor, caplog):
+    """The exception's text (paths, secrets) goes to the log only, never to the client."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    class Broken(Assistant):
+        def chat(self, *args, **kwargs):
+            raise RuntimeError("secret /path/to/something")
+
+    assistant = Broken(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest), MemoryStore())
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    with caplog.at_level("ERROR"):
+        response = post(client, "/api/v1/chat", {"sender": "a", "message": "hi"})
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": {"code": "internal_error", "message": "the server failed to handle this request"}
+    }
+    assert "secret" not in response.get_data(as_text=True)
+    assert "secret /path/to/something" in caplog.text  # logged for the operator
+
+
+def test_a_bare_status_is_named_as_the_app_names_its_errors():
+    """The HTTP server's own error answers use the app's codes: 500 is internal_error, not werkzeug's name."""
+    from legacy_assistant.web.errors import status_code_name
+
+    assert status_code_name(500) == "internal_error"
+    assert status_code_name(414) == "request_uri_too_long"
+    assert status_code_name(400) == "bad_request"

@@ -70,6 +70,28 @@ def test_the_reload_log_line_shows_a_change_of_the_responder_alone():
     assert models_line({**before, "responder": None}) == "model default a7d8b2ac0acd, no responder"
 
 
+def test_a_reload_that_changes_only_the_responder_swaps_it_in(tmp_path, tiny_model_dir):
+    """The same intent model with another responder is a change, not "unchanged"."""
+    store = MemoryStore()
+    loaded = []
+
+    def loader():
+        loaded.append(Assistant.load(tiny_model_dir, store=store, seed=0, responder_dir=DEFAULT_RESPONDER))
+        return loaded[-1]
+
+    slot = AssistantSlot(Assistant.load(tiny_model_dir, store=store, seed=0), loader)
+    old = slot.current
+    try:
+        result = slot.reload()
+        assert result.changed and result.previous["responder"] is None
+        assert (result.model["name"], result.model["version"]) == (result.previous["name"], result.previous["version"])
+        assert result.model["responder"]["name"] == describe(loaded[0])["responder"]["name"]
+        assert slot.current is loaded[0] and not closed(loaded[0])
+        assert closed(old)
+    finally:
+        slot.close()
+
+
 def test_unchanged_model_is_not_swapped(served):
     _, slot = served
     before = slot.current
@@ -102,6 +124,28 @@ def test_broken_model_is_refused_and_old_keeps_serving(served, damage):
         slot.reload()
     assert slot.current is before and not closed(before)
     assert before.parse("hello")["intent"]["name"]
+
+
+def test_a_loaded_model_that_fails_to_answer_is_closed_when_refused(tmp_path, tiny_model_dir, monkeypatch):
+    """A refused model's session is closed at once, not left open beside the one in service."""
+    store = MemoryStore()
+    built = []
+
+    def loader():
+        fresh = Assistant.load(DEFAULT_MODEL, store=store, seed=0)
+        monkeypatch.setattr(fresh, "warm_up", lambda: 1 / 0)  # loads, then fails to answer
+        built.append(fresh)
+        return fresh
+
+    slot = AssistantSlot(Assistant.load(tiny_model_dir, store=store, seed=0), loader)
+    before = slot.current
+    try:
+        with pytest.raises(ReloadError, match=r"refused \(it failed to answer\), still serving tiny"):
+            slot.reload()
+        assert len(built) == 1 and closed(built[0])
+        assert slot.current is before and not closed(before)
+    finally:
+        slot.close()
 
 
 def test_fixed_assistant_cannot_reload(default_predictor):

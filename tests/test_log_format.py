@@ -216,3 +216,11 @@ def test_a_line_nested_deeper_than_json_reads_is_wrapped_and_stderr_lives_on(tmp
     assert deep["logger"] == "native" and deep["message"].startswith('{"a":{"a":')
     assert later["level"] == "INFO" and later["message"] == "I0000 after the deep line"
 
+
+
+def test_a_record_that_carries_its_exception_as_text_keeps_it():
+    """A record rebuilt from a dict (a socket or queue handler's) has exc_text and no exc_info."""
+    made = logging.makeLogRecord({"msg": "failed", "exc_text": "Traceback (most recent call last):\nValueError: x"})
+    entry = json.loads(JsonFormatter().format(made))
+    assert entry["message"] == "failed"
+    assert entry["exception"] == "Traceback (most recent call last):\nValueError: x"

@@ -66,3 +66,19 @@ def test_each_worker_reports_its_resident_memory(client, monkeypatch):
         rss = int(statm.read().split()[1]) * metrics.PAGE_BYTES
     assert 0.5 * rss < reported <= 1.5 * rss  # this process, TensorFlow and the model loaded: hundreds of MiB
     assert reported > 100 * 2**20
+
+
+def test_a_removed_metrics_folder_is_made_again_private(tmp_path):
+    """The folder made again holds what workers count: as private (0o700) as the first, whatever the umask."""
+    import os
+    import stat
+
+    from legacy_assistant.serving.metrics_folder import METRICS_ENV, remake_if_removed
+
+    folder = tmp_path / "metrics"  # named in the environment, then removed
+    old = os.umask(0o022)
+    try:
+        remake_if_removed({METRICS_ENV: str(folder)})
+    finally:
+        os.umask(old)
+    assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o700

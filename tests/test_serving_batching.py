@@ -167,6 +167,18 @@ def test_the_expected_size_follows_the_load_down_after_recent_batches():
     assert model.batches[-(lone + 2):] == [[n] for n in range(lone + 2)]
 
 
+def test_batches_of_an_alone_key_leave_the_expected_size_alone():
+    """An AloneKey batch cannot grow, so it says nothing about the load: lone ones do not lower it."""
+    from legacy_assistant.serving.batching import RECENT_BATCHES
+
+    model = FakeModel()
+    batcher = primed(model, 4, max_batch_size=8, max_wait_s=3600)
+    for n in range(RECENT_BATCHES + 1):  # more lone batches than the latest ones kept
+        assert Caller(batcher, n, AloneKey(n)).join().result == n * 10
+    assert model.batches[-(RECENT_BATCHES + 1):] == [[n] for n in range(RECENT_BATCHES + 1)]
+    assert batcher.expected_size == 4
+
+
 def test_a_lone_request_runs_at_once_without_waiting_out_max_wait():
     model = FakeModel()
     batcher = MicroBatcher(model, max_batch_size=32, max_wait_s=3600)
@@ -222,6 +234,22 @@ def test_a_lone_failing_request_gets_its_own_exception():
     with pytest.raises(ZeroDivisionError):
         batcher.submit(0)
     assert batcher.submit(4) == 0.25
+
+
+def test_a_lone_failing_request_is_not_run_again(caplog):
+    """A batch of one that fails has no other item to spare: no rerun, no "one by one" warning."""
+    calls: list[list[int]] = []
+
+    def run_batch(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        raise ValueError("the model failed")
+
+    batcher = MicroBatcher(run_batch, max_batch_size=4, max_wait_s=0, name="lone")
+    with caplog.at_level("WARNING", logger="legacy_assistant.serving.batching"):
+        with pytest.raises(ValueError, match="^the model failed$"):
+            batcher.submit(7)
+    assert calls == [[7]]
+    assert "one by one" not in caplog.text
 
 
 def test_a_result_list_of_the_wrong_length_is_an_error():

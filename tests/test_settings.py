@@ -352,3 +352,18 @@ def test_an_ipv6_host_in_brackets_is_the_address_inside(environ, capsys):
         with pytest.raises(SystemExit):
             parse("--host", wrong)
         assert f"got '{wrong}': brackets go around an IPv6 address only, as in [::1]" in capsys.readouterr().err
+
+
+def test_a_switch_read_from_a_file_or_padded_by_hand_still_reads(environ):
+    """A switch word with spaces or a secrets file's line break around it is the word, not an error."""
+    environ(BATCHING=" off\n", ACCESS_LOG="\tNo ", WARM_UP=" yes\n")
+    values = settings.resolve()
+    assert (values["BATCHING"], values["ACCESS_LOG"], values["WARM_UP"]) == (False, False, True)
+
+
+def test_the_text_cap_warning_starts_one_byte_past_what_the_longest_message_needs():
+    """A body limit exactly as large as the longest message can take is enough: no warning."""
+    needed = 1000 * settings.BYTES_PER_CHARACTER + settings.REQUEST_OVERHEAD_BYTES
+    assert settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": needed}) is None
+    warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": needed - 1})
+    assert warning is not None and f"raise --max-body-bytes to {needed}" in warning

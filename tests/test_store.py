@@ -52,6 +52,18 @@ def test_bounded_in_conversations_and_turns():
     assert [t.message for t in store.history("s4")] == ["2", "3"]
 
 
+def test_the_conversation_saved_least_recently_is_the_one_dropped():
+    """The bound evicts the least recently saved conversation (LRU), not the first one made."""
+    store = MemoryStore(max_conversations=2)
+    store.save("a", ConversationState(turns=1), turn("a1"))
+    store.save("b", ConversationState(turns=1), turn("b1"))
+    store.save("a", ConversationState(turns=2), turn("a2"))  # a is now the most recent
+    store.save("c", ConversationState(turns=1), turn("c1"))
+    assert [t.message for t in store.history("a")] == ["a1", "a2"]
+    assert store.history("b") == [] and store.load("b") == ConversationState()
+    assert len(store) == 2
+
+
 def test_concurrent_saves_keep_every_turn():
     store = MemoryStore(max_turns=1000)
 

@@ -287,6 +287,19 @@ def test_redis_unlocked_saves_that_start_a_conversation_at_once_keep_every_turn(
         assert sorted(t.message for t in stores[0].history(sender)) == ["t0", "t1", "t2", "t3"], trial
 
 
+def test_redis_turns_without_their_state_key_are_not_a_conversation(make_redis_store):
+    """The state key says a conversation lives: without it, leftover turns are neither shown nor kept."""
+    store = make_redis_store()
+    store.save("a", ConversationState(turns=1), turn("one"))
+    store.save("a", ConversationState(turns=2), turn("two"))
+    store._client.delete(store._key("state", "a"))  # as when the state key expired before the turns list
+    assert store._client.llen(store._key("turns", "a")) == 2  # the old turns are still there
+    assert store.history("a") == []
+    store.save("a", ConversationState(turns=1), turn("new"))  # starts afresh: the old turns go
+    assert [t.message for t in store.history("a")] == ["new"]
+    assert store._client.llen(store._key("turns", "a")) == 1
+
+
 def test_redis_value_that_is_not_a_conversation_is_a_store_error(make_redis_store):
     from legacy_assistant.errors import StoreError
 
@@ -341,6 +354,17 @@ def test_amend_replaces_the_stored_turn_and_nothing_else(make_store):
     assert second.amend("a", canned, amended) is False  # no longer stored as it was
     assert second.amend("a", turn("never said"), amended) is False
     assert [t.reply for t in first.history("a")] == ["reply to hi", "once upon a time", "reply to later"]
+
+
+def test_amend_of_a_turn_stored_twice_changes_the_newest_copy(make_store):
+    """Two identical turns (same time too): the one amended is the later, the one just replied to."""
+    store = make_store()
+    canned = Turn("tell me a story", "a canned reply", "fallback", 0.1, 1000.0)
+    store.save("twice", ConversationState(turns=1), canned)
+    store.save("twice", ConversationState(turns=2), canned)
+    amended = Turn(canned.message, "once upon a time", canned.intent, canned.confidence, canned.at, generated=True)
+    assert store.amend("twice", canned, amended) is True
+    assert store.history("twice") == [canned, amended]
 
 
 def test_amend_does_not_bring_back_a_forgotten_conversation(make_store):
@@ -476,6 +500,15 @@ def test_open_store_urls(tmp_path):
             open_store(bad)
     with pytest.raises(ConfigError):
         open_store("memory", ttl_seconds=-1)
+
+
+@pytest.mark.parametrize("url", ["memory", "sqlite"])
+def test_a_limit_of_zero_turns_per_conversation_is_refused(tmp_path, url):
+    """A store that keeps no turns would lose every history: at least one turn is kept."""
+    target = url if url == "memory" else f"sqlite:{tmp_path}/x.db"
+    with pytest.raises(ConfigError, match=r"^turns kept per conversation must be >= 1, got 0$"):
+        open_store(target, max_turns=0)
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
