@@ -28,6 +28,8 @@ def test_entries_are_compared_in_one_form():
     assert host_allowed("chat.example:443", allowed) and host_allowed("CHAT.EXAMPLE", allowed)
     assert host_allowed("example.com", allowed) and host_allowed("eu.api.example.com:8000", allowed)
     assert host_allowed("xn--bcher-kva.example", allowed)  # as a browser sends the name
+    # not as raw bytes: a 0xAA byte, read as Latin-1 "ª", came out of IDNA's mapping as "a"
+    assert not host_allowed("ch\xaat.example", allowed) and not host_allowed("bücher.example", allowed)
     assert not host_allowed("badexample.com", allowed) and not host_allowed("chat.example.net", allowed)
     assert host_allowed("anything.example", parse_hosts("*")) and host_allowed("x", frozenset())
 

@@ -61,6 +61,8 @@ def request_host(header: str) -> str | None:
     """The host named by a ``Host`` header (``Chat.Example:8000`` -> ``chat.example``,
     ``[::1]:5000`` -> ``[::1]``), None when the header names none that could be compared."""
     text = header.strip()
+    if not text.isascii():  # browsers send a name in punycode; raw bytes would meet IDNA's mapping
+        return None  # ("chªt.example", a byte 0xAA read as Latin-1, would be chat.example)
     if text.startswith("["):
         name, bracket, rest = text[1:].partition("]")
         if not bracket or ":" not in name or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
