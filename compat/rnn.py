@@ -109,7 +109,6 @@ def unroll(
     mask: tf.Tensor | None = None,
     lengths: tf.Tensor | None = None,
     initial_state: tf.Tensor | None = None,
-    reverse: bool = False,
     return_sequences: bool = False,
     back_prop: bool = True,
 ) -> tuple[tf.Tensor | None, tf.Tensor]:
@@ -120,7 +119,6 @@ def unroll(
         mask: bool ``[batch, time]``: False steps keep the state unchanged (and output zeros).
         lengths: int32 ``[batch]``, instead of ``mask``: steps at or past a row's length are masked.
         initial_state: float32 ``[batch, H]``; zeros when ``None``.
-        reverse: run from the last step to the first.
         return_sequences: also return every step's state.
         back_prop: ``False`` for inference-only graphs (no gradient bookkeeping in the loop).
 
@@ -138,15 +136,14 @@ def unroll(
     outputs = tf.TensorArray(tf.float32, size=time) if return_sequences else None
 
     def body(i, h, out):
-        t = steps - 1 - i if reverse else i
-        new = cell.step(inputs.read(t), h)
+        new = cell.step(inputs.read(i), h)
         emitted = new
         if masks is not None:
-            keep = masks.read(t)
+            keep = masks.read(i)
             new = tf.where(keep, new, h)
             emitted = tf.where(keep, new, tf.zeros_like(new))
         if out is not None:
-            out = out.write(t, emitted)
+            out = out.write(i, emitted)
         return (i + 1, new) + ((out,) if out is not None else ())
 
     loop_vars = (tf.constant(0), state) + ((outputs,) if outputs is not None else ())

@@ -53,6 +53,26 @@ def intercept_respond(patch: pytest.MonkeyPatch, hook) -> None:
     patch.setattr(Responder, "respond", intercepted)
 
 
+class RecordingModel:
+    """A responder's loaded model that notes every decode: ``decodes`` its mode, sample count and
+    batch size, ``calls`` all its keyword arguments. ``spec`` stands in for the model's own."""
+
+    def __init__(self, model, spec=None):
+        self.model = model
+        self.decodes = []
+        self.calls = []
+        if spec is not None:
+            self.spec = spec
+
+    def decode(self, context_ids, condition_ids, **options):
+        self.decodes.append((options["mode"], options.get("n_samples", 1), context_ids.shape[0]))
+        self.calls.append(options)
+        return self.model.decode(context_ids, condition_ids, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
 def page_links(html: str) -> list[str]:
     """Every ``href`` and ``src`` of ``html``'s elements, in order."""
 

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compat.responder.inputs import MAX_DECODE_LENGTH
 from legacy_assistant.artifacts.directory import manifest_digest, sha256_file, write_json
 from legacy_assistant.errors import ArtifactError, RequestError
 from legacy_assistant.responder.artifact import FORMAT, MANIFEST, export_responder_artifact, verify_responder
 from legacy_assistant.responder.config import ResponderTrainingConfig
-from legacy_assistant.responder.responder import DecodingOptions, Responder
+from legacy_assistant.responder.responder import UNPENALIZED_TOKENS, DecodingOptions, Responder
 from legacy_assistant.responder.training import train_responder
-from legacy_assistant.responder.vocabulary import END
+from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 from tests import mood_corpus
+from tests.helpers import RecordingModel
 from tests.mood_corpus import PROMPTS, REPLIES, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -385,6 +387,58 @@ def test_the_largest_max_length_decodes(responder):
     longest = Responder(responder.info, responder.model, DecodingOptions(max_length=1000))  # shares the model
     assert longest.max_length == 1000
     assert isinstance(longest.respond(["hello there"]), str)
+
+
+def test_a_spec_allowing_longer_replies_than_a_decode_may_ask_for_decodes_at_most_1000_tokens(responder):
+    """Training allows max_reply_tokens far past what a decode takes: the default is cut to 1,000."""
+    for allowed, expected in ((MAX_DECODE_LENGTH * 5, MAX_DECODE_LENGTH), (7, 7)):
+        spec = replace(responder.spec, max_reply_tokens=allowed)
+        recording = RecordingModel(responder.model, spec=spec)  # shares the model, with a stand-in spec
+        stand_in = Responder(replace(responder.info, spec=spec), recording)
+        assert stand_in.max_length == expected
+        assert isinstance(stand_in.respond(["hello there"]), str)
+        assert recording.calls[-1]["max_length"] == expected
+
+
+def test_a_beam_wider_than_the_vocabulary_is_narrowed_to_its_words(responder):
+    """The decode refuses a beam wider than the tokens it may produce: the options' width is cut to them."""
+    words = len(responder.vocabulary) - N_SPECIAL
+    assert words < 256  # the widest beam the options take
+    recording = RecordingModel(responder.model)
+    wide = Responder(responder.info, recording, DecodingOptions(beam_width=256))
+    assert wide.respond(["my team lost the game ."], "sadness", mode="beam")
+    assert recording.calls[-1]["beam_width"] == words
+    narrow = Responder(responder.info, recording, DecodingOptions(beam_width=3))
+    narrow.respond(["my team lost the game ."], "sadness", mode="beam")
+    assert recording.calls[-1]["beam_width"] == 3
+
+
+def test_articles_and_punctuation_are_handed_to_the_decode_as_unpenalized(responder):
+    """The repetition penalty exempts the vocabulary's ids of UNPENALIZED_TOKENS, and only those."""
+    vocabulary = responder.vocabulary
+    known = [token for token in UNPENALIZED_TOKENS if token in vocabulary]
+    assert "." in known and "!" in known  # the mood corpus has both
+    recording = RecordingModel(responder.model)
+    Responder(responder.info, recording, DecodingOptions(repetition_penalty=10.0)).respond(["hello"])
+    exempt = recording.calls[-1]["unpenalized_ids"]
+    assert sorted(vocabulary.tokens[i] for i in exempt) == sorted(known)
+    assert list(exempt) == sorted(vocabulary.token_id(token) for token in known)
+
+
+def test_an_unseeded_sample_is_seeded_by_a_fresh_draw(responder, monkeypatch):
+    """seed=None must draw a new seed for every call (from secrets), not sample with a fixed one."""
+    import legacy_assistant.responder.responder as responder_module
+
+    draws = iter([123456789, 987654321])
+    asked = []
+    monkeypatch.setattr(responder_module.secrets, "randbits", lambda bits: asked.append(bits) or next(draws))
+    recording = RecordingModel(responder.model)
+    sampler = Responder(responder.info, recording)
+    sampler.respond(["hello"], mode="sample")
+    sampler.respond(["hello"], mode="sample_rerank")
+    sampler.respond(["hello"], mode="sample", seed=7)  # a given seed is used as it is
+    assert [call["seed"] for call in recording.calls] == [123456789, 987654321, 7]
+    assert asked == [63, 63]
 
 
 @pytest.mark.parametrize(

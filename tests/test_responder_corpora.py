@@ -256,6 +256,18 @@ def test_chatterbot_folder_reads_every_yaml_file_in_name_order(tmp_path):
     assert dialogues[-1].turns[1].text == "See you"
 
 
+def test_a_corpus_folder_skips_hidden_files_and_matches_suffixes_in_any_case(tmp_path):
+    """As read_corpus says: hidden files (an editor's backup) are skipped, and B.JSONL is a corpus file too."""
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    _write(folder / ".hidden.jsonl", "not a corpus line\n")  # would be refused if it were read
+    _write(folder / "a.jsonl", _cakechat_line(("hi", "neutral"), ("hello", "joy")))
+    _write(folder / "B.JSONL", _cakechat_line(("bye", "neutral"), ("see you", "sadness")))
+    dialogues = read_corpus(folder)
+    assert sorted(d.turns[1].text for d in dialogues) == ["hello", "see you"]
+    assert {Path(d.source.rsplit(":", 1)[0]).name for d in dialogues} == {"a.jsonl", "B.JSONL"}
+
+
 def test_chatterbot_problems_name_their_line(tmp_path):
     text = (
         "conversations:\n"

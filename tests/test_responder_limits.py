@@ -19,6 +19,7 @@ from compat.responder.inputs import (
 from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK
 from legacy_assistant.errors import RequestError
 from legacy_assistant.responder.responder import DecodingOptions
+from tests.helpers import ROOT
 
 V, K = 12, 3  # a vocabulary of 12 ids (8 words), 3 conditions
 WORDS = np.arange(N_SPECIAL, V, dtype=np.int32)
@@ -83,6 +84,40 @@ def test_options_and_decode_inputs_agree_at_the_bounds():
         assert accepted_by_options(temperature=temperature) == accepted_by_decode(
             mode="sample", temperature=temperature
         ), temperature
+
+
+def test_decoding_options_default_to_what_the_docs_say():
+    """docs/RESPONDER.md promises 10 replies at temperature 0.5 and a beam of 5; penalties and guidance start off."""
+    defaults = DecodingOptions()
+    assert (defaults.temperature, defaults.beam_width, defaults.n_samples) == (0.5, 5, 10)
+    assert (defaults.repetition_penalty, defaults.length_penalty) == (1.0, 1.0)
+    assert defaults.max_length is None and defaults.condition_strength == 0.0
+    docs = " ".join((ROOT / "docs" / "RESPONDER.md").read_text("utf-8").split())
+    assert "(10 replies drawn at temperature 0.5," in docs and "`beam` (width 5)" in docs
+
+
+def test_a_length_penalty_of_0_is_accepted_and_a_negative_one_refused():
+    """0 (rank beam candidates by plain log p) is the documented lower bound, for the options and the decode."""
+    assert DecodingOptions(length_penalty=0).length_penalty == 0
+    assert DecodingOptions(length_penalty=0.0).length_penalty == 0.0
+    assert call(mode="beam", length_penalty=0).values["length_penalty"] == 0.0
+    for penalty in (-1, -0.5, -1e-9):
+        assert not accepted_by_options(length_penalty=penalty)
+        with pytest.raises(ValueError, match=f"decode: length_penalty must be >= 0, got {penalty!r}"):
+            call(mode="beam", length_penalty=penalty)
+
+
+def test_ids_must_lie_below_the_vocabulary_size_and_the_number_of_conditions():
+    """The largest ids are accepted; one equal to the size (past the embedding's last row) is refused."""
+    top_ids, top_condition = np.full((1, 1, 2), V - 1, np.int32), np.full(1, K - 1, np.int32)
+    largest = decode_call(top_ids, top_condition, V, K, mode="greedy", max_length=5)
+    assert largest.values["context_ids"].max() == V - 1 and largest.values["condition_ids"][0] == K - 1
+    with pytest.raises(ValueError, match=r"decode: context_ids must lie in \[0, 12\), got values from 5 to 12"):
+        decode_call(np.array([[[5, V]]], np.int32), CONDITION, V, K, mode="greedy", max_length=5)
+    with pytest.raises(ValueError, match=r"decode: condition_ids must lie in \[0, 3\), got values from 3 to 3"):
+        decode_call(CONTEXT, np.full(1, K, np.int32), V, K, mode="greedy", max_length=5)
+    with pytest.raises(ValueError, match=r"decode: context_ids must lie in \[0, 12\), got values from -1 to 5"):
+        decode_call(np.array([[[-1, 5]]], np.int32), CONDITION, V, K, mode="greedy", max_length=5)
 
 
 def test_banned_ids_must_leave_a_token_to_produce():

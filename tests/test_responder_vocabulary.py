@@ -103,6 +103,14 @@ def test_an_asked_turn_with_nothing_to_encode_takes_no_place_in_the_window():
     ]
 
 
+def test_an_asked_context_keeps_at_most_max_turns_turns_the_latest():
+    """A request longer than the window keeps its last ``max_turns`` turns, not one more."""
+    vocabulary = Vocabulary.from_texts(["a b c d e"], max_size=100)
+    encoded = vocabulary.encode_asked_context(["a", "b", "c"], 2, 10)
+    assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["b"], ["c"]]
+    assert vocabulary.encode_asked_context(["a", "b", "c"], 1, 10) == [vocabulary.encode_turn("c", 10)]
+
+
 def test_decode_stops_at_end_and_skips_padding():
     vocabulary = Vocabulary.from_texts(TEXTS, max_size=100)
     ids = [START] + vocabulary.ids(["how", "are", "you", "?"]) + [END, 7, 8, PAD]

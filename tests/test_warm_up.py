@@ -12,22 +12,7 @@ from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError
 from legacy_assistant.stores.base import MemoryStore
 from legacy_assistant.web import create_app
 from legacy_assistant.web.context import slot_of
-from tests.helpers import DEFAULT_RESPONDER, intercept_respond
-
-
-class RecordingModel:
-    """A responder's loaded model that notes the mode and sample count of every decode."""
-
-    def __init__(self, model):
-        self.model = model
-        self.decodes = []
-
-    def decode(self, context_ids, condition_ids, **options):
-        self.decodes.append((options["mode"], options.get("n_samples", 1), context_ids.shape[0]))
-        return self.model.decode(context_ids, condition_ids, **options)
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
+from tests.helpers import DEFAULT_RESPONDER, RecordingModel, intercept_respond
 
 
 def test_warm_up_asks_the_intent_model_once_and_the_responder_in_every_mode(
