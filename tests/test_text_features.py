@@ -70,6 +70,28 @@ def test_stemmer_choices(stemmer, expected):
     assert TextProcessor(TextConfig(stemmer=stemmer)).tokens("Hello, ordering coffees") == expected
 
 
+def test_the_lancaster_rules_are_built_before_any_thread_stems():
+    """NLTK builds them on the first stem(), in place: threads stemming at once saw them half
+    built and stemmed "booking" as "booking", which the cache then kept."""
+    from legacy_assistant.text.processing import _stemmer
+
+    stem = _stemmer("lancaster")
+    rules = stem.__self__.rule_dictionary
+    assert len(rules) >= 20 and all(rules.values())  # whole before anyone calls it
+    assert stem("booking") == "book"
+
+
+def test_the_lancaster_stemmer_stems_alike_from_many_threads_at_first():
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = ["booking", "ordering", "leaving", "reservation", "drinks", "greetings", "happily"]
+    expected = [TextProcessor(TextConfig(stemmer="lancaster")).tokens(word) for word in words]
+    for _ in range(20):
+        processor = TextProcessor(TextConfig(stemmer="lancaster"))  # a fresh stemmer and cache each time
+        with ThreadPoolExecutor(len(words)) as pool:
+            assert list(pool.map(processor.tokens, words)) == expected
+
+
 def test_toktok_tokenizer():
     assert TextProcessor(TextConfig(tokenizer="toktok", stemmer="none")).tokens("tea, please") == ["tea", "please"]
 

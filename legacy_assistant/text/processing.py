@@ -219,7 +219,13 @@ def _classic_word_tokenize(text: str) -> list[str]:
 
 def _stemmer(name: str) -> Callable[[str], str] | None:
     if name == "lancaster":
-        return LancasterStemmer().stem
+        stemmer = LancasterStemmer()
+        # NLTK builds its rule table in place on the first stem(): a thread stemming meanwhile
+        # finds it half built, stems with part of the rules, and the cache keeps that stem for
+        # good (7 of 40 fresh servers without warm-up and batching answered a parse wrongly from
+        # then on). Built here, before any thread can call it.
+        stemmer.stem("a")
+        return stemmer.stem
     if name == "snowball":
         return SnowballStemmer("english").stem
     if name == "porter":
