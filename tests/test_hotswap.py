@@ -330,3 +330,35 @@ def test_a_process_that_ends_during_a_background_reload_waits_for_it(tmp_path, t
                            capture_output=True, text=True, timeout=120)
     assert ended.returncode == 0, ended.stderr[-3000:]
     assert re.search(r"now serving model tiny \S+, no responder \(was model default ", ended.stderr), ended.stderr[-3000:]
+
+
+def test_a_swaps_callback_runs_before_another_reload_can_start(tiny_model_dir):
+    """The gauges naming the model in service are set by the callback: run after the reload lock
+    was let go, two reloads close together set them in the wrong order (both models at 1)."""
+    import itertools
+    import time
+
+    store = MemoryStore()
+    sources = itertools.cycle([DEFAULT_MODEL, tiny_model_dir])
+    loads = []
+
+    def loader():
+        loads.append(time.monotonic())
+        return Assistant.load(next(sources), store=store, seed=0)
+
+    slot = AssistantSlot(Assistant.load(tiny_model_dir, store=store, seed=0), loader)
+    swaps = []
+    second = threading.Thread(target=lambda: slot.reload(on_swap=lambda model, previous: swaps.append(model["name"])))
+
+    def first_swap(model, previous):
+        second.start()
+        time.sleep(0.5)  # time for the second reload to load, were it not held back
+        assert len(loads) == 1, "a second reload ran while the first one's callback was setting the gauges"
+        swaps.append(model["name"])
+
+    try:
+        assert slot.reload(on_swap=first_swap).changed
+        second.join(timeout=120)
+        assert swaps == ["default", "tiny"] and describe(slot.current)["name"] == "tiny"
+    finally:
+        slot.close()

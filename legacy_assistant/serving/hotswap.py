@@ -175,9 +175,11 @@ class AssistantSlot:
             if close:
                 self._close(entry)
 
-    def reload(self) -> ReloadResult:
+    def reload(self, on_swap: Callable[[dict[str, Any], dict[str, Any]], None] | None = None) -> ReloadResult:
         """Load the model again from its directory and swap it in; raises :class:`ReloadError`
-        (nothing changed) when it cannot be loaded or does not answer."""
+        (nothing changed) when it cannot be loaded or does not answer. ``on_swap(model,
+        previous)`` runs after a swap, before another reload can start (the gauges naming the
+        model in service: two reloads close together must not set them in the wrong order)."""
         if self._loader is None:
             raise ReloadError("this server was given a fixed model and cannot reload it")
         with self._reload_lock:
@@ -216,6 +218,8 @@ class AssistantSlot:
             weakref.finalize(old.assistant, heap.release_retired_soon)
             if close:
                 self._close(old)
+            if on_swap is not None:
+                on_swap(model, previous)
             log.info("now serving %s (was %s)", models_line(model), models_line(previous))
             return ReloadResult(True, model, previous)
 

@@ -29,15 +29,13 @@ blueprint = GuardedBlueprint("admin", __name__, access=Access.ADMIN, url_prefix=
 def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
     """Reload ``slot``, count and log the outcome; raises :class:`ReloadError` when refused."""
     try:
-        result = slot.reload()
+        result = slot.reload(on_swap=model_changed)
     except ReloadError as exc:
         reload_outcome("refused")
         log.error("reload (%s) refused: %s", reason, exc)
         raise
     reload_outcome("reloaded" if result.changed else "unchanged")
-    if result.changed:
-        model_changed(result.model, result.previous)
-    else:
+    if not result.changed:
         log.info("reload (%s): model %s %s is unchanged", reason, result.model["name"], result.model["version"])
     return result
 
