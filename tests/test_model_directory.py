@@ -348,21 +348,43 @@ def test_the_final_rename_refuses_a_folder_made_after_the_last_check(tmp_path):
 
 def test_staging_folders_of_killed_exports_are_removed_by_the_next_export(tmp_path):
     """An export killed (SIGKILL) leaves its staging folder, a model's size, beside --out for
-    good: the next export there removes those whose process is gone, and no other."""
-    import subprocess
-    import sys
+    good: the next export there removes it, and no folder another export is writing (it holds a
+    lock on it, also from another container, where a process id would say nothing) or may be
+    about to lock (made in the last minute)."""
+    import time
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = int(gone.stdout)
-    leftovers = [tmp_path / f".m.tmp-{dead}-abc", tmp_path / f".m.old-{dead}-def"]
-    alive = tmp_path / f".m.tmp-{os.getpid()}-ghi"  # an export of a running process
-    older = tmp_path / ".m.tmp-k3j2h1"  # an earlier version's name: no process id to go by
-    other = tmp_path / f".other.tmp-{dead}-xyz"  # another destination's
-    for folder in (*leftovers, alive, older, other):
+    hour_ago = time.time() - 3600
+    abandoned = tmp_path / ".m.tmp-k3j2h1"
+    written = tmp_path / ".m.tmp-live"  # another export is writing it
+    fresh = tmp_path / ".m.tmp-new"  # just made: its export may not have locked it yet
+    other = tmp_path / ".other.tmp-xyz"  # another destination's
+    for folder in (abandoned, written, fresh, other):
         (folder / "saved_model").mkdir(parents=True)
-    write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
-    assert not any(folder.exists() for folder in leftovers)
-    assert alive.is_dir() and older.is_dir() and other.is_dir()
+    for folder in (abandoned, written, other):
+        os.utime(folder, (hour_ago, hour_ago))
+    held = directory._lock_folder(written)
+    assert held is not None
+    try:
+        write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
+    finally:
+        os.close(held)
+    assert not abandoned.exists()
+    assert written.is_dir() and fresh.is_dir() and other.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.tmp-live", ".m.tmp-new", ".other.tmp-xyz", "m"]
+
+
+def test_an_export_holds_a_lock_on_its_staging_folder_while_it_writes(tmp_path):
+    seen = []
+
+    def fill(staging: Path) -> dict:
+        seen.append(directory._lock_folder(staging))  # None: locked by the export
+        return _fill("a")(staging)
+
+    write_artifact(tmp_path / "m", fill, manifest_name=MANIFEST)
+    assert seen == [None]
+    again = directory._lock_folder(tmp_path / "m")  # let go once the export is done
+    assert again is not None
+    os.close(again)
 
 
 def test_replacing_a_model_says_that_its_golden_file_is_gone(tmp_path, caplog):

@@ -36,6 +36,11 @@ from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock tells a staging folder being written from an abandoned one
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -99,8 +104,8 @@ def write_artifact(
     target = output_dir(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
-    # the process id in the name tells a later export which staging folders nobody writes any more
-    staging = Path(tempfile.mkdtemp(prefix=f"{_leftover_prefix(target, 'tmp')}{os.getpid()}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
+    held = _lock_folder(staging)  # while it is held, no other export takes the folder for abandoned
     try:
         # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
         os.chmod(staging, _directory_mode())
@@ -131,6 +136,9 @@ def write_artifact(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if held is not None:
+            os.close(held)
     try:  # the swap itself; the model is in place already, so a failure here is no failed export
         sync_folder(target.parent)
     except OSError as exc:
@@ -384,41 +392,59 @@ def _other_model_holding(target: Path, model: Path) -> Path | None:
     return None
 
 
-def _leftover_prefix(target: Path, kind: str) -> str:
-    """The start of the names of ``target``'s staging (``tmp``) and retired (``old``) siblings,
-    which the process id writing them follows: ``.model.tmp-1234-``."""
-    return f".{target.name}.{kind}-"
+def _staging_prefix(target: Path) -> str:
+    """The start of the names of ``target``'s staging siblings: ``.model.tmp-``."""
+    return f".{target.name}.tmp-"
+
+
+# An unlocked staging folder this recent may be one whose export has not locked it yet.
+ABANDONED_AFTER = 60.0  # seconds
+
+
+def _lock_folder(folder: Path) -> int | None:
+    """An exclusive lock on ``folder``, held until the returned descriptor is closed; None when it
+    is locked already or the system gives no lock on it (Windows; NFS gives none on a folder)."""
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def _remove_leftovers(target: Path) -> None:
-    """Remove the staging and retired folders beside ``target`` whose process is gone: an export
-    killed (SIGKILL, a power cut) leaves its staging folder, a whole model's size, which nothing
-    else would ever remove. A folder whose process still runs (another export) is left alone."""
-    for kind in ("tmp", "old"):
-        prefix = _leftover_prefix(target, kind)
+    """Remove the staging folders beside ``target`` that no export writes any more: one killed
+    (SIGKILL, a power cut) leaves its folder, a whole model's size, which nothing else would
+    ever remove. An export holds a lock on its folder (:func:`_lock_folder`), which ends with
+    its process, on this machine or in another container on the same disk; a folder locked,
+    made in the last minute, or on a system without such locks is left alone."""
+    prefix = _staging_prefix(target)
+    try:
+        siblings = [entry for entry in os.scandir(target.parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in siblings:
         try:
-            siblings = [entry for entry in os.scandir(target.parent) if entry.name.startswith(prefix)]
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < ABANDONED_AFTER:
+                continue
         except OSError:
-            return
-        for entry in siblings:
-            pid = entry.name[len(prefix) :].partition("-")[0]
-            if not pid.isdigit() or not entry.is_dir(follow_symlinks=False) or _running(int(pid)):
-                continue  # written by an earlier version (no process id), not ours, or still being written
+            continue
+        held = _lock_folder(Path(entry.path))
+        if held is None:
+            continue
+        try:
             log.warning("removing %s, left by an export that was killed", entry.path)
             shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (one of another user's counts)."""
-    if pid <= 0:
-        return True  # no process id a folder of ours would carry: leave it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+        finally:
+            os.close(held)
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
@@ -429,7 +455,7 @@ def _replace_dir(staging: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old directory
         return
     # Two renames: a reader can find ``target`` missing for that moment.
-    retired = Path(tempfile.mkdtemp(prefix=f"{_leftover_prefix(target, 'old')}{os.getpid()}-", dir=target.parent))
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     os.rmdir(retired)
     os.rename(target, retired)
     os.rename(staging, target)
