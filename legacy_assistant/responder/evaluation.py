@@ -20,13 +20,14 @@ The report (a JSON-serialisable dict) has four measured parts:
   are rare); then the same contexts are answered under each
   requested condition, and the classifier labels the replies. An empty reply (the model said
   END at once) expresses no emotion, so it is left out of the shares (the classifier would
-  give it whatever label it ranks first): ``empty_replies`` counts those left out per requested
-  condition, and every share is over the rest (``None``, n/a, when no reply is left). ``found``
+  give it whatever label it ranks first): ``empty_replies`` counts those left out per condition
+  decoded (the requested ones, and the baseline below, requested or not), and every share is
+  over the rest (``None``, n/a, when no reply is left). ``found``
   is the share of replies labelled with the condition asked for, ``when_neutral`` the share
   labelled with it when the ``baseline`` condition was asked for (neutral; for a model never
   trained under neutral, the condition it had most training replies under), ``vs_neutral`` the
   first over the second (2 means asking for the emotion doubles how often it is heard; ``None``
-  when the second is 0 or ``None``), ``matrix`` every requested -> labelled share. By default
+  when the second is 0 or ``None``), ``matrix`` every decoded -> labelled share. By default
   the conditions requested are those the model had training replies under (cakechat's five are
   in every model, trained or not);
 * **latency**: ``Responder.respond`` at batch 1 (tokenizing, one ``Session.run``,

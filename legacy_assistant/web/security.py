@@ -126,7 +126,7 @@ def parse_allowed_hosts(value: str | Iterable[str] | None) -> frozenset[str]:
 def _allowed_origin(origin: str | None, allowed: frozenset[str]) -> bool:
     """Whether a request's ``Origin`` header names one of the allowed origins (compared in the
     form browsers send, so ``HTTPS://Shop.Example:443`` from another client matches too)."""
-    if not origin or not allowed:
+    if not origin or not allowed or not origin.isascii():  # browsers send punycode, as in Host
         return False
     try:
         return normalize_origin(origin) in allowed
