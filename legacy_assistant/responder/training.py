@@ -65,7 +65,7 @@ from legacy_assistant.responder.batching import (
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
-from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, Vocabulary, condition_list
+from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, UNK, Vocabulary, condition_list
 
 if TYPE_CHECKING:
     from compat.responder.spec import ResponderSpec
@@ -226,13 +226,35 @@ def prepare(
             if held_dialogues
             else f"{len(train_dialogues)} dialogue(s), too few to split",
         )
+    train = encode_pairs(train_pairs, vocabulary, conditions, *limits)
+    _warn_of_unknown_replies(train, config.vocab_size)
     return PreparedData(
         vocabulary=vocabulary,
         conditions=tuple(conditions),
-        train=encode_pairs(train_pairs, vocabulary, conditions, *limits),
+        train=train,
         validation=encode_pairs(held_pairs, vocabulary, conditions, *limits),
         counts=counts,
     )
+
+
+# Above this share of <unk> among the training replies' words, a model mostly learns to say <unk>.
+UNKNOWN_REPLY_WORDS_WARNED = 0.3
+
+
+def _warn_of_unknown_replies(pairs: Sequence[EncodedPair], vocab_size: int) -> None:
+    """Warn when the vocabulary leaves most reply words out: the model then learns to say
+    ``<unk>``, a reply of only ``<unk>`` is no reply, and the perplexity looks good for it."""
+    words = unknown = 0
+    for pair in pairs:
+        words += len(pair.reply) - 1  # END is no word
+        unknown += pair.reply.count(UNK)
+    if words and unknown / words > UNKNOWN_REPLY_WORDS_WARNED:
+        log.warning(
+            "%.0f%% of the training replies' words are <unk> (vocab_size %d keeps too few of the corpus's "
+            "words): the model will mostly learn to say <unk>, and its perplexity will look better than its replies",
+            100 * unknown / words,
+            vocab_size,
+        )
 
 
 # --- the checkpoint directory ---------------------------------------------------------------
