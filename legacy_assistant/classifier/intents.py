@@ -273,15 +273,15 @@ def _warn_follow_up_cycles(intents: Sequence[Intent], first_index: Mapping[str, 
     can_interrupt = any(intent.interrupts for intent in intents)
     done: set[str] = set()
     for intent in intents:
-        path: list[str] = []
+        path: dict[str, int] = {}  # tag -> its place on the path (a list's `in` made long chains quadratic)
         tag: str | None = intent.tag
         while tag is not None and tag not in done and tag not in path:
-            path.append(tag)
+            path[tag] = len(path)
             tag = next_of.get(tag)
         done.update(path)
         if tag is None or tag not in path:
             continue  # the chain ends, or joins one already followed
-        cycle = path[path.index(tag) :]
+        cycle = list(path)[path[tag] :]
         first = min(cycle, key=lambda t: first_index[t])
         start = cycle.index(first)
         ordered = cycle[start:] + cycle[:start]
