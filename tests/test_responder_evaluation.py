@@ -650,3 +650,26 @@ def test_the_baseline_is_decoded_when_only_other_conditions_are_requested(monkey
     assert decoded == ["joy", "neutral"] and section["requested"] == ["joy"]
     assert greedy["found"] == {"joy": 0.5} and greedy["when_neutral"] == {"joy": 0.25}
     assert greedy["vs_neutral"] == {"joy": 2.0}
+
+
+def test_the_condition_classifier_takes_a_seeded_sample_of_a_large_corpus():
+    """Every turn of a 100,000-dialogue corpus trained it (past 8 GB), --max-dialogues or not."""
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.corpora import Dialogue, Turn
+
+    dialogues = [
+        Dialogue((Turn(f"so happy {i}", "joy"), Turn(f"how sad {i}", "sadness"), Turn(f"fine {i}", "neutral")), f"d#{i}")
+        for i in range(60)
+    ]
+    settings = evaluation.EvaluationSettings(classifier_steps=5, classifier_max_turns=40, classifier_balance=False)
+    _, figures = evaluation.train_condition_classifier(dialogues, settings)
+    assert figures["train_turns"] == 40 and sum(figures["train_support"].values()) == 40
+    assert figures["held_out_turns"] == 10  # a quarter as many measure it
+    again = evaluation.train_condition_classifier(dialogues, settings)[1]
+    assert again["train_support"] == figures["train_support"]  # the same sample for the same seed
+    whole = evaluation.EvaluationSettings(classifier_steps=5, classifier_balance=False)
+    assert evaluation.train_condition_classifier(dialogues, whole)[1]["train_turns"] == 144  # 48 dialogues x 3
+    from legacy_assistant.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="classifier_max_turns must be at least 4"):
+        evaluation.EvaluationSettings(classifier_max_turns=3)

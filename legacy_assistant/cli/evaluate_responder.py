@@ -83,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="optimizer steps of the condition classifier (default 1500, the ngrams preset's)",
     )
     parser.add_argument(
+        "--classifier-max-turns",
+        type=whole_number(4),
+        default=50_000,
+        help="the condition classifier trains on at most this many of the corpus's turns, a seeded sample, "
+        "and is measured on a quarter as many (default 50000; every turn of a large corpus takes gigabytes)",
+    )
+    parser.add_argument(
         "--condition-strength",
         type=condition_strength_number,
         default=0.0,
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         conditions=requested,
         latency_replies=args.latency_replies,
         classifier_steps=args.classifier_steps,
+        classifier_max_turns=args.classifier_max_turns,
     )
     if args.out:  # the report's figures; found missing before the evaluation, not after
         from legacy_assistant.artifacts.directory import check_written_files
