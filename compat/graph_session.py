@@ -175,7 +175,12 @@ class FixedRun:
         self._callable: Any = None
         if make is not None and CallableOptions is not None:
             options = CallableOptions(feed=[t.name for t in self._feeds], fetch=[t.name for t in self._fetches])
-            self._callable = make(options)
+            try:
+                self._callable = make(options)
+            except tf.errors.CancelledError:
+                if graph_session.closed:  # closed since the check above (a first call meets a close)
+                    raise RuntimeError("Attempted to use a closed Session.") from None
+                raise
 
     @property
     def compiled(self) -> bool:

@@ -145,6 +145,21 @@ def test_making_a_run_on_a_closed_session_raises_runtime_error(mixed_graph):
         gs.fixed_run(fetches, feeds)
 
 
+def test_a_close_between_the_check_and_making_the_run_raises_runtime_error(mixed_graph, monkeypatch):
+    """A responder makes its runs on its first call of each mode: a close landing in that moment
+    (from another thread) raised TensorFlow's CancelledError, not the documented RuntimeError."""
+    gs, feeds, fetches = mixed_graph
+    check_open = gs.check_open
+
+    def closed_right_after_the_check():
+        check_open()
+        gs.close()
+
+    monkeypatch.setattr(gs, "check_open", closed_right_after_the_check)
+    with pytest.raises(RuntimeError, match="closed Session"):
+        gs.fixed_run(fetches, feeds)
+
+
 def test_a_closed_responder_raises_runtime_error_in_every_mode():
     from compat.responder.saved_model import LoadedResponder
     from tests.helpers import ROOT
