@@ -790,6 +790,41 @@ def test_a_sqlite_file_removed_or_replaced_while_open_is_followed_by_every_proce
     second.close()
 
 
+def test_a_connection_made_as_the_file_is_removed_makes_no_file_of_its_own(tmp_path, monkeypatch):
+    """Removed between the check that follows the file and a new connection, the file was made
+    again by that connection with the umask's permissions (0644), and every later conversation
+    went into it; the turn fails (503) and the next one makes the file readable by its owner only."""
+    from legacy_assistant.errors import StoreError
+
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    store.save("alice", ConversationState(turns=1), turn("before"))
+    with store._idle_lock:
+        idle, store._idle = store._idle, []  # no pooled connection: the next call makes one
+    for connection in idle:
+        connection.close()
+    connect = store._connect
+
+    def removed_just_before(*args):
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"c.db{suffix}").unlink(missing_ok=True)
+        monkeypatch.setattr(store, "_connect", connect)  # once
+        return connect(*args)
+
+    monkeypatch.setattr(store, "_connect", removed_just_before)
+    previous = os.umask(0o022)
+    try:
+        with pytest.raises(StoreError):
+            store.save("bob", ConversationState(turns=1), turn("secret"))
+        assert not path.exists()
+        store.save("bob", ConversationState(turns=1), turn("secret"))
+    finally:
+        os.umask(previous)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert [t.message for t in store.history("bob")] == ["secret"]
+    store.close()
+
+
 def test_a_removed_writer_lock_file_is_opened_again_so_processes_still_queue_on_one(tmp_path):
     import fcntl
 

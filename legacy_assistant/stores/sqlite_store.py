@@ -331,8 +331,12 @@ class SQLiteStore:
         # otherwise stamp a connection to the old file as one of the new opening.
         generation = self._generation
         # isolation_level=None: no implicit transactions; this class says BEGIN and COMMIT.
+        # mode=rw: never create the file. Only _create_private does, readable by its owner only; a
+        # connection made just as the file was removed (rm under a running server) made a new one
+        # with the umask's permissions, and every conversation after it went there.
         connection = sqlite3.connect(
-            self.path,
+            f"{self.path.absolute().as_uri()}?mode=rw",
+            uri=True,
             timeout=BUSY_TIMEOUT_SECONDS,
             isolation_level=None,
             check_same_thread=False,
