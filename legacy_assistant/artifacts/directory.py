@@ -126,10 +126,7 @@ def write_artifact(
         # Again: the destination may have appeared (another run writing there, a folder made by
         # hand) or changed while the model was written, and the swap must not replace it unasked.
         if not force and os.path.lexists(target):
-            raise ArtifactError(
-                f"{target} appeared while the model was being written (another run writing there?): "
-                "nothing was replaced; choose another destination (or --force, force=True in Python)"
-            )
+            raise _appeared(target, "; choose another destination (or --force, force=True in Python)")
         check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
         dropped = [name for name in MODEL_COMPANIONS if name not in set(keep) and (target / name).is_file()]
         _replace_dir(staging, target)
@@ -176,6 +173,14 @@ def _directory_mode() -> int:
     return 0o777 & ~mask
 
 
+def _appeared(target: Path, advice: str = "") -> ArtifactError:
+    """The refusal of a destination made while the model was being written."""
+    return ArtifactError(
+        f"{target} appeared while the model was being written (another run writing there?): nothing was replaced"
+        + advice
+    )
+
+
 def _rename_new(staging: Path, target: Path) -> None:
     """Rename ``staging`` to ``target``, which must not exist: one made in the moment since it was
     checked is refused, not replaced (``rename`` would replace an empty folder)."""
@@ -200,9 +205,7 @@ def _renameat2(first: Path, second: Path, flags: int) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel, or a file system without it
         return False
     if code == errno.EEXIST:
-        raise ArtifactError(
-            f"{second} appeared while the model was being written (another run writing there?): nothing was replaced"
-        )
+        raise _appeared(second)
     raise OSError(code, os.strerror(code), str(second))
 
 
@@ -289,7 +292,7 @@ def check_destination(
             f"{target} holds {shown}, which {'is' if len(foreign) == 1 else 'are'} not part of its model: "
             "--force replaces the whole directory and would delete them; move them away or choose another destination"
         )
-    _check_writable_folder(target, f"{target}: cannot write there")
+    check_writable_place(target, f"{target}: cannot write there")
 
 
 def refuse_other_kind(out_dir: str | Path, writes: str) -> None:
@@ -306,9 +309,10 @@ def refuse_other_kind(out_dir: str | Path, writes: str) -> None:
         )
 
 
-def _check_writable_folder(target: Path, refusal: str) -> None:
-    """Refuse, with ``refusal`` and the system's reason, a ``target`` whose nearest existing
-    folder cannot take a new entry (before any work, not when the result is written)."""
+def check_writable_place(target: Path, refusal: str) -> None:
+    """Refuse (:class:`ArtifactError`), with ``refusal`` and the system's reason, a ``target``
+    whose nearest existing folder cannot take a new entry (before any work, not when the result
+    is written)."""
     parent = target.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -373,7 +377,7 @@ def check_written_files(
         other = _other_model_holding(target, model)
         if other is not None:
             raise ArtifactError(f"{path} is a file of another model, {other}: write somewhere else")
-        _check_writable_folder(Path(path), f"{path} cannot be written")
+        check_writable_place(Path(path), f"{path} cannot be written")
 
 
 def _other_model_holding(target: Path, model: Path) -> Path | None:

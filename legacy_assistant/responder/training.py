@@ -39,7 +39,6 @@ import logging
 import math
 import os
 import signal
-import tempfile
 import threading
 import time
 import zipfile
@@ -51,9 +50,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from legacy_assistant.artifacts.directory import check_writable_place
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.files import naming, write_text_atomically
-from legacy_assistant.errors import ConfigError, TrainingError
+from legacy_assistant.errors import ArtifactError, ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
     EncodedPair,
     batch_of,
@@ -618,15 +618,10 @@ def check_checkpoint_dir(directory: str | Path, config: ResponderTrainingConfig,
     minutes. A resumed run's folder may be read-only: resuming a finished run only exports it."""
     directory = Path(directory)
     if _stored_run(directory, config, resume) is None:  # a new run: its first checkpoint goes there
-        place = directory
-        while not place.exists() and place != place.parent:  # the folder, or where it will be made
-            place = place.parent
-        try:  # a folder made and removed again: permissions, read-only file systems alike
-            os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=place))
-        except OSError as exc:
-            raise TrainingError(
-                f"{directory}: the checkpoints cannot be written there ({place}: {exc.strerror or exc})"
-            ) from None
+        try:  # the folder, or where it will be made
+            check_writable_place(directory / RUN_FILE, f"{directory}: the checkpoints cannot be written there")
+        except ArtifactError as exc:
+            raise TrainingError(str(exc)) from None
 
 
 def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume: bool) -> dict[str, Any] | None:
