@@ -407,7 +407,7 @@ ABANDONED_AFTER = 60.0  # seconds
 
 def _lock_folder(folder: Path) -> int | None:
     """An exclusive lock on ``folder``, held until the returned descriptor is closed; None when it
-    is locked already or the system gives no lock on it (Windows; NFS gives none on a folder)."""
+    is locked already or the system gives no lock on it (Windows; a file system without flock)."""
     if fcntl is None:
         return None
     try:
