@@ -50,6 +50,15 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+def _error_object() -> dict[str, Any]:
+    """This project's ``error`` member of every error body: a code and a message."""
+    return {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
+    }
+
+
 def _text(limit: int, description: str) -> dict[str, Any]:
     # a text of only whitespace is refused as empty, as the server refuses it
     return {
@@ -118,11 +127,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "minLength": 1,
                     "description": "only on paths under /cakechat_api/: cakechat's own error text, for its clients",
                 },
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
-                },
+                "error": _error_object(),
             },
         },
         "ParseRequest": {
@@ -272,11 +277,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "required": ["message", "error"],
             "properties": {
                 "message": {"type": "string", "minLength": 1, "description": "cakechat's own error text"},
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1}},
-                },
+                "error": _error_object(),
             },
         },
         "RasaReply": {
