@@ -272,6 +272,48 @@ def test_the_new_conversation_button_forgets_the_conversation_it_leaves(default_
         blocks.close(verbose=False)
 
 
+def test_a_new_conversation_asked_for_while_a_reply_is_on_its_way_waits_for_it(default_predictor, free_port):
+    """The button's request ran beside a chat turn still being answered: it forgot the
+    conversation before that turn was stored, so the turn was stored after it (a conversation no
+    page could reach), and the turn's answer then put the sender it left back in the page, whose
+    next message went on in the conversation it had left."""
+    import threading
+
+    gradio_client = _gradio_client()
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    classify, classifying = assistant._classify, threading.Event()
+
+    def slow(text):
+        if text == "a slow one":
+            classifying.set()
+            time.sleep(1.0)
+        return classify(text)
+
+    assistant._classify = slow
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "127.0.0.1", free_port())
+    try:
+        page = gradio_client.Client(url, verbose=False, download_files=False)
+        left = page.predict("I'd like to order a coffee", None, api_name="/chat")[4]
+        pending = page.submit("a slow one", None, api_name="/chat")
+        assert classifying.wait(10)
+        fresh = page.predict(api_name="/new_conversation")[4]
+        pending.result(timeout=30)
+        assert assistant.history(left) == []  # the slow turn too
+        after = page.predict("hello", None, api_name="/chat")
+        assert after[4] == fresh and len(after[0]) == 2
+        assert [turn.message for turn in assistant.history(fresh)] == ["hello"]
+    finally:
+        blocks.close(verbose=False)
+
+
 def test_every_emotion_tab_matches_the_assistant_in_greedy_mode(client, assistant):
     emotions = assistant.emotions
     assert len(emotions) == 5

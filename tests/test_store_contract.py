@@ -6,6 +6,7 @@ keys on its own clock, so its idle-time tests check the expiry it is given and, 
 acts on it.
 """
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -207,6 +208,83 @@ def test_sqlite_sweeps_what_expired_while_no_server_ran_when_it_opens(tmp_path):
     forever = SQLiteStore(tmp_path / "f.db", ttl_seconds=0, clock=clock)
     assert _senders(forever, "turns") == {"kept"}
     forever.close()
+
+
+def test_the_memory_store_drops_expired_conversations_at_the_next_save():
+    """An expired conversation was invisible, but its turns stayed in the process's memory until
+    its sender came back or 10,000 other conversations pushed it out: on a quiet server, for
+    good. A save now drops every conversation idle past the idle time, as SQLite's sweep does."""
+    clock = FakeClock()
+    store = MemoryStore(ttl_seconds=60, clock=clock)
+    store.save("old", ConversationState(turns=1), turn("my card is 4111"))
+    clock.advance(30)
+    store.save("recent", ConversationState(turns=1), turn())
+    clock.advance(31)  # "old" idle 61 s, "recent" 31 s
+    store.save("new", ConversationState(turns=1), turn())
+    assert "old" not in store._items and len(store) == 2
+    assert [t.message for t in store.history("recent")] == ["hi"]
+    forever = MemoryStore(ttl_seconds=0, clock=clock)  # no idle time: nothing expires
+    forever.save("kept", ConversationState(turns=1), turn())
+    clock.advance(10 * 365 * 86400)
+    forever.save("other", ConversationState(turns=1), turn())
+    assert len(forever) == 2
+
+
+def _files_of(folder, name):
+    """Every byte of the database ``name`` in ``folder`` and of the files SQLite keeps beside it."""
+    return b"".join(path.read_bytes() for path in folder.iterdir() if path.name.startswith(name))
+
+
+class _WithoutSecureDelete(sqlite3.Connection):
+    """A connection as SQLite opens one where it was built without SQLITE_SECURE_DELETE (its
+    default): deleted rows stay in the file's free space."""
+
+    generation = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA secure_delete=OFF")
+
+
+@pytest.mark.parametrize("where", ["write-ahead log", "database file"])
+@pytest.mark.parametrize("how", ["forget", "forget in a conversation block", "expiry", "expiry, the sender back"])
+def test_sqlite_leaves_no_copy_of_a_deleted_conversation_in_its_files(tmp_path, monkeypatch, where, how):
+    """A conversation deleted (DELETE, or its idle time run out) was gone from every route, but its
+    words stayed on disk while the server ran: in the write-ahead log until SQLite's next
+    checkpoint (1,000 pages of later turns, days on a quiet server), and in the database file's
+    free space where SQLite was built without secure delete. Both are overwritten now."""
+    from legacy_assistant.stores import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_Connection", _WithoutSecureDelete)
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    for number in range(3):
+        store.save("sender-to-forget", ConversationState(turns=number + 1), turn(f"my card is 4111-{number}"))
+    if where == "database file":  # checkpointed, as 1,000 pages of turns or a restart does
+        store.close()
+        store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    assert b"4111-" in _files_of(tmp_path, "c.db")
+    if how == "expiry":
+        clock.advance(61)
+        store.save("kept", ConversationState(turns=1), turn("kept words"))  # sweeps the expired one
+    elif how == "expiry, the sender back":
+        clock.advance(61)  # no save between: the sweep finds the conversation live again
+        store.save("sender-to-forget", ConversationState(turns=1), turn("a fresh start"))  # the old turns go
+        assert [t.message for t in store.history("sender-to-forget")] == ["a fresh start"]
+        assert b"4111-" not in _files_of(tmp_path, "c.db")
+        store.close()
+        return
+    else:
+        store.save("kept", ConversationState(turns=1), turn("kept words"))
+        if how == "forget":
+            assert store.forget("sender-to-forget") is True
+        else:
+            with store.conversation("sender-to-forget"):
+                assert store.forget("sender-to-forget") is True
+    files = _files_of(tmp_path, "c.db")
+    assert b"4111-" not in files and b"sender-to-forget" not in files
+    assert [t.message for t in store.history("kept")] == ["kept words"]
+    store.close()
 
 
 @pytest.fixture

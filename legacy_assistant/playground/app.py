@@ -174,6 +174,11 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
         return [], None, False, "", fresh, "", fresh, []
 
     outputs = [chatbot, ranking, generated, why, conversation, message_box, sender_state, transcript_state]
+    # One queue for the turns and the new conversations: a new conversation asked for while a
+    # turn is answered waits for it. Side by side, it forgot the conversation before the turn was
+    # stored (which then stored it afresh, where no page could reach it), and the turn's answer
+    # put the sender it left back in the page.
+    queue = "conversation"
     gr.on(
         triggers=[message_box.submit, send.click],
         fn=_shown(gr, chat),
@@ -183,11 +188,14 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
         # progress and a refusal's error mark show on "why this reply" only: on every output they
         # would cover the transcript and the message box until the next good message
         show_progress_on=[why],
+        concurrency_id=queue,
     )
-    restart.click(restart_conversation, inputs=[sender_state], outputs=outputs, api_name="new_conversation")
+    restart.click(
+        restart_conversation, inputs=[sender_state], outputs=outputs, api_name="new_conversation", concurrency_id=queue
+    )
     # the chat's own clear button starts a new conversation, as the button does: clearing only
     # the shown messages would bring them back with the next reply, and the context would stay
-    chatbot.clear(restart_conversation, inputs=[sender_state], outputs=outputs, api_name=False)
+    chatbot.clear(restart_conversation, inputs=[sender_state], outputs=outputs, api_name=False, concurrency_id=queue)
 
 
 def _emotions_tab(gr: Any, playground: Playground) -> None:

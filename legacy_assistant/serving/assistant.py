@@ -329,7 +329,9 @@ class Assistant:
 
     def forget(self, sender: str) -> bool:
         """Delete ``sender``'s conversation (state and turns), after any turn of it in progress;
-        whether there was one (an unknown or expired sender: False)."""
+        whether there was one (an unknown or expired sender: False). A turn is in progress from
+        when its message has been classified: one still being classified is stored afterwards,
+        as a new conversation."""
         with self.store.conversation(sender):
             return self.store.forget(sender)
 

@@ -227,6 +227,13 @@ class MemoryStore:
             self._items.move_to_end(sender)
             while len(self._items) > self.max_conversations:
                 self._items.popitem(last=False)
+            # least recently saved first: those idle past the idle time go now, not when their
+            # sender comes back or newer conversations push them out
+            while self.ttl_seconds and self._items:
+                oldest = next(iter(self._items.values()))
+                if now - oldest[0] <= self.ttl_seconds:
+                    break
+                self._items.popitem(last=False)
 
     def history(self, sender: str) -> list[Turn]:
         check_text("sender", sender)

@@ -75,6 +75,9 @@ SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
 PURGE_INTERVAL_SECONDS = 60.0
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_IDLE_CONNECTIONS = 16
+# How long the checkpoint after a deletion waits for readers of the write-ahead log (ms); one
+# that cannot finish in time leaves the log to SQLite's next checkpoint, and the deletion stands.
+SCRUB_WAIT_MS = 2000
 
 
 def _retry_while_busy(action: Callable[[], object], timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
@@ -346,6 +349,9 @@ class SQLiteStore:
         try:
             _retry_while_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
             connection.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            # deleted rows are overwritten with zeros, not left in the file's free space (SQLite's
+            # default unless it was built otherwise, as Debian's is)
+            connection.execute("PRAGMA secure_delete=ON")
         except BaseException:
             connection.close()
             raise
@@ -436,16 +442,36 @@ class SQLiteStore:
 
     def _write(self, what: str, action: Callable[[sqlite3.Connection], T]) -> T:
         """``action(connection)`` in one write transaction, committed before this returns."""
+        self._local.deleted = False  # set by an action that deletes a conversation
         with self._errors(what), self._connection() as connection:
             if connection.in_transaction or getattr(self._local, "holds_writer", False):
                 # inside conversation(): the write lock is ours already; a second write in the
                 # same block (the first one committed) opens a transaction of its own under it
                 if not connection.in_transaction:
                     connection.execute("BEGIN IMMEDIATE")
-                return self._committed(connection, action)
+                return self._scrubbed(connection, self._committed(connection, action))
             with self._writer:
                 connection.execute("BEGIN IMMEDIATE")
-                return self._committed(connection, action)
+                return self._scrubbed(connection, self._committed(connection, action))
+
+    def _scrubbed(self, connection: sqlite3.Connection, result: T) -> T:
+        """``result``, after a checkpoint that empties the write-ahead log when the write deleted a
+        conversation: the log kept the deleted words (the pages as they were before) until SQLite's
+        next checkpoint, 1,000 pages of later turns away. Run under the writer lock, after the
+        commit; a checkpoint that fails or cannot finish leaves that to SQLite, as before."""
+        if not self._local.__dict__.pop("deleted", False):
+            return result
+        try:
+            connection.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.info("conversation store %s: a reader kept the write-ahead log from being emptied", self.path)
+        except sqlite3.Error as exc:
+            log.warning("conversation store %s: the write-ahead log was not emptied: %s", self.path, exc)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        return result
 
     @staticmethod
     def _committed(connection: sqlite3.Connection, action: Callable[[sqlite3.Connection], T]) -> T:
@@ -471,7 +497,8 @@ class SQLiteStore:
     def _forget(self, connection: sqlite3.Connection, sender: str) -> bool:
         live = self._status(connection, sender, self._clock()) == "live"
         connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
-        connection.execute("DELETE FROM conversations WHERE sender = ?", (sender,))
+        if connection.execute("DELETE FROM conversations WHERE sender = ?", (sender,)).rowcount:
+            self._local.deleted = True  # an expired one too: its words are in the file as well
         return live
 
     def _amend(self, connection: sqlite3.Connection, sender: str, turn: Turn, amended: Turn) -> bool:
@@ -495,6 +522,7 @@ class SQLiteStore:
         now = self._clock()
         if self._status(connection, sender, now) == "expired":
             connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
+            self._local.deleted = True
         connection.execute(
             "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
@@ -522,6 +550,7 @@ class SQLiteStore:
         )
         deleted = connection.execute("DELETE FROM conversations WHERE updated < ?", (cutoff,)).rowcount
         if deleted:
+            self._local.deleted = True
             log.info("deleted %d expired conversation(s) from %s", deleted, self.path)
 
     def history(self, sender: str) -> list[Turn]:
