@@ -380,6 +380,100 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     assert box.get_attribute("value") == ""
 
 
+def test_turns_the_log_missed_come_in_with_the_next_answered_turn(browser, live_url):
+    """A restore that failed left the log empty, and the next reply answered a question the
+    page did not show; a message given up on may have been answered meanwhile. The next turn
+    answered brings the server's transcript in, without a reload."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "I'd like to order a coffee")
+    failing = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        var original = window.fetch, failed = false;
+        window.fetch = function (url, options) {
+          if (failed || !options || options.method !== "GET") return original.apply(this, arguments);
+          failed = true; // the transcript, once
+          return Promise.reject(new TypeError("Failed to fetch"));
+        };"""})
+    try:
+        browser.refresh()
+        ready(browser)
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": failing["identifier"]})
+    assert [kind for kind, _, _ in conversation(browser)] == ["error"]
+    assert "Could not restore the conversation" in conversation(browser)[0][1]
+    send(browser, "a large one")
+    WebDriverWait(browser, 10).until(lambda b: [row[:2] for row in conversation(b)][::2] == [
+        ("user", "I'd like to order a coffee"), ("user", "a large one")])
+    ready(browser)
+    assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot", "user", "bot"]
+
+    # given up on while the server still answers it: the late answer comes in with the next turn
+    # answered; a refresh that fails leaves the log as it was, and is not said again
+    browser.execute_script("""
+        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
+        window.slowPosts = true;
+        window.failGets = false;
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (options && options.method === "GET" && window.failGets) return Promise.reject(new TypeError("Failed to fetch"));
+          if (!options || options.method !== "POST" || !window.slowPosts) return original.apply(this, arguments);
+          var signal = options.signal;
+          delete options.signal;
+          var answer = original.call(this, url, options);
+          return new Promise(function (resolve, reject) {
+            signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
+            answer.then(function (r) { setTimeout(function () { resolve(r); }, 5000); }, reject);
+          });
+        };""")
+    browser.find_element(By.ID, "message").send_keys("with oat milk", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    WebDriverWait(browser, 10).until(lambda _: len(stored_turns(live_url, saved_sender(browser))) == 3)
+    browser.execute_script("""
+        document.getElementById("chat-form").removeAttribute("data-timeout-ms");
+        window.slowPosts = false;
+        window.failGets = true;""")
+    send(browser, "thanks")
+    assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot", "user", "bot", "user", "error", "user", "bot"]
+    browser.execute_script("window.failGets = false;")
+    send(browser, "bye")
+    WebDriverWait(browser, 10).until(lambda b: [text for kind, text, _ in conversation(b) if kind == "user"] == [
+        "I'd like to order a coffee", "a large one", "with oat milk", "thanks", "bye"])
+    ready(browser)
+    assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot"] * 5
+
+
+def test_a_restore_given_up_on_says_no_message_of_the_users_may_be_waiting(browser, live_url):
+    """A transcript that did not come in time was reported with the words for a message sent:
+    "It may still have the message: reload the page ... before sending it again"."""
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    hanging = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        document.addEventListener("readystatechange", function () { // before the deferred script runs
+          var form = document.getElementById("chat-form");
+          if (form) form.setAttribute("data-timeout-ms", "300");
+        });
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "GET") return original.apply(this, arguments);
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
+          });
+        };"""})
+    try:
+        browser.refresh()
+        ready(browser)
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hanging["identifier"]})
+    assert [text for kind, text, _ in conversation(browser)] == [
+        "Could not restore the conversation: The server did not answer in time (0.3 s)."]
+    assert browser.find_element(By.ID, "message").is_enabled()
+
+
 def test_a_turn_answered_in_one_tab_shows_in_the_others(open_browser, live_url):
     """Tabs share one conversation: a reply must never come to a question the tab did not show."""
     from selenium.webdriver.common.by import By
@@ -589,6 +683,27 @@ def test_keyboard_focus_is_neither_lost_nor_taken_while_a_reply_is_on_its_way(br
     assert [row[0] for row in conversation(browser)] == ["user", "bot"]
 
 
+def test_enter_while_a_reply_is_on_its_way_says_the_message_waits(browser, live_url):
+    """The box takes typing while a reply is on its way, but Enter there sent nothing and said
+    nothing: a screen reader user heard no reason the message stayed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    delay_chats(browser)
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("hello", Keys.ENTER)
+    box.send_keys("a large one", Keys.ENTER)
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "status").get_attribute("textContent") ==
+                                    "Not sent yet: a reply is still on its way. Send again once it has come.")
+    assert box.get_attribute("value") == "a large one"
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
+    ready(browser)
+    assert [text for kind, text, _ in conversation(browser) if kind == "user"] == ["hello"]  # sent once
+    assert box.get_attribute("value") == "a large one"
+
+
 def test_detail_lines_go_in_while_the_log_is_not_live(browser, live_url):
     """Ticking "Show intent and confidence" adds a line to every reply: no news, so the live
     log is quiet while they go in, and live again afterwards."""
@@ -707,6 +822,14 @@ def rendered(client):
 def test_the_page_carries_the_servers_text_cap(make_client):
     for cap in (321, 1000):
         assert rendered(make_client(MAX_TEXT_LENGTH=cap)).by_id["message"]["data-max-chars"] == str(cap)
+
+
+def test_without_its_script_the_page_sends_nothing_and_says_why(client):
+    """Without JavaScript (off, or the script blocked) Send submitted the form as a GET: the page
+    reloaded empty, and the message went into the URL. Send waits for the script to enable it."""
+    page = rendered(client)
+    assert "disabled" in page.by_id["send"]
+    assert "This chat needs JavaScript" in client.get("/").get_data(as_text=True).split("<noscript>")[1]
 
 
 def test_no_emotion_selector_without_a_responder(client):

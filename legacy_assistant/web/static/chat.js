@@ -34,6 +34,9 @@
   var limitText = limitHint ? limitHint.textContent : "";
   var busy = false;
   var refreshWhenIdle = false; // another tab answered a turn of this conversation meanwhile
+  // The log may lack turns the server has: its restore failed, or a message went unanswered in
+  // time (the server may have answered it since). The next answered turn brings them in.
+  var stale = false;
   // The latest chat request's end (it never rejects): a conversation is forgotten only after
   // it, or a message still on its way would land in it after the server had forgotten it.
   var lastChat = Promise.resolve();
@@ -209,8 +212,9 @@
       done();
       if (aborter && aborter.signal.aborted) {
         // the server may have the message and answer it yet: sending it again could say it twice
-        var late = new Error("The server did not answer in time (" + limit / 1000 + " s). It may still " +
-          "have the message: reload the page to see whether it was answered before sending it again.");
+        var late = new Error("The server did not answer in time (" + limit / 1000 + " s)." +
+          (options.method !== "POST" ? "" : " It may still " +
+          "have the message: reload the page to see whether it was answered before sending it again."));
         late.unanswered = true;
         throw late;
       }
@@ -244,8 +248,10 @@
       addReply(data);
       scrollToEnd();
       store(TURN_KEY, requestSender + " " + randomId());
+      if (stale) refreshWhenIdle = true;
     }).catch(function (err) {
       if (requestSender !== sender) return;
+      if (err && err.unanswered) stale = true;
       addMessage("error", (err && err.message) || "Something went wrong.");
       // the message never reached the server: give it back to send again
       if (!(err && err.unanswered) && !input.value) { input.value = text; fitHeight(); }
@@ -254,16 +260,23 @@
     return request;
   }
 
-  // The stored turns of this conversation, shown again after a reload.
+  // The stored turns of this conversation, shown again after a reload. They replace what the
+  // log shows once they are in: a refresh that fails leaves the log as it was.
   function restore() {
     var requestSender = sender;
+    function failed(why) {
+      if (!stale) addMessage("error", "Could not restore the conversation: " + why); // said once
+      stale = true;
+    }
     return call(TRANSCRIPT + encodeURIComponent(requestSender), { method: "GET" }).then(function (r) {
       if (requestSender !== sender) return;
       var data = r.data;
       if (!r.res.ok || !data || !Array.isArray(data.turns)) {
-        addMessage("error", "Could not restore the conversation: " + errorText(r.res.status, data));
+        failed(errorText(r.res.status, data));
         return;
       }
+      stale = false;
+      log.textContent = "";
       data.turns.forEach(function (turn) {
         addMessage("user", turn.message);
         addReply(turn);
@@ -271,7 +284,7 @@
       scrollToEnd();
     }).catch(function (err) {
       if (requestSender !== sender) return;
-      addMessage("error", "Could not restore the conversation: " + ((err && err.message) || "unknown error"));
+      failed((err && err.message) || "unknown error");
     });
   }
 
@@ -349,7 +362,14 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    if (busy) return;
+    if (busy) {
+      // Enter in the box, which takes typing meanwhile, would otherwise do nothing unheard
+      if (input.value.trim()) {
+        announce(log.getAttribute("aria-busy") === "true" ? "Not sent yet: the conversation is still loading." :
+          "Not sent yet: a reply is still on its way. Send again once it has come.");
+      }
+      return;
+    }
     var text = input.value.trim();
     if (!text) {
       input.value = "";
@@ -425,6 +445,7 @@
     }).catch(function () {});
     seq++;
     refreshWhenIdle = false;
+    stale = false; // a new conversation has no turns to miss
     log.textContent = "";
     setBusy(false);
     input.value = "";
@@ -434,9 +455,10 @@
     announce("New conversation started.");
   });
 
-  // Show this conversation's stored turns, the input waiting until they are in.
-  function showStored() {
-    log.textContent = "";
+  // Show this conversation's stored turns, the input waiting until they are in; another
+  // conversation's (switched) leaves the log at once.
+  function showStored(switched) {
+    if (switched) log.textContent = "";
     setBusy(true, true);
     var restoring = ++seq;
     restore().then(function () {
@@ -463,7 +485,8 @@
     if (!id) id = newSender(); // cleared, or set to something unusable: a fresh conversation
     if (id === sender) return;
     sender = id;
-    showStored();
+    stale = false;
+    showStored(true);
   });
 
   checkLength();
