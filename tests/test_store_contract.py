@@ -140,6 +140,24 @@ def test_turns_are_bounded_newest_kept(make_store):
     assert store.load("a").turns == 5
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def make_shared_store(request, tmp_path):
+    """The stores whose conversations outlive the process that saved them."""
+    yield from store_factory(request, tmp_path, request.param)
+
+
+def test_a_lower_turn_limit_holds_for_conversations_stored_under_a_higher_one(make_shared_store):
+    # a restart with fewer turns kept: the turns shown follow the new limit before the next save
+    make = make_shared_store
+    before = make(max_turns=5)
+    for i in range(5):
+        before.save("a", ConversationState(turns=i + 1), turn(str(i)))
+    after = make(max_turns=2)
+    assert [t.message for t in after.history("a")] == ["3", "4"]
+    after.save("a", ConversationState(turns=6), turn("5"))
+    assert [t.message for t in after.history("a")] == ["4", "5"]
+
+
 def test_idle_conversations_expire(make_clocked_store):
     store, clock = make_clocked_store(ttl_seconds=60), make_clocked_store.clock
     store.save("a", ConversationState(context="x", turns=1), turn("old"))

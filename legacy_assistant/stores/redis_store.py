@@ -205,7 +205,8 @@ class RedisStore:
         with self._errors("history"):
             if not self._client.exists(self._key("state", sender)):
                 return []
-            rows = self._client.lrange(self._key("turns", sender), 0, -1)
+            # the newest max_turns: a list saved under a higher limit holds more until the next save
+            rows = self._client.lrange(self._key("turns", sender), -self.max_turns, -1)
         with self._unreadable(sender):
             return [Turn.from_dict(json.loads(raw)) for raw in rows]
 

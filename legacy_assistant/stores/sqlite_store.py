@@ -559,8 +559,10 @@ class SQLiteStore:
             if self._status(connection, sender, self._clock()) != "live":
                 return []
             rows = connection.execute(
-                "SELECT message, reply, intent, confidence, at, generated FROM turns WHERE sender = ? ORDER BY id",
-                (sender,),
+                # the newest max_turns: a file saved under a higher limit holds more until the next save
+                "SELECT message, reply, intent, confidence, at, generated FROM "
+                "(SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                (sender, self.max_turns),
             ).fetchall()
         with self._unreadable(sender):
             return [
