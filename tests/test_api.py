@@ -304,6 +304,19 @@ def test_a_path_cannot_forge_an_access_log_line(client, caplog):
     assert lines[1].startswith("GET /caf%C3%A9%20menu 404 ")
 
 
+def test_a_method_cannot_put_escape_sequences_in_the_access_log(client, caplog):
+    """The development server takes any run of non-blank characters for a method."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.access"):
+        client.open("/x", method="\x1b[2J\x1b[31mGET")
+        client.open("/x", method="BREW")
+    lines = [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.access"]
+    assert len(lines) == 2 and not any("\x1b" in line for line in lines)
+    assert lines[0].startswith("%1B%5B2J%1B%5B31MGET /x 404 ")
+    assert lines[1].startswith("BREW /x 404 ")  # a made-up verb that is a token stays as sent
+
+
 def test_the_access_log_does_not_give_away_a_senders_transcript(client, caplog):
     import logging
 
@@ -380,6 +393,31 @@ def test_an_unexpected_error_is_a_500_that_gives_nothing_away(default_predictor,
     }
     assert "secret" not in response.get_data(as_text=True)
     assert "secret /path/to/something" in caplog.text  # logged for the operator
+
+
+def test_an_unexpected_error_is_logged_with_its_request_id(default_predictor, caplog):
+    """The error line names the request id the client got (and the access line shows), as
+    docs/API.md says: with several requests at once, the id is what ties the two together."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    class Broken(Assistant):
+        def chat(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    assistant = Broken(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest), MemoryStore())
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    with caplog.at_level("ERROR"):
+        body = {"sender": "a", "message": "hi"}
+        given = client.post("/api/v1/chat", json=body, headers={"X-Request-ID": "trace-500"})
+        generated = client.post("/api/v1/chat", json=body)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.exc_info is not None for r in errors] == [True, True]  # logged once each, with its stack trace
+    assert given.headers["X-Request-ID"] == "trace-500" and "id=trace-500" in errors[0].getMessage()
+    assert f"id={generated.headers['X-Request-ID']}" in errors[1].getMessage()
+    assert errors[0].getMessage().startswith("unhandled error on POST /api/v1/chat ")
 
 
 def test_a_bare_status_is_named_as_the_app_names_its_errors():

@@ -82,3 +82,26 @@ def test_a_removed_metrics_folder_is_made_again_private(tmp_path):
     finally:
         os.umask(old)
     assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_every_reload_outcome_is_exposed_from_the_start():
+    """A counter's series that first appears at 1 is an increase that increase() and rate()
+    cannot see: an alert on refused reloads would miss the first one of a server's life."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    code = (
+        "from prometheus_client import REGISTRY, generate_latest\n"
+        "import legacy_assistant.web.metrics\n"
+        "print(generate_latest(REGISTRY).decode())"
+    )
+    text = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    found = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "legacy_assistant_model_reloads_total"
+    }
+    assert found == {"reloaded": 0.0, "unchanged": 0.0, "refused": 0.0}

@@ -175,6 +175,75 @@ def test_worker_registry(tmp_path):
     assert reader.status()[0] is False and not tmp_path.exists()
 
 
+def _worker_loop_turn(registry, pid):
+    """One turn of a serving gunicorn worker's loop (its heartbeat), for ``registry``."""
+    from types import SimpleNamespace
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    worker = ModelWorker.__new__(ModelWorker)
+    worker.tmp, worker.app = SimpleNamespace(notify=lambda: None), SimpleNamespace(registry=registry)
+    worker.booted, worker.pid = True, pid
+    worker.notify()
+
+
+def test_a_registry_folder_removed_while_the_server_runs_is_made_again(tmp_path, caplog):
+    """systemd-logind removes a user's files in /dev/shm as the user's last session ends
+    (RemoveIPC=yes): /ready answered 503 for good after it, though every worker served."""
+    import shutil
+    from types import SimpleNamespace
+
+    from legacy_assistant.serving.server import ReloadingArbiter, WorkerRegistry
+
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    master, reader = WorkerRegistry(folder), WorkerRegistry(folder)
+    workers = {pid: WorkerRegistry(folder) for pid in (11, 12)}  # each process has its own
+    arbiter = SimpleNamespace(app=SimpleNamespace(registry=master), num_workers=2, WORKERS={11: None, 12: None})
+    ReloadingArbiter._tell_registry(arbiter)
+    for pid, registry in workers.items():
+        registry.mark_ready(pid)
+    assert reader.status() == (True, {"ready": 2, "expected": 2})
+    shutil.rmtree(folder)
+    assert reader.status()[0] is False
+    with caplog.at_level("WARNING", logger="legacy_assistant.serving.server"):
+        ReloadingArbiter._tell_registry(arbiter)  # the master's loop, every second or so
+    assert "was removed while the server ran: made again" in caplog.text
+    assert reader.status() == (False, {"ready": 0, "expected": 2})
+    for pid, registry in workers.items():
+        _worker_loop_turn(registry, pid)
+    assert reader.status() == (True, {"ready": 2, "expected": 2})
+    assert not master.intact()  # what it said of earlier workers is gone: it decides no early death
+    master.remove()
+    _worker_loop_turn(workers[11], 11)  # the server ending removes it: no worker makes it again
+    assert not folder.exists()
+
+
+def test_ready_is_503_once_the_server_stops(tmp_path, make_client, monkeypatch):
+    """The workers finish what they accepted after a SIGTERM, and answer requests that come
+    on kept-alive connections meanwhile: /ready among them must not say "ready"."""
+    from types import SimpleNamespace
+
+    from gunicorn.arbiter import Arbiter
+
+    from legacy_assistant.serving.server import ReloadingArbiter, WorkerRegistry
+
+    monkeypatch.setattr(Arbiter, "stop", lambda self, graceful=True: None)  # no workers to stop here
+    registry, reader = WorkerRegistry(tmp_path), WorkerRegistry(tmp_path)
+    registry.expect(2, [11, 12])
+    registry.mark_ready(11)
+    registry.mark_ready(12)
+    client = make_client(READINESS=reader.status)
+    assert client.get("/ready").status_code == 200
+    arbiter = ReloadingArbiter.__new__(ReloadingArbiter)
+    arbiter.app, arbiter._num_workers, arbiter.WORKERS = SimpleNamespace(registry=registry), 2, {11: None, 12: None}
+    arbiter.stop()
+    assert reader.status() == (False, {"ready": 2, "expected": 2, "stopping": True})
+    response = client.get("/ready")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["error"] == {"code": "not_ready", "message": "the server is stopping"}
+
+
 def test_the_page_template_is_never_served_raw(client):
     assert client.get("/static/index.html").status_code == 404
     page = client.get("/").get_data(as_text=True)

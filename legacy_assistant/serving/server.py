@@ -49,6 +49,7 @@ import stat
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -161,12 +162,16 @@ class WorkerRegistry:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self._written: tuple[int, tuple[int, ...]] | None = None
+        self._written: tuple[int, tuple[int, ...], bool] | None = None
         self.write_failed = False  # a write of this process's failed (a full /dev/shm, the folder gone)
+        self.remade = False  # (master) the folder was removed while the server ran, and made again
+        self.stopping = False  # (master) the server stops: /ready says so
+        self._ready_checked = 0.0  # (worker) time.monotonic() of keep_ready's latest look
 
     def intact(self) -> bool:
-        """Whether the folder is there and every write of this process has succeeded."""
-        return not self.write_failed and self.directory.is_dir()
+        """Whether the folder is there, was never removed meanwhile (what it said of earlier
+        workers is gone), and every write of this process has succeeded."""
+        return not self.write_failed and not self.remade and self.directory.is_dir()
 
     PREFIX = "legacy-assistant-workers-"
 
@@ -200,15 +205,46 @@ class WorkerRegistry:
 
     def expect(self, count: int, pids: Iterable[int]) -> None:
         """(master) ``count`` workers wanted; ``pids`` started (booting, serving or stopping)."""
-        state = (int(count), tuple(sorted(pids)))
+        state = (int(count), tuple(sorted(pids)), self.stopping)
         if state != self._written:
-            self._write(
-                self.STATE,
-                json.dumps(
-                    {"expected": state[0], "pids": list(state[1]), "master": os.getpid(), "pid_ns": _pid_namespace()}
-                ),
-            )
+            entry: dict[str, Any] = {"expected": state[0], "pids": list(state[1])}
+            if self.stopping:
+                entry["stopping"] = True
+            self._write(self.STATE, json.dumps({**entry, "master": os.getpid(), "pid_ns": _pid_namespace()}))
             self._written = state
+
+    def remake_if_removed(self) -> None:
+        """(master) Make the folder again where it is gone while the server runs (``systemd-logind``
+        removes a user's files in ``/dev/shm`` as the user's last session ends, ``RemoveIPC=yes``;
+        a cleaner, a person): without it ``/ready`` answered 503 for good, every worker serving.
+        The next :meth:`expect` writes the state again, and each worker its file
+        (:meth:`keep_ready`)."""
+        if self.directory.is_dir():
+            return
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            if not self.write_failed:
+                log.error("cannot make %s again (/ready answers 503 until it can): %s", self.directory, exc)
+            self.write_failed = True
+            return
+        self._written = None
+        self.remade = True
+        log.warning("the worker registry folder %s was removed while the server ran: made again", self.directory)
+
+    KEEP_READY_EVERY_S = 1.0
+
+    def keep_ready(self, pid: int) -> None:
+        """(worker, once it serves; called often) Write ``pid``'s file again where it is gone
+        but the folder is there (made again by the master, :meth:`remake_if_removed`); at most
+        every :data:`KEEP_READY_EVERY_S` seconds. Never makes the folder: the master removes it
+        as the server ends."""
+        now = time.monotonic()
+        if now < self._ready_checked + self.KEEP_READY_EVERY_S:
+            return
+        self._ready_checked = now
+        if not (self.directory / f"{pid}.ready").exists() and self.directory.is_dir():
+            self.mark_ready(pid)
 
     SERVED = "served"
 
@@ -217,6 +253,11 @@ class WorkerRegistry:
         self._write(f"{pid}.ready", "")
         if not self.has_served():
             self._write(self.SERVED, "")
+
+    def stop(self) -> None:
+        """(master) The server stops: from now on :meth:`status` says not ready."""
+        self.stopping = True
+        self._written = None  # the next expect writes it
 
     def has_served(self) -> bool:
         """(any process) Whether a worker of this server has ever served (the marker stays)."""
@@ -235,6 +276,8 @@ class WorkerRegistry:
         except (OSError, ValueError, KeyError, TypeError):  # not written yet, or the server is stopping
             return False, {"ready": 0, "expected": 0}
         ready = sum(1 for pid in pids if (self.directory / f"{pid}.ready").exists())
+        if state.get("stopping"):
+            return False, {"ready": ready, "expected": expected, "stopping": True}
         return expected > 0 and ready >= expected, {"ready": ready, "expected": expected}
 
     def remove(self) -> None:
@@ -261,6 +304,10 @@ class ReloadingArbiter(Arbiter):
 
     def stop(self, graceful: bool = True) -> None:
         self.stopping = True
+        registry = getattr(self.app, "registry", None)
+        if registry is not None:  # /ready says 503 while the workers finish what they accepted
+            registry.stop()
+            registry.expect(self.num_workers, self.WORKERS)
         super().stop(graceful)
 
     def reap_workers(self) -> None:
@@ -312,6 +359,7 @@ class ReloadingArbiter(Arbiter):
     def _tell_registry(self) -> None:
         registry = getattr(self.app, "registry", None)
         if registry is not None:
+            registry.remake_if_removed()  # a look every second or so (the master's loop)
             registry.expect(self.num_workers, self.WORKERS)
 
 
@@ -389,6 +437,12 @@ class ModelWorker(ThreadWorker):
             self.sockets = gunicorn_sock.create_sockets(self.cfg, self.log)
             for listener in self.sockets:
                 gunicorn_util.close_on_exec(listener.fileno())
+
+    def notify(self) -> None:
+        super().notify()
+        registry = getattr(self.app, "registry", None)
+        if self.booted and registry is not None:  # its file back, where the folder was made again
+            registry.keep_ready(self.pid)
 
     def init_signals(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # before gunicorn makes it fatal

@@ -19,7 +19,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from legacy_assistant.errors import RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
 from legacy_assistant.web.context import current_request
-from legacy_assistant.web.logged import logged_path
+from legacy_assistant.web.logged import logged_request
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +149,14 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
-        log.error("conversation store failed on %s %s: %s", request.method, logged_path(request.path), exc)
+        log.error("conversation store failed on %s: %s", logged_request(current_request()), exc)
         return error_response(
             503, "store_unavailable", "the conversation store is unavailable; try again shortly", {"Retry-After": "1"}
         )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, logged_path(request.path))
+        log.exception("unhandled error on %s", logged_request(current_request()))
         return error_response(500, "internal_error", "the server failed to handle this request")
 
 
@@ -270,7 +270,7 @@ def _body(current: Request) -> bytes:
     except HTTPException:
         raise  # the size limit's 413, ...
     except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...
-        log.info("unreadable request body on %s %s: %s", current.method, logged_path(current.path), exc)
+        log.info("unreadable request body on %s: %s", logged_request(current), exc)
         raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
     if current.content_length is not None and len(data) < current.content_length:
         # gunicorn hands over what came before the client closed its side, as if it were all

@@ -2,12 +2,16 @@
 
 A sender id in a conversation's path is the only key to its transcript, and anyone who reads
 the logs could use it: it is written as a short digest. Everything else is percent-encoded
-again, so that a decoded line break or control character cannot forge a log line.
+again, so that a decoded line break or control character cannot forge a log line, and so is a
+method that is not an HTTP token (the development server takes any run of non-blank characters
+for one, escape sequences included).
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
+
+from flask import Request, g
 
 from legacy_assistant.stores.base import sender_digest
 
@@ -26,3 +30,14 @@ def logged_path(path: str) -> str:
 def loggable(path: str) -> str:
     """``path`` percent-encoded again (as a client sent it)."""
     return quote(path, safe="/!$&'()*+,;=:@-._~")
+
+
+def logged_method(method: str) -> str:
+    """``method`` as the logs show it: percent-encoded but for the characters of an HTTP token."""
+    return quote(method, safe="!#$&'*+-.^_`|~")
+
+
+def logged_request(current: Request) -> str:
+    """``METHOD PATH id=REQUEST_ID`` of the request ``current``, for the lines that name it (its
+    access-log line carries the same id)."""
+    return f"{logged_method(current.method)} {logged_path(current.path)} id={g.get('request_id', '-')}"

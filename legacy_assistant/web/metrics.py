@@ -50,6 +50,11 @@ PREDICTIONS = Counter(
 )
 FALLBACKS = Counter("legacy_assistant_fallbacks", "Chat turns answered with the fallback")
 RELOADS = Counter("legacy_assistant_model_reloads", "Model reloads, by outcome", ["outcome"])
+RELOAD_OUTCOMES = ("reloaded", "unchanged", "refused")
+# Each outcome is exposed, at 0, from the start: a series that first appears at 1 is one that
+# increase() and rate() cannot see go up, so an alert on refused reloads missed the first one.
+for _outcome in RELOAD_OUTCOMES:
+    RELOADS.labels(_outcome)
 MODEL_INFO = Gauge(
     "legacy_assistant_model_info",
     "The model in service (value 1; 0 for models since replaced)",

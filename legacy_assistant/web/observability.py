@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from legacy_assistant import __version__
 from legacy_assistant.web.context import METRICS_EXTENSION, current_request, current_slot
-from legacy_assistant.web.logged import logged_path
+from legacy_assistant.web.logged import logged_method, logged_path
 from legacy_assistant.web.metrics import RequestMetrics, exposition
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
@@ -87,7 +87,8 @@ def register(app: Flask) -> None:
         label = method if method in KNOWN_METHODS else OTHER_METHOD  # no label per made-up verb
         recorder.request(rule.rule if rule is not None else route_of_refused(app, current), label, status, seconds)
         if app.config["ACCESS_LOG"]:
-            access_log.info("%s %s %d %.2fms id=%s", method, logged_path(current.path), status, seconds * 1000, rid)
+            shown = method if label == method else logged_method(method)  # the dev server takes any verb
+            access_log.info("%s %s %d %.2fms id=%s", shown, logged_path(current.path), status, seconds * 1000, rid)
         return response
 
     app.register_blueprint(blueprint)

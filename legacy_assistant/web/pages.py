@@ -104,6 +104,8 @@ def health() -> Any:
 def ready() -> Any:
     readiness = current_app.config["READINESS"]
     is_ready, workers = readiness() if readiness is not None else (True, {"ready": 1, "expected": 1})
+    if not is_ready and workers.get("stopping"):
+        return error_response(503, "not_ready", "the server is stopping", {"Retry-After": "1"})
     if not is_ready:
         return error_response(
             503,
