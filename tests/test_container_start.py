@@ -134,6 +134,40 @@ def test_registry_folders_of_ended_servers_are_removed(tmp_path):
     assert json.loads((made.directory / WorkerRegistry.STATE).read_text())["pid_ns"] == here
 
 
+def test_a_master_that_fails_as_it_starts_leaves_no_folders(tmp_path, monkeypatch):
+    """gunicorn exits from its start without its on_exit hook when it cannot bind (a port taken
+    with --no-reuse-port: "Can't connect to", status 1): the metrics and readiness folders the
+    master had made stayed, and the readiness folder, naming no master yet, for good. A worker
+    leaves the arbiter's run() the same way, and must not remove the master's folders."""
+    monkeypatch.setattr(server.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path / "absent"))  # both folders in tmp_path
+    monkeypatch.setenv(server.METRICS_ENV, "")  # made by the master, and unset again after the test
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # an earlier test's: run() refuses it
+    made: list[Path] = []
+
+    def start_then_fail(arbiter):
+        arbiter.cfg.on_starting(arbiter)  # as gunicorn's start: the folders are made
+        made[:] = sorted(tmp_path.iterdir())
+        sys.exit(1)  # as gunicorn's create_sockets after its retries
+
+    monkeypatch.setattr(server.ReloadingArbiter, "run", start_then_fail)
+    with pytest.raises(SystemExit):
+        server.GunicornServer(server.ServerOptions(port=0, workers=1, reuse_port=False)).run()
+    assert [p.name.rsplit("-", 1)[0] for p in made] == ["legacy-assistant-metrics", "legacy-assistant-workers"]
+    assert list(tmp_path.iterdir()) == []
+
+    def worker_exits(arbiter):
+        arbiter.cfg.on_starting(arbiter)
+        monkeypatch.setattr(server.os, "getpid", lambda: -1)  # this is now a forked worker
+        sys.exit(0)
+
+    monkeypatch.setattr(server.ReloadingArbiter, "run", worker_exits)
+    monkeypatch.setenv(server.METRICS_ENV, "")
+    with pytest.raises(SystemExit):
+        server.GunicornServer(server.ServerOptions(port=0, workers=1, reuse_port=False)).run()
+    assert len(list(tmp_path.iterdir())) == 2
+
+
 # -- workers that die before any serves
 
 

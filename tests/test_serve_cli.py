@@ -3,9 +3,12 @@ and the rule that the gunicorn master has no TensorFlow."""
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from legacy_assistant.cli import build_parser
 from legacy_assistant.cli.serve import app_config, server_options
 from legacy_assistant.errors import AssistantError, ConfigError
 from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT
+from tests.server_process import ServerProcess
 
 
 def parse(*argv):
@@ -283,6 +287,50 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
     # the master made (and cleared) it in gunicorn's start hook: a traceback there
     one_error_line(serve("--port", port, "--no-responder", env={"PROMETHEUS_MULTIPROC_DIR": str(a_file)}), 1,
                    "PROMETHEUS_MULTIPROC_DIR", "is not a folder")
+
+
+def test_the_development_server_refuses_an_address_in_use_before_it_loads_anything():
+    """As the gunicorn server does: before, --dev loaded both models, printed its banner claiming
+    the address, and only then ended with werkzeug's two lines."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve("--dev", "--port", str(port), "--store", "memory")
+    one_error_line(result, 1, f"cannot listen on 127.0.0.1:{port}: Address already in use",
+                   "choose another --host or --port")
+    assert result.stdout == ""  # no banner
+
+
+def _signal_mask(pid: int, field: str, signum: int) -> bool:
+    """Whether ``signum`` is in the process's ``SigIgn`` (ignored) or ``SigCgt`` (caught) set."""
+    mask = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))
+    return bool(int(mask.split()[1], 16) & (1 << (signum - 1)))
+
+
+def test_a_reload_asked_for_while_serve_starts_does_not_end_it(tmp_path, free_port):
+    """SIGHUP's default action ended serve while it imported and checked the models, and the
+    server before gunicorn's handler was in: status 129, without a word, for a reload sent as a
+    deploy (re)started the service. Reloads sent from then on until it serves are no harm."""
+    with ServerProcess(["--workers", "1", "--no-responder", "--store", "memory"], port=free_port(),
+                       log_path=tmp_path / "serve.log", wait=False) as server:
+        # from the command's first line (it catches SIGTERM there), not the interpreter's own start
+        while server.process.poll() is None and not _signal_mask(server.pid, "SigCgt:", signal.SIGTERM):
+            time.sleep(0.005)
+        deadline = time.monotonic() + 0.05
+        while time.monotonic() < deadline and not _signal_mask(server.pid, "SigIgn:", signal.SIGHUP):
+            time.sleep(0.005)
+        deadline = time.monotonic() + 90
+        while server.process.poll() is None and time.monotonic() < deadline:
+            server.signal(signal.SIGHUP)
+            try:
+                if server.request("GET", "/health", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert server.process.poll() is None, server.log()
+        server.wait_ready()
 
 
 def test_a_bad_flag_is_one_usage_line():

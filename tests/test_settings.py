@@ -354,6 +354,31 @@ def test_an_ipv6_host_in_brackets_is_the_address_inside(environ, capsys):
         assert f"got '{wrong}': brackets go around an IPv6 address only, as in [::1]" in capsys.readouterr().err
 
 
+def test_a_host_padded_by_hand_or_from_a_file_is_the_address(environ):
+    """Every other kind reads its value without surrounding whitespace: "0.0.0.0 " from an env
+    file went to the resolver as a host name ("cannot listen on 0.0.0.0 :5000: Name or service
+    not known", naming --host), and " unix:PATH" was taken for a host name, not a socket."""
+    environ(HOST="0.0.0.0 \n")
+    assert server_options(parse()).host == "0.0.0.0"
+    assert server_options(parse("--host", "\t::1 ")).host == "::1"
+    assert server_options(parse("--host", " unix:/run/a.sock ")).host == "unix:/run/a.sock"
+
+
+def test_a_home_folder_of_no_user_is_refused_naming_the_setting(environ, capsys):
+    """``~NAME/...`` of no user on this machine was a traceback (pathlib's RuntimeError) from
+    the command line's parsing, or from the environment's."""
+    message = "must be a directory, got '~no-such-user-here/model': ~no-such-user-here names no home folder"
+    with pytest.raises(SystemExit) as caught:
+        parse("--model", "~no-such-user-here/model")
+    assert caught.value.code == 2
+    assert f"error: argument --model: {message}" in capsys.readouterr().err
+    environ(RESPONDER="~no-such-user-here/model")
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error: environment variable LEGACY_ASSISTANT_RESPONDER must be a directory, or " \
+        "none, got '~no-such-user-here/model': ~no-such-user-here names no home folder on this machine" in err, err
+
+
 def test_a_switch_read_from_a_file_or_padded_by_hand_still_reads(environ):
     """A switch word with spaces or a secrets file's line break around it is the word, not an error."""
     environ(BATCHING=" off\n", ACCESS_LOG="\tNo ", WARM_UP=" yes\n")

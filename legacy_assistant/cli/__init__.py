@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM is handled from here on, the imports included: a container's PID 1 (a server run
     # without --init) would otherwise lose one sent while it starts, as the kernel drops a signal
     # that has no handler there
-    with _terminate_as_interrupt() as terminated:
+    with _terminate_as_interrupt() as terminated, _reload_ignored_while_serve_starts(argv):
         try:
             parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
             args = parser.parse_args(argv)
@@ -169,6 +169,26 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
         yield received
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _reload_ignored_while_serve_starts(argv: Sequence[str] | None) -> Iterator[None]:
+    """For ``serve``: ignore SIGHUP (a reload) until the server takes it over, gunicorn's master
+    as it starts (an ignored signal stays ignored across the exec), --dev before it loads. Its
+    default action ended the command while it imported and checked the models, or the server
+    before its handler was in: status 129, without a word, for a reload sent as a deploy starts
+    or restarts the service. Nothing is lost: no model is loaded yet, and the workers read the
+    directory as it is then. The old handler comes back where the command ends without serving."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    serve = next((word for word in words if not word.startswith("-")), None) == "serve"
+    if not serve or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def _reader_gone(stream: Any) -> bool:

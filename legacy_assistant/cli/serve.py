@@ -195,8 +195,10 @@ def run(args: argparse.Namespace) -> int:
         check_store_url(values["STORE"], default_dir=instance_folder())
     check_unix_socket(values, flags, dev=args.dev)
     if args.dev:
+        # before the model loads and the banner claims the address: werkzeug's refusal came after both
+        check_address(values["HOST"], values["PORT"])
         return _run_dev(values)
-    from legacy_assistant.serving.server import check_metrics_dir, exec_server, listen_problem
+    from legacy_assistant.serving.server import check_metrics_dir, exec_server
 
     check_metrics_dir()
     options = _server_options(values)
@@ -211,12 +213,9 @@ def run(args: argparse.Namespace) -> int:
             "each keep their own; use --workers 1, or a store the workers share (the default SQLite "
             "file, sqlite:///PATH or redis://HOST:PORT/DB)"
         )
-    if unix_socket.socket_path(options.host) is None and options.port != 0:
-        # here, before "serving ..." is logged: a port in use is one error line, not a claim then
-        # a refusal (the server checks again as it starts, for a port taken in between)
-        problem = listen_problem(options.host, options.port)
-        if problem is not None:
-            raise ConfigError(f"{problem} (choose another --host or --port)")
+    # here, before "serving ..." is logged: a port in use is one error line, not a claim then
+    # a refusal (the server checks again as it starts, for a port taken in between)
+    check_address(options.host, options.port)
     log.info(
         "serving %s%s on %s with %d worker(s)%s x %d thread(s)",
         model,
@@ -228,6 +227,18 @@ def run(args: argparse.Namespace) -> int:
     )
     exec_server(options)  # does not return
     return 0
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse a TCP address nothing could listen on now (a port in use, an address not of this
+    machine) in one line; port 0 (any free port) and a Unix socket are left alone."""
+    if unix_socket.socket_path(host) is not None or port == 0:
+        return
+    from legacy_assistant.serving.server import listen_problem
+
+    problem = listen_problem(host, port)
+    if problem is not None:
+        raise ConfigError(f"{problem} (choose another --host or --port)")
 
 
 def check_unix_socket(values: dict[str, Any], flags: dict[str, Any], dev: bool) -> None:

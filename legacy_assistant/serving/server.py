@@ -896,11 +896,18 @@ class GunicornServer(BaseApplication):
                 raise SystemExit(1)
         elif self.reuse_port:
             refuse_port_in_use(self.options.host, self.options.port)
+        master = os.getpid()
         try:
             ReloadingArbiter(self).run()
         except RuntimeError as exc:
             log.error("gunicorn could not start: %s", exc)
             raise SystemExit(1) from None
+        finally:
+            # gunicorn calls on_exit only from its halt: a master that fails as it starts (a port
+            # taken with --no-reuse-port: "Can't connect to") left both folders, and the readiness
+            # folder, naming no master yet, was never removed. Workers leave run() too (SystemExit).
+            if os.getpid() == master:
+                self._remove_folders()
 
     # hooks (gunicorn calls them with the arbiter or the worker)
     def _on_starting(self, arbiter: Any) -> None:
@@ -955,6 +962,10 @@ class GunicornServer(BaseApplication):
         return registry is not None and not arbiter.stopping and registry.intact() and not registry.has_served()
 
     def _on_exit(self, arbiter: Any) -> None:
+        self._remove_folders()
+
+    def _remove_folders(self) -> None:
+        """Remove the metrics folder this master made and its readiness folder."""
         if self._metrics_dir:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
         if self.registry is not None:

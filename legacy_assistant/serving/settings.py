@@ -169,13 +169,14 @@ class ListenAddress(Text):
     description: str = "an address or host name (IPv6 with or without brackets), or unix:PATH"
 
     def __call__(self, text: str) -> str:
-        text = super().__call__(text)
+        # without the padding of a hand-written or templated value, as every other kind reads it:
+        # "0.0.0.0 " went to the resolver as a host name, and " unix:PATH" was no socket
+        text = super().__call__(text).strip()
         if text.startswith("unix:"):  # a path may hold brackets
             return text
-        stripped = text.strip()
-        if stripped.startswith("[") and stripped.endswith("]") and ":" in stripped:
-            stripped = text = stripped[1:-1]
-        if "[" in stripped or "]" in stripped:
+        if text.startswith("[") and text.endswith("]") and ":" in text:
+            text = text[1:-1]
+        if "[" in text or "]" in text:
             raise ValueRefused("brackets go around an IPv6 address only, as in [::1]")
         return text
 
@@ -250,7 +251,11 @@ class Directory:
     def __call__(self, text: str) -> str:
         if not text.strip():  # Path("") is the working directory
             raise ValueRefused("blank")
-        return str(Path(text).expanduser().absolute())
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # ~NAME of no user here, or ~ with no home to be found: a traceback
+            raise ValueRefused(f"{text.split('/', 1)[0]} names no home folder on this machine") from None
+        return str(path.absolute())
 
 
 @dataclass(frozen=True)
