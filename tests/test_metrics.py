@@ -105,3 +105,27 @@ def test_every_reload_outcome_is_exposed_from_the_start():
         if sample.name == "legacy_assistant_model_reloads_total"
     }
     assert found == {"reloaded": 0.0, "unchanged": 0.0, "refused": 0.0}
+    generated = {
+        sample.labels["route"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "legacy_assistant_generated_replies_total"
+    }
+    assert generated == {"chat": 0.0, "rasa": 0.0, "cakechat": 0.0}
+
+
+def test_the_deployment_guide_names_every_metric_the_server_exposes():
+    from tests.helpers import ROOT
+
+    guide = (ROOT / "docs" / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    section = guide.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    import legacy_assistant.web.metrics as metrics
+
+    names = set()
+    for value in vars(metrics).values():
+        describe = getattr(value, "describe", None)
+        if callable(describe) and hasattr(value, "_name"):
+            names.update(family.name for family in describe())
+    assert names, "no metric found in legacy_assistant.web.metrics"
+    missing = sorted(name for name in names if name not in section)
+    assert missing == []

@@ -72,6 +72,9 @@ GENERATED = Counter(
     "Replies the responder generated, by route (chat fallbacks and the cakechat API)",
     ["route"],
 )
+GENERATED_ROUTES = ("chat", "rasa", "cakechat")
+for _route in GENERATED_ROUTES:  # at 0 from the start, as the reload outcomes
+    GENERATED.labels(_route)
 WORKER_MEMORY = Gauge(
     "legacy_assistant_worker_resident_memory_bytes",
     "Resident memory (RSS) of each worker process, sampled as it answers requests (at most every 10 s)",
