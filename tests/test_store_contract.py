@@ -841,6 +841,20 @@ def test_a_new_sqlite_file_is_readable_by_its_owner_only(tmp_path):
     assert lock.stat().st_mode & 0o777 == 0o640 & ~current_umask()
 
 
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o606, True), (0o640, False), (0o600, False)])
+def test_a_sqlite_file_every_user_may_read_is_warned_of(tmp_path, caplog, mode, warned):
+    existing = tmp_path / "old.db"
+    existing.touch()
+    existing.chmod(mode)
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+        SQLiteStore(existing).close()
+    lines = [record.getMessage() for record in caplog.records if "every user of this machine" in record.getMessage()]
+    assert len(lines) == int(warned)
+    if warned:
+        assert str(existing) in lines[0] and f"{mode:04o}" in lines[0] and "chmod 600" in lines[0]
+    assert existing.stat().st_mode & 0o777 == mode  # a warning, not a change of the owner's choice
+
+
 def current_umask():
     mask = os.umask(0)
     os.umask(mask)

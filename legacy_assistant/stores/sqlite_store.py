@@ -271,9 +271,17 @@ class SQLiteStore:
         self._generation = 0
         self._reopen_lock = threading.Lock()
         try:
-            self._writer.open(self._create())
+            mode = self._create()
+            self._writer.open(mode)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open conversation store {self.path}: {exc}") from None
+        if mode & 0o006:  # a file made before (or by hand) keeps its mode, and holds every conversation
+            log.warning(
+                "conversation store %s can be read or written by every user of this machine (mode %04o): "
+                "chmod 600 it (or 660 for a group) and its -wal and -shm files",
+                self.path,
+                mode,
+            )
         if self.ttl_seconds:
             # what expired while no server ran (or ran without saving) goes now, not at some later save
             self._write("sweep expired conversations", lambda connection: self._purge(connection, self._clock()))
