@@ -215,6 +215,7 @@ def test_a_registry_folder_removed_while_the_server_runs_is_made_again(tmp_path,
     assert reader.status() == (True, {"ready": 2, "expected": 2})
     assert not master.intact()  # what it said of earlier workers is gone: it decides no early death
     master.remove()
+    workers[11]._ready_checked -= WorkerRegistry.KEEP_READY_EVERY_S  # a second later: it looks again
     _worker_loop_turn(workers[11], 11)  # the server ending removes it: no worker makes it again
     assert not folder.exists()
 

@@ -305,6 +305,41 @@ def test_sqlite_leaves_no_copy_of_a_deleted_conversation_in_its_files(tmp_path, 
     store.close()
 
 
+def test_sqlite_deletion_beside_a_long_reader_stalls_no_turn_for_long(tmp_path):
+    """The checkpoint after a deletion waits for readers of the write-ahead log while SQLite holds
+    the write lock: with a reader that keeps a snapshot (a backup, a replicator, the sqlite3
+    shell), each DELETE held every other sender's turn, in every worker, for 2 s."""
+    store = SQLiteStore(tmp_path / "c.db")
+    for sender in ("gone", "other"):
+        store.save(sender, ConversationState(turns=1), turn())
+    reader = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM turns").fetchone()  # a snapshot older than what follows
+    store.save("other", ConversationState(turns=2), turn("after the snapshot"))
+    waited = {}
+
+    def other_turn():
+        started.wait()
+        began = time.monotonic()
+        with store.conversation("other"):
+            store.save("other", ConversationState(turns=3), turn())
+        waited["turn"] = time.monotonic() - began
+
+    started = threading.Event()
+    thread = threading.Thread(target=other_turn)
+    thread.start()
+    began = time.monotonic()
+    with store.conversation("gone"):
+        started.set()
+        assert store.forget("gone") is True
+    waited["forget"] = time.monotonic() - began
+    thread.join()
+    reader.close()
+    assert waited["forget"] < 1.0 and waited["turn"] < 1.0, waited
+    assert store.history("gone") == [] and len(store.history("other")) == 3
+    store.close()
+
+
 @pytest.fixture
 def make_redis_store(request, tmp_path):
     yield from store_factory(request, tmp_path, "redis")

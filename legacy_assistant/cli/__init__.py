@@ -87,6 +87,13 @@ def say_stopped(word: str, argv: Sequence[str] | None) -> None:
         print(word, file=sys.stderr)
 
 
+def _command(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names, before argparse has read it: its first word that is no
+    option (the options before the command are flags only)."""
+    words = sys.argv[1:] if argv is None else argv
+    return next((word for word in words if not word.startswith("-")), None)
+
+
 def _json_logs(argv: Sequence[str] | None) -> bool:
     """Whether the command's log lines are JSON: the handler serve installed, or (stopped before
     it got that far) serve's --log-format json or its environment variable."""
@@ -94,9 +101,9 @@ def _json_logs(argv: Sequence[str] | None) -> bool:
 
     if any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers):
         return True
-    words = list(sys.argv[1:] if argv is None else argv)
-    if next((word for word in words if not word.startswith("-")), None) != "serve":  # the command
+    if _command(argv) != "serve":
         return False
+    words = list(sys.argv[1:] if argv is None else argv)
     from legacy_assistant.serving.settings import ENV_PREFIX
 
     chosen = os.environ.get(ENV_PREFIX + "LOG_FORMAT", "")
@@ -179,9 +186,7 @@ def _reload_ignored_while_serve_starts(argv: Sequence[str] | None) -> Iterator[N
     before its handler was in: status 129, without a word, for a reload sent as a deploy starts
     or restarts the service. Nothing is lost: no model is loaded yet, and the workers read the
     directory as it is then. The old handler comes back where the command ends without serving."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    serve = next((word for word in words if not word.startswith("-")), None) == "serve"
-    if not serve or threading.current_thread() is not threading.main_thread():
+    if _command(argv) != "serve" or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -77,7 +77,9 @@ BUSY_TIMEOUT_SECONDS = 30.0
 MAX_IDLE_CONNECTIONS = 16
 # How long the checkpoint after a deletion waits for readers of the write-ahead log (ms); one
 # that cannot finish in time leaves the log to SQLite's next checkpoint, and the deletion stands.
-SCRUB_WAIT_MS = 2000
+# Short: SQLite holds the write lock while it waits, so every turn of every worker waits too (a
+# reader that keeps a snapshot open, a backup or a replicator, stalled them all at each deletion).
+SCRUB_WAIT_MS = 100
 
 
 def _retry_while_busy(action: Callable[[], object], timeout: float = BUSY_TIMEOUT_SECONDS) -> None:

@@ -411,7 +411,9 @@ def _ready() -> dict[str, Any]:
         _json(_ref("Ready"), "every worker serves"),
         "operations",
     )
-    item["get"]["responses"]["503"] = _error("not_ready: a worker is still starting or being replaced (Retry-After)")
+    item["get"]["responses"]["503"] = _error(
+        "not_ready: a worker is still starting or being replaced, or the server is stopping (Retry-After)"
+    )
     return item
 
 

@@ -8,10 +8,10 @@
 * ``/health`` (liveness): this process answers and serves a model; it names the intent model
   and the responder (null without one) and the responder's emotions.
 * ``/ready`` (readiness, for a load balancer): 200 once *every* worker of the server serves,
-  503 ``not_ready`` while any is still starting (or being replaced). The app learns that from
-  the ``READINESS`` callable of its config, which the gunicorn worker sets (see
-  :mod:`legacy_assistant.serving.server`); without one (``serve --dev``, an app built in code)
-  this process is the whole server, and it is ready once it answers.
+  503 ``not_ready`` while any is still starting (or being replaced), and once the server
+  stops. The app learns that from the ``READINESS`` callable of its config, which the gunicorn
+  worker sets (see :mod:`legacy_assistant.serving.server`); without one (``serve --dev``, an
+  app built in code) this process is the whole server, and it is ready once it answers.
 """
 
 from __future__ import annotations
