@@ -452,6 +452,102 @@ def test_redis_value_that_is_not_a_conversation_is_a_store_error(make_redis_stor
         store.history("z")
 
 
+def test_redis_turns_of_another_kind_refuse_the_whole_save(make_redis_store):
+    """Another program's key where the turns go: the save is refused whole. EXEC ran the SET of
+    the state and failed the RPUSH, so the state moved on without its turn, at each retry."""
+    from legacy_assistant.errors import StoreError
+
+    store = make_redis_store()
+    store.save("a", ConversationState(context="x", turns=1), turn("first"))
+    store._client.delete(store._key("turns", "a"))
+    store._client.hset(store._key("turns", "a"), "field", "value")
+    with pytest.raises(StoreError, match="not readable"):
+        store.save("a", ConversationState(context="y", turns=2), turn("second"))
+    assert store.load("a") == ConversationState(context="x", turns=1)
+
+
+def redis_user_url(url, user, password):
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{user}:{password}@{rest.rpartition('@')[2]}"
+
+
+@pytest.mark.parametrize("missing", ["-@scripting", "-lset", "resetkeys ~other:*"])
+def test_redis_user_lacking_what_a_turn_needs_is_refused_at_start(redis_url, missing):
+    """An ACL user without EVALSHA started, saved each turn and could not free its lock, so the
+    sender's next turn waited 10 s for it; one without the keys answered every turn 503."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    user = f"test-{uuid.uuid4().hex}"
+    try:
+        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", *missing.split())
+    except redis.ResponseError as exc:
+        pytest.skip(f"this Redis user cannot add users: {exc}")
+    try:
+        with pytest.raises(ConfigError, match=r"refuses what a turn needs: .*no permissions"):
+            open_store(redis_user_url(redis_url, user, "pw"))
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
+def test_redis_error_inside_a_transaction_names_neither_sender_nor_words(redis_url):
+    """redis-py quotes a failed transaction's command (key and value) in its error, which the
+    store's error, and so the server's log, repeated: the sender id and the message's words."""
+    import redis
+
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.stores.redis_store import RedisStore
+
+    admin = redis.Redis.from_url(redis_url)
+    user = f"test-{uuid.uuid4().hex}"
+    try:
+        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-rpush")
+    except redis.ResponseError as exc:
+        pytest.skip(f"this Redis user cannot add users: {exc}")
+    store = RedisStore(redis.Redis.from_url(redis_user_url(redis_url, user, "pw")), prefix=f"test-{uuid.uuid4().hex}:")
+    try:
+        store._client.set(store._key("state", "alice@example.com"), '{"turns": 1}')
+        with pytest.raises(StoreError) as caught:
+            store.save("alice@example.com", ConversationState(turns=2), turn("my secret words"))
+        assert "no permissions" in str(caught.value)
+        assert "alice" not in str(caught.value) and "secret" not in str(caught.value)
+    finally:
+        admin.delete(store._key("state", "alice@example.com"))
+        store.close()
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
+def test_redis_lock_that_could_not_be_released_is_not_said_to_have_expired(make_redis_store, monkeypatch, caplog):
+    """Redis stalled at the release (a socket timeout): the lock stays held until it expires, and
+    the sender's next turn waits for it. The log said the lock was "no longer held"."""
+    import redis
+
+    def stalled(self):
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    store = make_redis_store()
+    monkeypatch.setattr(redis.lock.Lock, "release", stalled)
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.redis_store"):
+        with store.conversation("a"):
+            store.save("a", ConversationState(turns=1), turn())
+    assert "could not be released (Timeout reading from socket): the sender's next turn waits" in caplog.text
+    assert "no longer held" not in caplog.text
+
+
+def test_redis_read_only_replica_is_refused_at_start(redis_url, monkeypatch):
+    """A replica's URL started and answered every turn 503 (READONLY)."""
+    import redis
+
+    def read_only(*args, **kwargs):
+        raise redis.exceptions.ReadOnlyError("You can't write against a read only replica.")
+
+    monkeypatch.setattr(redis.Redis, "set", read_only)
+    with pytest.raises(ConfigError, match="refuses what a turn needs: You can't write against a read only replica"):
+        open_store(redis_url)
+
+
 def test_redis_forgets_idle_conversations_itself(make_redis_store):
     """The one real wait: Redis, not this code, expires the keys (a key read past its expiry
     is gone, however busy the machine)."""

@@ -21,6 +21,7 @@ import math
 import re
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +38,8 @@ from legacy_assistant.stores.base import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "legacy-assistant:"
+# how redis-py names the command of a transaction that failed, quoting its arguments
+PIPELINE_COMMAND = re.compile(r"^Command # (\d+) \(.*\) of pipeline caused error: ", re.DOTALL)
 LOCK_TIMEOUT_SECONDS = 10.0  # a lock whose holder died is freed after this long
 LOCK_WAIT_SECONDS = 10.0
 SAVE_ATTEMPTS = 20  # an unlocked save retried when a concurrent one changed the conversation
@@ -75,7 +78,8 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        """Connect to ``redis://host:port/db``; raises :class:`ConfigError` if it cannot be reached,
+        """Connect to ``redis://host:port/db``; raises :class:`ConfigError` if it cannot be reached
+        or refuses a trial turn (see :meth:`_probe`),
         :class:`~legacy_assistant.common.optional.MissingPackageError` without the ``redis`` package."""
         from legacy_assistant.common.optional import require
 
@@ -87,7 +91,41 @@ class RedisStore:
             client.ping()
         except (redis.RedisError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot reach the Redis conversation store at {redacted(url)}: {exc}") from None
-        return cls(client, **kwargs)
+        store = cls(client, **kwargs)
+        refused = store._probe()
+        if refused is not None:
+            store.close()
+            raise ConfigError(f"the Redis conversation store at {redacted(url)} refuses what a turn needs: {refused}")
+        return store
+
+    def _probe(self) -> str | None:
+        """Run once what a turn runs (lock, load, save, amend, history, forget, unlock) on a
+        conversation of a random id; the refusal, when Redis refuses it for good: a user that
+        lacks a command or the keys (ACLs), a read-only replica. Found at start, not by every turn:
+        a user without ``EVALSHA`` saved each turn but could not free its lock, so the sender's
+        next turn waited 10 s for it to expire. Any other failure (a full Redis, say) is left to
+        the turns to report, as when Redis fails later."""
+        import redis
+
+        probe = f"start-up-probe-{uuid.uuid4().hex}"
+        turn = Turn("probe", "probe", "probe", 0.0)
+        lock = self._client.lock(self._key("lock", probe), timeout=LOCK_TIMEOUT_SECONDS)
+        try:
+            if lock.acquire(blocking=False):
+                try:
+                    self.load(probe)
+                    self.save(probe, ConversationState(), turn)
+                    self.amend(probe, turn, turn)
+                    self.history(probe)
+                    self.forget(probe)
+                finally:
+                    lock.release()
+        except (redis.RedisError, StoreError) as exc:
+            cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+            if isinstance(cause, (redis.exceptions.NoPermissionError, redis.exceptions.ReadOnlyError)):
+                return str(cause)
+            log.warning("the Redis conversation store failed a trial turn at start: %s", exc)
+        return None
 
     def __repr__(self) -> str:
         return f"RedisStore({self._client!r})"
@@ -99,7 +137,10 @@ class RedisStore:
         try:
             yield
         except redis.RedisError as exc:
-            raise StoreError(f"Redis conversation store: {what} failed: {exc}") from exc
+            # redis-py prefixes an error inside a transaction with the command and its arguments:
+            # a key holds the sender id, a value the turn's words; errors and logs never show them
+            reason = PIPELINE_COMMAND.sub(r"command \1 of the transaction: ", str(exc))
+            raise StoreError(f"Redis conversation store: {what} failed: {reason}") from exc
 
     @contextlib.contextmanager
     def _unreadable(self, sender: str) -> Iterator[None]:
@@ -142,6 +183,13 @@ class RedisStore:
                         # which would otherwise delete that save's turn as an expired history
                         pipe.watch(state_key)
                     fresh = not pipe.exists(state_key)
+                    if not fresh and pipe.type(turns_key) not in (b"list", b"none", "list", "none"):
+                        # EXEC would set the state and then fail the RPUSH: the state moved on
+                        # without its turn, and again at each retry
+                        raise StoreError(
+                            f"Redis conversation store: the stored {_named(sender)} is not readable: "
+                            "its turns are not a list"
+                        )
                     pipe.multi()
                     if fresh:
                         pipe.delete(turns_key)  # an expired conversation starts afresh
@@ -238,7 +286,18 @@ class RedisStore:
             try:
                 lock.release()
             except Exception as exc:  # noqa: BLE001 - an expired lock is already free; say so
-                log.warning("%s: its lock was no longer held at release (%s)", _named(sender), exc)
+                import redis
+
+                if isinstance(exc, redis.exceptions.LockNotOwnedError):
+                    log.warning("%s: its lock was no longer held at release (%s)", _named(sender), exc)
+                else:  # Redis stalled or gone: the lock stays until it expires, and so does the next turn
+                    log.warning(
+                        "%s: its lock could not be released (%s): the sender's next turn waits until it "
+                        "expires, %g s after it was taken",
+                        _named(sender),
+                        exc,
+                        LOCK_TIMEOUT_SECONDS,
+                    )
 
     def close(self) -> None:
         self._client.close()
