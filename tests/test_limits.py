@@ -266,6 +266,18 @@ def test_tensorflows_thread_pools_follow_a_cpu_quota(requested, budget, given):
     assert limits.tensorflow_threads(requested, budget) == given
 
 
+def test_tf2_runtime_narrows_an_inter_op_size_of_minus_one_to_a_cpu_quota(monkeypatch):
+    """Eager TensorFlow has no caller-thread mode: on the tf2 runtime the server's default
+    ``--inter-op-threads -1`` started an inter-op pool of one thread per CPU TensorFlow sees (64
+    in a container limited to 2 CPUs on a 64-CPU node), which 0 is narrowed from; compat keeps -1."""
+    monkeypatch.setattr(limits, "usable_cpus", lambda: CpuBudget(count=2, online=64, affinity=64, quota=Fraction(2)))
+    assert limits.tensorflow_thread_pools(1, -1, "tf2") == (1, 2)
+    assert limits.tensorflow_thread_pools(1, -1, "compat") == (1, -1)
+    assert limits.tensorflow_thread_pools(1, -1) == (1, -1)
+    monkeypatch.setattr(limits, "usable_cpus", lambda: CpuBudget(count=2, online=2, affinity=2))
+    assert limits.tensorflow_thread_pools(1, -1, "tf2") == (1, 0)  # no quota: TensorFlow's own choice
+
+
 def test_loaded_models_size_their_thread_pools_by_the_quota(monkeypatch):
     """``Predictor.load`` and ``Responder.load`` with the default 0 threads give their sessions
     the quota's count, which TensorFlow would not see; explicit counts stay."""

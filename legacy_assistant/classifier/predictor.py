@@ -90,7 +90,9 @@ class Predictor:
         ``tf2``) defaults to the process's choice (:func:`compat.selection.selected`); it must
         be the one the model was written for.
         """
-        intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads)
+        from compat.selection import selected
+
+        intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads, runtime or selected())
         check_runtime_argument(runtime)
         return load_consistently(
             path,

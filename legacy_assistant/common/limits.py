@@ -103,9 +103,14 @@ def tensorflow_threads(requested: int, budget: CpuBudget | None = None) -> int:
 MAX_THREADS = 1024  # a pool of more is a mistyped number (10**9 crashed TensorFlow)
 
 
-def tensorflow_thread_pools(intra_op: int, inter_op: int) -> tuple[int, int]:
+def tensorflow_thread_pools(intra_op: int, inter_op: int, runtime: str = "compat") -> tuple[int, int]:
     """:func:`tensorflow_threads` of both pools, reading this process's limits once (and not at
     all when neither asks for TensorFlow's choice).
+
+    On the ``tf2`` runtime an inter-op size of -1 is taken as 0: eager TensorFlow has no
+    caller-thread mode, it runs a function's ops on an inter-op pool and sizes a negative one
+    as TensorFlow's choice (one thread per CPU it sees, blind to a CPU quota), so -1 gets 0's
+    narrowing to a container's CPU limit.
 
     Raises:
         ConfigError: a size that is not a whole number from 0 (-1 for ``inter_op``: every op in
@@ -116,6 +121,8 @@ def tensorflow_thread_pools(intra_op: int, inter_op: int) -> tuple[int, int]:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lowest <= value <= MAX_THREADS:
             raise ConfigError(f"{name} must be a whole number from {lowest} to {MAX_THREADS}, got {value!r}")
     intra_op, inter_op = int(intra_op), int(inter_op)
+    if runtime == "tf2" and inter_op == -1:
+        inter_op = 0
     budget = usable_cpus() if 0 in (intra_op, inter_op) else None
     return tensorflow_threads(intra_op, budget), tensorflow_threads(inter_op, budget)
 

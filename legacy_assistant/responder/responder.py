@@ -216,7 +216,9 @@ class Responder:
         if options is not None and not isinstance(options, DecodingOptions):  # before anything loads
             raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
 
-        intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads)
+        from compat.selection import selected
+
+        intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads, runtime or selected())
         check_runtime_argument(runtime)
 
         def load() -> Responder:

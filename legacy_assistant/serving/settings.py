@@ -514,7 +514,8 @@ SETTINGS: tuple[Setting, ...] = (
         "INTER_OP_THREADS",
         Integer(-1, MAX_PROCESSES_OR_THREADS),
         DEFAULT_INTER_OP_THREADS,
-        "TensorFlow inter-op threads per process (0: one per usable CPU; -1: run every op in the request's own thread)",
+        "TensorFlow inter-op threads per process (0: one per usable CPU; -1: run every op in the request's own "
+        "thread, or on the tf2 runtime, which has no such mode, as 0)",
     ),
     Setting("MAX_TEXT_LENGTH", Integer(1, MAX_BODY_LIMIT), 1000, "longest text accepted, in characters"),
     Setting(
