@@ -84,7 +84,7 @@ def test_a_removed_metrics_folder_is_made_again_private(tmp_path):
     assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
-def test_every_reload_outcome_is_exposed_from_the_start():
+def test_every_reload_outcome_and_generating_route_is_exposed_from_the_start():
     """A counter's series that first appears at 1 is an increase that increase() and rate()
     cannot see: an alert on refused reloads would miss the first one of a server's life."""
     import subprocess
@@ -98,20 +98,19 @@ def test_every_reload_outcome_is_exposed_from_the_start():
         "print(generate_latest(REGISTRY).decode())"
     )
     text = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    found = {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "legacy_assistant_model_reloads_total"
+
+    def series(name, label):
+        return {
+            sample.labels[label]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        }
+
+    assert series("legacy_assistant_model_reloads_total", "outcome") == {
+        "reloaded": 0.0, "unchanged": 0.0, "refused": 0.0
     }
-    assert found == {"reloaded": 0.0, "unchanged": 0.0, "refused": 0.0}
-    generated = {
-        sample.labels["route"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "legacy_assistant_generated_replies_total"
-    }
-    assert generated == {"chat": 0.0, "rasa": 0.0, "cakechat": 0.0}
+    assert series("legacy_assistant_generated_replies_total", "route") == {"chat": 0.0, "rasa": 0.0, "cakechat": 0.0}
 
 
 def test_the_deployment_guide_names_every_metric_the_server_exposes():
