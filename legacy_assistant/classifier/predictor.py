@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from compat.interface import Classifier
-from compat.selection import check_runtime_argument
+from compat.selection import check_runtime_argument, selected
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
@@ -90,8 +90,6 @@ class Predictor:
         ``tf2``) defaults to the process's choice (:func:`compat.selection.selected`); it must
         be the one the model was written for.
         """
-        from compat.selection import selected
-
         intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads, runtime or selected())
         check_runtime_argument(runtime)
         return load_consistently(
@@ -106,7 +104,7 @@ class Predictor:
         cls, path: str | Path, intra_op_threads: int, inter_op_threads: int, runtime: str | None
     ) -> Predictor:
         from compat.interface import SavedModelError
-        from compat.selection import load_classifier, selected
+        from compat.selection import load_classifier
 
         info = verify_artifact(path)
         runtime = runtime or selected()

@@ -41,7 +41,7 @@ from compat.responder.inputs import (
     REPETITION_PENALTY_RANGE,
     is_repetition_penalty,
 )
-from compat.selection import check_runtime_argument
+from compat.selection import check_runtime_argument, selected
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.limits import tensorflow_thread_pools
@@ -216,14 +216,12 @@ class Responder:
         if options is not None and not isinstance(options, DecodingOptions):  # before anything loads
             raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
 
-        from compat.selection import selected
-
         intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads, runtime or selected())
         check_runtime_argument(runtime)
 
         def load() -> Responder:
             from compat.interface import SavedModelError
-            from compat.selection import load_responder, selected
+            from compat.selection import load_responder
 
             info = verify_responder(path)
             chosen = runtime or selected()

@@ -808,7 +808,6 @@ class GunicornServer(BaseApplication):
             "on_starting": self._on_starting,
             "post_worker_init": self._post_worker_init,
             "child_exit": self._child_exit,
-            "on_exit": self._on_exit,
         }
         for key, value in settings.items():
             if value is not None and key in self.cfg.settings:
@@ -903,9 +902,10 @@ class GunicornServer(BaseApplication):
             log.error("gunicorn could not start: %s", exc)
             raise SystemExit(1) from None
         finally:
-            # gunicorn calls on_exit only from its halt: a master that fails as it starts (a port
-            # taken with --no-reuse-port: "Can't connect to") left both folders, and the readiness
-            # folder, naming no master yet, was never removed. Workers leave run() too (SystemExit).
+            # however the master ends: not gunicorn's on_exit hook, which only its halt calls (a
+            # master that failed as it started, a port taken with --no-reuse-port, left both
+            # folders, and the readiness folder, naming no master yet, was never removed). Workers
+            # leave run() too (SystemExit), and must not remove them.
             if os.getpid() == master:
                 self._remove_folders()
 
@@ -960,9 +960,6 @@ class GunicornServer(BaseApplication):
             return False
         registry = self.registry
         return registry is not None and not arbiter.stopping and registry.intact() and not registry.has_served()
-
-    def _on_exit(self, arbiter: Any) -> None:
-        self._remove_folders()
 
     def _remove_folders(self) -> None:
         """Remove the metrics folder this master made and its readiness folder."""
