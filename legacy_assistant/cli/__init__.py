@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.reconfigure(errors="backslashreplace")  # a file name's odd bytes stay readable
     # SIGTERM is handled from here on, the imports included: a container's PID 1 (a server run
     # without --init) would otherwise lose one sent while it starts, as the kernel drops a signal
-    # that has no handler there
-    with _terminate_as_interrupt() as terminated, _reload_ignored_while_serve_starts(argv):
+    # that has no handler there. SIGHUP's ignoring comes first: from the SIGTERM handler's start
+    # on, its KeyboardInterrupt must find the try below, not a signal call on the way to it.
+    with _reload_ignored_while_serve_starts(argv), _terminate_as_interrupt() as terminated:
         try:
             parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
             args = parser.parse_args(argv)
