@@ -651,3 +651,28 @@ def test_chat_takes_the_follow_up_mode_as_serve_does(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", open("/dev/null"))
     assert main(["chat", "--responder", "--follow-ups", "classic"]) == 1
     assert _one_error_line(capsys) == "error: --follow-ups is an intent model option: give --model too"
+
+
+def test_a_stop_signal_sent_while_the_commands_are_imported_waits_for_their_end(monkeypatch, capsys):
+    """The imports run with the stop signals blocked (the threads they start never take one):
+    a SIGTERM sent meanwhile is held, then ends the command as "terminated", and the main
+    thread's mask is as it was."""
+    import os
+    import signal
+
+    import legacy_assistant.cli as cli
+
+    real_build_parser = cli.build_parser
+    during = []
+
+    def build_parser():
+        os.kill(os.getpid(), signal.SIGTERM)
+        during.append(signal.SIGTERM in signal.sigpending())  # held, not handled yet
+        return real_build_parser()
+
+    monkeypatch.setattr(cli, "build_parser", build_parser)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    assert main(["info", "anything"]) == 128 + signal.SIGTERM
+    assert during == [True]
+    assert capsys.readouterr().err.strip() == "terminated"
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before

@@ -328,6 +328,34 @@ def test_a_stop_sent_as_the_server_starts_stops_it_cleanly(tmp_path, free_port):
     assert "Handling signal: term" in text and "Shutting down: Master" in text
 
 
+EXEC_PROBE = """
+import os, sys
+def report(path, argv):  # in place of the exec: what each thread of the process blocks then
+    masks = [int(line.split()[1], 16) for task in os.listdir("/proc/self/task")
+             for line in open(f"/proc/self/task/{task}/status") if line.startswith("SigBlk:")]
+    print(*masks)
+    raise SystemExit(0)
+os.execv = report
+from legacy_assistant.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_no_thread_can_take_a_stop_signal_as_serve_execs_the_server(free_port):
+    """The main thread blocks the stop signals just before the exec, so that one sent then waits
+    for gunicorn's handlers. numpy's BLAS thread, started unblocked as the CLI imported numpy,
+    could still take one: Python's record of it went with the exec, and the server, told to
+    stop, served on (a stop sent as the log said "with 1 worker(s)" waited 60 s, once in many)."""
+    run = subprocess.run([PYTHON, "-c", EXEC_PROBE, "serve", "--port", str(free_port()), "--workers", "1",
+                          "--store", "memory", "--no-responder"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})  # a pool thread on any machine
+    assert run.returncode == 0, run.stderr
+    masks = [int(mask) for mask in run.stdout.split()]
+    assert len(masks) >= 2, run.stdout  # the main thread and numpy's
+    stop = sum(1 << (number - 1) for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT))
+    assert all(mask & stop == stop for mask in masks), [hex(mask) for mask in masks]
+
+
 def handles_sigterm(pid: int) -> bool:
     """Whether process ``pid`` has a handler for SIGTERM (its ``SigCgt`` mask)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

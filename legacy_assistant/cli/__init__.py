@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from compat.failures import tensorflow_error_text
-from compat.selection import UnknownRuntime
 from legacy_assistant import __version__
+from legacy_assistant.common.stop_signals import stop_signals_blocked_for_new_threads
 from legacy_assistant.errors import AssistantError
 
 COMMANDS = (
@@ -65,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # on, its KeyboardInterrupt must find the try below, not a signal call on the way to it.
     with _reload_ignored_while_serve_starts(argv), _terminate_as_interrupt() as terminated:
         try:
-            parser = build_parser()  # imports every command (NLTK too): Ctrl-C may come that early
+            # imports every command (NLTK, numpy): Ctrl-C may come that early. The threads they
+            # start (numpy's BLAS pool) never take a stop signal, which stays the main thread's
+            with stop_signals_blocked_for_new_threads():
+                parser = build_parser()
             args = parser.parse_args(argv)
         except KeyboardInterrupt:
             say_stopped("terminated" if terminated else "interrupted", argv)
@@ -116,6 +119,9 @@ def _json_logs(argv: Sequence[str] | None) -> bool:
 
 
 def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | None = None) -> int:
+    # here, not at the top: it imports numpy, whose threads main() starts with stop signals blocked
+    from compat.selection import UnknownRuntime
+
     try:
         status = int(args.run(args) or 0)
         if terminated:  # a command that ends quietly on Ctrl-C (a server) still reports SIGTERM

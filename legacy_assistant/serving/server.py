@@ -70,6 +70,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.common.files import can_make_or_write_in, nearest_existing
 from legacy_assistant.common.limits import memory_limit_bytes
+from legacy_assistant.common.stop_signals import STOP_SIGNALS
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
 
@@ -1015,25 +1016,24 @@ def listen_problem(host: str, port: int) -> str | None:
     return None
 
 
-# Blocked from exec_server until gunicorn's master has its handlers: as a container's PID 1
-# (``docker run`` without ``--init``) the kernel drops a signal that has no handler, so a stop
-# asked for during the seconds the server starts was lost, and the container waited out its
-# grace period; elsewhere it killed the master before it could clean up. A blocked signal stays
-# pending across exec.
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
-
-
 def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
     """Replace this process with a fresh interpreter running the server (same pid, clean
-    imports), with :data:`STOP_SIGNALS` blocked until its master handles them."""
+    imports), with :data:`STOP_SIGNALS` blocked until its master handles them.
+
+    Blocked, a stop signal sent while the server starts stays pending across the exec until
+    gunicorn's handlers take it. Otherwise, as a container's PID 1 (``docker run`` without
+    ``--init``), the kernel drops a signal that has no handler, and the container waited out its
+    grace period; elsewhere it killed the master before it could clean up. The other threads of
+    this process must block them too, or one of them takes the signal and the exec loses it:
+    the CLI starts them so (:mod:`legacy_assistant.common.stop_signals`)."""
     sys.stdout.flush()
     sys.stderr.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         os.environ[PRIVATE_ENV] = options.private_json()
         command = [python, "-m", "legacy_assistant.serving.server", options.to_json()]
-        # Blocked in this thread only: another (numpy's) may still take a stop signal for
-        # Python, whose handler then runs here at the next check. Check now, not after the exec.
+        # One that a thread not started so (a library's, later) took for Python before the
+        # block has its handler run here, at this check, rather than lost with the exec
         signal.pthread_sigmask(signal.SIG_BLOCK, set())
         os.execv(python, command)
     except BaseException:
