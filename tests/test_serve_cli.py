@@ -302,6 +302,19 @@ def test_the_development_server_refuses_an_address_in_use_before_it_loads_anythi
     assert result.stdout == ""  # no banner
 
 
+def test_an_address_in_use_names_the_environment_variable_that_chose_it():
+    """A port nobody typed (a unit file's or a container's environment) is named as it was set:
+    before, the line said "--port" to a person who had set LEGACY_ASSISTANT_PORT."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for extra in (("--workers", "1"), ("--dev",)):
+            result = serve(*extra, "--store", "memory", "--no-responder", env={"LEGACY_ASSISTANT_PORT": port})
+            one_error_line(result, 1, f"cannot listen on 127.0.0.1:{port}: Address already in use",
+                           "(choose another --host or LEGACY_ASSISTANT_PORT)")
+
+
 def _signal_mask(pid: int, field: str, signum: int) -> bool:
     """Whether ``signum`` is in the process's ``SigIgn`` (ignored) or ``SigCgt`` (caught) set."""
     mask = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))

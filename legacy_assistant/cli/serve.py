@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     check_unix_socket(values, flags, dev=args.dev)
     if args.dev:
         # before the model loads and the banner claims the address: werkzeug's refusal came after both
-        check_address(values["HOST"], values["PORT"])
+        check_address(values["HOST"], values["PORT"], flags)
         return _run_dev(values)
     from legacy_assistant.serving.server import check_metrics_dir, exec_server
 
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         )
     # here, before "serving ..." is logged: a port in use is one error line, not a claim then
     # a refusal (the server checks again as it starts, for a port taken in between)
-    check_address(options.host, options.port)
+    check_address(options.host, options.port, flags)
     log.info(
         "serving %s%s on %s with %d worker(s)%s x %d thread(s)",
         model,
@@ -229,16 +229,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_address(host: str, port: int) -> None:
+def check_address(host: str, port: int, flags: dict[str, Any] | None = None) -> None:
     """Refuse a TCP address nothing could listen on now (a port in use, an address not of this
-    machine) in one line; port 0 (any free port) and a Unix socket are left alone."""
+    machine) in one line; port 0 (any free port) and a Unix socket are left alone. The line
+    names what to change as it was set (``flags``: the command line's): a flag, or the
+    environment variable that gave the value."""
     if unix_socket.socket_path(host) is not None or port == 0:
         return
     from legacy_assistant.serving.server import listen_problem
 
     problem = listen_problem(host, port)
     if problem is not None:
-        raise ConfigError(f"{problem} (choose another --host or --port)")
+        raise ConfigError(f"{problem} (choose another {_set_by('HOST', flags)} or {_set_by('PORT', flags)})")
+
+
+def _set_by(name: str, flags: dict[str, Any] | None) -> str:
+    """Setting ``name``'s environment variable where that gave its value, else its flag."""
+    source = settings.source_of(name, flags)
+    if source is not None and not source.startswith("--"):
+        return source.removeprefix("environment variable ")
+    return settings.by_name()[name].option or name  # every listening setting has a flag
 
 
 def check_unix_socket(values: dict[str, Any], flags: dict[str, Any], dev: bool) -> None:
