@@ -60,6 +60,14 @@ def test_only_unix_colon_names_a_socket(monkeypatch, tmp_path):
     assert socket_path("unix:") == "" and socket_path("unix:  ") == ""
 
 
+def test_a_socket_path_under_the_home_folder_may_start_with_a_tilde(monkeypatch, tmp_path):
+    """The shell leaves ``unix:~/...`` as it is (a tilde expands at a word's start only): the
+    socket went to a folder named "~" under the working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert socket_path("unix:~/run/a.sock") == str(tmp_path / "home/run/a.sock")
+
+
 def test_what_stops_a_socket_is_said(short_dir):
     assert socket_problem(os.path.join(short_dir, "ok.sock")) is None
     assert "needs the socket's path after 'unix:'" in socket_problem("")

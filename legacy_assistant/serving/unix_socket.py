@@ -30,7 +30,8 @@ def socket_path(host: str) -> str | None:
     if not host.startswith(PREFIX):
         return None
     path = host[len(PREFIX) :]
-    return os.path.abspath(path) if path.strip() else ""
+    # the shell expands a tilde at a word's start only, and this one follows "unix:"
+    return os.path.abspath(os.path.expanduser(path)) if path.strip() else ""
 
 
 def socket_problem(path: str) -> str | None:
