@@ -77,6 +77,50 @@ def test_chat_with_no_standard_input_at_all_ends_like_an_empty_one(monkeypatch, 
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize(
+    "sender, said", [("", "must not be blank"), (" ", "must not be blank"), ("a\udcff", "is not valid Unicode text")]
+)
+def test_chat_refuses_a_sender_no_store_can_keep_before_it_begins(sender, said, monkeypatch, capsys):
+    """A usage error at once, not an error after the model loaded and the first message was typed."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
+    with pytest.raises(SystemExit) as caught:
+        main(["chat", "--sender", sender])
+    assert caught.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"error: argument --sender: {said}" in captured.err
+
+
+@pytest.mark.parametrize("key, status", [(EOFError, 0), (KeyboardInterrupt, 130)])
+def test_chat_in_a_terminal_ends_the_prompts_line_on_ctrl_d_or_ctrl_c(key, status, monkeypatch, capsys):
+    """The shell's prompt (or "interrupted") starts a line of its own, not "you> $"."""
+    import io
+    import sys
+
+    def typed(prompt):
+        sys.stdout.write(prompt)  # as input() shows it; then the key
+        raise key
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr("builtins.input", typed)
+    assert main(["chat"]) == status
+    assert capsys.readouterr().out.endswith("you> \n")
+
+
+def test_chat_in_a_terminal_with_standard_output_closed_reads_its_input_without_a_traceback(monkeypatch):
+    import io
+
+    terminal = io.StringIO("hello there\nI'd like to order a coffee\n")
+    terminal.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr("sys.stdout", None)  # as `legacy-assistant chat >&-` at a terminal has it
+    assert main(["chat"]) == 0  # input() failed: "RuntimeError: input(): lost sys.stdout"
+    assert terminal.read() == ""
+
+
 def test_golden_check_command(capsys):
     assert main(["golden", str(DEFAULT_MODEL), "--check"]) == 0
     assert "golden: OK" in capsys.readouterr().out
@@ -95,6 +139,8 @@ def test_usage_errors_exit_2(argv):
         (["evaluate", "m", "d.csv", "--out", ""], "--out"),  # it ran the whole evaluation and wrote no report
         (["evaluate-responder", "m", "c.jsonl", "--out", " "], "--out"),
         (["train-responder", "c.jsonl", "--out", "o", "--checkpoint-dir", ""], "--checkpoint-dir"),  # was "."
+        (["chat", "--model", ""], "--model"),  # it chatted with the shipped model
+        (["chat", "--responder", " "], "--responder"),
     ],
 )
 def test_an_empty_path_is_a_usage_error_naming_its_flag(argv, flag, capsys):

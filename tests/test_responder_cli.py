@@ -549,6 +549,17 @@ def test_chat_goes_on_after_a_first_message_with_no_readable_word(trained, monke
     assert lines == [f"bot> {NO_WORDS}", f"bot> {NO_WORDS}", *expected] and len(expected) == 1
 
 
+def test_chat_keeps_the_turns_with_words_past_a_message_without_one(trained, monkeypatch, capsys):
+    """A message of no word (a zero-width space) later on is answered from the turns before it,
+    as many as the responder reads: it takes no place among them (as the server's context)."""
+    out, _, _ = trained
+    seen = []
+    intercept_respond(monkeypatch, lambda context, *_: seen.append(list(context)))
+    lines = _chat(monkeypatch, capsys, ["--responder", str(out), "--mode", "greedy"], ["one", "two", "\u200b"])
+    replies = [line.removeprefix("bot> ") for line in lines]
+    assert len(seen) == 3 and [turn for turn in seen[2] if turn != "\u200b"] == [replies[0], "two", replies[1]]
+
+
 def test_chat_offers_the_responders_modes():
     from legacy_assistant.cli.chat import DEFAULT_RESPONDER_MODE, RESPONDER_MODES
     from legacy_assistant.responder.responder import MODES

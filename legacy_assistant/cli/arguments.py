@@ -66,3 +66,17 @@ def path_text(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is an empty path: name a file or a folder")
     return text
+
+
+def sender_id(text: str) -> str:
+    """An argparse ``type`` for a conversation id that a store can keep: not blank, and valid
+    Unicode (no lone surrogate, as bytes that are not UTF-8 become). The chat refused one only at
+    its first message, after the model had loaded and the person had typed it. The error never
+    repeats the id: it is the key to a transcript."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("is not valid Unicode text (bytes that are not UTF-8?)") from None
+    return text

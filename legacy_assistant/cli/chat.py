@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections import deque
 
-from legacy_assistant.cli.arguments import condition_strength_number, seed_number
+from legacy_assistant.cli.arguments import condition_strength_number, path_text, seed_number, sender_id
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
@@ -31,11 +31,21 @@ LEAVE = "Type 'quit' or press Ctrl-D to leave."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("chat", help="talk to a model or a responder in the terminal")
-    parser.add_argument(
-        "--model", help="intent model directory (default: the shipped one, unless --responder is given alone)"
+    parser = subparsers.add_parser(
+        "chat",
+        help="talk to a model or a responder in the terminal",
+        # how a script drives it: nothing said this but the banner, which a pipe never shows
+        description="Talk to a model or a responder in the terminal. At a terminal: a 'you> ' prompt; Ctrl-D or "
+        "a line of quit or exit (any case; also /quit, /exit) ends the chat. Piped in: one message a line, no "
+        "prompt, and the same words end it, so a line that is only 'exit' is read as the end. Blank lines are "
+        "skipped; each message gets a 'bot> ' reply on standard output, logs go to standard error.",
     )
-    parser.add_argument("--sender", default="terminal", help="conversation id")
+    parser.add_argument(
+        "--model",
+        type=path_text,  # an empty one ("$MODEL" unset) chatted with the shipped model without a word
+        help="intent model directory (default: the shipped one, unless --responder is given alone)",
+    )
+    parser.add_argument("--sender", type=sender_id, default="terminal", help="conversation id")
     parser.add_argument("--show-intent", action="store_true", help="print intent and confidence with each reply")
     parser.add_argument("--threshold", type=float, help="override the model's fallback threshold")
     parser.add_argument(
@@ -50,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         nargs="?",
         const=str(DEFAULT_RESPONDER_DIR),
+        type=path_text,
         help="responder directory (alone: the shipped one, exported/responder); with --model it answers the "
         "fallback turns",
     )
@@ -137,16 +148,23 @@ def run_with_responder(args: argparse.Namespace) -> int:
         interactive = _interactive()
         if interactive:
             print(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
-        # The turns the responder sees: the latest ones, both sides, oldest first.
+        # The turns the responder sees: the latest ones that hold a word, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
         for number, message in enumerate(_messages(interactive)):
             try:
-                responder.check_request([*context, message][-responder.spec.max_context_turns :])
-            except RequestError:  # the only turn holds no token (a zero-width space): not worth ending the chat
+                responder.check_request([message])
+                readable = True
+            except RequestError:  # no token in it (a zero-width space)
+                readable = False
+            if not readable and not context:  # nothing to answer, but not worth ending the chat
                 print(f"bot> {NO_WORDS}", flush=True)
                 continue
-            context.append(message)
-            text = responder.respond(list(context), emotion, mode=args.mode, seed=_seed(args, number))
+            # One with no token is answered but not kept: in the window it would take the place of
+            # a turn with words, which the responder skips to (as it does in the server's context).
+            if readable:
+                context.append(message)
+            turns = list(context) if readable else [*context, message]
+            text = responder.respond(turns, emotion, mode=args.mode, seed=_seed(args, number))
             if text:
                 context.append(text)
             detail = f"  [generated {emotion}]" if args.show_intent else ""
@@ -219,8 +237,10 @@ def _seed(args: argparse.Namespace, number: int) -> int | None:
 
 
 def _interactive() -> bool:
-    """Whether a person types the messages (no standard input at all, as with ``<&-``, is none)."""
-    return sys.stdin is not None and sys.stdin.isatty()
+    """Whether a person types the messages (no standard input at all, as with ``<&-``, is none).
+    Not without standard output (``>&-`` in a terminal): input() cannot prompt there and fails
+    (RuntimeError: lost sys.stdout), so the messages are read as from a pipe."""
+    return sys.stdin is not None and sys.stdin.isatty() and sys.stdout is not None
 
 
 def _messages(interactive: bool):
@@ -237,7 +257,13 @@ def _messages(interactive: bool):
             # input() needs standard output even without a prompt (a closed one: RuntimeError)
             line = input("you> ") if interactive else sys.stdin.readline()
         except EOFError:
+            if interactive:  # Ctrl-D left the cursor after the prompt, where the shell's would follow
+                print()
             return
+        except KeyboardInterrupt:
+            if interactive:  # "interrupted" (standard error) on a line of its own, not after "you> ^C"
+                print()
+            raise
         if not interactive and not line:  # end of input
             return
         message = line.strip()
