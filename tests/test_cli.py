@@ -141,6 +141,8 @@ def test_usage_errors_exit_2(argv):
         (["train-responder", "c.jsonl", "--out", "o", "--checkpoint-dir", ""], "--checkpoint-dir"),  # was "."
         (["chat", "--model", ""], "--model"),  # it chatted with the shipped model
         (["chat", "--responder", " "], "--responder"),
+        (["playground", "--model", ""], "--model"),  # it served the shipped model
+        (["playground", "--responder", ""], "--responder"),
     ],
 )
 def test_an_empty_path_is_a_usage_error_naming_its_flag(argv, flag, capsys):

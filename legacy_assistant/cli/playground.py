@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from legacy_assistant.cli.arguments import condition_strength_number
+from legacy_assistant.cli.arguments import condition_strength_number, path_text
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
@@ -36,10 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the path a reverse proxy serves the page under, e.g. /playground (default: gradio's "
         "GRADIO_ROOT_PATH, else none)",
     )
-    parser.add_argument("--model", metavar="DIR", help="intent model directory (default: the shipped one)")
+    # an empty path ("$MODEL" unset) is refused: it served the shipped model without a word
+    parser.add_argument(
+        "--model", metavar="DIR", type=path_text, help="intent model directory (default: the shipped one)"
+    )
     responder = parser.add_mutually_exclusive_group()
     responder.add_argument(
-        "--responder", metavar="DIR", help="generative responder directory (default: the shipped one)"
+        "--responder", metavar="DIR", type=path_text, help="generative responder directory (default: the shipped one)"
     )
     responder.add_argument("--no-responder", action="store_true", help="no responder: canned fallbacks, no emotions")
     parser.add_argument(
