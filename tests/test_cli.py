@@ -336,6 +336,29 @@ def test_evaluate_refuses_an_empty_split_and_leaves_unmeasurable_figures_null(tm
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_draws_tags_of_any_script_and_with_dollar_signs_as_plain_text(tmp_path, capsys):
+    """Tags are the user's text: a pair of "$" is no TeX math (it failed with a traceback after the
+    report was written), and characters the font lacks are drawn as escapes, not as boxes that
+    make two Chinese tags look alike, with a warning per character."""
+    held_out = tmp_path / "held_out.csv"
+    held_out.write_text(
+        "text,label\nhello there,问候\ngood morning,问候\nbye now,再见\nhow much is it,$\\foo$\n", encoding="utf-8"
+    )
+    out = tmp_path / "report.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # matplotlib's missing-glyph warnings are UserWarnings
+        assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(held_out), "--out", str(out)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    for name in ("report-confusion.png", "report-thresholds.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from legacy_assistant.common.plots import _drawable, plot_history
+
+    assert _drawable("问候 $\\foo$ café") == "\\u95ee\\u5019 $\\foo$ café"
+    # train's history.png is titled with the model folder's name
+    plot_history([{"epoch": 1, "loss": 1.0, "accuracy": 0.5}], tmp_path / "h.png", title="bot$\\foo$: history")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_evaluate_writes_its_report_whole_or_not_at_all(tmp_path, monkeypatch, capsys):
     import os
 

@@ -50,6 +50,18 @@ def test_invalid_json_names_line_and_column(tmp_path):
     assert "line 2, column" in str(error)
 
 
+@pytest.mark.parametrize("text, expected", [
+    ('{"intents": [\n // greetings\n {"tag": "a"}]}', "line 2, column 2: Expecting value (JSON has no comments: remove them)"),
+    ('{"intents": [{"tag": "a"}, # greetings\n]}', "line 1, column 28: Expecting value (JSON has no comments"),
+    ('{"intents": [\n {"tag": "a"},\n]}', "line 3, column 1: Expecting value (JSON allows no comma after the last item"),
+    ('{"intents": [{"tag": "a",}]}', "double quotes (JSON allows no comma after the last item of a list or object)"),
+    ("{'intents': []}", "line 1, column 2: Expecting property name enclosed in double quotes (JSON strings and keys"),
+])
+def test_what_hand_written_json_most_likely_got_wrong_is_said(tmp_path, text, expected):
+    """Comments, trailing commas and single quotes: Python says only "Expecting value"."""
+    assert expected in problems_of(tmp_path, text).problems[0]
+
+
 def test_a_key_given_twice_is_refused_naming_the_intent(tmp_path):
     # Python's decoder keeps the last value: the first responses would vanish without a word.
     error = problems_of(
@@ -163,6 +175,20 @@ def test_unknown_field_is_ignored_with_a_warning(tmp_path, caplog):
     assert "respones" in caplog.text
 
 
+def test_unknown_field_warning_names_the_file_and_other_layouts_names_are_pointed_out(tmp_path, caplog):
+    """train reads two intents files with --validation-data: the warning says which one. Kaggle's
+    chatbot dataset calls the tag "intent" and the patterns "text": the missing field says so."""
+    path = write(tmp_path, {"intents": [dict(GOOD, respones=["typo"]), {"intent": "bye", "text": ["bye"],
+                                                                         "responses": ["see you"]}]})
+    with pytest.raises(IntentsError) as caught:
+        load_intents(path)
+    assert f"{path}: intent #0 ('greeting'): ignoring unknown field(s) 'respones'" in caplog.text
+    assert caught.value.problems == [
+        "intent #1: field 'tag' is missing (it has 'intent': this format calls that field 'tag')",
+        "intent #1: field 'patterns' is missing (it has 'text': this format calls that field 'patterns')",
+    ]
+
+
 OUT_OF_SCOPE = {"tag": "oos", "patterns": ["what is the capital of peru", "play some jazz"]}
 
 
@@ -240,6 +266,17 @@ def test_patterns_that_differ_only_in_the_apostrophe_typed_are_one_pattern(tmp_p
     load_intents(write(tmp_path, {"intents": [stay, leave]}))
     clashes = [r.getMessage() for r in caplog.records if "also a pattern" in r.getMessage()]
     assert len(clashes) == 1 and "intent #1 ('leave')" in clashes[0] and "intent #0 ('stay')" in clashes[0], clashes
+
+
+def test_shared_patterns_of_many_intents_are_named_ten_at_most_then_counted(tmp_path, caplog):
+    """As a CSV's shared texts are: a file of hundreds of intents that each hold "yes" gave a
+    warning line for every one of them."""
+    many = [{"tag": f"t{i}", "patterns": [f"word{i}", "yes", "help me"], "responses": ["ok"]} for i in range(40)]
+    path = write(tmp_path, {"intents": many})
+    load_intents(path)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "also a pattern" in m]) == 10
+    assert messages[-1] == f"{path}: 68 more patterns are also patterns of another intent (78 in all)"
 
 
 def test_distinct_patterns_give_no_clash_warning(tmp_path, caplog):

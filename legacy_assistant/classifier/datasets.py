@@ -29,6 +29,7 @@ from typing import Any
 from legacy_assistant.classifier.intents import (
     DEFAULT_OOS_LABEL,
     FALLBACK_TAG,
+    SHARED_TEXT_WARNINGS,
     Intent,
     IntentSet,
     _has_lone_surrogate,
@@ -45,8 +46,6 @@ from legacy_assistant.text.processing import folded, visible_text
 log = logging.getLogger(__name__)
 
 FORMATS = ("intents", "csv", "clinc")
-# Warnings for texts given under two labels, at most this many a file, then one line with the count.
-SHARED_TEXT_WARNINGS = 10
 CLINC_SPLITS = ("train", "val", "test")
 ALL = "all"  # the one split of an intents or CSV file
 

@@ -4,7 +4,8 @@ The classic format is read unchanged::
 
     {"intents": [{"tag": "greeting", "patterns": ["Hi"], "responses": ["Hello!"], "context": [""]}]}
 
-* ``context``: classic follow-up. ``context[0]``, when not empty, names the tag that handles the
+* ``context``: classic follow-up, a list (``[""]``, ``["book_time"]``) or one string. The tag it
+  names, when not empty (empty entries are ignored; two tags are refused), handles the
   conversation's *next* turn, whatever is typed (such tags often have no patterns).
 * ``context_set``: after this intent answers, the conversation's context becomes this string
   (``""`` clears it).
@@ -49,12 +50,18 @@ log = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("tag", "patterns", "responses")
 OPTIONAL_FIELDS = ("context", "context_set", "context_filter", "free_text", "interrupts")
+# What other tutorials' intents files call the required fields (Kaggle's chatbot dataset writes
+# "intent" and "text"): a missing field's problem names the one the intent has instead.
+OTHER_NAMES = {"tag": ("intent",), "patterns": ("text", "pattern"), "responses": ("response",)}
 FALLBACK_TAG = "fallback"
 DEFAULT_OOS_LABEL = "oos"
 # Fields that mean nothing on the out-of-scope intent: its messages are answered by the fallback.
 NOT_FOR_OUT_OF_SCOPE = ("context", "context_set", "context_filter", "free_text", "interrupts")
 # Context rules the dialogue never applies when it falls back (it keeps the context, opens no follow-up).
 NOT_FOR_FALLBACK = ("context", "context_set", "context_filter")
+# Shared patterns (and a CSV's shared texts) named one by one, up to this many; the rest are
+# counted: a file of hundreds of intents that each hold "yes" gave a warning line per intent.
+SHARED_TEXT_WARNINGS = 10
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     refused_contexts: defaultdict[str, set[str]] = defaultdict(set)  # context -> refused intents that set it
     for index, entry in enumerate(entries):
         before = len(problems)
-        intent = _parse_intent(entry, index, problems, oos_label)
+        intent = _parse_intent(entry, index, problems, oos_label, source)
         tag = intent.tag if intent is not None else _tag_of_refused(entry, problems[before:])
         if tag is None:
             continue
@@ -331,12 +338,16 @@ def _warn_unreachable(intents: Sequence[Intent], first_index: Mapping[str, int],
 def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
     """Log a warning for each pattern that two intents share (compared as the classifier reads
     them: case, spaces and Unicode forms aside): the classifier is taught two answers for one
-    text, and neither wins."""
+    text, and neither wins. The first :data:`SHARED_TEXT_WARNINGS` are named, the rest counted."""
     owner: dict[str, str] = {}
+    warned = 0
     for intent in intents:
         for pattern in dict.fromkeys(folded(p) for p in intent.patterns):
             first = owner.setdefault(pattern, intent.tag)
-            if first != intent.tag:
+            if first == intent.tag:
+                continue
+            warned += 1
+            if warned <= SHARED_TEXT_WARNINGS:
                 log.warning(
                     "%s: %s: pattern %r is also a pattern of intent #%d (%r); the classifier cannot tell them apart",
                     source,
@@ -345,9 +356,16 @@ def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, i
                     first_index[first],
                     first,
                 )
+    if warned > SHARED_TEXT_WARNINGS:
+        log.warning(
+            "%s: %d more patterns are also patterns of another intent (%d in all)",
+            source,
+            warned - SHARED_TEXT_WARNINGS,
+            warned,
+        )
 
 
-def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -> Intent | None:
+def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, source: str) -> Intent | None:
     if not isinstance(entry, Mapping):
         problems.append(f"{_where(index, None)}: must be an object, got {_kind(entry)}")
         return None
@@ -360,10 +378,13 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str) -
     optional_here = {"responses"} if out_of_scope else {"patterns"} if tag == FALLBACK_TAG else set()
     for name in REQUIRED_FIELDS:
         if name not in entry and name not in optional_here:
-            problems.append(f"{where}: field {name!r} is missing")
+            instead = next((other for other in OTHER_NAMES[name] if other in entry), None)
+            hint = f" (it has {instead!r}: this format calls that field {name!r})" if instead else ""
+            problems.append(f"{where}: field {name!r} is missing{hint}")
     unknown = sorted(set(entry) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
-        log.warning("%s: ignoring unknown field(s) %s", where, ", ".join(map(repr, unknown)))
+        # named with its file, as every other problem: train reads two intents files with --validation-data
+        log.warning("%s: %s: ignoring unknown field(s) %s", source, where, ", ".join(map(repr, unknown)))
     for name in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS):
         if name in entry and _has_lone_surrogate(entry[name]):
             # JSON may escape one ("\ud800"); no model file or answer could hold it as UTF-8

@@ -91,13 +91,28 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     try:
         return loads_unique(raw, locate=True)
     except json.JSONDecodeError as exc:
-        raise error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise error(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{_syntax_hint(exc)}") from None
     except DuplicateKeyError as exc:
         raise error(str(exc)) from None
     except RecursionError:
         raise error("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
         raise error(f"invalid JSON: {_digits_problem(raw, exc)}") from None
+
+
+def _syntax_hint(exc: json.JSONDecodeError) -> str:
+    """What a hand-written file most likely did where Python's decoder stopped: files written after
+    the tutorials (or copied from JavaScript) hold comments, trailing commas and single quotes, which
+    Python only reports as "Expecting value" or "Expecting property name"."""
+    text, pos = exc.doc, exc.pos
+    found = text[pos : pos + 2]
+    if found.startswith(("//", "/*", "#")):
+        return " (JSON has no comments: remove them)"
+    if found[:1] in ("]", "}") and text[:pos].rstrip().endswith(","):
+        return " (JSON allows no comma after the last item of a list or object)"
+    if found[:1] == "'":
+        return " (JSON strings and keys take double quotes)"
+    return ""
 
 
 def _digits_problem(text: str, exc: ValueError) -> str:

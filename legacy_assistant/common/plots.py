@@ -33,7 +33,7 @@ def plot_history(
         axis.set_ylabel(key)
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(title)
+    figure.suptitle(_drawable(title))
     figure.tight_layout()
     # Fixed metadata keeps the file byte-identical for identical histories.
     _save(figure, path)
@@ -45,9 +45,23 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display on servers and CI
+    # Every text drawn is plain: tags and model names are the user's, and a pair of "$" in one
+    # ("$\\foo$") was parsed as TeX math, which failed with a traceback after the report was written.
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _drawable(text: str) -> str:
+    """``text`` with each character the figures' font cannot draw written as its escape
+    (``\\u95ee``). matplotlib draws such a character as an empty box, so the tags of an intents
+    file in Chinese all looked alike on the confusion matrix, and it warned on standard error,
+    with a line of its source, for every character it lacked. Call it after :func:`_pyplot`."""
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    font = get_font(findfont(FontProperties()))
+    return "".join(char if char.isspace() or font.get_char_index(ord(char)) else ascii(char)[1:-1] for char in text)
 
 
 def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
@@ -95,7 +109,7 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
         figure, axis = plt.subplots(figsize=(6, 2), dpi=100)
         axis.axis("off")
         axis.text(0.5, 0.5, "no in-scope sentences: no confusions to show", ha="center", va="center")
-        axis.set_title(f"{report.get('model', 'model')}: most confused intents")
+        axis.set_title(_drawable(f"{report.get('model', 'model')}: most confused intents"))
         _save(figure, path)
         plt.close(figure)
         return
@@ -113,11 +127,14 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
     size = max(5.0, 0.32 * len(chosen) + 2.5)
     figure, axis = plt.subplots(figsize=(size + 1.5, size), dpi=100)
     image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    axis.set_xticks(range(len(chosen)), chosen, rotation=90, fontsize=7)
-    axis.set_yticks(range(len(chosen)), chosen, fontsize=7)
+    shown = [_drawable(tag) for tag in chosen]
+    axis.set_xticks(range(len(chosen)), shown, rotation=90, fontsize=7)
+    axis.set_yticks(range(len(chosen)), shown, fontsize=7)
     axis.set_xlabel("predicted (top intent)")
     axis.set_ylabel("label")
-    axis.set_title(f"{report.get('model', 'model')}: most confused intents (share of each label's sentences)")
+    axis.set_title(
+        _drawable(f"{report.get('model', 'model')}: most confused intents (share of each label's sentences)")
+    )
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     figure.tight_layout()
     _save(figure, path)
@@ -141,7 +158,7 @@ def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
     axis.set_ylim(0.0, 1.02)
     axis.grid(alpha=0.3)
     axis.legend(loc="lower left", fontsize=8)
-    axis.set_title(f"{report.get('model', 'model')}: outcomes by threshold")
+    axis.set_title(_drawable(f"{report.get('model', 'model')}: outcomes by threshold"))
     figure.tight_layout()
     _save(figure, path)
     plt.close(figure)
@@ -188,7 +205,7 @@ def plot_responder_quality(report: dict[str, Any], path: str | Path) -> None:
         axes[3].set_title("latency at batch 1")
     for axis in axes:
         axis.grid(alpha=0.3, axis="y")
-    figure.suptitle(f"{report.get('model', 'responder')}: held-out evaluation")
+    figure.suptitle(_drawable(f"{report.get('model', 'responder')}: held-out evaluation"))
     figure.tight_layout()
     _save(figure, path)
     plt.close(figure)
@@ -215,13 +232,13 @@ def plot_responder_conditions(report: dict[str, Any], path: str | Path) -> None:
             color = "white" if share > 0.6 else "black"
             text = "n/a" if np.isnan(share) else f"{share:.2f}"
             axis.text(column, row, text, ha="center", va="center", fontsize=8, color=color)
-        axis.set_xticks(range(len(labels)), labels, rotation=45)
-        axis.set_yticks(range(len(requested)), requested)
+        axis.set_xticks(range(len(labels)), [_drawable(label) for label in labels], rotation=45)
+        axis.set_yticks(range(len(requested)), [_drawable(condition) for condition in requested])
         axis.set_xlabel("labelled by the classifier")
         axis.set_ylabel("requested")
         axis.set_title(f"{mode} ({section['contexts']} contexts)")
     figure.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02)
-    figure.suptitle(f"{report.get('model', 'responder')}: replies by requested condition")
+    figure.suptitle(_drawable(f"{report.get('model', 'responder')}: replies by requested condition"))
     figure.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
     plt.close(figure)
 
