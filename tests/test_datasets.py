@@ -140,8 +140,13 @@ def test_format_detection(tmp_path):
     assert detect_format(TINY_INTENTS) == "intents"
     other = tmp_path / "other.json"
     other.write_text('{"rows": []}')
-    with pytest.raises(DataError, match="unrecognised layout"):
+    with pytest.raises(DataError, match="unrecognised layout") as refused:
         detect_format(other)
+    assert "a list of intents" not in str(refused.value)
+    listed = tmp_path / "listed.json"  # the intents list without its object
+    listed.write_text('[{"tag": "greeting", "patterns": ["hi"], "responses": ["hello"]}]')
+    with pytest.raises(DataError, match=r'a list of intents goes in an object: \{"intents": \[\.\.\.\]\}'):
+        detect_format(listed)
     broken = tmp_path / "broken.json"
     broken.write_text('{"train": [}')
     with pytest.raises(DataError, match="invalid JSON at line 1"):

@@ -126,12 +126,24 @@ def detect_format(path: str | Path) -> str:
         return "intents"
     if isinstance(data, dict) and any(key in data for key in (*CLINC_SPLITS, *(f"oos_{s}" for s in CLINC_SPLITS))):
         return "clinc"
+    # a list of intents, as some tutorials' files hold: say how the format wants it
+    wrapped = ' (a list of intents goes in an object: {"intents": [...]})' if _looks_like_intents(data) else ""
     raise DataError(
         str(path),
         [
             "unrecognised layout: expected an object with an 'intents' list, CLINC150 splits "
-            "('train', 'val', 'test', 'oos_*'), or a .csv file with 'text' and 'label' columns"
+            f"('train', 'val', 'test', 'oos_*'), or a .csv file with 'text' and 'label' columns{wrapped}"
         ],
+    )
+
+
+def _looks_like_intents(data: Any) -> bool:
+    """Whether ``data`` is a non-empty list whose first item is an object with a tag."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and ("tag" in data[0] or "intent" in data[0])
     )
 
 
