@@ -20,7 +20,7 @@ from legacy_assistant.serving.batching import (
     BatchResultError,
     MicroBatcher,
 )
-from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT, SHIPPED_INTENTS
+from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT, SHIPPED_INTENTS, FakeClock
 
 # Generous bounds on waiting for threads; a correct batcher never comes near them.
 JOIN_S = 30.0
@@ -142,12 +142,22 @@ def test_a_batch_waits_for_as_many_as_the_latest_batches_held_within_max_wait():
     assert len(model.batches) == before + 1 and sorted(model.batches[-1]) == [1, 2, 3, 4]
 
 
-def test_a_batch_that_waited_out_max_wait_runs_with_what_came():
+def test_a_batch_that_waited_out_max_wait_runs_with_what_came(monkeypatch):
+    from types import SimpleNamespace
+
+    from legacy_assistant.serving import batching
+
     model = FakeModel()
     batcher = primed(model, 4, max_batch_size=32, max_wait_s=0.05)
-    started = time.monotonic()
-    assert [caller.join().result for caller in queue_behind(batcher, [1, 2])] == [10, 20]
-    assert time.monotonic() - started >= 0.05  # it waited for the two others, and they never came
+    # The batcher's clock stands still until both have queued: on a busy machine the second
+    # thread could start after the first one's 50 ms were out, which then ran alone.
+    clock = FakeClock()
+    monkeypatch.setattr(batching, "time", SimpleNamespace(monotonic=clock))
+    before = len(model.batches)
+    callers = queue_behind(batcher, [1, 2])
+    assert len(model.batches) == before  # it waits for the two others...
+    clock.advance(0.05)  # ...until max_wait is out, and they never came
+    assert [caller.join().result for caller in callers] == [10, 20]
     assert model.batches[-1] == [1, 2]
 
 
