@@ -369,12 +369,13 @@ def test_redis_save_after_the_lock_expired_is_refused_not_lost(make_redis_store,
     from legacy_assistant.errors import StoreError
     from legacy_assistant.stores import redis_store
 
-    monkeypatch.setattr(redis_store, "LOCK_TIMEOUT_SECONDS", 0.2)
+    # long enough for quick's whole turn on a busy machine (one took 141 ms of a 200 ms lock)
+    monkeypatch.setattr(redis_store, "LOCK_TIMEOUT_SECONDS", 1.0)
     slow, quick = make_redis_store(), make_redis_store()
     with pytest.raises(StoreError, match="its lock expired"):
         with slow.conversation("shared"):
             state = slow.load("shared")
-            time.sleep(0.4)  # the lock expires; another worker takes the conversation on
+            time.sleep(1.3)  # the lock expires; another worker takes the conversation on
             with quick.conversation("shared"):
                 quick.save("shared", ConversationState(turns=quick.load("shared").turns + 1), turn("quick"))
             slow.save("shared", ConversationState(turns=state.turns + 1), turn("slow"))
