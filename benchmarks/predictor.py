@@ -53,10 +53,13 @@ def serving_memory(model: str, requests: int) -> tuple[float, float]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert baseline.stdout is not None
-    baseline.stdout.readline()
-    base_rss = rss_mib(baseline.pid)
-    baseline.kill()
+    try:
+        assert baseline.stdout is not None
+        baseline.stdout.readline()
+        base_rss = rss_mib(baseline.pid)
+    finally:  # also on Ctrl-C or SIGTERM while it imports: it would sleep on for a minute
+        baseline.kill()
+        baseline.wait()
     port = free_port()
     # a memory store: nothing written into the checkout, no history carried from run to run; the
     # classifier alone, as the figure is the model's (the responder has its own benchmark)
@@ -108,6 +111,8 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
     parser.add_argument("--calls", type=positive_int, default=1000)
     args = parser.parse_args()
+    # the dev server runs in the checkout: a relative path is the caller's, resolved here
+    args.model = str(Path(args.model).resolve())
 
     import numpy as np
 

@@ -274,7 +274,9 @@ def main() -> None:
         d, r = decode[mode], respond[mode]
         print(f"| {mode} | {d['p50_ms']:.1f} | {d['p95_ms']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
     print(
-        f"\ngreedy, one Session.run (in-graph while_loop) vs one Session.run per token (cakechat's loop), "
+        # the in-graph decode is the model's compiled call (FixedRun), as served, not a Session.run
+        f"\ngreedy, one compiled run of the graph (in-graph while_loop) vs one Session.run per token "
+        f"(cakechat's loop), "
         f"{compared['replies']} replies of {compared['mean_length']:.1f} tokens on average: "
         f"p50 {compared['in_graph']['p50_ms']:.1f} ms vs {compared['stepwise']['p50_ms']:.1f} ms, "
         f"in-graph {compared['speedup_p50']:.1f}x faster (total time {compared['speedup_total']:.1f}x); "

@@ -3,7 +3,8 @@
 
 Migrates the model to a temporary TF2 copy, then measures each runtime in a process of its own
 (a process can host only one): the median of ``--calls`` one-sentence calls of
-``Predictor.rank_one`` (featurize + network + ranking) and of the network call alone.
+``Predictor.rank_one`` (featurize + network + ranking) and of the network call alone, and the
+model's load (which imports TensorFlow: a process imports it with its first model).
 
     python benchmarks/runtimes.py [--model exported/default] [--calls 1000]
 """
@@ -65,20 +66,22 @@ def main() -> None:
         worker(args.worker, args.model, args.calls)
         return
 
+    # the children run in the checkout: a relative path is the caller's, resolved here
+    model = str(Path(args.model).resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         tf2_model = str(Path(tmp) / "tf2")
         subprocess.run(
-            [sys.executable, "-m", "legacy_assistant", "-q", "migrate", args.model, "--out", tf2_model],
+            [sys.executable, "-m", "legacy_assistant", "-q", "migrate", model, "--out", tf2_model],
             cwd=ROOT,
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
         )
         results = {}
-        for runtime, model in (("compat", args.model), ("tf2", tf2_model)):
+        for runtime, runtime_model in (("compat", model), ("tf2", tf2_model)):
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", runtime, "--model", model, "--calls", str(args.calls)],
+                [sys.executable, __file__, "--worker", runtime, "--model", runtime_model, "--calls", str(args.calls)],
                 cwd=ROOT,
                 env=env,
                 check=True,

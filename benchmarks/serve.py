@@ -443,7 +443,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited early with status {self.process.returncode}; see {self.log_path}")
+                raise SystemExit(f"{self.name} exited early with status {self.process.returncode}{self.log_tail()}")
             try:
                 if hello:
                     if (
@@ -457,7 +457,17 @@ class Server:
             except (OSError, ValueError):
                 pass
             time.sleep(0.3)
-        raise SystemExit(f"{self.name} not ready after {timeout:g} s; see {self.log_path}")
+        raise SystemExit(f"{self.name} not ready after {timeout:g} s{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server's log, for an error message. Quoted rather than pointed to: the
+        log lies in the run's temporary folder, which is removed when the run ends, failed or not."""
+        self.log.flush()
+        try:
+            said = self.log_path.read_text(errors="replace").rstrip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "; the end of its log:\n" + "\n".join(said) if said else "; its log is empty"
 
     def workers_rss(self) -> list[float]:
         """RSS of each worker (of the one process for a server without workers), MiB."""
@@ -484,6 +494,11 @@ def serving(name: str, command: list[str], port: int, log: Path, env: dict[str, 
         server.stop()
 
 
+def wrk_seconds(duration: float) -> int:
+    """The seconds ``wrk`` runs for a ``--duration``: its ``-d`` takes whole seconds, at least 1."""
+    return max(1, round(duration))
+
+
 def wrk(port: int, route: Route, connections: int, seconds: float, script: Path, bodies: Path, env: dict) -> dict:
     threads = max(1, min(2, connections))
     run = subprocess.run(
@@ -494,7 +509,7 @@ def wrk(port: int, route: Route, connections: int, seconds: float, script: Path,
             "-c",
             str(connections),
             "-d",
-            f"{max(1, round(seconds))}s",
+            f"{wrk_seconds(seconds)}s",
             "--timeout",
             "10s",
             "-s",
@@ -608,7 +623,8 @@ def report(
     print(
         f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same machine;"
         f" gunicorn: {args.workers} workers x {args.threads} threads (gthread);"
-        f" {args.rounds} round(s) of {args.duration:g} s per row, the servers taking turns (medians shown);"
+        # the seconds each row ran, not those asked for (--duration 0.5 ran 1 s and said 0.5)
+        f" {args.rounds} round(s) of {wrk_seconds(args.duration)} s per row, the servers taking turns (medians shown);"
         f" bodies: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + f"; {args.senders} senders a route;"
         f" cakechat decoded greedy, generated chat with {mode}\n"
     )
@@ -674,7 +690,9 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
-    parser.add_argument("--duration", type=positive_float, default=5, help="seconds per measurement (default 5)")
+    parser.add_argument(
+        "--duration", type=positive_float, default=5, help="seconds per measurement, rounded to whole ones (default 5)"
+    )
     parser.add_argument(
         "--rounds", type=positive_int, default=3, help="measurements of each row, the servers taking turns (default 3)"
     )

@@ -124,23 +124,28 @@ def main() -> None:
         print(json.dumps(one_process(args.model, args.responder, args.child == "warmed")))
         return
 
+    # the server starts in the checkout (`serve.serving`): a relative path is the caller's
+    args.model, args.responder = str(Path(args.model).resolve()), str(Path(args.responder).resolve())
     runs: dict[str, list[dict[str, float]]] = {"cold": [], "warmed": []}
-    # the servers' logs, in a folder of this run's own (two runs at once wrote one file), kept
-    # when a server failed: its log says why
+    # the servers' logs, in a folder of this run's own (two runs at once wrote one file); a server
+    # that fails has the end of its log quoted in the error, so the folder goes whatever happens
     logs = Path(tempfile.mkdtemp(prefix="warm-up-")) if args.http else None
-    for round_number in range(args.rounds):
-        order = ("cold", "warmed") if round_number % 2 == 0 else ("warmed", "cold")
-        for kind in order:
-            if args.http:
-                assert logs is not None
-                log = logs / f"{kind}.log"
-                runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed", log))
-                continue
-            command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder, "--child", kind]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            runs[kind].append(json.loads(output.strip().splitlines()[-1]))
-    if logs is not None:
-        shutil.rmtree(logs, ignore_errors=True)
+    try:
+        for round_number in range(args.rounds):
+            order = ("cold", "warmed") if round_number % 2 == 0 else ("warmed", "cold")
+            for kind in order:
+                if args.http:
+                    assert logs is not None
+                    log = logs / f"{kind}.log"
+                    runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed", log))
+                    continue
+                command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder]
+                command += ["--child", kind]
+                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                runs[kind].append(json.loads(output.strip().splitlines()[-1]))
+    finally:
+        if logs is not None:
+            shutil.rmtree(logs, ignore_errors=True)
 
     def median(kind: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[kind])

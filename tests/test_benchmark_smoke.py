@@ -1,5 +1,6 @@
 """The in-process web benchmark still runs against the current app (it once answered 500 after
 the assistant's model call changed): a few calls, its rows printed, no figures judged."""
+import os
 import subprocess
 import sys
 
@@ -104,3 +105,64 @@ def test_a_child_process_whose_output_was_captured_has_its_message_shown():
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == "error: a child process ended with status 1 (its message is above)"
     assert any("/nonexistent-responder" in line for line in lines[:-1]), result.stderr[-2000:]
+
+
+def _benchmark_module(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_server_that_exits_early_has_the_end_of_its_log_in_the_error(tmp_path):
+    """serve.py named the server's log, in its temporary folder, and then removed the folder: the
+    reason was gone before anyone could read it. The error now quotes the log's end."""
+    import pytest
+
+    serve = _benchmark_module("serve")
+    command = [sys.executable, "-c", "import sys; print('error: no such store: bogus://', file=sys.stderr); sys.exit(2)"]
+    server = serve.Server("on", command, serve.free_port(), tmp_path / "on.log", {})
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            server.wait_ready(hello=False, workers=1, timeout=60)
+    finally:
+        server.stop()
+    assert "on exited early with status 2" in str(stopped.value.code)
+    assert "error: no such store: bogus://" in str(stopped.value.code)
+
+
+def test_a_failed_warm_up_run_over_http_leaves_no_folder_and_quotes_the_server(tmp_path):
+    """The folder of the servers' logs stayed behind when a server failed (and on Ctrl-C)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "warm_up.py"), "--http", "--rounds", "1",
+         "--responder", "/nonexistent-responder"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "/nonexistent-responder" in result.stderr, result.stderr[-2000:]
+    assert not list(tmp_path.glob("warm-up-*"))
+
+
+def test_a_model_path_relative_to_the_callers_folder_reaches_the_child_processes():
+    """runtimes.py ran its children in the checkout with the path as given: a model path relative
+    to where the benchmark was started was not found there."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "runtimes.py"), "--calls", "1", "--model", "../exported/default"],
+        cwd=ROOT / "tests", capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| tf2 |" in result.stdout, result.stdout
+
+
+def test_the_serving_report_gives_the_seconds_each_row_ran(capsys):
+    """wrk runs whole seconds: --duration 0.5 measured 1 s a row while the report said 0.5."""
+    import argparse
+
+    serve = _benchmark_module("serve")
+    args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=1, duration=0.5, senders=1,
+                              concurrency=[16], markdown=False, dev=False)
+    serve.report(args, [], {}, {}, {})
+    assert "1 round(s) of 1 s per row" in capsys.readouterr().out
