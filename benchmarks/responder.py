@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int, run_main  # noqa: E402
+from timing import positive_float, positive_int, run_main  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
@@ -186,7 +186,7 @@ def main() -> None:
         help="condition guidance of every decode measured (default 0: off)",
     )
     parser.add_argument("--train", action="store_true", help="train a small model here instead of --model")
-    parser.add_argument("--train-minutes", type=float, default=3.0)
+    parser.add_argument("--train-minutes", type=positive_float, default=3.0, help="minutes of training (default 3)")
     args = parser.parse_args()
     missing = [path for path in [*args.corpus, *(args.train_corpus or ())] if not Path(path).exists()]
     if missing:  # before minutes of loading and evaluating, not after

@@ -29,6 +29,7 @@ def test_benchmark_counts_and_durations_must_be_positive():
         ("serve.py", ["--duration", "0"], "argument --duration: expected a number above 0, got '0'"),
         ("tokenizer_threads.py", ["--sentences", "-5"], "argument --sentences: expected a whole number >= 1"),
         ("predictor.py", ["--calls", "0"], "argument --calls: expected a whole number >= 1, got '0'"),
+        ("responder.py", ["--train", "--train-minutes", "0"], "argument --train-minutes: expected a number above 0"),
     ]
     for script, args, message in cases:
         result = subprocess.run(
