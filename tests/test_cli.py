@@ -71,6 +71,16 @@ def test_chat_reads_stdin_that_is_not_utf8_instead_of_stopping(monkeypatch, caps
     assert len(lines) == 2 and "[greeting" in lines[0] and "[order_coffee" in lines[1]
 
 
+def test_chat_drops_a_byte_order_mark_before_the_first_piped_line(monkeypatch, capsys):
+    """An editor's UTF-8 mark made a first line of "quit" a message to answer."""
+    import io
+
+    raw = io.BytesIO("\ufeffquit\nhello there\n".encode())
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(raw, encoding="utf-8"))
+    assert main(["chat"]) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_chat_with_no_standard_input_at_all_ends_like_an_empty_one(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", None)  # as a process started with stdin closed (<&-) has it
     assert main(["chat"]) == 0

@@ -245,13 +245,14 @@ def _interactive() -> bool:
 
 def _messages(interactive: bool):
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
-    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat.
-    A closed standard input is an empty one."""
+    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat, and
+    a byte order mark before the first line is dropped. A closed standard input is an empty one."""
     if sys.stdin is None:
         return
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="replace")
+    first = True
     while True:
         try:
             # input() needs standard output even without a prompt (a closed one: RuntimeError)
@@ -266,6 +267,8 @@ def _messages(interactive: bool):
             raise
         if not interactive and not line:  # end of input
             return
+        if first:  # a file saved by an editor that marks UTF-8 (Notepad): "quit" there was a message
+            line, first = line.removeprefix("\ufeff"), False
         message = line.strip()
         if not message:
             continue
