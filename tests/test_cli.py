@@ -364,6 +364,7 @@ def test_evaluate_draws_tags_of_any_script_and_with_dollar_signs_as_plain_text(t
     from legacy_assistant.common.plots import _drawable, plot_history
 
     assert _drawable("问候 $\\foo$ café") == "\\u95ee\\u5019 $\\foo$ café"
+    assert _drawable("a\tb\x85c") == "a\\tb\\x85c"  # whitespace the font has no glyph for, too
     # train's history.png is titled with the model folder's name
     plot_history([{"epoch": 1, "loss": 1.0, "accuracy": 0.5}], tmp_path / "h.png", title="bot$\\foo$: history")
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -65,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # on, its KeyboardInterrupt must find the try below, not a signal call on the way to it.
     with _reload_ignored_while_serve_starts(argv), _terminate_as_interrupt() as terminated:
         try:
-            # imports every command (NLTK, numpy): Ctrl-C may come that early. The threads they
-            # start (numpy's BLAS pool) never take a stop signal, which stays the main thread's
+            # imports every command (NLTK, numpy): Ctrl-C may come that early, and takes effect as
+            # they end (a second or so). The threads they start (numpy's BLAS pool) never take a
+            # stop signal, which stays the main thread's
             with stop_signals_blocked_for_new_threads():
                 parser = build_parser()
             args = parser.parse_args(argv)

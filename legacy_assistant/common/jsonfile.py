@@ -110,7 +110,7 @@ def _syntax_hint(exc: json.JSONDecodeError) -> str:
         return " (JSON has no comments: remove them)"
     if found[:1] in ("]", "}") and text[:pos].rstrip().endswith(","):
         return " (JSON allows no comma after the last item of a list or object)"
-    if found[:1] == "'":
+    if found[:1] == "'" and exc.msg.startswith(("Expecting value", "Expecting property name")):
         return " (JSON strings and keys take double quotes)"
     return ""
 

@@ -58,10 +58,15 @@ def _drawable(text: str) -> str:
     (``\\u95ee``). matplotlib draws such a character as an empty box, so the tags of an intents
     file in Chinese all looked alike on the confusion matrix, and it warned on standard error,
     with a line of its source, for every character it lacked. Call it after :func:`_pyplot`."""
+    import matplotlib
     from matplotlib.font_manager import FontProperties, findfont, get_font
 
-    font = get_font(findfont(FontProperties()))
-    return "".join(char if char.isspace() or font.get_char_index(ord(char)) else ascii(char)[1:-1] for char in text)
+    # matplotlib draws a character with the first font of rcParams["font.family"] that has it
+    fonts = [get_font(findfont(FontProperties(family=[family]))) for family in matplotlib.rcParams["font.family"]]
+    return "".join(
+        char if char in " \n" or any(font.get_char_index(ord(char)) for font in fonts) else ascii(char)[1:-1]
+        for char in text
+    )
 
 
 def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
