@@ -293,8 +293,14 @@ def test_empty_reply_gives_empty_text(trained, tmp_path):
     weights["responder/output/bias"][END] += 100.0  # END at once, whatever the context
     silent = export_responder_artifact(replace(trained, weights=weights), tmp_path / "silent", plot=False)
     with Responder.load(silent) as responder:
-        for mode in ("greedy", "beam", "sample", "sample_rerank"):
+        for mode in ("greedy", "sample", "sample_rerank"):
             assert responder.respond(["hello"], mode=mode, seed=1) == ""
+        # a beam keeps other candidates beside END; an empty best gives way to the next one
+        context = np.array([responder.vocabulary.encode_context(["hello"], 3, 30)], dtype=np.int32)
+        result = responder.model.decode(context, np.array([0], np.int32), mode="beam", beam_width=5,
+                                        max_length=responder.max_length)
+        assert responder.vocabulary.decode(result.ids[0, 0]) == ""
+        assert responder.respond(["hello"], mode="beam") == responder.vocabulary.decode(result.ids[0, 1]) != ""
 
 
 @pytest.mark.parametrize(
@@ -507,3 +513,47 @@ def test_an_unknown_runtime_argument_is_named_as_one(load):
     loader, path = (Predictor.load, DEFAULT_MODEL) if load == "classifier" else (Responder.load, DEFAULT_RESPONDER)
     with pytest.raises(UnknownRuntime, match="^unknown runtime 'foo': choose one of compat, tf2$"):
         loader(path, runtime="foo")
+
+
+class _SilentFirst(RecordingModel):
+    """The real model, except that chosen candidates of the first decode are END at once."""
+
+    def __init__(self, model, silent):
+        super().__init__(model)
+        self.silent = silent  # candidate indices made empty in the first decode
+
+    def decode(self, context_ids, condition_ids, **options):
+        result = super().decode(context_ids, condition_ids, **options)
+        if len(self.decodes) == 1:
+            ids = result.ids.copy()
+            for candidate in self.silent:
+                ids[:, candidate] = 0
+                ids[:, candidate, 0] = END
+            log_probs, lengths = result.log_probs.copy(), result.lengths.copy()
+            log_probs[:, list(self.silent)], lengths[:, list(self.silent)] = 0.0, 1  # ranked first
+            result = replace(result, ids=ids, log_probs=log_probs, lengths=lengths)
+        return result
+
+
+def test_a_sample_that_says_nothing_is_drawn_again(responder):
+    """cakechat's API drew again (up to 10 times) when a sample was empty; so does ``sample``."""
+    context = [["tell me how you feel ."], ["we are moving to a new city ."]]
+    model = _SilentFirst(responder.model, silent=[0])
+    silent_first = Responder(responder.info, model)
+    replies = silent_first.respond_batch(context, ["fear", "joy"], mode="sample", seed=7)
+    assert all(re.search(r"\w", reply) for reply in replies)
+    assert [mode for mode, _, _ in model.decodes] == ["sample", "sample"]
+    assert model.calls[1]["seed"] != model.calls[0]["seed"] and model.decodes[1][2] == 2
+    # seeded: the redraw repeats too
+    again = Responder(responder.info, _SilentFirst(responder.model, silent=[0]))
+    assert again.respond_batch(context, ["fear", "joy"], mode="sample", seed=7) == replies
+
+
+@pytest.mark.parametrize("mode", ["beam", "sample_rerank"])
+def test_a_candidate_that_says_nothing_is_passed_over(responder, mode):
+    """cakechat's API dropped empty candidates before choosing; the best one with a word is kept."""
+    context = ["tell me how you feel ."]
+    model = _SilentFirst(responder.model, silent=[0])
+    reply = Responder(responder.info, model).respond(context, "fear", mode=mode, seed=3)
+    assert re.search(r"\w", reply)
+    assert len(model.decodes) == 1  # no second decode: another candidate had words

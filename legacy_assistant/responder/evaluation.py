@@ -331,7 +331,9 @@ def decode_replies(
     responder: Responder, pairs: Sequence[EncodedPair], mode: str, seed: int, batch_size: int
 ) -> list[list[int]]:
     """The reply ids (without END) ``mode`` writes for each pair's context and condition, with
-    the responder's decoding options, as :meth:`Responder.respond_batch` decodes them."""
+    the responder's decoding options, as :meth:`Responder.respond_batch` decodes them; but the
+    best candidate is kept even when it says nothing, where ``respond_batch`` passes over it (or
+    draws again), so that the measurements count the model's empty replies."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     replies: list[list[int]] = []

@@ -6,12 +6,16 @@ the (at most ``max_context_turns`` latest) turns, decodes inside the graph in on
 
 * ``greedy``: the most likely token at every step;
 * ``beam``: beam search, the best length-normalised candidate;
-* ``sample``: one reply drawn at ``temperature`` (seeded: the same seed, the same reply);
+* ``sample``: one reply drawn at ``temperature`` (seeded: the same seed, the same reply), drawn
+  again (up to 10 draws in all, as cakechat's API did) while it says nothing;
 * ``sample_rerank``: ``n_samples`` replies drawn, the one with the best length-normalised
   log-likelihood (``log p / tokens``, END counted) kept: cakechat's sampling-reranking without
   its reverse model, but ranked per token where cakechat ranks by the summed log-likelihood less
   ``log 10`` a repeated token (a sum prefers the shortest candidates; repeats are left to the
   repetition penalty while sampling).
+
+Beam and ``sample_rerank`` pass over a candidate that says nothing (no word: END at once) for
+the best of their 3 best that does, as cakechat's API dropped its empty candidates before choosing.
 
 The model (:class:`compat.responder.saved_model.LoadedResponder`) owns a finalized graph and one
 session; a :class:`Responder` keeps no state between calls, so one instance serves every thread.
@@ -22,6 +26,7 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 
 from __future__ import annotations
 
+import re
 import secrets
 import shlex
 from collections.abc import Sequence
@@ -74,6 +79,14 @@ def guidance_help(path: str | Path, runtime: str) -> str:
         f"'legacy-assistant reexport-responder {shlex.quote(str(path))}'"
     )
 
+
+# Samples drawn for one reply in ``sample`` mode while they say nothing (cakechat's
+# SAMPLING_ATTEMPTS_NUM): a reply of only END would otherwise be the server's default response.
+SAMPLING_ATTEMPTS = 10
+# Candidates of beam and sample_rerank an empty best one may give way to (cakechat's
+# NUM_BEST_CANDIDATES_TO_PICK_FROM): far down a beam, a candidate is a poor reply.
+CANDIDATES_TO_PICK_FROM = 3
+_WORD = re.compile(r"\w")
 
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
@@ -296,8 +309,9 @@ class Responder:
         """The reply to ``context`` (turns, oldest first), said with ``condition`` (default:
         neutral). ``seed`` makes the sampling modes repeatable (``None``: a fresh draw); it is
         ignored by greedy and beam. ``condition_strength`` (0 to 10) overrides the options'
-        condition guidance for this call. When the best candidate is END at once the reply is
-        ``""``: the caller decides what to say instead."""
+        condition guidance for this call. The reply is ``""`` (or only punctuation) when no
+        candidate says anything (in ``sample`` mode, none of 10 draws): the caller decides
+        what to say instead."""
         return self.respond_batch([context], [condition], mode, seed, condition_strength)[0]
 
     def respond_batch(
@@ -324,15 +338,39 @@ class Responder:
             EncodedPair(self._encode_context(context), (END,), self._condition_id(condition))
             for context, condition in zip(contexts, conditions)
         ]
-        batch = pad_batch(pairs, self.spec.max_context_turns)
-        result = self.decode_batch(batch, mode, _seed(seed), strength)
-        replies = []
-        for row in range(len(contexts)):
-            best = 0  # greedy and sample give one candidate; beam's come best first
-            if mode == "sample_rerank":
-                best = int(np.argmax(result.log_probs[row] / np.maximum(result.lengths[row], 1)))
-            replies.append(self.vocabulary.decode(result.ids[row, best]))
+        drawn = _seed(seed)
+        result = self.decode_batch(pad_batch(pairs, self.spec.max_context_turns), mode, drawn, strength)
+        replies = [self._chosen(result, row, mode) for row in range(len(contexts))]
+        if mode == "sample":
+            # cakechat's API drew again (up to 10 samples) while a sample said nothing; the redraws
+            # are seeded from the request's seed, so a seeded reply still repeats
+            for attempt in range(1, SAMPLING_ATTEMPTS):
+                silent = [row for row, reply in enumerate(replies) if not _says_something(reply)]
+                if not silent:
+                    break
+                again = pad_batch([pairs[row] for row in silent], self.spec.max_context_turns)
+                redrawn = self.decode_batch(again, mode, _redraw_seed(drawn, attempt), strength)
+                for position, row in enumerate(silent):
+                    replies[row] = self._chosen(redrawn, position, mode)
         return replies
+
+    def _chosen(self, result: DecodeResult, row: int, mode: str) -> str:
+        """The text of the best of ``row``'s :data:`CANDIDATES_TO_PICK_FROM` best candidates
+        that says something (a word), else of its best; ``result.ids`` is ``[batch, candidates,
+        max_length]``, ``log_probs`` and ``lengths`` ``[batch, candidates]``.
+
+        Candidates rank as they come (beam's best first), or for ``sample_rerank`` by their
+        ``log p / tokens``. An empty candidate is passed over, as cakechat's API filtered its
+        empty candidates out of the best ones before choosing a reply.
+        """
+        order = list(range(result.ids.shape[1]))
+        if mode == "sample_rerank":
+            scores = result.log_probs[row] / np.maximum(result.lengths[row], 1)
+            order = [int(i) for i in np.argsort(-scores, kind="stable")]
+        best = order[:CANDIDATES_TO_PICK_FROM]
+        texts = (self.vocabulary.decode(result.ids[row, candidate]) for candidate in best)
+        first = next(texts)
+        return first if _says_something(first) else next((text for text in texts if _says_something(text)), first)
 
     def decode_batch(
         self, batch: Batch, mode: str, seed: int = 0, condition_strength: float | None = None
@@ -461,3 +499,13 @@ def _check_mode_and_seed(mode: str, seed: int | None) -> None:
 
 def _seed(seed: int | None) -> int:
     return secrets.randbits(63) if seed is None else int(seed)
+
+
+def _redraw_seed(seed: int, attempt: int) -> int:
+    """The seed of redraw ``attempt`` of a sample drawn with ``seed``, within int64."""
+    return (seed + attempt * 1_000_003 + 2**63) % 2**64 - 2**63
+
+
+def _says_something(text: str) -> bool:
+    # the test the server applies to a reply (legacy_assistant.serving.assistant.has_words)
+    return _WORD.search(text) is not None
