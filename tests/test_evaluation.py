@@ -155,3 +155,45 @@ def test_a_sentence_with_no_known_feature_falls_back_as_in_the_dialogue():
     assert "hold no feature" not in "\n".join(summary_lines(plain))
     with pytest.raises(ValueError, match="known-feature counts"):
         evaluation_report(PROBS, CLASSES, LABELS, 0.5, "oos", known_features=known[:3])
+
+
+def test_confusion_figure_rows_are_labels_and_columns_predictions(report):
+    """Each row of the drawn matrix is the sentences of one label, spread over what the model
+    predicted for them (shares of the row), counted here from ROWS by hand."""
+    from legacy_assistant.common.plots import confusion_shares
+
+    tags, shares = confusion_shares(report)
+    # the tags of the confusions, most frequent first: a -> b (2), c -> oos (1), zzz -> a (1)
+    assert tags == ["a", "b", "c", "oos", "zzz"]
+    expected = [
+        [1 / 3, 2 / 3, 0, 0, 0],  # a: one right, two taken for b
+        [0, 1, 0, 0, 0],  # b: its one sentence right
+        [0, 0, 1 / 2, 1 / 2, 0],  # c: one right, one taken for the out-of-scope class
+        [0, 0, 0, 0, 0],  # no in-scope sentence is labelled with the model's out-of-scope class
+        [1, 0, 0, 0, 0],  # zzz, a label the model lacks: taken for a
+    ]
+    np.testing.assert_allclose(shares, expected)
+    few, small = confusion_shares(report, max_intents=2)
+    assert few == ["a", "b"] and np.allclose(small, [[1 / 3, 2 / 3], [0, 1]])
+
+
+def test_threshold_figure_draws_only_lines_with_sentences_to_measure(report):
+    from legacy_assistant.common.plots import threshold_series
+
+    lines = threshold_series(report)
+    assert list(lines) == ["in-scope accuracy", "in-scope fallback rate", "out-of-scope recall", "joint accuracy"]
+    at_half = {label: values[50] for label, values in lines.items()}  # thresholds 0.00 ... 0.99
+    assert at_half == pytest.approx(
+        {
+            "in-scope accuracy": 3 / 7,
+            "in-scope fallback rate": 1 / 7,
+            "out-of-scope recall": 1.0,
+            "joint accuracy": 5 / 9,
+        }
+    )
+    out_of_scope = [i for i, label in enumerate(LABELS) if label == "oos"]
+    only_oos = evaluation_report(PROBS[out_of_scope], CLASSES, [LABELS[i] for i in out_of_scope], 0.5, "oos")
+    # the in-scope lines would be all None: no line drawn, so none named in the legend either
+    assert list(threshold_series(only_oos)) == ["out-of-scope recall", "joint accuracy"]
+    in_scope = evaluation_report(PROBS[:6], CLASSES, LABELS[:6], 0.5, "oos")
+    assert list(threshold_series(in_scope)) == ["in-scope accuracy", "in-scope fallback rate"]

@@ -114,6 +114,49 @@ def test_distinct_n_on_known_strings():
     }
 
 
+def test_perplexity_section_counts_end_and_unk_but_not_padding_in_all_three_models():
+    """The model's and both baselines' perplexities on three held-out replies, worked out by hand:
+    every reply token and its END count, <unk> too, the padding of a batch not."""
+    from types import SimpleNamespace
+
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.batching import EncodedPair
+
+    # the stub model gives a token of id t the probability 1 / (t + 1), and 0 (log) at PAD
+    def score(context_ids, condition_ids, reply_ids):
+        return np.where(reply_ids == PAD, 0.0, -np.log(reply_ids + 1.0))
+
+    responder = SimpleNamespace(
+        spec=SimpleNamespace(max_context_turns=1), model=SimpleNamespace(score=score), vocabulary=[None] * V
+    )
+    replies = [(A, B, END), (UNK, END), (A, END)]  # 7 tokens, one <unk>; one batch, two rows padded
+    data = evaluation.HeldOut([], [], [EncodedPair(((A,),), reply, 0) for reply in replies])
+    train = [[A, A, END], [B, END]]
+    section = evaluation.perplexity_section(responder, data, train, evaluation.EvaluationSettings(batch_size=3))
+    assert (section["tokens"], section["replies"]) == (7, 3)
+    assert section["unk_share"] == pytest.approx(1 / 7)
+
+    def ppl(probabilities: list[Fraction]) -> float:
+        return math.prod(probabilities) ** (-1 / len(probabilities))
+
+    p = {A: Fraction(1, 5), B: Fraction(1, 6), END: Fraction(1, 4), UNK: Fraction(1, 2)}
+    assert section["model"] == pytest.approx(ppl([p[t] for reply in replies for t in reply]))
+    # add-one over the 4 ids a reply token can be (<unk>, END, a, b): counts 0, 2, 2, 1 of 5 tokens
+    uni = {UNK: Fraction(1, 9), END: Fraction(3, 9), A: Fraction(3, 9), B: Fraction(2, 9)}
+    assert section["unigram"] == pytest.approx(ppl([uni[t] for reply in replies for t in reply]))
+    # Witten-Bell: START was followed by a and b (c 2, T 2), a by a and END (c 2, T 2), b by END
+    # (c 1, T 1); <unk> was never a previous token, so after it the unigram alone
+    after_start_a = (1 + 2 * uni[A]) / 4  # 5/12
+    bigram = [
+        after_start_a, (0 + 2 * uni[B]) / 4, (1 + 1 * uni[END]) / 2,  # a b END
+        (0 + 2 * uni[UNK]) / 4, uni[END],  # <unk> END
+        after_start_a, (1 + 2 * uni[END]) / 4,  # a END
+    ]
+    assert section["bigram"] == pytest.approx(ppl(bigram))
+    assert section["baselines"]["fitted_on_replies"] == 2 and section["baselines"]["fitted_on_tokens"] == 5
+    assert section["model_over_bigram"] == pytest.approx(ppl([p[t] for r in replies for t in r]) / ppl(bigram))
+
+
 def test_percentiles_are_in_milliseconds():
     figures = percentiles_ms([0.001 * i for i in range(1, 101)])
     assert figures["p50_ms"] == pytest.approx(50.5)
@@ -227,6 +270,23 @@ def test_report_parts_keys_and_types(evaluated, model):
 def test_perplexity_is_what_training_measured_on_the_same_dialogues(evaluated, model):
     # training's validation perplexity (trainer.evaluate, best epoch) against the SavedModel's score
     assert evaluated["report"]["perplexity"]["model"] == pytest.approx(model["summary"]["val_perplexity"], rel=1e-4)
+
+
+def test_perplexity_is_the_public_score_over_every_reply_token_and_end(evaluated, model):
+    """``Responder.score`` (the mean log-probability of a reply's tokens and END), summed over the
+    held-out file's replies as read here, gives the report's perplexity and token count."""
+    from legacy_assistant.responder.responder import Responder
+
+    total, tokens = 0.0, 0
+    with Responder.load(model["dir"]) as responder:
+        for line in model["held"].read_text(encoding="utf-8").splitlines():
+            prompt, reply = json.loads(line)
+            counted = len(responder.vocabulary.tokenize(reply["text"])) + 1  # short replies: none is cut
+            total += responder.score([prompt["text"]], reply["text"], reply["condition"]) * counted
+            tokens += counted
+    ppl = evaluated["report"]["perplexity"]
+    assert ppl["tokens"] == tokens
+    assert ppl["model"] == pytest.approx(math.exp(-total / tokens), rel=1e-5)
 
 
 def test_baselines_count_the_same_tokens(evaluated):

@@ -3,15 +3,19 @@
 The report (a JSON-serialisable dict) has two parts:
 
 * **classification**, over the in-scope sentences and the raw ranking's top intent (what
-  ``/api/v1/parse`` reports): ``accuracy``, ``macro_f1`` (mean F1 over the intents in the data),
-  ``per_intent`` precision/recall/F1/support, the most frequent ``confused_pairs`` and all
-  ``confusions`` (label, predicted, count; off the diagonal only);
+  ``/api/v1/parse`` reports): ``accuracy``, ``macro_f1`` (the unweighted mean F1 over the labels
+  of the in-scope sentences: a label the model lacks counts, with F1 0; an intent only ever
+  predicted does not), ``per_intent`` precision/recall/F1/support (an intent's precision counts
+  the in-scope sentences given it: an out-of-scope sentence given an intent is measured by the
+  out-of-scope figures below, not as that intent's false positive), the most frequent
+  ``confused_pairs`` and all ``confusions`` (label, predicted, count; off the diagonal only);
 * **at_threshold**, the assistant's behaviour with its fallback rule (no feature the model
   knows, top confidence below the threshold, or top intent the out-of-scope class:
   :mod:`legacy_assistant.classifier.thresholds`):
   in-scope accuracy and fallback rate and, when the data holds out-of-scope sentences, their
   recall and precision and the joint accuracy over all sentences (out-of-scope counted as one
-  more class); plus ``threshold_curve``, the same figures for every threshold 0.00 ... 0.99.
+  more class); plus ``threshold_curve``, the same figures for every threshold 0.00 ... 0.99
+  (there ``in_scope_rejected`` is the in-scope fallback rate).
   ``not_understood`` counts the sentences with no feature the model knows: they fall back at
   every threshold, as in the dialogue, whatever the network's bias-only output ranks first.
 

@@ -96,13 +96,15 @@ def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
         environ["MPLCONFIGDIR"] = str(folder)
 
 
-def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int = 25) -> None:
-    """The confusion matrix of the most confused intents of an evaluation report.
+def confusion_shares(report: dict[str, Any], max_intents: int = 25) -> tuple[list[str], np.ndarray]:
+    """The intents :func:`plot_confusions` draws and its matrix, float ``[n, n]``.
 
-    Rows are true labels, columns predicted ones, among the (at most ``max_intents``) intents
-    that take part in the most confusions; each cell is the share of the row's sentences.
+    The intents are those of the most frequent confusions first (at most ``max_intents``),
+    else the report's first intents. Row ``i`` is the sentences *labelled* ``tags[i]``, column
+    ``j`` those *predicted* ``tags[j]`` (the raw top intent), each cell the share of the row's
+    sentences (its ``support``); a row of a class no sentence is labelled with (the model's
+    out-of-scope class, an intent only predicted) is all 0.
     """
-    plt = _pyplot()
     chosen: list[str] = []
     for pair in report["confusions"]:
         for tag in (pair["label"], pair["predicted"]):
@@ -110,6 +112,29 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
                 chosen.append(tag)
     if not chosen:
         chosen = list(report["per_intent"])[:max_intents]
+    index = {tag: i for i, tag in enumerate(chosen)}
+    counts = np.zeros((len(chosen), len(chosen)))
+    for tag in chosen:
+        metrics = report["per_intent"].get(tag)
+        if metrics:  # the diagonal: sentences of the label answered with it
+            counts[index[tag], index[tag]] = round(metrics["recall"] * metrics["support"])
+    for pair in report["confusions"]:
+        if pair["label"] in index and pair["predicted"] in index:
+            counts[index[pair["label"]], index[pair["predicted"]]] = pair["count"]
+    support = np.array([report["per_intent"].get(tag, {}).get("support", 0) for tag in chosen], dtype=float)
+    shares = np.divide(counts, support[:, None], out=np.zeros_like(counts), where=support[:, None] > 0)
+    return chosen, shares
+
+
+def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int = 25) -> None:
+    """The confusion matrix of the most confused intents of an evaluation report.
+
+    Rows are true labels, columns predicted ones, among the (at most ``max_intents``) intents
+    that take part in the most confusions; each cell is the share of the row's sentences
+    (:func:`confusion_shares`).
+    """
+    plt = _pyplot()
+    chosen, shares = confusion_shares(report, max_intents)
     if not chosen:  # out-of-scope sentences only: no intent to draw (an empty image would warn)
         figure, axis = plt.subplots(figsize=(6, 2), dpi=100)
         axis.axis("off")
@@ -118,17 +143,6 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
         _save(figure, path)
         plt.close(figure)
         return
-    index = {tag: i for i, tag in enumerate(chosen)}
-    counts = np.zeros((len(chosen), len(chosen)))
-    for tag in chosen:
-        metrics = report["per_intent"].get(tag)
-        if metrics:
-            counts[index[tag], index[tag]] = round(metrics["recall"] * metrics["support"])
-    for pair in report["confusions"]:
-        if pair["label"] in index and pair["predicted"] in index:
-            counts[index[pair["label"]], index[pair["predicted"]]] = pair["count"]
-    support = np.array([report["per_intent"].get(tag, {}).get("support", 0) for tag in chosen], dtype=float)
-    shares = np.divide(counts, support[:, None], out=np.zeros_like(counts), where=support[:, None] > 0)
     size = max(5.0, 0.32 * len(chosen) + 2.5)
     figure, axis = plt.subplots(figsize=(size + 1.5, size), dpi=100)
     image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
@@ -137,27 +151,37 @@ def plot_confusions(report: dict[str, Any], path: str | Path, max_intents: int =
     axis.set_yticks(range(len(chosen)), shown, fontsize=7)
     axis.set_xlabel("predicted (top intent)")
     axis.set_ylabel("label")
-    axis.set_title(
-        _drawable(f"{report.get('model', 'model')}: most confused intents (share of each label's sentences)")
-    )
+    # two lines: on one, a figure of a few intents cut the end of the title (what a cell measures)
+    title = f"{report.get('model', 'model')}: most confused intents\n(share of each label's sentences)"
+    axis.set_title(_drawable(title))
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     figure.tight_layout()
     _save(figure, path)
     plt.close(figure)
 
 
+def threshold_series(report: dict[str, Any]) -> dict[str, list[float | None]]:
+    """The lines :func:`plot_threshold_curve` draws, by legend label, one value per threshold of
+    the report's curve: the in-scope ones with in-scope sentences, the out-of-scope ones with
+    out-of-scope sentences (a line of no sentence would be all ``None``: not drawn, yet named in
+    the legend)."""
+    curve = report["threshold_curve"]
+    keys: list[tuple[str, str]] = []
+    if report["in_scope_examples"]:
+        keys += [("in-scope accuracy", "in_scope_accuracy"), ("in-scope fallback rate", "in_scope_rejected")]
+    if report["oos_examples"]:
+        keys += [("out-of-scope recall", "oos_recall"), ("joint accuracy", "joint_accuracy")]
+    return {label: [point[key] for point in curve] for label, key in keys}
+
+
 def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
     """In-scope accuracy, in-scope fallback rate and (with out-of-scope data) out-of-scope
     recall and joint accuracy against the threshold; the model's threshold dashed."""
     plt = _pyplot()
-    curve = report["threshold_curve"]
-    x = [p["threshold"] for p in curve]
+    x = [p["threshold"] for p in report["threshold_curve"]]
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
-    axis.plot(x, [p["in_scope_accuracy"] for p in curve], label="in-scope accuracy")
-    axis.plot(x, [p["in_scope_rejected"] for p in curve], label="in-scope fallback rate")
-    if report["oos_examples"]:
-        axis.plot(x, [p["oos_recall"] for p in curve], label="out-of-scope recall")
-        axis.plot(x, [p["joint_accuracy"] for p in curve], label="joint accuracy")
+    for label, values in threshold_series(report).items():
+        axis.plot(x, values, label=label)
     axis.axvline(report["threshold"], color="grey", linestyle="--", label=f"threshold {report['threshold']:.2f}")
     axis.set_xlabel("threshold (fall back below this top confidence)")
     axis.set_ylim(0.0, 1.02)

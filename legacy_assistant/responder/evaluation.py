@@ -7,11 +7,12 @@ The report (a JSON-serialisable dict) has four measured parts:
   perplexity measures), next to an add-k unigram and a Witten-Bell bigram
   (:mod:`legacy_assistant.responder.baselines`) fitted on the replies of the model's training
   corpora, on exactly the same tokens (the model's vocabulary and <unk> mapping, the same
-  truncation, END counted, context turns not scored);
+  truncation, END counted, context turns not scored); ``tokens`` counts them and ``unk_share``
+  is the share of them that are <unk> (END in the count);
 * **replies**: for a fixed sample of held-out contexts, each said with the human reply's
   condition: distinct-1 and distinct-2 (distinct n-grams over all n-grams of the set) and the
-  mean length in tokens (END not counted) of the human replies and of the replies each mode
-  writes (greedy, beam, sample, sample_rerank);
+  mean length in tokens (END not counted, an empty reply counted as 0) of the human replies and
+  of the replies each mode writes (greedy, beam, sample, sample_rerank);
 * **conditions**: whether the condition steers the replies. An emotion classifier is trained
   with the project's intent trainer (the ``ngrams`` preset) on the corpus's labelled turns
   (text -> condition; no condition more often than the second most frequent one, so that a
