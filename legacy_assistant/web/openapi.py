@@ -245,7 +245,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "type": "array",
                     "minItems": 1,
                     "items": _text(text_limit, "one turn, oldest first"),
-                    "description": "the dialogue so far; the last 3 turns are used",
+                    "description": "the dialogue so far; the last 3 turns that hold a word are used",
                 },
                 "emotion": {
                     "type": ["string", "null"],
