@@ -107,6 +107,16 @@ def test_a_length_penalty_of_0_is_accepted_and_a_negative_one_refused():
             call(mode="beam", length_penalty=penalty)
 
 
+def test_the_options_and_the_decode_take_the_same_length_penalties():
+    """Above 10, ``length ** length_penalty`` may leave float32's range (inf), where beam search
+    ranks every long candidate alike; the decode refuses what the options refuse."""
+    for penalty in (0.0, 1.0, 10.0, 10.5, 30.0, 1e39, float("inf")):
+        by_options = accepted_by_options(length_penalty=penalty)
+        assert by_options == accepted_by_decode(mode="beam", length_penalty=penalty) == (penalty <= 10), penalty
+    with pytest.raises(ValueError, match=r"decode: length_penalty must be at most 10, got 30\.0"):
+        call(mode="beam", length_penalty=30.0)
+
+
 def test_ids_must_lie_below_the_vocabulary_size_and_the_number_of_conditions():
     """The largest ids are accepted; one equal to the size (past the embedding's last row) is refused."""
     top_ids, top_condition = np.full((1, 1, 2), V - 1, np.int32), np.full(1, K - 1, np.int32)

@@ -487,7 +487,8 @@ class DecodeRunner:
         ``banned_ids`` that leaves no token allowed (for beam search, fewer than ``beam_width``)
         is refused with ``ValueError``; ``repetition_penalty`` divides the probability of a token
         the reply already holds, except ``unpenalized_ids``; ``max_length`` is at most
-        :data:`compat.responder.inputs.MAX_DECODE_LENGTH`. See :class:`DecodeResult`.
+        :data:`compat.responder.inputs.MAX_DECODE_LENGTH` and ``length_penalty`` at most
+        :data:`compat.responder.inputs.MAX_LENGTH_PENALTY`. See :class:`DecodeResult`.
         """
         ops = self._ops
         call = decode_call(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, **options)

@@ -30,6 +30,11 @@ MAX_BEAM_WIDTH = 256
 # overflowed the graph's int32 width after allocating 9 GB). The shipped model's replies are at
 # most 30 tokens; 1,000 leaves any trained model room and keeps a decode's buffers small.
 MAX_DECODE_LENGTH = 1_000
+# Beam search divides scores by ``length ** length_penalty`` in float32, which must stay finite
+# for the longest reply (1,000 tokens: 1e30 at 10). Past float32's range (a penalty of 30 at 20
+# tokens, of 128 at 2) the divisor is inf, every candidate that long scores -0, and the beam
+# filled its places with copies of one finished reply.
+MAX_LENGTH_PENALTY = 10.0
 
 CONTEXT = "context_ids"
 CONDITION = "condition_ids"
@@ -173,7 +178,8 @@ def decode_call(
     the first that is wrong. Only the inputs of ``mode``'s signature are kept; a
     ``condition_strength`` above 0 calls the mode's guided signature (``<mode>_guided``).
 
-    ``max_length`` is from 1 to :data:`MAX_DECODE_LENGTH`; ``repetition_penalty`` must stay
+    ``max_length`` is from 1 to :data:`MAX_DECODE_LENGTH`; ``length_penalty`` from 0 to
+    :data:`MAX_LENGTH_PENALTY`; ``repetition_penalty`` must stay
     positive and finite as a float32 (:func:`is_repetition_penalty`); ``banned_ids`` must leave a
     token allowed (``beam_width`` of them for beam search; :func:`allowed_tokens`)."""
     context, conditions = check_context(context_ids, condition_ids, vocab_size, n_conditions, "decode")
@@ -203,6 +209,11 @@ def decode_call(
             beam_width,
         )
         _require(length_penalty >= 0, "length_penalty must be >= 0", length_penalty)
+        _require(
+            length_penalty <= MAX_LENGTH_PENALTY,
+            f"length_penalty must be at most {MAX_LENGTH_PENALTY:g}",
+            length_penalty,
+        )
         values.update({BEAM_WIDTH: int(beam_width), LENGTH_PENALTY: float(length_penalty)})
         candidates = int(beam_width)
     elif mode == "sample":

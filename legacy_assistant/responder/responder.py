@@ -40,6 +40,7 @@ from compat.responder.inputs import (
     MAX_BEAM_WIDTH,
     MAX_CONDITION_STRENGTH,
     MAX_DECODE_LENGTH,
+    MAX_LENGTH_PENALTY,
     MAX_SAMPLES,
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
@@ -90,11 +91,6 @@ _WORD = re.compile(r"\w")
 
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
-
-
-# length ** penalty stays finite in the graph's float32 for the longest reply (1,000 tokens:
-# 1e30); 1e39 was taken, became inf there, and every beam candidate ranked alike.
-MAX_LENGTH_PENALTY = 10.0
 
 
 @dataclass(frozen=True)
