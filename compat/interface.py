@@ -9,6 +9,7 @@ Nothing here imports TensorFlow: :mod:`legacy_assistant.classifier.predictor` ty
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,6 +20,26 @@ if TYPE_CHECKING:
 
 class SavedModelError(Exception):
     """A SavedModel directory cannot be read or does not hold our signature."""
+
+
+def tensorflow_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as TensorFlow's file functions must be given it: the text whose UTF-8 is the path's
+    bytes on disk. TensorFlow encodes a path as UTF-8, Python with the file system's encoding: under
+    an ASCII locale (``LC_ALL=C`` with UTF-8 mode off) a name such as ``modèl`` is held with
+    surrogates, which TensorFlow refused with a UnicodeEncodeError, and under a Latin-1 locale it
+    would name another file. Raises :class:`SavedModelError` for a path whose bytes are not UTF-8,
+    which TensorFlow cannot open at all."""
+    raw = os.fsencode(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SavedModelError(unusable_path_text(raw)) from None
+
+
+def unusable_path_text(raw: bytes) -> str:
+    """The message for a path (``raw``: its bytes) that is not UTF-8, its odd bytes as ``\\xe9``."""
+    shown = raw.decode("utf-8", "backslashreplace")
+    return f"{shown}: TensorFlow takes only paths that are UTF-8, and this one is not: rename it or choose another"
 
 
 @runtime_checkable

@@ -691,3 +691,28 @@ def test_a_stop_signal_sent_while_the_commands_are_imported_waits_for_their_end(
     assert ended.returncode == 0, ended.stderr[-3000:]
     assert json.loads(ended.stdout) == {"status": 128 + signal.SIGTERM, "during": [True], "mask_kept": True}
     assert ended.stderr.strip() == "terminated"
+
+
+def test_a_deleted_working_directory_is_named_as_the_reason(tmp_path, capsys, monkeypatch):
+    """A relative path needs the working directory: the error said only "[Errno 2] No such file
+    or directory", naming nothing."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main(["info", "model"]) == 1
+    line = _one_error_line(capsys)
+    assert line.endswith(": the working directory no longer exists (deleted); cd to a folder that does, or give "
+                         "absolute paths"), line
+
+
+def test_an_unnamed_missing_file_is_not_blamed_on_a_working_directory_that_exists(tmp_path, capsys, monkeypatch):
+    import legacy_assistant.cli.info
+
+    def missing(args):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(legacy_assistant.cli.info, "run", missing)
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", "model"]) == 1
+    assert _one_error_line(capsys) == "error: [Errno 2] No such file or directory"

@@ -224,3 +224,22 @@ def test_a_record_that_carries_its_exception_as_text_keeps_it():
     entry = json.loads(JsonFormatter().format(made))
     assert entry["message"] == "failed"
     assert entry["exception"] == "Traceback (most recent call last):\nValueError: x"
+
+
+def test_json_lines_stay_json_on_a_stderr_that_is_not_utf8():
+    """Under LANG=C with UTF-8 mode off stderr is ASCII, and the CLI writes what it cannot encode as
+    backslash escapes: "café" came out as "caf\\xe9", an escape no JSON reader takes."""
+    snippet = (
+        "import logging, sys\n"
+        "sys.stderr.reconfigure(errors='backslashreplace')  # as legacy_assistant.cli.main does\n"
+        "from legacy_assistant.serving.log_format import configure\n"
+        "configure('json', logging.INFO)\n"
+        "logging.getLogger('legacy_assistant.test').info('serving model %s', 'caf\\u00e9 \\u2615')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env.update(LANG="C", LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONIOENCODING="",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    run = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.decode("ascii").splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["serving model café ☕"], lines

@@ -29,7 +29,7 @@ from compat.classifier.schema import (
     layer_name,
 )
 from compat.graph_session import GraphSession, session_config
-from compat.interface import SavedModelError, check_sparse, first_line
+from compat.interface import SavedModelError, check_sparse, first_line, tensorflow_path
 from compat.runtime import tf
 
 
@@ -55,7 +55,7 @@ def export_saved_model(weights: Mapping[str, np.ndarray], spec: NetworkSpec, exp
                 inputs={IDS_KEY: ids, WEIGHTS_KEY: values},
                 outputs={OUTPUT_KEY: probabilities, LOGITS_KEY: logits},
             )
-            builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+            builder = tf.saved_model.builder.SavedModelBuilder(tensorflow_path(export_dir))
             builder.add_meta_graph_and_variables(
                 gs.session,
                 list(SERVING_TAGS),
@@ -73,10 +73,11 @@ class LoadedClassifier:
     """
 
     def __init__(self, export_dir: str, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
+        path = tensorflow_path(export_dir)
         self._gs = GraphSession(session_config(intra_op_threads, inter_op_threads))
         try:
             with self._gs.bound():
-                meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), export_dir)
+                meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), path)
         except (tf.errors.OpError, OSError, ValueError, RuntimeError) as exc:
             self._gs.close()
             raise SavedModelError(f"cannot load SavedModel from {export_dir}: {first_line(exc)}") from exc

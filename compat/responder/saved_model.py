@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from compat.graph_session import GraphSession, session_config
-from compat.interface import SavedModelError, first_line
+from compat.interface import SavedModelError, first_line, tensorflow_path
 from compat.responder.decoding import (
     GUIDED_SIGNATURE_INPUTS,
     GUIDED_SIGNATURE_OUTPUTS,
@@ -70,7 +70,7 @@ def export_responder(weights: Mapping[str, np.ndarray], spec: ResponderSpec, exp
                 )
                 for name in inputs
             }
-            builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+            builder = tf.saved_model.builder.SavedModelBuilder(tensorflow_path(export_dir))
             builder.add_meta_graph_and_variables(
                 gs.session, list(SERVING_TAGS), signature_def_map=signatures, strip_default_attrs=True
             )
@@ -109,7 +109,7 @@ class LoadedResponder:
 
     def _load(self, export_dir: str) -> None:
         with self._gs.bound():
-            meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), export_dir)
+            meta_graph = tf.saved_model.loader.load(self._gs.session, list(SERVING_TAGS), tensorflow_path(export_dir))
         uninitialized = self._gs.uninitialized_variables()
         if uninitialized:
             names = ", ".join(uninitialized)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from compat.graph_session import GraphSession, session_config
-from compat.interface import SavedModelError, first_line
+from compat.interface import SavedModelError, first_line, tensorflow_path
 from compat.responder.decoding import NEG, check_context
 from compat.responder.network import ResponderNetwork, variable_shapes
 from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult, ResponderSpec
@@ -42,8 +42,8 @@ VARIABLES_PREFIX = os.path.join("variables", "variables")
 def read_saved_model_weights(saved_model_dir: str, spec: ResponderSpec) -> dict[str, np.ndarray]:
     """The network's variables as the responder SavedModel in ``saved_model_dir`` stores them
     (its checkpoint, read without building its graph); :class:`SavedModelError` if unreadable."""
-    prefix = os.path.join(os.fspath(saved_model_dir), VARIABLES_PREFIX)
     try:
+        prefix = os.path.join(tensorflow_path(saved_model_dir), VARIABLES_PREFIX)
         reader = tf.train.load_checkpoint(prefix)
         return {name: np.asarray(reader.get_tensor(name)) for name in variable_shapes(spec)}
     except (tf.errors.OpError, ValueError, OSError) as exc:

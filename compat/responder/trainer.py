@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compat.graph_session import GraphSession, session_config
-from compat.interface import first_line
+from compat.interface import first_line, tensorflow_path
 from compat.responder.decoding import DecodeRunner, build_decoding, check_context, check_reply
 from compat.responder.network import Dropout, ResponderNetwork, variable_shapes
 from compat.responder.spec import PAD, DecodeResult, ResponderSpec
@@ -276,7 +276,10 @@ class ResponderTrainer:
         """
         os.makedirs(directory, exist_ok=True)
         path = self._saver.save(
-            self._gs.session, os.path.join(directory, CHECKPOINT_PREFIX), global_step=int(step), write_meta_graph=False
+            self._gs.session,
+            os.path.join(tensorflow_path(directory), CHECKPOINT_PREFIX),
+            global_step=int(step),
+            write_meta_graph=False,
         )
         log.info("saved responder checkpoint %s", path)
         return path
@@ -287,7 +290,7 @@ class ResponderTrainer:
         Raises :class:`CheckpointError` when the checkpoint does not fit this trainer's network
         or its files are damaged.
         """
-        state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+        state = tf.train.get_checkpoint_state(tensorflow_path(directory)) if os.path.isdir(directory) else None
         if state is None or not state.model_checkpoint_path:
             return None
         path = state.model_checkpoint_path  # made absolute by get_checkpoint_state

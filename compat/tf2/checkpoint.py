@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from compat.interface import SavedModelError, first_line
+from compat.interface import SavedModelError, first_line, tensorflow_path
 from compat.tf2.runtime import tf
 
 VARIABLES_PREFIX = os.path.join("variables", "variables")
@@ -22,8 +22,8 @@ def read_v1_weights(saved_model_dir: str) -> dict[str, np.ndarray]:
     Raises:
         SavedModelError: no readable checkpoint there.
     """
-    prefix = os.path.join(saved_model_dir, VARIABLES_PREFIX)
     try:
+        prefix = os.path.join(tensorflow_path(saved_model_dir), VARIABLES_PREFIX)
         reader = tf.train.load_checkpoint(prefix)
         names = sorted(reader.get_variable_to_shape_map())
         return {name: np.asarray(reader.get_tensor(name)) for name in names}

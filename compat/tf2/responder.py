@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from compat.interface import SavedModelError, first_line
+from compat.interface import SavedModelError, first_line, tensorflow_path
 from compat.processes import check_not_forked, starting_tensorflow
 from compat.responder.inputs import (  # the TF1 SavedModel's signatures, and their input checks
     BANNED,
@@ -701,7 +701,7 @@ def export_tf2_responder(spec: ResponderSpec, weights: Mapping[str, np.ndarray],
     # The functions themselves, not concrete functions traced here: ``save`` traces them again in
     # its own context anyway, so tracing them first would double the export's time.
     signatures = {name: getattr(module, name) for name in ALL_INPUTS}
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    tf.saved_model.save(module, tensorflow_path(export_dir), signatures=signatures)
 
 
 class Tf2Responder:
@@ -716,8 +716,9 @@ class Tf2Responder:
             raise SavedModelError(f"no SavedModel directory at {export_dir}")
         starting_tensorflow()  # in a child forked after TensorFlow started, the first call would hang
         configure_threads(intra_op_threads, inter_op_threads)
+        path = tensorflow_path(export_dir)
         try:
-            loaded = tf.saved_model.load(export_dir)
+            loaded = tf.saved_model.load(path)
         except Exception as exc:  # OpError, OSError, protobuf DecodeError from a damaged file
             raise SavedModelError(
                 f"cannot load the responder SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from compat.classifier.schema import IDS_KEY, LOGITS_KEY, OUTPUT_KEY, SIGNATURE_NAME, WEIGHTS_KEY, NetworkSpec
-from compat.interface import SavedModelError, check_sparse, first_line
+from compat.interface import SavedModelError, check_sparse, first_line, tensorflow_path
 from compat.processes import check_not_forked, starting_tensorflow
 from compat.tf2.network import SparseMLP
 from compat.tf2.runtime import configure_threads, tf
@@ -29,7 +29,7 @@ def export_tf2_saved_model(spec: NetworkSpec, weights: Mapping[str, np.ndarray],
         raise FileExistsError(f"SavedModel directory already exists: {export_dir}")
     module = SparseMLP(spec, weights)
     # the function, not a concrete function traced here: ``save`` traces it again in its own context
-    tf.saved_model.save(module, export_dir, signatures={SIGNATURE_NAME: module.predict})
+    tf.saved_model.save(module, tensorflow_path(export_dir), signatures={SIGNATURE_NAME: module.predict})
 
 
 class Tf2Classifier:
@@ -38,8 +38,9 @@ class Tf2Classifier:
     def __init__(self, export_dir: str, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
         starting_tensorflow()  # in a child forked after TensorFlow started, the first call would hang
         configure_threads(intra_op_threads, inter_op_threads)
+        path = tensorflow_path(export_dir)
         try:
-            loaded = tf.saved_model.load(export_dir)
+            loaded = tf.saved_model.load(path)
         except Exception as exc:  # OpError, OSError, protobuf DecodeError from a damaged file
             raise SavedModelError(
                 f"cannot load SavedModel from {export_dir}: {type(exc).__name__}: {first_line(exc)}"

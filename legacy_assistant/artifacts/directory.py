@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from legacy_assistant.common.files import blocking_file, naming, sync_folder, sync_tree
+from legacy_assistant.common.files import blocking_file, naming, readable_path, sync_folder, sync_tree
 from legacy_assistant.common.input_files import absent_file_problem, read_input_bytes
 from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
@@ -65,7 +65,7 @@ def sha256_file(path: Path) -> str:
 def file_record(path: str | Path) -> dict[str, str]:
     """How a manifest names an input file: its name and sha256, never where it lay on disk."""
     path = Path(path)
-    return {"name": path.name, "sha256": sha256_file(path)}
+    return {"name": readable_path(path.name), "sha256": sha256_file(path)}
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -293,6 +293,28 @@ def check_destination(
             "--force replaces the whole directory and would delete them; move them away or choose another destination"
         )
     check_writable_place(target, f"{target}: cannot write there")
+    check_tensorflow_path(target)
+
+
+def check_tensorflow_path(path: str | Path) -> None:
+    """Refuse (:class:`ArtifactError`), before any work, a place whose absolute path is not UTF-8:
+    TensorFlow writes SavedModels and checkpoints to UTF-8 paths only, and training would end in
+    a UnicodeEncodeError at the export."""
+    from compat.interface import SavedModelError, tensorflow_path
+
+    absolute = os.path.abspath(path)
+    try:
+        tensorflow_path(absolute)
+    except SavedModelError as exc:
+        raise ArtifactError(str(exc)) from None
+    if not absolute.isascii() and sys.getfilesystemencoding().lower().replace("-", "") != "utf8":
+        # TensorFlow's C++ side opens the UTF-8 name, its Python side (a glob at every save) the
+        # name in this encoding: the save fails halfway, or under Latin-1 looks for another file
+        raise ArtifactError(
+            f"{readable_path(absolute)}: TensorFlow cannot write under a path with non-ASCII characters while "
+            f"Python's file system encoding is {sys.getfilesystemencoding()} (a locale that is not UTF-8): set "
+            "PYTHONUTF8=1 or a UTF-8 locale such as LC_ALL=C.UTF-8, or choose an ASCII path"
+        )
 
 
 def refuse_other_kind(out_dir: str | Path, writes: str) -> None:

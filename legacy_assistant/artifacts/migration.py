@@ -14,6 +14,7 @@ from typing import Any
 
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import DIGEST_FIELD, SAVED_MODEL_DIR
+from legacy_assistant.common.files import readable_path
 
 
 def tf2_manifest(
@@ -28,7 +29,7 @@ def tf2_manifest(
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         runtime="tf2",
         migrated_from={
-            "path": str(source_path),
+            "path": readable_path(source_path),
             "name": source.get("name"),
             DIGEST_FIELD: source.get(DIGEST_FIELD),
             "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},

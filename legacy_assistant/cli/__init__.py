@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import io
 import logging
@@ -145,7 +146,7 @@ def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | 
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a path that cannot be read or written: the system's reason, one line
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{_working_directory_gone(exc)}", file=sys.stderr)
         return 1
     except UnknownRuntime as exc:  # LEGACY_ASSISTANT_RUNTIME, read when the first model loads
         print(f"error: {exc}", file=sys.stderr)
@@ -202,6 +203,19 @@ def _reload_ignored_while_serve_starts(argv: Sequence[str] | None) -> Iterator[N
         yield
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def _working_directory_gone(exc: OSError) -> str:
+    """What to add to ``exc``'s message where it came from a working directory that was deleted
+    (a relative path made absolute needs it): the system says only "[Errno 2] No such file or
+    directory", naming no file."""
+    if exc.filename is not None or exc.errno != errno.ENOENT:
+        return ""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return ": the working directory no longer exists (deleted); cd to a folder that does, or give absolute paths"
+    return ""
 
 
 def _reader_gone(stream: Any) -> bool:

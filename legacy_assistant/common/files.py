@@ -10,6 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def readable_path(path: str | Path) -> str:
+    """``path`` as text a manifest or a JSON report can hold: its bytes read as UTF-8, as a UTF-8
+    system shows the name, whatever the locale (under ``LC_ALL=C`` with UTF-8 mode off Python holds
+    ``é`` as two surrogates, which UTF-8 cannot encode); bytes that are not UTF-8 as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @contextlib.contextmanager
 def naming(path: str | Path) -> Iterator[None]:
     """An ``OSError`` raised without a file name (a full disk found by a ``write`` or a ``close``

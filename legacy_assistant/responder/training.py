@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from legacy_assistant.artifacts.directory import check_writable_place
+from legacy_assistant.artifacts.directory import check_tensorflow_path, check_writable_place
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.files import naming, write_text_atomically
 from legacy_assistant.errors import ArtifactError, ConfigError, TrainingError
@@ -620,6 +620,7 @@ def check_checkpoint_dir(directory: str | Path, config: ResponderTrainingConfig,
     if _stored_run(directory, config, resume) is None:  # a new run: its first checkpoint goes there
         try:  # the folder, or where it will be made
             check_writable_place(directory / RUN_FILE, f"{directory}: the checkpoints cannot be written there")
+            check_tensorflow_path(directory)
         except ArtifactError as exc:
             raise TrainingError(str(exc)) from None
 

@@ -55,7 +55,9 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # ASCII only (\u00e9 for é): on a stderr that is not UTF-8 (LANG=C with UTF-8 mode off) the
+        # character came out as \xe9, which no JSON reader takes, and the collector lost the line
+        return json.dumps(entry, ensure_ascii=True, default=str)
 
 
 def formatter(kind: str) -> logging.Formatter:
