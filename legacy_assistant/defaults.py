@@ -2,29 +2,58 @@
 
 In a checkout of the repository they are its ``exported/`` folder. An installed wheel carries
 them as data files, under ``<prefix>/share/legacy-assistant/exported/`` (``pyproject.toml``'s
-``data-files``); the checkout's folder wins when both exist.
+``data-files``), which ``pip install --target DIR`` moves to ``DIR/share/...`` and ``--prefix P``
+puts in ``P/share/...``; the checkout's folder wins when both exist.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sysconfig
+from importlib import metadata
 from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 SHARE_SUBDIR = Path("share") / "legacy-assistant" / "exported"
+DISTRIBUTION = "legacy-assistant"
+
+log = logging.getLogger(__name__)
+
+
+def _recorded_exports() -> list[Path]:
+    """Where this copy's own install record (the dist-info's RECORD beside the package) says the
+    data files went: it alone knows for ``pip install --prefix P`` run from ``P``'s
+    site-packages, where the interpreter's prefix is another."""
+    try:
+        found = list(metadata.distributions(name=DISTRIBUTION, path=[str(REPOSITORY_ROOT)]))
+    except Exception as exc:  # a damaged record must not stop every command; the prefixes remain
+        log.debug("cannot read the install record in %s: %s", REPOSITORY_ROOT, exc)
+        return []
+    places: list[Path] = []
+    marker = SHARE_SUBDIR.parts
+    for dist in found:
+        for file in dist.files or ():  # e.g. ../../../share/legacy-assistant/exported/default/assistant.json
+            parts = file.parts
+            starts = [i for i in range(len(parts) - len(marker)) if parts[i : i + len(marker)] == marker]
+            if starts:
+                places.append(Path(os.path.normpath(str(dist.locate_file(Path(*parts[: starts[0] + len(marker)]))))))
+                break  # every data file of one install lies in the same place
+    return places
 
 
 def _installed_exports() -> list[Path]:
-    """Where an install puts the data files: the environment's prefix, then a user install's."""
+    """Where an install puts the data files: beside the package (``pip install --target DIR``
+    moves them to ``DIR/share``, leaving its record's paths stale), where this copy's install
+    record says, the environment's prefix, then a user install's."""
     schemes = ["posix_user" if os.name == "posix" else "nt_user"]
-    places = [Path(sysconfig.get_path("data"))]
+    places = [REPOSITORY_ROOT / SHARE_SUBDIR, *_recorded_exports(), Path(sysconfig.get_path("data")) / SHARE_SUBDIR]
     for scheme in schemes:
         try:
-            places.append(Path(sysconfig.get_path("data", scheme)))
+            places.append(Path(sysconfig.get_path("data", scheme)) / SHARE_SUBDIR)
         except KeyError:  # a platform without user installs
             pass
-    return [place / SHARE_SUBDIR for place in places]
+    return list(dict.fromkeys(places))  # the record's place is often the prefix's too
 
 
 def shipped(name: str) -> Path:
@@ -42,11 +71,20 @@ DEFAULT_RESPONDER_DIR = shipped("responder")
 
 def not_installed_hint(path: str | Path) -> str:
     """What to add to a "not found" error about ``path`` when it is a shipped model's default
-    place: this copy of the package has no shipped models. Empty for any other path."""
+    place: this copy of the package has no shipped models; or when it is the checkout's name for
+    one (``exported/default``, as the help and README write it) and this copy has it elsewhere:
+    where. Empty for any other path."""
     given = Path(os.path.abspath(path))
+    if given.exists():
+        return ""
+    shipped_at = {"default": ("model", DEFAULT_MODEL_DIR), "responder": ("responder", DEFAULT_RESPONDER_DIR)}
+    if given.parent.name == "exported" and given.name in shipped_at:
+        role, place = shipped_at[given.name]
+        if place.exists():  # an installed copy: its shipped models are under <prefix>/share
+            return f" (the shipped {role} of this copy of legacy-assistant is {place})"
     defaults = {DEFAULT_MODEL_DIR: "--model DIR", DEFAULT_RESPONDER_DIR: "--responder DIR (or --no-responder)"}
     option = defaults.get(given)
-    if option is None or given.exists():
+    if option is None:
         return ""
     looked = ", ".join(str(place) for place in [REPOSITORY_ROOT / "exported", *_installed_exports()])
     return (

@@ -33,3 +33,17 @@ def test_the_reference_holds_every_option_of_every_command():
         for action in command._actions:
             for option in action.option_strings:
                 assert option in section, (name, option)
+
+
+def test_no_help_sends_the_reader_to_docs_an_installed_copy_lacks():
+    """A wheel carries no docs/: serve's --help named the settings read from the environment
+    only and sent the reader to docs/DEPLOYMENT.md for what they do."""
+    from legacy_assistant.serving import settings
+
+    page = markdown_reference()
+    assert "docs/" not in page.split("<!-- printed by", 1)[1]
+    serve = " ".join(page.split("\n## serve\n", 1)[1].split("\n## ", 1)[0].split())  # unwrapped
+    environment_only = [s for s in settings.SETTINGS if s.option is None]
+    assert len(environment_only) >= 4
+    for setting in environment_only:
+        assert f"{setting.env}: {setting.help} (default {setting.default_text()})" in serve, setting.env

@@ -2,6 +2,7 @@
 and the rule that the gunicorn master has no TensorFlow."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,10 @@ from legacy_assistant.cli.serve import app_config, server_options
 from legacy_assistant.errors import AssistantError, ConfigError
 from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT
 from tests.server_process import ServerProcess
+
+# A model path that cannot exist on any machine (a path below a file; /nonexistent, the home of
+# Debian's nobody, is made by whatever runs with that HOME)
+MISSING_MODEL = "/dev/null/model"
 
 
 def parse(*argv):
@@ -67,11 +72,11 @@ def test_bad_serve_options_are_clear_errors(monkeypatch, capsys):
         parse("--workers", "0")
     assert caught.value.code == 2
     assert "argument --workers: must be an integer from 1 to 1,024, got '0'" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match=r"^model directory not found: /nonexistent$"):
-        run(parse("--model", "/nonexistent"))
+    with pytest.raises(ConfigError, match=r"^model directory not found: /dev/null/model$"):
+        run(parse("--model", MISSING_MODEL))
     with pytest.raises(AssistantError, match=r"/exported/assistant.json: missing: not a legacy-assistant model directory$"):
         run(parse("--model", str(DEFAULT_MODEL.parent)))
-    monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", "/nonexistent")
+    monkeypatch.setenv("LEGACY_ASSISTANT_MODEL", MISSING_MODEL)
     # a value nobody typed on this command line is traced to where it came from
     with pytest.raises(ConfigError, match=r"directory .*\(set by environment variable LEGACY_ASSISTANT_MODEL\)$"):
         run(parse())
@@ -154,7 +159,7 @@ def test_one_token_for_the_api_and_the_admin_routes_is_refused(monkeypatch, make
     monkeypatch.setenv("LEGACY_ASSISTANT_API_TOKEN", "one-token-for-both-routes")
     monkeypatch.setenv("LEGACY_ASSISTANT_ADMIN_TOKEN", " one-token-for-both-routes\n")  # read as the same token
     with pytest.raises(ConfigError, match="are the same token: every client of the API could call the admin"):
-        run(parse("--no-responder", "--model", "/nonexistent"))  # refused before the model is looked at
+        run(parse("--no-responder", "--model", MISSING_MODEL))  # refused before the model is looked at
     with pytest.raises(ConfigError, match="are the same token"):
         make_client()
     monkeypatch.setenv("LEGACY_ASSISTANT_ADMIN_TOKEN", "another-token-for-admins")
@@ -169,7 +174,7 @@ def test_a_short_token_is_warned_at_start(monkeypatch, caplog):
     monkeypatch.setenv("LEGACY_ASSISTANT_ADMIN_TOKEN", "change-me")
     monkeypatch.setenv("LEGACY_ASSISTANT_API_TOKEN", "0123456789abcdef")  # 16 characters: long enough
     with caplog.at_level("WARNING", logger="legacy_assistant.cli.serve"), pytest.raises(ConfigError):
-        serve_cli.run(parse("--model", "/nonexistent"))
+        serve_cli.run(parse("--model", MISSING_MODEL))
     warned = [r.getMessage() for r in caplog.records if "token that short" in r.getMessage()]
     assert warned == [
         "LEGACY_ASSISTANT_ADMIN_TOKEN is 9 characters long: a token that short may be guessed; "
@@ -208,6 +213,68 @@ def test_the_shipped_models_are_found_where_a_wheel_installs_them(monkeypatch, t
     monkeypatch.setattr(defaults, "_installed_exports", lambda: [tmp_path / "nowhere", installed])
     assert defaults.shipped("default") == installed / "default"
     assert defaults.shipped("responder") == tmp_path / "site-packages" / "exported" / "responder"  # neither
+
+
+def _fake_install(site: Path, share: Path, record_prefix: str) -> None:
+    """A wheel's install of this package in ``site`` whose data files lie in ``share``, its
+    RECORD naming them as ``record_prefix`` + ``share/legacy-assistant/...`` (as pip writes it)."""
+    (share / "legacy-assistant" / "exported" / "default").mkdir(parents=True)
+    info = site / "legacy_assistant-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: legacy-assistant\nVersion: 0.1.0\n")
+    (info / "RECORD").write_text(
+        "legacy_assistant/__init__.py,,\n"
+        f"{record_prefix}share/legacy-assistant/exported/default/assistant.json,,\n"
+        "legacy_assistant-0.1.0.dist-info/RECORD,,\n"
+    )
+
+
+def test_the_shipped_models_are_found_after_pip_install_prefix(monkeypatch, tmp_path):
+    """``pip install --prefix P`` run from P's site-packages (PYTHONPATH): the data files are in
+    P/share, not under the interpreter's prefix; only the install's RECORD knows where."""
+    from legacy_assistant import defaults
+
+    site = tmp_path / "prefix" / "lib" / "python3.11" / "site-packages"
+    _fake_install(site, tmp_path / "prefix" / "share", "../../../")
+    monkeypatch.setattr(defaults, "REPOSITORY_ROOT", site)
+    assert defaults.shipped("default") == tmp_path / "prefix" / "share" / "legacy-assistant" / "exported" / "default"
+
+
+def test_the_shipped_models_are_found_after_pip_install_target(monkeypatch, tmp_path):
+    """``pip install --target DIR`` moves the data files to DIR/share, beside the package,
+    leaving RECORD's ``../../share/...`` paths pointing elsewhere."""
+    from legacy_assistant import defaults
+
+    target = tmp_path / "target"
+    _fake_install(target, target / "share", "../../")
+    monkeypatch.setattr(defaults, "REPOSITORY_ROOT", target)
+    assert defaults.shipped("default") == target / "share" / "legacy-assistant" / "exported" / "default"
+
+
+def test_the_checkouts_name_of_a_shipped_model_says_where_this_copy_has_it(monkeypatch, tmp_path):
+    """``--help`` and the README write the shipped models as exported/default and
+    exported/responder; an installed copy has them under <prefix>/share, and said only
+    "model directory not found: exported/default"."""
+    from legacy_assistant import defaults
+    from legacy_assistant.cli import model_kind
+    from legacy_assistant.cli.serve import check_model, check_responder
+
+    installed = tmp_path / "share" / "legacy-assistant" / "exported"
+    for name in ("default", "responder"):
+        (installed / name).mkdir(parents=True)
+    monkeypatch.setattr(defaults, "DEFAULT_MODEL_DIR", installed / "default")
+    monkeypatch.setattr(defaults, "DEFAULT_RESPONDER_DIR", installed / "responder")
+    monkeypatch.chdir(tmp_path / "share")  # a folder without exported/ of its own
+    model = re.escape(str(installed / "default"))
+    with pytest.raises(ConfigError, match=rf"^model directory not found: exported/default \(the shipped model of "
+                                          rf"this copy of legacy-assistant is {model}\)$"):
+        check_model("exported/default", "compat")
+    with pytest.raises(ConfigError, match=rf"shipped responder of .* is {re.escape(str(installed / 'responder'))}"):
+        check_responder("exported/responder", "compat")
+    with pytest.raises(AssistantError, match=rf"not found: exported/default .* is {model}\)$"):
+        model_kind.is_responder(Path("exported/default"))  # chat, info, golden, migrate
+    with pytest.raises(ConfigError, match=r"^model directory not found: exported/mybot$"):
+        check_model("exported/mybot", "compat")  # not a shipped name: no hint
 
 
 def test_server_module_does_not_import_tensorflow():
@@ -430,7 +497,7 @@ def test_a_text_cap_the_body_limit_cannot_carry_is_warned_at_start(monkeypatch, 
     assert text_cap_warning(resolve({"MAX_TEXT_LENGTH": 5419})) is not None
     # serve says so before it starts anything (the model check here fails just after)
     with caplog.at_level("WARNING", logger="legacy_assistant.cli.serve"), pytest.raises(ConfigError):
-        serve_cli.run(parse("--max-text-length", "20000", "--model", "/nonexistent"))
+        serve_cli.run(parse("--max-text-length", "20000", "--model", MISSING_MODEL))
     assert [r.getMessage() for r in caplog.records if "--max-text-length 20000" in r.getMessage()]
 
 
@@ -462,6 +529,35 @@ def test_the_wheel_carries_every_file_of_the_shipped_models():
             relative = path.relative_to(ROOT).as_posix()
             target = f"share/legacy-assistant/{path.parent.relative_to(ROOT).as_posix()}"
             assert any(fnmatch.fnmatch(relative, pattern) for pattern in data_files.get(target, [])), relative
+
+
+def test_the_source_distribution_carries_every_page_the_readme_links():
+    """MANIFEST.in against the README's and the docs' relative links: the sdist held
+    docs/MIGRATION.md alone, while its README (also the package's long description) links
+    every page of docs/."""
+    egg_info = pytest.importorskip("setuptools.command.egg_info")
+    from tests.test_docs_links import LINK, _outside_code
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # FileList works on paths relative to the current folder
+    try:
+        files = egg_info.FileList()
+        files.findall(".")
+        for line in (ROOT / "MANIFEST.in").read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                files.process_template_line(line)
+    finally:
+        os.chdir(cwd)
+    shipped = {Path(name).as_posix() for name in files.files} | {"README.md"}  # setuptools adds the readme
+    assert "docs/MIGRATION.md" in shipped and "LICENSE" in shipped
+    for page in sorted(name for name in shipped if name.endswith(".md")):
+        text = _outside_code((ROOT / page).read_text(encoding="utf-8"))
+        for target in LINK.findall(text):
+            path = target.split("#", 1)[0]
+            if not path or re.match(r"^[a-z][a-z0-9+.-]*:", path):
+                continue
+            linked = os.path.normpath(os.path.join(os.path.dirname(page), path)).replace(os.sep, "/")
+            assert linked in shipped, f"{page} links {target}, which the source distribution leaves out"
 
 
 def test_an_upgrade_in_place_works_with_a_socket_per_worker(tmp_path, free_port):

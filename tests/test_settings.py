@@ -231,7 +231,7 @@ def test_a_variable_of_the_prefix_that_is_no_setting_is_refused_naming_the_close
     environ(API_TOKNE="abcdefghijklmnopqrstu")
     message = (
         "environment variable(s) LEGACY_ASSISTANT_API_TOKNE (did you mean LEGACY_ASSISTANT_API_TOKEN?): not a "
-        "setting of legacy-assistant; correct or unset them (docs/DEPLOYMENT.md lists every setting)"
+        "setting of legacy-assistant; correct or unset them ('legacy-assistant serve --help' lists every setting)"
     )
     with pytest.raises(ConfigError) as caught:
         server_options(parse())

@@ -652,9 +652,13 @@ def add_arguments(parser: argparse.ArgumentParser, settings: Iterable[Setting] =
 
 
 def environment_only(settings: Iterable[Setting] = SETTINGS) -> str:
-    """A line for ``--help`` on the settings that have no flag."""
-    names = [s.env for s in settings if s.option is None]
-    return f"Read from the environment only: {', '.join(names)} (docs/DEPLOYMENT.md's table of settings says more)."
+    """``--help``'s paragraph on the settings that have no flag: each one's variable, what it
+    sets and its default. Said here in full, since an installed copy has no docs/ to point at."""
+    described = "; ".join(f"{s.env}: {s.help} (default {s.default_text()})" for s in settings if s.option is None)
+    return (
+        "Read from the environment only, kept off the command line that every user of the machine can see: "
+        f"{described}."
+    )
 
 
 def flags_of(args: argparse.Namespace, settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
@@ -723,7 +727,7 @@ def check_environment(environ: Mapping[str, str] | None = None, settings: Iterab
         problems.append(name + (f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""))
     raise ConfigError(
         f"environment variable(s) {', '.join(problems)}: not a setting of legacy-assistant; correct or unset "
-        "them (docs/DEPLOYMENT.md lists every setting)"
+        "them ('legacy-assistant serve --help' lists every setting)"
     )
 
 
