@@ -58,6 +58,62 @@ def test_cakechat_lines_become_dialogues_with_their_line(tmp_path):
     assert dialogues[1].source.endswith("dialogues.jsonl:3")  # the blank line still counts
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_cakechat_file_is_read_as_cakechat_read_it_whatever_its_line_endings(tmp_path, ending):
+    """cakechat's layout as its own files write it (its five emotions, one dialogue a line), with
+    what a hand-edited copy picks up: a byte order mark, blank lines, keys of its own, non-ASCII
+    text, a long line and no newline at the end. cakechat read the file in text mode, where a
+    lone \r ends a line as \n and \r\n do."""
+    lines = [
+        _cakechat_line(("Hello", "neutral"), ("Oh, hi! :) How are you, my friend?", "joy"), ("Doing good", "neutral")),
+        "",
+        json.dumps([{"text": "Star Wars?", "condition": "anger", "id": 7}, {"text": "Ok...", "condition": "sadness"}]),
+        json.dumps([{"text": "Ça va? 日本語 😀", "condition": "neutral"}, {"text": "Боюсь", "condition": "fear"}]),
+        _cakechat_line(*[("word " * 2000, "neutral")] * 4),
+    ]
+    corpus = tmp_path / "train_processed_dialogs.txt"
+    corpus.write_bytes(b"\xef\xbb\xbf" + ending.join(lines).encode("utf-8"))
+    dialogues = read_cakechat(corpus)
+    assert [d.source.rsplit(":", 1)[1] for d in dialogues] == ["1", "3", "4", "5"]
+    assert [[t.condition for t in d.turns] for d in dialogues] == [
+        ["neutral", "joy", "neutral"],
+        ["anger", "sadness"],
+        ["neutral", "fear"],
+        ["neutral"] * 4,
+    ]
+    assert dialogues[0].turns[1].text == "Oh, hi! :) How are you, my friend?"
+    assert dialogues[2].turns == (Turn("Ça va? 日本語 😀", "neutral"), Turn("Боюсь", "fear"))
+    assert dialogues[3].turns[0].text == ("word " * 2000).strip()
+
+
+def test_cakechat_lone_carriage_returns_count_lines_in_problems(tmp_path):
+    good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
+    corpus = _write(tmp_path / "c.txt", "\r".join([good, "not json", good, "[]"]))
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert caught.value.problems == [
+        "line 2: invalid JSON at column 1: Expecting value",
+        "line 4: a dialogue needs at least 2 turns, got 0",
+    ]
+
+
+def test_cakechat_null_text_or_condition_is_named_null_not_missing(tmp_path):
+    """cakechat's reader took "condition": null; here every turn needs a string, and the problem
+    says what the line holds: the key is there, its value is null."""
+    lines = [
+        json.dumps([{"text": "hi", "condition": None}, {"text": "yo", "condition": "joy"}]),
+        json.dumps([{"text": None, "condition": "neutral"}, {"text": "yo"}]),
+    ]
+    corpus = _write(tmp_path / "c.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(DataError) as caught:
+        read_cakechat(corpus)
+    assert caught.value.problems == [
+        """line 1, turn 1: 'condition' is null, not a string; write "neutral" for a turn without an emotion""",
+        "line 2, turn 1: 'text' is null, not a string",
+        "line 2, turn 2: 'condition' is missing",
+    ]
+
+
 def test_cakechat_bad_line_is_refused_with_its_line_number(tmp_path):
     good = _cakechat_line(("hi", "neutral"), ("hello", "joy"))
     corpus = _write(tmp_path / "c.txt", "\n".join([good, good, '[{"text": "hi", "condition": "neutral"}, ', good]))
@@ -207,6 +263,14 @@ def test_topical_chat_problems_name_conversation_and_turn(tmp_path):
         "conversation 't_bad', turn 2: 'message' is missing",
         "conversation 't_none': must be an object with a 'content' list of turns",
     ]
+
+
+def test_topical_chat_null_message_is_named_null_not_missing(tmp_path):
+    data = {"t1": {"content": [_topical_turn("hi", "Happy", "agent_1"), {"message": None, "agent": "agent_2"}]}}
+    corpus = _write(tmp_path / "tc.json", json.dumps(data))
+    with pytest.raises(DataError) as caught:
+        read_topical_chat(corpus)
+    assert caught.value.problems == ["conversation 't1', turn 2: 'message' is null, not a string"]
 
 
 def test_topical_chat_invalid_json_names_its_line(tmp_path):

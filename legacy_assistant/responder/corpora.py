@@ -1,7 +1,10 @@
 """Dialogues from the corpus layouts the responder trains on.
 
-* **cakechat** (``.jsonl``, ``.txt``): UTF-8 text, one dialogue per line, each a JSON list of
-  turns ``{"text": str, "condition": str}``, at least two turns. Blank lines are skipped.
+* **cakechat** (``.jsonl``, ``.txt``): UTF-8 text, one dialogue per line (a line ends at
+  ``\n``, ``\r\n`` or a lone ``\r``, as cakechat read it), each a JSON list of turns
+  ``{"text": str, "condition": str}``, at least two turns; other keys are ignored. Blank lines
+  are skipped. Every turn, the first too, names its condition: a missing or null one is a bad
+  dialogue (cakechat took null and trained it as neutral or as a condition of its own).
 * **Topical-Chat** (``.json``): one JSON object keyed by conversation id; each value's
   ``content`` lists the turns ``{"message", "sentiment", "agent", ...}``. The writer's own
   sentiment label becomes the turn's condition through :data:`TOPICAL_CHAT_CONDITIONS`
@@ -291,7 +294,9 @@ def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
         raw = raw[3:]
     problems: list[str] = []
     dialogues: list[Dialogue] = []
-    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
+    # Lines end at \n, \r\n or a lone \r, as cakechat's reader (a file in text mode) and editors
+    # count them: a file saved with lone \r endings is one dialogue a line, not one long bad line.
+    for number, line_bytes in enumerate(raw.splitlines(), start=1):
         try:
             line = line_bytes.decode("utf-8").strip()
         except UnicodeDecodeError as exc:
@@ -335,8 +340,8 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
         if not isinstance(turn, dict):
             problems.append(f"{at}: must be an object with 'text' and 'condition', got {type(turn).__name__}")
             continue
-        text = _nonempty_string(turn.get("text"), f"{at}: 'text'", problems)
-        condition = _nonempty_string(turn.get("condition"), f"{at}: 'condition'", problems)
+        text = _nonempty_string(turn.get("text", _ABSENT), f"{at}: 'text'", problems)
+        condition = _nonempty_string(turn.get("condition", _ABSENT), f"{at}: 'condition'", problems, _NULL_CONDITION)
         if text is not None and condition is not None:
             # "Joy" and "joy" are one condition: not two embeddings each trained on part of the data
             turns.append(Turn(text, condition.lower()))
@@ -348,9 +353,15 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
 _INVISIBLE = "holds only invisible characters (format characters such as U+200B), no word"
 
 
-def _nonempty_string(value: Any, what: str, problems: list[str]) -> str | None:
-    if value is None:
-        problems.append(f"{what} is missing")
+# A key the turn lacks, told apart from one written as null: "is missing" sent the reader of a
+# corpus that has the key (cakechat's reader took "condition": null) looking for the wrong thing.
+_ABSENT = object()
+_NULL_CONDITION = '; write "neutral" for a turn without an emotion'
+
+
+def _nonempty_string(value: Any, what: str, problems: list[str], null_hint: str = "") -> str | None:
+    if value is None or value is _ABSENT:
+        problems.append(f"{what} is missing" if value is _ABSENT else f"{what} is null, not a string{null_hint}")
         return None
     if not isinstance(value, str):
         problems.append(f"{what} must be a string, got {type(value).__name__}")
@@ -414,7 +425,7 @@ def read_topical_chat(
             if not isinstance(turn, dict):
                 problems.append(f"{at}: must be an object with a 'message', got {type(turn).__name__}")
                 continue
-            text = _nonempty_string(turn.get("message"), f"{at}: 'message'", problems)
+            text = _nonempty_string(turn.get("message", _ABSENT), f"{at}: 'message'", problems)
             sentiment = turn.get("sentiment")
             if sentiment is not None and not isinstance(sentiment, str):
                 problems.append(f"{at}: 'sentiment' must be a string, got {type(sentiment).__name__}")
