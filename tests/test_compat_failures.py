@@ -119,7 +119,7 @@ def test_predictor_from_32_threads_matches_sequential(default_predictor, golden)
 
 def test_pickling_a_session_or_graph_raises_type_error(small_graph):
     gs, _, _ = small_graph
-    # the message changed between releases: "_thread.RLock" up to about 2.15, "Graph" on 2.21
+    # the message changed between releases: "_thread.RLock" on 2.12, "Graph" from 2.15 on
     with pytest.raises(TypeError, match=r"cannot pickle '(_thread\.RLock|Graph)' object"):
         pickle.dumps(gs.session)
     with pytest.raises(TypeError, match=r"cannot pickle '(_thread\.RLock|Graph)' object"):
@@ -141,8 +141,45 @@ def test_keras_3_takes_the_tf1_layers_and_cells_away():
                 tf.layers.dense(inputs, 4)
             with pytest.raises(AttributeError, match="not available with Keras 3"):
                 tf.nn.rnn_cell.GRUCell(8)
+            # naming the class is enough: the lazy loader raises before anything is built
+            for name in ("GRUCell", "LSTMCell", "BasicLSTMCell", "BasicRNNCell", "MultiRNNCell", "DropoutWrapper"):
+                with pytest.raises(AttributeError, match=f"`{name}` is not available with Keras 3"):
+                    getattr(tf.nn.rnn_cell, name)
         else:
             assert tf.layers.dense(inputs, 4).shape.as_list() == [None, 4]
+            assert tf.nn.rnn_cell.GRUCell(8).output_size == 8
+
+
+def test_dynamic_rnn_runs_a_hand_written_cell_but_not_a_keras_3_one():
+    """``dynamic_rnn`` is TensorFlow's, not Keras's: it runs a cell made of ``get_variable`` and
+    ``matmul`` on every release (padded steps give zeros); Keras 3's ``GRUCell`` fails in it."""
+    import importlib.metadata
+
+    class Cell:
+        state_size = output_size = 4
+
+        def zero_state(self, batch_size, dtype):
+            return tf.zeros([batch_size, 4], dtype)
+
+        def __call__(self, inputs, state, scope=None):
+            with tf.variable_scope(scope or "cell", reuse=tf.AUTO_REUSE):
+                kernel = tf.get_variable("kernel", [3 + 4, 4])
+            output = tf.tanh(tf.matmul(tf.concat([inputs, state], 1), kernel))
+            return output, output
+
+    with tf.Graph().as_default() as graph:
+        inputs = tf.placeholder(tf.float32, [None, None, 3])
+        lengths = tf.placeholder(tf.int32, [None])
+        outputs, _ = tf.nn.dynamic_rnn(Cell(), inputs, sequence_length=lengths, dtype=tf.float32)
+        with tf.Session(graph=graph) as session:
+            session.run(tf.global_variables_initializer())
+            result = session.run(outputs, {inputs: np.ones((2, 4, 3), np.float32), lengths: [4, 2]})
+        assert result.shape == (2, 4, 4) and not result[1, 2:].any() and result[1, :2].any()
+        if int(importlib.metadata.version("keras").split(".")[0]) >= 3:
+            import keras
+
+            with pytest.raises(TypeError, match="get_initial_state\\(\\) got an unexpected keyword argument 'inputs'"):
+                tf.nn.dynamic_rnn(keras.layers.GRUCell(4), inputs, sequence_length=lengths, dtype=tf.float32)
 
 
 def test_pickling_a_predictor_says_what_to_do_instead(default_predictor):
