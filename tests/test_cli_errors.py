@@ -298,6 +298,31 @@ def test_a_report_onto_a_folder_or_under_a_file_is_refused_before_any_work(model
         assert (model_dir / "golden.json").read_bytes() == golden_before
 
 
+def test_golden_beside_a_model_this_user_cannot_write_says_to_give_golden(model_dir, tmp_path, monkeypatch, capsys):
+    """The shipped model of an install lies in a folder its users cannot write: writing its golden
+    file was refused without a word of --golden, which writes it elsewhere."""
+    from legacy_assistant.artifacts import directory
+
+    real_mkdtemp = directory.tempfile.mkdtemp
+
+    def read_only_model(*args, **kwargs):  # the probe of the folder the golden file goes to
+        if Path(kwargs.get("dir", "")) == model_dir:
+            raise PermissionError(13, "Permission denied")
+        return real_mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(directory.tempfile, "mkdtemp", read_only_model)
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello there\n")
+    assert main(["golden", str(model_dir), "--sentences", str(sentences)]) == 1
+    assert _one_error_line(capsys) == (
+        f"error: {model_dir / 'golden.json'} cannot be written ({model_dir}: Permission denied); "
+        "write it elsewhere with --golden PATH (and --check with the same one)"
+    )
+    elsewhere = tmp_path / "golden.json"
+    assert main(["golden", str(model_dir), "--sentences", str(sentences), "--golden", str(elsewhere)]) == 0
+    assert main(["golden", str(model_dir), "--check", "--golden", str(elsewhere)]) == 0
+
+
 def test_golden_makes_the_folders_of_the_files_it_writes(model_dir, tmp_path):
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("hello there\n")

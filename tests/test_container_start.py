@@ -4,6 +4,7 @@ while they load. Each is refused or handled in one line instead of a traceback, 
 an endless restart loop. The real cases need root and Linux namespaces or cgroups (as on the CI
 machine) and are skipped elsewhere; the unit cases run everywhere."""
 import json
+import logging
 import os
 import shutil
 import signal
@@ -77,6 +78,29 @@ def test_no_temporary_folder_is_refused_in_one_line(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="^no folder for temporary files: .*mount a tmpfs at /tmp, or set TMPDIR"):
         check_metrics_dir({})
     check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})  # the server makes no folder of its own then
+
+
+def test_a_metrics_folder_holding_another_users_files_is_refused_before_gunicorn(monkeypatch, tmp_path, caplog):
+    """A PROMETHEUS_MULTIPROC_DIR in a sticky folder (/tmp) that another user's server used: the
+    master could not remove that user's files and stopped with a PermissionError traceback as
+    gunicorn started (and their counts would have been served as this server's)."""
+    (tmp_path / "counter_4242.db").write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")  # not a metrics file: anyone's
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})  # this user's own files
+    real_uid = os.getuid()
+    monkeypatch.setattr(server.os, "getuid", lambda: real_uid + 1)  # every file is now another user's
+    with pytest.raises(ConfigError, match=rf"^PROMETHEUS_MULTIPROC_DIR={tmp_path} holds counter_4242.db of another "
+                                          rf"user \(uid {real_uid}\): give each server's user a metrics folder"):
+        check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "new")})  # made at start: nothing in it
+
+    def sticky(path):  # /tmp: a file of another user's cannot be removed
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(server.os, "unlink", sticky)
+    with caplog.at_level(logging.WARNING, logger=server.log.name):
+        server.clear_stale_metrics(str(tmp_path))  # were the check skipped: a warning, no traceback
+    assert "cannot remove counter_4242.db" in caplog.text
 
 
 def test_shared_memory_this_user_cannot_write_is_not_used(monkeypatch, tmp_path):
@@ -469,6 +493,21 @@ def test_matplotlib_gets_a_folder_of_this_users_where_home_cannot_be_written(mon
     monkeypatch.setattr(plots.os, "access", lambda path, mode: str(path) != "/")
     plots._writable_matplotlib_dir(nowhere)
     assert nowhere["MPLCONFIGDIR"] == str(folder)  # the same folder again: the font cache is kept
+
+
+def test_train_points_matplotlib_at_the_users_folder_before_importing_it(tmp_path):
+    """The commands check that matplotlib is installed (an import) before the figure is drawn:
+    that import came before the fallback folder was set, so matplotlib warned twice and built
+    its font cache again in a new temporary folder in every run of train and evaluate."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("XDG_", "MPLCONFIGDIR"))}
+    env.update(HOME="/dev/null", TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    # a missing intents file: refused after the check for matplotlib, before any training
+    run = subprocess.run([PYTHON, "-m", "legacy_assistant", "train", str(tmp_path / "missing.json"), "--out",
+                          str(tmp_path / "model")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "missing.json" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert "Matplotlib created a temporary" not in run.stderr and "mkdir -p failed" not in run.stderr, run.stderr
+    assert (tmp_path / f"legacy-assistant-matplotlib-{os.getuid()}").is_dir()
+    assert not list(tmp_path.glob("matplotlib-*")), list(tmp_path.iterdir())
 
 
 def test_a_failed_exec_leaves_no_signal_blocked(tmp_path):

@@ -373,6 +373,37 @@ def test_staging_folders_of_killed_exports_are_removed_by_the_next_export(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.tmp-live", ".m.tmp-new", ".other.tmp-xyz", "m"]
 
 
+def test_a_killed_exports_folder_that_cannot_be_removed_is_not_said_to_be_removed(monkeypatch, tmp_path, caplog):
+    """In a shared folder (sticky, as /tmp) another user's killed export leaves a staging folder
+    this user cannot remove: every export said "removing" it, and it stayed."""
+    import logging
+    import time
+
+    hour_ago = time.time() - 3600
+    theirs, ours = tmp_path / ".m.tmp-theirs", tmp_path / ".m.tmp-ours"
+    for folder in (theirs, ours):
+        (folder / "saved_model").mkdir(parents=True)
+        os.utime(folder, (hour_ago, hour_ago))
+    real_rmtree = shutil.rmtree
+
+    def sticky(path, *args, **kwargs):  # the files of another user's folder in a sticky folder
+        if Path(path) == theirs:
+            if kwargs.get("ignore_errors"):
+                return None  # nothing removed, nothing said
+            raise PermissionError(1, "Operation not permitted", str(theirs / "saved_model"))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(directory.shutil, "rmtree", sticky)
+    with caplog.at_level(logging.WARNING, logger=directory.log.name):
+        write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
+    assert theirs.is_dir() and not ours.exists() and (tmp_path / "m").is_dir()
+    lines = {record.getMessage() for record in caplog.records}
+    assert f"removed {ours}, left by an export that was killed" in lines
+    assert (f"cannot remove {theirs}, left by an export that was killed: [Errno 1] Operation not permitted: "
+            f"'{theirs / 'saved_model'}'; its owner can") in lines
+    assert not any(str(theirs) in line and "cannot" not in line for line in lines)
+
+
 def test_an_export_holds_a_lock_on_its_staging_folder_while_it_writes(tmp_path):
     seen = []
 

@@ -89,6 +89,28 @@ def test_what_stops_a_socket_is_said(short_dir):
     assert os.path.exists(live) and socket_problem(live) is None
 
 
+def test_a_stale_socket_of_another_user_in_a_sticky_folder_is_said(monkeypatch, short_dir):
+    """A killed server of another user (of the group the socket's mode lets connect) left its
+    socket in a sticky folder such as /tmp: gunicorn could not remove it, tried five times and
+    stopped with "Can't connect to PATH"."""
+    from legacy_assistant.serving import unix_socket
+
+    stale = os.path.join(short_dir, "stale.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(stale)
+    listener.close()  # its file stays, nothing listens
+    owner = os.stat(stale).st_uid
+    monkeypatch.setattr(unix_socket.os, "geteuid", lambda: owner + 1)  # as a user who neither owns it nor the folder
+    assert socket_problem(stale) is None  # not sticky: whoever may write in the folder may replace it
+    os.chmod(short_dir, 0o1777)
+    assert socket_problem(stale) == (
+        f"unix:{stale}: a socket another user's server left (uid {owner}) is there, and this user may not remove it "
+        f"in {short_dir} (a sticky folder); its owner can remove it, or choose another path"
+    )
+    monkeypatch.setattr(unix_socket.os, "geteuid", lambda: owner)
+    assert socket_problem(stale) is None  # its owner's own: replaced
+
+
 def test_a_server_too_busy_to_accept_still_counts_as_listening(short_dir):
     busy = os.path.join(short_dir, "busy.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

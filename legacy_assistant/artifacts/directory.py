@@ -467,8 +467,11 @@ def _remove_leftovers(target: Path) -> None:
         if held is None:
             continue
         try:
-            log.warning("removing %s, left by an export that was killed", entry.path)
-            shutil.rmtree(entry.path, ignore_errors=True)
+            shutil.rmtree(entry.path)
+        except OSError as exc:  # another user's, in a shared folder: it stays, and each export said "removing" again
+            log.warning("cannot remove %s, left by an export that was killed: %s; its owner can", entry.path, exc)
+        else:
+            log.warning("removed %s, left by an export that was killed", entry.path)
         finally:
             os.close(held)
 

@@ -167,9 +167,16 @@ def _check_outputs(args: argparse.Namespace, golden_path: Path, golden_name: str
     """Before any work: no file this run writes (the golden file, or --check's report) replaces
     a file of the model other than its golden file, or a file it reads."""
     from legacy_assistant.artifacts.directory import check_written_files
+    from legacy_assistant.errors import ArtifactError
 
     if args.check:  # reads the golden file, may write a report
         written, inputs = ([args.report] if args.report is not None else []), [golden_path]
     else:  # reads sentences or contexts, writes the golden file
         written, inputs = [golden_path], [p for p in (args.sentences, args.contexts) if p]
-    check_written_files(written, args.model, inputs, allowed=[golden_name])
+    try:
+        check_written_files(written, args.model, inputs, allowed=[golden_name])
+    except ArtifactError as exc:
+        if args.check or args.golden is not None:
+            raise
+        # the default is beside the model: in an install (the shipped models) this user may not write there
+        raise ArtifactError(f"{exc}; write it elsewhere with --golden PATH (and --check with the same one)") from None

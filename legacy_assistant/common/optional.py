@@ -25,6 +25,12 @@ def require(module: str, extra: str, needed_for: str) -> ModuleType:
         extra: the project's extra that brings it, e.g. ``"plots"``.
         needed_for: what needs it, for the message, e.g. ``"the training history figure"``.
     """
+    if module == "matplotlib":
+        # matplotlib picks its config and font-cache folder once, at its first import: the
+        # fallback for a home this user cannot write must be in place before this import
+        from legacy_assistant.common.plots import use_writable_matplotlib_dir
+
+        use_writable_matplotlib_dir()
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:

@@ -40,8 +40,13 @@ def plot_history(
     plt.close(figure)
 
 
-def _pyplot():
+def use_writable_matplotlib_dir() -> None:
+    """Call before matplotlib's first import: see :func:`_writable_matplotlib_dir`."""
     _writable_matplotlib_dir(os.environ)
+
+
+def _pyplot():
+    use_writable_matplotlib_dir()
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display on servers and CI

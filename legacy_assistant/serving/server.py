@@ -598,8 +598,12 @@ def clear_stale_metrics(directory: str) -> None:
     for name in os.listdir(directory):
         found = METRICS_FILE.fullmatch(name)
         if found and not _a_running_server(int(found.group(1))):
-            with contextlib.suppress(FileNotFoundError):  # another server starting cleared it
+            try:
                 os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:  # another server starting cleared it
+                continue
+            except PermissionError as exc:  # another user's, in a sticky folder such as /tmp: not ours to clear
+                log.warning("cannot remove %s, an earlier run's metrics file (its counts are served): %s", name, exc)
 
 
 def remove_zero_metrics(directory: str, pid: int) -> int:
@@ -745,6 +749,31 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
     existing = nearest_existing(path)  # the folder the server would make it in
     if not can_make_or_write_in(path):
         raise ConfigError(f"{METRICS_ENV}={directory}: this user cannot write in {existing}")
+    foreign = _foreign_metrics_file(path)
+    if foreign is not None:
+        # another user's server uses the folder, or left it: its counts would be served as this
+        # server's, and its files cannot be cleared (a traceback as gunicorn started, in /tmp)
+        raise ConfigError(
+            f"{METRICS_ENV}={directory} holds {foreign.name} of another user (uid {foreign.stat().st_uid}): "
+            "give each server's user a metrics folder of its own (or remove that user's files if no server "
+            "of theirs runs)"
+        )
+
+
+def _foreign_metrics_file(directory: Path) -> Path | None:
+    """A metrics file in ``directory`` that another user owns, if any (none for root, who may
+    clear them)."""
+    user = os.getuid()
+    if user == 0:
+        return None
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if METRICS_FILE.fullmatch(entry.name) and entry.stat(follow_symlinks=False).st_uid != user:
+                    return Path(entry.path)
+    except OSError:  # not there yet (made at start), or gone meanwhile
+        return None
+    return None
 
 
 class ServerLog(Logger):

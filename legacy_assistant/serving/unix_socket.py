@@ -59,7 +59,25 @@ def socket_problem(path: str) -> str | None:
         return f"{where}: {exc.strerror or exc}"
     if not stat.S_ISSOCK(mode):
         return f"{where}: {path} exists and is not a socket; remove it or choose another path"
-    return _listener_problem(path, where)
+    return _listener_problem(path, where) or _unremovable(path, where)
+
+
+def _unremovable(path: str, where: str) -> str | None:
+    """Why gunicorn could not replace the stale socket at ``path``: in a sticky folder (``/tmp``)
+    only the file's or the folder's owner may remove it. Gunicorn tried five times and stopped
+    with "Can't connect to PATH", a message that names no cause."""
+    try:
+        owner = os.stat(path).st_uid
+        folder = os.stat(os.path.dirname(path))
+    except OSError:  # gone meanwhile: nothing to replace
+        return None
+    user = os.geteuid()
+    if not folder.st_mode & stat.S_ISVTX or user in (0, owner, folder.st_uid):
+        return None
+    return (
+        f"{where}: a socket another user's server left (uid {owner}) is there, and this user may not remove it "
+        f"in {os.path.dirname(path)} (a sticky folder); its owner can remove it, or choose another path"
+    )
 
 
 def _listener_problem(path: str, where: str) -> str | None:
