@@ -4,6 +4,7 @@ master reads them for its settings)."""
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Sequence
 
 from legacy_assistant.errors import RequestError
@@ -15,6 +16,12 @@ CAKECHAT_EMOTIONS = ("neutral", "anger", "joy", "fear", "sadness")
 # The largest condition guidance strength: the graph's own limit
 # (compat.responder.inputs.MAX_CONDITION_STRENGTH, which a test keeps equal), here without numpy.
 MAX_CONDITION_STRENGTH = 10.0
+_WORD = re.compile(r"\w")
+
+
+def has_words(text: str) -> bool:
+    """Whether a generated reply says anything (an empty reply, or only punctuation, does not)."""
+    return _WORD.search(text) is not None
 
 
 def known_condition(name: object, known: Sequence[str]) -> str | None:

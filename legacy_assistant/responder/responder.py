@@ -26,7 +26,6 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 
 from __future__ import annotations
 
-import re
 import secrets
 import shlex
 from collections.abc import Sequence
@@ -59,6 +58,7 @@ from legacy_assistant.responder.modes import (
     MODES,
     check_seed,
     checked_condition_strength,
+    has_words,
     known_condition,
 )
 from legacy_assistant.responder.vocabulary import END, MAX_TURN_CHARS, N_SPECIAL
@@ -87,7 +87,6 @@ SAMPLING_ATTEMPTS = 10
 # Candidates of beam and sample_rerank an empty best one may give way to (cakechat's
 # NUM_BEST_CANDIDATES_TO_PICK_FROM): far down a beam, a candidate is a poor reply.
 CANDIDATES_TO_PICK_FROM = 3
-_WORD = re.compile(r"\w")
 
 # Tokens a repetition penalty leaves alone (cakechat's list, as this tokenizer writes them).
 UNPENALIZED_TOKENS = ("a", "an", "the", ".", ",", "?", "!", "'", '"', "``", "''", "*", "^", "`")
@@ -341,7 +340,7 @@ class Responder:
             # cakechat's API drew again (up to 10 samples) while a sample said nothing; the redraws
             # are seeded from the request's seed, so a seeded reply still repeats
             for attempt in range(1, SAMPLING_ATTEMPTS):
-                silent = [row for row, reply in enumerate(replies) if not _says_something(reply)]
+                silent = [row for row, reply in enumerate(replies) if not has_words(reply)]
                 if not silent:
                     break
                 again = pad_batch([pairs[row] for row in silent], self.spec.max_context_turns)
@@ -366,7 +365,7 @@ class Responder:
         best = order[:CANDIDATES_TO_PICK_FROM]
         texts = (self.vocabulary.decode(result.ids[row, candidate]) for candidate in best)
         first = next(texts)
-        return first if _says_something(first) else next((text for text in texts if _says_something(text)), first)
+        return first if has_words(first) else next((text for text in texts if has_words(text)), first)
 
     def decode_batch(
         self, batch: Batch, mode: str, seed: int = 0, condition_strength: float | None = None
@@ -500,8 +499,3 @@ def _seed(seed: int | None) -> int:
 def _redraw_seed(seed: int, attempt: int) -> int:
     """The seed of redraw ``attempt`` of a sample drawn with ``seed``, within int64."""
     return (seed + attempt * 1_000_003 + 2**63) % 2**64 - 2**63
-
-
-def _says_something(text: str) -> bool:
-    # the test the server applies to a reply (legacy_assistant.serving.assistant.has_words)
-    return _WORD.search(text) is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import numbers
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -30,6 +29,7 @@ from legacy_assistant.responder.modes import (
     MODES,
     check_seed,
     checked_condition_strength,
+    has_words,
     known_condition,
 )
 from legacy_assistant.serving.dialogue import (
@@ -61,7 +61,6 @@ DEFAULT_GENERATION_MODE = "sample_rerank"
 # A token the reply already holds has its probability divided by this: cakechat's API setting.
 # Without it greedy replies of a small model loop ("I am not sure. I am not sure. ...").
 SERVING_REPETITION_PENALTY = 10.0
-_WORD = re.compile(r"\w")
 # What :meth:`Assistant.warm_up` asks the models.
 WARM_UP_TEXT = "hello"
 
@@ -73,11 +72,6 @@ def _check_string(name: str, value: object) -> None:
     # before the text joins a batch, where a non-string would fail the other requests' call too
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
-
-
-def has_words(text: str) -> bool:
-    """Whether a generated reply says anything (an empty reply, or only punctuation, does not)."""
-    return _WORD.search(text) is not None
 
 
 class Assistant:
