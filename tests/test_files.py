@@ -97,3 +97,28 @@ def test_a_full_disk_names_the_file_it_could_not_write():
     with pytest.raises(OSError) as raised, naming("/elsewhere"):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/where/it/was")
     assert raised.value.filename == "/where/it/was"  # a name it has already is kept
+
+
+def test_a_figure_replaces_the_old_file_whole_and_never_rewrites_it_in_place(tmp_path, monkeypatch):
+    """Two evaluations writing one report's figures at once, or a reader (an image viewer, a web
+    page) opening one meanwhile, found half a PNG: the file was truncated and written in place.
+    A link to the old file keeps the old bytes; a failed write leaves the old file and no debris."""
+    from legacy_assistant.common.plots import plot_history
+
+    path = tmp_path / "history.png"
+    path.write_bytes(b"old figure")
+    reader = tmp_path / "opened-meanwhile.png"
+    os.link(path, reader)  # what a reader holding the old file sees
+    plot_history([{"epoch": 1, "loss": 1.0, "accuracy": 0.5}], path)
+    assert reader.read_bytes() == b"old figure"
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.png", "opened-meanwhile.png"]
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        plot_history([{"epoch": 1, "loss": 2.0, "accuracy": 0.5}], reader)
+    assert reader.read_bytes() == b"old figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.png", "opened-meanwhile.png"]

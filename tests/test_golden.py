@@ -50,3 +50,41 @@ def test_a_sentences_file_with_a_byte_order_mark_keeps_it_out_of_the_first_sente
     path = tmp_path / "sentences.txt"
     path.write_bytes(b"\xef\xbb\xbfhello there\n# a comment\nI'd like a coffee\n")
     assert read_sentences(path) == ["hello there", "I'd like a coffee"]
+
+
+def test_golden_replies_of_a_model_replaced_meanwhile_are_not_written_into_the_new_one(model_copy, tmp_path, monkeypatch,
+                                                                                      capsys):
+    """`golden DIR --sentences` while `train --out DIR --force` replaces DIR: the old model's
+    golden file landed in the new model's folder, and its `golden --check` failed for nothing."""
+    import json
+    import shutil
+
+    import legacy_assistant.classifier.golden as golden_module
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, manifest_digest
+    from legacy_assistant.cli import main
+
+    newer = tmp_path / "newer"
+    shutil.copytree(model_copy, newer)
+    manifest = json.loads((newer / "assistant.json").read_text(encoding="utf-8"))
+    manifest["name"] = "trained meanwhile"
+    manifest[DIGEST_FIELD] = manifest_digest(manifest)
+    (newer / "assistant.json").write_text(json.dumps(manifest), encoding="utf-8")
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello\nbye\n", encoding="utf-8")
+    cases = golden_module.golden_cases
+
+    def cases_while_the_model_is_replaced(*args, **kwargs):
+        found = cases(*args, **kwargs)
+        shutil.rmtree(model_copy)
+        shutil.copytree(newer, model_copy)
+        return found
+
+    monkeypatch.setattr(golden_module, "golden_cases", cases_while_the_model_is_replaced)
+    assert main(["golden", str(model_copy), "--sentences", str(sentences)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {model_copy} was replaced by another model while its golden replies were computed: " \
+           "nothing was written; run golden again for the model now there" in err
+    assert not (model_copy / "golden.json").exists()
+    monkeypatch.setattr(golden_module, "golden_cases", cases)
+    assert main(["golden", str(model_copy), "--sentences", str(sentences)]) == 0  # as the error says
+    assert json.loads((model_copy / "golden.json").read_text(encoding="utf-8"))["model"] == "trained meanwhile"

@@ -288,6 +288,37 @@ def test_a_checkpoint_dir_that_cannot_be_used_is_refused_before_the_corpora_are_
         assert message in line and str(checkpoints) in line, line
 
 
+def test_a_checkpoint_dir_another_run_trains_in_is_refused_before_the_corpora_are_read(files, tmp_path, capsys):
+    """Two runs with one --checkpoint-dir (two terminals, overlapping cron jobs): the second is
+    refused in one line naming the folder and the process, before its corpora are read (here
+    they do not even exist), and leaves the folder as it was."""
+    checkpoints = tmp_path / "ck"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    holder = ("import sys\nfrom legacy_assistant.responder.training import hold_checkpoint_dir\n"
+              "with hold_checkpoint_dir(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n")
+    child = subprocess.Popen([sys.executable, "-c", holder, str(checkpoints)], cwd=ROOT, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "held\n", child.stderr.read()[-2000:]
+        for extra in ([], ["--resume"]):
+            argv = ["-q", "train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m"),
+                    "--no-plot", "--checkpoint-dir", str(checkpoints), *extra]
+            assert main(argv) == 1
+            assert _one_error_line(capsys) == (
+                f"error: {checkpoints}: another training run is using this checkpoint directory "
+                f"(process {child.pid}); wait for it to end (or stop it), or choose another checkpoint directory"
+            )
+        assert [path.name for path in checkpoints.iterdir()] == [".holder"]
+    finally:
+        child.kill()
+        child.communicate()
+    # killed with SIGKILL, it held nothing any more: the folder takes a run at once
+    argv = ["-q", "train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m"),
+            "--no-plot", "--checkpoint-dir", str(checkpoints)]
+    assert main(argv) == 1
+    assert "nope.jsonl: file not found" in _one_error_line(capsys)
+
+
 def test_missing_corpus_and_bad_config_are_one_line(files, tmp_path, capsys):
     assert main(["train-responder", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m")]) == 1
     assert "nope.jsonl: file not found" in _one_error_line(capsys)

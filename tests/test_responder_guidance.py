@@ -359,3 +359,36 @@ def test_batched_requests_of_different_strengths_each_get_their_own_reply(shippe
     assert max(sizes) > 1  # they did meet in batches
     with pytest.raises(RequestError, match="condition_strength"):
         BatchedResponder(shipped).respond(["hello !"], "joy", "greedy", None, -1)
+
+
+def test_reexport_never_swaps_the_old_model_over_one_written_meanwhile(tmp_path, monkeypatch):
+    """reexport-responder DIR while `train-responder --out DIR --force` (or a migration) replaces
+    DIR: the re-export, made from the model it read first, was swapped in over the new one, which
+    was lost without a word. It is refused, and the new model stays."""
+    import compat.responder.saved_model as saved_model
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, manifest_digest, verify_directory
+    from legacy_assistant.responder.artifact import MANIFEST, reexport_responder_artifact
+
+    target, newer = tmp_path / "responder", tmp_path / "newer"
+    shutil.copytree(DEFAULT_RESPONDER, target)
+    shutil.copytree(DEFAULT_RESPONDER, newer)
+    manifest = json.loads((newer / MANIFEST).read_text(encoding="utf-8"))
+    manifest["name"] = "trained meanwhile"
+    manifest[DIGEST_FIELD] = manifest_digest(manifest)
+    (newer / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    export = saved_model.export_responder
+
+    def export_while_another_command_replaces_the_directory(*args, **kwargs):
+        export(*args, **kwargs)
+        shutil.rmtree(target)
+        shutil.copytree(newer, target)
+
+    monkeypatch.setattr(saved_model, "export_responder", export_while_another_command_replaces_the_directory)
+    with pytest.raises(ArtifactError) as raised:
+        reexport_responder_artifact(target)
+    assert str(raised.value) == (
+        f"{target} was replaced by another model while it was being written again: nothing was replaced; "
+        "run the command again to rewrite the model now there"
+    )
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(manifest["format"],))["name"] == "trained meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newer", "responder"]  # no staging folder left

@@ -624,3 +624,75 @@ def test_a_vocabulary_that_leaves_most_reply_words_out_is_warned_about(caplog):
     with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
         prepare(dialogues, TINY.with_overrides(vocab_size=100, held_out_fraction=0.0))  # every word kept
     assert not [r for r in caplog.records if "are <unk>" in r.getMessage()]
+
+
+# A process that holds a checkpoint directory as a training run does, until its stdin closes.
+_HOLDER = """
+import sys
+from legacy_assistant.responder.training import hold_checkpoint_dir
+with hold_checkpoint_dir(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _hold_in_another_process(directory: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(directory)],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = child.stdout.readline()  # the child holds the folder once it has said so
+    assert line == "held\n", child.stderr.read()[-2000:]
+    return child
+
+
+def test_a_second_run_in_a_checkpoint_directory_is_refused_and_a_killed_holder_blocks_nothing(tmp_path):
+    """Two runs in one folder (two terminals, overlapping cron jobs) wrote the same checkpoint
+    names and one `checkpoint` index over each other: the second is refused by name, and a run
+    killed with kill -9 leaves the folder free to resume without cleaning up."""
+    from legacy_assistant.responder.training import hold_checkpoint_dir
+
+    dialogues = _random_dialogues(12, seed=3)
+    directory = tmp_path / "ck"
+    child = _hold_in_another_process(directory)
+    try:
+        for resume in (False, True):
+            with pytest.raises(TrainingError) as raised:
+                train_responder(dialogues, TINY, checkpoint_dir=directory, resume=resume)
+            assert str(raised.value) == (
+                f"{directory}: another training run is using this checkpoint directory (process {child.pid}); "
+                "wait for it to end (or stop it), or choose another checkpoint directory"
+            )
+        assert sorted(path.name for path in directory.iterdir()) == [".holder"]  # nothing written by the refused
+    finally:
+        child.kill()  # SIGKILL: no cleanup of its own
+        child.communicate()
+    assert child.returncode == -signal.SIGKILL
+    with hold_checkpoint_dir(directory), hold_checkpoint_dir(directory):  # free at once; nested in one process
+        assert (directory / ".holder").read_text(encoding="utf-8").split()[0] == str(os.getpid())
+    assert not (directory / ".holder").exists()
+
+
+def test_a_folder_left_with_only_the_holder_note_takes_a_new_run(tmp_path):
+    """A run killed before its first file leaves its note: the folder is no foreign one."""
+    from legacy_assistant.responder.training import check_checkpoint_dir
+
+    directory = tmp_path / "ck"
+    directory.mkdir()
+    (directory / ".holder").write_text("999999 elsewhere\n", encoding="utf-8")
+    check_checkpoint_dir(directory, TINY, resume=False)
+    with pytest.raises(TrainingError, match="nothing to resume in .*ck: it holds no run.json"):
+        check_checkpoint_dir(directory, TINY, resume=True)
+
+
+def test_a_folder_the_hold_made_is_removed_when_no_run_was_written(tmp_path):
+    from legacy_assistant.responder.training import hold_checkpoint_dir
+
+    made = tmp_path / "new" / "ck"
+    with hold_checkpoint_dir(made):
+        assert made.is_dir()
+    assert not made.exists()
+    with hold_checkpoint_dir(made):
+        (made / "run.json").write_text("{}", encoding="utf-8")
+    assert sorted(path.name for path in made.iterdir()) == ["run.json"]

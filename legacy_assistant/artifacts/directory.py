@@ -89,10 +89,12 @@ def write_artifact(
     force: bool = False,
     check: Callable[[Path], None] | None = None,
     keep: Iterable[str] = (),
+    replaces: str | None = None,
 ) -> Path:
     """Write a model directory atomically; returns its path. ``keep``: entries of an old
     ``out_dir`` (names; a folder's with a trailing ``/``) carried into the new one as they are,
-    unlisted, before the swap.
+    unlisted, before the swap. ``replaces``: the manifest digest of the model a rewrite of
+    ``out_dir`` was made from; a model found there with another one is not replaced.
 
     ``fill(staging)`` writes the files into an empty temporary sibling of ``out_dir`` and
     returns the manifest (without ``files``/``manifest_sha256``, which are added here). The
@@ -129,6 +131,13 @@ def write_artifact(
             raise _appeared(target, "; choose another destination (or --force, force=True in Python)")
         check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
         dropped = [name for name in MODEL_COMPANIONS if name not in set(keep) and (target / name).is_file()]
+        if replaces is not None and _digest_on_disk(target, manifest_name) != replaces:
+            # another command (train --force, a migration) wrote a model there meanwhile: swapping
+            # the rewrite of the old one in would throw the new one away without a word
+            raise ArtifactError(
+                f"{target} was replaced by another model while it was being written again: nothing was replaced; "
+                "run the command again to rewrite the model now there"
+            )
         _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -489,6 +498,16 @@ def _replace_dir(staging: Path, target: Path) -> None:
     os.rename(target, retired)
     os.rename(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _digest_on_disk(root: Path, manifest_name: str) -> str | None:
+    """The digest the manifest of ``root`` records (None: no readable manifest there)."""
+    raw = _manifest_on_disk(root, manifest_name)
+    try:
+        manifest = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return manifest.get(DIGEST_FIELD) if isinstance(manifest, dict) else None
 
 
 def _manifest_on_disk(root: Path, manifest_name: str) -> bytes | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,13 @@ def golden_cases(predictor: Predictor, sentences: Sequence[str]) -> list[dict[st
     ]
 
 
-def write_golden(predictor: Predictor, sentences: Sequence[str], path: str | Path) -> Path:
+def write_golden(
+    predictor: Predictor, sentences: Sequence[str], path: str | Path, before: Callable[[], None] | None = None
+) -> Path:
     path = Path(path)
     data = {"model": predictor.name, "cases": golden_cases(predictor, sentences)}
+    if before is not None:  # the last check before the file is written (it raises to write nothing)
+        before()
     return write_text_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise AssistantError("--sentences is required to write golden predictions")
     sentences = read_sentences(args.sentences)
     golden_path.parent.mkdir(parents=True, exist_ok=True)
-    write_golden(predictor, sentences, golden_path)
+    write_golden(predictor, sentences, golden_path, before=lambda: _refuse_if_replaced(args.model, predictor.manifest))
     print(f"wrote {len(sentences)} golden cases to {golden_path}")
     return 0
 
@@ -118,10 +118,31 @@ def run_responder(args: argparse.Namespace) -> int:
     with Responder.load(args.model) as responder:
         check_contexts(responder, contexts, args.contexts, "context")
         golden_path.parent.mkdir(parents=True, exist_ok=True)
-        write_golden(responder, contexts, golden_path)
+        write_golden(
+            responder, contexts, golden_path, before=lambda: _refuse_if_replaced(args.model, responder.info.manifest)
+        )
         cases = len(contexts) * len(responder.conditions)
     print(f"wrote {cases} golden replies ({len(contexts)} contexts x every condition) to {golden_path}")
     return 0
+
+
+def _refuse_if_replaced(model: str, loaded: dict[str, Any]) -> None:
+    """Refuse to write golden replies of ``loaded`` once ``model`` holds another model (replaced
+    by ``train --force`` or a migration while they were computed): in its folder they would be
+    the new model's golden file, and its ``--check`` would fail for nothing."""
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, MODEL_MANIFESTS
+
+    for name in MODEL_MANIFESTS:
+        try:
+            on_disk = json.loads((Path(model) / name).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(on_disk, dict) and on_disk.get(DIGEST_FIELD) == loaded.get(DIGEST_FIELD):
+            return
+    raise AssistantError(
+        f"{model} was replaced by another model while its golden replies were computed: nothing was written; "
+        "run golden again for the model now there"
+    )
 
 
 def _existing(golden_path: Path) -> Path:

@@ -155,9 +155,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     if args.checkpoint_dir:  # before the corpora are read (minutes, for the shipped recipe)
-        from legacy_assistant.responder.training import check_checkpoint_dir
+        from legacy_assistant.responder.training import check_checkpoint_dir, hold_checkpoint_dir
 
-        check_checkpoint_dir(args.checkpoint_dir, config, args.resume)
+        if not Path(args.checkpoint_dir).is_dir():  # refused before the lock makes it (a mistyped --resume)
+            check_checkpoint_dir(args.checkpoint_dir, config, args.resume)
+        # held to the export's end: a second run is refused (before its corpora are read) by name,
+        # not told that the folder "already holds a run", and the printed resume command finds
+        # the checkpoints this run left
+        with hold_checkpoint_dir(args.checkpoint_dir):
+            check_checkpoint_dir(args.checkpoint_dir, config, args.resume)
+            return _run(args, config, out)
+    return _run(args, config, out)
+
+
+def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
     strict = not args.skip_bad_dialogues
     dialogues = read_dialogues(args.corpora, args.format, strict, SKIPPING)
     held_out = read_dialogues(args.validation, args.format, strict, SKIPPING) if args.validation else None

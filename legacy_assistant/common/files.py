@@ -6,8 +6,9 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def readable_path(path: str | Path) -> str:
@@ -35,11 +36,18 @@ def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") 
     A reader sees the old file or the new one, never a part; a failed write (a full disk, an
     interrupt) leaves the old file as it was and no temporary file behind.
     """
+    return write_atomically(path, lambda stream: stream.write(text.encode(encoding)))
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Have ``write(stream)`` write ``path``'s bytes to a temporary file in the same folder,
+    renamed over ``path`` once it is whole (see :func:`write_text_atomically`); two commands
+    writing one file at once leave one's file or the other's, never a mix."""
     target = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with naming(target), os.fdopen(handle, "w", encoding=encoding, newline="") as stream:
-            stream.write(text)
+        with naming(target), os.fdopen(handle, "wb") as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         if target.exists():  # keep the permissions a replaced file had

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.common.files import can_make_or_write_in, naming
+from legacy_assistant.common.files import can_make_or_write_in, naming, write_atomically
 
 
 def plot_history(
@@ -273,12 +273,17 @@ def plot_responder_conditions(report: dict[str, Any], path: str | Path) -> None:
         axis.set_title(f"{mode} ({section['contexts']} contexts)")
     figure.colorbar(image, ax=axes[0].tolist(), fraction=0.03, pad=0.02)
     figure.suptitle(_drawable(f"{report.get('model', 'responder')}: replies by requested condition"))
-    figure.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
+    _save(figure, path, bbox_inches="tight")
     plt.close(figure)
 
 
-def _save(figure: Any, path: str | Path) -> None:
+def _save(figure: Any, path: str | Path, **options: Any) -> None:
     """Write ``figure`` as a PNG at ``path`` (without matplotlib's version in it, so that the
-    same figure is the same bytes); an error of the disk names the file."""
-    with naming(path):
-        figure.savefig(path, format="png", metadata={"Software": None})
+    same figure is the same bytes), whole or not at all: a reader, or another command writing the
+    same figure at once, never finds half a PNG. An error of the disk names the file."""
+    options = {"format": "png", "metadata": {"Software": None}, **options}
+    if os.path.exists(path) and not os.path.isfile(path):  # a device or a pipe: written, not replaced
+        with naming(path):
+            figure.savefig(path, **options)
+        return
+    write_atomically(path, lambda stream: figure.savefig(stream, **options))

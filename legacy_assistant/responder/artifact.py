@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from compat.selection import RUNTIMES
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
+    DIGEST_FIELD,
     RESPONDER_MANIFEST,
     SAVED_MODEL_DIR,
     file_record,
@@ -135,7 +136,15 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
         }
         return manifest
 
-    return write_artifact(info.path, fill, manifest_name=MANIFEST, force=True, check=_check_staging, keep=unlisted)
+    return write_artifact(
+        info.path,
+        fill,
+        manifest_name=MANIFEST,
+        force=True,
+        check=_check_staging,
+        keep=unlisted,
+        replaces=info.manifest[DIGEST_FIELD],
+    )
 
 
 def _records(paths: Sequence[str | Path]) -> list[dict[str, str]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,16 @@ def _greedy_ids(responder: Responder, jobs: list[tuple[list[str], str]]) -> tupl
     return ids, [float(v) for v in np.asarray(result.log_probs)[:, 0]]
 
 
-def write_golden(responder: Responder, contexts: Sequence[Sequence[str]], path: str | Path) -> Path:
+def write_golden(
+    responder: Responder, contexts: Sequence[Sequence[str]], path: str | Path, before: Callable[[], None] | None = None
+) -> Path:
     path = Path(path)
     head = {"model": responder.info.name, "mode": MODE, "conditions": list(responder.conditions)}
     # One case a line: the file reads (and diffs) case by case.
     cases = ",\n".join(json.dumps(case, ensure_ascii=False) for case in golden_cases(responder, contexts))
     text = json.dumps(head, ensure_ascii=False)[:-1] + f', "cases": [\n{cases}\n]}}\n'
+    if before is not None:  # the last check before the file is written (it raises to write nothing)
+        before()
     return write_text_atomically(path, text)
 
 

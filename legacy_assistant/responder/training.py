@@ -22,6 +22,7 @@ Checkpoint directory (``checkpoint_dir``)::
                         running loss, history, best epoch, early-stopping count, time used
     responder-<step>.*  the trainer's checkpoint (weights, Adam's moments, global step)
     best-<epoch>.npz    the best validation epoch's weights (numpy, no pickle)
+    .holder             which process trains in the folder now (or last did)
 
 A checkpoint is written every ``config.checkpoint_every`` steps, at each epoch's end, when the
 time budget runs out and on Ctrl-C (after the batch in flight). The state file is written
@@ -29,21 +30,29 @@ time budget runs out and on Ctrl-C (after the batch in flight). The state file i
 at any instant (``kill -9``) resumes from the newest checkpoint with ``resume=True``, meets the
 same batches in the same order (they depend only on the seed and the epoch), and ends with the
 weights an uninterrupted run would have had.
+
+One run at a time trains in a checkpoint directory: :func:`hold_checkpoint_dir` takes an
+advisory lock on the folder (``flock``); another run that asks for the folder meanwhile is refused, naming the
+folder and the process that holds it. The kernel ends the lock with its process, so a run killed
+with ``kill -9`` leaves nothing to clean up before it is resumed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +76,11 @@ from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
 from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, UNK, Vocabulary, condition_list
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, and two runs in one folder are not refused
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from compat.responder.spec import ResponderSpec
     from compat.responder.trainer import ResponderTrainer
@@ -77,6 +91,7 @@ RUN_FORMAT = "legacy-assistant-responder-run/1"
 RUN_FILE = "run.json"
 STATE_PREFIX = "state-"
 BEST_PREFIX = "best-"
+HOLDER_FILE = ".holder"  # who holds the folder's lock: named when another run is refused
 KEEP_STATES = 5  # the trainer keeps 3 checkpoints; every one of them keeps its state
 EVAL_BATCH_SIZE = 128
 OUTPUT_BIAS_SUFFIX = "/output/bias"
@@ -258,6 +273,113 @@ def _warn_of_unknown_replies(pairs: Sequence[EncodedPair], vocab_size: int) -> N
 
 
 # --- the checkpoint directory ---------------------------------------------------------------
+
+# Folders (device, inode) this process holds: a second flock of the same folder from this
+# process, on another descriptor, would be refused as if another run held it.
+_held: dict[tuple[int, int], int] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def hold_checkpoint_dir(directory: str | Path) -> Iterator[Path]:
+    """Hold ``directory`` (made if missing) for one training run, until the block ends.
+
+    Another run that holds it (another process: a second terminal, an overlapping cron job) is
+    refused with a :class:`TrainingError` naming the folder and that process; within one process
+    the hold nests. The lock is the kernel's ``flock`` on the folder itself, so it needs no write
+    access (a finished run in a read-only folder still exports) and ends with its process: after
+    ``kill -9`` the folder is free at once. A folder made here and left empty is removed again.
+    """
+    directory = Path(directory)
+    made = not directory.exists()
+    descriptor = _lock_checkpoint_dir(directory)
+    if descriptor is None:
+        yield directory
+        return
+    try:
+        yield directory
+    finally:
+        with _held_guard:
+            key = _folder_key(descriptor)
+            _held[key] -= 1
+            last = not _held[key]
+            if last:
+                del _held[key]
+                _release(directory, made)
+            os.close(descriptor)  # the first descriptor holds the flock: closed last, it ends it
+
+
+def _folder_key(descriptor: int) -> tuple[int, int]:
+    status = os.fstat(descriptor)
+    return status.st_dev, status.st_ino
+
+
+def _lock_checkpoint_dir(directory: Path) -> int | None:
+    """A descriptor of ``directory`` that holds its lock (None where the system has no flock)."""
+    if fcntl is None:
+        return None
+    while True:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise TrainingError(f"{directory}: cannot open the checkpoint directory ({exc.strerror or exc})") from None
+        with _held_guard:
+            key = _folder_key(descriptor)
+            if key in _held:  # this process holds it already; the lock stays while a descriptor is open
+                _held[key] += 1
+                return descriptor
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(descriptor)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # a file system without flock
+                    log.warning("%s: the checkpoint directory cannot be locked (%s)", directory, exc)
+                    return None
+                raise TrainingError(
+                    f"{directory}: another training run is using this checkpoint directory ({_holder(directory)}); "
+                    "wait for it to end (or stop it), or choose another checkpoint directory"
+                ) from None
+            try:
+                current = os.stat(directory)
+            except OSError:
+                current = None
+            if current is None or (current.st_dev, current.st_ino) != key:
+                # the run that held it removed the empty folder it had made: lock the new one
+                os.close(descriptor)
+                continue
+            _held[key] = 1
+        try:  # for the message of a run refused; the lock works without it (a read-only folder)
+            with open(directory / HOLDER_FILE, "w", encoding="utf-8") as note:
+                note.write(f"{os.getpid()} {socket.gethostname()}\n")
+        except OSError:
+            pass
+        return descriptor
+
+
+def _release(directory: Path, made: bool) -> None:
+    """Before the lock ends: remove this process's note, and the folder if it made it and no
+    run was written there (a run refused, or failed before its first file)."""
+    note = directory / HOLDER_FILE
+    try:
+        if note.read_text(encoding="utf-8").split()[:1] == [str(os.getpid())]:
+            note.unlink()
+    except (OSError, UnicodeDecodeError):
+        pass
+    if made:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty: a run, or files of someone else's
+            pass
+
+
+def _holder(directory: Path) -> str:
+    """The process that holds ``directory``, in words, as it wrote itself down."""
+    try:
+        pid, host = (directory / HOLDER_FILE).read_text(encoding="utf-8").split()[:2]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "a process that did not say which"
+    return f"process {pid} on {host}" if host != socket.gethostname() else f"process {pid}"
 
 
 def _write_json_atomically(path: Path, data: Any) -> None:
@@ -447,9 +569,26 @@ def train_responder(
     Without ``resume`` a directory that already holds a run is refused. ``threads`` is
     the session's thread count (1 keeps float sums in a fixed order: reproducible weights).
     """
+    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if directory is None:
+        return _train(dialogues, config, held_out, None, resume, progress, threads)
+    if not directory.is_dir():  # refused before the lock makes it: a mistyped resume, a place not writable
+        check_checkpoint_dir(directory, config, resume)
+    with hold_checkpoint_dir(directory):  # checked (again) under the lock: another run may have started
+        return _train(dialogues, config, held_out, directory, resume, progress, threads)
+
+
+def _train(
+    dialogues: Sequence[Dialogue],
+    config: ResponderTrainingConfig,
+    held_out: Sequence[Dialogue] | None,
+    directory: Path | None,
+    resume: bool,
+    progress: Callable[[Progress], None] | None,
+    threads: int,
+) -> TrainedResponder:
     from compat.responder.trainer import ResponderOptimizerSpec, ResponderTrainer
 
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     stored = _stored_run(directory, config, resume)
     if stored is not None:
         assert directory is not None  # a stored run is only read from a checkpoint directory
@@ -634,7 +773,7 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
         raise TrainingError(f"{directory}: not a directory; the checkpoint directory must be a folder")
     run_file = directory / RUN_FILE
     if not run_file.exists():
-        if directory.exists() and any(directory.iterdir()):
+        if directory.exists() and any(path.name != HOLDER_FILE for path in directory.iterdir()):
             raise TrainingError(f"{directory}: not empty and holds no {RUN_FILE}: not a responder checkpoint directory")
         if resume:  # a mistyped --checkpoint-dir would otherwise throw the run away and start over
             found = f"it holds no {RUN_FILE}" if directory.exists() else "no such folder"
