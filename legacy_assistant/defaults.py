@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sysconfig
-from importlib import metadata
 from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -25,20 +24,22 @@ def _recorded_exports() -> list[Path]:
     """Where this copy's own install record (the dist-info's RECORD beside the package) says the
     data files went: it alone knows for ``pip install --prefix P`` run from ``P``'s
     site-packages, where the interpreter's prefix is another."""
-    try:
-        found = list(metadata.distributions(name=DISTRIBUTION, path=[str(REPOSITORY_ROOT)]))
-    except Exception as exc:  # a damaged record must not stop every command; the prefixes remain
-        log.debug("cannot read the install record in %s: %s", REPOSITORY_ROOT, exc)
-        return []
+    # imported here, not with the module: a checkout (and every command run from one) never needs it
+    from importlib import metadata
+
     places: list[Path] = []
     marker = SHARE_SUBDIR.parts
-    for dist in found:
-        for file in dist.files or ():  # e.g. ../../../share/legacy-assistant/exported/default/assistant.json
-            parts = file.parts
-            starts = [i for i in range(len(parts) - len(marker)) if parts[i : i + len(marker)] == marker]
-            if starts:
-                places.append(Path(os.path.normpath(str(dist.locate_file(Path(*parts[: starts[0] + len(marker)]))))))
-                break  # every data file of one install lies in the same place
+    try:  # RECORD is read by dist.files, lazily: a damaged one fails there, not in distributions()
+        for dist in metadata.distributions(name=DISTRIBUTION, path=[str(REPOSITORY_ROOT)]):
+            for file in dist.files or ():  # e.g. ../../../share/legacy-assistant/exported/default/assistant.json
+                parts = file.parts
+                starts = [i for i in range(len(parts) - len(marker)) if parts[i : i + len(marker)] == marker]
+                if starts:
+                    place = dist.locate_file(Path(*parts[: starts[0] + len(marker)]))
+                    places.append(Path(os.path.normpath(str(place))))
+                    break  # every data file of one install lies in the same place
+    except Exception as exc:  # a damaged record must not stop every command; the prefixes remain
+        log.debug("cannot read the install record in %s: %s", REPOSITORY_ROOT, exc)
     return places
 
 

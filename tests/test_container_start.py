@@ -86,9 +86,12 @@ def test_a_metrics_folder_holding_another_users_files_is_refused_before_gunicorn
     gunicorn started (and their counts would have been served as this server's)."""
     (tmp_path / "counter_4242.db").write_bytes(b"")
     (tmp_path / "notes.txt").write_bytes(b"")  # not a metrics file: anyone's
+    os.chmod(tmp_path, 0o1777)  # sticky, as /tmp
     check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})  # this user's own files
-    real_uid = os.getuid()
-    monkeypatch.setattr(server.os, "getuid", lambda: real_uid + 1)  # every file is now another user's
+    real_uid = os.geteuid()
+    # every file, and the sticky folder, is now another user's: this one may not remove the files
+    for name in ("getuid", "geteuid"):
+        monkeypatch.setattr(server.os, name, lambda: real_uid + 1)
     with pytest.raises(ConfigError, match=rf"^PROMETHEUS_MULTIPROC_DIR={tmp_path} holds counter_4242.db of another "
                                           rf"user \(uid {real_uid}\): give each server's user a metrics folder"):
         check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
@@ -101,6 +104,20 @@ def test_a_metrics_folder_holding_another_users_files_is_refused_before_gunicorn
     with caplog.at_level(logging.WARNING, logger=server.log.name):
         server.clear_stale_metrics(str(tmp_path))  # were the check skipped: a warning, no traceback
     assert "cannot remove counter_4242.db" in caplog.text
+
+
+def test_another_users_metrics_files_this_user_may_remove_do_not_stop_serve(monkeypatch, tmp_path):
+    """In a folder that is not sticky, a user who writes in it removes any file in it: a container
+    run under a new uid (OpenShift) on the metrics volume of the last one clears the stale files at
+    start, as before, instead of being refused."""
+    (tmp_path / "counter_4194399.db").write_bytes(b"")  # above Linux's largest pid: no server runs
+    os.chmod(tmp_path, 0o777)
+    real_uid = os.geteuid()
+    for name in ("getuid", "geteuid"):  # every file is another user's
+        monkeypatch.setattr(server.os, name, lambda: real_uid + 1)
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    server.clear_stale_metrics(str(tmp_path))
+    assert not (tmp_path / "counter_4194399.db").exists()
 
 
 def test_shared_memory_this_user_cannot_write_is_not_used(monkeypatch, tmp_path):

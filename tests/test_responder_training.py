@@ -696,3 +696,36 @@ def test_a_folder_the_hold_made_is_removed_when_no_run_was_written(tmp_path):
     with hold_checkpoint_dir(made):
         (made / "run.json").write_text("{}", encoding="utf-8")
     assert sorted(path.name for path in made.iterdir()) == ["run.json"]
+
+
+def test_a_second_thread_of_one_process_is_refused_the_checkpoint_directory(tmp_path):
+    """The hold nests only in the thread that holds it: two library calls of train_responder
+    from two threads of one process would otherwise both train in one folder."""
+    import threading
+
+    from legacy_assistant.responder.training import hold_checkpoint_dir
+
+    directory = tmp_path / "ck"
+    held, done = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with hold_checkpoint_dir(directory):
+            held.set()
+            done.wait(60)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(TrainingError, match="another training run in this process"):
+            with hold_checkpoint_dir(directory):
+                pass
+        with pytest.raises(TrainingError, match="another training run in this process"):
+            train_responder(_random_dialogues(12, seed=3), TINY, checkpoint_dir=directory)
+        assert directory.is_dir()  # the refused thread removed nothing of the holder's
+    finally:
+        done.set()
+        thread.join()
+    assert not directory.exists()  # the holder made it and wrote no run: removed when it ended
+    with hold_checkpoint_dir(directory), hold_checkpoint_dir(directory):  # free again; nested in one thread
+        assert directory.is_dir()

@@ -251,6 +251,32 @@ def test_the_shipped_models_are_found_after_pip_install_target(monkeypatch, tmp_
     assert defaults.shipped("default") == target / "share" / "legacy-assistant" / "exported" / "default"
 
 
+@pytest.mark.parametrize(
+    "record",
+    [b"legacy_assistant/__init__.py,,\n\xff\xfe,,\n", b"legacy_assistant/__init__.py,a,b,c,d\n"],
+    ids=["not-utf8", "five-fields"],
+)
+def test_a_damaged_install_record_does_not_stop_every_command(monkeypatch, tmp_path, record):
+    """RECORD is read lazily (``dist.files``), after the distributions are listed: a damaged one
+    raised out of the import of legacy_assistant.defaults, so even ``--help`` failed."""
+    from legacy_assistant import defaults
+
+    site = tmp_path / "site-packages"
+    _fake_install(site, site / "share", "")
+    (site / "legacy_assistant-0.1.0.dist-info" / "RECORD").write_bytes(record)
+    monkeypatch.setattr(defaults, "REPOSITORY_ROOT", site)
+    assert defaults._recorded_exports() == []
+    assert defaults.shipped("default") == site / "share" / "legacy-assistant" / "exported" / "default"  # beside
+
+
+def test_a_checkout_does_not_import_importlib_metadata_for_the_shipped_models():
+    """Only an installed copy reads its install record; the import is not paid by every command."""
+    code = "import sys, legacy_assistant.defaults; print('importlib.metadata' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout == "False\n"
+
+
 def test_the_checkouts_name_of_a_shipped_model_says_where_this_copy_has_it(monkeypatch, tmp_path):
     """``--help`` and the README write the shipped models as exported/default and
     exported/responder; an installed copy has them under <prefix>/share, and said only

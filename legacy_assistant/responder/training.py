@@ -274,9 +274,10 @@ def _warn_of_unknown_replies(pairs: Sequence[EncodedPair], vocab_size: int) -> N
 
 # --- the checkpoint directory ---------------------------------------------------------------
 
-# Folders (device, inode) this process holds: a second flock of the same folder from this
-# process, on another descriptor, would be refused as if another run held it.
-_held: dict[tuple[int, int], int] = {}
+# Folders (device, inode) this process holds, with the thread that holds each and how deep: a
+# second flock of the same folder from this process, on another descriptor, would be refused as
+# if another run held it. Only the holding thread nests; another thread is another run.
+_held: dict[tuple[int, int], tuple[int, int]] = {}
 _held_guard = threading.Lock()
 
 
@@ -285,10 +286,11 @@ def hold_checkpoint_dir(directory: str | Path) -> Iterator[Path]:
     """Hold ``directory`` (made if missing) for one training run, until the block ends.
 
     Another run that holds it (another process: a second terminal, an overlapping cron job) is
-    refused with a :class:`TrainingError` naming the folder and that process; within one process
-    the hold nests. The lock is the kernel's ``flock`` on the folder itself, so it needs no write
-    access (a finished run in a read-only folder still exports) and ends with its process: after
-    ``kill -9`` the folder is free at once. A folder made here and left empty is removed again.
+    refused with a :class:`TrainingError` naming the folder and that process, as is another thread
+    of this process; within one thread the hold nests. The lock is the kernel's ``flock`` on the
+    folder itself, so it needs no write access (a finished run in a read-only folder still
+    exports) and ends with its process: after ``kill -9`` the folder is free at once. A folder
+    made here and left empty is removed again.
     """
     directory = Path(directory)
     made = not directory.exists()
@@ -301,9 +303,9 @@ def hold_checkpoint_dir(directory: str | Path) -> Iterator[Path]:
     finally:
         with _held_guard:
             key = _folder_key(descriptor)
-            _held[key] -= 1
-            last = not _held[key]
-            if last:
+            owner, depth = _held[key]
+            _held[key] = (owner, depth - 1)
+            if depth == 1:
                 del _held[key]
                 _release(directory, made)
             os.close(descriptor)  # the first descriptor holds the flock: closed last, it ends it
@@ -327,7 +329,14 @@ def _lock_checkpoint_dir(directory: Path) -> int | None:
         with _held_guard:
             key = _folder_key(descriptor)
             if key in _held:  # this process holds it already; the lock stays while a descriptor is open
-                _held[key] += 1
+                owner, depth = _held[key]
+                if owner != threading.get_ident():  # two runs at once in one process train over each other too
+                    os.close(descriptor)
+                    raise TrainingError(
+                        f"{directory}: another training run in this process (another thread) is using this "
+                        "checkpoint directory; wait for it to end, or choose another checkpoint directory"
+                    )
+                _held[key] = (owner, depth + 1)
                 return descriptor
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -348,7 +357,7 @@ def _lock_checkpoint_dir(directory: Path) -> int | None:
                 # the run that held it removed the empty folder it had made: lock the new one
                 os.close(descriptor)
                 continue
-            _held[key] = 1
+            _held[key] = (threading.get_ident(), 1)
         try:  # for the message of a run refused; the lock works without it (a read-only folder)
             with open(directory / HOLDER_FILE, "w", encoding="utf-8") as note:
                 note.write(f"{os.getpid()} {socket.gethostname()}\n")

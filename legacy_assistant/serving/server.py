@@ -751,26 +751,32 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
         raise ConfigError(f"{METRICS_ENV}={directory}: this user cannot write in {existing}")
     foreign = _foreign_metrics_file(path)
     if foreign is not None:
-        # another user's server uses the folder, or left it: its counts would be served as this
-        # server's, and its files cannot be cleared (a traceback as gunicorn started, in /tmp)
+        # another user's server uses the folder, or left it, in a sticky folder: its files cannot
+        # be cleared (a traceback as gunicorn started, in /tmp), and its counts would be served
+        name, owner = foreign
         raise ConfigError(
-            f"{METRICS_ENV}={directory} holds {foreign.name} of another user (uid {foreign.stat().st_uid}): "
+            f"{METRICS_ENV}={directory} holds {name} of another user (uid {owner}): "
             "give each server's user a metrics folder of its own (or remove that user's files if no server "
             "of theirs runs)"
         )
 
 
-def _foreign_metrics_file(directory: Path) -> Path | None:
-    """A metrics file in ``directory`` that another user owns, if any (none for root, who may
-    clear them)."""
-    user = os.getuid()
-    if user == 0:
-        return None
+def _foreign_metrics_file(directory: Path) -> tuple[str, int] | None:
+    """The name and owner of a metrics file in ``directory`` that this user may not remove, if any:
+    another user's in a sticky folder (``/tmp``) neither of them owns. Elsewhere a folder this user
+    writes in lets it remove any file, and the stale ones are cleared at start as this user's are
+    (a container run under a new uid on the volume of the last one)."""
+    user = os.geteuid()  # the kernel's test for unlink uses the effective user
     try:
+        folder = os.stat(directory)
+        if user == 0 or not folder.st_mode & stat.S_ISVTX or folder.st_uid == user:
+            return None
         with os.scandir(directory) as entries:
             for entry in entries:
-                if METRICS_FILE.fullmatch(entry.name) and entry.stat(follow_symlinks=False).st_uid != user:
-                    return Path(entry.path)
+                if METRICS_FILE.fullmatch(entry.name):
+                    owner = entry.stat(follow_symlinks=False).st_uid
+                    if owner != user:
+                        return entry.name, owner
     except OSError:  # not there yet (made at start), or gone meanwhile
         return None
     return None
