@@ -79,7 +79,10 @@ def not_installed_hint(path: str | Path) -> str:
     if given.exists():
         return ""
     shipped_at = {"default": ("model", DEFAULT_MODEL_DIR), "responder": ("responder", DEFAULT_RESPONDER_DIR)}
-    if given.parent.name == "exported" and given.name in shipped_at:
+    # as written relative to a checkout's root (the help's and README's spelling), not an
+    # absolute path that happens to end so: /data/exported/default is another folder
+    written = Path(path)
+    if not written.is_absolute() and written.parts[-2:-1] == ("exported",) and given.name in shipped_at:
         role, place = shipped_at[given.name]
         if place.exists():  # an installed copy: its shipped models are under <prefix>/share
             return f" (the shipped {role} of this copy of legacy-assistant is {place})"

@@ -301,6 +301,9 @@ def test_the_checkouts_name_of_a_shipped_model_says_where_this_copy_has_it(monke
         model_kind.is_responder(Path("exported/default"))  # chat, info, golden, migrate
     with pytest.raises(ConfigError, match=r"^model directory not found: exported/mybot$"):
         check_model("exported/mybot", "compat")  # not a shipped name: no hint
+    elsewhere = tmp_path / "data" / "exported" / "default"  # a folder of the user's that is missing
+    with pytest.raises(ConfigError, match=rf"^model directory not found: {re.escape(str(elsewhere))}$"):
+        check_model(str(elsewhere), "compat")
 
 
 def test_server_module_does_not_import_tensorflow():
