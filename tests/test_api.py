@@ -427,3 +427,29 @@ def test_a_bare_status_is_named_as_the_app_names_its_errors():
     assert status_code_name(500) == "internal_error"
     assert status_code_name(414) == "request_uri_too_long"
     assert status_code_name(400) == "bad_request"
+
+
+def test_a_body_in_another_charset_is_told_that_json_is_utf8_only(client):
+    """JSON is UTF-8 (RFC 8259): a declared latin-1 body is not read as latin-1, and the 400
+    says so rather than only "not UTF-8"."""
+    latin1 = '{"text": "café"}'.encode("latin-1")
+    response = post(client, "/api/v1/parse", data=latin1, content_type="application/json; charset=latin-1")
+    assert_error(response, 400, "invalid_json")
+    assert response.get_json()["error"]["message"] == (
+        "the request body is not UTF-8: JSON is read as UTF-8 only, not as 'latin-1'"
+    )
+    ascii_only = post(client, "/api/v1/parse", data=b'{"text": "hello"}', content_type="application/json; charset=latin-1")
+    assert ascii_only.status_code == 200  # the same bytes in both: read
+    utf8 = post(client, "/api/v1/parse", data=b'{"text": "caf\xc3\xa9"}', content_type="application/json; charset=UTF-8")
+    assert utf8.status_code == 200
+
+
+def test_a_websocket_upgrade_is_told_there_is_no_websocket_route(client):
+    """Werkzeug refuses a WebSocket handshake on a plain route with a 400 that blamed "the
+    browser (or proxy)" for a request "this server could not understand"."""
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    for response in (client.get("/health", headers=upgrade), client.post("/api/v1/parse", json={"text": "hi"},
+                                                                         headers=upgrade)):
+        assert_error(response, 400, "bad_request")
+        message = response.get_json()["error"]["message"]
+        assert "no WebSocket route" in message and "Upgrade: websocket" in message, message

@@ -311,3 +311,12 @@ def test_api_answers_are_never_cached(make_client):
     assert client.get(f"/api/v1/conversations/{sender}").headers["Cache-Control"] == "no-store"
     assert client.post("/api/v1/parse", json={"text": "hi"}).headers["Cache-Control"] == "no-store"
     assert "no-store" not in client.get("/static/chat.css").headers.get("Cache-Control", "")  # public files may be
+
+
+def test_health_readiness_metrics_and_version_are_never_cached(make_client):
+    """They describe this moment: a cache between a probe and the server would report a server
+    that stopped, or one still starting, as it was."""
+    client = make_client()
+    for path in ("/health", "/ready", "/metrics", "/version"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path
+    assert "no-store" not in client.get("/").headers.get("Cache-Control", "")  # the page may be

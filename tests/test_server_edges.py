@@ -384,3 +384,47 @@ def test_the_log_names_the_address_it_listens_at(server):
     log = server.log()
     assert f"Listening at: http://127.0.0.1:{server.port} " in log, log[:2000]
     assert "Listening at:  (" not in log
+
+
+def _expect_continue(length: int, content_type: str = "application/json") -> bytes:
+    return (f"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
+            f"Expect: 100-continue\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def test_a_body_over_the_limit_is_refused_before_100_continue_asks_for_it(server):
+    """gunicorn sent ``100 Continue`` before the app saw the request: the client was told to
+    send a body the app then refused unread (and the connection closed under it)."""
+    answer = exchange(server, _expect_continue(10 * MAX_BODY))  # the body is never sent
+    json_error(answer, 413, "request_entity_too_large")
+    assert answer[1]["connection"] == "close"  # the client may not send the body: nothing to read on
+    # a body the route refuses unread (not JSON) is not asked for either
+    answer = exchange(server, _expect_continue(5, "text/plain"))
+    json_error(answer, 415, "unsupported_media_type")
+    assert answer[1]["connection"] == "close"
+
+
+def test_100_continue_comes_when_the_route_reads_the_body(server):
+    body = chat_body(300)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        sock.sendall(_expect_continue(len(body)))
+        assert stream.readline() == b"HTTP/1.1 100 Continue\r\n" and stream.readline() == b"\r\n"
+        sock.sendall(body)
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+        headers = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        assert headers["connection"] == "keep-alive"
+        assert json.loads(stream.read(int(headers["content-length"])))["sender"] == "edge"
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")  # the connection goes on
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("connection", [b"TE, close", b"close, TE", b"Upgrade, close"])
+def test_close_among_other_connection_options_closes(server, connection):
+    """gunicorn heeds ``close`` only as the whole ``Connection`` value: it answered
+    ``keep-alive`` to ``Connection: TE, close`` (libwww-perl's) and kept the connection open."""
+    status, headers, after = _two_requests_on_one_connection(
+        server, b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: %s\r\n\r\n" % connection)
+    assert (status, headers["connection"], after) == (200, "close", "closed")

@@ -365,7 +365,7 @@ class ReloadingArbiter(Arbiter):
 
 
 class ModelWorker(ThreadWorker):
-    """Gunicorn's ``gthread`` worker, with three changes.
+    """Gunicorn's ``gthread`` worker, with these changes.
 
     * **Its own socket opens when it serves.** With a socket per worker (``SO_REUSEPORT``)
       gunicorn opens the worker's socket right after the fork, and the kernel at once sends it
@@ -381,6 +381,8 @@ class ModelWorker(ThreadWorker):
       the app is built; one that arrives meanwhile stays pending, and is delivered, a reload,
       once the worker serves (``GunicornServer._post_worker_init``).
     * **Errors gunicorn answers itself** (:meth:`handle_error`) are JSON, like the app's.
+    * **``100 Continue`` waits for the app** (:meth:`handle_request`): it goes out when the app
+      first reads the body, so a body refused unread (over the size limit) is never asked for.
     * **The loaded models are frozen for the garbage collector** once the app is built
       (:mod:`legacy_assistant.serving.heap`): a full collection would otherwise walk their
       hundreds of thousands of objects with every request thread waiting.
@@ -418,6 +420,15 @@ class ModelWorker(ThreadWorker):
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
         return super().handle(conn)
 
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """Send ``100 Continue`` only once the app reads the body: gunicorn sent it for every
+        ``Expect: 100-continue`` before the app saw the request, so a client whose body the app
+        refuses unread (over the size limit, a 404, a 415) was told to send it all the same."""
+        if getattr(req, "_expected_100_continue", False) and _has_body(req.body):
+            req._expected_100_continue = False
+            req.body.reader = _ContinueOnRead(req.body.reader, conn.sock)
+        return super().handle_request(req, conn)
+
     def init_process(self) -> None:
         if self._own_socket():
             for listener in self.sockets:
@@ -431,7 +442,7 @@ class ModelWorker(ThreadWorker):
         with native():
             super().load_wsgi()  # builds the app: the model is loaded
         drain = getattr(gunicorn_parser, "_DRAIN_MAX_BYTES", None)  # gunicorn 27 on; before, no cap
-        if drain is not None and hasattr(self.wsgi, "wsgi_app"):
+        if hasattr(self.wsgi, "wsgi_app"):
             self.wsgi.wsgi_app = _closing_after_unread_body(self.wsgi.wsgi_app, drain)
         heap.freeze_loaded()  # the models live as long as the worker: keep them out of collections
         if self._own_socket():
@@ -513,17 +524,24 @@ FIRST_BYTES_WAIT_SECONDS = 0.05
 CLIENT_READ_TIMEOUT_SECONDS = 10.0
 
 
-def _closing_after_unread_body(app: Any, drain: int) -> Any:
+def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
     """``app`` (WSGI), answering ``Connection: close`` when the request's body is not read
     through and gunicorn will not discard what is left: a body over the size limit (413), one a
     route does not read (``/health``, a 404, a 405), a streamed one cut off at the limit.
     Before the next request on a connection gunicorn discards at most ``drain`` bytes of an
     unread body, and closes the connection otherwise, though its answer said ``keep-alive``:
-    the client's next request on it then got no response at all."""
+    the client's next request on it then got no response at all.
+
+    Also when the client asked to close among other options (``Connection: TE, close``, as
+    libwww-perl sends): gunicorn heeds ``close`` only as the whole value, and kept the
+    connection open."""
 
     def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
         def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            if _body_left(environ.get("wsgi.input"), drain):
+            body = environ.get("wsgi.input")
+            reader = getattr(body, "reader", None)
+            waiting = isinstance(reader, _ContinueOnRead) and reader.answered()
+            if waiting or _asks_to_close(environ) or (drain is not None and _body_left(body, drain)):
                 force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
                 if force_close is not None:  # gunicorn's response: says close, and closes
                     force_close()
@@ -534,10 +552,50 @@ def _closing_after_unread_body(app: Any, drain: int) -> Any:
     return wrapped
 
 
+def _asks_to_close(environ: dict[str, Any]) -> bool:
+    """Whether the request's ``Connection`` options (a comma-separated list) include ``close``."""
+    options = environ.get("HTTP_CONNECTION", "")
+    return "close" in (option.strip(" \t").lower() for option in options.split(","))
+
+
+class _ContinueOnRead:
+    """A request body's reader that sends ``100 Continue`` before its first read, unless the
+    answer has begun. :meth:`answered` marks that it has: a client still waiting for the
+    ``100`` may never send the body, so the connection is closed rather than read on, where
+    the client's next request would be taken for the rest of this body."""
+
+    def __init__(self, reader: Any, sock: socket.socket) -> None:
+        self.inner = reader
+        self._sock = sock
+        self._continued = False
+        self._answered = False
+
+    def read(self, size: int) -> bytes:
+        if not self._continued and not self._answered:
+            self._continued = True
+            with contextlib.suppress(OSError):  # the client is gone: the read fails as for a body cut short
+                self._sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return self.inner.read(size)
+
+    def answered(self) -> bool:
+        """Note that the answer starts; whether the client was never told to send its body."""
+        self._answered = True
+        return not self._continued
+
+
+def _has_body(body: Any) -> bool:
+    """Whether gunicorn's request ``body`` is chunked or declares a length over zero."""
+    reader = getattr(body, "reader", None)
+    if isinstance(reader, gunicorn_body.LengthReader):
+        return reader.length > 0
+    return isinstance(reader, gunicorn_body.ChunkedReader)
+
+
 def _body_left(body: Any, drain: int) -> bool:
     """Whether gunicorn's request ``body`` still holds at least ``drain`` unread bytes (a
     declared length), or is streamed and not read to its end (its length is unknown)."""
     reader = getattr(body, "reader", None)
+    reader = getattr(reader, "inner", reader)  # under _ContinueOnRead
     if isinstance(reader, gunicorn_body.LengthReader):
         return reader.length + body.buf.tell() >= drain
     if isinstance(reader, gunicorn_body.ChunkedReader):

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Request, Response, current_app, has_request_context, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, default_exceptions
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant.errors import RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
@@ -120,6 +121,8 @@ def _http_message(exc: HTTPException) -> str:
         return f"no route {asked!r}; see {root}/openapi.json for the routes"
     if exc.code == 405:
         return f"method {request.method} is not allowed on {asked!r}"
+    if isinstance(exc, WebsocketMismatch):  # Werkzeug's own words blame "the browser (or proxy)"
+        return f"{asked!r} is no WebSocket route (this server has none): send the request without Upgrade: websocket"
     return exc.description or exc.name or "error"
 
 
@@ -187,6 +190,12 @@ def json_object() -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        charset = current.mimetype_params.get("charset", "").strip().lower()
+        if charset.replace("-", "").replace("_", "") not in ("", "utf8"):
+            # a client that declared another charset would otherwise not know it was not heeded
+            raise ApiError(
+                400, "invalid_json", f"the request body is not UTF-8: JSON is read as UTF-8 only, not as {charset!r}"
+            ) from None
         raise ApiError(400, "invalid_json", "the request body is not UTF-8") from None
     try:
         body = json.loads(text, parse_constant=_not_json, object_pairs_hook=_without_repeated_keys)

@@ -109,6 +109,13 @@ def route_of_refused(app: Flask, current: Request) -> str:
     return UNMATCHED_ROUTE
 
 
+@blueprint.after_request
+def _not_cached(response: Response) -> Response:
+    # counters and the model in service change from one request to the next
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @blueprint.get("/metrics")
 def metrics_text() -> Response:
     """Prometheus text exposition of the whole server's metrics."""

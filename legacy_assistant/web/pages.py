@@ -85,6 +85,15 @@ def favicon() -> Response:
     return response
 
 
+@blueprint.after_request
+def _live_answers_not_cached(response: Response) -> Response:
+    # the health and readiness of this moment: a cache between a probe and the server would
+    # report a worker that stopped, or a server still starting, as it was
+    if request.endpoint in ("pages.health", "pages.ready"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @blueprint.get("/health")
 def health() -> Any:
     model = current_slot().model
