@@ -421,6 +421,18 @@ def test_100_continue_comes_when_the_route_reads_the_body(server):
         assert stream.readline().startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.parametrize("path", [b"/health", b"/no-such-route"])
+def test_100_continue_never_follows_the_answer_to_a_body_left_unread(server, path):
+    """A client that sent its body without waiting, to a route that does not read it: the
+    answer is all it gets (a ``100 Continue`` sent while the unread body was discarded, after
+    the answer, would be read as the answer to its next request), and the connection closes."""
+    body = chat_body(300)
+    first = (b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+             b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n%s" % (path, len(body), body))
+    status, headers, after = _two_requests_on_one_connection(server, first)
+    assert (status, headers["connection"], after) == (405 if path == b"/health" else 404, "close", "closed")
+
+
 @pytest.mark.parametrize("connection", [b"TE, close", b"close, TE", b"Upgrade, close"])
 def test_close_among_other_connection_options_closes(server, connection):
     """gunicorn heeds ``close`` only as the whole ``Connection`` value: it answered

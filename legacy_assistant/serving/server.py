@@ -540,7 +540,7 @@ def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
         def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             body = environ.get("wsgi.input")
             reader = getattr(body, "reader", None)
-            waiting = isinstance(reader, _ContinueOnRead) and reader.answered()
+            waiting = isinstance(reader, _ContinueOnRead) and reader.mark_answered()
             if waiting or _asks_to_close(environ) or (drain is not None and _body_left(body, drain)):
                 force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
                 if force_close is not None:  # gunicorn's response: says close, and closes
@@ -560,7 +560,7 @@ def _asks_to_close(environ: dict[str, Any]) -> bool:
 
 class _ContinueOnRead:
     """A request body's reader that sends ``100 Continue`` before its first read, unless the
-    answer has begun. :meth:`answered` marks that it has: a client still waiting for the
+    answer has begun. :meth:`mark_answered` marks that it has: a client still waiting for the
     ``100`` may never send the body, so the connection is closed rather than read on, where
     the client's next request would be taken for the rest of this body."""
 
@@ -577,7 +577,7 @@ class _ContinueOnRead:
                 self._sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         return self.inner.read(size)
 
-    def answered(self) -> bool:
+    def mark_answered(self) -> bool:
         """Note that the answer starts; whether the client was never told to send its body."""
         self._answered = True
         return not self._continued
