@@ -131,7 +131,7 @@ def write_artifact(
             raise _appeared(target, "; choose another destination (or --force, force=True in Python)")
         check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
         dropped = [name for name in MODEL_COMPANIONS if name not in set(keep) and (target / name).is_file()]
-        if replaces is not None and _digest_on_disk(target, manifest_name) != replaces:
+        if replaces is not None and digest_on_disk(target, manifest_name) != replaces:
             # another command (train --force, a migration) wrote a model there meanwhile: swapping
             # the rewrite of the old one in would throw the new one away without a word
             raise ArtifactError(
@@ -500,7 +500,7 @@ def _replace_dir(staging: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _digest_on_disk(root: Path, manifest_name: str) -> str | None:
+def digest_on_disk(root: Path, manifest_name: str) -> str | None:
     """The digest the manifest of ``root`` records (None: no readable manifest there)."""
     raw = _manifest_on_disk(root, manifest_name)
     try:

@@ -130,15 +130,11 @@ def _refuse_if_replaced(model: str, loaded: dict[str, Any]) -> None:
     """Refuse to write golden replies of ``loaded`` once ``model`` holds another model (replaced
     by ``train --force`` or a migration while they were computed): in its folder they would be
     the new model's golden file, and its ``--check`` would fail for nothing."""
-    from legacy_assistant.artifacts.directory import DIGEST_FIELD, MODEL_MANIFESTS
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, MODEL_MANIFESTS, digest_on_disk
 
-    for name in MODEL_MANIFESTS:
-        try:
-            on_disk = json.loads((Path(model) / name).read_bytes())
-        except (OSError, ValueError):
-            continue
-        if isinstance(on_disk, dict) and on_disk.get(DIGEST_FIELD) == loaded.get(DIGEST_FIELD):
-            return
+    folder, digest = Path(model), loaded.get(DIGEST_FIELD)
+    if any((folder / name).is_file() and digest_on_disk(folder, name) == digest for name in MODEL_MANIFESTS):
+        return
     raise AssistantError(
         f"{model} was replaced by another model while its golden replies were computed: nothing was written; "
         "run golden again for the model now there"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,14 @@ def readable_path(path: str | Path) -> str:
     system shows the name, whatever the locale (under ``LC_ALL=C`` with UTF-8 mode off Python holds
     ``é`` as two surrogates, which UTF-8 cannot encode); bytes that are not UTF-8 as ``\\xe9``."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def sticky_keeps(owner: int, folder: os.stat_result) -> bool:
+    """Whether this user may not remove a file ``owner`` owns in the folder ``folder`` describes:
+    in a sticky folder (``/tmp``) only the file's owner, the folder's owner and root may, whatever
+    the folder's write permissions (the kernel's test is on the effective user)."""
+    user = os.geteuid()
+    return bool(folder.st_mode & stat.S_ISVTX) and user not in (0, owner, folder.st_uid)
 
 
 @contextlib.contextmanager

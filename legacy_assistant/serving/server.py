@@ -68,7 +68,7 @@ from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
-from legacy_assistant.common.files import can_make_or_write_in, nearest_existing
+from legacy_assistant.common.files import can_make_or_write_in, nearest_existing, sticky_keeps
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
 from legacy_assistant.errors import AssistantError, ConfigError
@@ -824,16 +824,13 @@ def _foreign_metrics_file(directory: Path) -> tuple[str, int] | None:
     another user's in a sticky folder (``/tmp``) neither of them owns. Elsewhere a folder this user
     writes in lets it remove any file, and the stale ones are cleared at start as this user's are
     (a container run under a new uid on the volume of the last one)."""
-    user = os.geteuid()  # the kernel's test for unlink uses the effective user
     try:
         folder = os.stat(directory)
-        if user == 0 or not folder.st_mode & stat.S_ISVTX or folder.st_uid == user:
-            return None
         with os.scandir(directory) as entries:
             for entry in entries:
                 if METRICS_FILE.fullmatch(entry.name):
                     owner = entry.stat(follow_symlinks=False).st_uid
-                    if owner != user:
+                    if sticky_keeps(owner, folder):
                         return entry.name, owner
     except OSError:  # not there yet (made at start), or gone meanwhile
         return None

@@ -17,6 +17,8 @@ import os
 import socket
 import stat
 
+from legacy_assistant.common.files import sticky_keeps
+
 PREFIX = "unix:"
 # Unix sockets take a path of at most 107 bytes on Linux (108 with the final NUL in sun_path);
 # other systems allow fewer (103 on macOS and the BSDs), and refuse longer ones when binding.
@@ -71,8 +73,7 @@ def _unremovable(path: str, where: str) -> str | None:
         folder = os.stat(os.path.dirname(path))
     except OSError:  # gone meanwhile: nothing to replace
         return None
-    user = os.geteuid()
-    if not folder.st_mode & stat.S_ISVTX or user in (0, owner, folder.st_uid):
+    if not sticky_keeps(owner, folder):
         return None
     return (
         f"{where}: a socket another user's server left (uid {owner}) is there, and this user may not remove it "
