@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="talk to a model or a responder in the terminal",
         # how a script drives it: nothing said this but the banner, which a pipe never shows
         description="Talk to a model or a responder in the terminal. At a terminal: a 'you> ' prompt; Ctrl-D or "
-        "a line of quit or exit (any case; also /quit, /exit) ends the chat. Piped in: one message a line, no "
+        "a line of quit or exit (any case; also /quit, /exit) ends the chat, and the arrow keys edit the line and "
+        "recall earlier messages. Piped in: one message a line, no "
         "prompt, and the same words end it, so a line that is only 'exit' is read as the end. Blank lines are "
         "skipped; each message gets a 'bot> ' reply on standard output, logs go to standard error.",
     )
@@ -243,12 +244,24 @@ def _interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty() and sys.stdout is not None
 
 
+def _enable_line_editing() -> None:
+    """Arrow keys, Home/End and this chat's earlier messages (up arrow) at the prompt: input()
+    edits its line with GNU readline (or libedit) once that module is imported; without it the
+    keys' escape codes became part of the message. Windows' Python has no readline module."""
+    try:
+        import readline  # noqa: F401
+    except ImportError:
+        pass
+
+
 def _messages(interactive: bool):
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
     UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat, and
     a byte order mark before the first line is dropped. A closed standard input is an empty one."""
     if sys.stdin is None:
         return
+    if interactive:
+        _enable_line_editing()
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="replace")
