@@ -133,6 +133,7 @@ def _terminal_chat(keys: bytes, *options: str) -> tuple[int, str]:
     chat = subprocess.Popen(
         [sys.executable, "-m", "legacy_assistant", "-q", "chat", *options],
         stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, env=env,
+        preexec_fn=lambda: os.login_tty(0),  # its controlling terminal, so Ctrl-C interrupts it as at a shell
     )
     os.close(follower)
     shown, typed, deadline = b"", False, time.monotonic() + 180
@@ -174,3 +175,9 @@ def test_the_up_arrow_recalls_the_previous_message_at_a_terminal():
     assert status == 0, shown
     details = re.findall(r"bot> .*  \[(\w+) [01]\.\d\d\]", shown)
     assert len(details) == 2 and details[0] == details[1] and details[0] != "fallback", shown
+
+
+def test_ctrl_c_at_a_terminal_prompt_ends_the_chat_on_a_line_of_its_own():
+    status, shown = _terminal_chat(b"hel\x03")
+    assert status == 130, shown
+    assert shown.endswith("\r\ninterrupted\r\n") and "bot> " not in shown, shown
