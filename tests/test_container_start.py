@@ -64,6 +64,19 @@ def test_a_default_store_this_user_cannot_write_is_refused(monkeypatch, tmp_path
     check_store_url("memory")  # nothing on disk to check
 
 
+def test_a_store_file_this_user_cannot_write_is_refused_where_os_has_no_statvfs(monkeypatch, tmp_path):
+    """Windows has no os.statvfs: the refusal of a read-only database file was an AttributeError
+    there, raised while it asked whether the file system is read-only."""
+    from legacy_assistant.stores import base
+
+    db = tmp_path / "c.db"
+    db.write_text("")
+    monkeypatch.setattr(base.os, "access", lambda path, mode: Path(path) != db)
+    monkeypatch.delattr(base.os, "statvfs")
+    with pytest.raises(ConfigError, match=f"this user cannot write {db}$"):
+        check_store_url(f"sqlite:///{db}")
+
+
 def test_the_default_store_folder_is_the_apps_instance_folder(make_client):
     from legacy_assistant.defaults import instance_folder
 

@@ -122,3 +122,40 @@ def test_a_figure_replaces_the_old_file_whole_and_never_rewrites_it_in_place(tmp
         plot_history([{"epoch": 1, "loss": 2.0, "accuracy": 0.5}], reader)
     assert reader.read_bytes() == b"old figure"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.png", "opened-meanwhile.png"]
+
+
+def test_a_tree_is_flushed_under_windows_rules_for_fsync_and_folders(tmp_path, monkeypatch):
+    """Windows flushes a file only through a handle that may write it (FlushFileBuffers: fsync
+    of a read-only descriptor fails with EBADF) and cannot open a folder as a file (EACCES):
+    every model export would stop there with "[Errno 9] Bad file descriptor". Those rules, on Linux."""
+    import errno
+    import fcntl
+    import types
+
+    from legacy_assistant.common import files
+    from legacy_assistant.common.files import sync_folder, sync_tree
+
+    (tmp_path / "saved_model" / "variables").mkdir(parents=True)
+    for name in ("assistant.json", "saved_model/saved_model.pb", "saved_model/variables/data"):
+        (tmp_path / name).write_bytes(b"x")
+    real_open, real_fsync = os.open, os.fsync
+    flushed = []
+
+    def windows_open(path, flags, *args, **kwargs):
+        if os.path.isdir(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def windows_fsync(descriptor):
+        if fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        flushed.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        return real_fsync(descriptor)
+
+    # the module's own view of os only: pathlib and pytest read os.name too
+    windows = types.ModuleType("os")
+    windows.__dict__.update(vars(os), name="nt", open=windows_open, fsync=windows_fsync)
+    monkeypatch.setattr(files, "os", windows)
+    sync_tree(tmp_path)
+    sync_folder(tmp_path)
+    assert sorted(flushed) == sorted(str(path) for path in tmp_path.rglob("*") if path.is_file())

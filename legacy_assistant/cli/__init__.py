@@ -194,8 +194,13 @@ def _reload_ignored_while_serve_starts(argv: Sequence[str] | None) -> Iterator[N
     default action ended the command while it imported and checked the models, or the server
     before its handler was in: status 129, without a word, for a reload sent as a deploy starts
     or restarts the service. Nothing is lost: no model is loaded yet, and the workers read the
-    directory as it is then. The old handler comes back where the command ends without serving."""
-    if _command(argv) != "serve" or threading.current_thread() is not threading.main_thread():
+    directory as it is then. The old handler comes back where the command ends without serving.
+    Windows has no SIGHUP: nothing to ignore there."""
+    if (
+        _command(argv) != "serve"
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "SIGHUP")
+    ):
         yield
         return
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     load_gradio()  # a missing extra is one line now, not after the models have loaded
     cap = text_cap()  # a bad value too
-    from legacy_assistant.serving.server import listen_problem
+    from legacy_assistant.serving.ports import listen_problem
 
     problem = listen_problem(args.host, args.port)  # and a port in use, as serve checks it
     if problem is not None:

@@ -15,6 +15,7 @@ runtime their manifests name against ``--runtime``. A bad flag is a one-line usa
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -182,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     flags = settings.flags_of(args)
     if args.dev:
         check_dev_flags(flags)  # a usage mistake, told before the models are checked
+    else:
+        check_gunicorn_runs_here()  # as early: nothing after it would be of use
     with _naming_environment("MODEL", flags):
         check_model(model, runtime)
     if values["RESPONDER"] is not None:
@@ -236,7 +239,7 @@ def check_address(host: str, port: int, flags: dict[str, Any] | None = None) -> 
     environment variable that gave the value."""
     if unix_socket.socket_path(host) is not None or port == 0:
         return
-    from legacy_assistant.serving.server import listen_problem
+    from legacy_assistant.serving.ports import listen_problem
 
     problem = listen_problem(host, port)
     if problem is not None:
@@ -290,6 +293,21 @@ def check_dev_flags(flags: dict[str, Any]) -> None:
         )
 
 
+def check_gunicorn_runs_here() -> None:
+    """Refuse plain ``serve`` in one line where gunicorn cannot run: it forks its workers, and
+    imports ``fcntl``, ``pwd`` and ``grp``, none of which Windows has. The import failed later
+    with a traceback."""
+    missing = [name for name in ("fcntl", "pwd", "grp") if importlib.util.find_spec(name) is None]
+    if not hasattr(os, "fork"):
+        missing.insert(0, "os.fork")
+    if missing:
+        raise ConfigError(
+            f"serve runs gunicorn, which needs what this system lacks ({', '.join(missing)}; Windows has "
+            "none of them): use 'serve --dev' (Flask's development server, one process), or run serve "
+            "under WSL or in a Linux container"
+        )
+
+
 def _address(host: str, port: int) -> str:
     """Where the server listens, as a URL; port 0 is one the system chooses, named by the server's next lines."""
     path = unix_socket.socket_path(host)
@@ -309,10 +327,15 @@ def _run_dev(values: dict[str, Any]) -> int:
     # once the app serves. (Blocking the signal would not do: numpy's threads, started by the
     # model check, would still take it.)
     asked: list[int] = []
-    signal.signal(signal.SIGHUP, lambda signum, frame: asked.append(signum))
+    hangup = getattr(signal, "SIGHUP", None)  # Windows has none: POST /admin/reload is the way there
+    if hangup is None:
+        log.info("this system has no SIGHUP: reload the models with POST /admin/reload (needs an admin token)")
+    else:
+        signal.signal(hangup, lambda signum, frame: asked.append(signum))
     app = create_app(settings.app_config(values))
     heap.freeze_loaded()  # as a gunicorn worker does: no collection walks the loaded models
-    signal.signal(signal.SIGHUP, lambda signum, frame: reload_in_background(app, "SIGHUP"))
+    if hangup is not None:
+        signal.signal(hangup, lambda signum, frame: reload_in_background(app, "SIGHUP"))
     if asked:
         reload_in_background(app, "SIGHUP while starting")
     host, port = values["HOST"], values["PORT"]

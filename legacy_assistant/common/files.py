@@ -85,7 +85,9 @@ def sync_tree(root: str | Path) -> None:
 
 def sync_path(path: str | Path) -> None:
     """``fsync`` one file: its data and size on the disk."""
-    descriptor = os.open(path, os.O_RDONLY)
+    # Windows flushes a file only through a handle that may write it (FlushFileBuffers): a
+    # read-only one fails with EBADF there
+    descriptor = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
@@ -94,7 +96,10 @@ def sync_path(path: str | Path) -> None:
 
 def sync_folder(path: str | Path) -> None:
     """``fsync`` a folder's entries (a rename in it, a file made there), where the file system
-    can: some refuse it for folders (EINVAL), and there is nothing more to do then."""
+    can: some refuse it for folders (EINVAL), and there is nothing more to do then. Windows
+    cannot open a folder as a file at all (EACCES): nothing to do there either."""
+    if os.name == "nt":
+        return
     try:
         sync_path(path)
     except OSError as exc:

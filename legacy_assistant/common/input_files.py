@@ -44,15 +44,20 @@ def read_input_bytes(path: str | Path) -> bytes:
         OSError: any other failure (no permission, a read error).
     """
     # O_NONBLOCK: opening a pipe that no process writes to returns at once instead of waiting;
-    # it changes nothing for a regular file.
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # it changes nothing for a regular file. Windows has neither it nor O_CLOEXEC (its
+    # descriptors are not inherited anyway), and needs O_BINARY: a descriptor os.open gives
+    # there is in text mode, whose reads turn CRLF into LF and end at a Ctrl-Z byte.
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(errno.EINVAL, NOT_REGULAR_FILE, str(path))
-        os.set_blocking(descriptor, True)
+        if nonblocking:
+            os.set_blocking(descriptor, True)
         with os.fdopen(descriptor, "rb") as handle:
             descriptor = -1  # the handle closes it now
             return handle.read()

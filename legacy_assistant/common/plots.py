@@ -92,12 +92,14 @@ def _writable_matplotlib_dir(environ: MutableMapping[str, str]) -> None:
     ]
     if all(base and can_make_or_write_in(Path(base) / "matplotlib") for base in wanted):
         return
+    # Windows has no user ids, and its temporary folder is the user's own: no name or owner to check
+    user = os.getuid() if hasattr(os, "getuid") else None
     try:
-        folder = Path(tempfile.gettempdir()) / f"legacy-assistant-matplotlib-{os.getuid()}"
+        folder = Path(tempfile.gettempdir()) / f"legacy-assistant-matplotlib{'' if user is None else f'-{user}'}"
         folder.mkdir(mode=0o700, exist_ok=True)
     except OSError:
         return  # matplotlib then makes its own temporary one, and says so
-    if folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid():
+    if folder.is_dir() and not folder.is_symlink() and (user is None or folder.stat().st_uid == user):
         environ["MPLCONFIGDIR"] = str(folder)
 
 

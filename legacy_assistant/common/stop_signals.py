@@ -8,6 +8,9 @@ with the server (:func:`legacy_assistant.serving.server.exec_server`): a helper 
 took a SIGTERM then had its handler's record wiped by the exec, the signal was lost, and the
 server started and served on. A thread inherits the signal mask of the thread that starts it,
 so threads started inside :func:`stop_signals_blocked_for_new_threads` never take one.
+
+Windows has neither SIGQUIT nor signal masks: there the stop signals are the ones it has, and
+nothing is blocked (nor is there an exec to lose a signal across: plain ``serve`` does not run there).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import signal
 import threading
 from collections.abc import Iterator
 
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+# by name: Windows has no SIGQUIT
+STOP_SIGNALS = frozenset(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGQUIT") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
@@ -25,8 +29,8 @@ def stop_signals_blocked_for_new_threads() -> Iterator[None]:
     """Block :data:`STOP_SIGNALS` in the main thread while the body runs (imports that start
     threads), then restore its mask: the threads started meanwhile keep them blocked for good,
     and a stop signal that came meanwhile is delivered to the main thread as the body ends.
-    Outside the main thread, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
+    Outside the main thread, and where there are no signal masks (Windows), nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

@@ -73,6 +73,7 @@ from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
+from legacy_assistant.serving.ports import listen_problem
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
@@ -1090,20 +1091,6 @@ def refuse_port_in_use(host: str, port: int) -> None:
     if problem is not None:
         log.error("%s (choose another --host or --port)", problem)
         raise SystemExit(1)
-
-
-def listen_problem(host: str, port: int) -> str | None:
-    """Why nothing could listen on ``host:port`` now (taken, or not an address of this machine), or None."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    probe = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
-        probe.bind((host, port))
-    except OSError as exc:
-        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-    finally:
-        probe.close()
-    return None
 
 
 def exec_server(options: ServerOptions, python: str = sys.executable) -> None:

@@ -375,6 +375,8 @@ def _unwritable(path: Path, may_create_folder: bool) -> str | None:
 
 
 def _read_only_note(path: Path) -> str:
+    if not hasattr(os, "statvfs"):  # Windows: no way to ask, and the message goes without it
+        return ""
     try:
         return " (a read-only file system)" if os.statvfs(path).f_flag & os.ST_RDONLY else ""
     except OSError:
