@@ -84,8 +84,10 @@ def _greedy(model, contexts, conditions):
 
 
 def test_overfits_a_twenty_dialogue_corpus():
+    """Learnt by heart. 80 epochs, not 60: at 60 the perplexity still wavered about 1.05-1.09 on
+    one processor (1.0536 at the end) where another had it below 1.05; at 80 it is 1.0034 there."""
     dialogues = fruit_dialogues()
-    model = train_responder(dialogues, TINY.with_overrides(epochs=60))
+    model = train_responder(dialogues, TINY.with_overrides(epochs=80))
     assert model.history[-1]["perplexity"] < 1.05 < model.history[0]["perplexity"]
     assert model.summary["train_pairs"] == 60 and model.summary["stopped"] == "epochs"
     contexts = [[t.text for t in d.turns[:k]] for d in dialogues for k in (1, 3)]
