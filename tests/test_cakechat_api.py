@@ -57,6 +57,20 @@ def test_turns_with_no_word_do_not_take_the_place_of_turns_with_words(client):
     assert alone.status_code == 200 and alone.get_json()["response"]
 
 
+@pytest.mark.parametrize("silent", ["", " ... ?!"])
+def test_a_reply_that_says_nothing_is_answered_with_cakechats_default_response(
+    client, monkeypatch: pytest.MonkeyPatch, silent: str
+) -> None:
+    """cakechat's API answered its DEFAULT_RESPONSE (a see-no-evil monkey) where the model's
+    reply held no word: an empty reply, or one of punctuation only."""
+    from legacy_assistant.serving.assistant import Assistant
+
+    monkeypatch.setattr(Assistant, "respond", lambda self, *args, **kwargs: silent)
+    response = client.post(ROUTE, json={"context": ["hello there"], "mode": "greedy"})
+    assert response.status_code == 200
+    assert response.get_json() == {"response": "\U0001f64a"}
+
+
 def test_emotion_defaults_to_neutral(client):
     context = ["What do you do for fun?"]
     plain = client.post(ROUTE, json={"context": context, "mode": "greedy"}).get_json()

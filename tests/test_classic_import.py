@@ -187,6 +187,17 @@ def test_a_plain_text_words_list_that_ends_in_a_full_stop_is_read(tmp_path):
         assert read_string_list(text, "words") == [word.decode() for word in words]
 
 
+def test_plain_text_whose_first_lines_parse_as_a_pickle_that_stops_early_is_read(tmp_path: Path) -> None:
+    """Only a file that is one pickle to its last byte is refused as one: here the first lines
+    parse as pickle opcodes (MARK, INST naming "ask", STOP) and words follow the stop."""
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    text = tmp_path / "words.txt"
+    words = [b"(i", b"ask", b".", b"hello", b"ok."]
+    text.write_bytes(b"\n".join(words))
+    assert read_string_list(text, "words") == [word.decode() for word in words]
+
+
 @pytest.mark.parametrize("change, message", [
     ("words", "first layer takes 39 inputs but the words list {tmp}/words.json has 38"),
     ("classes", "no intent for class"),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from legacy_assistant.common.files import write_text_atomically
+from legacy_assistant.common.files import sticky_keeps, write_atomically, write_text_atomically
 
 
 def test_a_new_file_is_written_whole_with_the_usual_permissions(tmp_path):
@@ -159,3 +159,39 @@ def test_a_tree_is_flushed_under_windows_rules_for_fsync_and_folders(tmp_path, m
     sync_tree(tmp_path)
     sync_folder(tmp_path)
     assert sorted(flushed) == sorted(str(path) for path in tmp_path.rglob("*") if path.is_file())
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_debris(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of a write (a ``KeyboardInterrupt``, no ``Exception``) leaves the
+    old file as it was and no temporary file beside it."""
+    path = tmp_path / "golden.json"
+    path.write_text("good", encoding="utf-8")
+
+    def interrupted(stream: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, interrupted)
+    assert path.read_text(encoding="utf-8") == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["golden.json"]
+
+
+def _sticky_folder(owner: int) -> os.stat_result:
+    """What ``os.stat`` says of a sticky, world-writable folder (``/tmp``) that ``owner`` owns."""
+    return os.stat_result((stat.S_IFDIR | stat.S_ISVTX | 0o777, 0, 0, 2, owner, 0, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("user", "keeps"),
+    [(0, False), (1000, False), (1001, False), (1002, True)],
+    ids=["root", "the file's owner", "the folder's owner", "another user"],
+)
+def test_a_sticky_folder_keeps_a_file_from_all_but_its_owner_the_folders_and_root(
+    monkeypatch: pytest.MonkeyPatch, user: int, keeps: bool
+) -> None:
+    """In a sticky folder only the file's owner (1000 here), the folder's owner (1001) and root
+    may remove a file; a plain world-writable folder lets anyone who can write there."""
+    monkeypatch.setattr(os, "geteuid", lambda: user)
+    assert sticky_keeps(1000, _sticky_folder(1001)) is keeps
+    plain = os.stat_result((stat.S_IFDIR | 0o777, 0, 0, 2, 1001, 0, 0, 0, 0, 0))
+    assert sticky_keeps(1000, plain) is False

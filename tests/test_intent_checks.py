@@ -3,6 +3,7 @@ context rules, follow-up cycles, intents that can never answer, the reserved fal
 look-alikes, and text that is empty but for invisible format characters."""
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,14 @@ def test_an_intent_refused_for_one_field_is_no_missing_tag_or_context_to_the_oth
     found = problems(tmp_path, [GOOD, oos, large])
     assert any("intent #1 ('oos'): field 'context_set': has no effect" in p for p in found), found
     assert any("intent #2 ('large'): field 'context_filter': 'ordering' is never set" in p for p in found), found
+
+
+def test_a_tag_refused_for_itself_is_not_compared_with_the_other_tags(tmp_path: Path) -> None:
+    """A tag that is itself wrong (a control character in it) is named for that alone, once per
+    intent: what it will be once fixed is unknown, so it is no duplicate of another's tag."""
+    broken = {"tag": "greet\ning", "patterns": ["hey"], "responses": ["hey!"]}
+    found = problems(tmp_path, [GOOD, broken, dict(broken, patterns=["yo"])])
+    assert len(found) == 2, found
+    for index, problem in enumerate(found, start=1):
+        assert problem.startswith(f"intent #{index} ('greet\\ning'): field 'tag': holds a control character"), found
+    assert not any("duplicate" in problem or "looks the same" in problem for problem in found), found

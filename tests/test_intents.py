@@ -54,6 +54,7 @@ def test_invalid_json_names_line_and_column(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ('{"intents": [\n // greetings\n {"tag": "a"}]}', "line 2, column 2: Expecting value (JSON has no comments: remove them)"),
     ('{"intents": [{"tag": "a"}, # greetings\n]}', "line 1, column 28: Expecting value (JSON has no comments"),
+    ('{"intents": [/* greetings */ {"tag": "a"}]}', "line 1, column 14: Expecting value (JSON has no comments"),
     ('{"intents": [\n {"tag": "a"},\n]}', "line 3, column 1: Expecting value (JSON allows no comma after the last item"),
     ('{"intents": [{"tag": "a",}]}', "double quotes (JSON allows no comma after the last item of a list or object)"),
     ("{'intents': []}", "line 1, column 2: Expecting property name enclosed in double quotes (JSON strings and keys"),

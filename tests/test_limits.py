@@ -82,6 +82,16 @@ def test_a_cgroup_outside_the_mounts_root_reads_the_mount_point(tmp_path):
     assert cgroup_cpu_quota(proc) == 3
 
 
+def test_a_cgroup_whose_name_only_begins_as_the_mounts_root_lies_outside_it(tmp_path: Path) -> None:
+    """/docker/abcdef is no cgroup under a mount of /docker/abc: its quota is the mount point's,
+    not that of a folder named after the rest of its name ("def")."""
+    mount = tmp_path / "cpu"
+    write(mount, cpu__cfs_quota_us="300000", cpu__cfs_period_us="100000")
+    write(mount / "def", cpu__cfs_quota_us="100000", cpu__cfs_period_us="100000")
+    proc = fake_proc(tmp_path, "4:cpu:/docker/abcdef\n", [v1_mount("/docker/abc", mount, "cpu")])
+    assert cgroup_cpu_quota(proc) == 3
+
+
 def test_v1_and_v2_together_count_whichever_is_set(tmp_path):
     """A hybrid host: the v1 cpu controller has the quota, the unified v2 mount has no cpu.max."""
     v1, v2 = tmp_path / "cpu", tmp_path / "unified"
@@ -234,6 +244,17 @@ def test_the_memory_limit_is_the_tightest_up_the_hierarchy(tmp_path):
     v2 = tmp_path / "unified"
     write(v2 / "pod", memory__max=str(512 * 2**20))
     write(v2 / "pod/ctr", memory__max="max")
+    assert memory_limit_bytes(fake_proc(tmp_path, "0::/pod/ctr\n", [v2_mount("/", v2)])) == 512 * 2**20
+
+
+def test_a_memory_limit_of_zero_bytes_counts_as_none(tmp_path: Path) -> None:
+    """No process runs under a limit of 0 bytes: a file that says so is not read as the tightest
+    limit, and the real one above it holds."""
+    from legacy_assistant.common.limits import memory_limit_bytes
+
+    v2 = tmp_path / "unified"
+    write(v2 / "pod", memory__max=str(512 * 2**20))
+    write(v2 / "pod/ctr", memory__max="0")
     assert memory_limit_bytes(fake_proc(tmp_path, "0::/pod/ctr\n", [v2_mount("/", v2)])) == 512 * 2**20
 
 

@@ -557,3 +557,32 @@ def test_a_candidate_that_says_nothing_is_passed_over(responder, mode):
     reply = Responder(responder.info, model).respond(context, "fear", mode=mode, seed=3)
     assert re.search(r"\w", reply)
     assert len(model.decodes) == 1  # no second decode: another candidate had words
+
+
+class _SilentDraws(RecordingModel):
+    """The real model, except that its first ``draws`` decodes end every candidate at once."""
+
+    def __init__(self, model: object, draws: int) -> None:
+        super().__init__(model)
+        self.draws = draws
+
+    def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: object) -> object:
+        result = super().decode(context_ids, condition_ids, **options)
+        if len(self.decodes) > self.draws:
+            return result
+        ids = np.zeros_like(result.ids)
+        ids[:, :, 0] = END
+        return replace(result, ids=ids, lengths=np.ones_like(result.lengths))
+
+
+@pytest.mark.parametrize("silent_draws", [9, 10])
+def test_a_sample_is_drawn_at_most_ten_times(responder: Responder, silent_draws: int) -> None:
+    """As cakechat's API (10 sampling attempts): a reply silent in its first 9 draws is the 10th
+    draw's; one silent in all 10 is given up on, empty, without an 11th decode."""
+    model = _SilentDraws(responder.model, draws=silent_draws)
+    reply = Responder(responder.info, model).respond(["tell me how you feel ."], "fear", mode="sample", seed=7)
+    assert len(model.decodes) == 10
+    if silent_draws < 10:
+        assert re.search(r"\w", reply), reply
+    else:
+        assert reply == ""

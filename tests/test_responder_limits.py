@@ -176,3 +176,39 @@ def test_a_graph_session_that_cannot_be_pickled_says_how_to_share_a_model():
 
     with GraphSession() as session, pytest.raises(TypeError, match="load it there \\(Predictor.load or Responder.load\\)"):
         pickle.dumps(session)
+
+
+def test_the_widest_beam_is_the_vocabularys_words() -> None:
+    """A beam keeps one word per place: its width may reach the vocabulary's words (the size
+    less the special ids), not one more, even where no id is banned."""
+    words = V - N_SPECIAL
+    assert call(mode="beam", beam_width=words).candidates == words
+    with pytest.raises(ValueError, match=rf"decode: beam_width must be an integer in \[1, {words}\], got {words + 1}"):
+        call(mode="beam", beam_width=words + 1)
+
+
+def test_a_sampling_seed_must_fit_in_64_bits() -> None:
+    """The graph takes the seed as an int64: the largest one is accepted, 2**63 refused."""
+    assert call(mode="sample", seed=2**63 - 1).values["seed"] == 2**63 - 1
+    assert call(mode="sample", seed=-(2**63)).values["seed"] == -(2**63)
+    for seed in (2**63, -(2**63) - 1):
+        with pytest.raises(ValueError, match=rf"decode: seed must be a 64-bit integer, got {seed}"):
+            call(mode="sample", seed=seed)
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "sample"])
+def test_a_strength_of_zero_decodes_unguided(mode: str) -> None:
+    """Only a strength above 0 calls the guided signature: a model exported before guidance
+    existed has none, and serves every unguided request."""
+    unguided = call(mode=mode, condition_strength=0)
+    assert unguided.mode == mode and "condition_strength" not in unguided.values
+    guided = call(mode=mode, condition_strength=0.5)
+    assert guided.mode == f"{mode}_guided" and guided.values["condition_strength"] == 0.5
+
+
+@pytest.mark.parametrize(("option", "mode"), [("temperature", "sample"), ("repetition_penalty", "greedy")])
+def test_a_bool_is_no_number_for_the_decode(option: str, mode: str) -> None:
+    """``True`` is an int to Python but no temperature or penalty: refused, as the options refuse it."""
+    assert not accepted_by_options(**{option: True})
+    with pytest.raises(ValueError, match=f"decode: {option} must be from .*, got True"):
+        call(mode=mode, **{option: True})

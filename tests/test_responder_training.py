@@ -700,6 +700,38 @@ def test_a_folder_the_hold_made_is_removed_when_no_run_was_written(tmp_path):
     assert sorted(path.name for path in made.iterdir()) == ["run.json"]
 
 
+def test_a_folder_removed_and_made_again_while_it_is_locked_is_the_one_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run that held a folder removes it when it wrote nothing there; a folder made again at
+    that path in the moment between opening and locking is the one this run holds, not the
+    removed one (two runs would then train in the new folder at once)."""
+    import fcntl
+
+    from legacy_assistant.responder import training
+
+    directory = tmp_path / "ck"
+    lock = fcntl.flock
+    replaced: list[bool] = []
+
+    def flock_once_the_folder_is_made_again(descriptor: int, operation: int) -> None:
+        if not replaced:  # the holder ends and removes its empty folder; another run makes it again
+            directory.rmdir()
+            directory.mkdir()
+            replaced.append(True)
+        lock(descriptor, operation)
+
+    monkeypatch.setattr(training.fcntl, "flock", flock_once_the_folder_is_made_again)
+    with training.hold_checkpoint_dir(directory):
+        assert replaced
+        other = os.open(directory, os.O_RDONLY)  # another process's hold of the folder now at the path
+        try:
+            with pytest.raises(BlockingIOError):
+                lock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+
+
 def test_a_second_thread_of_one_process_is_refused_the_checkpoint_directory(tmp_path):
     """The hold nests only in the thread that holds it: two library calls of train_responder
     from two threads of one process would otherwise both train in one folder."""

@@ -313,6 +313,16 @@ def test_api_answers_are_never_cached(make_client):
     assert "no-store" not in client.get("/static/chat.css").headers.get("Cache-Control", "")  # public files may be
 
 
+def test_admin_answers_are_never_cached(make_client) -> None:
+    """An admin route's answer (a reload's outcome, a refusal of the token) is the operator's:
+    no cache keeps it, as no cache keeps an API answer."""
+    client = make_client(API_TOKEN="api", ADMIN_TOKEN="adm")
+    answers = [client.post("/admin/reload", headers=bearer("adm")), client.post("/admin/reload", headers=bearer("api"))]
+    assert [answer.status_code for answer in answers] == [422, 401]
+    for answer in answers:
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
 def test_health_readiness_metrics_and_version_are_never_cached(make_client):
     """They describe this moment: a cache between a probe and the server would report a server
     that stopped, or one still starting, as it was."""

@@ -433,10 +433,42 @@ def test_100_continue_never_follows_the_answer_to_a_body_left_unread(server, pat
     assert (status, headers["connection"], after) == (405 if path == b"/health" else 404, "close", "closed")
 
 
-@pytest.mark.parametrize("connection", [b"TE, close", b"close, TE", b"Upgrade, close"])
+@pytest.mark.parametrize("connection", [b"TE, close", b"close, TE", b"Upgrade, close", b"TE, Close"])
 def test_close_among_other_connection_options_closes(server, connection):
     """gunicorn heeds ``close`` only as the whole ``Connection`` value: it answered
     ``keep-alive`` to ``Connection: TE, close`` (libwww-perl's) and kept the connection open."""
     status, headers, after = _two_requests_on_one_connection(
         server, b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: %s\r\n\r\n" % connection)
     assert (status, headers["connection"], after) == (200, "close", "closed")
+
+
+class _ClientSocket:
+    """Stands in for a client's socket: keeps what the server sends it."""
+
+    def __init__(self) -> None:
+        self.sent = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+
+def test_the_body_reader_asks_for_the_body_once_and_never_once_the_answer_has_begun() -> None:
+    """``100 Continue`` goes out before the first read of the body, once; a body first read after
+    the answer began (the client never told to send it) gets none: the client would take it
+    for the answer to its next request."""
+    import io
+
+    from legacy_assistant.serving.server import _ContinueOnRead
+
+    client = _ClientSocket()
+    reader = _ContinueOnRead(io.BytesIO(b"{\"a\": 1}"), client)
+    assert reader.read(4) == b"{\"a\""
+    assert reader.read(10) == b": 1}"
+    assert client.sent == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert reader.mark_answered() is False  # the client was told to send its body
+
+    late = _ClientSocket()
+    unasked = _ContinueOnRead(io.BytesIO(b"{}"), late)
+    assert unasked.mark_answered() is True  # never told to send it: the connection must close
+    assert unasked.read(2) == b"{}"
+    assert late.sent == b""

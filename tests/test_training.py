@@ -44,6 +44,41 @@ def test_a_training_that_diverges_is_refused_not_exported(tiny_intents, preset_n
         train(texts, tags, config)
 
 
+def test_a_training_whose_loss_overflows_to_infinity_is_refused_too(
+    tiny_intents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An infinite loss is divergence too, refused as a NaN loss is (not only NaN stops a run)."""
+    from compat.classifier.trainer import ClassifierTrainer
+
+    step = ClassifierTrainer.train_batch
+
+    def overflowing(self: ClassifierTrainer, *args: object, **kwargs: object) -> tuple[float, float]:
+        _, accuracy = step(self, *args, **kwargs)
+        return float("inf"), accuracy
+
+    monkeypatch.setattr(ClassifierTrainer, "train_batch", overflowing)
+    texts, tags = tiny_intents.examples()
+    diverged = r"^training diverged at epoch 1, batch 1 \(loss inf\); lower learning_rate$"
+    with pytest.raises(TrainingError, match=diverged):
+        train(texts, tags, TrainingConfig(epochs=2, seed=1))
+
+
+@pytest.mark.parametrize(
+    ("featureless", "counted"), [(10, []), (11, ["1 more training patterns hold no word the classifier keeps"])]
+)
+def test_patterns_without_a_kept_word_are_named_up_to_ten_and_the_rest_counted(
+    caplog: pytest.LogCaptureFixture, featureless: int, counted: list[str]
+) -> None:
+    """Ten such patterns are each named, with no line of "0 more"; from the eleventh on they are counted."""
+    texts = ["!" * n for n in range(1, featureless + 1)] + ["thank you", "thanks a lot", "hello there", "hello you"]
+    tags = ["thanks"] * featureless + ["thanks", "thanks", "greeting", "greeting"]
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
+        train(texts, tags, TrainingConfig(epochs=1, seed=0))
+    said = [record.getMessage() for record in caplog.records if record.name == "legacy_assistant.classifier.training"]
+    assert len([line for line in said if line.startswith("training pattern ")]) == 10
+    assert [line for line in said if "more training patterns" in line] == counted
+
+
 def test_validation_split_and_early_stopping(tiny_intents):
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=300, batch_size=4, validation_split=0.25, early_stopping_patience=5, seed=3)

@@ -89,6 +89,29 @@ def test_what_stops_a_socket_is_said(short_dir):
     assert os.path.exists(live) and socket_problem(live) is None
 
 
+def test_the_longest_path_a_socket_may_have_is_accepted_and_binds(short_dir: str) -> None:
+    """A path of exactly MAX_PATH_BYTES bytes is no problem, and the system binds a socket
+    there; one byte more is refused."""
+    longest = os.path.join(short_dir, "s" * (MAX_PATH_BYTES - len(short_dir) - 1))
+    assert len(os.fsencode(longest)) == MAX_PATH_BYTES
+    assert socket_problem(longest) is None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(longest)
+    finally:
+        listener.close()
+    assert f"the path is {MAX_PATH_BYTES + 1} bytes long" in socket_problem(longest + "s")
+
+
+def test_a_socket_removed_as_it_is_probed_is_no_problem(short_dir: str) -> None:
+    """A stale socket that goes (its server's cleanup, another start replacing it) between the
+    look at the path and the probe of who listens: nothing listens, so nothing stops a start."""
+    from legacy_assistant.serving.unix_socket import _listener_problem
+
+    gone = os.path.join(short_dir, "gone.sock")
+    assert _listener_problem(gone, f"unix:{gone}") is None
+
+
 def test_a_stale_socket_of_another_user_in_a_sticky_folder_is_said(monkeypatch, short_dir):
     """A killed server of another user (of the group the socket's mode lets connect) left its
     socket in a sticky folder such as /tmp: gunicorn could not remove it, tried five times and
