@@ -17,7 +17,7 @@ from typing import Any, cast
 from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadHost
-from werkzeug.routing import MapAdapter
+from werkzeug.routing import Map, MapAdapter
 
 from legacy_assistant.defaults import APP_NAME
 from legacy_assistant.errors import ArtifactError
@@ -68,10 +68,24 @@ BLUEPRINTS = (
 UNROUTABLE_HOST = "host.invalid"
 
 
+class UnmergedSlashesMap(Map):
+    """Werkzeug's URL map with ``merge_slashes`` off unless told otherwise: "/api//v1/chat" is a
+    JSON 404 like any unknown path, not Werkzeug's HTML redirect to the path with its slashes
+    merged. Given to the constructor, not set afterwards: before Werkzeug 3.0.2 the map's
+    matcher keeps the value it was built with, and setting ``Map.merge_slashes`` later changes
+    nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("merge_slashes", False)
+        super().__init__(*args, **kwargs)
+
+
 class AssistantFlask(Flask):
     """Flask, minus a per-call check this app does not need: no view or hook here is async, so
     :meth:`ensure_sync` returns the function as it is instead of inspecting it on every call
-    (five inspections per request)."""
+    (five inspections per request). Its URL map does not merge slashes (:class:`UnmergedSlashesMap`)."""
+
+    url_map_class = UnmergedSlashesMap
 
     def ensure_sync(self, func: Any) -> Any:
         return func
@@ -105,9 +119,6 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     given = dict(test_config or {})
     # the static files are the pages blueprint's, so that their access is declared like any route's
     app = AssistantFlask(APP_NAME, static_folder=None)
-    # "/api//v1/chat" is a JSON 404 like any unknown path, not Werkzeug's HTML redirect to the
-    # path with its slashes merged (set before any route is added: each rule takes it then).
-    app.url_map.merge_slashes = False
     app.config.from_mapping(APP_DEFAULTS)
     from_environment = [s for s in settings.in_scope(settings.APP) if s.config_key not in given]
     app.config.from_mapping(settings.app_config(settings.resolve(settings=from_environment)))
