@@ -87,3 +87,56 @@ def page_links(html: str) -> list[str]:
     links = Links()
     links.feed(html)
     return links.urls
+
+
+def terminal_chat(keys: bytes, *options: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """``chat`` at a pseudo-terminal: waits for the first prompt, types ``keys``, then reads
+    what the terminal shows until the chat ends (killed, a status of -9, if it has not 60 s
+    after the keys or 180 s after it started). ``env``: the chat's environment, else this
+    process's with the checkout first on the import path."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    # readline's built-in key bindings, not the user's ~/.inputrc
+    base = dict(os.environ, PYTHONPATH=str(ROOT)) if env is None else env
+    env = dict(base, TERM="xterm", INPUTRC=os.devnull)
+    leader, follower = pty.openpty()  # standard error too: Python's prompt goes there without readline
+    try:
+        chat = subprocess.Popen(
+            [sys.executable, "-m", "legacy_assistant", "-q", "chat", *options],
+            stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, env=env,
+            preexec_fn=lambda: os.login_tty(0),  # its controlling terminal, so Ctrl-C interrupts it as at a shell
+        )
+    except BaseException:
+        os.close(leader)
+        raise
+    finally:
+        os.close(follower)
+    shown, typed, deadline = b"", False, time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            if not typed and b"you> " in shown:
+                os.write(leader, keys)
+                typed, deadline = True, time.monotonic() + 60
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the chat has exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            elif chat.poll() is not None:
+                break
+        else:
+            chat.kill()
+        return chat.wait(timeout=30), shown.decode("utf-8", "replace")
+    finally:
+        if chat.poll() is None:  # a failure on the way (a wait that timed out): no chat outlives the test
+            chat.kill()
+            chat.wait()
+        os.close(leader)

@@ -24,9 +24,10 @@ import socket
 import sys
 import types
 
-# Modules Windows' Python has not. Not hidden: termios and tty, which libraries import on Linux
-# where they import msvcrt on Windows (huggingface_hub, under gradio); the project imports neither.
-MODULES = ("fcntl", "resource", "pwd", "grp", "pty", "syslog", "_posixshmem")
+# Modules Windows' Python has not (readline: the chat imports it at a terminal, and reads its lines
+# without it there). Not hidden: termios and tty, which libraries import on Linux where they
+# import msvcrt on Windows (huggingface_hub, under gradio); the project imports neither.
+MODULES = ("fcntl", "resource", "pwd", "grp", "pty", "syslog", "_posixshmem", "readline")
 
 _SIGNALS_ON_WINDOWS = {"SIGABRT", "SIGFPE", "SIGILL", "SIGINT", "SIGSEGV", "SIGTERM", "SIGBREAK"}
 SIGNAL_NAMES = tuple(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from legacy_assistant.cli import main
+from tests.helpers import terminal_chat
 
 TINY_INTENTS = Path(__file__).resolve().parent / "data" / "tiny_intents.json"
 
@@ -119,51 +120,10 @@ def test_the_top_level_help_reads_as_plain_text(capsys):
     assert exited.value.code == 0 and "legacy-assistant: train, inspect" in out and "``" not in out
 
 
-def _terminal_chat(keys: bytes, *options: str) -> tuple[int, str]:
-    """``chat`` at a pseudo-terminal: waits for the first prompt, types ``keys``, then reads
-    what the terminal shows until the chat ends (killed, a status of -9, if it has not 60 s
-    after the keys or 180 s after it started)."""
-    import pty
-    import select
-    import time
-
-    leader, follower = pty.openpty()  # standard error too: Python's prompt goes there without readline
-    # readline's built-in key bindings, not the user's ~/.inputrc
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm", INPUTRC=os.devnull)
-    chat = subprocess.Popen(
-        [sys.executable, "-m", "legacy_assistant", "-q", "chat", *options],
-        stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, env=env,
-        preexec_fn=lambda: os.login_tty(0),  # its controlling terminal, so Ctrl-C interrupts it as at a shell
-    )
-    os.close(follower)
-    shown, typed, deadline = b"", False, time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline:
-            if not typed and b"you> " in shown:
-                os.write(leader, keys)
-                typed, deadline = True, time.monotonic() + 60
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:  # EIO: the chat has exited and closed the terminal
-                    break
-                if not chunk:
-                    break
-                shown += chunk
-            elif chat.poll() is not None:
-                break
-        else:
-            chat.kill()
-        return chat.wait(timeout=30), shown.decode("utf-8", "replace")
-    finally:
-        os.close(leader)
-
-
 def test_the_arrow_keys_edit_the_line_at_a_terminal():
     """"qut", the left arrow, "i" is the line "quit", which ends the chat at once; without line
     editing the arrow's escape code went into a message ("qut\\x1b[Di") that got a reply."""
-    status, shown = _terminal_chat(b"qut\x1b[Di\r")
+    status, shown = terminal_chat(b"qut\x1b[Di\r")
     assert status == 0, shown
     assert "bot> " not in shown, shown
 
@@ -171,13 +131,13 @@ def test_the_arrow_keys_edit_the_line_at_a_terminal():
 def test_the_up_arrow_recalls_the_previous_message_at_a_terminal():
     """The up arrow brings "hello" back for a second send: two replies of the same intent (the
     arrow's escape code sent as a message would be a sentence of no intent's)."""
-    status, shown = _terminal_chat(b"hello\r\x1b[A\rquit\r", "--show-intent")
+    status, shown = terminal_chat(b"hello\r\x1b[A\rquit\r", "--show-intent")
     assert status == 0, shown
     details = re.findall(r"bot> .*  \[(\w+) [01]\.\d\d\]", shown)
     assert len(details) == 2 and details[0] == details[1] and details[0] != "fallback", shown
 
 
 def test_ctrl_c_at_a_terminal_prompt_ends_the_chat_on_a_line_of_its_own():
-    status, shown = _terminal_chat(b"hel\x03")
+    status, shown = terminal_chat(b"hel\x03")
     assert status == 130, shown
     assert shown.endswith("\r\ninterrupted\r\n") and "bot> " not in shown, shown

@@ -126,8 +126,9 @@ def test_a_figure_replaces_the_old_file_whole_and_never_rewrites_it_in_place(tmp
 
 def test_a_tree_is_flushed_under_windows_rules_for_fsync_and_folders(tmp_path, monkeypatch):
     """Windows flushes a file only through a handle that may write it (FlushFileBuffers: fsync
-    of a read-only descriptor fails with EBADF) and cannot open a folder as a file (EACCES):
-    every model export would stop there with "[Errno 9] Bad file descriptor". Those rules, on Linux."""
+    of a read-only descriptor fails with EBADF) and cannot open a folder as a file (EACCES).
+    Those rules, mimicked on Linux: under them a read-only descriptor stopped every model export
+    with "[Errno 9] Bad file descriptor"."""
     import errno
     import fcntl
     import types

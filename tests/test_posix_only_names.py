@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY_INTENTS
+from tests.helpers import ROOT, TINY_INTENTS, terminal_chat
 from tests.mood_corpus import PROMPTS, write_corpus
 from tests.server_process import ServerProcess
 
@@ -123,6 +123,14 @@ def test_info_verifies_the_model(env, model):
 def test_chat_answers_a_line_read_from_stdin(env, model):
     result = succeeded(run_hidden(env, "chat", "--model", str(model), "--show-intent", stdin="hello\n"))
     assert "greeting" in result.stdout
+
+
+def test_chat_at_a_terminal_reads_its_lines_without_readline(env, model):
+    """Windows' Python has no readline module: at a terminal the chat reads its lines as typed,
+    answers each, and ends at "quit"."""
+    status, shown = terminal_chat(b"hello\rquit\r", "--model", str(model), "--show-intent", env=env)
+    assert status == 0 and "Traceback" not in shown, shown[-3000:]
+    assert "bot> " in shown and "greeting" in shown, shown[-3000:]
 
 
 def test_golden_writes_then_checks(env, model, folder):

@@ -621,11 +621,21 @@ def test_a_vocabulary_that_leaves_most_reply_words_out_is_warned_about(caplog):
     with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
         prepare(dialogues, TINY.with_overrides(vocab_size=8, held_out_fraction=0.0))
     warned = [r.getMessage() for r in caplog.records if "are <unk>" in r.getMessage()]
-    assert len(warned) == 1 and "vocab_size 8 keeps too few" in warned[0]
+    assert len(warned) == 1 and "(vocab_size 8 and min_count 1 keep too few" in warned[0]
     caplog.clear()
     with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
         prepare(dialogues, TINY.with_overrides(vocab_size=100, held_out_fraction=0.0))  # every word kept
     assert not [r for r in caplog.records if "are <unk>" in r.getMessage()]
+
+
+def test_a_min_count_that_leaves_most_reply_words_out_is_named_in_the_warning(caplog):
+    """A vocabulary with room for every word, and a min_count above every word's count: the
+    warning names min_count, not only the vocab_size that was not the cause."""
+    dialogues = _random_dialogues(30, seed=4)
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        prepare(dialogues, TINY.with_overrides(vocab_size=100, min_count=10, held_out_fraction=0.0))
+    warned = [r.getMessage() for r in caplog.records if "are <unk>" in r.getMessage()]
+    assert len(warned) == 1 and "min_count 10 keep too few" in warned[0], warned
 
 
 # A process that holds a checkpoint directory as a training run does, until its stdin closes.

@@ -242,7 +242,7 @@ def prepare(
             else f"{len(train_dialogues)} dialogue(s), too few to split",
         )
     train = encode_pairs(train_pairs, vocabulary, conditions, *limits)
-    _warn_of_unknown_replies(train, config.vocab_size)
+    _warn_of_unknown_replies(train, config.vocab_size, config.min_count)
     return PreparedData(
         vocabulary=vocabulary,
         conditions=tuple(conditions),
@@ -256,19 +256,22 @@ def prepare(
 UNKNOWN_REPLY_WORDS_WARNED = 0.3
 
 
-def _warn_of_unknown_replies(pairs: Sequence[EncodedPair], vocab_size: int) -> None:
+def _warn_of_unknown_replies(pairs: Sequence[EncodedPair], vocab_size: int, min_count: int) -> None:
     """Warn when the vocabulary leaves most reply words out: the model then learns to say
-    ``<unk>``, a reply of only ``<unk>`` is no reply, and the perplexity looks good for it."""
+    ``<unk>``, a reply of only ``<unk>`` is no reply, and the perplexity looks good for it.
+    Both settings that choose the words are named: either one can be what leaves them out."""
     words = unknown = 0
     for pair in pairs:
         words += len(pair.reply) - 1  # END is no word
         unknown += pair.reply.count(UNK)
     if words and unknown / words > UNKNOWN_REPLY_WORDS_WARNED:
         log.warning(
-            "%.0f%% of the training replies' words are <unk> (vocab_size %d keeps too few of the corpus's "
-            "words): the model will mostly learn to say <unk>, and its perplexity will look better than its replies",
+            "%.0f%% of the training replies' words are <unk> (vocab_size %d and min_count %d keep too few of the "
+            "corpus's words): the model will mostly learn to say <unk>, and its perplexity will look better than "
+            "its replies",
             100 * unknown / words,
             vocab_size,
+            min_count,
         )
 
 

@@ -11,13 +11,15 @@ import socket
 
 def listen_problem(host: str, port: int) -> str | None:
     """Why nothing could listen on ``host:port`` now (taken, or not an address of this machine), or None."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    probe = socket.socket(family, socket.SOCK_STREAM)
+    ipv6 = ":" in host
+    probe = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
         probe.bind((host, port))
     except OSError as exc:
-        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        # "[::1]:8080", as in a URL: "::1:8080" reads as an address without a port
+        address = f"[{host}]:{port}" if ipv6 else f"{host}:{port}"
+        return f"cannot listen on {address}: {exc.strerror or exc}"
     finally:
         probe.close()
     return None
