@@ -89,11 +89,15 @@ def page_links(html: str) -> list[str]:
     return links.urls
 
 
-def terminal_chat(keys: bytes, *options: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """``chat`` at a pseudo-terminal: waits for the first prompt, types ``keys``, then reads
     what the terminal shows until the chat ends (killed, a status of -9, if it has not 60 s
-    after the keys or 180 s after it started). ``env``: the chat's environment, else this
-    process's with the checkout first on the import path."""
+    after the keys or 180 s after it started). ``keys`` as a list: the first typed at the
+    prompt, each next one half a second after the terminal shows the one before, as a person
+    types: Python's readline takes a signal only while it waits for a key, so a Ctrl-C typed
+    in one go with the keys before it, while those were still being read, was only taken at
+    the next key. ``env``: the chat's environment, else this process's with the checkout
+    first on the import path."""
     import pty
     import select
     import subprocess
@@ -115,12 +119,16 @@ def terminal_chat(keys: bytes, *options: str, env: dict[str, str] | None = None)
         raise
     finally:
         os.close(follower)
-    shown, typed, deadline = b"", False, time.monotonic() + 180
+    waiting = [keys] if isinstance(keys, bytes) else list(keys)
+    shown, shown_before, expected, deadline = b"", 0, b"you> ", time.monotonic() + 180
     try:
         while time.monotonic() < deadline:
-            if not typed and b"you> " in shown:
-                os.write(leader, keys)
-                typed, deadline = True, time.monotonic() + 60
+            if waiting and expected in shown[shown_before:]:
+                if shown_before:  # a pause, as between a person's keys
+                    time.sleep(0.5)
+                shown_before, expected = len(shown), waiting[0]
+                os.write(leader, waiting.pop(0))
+                deadline = time.monotonic() + 60
             ready, _, _ = select.select([leader], [], [], 0.5)
             if ready:
                 try:

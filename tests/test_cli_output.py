@@ -138,6 +138,6 @@ def test_the_up_arrow_recalls_the_previous_message_at_a_terminal():
 
 
 def test_ctrl_c_at_a_terminal_prompt_ends_the_chat_on_a_line_of_its_own():
-    status, shown = terminal_chat(b"hel\x03")
+    status, shown = terminal_chat([b"hel", b"\x03"])
     assert status == 130, shown
     assert shown.endswith("\r\ninterrupted\r\n") and "bot> " not in shown, shown
