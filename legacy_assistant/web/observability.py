@@ -25,7 +25,7 @@ from legacy_assistant import __version__
 from legacy_assistant.web.context import METRICS_EXTENSION, current_request, current_slot
 from legacy_assistant.web.logged import logged_method, logged_path
 from legacy_assistant.web.metrics import RequestMetrics, exposition
-from legacy_assistant.web.security import Access, GuardedBlueprint
+from legacy_assistant.web.security import Access, GuardedBlueprint, uncached
 
 access_log = logging.getLogger("legacy_assistant.access")
 
@@ -109,14 +109,9 @@ def route_of_refused(app: Flask, current: Request) -> str:
     return UNMATCHED_ROUTE
 
 
-@blueprint.after_request
-def _not_cached(response: Response) -> Response:
-    # counters and the model in service change from one request to the next
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
+# counters and the model in service change from one request to the next: both uncached
 @blueprint.get("/metrics")
+@uncached
 def metrics_text() -> Response:
     """Prometheus text exposition of the whole server's metrics."""
     body, content_type = exposition()
@@ -124,6 +119,7 @@ def metrics_text() -> Response:
 
 
 @blueprint.get("/version")
+@uncached
 def version() -> Any:
     """Versions of the service and of the model this worker serves."""
     slot = current_slot()

@@ -26,7 +26,7 @@ from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.web.context import current_assistant, current_slot
 from legacy_assistant.web.errors import error_response
 from legacy_assistant.web.favicon import favicon_ico
-from legacy_assistant.web.security import Access, GuardedBlueprint
+from legacy_assistant.web.security import Access, GuardedBlueprint, uncached
 
 # The static files (the page's script and style sheet) are this blueprint's, and public like it;
 # the page itself is a template (templates/), never served raw.
@@ -85,16 +85,10 @@ def favicon() -> Response:
     return response
 
 
-@blueprint.after_request
-def _live_answers_not_cached(response: Response) -> Response:
-    # the health and readiness of this moment: a cache between a probe and the server would
-    # report a worker that stopped, or a server still starting, as it was
-    if request.endpoint in ("pages.health", "pages.ready"):
-        response.headers["Cache-Control"] = "no-store"
-    return response
-
-
+# the health and readiness of this moment, both uncached: a cache between a probe and the
+# server would report a worker that stopped, or a server still starting, as it was
 @blueprint.get("/health")
+@uncached
 def health() -> Any:
     model = current_slot().model
     responder = model["responder"]
@@ -110,6 +104,7 @@ def health() -> Any:
 
 
 @blueprint.get("/ready")
+@uncached
 def ready() -> Any:
     readiness = current_app.config["READINESS"]
     is_ready, workers = readiness() if readiness is not None else (True, {"ready": 1, "expected": 1})

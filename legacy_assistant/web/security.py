@@ -28,8 +28,8 @@ from __future__ import annotations
 import enum
 import hmac
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, request
 
@@ -75,6 +75,16 @@ class GuardedBlueprint(Blueprint):
             raise TypeError(f"blueprint {name!r}: access must be an Access, got {access!r}")
         super().__init__(name, import_name, **kwargs)
         self.access = access
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def uncached(view: View) -> View:
+    """Mark a public view whose answer is of this moment (health, readiness, the counters): no
+    cache keeps it, as none keeps an API or admin answer. Goes under the route's decorator."""
+    view.uncached = True  # type: ignore[attr-defined]
+    return view
 
 
 def access_of(app: Flask, endpoint: str) -> Access | None:
@@ -291,8 +301,10 @@ def register(app: Flask) -> None:
             headers.add("Content-Security-Policy", PAGE_POLICY if response.mimetype == "text/html" else DATA_POLICY)
         endpoint = request.endpoint
         if endpoint is not None and "cache-control" not in present:
-            # API and admin answers (a transcript, a reply) are one client's: no cache keeps them
-            if app.extensions[ACCESS_EXTENSION].get(endpoint) in (Access.API, Access.ADMIN):
+            # API and admin answers (a transcript, a reply) are one client's, and an uncached
+            # view's is of this moment: no cache keeps them
+            private = app.extensions[ACCESS_EXTENSION].get(endpoint) in (Access.API, Access.ADMIN)
+            if private or getattr(app.view_functions.get(endpoint), "uncached", False):
                 headers.add("Cache-Control", "no-store")
         return response
 
