@@ -18,8 +18,10 @@ from types import SimpleNamespace
 import pytest
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.serving import server
-from legacy_assistant.serving.server import WorkerRegistry, check_metrics_dir, early_deaths_reason
+from legacy_assistant.serving import metrics_folder, readiness, server
+from legacy_assistant.serving.metrics_folder import check_metrics_dir
+from legacy_assistant.serving.readiness import WorkerRegistry
+from legacy_assistant.serving.server import early_deaths_reason
 from legacy_assistant.stores.base import check_store_url
 from tests.helpers import ROOT
 
@@ -87,7 +89,7 @@ def test_no_temporary_folder_is_refused_in_one_line(monkeypatch, tmp_path):
     def none_usable():
         raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']")
 
-    monkeypatch.setattr(server.tempfile, "gettempdir", none_usable)
+    monkeypatch.setattr(metrics_folder.tempfile, "gettempdir", none_usable)
     with pytest.raises(ConfigError, match="^no folder for temporary files: .*mount a tmpfs at /tmp, or set TMPDIR"):
         check_metrics_dir({})
     check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})  # the server makes no folder of its own then
@@ -104,7 +106,7 @@ def test_a_metrics_folder_holding_another_users_files_is_refused_before_gunicorn
     real_uid = os.geteuid()
     # every file, and the sticky folder, is now another user's: this one may not remove the files
     for name in ("getuid", "geteuid"):
-        monkeypatch.setattr(server.os, name, lambda: real_uid + 1)
+        monkeypatch.setattr(metrics_folder.os, name, lambda: real_uid + 1)
     with pytest.raises(ConfigError, match=rf"^PROMETHEUS_MULTIPROC_DIR={tmp_path} holds counter_4242.db of another "
                                           rf"user \(uid {real_uid}\): give each server's user a metrics folder"):
         check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
@@ -113,9 +115,9 @@ def test_a_metrics_folder_holding_another_users_files_is_refused_before_gunicorn
     def sticky(path):  # /tmp: a file of another user's cannot be removed
         raise PermissionError(1, "Operation not permitted", path)
 
-    monkeypatch.setattr(server.os, "unlink", sticky)
-    with caplog.at_level(logging.WARNING, logger=server.log.name):
-        server.clear_stale_metrics(str(tmp_path))  # were the check skipped: a warning, no traceback
+    monkeypatch.setattr(metrics_folder.os, "unlink", sticky)
+    with caplog.at_level(logging.WARNING, logger=metrics_folder.log.name):
+        metrics_folder.clear_stale_metrics(str(tmp_path))  # were the check skipped: a warning, no traceback
     assert "cannot remove counter_4242.db" in caplog.text
 
 
@@ -127,23 +129,23 @@ def test_another_users_metrics_files_this_user_may_remove_do_not_stop_serve(monk
     os.chmod(tmp_path, 0o777)
     real_uid = os.geteuid()
     for name in ("getuid", "geteuid"):  # every file is another user's
-        monkeypatch.setattr(server.os, name, lambda: real_uid + 1)
+        monkeypatch.setattr(metrics_folder.os, name, lambda: real_uid + 1)
     check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
-    server.clear_stale_metrics(str(tmp_path))
+    metrics_folder.clear_stale_metrics(str(tmp_path))
     assert not (tmp_path / "counter_4194399.db").exists()
 
 
 def test_shared_memory_this_user_cannot_write_is_not_used(monkeypatch, tmp_path):
-    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path))
-    assert server.shared_memory_dir() == str(tmp_path)
-    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path / "absent"))
-    assert server.shared_memory_dir() is None
-    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path))
-    monkeypatch.setattr(server.os, "access", lambda path, mode: False)
-    assert server.shared_memory_dir() is None
+    monkeypatch.setattr(readiness, "SHARED_MEMORY", str(tmp_path))
+    assert readiness.shared_memory_dir() == str(tmp_path)
+    monkeypatch.setattr(readiness, "SHARED_MEMORY", str(tmp_path / "absent"))
+    assert readiness.shared_memory_dir() is None
+    monkeypatch.setattr(readiness, "SHARED_MEMORY", str(tmp_path))
+    monkeypatch.setattr(readiness.os, "access", lambda path, mode: False)
+    assert readiness.shared_memory_dir() is None
     monkeypatch.undo()
-    monkeypatch.setattr(server.tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path / "absent"))
+    monkeypatch.setattr(readiness.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(readiness, "SHARED_MEMORY", str(tmp_path / "absent"))
     assert WorkerRegistry.create().directory.parent == tmp_path  # the temporary folder instead
 
 
@@ -151,7 +153,7 @@ def test_a_registry_that_cannot_be_written_logs_and_goes_on(tmp_path, caplog):
     registry = WorkerRegistry.create(str(tmp_path))
     registry.expect(2, [11, 12])
     shutil.rmtree(registry.directory)  # as a full /dev/shm fails each write
-    with caplog.at_level("ERROR", logger="legacy_assistant.serving.server"):
+    with caplog.at_level("ERROR", logger=readiness.log.name):
         registry.expect(2, [11, 13])
         registry.mark_ready(13)
     assert "cannot write workers.json in" in caplog.text and "/ready may answer 503" in caplog.text
@@ -193,8 +195,8 @@ def test_a_master_that_fails_as_it_starts_leaves_no_folders(tmp_path, monkeypatc
     with --no-reuse-port: "Can't connect to", status 1): the metrics and readiness folders the
     master had made stayed, and the readiness folder, naming no master yet, for good. A worker
     leaves the arbiter's run() the same way, and must not remove the master's folders."""
-    monkeypatch.setattr(server.tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(server, "SHARED_MEMORY", str(tmp_path / "absent"))  # both folders in tmp_path
+    monkeypatch.setattr(metrics_folder.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(readiness, "SHARED_MEMORY", str(tmp_path / "absent"))  # both folders in tmp_path
     monkeypatch.setenv(server.METRICS_ENV, "")  # made by the master, and unset again after the test
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # an earlier test's: run() refuses it
     made: list[Path] = []

@@ -163,7 +163,7 @@ def test_a_mount_point_with_a_space_is_unescaped(tmp_path):
 def test_the_default_worker_count_and_the_serve_line_follow_the_budget(monkeypatch, caplog):
     from legacy_assistant.cli import build_parser
     from legacy_assistant.cli import serve as serve_cli
-    from legacy_assistant.serving import server, settings
+    from legacy_assistant.serving import metrics_folder, server, settings
 
     limited = CpuBudget(count=3, online=64, affinity=64, quota=Fraction(5, 2))
     monkeypatch.setattr(settings, "usable_cpus", lambda: limited)
@@ -176,7 +176,7 @@ def test_the_default_worker_count_and_the_serve_line_follow_the_budget(monkeypat
         raise SystemExit(0)
 
     monkeypatch.setattr(server, "exec_server", exec_server)
-    monkeypatch.setattr(server, "check_metrics_dir", lambda: None)
+    monkeypatch.setattr(metrics_folder, "check_metrics_dir", lambda: None)
     with caplog.at_level("INFO", logger="legacy_assistant.cli.serve"), pytest.raises(SystemExit):
         serve_cli.run(build_parser().parse_args(["serve", "--no-responder", "--store", "sqlite:///tmp/x.db"]))
     assert started == [3]

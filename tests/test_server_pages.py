@@ -150,7 +150,7 @@ def test_options_is_json_with_allow(make_client):
 
 
 def test_worker_registry(tmp_path):
-    from legacy_assistant.serving.server import WorkerRegistry
+    from legacy_assistant.serving.readiness import WorkerRegistry
 
     registry = WorkerRegistry(tmp_path)
     reader = WorkerRegistry(tmp_path)  # another process's view: only the files are shared
@@ -193,7 +193,8 @@ def test_a_registry_folder_removed_while_the_server_runs_is_made_again(tmp_path,
     import shutil
     from types import SimpleNamespace
 
-    from legacy_assistant.serving.server import ReloadingArbiter, WorkerRegistry
+    from legacy_assistant.serving.readiness import WorkerRegistry
+    from legacy_assistant.serving.server import ReloadingArbiter
 
     folder = tmp_path / "registry"
     folder.mkdir()
@@ -206,7 +207,7 @@ def test_a_registry_folder_removed_while_the_server_runs_is_made_again(tmp_path,
     assert reader.status() == (True, {"ready": 2, "expected": 2})
     shutil.rmtree(folder)
     assert reader.status()[0] is False
-    with caplog.at_level("WARNING", logger="legacy_assistant.serving.server"):
+    with caplog.at_level("WARNING", logger="legacy_assistant.serving.readiness"):
         ReloadingArbiter._tell_registry(arbiter)  # the master's loop, every second or so
     assert "was removed while the server ran: made again" in caplog.text
     assert reader.status() == (False, {"ready": 0, "expected": 2})
@@ -227,7 +228,8 @@ def test_ready_is_503_once_the_server_stops(tmp_path, make_client, monkeypatch):
 
     from gunicorn.arbiter import Arbiter
 
-    from legacy_assistant.serving.server import ReloadingArbiter, WorkerRegistry
+    from legacy_assistant.serving.readiness import WorkerRegistry
+    from legacy_assistant.serving.server import ReloadingArbiter
 
     monkeypatch.setattr(Arbiter, "stop", lambda self, graceful=True: None)  # no workers to stop here
     registry, reader = WorkerRegistry(tmp_path), WorkerRegistry(tmp_path)
@@ -283,7 +285,7 @@ def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     import sys
     from pathlib import Path
 
-    from legacy_assistant.serving.server import clear_stale_metrics
+    from legacy_assistant.serving.metrics_folder import clear_stale_metrics
 
     dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has this pid
     # a running server's process (here one whose command line names the project, as a server's
@@ -314,7 +316,7 @@ def test_an_ended_workers_metrics_files_of_zeros_go_and_files_with_counts_stay(t
     seconds) left a counter file of zeros each, for as long as the server ran."""
     from prometheus_client.mmap_dict import MmapedDict
 
-    from legacy_assistant.serving.server import remove_zero_metrics
+    from legacy_assistant.serving.metrics_folder import remove_zero_metrics
 
     def write(name, **values):
         written = MmapedDict(str(tmp_path / name))
@@ -346,10 +348,11 @@ def test_the_metrics_folders_of_killed_servers_are_removed_at_the_next_start(tmp
     import sys
     from pathlib import Path
 
-    from legacy_assistant.serving.server import METRICS_DIR_OWNER, _pid_namespace, make_metrics_dir
+    from legacy_assistant.serving.metrics_folder import METRICS_DIR_OWNER, make_metrics_dir
+    from legacy_assistant.serving.processes import pid_namespace
 
     dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
-    namespace = _pid_namespace()
+    namespace = pid_namespace()
 
     def folder(name, master=None, pid_ns=namespace, files=()):
         path = tmp_path / f"legacy-assistant-metrics-{name}"
@@ -397,7 +400,7 @@ def test_the_metrics_folders_of_killed_servers_are_removed_at_the_next_start(tmp
 
 def test_a_metrics_folder_that_cannot_be_one_is_refused_before_gunicorn_starts(tmp_path):
     from legacy_assistant.errors import ConfigError
-    from legacy_assistant.serving.server import check_metrics_dir
+    from legacy_assistant.serving.metrics_folder import check_metrics_dir
 
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

@@ -201,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
         # before the model loads and the banner claims the address: werkzeug's refusal came after both
         check_address(values["HOST"], values["PORT"], flags)
         return _run_dev(values)
-    from legacy_assistant.serving.server import check_metrics_dir, exec_server
+    from legacy_assistant.serving.metrics_folder import check_metrics_dir
+    from legacy_assistant.serving.server import exec_server
 
     check_metrics_dir()
     options = _server_options(values)

@@ -26,9 +26,10 @@ TensorFlow loaded.
 Metrics: the master makes a folder for ``prometheus_client``'s multiprocess mode, sets
 ``PROMETHEUS_MULTIPROC_DIR`` before forking, and clears a dead worker's live gauges.
 
-Readiness: the master and its workers share a small folder (:class:`WorkerRegistry`) that says
-how many workers the master wants and which of them serve, so that any worker can answer
-``/ready`` for the whole server.
+Readiness: the master and its workers share a small folder
+(:class:`~legacy_assistant.serving.readiness.WorkerRegistry`) that says how many workers the
+master wants and which of them serve, so that any worker can answer ``/ready`` for the whole
+server.
 
 Errors gunicorn answers itself, before the app sees the request (a request line over
 ``limit_request_line``: 414; a header over ``limit_request_field_size``, or too many: 431; a
@@ -41,19 +42,14 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import socket
-import stat
 import struct
 import sys
-import tempfile
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from gunicorn import sock as gunicorn_sock
@@ -68,12 +64,12 @@ from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
-from legacy_assistant.common.files import can_make_or_write_in, nearest_existing, sticky_keeps
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
-from legacy_assistant.errors import AssistantError, ConfigError
+from legacy_assistant.errors import AssistantError
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
 from legacy_assistant.serving.ports import listen_problem
+from legacy_assistant.serving.readiness import WorkerRegistry, shared_memory_dir
 
 log = logging.getLogger("legacy_assistant.serving.server")  # not "__main__" under python -m
 
@@ -148,142 +144,6 @@ class ServerOptions:
 
 # How exec_server hands the private values to the server it becomes (see ServerOptions.to_json).
 PRIVATE_ENV = "LEGACY_ASSISTANT_SERVER_PRIVATE"
-
-
-class WorkerRegistry:
-    """Which workers serve, in a folder the master and its workers share (``/ready``).
-
-    The master writes ``workers.json`` (how many workers it wants, the pids it started) whenever
-    that changes; a worker writes ``<pid>.ready`` once its app, and every model the app serves,
-    is built; the master deletes that file when the worker exits. Any worker can then tell
-    whether the whole server serves from a few small reads, without asking the master. Files are
-    written to a temporary name and renamed into place, so a reader never sees half of one.
-    """
-
-    STATE = "workers.json"
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self._written: tuple[int, tuple[int, ...], bool] | None = None
-        self.write_failed = False  # a write of this process's failed (a full /dev/shm, the folder gone)
-        self.remade = False  # (master) the folder was removed while the server ran, and made again
-        self.stopping = False  # (master) the server stops: /ready says so
-        self._ready_checked = 0.0  # (worker) time.monotonic() of keep_ready's latest look
-
-    def intact(self) -> bool:
-        """Whether the folder is there, was never removed meanwhile (what it said of earlier
-        workers is gone), and every write of this process has succeeded."""
-        return not self.write_failed and not self.remade and self.directory.is_dir()
-
-    PREFIX = "legacy-assistant-workers-"
-
-    @classmethod
-    def create(cls, parent: str | None = None) -> WorkerRegistry:
-        """A fresh folder in ``parent``, else in memory (``/dev/shm``) where this user can write
-        there, else in the temporary folder; first, the folders of servers that were killed."""
-        parent = parent or shared_memory_dir()
-        cls.remove_stale(parent or tempfile.gettempdir())
-        return cls(tempfile.mkdtemp(prefix=cls.PREFIX, dir=parent))
-
-    @classmethod
-    def remove_stale(cls, parent: str) -> None:
-        """Remove the registry folders in ``parent`` whose master has ended (a server killed
-        with SIGKILL leaves its folder; in ``/dev/shm`` they would pile up in memory)."""
-        for folder in Path(parent).glob(f"{cls.PREFIX}*"):
-            master = _master_of(folder)
-            if master is not None and not _alive(master):
-                shutil.rmtree(folder, ignore_errors=True)
-
-    def _write(self, name: str, text: str) -> None:
-        staging = self.directory / f".{name}.{os.getpid()}.tmp"
-        try:
-            staging.write_text(text, encoding="utf-8")
-            os.replace(staging, self.directory / name)
-        except OSError as exc:  # /dev/shm full, say: /ready says "not ready" rather than the master dying
-            self.write_failed = True
-            log.error("cannot write %s in %s (/ready may answer 503 until it can): %s", name, self.directory, exc)
-            with contextlib.suppress(OSError):
-                staging.unlink()
-
-    def expect(self, count: int, pids: Iterable[int]) -> None:
-        """(master) ``count`` workers wanted; ``pids`` started (booting, serving or stopping)."""
-        state = (int(count), tuple(sorted(pids)), self.stopping)
-        if state != self._written:
-            entry: dict[str, Any] = {"expected": state[0], "pids": list(state[1])}
-            if self.stopping:
-                entry["stopping"] = True
-            self._write(self.STATE, json.dumps({**entry, "master": os.getpid(), "pid_ns": _pid_namespace()}))
-            self._written = state
-
-    def remake_if_removed(self) -> None:
-        """(master) Make the folder again where it is gone while the server runs (``systemd-logind``
-        removes a user's files in ``/dev/shm`` as the user's last session ends, ``RemoveIPC=yes``;
-        a cleaner, a person): without it ``/ready`` answered 503 for good, every worker serving.
-        The next :meth:`expect` writes the state again, and each worker its file
-        (:meth:`keep_ready`)."""
-        if self.directory.is_dir():
-            return
-        try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            if not self.write_failed:
-                log.error("cannot make %s again (/ready answers 503 until it can): %s", self.directory, exc)
-            self.write_failed = True
-            return
-        self._written = None
-        self.remade = True
-        log.warning("the worker registry folder %s was removed while the server ran: made again", self.directory)
-
-    KEEP_READY_EVERY_S = 1.0
-
-    def keep_ready(self, pid: int) -> None:
-        """(worker, once it serves; called often) Write ``pid``'s file again where it is gone
-        but the folder is there (made again by the master, :meth:`remake_if_removed`); at most
-        every :data:`KEEP_READY_EVERY_S` seconds. Never makes the folder: the master removes it
-        as the server ends."""
-        now = time.monotonic()
-        if now < self._ready_checked + self.KEEP_READY_EVERY_S:
-            return
-        self._ready_checked = now
-        if not (self.directory / f"{pid}.ready").exists() and self.directory.is_dir():
-            self.mark_ready(pid)
-
-    SERVED = "served"
-
-    def mark_ready(self, pid: int) -> None:
-        """(worker) ``pid`` serves: its app is built."""
-        self._write(f"{pid}.ready", "")
-        if not self.has_served():
-            self._write(self.SERVED, "")
-
-    def stop(self) -> None:
-        """(master) The server stops: from now on :meth:`status` says not ready."""
-        self.stopping = True
-        self._written = None  # the next expect writes it
-
-    def has_served(self) -> bool:
-        """(any process) Whether a worker of this server has ever served (the marker stays)."""
-        return (self.directory / self.SERVED).exists()
-
-    def forget(self, pid: int) -> None:
-        """(master) ``pid`` has exited."""
-        with contextlib.suppress(FileNotFoundError):
-            (self.directory / f"{pid}.ready").unlink()
-
-    def status(self) -> tuple[bool, dict[str, int]]:
-        """(any process) Whether as many started workers serve as the master wants, and the counts."""
-        try:
-            state = json.loads((self.directory / self.STATE).read_text(encoding="utf-8"))
-            expected, pids = int(state["expected"]), [int(pid) for pid in state["pids"]]
-        except (OSError, ValueError, KeyError, TypeError):  # not written yet, or the server is stopping
-            return False, {"ready": 0, "expected": 0}
-        ready = sum(1 for pid in pids if (self.directory / f"{pid}.ready").exists())
-        if state.get("stopping"):
-            return False, {"ready": ready, "expected": expected, "stopping": True}
-        return expected > 0 and ready >= expected, {"ready": ready, "expected": expected}
-
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class ReloadingArbiter(Arbiter):
@@ -644,200 +504,6 @@ class _ResponseCapture:
         return parts[2] if len(parts) == 3 else "Error"
 
 
-# The files prometheus_client's multiprocess mode writes (``counter_4711.db``,
-# ``gauge_livesum_4711.db``, ...): a folder given in PROMETHEUS_MULTIPROC_DIR may hold other
-# files (a SQLite conversation store ends in .db too), which are not ours to delete.
-METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db")
-
-
-def clear_stale_metrics(directory: str) -> None:
-    """Make ``directory`` and delete the metrics files an earlier run left in it: all but those of
-    running servers' processes (another server sharing the folder keeps its own); nothing else."""
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        found = METRICS_FILE.fullmatch(name)
-        if found and not _a_running_server(int(found.group(1))):
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:  # another server starting cleared it
-                continue
-            except PermissionError as exc:  # another user's, in a sticky folder such as /tmp: not ours to clear
-                log.warning("cannot remove %s, an earlier run's metrics file (its counts are served): %s", name, exc)
-
-
-def remove_zero_metrics(directory: str, pid: int) -> int:
-    """Delete the counter and histogram files of the ended worker ``pid`` in ``directory`` that
-    hold nothing but zeros, and say how many went. A worker that dies before it serves (a
-    damaged model, a store that cannot be reached) writes one such file as it imports the app,
-    and gunicorn starts another every few seconds: each would stay, read at every scrape, for as
-    long as the server runs. A file with any count stays, so that no total goes back."""
-    from prometheus_client.mmap_dict import MmapedDict
-
-    removed = 0
-    for kind in ("counter", "histogram", "summary"):
-        path = os.path.join(directory, f"{kind}_{pid}.db")
-        try:
-            if any(value != 0 for _, value, _, _ in MmapedDict.read_all_values_from_file(path)):
-                continue
-            os.unlink(path)
-            removed += 1
-        except FileNotFoundError:
-            continue
-        except (OSError, RuntimeError, struct.error) as exc:  # unreadable or torn: leave it to the reader
-            log.debug("left %s: %s", path, exc)
-    return removed
-
-
-METRICS_DIR_PREFIX = "legacy-assistant-metrics-"
-METRICS_DIR_OWNER = "master.json"
-
-
-def make_metrics_dir(parent: str | None = None) -> str:
-    """A fresh metrics folder in ``parent`` (the temporary folder by default) that names its
-    master, after removing the folders of servers that were killed (SIGKILL skips the removal
-    at exit, and each would stay in the temporary folder for good)."""
-    parent = parent or tempfile.gettempdir()
-    remove_stale_metrics_dirs(parent)
-    directory = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX, dir=parent)
-    owner = {"master": os.getpid(), "pid_ns": _pid_namespace()}
-    Path(directory, METRICS_DIR_OWNER).write_text(json.dumps(owner), encoding="utf-8")
-    return directory
-
-
-def remove_stale_metrics_dirs(parent: str) -> None:
-    """Remove the metrics folders in ``parent`` whose master has ended, as far as that can be
-    known: by the master named in the folder, in this PID namespace; for a folder an earlier
-    version made (no master named), when it holds metrics files and none of their processes is
-    a running server. An empty folder without a master is left: it may be a server's, starting."""
-    for folder in Path(parent).glob(f"{METRICS_DIR_PREFIX}*"):
-        try:
-            if not stat.S_ISDIR(folder.lstat().st_mode):
-                continue  # a link: never followed
-            if (folder / METRICS_DIR_OWNER).exists():
-                master = _master_of(folder, METRICS_DIR_OWNER)
-                stale = master is not None and not _alive(master)
-            else:
-                names = os.listdir(folder)
-                pids = {int(match.group(1)) for name in names if (match := METRICS_FILE.fullmatch(name))}
-                stale = bool(pids) and not any(_a_running_server(pid) for pid in pids)
-        except OSError:  # gone meanwhile, or unreadable: left alone
-            continue
-        if stale:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _a_running_server(pid: int) -> bool:
-    """Whether ``pid`` is a process of a running server of this project. A pid is reused: a
-    crashed run's worker pid may now be any process, whose file would keep the old counts."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # none, or not a pid on this system
-        return False
-    except PermissionError:  # another user's process: not one this server's user started
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"legacy_assistant" in cmdline.read()
-    except FileNotFoundError:  # it ended meanwhile
-        return False
-    except OSError:  # no /proc (not Linux): a running process is taken for a server
-        return True
-
-
-def shared_memory_dir() -> str | None:
-    """``/dev/shm`` where this user can make files there (a container may have none, or one it
-    cannot write), else None."""
-    return SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) and os.access(SHARED_MEMORY, os.W_OK | os.X_OK) else None
-
-
-SHARED_MEMORY = "/dev/shm"
-
-
-def _master_of(folder: Path, state_file: str = WorkerRegistry.STATE) -> int | None:
-    """The master that made a registry (or metrics) folder, named in its ``state_file``, when it
-    was made in this PID namespace (a pid of another means nothing here: its server may be
-    alive); None when that cannot be known, which leaves the folder alone (one written by an
-    earlier version, or being written)."""
-    try:
-        state = json.loads((folder / state_file).read_text(encoding="utf-8"))
-        namespace = _pid_namespace()
-        if namespace is None or state.get("pid_ns") != namespace:
-            return None
-        return int(state["master"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def _pid_namespace() -> str | None:
-    """This process's PID namespace (``pid:[4026531836]``), or None where it cannot be read."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
-
-
-def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
-    """Refuse, before gunicorn starts, a ``PROMETHEUS_MULTIPROC_DIR`` that is not a folder the
-    server can use (the master would fail making or clearing it, with a traceback), and, without
-    one, a system with no temporary folder this user can write (a read-only root file system
-    with no tmpfs at /tmp), where the server makes its own."""
-    directory = (os.environ if environ is None else environ).get(METRICS_ENV)
-    if not directory:
-        try:
-            tempfile.gettempdir()
-        except FileNotFoundError:
-            raise ConfigError(
-                "no folder for temporary files: this user cannot write in $TMPDIR, /tmp, /var/tmp, /usr/tmp "
-                "or the current folder (a read-only file system?); mount a tmpfs at /tmp, or set TMPDIR or "
-                "PROMETHEUS_MULTIPROC_DIR to a folder this user can write"
-            ) from None
-        return
-    path = Path(directory)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{METRICS_ENV}={directory} is not a folder")
-    existing = nearest_existing(path)  # the folder the server would make it in
-    if not can_make_or_write_in(path):
-        raise ConfigError(f"{METRICS_ENV}={directory}: this user cannot write in {existing}")
-    foreign = _foreign_metrics_file(path)
-    if foreign is not None:
-        # another user's server uses the folder, or left it, in a sticky folder: its files cannot
-        # be cleared (a traceback as gunicorn started, in /tmp), and its counts would be served
-        name, owner = foreign
-        raise ConfigError(
-            f"{METRICS_ENV}={directory} holds {name} of another user (uid {owner}): "
-            "give each server's user a metrics folder of its own (or remove that user's files if no server "
-            "of theirs runs)"
-        )
-
-
-def _foreign_metrics_file(directory: Path) -> tuple[str, int] | None:
-    """The name and owner of a metrics file in ``directory`` that this user may not remove, if any:
-    another user's in a sticky folder (``/tmp``) neither of them owns. Elsewhere a folder this user
-    writes in lets it remove any file, and the stale ones are cleared at start as this user's are
-    (a container run under a new uid on the volume of the last one)."""
-    try:
-        folder = os.stat(directory)
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if METRICS_FILE.fullmatch(entry.name):
-                    owner = entry.stat(follow_symlinks=False).st_uid
-                    if sticky_keeps(owner, folder):
-                        return entry.name, owner
-    except OSError:  # not there yet (made at start), or gone meanwhile
-        return None
-    return None
-
-
 class ServerLog(Logger):
     """Gunicorn's logger, naming the address it listens at (with a socket per worker,
     ``SO_REUSEPORT``, the master holds no listening socket, and gunicorn's ``Listening at:``
@@ -1005,9 +671,9 @@ class GunicornServer(BaseApplication):
     def _on_starting(self, arbiter: Any) -> None:
         directory = os.environ.get(METRICS_ENV)
         if directory:
-            clear_stale_metrics(directory)
+            metrics_folder.clear_stale_metrics(directory)
         else:
-            self._metrics_dir = make_metrics_dir()
+            self._metrics_dir = metrics_folder.make_metrics_dir()
             os.environ[METRICS_ENV] = self._metrics_dir
         self.registry = WorkerRegistry.create()
 
@@ -1034,7 +700,7 @@ class GunicornServer(BaseApplication):
         multiprocess.mark_process_dead(worker.pid)
         directory = os.environ.get(METRICS_ENV)
         if directory:
-            remove_zero_metrics(directory, worker.pid)
+            metrics_folder.remove_zero_metrics(directory, worker.pid)
         if self.registry is not None:
             self.registry.forget(worker.pid)
             if self._early_death(arbiter, worker.pid):
