@@ -294,7 +294,7 @@ def test_a_checkpoint_dir_another_run_trains_in_is_refused_before_the_corpora_ar
     they do not even exist), and leaves the folder as it was."""
     checkpoints = tmp_path / "ck"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    holder = ("import sys\nfrom legacy_assistant.responder.training import hold_checkpoint_dir\n"
+    holder = ("import sys\nfrom legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir\n"
               "with hold_checkpoint_dir(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n")
     child = subprocess.Popen([sys.executable, "-c", holder, str(checkpoints)], cwd=ROOT, env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

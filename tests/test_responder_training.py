@@ -641,7 +641,7 @@ def test_a_min_count_that_leaves_most_reply_words_out_is_named_in_the_warning(ca
 # A process that holds a checkpoint directory as a training run does, until its stdin closes.
 _HOLDER = """
 import sys
-from legacy_assistant.responder.training import hold_checkpoint_dir
+from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
 with hold_checkpoint_dir(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()
@@ -663,7 +663,7 @@ def test_a_second_run_in_a_checkpoint_directory_is_refused_and_a_killed_holder_b
     """Two runs in one folder (two terminals, overlapping cron jobs) wrote the same checkpoint
     names and one `checkpoint` index over each other: the second is refused by name, and a run
     killed with kill -9 leaves the folder free to resume without cleaning up."""
-    from legacy_assistant.responder.training import hold_checkpoint_dir
+    from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
 
     dialogues = _random_dialogues(12, seed=3)
     directory = tmp_path / "ck"
@@ -699,7 +699,7 @@ def test_a_folder_left_with_only_the_holder_note_takes_a_new_run(tmp_path):
 
 
 def test_a_folder_the_hold_made_is_removed_when_no_run_was_written(tmp_path):
-    from legacy_assistant.responder.training import hold_checkpoint_dir
+    from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
 
     made = tmp_path / "new" / "ck"
     with hold_checkpoint_dir(made):
@@ -718,7 +718,7 @@ def test_a_folder_removed_and_made_again_while_it_is_locked_is_the_one_held(
     removed one (two runs would then train in the new folder at once)."""
     import fcntl
 
-    from legacy_assistant.responder import training
+    from legacy_assistant.responder import checkpoint_lock
 
     directory = tmp_path / "ck"
     lock = fcntl.flock
@@ -731,8 +731,8 @@ def test_a_folder_removed_and_made_again_while_it_is_locked_is_the_one_held(
             replaced.append(True)
         lock(descriptor, operation)
 
-    monkeypatch.setattr(training.fcntl, "flock", flock_once_the_folder_is_made_again)
-    with training.hold_checkpoint_dir(directory):
+    monkeypatch.setattr(checkpoint_lock.fcntl, "flock", flock_once_the_folder_is_made_again)
+    with checkpoint_lock.hold_checkpoint_dir(directory):
         assert replaced
         other = os.open(directory, os.O_RDONLY)  # another process's hold of the folder now at the path
         try:
@@ -747,7 +747,7 @@ def test_a_second_thread_of_one_process_is_refused_the_checkpoint_directory(tmp_
     from two threads of one process would otherwise both train in one folder."""
     import threading
 
-    from legacy_assistant.responder.training import hold_checkpoint_dir
+    from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
 
     directory = tmp_path / "ck"
     held, done = threading.Event(), threading.Event()

@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:  # before training, not after
         require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
     if args.checkpoint_dir:  # before the corpora are read (minutes, for the shipped recipe)
-        from legacy_assistant.responder.training import check_checkpoint_dir, hold_checkpoint_dir
+        from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
+        from legacy_assistant.responder.training import check_checkpoint_dir
 
         if not Path(args.checkpoint_dir).is_dir():  # refused before the lock makes it (a mistyped --resume)
             check_checkpoint_dir(args.checkpoint_dir, config, args.resume)

@@ -1,0 +1,142 @@
+"""One training run at a time in a checkpoint directory: :func:`hold_checkpoint_dir` takes an
+advisory lock on the folder (``flock``); another run that asks for the folder meanwhile is
+refused, naming the folder and the process that holds it. The kernel ends the lock with its
+process, so a run killed with ``kill -9`` leaves nothing to clean up before it is resumed."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from legacy_assistant.errors import TrainingError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, and two runs in one folder are not refused
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+HOLDER_FILE = ".holder"  # who holds the folder's lock: named when another run is refused
+
+# Folders (device, inode) this process holds, with the thread that holds each and how deep: a
+# second flock of the same folder from this process, on another descriptor, would be refused as
+# if another run held it. Only the holding thread nests; another thread is another run.
+_held: dict[tuple[int, int], tuple[int, int]] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def hold_checkpoint_dir(directory: str | Path) -> Iterator[Path]:
+    """Hold ``directory`` (made if missing) for one training run, until the block ends.
+
+    Another run that holds it (another process: a second terminal, an overlapping cron job) is
+    refused with a :class:`TrainingError` naming the folder and that process, as is another thread
+    of this process; within one thread the hold nests. The lock is the kernel's ``flock`` on the
+    folder itself, so it needs no write access (a finished run in a read-only folder still
+    exports) and ends with its process: after ``kill -9`` the folder is free at once. A folder
+    made here and left empty is removed again.
+    """
+    directory = Path(directory)
+    made = not directory.exists()
+    descriptor = _lock_checkpoint_dir(directory)
+    if descriptor is None:
+        yield directory
+        return
+    try:
+        yield directory
+    finally:
+        with _held_guard:
+            key = _folder_key(descriptor)
+            owner, depth = _held[key]
+            _held[key] = (owner, depth - 1)
+            if depth == 1:
+                del _held[key]
+                _release(directory, made)
+            os.close(descriptor)  # the first descriptor holds the flock: closed last, it ends it
+
+
+def _folder_key(descriptor: int) -> tuple[int, int]:
+    status = os.fstat(descriptor)
+    return status.st_dev, status.st_ino
+
+
+def _lock_checkpoint_dir(directory: Path) -> int | None:
+    """A descriptor of ``directory`` that holds its lock (None where the system has no flock)."""
+    if fcntl is None:
+        return None
+    while True:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise TrainingError(f"{directory}: cannot open the checkpoint directory ({exc.strerror or exc})") from None
+        with _held_guard:
+            key = _folder_key(descriptor)
+            if key in _held:  # this process holds it already; the lock stays while a descriptor is open
+                owner, depth = _held[key]
+                if owner != threading.get_ident():  # two runs at once in one process train over each other too
+                    os.close(descriptor)
+                    raise TrainingError(
+                        f"{directory}: another training run in this process (another thread) is using this "
+                        "checkpoint directory; wait for it to end, or choose another checkpoint directory"
+                    )
+                _held[key] = (owner, depth + 1)
+                return descriptor
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(descriptor)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # a file system without flock
+                    log.warning("%s: the checkpoint directory cannot be locked (%s)", directory, exc)
+                    return None
+                raise TrainingError(
+                    f"{directory}: another training run is using this checkpoint directory ({_holder(directory)}); "
+                    "wait for it to end (or stop it), or choose another checkpoint directory"
+                ) from None
+            try:
+                current = os.stat(directory)
+            except OSError:
+                current = None
+            if current is None or (current.st_dev, current.st_ino) != key:
+                # the run that held it removed the empty folder it had made: lock the new one
+                os.close(descriptor)
+                continue
+            _held[key] = (threading.get_ident(), 1)
+        try:  # for the message of a run refused; the lock works without it (a read-only folder)
+            with open(directory / HOLDER_FILE, "w", encoding="utf-8") as note:
+                note.write(f"{os.getpid()} {socket.gethostname()}\n")
+        except OSError:
+            pass
+        return descriptor
+
+
+def _release(directory: Path, made: bool) -> None:
+    """Before the lock ends: remove this process's note, and the folder if it made it and no
+    run was written there (a run refused, or failed before its first file)."""
+    note = directory / HOLDER_FILE
+    try:
+        if note.read_text(encoding="utf-8").split()[:1] == [str(os.getpid())]:
+            note.unlink()
+    except (OSError, UnicodeDecodeError):
+        pass
+    if made:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty: a run, or files of someone else's
+            pass
+
+
+def _holder(directory: Path) -> str:
+    """The process that holds ``directory``, in words, as it wrote itself down."""
+    try:
+        pid, host = (directory / HOLDER_FILE).read_text(encoding="utf-8").split()[:2]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "a process that did not say which"
+    return f"process {pid} on {host}" if host != socket.gethostname() else f"process {pid}"
