@@ -877,3 +877,128 @@ def test_the_strength_slider_starts_at_the_servers_strength(responder_assistant,
     monkeypatch.setattr(responder_assistant.responder.model, "guided", False)  # exported before guidance
     page = rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client())
     assert "strength" not in page.by_id and "emotion" in page.by_id
+
+
+def test_the_log_says_loading_not_no_messages_while_the_conversation_loads(browser, live_url):
+    """On a slow network the stored turns took seconds to come, and the log said "No messages
+    yet. Say hello to start." meanwhile, though Enter sent nothing until they came."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    held = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "GET") return original.apply(this, arguments);
+          var self = this, args = arguments;
+          return new Promise(function (resolve) { window.releaseRestore = resolve; })
+            .then(function () { return original.apply(self, args); });
+        };"""})
+    placeholder = "return getComputedStyle(document.getElementById('log'), '::before').content"
+    try:
+        browser.refresh()
+        WebDriverWait(browser, 10).until(lambda b: b.execute_script("return !!window.releaseRestore"))
+        assert browser.find_element(By.ID, "send").text == "Loading\u2026"
+        assert browser.execute_script(placeholder) == '"Loading the conversation\u2026"'
+        browser.execute_script("window.releaseRestore()")
+        ready(browser)
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": held["identifier"]})
+    assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot"]
+    browser.find_element(By.ID, "new-conversation").click()
+    assert browser.execute_script(placeholder) == '"No messages yet. Say hello to start."'
+
+
+def test_a_message_given_back_is_counted_near_the_cap(browser, live_url):
+    """A refused message near the cap came back to the box with the hint reading "At most 600
+    characters." instead of its count, until a key was pressed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          return Promise.resolve(new Response('{"error": {"code": "overloaded", "message": "busy, try later"}}',
+                                              {status: 503, headers: {"Content-Type": "application/json"}}));
+        };""")
+    box, hint = browser.find_element(By.ID, "message"), browser.find_element(By.ID, "message-limit")
+    box.send_keys("z" * (TEXT_CAP - 10))
+    assert hint.text == f"{TEXT_CAP - 10} of {TEXT_CAP} characters."
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    assert box.get_attribute("value") == "z" * (TEXT_CAP - 10)
+    assert hint.text == f"{TEXT_CAP - 10} of {TEXT_CAP} characters."
+    browser.refresh()  # the page's own fetch again, for the tests after this one
+    ready(browser)
+
+
+def test_the_strength_is_said_once_by_the_slider_not_again_by_a_live_region(browser, live_url):
+    """The number beside the slider was an <output>, a live region of its own: each step of
+    the slider was announced twice, once as the slider's value and once as the region's news."""
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    shown = browser.find_element(By.ID, "strength-value")
+    assert shown.text == "0"
+    node = browser.execute_cdp_cmd("DOM.describeNode", {"objectId": browser.execute_cdp_cmd(
+        "Runtime.evaluate", {"expression": "document.getElementById('strength-value')"})["result"]["objectId"]})
+    tree = browser.execute_cdp_cmd("Accessibility.getPartialAXTree",
+                                   {"backendNodeId": node["node"]["backendNodeId"], "fetchRelatives": False})
+    live = {prop["value"]["value"] for n in tree["nodes"] for prop in n.get("properties", []) if prop["name"] == "live"}
+    assert live <= {"off"}, live
+    slider = browser.find_element(By.ID, "strength")
+    assert slider.get_attribute("aria-valuetext") == "0"  # what the slider says for itself
+
+
+def test_the_on_screen_keyboards_enter_key_says_it_sends(browser, live_url):
+    """Enter sends, but a phone's keyboard showed its return key, which starts a new line
+    elsewhere: a half-written message went out. The key is labelled as sending."""
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    assert browser.find_element(By.ID, "message").get_property("enterKeyHint") == "send"
+
+
+def test_the_box_fits_its_lines_again_when_its_width_changes(open_browser, live_url):
+    """The box fitted its lines only as they were typed: a window made narrower (a phone turned)
+    left it too short, scrolling inside, and Send's wider label while a reply was on its way left
+    what was typed meanwhile a line too tall once the label was "Send" again."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = open_browser()
+    browser.set_window_size(1000, 900)
+    open_fresh(browser, live_url)
+    box = browser.find_element(By.ID, "message")
+    height = "return arguments[0].getBoundingClientRect().height"
+    one_line = browser.execute_script(height, box)
+    browser.execute_script("arguments[0].value = 'word '.repeat(25).trim();"
+                           "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", box)
+    wide = browser.execute_script(height, box)
+    browser.set_window_size(360, 900)
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") <= 360)
+    assert browser.execute_script("return arguments[0].scrollHeight <= arguments[0].clientHeight", box)  # no scrolling
+    assert browser.execute_script(height, box) > wide
+    browser.set_window_size(1000, 900)
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") > 900)
+    assert browser.execute_script(height, box) == wide
+
+    browser.execute_script("arguments[0].value = ''", box)
+    delay_chats(browser)
+    box.send_keys("hello\n")
+    assert browser.find_element(By.ID, "send").text == "Sending\u2026"
+    # typed meanwhile: just enough short words for a second line beside "Sending…", not beside "Send"
+    two_lines = browser.execute_script("""
+        var box = arguments[0], n = 1;
+        function type() { box.value = "a ".repeat(n).trim(); box.dispatchEvent(new Event("input", {bubbles: true})); }
+        for (type(); box.getBoundingClientRect().height === arguments[1]; type()) n++;
+        return box.getBoundingClientRect().height;""", box, one_line)
+    assert two_lines > one_line
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
+    ready(browser)
+    assert browser.execute_script(height, box) == one_line

@@ -162,6 +162,7 @@
     busy = on;
     sendBtn.disabled = on;
     sendBtn.textContent = on ? (restoring ? "Loading\u2026" : "Sending\u2026") : "Send";
+    fitHeight(); // beside the box (a wide window), Send's new label makes the box narrower or wider
     log.setAttribute("aria-busy", on && restoring ? "true" : "false");
     if (!on && refreshWhenIdle) {
       refreshWhenIdle = false;
@@ -230,6 +231,13 @@
     }, failed);
   }
 
+  // A message that did not go through, back in the box: sized, and counted near the cap.
+  function giveBack(text) {
+    input.value = text;
+    checkLength();
+    fitHeight();
+  }
+
   function send(text) {
     var requestSender = sender;
     var body = { sender: requestSender, message: text };
@@ -242,7 +250,7 @@
       if (!r.res.ok || !data || typeof data.reply !== "string") {
         addMessage("error", errorText(r.res.status, data));
         // to send again or to change, unless more was typed since
-        if (!input.value) { input.value = text; fitHeight(); }
+        if (!input.value) giveBack(text);
         return;
       }
       addReply(data);
@@ -254,7 +262,7 @@
       if (err && err.unanswered) stale = true;
       addMessage("error", (err && err.message) || "Something went wrong.");
       // the message never reached the server: give it back to send again
-      if (!(err && err.unanswered) && !input.value) { input.value = text; fitHeight(); }
+      if (!(err && err.unanswered) && !input.value) giveBack(text);
     });
     lastChat = request;
     return request;
@@ -350,6 +358,8 @@
     input.style.height = input.scrollHeight + input.offsetHeight - input.clientHeight + "px";
   }
   input.addEventListener("input", fitHeight);
+  // a window made narrower (a phone turned) wraps the lines again: more of them, or fewer
+  window.addEventListener("resize", fitHeight);
   fitHeight();
 
   // Enter sends, Shift+Enter starts a new line; an input method's Enter (choosing a word) does neither.
