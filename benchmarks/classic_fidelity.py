@@ -206,11 +206,17 @@ def load_intents_folds(seed: int) -> tuple[str, list[dict]]:
 
 def load_clinc(path: Path, limit: int | None) -> tuple[str, list[dict]]:
     """CLINC150's in-scope train and test sentences, of the first ``limit`` intents if given."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    intents = sorted({label for _, label in data["train"]})[:limit]
-    keep = set(intents)
-    train = [(t, label) for t, label in data["train"] if label in keep]
-    test = [(t, label) for t, label in data["test"] if label in keep]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        intents = sorted({label for _, label in data["train"]})[:limit]
+        keep = set(intents)
+        train = [(t, label) for t, label in data["train"] if label in keep]
+        test = [(t, label) for t, label in data["test"] if label in keep]
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not [sentence, intent] pairs under train and test
+        raise SystemExit(
+            f"{path}: not CLINC150's layout (a JSON object whose train and test hold [sentence, intent] pairs; "
+            f"{type(exc).__name__}: {exc})"
+        ) from None
     texts = [t for t, _ in train] + [t for t, _ in test]
     tags = [label for _, label in train] + [label for _, label in test]
     run = split(texts, tags, np.arange(len(train)), np.arange(len(train), len(texts)))
@@ -486,6 +492,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every figure and curve here")
     args = parser.parse_args()
     names = [n.strip() for n in args.data.split(",") if n.strip()]
+    if not names:
+        parser.error("no data set given; choose from intents, clinc")
     unknown = sorted(set(names) - {"intents", "clinc"})
     if unknown:
         parser.error(f"unknown data set(s) {', '.join(unknown)}; choose from intents, clinc")

@@ -307,28 +307,8 @@ def main() -> None:
             None if ratio is None else ratio <= TARGETS["perplexity_over_bigram"],
         )
     )
-    human = replies["human"]["distinct_2"]
-    for mode in ("sample", "greedy"):
-        measured = replies[mode]["distinct_2"]
-        share = measured / human if measured is not None and human else float("nan")
-        print(
-            _row(
-                f"distinct-2 {mode} / human",
-                f"{share:.2f} ({_share_of(measured)} / {_share_of(human)})",
-                f">= {TARGETS['distinct_2_over_human']}" if mode == "sample" else "(no target)",
-                share >= TARGETS["distinct_2_over_human"] if mode == "sample" and not np.isnan(share) else None,
-            )
-        )
-    served_share = served["sample"]["distinct_2"] / human if human else float("nan")
-    print(
-        _row(
-            f"distinct-2 sample / human, repetition penalty {served['penalty']:g} (as served)",
-            f"{served_share:.2f} ({_share_of(served['sample']['distinct_2'])} / {_share_of(human)}); "
-            f"greedy {_share_of(served['greedy']['distinct_2'])}",
-            f">= {TARGETS['distinct_2_over_human']}",
-            served_share >= TARGETS["distinct_2_over_human"] if not np.isnan(served_share) else None,
-        )
-    )
+    for row in distinct_rows(replies, served):
+        print(row)
     if "modes" in conditions:
         for mode in ("sample", "greedy"):
             figures = conditions["modes"][mode]
@@ -345,6 +325,47 @@ def main() -> None:
         )
         print(f"\ncondition classifier ({classifier['held_out_turns']} held-out turns), recall: {recall}")
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
+
+
+def distinct_rows(replies: dict[str, Any], served: dict[str, Any]) -> list[str]:
+    """The distinct-2 rows of the targets table: sampled and greedy replies at the library's
+    default decoding (``replies``: the evaluation's reply figures by mode, ``human`` among them)
+    and as served (``served``: :func:`served_replies`), each over the human replies'."""
+    human = replies["human"]["distinct_2"]
+    target = TARGETS["distinct_2_over_human"]
+    rows = []
+    for mode in ("sample", "greedy"):
+        measured = replies[mode]["distinct_2"]
+        share = _over(measured, human)
+        rows.append(
+            _row(
+                f"distinct-2 {mode} / human",
+                f"{_ratio(share)} ({_share_of(measured)} / {_share_of(human)})",
+                f">= {target}" if mode == "sample" else "(no target)",
+                share >= target if mode == "sample" and share is not None else None,
+            )
+        )
+    measured = served["sample"]["distinct_2"]  # None too where no reply holds two tokens
+    share = _over(measured, human)
+    rows.append(
+        _row(
+            f"distinct-2 sample / human, repetition penalty {served['penalty']:g} (as served)",
+            f"{_ratio(share)} ({_share_of(measured)} / {_share_of(human)}); "
+            f"greedy {_share_of(served['greedy']['distinct_2'])}",
+            f">= {target}",
+            None if share is None else share >= target,
+        )
+    )
+    return rows
+
+
+def _over(value: float | None, base: float | None) -> float | None:
+    """``value / base``; None where either is missing (no bigram in the replies) or ``base`` is 0."""
+    return None if value is None or not base else value / base
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _share_of(value: float | None) -> str:

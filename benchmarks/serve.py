@@ -2,8 +2,9 @@
 
 Starts each server on this machine and drives it with ``wrk`` (closed loop: a fixed number of
 connections, each sending its next request when the last answer arrives) at several
-concurrencies, and prints requests/s, p50/p90/p99 latency, errors (socket errors and non-2xx
-answers) and the RSS of every worker with both models loaded. In one run, so that every ratio is
+concurrencies, and prints requests/s, p50/p90/p99 latency, errors (socket errors, timeouts of
+10 s, and answers of status 400 or more, as wrk counts them; the req/s count those answers too)
+and the RSS of every worker with both models loaded. In one run, so that every ratio is
 between figures measured under the same conditions: every server is up at once, and each row
 (route and concurrency) is measured ``--rounds`` times, the servers taking turns within a round
 (in reverse order every other round). A row shows the median of its rounds; a ratio is the
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import random
 import shutil
@@ -297,9 +299,11 @@ def read_contexts(path: Path, limit: int) -> list[list[str]]:
                 f"{Path(__file__).name}'s docstring"
             ) from None
     else:
-        contexts = [
-            [turn.strip() for turn in line.split(" | ")] for line in path.read_text().splitlines() if line.strip()
-        ]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SystemExit(f"{path}: cannot read contexts (not UTF-8: {exc})") from None
+        contexts = [[turn.strip() for turn in line.split(" | ")] for line in text.splitlines() if line.strip()]
     contexts = [c for c in contexts if c and all(0 < len(turn) <= 300 for turn in c)]
     if not contexts:
         raise SystemExit(f"{path}: no contexts read (see the formats in {Path(__file__).name}'s docstring)")
@@ -565,12 +569,14 @@ def ratio_of_rounds(a: dict, b: dict) -> tuple[float, float, float]:
     """(median, lowest, highest) of a's req/s over b's, round by round (the same round's pair
     ran back to back, so a change of machine load hits both alike)."""
     ratios = [x["rps"] / y["rps"] for x, y in zip(a["rounds"], b["rounds"]) if y["rps"]]
+    if not ratios:  # b answered nothing in any round: every request failed or timed out
+        return math.nan, math.nan, math.nan
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def ratio_text(ratio: tuple[float, float, float]) -> str:
     middle, low, high = ratio
-    return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
+    return "n/a" if math.isnan(middle) else f"{middle:.2f}x ({low:.2f}-{high:.2f})"
 
 
 # ---------------------------------------------------------------- report

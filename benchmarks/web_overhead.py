@@ -1,7 +1,8 @@
-"""Per-request CPU cost of the web layer, in process, without sockets or a load generator.
+"""Per-request cost of the web layer, in process, without sockets or a load generator.
 
-Calls the WSGI app directly with a prepared request and reports the median microseconds per
-request for: a Flask hello-world JSON route, our ``/api/v1/parse`` with the model replaced by
+Calls the WSGI app directly with a prepared request and reports the median wall microseconds per
+request, one thread calling back to back (its CPU time when nothing else runs on the core), for:
+a Flask hello-world JSON route, our ``/api/v1/parse`` with the model replaced by
 a stub (web layer only: hooks, validation, metrics, access log, JSON), the same with the access
 log off, ``Predictor.rank_one`` alone, and two floors under any prediction: NLTK tokenizing
 and a bare ``Session.run``, the latter also through the compiled call the models use.

@@ -1,0 +1,119 @@
+"""What the benchmarks compute and refuse: the figures they print are measured the way their
+docs say, and a bad input is one error line (the benchmarks themselves are not run here)."""
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, TEST_DATA
+
+
+def _benchmark(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_figures_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(script, *args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_accuracy_latency_is_measured_with_the_threads_the_server_gives_a_model(monkeypatch):
+    """accuracy.py said it loads each model "as the server does", but loaded it with TensorFlow's
+    default thread pools: its latency column was about 1.8x what a served request pays."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.serving.settings import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
+
+    bench = _benchmark("accuracy")
+    loaded = []
+    real_load = Predictor.load.__func__
+
+    def recording_load(cls, path, intra_op_threads=0, inter_op_threads=0, runtime=None):
+        loaded.append((intra_op_threads, inter_op_threads))
+        return real_load(cls, path, intra_op_threads, inter_op_threads, runtime)
+
+    monkeypatch.setattr(Predictor, "load", classmethod(recording_load))
+    row = bench.run_one(TEST_DATA / "tiny_clinc.json", "ngrams", calls=3, seed=1)
+    assert loaded == [(DEFAULT_INTRA_OP_THREADS, DEFAULT_INTER_OP_THREADS)] == [(1, -1)]
+    assert row["test_in_scope"] == 8 and row["test_oos"] == 3 and row["latency_ms"] > 0
+
+
+def test_the_as_served_distinct_2_row_reads_replies_without_a_bigram_as_n_a():
+    """Replies of one token or none have no bigram (distinct-2 None): the rows at the library's
+    decoding said n/a, the as-served row divided None and ended the run after its minutes."""
+    bench = _benchmark("responder")
+    replies = {"human": {"distinct_2": 0.8}, "sample": {"distinct_2": 0.4}, "greedy": {"distinct_2": None}}
+    served = {"sample": {"distinct_2": None}, "greedy": {"distinct_2": 0.2}, "penalty": 10.0}
+    rows = bench.distinct_rows(replies, served)
+    assert rows == [
+        "| distinct-2 sample / human | 0.50 (0.400 / 0.800) | >= 0.5 | yes |",
+        "| distinct-2 greedy / human | n/a (n/a / 0.800) | (no target) | n/a |",
+        "| distinct-2 sample / human, repetition penalty 10 (as served) | n/a (n/a / 0.800); greedy 0.200 "
+        "| >= 0.5 | n/a |",
+    ]
+    served["sample"]["distinct_2"] = 0.36
+    assert bench.distinct_rows(replies, served)[2].startswith(
+        "| distinct-2 sample / human, repetition penalty 10 (as served) | 0.45 (0.360 / 0.800); greedy 0.200 "
+        "| >= 0.5 | NO |"
+    )
+
+
+def test_serving_contexts_that_are_not_utf_8_are_one_error_line(tmp_path):
+    serve = _benchmark("serve")
+    contexts = tmp_path / "contexts.txt"
+    contexts.write_bytes("caf\xe9 au lait? | oui\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as stopped:
+        serve.read_contexts(contexts, 10)
+    assert str(stopped.value.code).startswith(f"{contexts}: cannot read contexts (not UTF-8")
+    contexts.write_text("café au lait? | oui\n", encoding="utf-8")
+    assert serve.read_contexts(contexts, 10) == [["café au lait?", "oui"]]
+
+
+def test_a_clinc_file_of_another_layout_is_one_error_line(tmp_path):
+    """classic_fidelity.py --clinc given CLINC150's domains.json (beside data_full.json) ended in a
+    KeyError traceback."""
+    wrong = tmp_path / "domains.json"
+    wrong.write_text('{"banking": ["transfer", "balance"]}', encoding="utf-8")
+    result = _run("classic_fidelity.py", "--data", "clinc", "--clinc", str(wrong), "--epochs", "1")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"{wrong}: not CLINC150's layout")
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("accuracy.py", ["--variants", ","], "accuracy.py: error: no variant given"),
+        ("classic_fidelity.py", ["--data", ","], "classic_fidelity.py: error: no data set given"),
+    ],
+)
+def test_an_empty_list_of_what_to_measure_is_a_usage_error(script, args, message):
+    """Both printed an empty table (or none) and exited 0, as if they had measured something."""
+    result = _run(script, *args)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-2000:]
+
+
+def test_a_ratio_of_rounds_is_the_median_of_each_rounds_own_ratio():
+    serve = _benchmark("serve")
+    on = {"rounds": [{"rps": 10.0}, {"rps": 30.0}, {"rps": 20.0}]}
+    off = {"rounds": [{"rps": 5.0}, {"rps": 10.0}, {"rps": 0.0}]}  # a round that answered nothing has no ratio
+    assert serve.ratio_of_rounds(on, off) == (2.5, 2.0, 3.0)
+    assert serve.ratio_text(serve.ratio_of_rounds(on, off)) == "2.50x (2.00-3.00)"
+    three = {"rounds": [{"rps": 4.0}, {"rps": 8.0}, {"rps": 5.0}]}
+    assert serve.ratio_of_rounds(on, three) == (3.75, 2.5, 4.0)  # 2.5, 3.75, 4.0: the median is a round's
+
+
+def test_a_baseline_that_answered_nothing_in_any_round_gives_no_ratio_rather_than_a_traceback():
+    """Every request of the baseline failed or timed out in every round (0 req/s): the report
+    ended in statistics' error after the whole run, its tables lost."""
+    serve = _benchmark("serve")
+    on = {"rounds": [{"rps": 10.0}, {"rps": 30.0}]}
+    off = {"rounds": [{"rps": 0.0}, {"rps": 0.0}]}
+    assert serve.ratio_text(serve.ratio_of_rounds(on, off)) == "n/a"
