@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int, run_main  # noqa: E402
+from timing import median_us, positive_int, run_main, stop_process  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -80,8 +80,7 @@ def serving_memory(model: str, requests: int) -> tuple[float, float]:
             urllib.request.urlopen(request, timeout=5).read()
         server_rss = rss_mib(server.pid)
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_process(server)
     os.unlink(log.name)  # kept when anything failed: it says why
     return base_rss, server_rss
 

@@ -67,6 +67,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def stop_process(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """Ask ``process`` to end (SIGTERM) and wait up to ``grace_seconds``; kill it where it has not
+    ended by then (a server stuck in its shutdown), so that no benchmark leaves one running."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run_main(main: Callable[[], object]) -> None:
     """Run a benchmark's ``main()``: what the user can fix (a bad model or data path, an unwritable
     output, a child benchmark process that failed after printing its reason) is one ``error:``

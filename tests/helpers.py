@@ -148,3 +148,15 @@ def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] 
             chat.kill()
             chat.wait()
         os.close(leader)
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` imported as the module ``<name>_benchmark`` (not run)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -1,20 +1,11 @@
 """What the benchmarks compute and refuse: the figures they print are measured the way their
 docs say, and a bad input is one error line (the benchmarks themselves are not run here)."""
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import ROOT, TEST_DATA
-
-
-def _benchmark(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_figures_benchmark", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import ROOT, TEST_DATA, load_benchmark
 
 
 def _run(script, *args):
@@ -30,7 +21,7 @@ def test_the_accuracy_latency_is_measured_with_the_threads_the_server_gives_a_mo
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.serving.settings import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
 
-    bench = _benchmark("accuracy")
+    bench = load_benchmark("accuracy")
     loaded = []
     real_load = Predictor.load.__func__
 
@@ -47,7 +38,7 @@ def test_the_accuracy_latency_is_measured_with_the_threads_the_server_gives_a_mo
 def test_the_as_served_distinct_2_row_reads_replies_without_a_bigram_as_n_a():
     """Replies of one token or none have no bigram (distinct-2 None): the rows at the library's
     decoding said n/a, the as-served row divided None and ended the run after its minutes."""
-    bench = _benchmark("responder")
+    bench = load_benchmark("responder")
     replies = {"human": {"distinct_2": 0.8}, "sample": {"distinct_2": 0.4}, "greedy": {"distinct_2": None}}
     served = {"sample": {"distinct_2": None}, "greedy": {"distinct_2": 0.2}, "penalty": 10.0}
     rows = bench.distinct_rows(replies, served)
@@ -65,7 +56,7 @@ def test_the_as_served_distinct_2_row_reads_replies_without_a_bigram_as_n_a():
 
 
 def test_serving_contexts_that_are_not_utf_8_are_one_error_line(tmp_path):
-    serve = _benchmark("serve")
+    serve = load_benchmark("serve")
     contexts = tmp_path / "contexts.txt"
     contexts.write_bytes("caf\xe9 au lait? | oui\n".encode("latin-1"))
     with pytest.raises(SystemExit) as stopped:
@@ -101,7 +92,7 @@ def test_an_empty_list_of_what_to_measure_is_a_usage_error(script, args, message
 
 
 def test_a_ratio_of_rounds_is_the_median_of_each_rounds_own_ratio():
-    serve = _benchmark("serve")
+    serve = load_benchmark("serve")
     on = {"rounds": [{"rps": 10.0}, {"rps": 30.0}, {"rps": 20.0}]}
     off = {"rounds": [{"rps": 5.0}, {"rps": 10.0}, {"rps": 0.0}]}  # a round that answered nothing has no ratio
     assert serve.ratio_of_rounds(on, off) == (2.5, 2.0, 3.0)
@@ -113,7 +104,30 @@ def test_a_ratio_of_rounds_is_the_median_of_each_rounds_own_ratio():
 def test_a_baseline_that_answered_nothing_in_any_round_gives_no_ratio_rather_than_a_traceback():
     """Every request of the baseline failed or timed out in every round (0 req/s): the report
     ended in statistics' error after the whole run, its tables lost."""
-    serve = _benchmark("serve")
+    serve = load_benchmark("serve")
     on = {"rounds": [{"rps": 10.0}, {"rps": 30.0}]}
     off = {"rounds": [{"rps": 0.0}, {"rps": 0.0}]}
     assert serve.ratio_text(serve.ratio_of_rounds(on, off)) == "n/a"
+
+
+def test_a_server_that_ignores_sigterm_is_killed_not_left_running():
+    """predictor.py asked its dev server to stop and waited 10 s: one stuck in its shutdown ended
+    the run with a TimeoutExpired traceback and stayed running after it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from timing import stop_process
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                               "print('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert stubborn.stdout.readline() == "ready\n"
+        stop_process(stubborn, grace_seconds=0.5)
+        assert stubborn.returncode == -9  # SIGTERM ignored, then killed
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+    assert "stop_process(server)" in (ROOT / "benchmarks" / "predictor.py").read_text()

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_benchmark
 
 
 def test_web_overhead_benchmark_runs():
@@ -108,22 +108,12 @@ def test_a_child_process_whose_output_was_captured_has_its_message_shown():
     assert any("/nonexistent-responder" in line for line in lines[:-1]), result.stderr[-2000:]
 
 
-def _benchmark_module(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_server_that_exits_early_has_the_end_of_its_log_in_the_error(tmp_path):
     """serve.py named the server's log, in its temporary folder, and then removed the folder: the
     reason was gone before anyone could read it. The error now quotes the log's end."""
     import pytest
 
-    serve = _benchmark_module("serve")
+    serve = load_benchmark("serve")
     command = [sys.executable, "-c", "import sys; print('error: no such store: bogus://', file=sys.stderr); sys.exit(2)"]
     server = serve.Server("on", command, serve.free_port(), tmp_path / "on.log", {})
     try:
@@ -162,7 +152,7 @@ def test_the_serving_report_gives_the_seconds_each_row_ran(capsys):
     """wrk runs whole seconds: --duration 0.5 measured 1 s a row while the report said 0.5."""
     import argparse
 
-    serve = _benchmark_module("serve")
+    serve = load_benchmark("serve")
     args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=1, duration=0.5, senders=1,
                               concurrency=[16], markdown=False, dev=False)
     serve.report(args, [], {}, {}, {})
