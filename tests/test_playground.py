@@ -621,3 +621,73 @@ def test_the_playground_holds_messages_to_the_servers_text_cap(monkeypatch):
     monkeypatch.setenv("LEGACY_ASSISTANT_MAX_TEXT_LENGTH", "lots")
     with pytest.raises(ConfigError, match="LEGACY_ASSISTANT_MAX_TEXT_LENGTH"):
         text_cap()
+
+
+def test_an_ipv6_host_is_served_and_its_url_is_bracketed(default_predictor, free_port):
+    """``--host ::1``: gradio wrote its own URL as http://::1:PORT/ and failed on it with a
+    traceback, after the models had loaded."""
+    import socket
+
+    gradio_client = _gradio_client()
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    port = free_port()
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", port))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "::1", port)
+    try:
+        assert url == f"http://[::1]:{port}/"
+        client = gradio_client.Client(url, verbose=False, download_files=False)
+        assert client.predict("hello", None, api_name="/chat")[3].startswith("intent:")
+    finally:
+        blocks.close(verbose=False)
+
+
+def test_an_error_reads_the_same_through_the_api_as_on_the_page(client):
+    """The error's text is escaped for the page's HTML; its quotes were too, so a client read
+    "got &#x27;1.5&#x27;" for the seed it sent."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as raised:
+        client.predict("hello there", "sample", "1.5", 0, api_name="/all_emotions")
+    assert "got '1.5'" in str(raised.value) and "&#x27;" not in str(raised.value)
+    with pytest.raises(AppError) as raised:  # markup stays text on the page
+        client.predict("hello there", "sample", "<b>7</b>", 0, api_name="/all_emotions")
+    assert "&lt;b&gt;7&lt;/b&gt;" in str(raised.value)
+
+
+def test_a_proxy_in_the_environment_is_not_asked_for_the_local_page(default_predictor, free_port, monkeypatch):
+    """With http_proxy set and 127.0.0.1 not in no_proxy, gradio's check of its own server went
+    to the proxy: a traceback after the models had loaded (and a request off the machine)."""
+    gradio_client = _gradio_client()
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "")  # recorded, so that each is put back as it was afterwards
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_PROXY", "example.internal")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.2:{free_port()}")  # nothing listens there
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "127.0.0.1", free_port())
+    try:
+        assert "example.internal" in os.environ["no_proxy"].split(",")  # the user's own stay
+        client = gradio_client.Client(url, verbose=False, download_files=False)
+        assert client.predict("hello", None, api_name="/chat")[3].startswith("intent:")
+    finally:
+        blocks.close(verbose=False)

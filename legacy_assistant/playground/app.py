@@ -16,6 +16,7 @@ import html
 import logging
 import os
 import time
+import urllib.request
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ TITLE = "legacy-assistant playground"
 SYSTEM_FONTS = ("Segoe UI", "Roboto", "Helvetica Neue", "Helvetica", "Arial", "DejaVu Sans", "sans-serif")
 SYSTEM_MONO_FONTS = ("SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace")
 RANKING_SHOWN = 5
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def load_gradio() -> ModuleType:
@@ -78,9 +80,10 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
     the address cannot be served."""
     gr = load_gradio()
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
+    bypass_proxy_for(host)
     try:
         _, url, _ = blocks.launch(
-            server_name=host,
+            server_name=url_host(host),
             server_port=port,
             share=False,
             inbrowser=False,
@@ -99,6 +102,25 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
             f"choose another with --host/--port): {exc}"
         ) from None
     return str(url)
+
+
+def bypass_proxy_for(host: str) -> None:
+    """Add this machine's names and ``host`` to ``no_proxy``. gradio asks its own server whether
+    it started (an HTTP request to its URL), through the environment's proxy (``http_proxy``,
+    ``all_proxy``) unless ``no_proxy`` names the host: the request then left the machine, and the
+    playground failed with a traceback once the proxy refused it or could not reach back."""
+    present = [name.strip() for name in urllib.request.getproxies_environment().get("no", "").split(",")]
+    wanted = [name for name in (*LOCAL_NAMES, host.strip("[]")) if name and name not in present]
+    if wanted:
+        # the lower-case name is the one read when both are set
+        os.environ["no_proxy"] = ",".join([*(name for name in present if name), *wanted])
+
+
+def url_host(host: str) -> str:
+    """``host`` as gradio takes it: an IPv6 address in brackets (``::1`` -> ``[::1]``), which it
+    binds without them and writes as such in its URLs. Unbracketed, gradio built its own URL as
+    ``http://::1:7860/`` and failed on it after the models had loaded."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def serve_until_interrupted(blocks: Blocks, poll_seconds: float = 0.1) -> None:
@@ -255,6 +277,7 @@ def _shown(gr: Any, handler: Callable[..., Any]) -> Callable[..., Any]:
             return handler(*args)
         except AssistantError as exc:
             log.info("playground request refused: %s", exc)
-            raise gr.Error(html.escape(str(exc)), print_exception=False) from None
+            # the page shows it as HTML; quotes need no escaping there, and a client reads them as sent
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
 
     return shown
