@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int, run_main, stop_process  # noqa: E402
+from timing import median_us, open_local, positive_int, run_main, stop_process  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -77,7 +77,7 @@ def serving_memory(model: str, requests: int) -> tuple[float, float]:
         body = json.dumps({"sender": "bench", "message": "what time do you open?"}).encode()
         for _ in range(requests):
             request = urllib.request.Request(url + "/api/v1/chat", body, {"Content-Type": "application/json"})
-            urllib.request.urlopen(request, timeout=5).read()
+            open_local(request, timeout=5).read()
         server_rss = rss_mib(server.pid)
     finally:
         stop_process(server)
@@ -97,7 +97,7 @@ def wait_for_health(server: subprocess.Popen, url: str, timeout: float, log: str
         if server.poll() is not None:
             raise SystemExit(f"the dev server exited with status {server.returncode} before answering; see {log}")
         try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
+            open_local(url + "/health", timeout=1).read()
             return
         except OSError:
             time.sleep(0.2)

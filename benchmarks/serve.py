@@ -74,7 +74,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_float, positive_int, run_main  # noqa: E402
+from timing import open_local, positive_float, positive_int, run_main  # noqa: E402
 
 PYTHON = sys.executable
 INTENTS = ROOT / "data" / "intents.json"
@@ -223,7 +223,7 @@ def post(port: int, path: str, body: Any, timeout: float = 30) -> tuple[int, Any
         f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with open_local(request, timeout=timeout) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -231,7 +231,7 @@ def post(port: int, path: str, body: Any, timeout: float = 30) -> tuple[int, Any
 
 def get(port: int, path: str) -> tuple[int, Any]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        with open_local(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, None

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 
 def median_us(fn: Callable[[], object], calls: int, warmup: int = 50) -> float:
@@ -65,6 +67,17 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+# The servers the benchmarks start are on this machine: asked directly, never through a proxy of
+# the environment (with http_proxy set and 127.0.0.1 not in no_proxy, urllib sent every request
+# of a run to the proxy, which failed it or could not reach back).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def open_local(request: urllib.request.Request | str, timeout: float) -> Any:
+    """``urllib.request.urlopen`` for a server on this machine, bypassing any proxy."""
+    return _DIRECT.open(request, timeout=timeout)
 
 
 def stop_process(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:

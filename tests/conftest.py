@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from legacy_assistant.common.proxies import bypass_proxy_for
+
 # ROOT and TEST_DATA stay importable from here for modules that still do; new code imports
 # tests.helpers.
 from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT, TEST_DATA, TINY_INTENTS, needs  # noqa: F401
+
+# The servers the tests start are on this machine: their requests (urllib, requests, gradio's
+# httpx, Selenium's driver) must not go to a proxy of the environment (http_proxy set, loopback
+# not in no_proxy), which failed every one of them.
+bypass_proxy_for("127.0.0.1")
 
 
 @pytest.fixture(scope="session")

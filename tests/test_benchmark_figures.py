@@ -131,3 +131,35 @@ def test_a_server_that_ignores_sigterm_is_killed_not_left_running():
         stubborn.kill()
         stubborn.wait()
     assert "stop_process(server)" in (ROOT / "benchmarks" / "predictor.py").read_text()
+
+
+def test_the_servers_a_benchmark_starts_are_asked_directly_not_through_a_proxy(tmp_path):
+    """With http_proxy set and 127.0.0.1 not in no_proxy (many machines behind a company proxy),
+    urllib sent the benchmarks' requests to their own local servers to the proxy: every one
+    failed. Run in a fresh process: urllib reads the proxies once, with its first request."""
+    import os
+    import socket
+
+    with socket.socket() as dead:  # a proxy address where nothing listens
+        dead.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+    script = (
+        "import http.server, importlib.util, sys, threading\n"
+        "class Answer(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.send_header('Content-Length', '9'); self.end_headers()\n"
+        "        self.wfile.write(b'{\"ok\": 1}')\n"
+        "    def log_message(self, *args): pass\n"
+        "server = http.server.HTTPServer(('127.0.0.1', 0), Answer)\n"
+        "threading.Thread(target=server.serve_forever, daemon=True).start()\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('serve_benchmark', {str(ROOT / 'benchmarks' / 'serve.py')!r})\n"
+        "serve = importlib.util.module_from_spec(spec); sys.modules[spec.name] = serve; spec.loader.exec_module(serve)\n"
+        "print(serve.get(server.server_address[1], '/health'))\n"
+    )
+    env = {name: value for name, value in os.environ.items() if "proxy" not in name.lower()}
+    env.update(http_proxy=proxy, HTTP_PROXY=proxy)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "(200, {'ok': 1})"

@@ -16,12 +16,12 @@ import html
 import logging
 import os
 import time
-import urllib.request
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.common.optional import require
+from legacy_assistant.common.proxies import bypass_proxy_for
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.playground.handlers import DEFAULT_MAX_TEXT_LENGTH, Message, Playground, new_sender
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, MODES
@@ -38,7 +38,6 @@ TITLE = "legacy-assistant playground"
 SYSTEM_FONTS = ("Segoe UI", "Roboto", "Helvetica Neue", "Helvetica", "Arial", "DejaVu Sans", "sans-serif")
 SYSTEM_MONO_FONTS = ("SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace")
 RANKING_SHOWN = 5
-LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def load_gradio() -> ModuleType:
@@ -102,18 +101,6 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
             f"choose another with --host/--port): {exc}"
         ) from None
     return str(url)
-
-
-def bypass_proxy_for(host: str) -> None:
-    """Add this machine's names and ``host`` to ``no_proxy``. gradio asks its own server whether
-    it started (an HTTP request to its URL), through the environment's proxy (``http_proxy``,
-    ``all_proxy``) unless ``no_proxy`` names the host: the request then left the machine, and the
-    playground failed with a traceback once the proxy refused it or could not reach back."""
-    present = [name.strip() for name in urllib.request.getproxies_environment().get("no", "").split(",")]
-    wanted = [name for name in (*LOCAL_NAMES, host.strip("[]")) if name and name not in present]
-    if wanted:
-        # the lower-case name is the one read when both are set
-        os.environ["no_proxy"] = ",".join([*(name for name in present if name), *wanted])
 
 
 def url_host(host: str) -> str:
