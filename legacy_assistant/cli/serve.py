@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.common.limits import usable_cpus
+from legacy_assistant.common.origins import bracketed
 from legacy_assistant.defaults import instance_folder, not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import log_format, settings, unix_socket
@@ -316,7 +317,7 @@ def _address(host: str, port: int) -> str:
         return f"unix:{path}"
     if port == 0:
         return f"{host}, on a port the system chooses (the server's 'Listening at' or 'Running on' line names it)"
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    return f"http://{bracketed(host)}:{port}/"
 
 
 def _run_dev(values: dict[str, Any]) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from legacy_assistant.common.origins import canonical_host
+from legacy_assistant.common.origins import bracketed, canonical_host
 
 ANY_HOST = "*"
 # The names a browser on this machine reaches a loopback address by (browsers resolve every
@@ -37,15 +37,15 @@ def normalize_host(text: str) -> str:
     if not entry or any(ord(c) < 33 or ord(c) == 127 or c in "/?#@" for c in entry):
         raise ValueError(f"{text!r} is not a host name (write chat.example, .example.com, 127.0.0.1 or [::1])")
     dot, name = (".", entry[1:]) if entry.startswith(".") else ("", entry)
-    bracketed = name.startswith("[") and name.endswith("]")
-    if bracketed:
+    in_brackets = name.startswith("[") and name.endswith("]")
+    if in_brackets:
         name = name[1:-1]
     elif name.count(":") == 1:
         raise ValueError(f"{text!r}: give a host name without a port (the port is not compared)")
     name = name.removesuffix(".").lower()  # one dot: "a.." names no host
-    if not name or (bracketed and ":" not in name):
+    if not name or (in_brackets and ":" not in name):
         raise ValueError(f"{text!r} is not a host name")
-    return dot + _bracketed(canonical_host(name, text, "a host name"))
+    return dot + bracketed(canonical_host(name, text, "a host name"))
 
 
 def parse_hosts(value: str | Iterable[str] | None) -> frozenset[str]:
@@ -75,7 +75,7 @@ def request_host(header: str) -> str | None:
             return None
     name = name.removesuffix(".").lower()  # the root's dot: "localhost." is localhost, "localhost.." no host
     try:
-        return _bracketed(canonical_host(name, text, "a host name")) if name else None
+        return bracketed(canonical_host(name, text, "a host name")) if name else None
     except ValueError:
         return None
 
@@ -112,8 +112,3 @@ def default_allowed_hosts(bind_host: str) -> frozenset[str]:
         return frozenset()
     own = bind_host.strip()
     return LOOPBACK_HOSTS | ({normalize_host(own)} if own.lower() != "localhost" else set())
-
-
-def _bracketed(host: str) -> str:
-    """An IPv6 address in brackets, as a ``Host`` header writes it; any other host as it is."""
-    return f"[{host}]" if ":" in host else host

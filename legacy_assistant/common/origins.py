@@ -45,8 +45,7 @@ def normalize_origin(text: str) -> str:
     # lower case; an IPv6 address without its brackets; a trailing dot kept, as browsers keep it
     # in the Origin of a page at "https://shop.example./"
     host = canonical_host(parts.hostname, text, trailing_dot=True)
-    if ":" in host:
-        host = f"[{host}]"
+    host = bracketed(host)
     if port is None or port == DEFAULT_PORTS[scheme]:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
@@ -65,6 +64,12 @@ def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
 # A label of a host name: letters, digits and '-' (RFC 1123), and the '_' that container names
 # (a Compose service's) carry into Host headers.
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
+
+
+def bracketed(host: str) -> str:
+    """An IPv6 address in brackets, as a ``Host`` header, a URL and an address with its port
+    (``[::1]:8080``) write it; any other host as it is."""
+    return f"[{host}]" if ":" in host else host
 
 
 def canonical_host(host: str, text: str, kind: str = "an origin", trailing_dot: bool = False) -> str:

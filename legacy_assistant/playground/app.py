@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.common.optional import require
+from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.proxies import bypass_proxy_for
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.playground.handlers import DEFAULT_MAX_TEXT_LENGTH, Message, Playground, new_sender
@@ -82,7 +83,8 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
     bypass_proxy_for(host)
     try:
         _, url, _ = blocks.launch(
-            server_name=url_host(host),
+            # gradio builds its own URL from it: unbracketed, http://::1:7860/, on which it failed
+            server_name=bracketed(host),
             server_port=port,
             share=False,
             inbrowser=False,
@@ -101,13 +103,6 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
             f"choose another with --host/--port): {exc}"
         ) from None
     return str(url)
-
-
-def url_host(host: str) -> str:
-    """``host`` as gradio takes it: an IPv6 address in brackets (``::1`` -> ``[::1]``), which it
-    binds without them and writes as such in its URLs. Unbracketed, gradio built its own URL as
-    ``http://::1:7860/`` and failed on it after the models had loaded."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def serve_until_interrupted(blocks: Blocks, poll_seconds: float = 0.1) -> None:

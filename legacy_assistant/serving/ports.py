@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import socket
 
+from legacy_assistant.common.origins import bracketed
+
 
 def listen_problem(host: str, port: int) -> str | None:
     """Why nothing could listen on ``host:port`` now (taken, or not an address of this machine), or None."""
@@ -18,8 +20,7 @@ def listen_problem(host: str, port: int) -> str | None:
         probe.bind((host, port))
     except OSError as exc:
         # "[::1]:8080", as in a URL: "::1:8080" reads as an address without a port
-        address = f"[{host}]:{port}" if ipv6 else f"{host}:{port}"
-        return f"cannot listen on {address}: {exc.strerror or exc}"
+        return f"cannot listen on {bracketed(host)}:{port}: {exc.strerror or exc}"
     finally:
         probe.close()
     return None

@@ -65,6 +65,7 @@ from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from legacy_assistant.common.limits import memory_limit_bytes
+from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
@@ -578,7 +579,7 @@ class GunicornServer(BaseApplication):
         path = unix_socket.socket_path(o.host)
         if path is not None:
             return f"unix:{path}"
-        return f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}"
+        return f"{bracketed(o.host)}:{o.port}"
 
     @property
     def reuse_port(self) -> bool:
