@@ -86,7 +86,7 @@ def median_latency_ms(predictor, sentences: list[str], calls: int) -> float:
 def load_as_served(path: Path) -> Predictor:
     """The exported model at ``path``, loaded with the thread settings ``serve`` gives its
     sessions (one intra-op thread, ops in the calling thread), so that the latency column is
-    what a served request pays: TensorFlow's default pools took about 1.8x as long a call."""
+    what a served request pays: TensorFlow's default pools took about twice as long a call."""
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.serving.settings import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
 

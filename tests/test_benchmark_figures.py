@@ -17,7 +17,7 @@ def _run(script, *args):
 
 def test_the_accuracy_latency_is_measured_with_the_threads_the_server_gives_a_model(monkeypatch):
     """accuracy.py said it loads each model "as the server does", but loaded it with TensorFlow's
-    default thread pools: its latency column was about 1.8x what a served request pays."""
+    default thread pools: its latency column was about twice what a served request pays."""
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.serving.settings import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
 
