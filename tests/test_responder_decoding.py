@@ -346,6 +346,30 @@ def test_a_damaged_or_missing_saved_model_is_refused(exported, tmp_path):
         export_responder({}, SPEC, str(exported))
 
 
+def test_the_same_weights_export_to_the_same_bytes_in_every_process(tmp_path):
+    """The graph's while-loop contexts used to be written in an order that changed from process to
+    process: saved_model.pb (and its checksum in a manifest) differed between two exports."""
+    from tests.subprocesses import run_snippet
+
+    snippet = """
+import sys
+from tests.test_responder_decoding import SPEC, random_weights
+from compat.responder.saved_model import export_responder
+export_responder(random_weights(SPEC, seed=2, scale=0.7), SPEC, sys.argv[1])
+"""
+    exports = []
+    for name in ("first", "second", "third"):
+        result = run_snippet(snippet.replace("sys.argv[1]", repr(str(tmp_path / name))))
+        assert result.returncode == 0, result.stderr[-3000:]
+        exports.append(tmp_path / name)
+    files = sorted(p.relative_to(exports[0]) for p in exports[0].rglob("*") if p.is_file())
+    assert "saved_model.pb" in {str(f) for f in files}
+    for other in exports[1:]:
+        assert sorted(p.relative_to(other) for p in other.rglob("*") if p.is_file()) == files
+        for name in files:
+            assert (other / name).read_bytes() == (exports[0] / name).read_bytes(), name
+
+
 def test_bad_decode_arguments_are_refused_before_running(random_model):
     contexts, conditions = random_contexts(2, seed=8)
     bad = [

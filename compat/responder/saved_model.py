@@ -75,6 +75,35 @@ def export_responder(weights: Mapping[str, np.ndarray], spec: ResponderSpec, exp
                 gs.session, list(SERVING_TAGS), signature_def_map=signatures, strip_default_attrs=True
             )
             builder.save()
+    _reserialize_loop_contexts(export_dir)
+
+
+def _reserialize_loop_contexts(export_dir: str) -> None:
+    """Rewrite ``export_dir``'s saved_model.pb with its control-flow contexts serialized in a fixed
+    order: the same graph and weights give the same bytes in every process. Loading reads the
+    contexts as before (the same protos)."""
+    # Imported here, not at the top, where the import order would put it before compat.runtime.
+    from tensorflow.core.protobuf import control_flow_pb2, saved_model_pb2
+
+    # The graph keeps its while loops' contexts as serialized protos in a collection, written with
+    # their maps in an order that differs from one process to the next, so two exports of the same
+    # weights had different saved_model.pb files (and checksums).
+    contexts = {"while_context": control_flow_pb2.WhileContextDef, "cond_context": control_flow_pb2.CondContextDef}
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as file:
+        saved_model.ParseFromString(file.read())
+    for meta_graph in saved_model.meta_graphs:
+        for key, message_type in contexts.items():
+            if key not in meta_graph.collection_def:
+                continue
+            values = meta_graph.collection_def[key].bytes_list.value
+            for index, raw in enumerate(values):
+                context = message_type()
+                context.ParseFromString(raw)
+                values[index] = context.SerializeToString(deterministic=True)
+    with open(path, "wb") as file:
+        file.write(saved_model.SerializeToString(deterministic=True))
 
 
 class LoadedResponder:
