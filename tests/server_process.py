@@ -18,12 +18,14 @@ class ServerProcess:
     """``with ServerProcess(["--workers", "2"], port=p, log=path) as server: ...``; its own
     process group, so :meth:`kill9` takes the master and every worker down at once."""
 
-    def __init__(self, args, port, log_path, env=None, startup_timeout=90.0, wait=True, health_path="/health"):
+    def __init__(self, args, port, log_path, env=None, startup_timeout=90.0, wait=True, health_path="/health",
+                 launcher=("-m", "legacy_assistant")):
         self.port = port
         self.health_path = health_path  # where the server answers /health (under a SCRIPT_NAME prefix)
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = Path(log_path)
-        command = [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+        # launcher: Python's arguments before the CLI's, e.g. ("-c", code running legacy_assistant.cli.main)
+        command = [sys.executable, *launcher, "serve", "--host", "127.0.0.1", "--port", str(port), *args]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **(env or {})}, start_new_session=True)

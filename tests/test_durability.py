@@ -1,11 +1,13 @@
 """A reply is sent only after its turn is stored: SIGKILL the whole server (master and
 workers at once) in the middle of a load, then every turn a client saw acknowledged is in
-the SQLite store."""
+the SQLite store. A server stopped as it should be leaves them all in the database file itself."""
 import http.client
 import json
 import signal
 import threading
 import time
+
+import pytest
 
 from legacy_assistant.stores.sqlite_store import SQLiteStore
 from tests.server_process import ServerProcess
@@ -59,5 +61,48 @@ def test_sigkill_under_load_loses_no_acknowledged_turn(tmp_path, free_port):
             missing = [m for m in messages if m not in stored]
             assert not missing, f"{sender}: acknowledged but not stored: {missing[:5]}"
             assert store.load(sender).turns >= len(messages)
+    finally:
+        store.close()
+
+
+# As in a terminal: a test run as a background job hands its children SIGINT ignored.
+DEV_SERVER_WITH_CTRL_C = (
+    "import signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "from legacy_assistant.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("server_kind", ["gunicorn", "dev"])
+def test_a_stopped_server_leaves_every_turn_in_the_database_file(tmp_path, free_port, tiny_model_dir, server_kind):
+    """Stopped as it should be (SIGTERM to gunicorn's master, Ctrl-C to the development server),
+    the server closes its store: SQLite folds the write-ahead log into the database file, so that
+    a copy of that file alone (the obvious backup of a stopped server) holds every turn."""
+    import shutil
+
+    database = tmp_path / "conversations.db"
+    args = ["--model", str(tiny_model_dir), "--no-responder", "--store", f"sqlite:///{database}", "--no-access-log"]
+    if server_kind == "gunicorn":
+        server = ServerProcess(["--workers", "2", *args], port=free_port(), log_path=tmp_path / "server.log")
+    else:
+        server = ServerProcess(["--dev", *args], port=free_port(), log_path=tmp_path / "server.log",
+                               launcher=("-c", DEV_SERVER_WITH_CTRL_C))
+    try:
+        for k in range(20):
+            status, body = server.request("POST", "/api/v1/chat", {"sender": f"kept-{k}", "message": "hello"})
+            assert status == 200, body
+        server.signal(signal.SIGTERM if server_kind == "gunicorn" else signal.SIGINT)
+        server.process.wait(30)
+        assert server.process.returncode == 0, server.log()[-3000:]
+    finally:
+        server.stop()
+    assert not (tmp_path / "conversations.db-wal").exists()
+    backup = tmp_path / "backup" / "conversations.db"
+    backup.parent.mkdir()
+    shutil.copyfile(database, backup)
+    store = SQLiteStore(backup)
+    try:
+        assert [len(store.history(f"kept-{k}")) for k in range(20)] == [1] * 20
     finally:
         store.close()

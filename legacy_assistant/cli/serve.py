@@ -324,6 +324,7 @@ def _run_dev(values: dict[str, Any]) -> int:
     from legacy_assistant.serving import heap
     from legacy_assistant.web import create_app
     from legacy_assistant.web.admin import reload_in_background
+    from legacy_assistant.web.app import close_store
 
     # A reload asked for while the model loads (SIGHUP's default would end the process) runs
     # once the app serves. (Blocking the signal would not do: numpy's threads, started by the
@@ -345,6 +346,7 @@ def _run_dev(values: dict[str, Any]) -> int:
     # threaded=True: every request runs in its own thread against the one shared session.
     app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=_quiet_request_handler())
     _finish_reload(app)
+    close_store(app)
     return 0
 
 

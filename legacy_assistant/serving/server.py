@@ -567,6 +567,7 @@ class GunicornServer(BaseApplication):
             "on_starting": self._on_starting,
             "post_worker_init": self._post_worker_init,
             "child_exit": self._child_exit,
+            "worker_exit": self._worker_exit,
         }
         for key, value in settings.items():
             if value is not None and key in self.cfg.settings:
@@ -694,6 +695,15 @@ class GunicornServer(BaseApplication):
         if signal.SIGHUP in signal.sigpending():
             log.info("a reload was asked for while this worker started: reloading now")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+    def _worker_exit(self, arbiter: Any, worker: Any) -> None:
+        """In the worker, as it ends (its requests done, or the graceful time over): close the
+        conversation store (:func:`legacy_assistant.web.app.close_store`)."""
+        app = getattr(worker, "wsgi", None)  # none when the app did not load
+        if app is not None and hasattr(app, "extensions"):
+            from legacy_assistant.web.app import close_store
+
+            close_store(app)
 
     def _child_exit(self, arbiter: Any, worker: Any) -> None:
         from prometheus_client import multiprocess

@@ -66,6 +66,7 @@ BLUEPRINTS = (
 
 # The name a request whose Host header is no host name is routed under (RFC 2606 reserves it).
 UNROUTABLE_HOST = "host.invalid"
+OWN_STORE = "legacy_assistant.store"  # app.extensions key of the conversation store the app opened
 
 
 class UnmergedSlashesMap(Map):
@@ -131,8 +132,9 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     json_provider.compact = True
 
     if assistant is None:
+        store = app.extensions[OWN_STORE] = _open_store(app)
         slot = AssistantSlot(
-            _load_assistant(app.config, _open_store(app)),
+            _load_assistant(app.config, store),
             lambda: _reload_assistant(app),
             lambda: describe_on_disk(app.config["MODEL_DIR"], app.config["RESPONDER_DIR"]),
         )
@@ -161,6 +163,16 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
     seal(app)  # every route must have declared who may call it
     model_changed(slot.model)
     return app
+
+
+def close_store(app: Flask) -> None:
+    """Close the conversation store ``app`` opened (not one it was given with an assistant), as
+    its process ends; later calls do nothing. The last connection to a SQLite database that closes
+    folds the write-ahead log into the database file and removes the log: a server stopped without
+    this left the latest turns in the log, missing from a copy of the database file alone."""
+    store = app.extensions.pop(OWN_STORE, None)
+    if store is not None:
+        store.close()
 
 
 def _open_store(app: Flask) -> Any:
