@@ -628,6 +628,19 @@ def test_a_vocabulary_that_leaves_most_reply_words_out_is_warned_about(caplog):
     assert not [r for r in caplog.records if "are <unk>" in r.getMessage()]
 
 
+@pytest.mark.parametrize("sampled, warned", [(500, True), (8, False)])
+def test_a_sampled_softmax_as_large_as_the_vocabulary_is_dropped_with_a_warning(caplog, sampled, warned):
+    """--sampled-softmax 512 on a corpus of a few hundred words trained with the full softmax
+    without a word: the run's settings said otherwise than what ran."""
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        model = train_responder(fruit_dialogues(), TINY.with_overrides(epochs=1, sampled_softmax=sampled))
+    assert model.spec.sampled_softmax == (0 if warned else sampled)
+    messages = [r.getMessage() for r in caplog.records if "sampled softmax" in r.getMessage()]
+    expected = [f"sampled softmax over 500 classes asked for, but the vocabulary has {model.spec.vocab_size} ids: "
+                "training with the full softmax"]
+    assert messages == (expected if warned else [])
+
+
 def test_a_min_count_that_leaves_most_reply_words_out_is_named_in_the_warning(caplog):
     """A vocabulary with room for every word, and a min_count above every word's count: the
     warning names min_count, not only the vocab_size that was not the cause."""

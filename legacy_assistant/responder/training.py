@@ -504,6 +504,12 @@ def _train(
     else:
         data = prepare(dialogues, config, held_out)
     spec = config.spec(len(data.vocabulary), len(data.conditions))
+    if config.sampled_softmax and not spec.sampled_softmax:
+        log.warning(
+            "sampled softmax over %d classes asked for, but the vocabulary has %d ids: training with the full softmax",
+            config.sampled_softmax,
+            spec.vocab_size,
+        )
     if directory is not None and stored is None:
         directory.mkdir(parents=True, exist_ok=True)
         _write_json_atomically(
