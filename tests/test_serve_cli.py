@@ -380,6 +380,9 @@ def test_what_the_master_can_check_is_one_line_before_any_worker_starts(damaged_
     a_file.write_text("")
     one_error_line(serve("--port", port, "--store", f"sqlite://{a_file}/x.db", "--no-responder"), 1,
                    "is a file, not a folder")
+    a_file.write_text('{"intents": []}')  # not a database: each worker failed to open it, then gunicorn gave up
+    one_error_line(serve("--port", port, "--store", f"sqlite://{a_file}", "--no-responder"), 1,
+                   "is not a SQLite database")
     # the master made (and cleared) it in gunicorn's start hook: a traceback there
     one_error_line(serve("--port", port, "--no-responder", env={"PROMETHEUS_MULTIPROC_DIR": str(a_file)}), 1,
                    "PROMETHEUS_MULTIPROC_DIR", "is not a folder")

@@ -6,6 +6,7 @@ keys on its own clock, so its idle-time tests check the expiry it is given and, 
 acts on it.
 """
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -802,6 +803,25 @@ def test_a_redis_password_never_shows_in_a_message(url, shown):
     from legacy_assistant.stores.redis_store import redacted
 
     assert redacted(url) == shown
+
+
+def test_a_sqlite_store_url_naming_a_file_of_another_kind_is_refused_up_front(tmp_path):
+    """Every worker would fail to open it ("file is not a database") and gunicorn give up; an
+    empty file, which SQLite makes a database of, and a store's own file pass."""
+    from legacy_assistant.stores.base import check_store_url
+
+    intents = tmp_path / "intents.json"
+    intents.write_text('{"intents": []}\n', encoding="utf-8")
+    refused = re.escape(f"'sqlite:{intents}': {intents} is not a SQLite database: name a new file")
+    with pytest.raises(ConfigError, match=f"^{refused}"):
+        check_store_url(f"sqlite:{intents}")
+    with pytest.raises(ConfigError, match="file is not a database"):
+        open_store(f"sqlite:{intents}")
+    assert intents.read_text(encoding="utf-8") == '{"intents": []}\n'
+    (tmp_path / "empty.db").write_bytes(b"")
+    check_store_url(f"sqlite:{tmp_path}/empty.db")
+    open_store(f"sqlite:{tmp_path}/store.db").close()
+    check_store_url(f"sqlite:{tmp_path}/store.db")
 
 
 def test_a_redis_password_in_the_query_is_hidden_when_redis_cannot_be_reached(free_port):

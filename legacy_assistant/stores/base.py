@@ -321,14 +321,15 @@ def open_store(
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_SQLITE_FILE = "conversations.sqlite3"  # in the default folder (the server's: its instance folder)
 SQLITE_SYNCHRONOUS_MODES = ("full", "normal", "extra")
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 def check_store_url(url: str | None, default_dir: str | Path | None = None) -> None:
     """What :func:`open_store` would refuse in ``url`` without connecting or creating anything
-    (an unknown scheme, a bad SQLite URL, one naming a folder or a file under a file, a folder or
-    file this user cannot write, as on a read-only file system), so that a server can say so once
-    before its workers start. With no ``url``, the default file in ``default_dir`` (when given)
-    is checked. Raises :class:`ConfigError`."""
+    (an unknown scheme, a bad SQLite URL, one naming a folder, a file under a file or a file that
+    is no SQLite database, a folder or file this user cannot write, as on a read-only file
+    system), so that a server can say so once before its workers start. With no ``url``, the
+    default file in ``default_dir`` (when given) is checked. Raises :class:`ConfigError`."""
     if not url:
         if default_dir is not None:
             path = Path(default_dir) / DEFAULT_SQLITE_FILE
@@ -359,6 +360,8 @@ def check_store_url(url: str | None, default_dir: str | Path | None = None) -> N
     problem = _unwritable(path, may_create_folder=False)
     if problem:
         raise ConfigError(f"{url!r}: {problem}")
+    if not _sqlite_or_empty(path):  # every worker would fail to start on it, and gunicorn give up
+        raise ConfigError(f"{url!r}: {path} is not a SQLite database: name a new file or a conversation store's")
 
 
 def _unwritable(path: Path, may_create_folder: bool) -> str | None:
@@ -372,6 +375,19 @@ def _unwritable(path: Path, may_create_folder: bool) -> str | None:
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"this user cannot write in {folder}{_read_only_note(folder)}"
     return None
+
+
+def _sqlite_or_empty(path: Path) -> bool:
+    """Whether ``path`` is missing, empty (SQLite makes a database there) or begins with the
+    header of a SQLite database; a file that cannot be read is left for opening it to name."""
+    if not path.is_file():  # opening a named pipe would wait for a writer
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return True
+    return not head or head == SQLITE_HEADER
 
 
 def _read_only_note(path: Path) -> str:
