@@ -85,10 +85,31 @@ def test_golden_with_no_sentences_writes_nothing(model_dir, tmp_path, capsys):
     assert "no sentences" in _one_error_line(capsys) and not golden.exists()
 
 
+def test_golden_without_sentences_or_check_is_refused_before_the_model_loads(model_dir, capsys, monkeypatch):
+    from legacy_assistant.classifier.predictor import Predictor
+
+    loads = []
+    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, *args, **kwargs: loads.append(args)))
+    assert main(["golden", str(model_dir)]) == 1
+    assert _one_error_line(capsys) == "error: --sentences is required to write golden predictions"
+    assert loads == []
+    assert main(["golden", str(model_dir), "--contexts", "contexts.json"]) == 1
+    assert "--contexts is for a responder directory" in _one_error_line(capsys) and loads == []
+
+
 def test_evaluate_top_must_be_at_least_one(model_dir, capsys):
     with pytest.raises(SystemExit) as raised:
         main(["evaluate", str(model_dir), str(ROOT / "data" / "intents.json"), "--top", "-1"])
     assert raised.value.code == 2 and "--top: must be at least 1, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threshold", ["1.5", "-0.1", "nan"])
+def test_evaluate_with_a_threshold_out_of_range(model_dir, tmp_path, capsys, threshold):
+    out = tmp_path / "report"
+    argv = ["evaluate", str(model_dir), str(ROOT / "data" / "intents.json"), "--threshold", threshold, "--out", str(out)]
+    assert main(argv) == 1
+    assert _one_error_line(capsys) == f"error: --threshold must be in [0, 1], got {float(threshold)}"
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("threshold", ["2", "-0.5"])

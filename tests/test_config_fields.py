@@ -90,3 +90,56 @@ def test_a_long_value_in_an_error_is_cut():
         TrainingConfig.from_dict(list(range(1000)))
     shown = str(caught.value).split("got ", 1)[1]
     assert shown.startswith("[0, 1, 2") and shown.endswith("...") and len(shown) == 80
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"hidden_units": []}, "hidden_units must be a non-empty list of positive widths, got []"),
+    ({"optimizer": "rmsprop"}, 'optimizer must be one of ["sgd", "adam"], got "rmsprop"'),
+    ({"learning_rate": 0}, "learning_rate must be above 0, got 0"),
+    ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+    ({"label_smoothing": -0.1}, "label_smoothing must be in [0, 1), got -0.1"),
+    ({"momentum": 1}, "momentum must be in [0, 1), got 1"),
+    ({"weight_decay": -1}, "weight_decay must be >= 0, got -1"),
+    ({"seed": -1}, "seed must be a whole number from 0 to 4294967294, got -1"),
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
+    ({"min_steps": -1}, "min_steps must be >= 0, got -1"),
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"validation_split": 1}, "validation_split must be in [0, 1), got 1"),
+    ({"early_stopping_patience": -1}, "early_stopping_patience must be >= 0, got -1"),
+    ({"early_stopping_metric": "acc"}, 'early_stopping_metric must be one of ["val_loss", "val_accuracy"], got "acc"'),
+    ({"lr_schedule": "cosine"}, 'lr_schedule must be one of ["constant", "linear"], got "cosine"'),
+    ({"lr_decay": -1}, "lr_decay must be >= 0, got -1"),
+    ({"lr_decay": 0.1, "optimizer": "sgd", "sparse_updates": True},
+     "lr_decay needs dense updates: set sparse_updates false or lr_decay 0"),
+    ({"feature_dropout": 1}, "feature_dropout must be in [0, 1), got 1"),
+    ({"threshold_oos_share": 0}, "threshold_oos_share must be in (0, 1), got 0"),
+    ({"threshold_from": "best"}, 'threshold_from must be one of ["auto", "oos_validation", "in_scope", "fixed"], '
+                                 'got "best"'),
+    ({"threshold_fallback_rate": 1}, "threshold_fallback_rate must be in [0, 1), got 1"),
+    ({"threshold_holdout": 1}, "threshold_holdout must be in (0, 1), got 1"),
+    ({"threshold_min_sentences": 0}, "threshold_min_sentences must be at least 1, got 0"),
+    ({"threshold": 1.5}, "threshold must be in [0, 1], got 1.5"),
+])
+def test_a_setting_out_of_its_range_is_one_line_naming_file_setting_and_value(tmp_path, settings, message):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_train_flags_for_the_text_settings_keep_the_rest_of_the_config(tmp_path):
+    from dataclasses import replace
+
+    from legacy_assistant.cli import build_parser
+    from legacy_assistant.cli.train import config_from_args
+
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"features": {"text": {"tokenizer": "unicode", "stemmer": "snowball",
+                                                      "lowercase": False}}, "epochs": 3}))
+    words = ["train", "x.csv", "--out", "o", "--config", str(path)]
+    loaded = load_config(path, PRESETS["ngrams"])
+    for flags, text in [(["--stemmer", "porter"], TextConfig("unicode", "porter", False)),
+                        (["--tokenizer", "treebank"], TextConfig("treebank", "snowball", False))]:
+        config = config_from_args(build_parser().parse_args([*words, *flags]))
+        assert config == replace(loaded, features=replace(loaded.features, text=text))

@@ -76,7 +76,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         check_field_types(self, unbounded=("seed",))
         if not self.hidden_units:
-            raise ConfigError(f"hidden_units must be a non-empty list of positive widths, got {self.hidden_units}")
+            raise ConfigError("hidden_units must be a non-empty list of positive widths, got []")
         check_count_list("hidden_units", self.hidden_units, high=MAX_WIDTH)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {shown(OPTIMIZERS)}, got {shown(self.optimizer)}")
@@ -99,7 +99,7 @@ class TrainingConfig:
         if not 0.0 <= self.validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1), got {self.validation_split}")
         if self.early_stopping_patience < 0:
-            raise ConfigError("early_stopping_patience must be >= 0")
+            raise ConfigError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
             raise ConfigError(
                 f"early_stopping_metric must be one of {shown(EARLY_STOPPING_METRICS)}, "

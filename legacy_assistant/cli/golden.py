@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return run_responder(args)
     if args.contexts:
         raise AssistantError(f"{args.model}: --contexts is for a responder directory (with {RESPONDER_MANIFEST})")
+    if not args.check and not args.sentences:  # before the model loads, which takes seconds
+        raise AssistantError("--sentences is required to write golden predictions")
     apply_runtime(args)
     from legacy_assistant.classifier.golden import (
         GOLDEN_FILE,
@@ -71,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.model)
     if args.check:
         return _check(lambda: compare_golden(predictor, read_golden(_existing(golden_path))), tolerance, args.report)
-    if not args.sentences:
-        raise AssistantError("--sentences is required to write golden predictions")
     sentences = read_sentences(args.sentences)
     golden_path.parent.mkdir(parents=True, exist_ok=True)
     write_golden(predictor, sentences, golden_path, before=lambda: _refuse_if_replaced(args.model, predictor.manifest))
