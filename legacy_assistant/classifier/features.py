@@ -196,10 +196,6 @@ class Featurizer:
             idf = [math.log((1 + n) / (1 + document_frequency[t])) + 1.0 for t in vocabulary]
         return cls(config, vocabulary, idf)
 
-    def terms(self, text: str) -> list[str]:
-        """The features a text would switch on, including ones outside the vocabulary."""
-        return _terms(self.processor.tokens(text), self.config)
-
     def encode(self, texts: Sequence[str]) -> SparseRows:
         """Weighted features of each text as padded sparse rows (see :class:`SparseRows`).
 

@@ -193,9 +193,6 @@ class InScopeCalibration:
     accuracy: float | None = None
     accuracy_at_threshold: float | None = None
 
-    def to_dict(self) -> dict[str, float | int | None]:
-        return dict(self.__dict__)
-
 
 def in_scope_threshold(
     probabilities: np.ndarray,

@@ -230,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
         "" if settings.source_of("WORKERS", flags) else f" (one per usable CPU: {usable_cpus().describe()})",
         options.threads,
     )
-    exec_server(options)  # does not return
-    return 0
+    exec_server(options)
 
 
 def check_address(host: str, port: int, flags: dict[str, Any] | None = None) -> None:

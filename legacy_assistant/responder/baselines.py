@@ -120,10 +120,6 @@ class BigramModel:
             pairs.update(zip([START, *sequence[:-1]], sequence))
         return cls(UnigramModel(counts, k), pairs)
 
-    @property
-    def contexts(self) -> int:
-        return len(self._followers)
-
     def _weights(self, previous: int) -> tuple[dict[int, int], float, float]:
         """``(followers, c(v), T(v))`` of ``previous``."""
         followers = self._followers.get(previous, {})

@@ -164,8 +164,3 @@ def without_overlap(
     if len(kept) != len(train):
         log.warning("dropped %d training dialogue(s) that also occur in the held-out set", len(train) - len(kept))
     return kept
-
-
-def conditions_of(pairs: Iterable[TrainingPair]) -> set[str]:
-    """Every condition a response is said with."""
-    return {pair.condition for pair in pairs}

@@ -165,10 +165,6 @@ class MicroBatcher(Generic[Item, Result]):
             return sum(len(queue) for queue in self._queues.values())
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def expected_size(self) -> int:
         """The size a batch waits for (up to ``max_wait_s``): the largest of the latest batches."""
         with self._lock:

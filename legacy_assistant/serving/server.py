@@ -50,7 +50,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NoReturn
 
 from gunicorn import sock as gunicorn_sock
 from gunicorn import util as gunicorn_util
@@ -770,7 +770,7 @@ def refuse_port_in_use(host: str, port: int) -> None:
         raise SystemExit(1)
 
 
-def exec_server(options: ServerOptions, python: str = sys.executable) -> None:
+def exec_server(options: ServerOptions, python: str = sys.executable) -> NoReturn:
     """Replace this process with a fresh interpreter running the server (same pid, clean
     imports), with :data:`STOP_SIGNALS` blocked until its master handles them.
 

@@ -54,11 +54,6 @@ class RequestIds:
         return f"{self._prefix}-{next(self._counter):x}"
 
 
-def request_id() -> str:
-    """This request's id."""
-    return g.request_id
-
-
 def register(app: Flask) -> None:
     """Install the hooks; call before any other ``before_request`` so timing covers them."""
     recorder = RequestMetrics()
