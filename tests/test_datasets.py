@@ -79,6 +79,10 @@ def test_bad_csv_rows_are_all_reported_with_file_and_line():
         ('text,label\nhi there,greet\nhello,"greet\nbye,bye\nsee you,bye\n', "line 3: a quote opened in this row is never closed"),
         # a record spanning lines is named by the line it starts on
         ('text,label\nhello,greet\n"a\nb\nc",\nbye,bye\n', "line 3: field 'label' is empty"),
+        # a field over the csv module's limit is one problem of its line, and the rows after it are read
+        ("text,label" + "x" * 140_000 + "\nhi,greet\n", "line 1: field larger than field limit"),
+        ("text,label\nhi,greet\n" + "x" * 140_000 + ",greet\nbye,\n",
+         "line 3: field larger than field limit (131072)\n  - line 4: field 'label' is empty"),
     ],
 )
 def test_csv_structural_errors(tmp_path, content, expected):
@@ -132,6 +136,19 @@ def test_bad_clinc_entries_name_split_and_index(tmp_path):
     assert problems[2].startswith("'train'[3]: must be [text, label]")
     assert problems[3] == "'oos_test': must be a list of [text, label] pairs"
     assert "unknown key(s) 'extra'" in problems[4]
+
+
+@pytest.mark.parametrize("data, problem", [
+    ([["hi", "greet"]], "top level must be an object of splits"),
+    ({}, "no splits: expected 'train', 'val' or 'test'"),
+    ({"train": [["hi", " "]]}, "'train'[0]: label is empty"),
+])
+def test_a_clinc_file_without_splits_or_labels_is_refused(tmp_path, data, problem):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as caught:
+        load_clinc(path)
+    assert caught.value.problems == [problem]
 
 
 def test_format_detection(tmp_path):

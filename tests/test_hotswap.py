@@ -411,3 +411,41 @@ def test_reloads_with_a_responder_leave_no_session_thread_or_descriptor_behind(t
         assert [s.closed for s in sessions(slot.current)] == [False, False]
     finally:
         slot.close()
+
+
+def test_reloads_asked_for_while_one_runs_make_one_more_run_not_one_each(caplog):
+    """A burst of SIGHUPs while a reload loads: one more reload after it (the running one may
+    have read the directory already), not a model load per signal. A reload that fails in an
+    unexpected way is logged, and the next ask starts one again."""
+    from legacy_assistant.serving.hotswap import ReloadResult
+    from legacy_assistant.web.admin import _BackgroundReloads
+
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    class Slot:
+        def reload(self, on_swap=None):
+            calls.append(len(calls) + 1)
+            if len(calls) == 1:
+                started.set()
+                assert release.wait(30)
+            if len(calls) == 3:
+                raise RuntimeError("the disk went away")
+            return ReloadResult(True, {"name": "m", "version": str(len(calls))}, {"name": "m", "version": "0"})
+
+    slot, reloads = Slot(), _BackgroundReloads()
+    first = reloads.ask(slot, "SIGHUP")
+    assert first is not None and started.wait(30)
+    assert [reloads.ask(slot, "SIGHUP") for _ in range(3)] == [None, None, None]
+    release.set()
+    first.join(30)
+    assert not first.is_alive() and calls == [1, 2]
+    with caplog.at_level("ERROR", logger="legacy_assistant.web.admin"):
+        failed = reloads.ask(slot, "SIGHUP")
+        assert failed is not None
+        failed.join(30)
+    assert calls == [1, 2, 3] and "reload (SIGHUP) failed" in caplog.text and "the disk went away" in caplog.text
+    after = reloads.ask(slot, "SIGHUP")
+    assert after is not None
+    after.join(30)
+    assert calls == [1, 2, 3, 4]

@@ -186,6 +186,14 @@ def test_tf2_model_from_16_threads_matches_sequential(tf2_process_answers):
     assert tf2_process_answers["threads"] == {"calls": 128, "same": 128}
 
 
+def test_already_migrated_model_is_refused(migrated_default, tmp_path):
+    out, _ = migrated_default
+    result = run_cli("migrate", str(out), "--out", str(tmp_path / "again"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {out}: already a 'tf2' model; only compat models are migrated" in result.stderr
+    assert not (tmp_path / "again").exists()
+
+
 @pytest.mark.parametrize("model", ["default", "responder"])
 def test_migrate_refuses_a_destination_inside_its_source(model, tmp_path):
     source = tmp_path / model

@@ -603,6 +603,9 @@ def test_chat_refuses_an_unknown_emotion_in_one_line(trained, monkeypatch, capsy
     monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
     assert main(["chat", "--responder", str(out), "--emotion", "bored"]) == 1
     assert "unknown emotion 'bored'" in _one_error_line(capsys)
+    # beside an intent model too, where the responder answers the fallback
+    assert main(["chat", "--model", str(DEFAULT_MODEL), "--responder", str(out), "--emotion", "bored"]) == 1
+    assert _one_error_line(capsys).startswith(f"error: unknown emotion 'bored'; {out} knows ")
     assert main(["chat", "--emotion", "joy"]) == 1
     assert "--emotion is a responder option" in _one_error_line(capsys)
     assert main(["chat", "--mode", "beam"]) == 1  # it was ignored without a word

@@ -273,6 +273,27 @@ def test_topical_chat_null_message_is_named_null_not_missing(tmp_path):
     assert caught.value.problems == ["conversation 't1', turn 2: 'message' is null, not a string"]
 
 
+@pytest.mark.parametrize("data, found", [([{"content": []}], "list"), ("hi", "str"), (None, "NoneType")])
+def test_topical_chat_that_is_no_object_of_conversations_is_refused(tmp_path, data, found):
+    corpus = _write(tmp_path / "tc.json", json.dumps(data))
+    with pytest.raises(DataError) as caught:
+        read_topical_chat(corpus)
+    assert caught.value.problems == [f"top level must be an object of conversations keyed by id, got {found}"]
+
+
+def test_topical_chat_turns_of_the_wrong_shape_are_named_with_their_turn(tmp_path):
+    turns = [_topical_turn("hi", "Happy", "agent_1"), "hey", ["x"], {"message": "yo", "sentiment": 3},
+             {"message": "ok", "sentiment": None}]
+    corpus = _write(tmp_path / "tc.json", json.dumps({"t1": {"content": turns}}))
+    with pytest.raises(DataError) as caught:
+        read_topical_chat(corpus)
+    assert caught.value.problems == [
+        "conversation 't1', turn 2: must be an object with a 'message', got str",
+        "conversation 't1', turn 3: must be an object with a 'message', got list",
+        "conversation 't1', turn 4: 'sentiment' must be a string, got int",
+    ]
+
+
 def test_topical_chat_invalid_json_names_its_line(tmp_path):
     corpus = _write(tmp_path / "broken.json", '{\n  "t": {\n    "content": [,]\n  }\n}\n')
     with pytest.raises(DataError, match="line 3"):
@@ -307,6 +328,15 @@ def test_chatterbot_multi_turn_conversations_are_neutral(tmp_path):
     # Scalars stay the text as written, not YAML's number or boolean.
     assert dialogues[2].turns[1].text == "1984" and dialogues[3].turns[1].text == "yes"
     assert dialogues[1].source.endswith("greetings.yml:6")
+
+
+def test_chatterbot_folder_without_yaml_files_is_refused(tmp_path):
+    folder = tmp_path / "chatterbot"
+    folder.mkdir()
+    _write(folder / "notes.txt", "- - Hello\n  - Hi\n")
+    with pytest.raises(DataError) as caught:
+        read_chatterbot(folder)
+    assert caught.value.problems == ["no .yml or .yaml files in this folder"]
 
 
 def test_chatterbot_folder_reads_every_yaml_file_in_name_order(tmp_path):

@@ -786,3 +786,39 @@ def test_a_second_thread_of_one_process_is_refused_the_checkpoint_directory(tmp_
     assert not directory.exists()  # the holder made it and wrote no run: removed when it ended
     with hold_checkpoint_dir(directory), hold_checkpoint_dir(directory):  # free again; nested in one thread
         assert directory.is_dir()
+
+
+def test_a_stop_signal_saves_a_checkpoint_after_the_batch_and_a_second_one_stops_at_once(tmp_path, caplog):
+    """Ctrl-C or SIGTERM: the batch in flight ends, a checkpoint of it is saved and the run stops
+    with the signal's number (the command prints how to resume); a second one stops at once. The
+    training's handler is called as the signal would call it: a signal sent to the test process
+    could be taken by a thread another test left."""
+    from legacy_assistant.responder.training import _Interrupt
+
+    dialogues = _random_dialogues(30, seed=2)
+    before = signal.getsignal(signal.SIGTERM)
+
+    def stop_at(step, times):
+        def progress(p):
+            if p.step == step:
+                handler = signal.getsignal(signal.SIGTERM)
+                assert isinstance(getattr(handler, "__self__", None), _Interrupt)
+                for _ in range(times):
+                    handler(signal.SIGTERM, None)
+        return progress
+
+    first = tmp_path / "first"
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            train_responder(dialogues, TINY.with_overrides(epochs=3), checkpoint_dir=first, progress=stop_at(2, 1))
+    assert stopped.value.signum == signal.SIGTERM and str(stopped.value) == (
+        "training interrupted at step 2; resume to continue")
+    assert "SIGTERM: stopping after the current batch and saving a checkpoint (Ctrl-C again to abort)" in caplog.text
+    assert sorted(p.name for p in first.glob("state-*.json")) == ["state-2.json"]
+    assert json.loads((first / "state-2.json").read_text(encoding="utf-8"))["step"] == 2
+
+    again = tmp_path / "again"
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train_responder(dialogues, TINY.with_overrides(epochs=3), checkpoint_dir=again, progress=stop_at(2, 2))
+    assert not hasattr(stopped.value, "signum") and list(again.glob("state-*.json")) == []
+    assert signal.getsignal(signal.SIGTERM) == before
