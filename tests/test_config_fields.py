@@ -13,6 +13,15 @@ from legacy_assistant.text.processing import TextConfig
 SPAN = "must be a list of two whole numbers [min, max]"
 
 
+def _refusal(tmp_path, settings):
+    """(the settings file written, load_config's error message for it)."""
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return path, str(caught.value)
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"features": "abc"}, "features must be an object of feature settings, got \"abc\""),
     ({"features": None}, "features must be an object of feature settings, got null"),
@@ -29,11 +38,8 @@ SPAN = "must be a list of two whole numbers [min, max]"
     ({"features": {"min_count": 0}}, "features.min_count must be at least 1, got 0"),
 ])
 def test_a_misshapen_feature_setting_is_one_line_naming_file_and_path(tmp_path, settings, message):
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(settings))
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert str(caught.value) == f"{path}: {message}"
+    path, error = _refusal(tmp_path, settings)
+    assert error == f"{path}: {message}"
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -121,11 +127,8 @@ def test_a_long_value_in_an_error_is_cut():
     ({"threshold": 1.5}, "threshold must be in [0, 1], got 1.5"),
 ])
 def test_a_setting_out_of_its_range_is_one_line_naming_file_setting_and_value(tmp_path, settings, message):
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(settings))
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert str(caught.value) == f"{path}: {message}"
+    path, error = _refusal(tmp_path, settings)
+    assert error == f"{path}: {message}"
 
 
 def test_train_flags_for_the_text_settings_keep_the_rest_of_the_config(tmp_path):
