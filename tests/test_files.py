@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from legacy_assistant.common.files import sticky_keeps, write_atomically, write_text_atomically
+from legacy_assistant.common.files import sticky_keeps, write_atomically, write_text_atomically, write_together
 
 
 def test_a_new_file_is_written_whole_with_the_usual_permissions(tmp_path):
@@ -175,6 +175,31 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_debris(tmp_path: Path) 
         write_atomically(path, interrupted)
     assert path.read_text(encoding="utf-8") == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["golden.json"]
+
+
+def test_files_written_together_are_all_new_or_all_old_with_the_usual_permissions(tmp_path: Path) -> None:
+    """A stop while the second of three files is written leaves the three old files; written
+    whole, the new ones have the permissions a file made here gets, or the one each replaced had."""
+    report, figure, fifo = tmp_path / "report.json", tmp_path / "report.png", tmp_path / "pipe"
+    report.write_text("old report", encoding="utf-8")
+    os.chmod(report, 0o640)
+    os.mkfifo(fifo)
+
+    def interrupted(path: Path) -> None:
+        path.write_text("half a figure", encoding="utf-8")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_together([(figure, lambda path: path.write_text("figure")), (report, interrupted)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "report.json"]
+    assert report.read_text(encoding="utf-8") == "old report"
+    write_together([(figure, lambda path: path.write_text("figure")), (report, lambda path: path.write_text("new"))])
+    assert (figure.read_text(), report.read_text()) == ("figure", "new")
+    assert stat.S_IMODE(os.stat(figure).st_mode) == 0o666 & ~_current_umask()
+    assert stat.S_IMODE(os.stat(report).st_mode) == 0o640
+    written = []
+    write_together([(fifo, lambda path: written.append(path))])  # a pipe is written, not replaced
+    assert written == [fifo] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 def _sticky_folder(owner: int) -> os.stat_result:

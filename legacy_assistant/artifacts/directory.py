@@ -98,8 +98,9 @@ def write_artifact(
 
     ``fill(staging)`` writes the files into an empty temporary sibling of ``out_dir`` and
     returns the manifest (without ``files``/``manifest_sha256``, which are added here). The
-    finished staging folder is then handed to ``check`` (which raises to abort) and renamed into
-    place. On any error nothing is left behind and an old ``out_dir`` is untouched.
+    finished staging folder is then handed to ``check`` (which raises to abort, and may add a
+    companion file the manifest does not list, a golden file) and renamed into place. On any
+    error nothing is left behind and an old ``out_dir`` is untouched.
     """
     manifests = (*MODEL_MANIFESTS, manifest_name)
     check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
@@ -130,7 +131,11 @@ def write_artifact(
         if not force and os.path.lexists(target):
             raise _appeared(target, "; choose another destination (or --force, force=True in Python)")
         check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
-        dropped = [name for name in MODEL_COMPANIONS if name not in set(keep) and (target / name).is_file()]
+        dropped = [
+            name
+            for name in MODEL_COMPANIONS
+            if name not in set(keep) and (target / name).is_file() and not (staging / name).exists()
+        ]
         if replaces is not None and digest_on_disk(target, manifest_name) != replaces:
             # another command (train --force, a migration) wrote a model there meanwhile: swapping
             # the rewrite of the old one in would throw the new one away without a word

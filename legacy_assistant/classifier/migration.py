@@ -138,10 +138,11 @@ def migrate_artifact(
         report.reference = _check_against_numpy(staging, spec, weights, sentences, tolerance)
         if golden is not None:
             report.golden = _check_against_golden(staging, golden, tolerance, spec, weights)
+            # swapped in with the model, not copied after it: a stop in between left the new
+            # model with no golden file, or half of one
+            shutil.copy2(golden_path, staging / GOLDEN_FILE)
 
     write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
-    if golden is not None:
-        shutil.copy2(golden_path, target / GOLDEN_FILE)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -74,15 +74,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except KeyboardInterrupt:
             say_stopped("terminated" if terminated else "interrupted", argv)
-            return 128 + terminated[0] if terminated else 130
-        level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return _run(args, terminated, argv)
+            status = 128 + terminated[0] if terminated else 130
+        else:
+            level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+            logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            status = _run(args, terminated, argv)
+    if argv is None:  # the program itself (the console script, python -m), not a caller's call
+        _stop_signals_end_with(status)
+    return status
+
+
+def _stop_signals_end_with(status: int) -> None:
+    """From here to the process's end, Ctrl-C or SIGTERM ends the process at once with the
+    command's own ``status``: the command is over, its output written. The interpreter's shutdown
+    (TensorFlow's teardown, half a second) took one as a kill, without a word, that turned a
+    finished command into a stopped one. Not while a thread that the shutdown waits for still
+    runs: a stop then stops that thread's work, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if any(not thread.daemon and thread is not threading.main_thread() for thread in threading.enumerate()):
+        return
+
+    def leave(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # closed, or the reader gone
+                if stream is not None:
+                    stream.flush()
+        os._exit(status)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)
 
 
 def say_stopped(word: str, argv: Sequence[str] | None) -> None:
     """Print ``word`` ("interrupted", "terminated") on stderr: as a JSON record where the command
     is a server whose log lines are JSON objects, so that its last line is one too."""
+    quiet_what_a_stop_left_unused()
     if _json_logs(argv):
         from legacy_assistant.serving.log_format import JsonFormatter
 
@@ -91,6 +118,19 @@ def say_stopped(word: str, argv: Sequence[str] | None) -> None:
         )
     else:
         print(word, file=sys.stderr)
+
+
+def quiet_what_a_stop_left_unused() -> None:
+    """Keep TensorFlow from logging, after the stop's own line, a dozen lines of "ERROR ... Object
+    was never used" for each op whose graph a stop left half built (seen on Ctrl-C as a model is
+    built): the op is unused because the run stopped, which is no error of the run's."""
+    logger = logging.getLogger("tensorflow")
+    if _not_unused_after_a_stop not in logger.filters:
+        logger.addFilter(_not_unused_after_a_stop)
+
+
+def _not_unused_after_a_stop(record: logging.LogRecord) -> bool:
+    return "Object was never used" not in str(record.msg)
 
 
 def _command(argv: Sequence[str] | None) -> str | None:
@@ -127,7 +167,8 @@ def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | 
     try:
         status = int(args.run(args) or 0)
         if terminated:  # a command that ends quietly on Ctrl-C (a server) still reports SIGTERM
-            say_stopped("terminated", argv)
+            if status != 128 + terminated[0]:  # unless it said so itself (train-responder)
+                say_stopped("terminated", argv)
             return 128 + terminated[0]
         if sys.stdout is not None:
             sys.stdout.flush()  # here, where a reader that went away is handled, not at exit
@@ -178,7 +219,9 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
 
     def interrupt(signum: int, frame: object) -> None:
         received.append(signum)
-        raise KeyboardInterrupt
+        stop = KeyboardInterrupt()
+        stop.signum = signum  # type: ignore[attr-defined]  # as training's stop carries it
+        raise stop
 
     signal.signal(signal.SIGTERM, interrupt)
     try:

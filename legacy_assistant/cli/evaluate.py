@@ -104,17 +104,23 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report, worst=args.top):
         print(line)
     if args.out:
-        from legacy_assistant.common.files import write_text_atomically
+        from legacy_assistant.common.files import write_text_atomically, write_together
         from legacy_assistant.common.plots import plot_confusions, plot_threshold_curve
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        # whole or not at all: an interrupted write never leaves half a report behind
-        write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         confusion_png = out.with_name(out.stem + "-confusion.png")
         threshold_png = out.with_name(out.stem + "-thresholds.png")
-        plot_confusions(report, confusion_png)
-        plot_threshold_curve(report, threshold_png)
+        text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+        # all three or none: the figures take a while to draw, and Ctrl-C then left a new report
+        # beside no figures or an older run's
+        write_together(
+            [
+                (confusion_png, lambda path: plot_confusions(report, path)),
+                (threshold_png, lambda path: plot_threshold_curve(report, path)),
+                (out, lambda path: write_text_atomically(path, text)),
+            ]
+        )
         print(f"wrote {out}, {confusion_png.name} and {threshold_png.name}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from legacy_assistant.classifier.config import MAX_SEED
@@ -216,22 +217,22 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         print(line)
     if args.out:
-        from legacy_assistant.common.files import write_text_atomically
+        from legacy_assistant.common.files import write_text_atomically, write_together
         from legacy_assistant.common.plots import plot_responder_conditions, plot_responder_quality
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         quality_png = out.with_name(out.stem + "-quality.png")
         conditions_png = out.with_name(out.stem + "-conditions.png")
-        # the figures first: the report is the last file written, so a report on disk means
-        # its figures are there too
-        plot_responder_quality(report, quality_png)
-        written = [quality_png.name]
+        text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+        writes: list[tuple[Path, Callable[[Path], object]]] = [
+            (quality_png, lambda path: plot_responder_quality(report, path))
+        ]
         if "modes" in report["conditions"]:
-            plot_responder_conditions(report, conditions_png)
-            written.append(conditions_png.name)
-        write_text_atomically(out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-        print(f"wrote {', '.join([out.name, *written])} in {out.parent}")
+            writes.append((conditions_png, lambda path: plot_responder_conditions(report, path)))
+        # the report last, and nothing new at all where the figures' drawing is interrupted
+        write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
+        print(f"wrote {', '.join([out.name, *(path.name for path, _ in writes)])} in {out.parent}")
     return 0
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.cli import quiet_what_a_stop_left_unused
 from legacy_assistant.cli.arguments import path_text
 from legacy_assistant.cli.corpus_input import read_dialogues
 
@@ -191,6 +192,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
     try:
         model = _train(args, config, dialogues, held_out, checkpoint_dir)
     except KeyboardInterrupt as stop:
+        quiet_what_a_stop_left_unused()
         signum = getattr(stop, "signum", signal.SIGINT)  # SIGTERM: a supervisor or `kill`
         word = "interrupted" if signum == signal.SIGINT else "terminated"
         if (checkpoint_dir / "run.json").is_file():

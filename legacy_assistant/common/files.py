@@ -7,7 +7,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,15 +59,50 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> P
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        if target.exists():  # keep the permissions a replaced file had
-            os.chmod(temporary, target.stat().st_mode & 0o7777)
-        else:
-            os.chmod(temporary, 0o666 & ~_umask())
+        _give_mode(temporary, target)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]) -> list[Path]:
+    """Write several files that belong together (a report and its figures): each
+    ``write(path)`` writes a temporary sibling of its file first, and only once all of them are
+    whole are they renamed into place, in the order given (the report last, so that a report on
+    disk means its figures are there too). A failed or interrupted write (Ctrl-C while a figure
+    is drawn) leaves every old file as it was and no temporary file behind. A device or a pipe
+    (``/dev/null``) is written in its turn, not replaced."""
+    staged: list[tuple[Path | None, Path, Callable[[Path], object]]] = []
+    try:
+        for path, write in writes:
+            target = Path(path)
+            if target.exists() and not target.is_file():
+                staged.append((None, target, write))
+                continue
+            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(handle)
+            staged.append((Path(name), target, write))
+            with naming(target):
+                write(Path(name))
+        for temporary, target, _ in staged:
+            if temporary is not None:
+                _give_mode(temporary, target)
+        while staged:
+            temporary, target, write = staged[0]
+            if temporary is None:
+                with naming(target):
+                    write(target)
+            else:
+                os.replace(temporary, target)
+            staged.pop(0)
+    except BaseException:
+        for temporary, _, _ in staged:
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+        raise
+    return [Path(path) for path, _ in writes]
 
 
 def sync_tree(root: str | Path) -> None:
@@ -125,6 +160,15 @@ def blocking_file(path: str | Path) -> Path | None:
     be written at ``path``; ``None`` otherwise."""
     nearest = next((parent for parent in Path(path).parents if parent.exists()), None)
     return nearest if nearest is not None and not nearest.is_dir() else None
+
+
+def _give_mode(temporary: str | Path, target: Path) -> None:
+    """Give the file that will replace ``target`` the permissions ``target`` has, or those of a
+    new file (mkstemp makes it private)."""
+    if target.exists():  # keep the permissions a replaced file had
+        os.chmod(temporary, target.stat().st_mode & 0o7777)
+    else:
+        os.chmod(temporary, 0o666 & ~_umask())
 
 
 def _umask() -> int:

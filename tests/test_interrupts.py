@@ -1,0 +1,210 @@
+"""Ctrl-C (KeyboardInterrupt) and SIGTERM while a command writes its output: status 130 or 143,
+one line, and the output as it was before the command (or absent), with nothing half written."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from legacy_assistant.cli import main
+from tests.helpers import DEFAULT_MODEL, ROOT
+
+STOPS = [("ctrl-c", 130, "interrupted"), ("sigterm", 128 + signal.SIGTERM, "terminated")]
+
+
+def stop(how: str) -> None:
+    """Stop the command as the user does: a KeyboardInterrupt for Ctrl-C (a test run started in the
+    background has SIGINT ignored), a real SIGTERM to this process for ``kill``."""
+    if how == "ctrl-c":
+        raise KeyboardInterrupt
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("how, status, word", STOPS)
+@pytest.mark.parametrize("previous", [False, True])
+def test_evaluate_stopped_while_drawing_its_figures_leaves_no_new_report(how, status, word, previous, tmp_path,
+                                                                        monkeypatch, capsys):
+    """The figures take a while to draw: a report written before them was left beside no figures
+    (or an older run's) by a stop meanwhile. Now the report and its figures are all new or all old."""
+    from legacy_assistant.common import plots
+
+    out = tmp_path / "report.json"
+    if previous:
+        for name in ("report.json", "report-confusion.png", "report-thresholds.png"):
+            (tmp_path / name).write_bytes(f"the previous {name}\n".encode())
+    before = folder_bytes(tmp_path)
+    draw = plots.plot_threshold_curve
+
+    def stopped_while_drawing(report, path):
+        draw(report, path)
+        stop(how)
+
+    monkeypatch.setattr(plots, "plot_threshold_curve", stopped_while_drawing)
+    argv = ["-q", "evaluate", str(DEFAULT_MODEL), str(ROOT / "data" / "heldout.csv"), "--out", str(out)]
+    assert main(argv) == status
+    assert capsys.readouterr().err.strip() == word
+    assert folder_bytes(tmp_path) == before  # no new file, no temporary one, the old ones intact
+    monkeypatch.undo()
+    assert main(argv) == 0  # and a rerun writes all three
+    assert json.loads(out.read_text())["examples"] == 94
+    assert sorted(folder_bytes(tmp_path)) == ["report-confusion.png", "report-thresholds.png", "report.json"]
+
+
+@pytest.mark.parametrize("how, status, word", STOPS)
+def test_evaluate_responder_stopped_while_drawing_leaves_no_figure_without_its_report(how, status, word, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """Its figure was written before the report, which a stop then never wrote: a figure of an
+    evaluation that has no report, or a new one beside an older run's report."""
+    from legacy_assistant.common import plots
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "report.json").write_text("the previous report\n")
+    before = folder_bytes(reports)
+    draw = plots.plot_responder_quality
+
+    def stopped_after_drawing(report, path):
+        draw(report, path)
+        stop(how)
+
+    monkeypatch.setattr(plots, "plot_responder_quality", stopped_after_drawing)
+    corpus = tmp_path / "corpus.yml"
+    corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
+    argv = ["-q", "evaluate-responder", str(ROOT / "exported" / "responder"), str(corpus), "--samples", "2",
+            "--latency-replies", "1", "--out", str(reports / "report.json")]
+    assert main(argv) == status
+    assert capsys.readouterr().err.strip().splitlines()[-1] == word
+    assert folder_bytes(reports) == before
+
+
+# Ctrl-C as the golden file is copied: half of it written, then the interrupt.
+STOPPED_AT_THE_GOLDEN_FILE = r'''
+import shutil, sys
+from legacy_assistant.cli import main
+
+copy = shutil.copy2
+
+def copy_stopped_at_the_golden_file(source, destination, **options):
+    if str(destination).endswith("golden.json"):
+        data = open(source, "rb").read()
+        open(destination, "wb").write(data[: len(data) // 2])
+        raise KeyboardInterrupt
+    return copy(source, destination, **options)
+
+shutil.copy2 = copy_stopped_at_the_golden_file
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.parametrize("model, options", [("default", []), ("responder", ["--contexts", "2"])])
+def test_migrate_stopped_as_it_copies_the_golden_file_leaves_the_previous_copy(model, options, tmp_path):
+    """The source's golden file was copied into the new directory after the swap: a stop then
+    left the new model with half a golden file (``golden --check`` called it damaged)."""
+    from tests.subprocesses import run_cli, run_python
+
+    out = tmp_path / "tf2"
+    source = ROOT / "exported" / model
+    argv = ["-q", "migrate", str(source), "--out", str(out), *options]
+    assert run_cli(*argv).returncode == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    stopped = run_python(["-c", STOPPED_AT_THE_GOLDEN_FILE, *argv, "--force"])
+    assert stopped.returncode == 130 and stopped.stderr.strip() == "interrupted", stopped.stderr[-2000:]
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tf2"]  # no staging folder left
+    again = run_python(["-m", "legacy_assistant", *argv[1:], "--force"])  # not quiet: its warnings are read
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / "golden.json").read_bytes() == (source / "golden.json").read_bytes()
+    assert "was not kept" not in again.stderr  # the source's golden file comes with the copy
+
+
+# The program as its console script runs it; the last exit hook stands for the interpreter's
+# shutdown (TensorFlow's teardown, half a second): it says so, and lasts until stdin closes.
+EXITING = r"""
+import atexit, signal, sys
+from legacy_assistant.cli import main
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal
+atexit.register(lambda: (print("exiting", file=sys.stderr, flush=True), sys.stdin.readline()))
+sys.argv[0] = "legacy-assistant"
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_after_the_command_has_finished_leaves_its_status(signum):
+    """A stop that came as the interpreter shut down, the command's work done and its output
+    written, killed the process without a word (status -2 or -15 instead of 0)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen(
+        [sys.executable, "-c", EXITING, "info", "--no-load", str(DEFAULT_MODEL)], cwd=ROOT, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        said = [process.stderr.readline()]
+        while said[-1] not in ("exiting\n", ""):  # "" is the end: it ended before its exit hook
+            said.append(process.stderr.readline())
+        assert said[-1] == "exiting\n", said
+        process.send_signal(signum)
+        out, err = process.communicate(input="", timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, err
+    assert "checksums ok" in out and err == ""
+
+
+def test_sigterm_before_the_training_takes_the_stop_signals_is_said_once_as_terminated(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """SIGTERM as the training started (before its own handler took the stop signals) was said
+    twice, the first time as Ctrl-C: "interrupted before the first checkpoint" then "terminated"."""
+    from legacy_assistant.responder import training
+
+    def terminated_as_it_starts(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(training, "train_responder", terminated_as_it_starts)
+    corpus = tmp_path / "corpus.yml"
+    corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
+    argv = ["-q", "train-responder", str(corpus), "--out", str(tmp_path / "responder"), "--epochs", "1"]
+    assert main(argv) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err == "terminated before the first checkpoint; nothing to resume\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.yml"]
+
+
+# A stop while a graph is built: TensorFlow logged a dozen lines of "Object was never used" for
+# the op the stop left unused, after the stop's own line.
+STOPPED_WHILE_BUILDING = r'''
+import gc, sys
+from legacy_assistant.cli import info, main
+
+def run(args):
+    from compat.runtime import tf
+    with tf.Graph().as_default():
+        left = tf.TensorArray(tf.float32, size=1).write(0, 1.0)  # the stop comes before its use
+        raise KeyboardInterrupt
+
+info.run = run
+status = main(["info", "anything"])
+gc.collect()
+sys.exit(status)
+'''
+
+
+def test_a_stop_while_a_graph_is_built_ends_on_its_one_line():
+    from tests.subprocesses import run_python
+
+    result = run_python(["-c", STOPPED_WHILE_BUILDING])
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert "never used" not in result.stderr and "ERROR" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1] == "interrupted"
