@@ -27,6 +27,19 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def stop_after_drawing(monkeypatch, plot_name, how):
+    """Make ``plots.<plot_name>`` stop the command (``how``) once it has drawn its figure."""
+    from legacy_assistant.common import plots
+
+    draw = getattr(plots, plot_name)
+
+    def stopped_after_drawing(report, path):
+        draw(report, path)
+        stop(how)
+
+    monkeypatch.setattr(plots, plot_name, stopped_after_drawing)
+
+
 @pytest.mark.parametrize("how, status, word", STOPS)
 @pytest.mark.parametrize("previous", [False, True])
 def test_evaluate_stopped_while_drawing_its_figures_leaves_no_new_report(how, status, word, previous, tmp_path,
@@ -40,13 +53,7 @@ def test_evaluate_stopped_while_drawing_its_figures_leaves_no_new_report(how, st
         for name in ("report.json", "report-confusion.png", "report-thresholds.png"):
             (tmp_path / name).write_bytes(f"the previous {name}\n".encode())
     before = folder_bytes(tmp_path)
-    draw = plots.plot_threshold_curve
-
-    def stopped_while_drawing(report, path):
-        draw(report, path)
-        stop(how)
-
-    monkeypatch.setattr(plots, "plot_threshold_curve", stopped_while_drawing)
+    stop_after_drawing(monkeypatch, "plot_threshold_curve", how)
     argv = ["-q", "evaluate", str(DEFAULT_MODEL), str(ROOT / "data" / "heldout.csv"), "--out", str(out)]
     assert main(argv) == status
     assert capsys.readouterr().err.strip() == word
@@ -62,19 +69,11 @@ def test_evaluate_responder_stopped_while_drawing_leaves_no_figure_without_its_r
                                                                                      monkeypatch, capsys):
     """Its figure was written before the report, which a stop then never wrote: a figure of an
     evaluation that has no report, or a new one beside an older run's report."""
-    from legacy_assistant.common import plots
-
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "report.json").write_text("the previous report\n")
     before = folder_bytes(reports)
-    draw = plots.plot_responder_quality
-
-    def stopped_after_drawing(report, path):
-        draw(report, path)
-        stop(how)
-
-    monkeypatch.setattr(plots, "plot_responder_quality", stopped_after_drawing)
+    stop_after_drawing(monkeypatch, "plot_responder_quality", how)
     corpus = tmp_path / "corpus.yml"
     corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
     argv = ["-q", "evaluate-responder", str(ROOT / "exported" / "responder"), str(corpus), "--samples", "2",
