@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from legacy_assistant.stores.base import ConversationState, Turn
 from legacy_assistant.stores.sqlite_store import SQLiteStore
 from tests.server_process import ServerProcess
 
@@ -97,7 +98,8 @@ def test_a_stopped_server_leaves_every_turn_in_the_database_file(tmp_path, free_
         assert server.process.returncode == 0, server.log()[-3000:]
     finally:
         server.stop()
-    assert not (tmp_path / "conversations.db-wal").exists()
+    log = tmp_path / "conversations.db-wal"
+    assert not log.exists() or log.stat().st_size == 0
     backup = tmp_path / "backup" / "conversations.db"
     backup.parent.mkdir()
     shutil.copyfile(database, backup)
@@ -106,3 +108,27 @@ def test_a_stopped_server_leaves_every_turn_in_the_database_file(tmp_path, free_
         assert [len(store.history(f"kept-{k}")) for k in range(20)] == [1] * 20
     finally:
         store.close()
+
+
+def test_a_store_closed_while_another_is_open_leaves_its_turns_in_the_database_file(tmp_path):
+    """SQLite folds the write-ahead log into the database file when the last connection closes:
+    a server's workers stop at once, each can find another's connection still open, and then
+    none folded it. Each store now empties the log as it closes."""
+    import shutil
+
+    database = tmp_path / "conversations.db"
+    first, second = SQLiteStore(database), SQLiteStore(database)  # two workers' stores
+    try:
+        second.save("other", ConversationState(turns=1), Turn("hello", "hi", "greeting", 0.9))  # its connection stays open
+        first.save("kept", ConversationState(turns=1), Turn("hello", "hi", "greeting", 0.9))
+        first.close()
+        backup = tmp_path / "backup" / "conversations.db"
+        backup.parent.mkdir()
+        shutil.copyfile(database, backup)
+    finally:
+        second.close()
+    copy = SQLiteStore(backup)
+    try:
+        assert [turn.message for turn in copy.history("kept")] == ["hello"]
+    finally:
+        copy.close()

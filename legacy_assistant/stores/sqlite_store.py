@@ -469,8 +469,13 @@ class SQLiteStore:
         conversation: the log kept the deleted words (the pages as they were before) until SQLite's
         next checkpoint, 1,000 pages of later turns away. Run under the writer lock, after the
         commit; a checkpoint that fails or cannot finish leaves that to SQLite, as before."""
-        if not self._local.__dict__.pop("deleted", False):
-            return result
+        if self._local.__dict__.pop("deleted", False):
+            self._empty_log(connection)
+        return result
+
+    def _empty_log(self, connection: sqlite3.Connection) -> None:
+        """Checkpoint the write-ahead log into the database file and empty it, waiting at most
+        :data:`SCRUB_WAIT_MS` for readers; one that holds it longer leaves that to SQLite."""
         try:
             connection.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
             busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -481,7 +486,6 @@ class SQLiteStore:
         finally:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        return result
 
     @staticmethod
     def _committed(connection: sqlite3.Connection, action: Callable[[sqlite3.Connection], T]) -> T:
@@ -601,10 +605,16 @@ class SQLiteStore:
                 self._local.holds_writer = False
 
     def close(self) -> None:
-        """Close the pooled connections and the writer lock; any later use raises :class:`StoreError`."""
+        """Empty the write-ahead log into the database file, then close the pooled connections and
+        the writer lock; any later use raises :class:`StoreError`. The last connection to close
+        would fold the log in too, but processes that close at once (a server's workers as it
+        stops) can each find another still open, and all leave the latest turns in the log only,
+        missing from a copy of the database file."""
         with self._idle_lock:
             self._closed = True
             connections, self._idle = self._idle, []
+        if connections:  # a store this process never used has written nothing to the log
+            self._empty_log(connections[0])
         self._writer.close()
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):

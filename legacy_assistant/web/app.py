@@ -167,9 +167,9 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
 
 def close_store(app: Flask) -> None:
     """Close the conversation store ``app`` opened (not one it was given with an assistant), as
-    its process ends; later calls do nothing. The last connection to a SQLite database that closes
-    folds the write-ahead log into the database file and removes the log: a server stopped without
-    this left the latest turns in the log, missing from a copy of the database file alone."""
+    its process ends; later calls do nothing. A SQLite store empties its write-ahead log into the
+    database file as it closes: a server stopped without this left the latest turns in the log,
+    missing from a copy of the database file alone."""
     store = app.extensions.pop(OWN_STORE, None)
     if store is not None:
         store.close()
