@@ -181,6 +181,29 @@ def test_sigterm_before_the_training_takes_the_stop_signals_is_said_once_as_term
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.yml"]
 
 
+@pytest.mark.parametrize("how, status, word", STOPS)
+def test_a_stop_during_the_export_names_the_signal(how, status, word, tmp_path, monkeypatch, capsys):
+    """A SIGTERM while the trained model was exported was said as "the export was interrupted"."""
+    from legacy_assistant.cli import train_responder as command
+    from legacy_assistant.responder import artifact
+
+    def trained(args, config, dialogues, held_out, checkpoint_dir):
+        (checkpoint_dir / "checkpoint").write_text("a finished run's checkpoint\n")
+        return object()
+
+    monkeypatch.setattr(command, "_train", trained)
+    monkeypatch.setattr(artifact, "export_responder_artifact", lambda *args, **kwargs: stop(how))
+    corpus = tmp_path / "corpus.yml"
+    corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
+    argv = ["-q", "train-responder", str(corpus), "--out", str(tmp_path / "responder"), "--epochs", "1",
+            "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    assert main(argv) == status
+    said = capsys.readouterr().err.splitlines()
+    past = {"interrupted": "was interrupted", "terminated": "was terminated"}[word]
+    assert said[0] == f"the export {past}; the trained run is kept in {tmp_path / 'checkpoints'}; export it with:"
+    assert said[-1] == word
+
+
 # A stop while a graph is built: TensorFlow logged a dozen lines of "Object was never used" for
 # the op the stop left unused, after the stop's own line.
 STOPPED_WHILE_BUILDING = r'''

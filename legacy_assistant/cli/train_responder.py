@@ -230,7 +230,9 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
         # The training is done and in its checkpoints: a failed export (a full disk) must not
         # take it along. A resume of the finished run exports it without training again.
         if (checkpoint_dir / "checkpoint").is_file():
-            what = "was interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            what = "failed"
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM taken as one
+                what = "was interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else "was terminated"
             print(
                 f"the export {what}; the trained run is kept in {checkpoint_dir}; export it with:\n"
                 f"  {resume_command(args, checkpoint_dir)}",
