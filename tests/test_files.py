@@ -202,6 +202,29 @@ def test_files_written_together_are_all_new_or_all_old_with_the_usual_permission
     assert written == [fifo] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+def test_files_written_together_into_new_folders_leave_none_of_them_when_stopped(tmp_path: Path) -> None:
+    """``evaluate --out runs/2026/report.json``: the folders are made for the files, and a stop
+    while a figure is drawn leaves none of them; a folder that already held a file stays."""
+    report = tmp_path / "runs" / "2026" / "report.json"
+
+    def interrupted(path: Path) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_together([(report.with_name("report.png"), interrupted), (report, lambda path: path.write_text("r"))])
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "kept.txt").write_text("kept", encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        write_together([(report, interrupted)])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["kept.txt"]
+    write_together([(report, lambda path: path.write_text("whole", encoding="utf-8"))])
+    assert report.read_text(encoding="utf-8") == "whole"
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    with pytest.raises(FileExistsError):  # a file where a folder should be, as mkdir -p says
+        write_together([(tmp_path / "file" / "sub" / "report.json", lambda path: path.write_text("r"))])
+
+
 def _sticky_folder(owner: int) -> os.stat_result:
     """What ``os.stat`` says of a sticky, world-writable folder (``/tmp``) that ``owner`` owns."""
     return os.stat_result((stat.S_IFDIR | stat.S_ISVTX | 0o777, 0, 0, 2, owner, 0, 0, 0, 0, 0))

@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
         from legacy_assistant.common.files import write_text_atomically, write_together
         from legacy_assistant.common.plots import plot_confusions, plot_threshold_curve
 
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = Path(args.out)  # write_together makes its folder, and removes it if stopped
         confusion_png = out.with_name(out.stem + "-confusion.png")
         threshold_png = out.with_name(out.stem + "-thresholds.png")
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"

@@ -220,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
         from legacy_assistant.common.files import write_text_atomically, write_together
         from legacy_assistant.common.plots import plot_responder_conditions, plot_responder_quality
 
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = Path(args.out)  # write_together makes its folder, and removes it if stopped
         quality_png = out.with_name(out.stem + "-quality.png")
         conditions_png = out.with_name(out.stem + "-conditions.png")
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"

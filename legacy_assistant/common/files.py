@@ -72,11 +72,13 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
     ``write(path)`` writes a temporary sibling of its file first, and only once all of them are
     whole are they renamed into place, in the order given (the report last, so that a report on
     disk means its figures are there too). A failed or interrupted write (Ctrl-C while a figure
-    is drawn) leaves every old file as it was and no temporary file behind. A device or a pipe
-    (``/dev/null``) is written in its turn, not replaced."""
+    is drawn) leaves every old file as it was and no temporary file behind, nor a folder it made
+    for them. A device or a pipe (``/dev/null``) is written in its turn, not replaced."""
     staged: list[tuple[Path | None, Path, Callable[[Path], object]]] = []
+    made: list[Path] = []
     try:
         for path, write in writes:
+            made += make_parents(Path(path))
             target = Path(path)
             if target.exists() and not target.is_file():
                 staged.append((None, target, write))
@@ -101,8 +103,33 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
         for temporary, _, _ in staged:
             if temporary is not None:
                 temporary.unlink(missing_ok=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # not empty (another writer's file): it stays
+                folder.rmdir()
         raise
     return [Path(path) for path, _ in writes]
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Make the missing folders above ``path``, as ``mkdir -p`` would; returns the ones it made,
+    outermost first, for a caller that removes them again when its write fails."""
+    missing = [parent for parent in reversed(path.parents) if not parent.is_dir()]
+    made: list[Path] = []
+    try:
+        for folder in missing:
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if not folder.is_dir():  # a file in the way: mkdir -p's error
+                    raise
+                continue  # made meanwhile by someone else: theirs, not to remove
+            made.append(folder)
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return made
 
 
 def sync_tree(root: str | Path) -> None:
