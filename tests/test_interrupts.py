@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from legacy_assistant.cli import main
-from tests.helpers import DEFAULT_MODEL, ROOT
+from tests.helpers import DEFAULT_MODEL, ROOT, TEST_DATA
 
 STOPS = [("ctrl-c", 130, "interrupted"), ("sigterm", 128 + signal.SIGTERM, "terminated")]
 
@@ -202,6 +202,69 @@ def test_a_stop_during_the_export_names_the_signal(how, status, word, tmp_path, 
     past = {"interrupted": "was interrupted", "terminated": "was terminated"}[word]
     assert said[0] == f"the export {past}; the trained run is kept in {tmp_path / 'checkpoints'}; export it with:"
     assert said[-1] == word
+
+
+@pytest.mark.parametrize("how, status, word", STOPS)
+def test_a_stop_while_the_replaced_model_is_deleted_says_the_new_one_is_in_place(how, status, word, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """``train --force`` over a model: once the new one is swapped in, the old one is deleted (a
+    while, for a large one). A stop then left the new model in place but said only "interrupted",
+    which passes for a stop that replaced nothing."""
+    import shutil
+
+    from legacy_assistant.artifacts import directory
+
+    out = tmp_path / "model"
+    argv = ["-q", "train", str(TEST_DATA / "tiny_intents.json"), "--out", str(out), "--epochs", "3", "--no-plot"]
+    assert main(argv) == 0
+    old_digest = json.loads((out / "assistant.json").read_text())["manifest_sha256"]
+    delete = shutil.rmtree
+    deletions = []
+
+    def stopped_deleting(path, *args, **kwargs):
+        deletions.append(Path(path))
+        if len(deletions) == 1:
+            stop(how)
+        delete(path, *args, **kwargs)
+
+    monkeypatch.setattr(directory.shutil, "rmtree", stopped_deleting)
+    assert main([*argv, "--force", "--epochs", "4"]) == status
+    monkeypatch.undo()
+    assert capsys.readouterr().err == f"{word} after the new model was written: {out} holds it, whole\n"
+    manifest = json.loads((out / "assistant.json").read_text())
+    assert manifest["manifest_sha256"] != old_digest and manifest["training"]["epochs"] == 4
+    assert main(["-q", "info", str(out)]) == 0  # whole: every checksum holds
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # the old one deleted all the same
+    assert deletions[0].parent == tmp_path and not deletions[0].exists()
+
+
+def test_a_stop_as_the_trained_responder_is_in_place_keeps_no_temporary_checkpoints(tmp_path, monkeypatch, capsys):
+    """A stop after the export had put the model in place said "the export was interrupted; the
+    trained run is kept in ...; export it with" a command that would export it again."""
+    from legacy_assistant.artifacts.directory import stops_after_writing
+    from legacy_assistant.cli import train_responder as command
+    from legacy_assistant.responder import artifact
+
+    checkpoints = []
+
+    def trained(args, config, dialogues, held_out, checkpoint_dir):
+        checkpoints.append(checkpoint_dir)
+        (checkpoint_dir / "checkpoint").write_text("a finished run's checkpoint\n")
+        return object()
+
+    def exported_then_stopped(model, out, **kwargs):
+        out.mkdir()
+        with stops_after_writing(out):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "_train", trained)
+    monkeypatch.setattr(artifact, "export_responder_artifact", exported_then_stopped)
+    corpus = tmp_path / "corpus.yml"
+    corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
+    out = tmp_path / "responder"
+    assert main(["-q", "train-responder", str(corpus), "--out", str(out), "--epochs", "1"]) == 130
+    assert capsys.readouterr().err == f"interrupted after the new model was written: {out} holds it, whole\n"
+    assert not checkpoints[0].exists()  # the temporary checkpoint folder went, as after a finished run
 
 
 # A stop while a graph is built: TensorFlow logged a dozen lines of "Object was never used" for

@@ -16,6 +16,7 @@ checksum and refuses a missing, truncated or altered file by name. Nothing is pi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -26,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -143,21 +144,52 @@ def write_artifact(
                 f"{target} was replaced by another model while it was being written again: nothing was replaced; "
                 "run the command again to rewrite the model now there"
             )
-        _replace_dir(staging, target)
+        retired = _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         if held is not None:
             os.close(held)
-    try:  # the swap itself; the model is in place already, so a failure here is no failed export
-        sync_folder(target.parent)
-    except OSError as exc:
-        log.warning("%s: the folder could not be flushed to the disk after the model was swapped in: %s", target, exc)
-    for name in dropped:  # the old model's predictions: a check against them would fail for nothing
-        log.warning("%s: the replaced model's %s was not kept (write it again for this model)", target, name)
-    log.info("exported %s", target)
+    # From here the new model is in place, whole: a stop now (deleting a large old model takes
+    # a while) says so, where it would otherwise pass for a stop that replaced nothing.
+    with stops_after_writing(target):
+        if retired is not None:
+            try:
+                shutil.rmtree(retired, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(retired, ignore_errors=True)  # the stop came during the deletion: finish it
+                raise
+        try:  # the swap itself; the model is in place already, so a failure here is no failed export
+            sync_folder(target.parent)
+        except OSError as exc:
+            log.warning(
+                "%s: the folder could not be flushed to the disk after the model was swapped in: %s", target, exc
+            )
+        for name in dropped:  # the old model's predictions: a check against them would fail for nothing
+            log.warning("%s: the replaced model's %s was not kept (write it again for this model)", target, name)
+        log.info("exported %s", target)
     return target
+
+
+@contextlib.contextmanager
+def stops_after_writing(model_dir: Path) -> Iterator[None]:
+    """Mark a stop (Ctrl-C, or SIGTERM taken as one) that comes in the body, once the model in
+    ``model_dir`` is written whole, with that folder (:func:`written_before_stop` reads it back):
+    the command then says that the new model is in place rather than let the stop pass for
+    one that left the old model."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        if written_before_stop(stop) is None:
+            stop.written = model_dir  # type: ignore[attr-defined]
+        raise
+
+
+def written_before_stop(stop: BaseException) -> Path | None:
+    """The model folder a stop came after writing (see :func:`stops_after_writing`), or None."""
+    written = getattr(stop, "written", None)
+    return written if isinstance(written, Path) else None
 
 
 def _copy_kept(old: Path, staging: Path, names: Iterable[str]) -> None:
@@ -490,19 +522,20 @@ def _remove_leftovers(target: Path) -> None:
             os.close(held)
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
+def _replace_dir(staging: Path, target: Path) -> Path | None:
+    """Put ``staging`` in ``target``'s place; returns the folder that now holds the replaced
+    model, for the caller to delete (None where there was none)."""
     if not os.path.lexists(target):
         _rename_new(staging, target)
-        return
+        return None
     if _exchange(staging, target):
-        shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old directory
-        return
+        return staging  # staging now holds the old directory
     # Two renames: a reader can find ``target`` missing for that moment.
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     os.rmdir(retired)
     os.rename(target, retired)
     os.rename(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    return retired
 
 
 def digest_on_disk(root: Path, manifest_name: str) -> str | None:

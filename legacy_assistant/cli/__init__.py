@@ -201,8 +201,13 @@ def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | 
         logging.getLogger(__name__).debug("TensorFlow error", exc_info=True)
         print(f"error: {said}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        say_stopped("terminated" if terminated else "interrupted", argv)
+    except KeyboardInterrupt as stop:
+        from legacy_assistant.artifacts.directory import written_before_stop
+
+        written = written_before_stop(stop)
+        # the model was in place before the stop: a stop that replaced nothing is what a user takes it for
+        after = f" after the new model was written: {written} holds it, whole" if written is not None else ""
+        say_stopped(("terminated" if terminated else "interrupted") + after, argv)
         return 128 + terminated[0] if terminated else 130
 
 

@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         check_destination,
         file_record,
         refuse_other_kind,
+        stops_after_writing,
     )
     from legacy_assistant.classifier.artifact import export_artifact
     from legacy_assistant.classifier.datasets import (
@@ -264,13 +265,14 @@ def run(args: argparse.Namespace) -> int:
     if args.validation_data:
         source["validation"] = file_record(args.validation_data)
     path = export_artifact(model, intents, out, force=args.force, plot=not args.no_plot, source=source)
-    summary = model.summary
-    print(
-        f"trained {summary['epochs_run']} epochs in {summary['seconds']:.1f}s: "
-        f"train accuracy {summary['train_accuracy']:.3f}"
-        + (f", validation accuracy {summary['val_accuracy']:.3f}" if "val_accuracy" in summary else "")
-    )
-    print(threshold_line(config.threshold if model.threshold is None else model.threshold, summary))
-    print(f"exported to {path}")
-    log.debug("summary: %s", json.dumps(summary))
+    with stops_after_writing(path):  # a stop while a full pipe holds the summary back
+        summary = model.summary
+        print(
+            f"trained {summary['epochs_run']} epochs in {summary['seconds']:.1f}s: "
+            f"train accuracy {summary['train_accuracy']:.3f}"
+            + (f", validation accuracy {summary['val_accuracy']:.3f}" if "val_accuracy" in summary else "")
+        )
+        print(threshold_line(config.threshold if model.threshold is None else model.threshold, summary))
+        print(f"exported to {path}")
+        log.debug("summary: %s", json.dumps(summary))
     return 0

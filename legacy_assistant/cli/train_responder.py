@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
+    from legacy_assistant.artifacts.directory import stops_after_writing, written_before_stop
+
     strict = not args.skip_bad_dialogues
     dialogues = read_dialogues(args.corpora, args.format, strict, SKIPPING)
     held_out = read_dialogues(args.validation, args.format, strict, SKIPPING) if args.validation else None
@@ -229,7 +231,10 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
     except BaseException as exc:
         # The training is done and in its checkpoints: a failed export (a full disk) must not
         # take it along. A resume of the finished run exports it without training again.
-        if (checkpoint_dir / "checkpoint").is_file():
+        if written_before_stop(exc) is not None:  # the stop came after the model was in place
+            if temporary:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        elif (checkpoint_dir / "checkpoint").is_file():
             what = "failed"
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM taken as one
                 what = "was interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else "was terminated"
@@ -241,20 +246,21 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
         elif temporary:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         raise
-    if temporary:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    summary = model.summary
-    perplexity = summary.get("val_perplexity")
-    print(
-        f"trained {summary['epochs_run']} epoch(s), {summary['steps']} steps in {summary['seconds']:.1f}s "
-        + ("in all, the runs it resumed included " if args.resume else "")
-        + f"(stopped: {summary['stopped']}); vocabulary {summary['vocabulary_size']}, "
-        f"conditions {', '.join(summary['conditions'])}"
-        + (f"; validation perplexity {perplexity:.2f} ({weights_from(summary)})" if perplexity is not None else "")
-    )
-    if summary["stopped"] == "time budget" and not temporary:
-        print(f"time budget used; to train on: {resume_command(args, checkpoint_dir, exported=True)}")
-    print(f"exported to {path}")
+    with stops_after_writing(path):  # a stop while a full pipe holds the summary back
+        if temporary:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        summary = model.summary
+        perplexity = summary.get("val_perplexity")
+        print(
+            f"trained {summary['epochs_run']} epoch(s), {summary['steps']} steps in {summary['seconds']:.1f}s "
+            + ("in all, the runs it resumed included " if args.resume else "")
+            + f"(stopped: {summary['stopped']}); vocabulary {summary['vocabulary_size']}, "
+            f"conditions {', '.join(summary['conditions'])}"
+            + (f"; validation perplexity {perplexity:.2f} ({weights_from(summary)})" if perplexity is not None else "")
+        )
+        if summary["stopped"] == "time budget" and not temporary:
+            print(f"time budget used; to train on: {resume_command(args, checkpoint_dir, exported=True)}")
+        print(f"exported to {path}")
     return 0
 
 
