@@ -244,6 +244,30 @@ def test_a_new_conversation_forgets_the_one_it_leaves(assistant):
     assert playground.forget(first.sender) is False and playground.forget(None) is False
 
 
+def test_a_turn_after_the_conversation_expired_says_the_transcript_above_is_forgotten(default_predictor):
+    """The page kept showing a conversation the store had dropped as idle (an hour by default):
+    the next turn was answered without it, while the page showed it as remembered."""
+    from legacy_assistant.playground.handlers import STARTED_OVER, Playground, as_shown
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    now = [1000.0]
+    store = MemoryStore(ttl_seconds=3600, clock=lambda: now[0])
+    playground = Playground(Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest,
+                                                                                      seed=0), store))
+    first = playground.chat("hello", None, None, None)
+    now[0] += 60
+    second = playground.chat("hello", None, first.sender, first.transcript)
+    assert len(second.transcript) == 4  # remembered: nothing put between
+    now[0] += 3601
+    third = playground.chat("hello", None, second.sender, second.transcript)
+    assert third.transcript[:4] == second.transcript
+    assert third.transcript[4] == {"role": "assistant", "content": as_shown(STARTED_OVER)}
+    assert [m["role"] for m in third.transcript[5:]] == ["user", "assistant"]
+    assert len(playground.assistant.history(third.sender)) == 1  # the new conversation holds this turn only
+
+
 def test_the_new_conversation_button_forgets_the_conversation_it_leaves(default_predictor, free_port):
     """In this process, where the page's store can be read: the button's request deletes the
     turns of the conversation it leaves, and only those."""

@@ -33,6 +33,9 @@ REASON_TEXT = {
 }
 
 Message = dict[str, str]  # {"role": "user" | "assistant", "content": text}
+# Put between the transcript a page still shows and the next turn, where the store no longer holds
+# that conversation (idle past its expiry, or forgotten meanwhile): the assistant answers without it.
+STARTED_OVER = "(The conversation above has ended: it was idle too long, and the assistant no longer remembers it.)"
 
 
 def as_shown(text: str) -> str:
@@ -100,6 +103,9 @@ class Playground:
         """Answer ``message`` in ``sender``'s conversation (a new one when None); ``emotion`` is
         the responder's condition for a generated reply (None or "": its default)."""
         text = self._checked(message, "message")
+        earlier = list(transcript or [])
+        if earlier and sender and not self.assistant.history(sender):
+            earlier.append({"role": "assistant", "content": as_shown(STARTED_OVER)})
         sender = sender or new_sender()
         reply = self.assistant.chat(sender, text, emotion or None)
         parsed = self.assistant.parse(text)
@@ -107,7 +113,7 @@ class Playground:
         # the chat shows HTML: escaped, a message or reply holding tags (an image) is shown as typed
         turn = [{"role": "user", "content": as_shown(text)}, {"role": "assistant", "content": as_shown(reply.text)}]
         return ChatResult(
-            transcript=[*(transcript or []), *turn],
+            transcript=[*earlier, *turn],
             ranking=ranking,
             generated=reply.generated,
             explanation=explain(reply, emotion or self.default_emotion),
