@@ -12,9 +12,9 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 OLDEST = ROOT / "constraints" / "tf-2.12.1.txt"
-# TensorFlow's bound is the cell itself; the playground (gradio) and the test tools are not
-# installed at their lower bounds there.
-NOT_AT_LOWER_BOUND = {"tensorflow", "tensorflow-cpu"}
+# The cell installs tensorflow-cpu (Linux x86-64), not the tensorflow build other platforms get;
+# the playground (gradio) and the test tools are not installed at their lower bounds there.
+NOT_AT_LOWER_BOUND = {"tensorflow"}
 EXTRAS = ("redis", "plots", "classic")
 
 
@@ -55,3 +55,18 @@ def test_the_oldest_cell_pins_each_direct_dependency_at_its_lower_bound():
         if bound is None or name not in pins or Version(pins[name]) != Version(bound):
             wrong[name] = (f">={bound}", pins.get(name))
     assert wrong == {}
+
+
+def test_both_tensorflow_builds_have_the_same_bound():
+    """The CPU build (the cell's) and the one other platforms get start at the same release."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        import tomli as tomllib
+    texts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    bounds = {
+        canonicalize_name(r.name): str(r.specifier)
+        for r in map(Requirement, texts)
+        if canonicalize_name(r.name) in ("tensorflow", "tensorflow-cpu")
+    }
+    assert len(bounds) == 2 and len(set(bounds.values())) == 1, bounds
