@@ -137,6 +137,19 @@ def send(browser, text):
     return last
 
 
+def start_new_conversation(browser):
+    """Press "New conversation" and say yes when the page asks (it asks first where there is a
+    conversation to lose: the server deletes it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.find_element(By.ID, "new-conversation").click()
+    question = WebDriverWait(browser, 5).until(expected_conditions.alert_is_present())
+    assert question.text.startswith("Start a new conversation?"), question.text
+    question.accept()
+
+
 def delay_chats(browser):
     """Each chat message leaves the page a second late, as over a slow network; the page counts
     the answers in ``window.chatsAnswered``."""
@@ -186,7 +199,7 @@ def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     # a new conversation gets a new sender and an empty log; context starts afresh, and the
     # server forgets the one left behind
     assert len(stored_turns(live_url, sender)) == 3
-    browser.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(browser)
     assert browser.find_elements(By.CSS_SELECTOR, "#log .msg") == []
     assert browser.execute_script("return localStorage.getItem('legacy-assistant-sender')") != sender
     fresh = send(browser, "a large one")
@@ -205,7 +218,7 @@ def test_a_message_on_its_way_is_forgotten_with_the_conversation_it_leaves(brows
     delay_chats(browser)
     browser.find_element(By.ID, "message").send_keys("I'd like to order a coffee")
     browser.find_element(By.ID, "send").click()
-    browser.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(browser)
     assert saved_sender(browser) != left
     WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
     WebDriverWait(browser, 10).until(lambda _: stored_turns(live_url, left) == [])
@@ -215,7 +228,6 @@ def test_a_message_on_its_way_is_forgotten_with_the_conversation_it_leaves(brows
 def test_tabs_of_one_browser_follow_each_others_new_conversation(open_browser, live_url):
     """Two tabs share one sender id: a new conversation in one is the other's too, so the other
     tab neither writes on into the forgotten conversation nor, later, deletes the new one."""
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = open_browser()
@@ -230,7 +242,7 @@ def test_tabs_of_one_browser_follow_each_others_new_conversation(open_browser, l
     assert [text for kind, text, _ in conversation(driver) if kind == "user"] == ["hello"]  # the same conversation
 
     driver.switch_to.window(first_tab)
-    driver.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(driver)
     fresh = saved_sender(driver)
     assert fresh != left
     WebDriverWait(driver, 10).until(lambda _: stored_turns(live_url, left) == [])
@@ -356,7 +368,7 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     assert browser.find_element(By.ID, "log").get_attribute("aria-busy") == "false"  # replies are announced
     error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
     ready(browser)
-    assert error.text == "busy, try later"
+    assert error.text == "Error\nbusy, try later"  # the speaker's label, then the message
     assert box.get_attribute("value") == "I'd like to order a coffee"
     assert browser.switch_to.active_element == box
 
@@ -375,7 +387,7 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     box.send_keys("hello", Keys.ENTER)
     WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) == 2)
     ready(browser)
-    last = browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")[-1]
+    last = browser.find_elements(By.CSS_SELECTOR, "#log .msg.error .text")[-1]
     assert last.text.startswith("The server did not answer in time (0.4 s). It may still have the message")
     assert box.get_attribute("value") == ""
 
@@ -521,7 +533,7 @@ def test_details_keep_the_latest_reply_in_view_and_a_new_conversation_is_announc
     WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "log").get_attribute("aria-live") == "polite")
     browser.find_element(By.ID, "show-details").click()
 
-    browser.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(browser)
     WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "status").get_attribute("textContent")
                                     == "New conversation started.")
 
@@ -636,7 +648,7 @@ def test_emotion_is_sent_generated_replies_are_marked_and_the_transcript_survive
     assert "intent: fallback" in details[0] and "intent: fallback" not in details[1]
 
     # a new conversation is not restored: its sender has no turns yet
-    browser.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(browser)
     browser.refresh()
     ready(browser)
     assert conversation(browser) == []
@@ -656,7 +668,7 @@ def test_the_page_works_where_a_proxy_mounts_the_server(browser, serve):
     ready(browser)
     assert [row[:1] for row in conversation(browser)] == [("user",), ("bot",)]
     assert all(row[0] != "error" for row in conversation(browser))
-    browser.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(browser)
     ready(browser)
     assert conversation(browser) == [] and not browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")
 
@@ -906,7 +918,7 @@ def test_the_log_says_loading_not_no_messages_while_the_conversation_loads(brows
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": held["identifier"]})
     assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot"]
-    browser.find_element(By.ID, "new-conversation").click()
+    start_new_conversation(browser)
     assert browser.execute_script(placeholder) == '"No messages yet. Say hello to start."'
 
 
@@ -966,8 +978,9 @@ def test_the_on_screen_keyboards_enter_key_says_it_sends(browser, live_url):
 
 def test_the_box_fits_its_lines_again_when_its_width_changes(open_browser, live_url):
     """The box fitted its lines only as they were typed: a window made narrower (a phone turned)
-    left it too short, scrolling inside, and Send's wider label while a reply was on its way left
-    what was typed meanwhile a line too tall once the label was "Send" again."""
+    left it too short, scrolling inside. Send's label while a reply was on its way ("Sending…")
+    was wider than "Send": the box beside it narrowed and widened again, its lines jumping;
+    Send now keeps the width of its widest label."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -980,25 +993,289 @@ def test_the_box_fits_its_lines_again_when_its_width_changes(open_browser, live_
     browser.execute_script("arguments[0].value = 'word '.repeat(25).trim();"
                            "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", box)
     wide = browser.execute_script(height, box)
+    # the page hears of a new width at its next frame (the resize event), after innerWidth says it
     browser.set_window_size(360, 900)
-    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") <= 360)
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") <= 360
+                                    and b.execute_script(height, box) > wide)
     assert browser.execute_script("return arguments[0].scrollHeight <= arguments[0].clientHeight", box)  # no scrolling
-    assert browser.execute_script(height, box) > wide
     browser.set_window_size(1000, 900)
-    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") > 900)
-    assert browser.execute_script(height, box) == wide
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") > 900
+                                    and b.execute_script(height, box) == wide)
 
-    browser.execute_script("arguments[0].value = ''", box)
+    browser.execute_script("arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+                           box)
     delay_chats(browser)
+    send_button = browser.find_element(By.ID, "send")
+    geometry = ("return [arguments[0].getBoundingClientRect().width, arguments[1].getBoundingClientRect().width,"
+                " arguments[1].getBoundingClientRect().height]")
+    at_rest = browser.execute_script(geometry, send_button, box)
     box.send_keys("hello\n")
-    assert browser.find_element(By.ID, "send").text == "Sending\u2026"
-    # typed meanwhile: just enough short words for a second line beside "Sending…", not beside "Send"
-    two_lines = browser.execute_script("""
+    assert send_button.text == "Sending\u2026"
+    # typed meanwhile: just enough short words to fill one line; the label changing back to "Send"
+    # moves none of them to another line
+    filled = browser.execute_script("""
         var box = arguments[0], n = 1;
         function type() { box.value = "a ".repeat(n).trim(); box.dispatchEvent(new Event("input", {bubbles: true})); }
         for (type(); box.getBoundingClientRect().height === arguments[1]; type()) n++;
-        return box.getBoundingClientRect().height;""", box, one_line)
-    assert two_lines > one_line
+        n--; type();
+        return box.value;""", box, one_line)
+    assert browser.execute_script(geometry, send_button, box) == at_rest  # nothing moved
     WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
     ready(browser)
-    assert browser.execute_script(height, box) == one_line
+    assert send_button.text == "Send" and box.get_attribute("value") == filled
+    assert browser.execute_script(geometry, send_button, box) == at_rest
+    # as wide while the conversation loads ("Loading…")
+    browser.execute_script("arguments[0].textContent = 'Loading\u2026'", send_button)
+    assert browser.execute_script(geometry, send_button, box)[:2] == at_rest[:2]
+    browser.execute_script("arguments[0].textContent = 'Send'", send_button)
+
+
+def test_a_right_to_left_message_keeps_its_label_in_the_pages_direction(browser, live_url):
+    """The speaker's label ("You", "Assistant") is in the page's direction, at its start, on a
+    line of its own; the message's text takes its direction from its first strong character."""
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    hebrew = "\u05e9\u05dc\u05d5\u05dd, \u05de\u05d4 \u05e9\u05dc\u05d5\u05de\u05da?"
+    send(browser, hebrew)
+    mine = browser.find_elements(By.CSS_SELECTOR, "#log .msg.user")[-1]
+    laid_out = browser.execute_script("""
+        var msg = arguments[0], label = msg.querySelector(".speaker"), text = msg.querySelector(".text");
+        var line = document.createRange();
+        line.selectNodeContents(text);
+        var box = msg.getBoundingClientRect(), style = getComputedStyle(msg);
+        var start = box.left + parseFloat(style.borderLeftWidth) + parseFloat(style.paddingLeft);
+        var end = box.right - parseFloat(style.borderRightWidth) - parseFloat(style.paddingRight);
+        return {label: label.textContent, labelDir: getComputedStyle(label).direction, labelDirAttr: label.dir,
+                textDir: getComputedStyle(text).direction, textDirAttr: text.dir,
+                labelAtStart: Math.abs(label.getClientRects()[0].left - start) < 1,
+                textAtEnd: Math.abs(line.getBoundingClientRect().right - end) < 1,
+                labelAbove: label.getBoundingClientRect().bottom <= line.getBoundingClientRect().top + 1};""", mine)
+    assert laid_out == {"label": "You", "labelDir": "ltr", "labelDirAttr": "", "textDir": "rtl", "textDirAttr": "auto",
+                        "labelAtStart": True, "textAtEnd": True, "labelAbove": True}, laid_out
+    reply = browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot .speaker")[-1]
+    assert reply.text == "Assistant"
+    assert browser.execute_script("return getComputedStyle(arguments[0]).direction", reply) == "ltr"
+
+
+def test_a_copied_transcript_keeps_the_speakers(browser, live_url):
+    """The labels came from CSS (::before): a transcript selected and copied was the messages
+    alone, with no saying who said what."""
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    copied = browser.execute_script(
+        "var selection = getSelection(); selection.selectAllChildren(document.getElementById('log'));"
+        "var text = selection.toString(); selection.removeAllRanges(); return text;")
+    lines = [line for line in copied.splitlines() if line.strip()]
+    assert lines[:3] == ["You", "hello", "Assistant"], copied
+    assert len(lines) == 4, copied
+
+
+def test_a_dropped_connection_neither_doubles_nor_loses_a_message(browser, live_url):
+    """A network error gave the message back to be sent again, though the connection may have
+    dropped after the server had stored the turn: sent again, it was stored twice. The page now
+    reads the conversation again and shows what the server has."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def until(condition):  # the log is filled anew meanwhile
+        WebDriverWait(browser, 15, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    sender = saved_sender(browser)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.drop = null; // "after": the server gets the message, its answer is lost; "before": it never gets it
+        window.failGets = false;
+        window.fetch = function (url, options) {
+          var lost = new TypeError("Failed to fetch");
+          if (options && options.method === "GET" && window.failGets) return Promise.reject(lost);
+          if (!options || options.method !== "POST" || !window.drop) return original.apply(this, arguments);
+          var how = window.drop;
+          window.drop = null;
+          if (how === "before") return Promise.reject(new TypeError("Failed to fetch"));
+          return original.apply(this, arguments).then(function () { throw new TypeError("Failed to fetch"); });
+        };""")
+    status = browser.find_element(By.ID, "status")
+    box = browser.find_element(By.ID, "message")
+
+    browser.execute_script("window.drop = 'after'")
+    box.send_keys("I'd like to order a coffee", Keys.ENTER)
+    until(lambda b: [row[0] for row in conversation(b)] == ["user", "bot"] * 2)
+    ready(browser)
+    assert [text for kind, text, _ in conversation(browser) if kind == "user"] == [
+        "hello", "I'd like to order a coffee"]
+    assert box.get_attribute("value") == ""  # not offered to be sent again
+    assert [turn["message"] for turn in stored_turns(live_url, sender)] == ["hello", "I'd like to order a coffee"]
+    WebDriverWait(browser, 5).until(lambda _: status.get_attribute("textContent") ==
+                                    "The connection failed after the server got the message: its reply is shown.")
+
+    browser.execute_script("window.drop = 'before'")
+    box.send_keys("a large one", Keys.ENTER)
+    until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    assert [row[:2] for row in conversation(browser)][-2:] == [
+        ("user", "a large one"),
+        ("error", "Network error: the message did not reach the server. It is back in the message box, to send again.")]
+    unsent = browser.find_elements(By.CSS_SELECTOR, "#log .msg.user.unsent")
+    assert [m.find_element(By.CSS_SELECTOR, ".note").text for m in unsent] == ["Not sent"]
+    assert box.get_attribute("value") == "a large one"
+    assert len(stored_turns(live_url, sender)) == 2
+    box.send_keys(Keys.ENTER)  # sent again: stored once
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 3)
+    ready(browser)
+    assert [turn["message"] for turn in stored_turns(live_url, sender)] == [
+        "hello", "I'd like to order a coffee", "a large one"]
+    browser.refresh()
+    ready(browser)
+    assert [row[0] for row in conversation(browser)] == ["user", "bot"] * 3  # no longer marked
+    assert not browser.find_elements(By.CSS_SELECTOR, "#log .unsent")
+    status, box = browser.find_element(By.ID, "status"), browser.find_element(By.ID, "message")  # the page's anew
+
+    # the conversation cannot be read either: nothing is offered again until it can, and the
+    # next reply shows the message as the server has it (here: not at all)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.drop = "before";
+        window.failGets = true;
+        window.fetch = function (url, options) {
+          var lost = new TypeError("Failed to fetch");
+          if (options && options.method === "GET" && window.failGets) return Promise.reject(lost);
+          if (!options || options.method !== "POST" || !window.drop) return original.apply(this, arguments);
+          window.drop = null;
+          return Promise.reject(new TypeError("Failed to fetch"));
+        };""")
+    box.send_keys("with oat milk", Keys.ENTER)
+    until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    assert conversation(browser)[-1][1].startswith("Network error: could not reach the server, so whether it got the "
+                                                   "message is not known yet.")
+    assert box.get_attribute("value") == ""
+    browser.execute_script("window.failGets = false")
+    box.send_keys("thanks", Keys.ENTER)  # not send(): the log is filled anew, its error gone, once answered
+    until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.user.unsent")
+          and len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 4)
+    ready(browser)
+    assert [row[:2] for row in conversation(browser)][-3:] == [
+        ("user", "with oat milk"), ("user", "thanks"), ("bot", conversation(browser)[-1][1])]
+    assert box.get_attribute("value") == "with oat milk"  # back in the box, the box being empty
+    assert [turn["message"] for turn in stored_turns(live_url, sender)][-1:] == ["thanks"]
+    WebDriverWait(browser, 5).until(lambda _: status.get_attribute("textContent") ==
+                                    "A message you sent did not reach the server: it is marked not sent, "
+                                    "and back in the message box.")
+
+
+def test_a_message_given_up_on_that_never_reached_the_server_stays_as_not_sent(browser, live_url):
+    """A message that got no answer in time and never reached the server vanished at the next
+    reload (the page itself says to reload and see): the log showed the server's turns only."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    browser.execute_script("""
+        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () {
+              reject(new DOMException("aborted", "AbortError"));
+            });
+          });
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("with oat milk", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    assert box.get_attribute("value") == ""  # the server may have it yet
+
+    browser.refresh()
+    ready(browser)
+    box = browser.find_element(By.ID, "message")
+    assert [row[:2] for row in conversation(browser)][::2] == [("user", "hello"), ("user", "with oat milk")]
+    unsent = browser.find_element(By.CSS_SELECTOR, "#log .msg.user.unsent")
+    assert unsent.find_element(By.CSS_SELECTOR, ".text").text == "with oat milk"
+    assert unsent.find_element(By.CSS_SELECTOR, ".note").text == "Not sent"
+    assert box.get_attribute("value") == "with oat milk"
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "status").get_attribute("textContent") ==
+                                    "A message you sent did not reach the server: it is marked not sent, "
+                                    "and back in the message box.")
+    box.clear()
+    browser.refresh()  # still marked; not put back in the box a second time
+    ready(browser)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.user.unsent")) == 1
+    assert browser.find_element(By.ID, "message").get_attribute("value") == ""
+
+
+def test_the_placeholder_is_not_cut_off_on_a_narrow_screen(open_browser, live_url):
+    """Below about 290 pixels the placeholder takes two lines; browsers that leave it out of an
+    empty box's scrollHeight kept the box one line high, and its second line was cut off."""
+    from selenium.webdriver.common.by import By
+
+    browser = open_browser()
+    browser.set_window_size(250, 800)
+    open_fresh(browser, live_url)
+    box = browser.find_element(By.ID, "message")
+    heights = browser.execute_script("""
+        var box = arguments[0], real = Object.getOwnPropertyDescriptor(Element.prototype, "scrollHeight").get;
+        // as those browsers count: an empty box's lines without the placeholder's
+        Object.defineProperty(box, "scrollHeight", {configurable: true, get: function () {
+          if (this.value) return real.call(this);
+          var shown = this.placeholder;
+          this.placeholder = "";
+          var height = real.call(this);
+          this.placeholder = shown;
+          return height;
+        }});
+        box.value = "x";
+        box.dispatchEvent(new Event("input", {bubbles: true}));
+        box.value = "";
+        box.dispatchEvent(new Event("input", {bubbles: true}));
+        var heights = [box.clientHeight, real.call(box), parseFloat(getComputedStyle(box).lineHeight)];
+        delete box.scrollHeight;
+        return heights;""", box)
+    shown, needed, line = heights
+    assert needed >= 2 * line, heights  # two lines at this width
+    assert shown >= needed, heights
+    sizer = browser.find_elements(By.CSS_SELECTOR, "textarea.sizer")
+    assert len(sizer) == 1 and not sizer[0].is_displayed()  # the measuring copy is never seen
+    assert browser.execute_script("return arguments[0].getAttribute('aria-hidden')", sizer[0]) == "true"
+
+
+def test_a_new_conversation_is_asked_for_and_a_no_keeps_this_one(browser, live_url):
+    """"New conversation" deleted the stored conversation at once, without a question."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    first = saved_sender(browser)
+    browser.find_element(By.ID, "new-conversation").click()  # nothing to lose: nothing asked
+    assert not expected_conditions.alert_is_present()(browser)
+    assert saved_sender(browser) != first
+
+    send(browser, "hello")
+    kept = saved_sender(browser)
+    shown = conversation(browser)
+    button = browser.find_element(By.ID, "new-conversation")
+    browser.execute_script("arguments[0].focus()", button)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)  # from the keyboard
+    question = WebDriverWait(browser, 5).until(expected_conditions.alert_is_present())
+    assert question.text == ("Start a new conversation? This one is deleted from the server and cannot be "
+                             "shown again.")
+    question.dismiss()
+    assert saved_sender(browser) == kept and conversation(browser) == shown
+    assert len(stored_turns(live_url, kept)) == 1
+    assert browser.execute_script("return document.activeElement.id") == "new-conversation"
+
+    browser.switch_to.active_element.send_keys(Keys.SPACE)
+    WebDriverWait(browser, 5).until(expected_conditions.alert_is_present()).accept()
+    assert saved_sender(browser) != kept and conversation(browser) == []
+    assert browser.execute_script("return document.activeElement.id") == "message"
+    WebDriverWait(browser, 10).until(lambda _: stored_turns(live_url, kept) == [])

@@ -9,6 +9,9 @@
   var STRENGTH_KEY = "legacy-assistant-strength";
   // Written after each answered turn, so the other tabs of this conversation show it too.
   var TURN_KEY = "legacy-assistant-turn";
+  // This tab's messages whose fate is unknown or that the server turned out not to have (kept
+  // in sessionStorage, so a reload shows them): {sender, entries: [{text, base, offered}]}.
+  var UNSURE_KEY = "legacy-assistant-unsure";
   // Relative to the page, so that the page works where a proxy mounts it (/assistant/ as well as /).
   var ENDPOINT = "api/v1/chat";
   var TRANSCRIPT = "api/v1/conversations/";
@@ -37,6 +40,13 @@
   // The log may lack turns the server has: its restore failed, or a message went unanswered in
   // time (the server may have answered it since). The next answered turn brings them in.
   var stale = false;
+  // The turns (message and reply) this page believes the server has, oldest first: what the
+  // last restore read, and the turns answered since. A message whose request failed is looked
+  // for among the server's turns after these.
+  var known = [];
+  // Messages sent without a word back (given up on, or the connection failed): each with the
+  // turns known when it went out (base), and whether it was put back in the box (offered).
+  var unsure = [];
   // The latest chat request's end (it never rejects): a conversation is forgotten only after
   // it, or a message still on its way would land in it after the server had forgotten it.
   var lastChat = Promise.resolve();
@@ -51,6 +61,16 @@
   }
   function load(key) {
     try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+  // the same for this tab's own storage, which outlives a reload but not the tab
+  function storeForTab(key, value) {
+    try {
+      if (value === null) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, value);
+    } catch (e) { /* ignore */ }
+  }
+  function loadForTab(key) {
+    try { return sessionStorage.getItem(key); } catch (e) { return null; }
   }
 
   // 16 bytes from the browser's cryptographic generator, as 32 hex digits. There is no
@@ -76,22 +96,62 @@
 
   var sender = savedSender() || newSender();
 
+  // The unsure messages of this conversation, kept for this tab (a reload shows them again).
+  function saveUnsure() {
+    storeForTab(UNSURE_KEY, unsure.length ? JSON.stringify({ sender: sender, entries: unsure }) : null);
+  }
+  function loadUnsure() {
+    var saved = null;
+    try { saved = JSON.parse(loadForTab(UNSURE_KEY)); } catch (e) { saved = null; }
+    if (!saved || saved.sender !== sender || !Array.isArray(saved.entries)) {
+      storeForTab(UNSURE_KEY, null); // another conversation's (left since), or nothing usable
+      return [];
+    }
+    return saved.entries.filter(function (entry) {
+      return entry && typeof entry.text === "string" && Array.isArray(entry.base);
+    });
+  }
+  unsure = loadUnsure();
+
   function scrollToEnd() {
     log.scrollTop = log.scrollHeight;
   }
 
-  function addMessage(kind, text) {
+  var SPEAKERS = { user: "You", bot: "Assistant", error: "Error" };
+
+  // A message: its speaker's label, then its text. The label is text of the page (not CSS
+  // generated content), so that a copied transcript keeps it; it keeps the page's direction,
+  // while the text takes its own from its first strong character (dir="auto"). Put before
+  // `before` when given, else at the end of the log.
+  function addMessage(kind, text, before) {
     var el = document.createElement("div");
     el.className = "msg " + kind;
-    // Speaker labels ("You", "Assistant", "Error") come from CSS ::before,
-    // so an element's textContent is exactly the message text.
+    var label = document.createElement("span");
+    label.className = "speaker";
+    label.textContent = SPEAKERS[kind];
+    el.appendChild(label);
     var body = document.createElement("p");
     body.className = "text";
     body.dir = "auto"; // right-to-left text reads from the right, its punctuation on its side
     body.textContent = text;
     el.appendChild(body);
-    log.appendChild(el);
-    scrollToEnd();
+    if (before) {
+      log.insertBefore(el, before);
+    } else {
+      log.appendChild(el);
+      scrollToEnd();
+    }
+    return el;
+  }
+
+  // A message of the user's that the server does not have: shown where it was sent, and said so.
+  function addUnsent(text, before) {
+    var el = addMessage("user", text, before);
+    el.classList.add("unsent");
+    var note = document.createElement("p");
+    note.className = "note";
+    note.textContent = "Not sent";
+    el.appendChild(note);
     return el;
   }
 
@@ -108,7 +168,7 @@
     badge.setAttribute("aria-label", "Generated reply");
     badge.title = "Written by the generative model, not a prepared answer";
     badge.textContent = "generated";
-    botEl.insertBefore(badge, botEl.firstChild);
+    botEl.insertBefore(badge, botEl.querySelector(".text")); // under the speaker's label
   }
 
   // One assistant message from a chat reply or a stored turn (same field names).
@@ -161,8 +221,9 @@
   function setBusy(on, restoring) {
     busy = on;
     sendBtn.disabled = on;
+    // the style sheet gives Send the width of its widest label (these three): the box beside it
+    // keeps its width, and its lines, when the label changes
     sendBtn.textContent = on ? (restoring ? "Loading\u2026" : "Sending\u2026") : "Send";
-    fitHeight(); // beside the box (a wide window), Send's new label makes the box narrower or wider
     log.setAttribute("aria-busy", on && restoring ? "true" : "false");
     if (!on && refreshWhenIdle) {
       refreshWhenIdle = false;
@@ -196,8 +257,10 @@
     var token = load(TOKEN_KEY);
     // A header holds Latin-1 only: fetch would refuse such a token, which reads as a network error.
     if (token && /[^\x00-\xff]/.test(token)) {
-      return Promise.reject(new Error("The API token saved in this browser (localStorage key " +
-        TOKEN_KEY + ") holds characters a browser cannot send in a header: save the server's token again."));
+      var refused = new Error("The API token saved in this browser (localStorage key " +
+        TOKEN_KEY + ") holds characters a browser cannot send in a header: save the server's token again.");
+      refused.unsent = true; // nothing went out
+      return Promise.reject(refused);
     }
     if (token) headers["Authorization"] = "Bearer " + token;
     options.headers = headers;
@@ -219,7 +282,11 @@
         late.unanswered = true;
         throw late;
       }
-      throw new Error("Network error: could not reach the server. Please try again.");
+      // the connection failed: before the request reached the server, or after (the server
+      // may have stored the turn and lost only the way back)
+      var lost = new Error("Network error: could not reach the server.");
+      lost.network = true;
+      throw lost;
     }
     return fetch(url, options).then(function (res) {
       return res.text().then(function (raw) {
@@ -238,11 +305,82 @@
     fitHeight();
   }
 
+  function turnOf(turn) {
+    return { message: turn.message, reply: turn.reply };
+  }
+  function sameTurn(a, b) {
+    return a.message === b.message && a.reply === b.reply;
+  }
+
+  // Where the turns that came after `base` begin in the server's transcript `turns`. The server
+  // keeps a conversation's latest turns, so the transcript is the end of base, then the turns
+  // that came after it (from this tab or another): the longest overlap is taken, the fewest new.
+  function newFrom(base, turns) {
+    for (var k = Math.min(base.length, turns.length); k > 0; k--) {
+      var i = 0;
+      while (i < k && sameTurn(turns[i], base[base.length - k + i])) i++;
+      if (i === k) return k;
+    }
+    return 0;
+  }
+
+  // The transcript `turns` has just been shown (`firsts`: each turn's message element). An
+  // unsure message the server has among its new turns is settled: its turn is shown. One it
+  // lacks is shown as not sent, where it was sent (before the turns that came after it), and is
+  // put back in the box once, unless something else is being typed. Returns the messages not
+  // sent, and those of them found so for the first time.
+  function settle(turns, firsts) {
+    var missing = [], news = [];
+    unsure = unsure.filter(function (entry) {
+      var k = newFrom(entry.base, turns);
+      for (var j = k; j < turns.length; j++) {
+        if (turns[j].message === entry.text) return false; // the server has it
+      }
+      addUnsent(entry.text, firsts[k] || null);
+      missing.push(entry);
+      if (!entry.shown) news.push(entry);
+      entry.shown = true;
+      return true;
+    });
+    for (var i = missing.length - 1; i >= 0; i--) {
+      if (missing[i].offered) continue;
+      if (!input.value) {
+        giveBack(missing[i].text);
+        missing[i].offered = true;
+      }
+      break;
+    }
+    saveUnsure();
+    return { missing: missing, news: news };
+  }
+
   function send(text) {
     var requestSender = sender;
+    var base = known.slice();
     var body = { sender: requestSender, message: text };
     if (emotionBox && emotionBox.value) body.emotion = emotionBox.value;
     if (strengthBox) body.condition_strength = parseFloat(strengthBox.value);
+
+    // The connection failed: the server may have stored the turn before it did, so the message
+    // is not offered again to be sent blindly. The conversation is read again, and shown as the
+    // server has it: with the turn and its reply, or with the message marked not sent.
+    function recheck(entry) {
+      setBusy(true, true);
+      return restore(true).then(function (settled) {
+        if (requestSender !== sender || settled === null) return;
+        log.setAttribute("aria-busy", "false"); // what follows is news
+        if (!settled) {
+          addMessage("error", "Network error: could not reach the server, so whether it got the " +
+            "message is not known yet. The next reply shows it, or reload the page to see.");
+        } else if (settled.missing.indexOf(entry) < 0) {
+          store(TURN_KEY, requestSender + " " + randomId()); // answered: the other tabs show it too
+          announce("The connection failed after the server got the message: its reply is shown.");
+        } else {
+          addMessage("error", "Network error: the message did not reach the server." +
+            (entry.offered ? " It is back in the message box, to send again." : ""));
+        }
+      });
+    }
 
     var request = call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
       if (requestSender !== sender) return; // conversation was reset meanwhile
@@ -254,45 +392,61 @@
         return;
       }
       addReply(data);
+      known.push({ message: text, reply: data.reply });
       scrollToEnd();
       store(TURN_KEY, requestSender + " " + randomId());
       if (stale) refreshWhenIdle = true;
     }).catch(function (err) {
       if (requestSender !== sender) return;
-      if (err && err.unanswered) stale = true;
+      if (err && err.unsent) {
+        // it never left the page: given back to send again
+        addMessage("error", err.message);
+        if (!input.value) giveBack(text);
+        return;
+      }
+      // No word back: the server may have the message, and may answer it yet. It is kept, and
+      // settled by the next transcript read (the next reply, or a reload).
+      var entry = { text: text, base: base, offered: false };
+      unsure.push(entry);
+      saveUnsure();
+      if (err && err.network) return recheck(entry);
+      stale = true;
       addMessage("error", (err && err.message) || "Something went wrong.");
-      // the message never reached the server: give it back to send again
-      if (!(err && err.unanswered) && !input.value) giveBack(text);
     });
     lastChat = request;
     return request;
   }
 
   // The stored turns of this conversation, shown again after a reload. They replace what the
-  // log shows once they are in: a refresh that fails leaves the log as it was.
-  function restore() {
+  // log shows once they are in: a refresh that fails leaves the log as it was. Resolves to what
+  // settle() returns, false when the turns could not be read (said in the log unless quiet, and
+  // once), or null when the page left the conversation meanwhile.
+  function restore(quiet) {
     var requestSender = sender;
     function failed(why) {
-      if (!stale) addMessage("error", "Could not restore the conversation: " + why); // said once
+      if (!stale && !quiet) addMessage("error", "Could not restore the conversation: " + why); // said once
       stale = true;
+      return false;
     }
     return call(TRANSCRIPT + encodeURIComponent(requestSender), { method: "GET" }).then(function (r) {
-      if (requestSender !== sender) return;
+      if (requestSender !== sender) return null;
       var data = r.data;
-      if (!r.res.ok || !data || !Array.isArray(data.turns)) {
-        failed(errorText(r.res.status, data));
-        return;
-      }
+      if (!r.res.ok || !data || !Array.isArray(data.turns)) return failed(errorText(r.res.status, data));
       stale = false;
       log.textContent = "";
+      known = [];
+      var firsts = [];
       data.turns.forEach(function (turn) {
-        addMessage("user", turn.message);
+        firsts.push(addMessage("user", turn.message));
         addReply(turn);
+        known.push(turnOf(turn));
       });
+      var settled = settle(data.turns, firsts);
       scrollToEnd();
+      return settled;
     }).catch(function (err) {
-      if (requestSender !== sender) return;
-      failed((err && err.message) || "unknown error");
+      if (requestSender !== sender) return null;
+      return failed((err && err.message) || "unknown error");
     });
   }
 
@@ -351,11 +505,33 @@
   });
   input.addEventListener("compositionend", checkLength);
 
-  // The box grows with its lines (up to the style sheet's max-height, then it scrolls).
+  // The height of the placeholder's lines in the box, read off a hidden copy of the box that
+  // holds them as its text: some browsers leave the placeholder out of an empty box's
+  // scrollHeight, and a box one line high cut off its second line on a narrow screen.
+  var sizer = null;
+  function placeholderHeight() {
+    if (!input.placeholder) return 0;
+    if (!sizer) {
+      sizer = document.createElement("textarea");
+      sizer.className = "sizer"; // styled as the box, and hidden
+      sizer.rows = 1;
+      sizer.tabIndex = -1;
+      sizer.setAttribute("aria-hidden", "true");
+      input.parentNode.insertBefore(sizer, input.nextSibling);
+    }
+    sizer.style.width = input.offsetWidth + "px";
+    sizer.value = input.placeholder;
+    return sizer.scrollHeight;
+  }
+
+  // The box grows with its lines (up to the style sheet's max-height, then it scrolls); empty,
+  // with the placeholder's.
   function fitHeight() {
     input.style.height = "auto";
+    var content = input.scrollHeight;
+    if (!input.value) content = Math.max(content, placeholderHeight());
     // scrollHeight leaves out the borders, which the box's height (border-box) holds
-    input.style.height = input.scrollHeight + input.offsetHeight - input.clientHeight + "px";
+    input.style.height = content + input.offsetHeight - input.clientHeight + "px";
   }
   input.addEventListener("input", fitHeight);
   // a window made narrower (a phone turned) wraps the lines again: more of them, or fewer
@@ -386,6 +562,9 @@
       input.focus();
       return;
     }
+    // sent again: an earlier copy the server did not have is no longer waiting to be
+    unsure = unsure.filter(function (entry) { return entry.text !== text; });
+    saveUnsure();
     addMessage("user", text);
     input.value = "";
     checkLength();
@@ -444,7 +623,16 @@
     if (atEnd) scrollToEnd(); // the latest reply stays in view with its new line
   });
 
+  // The server forgets the conversation for good: the user is asked first (a native dialog, which
+  // takes the keyboard and gives the focus back), unless there is nothing to lose.
+  function confirmNew() {
+    if (!busy && !stale && !log.querySelector(".msg.user, .msg.bot")) return true;
+    return window.confirm("Start a new conversation? This one is deleted from the server " +
+      "and cannot be shown again.");
+  }
+
   newBtn.addEventListener("click", function () {
+    if (!confirmNew()) return;
     var left = sender;
     sender = newSender();
     // No page can reach the conversation left behind any more: the server forgets it as soon
@@ -456,6 +644,9 @@
     seq++;
     refreshWhenIdle = false;
     stale = false; // a new conversation has no turns to miss
+    known = [];
+    unsure = [];
+    saveUnsure();
     log.textContent = "";
     setBusy(false);
     input.value = "";
@@ -471,9 +662,16 @@
     if (switched) log.textContent = "";
     setBusy(true, true);
     var restoring = ++seq;
-    restore().then(function () {
+    restore().then(function (settled) {
       if (restoring !== seq) return; // a new conversation was started meanwhile
       setBusy(false);
+      if (settled && settled.news.length) {
+        var back = settled.news.some(function (entry) { return entry.offered; });
+        var several = settled.news.length > 1;
+        announce((several ? "Messages you sent did not reach the server: they are marked not sent" :
+          "A message you sent did not reach the server: it is marked not sent") +
+          (!back ? "." : several ? ", and the latest is back in the message box." : ", and back in the message box."));
+      }
       focusInputIfLost();
     });
   }
@@ -496,6 +694,9 @@
     if (id === sender) return;
     sender = id;
     stale = false;
+    known = [];
+    unsure = [];
+    saveUnsure();
     showStored(true);
   });
 
