@@ -57,6 +57,11 @@ def test_config_refuses_bad_values_naming_the_field(field, value, message):
         ResponderTrainingConfig.from_dict({field: value})
 
 
+def test_config_that_is_no_object_is_named_in_json_words():
+    with pytest.raises(ConfigError, match=r"^run.json: settings must be a JSON object, got null$"):
+        ResponderTrainingConfig.from_dict(None, "run.json")
+
+
 def test_config_file_unknown_keys_and_bad_json_name_the_file(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text('{"epochs": 4, "learning_rat": 0.1}', encoding="utf-8")
@@ -67,6 +72,9 @@ def test_config_file_unknown_keys_and_bad_json_name_the_file(tmp_path):
         load_responder_config(path)
     path.write_text('{"epochs": 4, "batch_size": 0}', encoding="utf-8")
     with pytest.raises(ConfigError, match="settings.json: batch_size must be at least 1"):
+        load_responder_config(path)
+    path.write_text("[4]", encoding="utf-8")  # named as JSON names it, not "got list"
+    with pytest.raises(ConfigError, match=r"settings.json: a config must be a JSON object, got a list$"):
         load_responder_config(path)
     path.write_text('{"epochs": 4}', encoding="utf-8")
     assert load_responder_config(path, ResponderTrainingConfig(batch_size=3)) == ResponderTrainingConfig(

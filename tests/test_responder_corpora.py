@@ -162,9 +162,10 @@ def test_cakechat_reports_every_bad_turn_by_line_and_turn(tmp_path):
     problems = caught.value.problems
     assert "line 1, turn 2: 'condition' is missing" in problems
     assert "line 2, turn 1: 'text' is empty" in problems
-    assert "line 3, turn 1: 'text' must be a string, got int" in problems
-    assert any(p.startswith("line 3, turn 2: must be an object") for p in problems)
-    assert any(p.startswith("line 4: a dialogue must be a JSON list") for p in problems)
+    assert "line 3, turn 1: 'text' must be a string, got a number" in problems
+    assert "line 3, turn 2: must be an object with 'text' and 'condition', got a string" in problems
+    # the file's JSON names, not Python's types ("got dict", "got NoneType")
+    assert "line 4: a dialogue must be a JSON list of turns, got an object" in problems
 
 
 def test_cakechat_line_that_is_not_utf8_is_named(tmp_path):
@@ -273,7 +274,7 @@ def test_topical_chat_null_message_is_named_null_not_missing(tmp_path):
     assert caught.value.problems == ["conversation 't1', turn 2: 'message' is null, not a string"]
 
 
-@pytest.mark.parametrize("data, found", [([{"content": []}], "list"), ("hi", "str"), (None, "NoneType")])
+@pytest.mark.parametrize("data, found", [([{"content": []}], "a list"), ("hi", "a string"), (None, "null")])
 def test_topical_chat_that_is_no_object_of_conversations_is_refused(tmp_path, data, found):
     corpus = _write(tmp_path / "tc.json", json.dumps(data))
     with pytest.raises(DataError) as caught:
@@ -288,9 +289,9 @@ def test_topical_chat_turns_of_the_wrong_shape_are_named_with_their_turn(tmp_pat
     with pytest.raises(DataError) as caught:
         read_topical_chat(corpus)
     assert caught.value.problems == [
-        "conversation 't1', turn 2: must be an object with a 'message', got str",
-        "conversation 't1', turn 3: must be an object with a 'message', got list",
-        "conversation 't1', turn 4: 'sentiment' must be a string, got int",
+        "conversation 't1', turn 2: must be an object with a 'message', got a string",
+        "conversation 't1', turn 3: must be an object with a 'message', got a list",
+        "conversation 't1', turn 4: 'sentiment' must be a string, got a number",
     ]
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.common.fields import json_kind
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
 from legacy_assistant.text.processing import drop_format_characters, folded, visible_text
@@ -146,10 +147,10 @@ def load_intents(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Intent
 def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_OOS_LABEL) -> IntentSet:
     """Validate already-decoded JSON; ``source`` names it in error messages."""
     if not isinstance(data, Mapping):
-        raise IntentsError(source, [f"top level must be an object with an 'intents' list, got {_kind(data)}"])
+        raise IntentsError(source, [f"top level must be an object with an 'intents' list, got {json_kind(data)}"])
     entries = data.get("intents")
     if not isinstance(entries, list):
-        what = "missing" if "intents" not in data else f"{_kind(entries)}, not a list"
+        what = "missing" if "intents" not in data else f"{json_kind(entries)}, not a list"
         raise IntentsError(source, [f"field 'intents' is {what}"])
     if not entries:
         raise IntentsError(source, ["field 'intents' is an empty list"])
@@ -367,7 +368,7 @@ def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, i
 
 def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, source: str) -> Intent | None:
     if not isinstance(entry, Mapping):
-        problems.append(f"{_where(index, None)}: must be an object, got {_kind(entry)}")
+        problems.append(f"{_where(index, None)}: must be an object, got {json_kind(entry)}")
         return None
     tag = entry.get("tag")
     where = _where(index, tag if isinstance(tag, str) else None)
@@ -390,7 +391,7 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, s
             # JSON may escape one ("\ud800"); no model file or answer could hold it as UTF-8
             problems.append(f"{where}: field {name!r}: is not valid Unicode text (a lone surrogate escape)")
     if "tag" in entry and (not isinstance(tag, str) or not visible_text(tag)):
-        got = _kind(tag) if not isinstance(tag, str) or not tag.strip() else "only invisible format characters"
+        got = json_kind(tag) if not isinstance(tag, str) or not tag.strip() else "only invisible format characters"
         problems.append(f"{where}: field 'tag': must be a non-empty string, got {got}")
     elif isinstance(tag, str) and tag != tag.strip():
         # "a " and "a" would be two intents that look alike in every answer and log
@@ -477,13 +478,13 @@ def _string_list(entry: Mapping, name: str, where: str, problems: list[str], all
         return ()
     value = entry[name]
     if not isinstance(value, list):
-        problems.append(f"{where}: field {name!r}: must be a list of strings, got {_kind(value)}")
+        problems.append(f"{where}: field {name!r}: must be a list of strings, got {json_kind(value)}")
         return ()
     if not value and not allow_empty_list:
         problems.append(f"{where}: field {name!r}: must not be empty")
     for position, item in enumerate(value):
         if not isinstance(item, str):
-            problems.append(f"{where}: field {name!r}[{position}]: must be a string, got {_kind(item)}")
+            problems.append(f"{where}: field {name!r}[{position}]: must be a string, got {json_kind(item)}")
         elif not item.strip():
             problems.append(f"{where}: field {name!r}[{position}]: is empty")
         elif not visible_text(item):
@@ -499,7 +500,7 @@ def _optional_string(entry: Mapping, name: str, where: str, problems: list[str])
         return None
     value = entry[name]
     if not isinstance(value, str):
-        problems.append(f"{where}: field {name!r}: must be a string, got {_kind(value)}")
+        problems.append(f"{where}: field {name!r}: must be a string, got {json_kind(value)}")
         return None
     return value.strip()
 
@@ -507,7 +508,7 @@ def _optional_string(entry: Mapping, name: str, where: str, problems: list[str])
 def _optional_flag(entry: Mapping, name: str, where: str, problems: list[str]) -> bool:
     value = entry.get(name, False)
     if not isinstance(value, bool):
-        problems.append(f"{where}: field {name!r}: must be true or false, got {_kind(value)}")
+        problems.append(f"{where}: field {name!r}: must be true or false, got {json_kind(value)}")
         return False
     return value
 
@@ -520,7 +521,7 @@ def _classic_context(entry: Mapping, where: str, problems: list[str]) -> str | N
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         odd = next((v for v in value if not isinstance(v, str)), None) if isinstance(value, list) else None
-        got = f"a list holding {_kind(odd)}" if isinstance(value, list) else _kind(value)
+        got = f"a list holding {json_kind(odd)}" if isinstance(value, list) else json_kind(value)
         problems.append(f"{where}: field 'context': must be a list of strings, got {got}")
         return None
     named = [v.strip() for v in value if v.strip()]
@@ -532,15 +533,3 @@ def _classic_context(entry: Mapping, where: str, problems: list[str]) -> str | N
 
 def _where(index: int, tag: str | None) -> str:
     return f"intent #{index} ({tag!r})" if tag else f"intent #{index}"
-
-
-def _kind(value: Any) -> str:
-    return {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)

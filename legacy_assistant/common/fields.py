@@ -32,6 +32,21 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
+def json_kind(value: Any) -> str:
+    """What ``value`` is, in JSON's words (``an object``, ``a list``, ``a string``, ``a
+    boolean``, ``a number``, ``null``), for "must be ..., got ..." errors about a file's content:
+    Python's type names (``dict``, ``NoneType``) are not what its writer wrote."""
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
 def is_finite_number(value: Any) -> bool:
     """Whether ``value`` is an int or float (not a bool) that is neither NaN nor infinite; an
     integer too large for a float counts as infinite."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compat.responder.inputs import MAX_DECODE_LENGTH
-from legacy_assistant.common.fields import MAX_COUNT, is_finite_number, shown
+from legacy_assistant.common.fields import MAX_COUNT, is_finite_number, json_kind, shown
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ConfigError
 
@@ -177,7 +177,7 @@ class ResponderTrainingConfig:
         """The inverse of :meth:`to_dict` (missing keys take their defaults); an unknown key or
         a bad value raises :class:`ConfigError` naming ``source`` and the field."""
         if not isinstance(data, dict):
-            raise ConfigError(f"{source}: settings must be a JSON object, got {type(data).__name__}")
+            raise ConfigError(f"{source}: settings must be a JSON object, got {json_kind(data)}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -200,6 +200,6 @@ def load_responder_config(path: str | Path, base: ResponderTrainingConfig | None
     """Settings from a JSON file applied over ``base`` (default: the defaults)."""
     data = read_json_file(path, lambda problem: ConfigError(f"{path}: {problem}"))
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a JSON object")
+        raise ConfigError(f"{path}: a config must be a JSON object, got {json_kind(data)}")
     merged = {**(base or ResponderTrainingConfig()).to_dict(), **data}
     return ResponderTrainingConfig.from_dict(merged, str(path))

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.common.fields import json_kind
 from legacy_assistant.common.input_files import (
     NOT_REGULAR_FILE,
     read_input_bytes,
@@ -328,7 +329,7 @@ def read_cakechat(path: str | Path, strict: bool = True) -> list[Dialogue]:
 
 def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, ...] | None:
     if not isinstance(entry, list):
-        problems.append(f"{where}: a dialogue must be a JSON list of turns, got {type(entry).__name__}")
+        problems.append(f"{where}: a dialogue must be a JSON list of turns, got {json_kind(entry)}")
         return None
     if len(entry) < MIN_TURNS:
         problems.append(f"{where}: a dialogue needs at least {MIN_TURNS} turns, got {len(entry)}")
@@ -338,7 +339,7 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
     for index, turn in enumerate(entry, start=1):
         at = f"{where}, turn {index}"
         if not isinstance(turn, dict):
-            problems.append(f"{at}: must be an object with 'text' and 'condition', got {type(turn).__name__}")
+            problems.append(f"{at}: must be an object with 'text' and 'condition', got {json_kind(turn)}")
             continue
         text = _nonempty_string(turn.get("text", _ABSENT), f"{at}: 'text'", problems)
         condition = _nonempty_string(turn.get("condition", _ABSENT), f"{at}: 'condition'", problems, _NULL_CONDITION)
@@ -364,7 +365,7 @@ def _nonempty_string(value: Any, what: str, problems: list[str], null_hint: str 
         problems.append(f"{what} is missing" if value is _ABSENT else f"{what} is null, not a string{null_hint}")
         return None
     if not isinstance(value, str):
-        problems.append(f"{what} must be a string, got {type(value).__name__}")
+        problems.append(f"{what} must be a string, got {json_kind(value)}")
         return None
     value = value.strip()
     if not value:
@@ -401,8 +402,7 @@ def read_topical_chat(
     except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
         raise DataError(source, [f"invalid JSON: {exc}"]) from None
     if not isinstance(data, dict):
-        found = type(data).__name__
-        raise DataError(source, [f"top level must be an object of conversations keyed by id, got {found}"])
+        raise DataError(source, [f"top level must be an object of conversations keyed by id, got {json_kind(data)}"])
     problems: list[str] = []
     dialogues: list[Dialogue] = []
     for conversation_id, conversation in data.items():
@@ -423,12 +423,12 @@ def read_topical_chat(
         for index, turn in enumerate(content, start=1):
             at = f"{where}, turn {index}"
             if not isinstance(turn, dict):
-                problems.append(f"{at}: must be an object with a 'message', got {type(turn).__name__}")
+                problems.append(f"{at}: must be an object with a 'message', got {json_kind(turn)}")
                 continue
             text = _nonempty_string(turn.get("message", _ABSENT), f"{at}: 'message'", problems)
             sentiment = turn.get("sentiment")
             if sentiment is not None and not isinstance(sentiment, str):
-                problems.append(f"{at}: 'sentiment' must be a string, got {type(sentiment).__name__}")
+                problems.append(f"{at}: 'sentiment' must be a string, got {json_kind(sentiment)}")
                 continue
             if text is not None:
                 label = (sentiment or "").strip().lower()
