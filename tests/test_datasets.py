@@ -83,6 +83,12 @@ def test_bad_csv_rows_are_all_reported_with_file_and_line():
         ("text,label" + "x" * 140_000 + "\nhi,greet\n", "line 1: field larger than field limit"),
         ("text,label\nhi,greet\n" + "x" * 140_000 + ",greet\nbye,\n",
          "line 3: field larger than field limit (131072)\n  - line 4: field 'label' is empty"),
+        # one that spans lines is named once, with its lines, and reading goes on after its last one
+        ('text,label\nhi,greet\n"' + "x" * 70_000 + "\n" + "x" * 70_000 + '",greet\nbye,\n',
+         "- lines 3-4: field larger than field limit (131072)\n  - line 5: field 'label' is empty"),
+        # one whose quote never closes is named as such, and the lines after it are read
+        ('text,label\nhi,greet\n"' + "x" * 140_000 + ",greet\nbye,\n",
+         "- line 3: a quote opened in this row is never closed\n  - line 4: field 'label' is empty"),
     ],
 )
 def test_csv_structural_errors(tmp_path, content, expected):

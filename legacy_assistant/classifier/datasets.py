@@ -211,9 +211,20 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         start = offset + reader.line_num + 1  # the line the record being read starts on
         try:
             row = next(reader, None)
-        except csv.Error as exc:
-            problems.append(f"line {start}: {exc}")
-            offset = start
+        except csv.Error as exc:  # a field over the csv module's size limit
+            # The reader stopped inside the record: read on after its last line, or its other
+            # lines are read as rows and the record named again. A quote that never closes, or
+            # closes wrongly, is told as such, and reading goes on from the next line.
+            span = _record_lines(lines, start - 1)
+            stray = _stray_quote(lines[start - 1 : start - 1 + span], start, len(header), label_col) if span else None
+            if span is None:
+                problems.append(f"line {start}: a quote opened in this row is never closed")
+            elif stray:
+                problems.append(f"line {start}: {stray}")
+            else:
+                where = f"line {start}" if span == 1 else f"lines {start}-{start + span - 1}"
+                problems.append(f"{where}: {exc}")
+            offset = start if span is None or stray else start - 1 + span
             reader = csv.reader(iter(lines[offset:]))
             continue
         if row is None:
@@ -329,6 +340,30 @@ def _stray_quote(lines: Sequence[str], start: int, columns: int, label_col: int)
         swallowed = _swallowed_rows(lines, (opened, column), (len(lines) - 1, len(lines[-1])), columns, label_col)
         if swallowed:
             return f"a quote opened in this row runs to line {start + len(lines) - 1}, {swallowed}"
+    return None
+
+
+def _record_lines(lines: Sequence[str], first: int) -> int | None:
+    """How many of ``lines`` the record that starts at ``lines[first]`` spans, its quotes followed
+    as Python's csv reader follows them (see :func:`_stray_quote`); ``None`` when a quote it opens
+    is never closed."""
+    state = "start"
+    for count, line in enumerate(lines[first:], start=1):
+        for char in line:
+            if state == "quoted":
+                if char == '"':
+                    state = "quote"
+            elif state == "quote":  # doubled, or the end of the quoted field
+                state = "quoted" if char == '"' else "start" if char in ",\r\n" else "field"
+            elif state == "start":
+                if char == '"':
+                    state = "quoted"
+                elif char not in ",\r\n":
+                    state = "field"
+            elif char in ",\r\n":  # in an unquoted field
+                state = "start"
+        if state != "quoted":
+            return count
     return None
 
 
