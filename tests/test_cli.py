@@ -71,6 +71,39 @@ def test_chat_reads_stdin_that_is_not_utf8_instead_of_stopping(monkeypatch, caps
     assert len(lines) == 2 and "[greeting" in lines[0] and "[order_coffee" in lines[1]
 
 
+def test_chat_show_intent_names_the_best_guess_behind_a_fallback(monkeypatch, capsys):
+    """A fallback's detail was "[fallback 0.92]": a confidence, without the intent it is of or why
+    that intent was not taken."""
+    import io
+    import re
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello there\n"))
+    assert main(["chat", "--show-intent", "--threshold", "0.995"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"bot> .+  \[fallback; best greeting 0\.\d\d, below the threshold 0\.995\]", line), line
+
+
+def test_chat_indents_the_later_lines_of_a_reply_of_several(tiny_trained, tmp_path, monkeypatch, capsys):
+    """A response holding a line break printed its second line without "bot> ": it read as the
+    user's. A "\r" of one went to the terminal and wrote the next line over the first."""
+    import io
+
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.intents import load_intents
+
+    data = json.loads(TINY_INTENTS.read_text(encoding="utf-8"))
+    for intent in data["intents"]:
+        intent["responses"] = ["First line.\nSecond line.\r\n\nFourth line."]
+    intents = tmp_path / "intents.json"
+    intents.write_text(json.dumps(data), encoding="utf-8")
+    model = export_artifact(tiny_trained, load_intents(intents), tmp_path / "model", plot=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
+    assert main(["chat", "--model", str(model), "--threshold", "0", "--show-intent"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bot> First line.\n     Second line.\n\n     Fourth line.  [greeting "), out
+    assert out.count("\n") == 4 and "\r" not in out
+
+
 def test_chat_drops_a_byte_order_mark_before_the_first_piped_line(monkeypatch, capsys):
     """An editor's UTF-8 mark made a first line of "quit" a message to answer."""
     import io

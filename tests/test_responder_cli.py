@@ -641,7 +641,8 @@ def test_chat_generates_only_where_the_intent_model_falls_back(trained, monkeypa
         expected = responder.respond(
             ["hello there", lines[0].removeprefix("bot> ").split("  [")[0], gibberish], "joy", mode="greedy"
         )
-    assert lines[1].startswith(f"bot> {expected}  [generated joy; intent ")
+    # the classifier's best guess behind the fallback, named with its confidence and why not taken
+    assert re.fullmatch(rf"bot> {re.escape(expected)}  \[generated joy; best \S+ \d\.\d\d, [^]]+\]", lines[1])
 
 
 def test_chat_behind_a_model_reads_its_generated_replies_back_as_context(trained, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import deque
+from typing import TYPE_CHECKING
 
 from legacy_assistant.cli.arguments import condition_strength_number, path_text, seed_number, sender_id
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
@@ -23,7 +24,21 @@ from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 from legacy_assistant.responder.modes import known_condition
 from legacy_assistant.serving.dialogue import FOLLOW_UP_MODES
 
+if TYPE_CHECKING:
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import Reply
+
 QUIT_WORDS = {"quit", "exit", "/quit", "/exit"}
+SPEAKER = "bot> "
+# A reply's later lines, under its first: a line of the chat that starts with neither "bot> " nor
+# this read as the user's (an intents file's response may hold a line break).
+CONTINUED = " " * len(SPEAKER)
+# Why a fallback answered, after the classifier's best guess (legacy_assistant.serving.dialogue.REASONS).
+FALLBACK_WHY = {
+    "not_understood": "no word of the message is known to the model",
+    "out_of_scope": "out of scope",
+    "needs_context": "its flow is not open now",
+}
 DEFAULT_RESPONDER_MODE = "sample_rerank"
 NO_REPLY = "..."
 NO_WORDS = "(nothing to answer: that message holds no word the responder can read)"
@@ -47,7 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="intent model directory (default: the shipped one, unless --responder is given alone)",
     )
     parser.add_argument("--sender", type=sender_id, default="terminal", help="conversation id")
-    parser.add_argument("--show-intent", action="store_true", help="print intent and confidence with each reply")
+    parser.add_argument(
+        "--show-intent",
+        action="store_true",
+        help="print intent and confidence with each reply (for a fallback or generated reply: the best intent, "
+        "its confidence and why it was not taken)",
+    )
     parser.add_argument("--threshold", type=float, help="override the model's fallback threshold")
     parser.add_argument(
         "--follow-ups",
@@ -114,8 +134,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for message in _messages(interactive):
             reply = assistant.chat(args.sender, message)
-            detail = f"  [{reply.intent} {reply.confidence:.2f}]" if args.show_intent else ""
-            print(f"bot> {reply.text}{detail}", flush=True)
+            _say(reply.text, _intent_detail(assistant, message, reply) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -158,7 +177,7 @@ def run_with_responder(args: argparse.Namespace) -> int:
             except RequestError:  # no token in it (a zero-width space)
                 readable = False
             if not readable and not context:  # nothing to answer, but not worth ending the chat
-                print(f"bot> {NO_WORDS}", flush=True)
+                _say(NO_WORDS)
                 continue
             # One with no token is answered but not kept: in the window it would take the place of
             # a turn with words, which the responder skips to (as it does in the server's context).
@@ -168,8 +187,7 @@ def run_with_responder(args: argparse.Namespace) -> int:
             text = responder.respond(turns, emotion, mode=args.mode, seed=_seed(args, number))
             if text:
                 context.append(text)
-            detail = f"  [generated {emotion}]" if args.show_intent else ""
-            print(f"bot> {text or NO_REPLY}{detail}", flush=True)
+            _say(text or NO_REPLY, f"  [generated {emotion}]" if args.show_intent else "")
     finally:
         responder.close()
     return 0
@@ -221,14 +239,36 @@ def _run_behind_model(args: argparse.Namespace) -> int:
             print(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
         for number, message in enumerate(_messages(interactive)):
             reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
-            detail = ""
-            if args.show_intent:
-                what = f"generated {emotion}; intent" if reply.generated else reply.intent
-                detail = f"  [{what} {reply.confidence:.2f}]"
-            print(f"bot> {reply.text}{detail}", flush=True)
+            _say(reply.text, _intent_detail(assistant, message, reply, emotion) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
+
+
+def _say(text: str, detail: str = "") -> None:
+    """Print a reply as the bot's, ``detail`` after it. A reply of several lines (an intents
+    file's response may hold a line break) has its later lines indented under the first: on a
+    line of their own without "bot> " they read as the user's."""
+    first, *rest = text.rstrip().splitlines() or [""]
+    lines = [SPEAKER + first, *(CONTINUED + line if line.strip() else "" for line in rest)]
+    lines[-1] += detail
+    print("\n".join(lines), flush=True)
+
+
+def _intent_detail(assistant: Assistant, message: str, reply: Reply, emotion: str | None = None) -> str:
+    """What ``--show-intent`` prints after a reply: ``[intent confidence]``; for the fallback,
+    canned (``fallback``) or generated (``generated <emotion>``), the classifier's best intent,
+    its confidence and why it was not taken, e.g. ``[fallback; best greeting 0.21, below the
+    threshold 0.25]``."""
+    if reply.reason in ("intent", "follow_up"):
+        return f"  [{reply.intent} {reply.confidence:.2f}]"
+    answered = f"generated {emotion}" if reply.generated else reply.intent
+    best = assistant.parse(message, top=1)["intent"]["name"]  # the guess the reply's confidence is of
+    if reply.reason == "low_confidence":
+        why = f"below the threshold {assistant.policy.threshold:g}"
+    else:
+        why = FALLBACK_WHY.get(reply.reason, reply.reason)
+    return f"  [{answered}; best {best} {reply.confidence:.2f}, {why}]"
 
 
 def _seed(args: argparse.Namespace, number: int) -> int | None:
@@ -257,7 +297,11 @@ def _enable_line_editing() -> None:
 def _messages(interactive: bool):
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
     UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat, and
-    a byte order mark before the first line is dropped. A closed standard input is an empty one."""
+    a byte order mark before the first line is dropped. A closed standard input is an empty one.
+    Piped in, a line ends at ``\n`` (a ``\r`` before it goes with the spaces stripped); a lone
+    ``\r`` is part of its line, as Python reads standard input: no line end of its own since Mac
+    OS 9, it is more often a stray one in a message. At a terminal Enter ends the line, whatever
+    the terminal sends for it."""
     if sys.stdin is None:
         return
     if interactive:
