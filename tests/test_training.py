@@ -44,6 +44,21 @@ def test_a_training_that_diverges_is_refused_not_exported(tiny_intents, preset_n
         train(texts, tags, config)
 
 
+def test_a_training_whose_loss_runs_away_without_overflowing_is_refused_too(tiny_intents):
+    """A learning rate of 1e9 ended at a loss of 5e9, yet reported train accuracy 1.000 and answered
+    everything, out of scope too, at confidence 1.00: the loss never became NaN."""
+    from legacy_assistant.classifier.presets import preset
+
+    texts, tags = tiny_intents.examples()
+    config = preset("ngrams").with_overrides(epochs=5, min_steps=0, learning_rate=1e4, seed=1)
+    runaway = (
+        r"^training diverged: the loss of epoch 5 \(\S+e\+\d+\) is far above the 1\.\d+ it started at "
+        r"\(the weights grew instead of learning\); lower learning_rate$"
+    )
+    with pytest.raises(TrainingError, match=runaway):
+        train(texts, tags, config)
+
+
 def test_a_training_whose_loss_overflows_to_infinity_is_refused_too(
     tiny_intents, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -500,6 +500,11 @@ class EarlyStopping:
 
 
 WITHIN_EPOCH_LOG_SECONDS = 30.0  # an epoch longer than this says where it stands this often
+# A run whose kept epoch's training loss is more than this many times the loss it started at has
+# not learned, its weights grew: a learning rate of 1e9 ended at a loss of 5e9 against a start of
+# 3.6, and its network answered everything, out of scope too, at confidence 1.00 (its train
+# accuracy read 1.000). A run that learns ends below its start, and one that learns nothing near it.
+RUNAWAY_LOSS_FACTOR = 2.0
 
 
 def run_epochs(
@@ -519,6 +524,7 @@ def run_epochs(
     schedule = learning_rate_schedule(config, -(-len(labels) // config.batch_size) * epochs)
     stopping = EarlyStopping(config) if features.scored is not None and config.early_stopping_patience else None
     step = 0
+    start_loss: float | None = None  # the first batch's, taken before its step: the untrained network's
     batches = -(-len(labels) // config.batch_size)
     for epoch in range(1, epochs + 1):
         epoch_started = said_at = time.perf_counter()
@@ -532,6 +538,8 @@ def run_epochs(
                 raise TrainingError(
                     f"training diverged at epoch {epoch}, batch {batch} (loss {loss}); lower learning_rate"
                 )
+            if start_loss is None:
+                start_loss = loss
             loss_sum += loss * len(rows)
             correct_sum += accuracy * len(rows)
             if time.perf_counter() - said_at >= WITHIN_EPOCH_LOG_SECONDS:
@@ -548,11 +556,29 @@ def run_epochs(
         if stopping is not None and stopping.should_stop(row, trainer):
             log.info("early stop after epoch %d; best was epoch %d", epoch, stopping.best_epoch)
             break
+    kept = stopping.best_epoch if stopping is not None and stopping.best_weights is not None else len(history)
+    if kept:  # the epoch whose weights training ends with: the best one with early stopping, else the last
+        _check_learned(history[kept - 1], start_loss, trainer.spec.n_classes)
     if stopping is None:
         return history, 0
     if stopping.best_weights is not None:
         trainer.set_weights(stopping.best_weights)
     return history, stopping.best_epoch
+
+
+def _check_learned(kept: dict[str, Any], start_loss: float | None, n_classes: int) -> None:
+    """:class:`TrainingError` when the kept epoch's training loss is more than
+    :data:`RUNAWAY_LOSS_FACTOR` times the loss training started at: the first batch's, or that
+    of a uniform guess (the log of the number of classes) where that is higher, so that a first
+    batch that happens to start low cannot make a run that learns look like one that ran away."""
+    if start_loss is None:
+        return
+    start = max(start_loss, math.log(max(n_classes, 2)))
+    if kept["loss"] > RUNAWAY_LOSS_FACTOR * start:
+        raise TrainingError(
+            f"training diverged: the loss of epoch {kept['epoch']} ({kept['loss']:.4g}) is far above the "
+            f"{start:.4g} it started at (the weights grew instead of learning); lower learning_rate"
+        )
 
 
 def tune_threshold(
