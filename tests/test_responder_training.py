@@ -594,6 +594,32 @@ def test_a_full_disk_saving_the_best_weights_names_the_file_and_leaves_no_part(t
     assert [p.name for p in tmp_path.iterdir()] == ["best-3.npz"]
 
 
+def test_a_state_file_is_kept_while_its_checkpoint_is(tmp_path):
+    """The trainer keeps its last 3 checkpoints, and 5 state files stayed beside them."""
+    run = tmp_path / "run"
+    config = TINY.with_overrides(epochs=4, checkpoint_every=1)
+    train_responder(_random_dialogues(12, seed=3), config, checkpoint_dir=run)
+    states = _files_with_number(run, "state-", ".json")
+    assert len(states) == 3 and set(states) == set(_files_with_number(run, "responder-", ".index"))
+
+
+def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """TensorFlow writes the checkpoint index as checkpoint.tmp<hex> and renames it: a full disk
+    left that file in the folder for good."""
+    from compat.responder.trainer import ResponderTrainer
+
+    def full_disk(self, directory, step):
+        Path(directory, "checkpoint.tmp0123abcd").write_text("model_checkpoint_path", encoding="utf-8")
+        Path(directory, f"responder-{step}.index.tempstate123").write_bytes(b"")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ResponderTrainer, "save_checkpoint", full_disk)
+    run = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left on device"):
+        train_responder(_random_dialogues(12, seed=3), TINY.with_overrides(epochs=1), checkpoint_dir=run)
+    assert not list(run.glob("*tmp*")) and not list(run.glob("*tempstate*"))
+
+
 def test_a_signal_the_process_ignores_stays_ignored_during_training():
     """Started with SIGINT ignored (``cmd &`` from a script), a Ctrl-C to the group stopped the
     training but not the export after it: the training's handler must not take an ignored signal."""

@@ -82,7 +82,6 @@ RUN_FORMAT = "legacy-assistant-responder-run/1"
 RUN_FILE = "run.json"
 STATE_PREFIX = "state-"
 BEST_PREFIX = "best-"
-KEEP_STATES = 5  # the trainer keeps 3 checkpoints; every one of them keeps its state
 EVAL_BATCH_SIZE = 128
 OUTPUT_BIAS_SUFFIX = "/output/bias"
 
@@ -317,12 +316,32 @@ def _load_best(directory: Path, name: str) -> dict[str, np.ndarray]:
 
 
 def _prune(directory: Path, keep_best: str | None) -> None:
-    states = _files_with_number(directory, STATE_PREFIX, ".json")
-    for step in sorted(states)[:-KEEP_STATES]:
-        states[step].unlink(missing_ok=True)
+    """After a checkpoint is written: a state file is kept while its checkpoint is (the trainer
+    keeps its last few), the best epoch's weights only of ``keep_best``, and no temporary file of
+    a checkpoint write that a killed run left."""
+    from compat.responder.trainer import CHECKPOINT_PREFIX
+
+    checkpoints = _files_with_number(directory, CHECKPOINT_PREFIX + "-", ".index")
+    for step, path in _files_with_number(directory, STATE_PREFIX, ".json").items():
+        if step not in checkpoints:
+            path.unlink(missing_ok=True)
     for path in _files_with_number(directory, BEST_PREFIX, ".npz").values():
         if path.name != keep_best:
             path.unlink(missing_ok=True)
+    _remove_checkpoint_temporaries(directory)
+
+
+def _remove_checkpoint_temporaries(directory: Path) -> None:
+    """The temporary files TensorFlow leaves when a checkpoint write fails part way (a full
+    disk): its checkpoint index's ``checkpoint.tmp<hex>``, which it does not remove itself, and
+    a weights file's ``.tempstate<n>``. Nothing else in a checkpoint folder is named so."""
+    for pattern in ("checkpoint.tmp*", "*.tempstate*"):
+        for path in directory.glob(pattern):
+            try:
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+            except OSError:  # not worth the error it would stand in for (the disk's, the run's)
+                pass
 
 
 def _count(value: Any) -> bool:
@@ -745,7 +764,13 @@ def _checkpoint(trainer: ResponderTrainer, run: _Run, directory: Path | None) ->
     if directory is None:
         return
     _write_json_atomically(_state_path(directory, run.step), run.to_dict())
-    trainer.save_checkpoint(str(directory), run.step)
+    try:
+        trainer.save_checkpoint(str(directory), run.step)
+    except BaseException:
+        # A temporary file would stay for good; this step's state and what TensorFlow completed
+        # of its files stay, as a resumed run restores the checkpoint before and writes them again.
+        _remove_checkpoint_temporaries(directory)
+        raise
     _prune(directory, run.best_file)
 
 
