@@ -197,3 +197,22 @@ def test_threshold_figure_draws_only_lines_with_sentences_to_measure(report):
     assert list(threshold_series(only_oos)) == ["out-of-scope recall", "joint accuracy"]
     in_scope = evaluation_report(PROBS[:6], CLASSES, LABELS[:6], 0.5, "oos")
     assert list(threshold_series(in_scope)) == ["in-scope accuracy", "in-scope fallback rate"]
+
+
+def test_summary_columns_line_up_for_wide_and_combining_characters():
+    """str.ljust counts characters: a Chinese or Japanese tag (two terminal columns a character)
+    or one with a combining accent pushed its line's figures out of line with the others'."""
+    import unicodedata
+
+    classes = ["問候", "greeting", "注文コーヒー", "e\u0301clair", "שלום"]
+    labels = ["問候", "greeting", "注文コーヒー", "e\u0301clair", "שלום", "問候"]
+    report = evaluation_report(np.eye(5)[[0, 1, 1, 3, 2, 4]], classes, labels, threshold=0.5, oos_label=None)
+    rows = [line for line in summary_lines(report) if line.startswith("  ") and " P " in line]
+    assert len(rows) == 5
+
+    def columns(text):
+        return sum(
+            0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text
+        )
+
+    assert {columns(row.split(" P ")[0]) for row in rows} == {2 + 32}

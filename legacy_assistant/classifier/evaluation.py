@@ -31,6 +31,7 @@ when predicted, as in serving. The two are usually the same label, but need not 
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -221,13 +222,34 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
     if ranked:
         lines.append(f"lowest F1 ({len(ranked)} of {len(report['per_intent'])} intents):")
         lines.extend(
-            f"  {tag:<32} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  n={m['support']}"
+            f"  {_padded(tag, 32)} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  n={m['support']}"
             for tag, m in ranked
         )
     if report["confused_pairs"]:
         lines.append("most confused (label -> predicted: count):")
         lines.extend(f"  {p['label']} -> {p['predicted']}: {p['count']}" for p in report["confused_pairs"])
     return lines
+
+
+def _padded(text: str, width: int) -> str:
+    """``text`` followed by spaces up to ``width`` terminal columns: ``str.ljust`` counts
+    characters, and a tag in Chinese or Japanese, whose characters take two columns each, or one
+    with a combining accent or a zero-width character, pushed its figures out of line."""
+    return text + " " * max(0, width - _display_width(text))
+
+
+def _display_width(text: str) -> int:
+    """The terminal columns ``text`` takes: two for a wide or full-width character
+    (:func:`unicodedata.east_asian_width` ``W`` or ``F``), none for a combining mark or a format
+    character (U+200B, U+200D), one for any other."""
+    return sum(
+        0
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(char) in ("W", "F")
+        else 1
+        for char in text
+    )
 
 
 def _figure(value: float | None) -> str:
