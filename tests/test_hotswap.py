@@ -149,6 +149,74 @@ def test_a_loaded_model_that_fails_to_answer_is_closed_when_refused(tmp_path, ti
         slot.close()
 
 
+@pytest.fixture
+def built_graphs(monkeypatch):
+    """Weak references to the graph of every session built from now on (the intent model's and
+    the responder's), and the sessions themselves while the test holds them."""
+    import weakref
+
+    from compat import graph_session
+
+    built = []
+    original = graph_session.GraphSession.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append((weakref.ref(self.graph), weakref.ref(self)))
+
+    monkeypatch.setattr(graph_session.GraphSession, "__init__", recording)
+    return built
+
+
+@pytest.fixture
+def frozen_heap(monkeypatch):
+    """As a worker runs: its loaded models frozen out of the collector (serving.heap), so that
+    a graph's reference cycles are freed only by an explicit collection."""
+    import gc
+
+    from legacy_assistant.serving import heap
+
+    monkeypatch.setattr(heap, "_froze", True)
+    monkeypatch.setattr(heap, "trim_malloc", lambda: False)
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.parametrize("failure", ["damaged responder", "fails to answer"])
+def test_a_refused_reload_frees_the_model_it_built(tmp_path, tiny_model_dir, built_graphs, frozen_heap, failure):
+    """The refused model's session was closed, but its graph stayed: held by the ReloadError (the
+    traceback of the load), then left to whenever the collector would look at it, which in a
+    worker, its models frozen out of collections, could be long after."""
+    store = MemoryStore()
+    responder = tmp_path / "responder"
+    shutil.copytree(DEFAULT_RESPONDER, responder)
+
+    def loader():
+        if failure == "damaged responder":  # the intent model loads, then the responder is refused
+            Switchable(responder, DEFAULT_RESPONDER).damage()
+            return Assistant.load(DEFAULT_MODEL, store=store, seed=0, responder_dir=responder)
+        fresh = Assistant.load(DEFAULT_MODEL, store=store, seed=0)
+        fresh.warm_up = lambda: 1 / 0  # loads, then fails to answer
+        return fresh
+
+    slot = AssistantSlot(Assistant.load(tiny_model_dir, store=store, seed=0), loader)
+    before = len(built_graphs)
+    try:
+        with pytest.raises(ReloadError, match="refused") as refused:
+            slot.reload()
+        built = built_graphs[before:]
+        assert built, "the refused load built no graph: the test checks nothing"
+        # freed by the reload itself, while the error is still held (a log handler may keep it)
+        assert [graph for graph, _ in built if graph() is not None] == []
+        assert [session for _, session in built if session() is not None] == []
+        assert refused.value.__cause__ is None and refused.value.__context__ is None
+        assert not closed(slot.current) and slot.current.parse("hello")["intent"]["name"]
+    finally:
+        slot.close()
+
+
 def test_fixed_assistant_cannot_reload(default_predictor):
     from legacy_assistant.serving.dialogue import DialoguePolicy
 

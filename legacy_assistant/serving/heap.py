@@ -21,6 +21,12 @@ reload instead of a leak of a model's worth of memory per reload. Not at once: a
 before the dying object lets go of what it holds. Nothing happens in a process that froze
 nothing (tests). The gunicorn workers and the development server freeze once their app is built.
 
+A reload that builds a model and then does not serve it (it failed to answer, or it is the one
+in service after all) closes it and calls :func:`release_refused` once it holds nothing of it:
+the same collection, at once, instead of leaving the model's graphs to whenever the collector
+next looks at the oldest generation. (Were a collection's freeze to fall while that model was
+loading, part of it would be frozen, and only this collection frees it.)
+
 Freed is not returned: glibc's malloc keeps what the retired models held inside its arenas, and
 a worker's resident memory rose by over 100 MiB over its first reloads under traffic (then
 stayed flat). So after that collection :func:`trim_malloc` asks glibc to hand its free pages
@@ -64,7 +70,7 @@ def freeze_loaded() -> int:
     return frozen
 
 
-def release_retired() -> None:
+def release_retired(what: str = "the retired models") -> None:
     """After a swap: let the collector free the retired models, then freeze what is left.
 
     Does nothing unless :func:`freeze_loaded` ran in this process.
@@ -78,8 +84,9 @@ def release_retired() -> None:
     collected = time.perf_counter()
     trimmed = trim_malloc()
     log.info(
-        "freed %d objects of the retired models in %.0f ms; %d frozen%s",
+        "freed %d objects of %s in %.0f ms; %d frozen%s",
         freed,
+        what,
         (collected - started) * 1000,
         gc.get_freeze_count(),
         f"; malloc gave memory back in {(time.perf_counter() - collected) * 1000:.0f} ms" if trimmed else "",
@@ -104,6 +111,12 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _MALLOC_TRIM = _malloc_trim()
+
+
+def release_refused() -> None:
+    """:func:`release_retired` of a model a reload built and did not serve, now: the caller
+    has closed it and holds no reference to it any more."""
+    release_retired("a model the reload did not serve")
 
 
 def release_retired_soon() -> None:

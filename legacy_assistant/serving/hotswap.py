@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,6 +114,20 @@ def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
     return names(one) == names(other)
 
 
+def _log_cause(exc: BaseException) -> None:
+    """Log why a reload was refused, with its traceback, at DEBUG: as text, so that nothing keeps
+    the exception (whose traceback holds what the load built) alive."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("reload refused:\n%s", "".join(traceback.format_exception(exc)).rstrip())
+
+
+def _refused(message: str) -> ReloadError:
+    """The error for a refused reload, once what it built is let go: free it (its graphs hold
+    reference cycles that only a collection breaks) before it is reported."""
+    heap.release_refused()
+    return ReloadError(message)
+
+
 @dataclass
 class _Entry:
     assistant: Assistant
@@ -184,36 +199,47 @@ class AssistantSlot:
             raise ReloadError("this server was given a fixed model and cannot reload it")
         with self._reload_lock:
             previous = self.model
+            serving = f"still serving {previous['name']} {previous['version']}"
+            refusal: str | None = None
             try:
                 if self._probe is not None and _same(self._probe(), previous):
                     log.debug("reload: the models on disk are the ones in service")
                     return ReloadResult(False, previous, previous)
                 fresh = self._loader()
             except Exception as exc:  # any failure to load refuses the model, whatever it was
-                raise ReloadError(
-                    f"new model refused, still serving {previous['name']} {previous['version']}: {exc}"
-                ) from exc
+                refusal = f"new model refused, {serving}: {exc}"
+                _log_cause(exc)
+            if refusal is not None:
+                # raised here, not in the handler: the error carries no traceback of the load,
+                # whose frames held what it built (closed by the loader as it failed)
+                raise _refused(refusal)
             try:
                 fresh.warm_up()  # answers, and its first requests will not wait for TensorFlow
                 model = describe(fresh)
             except Exception as exc:
+                refusal = f"new model refused (it failed to answer), {serving}: {exc}"
+                _log_cause(exc)
+            if refusal is not None:
                 fresh.close()
-                raise ReloadError(
-                    f"new model refused (it failed to answer), still serving {previous['name']} "
-                    f"{previous['version']}: {exc}"
-                ) from exc
+                del fresh  # nothing holds it now: the collection frees its graphs
+                raise _refused(refusal)
             if _same(model, previous):
                 fresh.close()
+                del fresh
+                heap.release_refused()
                 return ReloadResult(False, previous, previous)
             with self._lock:
-                if self._closed:  # shut down while this reload loaded: nothing would close it
-                    fresh.close()
-                    raise ReloadError("the server is shutting down; the new model was not installed")
-                old = self._entry
-                self._entry = _Entry(fresh)
-                self.model = model
-                old.retired = True
-                close = old.leases == 0
+                closed = self._closed
+                if not closed:
+                    old = self._entry
+                    self._entry = _Entry(fresh)
+                    self.model = model
+                    old.retired = True
+                    close = old.leases == 0
+            if closed:  # shut down while this reload loaded: nothing would close it
+                fresh.close()
+                del fresh
+                raise _refused("the server is shutting down; the new model was not installed")
             # Its graphs' reference cycles outlive it: free them once nothing holds it any more.
             weakref.finalize(old.assistant, heap.release_retired_soon)
             if close:
