@@ -128,3 +128,61 @@ def test_the_deployment_guide_names_every_metric_the_server_exposes():
     assert names, "no metric found in legacy_assistant.web.metrics"
     missing = sorted(name for name in names if name not in section)
     assert missing == []
+
+
+def test_a_replaced_model_is_not_listed_any_more(client):
+    """One series per replaced version, per worker, for as long as it ran: a worker's files keep
+    every series it set (prometheus_client cannot remove one in multiprocess mode), so /metrics
+    leaves out the models at 0."""
+    from legacy_assistant.web.metrics import model_changed
+
+    def model(version):
+        responder = {"name": "test-responder", "version": "r" + version}
+        return {"name": "test-model", "version": version, "responder": responder}
+
+    try:
+        model_changed(model("v1"))
+        model_changed(model("v2"), model("v1"))
+        found = samples(client)
+        listed = {
+            (name, dict(labels)["version"]): value
+            for (name, labels), value in found.items()
+            if name in ("legacy_assistant_model_info", "legacy_assistant_responder_info")
+            and dict(labels).get("model", dict(labels).get("responder", "")).startswith("test-")
+        }
+        assert listed == {("legacy_assistant_model_info", "v2"): 1.0, ("legacy_assistant_responder_info", "rv2"): 1.0}
+    finally:  # what the other tests see: none of these at 1
+        from legacy_assistant.web.metrics import MODEL_INFO, RESPONDER_INFO
+
+        MODEL_INFO.labels("test-model", "v2").set(0)
+        RESPONDER_INFO.labels("test-responder", "rv2").set(0)
+
+
+def test_a_workers_replaced_models_are_not_listed_in_multiprocess_mode(tmp_path):
+    """As a gunicorn worker writes them: each reload to a new version left one more series."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    code = (
+        "from legacy_assistant.web import metrics\n"
+        "previous = None\n"
+        "for version in ('v1', 'v2', 'v3'):\n"
+        "    model = {'name': 'm', 'version': version, 'responder': {'name': 'r', 'version': 'r' + version}}\n"
+        "    metrics.model_changed(model, previous)\n"
+        "    previous = model\n"
+        "print(metrics.exposition()[0].decode())\n"
+    )
+    environ = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    text = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
+                          check=True).stdout
+    listed = sorted(
+        (sample.name, sample.labels["version"], sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("legacy_assistant_model_info", "legacy_assistant_responder_info")
+    )
+    assert listed == [("legacy_assistant_model_info", "v3", 1.0), ("legacy_assistant_responder_info", "rv3", 1.0)]
+    assert "pid" in text.split("legacy_assistant_model_info{", 1)[1].split("}", 1)[0]  # still per worker

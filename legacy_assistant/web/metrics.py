@@ -7,6 +7,10 @@ answers ``/metrics`` adds up the files of all workers, so counters and histogram
 for the whole server. ``legacy_assistant_model_info`` is per worker (a ``pid`` label), which
 shows, after a reload, which worker serves which model. Without that variable (dev server,
 tests) metrics live in this process's default registry.
+
+A worker's files cannot drop a series (``prometheus_client`` has no removal in multiprocess
+mode), so a model replaced is set to 0 there, and :func:`exposition` leaves those 0s out: each
+worker shows the models it serves now, not one series more per reload for as long as it runs.
 """
 
 from __future__ import annotations
@@ -55,15 +59,18 @@ RELOAD_OUTCOMES = ("reloaded", "unchanged", "refused")
 # increase() and rate() cannot see go up, so an alert on refused reloads missed the first one.
 for _outcome in RELOAD_OUTCOMES:
     RELOADS.labels(_outcome)
+# The gauges that name what a worker serves: 1 for what it serves now, 0 for what it served before.
+MODEL_INFO_NAME = "legacy_assistant_model_info"
+RESPONDER_INFO_NAME = "legacy_assistant_responder_info"
 MODEL_INFO = Gauge(
-    "legacy_assistant_model_info",
-    "The model in service (value 1; 0 for models since replaced)",
+    MODEL_INFO_NAME,
+    "The model in service (value 1; models since replaced are not listed)",
     ["model", "version"],
     multiprocess_mode="liveall",
 )
 RESPONDER_INFO = Gauge(
-    "legacy_assistant_responder_info",
-    "The generative responder in service (value 1; 0 for responders since replaced)",
+    RESPONDER_INFO_NAME,
+    "The generative responder in service (value 1; responders since replaced are not listed)",
     ["responder", "version"],
     multiprocess_mode="liveall",
 )
@@ -182,6 +189,23 @@ def reload_outcome(outcome: str) -> None:
     RELOADS.labels(outcome).inc()
 
 
+SERVING_INFO = frozenset({MODEL_INFO_NAME, RESPONDER_INFO_NAME})
+
+
+class _InService:
+    """``collector``'s metrics without the samples of :data:`SERVING_INFO` at 0: the models a
+    worker no longer serves (its file keeps them, as it keeps every series it ever set)."""
+
+    def __init__(self, collector: Any) -> None:
+        self._collector = collector
+
+    def collect(self) -> Any:
+        for metric in self._collector.collect():
+            if metric.name in SERVING_INFO:
+                metric.samples = [sample for sample in metric.samples if sample.value != 0]
+            yield metric
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics of the whole server in Prometheus text format, and its content type."""
     if os.environ.get(MULTIPROCESS_ENV):
@@ -192,10 +216,10 @@ def exposition() -> tuple[bytes, str]:
         MultiProcessCollector(registry)
         for _ in range(SCRAPE_TRIES - 1):
             try:
-                return generate_latest(registry), CONTENT_TYPE_LATEST
+                return generate_latest(_InService(registry)), CONTENT_TYPE_LATEST
             except FileNotFoundError:
                 # the master removed an ended worker's files of zeros between the listing and
                 # the read (prometheus_client forgives that only for live gauges): list again
                 continue
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return generate_latest(_InService(registry)), CONTENT_TYPE_LATEST
+    return generate_latest(_InService(REGISTRY)), CONTENT_TYPE_LATEST
