@@ -192,6 +192,25 @@ def test_defaults_when_neither_flag_nor_environment(environ):
             "environment variable LEGACY_ASSISTANT_ACCESS_LOG must be on (1/true/yes/on) or off "
             "(0/false/no/off), got 'maybe'",
         ),
+        # Python's int() and float() take these; no other reader of the same file would
+        ("THREADS", "1_0",
+         "environment variable LEGACY_ASSISTANT_THREADS must be an integer from 1 to 1,024, got '1_0': "
+         "write it without '_' between the digits"),
+        ("MAX_BODY_BYTES", "\u0661\u0660\u0662\u0664",  # Arabic-Indic 1024
+         "environment variable LEGACY_ASSISTANT_MAX_BODY_BYTES must be an integer from 1 to 1,073,741,824, got "
+         "'\u0661\u0660\u0662\u0664': write it with the digits 0-9 (it holds a character outside ASCII)"),
+        ("CONVERSATION_TTL", "\uff16\uff10",  # full-width 60
+         "environment variable LEGACY_ASSISTANT_CONVERSATION_TTL must be a number from 0 to 315,360,000, got "
+         "'\uff16\uff10': write it with the digits 0-9 (it holds a character outside ASCII)"),
+        ("BATCH_MAX_WAIT_MS", "1_0.5",
+         "environment variable LEGACY_ASSISTANT_BATCH_MAX_WAIT_MS must be a number from 0 to 1,000, got '1_0.5': "
+         "write it without '_' between the digits"),
+        # set but empty (a template's unset variable): taken for unset, a server listening beyond
+        # loopback answered any host name
+        ("ALLOWED_HOSTS", "",
+         "environment variable LEGACY_ASSISTANT_ALLOWED_HOSTS must be host names such as chat.example, .example.com "
+         "(it and every name below), 127.0.0.1, or * (any), got '': it names no host: list the names the server is "
+         "reached by, or * for any (leave it unset for the default)"),
     ],
 )
 def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, message):
@@ -217,6 +236,14 @@ def test_bad_environment_value_is_one_clear_error(environ, capsys, name, text, m
         (["--store", " "], "argument --store: must be text, not blank, got ' ': blank"),
         (["--model", ""], "argument --model: must be a directory, got '': blank"),
         (["--responder", ""], "argument --responder: must be a directory, or none, got '': blank"),
+        (["--workers", "1_000"],
+         "argument --workers: must be an integer from 1 to 1,024, got '1_000': write it without '_' between the digits"),
+        (["--port", "\u0665\u0660\u0660\u0660"],  # Arabic-Indic 5000
+         "argument --port: must be an integer from 0 to 65,535, got '\u0665\u0660\u0660\u0660': write it with the "
+         "digits 0-9 (it holds a character outside ASCII)"),
+        (["--threshold", "0.\u0665"],
+         "argument --threshold: must be a number from 0 to 1, got '0.\u0665': write it with the digits 0-9 (it holds "
+         "a character outside ASCII)"),
     ],
 )
 def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, message):

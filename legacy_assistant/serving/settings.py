@@ -101,6 +101,23 @@ def _check_bounds(value: float, minimum: float | None, maximum: float | None) ->
         raise ValueError("out of range")
 
 
+class ValueRefused(ValueError):
+    """A kind's refusal whose message says why, for the person who set the value."""
+
+
+def _numeral(text: str) -> str:
+    """``text`` without surrounding whitespace, refused (:class:`ValueRefused`) unless written
+    the way the docs and ``--help`` write numbers: Python's ``int()`` and ``float()`` also take
+    ``1_000`` and digits of other scripts (Arabic-Indic ``١٠``, full-width ``１０``), which no
+    other program reading the same configuration would take for that number."""
+    text = text.strip()
+    if not text.isascii():
+        raise ValueRefused("write it with the digits 0-9 (it holds a character outside ASCII)")
+    if "_" in text:
+        raise ValueRefused("write it without '_' between the digits")
+    return text
+
+
 @dataclass(frozen=True)
 class Integer:
     minimum: int | None = None
@@ -112,7 +129,7 @@ class Integer:
         return "an integer" + _bounds(self.minimum, self.maximum)
 
     def __call__(self, text: str) -> int:
-        value = int(text.strip())
+        value = int(_numeral(text))
         _check_bounds(value, self.minimum, self.maximum)
         return value
 
@@ -128,15 +145,11 @@ class Number:
         return "a number" + _bounds(self.minimum, self.maximum)
 
     def __call__(self, text: str) -> float:
-        value = float(text.strip())
+        value = float(_numeral(text))
         if not math.isfinite(value):
             raise ValueError("not finite")
         _check_bounds(value, self.minimum, self.maximum)
         return value
-
-
-class ValueRefused(ValueError):
-    """A kind's refusal whose message says why, for the person who set the value."""
 
 
 def refusal(kind: Any, text: str, exc: ValueError) -> str:
@@ -235,7 +248,7 @@ HOSTS = CommaList(
     parse_hosts,
     "HOSTS",
     "host names such as chat.example, .example.com (it and every name below), 127.0.0.1, or * (any)",
-    empty="it names no host: list the names the server is reached by, or * for any",
+    empty="it names no host: list the names the server is reached by, or * for any (leave it unset for the default)",
 )
 
 
@@ -571,6 +584,9 @@ SETTINGS: tuple[Setting, ...] = (
         "the names the API and admin routes answer to (the Host header; a page on another site that "
         "reaches the server through its own name is refused)",
         shown_default="with --host a loopback address: localhost, every name under it, 127.0.0.1 and [::1]; else any",
+        # set but empty (a template's unset variable) is refused: taken for unset, it answered
+        # any host name on a server listening beyond loopback
+        empty_refused=True,
     ),
 )
 
