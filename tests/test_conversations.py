@@ -175,6 +175,93 @@ def test_delete_waits_for_a_turn_of_the_same_sender_in_progress(client, app):
     assert transcript(client, "held").get_json()["turns"] == []
 
 
+def test_a_turn_classified_while_its_conversation_is_deleted_is_answered_and_not_stored(client, app, monkeypatch):
+    """The classifier runs outside the store's hold: a DELETE that landed while the message was
+    classified was undone by the turn's save, which brought the forgotten conversation back."""
+    import threading
+
+    from legacy_assistant.web.context import slot_of
+
+    assistant = slot_of(app).current
+    assert client.post("/api/v1/chat", json={"sender": "racing", "message": "hello"}).status_code == 200
+    classifying, release = threading.Event(), threading.Event()
+    classify = assistant._classify
+
+    def slow_classify(text):
+        classifying.set()
+        assert release.wait(10)
+        return classify(text)
+
+    monkeypatch.setattr(assistant, "_classify", slow_classify)
+    answers = []
+    turn = threading.Thread(target=lambda: answers.append(
+        client.post("/api/v1/chat", json={"sender": "racing", "message": "what's on the menu today"})))
+    turn.start()
+    assert classifying.wait(10)
+    assert forget(client, "racing").get_json() == {"sender": "racing", "forgotten": True}
+    release.set()
+    turn.join(10)
+    assert answers[0].status_code == 200 and answers[0].get_json()["reply"]  # the sender is answered
+    assert transcript(client, "racing").get_json()["turns"] == []  # and the conversation stays forgotten
+    monkeypatch.setattr(assistant, "_classify", classify)
+    # a turn that arrives after the delete starts the conversation afresh, as before
+    assert client.post("/api/v1/chat", json={"sender": "racing", "message": "hello"}).status_code == 200
+    assert [t["message"] for t in transcript(client, "racing").get_json()["turns"]] == ["hello"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+def test_a_delete_during_classification_wins_in_every_store(kind, tmp_path, request):
+    """The same race in each store, across two store objects where the store is shared (two
+    workers): the turn of the one is not stored after the other's delete."""
+    import threading
+
+    from legacy_assistant.classifier.predictor import Prediction
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy, IntentRule
+    from legacy_assistant.stores.base import MemoryStore, open_store
+
+    def make_store():
+        if kind == "memory":
+            return memory
+        if kind == "sqlite":
+            return open_store(f"sqlite:///{tmp_path}/c.db")
+        store = open_store(request.getfixturevalue("redis_url"))
+        store.prefix = prefix
+        return store
+
+    memory, prefix = MemoryStore(), f"test-race-{tmp_path.name}:"
+    classifying, release = threading.Event(), threading.Event()
+
+    def classify(text):
+        classifying.set()
+        assert release.wait(10)
+        return Prediction([("greeting", 0.99)], 1)
+
+    policy = DialoguePolicy([IntentRule("greeting", ("hello!",))], ["sorry?"], 0.5)
+    chatting, deleting = make_store(), make_store()
+    try:
+        talker = Assistant(None, policy, chatting, classify=classify)
+        other = Assistant(None, policy, deleting, classify=classify)
+        replies = []
+        turn = threading.Thread(target=lambda: replies.append(talker.chat("s", "hi")))
+        turn.start()
+        assert classifying.wait(10)
+        assert other.forget("s") is False  # nothing stored yet: a delete all the same
+        release.set()
+        turn.join(10)
+        assert replies[0].text == "hello!"
+        assert chatting.history("s") == [] and deleting.history("s") == []
+        assert talker.chat("s", "hi again").text == "hello!"  # after the delete: stored
+        assert [t.message for t in deleting.history("s")] == ["hi again"]
+    finally:
+        if kind == "redis":
+            keys = list(chatting._client.scan_iter(match=prefix + "*"))
+            if keys:
+                chatting._client.delete(*keys)
+        for store in {id(chatting): chatting, id(deleting): deleting}.values():
+            store.close()
+
+
 def test_needs_the_api_token_when_one_is_set(make_client):
     client = make_client(API_TOKEN="secret", ADMIN_TOKEN="admin")
     assert transcript(client, "alice").status_code == 401

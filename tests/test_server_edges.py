@@ -131,6 +131,29 @@ def test_errors_gunicorn_answers_itself_are_json(server):
     assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
+def test_a_request_gunicorn_refuses_has_its_id_in_the_log(server):
+    """Its JSON answer carried an X-Request-ID that no log line had: the access log now has a
+    line for it, as for every request the app answers, and gunicorn's line on why ends with it."""
+    refused = [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414, "Request Line is too large"),
+        (b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", 431,
+         "limit request headers fields size"),
+        (b"\x01\x02 garbage \xff\r\n\r\n", 400, "Invalid HTTP method"),
+    ]
+    for data, status, why in refused:
+        actual, headers, _ = exchange(server, data)
+        request_id = headers["x-request-id"]
+        assert actual == status and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", request_id), headers
+        def carrying(request_id=request_id):
+            return [line for line in server.log().splitlines() if f"id={request_id}" in line]
+
+        wait_for(lambda: len(carrying()) >= 2, timeout=10)
+        lines = carrying()
+        assert len(lines) == 2, lines
+        assert any(f"legacy_assistant.access: - - {status} " in line for line in lines), lines
+        assert any("Invalid request from ip=127.0.0.1" in line and why in line for line in lines), lines
+
+
 def rejected_count(server, status: int) -> float:
     _, text = server.request("GET", "/metrics")
     found = re.search(r'legacy_assistant_http_requests_total\{[^}]*route="<rejected>"[^}]*status="%d"[^}]*\} (\S+)'

@@ -5,6 +5,7 @@ The memory and SQLite stores measure idle time on a clock the tests move by hand
 keys on its own clock, so its idle-time tests check the expiry it is given and, once, that it
 acts on it.
 """
+import json
 import os
 import re
 import sqlite3
@@ -358,6 +359,61 @@ def test_redis_keys_carry_the_idle_time_and_every_save_renews_it(make_redis_stor
     assert all(new > old for new, old in zip(renewed, left)), (left, renewed)
 
 
+def test_redis_a_lower_idle_time_holds_for_conversations_saved_under_a_higher_one(make_redis_store):
+    """Lowering --conversation-ttl left Redis keys with their old expiry: conversations idle
+    longer than the new idle time were still served (SQLite measures by the current setting)."""
+    before = make_redis_store(ttl_seconds=3600)
+    for sender in ("idle", "idle-saved", "idle-forgotten", "idle-amended", "recent"):
+        before.save(sender, ConversationState(context="c", turns=1), turn("old"))
+    stored = before.history("idle-amended")[0]
+    time.sleep(1.5)
+    before.save("recent", ConversationState(context="c", turns=2), turn("new"))
+    after = make_redis_store(ttl_seconds=1)
+
+    def keys(sender):
+        return after._client.exists(after._key("state", sender), after._key("turns", sender))
+
+    assert after.load("idle") == ConversationState() and after.history("idle") == []
+    assert keys("idle") == 0  # deleted now, not in an hour
+    after.save("idle-saved", ConversationState(turns=1), turn("afresh"))  # starts afresh: the old turn goes
+    assert [t.message for t in after.history("idle-saved")] == ["afresh"]
+    assert after.forget("idle-forgotten") is False and keys("idle-forgotten") == 0
+    assert after.amend("idle-amended", stored, turn("amended")) is False
+    assert after.load("recent").turns == 2  # idle for less than the new idle time
+    left = [after._client.pttl(after._key(kind, "recent")) for kind in ("state", "turns")]
+    assert all(0 < ms <= 1000 for ms in left), left  # its last save plus the new idle time
+    time.sleep(1.2)
+    assert after.load("recent") == ConversationState() and keys("recent") == 0
+
+
+def test_redis_a_higher_or_no_idle_time_lengthens_conversations_saved_under_a_lower_one(make_redis_store):
+    before = make_redis_store(ttl_seconds=60)
+    before.save("a", ConversationState(turns=1), turn())
+    longer = make_redis_store(ttl_seconds=3600)
+    assert [t.message for t in longer.history("a")] == ["hi"]
+    left = [longer._client.pttl(longer._key(kind, "a")) for kind in ("state", "turns")]
+    assert all(3_590_000 < ms <= 3_600_000 for ms in left), left
+    forever = make_redis_store(ttl_seconds=0)
+    assert forever.load("a").turns == 1
+    assert [forever._client.pttl(forever._key(kind, "a")) for kind in ("state", "turns")] == [-1, -1]
+    assert make_redis_store(ttl_seconds=60).load("a").turns == 1  # kept forever until now: 60 s from now
+    assert 50_000 < before._client.pttl(before._key("state", "a")) <= 60_000
+
+
+def test_redis_conversation_saved_by_an_earlier_version_gets_the_lower_idle_time(make_redis_store):
+    """A state without the idle time it was saved with (how long it has been idle is not known):
+    no longer than either what its keys have left or the idle time."""
+    store = make_redis_store(ttl_seconds=10)
+    client = store._client
+    client.set(store._key("state", "old"), '{"context": "c", "next_tag": null, "turns": 3}', px=3_600_000)
+    client.rpush(store._key("turns", "old"), json.dumps(turn("old").to_dict()))
+    client.pexpire(store._key("turns", "old"), 3_600_000)
+    assert store.load("old") == ConversationState(context="c", turns=3)
+    left = [client.pttl(store._key(kind, "old")) for kind in ("state", "turns")]
+    assert all(9_000 < ms <= 10_000 for ms in left), left
+    assert [t.message for t in store.history("old")] == ["old"]
+
+
 def test_redis_idle_time_under_a_millisecond_still_expires(make_redis_store):
     store = make_redis_store(ttl_seconds=0.0004)
     store.save("tiny", ConversationState(turns=1), turn("one"))
@@ -651,6 +707,50 @@ def test_an_expired_conversation_is_not_reported_forgotten(make_clocked_store):
     assert store.history("a") == []
 
 
+def test_a_forget_starts_a_new_generation_that_every_store_object_sees(make_store):
+    """What a turn compares before and after its classification: a DELETE in between changes it."""
+    first, second = make_store(), make_store()
+    assert first.generation("g") is None  # never forgotten
+    first.save("g", ConversationState(turns=1), turn())
+    assert first.generation("g") is None  # a save is no forget
+    assert first.forget("g") is True
+    forgotten = second.generation("g")
+    assert forgotten is not None and first.generation("g") == forgotten
+    assert second.forget("g") is False  # nothing there: a new generation all the same
+    assert first.generation("g") not in (None, forgotten)
+    assert first.generation("other") is None
+    first.save("g", ConversationState(turns=1), turn("again"))  # a new conversation
+    assert [t.message for t in second.history("g")] == ["again"]
+
+
+def test_a_forget_is_remembered_for_ten_minutes(make_clocked_store):
+    from legacy_assistant.stores.base import FORGOTTEN_SECONDS
+
+    store, clock = make_clocked_store(ttl_seconds=0), make_clocked_store.clock
+    store.forget("g")
+    clock.advance(FORGOTTEN_SECONDS)
+    assert store.generation("g") is not None
+    clock.advance(1)
+    assert store.generation("g") is None
+    store.forget("h")  # the forgets older than that are deleted, not kept for good
+    if make_clocked_store.kind == "sqlite":
+        with store._connection() as connection:
+            assert connection.execute("SELECT count(*) FROM forgotten").fetchone()[0] == 1
+    else:
+        assert len(store._forgotten) == 1
+
+
+def test_redis_remembers_a_forget_by_a_digest_of_the_sender_for_ten_minutes(make_redis_store):
+    import hashlib
+
+    store = make_redis_store()
+    store.save("secret-sender", ConversationState(turns=1), turn())
+    store.forget("secret-sender")
+    keys = [key.decode() for key in store._client.scan_iter(match=store.prefix + "*")]
+    assert keys == [f"{store.prefix}forgotten:{hashlib.sha256(b'secret-sender').hexdigest()}"]
+    assert 590_000 < store._client.pttl(keys[0]) <= 600_000
+
+
 def test_two_store_objects_share_conversations(make_store):
     first, second = make_store(), make_store()
     first.save("shared", ConversationState(context="c", turns=1), turn("from first"))
@@ -858,6 +958,111 @@ def test_a_damaged_sqlite_row_is_a_store_error_not_a_crash(tmp_path):
 def test_unreachable_redis_is_a_clear_error(free_port):
     with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):
         open_store(f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_rediss_to_a_redis_without_tls_says_so(redis_url):
+    """It said only "Timeout connecting to server", after the connect timeout."""
+    from urllib.parse import urlsplit
+
+    plain = urlsplit(redis_url)
+    url = f"rediss://{plain.hostname}:{plain.port or 6379}/0?socket_connect_timeout=0.5"
+    with pytest.raises(ConfigError, match=r"Timeout connecting to server \(the server at [^ ]+ answers plain Redis, "
+                                          r"without TLS: use redis://, or give the server a tls-port\)$"):
+        open_store(url)
+
+
+@pytest.fixture
+def tls_only_server(tmp_path):
+    """A TLS server that answers nothing but the handshake (as Redis with only a tls-port
+    answers a plain client: it resets the connection); its port."""
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                connection.settimeout(2)
+                with context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1)
+            except OSError:  # a plain client's bytes are no TLS: the connection goes
+                connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_redis_to_a_server_of_tls_only_says_so(tls_only_server):
+    from legacy_assistant.stores.redis_store import tls_mismatch
+
+    url = f"redis://127.0.0.1:{tls_only_server}/0"
+    with pytest.raises(ConfigError, match=rf"\(the server at 127.0.0.1:{tls_only_server} answers TLS only: use "
+                                          r"rediss://, with \?ssl_ca_certs=PATH where its certificate is from a "
+                                          r"private authority\)$"):
+        open_store(url)
+    assert tls_mismatch(f"rediss://127.0.0.1:{tls_only_server}/0") is None  # the protocol is right
+
+
+def test_no_tls_advice_where_nothing_tells(free_port, redis_url):
+    from urllib.parse import urlsplit
+
+    from legacy_assistant.stores.redis_store import tls_mismatch
+
+    closed = free_port()
+    for url in (f"redis://127.0.0.1:{closed}/0", f"rediss://127.0.0.1:{closed}/0", "unix:///nowhere/redis.sock"):
+        assert tls_mismatch(url) is None, url
+    plain = urlsplit(redis_url)
+    assert tls_mismatch(f"redis://{plain.hostname}:{plain.port or 6379}/0") is None  # plain, and so is the URL
+    with pytest.raises(ConfigError) as refused:
+        open_store(f"redis://127.0.0.1:{closed}/0")
+    assert "TLS" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url, threads, refused", [
+    ("redis://h:6379/0", 4, False),
+    ("redis://h:6379/0?max_connections=4", 4, False),
+    ("redis://h:6379/0?max_connections=64", 4, False),
+    ("redis://h:6379/0?max_connections=3", 4, True),
+    ("rediss://:pw@h:6379/0?max_connections=1", 2, True),
+    ("unix:///run/redis.sock?db=1&max_connections=2", 8, True),
+])
+def test_a_redis_pool_smaller_than_the_threads_is_refused_before_the_server_starts(url, threads, refused):
+    """Each request thread uses one connection at a time, and the client refuses one past
+    max_connections at once: under load such a worker answered 503s."""
+    from legacy_assistant.serving.server import ServerOptions, refuse_small_redis_pool
+    from legacy_assistant.serving.settings import resolve
+
+    values = resolve({"STORE": url, "THREADS": threads}, environ={})
+    if not refused:
+        assert ServerOptions.from_settings(values).threads == threads
+        return
+    with pytest.raises(ConfigError) as error:
+        ServerOptions.from_settings(values)
+    message = str(error.value)
+    assert f"is fewer than the {threads} request threads of each worker" in message
+    assert f"give max_connections={threads} or more" in message and "pw" not in message
+    with pytest.raises(SystemExit):  # a master given such options in code refuses them too
+        refuse_small_redis_pool(ServerOptions(threads=threads, app_config={"STORE_URL": url}))
 
 
 def test_sqlite_connections_do_not_pile_up_with_short_lived_threads(tmp_path):

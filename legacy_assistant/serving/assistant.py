@@ -229,7 +229,8 @@ class Assistant:
 
         A reply the responder writes is made outside the store's hold: the turn is stored first
         with the canned fallback, then amended to the generated reply. A conversation deleted
-        while its reply was generated stays deleted (the reply is still returned).
+        while its reply was generated stays deleted (the reply is still returned), and so does
+        one deleted while the message was classified: the turn is answered, and not stored.
 
         ``emotion`` is the responder's condition for a generated reply (default neutral), and
         ``condition_strength`` its guidance (default the server's); an unknown emotion or a bad
@@ -249,15 +250,25 @@ class Assistant:
         # checked here, not only by the responder: its refusal below would be taken for a
         # context of no word and answered with the canned fallback
         check_seed(seed)
+        # The message is classified outside the store's hold: a DELETE of the conversation may
+        # land meanwhile. The store's generation of the sender changes with it, and the turn is
+        # then not stored (it would bring the forgotten conversation back).
+        generation = self.store.generation(sender)
         prediction = self._classify(message)
         understood = prediction.known_features > 0
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
         # context change is lost; the store holds the sender for that span.
         with self.store.conversation(sender):
+            forgotten = self.store.generation(sender) != generation
             state = self.store.load(sender)
             reply, next_state = self.policy.decide(state, prediction.ranking, understood)
             context = self._context(sender, message) if self._generates(reply) else None
-            canned = self._save(sender, message, reply, next_state)
+            canned = None if forgotten else self._save(sender, message, reply, next_state)
+        if forgotten:
+            log.info(
+                "%s: the conversation was deleted while this turn was classified: answered, not stored",
+                sender_digest(sender),
+            )
         if context is None:
             return reply
         # Generating takes tens of milliseconds, and the SQLite store's hold spans every sender of
@@ -278,6 +289,8 @@ class Assistant:
         if not has_words(text):
             return reply
         generated = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
+        if canned is None:  # not stored: nothing to amend
+            return generated
         try:
             with self.store.conversation(sender):
                 self.store.amend(sender, canned, replace(canned, reply=text, generated=True))
@@ -324,8 +337,8 @@ class Assistant:
     def forget(self, sender: str) -> bool:
         """Delete ``sender``'s conversation (state and turns), after any turn of it in progress;
         whether there was one (an unknown or expired sender: False). A turn is in progress from
-        when its message has been classified: one still being classified is stored afterwards,
-        as a new conversation."""
+        when its message has been classified; one still being classified then is answered but
+        not stored (see :meth:`ConversationStore.generation`), so the conversation stays deleted."""
         with self.store.conversation(sender):
             return self.store.forget(sender)
 

@@ -33,7 +33,9 @@ server.
 
 Errors gunicorn answers itself, before the app sees the request (a request line over
 ``limit_request_line``: 414; a header over ``limit_request_field_size``, or too many: 431; a
-request that is not HTTP: 400), get the app's JSON error body instead of gunicorn's HTML page.
+request that is not HTTP: 400), get the app's JSON error body instead of gunicorn's HTML page,
+with an ``X-Request-ID`` that their log lines carry: the access log's line for the request (as
+the app writes one for each request it answers) and gunicorn's own line saying why it refused.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ import signal
 import socket
 import struct
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -67,7 +71,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
-from legacy_assistant.errors import AssistantError
+from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
 from legacy_assistant.serving.ports import listen_problem
 from legacy_assistant.serving.readiness import WorkerRegistry, shared_memory_dir
@@ -110,8 +114,14 @@ class ServerOptions:
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any], log_level: str = "info") -> ServerOptions:
-        """Options from resolved settings (:func:`legacy_assistant.serving.settings.resolve`)."""
-        return cls(**settings.server_values(values), app_config=settings.app_config(values), log_level=log_level)
+        """Options from resolved settings (:func:`legacy_assistant.serving.settings.resolve`);
+        raises :class:`ConfigError` for settings that cannot go together (a Redis store URL
+        whose ``?max_connections=`` is below ``--threads``)."""
+        options = cls(**settings.server_values(values), app_config=settings.app_config(values), log_level=log_level)
+        problem = redis_pool_problem(options)
+        if problem is not None:
+            raise ConfigError(problem)
+        return options
 
     def to_json(self) -> str:
         """The options without the secrets (tokens) and the private values (the store URL, the
@@ -251,6 +261,7 @@ class ModelWorker(ThreadWorker):
     """
 
     _quitting = False
+    _refused_ids: Any = None  # the ids of requests gunicorn refuses itself (RequestIds), made at the first
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         """Quit once. Ctrl-C on a terminal sends SIGINT to every worker and the master passes on
@@ -324,9 +335,20 @@ class ModelWorker(ThreadWorker):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked from the fork (spawn_worker)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-        """Gunicorn decides the status (and logs); the body is the app's JSON error."""
+        """Gunicorn decides the status (and logs, its lines carrying the request's id); the body
+        is the app's JSON error, and the access log has a line for it as for every request."""
+        started = time.perf_counter()
+        if self._refused_ids is None:
+            from legacy_assistant.web.observability import RequestIds
+
+            self._refused_ids = RequestIds()
+        request_id = _refused_request_id(req, self._refused_ids)
         capture = _ResponseCapture()
-        super().handle_error(req, capture, addr, exc)
+        _REFUSING.request_id = request_id  # for ServerLog: gunicorn's line on why it refused
+        try:
+            super().handle_error(req, capture, addr, exc)
+        finally:
+            _REFUSING.request_id = None
         status, reason, message = capture.status(), capture.reason(), None
         if status is None:
             return
@@ -344,12 +366,36 @@ class ModelWorker(ThreadWorker):
         # in the totals an operator alerts on, beside the app's own 4xx; counted before the answer
         # is sent, so that a scrape made once the client has it sees it (after, it raced the scrape)
         count_rejected(status)
+        self._access_line(req, status, time.perf_counter() - started, request_id)
         try:
-            gunicorn_util.write_nonblock(client, self._json_error(status, reason, message))
+            gunicorn_util.write_nonblock(client, self._json_error(status, reason, message, request_id))
         except Exception:  # the client is gone: nothing to answer
             self.log.debug("failed to send the error response")
 
-    def _json_error(self, status: int, reason: str, message: str | None = None) -> bytes:
+    def _access_line(self, req: Any, status: int, seconds: float, request_id: str) -> None:
+        """The access log's line for a request gunicorn refused, as the app writes one for each
+        request it answers (``METHOD PATH STATUS TIMEms id=ID``; ``-`` for a method or path
+        gunicorn did not read), unless the access log is off."""
+        config = getattr(getattr(self, "wsgi", None), "config", None)
+        if config is not None and not config.get("ACCESS_LOG", True):
+            return
+        from urllib.parse import unquote
+
+        from legacy_assistant.web.logged import logged_method, logged_path
+        from legacy_assistant.web.observability import access_log
+
+        method = getattr(req, "method", None)
+        path = getattr(req, "path", None)
+        access_log.info(
+            "%s %s %d %.2fms id=%s",
+            logged_method(method) if isinstance(method, str) else "-",
+            logged_path(unquote(path)) if isinstance(path, str) and path else "-",
+            status,
+            seconds * 1000,
+            request_id,
+        )
+
+    def _json_error(self, status: int, reason: str, message: str | None, request_id: str) -> bytes:
         from legacy_assistant.web.errors import error_body, status_code_name
         from legacy_assistant.web.security import BROWSER_HEADERS, DATA_POLICY
 
@@ -365,11 +411,27 @@ class ModelWorker(ThreadWorker):
             reason = HTTPStatus(status).phrase
         head = (
             f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nX-Request-ID: {os.urandom(6).hex()}\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n"
             + "".join(f"{name}: {value}\r\n" for name, value in BROWSER_HEADERS)
             + f"Content-Security-Policy: {DATA_POLICY}\r\n\r\n"
         )
         return head.encode("latin-1") + body
+
+
+# The id of the request gunicorn is refusing in this thread, while it logs why (see ServerLog).
+_REFUSING = threading.local()
+
+
+def _refused_request_id(req: Any, ids: Any) -> str:
+    """The id of a request gunicorn refuses: the client's ``X-Request-ID`` where gunicorn read
+    the headers and it is a short token (as the app takes it), else the next of ``ids`` (a
+    :class:`legacy_assistant.web.observability.RequestIds`)."""
+    from legacy_assistant.web.observability import REQUEST_ID_HEADER, valid_request_id
+
+    for name, value in getattr(req, "headers", None) or ():
+        if isinstance(name, str) and name.upper() == REQUEST_ID_HEADER.upper() and valid_request_id(value):
+            return str(value)
+    return str(ids.next())
 
 
 # What to do instead of what gunicorn refused with these statuses.
@@ -516,13 +578,23 @@ class ServerLog(Logger):
         if isinstance(sys.exc_info()[1], BlockingIOError) and msg == "Socket error processing request.":
             self.info("closed a connection whose request stopped arriving for %g s", CLIENT_READ_TIMEOUT_SECONDS)
             return
-        super().exception(msg, *args, **kwargs)
+        super().exception(_with_request_id(msg), *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().warning(_with_request_id(msg), *args, **kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
         if msg.startswith("Listening at:") and args and not args[0]:
             bound = ",".join(f"http://{address}" for address in self.cfg.bind)
             args = (f"{bound} (a socket per worker)", *args[1:])
         super().info(msg, *args, **kwargs)
+
+
+def _with_request_id(msg: str) -> str:
+    """``msg`` with `` id=ID`` where gunicorn logs it while refusing a request (the id its
+    answer carries), else as it is."""
+    request_id = getattr(_REFUSING, "request_id", None)
+    return f"{msg} id={request_id}" if request_id and isinstance(msg, str) else msg
 
 
 class JsonServerLog(ServerLog):
@@ -655,6 +727,7 @@ class GunicornServer(BaseApplication):
                 raise SystemExit(1)
         elif self.reuse_port:
             refuse_port_in_use(self.options.host, self.options.port)
+        refuse_small_redis_pool(self.options)
         master = os.getpid()
         try:
             ReloadingArbiter(self).run()
@@ -767,6 +840,29 @@ def refuse_port_in_use(host: str, port: int) -> None:
     problem = listen_problem(host, port)
     if problem is not None:
         log.error("%s (choose another --host or --port)", problem)
+        raise SystemExit(1)
+
+
+def redis_pool_problem(options: ServerOptions) -> str | None:
+    """Why the Redis store's URL limits each worker's connections (``?max_connections=``) too
+    much for its request threads, or None: under load its requests would get 503 at once (see
+    :func:`legacy_assistant.stores.redis_store.pool_size_problem`)."""
+    from legacy_assistant.stores.base import REDIS_SCHEMES
+
+    url = options.app_config.get("STORE_URL")
+    if not isinstance(url, str) or not url.startswith(REDIS_SCHEMES):
+        return None
+    from legacy_assistant.stores.redis_store import pool_size_problem
+
+    return pool_size_problem(url, options.threads)
+
+
+def refuse_small_redis_pool(options: ServerOptions) -> None:
+    """Exit with :func:`redis_pool_problem`'s message, if any (options not made by
+    :meth:`ServerOptions.from_settings`, which refuses them, such as a server started in code)."""
+    problem = redis_pool_problem(options)
+    if problem is not None:
+        log.error("%s", problem)
         raise SystemExit(1)
 
 

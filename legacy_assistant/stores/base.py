@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import numbers
 import os
@@ -28,6 +29,12 @@ from typing import Any, Protocol
 
 from legacy_assistant.common.files import blocking_file, nearest_existing
 from legacy_assistant.errors import ConfigError, RequestError
+
+
+def forgotten_key(sender: str) -> str:
+    """The whole SHA-256 (hex) of the sender id: how a store remembers that a conversation was
+    forgotten (:meth:`ConversationStore.generation`) without keeping the id it deleted."""
+    return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def sender_digest(sender: str) -> str:
@@ -79,6 +86,10 @@ def _real(name: str, value: object) -> float:
 
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_MAX_TURNS = 50
+# How long a store remembers that a conversation was forgotten (see ConversationStore.generation):
+# longer than any turn takes from its arrival to its save (classifying it, then waiting for the
+# conversation's hold, which gives up after 10 s on Redis and 30 s on SQLite).
+FORGOTTEN_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,15 @@ class ConversationStore(Protocol):
 
     def forget(self, sender: str) -> bool:
         """Delete ``sender``'s state and turns at once; whether a conversation (not expired) was
-        there. Durable when this returns, as a save is."""
+        there. Durable when this returns, as a save is. A new :meth:`generation` of the sender
+        starts, whether or not there was a conversation."""
+
+    def generation(self, sender: str) -> str | None:
+        """A token that changes each time ``sender``'s conversation is forgotten (None: it was not
+        forgotten in the last :data:`FORGOTTEN_SECONDS`). A turn reads it as it arrives and again
+        inside its :meth:`conversation` block, before it saves: a change means the conversation
+        was deleted while the turn was classified, and the turn is not saved (the delete wins).
+        Only a digest of the sender id is kept (:func:`forgotten_key`)."""
 
     def conversation(self, sender: str) -> contextlib.AbstractContextManager[None]:
         """Hold ``sender``'s conversation for one load -> decide -> save, so that two turns of
@@ -197,6 +216,9 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._sender_locks = [threading.Lock() for _ in range(64)]
         self._items: OrderedDict[str, tuple[float, ConversationState, deque[Turn]]] = OrderedDict()
+        # forgotten_key(sender) -> (when, token) of its last forget, oldest first
+        self._forgotten: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._forgets = itertools.count(1)
 
     def __repr__(self) -> str:
         return f"MemoryStore(this process only, at most {self.max_conversations} conversations)"
@@ -256,10 +278,27 @@ class MemoryStore:
 
     def forget(self, sender: str) -> bool:
         check_text("sender", sender)
+        key = forgotten_key(sender)
         with self._lock:
-            live = self._live(sender, self._clock()) is not None
+            now = self._clock()
+            live = self._live(sender, now) is not None
             self._items.pop(sender, None)
+            self._forgotten.pop(key, None)
+            self._forgotten[key] = (now, str(next(self._forgets)))
+            # bounded as the conversations are: by age, and by count
+            while self._forgotten:
+                oldest = next(iter(self._forgotten.values()))
+                if now - oldest[0] <= FORGOTTEN_SECONDS and len(self._forgotten) <= self.max_conversations:
+                    break
+                self._forgotten.popitem(last=False)
             return live
+
+    def generation(self, sender: str) -> str | None:
+        check_text("sender", sender)
+        key = forgotten_key(sender)
+        with self._lock:
+            found = self._forgotten.get(key)
+            return found[1] if found is not None and self._clock() - found[0] <= FORGOTTEN_SECONDS else None
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:

@@ -5,11 +5,20 @@ Keys, under a prefix (default ``legacy-assistant:``)::
     <prefix>state:<sender>   JSON of the ConversationState
     <prefix>turns:<sender>   list of JSON turns, oldest first, trimmed to max_turns
     <prefix>lock:<sender>    held for one load -> decide -> save (SET NX with a timeout)
+    <prefix>forgotten:<SHA-256 of the sender>   a token, new at each forget, kept for 10 minutes
+                             (see ConversationStore.generation)
 
 :meth:`RedisStore.save` writes state and turn in one ``MULTI``/``EXEC`` and returns once Redis
 has acknowledged it. Both keys expire after the idle time, so Redis itself forgets idle
 conversations. How durable an acknowledged write is depends on the Redis server's persistence
 settings (``appendonly yes`` with ``appendfsync everysec`` or ``always``).
+
+The state records the idle time it was saved with (``ttl_ms``). A server started with another
+idle time (``--conversation-ttl``) moves the expiry of a conversation saved under the old one to
+its last save plus the new idle time as soon as it reads or saves it, and treats it as expired
+where that has passed, as the SQLite store measures every conversation's idle time by the
+current setting. Redis counts the idle time on its own clock: what the key has left
+(``PTTL``) says how long ago it was saved. Keys no server reads keep their old expiry.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import json
 import logging
 import math
 import re
+import socket
+import ssl
 import threading
 import urllib.parse
 import uuid
@@ -29,9 +40,11 @@ from legacy_assistant.errors import ConfigError, StoreError
 from legacy_assistant.stores.base import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TTL_SECONDS,
+    FORGOTTEN_SECONDS,
     ConversationState,
     Turn,
     check_text,
+    forgotten_key,
     sender_digest,
 )
 
@@ -46,7 +59,9 @@ SAVE_ATTEMPTS = 20  # an unlocked save retried when a concurrent one changed the
 
 
 # query options of a Redis URL whose values messages may show
-SHOWN_OPTIONS = frozenset({"db", "socket_timeout", "socket_connect_timeout", "health_check_interval", "protocol"})
+SHOWN_OPTIONS = frozenset(
+    {"db", "socket_timeout", "socket_connect_timeout", "health_check_interval", "protocol", "max_connections"}
+)
 # timeouts, so that a store that stops answering is a 503 after seconds, not a hung request
 CLIENT_OPTIONS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
 
@@ -90,7 +105,11 @@ class RedisStore:
             client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
             client.ping()
         except (redis.RedisError, ValueError, TypeError) as exc:
-            raise ConfigError(f"cannot reach the Redis conversation store at {redacted(url)}: {exc}") from None
+            # rediss:// to a server without TLS only timed out, and redis:// to one with TLS had
+            # its connection reset: say which it is, where asking the server tells
+            mismatch = tls_mismatch(url) if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) else None
+            hint = f" ({mismatch})" if mismatch else ""
+            raise ConfigError(f"cannot reach the Redis conversation store at {redacted(url)}: {exc}{hint}") from None
         store = cls(client, **kwargs)
         refused = store._probe()
         if refused is not None:
@@ -118,6 +137,8 @@ class RedisStore:
                     self.amend(probe, turn, turn)
                     self.history(probe)
                     self.forget(probe)
+                    self.generation(probe)
+                    self._client.delete(self._forgotten_key(probe))
                 finally:
                     lock.release()
         except (redis.RedisError, StoreError) as exc:
@@ -154,10 +175,81 @@ class RedisStore:
     def _key(self, kind: str, sender: str) -> str:
         return f"{self.prefix}{kind}:{sender}"
 
+    @property
+    def _ttl_ms(self) -> int:
+        """The idle time in milliseconds, 0 for none; a positive one under a millisecond still
+        expires (0 ms would mean never)."""
+        return max(1, math.ceil(self.ttl_seconds * 1000)) if self.ttl_seconds > 0 else 0
+
+    def _left_ms(self, saved_ms: int | None, pttl: int) -> int | None:
+        """What a conversation has left under this store's idle time: None for no expiry, 0 or
+        less when it has run out. ``saved_ms``: the idle time its state was saved with (None: not
+        recorded, by an earlier version); ``pttl``: what its state key has left (-1: no expiry)."""
+        ttl = self._ttl_ms
+        if not ttl:
+            return None
+        if saved_ms and pttl >= 0:  # Redis has counted the idle time down since the save
+            return ttl - (saved_ms - pttl)
+        if pttl >= 0:  # how long it has been idle is not known: no longer than either
+            return min(pttl, ttl)
+        return ttl  # kept without expiry so far: the idle time from now
+
+    def _expired(self, pipe: Any, state_key: str, raw: Any) -> bool:
+        """Whether the state ``raw`` (read from ``state_key``) has been idle longer than this
+        store's idle time; asks Redis what the key has left only when it was saved with another."""
+        saved = _saved_ttl_ms(raw)
+        if saved == self._ttl_ms:
+            return False  # Redis expires it when due
+        left = self._left_ms(saved, pipe.pttl(state_key))
+        return left is not None and left <= 0
+
+    def _current(self, sender: str, raw: Any) -> Any:
+        """``raw``, the state as read, once its keys expire by this store's idle time: a state
+        saved with another idle time has its expiry moved to its last save plus this one (its keys
+        are deleted where that has passed: None). A value that is not this store's JSON is left
+        as it is, for the reader to refuse."""
+        if raw is None or _saved_ttl_ms(raw) == self._ttl_ms:
+            return raw
+        import redis
+
+        state_key, turns_key = self._key("state", sender), self._key("turns", sender)
+        ttl = self._ttl_ms
+        for _ in range(SAVE_ATTEMPTS):
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.watch(state_key)  # a save meanwhile writes the state afresh: look again
+                raw = pipe.get(state_key)
+                saved = None if raw is None else _saved_ttl_ms(raw)
+                if raw is None or saved == ttl:
+                    return raw
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    return raw
+                if not isinstance(data, dict):
+                    return raw
+                left = self._left_ms(saved, pipe.pttl(state_key))
+                pipe.multi()
+                if left is not None and left <= 0:
+                    pipe.delete(state_key, turns_key)
+                    rebased = None
+                else:
+                    rebased = json.dumps({**data, "ttl_ms": ttl})
+                    pipe.set(state_key, rebased, px=left)  # None: no expiry (SET drops the old one)
+                    if left:
+                        pipe.pexpire(turns_key, left)
+                    else:
+                        pipe.persist(turns_key)
+                try:
+                    pipe.execute()
+                    return rebased
+                except redis.WatchError:
+                    continue
+        raise StoreError(f"{_named(sender)}: other saves kept changing it; it could not be read")
+
     def load(self, sender: str) -> ConversationState:
         check_text("sender", sender)  # keys are UTF-8: a clear error, as every store gives
         with self._errors("load"):
-            raw = self._client.get(self._key("state", sender))
+            raw = self._current(sender, self._client.get(self._key("state", sender)))
         if raw is None:
             return ConversationState()
         with self._unreadable(sender):
@@ -169,8 +261,9 @@ class RedisStore:
         check_text("sender", sender)  # state and turn checked their own fields when made
 
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
-        # a positive idle time under a millisecond still expires (0 ms would mean never)
-        ttl_ms = max(1, math.ceil(self.ttl_seconds * 1000)) if self.ttl_seconds > 0 else 0
+        ttl_ms = self._ttl_ms
+        # with the idle time it is saved with: a server with another one tells how long it has been idle
+        saved_state = json.dumps({**state.to_dict(), "ttl_ms": ttl_ms})
         lock, expired = self._held_lock(sender, "saved")
         with self._errors("save"):
             for _ in range(SAVE_ATTEMPTS):
@@ -182,7 +275,10 @@ class RedisStore:
                         # unlocked: a concurrent save that starts the conversation retries this one,
                         # which would otherwise delete that save's turn as an expired history
                         pipe.watch(state_key)
-                    fresh = not pipe.exists(state_key)
+                    stored = pipe.get(state_key)
+                    # an expired conversation starts afresh; one saved with a longer idle time
+                    # than this store's may have been idle longer than this one allows
+                    fresh = stored is None or self._expired(pipe, state_key, stored)
                     if not fresh and pipe.type(turns_key) not in (b"list", b"none", "list", "none"):
                         # EXEC would set the state and then fail the RPUSH: the state moved on
                         # without its turn, and again at each retry
@@ -193,7 +289,7 @@ class RedisStore:
                     pipe.multi()
                     if fresh:
                         pipe.delete(turns_key)  # an expired conversation starts afresh
-                    pipe.set(state_key, json.dumps(state.to_dict()), px=ttl_ms or None)
+                    pipe.set(state_key, saved_state, px=ttl_ms or None)
                     pipe.rpush(turns_key, json.dumps(turn.to_dict()))
                     pipe.ltrim(turns_key, -self.max_turns, -1)
                     if ttl_ms:
@@ -229,7 +325,8 @@ class RedisStore:
                     if lock is not None:
                         _watch_lock(pipe, lock, expired)
                     pipe.watch(state_key, turns_key)
-                    if not pipe.exists(state_key):
+                    stored = pipe.get(state_key)
+                    if stored is None or self._expired(pipe, state_key, stored):
                         return False
                     rows = pipe.lrange(turns_key, 0, -1)
                     with self._unreadable(sender):
@@ -251,7 +348,7 @@ class RedisStore:
     def history(self, sender: str) -> list[Turn]:
         check_text("sender", sender)
         with self._errors("history"):
-            if not self._client.exists(self._key("state", sender)):
+            if self._current(sender, self._client.get(self._key("state", sender))) is None:
                 return []
             # the newest max_turns: a list saved under a higher limit holds more until the next save
             rows = self._client.lrange(self._key("turns", sender), -self.max_turns, -1)
@@ -261,11 +358,27 @@ class RedisStore:
     def forget(self, sender: str) -> bool:
         check_text("sender", sender)
         with self._errors("forget"):
+            state_key = self._key("state", sender)
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.exists(self._key("state", sender))
-                pipe.delete(self._key("state", sender), self._key("turns", sender))
-                existed, _ = pipe.execute()
-        return bool(existed)
+                pipe.get(state_key)
+                pipe.pttl(state_key)
+                pipe.delete(state_key, self._key("turns", sender))
+                pipe.set(self._forgotten_key(sender), uuid.uuid4().hex, px=int(FORGOTTEN_SECONDS * 1000))
+                stored, pttl, _, _ = pipe.execute()
+        if stored is None:
+            return False
+        saved = _saved_ttl_ms(stored)
+        left = None if saved == self._ttl_ms else self._left_ms(saved, pttl)
+        return left is None or left > 0  # not expired
+
+    def generation(self, sender: str) -> str | None:
+        check_text("sender", sender)
+        with self._errors("generation"):
+            token = self._client.get(self._forgotten_key(sender))
+        return token.decode("ascii", "replace") if isinstance(token, bytes) else token
+
+    def _forgotten_key(self, sender: str) -> str:
+        return f"{self.prefix}forgotten:{forgotten_key(sender)}"
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
@@ -301,6 +414,16 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _saved_ttl_ms(raw: Any) -> int | None:
+    """The idle time (ms) a stored state was saved with; None where it does not say (saved by an
+    earlier version, or a value that is not this store's JSON)."""
+    try:
+        value = json.loads(raw).get("ttl_ms")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return value if type(value) is int and value >= 0 else None
 
 
 def _watch_lock(pipe: Any, lock: Any, expired: StoreError) -> None:
@@ -370,6 +493,82 @@ def check_redis_url(url: str) -> None:
         reason = f"unknown option {unknown.group(1)!r} (a misspelt one?)" if unknown else str(exc)
         raise ConfigError(f"{redacted(url)}: not a usable Redis URL: {reason}") from None
     pool.disconnect()
+
+
+def pool_size_problem(url: str, threads: int) -> str | None:
+    """Why ``?max_connections=`` in the Redis URL ``url`` is too few for a worker of ``threads``
+    request threads, or None. Each thread uses one connection at a time, and the client refuses
+    a request for one over the limit at once ("Too many connections": a 503) instead of waiting
+    for one to be free, so under load a worker with more threads than connections answered
+    503s. The limit is per worker (each process has its own connection pool)."""
+    values = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("max_connections")
+    if not values:
+        return None
+    try:
+        limit = int(values[-1])
+    except ValueError:
+        return None  # check_redis_url refuses it
+    if limit >= threads:
+        return None
+    return (
+        f"{redacted(url)}: max_connections={limit} is fewer than the {threads} request threads of each worker "
+        "(--threads, LEGACY_ASSISTANT_THREADS), and a request that finds every connection in use is refused "
+        f"at once (503, Too many connections): give max_connections={threads} or more (it counts per worker), "
+        "or leave it out (no limit)"
+    )
+
+
+TLS_PROBE_SECONDS = 2.0
+
+
+def tls_mismatch(url: str) -> str | None:
+    """What to change when the server of a Redis URL that could not be reached speaks the other
+    protocol: a ``rediss://`` URL (TLS) whose server answers plain Redis, or a ``redis://`` URL
+    whose server answers TLS; None when neither shows (or for a Unix socket). Asks the server
+    once more, directly, for at most :data:`TLS_PROBE_SECONDS` each way."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "localhost", parts.port or 6379
+    except ValueError:
+        return None
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if parts.scheme == "rediss" and _answers_plain_redis(host, port):
+        return f"the server at {address} answers plain Redis, without TLS: use redis://, or give the server a tls-port"
+    if parts.scheme == "redis" and _answers_tls(host, port):
+        return (
+            f"the server at {address} answers TLS only: use rediss://, with ?ssl_ca_certs=PATH where its certificate "
+            "is from a private authority"
+        )
+    return None
+
+
+def _answers_plain_redis(host: str, port: int) -> bool:
+    """Whether the server answers an inline ``PING`` as Redis does, without TLS (``+PONG``, or an
+    error such as ``-NOAUTH``)."""
+    try:
+        with socket.create_connection((host, port), timeout=TLS_PROBE_SECONDS) as sock:
+            sock.sendall(b"PING\r\n")
+            first = sock.recv(1)
+    except OSError:
+        return False
+    return first in (b"+", b"-")
+
+
+def _answers_tls(host: str, port: int) -> bool:
+    """Whether the server completes a TLS handshake (its certificate not checked: only the
+    protocol is in question), or refuses it with a TLS alert (a server that wants a client
+    certificate)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=TLS_PROBE_SECONDS) as sock:
+            with context.wrap_socket(sock, server_hostname=host):
+                return True
+    except ssl.SSLError as exc:
+        return "alert" in str(exc).lower()
+    except OSError:
+        return False
 
 
 def _positive_seconds(text: str) -> bool:

@@ -24,6 +24,7 @@ import sqlite3
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -37,10 +38,12 @@ from legacy_assistant.errors import ConfigError, StoreError
 from legacy_assistant.stores.base import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TTL_SECONDS,
+    FORGOTTEN_SECONDS,
     SQLITE_SYNCHRONOUS_MODES,
     ConversationState,
     Turn,
     check_text,
+    forgotten_key,
     sender_digest,
 )
 
@@ -68,6 +71,11 @@ CREATE TABLE IF NOT EXISTS turns (
     generated  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
+CREATE TABLE IF NOT EXISTS forgotten (
+    sender_sha256 TEXT PRIMARY KEY,
+    token         TEXT NOT NULL,
+    at            REAL NOT NULL
+);
 """
 SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
 # Expired conversations are invisible at once; their rows are deleted when the store opens and
@@ -509,11 +517,27 @@ class SQLiteStore:
             return "expired" if self._expired(row[0], now) else "live"
 
     def _forget(self, connection: sqlite3.Connection, sender: str) -> bool:
-        live = self._status(connection, sender, self._clock()) == "live"
+        now = self._clock()
+        live = self._status(connection, sender, now) == "live"
         connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
         if connection.execute("DELETE FROM conversations WHERE sender = ?", (sender,)).rowcount:
             self._local.deleted = True  # an expired one too: its words are in the file as well
+        connection.execute("DELETE FROM forgotten WHERE at < ?", (now - FORGOTTEN_SECONDS,))
+        connection.execute(
+            "INSERT INTO forgotten (sender_sha256, token, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (sender_sha256) DO UPDATE SET token = excluded.token, at = excluded.at",
+            (forgotten_key(sender), uuid.uuid4().hex, now),
+        )
         return live
+
+    def generation(self, sender: str) -> str | None:
+        check_text("sender", sender)
+        with self._errors("generation"), self._connection() as connection:
+            row = connection.execute(
+                "SELECT token, at FROM forgotten WHERE sender_sha256 = ?", (forgotten_key(sender),)
+            ).fetchone()
+        with self._unreadable(sender):
+            return None if row is None or self._clock() - float(row[1]) > FORGOTTEN_SECONDS else _text(row[0])
 
     def _amend(self, connection: sqlite3.Connection, sender: str, turn: Turn, amended: Turn) -> bool:
         if self._status(connection, sender, self._clock()) != "live":
@@ -563,6 +587,7 @@ class SQLiteStore:
             "DELETE FROM turns WHERE sender IN (SELECT sender FROM conversations WHERE updated < ?)", (cutoff,)
         )
         deleted = connection.execute("DELETE FROM conversations WHERE updated < ?", (cutoff,)).rowcount
+        connection.execute("DELETE FROM forgotten WHERE at < ?", (now - FORGOTTEN_SECONDS,))
         if deleted:
             self._local.deleted = True
             log.info("deleted %d expired conversation(s) from %s", deleted, self.path)

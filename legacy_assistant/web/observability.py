@@ -31,6 +31,14 @@ access_log = logging.getLogger("legacy_assistant.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
+
+
+def valid_request_id(value: object) -> bool:
+    """Whether a client's ``X-Request-ID`` is one the server keeps: a short token of letters,
+    digits, ``.``, ``_`` or ``-``."""
+    return isinstance(value, str) and _VALID_REQUEST_ID(value) is not None
+
+
 UNMATCHED_ROUTE = "<unmatched>"
 # The methods the metrics name; any other verb a client sends is counted as OTHER_METHOD.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
