@@ -86,6 +86,9 @@ def test_bad_csv_rows_are_all_reported_with_file_and_line():
         # one that spans lines is named once, with its lines, and reading goes on after its last one
         ('text,label\nhi,greet\n"' + "x" * 70_000 + "\n" + "x" * 70_000 + '",greet\nbye,\n',
          "- lines 3-4: field larger than field limit (131072)\n  - line 5: field 'label' is empty"),
+        # one whose first line alone is over the limit is named too, not a crash
+        ('text,label\nhi,greet\n"' + "x" * 140_000 + '\nmore\nend",greet\nbye,\n',
+         "- lines 3-5: field larger than field limit (131072)\n  - line 6: field 'label' is empty"),
         # one whose quote never closes is named as such, and the lines after it are read
         ('text,label\nhi,greet\n"' + "x" * 140_000 + ",greet\nbye,\n",
          "- line 3: a quote opened in this row is never closed\n  - line 4: field 'label' is empty"),

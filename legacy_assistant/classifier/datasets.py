@@ -382,7 +382,10 @@ def _swallowed_rows(
     if not whole:
         return None
     for part in whole:
-        cells = next(csv.reader([part]), [])
+        try:
+            cells = next(csv.reader([part]), [])
+        except csv.Error:  # a line holding a field over the csv module's size limit: no row
+            return None
         if len(cells) != columns or len(cells[label_col].split()) != 1 or not "".join(cells).strip():
             return None
     return (
