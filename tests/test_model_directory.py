@@ -433,3 +433,49 @@ def test_replacing_a_model_says_that_its_golden_file_is_gone(tmp_path, caplog):
     with caplog.at_level("WARNING", logger=directory.__name__):
         write_artifact(target, _fill("newer"), manifest_name=MANIFEST, force=True)  # none to lose now
     assert caplog.records == []
+
+
+def test_a_stop_just_after_the_swap_says_the_new_model_is_in_place(tmp_path, monkeypatch):
+    """A stop in the moment after the folders were exchanged, before the swap returned: the
+    clean-up deleted the old model (then in the staging folder), and the stop passed for one
+    that had replaced nothing."""
+    from legacy_assistant.artifacts.directory import written_before_stop
+
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    exchange = directory._exchange
+
+    def exchanged_then_stopped(first, second):
+        assert exchange(first, second)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(directory, "_exchange", exchanged_then_stopped)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert written_before_stop(stopped.value) == target
+    assert (target / "saved_model" / "weights.bin").read_text() == "new"
+    verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # the old model deleted, no staging left
+
+
+def test_a_stop_between_the_two_renames_puts_the_old_model_back(tmp_path, monkeypatch):
+    """Where the system cannot exchange two folders in one step, the old model is renamed away
+    and the new one into its place: a stop between the two left no model at the path (the new
+    one deleted with the staging folder, the old one in a hidden folder beside it)."""
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    monkeypatch.setattr(directory, "_exchange", lambda first, second: False)
+    rename = os.rename
+    renames = []
+
+    def stopped_at_the_second(source, destination):
+        renames.append(destination)
+        if len(renames) == 2:
+            raise KeyboardInterrupt
+        rename(source, destination)
+
+    monkeypatch.setattr(directory.os, "rename", stopped_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    monkeypatch.undo()
+    assert (target / "saved_model" / "weights.bin").read_text() == "old"
+    verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]

@@ -110,6 +110,7 @@ def write_artifact(
     _remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
     held = _lock_folder(staging)  # while it is held, no other export takes the folder for abandoned
+    manifest: dict[str, Any] = {}
     try:
         # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
         os.chmod(staging, _directory_mode())
@@ -145,8 +146,14 @@ def write_artifact(
                 "run the command again to rewrite the model now there"
             )
         retired = _replace_dir(staging, target)
-    except BaseException:
+    except BaseException as exc:
+        # staging holds the old model where the stop came just after the swap: deleted all the
+        # same, and the stop says the new one is in place
         shutil.rmtree(staging, ignore_errors=True)
+        written = manifest.get(DIGEST_FIELD)
+        if isinstance(exc, KeyboardInterrupt) and written and digest_on_disk(target, manifest_name) == written:
+            with stops_after_writing(target):
+                raise
         raise
     finally:
         if held is not None:
@@ -534,7 +541,11 @@ def _replace_dir(staging: Path, target: Path) -> Path | None:
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     os.rmdir(retired)
     os.rename(target, retired)
-    os.rename(staging, target)
+    try:
+        os.rename(staging, target)
+    except BaseException:  # a stop between the two renames, or a failed second one: the old model back
+        os.rename(retired, target)
+        raise
     return retired
 
 
