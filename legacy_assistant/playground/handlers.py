@@ -34,8 +34,12 @@ REASON_TEXT = {
 
 Message = dict[str, str]  # {"role": "user" | "assistant", "content": text}
 # Put between the transcript a page still shows and the next turn, where the store no longer holds
-# that conversation (idle past its expiry, or forgotten meanwhile): the assistant answers without it.
-STARTED_OVER = "(The conversation above has ended: it was idle too long, and the assistant no longer remembers it.)"
+# that conversation (idle past its expiry, dropped to make room for newer ones, or deleted): the
+# assistant answers without it.
+STARTED_OVER = (
+    "(The assistant no longer remembers the conversation above: it was idle too long, or it was removed. "
+    "This is a new one.)"
+)
 
 
 def as_shown(text: str) -> str:
