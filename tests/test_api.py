@@ -52,7 +52,7 @@ def test_chat_reply_and_context_flow(client):
         response = post(client, "/api/v1/chat", {"sender": sender, "message": message})
         assert response.status_code == 200
         body = response.get_json()
-        assert list(body) == ["sender", "reply", "intent", "confidence", "reason", "generated"]
+        assert list(body) == ["sender", "reply", "intent", "confidence", "reason", "generated", "replayed"]
         assert body["generated"] is False  # no responder in this app
         assert body["sender"] == sender
         return body

@@ -1168,6 +1168,56 @@ def test_a_dropped_connection_neither_doubles_nor_loses_a_message(browser, live_
                                     "and back in the message box.")
 
 
+def test_a_message_the_server_stores_after_the_page_looked_is_not_stored_twice(browser, live_url):
+    """The connection failed and the page read the conversation again before the server stored
+    the message: marked not sent and back in the box, it was stored a second time when sent
+    again. Each message now goes with an id of its own, and a copy sent again keeps it: the
+    server answers it with the stored turn."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.sent = []; // the chat requests' bodies
+        window.late = false; // the next chat request fails at once, and reaches the server later
+        window.lateAnswered = false;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          window.sent.push(JSON.parse(options.body));
+          if (!window.late) return original.apply(this, arguments);
+          window.late = false;
+          var self = this, args = [url, { method: "POST", headers: options.headers, body: options.body }];
+          window.setTimeout(function () {
+            original.apply(self, args).then(function () { window.lateAnswered = true; });
+          }, 1500);
+          return Promise.reject(new TypeError("Failed to fetch"));
+        };""")
+    send(browser, "hello")
+    send(browser, "hello")
+    sender = saved_sender(browser)
+    box = browser.find_element(By.ID, "message")
+    browser.execute_script("window.late = true")
+    box.send_keys("I'd like to order a coffee", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.user.unsent"))
+    ready(browser)
+    assert box.get_attribute("value") == "I'd like to order a coffee"  # the server had not got it when looked
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.lateAnswered"))
+    assert [turn["message"] for turn in stored_turns(live_url, sender)][-1] == "I'd like to order a coffee"
+    box.send_keys(Keys.ENTER)  # sent again, as the page offers
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 3)
+    ready(browser)
+    assert [turn["message"] for turn in stored_turns(live_url, sender)] == [
+        "hello", "hello", "I'd like to order a coffee"]
+    ids = [body.get("message_id") for body in browser.execute_script("return window.sent")]
+    assert len(ids) == 4 and all(re.fullmatch(r"[0-9a-f]{32}", str(i)) for i in ids), ids
+    assert ids[0] != ids[1] != ids[2]  # a new id per message, the same text too
+    assert ids[3] == ids[2]  # the copy sent again keeps its id
+    assert [row[:2] for row in conversation(browser)][-2:] == [
+        ("user", "I'd like to order a coffee"), ("bot", stored_turns(live_url, sender)[-1]["reply"])]
+
+
 def test_a_message_given_up_on_that_never_reached_the_server_stays_as_not_sent(browser, live_url):
     """A message that got no answer in time and never reached the server vanished at the next
     reload (the page itself says to reload and see): the log showed the server's turns only."""

@@ -128,11 +128,17 @@ def test_the_schemas_refuse_what_the_server_refuses_and_take_what_it_takes(doc):
     for sender in (None, 12345, "user-1"):
         assert valid("RasaMessage", {"sender": sender, "message": "hi"}), sender
     assert not valid("RasaMessage", {"sender": True, "message": "hi"})
+    # a message id is the server's token: 1 to 64 of letters, digits, ".", "_", "-"
+    for message_id in ("m-1", "A.b_C-9", "x" * 64):
+        assert valid("ChatRequest", {"sender": "s", "message": "hi", "message_id": message_id}), message_id
+    for message_id in ("", "x" * 65, "a b", "é", 7):
+        assert not valid("ChatRequest", {"sender": "s", "message": "hi", "message_id": message_id}), message_id
     assert "503" in doc["paths"]["/ready"]["get"]["responses"]
 
 
 NULLABLE_FIELDS = [
-    ("/api/v1/chat", "ChatRequest", {"sender": "n", "message": "hello"}, ["emotion", "condition_strength"]),
+    ("/api/v1/chat", "ChatRequest", {"sender": "n", "message": "hello"},
+     ["emotion", "condition_strength", "message_id"]),
     ("/webhooks/rest/webhook", "RasaMessage", {"sender": "n", "message": "hello"}, ["emotion", "condition_strength"]),
     ("/cakechat_api/v1/actions/get_response", "CakechatRequest", {"context": ["hello"]},
      ["emotion", "mode", "seed", "condition_strength"]),

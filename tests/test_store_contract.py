@@ -126,6 +126,47 @@ def test_sqlite_file_from_before_the_generated_column_is_upgraded(tmp_path):
         second.close()
 
 
+def test_a_turns_reason_and_message_id_are_kept(make_store):
+    """A resent message is looked up by its id among the stored turns, and answered with the
+    stored reason; an amended turn keeps both."""
+    store = make_store()
+    kept = Turn("tell me a story", "sorry?", "fallback", 0.1, reason="low_confidence", message_id="m.1_A-z")
+    store.save("k", ConversationState(turns=1), turn("hi"))
+    store.save("k", ConversationState(turns=2), kept)
+    history = store.history("k")
+    assert [(t.reason, t.message_id) for t in history] == [(None, None), ("low_confidence", "m.1_A-z")]
+    assert store.amend("k", history[1], Turn(**{**history[1].to_dict(), "reply": "once", "generated": True}))
+    assert store.history("k")[1] == Turn(**{**kept.to_dict(), "reply": "once", "generated": True,
+                                            "at": history[1].at})
+
+
+def test_sqlite_file_from_before_the_message_id_column_is_upgraded(tmp_path):
+    path = tmp_path / "previous.db"
+    with sqlite3.connect(path) as old:  # the turns table as the version before message ids wrote it
+        old.executescript(
+            "CREATE TABLE conversations (sender TEXT PRIMARY KEY, context TEXT, next_tag TEXT, "
+            "turns INTEGER NOT NULL, updated REAL NOT NULL);"
+            "CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, message TEXT NOT NULL, "
+            "reply TEXT NOT NULL, intent TEXT NOT NULL, confidence REAL NOT NULL, at REAL NOT NULL, "
+            "generated INTEGER NOT NULL DEFAULT 0);"
+        )
+        old.execute("INSERT INTO conversations VALUES ('o', NULL, NULL, 1, ?)", (time.time(),))
+        old.execute("INSERT INTO turns (sender, message, reply, intent, confidence, at, generated) "
+                    "VALUES ('o', 'story?', 'once', 'fallback', 0.1, 1.0, 1)")
+    first, second = SQLiteStore(path), SQLiteStore(path)  # the second finds the columns there
+    try:
+        assert first.history("o") == [Turn("story?", "once", "fallback", 0.1, 1.0, generated=True)]
+        first.save("o", ConversationState(turns=2), Turn("hi", "hello", "greeting", 0.9, 2.0, reason="intent",
+                                                         message_id="m-2"))
+        assert [(t.reason, t.message_id) for t in second.history("o")] == [(None, None), ("intent", "m-2")]
+    finally:
+        first.close()
+        second.close()
+    with sqlite3.connect(path) as upgraded:
+        columns = [row[1] for row in upgraded.execute("PRAGMA table_info(turns)")]
+    assert columns[-2:] == ["reason", "message_id"]
+
+
 def test_unicode_and_odd_senders_round_trip(make_store):
     store = make_store()
     for sender in ["ünïcødé 🚀", "with:colons:and spaces", "x" * 128, "'; DROP TABLE turns; --"]:
@@ -1417,3 +1458,20 @@ def test_a_sqlite_file_that_a_new_connection_cannot_open_is_a_store_error_in_eve
         with healthy.conversation("a"):
             raise sqlite3.OperationalError("the caller's own")
     healthy.close()
+
+
+def test_a_turn_is_found_by_its_message_id_among_the_turns_kept(make_store):
+    """What a message sent again is answered with: the newest kept turn saved with its id."""
+    store = make_store(max_turns=3)
+    for number, message_id in enumerate(["a", None, "b", "a"]):
+        store.save("s", ConversationState(turns=number + 1), Turn(f"m{number}", f"r{number}", "i", 0.5,
+                                                                   message_id=message_id))
+    assert store.turn_with_id("s", "a").message == "m3"  # the newest of two
+    assert store.turn_with_id("s", "b").reply == "r2"
+    assert store.turn_with_id("s", "c") is None and store.turn_with_id("other", "a") is None
+    store.save("s", ConversationState(turns=5), turn("m4"))
+    store.save("s", ConversationState(turns=6), turn("m5"))
+    assert store.turn_with_id("s", "b") is None  # pushed out of the kept turns: as history() has it
+    assert [t.message_id for t in store.history("s")] == ["a", None, None]
+    store.forget("s")
+    assert store.turn_with_id("s", "a") is None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -64,8 +66,22 @@ SERVING_REPETITION_PENALTY = 10.0
 # What :meth:`Assistant.warm_up` asks the models.
 WARM_UP_TEXT = "hello"
 
+# A client's message id (``message_id``): a short token of letters, digits, ".", "_" or "-", as a
+# request id is (``X-Request-ID``).
+_VALID_MESSAGE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
+# How long a resent message waits for the generated reply of its first copy, still being written
+# by this process, before it is answered with what is stored (the canned reply).
+REPLAY_WAIT_SECONDS = 60.0
+
 Classify = Callable[[str], Prediction]
 Generate = Callable[[Sequence[str], str, str, "int | None", "float | None"], str]
+
+
+def check_message_id(message_id: object) -> None:
+    """Raise :class:`RequestError` unless ``message_id`` is None or a short token: 1 to 64 of
+    letters, digits, ``.``, ``_`` or ``-``."""
+    if message_id is not None and not (isinstance(message_id, str) and _VALID_MESSAGE_ID(message_id)):
+        raise RequestError(f"message_id must be 1 to 64 letters, digits, '.', '_' or '-', got {message_id!r:.80}")
 
 
 def _check_string(name: str, value: object) -> None:
@@ -113,6 +129,10 @@ class Assistant:
         self._classify = classify or (lambda text: predictor.predict([text])[0])
         self._generate = generate
         self._batchers: list[Any] = []
+        # (sender, message_id) of the stored turns whose generated reply is still being written:
+        # a resend of one waits for it (set when it is written, or given up)
+        self._writing: dict[tuple[str, str], threading.Event] = {}
+        self._writing_lock = threading.Lock()
         if generate is None and responder is not None:
             self._generate = responder.respond
 
@@ -224,8 +244,17 @@ class Assistant:
         emotion: str | None = None,
         seed: int | None = None,
         condition_strength: float | None = None,
+        message_id: str | None = None,
     ) -> Reply:
         """Answer one turn of ``sender``'s conversation; the turn is stored before returning.
+
+        ``message_id`` (a short token the client picks per message, see :func:`check_message_id`)
+        makes a resend harmless: when the conversation's stored turns already hold one with that
+        id, its reply is given again (``replayed``), with nothing classified or stored; else the
+        id is stored with the turn. The stored turns are searched inside the store's hold of the
+        conversation, so two copies sent at once make one turn. A replay of a turn whose generated
+        reply is still being written by this assistant waits for it (at most
+        :data:`REPLAY_WAIT_SECONDS`); one written by another process is given as stored then.
 
         A reply the responder writes is made outside the store's hold: the turn is stored first
         with the canned fallback, then amended to the generated reply. A conversation deleted
@@ -250,6 +279,11 @@ class Assistant:
         # checked here, not only by the responder: its refusal below would be taken for a
         # context of no word and answered with the canned fallback
         check_seed(seed)
+        check_message_id(message_id)
+        if message_id is not None:
+            stored = self._stored_turn(sender, message_id)  # a resend: no need to classify it
+            if stored is not None:
+                return self._replay(sender, stored)
         # The message is classified outside the store's hold: a DELETE of the conversation may
         # land meanwhile. The store's generation of the sender changes with it, and the turn is
         # then not stored (it would bring the forgotten conversation back).
@@ -258,12 +292,40 @@ class Assistant:
         understood = prediction.known_features > 0
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
         # context change is lost; the store holds the sender for that span.
-        with self.store.conversation(sender):
-            forgotten = self.store.generation(sender) != generation
-            state = self.store.load(sender)
-            reply, next_state = self.policy.decide(state, prediction.ranking, understood)
-            context = self._context(sender, message) if self._generates(reply) else None
-            canned = None if forgotten else self._save(sender, message, reply, next_state)
+        writing = None
+        try:
+            with self.store.conversation(sender):
+                # a copy of this message sent at once may have been stored since the look above
+                stored = None if message_id is None else self._stored_turn(sender, message_id)
+                if stored is None:
+                    forgotten = self.store.generation(sender) != generation
+                    state = self.store.load(sender)
+                    reply, next_state = self.policy.decide(state, prediction.ranking, understood)
+                    context = self._context(sender, message) if self._generates(reply) else None
+                    if context is not None and not forgotten:
+                        # noted before the save, which a resend may read as soon as it is committed
+                        writing = self._start_writing(sender, message_id)
+                    canned = None if forgotten else self._save(sender, message, reply, next_state, message_id)
+            if stored is not None:
+                return self._replay(sender, stored)
+            return self._answer(sender, reply, context, canned, forgotten, emotion, seed, condition_strength)
+        finally:
+            if writing is not None:  # written, or given up: a resend waiting for it reads it now
+                self._done_writing(sender, message_id, writing)
+
+    def _answer(
+        self,
+        sender: str,
+        reply: Reply,
+        context: list[str] | None,
+        canned: Turn | None,
+        forgotten: bool,
+        emotion: str | None,
+        seed: int | None,
+        condition_strength: float | None,
+    ) -> Reply:
+        """The reply to a turn decided (and stored as ``canned``, unless None): ``reply``, or the
+        reply the responder writes from ``context``, which then replaces the stored canned one."""
         if forgotten:
             log.info(
                 "%s: the conversation was deleted while this turn was classified: answered, not stored",
@@ -438,8 +500,56 @@ class Assistant:
         context.append(message)
         return context
 
-    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState) -> Turn:
+    def _save(self, sender: str, message: str, reply: Reply, state: ConversationState, message_id: str | None) -> Turn:
         """Store the turn (with ``state``); the turn as stored."""
-        turn = Turn(message, reply.text, reply.intent, reply.confidence, generated=reply.generated)
+        turn = Turn(
+            message,
+            reply.text,
+            reply.intent,
+            reply.confidence,
+            generated=reply.generated,
+            reason=reply.reason,
+            message_id=message_id,
+        )
         self.store.save(sender, state, turn)
         return turn
+
+    def _stored_turn(self, sender: str, message_id: str) -> Turn | None:
+        """The newest of ``sender``'s stored turns with ``message_id``, or None."""
+        return self.store.turn_with_id(sender, message_id)
+
+    def _replay(self, sender: str, turn: Turn) -> Reply:
+        """The reply of ``turn``, stored before with a resent message's id. Called outside the
+        store's hold: a generated reply this assistant is still writing is waited for (its amend
+        needs the hold). The turn is read again after that look, so that a reply written (and its
+        note taken away) since ``turn`` was read is the one given."""
+        assert turn.message_id is not None
+        with self._writing_lock:
+            writing = self._writing.get((sender, turn.message_id))
+        if writing is not None and not writing.wait(REPLAY_WAIT_SECONDS):
+            log.warning(
+                "%s: a resent message's generated reply was not written in %g s: the stored one answers",
+                sender_digest(sender),
+                REPLAY_WAIT_SECONDS,
+            )
+        turn = self._stored_turn(sender, turn.message_id) or turn
+        log.info("%s: a resent message is answered with its stored reply", sender_digest(sender))
+        # a turn stored before reasons were kept has none: only a fallback's reason is not "intent"
+        reason = turn.reason or ("low_confidence" if turn.intent == FALLBACK_TAG else "intent")
+        return Reply(turn.reply, turn.intent, turn.confidence, reason, generated=turn.generated, replayed=True)
+
+    def _start_writing(self, sender: str, message_id: str | None) -> threading.Event | None:
+        """Note that the generated reply of the turn stored with ``message_id`` is being written."""
+        if message_id is None:
+            return None
+        event = threading.Event()
+        with self._writing_lock:
+            self._writing[(sender, message_id)] = event
+        return event
+
+    def _done_writing(self, sender: str, message_id: str | None, event: threading.Event) -> None:
+        assert message_id is not None
+        with self._writing_lock:
+            if self._writing.get((sender, message_id)) is event:
+                del self._writing[(sender, message_id)]
+        event.set()

@@ -54,13 +54,15 @@ class Reply:
     """One answer. ``confidence`` is the classifier's for ``intent`` (1.0 for a follow-up); for
     the fallback it is the confidence of the classifier's best guess, and ``reason`` says why
     that guess was not taken. ``generated``: the text of a fallback came from the responder
-    instead of the canned answers (the intent is still ``fallback``)."""
+    instead of the canned answers (the intent is still ``fallback``). ``replayed``: the answer
+    is a stored turn's, given again to a resent message (nothing was classified or stored)."""
 
     text: str
     intent: str
     confidence: float
     reason: str = "intent"
     generated: bool = False
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

@@ -131,11 +131,19 @@ class Turn:
     confidence: float
     at: float = field(default_factory=time.time)
     generated: bool = False  # the reply came from the responder
+    # why the reply was chosen (a dialogue reason; None in turns stored before it was kept)
+    reason: str | None = None
+    # the client's id of the message (``POST /api/v1/chat`` ``message_id``): a resend of it is
+    # answered with this turn's reply instead of being stored again; None when it gave none
+    message_id: str | None = None
 
     def __post_init__(self) -> None:
         # plain Python values only, so that all three stores keep and give back the same turn
         for name in ("message", "reply", "intent"):
             check_text(name, getattr(self, name))
+        for name in ("reason", "message_id"):
+            if getattr(self, name) is not None:
+                check_text(name, getattr(self, name))
         object.__setattr__(self, "confidence", _real("confidence", self.confidence))
         object.__setattr__(self, "at", _real("at", self.at))
         object.__setattr__(self, "generated", bool(self.generated))
@@ -152,7 +160,13 @@ class Turn:
             confidence=float(data["confidence"]),
             at=float(data["at"]),
             generated=bool(data.get("generated", False)),
+            reason=_text_or_none(data.get("reason")),
+            message_id=_text_or_none(data.get("message_id")),
         )
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 class ConversationStore(Protocol):
@@ -164,6 +178,10 @@ class ConversationStore(Protocol):
 
     def history(self, sender: str) -> list[Turn]:
         """The sender's stored turns, oldest first; empty for an unknown or expired sender."""
+
+    def turn_with_id(self, sender: str, message_id: str) -> Turn | None:
+        """The newest of the sender's stored turns (those :meth:`history` gives) saved with
+        ``message_id``, or None: what a message sent again is answered with."""
 
     def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
         """Replace the newest stored turn equal to ``turn`` with ``amended``, leaving the state and
@@ -262,6 +280,12 @@ class MemoryStore:
         with self._lock:
             item = self._live(sender, self._clock())
             return list(item[2]) if item else []
+
+    def turn_with_id(self, sender: str, message_id: str) -> Turn | None:
+        check_text("sender", sender)
+        with self._lock:
+            item = self._live(sender, self._clock())
+            return next((turn for turn in reversed(item[2]) if turn.message_id == message_id), None) if item else None
 
     def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
         check_text("sender", sender)

@@ -355,6 +355,9 @@ class RedisStore:
         with self._unreadable(sender):
             return [Turn.from_dict(json.loads(raw)) for raw in rows]
 
+    def turn_with_id(self, sender: str, message_id: str) -> Turn | None:
+        return next((turn for turn in reversed(self.history(sender)) if turn.message_id == message_id), None)
+
     def forget(self, sender: str) -> bool:
         check_text("sender", sender)
         with self._errors("forget"):

@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS turns (
     intent     TEXT NOT NULL,
     confidence REAL NOT NULL,
     at         REAL NOT NULL,
-    generated  INTEGER NOT NULL DEFAULT 0
+    generated  INTEGER NOT NULL DEFAULT 0,
+    reason     TEXT,
+    message_id TEXT
 );
 CREATE INDEX IF NOT EXISTS turns_sender ON turns (sender, id);
 CREATE TABLE IF NOT EXISTS forgotten (
@@ -111,18 +113,28 @@ def _retry_while_busy(action: Callable[[], object], timeout: float = BUSY_TIMEOU
         pause = min(pause * 2, 0.1)
 
 
-def _add_generated_column(connection: sqlite3.Connection) -> None:
-    """Give a file written before turns recorded ``generated`` that column (its turns read as
-    not generated). Two processes may both find it missing: the second one's ALTER fails with
+# Columns of ``turns`` added after files were written without them, each with its definition:
+# ``generated`` (old turns read as not generated), ``reason`` and ``message_id`` (NULL in old turns).
+ADDED_TURN_COLUMNS = (
+    ("generated", "INTEGER NOT NULL DEFAULT 0"),
+    ("reason", "TEXT"),
+    ("message_id", "TEXT"),
+)
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Give a file written before turns recorded a column of :data:`ADDED_TURN_COLUMNS` that
+    column. Two processes may both find it missing: the second one's ALTER fails with
     "duplicate column", which is the state it wanted."""
     columns = {row[1] for row in connection.execute("PRAGMA table_info(turns)")}
-    if "generated" in columns:
-        return
-    try:
-        connection.execute("ALTER TABLE turns ADD COLUMN generated INTEGER NOT NULL DEFAULT 0")
-    except sqlite3.OperationalError as exc:
-        if "duplicate column" not in str(exc).lower():
-            raise
+    for name, definition in ADDED_TURN_COLUMNS:
+        if name in columns:
+            continue
+        try:
+            connection.execute(f"ALTER TABLE turns ADD COLUMN {name} {definition}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc).lower():
+                raise
 
 
 def _create_private(path: Path) -> int:
@@ -311,7 +323,7 @@ class SQLiteStore:
         connection = self._connect()
         try:
             _retry_while_busy(lambda: connection.executescript(SCHEMA))
-            _retry_while_busy(lambda: _add_generated_column(connection))
+            _retry_while_busy(lambda: _add_missing_columns(connection))
         finally:
             connection.close()
         self._identity = _file_identity(self.path)
@@ -550,9 +562,9 @@ class SQLiteStore:
         if row is None:
             return False
         connection.execute(
-            "UPDATE turns SET message = ?, reply = ?, intent = ?, confidence = ?, at = ?, generated = ? WHERE id = ?",
-            (amended.message, amended.reply, amended.intent, amended.confidence, amended.at, int(amended.generated))
-            + (row[0],),
+            "UPDATE turns SET message = ?, reply = ?, intent = ?, confidence = ?, at = ?, generated = ?, reason = ?, "
+            "message_id = ? WHERE id = ?",
+            _row(amended) + (row[0],),
         )
         return True
 
@@ -568,9 +580,9 @@ class SQLiteStore:
             (sender, state.context, state.next_tag, state.turns, now),
         )
         connection.execute(
-            "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
+            "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated, reason, message_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sender, *_row(turn)),
         )
         connection.execute(
             "DELETE FROM turns WHERE sender = ? AND id <= "
@@ -599,15 +611,29 @@ class SQLiteStore:
                 return []
             rows = connection.execute(
                 # the newest max_turns: a file saved under a higher limit holds more until the next save
-                "SELECT message, reply, intent, confidence, at, generated FROM "
+                f"SELECT {_TURN_COLUMNS} FROM "
                 "(SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
                 (sender, self.max_turns),
             ).fetchall()
         with self._unreadable(sender):
-            return [
-                Turn(_text(message), _text(reply), _text(intent), float(confidence), float(at), bool(generated))
-                for message, reply, intent, confidence, at, generated in rows
-            ]
+            return [_turn(row) for row in rows]
+
+    def turn_with_id(self, sender: str, message_id: str) -> Turn | None:
+        check_text("sender", sender)
+        check_text("message_id", message_id)
+        with self._errors("history"), self._connection() as connection:
+            if self._status(connection, sender, self._clock()) != "live":
+                return None
+            # among the turns history() gives, without reading each into a Turn
+            row = connection.execute(
+                f"SELECT {_TURN_COLUMNS} FROM "
+                "(SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) WHERE message_id = ? LIMIT 1",
+                (sender, self.max_turns, message_id),
+            ).fetchone()
+        if row is None:
+            return None
+        with self._unreadable(sender):
+            return _turn(row)
 
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
@@ -654,3 +680,36 @@ def _text(value: object) -> str:
 
 def _text_or_none(value: object) -> str | None:
     return None if value is None else _text(value)
+
+
+def _row(turn: Turn) -> tuple[object, ...]:
+    """A turn's columns of ``turns``, from ``message`` to ``message_id``."""
+    return (
+        turn.message,
+        turn.reply,
+        turn.intent,
+        turn.confidence,
+        turn.at,
+        int(turn.generated),
+        turn.reason,
+        turn.message_id,
+    )
+
+
+_TURN_COLUMNS = "message, reply, intent, confidence, at, generated, reason, message_id"
+
+
+def _turn(row: tuple) -> Turn:
+    """A turn from a row of :data:`_TURN_COLUMNS`; a value of the wrong kind raises (the caller
+    names the conversation as unreadable)."""
+    message, reply, intent, confidence, at, generated, reason, message_id = row
+    return Turn(
+        _text(message),
+        _text(reply),
+        _text(intent),
+        float(confidence),
+        float(at),
+        bool(generated),
+        _text_or_none(reason),
+        _text_or_none(message_id),
+    )

@@ -12,6 +12,7 @@ from legacy_assistant.serving.dialogue import Reply
 from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import ApiError, json_object, text_field
 from legacy_assistant.web.metrics import generated
+from legacy_assistant.web.observability import valid_request_id
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("api", __name__, access=Access.API, url_prefix="/api/v1")
@@ -29,16 +30,20 @@ def parse() -> Any:
 
 @blueprint.post("/chat")
 def chat() -> Any:
-    """``{"sender", "message", "emotion"?, "condition_strength"?}`` -> ``{"sender", "reply", "intent",
-    "confidence", "reason", "generated"}``; the turn is stored before the reply is sent."""
+    """``{"sender", "message", "emotion"?, "condition_strength"?, "message_id"?}`` -> ``{"sender", "reply",
+    "intent", "confidence", "reason", "generated", "replayed"}``; the turn is stored before the reply is
+    sent. A ``message_id`` the conversation's stored turns hold already is answered with that turn's
+    reply (``replayed``: true), and nothing is classified or stored."""
     body = json_object()
     sender = text_field(body, "sender", "MAX_SENDER_LENGTH")
     message = text_field(body, "message")
     strength = condition_strength_field(body)
+    message_id = message_id_field(body)
     with leased() as assistant:
         emotion = emotion_field(body, assistant.accepted_emotions)
-        reply = assistant.chat(sender, message, emotion, condition_strength=strength)
-    record_reply(reply, "chat")
+        reply = assistant.chat(sender, message, emotion, condition_strength=strength, message_id=message_id)
+    if not reply.replayed:  # a replay was counted when it was first answered
+        record_reply(reply, "chat")
     return jsonify(
         {
             "sender": sender,
@@ -47,8 +52,20 @@ def chat() -> Any:
             "confidence": reply.confidence,
             "reason": reply.reason,
             "generated": reply.generated,
+            "replayed": reply.replayed,
         }
     )
+
+
+def message_id_field(body: dict[str, Any]) -> str | None:
+    """The optional ``message_id`` of a chat turn (1 to 64 letters, digits, ``.``, ``_`` or ``-``, as
+    an ``X-Request-ID``), or None."""
+    message_id = body.get("message_id")
+    if message_id is None:
+        return None
+    if not valid_request_id(message_id):
+        raise ApiError(400, "invalid_field", "field 'message_id' must be 1 to 64 letters, digits, '.', '_' or '-'")
+    return str(message_id)
 
 
 def condition_strength_field(body: dict[str, Any]) -> float | None:

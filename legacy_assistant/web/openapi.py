@@ -153,6 +153,13 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "message": _text(text_limit, "what the person typed; not blank"),
                 "emotion": emotion,
                 "condition_strength": strength,
+                "message_id": {
+                    "type": ["string", "null"],
+                    "pattern": "^[A-Za-z0-9._-]{1,64}$",
+                    "description": "the client's id of this message, new per message and the same when it is "
+                    "sent again: a resend of a message the conversation's stored turns hold is answered with "
+                    "that turn's reply (replayed), and not classified or stored again; null or left out: none",
+                },
             },
         },
         "ChatReply": {
@@ -171,6 +178,11 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "generated": {
                     "type": "boolean",
                     "description": "the responder generated this fallback reply (intent is still 'fallback')",
+                },
+                "replayed": {
+                    "type": "boolean",
+                    "description": "the message_id was stored already: this is that turn's reply, given again "
+                    "(nothing was classified or stored)",
                 },
             },
         },

@@ -10,7 +10,7 @@
   // Written after each answered turn, so the other tabs of this conversation show it too.
   var TURN_KEY = "legacy-assistant-turn";
   // This tab's messages whose fate is unknown or that the server turned out not to have (kept
-  // in sessionStorage, so a reload shows them): {sender, entries: [{text, base, offered}]}.
+  // in sessionStorage, so a reload shows them): {sender, entries: [{text, base, offered, id}]}.
   var UNSURE_KEY = "legacy-assistant-unsure";
   // Relative to the page, so that the page works where a proxy mounts it (/assistant/ as well as /).
   var ENDPOINT = "api/v1/chat";
@@ -47,6 +47,8 @@
   // Messages sent without a word back (given up on, or the connection failed): each with the
   // turns known when it went out (base), and whether it was put back in the box (offered).
   var unsure = [];
+  // The message last put back in the box after its request failed, with its id: {text, id}.
+  var givenBack = null;
   // The latest chat request's end (it never rejects): a conversation is forgotten only after
   // it, or a message still on its way would land in it after the server had forgotten it.
   var lastChat = Promise.resolve();
@@ -298,8 +300,10 @@
     }, failed);
   }
 
-  // A message that did not go through, back in the box: sized, and counted near the cap.
-  function giveBack(text) {
+  // A message that did not go through, back in the box: sized, and counted near the cap. Sent
+  // again as it is, it keeps its id (see messageIdFor).
+  function giveBack(text, id) {
+    givenBack = { text: text, id: id };
     input.value = text;
     checkLength();
     fitHeight();
@@ -345,7 +349,7 @@
     for (var i = missing.length - 1; i >= 0; i--) {
       if (missing[i].offered) continue;
       if (!input.value) {
-        giveBack(missing[i].text);
+        giveBack(missing[i].text, missing[i].id);
         missing[i].offered = true;
       }
       break;
@@ -354,10 +358,22 @@
     return { missing: missing, news: news };
   }
 
-  function send(text) {
+  // The id a message is sent with: a new one (128 random bits, as a sender id), unless the
+  // message is one sent before without a word back, or put back in the box, sent again as it
+  // is. Then it keeps its id, and a server that stored the first copy answers with that turn
+  // instead of storing it twice.
+  function messageIdFor(text) {
+    for (var i = unsure.length - 1; i >= 0; i--) {
+      if (unsure[i].text === text && typeof unsure[i].id === "string") return unsure[i].id;
+    }
+    if (givenBack && givenBack.text === text) return givenBack.id;
+    return randomId();
+  }
+
+  function send(text, messageId) {
     var requestSender = sender;
     var base = known.slice();
-    var body = { sender: requestSender, message: text };
+    var body = { sender: requestSender, message: text, message_id: messageId };
     if (emotionBox && emotionBox.value) body.emotion = emotionBox.value;
     if (strengthBox) body.condition_strength = parseFloat(strengthBox.value);
 
@@ -388,7 +404,7 @@
       if (!r.res.ok || !data || typeof data.reply !== "string") {
         addMessage("error", errorText(r.res.status, data));
         // to send again or to change, unless more was typed since
-        if (!input.value) giveBack(text);
+        if (!input.value) giveBack(text, messageId);
         return;
       }
       addReply(data);
@@ -401,12 +417,12 @@
       if (err && err.unsent) {
         // it never left the page: given back to send again
         addMessage("error", err.message);
-        if (!input.value) giveBack(text);
+        if (!input.value) giveBack(text, messageId);
         return;
       }
       // No word back: the server may have the message, and may answer it yet. It is kept, and
       // settled by the next transcript read (the next reply, or a reload).
-      var entry = { text: text, base: base, offered: false };
+      var entry = { text: text, base: base, offered: false, id: messageId };
       unsure.push(entry);
       saveUnsure();
       if (err && err.network) return recheck(entry);
@@ -562,6 +578,8 @@
       input.focus();
       return;
     }
+    var messageId = messageIdFor(text); // before the copies it may take its id from are dropped
+    givenBack = null;
     // sent again: an earlier copy the server did not have is no longer waiting to be
     unsure = unsure.filter(function (entry) { return entry.text !== text; });
     saveUnsure();
@@ -573,7 +591,7 @@
     if (document.activeElement === sendBtn) input.focus();
     setBusy(true);
     var mine = ++seq;
-    send(text).then(function () {
+    send(text, messageId).then(function () {
       if (mine !== seq) return;
       setBusy(false);
       focusInputIfLost();
@@ -645,6 +663,7 @@
     refreshWhenIdle = false;
     stale = false; // a new conversation has no turns to miss
     known = [];
+    givenBack = null;
     unsure = [];
     saveUnsure();
     log.textContent = "";
@@ -695,6 +714,7 @@
     sender = id;
     stale = false;
     known = [];
+    givenBack = null;
     unsure = [];
     saveUnsure();
     showStored(true);
