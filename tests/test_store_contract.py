@@ -427,6 +427,30 @@ def test_redis_a_lower_idle_time_holds_for_conversations_saved_under_a_higher_on
     assert after.load("recent") == ConversationState() and keys("recent") == 0
 
 
+def test_redis_a_save_keeps_the_history_when_another_idle_time_moves_the_expiry_meanwhile(make_redis_store):
+    """A save inside conversation() read the state, then what its key had left: where a server of
+    this idle time moved the expiry of a state saved with another between the two reads (a
+    history read does, without the hold), the old state's idle time was paired with the new
+    expiry, the live conversation looked expired, and the save deleted its turns."""
+    longer = make_redis_store(ttl_seconds=3600)
+    shorter, other_shorter = make_redis_store(ttl_seconds=2), make_redis_store(ttl_seconds=2)
+    longer.save("a", ConversationState(turns=1), turn("one"))
+    expired = shorter._expired
+    moved = []
+
+    def moved_first(pipe, state_key, raw):
+        if not moved:
+            moved.append(other_shorter.history("a"))  # rewrites the state with the 2 s idle time
+        return expired(pipe, state_key, raw)
+
+    shorter._expired = moved_first
+    with shorter.conversation("a"):
+        shorter.save("a", ConversationState(turns=2), turn("two"))
+    assert [t.message for t in moved[0]] == ["one"]
+    assert [t.message for t in shorter.history("a")] == ["one", "two"]
+    assert shorter.load("a").turns == 2
+
+
 def test_redis_a_higher_or_no_idle_time_lengthens_conversations_saved_under_a_lower_one(make_redis_store):
     before = make_redis_store(ttl_seconds=60)
     before.save("a", ConversationState(turns=1), turn())

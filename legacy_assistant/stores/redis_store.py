@@ -271,10 +271,11 @@ class RedisStore:
                     if lock is not None:
                         # inside conversation(): save only while the lock is still ours, in one transaction
                         _watch_lock(pipe, lock, expired)
-                    else:
-                        # unlocked: a concurrent save that starts the conversation retries this one,
-                        # which would otherwise delete that save's turn as an expired history
-                        pipe.watch(state_key)
+                    # and only on the state read here: a concurrent save that starts the conversation
+                    # (unlocked), or a server with another idle time moving its expiry between the read
+                    # and the PTTL below, retries this one, whose history would otherwise be deleted
+                    # as expired
+                    pipe.watch(state_key)
                     stored = pipe.get(state_key)
                     # an expired conversation starts afresh; one saved with a longer idle time
                     # than this store's may have been idle longer than this one allows
@@ -300,8 +301,7 @@ class RedisStore:
                         pipe.execute()
                         return
                     except redis.WatchError:
-                        if lock is not None:
-                            raise expired from None
+                        continue  # the next attempt's lock check says whether the lock was lost
             raise StoreError(f"{_named(sender)}: other saves kept changing it; the turn was not saved")
 
     def _held_lock(self, sender: str, done: str) -> tuple[Any, StoreError]:
