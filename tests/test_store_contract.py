@@ -102,20 +102,23 @@ def test_a_generated_reply_is_remembered_as_generated(make_store):
     assert store.history("g")[1] == Turn(**{**generated.to_dict(), "at": store.history("g")[1].at})
 
 
-def test_sqlite_file_from_before_the_generated_column_is_upgraded(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as old:  # the tables as an earlier version wrote them
+def _old_database(path, turns_columns, turn_row):
+    """A SQLite file as an earlier version wrote it: ``turns_columns`` after the turns table's
+    first seven, and one conversation 'o' holding the turn ``turn_row`` (its values from 'message')."""
+    with sqlite3.connect(path) as old:
         old.executescript(
             "CREATE TABLE conversations (sender TEXT PRIMARY KEY, context TEXT, next_tag TEXT, "
             "turns INTEGER NOT NULL, updated REAL NOT NULL);"
             "CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, message TEXT NOT NULL, "
-            "reply TEXT NOT NULL, intent TEXT NOT NULL, confidence REAL NOT NULL, at REAL NOT NULL);"
+            f"reply TEXT NOT NULL, intent TEXT NOT NULL, confidence REAL NOT NULL, at REAL NOT NULL{turns_columns});"
         )
         old.execute("INSERT INTO conversations VALUES ('o', NULL, NULL, 1, ?)", (time.time(),))
-        old.execute("INSERT INTO turns (sender, message, reply, intent, confidence, at) "
-                    "VALUES ('o', 'hi', 'hello', 'greeting', 0.9, 1.0)")
+        old.execute(f"INSERT INTO turns VALUES (NULL, 'o', {', '.join('?' * len(turn_row))})", turn_row)
+
+
+def test_sqlite_file_from_before_the_generated_column_is_upgraded(tmp_path):
+    path = tmp_path / "old.db"
+    _old_database(path, "", ("hi", "hello", "greeting", 0.9, 1.0))
     first, second = SQLiteStore(path), SQLiteStore(path)  # the second finds the column there
     try:
         assert first.history("o") == [Turn("hi", "hello", "greeting", 0.9, 1.0, generated=False)]
@@ -142,17 +145,7 @@ def test_a_turns_reason_and_message_id_are_kept(make_store):
 
 def test_sqlite_file_from_before_the_message_id_column_is_upgraded(tmp_path):
     path = tmp_path / "previous.db"
-    with sqlite3.connect(path) as old:  # the turns table as the version before message ids wrote it
-        old.executescript(
-            "CREATE TABLE conversations (sender TEXT PRIMARY KEY, context TEXT, next_tag TEXT, "
-            "turns INTEGER NOT NULL, updated REAL NOT NULL);"
-            "CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL, message TEXT NOT NULL, "
-            "reply TEXT NOT NULL, intent TEXT NOT NULL, confidence REAL NOT NULL, at REAL NOT NULL, "
-            "generated INTEGER NOT NULL DEFAULT 0);"
-        )
-        old.execute("INSERT INTO conversations VALUES ('o', NULL, NULL, 1, ?)", (time.time(),))
-        old.execute("INSERT INTO turns (sender, message, reply, intent, confidence, at, generated) "
-                    "VALUES ('o', 'story?', 'once', 'fallback', 0.1, 1.0, 1)")
+    _old_database(path, ", generated INTEGER NOT NULL DEFAULT 0", ("story?", "once", "fallback", 0.1, 1.0, 1))
     first, second = SQLiteStore(path), SQLiteStore(path)  # the second finds the columns there
     try:
         assert first.history("o") == [Turn("story?", "once", "fallback", 0.1, 1.0, generated=True)]
