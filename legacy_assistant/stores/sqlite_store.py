@@ -626,8 +626,8 @@ class SQLiteStore:
                 return None
             # among the turns history() gives, without reading each into a Turn
             row = connection.execute(
-                f"SELECT {_TURN_COLUMNS} FROM "
-                "(SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) WHERE message_id = ? LIMIT 1",
+                f"SELECT {_TURN_COLUMNS} FROM (SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) "
+                "WHERE message_id = ? ORDER BY id DESC LIMIT 1",
                 (sender, self.max_turns, message_id),
             ).fetchone()
         if row is None:
