@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import numbers
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
+from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError, RequestError, StoreError
 from legacy_assistant.responder.modes import (
@@ -66,9 +66,6 @@ SERVING_REPETITION_PENALTY = 10.0
 # What :meth:`Assistant.warm_up` asks the models.
 WARM_UP_TEXT = "hello"
 
-# A client's message id (``message_id``): a short token of letters, digits, ".", "_" or "-", as a
-# request id is (``X-Request-ID``).
-_VALID_MESSAGE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 # How long a resent message waits for the generated reply of its first copy, still being written
 # by this process, before it is answered with what is stored (the canned reply).
 REPLAY_WAIT_SECONDS = 60.0
@@ -80,7 +77,7 @@ Generate = Callable[[Sequence[str], str, str, "int | None", "float | None"], str
 def check_message_id(message_id: object) -> None:
     """Raise :class:`RequestError` unless ``message_id`` is None or a short token: 1 to 64 of
     letters, digits, ``.``, ``_`` or ``-``."""
-    if message_id is not None and not (isinstance(message_id, str) and _VALID_MESSAGE_ID(message_id)):
+    if message_id is not None and not is_short_token(message_id):  # as a request id is
         raise RequestError(f"message_id must be 1 to 64 letters, digits, '.', '_' or '-', got {message_id!r:.80}")
 
 

@@ -13,7 +13,6 @@ import itertools
 import logging
 import os
 import platform
-import re
 import secrets
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from legacy_assistant import __version__
+from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.web.context import METRICS_EXTENSION, current_request, current_slot
 from legacy_assistant.web.logged import logged_method, logged_path
 from legacy_assistant.web.metrics import RequestMetrics, exposition
@@ -30,13 +30,12 @@ from legacy_assistant.web.security import Access, GuardedBlueprint, uncached
 access_log = logging.getLogger("legacy_assistant.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 
 
 def valid_request_id(value: object) -> bool:
     """Whether a client's ``X-Request-ID`` is one the server keeps: a short token of letters,
-    digits, ``.``, ``_`` or ``-``."""
-    return isinstance(value, str) and _VALID_REQUEST_ID(value) is not None
+    digits, ``.``, ``_`` or ``-`` (:func:`legacy_assistant.common.tokens.is_short_token`)."""
+    return is_short_token(value)
 
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -75,7 +74,7 @@ def register(app: Flask) -> None:
         context = g._get_current_object()
         context.started = time.perf_counter()
         given = request.headers.get(REQUEST_ID_HEADER)
-        context.request_id = given if given and _VALID_REQUEST_ID(given) else ids.next()
+        context.request_id = given if given and is_short_token(given) else ids.next()
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -15,6 +15,7 @@ from flask import current_app, jsonify
 
 from legacy_assistant import __version__
 from legacy_assistant.common.hosts import ANY_HOST
+from legacy_assistant.common.tokens import SHORT_TOKEN
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import REASONS
@@ -155,7 +156,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "condition_strength": strength,
                 "message_id": {
                     "type": ["string", "null"],
-                    "pattern": "^[A-Za-z0-9._-]{1,64}$",
+                    "pattern": f"^{SHORT_TOKEN}$",
                     "description": "the client's id of this message, new per message and the same when it is "
                     "sent again: a resend of a message the conversation's stored turns hold is answered with "
                     "that turn's reply (replayed), and not classified or stored again; null or left out: none",
