@@ -54,26 +54,22 @@
   var lastChat = Promise.resolve();
   var seq = 0; // identifies the latest request, so stale completions are ignored
 
-  // localStorage can throw (disabled storage, private mode): fail soft.
-  function store(key, value) {
+  // Web storage can throw, reaching it included (disabled storage, private mode): fail soft.
+  // `area` is "localStorage" (this browser's) or "sessionStorage" (this tab's, which outlives a
+  // reload but not the tab).
+  function storeIn(area, key, value) {
     try {
-      if (value === null) localStorage.removeItem(key);
-      else localStorage.setItem(key, value);
+      if (value === null) window[area].removeItem(key);
+      else window[area].setItem(key, value);
     } catch (e) { /* ignore */ }
   }
-  function load(key) {
-    try { return localStorage.getItem(key); } catch (e) { return null; }
+  function loadFrom(area, key) {
+    try { return window[area].getItem(key); } catch (e) { return null; }
   }
-  // the same for this tab's own storage, which outlives a reload but not the tab
-  function storeForTab(key, value) {
-    try {
-      if (value === null) sessionStorage.removeItem(key);
-      else sessionStorage.setItem(key, value);
-    } catch (e) { /* ignore */ }
-  }
-  function loadForTab(key) {
-    try { return sessionStorage.getItem(key); } catch (e) { return null; }
-  }
+  function store(key, value) { storeIn("localStorage", key, value); }
+  function load(key) { return loadFrom("localStorage", key); }
+  function storeForTab(key, value) { storeIn("sessionStorage", key, value); }
+  function loadForTab(key) { return loadFrom("sessionStorage", key); }
 
   // 16 bytes from the browser's cryptographic generator, as 32 hex digits. There is no
   // fallback to the clock or Math.random: such an id could be guessed, and with it the transcript.
