@@ -495,3 +495,20 @@ def test_the_body_reader_asks_for_the_body_once_and_never_once_the_answer_has_be
     assert unasked.mark_answered() is True  # never told to send it: the connection must close
     assert unasked.read(2) == b"{}"
     assert late.sent == b""
+
+
+def test_gunicorn_logs_no_line_of_its_own_per_request_with_the_sender_id() -> None:
+    """gunicorn's own ``pre_request`` hook logged every request's path at DEBUG (``-v``): a
+    conversation's sender id in full, the one key to its transcript. The access log's line, which
+    names it by a digest, is the line per request."""
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from legacy_assistant.serving import server as serving
+
+    gunicorn_app = serving.GunicornServer(serving.ServerOptions(port=0, workers=1, reuse_port=False))
+    worker = SimpleNamespace(log=mock.Mock())
+    request = SimpleNamespace(method="GET", path="/api/v1/conversations/alice-private-id",
+                              uri="/api/v1/conversations/alice-private-id")
+    gunicorn_app.cfg.pre_request(worker, request)
+    assert worker.log.mock_calls == []

@@ -607,6 +607,12 @@ class JsonServerLog(ServerLog):
             handler.setFormatter(log_format.JsonFormatter())
 
 
+def _no_request_line(worker: Any, req: Any) -> None:
+    """gunicorn's ``pre_request`` hook, without the DEBUG line gunicorn's own writes per request
+    (``GET /api/v1/conversations/alice``): the path as sent, a conversation's sender id in full,
+    which the access log writes as a digest (:func:`legacy_assistant.web.logged.logged_path`)."""
+
+
 class GunicornServer(BaseApplication):
     """Serves :func:`legacy_assistant.web.create_app` under gunicorn, configured in code."""
 
@@ -630,6 +636,7 @@ class GunicornServer(BaseApplication):
             "reuse_port": self.reuse_port,
             "preload_app": False,  # the model is loaded in each worker, after the fork
             "accesslog": None,  # the app logs one line per request, with its request id
+            "pre_request": _no_request_line,
             "errorlog": "-",
             "logger_class": JsonServerLog if o.log_format == "json" else ServerLog,
             "loglevel": o.log_level,
