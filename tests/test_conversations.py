@@ -329,3 +329,79 @@ def test_a_sender_with_a_leading_slash_never_reads_anothers_transcript(client):
     answer = transcript(client, "/a")
     assert answer.status_code == 200 and answer.get_json()["sender"] == "/a"
     assert [t["message"] for t in answer.get_json()["turns"]] == ["where are you located?"]
+
+
+def test_the_start_up_line_of_a_redis_store_hides_its_password(monkeypatch, caplog):
+    """redis-py 6.3 to 7.3 write a pool's every connection option into its repr, the password
+    in plain text: the line naming the store shows the URL, with the password hidden."""
+    redis = pytest.importorskip("redis")
+    from legacy_assistant.stores.redis_store import RedisStore
+    from legacy_assistant.web import create_app
+    from legacy_assistant.web.context import slot_of
+    from tests.helpers import DEFAULT_MODEL
+
+    def repr_of_those_releases(pool):
+        options = ",".join(f"{key}={value}" for key, value in pool.connection_kwargs.items())
+        return f"<{type(pool).__name__}({options})>"
+
+    monkeypatch.setattr(redis.ConnectionPool, "__repr__", repr_of_those_releases)
+    # no server needed: the client is made, not connected
+    monkeypatch.setattr(RedisStore, "from_url",
+                        classmethod(lambda cls, url, **kw: cls(redis.Redis.from_url(url), **kw)))
+    url = "redis://:pw-s3cret-x@127.0.0.1:6379/15"
+    assert "pw-s3cret-x" in repr(RedisStore.from_url(url))  # as those releases show it
+    with caplog.at_level("INFO", logger="legacy_assistant.web.app"):
+        app = create_app({"TESTING": True, "MODEL_DIR": str(DEFAULT_MODEL), "RESPONDER_DIR": None, "WARM_UP": False,
+                          "BATCHING": False, "STORE_URL": url})
+    slot_of(app).current.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.web.app"]
+    assert "conversation store: RedisStore(redis://:***@127.0.0.1:6379/15)" in lines, lines
+    assert not any("pw-s3cret-x" in line for line in lines), lines
+
+
+def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(default_predictor, caplog):
+    """A store that is down fails every request: an ERROR line each was thousands a second under
+    load. The first failure is logged with what to do, then one line a minute with the count."""
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    class BrokenStore(MemoryStore):
+        def history(self, sender):
+            raise StoreError("Redis conversation store: history failed: Connection refused")
+
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
+                          BrokenStore())
+    app = create_app({"TESTING": True}, assistant=assistant)
+    client = app.test_client()
+
+    def errors():
+        return [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.web.errors"
+                and r.levelname == "ERROR"]
+
+    with caplog.at_level("DEBUG", logger="legacy_assistant.web.errors"):
+        for number in range(5):
+            response = transcript(client, "alice", headers={"X-Request-ID": f"req-{number}"})
+            assert response.status_code == 503 and response.get_json()["error"]["code"] == "store_unavailable"
+        assert len(errors()) == 1, errors()
+        assert "id=req-0" in errors()[0] and "Connection refused" in errors()[0], errors()
+        assert "503 store_unavailable" in errors()[0] and "LEGACY_ASSISTANT_STORE" in errors()[0], errors()
+        left_out = [r.getMessage() for r in caplog.records
+                    if r.levelname == "DEBUG" and "store failed" in r.getMessage()]
+        assert [f"id=req-{n}" in line for n, line in enumerate(left_out, 1)] == [True] * 4, left_out
+
+        # a minute on (a clock of the test's own), the next failure is logged with the count
+        from legacy_assistant.common.repeats import Repeats
+        from legacy_assistant.web.errors import STORE_FAILURES_EXTENSION
+
+        now = [1000.0]
+        app.extensions[STORE_FAILURES_EXTENSION] = Repeats(60.0, clock=lambda: now[0])
+        caplog.clear()
+        for number in range(3):
+            assert transcript(client, "alice", headers={"X-Request-ID": f"later-{number}"}).status_code == 503
+            now[0] += 30.0
+        assert transcript(client, "alice", headers={"X-Request-ID": "later-3"}).status_code == 503
+    assert len(errors()) == 2 and "id=later-0" in errors()[0] and "id=later-2" in errors()[1], errors()
+    assert "more since" not in errors()[0] and "(1 more since the line before" in errors()[1], errors()

@@ -183,8 +183,20 @@ def _open_store(app: Flask) -> Any:
         ttl_seconds=float(config["CONVERSATION_TTL"]),
         max_turns=int(config["MAX_TURNS"]),
     )
-    log.info("conversation store: %r", store)
+    log.info("conversation store: %s", store_description(store, config["STORE_URL"]))
     return store
+
+
+def store_description(store: Any, url: str | None) -> str:
+    """How the log names the conversation store ``store`` opened from ``url``: a Redis store by
+    its URL with the password hidden, any other by its repr. A Redis store's repr is its
+    client's, which some redis-py releases (6.3 to 7.3) write with every connection option,
+    the password in plain text."""
+    from legacy_assistant.stores.redis_store import RedisStore, redacted
+
+    if isinstance(store, RedisStore):
+        return f"RedisStore({redacted(url or '')})"
+    return repr(store)
 
 
 def _load_assistant(config: Mapping[str, Any], store: Any) -> Assistant:

@@ -17,6 +17,7 @@ from flask import Flask, Request, Response, current_app, has_request_context, re
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, default_exceptions
 from werkzeug.routing.exceptions import WebsocketMismatch
 
+from legacy_assistant.common.repeats import Repeats
 from legacy_assistant.errors import RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
 from legacy_assistant.web.context import current_request
@@ -31,6 +32,11 @@ KEPT_HEADERS = ("Allow", "Content-Range", "Retry-After", "WWW-Authenticate")
 # Clients of cakechat's API read an error's text from a top-level "message"; errors of routes
 # under this prefix (unknown routes too) carry it beside this project's "error" object.
 CAKECHAT_PREFIX = "/cakechat_api/"
+
+# A store that fails fails every request that needs it: the first failure is an ERROR line,
+# further ones one line per this many seconds with their count (each at DEBUG with its id).
+STORE_FAILURE_LOG_INTERVAL_S = 60.0
+STORE_FAILURES_EXTENSION = "legacy_assistant.store_failures"  # app.extensions key of the Repeats
 
 
 class ApiError(Exception):
@@ -150,9 +156,25 @@ def register(app: Flask) -> None:
         # only at shutdown: a reload closes a model's batchers after its last request
         return error_response(503, "shutting_down", "the model is shutting down; try again", {"Retry-After": "1"})
 
+    app.extensions.setdefault(STORE_FAILURES_EXTENSION, Repeats(STORE_FAILURE_LOG_INTERVAL_S))
+
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
-        log.error("conversation store failed on %s: %s", logged_request(current_request()), exc)
+        failures: Repeats = current_app.extensions[STORE_FAILURES_EXTENSION]
+        left_out = failures.due()
+        if left_out is None:
+            log.debug("conversation store failed on %s: %s", logged_request(current_request()), exc)
+        else:
+            log.error(
+                "conversation store failed on %s: %s; requests that need the store answer 503 store_unavailable "
+                "until it works again: fix what the store said (the server --store or LEGACY_ASSISTANT_STORE "
+                "names down or refusing its credentials, a SQLite file that cannot be written); further "
+                "failures are logged at most once every %g s%s",
+                logged_request(current_request()),
+                str(exc).rstrip("."),  # Redis's own words end in a full stop
+                failures.interval,
+                f" ({left_out} more since the line before, each in the access log with status 503)" if left_out else "",
+            )
         return error_response(
             503, "store_unavailable", "the conversation store is unavailable; try again shortly", {"Retry-After": "1"}
         )
