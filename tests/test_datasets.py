@@ -113,6 +113,38 @@ def test_csv_quirks_python_reads_still_read(tmp_path):
     assert examples.labels == ("greet", "tv", "bye", "tv")
 
 
+class _CountedLines(list):
+    """A file's lines that count how many of them are read by index or copied by a slice."""
+
+    read = 0
+
+    def __getitem__(self, key):
+        got = super().__getitem__(key)
+        type(self).read += len(got) if isinstance(key, slice) else 1
+        return got
+
+
+def test_a_csv_with_a_stray_quote_on_every_row_is_read_again_without_copying_the_rest(tmp_path, monkeypatch):
+    """After each stray quote the reader starts again on the next line; it reads on from there
+    instead of copying every line after it, so such a file costs each line a few reads, not
+    one per stray quote before it."""
+    from legacy_assistant.classifier import datasets
+
+    rows = 2000
+    path = tmp_path / "quotes.csv"
+    path.write_text("text,label\n" + "".join(f'"hi {i},greet\n' for i in range(rows)), encoding="utf-8")
+    _CountedLines.read = 0
+    real = datasets._physical_lines
+    monkeypatch.setattr(datasets, "_physical_lines", lambda content: _CountedLines(real(content)))
+    with pytest.raises(DataError) as caught:
+        load_csv(path)
+    problems = caught.value.problems
+    assert len(problems) == rows  # every stray quote is still named, each at its own line
+    assert problems[0].startswith("line 2: a quote opened in this row is closed on line 3 by")
+    assert problems[-1] == f"line {rows + 1}: a quote opened in this row is never closed"
+    assert _CountedLines.read <= 5 * rows
+
+
 def test_csv_that_is_not_utf8_names_the_line(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes(b"text,label\nhi,greeting\ncaf\xe9,order\n")

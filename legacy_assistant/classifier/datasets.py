@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +188,7 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
     labels: list[str] = []
     places: list[str] = []
     looks: dict[str, tuple[str, str]] = {}  # label folded to its look -> (the label, where it came first)
-    lines = list(io.StringIO(content, newline=""))  # physical lines, ends kept, as the reader sees them
+    lines = _physical_lines(content)
     reader = csv.reader(iter(lines))
     try:
         header = next(reader, None)
@@ -225,7 +225,7 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
                 where = f"line {start}" if span == 1 else f"lines {start}-{start + span - 1}"
                 problems.append(f"{where}: {exc}")
             offset = start if span is None or stray else start - 1 + span
-            reader = csv.reader(iter(lines[offset:]))
+            reader = csv.reader(_lines_from(lines, offset))
             continue
         if row is None:
             break
@@ -234,7 +234,7 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         if stray:
             problems.append(f"line {start}: {stray}")
             offset = start  # read on from the next line: the rows the quote took in are checked too
-            reader = csv.reader(iter(lines[offset:]))
+            reader = csv.reader(_lines_from(lines, offset))
             continue
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -262,6 +262,18 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         raise DataError(source, ["no examples after the header row"])
     _warn_shared_texts(texts, labels, places, source)
     return Examples(tuple(texts), tuple(labels), tuple(places))
+
+
+def _physical_lines(content: str) -> list[str]:
+    """The file's physical lines, ends kept, as the csv reader sees them."""
+    return list(io.StringIO(content, newline=""))
+
+
+def _lines_from(lines: Sequence[str], first: int) -> Iterator[str]:
+    """``lines[first:]`` one by one, without copying them. The reader starts again after every
+    stray quote: copying the rest of the file each time made a file with a stray quote on each
+    row take time quadratic in its rows."""
+    return map(lines.__getitem__, range(first, len(lines)))
 
 
 def _warn_shared_texts(texts: Sequence[str], labels: Sequence[str], places: Sequence[str], source: str) -> None:
@@ -348,7 +360,7 @@ def _record_lines(lines: Sequence[str], first: int) -> int | None:
     as Python's csv reader follows them (see :func:`_stray_quote`); ``None`` when a quote it opens
     is never closed."""
     state = "start"
-    for count, line in enumerate(lines[first:], start=1):
+    for count, line in enumerate(_lines_from(lines, first), start=1):
         for char in line:
             if state == "quoted":
                 if char == '"':
