@@ -186,3 +186,26 @@ def test_a_confidence_equal_to_the_threshold_in_float32_is_compared_as_the_dialo
     assert rejected(p, 0.29, None).tolist() == [True]
     (point,) = threshold_curve(p, np.array([0]), np.array([False]), None, thresholds=[0.29])
     assert point.in_scope_rejected == 1.0 and point.in_scope_accuracy == 0.0
+
+
+def test_the_rule_and_the_curves_make_no_float64_copy_of_the_whole_probability_matrix():
+    """Only each row's maximum is compared in float64; a copy of the matrix, twice the size of
+    a float32 one, is gigabytes for a large evaluation set of many intents."""
+    import tracemalloc
+
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((2000, 500), dtype=np.float32)
+    labels = rng.integers(0, 500, 2000)
+    is_oos = labels == 499
+    in_scope, in_scope_labels = probabilities[~is_oos], labels[~is_oos]
+    tracemalloc.start()
+    try:
+        rejected(probabilities, 0.5, oos_index=499)
+        threshold_curve(probabilities, labels, is_oos, 499)
+        in_scope_threshold(in_scope, 0.1, labels=in_scope_labels, oos_index=499)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < probabilities.nbytes  # a float64 copy alone is twice its size

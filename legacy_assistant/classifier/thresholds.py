@@ -53,14 +53,22 @@ def rejected(
 ) -> np.ndarray:
     """bool ``[n]``: which rows of ``probabilities`` (float ``[n, n_classes]``) fall back;
     ``understood`` (bool ``[n]``, default all true) marks the rows with a known feature."""
-    # in float64, as the dialogue compares a turn's confidence: NumPy would compare float32
-    # probabilities with the threshold rounded to float32, and a tie would go the other way
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    top = probabilities.argmax(axis=1)
-    out = probabilities.max(axis=1) < threshold
+    top, confidence = top_and_confidence(probabilities)
+    out = confidence < threshold
     if oos_index is not None:
         out |= top == oos_index
     return out | ~_understood(understood, len(out))
+
+
+def top_and_confidence(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int ``[n]`` top class and float64 ``[n]`` top probability of each row of ``probabilities``.
+
+    The confidence is compared in float64, as the dialogue compares a turn's: NumPy would compare
+    float32 probabilities with the threshold rounded to float32, and a tie would go the other way.
+    Only the row maxima are widened (exactly, so the result is the same): a float64 copy of the
+    whole matrix was twice its size again, gigabytes for a large evaluation set of many intents."""
+    probabilities = np.asarray(probabilities)
+    return probabilities.argmax(axis=1), probabilities.max(axis=1).astype(np.float64)
 
 
 def _understood(understood: np.ndarray | None, n: int) -> np.ndarray:
@@ -119,9 +127,7 @@ def threshold_curve(
         understood: bool ``[n]``, false for rows with no feature the model knows, which fall
             back at every threshold (as in the dialogue); ``None``: all understood.
     """
-    probabilities = np.asarray(probabilities, dtype=np.float64)  # as in :func:`rejected`
-    top = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
+    top, confidence = top_and_confidence(probabilities)
     is_oos = np.asarray(is_oos, dtype=bool)
     in_scope = ~is_oos
     right_label = (top == labels) & in_scope
@@ -218,7 +224,7 @@ def in_scope_threshold(
     Raises :class:`TrainingError` when no row is understood, or every understood row's top
     intent is the out-of-scope class: no threshold can be read off them.
     """
-    confidence = np.asarray(probabilities, dtype=np.float64).max(axis=1)
+    top, confidence = top_and_confidence(probabilities)
     n = len(confidence)
     if n == 0:
         raise ValueError("calibrating a threshold needs at least one in-scope sentence")
@@ -230,9 +236,7 @@ def in_scope_threshold(
             "holds a word the model knows; give validation sentences in the training data's words, or a "
             "fixed threshold (threshold_from 'fixed')"
         )
-    taken_for_oos = (
-        np.asarray(probabilities).argmax(axis=1) == oos_index if oos_index is not None else np.zeros(n, dtype=bool)
-    )
+    taken_for_oos = top == oos_index if oos_index is not None else np.zeros(n, dtype=bool)
     answerable = known & ~taken_for_oos
     if not answerable.any():
         raise NothingUnderstoodError(
@@ -249,6 +253,6 @@ def in_scope_threshold(
     falls_back = (confidence < threshold) | ~answerable
     accuracy = accuracy_at = None
     if labels is not None:
-        right = probabilities.argmax(axis=1) == np.asarray(labels)
+        right = top == np.asarray(labels)
         accuracy, accuracy_at = float(right.mean()), float((right & ~falls_back).mean())
     return InScopeCalibration(threshold, float(fallback_rate), n, float(falls_back.mean()), accuracy, accuracy_at)
