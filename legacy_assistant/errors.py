@@ -7,14 +7,28 @@ class AssistantError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+# The message lists this many of a file's problems, then how many more (``problems`` keeps them
+# all): a generated file with a fault in every entry gave a message of tens of thousands of lines.
+MAX_LISTED_PROBLEMS = 20
+
+
+def _listed(problems: list[str]) -> str:
+    """The first :data:`MAX_LISTED_PROBLEMS` of ``problems``, one ``  - `` line each, then a line
+    saying how many more there are."""
+    listed = problems[:MAX_LISTED_PROBLEMS]
+    lines = "\n".join(f"  - {p}" for p in listed)
+    more = len(problems) - len(listed)
+    return lines + (f"\n  - ... and {more} more" if more else "")
+
+
 class IntentsError(AssistantError):
-    """An intents file cannot be used. ``problems`` lists every problem found, one per line."""
+    """An intents file cannot be used. ``problems`` lists every problem found, one per line;
+    the message, the first :data:`MAX_LISTED_PROBLEMS` of them."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in intents file:\n{lines}")
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in intents file:\n{_listed(self.problems)}")
 
 
 class ArtifactError(AssistantError):
@@ -35,19 +49,12 @@ class StoreError(AssistantError):
 
 class DataError(AssistantError):
     """A data file (CSV or CLINC150-style JSON) cannot be used. ``problems`` lists what is wrong,
-    each naming the line or the entry."""
-
-    MAX_LISTED = 20
+    each naming the line or the entry; the message, the first :data:`MAX_LISTED_PROBLEMS` of them."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = list(problems)
-        listed = self.problems[: self.MAX_LISTED]
-        lines = "\n".join(f"  - {p}" for p in listed)
-        more = len(self.problems) - len(listed)
-        if more:
-            lines += f"\n  - ... and {more} more"
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in data file:\n{lines}")
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in data file:\n{_listed(self.problems)}")
 
 
 class RequestError(AssistantError, ValueError):

@@ -158,6 +158,17 @@ def test_all_problems_reported_at_once(tmp_path):
     assert len(error.problems) == 2
 
 
+def test_a_file_with_thousands_of_problems_lists_twenty_and_counts_the_rest(tmp_path):
+    """A generated file with a fault in every entry gave a message of a line per problem (tens
+    of thousands); the message lists the first 20 and how many more, the error keeps them all."""
+    error = problems_of(tmp_path, {"intents": [{"tag": f"t{n}", "patterns": ["x"]} for n in range(500)]})
+    assert len(error.problems) == 500
+    message = str(error)
+    assert message.count("\n  - ") == 21, message
+    assert "intent #0 ('t0'): field 'responses' is missing" in message
+    assert "t20'" not in message and message.endswith("\n  - ... and 480 more")
+
+
 @pytest.mark.parametrize(
     "data, expected",
     [([], "top level must be an object"), ({}, "field 'intents' is missing"),
