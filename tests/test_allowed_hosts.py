@@ -55,6 +55,29 @@ def test_only_a_loopback_address_gets_a_default_list():
     assert default_allowed_hosts("::1") == LOCAL and "127.0.0.2" in default_allowed_hosts("127.0.0.2")
 
 
+def test_a_name_that_resolves_to_loopback_only_gets_the_default_list(monkeypatch):
+    """``--host`` naming this machine where its name resolves to a loopback address (Debian's
+    /etc/hosts puts the machine's name on 127.0.1.1) listens on loopback: a page of any site
+    could reach it by DNS rebinding as it reaches 127.0.0.1."""
+    import socket
+
+    resolved = {"box": ["127.0.1.1", "::1"], "lan-box": ["127.0.1.1", "192.168.1.4"]}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in resolved:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0))
+                for address in resolved[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert default_allowed_hosts("box") == LOCAL | {"box"}
+    assert not host_allowed("rebind.attacker.example", default_allowed_hosts("box"))
+    assert default_allowed_hosts("lan-box") == frozenset()  # reached from other machines too: any name
+    assert default_allowed_hosts("no-such-name") == frozenset()
+    assert default_allowed_hosts("localhost.") == LOCAL
+    assert "[::ffff:7f00:1]" in default_allowed_hosts("::ffff:127.0.0.1")  # IPv4 loopback, IPv6-mapped
+
+
 def test_the_api_and_admin_routes_refuse_a_host_not_listed(make_client):
     client = make_client(ALLOWED_HOSTS="chat.example", ADMIN_TOKEN="an-admin-token-for-the-test")
     refused = client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "rebind.attacker.example:5000"})

@@ -14,6 +14,7 @@ A list entry is a host name (``chat.example``), an IP address (``127.0.0.1``, ``
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 
 from legacy_assistant.common.origins import bracketed, canonical_host
@@ -94,14 +95,30 @@ def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
 
 
 def is_loopback(bind_host: str) -> bool:
-    """Whether a server listening on ``bind_host`` (``--host``) is reached from this machine only."""
+    """Whether a server listening on ``bind_host`` (``--host``) is reached from this machine only:
+    a loopback address (an IPv4 one also written IPv6-mapped, ``::ffff:127.0.0.1``), ``localhost``,
+    or a name that resolves to loopback addresses only (a machine's own name, which Debian's
+    /etc/hosts puts on 127.0.1.1)."""
     text = bind_host.strip().strip("[]")
-    if text.lower() == "localhost":
+    if text.lower().removesuffix(".") == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
+    if text.startswith("unix:"):  # a Unix socket: the server's own concern, no address
         return False
+    try:
+        return _loopback_address(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+        addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found}
+    except (OSError, UnicodeError, ValueError):  # no such name: the server cannot listen there either
+        return False
+    return bool(addresses) and all(_loopback_address(address) for address in addresses)
+
+
+def _loopback_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def default_allowed_hosts(bind_host: str) -> frozenset[str]:
@@ -111,4 +128,4 @@ def default_allowed_hosts(bind_host: str) -> frozenset[str]:
     if not is_loopback(bind_host):
         return frozenset()
     own = bind_host.strip()
-    return LOOPBACK_HOSTS | ({normalize_host(own)} if own.lower() != "localhost" else set())
+    return LOOPBACK_HOSTS | ({normalize_host(own)} if own.lower().removesuffix(".") != "localhost" else set())
