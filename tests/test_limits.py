@@ -160,6 +160,21 @@ def test_a_mount_point_with_a_space_is_unescaped(tmp_path):
     assert cgroup_cpu_quota(proc) == 2
 
 
+def test_a_mount_point_with_a_space_and_a_character_past_latin1_is_unescaped(tmp_path):
+    """Another mount's point (a USB stick named "U盘 1", say) holding both an escape and a
+    character past Latin-1: reading failed with a UnicodeEncodeError, which stopped serve at start."""
+    stick = "/media/me/U\u76d8\\0401"  # as mountinfo writes "/media/me/U盘 1"
+    mount = tmp_path / "数据 root"  # the cgroup mount's own point may hold both too
+    write(mount / "svc", cpu__max="200000 100000")
+    escaped = str(mount).replace(" ", "\\040")
+    proc = fake_proc(tmp_path, "0::/svc\n", [f"29 22 8:17 / {stick} rw - vfat /dev/sdb1 rw\n",
+                                             f"30 22 0:26 / {escaped} rw - cgroup2 cgroup2 rw\n"])
+    assert cgroup_cpu_quota(proc) == 2
+    assert limits.memory_limit_bytes(proc) is None
+    assert limits._unescape("/media/me/U\u76d8\\0401\\134x") == "/media/me/U\u76d8 1\\x"
+    assert limits._unescape("/mnt/caf\u00e9\\040bar") == "/mnt/caf\u00e9 bar"  # was "/mnt/caf\ufffd bar"
+
+
 def test_the_default_worker_count_and_the_serve_line_follow_the_budget(monkeypatch, caplog):
     from legacy_assistant.cli import build_parser
     from legacy_assistant.cli import serve as serve_cli

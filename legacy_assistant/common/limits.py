@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -194,11 +195,16 @@ def _mount_fields(line: str) -> tuple[str, str, str, set[str]] | None:
     return _unescape(fields[3]), _unescape(fields[4]), tail[0], set(tail[2].split(","))
 
 
+# The kernel escapes a space, tab, line break and backslash of a mountinfo path as 3 octal digits
+# (``\\040``); any other character, one past Latin-1 included, is written as it is.
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
 def _unescape(field: str) -> str:
     """A ``mountinfo`` path with its octal escapes (``\\040`` for a space) undone."""
     if "\\" not in field:
         return field
-    return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+    return _OCTAL_ESCAPE.sub(lambda found: chr(int(found.group(1), 8)), field)
 
 
 def _folders_up_to_mount(path: str, root: str, mount_point: Path) -> Iterator[Path]:
