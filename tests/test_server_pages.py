@@ -175,6 +175,56 @@ def test_worker_registry(tmp_path):
     assert reader.status()[0] is False and not tmp_path.exists()
 
 
+def test_the_state_a_failed_write_left_out_is_written_at_the_next_look(tmp_path, monkeypatch, caplog):
+    """/dev/shm full for a moment as the master wrote its state: the master's next look (every
+    second or so, with the same workers) writes it, rather than /ready answering 503 until a
+    worker comes or goes."""
+    import os
+
+    from legacy_assistant.serving.readiness import WorkerRegistry
+
+    master, worker, reader = WorkerRegistry(tmp_path), WorkerRegistry(tmp_path), WorkerRegistry(tmp_path)
+    replace = os.replace
+
+    def full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with caplog.at_level("INFO", logger="legacy_assistant.serving.readiness"):
+        master.expect(1, [11])
+        master.expect(1, [11])  # a second later, still full: tried again, not logged again
+    assert caplog.text.count("cannot write workers.json") == 1
+    monkeypatch.setattr(os, "replace", replace)  # room again
+    worker.mark_ready(11)
+    assert reader.status() == (False, {"ready": 0, "expected": 0})
+    master.expect(1, [11])
+    assert reader.status() == (True, {"ready": 1, "expected": 1})
+    assert not master.intact()  # a write failed: it decides no early death
+
+
+def test_the_served_marker_a_failed_write_left_out_is_written_by_the_next_turn(tmp_path, monkeypatch):
+    """Without the marker the master takes every later death of a worker for one before any
+    served, and stops a serving server after a few."""
+    import os
+
+    from legacy_assistant.serving.readiness import WorkerRegistry
+
+    worker = WorkerRegistry(tmp_path)
+    replace = os.replace
+
+    def full_for_the_marker(source, target):
+        if str(target).endswith(WorkerRegistry.SERVED):
+            raise OSError(28, "No space left on device")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", full_for_the_marker)
+    worker.mark_ready(11)
+    monkeypatch.setattr(os, "replace", replace)  # room again
+    assert (tmp_path / "11.ready").exists() and not worker.has_served()
+    worker.keep_ready(11)  # the worker's next turn
+    assert WorkerRegistry(tmp_path).has_served()
+
+
 def _worker_loop_turn(registry, pid):
     """One turn of a serving gunicorn worker's loop (its heartbeat), for ``registry``."""
     from types import SimpleNamespace

@@ -44,6 +44,7 @@ class WorkerRegistry:
         self.directory = Path(directory)
         self._written: tuple[int, tuple[int, ...], bool] | None = None
         self.write_failed = False  # a write of this process's failed (a full /dev/shm, the folder gone)
+        self._failing: set[str] = set()  # the files whose latest write failed (logged once)
         self.remade = False  # (master) the folder was removed while the server ran, and made again
         self.stopping = False  # (master) the server stops: /ready says so
         self._ready_checked = 0.0  # (worker) time.monotonic() of keep_ready's latest look
@@ -72,16 +73,24 @@ class WorkerRegistry:
             if master is not None and not alive(master):
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def _write(self, name: str, text: str) -> None:
+    def _write(self, name: str, text: str) -> bool:
+        """Write ``name``; whether it was written (a failure is logged, not raised)."""
         staging = self.directory / f".{name}.{os.getpid()}.tmp"
         try:
             staging.write_text(text, encoding="utf-8")
             os.replace(staging, self.directory / name)
         except OSError as exc:  # /dev/shm full, say: /ready says "not ready" rather than the master dying
             self.write_failed = True
-            log.error("cannot write %s in %s (/ready may answer 503 until it can): %s", name, self.directory, exc)
+            if name not in self._failing:  # once, not at each try of the master's loop
+                self._failing.add(name)
+                log.error("cannot write %s in %s (/ready may answer 503 until it can): %s", name, self.directory, exc)
             with contextlib.suppress(OSError):
                 staging.unlink()
+            return False
+        if name in self._failing:
+            self._failing.discard(name)
+            log.info("wrote %s in %s again", name, self.directory)
+        return True
 
     def expect(self, count: int, pids: Iterable[int]) -> None:
         """(master) ``count`` workers wanted; ``pids`` started (booting, serving or stopping)."""
@@ -90,8 +99,9 @@ class WorkerRegistry:
             entry: dict[str, Any] = {"expected": state[0], "pids": list(state[1])}
             if self.stopping:
                 entry["stopping"] = True
-            self._write(self.STATE, json.dumps({**entry, "master": os.getpid(), "pid_ns": pid_namespace()}))
-            self._written = state
+            # remembered only once written: a failed write is tried again at the next call
+            if self._write(self.STATE, json.dumps({**entry, "master": os.getpid(), "pid_ns": pid_namespace()})):
+                self._written = state
 
     def remake_if_removed(self) -> None:
         """(master) Make the folder again where it is gone while the server runs (``systemd-logind``
@@ -115,15 +125,18 @@ class WorkerRegistry:
     KEEP_READY_EVERY_S = 1.0
 
     def keep_ready(self, pid: int) -> None:
-        """(worker, once it serves; called often) Write ``pid``'s file again where it is gone
-        but the folder is there (made again by the master, :meth:`remake_if_removed`); at most
-        every :data:`KEEP_READY_EVERY_S` seconds. Never makes the folder: the master removes it
-        as the server ends."""
+        """(worker, once it serves; called often) Write ``pid``'s file (and the served marker)
+        again where it is gone but the folder is there (made again by the master,
+        :meth:`remake_if_removed`); at most every :data:`KEEP_READY_EVERY_S` seconds. Never makes
+        the folder: the master removes it as the server ends."""
         now = time.monotonic()
         if now < self._ready_checked + self.KEEP_READY_EVERY_S:
             return
         self._ready_checked = now
-        if not (self.directory / f"{pid}.ready").exists() and self.directory.is_dir():
+        # the served marker too: one a failed write left out would have the master take every
+        # later death of a worker for one before any served
+        missing = not (self.directory / f"{pid}.ready").exists() or not self.has_served()
+        if missing and self.directory.is_dir():
             self.mark_ready(pid)
 
     SERVED = "served"
