@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import ConfigError, RequestError
 from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, open_store
 from legacy_assistant.stores.sqlite_store import SQLiteStore
 from tests.helpers import FakeClock
@@ -708,6 +708,24 @@ def test_amend_of_a_turn_stored_twice_changes_the_newest_copy(make_store):
     amended = Turn(canned.message, "once upon a time", canned.intent, canned.confidence, canned.at, generated=True)
     assert store.amend("twice", canned, amended) is True
     assert store.history("twice") == [canned, amended]
+
+
+@pytest.mark.parametrize("field", ["message_id", "reason"])
+def test_amend_tells_apart_turns_that_differ_only_in_their_message_id_or_reason(make_store, field):
+    """A message sent twice at once, each copy with its id: the copies differ in that field alone.
+    The reply written for the first copy is its own, and the second keeps its id (a resend of it
+    is still answered from it)."""
+    store = make_store()
+    first = Turn("tell me a story", "a canned reply", "fallback", 0.1, 1000.0, **{field: "first"})
+    second = Turn("tell me a story", "a canned reply", "fallback", 0.1, 1000.0, **{field: "second"})
+    store.save("twice", ConversationState(turns=1), first)
+    store.save("twice", ConversationState(turns=2), second)
+    amended = Turn(first.message, "once upon a time", first.intent, first.confidence, first.at, generated=True,
+                   **{field: "first"})
+    assert store.amend("twice", first, amended) is True
+    assert store.history("twice") == [amended, second]
+    if field == "message_id":
+        assert store.turn_with_id("twice", "second") == second
 
 
 def test_amend_does_not_bring_back_a_forgotten_conversation(make_store):
@@ -1492,3 +1510,23 @@ def test_a_turn_is_found_by_its_message_id_among_the_turns_kept(make_store):
     assert [t.message_id for t in store.history("s")] == ["a", None, None]
     store.forget("s")
     assert store.turn_with_id("s", "a") is None
+
+
+@pytest.mark.parametrize("message_id", ["\ud800", 5, None])
+def test_a_message_id_no_store_can_keep_is_refused_by_every_store(make_store, message_id):
+    store = make_store()
+    store.save("s", ConversationState(turns=1), turn())
+    with pytest.raises(RequestError, match="message_id"):
+        store.turn_with_id("s", message_id)
+
+
+def test_a_turn_count_is_kept_to_64_bits_by_every_store(make_store):
+    """SQLite keeps no larger integer (the save failed with an OverflowError, a 500) while the
+    other stores kept one: refused when the state is made, for every store alike."""
+    store = make_store()
+    for count in (2**63 - 1, -(2**63)):
+        store.save("s", ConversationState(turns=count), turn())
+        assert store.load("s").turns == count
+    for count in (2**63, -(2**63) - 1):
+        with pytest.raises(RequestError, match="64 bits"):
+            ConversationState(turns=count)

@@ -72,7 +72,12 @@ def _plain(name: str, value: Any, kind: type, abstract: type, what: str) -> Any:
 
 
 def _whole(name: str, value: object) -> int:
-    return int(_plain(name, value, int, numbers.Integral, "a whole number"))
+    number = int(_plain(name, value, int, numbers.Integral, "a whole number"))
+    # SQLite keeps 64-bit integers only and failed the save with an OverflowError (a 500); the
+    # memory store and Redis kept it: refused here, by every store alike
+    if not -(2**63) <= number < 2**63:
+        raise RequestError(f"{name} must be a whole number within 64 bits, got {number}")
+    return number
 
 
 def _real(name: str, value: object) -> float:
@@ -283,6 +288,7 @@ class MemoryStore:
 
     def turn_with_id(self, sender: str, message_id: str) -> Turn | None:
         check_text("sender", sender)
+        check_text("message_id", message_id)  # refused as the other stores refuse it
         with self._lock:
             item = self._live(sender, self._clock())
             return next((turn for turn in reversed(item[2]) if turn.message_id == message_id), None) if item else None

@@ -356,6 +356,8 @@ class RedisStore:
             return [Turn.from_dict(json.loads(raw)) for raw in rows]
 
     def turn_with_id(self, sender: str, message_id: str) -> Turn | None:
+        check_text("sender", sender)
+        check_text("message_id", message_id)  # refused as the other stores refuse it
         return next((turn for turn in reversed(self.history(sender)) if turn.message_id == message_id), None)
 
     def forget(self, sender: str) -> bool:

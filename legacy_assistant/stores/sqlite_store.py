@@ -554,10 +554,13 @@ class SQLiteStore:
     def _amend(self, connection: sqlite3.Connection, sender: str, turn: Turn, amended: Turn) -> bool:
         if self._status(connection, sender, self._clock()) != "live":
             return False
+        # equal in every field, as the other stores compare turns: two copies of a message sent
+        # twice differ in their message_id alone, and the newest copy was the one amended (given
+        # the other's id) where the first one's reply was meant ("IS": NULL equals NULL)
         row = connection.execute(
             "SELECT id FROM turns WHERE sender = ? AND message = ? AND reply = ? AND intent = ? AND confidence = ? "
-            "AND at = ? AND generated = ? ORDER BY id DESC LIMIT 1",
-            (sender, turn.message, turn.reply, turn.intent, turn.confidence, turn.at, int(turn.generated)),
+            "AND at = ? AND generated = ? AND reason IS ? AND message_id IS ? ORDER BY id DESC LIMIT 1",
+            (sender, *_row(turn)),
         ).fetchone()
         if row is None:
             return False
