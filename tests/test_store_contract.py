@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from legacy_assistant.errors import ConfigError, RequestError
-from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, open_store
+from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, check_store_url, open_store
 from legacy_assistant.stores.sqlite_store import SQLiteStore
 from tests.helpers import FakeClock
 
@@ -816,6 +816,25 @@ def test_a_forget_is_remembered_for_ten_minutes(make_clocked_store):
         assert len(store._forgotten) == 1
 
 
+def test_sqlite_deletes_forgets_past_ten_minutes_by_an_index_not_a_scan(tmp_path):
+    """Each forget deletes the forgets older than ten minutes while it holds the write lock: without
+    an index on their time, a scan of every forget remembered (3.5 ms at 32,000). A file made
+    before the index gains it when opened."""
+    path = tmp_path / "c.db"
+    with sqlite3.connect(path) as previous:
+        previous.execute("CREATE TABLE forgotten (sender_sha256 TEXT PRIMARY KEY, token TEXT NOT NULL, "
+                         "at REAL NOT NULL)")
+    store = SQLiteStore(path)
+    try:
+        store.forget("g")
+        with store._connection() as connection:
+            plan = " ".join(row[-1] for row in connection.execute(
+                "EXPLAIN QUERY PLAN DELETE FROM forgotten WHERE at < ?", (0.0,)))
+    finally:
+        store.close()
+    assert "USING INDEX forgotten_at" in plan or "USING COVERING INDEX forgotten_at" in plan, plan
+
+
 def test_redis_remembers_a_forget_by_a_digest_of_the_sender_for_ten_minutes(make_redis_store):
     import hashlib
 
@@ -905,6 +924,17 @@ def test_open_store_urls(tmp_path):
             open_store(bad)
     with pytest.raises(ConfigError):
         open_store("memory", ttl_seconds=-1)
+
+
+@pytest.mark.parametrize("url", ["Redis://:sup3rsecret@127.0.0.1:6379/1", " redis://:sup3rsecret@h:6379/1",
+                                 "redis+sentinel://:sup3rsecret@h:26379/m"])
+def test_an_unknown_store_url_is_named_without_its_password(url):
+    """A mistyped Redis URL is refused as an unknown store: the message, printed at start and
+    logged, named it with its password."""
+    for refuse in (open_store, check_store_url):
+        with pytest.raises(ConfigError, match="unknown conversation store") as caught:
+            refuse(url)
+        assert "sup3rsecret" not in str(caught.value) and ":***@" in str(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["memory", "sqlite"])

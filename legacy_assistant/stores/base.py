@@ -469,7 +469,9 @@ def _read_only_note(path: Path) -> str:
 
 
 def _unknown_store(url: str) -> str:
-    return f"unknown conversation store {url!r}: use memory, sqlite:///PATH or redis://HOST:PORT/DB"
+    from legacy_assistant.stores.redis_store import redacted  # a mistyped Redis URL holds a password too
+
+    return f"unknown conversation store {redacted(url)!r}: use memory, sqlite:///PATH or redis://HOST:PORT/DB"
 
 
 def _sqlite_file(url: str) -> tuple[Path, str]:

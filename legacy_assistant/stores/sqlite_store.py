@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS forgotten (
     token         TEXT NOT NULL,
     at            REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS forgotten_at ON forgotten (at);
 """
 SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
 # Expired conversations are invisible at once; their rows are deleted when the store opens and
