@@ -271,6 +271,16 @@ def test_a_variable_of_the_prefix_that_is_no_setting_is_refused_naming_the_close
         server_options(parse())
 
 
+def test_an_app_a_wsgi_server_builds_itself_refuses_a_misspelt_variable_too(environ):
+    """``gunicorn 'legacy_assistant.web:create_app()'`` runs no ``serve``: a misspelt token
+    variable served that app's API open without a word."""
+    from legacy_assistant.web import create_app
+
+    environ(API_TOKNE="abcdefghijklmnopqrstu")
+    with pytest.raises(ConfigError, match=r"^environment variable\(s\) LEGACY_ASSISTANT_API_TOKNE \(did you mean "):
+        create_app({"TESTING": True, "WARM_UP": False, "RESPONDER_DIR": None, "BATCHING": False})
+
+
 def test_an_empty_admin_token_variable_is_unset_and_leaves_the_admin_routes_off(environ):
     """Unlike the API token's (unset, the API is open), an unset admin token fails closed: a
     compose file's ADMIN_TOKEN=${ADMIN_TOKEN:-} keeps starting."""

@@ -115,8 +115,10 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
             app has no model directory to reload from.
     Raises:
         ConfigError: a ``LEGACY_ASSISTANT_*`` variable (one not overridden by ``test_config``)
-            holds a value that cannot be used.
+            holds a value that cannot be used, or is no setting at all (a misspelt token's
+            variable, as ``serve`` refuses it: an app a WSGI server builds itself is checked too).
     """
+    settings.check_environment()
     given = dict(test_config or {})
     # the static files are the pages blueprint's, so that their access is declared like any route's
     app = AssistantFlask(APP_NAME, static_folder=None)
