@@ -70,12 +70,31 @@ def test_a_name_that_resolves_to_loopback_only_gets_the_default_list(monkeypatch
                 for address in resolved[host]]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    assert default_allowed_hosts("box") == LOCAL | {"box"}
+    assert default_allowed_hosts("box") == LOCAL | {"box", "127.0.1.1"}
     assert not host_allowed("rebind.attacker.example", default_allowed_hosts("box"))
     assert default_allowed_hosts("lan-box") == frozenset()  # reached from other machines too: any name
     assert default_allowed_hosts("no-such-name") == frozenset()
     assert default_allowed_hosts("localhost.") == LOCAL
     assert "[::ffff:7f00:1]" in default_allowed_hosts("::ffff:127.0.0.1")  # IPv4 loopback, IPv6-mapped
+
+
+def test_a_name_that_resolves_to_loopback_answers_the_address_it_listens_on(monkeypatch, make_client):
+    """``--host box`` listens on the address the name resolves to (127.0.1.1): a client on this
+    machine that names the server by that address (``curl http://127.0.1.1:5000``), answered
+    before the name counted as loopback, is answered still; no page of another site sends it."""
+    import socket
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "box":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.1.1", 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    allowed = default_allowed_hosts("box")
+    assert host_allowed("127.0.1.1:5000", allowed) and host_allowed("box:5000", allowed)
+    assert not host_allowed("rebind.attacker.example:5000", allowed)
+    client = make_client(ALLOWED_HOSTS=",".join(sorted(allowed)))
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": "127.0.1.1:5000"}).status_code == 200
 
 
 def test_the_api_and_admin_routes_refuse_a_host_not_listed(make_client):

@@ -99,21 +99,34 @@ def is_loopback(bind_host: str) -> bool:
     a loopback address (an IPv4 one also written IPv6-mapped, ``::ffff:127.0.0.1``), ``localhost``,
     or a name that resolves to loopback addresses only (a machine's own name, which Debian's
     /etc/hosts puts on 127.0.1.1)."""
+    return _loopback_addresses(bind_host) is not None
+
+
+def _loopback_addresses(bind_host: str) -> frozenset[str] | None:
+    """The loopback addresses ``bind_host`` names (each as :func:`normalize_host` writes it; none
+    for ``localhost``, whose names are all in :data:`LOOPBACK_HOSTS`), or None where it is no
+    loopback address and names one or more that are not (or none at all)."""
     text = bind_host.strip().strip("[]")
     if text.lower().removesuffix(".") == "localhost":
-        return True
+        return frozenset()
     if text.startswith("unix:"):  # a Unix socket: the server's own concern, no address
-        return False
+        return None
     try:
-        return _loopback_address(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         pass
+    else:
+        return frozenset({normalize_host(str(address))}) if _loopback_address(address) else None
     try:
         found = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
         addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found}
     except (OSError, UnicodeError, ValueError):  # no such name: the server cannot listen there either
-        return False
-    return bool(addresses) and all(_loopback_address(address) for address in addresses)
+        return None
+    if not addresses or not all(_loopback_address(address) for address in addresses):
+        return None
+    # the addresses too: a client on this machine may name the server by the one it listens on
+    # (``curl http://127.0.1.1:5000``), a name no page of another site can rebind
+    return frozenset(normalize_host(str(address)) for address in addresses)
 
 
 def _loopback_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -123,9 +136,13 @@ def _loopback_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
 
 def default_allowed_hosts(bind_host: str) -> frozenset[str]:
     """What a server listening on ``bind_host`` answers to when no list is given: the loopback
-    names (and ``bind_host`` itself) when it listens on a loopback address, where a browser on
-    this machine is its only client and a page of any site could be one; else any host."""
-    if not is_loopback(bind_host):
+    names (and ``bind_host`` itself, and the loopback addresses a name resolves to) when it
+    listens on a loopback address, where a browser on this machine is its only client and a page
+    of any site could be one; else any host."""
+    addresses = _loopback_addresses(bind_host)
+    if addresses is None:
         return frozenset()
     own = bind_host.strip()
-    return LOOPBACK_HOSTS | ({normalize_host(own)} if own.lower().removesuffix(".") != "localhost" else set())
+    return (
+        LOOPBACK_HOSTS | addresses | ({normalize_host(own)} if own.lower().removesuffix(".") != "localhost" else set())
+    )
