@@ -175,6 +175,18 @@ def test_a_mount_point_with_a_space_and_a_character_past_latin1_is_unescaped(tmp
     assert limits._unescape("/mnt/caf\u00e9\\040bar") == "/mnt/caf\u00e9 bar"  # was "/mnt/caf\ufffd bar"
 
 
+def test_a_mount_point_whose_name_is_no_utf8_leaves_the_limits_read(tmp_path):
+    """Another mount's point named in Latin-1 (a USB stick "caf\xe9"), which the kernel writes as
+    its bytes: reading mountinfo stopped at them, and the server ran with no CPU or memory limit."""
+    mount = tmp_path / "cg"
+    write(mount / "svc", cpu__max="200000 100000", memory__max="1073741824")
+    proc = fake_proc(tmp_path, "0::/svc\n", [v2_mount("/", mount)])
+    with open(proc / "mountinfo", "ab") as mountinfo:
+        mountinfo.write(b"29 22 8:17 / /media/me/caf\xe9\\040bar rw - vfat /dev/sdb1 rw\n")
+    assert cgroup_cpu_quota(proc) == 2
+    assert limits.memory_limit_bytes(proc) == 1073741824
+
+
 def test_the_default_worker_count_and_the_serve_line_follow_the_budget(monkeypatch, caplog):
     from legacy_assistant.cli import build_parser
     from legacy_assistant.cli import serve as serve_cli

@@ -163,9 +163,12 @@ def _tightest(proc: Path, controller: str, v1: Callable[[Path], Any], v2: Callab
 def _cgroup_folders(proc: Path, controller: str) -> Iterator[tuple[Path, int]]:
     """Each cgroup folder (and its cgroup version) whose ``controller`` limits this process."""
     try:
-        memberships = (proc / "cgroup").read_text(encoding="utf-8").splitlines()
-        mounts = [_mount_fields(line) for line in (proc / "mountinfo").read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as exc:
+        # a path's bytes that are no UTF-8 (another mount's point, a USB stick named in Latin-1)
+        # are kept as the file system has them: reading stopped at them, and no limit was read
+        memberships = (proc / "cgroup").read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        mountinfo = (proc / "mountinfo").read_text(encoding="utf-8", errors="surrogateescape")
+        mounts = [_mount_fields(line) for line in mountinfo.splitlines()]
+    except OSError as exc:
         log.debug("no cgroup limits read: %s", exc)
         return
     for membership in memberships:
