@@ -370,6 +370,8 @@ def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(
 
     class BrokenStore(MemoryStore):
         def history(self, sender):
+            if sender == "damaged":  # one conversation's fault, not the store's
+                raise StoreError("conversation of sender 3071c6e79b23 (SHA-256 digest): unreadable data")
             raise StoreError("Redis conversation store: history failed: Connection refused")
 
     assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
@@ -391,6 +393,11 @@ def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(
         left_out = [r.getMessage() for r in caplog.records
                     if r.levelname == "DEBUG" and "store failed" in r.getMessage()]
         assert [f"id=req-{n}" in line for n, line in enumerate(left_out, 1)] == [True] * 4, left_out
+        # another failure is logged at once, and does not hide the outage's next line either
+        assert transcript(client, "damaged", headers={"X-Request-ID": "other"}).status_code == 503
+        assert len(errors()) == 2 and "id=other" in errors()[1] and "unreadable data" in errors()[1], errors()
+        assert transcript(client, "alice", headers={"X-Request-ID": "req-5"}).status_code == 503
+        assert len(errors()) == 2, errors()
 
         # a minute on (a clock of the test's own), the next failure is logged with the count
         from legacy_assistant.common.repeats import Repeats
@@ -405,3 +412,19 @@ def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(
         assert transcript(client, "alice", headers={"X-Request-ID": "later-3"}).status_code == 503
     assert len(errors()) == 2 and "id=later-0" in errors()[0] and "id=later-2" in errors()[1], errors()
     assert "more since" not in errors()[0] and "(1 more since the line before" in errors()[1], errors()
+
+
+def test_the_failures_followed_to_count_their_repeats_are_bounded():
+    """Failures are told apart by their text: each new one is logged at once, and the ones followed
+    are at most MAX_KEYS, the one seen longest ago let go first (logged again when it comes)."""
+    from legacy_assistant.common.repeats import MAX_KEYS, Repeats
+
+    now = [0.0]
+    repeats = Repeats(60.0, clock=lambda: now[0])
+    assert [repeats.due(f"failure {n}") for n in range(MAX_KEYS)] == [0] * MAX_KEYS
+    assert repeats.due("failure 0") is None and repeats.due("failure 0") is None
+    assert repeats.due("one more") == 0 and len(repeats._followed) == MAX_KEYS
+    assert repeats.due("failure 1") == 0  # let go: followed again from here
+    assert repeats.due("failure 0") is None  # seen last of the first ones: still followed
+    now[0] = 60.0
+    assert repeats.due("failure 0") == 3

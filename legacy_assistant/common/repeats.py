@@ -3,35 +3,45 @@
 A conversation store that is down fails every request that needs it: a line per request was
 thousands of identical ERROR lines a second under load, which bury the rest of the log and fill
 the disk. :class:`Repeats` says which occurrence to log: the first at once, then at most one per
-interval, which tells how many were left out since the line before.
+interval, which tells how many were left out since the line before. Failures are told apart by
+a key (the error's text): another failure, such as one conversation's unreadable data, is
+neither hidden by an outage that is being counted nor hides the start of one.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+MAX_KEYS = 64  # failures followed at once; the one seen longest ago is let go first
 
 
 class Repeats:
-    """When to log a failure that repeats: the first occurrence at once, later ones at most once
-    per ``interval`` seconds (on ``clock``). Thread-safe."""
+    """When to log a failure that repeats: the first occurrence of each key at once, later ones
+    at most once per ``interval`` seconds (on ``clock``). Thread-safe."""
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._clock = clock
         self._lock = threading.Lock()
-        self._next: float | None = None  # clock time from which the next occurrence is logged
-        self._left_out = 0
+        # key -> [clock time from which its next occurrence is logged, occurrences left out since]
+        self._followed: OrderedDict[Hashable, list[float]] = OrderedDict()
 
-    def due(self) -> int | None:
-        """None where this occurrence is left out of the log; else how many were left out
-        since the last one logged (0 for the first)."""
+    def due(self, key: Hashable = None) -> int | None:
+        """None where this occurrence of ``key`` is left out of the log; else how many were left
+        out since the last one of it logged (0 for the first)."""
         now = self._clock()
         with self._lock:
-            if self._next is not None and now < self._next:
-                self._left_out += 1
+            followed = self._followed.get(key)
+            if followed is not None and now < followed[0]:
+                followed[1] += 1
+                self._followed.move_to_end(key)  # a failure still coming is the last let go
                 return None
-            left_out, self._left_out = self._left_out, 0
-            self._next = now + self.interval
+            left_out = int(followed[1]) if followed is not None else 0
+            self._followed[key] = [now + self.interval, 0]
+            self._followed.move_to_end(key)
+            while len(self._followed) > MAX_KEYS:
+                self._followed.popitem(last=False)
             return left_out

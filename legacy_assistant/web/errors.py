@@ -34,7 +34,8 @@ KEPT_HEADERS = ("Allow", "Content-Range", "Retry-After", "WWW-Authenticate")
 CAKECHAT_PREFIX = "/cakechat_api/"
 
 # A store that fails fails every request that needs it: the first failure is an ERROR line,
-# further ones one line per this many seconds with their count (each at DEBUG with its id).
+# further ones with the same text one line per this many seconds with their count (each at
+# DEBUG with its id).
 STORE_FAILURE_LOG_INTERVAL_S = 60.0
 STORE_FAILURES_EXTENSION = "legacy_assistant.store_failures"  # app.extensions key of the Repeats
 
@@ -161,15 +162,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
         failures: Repeats = current_app.extensions[STORE_FAILURES_EXTENSION]
-        left_out = failures.due()
+        left_out = failures.due(str(exc))  # by its text: one conversation's fault is no outage
         if left_out is None:
             log.debug("conversation store failed on %s: %s", logged_request(current_request()), exc)
         else:
             log.error(
-                "conversation store failed on %s: %s; requests that need the store answer 503 store_unavailable "
-                "until it works again: fix what the store said (the server --store or LEGACY_ASSISTANT_STORE "
-                "names down or refusing its credentials, a SQLite file that cannot be written); further "
-                "failures are logged at most once every %g s%s",
+                "conversation store failed on %s: %s; the request answered 503 store_unavailable: fix what the "
+                "store said (a store that is down or refuses the credentials of --store or LEGACY_ASSISTANT_STORE, "
+                "a SQLite file that cannot be written); the same failure is logged at most once every %g s%s",
                 logged_request(current_request()),
                 str(exc).rstrip("."),  # Redis's own words end in a full stop
                 failures.interval,
