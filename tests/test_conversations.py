@@ -349,7 +349,9 @@ def test_the_start_up_line_of_a_redis_store_hides_its_password(monkeypatch, capl
     monkeypatch.setattr(RedisStore, "from_url",
                         classmethod(lambda cls, url, **kw: cls(redis.Redis.from_url(url), **kw)))
     url = "redis://:pw-s3cret-x@127.0.0.1:6379/15"
-    assert "pw-s3cret-x" in repr(RedisStore.from_url(url))  # as those releases show it
+    store = RedisStore.from_url(url)
+    assert "pw-s3cret-x" in repr(store._client)  # as those releases show it
+    assert repr(store) == "RedisStore(127.0.0.1:6379, db=15, prefix='legacy-assistant:')"  # not the client's
     with caplog.at_level("INFO", logger="legacy_assistant.web.app"):
         app = create_app({"TESTING": True, "MODEL_DIR": str(DEFAULT_MODEL), "RESPONDER_DIR": None, "WARM_UP": False,
                           "BATCHING": False, "STORE_URL": url})

@@ -149,7 +149,11 @@ class RedisStore:
         return None
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._client!r})"
+        # not the client's repr: redis-py 6.3 to 7.3 write every connection option there, the
+        # password in plain text, and a repr ends up in logs and error reports
+        options = getattr(getattr(self._client, "connection_pool", None), "connection_kwargs", None) or {}
+        where = options.get("path") or f"{options.get('host', '?')}:{options.get('port', '?')}"
+        return f"RedisStore({where}, db={options.get('db', 0)}, prefix={self.prefix!r})"
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
