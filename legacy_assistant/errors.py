@@ -51,6 +51,8 @@ class DataError(AssistantError):
     """A data file (CSV or CLINC150-style JSON) cannot be used. ``problems`` lists what is wrong,
     each naming the line or the entry; the message, the first :data:`MAX_LISTED_PROBLEMS` of them."""
 
+    MAX_LISTED = MAX_LISTED_PROBLEMS  # kept for code that read it here
+
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = list(problems)
