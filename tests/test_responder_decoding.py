@@ -439,3 +439,26 @@ def test_beam_ranks_candidates_of_different_lengths_by_their_normalised_score(tm
         assert (np.diff(result.log_probs, axis=1) > 1e-6).any()
     finally:
         responder.close()
+
+
+def test_contexts_without_any_token_decode_as_they_do_beside_one_with_words(random_model):
+    """A row whose turns are all PAD gets the zero context vector. A batch of only such rows
+    (or of no turns, or no token columns) failed in the encoder with ``InvalidArgumentError:
+    Size should be >= 0``; it must answer each row as that row is answered beside a row that
+    holds words (the TF2 copy did)."""
+    words = np.array([[[0, 0, 0, 0], [0, 0, 0, 0], [9, 10, 11, 12]]], np.int32)
+    conditions = np.array([2, 0], np.int32)
+    options = dict(max_length=6, beam_width=3, n_samples=3, seed=4, temperature=1.0)
+    reply = np.array([[20, 21, END], [7, END, PAD]], np.int32)
+    for empty in (np.zeros((2, 3, 4), np.int32), np.zeros((2, 3, 0), np.int32), np.zeros((2, 0, 4), np.int32)):
+        beside = np.concatenate([np.zeros((2, 3, 4), np.int32), words])
+        for mode in ("greedy", "beam", "sample"):
+            alone = random_model.decode(empty, conditions, mode=mode, **options)
+            expected = random_model.decode(beside, np.append(conditions, 1), mode=mode, **options)
+            assert_well_formed(alone, 6)
+            np.testing.assert_array_equal(alone.ids, expected.ids[:2])
+            np.testing.assert_array_equal(alone.lengths, expected.lengths[:2])
+            np.testing.assert_allclose(alone.log_probs, expected.log_probs[:2], atol=1e-6)
+        scores = random_model.score(empty, conditions, reply)
+        expected_scores = random_model.score(beside, np.append(conditions, 1), np.concatenate([reply, reply[:1]]))
+        np.testing.assert_allclose(scores, expected_scores[:2], atol=1e-6)

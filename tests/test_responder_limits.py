@@ -212,3 +212,27 @@ def test_a_bool_is_no_number_for_the_decode(option: str, mode: str) -> None:
     assert not accepted_by_options(**{option: True})
     with pytest.raises(ValueError, match=f"decode: {option} must be from .*, got True"):
         call(mode=mode, **{option: True})
+
+
+@pytest.mark.parametrize(
+    ("option", "mode", "message"),
+    [
+        ("max_length", "greedy", r"max_length must be an integer in \[1, 1000\]"),
+        ("beam_width", "beam", r"beam_width must be an integer in \[1, 8\]"),
+        ("n_samples", "sample", r"n_samples must be an integer in \[1, 1000\]"),
+        ("seed", "sample", "seed must be a 64-bit integer"),
+    ],
+)
+def test_a_bool_is_no_count_or_seed_for_the_decode(option: str, mode: str, message: str) -> None:
+    """``True`` was taken as 1 (a one-token reply, a beam of one, seed 1), where the Python
+    API's options and ``check_seed`` refuse it."""
+    assert call(mode=mode, **{option: 1})
+    with pytest.raises(ValueError, match=f"decode: {message}, got True"):
+        call(mode=mode, **{option: True})
+
+
+@pytest.mark.parametrize("penalty", ["1", None, [1.0]])
+def test_a_length_penalty_that_is_no_number_is_a_value_error(penalty: object) -> None:
+    """Bad decode arguments raise ``ValueError``; a string raised ``TypeError: '>=' not supported``."""
+    with pytest.raises(ValueError, match=f"decode: length_penalty must be a number, got {re.escape(repr(penalty))}"):
+        call(mode="beam", length_penalty=penalty)

@@ -138,3 +138,13 @@ def test_the_compiled_loop_gives_the_same_replies_and_log_probabilities(trainer)
     np.testing.assert_array_equal(static, plain_static)
     np.testing.assert_array_equal(log_probs, plain_log_probs)
     _same(trainer.decode(context, conditions, mode="greedy", max_length=MAX_LENGTH), b)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_contexts_without_any_token_match_too(trainer, compiled):
+    """All-PAD contexts (the zero context vector): the in-graph decode answers them, and so must
+    the loop (both failed with ``InvalidArgumentError: Size should be >= 0``)."""
+    context, conditions = np.zeros((3, SPEC.max_context_turns, 2), np.int32), np.array([0, 1, 2], np.int32)
+    in_graph = trainer.decode(context, conditions, mode="greedy", max_length=MAX_LENGTH)
+    with StepwiseDecoder(SPEC, trainer.get_weights(), compiled=compiled) as stepwise:
+        _same(in_graph, stepwise.greedy(context, conditions, MAX_LENGTH))

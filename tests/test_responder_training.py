@@ -848,3 +848,22 @@ def test_a_stop_signal_saves_a_checkpoint_after_the_batch_and_a_second_one_stops
         train_responder(dialogues, TINY.with_overrides(epochs=3), checkpoint_dir=again, progress=stop_at(2, 2))
     assert not hasattr(stopped.value, "signum") and list(again.glob("state-*.json")) == []
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_batch_whose_contexts_hold_no_token_trains_and_validates():
+    """A context turn the tokenizer leaves nothing of (a zero-width space, which the corpus
+    readers refuse but dialogues given to ``train_responder`` may hold) is a context of no
+    token: bucketing puts such pairs together, and a batch of only them failed in the encoder
+    (``InvalidArgumentError: Size should be >= 0``) in training and in validation."""
+    dialogues = [
+        Dialogue((Turn("\u200b"), Turn("yes", "joy")), "empty#0"),
+        Dialogue((Turn("\u200b \u200b"), Turn("no", "joy")), "empty#1"),
+        Dialogue((Turn("hello"), Turn("maybe", "joy")), "words#0"),
+    ]
+    config = TINY.with_overrides(
+        embedding_size=2, encoder_units=1, context_units=1, decoder_units=1, condition_size=1, batch_size=1, epochs=2
+    )
+    held_out = [Dialogue((Turn("\u200b"), Turn("yes no", "joy")), "empty#2")]
+    trained = train_responder(dialogues, config, held_out=held_out)
+    assert len(trained.history) == 2
+    assert all(math.isfinite(epoch["perplexity"]) for epoch in trained.history)

@@ -88,6 +88,7 @@ from compat.responder.inputs import (  # noqa: F401  (re-exported: the names of 
     check_context,
     check_reply,
     decode_call,
+    holding_a_token,
 )
 from compat.responder.network import DecoderStart, ResponderNetwork
 from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult
@@ -496,7 +497,12 @@ class DecodeRunner:
             return call.empty_result()
         if call.mode not in ops.outputs:
             raise ValueError(f"decode: condition_strength above 0 needs {GUIDANCE_MISSING}")
-        ids, log_probs, lengths = self._run(call.mode, (IDS, LOG_PROBS, LENGTHS), call.values)
+        values = dict(call.values)
+        context, conditions, added = holding_a_token(np.asarray(values[CONTEXT]), np.asarray(values[CONDITION]))
+        values[CONTEXT], values[CONDITION] = context, conditions
+        ids, log_probs, lengths = self._run(call.mode, (IDS, LOG_PROBS, LENGTHS), values)
+        if added:
+            ids, log_probs, lengths = ids[:-1], log_probs[:-1], lengths[:-1]
         return DecodeResult(ids=ids, log_probs=log_probs, lengths=lengths)
 
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
@@ -506,5 +512,11 @@ class DecodeRunner:
         reply = check_reply(reply_ids, context.shape[0], ops.vocab_size, "score")
         if reply.size == 0:
             return np.zeros(reply.shape, np.float32)
-        values = {CONTEXT: context, CONDITION: conditions, REPLY: reply}
-        return self._run("score", (TOKEN_LOG_PROBS,), values)[0]
+        context, conditions, added = holding_a_token(context, conditions)
+        if added:  # the extra row's reply: END
+            reply = np.concatenate([reply, np.zeros((1, reply.shape[1]), np.int32)])
+            reply[-1, 0] = END
+        token_log_probs = self._run(
+            "score", (TOKEN_LOG_PROBS,), {CONTEXT: context, CONDITION: conditions, REPLY: reply}
+        )[0]
+        return token_log_probs[:-1] if added else token_log_probs

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compat.responder.spec import ALWAYS_BANNED, N_SPECIAL, DecodeResult
+from compat.responder.spec import ALWAYS_BANNED, N_SPECIAL, PAD, UNK, DecodeResult
 
 INT32_MAX = 2**31 - 1  # the graph takes n_samples as int32
 # sample_rerank draws this many rows per context at once, each as long as max_length: a bound
@@ -103,7 +103,9 @@ def check_context(
 ) -> tuple[np.ndarray, np.ndarray]:
     """int32 ``context_ids`` ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``, in range.
 
-    Raises ``ValueError`` (starting with ``what``) otherwise.
+    A context of no turns or no token columns is returned as one all-PAD turn of one column,
+    which the network reads the same way (no token: the zero context vector); its encoder
+    needs a column to mask. Raises ``ValueError`` (starting with ``what``) otherwise.
     """
     context = np.asarray(context_ids)
     conditions = np.asarray(condition_ids)
@@ -118,7 +120,29 @@ def check_context(
             raise ValueError(
                 f"{what}: {name} must lie in [0, {limit}), got values from {values.min()} to {values.max()}"
             )
+    if context.shape[1] == 0 or context.shape[2] == 0:
+        context = np.full((context.shape[0], 1, 1), PAD)
     return context.astype(np.int32), conditions.astype(np.int32)
+
+
+def holding_a_token(context: np.ndarray, conditions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(context, conditions, added)``: checked inputs (:func:`check_context`) as they are, or,
+    when no row's context holds a token at all, with one row more whose context is one UNK
+    (``added``: the caller drops that row's answers).
+
+    The TF1 graph cannot run such a batch (nor train on it): its encoder drops the columns that
+    are PAD in every turn, all of them here, and its utterance GRU then counts its steps over no
+    columns as INT32_MIN (``InvalidArgumentError: Size should be >= 0``). Every SavedModel ever
+    exported holds that graph, so the batch is fixed where it is fed. Beside a row with a token
+    each all-PAD row gets the zero context vector the network documents (the TF2 copy gives it
+    without help). Rows do not see each other, and a sampled row's draw depends on its own row
+    number only, so the rows before the extra one are answered as they would be alone.
+    """
+    if context.size == 0 or context.any():
+        return context, conditions, False
+    extra = np.zeros((1,) + context.shape[1:], np.int32)
+    extra[0, -1, 0] = UNK
+    return np.concatenate([context, extra]), np.concatenate([conditions, np.zeros(1, np.int32)]), True
 
 
 def check_reply(reply_ids: np.ndarray, batch: int, vocab_size: int, what: str) -> np.ndarray:
@@ -186,7 +210,7 @@ def decode_call(
     if mode not in MODES:
         raise ValueError(f"decode: mode must be one of {', '.join(MODES)}, got {mode!r}")
     _require(
-        isinstance(max_length, (int, np.integer)) and 1 <= max_length <= MAX_DECODE_LENGTH,
+        _whole_in(max_length, 1, MAX_DECODE_LENGTH),
         f"max_length must be an integer in [1, {MAX_DECODE_LENGTH}]",
         max_length,
     )
@@ -204,10 +228,11 @@ def decode_call(
     if mode == "beam":
         limit = vocab_size - N_SPECIAL
         _require(
-            isinstance(beam_width, (int, np.integer)) and 1 <= beam_width <= limit,
+            _whole_in(beam_width, 1, limit),
             f"beam_width must be an integer in [1, {limit}]",
             beam_width,
         )
+        _require(_float_in(length_penalty, -np.inf, np.inf), "length_penalty must be a number", length_penalty)
         _require(length_penalty >= 0, "length_penalty must be >= 0", length_penalty)
         _require(
             length_penalty <= MAX_LENGTH_PENALTY,
@@ -218,7 +243,7 @@ def decode_call(
         candidates = int(beam_width)
     elif mode == "sample":
         _require(
-            isinstance(n_samples, (int, np.integer)) and 1 <= n_samples <= MAX_SAMPLES,
+            _whole_in(n_samples, 1, MAX_SAMPLES),
             f"n_samples must be an integer in [1, {MAX_SAMPLES}]",
             n_samples,
         )
@@ -227,9 +252,7 @@ def decode_call(
             f"temperature must be from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}",
             temperature,
         )
-        _require(
-            isinstance(seed, (int, np.integer)) and -(2**63) <= seed < 2**63, "seed must be a 64-bit integer", seed
-        )
+        _require(_whole_in(seed, -(2**63), 2**63 - 1), "seed must be a 64-bit integer", seed)
         values.update({TEMPERATURE: float(temperature), SEED: int(seed), N_SAMPLES: int(n_samples)})
         candidates = int(n_samples)
     _check_allowed(banned, vocab_size, int(beam_width) if mode == "beam" else 1, mode)
@@ -244,6 +267,12 @@ def decode_call(
         mode += GUIDED
         values[CONDITION_STRENGTH] = float(condition_strength)
     return DecodeCall(mode, values, int(context.shape[0]), candidates, int(max_length))
+
+
+def _whole_in(value: object, low: int, high: int) -> bool:
+    """Whether ``value`` is an integer (numpy's count; a bool, which Python counts, does not)
+    from ``low`` to ``high``, as the Python API's options and ``check_seed`` take them."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(low <= value <= high)
 
 
 def _float_in(value: object, low: float, high: float) -> bool:

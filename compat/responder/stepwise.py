@@ -31,6 +31,7 @@ import numpy as np
 from compat.graph_session import GraphSession, session_config
 from compat.interface import SavedModelError, first_line, tensorflow_path
 from compat.responder.decoding import NEG, check_context
+from compat.responder.inputs import holding_a_token
 from compat.responder.network import ResponderNetwork, variable_shapes
 from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult, ResponderSpec
 from compat.responder.trainer import load_weights
@@ -98,11 +99,13 @@ class StepwiseDecoder:
         context, conditions = check_context(
             context_ids, condition_ids, self.spec.vocab_size, self.spec.n_conditions, "stepwise encode"
         )
+        rows = context.shape[0]
+        context, conditions, _ = holding_a_token(context, conditions)  # as the in-graph decode feeds it
         if self._runs is not None:
             static, state = self._runs[0](context, conditions)
         else:
             static, state = self._gs.run(self._start, {self._context: context, self._condition: conditions})
-        return static, state
+        return static[:rows], state[:rows]
 
     def step(self, previous: np.ndarray, state: np.ndarray, static: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(log_probs [batch, V], new_state [batch, H])`` after the tokens ``previous``

@@ -27,6 +27,7 @@ import numpy as np
 from compat.graph_session import GraphSession, session_config
 from compat.interface import first_line, tensorflow_path
 from compat.responder.decoding import DecodeRunner, build_decoding, check_context, check_reply
+from compat.responder.inputs import holding_a_token
 from compat.responder.network import Dropout, ResponderNetwork, variable_shapes
 from compat.responder.spec import PAD, DecodeResult, ResponderSpec
 from compat.runtime import tf
@@ -178,6 +179,9 @@ class ResponderTrainer:
         reply = check_reply(reply_ids, context.shape[0], self.spec.vocab_size, what)
         if context.shape[0] == 0 or reply.shape[1] == 0:
             raise ValueError(f"{what}: the batch is empty (context shape {context.shape}, reply shape {reply.shape})")
+        context, conditions, added = holding_a_token(context, conditions)
+        if added:  # a row without reply tokens: nothing of it reaches the loss or the token count
+            reply = np.concatenate([reply, np.zeros((1, reply.shape[1]), np.int32)])
         return {self._context: context, self._condition: conditions, self._reply: reply}
 
     def train_batch(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> float:
