@@ -475,3 +475,21 @@ def test_the_report_says_when_guided_decodes_were_not_compared():
     guided = {"decodes": {**plain["decodes"], "greedy_guided": decode, "beam_guided": decode}, "score": {}}
     report = ResponderMigrationReport(Path("r"), Path("t"), {}, {"count": 3, "from": "generated"}, guided)
     assert not any("not compared" in line for line in report.lines())
+
+
+def test_the_decodes_compared_stay_within_what_a_decode_takes():
+    """A spec from before training was held to 1,000 reply tokens may allow more: the checks
+    decode at most 1,000, as Responder does (migrate failed with a traceback of decode's
+    ``max_length must be an integer in [1, 1000], got 1500``)."""
+    from dataclasses import replace
+
+    from compat.responder.inputs import MAX_DECODE_LENGTH, decode_call
+    from legacy_assistant.responder.migration import decode_checks
+
+    info = verify_responder(SHIPPED_RESPONDER)
+    for allowed, expected in ((1500, MAX_DECODE_LENGTH), (info.spec.max_reply_tokens, info.spec.max_reply_tokens)):
+        long = replace(info, spec=replace(info.spec, max_reply_tokens=allowed))
+        for name, options in decode_checks(long).items():
+            assert options["max_length"] == expected, name
+            kwargs = {k: np.asarray(v, np.int32) if k.endswith("_ids") else v for k, v in options.items()}
+            decode_call(np.full((1, 1, 1), 5), np.zeros(1, np.int32), info.spec.vocab_size, info.spec.n_conditions, **kwargs)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from compat.responder.inputs import MAX_DECODE_LENGTH
 from legacy_assistant.artifacts.directory import (
     SAVED_MODEL_DIR,
     check_destination,
@@ -269,7 +270,9 @@ def corpus_contexts(info: ResponderInfo, corpus: str | Path, count: int, seed: i
 def decode_checks(info: ResponderInfo) -> dict[str, dict[str, Any]]:
     """The decodes compared, by name: options of ``decode`` (JSON-ready)."""
     spec, vocabulary = info.spec, info.vocabulary
-    length = spec.max_reply_tokens
+    # as Responder decodes by default: a spec trained before training was held to what a decode
+    # takes may allow more reply tokens than a decode may ask for (the check failed with a traceback)
+    length = min(spec.max_reply_tokens, MAX_DECODE_LENGTH)
     unpenalized = sorted(vocabulary.token_id(t) for t in UNPENALIZED_TOKENS if t in vocabulary)
     return {
         "greedy": {"mode": "greedy", "max_length": length},
