@@ -1,6 +1,8 @@
 """The responder network: the graph against its numpy reference, padding, training, reproducibility."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -409,3 +411,17 @@ def test_a_checkpoint_of_another_network_is_refused_clearly(tmp_path):
     with make_trainer(decoding=False) as trainer:
         with pytest.raises(CheckpointError, match="responder-1"):
             trainer.restore_latest(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("context_shape", "reply_shape"), [((2, 0, 4), (2, 0)), ((0, 3, 0), (0, 5)), ((2, 3, 4), (2, 0))]
+)
+def test_an_empty_batch_is_refused_naming_the_shapes_given(context_shape, reply_shape):
+    """A context of no turns or no columns is read as one PAD cell; the refusal of an empty
+    batch still names the context's shape as the caller gave it, not (batch, 1, 1)."""
+    with make_trainer(decoding=False) as trainer:
+        for method in (trainer.train_batch, trainer.evaluate):
+            expected = f"the batch is empty (context shape {context_shape}, reply shape {reply_shape})"
+            with pytest.raises(ValueError, match=re.escape(expected)):
+                method(np.zeros(context_shape, np.int32), np.zeros(context_shape[0], np.int32),
+                       np.zeros(reply_shape, np.int32))

@@ -178,7 +178,9 @@ class ResponderTrainer:
         )
         reply = check_reply(reply_ids, context.shape[0], self.spec.vocab_size, what)
         if context.shape[0] == 0 or reply.shape[1] == 0:
-            raise ValueError(f"{what}: the batch is empty (context shape {context.shape}, reply shape {reply.shape})")
+            # the shape given: check_context makes a context of no turns or columns one PAD cell
+            given = np.shape(context_ids)
+            raise ValueError(f"{what}: the batch is empty (context shape {given}, reply shape {reply.shape})")
         context, conditions, added = holding_a_token(context, conditions)
         if added:  # a row without reply tokens: nothing of it reaches the loss or the token count
             reply = np.concatenate([reply, np.zeros((1, reply.shape[1]), np.int32)])
