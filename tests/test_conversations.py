@@ -372,8 +372,10 @@ def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(
 
     class BrokenStore(MemoryStore):
         def history(self, sender):
-            if sender == "damaged":  # one conversation's fault, not the store's
-                raise StoreError("conversation of sender 3071c6e79b23 (SHA-256 digest): unreadable data")
+            if sender.startswith("damaged"):  # one conversation's fault, not the store's
+                from legacy_assistant.stores.base import sender_digest
+
+                raise StoreError(f"conversation of sender {sender_digest(sender)} (SHA-256 digest): unreadable data")
             raise StoreError("Redis conversation store: history failed: Connection refused")
 
     assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
@@ -399,6 +401,9 @@ def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(
         assert transcript(client, "damaged", headers={"X-Request-ID": "other"}).status_code == 503
         assert len(errors()) == 2 and "id=other" in errors()[1] and "unreadable data" in errors()[1], errors()
         assert transcript(client, "alice", headers={"X-Request-ID": "req-5"}).status_code == 503
+        assert len(errors()) == 2, errors()
+        # the same fault of another conversation is the same failure, counted
+        assert transcript(client, "damaged-too", headers={"X-Request-ID": "other-2"}).status_code == 503
         assert len(errors()) == 2, errors()
 
         # a minute on (a clock of the test's own), the next failure is logged with the count

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +39,7 @@ CAKECHAT_PREFIX = "/cakechat_api/"
 # DEBUG with its id).
 STORE_FAILURE_LOG_INTERVAL_S = 60.0
 STORE_FAILURES_EXTENSION = "legacy_assistant.store_failures"  # app.extensions key of the Repeats
+_SENDER_DIGEST = re.compile(r"\b[0-9a-f]{12}\b(?= \(SHA-256 digest\))")  # as stores.base.sender_digest writes it
 
 
 class ApiError(Exception):
@@ -162,7 +164,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
         failures: Repeats = current_app.extensions[STORE_FAILURES_EXTENSION]
-        left_out = failures.due(str(exc))  # by its text: one conversation's fault is no outage
+        # by its text, the conversation's digest left out: one kind of failure of many
+        # conversations is counted as one, and one conversation's fault is no outage
+        left_out = failures.due(_SENDER_DIGEST.sub("#", str(exc)))
         if left_out is None:
             log.debug("conversation store failed on %s: %s", logged_request(current_request()), exc)
         else:
