@@ -462,6 +462,48 @@ def test_a_held_out_share_that_gives_no_pair_is_warned(caplog):
     assert "held out" not in caplog.text
 
 
+@pytest.mark.parametrize("validation", [False, True])
+def test_preparation_tokenizes_each_distinct_turn_once(monkeypatch, validation):
+    """The split, the vocabulary and the encoding all read every turn's tokens: each distinct
+    text is tokenized once, however many turns there are (more than the token cache holds) and
+    however long a turn is (longer than it caches)."""
+    from legacy_assistant.responder import vocabulary
+
+    processor = vocabulary._processor(vocabulary.TEXT_CONFIG)
+    tokenized: list[str] = []
+
+    def counting(text):
+        tokenized.append(text)
+        return type(processor).tokens(processor, text)
+
+    monkeypatch.setattr(processor, "tokens", counting)
+    long_tail = " ".join(f"long{i}" for i in range(vocabulary.CACHED_TURN_CHARS // 4))
+    n = vocabulary.CACHED_TURNS // 3 + 10  # four distinct turns a dialogue: more turns than the cache holds
+    dialogues = [
+        Dialogue(
+            (
+                Turn(f"once {i} upon a time"),
+                Turn(f"there was {i} of them", "joy"),
+                Turn(f"and then {i} ?"),
+                Turn(f"the end {i} {long_tail} ." if i % 50 == 0 else f"the end {i} ."),
+                Turn("ok ."),  # the same text in every dialogue
+            ),
+            f"tale#{i}",
+        )
+        for i in range(n)
+    ]
+    held_out = dialogues[-5:] if validation else None
+    data = prepare(dialogues[:-5] if validation else dialogues, TINY.with_overrides(held_out_fraction=0.2), held_out)
+    assert data.counts["train_pairs"] > 0 and data.counts["held_out_pairs"] > 0
+    assert len(tokenized) == len(set(tokenized))
+    assert set(tokenized) <= {turn.text for dialogue in dialogues for turn in dialogue.turns}
+    # and again, the same texts: no turn is remembered between preparations (nor after them)
+    tokenized.clear()
+    assert prepare(dialogues, TINY.with_overrides(held_out_fraction=0.2)).counts["train_pairs"] > 0
+    assert len(tokenized) == len(set(tokenized))
+    assert any(long_tail in text for text in tokenized)
+
+
 CHILD = """
 import sys, time
 from legacy_assistant.responder.config import ResponderTrainingConfig

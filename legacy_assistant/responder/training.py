@@ -70,7 +70,7 @@ from legacy_assistant.responder.checkpoint_lock import HOLDER_FILE, hold_checkpo
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
-from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, UNK, Vocabulary, condition_list
+from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, UNK, Vocabulary, condition_list, keep_tokens
 
 if TYPE_CHECKING:
     from compat.responder.spec import ResponderSpec
@@ -160,6 +160,9 @@ class TrainedResponder:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+# the split, the vocabulary and the token ids each read every turn's tokens: each distinct turn is
+# tokenized once for all three (tokenizing is most of the preparation's time)
+@keep_tokens()
 def prepare(
     dialogues: Sequence[Dialogue],
     config: ResponderTrainingConfig,
