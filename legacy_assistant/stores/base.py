@@ -41,7 +41,7 @@ def sender_digest(sender: str) -> str:
     """12 hex digits of the sender id's SHA-256: how logs and store errors name a conversation.
     The id is the only key to a transcript, so it is never written out; the digest tells one
     conversation's lines from another's but cannot be turned back into the id."""
-    return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return forgotten_key(sender)[:12]
 
 
 def check_text(name: str, value: object) -> None:

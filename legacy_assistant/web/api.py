@@ -7,12 +7,12 @@ from typing import Any
 from flask import jsonify
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
+from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, is_condition_strength, known_condition
 from legacy_assistant.serving.dialogue import Reply
 from legacy_assistant.web.context import leased, request_metrics
 from legacy_assistant.web.errors import ApiError, json_object, text_field
 from legacy_assistant.web.metrics import generated
-from legacy_assistant.web.observability import valid_request_id
 from legacy_assistant.web.security import Access, GuardedBlueprint
 
 blueprint = GuardedBlueprint("api", __name__, access=Access.API, url_prefix="/api/v1")
@@ -63,7 +63,7 @@ def message_id_field(body: dict[str, Any]) -> str | None:
     message_id = body.get("message_id")
     if message_id is None:
         return None
-    if not valid_request_id(message_id):
+    if not is_short_token(message_id):
         raise ApiError(400, "invalid_field", "field 'message_id' must be 1 to 64 letters, digits, '.', '_' or '-'")
     return str(message_id)
 
