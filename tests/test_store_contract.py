@@ -994,6 +994,9 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
         ("unix:///run/redis.sock?password=s3cret", "unix:///run/redis.sock?password=***"),
         ("redis://u:s3cret@[::1:1/0", "redis://u:***@[::1:1/0"),  # not even a valid URL
         ("redis://host:6379/0", "redis://host:6379/0"),
+        # a password written without its colon: redis-py sends it as a user name
+        ("redis://s3cret@host:6379/0", "redis://***@host:6379/0"),
+        ("rediss://s3cret@[::1]/0?db=1", "rediss://***@[::1]/0?db=1"),
         # a misspelt option is what the up-front check catches: its value may be the password
         ("redis://host:6379/0?pasword=s3cret&db=2&socket_timeout=3", "redis://host:6379/0?pasword=***&db=2&socket_timeout=3"),
         # a password with a character it should have percent-encoded: the parser cuts the address short

@@ -588,9 +588,9 @@ def _positive_seconds(text: str) -> bool:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (the one before ``@``, and the value of every
-    query option but the few known to hold no secret: a misspelt ``?pasword=`` too), for
-    messages and logs; never raises, whatever ``url`` is."""
+    """``url`` with its password replaced by ``***`` (the one before ``@``, or all of a userinfo
+    without a colon, and the value of every query option but the few known to hold no secret: a
+    misspelt ``?pasword=`` too), for messages and logs; never raises, whatever ``url`` is."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
@@ -603,6 +603,10 @@ def redacted(url: str) -> str:
     userinfo, at, host = netloc.rpartition("@")
     if at and ":" in userinfo:
         netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    elif at:
+        # A user name alone: most often a password written without its colon, which redis-py
+        # sends as a user name. Hidden as a password is.
+        netloc = f"***@{host}"
     path, question, query = tail.partition("?")
     if question:
         fields = (item.partition("=") for item in query.split("&"))
