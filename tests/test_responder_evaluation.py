@@ -733,3 +733,46 @@ def test_the_condition_classifier_takes_a_seeded_sample_of_a_large_corpus():
 
     with pytest.raises(ConfigError, match="classifier_max_turns must be at least 4"):
         evaluation.EvaluationSettings(classifier_max_turns=3)
+
+
+def test_held_out_and_training_replies_tokenize_each_distinct_turn_once(model, monkeypatch):
+    """Both read each turn more than once (the overlap check, the pairs, the encoding): each
+    distinct text is tokenized once, however many turns there are (more than the token cache
+    holds), and none is remembered after."""
+    from legacy_assistant.responder import vocabulary
+    from legacy_assistant.responder.corpora import Dialogue, Turn
+    from legacy_assistant.responder.evaluation import EvaluationSettings, held_out_data, training_replies
+    from legacy_assistant.responder.responder import Responder
+
+    processor = vocabulary._processor(vocabulary.TEXT_CONFIG)
+    tokenized: list[str] = []
+
+    def counting(text):
+        tokenized.append(text)
+        return type(processor).tokens(processor, text)
+
+    n = vocabulary.CACHED_TURNS // 3 + 10  # four distinct turns a dialogue: more turns than the cache holds
+    train = [
+        Dialogue(
+            (Turn(f"once {i} upon a time"), Turn(f"there was {i} of them", "joy"), Turn(f"and then {i} ?"),
+             Turn(f"the end {i} ."), Turn("ok .")),
+            f"tale#{i}",
+        )
+        for i in range(n)
+    ]
+    held = [Dialogue((Turn(f"held {i} ?"), Turn(f"reply {i} .", "joy"), Turn(f"again {i} .")), f"held#{i}")
+            for i in range(n)]
+    responder = Responder.load(model["dir"])
+    try:
+        monkeypatch.setattr(processor, "tokens", counting)
+        for _ in range(2):  # and again, the same texts: nothing kept between calls
+            tokenized.clear()
+            data = held_out_data(responder, held, EvaluationSettings())
+            assert len(data.pairs) == 2 * n
+            assert len(tokenized) == len(set(tokenized)) == 3 * n
+            tokenized.clear()
+            assert len(training_replies(responder, train, held)) == 4 * n
+            assert len(tokenized) == len(set(tokenized))  # the held-out turns too, for the overlap check
+            assert set(tokenized) == {turn.text for dialogue in train + held for turn in dialogue.turns}
+    finally:
+        responder.close()

@@ -65,7 +65,7 @@ from legacy_assistant.responder.batching import EncodedPair, batch_of, encode_pa
 from legacy_assistant.responder.corpora import AUTO, Dialogue, corpus_files, read_corpus
 from legacy_assistant.responder.pairs import TrainingPair, make_pairs, split_dialogues, without_overlap
 from legacy_assistant.responder.responder import MODES
-from legacy_assistant.responder.vocabulary import END, PAD, UNK
+from legacy_assistant.responder.vocabulary import END, PAD, UNK, keep_tokens
 
 if TYPE_CHECKING:
     from compat.classifier.schema import NetworkSpec
@@ -240,11 +240,14 @@ def sampled_rows(data: HeldOut, settings: EvaluationSettings) -> list[int]:
     return sorted(rng.choice(len(data.encoded), min(settings.samples, len(data.encoded)), replace=False).tolist())
 
 
+@keep_tokens()
 def training_replies(
     responder: Responder, train_dialogues: Sequence[Dialogue], held_out: Sequence[Dialogue]
 ) -> list[list[int]]:
     """The replies of ``train_dialogues`` (less any dialogue also held out) as the model's
-    training replies are encoded: ids, cut to ``max_reply_tokens``, END last."""
+    training replies are encoded: ids, cut to ``max_reply_tokens``, END last. The overlap check
+    and the encoding each read every turn: each distinct text is tokenized once (11.5 s against
+    4.2 s on Topical-Chat's two validation files)."""
     kept = without_overlap(train_dialogues, held_out, warn_copies=False)  # training said so already
     spec = responder.spec
     return [
