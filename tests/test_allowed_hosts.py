@@ -3,6 +3,7 @@ through its own name (DNS rebinding) sends that name in ``Host``, and is refused
 import pytest
 
 from legacy_assistant.common.hosts import default_allowed_hosts, host_allowed, normalize_host, parse_hosts
+from legacy_assistant.common.origins import normalize_origin
 from legacy_assistant.errors import ConfigError
 
 LOCAL = default_allowed_hosts("127.0.0.1")
@@ -32,6 +33,24 @@ def test_entries_are_compared_in_one_form():
     assert not host_allowed("ch\xaat.example", allowed) and not host_allowed("bücher.example", allowed)
     assert not host_allowed("badexample.com", allowed) and not host_allowed("chat.example.net", allowed)
     assert host_allowed("anything.example", parse_hosts("*")) and host_allowed("x", frozenset())
+
+
+@pytest.mark.parametrize("name", ["stra\u00dfe.example", "Stra\u00dfe.example", "www.fu\u00dfball.de", "\u00df\u00df.example",
+                                  "\u1f40\u03b4\u03c5\u03c3\u03c3\u03b5\u03cd\u03c2.example"])
+def test_a_name_browsers_and_python_write_differently_is_refused_with_the_form_browsers_send(name):
+    """Python's IDNA codec (2003) maps ß to "ss" and ς to "σ"; browsers (IDNA 2008) keep them,
+    so the name listed would never be the one requests carry: refused, with the name to list."""
+    idna = pytest.importorskip("idna")
+    sent = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+    with pytest.raises(ValueError, match="written one way by browsers") as refused:
+        parse_hosts(f"chat.example, {name}")
+    assert str(refused.value).endswith(f"here {sent!r}")
+    assert host_allowed(sent, parse_hosts(sent))  # and listed that way, it is answered
+    with pytest.raises(ValueError, match=f"here {sent!r}"):
+        normalize_origin(f"https://{name}")
+    # a joiner is valid only in a few scripts' contexts: refused, with no form offered
+    with pytest.raises(ValueError, match=r"zero-width joiner .*browsers send$"):
+        parse_hosts("a\u200db.example")
 
 
 @pytest.mark.parametrize("entry, reason", [("host:80", "without a port"), ("http://chat.example", "not a host name"),

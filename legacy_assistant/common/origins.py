@@ -12,6 +12,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from encodings.idna import nameprep
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -66,6 +67,44 @@ def parse_origins(value: str | Iterable[str] | None) -> frozenset[str]:
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
 
 
+# The characters IDNA 2003 (Python's "idna" codec) maps away and IDNA 2008, as browsers apply it,
+# keeps: "straße" is "strasse" to the one and "xn--strae-oqa" to the other.
+_DEVIATIONS = {
+    "\u00df": "ß",
+    "\u03c2": "final sigma ς",
+    "\u200c": "zero-width non-joiner",
+    "\u200d": "zero-width joiner",
+}
+
+
+def _check_no_deviations(host: str, text: str, kind: str) -> None:
+    """ValueError where ``host`` holds a character that browsers and Python's IDNA codec write
+    differently: the name compared would never be the one browsers send."""
+    found = [name for char, name in _DEVIATIONS.items() if char in host]
+    if not found:
+        return
+    labels = host.split(".")
+    hint = ""
+    # where the rest of each label needs no mapping, browsers send the label as it is, in punycode
+    # (the joiners are allowed only in a few scripts' contexts: no form is offered for them)
+    if "\u200c" not in host and "\u200d" not in host and all(map(_maps_to_itself, labels)):
+        sent = (label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii") for label in labels)
+        hint = f", here {'.'.join(sent)!r}"
+    raise ValueError(
+        f"{text!r} is not {kind} this server can compare: its {found[0]} is written one way by browsers "
+        f"(IDNA 2008) and another by Python's codec (IDNA 2003); write the name in the punycode browsers send{hint}"
+    )
+
+
+def _maps_to_itself(label: str) -> bool:
+    """Whether IDNA's mapping leaves ``label`` as it is, but for the characters of :data:`_DEVIATIONS`."""
+    rest = "".join(char for char in label if char not in _DEVIATIONS)
+    try:
+        return bool(label) and nameprep(rest) == rest
+    except UnicodeError:  # a character no host name may hold
+        return False
+
+
 def bracketed(host: str) -> str:
     """An IPv6 address in brackets, as a ``Host`` header, a URL and an address with its port
     (``[::1]:8080``) write it; any other host as it is."""
@@ -90,6 +129,7 @@ def canonical_host(host: str, text: str, kind: str = "an origin", trailing_dot: 
         except OSError:
             raise ValueError(f"{text!r} is not {kind}: {host!r} is not an IPv4 address") from None
     if not host.isascii():
+        _check_no_deviations(host, text, kind)
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
