@@ -453,3 +453,6 @@ def test_a_websocket_upgrade_is_told_there_is_no_websocket_route(client):
         assert_error(response, 400, "bad_request")
         message = response.get_json()["error"]["message"]
         assert "no WebSocket route" in message and "Upgrade: websocket" in message, message
+    # a route or method the server does not have answers as it would without the header
+    assert_error(client.get("/api/v1/parse", headers=upgrade), 405, "method_not_allowed")
+    assert_error(client.get("/no/such/route", headers=upgrade), 404, "not_found")

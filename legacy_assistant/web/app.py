@@ -191,9 +191,9 @@ def _open_store(app: Flask) -> Any:
 
 def store_description(store: Any, url: str | None) -> str:
     """How the log names the conversation store ``store`` opened from ``url``: a Redis store by
-    its URL with the password hidden, any other by its repr. A Redis store's repr is its
-    client's, which some redis-py releases (6.3 to 7.3) write with every connection option,
-    the password in plain text."""
+    its URL as :func:`~legacy_assistant.stores.redis_store.redacted` shows it (the password
+    hidden), any other by its repr. A Redis store's own repr names only its address, database
+    and prefix."""
     from legacy_assistant.stores.redis_store import RedisStore, redacted
 
     if isinstance(store, RedisStore):
