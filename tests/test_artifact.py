@@ -1,11 +1,13 @@
 import json
 import os
+import shutil
 
 import pytest
 
 from legacy_assistant.classifier.artifact import MANIFEST, export_artifact, verify_artifact
 from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.predictor import Predictor
+from tests.helpers import DEFAULT_RESPONDER, TEST_DATA
 
 
 def refuse(path, match):
@@ -125,6 +127,17 @@ def test_manifest_fields_of_the_wrong_type_are_refused_in_one_line(model_copy, c
         assert len(err) == 1 and "inconsistent manifest" in err[0] and message in err[0], err
 
 
+def test_an_idf_value_beyond_float32_is_refused_without_a_warning(model_copy):
+    """1e308 became infinity in float32 with numpy's RuntimeWarning on stderr before the error line."""
+    import warnings
+
+    _rewrite(model_copy, lambda m: m["featurizer"].__setitem__("idf", [1e308] * len(m["featurizer"]["vocabulary"])))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refuse(model_copy, "inconsistent manifest: idf values must be finite numbers of at least 0")
+    assert [str(w.message) for w in caught] == []
+
+
 @pytest.mark.parametrize(
     "edit, why",
     [
@@ -142,9 +155,42 @@ def test_a_manifest_json_cannot_read_faithfully_is_damaged(model_copy, edit, why
     path = model_copy / MANIFEST
     path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     refuse(model_copy, f"assistant.json: damaged: not valid JSON .*{why}")
-    assert main(["info", str(model_copy), "--no-load"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "damaged" in err[0], err
+    # evaluate and chat with a responder read the manifest's runtime first: nesting was a RecursionError there
+    data = TEST_DATA / "tiny.csv"
+    for argv in (["info", str(model_copy), "--no-load"], ["evaluate", str(model_copy), str(data)],
+                 ["chat", "--model", str(model_copy), "--responder", str(DEFAULT_RESPONDER)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "damaged" in err[0], (argv, err)
+
+
+@pytest.mark.parametrize("which", ["classifier", "responder"])
+def test_a_manifest_holding_a_lone_surrogate_escape_is_damaged(which, tmp_path, capsys):
+    """Valid JSON, but "\\ud800" is no Unicode text: the manifest's own checksum could not be
+    computed, which was a UnicodeEncodeError traceback from every command."""
+    from legacy_assistant.cli import main
+    from legacy_assistant.responder.artifact import verify_responder
+    from legacy_assistant.responder.responder import Responder
+    from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
+
+    shipped, manifest, verify, load = {
+        "classifier": (DEFAULT_MODEL, MANIFEST, verify_artifact, Predictor.load),
+        "responder": (DEFAULT_RESPONDER, "responder.json", verify_responder, Responder.load),
+    }[which]
+    copy = tmp_path / which
+    shutil.copytree(shipped, copy)
+    path = copy / manifest
+    path.write_text(path.read_text(encoding="utf-8").replace('"name": ', '"name": "\\ud800", "was": ', 1),
+                    encoding="utf-8")
+    message = rf"{manifest}: damaged: holds a lone surrogate escape \('\\ud800'\), which is not Unicode text"
+    for check in (verify, load):
+        with pytest.raises(ArtifactError, match=message):
+            check(copy)
+    flag = "--model" if which == "classifier" else "--responder"
+    for argv in (["info", str(copy), "--no-load"], ["chat", flag, str(copy)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "damaged: holds a lone surrogate escape" in err[0], (argv, err)
 
 
 def test_a_folder_with_neither_manifest_is_named_as_such_by_every_command(tmp_path, capsys):

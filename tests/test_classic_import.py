@@ -6,6 +6,7 @@ with real Keras 2 (TensorFlow 2.15) and Keras 3; the other layouts are written h
 """
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -353,6 +354,26 @@ def test_a_json_object_given_as_a_word_list_is_refused_as_one(tmp_path):
     assert read_string_list(words, "words") == ["hello", "tea"]
 
 
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100000 + "]" * 100000, r"words.json: invalid JSON: nested too deeply"),
+    ("[" + "9" * 5000 + "]", r"words.json: invalid JSON: a number of 5000 digits at line 1, column 2 \(at most 4300\)"),
+    # valid JSON, but no text: the model's manifest could not be written with it
+    ('["hello", "tea\\ud800"]', r"words.json: words item #1 \('tea\\ud800'\) holds a lone surrogate escape '\\ud800'"),
+])
+def test_a_json_word_list_python_cannot_read_faithfully_is_one_error_line(content, message, tmp_path, capsys):
+    """Each was a RecursionError, ValueError or UnicodeEncodeError traceback from import-classic."""
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    words = tmp_path / "words.json"
+    words.write_text(content, encoding="utf-8")
+    with pytest.raises(ArtifactError, match=message):
+        read_string_list(words, "words")
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=words) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
+    assert not (tmp_path / "bot").exists()
+
+
 @pytest.mark.parametrize("first", ["[", "{", "[[", "{}"])
 def test_a_plain_text_list_may_start_with_a_bracket_token(tmp_path, first):
     """The classic tokenizer keeps "[" and "{" as tokens; sorted, one may come first in a plain
@@ -406,6 +427,34 @@ def test_a_damaged_h5_is_one_artifact_error_naming_it(tmp_path, case):
             f.attrs["model_config"] = "{not json" if case == "bad config" else json.dumps("a string")
     with pytest.raises(ArtifactError, match=r"model\.h5: "):
         read_keras_dense_model(path)
+
+
+@pytest.mark.parametrize("rate", [10**400, float("nan"), -0.5, 1.5, "0.5"],
+                         ids=["huge", "nan", "negative", "above 1", "string"])
+def test_a_dropout_rate_that_is_no_rate_is_refused_naming_the_layer(tmp_path, rate, capsys):
+    """An integer too large for a float was an OverflowError traceback; NaN or a negative rate was
+    taken without a word, 1.5 refused without naming the file."""
+    path = tmp_path / "model.h5"
+    shutil.copy(CLASSIC / "keras2_chatbot_model.h5", path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        dropout = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dropout")
+        dropout["config"]["rate"] = rate
+        f.attrs["model_config"] = json.dumps(config)
+    assert import_cli(path, tmp_path / "bot") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"model.h5: Dropout layer {dropout['config']['name']!r} has rate" in err[0], err
+
+
+def test_a_model_config_nested_too_deeply_is_one_error_line(tmp_path, capsys):
+    """It was a RecursionError traceback from import-classic."""
+    path = tmp_path / "model.h5"
+    shutil.copy(CLASSIC / "keras2_chatbot_model.h5", path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = '{"config": ' + "[" * 100000 + "]" * 100000 + "}"
+    assert import_cli(path, tmp_path / "bot") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.h5: not a Keras Dense model this importer can read (RecursionError" in err[0], err
 
 
 def test_classes_out_of_order_and_intents_no_class_holds_are_named_in_warnings(tmp_path, caplog):

@@ -88,3 +88,21 @@ def test_golden_replies_of_a_model_replaced_meanwhile_are_not_written_into_the_n
     monkeypatch.setattr(golden_module, "golden_cases", cases)
     assert main(["golden", str(model_copy), "--sentences", str(sentences)]) == 0  # as the error says
     assert json.loads((model_copy / "golden.json").read_text(encoding="utf-8"))["model"] == "trained meanwhile"
+
+
+def test_a_golden_case_naming_other_intents_names_the_file_and_the_case(tmp_path, capsys):
+    """The error named neither the golden file nor the case, nor which intents differ."""
+    import json
+    import shutil
+
+    from legacy_assistant.cli import main
+
+    model = shutil.copytree(DEFAULT_MODEL, tmp_path / "default")
+    golden = json.loads((model / "golden.json").read_text(encoding="utf-8"))
+    golden["cases"][1]["probabilities"]["espresso"] = golden["cases"][1]["probabilities"].pop("greeting")
+    (model / "golden.json").write_text(json.dumps(golden), encoding="utf-8")
+    assert main(["golden", str(model), "--check"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {model / 'golden.json'}: case 2 ("), err
+    assert "field 'probabilities' names other intents than the model" in err[0], err
+    assert "not the model's: 'espresso'; missing: 'greeting'" in err[0], err

@@ -119,6 +119,14 @@ def test_a_file_is_not_called_a_missing_directory(tmp_path):
         verify_directory(path, manifest_name=MANIFEST, formats=(FORMAT,))
 
 
+@pytest.mark.parametrize("content", [b"{", b"\xff", b"[" * 100000 + b"]" * 100000, b"[1]"])
+def test_the_digest_on_disk_of_a_manifest_that_cannot_be_read_is_none(tmp_path, content):
+    """What a command compares before it replaces a model: a manifest nested too deeply was a
+    RecursionError instead of "no digest there"."""
+    (tmp_path / MANIFEST).write_bytes(content)
+    assert directory.digest_on_disk(tmp_path, MANIFEST) is None
+
+
 def test_load_consistently_retries_a_load_that_a_replacement_overlapped(tmp_path):
     target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
     discarded, calls = [], []

@@ -554,7 +554,7 @@ def digest_on_disk(root: Path, manifest_name: str) -> str | None:
     raw = _manifest_on_disk(root, manifest_name)
     try:
         manifest = json.loads(raw.decode("utf-8")) if raw is not None else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     return manifest.get(DIGEST_FIELD) if isinstance(manifest, dict) else None
 
@@ -660,7 +660,14 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         found = manifest.get("format") if isinstance(manifest, dict) else None
         expected = formats[0] if len(formats) == 1 else formats
         raise ArtifactError(f"{manifest_path}: unsupported format {found!r}, expected {expected!r}")
-    if manifest.get(DIGEST_FIELD) != manifest_digest(manifest):
+    try:
+        own_digest = manifest_digest(manifest)
+    except UnicodeEncodeError as exc:  # a lone surrogate escape ("\\ud800"): valid JSON, but no text
+        raise ArtifactError(
+            f"{manifest_path}: damaged: holds a lone surrogate escape ({ascii(exc.object[exc.start])}), "
+            "which is not Unicode text"
+        ) from None
+    if manifest.get(DIGEST_FIELD) != own_digest:
         raise ArtifactError(f"{manifest_path}: altered: its content does not match its recorded checksum")
 
     files = manifest.get("files")

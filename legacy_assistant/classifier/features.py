@@ -133,7 +133,9 @@ class Featurizer:
         self.index = {term: i for i, term in enumerate(self.vocabulary)}
         if len(self.index) != len(self.vocabulary):
             raise ConfigError("vocabulary holds duplicate terms")
-        self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
+        # a value beyond float32's range (1e308) becomes infinity, refused below: not a RuntimeWarning on stderr first
+        with np.errstate(over="ignore"):
+            self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
         if config.weighting == "tfidf" and (self.idf is None or self.idf.shape != (len(self.vocabulary),)):
             raise ConfigError("tfidf weighting needs one idf value per vocabulary term")
         if self.idf is not None and not (np.isfinite(self.idf).all() and (self.idf >= 0).all()):

@@ -44,17 +44,24 @@ def write_golden(
     return write_text_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
-def compare_golden(predictor: Predictor, golden: dict[str, Any]) -> dict[str, Any]:
-    """Max absolute probability difference and top-1 agreement against stored cases."""
+def compare_golden(predictor: Predictor, golden: dict[str, Any], source: str | Path = "golden file") -> dict[str, Any]:
+    """Max absolute probability difference and top-1 agreement against stored cases; ``source``
+    (the golden file's path) names where a case that does not fit the model is."""
     cases = golden["cases"]
     fresh = golden_cases(predictor, [case["text"] for case in cases])
     max_delta = 0.0
     largest: dict[str, Any] | None = None  # the case of the largest difference, which a failed check names
     agree = 0
     mismatches = []
-    for stored, now in zip(cases, fresh):
+    for number, (stored, now) in enumerate(zip(cases, fresh), 1):
         if set(stored["probabilities"]) != set(now["probabilities"]):
-            raise ArtifactError(f"golden case {stored['text']!r} names other intents than the model")
+            unknown = sorted(set(stored["probabilities"]) - set(now["probabilities"]))
+            missing = sorted(set(now["probabilities"]) - set(stored["probabilities"]))
+            raise ArtifactError(
+                f"{source}: case {number} ({stored['text'][:60]!r}): field 'probabilities' names other intents "
+                f"than the model (not the model's: {', '.join(map(repr, unknown[:5])) or 'none'}; "
+                f"missing: {', '.join(map(repr, missing[:5])) or 'none'})"
+            )
         delta = max(abs(stored["probabilities"][t] - now["probabilities"][t]) for t in stored["probabilities"])
         if not math.isfinite(delta):  # a model that answers NaN matches nothing (max() would skip a NaN)
             max_delta = math.inf

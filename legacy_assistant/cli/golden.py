@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     _check_outputs(args, golden_path, GOLDEN_FILE)
     predictor = Predictor.load(args.model)
     if args.check:
-        return _check(lambda: compare_golden(predictor, read_golden(_existing(golden_path))), tolerance, args.report)
+        return _check(
+            lambda: compare_golden(predictor, read_golden(_existing(golden_path)), golden_path), tolerance, args.report
+        )
     sentences = read_sentences(args.sentences)
     golden_path.parent.mkdir(parents=True, exist_ok=True)
     write_golden(predictor, sentences, golden_path, before=lambda: _refuse_if_replaced(args.model, predictor.manifest))

@@ -47,6 +47,6 @@ def written_for(path: str | Path, role: str = "model") -> str:
     manifest = Path(path) / (RESPONDER_MANIFEST if is_responder(path, role) else CLASSIFIER_MANIFEST)
     try:
         runtime = json.loads(read_input_bytes(manifest).decode("utf-8")).get("runtime", "compat")
-    except (OSError, ValueError, AttributeError):  # UnicodeDecodeError is a ValueError
+    except (OSError, ValueError, AttributeError, RecursionError):  # UnicodeDecodeError is a ValueError
         return "compat"
     return runtime if isinstance(runtime, str) else "compat"

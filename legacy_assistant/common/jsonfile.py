@@ -97,7 +97,7 @@ def read_json_file(path: str | Path, error: Callable[[str], Exception]) -> Any:
     except RecursionError:
         raise error("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
-        raise error(f"invalid JSON: {_digits_problem(raw, exc)}") from None
+        raise error(f"invalid JSON: {digits_problem(raw, exc)}") from None
 
 
 def _syntax_hint(exc: json.JSONDecodeError) -> str:
@@ -115,7 +115,7 @@ def _syntax_hint(exc: json.JSONDecodeError) -> str:
     return ""
 
 
-def _digits_problem(text: str, exc: ValueError) -> str:
+def digits_problem(text: str, exc: ValueError) -> str:
     """Python's words for an integer too long to convert name a setting (sys.set_int_max_str_digits)
     that is no help to a person with a data file: say what and where instead."""
     if "int_max_str_digits" not in str(exc) and "Exceeds the limit" not in str(exc):

@@ -104,7 +104,8 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
             if not (np.isfinite(layer.kernel).all() and np.isfinite(layer.bias).all()):
                 raise ArtifactError(f"{path}: a Dense layer's weights hold NaN or infinity (a diverged training)")
         _check_chain(layers, path)
-    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError) as exc:
+    # RecursionError: a model_config nested deeper than Python's JSON reader goes
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, RecursionError) as exc:
         raise ArtifactError(
             f"{path}: not a Keras Dense model this importer can read ({type(exc).__name__}: {exc})"
         ) from None
@@ -161,7 +162,7 @@ def _layers_from_config(
         name = settings.get("name", "?")
         if kind in IGNORED_LAYERS:
             if kind == "Dropout":
-                dropout = max(dropout, float(settings.get("rate", 0.0)))
+                dropout = max(dropout, _dropout_rate(settings.get("rate", 0.0), name, path))
             continue
         if kind == "Activation" and layers and layers[-1].activation == "linear":
             last = layers[-1]
@@ -204,6 +205,16 @@ def _assumed_layers(weights: dict[str, dict[str, np.ndarray]], path: Path) -> tu
         bias = found.get("bias", np.zeros(found["kernel"].shape[1], dtype=np.float32))
         layers.append(DenseLayer(name, found["kernel"], bias, "softmax" if index == len(dense) - 1 else "relu"))
     return layers, 0.0
+
+
+def _dropout_rate(value: Any, layer: str, path: Path) -> float:
+    """A Dropout layer's rate, a number from 0 up to 1 (NaN, a string or an integer too large
+    for a float is refused naming the layer, not passed on to fail elsewhere)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ArtifactError(
+            f"{path}: Dropout layer {layer!r} has rate {value!r:.60}: expected a number from 0 up to (not including) 1"
+        )
+    return float(value)
 
 
 def _activation(value: Any, layer: str, path: Path) -> str:

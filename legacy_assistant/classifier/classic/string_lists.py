@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from legacy_assistant.common.input_files import read_input_bytes, read_problem
+from legacy_assistant.common.jsonfile import digits_problem
 from legacy_assistant.errors import ArtifactError
 
 _PICKLE_PROTOCOL_MARK = b"\x80"  # protocol 2+ pickles start with PROTO
@@ -53,6 +54,14 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
         raise ArtifactError(f"{path}: {what} must be a list of non-empty strings")
     if not items:
         raise ArtifactError(f"{path}: {what} list is empty")
+    for index, item in enumerate(items):
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a JSON escape such as "\\ud800": the model's manifest could not hold it
+            raise ArtifactError(
+                f"{path}: {what} item #{index} ({ascii(item[:40])}) holds a lone surrogate escape "
+                f"{ascii(item[exc.start])}, which is not Unicode text"
+            ) from None
     duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
     if duplicates:
         raise ArtifactError(f"{path}: {what} list repeats {', '.join(map(repr, duplicates[:5]))}")
@@ -93,6 +102,10 @@ def _items(text: str, path: Path, what: str) -> object:
         if '"' not in text:
             return lines
         raise ArtifactError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ArtifactError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # valid syntax Python refuses: an integer of more than 4,300 digits
+        raise ArtifactError(f"{path}: invalid JSON: {digits_problem(text, exc)}") from None
     if isinstance(items, dict):
         # read one word per line, a JSON object would be a "word" or two and fail later, on a count
         raise ArtifactError(
