@@ -517,3 +517,55 @@ def test_reloads_asked_for_while_one_runs_make_one_more_run_not_one_each(caplog)
     assert after is not None
     after.join(30)
     assert calls == [1, 2, 3, 4]
+
+
+def test_a_resend_after_a_reload_waits_for_the_reply_the_replaced_model_is_still_writing(tiny_model_dir):
+    """A turn's generated reply is written by the assistant that stored it, even once a reload has
+    swapped in another: a resend of that message, answered by the new one, waits for it too."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+
+    store = MemoryStore()
+    generating, resend_read, resend_answered = threading.Event(), threading.Event(), threading.Event()
+
+    def generate(context, emotion, mode, seed, condition_strength):
+        generating.set()
+        assert resend_read.wait(timeout=30)  # the resend has found the turn, stored with its canned reply
+        resend_answered.wait(timeout=2)  # a resend that does not wait for this reply has answered by now
+        return "a generated reply"
+
+    def load(model_dir):
+        predictor = Predictor.load(model_dir)
+        policy = DialoguePolicy.from_manifest(predictor.manifest, seed=0)
+        return Assistant(predictor, policy, store, None, generate=generate)
+
+    slot = AssistantSlot(load(tiny_model_dir), lambda: load(DEFAULT_MODEL))
+    results = {}
+
+    def send(name):
+        with slot.lease() as assistant:
+            results[name] = assistant.chat("s", "qwertyuiop zxcvbnm", message_id="m")
+
+    first = threading.Thread(target=send, args=("first",))
+    first.start()
+    assert generating.wait(timeout=30)
+    assert slot.reload().changed  # the first copy's assistant is retired while it writes
+    real_turn_with_id = store.turn_with_id
+
+    def turn_with_id(sender, message_id):
+        turn = real_turn_with_id(sender, message_id)
+        if turn is not None and not turn.generated:
+            resend_read.set()
+        return turn
+
+    store.turn_with_id = turn_with_id
+    try:
+        send("again")
+    finally:
+        resend_answered.set()
+        first.join(timeout=30)
+        slot.close()
+    assert results["first"].generated and results["first"].text == "a generated reply"
+    again = results["again"]
+    assert again.replayed and again.generated and again.text == "a generated reply"
+    assert [turn.reply for turn in store.history("s")] == ["a generated reply"]

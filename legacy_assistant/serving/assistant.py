@@ -205,6 +205,14 @@ class Assistant:
             self._generate = responder.respond
         return self
 
+    def share_writing(self, previous: Assistant) -> None:
+        """Take over ``previous``'s notes of the generated replies still being written, when both
+        answer over one store (a reload swaps this one in for ``previous``): a resend that reaches
+        this assistant waits for a reply ``previous`` is writing, as one that reached ``previous``
+        would. Called before this assistant answers any turn."""
+        if previous.store is self.store:
+            self._writing, self._writing_lock = previous._writing, previous._writing_lock
+
     @property
     def emotions(self) -> tuple[str, ...]:
         """The conditions the responder can be asked for; () without a responder."""
@@ -250,8 +258,9 @@ class Assistant:
         id, its reply is given again (``replayed``), with nothing classified or stored; else the
         id is stored with the turn. The stored turns are searched inside the store's hold of the
         conversation, so two copies sent at once make one turn. A replay of a turn whose generated
-        reply is still being written by this assistant waits for it (at most
-        :data:`REPLAY_WAIT_SECONDS`); one written by another process is given as stored then.
+        reply is still being written by this assistant (or by the one a reload replaced with it, see
+        :meth:`share_writing`) waits for it (at most :data:`REPLAY_WAIT_SECONDS`); one written by
+        another process is given as stored then.
 
         A reply the responder writes is made outside the store's hold: the turn is stored first
         with the canned fallback, then amended to the generated reply. A conversation deleted
@@ -517,9 +526,10 @@ class Assistant:
 
     def _replay(self, sender: str, turn: Turn) -> Reply:
         """The reply of ``turn``, stored before with a resent message's id. Called outside the
-        store's hold: a generated reply this assistant is still writing is waited for (its amend
-        needs the hold). The turn is read again after that look, so that a reply written (and its
-        note taken away) since ``turn`` was read is the one given."""
+        store's hold: a generated reply this assistant (or the one a reload replaced with it) is
+        still writing is waited for (its amend needs the hold). The turn is read again after that
+        look, so that a reply written (and its note taken away) since ``turn`` was read is the one
+        given."""
         assert turn.message_id is not None
         with self._writing_lock:
             writing = self._writing.get((sender, turn.message_id))

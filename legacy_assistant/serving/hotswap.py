@@ -232,6 +232,8 @@ class AssistantSlot:
                 closed = self._closed
                 if not closed:
                     old = self._entry
+                    # a resend answered by the new one waits for a reply the old one still writes
+                    fresh.share_writing(old.assistant)
                     self._entry = _Entry(fresh)
                     self.model = model
                     old.retired = True
