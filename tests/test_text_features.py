@@ -1,8 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.classifier.features import FeatureConfig, Featurizer
+from legacy_assistant.classifier import features
+from legacy_assistant.classifier.features import FeatureConfig, Featurizer, length_sorted_batches
 from legacy_assistant.text.processing import TextConfig, TextProcessor
 
 
@@ -226,6 +229,91 @@ def test_one_text_encodes_bit_for_bit_as_in_a_batch(config):
         np.testing.assert_allclose(one.weights[0, :width], padded.weights[row, :width], rtol=1e-6)
     empty = featurizer.encode([""])
     assert empty.lengths.tolist() == [0] and empty.weights.tolist() == [[0.0]]
+
+
+
+def _one_long_row_among_short_ones(config):
+    rng = np.random.default_rng(5)
+    words = "the cat sat on a mat and ate cake , coffee please ! what time do you open on sunday ?".split()
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 8)))) for _ in range(400)]
+    texts[123] = " ".join(f"w{i} " + str(rng.choice(words)) for i in range(600))  # one text of 1,200 words
+    texts[7] = ""
+    return Featurizer.fit_encode(texts, config)
+
+
+def test_rows_are_stored_in_proportion_to_their_features():
+    """Rows were stored padded to the longest of the set: one text of 600 words among 80,000
+    short ones took gigabytes. What is stored grows with the features, not the longest row."""
+    config = FeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 4), weighting="tfidf", normalize=True,
+                           balance_parts=True)
+    featurizer, rows = _one_long_row_among_short_ones(config)
+    total, longest = int(rows.lengths.sum()), int(rows.lengths.max())
+    assert longest > 2_000 and total < len(rows) * longest / 10
+    stored = [value for value in vars(rows).values() if isinstance(value, np.ndarray)]
+    assert sum(value.nbytes for value in stored) <= 8 * total + 12 * (len(rows) + 1)
+    assert rows.flat_ids.shape == rows.flat_weights.shape == (total,)
+
+
+@pytest.mark.parametrize("block", [None, 1, 5_000])  # slots of padded rows summed at a time
+@pytest.mark.parametrize(
+    "config",
+    [
+        FeatureConfig(weighting="tfidf", normalize=True),
+        FeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 4), weighting="tfidf", normalize=True, balance_parts=True),
+    ],
+    ids=["tfidf", "tfidf-balanced"],
+)
+def test_rows_are_normalised_as_when_they_were_padded_to_the_longest(monkeypatch, config, block):
+    # A float sum of a row's squares can move by an ulp with the zeros behind the row: each row is
+    # summed padded to the longest row of its set, in blocks of rows, as when the set was stored so.
+    if block is not None:
+        monkeypatch.setattr(features, "PADDED_BLOCK", block)
+    featurizer, rows = _one_long_row_among_short_ones(config)
+    plain, unweighted = _one_long_row_among_short_ones(replace(config, normalize=False))
+    weights = unweighted.weights  # float32 [n, longest], padded with zeros
+    chars = featurizer._char_columns[unweighted.ids] & (weights > 0)
+    parts = [chars, (weights > 0) & ~chars] if config.balance_parts else [weights > 0]
+    expected = weights.copy()
+    for part in parts:
+        values = np.where(part, expected, 0.0)
+        norms = np.sqrt(np.einsum("ij,ij->i", values, values))[:, None] * np.float32(np.sqrt(len(parts)))
+        np.divide(expected, norms, out=expected, where=part & (norms > 0))
+    assert plain.vocabulary == featurizer.vocabulary and rows.weights.shape == expected.shape
+    assert rows.weights.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(rows.ids, unweighted.ids)
+
+
+def test_batches_are_the_rows_padded_to_their_longest():
+    config = FeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 3), weighting="tfidf", normalize=True,
+                           balance_parts=True)
+    featurizer, rows = _one_long_row_among_short_ones(config)
+    ids, weights = rows.ids, rows.weights  # [n, longest]
+    assert ids.shape == weights.shape == (len(rows), rows.lengths.max())
+    for r in (0, 7, 123):
+        length = rows.lengths[r]
+        assert ids[r, :length].tolist() == sorted(set(ids[r, :length].tolist()))
+        assert not ids[r, length:].any() and not weights[r, length:].any() and (weights[r, :length] > 0).all()
+    dense = np.zeros((len(rows), featurizer.n_features), dtype=np.float32)
+    for r, length in enumerate(rows.lengths):
+        dense[r, ids[r, :length]] = weights[r, :length]
+    assert rows.to_dense(featurizer.n_features).tobytes() == dense.tobytes()
+    picks = [np.array([5, 123, 7, 0]), np.array([7]), np.array([], dtype=int), np.arange(len(rows)) % 3 == 1]
+    for pick in picks:
+        batch = rows.take(pick)
+        width = max(1, int(rows.lengths[pick].max(initial=0)))
+        np.testing.assert_array_equal(batch.lengths, rows.lengths[pick])
+        np.testing.assert_array_equal(batch.ids, ids[pick, :width])
+        assert batch.weights.tobytes() == weights[pick, :width].tobytes()
+    seen = []
+    for indices, batch in length_sorted_batches(rows, 64):
+        width = max(1, int(rows.lengths[indices].max()))
+        np.testing.assert_array_equal(batch.ids, ids[indices, :width])
+        assert batch.weights.tobytes() == weights[indices, :width].tobytes()
+        seen.extend(indices.tolist())
+    assert sorted(seen) == list(range(len(rows)))
+    assert featurizer.known_counts(rows).tolist() == [
+        int(length) - int(featurizer._blank_column in row[:length]) for row, length in zip(ids.tolist(), rows.lengths)
+    ]
 
 
 def test_the_padding_alone_is_no_known_feature():

@@ -15,6 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,7 @@ class FeatureConfig:
 
 
 class Featurizer:
-    """Fitted vocabulary + weighting; :meth:`encode` gives the network's padded sparse input."""
+    """Fitted vocabulary + weighting; :meth:`encode` gives the network's sparse input."""
 
     def __init__(self, config: FeatureConfig, vocabulary: Sequence[str], idf: Sequence[float] | None = None) -> None:
         self.config = config
@@ -199,7 +200,7 @@ class Featurizer:
         return cls(config, vocabulary, idf)
 
     def encode(self, texts: Sequence[str]) -> SparseRows:
-        """Weighted features of each text as padded sparse rows (see :class:`SparseRows`).
+        """Weighted features of each text as sparse rows (see :class:`SparseRows`).
 
         Terms outside the vocabulary are ignored. Ids within a row are sorted, so sums over a
         row always run in the same order.
@@ -238,29 +239,30 @@ class Featurizer:
             return self._encode_one(id_lists[0])
         rows = [Counter(ids) for ids in id_lists]
         lengths = np.fromiter((len(c) for c in rows), dtype=np.int32, count=len(rows))
-        width = max(1, int(lengths.max(initial=0)))
-        ids = np.zeros((len(rows), width), dtype=np.int32)
-        weights = np.zeros((len(rows), width), dtype=np.float32)
-        for r, counts in enumerate(rows):
+        offsets = _offsets(lengths)
+        ids = np.zeros(offsets[-1], dtype=np.int32)
+        weights = np.zeros(offsets[-1], dtype=np.float32)
+        for start, counts in zip(offsets.tolist(), rows):
             if counts:
                 keys = sorted(counts)
-                ids[r, : len(keys)] = keys
-                weights[r, : len(keys)] = [counts[k] for k in keys]
-        present = weights > 0
+                ids[start : start + len(keys)] = keys
+                weights[start : start + len(keys)] = [counts[k] for k in keys]
         if self.config.weighting == "binary":
-            weights[present] = 1.0
+            weights[:] = 1.0
         elif self.config.weighting == "tfidf":
             assert self.idf is not None  # fitted with tfidf weighting, so the idf exists
             # sublinear term frequency (1 + log tf) times smoothed inverse document frequency
-            weights[present] = (1.0 + np.log(weights[present])) * self.idf[ids[present]]
+            weights = (1.0 + np.log(weights)) * self.idf[ids]
+        # each row's norm summed over the row padded to the longest one, as it always was
+        width = max(1, int(lengths.max(initial=0)))
         if self.config.normalize and self.config.balance_parts and self._char_columns.any():
-            chars = self._char_columns[ids] & present
-            for part in (chars, present & ~chars):
+            chars = self._char_columns[ids]
+            for part in (chars, ~chars):
                 values = np.where(part, weights, 0.0)
-                norms = np.sqrt(np.einsum("ij,ij->i", values, values))[:, None] * math.sqrt(2.0)
+                norms = np.repeat(_padded_row_norms(values, lengths, width) * math.sqrt(2.0), lengths)
                 np.divide(weights, norms, out=weights, where=part & (norms > 0))
         elif self.config.normalize:
-            norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
+            norms = np.repeat(_padded_row_norms(weights, lengths, width), lengths)
             np.divide(weights, norms, out=weights, where=norms > 0)
         return SparseRows(ids, weights, lengths)
 
@@ -294,7 +296,7 @@ class Featurizer:
         elif self.config.normalize:
             norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
             np.divide(weights, norms, out=weights, where=norms > 0)
-        return SparseRows(ids, weights, np.array([n], dtype=np.int32))
+        return SparseRows(ids[0], weights[0], np.array([n], dtype=np.int32))
 
     def known_counts(self, rows: SparseRows) -> np.ndarray:
         """int32 ``[n]``: how many of each row's features the vocabulary knows that say something
@@ -305,10 +307,11 @@ class Featurizer:
             return rows.lengths
         if len(rows) == 1:  # a request's text: a list lookup, 3 µs against 10 for the array operations
             length = int(rows.lengths[0])
-            blank_in_row = self._blank_column in rows.ids[0, :length].tolist()
+            blank_in_row = self._blank_column in rows.flat_ids.tolist()
             return np.array([length - blank_in_row], dtype=np.int32)
-        real = np.arange(rows.ids.shape[1]) < rows.lengths[:, None]  # padding slots hold id 0 too
-        blank = ((rows.ids == self._blank_column) & real).any(axis=1)
+        # a row holds an id at most once: count the rows that hold the blank column
+        slots = np.flatnonzero(rows.flat_ids == self._blank_column)
+        blank = np.bincount(np.searchsorted(rows.offsets, slots, side="right") - 1, minlength=len(rows))
         return (rows.lengths - blank).astype(np.int32)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
@@ -347,43 +350,108 @@ def _char_terms(token: str, span: tuple[int, int]) -> list[str]:
 
 @dataclass(frozen=True)
 class SparseRows:
-    """A batch of feature vectors in padded sparse form, as the network takes them.
+    """Feature vectors of texts, stored unpadded (compressed sparse rows): their memory grows with
+    the number of features, not with the number of rows times the longest row.
 
     Attributes:
-        ids: int32 ``[n, width]`` vocabulary indices; padding slots hold 0.
-        weights: float32 ``[n, width]`` feature values; padding slots hold 0.0, so they add
-            nothing to ``sum(weights * kernel[ids])``.
-        lengths: int32 ``[n]`` number of real (non-padding) slots per row.
+        flat_ids: int32 ``[total]`` vocabulary indices of every row, one row after another,
+            sorted within a row; ``total = lengths.sum()``.
+        flat_weights: float32 ``[total]`` their feature values.
+        lengths: int32 ``[n]`` number of features of each row.
+
+    :attr:`ids` and :attr:`weights` are the padded form the network takes, made at each access:
+    use them on a batch (:meth:`take`, :func:`length_sorted_batches`), not on a large data set.
     """
 
-    ids: np.ndarray
-    weights: np.ndarray
+    flat_ids: np.ndarray
+    flat_weights: np.ndarray
     lengths: np.ndarray
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """int64 ``[n + 1]``: row ``r`` is ``flat_ids[offsets[r]:offsets[r + 1]]``."""
+        return _offsets(self.lengths)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """int32 ``[n, width]`` vocabulary indices, ``width`` the longest row's length (at least
+        1); padding slots hold 0."""
+        return self._padded(self.flat_ids)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """float32 ``[n, width]`` feature values of :attr:`ids`; padding slots hold 0.0, so they
+        add nothing to ``sum(weights * kernel[ids])``."""
+        return self._padded(self.flat_weights)
+
+    def _padded(self, flat: np.ndarray) -> np.ndarray:
+        if len(self.lengths) == 1 and len(flat):  # one row (a request's text): nothing to pad
+            return flat[None]
+        return _pad(flat, self.lengths, max(1, int(self.lengths.max(initial=0))))
+
     def take(self, rows: np.ndarray) -> SparseRows:
-        """The given rows, padding trimmed to the longest of them."""
+        """The given rows (int ``[b]`` positions, or a bool ``[n]`` mask), in that order."""
         lengths = self.lengths[rows]
-        width = max(1, int(lengths.max(initial=0)))
-        return SparseRows(self.ids[rows, :width], self.weights[rows, :width], lengths)
+        offsets = _offsets(lengths)
+        # each slot's position in the flat arrays: its row's start there plus its place in the row
+        positions = np.repeat(self.offsets[:-1][rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return SparseRows(self.flat_ids[positions], self.flat_weights[positions], lengths)
 
     def to_dense(self, n_features: int) -> np.ndarray:
         """float32 ``[n, n_features]``."""
         dense = np.zeros((len(self.lengths), n_features), dtype=np.float32)
-        rows = np.broadcast_to(np.arange(len(self.lengths))[:, None], self.ids.shape)
-        np.add.at(dense, (rows, self.ids), self.weights)
+        dense[np.repeat(np.arange(len(self.lengths)), self.lengths), self.flat_ids] = self.flat_weights
         return dense
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """int64 ``[n + 1]``: the start of each row in flat arrays of rows ``lengths`` (int ``[n]``)
+    long, then their total."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def _pad(flat: np.ndarray, lengths: np.ndarray, width: int) -> np.ndarray:
+    """``[n, width]``: the rows of ``flat`` (``[lengths.sum()]``), each padded with zeros."""
+    padded = np.zeros((len(lengths), width), dtype=flat.dtype)
+    padded[np.arange(width, dtype=lengths.dtype) < lengths[:, None]] = flat
+    return padded
+
+
+PADDED_BLOCK = 1 << 20  # slots of padded rows that _padded_row_norms holds at a time
+
+
+def _padded_row_norms(values: np.ndarray, lengths: np.ndarray, width: int) -> np.ndarray:
+    """float32 ``[n]``: the L2 norm of each row of ``values`` (float32 ``[lengths.sum()]``), its
+    squares summed by ``np.einsum`` over the row padded with zeros to ``width`` slots.
+
+    A vectorised sum groups its terms by their slots, so the zeros behind a row can move its sum
+    by an ulp. The rows of a set were normalised padded to its longest row when they were stored
+    so; summing them padded the same way, a block of rows at a time, keeps every feature value
+    bit for bit.
+    """
+    offsets = _offsets(lengths)
+    sums = np.empty(len(lengths), dtype=np.float32)
+    step = max(1, PADDED_BLOCK // width)
+    for first in range(0, len(lengths), step):
+        last = min(first + step, len(lengths))
+        block = _pad(values[offsets[first] : offsets[last]], lengths[first:last], width)
+        sums[first:last] = np.einsum("ij,ij->i", block, block)
+    return np.sqrt(sums)
 
 
 def length_sorted_batches(rows: SparseRows, batch_size: int) -> Iterator[tuple[np.ndarray, SparseRows]]:
     """``rows`` in batches of at most ``batch_size`` rows of similar length, shortest first.
 
     Yields ``(indices, batch)``: int ``[b]`` positions of the batch's rows in ``rows``, and those
-    rows with their padding trimmed to the longest of them (:meth:`SparseRows.take`). Every row
-    comes exactly once; rows of equal length keep their order. Evaluating a large set this way
-    spends little time and memory on padding, which the network's first layer pays for.
+    rows (:meth:`SparseRows.take`), whose ``ids`` and ``weights`` are ``[b, width]`` padded to
+    the longest of them. Every row comes exactly once; rows of equal length keep their order.
+    Evaluating a large set this way spends little time and memory on padding, which the
+    network's first layer pays for.
     """
     order = np.argsort(rows.lengths, kind="stable")
     for start in range(0, len(order), batch_size):

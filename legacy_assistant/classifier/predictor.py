@@ -132,7 +132,7 @@ class Predictor:
         return self.info.manifest
 
     def features(self, texts: Sequence[str]) -> SparseRows:
-        """The texts' features as the model was trained on (padded sparse rows)."""
+        """The texts' features as the model was trained on (sparse rows)."""
         return self.info.featurizer.encode(texts)
 
     def known_features(self, texts: Sequence[str]) -> np.ndarray:
