@@ -209,6 +209,7 @@ def test_a_body_cut_short_by_the_client_is_not_taken_for_the_whole(server):
     answer = send_then_close(server, head + b"Content-Length: %d\r\n\r\n%s" % (len(body) + 40, body))
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"\r\nConnection: close\r\n" in head, head  # nothing more is read on it: not keep-alive
     assert json.loads(payload)["error"]["code"] == "request_timeout"
     status, transcript = server.request("GET", "/api/v1/conversations/cut-short")
     assert status == 200 and transcript["turns"] == []
@@ -392,6 +393,9 @@ def test_idle_and_half_sent_connections_do_not_stall_the_worker(server):
                 break
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer, answer[:300]
+        # the server closes the connection after it: its answer said keep-alive, and a next
+        # request sent on it got no response
+        assert b"\r\nConnection: close\r\n" in answer.partition(b"\r\n\r\n")[0], answer[:300]
         # While the headers that never end are still open: closed first, the server would read
         # their end instead of timing out, if its read of them began after the body's.
         assert wait_for(lambda: "closed a connection whose request stopped arriving" in server.log()[len(before):],
@@ -401,6 +405,40 @@ def test_idle_and_half_sent_connections_do_not_stall_the_worker(server):
             sock.close()
     added = server.log()[len(before):]
     assert "Traceback" not in added and "Socket error processing request" not in added, added[-3000:]
+
+
+def test_a_quick_stop_cuts_off_a_request_still_arriving_instead_of_waiting_to_be_killed(tmp_path, free_port):
+    """SIGINT (gunicorn's quick stop) while a client trickles its body: the worker ended only
+    once its request threads had, so it read on until the master killed it at the graceful
+    timeout (30 s, "SIGKILL! Perhaps out of memory?"), and the client got no answer."""
+    import threading
+
+    process = ServerProcess(["--workers", "1", "--no-responder", "--store", "memory"], port=free_port(),
+                            log_path=tmp_path / "server.log")
+    stopped = threading.Event()
+    try:
+        sock = socket.create_connection(("127.0.0.1", process.port), timeout=60)
+        sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 300\r\n\r\n{")
+
+        def trickle():  # a byte a second: each read succeeds, the request never ends
+            while not stopped.wait(1.0):
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    return
+
+        threading.Thread(target=trickle, daemon=True).start()
+        time.sleep(1.5)
+        process.signal(signal.SIGINT)
+        assert process.process.wait(60) == 0
+        answer = sock.recv(65536)
+    finally:
+        stopped.set()
+        process.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert answer.startswith(b"HTTP/1.1 408"), (answer[:200], log[-2000:])
+    assert "SIGKILL" not in log, log[-2000:]
 
 
 def test_the_log_names_the_address_it_listens_at(server):

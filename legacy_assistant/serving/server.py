@@ -261,16 +261,24 @@ class ModelWorker(ThreadWorker):
     """
 
     _quitting = False
+    _in_flight: dict[int, Any] = {}  # replaced by the worker's own dict as it starts (init_process)
     _refused_ids: Any = None  # the ids of requests gunicorn refuses itself (RequestIds), made at the first
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         """Quit once. Ctrl-C on a terminal sends SIGINT to every worker and the master passes on
         SIGQUIT: a second signal handled inside the first would take the request threads'
         pool lock gunicorn's handler already holds, and the worker hung until it was killed
-        30 s later ("Perhaps out of memory?")."""
+        30 s later ("Perhaps out of memory?").
+
+        The connections in a request thread stop being read (:func:`_stop_reading`): the
+        process ends only once its request threads have, and a client still sending its
+        request, a byte every few seconds, kept one reading (each read is bounded, the whole
+        request is not), and the worker alive until the master killed it at the graceful
+        timeout. Answers being computed still go out."""
         if self._quitting:
             return
         self._quitting = True
+        _stop_reading(self._in_flight.values())
         super().handle_quit(sig, frame)
 
     def _own_socket(self) -> bool:
@@ -291,7 +299,14 @@ class ModelWorker(ThreadWorker):
                 if not conn.wait_for_data(FIRST_BYTES_WAIT_SECONDS):
                     return defer  # the poller hands it back to a thread once it sends
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
-        return super().handle(conn)
+        in_flight = self._in_flight
+        in_flight[id(conn)] = conn  # by id: a connection need not be hashable
+        try:
+            if self._quitting:  # taken from the queue after the quit: read nothing more of it
+                _stop_reading([conn])
+            return super().handle(conn)
+        finally:
+            in_flight.pop(id(conn), None)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         """Send ``100 Continue`` only once the app reads the body: gunicorn sent it for every
@@ -303,6 +318,7 @@ class ModelWorker(ThreadWorker):
         return super().handle_request(req, conn)
 
     def init_process(self) -> None:
+        self._in_flight = {}  # the connections in a request thread (see handle_quit)
         if self._own_socket():
             for listener in self.sockets:
                 listener.close()
@@ -458,14 +474,17 @@ def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
 
     Also when the client asked to close among other options (``Connection: TE, close``, as
     libwww-perl sends): gunicorn heeds ``close`` only as the whole value, and kept the
-    connection open."""
+    connection open. And on a 408 (the body stopped arriving, or came short): gunicorn cannot
+    read past a body whose read failed and closes the connection, which the answer called
+    keep-alive, so the client's next request on it got no response either."""
 
     def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
         def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             body = environ.get("wsgi.input")
             reader = getattr(body, "reader", None)
             waiting = isinstance(reader, _ContinueOnRead) and reader.mark_answered()
-            if waiting or _asks_to_close(environ) or (drain is not None and _body_left(body, drain)):
+            cut_off = status.startswith("408")  # the body's read failed: nothing more can be read
+            if waiting or cut_off or _asks_to_close(environ) or (drain is not None and _body_left(body, drain)):
                 force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
                 if force_close is not None:  # gunicorn's response: says close, and closes
                     force_close()
@@ -525,6 +544,15 @@ def _body_left(body: Any, drain: int) -> bool:
     if isinstance(reader, gunicorn_body.ChunkedReader):
         return reader.parser is not None
     return False
+
+
+def _stop_reading(connections: Any) -> None:
+    """Shut the reading side of each of gunicorn's ``connections``: a read waiting on one
+    returns at once with what came (a request cut short: closed, or its body answered 408),
+    and the answer can still be written."""
+    for conn in list(connections):  # a copy: request threads add and remove meanwhile
+        with contextlib.suppress(OSError, AttributeError):  # closed already
+            conn.sock.shutdown(socket.SHUT_RD)
 
 
 def _time_out_reads(sock: socket.socket, seconds: float) -> None:
