@@ -68,6 +68,18 @@ def test_each_worker_reports_its_resident_memory(client, monkeypatch):
     assert reported > 100 * 2**20
 
 
+def test_a_worker_reports_its_memory_before_it_answers_anything(make_client):
+    """A worker just started (at start-up, or in place of one killed) listed 0 bytes until it
+    first answered a request, which on a quiet server could be long after it loaded its model."""
+    from prometheus_client import REGISTRY
+
+    from legacy_assistant.web import metrics
+
+    metrics.WORKER_MEMORY.set(0)  # as the gauge starts in a new process
+    make_client()  # the app is built: the model is loaded, nothing answered yet
+    assert REGISTRY.get_sample_value("legacy_assistant_worker_resident_memory_bytes") > 100 * 2**20
+
+
 def test_a_removed_metrics_folder_is_made_again_private(tmp_path):
     """The folder made again holds what workers count: as private (0o700) as the first, whatever the umask."""
     import os

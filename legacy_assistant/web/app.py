@@ -32,7 +32,7 @@ from legacy_assistant.web.classic import blueprint as classic_blueprint
 from legacy_assistant.web.context import EXTENSION, slot_of
 from legacy_assistant.web.conversations import blueprint as conversations_blueprint
 from legacy_assistant.web.errors import register as install_error_handlers
-from legacy_assistant.web.metrics import batch_observer, model_changed
+from legacy_assistant.web.metrics import batch_observer, model_changed, sample_memory
 from legacy_assistant.web.observability import register as install_observability
 from legacy_assistant.web.openapi import blueprint as openapi_blueprint
 from legacy_assistant.web.pages import blueprint as pages_blueprint
@@ -164,6 +164,7 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
         app.register_blueprint(blueprint)
     seal(app)  # every route must have declared who may call it
     model_changed(slot.model)
+    sample_memory()  # with its model loaded: a worker that has answered nothing yet listed 0 bytes
     return app
 
 
