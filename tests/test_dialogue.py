@@ -119,3 +119,10 @@ def test_policy_reads_out_of_scope_label_from_manifest():
     assert policy.decide(ConversationState(), [("oos", 0.9)])[0].intent == "fallback"
     older = DialoguePolicy.from_manifest({k: v for k, v in manifest.items() if k != "oos_label"}, seed=0)
     assert older.oos_label is None
+
+
+def test_a_policy_without_fallback_responses_is_a_config_error():
+    from legacy_assistant.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least one fallback response is needed"):
+        DialoguePolicy([], [], threshold=0.5)

@@ -108,7 +108,7 @@ class DialoguePolicy:
         self.follow_ups = follow_ups
         self.escape_confidence = escape_confidence
         if not fallback_responses:
-            raise ValueError("at least one fallback response is needed")
+            raise ConfigError("at least one fallback response is needed")
         self.rules = {rule.tag: rule for rule in rules}
         self.fallback_responses = tuple(fallback_responses)
         self.threshold = threshold
