@@ -1329,3 +1329,170 @@ def test_a_new_conversation_is_asked_for_and_a_no_keeps_this_one(browser, live_u
     assert saved_sender(browser) != kept and conversation(browser) == []
     assert browser.execute_script("return document.activeElement.id") == "message"
     WebDriverWait(browser, 10).until(lambda _: stored_turns(live_url, kept) == [])
+
+
+def test_a_printed_conversation_holds_every_message_and_no_controls(browser, live_url):
+    """On paper the log is not a scroll box: a long conversation was cut to the box's height,
+    and the settings and the message box were printed under it."""
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    browser.execute_script("""
+        var log = document.getElementById("log");
+        for (var i = 0; i < 60; i++) log.appendChild(log.firstElementChild.cloneNode(true));""")
+    # a browser in dark mode prints too, on white paper and (by default) without backgrounds
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"media": "print", "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        log = browser.find_element(By.ID, "log")
+        assert browser.execute_script("return arguments[0].scrollHeight - arguments[0].clientHeight", log) <= 1
+        assert not browser.find_element(By.ID, "chat-form").is_displayed()
+        assert not browser.find_element(By.ID, "new-conversation").is_displayed()
+        for selector in ("#log .msg.user .text", "#log .msg.bot .speaker"):
+            color = browser.find_element(By.CSS_SELECTOR, selector).value_of_css_property("color")
+            assert max(int(c) for c in re.findall(r"\d+", color)[:3]) < 128, (selector, color)  # dark ink
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
+
+
+def test_a_refusal_without_the_servers_words_says_what_it_means(browser, live_url):
+    """A proxy's 413, 429 or 502 to 504 carries no message of the server's: the page said only
+    "an unexpected response", where the user can act on what the status means."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    for status, words in [(413, "too large"), (429, "Too many messages"), (503, "unavailable")]:
+        browser.execute_script("""
+            var status = arguments[0];
+            window.fetch = function () {
+              return Promise.resolve(new Response("<html>refused</html>", {status: status}));
+            };""", status)
+        errors = len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+        box = browser.find_element(By.ID, "message")
+        box.clear()
+        box.send_keys("hello")
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 15).until(
+            lambda b, errors=errors: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) > errors)
+        ready(browser)
+        text = browser.find_elements(By.CSS_SELECTOR, "#log .msg.error .text")[-1].text
+        assert words in text and f"HTTP {status}" in text, text
+        assert box.get_attribute("value") == "hello"  # back, to send again
+
+
+def test_a_message_on_its_way_at_a_reload_is_not_lost_without_a_word(browser, live_url):
+    """Reloaded before its reply came, the page showed the conversation without the message
+    and dropped its text: the user could not tell it had not been answered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    delay_chats(browser)  # still on the page when the reload comes
+    browser.find_element(By.ID, "message").send_keys("I'd like to order a coffee", Keys.ENTER)
+    browser.refresh()
+    ready(browser)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.unsent"))
+    assert [row[:2] for row in conversation(browser)][2:] == [("user", "I'd like to order a coffee")]
+    assert browser.find_element(By.ID, "message").get_attribute("value") == "I'd like to order a coffee"
+
+
+def test_a_browser_that_keeps_no_storage_is_told_a_reload_starts_afresh(open_browser, live_url):
+    """Without localStorage (blocked, or full) the conversation's id is kept nowhere: a reload
+    showed an empty log without a word of why."""
+    from selenium.webdriver.common.by import By
+
+    browser = open_browser()
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        Object.defineProperty(window, "localStorage", {get: function () {
+          throw new DOMException("blocked", "SecurityError");
+        }});"""})
+    browser.get(live_url)
+    ready(browser)
+    note = browser.find_element(By.ID, "storage-notice")
+    assert note.is_displayed() and "reloading it starts a new conversation" in note.text
+    assert "storage-notice" in browser.find_element(By.ID, "message").get_attribute("aria-describedby")
+    send(browser, "hello")  # the page still talks
+
+
+def test_a_browser_that_keeps_storage_shows_no_storage_notice(browser, live_url):
+    from selenium.webdriver.common.by import By
+
+    open_fresh(browser, live_url)
+    assert not browser.find_element(By.ID, "storage-notice").is_displayed()
+
+
+def test_a_slow_reply_is_said_to_be_still_on_its_way(browser, live_url):
+    """A reply long in coming changed nothing but the Send button's label, which no screen
+    reader says unasked: the wait is announced once, and the box still takes typing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        var form = document.getElementById("chat-form");
+        form.setAttribute("data-slow-ms", "200");
+        form.setAttribute("data-timeout-ms", "3000");
+        window.fetch = function (url, options) {
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () {
+              reject(new DOMException("aborted", "AbortError"));
+            });
+          });
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("hello", Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "status").get_attribute("textContent")
+                                     .startswith("Still waiting for the reply"))
+    assert browser.switch_to.active_element == box
+    ready(browser)  # given up on at the time limit
+
+
+def _contrast(foreground, background):
+    def luminance(rgb):
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (v / 255 for v in rgb)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_sending_label_is_legible_while_a_reply_is_on_its_way(browser, live_url, scheme):
+    """"Sending…" on the busy Send button is the only visible word that a reply is coming: dimmed
+    to 60 %, it read at 2.9:1 in the light scheme (WCAG AA asks 4.5:1 of text this size)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"media": "", "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    try:
+        open_fresh(browser, live_url)
+        delay_chats(browser)
+        browser.find_element(By.ID, "message").send_keys("hello", Keys.ENTER)
+        WebDriverWait(browser, 5).until(lambda b: b.execute_script(  # its colours' transition over
+            "return document.getElementById('send').getAnimations().length === 0"))
+        # the label and its ground as seen: the button's colours over the page's, at its opacity
+        seen = browser.execute_script("""
+            var send = document.getElementById("send"), style = getComputedStyle(send);
+            var parse = function (c) { return (c.match(/[\\d.]+/g) || []).map(Number); };
+            var page = parse(getComputedStyle(document.body).backgroundColor);
+            var over = function (colour, under, alpha) {
+              var a = (colour.length > 3 ? colour[3] : 1) * alpha;
+              return [0, 1, 2].map(function (i) { return colour[i] * a + under[i] * (1 - a); });
+            };
+            var ground = over(parse(style.backgroundColor), page, 1);
+            var opacity = parseFloat(style.opacity);
+            return [send.textContent, send.disabled, over(over(parse(style.color), ground, 1), page, opacity),
+                    over(ground, page, opacity)];""")
+        label, disabled, ink, ground = seen
+        assert label == "Sending\u2026" and disabled
+        assert _contrast(ink, ground) >= 4.5, seen
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
+        ready(browser)

@@ -19,6 +19,9 @@
   var SENDER_PATTERN = /^web-[0-9a-f]{32}$/;
   // A request unanswered this long is given up (the form's data-timeout-ms can say otherwise).
   var REQUEST_TIMEOUT_MS = 60000;
+  // A reply not come after this long is said to be on its way (the form's data-slow-ms can say
+  // otherwise): the Send button's label, which says it too, is read by no screen reader unasked.
+  var SLOW_MS = 8000;
   // How long the log stays quiet while detail lines are added to every reply (ms).
   var QUIET_MS = 300;
 
@@ -47,6 +50,9 @@
   // Messages sent without a word back (given up on, or the connection failed): each with the
   // turns known when it went out (base), and whether it was put back in the box (offered).
   var unsure = [];
+  // The message on its way, kept with the unsure ones for this tab until a word comes back: a
+  // reload meanwhile drops the request, and the page after it settles the message as those.
+  var pending = null;
   // The message last put back in the box after its request failed, with its id: {text, id}.
   var givenBack = null;
   // The latest chat request's end (it never rejects): a conversation is forgotten only after
@@ -94,9 +100,17 @@
 
   var sender = savedSender() || newSender();
 
+  // Where the id could not be kept, a reload starts a new conversation: said beside the box.
+  var storageNotice = document.getElementById("storage-notice");
+  if (storageNotice && load(SENDER_KEY) !== sender) {
+    storageNotice.hidden = false;
+    input.setAttribute("aria-describedby", (input.getAttribute("aria-describedby") || "") + " storage-notice");
+  }
+
   // The unsure messages of this conversation, kept for this tab (a reload shows them again).
   function saveUnsure() {
-    storeForTab(UNSURE_KEY, unsure.length ? JSON.stringify({ sender: sender, entries: unsure }) : null);
+    var entries = pending ? unsure.concat([pending]) : unsure;
+    storeForTab(UNSURE_KEY, entries.length ? JSON.stringify({ sender: sender, entries: entries }) : null);
   }
   function loadUnsure() {
     var saved = null;
@@ -229,12 +243,25 @@
     }
   }
 
-  function announce(text) {
+  // `when` (optional) is asked again as the words go in: they are left out once it says no.
+  function announce(text, when) {
     if (!statusBox) return;
     statusBox.textContent = "";
     // a change of text is what a screen reader announces, even the same text twice
-    window.setTimeout(function () { statusBox.textContent = text; }, 50);
+    window.setTimeout(function () {
+      if (!when || when()) statusBox.textContent = text;
+    }, 50);
   }
+
+  var UNAVAILABLE = "The server is unavailable or overloaded at the moment: try again shortly";
+  var STATUS_MEANINGS = {
+    413: "The message was refused as too large on its way to the server: shorten it and try again",
+    429: "Too many messages in a short time: wait a moment and try again",
+    502: UNAVAILABLE,
+    503: UNAVAILABLE,
+    504: "The server did not answer in time: reload the page to see whether it got the message " +
+      "before sending it again"
+  };
 
   function errorText(status, data) {
     if (status === 401) {
@@ -244,6 +271,8 @@
     if (data && data.error && typeof data.error.message === "string" && data.error.message) {
       return data.error.message;
     }
+    // a proxy's answer, without the server's words: what the status means, which the user can act on
+    if (STATUS_MEANINGS[status]) return STATUS_MEANINGS[status] + " (HTTP " + status + ").";
     if (status) return "The server returned an unexpected response (HTTP " + status + ").";
     return "The server returned an unexpected response.";
   }
@@ -394,7 +423,26 @@
       });
     }
 
+    var mine = { text: text, base: base, offered: false, id: messageId };
+    pending = mine;
+    saveUnsure();
+    function onItsWay() { return pending === mine && requestSender === sender; }
+    var slow = window.setTimeout(function () {
+      if (onItsWay()) {
+        announce("Still waiting for the reply. The next message can be typed meanwhile, and sent once it has come.",
+          onItsWay);
+      }
+    }, parseInt(form.getAttribute("data-slow-ms"), 10) || SLOW_MS);
+    // a word came back (or none will): the message is no longer on its way
+    function answered() {
+      window.clearTimeout(slow);
+      if (pending !== mine) return;
+      pending = null;
+      saveUnsure();
+    }
+
     var request = call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
+      answered();
       if (requestSender !== sender) return; // conversation was reset meanwhile
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
@@ -409,6 +457,7 @@
       store(TURN_KEY, requestSender + " " + randomId());
       if (stale) refreshWhenIdle = true;
     }).catch(function (err) {
+      answered();
       if (requestSender !== sender) return;
       if (err && err.unsent) {
         // it never left the page: given back to send again
@@ -418,7 +467,7 @@
       }
       // No word back: the server may have the message, and may answer it yet. It is kept, and
       // settled by the next transcript read (the next reply, or a reload).
-      var entry = { text: text, base: base, offered: false, id: messageId };
+      var entry = mine;
       unsure.push(entry);
       saveUnsure();
       if (err && err.network) return recheck(entry);
@@ -661,6 +710,7 @@
     known = [];
     givenBack = null;
     unsure = [];
+    pending = null;
     saveUnsure();
     log.textContent = "";
     setBusy(false);
@@ -712,6 +762,7 @@
     known = [];
     givenBack = null;
     unsure = [];
+    pending = null;
     saveUnsure();
     showStored(true);
   });
