@@ -53,6 +53,40 @@ def test_a_name_browsers_and_python_write_differently_is_refused_with_the_form_b
         parse_hosts("a\u200db.example")
 
 
+@pytest.mark.parametrize("name", ["\u039a\u0391\u03a6\u0395\u03a3-1.example", "\u039a\u039f\u03a3\u039c\u039f\u03a3",
+                                  "\u03cc\u03a3\u0937.example", "\u039f\u0394\u039f\u03a3-stra\u00dfe.example"])
+def test_a_capital_sigma_ending_a_word_is_no_final_sigma(name):
+    """str.lower() writes a capital Σ that ends a word (before a digit, a hyphen, the end) as ς,
+    which browsers and Python's codec both write σ: the name is compared as browsers send it,
+    not refused as one holding ς (and a name refused for its ß is offered with σ)."""
+    idna = pytest.importorskip("idna")
+    sent = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+    if "\u00df" in name:
+        with pytest.raises(ValueError, match=f"here {sent!r}"):
+            parse_hosts(name)
+        with pytest.raises(ValueError, match=f"here {sent!r}"):
+            normalize_origin(f"https://{name}")
+    else:
+        assert parse_hosts(name) == {sent}
+        assert normalize_origin(f"https://{name}") == f"https://{sent}"
+    # a ς written as such is still refused; with a Σ that lower case also made ς, no form is offered
+    with pytest.raises(ValueError, match=r"final sigma .*browsers send$"):
+        parse_hosts("\u03c3\u03b1\u03c2-\u039f\u03a31.example")
+
+
+@pytest.mark.parametrize("letter", ["\u13f8", "\u10fc", "\u2c7c", "\uab70"])
+def test_no_form_is_offered_that_browsers_would_not_send(letter):
+    """Python's IDNA mapping knows the Unicode of 2002: a letter added since, which browsers map
+    (a small Cherokee letter to its capital, ⱼ to j), looked unmapped, and the form offered for
+    a name holding ß was one no browser sends."""
+    idna = pytest.importorskip("idna")
+    name = f"stra\u00dfe{letter}.example"
+    sent = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+    with pytest.raises(ValueError, match="written one way by browsers") as refused:
+        parse_hosts(name)
+    assert "here" not in str(refused.value) or str(refused.value).endswith(f"here {sent!r}")
+
+
 @pytest.mark.parametrize("entry, reason", [("host:80", "without a port"), ("http://chat.example", "not a host name"),
                                            ("a b", "not a host name"), ("user@host", "not a host name"),
                                            (".", "not a host name"), ("*.example.com", "write .example.com"),

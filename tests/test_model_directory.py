@@ -127,6 +127,25 @@ def test_the_digest_on_disk_of_a_manifest_that_cannot_be_read_is_none(tmp_path, 
     assert directory.digest_on_disk(tmp_path, MANIFEST) is None
 
 
+@pytest.mark.parametrize("content", [b"{", b"\xff", b"[" * 100000 + b"]" * 100000])
+def test_a_model_directory_whose_manifest_cannot_be_read_owns_the_usual_names(tmp_path, content):
+    """Replacing a model (--force) or writing a report beside one reads which files its manifest
+    lists: one nested too deeply was a RecursionError, not a damaged manifest's usual names."""
+    from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, check_destination, check_written_files
+
+    model, other = tmp_path / "m", tmp_path / "other"
+    model.mkdir()
+    other.mkdir()
+    (model / CLASSIFIER_MANIFEST).write_bytes(content)
+    check_destination(model, force=True)
+    with pytest.raises(ArtifactError, match=f"{CLASSIFIER_MANIFEST} is a file of another model"):
+        check_written_files([model / CLASSIFIER_MANIFEST], other)
+    check_written_files([model / "report.json"], other)
+    (model / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="holds notes.txt, which is not part of its model"):
+        check_destination(model, force=True)
+
+
 def test_load_consistently_retries_a_load_that_a_replacement_overlapped(tmp_path):
     target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
     discarded, calls = [], []

@@ -283,6 +283,25 @@ def test_rows_are_normalised_as_when_they_were_padded_to_the_longest(monkeypatch
     np.testing.assert_array_equal(rows.ids, unweighted.ids)
 
 
+@pytest.mark.parametrize("rows_per_block", [1, 2])  # the last block of 3 rows holds one row alone
+def test_rows_of_over_8192_features_are_normalised_as_when_padded(monkeypatch, rows_per_block):
+    # numpy's einsum sums a row over 8,192 slots alone ([1, width]) in another order than the same
+    # row among others: a row summed alone moved by an ulp from the set summed at once
+    rng = np.random.default_rng(11)
+    words = [f"w{i}" for i in range(12_000)]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(14_000, 20_000)))) for _ in range(3)]
+    config = FeatureConfig(text=TextConfig(tokenizer="whitespace", stemmer="none"), weighting="tfidf",
+                           normalize=True)
+    _, unweighted = Featurizer.fit_encode(texts, replace(config, normalize=False))
+    weights = unweighted.weights
+    assert weights.shape[1] > 8_192
+    monkeypatch.setattr(features, "PADDED_BLOCK", rows_per_block * weights.shape[1])
+    _, rows = Featurizer.fit_encode(texts, config)
+    norms = np.sqrt(np.einsum("ij,ij->i", weights, weights))[:, None]
+    expected = np.divide(weights, norms, out=weights.copy(), where=norms > 0)
+    assert rows.weights.tobytes() == expected.tobytes()
+
+
 def test_batches_are_the_rows_padded_to_their_longest():
     config = FeatureConfig(word_ngrams=(1, 2), char_ngrams=(1, 3), weighting="tfidf", normalize=True,
                            balance_parts=True)

@@ -419,7 +419,8 @@ def _owned_names(directory: Path, manifests: Sequence[str]) -> set[str]:
     for name in manifests:
         try:
             files = json.loads(read_input_bytes(directory / name).decode("utf-8")).get("files")
-        except (OSError, ValueError, AttributeError):  # absent or damaged: the usual names
+        # absent or damaged (RecursionError: nested too deeply): the usual names
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue
         if isinstance(files, (dict, list)):  # a damaged manifest's string would list its characters
             listed.update(str(path).split("/", 1)[0] for path in files)

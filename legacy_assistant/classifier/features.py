@@ -432,13 +432,16 @@ def _padded_row_norms(values: np.ndarray, lengths: np.ndarray, width: int) -> np
     A vectorised sum groups its terms by their slots, so the zeros behind a row can move its sum
     by an ulp. The rows of a set were normalised padded to its longest row when they were stored
     so; summing them padded the same way, a block of rows at a time, keeps every feature value
-    bit for bit.
+    bit for bit. A block holds two rows or more (unless the set holds one): einsum sums a row of
+    over 8,192 slots alone in another order than the same row among others.
     """
     offsets = _offsets(lengths)
     sums = np.empty(len(lengths), dtype=np.float32)
-    step = max(1, PADDED_BLOCK // width)
-    for first in range(0, len(lengths), step):
-        last = min(first + step, len(lengths))
+    step = max(2, PADDED_BLOCK // width)
+    starts = list(range(0, len(lengths), step))
+    if len(starts) > 1 and len(lengths) - starts[-1] == 1:  # the last row would be alone: join the block before
+        starts.pop()
+    for first, last in zip(starts, [*starts[1:], len(lengths)]):
         block = _pad(values[offsets[first] : offsets[last]], lengths[first:last], width)
         sums[first:last] = np.einsum("ij,ij->i", block, block)
     return np.sqrt(sums)

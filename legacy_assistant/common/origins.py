@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import unicodedata
 from collections.abc import Iterable
 from encodings.idna import nameprep
 from urllib.parse import urlsplit
@@ -79,15 +80,28 @@ _DEVIATIONS = {
 
 def _check_no_deviations(host: str, text: str, kind: str) -> None:
     """ValueError where ``host`` holds a character that browsers and Python's IDNA codec write
-    differently: the name compared would never be the one browsers send."""
+    differently: the name compared would never be the one browsers send.
+
+    ``host`` is in lower case, and str.lower() writes a capital Σ that ends a word (before a
+    digit, a hyphen or the end) as ς, which browsers and Python's codec both write σ: only as
+    many ς as ``text`` (the name as written) holds are the letter itself."""
+    typed_sigmas = text.count("\u03c2")
+    if not typed_sigmas:
+        host = host.replace("\u03c2", "\u03c3")
     found = [name for char, name in _DEVIATIONS.items() if char in host]
     if not found:
         return
     labels = host.split(".")
     hint = ""
     # where the rest of each label needs no mapping, browsers send the label as it is, in punycode
-    # (the joiners are allowed only in a few scripts' contexts: no form is offered for them)
-    if "\u200c" not in host and "\u200d" not in host and all(map(_maps_to_itself, labels)):
+    # (the joiners are allowed only in a few scripts' contexts: no form is offered for them, nor
+    # where a ς may stand for a capital Σ)
+    if (
+        "\u200c" not in host
+        and "\u200d" not in host
+        and host.count("\u03c2") in (0, typed_sigmas)
+        and all(map(_maps_to_itself, labels))
+    ):
         sent = (label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii") for label in labels)
         hint = f", here {'.'.join(sent)!r}"
     raise ValueError(
@@ -96,11 +110,28 @@ def _check_no_deviations(host: str, text: str, kind: str) -> None:
     )
 
 
+# Unicode's default ignorable characters, which IDNA's mapping drops or refuses, but some of
+# which (Hangul fillers, Khmer inherent vowels, a Mongolian variation selector) pass NFKC as
+# they are
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
 def _maps_to_itself(label: str) -> bool:
-    """Whether IDNA's mapping leaves ``label`` as it is, but for the characters of :data:`_DEVIATIONS`."""
+    """Whether IDNA's mapping leaves ``label`` as it is, but for the characters of :data:`_DEVIATIONS`.
+
+    Python's IDNA mapping (nameprep) knows the Unicode of 2002: a letter added since that
+    browsers map (a small Cherokee letter to its capital) would pass it unmapped, so the label
+    must also be as Unicode's compatibility form and case folding now write it."""
     rest = "".join(char for char in label if char not in _DEVIATIONS)
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", rest).casefold())
+    unassigned = any(unicodedata.category(char) == "Cn" for char in rest)
+    if not label or folded != rest or unassigned or _IGNORABLE.search(rest):
+        return False
     try:
-        return bool(label) and nameprep(rest) == rest
+        return nameprep(rest) == rest
     except UnicodeError:  # a character no host name may hold
         return False
 
