@@ -220,6 +220,19 @@ def test_a_stale_golden_file_is_named_as_the_sources_not_the_copys(tmp_path):
     assert not (tmp_path / "tf2").exists()
 
 
+def test_a_golden_file_naming_other_intents_is_named_by_its_path(tmp_path):
+    source = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, source)
+    golden = json.loads((source / GOLDEN_FILE).read_text())
+    golden["cases"][1]["probabilities"]["no_such_intent"] = 0.0
+    (source / GOLDEN_FILE).write_text(json.dumps(golden))
+    result = run_cli("migrate", str(source), "--out", str(tmp_path / "tf2"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{source / GOLDEN_FILE}: case 2 (" in result.stderr, result.stderr
+    assert "not the model's: 'no_such_intent'" in result.stderr
+    assert not (tmp_path / "tf2").exists()
+
+
 def test_migrate_refuses_to_check_against_nothing(tmp_path):
     """No golden file and --probes 0: the check compared no sentence, and passed ("top-1
     agreement 100%" over 0 sentences)."""

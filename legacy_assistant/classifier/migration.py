@@ -137,7 +137,7 @@ def migrate_artifact(
     def check(staging: Path) -> None:
         report.reference = _check_against_numpy(staging, spec, weights, sentences, tolerance)
         if golden is not None:
-            report.golden = _check_against_golden(staging, golden, tolerance, spec, weights)
+            report.golden = _check_against_golden(staging, golden, golden_path, tolerance, spec, weights)
             # swapped in with the model, not copied after it: a stop in between left the new
             # model with no golden file, or half of one
             shutil.copy2(golden_path, staging / GOLDEN_FILE)
@@ -172,11 +172,16 @@ def _check_against_numpy(
 
 
 def _check_against_golden(
-    staging: Path, golden: dict[str, Any], tolerance: float, spec: NetworkSpec, weights: dict[str, np.ndarray]
+    staging: Path,
+    golden: dict[str, Any],
+    golden_path: Path,
+    tolerance: float,
+    spec: NetworkSpec,
+    weights: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     predictor = _load_staged(staging)
     try:
-        report = compare_golden(predictor, golden)
+        report = compare_golden(predictor, golden, golden_path)
         if report["max_abs_delta"] <= tolerance and not report["mismatches"]:
             return report
         texts = [case["text"] for case in golden["cases"]]
