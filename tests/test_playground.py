@@ -512,6 +512,32 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     assert all(urllib.parse.urlsplit(u).hostname == "127.0.0.1" for u in network), sorted(network)
 
 
+def test_copying_the_conversation_copies_it_as_shown_not_escaped(browser, playground):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = playground
+    browser.get(url)
+    box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+    browser.execute_script(
+        "window.copied = []; Object.defineProperty(navigator, 'clipboard', "
+        "{value: {writeText: (text) => { window.copied.push(text); return Promise.resolve(); }}});"
+    )
+    typed = 'fish & chips <b>x</b> "q"'
+    box.send_keys(typed)
+    box.send_keys(Keys.ENTER)
+    bot = WebDriverWait(browser, 60).until(
+        lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='bot']") if e.text.strip()]
+    )
+    copy = [b for b in browser.find_elements(By.CSS_SELECTOR, "#conversation button")
+            if (b.get_attribute("aria-label") or b.text or "").strip() == "Copy conversation"]
+    assert len(copy) == 1
+    copy[0].click()
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return window.copied.length"))
+    assert browser.execute_script("return window.copied") == [f"user: {typed}\n\nassistant: {bot[-1].text.strip()}"]
+
+
 def test_without_a_responder_the_chat_has_no_emotions_and_no_emotion_tab(default_predictor, free_port):
     """In this process: the page built over an intent model alone, served and called."""
     gradio_client = _gradio_client()
@@ -715,3 +741,26 @@ def test_a_proxy_in_the_environment_is_not_asked_for_the_local_page(default_pred
         assert client.predict("hello", None, api_name="/chat")[3].startswith("intent:")
     finally:
         blocks.close(verbose=False)
+
+
+def test_a_stopped_playground_leaves_nothing_in_the_temporary_folder(tmp_path, free_port):
+    """gradio made its folder, TMPDIR/gradio, at each start and left it behind."""
+    _gradio_client()
+    port = free_port()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(temp))
+    env.pop("GRADIO_TEMP_DIR", None)
+    env.pop("LEGACY_ASSISTANT_RUNTIME", None)
+    command = [sys.executable, "-m", "legacy_assistant", "playground", "--port", str(port), "--no-responder"]
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_sigint_as_on_a_terminal
+        )
+    try:
+        _wait_until_served(f"http://127.0.0.1:{port}/", process, log_path)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+    assert sorted(p.name for p in temp.iterdir()) == []

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
+import tempfile
 
 from legacy_assistant.cli.arguments import condition_strength_number, path_text
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
@@ -70,6 +73,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--condition-strength is a responder option: not with --no-responder")
     if args.root_path is not None and not args.root_path.startswith("/"):
         raise ConfigError(f"--root-path is a path from the host's root, such as /playground, got {args.root_path!r}")
+    # gradio makes its folder (the system's temporary folder/gradio, shared by every run and user)
+    # at each start and leaves it behind: this run gets a folder of its own, removed at its end
+    own_temp = None if os.environ.get("GRADIO_TEMP_DIR") else tempfile.mkdtemp(prefix="legacy-assistant-playground-")
+    if own_temp is not None:
+        os.environ["GRADIO_TEMP_DIR"] = own_temp
+    try:
+        return _serve(args)
+    finally:
+        if own_temp is not None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+            shutil.rmtree(own_temp, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from legacy_assistant.playground.app import (
         build_playground,
         launch_playground,

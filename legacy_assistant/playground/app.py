@@ -39,6 +39,18 @@ TITLE = "legacy-assistant playground"
 SYSTEM_FONTS = ("Segoe UI", "Roboto", "Helvetica Neue", "Helvetica", "Arial", "DejaVu Sans", "sans-serif")
 SYSTEM_MONO_FONTS = ("SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace")
 RANKING_SHOWN = 5
+# The conversation's copy button copies the messages as the page shows them: gradio's own copy
+# buttons copy the value, which is HTML-escaped for showing ("fish &amp; chips").
+COPY_CONVERSATION_JS = """() => {
+  const lines = [];
+  for (const message of document.querySelectorAll(
+    "#conversation [data-testid='user'], #conversation [data-testid='bot']"
+  )) {
+    const role = message.getAttribute("data-testid") === "user" ? "user" : "assistant";
+    lines.push(role + ": " + message.innerText.trim());
+  }
+  navigator.clipboard.writeText(lines.join("\\n\\n"));
+}"""
 
 
 def load_gradio() -> ModuleType:
@@ -129,14 +141,13 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             # plain text: Markdown or HTML in a message or reply (an image link) is shown as typed
-            # no "share" button: it posts to Hugging Face Spaces (here it only fails), and has no name
+            # no "share" button: it posts to Hugging Face Spaces (here it only fails), and has no name;
+            # no gradio copy buttons: they copy the escaped value, see COPY_CONVERSATION_JS
+            copy = gr.Button("Copy conversation", size="sm", render=False)
             chatbot = gr.Chatbot(
-                label="conversation",
-                height=420,
-                elem_id="conversation",
-                render_markdown=False,
-                buttons=["copy", "copy_all"],
+                label="conversation", height=420, elem_id="conversation", render_markdown=False, buttons=[copy]
             )
+            copy.click(None, js=COPY_CONVERSATION_JS, api_name=False)
             message_box = gr.Textbox(
                 label="message", placeholder="Type a message and press Enter", max_lines=4, elem_id="message"
             )
