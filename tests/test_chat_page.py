@@ -1496,3 +1496,74 @@ def test_the_sending_label_is_legible_while_a_reply_is_on_its_way(browser, live_
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
         ready(browser)
+
+
+def test_a_message_on_its_way_at_a_reload_that_the_server_answers_later_shows_once(browser, live_url):
+    """Reloaded while the server was still working on a message, the page marked it not sent
+    (the server had not stored it yet) and put it back in the box; sent again, the server
+    answered it with its stored turn, and the log showed it twice: "Not sent" and answered."""
+    import json
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    sender = saved_sender(browser)
+    browser.execute_script("""
+        window.sent = [];
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          window.sent.push(options.body);
+          return new Promise(function () {}); // still being answered at the reload
+        };""")
+    browser.find_element(By.ID, "message").send_keys("I'd like to order a coffee", Keys.ENTER)
+    body = browser.execute_script("return window.sent[0]")
+    browser.refresh()
+    ready(browser)
+    box = browser.find_element(By.ID, "message")
+    assert box.get_attribute("value") == "I'd like to order a coffee"  # the server had not stored it when looked
+    request = urllib.request.Request(live_url + "api/v1/chat", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as answer:  # the server answers it now, as a slow one would
+        assert json.load(answer)["replayed"] is False
+    box.send_keys(Keys.ENTER)  # sent again, as the page offers
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 2)
+    ready(browser)
+    turns = stored_turns(live_url, sender)
+    assert [turn["message"] for turn in turns] == ["hello", "I'd like to order a coffee"]
+    WebDriverWait(browser, 5).until(lambda b: not b.find_elements(By.CSS_SELECTOR, "#log .msg.unsent"))
+    coffee = "I'd like to order a coffee"
+    assert [row[:2] for row in conversation(browser)] == [
+        ("user", "hello"), ("bot", turns[0]["reply"]), ("user", coffee), ("bot", turns[1]["reply"])]
+
+
+def test_a_proxys_timeout_keeps_the_message_for_the_reload_it_advises(browser, live_url):
+    """A proxy's 504 says to reload and see whether the server got the message: the page had put
+    the message back in the box only, and the reload showed neither it nor a word of it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    browser.execute_script("""
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          return Promise.resolve(new Response("<html>Gateway Timeout</html>", {status: 504}));
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("with oat milk", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    assert "reload the page" in browser.find_elements(By.CSS_SELECTOR, "#log .msg.error .text")[-1].text
+    browser.refresh()
+    ready(browser)
+    assert [row[:2] for row in conversation(browser)][::2] == [("user", "hello"), ("user", "with oat milk")]
+    unsent = browser.find_element(By.CSS_SELECTOR, "#log .msg.user.unsent")
+    assert unsent.find_element(By.CSS_SELECTOR, ".text").text == "with oat milk"
+    assert browser.find_element(By.ID, "message").get_attribute("value") == "with oat milk"

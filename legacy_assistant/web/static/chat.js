@@ -446,6 +446,16 @@
       if (requestSender !== sender) return; // conversation was reset meanwhile
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
+        var worded = data && data.error && typeof data.error.message === "string" && data.error.message;
+        if (r.res.status === 504 && !worded) {
+          // a proxy gave up waiting, not the server: it may have the message and answer it yet.
+          // Kept as one the page gave up on, for the reload the error advises to settle.
+          unsure.push(mine);
+          saveUnsure();
+          stale = true;
+          addMessage("error", errorText(r.res.status, data));
+          return;
+        }
         addMessage("error", errorText(r.res.status, data));
         // to send again or to change, unless more was typed since
         if (!input.value) giveBack(text, messageId);
@@ -455,7 +465,9 @@
       known.push({ message: text, reply: data.reply });
       scrollToEnd();
       store(TURN_KEY, requestSender + " " + randomId());
-      if (stale) refreshWhenIdle = true;
+      // a copy the server had already (replayed) may be in the log as not sent: the turn is read
+      // again, and shown where the server stored it
+      if (stale || data.replayed === true) refreshWhenIdle = true;
     }).catch(function (err) {
       answered();
       if (requestSender !== sender) return;
