@@ -538,6 +538,37 @@ def test_copying_the_conversation_copies_it_as_shown_not_escaped(browser, playgr
     assert browser.execute_script("return window.copied") == [f"user: {typed}\n\nassistant: {bot[-1].text.strip()}"]
 
 
+def test_copying_the_conversation_works_where_the_page_has_no_clipboard_api(browser, playground):
+    """Served over plain HTTP to another machine (--host 0.0.0.0), the page is no secure context
+    and has no navigator.clipboard: the button threw and copied nothing, where gradio's own
+    copy button had copied by the document's copy command."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = playground
+    browser.get(url)
+    box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+    browser.execute_script(
+        "window.copied = []; Object.defineProperty(navigator, 'clipboard', {value: undefined});"
+        "document.execCommand = (command) => {"
+        "  window.copied.push([command, document.activeElement.value]); return true; };"
+    )
+    box.send_keys("line one")
+    box.send_keys(Keys.SHIFT, Keys.ENTER)
+    box.send_keys("line two")
+    box.send_keys(Keys.ENTER)
+    bot = WebDriverWait(browser, 60).until(
+        lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='bot']") if e.text.strip()]
+    )
+    copy = [b for b in browser.find_elements(By.CSS_SELECTOR, "#conversation button")
+            if (b.get_attribute("aria-label") or b.text or "").strip() == "Copy conversation"]
+    copy[0].click()
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.copied.length"))
+    assert browser.execute_script("return window.copied") == [
+        ["copy", f"user: line one\nline two\n\nassistant: {bot[-1].text.strip()}"]]
+
+
 def test_without_a_responder_the_chat_has_no_emotions_and_no_emotion_tab(default_predictor, free_port):
     """In this process: the page built over an intent model alone, served and called."""
     gradio_client = _gradio_client()

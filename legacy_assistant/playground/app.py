@@ -40,7 +40,9 @@ SYSTEM_FONTS = ("Segoe UI", "Roboto", "Helvetica Neue", "Helvetica", "Arial", "D
 SYSTEM_MONO_FONTS = ("SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace")
 RANKING_SHOWN = 5
 # The conversation's copy button copies the messages as the page shows them: gradio's own copy
-# buttons copy the value, which is HTML-escaped for showing ("fish &amp; chips").
+# buttons copy the value, which is HTML-escaped for showing ("fish &amp; chips"). A page that is
+# no secure context (plain HTTP to another machine) has no navigator.clipboard: there, as
+# gradio's buttons do, the text is selected in a hidden box and copied by the document.
 COPY_CONVERSATION_JS = """() => {
   const lines = [];
   for (const message of document.querySelectorAll(
@@ -49,7 +51,25 @@ COPY_CONVERSATION_JS = """() => {
     const role = message.getAttribute("data-testid") === "user" ? "user" : "assistant";
     lines.push(role + ": " + message.innerText.trim());
   }
-  navigator.clipboard.writeText(lines.join("\\n\\n"));
+  const text = lines.join("\\n\\n");
+  if (navigator.clipboard) {
+    navigator.clipboard.writeText(text);
+    return;
+  }
+  const focused = document.activeElement;
+  const hidden = document.createElement("textarea");
+  hidden.value = text;
+  hidden.style.position = "fixed";
+  hidden.style.left = "-9999px";
+  document.body.appendChild(hidden);
+  hidden.focus();
+  hidden.select();
+  try {
+    document.execCommand("copy");
+  } finally {
+    hidden.remove();
+    if (focused) focused.focus(); // the keyboard stays on the button
+  }
 }"""
 
 
