@@ -452,14 +452,22 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+def _message_box(browser, url):
+    """The playground's page at ``url`` in ``browser``, once loaded: its message box."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    return WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+
+
 def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, playground):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, _ = playground
-    browser.get(url)
-    box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+    box = _message_box(browser, url)
     assert browser.title == "legacy-assistant playground"
     # Markdown and HTML are shown as typed: no emphasis, no image, nothing fetched for it
     typed = "hello *there* <b>x</b> ![a](http://192.0.2.7/p.png) <img src=http://192.0.2.8/i.png>"
@@ -518,8 +526,7 @@ def test_copying_the_conversation_copies_it_as_shown_not_escaped(browser, playgr
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, _ = playground
-    browser.get(url)
-    box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+    box = _message_box(browser, url)
     browser.execute_script(
         "window.copied = []; Object.defineProperty(navigator, 'clipboard', "
         "{value: {writeText: (text) => { window.copied.push(text); return Promise.resolve(); }}});"
@@ -547,8 +554,7 @@ def test_copying_the_conversation_works_where_the_page_has_no_clipboard_api(brow
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, _ = playground
-    browser.get(url)
-    box = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#message textarea"))[0]
+    box = _message_box(browser, url)
     browser.execute_script(
         "window.copied = []; Object.defineProperty(navigator, 'clipboard', {value: undefined});"
         "document.execCommand = (command) => {"
