@@ -263,14 +263,18 @@
       "before sending it again"
   };
 
+  // The server's own message in an error answer ("" where there is none: a proxy's page).
+  function serverWords(data) {
+    return data && data.error && typeof data.error.message === "string" ? data.error.message : "";
+  }
+
   function errorText(status, data) {
     if (status === 401) {
       return "This server needs an API token, and this browser has none saved or a wrong one " +
         "(the page sends the token saved under the localStorage key " + TOKEN_KEY + ").";
     }
-    if (data && data.error && typeof data.error.message === "string" && data.error.message) {
-      return data.error.message;
-    }
+    var words = serverWords(data);
+    if (words) return words;
     // a proxy's answer, without the server's words: what the status means, which the user can act on
     if (STATUS_MEANINGS[status]) return STATUS_MEANINGS[status] + " (HTTP " + status + ").";
     if (status) return "The server returned an unexpected response (HTTP " + status + ").";
@@ -446,8 +450,7 @@
       if (requestSender !== sender) return; // conversation was reset meanwhile
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
-        var worded = data && data.error && typeof data.error.message === "string" && data.error.message;
-        if (r.res.status === 504 && !worded) {
+        if (r.res.status === 504 && !serverWords(data)) {
           // a proxy gave up waiting, not the server: it may have the message and answer it yet.
           // Kept as one the page gave up on, for the reload the error advises to settle.
           unsure.push(mine);
