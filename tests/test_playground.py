@@ -128,13 +128,16 @@ def playground(tmp_path_factory, free_port):
 
 
 def _wait_until_served(url, process, log_path, timeout=180.0):
+    """Until the page answers and the command has said where (``playground on URL``): it then
+    waits for Ctrl-C. gradio answers a moment before its launch returns, and a Ctrl-C in that
+    moment interrupts the start (130), as it should."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"playground exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
+                if response.status == 200 and "playground on " in log_path.read_text(errors="replace"):
                     return
         except (OSError, urllib.error.URLError):
             pass
