@@ -739,6 +739,7 @@ def test_held_out_and_training_replies_tokenize_each_distinct_turn_once(model, m
     """Both read each turn more than once (the overlap check, the pairs, the encoding): each
     distinct text is tokenized once, however many turns there are (more than the token cache
     holds), and none is remembered after."""
+    from legacy_assistant.common.caching import ShortTextCache
     from legacy_assistant.responder import vocabulary
     from legacy_assistant.responder.corpora import Dialogue, Turn
     from legacy_assistant.responder.evaluation import EvaluationSettings, held_out_data, training_replies
@@ -765,6 +766,9 @@ def test_held_out_and_training_replies_tokenize_each_distinct_turn_once(model, m
     responder = Responder.load(model["dir"])
     try:
         monkeypatch.setattr(processor, "tokens", counting)
+        # a cache of its own: these thousands of turns would fill the process's, which other tests count
+        monkeypatch.setattr(vocabulary, "_cached_tokens", ShortTextCache(
+            vocabulary._tokens, vocabulary.CACHED_TURNS, vocabulary.CACHED_TURN_CHARS))
         for _ in range(2):  # and again, the same texts: nothing kept between calls
             tokenized.clear()
             data = held_out_data(responder, held, EvaluationSettings())
