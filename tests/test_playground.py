@@ -250,7 +250,7 @@ def test_a_new_conversation_forgets_the_one_it_leaves(assistant):
 def test_a_turn_after_the_conversation_expired_says_the_transcript_above_is_forgotten(default_predictor):
     """The page kept showing a conversation the store had dropped as idle (an hour by default):
     the next turn was answered without it, while the page showed it as remembered."""
-    from legacy_assistant.playground.handlers import STARTED_OVER, Playground, as_shown
+    from legacy_assistant.playground.handlers import STARTED_OVER, Playground
     from legacy_assistant.serving.assistant import Assistant
     from legacy_assistant.serving.dialogue import DialoguePolicy
     from legacy_assistant.stores.base import MemoryStore
@@ -266,7 +266,7 @@ def test_a_turn_after_the_conversation_expired_says_the_transcript_above_is_forg
     now[0] += 3601
     third = playground.chat("hello", None, second.sender, second.transcript)
     assert third.transcript[:4] == second.transcript
-    assert third.transcript[4] == {"role": "assistant", "content": as_shown(STARTED_OVER)}
+    assert third.transcript[4] == {"role": "assistant", "content": STARTED_OVER}
     assert [m["role"] for m in third.transcript[5:]] == ["user", "assistant"]
     assert len(playground.assistant.history(third.sender)) == 1  # the new conversation holds this turn only
 
@@ -417,17 +417,91 @@ def test_mistakes_show_as_errors_without_tracebacks(client, playground):
         (("\n \n", "greedy", None, 0), "/all_emotions", "context is empty"),
         ((None, "greedy", None, 0), "/all_emotions", "context is empty"),  # was an AttributeError
         (("Hi!\n" + "x" * 1001, "greedy", None, 0), "/all_emotions", "turn is longer than 1000 characters"),
+        # a choice the page does not offer: gradio's own check of it logged a traceback each
+        (("hello", "boredom"), "/chat", "unknown emotion 'boredom'; expected one of neutral, anger"),
+        (("hello there", "bogus", None, 0), "/all_emotions", "unknown mode 'bogus'; expected one of greedy"),
+        (("hello there", "greedy", None, 50), "/all_emotions", "condition_strength must be a number in [0, 10]"),
+        (("hello there", "greedy", None, "lots"), "/all_emotions", "condition_strength must be a number in [0, 10]"),
+        ((5, "neutral"), "/chat", "the message must be text, got int"),
+        ((["a", "b"], "greedy", None, 0), "/all_emotions", "the context must be text, got list"),
     ]
     for args, api_name, message in cases:
         with pytest.raises(AppError) as raised:
             client.predict(*args, api_name=api_name)
         assert message in str(raised.value) and "Traceback" not in str(raised.value)
     assert "Traceback" not in log_path.read_text()  # a refused request is one log line
-    # gradio's own check of a choice (the page offers only the responder's emotions)
-    with pytest.raises(AppError, match="not in the list of choices"):
-        client.predict("hello", "boredom", api_name="/chat")
     # the session still works after its mistakes
     assert client.predict("hello", "neutral", api_name="/chat")[0]
+
+
+def test_the_chat_api_gives_the_text_as_written_not_escaped(client):
+    """The transcript came back escaped for the page's HTML ("fish &amp; chips")."""
+    message = 'fish & chips <b>x</b> "q" &lt; <img src=x onerror=alert(1)>'
+
+    transcript, _, _, _, _, _ = client.predict(message, "neutral", api_name="/chat")
+    again, _, _, _, _, _ = client.predict("a\tb  &amp;", "neutral", api_name="/chat")
+
+    assert [m["role"] for m in again] == ["user", "assistant", "user", "assistant"]
+    assert again[0] == {"role": "user", "content": message} and again[:2] == transcript
+    assert again[2] == {"role": "user", "content": "a\tb  &amp;"}
+    assert "&amp;" not in again[1]["content"] and "&lt;" not in again[1]["content"]
+    # the page's own call is the page's alone: a client has the one above
+    assert [name for name in client.view_api(print_info=False, return_format="dict")["named_endpoints"]] == [
+        "/chat", "/new_conversation", "/all_emotions"]
+
+
+def test_the_page_shows_the_transcript_escaped():
+    from legacy_assistant.playground.handlers import shown_transcript
+
+    written = [{"role": "user", "content": "<img src=x onerror=alert(1)> & 'q'"}, {"role": "assistant", "content": "a"}]
+    assert shown_transcript(written) == [
+        {"role": "user", "content": "&lt;img src=x onerror=alert(1)&gt; &amp; 'q'"},
+        {"role": "assistant", "content": "a"},
+    ]
+    assert written[0]["content"].startswith("<img")  # the transcript itself is left as written
+
+
+class _RecordingAssistant:
+    """Just what the every-emotion tab asks of an assistant: its emotions, and replies that
+    record the turns they were given."""
+
+    responder = None
+    emotions = ("neutral", "joy")
+
+    def __init__(self):
+        self.contexts = []
+
+    def respond(self, turns, emotion, mode, seed, strength):
+        self.contexts.append(list(turns))
+        return emotion
+
+
+def test_every_emotion_tab_breaks_turns_at_line_ends_only():
+    """A context was split at every break str.splitlines knows (a form feed, U+2028, U+0085...),
+    where the responder's corpora and the page's text box end a line at \n, \r\n or \r only."""
+    from legacy_assistant.playground.handlers import Playground
+
+    assistant = _RecordingAssistant()
+    playground = Playground(assistant)
+
+    replies = playground.all_emotions(
+        "one\x0btwo\x0cthree\u2028four\r\nfive\rsix\n\n \x1c\nseven\x85eight\u2029nine\x1e\x1dten\n", "greedy", ""
+    )
+
+    assert replies == ["neutral", "joy"]
+    expected = ["one\x0btwo\x0cthree\u2028four", "five", "six", "seven\x85eight\u2029nine\x1e\x1dten"]
+    assert assistant.contexts == [expected, expected]
+
+
+def test_values_that_are_not_text_are_refused_by_the_handlers():
+    from legacy_assistant.errors import RequestError
+    from legacy_assistant.playground.handlers import Playground
+
+    playground = Playground(_RecordingAssistant())
+    with pytest.raises(RequestError, match="the context must be text, got dict"):
+        playground.all_emotions({"turns": ["hi"]}, "greedy", "")
+    with pytest.raises(RequestError, match="the message must be text, got list"):
+        playground.chat(["hi"], None, None, None)
 
 
 def test_the_server_reaches_nothing_past_localhost(client, playground):
@@ -473,7 +547,8 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     box = _message_box(browser, url)
     assert browser.title == "legacy-assistant playground"
     # Markdown and HTML are shown as typed: no emphasis, no image, nothing fetched for it
-    typed = "hello *there* <b>x</b> ![a](http://192.0.2.7/p.png) <img src=http://192.0.2.8/i.png>"
+    typed = ("hello *there* <b>x</b> ![a](http://192.0.2.7/p.png) <img src=http://192.0.2.8/i.png> & &amp; "
+             "<img src=x onerror=window.injected=1>")
     box.send_keys(typed)
     box.send_keys(Keys.ENTER)
     bot = WebDriverWait(browser, 60).until(
@@ -484,6 +559,7 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     assert [e.text.strip() for e in user] == [typed]
     conversation = browser.find_element(By.CSS_SELECTOR, "#conversation").get_attribute("innerHTML")
     assert "<img" not in conversation and "<em>" not in conversation
+    assert browser.execute_script("return window.injected === undefined")
 
     # a refused message shows its error without covering the transcript or the message box
     box.send_keys(Keys.ENTER)  # empty

@@ -24,7 +24,13 @@ from legacy_assistant.common.optional import require
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.proxies import bypass_proxy_for
 from legacy_assistant.errors import AssistantError, ConfigError
-from legacy_assistant.playground.handlers import DEFAULT_MAX_TEXT_LENGTH, Message, Playground, new_sender
+from legacy_assistant.playground.handlers import (
+    DEFAULT_MAX_TEXT_LENGTH,
+    Message,
+    Playground,
+    new_sender,
+    shown_transcript,
+)
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH, MODES
 
 if TYPE_CHECKING:
@@ -203,12 +209,23 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
             result.transcript,
         )
 
+    def chat_shown(*args: Any) -> tuple[Any, ...]:
+        transcript, *rest = chat(*args)
+        return (shown_transcript(transcript), *rest)
+
     def restart_conversation(sender: str | None) -> tuple[Any, ...]:
         playground.forget(sender)  # no page session can reach it any more
         fresh = new_sender()
         return [], None, False, "", fresh, "", fresh, []
 
-    outputs = [chatbot, ranking, generated, why, conversation, message_box, sender_state, transcript_state]
+    details = [ranking, generated, why, conversation, message_box, sender_state, transcript_state]
+    outputs = [chatbot, *details]
+    inputs = [message_box, emotion_menu, sender_state, transcript_state]
+    # The chat renders its messages' text as HTML: the page gets it escaped, so that markup is shown
+    # as typed. An API client gets the text as written, from an endpoint of its own (the transcript
+    # as JSON) that the page never calls: its button is hidden.
+    api_transcript = gr.JSON(label="transcript", visible=False)
+    api_chat = gr.Button(visible=False)
     # One queue for the turns and the new conversations: a new conversation asked for while a
     # turn is answered waits for it. Side by side, it forgot the conversation before the turn was
     # stored (which then stored it afresh, where no page could reach it), and the turn's answer
@@ -216,14 +233,31 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
     queue = "conversation"
     gr.on(
         triggers=[message_box.submit, send.click],
-        fn=_shown(gr, chat),
-        inputs=[message_box, emotion_menu, sender_state, transcript_state],
+        fn=_shown(gr, chat_shown),
+        inputs=inputs,
         outputs=outputs,
-        api_name="chat",
+        api_visibility="private",
         # progress and a refusal's error mark show on "why this reply" only: on every output they
         # would cover the transcript and the message box until the next good message
         show_progress_on=[why],
         concurrency_id=queue,
+        # the values as sent: the handler checks them (an emotion not offered is its error, not
+        # gradio's choice check, which logs a traceback)
+        preprocess=False,
+    )
+    api_chat.click(
+        _shown(gr, chat),
+        inputs=inputs,
+        outputs=[api_transcript, *details],
+        api_name="chat",
+        api_description=(
+            "One turn of this session's conversation: the message and the emotion of a generated reply (None: the "
+            "responder's default). Returns the transcript (role and content of each message, as written), the "
+            "intent ranking, whether the reply was generated, why this reply, the conversation id and the emptied "
+            "message box."
+        ),
+        concurrency_id=queue,
+        preprocess=False,
     )
     restart.click(
         restart_conversation, inputs=[sender_state], outputs=outputs, api_name="new_conversation", concurrency_id=queue
@@ -272,6 +306,7 @@ def _emotions_tab(gr: Any, playground: Playground) -> None:
         inputs=[context, mode, seed, strength],
         outputs=replies,
         api_name="all_emotions",
+        preprocess=False,  # the handler checks the values as sent: a mode not offered is its error
         # the API page shows this, not the handler's docstring with its Sphinx markup
         api_description=(
             "The responder's reply to one context (one turn per line, oldest first) under each emotion, in the "

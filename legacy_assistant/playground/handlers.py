@@ -8,6 +8,7 @@ A caller's mistake (an empty message, an unknown emotion) raises
 from __future__ import annotations
 
 import html
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,10 @@ REASON_TEXT = {
     "low_confidence": "the best intent is below the fallback threshold",
 }
 
-Message = dict[str, str]  # {"role": "user" | "assistant", "content": text}
+Message = dict[str, str]  # {"role": "user" | "assistant", "content": text, as written}
+# A context's turns end at \n, \r\n or a lone \r, as the responder's corpora are read: not at
+# the other breaks str.splitlines knows (a form feed, U+2028...), which stay in their turn.
+TURN_BREAK = re.compile(r"\r\n|\r|\n")
 # Put between the transcript a page still shows and the next turn, where the store no longer holds
 # that conversation (idle past its expiry, dropped to make room for newer ones, or deleted): the
 # assistant answers without it.
@@ -47,12 +51,18 @@ def as_shown(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def shown_transcript(transcript: Sequence[Message]) -> list[Message]:
+    """``transcript`` as the page's chat shows it: each message's text :func:`as_shown`."""
+    return [{**message, "content": as_shown(message["content"])} for message in transcript]
+
+
 @dataclass(frozen=True)
 class ChatResult:
     """One answered turn and what the page shows beside it.
 
     Attributes:
-        transcript: the conversation so far as chat messages, this turn's two included.
+        transcript: the conversation so far as chat messages, this turn's two included; their
+            text as written (:func:`shown_transcript` escapes it for the page).
         ranking: the classifier's intents for the message, name -> probability (0..1), best first.
         generated: the responder said the reply (instead of an intent's or the canned fallback).
         explanation: why this reply, ``"<reason>: <words>"`` (``reason`` as in :class:`Reply`).
@@ -109,13 +119,12 @@ class Playground:
         text = self._checked(message, "message")
         earlier = list(transcript or [])
         if earlier and sender and not self.assistant.history(sender):
-            earlier.append({"role": "assistant", "content": as_shown(STARTED_OVER)})
+            earlier.append({"role": "assistant", "content": STARTED_OVER})
         sender = sender or new_sender()
         reply = self.assistant.chat(sender, text, emotion or None)
         parsed = self.assistant.parse(text)
         ranking = {entry["name"]: float(entry["confidence"]) for entry in parsed["intent_ranking"]}
-        # the chat shows HTML: escaped, a message or reply holding tags (an image) is shown as typed
-        turn = [{"role": "user", "content": as_shown(text)}, {"role": "assistant", "content": as_shown(reply.text)}]
+        turn = [{"role": "user", "content": text}, {"role": "assistant", "content": reply.text}]
         return ChatResult(
             transcript=[*earlier, *turn],
             ranking=ranking,
@@ -144,12 +153,14 @@ class Playground:
     def all_emotions(
         self, context: str, mode: str, seed: str | int | float | None, strength: float | None = None
     ) -> list[str]:
-        """The responder's reply to ``context`` (turns one per line, oldest first; blank lines
-        left out) under each of :attr:`emotions`, in that order, with condition guidance
-        ``strength`` (None: the responder's own)."""
+        """The responder's reply to ``context`` (turns one per line, oldest first, a line ending
+        at :data:`TURN_BREAK`; blank lines left out) under each of :attr:`emotions`, in that
+        order, with condition guidance ``strength`` (None: the responder's own)."""
         if not self.emotions:
             raise RequestError("no responder is loaded: start the playground with --responder DIR")
-        lines = [line for line in (context or "").splitlines() if line.strip()]
+        if context is not None and not isinstance(context, str):
+            raise RequestError(f"the context must be text, got {type(context).__name__}")
+        lines = [line for line in TURN_BREAK.split(context or "") if line.strip()]
         if not lines:
             raise RequestError("the context is empty: write at least one turn (one turn per line, oldest first)")
         turns = [self._checked(line, "turn") for line in lines]
@@ -159,6 +170,8 @@ class Playground:
     def _checked(self, text: str | None, what: str) -> str:
         """``text`` stripped; refused when blank, or longer than the text cap as given (spaces
         included), as the HTTP API measures it."""
+        if text is not None and not isinstance(text, str):
+            raise RequestError(f"the {what} must be text, got {type(text).__name__}")
         stripped = (text or "").strip()
         if not stripped:
             raise RequestError(f"the {what} is empty: write something first")
