@@ -83,6 +83,24 @@ def test_chat_show_intent_names_the_best_guess_behind_a_fallback(monkeypatch, ca
     assert re.fullmatch(r"bot> .+  \[fallback; best greeting 0\.\d\d, below the threshold 0\.995\]", line), line
 
 
+def test_chat_show_intent_gives_the_ranking_the_fallback_was_chosen_by(monkeypatch, capsys):
+    """The detail of a fallback classified the message a second time, and showed that ranking's
+    best intent (another one, should the second classification differ from the first)."""
+    import io
+    import re
+
+    from legacy_assistant.serving.assistant import Assistant
+
+    def parse_again(self, *args, **kwargs):
+        raise AssertionError("the message was classified a second time")
+
+    monkeypatch.setattr(Assistant, "parse", parse_again)
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello there\n"))
+    assert main(["chat", "--show-intent", "--threshold", "0.995"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"bot> .+  \[fallback; best greeting 0\.\d\d, below the threshold 0\.995\]", line), line
+
+
 def test_chat_indents_the_later_lines_of_a_reply_of_several(tiny_trained, tmp_path, monkeypatch, capsys):
     """A response holding a line break printed its second line without "bot> ": it read as the
     user's. A "\r" of one went to the terminal and wrote the next line over the first."""

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for message in _messages(interactive):
             reply = assistant.chat(args.sender, message)
-            _say(reply.text, _intent_detail(assistant, message, reply) if args.show_intent else "")
+            _say(reply.text, _intent_detail(assistant, reply) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -239,7 +239,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
             print(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
         for number, message in enumerate(_messages(interactive)):
             reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
-            _say(reply.text, _intent_detail(assistant, message, reply, emotion) if args.show_intent else "")
+            _say(reply.text, _intent_detail(assistant, reply, emotion) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -255,20 +255,21 @@ def _say(text: str, detail: str = "") -> None:
     print("\n".join(lines), flush=True)
 
 
-def _intent_detail(assistant: Assistant, message: str, reply: Reply, emotion: str | None = None) -> str:
+def _intent_detail(assistant: Assistant, reply: Reply, emotion: str | None = None) -> str:
     """What ``--show-intent`` prints after a reply: ``[intent confidence]``; for the fallback,
     canned (``fallback``) or generated (``generated <emotion>``), the classifier's best intent,
     its confidence and why it was not taken, e.g. ``[fallback; best greeting 0.21, below the
-    threshold 0.25]``."""
+    threshold 0.25]``: the guess of the ranking the reply was chosen by, not of the message
+    classified again."""
     if reply.reason in ("intent", "follow_up"):
         return f"  [{reply.intent} {reply.confidence:.2f}]"
     answered = f"generated {emotion}" if reply.generated else reply.intent
-    best = assistant.parse(message, top=1)["intent"]["name"]  # the guess the reply's confidence is of
     if reply.reason == "low_confidence":
         why = f"below the threshold {assistant.policy.threshold:g}"
     else:
         why = FALLBACK_WHY.get(reply.reason, reply.reason)
-    return f"  [{answered}; best {best} {reply.confidence:.2f}, {why}]"
+    best = f"best {reply.best} " if reply.best is not None else ""  # None: a model of no intent
+    return f"  [{answered}; {best}{reply.confidence:.2f}, {why}]"
 
 
 def _seed(args: argparse.Namespace, number: int) -> int | None:

@@ -356,7 +356,7 @@ class Assistant:
             return reply
         if not has_words(text):
             return reply
-        generated = Reply(text, reply.intent, reply.confidence, reply.reason, generated=True)
+        generated = replace(reply, text=text, generated=True)
         if canned is None:  # not stored: nothing to amend
             return generated
         try:

@@ -55,7 +55,9 @@ class Reply:
     the fallback it is the confidence of the classifier's best guess, and ``reason`` says why
     that guess was not taken. ``generated``: the text of a fallback came from the responder
     instead of the canned answers (the intent is still ``fallback``). ``replayed``: the answer
-    is a stored turn's, given again to a resent message (nothing was classified or stored)."""
+    is a stored turn's, given again to a resent message (nothing was classified or stored).
+    ``best``: for the fallback, the classifier's best guess, the intent ``confidence`` is of
+    (None for an intent's reply, and for a replayed one: the ranking is not stored)."""
 
     text: str
     intent: str
@@ -63,6 +65,7 @@ class Reply:
     reason: str = "intent"
     generated: bool = False
     replayed: bool = False
+    best: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ class DialoguePolicy:
             if understood and reason == "not_understood":
                 reason = "low_confidence"
         top_confidence = float(ranking[0][1]) if ranking and ranking[0][1] >= 0 else 0.0  # not NaN
-        reply = Reply(self._rng.choice(self.fallback_responses), FALLBACK_TAG, top_confidence, reason)
+        best = str(ranking[0][0]) if ranking else None
+        reply = Reply(self._rng.choice(self.fallback_responses), FALLBACK_TAG, top_confidence, reason, best=best)
         return reply, ConversationState(state.context, None, state.turns + 1)
 
     def _escape(self, state: ConversationState, ranking: Ranking) -> tuple[IntentRule, float] | None:
