@@ -17,6 +17,7 @@ import pytest
 
 from legacy_assistant.errors import ConfigError, RequestError
 from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, check_store_url, open_store
+from legacy_assistant.stores import sqlite_store
 from legacy_assistant.stores.sqlite_store import SQLiteStore
 from tests.helpers import FakeClock
 
@@ -221,6 +222,75 @@ def test_no_idle_time_keeps_conversations_forever(make_clocked_store):
     store.save("a", ConversationState(context="x", turns=1), turn())
     clock.advance(10 * 365 * 86400)
     assert store.load("a").context == "x" and len(store.history("a")) == 1
+
+
+def idle(make, seconds):
+    """Let ``seconds`` pass for the stores of ``make``: on the fake clock of the memory and SQLite
+    stores, on Redis's own clock by waiting."""
+    if make.kind == "redis":
+        time.sleep(seconds)
+    else:
+        make.clock.advance(seconds)
+
+
+def test_reading_is_no_activity_in_every_store(make_store):
+    """One rule in every store: a conversation expires once more than the idle time has passed
+    since its last save; reading it in the meantime does not keep it alive."""
+    store = make_store(ttl_seconds=1)
+    store.save("a", ConversationState(context="c", turns=1), turn("old"))
+    idle(make_store, 0.6)
+    assert store.load("a").context == "c" and [t.message for t in store.history("a")] == ["old"]
+    idle(make_store, 0.6)  # 1.2 s since the save, 0.6 s since the reads
+    assert store.load("a") == ConversationState() and store.history("a") == []
+    store.save("a", ConversationState(turns=1), turn("new"))
+    assert [t.message for t in store.history("a")] == ["new"]
+
+
+@pytest.mark.parametrize("later_ttl", [3600, 0])
+def test_an_expired_conversation_stays_expired_under_a_longer_or_no_idle_time(make_shared_store, later_ttl):
+    """SQLite measured a conversation by the idle time it runs with only: one that had expired
+    under a shorter idle time (its rows not yet swept) came back, context and transcript, once
+    the server ran with a longer one or none, where Redis had dropped it when it expired."""
+    make = make_shared_store
+    before = make(ttl_seconds=1)
+    before.save("expired", ConversationState(context="c", turns=1), turn("old"))
+    before.save("other", ConversationState(context="c", turns=1), turn("old"))
+    idle(make, 1.5)
+    later = make(ttl_seconds=later_ttl)
+    assert later.load("expired") == ConversationState() and later.history("expired") == []
+    assert later.forget("other") is False  # not a conversation there was
+    later.save("expired", ConversationState(turns=1), turn("new"))
+    assert [t.message for t in later.history("expired")] == ["new"]
+    idle(make, 1.5)  # saved under the later idle time: that one holds now
+    assert [t.message for t in make(ttl_seconds=later_ttl).history("expired")] == ["new"]
+
+
+def test_a_conversation_saved_without_an_idle_time_is_measured_from_its_last_save(make_shared_store):
+    """Redis could not tell how long a conversation kept without expiry had been idle, and gave
+    it the whole idle time of a server that has one from the first read; SQLite measured it from
+    its last save."""
+    make = make_shared_store
+    forever = make(ttl_seconds=0)
+    forever.save("idle", ConversationState(context="c", turns=1), turn("old"))
+    forever.save("recent", ConversationState(context="c", turns=1), turn("old"))
+    idle(make, 1.5)
+    forever.save("recent", ConversationState(context="c", turns=2), turn("new"))
+    later = make(ttl_seconds=1)
+    assert later.load("idle") == ConversationState() and later.history("idle") == []
+    assert later.load("recent").turns == 2
+
+
+@pytest.mark.parametrize("ttl_seconds", [None, -1, float("nan"), "60"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_store_refuses_an_idle_time_that_is_not_one(tmp_path, kind, ttl_seconds):
+    """None: the memory and SQLite stores kept conversations forever, Redis failed every save."""
+    from legacy_assistant.stores.redis_store import RedisStore
+
+    make = {"memory": lambda: MemoryStore(ttl_seconds=ttl_seconds),
+            "sqlite": lambda: SQLiteStore(tmp_path / "c.db", ttl_seconds=ttl_seconds),
+            "redis": lambda: RedisStore(object(), ttl_seconds=ttl_seconds)}[kind]
+    with pytest.raises(ConfigError, match="idle time must be >= 0 seconds"):
+        make()
 
 
 def _senders(store, table):
@@ -444,17 +514,25 @@ def test_redis_a_save_keeps_the_history_when_another_idle_time_moves_the_expiry_
     assert shorter.load("a").turns == 2
 
 
-def test_redis_a_higher_or_no_idle_time_lengthens_conversations_saved_under_a_lower_one(make_redis_store):
+def test_redis_a_higher_or_no_idle_time_takes_over_at_the_next_save(make_redis_store):
+    """A read by a server with a longer idle time (or none) moved the expiry of a conversation
+    saved with a shorter one: it lived on or not by whether something read it before it expired
+    (SQLite could not follow, and brought back those that had). Its next save moves it now."""
     before = make_redis_store(ttl_seconds=60)
     before.save("a", ConversationState(turns=1), turn())
     longer = make_redis_store(ttl_seconds=3600)
-    assert [t.message for t in longer.history("a")] == ["hi"]
+    assert [t.message for t in longer.history("a")] == ["hi"] and longer.load("a").turns == 1
+    left = [longer._client.pttl(longer._key(kind, "a")) for kind in ("state", "turns")]
+    assert all(50_000 < ms <= 60_000 for ms in left), left  # read: the expiry it was saved with
+    forever = make_redis_store(ttl_seconds=0)
+    assert forever.load("a").turns == 1 and forever.forget("b") is False
+    assert 50_000 < forever._client.pttl(forever._key("state", "a")) <= 60_000
+    longer.save("a", ConversationState(turns=2), turn("two"))
     left = [longer._client.pttl(longer._key(kind, "a")) for kind in ("state", "turns")]
     assert all(3_590_000 < ms <= 3_600_000 for ms in left), left
-    forever = make_redis_store(ttl_seconds=0)
-    assert forever.load("a").turns == 1
+    forever.save("a", ConversationState(turns=3), turn("three"))
     assert [forever._client.pttl(forever._key(kind, "a")) for kind in ("state", "turns")] == [-1, -1]
-    assert make_redis_store(ttl_seconds=60).load("a").turns == 1  # kept forever until now: 60 s from now
+    assert make_redis_store(ttl_seconds=60).load("a").turns == 3  # kept forever until now: 60 s from now
     assert 50_000 < before._client.pttl(before._key("state", "a")) <= 60_000
 
 
@@ -477,6 +555,26 @@ def test_redis_idle_time_under_a_millisecond_still_expires(make_redis_store):
     store.save("tiny", ConversationState(turns=1), turn("one"))
     time.sleep(0.05)
     assert store._client.exists(store._key("state", "tiny")) == 0  # gone, not kept forever
+
+
+def test_redis_load_reads_the_stored_state_once(make_redis_store, monkeypatch):
+    """A load parsed the state's JSON twice: once for the idle time it was saved with, once for
+    the state."""
+    from legacy_assistant.stores import redis_store
+
+    store = make_redis_store(ttl_seconds=3600)
+    store.save("a", ConversationState(context="c", turns=1), turn())
+    parsed = []
+
+    def loads(raw, *args, **kwargs):
+        parsed.append(raw)
+        return json.loads(raw, *args, **kwargs)
+
+    monkeypatch.setattr(redis_store, "json", type("Json", (), {"loads": staticmethod(loads), "dumps": json.dumps}))
+    assert store.load("a") == ConversationState(context="c", turns=1)
+    assert len(parsed) == 1
+    other = make_redis_store(ttl_seconds=60)  # saved with another idle time: moved, and still read
+    assert other.load("a") == ConversationState(context="c", turns=1)
 
 
 def test_redis_save_after_the_lock_expired_is_refused_not_lost(make_redis_store, monkeypatch):
@@ -892,6 +990,40 @@ def test_two_saves_in_one_conversation_block_both_land(make_store):
     assert done.wait(30), "the second save never returned"
     assert store.load("twice").turns == 2
     assert [t.message for t in store.history("twice")] == ["one", "two"]
+
+
+def test_conversation_blocks_nest_in_one_thread(make_store):
+    """A block inside another of the same thread: the memory store waited forever on its own lock
+    (for the same sender, or another whose lock stripe is the same), Redis for 10 s and then
+    failed; SQLite went on. Every store now goes on, and the outer block holds the sender until
+    it ends."""
+    store = make_store()
+    order = []
+    done = threading.Event()
+
+    def other_turn():
+        with store.conversation("outer"):
+            order.append("other")
+
+    def nested():
+        with store.conversation("outer"):
+            with store.conversation("outer"):
+                store.save("outer", ConversationState(turns=1), turn("inner"))
+            for i in range(1000):  # some share the memory store's lock stripe with "outer"
+                with store.conversation(f"other-{i}"):
+                    pass
+            other = threading.Thread(target=other_turn)
+            other.start()
+            time.sleep(0.2)  # time for the other turn to get in if the inner block had let go
+            order.append("outer")
+            store.save("outer", ConversationState(turns=2), turn("outer"))
+        other.join(30)
+        done.set()
+
+    threading.Thread(target=nested, daemon=True).start()
+    assert done.wait(60), "a nested conversation block never returned"
+    assert order == ["outer", "other"]
+    assert [t.message for t in store.history("outer")] == ["inner", "outer"]
 
 
 def test_conversation_without_save_releases_the_lock(make_store):
@@ -1563,3 +1695,28 @@ def test_a_turn_count_is_kept_to_64_bits_by_every_store(make_store):
     for count in (2**63, -(2**63) - 1):
         with pytest.raises(RequestError, match="64 bits"):
             ConversationState(turns=count)
+
+
+def test_sqlite_sweep_finds_expired_conversations_by_index_in_old_and_new_files(tmp_path):
+    """The sweep runs under the write lock once a minute: it finds what expired through the
+    indexes (when last saved; the idle time saved with), not by reading every conversation (55 ms
+    a sweep at 300,000 conversations), in a new file and in one written before saves recorded
+    their idle time."""
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as connection:  # the tables as files written before had them
+        connection.executescript(
+            "CREATE TABLE conversations (sender TEXT PRIMARY KEY, context TEXT, next_tag TEXT,"
+            " turns INTEGER NOT NULL, updated REAL NOT NULL);"
+            "CREATE INDEX conversations_updated ON conversations (updated);"
+        )
+    connection.close()
+    for path in (tmp_path / "new.db", old):
+        SQLiteStore(path, ttl_seconds=60).close()
+        with sqlite3.connect(path) as connection:
+            plan = connection.execute(
+                f"EXPLAIN QUERY PLAN SELECT sender FROM conversations WHERE {sqlite_store.EXPIRED_ROWS}", (0, 60, 0)
+            ).fetchall()
+        connection.close()
+        steps = " | ".join(str(row[-1]) for row in plan)
+        assert "conversations_updated" in steps and "conversations_ttl" in steps, (path.name, steps)
+        assert not re.search(r"\bSCAN conversations\b(?! USING)", steps), (path.name, steps)

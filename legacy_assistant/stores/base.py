@@ -89,6 +89,14 @@ def _real(name: str, value: object) -> float:
     return number
 
 
+def check_idle_time(ttl_seconds: object) -> None:
+    """Raise :class:`ConfigError` unless ``ttl_seconds`` is an idle time every store takes: a
+    number of seconds from 0 (0: conversations never expire; None is not one: the memory and
+    SQLite stores read it as 0, Redis failed at the first save)."""
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, numbers.Real) or not float(ttl_seconds) >= 0:
+        raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds!r}")
+
+
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_MAX_TURNS = 50
 # How long a store remembers that a conversation was forgotten (see ConversationStore.generation):
@@ -209,7 +217,8 @@ class ConversationStore(Protocol):
     def conversation(self, sender: str) -> contextlib.AbstractContextManager[None]:
         """Hold ``sender``'s conversation for one load -> decide -> save, so that two turns of
         one sender never interleave (across threads, and across processes or hosts as far as
-        the store is shared)."""
+        the store is shared). Re-entrant: a block inside another of the same thread (the same
+        sender or another) goes on at once, and the outer block holds its sender until it ends."""
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
@@ -232,12 +241,15 @@ class MemoryStore:
         max_turns: int = DEFAULT_MAX_TURNS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        check_idle_time(ttl_seconds)
         self.ttl_seconds = ttl_seconds
         self.max_conversations = max_conversations
         self.max_turns = max_turns
         self._clock = clock
         self._lock = threading.Lock()
-        self._sender_locks = [threading.Lock() for _ in range(64)]
+        # re-entrant: a conversation() block inside another of the same thread goes on (as in
+        # every store), also for a sender whose stripe is the outer block's
+        self._sender_locks = [threading.RLock() for _ in range(64)]
         self._items: OrderedDict[str, tuple[float, ConversationState, deque[Turn]]] = OrderedDict()
         # forgotten_key(sender) -> (when, token) of its last forget, oldest first
         self._forgotten: OrderedDict[str, tuple[float, str]] = OrderedDict()
@@ -365,8 +377,7 @@ def open_store(
     """
     if url is not None and not isinstance(url, str):
         raise ConfigError(f"the conversation store URL must be a string, got {type(url).__name__}")
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, numbers.Real) or not ttl_seconds >= 0:
-        raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds!r}")
+    check_idle_time(ttl_seconds)
     if isinstance(max_turns, bool) or not isinstance(max_turns, numbers.Integral) or max_turns < 1:
         raise ConfigError(f"turns kept per conversation must be >= 1, got {max_turns}")
     if not url:

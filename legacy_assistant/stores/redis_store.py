@@ -13,12 +13,14 @@ has acknowledged it. Both keys expire after the idle time, so Redis itself forge
 conversations. How durable an acknowledged write is depends on the Redis server's persistence
 settings (``appendonly yes`` with ``appendfsync everysec`` or ``always``).
 
-The state records the idle time it was saved with (``ttl_ms``). A server started with another
-idle time (``--conversation-ttl``) moves the expiry of a conversation saved under the old one to
-its last save plus the new idle time as soon as it reads or saves it, and treats it as expired
-where that has passed, as the SQLite store measures every conversation's idle time by the
-current setting. Redis counts the idle time on its own clock: what the key has left
-(``PTTL``) says how long ago it was saved. Keys no server reads keep their old expiry.
+The state records the idle time it was saved with (``ttl_ms``; and, saved with none, when, by
+Redis's clock: ``saved_at_ms``). A conversation expires by the shorter of that idle time and the
+store's (``--conversation-ttl``), as in every store: a server started with a shorter one moves
+the expiry of a conversation saved under the old one to its last save plus the new idle time as
+soon as it reads or saves it, and treats it as expired where that has passed; a longer one (or
+none) takes over at the conversation's next save. Redis counts the idle time on its own clock:
+what the key has left (``PTTL``) says how long ago it was saved. Keys no server reads keep their
+old expiry.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from legacy_assistant.stores.base import (
     FORGOTTEN_SECONDS,
     ConversationState,
     Turn,
+    check_idle_time,
     check_text,
     forgotten_key,
     sender_digest,
@@ -85,6 +88,7 @@ class RedisStore:
         max_turns: int = DEFAULT_MAX_TURNS,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
+        check_idle_time(ttl_seconds)
         self._client = client
         self.ttl_seconds = ttl_seconds
         self.max_turns = max_turns
@@ -185,18 +189,24 @@ class RedisStore:
         expires (0 ms would mean never)."""
         return max(1, math.ceil(self.ttl_seconds * 1000)) if self.ttl_seconds > 0 else 0
 
-    def _left_ms(self, saved_ms: int | None, pttl: int) -> int | None:
-        """What a conversation has left under this store's idle time: None for no expiry, 0 or
-        less when it has run out. ``saved_ms``: the idle time its state was saved with (None: not
-        recorded, by an earlier version); ``pttl``: what its state key has left (-1: no expiry)."""
+    def _left_ms(self, saved_ms: int | None, pttl: int, idle_ms: int | None = None) -> int | None:
+        """What a conversation has left: None for no expiry, less than 0 when it has run out (0:
+        idle exactly the idle time, still there). A conversation expires once idle longer than
+        the idle time it was last saved with or this store's, whichever is shorter: a longer one
+        (or none) takes over at its next save, so one that has expired stays expired, as Redis
+        dropped it. ``saved_ms``: the idle time its state was saved with (None: not recorded, by
+        an earlier version); ``pttl``: what its state key has left (-1: no expiry); ``idle_ms``:
+        how long a state saved without an idle time has been idle (None: not recorded)."""
         ttl = self._ttl_ms
+        if pttl < 0:  # saved without an idle time: its state records when (by Redis's clock)
+            if not ttl:
+                return None
+            return ttl if idle_ms is None else ttl - idle_ms  # not recorded: the idle time from now
         if not ttl:
-            return None
-        if saved_ms and pttl >= 0:  # Redis has counted the idle time down since the save
-            return ttl - (saved_ms - pttl)
-        if pttl >= 0:  # how long it has been idle is not known: no longer than either
-            return min(pttl, ttl)
-        return ttl  # kept without expiry so far: the idle time from now
+            return pttl  # the expiry it was saved with stands until its next save
+        if saved_ms:  # Redis has counted the idle time down since the save
+            return min(pttl, ttl - (saved_ms - pttl))
+        return min(pttl, ttl)  # how long it has been idle is not known: no longer than either
 
     def _expired(self, pipe: Any, state_key: str, raw: Any) -> bool:
         """Whether the state ``raw`` (read from ``state_key``) has been idle longer than this
@@ -204,14 +214,16 @@ class RedisStore:
         saved = _saved_ttl_ms(raw)
         if saved == self._ttl_ms:
             return False  # Redis expires it when due
-        left = self._left_ms(saved, pipe.pttl(state_key))
-        return left is not None and left <= 0
+        pttl = pipe.pttl(state_key)
+        left = self._left_ms(saved, pttl, _idle_ms(pipe, raw) if pttl < 0 else None)
+        return left is not None and left < 0
 
     def _current(self, sender: str, raw: Any) -> Any:
         """``raw``, the state as read, once its keys expire by this store's idle time: a state
-        saved with another idle time has its expiry moved to its last save plus this one (its keys
-        are deleted where that has passed: None). A value that is not this store's JSON is left
-        as it is, for the reader to refuse."""
+        saved with a longer idle time (or none) has its expiry moved to its last save plus this
+        one (its keys are deleted where that has passed: None); one saved with a shorter idle time
+        keeps its expiry (see :meth:`_left_ms`). A value that is not this store's JSON is left as
+        it is, for the reader to refuse."""
         if raw is None or _saved_ttl_ms(raw) == self._ttl_ms:
             return raw
         import redis
@@ -231,18 +243,19 @@ class RedisStore:
                     return raw
                 if not isinstance(data, dict):
                     return raw
-                left = self._left_ms(saved, pipe.pttl(state_key))
+                pttl = pipe.pttl(state_key)
+                left = self._left_ms(saved, pttl, _idle_ms(pipe, data) if pttl < 0 else None)
+                if left is None or (pttl >= 0 and left >= pttl):
+                    return raw  # its expiry stands (a save moves it)
                 pipe.multi()
-                if left is not None and left <= 0:
+                if left < 0:
                     pipe.delete(state_key, turns_key)
                     rebased = None
                 else:
                     rebased = json.dumps({**data, "ttl_ms": ttl})
-                    pipe.set(state_key, rebased, px=left)  # None: no expiry (SET drops the old one)
-                    if left:
-                        pipe.pexpire(turns_key, left)
-                    else:
-                        pipe.persist(turns_key)
+                    left = max(left, 1)  # idle exactly the idle time: there, until the next millisecond
+                    pipe.set(state_key, rebased, px=left)
+                    pipe.pexpire(turns_key, left)
                 try:
                     pipe.execute()
                     return rebased
@@ -253,11 +266,20 @@ class RedisStore:
     def load(self, sender: str) -> ConversationState:
         check_text("sender", sender)  # keys are UTF-8: a clear error, as every store gives
         with self._errors("load"):
-            raw = self._current(sender, self._client.get(self._key("state", sender)))
+            raw = self._client.get(self._key("state", sender))
         if raw is None:
             return ConversationState()
         with self._unreadable(sender):
-            return ConversationState.from_dict(json.loads(raw))
+            data = json.loads(raw)  # once: the idle time it was saved with is read from it too
+        if _ttl_ms_of(data) != self._ttl_ms:  # saved with another idle time: its expiry moves first
+            with self._errors("load"):
+                raw = self._current(sender, raw)
+            if raw is None:
+                return ConversationState()
+            with self._unreadable(sender):
+                data = json.loads(raw)
+        with self._unreadable(sender):
+            return ConversationState.from_dict(data)
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         import redis
@@ -267,7 +289,7 @@ class RedisStore:
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
         ttl_ms = self._ttl_ms
         # with the idle time it is saved with: a server with another one tells how long it has been idle
-        saved_state = json.dumps({**state.to_dict(), "ttl_ms": ttl_ms})
+        saved_state = {**state.to_dict(), "ttl_ms": ttl_ms}
         lock, expired = self._held_lock(sender, "saved")
         with self._errors("save"):
             for _ in range(SAVE_ATTEMPTS):
@@ -280,6 +302,9 @@ class RedisStore:
                     # and the PTTL below, retries this one, whose history would otherwise be deleted
                     # as expired
                     pipe.watch(state_key)
+                    if not ttl_ms:
+                        # kept without expiry: when, for a server with an idle time to measure from
+                        saved_state["saved_at_ms"] = _now_ms(pipe)
                     stored = pipe.get(state_key)
                     # an expired conversation starts afresh; one saved with a longer idle time
                     # than this store's may have been idle longer than this one allows
@@ -294,7 +319,7 @@ class RedisStore:
                     pipe.multi()
                     if fresh:
                         pipe.delete(turns_key)  # an expired conversation starts afresh
-                    pipe.set(state_key, saved_state, px=ttl_ms or None)
+                    pipe.set(state_key, json.dumps(saved_state), px=ttl_ms or None)
                     pipe.rpush(turns_key, json.dumps(turn.to_dict()))
                     pipe.ltrim(turns_key, -self.max_turns, -1)
                     if ttl_ms:
@@ -371,14 +396,19 @@ class RedisStore:
             with self._client.pipeline(transaction=True) as pipe:
                 pipe.get(state_key)
                 pipe.pttl(state_key)
+                pipe.time()
                 pipe.delete(state_key, self._key("turns", sender))
                 pipe.set(self._forgotten_key(sender), uuid.uuid4().hex, px=int(FORGOTTEN_SECONDS * 1000))
-                stored, pttl, _, _ = pipe.execute()
+                stored, pttl, _, _, now = pipe.execute()
         if stored is None:
             return False
         saved = _saved_ttl_ms(stored)
-        left = None if saved == self._ttl_ms else self._left_ms(saved, pttl)
-        return left is None or left > 0  # not expired
+        idle = None
+        if saved != self._ttl_ms and pttl < 0:
+            with contextlib.suppress(ValueError, TypeError):
+                idle = _idle_ms_at(json.loads(stored), _ms(now))
+        left = None if saved == self._ttl_ms else self._left_ms(saved, pttl, idle)
+        return left is None or left >= 0  # not expired
 
     def generation(self, sender: str) -> str | None:
         check_text("sender", sender)
@@ -392,6 +422,10 @@ class RedisStore:
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
         check_text("sender", sender)
+        locks = self._held.__dict__.setdefault("locks", {})
+        if sender in locks:  # nested in a block of this thread: the outer one holds the lock
+            yield
+            return
         lock = self._client.lock(
             self._key("lock", sender), timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS, sleep=0.002
         )
@@ -399,7 +433,6 @@ class RedisStore:
             acquired = lock.acquire()
         if not acquired:
             raise StoreError(f"{_named(sender)} stayed locked for {LOCK_WAIT_SECONDS}s")
-        locks = self._held.__dict__.setdefault("locks", {})
         locks[sender] = lock
         try:
             yield
@@ -429,9 +462,45 @@ def _saved_ttl_ms(raw: Any) -> int | None:
     """The idle time (ms) a stored state was saved with; None where it does not say (saved by an
     earlier version, or a value that is not this store's JSON)."""
     try:
-        value = json.loads(raw).get("ttl_ms")
-    except (ValueError, TypeError, AttributeError):
+        return _ttl_ms_of(json.loads(raw))
+    except (ValueError, TypeError):
         return None
+
+
+def _ms(time_reply: Any) -> int:
+    """Milliseconds from a reply to Redis's ``TIME`` (seconds and microseconds)."""
+    seconds, microseconds = time_reply
+    return int(seconds) * 1000 + int(microseconds) // 1000
+
+
+def _now_ms(client: Any) -> int:
+    """The time on Redis's own clock, the one its keys expire by (ms)."""
+    return _ms(client.time())
+
+
+def _idle_ms_at(data: Any, now_ms: int) -> int | None:
+    """How long a state (parsed) saved without an idle time had been idle at ``now_ms``; None
+    where it does not say (saved by an earlier version, or not this store's JSON)."""
+    saved_at = data.get("saved_at_ms") if isinstance(data, dict) else None
+    return max(0, now_ms - saved_at) if type(saved_at) is int else None
+
+
+def _idle_ms(client: Any, state: Any) -> int | None:
+    """:func:`_idle_ms_at` now, of a state raw or parsed; asks Redis the time only where the
+    state records when it was saved."""
+    if isinstance(state, (bytes, str)):
+        try:
+            state = json.loads(state)
+        except ValueError:
+            return None
+    if not isinstance(state, dict) or type(state.get("saved_at_ms")) is not int:
+        return None
+    return _idle_ms_at(state, _now_ms(client))
+
+
+def _ttl_ms_of(data: Any) -> int | None:
+    """:func:`_saved_ttl_ms` of a state already parsed."""
+    value = data.get("ttl_ms") if isinstance(data, dict) else None
     return value if type(value) is int and value >= 0 else None
 
 

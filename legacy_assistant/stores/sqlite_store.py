@@ -42,6 +42,7 @@ from legacy_assistant.stores.base import (
     SQLITE_SYNCHRONOUS_MODES,
     ConversationState,
     Turn,
+    check_idle_time,
     check_text,
     forgotten_key,
     sender_digest,
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     context  TEXT,
     next_tag TEXT,
     turns    INTEGER NOT NULL,
-    updated  REAL NOT NULL
+    updated  REAL NOT NULL,
+    ttl      REAL
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated);
 CREATE TABLE IF NOT EXISTS turns (
@@ -121,21 +123,34 @@ ADDED_TURN_COLUMNS = (
     ("reason", "TEXT"),
     ("message_id", "TEXT"),
 )
+# Columns of ``conversations`` added since: ``ttl``, the idle time (seconds, 0: none) of the
+# conversation's last save (NULL in conversations saved before: only the current one holds).
+ADDED_CONVERSATION_COLUMNS = (("ttl", "REAL"),)
+# Made once the columns are there (a file written before has them only then). By ``ttl``, the
+# sweep finds the few conversations saved with a shorter idle time than the current one without
+# reading every row.
+INDEXES_OF_ADDED_COLUMNS = "CREATE INDEX IF NOT EXISTS conversations_ttl ON conversations (ttl);"
+# The sweep's conversations: idle since before the cutoff (now minus this store's idle time), or
+# saved with a shorter idle time than it and idle longer than that; arguments (cutoff, this
+# store's idle time or infinity, now).
+EXPIRED_ROWS = "updated < ? OR (ttl > 0 AND ttl < ? AND ? - updated > ttl)"
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
-    """Give a file written before turns recorded a column of :data:`ADDED_TURN_COLUMNS` that
-    column. Two processes may both find it missing: the second one's ALTER fails with
-    "duplicate column", which is the state it wanted."""
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(turns)")}
-    for name, definition in ADDED_TURN_COLUMNS:
-        if name in columns:
-            continue
-        try:
-            connection.execute(f"ALTER TABLE turns ADD COLUMN {name} {definition}")
-        except sqlite3.OperationalError as exc:
-            if "duplicate column" not in str(exc).lower():
-                raise
+    """Give a file written before turns recorded a column of :data:`ADDED_TURN_COLUMNS` (or
+    conversations one of :data:`ADDED_CONVERSATION_COLUMNS`) that column. Two processes may both
+    find it missing: the second one's ALTER fails with "duplicate column", which is the state it
+    wanted."""
+    for table, added in (("turns", ADDED_TURN_COLUMNS), ("conversations", ADDED_CONVERSATION_COLUMNS)):
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for name, definition in added:
+            if name in columns:
+                continue
+            try:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc).lower():
+                    raise
 
 
 def _create_private(path: Path) -> int:
@@ -277,6 +292,7 @@ class SQLiteStore:
     ) -> None:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ConfigError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+        check_idle_time(ttl_seconds)
         self.path = Path(path)
         self.ttl_seconds = ttl_seconds
         self.max_turns = max_turns
@@ -306,7 +322,8 @@ class SQLiteStore:
                 mode,
             )
         if self.ttl_seconds:
-            # what expired while no server ran (or ran without saving) goes now, not at some later save
+            # what expired while no server ran (or ran without saving) goes now, not at some later
+            # save (with no idle time, what expired by the one it was saved with goes at the first)
             self._write("sweep expired conversations", lambda connection: self._purge(connection, self._clock()))
         log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
 
@@ -325,6 +342,7 @@ class SQLiteStore:
         try:
             _retry_while_busy(lambda: connection.executescript(SCHEMA))
             _retry_while_busy(lambda: _add_missing_columns(connection))
+            _retry_while_busy(lambda: connection.executescript(INDEXES_OF_ADDED_COLUMNS))
         finally:
             connection.close()
         self._identity = _file_identity(self.path)
@@ -445,17 +463,24 @@ class SQLiteStore:
                 f"{sender_digest(sender)} (SHA-256 digest) is not readable: {exc}"
             ) from exc
 
-    def _expired(self, updated: float, now: float) -> bool:
-        return bool(self.ttl_seconds) and now - float(updated) > self.ttl_seconds
+    def _expired(self, updated: float, saved_ttl: float | None, now: float) -> bool:
+        """Whether a conversation last saved at ``updated`` with the idle time ``saved_ttl`` (None:
+        not recorded) has been idle longer than that idle time or this store's, whichever is
+        shorter (0: none): a longer one takes over at its next save, so an expired conversation
+        stays expired, as in the other stores."""
+        idle = now - float(updated)
+        return (bool(self.ttl_seconds) and idle > self.ttl_seconds) or (
+            saved_ttl is not None and float(saved_ttl) > 0 and idle > float(saved_ttl)
+        )
 
     def load(self, sender: str) -> ConversationState:
         check_text("sender", sender)  # sqlite3 binds UTF-8 only: a clear error, as every store gives
         with self._errors("load"), self._connection() as connection:
             row = connection.execute(
-                "SELECT context, next_tag, turns, updated FROM conversations WHERE sender = ?", (sender,)
+                "SELECT context, next_tag, turns, updated, ttl FROM conversations WHERE sender = ?", (sender,)
             ).fetchone()
         with self._unreadable(sender):
-            if row is None or self._expired(row[3], self._clock()):
+            if row is None or self._expired(row[3], row[4], self._clock()):
                 return ConversationState()
             return ConversationState(context=_text_or_none(row[0]), next_tag=_text_or_none(row[1]), turns=int(row[2]))
 
@@ -523,11 +548,11 @@ class SQLiteStore:
 
     def _status(self, connection: sqlite3.Connection, sender: str, now: float) -> str:
         """``sender``'s conversation row: ``"absent"``, ``"expired"`` (idle too long, not yet purged) or ``"live"``."""
-        row = connection.execute("SELECT updated FROM conversations WHERE sender = ?", (sender,)).fetchone()
+        row = connection.execute("SELECT updated, ttl FROM conversations WHERE sender = ?", (sender,)).fetchone()
         if row is None:
             return "absent"
         with self._unreadable(sender):
-            return "expired" if self._expired(row[0], now) else "live"
+            return "expired" if self._expired(row[0], row[1], now) else "live"
 
     def _forget(self, connection: sqlite3.Connection, sender: str) -> bool:
         now = self._clock()
@@ -578,10 +603,10 @@ class SQLiteStore:
             connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
             self._local.deleted = True
         connection.execute(
-            "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO conversations (sender, context, next_tag, turns, updated, ttl) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
-            "turns = excluded.turns, updated = excluded.updated",
-            (sender, state.context, state.next_tag, state.turns, now),
+            "turns = excluded.turns, updated = excluded.updated, ttl = excluded.ttl",
+            (sender, state.context, state.next_tag, state.turns, now, float(self.ttl_seconds or 0)),
         )
         connection.execute(
             "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated, reason, message_id) "
@@ -593,16 +618,20 @@ class SQLiteStore:
             "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
             (sender, sender, self.max_turns),
         )
-        if self.ttl_seconds and (self._last_purge is None or now - self._last_purge >= PURGE_INTERVAL_SECONDS):
+        if self._last_purge is None or now - self._last_purge >= PURGE_INTERVAL_SECONDS:
             self._purge(connection, now)
 
     def _purge(self, connection: sqlite3.Connection, now: float) -> None:
         self._last_purge = now
-        cutoff = now - self.ttl_seconds
+        # idle longer than this store's idle time (none: never), or than a shorter one it was
+        # saved with; each side of the OR has its index (updated; ttl), so no sweep reads every row
+        cutoff = now - self.ttl_seconds if self.ttl_seconds else float("-inf")
+        shorter = self.ttl_seconds if self.ttl_seconds else float("inf")
+        arguments = (cutoff, shorter, now)
         connection.execute(
-            "DELETE FROM turns WHERE sender IN (SELECT sender FROM conversations WHERE updated < ?)", (cutoff,)
+            f"DELETE FROM turns WHERE sender IN (SELECT sender FROM conversations WHERE {EXPIRED_ROWS})", arguments
         )
-        deleted = connection.execute("DELETE FROM conversations WHERE updated < ?", (cutoff,)).rowcount
+        deleted = connection.execute(f"DELETE FROM conversations WHERE {EXPIRED_ROWS}", arguments).rowcount
         connection.execute("DELETE FROM forgotten WHERE at < ?", (now - FORGOTTEN_SECONDS,))
         if deleted:
             self._local.deleted = True
