@@ -47,6 +47,11 @@ class StoreError(AssistantError):
     """The conversation store cannot be reached or refused a read or write."""
 
 
+class ReadingStopped(AssistantError, ConnectionAbortedError):
+    """The server, stopping, stopped reading a request whose body had not all arrived: its
+    client may send it again (to another instance, or once the server is back)."""
+
+
 class DataError(AssistantError):
     """A data file (CSV or CLINC150-style JSON) cannot be used. ``problems`` lists what is wrong,
     each naming the line or the entry; the message, the first :data:`MAX_LISTED_PROBLEMS` of them."""

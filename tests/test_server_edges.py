@@ -218,6 +218,13 @@ def test_a_body_cut_short_by_the_client_is_not_taken_for_the_whole(server):
     answer = send_then_close(server, b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\n"
                              b"Content-Type: application/json\r\n" + chunked)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    # cut right after a chunk's data, before (or inside) its line end: gunicorn's
+    # ChunkMissingTerminator, which named a malformed body (400) though nothing sent was wrong
+    for end in (b"", b"\r"):
+        chunked = b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s%s" % (len(body), body, end)
+        answer = send_then_close(server, b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\n"
+                                 b"Content-Type: application/json\r\n" + chunked)
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer, (end, answer[:300])
 
 
 def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outside(tmp_path, free_port):
@@ -437,8 +444,62 @@ def test_a_quick_stop_cuts_off_a_request_still_arriving_instead_of_waiting_to_be
         stopped.set()
         process.stop()
     log = (tmp_path / "server.log").read_text()
-    assert answer.startswith(b"HTTP/1.1 408"), (answer[:200], log[-2000:])
+    # not 408, which blames the client: the server is stopping, and the client may send it again
+    assert answer.startswith(b"HTTP/1.1 503") and b'"shutting_down"' in answer, (answer[:200], log[-2000:])
     assert "SIGKILL" not in log, log[-2000:]
+
+
+def received_until_closed(sock) -> bytes:
+    received = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+
+
+def test_a_graceful_stop_answers_a_request_still_arriving_and_lets_those_that_arrived_finish(tmp_path, free_port):
+    """SIGTERM while one client trickles its body and another's body is on its way: the
+    worker read on until the master killed it at the graceful timeout (30 s), and the first
+    client got no answer. The request that has arrived is answered; the one still arriving
+    gets 503 shutting_down (send it again) and the worker ends."""
+    import threading
+
+    process = ServerProcess(["--workers", "1", "--no-responder", "--store", "memory"], port=free_port(),
+                            log_path=tmp_path / "server.log")
+    stopped = threading.Event()
+    head = (b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n")
+    try:
+        slow = socket.create_connection(("127.0.0.1", process.port), timeout=60)
+        slow.sendall(head % 300 + b"{")
+
+        def trickle():  # a byte a second: each read succeeds, the request never ends
+            while not stopped.wait(1.0):
+                try:
+                    slow.sendall(b" ")
+                except OSError:
+                    return
+
+        threading.Thread(target=trickle, daemon=True).start()
+        body = chat_body(200)
+        prompt = socket.create_connection(("127.0.0.1", process.port), timeout=60)
+        prompt.sendall(head % len(body) + body[:50])
+        time.sleep(1.5)
+        process.signal(signal.SIGTERM)
+        prompt.sendall(body[50:])  # the rest of a body on its way as the stop comes
+        assert process.process.wait(60) == 0
+        slow_answer, prompt_answer = received_until_closed(slow), received_until_closed(prompt)
+    finally:
+        stopped.set()
+        process.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert prompt_answer.startswith(b"HTTP/1.1 200"), (prompt_answer[:300], log[-2000:])
+    assert slow_answer.startswith(b"HTTP/1.1 503"), (slow_answer[:300], log[-2000:])
+    slow_head, _, slow_body = slow_answer.partition(b"\r\n\r\n")
+    assert b"\r\nConnection: close\r\n" in slow_head and b"\r\nRetry-After: 1\r\n" in slow_head, slow_head
+    assert json.loads(slow_body)["error"]["code"] == "shutting_down"
+    assert "SIGKILL" not in log and "Traceback" not in log, log[-2000:]
 
 
 def test_the_log_names_the_address_it_listens_at(server):
@@ -533,6 +594,43 @@ def test_the_body_reader_asks_for_the_body_once_and_never_once_the_answer_has_be
     assert unasked.mark_answered() is True  # never told to send it: the connection must close
     assert unasked.read(2) == b"{}"
     assert late.sent == b""
+
+
+def test_a_body_the_stopping_worker_stopped_reading_fails_to_read_and_is_never_taken_whole() -> None:
+    """A body still arriving when the worker stops reading it (its client's side shut, as the
+    stop does) fails with ReadingStopped, declared length or chunked, rather than handing over
+    what came as if it were all; not stopped, a body cut short reads as before."""
+    from gunicorn.http.body import ChunkedReader, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    from legacy_assistant.errors import ReadingStopped
+    from legacy_assistant.serving.server import _StoppableReader
+
+    def cut_off(sent: bytes) -> SocketUnreader:
+        server_side, client_side = socket.socketpair()
+        client_side.sendall(sent)
+        client_side.close()
+        return SocketUnreader(server_side)
+
+    for stopped in (False, True):
+        length = _StoppableReader(LengthReader(cut_off(b'{"a": '), 300))
+        chunks = _StoppableReader(ChunkedReader(None, cut_off(b'6\r\n{"a": ')))
+        for body in (length, chunks):
+            assert not body.complete()
+            body.stopped = stopped
+        if stopped:
+            with pytest.raises(ReadingStopped):
+                length.read(300)
+            with pytest.raises(ReadingStopped):
+                chunks.read(300)
+        else:
+            assert length.read(300) == b'{"a": '  # the app sees a body shorter than declared: 408
+            with pytest.raises(Exception) as raised:  # gunicorn's own error for a chunk cut off
+                chunks.read(300)
+            assert not isinstance(raised.value, ReadingStopped)
+    whole = _StoppableReader(LengthReader(cut_off(b"{}"), 2))
+    whole.stopped = True
+    assert whole.read(2) == b"{}" and whole.complete()
 
 
 def test_gunicorn_logs_no_line_of_its_own_per_request_with_the_sender_id() -> None:

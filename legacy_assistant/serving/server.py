@@ -16,7 +16,9 @@ Signals to the master:
   then reloads (``unchanged``, unless the directory changed meanwhile); gunicorn's worker
   would die of it (see :class:`ModelWorker`).
 * ``TERM``/``INT``/``QUIT``, ``TTIN``/``TTOU`` and ``USR1`` keep gunicorn's meaning (stop,
-  one worker more or fewer, reopen log files).
+  one worker more or fewer, reopen log files). A graceful stop (``TERM``) lets the requests
+  being handled finish, and stops reading those still arriving after
+  :data:`STOP_ARRIVING_LINGER_SECONDS` (see :meth:`ModelWorker.handle_exit`).
 
 ``legacy-assistant serve`` starts this module in a fresh interpreter
 (``python -m legacy_assistant.serving.server OPTIONS_JSON``), so that whatever the command line imported
@@ -71,7 +73,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
-from legacy_assistant.errors import AssistantError, ConfigError
+from legacy_assistant.errors import AssistantError, ConfigError, ReadingStopped
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
 from legacy_assistant.serving.ports import listen_problem
 from legacy_assistant.serving.readiness import WorkerRegistry, shared_memory_dir
@@ -255,13 +257,17 @@ class ModelWorker(ThreadWorker):
     * **Errors gunicorn answers itself** (:meth:`handle_error`) are JSON, like the app's.
     * **``100 Continue`` waits for the app** (:meth:`handle_request`): it goes out when the app
       first reads the body, so a body refused unread (over the size limit) is never asked for.
+    * **A stop stops reading the requests still arriving** (:meth:`handle_exit`,
+      :meth:`handle_quit`): a client trickling its body kept the worker until it was killed.
     * **The loaded models are frozen for the garbage collector** once the app is built
       (:mod:`legacy_assistant.serving.heap`): a full collection would otherwise walk their
       hundreds of thousands of objects with every request thread waiting.
     """
 
     _quitting = False
+    _cutting = False  # a graceful stop has stopped reading the requests still arriving (handle_exit)
     _in_flight: dict[int, Any] = {}  # replaced by the worker's own dict as it starts (init_process)
+    _bodies: dict[int, _StoppableReader] = {}  # by connection: its request's body, once its headers are read
     _refused_ids: Any = None  # the ids of requests gunicorn refuses itself (RequestIds), made at the first
 
     def handle_quit(self, sig: int, frame: Any) -> None:
@@ -274,12 +280,51 @@ class ModelWorker(ThreadWorker):
         process ends only once its request threads have, and a client still sending its
         request, a byte every few seconds, kept one reading (each read is bounded, the whole
         request is not), and the worker alive until the master killed it at the graceful
-        timeout. Answers being computed still go out."""
+        timeout. Answers being computed still go out; a body still arriving is answered 503
+        ``shutting_down``."""
         if self._quitting:
             return
         self._quitting = True
-        _stop_reading(self._in_flight.values())
+        self._stop_reading_in_flight(everything=True)
         super().handle_quit(sig, frame)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """A graceful stop: the requests being handled (their body read) finish, and after
+        :data:`STOP_ARRIVING_LINGER_SECONDS` the worker stops reading the requests still
+        arriving (:meth:`_cut_arriving`). A client sending its body a byte every few seconds
+        kept a request thread, and the worker, alive until the master killed it at the graceful
+        timeout (30 s), and then got no answer at all."""
+        first = self.alive
+        super().handle_exit(sig, frame)
+        if first and not self._quitting:
+            # the timer starts on the main loop: a thread started inside a signal handler may
+            # wait for a lock of the threading module the interrupted code holds
+            self.method_queue.defer(self._cut_arriving_later)
+
+    def _cut_arriving_later(self) -> None:
+        timer = threading.Timer(STOP_ARRIVING_LINGER_SECONDS, self._cut_arriving)
+        timer.daemon = True
+        timer.start()
+
+    def _cut_arriving(self) -> None:
+        """Stop reading the connections whose request has not all arrived: one whose headers are
+        still arriving is closed, unanswered; one whose body is, answered 503 ``shutting_down``
+        (the app's read of it fails with :class:`~legacy_assistant.errors.ReadingStopped`) and
+        closed. Answers being computed still go out."""
+        self._cutting = True
+        self._stop_reading_in_flight(everything=False)
+
+    def _stop_reading_in_flight(self, everything: bool) -> None:
+        """Shut the reading side of the connections in a request thread: ``everything``, or
+        those whose request has not all arrived. A body cut off so fails to read with
+        :class:`~legacy_assistant.errors.ReadingStopped`."""
+        for key, conn in list(self._in_flight.items()):  # a copy: request threads add and remove meanwhile
+            body = self._bodies.get(key)
+            arriving = body is None or not body.complete()
+            if arriving and body is not None:
+                body.stopped = True
+            if arriving or everything:
+                _stop_reading([conn])
 
     def _own_socket(self) -> bool:
         return bool(self.cfg.reuse_port) and hasattr(socket, "SO_REUSEPORT")  # as gunicorn's spawn_worker decides
@@ -302,16 +347,21 @@ class ModelWorker(ThreadWorker):
         in_flight = self._in_flight
         in_flight[id(conn)] = conn  # by id: a connection need not be hashable
         try:
-            if self._quitting:  # taken from the queue after the quit: read nothing more of it
+            if self._quitting or self._cutting:  # taken from the queue after the stop: read nothing more of it
                 _stop_reading([conn])
             return super().handle(conn)
         finally:
             in_flight.pop(id(conn), None)
+            self._bodies.pop(id(conn), None)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         """Send ``100 Continue`` only once the app reads the body: gunicorn sent it for every
         ``Expect: 100-continue`` before the app saw the request, so a client whose body the app
         refuses unread (over the size limit, a 404, a 415) was told to send it all the same."""
+        body = _StoppableReader(req.body.reader)
+        body.stopped = self._cutting or self._quitting  # arrived as the stop began: only what came is read
+        req.body.reader = body
+        self._bodies[id(conn)] = body
         if getattr(req, "_expected_100_continue", False) and _has_body(req.body):
             req._expected_100_continue = False
             req.body.reader = _ContinueOnRead(req.body.reader, conn.sock)
@@ -319,6 +369,7 @@ class ModelWorker(ThreadWorker):
 
     def init_process(self) -> None:
         self._in_flight = {}  # the connections in a request thread (see handle_quit)
+        self._bodies = {}
         if self._own_socket():
             for listener in self.sockets:
                 listener.close()
@@ -456,6 +507,10 @@ _UNSUPPORTED = {
     417: "the only expectation this server meets is Expect: 100-continue",
 }
 
+# How long a worker asked to stop gracefully (SIGTERM) goes on reading the requests still
+# arriving before it stops reading them (a client sending its body as the stop comes gets it
+# through); gunicorn keeps its kept-alive connections open as long.
+STOP_ARRIVING_LINGER_SECONDS = float(getattr(gthread, "STOP_KEEPALIVE_LINGER", 2.0))
 # A new connection's first bytes normally arrive with it; one that sends nothing waits in the
 # poller (up to gunicorn's keep-alive time), not in a request thread.
 FIRST_BYTES_WAIT_SECONDS = 0.05
@@ -476,14 +531,16 @@ def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
     libwww-perl sends): gunicorn heeds ``close`` only as the whole value, and kept the
     connection open. And on a 408 (the body stopped arriving, or came short): gunicorn cannot
     read past a body whose read failed and closes the connection, which the answer called
-    keep-alive, so the client's next request on it got no response either."""
+    keep-alive, so the client's next request on it got no response either; so on a body the
+    worker stopped reading as it stops (:class:`_StoppableReader`)."""
 
     def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
         def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             body = environ.get("wsgi.input")
             reader = getattr(body, "reader", None)
             waiting = isinstance(reader, _ContinueOnRead) and reader.mark_answered()
-            cut_off = status.startswith("408")  # the body's read failed: nothing more can be read
+            # the body's read failed, or the worker, stopping, stopped reading it: nothing more can be read
+            cut_off = status.startswith("408") or _reading_stopped(reader)
             if waiting or cut_off or _asks_to_close(environ) or (drain is not None and _body_left(body, drain)):
                 force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
                 if force_close is not None:  # gunicorn's response: says close, and closes
@@ -526,9 +583,58 @@ class _ContinueOnRead:
         return not self._continued
 
 
+class _StoppableReader:
+    """A request body's reader whose reads fail with :class:`ReadingStopped` once the worker,
+    stopping, has stopped reading a body that had not all arrived (``stopped``): the app
+    answers that 503, not a 408 that blames the client, and never takes what came for the
+    whole body."""
+
+    def __init__(self, reader: Any) -> None:
+        self.inner = reader
+        self.stopped = False
+
+    def read(self, size: int) -> bytes:
+        # a declared length: a read shorter than asked for met the end of what came
+        expected = min(size, self.inner.length) if isinstance(self.inner, gunicorn_body.LengthReader) else None
+        try:
+            data: bytes = self.inner.read(size)
+        except Exception as exc:  # a chunked body cut off: gunicorn's NoMoreData
+            if self.stopped:
+                raise ReadingStopped("the server stopped reading the request body as it stops") from exc
+            raise
+        if self.stopped and expected is not None and len(data) < expected:
+            raise ReadingStopped("the server stopped reading the request body as it stops")
+        return data
+
+    def complete(self) -> bool:
+        """Whether the whole body has arrived (been read from the connection)."""
+        reader = self.inner
+        if isinstance(reader, gunicorn_body.LengthReader):
+            return bool(reader.length <= 0)
+        if isinstance(reader, gunicorn_body.ChunkedReader):
+            return reader.parser is None
+        return bool(getattr(reader, "finished", True))
+
+
+def _reading_stopped(reader: Any) -> bool:
+    """Whether the worker stopped reading the body that ``reader`` (gunicorn's, wrapped) reads."""
+    while isinstance(reader, (_ContinueOnRead, _StoppableReader)):
+        if isinstance(reader, _StoppableReader) and reader.stopped:
+            return True
+        reader = reader.inner
+    return False
+
+
+def _innermost(reader: Any) -> Any:
+    """gunicorn's own body reader under this module's wrappers of it."""
+    while isinstance(reader, (_ContinueOnRead, _StoppableReader)):
+        reader = reader.inner
+    return reader
+
+
 def _has_body(body: Any) -> bool:
     """Whether gunicorn's request ``body`` is chunked or declares a length over zero."""
-    reader = getattr(body, "reader", None)
+    reader = _innermost(getattr(body, "reader", None))
     if isinstance(reader, gunicorn_body.LengthReader):
         return reader.length > 0
     return isinstance(reader, gunicorn_body.ChunkedReader)
@@ -537,8 +643,7 @@ def _has_body(body: Any) -> bool:
 def _body_left(body: Any, drain: int) -> bool:
     """Whether gunicorn's request ``body`` still holds at least ``drain`` unread bytes (a
     declared length), or is streamed and not read to its end (its length is unknown)."""
-    reader = getattr(body, "reader", None)
-    reader = getattr(reader, "inner", reader)  # under _ContinueOnRead
+    reader = _innermost(getattr(body, "reader", None))
     if isinstance(reader, gunicorn_body.LengthReader):
         return reader.length + body.buf.tell() >= drain
     if isinstance(reader, gunicorn_body.ChunkedReader):
@@ -795,7 +900,10 @@ class GunicornServer(BaseApplication):
         app = worker.wsgi
 
         def on_hup(signum: int, frame: Any) -> None:
-            reload_in_background(app, "SIGHUP")
+            # the reload's thread starts on the main loop: a thread started inside a signal handler
+            # may wait for a lock of the threading module that the interrupted code holds (the
+            # method queue's put may be called from a signal handler)
+            worker.method_queue.defer(reload_in_background, app, "SIGHUP")
 
         signal.signal(signal.SIGHUP, on_hup)
         if self.registry is not None:

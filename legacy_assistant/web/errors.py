@@ -19,7 +19,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant.common.repeats import Repeats
-from legacy_assistant.errors import RequestError, StoreError
+from legacy_assistant.errors import ReadingStopped, RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
 from legacy_assistant.web.context import current_request
 from legacy_assistant.web.logged import logged_request
@@ -292,6 +292,8 @@ def _body(current: Request) -> bytes:
         data = current.get_data(cache=True)
     except ClientDisconnected as exc:
         cause = exc.__context__
+        if isinstance(cause, ReadingStopped):
+            raise _stopping_error() from None
         # gunicorn: a chunked body stalled (the read timeout), or its client closed its side (NoMoreData)
         if isinstance(cause, (BlockingIOError, TimeoutError)) or type(cause).__name__ == "NoMoreData":
             raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
@@ -300,17 +302,36 @@ def _body(current: Request) -> bytes:
             raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
         # fewer bytes than Content-Length: the client stopped sending (if it is still there to read this)
         raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
+    except ReadingStopped:
+        raise _stopping_error() from None
     except (BlockingIOError, TimeoutError):  # gunicorn: the read timeout of legacy_assistant.serving.server
         raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
     except HTTPException:
         raise  # the size limit's 413, ...
     except Exception as exc:  # the server's own parser error: gunicorn's ParseException, ...
+        if _chunk_cut_at_its_end(exc):
+            raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete") from None
         log.info("unreadable request body on %s: %s", logged_request(current), exc)
         raise ApiError(400, "bad_request", MALFORMED_CHUNKED) from None
     if current.content_length is not None and len(data) < current.content_length:
         # gunicorn hands over what came before the client closed its side, as if it were all
         raise ApiError(408, "request_timeout", "the request body stopped arriving before it was complete")
     return data
+
+
+def _chunk_cut_at_its_end(exc: Exception) -> bool:
+    """Whether ``exc`` is gunicorn's missing line end after a chunk where the body ended there
+    (the client closed its side right after a chunk's data, or between its CR and LF): a body
+    cut short, not a malformed one."""
+    term = getattr(exc, "term", None)
+    return type(exc).__name__ == "ChunkMissingTerminator" and isinstance(term, bytes) and b"\r\n".startswith(term)
+
+
+def _stopping_error() -> ApiError:
+    """503 for a request whose body was still arriving when the server began to stop
+    (:class:`~legacy_assistant.errors.ReadingStopped`): nothing of it was done."""
+    message = "the server is stopping and did not read this request; send it again"
+    return ApiError(503, "shutting_down", message, {"Retry-After": "1"})
 
 
 # The characters str.strip() removes, as a regular expression class that JSON Schema's dialect
