@@ -311,6 +311,19 @@ def test_unreadable_h5_is_refused(tmp_path):
         read_keras_dense_model(tmp_path / "folder.h5")
 
 
+@pytest.mark.parametrize("name", ["chatbot_model.pkl", "chatbot_model.h5"])
+def test_a_pickled_model_is_refused_with_how_to_save_it_as_h5(tmp_path, capsys, name):
+    """A pickled model offered as the model file: "not a readable HDF5 file (file signature not
+    found)" did not say that pickles are never loaded, nor what to pass instead."""
+    pickled = tmp_path / name
+    pickled.write_bytes(pickle.dumps({"layers": [[0.5, 1.0]]}, protocol=4))
+    assert import_cli(pickled, tmp_path / "bot") == 1
+    err = capsys.readouterr().err
+    assert f"{pickled}: looks like a pickle, which is never loaded" in err
+    assert "model.save('chatbot_model.h5')" in err and "HDF5" not in err.split("never loaded")[0]
+    assert not (tmp_path / "bot").exists()
+
+
 def test_keras_3_native_formats_are_refused_with_how_to_save_them_again(tmp_path):
     """Keras 3 writes layers/<name>/vars/<i> (no layer list) to .weights.h5, and a zip to .keras:
     "no 'layer_names' attribute" and "file signature not found" said nothing a user could act on."""
@@ -514,3 +527,23 @@ def test_the_intents_files_out_of_scope_class_is_the_models_out_of_scope_class(t
         assert (reply.intent, reply.reason, reply.confidence) == ("fallback", "out_of_scope", pytest.approx(1.0))
     finally:
         assistant.close()
+
+
+def test_pickled_lists_given_a_json_list_says_it_is_one_already(tmp_path, capsys):
+    """"malformed pickle: at position 0, opcode b'[' unknown" (or, for plain text, "byte 0: memo
+    key 101 used before it is set") did not say that the file needs no conversion; a damaged
+    pickle is still named as one."""
+    from legacy_assistant.classifier.classic.pickled_lists import main as convert
+
+    (tmp_path / "words.json").write_text(json.dumps(WORDS))
+    assert convert([str(tmp_path / "words.json"), "--out", str(tmp_path / "out.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'words.json'}: not a pickle but a JSON list of {len(WORDS)} strings already" in err
+    assert "import-classic" in err and not (tmp_path / "out.json").exists()
+    (tmp_path / "words.txt").write_text("hello\nworld\n")
+    assert convert([str(tmp_path / "words.txt")]) == 1
+    assert "words.txt: not a pickle: import-classic reads a words or classes file" in capsys.readouterr().err
+    (tmp_path / "words.pkl").write_bytes(pickle.dumps(WORDS, protocol=4)[:-7])
+    assert convert([str(tmp_path / "words.pkl")]) == 1
+    err = capsys.readouterr().err
+    assert "words.pkl: " in err and "not a pickle" not in err

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.classifier.classic.string_lists import looks_like_pickle
 from legacy_assistant.common.input_files import absent_file_problem
 from legacy_assistant.errors import ArtifactError
 
@@ -78,6 +79,11 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
     except OSError as exc:
         if _is_zip(path):
             raise ArtifactError(f"{path}: a Keras 3 .keras archive; {KERAS3_RESAVE}") from None
+        if _is_pickle(path):
+            raise ArtifactError(
+                f"{path}: looks like a pickle, which is never loaded (it could run code): in the Keras that "
+                "made the model, save it with model.save('chatbot_model.h5') and pass that file"
+            ) from None
         raise ArtifactError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:  # any file h5py can open, whatever it holds: a damaged one is one error naming it
         with handle:
@@ -123,6 +129,11 @@ KERAS3_RESAVE = (
 def _is_zip(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(4) == b"PK\x03\x04"
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return looks_like_pickle(handle.read(4), path)
 
 
 def _first_group(group: Any) -> Any:

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from legacy_assistant.classifier.classic.string_lists import looks_like_pickle, whole_pickle
 from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.input_files import read_input_bytes
 
@@ -137,6 +138,22 @@ def _pop_to_mark(stack: list, position: int | None) -> list:
     raise UnsafePickle(f"byte {position}: no MARK on the stack")
 
 
+def _not_a_pickle(raw: bytes, path: str) -> str | None:
+    """What to say of a file that is no pickle at all (a JSON list already, or plain text: words
+    and classes files ``import-classic`` reads as they are), else ``None``."""
+    try:
+        items = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        items = None
+    if isinstance(items, list) and all(isinstance(item, str) for item in items):
+        return f"not a pickle but a JSON list of {len(items)} strings already: pass it to import-classic as it is"
+    if looks_like_pickle(raw, path) or whole_pickle(raw):
+        return None
+    return (
+        "not a pickle: import-classic reads a words or classes file of JSON, or of plain text (one per line), as it is"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m legacy_assistant.classifier.classic.pickled_lists", description=__doc__.splitlines()[0]
@@ -145,9 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args(argv)
     try:
-        items = decode_string_list(read_input_bytes(args.pickle))
-    except (OSError, UnsafePickle) as exc:
+        raw = read_input_bytes(args.pickle)
+    except OSError as exc:
         print(f"error: {args.pickle}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        items = decode_string_list(raw)
+    except UnsafePickle as exc:
+        print(f"error: {args.pickle}: {_not_a_pickle(raw, args.pickle) or exc}", file=sys.stderr)
         return 1
     text = json.dumps(items, indent=1, ensure_ascii=False) + "\n"
     if args.out:

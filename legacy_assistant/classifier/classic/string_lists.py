@@ -22,6 +22,16 @@ _PICKLE_PROTOCOL_MARK = b"\x80"  # protocol 2+ pickles start with PROTO
 _PICKLE_PROTOCOL0_STARTS = (b"(lp", b"(l", b"]q", b"(dp")
 
 
+def looks_like_pickle(head: bytes, path: str | Path) -> bool:
+    """Whether a file that begins with ``head`` is a pickle by its first bytes or its name
+    (``.pkl``, ``.pickle``): read by nothing here, whatever it holds."""
+    return (
+        head.startswith(_PICKLE_PROTOCOL_MARK)
+        or head.startswith(_PICKLE_PROTOCOL0_STARTS)
+        or Path(path).suffix.lower() in (".pkl", ".pickle")
+    )
+
+
 def read_string_list(path: str | Path, what: str) -> list[str]:
     """A JSON array of strings, or one string per line of plain text (blank lines skipped).
 
@@ -33,12 +43,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
         raw = read_input_bytes(path)
     except OSError as exc:
         raise ArtifactError(f"{path}: {what} {read_problem(path, exc)}") from None
-    if (
-        raw.startswith(_PICKLE_PROTOCOL_MARK)
-        or raw.startswith(_PICKLE_PROTOCOL0_STARTS)
-        or path.suffix in (".pkl", ".pickle")
-        or _whole_pickle(raw)
-    ):
+    if looks_like_pickle(raw, path) or whole_pickle(raw):
         raise ArtifactError(
             f"{path}: looks like a pickle, which is never loaded (it could run code). Convert it once with "
             f"'python -m legacy_assistant.classifier.classic.pickled_lists {path} "
@@ -72,7 +77,7 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
 _PICKLED_SEQUENCE_STARTS = ("PROTO", "MARK", "EMPTY_LIST", "EMPTY_TUPLE")
 
 
-def _whole_pickle(raw: bytes) -> bool:
+def whole_pickle(raw: bytes) -> bool:
     """Whether ``raw`` is one pickle from its first byte to its STOP, read by its opcodes (a
     parser: nothing runs). Catches what the marks above miss: a pickled tuple of protocol 0 or
     1 (``(V...``, ``(X...``), which read as plain text gave a words list of pickle opcodes."""
