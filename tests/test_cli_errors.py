@@ -762,3 +762,18 @@ def test_an_unnamed_missing_file_is_not_blamed_on_a_working_directory_that_exist
     monkeypatch.chdir(tmp_path)
     assert main(["info", "model"]) == 1
     assert _one_error_line(capsys) == "error: [Errno 2] No such file or directory"
+
+
+def test_evaluating_the_other_kind_of_model_names_the_command_for_it(model_dir, tmp_path, capsys):
+    """``evaluate`` given a responder (and ``evaluate-responder`` an intent model) said "load it
+    as a responder (--responder)": an option neither command has."""
+    corpus = tmp_path / "dialogues.jsonl"
+    corpus.write_text(json.dumps([{"text": "hi there", "condition": "neutral"}, {"text": "hello"}]) + "\n")
+    assert main(["evaluate", str(RESPONDER_DIR), str(TINY_INTENTS)]) == 1
+    line = _one_error_line(capsys)
+    assert f"{RESPONDER_DIR}: a responder (responder.json), not an intent model" in line
+    assert f"'legacy-assistant evaluate-responder {RESPONDER_DIR} CORPUS'" in line and "--responder" not in line
+    assert main(["evaluate-responder", str(model_dir), str(corpus)]) == 1
+    line = _one_error_line(capsys)
+    assert f"{model_dir}: an intent model (assistant.json), not a responder" in line
+    assert f"'legacy-assistant evaluate {model_dir} DATA'" in line and "--model" not in line

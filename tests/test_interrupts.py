@@ -267,6 +267,59 @@ def test_a_stop_as_the_trained_responder_is_in_place_keeps_no_temporary_checkpoi
     assert not checkpoints[0].exists()  # the temporary checkpoint folder went, as after a finished run
 
 
+@pytest.mark.parametrize("how, status, word", STOPS)
+@pytest.mark.parametrize("command", ["import-classic", "migrate", "migrate-responder", "reexport-responder"])
+def test_a_stop_as_the_report_of_a_written_model_is_printed_says_the_model_is_in_place(
+        command, how, status, word, tmp_path, monkeypatch, capsys):
+    """``import-classic``, ``migrate`` and ``reexport-responder`` print their report once the model
+    is in place (a pipe whose reader waits holds it back): a stop there said only "interrupted", as
+    if no model was written, where ``train`` says that the new model is whole."""
+    import builtins
+    from types import SimpleNamespace
+
+    from legacy_assistant.classifier import migration
+    from legacy_assistant.responder import migration as responder_migration
+
+    out = tmp_path / "model"
+    classic = TEST_DATA / "classic"
+    if command == "import-classic":
+        argv = ["-q", "import-classic", str(classic / "keras2_chatbot_model.h5"), "--words", str(classic / "words.json"),
+                "--classes", str(classic / "classes.txt"), "--intents", str(classic / "intents.json"),
+                "--out", str(out)]
+        first_line = "imported "
+    elif command == "reexport-responder":  # the shipped responder, read only: nothing is written to it
+        from legacy_assistant.responder import artifact
+
+        out = ROOT / "exported" / "responder"
+        monkeypatch.setattr(artifact, "reexport_responder_artifact", lambda path: out)
+        argv = ["-q", "reexport-responder", str(out)]
+        first_line = str(out)
+    else:  # the TF2 side runs in a process of its own: here, the model it wrote and its report
+        def migrated(source, target, **kwargs):
+            out.mkdir()
+            report = migration.MigrationReport(Path(source), Path(target), {}, {"sentences": 1, "max_abs_delta": 0.0,
+                                                                               "top1_agreement": 1.0})
+            return report if command == "migrate" else SimpleNamespace(
+                target=Path(target), lines=lambda: [f"migrated responder {source}"])
+
+        monkeypatch.setattr(migration, "migrate_artifact", migrated)
+        monkeypatch.setattr(responder_migration, "migrate_responder", migrated)
+        source = ROOT / "exported" / ("default" if command == "migrate" else "responder")
+        argv = ["-q", "migrate", str(source), "--out", str(out)]
+        first_line = "migrated "
+    real_print = builtins.print
+
+    def stopped_printing(*args, **kwargs):
+        if args and str(args[0]).startswith(first_line):
+            stop(how)
+        real_print(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "print", stopped_printing)
+    assert main(argv) == status
+    monkeypatch.undo()
+    assert capsys.readouterr().err == f"{word} after the new model was written: {out} holds it, whole\n"
+
+
 # A stop while a graph is built: TensorFlow logged a dozen lines of "Object was never used" for
 # the op the stop left unused, after the stop's own line.
 STOPPED_WHILE_BUILDING = r'''

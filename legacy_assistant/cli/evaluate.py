@@ -9,7 +9,7 @@ from pathlib import Path
 
 from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
 from legacy_assistant.cli.arguments import path_text, whole_number
-from legacy_assistant.cli.model_kind import written_for
+from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 
 DEFAULT_SPLIT = "test"  # of a CLINC150 file
 
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         require("matplotlib", "plots", "the figures written next to --out's report")
         check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
+    refuse_other_kind(args.model, responder=False, instead=f"legacy-assistant evaluate-responder {args.model} CORPUS")
     predictor = Predictor.load(args.model, runtime=written_for(args.model))  # evaluate a migrated copy too
     try:
         model_oos = predictor.manifest.get("oos_label")

@@ -17,7 +17,7 @@ from pathlib import Path
 from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.cli.arguments import condition_strength_number, path_text, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
-from legacy_assistant.cli.model_kind import written_for
+from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 
 COMMAND = "evaluate-responder"
 
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.responder.pairs import dialogue_key
     from legacy_assistant.responder.responder import DecodingOptions, Responder
 
+    refuse_other_kind(args.model, responder=True, instead=f"legacy-assistant evaluate {args.model} DATA")
     runtime = written_for(args.model)
     if runtime != "compat":
         # the condition classifier trains in TF1 graph mode, which cannot share a process with TF2

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, check_destination
+    from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, check_destination, stops_after_writing
     from legacy_assistant.classifier.classic.importer import import_classic
 
     check_destination(
@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
     path = import_classic(
         args.model, args.words, args.classes, args.intents, args.out, threshold=args.threshold, force=args.force
     )
-    print(f"imported {args.model} -> {path} (compat runtime; 'legacy-assistant migrate' makes a TF2 copy)")
+    with stops_after_writing(path):  # a stop while a full pipe holds the line back
+        print(f"imported {args.model} -> {path} (compat runtime; 'legacy-assistant migrate' makes a TF2 copy)")
     return 0

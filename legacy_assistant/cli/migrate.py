@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from legacy_assistant.cli.arguments import non_negative_number, whole_number
 from legacy_assistant.errors import AssistantError
+
+if TYPE_CHECKING:
+    from legacy_assistant.classifier.migration import MigrationReport
 
 MAX_PROBES = 1_000_000  # generated sentences; each is a prediction on both runtimes
 DEFAULT_PROBES = 500
@@ -51,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compat.selection import RuntimeConflict
+    from legacy_assistant.artifacts.directory import stops_after_writing
     from legacy_assistant.classifier.migration import migrate_artifact
     from legacy_assistant.cli.model_kind import is_responder
 
@@ -68,9 +73,41 @@ def run(args: argparse.Namespace) -> int:
         report = migrate_artifact(args.model, args.out, force=args.force, probes=probes, tolerance=args.tolerance)
     except RuntimeConflict as exc:
         raise AssistantError(str(exc)) from None
-    if args.json:
+    with stops_after_writing(report.target):  # a stop while a full pipe holds the report back
+        _print_report(report, args.json)
+    return 0
+
+
+def _run_responder(args: argparse.Namespace) -> int:
+    from compat.selection import RuntimeConflict
+    from legacy_assistant.artifacts.directory import stops_after_writing
+    from legacy_assistant.cli.corpus_input import corpus_error_line
+    from legacy_assistant.errors import DataError
+    from legacy_assistant.responder.migration import migrate_responder
+
+    try:
+        report = migrate_responder(
+            args.model,
+            args.out,
+            force=args.force,
+            contexts=DEFAULT_CONTEXTS if args.contexts is None else args.contexts,
+            corpus=args.corpus,
+            tolerance=args.tolerance,
+        )
+    except RuntimeConflict as exc:
+        raise AssistantError(str(exc)) from None
+    except DataError as exc:  # the --corpus: one line, as train-responder and evaluate-responder say it
+        raise AssistantError(corpus_error_line(exc)) from None
+    with stops_after_writing(report.target):  # a stop while a full pipe holds the report back
+        print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
+    return 0
+
+
+def _print_report(report: MigrationReport, as_json: bool) -> None:
+    """An intent model's migration report, as JSON or for a terminal."""
+    if as_json:
         print(json.dumps(report.to_dict(), indent=2))
-        return 0
+        return
     print(
         f"migrated {report.source} -> {report.target} (TF2 SavedModel, tensorflow {report.tensorflow}, "
         f"{report.seconds:.1f}s)"
@@ -92,27 +129,3 @@ def run(args: argparse.Namespace) -> int:
         f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target} --no-responder "
         "(or --responder with a migrated responder)"
     )
-    return 0
-
-
-def _run_responder(args: argparse.Namespace) -> int:
-    from compat.selection import RuntimeConflict
-    from legacy_assistant.cli.corpus_input import corpus_error_line
-    from legacy_assistant.errors import DataError
-    from legacy_assistant.responder.migration import migrate_responder
-
-    try:
-        report = migrate_responder(
-            args.model,
-            args.out,
-            force=args.force,
-            contexts=DEFAULT_CONTEXTS if args.contexts is None else args.contexts,
-            corpus=args.corpus,
-            tolerance=args.tolerance,
-        )
-    except RuntimeConflict as exc:
-        raise AssistantError(str(exc)) from None
-    except DataError as exc:  # the --corpus: one line, as train-responder and evaluate-responder say it
-        raise AssistantError(corpus_error_line(exc)) from None
-    print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
-    return 0

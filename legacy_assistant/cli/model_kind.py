@@ -11,7 +11,7 @@ from legacy_assistant.common.input_files import read_input_bytes
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
 
-__all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder", "written_for"]
+__all__ = ["CLASSIFIER_MANIFEST", "RESPONDER_MANIFEST", "is_responder", "refuse_other_kind", "written_for"]
 
 
 def is_responder(path: str | Path, role: str = "model") -> bool:
@@ -38,6 +38,18 @@ def is_responder(path: str | Path, role: str = "model") -> bool:
         f"{root}: neither {CLASSIFIER_MANIFEST} (an intent model) nor {RESPONDER_MANIFEST} (a responder): "
         "not a legacy-assistant model directory"
     )
+
+
+def refuse_other_kind(path: str | Path, *, responder: bool, instead: str) -> None:
+    """Refuse ``path`` when it holds the other kind of model than a command takes (``responder``:
+    whether the command takes a responder), naming ``instead``, the command line for that kind:
+    the loader's own message names an option (``--model``, ``--responder``) that commands taking
+    one kind of model only do not have."""
+    if is_responder(path) == responder:
+        return
+    kinds = {True: ("a responder", RESPONDER_MANIFEST), False: ("an intent model", CLASSIFIER_MANIFEST)}
+    (found, manifest), wanted = kinds[not responder], kinds[responder][0]
+    raise ArtifactError(f"{path}: {found} ({manifest}), not {wanted}: use '{instead}'")
 
 
 def written_for(path: str | Path, role: str = "model") -> str:

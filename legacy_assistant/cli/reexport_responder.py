@@ -35,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
             f"{args.responder}: a TF2 copy: re-export the compat responder it was migrated from, "
             "then migrate that again"
         )
+    from legacy_assistant.artifacts.directory import stops_after_writing
     from legacy_assistant.responder.artifact import reexport_responder_artifact
 
     path = reexport_responder_artifact(args.responder)
-    log.info("re-exported %s", path)
-    print(path)
+    with stops_after_writing(path):  # a stop while a full pipe holds the line back
+        log.info("re-exported %s", path)
+        print(path)
     return 0
