@@ -114,6 +114,30 @@ def _rewrite(root, change):
         (lambda m: m["network"].__setitem__("hidden_units", [True]), "network.hidden_units must be a list of positive"),
         (lambda m: m["featurizer"].__setitem__("idf", [float("nan")] * len(m["featurizer"]["vocabulary"])),
          "idf values must be finite numbers of at least 0"),
+        # the featurizer: each used to load into other features than trained on, or to say only
+        # what Python said of a value of the wrong type
+        (lambda m: m["featurizer"].__setitem__("config", {}), "featurizer.config is empty"),
+        (lambda m: m["featurizer"].__setitem__("idf", [1.0] * len(m["featurizer"]["vocabulary"])),
+         'featurizer.idf is recorded but featurizer.config.weighting is "binary"'),
+        (lambda m: m["featurizer"].__setitem__("idf", "x"), "featurizer.idf must be a list of numbers or null"),
+        (lambda m: m["featurizer"].__setitem__("stopwords", ["the"]), "featurizer: unknown field"),
+        (lambda m: m.__setitem__("featurizer", None), "featurizer must be an object with config, vocabulary and idf"),
+        (lambda m: m["featurizer"].pop("config"), "featurizer.config is missing"),
+        (lambda m: m["featurizer"].__setitem__("vocabulary", None), "featurizer.vocabulary must be a list of terms"),
+        (lambda m: m["featurizer"]["config"].__setitem__("weighting", "bm25"), "featurizer.config.weighting must be"),
+        (lambda m: m.pop("classes"), "classes must be a list of non-empty names"),
+        # the network: its options went unread at load (dropout is training's only, the shortcut
+        # is the SavedModel's), and its sizes were compared with whatever they held
+        (lambda m: m["network"].__setitem__("dropout", "0.5"), "network.dropout must be a number"),
+        (lambda m: m["network"].__setitem__("dropout", 1.5), "network: dropout must be in "),
+        (lambda m: m["network"].__setitem__("linear_shortcut", "yes"),
+         "network: linear_shortcut must be true or false"),
+        (lambda m: m["network"].__setitem__("activation", "gelu"), "'activation' not understood"),
+        (lambda m: m.__setitem__("network", None), "network must be an object"),
+        (lambda m: m["network"].pop("n_classes"), "network.n_classes must be a whole number, got None"),
+        (lambda m: m["network"].__setitem__("n_features", float(m["network"]["n_features"])),
+         "network.n_features must be a whole number"),
+        (lambda m: m["intents"][0].__setitem__("next_tag", "nowhere"), "next_tag 'nowhere' names no intent rule"),
     ],
 )
 def test_manifest_fields_of_the_wrong_type_are_refused_in_one_line(model_copy, change, message, capsys):
@@ -304,6 +328,28 @@ def test_a_model_refused_for_its_shape_is_closed(tiny_model_dir, monkeypatch):
     with pytest.raises(ArtifactError, match="does not match assistant.json"):
         Predictor.load(tiny_model_dir)
     assert len(loaded) == 1 and loaded[0].closed
+
+
+@pytest.mark.parametrize(
+    "network, differing",
+    [
+        ({"hidden_units": [128]}, "classifier/hidden_1/bias absent by the manifest, [64] in the SavedModel"),
+        ({"hidden_units": [64, 128]}, "classifier/hidden_0/bias [64] by the manifest, [128] in the SavedModel"),
+        ({"linear_shortcut": True}, "classifier/shortcut/kernel [%d, %d] by the manifest, absent in the SavedModel"),
+    ],
+)
+def test_a_manifest_network_other_than_the_saved_models_is_refused_at_load(model_copy, network, differing):
+    """The answers come from the SavedModel; a manifest describing another network (which info
+    shows and a migration rebuilds) used to load without a word."""
+    manifest = json.loads((model_copy / MANIFEST).read_text(encoding="utf-8"))
+    if "%d" in differing:
+        differing = differing % (manifest["network"]["n_features"], manifest["network"]["n_classes"])
+    _rewrite(model_copy, lambda m: m["network"].update(network))
+    verify_artifact(model_copy)  # consistent in itself
+    with pytest.raises(ArtifactError) as refused:
+        Predictor.load(model_copy)
+    assert f"{model_copy / MANIFEST}: network (" in str(refused.value)
+    assert "differs from the SavedModel's" in str(refused.value) and differing in str(refused.value)
 
 
 def test_a_manifest_listing_files_outside_the_directory_is_refused(model_copy, tmp_path):

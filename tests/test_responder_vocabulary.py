@@ -12,6 +12,7 @@ from legacy_assistant.responder.vocabulary import (
     PAD,
     SPECIAL_TOKENS,
     START,
+    TEXT_CONFIG,
     UNK,
     Vocabulary,
     condition_list,
@@ -144,11 +145,20 @@ def test_dict_round_trip_through_json():
         ({"tokens": "abc"}, "vocabulary.tokens"),
         ({"tokens": list(SPECIAL_TOKENS), "text": {"tokenizer": "nope"}}, "tokenizer"),
         ({"tokens": list(SPECIAL_TOKENS), "text": {"colour": "blue"}}, "vocabulary.text"),
+        ({"tokens": list(SPECIAL_TOKENS), "text": {"stemmer": 7}}, "vocabulary.text.stemmer must be a string"),
+        ({"tokens": list(SPECIAL_TOKENS), "lowercase_special": True}, r"vocabulary: unknown field\(s\) 'lowercase_special'"),
     ],
 )
 def test_bad_dicts_are_refused_naming_the_field(data, field):
     with pytest.raises(ConfigError, match=field):
         Vocabulary.from_dict(data)
+
+
+@pytest.mark.parametrize("text", [{}, {"stemmer": "none", "lowercase": True}, {"tokenizer": "classic"}])
+def test_text_settings_left_out_are_the_responders_own(text):
+    """Not the intent classifier's defaults (the treebank tokenizer, a stemmer), which would
+    read every request into other tokens than the model was trained on."""
+    assert Vocabulary.from_dict({"tokens": list(SPECIAL_TOKENS), "text": text}).text == TEXT_CONFIG
 
 
 @pytest.mark.parametrize(

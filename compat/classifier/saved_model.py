@@ -72,6 +72,11 @@ class LoadedClassifier:
     which skips ``Session.run``'s per-call Python work (the same results).
     """
 
+    # The variables of the network (name -> shape, as NetworkSpec.variables() gives them), which
+    # the manifest's network describes; None for the first releases' dense signature, whose
+    # variables were named otherwise.
+    variable_shapes: dict[str, tuple[int, ...]] | None = None
+
     def __init__(self, export_dir: str, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
         path = tensorflow_path(export_dir)
         self._gs = GraphSession(session_config(intra_op_threads, inter_op_threads))
@@ -130,6 +135,8 @@ class LoadedClassifier:
                 )
         self.n_features = _input_width(self._gs, export_dir)
         self.n_classes = int(self._probabilities.shape[-1])
+        with self._gs.bound():
+            self.variable_shapes = {v.op.name: tuple(v.shape.as_list()) for v in tf.global_variables()}
         self._predict: Callable[..., list[np.ndarray]] = self._gs.fixed_run(
             [self._probabilities], [self._ids, self._values]
         )

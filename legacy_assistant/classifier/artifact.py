@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compat.classifier.schema import SIZES, NetworkSpec
 from compat.selection import RUNTIMES
 from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
@@ -163,6 +164,31 @@ def check_dialogue(manifest: dict[str, Any], classes: list[str]) -> None:
         for name in ("free_text", "interrupts"):
             if not isinstance(rule.get(name, False), bool):
                 raise ValueError(f"intent {tag!r}: {name} must be true or false, got {rule[name]!r:.60}")
+    for rule in intents:
+        # the dialogue follows a next_tag only to a rule it has: one naming none never asked its question
+        if rule.get("next_tag") is not None and rule["next_tag"] not in tags:
+            raise ValueError(f"intent {rule['tag']!r}: next_tag {rule['next_tag']!r:.60} names no intent rule")
+
+
+def check_network(network: Any) -> None:
+    """The manifest's ``network`` object, as :meth:`NetworkSpec.from_dict` reads it for a
+    migration, and stricter: its sizes whole numbers and ``dropout`` a number, not text that
+    happens to convert. Raises ValueError naming the field (``network.dropout``), so that an
+    option this code does not build, or a bad value, is refused at load and not first at a
+    migration."""
+    if not isinstance(network, dict):
+        raise ValueError(f"network must be an object, got {network!r:.60}")
+    for name in SIZES:
+        value = network.get(name)
+        if type(value) is not int:
+            raise ValueError(f"network.{name} must be a whole number, got {value!r:.60}")
+    hidden = network.get("hidden_units")
+    if not isinstance(hidden, list) or not all(type(units) is int and units > 0 for units in hidden):
+        raise ValueError(f"network.hidden_units must be a list of positive whole numbers, got {hidden!r}")
+    dropout = network.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise ValueError(f"network.dropout must be a number from 0 to below 1, got {dropout!r:.60}")
+    NetworkSpec.from_dict(network)  # unknown options, the ranges, linear_shortcut
 
 
 def _check_responses(responses: Any, where: str) -> None:
@@ -178,20 +204,20 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
     manifest = verify_directory(root, manifest_name=MANIFEST, formats=(FORMAT,))
     manifest_path = root / MANIFEST
     try:
+        if "featurizer" not in manifest:
+            raise ValueError("featurizer is missing")
         featurizer = Featurizer.from_dict(manifest["featurizer"])
-        classes = manifest["classes"]
+        classes = manifest.get("classes")
         if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
             raise ValueError("classes must be a list of non-empty names")
         if len(set(classes)) != len(classes):
             raise ValueError("classes holds a name twice")
+        check_network(manifest.get("network"))
         if (
             len(classes) != manifest["network"]["n_classes"]
             or featurizer.n_features != manifest["network"]["n_features"]
         ):
             raise ValueError("classes or vocabulary do not match the network's shape")
-        hidden = manifest["network"].get("hidden_units")
-        if not isinstance(hidden, list) or not all(type(units) is int and units > 0 for units in hidden):
-            raise ValueError(f"network.hidden_units must be a list of positive whole numbers, got {hidden!r}")
         check_dialogue(manifest, classes)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None

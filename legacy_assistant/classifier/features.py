@@ -326,8 +326,35 @@ class Featurizer:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Featurizer:
-        return cls(FeatureConfig.from_dict(data["config"]), data["vocabulary"], data.get("idf"))
+    def from_dict(cls, data: Any, where: str = "featurizer") -> Featurizer:
+        """The featurizer :meth:`to_dict` stored; a bad field raises :class:`ConfigError` naming
+        its path (``featurizer.config.weighting``). The settings must be recorded: an empty
+        ``config`` would read as the defaults, features other than those the model was trained on."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be an object with config, vocabulary and idf, got {shown(data)}")
+        unknown = sorted(set(data) - {"config", "vocabulary", "idf"}, key=str)
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+        if "config" not in data:
+            raise ConfigError(f"{where}.config is missing")
+        if isinstance(data["config"], Mapping) and not data["config"]:
+            raise ConfigError(f"{where}.config is empty: it must hold the feature settings the model was trained with")
+        config = FeatureConfig.from_dict(data["config"], f"{where}.config")
+        vocabulary = data.get("vocabulary")
+        if not isinstance(vocabulary, list):
+            raise ConfigError(f"{where}.vocabulary must be a list of terms, got {shown(vocabulary)}")
+        idf = data.get("idf")
+        if idf is not None and (
+            not isinstance(idf, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in idf)
+        ):
+            raise ConfigError(f"{where}.idf must be a list of numbers or null, got {shown(idf)}")
+        featurizer = cls(config, vocabulary, idf)
+        if idf is not None and config.weighting != "tfidf":
+            # only tfidf weighting is fitted with an idf: settings that lost their weighting
+            raise ConfigError(
+                f'{where}.idf is recorded but {where}.config.weighting is {shown(config.weighting)}, not "tfidf"'
+            )
+        return featurizer
 
 
 def _terms(tokens: list[str], config: FeatureConfig) -> list[str]:

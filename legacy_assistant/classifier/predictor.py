@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from compat.classifier.schema import NetworkSpec
 from compat.interface import Classifier
 from compat.selection import check_runtime_argument, selected
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
+from legacy_assistant.common.fields import shown
 from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, RequestError
 
@@ -48,6 +50,35 @@ def _check_count(name: str, value: int | None) -> None:
     ``batch_size`` would compute nothing and ``top=-1`` drop the last class, without a word)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
         raise RequestError(f"{name} must be a whole number >= 1 (or None), got {value!r}")
+
+
+def _check_network(info: ArtifactInfo, variable_shapes: dict[str, tuple[int, ...]] | None) -> None:
+    """Refuse a manifest whose ``network`` (hidden layers, shortcut) is not the SavedModel's, as
+    far as the runtime tells its variables: the answers come from the SavedModel, but what the
+    manifest says of the network (``info``, a migration) would be another network's."""
+    if variable_shapes is None:
+        return
+    network = info.manifest["network"]
+    expected = NetworkSpec.from_dict(network).variables()
+    if variable_shapes == expected:
+        return
+    differing = sorted(
+        name for name in set(expected) | set(variable_shapes) if expected.get(name) != variable_shapes.get(name)
+    )
+    shortcut = network.get("linear_shortcut", False)
+    described = f"hidden_units {shown(network.get('hidden_units'))}, linear_shortcut {shown(shortcut)}"
+    raise ArtifactError(
+        f"{info.path / MANIFEST}: network ({described}) differs from the SavedModel's: "
+        + ", ".join(
+            f"{name} {_shape_text(expected.get(name))} by the manifest, {_shape_text(variable_shapes.get(name))} "
+            "in the SavedModel"
+            for name in differing
+        )
+    )
+
+
+def _shape_text(shape: tuple[int, ...] | None) -> str:
+    return "absent" if shape is None else str(list(shape))
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,7 @@ class Predictor:
                 f"{info.path}: the SavedModel's shape ({classifier.n_features} features, {classifier.n_classes} "
                 f"classes) does not match assistant.json ({info.featurizer.n_features}, {len(self.classes)})"
             )
+        _check_network(info, getattr(classifier, "variable_shapes", None))
 
     @classmethod
     def load(

@@ -372,16 +372,18 @@ class Vocabulary:
         """The inverse of :meth:`to_dict`; a bad field raises :class:`ConfigError` naming it."""
         if not isinstance(data, Mapping):
             raise ConfigError("vocabulary must be an object with 'tokens' and 'text'")
+        unknown = sorted(set(data) - {"tokens", "text"}, key=str)
+        if unknown:  # a setting of a newer version, which this one would not apply
+            raise ConfigError(f"vocabulary: unknown field(s) {', '.join(map(repr, unknown))}")
         tokens = data.get("tokens")
         if not isinstance(tokens, list):
             raise ConfigError("vocabulary.tokens must be a list of strings")
         text_settings = data.get("text", TEXT_CONFIG.to_dict())
         if not isinstance(text_settings, Mapping):
             raise ConfigError("vocabulary.text must be an object of text settings")
-        try:
-            text = TextConfig.from_dict(dict(text_settings))
-        except TypeError as exc:
-            raise ConfigError(f"vocabulary.text: {exc}") from None
+        # a setting left out is the responder's own (as a whole "text" left out is), never the
+        # intent classifier's defaults that TextConfig has (a stemmer, another tokenizer)
+        text = TextConfig.from_dict({**TEXT_CONFIG.to_dict(), **text_settings}, "vocabulary.text")
         return cls(tokens, text)
 
     def __eq__(self, other: object) -> bool:
