@@ -1,11 +1,14 @@
 """Generated fallback replies: a turn no intent answers is said by the responder, from the
 conversation's last turns and with the requested emotion; intents keep their canned answers."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.errors import ConfigError, RequestError
+from legacy_assistant.responder.modes import CAKECHAT_EMOTIONS
 from legacy_assistant.serving.assistant import CONTEXT_TURNS, Assistant
 from legacy_assistant.serving.dialogue import DialoguePolicy
 from legacy_assistant.stores.base import MemoryStore
@@ -55,6 +58,28 @@ def test_fallback_turns_are_generated_from_the_last_turns(default_predictor):
     assert generator.calls[-1][0][-1] == f"{UNKNOWN} 3"
     turns = assistant.history("s")
     assert [t.generated for t in turns[:2]] == [False, True]
+
+
+@pytest.mark.parametrize(("window", "messages"), [(10, [f"{UNKNOWN} {n}" for n in range(8)]), (5, ["\u200b"] * 6)])
+def test_a_responder_reading_more_turns_is_given_enough_stored_turns_to_fill_them(default_predictor, window, messages):
+    """A responder trained on a wider context than the shipped one's 3 turns (its spec's
+    max_context_turns) is given as many stored turns as it reads: each stored reply holds a
+    word, so its window fills even where the stored messages hold none."""
+    generator = RecordingGenerator()
+    responder = SimpleNamespace(
+        spec=SimpleNamespace(max_context_turns=window),
+        conditions=CAKECHAT_EMOTIONS,
+        default_condition="neutral",
+        checked_strength=float,
+    )
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    assistant = Assistant(default_predictor, policy, MemoryStore(), responder, generate=generator)
+    for message in messages:
+        assistant.chat("s", message)
+    stored = assistant.history("s")[:-1][-window:]
+    assert len(stored) == len(messages) - 1
+    expected = [text for turn in stored for text in (turn.message, turn.reply)] + [messages[-1]]
+    assert generator.calls[-1][0] == expected
 
 
 @pytest.mark.parametrize("empty", ["", "   ", "...", "?!"])

@@ -3,6 +3,7 @@ import doctest
 import re
 
 from tests.helpers import ROOT
+from tests.subprocesses import run_snippet
 
 BLOCK = re.compile(r"^### In Python\n.*?^```pycon\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
 
@@ -17,3 +18,32 @@ def test_the_python_examples_in_the_readme_give_what_they_show(monkeypatch):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     results = runner.run(examples, out=report.append)
     assert results.failed == 0, "".join(report)
+
+
+# The responder's examples, run in a process whose first TensorFlow session sized the intra-op
+# thread pool at 4 threads.
+MORE_CORES = """
+import doctest, re, sys
+from pathlib import Path
+from legacy_assistant.responder.responder import Responder
+Responder.load("exported/responder", intra_op_threads=4).close()
+block = re.compile(PATTERN, re.MULTILINE | re.DOTALL).search(Path("README.md").read_text(encoding="utf-8")).group(1)
+test = doctest.DocTestParser().get_doctest(block, {}, "README In Python", "README.md", 0)
+test.examples = [
+    e for e in test.examples if "responder" in e.source and "assistant" not in e.source.replace("legacy_assistant.", "")
+]
+report = []
+results = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE).run(test, out=report.append)
+print("".join(report))
+print(results.attempted, results.failed)
+"""
+
+
+def test_the_responders_examples_give_what_they_show_on_a_machine_with_more_cores():
+    """TensorFlow sizes the process's intra-op thread pool at its first session (one thread per
+    usable CPU unless told): a seeded example must give the same reply whatever that size, here
+    4 threads where the project's machine has 2."""
+    result = run_snippet(MORE_CORES.replace("PATTERN", repr(BLOCK.pattern)), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    attempted, failed = map(int, result.stdout.split()[-2:])
+    assert attempted >= 5 and failed == 0, result.stdout[-3000:]

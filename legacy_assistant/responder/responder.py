@@ -303,8 +303,11 @@ class Responder:
     ) -> str:
         """The reply to ``context`` (turns, oldest first), said with ``condition`` (default:
         neutral). ``seed`` makes the sampling modes repeatable (``None``: a fresh draw); it is
-        ignored by greedy and beam. ``condition_strength`` (0 to 10) overrides the options'
-        condition guidance for this call. The reply is ``""`` (or only punctuation) when no
+        ignored by greedy and beam. A ``sample_rerank`` reply (and a sampled batch of several
+        contexts) repeats where the process's TensorFlow intra-op thread pool, sized by its first
+        session, has as many threads: TensorFlow's draw of several rows depends on how they split.
+        ``condition_strength`` (0 to 10) overrides the options' condition guidance for this call.
+        The reply is ``""`` (or only punctuation) when no
         candidate says anything (in ``sample`` mode, none of 10 draws): the caller decides
         what to say instead."""
         return self.respond_batch([context], [condition], mode, seed, condition_strength)[0]

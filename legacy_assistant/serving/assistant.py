@@ -55,9 +55,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RANKING_SIZE = 10
-# The stored turns (each a message and its reply) a chat's generated reply is given as context.
+# The fewest stored turns (each a message and its reply) a chat's generated reply is given as
+# context; a responder that reads more turns (its spec's max_context_turns) is given that many.
 # The responder then reads the last turns of what it is given that hold a word, as many as it
-# was trained with (3 for the shipped one, as cakechat's API read).
+# was trained with (3 for the shipped one, as cakechat's API read): every stored reply holds
+# one, so its window fills however many stored messages hold none.
 CONTEXT_TURNS = 3
 DEFAULT_GENERATION_MODE = "sample_rerank"
 # A token the reply already holds has its probability divided by this: cakechat's API setting.
@@ -500,8 +502,9 @@ class Assistant:
 
     def _context(self, sender: str, message: str) -> list[str]:
         """The turns the responder reads: the conversation's last turns, both sides, and ``message``."""
+        window = self.responder.spec.max_context_turns if self.responder is not None else CONTEXT_TURNS
         context: list[str] = []
-        for turn in self.store.history(sender)[-CONTEXT_TURNS:]:
+        for turn in self.store.history(sender)[-max(CONTEXT_TURNS, window) :]:
             context += [turn.message, turn.reply]
         context.append(message)
         return context
