@@ -114,7 +114,7 @@ def conversation(browser):
 
     rows = []
     for message in browser.find_elements(By.CSS_SELECTOR, "#log .msg"):
-        kind = next(k for k in ("user", "bot", "error") if k in message.get_attribute("class").split())
+        kind = next(k for k in ("user", "bot", "error", "notice") if k in message.get_attribute("class").split())
         rows.append((kind, message.find_element(By.CSS_SELECTOR, ".text").text,
                      bool(message.find_elements(By.CSS_SELECTOR, ".badge"))))
     return rows
@@ -844,6 +844,23 @@ def test_the_page_carries_the_servers_text_cap(make_client):
         assert rendered(make_client(MAX_TEXT_LENGTH=cap)).by_id["message"]["data-max-chars"] == str(cap)
 
 
+def test_the_log_carries_the_turns_the_store_keeps_and_the_playgrounds_started_over_note(default_predictor):
+    """What the page needs to tell a conversation the server no longer holds from one whose
+    oldest turns it dropped to keep its number, and the words it says that with."""
+    from legacy_assistant.serving.dialogue import STARTED_OVER
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    for kept in (3, 50):
+        policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+        assistant = Assistant(default_predictor, policy, MemoryStore(max_turns=kept))
+        log = rendered(create_app({"TESTING": True}, assistant=assistant).test_client()).by_id["log"]
+        assert log["data-kept-turns"] == str(kept)
+        assert log["data-started-over"] == STARTED_OVER
+
+
 def test_without_its_script_the_page_sends_nothing_and_says_why(client):
     """Without JavaScript (off, or the script blocked) Send submitted the form as a GET: the page
     reloaded empty, and the message went into the URL. Send waits for the script to enable it."""
@@ -1567,3 +1584,179 @@ def test_a_proxys_timeout_keeps_the_message_for_the_reload_it_advises(browser, l
     unsent = browser.find_element(By.CSS_SELECTOR, "#log .msg.user.unsent")
     assert unsent.find_element(By.CSS_SELECTOR, ".text").text == "with oat milk"
     assert browser.find_element(By.ID, "message").get_attribute("value") == "with oat milk"
+
+
+def test_a_message_marked_not_sent_that_the_server_stores_later_shows_as_answered(browser, live_url):
+    """A message given up on (the server slower than the page's timeout) and marked not sent,
+    because the server had not stored it yet when the page looked, kept its "Not sent" after the
+    server had stored and answered it, until the page was reloaded."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    sender = saved_sender(browser)
+    browser.execute_script("""
+        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
+        var original = window.fetch;
+        window.slow = true; // the next chat message reaches the server 2 s late, the page gives up before
+        window.lateAnswered = false;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST" || !window.slow) return original.apply(this, arguments);
+          window.slow = false;
+          var self = this, args = [url, { method: "POST", headers: options.headers, body: options.body }];
+          window.setTimeout(function () {
+            original.apply(self, args).then(function () { window.lateAnswered = true; });
+          }, 2000);
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
+          });
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("I'd like to order a coffee", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    box.send_keys("thanks", Keys.ENTER)  # not send(): the log is read again, the server not having the message yet
+    WebDriverWait(browser, 15, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.user.unsent")
+        and len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 2)
+    ready(browser)
+    assert box.get_attribute("value") == "I'd like to order a coffee"
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.lateAnswered"))
+    box.clear()
+    box.send_keys("bye", Keys.ENTER)  # not send(): the log is filled anew once it is answered
+    WebDriverWait(browser, 15, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda b: not b.find_elements(By.CSS_SELECTOR, "#log .msg.unsent")
+        and len(b.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) == 4)
+    ready(browser)
+    turns = stored_turns(live_url, sender)
+    assert [turn["message"] for turn in turns] == ["hello", "thanks", "I'd like to order a coffee", "bye"]
+    WebDriverWait(browser, 5, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda b: [row[:2] for row in conversation(b)] == [
+            row for turn in turns for row in (("user", turn["message"]), ("bot", turn["reply"]))])
+
+
+def test_a_conversation_the_server_no_longer_holds_is_said_where_it_ends(browser, live_url):
+    """After a restart of a server whose store is in memory (or its conversation expired), the page
+    went on showing the earlier turns as if the next reply followed them. As the playground does,
+    a note now says where the turns the server no longer holds end: after the next reply, or when
+    the page is shown again."""
+    import urllib.parse
+    import urllib.request
+
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from legacy_assistant.serving.dialogue import STARTED_OVER
+
+    def forget(sender):  # as a restart does
+        url = live_url + "api/v1/conversations/" + urllib.parse.quote(sender, safe="")
+        urllib.request.urlopen(urllib.request.Request(url, method="DELETE")).close()
+
+    open_fresh(browser, live_url)
+    send(browser, "I'd like to order a coffee")
+    sender = saved_sender(browser)
+    forget(sender)
+    send(browser, "a large one")
+    WebDriverWait(browser, 10).until(lambda b: len(conversation(b)) == 5)
+    rows = conversation(browser)
+    assert [row[:2] for row in rows][2] == ("notice", STARTED_OVER)
+    assert [kind for kind, _, _ in rows] == ["user", "bot", "notice", "user", "bot"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.notice[role='note']")) == 1
+    send(browser, "with oat milk")  # said once
+    assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot", "notice", "user", "bot", "user", "bot"]
+
+    forget(sender)
+    browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")  # the tab shown again
+    WebDriverWait(browser, 10).until(lambda b: len(conversation(b)) == 8)
+    assert conversation(browser)[-1][:2] == ("notice", STARTED_OVER)
+    send(browser, "hello")
+    assert [kind for kind, _, _ in conversation(browser)][-3:] == ["notice", "user", "bot"]
+
+    # forgotten while a message is given up on (the server slower than the page's timeout): the
+    # log, read again with the next reply, keeps what the server no longer holds above the note
+    shown = conversation(browser)
+    forget(sender)
+    browser.execute_script("""
+        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
+        var original = window.fetch;
+        window.slow = true;
+        window.lateAnswered = false;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST" || !window.slow) return original.apply(this, arguments);
+          window.slow = false;
+          var self = this, args = [url, { method: "POST", headers: options.headers, body: options.body }];
+          window.setTimeout(function () {
+            original.apply(self, args).then(function () { window.lateAnswered = true; });
+          }, 1000);
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
+          });
+        };""")
+    browser.find_element(By.ID, "message").send_keys("thanks", Keys.ENTER)
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.lateAnswered"))
+    browser.execute_script('document.getElementById("chat-form").removeAttribute("data-timeout-ms")')
+    ready(browser)
+    browser.find_element(By.ID, "message").send_keys("bye", Keys.ENTER)  # not send(): the log is read again
+    WebDriverWait(browser, 15, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda b: len(conversation(b)) == len(shown) + 5)
+    ready(browser)
+    turns = stored_turns(live_url, sender)
+    assert [turn["message"] for turn in turns] == ["thanks", "bye"]
+    assert conversation(browser) == shown + [("notice", STARTED_OVER, False)] + [
+        row for turn in turns for row in (("user", turn["message"], False), ("bot", turn["reply"], turn["generated"]))]
+
+
+def test_a_page_back_from_the_back_forward_cache_shows_what_the_server_holds_now(browser, live_url):
+    """Brought back from the back-forward cache, the page showed the conversation as it was when
+    left: not the turns another tab had answered meanwhile, not a conversation the server had
+    forgotten, and it wrote on in the conversation left behind by another tab's new one."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from legacy_assistant.serving.dialogue import STARTED_OVER
+
+    def away_and_back(meanwhile):
+        browser.execute_script("window.cached = true")
+        browser.get(live_url + "health")
+        meanwhile()
+        browser.back()
+        assert browser.execute_script("return window.cached === true")  # the same page, not loaded anew
+        ready(browser)
+
+    def answered_elsewhere():  # another tab's turn
+        request = urllib.request.Request(live_url + "api/v1/chat", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"sender": sender, "message": "a large one"}).encode())
+        urllib.request.urlopen(request).close()
+
+    def forgotten():  # a restart of a server whose store is in memory
+        url = live_url + "api/v1/conversations/" + urllib.parse.quote(sender, safe="")
+        urllib.request.urlopen(urllib.request.Request(url, method="DELETE")).close()
+
+    open_fresh(browser, live_url)
+    send(browser, "I'd like to order a coffee")
+    sender = saved_sender(browser)
+    away_and_back(answered_elsewhere)
+    WebDriverWait(browser, 10).until(lambda b: [text for kind, text, _ in conversation(b) if kind == "user"] == [
+        "I'd like to order a coffee", "a large one"])
+    away_and_back(forgotten)
+    WebDriverWait(browser, 10).until(lambda b: [row[:2] for row in conversation(b)][-1:] == [("notice", STARTED_OVER)])
+    assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot", "user", "bot", "notice"]
+    status = browser.find_element(By.ID, "status")  # said: the log, refilled, was busy
+    WebDriverWait(browser, 5).until(lambda _: status.get_attribute("textContent") == STARTED_OVER)
+
+    other = "web-" + "0123456789abcdef" * 2
+    away_and_back(lambda: browser.execute_script(f"localStorage.setItem('{SENDER_KEY}', '{other}')"))
+    WebDriverWait(browser, 10).until(lambda b: conversation(b) == [])
+    send(browser, "hello")
+    assert [turn["message"] for turn in stored_turns(live_url, other)] == ["hello"]
+    assert stored_turns(live_url, sender) == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from legacy_assistant.errors import RequestError
+from legacy_assistant.serving.dialogue import STARTED_OVER
 
 if TYPE_CHECKING:
     from legacy_assistant.serving.assistant import Assistant
@@ -37,13 +38,6 @@ Message = dict[str, str]  # {"role": "user" | "assistant", "content": text, as w
 # A context's turns end at \n, \r\n or a lone \r, as the responder's corpora are read: not at
 # the other breaks str.splitlines knows (a form feed, U+2028...), which stay in their turn.
 TURN_BREAK = re.compile(r"\r\n|\r|\n")
-# Put between the transcript a page still shows and the next turn, where the store no longer holds
-# that conversation (idle past its expiry, dropped to make room for newer ones, or deleted): the
-# assistant answers without it.
-STARTED_OVER = (
-    "(The assistant no longer remembers the conversation above: it was idle too long, or it was removed. "
-    "This is a new one.)"
-)
 
 
 def as_shown(text: str) -> str:

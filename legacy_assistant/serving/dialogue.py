@@ -37,6 +37,14 @@ from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.stores.base import ConversationState
 
+# Put between the transcript a page (the chat page, the playground) still shows and the next turn,
+# where the store no longer holds that conversation (idle past its expiry, dropped to make room
+# for newer ones, or deleted): the assistant answers without it.
+STARTED_OVER = (
+    "(The assistant no longer remembers the conversation above: it was idle too long, or it was removed. "
+    "This is a new one.)"
+)
+
 Ranking = Sequence[tuple[str, float]]
 
 FOLLOW_UP_MODES = ("yield", "classic")

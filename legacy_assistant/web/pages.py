@@ -3,7 +3,9 @@
 * ``/``: the chat page, ``templates/index.html`` rendered with what this server accepts: the
   message input's ``data-max-chars`` is ``MAX_TEXT_LENGTH`` (the script keeps the input to it,
   counting code points as the server does), and the emotion selector lists the
-  responder's conditions (no selector without a responder).
+  responder's conditions (no selector without a responder). The log's ``data-kept-turns`` is
+  how many turns of a conversation the store keeps, and ``data-started-over`` the note the page
+  puts where the store no longer holds the turns it shows (the playground's words).
 
 * ``/health`` (liveness): this process answers and serves a model; it names the intent model
   and the responder (null without one) and the responder's emotions.
@@ -23,6 +25,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.http import parse_range_header
 
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
+from legacy_assistant.serving.dialogue import STARTED_OVER
 from legacy_assistant.web.context import current_assistant, current_slot
 from legacy_assistant.web.errors import error_response
 from legacy_assistant.web.favicon import favicon_ico
@@ -74,6 +77,9 @@ def index() -> Any:
         guided=generates and responder is not None and responder.guided,
         condition_strength=f"{responder.options.condition_strength:g}" if responder is not None else "0",
         max_condition_strength=f"{MAX_CONDITION_STRENGTH:g}",
+        # every store keeps a number of turns; 0 (not said) for one that does not say it
+        kept_turns=int(getattr(assistant.store, "max_turns", 0)),
+        started_over=STARTED_OVER,
     )
 
 

@@ -47,6 +47,8 @@
   // last restore read, and the turns answered since. A message whose request failed is looked
   // for among the server's turns after these.
   var known = [];
+  // The user's message element of each of those turns, in the same order.
+  var shown = [];
   // Messages sent without a word back (given up on, or the connection failed): each with the
   // turns known when it went out (base), and whether it was put back in the box (offered).
   var unsure = [];
@@ -130,6 +132,13 @@
   }
 
   var SPEAKERS = { user: "You", bot: "Assistant", error: "Error" };
+  // Put between the turns the log shows and the first the server holds, where the server no
+  // longer holds them (idle past its expiry, a server without a lasting store restarted, or
+  // deleted): the replies after it were written without them. The server gives the words (as its
+  // playground says them), and how many turns of a conversation it keeps (0: not said).
+  var STARTED_OVER = log.getAttribute("data-started-over") ||
+    "(The assistant no longer remembers the conversation above. This is a new one.)";
+  var KEPT_TURNS = parseInt(log.getAttribute("data-kept-turns"), 10) || 0;
 
   // A message: its speaker's label, then its text. The label is text of the page (not CSS
   // generated content), so that a copied transcript keeps it; it keeps the page's direction,
@@ -399,7 +408,7 @@
     return randomId();
   }
 
-  function send(text, messageId) {
+  function send(text, messageId, userEl) {
     var requestSender = sender;
     var base = known.slice();
     var body = { sender: requestSender, message: text, message_id: messageId };
@@ -466,11 +475,15 @@
       }
       addReply(data);
       known.push({ message: text, reply: data.reply });
+      shown.push(userEl);
       scrollToEnd();
       store(TURN_KEY, requestSender + " " + randomId());
       // a copy the server had already (replayed) may be in the log as not sent: the turn is read
       // again, and shown where the server stored it
       if (stale || data.replayed === true) refreshWhenIdle = true;
+      // else the server's turns are compared with the log's: a message marked not sent may have
+      // been stored since, or the server may no longer hold the turns before this one
+      else if (base.length || unsure.length) compare(true);
     }).catch(function (err) {
       answered();
       if (requestSender !== sender) return;
@@ -509,7 +522,26 @@
       var data = r.data;
       if (!r.res.ok || !data || !Array.isArray(data.turns)) return failed(errorText(r.res.status, data));
       stale = false;
-      log.textContent = "";
+      var from = heldFrom(data.turns);
+      var lost = from > 0;
+      if (lost) {
+        // the turns the server no longer holds stay, said to be no longer its; the rest is shown anew
+        var cut = shown[from];
+        while (cut && cut.parentNode === log && cut.nextSibling) log.removeChild(cut.nextSibling);
+        if (cut && cut.parentNode === log) log.removeChild(cut);
+        // after the latest such note (before it, a conversation gone before), a message of the
+        // user's that is none of those turns (not sent, or of unknown fate) is settled below
+        var kept = shown.slice(0, from);
+        var notes = log.querySelectorAll(".msg.notice");
+        var since = notes.length ? notes[notes.length - 1] : null;
+        Array.prototype.forEach.call(log.querySelectorAll(".msg.user, .msg.error"), function (el) {
+          var after = !since || since.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING;
+          if (after && kept.indexOf(el) < 0) el.remove();
+        });
+        addNotice(null);
+      } else {
+        log.textContent = "";
+      }
       known = [];
       var firsts = [];
       data.turns.forEach(function (turn) {
@@ -517,13 +549,85 @@
         addReply(turn);
         known.push(turnOf(turn));
       });
+      shown = firsts.slice();
       var settled = settle(data.turns, firsts);
+      settled.lost = lost;
       scrollToEnd();
       return settled;
     }).catch(function (err) {
       if (requestSender !== sender) return null;
       return failed((err && err.message) || "unknown error");
     });
+  }
+
+  // The server's turns, read without touching the log, compared with those the log shows: the
+  // log is filled anew where they differ, or where the server now holds a message marked not
+  // sent. Where the server holds only the latest of them, fewer than it keeps, it no longer holds
+  // the others: that is said where they end. Nothing is done if a request went out meanwhile
+  // (its answer compares again), or if the turns cannot be read. `answered`: called as a reply
+  // has come, the page still busy with it; else nothing is done while it is busy.
+  function compare(answered) {
+    if (stale || busy && !answered) return; // stale: the log is filled anew anyway
+    var requestSender = sender, mine = seq;
+    call(TRANSCRIPT + encodeURIComponent(requestSender), { method: "GET" }).then(function (r) {
+      if (requestSender !== sender || mine !== seq) return;
+      var turns = r.res.ok && r.data && Array.isArray(r.data.turns) ? r.data.turns : null;
+      if (!turns) return;
+      var stored = unsure.some(function (entry) {
+        for (var j = newFrom(entry.base, turns); j < turns.length; j++) {
+          if (turns[j].message === entry.text) return true;
+        }
+        return false;
+      });
+      if (stored || newFrom(known, turns) !== turns.length) {
+        if (busy) refreshWhenIdle = true;
+        else showStored();
+        return;
+      }
+      var kept = KEPT_TURNS > 0 ? Math.min(known.length, KEPT_TURNS) : known.length;
+      if (turns.length < kept) startedOver(known.length - turns.length);
+    }).catch(function () { /* not read: left as it is */ });
+  }
+
+  // Where the turns the server still holds begin among those the log shows (`known`): after the
+  // latest it does not hold (known.length: it holds none), or 0 where it holds them all. A server
+  // that holds as many turns as it keeps may have dropped the oldest for newer ones: 0.
+  function heldFrom(turns) {
+    if (!known.length || KEPT_TURNS > 0 && turns.length >= KEPT_TURNS) return 0;
+    var i = turns.length - 1, j = known.length - 1;
+    for (; j >= 0; j--) { // known's turns, latest first, looked for in that order among the server's
+      while (i >= 0 && !sameTurn(turns[i], known[j])) i--;
+      if (i < 0) break;
+      i--;
+    }
+    return j + 1;
+  }
+
+  // The note that the server no longer holds the turns above it: put before `before`, or at the end.
+  function addNotice(before) {
+    var el = document.createElement("div");
+    el.className = "msg notice";
+    el.setAttribute("role", "note");
+    var body = document.createElement("p");
+    body.className = "text";
+    body.textContent = STARTED_OVER;
+    el.appendChild(body);
+    if (before) {
+      log.insertBefore(el, before);
+    } else {
+      log.appendChild(el);
+      scrollToEnd();
+    }
+  }
+
+  // The server holds the turns the log shows from `from` on only.
+  function startedOver(from) {
+    addNotice(shown[from] || null);
+    known = known.slice(from);
+    shown = shown.slice(from);
+    // a message sent before it, found missing, is looked for among the turns after it
+    unsure.forEach(function (entry) { entry.base = known.slice(); });
+    saveUnsure();
   }
 
   function codePoints(text) {
@@ -643,7 +747,7 @@
     // sent again: an earlier copy the server did not have is no longer waiting to be
     unsure = unsure.filter(function (entry) { return entry.text !== text; });
     saveUnsure();
-    addMessage("user", text);
+    var userEl = addMessage("user", text);
     input.value = "";
     checkLength();
     fitHeight();
@@ -651,7 +755,7 @@
     if (document.activeElement === sendBtn) input.focus();
     setBusy(true);
     var mine = ++seq;
-    send(text, messageId).then(function () {
+    send(text, messageId, userEl).then(function () {
       if (mine !== seq) return;
       setBusy(false);
       focusInputIfLost();
@@ -723,6 +827,7 @@
     refreshWhenIdle = false;
     stale = false; // a new conversation has no turns to miss
     known = [];
+    shown = [];
     givenBack = null;
     unsure = [];
     pending = null;
@@ -745,13 +850,16 @@
     restore().then(function (settled) {
       if (restoring !== seq) return; // a new conversation was started meanwhile
       setBusy(false);
+      // the log, busy while refilled, announced neither the note nor the messages marked
+      var said = settled && settled.lost ? [STARTED_OVER] : [];
       if (settled && settled.news.length) {
         var back = settled.news.some(function (entry) { return entry.offered; });
         var several = settled.news.length > 1;
-        announce((several ? "Messages you sent did not reach the server: they are marked not sent" :
+        said.push((several ? "Messages you sent did not reach the server: they are marked not sent" :
           "A message you sent did not reach the server: it is marked not sent") +
           (!back ? "." : several ? ", and the latest is back in the message box." : ", and back in the message box."));
       }
+      if (said.length) announce(said.join(" "));
       focusInputIfLost();
     });
   }
@@ -769,17 +877,38 @@
       return;
     }
     if (event.key !== SENDER_KEY && event.key !== null) return; // null: the other tab cleared all
+    follow();
+  });
+
+  // Follow the conversation this browser's tabs hold now, where another tab left this one.
+  // Returns whether it was another.
+  function follow() {
     var id = savedSender();
     if (!id) id = newSender(); // cleared, or set to something unusable: a fresh conversation
-    if (id === sender) return;
+    if (id === sender) return false;
     sender = id;
     stale = false;
     known = [];
+    shown = [];
     givenBack = null;
     unsure = [];
     pending = null;
     saveUnsure();
     showStored(true);
+    return true;
+  }
+
+  // A page shown again (its tab brought back, or the page itself brought back from the
+  // browser's back-forward cache, where it heard nothing of the other tabs) may show what the
+  // server no longer has, or lack what it has since: a message marked not sent that it stored
+  // after all, another tab's turns or new conversation, a conversation it forgot meanwhile.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && (known.length || unsure.length)) compare();
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted || follow()) return;
+    if (busy) refreshWhenIdle = true;
+    else showStored();
   });
 
   checkLength();
