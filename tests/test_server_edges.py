@@ -633,6 +633,43 @@ def test_a_body_the_stopping_worker_stopped_reading_fails_to_read_and_is_never_t
     assert whole.read(2) == b"{}" and whole.complete()
 
 
+def test_a_body_whose_request_began_as_the_stop_cut_off_the_arriving_ones_fails_to_read(monkeypatch) -> None:
+    """The graceful stop's cut (its timer thread) landing while a request thread was taking its
+    request: it shut the connection's reading side, found no body to mark yet, and the body was
+    then registered unmarked: what came read as if it were all (a 408 for a short body, not 503
+    shutting_down)."""
+    from types import SimpleNamespace
+
+    from gunicorn.http.body import LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from legacy_assistant.errors import ReadingStopped
+    from legacy_assistant.serving.server import ModelWorker
+
+    server_side, client_side = socket.socketpair()
+    client_side.sendall(b'{"a": ')  # the rest never comes; the client stays
+    worker = object.__new__(ModelWorker)
+    conn = SimpleNamespace(sock=server_side)
+    worker._in_flight = {id(conn): conn}
+
+    class CutWhileRegistering(dict):
+        def __setitem__(self, key, value):
+            worker._cut_arriving()  # the timer fires as the request thread registers the body
+            super().__setitem__(key, value)
+
+    worker._bodies = CutWhileRegistering()
+    req = SimpleNamespace(body=SimpleNamespace(reader=LengthReader(SocketUnreader(server_side), 300)))
+    monkeypatch.setattr(ThreadWorker, "handle_request", lambda self, req, conn: req.body.reader)
+    try:
+        reader = worker.handle_request(req, conn)
+        with pytest.raises(ReadingStopped):
+            reader.read(300)
+    finally:
+        server_side.close()
+        client_side.close()
+
+
 def test_gunicorn_logs_no_line_of_its_own_per_request_with_the_sender_id() -> None:
     """gunicorn's own ``pre_request`` hook logged every request's path at DEBUG (``-v``): a
     conversation's sender id in full, the one key to its transcript. The access log's line, which

@@ -293,6 +293,23 @@ def test_every_store_refuses_an_idle_time_that_is_not_one(tmp_path, kind, ttl_se
         make()
 
 
+@pytest.mark.parametrize("ttl_seconds", [float("inf"), 1e300, pytest.param(10**400, id="10**400")])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_store_refuses_an_idle_time_past_what_redis_can_expire(tmp_path, kind, ttl_seconds):
+    """Infinity failed every Redis save with an OverflowError (no StoreError), 1e300 with Redis's
+    own refusal of the expiry, while the memory and SQLite stores took both; a whole number past
+    float's range was an OverflowError in every store."""
+    from legacy_assistant.stores.base import MAX_IDLE_SECONDS
+    from legacy_assistant.stores.redis_store import RedisStore
+
+    make = {"memory": lambda: MemoryStore(ttl_seconds=ttl_seconds),
+            "sqlite": lambda: SQLiteStore(tmp_path / "c.db", ttl_seconds=ttl_seconds),
+            "redis": lambda: RedisStore(object(), ttl_seconds=ttl_seconds)}[kind]
+    with pytest.raises(ConfigError, match=f"idle time must be at most {MAX_IDLE_SECONDS} seconds"):
+        make()
+    assert open_store("memory", ttl_seconds=MAX_IDLE_SECONDS).ttl_seconds == MAX_IDLE_SECONDS
+
+
 def _senders(store, table):
     with store._connection() as connection:
         return {row[0] for row in connection.execute(f"SELECT sender FROM {table}")}
@@ -534,6 +551,27 @@ def test_redis_a_higher_or_no_idle_time_takes_over_at_the_next_save(make_redis_s
     assert [forever._client.pttl(forever._key(kind, "a")) for kind in ("state", "turns")] == [-1, -1]
     assert make_redis_store(ttl_seconds=60).load("a").turns == 3  # kept forever until now: 60 s from now
     assert 50_000 < before._client.pttl(before._key("state", "a")) <= 60_000
+
+
+def test_redis_conversation_kept_forever_expires_by_the_time_since_its_last_save(make_redis_store):
+    """A conversation saved with no idle time, read by a server with one: idle longer than that
+    is expired for every call, forget's answer included (it read the time Redis answered from
+    the wrong reply of its transaction, and said such a conversation was there)."""
+    forever = make_redis_store(ttl_seconds=0)
+    for sender in ("idle", "idle-forgotten", "recent"):
+        forever.save(sender, ConversationState(context="c", turns=1), turn("old"))
+    time.sleep(1.2)
+    after = make_redis_store(ttl_seconds=1)
+
+    def keys(sender):
+        return after._client.exists(after._key("state", sender), after._key("turns", sender))
+
+    assert after.load("idle") == ConversationState() and keys("idle") == 0
+    assert after.forget("idle-forgotten") is False and keys("idle-forgotten") == 0
+    longer = make_redis_store(ttl_seconds=60)
+    assert longer.load("recent").turns == 1  # idle for less than 60 s: 60 s from its last save
+    assert 0 < longer._client.pttl(longer._key("state", "recent")) < 59_000  # from its last save, not now
+    assert longer.forget("recent") is True
 
 
 def test_redis_conversation_saved_by_an_earlier_version_gets_the_lower_idle_time(make_redis_store):

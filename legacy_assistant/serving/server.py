@@ -359,9 +359,13 @@ class ModelWorker(ThreadWorker):
         ``Expect: 100-continue`` before the app saw the request, so a client whose body the app
         refuses unread (over the size limit, a 404, a 415) was told to send it all the same."""
         body = _StoppableReader(req.body.reader)
-        body.stopped = self._cutting or self._quitting  # arrived as the stop began: only what came is read
         req.body.reader = body
-        self._bodies[id(conn)] = body
+        self._bodies[id(conn)] = body  # first: a cut from now on finds it and marks it
+        if self._cutting or self._quitting:
+            # arrived as the stop began (a cut that came before it was registered shut the reading
+            # side, finding no body to mark): only what came is read. Never set back to False: a cut
+            # landing meanwhile has marked it.
+            body.stopped = True
         if getattr(req, "_expected_100_continue", False) and _has_body(req.body):
             req._expected_100_continue = False
             req.body.reader = _ContinueOnRead(req.body.reader, conn.sock)

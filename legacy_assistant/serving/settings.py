@@ -40,7 +40,7 @@ from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
 from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FALLBACK_MODES, FOLLOW_UP_MODES
 from legacy_assistant.serving.log_format import FORMATS as LOG_FORMATS
-from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS
+from legacy_assistant.stores.base import DEFAULT_MAX_TURNS, DEFAULT_TTL_SECONDS, MAX_IDLE_SECONDS
 
 ENV_PREFIX = "LEGACY_ASSISTANT_"
 
@@ -59,7 +59,7 @@ DEFAULT_INTER_OP_THREADS = -1
 # (a count past SQLite's or TensorFlow's integers, an expiry past Redis's milliseconds).
 MAX_PROCESSES_OR_THREADS = 1024
 DAY_SECONDS = 24 * 3600
-MAX_TTL_SECONDS = 10 * 365 * DAY_SECONDS
+MAX_TTL_SECONDS = MAX_IDLE_SECONDS  # 10 years
 MAX_TURNS_KEPT = 1_000_000
 MAX_BODY_LIMIT = 2**30
 

@@ -92,12 +92,26 @@ def _real(name: str, value: object) -> float:
 def check_idle_time(ttl_seconds: object) -> None:
     """Raise :class:`ConfigError` unless ``ttl_seconds`` is an idle time every store takes: a
     number of seconds from 0 (0: conversations never expire; None is not one: the memory and
-    SQLite stores read it as 0, Redis failed at the first save)."""
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, numbers.Real) or not float(ttl_seconds) >= 0:
+    SQLite stores read it as 0, Redis failed at the first save) to :data:`MAX_IDLE_SECONDS`."""
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, numbers.Real):
         raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds!r}")
+    try:
+        seconds = float(ttl_seconds)
+    except OverflowError:  # a whole number past float's range
+        seconds = math.inf
+    if not seconds >= 0:
+        raise ConfigError(f"conversation idle time must be >= 0 seconds, got {ttl_seconds!r}")
+    if seconds > MAX_IDLE_SECONDS:
+        raise ConfigError(
+            f"conversation idle time must be at most {MAX_IDLE_SECONDS} seconds (10 years; 0: never expire), "
+            f"got {ttl_seconds!r}"
+        )
 
 
 DEFAULT_TTL_SECONDS = 3600.0
+# The longest idle time a store takes (10 years): Redis counts an expiry in milliseconds that
+# must fit its integers, and refused a longer one at every save (infinity failed in Python).
+MAX_IDLE_SECONDS = 10 * 365 * 24 * 3600
 DEFAULT_MAX_TURNS = 50
 # How long a store remembers that a conversation was forgotten (see ConversationStore.generation):
 # longer than any turn takes from its arrival to its save (classifying it, then waiting for the

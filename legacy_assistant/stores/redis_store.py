@@ -399,7 +399,7 @@ class RedisStore:
                 pipe.time()
                 pipe.delete(state_key, self._key("turns", sender))
                 pipe.set(self._forgotten_key(sender), uuid.uuid4().hex, px=int(FORGOTTEN_SECONDS * 1000))
-                stored, pttl, _, _, now = pipe.execute()
+                stored, pttl, now, _, _ = pipe.execute()
         if stored is None:
             return False
         saved = _saved_ttl_ms(stored)
