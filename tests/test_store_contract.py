@@ -1758,3 +1758,29 @@ def test_sqlite_sweep_finds_expired_conversations_by_index_in_old_and_new_files(
         steps = " | ".join(str(row[-1]) for row in plan)
         assert "conversations_updated" in steps and "conversations_ttl" in steps, (path.name, steps)
         assert not re.search(r"\bSCAN conversations\b(?! USING)", steps), (path.name, steps)
+
+
+def test_sqlite_a_save_by_a_version_that_records_no_idle_time_is_measured_by_the_current_one(tmp_path):
+    """Versions before the saved idle time, sharing the file (a rolling upgrade), update a
+    conversation's last save and nothing else: the idle time an earlier save recorded is not that
+    save's, and the current setting measures it, as for every row such a version wrote."""
+    clock = FakeClock()
+    path = tmp_path / "c.db"
+    short = SQLiteStore(path, ttl_seconds=5, clock=clock)
+    short.save("s", ConversationState(turns=1), turn())
+    short.close()
+    clock.advance(4)
+    with sqlite3.connect(path) as connection:  # the earlier version's save: context, turns, updated
+        connection.execute(
+            "INSERT INTO conversations (sender, context, next_tag, turns, updated) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
+            "turns = excluded.turns, updated = excluded.updated",
+            ("s", None, None, 2, clock()),
+        )
+    connection.close()
+    clock.advance(6)  # 6 s since that save, 10 s since the one that recorded 5 s
+    hour = SQLiteStore(path, ttl_seconds=3600, clock=clock)
+    assert hour.load("s").turns == 2
+    hour.save("other", ConversationState(turns=1), turn())  # the first save sweeps: "s" is kept
+    assert "s" in _senders(hour, "conversations")
+    hour.close()

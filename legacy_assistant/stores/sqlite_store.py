@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     next_tag TEXT,
     turns    INTEGER NOT NULL,
     updated  REAL NOT NULL,
-    ttl      REAL
+    ttl      REAL,
+    ttl_at   REAL
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated);
 CREATE TABLE IF NOT EXISTS turns (
@@ -125,7 +126,11 @@ ADDED_TURN_COLUMNS = (
 )
 # Columns of ``conversations`` added since: ``ttl``, the idle time (seconds, 0: none) of the
 # conversation's last save (NULL in conversations saved before: only the current one holds).
-ADDED_CONVERSATION_COLUMNS = (("ttl", "REAL"),)
+# ``ttl_at``, the ``updated`` of the save that recorded it: a version before these columns, sharing
+# the file, updates ``updated`` only, and the idle time of an earlier save is then not this one's.
+ADDED_CONVERSATION_COLUMNS = (("ttl", "REAL"), ("ttl_at", "REAL"))
+# The idle time a conversation was last saved with, as a column of a SELECT (NULL: not recorded).
+SAVED_TTL = "CASE WHEN ttl_at = updated THEN ttl END"
 # Made once the columns are there (a file written before has them only then). By ``ttl``, the
 # sweep finds the few conversations saved with a shorter idle time than the current one without
 # reading every row.
@@ -133,7 +138,7 @@ INDEXES_OF_ADDED_COLUMNS = "CREATE INDEX IF NOT EXISTS conversations_ttl ON conv
 # The sweep's conversations: idle since before the cutoff (now minus this store's idle time), or
 # saved with a shorter idle time than it and idle longer than that; arguments (cutoff, this
 # store's idle time or infinity, now).
-EXPIRED_ROWS = "updated < ? OR (ttl > 0 AND ttl < ? AND ? - updated > ttl)"
+EXPIRED_ROWS = "updated < ? OR (ttl > 0 AND ttl < ? AND ttl_at = updated AND ? - updated > ttl)"
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> None:
@@ -477,7 +482,7 @@ class SQLiteStore:
         check_text("sender", sender)  # sqlite3 binds UTF-8 only: a clear error, as every store gives
         with self._errors("load"), self._connection() as connection:
             row = connection.execute(
-                "SELECT context, next_tag, turns, updated, ttl FROM conversations WHERE sender = ?", (sender,)
+                f"SELECT context, next_tag, turns, updated, {SAVED_TTL} FROM conversations WHERE sender = ?", (sender,)
             ).fetchone()
         with self._unreadable(sender):
             if row is None or self._expired(row[3], row[4], self._clock()):
@@ -548,7 +553,9 @@ class SQLiteStore:
 
     def _status(self, connection: sqlite3.Connection, sender: str, now: float) -> str:
         """``sender``'s conversation row: ``"absent"``, ``"expired"`` (idle too long, not yet purged) or ``"live"``."""
-        row = connection.execute("SELECT updated, ttl FROM conversations WHERE sender = ?", (sender,)).fetchone()
+        row = connection.execute(
+            f"SELECT updated, {SAVED_TTL} FROM conversations WHERE sender = ?", (sender,)
+        ).fetchone()
         if row is None:
             return "absent"
         with self._unreadable(sender):
@@ -603,10 +610,11 @@ class SQLiteStore:
             connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
             self._local.deleted = True
         connection.execute(
-            "INSERT INTO conversations (sender, context, next_tag, turns, updated, ttl) VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO conversations (sender, context, next_tag, turns, updated, ttl, ttl_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sender) DO UPDATE SET context = excluded.context, next_tag = excluded.next_tag, "
-            "turns = excluded.turns, updated = excluded.updated, ttl = excluded.ttl",
-            (sender, state.context, state.next_tag, state.turns, now, float(self.ttl_seconds or 0)),
+            "turns = excluded.turns, updated = excluded.updated, ttl = excluded.ttl, ttl_at = excluded.ttl_at",
+            (sender, state.context, state.next_tag, state.turns, now, float(self.ttl_seconds or 0), now),
         )
         connection.execute(
             "INSERT INTO turns (sender, message, reply, intent, confidence, at, generated, reason, message_id) "
