@@ -1598,22 +1598,7 @@ def test_a_message_marked_not_sent_that_the_server_stores_later_shows_as_answere
     open_fresh(browser, live_url)
     send(browser, "hello")
     sender = saved_sender(browser)
-    browser.execute_script("""
-        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
-        var original = window.fetch;
-        window.slow = true; // the next chat message reaches the server 2 s late, the page gives up before
-        window.lateAnswered = false;
-        window.fetch = function (url, options) {
-          if (!options || options.method !== "POST" || !window.slow) return original.apply(this, arguments);
-          window.slow = false;
-          var self = this, args = [url, { method: "POST", headers: options.headers, body: options.body }];
-          window.setTimeout(function () {
-            original.apply(self, args).then(function () { window.lateAnswered = true; });
-          }, 2000);
-          return new Promise(function (resolve, reject) {
-            options.signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
-          });
-        };""")
+    _next_message_late(browser, 2000)  # the page gives up before it reaches the server
     box = browser.find_element(By.ID, "message")
     box.send_keys("I'd like to order a coffee", Keys.ENTER)
     WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
@@ -1643,8 +1628,6 @@ def test_a_conversation_the_server_no_longer_holds_is_said_where_it_ends(browser
     went on showing the earlier turns as if the next reply followed them. As the playground does,
     a note now says where the turns the server no longer holds end: after the next reply, or when
     the page is shown again."""
-    import urllib.parse
-    import urllib.request
 
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -1654,8 +1637,7 @@ def test_a_conversation_the_server_no_longer_holds_is_said_where_it_ends(browser
     from legacy_assistant.serving.dialogue import STARTED_OVER
 
     def forget(sender):  # as a restart does
-        url = live_url + "api/v1/conversations/" + urllib.parse.quote(sender, safe="")
-        urllib.request.urlopen(urllib.request.Request(url, method="DELETE")).close()
+        forget_on_server(live_url, sender)
 
     open_fresh(browser, live_url)
     send(browser, "I'd like to order a coffee")
@@ -1681,22 +1663,7 @@ def test_a_conversation_the_server_no_longer_holds_is_said_where_it_ends(browser
     # log, read again with the next reply, keeps what the server no longer holds above the note
     shown = conversation(browser)
     forget(sender)
-    browser.execute_script("""
-        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
-        var original = window.fetch;
-        window.slow = true;
-        window.lateAnswered = false;
-        window.fetch = function (url, options) {
-          if (!options || options.method !== "POST" || !window.slow) return original.apply(this, arguments);
-          window.slow = false;
-          var self = this, args = [url, { method: "POST", headers: options.headers, body: options.body }];
-          window.setTimeout(function () {
-            original.apply(self, args).then(function () { window.lateAnswered = true; });
-          }, 1000);
-          return new Promise(function (resolve, reject) {
-            options.signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
-          });
-        };""")
+    _next_message_late(browser, 1000)
     browser.find_element(By.ID, "message").send_keys("thanks", Keys.ENTER)
     WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
     WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.lateAnswered"))
@@ -1739,8 +1706,7 @@ def test_a_page_back_from_the_back_forward_cache_shows_what_the_server_holds_now
         urllib.request.urlopen(request).close()
 
     def forgotten():  # a restart of a server whose store is in memory
-        url = live_url + "api/v1/conversations/" + urllib.parse.quote(sender, safe="")
-        urllib.request.urlopen(urllib.request.Request(url, method="DELETE")).close()
+        forget_on_server(live_url, sender)
 
     open_fresh(browser, live_url)
     send(browser, "I'd like to order a coffee")
@@ -1760,3 +1726,35 @@ def test_a_page_back_from_the_back_forward_cache_shows_what_the_server_holds_now
     send(browser, "hello")
     assert [turn["message"] for turn in stored_turns(live_url, other)] == ["hello"]
     assert stored_turns(live_url, sender) == []
+
+
+def _next_message_late(browser, delay_ms):
+    """The page's next chat message reaches the server ``delay_ms`` late, after the page (its
+    timeout set to 300 ms) has given up on it; ``window.lateAnswered`` turns true once the
+    server has answered it."""
+    browser.execute_script("""
+        document.getElementById("chat-form").setAttribute("data-timeout-ms", "300");
+        var original = window.fetch, delay = arguments[0];
+        window.slow = true;
+        window.lateAnswered = false;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST" || !window.slow) return original.apply(this, arguments);
+          window.slow = false;
+          var self = this, args = [url, { method: "POST", headers: options.headers, body: options.body }];
+          window.setTimeout(function () {
+            original.apply(self, args).then(function () { window.lateAnswered = true; });
+          }, delay);
+          return new Promise(function (resolve, reject) {
+            options.signal.addEventListener("abort", function () { reject(new DOMException("aborted", "AbortError")); });
+          });
+        };""", delay_ms)
+
+
+def forget_on_server(live_url, sender):
+    """The server forgets ``sender``'s conversation (``DELETE``), as a restart of a server whose
+    store is in memory loses it."""
+    import urllib.parse
+    import urllib.request
+
+    url = live_url + "api/v1/conversations/" + urllib.parse.quote(sender, safe="")
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE")).close()

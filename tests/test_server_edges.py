@@ -427,15 +427,7 @@ def test_a_quick_stop_cuts_off_a_request_still_arriving_instead_of_waiting_to_be
         sock = socket.create_connection(("127.0.0.1", process.port), timeout=60)
         sock.sendall(b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 300\r\n\r\n{")
-
-        def trickle():  # a byte a second: each read succeeds, the request never ends
-            while not stopped.wait(1.0):
-                try:
-                    sock.sendall(b" ")
-                except OSError:
-                    return
-
-        threading.Thread(target=trickle, daemon=True).start()
+        trickle(sock, stopped)
         time.sleep(1.5)
         process.signal(signal.SIGINT)
         assert process.process.wait(60) == 0
@@ -473,15 +465,7 @@ def test_a_graceful_stop_answers_a_request_still_arriving_and_lets_those_that_ar
     try:
         slow = socket.create_connection(("127.0.0.1", process.port), timeout=60)
         slow.sendall(head % 300 + b"{")
-
-        def trickle():  # a byte a second: each read succeeds, the request never ends
-            while not stopped.wait(1.0):
-                try:
-                    slow.sendall(b" ")
-                except OSError:
-                    return
-
-        threading.Thread(target=trickle, daemon=True).start()
+        trickle(slow, stopped)
         body = chat_body(200)
         prompt = socket.create_connection(("127.0.0.1", process.port), timeout=60)
         prompt.sendall(head % len(body) + body[:50])
@@ -685,3 +669,18 @@ def test_gunicorn_logs_no_line_of_its_own_per_request_with_the_sender_id() -> No
                               uri="/api/v1/conversations/alice-private-id")
     gunicorn_app.cfg.pre_request(worker, request)
     assert worker.log.mock_calls == []
+
+
+def trickle(sock, stopped) -> None:
+    """Send a byte a second on ``sock`` until ``stopped`` is set (or the connection fails), from
+    a thread of its own: each of the server's reads succeeds, the request never ends."""
+    import threading
+
+    def send():
+        while not stopped.wait(1.0):
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                return
+
+    threading.Thread(target=send, daemon=True).start()

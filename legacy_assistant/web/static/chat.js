@@ -156,6 +156,11 @@
     body.dir = "auto"; // right-to-left text reads from the right, its punctuation on its side
     body.textContent = text;
     el.appendChild(body);
+    return place(el, before);
+  }
+
+  // `el` put into the log before `before` when given, else at its end (scrolled to).
+  function place(el, before) {
     if (before) {
       log.insertBefore(el, before);
     } else {
@@ -612,12 +617,7 @@
     body.className = "text";
     body.textContent = STARTED_OVER;
     el.appendChild(body);
-    if (before) {
-      log.insertBefore(el, before);
-    } else {
-      log.appendChild(el);
-      scrollToEnd();
-    }
+    place(el, before);
   }
 
   // The server holds the turns the log shows from `from` on only.
