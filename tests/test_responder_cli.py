@@ -430,6 +430,40 @@ def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, 
 
 
 @pytest.mark.pinned_only
+def test_a_checkpoint_that_cannot_be_written_says_how_to_resume_from_the_one_before(
+    files, tmp_path, capsys, monkeypatch
+):
+    """A full disk while a checkpoint is written ends the run: the one written before is kept,
+    and the error comes with the command that resumes from it once there is room again."""
+    from compat.responder.trainer import ResponderTrainer
+
+    checkpoints = tmp_path / "checkpoints"
+    out = tmp_path / "model"
+    saves = []
+    save = ResponderTrainer.save_checkpoint
+
+    def full_on_the_second(self, directory, step):
+        saves.append(step)
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device", directory)
+        return save(self, directory, step)
+
+    monkeypatch.setattr(ResponderTrainer, "save_checkpoint", full_on_the_second)
+    argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),
+            "--epochs", "3", "--no-plot", "--checkpoint-dir", str(checkpoints)]
+    assert main(["-q", *argv]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err and not out.exists()
+    assert f"the training failed; the latest checkpoint is in {checkpoints}; resume with:" in err
+    command = shlex.split(err.split("resume with:")[1].strip().splitlines()[0])
+    assert command[-3:] == ["--checkpoint-dir", str(checkpoints), "--resume"]
+    monkeypatch.undo()
+    assert main(["-q", *command[1:]]) == 0
+    summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["epochs_run"] == 3
+
+
+@pytest.mark.pinned_only
 def test_the_command_printed_when_the_budget_ends_resumes_over_the_exported_model(files, tmp_path, capsys):
     out, checkpoints = tmp_path / "budget", tmp_path / "checkpoints"
     argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),

@@ -212,9 +212,16 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             if temporary:
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return 128 + int(signum)
-    except BaseException:
+    except BaseException as exc:
         if temporary:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        elif _resumable_failure(exc, checkpoint_dir):
+            # a full disk while a checkpoint is written: the one before it is whole and resumable
+            print(
+                f"the training failed; the latest checkpoint is in {checkpoint_dir}; resume with:\n"
+                f"  {resume_command(args, checkpoint_dir)}",
+                file=sys.stderr,
+            )
         raise
 
     try:
@@ -262,6 +269,20 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             print(f"time budget used; to train on: {resume_command(args, checkpoint_dir, exported=True)}")
         print(f"exported to {path}")
     return 0
+
+
+def _resumable_failure(exc: BaseException, checkpoint_dir: Path) -> bool:
+    """Whether a run that ``exc`` ended can be resumed from the checkpoint it left: a failure of
+    the system (a full disk, a TensorFlow error), not a refusal of the data or settings, which a
+    resume would meet again."""
+    from legacy_assistant.errors import AssistantError
+
+    return (
+        isinstance(exc, Exception)
+        and not isinstance(exc, AssistantError)
+        and (checkpoint_dir / "run.json").is_file()
+        and (checkpoint_dir / "checkpoint").is_file()
+    )
 
 
 def weights_from(summary: dict[str, Any]) -> str:
