@@ -176,6 +176,15 @@ def test_a_manifest_spec_other_than_the_saved_models_is_refused_at_load(model_co
         Responder.load(model_copy)
 
 
+def test_a_manifest_without_the_saved_models_sample_draw_is_refused_naming_it(model_copy):
+    """A spec without ``sample_draw`` is the old categorical draw; the SavedModel draws with
+    ``gumbel``: the replies would not be the ones the manifest describes."""
+    _rewrite_manifest(model_copy, lambda m: m["spec"].pop("sample_draw"))
+    verify_responder(model_copy)
+    with pytest.raises(ArtifactError, match="spec differs from the SavedModel's in sample_draw$"):
+        Responder.load(model_copy)
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -586,3 +595,28 @@ def test_a_sample_is_drawn_at_most_ten_times(responder: Responder, silent_draws:
         assert re.search(r"\w", reply), reply
     else:
         assert reply == ""
+
+
+# A process whose first TensorFlow session sizes the intra-op thread pool at THREADS, then the
+# shipped responder's seeded sampled replies: one context at a time and a batch of several.
+SEEDED_IN_A_POOL = """
+import json
+from legacy_assistant.responder.responder import Responder
+contexts = [["Do you like movies?"], ["Tell me a joke."], ["I failed my exam today."],
+            ["Hi!", "Hello, how are you?", "I'm fine. Do you like movies?"]]
+with Responder.load("exported/responder", intra_op_threads=THREADS) as responder:
+    one = [responder.respond(c, "sadness", mode="sample_rerank", seed=seed) for c in contexts for seed in (1, 2)]
+    batch = responder.respond_batch(contexts, mode="sample_rerank", seed=1)
+    sampled = responder.respond_batch(contexts, ["joy"] * 4, mode="sample", seed=3)
+print(json.dumps({"one": one, "batch": batch, "sampled": sampled}))
+"""
+
+
+def test_seeded_samples_are_the_same_whatever_the_intra_op_thread_count():
+    """TensorFlow sizes a process's intra-op pool at its first session (the server: 1 thread; a
+    library process: one per CPU); a seeded reply must not depend on that size."""
+    from tests.subprocesses import json_out, run_snippet
+
+    replies = [json_out(run_snippet(SEEDED_IN_A_POOL.replace("THREADS", str(n)), timeout=300)) for n in (1, 4)]
+    assert replies[0] == replies[1]
+    assert len(set(replies[0]["one"])) > 2 and all(replies[0]["batch"])  # real, varied replies

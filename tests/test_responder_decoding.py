@@ -462,3 +462,79 @@ def test_contexts_without_any_token_decode_as_they_do_beside_one_with_words(rand
         scores = random_model.score(empty, conditions, reply)
         expected_scores = random_model.score(beside, np.append(conditions, 1), np.concatenate([reply, reply[:1]]))
         np.testing.assert_allclose(scores, expected_scores[:2], atol=1e-6)
+
+
+# -- the sampling draw ------------------------------------------------------------------------
+
+
+def _first_step_scores(model, context: np.ndarray, condition: int) -> np.ndarray:
+    """The first reply token's search scores for one context: ``log p`` and ``NEG`` at the
+    always-banned ids (``score`` of every one-token reply)."""
+    from compat.responder.inputs import NEG
+
+    vocab = SPEC.vocab_size
+    replies = np.stack([np.arange(vocab, dtype=np.int32), np.full(vocab, END, np.int32)], axis=1)
+    log_p = model.score(np.repeat(context[None], vocab, 0), np.full(vocab, condition, np.int32), replies)[:, 0]
+    return (log_p + NEG * np.isin(np.arange(vocab), [PAD, UNK, START])).astype(np.float32)
+
+
+def _run(build):
+    from compat.runtime import tf
+
+    with tf.Graph().as_default(), tf.Session() as session:
+        return session.run(build(tf))
+
+
+@pytest.mark.parametrize("draw", ["gumbel", "categorical"])
+def test_sampling_draws_the_first_token_as_its_spec_says(tmp_path, draw):
+    """A spec's ``sample_draw`` decides the graph's draw: ``gumbel``, the argmax of the scores
+    plus ``-log(-log(u))`` over ``stateless_uniform`` numbers keyed by ``(seed, 0)``, or, for a
+    responder exported before the field (its spec has none), ``stateless_categorical``."""
+    import json
+    from dataclasses import replace
+
+    from compat.responder.saved_model import SPEC_TENSOR, LoadedResponder, export_responder
+    from compat.responder.sampling import TINY
+
+    spec = replace(SPEC, sample_draw=draw)
+    export_responder(random_weights(spec, seed=2, scale=0.7), spec, str(tmp_path / "saved_model"))
+    with LoadedResponder(str(tmp_path / "saved_model")) as model:
+        assert model.spec == spec
+        stored = json.loads(model._gs.run(model._gs.tensor(SPEC_TENSOR + ":0")).decode("utf-8"))
+        assert stored.get("sample_draw") == (None if draw == "categorical" else "gumbel")
+        scores = _first_step_scores(model, CONTEXTS[2], 2)
+        drawn = set()
+        for temperature in (1.0, 4.0):
+            seeds = range(12)
+            got = [model.decode(CONTEXTS[2:3], CONDITIONS[2:3], mode="sample", max_length=1, seed=seed,
+                                temperature=temperature).ids[0, 0, 0] for seed in seeds]
+            if draw == "gumbel":
+                uniforms = _run(lambda tf: [tf.random.stateless_uniform([1, SPEC.vocab_size], seed=[seed, 0],
+                                                                        minval=TINY, maxval=1.0) for seed in seeds])
+                expected = [int(np.argmax(scores / temperature - np.log(-np.log(u[0])))) for u in uniforms]
+            else:
+                expected = _run(lambda tf: [tf.random.stateless_categorical(scores[None] / temperature, 1,
+                                                                            seed=[seed, 0])[0, 0] for seed in seeds])
+            assert got == list(expected)
+            drawn.update(got)
+        assert len(drawn) > 2  # varied draws, not one token
+
+
+def test_the_gumbel_draw_follows_the_softmax_and_never_draws_a_banned_token():
+    """20,000 rows of one distribution (half its tokens banned), each at three temperatures:
+    the counts match ``softmax(scores / temperature)`` (chi-square, 4 degrees of freedom, below
+    its 0.1% point 18.5; the draw is seeded, so the check is exact on every run)."""
+    from compat.responder.inputs import NEG
+    from compat.responder.sampling import draw_tokens
+
+    scores = np.array([NEG, NEG, NEG, -0.5, -1.2, -2.3, -3.0, -0.9, NEG], np.float32)
+    allowed = scores > NEG / 2
+    rows = np.repeat(scores[None], 20_000, 0)
+    for temperature in (0.5, 1.0, 2.0):
+        ids = _run(lambda tf: draw_tokens(tf, "gumbel", tf.constant(rows), tf.constant(temperature),
+                                          tf.constant([7, 3], tf.int64)))
+        counts = np.bincount(ids, minlength=len(scores))
+        assert counts[~allowed].sum() == 0
+        p = np.exp(scores[allowed] / temperature - np.logaddexp.reduce(scores[allowed] / temperature))
+        expected = len(rows) * p
+        assert ((counts[allowed] - expected) ** 2 / expected).sum() < 18.5, (counts, expected)

@@ -7,6 +7,7 @@ The test process runs the compat runtime, so everything on the TF2 side runs in 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,13 @@ def _dialogues() -> list[Dialogue]:
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory) -> Path:
-    return export_responder_artifact(
-        train_responder(_dialogues(), TINY), tmp_path_factory.mktemp("models") / "moods", plot=False
-    )
+def trained():
+    return train_responder(_dialogues(), TINY)
+
+
+@pytest.fixture(scope="module")
+def source(trained, tmp_path_factory) -> Path:
+    return export_responder_artifact(trained, tmp_path_factory.mktemp("models") / "moods", plot=False)
 
 
 @pytest.fixture(scope="module")
@@ -493,3 +497,54 @@ def test_the_decodes_compared_stay_within_what_a_decode_takes():
             assert options["max_length"] == expected, name
             kwargs = {k: np.asarray(v, np.int32) if k.endswith("_ids") else v for k, v in options.items()}
             decode_call(np.full((1, 1, 1), 5), np.zeros(1, np.int32), info.spec.vocab_size, info.spec.n_conditions, **kwargs)
+
+
+def test_a_responder_exported_before_the_gumbel_draw_migrates_with_its_own_draw(trained, source, tmp_path):
+    """Its spec has no ``sample_draw``: its SavedModel draws with ``stateless_categorical``, and
+    the TF2 copy must draw the same way (seeded samples compared by migrate's parity), while a
+    new export's samples come from the Gumbel draw, seed for seed other replies."""
+    old_spec = replace(trained.spec, sample_draw="categorical")
+    old = export_responder_artifact(replace(trained, spec=old_spec), tmp_path / "old", plot=False)
+    assert "sample_draw" not in json.loads((old / "responder.json").read_text())["spec"]
+    assert verify_responder(source).manifest["spec"]["sample_draw"] == "gumbel"
+    report = json_out(run_cli("migrate", str(old), "--out", str(tmp_path / "old-tf2"), "--json", timeout=600))
+    sample = report["parity"]["decodes"]["sample"]
+    assert sample["contexts"] == CONTEXTS and sample["contexts_differing"] == 0
+    assert report["parity"]["agree"] is True
+    assert verify_responder(tmp_path / "old-tf2").spec.sample_draw == "categorical"
+    ids, conditions = _random_contexts(source)
+    with Responder.load(old) as before, Responder.load(source) as after:
+        assert before.spec.sample_draw == "categorical" and after.spec.sample_draw == "gumbel"
+        assert before.model.decode(ids, conditions, mode="greedy", max_length=8).ids.tolist() == after.model.decode(
+            ids, conditions, mode="greedy", max_length=8).ids.tolist()
+        sampled = [r.model.decode(ids, conditions, mode="sample", max_length=8, n_samples=3, seed=5,
+                                   temperature=1.5).ids
+                   for r in (before, after)]
+        assert not np.array_equal(*sampled)
+
+
+def test_reexport_gives_a_responder_exported_before_the_gumbel_draw_the_new_draw(trained, source, tmp_path):
+    """``reexport-responder`` writes the graph again from the same weights: the manifest's and
+    the SavedModel's spec now say ``gumbel``, the variables files stay byte for byte, greedy
+    replies stay, and seeded samples are the new export's."""
+    from legacy_assistant.responder.artifact import reexport_responder_artifact
+
+    old = export_responder_artifact(replace(trained, spec=replace(trained.spec, sample_draw="categorical")),
+                                    tmp_path / "old", plot=False)
+    variables = {p.name: p.read_bytes() for p in (old / "saved_model" / "variables").iterdir()}
+    ids, conditions = _random_contexts(source)
+    call = dict(max_length=8, n_samples=3, seed=5, temperature=1.5)
+    with Responder.load(old) as before:
+        greedy_before = before.model.decode(ids, conditions, mode="greedy", max_length=8).ids
+        sampled_before = before.model.decode(ids, conditions, mode="sample", **call).ids
+    reexport_responder_artifact(old)
+    info = verify_responder(old)
+    assert info.manifest["spec"]["sample_draw"] == "gumbel" and "reexported" in info.manifest
+    assert {p.name: p.read_bytes() for p in (old / "saved_model" / "variables").iterdir()} == variables
+    with Responder.load(old) as after, Responder.load(source) as new:
+        assert after.model.spec.sample_draw == "gumbel"
+        np.testing.assert_array_equal(after.model.decode(ids, conditions, mode="greedy", max_length=8).ids,
+                                      greedy_before)
+        sampled = after.model.decode(ids, conditions, mode="sample", **call).ids
+        np.testing.assert_array_equal(sampled, new.model.decode(ids, conditions, mode="sample", **call).ids)
+        assert not np.array_equal(sampled, sampled_before)

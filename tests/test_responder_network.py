@@ -69,6 +69,19 @@ def test_spec_round_trips_and_names_bad_fields():
         ResponderSpec(vocab_size=10, n_conditions=1, dropout=1.0)
 
 
+def test_a_spec_without_sample_draw_is_a_responder_exported_before_the_gumbel_draw():
+    """New specs draw with ``gumbel``; a stored spec without the field keeps the categorical
+    draw its SavedModel holds, and such a spec is written back without the field."""
+    spec = ResponderSpec(vocab_size=100, n_conditions=5)
+    assert spec.sample_draw == "gumbel" and spec.to_dict()["sample_draw"] == "gumbel"
+    old = {k: v for k, v in spec.to_dict().items() if k != "sample_draw"}
+    assert ResponderSpec.from_dict(old).sample_draw == "categorical"
+    assert ResponderSpec.from_dict(old).to_dict() == old
+    assert ResponderSpec.from_dict({**old, "sample_draw": "gumbel"}) == spec
+    with pytest.raises(ValueError, match="sample_draw"):
+        ResponderSpec.from_dict({**old, "sample_draw": "uniform"})
+
+
 # -- the graph against numpy -----------------------------------------------------------------
 
 

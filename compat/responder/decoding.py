@@ -14,8 +14,8 @@ At every step the model's log-probabilities ``log p`` ``[n, V]`` are turned into
 reply already holds (so a repeated token's probability is divided by the penalty, as cakechat
 does, before any temperature; a penalty below 1 favours repeats; ``unpenalized_ids`` are
 exempt, e.g. punctuation). Greedy takes the argmax, sampling draws from
-``softmax(score / temperature)`` with ``tf.random.stateless_categorical`` keyed by ``(seed,
-step)``, and beam search keeps the ``beam_width`` best prefixes. The ``log_probs`` returned
+``softmax(score / temperature)`` keyed by ``(seed, step)`` as the spec's ``sample_draw`` says
+(:mod:`compat.responder.sampling`), and beam search keeps the ``beam_width`` best prefixes. The ``log_probs`` returned
 are always sums of the plain model ``log p`` of the chosen tokens (what ``score`` gives).
 
 **Condition guidance** (the ``*_guided`` computations, ``condition_strength`` ``s`` > 0): every
@@ -29,8 +29,10 @@ guidance does for diffusion models). It costs ``K`` decoder rows per reply; the 
 once. ``log_probs`` stay the plain model's ``log p(. | c)``. With ``s = 0`` a guided
 computation would give the unguided one's replies, but ``s = 0`` runs the unguided one.
 
-A seeded sample repeats exactly for the same call; a context's draw also depends on its row in
-the batch (one key serves the whole batch), so the same seed over another batch is another draw.
+A seeded sample repeats exactly for the same call, whatever TensorFlow's thread pool (with the
+``gumbel`` draw; a ``categorical`` one, of responders exported before it, can change with the
+intra-op thread count); a context's draw also depends on its row in the batch (one key serves
+the whole batch), so the same seed over another batch is another draw.
 
 Beam search keeps a fixed beam of ``k`` entries per context. An entry that has produced END
 is finished: it stays in the beam with its score and length frozen (its only extension is a
@@ -91,6 +93,7 @@ from compat.responder.inputs import (  # noqa: F401  (re-exported: the names of 
     holding_a_token,
 )
 from compat.responder.network import DecoderStart, ResponderNetwork
+from compat.responder.sampling import draw_tokens
 from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult
 from compat.runtime import tf
 
@@ -166,7 +169,7 @@ def build_decoding(network: ResponderNetwork) -> DecodeOps:
 
         def draw(scores: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
             key = tf.stack([seed, tf.cast(step, tf.int64)])
-            return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
+            return draw_tokens(tf, spec.sample_draw, scores, temperature, key)
 
         guided = _GuidedStart.make(network, context, inputs[CONDITION], inputs[CONDITION_STRENGTH])
         batch = tf.shape(context)[0]

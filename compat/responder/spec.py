@@ -22,6 +22,13 @@ END = 3  # ends a reply; counted as a token of the reply
 N_SPECIAL = 4
 ALWAYS_BANNED = (PAD, UNK, START)
 
+# How the ``sample`` computations draw a token from ``softmax(score / temperature)``
+# (:mod:`compat.responder.sampling`). A spec without the field is a responder exported before it
+# existed, whose SavedModel draws with ``tf.random.stateless_categorical``.
+CATEGORICAL_DRAW = "categorical"
+GUMBEL_DRAW = "gumbel"
+SAMPLE_DRAWS = (CATEGORICAL_DRAW, GUMBEL_DRAW)
+
 
 @dataclass(frozen=True)
 class ResponderSpec:
@@ -42,6 +49,12 @@ class ResponderSpec:
         dropout: rate on the token embeddings and the decoder outputs while training (0: none).
         sampled_softmax: 0 trains with the full softmax; otherwise the number of classes sampled
             per batch for ``tf.nn.sampled_softmax_loss``. Evaluation always uses the full softmax.
+        sample_draw: how sampling draws a token: ``gumbel`` (the Gumbel-max trick on
+            ``tf.random.stateless_uniform``: a seed gives the same replies whatever TensorFlow's
+            thread pool) or ``categorical`` (``tf.random.stateless_categorical``, whose draws
+            depend on the intra-op thread count; what responders exported before this field
+            draw with, so :meth:`from_dict` reads a spec without it as ``categorical``, and
+            :meth:`to_dict` leaves it out for them).
     """
 
     vocab_size: int
@@ -56,11 +69,15 @@ class ResponderSpec:
     max_reply_tokens: int = 30
     dropout: float = 0.0
     sampled_softmax: int = 0
+    sample_draw: str = GUMBEL_DRAW
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.type == "int":
+            if field.type == "str":
+                if value not in SAMPLE_DRAWS:
+                    raise ValueError(f"ResponderSpec.{field.name} must be one of {SAMPLE_DRAWS}, got {value!r}")
+            elif field.type == "int":
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                     raise ValueError(f"ResponderSpec.{field.name} must be an integer, got {value!r}")
             elif isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -90,11 +107,17 @@ class ResponderSpec:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field (Python ints and floats)."""
-        return {
-            f.name: int(getattr(self, f.name)) if f.type == "int" else float(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-        }
+        """Plain JSON-ready dict of every field (Python ints, floats and the draw's name); a
+        ``categorical`` draw is left out, as responders exported before the field wrote it."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "str":
+                if value != CATEGORICAL_DRAW:
+                    data[f.name] = value
+            else:
+                data[f.name] = int(value) if f.type == "int" else float(value)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResponderSpec:
@@ -108,7 +131,7 @@ class ResponderSpec:
         for required in ("vocab_size", "n_conditions"):
             if required not in data:
                 raise ValueError(f"ResponderSpec.{required} is missing")
-        return cls(**dict(data))
+        return cls(**{"sample_draw": CATEGORICAL_DRAW, **data})
 
 
 @dataclass

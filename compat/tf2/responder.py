@@ -65,6 +65,7 @@ from compat.responder.inputs import (  # the TF1 SavedModel's signatures, and th
     check_reply,
     decode_call,
 )
+from compat.responder.sampling import draw_tokens
 from compat.responder.spec import ALWAYS_BANNED, END, PAD, START, DecodeResult, ResponderSpec
 from compat.tf2.runtime import configure_threads, tf
 
@@ -512,7 +513,7 @@ class ResponderModule(tf.Module):
 
         def draw(scores: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
             key = tf.stack([seed, tf.cast(t, tf.int64)])
-            return tf.cast(tf.random.stateless_categorical(scores / temperature, 1, seed=key)[:, 0], tf.int32)
+            return draw_tokens(tf, self.spec.sample_draw, scores, temperature, key)
 
         return self._candidates(
             self._sequential(stepper(n_samples), max_length, penalties, draw), batch, n_samples, max_length
@@ -594,7 +595,8 @@ class ResponderModule(tf.Module):
         n_samples,
     ):
         """``n_samples`` replies per context drawn from ``softmax(score / temperature)``, keyed by
-        ``(seed, step)`` (``tf.random.stateless_categorical``): ``[batch, n_samples, max_length]``."""
+        ``(seed, step)`` as the spec's ``sample_draw`` says (:mod:`compat.responder.sampling`):
+        ``[batch, n_samples, max_length]``."""
         prepared = self._prepare(
             context_ids, condition_ids, max_length, banned_ids, unpenalized_ids, repetition_penalty
         )

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reexport-responder",
-        help="write a responder's SavedModel again from its own weights (adds condition guidance)",
+        help="write a responder's SavedModel again from its own weights (adds condition guidance and "
+        "seeded sampling that no thread count changes)",
     )
     parser.add_argument("responder", help="responder directory, e.g. exported/responder")
     parser.set_defaults(run=run)

@@ -105,15 +105,20 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
     """Write ``directory``'s SavedModel again from its own weights with this version's graph
     (condition guidance included), in place and atomically; every other file is kept, and the
     manifest gains ``reexported`` (when, and the versions that wrote the new graph). The replies
-    stay the same: the weights do not change."""
+    stay the same: the weights do not change. The new graph samples with this version's draw
+    (``spec.sample_draw``, recorded in the manifest's spec): seeded samples may differ from the
+    old graph's; greedy and beam replies do not."""
+    import dataclasses
     import shutil
 
     from compat.responder.saved_model import export_responder
+    from compat.responder.spec import GUMBEL_DRAW
     from compat.responder.stepwise import read_saved_model_weights
     from compat.runtime import versions
 
     info = verify_responder(directory)
     weights = read_saved_model_weights(str(info.path / SAVED_MODEL_DIR), info.spec)
+    spec = dataclasses.replace(info.spec, sample_draw=GUMBEL_DRAW)
     listed = [name for name in info.manifest["files"] if not name.startswith(SAVED_MODEL_DIR + "/")]
     # What the manifest does not list (golden.json, written after the export; a report of one's
     # own) is carried over as it is, and stays unlisted.
@@ -125,11 +130,12 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
     ]
 
     def fill(staging: Path) -> dict[str, Any]:
-        export_responder(weights, info.spec, str(staging / SAVED_MODEL_DIR))
+        export_responder(weights, spec, str(staging / SAVED_MODEL_DIR))
         for name in listed:
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(info.path / name, staging / name)
         manifest = {k: v for k, v in info.manifest.items() if k not in ("files", "manifest_sha256")}
+        manifest["spec"] = spec.to_dict()
         manifest["reexported"] = {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "versions": {**versions(), "legacy_assistant": __version__},

@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +175,9 @@ class Responder:
                 f"does not match {MANIFEST} ({len(info.vocabulary)}, {len(info.conditions)})"
             )
         if model.spec != info.spec:  # the manifest's limits (reply length, turns) decide every request
-            differing = sorted(k for k, v in info.spec.to_dict().items() if model.spec.to_dict().get(k) != v)
+            differing = sorted(
+                f.name for f in fields(info.spec) if getattr(model.spec, f.name) != getattr(info.spec, f.name)
+            )
             raise ArtifactError(
                 f"{info.path}: {MANIFEST}'s spec differs from the SavedModel's in {', '.join(differing)}"
             )
@@ -303,9 +305,10 @@ class Responder:
     ) -> str:
         """The reply to ``context`` (turns, oldest first), said with ``condition`` (default:
         neutral). ``seed`` makes the sampling modes repeatable (``None``: a fresh draw); it is
-        ignored by greedy and beam. A ``sample_rerank`` reply (and a sampled batch of several
-        contexts) repeats where the process's TensorFlow intra-op thread pool, sized by its first
-        session, has as many threads: TensorFlow's draw of several rows depends on how they split.
+        ignored by greedy and beam. A seeded reply is the same whatever the size of the
+        process's TensorFlow intra-op thread pool, except with a responder exported before its
+        spec recorded ``sample_draw``: its ``sample_rerank`` replies (and sampled batches of
+        several contexts) depend on that size (``reexport-responder`` gives it the new draw).
         ``condition_strength`` (0 to 10) overrides the options' condition guidance for this call.
         The reply is ``""`` (or only punctuation) when no
         candidate says anything (in ``sample`` mode, none of 10 draws): the caller decides
