@@ -529,21 +529,29 @@
       stale = false;
       var from = heldFrom(data.turns);
       var lost = from > 0;
-      if (lost) {
-        // the turns the server no longer holds stay, said to be no longer its; the rest is shown anew
-        var cut = shown[from];
+      // the server holds the latest of the turns shown, having dropped the oldest to keep its
+      // number: the conversation goes on, and those it dropped stay (with no note)
+      var overlap = lost ? 0 : newFrom(known, data.turns);
+      var keep = lost ? from : overlap > 0 ? known.length - overlap : 0;
+      var notes = log.querySelectorAll(".msg.notice");
+      var since = notes.length ? notes[notes.length - 1] : null;
+      if (keep > 0) {
+        // the turns the server no longer holds stay (said to be no longer its where it lost
+        // them); the rest is shown anew
+        var cut = shown[keep];
         while (cut && cut.parentNode === log && cut.nextSibling) log.removeChild(cut.nextSibling);
         if (cut && cut.parentNode === log) log.removeChild(cut);
         // after the latest such note (before it, a conversation gone before), a message of the
         // user's that is none of those turns (not sent, or of unknown fate) is settled below
-        var kept = shown.slice(0, from);
-        var notes = log.querySelectorAll(".msg.notice");
-        var since = notes.length ? notes[notes.length - 1] : null;
+        var kept = shown.slice(0, keep);
         Array.prototype.forEach.call(log.querySelectorAll(".msg.user, .msg.error"), function (el) {
           var after = !since || since.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING;
           if (after && kept.indexOf(el) < 0) el.remove();
         });
-        addNotice(null);
+        if (lost) addNotice(null);
+      } else if (since) {
+        // what is above the latest note is no longer the server's (`known` holds none of it): it stays
+        while (since.nextSibling) log.removeChild(since.nextSibling);
       } else {
         log.textContent = "";
       }
