@@ -1764,10 +1764,7 @@ def test_the_turns_above_the_started_over_note_stay_when_the_log_is_read_again(b
     """Once the note said where the turns the server no longer holds end, the next time the log
     was filled anew (another tab's turn, a message found stored after all) emptied it: the turns
     above the note went, and the note with them."""
-    import json
-    import urllib.request
 
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     from legacy_assistant.serving.dialogue import STARTED_OVER
@@ -1780,13 +1777,7 @@ def test_the_turns_above_the_started_over_note_stay_when_the_log_is_read_again(b
     WebDriverWait(browser, 10).until(lambda b: len(conversation(b)) == 5)
     above = conversation(browser)[:3]
     assert above[2][:2] == ("notice", STARTED_OVER)
-    request = urllib.request.Request(live_url + "api/v1/chat", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"sender": sender, "message": "with oat milk"}).encode())
-    urllib.request.urlopen(request).close()  # another tab's turn
-    browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")  # this tab shown again
-    WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
-        lambda b: [text for kind, text, _ in conversation(b) if kind == "user"][-1:] == ["with oat milk"])
-    ready(browser)
+    another_tab_says_then_this_is_shown(browser, live_url, sender, "with oat milk")
     turns = stored_turns(live_url, sender)
     assert [turn["message"] for turn in turns] == ["a large one", "with oat milk"]
     assert conversation(browser) == above + [
@@ -1798,11 +1789,7 @@ def test_turns_the_store_dropped_to_keep_its_number_stay_when_the_log_is_read_ag
     """A store keeps a conversation's newest turns: when the log was filled anew (another tab's
     turn), the turns it had dropped went from the page without a word, though the conversation
     goes on (no started-over note: the store dropped them to keep its number)."""
-    import json
-    import urllib.request
 
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
 
     monkeypatch.setattr(responder_assistant.store, "max_turns", 3)
     open_fresh(browser, live_url)
@@ -1811,14 +1798,26 @@ def test_turns_the_store_dropped_to_keep_its_number_stay_when_the_log_is_read_ag
     sender = saved_sender(browser)
     assert [turn["message"] for turn in stored_turns(live_url, sender)] == ["a large one", "with oat milk", "thanks"]
     above = conversation(browser)[:6]
-    request = urllib.request.Request(live_url + "api/v1/chat", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"sender": sender, "message": "bye"}).encode())
-    urllib.request.urlopen(request).close()  # another tab's turn
-    browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")  # this tab shown again
-    WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
-        lambda b: [text for kind, text, _ in conversation(b) if kind == "user"][-1:] == ["bye"])
-    ready(browser)
+    another_tab_says_then_this_is_shown(browser, live_url, sender, "bye")
     turns = stored_turns(live_url, sender)
     assert [turn["message"] for turn in turns] == ["with oat milk", "thanks", "bye"]
     assert conversation(browser) == above + [
         row for turn in turns for row in (("user", turn["message"], False), ("bot", turn["reply"], turn["generated"]))]
+
+
+def another_tab_says_then_this_is_shown(browser, live_url, sender, message):
+    """Another tab sends ``message`` in ``sender``'s conversation, then this tab is shown again
+    (``visibilitychange``): waits until the page shows the message and is idle."""
+    import json
+    import urllib.request
+
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    request = urllib.request.Request(live_url + "api/v1/chat", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"sender": sender, "message": message}).encode())
+    urllib.request.urlopen(request).close()
+    browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
+    WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda b: [text for kind, text, _ in conversation(b) if kind == "user"][-1:] == [message])
+    ready(browser)
