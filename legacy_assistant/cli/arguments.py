@@ -46,6 +46,18 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def fraction_number(text: str) -> float:
+    """An argparse ``type`` for a confidence threshold: a number from 0 to 1 (refused before any
+    model or data is read; NaN would be below every confidence)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}")
+    return value
+
+
 def condition_strength_number(text: str) -> float:
     """An argparse ``type`` for a condition strength: a finite number from 0 to the most the
     responder takes (:data:`legacy_assistant.responder.modes.MAX_CONDITION_STRENGTH`)."""

@@ -16,7 +16,13 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING
 
-from legacy_assistant.cli.arguments import condition_strength_number, path_text, seed_number, sender_id
+from legacy_assistant.cli.arguments import (
+    condition_strength_number,
+    fraction_number,
+    path_text,
+    seed_number,
+    sender_id,
+)
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
@@ -68,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print intent and confidence with each reply (for a fallback or generated reply: the best intent, "
         "its confidence and why it was not taken)",
     )
-    parser.add_argument("--threshold", type=float, help="override the model's fallback threshold")
+    parser.add_argument("--threshold", type=fraction_number, help="override the model's fallback threshold")
     parser.add_argument(
         "--follow-ups",
         choices=FOLLOW_UP_MODES,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
-from legacy_assistant.cli.arguments import path_text, whole_number
+from legacy_assistant.cli.arguments import fraction_number, path_text, whole_number
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 
 DEFAULT_SPLIT = "test"  # of a CLINC150 file
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="CLINC150 split to evaluate, with its oos_ list (default test; other layouts are evaluated whole)",
     )
     parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
-    parser.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the model's")
+    parser.add_argument("--threshold", type=fraction_number, help="evaluate at this threshold instead of the model's")
     parser.add_argument(
         "--oos-label",
         help="label of DATA's out-of-scope sentences (default: the model's, else 'oos'); the model's own "
@@ -48,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.classifier.predictor import Predictor
     from legacy_assistant.errors import AssistantError
 
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise AssistantError(f"--threshold must be in [0, 1], got {args.threshold}")
     problem = oos_label_problem(args.oos_label) if args.oos_label is not None else None
     if problem:
         raise AssistantError(problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from legacy_assistant.classifier.config import DEFAULT_THRESHOLD
+from legacy_assistant.cli.arguments import fraction_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--classes", required=True, help="classes: JSON list or one per line (not a pickle)")
     parser.add_argument("--intents", required=True, help="the intents JSON file the model was trained on")
     parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/classic")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="fallback below this confidence")
+    parser.add_argument(
+        "--threshold", type=fraction_number, default=DEFAULT_THRESHOLD, help="fallback below this confidence"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.set_defaults(run=run)
 

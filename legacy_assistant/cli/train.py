@@ -13,6 +13,7 @@ from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
+from legacy_assistant.cli.arguments import fraction_number
 from legacy_assistant.common.optional import require
 from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
 from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
@@ -56,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--validation-split", type=float, help="fraction of training examples held out, e.g. 0.2")
     parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
     parser.add_argument(
-        "--threshold", type=float, help="fallback below this confidence (stored in the model; no tuning or calibration)"
+        "--threshold",
+        type=fraction_number,
+        help="fallback below this confidence (stored in the model; no tuning or calibration)",
     )
     parser.add_argument(
         "--threshold-from",
