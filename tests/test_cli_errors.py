@@ -37,15 +37,23 @@ def _one_error_line(capsys) -> str:
         ("truncated", "invalid JSON at line"),
         ('{"cases": [{"text": "hi"}]}', "case 1: expected 'text', 'intent' and 'probabilities' of finite numbers"),
         ('["not", "an", "object"]', "not a golden file"),
+        (None, "golden file not found"),
     ],
 )
-def test_golden_check_with_a_damaged_golden_file(model_dir, tmp_path, capsys, content, expected):
+def test_golden_check_with_a_damaged_golden_file(model_dir, tmp_path, capsys, monkeypatch, content, expected):
+    """Refused before the model loads (seconds; a TF2 copy's load said nothing of the file until done)."""
+    from legacy_assistant.classifier.predictor import Predictor
+
+    loads = []
+    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, *args, **kwargs: loads.append(args)))
     golden = tmp_path / "golden.json"
     if content == "truncated":
         content = (SHIPPED / "golden.json").read_text(encoding="utf-8")[:1000]
-    golden.write_text(content, encoding="utf-8")
+    if content is not None:
+        golden.write_text(content, encoding="utf-8")
     assert main(["golden", str(model_dir), "--check", "--golden", str(golden)]) == 1
     assert expected in _one_error_line(capsys)
+    assert loads == []
 
 
 def test_a_failed_golden_check_names_the_case_that_failed_it(model_dir, tmp_path, capsys):

@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     golden_path = Path(args.golden if args.golden is not None else Path(args.model) / GOLDEN_FILE)
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
-    predictor = Predictor.load(args.model)
     if args.check:
-        return _check(
-            lambda: compare_golden(predictor, read_golden(_existing(golden_path)), golden_path), tolerance, args.report
-        )
+        golden = read_golden(_existing(golden_path))  # before the model loads, which takes seconds
+        predictor = Predictor.load(args.model)
+        return _check(lambda: compare_golden(predictor, golden, golden_path), tolerance, args.report)
+    predictor = Predictor.load(args.model)
     sentences = read_sentences(args.sentences)
     golden_path.parent.mkdir(parents=True, exist_ok=True)
     write_golden(predictor, sentences, golden_path, before=lambda: _refuse_if_replaced(args.model, predictor.manifest))
