@@ -265,6 +265,29 @@ def test_rasa_rest_webhook(client):
         assert post(client, "/webhooks/rest/webhook", {"sender": sender, "message": "hi"}).status_code == 400, sender
 
 
+def test_rasa_webhook_sends_a_reply_of_several_paragraphs_as_rasa_does(default_predictor):
+    """Rasa's REST channel sends a text as one message per part between blank lines (its
+    CollectingOutputChannel strips the text and splits it at "\\n\\n"); /api/v1/chat keeps it whole."""
+    from legacy_assistant.classifier.predictor import Prediction
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy, IntentRule
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    text = "Our hours:\n\nWeekdays 7 to 18.\nWeekends 8 to 17.\n"
+    policy = DialoguePolicy([IntentRule("hours", (text,))], ["Sorry?"], 0.25)
+    assistant = Assistant(default_predictor, policy, MemoryStore(), classify=lambda _: Prediction([("hours", 0.9)], 1))
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    answer = post(client, "/webhooks/rest/webhook", {"sender": "rasa-user", "message": "when do you open?"})
+    assert answer.status_code == 200
+    assert answer.get_json() == [
+        {"recipient_id": "rasa-user", "text": "Our hours:"},
+        {"recipient_id": "rasa-user", "text": "Weekdays 7 to 18.\nWeekends 8 to 17."},
+    ]
+    chat = post(client, "/api/v1/chat", {"sender": "rasa-user", "message": "when do you open?"}).get_json()
+    assert chat["reply"] == text
+
+
 def test_version_and_request_ids(client, default_predictor):
     response = client.get("/version")
     body = response.get_json()

@@ -1,15 +1,16 @@
 """A Rasa-compatible REST channel: ``POST /webhooks/rest/webhook``.
 
 Clients written for Rasa's ``rest`` channel send ``{"sender", "message"}`` and get a list of
-bot messages, ``[{"recipient_id", "text"}]``; here always exactly one. As in Rasa, a missing
+bot messages, ``[{"recipient_id", "text"}]``: one for the reply, or, as Rasa's channel sends a
+text, one for each of its parts between blank lines (see :func:`bot_messages`). As in Rasa, a missing
 or null ``sender`` means the conversation ``"default"``, and a number is the conversation of its
 text as Python writes it (Rasa's ``UserMessage`` takes ``str(sender_id)``: ``12345``,
 ``1e+20``); a number too large for a float (``1e400``) is refused rather than read as
 ``"inf"``. An optional ``emotion`` and ``condition_strength`` (this project's extensions) steer
 a generated fallback reply, as in ``/api/v1/chat``. ``GET /webhooks/rest/`` answers
 ``{"status": "ok"}``, the channel's health check in Rasa, with or without its trailing slash as
-Rasa's server takes it. Rasa's ``?stream=true`` (replies as they come) is not offered: the one
-reply comes as the list.
+Rasa's server takes it. Rasa's ``?stream=true`` (replies as they come) is not offered: the
+reply's messages come as the list.
 """
 
 from __future__ import annotations
@@ -54,4 +55,11 @@ def webhook() -> Any:
         emotion = emotion_field(body, assistant.accepted_emotions)
         reply = assistant.chat(sender, message, emotion, condition_strength=strength)
     record_reply(reply, "rasa")
-    return jsonify([{"recipient_id": sender, "text": reply.text}])
+    return jsonify(bot_messages(sender, reply.text))
+
+
+def bot_messages(recipient_id: str, text: str) -> list[dict[str, str]]:
+    """The bot messages of one reply, as Rasa's REST channel (its ``CollectingOutputChannel``)
+    sends a text: stripped, then one message per part between blank lines (``"\\n\\n"``), so a
+    response written as two paragraphs comes as two messages, as it did from Rasa."""
+    return [{"recipient_id": recipient_id, "text": part} for part in text.strip().split("\n\n")]
