@@ -321,6 +321,33 @@ def test_a_range_of_another_unit_or_none_at_all_is_ignored(client, given):
     assert response.status_code == 200 and response.data == CSS.read_bytes()
 
 
+def test_an_if_match_a_static_file_fails_is_a_json_412_and_one_it_meets_serves_the_file(client):
+    """RFC 9110 (13.1.1): ``If-Match: *`` holds for any file there is (Werkzeug answered 412), an
+    etag that is not the file's fails before any Range is served (Werkzeug sent the part, 206),
+    and the 412 is the JSON error of every refusal (Werkzeug's carried the whole file as its body);
+    If-Unmodified-Since, which Werkzeug ignored, counts where no If-Match is sent."""
+    etag = client.get("/static/chat.css").headers["ETag"]
+    for given in ("*", etag, f'"other", {etag}'):
+        response = client.get("/static/chat.css", headers={"If-Match": given})
+        assert response.status_code == 200 and response.data == CSS.read_bytes(), given
+    assert client.get("/static/chat.css", headers={"If-Match": "*", "Range": "bytes=0-9"}).status_code == 206
+    for headers in ({"If-Match": '"other"'}, {"If-Match": f"W/{etag}"}, {"If-Match": '"other"', "Range": "bytes=0-9"}):
+        for method in ("GET", "HEAD"):
+            response = client.open("/static/chat.css", method=method, headers=headers)
+            assert response.status_code == 412, (method, headers)
+            assert response.mimetype == "application/json" and "Content-Range" not in response.headers
+            if method == "GET":
+                assert response.get_json()["error"]["code"] == "precondition_failed"
+    assert client.get("/static/chat.css", headers={"If-Match": "*", "If-None-Match": etag}).status_code == 304
+    assert client.get("/static/nope.css", headers={"If-Match": "*"}).status_code == 404
+    # If-Unmodified-Since, which Werkzeug ignored: a file changed since the date fails it
+    past, future = "Mon, 01 Jan 1990 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"
+    response = client.get("/static/chat.css", headers={"If-Unmodified-Since": past})
+    assert response.status_code == 412 and response.get_json()["error"]["code"] == "precondition_failed"
+    assert client.get("/static/chat.css", headers={"If-Unmodified-Since": future}).status_code == 200
+    assert client.get("/static/chat.css", headers={"If-Unmodified-Since": past, "If-Match": etag}).status_code == 200
+
+
 def test_a_static_file_named_as_a_folder_is_not_found(client):
     """"chat.js/" is no file: served, the page's relative links in it would point one folder down."""
     response = client.get("/static/chat.js/")

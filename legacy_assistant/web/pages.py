@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import NotFound
-from werkzeug.http import parse_range_header
+from werkzeug.http import parse_date, parse_etags, parse_range_header
 
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.serving.dialogue import STARTED_OVER
@@ -43,6 +43,9 @@ blueprint = GuardedBlueprint(
 )
 
 ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
+# environ key: the If-Match and If-Unmodified-Since of a static file's request, taken out of
+# Werkzeug's reach and evaluated by _static_preconditions
+PRECONDITIONS = "legacy_assistant.preconditions"
 
 
 @blueprint.before_request
@@ -59,6 +62,33 @@ def _static_request() -> None:
         # server ignore it and send the whole file, where Werkzeug would answer 416; so too
         # several ranges, which Werkzeug does not serve (it would answer 416 to ranges it could)
         request.environ.pop("HTTP_RANGE", None)
+    # Werkzeug fails "If-Match: *" on a file that is there, serves a Range before an If-Match
+    # that fails, and answers 412 with the whole file as its body: these two are evaluated here
+    environ = request.environ
+    environ[PRECONDITIONS] = (environ.pop("HTTP_IF_MATCH", None), environ.pop("HTTP_IF_UNMODIFIED_SINCE", None))
+
+
+@blueprint.after_request
+def _static_preconditions(response: Response) -> Response:
+    """A static file's answer, or 412 ``precondition_failed`` when the request's ``If-Match`` (else
+    its ``If-Unmodified-Since``) does not hold for the file: before a Range or a 304 (RFC 9110, 13.2.2)."""
+    if request.endpoint != "pages.static" or response.status_code not in (200, 206, 304):
+        return response
+    if_match, if_unmodified_since = request.environ.get(PRECONDITIONS, (None, None))
+    wanted = parse_etags(if_match)
+    if wanted:
+        etag, weak = response.get_etag()
+        if wanted.star_tag or (etag is not None and not weak and wanted.is_strong(etag)):
+            return response
+        failed = "If-Match"
+    else:
+        since, modified = parse_date(if_unmodified_since), response.last_modified
+        if since is None or modified is None or modified <= since:
+            return response
+        failed = "If-Unmodified-Since"
+    response.close()  # the file it would have sent
+    asked = request.script_root + request.path
+    return error_response(412, "precondition_failed", f"the file at {asked!r} does not meet the request's {failed}")
 
 
 @blueprint.get("/")
