@@ -55,6 +55,26 @@ def test_metrics_count_requests_latency_intents_and_fallbacks(client, default_pr
     assert value(after, "legacy_assistant_model_info", model="default", version=version) == 1
 
 
+def test_a_websocket_handshake_counts_under_the_route_it_was_sent_to(client):
+    """The 400 a WebSocket handshake gets on a route the server has is that route's, as a 405 is:
+    not <unmatched>, which the deployment guide keeps for unknown paths."""
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    before = samples(client)
+    assert client.get("/health", headers=handshake).status_code == 400
+    assert client.post("/api/v1/parse", json={"text": "hi"}, headers=handshake).status_code == 400
+    assert client.get("/no/such/route", headers=handshake).status_code == 404
+    after = samples(client)
+
+    def delta(**labels):
+        name = "legacy_assistant_http_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta(route="/health", method="GET", status="400") == 1
+    assert delta(route="/api/v1/parse", method="POST", status="400") == 1
+    assert delta(route="<unmatched>", method="GET", status="404") == 1
+    assert delta(route="<unmatched>", method="GET", status="400") == 0
+
+
 def test_each_worker_reports_its_resident_memory(client, monkeypatch):
     """The figure the worker memory target is about, without shell access to the host."""
     from legacy_assistant.web import metrics

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant import __version__
 from legacy_assistant.common.tokens import is_short_token
@@ -98,17 +99,21 @@ def register(app: Flask) -> None:
 
 def route_of_refused(app: Flask, current: Request) -> str:
     """The template of the route a request matched no rule of: its route's when only the method
-    was wrong (a 405), else :data:`UNMATCHED_ROUTE`."""
+    was wrong (a 405) or it was a WebSocket handshake (a 400), else :data:`UNMATCHED_ROUTE`."""
     refused = current.routing_exception
     if isinstance(refused, MethodNotAllowed) and refused.valid_methods:
-        try:
-            rule, _ = app.url_map.bind_to_environ(current.environ).match(
-                method=next(iter(refused.valid_methods)), return_rule=True
-            )
-        except HTTPException:
-            return UNMATCHED_ROUTE
-        return str(rule.rule)
-    return UNMATCHED_ROUTE
+        method, websocket = next(iter(refused.valid_methods)), None
+    elif isinstance(refused, WebsocketMismatch):  # a WebSocket handshake on a route (the server has none)
+        method, websocket = current.method, False
+    else:
+        return UNMATCHED_ROUTE
+    try:
+        rule, _ = app.url_map.bind_to_environ(current.environ).match(
+            method=method, websocket=websocket, return_rule=True
+        )
+    except HTTPException:
+        return UNMATCHED_ROUTE
+    return str(rule.rule)
 
 
 # counters and the model in service change from one request to the next: both uncached
