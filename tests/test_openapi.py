@@ -2,7 +2,7 @@
 import pytest
 from openapi_spec_validator import validate
 
-from tests.openapi_check import check, template
+from tests.openapi_check import check, documented_schema, template
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -65,6 +65,8 @@ REQUESTS = [
     ("GET", "/", {}),
     ("GET", "/static/chat.css", {}),
     ("GET", "/static/nope.js", {}),
+    ("GET", "/static/chat.css", {"headers": {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}}),
+    ("GET", "/static/chat.css", {"headers": {"If-Match": '"other"'}}),
     ("GET", "/nowhere", {}),
     ("GET", "/api/v1/parse", {}),
     ("DELETE", "/api/v1/chat", {}),
@@ -77,7 +79,51 @@ def test_real_responses_match_the_document(app, client, doc):
         response = client.open(url, method=method, **kwargs)
         statuses.add(response.status_code)
         check(app, doc, method, url, response)
-    assert {200, 400, 403, 404, 405, 413, 415} <= statuses
+    assert {200, 304, 400, 403, 404, 405, 412, 413, 415} <= statuses
+
+
+def _sent_but_not_required(doc, schema, instance, where="body"):
+    """The fields of ``instance`` (an answer's JSON) its documented ``schema`` lists but does not require."""
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    found = []
+    if isinstance(instance, dict) and "properties" in schema:
+        found += [f"{where}.{name}" for name in instance if name not in schema.get("required", [])]
+        for name, value in instance.items():
+            if name in schema["properties"]:
+                found += _sent_but_not_required(doc, schema["properties"][name], value, f"{where}.{name}")
+    elif isinstance(instance, list) and "items" in schema:
+        for item in instance:
+            found += _sent_but_not_required(doc, schema["items"], item, f"{where}[]")
+    return found
+
+
+def test_every_field_an_answer_always_sends_is_required_in_the_document(make_talking_client):
+    """A field the server always sends (null where it has none) is ``required``: a client built
+    from the document would otherwise make it optional (the chat reply's reason, generated and
+    replayed, the model's responder were)."""
+    client = make_talking_client(ADMIN_TOKEN="a")
+    doc = client.get("/openapi.json").get_json()
+    answers = [
+        ("POST", "/api/v1/chat", {"json": {"sender": "q", "message": "qwerty asdf"}}),
+        ("POST", "/api/v1/chat", {"json": {"sender": "q", "message": "hello"}}),
+        ("GET", "/api/v1/conversations/q", {}),
+        ("DELETE", "/api/v1/conversations/q", {}),
+        ("POST", "/api/v1/parse", {"json": {"text": "hello"}}),
+        ("POST", "/katana-ml/api/v1.0/assistant", {"json": {"sentence": "where are you?"}}),
+        ("POST", "/webhooks/rest/webhook", {"json": {"sender": "q", "message": "hello"}}),
+        ("GET", "/webhooks/rest/", {}),
+        ("POST", CAKECHAT, {"json": {"context": ["hi"]}}),
+        ("GET", "/health", {}),
+        ("GET", "/ready", {}),
+        ("GET", "/version", {}),
+    ]
+    for method, url, kwargs in answers:
+        response = client.open(url, method=method, **kwargs)
+        assert response.status_code == 200, (method, url, response.get_json())
+        path = url if not url.startswith("/api/v1/conversations/") else "/api/v1/conversations/{sender}"
+        schema = doc["paths"][path][method.lower()]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert _sent_but_not_required(doc, schema, response.get_json()) == [], (method, url)
 
 
 CAKECHAT = "/cakechat_api/v1/actions/get_response"
@@ -107,6 +153,27 @@ def test_cakechat_and_admin_answers_match_the_document(make_talking_client):
     assert statuses == [200, 200, 400, 400, 400, 405, 404, 422]  # this app has no model directory to reload
     seed = doc["components"]["schemas"]["CakechatRequest"]["properties"]["seed"]
     assert (seed["minimum"], seed["maximum"]) == (-(2**63), 2**63 - 1)
+
+
+@pytest.mark.parametrize("status", [400, 414, 417, 431, 501])
+def test_what_the_http_server_refuses_on_the_cakechat_route_matches_the_document(doc, status):
+    """gunicorn's refusals (a bad header, a long request line, an Expect or Transfer-Encoding it
+    does not take, too many headers) are answered before the route is known: without cakechat's
+    top-level message (docs/API.md), which the document must not then require."""
+    import json
+    from types import SimpleNamespace
+
+    import jsonschema
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    worker = ModelWorker.__new__(ModelWorker)
+    worker.cfg = SimpleNamespace(limit_request_line=4094, limit_request_field_size=8190, limit_request_fields=100)
+    answer = worker._json_error(status, "Refused", None, "rid-1")
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert "message" not in body
+    schema = documented_schema(doc, CAKECHAT, "POST", status)
+    jsonschema.validate(body, {**schema, "components": doc["components"]}, cls=jsonschema.Draft202012Validator)
 
 
 def test_the_schemas_refuse_what_the_server_refuses_and_take_what_it_takes(doc):

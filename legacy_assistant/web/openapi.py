@@ -81,7 +81,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     model = {
         "type": "object",
-        "required": ["name", "version", "created", "intents"],
+        "required": ["name", "version", "created", "intents", "responder"],
         "properties": {
             "name": {"type": "string"},
             "version": {"type": "string", "description": "first 12 hex digits of the model manifest's sha256"},
@@ -165,7 +165,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
         },
         "ChatReply": {
             "type": "object",
-            "required": ["sender", "reply", "intent", "confidence"],
+            "required": ["sender", "reply", "intent", "confidence", "reason", "generated", "replayed"],
             "properties": {
                 "sender": {"type": "string"},
                 "reply": {"type": "string"},
@@ -480,9 +480,16 @@ def _cakechat(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -
         security,
         {"503": _error("the server runs without a responder")},
     )["post"]
-    for status, response in operation["responses"].items():
-        if status != "200":
+    responses = operation["responses"]
+    for status, response in responses.items():
+        if status not in ("200", "400", "default"):
             response["content"][JSON]["schema"] = _ref("CakechatError")
+    # The HTTP server answers some requests before the app sees them (a bad header, a request
+    # line or headers over its limits, an Expect or Transfer-Encoding it does not take): in the
+    # Error shape, without cakechat's message. Every other error carries it.
+    without = "; those the HTTP server refuses itself (400 bad_request, 414, 417, 431, 501) without cakechat's message"
+    responses["400"] = _error(responses["400"]["description"] + " (with cakechat's message)" + without)
+    responses["default"] = _error(responses["default"]["description"] + ", with cakechat's message" + without)
     return {"post": operation}
 
 
@@ -586,6 +593,13 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "the file"},
                         "206": {"description": "one byte range of the file (Range: bytes=...)"},
+                        "304": {
+                            "description": "not modified since If-Modified-Since, or matching If-None-Match: no body"
+                        },
+                        "412": _error(
+                            "precondition_failed: the file does not match If-Match, or changed after "
+                            "If-Unmodified-Since"
+                        ),
                         "416": _error("a byte range that starts past the file's end"),
                         "default": _error("no such file"),
                     },
