@@ -7,6 +7,9 @@ character by character, a negative batch size computing nothing, a lone surrogat
 crashing one store only, a closed SQLite store still writing, and bare TypeError/IndexError.
 """
 
+import re
+import uuid
+
 import numpy as np
 import pytest
 
@@ -53,6 +56,39 @@ def test_numpy_numbers_are_stored_and_read_back_as_python_numbers(make_store):
     first, second = store.history("alice")
     assert type(first.confidence) is float and first.confidence == pytest.approx(0.7)
     assert type(second.at) is float and second.at == 5.0
+
+
+def test_numpy_strings_are_stored_and_read_back_as_python_strings(make_store):
+    """The memory store gave back the np.str_ it was given, SQLite and Redis a str."""
+    store = make_store()
+    message = np.array(["hi there"])[0]
+    store.save("alice", ConversationState(context=np.str_("ordering")), Turn(message, np.str_("hello"), "greeting", 0.5))
+    state, (turn,) = store.load("alice"), store.history("alice")
+    assert type(state.context) is str and state.context == "ordering"
+    assert (type(turn.message), type(turn.reply)) == (str, str) and (turn.message, turn.reply) == ("hi there", "hello")
+
+
+@pytest.mark.parametrize(
+    "state, turn, message",
+    [
+        (None, Turn("hi", "hello", "greeting", 0.5), "^state must be a ConversationState, got NoneType$"),
+        ({"turns": 1}, Turn("hi", "hello", "greeting", 0.5), "^state must be a ConversationState, got dict$"),
+        (ConversationState(), None, "^turn must be a Turn, got NoneType$"),
+    ],
+)
+def test_a_save_of_something_else_than_a_state_and_a_turn_is_refused_by_every_store(make_store, state, turn, message):
+    """The memory store kept it (the next load gave back None), the others raised AttributeError."""
+    store = make_store()
+    with pytest.raises(RequestError, match=message):
+        store.save("alice", state, turn)
+    assert store.load("alice") == ConversationState() and store.history("alice") == []
+    kept = Turn("hi", "hello", "greeting", 0.5)
+    store.save("alice", ConversationState(turns=1), kept)
+    with pytest.raises(RequestError, match="^amended must be a Turn, got str$"):
+        store.amend("alice", kept, "hello again")
+    with pytest.raises(RequestError, match="^turn must be a Turn, got NoneType$"):
+        store.amend("alice", None, kept)
+    assert store.history("alice") == [kept]
 
 
 def test_turn_and_state_fields_of_the_wrong_type_are_request_errors():
@@ -118,6 +154,34 @@ def test_a_closed_sqlite_store_refuses_every_use(tmp_path):
     reopened.close()
 
 
+def test_a_closed_redis_store_refuses_every_use(redis_url):
+    """It reconnected, pooled a connection no one closed, and went on writing."""
+    store = open_store(redis_url)
+    store.prefix = f"test-{uuid.uuid4().hex}:"
+    store.save("bob", ConversationState(turns=1), Turn("hi", "hello", "greeting", 0.9))
+    store.close()
+    closed = r"^Redis conversation store: the store is closed$"
+    try:
+        with pytest.raises(StoreError, match=closed):
+            store.save("bob", ConversationState(turns=2), Turn("hi", "hello", "greeting", 0.9))
+        for call in (store.load, store.history, store.forget, store.generation):
+            with pytest.raises(StoreError, match=closed):
+                call("bob")
+        with pytest.raises(StoreError, match=closed), store.conversation("bob"):
+            pass
+        store.close()  # twice is fine
+        reopened = open_store(redis_url)
+        reopened.prefix = store.prefix
+        assert reopened.load("bob") == ConversationState(turns=1)  # nothing was written after close
+        assert reopened.forget("bob")
+        reopened.close()
+    finally:
+        keys = store._client.keys(store.prefix + "*")
+        if keys:
+            store._client.delete(*keys)
+        store._client.close()
+
+
 @pytest.mark.parametrize(
     "url, kwargs, message",
     [
@@ -150,7 +214,7 @@ def test_predict_proba_takes_a_numpy_batch_size(default_predictor):
     )
 
 
-@pytest.mark.parametrize("call", ["rank", "predict", "predict_proba"])
+@pytest.mark.parametrize("call", ["rank", "predict", "predict_proba", "features", "known_features"])
 @pytest.mark.parametrize("texts", ["hello there", b"hello there", None, 5])
 def test_a_bare_string_or_no_list_is_not_ranked_character_by_character(default_predictor, call, texts):
     with pytest.raises(RequestError, match="^texts must be a list of strings"):
@@ -222,6 +286,39 @@ def test_parse_needs_a_top_of_at_least_1(assistant, top):
     assert len(assistant.parse("hello", top=1)["intent_ranking"]) == 1
     assert len(assistant.parse("hello", top=np.int64(2))["intent_ranking"]) == 2  # as the predictor takes it
     assert len(assistant.parse("hello", top=None)["intent_ranking"]) == len(assistant.predictor.classes)
+
+
+@pytest.mark.parametrize("seed", ["1", 1.5, True, [1]])
+def test_a_seed_that_is_no_whole_number_is_a_config_error(default_predictor, seed):
+    """random.Random hashed "1" and 1.5 into seeds of their own, and raised TypeError for a list."""
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+
+    with pytest.raises(ConfigError, match=rf"^seed must be a whole number \(or None\), got {re.escape(repr(seed))}$"):
+        DialoguePolicy.from_manifest(default_predictor.manifest, seed=seed)
+
+
+def test_a_numpy_seed_chooses_the_replies_its_int_does(default_predictor):
+    """random.Random refused np.int64 with a TypeError."""
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.serving.assistant import Assistant
+
+    replies = []
+    for seed in (np.int64(7), 7):
+        assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=seed),
+                              MemoryStore())
+        replies.append([assistant.chat(f"s{i}", "hello there").text for i in range(8)])
+    assert replies[0] == replies[1]
+
+
+@pytest.mark.parametrize("store", [None, "memory", "sqlite:///tmp/c.db"])
+def test_an_assistant_needs_a_store_object_not_a_url(default_predictor, store):
+    """A URL was taken as the store, and the first turn failed with AttributeError."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest)
+    with pytest.raises(ConfigError, match=rf"^store must be a conversation store, got {type(store).__name__} \(.*open_store"):
+        Assistant(default_predictor, policy, store)
 
 
 @pytest.mark.parametrize("name", ["threshold", "escape_confidence"])

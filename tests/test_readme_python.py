@@ -1,8 +1,9 @@
-"""The README's Python examples (the ``pycon`` block under "In Python") run as written."""
+"""The README's Python examples (the ``pycon`` block under "In Python"), and the examples that the
+Predictor's and the Responder's docstrings are, run as written."""
 import doctest
 import re
 
-from tests.helpers import ROOT
+from tests.helpers import DEFAULT_RESPONDER, ROOT
 from tests.subprocesses import run_snippet
 
 BLOCK = re.compile(r"^### In Python\n.*?^```pycon\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
@@ -47,3 +48,20 @@ def test_the_responders_examples_give_what_they_show_on_a_machine_with_more_core
     assert result.returncode == 0, result.stderr[-3000:]
     attempted, failed = map(int, result.stdout.split()[-2:])
     assert attempted >= 5 and failed == 0, result.stdout[-3000:]
+
+
+def test_the_predictors_and_the_responders_docstring_examples_give_what_they_show(default_predictor):
+    """Each class's docstring is a call and its result (``call -> result``): on the shipped models,
+    loaded as the README's examples load them, the call gives that result."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.responder.responder import Responder
+
+    checker = doctest.OutputChecker()
+    responder = Responder.load(DEFAULT_RESPONDER)
+    try:
+        for cls, model in ((Predictor, default_predictor), (Responder, responder)):
+            call, shown = re.fullmatch(r"``(.+) -> (.+)``\.", cls.__doc__.splitlines()[0]).groups()
+            got = repr(eval(f"model.{call}", {"model": model}))
+            assert checker.check_output(shown + "\n", got + "\n", doctest.ELLIPSIS), (cls.__name__, shown, got)
+    finally:
+        responder.close()

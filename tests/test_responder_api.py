@@ -388,6 +388,21 @@ def test_bad_decoding_options_are_refused(options, message):
         DecodingOptions(**options)
 
 
+def test_decoding_options_take_numpy_numbers_as_the_python_numbers_they_hold():
+    """np.int64(3) was refused as no "whole number from 1 to 256", np.float32(0.5) as no number."""
+    options = DecodingOptions(
+        temperature=np.float32(0.5), beam_width=np.int64(3), n_samples=np.int32(4), max_length=np.int64(20),
+        repetition_penalty=np.float32(2.0), length_penalty=np.int64(1), condition_strength=np.float16(0),
+    )
+    assert options == DecodingOptions(temperature=0.5, beam_width=3, n_samples=4, max_length=20, repetition_penalty=2.0,
+                                      length_penalty=1, condition_strength=0.0)
+    assert (type(options.beam_width), type(options.temperature), type(options.length_penalty)) == (int, float, float)
+    with pytest.raises(RequestError, match="^beam_width must be a whole number from 1 to 256, got 0$"):
+        DecodingOptions(beam_width=np.int64(0))
+    with pytest.raises(RequestError, match=r"^beam_width must be a whole number from 1 to 256, got (np\.True_|True)$"):
+        DecodingOptions(beam_width=np.bool_(True))
+
+
 def test_a_responder_cannot_be_pickled_and_says_how_to_share_it(responder):
     import pickle
 

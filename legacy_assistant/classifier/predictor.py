@@ -96,7 +96,7 @@ class Prediction:
 
 
 class Predictor:
-    """``rank(["hi there"]) -> [[("greeting", 0.97), ("goodbye", 0.01), ...]]``."""
+    """``rank(["hello there"], top=2) -> [[('greeting', 0.90...), ('location', 0.006...)]]``."""
 
     def __init__(self, info: ArtifactInfo, classifier: Classifier) -> None:
         self.info = info
@@ -164,8 +164,9 @@ class Predictor:
         return self.info.manifest
 
     def features(self, texts: Sequence[str]) -> SparseRows:
-        """The texts' features as the model was trained on (sparse rows)."""
-        return self.info.featurizer.encode(texts)
+        """The texts' features as the model was trained on (sparse rows); raises
+        :class:`RequestError` for ``texts`` that are not a list of strings."""
+        return self.info.featurizer.encode(_checked_texts(texts))
 
     def known_features(self, texts: Sequence[str]) -> np.ndarray:
         """int32 ``[len(texts)]``: :attr:`Prediction.known_features` of each text (0: not understood)."""

@@ -26,6 +26,7 @@ A migrated model (``"runtime": "tf2"``, ``legacy-assistant migrate``) is loaded 
 
 from __future__ import annotations
 
+import numbers
 import secrets
 import shlex
 from collections.abc import Sequence
@@ -133,6 +134,15 @@ class DecodingOptions:
     condition_strength: float = 0.0
 
     def __post_init__(self) -> None:
+        # numpy's numbers (a sweep over np.arange) as Python's: refused before as no whole number
+        for name in ("beam_width", "n_samples", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+                object.__setattr__(self, name, int(value))
+        for name in ("temperature", "repetition_penalty", "length_penalty", "condition_strength"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+                object.__setattr__(self, name, float(value))
         for name in ("temperature", "repetition_penalty", "length_penalty", "condition_strength"):
             value = getattr(self, name)
             if not is_finite_number(value):
@@ -166,7 +176,7 @@ class DecodingOptions:
 
 
 class Responder:
-    """``respond(["How are you?"], condition="joy", mode="sample_rerank", seed=1) -> "I'm great!"``."""
+    """``respond(["Do you like movies?"], condition="joy", mode="greedy") -> 'I do. I like the movies.'``."""
 
     def __init__(self, info: ResponderInfo, model: ResponderModel, options: DecodingOptions | None = None) -> None:
         if model.vocab_size != len(info.vocabulary) or model.n_conditions != len(info.conditions):

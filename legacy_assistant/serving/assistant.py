@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -119,6 +120,12 @@ class Assistant:
             raise ConfigError(f"fallback must be one of {', '.join(FALLBACK_MODES)}, got {fallback!r}")
         if generation_mode not in MODES:
             raise ConfigError(f"generation mode must be one of {', '.join(MODES)}, got {generation_mode!r}")
+        if store is None or isinstance(store, (str, bytes, os.PathLike)):
+            # taken as it was, and the first turn failed with an AttributeError
+            raise ConfigError(
+                f"store must be a conversation store, got {type(store).__name__} "
+                "(legacy_assistant.stores.base.open_store makes one from a URL such as 'memory' or 'sqlite:///PATH')"
+            )
         self.predictor = predictor
         self.policy = policy
         self.store = store

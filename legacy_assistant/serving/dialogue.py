@@ -136,12 +136,16 @@ class DialoguePolicy:
         escape_confidence: float = DEFAULT_ESCAPE_CONFIDENCE,
     ) -> DialoguePolicy:
         """Rules, fallback, threshold and out-of-scope class as exported; ``threshold``
-        overrides the stored one."""
+        overrides the stored one. ``seed`` (a whole number, or None for a fresh one) seeds the
+        choice among an intent's canned replies."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            # random.Random hashed a string or a float into a seed, and refused numpy's integers
+            raise ConfigError(f"seed must be a whole number (or None), got {seed!r}")
         return cls(
             (IntentRule.from_dict(rule) for rule in manifest["intents"]),
             manifest["fallback"]["responses"],
             manifest["threshold"] if threshold is None else threshold,
-            random.Random(seed),
+            random.Random(None if seed is None else int(seed)),
             oos_label=manifest.get("oos_label"),
             follow_ups=follow_ups,
             escape_confidence=escape_confidence,

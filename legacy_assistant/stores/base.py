@@ -61,6 +61,20 @@ def check_text(name: str, value: object) -> None:
             ) from None
 
 
+def _plain_text(name: str, value: object) -> str:
+    """``value``, checked by :func:`check_text`, as a plain ``str``: a numpy string was kept as
+    one by the memory store, where SQLite and Redis give back a ``str``."""
+    check_text(name, value)
+    return value if type(value) is str else str(value)
+
+
+def check_record(name: str, value: object, kind: type) -> None:
+    """Raise :class:`RequestError` unless ``value`` is a ``kind`` (a :class:`ConversationState`
+    or a :class:`Turn`): the memory store kept anything, the others failed with an AttributeError."""
+    if not isinstance(value, kind):
+        raise RequestError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+
+
 def _plain(name: str, value: Any, kind: type, abstract: type, what: str) -> Any:
     """``value`` as a plain ``kind`` (a numpy number of the ``abstract`` kind converted: sqlite3
     would bind it as raw bytes, json cannot write it); :class:`RequestError` for anything else."""
@@ -137,7 +151,7 @@ class ConversationState:
         # plain Python values only, so that all three stores keep and give back the same state
         for name in ("context", "next_tag"):
             if getattr(self, name) is not None:
-                check_text(name, getattr(self, name))
+                object.__setattr__(self, name, _plain_text(name, getattr(self, name)))
         object.__setattr__(self, "turns", _whole("turns", self.turns))
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,10 +181,10 @@ class Turn:
     def __post_init__(self) -> None:
         # plain Python values only, so that all three stores keep and give back the same turn
         for name in ("message", "reply", "intent"):
-            check_text(name, getattr(self, name))
+            object.__setattr__(self, name, _plain_text(name, getattr(self, name)))
         for name in ("reason", "message_id"):
             if getattr(self, name) is not None:
-                check_text(name, getattr(self, name))
+                object.__setattr__(self, name, _plain_text(name, getattr(self, name)))
         object.__setattr__(self, "confidence", _real("confidence", self.confidence))
         object.__setattr__(self, "at", _real("at", self.at))
         object.__setattr__(self, "generated", bool(self.generated))
@@ -289,6 +303,8 @@ class MemoryStore:
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         check_text("sender", sender)
+        check_record("state", state, ConversationState)
+        check_record("turn", turn, Turn)
         now = self._clock()
         with self._lock:
             item = self._live(sender, now)
@@ -321,6 +337,8 @@ class MemoryStore:
 
     def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
         check_text("sender", sender)
+        check_record("turn", turn, Turn)
+        check_record("amended", amended, Turn)
         with self._lock:
             item = self._live(sender, self._clock())
             if item is None:

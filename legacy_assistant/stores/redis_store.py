@@ -46,6 +46,7 @@ from legacy_assistant.stores.base import (
     ConversationState,
     Turn,
     check_idle_time,
+    check_record,
     check_text,
     forgotten_key,
     sender_digest,
@@ -94,6 +95,7 @@ class RedisStore:
         self.max_turns = max_turns
         self.prefix = prefix
         self._held = threading.local()  # sender -> the lock this thread holds for it
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -163,6 +165,9 @@ class RedisStore:
     def _errors(self, what: str) -> Iterator[None]:
         import redis
 
+        if self._closed:
+            # the client would open (and pool) a new connection that no one closes, and go on
+            raise StoreError("Redis conversation store: the store is closed")
         try:
             yield
         except redis.RedisError as exc:
@@ -285,6 +290,8 @@ class RedisStore:
         import redis
 
         check_text("sender", sender)  # state and turn checked their own fields when made
+        check_record("state", state, ConversationState)
+        check_record("turn", turn, Turn)
 
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
         ttl_ms = self._ttl_ms
@@ -346,6 +353,8 @@ class RedisStore:
         import redis
 
         check_text("sender", sender)
+        check_record("turn", turn, Turn)
+        check_record("amended", amended, Turn)
         state_key, turns_key = self._key("state", sender), self._key("turns", sender)
         lock, expired = self._held_lock(sender, "amended")
         with self._errors("amend"):
@@ -455,6 +464,7 @@ class RedisStore:
                     )
 
     def close(self) -> None:
+        self._closed = True
         self._client.close()
 
 

@@ -43,6 +43,7 @@ from legacy_assistant.stores.base import (
     ConversationState,
     Turn,
     check_idle_time,
+    check_record,
     check_text,
     forgotten_key,
     sender_digest,
@@ -491,10 +492,14 @@ class SQLiteStore:
 
     def save(self, sender: str, state: ConversationState, turn: Turn) -> None:
         check_text("sender", sender)  # state and turn checked their own fields when made
+        check_record("state", state, ConversationState)
+        check_record("turn", turn, Turn)
         self._write("save", lambda connection: self._save(connection, sender, state, turn))
 
     def amend(self, sender: str, turn: Turn, amended: Turn) -> bool:
         check_text("sender", sender)
+        check_record("turn", turn, Turn)
+        check_record("amended", amended, Turn)
         return self._write("amend", lambda connection: self._amend(connection, sender, turn, amended))
 
     def forget(self, sender: str) -> bool:
