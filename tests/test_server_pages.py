@@ -56,6 +56,18 @@ def test_the_page_works_where_a_proxy_mounts_the_server(make_client):
     assert [turn["message"] for turn in transcript.get_json()["turns"]] == ["hello"]
 
 
+def test_the_redirect_to_the_page_names_it_by_its_path_alone(make_client):
+    """/assistant (a SCRIPT_NAME prefix without its slash) is redirected to the page at
+    /assistant/. The Location was built from the request's Host and the scheme the server saw:
+    behind a proxy that ends TLS it sent the browser to http://, behind one on another port to
+    the wrong port, and it carried whatever Host a client sent into a permanent redirect."""
+    client = make_client()
+    for base in ("http://evil.example/assistant", "http://localhost:8000/assistant"):
+        bare = client.get("", base_url=base, query_string="lang=en")
+        assert bare.status_code == 308 and bare.headers["Location"] == "/assistant/?lang=en", bare.headers
+        assert "evil.example" not in bare.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("method, path", [("GET", "health"), ("POST", "api/v1/parse"), ("OPTIONS", "health"),
                                           ("GET", "x")])
 def test_a_path_that_only_begins_with_the_prefixs_text_is_outside_it(make_client, method, path):
@@ -611,6 +623,60 @@ def test_errors_gunicorn_answers_are_json_on_releases_without_its_newer_error_cl
             answer = theirs.recv(65536)
         assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
+
+
+def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
+    """gunicorn's warning on why it refused a request quoted the request line it could not read
+    (a tab sent as it is in a sender id), or the path outside SCRIPT_NAME (a client that left the
+    prefix out): a conversation's sender id in full, the only key to its transcript, which every
+    other log line writes as a digest."""
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.http import errors as gunicorn_errors
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving.server import ModelWorker
+    from legacy_assistant.stores.base import sender_digest
+
+    class Lines:
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, msg, *args, **kwargs):
+            self.lines.append(msg % args if args else msg)
+
+        debug = info = exception = warning
+
+        def access(self, *args, **kwargs):
+            pass
+
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+    digest = sender_digest("alice\tsecret-id")  # the sender the access log names by this digest
+    hidden = f"/api/v1/conversations/<sender-sha256:{digest}>"
+    outside = next(RequestParser(worker.cfg, iter([b"GET /api/v1/conversations/alice%09secret-id HTTP/1.1\r\n"
+                                                   b"Host: localhost\r\n\r\n"]), ("127.0.0.1", 1)))
+    for req, exc, logged in (
+        (None, gunicorn_errors.InvalidRequestLine("GET /api/v1/conversations/alice\tsecret-id HTTP/1.1"),
+         f"Invalid HTTP request line: 'GET {hidden} HTTP/1.1'"),
+        (None, gunicorn_errors.InvalidRequestLine("GET /api/v1/conversations/alice%09secret-id?x\t HTTP/1.1"),
+         f"Invalid HTTP request line: 'GET {hidden} HTTP/1.1'"),
+        (None, gunicorn_errors.InvalidRequestLine("GET /health\t HTTP/1.1"),
+         "Invalid HTTP request line: 'GET /health\\t HTTP/1.1'"),  # no sender: as it came
+        (outside, gunicorn_errors.ConfigurationProblem(
+            "Request path '/api/v1/conversations/alice%09secret-id' does not start with SCRIPT_NAME '/bot'"),
+         f"Configuration problem: Request path '{hidden}' does not start with SCRIPT_NAME '/bot'"),
+    ):
+        worker.log = Lines()
+        ours, theirs = socket_module.socketpair()
+        with ours, theirs:
+            worker.handle_error(req, ours, ("127.0.0.1", 1), exc)
+            ours.shutdown(socket_module.SHUT_WR)
+            answer = theirs.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 4"), answer[:100]
+        assert not [shown for shown in worker.log.lines if "secret-id" in shown], worker.log.lines
+        assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
 
 
 def test_a_scrape_that_meets_a_metrics_file_just_removed_lists_the_folder_again(tmp_path, monkeypatch):

@@ -416,6 +416,7 @@ class ModelWorker(ThreadWorker):
         request_id = _refused_request_id(req, self._refused_ids)
         capture = _ResponseCapture()
         _REFUSING.request_id = request_id  # for ServerLog: gunicorn's line on why it refused
+        _hide_sender(exc, req)
         try:
             super().handle_error(req, capture, addr, exc)
         finally:
@@ -487,6 +488,19 @@ class ModelWorker(ThreadWorker):
             + f"Content-Security-Policy: {DATA_POLICY}\r\n\r\n"
         )
         return head.encode("latin-1") + body
+
+
+def _hide_sender(exc: BaseException, req: Any) -> None:
+    """gunicorn's line on why it refuses a request quotes what it could not use: a request line it
+    cannot read, a path outside ``SCRIPT_NAME``. A conversation's sender id there (the only key
+    to its transcript) is made the digest the access log writes for it."""
+    from legacy_assistant.web.logged import logged_request_line
+
+    if isinstance(exc, gunicorn_errors.InvalidRequestLine) and isinstance(getattr(exc, "req", None), str):
+        exc.req = logged_request_line(exc.req)
+    path = getattr(req, "path", None)
+    if isinstance(exc, gunicorn_errors.ConfigurationProblem) and isinstance(path, str) and isinstance(exc.info, str):
+        exc.info = exc.info.replace(repr(path), repr(logged_request_line(path)))
 
 
 # The id of the request gunicorn is refusing in this thread, while it logs why (see ServerLog).

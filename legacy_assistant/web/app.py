@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, NoReturn, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadHost
-from werkzeug.routing import Map, MapAdapter
+from werkzeug.routing import Map, MapAdapter, RequestRedirect
 
 from legacy_assistant.defaults import APP_NAME
 from legacy_assistant.errors import ArtifactError
@@ -84,7 +85,8 @@ class UnmergedSlashesMap(Map):
 class AssistantFlask(Flask):
     """Flask, minus a per-call check this app does not need: no view or hook here is async, so
     :meth:`ensure_sync` returns the function as it is instead of inspecting it on every call
-    (five inspections per request). Its URL map does not merge slashes (:class:`UnmergedSlashesMap`)."""
+    (five inspections per request). Its URL map does not merge slashes (:class:`UnmergedSlashesMap`),
+    and its one redirect names its target by path (:meth:`raise_routing_exception`)."""
 
     url_map_class = UnmergedSlashesMap
 
@@ -103,6 +105,19 @@ class AssistantFlask(Flask):
             if request is None:
                 raise
             return self.url_map.bind_to_environ(request.environ, server_name=UNROUTABLE_HOST, subdomain="")
+
+    def raise_routing_exception(self, request: Request) -> NoReturn:
+        """Flask's, except that a redirect (``/bot`` to the page at ``/bot/`` under
+        ``SCRIPT_NAME=/bot``) names its target by its path alone. Werkzeug's Location is built
+        from the request's Host and the scheme the server saw: behind a proxy that ends TLS it
+        sent the browser to ``http://``, behind one on another port to the wrong port, and it
+        put whatever Host a client sent into a permanent redirect."""
+        redirect = request.routing_exception
+        if isinstance(redirect, RequestRedirect):
+            target = urlsplit(redirect.new_url)
+            # one leading slash: "//name/..." would be read as another host's address
+            redirect.new_url = urlunsplit(("", "", "/" + target.path.lstrip("/"), target.query, target.fragment))
+        super().raise_routing_exception(request)
 
 
 def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant | None = None) -> Flask:

@@ -9,7 +9,7 @@ for one, escape sequences included).
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from flask import Request, g
 
@@ -25,6 +25,24 @@ def logged_path(path: str) -> str:
     if head or not slash or not sender:
         return loggable(path)
     return f"{CONVERSATIONS_PREFIX}/<sender-sha256:{sender_digest(sender)}>"
+
+
+def logged_request_line(line: str) -> str:
+    """A request line (or its path alone) as sent, where the HTTP server quotes it in a line on
+    why it refused the request (a line it could not read, a path outside its prefix), as the logs
+    show it: where its path is a conversation's, the sender id (percent-encoded or not, a tab in
+    it sent as it is) written as :func:`logged_path` writes it; any other line as it is."""
+    head, prefix, rest = line.partition(CONVERSATIONS_PREFIX + "/")
+    if not prefix:
+        return line
+    target, space, version = rest.rpartition(" ")
+    if not (space and version.startswith("HTTP/")):
+        target, version = rest, ""
+    sender = unquote(target.partition("?")[0])
+    if not sender:
+        return line
+    shown = f"{CONVERSATIONS_PREFIX}/<sender-sha256:{sender_digest(sender)}>"
+    return f"{head}{shown} {version}" if version else head + shown
 
 
 def loggable(path: str) -> str:

@@ -32,8 +32,7 @@ DEFAULT_SENDER = "default"
 
 # Rasa's path ("/webhooks/rest/") and the one without the slash are two rules: one rule with
 # strict_slashes=True would answer the second with Werkzeug's HTML redirect (before the token and
-# host checks, echoing the request's Host), and with strict_slashes=False a wrong method on it
-# would be a 404, not a 405.
+# host checks), and with strict_slashes=False a wrong method on it would be a 404, not a 405.
 @blueprint.get("")
 @blueprint.get("/")  # the first rule: url_for gives Rasa's own path
 def health() -> Any:
