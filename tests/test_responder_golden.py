@@ -8,7 +8,13 @@ import re
 import pytest
 
 from legacy_assistant.responder.artifact import verify_responder
-from legacy_assistant.responder.golden import DEFAULT_TOLERANCE, compare_golden, read_contexts, read_golden
+from legacy_assistant.responder.golden import (
+    DEFAULT_TOLERANCE,
+    compare_golden,
+    golden_cases,
+    read_contexts,
+    read_golden,
+)
 from legacy_assistant.responder.vocabulary import END
 from tests.helpers import DEFAULT_RESPONDER, ROOT
 
@@ -77,6 +83,24 @@ def test_shipped_responder_reproduces_golden(golden, shipped):
     assert report["mismatches"] == []
     assert report["same_replies"] == report["cases"] == len(golden["cases"])
     assert report["max_abs_delta"] <= DEFAULT_TOLERANCE
+
+
+@pytest.mark.parametrize("options", [{"repetition_penalty": 10.0}, {"condition_strength": 3.0}])
+def test_golden_cases_of_a_responder_with_decoding_options_store_the_ids_of_their_text(options):
+    """The text comes from ``respond_batch``, which decodes with the responder's options; the
+    ids must be that same reply's, not the plain greedy reply's."""
+    from legacy_assistant.responder.responder import DecodingOptions, Responder
+
+    contexts = read_contexts(CONTEXTS)[:6]
+    with Responder.load(SHIPPED, options=DecodingOptions(**options)) as responder:
+        cases = golden_cases(responder, contexts)
+        for case in cases:
+            assert responder.vocabulary.decode(case["ids"]) == case["reply"], case
+        report = compare_golden(responder, {"cases": cases})
+    assert report["mismatches"] == [] and report["max_abs_delta"] == 0.0
+    # the options did change replies here, so the plain greedy ids would not have matched
+    plain = [case["reply"] for case in read_golden(SHIPPED / "golden.json")["cases"][: len(cases)]]
+    assert [case["reply"] for case in cases] != plain
 
 
 def test_a_changed_golden_reply_is_caught(golden, shipped):

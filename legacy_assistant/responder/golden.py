@@ -41,8 +41,9 @@ DEFAULT_TOLERANCE = 1e-4  # on a reply's summed log-probability (nats)
 
 def golden_cases(responder: Responder, contexts: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     """Every context under every condition of ``responder``: the greedy reply's text, ids and
-    log-probability. Replies are decoded in one batch for the ids, and through
-    :meth:`Responder.respond_batch` for the text."""
+    log-probability, with the responder's decoding options. Replies are decoded in one batch
+    for the ids (:meth:`Responder.decode_batch`), and through :meth:`Responder.respond_batch`
+    for the text."""
     jobs = [(list(context), condition) for context in contexts for condition in responder.conditions]
     if not jobs:
         return []
@@ -61,7 +62,9 @@ def _greedy_ids(responder: Responder, jobs: list[tuple[list[str], str]]) -> tupl
         encoded = responder.vocabulary.encode_asked_context(context, spec.max_context_turns, spec.max_turn_tokens)
         pairs.append(EncodedPair(tuple(tuple(t) for t in encoded), (END,), responder.conditions.index(condition)))
     batch = pad_batch(pairs, spec.max_context_turns)
-    result = responder.model.decode(batch.context_ids, batch.condition_ids, mode=MODE, max_length=responder.max_length)
+    # with the responder's decoding options, as respond_batch decodes the text: a repetition
+    # penalty or condition guidance changes the greedy reply, and the ids must spell the text
+    result = responder.decode_batch(batch, MODE)
     ids = [[int(t) for t in result.ids[row, 0, : result.lengths[row, 0]]] for row in range(len(jobs))]
     return ids, [float(v) for v in np.asarray(result.log_probs)[:, 0]]
 
