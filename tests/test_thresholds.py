@@ -209,3 +209,24 @@ def test_the_rule_and_the_curves_make_no_float64_copy_of_the_whole_probability_m
     finally:
         tracemalloc.stop()
     assert peak < probabilities.nbytes  # a float64 copy alone is twice its size
+
+
+def test_a_nan_confidence_falls_back_at_every_threshold_as_in_the_dialogue():
+    """Damaged weights can give NaN: the dialogue (``not confidence >= threshold``) falls back on
+    it at any threshold, so the evaluation's figures and the calibration count it as a fallback,
+    not as an answer of its top intent (argmax of a NaN row: the first column, here the label)."""
+    from legacy_assistant.classifier.thresholds import in_scope_threshold
+
+    p = np.array([[np.nan] * 3, [0.9, 0.05, 0.05], [0.1, 0.2, 0.7]], dtype=np.float32)
+    labels, is_oos = np.array([0, 0, 2]), np.array([False, False, True])
+    assert rejected(p, 0.0, oos_index=2).tolist() == [True, False, True]
+    assert rejected(p, 0.5, oos_index=None).tolist() == [True, False, False]
+    for point in threshold_curve(p, labels, is_oos, 2, [0.0, 0.5]):
+        assert (point.in_scope_accuracy, point.in_scope_rejected) == (0.5, 0.5)
+        assert point.oos_precision == 0.5 and point.joint_accuracy == pytest.approx(2 / 3)
+    # ten in-scope rows, one NaN: at most one may fall back, and the NaN row is that one
+    confidence = np.array([np.nan, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    rows = np.tile(((1.0 - confidence) / 19)[:, None], (1, 20))
+    rows[:, 0] = confidence
+    calibrated = in_scope_threshold(rows, 0.1)
+    assert calibrated.threshold == pytest.approx(0.2) and calibrated.fallback_share == pytest.approx(0.1)

@@ -2,12 +2,12 @@
 
 A message is *rejected* (answered by the fallback) when it holds no feature the model knows (its
 vocabulary coverage is 0, and the network's output is its biases alone), when the classifier's top
-confidence is below the threshold, or when its top intent is the out-of-scope class (a model
-trained with out-of-scope examples has one). :func:`rejected` is that rule, the one
-:meth:`legacy_assistant.serving.dialogue.DialoguePolicy.decide` applies to a turn with no open
-follow-up (its ``understood`` is ``known_features > 0``). :func:`rejected`, :func:`threshold_curve`
-and :func:`choose_threshold` take that first part as ``understood``, bool ``[n]``; left out, every
-row counts as understood.
+confidence is below the threshold (or NaN, as damaged weights give), or when its top intent is
+the out-of-scope class (a model trained with out-of-scope examples has one). :func:`rejected` is
+that rule, the one :meth:`legacy_assistant.serving.dialogue.DialoguePolicy.decide` applies to a
+turn with no open follow-up (its ``understood`` is ``known_features > 0``). :func:`rejected`,
+:func:`threshold_curve` and :func:`choose_threshold` take that first part as ``understood``, bool
+``[n]``; left out, every row counts as understood.
 
 :func:`choose_threshold` picks the threshold on validation data that holds both in-scope and
 out-of-scope sentences. It maximises
@@ -54,7 +54,7 @@ def rejected(
     """bool ``[n]``: which rows of ``probabilities`` (float ``[n, n_classes]``) fall back;
     ``understood`` (bool ``[n]``, default all true) marks the rows with a known feature."""
     top, confidence = top_and_confidence(probabilities)
-    out = confidence < threshold
+    out = ~(confidence >= threshold)  # NaN (damaged weights) falls back too, as in the dialogue
     if oos_index is not None:
         out |= top == oos_index
     return out | ~_understood(understood, len(out))
@@ -134,7 +134,8 @@ def threshold_curve(
     if oos_index is not None:
         right_label &= top != oos_index
     top_is_oos = (top == oos_index) if oos_index is not None else np.zeros(len(top), dtype=bool)
-    always = top_is_oos | ~_understood(understood, len(top))  # fall back whatever the threshold
+    # fall back whatever the threshold; a NaN confidence too, as in the dialogue
+    always = top_is_oos | ~_understood(understood, len(top)) | np.isnan(confidence)
     n_in, n_oos, n = int(in_scope.sum()), int(is_oos.sum()), len(top)
     points = []
     for threshold in thresholds:
@@ -237,7 +238,7 @@ def in_scope_threshold(
             "fixed threshold (threshold_from 'fixed')"
         )
     taken_for_oos = top == oos_index if oos_index is not None else np.zeros(n, dtype=bool)
-    answerable = known & ~taken_for_oos
+    answerable = known & ~taken_for_oos & ~np.isnan(confidence)  # a NaN row falls back at any threshold
     if not answerable.any():
         raise NothingUnderstoodError(
             f"the threshold cannot be calibrated: the model takes every one of the {n} in-scope sentences it "
