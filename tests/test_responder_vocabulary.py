@@ -181,6 +181,13 @@ def test_text_settings_left_out_are_the_responders_own(text):
         "Rock 'n' roll and the '90s.",
         "The '90s were great, and 'friends' was on.",
         "In '99 we won.",
+        # an ellipsis that ends the reply or comes before other punctuation stays on its word
+        "I don't know...",
+        "Wait...?",
+        "Really... (well...) ok.",
+        "I know...!",
+        "Ok.. so.. what?",
+        "Hmm.... ok.",
     ],
 )
 def test_detokenized_text_reads_normally(text):
@@ -217,6 +224,14 @@ def test_detokenize_restores_sentence_capitals():
 def test_invisible_format_characters_do_not_make_a_word_unknown(invisible):
     plain = tokenize("Do you like movies?")
     assert tokenize(f"{invisible}Do you like mov{invisible}ies{invisible}?") == plain
+
+
+def test_an_emoji_typed_against_a_word_is_a_token_of_its_own():
+    """"thanks\U0001f44d" was one token, unknown to any vocabulary that has "thanks"."""
+    assert tokenize("Thanks\U0001f44d\U0001f3fd, see you\U0001f600!") == [
+        "thanks", "\U0001f44d\U0001f3fd", ",", "see", "you", "\U0001f600", "!",
+    ]
+    assert detokenize(tokenize("Thanks \U0001f44d\U0001f3fd, see you \U0001f600!")) == "Thanks \U0001f44d\U0001f3fd, see you \U0001f600!"
 
 
 def test_condition_list_starts_with_the_five_emotions():

@@ -31,7 +31,13 @@ from nltk.tokenize.treebank import TreebankWordDetokenizer
 from compat.responder.spec import END, N_SPECIAL, PAD, START, UNK  # noqa: F401 (re-exported)
 from legacy_assistant.common.caching import ShortTextCache
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.text.processing import TextConfig, TextProcessor, drop_format_characters, visible_text
+from legacy_assistant.text.processing import (
+    TextConfig,
+    TextProcessor,
+    drop_format_characters,
+    set_emoji_apart,
+    visible_text,
+)
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # the text of ids PAD, UNK, START, END
 # "classic" keeps every token the Treebank rules give, punctuation included; stemming off.
@@ -43,8 +49,13 @@ _SENTENCE_ENDS = frozenset({".", "!", "?", "!!", "??"})
 _ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+[^\W\d_]\.?$")  # u.s, e.g, a.m., not 2.0 or gmail.com
 _ELIDED_NUMBER = re.compile(r"^\d\d(?:s)?$")  # '90s, '99
 _DETOKENIZER = TreebankWordDetokenizer()
-# The detokenizer glues "..." to the next word ("well...maybe"); the source had a space there.
-_ELLIPSIS_BEFORE_WORD = re.compile(r"\.\.\.(?=\w)")
+# The detokenizer glues "..." to the next word or bracket ("well...maybe", "so...(well"); the
+# source had a space there.
+_ELLIPSIS_BEFORE_WORD = re.compile(r"\.\.\.(?=[\w(\[{])")
+# It takes the space before "..." away only when a space follows, and never before ".." or
+# "....": those and an ellipsis that ends the reply or comes before other punctuation stayed
+# apart ("I don't know ...", "Wait ...?", "So .. what?").
+_SPACE_BEFORE_ELLIPSIS = re.compile(r"(?<=\S) (?=\.\.)")
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,9 +74,9 @@ CACHED_TURNS = 4096
 
 
 def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
-    # The classic tokenizer keeps format characters (for the classic recipe's fidelity); a
-    # reply's words should not.
-    return tuple(_processor(config).tokens(drop_format_characters(text)))
+    # The classic tokenizer keeps format characters and emoji on the words they touch (for the
+    # classic recipe's fidelity); a reply's words should not.
+    return tuple(_processor(config).tokens(set_emoji_apart(drop_format_characters(text))))
 
 
 # A turn is tokenized once as a response and up to three times as context.
@@ -139,7 +150,8 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
             if word in _SENTENCE_ENDS and not (word == "." and index and _ABBREVIATION.match(words[index - 1])):
                 capital_next = True
     words = _attach_typographic_marks(words)
-    return _ELLIPSIS_BEFORE_WORD.sub("... ", _DETOKENIZER.detokenize(_attach_single_quotes(words))).strip()
+    text = _SPACE_BEFORE_ELLIPSIS.sub("", _DETOKENIZER.detokenize(_attach_single_quotes(words)))
+    return _ELLIPSIS_BEFORE_WORD.sub("... ", text).strip()
 
 
 # What follows an apostrophe inside an English word ("don’t", "it’s", "we’re", "I’ve", "she’ll",

@@ -60,6 +60,10 @@ _STANDS_APART = regex.compile(
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
+# Emoji (a skin tone, variation selector or keycap with them; a flag is two regional
+# indicators), which chat text glues to words: "thanks\U0001f44d" was one unknown word. Once the
+# joiners between them are dropped, each stands apart, and is then dropped as no word.
+_PICTOGRAPHS = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}][\p{Emoji_Modifier}\p{Mn}\p{Me}]*")
 # Apostrophes and hyphens that phones and word processors type, which NFKC leaves as they are:
 # "don’t" split as "don", "t" where "don't" gives "do", "n't", and the same sentence got another
 # intent. U+2018 stays: it opens a quotation more often than it elides.
@@ -125,7 +129,8 @@ class TextProcessor:
     def tokens(self, text: str) -> list[str]:
         """Normalised (NFKC, invisible format characters dropped and typographic apostrophes
         and hyphens, and an acute accent or a grave inside a word typed for an apostrophe, written
-        as ``'`` and ``-``, except for the classic recipe, kept as it was),
+        as ``'`` and ``-``, emoji set apart from the words they touch, except for the classic
+        recipe, kept as it was),
         optionally lower-cased, punctuation-free, stemmed tokens."""
         if self.config.tokenizer != "classic" and ("\u00b4" in text or "`" in text):
             text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
@@ -136,6 +141,7 @@ class TextProcessor:
                 words = [w.lower() for w in words]
             return [self._stem(w) for w in words] if self._stem is not None else words
         text = drop_format_characters(text).translate(_TYPOGRAPHIC)
+        text = set_emoji_apart(text)
         if self.config.lowercase:
             text = text.lower()
         words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
@@ -166,6 +172,12 @@ def visible_text(text: str) -> str:
     """What a reader sees of ``text``: without invisible format characters and outer spaces
     (empty for a text of only those)."""
     return drop_format_characters(text).strip()
+
+
+def set_emoji_apart(text: str) -> str:
+    """``text`` with spaces around each emoji (with its skin tone, variation selector or keycap),
+    which would make a word it touches unknown ("thanks\U0001f44d")."""
+    return text if text.isascii() else _PICTOGRAPHS.sub(r" \g<0> ", text)
 
 
 def drop_format_characters(text: str) -> str:
