@@ -40,6 +40,8 @@ def test_per_intent_and_macro_f1(report):
     assert (c["precision"], c["recall"]) == (1.0, 0.5)
     assert a["f1"] == pytest.approx(0.4) and b["f1"] == pytest.approx(0.5) and c["f1"] == pytest.approx(2 / 3)
     assert report["per_intent"]["zzz"]["f1"] == 0.0
+    # no sentence was given zzz: its precision has nothing to measure (it was 0.0)
+    assert report["per_intent"]["zzz"]["precision"] is None
     assert report["macro_f1"] == pytest.approx((0.4 + 0.5 + 2 / 3 + 0.0) / 4)
 
 
@@ -81,6 +83,8 @@ def test_summary_lines_mention_the_key_figures(report):
     assert "accuracy     0.4286" in text
     assert "out of scope recall 1.0000, precision 0.6667, joint accuracy 0.5556" in text
     assert "a -> b: 2" in text and "zzz" in text
+    zzz = next(line for line in text.splitlines() if line.lstrip().startswith("zzz "))
+    assert " P   n/a  R 0.000  F1 0.000  n=1" in zzz, zzz  # no sentence given zzz: no precision
 
 
 class _FakePredictor:

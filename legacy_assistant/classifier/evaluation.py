@@ -7,7 +7,8 @@ The report (a JSON-serialisable dict) has two parts:
   of the in-scope sentences: a label the model lacks counts, with F1 0; an intent only ever
   predicted does not), ``per_intent`` precision/recall/F1/support (an intent's precision counts
   the in-scope sentences given it: an out-of-scope sentence given an intent is measured by the
-  out-of-scope figures below, not as that intent's false positive), the most frequent
+  out-of-scope figures below, not as that intent's false positive; ``None`` for an intent no
+  sentence was given), the most frequent
   ``confused_pairs`` and all ``confusions`` (label, predicted, count; off the diagonal only);
 * **at_threshold**, the assistant's behaviour with its fallback rule (no feature the model
   knows, top confidence below the threshold, or top intent the out-of-scope class:
@@ -134,16 +135,18 @@ def evaluation_report(
     return report
 
 
-def _per_intent(truth: Sequence[str], guess: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support of every label in ``truth``, sorted by name."""
+def _per_intent(truth: Sequence[str], guess: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Precision, recall, F1 and support of every label in ``truth``, sorted by name; the
+    precision of an intent no sentence was given is ``None`` (nothing to measure), its F1 0."""
     support = Counter(truth)
     predicted = Counter(guess)
     correct = Counter(t for t, g in zip(truth, guess) if t == g)
-    out = {}
+    out: dict[str, dict[str, float | None]] = {}
     for tag in sorted(support):
-        precision = _share(correct[tag], predicted[tag])
+        precision = float(correct[tag]) / predicted[tag] if predicted[tag] else None
         recall = _share(correct[tag], support[tag])
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        # F1 = 2 TP / (2 TP + FP + FN): 0 with no sentence given the intent, whose support is > 0
+        f1 = 2.0 * correct[tag] / (predicted[tag] + support[tag])
         out[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": support[tag]}
     return out
 
@@ -222,7 +225,7 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
     if ranked:
         lines.append(f"lowest F1 ({len(ranked)} of {len(report['per_intent'])} intents):")
         lines.extend(
-            f"  {_padded(tag, 32)} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  n={m['support']}"
+            f"  {_padded(tag, 32)} P {_short(m['precision'])}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  n={m['support']}"
             for tag, m in ranked
         )
     if report["confused_pairs"]:
@@ -250,6 +253,11 @@ def _display_width(text: str) -> int:
         else 1
         for char in text
     )
+
+
+def _short(value: float | None) -> str:
+    """A share to 3 places, or ``n/a`` (as wide) where there was nothing to measure."""
+    return "  n/a" if value is None else f"{value:.3f}"
 
 
 def _figure(value: float | None) -> str:
