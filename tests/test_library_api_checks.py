@@ -7,6 +7,7 @@ character by character, a negative batch size computing nothing, a lone surrogat
 crashing one store only, a closed SQLite store still writing, and bare TypeError/IndexError.
 """
 
+import enum
 import re
 import uuid
 
@@ -66,6 +67,21 @@ def test_numpy_strings_are_stored_and_read_back_as_python_strings(make_store):
     state, (turn,) = store.load("alice"), store.history("alice")
     assert type(state.context) is str and state.context == "ordering"
     assert (type(turn.message), type(turn.reply)) == (str, str) and (turn.message, turn.reply) == ("hi there", "hello")
+
+
+def test_a_string_enum_is_stored_as_its_value_by_every_store(make_store):
+    """A str subclass is kept as its characters, not as its str(): a (str, Enum) member's is
+    "Tag.GREETING" (SQLite and Redis stored "greeting" before numpy strings were made str)."""
+
+    class Tag(str, enum.Enum):
+        GREETING = "greeting"
+        ORDERING = "ordering"
+
+    store = make_store()
+    store.save("alice", ConversationState(context=Tag.ORDERING), Turn("hi", "hello", Tag.GREETING, 0.5))
+    state, (turn,) = store.load("alice"), store.history("alice")
+    assert (type(state.context), state.context) == (str, "ordering")
+    assert (type(turn.intent), turn.intent) == (str, "greeting")
 
 
 @pytest.mark.parametrize(

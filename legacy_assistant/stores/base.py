@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from legacy_assistant.common.files import blocking_file, nearest_existing
 from legacy_assistant.errors import ConfigError, RequestError
@@ -63,9 +63,10 @@ def check_text(name: str, value: object) -> None:
 
 def _plain_text(name: str, value: object) -> str:
     """``value``, checked by :func:`check_text`, as a plain ``str``: a numpy string was kept as
-    one by the memory store, where SQLite and Redis give back a ``str``."""
+    one by the memory store, where SQLite and Redis give back a ``str``. Its characters, not its
+    ``str()``: a ``(str, Enum)`` member's is its class and name."""
     check_text(name, value)
-    return value if type(value) is str else str(value)
+    return value if type(value) is str else str.__str__(cast(str, value))
 
 
 def check_record(name: str, value: object, kind: type) -> None:
