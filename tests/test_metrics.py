@@ -63,6 +63,7 @@ def test_a_websocket_handshake_counts_under_the_route_it_was_sent_to(client):
     assert client.get("/health", headers=handshake).status_code == 400
     assert client.post("/api/v1/parse", json={"text": "hi"}, headers=handshake).status_code == 400
     assert client.get("/no/such/route", headers=handshake).status_code == 404
+    assert client.get("/api/v1/parse", headers=handshake).status_code == 405  # and a wrong method
     after = samples(client)
 
     def delta(**labels):
@@ -73,6 +74,8 @@ def test_a_websocket_handshake_counts_under_the_route_it_was_sent_to(client):
     assert delta(route="/api/v1/parse", method="POST", status="400") == 1
     assert delta(route="<unmatched>", method="GET", status="404") == 1
     assert delta(route="<unmatched>", method="GET", status="400") == 0
+    assert delta(route="/api/v1/parse", method="GET", status="405") == 1
+    assert delta(route="<unmatched>", method="GET", status="405") == 0
 
 
 def test_each_worker_reports_its_resident_memory(client, monkeypatch):

@@ -102,15 +102,14 @@ def route_of_refused(app: Flask, current: Request) -> str:
     was wrong (a 405) or it was a WebSocket handshake (a 400), else :data:`UNMATCHED_ROUTE`."""
     refused = current.routing_exception
     if isinstance(refused, MethodNotAllowed) and refused.valid_methods:
-        method, websocket = next(iter(refused.valid_methods)), None
+        method = next(iter(refused.valid_methods))
     elif isinstance(refused, WebsocketMismatch):  # a WebSocket handshake on a route (the server has none)
-        method, websocket = current.method, False
+        method = current.method
     else:
         return UNMATCHED_ROUTE
     try:
-        rule, _ = app.url_map.bind_to_environ(current.environ).match(
-            method=method, websocket=websocket, return_rule=True
-        )
+        # as a plain request: a handshake with a wrong method (a 405) matched no rule either way
+        rule, _ = app.url_map.bind_to_environ(current.environ).match(method=method, websocket=False, return_rule=True)
     except HTTPException:
         return UNMATCHED_ROUTE
     return str(rule.rule)
