@@ -662,6 +662,9 @@ def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
          f"Invalid HTTP request line: 'GET {hidden} HTTP/1.1'"),
         (None, gunicorn_errors.InvalidRequestLine("GET /api/v1/conversations/alice%09secret-id?x\t HTTP/1.1"),
          f"Invalid HTTP request line: 'GET {hidden} HTTP/1.1'"),
+        # the app reads the path decoded: a prefix sent percent-encoded is a conversation's too
+        (None, gunicorn_errors.InvalidRequestLine("GET /api/v1/%63onversations%2Falice\tsecret-id HTTP/1.1"),
+         f"Invalid HTTP request line: 'GET {hidden} HTTP/1.1'"),
         (None, gunicorn_errors.InvalidRequestLine("GET /health\t HTTP/1.1"),
          "Invalid HTTP request line: 'GET /health\\t HTTP/1.1'"),  # no sender: as it came
         (outside, gunicorn_errors.ConfigurationProblem(
@@ -677,6 +680,44 @@ def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
         assert answer.startswith(b"HTTP/1.1 4"), answer[:100]
         assert not [shown for shown in worker.log.lines if "secret-id" in shown], worker.log.lines
         assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
+
+
+def test_the_access_line_of_a_request_gunicorn_refuses_under_script_name_names_no_sender(monkeypatch, caplog):
+    """Under SCRIPT_NAME, the access line of a request gunicorn refused (headers over its limits)
+    wrote the path with its prefix, which the conversation path's digest did not match: the
+    sender id in full. It is the path the app's own lines write, after the prefix."""
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.http import errors as gunicorn_errors
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving.server import ModelWorker
+    from legacy_assistant.stores.base import sender_digest
+
+    monkeypatch.setenv("SCRIPT_NAME", "/bot")
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+
+    class Quiet:
+        def warning(self, msg, *args, **kwargs):
+            pass
+
+        debug = info = exception = access = warning
+
+    worker.log = Quiet()
+    hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice' + chr(9) + 'secret-id')}>"
+    for target in (b"/bot/api/v1/conversations/alice%09secret-id", b"/bot/api/v1/%63onversations/alice%09secret-id",
+                   b"/botapi/v1/conversations/alice%09secret-id"):  # the app's path "/api/v1/...", which it 404s
+        req = next(RequestParser(worker.cfg, iter([b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"]),
+                                 ("127.0.0.1", 1)))
+        caplog.clear()
+        ours, theirs = socket_module.socketpair()
+        with ours, theirs, caplog.at_level("INFO", logger="legacy_assistant.access"):
+            worker.handle_error(req, ours, ("127.0.0.1", 1), gunicorn_errors.LimitRequestHeaders("too many headers"))
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.access"]
+        assert "secret-id" not in line, line
+        assert line.startswith(f"GET {hidden} 431 "), line
 
 
 def test_a_scrape_that_meets_a_metrics_file_just_removed_lists_the_folder_again(tmp_path, monkeypatch):

@@ -458,6 +458,12 @@ class ModelWorker(ThreadWorker):
 
         method = getattr(req, "method", None)
         path = getattr(req, "path", None)
+        script_name = os.environ.get("SCRIPT_NAME", "")
+        if isinstance(path, str) and script_name and path.startswith(script_name):
+            # the path after the prefix, as gunicorn hands it to the app and the app's lines write
+            # it (Werkzeug's request.path): with the prefix, a conversation's was not seen as one,
+            # its sender id written out
+            path = "/" + path[len(script_name) :].lstrip("/")
         access_log.info(
             "%s %s %d %.2fms id=%s",
             logged_method(method) if isinstance(method, str) else "-",

@@ -9,6 +9,7 @@ for one, escape sequences included).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote
 
 from flask import Request, g
@@ -16,6 +17,9 @@ from flask import Request, g
 from legacy_assistant.stores.base import sender_digest
 
 CONVERSATIONS_PREFIX = "/api/v1/conversations"
+# the prefix as a request line may carry it: the app reads the path decoded, so any of its
+# characters may come percent-encoded ("%63onversations", "conversations%2F")
+_SENT_PREFIX = re.compile("".join(f"(?:{re.escape(c)}|%(?i:{ord(c):02x}))" for c in CONVERSATIONS_PREFIX + "/"))
 
 
 def logged_path(path: str) -> str:
@@ -30,11 +34,13 @@ def logged_path(path: str) -> str:
 def logged_request_line(line: str) -> str:
     """A request line (or its path alone) as sent, where the HTTP server quotes it in a line on
     why it refused the request (a line it could not read, a path outside its prefix), as the logs
-    show it: where its path is a conversation's, the sender id (percent-encoded or not, a tab in
-    it sent as it is) written as :func:`logged_path` writes it; any other line as it is."""
-    head, prefix, rest = line.partition(CONVERSATIONS_PREFIX + "/")
-    if not prefix:
+    show it: where its path is a conversation's (its prefix too may come percent-encoded), the
+    sender id (percent-encoded or not, a tab in it sent as it is) written as :func:`logged_path`
+    writes it; any other line as it is."""
+    found = _SENT_PREFIX.search(line)
+    if found is None:
         return line
+    head, rest = line[: found.start()], line[found.end() :]
     target, space, version = rest.rpartition(" ")
     if not (space and version.startswith("HTTP/")):
         target, version = rest, ""
