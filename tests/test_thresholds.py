@@ -230,3 +230,15 @@ def test_a_nan_confidence_falls_back_at_every_threshold_as_in_the_dialogue():
     rows[:, 0] = confidence
     calibrated = in_scope_threshold(rows, 0.1)
     assert calibrated.threshold == pytest.approx(0.2) and calibrated.fallback_share == pytest.approx(0.1)
+
+
+def test_a_calibration_on_nan_confidences_alone_says_so():
+    """Rows whose confidence is NaN (damaged weights) cannot be calibrated on; the refusal said
+    the model took every sentence for out of scope, even for a model without that class."""
+    from legacy_assistant.classifier.thresholds import NothingUnderstoodError, in_scope_threshold
+
+    p = np.full((4, 3), np.nan, dtype=np.float32)
+    for oos_index in (None, 0, 2):  # 0: a NaN row's argmax
+        with pytest.raises(NothingUnderstoodError, match="NaN") as refused:
+            in_scope_threshold(p, 0.1, oos_index=oos_index)
+        assert "out of scope" not in str(refused.value)

@@ -238,7 +238,14 @@ def in_scope_threshold(
             "fixed threshold (threshold_from 'fixed')"
         )
     taken_for_oos = top == oos_index if oos_index is not None else np.zeros(n, dtype=bool)
-    answerable = known & ~taken_for_oos & ~np.isnan(confidence)  # a NaN row falls back at any threshold
+    nan = np.isnan(confidence)
+    answerable = known & ~taken_for_oos & ~nan  # a NaN row falls back at any threshold
+    if not (known & ~nan).any():  # (a NaN row's top is the first class: not taken for out of scope)
+        raise NothingUnderstoodError(
+            f"the threshold cannot be calibrated: the model's confidence is NaN (damaged weights) on every one "
+            f"of the {n} in-scope sentences it is calibrated on (that hold a word it knows); give a fixed "
+            "threshold (threshold_from 'fixed')"
+        )
     if not answerable.any():
         raise NothingUnderstoodError(
             f"the threshold cannot be calibrated: the model takes every one of the {n} in-scope sentences it "
