@@ -43,6 +43,15 @@ def test_an_emoji_typed_against_a_word_leaves_the_word_known(tokenizer):
     assert processor.tokens("\U0001f600\U0001f44d\U0001f3fd") == []
 
 
+def test_a_symbol_that_is_no_emoji_stays_on_its_word_with_every_regex_release():
+    """Older regex releases count 700 more symbols Extended_Pictographic ("\u2605", "\u2610",
+    "\u261b"): set apart there and not with newer ones, a model would read them otherwise served
+    with another release than it was trained with."""
+    processor = TextProcessor(TextConfig(stemmer="none"))
+    assert processor.tokens("a 5\u2605 hotel \u2610done \u261bhere") == ["a", "5\u2605", "hotel", "\u2610done", "\u261bhere"]
+    assert processor.tokens("\u00a92024 coffee\u2615") == ["2024", "coffee"]  # emoji still stand apart
+
+
 @pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace"])
 def test_typographic_apostrophes_and_hyphens_tokenize_as_typed_ones(tokenizer):
     """A phone types "don’t": it is "don't", not "don" and "t" (the same sentence got another intent)."""

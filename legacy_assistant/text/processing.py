@@ -62,8 +62,13 @@ _STANDS_APART = regex.compile(
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
 # Emoji (a skin tone, variation selector or keycap with them; a flag is two regional
 # indicators), which chat text glues to words: "thanks\U0001f44d" was one unknown word. Once the
-# joiners between them are dropped, each stands apart, and is then dropped as no word.
-_PICTOGRAPHS = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}][\p{Emoji_Modifier}\p{Mn}\p{Me}]*")
+# joiners between them are dropped, each stands apart, and is then dropped as no word. Only the
+# pictographs that are emoji (or not yet assigned): older regex releases count 700 more
+# symbols Extended_Pictographic ("\u2605", "\u2610"), and a model trained with one release would
+# read "5\u2605" otherwise served with another.
+_PICTOGRAPHS = regex.compile(
+    r"(?V1)[[\p{Extended_Pictographic}&&[\p{Emoji}\p{Cn}]]\p{Regional_Indicator}][\p{Emoji_Modifier}\p{Mn}\p{Me}]*"
+)
 # Apostrophes and hyphens that phones and word processors type, which NFKC leaves as they are:
 # "don’t" split as "don", "t" where "don't" gives "do", "n't", and the same sentence got another
 # intent. U+2018 stays: it opens a quotation more often than it elides.
