@@ -84,6 +84,19 @@ def test_a_string_enum_is_stored_as_its_value_by_every_store(make_store):
     assert (type(turn.intent), turn.intent) == (str, "greeting")
 
 
+def test_a_string_enum_sender_is_the_conversation_of_its_value_in_every_store(make_store):
+    """Redis wrote the sender id into its keys with its str(): a (str, Enum) member's
+    "Who.ALICE" was another conversation than "alice", as it is not in the other stores."""
+
+    class Who(str, enum.Enum):
+        ALICE = "alice"
+
+    store = make_store()
+    store.save(Who.ALICE, ConversationState(turns=1), Turn("hi", "hello", "greeting", 0.5))
+    assert store.load("alice").turns == 1 and [t.message for t in store.history("alice")] == ["hi"]
+    assert store.forget(Who.ALICE) and store.load("alice").turns == 0
+
+
 @pytest.mark.parametrize(
     "state, turn, message",
     [

@@ -186,7 +186,8 @@ class RedisStore:
             raise StoreError(f"Redis conversation store: the stored {_named(sender)} is not readable: {exc}") from exc
 
     def _key(self, kind: str, sender: str) -> str:
-        return f"{self.prefix}{kind}:{sender}"
+        # the sender's characters: a (str, Enum) member's str() is its class and name
+        return f"{self.prefix}{kind}:" + sender
 
     @property
     def _ttl_ms(self) -> int:
