@@ -708,7 +708,8 @@ def test_the_access_line_of_a_request_gunicorn_refuses_under_script_name_names_n
     worker.log = Quiet()
     hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice' + chr(9) + 'secret-id')}>"
     for target in (b"/bot/api/v1/conversations/alice%09secret-id", b"/bot/api/v1/%63onversations/alice%09secret-id",
-                   b"/botapi/v1/conversations/alice%09secret-id"):  # the app's path "/api/v1/...", which it 404s
+                   b"/botapi/v1/conversations/alice%09secret-id",  # the app's path "/api/v1/...", which it 404s
+                   b"/%62ot/api/v1/conversations/alice%09secret-id"):  # the prefix itself sent percent-encoded
         req = next(RequestParser(worker.cfg, iter([b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"]),
                                  ("127.0.0.1", 1)))
         caplog.clear()

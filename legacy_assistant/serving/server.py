@@ -458,16 +458,17 @@ class ModelWorker(ThreadWorker):
 
         method = getattr(req, "method", None)
         path = getattr(req, "path", None)
-        script_name = os.environ.get("SCRIPT_NAME", "")
-        if isinstance(path, str) and script_name and path.startswith(script_name):
+        path = unquote(path) if isinstance(path, str) else None
+        script_name = unquote(os.environ.get("SCRIPT_NAME", ""))
+        if path is not None and script_name and path.startswith(script_name):
             # the path after the prefix, as gunicorn hands it to the app and the app's lines write
             # it (Werkzeug's request.path): with the prefix, a conversation's was not seen as one,
-            # its sender id written out
+            # its sender id written out; decoded first, as the prefix too may come percent-encoded
             path = "/" + path[len(script_name) :].lstrip("/")
         access_log.info(
             "%s %s %d %.2fms id=%s",
             logged_method(method) if isinstance(method, str) else "-",
-            logged_path(unquote(path)) if isinstance(path, str) and path else "-",
+            logged_path(path) if path else "-",
             status,
             seconds * 1000,
             request_id,
