@@ -35,7 +35,7 @@ def test_invisible_format_characters_are_dropped(tokenizer):
 @pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
 def test_an_emoji_typed_against_a_word_leaves_the_word_known(tokenizer):
     """Chat text glues emoji to words ("thanks\U0001f44d"): the word was unknown with them. A
-    skin tone, variation selector or keycap stays with its emoji, not on the next word."""
+    skin tone or variation selector stays with its emoji, not on the next word."""
     processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
     typed = "thanks\U0001f44d\U0001f3fd hi\u2764\ufe0fthere \U0001f1fa\U0001f1f8coffee\u2615please \U0001f468\u200d\U0001f469\u200d\U0001f467ok"
     assert processor.tokens(typed) == processor.tokens("thanks hi there coffee please ok")

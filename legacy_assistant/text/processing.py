@@ -60,7 +60,7 @@ _STANDS_APART = regex.compile(
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
-# Emoji (a skin tone, variation selector or keycap with them; a flag is two regional
+# Emoji (a skin tone or variation selector with them; a flag is two regional
 # indicators), which chat text glues to words: "thanks\U0001f44d" was one unknown word. Once the
 # joiners between them are dropped, each stands apart, and is then dropped as no word. Only the
 # pictographs that are emoji (or not yet assigned): older regex releases count 700 more
@@ -180,8 +180,9 @@ def visible_text(text: str) -> str:
 
 
 def set_emoji_apart(text: str) -> str:
-    """``text`` with spaces around each emoji (with its skin tone, variation selector or keycap),
-    which would make a word it touches unknown ("thanks\U0001f44d")."""
+    """``text`` with spaces around each emoji (with its skin tone or variation selector; a
+    keycap, whose base is a digit, stays as typed), which would make a word it touches unknown
+    ("thanks\U0001f44d")."""
     return text if text.isascii() else _PICTOGRAPHS.sub(r" \g<0> ", text)
 
 
