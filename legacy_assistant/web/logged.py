@@ -47,7 +47,7 @@ def logged_request_line(line: str) -> str:
     sender = unquote(target.partition("?")[0])
     if not sender:
         return line
-    shown = f"{CONVERSATIONS_PREFIX}/<sender-sha256:{sender_digest(sender)}>"
+    shown = logged_path(f"{CONVERSATIONS_PREFIX}/{sender}")
     return f"{head}{shown} {version}" if version else head + shown
 
 
