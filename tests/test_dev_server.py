@@ -86,3 +86,43 @@ def test_ctrl_c_while_a_reload_finishes_ends_the_process_at_once():
     assert process.returncode == 130, (out, err[-2000:])
     assert out == ""  # nothing after the message: not the line after _finish_reload
     assert time.monotonic() - started < 30
+
+
+def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(caplog):
+    """The development server (http.server underneath) logs why it refused a request line,
+    quoting the line or a piece of it: a raw space in a conversation's path wrote the sender id
+    ("Bad request syntax"), or a piece of it as the version ("Bad request version ('secret-id')").
+    The logs write it as the digest every other line does."""
+    import socket
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+    from legacy_assistant.stores.base import sender_digest
+
+    class Server:  # what the handler reads of werkzeug's server
+        ssl_context = None
+        multithread = multiprocess = passthrough_errors = shutdown_signal = False
+        server_address = ("127.0.0.1", 1)
+
+        @staticmethod
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+
+    handler = _quiet_request_handler()
+    hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice secret-id')}>"
+    for sent, logged in (
+        (b"GET /api/v1/conversations/alice secret-id HTTP/1.1", f"Bad request syntax ('GET {hidden} HTTP/1.1')"),
+        (b"GET /api/v1/conversations/alice secret-id", f"Bad request version ('GET {hidden}')"),
+        (b"GET /health secret-id HTTP/1.1", "Bad request syntax ('GET /health secret-id HTTP/1.1')"),  # as it came
+    ):
+        caplog.clear()
+        ours, theirs = socket.socketpair()
+        with ours, theirs, caplog.at_level("INFO", logger="werkzeug"):
+            ours.sendall(sent + b"\r\nHost: localhost\r\n\r\n")
+            ours.shutdown(socket.SHUT_WR)
+            handler(theirs, ("127.0.0.1", 1), Server())
+            assert b"400" in ours.recv(65536)  # the answer (no status line to a line without a version)
+        lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+        assert [line for line in lines if line.endswith(logged)], lines
+        if b"conversations" in sent:
+            assert not [line for line in lines if "secret-id" in line], lines

@@ -360,6 +360,56 @@ def test_an_if_match_a_static_file_fails_is_a_json_412_and_one_it_meets_serves_t
     assert client.get("/static/chat.css", headers={"If-Unmodified-Since": past, "If-Match": etag}).status_code == 200
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_failed_precondition_is_412_before_a_range_past_the_files_end(client, method):
+    """RFC 9110 (13.2.2): If-Match and If-Unmodified-Since are evaluated before a Range; Werkzeug
+    answered the range past the end 416 before the precondition was looked at."""
+    etag = client.get("/static/chat.css").headers["ETag"]
+    past = "Mon, 01 Jan 1990 00:00:00 GMT"
+    for headers in ({"If-Match": '"other"', "Range": "bytes=999999-"},
+                    {"If-Unmodified-Since": past, "Range": "bytes=999999-"},
+                    {"If-Match": '"other"', "If-Range": etag, "Range": "bytes=999999-"}):
+        response = client.open("/static/chat.css", method=method, headers=headers)
+        assert response.status_code == 412, headers
+        assert response.mimetype == "application/json" and "Content-Range" not in response.headers
+        if method == "GET":
+            assert response.get_json()["error"]["code"] == "precondition_failed"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_static_file_the_client_holds_is_304_whatever_range_it_asks_for(client, method):
+    """RFC 9110 (13.2.2): an If-None-Match that matches (else an If-Modified-Since the file is not
+    newer than) is 304 before any Range: Werkzeug sent the part (206), or 416 for one past the end."""
+    etag = client.get("/static/chat.css").headers["ETag"]
+    future = "Fri, 01 Jan 2100 00:00:00 GMT"
+    for headers in ({"If-None-Match": etag, "Range": "bytes=0-9"}, {"If-None-Match": "*", "Range": "bytes=0-9"},
+                    {"If-None-Match": etag, "Range": "bytes=999999-"},
+                    {"If-Modified-Since": future, "Range": "bytes=999999-"}):
+        response = client.open("/static/chat.css", method=method, headers=headers)
+        assert response.status_code == 304 and not response.data, headers
+        assert "Content-Range" not in response.headers
+    # a client that does not hold it gets the range, or the 416 of one past the end
+    response = client.open("/static/chat.css", method=method, headers={"If-None-Match": '"other"', "Range": "bytes=0-9"})
+    assert response.status_code == 206 and response.headers["Content-Range"].startswith("bytes 0-9/")
+    response = client.open("/static/chat.css", method=method,
+                           headers={"If-None-Match": '"other"', "Range": "bytes=999999-"})
+    assert response.status_code == 416
+
+
+def test_an_if_range_holds_only_for_the_files_strong_etag_or_its_exact_date(client):
+    """RFC 9110 (13.1.5): If-Range compares an entity tag strongly (a weak one never holds) and a
+    date exactly: Werkzeug served the part for the weak tag and for any date not before the
+    file's. Where it does not hold, the whole file comes (200), never a 416."""
+    whole = client.get("/static/chat.css")
+    etag, modified = whole.headers["ETag"], whole.headers["Last-Modified"]
+    for if_range, status in ((etag, 206), (modified, 206), (f"W/{etag}", 200), ('"other"', 200),
+                             ("Fri, 01 Jan 2100 00:00:00 GMT", 200), ("Mon, 01 Jan 1990 00:00:00 GMT", 200)):
+        response = client.get("/static/chat.css", headers={"If-Range": if_range, "Range": "bytes=0-9"})
+        assert response.status_code == status, if_range
+        assert response.data == (CSS.read_bytes()[:10] if status == 206 else CSS.read_bytes())
+    assert client.get("/static/chat.css", headers={"If-Range": '"other"', "Range": "bytes=999999-"}).status_code == 200
+
+
 def test_a_static_file_named_as_a_folder_is_not_found(client):
     """"chat.js/" is no file: served, the page's relative links in it would point one folder down."""
     response = client.get("/static/chat.js/")
@@ -680,6 +730,124 @@ def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
         assert answer.startswith(b"HTTP/1.1 4"), answer[:100]
         assert not [shown for shown in worker.log.lines if "secret-id" in shown], worker.log.lines
         assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
+
+
+def test_gunicorns_line_on_a_path_with_a_space_in_it_names_no_part_of_the_sender():
+    """A raw space in a conversation's path split the request line where gunicorn did not expect:
+    it refused the rest as the HTTP version (``def HTTP/1.1`` for ``abc def``) or the path as the
+    method, and its warning quoted a piece of the sender id. It quotes the request line refused,
+    the sender id (all of it, as the client meant it) as the digest the logs write."""
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving.server import ModelWorker
+    from legacy_assistant.stores.base import sender_digest
+
+    class Lines:
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, msg, *args, **kwargs):
+            self.lines.append(msg % args if args else msg)
+
+        debug = info = exception = warning
+
+        def access(self, *args, **kwargs):
+            pass
+
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+    hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice secret-id')}>"
+    for sent, logged in (
+        (b"GET /api/v1/conversations/alice secret-id HTTP/1.1", f"Invalid HTTP request line: 'GET {hidden} HTTP/1.1'"),
+        (b"GET /api/v1/conversations/alice secret-id", f"Invalid HTTP request line: 'GET {hidden}'"),
+        (b"/api/v1/conversations/alice secret-id HTTP/1.1", f"Invalid HTTP request line: '{hidden} HTTP/1.1'"),
+        (b"GET /health secret-id HTTP/1.1", "Invalid HTTP Version: 'secret-id HTTP/1.1'"),  # no sender: as it came
+    ):
+        with pytest.raises(Exception) as raised:
+            next(RequestParser(worker.cfg, iter([sent + b"\r\nHost: localhost\r\n\r\n"]), ("127.0.0.1", 1)))
+        worker.log = Lines()
+        ours, theirs = socket_module.socketpair()
+        with ours, theirs:
+            worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)
+            ours.shutdown(socket_module.SHUT_WR)
+            answer = theirs.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+        assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
+        if b"conversations" in sent:
+            assert not [shown for shown in worker.log.lines if "secret-id" in shown], worker.log.lines
+
+
+def test_gunicorns_line_on_a_request_that_failed_past_the_app_names_no_sender():
+    """A request that fails outside the app (gunicorn answers 500) is logged by gunicorn with its
+    path as sent: a conversation's sender id is the digest the access log writes."""
+    import logging
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving.server import ModelWorker, ServerLog
+    from legacy_assistant.stores.base import sender_digest
+
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+    worker.log = ServerLog(worker.cfg)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    worker.log.error_log.addHandler(handler)
+    req = next(RequestParser(worker.cfg, iter([b"GET /api/v1/conversations/alice%09secret-id?x=1 HTTP/1.1\r\n"
+                                               b"Host: localhost\r\n\r\n"]), ("127.0.0.1", 1)))
+    ours, theirs = socket_module.socketpair()
+    with ours, theirs:
+        try:
+            raise RuntimeError("the response could not be sent")
+        except RuntimeError as exc:
+            worker.handle_error(req, ours, ("127.0.0.1", 1), exc)
+        ours.shutdown(socket_module.SHUT_WR)
+        assert theirs.recv(65536).startswith(b"HTTP/1.1 500 ")
+    lines = [record.getMessage() for record in records]
+    hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice' + chr(9) + 'secret-id')}>"
+    assert [line for line in lines if line.startswith(f"Error handling request GET {hidden}")], lines
+    assert not [line for line in lines if "secret-id" in line], lines
+
+
+@pytest.mark.parametrize("sent", [b"GET /api/v1/conversations/alice%09secret-id HTT",
+                                  b"GET /health HTTP/1.1\r\nAuthorization: Bearer secret-id\r\n"])
+def test_gunicorns_debug_line_on_a_client_gone_mid_request_quotes_nothing_it_sent(sent):
+    """A client that closed in the middle of its request line or headers: gunicorn's DEBUG line
+    quoted all that had come, a conversation's sender id or an API token with it. It says how
+    many bytes came."""
+    import logging
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.workers import gthread
+
+    from legacy_assistant.serving.server import ModelWorker, ServerLog
+
+    worker = ModelWorker.__new__(ModelWorker)  # handle() needs its settings, log and connection tables
+    worker.cfg = Config()
+    worker.cfg.set("loglevel", "debug")
+    worker.log = ServerLog(worker.cfg)
+    worker._in_flight, worker._bodies = {}, {}
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    worker.log.error_log.addHandler(handler)
+    ours, theirs = socket_module.socketpair()
+    with ours, theirs:
+        ours.sendall(sent)
+        ours.shutdown(socket_module.SHUT_WR)
+        conn = gthread.TConn(worker.cfg, theirs, ("127.0.0.1", 1), ("127.0.0.1", 8000))
+        conn.data_ready = True
+        worker.handle(conn)
+    lines = [record.getMessage() for record in records]
+    assert [line for line in lines if line.startswith("Ignored premature client disconnection")], lines
+    assert not [line for line in lines if "secret-id" in line], lines
 
 
 def test_the_access_line_of_a_request_gunicorn_refuses_under_script_name_names_no_sender(monkeypatch, caplog):

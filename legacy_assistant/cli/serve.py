@@ -371,8 +371,19 @@ def _quiet_request_handler() -> type:
     (``legacy_assistant.access``, ``--no-access-log``) already writes one."""
     from werkzeug.serving import WSGIRequestHandler
 
+    from legacy_assistant.web.logged import logged_refusal
+
     class QuietRequestHandler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
+
+        def log_error(self, format: str, *args: Any) -> None:
+            # why it refused a request line it could not read, quoting the line or a piece of
+            # it ("Bad request version ('def')" for a path with a space in it): a conversation's
+            # sender id as the logs write it
+            if format.startswith("code %d"):  # http.server's send_error: the status, then why
+                line = str(getattr(self, "requestline", ""))
+                args = tuple(logged_refusal(arg, line) if isinstance(arg, str) else arg for arg in args)
+            super().log_error(format, *args)
 
     return QuietRequestHandler

@@ -416,7 +416,7 @@ class ModelWorker(ThreadWorker):
         request_id = _refused_request_id(req, self._refused_ids)
         capture = _ResponseCapture()
         _REFUSING.request_id = request_id  # for ServerLog: gunicorn's line on why it refused
-        _hide_sender(exc, req)
+        exc = _hide_sender(exc, req)
         try:
             super().handle_error(req, capture, addr, exc)
         finally:
@@ -497,17 +497,42 @@ class ModelWorker(ThreadWorker):
         return head.encode("latin-1") + body
 
 
-def _hide_sender(exc: BaseException, req: Any) -> None:
+def _hide_sender(exc: BaseException, req: Any) -> BaseException:
     """gunicorn's line on why it refuses a request quotes what it could not use: a request line it
-    cannot read, a path outside ``SCRIPT_NAME``. A conversation's sender id there (the only key
-    to its transcript) is made the digest the access log writes for it."""
+    cannot read, a path outside ``SCRIPT_NAME``, the method or version of a line whose path had a
+    space in it (``GET /api/v1/conversations/abc def HTTP/1.1`` is refused for its version
+    ``def HTTP/1.1``, a piece of the sender id). A conversation's sender id there (the only key
+    to its transcript) is made the digest the access log writes for it: the exception to refuse
+    the request with, which for a method or version is the request line refused, its sender
+    hidden."""
     from legacy_assistant.web.logged import logged_request_line
 
     if isinstance(exc, gunicorn_errors.InvalidRequestLine) and isinstance(getattr(exc, "req", None), str):
         exc.req = logged_request_line(exc.req)
+    piece = getattr(exc, "version", None) or getattr(exc, "method", None)  # (2, 0) for HTTP/2.0: no text sent
+    if isinstance(exc, (gunicorn_errors.InvalidHTTPVersion, gunicorn_errors.InvalidRequestMethod)) and isinstance(
+        piece, str
+    ):
+        line = _refused_request_line(exc)
+        if line is not None and logged_request_line(line) != line:
+            return gunicorn_errors.InvalidRequestLine(logged_request_line(line))
     path = getattr(req, "path", None)
     if isinstance(exc, gunicorn_errors.ConfigurationProblem) and isinstance(path, str) and isinstance(exc.info, str):
         exc.info = exc.info.replace(repr(path), repr(logged_request_line(path)))
+    return exc
+
+
+def _refused_request_line(exc: BaseException) -> str | None:
+    """The request line gunicorn was reading when it raised ``exc`` (as gunicorn decodes it), or
+    None: the exception names only the piece it refused, the method or the version."""
+    trace = exc.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        line = frame.f_locals.get("line_bytes") if frame.f_code.co_name == "parse_request_line" else None
+        if isinstance(line, bytes):
+            return line.decode("latin-1")
+        trace = trace.tb_next
+    return None
 
 
 # The id of the request gunicorn is refusing in this thread, while it logs why (see ServerLog).
@@ -736,16 +761,37 @@ class ServerLog(Logger):
         if isinstance(sys.exc_info()[1], BlockingIOError) and msg == "Socket error processing request.":
             self.info("closed a connection whose request stopped arriving for %g s", CLIENT_READ_TIMEOUT_SECONDS)
             return
+        if msg.startswith("Error handling request %s") and args and isinstance(args[-1], str):
+            # a request that failed past the app (gunicorn's own line, with the path as sent): a
+            # conversation's sender id as the access log writes it
+            from legacy_assistant.web.logged import logged_request_line
+
+            args = (*args[:-1], logged_request_line(args[-1]))
         super().exception(_with_request_id(msg), *args, **kwargs)
 
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
         super().warning(_with_request_id(msg), *args, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        # a client that closed in the middle of its request line or headers: gunicorn's line
+        # quoted what had come (a conversation's sender id, an Authorization header's token);
+        # how much came is said instead
+        args = tuple(_unquoted(arg) for arg in args)
+        super().debug(msg, *args, **kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
         if msg.startswith("Listening at:") and args and not args[0]:
             bound = ",".join(f"http://{address}" for address in self.cfg.bind)
             args = (f"{bound} (a socket per worker)", *args[1:])
         super().info(msg, *args, **kwargs)
+
+
+def _unquoted(arg: Any) -> Any:
+    """``arg`` of a gunicorn line, but for a :class:`gunicorn.http.errors.NoMoreData`: how many
+    bytes had come, not the bytes."""
+    if isinstance(arg, gunicorn_errors.NoMoreData) and arg.buf:
+        return f"No more data after {len(arg.buf)} bytes"
+    return arg
 
 
 def _with_request_id(msg: str) -> str:

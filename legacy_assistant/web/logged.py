@@ -51,6 +51,18 @@ def logged_request_line(line: str) -> str:
     return f"{head}{shown} {version}" if version else head + shown
 
 
+def logged_refusal(message: str, line: str) -> str:
+    """``message``, an HTTP server's reason for refusing the request line ``line`` that ends in
+    what it refused, quoted (``Bad request syntax ('GET /a b HTTP/1.1')``, ``Bad request version
+    ('b')``), as the logs show it: where ``line`` is a conversation's, the quoted part is the line
+    as :func:`logged_request_line` writes it, any piece of its sender id left out; else as it is."""
+    shown = logged_request_line(line)
+    if shown == line:
+        return message
+    reason, bracket, _ = message.rpartition(" (")
+    return f"{reason} ({shown!r})" if bracket else message.replace(line, shown)
+
+
 def loggable(path: str) -> str:
     """``path`` percent-encoded again (as a client sent it)."""
     return quote(path, safe="/!$&'()*+,;=:@-._~")

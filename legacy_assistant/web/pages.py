@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app, jsonify, render_template, request
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestedRangeNotSatisfiable
 from werkzeug.http import parse_date, parse_etags, parse_range_header
 
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
@@ -43,9 +43,11 @@ blueprint = GuardedBlueprint(
 )
 
 ICON_MAX_AGE = 86400  # seconds a browser may keep the icon
-# environ key: the If-Match and If-Unmodified-Since of a static file's request, taken out of
-# Werkzeug's reach and evaluated by _static_preconditions
+# environ key: the conditional headers and the Range of a static file's request, taken out of
+# Werkzeug's reach and evaluated by _static_preconditions in the order of RFC 9110 (13.2.2)
 PRECONDITIONS = "legacy_assistant.preconditions"
+_CONDITIONAL = ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+_RANGED = ("HTTP_RANGE", "HTTP_IF_RANGE")
 
 
 @blueprint.before_request
@@ -62,33 +64,82 @@ def _static_request() -> None:
         # server ignore it and send the whole file, where Werkzeug would answer 416; so too
         # several ranges, which Werkzeug does not serve (it would answer 416 to ranges it could)
         request.environ.pop("HTTP_RANGE", None)
-    # Werkzeug fails "If-Match: *" on a file that is there, serves a Range before an If-Match
-    # that fails, and answers 412 with the whole file as its body: these two are evaluated here
+    # Werkzeug fails "If-Match: *" on a file that is there, serves a Range (or answers 416 to one
+    # past the end) before an If-Match or If-None-Match is evaluated, answers 412 with the whole
+    # file as its body, and takes a weak or older If-Range for a match: Werkzeug sends the whole
+    # file, and these are evaluated here
     environ = request.environ
-    environ[PRECONDITIONS] = (environ.pop("HTTP_IF_MATCH", None), environ.pop("HTTP_IF_UNMODIFIED_SINCE", None))
+    environ[PRECONDITIONS] = {name: environ.pop(name) for name in _CONDITIONAL + _RANGED if name in environ}
 
 
 @blueprint.after_request
 def _static_preconditions(response: Response) -> Response:
-    """A static file's answer, or 412 ``precondition_failed`` when the request's ``If-Match`` (else
-    its ``If-Unmodified-Since``) does not hold for the file: before a Range or a 304 (RFC 9110, 13.2.2)."""
-    if request.endpoint != "pages.static" or response.status_code not in (200, 206, 304):
+    """A static file's answer in the order of RFC 9110 (13.2.2): 412 ``precondition_failed`` when
+    the request's ``If-Match`` (else its ``If-Unmodified-Since``) does not hold for the file, then
+    304 where its ``If-None-Match`` (else its ``If-Modified-Since``) says the client has it, and
+    only then its ``Range`` (where an ``If-Range`` holds): a part, or 416."""
+    if request.endpoint != "pages.static" or response.status_code != 200:
         return response
-    if_match, if_unmodified_since = request.environ.get(PRECONDITIONS, (None, None))
-    wanted = parse_etags(if_match)
+    given: dict[str, str] = request.environ.get(PRECONDITIONS, {})
+    failed = _failed_precondition(response, given)
+    if failed is not None:
+        response.close()  # the file it would have sent
+        asked = request.script_root + request.path
+        return error_response(412, "precondition_failed", f"the file at {asked!r} does not meet the request's {failed}")
+    if request.method in ("GET", "HEAD") and _not_modified(response, given):
+        response.status_code = 304  # Werkzeug sends no body and no entity headers with it
+        return response
+    if "HTTP_RANGE" not in given or not _if_range_holds(response, given.get("HTTP_IF_RANGE")):
+        return response
+    try:
+        response.make_conditional(
+            {"REQUEST_METHOD": request.method, "HTTP_RANGE": given["HTTP_RANGE"]},
+            accept_ranges=True,
+            complete_length=response.content_length,
+        )
+        return response
+    except RequestedRangeNotSatisfiable as exc:
+        response.close()
+        return current_app.make_response(current_app.handle_http_exception(exc))
+
+
+def _failed_precondition(response: Response, given: dict[str, str]) -> str | None:
+    """The header (``If-Match``, else ``If-Unmodified-Since``) that does not hold for the file
+    ``response`` sends, or None."""
+    wanted = parse_etags(given.get("HTTP_IF_MATCH"))
     if wanted:
         etag, weak = response.get_etag()
         if wanted.star_tag or (etag is not None and not weak and wanted.is_strong(etag)):
-            return response
-        failed = "If-Match"
-    else:
-        since, modified = parse_date(if_unmodified_since), response.last_modified
-        if since is None or modified is None or modified <= since:
-            return response
-        failed = "If-Unmodified-Since"
-    response.close()  # the file it would have sent
-    asked = request.script_root + request.path
-    return error_response(412, "precondition_failed", f"the file at {asked!r} does not meet the request's {failed}")
+            return None
+        return "If-Match"
+    since, modified = parse_date(given.get("HTTP_IF_UNMODIFIED_SINCE")), response.last_modified
+    if since is None or modified is None or modified <= since:
+        return None
+    return "If-Unmodified-Since"
+
+
+def _not_modified(response: Response, given: dict[str, str]) -> bool:
+    """Whether the request's ``If-None-Match`` (weak comparison; ``*`` for any file), else its
+    ``If-Modified-Since``, says the client holds the file ``response`` sends."""
+    held = parse_etags(given.get("HTTP_IF_NONE_MATCH"))
+    if held:
+        etag, _ = response.get_etag()
+        return held.star_tag or (etag is not None and held.contains_weak(etag))
+    since, modified = parse_date(given.get("HTTP_IF_MODIFIED_SINCE")), response.last_modified
+    return since is not None and modified is not None and modified <= since
+
+
+def _if_range_holds(response: Response, if_range: str | None) -> bool:
+    """Whether a Range is served (RFC 9110, 13.1.5): no ``If-Range``, or one naming the file's
+    entity tag (a strong one: a weak tag never holds) or its exact ``Last-Modified`` date."""
+    if if_range is None:
+        return True
+    date = parse_date(if_range)
+    if date is not None:
+        return response.last_modified is not None and response.last_modified == date
+    etag, weak = response.get_etag()
+    stated = if_range.strip()
+    return etag is not None and not weak and not stated.startswith("W/") and stated == f'"{etag}"'
 
 
 @blueprint.get("/")
