@@ -61,6 +61,52 @@ def test_chat_reads_stdin(monkeypatch, capsys):
     assert "[order_coffee" in lines[1]
 
 
+@pytest.mark.parametrize("extra", [[], ["--responder"]])
+def test_chat_says_so_when_its_conversation_was_idle_past_its_expiry(extra, monkeypatch, capsys):
+    """A conversation idle past the store's expiry starts over: the chat page puts its note there,
+    and so does the chat in the terminal (on standard error: one 'bot> ' reply a message stays)."""
+    import io
+    import time
+
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import STARTED_OVER
+
+    loaded = []
+    load = Assistant.load
+
+    def loading(*args, **kwargs):
+        loaded.append(load(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(Assistant, "load", loading)
+
+    class Idle(io.StringIO):
+        """Its third line is typed once the conversation has been idle past the store's expiry."""
+
+        def __init__(self, text):
+            super().__init__(text)
+            self.read_lines = 0
+
+        def readline(self, *args):
+            self.read_lines += 1
+            if self.read_lines == 3:
+                store = loaded[0].store
+                store._clock = lambda: time.time() + 2 * store.ttl_seconds
+            return super().readline(*args)
+
+    monkeypatch.setattr("sys.stdin", Idle("hello there\nI'd like to order a coffee\nhello again\nthanks\n"))
+    model = ["--model", str(DEFAULT_MODEL), *extra]
+    assert main(["chat", *model]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 4
+    assert captured.err.count(STARTED_OVER) == 1, captured.err
+    # a conversation that did not idle gets no note
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello there\nI'd like to order a coffee\nthanks\n"))
+    loaded.clear()
+    assert main(["chat", *model]) == 0
+    assert STARTED_OVER not in capsys.readouterr().err
+
+
 def test_chat_reads_stdin_that_is_not_utf8_instead_of_stopping(monkeypatch, capsys):
     import io
 

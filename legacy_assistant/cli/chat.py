@@ -28,7 +28,7 @@ from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 from legacy_assistant.responder.modes import known_condition
-from legacy_assistant.serving.dialogue import FOLLOW_UP_MODES
+from legacy_assistant.serving.dialogue import FOLLOW_UP_MODES, STARTED_OVER
 
 if TYPE_CHECKING:
     from legacy_assistant.serving.assistant import Assistant
@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a line of quit or exit (any case; also /quit, /exit) ends the chat, and the arrow keys edit the line and "
         "recall earlier messages. Piped in: one message a line, no "
         "prompt, and the same words end it, so a line that is only 'exit' is read as the end. Blank lines are "
-        "skipped; each message gets a 'bot> ' reply on standard output, logs go to standard error.",
+        "skipped; each message gets a 'bot> ' reply on standard output, logs go to standard error. A conversation "
+        "idle for an hour starts over, and a note on standard error says so.",
     )
     parser.add_argument(
         "--model",
@@ -138,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
     if interactive:
         print(f"Chatting with {assistant.predictor.name}. {LEAVE}")
     try:
+        answered = False
         for message in _messages(interactive):
+            _note_if_started_over(assistant, args.sender, answered)
             reply = assistant.chat(args.sender, message)
+            answered = True
             _say(reply.text, _intent_detail(assistant, reply) if args.show_intent else "")
     finally:
         assistant.close()
@@ -244,11 +248,20 @@ def _run_behind_model(args: argparse.Namespace) -> int:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
             print(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
         for number, message in enumerate(_messages(interactive)):
+            _note_if_started_over(assistant, args.sender, number > 0)
             reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
             _say(reply.text, _intent_detail(assistant, reply, emotion) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
+
+
+def _note_if_started_over(assistant: Assistant, sender: str, answered: bool) -> None:
+    """Where this chat has answered a turn and the store no longer holds the conversation (idle
+    past its expiry, an hour): the note the chat page shows there, on standard error (standard
+    output keeps one 'bot> ' reply a message). The dialogue starts over, an open flow with it."""
+    if answered and not assistant.history(sender):
+        print(STARTED_OVER, file=sys.stderr, flush=True)
 
 
 def _say(text: str, detail: str = "") -> None:
