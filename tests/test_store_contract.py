@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from legacy_assistant.errors import ConfigError, RequestError
+from legacy_assistant.errors import ConfigError, RequestError, StoreError
 from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, check_store_url, open_store
 from legacy_assistant.stores import sqlite_store
 from legacy_assistant.stores.sqlite_store import SQLiteStore
@@ -79,6 +79,28 @@ def test_unknown_sender_starts_fresh(make_store):
     store = make_store()
     assert store.load("nobody") == ConversationState()
     assert store.history("nobody") == []
+
+
+def test_a_closed_store_refuses_every_use(make_store):
+    """The memory store went on keeping and answering turns after close(), where the SQLite and
+    Redis stores refuse: a server that used a store it had closed passed its tests on memory."""
+    store = make_store()
+    store.save("bob", ConversationState(turns=1), turn())
+    store.close()
+    for call in (
+        lambda: store.save("bob", ConversationState(turns=2), turn()),
+        lambda: store.load("bob"),
+        lambda: store.history("bob"),
+        lambda: store.turn_with_id("bob", "m1"),
+        lambda: store.amend("bob", turn(), turn("amended")),
+        lambda: store.forget("bob"),
+        lambda: store.generation("bob"),
+    ):
+        with pytest.raises(StoreError, match="the store is closed$"):
+            call()
+    with pytest.raises(StoreError, match="the store is closed$"), store.conversation("bob"):
+        pass
+    store.close()  # twice is harmless
 
 
 def test_save_then_load_and_history(make_store):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from legacy_assistant.common.files import blocking_file, nearest_existing
-from legacy_assistant.errors import ConfigError, RequestError
+from legacy_assistant.errors import ConfigError, RequestError, StoreError
 
 
 def forgotten_key(sender: str) -> str:
@@ -283,11 +283,19 @@ class MemoryStore:
         # forgotten_key(sender) -> (when, token) of its last forget, oldest first
         self._forgotten: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._forgets = itertools.count(1)
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"MemoryStore(this process only, at most {self.max_conversations} conversations)"
 
+    def _check_open(self) -> None:
+        # as the other stores refuse: a closed store that went on would hide a server that uses
+        # the store it closed (until it ran on another store, which refuses)
+        if self._closed:
+            raise StoreError("memory conversation store: the store is closed")
+
     def _live(self, sender: str, now: float) -> tuple[float, ConversationState, deque[Turn]] | None:
+        self._check_open()
         item = self._items.get(sender)
         if item is None:
             return None
@@ -306,6 +314,7 @@ class MemoryStore:
         check_text("sender", sender)
         check_record("state", state, ConversationState)
         check_record("turn", turn, Turn)
+        self._check_open()
         now = self._clock()
         with self._lock:
             item = self._live(sender, now)
@@ -353,6 +362,7 @@ class MemoryStore:
 
     def forget(self, sender: str) -> bool:
         check_text("sender", sender)
+        self._check_open()
         key = forgotten_key(sender)
         with self._lock:
             now = self._clock()
@@ -370,6 +380,7 @@ class MemoryStore:
 
     def generation(self, sender: str) -> str | None:
         check_text("sender", sender)
+        self._check_open()
         key = forgotten_key(sender)
         with self._lock:
             found = self._forgotten.get(key)
@@ -378,12 +389,15 @@ class MemoryStore:
     @contextlib.contextmanager
     def conversation(self, sender: str) -> Iterator[None]:
         check_text("sender", sender)
+        self._check_open()
         # Striped per-sender locks: bounded memory, and two senders rarely wait on each other.
         with self._sender_locks[hash(sender) % len(self._sender_locks)]:
             yield
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Nothing to release: the store refuses every use from now on (:class:`StoreError`),
+        as the other stores do. Closing again does nothing."""
+        self._closed = True
 
     def __len__(self) -> int:
         return len(self._items)
