@@ -47,6 +47,14 @@ class StoreError(AssistantError):
     """The conversation store cannot be reached or refused a read or write."""
 
 
+class ModelClosed(AssistantError, RuntimeError):
+    """A loaded model (a :class:`~legacy_assistant.classifier.predictor.Predictor` or a
+    :class:`~legacy_assistant.responder.responder.Responder`), or the assistant that serves them,
+    was called after its ``close()`` (also by a call that ``close()`` cut short in another thread):
+    it answers nothing any more; load the model again. A ``RuntimeError``, as TensorFlow's own
+    refusal of a closed session is."""
+
+
 class ReadingStopped(AssistantError, ConnectionAbortedError):
     """The server, stopping, stopped reading a request whose body had not all arrived: its
     client may send it again (to another instance, or once the server is back)."""

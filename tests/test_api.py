@@ -395,6 +395,22 @@ def test_a_closed_batcher_is_503_shutting_down(default_predictor, url, body):
     assert response.headers["Retry-After"] == "1"
 
 
+@pytest.mark.parametrize(
+    "url, body", [("/api/v1/parse", {"text": "hi"}), ("/api/v1/chat", {"sender": "a", "message": "hi"})]
+)
+def test_a_closed_assistant_is_503_shutting_down(tiny_model_dir, url, body):
+    """Without batchers, a closed model's refusal was a 500 where a closed batcher's is a 503."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.web import create_app
+
+    assistant = Assistant.load(tiny_model_dir, seed=0)
+    assistant.close()
+    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    response = post(client, url, body)
+    assert_error(response, 503, "shutting_down")
+    assert response.headers["Retry-After"] == "1"
+
+
 def test_an_unexpected_error_is_a_500_that_gives_nothing_away(default_predictor, caplog):
     """The exception's text (paths, secrets) goes to the log only, never to the client."""
     from legacy_assistant.serving.assistant import Assistant

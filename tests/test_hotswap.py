@@ -353,6 +353,18 @@ def test_a_reload_that_finishes_after_shutdown_installs_nothing(tmp_path, tiny_m
     assert closed(loaded[0])
 
 
+def test_a_reload_after_shutdown_loads_nothing(served):
+    """A reload asked of a closed slot (a SIGHUP as the worker stops) loaded and warmed a model,
+    only to close it again."""
+    model, slot = served
+    slot.close()
+    loads = []
+    slot._loader = lambda: loads.append(1)
+    with pytest.raises(ReloadError, match="^the server is shutting down \\(its model is closed\\); nothing was loaded$"):
+        slot.reload()
+    assert loads == [] and closed(slot.current)
+
+
 def test_admin_reload_answers_even_when_telling_the_other_workers_fails(tmp_path, tiny_model_dir):
     from legacy_assistant.web import create_app
 

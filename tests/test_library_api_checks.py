@@ -4,7 +4,8 @@ argument, and the three conversation stores keep and give back the same plain va
 Each test here reproduces a defect found by calling the project as a library (outside HTTP,
 which checks its fields itself): numpy numbers stored as raw bytes, a string ranked or answered
 character by character, a negative batch size computing nothing, a lone surrogate escape
-crashing one store only, a closed SQLite store still writing, and bare TypeError/IndexError.
+crashing one store only, a closed SQLite store still writing, and bare TypeError/IndexError;
+and closed models answering with TensorFlow's error about a closed session.
 """
 
 import enum
@@ -281,7 +282,8 @@ def test_top_must_be_a_whole_number_from_1(default_predictor, top):
 def test_respond_refuses_a_context_that_is_not_a_list_of_turns(assistant, context):
     """A string was split into characters, its last 3 answered as three turns."""
     assistant.asked.clear()
-    with pytest.raises(RequestError, match=r"^context must be a list of turns \(strings\), oldest first$"):
+    with pytest.raises(RequestError, match=r"^context must be a list of turns \(strings\), oldest first, got "
+                       + type(context).__name__ + "$"):
         assistant.respond(context)
     assert assistant.asked == []
     assert assistant.respond(("where is", "the station")) == "a generated reply"
@@ -356,3 +358,169 @@ def test_a_threshold_that_is_no_number_is_a_config_error(default_predictor, name
 
     with pytest.raises(ConfigError, match=f"^{name} must be between 0 and 1, got '0.5'$"):
         DialoguePolicy.from_manifest(default_predictor.manifest, **{name: "0.5"})
+
+
+# -- closed models ----------------------------------------------------------------------------
+
+CLOSED = r": it is closed \(close\(\) was called\); load it again to use it$"
+
+
+class _ClosedMidway:
+    """A loaded model whose next run meets a close() from another thread: the owner is closed
+    and the run fails as a session closed under it does. Its own close() leaves the model open
+    (a fixture shared by other tests)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.owner = None
+
+    def _cut_short(self, *args, **kwargs):
+        self.owner.close()
+        raise RuntimeError("Attempted to use a closed Session.")
+
+    decode = score = predict_proba = _cut_short
+
+    def close(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_a_closed_predictor_refuses_every_call_naming_its_model(tiny_model_dir):
+    """Its calls raised TensorFlow's 'Attempted to use a closed Session.', and features(), or a
+    call of no texts, went on answering."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.errors import ModelClosed
+
+    with Predictor.load(tiny_model_dir, 1, 1) as predictor:
+        assert predictor.rank_one("hello") and not predictor.closed
+    assert predictor.closed
+    closed = "^Predictor " + re.escape(str(predictor.info.path)) + CLOSED
+    for call in (
+        lambda: predictor.predict(["hello"]),
+        lambda: predictor.predict([]),
+        lambda: predictor.predict_proba(["hello"], batch_size=1),
+        lambda: predictor.rank(["hello"]),
+        lambda: predictor.rank_one("hello"),
+        lambda: predictor.features(["hello"]),
+        lambda: predictor.known_features(["hello"]),
+    ):
+        with pytest.raises(ModelClosed, match=closed):
+            call()
+    predictor.close()  # twice is harmless
+    assert issubclass(ModelClosed, RuntimeError)  # what a caller caught before still catches it
+
+
+def test_a_predictor_closed_while_its_call_runs_raises_model_closed(default_predictor):
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.errors import ModelClosed
+
+    midway = _ClosedMidway(default_predictor._classifier)
+    midway.owner = predictor = Predictor(default_predictor.info, midway)
+    with pytest.raises(ModelClosed, match=CLOSED):
+        predictor.predict(["hello"])
+
+
+def test_a_closed_responder_refuses_every_call_naming_its_model(default_responder):
+    """Its calls raised TensorFlow's 'Attempted to use a closed Session.'; one of no contexts
+    still answered []."""
+    from legacy_assistant.errors import ModelClosed
+    from legacy_assistant.responder.batching import EncodedPair, pad_batch
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.responder.vocabulary import END
+
+    responder = Responder(default_responder.info, _ClosedMidway(default_responder.model))
+    batch = pad_batch([EncodedPair(responder._encode_context(["hello"]), (END,), 0)], responder.spec.max_context_turns)
+    responder.close()
+    assert responder.closed
+    closed = "^Responder " + re.escape(str(responder.info.path)) + CLOSED
+    for call in (
+        lambda: responder.respond(["hello"]),
+        lambda: responder.respond_batch([["hello"]], mode="beam"),
+        lambda: responder.respond_batch([]),
+        lambda: responder.check_request(["hello"]),
+        lambda: responder.score(["hello"], "hi"),
+        lambda: responder.decode_batch(batch, "greedy"),
+    ):
+        with pytest.raises(ModelClosed, match=closed):
+            call()
+    responder.close()  # twice is harmless
+    assert default_responder.respond(["hello"])  # the model it wrapped is another's, still open
+
+
+@pytest.mark.parametrize("call", ["respond", "score"])
+def test_a_responder_closed_while_its_call_runs_raises_model_closed(default_responder, call):
+    from legacy_assistant.errors import ModelClosed
+    from legacy_assistant.responder.responder import Responder
+
+    midway = _ClosedMidway(default_responder.model)
+    midway.owner = responder = Responder(default_responder.info, midway)
+    with pytest.raises(ModelClosed, match=CLOSED):
+        responder.respond(["hello"]) if call == "respond" else responder.score(["hello"], "hi")
+
+
+def test_threads_that_meet_a_close_get_model_closed_not_a_session_error(tiny_model_dir):
+    """Every thread calls until the predictor refuses: whether its call came after close() or was
+    cut short by it, the refusal is the same ModelClosed."""
+    import threading
+
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.errors import ModelClosed
+
+    predictor = Predictor.load(tiny_model_dir, 1, 1)
+    answered, ended = threading.Event(), []
+
+    def ask():
+        for _ in range(100_000):
+            try:
+                predictor.rank(["hello there", "where are you"])
+            except Exception as exc:  # noqa: BLE001 - the test looks at what it is
+                ended.append(exc)
+                return
+            answered.set()
+        ended.append(None)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    answered.wait(60)
+    predictor.close()
+    for thread in threads:
+        thread.join(60)
+    assert len(ended) == 4 and all(isinstance(exc, ModelClosed) for exc in ended), ended
+
+
+def test_a_closed_assistant_refuses_every_call_and_stores_nothing(tiny_model_dir):
+    """A closed assistant classified with a closed session (TensorFlow's RuntimeError) and went on
+    answering history and forget."""
+    from legacy_assistant.errors import ModelClosed
+    from legacy_assistant.serving.assistant import Assistant
+
+    store = MemoryStore()
+    with Assistant.load(tiny_model_dir, store=store, seed=0) as assistant:
+        assistant.chat("alice", "hello")
+    assert assistant.closed and assistant.predictor.closed
+    closed = "^Assistant of " + re.escape(str(assistant.predictor.info.path)) + CLOSED
+    for call in (
+        lambda: assistant.chat("alice", "hello again"),
+        lambda: assistant.parse("hello"),
+        lambda: assistant.classic("hello"),
+        lambda: assistant.respond(["hello"]),
+        lambda: assistant.history("alice"),
+        lambda: assistant.forget("alice"),
+        assistant.warm_up,
+        lambda: assistant.enable_batching(4, 0),
+    ):
+        with pytest.raises(ModelClosed, match=closed):
+            call()
+    assistant.close()  # twice is harmless
+    assert [turn.message for turn in store.history("alice")] == ["hello"]  # the store, open, holds one turn
+
+
+@pytest.mark.parametrize("context", [np.array(["where is", "the station"]), ("where is", "the station")])
+def test_respond_takes_a_numpy_array_or_a_tuple_of_turns_as_their_list(assistant, context):
+    """The classifier ranks a numpy array of texts as its list; the responder refused one."""
+    assistant.asked.clear()
+    assert assistant.respond(context) == "a generated reply"
+    assert assistant.asked == [["where is", "the station"]] and all(type(t) is str for t in assistant.asked[0])

@@ -151,8 +151,10 @@ def tf2_process_answers(migrated_default, golden) -> dict:
         "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
         f"forked = [in_child(lambda: p.rank_one('hi')), in_child(lambda: Predictor.load({str(out)!r}))]\n"
         "p.close()\n"
-        "try:\n    p.rank(['hi'])\n    closed = 'answered'\n"
-        "except Exception as exc:\n    closed = f'{type(exc).__name__}: {exc}'\n"
+        "closed = []\n"
+        "for call in (lambda: p.rank(['hi']), lambda: p._classifier.predict_proba([[1]], [[1.0]])):\n"
+        "    try:\n        call()\n        closed.append('answered')\n"
+        "    except Exception as exc:\n        closed.append(f'{type(exc).__name__}: {exc}')\n"
         "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}, 'closed': closed,\n"
         "                  'forked': forked}))\n"
     )
@@ -171,7 +173,11 @@ def test_web_app_serves_the_tf2_model_like_the_compat_one(tf2_process_answers, d
 
 
 def test_a_closed_tf2_model_says_it_is_closed(tf2_process_answers):
-    assert tf2_process_answers["closed"] == "RuntimeError: Attempted to use a closed TF2 model."  # not a TypeError
+    predictor, model = tf2_process_answers["closed"]
+    assert predictor.startswith("ModelClosed: Predictor ") and predictor.endswith(
+        ": it is closed (close() was called); load it again to use it"
+    ), predictor  # as a closed compat predictor refuses it
+    assert model == "RuntimeError: Attempted to use a closed TF2 model."  # not a TypeError
 
 
 def test_a_tf2_model_refuses_a_forked_child_instead_of_hanging(tf2_process_answers):

@@ -486,6 +486,27 @@ def test_respond_batch_refuses_arguments_of_the_wrong_kind(responder, contexts, 
         responder.respond_batch(contexts, conditions)
 
 
+def test_a_numpy_array_of_turns_is_answered_as_its_list(responder):
+    """The classifier ranks a numpy array of texts as its list; the responder refused one."""
+    context = ["i feel happy today", "why ?"]
+    expected = responder.respond(context, mode="beam")
+    assert responder.respond(np.array(context), mode="beam") == expected
+    assert responder.respond(tuple(context), mode="beam") == expected
+    assert responder.respond_batch(np.array([context, context]), mode="beam") == [expected, expected]
+    assert responder.score(np.array(context), expected) == responder.score(context, expected)
+
+
+@pytest.mark.parametrize(
+    "context, kind",
+    [((turn for turn in ["hi"]), "generator"), ({"hi"}, "set"), ("hi", "str"), (np.array([["hi"]]), "ndarray")],
+)
+def test_a_context_that_is_no_sequence_of_turns_is_refused_naming_its_type(responder, context, kind):
+    with pytest.raises(RequestError, match=f"^context must be a list of turns \\(strings\\), oldest first, got {kind}$"):
+        responder.respond(context)
+    with pytest.raises(RequestError, match="^every turn of the context must be a string, got int$"):
+        responder.respond(["hi", 5])
+
+
 def test_many_threads_share_one_responder(responder):
     requests = [([prompt], condition) for prompt in PROMPTS for condition in REPLIES] * 3
     expected = [responder.respond(context, condition, mode="beam") for context, condition in requests]

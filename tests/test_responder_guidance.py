@@ -166,6 +166,11 @@ def test_a_responder_without_guidance_serves_unguided_and_says_how_to_get_it(ung
         batch = _batch(old, [1] * len(CONTEXTS))
         with pytest.raises(ValueError, match="predates it.*legacy-assistant reexport-responder DIR"):
             old.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=5, condition_strength=1)
+        # a call of no contexts too (it returned no replies), as the migrated TF2 copy refuses it
+        none = np.zeros((0,) + batch.context_ids.shape[1:], np.int32), np.zeros(0, np.int32)
+        with pytest.raises(ValueError, match="predates it.*legacy-assistant reexport-responder DIR"):
+            old.model.decode(*none, mode="greedy", max_length=5, condition_strength=1)
+        assert old.model.decode(*none, mode="greedy", max_length=5).ids.shape[0] == 0  # unguided: no replies
     command = re.escape(f"'legacy-assistant reexport-responder {unguided_copy}'")  # the path, to copy and run
     with pytest.raises(ArtifactError, match=r"old: condition_strength 2 needs condition guidance.*" + command):
         Responder.load(unguided_copy, options=DecodingOptions(condition_strength=2.0))

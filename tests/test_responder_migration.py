@@ -177,7 +177,8 @@ def tf2_answers(migrated, source) -> dict:
         "forked = [in_child(lambda: r.respond(['hi'])), in_child(lambda: r.score(['hi'], 'yo'))]\n"
         "r.close()\n"
         "closed = []\n"
-        "for call in (lambda: r.respond(['hi']), lambda: r.respond(['hi'], mode='beam'), lambda: r.score(['hi'], 'yo')):\n"
+        "for call in (lambda: r.respond(['hi']), lambda: r.respond(['hi'], mode='beam'), lambda: r.score(['hi'], 'yo'),\n"
+        "             lambda: r.model.decode(ids, conditions, mode='greedy', max_length=8)):\n"
         "    try:\n"
         "        call()\n"
         "        closed.append('answered')\n"
@@ -197,7 +198,13 @@ def test_a_tf2_responder_refuses_a_forked_child_instead_of_hanging(tf2_answers):
 def test_a_closed_tf2_responder_says_it_is_closed(tf2_answers):
     """As a closed compat session does: not a bare KeyError, nor a message sending the user to
     migrate a model that is fine."""
-    assert tf2_answers["closed"] == ["RuntimeError: Attempted to use a closed TF2 responder."] * 3
+    *refused, model = tf2_answers["closed"]
+    assert len(refused) == 3 and all(
+        answer.startswith("ModelClosed: Responder ")
+        and answer.endswith(": it is closed (close() was called); load it again to use it")
+        for answer in refused
+    ), refused  # as a closed compat responder refuses them
+    assert model == "RuntimeError: Attempted to use a closed TF2 responder."
 
 
 def test_tf2_copy_answers_through_responder_as_the_compat_model_does(tf2_answers, compat_responder):

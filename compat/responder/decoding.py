@@ -495,11 +495,12 @@ class DecodeRunner:
         :data:`compat.responder.inputs.MAX_LENGTH_PENALTY`. See :class:`DecodeResult`.
         """
         ops = self._ops
+        self._gs.check_open()  # a closed session refuses also a call of no contexts, as the TF2 copy does
         call = decode_call(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, **options)
+        if call.mode not in ops.outputs:  # also for no contexts: the answer must not depend on the batch
+            raise ValueError(f"decode: condition_strength above 0 needs {GUIDANCE_MISSING}")
         if call.batch == 0:
             return call.empty_result()
-        if call.mode not in ops.outputs:
-            raise ValueError(f"decode: condition_strength above 0 needs {GUIDANCE_MISSING}")
         values = dict(call.values)
         context, conditions, added = holding_a_token(np.asarray(values[CONTEXT]), np.asarray(values[CONDITION]))
         values[CONTEXT], values[CONDITION] = context, conditions
@@ -511,6 +512,7 @@ class DecodeRunner:
     def score(self, context_ids: np.ndarray, condition_ids: np.ndarray, reply_ids: np.ndarray) -> np.ndarray:
         """float32 ``[batch, reply_len]``: log p of each token of ``reply_ids`` (END then PAD-padded), 0 at PAD."""
         ops = self._ops
+        self._gs.check_open()
         context, conditions = check_context(context_ids, condition_ids, ops.vocab_size, ops.n_conditions, "score")
         reply = check_reply(reply_ids, context.shape[0], ops.vocab_size, "score")
         if reply.size == 0:

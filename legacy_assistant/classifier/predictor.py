@@ -24,6 +24,7 @@ from compat.selection import check_runtime_argument, selected
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
+from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.fields import shown
 from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, RequestError
@@ -101,6 +102,7 @@ class Predictor:
     def __init__(self, info: ArtifactInfo, classifier: Classifier) -> None:
         self.info = info
         self._classifier = classifier
+        self._closing = Closing(f"Predictor {info.path}")
         self.classes = info.classes
         self._class_array = np.asarray(self.classes, dtype=object)
         if classifier.n_features != info.featurizer.n_features or classifier.n_classes != len(self.classes):
@@ -165,7 +167,9 @@ class Predictor:
 
     def features(self, texts: Sequence[str]) -> SparseRows:
         """The texts' features as the model was trained on (sparse rows); raises
-        :class:`RequestError` for ``texts`` that are not a list of strings."""
+        :class:`RequestError` for ``texts`` that are not a list of strings (and
+        :class:`~legacy_assistant.errors.ModelClosed` after :meth:`close`, as every call)."""
+        self._closing.check()
         return self.info.featurizer.encode(_checked_texts(texts))
 
     def known_features(self, texts: Sequence[str]) -> np.ndarray:
@@ -179,27 +183,31 @@ class Predictor:
         length (the same results up to float rounding, with far less padding and memory for
         large evaluation sets).
         """
+        self._closing.check()
         texts = _checked_texts(texts)
         _check_count("batch_size", batch_size)
         if not texts:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         features = self.features(texts)
-        if batch_size is None or len(texts) <= batch_size:
-            return self._classifier.predict_proba(features.ids, features.weights)
-        out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
-        for rows, batch in length_sorted_batches(features, batch_size):
-            out[rows] = self._classifier.predict_proba(batch.ids, batch.weights)
-        return out
+        with self._closing.call():
+            if batch_size is None or len(texts) <= batch_size:
+                return self._classifier.predict_proba(features.ids, features.weights)
+            out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
+            for rows, batch in length_sorted_batches(features, batch_size):
+                out[rows] = self._classifier.predict_proba(batch.ids, batch.weights)
+            return out
 
     def predict(self, texts: Sequence[str], top: int | None = None) -> list[Prediction]:
         """Rankings (optionally cut to ``top``) and vocabulary coverage for each text; raises
         :class:`RequestError` for ``texts`` that are not a list of strings or a ``top`` below 1."""
+        self._closing.check()
         texts = _checked_texts(texts)
         _check_count("top", top)
         if not texts:
             return []
         features = self.features(texts)
-        probabilities = self._classifier.predict_proba(features.ids, features.weights)
+        with self._closing.call():
+            probabilities = self._classifier.predict_proba(features.ids, features.weights)
         known = self.info.featurizer.known_counts(features)
         order = np.argsort(-probabilities, axis=1, kind="stable")
         if top is not None:
@@ -217,6 +225,7 @@ class Predictor:
         return [prediction.ranking for prediction in self.predict(texts, top)]
 
     def rank_one(self, text: str, top: int | None = None) -> Ranking:
+        self._closing.check()
         if not isinstance(text, str):
             raise RequestError(f"text must be a string, got {type(text).__name__}")
         return self.rank([text], top)[0]
@@ -229,7 +238,15 @@ class Predictor:
             "give the other process the model directory and load it there with Predictor.load"
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: every call then raises :class:`~legacy_assistant.errors.ModelClosed`."""
+        return self._closing.closed
+
     def close(self) -> None:
+        """Close the model's session; calls made after this (or cut short by it in another thread)
+        raise :class:`~legacy_assistant.errors.ModelClosed`. Closing again does nothing."""
+        self._closing.closed = True  # first: a call this cuts short sees it
         self._classifier.close()
 
     def __enter__(self) -> Predictor:

@@ -63,3 +63,19 @@ def check_seed(seed: object) -> None:
     # numbers.Integral admits numpy's integers without importing numpy here
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= int(seed) < 2**63:
         raise RequestError(f"seed must be a 64-bit integer or None, got {seed!r}")
+
+
+def checked_context(context: object) -> Sequence[str]:
+    """``context`` (a conversation's turns, oldest first) as a sequence of strings, taken as the
+    classifier takes its texts: a list, a tuple or any other sequence of strings, or a numpy array
+    of strings (as the list it holds). Anything else raises :class:`RequestError` naming its type:
+    a bare string (its characters would be turns), a generator or a set (no order or length to
+    read twice), a turn that is not a string."""
+    if getattr(context, "ndim", None) == 1 and callable(getattr(context, "tolist", None)):  # numpy, not imported
+        context = context.tolist()  # type: ignore[attr-defined]
+    if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
+        raise RequestError(f"context must be a list of turns (strings), oldest first, got {type(context).__name__}")
+    for turn in context:
+        if not isinstance(turn, str):
+            raise RequestError(f"every turn of the context must be a string, got {type(turn).__name__}")
+    return context

@@ -49,6 +49,7 @@ from compat.responder.inputs import (
 )
 from compat.selection import check_runtime_argument, selected
 from legacy_assistant.artifacts.directory import load_consistently
+from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, GuidanceUnavailable, RequestError
@@ -59,6 +60,7 @@ from legacy_assistant.responder.modes import (
     MODES,
     check_seed,
     checked_condition_strength,
+    checked_context,
     has_words,
     known_condition,
 )
@@ -202,6 +204,7 @@ class Responder:
                 f"which this responder's SavedModel lacks ({guidance_help(info.path, info.runtime)})"
             )
         self._model = model
+        self._closing = Closing(f"Responder {info.path}")
         self._condition_ids = {name: index for index, name in enumerate(self.conditions)}
         # read once: the default is asked for on every request that names no condition
         self._condition_pairs = recorded_condition_pairs(info.manifest, self.conditions)
@@ -334,10 +337,15 @@ class Responder:
         condition_strength: float | None = None,
     ) -> list[str]:
         """:meth:`respond` for several contexts in one ``Session.run``."""
+        self._closing.check()
         _check_mode_and_seed(mode, seed)
         strength = self.checked_strength(condition_strength)
-        if isinstance(contexts, str) or not isinstance(contexts, Sequence):
-            raise RequestError("contexts must be a list of contexts (each a list of turns)")
+        if isinstance(contexts, np.ndarray) and contexts.ndim == 2:  # a numpy array of contexts of as many turns
+            contexts = contexts.tolist()
+        if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
+            raise RequestError(
+                f"contexts must be a list of contexts (each a list of turns), got {type(contexts).__name__}"
+            )
         if conditions is not None and (isinstance(conditions, str) or not isinstance(conditions, Sequence)):
             raise RequestError("conditions must be a list with one condition (or None) per context")
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
@@ -390,6 +398,10 @@ class Responder:
         decoding options: one for greedy and sample, ``beam_width`` best first for beam,
         ``n_samples`` for sample_rerank (``seed`` seeds the sampling modes;
         ``condition_strength``, when given, replaces the options' guidance)."""
+        with self._closing.call():
+            return self._decode_batch(batch, mode, seed, condition_strength)
+
+    def _decode_batch(self, batch: Batch, mode: str, seed: int, condition_strength: float | None) -> DecodeResult:
         options = self.options
         strength = self.checked_strength(condition_strength)
         common: dict[str, Any] = {
@@ -432,7 +444,9 @@ class Responder:
         condition_strength: float | None = None,
     ) -> None:
         """Raise the :class:`RequestError` that :meth:`respond` would raise for these arguments,
-        without decoding anything (for callers that queue a request before it runs)."""
+        without decoding anything (for callers that queue a request before it runs), or the
+        :class:`~legacy_assistant.errors.ModelClosed` it raises after :meth:`close`."""
+        self._closing.check()
         _check_mode_and_seed(mode, seed)
         self.checked_strength(condition_strength)
         self._encode_context(context)
@@ -444,15 +458,25 @@ class Responder:
         is cut to ``max_reply_tokens`` like a training reply. A decoded reply that reached the
         decoding limit stopped without END, so the decoder's own figure for it (which has no END
         and one token more) differs from this one."""
+        self._closing.check()
         if not isinstance(reply, str):
             raise RequestError(f"reply must be a string, got {type(reply).__name__}")
         ids = self.vocabulary.encode_reply(reply[:MAX_TURN_CHARS], self.spec.max_reply_tokens)
         pair = EncodedPair(self._encode_context(context), tuple(ids), self._condition_id(condition))
         batch = pad_batch([pair], self.spec.max_context_turns)
-        log_probs = self._model.score(batch.context_ids, batch.condition_ids, batch.reply_ids)
+        with self._closing.call():
+            log_probs = self._model.score(batch.context_ids, batch.condition_ids, batch.reply_ids)
         return float(np.sum(log_probs[0]) / len(ids))
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: every call then raises :class:`~legacy_assistant.errors.ModelClosed`."""
+        return self._closing.closed
+
     def close(self) -> None:
+        """Close the model's session; calls made after this (or cut short by it in another thread)
+        raise :class:`~legacy_assistant.errors.ModelClosed`. Closing again does nothing."""
+        self._closing.closed = True  # first: a call this cuts short sees it
         self._model.close()
 
     def __reduce__(self) -> Any:
@@ -492,10 +516,7 @@ class Responder:
         return index
 
     def _encode_context(self, context: Sequence[str]) -> tuple[tuple[int, ...], ...]:
-        if isinstance(context, str) or not isinstance(context, Sequence):
-            raise RequestError("context must be a list of turns (strings), oldest first")
-        if not all(isinstance(turn, str) for turn in context):
-            raise RequestError("every turn of the context must be a string")
+        context = checked_context(context)
         encoded = self.vocabulary.encode_asked_context(context, self.spec.max_context_turns, self.spec.max_turn_tokens)
         if not encoded:
             raise RequestError("the context is empty: give at least one turn with text")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
+from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError, RequestError, StoreError
@@ -32,6 +33,7 @@ from legacy_assistant.responder.modes import (
     MODES,
     check_seed,
     checked_condition_strength,
+    checked_context,
     has_words,
     known_condition,
 )
@@ -127,6 +129,8 @@ class Assistant:
                 "(legacy_assistant.stores.base.open_store makes one from a URL such as 'memory' or 'sqlite:///PATH')"
             )
         self.predictor = predictor
+        info = getattr(predictor, "info", None)
+        self._closing = Closing("Assistant" if info is None else f"Assistant of {info.path}")
         self.policy = policy
         self.store = store
         self.responder = responder
@@ -203,6 +207,7 @@ class Assistant:
         """Route both models' calls through micro-batchers
         (:mod:`legacy_assistant.serving.batching`): concurrent requests share one
         ``Session.run``. ``on_*_batch(size)`` is called for each batched call. Returns self."""
+        self._closing.check()  # a closed assistant's batchers would wait on closed models
         from legacy_assistant.serving.batching import BatchedClassifier, BatchedResponder
 
         classifier = BatchedClassifier(self.predictor, max_batch_size, max_wait_s, on_batch=on_classifier_batch)
@@ -239,6 +244,7 @@ class Assistant:
         """Rasa-shaped parse result (``entities`` always empty); the raw ranking (``top``
         intents, ``None``: all), no dialogue rules applied. Raises :class:`RequestError` for a
         ``text`` that is not a string or a ``top`` that is not a whole number >= 1."""
+        self._closing.check()
         _check_string("text", text)
         if top is not None and (isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 1):
             # 0 leaves no intent to name, and a negative top would drop the last ones silently
@@ -284,7 +290,11 @@ class Assistant:
         ``sender`` or ``message`` that is not a string, is blank, or that no store can keep (a
         lone surrogate escape), raises :class:`RequestError` before anything is classified or
         stored, as the HTTP API refuses them.
+
+        Every call of a closed assistant (:meth:`close`) raises
+        :class:`~legacy_assistant.errors.ModelClosed`, before anything is classified or stored.
         """
+        self._closing.check()
         for name, text in (("sender", sender), ("message", message)):
             check_text(name, text)
             if not text.strip():
@@ -391,24 +401,24 @@ class Assistant:
         takes it. Raises
         :class:`RequestError` without a responder, for a context that is not a list of turns, for
         an unknown emotion or mode, or a strength out of range or not supported by the responder."""
+        self._closing.check()
         if self._generate is None:
             raise RequestError("no responder is loaded: start the server with a responder to generate replies")
         chosen = self.generation_mode if mode is None else mode
         if chosen not in MODES:
             raise RequestError(f"unknown mode {chosen!r}; expected one of {', '.join(MODES)}")
         self.check_emotion(emotion)
-        # as Responder.respond refuses them: list("a string") would make each character a turn
-        if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
-            raise RequestError("context must be a list of turns (strings), oldest first")
+        # as Responder.respond takes them: list("a string") would make each character a turn
         # not cut to the last turns here: a turn with no word (a zero-width space) would take the
         # place of one with words, which the responder skips to
-        turns = list(context)
+        turns = list(checked_context(context))
         if emotion is None:
             emotion = self.responder.default_condition if self.responder is not None else DEFAULT_CONDITION
         return self._generate(turns, emotion, chosen, seed, condition_strength)
 
     def history(self, sender: str) -> list[Turn]:
         """``sender``'s stored turns, oldest first."""
+        self._closing.check()
         return self.store.history(sender)
 
     def forget(self, sender: str) -> bool:
@@ -416,6 +426,7 @@ class Assistant:
         whether there was one (an unknown or expired sender: False). A turn is in progress from
         when its message has been classified; one still being classified then is answered but
         not stored (see :meth:`ConversationStore.generation`), so the conversation stays deleted."""
+        self._closing.check()
         with self.store.conversation(sender):
             return self.store.forget(sender)
 
@@ -441,6 +452,7 @@ class Assistant:
         none where the chat route answers with the fallback for what the model says (a message
         of no known word, whose ranking is the network's biases alone, or one whose best intent
         is the out-of-scope class, which has no answers for a client to look up)."""
+        self._closing.check()
         _check_string("sentence", sentence)
         prediction = self._classify(sentence)
         oos = self.policy.oos_label
@@ -465,6 +477,7 @@ class Assistant:
         Returns the milliseconds each part took (``classifier``, then one key per mode);
         raises whatever a model raises: a model that cannot answer this cannot serve.
         """
+        self._closing.check()
         timings: dict[str, float] = {}
         started = time.perf_counter()
         self.predictor.predict([WARM_UP_TEXT])
@@ -481,9 +494,18 @@ class Assistant:
         )
         return timings
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing.closed
+
     def close(self) -> None:
         """Close the batchers and the models' sessions (the store is left open: it may serve
-        another assistant)."""
+        another assistant). A request still waiting in a batcher is refused with
+        :class:`~legacy_assistant.serving.batching.BatcherClosed`, the batch in flight finishes,
+        and every later call raises :class:`~legacy_assistant.errors.ModelClosed`. Closing again
+        does nothing."""
+        self._closing.closed = True
         for batcher in self._batchers:
             batcher.close(wait=True)  # the batch in flight finishes before its session closes
         try:

@@ -198,6 +198,8 @@ class AssistantSlot:
         if self._loader is None:
             raise ReloadError("this server was given a fixed model and cannot reload it")
         with self._reload_lock:
+            if self._closed:  # nothing would serve (or close) what it loaded
+                raise ReloadError("the server is shutting down (its model is closed); nothing was loaded")
             previous = self.model
             serving = f"still serving {previous['name']} {previous['version']}"
             refusal: str | None = None

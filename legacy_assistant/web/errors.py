@@ -19,7 +19,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant.common.repeats import Repeats
-from legacy_assistant.errors import ReadingStopped, RequestError, StoreError
+from legacy_assistant.errors import ModelClosed, ReadingStopped, RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
 from legacy_assistant.web.context import current_request
 from legacy_assistant.web.logged import logged_request
@@ -155,8 +155,9 @@ def register(app: Flask) -> None:
         return error_response(400, "invalid_request", exc.public_message or str(exc))
 
     @app.errorhandler(BatcherClosed)
-    def _batcher_closed(exc: BatcherClosed) -> Response:
-        # only at shutdown: a reload closes a model's batchers after its last request
+    @app.errorhandler(ModelClosed)
+    def _batcher_closed(exc: BatcherClosed | ModelClosed) -> Response:
+        # only at shutdown: a reload closes a model (and its batchers) after its last request
         return error_response(503, "shutting_down", "the model is shutting down; try again", {"Retry-After": "1"})
 
     app.extensions.setdefault(STORE_FAILURES_EXTENSION, Repeats(STORE_FAILURE_LOG_INTERVAL_S))

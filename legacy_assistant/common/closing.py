@@ -1,0 +1,49 @@
+"""Calls on a closed model: refused with :class:`~legacy_assistant.errors.ModelClosed`.
+
+A model's session, once closed, refuses a run with TensorFlow's ``RuntimeError("Attempted to use a
+closed Session.")``, which names neither the model nor what to do. :class:`Closing` refuses a
+call made after ``close()`` before anything runs, and turns the ``RuntimeError`` of a call that a
+``close()`` in another thread cut short into the same error: a caller sees one refusal, whichever
+thread closed the model and when.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from legacy_assistant.errors import ModelClosed
+
+
+class Closing:
+    """Whether an object was closed, and the error its calls then raise.
+
+    Args:
+        what: names the object in the error (``Responder exported/responder``).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.closed = False
+
+    def error(self) -> ModelClosed:
+        return ModelClosed(f"{self.what}: it is closed (close() was called); load it again to use it")
+
+    def check(self) -> None:
+        """Raise :class:`ModelClosed` once the object is closed."""
+        if self.closed:
+            raise self.error()
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        """:meth:`check`, then the block; a ``RuntimeError`` the block raises once the object is
+        closed (its session closed while the call ran) becomes :class:`ModelClosed`."""
+        self.check()
+        try:
+            yield
+        except ModelClosed:
+            raise
+        except RuntimeError:
+            if not self.closed:
+                raise
+            raise self.error() from None
