@@ -101,3 +101,39 @@ print(json.dumps(calls))
     result = run_python(["-c", script])
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+BACKGROUND_RELOADS = """
+import gc, json, shutil, sys
+from legacy_assistant.web import create_app
+from legacy_assistant.web.admin import reload_in_background
+from legacy_assistant.web.context import slot_of
+
+model_dir, sources, reloads = sys.argv[1], sys.argv[2:4], int(sys.argv[4])
+app = create_app({"MODEL_DIR": model_dir, "RESPONDER_DIR": None, "STORE_URL": "memory"})
+counts = []
+for n in range(1, reloads + 1):
+    shutil.rmtree(model_dir)
+    shutil.copytree(sources[n % 2], model_dir)
+    reload_in_background(app, "SIGHUP").join(120)
+    if n % 2 == 0:  # the first model in service again
+        gc.collect()
+        counts.append(len(gc.get_objects()))
+print(json.dumps({"counts": counts, "serving": slot_of(app).model["name"]}))
+"""
+
+
+def test_background_reloads_keep_no_object_alive_per_reload(tmp_path, tiny_model_dir):
+    """A reload on SIGHUP (or after POST /admin/reload) ran on a thread of its own, and each
+    thread that loaded a model left an object of TensorFlow's alive as it ended: one object
+    more per reload, for as long as the worker ran. The reloads now share one thread."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    script = tmp_path / "reloads.py"
+    script.write_text(BACKGROUND_RELOADS)
+    result = run_python([str(script), str(model_dir), str(tiny_model_dir), str(DEFAULT_MODEL), "8"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["serving"] == "tiny"
+    counts = report["counts"]
+    assert len(counts) == 4 and counts[-1] <= counts[0], counts

@@ -581,3 +581,54 @@ def test_a_resend_after_a_reload_waits_for_the_reply_the_replaced_model_is_still
     again = results["again"]
     assert again.replayed and again.generated and again.text == "a generated reply"
     assert [turn.reply for turn in store.history("s")] == ["a generated reply"]
+
+
+def test_background_reloads_all_run_on_one_thread():
+    """Each thread that loads a model leaves TensorFlow's per-thread state behind as it ends (one
+    object alive per thread): the reloads of an app share one thread, not one each."""
+    from legacy_assistant.serving.hotswap import ReloadResult
+    from legacy_assistant.web.admin import _BackgroundReloads
+
+    threads = []
+
+    class Slot:
+        def reload(self, on_swap=None):
+            threads.append(threading.get_ident())
+            return ReloadResult(False, {"name": "m", "version": "1"}, {"name": "m", "version": "1"})
+
+    reloads = _BackgroundReloads()
+    for _ in range(3):
+        run = reloads.ask(Slot(), "SIGHUP")
+        assert run is not None
+        run.join(30)
+        assert not run.is_alive()
+    assert len(threads) == 3 and len(set(threads)) == 1 and threads[0] != threading.get_ident()
+
+
+def test_an_admin_reload_counts_one_load_and_the_echo_of_its_sighup_as_unchanged(tmp_path, tiny_model_dir):
+    """The worker that answers POST /admin/reload loads the new models, then reloads again on the
+    SIGHUP it has the master send every worker: that second reload loads nothing and is counted
+    as ``unchanged``, not as a second ``reloaded`` (docs/DEPLOYMENT.md, Metrics)."""
+    from legacy_assistant.web import create_app
+    from legacy_assistant.web.admin import reload_in_background, reload_under_way
+    from prometheus_client import REGISTRY
+
+    def counts():
+        return {outcome: REGISTRY.get_sample_value("legacy_assistant_model_reloads_total", {"outcome": outcome})
+                for outcome in ("reloaded", "unchanged", "refused")}
+
+    model = Switchable(tmp_path / "model", tiny_model_dir)
+    app = create_app({"TESTING": True, "MODEL_DIR": str(model.path), "RESPONDER_DIR": None, "ADMIN_TOKEN": "adm",
+                      "ON_RELOADED": lambda: reload_in_background(app, "SIGHUP"), "STORE_URL": "memory"})
+    try:
+        before = counts()
+        model.put(DEFAULT_MODEL)
+        response = app.test_client().post("/admin/reload", headers={"Authorization": "Bearer adm"})
+        assert response.status_code == 200 and response.get_json()["status"] == "reloaded"
+        echo = reload_under_way(app)
+        if echo is not None:
+            echo.join(60)
+        after = counts()
+        assert {k: after[k] - before[k] for k in after} == {"reloaded": 1, "unchanged": 1, "refused": 0}
+    finally:
+        app.extensions["legacy_assistant"].close()

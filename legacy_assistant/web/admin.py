@@ -9,6 +9,7 @@ which passes it to every worker, and each worker reloads in the same way).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from typing import Any
@@ -40,30 +41,82 @@ def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
     return result
 
 
+class ReloadRun:
+    """A background reload asked for (with the one more run that asks arriving while it runs
+    make): ``is_alive`` until it ends, ``join`` waits for that, as for a thread."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+
+    def is_alive(self) -> bool:
+        return not self._done.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._done.wait(timeout)
+
+    def end(self) -> None:
+        self._done.set()
+
+
 class _BackgroundReloads:
-    """One reload thread at a time per app; asks that arrive while one runs make one more run
-    after it, not one each (a burst of SIGHUPs must not queue a model load per signal)."""
+    """One reload at a time per app; asks that arrive while one runs make one more run after it,
+    not one each (a burst of SIGHUPs must not queue a model load per signal).
+
+    Every reload of the app runs on the same thread, started by the first ask and kept: each
+    thread that loads a model leaves TensorFlow's per-thread state of its eager context behind
+    when it ends (a Python list that nothing frees), so a thread per reload kept one object more
+    alive per reload for as long as the worker ran. The thread is a daemon waiting for the next
+    ask; at exit :meth:`finish` waits for a reload under way (a daemon thread stopped inside
+    TensorFlow's C++ code as the process ended, SIGTERM during a reload, aborted it).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._asked = threading.Condition(self._lock)
+        self._next: tuple[AssistantSlot, str, ReloadRun] | None = None  # asked for, not started
         self._running = False
         self._again = False
-        self.thread: threading.Thread | None = None  # the latest one started
+        self._finished = False
+        self._thread: threading.Thread | None = None
+        self.thread: ReloadRun | None = None  # the latest run asked for
 
-    def ask(self, slot: AssistantSlot, reason: str) -> threading.Thread | None:
+    def ask(self, slot: AssistantSlot, reason: str) -> ReloadRun | None:
         with self._lock:
+            if self._finished:
+                return None  # the process is ending
             if self._running:
                 self._again = True  # the running one may have read the directory already: run once more
                 return None
             self._running = True
-        # Not a daemon: the interpreter waits for it as the worker exits. A daemon thread stopped
-        # inside TensorFlow's C++ code as the process ended (SIGTERM during a reload) aborted it.
-        thread = threading.Thread(target=self._run, args=(slot, reason), name="model-reload", daemon=False)
-        self.thread = thread
-        thread.start()
-        return thread
+            run = ReloadRun()
+            self.thread = run
+            self._next = (slot, reason, run)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="model-reload", daemon=True)
+                self._thread.start()
+                atexit.register(self.finish)
+            self._asked.notify()
+        return run
 
-    def _run(self, slot: AssistantSlot, reason: str) -> None:
+    def finish(self) -> None:
+        """Wait for a reload under way, and start no other (as the process ends)."""
+        with self._lock:
+            self._finished = True
+            run = self.thread if self._running else None
+        if run is not None:
+            run.join()
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                while self._next is None:
+                    self._asked.wait()
+                slot, reason, run = self._next
+                self._next = None
+            self._run(slot, reason, run)
+            del slot, run  # kept by nothing while the thread waits
+
+    def _run(self, slot: AssistantSlot, reason: str, run: ReloadRun) -> None:
         while True:
             try:
                 reload_model(slot, reason)
@@ -72,8 +125,10 @@ class _BackgroundReloads:
             except Exception:  # a thread's exception would only reach stderr: log it, keep serving
                 log.exception("reload (%s) failed", reason)
             with self._lock:
-                if not self._again:
+                if not self._again or self._finished:
+                    self._again = False
                     self._running = False
+                    run.end()
                     return
                 self._again = False
 
@@ -81,16 +136,16 @@ class _BackgroundReloads:
 RELOADS_EXTENSION = "legacy_assistant.reloads"  # app.extensions key of the _BackgroundReloads
 
 
-def reload_under_way(app: Flask) -> threading.Thread | None:
-    """The thread of ``app``'s background reload while one runs, else None."""
+def reload_under_way(app: Flask) -> ReloadRun | None:
+    """``app``'s background reload while one runs, else None."""
     reloads = app.extensions.get(RELOADS_EXTENSION)
     thread = reloads.thread if reloads is not None else None
     return thread if thread is not None and thread.is_alive() else None
 
 
-def reload_in_background(app: Flask, reason: str) -> threading.Thread | None:
-    """Reload ``app``'s model on a thread of its own (from a signal handler); the outcome is
-    logged. Returns the thread, or None when a reload already running will run once more."""
+def reload_in_background(app: Flask, reason: str) -> ReloadRun | None:
+    """Reload ``app``'s model on its reload thread (from a signal handler); the outcome is
+    logged. Returns the run, or None when a reload already running will run once more."""
     reloads = app.extensions.setdefault(RELOADS_EXTENSION, _BackgroundReloads())
     return reloads.ask(slot_of(app), reason)
 

@@ -53,7 +53,15 @@ PREDICTIONS = Counter(
     ["intent"],
 )
 FALLBACKS = Counter("legacy_assistant_fallbacks", "Chat turns answered with the fallback")
-RELOADS = Counter("legacy_assistant_model_reloads", "Model reloads, by outcome", ["outcome"])
+# Counted by each worker for each reload it runs: one POST /admin/reload to a server of N workers
+# adds N to "reloaded" (each worker loads the new model once) and 1 to "unchanged" (the worker
+# that answered reloads again on the SIGHUP it sends the master, and finds its models on disk).
+RELOADS = Counter(
+    "legacy_assistant_model_reloads",
+    "Model reloads run by the workers, by outcome (reloaded: new models swapped in; unchanged: the models "
+    "on disk were those in service, nothing loaded; refused)",
+    ["outcome"],
+)
 RELOAD_OUTCOMES = ("reloaded", "unchanged", "refused")
 # Each outcome is exposed, at 0, from the start: a series that first appears at 1 is one that
 # increase() and rate() cannot see go up, so an alert on refused reloads missed the first one.
