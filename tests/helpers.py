@@ -96,8 +96,11 @@ def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] 
     prompt, each next one half a second after the terminal shows the one before, as a person
     types: Python's readline takes a signal only while it waits for a key, so a Ctrl-C typed
     in one go with the keys before it, while those were still being read, was only taken at
-    the next key. ``env``: the chat's environment, else this process's with the checkout
-    first on the import path."""
+    the next key. A last Ctrl-C that nothing answers for 10 s is typed once more, as a person
+    would: on a machine busy enough to hold the chat between its echo of a key and its next
+    wait for one, the signal arrives in that gap and waits for a key that never comes.
+    ``env``: the chat's environment, else this process's with the checkout first on the
+    import path."""
     import pty
     import select
     import subprocess
@@ -121,14 +124,20 @@ def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] 
         os.close(follower)
     waiting = [keys] if isinstance(keys, bytes) else list(keys)
     shown, shown_before, expected, deadline = b"", 0, b"you> ", time.monotonic() + 180
+    again: bytes | None = None  # a last Ctrl-C, typed once more if nothing answers it
     try:
         while time.monotonic() < deadline:
             if waiting and expected in shown[shown_before:]:
                 if shown_before:  # a pause, as between a person's keys
                     time.sleep(0.5)
                 shown_before, expected = len(shown), waiting[0]
-                os.write(leader, waiting.pop(0))
+                typed = waiting.pop(0)
+                os.write(leader, typed)
                 deadline = time.monotonic() + 60
+                again = typed if typed == b"\x03" and not waiting else None
+            elif again is not None and len(shown) == shown_before and time.monotonic() > deadline - 50:
+                os.write(leader, again)
+                again = None
             ready, _, _ = select.select([leader], [], [], 0.5)
             if ready:
                 try:
