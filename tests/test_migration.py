@@ -155,8 +155,17 @@ def tf2_process_answers(migrated_default, golden) -> dict:
         "for call in (lambda: p.rank(['hi']), lambda: p._classifier.predict_proba([[1]], [[1.0]])):\n"
         "    try:\n        call()\n        closed.append('answered')\n"
         "    except Exception as exc:\n        closed.append(f'{type(exc).__name__}: {exc}')\n"
+        # a close() from another thread that lands between the model's own check and its run
+        "import compat.tf2.saved_model as tf2_model\n"
+        f"p = Predictor.load({str(out)!r})\n"
+        "checked = tf2_model.check_sparse\n"
+        "def closing_check(*args):\n    p.close()\n    return checked(*args)\n"
+        "tf2_model.check_sparse = closing_check\n"
+        "try:\n    p.rank(['hi'])\n    cut_short = 'answered'\n"
+        "except Exception as exc:\n    cut_short = f'{type(exc).__name__}: {exc}'\n"
+        "tf2_model.check_sparse = checked\n"
         "print(json.dumps({'parse': answers, 'threads': {'calls': len(same), 'same': sum(same)}, 'closed': closed,\n"
-        "                  'forked': forked}))\n"
+        "                  'cut_short': cut_short, 'forked': forked}))\n"
     )
     return json_out(result)
 
@@ -178,6 +187,15 @@ def test_a_closed_tf2_model_says_it_is_closed(tf2_process_answers):
         ": it is closed (close() was called); load it again to use it"
     ), predictor  # as a closed compat predictor refuses it
     assert model == "RuntimeError: Attempted to use a closed TF2 model."  # not a TypeError
+
+
+def test_a_tf2_model_closed_while_its_call_runs_raises_model_closed(tf2_process_answers):
+    """A close() in another thread between the TF2 model's check and its run: the run met the
+    function close() had taken away (a TypeError), where a compat session's run refuses it."""
+    cut_short = tf2_process_answers["cut_short"]
+    assert cut_short.startswith("ModelClosed: Predictor ") and cut_short.endswith(
+        ": it is closed (close() was called); load it again to use it"
+    ), cut_short
 
 
 def test_a_tf2_model_refuses_a_forked_child_instead_of_hanging(tf2_process_answers):

@@ -184,7 +184,24 @@ def tf2_answers(migrated, source) -> dict:
         "        closed.append('answered')\n"
         "    except Exception as exc:\n"
         "        closed.append(f'{type(exc).__name__}: {exc}')\n"
-        "print(json.dumps({'plain': plain, 'guided': guided, 'closed': closed, 'forked': forked}))\n",
+        # a close() from another thread that lands between the model's own check and its run
+        "import compat.tf2.responder as tf2_responder\n"
+        "cut_short = []\n"
+        "for name, call in (('decode_call', lambda r: r.respond(['hi'])), ('check_context', lambda r: r.score(['hi'], 'yo'))):\n"
+        f"    r = Responder.load({str(migrated[0])!r})\n"
+        "    checked = getattr(tf2_responder, name)\n"
+        "    def closing_check(*args, _checked=checked, _r=r, **kwargs):\n"
+        "        _r.close()\n"
+        "        return _checked(*args, **kwargs)\n"
+        "    setattr(tf2_responder, name, closing_check)\n"
+        "    try:\n"
+        "        call(r)\n"
+        "        cut_short.append('answered')\n"
+        "    except Exception as exc:\n"
+        "        cut_short.append(f'{type(exc).__name__}: {exc}')\n"
+        "    setattr(tf2_responder, name, checked)\n"
+        "print(json.dumps({'plain': plain, 'guided': guided, 'closed': closed, 'cut_short': cut_short,\n"
+        "                  'forked': forked}))\n",
         timeout=300,
     )
     return json_out(result)
@@ -205,6 +222,18 @@ def test_a_closed_tf2_responder_says_it_is_closed(tf2_answers):
         for answer in refused
     ), refused  # as a closed compat responder refuses them
     assert model == "RuntimeError: Attempted to use a closed TF2 responder."
+
+
+def test_a_tf2_responder_closed_while_its_call_runs_raises_model_closed(tf2_answers):
+    """A close() in another thread between the TF2 model's check and its run: a decode was refused
+    as a responder without guidance (a ValueError sending the user to migrate again), a score
+    with a bare KeyError, where a compat session's run refuses both."""
+    cut_short = tf2_answers["cut_short"]
+    assert len(cut_short) == 2 and all(
+        answer.startswith("ModelClosed: Responder ")
+        and answer.endswith(": it is closed (close() was called); load it again to use it")
+        for answer in cut_short
+    ), cut_short
 
 
 def test_tf2_copy_answers_through_responder_as_the_compat_model_does(tf2_answers, compat_responder):

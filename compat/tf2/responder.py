@@ -755,16 +755,20 @@ class Tf2Responder:
         self.guided = set(GUIDED_SIGNATURE_INPUTS) <= set(signatures)
 
     def _call(self, name: str, values: Mapping[str, object]) -> dict[str, np.ndarray]:
+        signature = self._signatures.get(name)  # a name the call checked: gone only with close()
+        if signature is None:  # closed (in another thread) since the call began: as a compat session's run refuses it
+            raise RuntimeError("Attempted to use a closed TF2 responder.")
         inputs = {key: tf.constant(values[key], _INPUT_DTYPES[key]) for key in ALL_INPUTS[name]}
-        return {key: value.numpy() for key, value in self._signatures[name](**inputs).items()}
+        return {key: value.numpy() for key, value in signature(**inputs).items()}
 
     def decode(self, context_ids: np.ndarray, condition_ids: np.ndarray, **options: Any) -> DecodeResult:
         """Replies for ``context_ids`` int ``[batch, turns, turn_len]`` and ``condition_ids`` ``[batch]``;
         the options of :meth:`compat.responder.decoding.DecodeRunner.decode`. Bad inputs raise
         ``ValueError`` before anything runs."""
         self._check_open()
+        signatures = self._signatures  # a close() meanwhile empties the attribute, not this
         call = decode_call(context_ids, condition_ids, self.vocab_size, self.n_conditions, **options)
-        if call.mode not in self._signatures:
+        if call.mode not in signatures:
             raise ValueError(
                 "decode: condition_strength above 0 needs a TF2 responder migrated with condition guidance; "
                 "this one predates it (run 'legacy-assistant migrate' on its compat source again)"

@@ -72,7 +72,10 @@ class Tf2Classifier:
             raise RuntimeError("Attempted to use a closed TF2 model.")
         check_not_forked()
         ids, weights = check_sparse(ids, weights, self.n_features, "predict_proba")
-        return self._predict(**{IDS_KEY: tf.constant(ids), WEIGHTS_KEY: tf.constant(weights)})[OUTPUT_KEY].numpy()
+        predict = self._predict
+        if predict is None:  # closed (in another thread) since the check above: as a compat session's run refuses it
+            raise RuntimeError("Attempted to use a closed TF2 model.")
+        return predict(**{IDS_KEY: tf.constant(ids), WEIGHTS_KEY: tf.constant(weights)})[OUTPUT_KEY].numpy()
 
     def close(self) -> None:
         self._loaded = None
