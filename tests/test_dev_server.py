@@ -114,6 +114,10 @@ def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(capl
         (b"GET /api/v1/conversations/alice secret-id HTTP/1.1", f"Bad request syntax ('GET {hidden} HTTP/1.1')"),
         (b"GET /api/v1/conversations/alice secret-id", f"Bad request version ('GET {hidden}')"),
         (b"GET /health secret-id HTTP/1.1", "Bad request syntax ('GET /health secret-id HTTP/1.1')"),  # as it came
+        # a bracket in the sender id: the quoted line was taken to start there, and "alice" stayed
+        (b"GET /api/v1/conversations/alice (secret-id HTTP/1.1",
+         "Bad request syntax ('GET /api/v1/conversations/<sender-sha256:"
+         + sender_digest("alice (secret-id") + "> HTTP/1.1')"),
     ):
         caplog.clear()
         ours, theirs = socket.socketpair()
@@ -125,4 +129,4 @@ def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(capl
         lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
         assert [line for line in lines if line.endswith(logged)], lines
         if b"conversations" in sent:
-            assert not [line for line in lines if "secret-id" in line], lines
+            assert not [line for line in lines if "secret-id" in line or "alice" in line], lines

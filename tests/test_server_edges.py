@@ -684,3 +684,13 @@ def trickle(sock, stopped) -> None:
                 return
 
     threading.Thread(target=send, daemon=True).start()
+
+
+def test_gunicorn_parses_requests_in_python_even_where_its_c_parser_is_installed() -> None:
+    """gunicorn's ``auto`` parser is gunicorn_h1c where ``gunicorn[fast]`` is installed; its
+    refusals do not hold the request line that the logs read to hide a conversation's sender
+    id (``_hide_sender``), so a piece of it would be logged. The pure-Python parser is chosen."""
+    from legacy_assistant.serving import server as serving
+
+    gunicorn_app = serving.GunicornServer(serving.ServerOptions(port=0, workers=1, reuse_port=False))
+    assert gunicorn_app.cfg.settings["http_parser"].get() == "python"

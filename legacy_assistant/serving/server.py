@@ -841,6 +841,10 @@ class GunicornServer(BaseApplication):
             "preload_app": False,  # the model is loaded in each worker, after the fork
             "accesslog": None,  # the app logs one line per request, with its request id
             "pre_request": _no_request_line,
+            # gunicorn's pure-Python parser even where gunicorn_h1c (gunicorn[fast]) is installed:
+            # the request line it refuses is what _hide_sender reads to write a sender id hidden,
+            # and the parser whose refusals and limits this server's answers were made for
+            "http_parser": "python",
             "errorlog": "-",
             "logger_class": JsonServerLog if o.log_format == "json" else ServerLog,
             "loglevel": o.log_level,

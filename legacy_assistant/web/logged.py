@@ -59,7 +59,8 @@ def logged_refusal(message: str, line: str) -> str:
     shown = logged_request_line(line)
     if shown == line:
         return message
-    reason, bracket, _ = message.rpartition(" (")
+    # the reason comes first and holds no bracket; the quoted line may ("/conversations/a (b")
+    reason, bracket, _ = message.partition(" (")
     return f"{reason} ({shown!r})" if bracket else message.replace(line, shown)
 
 
