@@ -496,6 +496,15 @@ def test_a_numpy_array_of_turns_is_answered_as_its_list(responder):
     assert responder.score(np.array(context), expected) == responder.score(context, expected)
 
 
+def test_a_numpy_array_of_conditions_is_taken_as_its_list(responder):
+    """respond_batch took a numpy array of contexts but refused one of their conditions."""
+    contexts = [[prompt] for prompt in PROMPTS[:2]]
+    conditions = list(REPLIES)[:2]
+    expected = responder.respond_batch(contexts, conditions, mode="beam")
+    assert responder.respond_batch(np.array(contexts), np.array(conditions), mode="beam") == expected
+    assert responder.respond_batch(contexts, np.array(conditions, dtype=object), mode="beam") == expected
+
+
 @pytest.mark.parametrize(
     "context, kind",
     [((turn for turn in ["hi"]), "generator"), ({"hi"}, "set"), ("hi", "str"), (np.array([["hi"]]), "ndarray")],

@@ -346,6 +346,8 @@ class Responder:
             raise RequestError(
                 f"contexts must be a list of contexts (each a list of turns), got {type(contexts).__name__}"
             )
+        if isinstance(conditions, np.ndarray) and conditions.ndim == 1:  # one a context, as the contexts may come
+            conditions = conditions.tolist()
         if conditions is not None and (isinstance(conditions, str) or not isinstance(conditions, Sequence)):
             raise RequestError("conditions must be a list with one condition (or None) per context")
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
