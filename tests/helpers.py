@@ -5,6 +5,7 @@ runs the same from anywhere (``pytest /path/to/repo/tests``).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from html.parser import HTMLParser
 from pathlib import Path
@@ -169,3 +170,20 @@ def load_benchmark(name: str):
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def polled_often(every: float = 0.05):
+    """Every Selenium ``WebDriverWait`` made meanwhile looks again each ``every`` seconds, not
+    Selenium's default half second: a page answers in milliseconds, and each wait sat out the
+    rest of the half second. Only when the wait ends changes, not what it waits for."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    made = WebDriverWait.__init__
+
+    def polling_often(self, driver, timeout, poll_frequency=every, ignored_exceptions=None):
+        made(self, driver, timeout, poll_frequency, ignored_exceptions)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WebDriverWait, "__init__", polling_often)
+        yield

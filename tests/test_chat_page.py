@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.helpers import needs
+from tests.helpers import needs, polled_often
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -77,7 +77,8 @@ def open_browser(tmp_path_factory):
         drivers.append(driver)
         return driver
 
-    yield start
+    with polled_often():
+        yield start
     for driver in drivers:
         driver.quit()
 
