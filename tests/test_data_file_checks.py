@@ -225,3 +225,16 @@ def test_evaluate_refuses_an_unknown_split_of_a_csv(tiny_model_dir, tmp_path, ca
     assert f"--split 'val': {data} is a csv file, evaluated whole: leave out --split" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_model_dir), str(data)]) == 0
     assert main(["evaluate", str(tiny_model_dir), str(data), "--split", "test"]) == 0  # the default: as before
+
+
+def test_evaluate_refuses_a_label_that_only_looks_like_a_class_of_the_model(tiny_model_dir, tmp_path, capsys):
+    # counted as a label the model lacks, every such sentence was scored wrong however right the answer
+    data = _csv(tmp_path, "text,label\nhello there,Greeting\nbye bye,goodbye\nwhat time is it,time\n")
+    assert main(["evaluate", str(tiny_model_dir), str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"{data}: 1 problem(s)" in err
+    assert f"line 2: label 'Greeting' is not a class of {tiny_model_dir}, but looks the same as its class 'greeting'" in err
+    assert "'time'" not in err  # unlike every class: an unknown label, reported as such
+    unknown = _csv(tmp_path, "text,label\nhi,greeting\nwhat time is it,time\n", "unknown.csv")
+    assert main(["evaluate", str(tiny_model_dir), str(unknown)]) == 0
+    assert "labels the model does not know (always wrong): time" in capsys.readouterr().out

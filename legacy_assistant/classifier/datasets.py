@@ -591,6 +591,34 @@ def unseen_label_problems(
     return problems
 
 
+def lookalike_label_problems(
+    examples: Examples, classes: Sequence[str], oos_label: str | None, model: str
+) -> list[str]:
+    """One problem per label of ``examples`` that is not one of a model's ``classes`` but looks
+    the same as one (differs only in case, Unicode form or invisible format characters), at its
+    first example: scored as a label the model lacks, each of its sentences would count as wrong
+    however right the model's answer. A label unlike every class is no problem here (it is
+    reported as unknown); the out-of-scope label is left to the out-of-scope rules."""
+    look_of_class = {looks_of(label): label for label in classes}
+    class_set = set(classes)
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, label in enumerate(examples.labels):
+        if label in class_set or label == oos_label or label in seen:
+            continue
+        seen.add(label)
+        like = look_of_class.get(looks_of(label))
+        if like is None:
+            continue
+        same_case = unicodedata.normalize("NFC", like) == unicodedata.normalize("NFC", label)
+        shown, other = (ascii(label), ascii(like)) if same_case else (repr(label), repr(like))
+        problems.append(
+            f"{examples.place(index)}: label {shown} is not a class of {model}, but looks the same as its class "
+            f"{other} (labels may not differ only in case, Unicode form or invisible format characters)"
+        )
+    return problems
+
+
 def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:
     """Refuse ``label`` when it differs from a label met before only in case, Unicode form or
     invisible format characters: it would silently train a class of its own (the rule intents

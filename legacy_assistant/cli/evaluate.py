@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import sha256_file
-    from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, load_data, oos_label_problem
+    from legacy_assistant.classifier.datasets import (
+        DEFAULT_OOS_LABEL,
+        load_data,
+        lookalike_label_problems,
+        oos_label_problem,
+    )
     from legacy_assistant.classifier.evaluation import (
         evaluate_predictor,
         summary_lines,
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         validation_file_overlap,
     )
     from legacy_assistant.classifier.predictor import Predictor
-    from legacy_assistant.errors import AssistantError
+    from legacy_assistant.errors import AssistantError, DataError
 
     problem = oos_label_problem(args.oos_label) if args.oos_label is not None else None
     if problem:
@@ -81,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if not len(examples):  # figures of no sentences would read as a score of 0
             where = f"split {split!r} of {args.data}" if data.format == "clinc" else str(args.data)
             raise AssistantError(f"{where} holds no sentences: nothing to evaluate")
+        lookalikes = lookalike_label_problems(examples, predictor.classes, oos_label, args.model)
+        if lookalikes:  # counted as unknown labels, the model's right answers would all score as wrong
+            raise DataError(str(args.data), lookalikes)
         report = evaluate_predictor(
             predictor, examples.texts, examples.labels, args.threshold, oos_label, top_confusions=args.top
         )
