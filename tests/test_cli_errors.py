@@ -550,7 +550,7 @@ def test_a_pattern_with_no_word_is_warned_about_by_name(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
         assert main(["train", str(data), "--out", str(tmp_path / "model"), "--epochs", "1", "--no-plot"]) == 0
     assert [r.getMessage() for r in caplog.records if "holds no word" in r.getMessage()] == [
-        'training pattern "\U0001F44D" of intent "thanks" holds no word the classifier keeps (punctuation and '
+        f'{data}: training pattern "\U0001F44D" of intent "thanks" holds no word the classifier keeps (punctuation and '
         "emoji are dropped, rare words cut by min_count): it only teaches that an empty message is that intent"
     ]
 

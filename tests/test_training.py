@@ -94,6 +94,18 @@ def test_patterns_without_a_kept_word_are_named_up_to_ten_and_the_rest_counted(
     assert [line for line in said if "more training patterns" in line] == counted
 
 
+def test_a_pattern_without_a_kept_word_is_warned_about_once_when_a_hold_out_calibrates_the_threshold(
+    caplog: pytest.LogCaptureFixture, tiny_intents
+) -> None:
+    """The hold-out network featurizes the training data too: its warnings came as a second copy."""
+    texts, tags = tiny_intents.examples()
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
+        model = train([*texts, "?!"], [*tags, "greeting"], TrainingConfig(epochs=1, seed=0, threshold_from="in_scope"))
+    assert model.summary["threshold_calibration"]["method"] == "in_scope_holdout"
+    said = [record.getMessage() for record in caplog.records if "holds no word" in record.getMessage()]
+    assert len(said) == 1 and said[0].startswith('training pattern "?!" of intent "greeting"')
+
+
 def test_validation_split_and_early_stopping(tiny_intents):
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=300, batch_size=4, validation_split=0.25, early_stopping_patience=5, seed=3)
@@ -161,6 +173,9 @@ def test_a_validation_split_and_a_hold_out_together_are_named_not_the_data():
                                             r"hold-out \(threshold_holdout 0\.5\) took every example") as raised:
         train(texts, tags, config)
     assert not isinstance(raised.value, UnlearnableIntentsError)
+    # the train command's error names the file, as its others do
+    with pytest.raises(TrainingError, match=r"^t\.csv: the validation split \(validation_split 0\.2\) and the threshold"):
+        train(texts, tags, config, names=("t.csv", "the validation data"))
 
 
 def test_an_intent_whose_patterns_hold_no_word_is_refused_by_name():

@@ -413,7 +413,7 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, s
     patterns = _string_list(entry, "patterns", where, problems, allow_empty_list=True)
     responses = _string_list(entry, "responses", where, problems, allow_empty_list=out_of_scope)
     if out_of_scope:
-        _check_out_of_scope(entry, where, problems)
+        _check_out_of_scope(entry, source, where, problems)
     elif tag == FALLBACK_TAG:
         _check_fallback(entry, where, problems)
     context_set = _optional_string(entry, "context_set", where, problems)
@@ -447,14 +447,17 @@ def _has_lone_surrogate(value: Any) -> bool:
     return isinstance(value, list) and any(_has_lone_surrogate(item) for item in value)
 
 
-def _check_out_of_scope(entry: Mapping, where: str, problems: list[str]) -> None:
+def _check_out_of_scope(entry: Mapping, source: str, where: str, problems: list[str]) -> None:
     for name in NOT_FOR_OUT_OF_SCOPE:
         if entry.get(name) not in (None, False, "", [], [""]):
             problems.append(
                 f"{where}: field {name!r}: has no effect on the out-of-scope intent (its messages get the fallback)"
             )
     if entry.get("responses"):
-        log.warning("%s: the out-of-scope intent's responses are never used: its messages get the fallback's", where)
+        # named with its file, as the other warnings: train reads two intents files with --validation-data
+        log.warning(
+            "%s: %s: the out-of-scope intent's responses are never used: its messages get the fallback's", source, where
+        )
 
 
 def _check_fallback(entry: Mapping, where: str, problems: list[str]) -> None:

@@ -204,6 +204,9 @@ class LabelledData:
         set_aside: when ``texts`` are what a split of the data left for training, the split and
             the data before it (to tell an intent the split left without a learnable example
             from one the data gives none).
+        source: what the training data is (a file name), for warnings; empty when not known.
+        warn_featureless: whether featurizing warns about patterns with no kept feature (not
+            for the threshold hold-out's network: the final training warns about the data).
     """
 
     texts: list[str]
@@ -214,6 +217,8 @@ class LabelledData:
     val_labels: np.ndarray
     val_is_oos: np.ndarray
     set_aside: SetAside | None = None
+    source: str = ""
+    warn_featureless: bool = True
 
     @property
     def scored(self) -> np.ndarray:
@@ -357,7 +362,9 @@ def label_data(
         val_is_oos = np.zeros(len(val_labels), dtype=bool)
     else:
         val_is_oos = (val_labels == -1) if oos_index is None else (val_labels == oos_index)
-    return LabelledData(texts, labels, classes, oos_index, val_texts, val_labels, val_is_oos, set_aside)
+    return LabelledData(
+        texts, labels, classes, oos_index, val_texts, val_labels, val_is_oos, set_aside, names[0] if names else ""
+    )
 
 
 @dataclass
@@ -395,9 +402,10 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
     mute = [tag for index, tag in enumerate(data.classes) if not known[data.labels == index].any()]
     if mute:  # every input of such a class is the empty one: no message could ever reach it
         if data.set_aside is not None:
-            _refuse_set_aside(data.set_aside, data.classes, mute, config)
+            _refuse_set_aside(data.set_aside, data.classes, mute, config, data.source)
         raise UnlearnableIntentsError(mute)
-    _warn_featureless(data, np.flatnonzero(known == 0))
+    if data.warn_featureless:
+        _warn_featureless(data, np.flatnonzero(known == 0))
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
     scored = data.scored
     x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
@@ -414,7 +422,9 @@ def _holdout_set_aside(data: LabelledData, config: TrainingConfig) -> SetAside:
     return SetAside(f"{before.what} and {what}", before.texts, before.labels)
 
 
-def _refuse_set_aside(set_aside: SetAside, classes: Sequence[str], mute: Sequence[str], config: TrainingConfig) -> None:
+def _refuse_set_aside(
+    set_aside: SetAside, classes: Sequence[str], mute: Sequence[str], config: TrainingConfig, source: str = ""
+) -> None:
     """Raise for ``mute`` classes, which have no learnable training example after a split: as
     the data's fault (:class:`UnlearnableIntentsError`) for those with none before it either,
     else as the split's (the data is fine; a seed or a smaller split would do)."""
@@ -428,7 +438,8 @@ def _refuse_set_aside(set_aside: SetAside, classes: Sequence[str], mute: Sequenc
     if always:
         raise UnlearnableIntentsError(always)
     raise TrainingError(
-        f"{set_aside.what} took every example that holds a word the classifier keeps of intent(s) "
+        (f"{source}: " if source else "")
+        + f"{set_aside.what} took every example that holds a word the classifier keeps of intent(s) "
         f"{', '.join(map(repr, mute))}, leaving them only examples of punctuation, emoji or words too rare "
         "for min_count to train on; give them more examples with words, or set aside fewer"
     )
@@ -441,17 +452,20 @@ def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
     """Log a warning for training patterns with no feature the classifier keeps: each teaches the
     model only that an empty message is its intent, which ``parse`` then ranks first for any
     message of emoji or punctuation (the dialogue answers those with the fallback)."""
+    where = f"{data.source}: " if data.source else ""
     for row in rows[:FEATURELESS_NAMED]:
         log.warning(
-            "training pattern %s of intent %s holds no word the classifier keeps (punctuation and emoji are "
+            "%straining pattern %s of intent %s holds no word the classifier keeps (punctuation and emoji are "
             "dropped, rare words cut by min_count): it only teaches that an empty message is that intent",
+            where,
             shown(data.texts[row]),
             shown(data.classes[data.labels[row]]),
             extra={FEATURELESS_FLAG: True},
         )
     if len(rows) > FEATURELESS_NAMED:
         log.warning(
-            "%d more training patterns hold no word the classifier keeps",
+            "%s%d more training patterns hold no word the classifier keeps",
+            where,
             len(rows) - FEATURELESS_NAMED,
             extra={FEATURELESS_FLAG: True},
         )
@@ -786,6 +800,8 @@ def holdout_calibration(
         val_labels=np.zeros(0, dtype=np.int32),
         val_is_oos=np.zeros(0, dtype=bool),
         set_aside=_holdout_set_aside(data, config),
+        source=data.source,
+        warn_featureless=False,  # the final training warns about them, once
     )
     log.info("threshold: training on %d examples to calibrate on %d held out", len(kept), len(held))
     fitted = fit(
