@@ -675,6 +675,21 @@ def test_errors_gunicorn_answers_are_json_on_releases_without_its_newer_error_cl
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
 
 
+class _Lines:
+    """A worker's log that keeps each line it is given, formatted."""
+
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, msg, *args, **kwargs):
+        self.lines.append(msg % args if args else msg)
+
+    debug = info = exception = warning
+
+    def access(self, *args, **kwargs):
+        pass
+
+
 def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
     """gunicorn's warning on why it refused a request quoted the request line it could not read
     (a tab sent as it is in a sender id), or the path outside SCRIPT_NAME (a client that left the
@@ -688,18 +703,6 @@ def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
 
     from legacy_assistant.serving.server import ModelWorker
     from legacy_assistant.stores.base import sender_digest
-
-    class Lines:
-        def __init__(self):
-            self.lines = []
-
-        def warning(self, msg, *args, **kwargs):
-            self.lines.append(msg % args if args else msg)
-
-        debug = info = exception = warning
-
-        def access(self, *args, **kwargs):
-            pass
 
     worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
     worker.cfg = Config()
@@ -721,7 +724,7 @@ def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
             "Request path '/api/v1/conversations/alice%09secret-id' does not start with SCRIPT_NAME '/bot'"),
          f"Configuration problem: Request path '{hidden}' does not start with SCRIPT_NAME '/bot'"),
     ):
-        worker.log = Lines()
+        worker.log = _Lines()
         ours, theirs = socket_module.socketpair()
         with ours, theirs:
             worker.handle_error(req, ours, ("127.0.0.1", 1), exc)
@@ -745,18 +748,6 @@ def test_gunicorns_line_on_a_path_with_a_space_in_it_names_no_part_of_the_sender
     from legacy_assistant.serving.server import ModelWorker
     from legacy_assistant.stores.base import sender_digest
 
-    class Lines:
-        def __init__(self):
-            self.lines = []
-
-        def warning(self, msg, *args, **kwargs):
-            self.lines.append(msg % args if args else msg)
-
-        debug = info = exception = warning
-
-        def access(self, *args, **kwargs):
-            pass
-
     worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
     worker.cfg = Config()
     hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice secret-id')}>"
@@ -768,7 +759,7 @@ def test_gunicorns_line_on_a_path_with_a_space_in_it_names_no_part_of_the_sender
     ):
         with pytest.raises(Exception) as raised:
             next(RequestParser(worker.cfg, iter([sent + b"\r\nHost: localhost\r\n\r\n"]), ("127.0.0.1", 1)))
-        worker.log = Lines()
+        worker.log = _Lines()
         ours, theirs = socket_module.socketpair()
         with ours, theirs:
             worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)

@@ -565,20 +565,29 @@ def oos_label_problem(oos_label: str) -> str | None:
     return f"--oos-label {oos_label!r}: {problem}" if problem else None
 
 
+def _foreign_labels(
+    examples: Examples, known: Sequence[str], oos_label: str | None
+) -> Iterator[tuple[int, str, str | None]]:
+    """``(index, label, like)`` for each label of ``examples`` not in ``known`` (the out-of-scope
+    label aside), at its first example: ``like`` is the known label it looks the same as (case,
+    Unicode form, invisible format characters), else None."""
+    look_of_known = {looks_of(label): label for label in known}
+    known_set = set(known)
+    seen: set[str] = set()
+    for index, label in enumerate(examples.labels):
+        if label in known_set or label == oos_label or label in seen:
+            continue
+        seen.add(label)
+        yield index, label, look_of_known.get(looks_of(label))
+
+
 def unseen_label_problems(
     validation: Examples, known: Sequence[str], oos_label: str | None, training: str
 ) -> list[str]:
     """One problem per validation label that no training example has (the out-of-scope label
     aside), at its first example, saying which training label it looks like, if any."""
-    look_of_known = {looks_of(label): label for label in known}
-    known_set = set(known)
     problems: list[str] = []
-    seen: set[str] = set()
-    for index, label in enumerate(validation.labels):
-        if label in known_set or label == oos_label or label in seen:
-            continue
-        seen.add(label)
-        like = look_of_known.get(looks_of(label))
+    for index, label, like in _foreign_labels(validation, known, oos_label):
         hint = (
             f"; it looks the same as training label {like!r} (labels may not differ only in case, Unicode form "
             "or invisible format characters)"
@@ -599,15 +608,8 @@ def lookalike_label_problems(
     first example: scored as a label the model lacks, each of its sentences would count as wrong
     however right the model's answer. A label unlike every class is no problem here (it is
     reported as unknown); the out-of-scope label is left to the out-of-scope rules."""
-    look_of_class = {looks_of(label): label for label in classes}
-    class_set = set(classes)
     problems: list[str] = []
-    seen: set[str] = set()
-    for index, label in enumerate(examples.labels):
-        if label in class_set or label == oos_label or label in seen:
-            continue
-        seen.add(label)
-        like = look_of_class.get(looks_of(label))
+    for index, label, like in _foreign_labels(examples, classes, oos_label):
         if like is None:
             continue
         same_case = unicodedata.normalize("NFC", like) == unicodedata.normalize("NFC", label)

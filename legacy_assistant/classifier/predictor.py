@@ -25,7 +25,7 @@ from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
 from legacy_assistant.common.closing import Closing
-from legacy_assistant.common.fields import shown
+from legacy_assistant.common.fields import checked_strings, shown
 from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, RequestError
 
@@ -36,14 +36,11 @@ def _checked_texts(texts: Sequence[str]) -> Sequence[str]:
     """``texts`` as a sequence of strings; :class:`RequestError` otherwise. A bare string would
     be ranked character by character, so it is refused; a numpy array of strings is taken as
     the list it holds."""
-    if isinstance(texts, np.ndarray):
-        texts = texts.tolist()
-    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
-        raise RequestError(f"texts must be a list of strings, got {type(texts).__name__} (for one text, pass [text])")
-    for text in texts:
-        if not isinstance(text, str):
-            raise RequestError(f"every text must be a string, got {type(text).__name__}")
-    return texts
+    return checked_strings(
+        texts,
+        "texts must be a list of strings, got {type} (for one text, pass [text])",
+        "every text must be a string, got {type}",
+    )
 
 
 def _check_count(name: str, value: int | None) -> None:

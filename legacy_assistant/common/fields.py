@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from legacy_assistant.errors import ConfigError
+from legacy_assistant.errors import ConfigError, RequestError
 
 # Counts (epochs, batch sizes, widths, ...) beyond this are a typo, not a setting: a loop or an
 # allocation of that size would never end or fail deep inside numpy or TensorFlow.
@@ -95,3 +96,19 @@ def check_count_list(name: str, values: Any, low: int = 1, high: int = MAX_COUNT
         if not is_whole_number(value, low, high):
             raise ConfigError(f"{name} must hold whole numbers from {low} to {high:,}, got {shown(values)}")
     return tuple(values)
+
+
+def checked_strings(value: object, refused: str, refused_item: str) -> Sequence[str]:
+    """``value`` as a sequence of strings: a list, a tuple or any other sequence of strings, or a
+    1-D numpy array of strings (as the list it holds). Anything else raises
+    :class:`RequestError` with ``refused`` (a bare string, whose characters would be taken one
+    by one; a generator or a set, with no order or length to read twice) or ``refused_item`` (an
+    item that is not a string), each formatted with the ``type`` refused."""
+    if getattr(value, "ndim", None) == 1 and callable(getattr(value, "tolist", None)):  # numpy, not imported
+        value = value.tolist()  # type: ignore[attr-defined]
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise RequestError(refused.format(type=type(value).__name__))
+    for item in value:
+        if not isinstance(item, str):
+            raise RequestError(refused_item.format(type=type(item).__name__))
+    return value

@@ -7,6 +7,7 @@ import numbers
 import re
 from collections.abc import Sequence
 
+from legacy_assistant.common.fields import checked_strings
 from legacy_assistant.errors import RequestError
 
 MODES = ("greedy", "beam", "sample", "sample_rerank")
@@ -71,11 +72,8 @@ def checked_context(context: object) -> Sequence[str]:
     of strings (as the list it holds). Anything else raises :class:`RequestError` naming its type:
     a bare string (its characters would be turns), a generator or a set (no order or length to
     read twice), a turn that is not a string."""
-    if getattr(context, "ndim", None) == 1 and callable(getattr(context, "tolist", None)):  # numpy, not imported
-        context = context.tolist()  # type: ignore[attr-defined]
-    if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
-        raise RequestError(f"context must be a list of turns (strings), oldest first, got {type(context).__name__}")
-    for turn in context:
-        if not isinstance(turn, str):
-            raise RequestError(f"every turn of the context must be a string, got {type(turn).__name__}")
-    return context
+    return checked_strings(
+        context,
+        "context must be a list of turns (strings), oldest first, got {type}",
+        "every turn of the context must be a string, got {type}",
+    )
