@@ -694,3 +694,57 @@ def test_gunicorn_parses_requests_in_python_even_where_its_c_parser_is_installed
 
     gunicorn_app = serving.GunicornServer(serving.ServerOptions(port=0, workers=1, reuse_port=False))
     assert gunicorn_app.cfg.settings["http_parser"].get() == "python"
+
+
+def test_a_worker_out_of_file_descriptors_keeps_its_connections_and_waits_for_one_to_close(caplog) -> None:
+    """``ulimit -n`` reached as a burst of clients arrived: gunicorn's ``accept`` let ``EMFILE``
+    end the worker, and every connection it held went with it. Now it takes no new one until one
+    of its own closes; with none held there is nothing to wait for, and the error stands."""
+    import errno
+    import logging
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    class FullListener:
+        def accept(self):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    worker = object.__new__(ModelWorker)
+    worker.sockets, worker._accepting = [], True
+    worker.nr_conns, worker.worker_connections = 5, 1000
+    with caplog.at_level(logging.WARNING, logger="legacy_assistant.serving.server"):
+        worker.accept(FullListener())
+    assert (worker.worker_connections, worker.nr_conns, worker._accepting) == (5, 5, False)
+    assert "out of file descriptors" in caplog.text and "ulimit -n" in caplog.text
+
+    worker.nr_conns = 0
+    with pytest.raises(OSError) as raised:
+        worker.accept(FullListener())
+    assert raised.value.errno == errno.EMFILE
+
+
+def test_a_new_connection_out_of_file_descriptors_is_read_at_once_not_reset(monkeypatch) -> None:
+    """The wait for a new connection's first bytes makes a selector, a file descriptor: with
+    ``ulimit -n`` reached its ``EMFILE`` escaped the request thread, and gunicorn closed the
+    connection unanswered, with no line in the log. Now the request is read at once."""
+    import errno
+    from types import SimpleNamespace
+
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    def no_descriptor_left(timeout):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    server_side, client_side = socket.socketpair()
+    conn = SimpleNamespace(sock=server_side, initialized=False, data_ready=False, wait_for_data=no_descriptor_left)
+    worker = object.__new__(ModelWorker)
+    worker._in_flight, worker._bodies = {}, {}
+    monkeypatch.setattr(ThreadWorker, "handle", lambda self, conn: "read by gunicorn")
+    try:
+        assert worker.handle(conn) == "read by gunicorn"
+        assert conn.data_ready  # gunicorn's own handle does not wait (and fail) again
+    finally:
+        server_side.close()
+        client_side.close()

@@ -43,6 +43,7 @@ the app writes one for each request it answers) and gunicorn's own line saying w
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -262,8 +263,14 @@ class ModelWorker(ThreadWorker):
     * **The loaded models are frozen for the garbage collector** once the app is built
       (:mod:`legacy_assistant.serving.heap`): a full collection would otherwise walk their
       hundreds of thousands of objects with every request thread waiting.
+    * **Out of file descriptors, it holds the connections it has** (:meth:`accept`): gunicorn's
+      ``accept`` let ``EMFILE`` (``ulimit -n`` reached) end the worker, dropping every
+      connection it held; now the worker takes no new one until one of its own closes, and the
+      others wait in the listen backlog.
     """
 
+    worker_connections: int  # gunicorn's, set as it starts; lowered where file descriptors run out (accept)
+    nr_conns: int
     _quitting = False
     _cutting = False  # a graceful stop has stopped reading the requests still arriving (handle_exit)
     _in_flight: dict[int, Any] = {}  # replaced by the worker's own dict as it starts (init_process)
@@ -341,7 +348,7 @@ class ModelWorker(ThreadWorker):
             # read at once, and then only the read timeout applies
             defer = getattr(gthread, "_DEFER", None)
             if defer is not None and hasattr(conn, "wait_for_data") and not getattr(conn, "data_ready", True):
-                if not conn.wait_for_data(FIRST_BYTES_WAIT_SECONDS):
+                if not _waited_for_data(conn):
                     return defer  # the poller hands it back to a thread once it sends
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
         in_flight = self._in_flight
@@ -370,6 +377,27 @@ class ModelWorker(ThreadWorker):
             req._expected_100_continue = False
             req.body.reader = _ContinueOnRead(req.body.reader, conn.sock)
         return super().handle_request(req, conn)
+
+    def accept(self, listener: Any) -> None:
+        """gunicorn's, except that running out of file descriptors (``EMFILE``, ``ENFILE``) while
+        this worker holds connections lowers its cap (``worker_connections``) to those it holds,
+        so it accepts again once one of them closes; with none held the error ends the worker,
+        as before (nothing to wait for)."""
+        try:
+            super().accept(listener)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or self.nr_conns < 1:
+                raise
+            if self.worker_connections > self.nr_conns:
+                log.warning(
+                    "out of file descriptors (%s) with %d connections open: this worker takes at most %d "
+                    "at once from now on; raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=)",
+                    exc.strerror,
+                    self.nr_conns,
+                    self.nr_conns,
+                )
+            self.worker_connections = self.nr_conns
+            self.set_accept_enabled(False)
 
     def init_process(self) -> None:
         self._in_flight = {}  # the connections in a request thread (see handle_quit)
@@ -495,6 +523,20 @@ class ModelWorker(ThreadWorker):
             + f"Content-Security-Policy: {DATA_POLICY}\r\n\r\n"
         )
         return head.encode("latin-1") + body
+
+
+def _waited_for_data(conn: Any) -> bool:
+    """gunicorn's wait for a new connection's first bytes (:data:`FIRST_BYTES_WAIT_SECONDS`), or
+    True where it has no file descriptor for its selector (``EMFILE``: ``ulimit -n`` reached):
+    the request is then read at once, under the read timeout, where the error escaped the
+    request thread and the connection was reset unanswered, with no line in the log."""
+    try:
+        return bool(conn.wait_for_data(FIRST_BYTES_WAIT_SECONDS))
+    except OSError as exc:
+        if exc.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+        conn.data_ready = True  # gunicorn's handle would wait again, and fail the same way
+        return True
 
 
 def _hide_sender(exc: BaseException, req: Any) -> BaseException:
