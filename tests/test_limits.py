@@ -366,3 +366,35 @@ def test_thread_counts_of_numpy_integers_are_taken():
     import numpy as np
 
     assert limits.tensorflow_thread_pools(np.int64(2), np.int32(-1)) == (2, -1)
+
+
+def test_a_tight_address_space_limit_is_named_before_tensorflow_fails_under_it(caplog):
+    """Under ``ulimit -v`` of 1 GB TensorFlow ended every command with its own words
+    (``failed to map segment from shared object``, or ``pthread_create() failed`` and
+    ``Aborted``), which name no limit. The command now says which limit, and what to do."""
+    import resource
+
+    from legacy_assistant.cli import main
+
+    note = limits.address_space_note(1_000_000 * 1024)
+    assert "977 MiB" in note and "ulimit -v" in note
+    assert limits.address_space_note(64 * 2**30) is None
+
+    def limited(which):
+        return (1_000_000 * 1024, resource.RLIM_INFINITY) if which == resource.RLIMIT_AS else original(which)
+
+    original = resource.getrlimit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resource, "getrlimit", limited)
+        with caplog.at_level("WARNING"):
+            assert main(["info", "--no-load", str(ROOT / "exported" / "default")]) == 0
+    assert "977 MiB of address space (ulimit -v)" in caplog.text
+
+
+def test_an_unlimited_address_space_says_nothing(monkeypatch):
+    import resource
+
+    original = resource.getrlimit
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY) if which == resource.RLIMIT_AS else original(which)))
+    assert limits.address_space_limit() is None and limits.address_space_note() is None

@@ -23,6 +23,7 @@ from typing import Any
 
 from compat.failures import tensorflow_error_text
 from legacy_assistant import __version__
+from legacy_assistant.common.limits import address_space_note
 from legacy_assistant.common.stop_signals import stop_signals_blocked_for_new_threads
 from legacy_assistant.errors import AssistantError
 
@@ -78,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
             logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            if (note := address_space_note()) is not None:
+                logging.getLogger(__name__).warning("%s", note)
             status = _run(args, terminated, argv)
     if argv is None:  # the program itself (the console script, python -m), not a caller's call
         _stop_signals_end_with(status)

@@ -151,6 +151,38 @@ def memory_limit_bytes(proc: Path = PROC_SELF) -> int | None:
     return _tightest(proc, "memory", _v1_memory, _v2_memory)
 
 
+# Address space TensorFlow maps as it loads (its libraries, each thread's stack reserved whole):
+# the shipped models and the responder loaded in 1.6 GiB on 2 CPUs, and more CPUs start more
+# threads. Below this a limit is worth a word before TensorFlow fails under it.
+ADDRESS_SPACE_WARN_BYTES = 4 * 2**30
+
+
+def address_space_limit() -> int | None:
+    """This process's address-space limit in bytes (``ulimit -v``, ``RLIMIT_AS``), None when unlimited."""
+    try:
+        import resource
+    except ImportError:  # not on every system
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def address_space_note(limit: int | None = None) -> str | None:
+    """A warning where the address-space limit (``limit``, read when None) is below
+    :data:`ADDRESS_SPACE_WARN_BYTES`, else None. Under a tight one TensorFlow ends the process
+    with its own words, which name no limit: ``failed to map segment from shared object`` or
+    ``pthread_create() failed``, then ``Aborted``."""
+    limit = address_space_limit() if limit is None else limit
+    if limit is None or limit >= ADDRESS_SPACE_WARN_BYTES:
+        return None
+    return (
+        f"this process may map at most {limit / 2**20:,.0f} MiB of address space (ulimit -v); TensorFlow "
+        "maps far more than it uses (1.6 GiB for the shipped models on 2 CPUs, more with more CPUs) and "
+        "under a tight limit fails to load ('failed to map segment', 'pthread_create() failed'): lift it "
+        "(ulimit -v unlimited) and limit memory with a cgroup instead (docker run --memory, MemoryMax=)"
+    )
+
+
 def _tightest(proc: Path, controller: str, v1: Callable[[Path], Any], v2: Callable[[Path], Any]) -> Any:
     limits = [
         limit
