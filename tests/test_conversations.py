@@ -304,7 +304,7 @@ def test_the_error_log_of_a_store_failure_names_no_sender_and_forges_no_line(def
     assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest),
                           BrokenStore())
     client = create_app({"TESTING": True}, assistant=assistant).test_client()
-    sender = "web-secret123\n2026-12-01 23:59:59,000 [1] INFO legacy_assistant.access: GET /health 200"
+    sender = "web-secret123\n2026-12-01 23:59:59,000 +0000 [1] INFO legacy_assistant.access: GET /health 200"
     with caplog.at_level("ERROR", logger="legacy_assistant.web.errors"):
         assert transcript(client, sender).status_code == 503
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "legacy_assistant.web.errors")

@@ -3,6 +3,7 @@ gunicorn's, the app's and the access log), for log collectors; ``text`` stays th
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,34 @@ def test_text_stays_the_format_it_was():
     assert formatter("text")._fmt == "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
     with pytest.raises(ValueError, match="one of text, json"):
         formatter("xml")
+
+
+# a zone with a half-hour offset, given by rule (no zone database needed): UTC+05:30 all year
+TEXT_TIMES_UNDER_TZ = r'''
+import logging, sys
+from legacy_assistant.cli import main
+from legacy_assistant.serving.log_format import formatter
+
+line = logging.LogRecord("legacy_assistant.test", logging.INFO, "", 0, "served", None, None)
+line.created, line.msecs = 1796538476.123, 123.0  # 2026-12-06 06:27:56.123 UTC
+print(formatter("text").format(line))
+main(["-q", "info", sys.argv[1]])  # configures the command's logging as every command does
+logging.getLogger("legacy_assistant.test").handle(line)
+'''
+
+
+def test_text_lines_carry_their_utc_offset_as_gunicorns_do():
+    """Under a TZ set in a container the app's lines were local time with no zone, beside
+    gunicorn's ``[2026-12-06 06:27:56 +0000]``: serve's lines and a command's both say it."""
+    from tests.helpers import DEFAULT_MODEL
+
+    run = subprocess.run([sys.executable, "-c", TEXT_TIMES_UNDER_TZ, str(DEFAULT_MODEL)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TZ": "IST-5:30", "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    serve_line = r"2026-12-06 11:57:56,123 \+0530 \[\d+\] INFO legacy_assistant\.test: served"
+    assert re.fullmatch(serve_line, run.stdout.splitlines()[0]), run.stdout
+    assert run.stderr.splitlines()[-1] == "2026-12-06 11:57:56,123 +0530 INFO legacy_assistant.test: served"
 
 
 def test_a_bad_format_is_refused_in_one_line():

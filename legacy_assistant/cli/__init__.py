@@ -78,13 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = 128 + terminated[0] if terminated else 130
         else:
             level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-            logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            logging.basicConfig(level=level, handlers=[_text_log_handler()])
             if (note := address_space_note()) is not None:
                 logging.getLogger(__name__).warning("%s", note)
             status = _run(args, terminated, argv)
     if argv is None:  # the program itself (the console script, python -m), not a caller's call
         _stop_signals_end_with(status)
     return status
+
+
+def _text_log_handler() -> logging.Handler:
+    """Standard error, in the text lines ``serve`` writes (their time with its UTC offset)."""
+    from legacy_assistant.serving.log_format import CLI_TEXT_FORMAT, TextFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter(CLI_TEXT_FORMAT))
+    return handler
 
 
 def _stop_signals_end_with(status: int) -> None:

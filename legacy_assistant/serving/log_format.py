@@ -31,11 +31,30 @@ from collections.abc import Iterator
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+CLI_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # a command's lines: one process
 NATIVE_LOGGER = "native"  # lines that compiled code (TensorFlow's C++) wrote to stderr itself
 # absl's and glog's line prefix: severity letter, then the date ("I0000 00:00:...", "W1204 ...")
 _NATIVE_SEVERITY = re.compile(r"^([IWEF])\d{4} ")
 _SEVERITY_LEVELS = {"I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
 _DRAIN_SECONDS = 2.0  # at most this long to forward what is left in the pipe when the scope ends
+
+
+class TextFormatter(logging.Formatter):
+    """Text lines whose time is local time with milliseconds and its offset from UTC,
+    ``2026-12-06 06:27:56,123 +0000``, as gunicorn's own lines carry it
+    (``[2026-12-06 06:27:56 +0000]``): under a ``TZ`` set in a container a line without it
+    could be any zone's time. ``serve``'s text lines and every command's use it."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(fmt)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        local = self.converter(record.created)
+        offset = local.tm_gmtoff // 60  # minutes east of UTC, as the zone had it at that moment
+        sign = "-" if offset < 0 else "+"
+        hours, minutes = divmod(abs(offset), 60)
+        stamp = time.strftime(datefmt or "%Y-%m-%d %H:%M:%S", local)
+        return f"{stamp},{int(record.msecs):03d} {sign}{hours:02d}{minutes:02d}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,7 +83,7 @@ def formatter(kind: str) -> logging.Formatter:
     """The formatter of log format ``kind`` (one of :data:`FORMATS`)."""
     if kind not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {kind!r}")
-    return JsonFormatter() if kind == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if kind == "json" else TextFormatter()
 
 
 def configure(kind: str, level: int) -> None:
