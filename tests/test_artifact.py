@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import shutil
 
@@ -294,6 +295,25 @@ def test_force_replaces_atomically(tiny_trained, tiny_intents, model_copy):
     assert (model_copy / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in model_copy.parent.iterdir()] == [model_copy.name]
     verify_artifact(model_copy)
+
+
+def test_a_history_figure_that_cannot_be_drawn_loses_no_model(tiny_trained, tiny_intents, model_copy, monkeypatch,
+                                                               caplog):
+    from legacy_assistant.common import plots
+
+    def cannot_draw(*args, **kwargs):
+        raise RuntimeError("Matplotlib requires access to a writable cache directory")
+
+    monkeypatch.setattr(plots, "plot_history", cannot_draw)
+    with caplog.at_level(logging.WARNING):
+        export_artifact(tiny_trained, tiny_intents, model_copy, force=True, plot=True)
+    verify_artifact(model_copy)
+    assert not (model_copy / "history.png").exists()
+    assert json.loads((model_copy / "history.json").read_text()) == tiny_trained.history
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "history.png not drawn (RuntimeError: Matplotlib requires access to a writable cache directory); "
+        "the model is written without it (history.json holds the same numbers)"
+    ]
 
 
 def test_history_json_has_every_epoch(tiny_model_dir, tiny_config):

@@ -1,5 +1,6 @@
 """The command line, run in-process through its ``main``."""
 import json
+import logging
 import shutil
 import warnings
 
@@ -487,6 +488,32 @@ def test_evaluate_writes_its_report_whole_or_not_at_all(tmp_path, monkeypatch, c
     monkeypatch.undo()
     assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(heldout), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["examples"] == 94
+
+
+def test_evaluate_writes_its_report_when_a_figure_cannot_be_drawn(tmp_path, monkeypatch, caplog, capsys):
+    """matplotlib failing (no folder it can write its config in) leaves out that figure with one
+    warning naming it and why; the report and the other figure are written, and the status is 0."""
+    from legacy_assistant.common import plots
+    from tests.helpers import ROOT
+
+    def cannot_draw(report, path):
+        raise RuntimeError("Matplotlib requires access to a writable cache directory\nset MPLCONFIGDIR")
+
+    out = tmp_path / "report.json"
+    (tmp_path / "report-confusion.png").write_text("an older run's figure")
+    monkeypatch.setattr(plots, "plot_confusions", cannot_draw)
+    with caplog.at_level(logging.WARNING):
+        assert main(["-q", "evaluate", str(DEFAULT_MODEL), str(ROOT / "data" / "heldout.csv"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["examples"] == 94
+    assert (tmp_path / "report-thresholds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # not an older run's figure beside the new report, and no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report-thresholds.png", "report.json"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "report-confusion.png not drawn (RuntimeError: Matplotlib requires access to a writable cache directory); "
+        "the report is written without it"
+    ]
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_train_refuses_validation_data_that_is_its_training_data(tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Without an optional package (an extra of pyproject.toml), the part that needs it fails at
 once with an error naming what to install, and everything else still works."""
+import json
+import logging
 import sys
 
 import pytest
@@ -34,6 +36,39 @@ def test_evaluate_report_figures_without_matplotlib(monkeypatch, tmp_path, tiny_
     assert "pip install 'legacy-assistant[plots]'" in capsys.readouterr().err
     assert not report.exists()
     assert main(["evaluate", str(tiny_model_dir), str(TINY_INTENTS)]) == 0  # printed figures need no plots
+
+
+def unimportable(monkeypatch, module, error):
+    """Make ``import module`` (and its submodules) raise ``error``, as matplotlib's import does
+    where it finds no folder it can write its config in."""
+
+    class Refuse:
+        def find_spec(self, name, path=None, target=None):
+            if name == module or name.startswith(module + "."):
+                raise error
+            return None
+
+    for name in [name for name in sys.modules if name == module or name.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [Refuse(), *sys.meta_path])
+
+
+def test_evaluate_writes_its_report_where_matplotlib_cannot_be_imported(monkeypatch, tmp_path, tiny_model_dir,
+                                                                         caplog, capsys):
+    """Installed but failing at its import (HOME, the XDG folders and the temporary folder all
+    unwritable): not "not installed", and no reason to lose the report; each figure is named in
+    a warning."""
+    unimportable(monkeypatch, "matplotlib", OSError("Matplotlib requires access to a writable cache directory"))
+    report = tmp_path / "report.json"
+    with caplog.at_level(logging.WARNING):
+        assert main(["-q", "evaluate", str(tiny_model_dir), str(TINY_INTENTS), "--out", str(report)]) == 0
+    assert json.loads(report.read_text())["examples"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records if r.levelno == logging.WARNING] == [
+        "report-confusion.png not drawn",
+        "report-thresholds.png not drawn",
+    ]
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_import_classic_without_h5py(monkeypatch, tmp_path, capsys):

@@ -3,6 +3,7 @@ replies per condition and mode, seeded sampling, reranking, scores, errors, thre
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -105,6 +106,23 @@ def test_export_refuses_to_overwrite_without_force(trained, model_copy):
     export_responder_artifact(trained, model_copy, plot=False, force=True)
     assert not (model_copy / "history.png").exists()
     verify_responder(model_copy)
+
+
+def test_a_history_figure_that_cannot_be_drawn_loses_no_responder(trained, model_copy, monkeypatch, caplog):
+    from legacy_assistant.common import plots
+
+    def cannot_draw(*args, **kwargs):
+        raise RuntimeError("Matplotlib requires access to a writable cache directory")
+
+    monkeypatch.setattr(plots, "plot_history", cannot_draw)
+    with caplog.at_level(logging.WARNING):
+        export_responder_artifact(trained, model_copy, force=True)
+    verify_responder(model_copy)
+    assert not (model_copy / "history.png").exists() and (model_copy / "history.json").is_file()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "history.png not drawn (RuntimeError: Matplotlib requires access to a writable cache directory); "
+        "the model is written without it (history.json holds the same numbers)"
+    ]
 
 
 def _variables_file(root: Path) -> Path:

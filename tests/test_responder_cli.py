@@ -82,6 +82,28 @@ def trained(files) -> tuple[Path, str, str]:
     return out, stdout.getvalue(), stderr.getvalue()
 
 
+def test_evaluate_responder_writes_its_report_when_a_figure_cannot_be_drawn(tmp_path, monkeypatch, caplog):
+    from legacy_assistant.common import plots
+
+    def cannot_draw(report, path):
+        raise RuntimeError("Matplotlib requires access to a writable cache directory")
+
+    monkeypatch.setattr(plots, "plot_responder_quality", cannot_draw)
+    corpus = tmp_path / "corpus.yml"
+    corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
+    out = tmp_path / "reports" / "report.json"
+    argv = ["-q", "evaluate-responder", str(ROOT / "exported" / "responder"), str(corpus), "--samples", "2",
+            "--latency-replies", "1", "--out", str(out)]
+    with caplog.at_level(logging.WARNING):
+        assert main(argv) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["model"]
+    assert "report-quality.png" not in [p.name for p in out.parent.iterdir()]
+    assert [r.getMessage() for r in caplog.records if "not drawn" in r.getMessage()] == [
+        "report-quality.png not drawn (RuntimeError: Matplotlib requires access to a writable cache directory); "
+        "the report is written without it"
+    ]
+
+
 def _tokens(text: str) -> list[str]:
     from legacy_assistant.responder.vocabulary import tokenize
 

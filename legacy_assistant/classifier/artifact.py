@@ -68,9 +68,14 @@ def export_artifact(
         export_saved_model(model.weights, model.spec, str(staging / SAVED_MODEL_DIR))
         write_json(staging / HISTORY_JSON, model.history)
         if plot and model.history:
-            from legacy_assistant.common.plots import plot_history
+            from legacy_assistant.common.plots import drawn, plot_history
 
-            plot_history(model.history, staging / HISTORY_PNG, title=f"{target.name}: training history")
+            # a model is never lost for its figure: history.json holds the same numbers
+            drawn(
+                staging / HISTORY_PNG,
+                lambda path: plot_history(model.history, path, title=f"{target.name}: training history"),
+                "the model is written without it (history.json holds the same numbers)",
+            )
         return _manifest(model, intents, target.name, versions(), source)
 
     return write_artifact(target, fill, manifest_name=MANIFEST, force=force)

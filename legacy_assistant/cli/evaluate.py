@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise AssistantError(problem)
     if args.out:  # the report's figures; found missing before the evaluation, not after
         from legacy_assistant.artifacts.directory import check_written_files
-        from legacy_assistant.common.optional import require
+        from legacy_assistant.common.optional import require_plots
 
-        require("matplotlib", "plots", "the figures written next to --out's report")
+        require_plots("the figures written next to --out's report")
         check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
     refuse_other_kind(args.model, responder=False, instead=f"legacy-assistant evaluate-responder {args.model} CORPUS")
     predictor = Predictor.load(args.model, runtime=written_for(args.model))  # evaluate a migrated copy too
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if args.out:
         from legacy_assistant.common.files import write_text_atomically, write_together
-        from legacy_assistant.common.plots import plot_confusions, plot_threshold_curve
+        from legacy_assistant.common.plots import figure_write, plot_confusions, plot_threshold_curve
 
         out = Path(args.out)  # write_together makes its folder, and removes it if stopped
         confusion_png = out.with_name(out.stem + "-confusion.png")
@@ -120,14 +120,16 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
         # all three or none: the figures take a while to draw, and Ctrl-C then left a new report
         # beside no figures or an older run's
-        write_together(
+        # a figure matplotlib cannot draw is left out with a warning: the report is written
+        written = write_together(
             [
-                (confusion_png, lambda path: plot_confusions(report, path)),
-                (threshold_png, lambda path: plot_threshold_curve(report, path)),
+                (confusion_png, figure_write(confusion_png, lambda path: plot_confusions(report, path))),
+                (threshold_png, figure_write(threshold_png, lambda path: plot_threshold_curve(report, path))),
                 (out, lambda path: write_text_atomically(path, text)),
             ]
         )
-        print(f"wrote {out}, {confusion_png.name} and {threshold_png.name}")
+        figures = [path.name for path in written[:-1]]
+        print(f"wrote {out}" + (f", {' and '.join(figures)}" if figures else " (no figures)"))
     return 0
 
 

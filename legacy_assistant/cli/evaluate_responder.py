@@ -150,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:  # the report's figures; found missing before the evaluation, not after
         from legacy_assistant.artifacts.directory import check_written_files
         from legacy_assistant.cli.evaluate import report_files
-        from legacy_assistant.common.optional import require
+        from legacy_assistant.common.optional import require_plots
 
-        require("matplotlib", "plots", "the figures written next to --out's report")
+        require_plots("the figures written next to --out's report")
         report_paths = report_files(Path(args.out), "-quality.png", "-conditions.png")
         check_written_files(report_paths, args.model, [*args.corpora, *(args.train_corpus or ())])
     dialogues = read_dialogues(
@@ -219,20 +219,23 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if args.out:
         from legacy_assistant.common.files import write_text_atomically, write_together
-        from legacy_assistant.common.plots import plot_responder_conditions, plot_responder_quality
+        from legacy_assistant.common.plots import figure_write, plot_responder_conditions, plot_responder_quality
 
         out = Path(args.out)  # write_together makes its folder, and removes it if stopped
         quality_png = out.with_name(out.stem + "-quality.png")
         conditions_png = out.with_name(out.stem + "-conditions.png")
         text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
         writes: list[tuple[Path, Callable[[Path], object]]] = [
-            (quality_png, lambda path: plot_responder_quality(report, path))
+            (quality_png, figure_write(quality_png, lambda path: plot_responder_quality(report, path)))
         ]
         if "modes" in report["conditions"]:
-            writes.append((conditions_png, lambda path: plot_responder_conditions(report, path)))
-        # the report last, and nothing new at all where the figures' drawing is interrupted
-        write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
-        print(f"wrote {', '.join([out.name, *(path.name for path, _ in writes)])} in {out.parent}")
+            writes.append(
+                (conditions_png, figure_write(conditions_png, lambda path: plot_responder_conditions(report, path)))
+            )
+        # the report last, and nothing new at all where the figures' drawing is interrupted; a
+        # figure matplotlib cannot draw is left out with a warning
+        written = write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
+        print(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}")
     return 0
 
 

@@ -14,7 +14,7 @@ from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
 from legacy_assistant.cli.arguments import fraction_number
-from legacy_assistant.common.optional import require
+from legacy_assistant.common.optional import require_plots
 from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
 from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
 
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(problem)
     config = config_from_args(args)
     if not args.no_plot:  # before hours of training, not after
-        require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
+        require_plots("history.png (--no-plot leaves it out)")
     if not args.out.strip():  # Path("") is ".", the working directory
         raise ArtifactError("--out is an empty path: name a directory")
     out = Path(args.out)

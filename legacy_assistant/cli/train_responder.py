@@ -136,7 +136,7 @@ def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path, exporte
 
 def run(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import RESPONDER_MANIFEST, check_destination, overlaps, refuse_other_kind
-    from legacy_assistant.common.optional import require
+    from legacy_assistant.common.optional import require_plots
     from legacy_assistant.errors import ArtifactError, ConfigError
 
     config = config_from_args(args)
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*args.corpora, *(args.validation or ()), *([args.config] if args.config else [])]
     check_destination(out, args.force, inputs, writes=RESPONDER_MANIFEST)  # before training, not after
     if not args.no_plot:  # before training, not after
-        require("matplotlib", "plots", "history.png (--no-plot leaves it out)")
+        require_plots("history.png (--no-plot leaves it out)")
     if args.checkpoint_dir:  # before the corpora are read (minutes, for the shipped recipe)
         from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
         from legacy_assistant.responder.training import check_checkpoint_dir

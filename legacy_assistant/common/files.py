@@ -67,14 +67,24 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> P
     return target
 
 
+class NotWritten(Exception):
+    """Raised by a write of :func:`write_together` that gives up on its file (a figure
+    matplotlib cannot draw) while the other files are still to be written."""
+
+
 def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]) -> list[Path]:
     """Write several files that belong together (a report and its figures): each
     ``write(path)`` writes a temporary sibling of its file first, and only once all of them are
     whole are they renamed into place, in the order given (the report last, so that a report on
     disk means its figures are there too). A failed or interrupted write (Ctrl-C while a figure
     is drawn) leaves every old file as it was and no temporary file behind, nor a folder it made
-    for them. A device or a pipe (``/dev/null``) is written in its turn, not replaced."""
+    for them. A device or a pipe (``/dev/null``) is written in its turn, not replaced.
+
+    A write that raises :class:`NotWritten` leaves its file out and the others are written: an
+    older file at its path is removed (it belongs to another run's report). Returns the paths
+    written."""
     staged: list[tuple[Path | None, Path, Callable[[Path], object]]] = []
+    skipped: list[Path] = []
     made: list[Path] = []
     try:
         for path, write in writes:
@@ -86,8 +96,13 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
             handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(handle)
             staged.append((Path(name), target, write))
-            with naming(target):
-                write(Path(name))
+            try:
+                with naming(target):
+                    write(Path(name))
+            except NotWritten:
+                staged.pop()
+                Path(name).unlink(missing_ok=True)
+                skipped.append(target)
         for temporary, target, _ in staged:
             if temporary is not None:
                 _give_mode(temporary, target)
@@ -99,6 +114,9 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
             else:
                 os.replace(temporary, target)
             staged.pop(0)
+        for target in skipped:
+            if target.is_file():
+                target.unlink()
     except BaseException:
         for temporary, _, _ in staged:
             if temporary is not None:
@@ -107,7 +125,7 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
             with contextlib.suppress(OSError):  # not empty (another writer's file): it stays
                 folder.rmdir()
         raise
-    return [Path(path) for path, _ in writes]
+    return [Path(path) for path, _ in writes if Path(path) not in skipped]
 
 
 def make_parents(path: Path) -> list[Path]:

@@ -40,3 +40,16 @@ def require(module: str, extra: str, needed_for: str) -> ModuleType:
             f"{needed_for} needs the Python package '{module}', which is not installed: "
             f"pip install 'legacy-assistant[{extra}]' (or pip install {module})"
         ) from None
+
+
+def require_plots(needed_for: str) -> None:
+    """Before work whose output has figures: raise :class:`MissingPackageError` where matplotlib
+    is not installed. An installed matplotlib that fails as it is imported (no folder it can
+    write its config in) is let through: each figure is then left out with a warning as it is
+    drawn, and the report or model it illustrates is written all the same."""
+    try:
+        require("matplotlib", "plots", needed_for)
+    except MissingPackageError:
+        raise
+    except Exception:  # noqa: BLE001 - said once per figure, where it is not drawn
+        pass

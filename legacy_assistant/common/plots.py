@@ -3,15 +3,44 @@ confusion matrix and threshold curve, and a responder evaluation's figures."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from legacy_assistant.common.files import can_make_or_write_in, naming, write_atomically
+from legacy_assistant.common.files import NotWritten, can_make_or_write_in, naming, write_atomically
+
+logger = logging.getLogger(__name__)
+
+
+def drawn(path: str | Path, draw: Callable[[Path], object], without: str, name: str | None = None) -> bool:
+    """Draw a figure with ``draw(path)``; where matplotlib fails (no folder it can write its
+    config in, a font it cannot read, a figure it cannot lay out), log one warning naming the
+    figure (``name``, else ``path``'s), what went wrong and ``without`` (what is written all the
+    same), and return False. A figure is never worth the report or the model it illustrates. Ctrl-C still stops."""
+    try:
+        draw(Path(path))
+    except Exception as exc:  # noqa: BLE001 - any failure of the plot leaves out the plot only
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}" if str(exc).strip() else type(exc).__name__
+        logger.warning("%s not drawn (%s); %s", name or Path(path).name, reason, without)
+        return False
+    return True
+
+
+def figure_write(name: str | Path, draw: Callable[[Path], object]) -> Callable[[Path], object]:
+    """A write for :func:`~legacy_assistant.common.files.write_together` that draws figure
+    ``name`` and, where it cannot be drawn, warns (see :func:`drawn`) and leaves it out while the
+    report beside it is written."""
+
+    def write(path: Path) -> None:
+        if not drawn(path, draw, "the report is written without it", name=Path(name).name):
+            raise NotWritten(str(name))
+
+    return write
 
 
 def plot_history(

@@ -36,7 +36,7 @@ from legacy_assistant.artifacts.directory import (
     write_artifact,
     write_json,
 )
-from legacy_assistant.common.optional import require
+from legacy_assistant.common.optional import require_plots
 from legacy_assistant.errors import ArtifactError, ConfigError
 from legacy_assistant.responder.corpora import corpus_files
 from legacy_assistant.responder.vocabulary import Vocabulary
@@ -73,17 +73,22 @@ def export_responder_artifact(
 
     target = output_dir(out_dir)
     if plot and model.history:  # before anything is written
-        require("matplotlib", "plots", "the responder's training history figure (history.png)")
+        require_plots("the responder's training history figure (history.png)")
     source = {"corpora": _records(sources), "held_out": _records(held_out_sources)}
 
     def fill(staging: Path) -> dict[str, Any]:
         export_responder(model.weights, model.spec, str(staging / SAVED_MODEL_DIR))
         write_json(staging / HISTORY_JSON, model.history)
         if plot and model.history:
-            from legacy_assistant.common.plots import plot_history
+            from legacy_assistant.common.plots import drawn, plot_history
 
-            plot_history(
-                model.history, staging / HISTORY_PNG, title=f"{target.name}: training history", metrics=HISTORY_METRICS
+            # a model is never lost for its figure: history.json holds the same numbers
+            drawn(
+                staging / HISTORY_PNG,
+                lambda path: plot_history(
+                    model.history, path, title=f"{target.name}: training history", metrics=HISTORY_METRICS
+                ),
+                "the model is written without it (history.json holds the same numbers)",
             )
         return {
             "format": FORMAT,
