@@ -531,6 +531,52 @@ def test_reloads_asked_for_while_one_runs_make_one_more_run_not_one_each(caplog)
     assert calls == [1, 2, 3, 4]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGHUP")
+def test_a_sighup_handled_inside_an_ask_does_not_stop_the_process():
+    """``serve --dev`` asks for the reload in its SIGHUP handler, which Python runs on the main
+    thread between two steps of whatever it was doing, also inside the ask of the SIGHUP before
+    (a burst of signals): that ask held the lock, and the nested one waited for it for ever (the
+    server answered nothing more). Here a SIGHUP arrives at every line of the first ask."""
+    import subprocess
+    import sys
+
+    script = (
+        "import signal, sys, time\n"
+        "from legacy_assistant.serving.hotswap import ReloadResult\n"
+        "from legacy_assistant.web.admin import _BackgroundReloads\n"
+        "calls = []\n"
+        "class Slot:\n"
+        "    def reload(self, on_swap=None):\n"
+        "        calls.append(1)\n"
+        "        return ReloadResult(False, {'name': 'm', 'version': '1'}, {'name': 'm', 'version': '1'})\n"
+        "reloads, handled = _BackgroundReloads(), []\n"
+        "def on_hup(signum, frame):\n"
+        "    handled.append(reloads.ask(Slot(), 'SIGHUP'))\n"
+        "signal.signal(signal.SIGHUP, on_hup)\n"
+        "outer = []\n"
+        "def trace(frame, event, arg):\n"
+        "    if frame.f_code.co_filename.endswith('admin.py') and not outer:\n"
+        "        outer.append(frame)\n"
+        "    if outer and frame is not outer[0]:\n"
+        "        return None\n"
+        "    if event == 'line':\n"
+        "        signal.raise_signal(signal.SIGHUP)\n"
+        "    return trace\n"
+        "sys.settrace(trace)\n"
+        "run = reloads.ask(Slot(), 'SIGHUP')\n"
+        "sys.settrace(None)\n"
+        "time.sleep(0.1)\n"  # a signal raised at the last line is handled
+        "for asked in [run, *handled]:\n"
+        "    if asked is not None:\n"
+        "        asked.join(30)\n"
+        "print(len(handled), len(calls))\n"
+    )
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 0, ended.stderr[-3000:]
+    handled, calls = map(int, ended.stdout.split())
+    assert handled > 3 and 1 <= calls <= 2
+
+
 def test_a_resend_after_a_reload_waits_for_the_reply_the_replaced_model_is_still_writing(tiny_model_dir):
     """A turn's generated reply is written by the assistant that stored it, even once a reload has
     swapped in another: a resend of that message, answered by the new one, waits for it too."""
@@ -581,6 +627,37 @@ def test_a_resend_after_a_reload_waits_for_the_reply_the_replaced_model_is_still
     again = results["again"]
     assert again.replayed and again.generated and again.text == "a generated reply"
     assert [turn.reply for turn in store.history("s")] == ["a generated reply"]
+
+
+def test_a_reload_that_raises_system_exit_ends_its_run_and_the_next_ask_reloads(caplog):
+    """A loader that calls sys.exit raised SystemExit on the reload thread: the thread ended with
+    its run never ended, so no later SIGHUP reloaded, and the exit waited for that run for ever."""
+    from legacy_assistant.serving.hotswap import ReloadResult
+    from legacy_assistant.web.admin import _BackgroundReloads
+
+    calls = []
+
+    class Slot:
+        def reload(self, on_swap=None):
+            calls.append(len(calls) + 1)
+            if len(calls) == 1:
+                raise SystemExit(2)
+            return ReloadResult(False, {"name": "m", "version": "1"}, {"name": "m", "version": "1"})
+
+    reloads = _BackgroundReloads()
+    with caplog.at_level("ERROR", logger="legacy_assistant.web.admin"):
+        failed = reloads.ask(Slot(), "SIGHUP")
+        assert failed is not None
+        failed.join(30)
+    assert not failed.is_alive() and "reload (SIGHUP) failed" in caplog.text
+    after = reloads.ask(Slot(), "SIGHUP")
+    assert after is not None
+    after.join(30)
+    assert not after.is_alive() and calls == [1, 2]
+    finishing = threading.Thread(target=reloads.finish, daemon=True)
+    finishing.start()
+    finishing.join(30)
+    assert not finishing.is_alive()
 
 
 def test_background_reloads_all_run_on_one_thread():

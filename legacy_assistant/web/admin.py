@@ -68,10 +68,16 @@ class _BackgroundReloads:
     alive per reload for as long as the worker ran. The thread is a daemon waiting for the next
     ask; at exit :meth:`finish` waits for a reload under way (a daemon thread stopped inside
     TensorFlow's C++ code as the process ended, SIGTERM during a reload, aborted it).
+
+    ``ask`` may be called from a signal handler (``serve --dev``), which Python runs on the main
+    thread between two of its steps, also inside an ``ask`` that holds the lock (a burst of
+    SIGHUPs): the lock is re-entrant, and an ask inside another only marks one more run (with a
+    plain lock the main thread waited for itself, and the server stopped answering).
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._asking = False  # an ask holds the lock: one nested in it (a signal handler) marks a run more
         self._asked = threading.Condition(self._lock)
         self._next: tuple[AssistantSlot, str, ReloadRun] | None = None  # asked for, not started
         self._running = False
@@ -82,20 +88,30 @@ class _BackgroundReloads:
 
     def ask(self, slot: AssistantSlot, reason: str) -> ReloadRun | None:
         with self._lock:
-            if self._finished:
-                return None  # the process is ending
-            if self._running:
-                self._again = True  # the running one may have read the directory already: run once more
+            if self._asking:  # a signal handler interrupted an ask of this thread
+                self._again = True
                 return None
-            self._running = True
-            run = ReloadRun()
-            self.thread = run
-            self._next = (slot, reason, run)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="model-reload", daemon=True)
-                self._thread.start()
-                atexit.register(self.finish)
-            self._asked.notify()
+            self._asking = True
+            try:
+                return self._ask(slot, reason)
+            finally:
+                self._asking = False
+
+    def _ask(self, slot: AssistantSlot, reason: str) -> ReloadRun | None:
+        if self._finished:
+            return None  # the process is ending
+        if self._running:
+            self._again = True  # the running one may have read the directory already: run once more
+            return None
+        self._running = True
+        run = ReloadRun()
+        self.thread = run
+        self._next = (slot, reason, run)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="model-reload", daemon=True)
+            self._thread.start()
+            atexit.register(self.finish)
+        self._asked.notify()
         return run
 
     def finish(self) -> None:
@@ -122,7 +138,9 @@ class _BackgroundReloads:
                 reload_model(slot, reason)
             except ReloadError:
                 pass  # logged by reload_model; the old model keeps serving
-            except Exception:  # a thread's exception would only reach stderr: log it, keep serving
+            except BaseException:  # a thread's exception would only reach stderr: log it, keep serving
+                # (SystemExit too: it ended the thread with the run never ended, no later reload, and
+                # the process waiting for ever as it exited)
                 log.exception("reload (%s) failed", reason)
             with self._lock:
                 if not self._again or self._finished:
