@@ -88,6 +88,19 @@ def test_ctrl_c_while_a_reload_finishes_ends_the_process_at_once():
     assert time.monotonic() - started < 30
 
 
+class _Server:
+    """What the development server's request handler reads of Werkzeug's server."""
+
+    ssl_context = None
+    multithread = multiprocess = passthrough_errors = shutdown_signal = False
+    server_address = ("127.0.0.1", 1)
+
+    @staticmethod
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+
 def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(caplog):
     """The development server (http.server underneath) logs why it refused a request line,
     quoting the line or a piece of it: a raw space in a conversation's path wrote the sender id
@@ -97,16 +110,6 @@ def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(capl
 
     from legacy_assistant.cli.serve import _quiet_request_handler
     from legacy_assistant.stores.base import sender_digest
-
-    class Server:  # what the handler reads of werkzeug's server
-        ssl_context = None
-        multithread = multiprocess = passthrough_errors = shutdown_signal = False
-        server_address = ("127.0.0.1", 1)
-
-        @staticmethod
-        def app(environ, start_response):
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok"]
 
     handler = _quiet_request_handler()
     hidden = f"/api/v1/conversations/<sender-sha256:{sender_digest('alice secret-id')}>"
@@ -124,9 +127,57 @@ def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(capl
         with ours, theirs, caplog.at_level("INFO", logger="werkzeug"):
             ours.sendall(sent + b"\r\nHost: localhost\r\n\r\n")
             ours.shutdown(socket.SHUT_WR)
-            handler(theirs, ("127.0.0.1", 1), Server())
+            handler(theirs, ("127.0.0.1", 1), _Server())
             assert b"400" in ours.recv(65536)  # the answer (no status line to a line without a version)
         lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
         assert [line for line in lines if line.endswith(logged)], lines
         if b"conversations" in sent:
             assert not [line for line in lines if "secret-id" in line or "alice" in line], lines
+
+
+def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
+    """A request http.server refuses before the app sees it was answered with its HTML page,
+    whose status line and text repeated the request line (a conversation's sender id), and,
+    to a line whose version it could not read, with no status line at all. The answer is the
+    app's JSON error, as serve answers gunicorn's refusals, with an X-Request-ID."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    handler = _quiet_request_handler()
+    too_many_headers = b"".join(b"X-%d: 1\r\n" % n for n in range(101))
+    for sent, status, code in (
+        (b"GET /api/v1/conversations/alice secret-id HTTP/1.1\r\nHost: localhost\r\n", 400, "bad_request"),
+        (b"GET /api/v1/conversations/alice secret-id\r\nHost: localhost\r\n", 400, "bad_request"),
+        (b"GET /api/v1/conversations/alice-secret-id HTTP/2.0\r\nHost: localhost\r\n", 505,
+         "http_version_not_supported"),
+        (b"POST /api/v1/conversations/alice-secret-id\r\n", 400, "bad_request"),  # HTTP/0.9 knows only GET
+        (b"GET /api/v1/conversations/alice-secret-id" + b"x" * 65536 + b" HTTP/1.1\r\n", 414,
+         "request_uri_too_long"),
+        (b"GET /api/v1/conversations/alice-secret-id HTTP/1.1\r\n" + too_many_headers, 431,
+         "request_header_fields_too_large"),
+    ):
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            # a long line fills the pair's buffer: it is sent while the handler reads
+            sending = threading.Thread(target=ours.sendall, args=(sent + b"\r\n",))
+            sending.start()
+            handler(theirs, ("127.0.0.1", 1), _Server())
+            theirs.shutdown(socket.SHUT_WR)
+            sending.join()
+            answer = b""
+            while chunk := ours.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith(f"HTTP/1.1 {status} "), answer[:300]
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        assert headers["Content-Type"] == "application/json"
+        assert headers["Connection"] == "close"
+        assert int(headers["Content-Length"]) == len(body)
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", headers["X-Request-ID"])  # the headers were not read
+        error = json.loads(body)["error"]
+        assert error["code"] == code and error["message"]
+        assert b"alice" not in answer and b"secret" not in answer, answer[:300]

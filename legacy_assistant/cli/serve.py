@@ -19,6 +19,7 @@ import importlib.util
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -372,10 +373,30 @@ def _quiet_request_handler() -> type:
     from werkzeug.serving import WSGIRequestHandler
 
     from legacy_assistant.web.logged import logged_refusal
+    from legacy_assistant.web.observability import RequestIds
+
+    refused_ids = RequestIds()
 
     class QuietRequestHandler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # a request http.server refuses before the app sees it (a request line it cannot
+            # read, an unsupported version, a line or header over its limits): the app's JSON
+            # error, as gunicorn's refusals under serve, instead of an HTML page whose status
+            # line and text repeated the request line (a conversation's sender id)
+            started = time.perf_counter()
+            self.log_error("code %d, message %s", code, message)
+            headers = getattr(self, "headers", None)
+            request_id = _refused_request_id(headers, refused_ids)
+            from legacy_assistant.web.metrics import count_rejected
+
+            count_rejected(code)  # beside the app's own 4xx, as serve counts gunicorn's refusals
+            _refused_access_line(self.server, code, time.perf_counter() - started, request_id)
+            self.close_connection = True
+            self.wfile.write(refused_answer(code, request_id))
+            self.wfile.flush()
 
         def log_error(self, format: str, *args: Any) -> None:
             # why it refused a request line it could not read, quoting the line or a piece of
@@ -387,3 +408,49 @@ def _quiet_request_handler() -> type:
             super().log_error(format, *args)
 
     return QuietRequestHandler
+
+
+# Why the development server (http.server underneath) refuses a request, by status: the text
+# of its JSON answer, which names no part of the request (a conversation's sender id)
+_DEV_REFUSALS = {
+    400: "the request is not valid HTTP",
+    414: "the request line (method, path and query) is longer than 65536 bytes",
+    431: "a request header is longer than 65536 bytes, or there are more than 100 headers",
+    505: "the HTTP version is not supported: send HTTP/1.0 or HTTP/1.1",
+}
+
+
+def refused_answer(status: int, request_id: str) -> bytes:
+    """The development server's answer to a request it refuses before the app sees it: the
+    app's JSON error (``{"error": {"code", "message"}}``), as ``serve`` answers gunicorn's
+    refusals, with the request's ``X-Request-ID``, the headers every answer carries for
+    browsers, and ``Connection: close``."""
+    from http import HTTPStatus
+
+    from legacy_assistant.web.errors import refusal_answer
+
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return refusal_answer(status, reason, _DEV_REFUSALS.get(status, reason.lower()), request_id)
+
+
+def _refused_request_id(headers: Any, ids: Any) -> str:
+    """The client's ``X-Request-ID`` where the headers were read and it is a short token (as
+    the app takes it), else the next of ``ids``."""
+    from legacy_assistant.web.observability import REQUEST_ID_HEADER, valid_request_id
+
+    value = headers.get(REQUEST_ID_HEADER) if headers is not None else None
+    return str(value) if isinstance(value, str) and valid_request_id(value) else str(ids.next())
+
+
+def _refused_access_line(server: Any, status: int, seconds: float, request_id: str) -> None:
+    """The access log's line for a request the development server refused (``- - STATUS TIMEms
+    id=ID``: its method and path were not read), as ``serve`` writes one, unless the access log is off."""
+    from legacy_assistant.web.observability import access_log
+
+    config = getattr(getattr(server, "app", None), "config", None)
+    if isinstance(config, dict) and not config.get("ACCESS_LOG", True):
+        return
+    access_log.info("- - %d %.2fms id=%s", status, seconds * 1000, request_id)

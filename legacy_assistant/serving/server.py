@@ -56,7 +56,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from http import HTTPStatus
 from typing import Any, NoReturn
 
 from gunicorn import sock as gunicorn_sock
@@ -503,8 +502,7 @@ class ModelWorker(ThreadWorker):
         )
 
     def _json_error(self, status: int, reason: str, message: str | None, request_id: str) -> bytes:
-        from legacy_assistant.web.errors import error_body, status_code_name
-        from legacy_assistant.web.security import BROWSER_HEADERS, DATA_POLICY
+        from legacy_assistant.web.errors import refusal_answer
 
         limits = {
             400: "the request is not valid HTTP",
@@ -513,16 +511,8 @@ class ModelWorker(ThreadWorker):
             f"than {self.cfg.limit_request_fields} headers",
             500: "the server failed to handle this request",
         }
-        body = error_body(status_code_name(status), message or limits.get(status, reason)).encode("utf-8")
-        with contextlib.suppress(ValueError):  # gunicorn keeps "Bad Request" as the reason of its 501
-            reason = HTTPStatus(status).phrase
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n"
-            + "".join(f"{name}: {value}\r\n" for name, value in BROWSER_HEADERS)
-            + f"Content-Security-Policy: {DATA_POLICY}\r\n\r\n"
-        )
-        return head.encode("latin-1") + body
+        # (the status line's phrase is the standard one: gunicorn keeps "Bad Request" as its 501's)
+        return refusal_answer(status, reason, message or limits.get(status, reason), request_id)
 
 
 def _waited_for_data(conn: Any) -> bool:

@@ -7,6 +7,7 @@ Views validate their input with :func:`json_object` and :func:`text_field`, whic
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import logging
 import re
@@ -89,6 +90,28 @@ def error_response(
 
 def _http_code_name(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def refusal_answer(status: int, reason: str, message: str, request_id: str) -> bytes:
+    """The whole HTTP answer (status line, headers, body) to a request the HTTP server refuses
+    before the app sees it (gunicorn under ``serve``, http.server under ``serve --dev``): the
+    app's JSON error (``{"error": {"code", "message"}}``) with the request's ``X-Request-ID``,
+    the headers every answer carries for browsers, and ``Connection: close``. ``reason`` is the
+    status line's phrase where ``status`` is no standard one."""
+    from http import HTTPStatus
+
+    from legacy_assistant.web.security import BROWSER_HEADERS, DATA_POLICY
+
+    body = error_body(status_code_name(status), message).encode("utf-8")
+    with contextlib.suppress(ValueError):
+        reason = HTTPStatus(status).phrase
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in BROWSER_HEADERS)
+        + f"Content-Security-Policy: {DATA_POLICY}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
 def status_code_name(status: int) -> str:
