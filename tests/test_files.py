@@ -244,3 +244,18 @@ def test_a_sticky_folder_keeps_a_file_from_all_but_its_owner_the_folders_and_roo
     assert sticky_keeps(1000, _sticky_folder(1001)) is keeps
     plain = os.stat_result((stat.S_IFDIR | 0o777, 0, 0, 2, 1001, 0, 0, 0, 0, 0))
     assert sticky_keeps(1000, plain) is False
+
+
+def test_a_write_left_out_of_files_written_together_leaves_a_device_in_its_place(tmp_path: Path) -> None:
+    """A figure that cannot be drawn is left out (NotWritten) and the report beside it written;
+    where the figure's path is a device (/dev/null), written in its turn rather than replaced,
+    the refusal was taken for a failure of the whole, and nothing was written."""
+    from legacy_assistant.common.files import NotWritten, write_together
+
+    def not_drawn(path: Path) -> None:
+        raise NotWritten(str(path))
+
+    report = tmp_path / "report.json"
+    written = write_together([(os.devnull, not_drawn), (report, lambda path: path.write_text("{}"))])
+    assert written == [report] and report.read_text() == "{}"
+    assert Path(os.devnull).exists() and not Path(os.devnull).is_file()

@@ -109,8 +109,11 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
         while staged:
             temporary, target, write = staged[0]
             if temporary is None:
-                with naming(target):
-                    write(target)
+                try:
+                    with naming(target):
+                        write(target)
+                except NotWritten:
+                    skipped.append(target)  # a device: nothing of it is removed (is_file, below)
             else:
                 os.replace(temporary, target)
             staged.pop(0)
