@@ -103,6 +103,20 @@ def test_a_closed_store_refuses_every_use(make_store):
     store.close()  # twice is harmless
 
 
+def test_a_store_used_in_a_with_block_is_closed_as_it_ends(make_store):
+    """Every store is a context manager, as the models are: ``with open_store(url) as store:``
+    closes it at the end of the block, an error in it too."""
+    with make_store() as store:
+        store.save("bob", ConversationState(turns=1), turn())
+        assert len(store.history("bob")) == 1
+    with pytest.raises(StoreError, match="the store is closed$"):
+        store.history("bob")
+    with pytest.raises(ValueError, match="in the block"), make_store() as other:
+        raise ValueError("in the block")
+    with pytest.raises(StoreError, match="the store is closed$"):
+        other.load("bob")
+
+
 def test_save_then_load_and_history(make_store):
     store = make_store()
     store.save("a", ConversationState(context="coffee_size", next_tag=None, turns=1), turn("one"))

@@ -43,6 +43,7 @@ from legacy_assistant.stores.base import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TTL_SECONDS,
     FORGOTTEN_SECONDS,
+    ClosedAtExit,
     ConversationState,
     Turn,
     check_idle_time,
@@ -70,7 +71,7 @@ SHOWN_OPTIONS = frozenset(
 CLIENT_OPTIONS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
 
 
-class RedisStore:
+class RedisStore(ClosedAtExit):
     """A :class:`~legacy_assistant.stores.base.ConversationStore` on a Redis server.
 
     Args:

@@ -40,6 +40,7 @@ from legacy_assistant.stores.base import (
     DEFAULT_TTL_SECONDS,
     FORGOTTEN_SECONDS,
     SQLITE_SYNCHRONOUS_MODES,
+    ClosedAtExit,
     ConversationState,
     Turn,
     check_idle_time,
@@ -273,7 +274,7 @@ class _WriterLock:
             self._thread_lock.release()
 
 
-class SQLiteStore:
+class SQLiteStore(ClosedAtExit):
     """A :class:`~legacy_assistant.stores.base.ConversationStore` in one SQLite file.
 
     Args:
