@@ -769,6 +769,61 @@ def test_a_narrow_page_with_large_text_grows_the_box_and_scrolls_only_down(open_
     assert widths[0] <= widths[1], widths
 
 
+def test_on_a_phone_the_box_and_send_stay_in_view_below_a_long_conversation(browser, live_url):
+    """360 by 640 pixels: the log took up to 60% of the window's height whatever the header and the
+    settings above it took, so that a few turns pushed the message box and Send below the window's
+    edge. The page is now the window's height and the log takes what is left, scrolling; a log
+    showing its end goes on showing it as the box grows with the lines of a long message; after a
+    reload it shows its end again. With reduced motion, the log scrolls without animation."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 360, "height": 640, "deviceScaleFactor": 1, "mobile": True})
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    layout = """
+        var log = document.getElementById("log"), root = document.documentElement;
+        function inView(id) {
+          var r = document.getElementById(id).getBoundingClientRect();
+          return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth;
+        }
+        return {box: inView("message"), send: inView("send"), scrolls: log.scrollHeight > log.clientHeight,
+                atEnd: log.scrollHeight - log.scrollTop - log.clientHeight < 2,
+                sideways: root.scrollWidth > root.clientWidth};"""
+    try:
+        open_fresh(browser, live_url)
+        assert browser.execute_script("return innerWidth") == 360
+        behavior = "return getComputedStyle(document.getElementById('log')).scrollBehavior"
+        assert browser.execute_script(behavior) == "auto"  # the log scrolls without animation
+        url = "https://example.com/" + "x" * 150  # one long word: it wraps, within the message
+        for text in ["I'd like to order a coffee", url, "what time is it", "thanks"]:
+            send(browser, text)
+        assert browser.execute_script(layout) == {"box": True, "send": True, "scrolls": True, "atEnd": True,
+                                                  "sideways": False}
+        sent = browser.find_elements(By.CSS_SELECTOR, "#log .msg.user")[1]
+        assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", sent)
+
+        box = browser.find_element(By.ID, "message")
+        for line in ["one", "two"]:
+            box.send_keys(line)
+            box.send_keys(Keys.SHIFT, Keys.ENTER)  # a new line
+        box.send_keys("three")
+        assert box.get_attribute("value") == "one\ntwo\nthree"
+        WebDriverWait(browser, 5).until(lambda b: b.execute_script(layout) == {
+            "box": True, "send": True, "scrolls": True, "atEnd": True, "sideways": False})
+        box.clear()
+
+        browser.refresh()
+        ready(browser)
+        WebDriverWait(browser, 5).until(lambda b: b.execute_script(layout) == {
+            "box": True, "send": True, "scrolls": True, "atEnd": True, "sideways": False})
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By

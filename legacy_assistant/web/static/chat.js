@@ -127,8 +127,23 @@
   }
   unsure = loadUnsure();
 
+  // Whether the log shows its end, as the latest scroll left it (a smooth scroll to the end counts
+  // from its start). The page is the window's height, so the log's own height follows the window
+  // and the message box (a long message typed, a phone's keyboard opened): a log that showed its
+  // end goes on showing it, the latest reply in view.
+  var showsEnd = true;
   function scrollToEnd() {
+    showsEnd = true;
     log.scrollTop = log.scrollHeight;
+  }
+  // "scrollend" comes once a smooth scroll has arrived; where there is none, every step is heard
+  log.addEventListener("onscrollend" in window ? "scrollend" : "scroll", function () {
+    showsEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+  });
+  if (typeof ResizeObserver === "function") {
+    new ResizeObserver(function () {
+      if (showsEnd) scrollToEnd();
+    }).observe(log);
   }
 
   var SPEAKERS = { user: "You", bot: "Assistant", error: "Error" };
