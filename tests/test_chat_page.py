@@ -459,10 +459,13 @@ def test_turns_the_log_missed_come_in_with_the_next_answered_turn(browser, live_
     assert [kind for kind, _, _ in conversation(browser)] == ["user", "bot"] * 5
 
 
-def test_a_restore_given_up_on_says_no_message_of_the_users_may_be_waiting(browser, live_url):
+def test_a_restore_given_up_on_is_announced_and_says_no_message_of_the_users_may_be_waiting(browser, live_url):
     """A transcript that did not come in time was reported with the words for a message sent:
-    "It may still have the message: reload the page ... before sending it again"."""
+    "It may still have the message: reload the page ... before sending it again". The error went
+    into the log while it was busy (being refilled), where no screen reader heard it: it is said
+    on the status region too."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     open_fresh(browser, live_url)
     hanging = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
@@ -482,9 +485,11 @@ def test_a_restore_given_up_on_says_no_message_of_the_users_may_be_waiting(brows
         ready(browser)
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hanging["identifier"]})
-    assert [text for kind, text, _ in conversation(browser)] == [
-        "Could not restore the conversation: The server did not answer in time (0.3 s)."]
+    said = "Could not restore the conversation: The server did not answer in time (0.3 s)."
+    assert [text for kind, text, _ in conversation(browser)] == [said]
     assert browser.find_element(By.ID, "message").is_enabled()
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 5).until(lambda b: status.get_attribute("textContent") == said)
 
 
 def test_a_turn_answered_in_one_tab_shows_in_the_others(open_browser, live_url):

@@ -533,7 +533,11 @@
   function restore(quiet) {
     var requestSender = sender;
     function failed(why) {
-      if (!stale && !quiet) addMessage("error", "Could not restore the conversation: " + why); // said once
+      if (!stale && !quiet) { // said once
+        var said = "Could not restore the conversation: " + why;
+        addMessage("error", said);
+        announce(said); // the log, busy while it is refilled, announces nothing added to it
+      }
       stale = true;
       return false;
     }
