@@ -299,6 +299,51 @@ def test_close_fails_waiting_requests_lets_the_running_batch_finish_and_refuses_
     assert model.batches == [[-1]]
 
 
+def test_a_batcher_is_a_context_manager_closed_at_the_blocks_end():
+    model = FakeModel()
+    with MicroBatcher(model, max_wait_s=0) as batcher:
+        assert batcher.submit(1) == 10
+    with pytest.raises(BatcherClosed, match="closed"):
+        batcher.submit(2)
+    with pytest.raises(ValueError, match="in the block"), MicroBatcher(model) as other:
+        raise ValueError("in the block")
+    with pytest.raises(BatcherClosed, match="closed"):
+        other.submit(3)
+    assert model.batches == [[1]]
+
+
+def test_a_batch_its_model_closed_under_fails_at_once_without_running_its_items_again(caplog):
+    """After close(wait=False) the model was closed under the running batch: its items were run
+    again one by one, each only to meet the closed model too."""
+    from legacy_assistant.common.closing import Closing
+    from legacy_assistant.errors import ModelClosed
+
+    closing = Closing("Fake model")
+
+    def closed_or_times_ten(item: int) -> int:
+        closing.check()
+        return item * 10
+
+    model = FakeModel(closed_or_times_ten)
+    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=0)
+    callers = queue_behind(batcher, [1, 2, 3])
+    held, model.gate = model.gate, threading.Event()  # the batch of the three waits at a new gate
+    model.entered.clear()
+    held.set()
+    assert first.join().result == -10
+    assert model.entered.wait(JOIN_S)
+    assert model.batches == [[-1], [1, 2, 3]] and batcher.pending == 0
+    batcher.close(wait=False)
+    closing.closed = True  # the model closes under the running batch
+    with caplog.at_level("WARNING", logger="legacy_assistant.serving.batching"):
+        model.gate.set()
+        errors = [caller.join().error for caller in callers]
+    assert all(isinstance(error, ModelClosed) for error in errors), errors
+    assert len({id(error) for error in errors}) == 3  # its own exception each
+    assert model.batches == [[-1], [1, 2, 3]]  # not run again, item by item
+    assert "one by one" not in caplog.text
+
+
 def test_close_releases_a_batch_that_waits_for_more():
     model = FakeModel()
     batcher = primed(model, 4, max_batch_size=8, max_wait_s=3600)
@@ -764,3 +809,14 @@ def test_closed_adapters_refuse_requests(predictor, responder):
         classifier.predict_one("hello")
     with pytest.raises(BatcherClosed):
         generator.respond(["hello"])
+
+
+def test_the_adapters_are_context_managers_that_close_their_batchers(predictor, responder):
+    with BatchedClassifier(predictor) as classifier, BatchedResponder(responder) as generator:
+        assert classifier.predict_one("hello").ranking
+        assert generator.respond(["hello"])
+    with pytest.raises(BatcherClosed):
+        classifier.predict_one("hello")
+    with pytest.raises(BatcherClosed):
+        generator.respond(["hello"])
+    assert not predictor.closed and not responder.closed  # closing an adapter leaves its model open

@@ -5,14 +5,34 @@ closed Session.")``, which names neither the model nor what to do. :class:`Closi
 call made after ``close()`` before anything runs, and turns the ``RuntimeError`` of a call that a
 ``close()`` in another thread cut short into the same error: a caller sees one refusal, whichever
 thread closed the model and when.
+
+:class:`ClosedAtExit` gives an object with a ``close()`` the ``with`` block that closes it at the
+block's end.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TypeVar
 
 from legacy_assistant.errors import ModelClosed
+
+_Self = TypeVar("_Self", bound="ClosedAtExit")
+
+
+class ClosedAtExit:
+    """``with obj:`` closes ``obj`` as the block ends (its own :meth:`close`, called with no
+    arguments)."""
+
+    def close(self) -> None:  # each class's own
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Closing:

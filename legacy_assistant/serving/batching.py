@@ -32,14 +32,20 @@ How it runs (leader and followers, no thread of its own):
   batches under one route's load and lost most of batching's gain). Batches of an
   :class:`AloneKey`, which cannot grow, say nothing about the load and are not counted.
 * a batch that raises, or returns a result list of the wrong length, is run again item by item,
-  so each caller gets its own result or its own exception and one bad item fails no other.
+  so each caller gets its own result or its own exception and one bad item fails no other. A
+  batch that raises :class:`~legacy_assistant.errors.ModelClosed` (its model was closed, as
+  after a ``close(wait=False)``) is not: every item would fail alike, and each caller gets that
+  error at once.
 
 :class:`BatchedClassifier` and :class:`BatchedResponder` put the two models behind a batcher;
-with ``enabled=False`` they call the model directly (the off switch).
+with ``enabled=False`` they call the model directly (the off switch). All three are context
+managers: ``with`` closes them (``close()``, which waits for the batch in flight) as the block
+ends.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -48,7 +54,8 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, cast
 
-from legacy_assistant.errors import AssistantError, ConfigError, RequestError
+from legacy_assistant.common.closing import ClosedAtExit
+from legacy_assistant.errors import AssistantError, ConfigError, ModelClosed, RequestError
 
 if TYPE_CHECKING:
     from legacy_assistant.classifier.predictor import Prediction, Predictor
@@ -109,7 +116,7 @@ class _Slot(Generic[Item, Result]):
         return cast(Result, self.result)
 
 
-class MicroBatcher(Generic[Item, Result]):
+class MicroBatcher(ClosedAtExit, Generic[Item, Result]):
     """``submit(item, key)`` from any thread; concurrent submits run as one ``run_batch`` call.
 
     Args:
@@ -294,6 +301,9 @@ class MicroBatcher(Generic[Item, Result]):
         """Run one batch without the lock: ``(result, None)`` or ``(None, exception)`` per item."""
         try:
             return [(result, None) for result in self._call(items)]
+        except ModelClosed as exc:  # its model closed under the batch: no rerun, each item would fail alike
+            # an exception each (copies of the message): a raised one gathers its thread's frames
+            return [(None, exc if i == 0 else copy.copy(exc)) for i in range(len(items))]
         except Exception as exc:
             if len(items) == 1:
                 return [(None, exc)]
@@ -324,7 +334,7 @@ class MicroBatcher(Generic[Item, Result]):
         return results
 
 
-class BatchedClassifier:
+class BatchedClassifier(ClosedAtExit):
     """``predict_one(text) -> Prediction`` through a :class:`MicroBatcher` over
     ``predictor.predict(texts)``: the same ranking as ``predictor.predict([text])[0]`` (up to
     float rounding, about 1e-7), one ``Session.run`` per batch.
@@ -374,7 +384,7 @@ class _Request(NamedTuple):
     condition_strength: float | None
 
 
-class BatchedResponder:
+class BatchedResponder(ClosedAtExit):
     """``respond(context, condition, mode, seed) -> str`` through a :class:`MicroBatcher` over
     ``responder.respond_batch``: one decode per batch.
 

@@ -25,12 +25,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
+from legacy_assistant.common.closing import ClosedAtExit
 from legacy_assistant.common.files import blocking_file, nearest_existing
 from legacy_assistant.errors import ConfigError, RequestError, StoreError
-
-_Self = TypeVar("_Self", bound="ClosedAtExit")
 
 
 def forgotten_key(sender: str) -> str:
@@ -253,19 +252,6 @@ class ConversationStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
-
-
-class ClosedAtExit:
-    """``with store:`` closes the store as the block ends (each store's :meth:`close`)."""
-
-    def close(self) -> None:  # each store's own
-        raise NotImplementedError
-
-    def __enter__(self: _Self) -> _Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class MemoryStore(ClosedAtExit):

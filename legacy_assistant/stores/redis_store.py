@@ -38,12 +38,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from legacy_assistant.common.closing import ClosedAtExit
 from legacy_assistant.errors import ConfigError, StoreError
 from legacy_assistant.stores.base import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TTL_SECONDS,
     FORGOTTEN_SECONDS,
-    ClosedAtExit,
     ConversationState,
     Turn,
     check_idle_time,

@@ -34,13 +34,13 @@ try:
 except ImportError:  # Windows has no fcntl: processes then queue in SQLite's busy handler only
     fcntl = None  # type: ignore[assignment]
 
+from legacy_assistant.common.closing import ClosedAtExit
 from legacy_assistant.errors import ConfigError, StoreError
 from legacy_assistant.stores.base import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TTL_SECONDS,
     FORGOTTEN_SECONDS,
     SQLITE_SYNCHRONOUS_MODES,
-    ClosedAtExit,
     ConversationState,
     Turn,
     check_idle_time,
