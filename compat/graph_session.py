@@ -98,9 +98,11 @@ class GraphSession:
         return [name for name, ready in zip(checks, values) if not ready]
 
     def run(self, fetches: Any, feed_dict: dict | None = None) -> Any:
-        """``Session.run``; thread-safe once the graph is complete."""
+        """``Session.run``; thread-safe once the graph is complete. A run that :meth:`close` cuts
+        short raises ``RuntimeError``, as a run after it does."""
         check_not_forked()
-        return self.session.run(fetches, feed_dict=feed_dict)
+        with self.cut_short_by_close():
+            return self.session.run(fetches, feed_dict=feed_dict)
 
     def fixed_run(self, fetches: Sequence[tf.Tensor], feeds: Sequence[tf.Tensor]) -> FixedRun:
         """A thread-safe ``run(fetches, dict(zip(feeds, values)))`` for repeated calls (:class:`FixedRun`)."""
@@ -116,6 +118,18 @@ class GraphSession:
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
         check_not_forked()
+
+    @contextlib.contextmanager
+    def cut_short_by_close(self) -> Iterator[None]:
+        """The block's ``CancelledError`` (how TensorFlow ends a run when its session closes)
+        becomes ``RuntimeError("Attempted to use a closed Session.")`` once the session is
+        closed: a call that :meth:`close` cut short fails as a call after it does."""
+        try:
+            yield
+        except tf.errors.CancelledError:
+            if self._closed:
+                raise RuntimeError("Attempted to use a closed Session.") from None
+            raise
 
     def tensor(self, name: str) -> tf.Tensor:
         """Look a tensor up by name in *this* graph (never the thread's default graph)."""
@@ -175,12 +189,8 @@ class FixedRun:
         self._callable: Any = None
         if make is not None and CallableOptions is not None:
             options = CallableOptions(feed=[t.name for t in self._feeds], fetch=[t.name for t in self._fetches])
-            try:
+            with graph_session.cut_short_by_close():  # closed since the check above (a first call meets a close)
                 self._callable = make(options)
-            except tf.errors.CancelledError:
-                if graph_session.closed:  # closed since the check above (a first call meets a close)
-                    raise RuntimeError("Attempted to use a closed Session.") from None
-                raise
 
     @property
     def compiled(self) -> bool:
@@ -195,12 +205,8 @@ class FixedRun:
         if self._callable is None:
             return self._gs.run(self._fetches, dict(zip(self._feeds, arrays)))
         self._gs.check_open()
-        try:
+        with self._gs.cut_short_by_close():  # closed while this call ran: what a call after close() raises
             results = self._callable(*arrays)
-        except tf.errors.CancelledError:
-            if self._gs.closed:  # closed while this call ran: what a call after close() raises
-                raise RuntimeError("Attempted to use a closed Session.") from None
-            raise
         # a fetched variable comes back as a view of its live buffer: copy, as Session.run gives
         return [np.array(result, copy=True) for result in results]
 

@@ -238,3 +238,64 @@ def test_a_call_cut_short_by_close_raises_runtime_error(mixed_graph, monkeypatch
     monkeypatch.setattr(run, "_callable", cancelled)
     with pytest.raises(RuntimeError, match="closed Session"):
         run(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), 1.0)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_run_a_close_cuts_short_raises_model_closed_whether_compiled_or_not(compiled, monkeypatch):
+    """The Session.run fallback let TensorFlow's CancelledError out of a run that a close() in
+    another thread cut short, where the compiled call raised the documented RuntimeError (which
+    a model's call turns into ModelClosed)."""
+    import threading
+
+    from legacy_assistant.common.closing import Closing
+    from legacy_assistant.errors import ModelClosed
+
+    gs = GraphSession()
+    started = threading.Event()
+
+    def start(x):
+        started.set()
+        return x
+
+    with gs.bound():
+        x = tf.placeholder(tf.float32, [], name="x")
+        queue = tf.FIFOQueue(1, [tf.float32], shapes=[[]])  # never filled: a dequeue waits until cancelled
+        with tf.control_dependencies([tf.py_func(start, [x], tf.float32)]):
+            out = queue.dequeue() + x
+    gs.finalize()
+    if not compiled:
+        monkeypatch.setattr(gs.session, "_make_callable_from_options", None)  # as on a release without it
+    run = gs.fixed_run([out], [x])
+    assert run.compiled == compiled
+    closing = Closing("Model")  # as a model closes: marked closed first, then its session
+
+    def close():
+        closing.closed = True
+        gs.close()
+
+    closer = threading.Thread(target=lambda: started.wait(60) and close())
+    closer.start()
+    try:
+        with pytest.raises(ModelClosed, match="^Model: it is closed"):
+            with closing.call():
+                run(1.0)
+    finally:
+        closer.join(60)
+        gs.close()
+    with pytest.raises(RuntimeError, match="closed Session"):
+        run(1.0)
+
+
+def test_graph_session_run_cut_short_by_close_raises_runtime_error(mixed_graph, monkeypatch):
+    gs, feeds, fetches = mixed_graph
+    feed = {feeds[0]: [[0]], feeds[1]: [[1.0]], feeds[2]: 1.0}
+
+    def cancelled(*args, **kwargs):
+        raise tf.errors.CancelledError(None, None, "Run call was cancelled")
+
+    monkeypatch.setattr(gs.session, "run", cancelled)
+    with pytest.raises(tf.errors.CancelledError):  # not closed: a cancelled run stays what it was
+        gs.run(fetches[0], feed)
+    gs.close()  # closed while the run ran
+    with pytest.raises(RuntimeError, match="closed Session"):
+        gs.run(fetches[0], feed)
