@@ -550,8 +550,27 @@ def test_a_pattern_with_no_word_is_warned_about_by_name(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
         assert main(["train", str(data), "--out", str(tmp_path / "model"), "--epochs", "1", "--no-plot"]) == 0
     assert [r.getMessage() for r in caplog.records if "holds no word" in r.getMessage()] == [
-        f'{data}: training pattern "\U0001F44D" of intent "thanks" holds no word the classifier keeps (punctuation and '
-        "emoji are dropped, rare words cut by min_count): it only teaches that an empty message is that intent"
+        f'{data}: line 2: training pattern "\U0001F44D" of intent "thanks" holds no word the classifier keeps '
+        "(punctuation and emoji are dropped, rare words cut by min_count): it only teaches that an empty message is "
+        "that intent"
+    ]
+
+
+def test_a_pattern_with_no_word_is_warned_about_with_its_intent_and_place_in_the_intents_file(tmp_path, caplog):
+    """The warning named the file and the pattern's text, not which intent of the file holds it, nor
+    which of its patterns it is."""
+    data = tmp_path / "intents.json"
+    intents = [
+        {"tag": "greeting", "patterns": ["hello there", "hello you"], "responses": ["Hi"]},
+        {"tag": "thanks", "patterns": ["thank you", "\U0001F44D", "thanks a lot"], "responses": ["Welcome"]},
+    ]
+    data.write_text(json.dumps({"intents": intents}), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
+        assert main(["train", str(data), "--out", str(tmp_path / "model"), "--epochs", "1", "--no-plot"]) == 0
+    assert [r.getMessage() for r in caplog.records if "holds no word" in r.getMessage()] == [
+        f"{data}: intent #1 ('thanks') field 'patterns'[1]: training pattern \"\U0001F44D\" of intent \"thanks\" "
+        "holds no word the classifier keeps (punctuation and emoji are dropped, rare words cut by min_count): it only "
+        "teaches that an empty message is that intent"
     ]
 
 

@@ -106,6 +106,28 @@ def test_a_pattern_without_a_kept_word_is_warned_about_once_when_a_hold_out_cali
     assert len(said) == 1 and said[0].startswith('training pattern "?!" of intent "greeting"')
 
 
+def test_a_pattern_without_a_kept_word_is_named_by_its_place_after_the_examples_left_out_and_split(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Out-of-scope examples left out and a validation split reorder the rows: each warning still
+    names the place of its own pattern."""
+    marks = ["!", "?!", "...", "!!", "??", "!?!"]
+    texts = ["what is the weather", "play a song", *marks, "thank you", "thanks a lot", "thanks so much"]
+    texts += ["hello there", "hello you", "hello friend", "hi there"]
+    tags = ["oos", "oos", *["thanks"] * len(marks), "thanks", "thanks", "thanks", *["greeting"] * 4]
+    places = [f"intent #{i // 100} field 'patterns'[{i}]" for i in range(len(texts))]
+    config = TrainingConfig(epochs=1, seed=0, oos_class=False, validation_split=0.3)
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
+        train(texts, tags, config, oos_label="oos", names=("intents.json", "the validation data"), places=places)
+    said = [record.getMessage() for record in caplog.records if "holds no word" in record.getMessage()]
+    assert said  # some of the marks are left for training
+    for line in said:
+        place, text = line.split(": ")[1], line.split('training pattern "')[1].split('"')[0]
+        assert line.startswith("intents.json: ") and place == places[texts.index(text)], line
+    with pytest.raises(TrainingError, match="^15 texts but 2 places$"):
+        train(texts, tags, config, places=places[:2])
+
+
 def test_validation_split_and_early_stopping(tiny_intents):
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=300, batch_size=4, validation_split=0.25, early_stopping_patience=5, seed=3)

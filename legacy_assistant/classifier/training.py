@@ -207,6 +207,8 @@ class LabelledData:
         source: what the training data is (a file name), for warnings; empty when not known.
         warn_featureless: whether featurizing warns about patterns with no kept feature (not
             for the threshold hold-out's network: the final training warns about the data).
+        places: where each of ``texts`` is in ``source`` (``intent #2 ('greeting') field
+            'patterns'[3]``, ``line 4``), for warnings; empty when not known.
     """
 
     texts: list[str]
@@ -219,6 +221,7 @@ class LabelledData:
     set_aside: SetAside | None = None
     source: str = ""
     warn_featureless: bool = True
+    places: list[str] = field(default_factory=list)
 
     @property
     def scored(self) -> np.ndarray:
@@ -292,6 +295,7 @@ def label_data(
     validation: tuple[Sequence[str], Sequence[str]] | None,
     oos_label: str | None,
     names: tuple[str, str] | None = None,
+    places: Sequence[str] | None = None,
 ) -> LabelledData:
     """Class ids for the examples, and the validation rows (given, or split off by
     ``config.validation_split``); out-of-scope training examples are kept as a class of their
@@ -299,11 +303,14 @@ def label_data(
     that are training sentences are refused or warned about (:func:`check_validation_overlap`)."""
     if len(texts) != len(tags):
         raise TrainingError(f"{len(texts)} texts but {len(tags)} labels")
-    texts, tags = list(texts), list(tags)
+    if places and len(places) != len(texts):
+        raise TrainingError(f"{len(texts)} texts but {len(places)} places")
+    texts, tags, located = list(texts), list(tags), list(places or ())
     if oos_label is not None and not config.oos_class and oos_label in tags:
         kept = [i for i, tag in enumerate(tags) if tag != oos_label]
         log.info("leaving out %d out-of-scope training examples (oos_class is off)", len(tags) - len(kept))
         texts, tags = [texts[i] for i in kept], [tags[i] for i in kept]
+        located = [located[i] for i in kept] if located else []
     classes = sorted(set(tags))
     if len(classes) < 2:
         where = f"{names[0]}: " if names else ""
@@ -321,6 +328,7 @@ def label_data(
         val_labels = labels[val_rows]
         texts = [texts[i] for i in train_rows]
         labels = labels[train_rows]
+        located = [located[i] for i in train_rows] if located else []
         if not val_texts:  # asked for, yet none: say so rather than train as if it were off
             log.warning(
                 "validation_split %s (--validation-split) held out no examples: every intent keeps at least one "
@@ -363,7 +371,16 @@ def label_data(
     else:
         val_is_oos = (val_labels == -1) if oos_index is None else (val_labels == oos_index)
     return LabelledData(
-        texts, labels, classes, oos_index, val_texts, val_labels, val_is_oos, set_aside, names[0] if names else ""
+        texts,
+        labels,
+        classes,
+        oos_index,
+        val_texts,
+        val_labels,
+        val_is_oos,
+        set_aside,
+        names[0] if names else "",
+        places=located,
     )
 
 
@@ -451,13 +468,15 @@ FEATURELESS_FLAG = "featureless_pattern"  # on those warnings' records, for call
 def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
     """Log a warning for training patterns with no feature the classifier keeps: each teaches the
     model only that an empty message is its intent, which ``parse`` then ranks first for any
-    message of emoji or punctuation (the dialogue answers those with the fallback)."""
+    message of emoji or punctuation (the dialogue answers those with the fallback). Each is named
+    by file and place in it where known (``intents.json: intent #2 ('greeting') field
+    'patterns'[3]: ...``)."""
     where = f"{data.source}: " if data.source else ""
     for row in rows[:FEATURELESS_NAMED]:
         log.warning(
             "%straining pattern %s of intent %s holds no word the classifier keeps (punctuation and emoji are "
             "dropped, rare words cut by min_count): it only teaches that an empty message is that intent",
-            where,
+            where + (f"{data.places[row]}: " if data.places else ""),
             shown(data.texts[row]),
             shown(data.classes[data.labels[row]]),
             extra={FEATURELESS_FLAG: True},
@@ -883,6 +902,7 @@ def train(
     oos_label: str | None = None,
     on_stage: Callable[[str], None] | None = None,
     names: tuple[str, str] | None = None,
+    places: Sequence[str] | None = None,
 ) -> TrainedModel:
     """Fit featurizer and network on ``texts`` labelled with ``tags``, and choose the fallback
     threshold (:func:`threshold_plan`).
@@ -904,8 +924,11 @@ def train(
             with ``"training"`` before the final one, when there is a hold-out network.
         names: what the training and the validation data are (file names, splits), for messages;
             by default :data:`DEFAULT_NAMES`.
+        places: where each training example is in its file (``intent #2 ('greeting') field
+            'patterns'[3]``, ``line 4``: :attr:`~legacy_assistant.classifier.datasets.Examples.places`),
+            parallel to ``texts``, for warnings; by default they are named by their text only.
     """
-    data = label_data(texts, tags, config, validation, oos_label, names)
+    data = label_data(texts, tags, config, validation, oos_label, names, places)
     if config.early_stopping_patience and not data.scored.any():  # asked for, but nothing to watch
         why = (
             "the validation sentences are all out of scope and the model has no out-of-scope class"

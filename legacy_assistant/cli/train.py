@@ -258,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
             oos_label=args.oos_label,
             on_stage=on_stage,
             names=(training_name, validation_name),
+            places=training.places,
         )
     except UnlearnableIntentsError as exc:
         raise unlearnable_error(exc.tags, data.intents, training_name) from None
