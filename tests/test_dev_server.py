@@ -135,6 +135,31 @@ def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(capl
             assert not [line for line in lines if "secret-id" in line or "alice" in line], lines
 
 
+def test_both_servers_give_a_refused_request_its_id_and_access_line_by_one_rule(caplog):
+    """The development server and gunicorn's worker each worked out a refused request's id and
+    access line in code of its own, and took a client's X-Request-ID differently: given twice, the
+    first not a token, the development server made an id where gunicorn took the second."""
+    import io
+    from http.client import parse_headers
+
+    from legacy_assistant.web.observability import RequestIds, refused_access_line, refused_request_id
+
+    ids = RequestIds()
+    sent = b"X-Request-ID: not a token\r\nx-request-id: given-1\r\n\r\n"
+    as_http_server_reads_them = parse_headers(io.BytesIO(sent)).items()
+    as_gunicorn_reads_them = [("X-REQUEST-ID", "not a token"), ("X-REQUEST-ID", "given-1")]
+    assert refused_request_id(as_http_server_reads_them, ids) == "given-1"
+    assert refused_request_id(as_gunicorn_reads_them, ids) == "given-1"
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", refused_request_id(None, ids))  # the headers were not read
+    assert refused_request_id([("X-Request-ID", "a b")], ids) != "a b"
+    with caplog.at_level("INFO", logger="legacy_assistant.access"):
+        refused_access_line({"ACCESS_LOG": True}, None, None, 400, 0.00125, "r-1")  # the development server's
+        refused_access_line(None, "GET", "/health", 431, 0.002, "r-2")  # gunicorn read the request line
+        refused_access_line({"ACCESS_LOG": False}, "GET", "/health", 431, 0.002, "r-3")  # --no-access-log
+    lines = [record.getMessage() for record in caplog.records if record.name == "legacy_assistant.access"]
+    assert lines == ["- - 400 1.25ms id=r-1", "GET /health 431 2.00ms id=r-2"]
+
+
 def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
     """A request http.server refuses before the app sees it was answered with its HTML page,
     whose status line and text repeated the request line (a conversation's sender id), and,

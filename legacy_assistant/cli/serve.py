@@ -373,7 +373,7 @@ def _quiet_request_handler() -> type:
     from werkzeug.serving import WSGIRequestHandler
 
     from legacy_assistant.web.logged import logged_refusal
-    from legacy_assistant.web.observability import RequestIds
+    from legacy_assistant.web.observability import RequestIds, refused_access_line, refused_request_id
 
     refused_ids = RequestIds()
 
@@ -388,12 +388,14 @@ def _quiet_request_handler() -> type:
             # line and text repeated the request line (a conversation's sender id)
             started = time.perf_counter()
             self.log_error("code %d, message %s", code, message)
-            headers = getattr(self, "headers", None)
-            request_id = _refused_request_id(headers, refused_ids)
+            headers = getattr(self, "headers", None)  # set once http.server read them
+            request_id = refused_request_id(headers.items() if headers is not None else None, refused_ids)
             from legacy_assistant.web.metrics import count_rejected
 
             count_rejected(code)  # beside the app's own 4xx, as serve counts gunicorn's refusals
-            _refused_access_line(self.server, code, time.perf_counter() - started, request_id)
+            config = getattr(getattr(self.server, "app", None), "config", None)
+            # its method and path were not read: "- - STATUS TIMEms id=ID", as serve writes one
+            refused_access_line(config, None, None, code, time.perf_counter() - started, request_id)
             self.close_connection = True
             self.wfile.write(refused_answer(code, request_id))
             self.wfile.flush()
@@ -434,23 +436,3 @@ def refused_answer(status: int, request_id: str) -> bytes:
     except ValueError:
         reason = "Error"
     return refusal_answer(status, reason, _DEV_REFUSALS.get(status, reason.lower()), request_id)
-
-
-def _refused_request_id(headers: Any, ids: Any) -> str:
-    """The client's ``X-Request-ID`` where the headers were read and it is a short token (as
-    the app takes it), else the next of ``ids``."""
-    from legacy_assistant.web.observability import REQUEST_ID_HEADER, valid_request_id
-
-    value = headers.get(REQUEST_ID_HEADER) if headers is not None else None
-    return str(value) if isinstance(value, str) and valid_request_id(value) else str(ids.next())
-
-
-def _refused_access_line(server: Any, status: int, seconds: float, request_id: str) -> None:
-    """The access log's line for a request the development server refused (``- - STATUS TIMEms
-    id=ID``: its method and path were not read), as ``serve`` writes one, unless the access log is off."""
-    from legacy_assistant.web.observability import access_log
-
-    config = getattr(getattr(server, "app", None), "config", None)
-    if isinstance(config, dict) and not config.get("ACCESS_LOG", True):
-        return
-    access_log.info("- - %d %.2fms id=%s", status, seconds * 1000, request_id)

@@ -436,11 +436,11 @@ class ModelWorker(ThreadWorker):
         """Gunicorn decides the status (and logs, its lines carrying the request's id); the body
         is the app's JSON error, and the access log has a line for it as for every request."""
         started = time.perf_counter()
-        if self._refused_ids is None:
-            from legacy_assistant.web.observability import RequestIds
+        from legacy_assistant.web.observability import RequestIds, refused_request_id
 
+        if self._refused_ids is None:
             self._refused_ids = RequestIds()
-        request_id = _refused_request_id(req, self._refused_ids)
+        request_id = refused_request_id(getattr(req, "headers", None), self._refused_ids)
         capture = _ResponseCapture()
         _REFUSING.request_id = request_id  # for ServerLog: gunicorn's line on why it refused
         exc = _hide_sender(exc, req)
@@ -472,16 +472,12 @@ class ModelWorker(ThreadWorker):
             self.log.debug("failed to send the error response")
 
     def _access_line(self, req: Any, status: int, seconds: float, request_id: str) -> None:
-        """The access log's line for a request gunicorn refused, as the app writes one for each
-        request it answers (``METHOD PATH STATUS TIMEms id=ID``; ``-`` for a method or path
-        gunicorn did not read), unless the access log is off."""
-        config = getattr(getattr(self, "wsgi", None), "config", None)
-        if config is not None and not config.get("ACCESS_LOG", True):
-            return
+        """The access log's line for a request gunicorn refused
+        (:func:`legacy_assistant.web.observability.refused_access_line`), with the method and
+        path where gunicorn read them."""
         from urllib.parse import unquote
 
-        from legacy_assistant.web.logged import logged_method, logged_path
-        from legacy_assistant.web.observability import access_log
+        from legacy_assistant.web.observability import refused_access_line
 
         method = getattr(req, "method", None)
         path = getattr(req, "path", None)
@@ -492,14 +488,8 @@ class ModelWorker(ThreadWorker):
             # it (Werkzeug's request.path): with the prefix, a conversation's was not seen as one,
             # its sender id written out; decoded first, as the prefix too may come percent-encoded
             path = "/" + path[len(script_name) :].lstrip("/")
-        access_log.info(
-            "%s %s %d %.2fms id=%s",
-            logged_method(method) if isinstance(method, str) else "-",
-            logged_path(path) if path else "-",
-            status,
-            seconds * 1000,
-            request_id,
-        )
+        config = getattr(getattr(self, "wsgi", None), "config", None)
+        refused_access_line(config, method, path, status, seconds, request_id)
 
     def _json_error(self, status: int, reason: str, message: str | None, request_id: str) -> bytes:
         from legacy_assistant.web.errors import refusal_answer
@@ -569,18 +559,6 @@ def _refused_request_line(exc: BaseException) -> str | None:
 
 # The id of the request gunicorn is refusing in this thread, while it logs why (see ServerLog).
 _REFUSING = threading.local()
-
-
-def _refused_request_id(req: Any, ids: Any) -> str:
-    """The id of a request gunicorn refuses: the client's ``X-Request-ID`` where gunicorn read
-    the headers and it is a short token (as the app takes it), else the next of ``ids`` (a
-    :class:`legacy_assistant.web.observability.RequestIds`)."""
-    from legacy_assistant.web.observability import REQUEST_ID_HEADER, valid_request_id
-
-    for name, value in getattr(req, "headers", None) or ():
-        if isinstance(name, str) and name.upper() == REQUEST_ID_HEADER.upper() and valid_request_id(value):
-            return str(value)
-    return str(ids.next())
 
 
 # What to do instead of what gunicorn refused with these statuses.

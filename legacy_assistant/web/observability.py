@@ -15,6 +15,7 @@ import os
 import platform
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Flask, Request, Response, g, jsonify, request
@@ -60,6 +61,35 @@ class RequestIds:
         if self._pid != os.getpid():  # a forked child must not repeat its parent's ids
             self._pid, self._prefix, self._counter = os.getpid(), secrets.token_hex(4), itertools.count(1)
         return f"{self._prefix}-{next(self._counter):x}"
+
+
+def refused_request_id(headers: Iterable[tuple[object, object]] | None, ids: RequestIds) -> str:
+    """The id of a request the HTTP server refuses before the app sees it (gunicorn under
+    ``serve``, http.server under ``serve --dev``): the client's ``X-Request-ID`` where the
+    server read the headers (``(name, value)`` pairs; ``None`` where it did not) and it is a
+    short token, as the app takes it, else the next of ``ids``."""
+    for name, value in headers or ():
+        if isinstance(name, str) and name.lower() == REQUEST_ID_HEADER.lower() and valid_request_id(value):
+            return str(value)
+    return ids.next()
+
+
+def refused_access_line(
+    config: Any, method: str | None, path: str | None, status: int, seconds: float, request_id: str
+) -> None:
+    """The access log's line for a request the HTTP server refused, as the app writes one for
+    each request it answers (``METHOD PATH STATUS TIMEms id=ID``; ``-`` for a method or path the
+    server did not read), unless the app's ``config`` turns the access log off."""
+    if isinstance(config, Mapping) and not config.get("ACCESS_LOG", True):
+        return
+    access_log.info(
+        "%s %s %d %.2fms id=%s",
+        logged_method(method) if isinstance(method, str) else "-",
+        logged_path(path) if path else "-",
+        status,
+        seconds * 1000,
+        request_id,
+    )
 
 
 def register(app: Flask) -> None:
