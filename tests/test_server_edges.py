@@ -723,6 +723,53 @@ def test_a_worker_out_of_file_descriptors_keeps_its_connections_and_waits_for_on
     assert raised.value.errno == errno.EMFILE
 
 
+def test_a_cap_lowered_by_emfile_comes_back_one_connection_at_a_time(monkeypatch, caplog) -> None:
+    """Once file descriptors ran out, the worker's cap stayed at the connections it held then for
+    the rest of its life, though they were long back. Each connection it accepts now raises the
+    cap by one, back to what it was; running out again lowers it again, warned about once each time."""
+    import errno
+    import logging
+
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    def gunicorns_accept(self, listener):
+        if listener == "full":
+            raise OSError(errno.EMFILE, "Too many open files")
+        if listener == "a connection":
+            self.nr_conns += 1  # (none waiting: gunicorn's returns having accepted nothing)
+
+    monkeypatch.setattr(ThreadWorker, "accept", gunicorns_accept)
+    worker = object.__new__(ModelWorker)
+    worker.sockets, worker._accepting = [], True
+    worker.nr_conns, worker.worker_connections = 5, 8
+
+    def cap_after(listener: str, closed: int = 0) -> tuple[int, int]:
+        worker.nr_conns -= closed
+        worker.accept(listener)
+        return worker.worker_connections, worker.nr_conns
+
+    with caplog.at_level(logging.INFO, logger="legacy_assistant.serving.server"):
+        assert cap_after("full") == (5, 5)
+        assert cap_after("a connection", closed=2) == (6, 4)  # two closed, one more taken: room for one more
+        assert cap_after("none waiting") == (6, 4)
+        assert cap_after("a connection") == (7, 5)
+        assert cap_after("full") == (5, 5)  # out again: back to what it holds
+        assert cap_after("a connection", closed=1) == (6, 5)
+        assert cap_after("a connection") == (7, 6)
+        assert cap_after("a connection") == (8, 7)  # where it was
+        assert cap_after("a connection") == (8, 8)  # and no higher
+        assert cap_after("full", closed=1) == (7, 7)
+    said = [record.getMessage() for record in caplog.records if record.name == "legacy_assistant.serving.server"]
+    assert [line.split(":")[0] for line in said] == [
+        "out of file descriptors (Too many open files) with 5 connections open",
+        "file descriptors are back",
+        "out of file descriptors (Too many open files) with 7 connections open",
+    ], said
+    assert "takes at most 5 at once, then one more with each it accepts, back up to 8" in said[0]
+
+
 def test_a_new_connection_out_of_file_descriptors_is_read_at_once_not_reset(monkeypatch) -> None:
     """The wait for a new connection's first bytes makes a selector, a file descriptor: with
     ``ulimit -n`` reached its ``EMFILE`` escaped the request thread, and gunicorn closed the

@@ -265,10 +265,12 @@ class ModelWorker(ThreadWorker):
     * **Out of file descriptors, it holds the connections it has** (:meth:`accept`): gunicorn's
       ``accept`` let ``EMFILE`` (``ulimit -n`` reached) end the worker, dropping every
       connection it held; now the worker takes no new one until one of its own closes, and the
-      others wait in the listen backlog.
+      others wait in the listen backlog. Each connection it accepts after that raises its cap by
+      one, back to ``worker_connections``.
     """
 
     worker_connections: int  # gunicorn's, set as it starts; lowered where file descriptors run out (accept)
+    _full_connections: int | None = None  # worker_connections before EMFILE lowered it, until it is back there
     nr_conns: int
     _quitting = False
     _cutting = False  # a graceful stop has stopped reading the requests still arriving (handle_exit)
@@ -381,22 +383,34 @@ class ModelWorker(ThreadWorker):
         """gunicorn's, except that running out of file descriptors (``EMFILE``, ``ENFILE``) while
         this worker holds connections lowers its cap (``worker_connections``) to those it holds,
         so it accepts again once one of them closes; with none held the error ends the worker,
-        as before (nothing to wait for)."""
+        as before (nothing to wait for). Each connection accepted while the cap is lowered raises
+        it by one, until it is back where it was (or file descriptors run out again)."""
+        held = self.nr_conns
         try:
             super().accept(listener)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE) or self.nr_conns < 1:
                 raise
-            if self.worker_connections > self.nr_conns:
+            if self._full_connections is None:  # once, as file descriptors first run out
+                self._full_connections = self.worker_connections
                 log.warning(
-                    "out of file descriptors (%s) with %d connections open: this worker takes at most %d "
-                    "at once from now on; raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=)",
+                    "out of file descriptors (%s) with %d connections open: this worker takes at most %d at "
+                    "once, then one more with each it accepts, back up to %d; raise the limit (ulimit -n, "
+                    "LimitNOFILE=, docker run --ulimit nofile=)",
                     exc.strerror,
                     self.nr_conns,
                     self.nr_conns,
+                    self.worker_connections,
                 )
             self.worker_connections = self.nr_conns
             self.set_accept_enabled(False)
+            return
+        full = self._full_connections
+        if full is not None and self.nr_conns > held:  # one accepted: try one more
+            self.worker_connections = min(self.worker_connections + 1, full)
+            if self.worker_connections == full:
+                self._full_connections = None
+                log.info("file descriptors are back: this worker takes up to %d connections at once again", full)
 
     def init_process(self) -> None:
         self._in_flight = {}  # the connections in a request thread (see handle_quit)
