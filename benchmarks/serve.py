@@ -312,7 +312,8 @@ def read_contexts(path: Path, limit: int) -> list[list[str]]:
 
 def small_talk(count: int, extra: Path | None, rng: random.Random) -> tuple[list[list[str]], list[str]]:
     """(contexts for the cakechat route, messages for generated chat), ``count`` of each at most:
-    data/responder_contexts.json, ``extra``'s contexts, then made-up ones of one to three turns."""
+    data/responder_contexts.json, ``extra``'s contexts, then made-up ones of one to three turns
+    until ``count`` or until the made-up lines run out (fewer contexts, never repeated ones)."""
     contexts = [list(c) for c in json.loads(RESPONDER_CONTEXTS.read_text())]
     if extra is not None:
         contexts += read_contexts(extra, count)
@@ -321,11 +322,14 @@ def small_talk(count: int, extra: Path | None, rng: random.Random) -> tuple[list
     made_up = iter(lines)
     while len(contexts) < count:
         turns = rng.choice((1, 1, 2, 3))
-        context = [next(made_up)]
+        first = next(made_up, None)
+        if first is None:  # every made-up line used: --texts asked for more than there are
+            break
+        context = [first]
         if turns >= 2:
             context.append(rng.choice(ANSWERS))
-        if turns == 3:
-            context.append(next(made_up))
+        if turns == 3 and (last := next(made_up, None)) is not None:
+            context.append(last)
         contexts.append(context)
     rng.shuffle(contexts)
     return contexts[:count], messages

@@ -163,3 +163,20 @@ def test_the_servers_a_benchmark_starts_are_asked_directly_not_through_a_proxy(t
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "(200, {'ok': 1})"
+
+
+def test_more_bodies_than_there_is_made_up_small_talk_for_give_fewer_contexts_not_a_traceback():
+    """serve.py --texts 1000 ended in a StopIteration traceback before any server started: the
+    made-up contexts ran out of lines. It now makes as many as there are lines for, each line
+    used once, and the report's body counts say how many."""
+    import random
+
+    serve = load_benchmark("serve")
+    contexts, messages = serve.small_talk(5000, None, random.Random(0))
+    assert 600 < len(contexts) < 5000  # the shipped contexts and 856 made-up lines, some two a context
+    assert len({tuple(context) for context in contexts}) == len(contexts)
+    assert all(1 <= len(context) <= 3 for context in contexts)
+    assert len(messages) == len(set(messages)) <= 5000
+    # the default size is drawn as before: the same seed gives the same bodies
+    assert serve.small_talk(300, None, random.Random(0)) == serve.small_talk(300, None, random.Random(0))
+    assert len(serve.small_talk(300, None, random.Random(0))[0]) == 300
