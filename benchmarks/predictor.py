@@ -7,7 +7,8 @@ in the same run:
 * RSS of a bare Python process that imports the same libraries, next to the dev server's RSS
   after it has loaded the model (alone: ``--no-responder``) and answered requests.
 
-    python benchmarks/predictor.py [--data data/intents.json] [--model exported/default]
+    python benchmarks/predictor.py [--data data/intents.json] [--model exported/default] [--calls 1000]
+        [--port PORT]
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, open_local, positive_int, run_main, stop_process  # noqa: E402
+from timing import median_us, open_local, port_number, positive_int, run_main, server_ports, stop_process  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -35,14 +35,9 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serving_memory(model: str, requests: int) -> tuple[float, float]:
-    """(baseline RSS of python importing flask+TF, dev server RSS after load and requests) in MiB."""
+def serving_memory(model: str, requests: int, port: int | None = None) -> tuple[float, float]:
+    """(baseline RSS of python importing flask+TF, dev server RSS after load and requests) in MiB;
+    the dev server listens on 127.0.0.1:``port`` (checked free first), or a free port."""
     baseline = subprocess.Popen(
         [
             sys.executable,
@@ -60,7 +55,7 @@ def serving_memory(model: str, requests: int) -> tuple[float, float]:
     finally:  # also on Ctrl-C or SIGTERM while it imports: it would sleep on for a minute
         baseline.kill()
         baseline.wait()
-    port = free_port()
+    port = server_ports(1, port)[0]
     # a memory store: nothing written into the checkout, no history carried from run to run; the
     # classifier alone, as the figure is the model's (the responder has its own benchmark)
     command = ["serve", "--dev", "--model", model, "--no-responder", "--port", str(port), "--store", "memory"]
@@ -109,7 +104,12 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT / "data" / "intents.json"))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
     parser.add_argument("--calls", type=positive_int, default=1000)
+    parser.add_argument(
+        "--port", type=port_number, help="the dev server's port on 127.0.0.1 (default: a free one the system picks)"
+    )
     args = parser.parse_args()
+    if args.port is not None:
+        server_ports(1, args.port)  # a port already taken is said now, not after the measuring
     # the dev server runs in the checkout: a relative path is the caller's, resolved here
     args.model = str(Path(args.model).resolve())
 
@@ -151,7 +151,7 @@ def main() -> None:
     featurize = median_us(lambda: predictor.features([sentence]), args.calls)
     numpy_us = median_us(numpy_forward, args.calls)
     full = median_us(lambda: predictor.rank_one(sentence), args.calls)
-    base_rss, server_rss = serving_memory(args.model, 200)
+    base_rss, server_rss = serving_memory(args.model, 200, args.port)
 
     print(
         f"training {Path(args.data).name}: {len(texts)} patterns, {trained.summary['epochs_run']} epochs, "

@@ -37,10 +37,14 @@ the errors.
     apt-get install wrk                       # the load generator (Debian package)
     python benchmarks/serve.py [--duration 5] [--rounds 3] [--workers 2] [--threads 4] [--concurrency 1 8 16]
         [--routes parse chat cakechat chat-generated] [--contexts FILE] [--markdown] [--quick] [--dev]
+        [--port FIRST]
 
 ``--contexts`` reads more small-talk contexts: a JSON list of contexts (lists of turns) or of
 sentences, a Topical-Chat JSON file (conversations with ``content`` messages), or a text file
 with one context a line, turns separated by `` | ``.
+
+The servers listen on 127.0.0.1, one port each (three, four with ``--dev``): ``--port FIRST``
+and the ports after it, each checked free first, or free ports the system picks.
 
 The load generator runs on the same cores as the server, so the figures are a floor for the
 server alone. Targets (printed, not enforced) are checked at 16 connections.
@@ -56,7 +60,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,7 +77,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import open_local, positive_float, positive_int, run_main  # noqa: E402
+from timing import open_local, port_number, positive_float, positive_int, run_main, server_ports  # noqa: E402
 
 PYTHON = sys.executable
 INTENTS = ROOT / "data" / "intents.json"
@@ -194,9 +197,8 @@ SUFFIXES = ("", "", "?", " please", ", thanks", "!", " :)", " today")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port the system picks as free now (one server; a run's servers take ``server_ports``)."""
+    return server_ports(1)[0]
 
 
 def rss_mib(pid: int) -> float:
@@ -725,6 +727,12 @@ def main() -> None:
         help="conversation store URL, shared by every server measured (default: a fresh SQLite file per server, "
         "so that no server waits on another's writes)",
     )
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        help="the servers listen on this port and the next ones, one each, on 127.0.0.1 "
+        "(default: free ports the system picks)",
+    )
     parser.add_argument("--dev", action="store_true", help="also measure Flask's development server")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
     parser.add_argument(
@@ -784,10 +792,12 @@ def main() -> None:
         rounds: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
         memory: dict[str, list[float]] = {}
         with ExitStack() as stack:
-            ports: dict[str, int] = {}
+            # one port each, all different (picked one by one before any server listened, two
+            # could be the same, and the hello app's --reuse-port would have shared it)
+            ports = dict(zip((name for name, _, _ in servers), server_ports(len(servers), args.port)))
             running: dict[str, Server] = {}
             for name, command, env in servers:  # all up at once, so that they can take turns
-                port = ports[name] = free_port()
+                port = ports[name]
                 if name == "hello":
                     command = command + ["-b", f"127.0.0.1:{port}"]
                 else:

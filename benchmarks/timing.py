@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -67,6 +68,50 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port number, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}")
+    return value
+
+
+def server_ports(count: int, first: int | None = None, host: str = "127.0.0.1") -> list[int]:
+    """``count`` different TCP ports on ``host`` for the servers a benchmark starts.
+
+    With ``first``: ``first``, ``first + 1`` ..., each checked free now; one that is taken is a
+    ``SystemExit`` naming it (a server listening with ``SO_REUSEPORT``, as gunicorn's
+    ``--reuse-port`` does, shares a port with another such socket of the same user, and would
+    measure both). Without: free ports the system picks, all held open until every one is picked,
+    so that no two are the same (picked one at a time, each closed again before any server had
+    bound it, two servers of one run could be given the same port).
+    """
+    from legacy_assistant.serving.ports import listen_problem
+
+    if first is not None:
+        ports = list(range(first, first + count))
+        if ports and ports[-1] > 65535:
+            raise SystemExit(f"{count} port(s) from {first} go past 65535: choose a lower first port")
+        for port in ports:
+            problem = listen_problem(host, port)
+            if problem is not None:
+                raise SystemExit(f"{problem} (the servers of this run use {len(ports)} port(s) from {first})")
+        return ports
+    probes = []
+    try:
+        for _ in range(count):
+            probe = socket.socket()
+            probes.append(probe)
+            probe.bind((host, 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 # The servers the benchmarks start are on this machine: asked directly, never through a proxy of

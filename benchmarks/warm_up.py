@@ -16,7 +16,7 @@ warm-up (``cold``), one with it (``warmed``).
 Prints the medians over the rounds: the first call with and without the warm-up, and the
 later calls; in process, also what the warm-up adds to a worker's start.
 
-    python benchmarks/warm_up.py [--model DIR] [--responder DIR] [--rounds 5] [--http]
+    python benchmarks/warm_up.py [--model DIR] [--responder DIR] [--rounds 5] [--http [--port PORT]]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int, run_main  # noqa: E402
+from timing import port_number, positive_int, run_main, server_ports  # noqa: E402
 
 # Other words than the warm-up's, as a first visitor would send.
 TEXT = "is the shop open on sunday?"
@@ -80,12 +80,15 @@ def one_process(model: str, responder: str, warm: bool) -> dict[str, float]:
     return figures
 
 
-def first_requests_over_http(model: str, responder: str, warm: bool, log: Path) -> dict[str, float]:
+def first_requests_over_http(
+    model: str, responder: str, warm: bool, log: Path, port: int | None = None
+) -> dict[str, float]:
     """Milliseconds, from the client: ``first <kind>`` and ``later <kind>`` of a fresh server
-    (started, waited for and stopped as ``benchmarks/serve.py`` does)."""
-    from serve import free_port, post, serving  # beside this script, on sys.path when it runs
+    (started, waited for and stopped as ``benchmarks/serve.py`` does) on 127.0.0.1:``port``
+    (checked free first), or on a free port."""
+    from serve import post, serving  # beside this script, on sys.path when it runs
 
-    port = free_port()
+    port = server_ports(1, port)[0]
     command = [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", "1", "--model", model, "--responder", responder, "--store", "memory"]
     requests = {
@@ -118,8 +121,15 @@ def main() -> None:
     parser.add_argument("--responder", default=str(DEFAULT_RESPONDER_DIR))
     parser.add_argument("--rounds", type=positive_int, default=5)
     parser.add_argument("--http", action="store_true", help="time the first requests to a real server")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        help="with --http: the servers' port on 127.0.0.1, one server at a time (default: a free one each)",
+    )
     parser.add_argument("--child", choices=["cold", "warmed"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.port is not None and not args.http:
+        parser.error("--port is the port of the servers that --http starts; without --http nothing listens")
     if args.child:
         print(json.dumps(one_process(args.model, args.responder, args.child == "warmed")))
         return
@@ -137,7 +147,9 @@ def main() -> None:
                 if args.http:
                     assert logs is not None
                     log = logs / f"{kind}.log"
-                    runs[kind].append(first_requests_over_http(args.model, args.responder, kind == "warmed", log))
+                    runs[kind].append(
+                        first_requests_over_http(args.model, args.responder, kind == "warmed", log, args.port)
+                    )
                     continue
                 command = [sys.executable, __file__, "--model", args.model, "--responder", args.responder]
                 command += ["--child", kind]

@@ -180,3 +180,47 @@ def test_more_bodies_than_there_is_made_up_small_talk_for_give_fewer_contexts_no
     # the default size is drawn as before: the same seed gives the same bodies
     assert serve.small_talk(300, None, random.Random(0)) == serve.small_talk(300, None, random.Random(0))
     assert len(serve.small_talk(300, None, random.Random(0))[0]) == 300
+
+
+def _timing():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import timing
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return timing
+
+
+def test_the_servers_of_one_run_are_given_different_ports():
+    """serve.py picked each server's port on its own, closing the probe before the next pick and
+    before any server listened: two servers of a run could get the same one (4 picks: about one
+    run in 3,000), and the hello app's --reuse-port would have shared it with a model server."""
+    ports = _timing().server_ports(400)
+    assert len(set(ports)) == 400
+    assert all(0 < port < 65536 for port in ports)
+
+
+def test_a_first_port_gives_the_ports_after_it_and_refuses_one_that_is_taken():
+    import socket
+
+    timing = _timing()
+    with socket.socket() as taken:
+        # held as a SO_REUSEPORT server holds it: another such socket could still share it
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as refused:
+            timing.server_ports(3, port - 2)  # the third is taken
+        assert str(refused.value.code).startswith(f"cannot listen on 127.0.0.1:{port}: ")
+        result = _run("predictor.py", "--port", str(port))  # refused before minutes of measuring
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"cannot listen on 127.0.0.1:{port}: ")
+    free = timing.server_ports(1)[0]
+    assert timing.server_ports(1, free) == [free]
+    with pytest.raises(SystemExit, match="go past 65535"):
+        timing.server_ports(3, 65534)
+    assert _run("serve.py", "--port", "0").stderr.strip().splitlines()[-1].endswith(
+        "argument --port: expected a port number (1-65535), got '0'"
+    )
