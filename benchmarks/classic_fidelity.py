@@ -392,11 +392,14 @@ def compare(name: str, title: str, runs: list[dict], args: argparse.Namespace) -
         child = start_keras(runs, args, Path(tmp), arrays)
         try:
             ours = [train_classic(run, config, args.every, f"{name} run {i + 1}") for i, run in enumerate(runs)]
-        except BaseException:
-            child.kill()
-            raise
-        if child.wait() != 0:
-            raise SystemExit(f"the Keras child failed with exit status {child.returncode} (its output is above)")
+            if child.wait() != 0:
+                raise SystemExit(f"the Keras child failed with exit status {child.returncode} (its output is above)")
+        finally:
+            # however this ends, the child with it: stopped (SIGTERM, Ctrl-C) while waiting for the
+            # child, as while training, the run left it training on for up to an hour
+            if child.poll() is None:
+                child.kill()
+                child.wait()
         keras_output = json.loads((Path(tmp) / "result.json").read_text(encoding="utf-8"))
     keras = keras_output["runs"]
     acc_ours, never_ours = pooled_accuracy(runs, ours)

@@ -224,3 +224,37 @@ def test_a_first_port_gives_the_ports_after_it_and_refuses_one_that_is_taken():
     assert _run("serve.py", "--port", "0").stderr.strip().splitlines()[-1].endswith(
         "argument --port: expected a port number (1-65535), got '0'"
     )
+
+
+def test_a_run_stopped_while_it_waits_for_the_keras_child_stops_the_child(monkeypatch, tmp_path):
+    """classic_fidelity.py killed the Keras child when it was stopped while training its own side,
+    but not while it waited for the child afterwards: SIGTERM then left the child training on,
+    for up to an hour."""
+    import argparse
+
+    bench = load_benchmark("classic_fidelity")
+    children = []
+
+    class Child(subprocess.Popen):
+        waited = 0
+
+        def wait(self, timeout=None):
+            self.waited += 1
+            if self.waited == 1:  # the stop arrives as the run waits for the child
+                raise KeyboardInterrupt
+            return super().wait(timeout)
+
+    def start_keras(runs, args, work, arrays):
+        children.append(Child([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return children[-1]
+
+    monkeypatch.setattr(bench, "start_keras", start_keras)
+    monkeypatch.setattr(bench, "train_classic", lambda run, config, every, label: {})
+    args = argparse.Namespace(epochs=1, seed=1, lr_decay=0.0, keras_features="tutorial", every=1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bench.compare("intents", "title", [{}], args)
+        assert children[0].poll() is not None  # stopped with the run, not left training
+    finally:
+        children[0].kill()
+        children[0].wait()
