@@ -91,13 +91,14 @@ def first_requests_over_http(
     port = server_ports(1, port)[0]
     command = [sys.executable, "-m", "legacy_assistant", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", "1", "--model", model, "--responder", responder, "--store", "memory"]
-    requests = {
+    chat_message = "my cat sleeps on the piano"  # small talk no intent takes: the responder answers
+    requests: dict[str, tuple[str, dict[str, object]]] = {
         "parse": ("/api/v1/parse", {"text": TEXT}),
         "cakechat greedy": (
             "/cakechat_api/v1/actions/get_response",
             {"context": CONTEXT, "emotion": "joy", "mode": "greedy"},
         ),
-        "chat, generated": ("/api/v1/chat", {"sender": "first", "message": "my cat sleeps on the piano"}),
+        "chat, generated": ("/api/v1/chat", {"sender": "first", "message": chat_message}),
     }
     env = {"LEGACY_ASSISTANT_WARM_UP": "on" if warm else "off"}
     with serving("warmed" if warm else "cold", command, port, log, env) as server:
@@ -110,6 +111,8 @@ def first_requests_over_http(
                 figures[f"{when} {kind}"] = (time.perf_counter() - started) * 1000
                 if status != 200:
                     raise SystemExit(f"{path} answered {status}: {answer}")
+                if kind == "chat, generated" and not answer.get("generated"):  # else it timed the intent model
+                    raise SystemExit(f"{path} answered {chat_message!r} with an intent's reply, not a generated one")
         return figures
 
 
