@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
 from timing import median_us, open_local, port_number, positive_int, run_main, server_ports, stop_process  # noqa: E402
 
 
@@ -66,17 +67,26 @@ def serving_memory(model: str, requests: int, port: int | None = None) -> tuple[
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
+    named = False  # the log is kept where the error names it, removed otherwise (Ctrl-C too)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for_health(server, url, READY_TIMEOUT_SECONDS, log.name)
-        body = json.dumps({"sender": "bench", "message": "what time do you open?"}).encode()
-        for _ in range(requests):
-            request = urllib.request.Request(url + "/api/v1/chat", body, {"Content-Type": "application/json"})
-            open_local(request, timeout=5).read()
+        try:
+            wait_for_health(server, url, READY_TIMEOUT_SECONDS, log.name)
+            body = json.dumps({"sender": "bench", "message": "what time do you open?"}).encode()
+            for _ in range(requests):
+                request = urllib.request.Request(url + "/api/v1/chat", body, {"Content-Type": "application/json"})
+                open_local(request, timeout=5).read()
+        except SystemExit:  # wait_for_health's, which names the log
+            named = True
+            raise
+        except OSError as exc:  # a request that failed: the server's log says why
+            named = True
+            raise SystemExit(f"a request to the dev server failed ({exc}); see {log.name}") from None
         server_rss = rss_mib(server.pid)
     finally:
         stop_process(server)
-    os.unlink(log.name)  # kept when anything failed: it says why
+        if not named:
+            os.unlink(log.name)
     return base_rss, server_rss
 
 

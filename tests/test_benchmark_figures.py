@@ -258,3 +258,35 @@ def test_a_run_stopped_while_it_waits_for_the_keras_child_stops_the_child(monkey
     finally:
         children[0].kill()
         children[0].wait()
+
+
+def test_the_predictor_benchmarks_server_log_is_named_when_kept_and_removed_otherwise(monkeypatch, tmp_path):
+    """predictor.py kept its dev server's log in the temporary folder whenever the run did not
+    finish: named by the error when the server never answered, but left there unnamed when a
+    request failed, and after Ctrl-C or SIGTERM."""
+    import tempfile
+    import urllib.error
+
+    bench = load_benchmark("predictor")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = str(ROOT / "exported" / "default")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "wait_for_health", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.serving_memory(model, 1)
+    assert not list(tmp_path.glob("predictor-bench-*.log"))
+
+    def refused(*args, **kwargs):
+        raise urllib.error.URLError("connection refused")
+
+    monkeypatch.setattr(bench, "wait_for_health", lambda *args: None)
+    monkeypatch.setattr(bench, "open_local", refused)
+    with pytest.raises(SystemExit) as failed:
+        bench.serving_memory(model, 1)
+    [log] = tmp_path.glob("predictor-bench-*.log")
+    assert str(failed.value.code) == (
+        f"a request to the dev server failed (<urlopen error connection refused>); see {log}"
+    )
