@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int, run_main  # noqa: E402
+from timing import output_file, positive_int, run_main  # noqa: E402
 
 # CLINC150 (CC BY 3.0, clinc/oos-eval) is never copied into the repository; by default it is
 # looked for beside the checkout, in ../shared/datasets/clinc150/.
@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="override the presets' seed")
     parser.add_argument("--calls", type=positive_int, default=500, help="latency samples per model")
     parser.add_argument("--no-reference", action="store_true", help="skip the scikit-learn reference rows")
-    parser.add_argument("--json", type=Path, help="also write the measured rows here")
+    parser.add_argument("--json", type=output_file, help="also write the measured rows here")
     args = parser.parse_args()
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -72,7 +72,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_int, run_main  # noqa: E402
+from timing import output_file, positive_int, run_main  # noqa: E402
 
 DEFAULT_CLINC = ROOT.parent / "shared" / "datasets" / "clinc150" / "data_full.json"
 DEFAULT_KERAS_DIR = ROOT / "build" / "classic-fidelity" / "tf-keras"
@@ -492,7 +492,7 @@ def main() -> None:
     parser.add_argument("--keras-features", choices=("tutorial", "project"), default="tutorial")
     parser.add_argument("--keras-dir", type=Path, default=DEFAULT_KERAS_DIR, help="where tf-keras is (or goes)")
     parser.add_argument("--keras-python", help="run Keras with this interpreter (TensorFlow and tf-keras installed)")
-    parser.add_argument("--json", type=Path, help="write every figure and curve here")
+    parser.add_argument("--json", type=output_file, help="write every figure and curve here")
     args = parser.parse_args()
     names = [n.strip() for n in args.data.split(",") if n.strip()]
     if not names:

@@ -290,3 +290,29 @@ def test_the_predictor_benchmarks_server_log_is_named_when_kept_and_removed_othe
     assert str(failed.value.code) == (
         f"a request to the dev server failed (<urlopen error connection refused>); see {log}"
     )
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("accuracy.py", ["--variants", "full", "--presets", "ngrams", "--calls", "1", "--no-reference"]),
+        ("classic_fidelity.py", ["--data", "intents", "--epochs", "1", "--keras-python", "/nonexistent-python"]),
+    ],
+)
+def test_a_json_output_that_cannot_be_written_is_a_usage_error_before_the_measuring(script, args, tmp_path):
+    """--json into a folder that does not exist was found out when the file was written, after
+    the whole run (an hour of training for either), the figures written nowhere."""
+    (tmp_path / "data_full.json").write_text((TEST_DATA / "tiny_clinc.json").read_text())
+    if script == "accuracy.py":
+        args = [*args, "--data-dir", str(tmp_path)]
+    out = tmp_path / "missing" / "out.json"
+    result = _run(script, *args, "--json", str(out))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{script}: error: argument --json: {out}: no folder {out.parent}"
+    )
+    assert "training" not in result.stderr
+    result = _run(script, "--json", str(tmp_path))
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{script}: error: argument --json: {tmp_path} is a folder, not a file"
+    )
