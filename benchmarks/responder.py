@@ -79,6 +79,37 @@ def train_small(corpora: list[str], minutes: float, out: Path) -> Path:
     return out
 
 
+def baseline_corpora(manifest: dict[str, Any], train_corpus: list[str] | None, corpora: list[str]) -> list[Any]:
+    """The files the perplexity baselines are fitted on: ``--train-corpus``, or the model's
+    training files found near ``corpora``. As ``evaluate-responder`` does, stderr names those of
+    the model's files not found (the baselines are then fitted on the rest, or not at all, and
+    the perplexity row's baseline is not the one its label says) and evaluated ``corpora`` that
+    are the model's training data (the held-out figures would measure memorisation)."""
+    from legacy_assistant.responder.evaluation import corpus_role, find_training_corpora
+
+    trained_on = corpus_role(manifest, corpora)["training"]
+    if trained_on:
+        print(
+            f"warning: {', '.join(trained_on)} is the model's training data (same sha256): "
+            "the figures measure memorisation, not held-out quality",
+            file=sys.stderr,
+            flush=True,
+        )
+    if train_corpus:
+        return list(train_corpus)
+    found, missing = find_training_corpora(manifest, corpora)
+    if missing:
+        print(
+            f"warning: {len(missing)} of the model's training file(s) not found near the corpora "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+            + ("the baselines are fitted on the rest" if found else "none found, so no baselines")
+            + " (pass --train-corpus)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return list(found)
+
+
 def paired_latency(
     responder: Any, batches: list[Any], contexts: list[tuple[list[str], str]], mode: str, seed: int
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -198,7 +229,6 @@ def main() -> None:
     from legacy_assistant.responder.evaluation import (
         EvaluationSettings,
         evaluate_responder,
-        find_training_corpora,
         held_out_data,
         read_training_corpora,
     )
@@ -233,7 +263,7 @@ def main() -> None:
                 f"stopped by {summary.get('stopped')}; validation perplexity {summary.get('val_perplexity')}"
             )
 
-            train_paths = args.train_corpus or find_training_corpora(manifest, args.corpus)[0]
+            train_paths = baseline_corpora(manifest, args.train_corpus, args.corpus)
             train_dialogues = read_training_corpora(train_paths) if train_paths else None
             dialogues = read_corpora(args.corpus, strict=False)
             settings = EvaluationSettings(

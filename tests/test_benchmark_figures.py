@@ -316,3 +316,36 @@ def test_a_json_output_that_cannot_be_written_is_a_usage_error_before_the_measur
     assert result.stderr.strip().splitlines()[-1] == (
         f"{script}: error: argument --json: {tmp_path} is a folder, not a file"
     )
+
+
+def test_the_responder_benchmark_says_when_its_baselines_miss_training_files_or_it_scores_training_data(
+    tmp_path, capsys
+):
+    """responder.py fitted the perplexity baselines on whichever of the model's training files it
+    found, none at all included, without a word, and scored a training corpus as held out, where
+    evaluate-responder warns of both: its "perplexity / bigram's" row then read against another
+    baseline than it says."""
+    import hashlib
+
+    bench = load_benchmark("responder")
+    trained = tmp_path / "valid_freq.json"
+    trained.write_text('{"t1": {"content": []}}', encoding="utf-8")
+    held_out = tmp_path / "test_rare.json"
+    held_out.write_text('{"t2": {"content": []}}', encoding="utf-8")
+    manifest = {"source": {"corpora": [
+        {"name": "valid_freq.json", "sha256": hashlib.sha256(trained.read_bytes()).hexdigest()},
+        {"name": "gone.json", "sha256": "0" * 64},
+    ]}}
+    assert bench.baseline_corpora(manifest, None, [str(held_out)]) == [trained]
+    assert capsys.readouterr().err == (
+        "warning: 1 of the model's training file(s) not found near the corpora (gone.json); the baselines are "
+        "fitted on the rest (pass --train-corpus)\n"
+    )
+    assert bench.baseline_corpora(manifest, ["given.json"], [str(trained)]) == ["given.json"]
+    assert capsys.readouterr().err == (
+        f"warning: {trained} is the model's training data (same sha256): the figures measure memorisation, "
+        "not held-out quality\n"
+    )
+    trained.unlink()
+    assert bench.baseline_corpora(manifest, None, [str(held_out)]) == []
+    assert "; none found, so no baselines (pass --train-corpus)" in capsys.readouterr().err
