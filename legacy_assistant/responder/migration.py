@@ -49,6 +49,7 @@ from legacy_assistant.artifacts.directory import (
     write_artifact,
 )
 from legacy_assistant.artifacts.migration import tf2_manifest
+from legacy_assistant.common import launch
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
 from legacy_assistant.responder.artifact import (
     HISTORY_JSON,
@@ -354,9 +355,7 @@ class _CompatAnswers:
     stops a child still running and removes its files."""
 
     def __init__(self, source: Path, decodes: dict[str, Any], batches: Sequence[Batch]) -> None:
-        root = Path(__file__).resolve().parents[2]  # the folder that holds the legacy_assistant package
         env = dict(os.environ, LEGACY_ASSISTANT_RUNTIME="compat", **{PARENT_ENV: str(os.getpid())})
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         self._source = source
         self._folder = tempfile.TemporaryDirectory(prefix="responder-migration-")
         folder = Path(self._folder.name)
@@ -368,7 +367,8 @@ class _CompatAnswers:
         # its messages go to a file, not a pipe: nobody reads a pipe while this process works
         with open(self._log_path, "w", encoding="utf-8") as log_file:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(request), str(self._result_path)],
+                # this copy of the package, not python -m: the working folder's modules stay out
+                launch.command(f"{__name__}:_compat_main", str(request), str(self._result_path)),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,

@@ -70,6 +70,7 @@ from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
+from legacy_assistant.common import launch
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
@@ -1123,7 +1124,8 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> NoRetur
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         os.environ[PRIVATE_ENV] = options.private_json()
-        command = [python, "-m", "legacy_assistant.serving.server", options.to_json()]
+        # not python -m: that puts the working folder's modules first on the path (launch.py)
+        command = launch.command("legacy_assistant.serving.server:main", options.to_json(), python=python)
         # One that a thread not started so (a library's, later) took for Python before the
         # block has its handler run here, at this check, rather than lost with the exec
         signal.pthread_sigmask(signal.SIG_BLOCK, set())
