@@ -1,0 +1,81 @@
+"""What the source distribution and the wheel carry, read from MANIFEST.in and pyproject.toml
+against the files of the repository, without building either."""
+
+import fnmatch
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own dependency, tomli, is the same parser
+    import tomli as tomllib
+
+
+def _sdist_files(root: Path) -> set[str]:
+    """The files MANIFEST.in selects in ``root`` (setuptools' own template reader)."""
+    egg_info = pytest.importorskip("setuptools.command.egg_info")
+    cwd = os.getcwd()
+    os.chdir(root)  # FileList works on paths relative to the current folder
+    try:
+        files = egg_info.FileList()
+        files.findall(".")
+        for line in (root / "MANIFEST.in").read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                files.process_template_line(line)
+    finally:
+        os.chdir(cwd)
+    return {Path(name).as_posix() for name in files.files}
+
+
+def _tracked(*folders: str) -> set[str]:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout")
+    listed = subprocess.run(["git", "ls-files", "-z", *folders], cwd=ROOT, capture_output=True, check=True)
+    return {name for name in listed.stdout.decode().split("\0") if name}
+
+
+def test_the_source_distribution_carries_every_shipped_model_and_data_file():
+    shipped = _sdist_files(ROOT)
+    tracked = _tracked("exported", "data")
+    assert tracked and tracked <= shipped, sorted(tracked - shipped)
+
+
+def test_the_source_distribution_leaves_out_models_and_data_of_ones_own(tmp_path):
+    """MANIFEST.in grafted all of exported/ and data/: a model trained into exported/mybot as the
+    README shows, an export's abandoned staging folder, or a data set in data/ went into the
+    source distribution of whoever built it in their checkout."""
+    shutil.copy(ROOT / "MANIFEST.in", tmp_path / "MANIFEST.in")
+    tracked = _tracked("exported", "data")
+    own = ["exported/mybot/assistant.json", "exported/.default.tmp-1a2b/assistant.json", "data/my_intents.csv"]
+    for name in [*tracked, *own]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    shipped = _sdist_files(tmp_path)
+    assert tracked <= shipped
+    assert not shipped & set(own), sorted(shipped & set(own))
+
+
+def test_the_wheel_carries_every_file_of_the_packages_that_is_not_python():
+    """package-data against the packages' folders: a template, a static file or the py.typed
+    marker left out of the wheel is found only by an installed copy."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package in ("legacy_assistant", "compat"):
+        assert (ROOT / package / "py.typed").is_file(), package  # its type hints are meant for users too
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(ROOT / package).as_posix()
+            patterns = package_data.get(package, [])
+            assert any(_glob_matches(relative, pattern) for pattern in patterns), f"{package}/{relative}"
+
+
+def _glob_matches(relative: str, pattern: str) -> bool:
+    """As setuptools' glob of package-data: a ``*`` stays within one folder."""
+    parts, pattern_parts = relative.split("/"), pattern.split("/")
+    return len(parts) == len(pattern_parts) and all(map(fnmatch.fnmatchcase, parts, pattern_parts))
