@@ -16,7 +16,8 @@ checks the staged copy before it is renamed into place. The check decodes held-o
 
 Otherwise nothing is written. One process cannot host both runtimes (:mod:`compat.selection`),
 so the compat model answers in a child process on the compat runtime
-(``python -m legacy_assistant.responder.migration REQUEST.json ANSWERS.json``), started before
+(``launch.py legacy_assistant.responder.migration:_compat_main REQUEST.json ANSWERS.json``:
+:mod:`legacy_assistant.common.launch`), started before
 the export and run beside it and the copy's own decoding; both sides run
 the same batches through the same :func:`answers` function, and the ids and float32 values
 cross as JSON (exactly: a float32 is written as the double it equals).

@@ -20,8 +20,10 @@ Signals to the master:
   being handled finish, and stops reading those still arriving after
   :data:`STOP_ARRIVING_LINGER_SECONDS` (see :meth:`ModelWorker.handle_exit`).
 
-``legacy-assistant serve`` starts this module in a fresh interpreter
-(``python -m legacy_assistant.serving.server OPTIONS_JSON``), so that whatever the command line imported
+``legacy-assistant serve`` starts this module's :func:`main` in a fresh interpreter
+(``python .../legacy_assistant/common/launch.py legacy_assistant.serving.server:main OPTIONS_JSON``,
+which keeps the working folder's modules out; ``python -m legacy_assistant.serving.server
+OPTIONS_JSON`` works too), so that whatever the command line imported
 before stays out of the master; :meth:`GunicornServer.run` refuses to start a master that has
 TensorFlow loaded.
 
@@ -955,7 +957,7 @@ class GunicornServer(BaseApplication):
         if "tensorflow" in sys.modules:
             raise RuntimeError(
                 "TensorFlow is loaded in the gunicorn master; its thread pools do not survive fork. "
-                "Start the server with 'python -m legacy_assistant.serving.server'."
+                "Start it with 'legacy-assistant serve', which runs the server in a fresh interpreter."
             )
         path = unix_socket.socket_path(self.options.host)
         if os.environ.get("GUNICORN_PID"):
