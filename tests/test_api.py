@@ -483,6 +483,22 @@ def test_a_body_in_another_charset_is_told_that_json_is_utf8_only(client):
     assert utf8.status_code == 200
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_utf16_or_utf32_body_without_byte_order_mark_is_told_it_is_not_utf8(client, encoding):
+    """ASCII text in UTF-16 or UTF-32 is valid UTF-8 with NULs between the characters: it is
+    still a body that is not UTF-8, and a declared charset is named, as for any other."""
+    body = '{"text": "hello"}'.encode(encoding)
+    undeclared = post(client, "/api/v1/parse", data=body, content_type="application/json")
+    assert_error(undeclared, 400, "invalid_json")
+    assert undeclared.get_json()["error"]["message"] == "the request body is not UTF-8"
+    charset = encoding[:6]
+    declared = post(client, "/api/v1/parse", data=body, content_type=f"application/json; charset={charset}")
+    assert_error(declared, 400, "invalid_json")
+    assert declared.get_json()["error"]["message"] == (
+        f"the request body is not UTF-8: JSON is read as UTF-8 only, not as '{charset}'"
+    )
+
+
 def test_a_websocket_upgrade_is_told_there_is_no_websocket_route(client):
     """Werkzeug refuses a WebSocket handshake on a plain route with a 400 that blamed "the
     browser (or proxy)" for a request "this server could not understand"."""

@@ -237,16 +237,14 @@ def json_object() -> dict[str, Any]:
     # may ignore; json.loads would also guess UTF-16 and UTF-32 from bytes, so decode here.
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
+    # UTF-16 or UTF-32 text of ASCII characters decodes as UTF-8, NULs between them; JSON
+    # text in UTF-8 never holds a NUL in its first four bytes (RFC 4627, section 3)
+    if b"\x00" in data[:4]:
+        raise _not_utf8(current)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        charset = current.mimetype_params.get("charset", "").strip().lower()
-        if charset.replace("-", "").replace("_", "") not in ("", "utf8"):
-            # a client that declared another charset would otherwise not know it was not heeded
-            raise ApiError(
-                400, "invalid_json", f"the request body is not UTF-8: JSON is read as UTF-8 only, not as {charset!r}"
-            ) from None
-        raise ApiError(400, "invalid_json", "the request body is not UTF-8") from None
+        raise _not_utf8(current) from None
     try:
         body = json.loads(text, parse_constant=_not_json, object_pairs_hook=_without_repeated_keys)
     except _NotJson as exc:
@@ -265,6 +263,17 @@ def json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return body
+
+
+def _not_utf8(current: Request) -> ApiError:
+    """The 400 for a body that is not UTF-8, naming a charset the request declared instead."""
+    charset = current.mimetype_params.get("charset", "").strip().lower()
+    if charset.replace("-", "").replace("_", "") not in ("", "utf8"):
+        # a client that declared another charset would otherwise not know it was not heeded
+        return ApiError(
+            400, "invalid_json", f"the request body is not UTF-8: JSON is read as UTF-8 only, not as {charset!r}"
+        )
+    return ApiError(400, "invalid_json", "the request body is not UTF-8")
 
 
 class _NotJson(ValueError):
