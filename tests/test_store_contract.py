@@ -1820,3 +1820,30 @@ def test_sqlite_a_save_by_a_version_that_records_no_idle_time_is_measured_by_the
     hour.save("other", ConversationState(turns=1), turn())  # the first save sweeps: "s" is kept
     assert "s" in _senders(hour, "conversations")
     hour.close()
+
+
+def test_a_sqlite_file_replaced_by_one_that_cannot_be_opened_is_warned_of_once(tmp_path, caplog):
+    """Replaced by a file that is no database, the store logged "removed or replaced ... opening
+    the file now" at every request (a line each, as many as requests) while each failed the same
+    way; it says so once, each request still tries the file, and a mended one serves."""
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    store.save("alice", ConversationState(turns=1), turn("before"))
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"this is no SQLite database, and longer than its header\n" * 4)
+    garbage.replace(path)
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+        for _ in range(3):
+            with pytest.raises(StoreError, match="cannot be opened again"):
+                store.load("alice")
+        with pytest.raises(StoreError, match="cannot be opened again"):
+            store.save("alice", ConversationState(turns=2), turn("during"))
+    warned = [r for r in caplog.records if "removed or replaced while open" in r.getMessage()]
+    assert len(warned) == 1
+    caplog.clear()
+    path.unlink()  # mended: a new, empty database at the path
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+        store.save("alice", ConversationState(turns=1), turn("after"))
+    assert [t.message for t in store.history("alice")] == ["after"]
+    assert "removed or replaced while open" in caplog.text  # another file again: said again
+    store.close()

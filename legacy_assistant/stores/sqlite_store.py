@@ -316,6 +316,9 @@ class SQLiteStore(ClosedAtExit):
         self._identity: tuple[int, int] | None = None
         self._generation = 0
         self._reopen_lock = threading.Lock()
+        # The file at the path that could not be opened (not a database, say), already warned of:
+        # each request tries it again, so that a file mended in place serves, but says so once.
+        self._unopenable: tuple[int, int] | None = None
         try:
             mode = self._create()
             self._writer.open(mode)
@@ -372,18 +375,23 @@ class SQLiteStore(ClosedAtExit):
             for connection in stale:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
-            log.warning(
-                "conversation store %s: the database file was removed or replaced while open; opening the "
-                "file now at that path (what was written to the old one is not in it)",
-                self.path,
-            )
+            if self._unopenable is None or _file_identity(self.path) != self._unopenable:
+                log.warning(
+                    "conversation store %s: the database file was removed or replaced while open; opening the "
+                    "file now at that path (what was written to the old one is not in it)",
+                    self.path,
+                )
             try:
                 self._create()
             except (OSError, sqlite3.Error) as exc:
+                # every request until it is mended fails the same way: its error is logged (once a
+                # minute at most), the warning above is not repeated for this file
+                self._unopenable = _file_identity(self.path)
                 raise StoreError(
                     f"SQLite conversation store {self.path}: the database file was removed or replaced, and "
                     f"cannot be opened again: {exc}"
                 ) from exc
+            self._unopenable = None
 
     def _connect(self) -> _Connection:
         # Which opening this is, read before the file is: a reopen finished meanwhile would
