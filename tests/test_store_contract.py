@@ -1847,3 +1847,52 @@ def test_a_sqlite_file_replaced_by_one_that_cannot_be_opened_is_warned_of_once(t
     assert [t.message for t in store.history("alice")] == ["after"]
     assert "removed or replaced while open" in caplog.text  # another file again: said again
     store.close()
+
+
+def test_a_backup_put_back_while_open_is_not_read_through_the_old_files_log(tmp_path):
+    """A backup moved into the path of the open file, as an operator puts one back, was read
+    through the old file's write-ahead log, which SQLite finds by the path: the turns saved after
+    the backup came back (or the file read as damaged). The old file's log goes with it now."""
+    path = tmp_path / "c.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)  # two workers' stores
+    first.save("alice", ConversationState(turns=1), turn("backed up"))
+    source, backup = sqlite3.connect(path), sqlite3.connect(tmp_path / "backup.db")
+    source.backup(backup)
+    source.close()
+    backup.close()
+    for number in range(150):  # more than the backup holds, much of it in the old file's log
+        second.save(f"later-{number}", ConversationState(turns=1), turn("after the backup " * 20))
+    second.forget("later-1")  # the log emptied into the file once, and written again since
+    for number in range(150, 200):
+        second.save(f"later-{number}", ConversationState(turns=1), turn("after the backup"))
+    assert (tmp_path / "c.db-wal").stat().st_size > 0
+    (tmp_path / "backup.db").replace(path)  # the -wal and -shm beside it are the old file's
+    for store in (first, second):
+        assert [t.message for t in store.history("alice")] == ["backed up"]
+        assert store.history("later-199") == []
+    first.save("bob", ConversationState(turns=1), turn("after the restore"))
+    assert [t.message for t in second.history("bob")] == ["after the restore"]
+    first.close()
+    second.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert sorted(row[0] for row in check.execute("SELECT sender FROM conversations")) == ["alice", "bob"]
+    check.close()
+
+
+def test_a_sqlite_file_moved_aside_while_open_keeps_its_latest_turns(tmp_path):
+    """Moved aside, the file lost the turns still in its write-ahead log, which stayed under the
+    old name: the moved file held none of them. They are written into it as the store follows."""
+    path = tmp_path / "c.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    for number in range(20):
+        second.save(f"sender-{number}", ConversationState(turns=1), turn("kept"))
+    path.rename(tmp_path / "aside.db")
+    assert first.history("sender-3") == []  # a new, empty file at the path
+    assert second.history("sender-3") == []
+    first.close()
+    second.close()
+    aside = sqlite3.connect(tmp_path / "aside.db")
+    assert aside.execute("SELECT COUNT(*) FROM conversations").fetchone() == (20,)
+    assert aside.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    aside.close()
