@@ -1896,3 +1896,41 @@ def test_a_sqlite_file_moved_aside_while_open_keeps_its_latest_turns(tmp_path):
     assert aside.execute("SELECT COUNT(*) FROM conversations").fetchone() == (20,)
     assert aside.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     aside.close()
+
+
+def test_a_write_waits_for_the_writer_lock_and_sqlites_lock_together_at_most_the_busy_time(tmp_path):
+    """A write that queued for the writer lock behind one waiting on SQLite's lock (another
+    program holding it) then waited SQLite's whole busy time again: up to twice the 30 s a
+    write is said to wait. The two waits now share one bound."""
+    import fcntl
+
+    from legacy_assistant.errors import StoreError
+
+    path = tmp_path / "c.db"
+    store = SQLiteStore(path)
+    store.save("alice", ConversationState(turns=1), turn())
+    store._writer.wait_seconds = 2.0
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")  # another program holds SQLite's write lock
+    fd = os.open(tmp_path / "c.db-writer.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # and a writer of another process is ahead in the queue
+    let_go = threading.Timer(1.0, lambda: fcntl.flock(fd, fcntl.LOCK_UN))
+    let_go.start()
+    released = threading.Timer(6.0, lambda: other.execute("ROLLBACK"))  # a bound for the test
+    released.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="database is locked"):
+            store.save("alice", ConversationState(turns=2), turn("waited"))
+        assert time.monotonic() - started < 4.0  # the 2 s, not 1 s and then SQLite's 30 s
+    finally:
+        let_go.join()
+        released.cancel()
+        released.join()
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        os.close(fd)
+        other.close()
+    store.save("alice", ConversationState(turns=2), turn("later"))  # the busy time is as before
+    assert [t.message for t in store.history("alice")] == ["hi", "later"]
+    store.close()

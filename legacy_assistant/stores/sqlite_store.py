@@ -219,6 +219,7 @@ class _WriterLock:
         self._fd: int | None = None
         self._mode = 0o600
         self._closed = False
+        self._deadline = 0.0  # when the holder's wait for the lock ends (time.monotonic)
 
     def open(self, mode: int = 0o600) -> None:
         """Open (create) the lock file; a new one gets ``mode``, the database file's read and
@@ -239,6 +240,7 @@ class _WriterLock:
         deadline = time.monotonic() + self.wait_seconds
         if not self._thread_lock.acquire(timeout=self.wait_seconds):
             raise StoreError(self._held_too_long())
+        self._deadline = deadline
         try:
             if self._closed:  # without its flock a write would jump the other processes' queue
                 raise StoreError(f"SQLite conversation store: its writer lock {self.path} is closed")
@@ -249,6 +251,22 @@ class _WriterLock:
             self._thread_lock.release()
             raise
         return self
+
+    def begin(self, connection: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE`` on ``connection`` by the holder of this lock: SQLite's own write lock,
+        waited for no longer than what is left of this lock's wait. A write that had queued here
+        for most of it (behind a writer that waited out SQLite's busy time on a lock another
+        program held) waited the whole busy time again: 60 s where a write waits at most 30 s."""
+        left = self._deadline - time.monotonic()
+        if left >= self.wait_seconds - 0.1:  # came at once: SQLite's busy time is the bound
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        connection.execute(f"PRAGMA busy_timeout={max(1, int(left * 1000))}")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
 
     def _flock_before(self, deadline: float) -> None:
         """Take the flock, asking again every 50 to 500 µs (a blocking flock cannot time out)."""
@@ -583,7 +601,7 @@ class SQLiteStore(ClosedAtExit):
                     connection.execute("BEGIN IMMEDIATE")
                 return self._scrubbed(connection, self._committed(connection, action))
             with self._writer:
-                connection.execute("BEGIN IMMEDIATE")
+                self._writer.begin(connection)
                 return self._scrubbed(connection, self._committed(connection, action))
 
     def _scrubbed(self, connection: sqlite3.Connection, result: T) -> T:
@@ -760,7 +778,7 @@ class SQLiteStore(ClosedAtExit):
             with self._errors("open"):
                 connection = held.enter_context(self._connection())
             with self._errors("lock"):
-                connection.execute("BEGIN IMMEDIATE")
+                self._writer.begin(connection)
             self._local.holds_writer = True
             try:
                 yield  # _connection() rolls back if no save committed
