@@ -422,7 +422,8 @@ class SQLiteStore(ClosedAtExit):
                 self._check_open()
                 stale, self._idle = self._idle, []
                 self._generation += 1
-            # before the old connections close, while they hold them: the old file's -wal and -shm
+            # before the old connections close, while they (pooled, or in use by other threads)
+            # hold them: the old file's -wal and -shm
             old_log = [
                 (found, identity)
                 for found in self._log_files()
