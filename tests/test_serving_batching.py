@@ -344,6 +344,43 @@ def test_a_batch_its_model_closed_under_fails_at_once_without_running_its_items_
     assert "one by one" not in caplog.text
 
 
+def test_each_caller_of_a_batch_its_model_closed_under_gets_the_whole_error():
+    """The callers after the first got copy.copy(error), which calls the error's class with its
+    args: a ModelClosed subclass taking other arguments raised TypeError in the leader, and the
+    others were told the batch was interrupted; the copies also lost the error's cause."""
+    from legacy_assistant.errors import ModelClosed
+
+    class SessionClosed(ModelClosed):
+        def __init__(self, name: str, *, reason: str) -> None:
+            self.name, self.reason = name, reason
+            super().__init__(f"{name} is closed ({reason})")
+
+    def closed(item: int) -> int:
+        try:
+            raise KeyError("no session")
+        except KeyError as exc:
+            error = SessionClosed("Fake model", reason="close() was called")
+            error.add_note("load it again")
+            raise error from exc
+
+    model = FakeModel(closed)
+    batcher, first = busy_batcher(model, max_batch_size=8, max_wait_s=0)
+    callers = queue_behind(batcher, [1, 2, 3])
+    model.gate.set()
+    assert isinstance(first.join().error, SessionClosed)
+    errors = [caller.join().error for caller in callers]
+    assert model.batches == [[-1], [1, 2, 3]]
+    assert all(type(error) is SessionClosed for error in errors), errors
+    assert len({id(error) for error in errors}) == 3
+    for error in errors:
+        assert str(error) == "Fake model is closed (close() was called)"
+        assert (error.name, error.reason) == ("Fake model", "close() was called")
+        assert isinstance(error.__cause__, KeyError)
+        assert error.__notes__ == ["load it again"]
+    errors[1].add_note("one caller's own")
+    assert errors[2].__notes__ == ["load it again"]
+
+
 def test_close_releases_a_batch_that_waits_for_more():
     model = FakeModel()
     batcher = primed(model, 4, max_batch_size=8, max_wait_s=3600)

@@ -45,7 +45,6 @@ ends.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import threading
@@ -302,8 +301,8 @@ class MicroBatcher(ClosedAtExit, Generic[Item, Result]):
         try:
             return [(result, None) for result in self._call(items)]
         except ModelClosed as exc:  # its model closed under the batch: no rerun, each item would fail alike
-            # an exception each (copies of the message): a raised one gathers its thread's frames
-            return [(None, exc if i == 0 else copy.copy(exc)) for i in range(len(items))]
+            # an exception each (copies): a raised one gathers its thread's frames
+            return [(None, exc if i == 0 else _copy_of(exc)) for i in range(len(items))]
         except Exception as exc:
             if len(items) == 1:
                 return [(None, exc)]
@@ -332,6 +331,24 @@ class MicroBatcher(ClosedAtExit, Generic[Item, Result]):
         if len(results) != len(items):
             raise BatchResultError(f"{self.name}: run_batch returned {len(results)} results for {len(items)} items")
         return results
+
+
+def _copy_of(exc: BaseException) -> BaseException:
+    """Another exception like ``exc``: its class, ``args``, attributes, notes (a list of its own),
+    cause and context, not its traceback. Made without calling its class's ``__init__``, whose
+    parameters need not be its ``args`` (``copy.copy`` calls ``cls(*args)``: a subclass taking
+    other arguments failed there, or had its message built twice)."""
+    cls = type(exc)
+    clone = cls.__new__(cls, *exc.args)
+    clone.args = exc.args
+    clone.__dict__.update(exc.__dict__)
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        clone.__notes__ = list(notes)
+    clone.__cause__ = exc.__cause__
+    clone.__context__ = exc.__context__
+    clone.__suppress_context__ = exc.__suppress_context__
+    return clone
 
 
 class BatchedClassifier(ClosedAtExit):
