@@ -128,6 +128,22 @@ def test_a_pattern_without_a_kept_word_is_named_by_its_place_after_the_examples_
         train(texts, tags, config, places=places[:2])
 
 
+def test_places_may_come_as_an_array_as_the_texts_may() -> None:
+    """label_data tested ``places`` for truth: a NumPy array of them (as a data frame's column
+    gives) raised "The truth value of an array ... is ambiguous", where texts and tags as arrays
+    were taken."""
+    from legacy_assistant.classifier.training import label_data
+
+    texts = np.array(["hello there", "hi you", "bye now", "see you"])
+    tags = np.array(["greeting", "greeting", "goodbye", "goodbye"])
+    places = np.array([f"line {n}" for n in range(2, 6)])
+    data = label_data(texts, tags, TrainingConfig(validation_split=0.0), None, None, places=places)
+    assert data.places == ["line 2", "line 3", "line 4", "line 5"]
+    assert label_data(texts, tags, TrainingConfig(validation_split=0.0), None, None, places=np.array([])).places == []
+    with pytest.raises(TrainingError, match="^4 texts but 2 places$"):
+        label_data(texts, tags, TrainingConfig(validation_split=0.0), None, None, places=places[:2])
+
+
 def test_validation_split_and_early_stopping(tiny_intents):
     texts, tags = tiny_intents.examples()
     config = TrainingConfig(epochs=300, batch_size=4, validation_split=0.25, early_stopping_patience=5, seed=3)

@@ -303,9 +303,10 @@ def label_data(
     that are training sentences are refused or warned about (:func:`check_validation_overlap`)."""
     if len(texts) != len(tags):
         raise TrainingError(f"{len(texts)} texts but {len(tags)} labels")
-    if places and len(places) != len(texts):
-        raise TrainingError(f"{len(texts)} texts but {len(places)} places")
-    texts, tags, located = list(texts), list(tags), list(places or ())
+    located = list(places) if places is not None else []  # a list: an array has no truth value
+    if located and len(located) != len(texts):
+        raise TrainingError(f"{len(texts)} texts but {len(located)} places")
+    texts, tags = list(texts), list(tags)
     if oos_label is not None and not config.oos_class and oos_label in tags:
         kept = [i for i, tag in enumerate(tags) if tag != oos_label]
         log.info("leaving out %d out-of-scope training examples (oos_class is off)", len(tags) - len(kept))
