@@ -92,3 +92,33 @@ def test_the_launcher_puts_its_own_copy_of_the_package_on_the_path_and_its_folde
     monkeypatch.setattr(sys, "path", [entry.format(here=here, root=root) for entry in path])
     launch._set_path()
     assert sys.path == [entry.format(here=here, root=root) for entry in expected]
+
+
+def test_a_copy_of_the_package_in_a_zip_archive_starts_its_processes_too(tmp_path):
+    """Python cannot run a file inside a zip archive as a script: with the package imported from
+    a zip on PYTHONPATH, the server's and the migration's processes failed to start ("can't find
+    '__main__' module in '.../pkg.zip/legacy_assistant/common/launch.py'"), where python -m had
+    run them. The command is python -c then, and still imports nothing from the working folder."""
+    import json
+    import zipfile
+
+    archive = tmp_path / "pkg.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for package in ("legacy_assistant", "compat"):
+            for path in sorted((ROOT / package).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    zipped.write(path, path.relative_to(ROOT).as_posix())
+    env = dict(os.environ, PYTHONPATH=str(archive))
+    asked = subprocess.run(
+        [sys.executable, "-c", "import json; from legacy_assistant.common import launch; "
+         "print(launch.__file__); print(json.dumps(launch.command('legacy_assistant.serving.server:main')))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert asked.returncode == 0, asked.stderr
+    where, command = asked.stdout.splitlines()
+    assert where.startswith(str(archive) + os.sep), where
+    for kept in (env, {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}):
+        run = subprocess.run(json.loads(command), cwd=_working_folder(tmp_path), env=kept,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith("usage: python -m legacy_assistant.serving.server OPTIONS_JSON"), run.stderr

@@ -8,7 +8,9 @@ there (or ran that file), while ``chat`` and every other command, console script
 read the working folder, worked. :func:`command` starts ``python .../launch.py
 MODULE:FUNCTION ARGS...`` instead: Python puts this file's folder first, and :func:`_main`
 swaps it for the folder that holds this copy of the package, so the child runs the same copy
-of the code as its parent, and nothing of the working folder.
+of the code as its parent, and nothing of the working folder. A copy imported from a zip
+archive, a file of which Python cannot run, is started as ``python -c PROGRAM MODULE:FUNCTION
+ARGS...`` (:data:`_FROM_ARCHIVE`) instead.
 
 The whole command line stays in ``sys.argv`` (``FUNCTION`` receives ``ARGS``), so gunicorn's
 in-place upgrade, which starts ``sys.executable`` with ``sys.argv`` again, starts the same.
@@ -26,10 +28,25 @@ _HERE = os.path.dirname(os.path.realpath(__file__))
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(_HERE))
 
 
+# The program for ``python -c`` where this file is in a zip archive (the package imported from a
+# zip on PYTHONPATH), which Python cannot run as a script: the working folder that -c puts first
+# ("") out, the archive in.
+_FROM_ARCHIVE = (
+    "import sys\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"
+    "sys.path.insert(0, {root!r})\n"
+    "from legacy_assistant.common.launch import _main\n"
+    "sys.exit(_main())\n"
+)
+
+
 def command(target: str, *args: str, python: str = sys.executable) -> list[str]:
     """The command line that runs ``target`` (``"package.module:function"``, a function taking
     the list of ``args`` and returning an exit status) in a fresh ``python``."""
-    return [python, os.path.join(_HERE, "launch.py"), target, *args]
+    script = os.path.join(_HERE, "launch.py")
+    if not os.path.isfile(script):  # in a zip archive: python -c, the same arguments after it
+        return [python, "-c", _FROM_ARCHIVE.format(root=PACKAGE_ROOT), target, *args]
+    return [python, script, target, *args]
 
 
 def _set_path() -> None:
@@ -43,7 +60,8 @@ def _set_path() -> None:
 
 
 def _main() -> int:
-    """``launch.py MODULE:FUNCTION ARGS...``: call ``FUNCTION(ARGS)`` and return its status."""
+    """``launch.py MODULE:FUNCTION ARGS...`` (or ``python -c PROGRAM MODULE:FUNCTION ARGS...``):
+    call ``FUNCTION(ARGS)`` and return its status."""
     _set_path()
     if len(sys.argv) < 2 or ":" not in sys.argv[1]:
         print("usage: launch.py MODULE:FUNCTION [ARGS...]", file=sys.stderr)
