@@ -829,6 +829,49 @@ def test_on_a_phone_the_box_and_send_stay_in_view_below_a_long_conversation(brow
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_a_log_showing_its_end_keeps_it_as_the_box_grows_where_there_is_no_scrollend(open_browser, live_url):
+    """Where the browser has no "scrollend" event (Safari), every step of the log's smooth
+    scroll to its end was heard as the log leaving its end: a box growing line after line, while
+    that scroll went on, left the latest reply below the log's edge."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = open_browser()
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        for (const owner of [window, Window.prototype, Document.prototype, HTMLElement.prototype, Element.prototype])
+          delete owner.onscrollend;"""})
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 360, "height": 640, "deviceScaleFactor": 1, "mobile": True})
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-reduced-motion", "value": "no-preference"}]})
+    open_fresh(browser, live_url)
+    assert browser.execute_script("return 'onscrollend' in window") is False
+    assert browser.execute_script("return getComputedStyle(document.getElementById('log')).scrollBehavior") == "smooth"
+    for text in ["hello", "what time do you open?", "thanks", "where are you?", "bye"]:
+        send(browser, text)
+    at_end = "var log = document.getElementById('log'); return log.scrollHeight - log.scrollTop - log.clientHeight < 2"
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script(at_end))  # the smooth scroll to the reply arrived
+    box = browser.find_element(By.ID, "message")
+    # a line typed every 50 ms: the box grows, and the log shrinks, while it scrolls smoothly
+    ends = browser.execute_async_script("""
+        var done = arguments[arguments.length - 1], log = document.getElementById("log");
+        var box = document.getElementById("message"), lines = 0;
+        function atEnd() { return log.scrollHeight - log.scrollTop - log.clientHeight < 2; }
+        var before = atEnd(), height = log.clientHeight;
+        var typing = setInterval(function () {
+          box.value += (lines ? "\\n" : "") + "line " + lines;
+          box.dispatchEvent(new Event("input", {bubbles: true}));
+          if (++lines === 8) {
+            clearInterval(typing);
+            setTimeout(function () { done([before, height, log.clientHeight, atEnd()]); }, 1500);
+          }
+        }, 50);""")
+    before, height_before, height_after, at_end = ends
+    assert before and height_after < height_before, ends  # it showed its end, and the box grew over it
+    assert at_end, ends
+    assert box.get_attribute("value").count("\n") == 7
+
+
 def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By

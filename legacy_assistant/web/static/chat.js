@@ -132,13 +132,19 @@
   // and the message box (a long message typed, a phone's keyboard opened): a log that showed its
   // end goes on showing it, the latest reply in view.
   var showsEnd = true;
+  var lastTop = 0; // the log's scrollTop as the latest scroll left it
   function scrollToEnd() {
     showsEnd = true;
     log.scrollTop = log.scrollHeight;
   }
-  // "scrollend" comes once a smooth scroll has arrived; where there is none, every step is heard
+  // "scrollend" comes once a smooth scroll has arrived; where there is none, every step is heard,
+  // those of a smooth scroll to the end too: only a scroll up, away from the end, tells that the
+  // log no longer shows it (a step on the way down had the next height change left unfollowed)
   log.addEventListener("onscrollend" in window ? "scrollend" : "scroll", function () {
-    showsEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+    var top = log.scrollTop;
+    if (log.scrollHeight - top - log.clientHeight < 2) showsEnd = true;
+    else if (top < lastTop) showsEnd = false;
+    lastTop = top;
   });
   if (typeof ResizeObserver === "function") {
     new ResizeObserver(function () {
