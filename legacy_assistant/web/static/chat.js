@@ -129,7 +129,7 @@
 
   // Whether the log shows its end, as the latest scroll left it (a smooth scroll to the end counts
   // from its start). The page is the window's height, so the log's own height follows the window
-  // and the message box (a long message typed, a phone's keyboard opened): a log that showed its
+  // and the message box (a long message typed, the window resized): a log that showed its
   // end goes on showing it, the latest reply in view.
   var showsEnd = true;
   var lastTop = 0; // the log's scrollTop as the latest scroll left it
