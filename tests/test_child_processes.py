@@ -122,3 +122,37 @@ def test_a_copy_of_the_package_in_a_zip_archive_starts_its_processes_too(tmp_pat
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 2, run.stderr
         assert run.stderr.startswith("usage: python -m legacy_assistant.serving.server OPTIONS_JSON"), run.stderr
+
+
+def test_a_package_reached_through_a_symbolic_link_starts_its_processes_from_the_same_folder(tmp_path):
+    """The launcher resolved symbolic links to find the folder that holds the package: with the
+    package folder linked into site-packages from a checkout, the process it started put the
+    checkout first on its path, and imported the checkout's compat (and whatever else lies
+    there) where the command had imported site-packages' own."""
+    import json
+
+    site = tmp_path / "site-packages"
+    (site / "compat").mkdir(parents=True)
+    (site / "compat" / "__init__.py").write_text("")
+    (site / "probe.py").write_text(
+        "import json, sys\n"
+        "def main(argv):\n"
+        "    import compat, legacy_assistant\n"
+        "    print(json.dumps([legacy_assistant.__file__, compat.__file__, argv]))\n"
+        "    return 0\n"
+    )
+    (site / "legacy_assistant").symlink_to(ROOT / "legacy_assistant", target_is_directory=True)
+    env = dict(os.environ, PYTHONPATH=str(site))
+    asked = subprocess.run(
+        [sys.executable, "-c", "import json; from legacy_assistant.common import launch; "
+         "print(json.dumps(launch.command('probe:main', 'x')))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert asked.returncode == 0, asked.stderr
+    run = subprocess.run(json.loads(asked.stdout), cwd=_working_folder(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    package, compat, argv = json.loads(run.stdout)
+    assert package == str(site / "legacy_assistant" / "__init__.py")
+    assert compat == str(site / "compat" / "__init__.py")
+    assert argv == ["x"]

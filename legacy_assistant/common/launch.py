@@ -23,9 +23,13 @@ from __future__ import annotations
 import os
 import sys
 
-_HERE = os.path.dirname(os.path.realpath(__file__))
+# This file's folder as the package was imported, symbolic links kept: a package folder linked
+# into site-packages has site-packages above it, not the folder the link leads to
+_HERE = os.path.dirname(os.path.abspath(__file__))
 # the folder that holds the legacy_assistant package (and compat beside it): site-packages, or a checkout
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(_HERE))
+# the folders Python may put first for this script: its own, and that of the file a link to it leads to
+_SCRIPT_FOLDERS = {os.path.realpath(_HERE), os.path.dirname(os.path.realpath(__file__))}
 
 
 # The program for ``python -c`` where this file is in a zip archive (the package imported from a
@@ -53,9 +57,10 @@ def _set_path() -> None:
     """Drop the folder Python put first for this script (this file's) and make sure the folder
     holding this copy of the package is on the path (first, when it was not there at all: a
     checkout run without installing, as ``python -m legacy_assistant`` from its root)."""
-    if sys.path and os.path.realpath(sys.path[0] or os.curdir) == _HERE:
+    if sys.path and os.path.realpath(sys.path[0] or os.curdir) in _SCRIPT_FOLDERS:
         del sys.path[0]  # absent under python -P or -I: then nothing of ours was added
-    if not any(os.path.realpath(entry or os.curdir) == PACKAGE_ROOT for entry in sys.path):
+    root = os.path.realpath(PACKAGE_ROOT)
+    if not any(os.path.realpath(entry or os.curdir) == root for entry in sys.path):
         sys.path.insert(0, PACKAGE_ROOT)
 
 
