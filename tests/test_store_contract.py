@@ -1849,53 +1849,73 @@ def test_a_sqlite_file_replaced_by_one_that_cannot_be_opened_is_warned_of_once(t
     store.close()
 
 
-def test_a_backup_put_back_while_open_is_not_read_through_the_old_files_log(tmp_path):
-    """A backup moved into the path of the open file, as an operator puts one back, was read
-    through the old file's write-ahead log, which SQLite finds by the path: the turns saved after
-    the backup came back (or the file read as damaged). The old file's log goes with it now."""
+_OPENED_AFTER_THE_REPLACEMENT = """
+import sqlite3, sys
+from legacy_assistant.stores.base import ConversationState, Turn
+from legacy_assistant.stores.sqlite_store import SQLiteStore
+
+path = sys.argv[1]
+reader = sqlite3.connect(path)  # an operator's sqlite3 shell on the file put back, say
+reader.execute("SELECT COUNT(*) FROM conversations").fetchone()
+store = SQLiteStore(path)  # a worker started after the file was replaced
+store.save("carol", ConversationState(turns=1), Turn("first", "reply", "greeting", 0.75))
+print("saved", flush=True)
+sys.stdin.readline()
+store.save("carol", ConversationState(turns=2), Turn("second", "reply", "greeting", 0.75))
+print(",".join(t.message for t in store.history("carol")), flush=True)
+sys.stdin.readline()
+store.close()
+reader.close()
+"""
+
+
+def test_a_sqlite_file_replaced_while_open_keeps_what_another_process_saved_in_the_new_one(tmp_path):
+    """A process that opened the file put in place before this store followed it (a worker
+    started meanwhile) writes through the log at the path, which SQLite finds by the name. Had
+    the store emptied that log into the old file, or removed it from the path, as it followed,
+    that process's saved turn was gone, and its later turns were seen by it alone."""
+    import subprocess
+    import sys
+
     path = tmp_path / "c.db"
-    first, second = SQLiteStore(path), SQLiteStore(path)  # two workers' stores
-    first.save("alice", ConversationState(turns=1), turn("backed up"))
+    store = SQLiteStore(path)
+    store.save("alice", ConversationState(turns=1), turn("backed up"))
     source, backup = sqlite3.connect(path), sqlite3.connect(tmp_path / "backup.db")
     source.backup(backup)
     source.close()
     backup.close()
-    for number in range(150):  # more than the backup holds, much of it in the old file's log
-        second.save(f"later-{number}", ConversationState(turns=1), turn("after the backup " * 20))
-    second.forget("later-1")  # the log emptied into the file once, and written again since
-    for number in range(150, 200):
-        second.save(f"later-{number}", ConversationState(turns=1), turn("after the backup"))
-    assert (tmp_path / "c.db-wal").stat().st_size > 0
-    (tmp_path / "backup.db").replace(path)  # the -wal and -shm beside it are the old file's
-    for store in (first, second):
-        assert [t.message for t in store.history("alice")] == ["backed up"]
-        assert store.history("later-199") == []
-    first.save("bob", ConversationState(turns=1), turn("after the restore"))
-    assert [t.message for t in second.history("bob")] == ["after the restore"]
-    first.close()
-    second.close()
+    store.save("alice", ConversationState(turns=2), turn("after the backup"))
+    (tmp_path / "backup.db").replace(path)
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    other = subprocess.Popen(
+        [sys.executable, "-c", _OPENED_AFTER_THE_REPLACEMENT, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert other.stdout.readline() == "saved\n"
+        assert [t.message for t in store.history("carol")] == ["first"]  # this store follows the file
+        other.stdin.write("\n")
+        other.stdin.flush()
+        assert other.stdout.readline() == "first,second\n"
+        assert [t.message for t in store.history("carol")] == ["first", "second"]
+        other.stdin.write("\n")
+        other.stdin.flush()
+        assert other.wait(timeout=30) == 0
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+    store.close()
     check = sqlite3.connect(path)
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert sorted(row[0] for row in check.execute("SELECT sender FROM conversations")) == ["alice", "bob"]
+    assert check.execute("SELECT message FROM turns WHERE sender = 'carol' ORDER BY id").fetchall() == [
+        ("first",),
+        ("second",),
+    ]
     check.close()
-
-
-def test_a_sqlite_file_moved_aside_while_open_keeps_its_latest_turns(tmp_path):
-    """Moved aside, the file lost the turns still in its write-ahead log, which stayed under the
-    old name: the moved file held none of them. They are written into it as the store follows."""
-    path = tmp_path / "c.db"
-    first, second = SQLiteStore(path), SQLiteStore(path)
-    for number in range(20):
-        second.save(f"sender-{number}", ConversationState(turns=1), turn("kept"))
-    path.rename(tmp_path / "aside.db")
-    assert first.history("sender-3") == []  # a new, empty file at the path
-    assert second.history("sender-3") == []
-    first.close()
-    second.close()
-    aside = sqlite3.connect(tmp_path / "aside.db")
-    assert aside.execute("SELECT COUNT(*) FROM conversations").fetchone() == (20,)
-    assert aside.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    aside.close()
 
 
 def test_a_write_waits_for_the_writer_lock_and_sqlites_lock_together_at_most_the_busy_time(tmp_path):

@@ -180,26 +180,6 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def _open_here(path: Path) -> tuple[int, int] | None:
-    """The file at ``path`` (device and inode) where this process holds it open (Linux:
-    ``/proc/self/fd``); None where it does not, there is no such file, or that cannot be told."""
-    identity = _file_identity(path)
-    if identity is None:
-        return None
-    try:
-        descriptors = list(os.scandir("/proc/self/fd"))
-    except OSError:
-        return None
-    for entry in descriptors:
-        try:
-            found = os.stat(entry.path)
-        except OSError:
-            continue
-        if (found.st_dev, found.st_ino) == identity:
-            return identity
-    return None
-
-
 class _Connection(sqlite3.Connection):
     """A connection that knows which opening of the database file it belongs to."""
 
@@ -354,8 +334,6 @@ class SQLiteStore(ClosedAtExit):
         self._identity: tuple[int, int] | None = None
         self._generation = 0
         self._reopen_lock = threading.Lock()
-        # The -wal and -shm files (device and inode) of the file the pooled connections are open on.
-        self._log: set[tuple[int, int]] = set()
         # The file at the path that could not be opened (not a database, say), already warned of:
         # each request tries it again, so that a file mended in place serves, but says so once.
         self._unopenable: tuple[int, int] | None = None
@@ -402,17 +380,7 @@ class SQLiteStore(ClosedAtExit):
         """The database file deleted or replaced under a running server (``rm``, or ``mv`` to
         start afresh): the pooled connections went on writing to the old file, where every turn
         was lost, and a worker started later opened a new one, so workers disagreed. Open the
-        file at the path instead, as every process does (a new, empty one where there is none).
-
-        The old file's write-ahead log (``-wal``) and its index (``-shm``) stay beside the path:
-        SQLite finds them by the database's name, not by its file, and removes them only when the
-        last connection to a file that was not moved closes. A backup put in the old file's place
-        was read through the old file's log: the old file's latest pages over the backup's (its
-        turns back, or a damaged database). So the old file's log is first written into the old
-        file (where it went: a file moved aside keeps its latest turns), then those two files are
-        removed from the path, where this process still holds them open as the old file's. A
-        process still on the old file keeps them open until its next operation, which follows the
-        file the same way."""
+        file at the path instead, as every process does (a new, empty one where there is none)."""
         if _file_identity(self.path) == self._identity:
             return
         with self._reopen_lock:
@@ -422,29 +390,9 @@ class SQLiteStore(ClosedAtExit):
                 self._check_open()
                 stale, self._idle = self._idle, []
                 self._generation += 1
-            # before the old connections close, while they (pooled, or in use by other threads)
-            # hold them: the old file's -wal and -shm
-            old_log = [
-                (found, identity)
-                for found in self._log_files()
-                if (identity := _open_here(found)) is not None and identity in self._log
-            ]
-            self._log = set()
-            if stale and old_log:
-                self._empty_log(stale[0])  # into the old file, moved aside or deleted
             for connection in stale:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
-            for found, identity in old_log:
-                if _file_identity(found) == identity:
-                    try:
-                        found.unlink()
-                    except FileNotFoundError:
-                        pass
-                    except OSError as exc:  # a folder made read-only, say: opening the new file fails too
-                        log.warning(
-                            "conversation store %s: the old file's %s was not removed: %s", self.path, found, exc
-                        )
             if self._unopenable is None or _file_identity(self.path) != self._unopenable:
                 log.warning(
                     "conversation store %s: the database file was removed or replaced while open; opening the "
@@ -489,13 +437,7 @@ class SQLiteStore(ClosedAtExit):
         except BaseException:
             connection.close()
             raise
-        if generation == self._generation:  # the log of the file this opening is on (see _follow_the_file)
-            self._log = {identity for identity in map(_file_identity, self._log_files()) if identity is not None}
         return connection
-
-    def _log_files(self) -> tuple[Path, Path]:
-        """The database's write-ahead log and its index, beside it: SQLite finds them by its name."""
-        return self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")
 
     def _check_open(self) -> None:
         # A closed store would open (and pool) a connection no one closes, and write without
