@@ -1849,6 +1849,31 @@ def test_a_sqlite_file_replaced_by_one_that_cannot_be_opened_is_warned_of_once(t
     store.close()
 
 
+def test_a_sqlite_files_folder_replaced_by_a_file_while_open_is_a_store_error_warned_of_once(tmp_path, caplog):
+    """The database file's folder removed and a file put in its place: each operation raised the
+    bare NotADirectoryError of looking for the database file (a 500), not a StoreError (a 503).
+    It is a StoreError now, warned of once, and the folder made again serves."""
+    folder = tmp_path / "data"
+    store = SQLiteStore(folder / "c.db")
+    store.save("alice", ConversationState(turns=1), turn("before"))
+    for name in os.listdir(folder):
+        (folder / name).unlink()
+    folder.rmdir()
+    folder.write_text("a file where the folder was\n")
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+        for _ in range(3):
+            with pytest.raises(StoreError, match="cannot be opened again"):
+                store.load("alice")
+        with pytest.raises(StoreError):
+            store.save("alice", ConversationState(turns=2), turn("during"))
+    warned = [r for r in caplog.records if "removed or replaced while open" in r.getMessage()]
+    assert len(warned) == 1
+    folder.unlink()
+    store.save("alice", ConversationState(turns=1), turn("after"))
+    assert [t.message for t in store.history("alice")] == ["after"]
+    store.close()
+
+
 _OPENED_AFTER_THE_REPLACEMENT = """
 import sqlite3, sys
 from legacy_assistant.stores.base import ConversationState, Turn

@@ -172,12 +172,18 @@ def _create_private(path: Path) -> int:
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
-    """The file at ``path`` (device and inode), or None when there is none."""
+    """The file at ``path`` (device and inode), or None when there is none or it cannot be
+    reached (its folder replaced by a file, say): the store then tries to open the file at the
+    path and says why it cannot, where the bare ``NotADirectoryError`` answered 500."""
     try:
         found = os.stat(path)
-    except FileNotFoundError:
+    except OSError:
         return None
     return found.st_dev, found.st_ino
+
+
+# No file at the path that could not be opened has been warned of (see SQLiteStore._unopenable).
+_UNWARNED = object()
 
 
 class _Connection(sqlite3.Connection):
@@ -336,7 +342,8 @@ class SQLiteStore(ClosedAtExit):
         self._reopen_lock = threading.Lock()
         # The file at the path that could not be opened (not a database, say), already warned of:
         # each request tries it again, so that a file mended in place serves, but says so once.
-        self._unopenable: tuple[int, int] | None = None
+        # (None where there was no file at the path; _UNWARNED where none is to be kept quiet)
+        self._unopenable: tuple[int, int] | None | object = _UNWARNED
         try:
             mode = self._create()
             self._writer.open(mode)
@@ -393,7 +400,7 @@ class SQLiteStore(ClosedAtExit):
             for connection in stale:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
-            if self._unopenable is None or _file_identity(self.path) != self._unopenable:
+            if self._unopenable is _UNWARNED or _file_identity(self.path) != self._unopenable:
                 log.warning(
                     "conversation store %s: the database file was removed or replaced while open; opening the "
                     "file now at that path (what was written to the old one is not in it)",
@@ -409,7 +416,7 @@ class SQLiteStore(ClosedAtExit):
                     f"SQLite conversation store {self.path}: the database file was removed or replaced, and "
                     f"cannot be opened again: {exc}"
                 ) from exc
-            self._unopenable = None
+            self._unopenable = _UNWARNED
 
     def _connect(self) -> _Connection:
         # Which opening this is, read before the file is: a reopen finished meanwhile would
