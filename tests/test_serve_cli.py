@@ -567,20 +567,10 @@ def test_the_source_distribution_carries_every_page_the_readme_links():
     """MANIFEST.in against the README's and the docs' relative links: the sdist held
     docs/MIGRATION.md alone, while its README (also the package's long description) links
     every page of docs/."""
-    egg_info = pytest.importorskip("setuptools.command.egg_info")
+    from tests.test_distribution_files import _sdist_files
     from tests.test_docs_links import LINK, _outside_code
 
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # FileList works on paths relative to the current folder
-    try:
-        files = egg_info.FileList()
-        files.findall(".")
-        for line in (ROOT / "MANIFEST.in").read_text(encoding="utf-8").splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                files.process_template_line(line)
-    finally:
-        os.chdir(cwd)
-    shipped = {Path(name).as_posix() for name in files.files} | {"README.md"}  # setuptools adds the readme
+    shipped = _sdist_files(ROOT) | {"README.md"}  # setuptools adds the readme
     assert "docs/MIGRATION.md" in shipped and "LICENSE" in shipped
     for page in sorted(name for name in shipped if name.endswith(".md")):
         text = _outside_code((ROOT / page).read_text(encoding="utf-8"))
