@@ -169,6 +169,29 @@ def test_chat_indents_the_later_lines_of_a_reply_of_several(tiny_trained, tmp_pa
     assert out.count("\n") == 4 and "\r" not in out
 
 
+def test_chat_shows_the_control_characters_of_a_reply_instead_of_sending_them_to_the_terminal(
+    tiny_trained, tmp_path, monkeypatch, capsys
+):
+    """A response holding an escape sequence (set the window's title, clear the screen, an
+    8-bit CSI) drove the terminal the chat was printed on."""
+    import io
+
+    from legacy_assistant.classifier.artifact import export_artifact
+    from legacy_assistant.classifier.intents import load_intents
+
+    data = json.loads(TINY_INTENTS.read_text(encoding="utf-8"))
+    for intent in data["intents"]:
+        intent["responses"] = ["Hi\x1b]0;title\x07\x1b[2J\x9b31m\tthere."]
+    intents = tmp_path / "intents.json"
+    intents.write_text(json.dumps(data), encoding="utf-8")
+    model = export_artifact(tiny_trained, load_intents(intents), tmp_path / "model", plot=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
+    assert main(["chat", "--model", str(model), "--threshold", "0", "--show-intent"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bot> Hi\\x1b]0;title\\x07\\x1b[2J\\x9b31m\tthere.  [greeting "), out
+    assert not any(char in out for char in "\x1b\x07\x9b"), out
+
+
 def test_chat_drops_a_byte_order_mark_before_the_first_piped_line(monkeypatch, capsys):
     """An editor's UTF-8 mark made a first line of "quit" a message to answer."""
     import io

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold, follow_ups=_follow_ups(args))
     interactive = _interactive()
     if interactive:
-        print(f"Chatting with {assistant.predictor.name}. {LEAVE}")
+        _show(f"Chatting with {assistant.predictor.name}. {LEAVE}")
     try:
         answered = False
         for message in _messages(interactive):
@@ -177,7 +178,7 @@ def run_with_responder(args: argparse.Namespace) -> int:
         emotion = known_condition(args.emotion, responder.conditions) or responder.default_condition
         interactive = _interactive()
         if interactive:
-            print(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
+            _show(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
         # The turns the responder sees: the latest ones that hold a word, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
         for number, message in enumerate(_messages(interactive)):
@@ -246,7 +247,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         interactive = _interactive()
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
-            print(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
+            _show(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
         for number, message in enumerate(_messages(interactive)):
             _note_if_started_over(assistant, args.sender, number > 0)
             reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
@@ -271,7 +272,20 @@ def _say(text: str, detail: str = "") -> None:
     first, *rest = text.rstrip().splitlines() or [""]
     lines = [SPEAKER + first, *(CONTINUED + line if line.strip() else "" for line in rest)]
     lines[-1] += detail
-    print("\n".join(lines), flush=True)
+    _show("\n".join(lines))
+
+
+def _show(text: str) -> None:
+    """Print ``text`` on standard output, its control characters made :func:`visible`."""
+    print(visible(text), flush=True)
+
+
+def visible(text: str) -> str:
+    """``text`` with each control character but the tab and the line feed written as its escape
+    (``\\x1b``): an intents file's response, a generated word or a model's name that holds an
+    escape sequence drove the terminal as it was printed (cleared the screen, set the window's
+    title, changed the colours, or had the terminal answer a query as if the user typed it)."""
+    return "".join(char if char in "\t\n" or unicodedata.category(char) != "Cc" else ascii(char)[1:-1] for char in text)
 
 
 def _intent_detail(assistant: Assistant, reply: Reply, emotion: str | None = None) -> str:
