@@ -141,3 +141,52 @@ def test_ctrl_c_at_a_terminal_prompt_ends_the_chat_on_a_line_of_its_own():
     status, shown = terminal_chat([b"hel", b"\x03"])
     assert status == 130, shown
     assert shown.endswith("\r\ninterrupted\r\n") and "bot> " not in shown, shown
+
+
+def test_ctrl_z_then_fg_at_a_terminal_prompt_gives_back_the_line_being_typed(tmp_path):
+    """Stopped at the prompt (Ctrl-Z) and resumed by the shell (fg), the chat drew no prompt, and
+    the terminal was left in the shell's mode: each key was shown twice, an arrow key as "^[[D"."""
+    import pty
+    import select
+    import shutil
+    import time
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash: a shell with job control stops and resumes the chat")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), TERM="xterm",
+               INPUTRC=os.devnull, PS1="shell$ ", HISTFILE=os.devnull)
+    leader, follower = pty.openpty()
+    shell = subprocess.Popen([bash, "--norc", "--noprofile", "-i"], stdin=follower, stdout=follower,
+                             stderr=follower, cwd=tmp_path, env=env, preexec_fn=lambda: os.login_tty(0))
+    os.close(follower)
+    shown, everything = b"", b""
+
+    def type_when_shown(expected: bytes, keys: bytes) -> None:
+        nonlocal shown, everything
+        deadline = time.monotonic() + 60
+        while expected not in shown and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.5)[0]:
+                shown += os.read(leader, 4096)
+        everything += shown
+        assert expected in shown, everything.decode("utf-8", "replace")
+        shown = b""
+        time.sleep(0.3)  # as between a person's keys
+        os.write(leader, keys)
+
+    try:
+        type_when_shown(b"shell$ ", f"{sys.executable} -m legacy_assistant -q chat --show-intent\r".encode())
+        type_when_shown(b"you> ", b"hel")
+        type_when_shown(b"hel", b"\x1a")
+        type_when_shown(b"Stopped", b"fg\r")
+        type_when_shown(b"you> hel", b"lo\x1b[D\x1b[D\r")  # the line again, then two left arrows
+        type_when_shown(b"bot> ", b"quit\r")
+        type_when_shown(b"shell$ ", b"exit\r")
+        assert shell.wait(timeout=30) == 0
+        # "hello": a greeting, and the keys after fg shown once each, the arrows as moves
+        assert b"[greeting " in everything and b"^[" not in everything and b"lolo" not in everything, everything
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        os.close(leader)

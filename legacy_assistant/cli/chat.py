@@ -12,9 +12,11 @@ repetition penalty either way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import unicodedata
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from legacy_assistant.cli.arguments import (
@@ -25,6 +27,7 @@ from legacy_assistant.cli.arguments import (
     sender_id,
 )
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
+from legacy_assistant.cli.suspend import stop_and_resume_kept
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
@@ -328,7 +331,7 @@ def _enable_line_editing() -> None:
         pass
 
 
-def _messages(interactive: bool):
+def _messages(interactive: bool) -> Iterator[str]:
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
     UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat, and
     a byte order mark before the first line is dropped. A closed standard input is an empty one.
@@ -343,11 +346,25 @@ def _messages(interactive: bool):
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="replace")
+    prompting = [False]  # whether input() waits for a line: Ctrl-Z and fg draw it again
+    with stop_and_resume_kept(lambda: prompting[0]) if interactive else contextlib.nullcontext():
+        yield from _lines(interactive, prompting)
+
+
+def _lines(interactive: bool, prompting: list[bool]) -> Iterator[str]:
+    """:func:`_messages`' loop; ``prompting[0]`` is true while input() waits for a line."""
     first = True
     while True:
         try:
             # input() needs standard output even without a prompt (a closed one: RuntimeError)
-            line = input("you> ") if interactive else sys.stdin.readline()
+            if interactive:
+                prompting[0] = True
+                try:
+                    line = input("you> ")
+                finally:
+                    prompting[0] = False
+            else:
+                line = sys.stdin.readline()
         except EOFError:
             if interactive:  # Ctrl-D left the cursor after the prompt, where the shell's would follow
                 print()
