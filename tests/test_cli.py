@@ -241,6 +241,33 @@ def test_chat_in_a_terminal_ends_the_prompts_line_on_ctrl_d_or_ctrl_c(key, statu
     assert capsys.readouterr().out.endswith("you> \n")
 
 
+@pytest.mark.parametrize("options", [[], ["--responder"]])
+def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(options, monkeypatch, capsys):
+    """The terminal shows "^C" after the message's line: "interrupted" followed it there."""
+    import io
+    import sys
+
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+
+    def typed(prompt):
+        sys.stdout.write(prompt + "hello\n")  # as input() shows it, Enter's line end included
+        return "hello"
+
+    def pressed(*args, **kwargs):
+        sys.stdout.write("^C")  # as the terminal shows Ctrl-C
+        raise KeyboardInterrupt
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr("builtins.input", typed)
+    monkeypatch.setattr(Assistant, "chat", pressed)
+    monkeypatch.setattr(Responder, "respond", pressed)
+    assert main(["chat", *options]) == 130
+    assert capsys.readouterr().out.endswith("you> hello\n^C\n")
+
+
 def test_chat_in_a_terminal_with_standard_output_closed_reads_its_input_without_a_traceback(monkeypatch):
     import io
 

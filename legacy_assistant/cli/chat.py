@@ -144,11 +144,12 @@ def run(args: argparse.Namespace) -> int:
         _show(f"Chatting with {assistant.predictor.name}. {LEAVE}")
     try:
         answered = False
-        for message in _messages(interactive):
-            _note_if_started_over(assistant, args.sender, answered)
-            reply = assistant.chat(args.sender, message)
-            answered = True
-            _say(reply.text, _intent_detail(assistant, reply) if args.show_intent else "")
+        with _interrupted_on_a_line_of_its_own(interactive):
+            for message in _messages(interactive):
+                _note_if_started_over(assistant, args.sender, answered)
+                reply = assistant.chat(args.sender, message)
+                answered = True
+                _say(reply.text, _intent_detail(assistant, reply) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -184,24 +185,25 @@ def run_with_responder(args: argparse.Namespace) -> int:
             _show(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
         # The turns the responder sees: the latest ones that hold a word, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
-        for number, message in enumerate(_messages(interactive)):
-            try:
-                responder.check_request([message])
-                readable = True
-            except RequestError:  # no token in it (a zero-width space)
-                readable = False
-            if not readable and not context:  # nothing to answer, but not worth ending the chat
-                _say(NO_WORDS)
-                continue
-            # One with no token is answered but not kept: in the window it would take the place of
-            # a turn with words, which the responder skips to (as it does in the server's context).
-            if readable:
-                context.append(message)
-            turns = list(context) if readable else [*context, message]
-            text = responder.respond(turns, emotion, mode=args.mode, seed=_seed(args, number))
-            if text:
-                context.append(text)
-            _say(text or NO_REPLY, f"  [generated {emotion}]" if args.show_intent else "")
+        with _interrupted_on_a_line_of_its_own(interactive):
+            for number, message in enumerate(_messages(interactive)):
+                try:
+                    responder.check_request([message])
+                    readable = True
+                except RequestError:  # no token in it (a zero-width space)
+                    readable = False
+                if not readable and not context:  # nothing to answer, but not worth ending the chat
+                    _say(NO_WORDS)
+                    continue
+                # One with no token is answered but not kept: in the window it would take the place of
+                # a turn with words, which the responder skips to (as it does in the server's context).
+                if readable:
+                    context.append(message)
+                turns = list(context) if readable else [*context, message]
+                text = responder.respond(turns, emotion, mode=args.mode, seed=_seed(args, number))
+                if text:
+                    context.append(text)
+                _say(text or NO_REPLY, f"  [generated {emotion}]" if args.show_intent else "")
     finally:
         responder.close()
     return 0
@@ -251,10 +253,11 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
             _show(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
-        for number, message in enumerate(_messages(interactive)):
-            _note_if_started_over(assistant, args.sender, number > 0)
-            reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
-            _say(reply.text, _intent_detail(assistant, reply, emotion) if args.show_intent else "")
+        with _interrupted_on_a_line_of_its_own(interactive):
+            for number, message in enumerate(_messages(interactive)):
+                _note_if_started_over(assistant, args.sender, number > 0)
+                reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
+                _say(reply.text, _intent_detail(assistant, reply, emotion) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -266,6 +269,19 @@ def _note_if_started_over(assistant: Assistant, sender: str, answered: bool) -> 
     output keeps one 'bot> ' reply a message). The dialogue starts over, an open flow with it."""
     if answered and not assistant.history(sender):
         print(STARTED_OVER, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _interrupted_on_a_line_of_its_own(interactive: bool) -> Iterator[None]:
+    """At a terminal, Ctrl-C ends the chat's line before "interrupted" (standard error) is said:
+    at the prompt the cursor was after "you> ", and as a reply was worked out after the "^C" the
+    terminal showed, where "^Cinterrupted" was printed."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if interactive:
+            print()
+        raise
 
 
 def _say(text: str, detail: str = "") -> None:
@@ -369,10 +385,6 @@ def _lines(interactive: bool, prompting: list[bool]) -> Iterator[str]:
             if interactive:  # Ctrl-D left the cursor after the prompt, where the shell's would follow
                 print()
             return
-        except KeyboardInterrupt:
-            if interactive:  # "interrupted" (standard error) on a line of its own, not after "you> ^C"
-                print()
-            raise
         if not interactive and not line:  # end of input
             return
         if first:  # a file saved by an editor that marks UTF-8 (Notepad): "quit" there was a message
