@@ -343,11 +343,47 @@ def _run_dev(values: dict[str, Any]) -> int:
         reload_in_background(app, "SIGHUP while starting")
     host, port = values["HOST"], values["PORT"]
     print(f"serving {values['MODEL']} on {_address(host, port)}  (development server; Ctrl-C to stop)", flush=True)
-    # threaded=True: every request runs in its own thread against the one shared session.
-    app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=_quiet_request_handler())
+    _run_flask(app, host, port)
     _finish_reload(app)
     close_store(app)
     return 0
+
+
+# What Flask's and Werkzeug's app.run() read from the environment to hand a server over from a
+# reloading parent to its child (the listening socket's descriptor; "this is the child"), and
+# what `flask run` sets (app.run() then returns at once). This server runs no reloader and is
+# no `flask run`: inherited, they made serve --dev exit at once without serving, or fail with
+# a KeyError, or serve on whatever descriptor was named instead of --port.
+_HANDOVER_ENV = ("FLASK_RUN_FROM_CLI", "WERKZEUG_RUN_MAIN", "WERKZEUG_SERVER_FD")
+
+
+def _run_flask(app: Any, host: str, port: int) -> None:
+    """Run Flask's development server until it stops, with nothing of Flask's own configuration
+    from the environment or the working folder: no debug mode (``FLASK_DEBUG``, whose interactive
+    debugger runs any Python code sent to it), no ``.env`` or ``.flaskenv`` file read (Flask reads
+    them where python-dotenv is installed, in this folder or any above it), no reloader's
+    hand-over (:data:`_HANDOVER_ENV`). Each one set is said to be ignored."""
+    from flask.helpers import get_debug_flag
+
+    if get_debug_flag():
+        log.warning(
+            "FLASK_DEBUG is ignored: the development server never runs Flask's debug mode, whose "
+            "debugger would run any Python code sent to it"
+        )
+    for name in _HANDOVER_ENV:
+        if os.environ.pop(name, None) is not None:
+            log.warning("%s is ignored: it is Flask's or Werkzeug's, set for a server they restart", name)
+    # threaded=True: every request runs in its own thread against the one shared session.
+    app.run(
+        host=host,
+        port=port,
+        debug=False,
+        load_dotenv=False,
+        threaded=True,
+        use_reloader=False,
+        use_debugger=False,
+        request_handler=_quiet_request_handler(),
+    )
 
 
 def _finish_reload(app: Any) -> None:

@@ -51,6 +51,10 @@ APP_DEFAULTS: dict[str, Any] = {
     # () -> (ready, {"ready": n, "expected": m}): whether every process of the server serves
     # (gunicorn: every worker has built its app); None: this process is the whole server
     "READINESS": None,
+    # Flask's debug mode, off whatever FLASK_DEBUG says (Flask reads it as the app is made): the
+    # app answers the same under any environment, and serve --dev never runs Werkzeug's debugger
+    # either (legacy_assistant.cli.serve)
+    "DEBUG": False,
 }
 
 BLUEPRINTS = (

@@ -1,0 +1,67 @@
+"""What Flask and Werkzeug read from the environment and the working folder changes nothing of
+the app or of ``serve --dev``: no debug mode (``FLASK_DEBUG``, a ``.env`` or ``.flaskenv``
+file), no reloader's hand-over (``WERKZEUG_RUN_MAIN``, ``WERKZEUG_SERVER_FD``), no ``flask
+run`` (``FLASK_RUN_FROM_CLI``, under which ``app.run()`` returned at once)."""
+import logging
+
+import pytest
+from flask import Flask
+
+from tests.server_process import ServerProcess
+
+
+def test_flask_debug_in_the_environment_leaves_the_app_out_of_debug_mode(monkeypatch, default_predictor):
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    assistant = Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0),
+                          MemoryStore())
+    app = create_app({"TESTING": True}, assistant=assistant)
+    assert app.debug is False
+    assert app.jinja_env.auto_reload is False  # debug mode reloaded the templates on every request
+
+
+@pytest.mark.parametrize("handover", [{}, {"FLASK_RUN_FROM_CLI": "true"}, {"WERKZEUG_RUN_MAIN": "true"},
+                                      {"WERKZEUG_RUN_MAIN": "true", "WERKZEUG_SERVER_FD": "0"}])
+def test_the_dev_server_runs_without_flask_settings_from_the_environment_or_folder(
+        tmp_path, monkeypatch, caplog, handover):
+    from legacy_assistant.cli import serve
+
+    (tmp_path / ".flaskenv").write_text("FLASK_DEBUG=1\nFLASK_RUN_PORT=1\n", encoding="utf-8")
+    (tmp_path / ".env").write_text("FLASK_DEBUG=1\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for name, value in handover.items():
+        monkeypatch.setenv(name, value)
+    ran = []
+
+    def run_simple(host, port, application, **options):
+        ran.append((host, port, application.debug, options))
+
+    monkeypatch.setattr("werkzeug.serving.run_simple", run_simple)
+    app = Flask("probe")
+    with caplog.at_level(logging.WARNING, logger=serve.__name__):
+        serve._run_flask(app, "127.0.0.1", 5)
+    assert len(ran) == 1, "app.run() returned without serving"
+    host, port, debug, options = ran[0]
+    assert (host, port, debug) == ("127.0.0.1", 5, False)
+    assert options["use_debugger"] is False and options["use_reloader"] is False
+    import os
+
+    assert "FLASK_DEBUG" not in os.environ  # neither file was read
+    for name in handover:
+        assert name not in os.environ
+        assert f"{name} is ignored" in caplog.text
+
+
+def test_serve_dev_under_flask_debug_serves_without_the_debugger(tmp_path, tiny_model_dir, free_port):
+    env = {"FLASK_DEBUG": "1", "WERKZEUG_RUN_MAIN": "true"}
+    with ServerProcess(["--dev", "--model", str(tiny_model_dir), "--no-responder", "--store", "memory"],
+                       port=free_port(), log_path=tmp_path / "dev.log", env=env) as server:
+        assert server.request("GET", "/console")[0] == 404  # Werkzeug's debugger console, which runs code
+        assert server.request("GET", "/health")[0] == 200
+        log = server.log()
+    assert "FLASK_DEBUG is ignored" in log and "WERKZEUG_RUN_MAIN is ignored" in log
+    assert "Debug mode: off" in log
