@@ -320,7 +320,12 @@ def _address(host: str, port: int) -> str:
     return f"http://{bracketed(host)}:{port}/"
 
 
+# The names prometheus_client reads for its multiprocess mode (the lower-case one deprecated)
+_METRICS_FOLDER_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
 def _run_dev(values: dict[str, Any]) -> int:
+    _single_process_metrics()  # before the metrics are imported: they read it then
     from legacy_assistant.serving import heap
     from legacy_assistant.web import create_app
     from legacy_assistant.web.admin import reload_in_background
@@ -347,6 +352,16 @@ def _run_dev(values: dict[str, Any]) -> int:
     _finish_reload(app)
     close_store(app)
     return 0
+
+
+def _single_process_metrics() -> None:
+    """Keep the development server's metrics in its own memory, as any single process's: with a
+    multiprocess metrics folder inherited from the environment it wrote files there and served
+    the sum of every file in it (an earlier run's counts, another server's, the live gauges of
+    ended processes), or failed to start where the folder did not exist."""
+    for name in _METRICS_FOLDER_ENV:
+        if os.environ.pop(name, None) is not None:
+            log.warning("%s is ignored: the development server is one process, and /metrics counts its own", name)
 
 
 # What Flask's and Werkzeug's app.run() read from the environment to hand a server over from a

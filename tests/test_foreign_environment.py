@@ -1,7 +1,9 @@
-"""What Flask and Werkzeug read from the environment and the working folder changes nothing of
-the app or of ``serve --dev``: no debug mode (``FLASK_DEBUG``, a ``.env`` or ``.flaskenv``
-file), no reloader's hand-over (``WERKZEUG_RUN_MAIN``, ``WERKZEUG_SERVER_FD``), no ``flask
-run`` (``FLASK_RUN_FROM_CLI``, under which ``app.run()`` returned at once)."""
+"""What the libraries underneath read from the environment and the working folder changes
+nothing of the app or of ``serve --dev``: Flask's and Werkzeug's (no debug mode from
+``FLASK_DEBUG`` or a ``.env`` or ``.flaskenv`` file, no reloader's hand-over from
+``WERKZEUG_RUN_MAIN`` and ``WERKZEUG_SERVER_FD``, no ``flask run`` from ``FLASK_RUN_FROM_CLI``,
+under which ``app.run()`` returned at once), and prometheus_client's multiprocess folder, which
+the development server, one process, does not use."""
 import logging
 
 import pytest
@@ -56,12 +58,20 @@ def test_the_dev_server_runs_without_flask_settings_from_the_environment_or_fold
         assert f"{name} is ignored" in caplog.text
 
 
-def test_serve_dev_under_flask_debug_serves_without_the_debugger(tmp_path, tiny_model_dir, free_port):
-    env = {"FLASK_DEBUG": "1", "WERKZEUG_RUN_MAIN": "true"}
+def test_serve_dev_under_foreign_settings_serves_without_the_debugger_or_a_metrics_folder(
+        tmp_path, tiny_model_dir, free_port):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    env = {"FLASK_DEBUG": "1", "WERKZEUG_RUN_MAIN": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
     with ServerProcess(["--dev", "--model", str(tiny_model_dir), "--no-responder", "--store", "memory"],
                        port=free_port(), log_path=tmp_path / "dev.log", env=env) as server:
         assert server.request("GET", "/console")[0] == 404  # Werkzeug's debugger console, which runs code
-        assert server.request("GET", "/health")[0] == 200
+        assert server.request("GET", "/version")[0] == 200
+        status, text = server.request("GET", "/metrics")
         log = server.log()
+    assert status == 200
+    assert 'legacy_assistant_http_requests_total{method="GET",route="/version",status="200"} 1.0' in text
+    assert list(metrics.iterdir()) == []  # an earlier run's files there would have been counted too
     assert "FLASK_DEBUG is ignored" in log and "WERKZEUG_RUN_MAIN is ignored" in log
+    assert "PROMETHEUS_MULTIPROC_DIR is ignored" in log
     assert "Debug mode: off" in log
