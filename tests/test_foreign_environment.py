@@ -75,3 +75,21 @@ def test_serve_dev_under_foreign_settings_serves_without_the_debugger_or_a_metri
     assert "FLASK_DEBUG is ignored" in log and "WERKZEUG_RUN_MAIN is ignored" in log
     assert "PROMETHEUS_MULTIPROC_DIR is ignored" in log
     assert "Debug mode: off" in log
+
+
+@pytest.mark.parametrize("module, described", [
+    ("legacy_assistant", "train, inspect, chat with and serve"),
+    ("legacy_assistant.classifier.classic.pickled_lists", "Turn a pickled list of strings"),
+])
+def test_the_commands_start_under_python_OO(module, described):
+    """``python -OO`` (``PYTHONOPTIMIZE=2``) drops docstrings: the parser was built from one, and
+    every command ended in a traceback (``'NoneType' object has no attribute 'splitlines'``)."""
+    import subprocess
+    import sys
+
+    from tests.server_process import ROOT
+
+    done = subprocess.run([sys.executable, "-OO", "-m", module, "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert described in done.stdout

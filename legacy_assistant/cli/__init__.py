@@ -27,6 +27,10 @@ from legacy_assistant.common.limits import address_space_note
 from legacy_assistant.common.stop_signals import stop_signals_blocked_for_new_threads
 from legacy_assistant.errors import AssistantError
 
+# --help's description: the docstring's first line, kept here as well because Python run with
+# -OO (PYTHONOPTIMIZE=2) drops docstrings, and the parser could not be built from None
+DESCRIPTION = "legacy-assistant: train, inspect, chat with and serve intent models and generative responders."
+
 COMMANDS = (
     "train",
     "evaluate",
@@ -44,7 +48,7 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="legacy-assistant", description=__doc__.splitlines()[0].replace("``", ""))
+    parser = argparse.ArgumentParser(prog="legacy-assistant", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")

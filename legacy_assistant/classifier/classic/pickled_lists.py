@@ -26,6 +26,8 @@ from legacy_assistant.classifier.classic.string_lists import looks_like_pickle, 
 from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.input_files import read_input_bytes
 
+# --help's description, the docstring's first line (which python -OO drops)
+DESCRIPTION = "Turn a pickled list of strings (the classic ``words.pkl``/``classes.pkl``) into JSON, safely."
 MAX_BYTES = 64 * 1024 * 1024
 
 _STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
@@ -156,7 +158,7 @@ def _not_a_pickle(raw: bytes, path: str) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m legacy_assistant.classifier.classic.pickled_lists", description=__doc__.splitlines()[0]
+        prog="python -m legacy_assistant.classifier.classic.pickled_lists", description=DESCRIPTION
     )
     parser.add_argument("pickle", help="pickled list of strings, e.g. words.pkl")
     parser.add_argument("--out", help="JSON file to write (default: print)")
