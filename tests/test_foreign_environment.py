@@ -62,7 +62,8 @@ def test_serve_dev_under_foreign_settings_serves_without_the_debugger_or_a_metri
         tmp_path, tiny_model_dir, free_port):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
-    env = {"FLASK_DEBUG": "1", "WERKZEUG_RUN_MAIN": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    env = {"FLASK_DEBUG": "1", "WERKZEUG_RUN_MAIN": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+           "SCRIPT_NAME": "/bot"}
     with ServerProcess(["--dev", "--model", str(tiny_model_dir), "--no-responder", "--store", "memory"],
                        port=free_port(), log_path=tmp_path / "dev.log", env=env) as server:
         assert server.request("GET", "/console")[0] == 404  # Werkzeug's debugger console, which runs code
@@ -74,6 +75,7 @@ def test_serve_dev_under_foreign_settings_serves_without_the_debugger_or_a_metri
     assert list(metrics.iterdir()) == []  # an earlier run's files there would have been counted too
     assert "FLASK_DEBUG is ignored" in log and "WERKZEUG_RUN_MAIN is ignored" in log
     assert "PROMETHEUS_MULTIPROC_DIR is ignored" in log
+    assert "SCRIPT_NAME is ignored: the development server answers at the root (/health, not /bot/health)" in log
     assert "Debug mode: off" in log
 
 

@@ -377,7 +377,8 @@ def _run_flask(app: Any, host: str, port: int) -> None:
     from the environment or the working folder: no debug mode (``FLASK_DEBUG``, whose interactive
     debugger runs any Python code sent to it), no ``.env`` or ``.flaskenv`` file read (Flask reads
     them where python-dotenv is installed, in this folder or any above it), no reloader's
-    hand-over (:data:`_HANDOVER_ENV`). Each one set is said to be ignored."""
+    hand-over (:data:`_HANDOVER_ENV`). Each one set is said to be ignored, as is gunicorn's
+    ``SCRIPT_NAME``, which the server ``serve`` starts answers under and this one does not."""
     from flask.helpers import get_debug_flag
 
     if get_debug_flag():
@@ -388,6 +389,12 @@ def _run_flask(app: Any, host: str, port: int) -> None:
     for name in _HANDOVER_ENV:
         if os.environ.pop(name, None) is not None:
             log.warning("%s is ignored: it is Flask's or Werkzeug's, set for a server they restart", name)
+    if os.environ.get("SCRIPT_NAME"):  # gunicorn's prefix: Werkzeug's server has none
+        log.warning(
+            "SCRIPT_NAME is ignored: the development server answers at the root (/health, not %s/health); "
+            "serve without --dev answers under it",
+            os.environ["SCRIPT_NAME"].rstrip("/"),
+        )
     # threaded=True: every request runs in its own thread against the one shared session.
     app.run(
         host=host,
