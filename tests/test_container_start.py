@@ -6,6 +6,7 @@ machine) and are skipped elsewhere; the unit cases run everywhere."""
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -552,3 +553,14 @@ def test_a_failed_exec_leaves_no_signal_blocked(tmp_path):
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
         os.environ.pop(server.PRIVATE_ENV, None)
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "/proc/no-such-metrics-folder"])
+def test_a_metrics_folder_that_cannot_be_made_is_refused_before_gunicorn(tmp_path, name):
+    """A folder above that looks writable, where the folder itself cannot be made (a name too
+    long; /proc, where root may write but no folder can be made): the master stopped with a
+    traceback as gunicorn started."""
+    directory = tmp_path / name if not name.startswith("/") else Path(name)
+    with pytest.raises(ConfigError, match=rf"^PROMETHEUS_MULTIPROC_DIR={re.escape(str(directory))}: "):
+        check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    assert not os.path.exists(directory)

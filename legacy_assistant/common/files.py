@@ -194,7 +194,8 @@ def nearest_existing(path: str | Path) -> Path:
     """``path`` when it exists, else its nearest parent that does (a folder the path would be
     made in, when it is one); ``/`` at worst."""
     path = Path(path)
-    return next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor or "/"))
+    # os.path.exists, not Path.exists: False, not OSError, for a name too long
+    return next((p for p in (path, *path.parents) if os.path.exists(p)), Path(path.anchor or "/"))
 
 
 def can_make_or_write_in(folder: str | Path) -> bool:

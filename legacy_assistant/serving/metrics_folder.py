@@ -161,11 +161,19 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
             ) from None
         return
     path = Path(directory)
-    if path.exists() and not path.is_dir():
+    if os.path.exists(path) and not os.path.isdir(path):  # os.path's: False for a name too long
         raise ConfigError(f"{METRICS_ENV}={directory} is not a folder")
     existing = nearest_existing(path)  # the folder the server would make it in
     if not can_make_or_write_in(path):
         raise ConfigError(f"{METRICS_ENV}={directory}: this user cannot write in {existing}")
+    if not os.path.isdir(path):
+        # made here, as the master would make it: where that fails although the folder above
+        # looks writable (a name too long; /proc or /sys, which root may write in but where no
+        # folder can be made), the master stopped with a traceback as gunicorn started
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{METRICS_ENV}={directory}: cannot make it: {exc.strerror or exc}") from None
     foreign = _foreign_metrics_file(path)
     if foreign is not None:
         # another user's server uses the folder, or left it, in a sticky folder: its files cannot
