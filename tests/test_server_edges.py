@@ -254,6 +254,12 @@ def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outs
             assert status == 404 and "SCRIPT_NAME '/bot'" in body["error"]["message"], (path, body)
         status, body = prefixed.request("GET", "/bot/nothing")  # the paths the client sees
         assert (status, body["error"]["message"]) == (404, "no route '/bot/nothing'; see /bot/openapi.json for the routes")
+        # the prefix is the environment's: a SCRIPT_NAME header (from this machine, which gunicorn
+        # trusts as a proxy by default) does not move it
+        status, body = prefixed.request("GET", "/x/health", headers={"SCRIPT_NAME": "/x"})
+        assert status == 404 and "SCRIPT_NAME '/bot'" in body["error"]["message"], body
+        status, body = prefixed.request("GET", "/bot/version", headers={"SCRIPT_NAME": "/bot/version"})
+        assert status == 200 and body["service"] == "legacy-assistant", body  # /version: the header made it no root
         assert prefixed.request("GET", "/bot/health")[0] == 200  # the worker is fine
 
 

@@ -872,6 +872,12 @@ class GunicornServer(BaseApplication):
             # the request line it refuses is what _hide_sender reads to write a sender id hidden,
             # and the parser whose refusals and limits this server's answers were made for
             "http_parser": "python",
+            # no header sets the prefix: SCRIPT_NAME comes from the environment only. gunicorn
+            # otherwise took a SCRIPT_NAME header from any address FORWARDED_ALLOW_IPS trusts (this
+            # machine's, by default) in its place, so a client through a proxy that passes the
+            # header on chose the prefix (GET /x/health with SCRIPT_NAME: /x was answered as /health),
+            # and with it which route a path reaches, past a proxy's rules on paths
+            "forwarder_headers": "",
             "errorlog": "-",
             "logger_class": JsonServerLog if o.log_format == "json" else ServerLog,
             "loglevel": o.log_level,
