@@ -95,3 +95,29 @@ def test_the_commands_start_under_python_OO(module, described):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert described in done.stdout
+
+
+def test_serve_hands_the_server_no_upgrade_of_gunicorns_it_inherited(monkeypatch, caplog):
+    """GUNICORN_PID and GUNICORN_FD are what gunicorn's USR2 upgrade gives the master it starts;
+    inherited by serve, the server took itself for one and stopped with a KeyError traceback."""
+    import os
+
+    from legacy_assistant.serving import server
+
+    class Execed(Exception):
+        pass
+
+    given = {}
+
+    def execv(path, args):
+        given.update(os.environ)
+        raise Execed
+
+    monkeypatch.setenv(server.PRIVATE_ENV, "{}")  # exec_server sets it: put back as it was after the test
+    monkeypatch.setenv("GUNICORN_PID", "1")
+    monkeypatch.setenv("GUNICORN_FD", "3")
+    monkeypatch.setattr(server.os, "execv", execv)
+    with caplog.at_level(logging.WARNING, logger=server.log.name), pytest.raises(Execed):
+        server.exec_server(server.ServerOptions(port=1, workers=1))
+    assert "GUNICORN_PID" not in given and "GUNICORN_FD" not in given
+    assert "GUNICORN_PID is ignored" in caplog.text and "GUNICORN_FD is ignored" in caplog.text

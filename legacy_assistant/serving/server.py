@@ -1117,6 +1117,13 @@ def refuse_small_redis_pool(options: ServerOptions) -> None:
         raise SystemExit(1)
 
 
+# What gunicorn's USR2 upgrade hands the master it starts: the old master's pid and listening
+# sockets. Inherited by `serve` (from a process a server of gunicorn's started), they made the
+# server take itself for such a master and stop with a KeyError traceback, or with GUNICORN_FD
+# too, listen on whatever descriptors it named instead of --port.
+UPGRADE_ENV = ("GUNICORN_PID", "GUNICORN_FD")
+
+
 def exec_server(options: ServerOptions, python: str = sys.executable) -> NoReturn:
     """Replace this process with a fresh interpreter running the server (same pid, clean
     imports), with :data:`STOP_SIGNALS` blocked until its master handles them.
@@ -1131,6 +1138,9 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> NoRetur
     sys.stderr.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
+        for name in UPGRADE_ENV:
+            if os.environ.pop(name, None) is not None:
+                log.warning("%s is ignored: gunicorn sets it for the master it starts on USR2, which this is not", name)
         os.environ[PRIVATE_ENV] = options.private_json()
         # not python -m: that puts the working folder's modules first on the path (launch.py)
         command = launch.command("legacy_assistant.serving.server:main", options.to_json(), python=python)
