@@ -1,7 +1,9 @@
 """The command line, run in-process through its ``main``."""
 import json
 import logging
+import os
 import shutil
+import signal
 import warnings
 
 import pytest
@@ -266,6 +268,44 @@ def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(opt
     monkeypatch.setattr(Responder, "respond", pressed)
     assert main(["chat", *options]) == 130
     assert capsys.readouterr().out.endswith("you> hello\n^C\n")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTSTP"), reason="no job control")
+@pytest.mark.parametrize("options", [[], ["--responder"]])
+def test_chat_in_a_terminal_leaves_ctrl_z_to_the_system_as_a_reply_is_worked_out(options, monkeypatch):
+    """The handler that draws the prompt again after Ctrl-Z and fg runs only as Python code
+    does: left in place as a reply was worked out (in TensorFlow's C++ code), it held the stop
+    back until the reply was done. It is in place while input() waits, and not after the chat."""
+    import builtins
+    import pty
+
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+
+    leader, follower = pty.openpty()
+    terminal = open(follower, encoding="utf-8")  # noqa: SIM115 - closed below
+    at_prompt, replying = [], []
+
+    def typed(prompt):
+        at_prompt.append(signal.getsignal(signal.SIGTSTP))
+        return "hello"
+
+    def worked_out(*args, **kwargs):
+        replying.append(signal.getsignal(signal.SIGTSTP))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr(builtins, "input", typed)
+    monkeypatch.setattr(Assistant, "chat", worked_out)
+    monkeypatch.setattr(Responder, "respond", worked_out)
+    try:
+        assert main(["chat", *options]) == 130
+    finally:
+        terminal.close()
+        os.close(leader)
+    assert len(at_prompt) == 1 and at_prompt[0] not in (signal.SIG_DFL, signal.SIG_IGN), at_prompt
+    assert replying == [signal.SIG_DFL]
+    assert signal.getsignal(signal.SIGTSTP) == signal.SIG_DFL
 
 
 def test_chat_in_a_terminal_with_standard_output_closed_reads_its_input_without_a_traceback(monkeypatch):

@@ -362,23 +362,15 @@ def _messages(interactive: bool) -> Iterator[str]:
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="replace")
-    prompting = [False]  # whether input() waits for a line: Ctrl-Z and fg draw it again
-    with stop_and_resume_kept(lambda: prompting[0]) if interactive else contextlib.nullcontext():
-        yield from _lines(interactive, prompting)
-
-
-def _lines(interactive: bool, prompting: list[bool]) -> Iterator[str]:
-    """:func:`_messages`' loop; ``prompting[0]`` is true while input() waits for a line."""
     first = True
     while True:
         try:
-            # input() needs standard output even without a prompt (a closed one: RuntimeError)
+            # input() needs standard output even without a prompt (a closed one: RuntimeError).
+            # Ctrl-Z and fg there draw the line again; only there: as a reply is worked out (in
+            # TensorFlow's C++ code, where no Python signal handler runs) Ctrl-Z stops at once.
             if interactive:
-                prompting[0] = True
-                try:
+                with stop_and_resume_kept():
                     line = input("you> ")
-                finally:
-                    prompting[0] = False
             else:
                 line = sys.stdin.readline()
         except EOFError:

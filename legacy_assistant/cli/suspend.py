@@ -18,16 +18,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def stop_and_resume_kept(reading: Callable[[], bool]) -> Iterator[None]:
-    """Within the block, Ctrl-Z (SIGTSTP) stops the process with the terminal in the mode it had
-    when the block began, and the process goes on with the terminal as it was at the stop; where
-    ``reading()`` says input() was waiting for a line then, readline draws its line again. Only
+def stop_and_resume_kept() -> Iterator[None]:
+    """Within the block, input() waiting for a line, Ctrl-Z (SIGTSTP) stops the process with the
+    terminal in the mode it had when the block began, and the process goes on with the terminal
+    as it was at the stop and readline's line drawn again. The block is to hold no more than
+    input(): its handler runs only as Python code does, so a stop asked for within a long call
+    into C code (TensorFlow's) would wait for the call's end. Only
     on a system with job control (no termios, no SIGTSTP: nothing done), in the main thread, with
     standard input a terminal and SIGTSTP at its default action (an ignored one stays ignored);
     the old handler comes back at the end."""
@@ -65,8 +67,7 @@ def stop_and_resume_kept(reading: Callable[[], bool]) -> Iterator[None]:
         if at_stop is not None:
             with contextlib.suppress(termios.error):
                 termios.tcsetattr(descriptor, termios.TCSADRAIN, at_stop)
-        if reading():
-            _redraw_line()
+        _redraw_line()
 
     signal.signal(signal.SIGTSTP, stop)
     try:
