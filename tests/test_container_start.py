@@ -564,3 +564,14 @@ def test_a_metrics_folder_that_cannot_be_made_is_refused_before_gunicorn(tmp_pat
     with pytest.raises(ConfigError, match=rf"^PROMETHEUS_MULTIPROC_DIR={re.escape(str(directory))}: "):
         check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(directory)})
     assert not os.path.exists(directory)
+
+
+def test_the_metrics_folder_check_leaves_no_folder_of_its_making_behind(tmp_path):
+    """The check made the folder, and its missing parents, to see that it could be: a refusal
+    after it (a port in use) left them behind, a mistyped name's too. The master makes it."""
+    directory = tmp_path / "not" / "yet" / "metrics"
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "there").mkdir()
+    check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "there")})  # one that was there stays
+    assert [p.name for p in tmp_path.iterdir()] == ["there"]

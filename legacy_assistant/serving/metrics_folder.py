@@ -8,6 +8,7 @@ writes to the folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -169,11 +170,10 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
     if not os.path.isdir(path):
         # made here, as the master would make it: where that fails although the folder above
         # looks writable (a name too long; /proc or /sys, which root may write in but where no
-        # folder can be made), the master stopped with a traceback as gunicorn started
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"{METRICS_ENV}={directory}: cannot make it: {exc.strerror or exc}") from None
+        # folder can be made), the master stopped with a traceback as gunicorn started. Removed
+        # again: a later refusal (a port in use) left it behind, parents and all, a mistyped
+        # name's too; the master makes it as it starts.
+        _check_can_make(path, directory)
     foreign = _foreign_metrics_file(path)
     if foreign is not None:
         # another user's server uses the folder, or left it, in a sticky folder: its files cannot
@@ -184,6 +184,20 @@ def check_metrics_dir(environ: Mapping[str, str] | None = None) -> None:
             "give each server's user a metrics folder of its own (or remove that user's files if no server "
             "of theirs runs)"
         )
+
+
+def _check_can_make(path: Path, directory: str) -> None:
+    """Make the folder ``path`` (``directory`` as set) and the missing folders above it, then
+    remove those again; a :class:`ConfigError` where it cannot be made."""
+    missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{METRICS_ENV}={directory}: cannot make it: {exc.strerror or exc}") from None
+    finally:
+        for made in missing:  # the deepest first; one something else put a file in meanwhile stays
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
 
 
 def _foreign_metrics_file(directory: Path) -> tuple[str, int] | None:
