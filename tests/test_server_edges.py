@@ -263,6 +263,20 @@ def test_a_server_under_a_script_name_prefix_serves_its_page_there_and_404s_outs
         assert prefixed.request("GET", "/bot/health")[0] == 200  # the worker is fine
 
 
+@pytest.mark.parametrize("script_name, under", [("/bot/", "/bot"), ("/", "")])
+def test_a_script_name_ending_in_a_slash_is_taken_without_it(tmp_path, free_port, script_name, under):
+    """gunicorn cut the prefix, its slash included, off each path: under SCRIPT_NAME=/bot/,
+    /bot/health reached the app as "health" and was refused as outside the prefix, and /bot/
+    redirected to itself; under SCRIPT_NAME=/ every path was refused."""
+    with ServerProcess(["--workers", "1", "--store", "memory", "--no-responder"], port=free_port(),
+                       log_path=tmp_path / "server.log", env={"SCRIPT_NAME": script_name},
+                       health_path=f"{under}/health") as server:
+        assert server.request("GET", f"{under}/version")[0] == 200
+        assert server.request("GET", f"{under}/")[0] == 200
+        log = server.log()
+    assert f"SCRIPT_NAME={script_name} is taken as {under or 'none (the root)'}: a prefix ends in no slash" in log
+
+
 def test_a_server_on_a_loopback_address_refuses_a_foreign_host(server):
     """The loopback names filled in by serve reach the workers: a page that reached the server
     through a name of its own (DNS rebinding) is refused, before any token is looked at."""

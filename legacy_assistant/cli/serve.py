@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in [settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
         if warning:
             log.warning("%s", warning)
+    _prefix_without_a_trailing_slash()
     model = values["MODEL"]
     apply_runtime(args)  # one TensorFlow runtime per process, chosen before any model loads
     runtime = _runtime()
@@ -232,6 +233,22 @@ def run(args: argparse.Namespace) -> int:
         options.threads,
     )
     exec_server(options)
+
+
+def _prefix_without_a_trailing_slash() -> None:
+    """Take gunicorn's ``SCRIPT_NAME`` without the slashes it ends in (``/`` as none: the root).
+    gunicorn cuts the prefix, slash included, off each path: under ``/bot/``, ``/bot/health``
+    reached the app as ``health`` and was refused as outside the prefix, ``/bot/`` redirected to
+    itself, and only ``/bot//health`` was answered; under ``/`` every path was refused."""
+    script_name = os.environ.get("SCRIPT_NAME", "")
+    if not script_name.endswith("/"):
+        return
+    prefix = script_name.rstrip("/")
+    if prefix:
+        os.environ["SCRIPT_NAME"] = prefix
+    else:
+        del os.environ["SCRIPT_NAME"]
+    log.warning("SCRIPT_NAME=%s is taken as %s: a prefix ends in no slash", script_name, prefix or "none (the root)")
 
 
 def check_address(host: str, port: int, flags: dict[str, Any] | None = None) -> None:
