@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import unicodedata
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from legacy_assistant.cli.arguments import (
 )
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.cli.suspend import stop_and_resume_kept
+from legacy_assistant.common.terminal import visible
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
@@ -297,14 +297,6 @@ def _say(text: str, detail: str = "") -> None:
 def _show(text: str) -> None:
     """Print ``text`` on standard output, its control characters made :func:`visible`."""
     print(visible(text), flush=True)
-
-
-def visible(text: str) -> str:
-    """``text`` with each control character but the tab and the line feed written as its escape
-    (``\\x1b``): an intents file's response, a generated word or a model's name that holds an
-    escape sequence drove the terminal as it was printed (cleared the screen, set the window's
-    title, changed the colours, or had the terminal answer a query as if the user typed it)."""
-    return "".join(char if char in "\t\n" or unicodedata.category(char) != "Cc" else ascii(char)[1:-1] for char in text)
 
 
 def _intent_detail(assistant: Assistant, reply: Reply, emotion: str | None = None) -> str:

@@ -29,6 +29,7 @@ from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtim
 from legacy_assistant.common.hosts import default_allowed_hosts
 from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.common.origins import bracketed
+from legacy_assistant.common.terminal import say
 from legacy_assistant.defaults import instance_folder, not_installed_hint
 from legacy_assistant.errors import AssistantError, ConfigError
 from legacy_assistant.serving import log_format, settings, unix_socket
@@ -364,7 +365,7 @@ def _run_dev(values: dict[str, Any]) -> int:
     if asked:
         reload_in_background(app, "SIGHUP while starting")
     host, port = values["HOST"], values["PORT"]
-    print(f"serving {values['MODEL']} on {_address(host, port)}  (development server; Ctrl-C to stop)", flush=True)
+    say(f"serving {values['MODEL']} on {_address(host, port)}  (development server; Ctrl-C to stop)", flush=True)
     _run_flask(app, host, port)
     _finish_reload(app)
     close_store(app)
@@ -412,6 +413,11 @@ def _run_flask(app: Any, host: str, port: int) -> None:
             "serve without --dev answers under it",
             os.environ["SCRIPT_NAME"].rstrip("/"),
         )
+    # Werkzeug colours its lines with escape sequences, which the log lines would show as text
+    # (``\x1b[33m``): they hold a request's data, whose control characters are written as escapes
+    import werkzeug.serving
+
+    werkzeug.serving._log_add_style = False
     # threaded=True: every request runs in its own thread against the one shared session.
     app.run(
         host=host,
@@ -435,7 +441,7 @@ def _finish_reload(app: Any) -> None:
     if thread is None:
         return
     try:  # from the message on: a Ctrl-C must not end the main thread alone, to wait for the reload
-        print("waiting for the model reload under way to finish (Ctrl-C again stops at once)", flush=True)
+        say("waiting for the model reload under way to finish (Ctrl-C again stops at once)", flush=True)
         while thread.is_alive():  # woken often: a signal another thread took is handled here then
             thread.join(0.1)
     except KeyboardInterrupt:

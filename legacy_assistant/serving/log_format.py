@@ -29,6 +29,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from legacy_assistant.common.terminal import visible
+
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 CLI_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # a command's lines: one process
@@ -43,7 +45,9 @@ class TextFormatter(logging.Formatter):
     """Text lines whose time is local time with milliseconds and its offset from UTC,
     ``2026-12-06 06:27:56,123 +0000``, as gunicorn's own lines carry it
     (``[2026-12-06 06:27:56 +0000]``): under a ``TZ`` set in a container a line without it
-    could be any zone's time. ``serve``'s text lines and every command's use it."""
+    could be any zone's time. ``serve``'s text lines and every command's use it. A control
+    character (a request's header, a file's text quoted in a warning) is written as its escape
+    (``\\x1b``), so that it cannot drive the terminal or forge a line's start."""
 
     def __init__(self, fmt: str = TEXT_FORMAT) -> None:
         super().__init__(fmt)
@@ -55,6 +59,9 @@ class TextFormatter(logging.Formatter):
         hours, minutes = divmod(abs(offset), 60)
         stamp = time.strftime(datefmt or "%Y-%m-%d %H:%M:%S", local)
         return f"{stamp},{int(record.msecs):03d} {sign}{hours:02d}{minutes:02d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):

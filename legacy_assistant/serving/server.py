@@ -76,6 +76,7 @@ from legacy_assistant.common import launch
 from legacy_assistant.common.limits import memory_limit_bytes
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.stop_signals import STOP_SIGNALS
+from legacy_assistant.common.terminal import VisibleFormatter
 from legacy_assistant.errors import AssistantError, ConfigError, ReadingStopped
 from legacy_assistant.serving import heap, log_format, metrics_folder, settings, unix_socket
 from legacy_assistant.serving.ports import listen_problem
@@ -780,7 +781,14 @@ class _ResponseCapture:
 class ServerLog(Logger):
     """Gunicorn's logger, naming the address it listens at (with a socket per worker,
     ``SO_REUSEPORT``, the master holds no listening socket, and gunicorn's ``Listening at:``
-    line would name none), and logging a client that stopped sending as one line."""
+    line would name none), and logging a client that stopped sending as one line. Its text
+    lines show control characters as escapes, as the app's do."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if handler.formatter is not None and not isinstance(handler.formatter, VisibleFormatter):
+                handler.setFormatter(VisibleFormatter(handler.formatter))
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
         # a read that gave up (see _time_out_reads) is a client that stopped sending, not a

@@ -1,0 +1,49 @@
+"""Text from files, models and requests as a terminal is to show it.
+
+An intents file's response, a model's name in its manifest, a corpus line, a file's name or a
+request's header may hold an escape sequence (``ESC [ 2 J``, ``OSC 0 ; title BEL``, the 8-bit
+CSI U+009B): printed as it is, it drives the terminal (clears the screen, sets the window's
+title, changes the colours, or has the terminal answer a query as if the user typed it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from typing import TextIO
+
+_RAW_IN_JSON = re.compile("[\x7f-\x9f]")  # what json.dumps(ensure_ascii=False) leaves unescaped
+
+
+def visible(text: str) -> str:
+    """``text`` with each control character but the tab and the line feed written as its escape
+    (``\\x1b``, ``\\x9b``, ``\\r``)."""
+    return "".join(char if char in "\t\n" or unicodedata.category(char) != "Cc" else ascii(char)[1:-1] for char in text)
+
+
+class VisibleFormatter(logging.Formatter):
+    """Wraps a formatter so that the lines it makes show control characters as escapes: a log
+    record may carry a file's text or a request's data."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(self.inner.format(record))
+
+
+def say(*values: object, sep: str = " ", end: str = "\n", file: TextIO | None = None, flush: bool = False) -> None:
+    """:func:`print`, the text's control characters made :func:`visible`: for a command's lines
+    that name a model, a file or a text that came from one. (JSON printed with
+    :func:`json.dumps` holds none: it escapes them itself.)"""
+    print(visible(sep.join(map(str, values))), end=end, file=file, flush=flush)
+
+
+def json_visible(text: str) -> str:
+    """JSON ``text`` (of :func:`json.dumps` with ``ensure_ascii=False``) with the control
+    characters it leaves as they are (DEL and the 8-bit ones, U+007F to U+009F, CSI among them)
+    written as ``\\u`` escapes: the same JSON to a reader, harmless at a terminal. JSON holds
+    them only inside its strings, where the escape stands for the character."""
+    return _RAW_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
