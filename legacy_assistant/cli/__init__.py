@@ -25,6 +25,7 @@ from compat.failures import tensorflow_error_text
 from legacy_assistant import __version__
 from legacy_assistant.common.limits import address_space_note
 from legacy_assistant.common.stop_signals import stop_signals_blocked_for_new_threads
+from legacy_assistant.common.terminal import visible
 from legacy_assistant.errors import AssistantError
 
 # --help's description: the docstring's first line, kept here as well because Python run with
@@ -191,7 +192,7 @@ def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | 
         return status
     except BrokenPipeError as exc:
         if not _reader_gone(sys.stdout):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {visible(str(exc))}", file=sys.stderr)
             return 1
         # the reader of the output went away (`... | head`): it had what it asked for. Exit as a
         # process stopped by SIGPIPE reports (128 + 13), without a message, and keep Python from
@@ -200,13 +201,13 @@ def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | 
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except AssistantError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:  # a path that cannot be read or written: the system's reason, one line
-        print(f"error: {exc}{_working_directory_gone(exc)}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}{_working_directory_gone(exc)}", file=sys.stderr)
         return 1
     except UnknownRuntime as exc:  # LEGACY_ASSISTANT_RUNTIME, read when the first model loads
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
         # TensorFlow's errors of the disk, memory or permissions (a full disk under a SavedModel
@@ -215,7 +216,7 @@ def _run(args: argparse.Namespace, terminated: list[int], argv: Sequence[str] | 
         if said is None:
             raise
         logging.getLogger(__name__).debug("TensorFlow error", exc_info=True)
-        print(f"error: {said}", file=sys.stderr)
+        print(f"error: {visible(said)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:
         from legacy_assistant.artifacts.directory import written_before_stop

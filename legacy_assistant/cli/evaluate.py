@@ -10,6 +10,7 @@ from pathlib import Path
 from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
 from legacy_assistant.cli.arguments import fraction_number, path_text, whole_number
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
+from legacy_assistant.common.terminal import visible
 
 DEFAULT_SPLIT = "test"  # of a CLINC150 file
 
@@ -106,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
     report["data"]["validation_data"] = validated is not None
     for warning in (overlap, validated):
         if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-    print(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else ""))
+            print(f"warning: {visible(warning)}", file=sys.stderr)
+    # the model's name (its manifest's), the file's name, its labels and sentences may hold
+    # control characters: shown as escapes, so that they cannot drive the terminal
+    print(visible(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else "")))
     for line in summary_lines(report, worst=args.top):
-        print(line)
+        print(visible(line))
     if args.out:
         from legacy_assistant.common.files import write_text_atomically, write_together
         from legacy_assistant.common.plots import figure_write, plot_confusions, plot_threshold_curve
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
         figures = [path.name for path in written[:-1]]
-        print(f"wrote {out}" + (f", {' and '.join(figures)}" if figures else " (no figures)"))
+        print(visible(f"wrote {out}" + (f", {' and '.join(figures)}" if figures else " (no figures)")))
     return 0
 
 

@@ -18,6 +18,7 @@ from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.cli.arguments import condition_strength_number, path_text, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
+from legacy_assistant.common.terminal import say
 
 COMMAND = "evaluate-responder"
 
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             train_paths, missing = find_training_corpora(manifest, args.corpora)
         if missing:
-            print(
+            say(
                 f"warning: {len(missing)} of the model's training file(s) not found near the corpora "
                 f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
                 "the baselines are fitted on the rest" + ("" if train_paths else ": none, so no baselines"),
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             raise AssistantError(f"training corpus {corpus_error_line(exc)}{hint}") from None
         roles = corpus_role(manifest, args.corpora)
         if roles["training"]:
-            print(
+            say(
                 f"warning: {', '.join(roles['training'])} is the model's training data (same sha256): "
                 "the figures measure memorisation, not held-out quality",
                 file=sys.stderr,
@@ -190,14 +191,14 @@ def run(args: argparse.Namespace) -> int:
             trained_keys = {dialogue_key(d) for d in train_dialogues}
             shared = sum(1 for d in dialogues if dialogue_key(d) in trained_keys)
             if shared:
-                print(
+                say(
                     f"warning: {shared} of the {len(dialogues)} evaluated dialogue(s) also occur in the model's "
                     "training corpora: the model may have trained on them (the baselines are fitted without "
                     "them), so its figures partly measure memorisation",
                     file=sys.stderr,
                 )
         if roles["validation"]:
-            print(
+            say(
                 f"note: {', '.join(roles['validation'])} is the model's validation data: it chose the best epoch "
                 "(early stopping), so the perplexity is slightly optimistic",
                 file=sys.stderr,
@@ -214,9 +215,9 @@ def run(args: argparse.Namespace) -> int:
         is_training_data=roles["training"],
         is_validation_data=roles["validation"],
     )
-    print(f"{report['model']} on {', '.join(map(str, args.corpora))}")
+    say(f"{report['model']} on {', '.join(map(str, args.corpora))}")
     for line in summary_lines(report):
-        print(line)
+        say(line)
     if args.out:
         from legacy_assistant.common.files import write_text_atomically, write_together
         from legacy_assistant.common.plots import figure_write, plot_responder_conditions, plot_responder_quality
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         # the report last, and nothing new at all where the figures' drawing is interrupted; a
         # figure matplotlib cannot draw is left out with a warning
         written = write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
-        print(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}")
+        say(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}")
     return 0
 
 

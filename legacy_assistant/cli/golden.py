@@ -17,6 +17,7 @@ from legacy_assistant.cli.arguments import non_negative_number
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.files import write_text_atomically
+from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     sentences = read_sentences(args.sentences)
     golden_path.parent.mkdir(parents=True, exist_ok=True)
     write_golden(predictor, sentences, golden_path, before=lambda: _refuse_if_replaced(args.model, predictor.manifest))
-    print(f"wrote {len(sentences)} golden cases to {golden_path}")
+    say(f"wrote {len(sentences)} golden cases to {golden_path}")
     return 0
 
 
@@ -124,7 +125,7 @@ def run_responder(args: argparse.Namespace) -> int:
             responder, contexts, golden_path, before=lambda: _refuse_if_replaced(args.model, responder.info.manifest)
         )
         cases = len(contexts) * len(responder.conditions)
-    print(f"wrote {cases} golden replies ({len(contexts)} contexts x every condition) to {golden_path}")
+    say(f"wrote {cases} golden replies ({len(contexts)} contexts x every condition) to {golden_path}")
     return 0
 
 
@@ -154,12 +155,12 @@ def _existing(golden_path: Path) -> Path:
 def _check(compare: Callable[[], dict], tolerance: float, report_path: str | None) -> int:
     """Print the comparison ``compare()`` makes and its verdict; 0 when it is within ``tolerance``."""
     report = compare()
-    print(json.dumps(report, indent=2))
+    say(json.dumps(report, indent=2))
     ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)  # as evaluate's --out does
         write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2) + "\n")
-    print("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}")
+    say("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}")
     return 0 if ok else 1
 
 

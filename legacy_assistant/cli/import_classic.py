@@ -6,6 +6,7 @@ import argparse
 
 from legacy_assistant.classifier.config import DEFAULT_THRESHOLD
 from legacy_assistant.cli.arguments import fraction_number
+from legacy_assistant.common.terminal import say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.words, args.classes, args.intents, args.out, threshold=args.threshold, force=args.force
     )
     with stops_after_writing(path):  # a stop while a full pipe holds the line back
-        print(f"imported {args.model} -> {path} (compat runtime; 'legacy-assistant migrate' makes a TF2 copy)")
+        say(f"imported {args.model} -> {path} (compat runtime; 'legacy-assistant migrate' makes a TF2 copy)")
     return 0

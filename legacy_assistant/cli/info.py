@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.cli.model_kind import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST, is_responder
+from legacy_assistant.common.terminal import visible
 from legacy_assistant.errors import ArtifactError, AssistantError
 
 INTENTS_NAMED = 60  # intents named on the intents line; --json gives every one
@@ -41,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
             f"{Path(args.model) / manifest}: a field does not hold what it should ({type(exc).__name__}: {exc})"
         ) from None
     if sys.stdout is not None:  # None when standard output is closed (`>&-`)
-        sys.stdout.write(report.getvalue())  # outside the manifest's errors: the terminal's are its own
+        # outside the manifest's errors: the terminal's are its own. A manifest's text (a name edited
+        # by hand, its checksum made again) shows its control characters as escapes; --json's
+        # output is JSON, which escapes them itself
+        text = report.getvalue()
+        sys.stdout.write(text if args.json else visible(text))
     return status
 
 

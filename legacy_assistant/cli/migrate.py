@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING
 
 from legacy_assistant.cli.arguments import non_negative_number, whole_number
+from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError
 
 if TYPE_CHECKING:
@@ -99,33 +100,33 @@ def _run_responder(args: argparse.Namespace) -> int:
     except DataError as exc:  # the --corpus: one line, as train-responder and evaluate-responder say it
         raise AssistantError(corpus_error_line(exc)) from None
     with stops_after_writing(report.target):  # a stop while a full pipe holds the report back
-        print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
+        say(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
     return 0
 
 
 def _print_report(report: MigrationReport, as_json: bool) -> None:
     """An intent model's migration report, as JSON or for a terminal."""
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        say(json.dumps(report.to_dict(), indent=2))
         return
-    print(
+    say(
         f"migrated {report.source} -> {report.target} (TF2 SavedModel, tensorflow {report.tensorflow}, "
         f"{report.seconds:.1f}s)"
     )
-    print(f"  variables: {', '.join(f'{k} {v}' for k, v in report.variables.items())}")
+    say(f"  variables: {', '.join(f'{k} {v}' for k, v in report.variables.items())}")
     ref = report.reference
-    print(
+    say(
         f"  vs numpy forward pass: {ref['sentences']} sentences, max |Δp| {ref['max_abs_delta']:.3g}, "
         f"top-1 agreement {ref['top1_agreement']:.0%}"
     )
     if report.golden is not None:
-        print(
+        say(
             f"  vs source golden.json: {report.golden['cases']} cases, max |Δp| {report.golden['max_abs_delta']:.3g}, "
             f"top-1 agreement {report.golden['top1_agreement']:.0%}"
         )
     else:
-        print("  source has no golden.json: checked against the numpy forward pass only")
-    print(
+        say("  source has no golden.json: checked against the numpy forward pass only")
+    say(
         f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target} --no-responder "
         "(or --responder with a migrated responder)"
     )

@@ -16,6 +16,7 @@ import tempfile
 
 from legacy_assistant.cli.arguments import condition_strength_number, path_text
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
+from legacy_assistant.common.terminal import say
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MODES
@@ -117,7 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
         assistant.warm_up()  # the first message gets a reply as fast as the next ones
         blocks = build_playground(assistant, cap)
         url = launch_playground(blocks, args.host, args.port, root_path=args.root_path)
-        print(f"playground on {url}  (Ctrl-C to stop)", flush=True)
+        say(f"playground on {url}  (Ctrl-C to stop)", flush=True)
         serve_until_interrupted(blocks)
     finally:
         assistant.close()

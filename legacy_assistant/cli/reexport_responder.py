@@ -13,6 +13,7 @@ import argparse
 import logging
 
 from legacy_assistant.cli.model_kind import is_responder, written_for
+from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -42,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     path = reexport_responder_artifact(args.responder)
     with stops_after_writing(path):  # a stop while a full pipe holds the line back
         log.info("re-exported %s", path)
-        print(path)
+        say(path)
     return 0

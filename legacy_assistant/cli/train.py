@@ -15,6 +15,7 @@ from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
 from legacy_assistant.cli.arguments import fraction_number
 from legacy_assistant.common.optional import require_plots
+from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
 from legacy_assistant.text.processing import STEMMERS, TOKENIZERS, TextConfig
 
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         counts = f"{len(set(training.labels))} labels, {len(training)} training examples" + (
             f" ({n_oos} out of scope)" if n_oos else ""
         )
-    print(
+    say(
         f"{args.data} ({data.format}): {counts}"
         + (f", {len(validation)} validation examples" if validation is not None else "")
     )
@@ -271,12 +272,12 @@ def run(args: argparse.Namespace) -> int:
     path = export_artifact(model, intents, out, force=args.force, plot=not args.no_plot, source=source)
     with stops_after_writing(path):  # a stop while a full pipe holds the summary back
         summary = model.summary
-        print(
+        say(
             f"trained {summary['epochs_run']} epochs in {summary['seconds']:.1f}s: "
             f"train accuracy {summary['train_accuracy']:.3f}"
             + (f", validation accuracy {summary['val_accuracy']:.3f}" if "val_accuracy" in summary else "")
         )
-        print(threshold_line(config.threshold if model.threshold is None else model.threshold, summary))
-        print(f"exported to {path}")
+        say(threshold_line(config.threshold if model.threshold is None else model.threshold, summary))
+        say(f"exported to {path}")
         log.debug("summary: %s", json.dumps(summary))
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 from legacy_assistant.cli import quiet_what_a_stop_left_unused
 from legacy_assistant.cli.arguments import path_text
 from legacy_assistant.cli.corpus_input import read_dialogues
+from legacy_assistant.common.terminal import say
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
     strict = not args.skip_bad_dialogues
     dialogues = read_dialogues(args.corpora, args.format, strict, SKIPPING)
     held_out = read_dialogues(args.validation, args.format, strict, SKIPPING) if args.validation else None
-    print(
+    say(
         f"{len(dialogues)} dialogues from {len(args.corpora)} corpus path(s)"
         + (
             f", {len(held_out)} held-out dialogues for validation"
@@ -203,12 +204,12 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
                 if (checkpoint_dir / "checkpoint").is_file()
                 else f"no checkpoint yet, the run's settings are in {checkpoint_dir} (a resume starts from step 0)"
             )
-            print(
+            say(
                 f"{word}: {saved}; resume with:\n  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
             )
         else:
-            print(f"{word} before the first checkpoint; nothing to resume", file=sys.stderr)
+            say(f"{word} before the first checkpoint; nothing to resume", file=sys.stderr)
             if temporary:
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return 128 + int(signum)
@@ -217,7 +218,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         elif _resumable_failure(exc, checkpoint_dir):
             # a full disk while a checkpoint is written: the one before it is whole and resumable
-            print(
+            say(
                 f"the training failed; the latest checkpoint is in {checkpoint_dir}; resume with:\n"
                 f"  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
@@ -245,7 +246,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             what = "failed"
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM taken as one
                 what = "was interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else "was terminated"
-            print(
+            say(
                 f"the export {what}; the trained run is kept in {checkpoint_dir}; export it with:\n"
                 f"  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
@@ -258,7 +259,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         summary = model.summary
         perplexity = summary.get("val_perplexity")
-        print(
+        say(
             f"trained {summary['epochs_run']} epoch(s), {summary['steps']} steps in {summary['seconds']:.1f}s "
             + ("in all, the runs it resumed included " if args.resume else "")
             + f"(stopped: {summary['stopped']}); vocabulary {summary['vocabulary_size']}, "
@@ -266,8 +267,8 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             + (f"; validation perplexity {perplexity:.2f} ({weights_from(summary)})" if perplexity is not None else "")
         )
         if summary["stopped"] == "time budget" and not temporary:
-            print(f"time budget used; to train on: {resume_command(args, checkpoint_dir, exported=True)}")
-        print(f"exported to {path}")
+            say(f"time budget used; to train on: {resume_command(args, checkpoint_dir, exported=True)}")
+        say(f"exported to {path}")
     return 0
 
 

@@ -51,6 +51,7 @@ from legacy_assistant.artifacts.directory import (
 )
 from legacy_assistant.artifacts.migration import tf2_manifest
 from legacy_assistant.common import launch
+from legacy_assistant.common.terminal import visible
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
 from legacy_assistant.responder.artifact import (
     HISTORY_JSON,
@@ -522,7 +523,7 @@ def _compat_main(argv: Sequence[str]) -> int:
         info = verify_responder(request["model"])
         model = load_responder(str(info.saved_model_dir), "compat")
     except (AssistantError, SavedModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(visible(f"error: {exc}"), file=sys.stderr)
         return 1
     try:
         batches = [answers(model, _batch_from_json(b), request["decodes"]) for b in request["batches"]]

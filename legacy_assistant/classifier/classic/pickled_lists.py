@@ -25,6 +25,7 @@ from pathlib import Path
 from legacy_assistant.classifier.classic.string_lists import looks_like_pickle, whole_pickle
 from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.input_files import read_input_bytes
+from legacy_assistant.common.terminal import json_visible, visible
 
 # --help's description, the docstring's first line (which python -OO drops)
 DESCRIPTION = "Turn a pickled list of strings (the classic ``words.pkl``/``classes.pkl``) into JSON, safely."
@@ -166,28 +167,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         raw = read_input_bytes(args.pickle)
     except OSError as exc:
-        print(f"error: {args.pickle}: {exc}", file=sys.stderr)
+        print(visible(f"error: {args.pickle}: {exc}"), file=sys.stderr)
         return 1
     try:
         items = decode_string_list(raw)
     except UnsafePickle as exc:
-        print(f"error: {args.pickle}: {_not_a_pickle(raw, args.pickle) or exc}", file=sys.stderr)
+        print(visible(f"error: {args.pickle}: {_not_a_pickle(raw, args.pickle) or exc}"), file=sys.stderr)
         return 1
     text = json.dumps(items, indent=1, ensure_ascii=False) + "\n"
     if args.out:
         folder = Path(args.out).parent
         if not folder.is_dir():
-            print(f"error: {args.out}: folder {str(folder)!r} does not exist", file=sys.stderr)
+            print(visible(f"error: {args.out}: folder {str(folder)!r} does not exist"), file=sys.stderr)
             return 1
         try:
             # whole or not at all: an interrupted write must not leave half a word list
             write_text_atomically(args.out, text)
         except OSError as exc:
-            print(f"error: {args.out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            print(visible(f"error: {args.out}: cannot write: {exc.strerror or exc}"), file=sys.stderr)
             return 1
-        print(f"wrote {len(items)} strings to {args.out}")
+        print(visible(f"wrote {len(items)} strings to {args.out}"))
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(json_visible(text))  # the same JSON, without a raw control character
     return 0
 
 
