@@ -42,6 +42,8 @@ def test_dev_server_serves_and_reloads_on_sighup(tmp_path, tiny_model_dir, free_
         assert server.request("GET", "/ready") == (200, {"status": "ready", "workers": {"ready": 1, "expected": 1}})
         server.request("GET", "/version", headers={"X-Request-ID": "once-only"})
         log = server.log()
+        # werkzeug's lines come uncoloured: no escape sequence, raw or shown as text
+        assert "\x1b" not in log and "\\x1b[" not in log, log
         assert len(re.findall(r"GET /version\b", log)) == 1, log  # werkzeug's '"GET /version HTTP/1.1" 200' is off
         assert re.search(r"legacy_assistant\.access: GET /version 200 \S+ms id=once-only", log), log
         status, body = server.request("POST", "/api/v1/chat", {"sender": "d", "message": "I'd like to order a coffee"})

@@ -118,3 +118,11 @@ def test_pickled_lists_print_their_words_without_raw_controls(tmp_path, capsys):
     assert convert([str(named)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and not raw_controls(err), err
+
+
+def test_a_stop_naming_the_model_written_shows_it_escaped(capsys):
+    from legacy_assistant.cli import say_stopped
+
+    say_stopped(f"interrupted after the new model was written: m{HOSTILE} holds it, whole", ["train"])
+    err = capsys.readouterr().err
+    assert not raw_controls(err) and visible(HOSTILE) in err, err

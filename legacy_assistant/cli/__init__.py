@@ -134,7 +134,7 @@ def say_stopped(word: str, argv: Sequence[str] | None) -> None:
             JsonFormatter().format(logging.LogRecord(__name__, logging.INFO, "", 0, word, None, None)), file=sys.stderr
         )
     else:
-        print(word, file=sys.stderr)
+        print(visible(word), file=sys.stderr)  # it may name the model written (--out)
 
 
 def quiet_what_a_stop_left_unused() -> None:
