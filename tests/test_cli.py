@@ -150,9 +150,9 @@ def test_chat_show_intent_gives_the_ranking_the_fallback_was_chosen_by(monkeypat
     assert re.fullmatch(r"bot> .+  \[fallback; best greeting 0\.\d\d, below the threshold 0\.995\]", line), line
 
 
-def test_chat_indents_the_later_lines_of_a_reply_of_several(tiny_trained, tmp_path, monkeypatch, capsys):
-    """A response holding a line break printed its second line without "bot> ": it read as the
-    user's. A "\r" of one went to the terminal and wrote the next line over the first."""
+def _chat_once_answered_with(response, tiny_trained, tmp_path, monkeypatch, capsys):
+    """What ``chat --show-intent`` prints for "hello" from a model whose every intent answers
+    ``response``."""
     import io
 
     from legacy_assistant.classifier.artifact import export_artifact
@@ -160,13 +160,21 @@ def test_chat_indents_the_later_lines_of_a_reply_of_several(tiny_trained, tmp_pa
 
     data = json.loads(TINY_INTENTS.read_text(encoding="utf-8"))
     for intent in data["intents"]:
-        intent["responses"] = ["First line.\nSecond line.\r\n\nFourth line."]
+        intent["responses"] = [response]
     intents = tmp_path / "intents.json"
     intents.write_text(json.dumps(data), encoding="utf-8")
     model = export_artifact(tiny_trained, load_intents(intents), tmp_path / "model", plot=False)
     monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
     assert main(["chat", "--model", str(model), "--threshold", "0", "--show-intent"]) == 0
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_chat_indents_the_later_lines_of_a_reply_of_several(tiny_trained, tmp_path, monkeypatch, capsys):
+    """A response holding a line break printed its second line without "bot> ": it read as the
+    user's. A "\r" of one went to the terminal and wrote the next line over the first."""
+    out = _chat_once_answered_with(
+        "First line.\nSecond line.\r\n\nFourth line.", tiny_trained, tmp_path, monkeypatch, capsys
+    )
     assert out.startswith("bot> First line.\n     Second line.\n\n     Fourth line.  [greeting "), out
     assert out.count("\n") == 4 and "\r" not in out
 
@@ -176,20 +184,9 @@ def test_chat_shows_the_control_characters_of_a_reply_instead_of_sending_them_to
 ):
     """A response holding an escape sequence (set the window's title, clear the screen, an
     8-bit CSI) drove the terminal the chat was printed on."""
-    import io
-
-    from legacy_assistant.classifier.artifact import export_artifact
-    from legacy_assistant.classifier.intents import load_intents
-
-    data = json.loads(TINY_INTENTS.read_text(encoding="utf-8"))
-    for intent in data["intents"]:
-        intent["responses"] = ["Hi\x1b]0;title\x07\x1b[2J\x9b31m\tthere."]
-    intents = tmp_path / "intents.json"
-    intents.write_text(json.dumps(data), encoding="utf-8")
-    model = export_artifact(tiny_trained, load_intents(intents), tmp_path / "model", plot=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
-    assert main(["chat", "--model", str(model), "--threshold", "0", "--show-intent"]) == 0
-    out = capsys.readouterr().out
+    out = _chat_once_answered_with(
+        "Hi\x1b]0;title\x07\x1b[2J\x9b31m\tthere.", tiny_trained, tmp_path, monkeypatch, capsys
+    )
     assert out.startswith("bot> Hi\\x1b]0;title\\x07\\x1b[2J\\x9b31m\tthere.  [greeting "), out
     assert not any(char in out for char in "\x1b\x07\x9b"), out
 
