@@ -27,7 +27,7 @@ from legacy_assistant.cli.arguments import (
 )
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.cli.suspend import stop_and_resume_kept
-from legacy_assistant.common.terminal import visible
+from legacy_assistant.common.terminal import say
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold, follow_ups=_follow_ups(args))
     interactive = _interactive()
     if interactive:
-        _show(f"Chatting with {assistant.predictor.name}. {LEAVE}")
+        say(f"Chatting with {assistant.predictor.name}. {LEAVE}", flush=True)
     try:
         answered = False
         with _interrupted_on_a_line_of_its_own(interactive):
@@ -182,7 +182,7 @@ def run_with_responder(args: argparse.Namespace) -> int:
         emotion = known_condition(args.emotion, responder.conditions) or responder.default_condition
         interactive = _interactive()
         if interactive:
-            _show(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}")
+            say(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}", flush=True)
         # The turns the responder sees: the latest ones that hold a word, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
         with _interrupted_on_a_line_of_its_own(interactive):
@@ -252,7 +252,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         interactive = _interactive()
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
-            _show(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}")
+            say(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}", flush=True)
         with _interrupted_on_a_line_of_its_own(interactive):
             for number, message in enumerate(_messages(interactive)):
                 _note_if_started_over(assistant, args.sender, number > 0)
@@ -291,12 +291,7 @@ def _say(text: str, detail: str = "") -> None:
     first, *rest = text.rstrip().splitlines() or [""]
     lines = [SPEAKER + first, *(CONTINUED + line if line.strip() else "" for line in rest)]
     lines[-1] += detail
-    _show("\n".join(lines))
-
-
-def _show(text: str) -> None:
-    """Print ``text`` on standard output, its control characters made :func:`visible`."""
-    print(visible(text), flush=True)
+    say("\n".join(lines), flush=True)
 
 
 def _intent_detail(assistant: Assistant, reply: Reply, emotion: str | None = None) -> str:
