@@ -49,15 +49,20 @@ def threads_elapsed(
     return clock() - start
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (a count of calls, rounds, threads ...)."""
+def _whole_number(text: str, low: int, high: float, expected: str) -> int:
+    """``text`` as a whole number from ``low`` to ``high``; an argparse error saying ``expected``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a count of calls, rounds, threads ...)."""
+    return _whole_number(text, 1, math.inf, "a whole number >= 1")
 
 
 def positive_float(text: str) -> float:
@@ -87,13 +92,7 @@ def output_file(text: str) -> Path:
 
 def port_number(text: str) -> int:
     """argparse type: a TCP port number, 1 to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}")
-    return value
+    return _whole_number(text, 1, 65535, "a port number (1-65535)")
 
 
 def server_ports(count: int, first: int | None = None, host: str = "127.0.0.1") -> list[int]:
