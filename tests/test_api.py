@@ -265,19 +265,27 @@ def test_rasa_rest_webhook(client):
         assert post(client, "/webhooks/rest/webhook", {"sender": sender, "message": "hi"}).status_code == 400, sender
 
 
-def test_rasa_webhook_sends_a_reply_of_several_paragraphs_as_rasa_does(default_predictor):
-    """Rasa's REST channel sends a text as one message per part between blank lines (its
-    CollectingOutputChannel strips the text and splits it at "\\n\\n"); /api/v1/chat keeps it whole."""
+HOURS = "Our hours:\n\nWeekdays 7 to 18.\nWeekends 8 to 17.\n"
+
+
+def hours_client(predictor):
+    """A test client whose every message gets the reply ``HOURS`` (two paragraphs)."""
     from legacy_assistant.classifier.predictor import Prediction
     from legacy_assistant.serving.assistant import Assistant
     from legacy_assistant.serving.dialogue import DialoguePolicy, IntentRule
     from legacy_assistant.stores.base import MemoryStore
     from legacy_assistant.web import create_app
 
-    text = "Our hours:\n\nWeekdays 7 to 18.\nWeekends 8 to 17.\n"
-    policy = DialoguePolicy([IntentRule("hours", (text,))], ["Sorry?"], 0.25)
-    assistant = Assistant(default_predictor, policy, MemoryStore(), classify=lambda _: Prediction([("hours", 0.9)], 1))
-    client = create_app({"TESTING": True}, assistant=assistant).test_client()
+    policy = DialoguePolicy([IntentRule("hours", (HOURS,))], ["Sorry?"], 0.25)
+    assistant = Assistant(predictor, policy, MemoryStore(), classify=lambda _: Prediction([("hours", 0.9)], 1))
+    return create_app({"TESTING": True}, assistant=assistant).test_client()
+
+
+def test_rasa_webhook_sends_a_reply_of_several_paragraphs_as_rasa_does(default_predictor):
+    """Rasa's REST channel sends a text as one message per part between blank lines (its
+    CollectingOutputChannel strips the text and splits it at "\\n\\n"); /api/v1/chat keeps it whole."""
+    text = HOURS
+    client = hours_client(default_predictor)
     answer = post(client, "/webhooks/rest/webhook", {"sender": "rasa-user", "message": "when do you open?"})
     assert answer.status_code == 200
     assert answer.get_json() == [
@@ -286,6 +294,28 @@ def test_rasa_webhook_sends_a_reply_of_several_paragraphs_as_rasa_does(default_p
     ]
     chat = post(client, "/api/v1/chat", {"sender": "rasa-user", "message": "when do you open?"}).get_json()
     assert chat["reply"] == text
+
+
+def test_rasa_webhook_streams_one_json_line_a_message_with_stream_true(default_predictor):
+    """Rasa's channel answers ``?stream=true`` with each bot message as a line of JSON (its
+    clients, rasa's own console among them, read the lines and parse each into one message);
+    a list on one line was parsed as a list, which has no ``text`` or ``recipient_id``."""
+    client = hours_client(default_predictor)
+    for flag in ("true", "True"):  # as Rasa reads the flag: "true" in any case
+        answer = post(client, f"/webhooks/rest/webhook?stream={flag}", {"sender": "streamer", "message": "hours?"})
+        assert answer.status_code == 200
+        assert answer.mimetype == "text/event-stream"
+        body = answer.get_data(as_text=True)
+        assert body.endswith("\n")
+        assert [json.loads(line) for line in body.split("\n")[:-1]] == [
+            {"recipient_id": "streamer", "text": "Our hours:"},
+            {"recipient_id": "streamer", "text": "Weekdays 7 to 18.\nWeekends 8 to 17."},
+        ]
+    for other in ("false", "1", "yes", ""):  # only "true" streams
+        listed = post(client, f"/webhooks/rest/webhook?stream={other}", {"sender": "streamer", "message": "hours?"})
+        assert listed.is_json and len(listed.get_json()) == 2, other
+    # a refused message is the JSON error, streamed or not
+    assert_error(post(client, "/webhooks/rest/webhook?stream=true", {"sender": "streamer"}), 400, "missing_field")
 
 
 def test_version_and_request_ids(client, default_predictor):

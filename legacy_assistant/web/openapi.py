@@ -400,6 +400,29 @@ def _get(summary: str, response: dict[str, Any], tag: str) -> dict[str, Any]:
     }
 
 
+def _rasa_webhook(
+    config: Mapping[str, Any], security: list[dict[str, list[str]]], unavailable: dict[str, Any]
+) -> dict[str, Any]:
+    """The Rasa channel's webhook: the list of bot messages, or with Rasa's ``?stream=true`` the
+    same messages one JSON object a line."""
+    item = _post("Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", security, unavailable)
+    operation = item["post"]
+    operation["parameters"] = [
+        {
+            "name": "stream",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "'true' (in any case): the messages as Rasa streams them, each one line of JSON "
+            "(text/event-stream); anything else or none: the JSON list",
+        }
+    ]
+    operation["responses"]["200"]["content"]["text/event-stream"] = {
+        "schema": {"type": "string", "description": "one RasaReply item a line, each line JSON ending in a newline"}
+    }
+    return item
+
+
 def _rasa_health(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -> dict[str, Any]:
     item = _get(
         "The Rasa REST channel's health check (with or without the trailing slash)",
@@ -557,9 +580,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                 "classic",
                 api_security,
             ),
-            "/webhooks/rest/webhook": _post(
-                "Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", api_security, unavailable
-            ),
+            "/webhooks/rest/webhook": _rasa_webhook(config, api_security, unavailable),
             "/webhooks/rest/": _rasa_health(config, api_security),
             "/webhooks/rest": _rasa_health(config, api_security),
             "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),

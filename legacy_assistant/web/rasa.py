@@ -9,16 +9,18 @@ text as Python writes it (Rasa's ``UserMessage`` takes ``str(sender_id)``: ``123
 ``"inf"``. An optional ``emotion`` and ``condition_strength`` (this project's extensions) steer
 a generated fallback reply, as in ``/api/v1/chat``. ``GET /webhooks/rest/`` answers
 ``{"status": "ok"}``, the channel's health check in Rasa, with or without its trailing slash as
-Rasa's server takes it. Rasa's ``?stream=true`` (replies as they come) is not offered: the
-reply's messages come as the list.
+Rasa's server takes it. With Rasa's ``?stream=true`` the same messages come as Rasa's channel
+streams them: one JSON object a line, as ``text/event-stream`` (see :func:`streamed`); the
+reply is written whole before its first line is sent.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify, request
 
 from legacy_assistant.web.api import condition_strength_field, emotion_field, record_reply
 from legacy_assistant.web.context import leased
@@ -54,7 +56,23 @@ def webhook() -> Any:
         emotion = emotion_field(body, assistant.accepted_emotions)
         reply = assistant.chat(sender, message, emotion, condition_strength=strength)
     record_reply(reply, "rasa")
-    return jsonify(bot_messages(sender, reply.text))
+    messages = bot_messages(sender, reply.text)
+    if wants_stream(request.args.get("stream")):
+        return streamed(messages)
+    return jsonify(messages)
+
+
+def wants_stream(value: str | None) -> bool:
+    """Whether a ``stream`` query parameter asks for the streamed answer, as Rasa reads it
+    (``true`` in any case; anything else, or none, is the list)."""
+    return value is not None and value.lower() == "true"
+
+
+def streamed(messages: list[dict[str, str]]) -> Response:
+    """The answer Rasa's channel gives to ``?stream=true``: each bot message as one line of
+    JSON, in order, as ``text/event-stream``; clients read it line by line and parse each."""
+    body = "".join(json.dumps(message, separators=(",", ":")) + "\n" for message in messages)
+    return Response(body, mimetype="text/event-stream")
 
 
 def bot_messages(recipient_id: str, text: str) -> list[dict[str, str]]:
