@@ -265,6 +265,18 @@ def test_rasa_rest_webhook(client):
         assert post(client, "/webhooks/rest/webhook", {"sender": sender, "message": "hi"}).status_code == 400, sender
 
 
+def test_rasa_webhook_takes_a_trailing_slash_as_rasas_server_does(client):
+    """Rasa's server (Sanic, not strict about trailing slashes) answers the channel at
+    ``/webhooks/rest/webhook/`` too; a client configured with that URL got a 404 here."""
+    answer = post(client, "/webhooks/rest/webhook/", {"sender": "slash", "message": "I'd like to order a coffee"})
+    assert answer.status_code == 200
+    assert answer.get_json()[0]["recipient_id"] == "slash"
+    # the same channel and conversation: the flow goes on through the path without the slash
+    follow = post(client, "/api/v1/chat", {"sender": "slash", "message": "a large one"}).get_json()
+    assert follow["intent"] == "coffee_size_large"
+    assert_error(client.get("/webhooks/rest/webhook/"), 405, "method_not_allowed")
+
+
 HOURS = "Our hours:\n\nWeekdays 7 to 18.\nWeekends 8 to 17.\n"
 
 

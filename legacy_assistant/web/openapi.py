@@ -405,7 +405,15 @@ def _rasa_webhook(
 ) -> dict[str, Any]:
     """The Rasa channel's webhook: the list of bot messages, or with Rasa's ``?stream=true`` the
     same messages one JSON object a line."""
-    item = _post("Rasa-compatible REST channel", "RasaMessage", "RasaReply", config, "rasa", security, unavailable)
+    item = _post(
+        "Rasa-compatible REST channel (with or without the trailing slash)",
+        "RasaMessage",
+        "RasaReply",
+        config,
+        "rasa",
+        security,
+        unavailable,
+    )
     operation = item["post"]
     operation["parameters"] = [
         {
@@ -581,6 +589,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                 api_security,
             ),
             "/webhooks/rest/webhook": _rasa_webhook(config, api_security, unavailable),
+            "/webhooks/rest/webhook/": _rasa_webhook(config, api_security, unavailable),
             "/webhooks/rest/": _rasa_health(config, api_security),
             "/webhooks/rest": _rasa_health(config, api_security),
             "/cakechat_api/v1/actions/get_response": _cakechat(config, api_security),

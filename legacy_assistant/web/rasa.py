@@ -8,10 +8,10 @@ text as Python writes it (Rasa's ``UserMessage`` takes ``str(sender_id)``: ``123
 ``1e+20``); a number too large for a float (``1e400``) is refused rather than read as
 ``"inf"``. An optional ``emotion`` and ``condition_strength`` (this project's extensions) steer
 a generated fallback reply, as in ``/api/v1/chat``. ``GET /webhooks/rest/`` answers
-``{"status": "ok"}``, the channel's health check in Rasa, with or without its trailing slash as
-Rasa's server takes it. With Rasa's ``?stream=true`` the same messages come as Rasa's channel
-streams them: one JSON object a line, as ``text/event-stream`` (see :func:`streamed`); the
-reply is written whole before its first line is sent.
+``{"status": "ok"}``, the channel's health check in Rasa; both routes answer with or without a
+trailing slash, as Rasa's server takes them. With Rasa's ``?stream=true`` the same messages
+come as Rasa's channel streams them: one JSON object a line, as ``text/event-stream`` (see
+:func:`streamed`); the reply is written whole before its first line is sent.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ def health() -> Any:
     return jsonify({"status": "ok"})
 
 
+# Rasa's server (Sanic, whose routes are not strict about a trailing slash) takes the webhook
+# with one too; two rules here for the reason above.
 @blueprint.post("/webhook")
+@blueprint.post("/webhook/")
 def webhook() -> Any:
     body = json_object()
     given = body.get("sender")
