@@ -74,6 +74,8 @@ def wants_stream(value: str | None) -> bool:
 def streamed(messages: list[dict[str, str]]) -> Response:
     """The answer Rasa's channel gives to ``?stream=true``: each bot message as one line of
     JSON, in order, as ``text/event-stream``; clients read it line by line and parse each."""
+    # ASCII only (json's default): a reply's U+2028 or U+0085, where some line readers (Python's
+    # str.splitlines) break a line, stays escaped, so each message is one line for every reader
     body = "".join(json.dumps(message, separators=(",", ":")) + "\n" for message in messages)
     return Response(body, mimetype="text/event-stream")
 
