@@ -77,7 +77,7 @@ def streamed(messages: list[dict[str, str]]) -> Response:
     # ASCII only (json's default): a reply's U+2028 or U+0085, where some line readers (Python's
     # str.splitlines) break a line, stays escaped, so each message is one line for every reader
     body = "".join(json.dumps(message, separators=(",", ":")) + "\n" for message in messages)
-    return Response(body, mimetype="text/event-stream")
+    return Response(body, content_type="text/event-stream")  # as Rasa names it, without a charset (ASCII)
 
 
 def bot_messages(recipient_id: str, text: str) -> list[dict[str, str]]:
