@@ -1979,3 +1979,85 @@ def test_a_write_waits_for_the_writer_lock_and_sqlites_lock_together_at_most_the
     store.save("alice", ConversationState(turns=2), turn("later"))  # the busy time is as before
     assert [t.message for t in store.history("alice")] == ["hi", "later"]
     store.close()
+
+
+def _break(monkeypatch, store, kind):
+    """Make every operation of ``store`` fail as its database failing would; ``monkeypatch.undo()``
+    mends it."""
+    if kind == "sqlite":
+        def failing(self, *args, **kwargs):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(sqlite_store._Connection, "execute", failing)
+    else:
+        import redis
+
+        def refused(*args, **kwargs):
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+        monkeypatch.setattr(store._client, "get", refused)
+        monkeypatch.setattr(store._client, "pipeline", refused)
+        monkeypatch.setattr(store._client, "lock", refused)
+
+
+def test_a_store_that_failed_says_once_that_it_works_again(make_shared_store, monkeypatch, caplog):
+    """The failures are logged where they are answered; the log also says when they end, once
+    (per recovery, not per operation), and not while the store still fails."""
+    store = make_shared_store()
+    store.save("alice", ConversationState(turns=1), turn())
+
+    def recovered():
+        return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        assert store.generation("alice") is None and recovered() == []  # never failed: nothing to say
+        _break(monkeypatch, store, make_shared_store.kind)
+        for _ in range(3):
+            with pytest.raises(StoreError):
+                store.generation("alice")
+            with pytest.raises(StoreError):
+                store.history("alice")
+        assert recovered() == []
+        monkeypatch.undo()
+        assert store.generation("alice") is None
+        assert recovered() == []  # history has failed too and not worked since
+        assert [t.message for t in store.history("alice")] == ["hi"]
+        assert len(recovered()) == 1 and recovered()[0].startswith(f"conversation store {store!r} works again, ")
+        assert "(6 failed operation(s) in this process)" in recovered()[0], recovered()
+        store.save("alice", ConversationState(turns=2), turn("again"))
+        assert [t.message for t in store.history("alice")] == ["hi", "again"]
+        assert len(recovered()) == 1, recovered()
+        # a second outage is a second recovery
+        _break(monkeypatch, store, make_shared_store.kind)
+        with pytest.raises(StoreError):
+            store.history("alice")
+        monkeypatch.undo()
+        store.history("alice")
+        assert len(recovered()) == 2 and "(1 failed operation(s)" in recovered()[1], recovered()
+
+
+def test_a_store_that_half_works_logs_no_recovery_per_request(tmp_path, caplog):
+    """A store file that can be read but not written: each turn's reads work and its write fails;
+    the store has not recovered, and no line says it has."""
+    store = SQLiteStore(tmp_path / "c.db")
+    store.save("alice", ConversationState(turns=1), turn())
+    store._writer.wait_seconds = 0.05
+    other = SQLiteStore(tmp_path / "c.db")  # another process's writer, holding the write lock
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        with other.conversation("bob"):
+            for _ in range(3):
+                assert store.load("alice").turns == 1
+                with pytest.raises(StoreError, match="write lock"):
+                    with store.conversation("alice"):
+                        pass
+                with pytest.raises(StoreError, match="write lock"):
+                    store.save("alice", ConversationState(turns=2), turn("two"))
+        assert not any("works again" in r.getMessage() for r in caplog.records)
+        store.save("alice", ConversationState(turns=2), turn("two"))
+        assert not any("works again" in r.getMessage() for r in caplog.records)  # the lock of conversation() not yet
+        with store.conversation("alice"):
+            pass
+    lines = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    assert len(lines) == 1 and "(6 failed operation(s)" in lines[0], lines
+    other.close()
+    store.close()

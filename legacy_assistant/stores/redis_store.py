@@ -52,6 +52,7 @@ from legacy_assistant.stores.base import (
     forgotten_key,
     sender_digest,
 )
+from legacy_assistant.stores.outages import Outage
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class RedisStore(ClosedAtExit):
         self.prefix = prefix
         self._held = threading.local()  # sender -> the lock this thread holds for it
         self._closed = False
+        self._outage = Outage(self)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -172,10 +174,12 @@ class RedisStore(ClosedAtExit):
         try:
             yield
         except redis.RedisError as exc:
+            self._outage.failed(what)
             # redis-py prefixes an error inside a transaction with the command and its arguments:
             # a key holds the sender id, a value the turn's words; errors and logs never show them
             reason = PIPELINE_COMMAND.sub(r"command \1 of the transaction: ", str(exc))
             raise StoreError(f"Redis conversation store: {what} failed: {reason}") from exc
+        self._outage.worked(what)
 
     @contextlib.contextmanager
     def _unreadable(self, sender: str) -> Iterator[None]:

@@ -49,6 +49,7 @@ from legacy_assistant.stores.base import (
     forgotten_key,
     sender_digest,
 )
+from legacy_assistant.stores.outages import Outage
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,10 @@ class _WriterLock:
             self._thread_lock.release()
 
 
+class _UnreadableConversation(StoreError):
+    """A stored conversation this store cannot read: one conversation's fault, not the store's."""
+
+
 class SQLiteStore(ClosedAtExit):
     """A :class:`~legacy_assistant.stores.base.ConversationStore` in one SQLite file.
 
@@ -335,6 +340,7 @@ class SQLiteStore(ClosedAtExit):
         self._writer = _WriterLock(self.path.with_name(self.path.name + "-writer.lock"))
         self._last_purge: float | None = None  # the clock's time of this process's last sweep
         self._closed = False
+        self._outage = Outage(self)
         # The database file the pooled connections are open on, and which opening of it they
         # belong to (see _follow_the_file).
         self._identity: tuple[int, int] | None = None
@@ -489,7 +495,14 @@ class SQLiteStore(ClosedAtExit):
         try:
             yield
         except sqlite3.Error as exc:
+            self._outage.failed(what)
             raise StoreError(f"SQLite conversation store {self.path}: {what} failed: {exc}") from exc
+        except _UnreadableConversation:  # one conversation's data, not the store
+            raise
+        except StoreError:  # the writer lock held too long, the file removed and not to be made again
+            self._outage.failed(what)
+            raise
+        self._outage.worked(what)
 
     @contextlib.contextmanager
     def _unreadable(self, sender: str) -> Iterator[None]:
@@ -498,7 +511,7 @@ class SQLiteStore(ClosedAtExit):
         try:
             yield
         except (ValueError, TypeError, OverflowError) as exc:
-            raise StoreError(
+            raise _UnreadableConversation(
                 f"SQLite conversation store {self.path}: the stored conversation of sender "
                 f"{sender_digest(sender)} (SHA-256 digest) is not readable: {exc}"
             ) from exc
@@ -722,7 +735,9 @@ class SQLiteStore(ClosedAtExit):
             yield
             return
         self._check_open()  # before the writer lock, which a closed store has given up
-        with self._writer, contextlib.ExitStack() as held:
+        with contextlib.ExitStack() as held:
+            with self._errors("writer lock"):  # held too long by another writer: the store fails
+                held.enter_context(self._writer)
             # a new connection's own failure (a damaged file) is a StoreError, as in every other
             # call; what the caller's block raises passes as it is
             with self._errors("open"):
