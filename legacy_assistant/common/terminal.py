@@ -3,7 +3,12 @@
 An intents file's response, a model's name in its manifest, a corpus line, a file's name or a
 request's header may hold an escape sequence (``ESC [ 2 J``, ``OSC 0 ; title BEL``, the 8-bit
 CSI U+009B): printed as it is, it drives the terminal (clears the screen, sets the window's
-title, changes the colours, or has the terminal answer a query as if the user typed it).
+title, changes the colours, or has the terminal answer a query as if the user typed it). A
+bidirectional embedding, override or isolate (U+202A to U+202E, U+2066 to U+2069) reorders what
+follows it on the line: a reply, a file's name or a log line shown in another order than it has
+("Trojan Source"). Those nine are shown as escapes too; the other format characters are not: the
+zero-width joiner (U+200D) joins emoji and letters, and the marks U+200E, U+200F and U+061C,
+which Hebrew and Arabic text holds, order nothing but themselves.
 """
 
 from __future__ import annotations
@@ -12,17 +17,24 @@ import logging
 import re
 from typing import TextIO
 
-_RAW_IN_JSON = re.compile("[\x7f-\x9f]")  # what json.dumps(ensure_ascii=False) leaves unescaped
+# The bidirectional embeddings and overrides (LRE, RLE, PDF, LRO, RLO) and isolates (LRI, RLI,
+# FSI, PDI): exactly these nine, not every format character (category Cf).
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+
+# What json.dumps(ensure_ascii=False) leaves unescaped of the controls, and the bidi controls.
+_RAW_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")
 
 
-# The control characters (Unicode category Cc, exactly these) but the tab and the line feed.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The control characters (Unicode category Cc, exactly these) but the tab and the line feed,
+# and the bidi controls.
+_CONTROLS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
 
 
 def visible(text: str) -> str:
-    """``text`` with each control character but the tab and the line feed written as its escape
-    (``\\x1b``, ``\\x9b``, ``\\r``). One pattern rather than a look at each character's
-    category: every text log line passes here, the access log's on the request path."""
+    """``text`` with each control character but the tab and the line feed, and each bidi control,
+    written as its escape (``\\x1b``, ``\\x9b``, ``\\r``, ``\\u202e``). One pattern rather than
+    a look at each character's category: every text log line passes here, the access log's on
+    the request path."""
     return _CONTROLS.sub(lambda found: ascii(found.group())[1:-1], text)
 
 
@@ -48,6 +60,6 @@ def say(*values: object, sep: str = " ", end: str = "\n", file: TextIO | None = 
 def json_visible(text: str) -> str:
     """JSON ``text`` (of :func:`json.dumps` with ``ensure_ascii=False``) with the control
     characters it leaves as they are (DEL and the 8-bit ones, U+007F to U+009F, CSI among them)
-    written as ``\\u`` escapes: the same JSON to a reader, harmless at a terminal. JSON holds
-    them only inside its strings, where the escape stands for the character."""
+    and the bidi controls written as ``\\u`` escapes: the same JSON to a reader, harmless at a
+    terminal. JSON holds them only inside its strings, where the escape stands for the character."""
     return _RAW_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
