@@ -16,6 +16,9 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 SHARE_SUBDIR = Path("share") / "legacy-assistant" / "exported"
 DISTRIBUTION = "legacy-assistant"
+# How help texts name where an installed copy's shipped models are: the place differs by machine
+# and by how the copy was installed (``--target``, ``--prefix``, ``--user``), so not the path itself.
+INSTALLED_EXPORTS = "PREFIX/share/legacy-assistant/exported"
 
 log = logging.getLogger(__name__)
 

@@ -47,3 +47,23 @@ def test_no_help_sends_the_reader_to_docs_an_installed_copy_lacks():
     assert len(environment_only) >= 4
     for setting in environment_only:
         assert f"{setting.env}: {setting.help} (default {setting.default_text()})" in serve, setting.env
+
+
+def test_the_help_names_where_an_installed_copy_keeps_the_shipped_models():
+    """An installed copy has no exported/ folder: its shipped models lie under PREFIX/share. The
+    help said the default was exported/default, a folder an installed copy's user does not have;
+    it names both places, and no path of the machine that printed it."""
+    from pathlib import PurePosixPath
+
+    from legacy_assistant.defaults import INSTALLED_EXPORTS, SHARE_SUBDIR
+
+    assert INSTALLED_EXPORTS == str(PurePosixPath("PREFIX", *SHARE_SUBDIR.parts))  # where shipped() looks
+    page = markdown_reference()
+    sections = {name: " ".join(page.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0].split())
+                for name in ("serve", "chat")}
+    for name, role, folder in (("serve", "model", "default"), ("serve", "responder", "responder")):
+        assert (f"(default the shipped {role}: exported/{folder} in a checkout, "
+                f"PREFIX/share/legacy-assistant/exported/{folder} when installed;") in sections[name], role
+    assert ("alone: the shipped one, exported/responder in a checkout, "
+            "PREFIX/share/legacy-assistant/exported/responder when installed)") in sections["chat"]
+    assert str(ROOT) not in page

@@ -28,7 +28,7 @@ from legacy_assistant.cli.arguments import (
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.cli.suspend import stop_and_resume_kept
 from legacy_assistant.common.terminal import say
-from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR, INSTALLED_EXPORTS
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 from legacy_assistant.responder.modes import known_condition
@@ -93,8 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="?",
         const=str(DEFAULT_RESPONDER_DIR),
         type=path_text,
-        help="responder directory (alone: the shipped one, exported/responder); with --model it answers the "
-        "fallback turns",
+        help="responder directory (alone: the shipped one, exported/responder in a checkout, "
+        f"{INSTALLED_EXPORTS}/responder when installed); with --model it answers the fallback turns",
     )
     responder.add_argument(
         "--emotion",

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from legacy_assistant.common.hosts import parse_hosts
 from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.common.origins import parse_origins
-from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
+from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR, INSTALLED_EXPORTS
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.responder.modes import MAX_CONDITION_STRENGTH
 from legacy_assistant.responder.modes import MODES as GENERATION_MODES
@@ -415,7 +415,7 @@ SETTINGS: tuple[Setting, ...] = (
         str(DEFAULT_MODEL_DIR),
         "model directory",
         key="MODEL_DIR",
-        shown_default="the shipped model, exported/default",
+        shown_default=f"the shipped model: exported/default in a checkout, {INSTALLED_EXPORTS}/default when installed",
     ),
     Setting(
         "THRESHOLD",
@@ -430,7 +430,9 @@ SETTINGS: tuple[Setting, ...] = (
         str(DEFAULT_RESPONDER_DIR),
         "generative responder directory: the cakechat route and generated fallback replies",
         key="RESPONDER_DIR",
-        shown_default="the shipped responder, exported/responder",
+        shown_default=(
+            f"the shipped responder: exported/responder in a checkout, {INSTALLED_EXPORTS}/responder when installed"
+        ),
         negatable=True,
     ),
     Setting(
