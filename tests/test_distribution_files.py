@@ -79,3 +79,27 @@ def _glob_matches(relative: str, pattern: str) -> bool:
     """As setuptools' glob of package-data: a ``*`` stays within one folder."""
     parts, pattern_parts = relative.split("/"), pattern.split("/")
     return len(parts) == len(pattern_parts) and all(map(fnmatch.fnmatchcase, parts, pattern_parts))
+
+
+def test_make_test_in_an_unpacked_source_distribution_says_the_tests_are_not_there(tmp_path):
+    """The source distribution has no tests/ (MANIFEST.in prunes it): make test made the
+    virtualenv, then failed with pytest's "no tests ran" (exit 5). It says why, makes nothing,
+    and still fails; in the checkout it runs pytest as before."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    sdist = tmp_path / "legacy_assistant-0.1.0"
+    sdist.mkdir()
+    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
+        shutil.copy(ROOT / name, sdist / name)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 'the venv python ran:' \"$@\"\nexit 5\n")
+    (venv / "bin" / "python").chmod(0o755)
+    (venv / ".installed").touch()  # newer than the copies: nothing to install
+    made = subprocess.run(["make", "test", f"VENV={venv}"], cwd=sdist, capture_output=True, text=True, timeout=60)
+    assert made.returncode != 0, made
+    assert "the tests are not part of the source distribution" in made.stderr, made
+    assert "the venv python ran" not in made.stdout + made.stderr, made
+    checkout = subprocess.run(["make", "-n", "test", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+    assert checkout.returncode == 0 and f"{venv}/bin/python -m pytest" in checkout.stdout, checkout
