@@ -34,12 +34,14 @@ def serve(free_port, responder_assistant):
 
     servers = []
 
-    def start(mount="", **config):
-        """``mount``: serve the app under that prefix (as a proxy does), and 404 everything else."""
+    def start(mount="", assistant=None, **config):
+        """``mount``: serve the app under that prefix (as a proxy does), and 404 everything else;
+        ``assistant``: another one to serve."""
         from werkzeug.exceptions import NotFound
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-        app = create_app({"ACCESS_LOG": False, "MAX_TEXT_LENGTH": TEXT_CAP, **config}, assistant=responder_assistant)
+        app = create_app({"ACCESS_LOG": False, "MAX_TEXT_LENGTH": TEXT_CAP, **config},
+                         assistant=assistant or responder_assistant)
         port = free_port()
         server = make_server("127.0.0.1", port, DispatcherMiddleware(NotFound(), {mount: app}) if mount else app,
                              threaded=True)
@@ -1337,6 +1339,37 @@ def test_a_message_the_server_stores_after_the_page_looked_is_not_stored_twice(b
     assert ids[3] == ids[2]  # the copy sent again keeps its id
     assert [row[:2] for row in conversation(browser)][-2:] == [
         ("user", "I'd like to order a coffee"), ("bot", stored_turns(live_url, sender)[-1]["reply"])]
+
+
+def test_a_message_on_its_way_keeps_no_more_turns_than_the_server_does(browser, serve, default_predictor):
+    """Each message sent kept a copy of every turn the log showed, written to the tab's storage
+    with it: in a long conversation that grew at every message, and past the turns the server
+    keeps, which are all a transcript is compared with. It keeps those latest turns now."""
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest, seed=0)
+    url = serve(assistant=Assistant(default_predictor, policy, MemoryStore(max_turns=3)))
+    open_fresh(browser, url)
+    for n in range(5):
+        send(browser, f"hello {n}")
+    delay_chats(browser)
+    browser.find_element(By.ID, "message").send_keys("when do you open?", Keys.ENTER)
+    saved = json.loads(browser.execute_script("return sessionStorage.getItem('legacy-assistant-unsure')"))
+    assert [turn["message"] for turn in saved["entries"][-1]["base"]] == ["hello 2", "hello 3", "hello 4"]
+    WebDriverWait(browser, 15).until(lambda b: b.execute_script("return window.chatsAnswered") == 1)
+    ready(browser)
+    # the conversation goes on as before: every turn shown, none said to be forgotten
+    assert [row[:2] for row in conversation(browser)][::2] == [("user", f"hello {n}") for n in range(5)] + [
+        ("user", "when do you open?")]
+    assert "notice" not in [kind for kind, _, _ in conversation(browser)]
 
 
 def test_a_message_given_up_on_that_never_reached_the_server_stays_as_not_sent(browser, live_url):

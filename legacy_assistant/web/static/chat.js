@@ -434,9 +434,17 @@
     return randomId();
   }
 
+  // The latest turns of `known`, as many as the server keeps: all that newFrom() can match
+  // against a transcript the server gives. The whole log's turns were copied into each message
+  // sent and written to the tab's storage with it: work and storage that grew with the length
+  // of the conversation at every message.
+  function latestKnown() {
+    return known.slice(KEPT_TURNS > 0 ? Math.max(0, known.length - KEPT_TURNS) : 0);
+  }
+
   function send(text, messageId, userEl) {
     var requestSender = sender;
-    var base = known.slice();
+    var base = latestKnown();
     var body = { sender: requestSender, message: text, message_id: messageId };
     if (emotionBox && emotionBox.value) body.emotion = emotionBox.value;
     if (strengthBox) body.condition_strength = parseFloat(strengthBox.value);
@@ -659,7 +667,7 @@
     known = known.slice(from);
     shown = shown.slice(from);
     // a message sent before it, found missing, is looked for among the turns after it
-    unsure.forEach(function (entry) { entry.base = known.slice(); });
+    unsure.forEach(function (entry) { entry.base = latestKnown(); });
     saveUnsure();
   }
 
