@@ -700,7 +700,10 @@ def report(
 # ---------------------------------------------------------------- main
 
 
-def main() -> None:
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with ``--quick``'s values filled in, and each ``--concurrency`` value
+    once: a value given twice was measured twice in every round, both runs pooled into one row's
+    median and that row printed twice; it is now measured once, with a note on stderr."""
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument(
         "--duration", type=positive_float, default=5, help="seconds per measurement, rounded to whole ones (default 5)"
@@ -711,7 +714,10 @@ def main() -> None:
     parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument("--threads", type=positive_int, default=4)
     parser.add_argument(
-        "--concurrency", type=positive_int, nargs="+", help="connections, one row each (default 1 8 16; --quick 1 16)"
+        "--concurrency",
+        type=positive_int,
+        nargs="+",
+        help="connections, one row each, each value once (default 1 8 16; --quick 1 16)",
     )
     parser.add_argument("--routes", nargs="+", choices=list(ROUTES), default=list(ROUTES))
     parser.add_argument("--texts", type=positive_int, default=300, help="bodies per route to pick from (default 300)")
@@ -741,11 +747,25 @@ def main() -> None:
         help="smoke run: 2 s a row, one round, 1 and 16 connections unless --concurrency",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bodies' texts (default 0)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.rounds = min(args.duration, 2), 1
     if args.concurrency is None:  # connections given with --quick are kept, not cut to 1 and 16 without a word
         args.concurrency = [1, 16] if args.quick else [1, 8, 16]
+    repeated = sorted({c for c in args.concurrency if args.concurrency.count(c) > 1})
+    if repeated:
+        args.concurrency = list(dict.fromkeys(args.concurrency))
+        print(
+            f"note: --concurrency {' '.join(map(str, repeated))} given more than once; each is measured once "
+            f"(connections {' '.join(map(str, args.concurrency))})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
 

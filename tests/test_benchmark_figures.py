@@ -349,3 +349,17 @@ def test_the_responder_benchmark_says_when_its_baselines_miss_training_files_or_
     trained.unlink()
     assert bench.baseline_corpora(manifest, None, [str(held_out)]) == []
     assert "; none found, so no baselines (pass --train-corpus)" in capsys.readouterr().err
+
+
+def test_a_concurrency_given_twice_is_measured_once_with_a_note(capsys):
+    """serve.py --concurrency 8 16 8 measured 8 connections twice in every round, pooled both
+    runs into one row's median and printed that row twice; each value is now measured once."""
+    serve = load_benchmark("serve")
+    args = serve.parse_arguments(["--concurrency", "8", "16", "8", "1", "1"])
+    assert args.concurrency == [8, 16, 1]
+    assert capsys.readouterr().err == (
+        "note: --concurrency 1 8 given more than once; each is measured once (connections 8 16 1)\n"
+    )
+    assert serve.parse_arguments(["--concurrency", "4", "16"]).concurrency == [4, 16]
+    assert capsys.readouterr().err == ""
+
