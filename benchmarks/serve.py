@@ -701,15 +701,20 @@ def report(
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line, with ``--quick``'s values filled in, and each ``--concurrency`` value
-    once: a value given twice was measured twice in every round, both runs pooled into one row's
-    median and that row printed twice; it is now measured once, with a note on stderr."""
+    """The command line, with ``--quick``'s values filled in where no option gave them, and each
+    ``--concurrency`` value once: a value given twice was measured twice in every round, both runs
+    pooled into one row's median and that row printed twice; it is now measured once, with a note
+    on stderr."""
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument(
-        "--duration", type=positive_float, default=5, help="seconds per measurement, rounded to whole ones (default 5)"
+        "--duration",
+        type=positive_float,
+        help="seconds per measurement, rounded to whole ones (default 5; --quick 2)",
     )
     parser.add_argument(
-        "--rounds", type=positive_int, default=3, help="measurements of each row, the servers taking turns (default 3)"
+        "--rounds",
+        type=positive_int,
+        help="measurements of each row, the servers taking turns (default 3; --quick 1)",
     )
     parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument("--threads", type=positive_int, default=4)
@@ -744,13 +749,17 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 2 s a row, one round, 1 and 16 connections unless --concurrency",
+        help="smoke run: 2 s a row, one round, 1 and 16 connections, unless --duration, --rounds or --concurrency",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bodies' texts (default 0)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.duration, args.rounds = min(args.duration, 2), 1
-    if args.concurrency is None:  # connections given with --quick are kept, not cut to 1 and 16 without a word
+    # what an option gives is kept with --quick, not replaced without a word (--quick --rounds 3
+    # measured one round, --quick --duration 10 two seconds)
+    if args.duration is None:
+        args.duration = 2 if args.quick else 5
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.concurrency is None:
         args.concurrency = [1, 16] if args.quick else [1, 8, 16]
     repeated = sorted({c for c in args.concurrency if args.concurrency.count(c) > 1})
     if repeated:

@@ -363,3 +363,14 @@ def test_a_concurrency_given_twice_is_measured_once_with_a_note(capsys):
     assert serve.parse_arguments(["--concurrency", "4", "16"]).concurrency == [4, 16]
     assert capsys.readouterr().err == ""
 
+
+def test_quick_keeps_the_rounds_and_the_duration_given():
+    """serve.py --quick --rounds 3 measured one round, and --quick --duration 10 two seconds a row,
+    without a word; what an option gives now wins over --quick's values."""
+    serve = load_benchmark("serve")
+    given = serve.parse_arguments(["--quick", "--rounds", "3", "--duration", "10"])
+    assert (given.rounds, given.duration, given.concurrency) == (3, 10, [1, 16])
+    quick = serve.parse_arguments(["--quick"])
+    assert (quick.rounds, quick.duration, quick.concurrency) == (1, 2, [1, 16])
+    plain = serve.parse_arguments([])
+    assert (plain.rounds, plain.duration, plain.concurrency) == (3, 5, [1, 8, 16])
