@@ -374,3 +374,42 @@ def test_quick_keeps_the_rounds_and_the_duration_given():
     assert (quick.rounds, quick.duration, quick.concurrency) == (1, 2, [1, 16])
     plain = serve.parse_arguments([])
     assert (plain.rounds, plain.duration, plain.concurrency) == (3, 5, [1, 8, 16])
+
+
+def test_the_tokenizer_variants_take_turns_rather_than_the_shipped_one_always_going_first(monkeypatch, capsys):
+    """tokenizer_threads.py timed NLTK's tokenizer as shipped, then the one holding the GIL, for
+    every row: the second always ran on a machine the first had warmed. The two now take turns
+    in rounds, each going first in half of them, and each row's figures are over all its rounds."""
+    bench = load_benchmark("tokenizer_threads")
+    timed = []
+
+    class Tokenizer:
+        kind = "shipped"
+
+        def tokenize(self, text):
+            return self.kind
+
+    def holding(tokenizer):
+        tokenizer.kind = "holding"
+        return tokenizer
+
+    def elapsed(fn, threads, calls):
+        kind = fn()
+        timed.append((kind, threads, calls))
+        return threads * calls * (2e-6 if kind == "shipped" else 1e-6)  # 2 and 1 µs a sentence
+
+    monkeypatch.setattr(bench, "NLTKWordTokenizer", Tokenizer)
+    monkeypatch.setattr(bench, "ToktokTokenizer", Tokenizer)
+    monkeypatch.setattr(bench, "hold_gil_while_matching", holding)
+    monkeypatch.setattr(bench, "threads_elapsed", elapsed)
+    monkeypatch.setattr(sys, "argv", ["tokenizer_threads.py", "--sentences", "10", "--threads", "1", "4"])
+    bench.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| treebank") or
+            line.startswith("| toktok")]
+    assert rows == ["| treebank | 1 | 2.0 | 1.0 | 2.00× |", "| treebank | 4 | 2.0 | 1.0 | 2.00× |",
+                    "| toktok | 1 | 2.0 | 1.0 | 2.00× |", "| toktok | 4 | 2.0 | 1.0 | 2.00× |"]
+    rounds = [t for t in timed if t[2] != 200]  # not the warm-up
+    assert [kind for kind, _, _ in rounds[:8]] == ["shipped", "holding", "holding", "shipped"] * 2
+    for threads in (1, 4):
+        for kind in ("shipped", "holding"):
+            assert sum(c for k, t, c in rounds[:16] if (k, t) == (kind, threads)) == 10
