@@ -3,7 +3,7 @@
 Each thread calls the model for one request at a time, back to back (no other work between
 calls, the hardest case for a batch's wait); every figure is requests per second over all
 threads, and each batched row's ratio is against the unbatched row measured in the same run
-with the same threads. Rows:
+with the same threads, the rows taking turns (in reverse order every other round). Rows:
 
 * 1 thread: a lone caller, unbatched and batched (what batching costs a request that meets no
   other: the batcher runs it at once instead of waiting ``max_wait``);
@@ -69,9 +69,11 @@ def compare(
 ) -> None:
     """Print one model's rows. ``batched(max_wait_s)`` gives (call, batch sizes seen, close).
 
-    Every row is measured once per round, the rounds one after another; a ratio is taken
-    against the unbatched row of the same round and thread count, and the median over the
-    rounds is printed with its range (the machine's other load moves single figures)."""
+    Every row is measured once per round, the rows in reverse order every other round (so that
+    neither the unbatched rows nor the batched ones always run first, on a machine the others
+    have not yet warmed); a ratio is taken against the unbatched row of the same round and thread
+    count, and the median over the rounds is printed with its range (the machine's other load
+    moves single figures)."""
     rows: list[tuple[str, int, float | None]] = [("1 thread, unbatched", 1, None)]
     rows.append((f"1 thread, batched (wait {max(waits_ms):g} ms)", 1, max(waits_ms) / 1000))
     rows.append((f"{threads} threads, unbatched", threads, None))
@@ -85,8 +87,9 @@ def compare(
             close()
     rates: list[list[float]] = [[] for _ in rows]
     sizes: list[list[int]] = [[] for _ in rows]
-    for _ in range(rounds):
-        for index, (_, n_threads, wait_s) in enumerate(rows):
+    for round_number in range(rounds):
+        order = list(enumerate(rows))
+        for index, (_, n_threads, wait_s) in order if round_number % 2 == 0 else order[::-1]:
             if wait_s is None:
                 rates[index].append(throughput(unbatched, inputs, n_threads, max(1, calls // n_threads)))
                 continue

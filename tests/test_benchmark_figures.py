@@ -413,3 +413,34 @@ def test_the_tokenizer_variants_take_turns_rather_than_the_shipped_one_always_go
     for threads in (1, 4):
         for kind in ("shipped", "holding"):
             assert sum(c for k, t, c in rounds[:16] if (k, t) == (kind, threads)) == 10
+
+
+def test_the_batching_rows_take_turns_rather_than_the_unbatched_ones_always_going_first(monkeypatch, capsys):
+    """batching.py measured its rows in the same order every round: the unbatched baseline of
+    each ratio always ran before the batched rows it is compared with. Every other round now
+    runs them in reverse order; the ratios are still each round's own."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its timing.py, found beside it when run
+    bench = load_benchmark("batching")
+    timed = []
+
+    def unbatched(item):
+        return item
+
+    def batched(wait_s):
+        def call(item):
+            return item
+
+        call.wait_s = wait_s
+        return call, [2, 4], lambda: None
+
+    def throughput(call, inputs, threads, calls):
+        if calls * threads >= 96:  # not a warm-up (those make 20 calls in all)
+            timed.append((getattr(call, "wait_s", None), threads))
+        return 100.0 if call is unbatched else 150.0
+
+    monkeypatch.setattr(bench, "throughput", throughput)
+    bench.compare("model", unbatched, batched, ["a", "b"], 4, 100, [0.0, 2.0], 2)
+    rows = [(None, 1), (0.002, 1), (None, 4), (0.0, 4), (0.002, 4)]
+    assert timed == rows + rows[::-1]
+    out = capsys.readouterr().out
+    assert "4 threads, batched (wait 2 ms)" in out and " 1.50 " in out
