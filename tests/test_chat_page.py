@@ -831,6 +831,67 @@ def test_on_a_phone_the_box_and_send_stay_in_view_below_a_long_conversation(brow
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_on_a_phone_held_sideways_the_log_scrolls_within_the_window_not_the_page(browser, live_url):
+    """640 by 360 pixels (a phone held sideways): the header, the settings, the log's least height
+    and the message box, one above the other, were taller than the window, so the page scrolled
+    as a whole and took the log, the box and Send out of view. Now the page is the window's
+    height: every control is in view, with room for its focus ring, and the log, of a useful
+    height, scrolls inside it, also while the box holds a few lines."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 640, "height": 360, "deviceScaleFactor": 1, "mobile": True})
+    layout = """
+        var log = document.getElementById("log"), root = document.documentElement;
+        function inView(element) {
+          var r = element.getBoundingClientRect();
+          return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth;
+        }
+        var ids = ["show-details", "emotion", "new-conversation", "message", "send"];
+        // a focus ring (3px, 2px off the control) that a scrolling box around the control would cut
+        var settings = document.querySelector(".toolbar"), box = settings.getBoundingClientRect();
+        var clips = getComputedStyle(settings).overflowY !== "visible";
+        function ringCut(id) {
+          var r = document.getElementById(id).getBoundingClientRect();
+          return clips && (r.left - 5 < box.left || r.right + 5 > box.right || r.top - 5 < box.top
+                           || r.bottom + 5 > box.bottom);
+        }
+        return {hidden: ids.filter(function (id) { return !inView(document.getElementById(id)); }),
+                ringsCut: ["show-details", "emotion", "new-conversation"].filter(ringCut),
+                title: inView(document.querySelector("h1")),
+                pageScrolls: root.scrollHeight > root.clientHeight, sideways: root.scrollWidth > root.clientWidth,
+                logScrolls: log.scrollHeight > log.clientHeight, tallEnough: log.clientHeight >= 96,
+                atEnd: log.scrollHeight - log.scrollTop - log.clientHeight < 2};"""
+    fits = {"hidden": [], "ringsCut": [], "title": True, "pageScrolls": False, "sideways": False, "logScrolls": True,
+            "tallEnough": True, "atEnd": True}
+
+    def assert_fits():
+        try:
+            WebDriverWait(browser, 5).until(lambda b: b.execute_script(layout) == fits)
+        except TimeoutException:
+            pass
+        assert browser.execute_script(layout) == fits
+
+    try:
+        open_fresh(browser, live_url)
+        assert browser.execute_script("return [innerWidth, innerHeight]") == [640, 360]
+        for text in ["hello", "what time do you open?", "thanks"]:
+            send(browser, text)
+        assert_fits()
+        box = browser.find_element(By.ID, "message")
+        for line in ["one", "two", "three"]:
+            box.send_keys(line)
+            box.send_keys(Keys.SHIFT, Keys.ENTER)  # a new line
+        box.send_keys("four")
+        assert_fits()
+        box.clear()
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_a_log_showing_its_end_keeps_it_as_the_box_grows_where_there_is_no_scrollend(open_browser, live_url):
     """Where the browser has no "scrollend" event (Safari), every step of the log's smooth
     scroll to its end was heard as the log leaving its end: a box growing line after line, while
