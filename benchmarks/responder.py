@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,9 @@ def paired_latency(
     responder: Any, batches: list[Any], contexts: list[tuple[list[str], str]], mode: str, seed: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """p50/p95 (ms) of the network call alone and of ``Responder.respond`` (tokenizing and
-    detokenizing too) on the same contexts, the two timed alternately, one context at a time, so
-    that the machine's drift during the run falls on both columns alike."""
+    detokenizing too) on the same contexts, the two timed alternately, one context at a time, the
+    one timed first alternating from context to context, so that the machine's drift during the
+    run, and what the first call leaves warm for the second, fall on both columns alike."""
     from legacy_assistant.responder.evaluation import percentiles_ms
 
     if responder.max_length != MAX_LENGTH:
@@ -123,14 +125,17 @@ def paired_latency(
     for batch, (context, condition) in list(zip(batches, contexts))[:3]:  # warm-up: first runs allocate
         responder.decode_batch(batch, mode, seed)
         responder.respond(context, condition, mode, seed=seed)
-    network, whole = [], []
+    network: list[float] = []
+    whole: list[float] = []
     for number, (batch, (context, condition)) in enumerate(zip(batches, contexts)):
-        started = time.perf_counter()
-        responder.decode_batch(batch, mode, seed + number)
-        network.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        responder.respond(context, condition, mode, seed=seed + number)
-        whole.append(time.perf_counter() - started)
+        calls = [
+            (network, partial(responder.decode_batch, batch, mode, seed + number)),
+            (whole, partial(responder.respond, context, condition, mode, seed=seed + number)),
+        ]
+        for times, call in calls if number % 2 == 0 else calls[::-1]:
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
     return percentiles_ms(network), percentiles_ms(whole)
 
 
@@ -155,7 +160,10 @@ def stepwise_comparison(responder: Any, batches: list[Any], threads: tuple[int, 
     from legacy_assistant.responder.evaluation import percentiles_ms
 
     weights = read_saved_model_weights(str(responder.info.saved_model_dir), responder.spec)
-    in_graph, stepwise, compiled, equal, lengths = [], [], [], 0, []
+    in_graph: list[float] = []
+    stepwise: list[float] = []
+    compiled: list[float] = []
+    equal, lengths = 0, []
     with (
         StepwiseDecoder(responder.spec, weights, *threads) as loop,
         StepwiseDecoder(responder.spec, weights, *threads, compiled=True) as compiled_loop,
@@ -164,16 +172,21 @@ def stepwise_comparison(responder: Any, batches: list[Any], threads: tuple[int, 
             loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
             compiled_loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
             responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=MAX_LENGTH)
-        for batch in batches:  # alternate the three, so a change of machine load hits all alike
-            started = time.perf_counter()
-            a = responder.model.decode(batch.context_ids, batch.condition_ids, mode="greedy", max_length=MAX_LENGTH)
-            in_graph.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            b = loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
-            stepwise.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            c = compiled_loop.greedy(batch.context_ids, batch.condition_ids, MAX_LENGTH)
-            compiled.append(time.perf_counter() - started)
+        # the three take turns on each context, and which goes first turns too (in-graph first,
+        # then the loop, then the compiled loop ...), so that a change of machine load, and what
+        # one leaves warm for the next, fall on all three alike
+        for number, batch in enumerate(batches):
+            decoders = [
+                partial(responder.model.decode, mode="greedy", max_length=MAX_LENGTH),
+                partial(loop.greedy, max_length=MAX_LENGTH),
+                partial(compiled_loop.greedy, max_length=MAX_LENGTH),
+            ]
+            replies: list[Any] = [None] * len(decoders)
+            for which in [(number + turn) % len(decoders) for turn in range(len(decoders))]:
+                started = time.perf_counter()
+                replies[which] = decoders[which](batch.context_ids, batch.condition_ids)
+                (in_graph, stepwise, compiled)[which].append(time.perf_counter() - started)
+            a, b, c = replies
             equal += int(np.array_equal(a.ids, b.ids) and np.array_equal(a.ids, c.ids))
             lengths.append(int(a.lengths[0, 0]))
     graph_ms, loop_ms, compiled_ms = percentiles_ms(in_graph), percentiles_ms(stepwise), percentiles_ms(compiled)

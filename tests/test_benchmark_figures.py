@@ -444,3 +444,79 @@ def test_the_batching_rows_take_turns_rather_than_the_unbatched_ones_always_goin
     assert timed == rows + rows[::-1]
     out = capsys.readouterr().out
     assert "4 threads, batched (wait 2 ms)" in out and " 1.50 " in out
+
+
+def test_the_responders_network_call_and_respond_take_turns_at_going_first(monkeypatch):
+    """responder.py timed the network call alone and then Responder.respond on each context: the
+    second always found what the first had left warm. The first of the two now alternates, each
+    call's time still in its own column."""
+    bench = load_benchmark("responder")
+    calls, clock = [], [0.0]
+
+    class Responder:
+        max_length = bench.MAX_LENGTH
+
+        def decode_batch(self, batch, mode, seed):
+            calls.append(("network", batch, seed))
+            clock[0] += 0.001  # 1 ms
+
+        def respond(self, context, condition, mode, seed=None):
+            calls.append(("respond", context[0], seed))
+            clock[0] += 0.003  # 3 ms
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    contexts = [(["c0"], "joy"), (["c1"], "joy"), (["c2"], "joy")]
+    network, whole = bench.paired_latency(Responder(), ["b0", "b1", "b2"], contexts, "greedy", 5)
+    timed = calls[6:]  # after the warm-up's three pairs
+    assert timed == [("network", "b0", 5), ("respond", "c0", 5), ("respond", "c1", 6), ("network", "b1", 6),
+                     ("network", "b2", 7), ("respond", "c2", 7)]
+    assert network["p50_ms"] == pytest.approx(1.0) and network["p95_ms"] == pytest.approx(1.0)
+    assert whole["p50_ms"] == pytest.approx(3.0) and whole["p95_ms"] == pytest.approx(3.0)
+
+
+def test_the_in_graph_decode_and_both_loops_take_turns_at_going_first(monkeypatch):
+    """responder.py timed the in-graph decode, then the per-step loop, then the compiled loop on
+    each context: always in that order, the later ones finding what the earlier had left warm.
+    Which goes first now turns from context to context; each time stays in its own column."""
+    import types
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    bench = load_benchmark("responder")
+    calls, clock = [], [0.0]
+
+    def decoded(name, context_ids, ms):
+        calls.append((name, context_ids))
+        clock[0] += ms / 1000
+        return SimpleNamespace(ids=np.zeros((1, 1, 3)), lengths=np.array([[3]]))
+
+    class Loop:
+        def __init__(self, spec, weights, intra, inter, compiled=False):
+            self.name, self.ms = ("compiled", 4) if compiled else ("loop", 8)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def greedy(self, context_ids, condition_ids, max_length):
+            return decoded(self.name, context_ids, self.ms)
+
+    stepwise = types.ModuleType("compat.responder.stepwise")
+    stepwise.StepwiseDecoder = Loop
+    stepwise.read_saved_model_weights = lambda path, spec: {}
+    monkeypatch.setitem(sys.modules, "compat.responder.stepwise", stepwise)  # no TensorFlow
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    model = SimpleNamespace(decode=lambda context_ids, condition_ids, **options: decoded("graph", context_ids, 2))
+    responder = SimpleNamespace(info=SimpleNamespace(saved_model_dir="model"), spec=None, model=model)
+    batches = [SimpleNamespace(context_ids=f"c{i}", condition_ids=None) for i in range(3)]
+    result = bench.stepwise_comparison(responder, batches, (1, 1))
+    timed = calls[9:]  # after the warm-up
+    assert timed == [("graph", "c0"), ("loop", "c0"), ("compiled", "c0"),
+                     ("loop", "c1"), ("compiled", "c1"), ("graph", "c1"),
+                     ("compiled", "c2"), ("graph", "c2"), ("loop", "c2")]
+    assert [result[key]["p50_ms"] for key in ("in_graph", "stepwise", "stepwise_compiled")] == pytest.approx([2, 8, 4])
+    assert (result["speedup_p50"], result["compiled_speedup_p50"]) == pytest.approx((4, 2))
+    assert result["equal"] == result["replies"] == 3
