@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import output_file, positive_int, run_main  # noqa: E402
+from timing import once, output_file, positive_int, run_main  # noqa: E402
 
 # CLINC150 (CC BY 3.0, clinc/oos-eval) is never copied into the repository; by default it is
 # looked for beside the checkout, in ../shared/datasets/clinc150/.
@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--json", type=output_file, help="also write the measured rows here")
     args = parser.parse_args()
 
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = once("--variants", [v.strip() for v in args.variants.split(",") if v.strip()])
     if not variants:
         parser.error(f"no variant given; choose from {', '.join(VARIANTS)}")
     unknown = sorted(v for v in variants if parse_variant(v)[0] not in VARIANTS)
@@ -263,7 +263,7 @@ def main() -> None:
         )
     from legacy_assistant.classifier.presets import PRESETS
 
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    presets = once("--presets", [p.strip() for p in args.presets.split(",") if p.strip()])
     unknown = [p for p in presets if p not in PRESETS]
     if unknown or not presets:  # before minutes of training, not after
         parser.error(f"unknown preset(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PRESETS)}")

@@ -72,7 +72,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import output_file, positive_int, run_main  # noqa: E402
+from timing import once, output_file, positive_int, run_main  # noqa: E402
 
 DEFAULT_CLINC = ROOT.parent / "shared" / "datasets" / "clinc150" / "data_full.json"
 DEFAULT_KERAS_DIR = ROOT / "build" / "classic-fidelity" / "tf-keras"
@@ -494,7 +494,7 @@ def main() -> None:
     parser.add_argument("--keras-python", help="run Keras with this interpreter (TensorFlow and tf-keras installed)")
     parser.add_argument("--json", type=output_file, help="write every figure and curve here")
     args = parser.parse_args()
-    names = [n.strip() for n in args.data.split(",") if n.strip()]
+    names = once("--data", [n.strip() for n in args.data.split(",") if n.strip()])
     if not names:
         parser.error("no data set given; choose from intents, clinc")
     unknown = sorted(set(names) - {"intents", "clinc"})

@@ -90,6 +90,16 @@ def output_file(text: str) -> Path:
     return path
 
 
+def once(option: str, values: list[str]) -> list[str]:
+    """``values`` of ``option`` without repeats, in their order; a note on stderr names those given
+    more than once (each would have been measured again, at the cost of a whole run, and printed
+    as a second row of the same name)."""
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        print(f"note: {option} {', '.join(repeated)} given more than once; each is measured once", file=sys.stderr)
+    return list(dict.fromkeys(values))
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port number, 1 to 65535."""
     return _whole_number(text, 1, 65535, "a port number (1-65535)")

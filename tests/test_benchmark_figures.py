@@ -520,3 +520,26 @@ def test_the_in_graph_decode_and_both_loops_take_turns_at_going_first(monkeypatc
     assert [result[key]["p50_ms"] for key in ("in_graph", "stepwise", "stepwise_compiled")] == pytest.approx([2, 8, 4])
     assert (result["speedup_p50"], result["compiled_speedup_p50"]) == pytest.approx((4, 2))
     assert result["equal"] == result["replies"] == 3
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "notes", "error"),
+    [
+        ("accuracy.py", ["--variants", "small,full,small", "--presets", "ngrams,ngrams", "--data-dir", "/nonexistent"],
+         ["note: --variants small given more than once; each is measured once",
+          "note: --presets ngrams given more than once; each is measured once"],
+         "accuracy.py: error: not found: /nonexistent/data_small.json, /nonexistent/data_full.json (pass --data-dir)"),
+        ("classic_fidelity.py", ["--data", "clinc,clinc", "--clinc", "/nonexistent/data_full.json"],
+         ["note: --data clinc given more than once; each is measured once"],
+         "classic_fidelity.py: error: not found: /nonexistent/data_full.json (pass --clinc)"),
+    ],
+)
+def test_what_to_measure_given_twice_is_measured_once_with_a_note(script, args, notes, error):
+    """accuracy.py --variants small,small trained and measured the variant twice, printing two
+    rows of one name (and classic_fidelity.py --data intents,intents ran the comparison twice, up
+    to an hour each); each is now measured once, with a note (the run below stops at the data)."""
+    result = _run(script, *args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert [line for line in lines if line.startswith("note: ")] == notes
+    assert lines[-1] == error
