@@ -2,8 +2,9 @@
 
 Training uses the recipe stored in the model's manifest. Prints figures with baselines measured
 in the same run:
-* latency of featurizing alone and of a numpy forward pass with the same weights, next to the
-  full ``Predictor.rank_one`` (so the cost of the TensorFlow session call shows as a ratio);
+* latency of featurizing alone and of a numpy forward pass with the served model's own weights
+  and featurizer, next to the full ``Predictor.rank_one`` (so the cost of the TensorFlow session
+  call shows as a ratio); ``--data`` is what the training time is measured on;
 * RSS of a bare Python process that imports the same libraries, next to the dev server's RSS
   after it has loaded the model (alone: ``--no-responder``) and answered requests.
 
@@ -21,7 +22,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,6 +95,36 @@ def serving_memory(model: str, requests: int, port: int | None = None) -> tuple[
     return base_rss, server_rss
 
 
+def numpy_forward_of(predictor: Any, sentence: str) -> Callable[[], np.ndarray]:
+    """The numpy baseline: a call that featurizes ``sentence`` densely with the served model's
+    featurizer and runs the served model's own weights (read from its session) through numpy,
+    giving the probabilities ``predictor`` gives. It was a model trained here on ``--data``: of
+    another shape than the served model's whenever that was not the model's own data."""
+    classifier = predictor._classifier
+    names = sorted(name for name in classifier.variable_shapes or {} if name.startswith("classifier/"))
+    weights = dict(zip(names, classifier.graph_session.run([f"{name}:0" for name in names])))
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    while f"classifier/hidden_{len(layers)}/kernel" in weights:
+        layers.append(
+            (weights[f"classifier/hidden_{len(layers)}/kernel"], weights[f"classifier/hidden_{len(layers)}/bias"])
+        )
+    out_kernel, out_bias = weights["classifier/output/kernel"], weights["classifier/output/bias"]
+    shortcut = weights.get("classifier/shortcut/kernel")  # [n_features, n_classes] when the recipe has one
+    featurizer = predictor.info.featurizer
+
+    def numpy_forward() -> np.ndarray:
+        x = h = featurizer.transform([sentence])
+        for kernel, bias in layers:
+            h = np.maximum(h @ kernel + bias, 0)
+        logits = h @ out_kernel + out_bias
+        if shortcut is not None:
+            logits = logits + x @ shortcut
+        e = np.exp(logits - logits.max())
+        return e / e.sum()
+
+    return numpy_forward
+
+
 # A loaded machine took nearly a minute to start the dev server.
 READY_TIMEOUT_SECONDS = 300
 
@@ -123,8 +158,6 @@ def main() -> None:
     # the dev server runs in the checkout: a relative path is the caller's, resolved here
     args.model = str(Path(args.model).resolve())
 
-    import numpy as np
-
     from legacy_assistant.classifier.config import TrainingConfig
     from legacy_assistant.classifier.intents import load_intents
     from legacy_assistant.classifier.predictor import Predictor
@@ -139,24 +172,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
 
     sentence = "hi, what time do you open on sundays?"
-    weights = trained.weights  # same shapes as the served model: a fair numpy baseline
-    layers = [
-        (weights[f"classifier/hidden_{i}/kernel"], weights[f"classifier/hidden_{i}/bias"])
-        for i in range(len(config.hidden_units))
-    ]
-    out_kernel, out_bias = weights["classifier/output/kernel"], weights["classifier/output/bias"]
-    shortcut = weights.get("classifier/shortcut/kernel")  # [n_features, n_classes] when the recipe has one
-    featurizer = trained.featurizer
-
-    def numpy_forward():
-        x = h = featurizer.transform([sentence])
-        for kernel, bias in layers:
-            h = np.maximum(h @ kernel + bias, 0)
-        logits = h @ out_kernel + out_bias
-        if shortcut is not None:
-            logits = logits + x @ shortcut
-        e = np.exp(logits - logits.max())
-        return e / e.sum()
+    numpy_forward = numpy_forward_of(predictor, sentence)
 
     featurize = median_us(lambda: predictor.features([sentence]), args.calls)
     numpy_us = median_us(numpy_forward, args.calls)

@@ -543,3 +543,17 @@ def test_what_to_measure_given_twice_is_measured_once_with_a_note(script, args, 
     assert result.returncode == 2, result.stderr[-2000:]
     assert [line for line in lines if line.startswith("note: ")] == notes
     assert lines[-1] == error
+
+
+def test_the_predictor_benchmarks_numpy_baseline_runs_the_served_models_own_network(default_predictor):
+    """predictor.py's numpy baseline ran a model it had trained on --data, not the served one: for
+    a model trained on other data (--model exported/clinc with the default --data) the
+    "x the numpy baseline" ratio compared networks of different sizes. It now runs the served
+    model's weights with its featurizer, and gives the served model's probabilities."""
+    import numpy as np
+
+    bench = load_benchmark("predictor")
+    for sentence in ("hi, what time do you open on sundays?", "can I pay by card?"):
+        forward = bench.numpy_forward_of(default_predictor, sentence)
+        expected = default_predictor.predict_proba([sentence])
+        np.testing.assert_allclose(forward(), expected, atol=1e-5)
