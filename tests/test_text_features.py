@@ -6,7 +6,7 @@ import pytest
 from legacy_assistant.errors import ConfigError
 from legacy_assistant.classifier import features
 from legacy_assistant.classifier.features import FeatureConfig, Featurizer, length_sorted_batches
-from legacy_assistant.text.processing import TextConfig, TextProcessor
+from legacy_assistant.text.processing import TextConfig, TextProcessor, folded
 
 
 def test_tokenizing_needs_no_nltk_data(monkeypatch, tmp_path):
@@ -70,6 +70,18 @@ def test_an_acute_accent_or_a_grave_typed_for_an_apostrophe_is_one(tokenizer):
     assert processor.tokens("a ` b") == processor.tokens("a b")  # a grave between words is no apostrophe
     classic = TextProcessor(TextConfig(tokenizer="classic", stemmer="none"))  # the recipe's, as it was
     assert classic.tokens("don´t") == ["don", "\u0301t"]
+
+
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+def test_a_capital_dotted_i_lowers_to_the_i_users_type(tokenizer):
+    """str.lower writes Turkish "İ" as "i" and a combining dot: "İstanbul" was another word than
+    "istanbul" and "ISTANBUL", and a decomposed "İ" (I and the dot) is the same letter."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("İstanbul İZMİR iyi") == ["istanbul", "izmir", "iyi"]
+    assert processor.tokens("I\u0307stanbul") == processor.tokens("istanbul") == processor.tokens("ISTANBUL")
+    cased = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none", lowercase=False))
+    assert cased.tokens("İstanbul") == ["İstanbul"]  # without case folding it stays as written
+    assert folded("İYİ günler") == folded("iyi günler")
 
 
 def test_toktok_entities_are_not_words():

@@ -148,7 +148,7 @@ class TextProcessor:
         text = drop_format_characters(text).translate(_TYPOGRAPHIC)
         text = set_emoji_apart(text)
         if self.config.lowercase:
-            text = text.lower()
+            text = lower_case(text)
         words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
         if self._stem is None:
             return words
@@ -170,7 +170,14 @@ def folded(text: str) -> str:
     if "\u00b4" in text or "`" in text:
         text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
     text = drop_format_characters(unicodedata.normalize("NFKC", text)).translate(_TYPOGRAPHIC)
-    return " ".join(text.lower().split())
+    return " ".join(lower_case(text).split())
+
+
+def lower_case(text: str) -> str:
+    """``text.lower()``, except that the capital dotted I (U+0130, Turkish and Azerbaijani "İ")
+    becomes a plain "i": ``str.lower`` writes it as "i" and a combining dot above, which no
+    keyboard types, so "İstanbul" was another word than the "istanbul" users type."""
+    return text.replace("\u0130", "i").lower() if "\u0130" in text else text.lower()
 
 
 def visible_text(text: str) -> str:
