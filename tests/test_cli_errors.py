@@ -574,6 +574,37 @@ def test_a_pattern_with_no_word_is_warned_about_with_its_intent_and_place_in_the
     ]
 
 
+@pytest.mark.parametrize("preset, tokenizer, texts, remedy", [
+    ("classic", "treebank", ["你好", "您好啊", "再见", "明天见"], "--tokenizer unicode"),
+    ("classic", "unicode", ["สวัสดีครับ", "หวัดดี", "ลาก่อน", "บายบาย"], "the ngrams preset"),
+    ("classic", "unicode", ["你好", "您好啊", "再见", "明天见"], None),  # a word per character
+    ("ngrams", "treebank", ["你好", "您好啊", "再见", "明天见"], None),  # character n-grams
+    ("classic", "treebank", ["hello", "bonjour à tous", "bye", "au revoir"], None),
+])
+def test_patterns_without_spaces_read_as_whole_words_are_warned_about(caplog, preset, tokenizer, texts, remedy):
+    """With the classic preset, a Chinese or Thai pattern was one word: a paraphrase shared none
+    of the model's words, so it always got the fallback, and training said nothing."""
+    from dataclasses import replace
+
+    from legacy_assistant.classifier import training
+    from legacy_assistant.classifier.presets import preset as named_preset
+
+    config = named_preset(preset)
+    config = replace(config, features=replace(config.features, text=replace(config.features.text, tokenizer=tokenizer)))
+    data = training.label_data(texts, ["hi", "hi", "bye", "bye"], config, None, None)
+    data = replace(data, source="chat.json")
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.training"):
+        training.featurize(data, config)
+    warned = [r.getMessage() for r in caplog.records if "without spaces" in r.getMessage()]
+    if remedy is None:
+        assert warned == []
+    else:
+        assert len(warned) == 1
+        assert warned[0].startswith("chat.json: 4 of 4 training patterns hold text written without spaces between words")
+        assert f"tokenizer {tokenizer!r} reads as one word each run" in warned[0]
+        assert f"train with {remedy}" in warned[0]
+
+
 @pytest.mark.parametrize("command", ["train", "train-responder"])
 def test_an_out_that_is_a_file_is_named_as_one_without_a_force_hint(tmp_path, capsys, command):
     """``--force`` cannot make a file a model directory: the first answer says what is wrong."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import regex
 
 from compat.classifier.schema import NetworkSpec
 from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
@@ -424,6 +425,7 @@ def featurize(data: LabelledData, config: TrainingConfig) -> Features:
         raise UnlearnableIntentsError(mute)
     if data.warn_featureless:
         _warn_featureless(data, np.flatnonzero(known == 0))
+        _warn_unspaced_script(data, featurizer)
     x_val = featurizer.encode(data.val_texts) if data.val_texts else None
     scored = data.scored
     x_scored = x_val.take(np.flatnonzero(scored)) if x_val is not None and scored.any() else None
@@ -489,6 +491,52 @@ def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
             len(rows) - FEATURELESS_NAMED,
             extra={FEATURELESS_FLAG: True},
         )
+
+
+# Two or more letters of a script written without spaces between words, as one token: Chinese
+# and Japanese (which the unicode tokenizer parts into characters), Thai, Lao, Khmer and Burmese
+# (which no tokenizer here parts).
+_UNSPACED_RUN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]{2,}")
+_CHINESE_OR_JAPANESE = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]{2,}")
+
+
+def _warn_unspaced_script(data: LabelledData, featurizer: Featurizer) -> None:
+    """Warn when features of whole words only (no character n-grams) meet patterns in a script
+    written without spaces: the tokenizer reads each run of it (most often the whole sentence)
+    as one word, so only a message holding a pattern's whole phrase, spelt the same, is
+    understood; the warning names the settings that read such text."""
+    config = featurizer.config
+    if config.char_ngrams is not None:
+        return  # the character n-grams of the runs carry such text
+    tokens = featurizer.processor.tokens
+    runs = [
+        run
+        for text in data.texts
+        if not text.isascii() and _UNSPACED_RUN.search(text)
+        for run in [next((t for t in tokens(text) if _UNSPACED_RUN.search(t)), None)]
+        if run is not None
+    ]
+    if not runs:
+        return
+    tokenizer = config.text.tokenizer
+    if tokenizer != "unicode" and any(_CHINESE_OR_JAPANESE.search(run) for run in runs):
+        remedy = (
+            "--tokenizer unicode (each Chinese or Japanese character a word) or the ngrams preset (character n-grams)"
+        )
+    else:
+        remedy = "the ngrams preset (character n-grams)"
+    log.warning(
+        "%s%d of %d training patterns hold text written without spaces between words (Chinese, Japanese, "
+        "Thai, ...) that tokenizer %r reads as one word each run (%s): a message is understood only where "
+        "it holds such a run whole, as written in a pattern; train with %s",
+        f"{data.source}: " if data.source else "",
+        len(runs),
+        len(data.texts),
+        tokenizer,
+        shown(runs[0]),
+        remedy,
+        extra={FEATURELESS_FLAG: True},
+    )
 
 
 def training_batches(
