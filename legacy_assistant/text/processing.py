@@ -60,6 +60,12 @@ _STANDS_APART = regex.compile(
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
+# Marks that Arabic and Hebrew writers mostly leave out: Arabic short vowels, tanween, shadda and
+# sukun (U+064B-U+065F) and the dagger alif (U+0670), Hebrew vowel points and cantillation
+# (U+0591-U+05C7, but the maqaf, paseq, sof pasuq and nun hafukha, which are punctuation), and the
+# tatweel (U+0640), which only stretches a word. "مَرْحَبًا" was another word than "مرحبا"
+# (and went to another intent), "مــرحــبا" too.
+_OPTIONAL_MARKS = regex.compile(r"[\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0640\u064b-\u065f\u0670]+")
 # Emoji (a skin tone or variation selector with them; a flag is two regional
 # indicators), which chat text glues to words: "thanks\U0001f44d" was one unknown word. Once the
 # joiners between them are dropped, each stands apart, and is then dropped as no word. Only the
@@ -132,7 +138,8 @@ class TextProcessor:
         self._stem = ShortTextCache(stem, CACHED_WORDS, CACHED_WORD_CHARS) if stem else None
 
     def tokens(self, text: str) -> list[str]:
-        """Normalised (NFKC, invisible format characters dropped and typographic apostrophes
+        """Normalised (NFKC, invisible format characters, Arabic and Hebrew vowel marks and the
+        Arabic tatweel dropped and typographic apostrophes
         and hyphens, and an acute accent or a grave inside a word typed for an apostrophe, written
         as ``'`` and ``-``, emoji set apart from the words they touch, except for the classic
         recipe, kept as it was),
@@ -145,7 +152,7 @@ class TextProcessor:
             if self.config.lowercase:
                 words = [w.lower() for w in words]
             return [self._stem(w) for w in words] if self._stem is not None else words
-        text = drop_format_characters(text).translate(_TYPOGRAPHIC)
+        text = drop_optional_marks(drop_format_characters(text)).translate(_TYPOGRAPHIC)
         text = set_emoji_apart(text)
         if self.config.lowercase:
             text = lower_case(text)
@@ -163,13 +170,14 @@ CACHED_WORDS = 16384
 
 def folded(text: str) -> str:
     """``text`` as the classifier cannot tell it from others: in NFKC (a composed "é" and an "e"
-    with a combining accent, full-width letters), without invisible format characters, with
+    with a combining accent, full-width letters), without invisible format characters and the
+    marks :func:`drop_optional_marks` drops, with
     typographic apostrophes and hyphens (and an acute or in-word grave typed for an apostrophe)
     as :meth:`TextProcessor.tokens` writes them, lower-cased, its spaces collapsed. What
     duplicate-pattern warnings compare."""
     if "\u00b4" in text or "`" in text:
         text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
-    text = drop_format_characters(unicodedata.normalize("NFKC", text)).translate(_TYPOGRAPHIC)
+    text = drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
     return " ".join(lower_case(text).split())
 
 
@@ -191,6 +199,12 @@ def set_emoji_apart(text: str) -> str:
     keycap, whose base is a digit, stays as typed), which would make a word it touches unknown
     ("thanks\U0001f44d")."""
     return text if text.isascii() else _PICTOGRAPHS.sub(r" \g<0> ", text)
+
+
+def drop_optional_marks(text: str) -> str:
+    """``text`` without the Arabic and Hebrew vowel marks that writers mostly leave out, and
+    without the Arabic tatweel, which only stretches a word: "مَرْحَبًا" and "مــرحــبا" are "مرحبا"."""
+    return text if text.isascii() else _OPTIONAL_MARKS.sub("", text)
 
 
 def drop_format_characters(text: str) -> str:
