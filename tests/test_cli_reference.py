@@ -67,3 +67,15 @@ def test_the_help_names_where_an_installed_copy_keeps_the_shipped_models():
     assert ("alone: the shipped one, exported/responder in a checkout, "
             "PREFIX/share/legacy-assistant/exported/responder when installed)") in sections["chat"]
     assert str(ROOT) not in page
+
+
+def test_train_says_its_stemmers_are_english_and_what_the_unicode_tokenizer_does():
+    """``--stemmer snowball`` read as a Snowball stemmer of the data's language: the stemmers and
+    tokenizers of ``train`` had no help at all."""
+    from legacy_assistant.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    helps = {a.dest: " ".join((a.help or "").split()) for a in commands["train"]._actions}
+    assert "English rules" in helps["stemmer"] and "other languages, none" in helps["stemmer"]
+    assert "each Chinese or Japanese character a word" in helps["tokenizer"]

@@ -68,8 +68,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how the threshold is chosen (default auto: out-of-scope validation data, else "
         "in-scope calibration, else the fixed threshold)",
     )
-    parser.add_argument("--stemmer", choices=STEMMERS)
-    parser.add_argument("--tokenizer", choices=TOKENIZERS)
+    parser.add_argument(
+        "--stemmer",
+        choices=STEMMERS,
+        help="stem words by English rules (snowball is English Snowball), or not at all: none (default: the "
+        "preset's, ngrams none, classic lancaster); for patterns in other languages, none",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        choices=TOKENIZERS,
+        help="how text is split into words (default treebank); unicode also splits off punctuation outside "
+        "ASCII and makes each Chinese or Japanese character a word",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.add_argument("--no-plot", action="store_true", help="skip history.png")
     parser.set_defaults(run=run)
