@@ -17,7 +17,7 @@ import pytest
 
 from legacy_assistant.errors import ConfigError, RequestError, StoreError
 from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn, check_store_url, open_store
-from legacy_assistant.stores import sqlite_store
+from legacy_assistant.stores import outages, sqlite_store
 from legacy_assistant.stores.sqlite_store import SQLiteStore
 from tests.helpers import FakeClock
 
@@ -2061,3 +2061,34 @@ def test_a_store_that_half_works_logs_no_recovery_per_request(tmp_path, caplog):
     assert len(lines) == 1 and "(6 failed operation(s)" in lines[0], lines
     other.close()
     store.close()
+
+
+def test_a_kind_of_operation_that_failed_once_and_is_not_tried_again_does_not_keep_the_store_failing(
+    make_shared_store, monkeypatch, caplog
+):
+    """A conversation deleted during an outage (its ``forget`` failed) and no other deletion
+    since: every turn after the store came back worked, and the line that says so never came."""
+    store = make_shared_store()
+    store.save("alice", ConversationState(turns=1), turn())
+    now = [0.0]
+    store._outage._clock = lambda: now[0]
+
+    def recovered():
+        return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        _break(monkeypatch, store, make_shared_store.kind)
+        with pytest.raises(StoreError):
+            store.forget("alice")
+        with pytest.raises(StoreError):
+            store.load("alice")
+        monkeypatch.undo()
+        now[0] = 1.0
+        assert store.load("alice").turns == 1
+        assert recovered() == []  # the deletion failed a moment ago: not known to work yet
+        now[0] = 1.0 + outages.QUIET_SECONDS
+        with store.conversation("alice"):
+            store.load("alice")
+            store.save("alice", ConversationState(turns=2), turn("again"))
+        assert len(recovered()) == 1, recovered()
+        assert "works again, 61.0 s after it first failed (2 failed operation(s)" in recovered()[0], recovered()

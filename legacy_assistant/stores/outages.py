@@ -7,6 +7,12 @@ reads like one still going on. :class:`Outage` follows a store's operations by k
 failed has worked since. A store that only half works (a file that can be read but not
 written: each ``load`` works, each ``save`` fails) so logs no recovery per request, and a store
 that is back logs one line, not one per kind of operation.
+
+A kind that failed and is not tried again (``forget``, asked for by a user deleting a
+conversation, once in the outage) would keep the line from ever coming while every other kind
+works: a kind that has not failed for :data:`QUIET_SECONDS` counts as working again once an
+operation of another kind works. A store that half works keeps failing its kind on every
+request, so that kind stays failing.
 """
 
 from __future__ import annotations
@@ -14,28 +20,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+
+# How long a kind of operation that failed, and has not been tried since, keeps the store
+# counted as failing while the other kinds work: as long as the server logs a repeated
+# failure at most once.
+QUIET_SECONDS = 60.0
 
 
 class Outage:
     """Follows whether ``store`` is failing, and logs once, at INFO, when it works again; the
     line names the store by its ``repr`` (which shows no password). Thread-safe; the common case
-    (nothing failed) is one attribute read."""
+    (nothing failed) is one attribute read. ``clock``: seconds, for the times measured."""
 
-    def __init__(self, store: object) -> None:
+    def __init__(self, store: object, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self._clock = clock
         self._lock = threading.Lock()
-        self._failing: set[str] = set()  # the kinds of operation that failed and have not worked since
+        # the kinds of operation that failed and have not worked since, each with its last failure's time
+        self._failing: dict[str, float] = {}
         self._failures = 0
-        self._since = 0.0  # time.monotonic() of the first failure
+        self._since = 0.0  # the clock's time of the first failure
 
     def failed(self, what: str) -> None:
         """An operation of kind ``what`` failed for the store's sake (not one conversation's data)."""
         with self._lock:
+            now = self._clock()
             if not self._failing:
-                self._since = time.monotonic()
-            self._failing.add(what)
+                self._since = now
+            self._failing[what] = now
             self._failures += 1
 
     def worked(self, what: str) -> None:
@@ -43,13 +58,17 @@ class Outage:
         if not self._failing:  # read without the lock: a store that works pays no more
             return
         with self._lock:
-            if what not in self._failing:
+            if not self._failing:
                 return
-            self._failing.discard(what)
+            now = self._clock()
+            self._failing.pop(what, None)
+            for kind, last in list(self._failing.items()):
+                if now - last >= QUIET_SECONDS:  # not tried (or not failed) since: see the module's docstring
+                    del self._failing[kind]
             if self._failing:
                 return
             failures, self._failures = self._failures, 0
-            lasted = time.monotonic() - self._since
+            lasted = now - self._since
         log.info(
             "conversation store %r works again, %.1f s after it first failed (%d failed operation(s) in this process)",
             self.store,
