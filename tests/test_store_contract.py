@@ -2005,6 +2005,8 @@ def test_a_store_that_failed_says_once_that_it_works_again(make_shared_store, mo
     (per recovery, not per operation), and not while the store still fails."""
     store = make_shared_store()
     store.save("alice", ConversationState(turns=1), turn())
+    now = [0.0]
+    store._outage._clock = lambda: now[0]
 
     def recovered():
         return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
@@ -2028,6 +2030,7 @@ def test_a_store_that_failed_says_once_that_it_works_again(make_shared_store, mo
         assert [t.message for t in store.history("alice")] == ["hi", "again"]
         assert len(recovered()) == 1, recovered()
         # a second outage is a second recovery
+        now[0] += outages.QUIET_SECONDS
         _break(monkeypatch, store, make_shared_store.kind)
         with pytest.raises(StoreError):
             store.history("alice")
@@ -2092,3 +2095,33 @@ def test_a_kind_of_operation_that_failed_once_and_is_not_tried_again_does_not_ke
             store.save("alice", ConversationState(turns=2), turn("again"))
         assert len(recovered()) == 1, recovered()
         assert "works again, 61.0 s after it first failed (2 failed operation(s)" in recovered()[0], recovered()
+
+
+def test_a_store_that_fails_now_and_then_says_it_works_again_at_most_once_a_minute(
+    make_shared_store, monkeypatch, caplog
+):
+    """One operation in many failing (a timeout now and then): the failures are logged once a
+    minute; the lines that the store works again were one per failure."""
+    store = make_shared_store()
+    store.save("alice", ConversationState(turns=1), turn())
+    now = [0.0]
+    store._outage._clock = lambda: now[0]
+
+    def recovered():
+        return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        for _ in range(10):
+            _break(monkeypatch, store, make_shared_store.kind)
+            with pytest.raises(StoreError):
+                store.history("alice")
+            monkeypatch.undo()
+            now[0] += 1.0
+            assert [t.message for t in store.history("alice")] == ["hi"]
+        assert len(recovered()) == 1 and "(1 failed operation(s)" in recovered()[0], recovered()
+        now[0] = 61.0  # a minute after the line (at 1.0): the next operation that works says what happened since
+        store.load("alice")
+        assert len(recovered()) == 2, recovered()
+        assert "works again, 60.0 s after it first failed (9 failed operation(s)" in recovered()[1], recovered()
+        store.load("alice")
+        assert len(recovered()) == 2, recovered()

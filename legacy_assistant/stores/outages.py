@@ -13,6 +13,11 @@ conversation, once in the outage) would keep the line from ever coming while eve
 works: a kind that has not failed for :data:`QUIET_SECONDS` counts as working again once an
 operation of another kind works. A store that half works keeps failing its kind on every
 request, so that kind stays failing.
+
+A store that fails now and then (a request in a hundred timing out) would log a line after each
+failure, where the server logs the failures once a minute: a line that comes within
+:data:`QUIET_SECONDS` of the one before waits for the first operation that works after that
+time, and then counts every failure since the first of them.
 """
 
 from __future__ import annotations
@@ -43,22 +48,24 @@ class Outage:
         self._failing: dict[str, float] = {}
         self._failures = 0
         self._since = 0.0  # the clock's time of the first failure
+        self._said = float("-inf")  # the clock's time of the last line
+        self._unsaid = False  # a recovery is waiting for its line (see the module's docstring)
 
     def failed(self, what: str) -> None:
         """An operation of kind ``what`` failed for the store's sake (not one conversation's data)."""
         with self._lock:
             now = self._clock()
-            if not self._failing:
+            if not self._failing and not self._unsaid:
                 self._since = now
             self._failing[what] = now
             self._failures += 1
 
     def worked(self, what: str) -> None:
         """An operation of kind ``what`` worked."""
-        if not self._failing:  # read without the lock: a store that works pays no more
+        if not self._failing and not self._unsaid:  # read without the lock: a store that works pays no more
             return
         with self._lock:
-            if not self._failing:
+            if not self._failing and not self._unsaid:
                 return
             now = self._clock()
             self._failing.pop(what, None)
@@ -67,6 +74,10 @@ class Outage:
                     del self._failing[kind]
             if self._failing:
                 return
+            if now - self._said < QUIET_SECONDS:
+                self._unsaid = True
+                return
+            self._said, self._unsaid = now, False
             failures, self._failures = self._failures, 0
             lasted = now - self._since
         log.info(
