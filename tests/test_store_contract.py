@@ -2125,3 +2125,27 @@ def test_a_store_that_fails_now_and_then_says_it_works_again_at_most_once_a_minu
         assert "works again, 60.0 s after it first failed (9 failed operation(s)" in recovered()[1], recovered()
         store.load("alice")
         assert len(recovered()) == 2, recovered()
+
+
+def test_a_store_that_half_works_logs_no_recovery_after_a_quiet_minute(tmp_path, caplog):
+    """Reads work and writes fail (another writer holds the write lock): a read a minute after
+    the last write failed says nothing, as the writes have not worked since."""
+    store = SQLiteStore(tmp_path / "c.db")
+    store.save("alice", ConversationState(turns=1), turn())
+    now = [0.0]
+    store._outage._clock = lambda: now[0]
+    store._writer.wait_seconds = 0.05
+    other = SQLiteStore(tmp_path / "c.db")
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        with other.conversation("bob"):
+            with pytest.raises(StoreError, match="write lock"):
+                store.save("alice", ConversationState(turns=2), turn("two"))
+            now[0] = 2 * outages.QUIET_SECONDS
+            assert store.load("alice").turns == 1
+            assert [t.message for t in store.history("alice")] == ["hi"]
+        assert not any("works again" in r.getMessage() for r in caplog.records)
+        store.save("alice", ConversationState(turns=2), turn("two"))
+    lines = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    assert len(lines) == 1 and "(1 failed operation(s)" in lines[0], lines
+    other.close()
+    store.close()

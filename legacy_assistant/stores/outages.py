@@ -11,8 +11,8 @@ that is back logs one line, not one per kind of operation.
 A kind that failed and is not tried again (``forget``, asked for by a user deleting a
 conversation, once in the outage) would keep the line from ever coming while every other kind
 works: a kind that has not failed for :data:`QUIET_SECONDS` counts as working again once an
-operation of another kind works. A store that half works keeps failing its kind on every
-request, so that kind stays failing.
+operation of another kind that failed in the outage works. A store that half works (its reads
+never failed) keeps the kind that fails failing, however long it is since a request tried it.
 
 A store that fails now and then (a request in a hundred timing out) would log a line after each
 failure, where the server logs the failures once a minute: a line that comes within
@@ -46,6 +46,7 @@ class Outage:
         self._lock = threading.Lock()
         # the kinds of operation that failed and have not worked since, each with its last failure's time
         self._failing: dict[str, float] = {}
+        self._failed: set[str] = set()  # every kind that failed since the last line, working again or not
         self._failures = 0
         self._since = 0.0  # the clock's time of the first failure
         self._said = float("-inf")  # the clock's time of the last line
@@ -58,6 +59,7 @@ class Outage:
             if not self._failing and not self._unsaid:
                 self._since = now
             self._failing[what] = now
+            self._failed.add(what)
             self._failures += 1
 
     def worked(self, what: str) -> None:
@@ -69,15 +71,17 @@ class Outage:
                 return
             now = self._clock()
             self._failing.pop(what, None)
-            for kind, last in list(self._failing.items()):
-                if now - last >= QUIET_SECONDS:  # not tried (or not failed) since: see the module's docstring
-                    del self._failing[kind]
+            if what in self._failed:  # it failed, and works again: so may a kind not tried since
+                for kind, last in list(self._failing.items()):
+                    if now - last >= QUIET_SECONDS:
+                        del self._failing[kind]
             if self._failing:
                 return
             if now - self._said < QUIET_SECONDS:
                 self._unsaid = True
                 return
             self._said, self._unsaid = now, False
+            self._failed.clear()
             failures, self._failures = self._failures, 0
             lasted = now - self._since
         log.info(
