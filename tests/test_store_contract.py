@@ -2149,3 +2149,35 @@ def test_a_store_that_half_works_logs_no_recovery_after_a_quiet_minute(tmp_path,
     assert len(lines) == 1 and "(1 failed operation(s)" in lines[0], lines
     other.close()
     store.close()
+
+
+def test_one_conversations_unreadable_data_is_no_outage_of_the_store(make_shared_store, caplog):
+    """A conversation that another program stored in a form this store cannot read (in Redis, a
+    key of another type: WRONGTYPE) fails its own requests; the store does not fail, and no line
+    says that it works again after the next request of another conversation."""
+    store = make_shared_store()
+    store.save("alice", ConversationState(turns=1), turn())
+    store.save("bob", ConversationState(turns=1), turn())
+    if make_shared_store.kind == "sqlite":
+        with sqlite3.connect(store.path) as connection:
+            connection.execute("UPDATE conversations SET context = x'41' WHERE sender = 'alice'")
+            connection.execute("UPDATE turns SET message = x'41' WHERE sender = 'alice'")
+    else:
+        state, turns = store._key("state", "alice"), store._key("turns", "alice")
+        store._client.delete(state)
+        store._client.rpush(state, "another program's list")
+        store._client.delete(turns)
+        store._client.set(turns, "another program's text")
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        for _ in range(2):
+            with pytest.raises(StoreError, match="readable|WRONGTYPE"):
+                store.load("alice")
+            assert store.load("bob").turns == 1
+            with pytest.raises(StoreError, match="readable|WRONGTYPE"):
+                store.history("alice")
+            assert [t.message for t in store.history("bob")] == ["hi"]
+        if make_shared_store.kind == "redis":  # in a transaction, redis-py names the command first
+            with pytest.raises(StoreError, match="command 1 of the transaction: WRONGTYPE"):
+                store.forget("alice")
+            assert store.forget("bob")
+    assert not any("works again" in r.getMessage() for r in caplog.records), caplog.records

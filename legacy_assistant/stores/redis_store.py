@@ -174,10 +174,13 @@ class RedisStore(ClosedAtExit):
         try:
             yield
         except redis.RedisError as exc:
-            self._outage.failed(what)
             # redis-py prefixes an error inside a transaction with the command and its arguments:
             # a key holds the sender id, a value the turn's words; errors and logs never show them
             reason = PIPELINE_COMMAND.sub(r"command \1 of the transaction: ", str(exc))
+            if not (
+                isinstance(exc, redis.ResponseError) and PIPELINE_COMMAND.sub("", str(exc)).startswith("WRONGTYPE")
+            ):
+                self._outage.failed(what)  # a key of another type is one conversation's data, not the store failing
             raise StoreError(f"Redis conversation store: {what} failed: {reason}") from exc
         self._outage.worked(what)
 
