@@ -578,6 +578,9 @@ def test_a_pattern_with_no_word_is_warned_about_with_its_intent_and_place_in_the
     ("classic", "treebank", ["你好", "您好啊", "再见", "明天见"], "--tokenizer unicode"),
     ("classic", "unicode", ["สวัสดีครับ", "หวัดดี", "ลาก่อน", "บายบาย"], "the ngrams preset"),
     ("classic", "unicode", ["你好", "您好啊", "再见", "明天见"], None),  # a word per character
+    # Katakana's length mark is of no script: a loanword was no run of two letters
+    ("classic", "treebank", ["コーヒー", "ケーキ", "ビール", "ｺｰﾋｰ"], "--tokenizer unicode"),
+    ("classic", "unicode", ["コーヒー", "ケーキ", "すごーーい", "ｺｰﾋｰ"], None),  # "ーー" stays, no letter
     ("ngrams", "treebank", ["你好", "您好啊", "再见", "明天见"], None),  # character n-grams
     ("classic", "treebank", ["hello", "bonjour à tous", "bye", "au revoir"], None),
 ])

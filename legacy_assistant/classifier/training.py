@@ -495,9 +495,17 @@ def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
 
 # Two or more letters of a script written without spaces between words, as one token: Chinese
 # and Japanese (which the unicode tokenizer parts into characters), Thai, Lao, Khmer and Burmese
-# (which no tokenizer here parts).
-_UNSPACED_RUN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]{2,}")
-_CHINESE_OR_JAPANESE = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]{2,}")
+# (which no tokenizer here parts). Katakana's length mark (full and half width), of no script of
+# its own, counts when a letter is in the run: "コーヒー" and "ケーキ" are one word each, not
+# letters apart; "ーー" alone, which the unicode tokenizer leaves between the letters it parts,
+# is no run.
+_LENGTH_MARKS = "\u30fc\uff70"
+_CHINESE_OR_JAPANESE_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_UNSPACED_LETTER = _CHINESE_OR_JAPANESE_LETTER + r"\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+_UNSPACED_RUN = regex.compile(rf"(?=[{_UNSPACED_LETTER}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{_UNSPACED_LETTER}]")
+_CHINESE_OR_JAPANESE = regex.compile(
+    rf"(?=[{_CHINESE_OR_JAPANESE_LETTER}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{_CHINESE_OR_JAPANESE_LETTER}]"
+)
 
 
 def _warn_unspaced_script(data: LabelledData, featurizer: Featurizer) -> None:
