@@ -7,6 +7,7 @@ deprecation the caller of the deprecated API): the code below warns as a module 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,8 @@ THIRD_PARTY = [
     "legacy_assistant_plugin",
     "compatibility",
     "timings",
+    "pytest_benchmark.fixture",
+    "google_benchmark",
 ]
 
 
@@ -58,3 +61,14 @@ def test_a_deprecation_raised_inside_third_party_code_is_ignored(module):
     with warnings.catch_warnings(record=True) as caught:
         warn_as(module, DeprecationWarning)
     assert caught == []
+
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("module", sorted(f"{path.stem}_benchmark" for path in BENCHMARKS.glob("*.py")))
+def test_each_benchmark_file_loaded_under_its_own_name_is_the_projects(module):
+    """tests.helpers.load_benchmark imports ``benchmarks/NAME.py`` as ``NAME_benchmark``; the
+    filters list each NAME (a new file must be added there)."""
+    with pytest.raises(DeprecationWarning, match="this will go away"):
+        warn_as(module, DeprecationWarning)
