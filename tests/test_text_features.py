@@ -98,6 +98,18 @@ def test_arabic_and_hebrew_vowel_marks_and_the_tatweel_are_not_part_of_the_word(
     assert folded("مَرْحَبًا") == folded("مرحبا")
 
 
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+def test_presentation_forms_lose_their_marks_as_the_letters_they_stand_for_do(tokenizer):
+    """NFKC writes a pointed Hebrew presentation form as the letter and its point, and an Arabic
+    vowel's isolated form as a space and the vowel: the points and vowels go after it, as they do
+    when typed apart, so both spellings are one word; the geresh after a pointed letter stays."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("\ufb2a\ufb4b\ufb31") == processor.tokens("שׁוֹבּ") == ["שוב"]
+    assert processor.tokens("مرحبا\ufe70") == processor.tokens("مرحبا")
+    assert processor.tokens("ג\u05bc\u05f3ירפה") == ["ג\u05f3ירפה"]
+    assert folded("\ufb2a\ufb4b\ufb31") == folded("שוב")
+
+
 def test_toktok_entities_are_not_words():
     processor = TextProcessor(TextConfig(tokenizer="toktok", stemmer="none"))
     assert processor.tokens("fish & chips|tab\there") == ["fish", "chips", "tab", "here"]
