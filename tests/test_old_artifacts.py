@@ -9,6 +9,7 @@ from legacy_assistant.artifacts.directory import manifest_digest, sha256_file, w
 from legacy_assistant.classifier.artifact import MANIFEST
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.errors import ArtifactError
+from tests.helpers import DEFAULT_MODEL
 
 TEXTS = ["hello there", "what time do you open", "", "zzz qqq", "thanks a lot, bye"]
 
@@ -72,3 +73,39 @@ def test_a_dense_model_whose_width_differs_from_its_manifest_is_refused(model_co
     _with_dense_saved_model(model_copy, np.zeros((n_features + 1, n_classes), np.float32), np.zeros(n_classes, np.float32))
     with pytest.raises(ArtifactError, match=rf"\({n_features + 1} features, {n_classes} classes\) does not match"):
         Predictor.load(model_copy)
+
+
+def _rename_vocabulary_words(root, renames):
+    """Rewrite words of ``root``'s vocabulary (same places, so the same feature ids) as an earlier
+    release's text processing produced them; the manifest's digest follows."""
+    manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    vocabulary = manifest["featurizer"]["vocabulary"]
+    for old, new in renames.items():
+        vocabulary[vocabulary.index(old)] = new
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(root / MANIFEST, manifest)
+
+
+def test_a_model_trained_on_words_todays_text_processing_no_longer_produces_is_named_at_load(model_copy, caplog):
+    from legacy_assistant.classifier.artifact import verify_artifact
+
+    with Predictor.load(model_copy) as current:
+        words = [term for term in current.info.featurizer.vocabulary if " " not in term and term.isalpha()][:2]
+    # an earlier release kept an emoji on the word it touched and an Arabic vowel mark in its word
+    _rename_vocabulary_words(model_copy, {words[0]: words[0] + "\U0001f44b", words[1]: words[1] + "\u064e"})
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.artifact"):
+        verify_artifact(model_copy)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert str(model_copy) in warnings[0]
+    assert ascii(words[0] + "\U0001f44b") in warnings[0] and ascii(words[1] + "\u064e") in warnings[0]
+    assert "2 words of the model's vocabulary" in warnings[0] and "legacy-assistant train" in warnings[0]
+
+
+def test_models_trained_with_todays_text_processing_load_without_that_warning(tiny_model_dir, caplog):
+    from legacy_assistant.classifier.artifact import verify_artifact
+
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.artifact"):
+        verify_artifact(tiny_model_dir)
+        verify_artifact(DEFAULT_MODEL)
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]

@@ -15,6 +15,7 @@ with the responder; this module adds what the classifier's manifest holds and it
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ from legacy_assistant.artifacts.directory import (
 from legacy_assistant.classifier.features import Featurizer
 from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet
 from legacy_assistant.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+WORDS_NAMED = 5  # a warning names this many words, then counts the rest
 
 if TYPE_CHECKING:  # training imports the TF1 runtime; verifying and serving must not
     from legacy_assistant.classifier.training import TrainedModel
@@ -228,4 +233,29 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
     if manifest.get("runtime", "compat") not in RUNTIMES:
         raise ArtifactError(f"{manifest_path}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")
+    _warn_words_read_otherwise(root, featurizer)
     return ArtifactInfo(root, manifest, featurizer)
+
+
+def _warn_words_read_otherwise(root: Path, featurizer: Featurizer) -> None:
+    """Warn when the model was trained with words that today's text processing no longer
+    produces: its answers to messages holding them changed since it was trained."""
+    words = featurizer.words_read_otherwise()
+    if not words:
+        return
+    shown = ", ".join(ascii(word) for word in words[:WORDS_NAMED])
+    more = f" and {len(words) - WORDS_NAMED} more" if len(words) > WORDS_NAMED else ""
+    log.warning(
+        "%s: %d %s of the model's vocabulary (%d terms) can no longer come out of this release's "
+        "text processing (it sets emoji apart from words, drops Arabic and Hebrew vowel marks, the "
+        "tatweel and invisible format characters, and writes typographic apostrophes and hyphens as "
+        "typed ones): %s%s. Messages holding them are read otherwise than in training, so their "
+        "answers may differ from the model's own; retrain it with 'legacy-assistant train' from its "
+        "data to read them as it answers now",
+        root,
+        len(words),
+        "word" if len(words) == 1 else "words",
+        featurizer.n_features,
+        shown,
+        more,
+    )

@@ -23,7 +23,13 @@ import numpy as np
 from legacy_assistant.common.caching import ShortTextCache
 from legacy_assistant.common.fields import MAX_COUNT, check_count_list, check_field_types, shown
 from legacy_assistant.errors import ConfigError
-from legacy_assistant.text.processing import CACHED_WORD_CHARS, CACHED_WORDS, TextConfig, TextProcessor
+from legacy_assistant.text.processing import (
+    CACHED_WORD_CHARS,
+    CACHED_WORDS,
+    TextConfig,
+    TextProcessor,
+    normalised_word,
+)
 
 CHAR_PREFIX = "#c:"  # keeps character n-grams apart from words in one vocabulary
 # The character 1-gram of a word's padding alone: every word has it, in any script, so it says
@@ -159,6 +165,23 @@ class Featurizer:
     @property
     def n_features(self) -> int:
         return len(self.vocabulary)
+
+    def words_read_otherwise(self) -> list[str]:
+        """The vocabulary's words (of its word terms) that today's text processing can no longer
+        produce from a message, as it now writes them otherwise (emoji set apart, vowel marks,
+        the tatweel and invisible characters dropped, typographic apostrophes written ``'``): a
+        model trained when they were produced reads the messages that hold them otherwise than
+        in training. None for the classic recipe, whose text processing stays as it was."""
+        if self.config.text.tokenizer == "classic":
+            return []
+        found: dict[str, None] = {}
+        for term in self.vocabulary:
+            if term.startswith(CHAR_PREFIX):
+                continue
+            for word in term.split(" "):
+                if word and not (word.isascii() and "`" not in word) and normalised_word(word) != word:
+                    found[word] = None
+        return list(found)
 
     @classmethod
     def fit(cls, texts: Sequence[str], config: FeatureConfig | None = None) -> Featurizer:

@@ -181,6 +181,17 @@ def folded(text: str) -> str:
     return " ".join(lower_case(text).split())
 
 
+def normalised_word(word: str) -> str:
+    """``word`` as :meth:`TextProcessor.tokens` normalises a message before splitting it (every
+    tokenizer but classic; case aside), its spaces collapsed: a word of a model's vocabulary that
+    this changes can no longer come out of the text processing, e.g. ``"thanks\U0001f44d"``
+    (emoji are set apart) or a word with an Arabic vowel mark (dropped)."""
+    text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", word) if ("\u00b4" in word or "`" in word) else word
+    text = unicodedata.normalize("NFKC", text)
+    text = set_emoji_apart(drop_optional_marks(drop_format_characters(text)).translate(_TYPOGRAPHIC))
+    return " ".join(text.split())
+
+
 def lower_case(text: str) -> str:
     """``text.lower()``, except that the capital dotted I (U+0130, Turkish and Azerbaijani "İ")
     becomes a plain "i": ``str.lower`` writes it as "i" and a combining dot above, which no
