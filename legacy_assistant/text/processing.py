@@ -144,16 +144,12 @@ class TextProcessor:
         as ``'`` and ``-``, emoji set apart from the words they touch, except for the classic
         recipe, kept as it was),
         optionally lower-cased, punctuation-free, stemmed tokens."""
-        if self.config.tokenizer != "classic" and ("\u00b4" in text or "`" in text):
-            text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
-        text = unicodedata.normalize("NFKC", text)
         if self.config.tokenizer == "classic":
-            words = self._split(text)
+            words = self._split(unicodedata.normalize("NFKC", text))
             if self.config.lowercase:
                 words = [w.lower() for w in words]
             return [self._stem(w) for w in words] if self._stem is not None else words
-        text = drop_optional_marks(drop_format_characters(text)).translate(_TYPOGRAPHIC)
-        text = set_emoji_apart(text)
+        text = set_emoji_apart(normalised(text))
         if self.config.lowercase:
             text = lower_case(text)
         words = [w for w in self._split(text) if _HAS_WORD_CHAR.search(w)]
@@ -175,10 +171,19 @@ def folded(text: str) -> str:
     typographic apostrophes and hyphens (and an acute or in-word grave typed for an apostrophe)
     as :meth:`TextProcessor.tokens` writes them, lower-cased, its spaces collapsed. What
     duplicate-pattern warnings compare."""
+    return " ".join(lower_case(normalised(text)).split())
+
+
+def normalised(text: str) -> str:
+    """``text`` as :meth:`TextProcessor.tokens` normalises it before setting emoji apart (every
+    tokenizer but classic): an acute accent or an in-word grave typed for an apostrophe written
+    ``'``, NFKC, invisible format characters and the marks :func:`drop_optional_marks` drops
+    dropped, typographic apostrophes and hyphens written ``'`` and ``-``. One function, so that
+    what duplicate-pattern warnings compare and what a loaded model's vocabulary is checked
+    against are what the tokenizer reads."""
     if "\u00b4" in text or "`" in text:
         text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
-    text = drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
-    return " ".join(lower_case(text).split())
+    return drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
 
 
 def normalised_word(word: str) -> str:
@@ -186,10 +191,7 @@ def normalised_word(word: str) -> str:
     tokenizer but classic; case aside), its spaces collapsed: a word of a model's vocabulary that
     this changes can no longer come out of the text processing, e.g. ``"thanks\U0001f44d"``
     (emoji are set apart) or a word with an Arabic vowel mark (dropped)."""
-    text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", word) if ("\u00b4" in word or "`" in word) else word
-    text = unicodedata.normalize("NFKC", text)
-    text = set_emoji_apart(drop_optional_marks(drop_format_characters(text)).translate(_TYPOGRAPHIC))
-    return " ".join(text.split())
+    return " ".join(set_emoji_apart(normalised(word)).split())
 
 
 def lower_case(text: str) -> str:
