@@ -506,3 +506,22 @@ def test_a_stop_between_the_two_renames_puts_the_old_model_back(tmp_path, monkey
     assert (target / "saved_model" / "weights.bin").read_text() == "old"
     verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize(
+    ("found", "newer"),
+    [("test/2", True), ("test/10", True), ("test/1x", False), ("test/\u0662", False), ("other/2", False),
+     ("test/0", False), (2, False), ("test/" + "9" * 5000, False)],
+)
+def test_a_manifest_of_a_later_format_version_says_a_newer_release_wrote_it(tmp_path, found, newer):
+    """"unsupported format 'legacy-assistant/2'" left a user who had trained with a newer
+    release guessing whether the directory was damaged; it says to upgrade. Other formats, and
+    versions that are no number (Arabic-Indic digits, thousands of digits), get no such advice."""
+    target = write_artifact(tmp_path / "m", _fill("a"), manifest_name=MANIFEST)
+    manifest = json.loads((target / MANIFEST).read_text())
+    manifest["format"] = found
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="unsupported format") as raised:
+        verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
+    assert ("a newer release of legacy-assistant wrote it" in str(raised.value)) is newer, str(raised.value)
+    assert ("upgrade to load it" in str(raised.value)) is newer

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from legacy_assistant import __version__
 from legacy_assistant.common.files import blocking_file, naming, readable_path, sync_folder, sync_tree
 from legacy_assistant.common.input_files import absent_file_problem, read_input_bytes
 from legacy_assistant.common.jsonfile import loads_unique
@@ -614,6 +615,25 @@ def load_consistently(
         pause = min(pause * 2, _LAST_PAUSE_S)
 
 
+def _newer_release(found: object, formats: tuple[str, ...]) -> str:
+    """What to do about a manifest whose format is a later version of one this release reads
+    (``legacy-assistant/2`` where it reads ``legacy-assistant/1``): a newer release wrote it."""
+    if not isinstance(found, str):
+        return ""
+    name, _, version = found.rpartition("/")
+    for known in formats:
+        known_name, _, known_version = known.rpartition("/")
+        if name == known_name and _version_number(version) > _version_number(known_version) >= 0:
+            return f" (a newer release of legacy-assistant wrote it than this one, {__version__}: upgrade to load it)"
+    return ""
+
+
+def _version_number(text: str) -> int:
+    """A format's version as a number; -1 where it is none (a short run of ASCII digits only:
+    ``int`` also takes other scripts' digits, and refuses thousands of them)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else -1
+
+
 def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str, ...]) -> dict[str, Any]:
     """Check that ``path`` is a complete, unaltered model directory; return its manifest.
 
@@ -660,7 +680,9 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     if not isinstance(manifest, dict) or manifest.get("format") not in formats:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         expected = formats[0] if len(formats) == 1 else formats
-        raise ArtifactError(f"{manifest_path}: unsupported format {found!r}, expected {expected!r}")
+        raise ArtifactError(
+            f"{manifest_path}: unsupported format {found!r}, expected {expected!r}{_newer_release(found, formats)}"
+        )
     try:
         own_digest = manifest_digest(manifest)
     except UnicodeEncodeError as exc:  # a lone surrogate escape ("\\ud800"): valid JSON, but no text
