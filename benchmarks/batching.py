@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, positive_int, run_main  # noqa: E402
+from timing import median_us, once, positive_int, run_main  # noqa: E402
 
 
 def throughput(call: Callable[[Any], object], inputs: Sequence[Any], threads: int, calls: int) -> float:
@@ -119,14 +119,19 @@ def _waits(text: str) -> list[float]:
     return waits
 
 
-def main() -> None:
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, each ``--waits-ms`` value once: a wait given twice was measured twice
+    and printed as two rows of one name; it is now measured once, with a note on stderr."""
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default=str(ROOT / "exported" / "default"))
     parser.add_argument("--responder", default=str(ROOT / "exported" / "responder"))
     parser.add_argument("--threads", type=positive_int, default=16)
     parser.add_argument("--max-batch-size", type=positive_int, default=32)
     parser.add_argument(
-        "--waits-ms", default="0,0.5,2", type=_waits, help="max_wait values to try, in ms, comma-separated"
+        "--waits-ms",
+        default="0,0.5,2",
+        type=_waits,
+        help="max_wait values to try, in ms, comma-separated, one row each, each value once",
     )
     parser.add_argument(
         "--classifier-calls", type=positive_int, default=600, help="calls per row (all threads together)"
@@ -137,7 +142,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--intra-op", type=int, default=1)
     parser.add_argument("--inter-op", type=int, default=-1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.waits_ms = once("--waits-ms", args.waits_ms)
+    return args
+
+
+def main() -> None:
+    args = parse_arguments()
     waits_ms = args.waits_ms
 
     logging.basicConfig(level=logging.WARNING)

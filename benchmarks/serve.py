@@ -77,7 +77,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import open_local, port_number, positive_float, positive_int, run_main, server_ports  # noqa: E402
+from timing import once, open_local, port_number, positive_float, positive_int, run_main, server_ports  # noqa: E402
 
 PYTHON = sys.executable
 INTENTS = ROOT / "data" / "intents.json"
@@ -761,6 +761,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 3
     if args.concurrency is None:
         args.concurrency = [1, 16] if args.quick else [1, 8, 16]
+    args.routes = once("--routes", args.routes)
     repeated = sorted({c for c in args.concurrency if args.concurrency.count(c) > 1})
     if repeated:
         args.concurrency = list(dict.fromkeys(args.concurrency))

@@ -13,9 +13,11 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def median_us(fn: Callable[[], object], calls: int, warmup: int = 50) -> float:
@@ -90,13 +92,17 @@ def output_file(text: str) -> Path:
     return path
 
 
-def once(option: str, values: list[str]) -> list[str]:
+def once(option: str, values: Sequence[T]) -> list[T]:
     """``values`` of ``option`` without repeats, in their order; a note on stderr names those given
     more than once (each would have been measured again, at the cost of a whole run, and printed
-    as a second row of the same name)."""
-    repeated = sorted({value for value in values if values.count(value) > 1})
+    as a second row of the same name). Numbers are compared as numbers (``--waits-ms 0,0.0`` is
+    one value) and named as ``:g`` writes them."""
+    repeated = [value for value in dict.fromkeys(values) if values.count(value) > 1]
     if repeated:
-        print(f"note: {option} {', '.join(repeated)} given more than once; each is measured once", file=sys.stderr)
+        shown = [format(value, "g") if isinstance(value, float) else str(value) for value in repeated]
+        if all(isinstance(value, str) for value in repeated):
+            shown.sort()
+        print(f"note: {option} {', '.join(shown)} given more than once; each is measured once", file=sys.stderr)
     return list(dict.fromkeys(values))
 
 

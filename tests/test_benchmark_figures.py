@@ -557,3 +557,24 @@ def test_the_predictor_benchmarks_numpy_baseline_runs_the_served_models_own_netw
         forward = bench.numpy_forward_of(default_predictor, sentence)
         expected = default_predictor.predict_proba([sentence])
         np.testing.assert_allclose(forward(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "option", "values", "note"),
+    [
+        ("tokenizer_threads", ["--threads", "2", "2", "4", "2"], "threads", [2, 4],
+         "note: --threads 2 given more than once; each is measured once"),
+        ("batching", ["--waits-ms", "0,0.5,0.0,2"], "waits_ms", [0.0, 0.5, 2.0],
+         "note: --waits-ms 0 given more than once; each is measured once"),
+        ("serve", ["--routes", "parse", "chat", "parse"], "routes", ["parse", "chat"],
+         "note: --routes parse given more than once; each is measured once"),
+    ],
+)
+def test_a_row_value_given_twice_is_measured_once_with_a_note(monkeypatch, capsys, script, argv, option, values, note):
+    """tokenizer_threads.py --threads 2 2 and batching.py --waits-ms 0,0 measured the value twice
+    and printed two rows of one name (serve.py --routes parse parse dropped the repeat without a
+    word); each is now measured once, with a note."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its timing.py, found beside it when run
+    args = load_benchmark(script).parse_arguments(argv)
+    assert getattr(args, option) == values
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")] == [note]
