@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import positive_float, positive_int, run_main  # noqa: E402
+from timing import once, positive_float, positive_int, run_main  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
@@ -232,6 +232,9 @@ def main() -> None:
     parser.add_argument("--train", action="store_true", help="train a small model here instead of --model")
     parser.add_argument("--train-minutes", type=positive_float, default=3.0, help="minutes of training (default 3)")
     args = parser.parse_args()
+    args.corpus = once("--corpus", args.corpus)  # a file given twice was read, and scored, twice
+    if args.train_corpus:
+        args.train_corpus = once("--train-corpus", args.train_corpus)
     missing = [path for path in [*args.corpus, *(args.train_corpus or ())] if not Path(path).exists()]
     if missing:  # before minutes of loading and evaluating, not after
         parser.error(f"not found: {', '.join(missing)} (pass --corpus / --train-corpus)")

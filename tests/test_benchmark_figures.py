@@ -578,3 +578,17 @@ def test_a_row_value_given_twice_is_measured_once_with_a_note(monkeypatch, capsy
     args = load_benchmark(script).parse_arguments(argv)
     assert getattr(args, option) == values
     assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")] == [note]
+
+
+def test_a_corpus_given_twice_is_read_once_with_a_note():
+    """responder.py --corpus a.json a.json read and scored every dialogue of the file twice."""
+    result = _run("responder.py", "--corpus", "/nonexistent/a.json", "/nonexistent/a.json",
+                  "--train-corpus", "/nonexistent/t.json", "/nonexistent/t.json")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert [line for line in lines if line.startswith("note: ")] == [
+        "note: --corpus /nonexistent/a.json given more than once; each is measured once",
+        "note: --train-corpus /nonexistent/t.json given more than once; each is measured once",
+    ]
+    assert lines[-1] == ("responder.py: error: not found: /nonexistent/a.json, /nonexistent/t.json "
+                         "(pass --corpus / --train-corpus)")
