@@ -892,6 +892,77 @@ def test_on_a_phone_held_sideways_the_log_scrolls_within_the_window_not_the_page
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+@pytest.mark.parametrize(("width", "height", "scale"), [
+    (320, 480, 1), (360, 640, 1), (481, 577, 1), (481, 620, 1), (568, 320, 1), (640, 360, 1), (667, 325, 1),
+    (740, 300, 1), (800, 577, 1), (1280, 800, 1),
+    (640, 400, 2),  # 1280 by 800 at 200% zoom
+])
+def test_at_every_window_size_the_box_the_latest_reply_and_each_setting_are_in_view(browser, live_url, width,
+                                                                                    height, scale):
+    """Windows 577 to 690 pixels high (481 by 577, 481 by 620, 800 by 577) scrolled the page as a
+    whole below a log of 16 rem at least, and took the message box out of view; 320 by 480 did so
+    below the header, the settings and the box one above the other; on very short windows held
+    sideways (568 by 320, 667 by 325, 740 by 300) "New conversation" focused was cut off at the
+    foot of the settings' scroll box, its focus ring too. At every size the page is
+    now the window's height, the message box, Send and the latest reply are in view, and each
+    setting focused is in view with its ring, scrolled to within the settings where they need
+    more height than the window leaves them."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    layout = """
+        var log = document.getElementById("log"), root = document.documentElement;
+        function inView(element, ring) {
+          var r = element.getBoundingClientRect();
+          return r.top - ring >= 0 && r.bottom + ring <= innerHeight && r.left - ring >= 0
+                 && r.right + ring <= innerWidth;
+        }
+        var last = log.lastElementChild.getBoundingClientRect(), shown = log.getBoundingClientRect();
+        var settings = document.querySelector(".toolbar"), clips = getComputedStyle(settings).overflowY !== "visible";
+        // each setting focused (as Tab reaches it): in the window, and in the settings' scroll box,
+        // with its focus ring (3px, 2px off the control)
+        var hidden = ["show-details", "emotion", "strength", "new-conversation"].filter(function (id) {
+          var control = document.getElementById(id);
+          control.focus();
+          var r = control.getBoundingClientRect(), box = settings.getBoundingClientRect();
+          var cut = clips && (r.left - 5 < box.left || r.right + 5 > box.right || r.top - 5 < box.top
+                              || r.bottom + 5 > box.bottom);
+          return cut || !inView(control, 5);
+        });
+        document.activeElement.blur();
+        return {hidden: hidden, box: inView(document.getElementById("message"), 0),
+                send: inView(document.getElementById("send"), 0),
+                latestReply: last.bottom <= shown.bottom + 1 && last.bottom > shown.top && inView(log, 0),
+                pageScrolls: root.scrollHeight > root.clientHeight, sideways: root.scrollWidth > root.clientWidth};"""
+    # without animation: a smooth scroll of the log to its end would still be on its way when looked at
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": scale == 1})
+    try:
+        # the page opened at this size, on a conversation of a few turns (shared by the sizes where
+        # the page still holds one)
+        if browser.current_url == live_url and len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot")) >= 3:
+            browser.refresh()
+            ready(browser)
+        else:
+            open_fresh(browser, live_url)
+            for text in ["hello", "what time do you open?", "thanks"]:
+                send(browser, text)
+        assert browser.execute_script("return [innerWidth, innerHeight]") == [width, height]
+        fits = {"hidden": [], "box": True, "send": True, "latestReply": True, "pageScrolls": False,
+                "sideways": False}
+        try:  # the restored log goes to its end once it has its turns
+            WebDriverWait(browser, 5).until(lambda b: b.execute_script(layout) == fits)
+        except TimeoutException:
+            pass
+        assert browser.execute_script(layout) == fits
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_a_log_showing_its_end_keeps_it_as_the_box_grows_where_there_is_no_scrollend(open_browser, live_url):
     """Where the browser has no "scrollend" event (Safari), every step of the log's smooth
     scroll to its end was heard as the log leaving its end: a box growing line after line, while
