@@ -762,15 +762,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.concurrency is None:
         args.concurrency = [1, 16] if args.quick else [1, 8, 16]
     args.routes = once("--routes", args.routes)
-    repeated = sorted({c for c in args.concurrency if args.concurrency.count(c) > 1})
-    if repeated:
-        args.concurrency = list(dict.fromkeys(args.concurrency))
-        print(
-            f"note: --concurrency {' '.join(map(str, repeated))} given more than once; each is measured once "
-            f"(connections {' '.join(map(str, args.concurrency))})",
-            file=sys.stderr,
-            flush=True,
-        )
+    args.concurrency = once("--concurrency", args.concurrency)
     return args
 
 

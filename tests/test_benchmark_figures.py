@@ -358,7 +358,7 @@ def test_a_concurrency_given_twice_is_measured_once_with_a_note(capsys):
     args = serve.parse_arguments(["--concurrency", "8", "16", "8", "1", "1"])
     assert args.concurrency == [8, 16, 1]
     assert capsys.readouterr().err == (
-        "note: --concurrency 1 8 given more than once; each is measured once (connections 8 16 1)\n"
+        "note: --concurrency 8, 1 given more than once; each is measured once\n"
     )
     assert serve.parse_arguments(["--concurrency", "4", "16"]).concurrency == [4, 16]
     assert capsys.readouterr().err == ""
