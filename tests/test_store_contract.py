@@ -2000,16 +2000,24 @@ def _break(monkeypatch, store, kind):
         monkeypatch.setattr(store._client, "lock", refused)
 
 
-def test_a_store_that_failed_says_once_that_it_works_again(make_shared_store, monkeypatch, caplog):
-    """The failures are logged where they are answered; the log also says when they end, once
-    (per recovery, not per operation), and not while the store still fails."""
-    store = make_shared_store()
-    store.save("alice", ConversationState(turns=1), turn())
+def _outage_clock_and_lines(store, caplog):
+    """The store's outage clock made the test's (``now[0]`` seconds, moved by the test), and a
+    call giving the log lines that say the store works again."""
     now = [0.0]
     store._outage._clock = lambda: now[0]
 
     def recovered():
         return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+
+    return now, recovered
+
+
+def test_a_store_that_failed_says_once_that_it_works_again(make_shared_store, monkeypatch, caplog):
+    """The failures are logged where they are answered; the log also says when they end, once
+    (per recovery, not per operation), and not while the store still fails."""
+    store = make_shared_store()
+    store.save("alice", ConversationState(turns=1), turn())
+    now, recovered = _outage_clock_and_lines(store, caplog)
 
     with caplog.at_level("INFO", logger="legacy_assistant.stores"):
         assert store.generation("alice") is None and recovered() == []  # never failed: nothing to say
@@ -2073,11 +2081,7 @@ def test_a_kind_of_operation_that_failed_once_and_is_not_tried_again_does_not_ke
     since: every turn after the store came back worked, and the line that says so never came."""
     store = make_shared_store()
     store.save("alice", ConversationState(turns=1), turn())
-    now = [0.0]
-    store._outage._clock = lambda: now[0]
-
-    def recovered():
-        return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    now, recovered = _outage_clock_and_lines(store, caplog)
 
     with caplog.at_level("INFO", logger="legacy_assistant.stores"):
         _break(monkeypatch, store, make_shared_store.kind)
@@ -2104,11 +2108,7 @@ def test_a_store_that_fails_now_and_then_says_it_works_again_at_most_once_a_minu
     minute; the lines that the store works again were one per failure."""
     store = make_shared_store()
     store.save("alice", ConversationState(turns=1), turn())
-    now = [0.0]
-    store._outage._clock = lambda: now[0]
-
-    def recovered():
-        return [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    now, recovered = _outage_clock_and_lines(store, caplog)
 
     with caplog.at_level("INFO", logger="legacy_assistant.stores"):
         for _ in range(10):
@@ -2132,8 +2132,7 @@ def test_a_store_that_half_works_logs_no_recovery_after_a_quiet_minute(tmp_path,
     the last write failed says nothing, as the writes have not worked since."""
     store = SQLiteStore(tmp_path / "c.db")
     store.save("alice", ConversationState(turns=1), turn())
-    now = [0.0]
-    store._outage._clock = lambda: now[0]
+    now, recovered = _outage_clock_and_lines(store, caplog)
     store._writer.wait_seconds = 0.05
     other = SQLiteStore(tmp_path / "c.db")
     with caplog.at_level("INFO", logger="legacy_assistant.stores"):
@@ -2145,7 +2144,7 @@ def test_a_store_that_half_works_logs_no_recovery_after_a_quiet_minute(tmp_path,
             assert [t.message for t in store.history("alice")] == ["hi"]
         assert not any("works again" in r.getMessage() for r in caplog.records)
         store.save("alice", ConversationState(turns=2), turn("two"))
-    lines = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    lines = recovered()
     assert len(lines) == 1 and "(1 failed operation(s)" in lines[0], lines
     other.close()
     store.close()
