@@ -963,6 +963,52 @@ def test_at_every_window_size_the_box_the_latest_reply_and_each_setting_are_in_v
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_a_log_showing_its_end_keeps_it_when_the_window_changes_between_layouts(open_browser, live_url):
+    """After a long conversation, a window resized between the stacked layout (the settings
+    above the log) and the short, wide one (the settings beside it) left the log short of its
+    end: its scroll position, moved by the layout (clamped to the log's new height), was heard
+    as the user scrolling up, and the log stopped following its end at every later size. At
+    each size it shows its end, the latest reply in view."""
+    import time
+
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = open_browser()  # the default window, 780 by 437 inside
+    latest_shown = """
+        var log = document.getElementById("log"), last = log.lastElementChild.getBoundingClientRect();
+        var shown = log.getBoundingClientRect();
+        return [innerWidth, innerHeight, log.scrollHeight > log.clientHeight
+                && log.scrollHeight - log.scrollTop - log.clientHeight < 2
+                && last.bottom <= shown.bottom + 1 && last.bottom > shown.top];"""
+    open_fresh(browser, live_url)
+    for turn in range(12):
+        send(browser, f"what time do you open? {turn}")
+    # the window's outer sizes: its frame takes some height of each
+    for size in [(481, 620), (780, 437), (320, 480), (640, 360), (320, 480), (780, 580), (481, 620), (780, 437)]:
+        browser.set_window_size(*size)
+        try:
+            WebDriverWait(browser, 5).until(lambda b: b.execute_script(latest_shown)[2])
+        except TimeoutException:
+            pass
+        shown = browser.execute_script(latest_shown)
+        assert shown[2], (size, shown)
+        time.sleep(0.5)  # the end of the log's scroll heard, as by a user who looks before resizing again
+    # a scroll up of the user's still stops the following: the log stays where it was taken
+    browser.execute_async_script("""
+        var done = arguments[arguments.length - 1], log = document.getElementById("log");
+        log.addEventListener("scrollend", function () { setTimeout(done, 100); }, {once: true});
+        log.scrollTo({top: 0, behavior: "instant"});""")
+    browser.set_window_size(481, 620)
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return innerWidth") == 481)
+    top = browser.execute_async_script("""
+        var done = arguments[arguments.length - 1], log = document.getElementById("log");
+        requestAnimationFrame(function () {  // the log's new size observed, a scroll it made heard
+          requestAnimationFrame(function () { setTimeout(function () { done(log.scrollTop); }, 500); });
+        });""")
+    assert top == 0
+
+
 def test_a_log_showing_its_end_keeps_it_as_the_box_grows_where_there_is_no_scrollend(open_browser, live_url):
     """Where the browser has no "scrollend" event (Safari), every step of the log's smooth
     scroll to its end was heard as the log leaving its end: a box growing line after line, while

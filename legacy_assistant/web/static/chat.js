@@ -132,23 +132,36 @@
   // and the message box (a long message typed, the window resized): a log that showed its
   // end goes on showing it, the latest reply in view.
   var showsEnd = true;
-  var lastTop = 0; // the log's scrollTop as the latest scroll left it
+  var lastTop = 0; // the log's scrollTop as the latest scroll or change of its size left it
+  var lastHeight = 0, lastShown = 0; // its scrollHeight and clientHeight then
   function scrollToEnd() {
     showsEnd = true;
     log.scrollTop = log.scrollHeight;
   }
+  function remember() {
+    lastTop = log.scrollTop;
+    lastHeight = log.scrollHeight;
+    lastShown = log.clientHeight;
+  }
   // "scrollend" comes once a smooth scroll has arrived; where there is none, every step is heard,
   // those of a smooth scroll to the end too: only a scroll up, away from the end, tells that the
-  // log no longer shows it (a step on the way down had the next height change left unfollowed)
+  // log no longer shows it (a step on the way down had the next height change left unfollowed).
+  // A scroll up that came with a change of the log's height or of its content's is the layout's
+  // (its scrollTop held within its new height, as the window changed between the stacked and
+  // the side-by-side layout), not the user's: a log that showed its end goes on showing it.
   log.addEventListener("onscrollend" in window ? "scrollend" : "scroll", function () {
     var top = log.scrollTop;
+    var resized = log.scrollHeight !== lastHeight || log.clientHeight !== lastShown;
     if (log.scrollHeight - top - log.clientHeight < 2) showsEnd = true;
-    else if (top < lastTop) showsEnd = false;
-    lastTop = top;
+    else if (resized) {
+      if (showsEnd) scrollToEnd();
+    } else if (top < lastTop) showsEnd = false;
+    remember();
   });
   if (typeof ResizeObserver === "function") {
     new ResizeObserver(function () {
       if (showsEnd) scrollToEnd();
+      remember();
     }).observe(log);
   }
 
