@@ -2127,6 +2127,28 @@ def test_a_store_that_fails_now_and_then_says_it_works_again_at_most_once_a_minu
         assert len(recovered()) == 2, recovered()
 
 
+def test_an_operation_under_way_when_the_store_failed_is_no_sign_that_it_works_again(
+    make_shared_store, monkeypatch, caplog
+):
+    """A slow read that began before the store went down and then worked says nothing of the
+    store now; the first operation begun after the failure that works does."""
+    store = make_shared_store()
+    store.save("alice", ConversationState(turns=1), turn())
+    now, recovered = _outage_clock_and_lines(store, caplog)
+
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        with store._errors("load"):  # an operation under way
+            now[0] = 1.0
+            _break(monkeypatch, store, make_shared_store.kind)
+            with pytest.raises(StoreError):
+                store.load("alice")
+            now[0] = 2.0
+        assert recovered() == []
+        monkeypatch.undo()
+        assert store.load("alice").turns == 1
+        assert len(recovered()) == 1 and "(1 failed operation(s)" in recovered()[0], recovered()
+
+
 def test_a_store_that_half_works_logs_no_recovery_after_a_quiet_minute(tmp_path, caplog):
     """Reads work and writes fail (another writer holds the write lock): a read a minute after
     the last write failed says nothing, as the writes have not worked since."""

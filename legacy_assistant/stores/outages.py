@@ -18,6 +18,10 @@ A store that fails now and then (a request in a hundred timing out) would log a 
 failure, where the server logs the failures once a minute: a line that comes within
 :data:`QUIET_SECONDS` of the one before waits for the first operation that works after that
 time, and then counts every failure since the first of them.
+
+An operation that began before the store's latest failure and worked (a slow read under way
+when the store went down) tells nothing of whether the store works now: only one that began
+after it counts.
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ class Outage:
         self._since = 0.0  # the clock's time of the first failure
         self._said = float("-inf")  # the clock's time of the last line
         self._unsaid = False  # a recovery is waiting for its line (see the module's docstring)
+        self._latest = float("-inf")  # the clock's time of the latest failure
+
+    def now(self) -> float:
+        """The clock's time, in seconds: when an operation begins, for :meth:`worked`."""
+        return self._clock()
 
     def failed(self, what: str) -> None:
         """An operation of kind ``what`` failed for the store's sake (not one conversation's data)."""
@@ -59,15 +68,16 @@ class Outage:
             if not self._failing and not self._unsaid:
                 self._since = now
             self._failing[what] = now
+            self._latest = now
             self._failed.add(what)
             self._failures += 1
 
-    def worked(self, what: str) -> None:
-        """An operation of kind ``what`` worked."""
+    def worked(self, what: str, began: float) -> None:
+        """An operation of kind ``what`` that began at ``began`` (:meth:`now`) worked."""
         if not self._failing and not self._unsaid:  # read without the lock: a store that works pays no more
             return
         with self._lock:
-            if not self._failing and not self._unsaid:
+            if (not self._failing and not self._unsaid) or began < self._latest:
                 return
             now = self._clock()
             self._failing.pop(what, None)

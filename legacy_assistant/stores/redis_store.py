@@ -171,6 +171,7 @@ class RedisStore(ClosedAtExit):
         if self._closed:
             # the client would open (and pool) a new connection that no one closes, and go on
             raise StoreError("Redis conversation store: the store is closed")
+        began = self._outage.now()
         try:
             yield
         except redis.RedisError as exc:
@@ -182,7 +183,7 @@ class RedisStore(ClosedAtExit):
             ):
                 self._outage.failed(what)  # a key of another type is one conversation's data, not the store failing
             raise StoreError(f"Redis conversation store: {what} failed: {reason}") from exc
-        self._outage.worked(what)
+        self._outage.worked(what, began)
 
     @contextlib.contextmanager
     def _unreadable(self, sender: str) -> Iterator[None]:

@@ -492,6 +492,7 @@ class SQLiteStore(ClosedAtExit):
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
+        began = self._outage.now()
         try:
             yield
         except sqlite3.Error as exc:
@@ -502,7 +503,7 @@ class SQLiteStore(ClosedAtExit):
         except StoreError:  # the writer lock held too long, the file removed and not to be made again
             self._outage.failed(what)
             raise
-        self._outage.worked(what)
+        self._outage.worked(what, began)
 
     @contextlib.contextmanager
     def _unreadable(self, sender: str) -> Iterator[None]:
