@@ -175,7 +175,8 @@ def test_chat_page_talks_follows_context_and_shows_details(browser, live_url):
     open_fresh(browser, live_url)
     assert browser.title == "legacy-assistant"
     assert not browser.find_elements(By.CSS_SELECTOR, "script[src^='http'], link[href^='http']")  # no CDN
-    assert browser.find_element(By.ID, "log").get_attribute("aria-live") == "polite"
+    # live once the restored turns (none here) have gone in quietly
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "log").get_attribute("aria-live") == "polite")
     assert browser.find_element(By.CSS_SELECTOR, "label[for='message']").text
 
     first = send(browser, "I'd like to order a coffee")
@@ -751,6 +752,49 @@ def test_detail_lines_go_in_while_the_log_is_not_live(browser, live_url):
     assert browser.execute_script("return window.liveWhenAdded") == ["off", "off"]
     assert len(browser.find_elements(By.CSS_SELECTOR, "#log .msg.bot .details")) == 2
     browser.find_element(By.ID, "show-details").click()  # off again, for the tests after this one
+
+
+def test_a_restored_transcript_goes_in_unheard_and_the_next_reply_is_heard(browser, live_url):
+    """After a reload the stored turns were put into the log and the log made live again in the
+    same task: a screen reader, which hears of the changes once the page has drawn them, found
+    them in a live, idle log and read the whole conversation out again. The log is still quiet
+    when the frame that shows them is drawn; a reply after that is news and goes into a live log."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    send(browser, "where are you located?")
+    # for each lot of messages added, the log's state in the frame that first shows them
+    watching = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        window.liveWhenShown = [];
+        document.addEventListener("DOMContentLoaded", function () {
+          var log = document.getElementById("log");
+          new MutationObserver(function (records) {
+            var added = records.some(function (r) {
+              return Array.prototype.some.call(r.addedNodes, function (n) {
+                return n.classList && n.classList.contains("msg");
+              });
+            });
+            if (added) requestAnimationFrame(function () {
+              var busy = log.getAttribute("aria-busy") === "true";
+              window.liveWhenShown.push(busy ? "busy" : log.getAttribute("aria-live"));
+            });
+          }).observe(log, {childList: true});
+        });"""})
+    try:
+        browser.refresh()
+        ready(browser)
+        WebDriverWait(browser, 5).until(lambda b: b.execute_script("return window.liveWhenShown.length") > 0)
+        assert len(conversation(browser)) == 4
+        assert set(browser.execute_script("return window.liveWhenShown")) <= {"off", "busy"}
+        WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "log").get_attribute("aria-live") == "polite")
+        browser.execute_script("window.liveWhenShown = []")
+        send(browser, "a large one")
+        WebDriverWait(browser, 5).until(lambda b: b.execute_script("return window.liveWhenShown.length") > 0)
+        assert browser.execute_script("return window.liveWhenShown")[-1] == "polite"
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": watching["identifier"]})
 
 
 def test_a_narrow_page_with_large_text_grows_the_box_and_scrolls_only_down(open_browser, live_url):

@@ -251,21 +251,34 @@
     botEl.appendChild(d);
   }
 
+  // The log stops being live while what is no news goes in (detail lines added to every reply,
+  // the stored turns shown again), and is live again QUIET_MS later: a screen reader hears of
+  // the changes once the page has drawn them, so a log made live again (or no longer busy) by
+  // the same script that changed it would have them all read out.
+  var quietSyncs = 0; // the latest hush's number: only its timer makes the log live again
+  function hush() {
+    log.setAttribute("aria-live", "off");
+    var mine = ++quietSyncs;
+    window.setTimeout(function () {
+      if (mine === quietSyncs) log.setAttribute("aria-live", "polite");
+    }, QUIET_MS);
+  }
+  // News (a reply, an error) goes into a live log, however recent the last hush.
+  function unhush() {
+    quietSyncs++;
+    log.setAttribute("aria-live", "polite");
+  }
+
   // Detail lines exist in the DOM only while the checkbox is on. Added to every reply at once,
-  // they are no news to announce: the log stops being live while they go in.
-  var quietSyncs = 0; // the latest sync's number: only its timer makes the log live again
+  // they are no news to announce.
   function syncDetails() {
     var bots = log.querySelectorAll(".msg.bot");
-    log.setAttribute("aria-live", "off");
+    hush();
     for (var i = 0; i < bots.length; i++) {
       var existing = bots[i].querySelector(".details");
       if (detailsBox.checked) addDetails(bots[i]);
       else if (existing) existing.remove();
     }
-    var mine = ++quietSyncs;
-    window.setTimeout(function () {
-      if (mine === quietSyncs) log.setAttribute("aria-live", "polite");
-    }, QUIET_MS);
   }
 
   // Focus goes back to the message box only when it has nowhere better to be: the user may
@@ -477,8 +490,11 @@
           store(TURN_KEY, requestSender + " " + randomId()); // answered: the other tabs show it too
           announce("The connection failed after the server got the message: its reply is shown.");
         } else {
-          addMessage("error", "Network error: the message did not reach the server." +
-            (entry.offered ? " It is back in the message box, to send again." : ""));
+          // the log, quiet while the turns went in, says nothing added to it just after them
+          var said = "Network error: the message did not reach the server." +
+            (entry.offered ? " It is back in the message box, to send again." : "");
+          addMessage("error", said);
+          announce(said);
         }
       });
     }
@@ -504,6 +520,7 @@
     var request = call(ENDPOINT, { method: "POST", body: JSON.stringify(body) }).then(function (r) {
       answered();
       if (requestSender !== sender) return; // conversation was reset meanwhile
+      unhush();
       var data = r.data;
       if (!r.res.ok || !data || typeof data.reply !== "string") {
         if (r.res.status === 504 && !serverWords(data)) {
@@ -534,6 +551,7 @@
     }).catch(function (err) {
       answered();
       if (requestSender !== sender) return;
+      unhush();
       if (err && err.unsent) {
         // it never left the page: given back to send again
         addMessage("error", err.message);
@@ -562,8 +580,9 @@
     function failed(why) {
       if (!stale && !quiet) { // said once
         var said = "Could not restore the conversation: " + why;
+        hush(); // said by the status line, not a second time by the log
         addMessage("error", said);
-        announce(said); // the log, busy while it is refilled, announces nothing added to it
+        announce(said);
       }
       stale = true;
       return false;
@@ -573,6 +592,7 @@
       var data = r.data;
       if (!r.res.ok || !data || !Array.isArray(data.turns)) return failed(errorText(r.res.status, data));
       stale = false;
+      hush(); // the turns shown again are no news: what is, the status line says
       var from = heldFrom(data.turns);
       var lost = from > 0;
       // the server holds the latest of the turns shown, having dropped the oldest to keep its
