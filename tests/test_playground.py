@@ -599,6 +599,27 @@ def test_the_page_chats_in_chromium_and_loads_nothing_from_elsewhere(browser, pl
     assert all(urllib.parse.urlsplit(u).hostname == "127.0.0.1" for u in network), sorted(network)
 
 
+def test_send_pressed_from_the_keyboard_gives_the_focus_back_to_the_message_box(browser, playground):
+    """Tab to Send and Enter sent the message but left the focus on the button: the next message
+    needed a Shift+Tab back to the box first."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = playground
+    box = _message_box(browser, url)
+    box.send_keys("hello", Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "send"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 60).until(
+        lambda b: [e.text.strip() for e in b.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='user']")]
+        == ["hello"]
+    )
+    assert browser.switch_to.active_element == box
+    browser.switch_to.active_element.send_keys("again")
+    assert box.get_attribute("value") == "again"
+
+
 def test_copying_the_conversation_copies_it_as_shown_not_escaped(browser, playground):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -78,6 +78,12 @@ COPY_CONVERSATION_JS = """() => {
   }
 }"""
 
+# Focus to the message box (gradio's textarea in the element the page names "message").
+FOCUS_MESSAGE_JS = """() => {
+  const box = document.querySelector("#message textarea");
+  if (box) box.focus();
+}"""
+
 
 def load_gradio() -> ModuleType:
     """Import gradio with everything that would reach the network turned off, or raise
@@ -259,6 +265,9 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
         concurrency_id=queue,
         preprocess=False,
     )
+    # Send pressed from the keyboard kept the focus on the button: the next message needed a
+    # Shift+Tab back first. The box takes the next message while the reply is on its way.
+    send.click(None, js=FOCUS_MESSAGE_JS, api_name=False)
     restart.click(
         restart_conversation, inputs=[sender_state], outputs=outputs, api_name="new_conversation", concurrency_id=queue
     )
