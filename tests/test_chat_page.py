@@ -754,6 +754,30 @@ def test_detail_lines_go_in_while_the_log_is_not_live(browser, live_url):
     browser.find_element(By.ID, "show-details").click()  # off again, for the tests after this one
 
 
+# For each lot of messages added to the log, its state in the frame that first shows them
+# ("busy", or its aria-live): what a screen reader finds when it hears of them. In
+# window.kindsShown, the kinds of message in each lot ("user bot").
+WATCH_LIVE_WHEN_SHOWN = """
+        window.liveWhenShown = [];
+        window.kindsShown = [];
+        document.addEventListener("DOMContentLoaded", function () {
+          var log = document.getElementById("log");
+          new MutationObserver(function (records) {
+            var kinds = [];
+            records.forEach(function (r) {
+              Array.prototype.forEach.call(r.addedNodes, function (n) {
+                if (n.classList && n.classList.contains("msg")) kinds.push(n.classList[1]);
+              });
+            });
+            if (kinds.length) requestAnimationFrame(function () {
+              var busy = log.getAttribute("aria-busy") === "true";
+              window.liveWhenShown.push(busy ? "busy" : log.getAttribute("aria-live"));
+              window.kindsShown.push(kinds.join(" "));
+            });
+          }).observe(log, {childList: true});
+        });"""
+
+
 def test_a_restored_transcript_goes_in_unheard_and_the_next_reply_is_heard(browser, live_url):
     """After a reload the stored turns were put into the log and the log made live again in the
     same task: a screen reader, which hears of the changes once the page has drawn them, found
@@ -765,23 +789,7 @@ def test_a_restored_transcript_goes_in_unheard_and_the_next_reply_is_heard(brows
     open_fresh(browser, live_url)
     send(browser, "hello")
     send(browser, "where are you located?")
-    # for each lot of messages added, the log's state in the frame that first shows them
-    watching = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
-        window.liveWhenShown = [];
-        document.addEventListener("DOMContentLoaded", function () {
-          var log = document.getElementById("log");
-          new MutationObserver(function (records) {
-            var added = records.some(function (r) {
-              return Array.prototype.some.call(r.addedNodes, function (n) {
-                return n.classList && n.classList.contains("msg");
-              });
-            });
-            if (added) requestAnimationFrame(function () {
-              var busy = log.getAttribute("aria-busy") === "true";
-              window.liveWhenShown.push(busy ? "busy" : log.getAttribute("aria-live"));
-            });
-          }).observe(log, {childList: true});
-        });"""})
+    watching = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_LIVE_WHEN_SHOWN})
     try:
         browser.refresh()
         ready(browser)
@@ -795,6 +803,36 @@ def test_a_restored_transcript_goes_in_unheard_and_the_next_reply_is_heard(brows
         assert browser.execute_script("return window.liveWhenShown")[-1] == "polite"
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": watching["identifier"]})
+
+
+def test_the_reply_after_a_failed_restore_is_heard_before_the_log_is_read_again(browser, live_url):
+    """The conversation could not be read at the page's load; the next reply reads it again. The
+    log was marked busy for that in the same task as the reply went in, and refilled in the same
+    frame: no screen reader heard the reply. It is read again once the reply has been drawn."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    send(browser, "hello")
+    failing = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_LIVE_WHEN_SHOWN + """
+        window.failGets = true;
+        var original = window.fetch;
+        window.fetch = function (url, options) {
+          if (options && options.method === "GET" && window.failGets) return Promise.reject(new TypeError("no"));
+          return original.apply(this, arguments);
+        };"""})
+    try:
+        browser.refresh()
+        ready(browser)
+        assert [kind for kind, _, _ in conversation(browser)] == ["error"]
+        browser.execute_script("window.failGets = false; window.liveWhenShown = []; window.kindsShown = [];")
+        send(browser, "where are you located?")
+        # read again: the turns as the server has them
+        WebDriverWait(browser, 10).until(lambda b: [kind for kind, _, _ in conversation(b)] == ["user", "bot"] * 2)
+        shown = browser.execute_script("return [window.kindsShown, window.liveWhenShown]")
+        assert shown[0][:2] == ["user", "bot"], shown  # then the turns, read again
+        assert shown[1][1] == "polite", shown
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": failing["identifier"]})
 
 
 def test_a_narrow_page_with_large_text_grows_the_box_and_scrolls_only_down(open_browser, live_url):

@@ -291,17 +291,28 @@
   // While a request is out the message box stays usable (focus stays there, the next message
   // can be typed); only sending waits. The log is marked busy only while it is refilled, so a
   // reply added to it is announced as it comes.
+  // A log to be read again as the page goes idle is read once what just went into it (a reply:
+  // news) has been drawn and heard: read at once, it was marked busy, and refilled, before a
+  // screen reader heard of the reply. Meanwhile the page stays busy, loading.
   function setBusy(on, restoring) {
+    var refresh = !on && refreshWhenIdle;
+    if (refresh) {
+      refreshWhenIdle = false;
+      on = restoring = true;
+    }
     busy = on;
     sendBtn.disabled = on;
     // the style sheet gives Send the width of its widest label (these three): the box beside it
     // keeps its width, and its lines, when the label changes
     sendBtn.textContent = on ? (restoring ? "Loading\u2026" : "Sending\u2026") : "Send";
-    log.setAttribute("aria-busy", on && restoring ? "true" : "false");
-    if (!on && refreshWhenIdle) {
-      refreshWhenIdle = false;
-      showStored();
+    if (!refresh) {
+      log.setAttribute("aria-busy", on && restoring ? "true" : "false");
+      return;
     }
+    var mine = seq; // a new conversation meanwhile has nothing to read again
+    window.setTimeout(function () {
+      if (mine === seq) showStored();
+    }, QUIET_MS);
   }
 
   // `when` (optional) is asked again as the words go in: they are left out once it says no.
