@@ -410,6 +410,18 @@ def test_an_if_range_holds_only_for_the_files_strong_etag_or_its_exact_date(clie
     assert client.get("/static/chat.css", headers={"If-Range": '"other"', "Range": "bytes=999999-"}).status_code == 200
 
 
+@pytest.mark.parametrize("date", ["Mon, 01 Jan 99999999999 00:00:00 GMT", "Mon, 01 Jan 2020 99999999999:00:00 GMT"])
+def test_a_conditional_date_past_what_a_clock_holds_is_ignored_not_a_500(client, date):
+    """RFC 9110 (13.1.3, 13.1.4, 13.1.5): a date header that is no valid date is ignored.
+    Werkzeug's date parser let an OverflowError out for a year or an hour this large."""
+    whole = CSS.read_bytes()
+    for headers in ({"If-Modified-Since": date}, {"If-Unmodified-Since": date},
+                    {"If-Range": date, "Range": "bytes=0-9"}):
+        response = client.get("/static/chat.css", headers=headers)
+        assert response.status_code == 200, headers
+        assert response.data == whole
+
+
 def test_a_static_file_named_as_a_folder_is_not_found(client):
     """"chat.js/" is no file: served, the page's relative links in it would point one folder down."""
     response = client.get("/static/chat.js/")

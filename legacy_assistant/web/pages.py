@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Response, current_app, jsonify, render_template, request
@@ -112,7 +113,7 @@ def _failed_precondition(response: Response, given: dict[str, str]) -> str | Non
         if wanted.star_tag or (etag is not None and not weak and wanted.is_strong(etag)):
             return None
         return "If-Match"
-    since, modified = parse_date(given.get("HTTP_IF_UNMODIFIED_SINCE")), response.last_modified
+    since, modified = _date(given.get("HTTP_IF_UNMODIFIED_SINCE")), response.last_modified
     if since is None or modified is None or modified <= since:
         return None
     return "If-Unmodified-Since"
@@ -125,7 +126,7 @@ def _not_modified(response: Response, given: dict[str, str]) -> bool:
     if held:
         etag, _ = response.get_etag()
         return held.star_tag or (etag is not None and held.contains_weak(etag))
-    since, modified = parse_date(given.get("HTTP_IF_MODIFIED_SINCE")), response.last_modified
+    since, modified = _date(given.get("HTTP_IF_MODIFIED_SINCE")), response.last_modified
     return since is not None and modified is not None and modified <= since
 
 
@@ -134,12 +135,23 @@ def _if_range_holds(response: Response, if_range: str | None) -> bool:
     entity tag (a strong one: a weak tag never holds) or its exact ``Last-Modified`` date."""
     if if_range is None:
         return True
-    date = parse_date(if_range)
+    date = _date(if_range)
     if date is not None:
         return response.last_modified is not None and response.last_modified == date
     etag, weak = response.get_etag()
     stated = if_range.strip()
     return etag is not None and not weak and not stated.startswith("W/") and stated == f'"{etag}"'
+
+
+def _date(value: str | None) -> datetime | None:
+    """An HTTP date header's value as a datetime, or None when there is none or it is no valid
+    date, which RFC 9110 (13.1.3, 13.1.4) has the server ignore. Werkzeug's ``parse_date`` gives
+    None for most such values, but lets ``OverflowError`` out for a year or hour past what a C
+    integer holds (``Mon, 01 Jan 99999999999 00:00:00 GMT``)."""
+    try:
+        return parse_date(value)
+    except OverflowError:
+        return None
 
 
 @blueprint.get("/")
