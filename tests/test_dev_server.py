@@ -181,6 +181,11 @@ def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
         (b"GET /api/v1/conversations/alice-secret-id HTTP/2.0\r\nHost: localhost\r\n", 505,
          "http_version_not_supported"),
         (b"POST /api/v1/conversations/alice-secret-id\r\n", 400, "bad_request"),  # HTTP/0.9 knows only GET
+        # raw UTF-8, not percent-encoded, as gunicorn refuses it: Werkzeug took it for Latin-1 and
+        # routed the conversation of "bÃ¼cher-secret-id"
+        (b"GET /api/v1/conversations/b\xc3\xbccher-secret-id HTTP/1.1\r\nHost: localhost\r\n", 400, "bad_request"),
+        (b"DELETE /api/v1/conversations/alice-secret-id?b\xc3\xbccher HTTP/1.1\r\nHost: localhost\r\n", 400,
+         "bad_request"),
         (b"GET /api/v1/conversations/alice-secret-id" + b"x" * 65536 + b" HTTP/1.1\r\n", 414,
          "request_uri_too_long"),
         (b"GET /api/v1/conversations/alice-secret-id HTTP/1.1\r\n" + too_many_headers, 431,

@@ -462,6 +462,18 @@ def _quiet_request_handler() -> type:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
 
+        def parse_request(self) -> bool:
+            # A request line holding bytes outside ASCII (a path sent as raw UTF-8, not
+            # percent-encoded) is no valid HTTP, and gunicorn refuses it (400). Werkzeug read it
+            # as Latin-1 and encoded it as UTF-8 again: "/conversations/bücher" named the
+            # conversation of "bÃ¼cher", an empty transcript, and a DELETE forgot nothing.
+            if not super().parse_request():
+                return False
+            if not self.raw_requestline.isascii():
+                self.send_error(400, "Request line holds bytes outside ASCII")
+                return False
+            return True
+
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             # a request http.server refuses before the app sees it (a request line it cannot
             # read, an unsupported version, a line or header over its limits): the app's JSON
