@@ -501,6 +501,34 @@ def test_an_unexpected_error_is_logged_with_its_request_id(default_predictor, ca
     assert errors[0].getMessage().startswith("unhandled error on POST /api/v1/chat ")
 
 
+def test_a_failure_in_a_response_hook_is_the_same_500_and_its_line_names_no_sender(make_client, caplog):
+    """A failure outside a view (an after_request hook) reaches Flask's own handling, which
+    answered 500 "internal_server_error" with Werkzeug's text and logged "Exception on PATH
+    [METHOD]": the path as sent (a conversation's sender id), without the request's id."""
+    client = make_client(PROPAGATE_EXCEPTIONS=False)
+    failed = []
+
+    @client.application.after_request
+    def fail_once(response):
+        if not failed:  # the 500's own answer goes through the hooks as any other
+            failed.append(True)
+            raise RuntimeError("boom")
+        return response
+
+    with caplog.at_level("ERROR"):
+        response = client.get("/api/v1/conversations/alice-secret-id", headers={"X-Request-ID": "hook-500"})
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": {"code": "internal_error", "message": "the server failed to handle this request"}
+    }
+    assert response.headers["X-Request-ID"] == "hook-500"
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is not None, [r.getMessage() for r in errors]
+    line = errors[0].getMessage()
+    assert line.startswith("unhandled error on GET /api/v1/conversations/<sender-sha256:") and "id=hook-500" in line
+    assert "alice" not in caplog.text
+
+
 def test_a_bare_status_is_named_as_the_app_names_its_errors():
     """The HTTP server's own error answers use the app's codes: 500 is internal_error, not werkzeug's name."""
     from legacy_assistant.web.errors import status_code_name

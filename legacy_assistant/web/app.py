@@ -30,9 +30,10 @@ from legacy_assistant.web.admin import blueprint as admin_blueprint
 from legacy_assistant.web.api import blueprint as api_blueprint
 from legacy_assistant.web.cakechat import blueprint as cakechat_blueprint
 from legacy_assistant.web.classic import blueprint as classic_blueprint
-from legacy_assistant.web.context import EXTENSION, slot_of
+from legacy_assistant.web.context import EXTENSION, current_request, slot_of
 from legacy_assistant.web.conversations import blueprint as conversations_blueprint
 from legacy_assistant.web.errors import register as install_error_handlers
+from legacy_assistant.web.logged import logged_request
 from legacy_assistant.web.metrics import batch_observer, model_changed, sample_memory
 from legacy_assistant.web.observability import register as install_observability
 from legacy_assistant.web.openapi import blueprint as openapi_blueprint
@@ -109,6 +110,13 @@ class AssistantFlask(Flask):
             if request is None:
                 raise
             return self.url_map.bind_to_environ(request.environ, server_name=UNROUTABLE_HOST, subdomain="")
+
+    def log_exception(self, exc_info: Any) -> None:
+        """Flask's line for a failure outside a view (a request hook, an error handler), whose
+        answer is the 500 of :func:`legacy_assistant.web.errors.register`: named as every other
+        line names a request, with its id and a conversation's sender id as its digest, not
+        Flask's ``Exception on PATH [METHOD]`` with the path as sent."""
+        self.logger.error("unhandled error on %s", logged_request(current_request()), exc_info=exc_info)
 
     def raise_routing_exception(self, request: Request) -> NoReturn:
         """Flask's, except that a redirect (``/bot`` to the page at ``/bot/`` under

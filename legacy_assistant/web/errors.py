@@ -167,6 +167,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        if exc.code == 500:  # Flask's stand-in for a failure outside a view (a request hook): logged already
+            return error_response(500, "internal_error", "the server failed to handle this request")
         kept = {name: value for name, value in exc.get_headers() if name in KEPT_HEADERS}
         if "Allow" in kept:  # in the order OPTIONS gives, not a set's
             kept["Allow"] = ", ".join(sorted(method.strip() for method in kept["Allow"].split(",")))
