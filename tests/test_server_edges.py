@@ -390,6 +390,43 @@ def test_a_malformed_chunked_body_is_a_400_not_an_unhandled_error(server, chunks
     assert server.request("GET", "/health")[0] == 200
 
 
+def test_clients_that_read_none_of_their_answers_do_not_stall_the_worker(server):
+    """Clients that send requests (pipelined, on one connection each) and read none of the
+    answers: once the answers fill the buffers, the write gives up after
+    CLIENT_WRITE_TIMEOUT_SECONDS. Before, each held a request thread for good (a file under
+    /static/ went by sendfile, which waits with no limit), and four of them stopped the worker
+    answering anyone."""
+    from legacy_assistant.serving.server import CLIENT_WRITE_TIMEOUT_SECONDS
+
+    before = server.log()
+    pipelined = b"GET /static/chat.js HTTP/1.1\r\nHost: localhost\r\n\r\n" * 2000
+    silent = []
+    try:
+        for _ in range(4):  # the worker's request threads
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            silent.append(sock)
+            sock.settimeout(2.0)
+            try:
+                sock.sendall(pipelined)
+            except TimeoutError:  # the server stopped reading them: its answers are not taken
+                pass
+        time.sleep(0.5)
+        started = time.monotonic()
+        # a send that moved a part of the answer before the buffers filled waits once more
+        status, _ = server.request("GET", "/health", timeout=2 * CLIENT_WRITE_TIMEOUT_SECONDS + 15)
+        assert status == 200
+        assert time.monotonic() - started < 2 * CLIENT_WRITE_TIMEOUT_SECONDS + 10
+        assert wait_for(lambda: "closed a connection that took none of its answer" in server.log()[len(before):],
+                        timeout=10)
+    finally:
+        for sock in silent:
+            sock.close()
+    added = server.log()[len(before):]
+    assert "Traceback" not in added and "Socket error processing request" not in added, added[-3000:]
+    assert server.request("GET", "/static/chat.js")[0] == 200
+
+
 def test_idle_and_half_sent_connections_do_not_stall_the_worker(server):
     """Connections that send nothing go back to the poller at once, and a request that stops
     arriving is cut off after CLIENT_READ_TIMEOUT_SECONDS: they cannot hold the worker's four

@@ -56,6 +56,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
@@ -356,6 +357,7 @@ class ModelWorker(ThreadWorker):
                 if not _waited_for_data(conn):
                     return defer  # the poller hands it back to a thread once it sends
             _time_out_reads(conn.sock, CLIENT_READ_TIMEOUT_SECONDS)
+            _time_out_writes(conn.sock, CLIENT_WRITE_TIMEOUT_SECONDS)
         in_flight = self._in_flight
         in_flight[id(conn)] = conn  # by id: a connection need not be hashable
         try:
@@ -595,6 +597,9 @@ FIRST_BYTES_WAIT_SECONDS = 0.05
 # The longest a request thread waits for the next bytes of a request (its line, headers or
 # body); a client that pauses longer is cut off (the app answers a body cut off that way 408).
 CLIENT_READ_TIMEOUT_SECONDS = 10.0
+# The longest a request thread waits for a client to take the next bytes of its answer; one
+# that reads none of it for longer (its buffers full) is cut off.
+CLIENT_WRITE_TIMEOUT_SECONDS = 10.0
 
 
 def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
@@ -746,6 +751,26 @@ def _time_out_reads(sock: socket.socket, seconds: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
 
 
+def _time_out_writes(sock: socket.socket, seconds: float) -> None:
+    """Make every blocking write to ``sock`` give up after ``seconds`` without progress
+    (``SO_SNDTIMEO``), raising ``BlockingIOError``; a send that moved a part of its bytes before
+    the buffers filled returns that part, and the next one gives up: twice ``seconds`` at most.
+    Without it, a client that sent requests and read none of the answers (pipelined ones, whose
+    answers fill its buffers and the kernel's) held a request thread for good, and as many such
+    clients as the worker has threads stopped it answering anyone. (gunicorn's ``sendfile``
+    waits for the socket with no limit instead, so it is off.)"""
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+
+def _in_a_write(tb: Any) -> bool:
+    """Whether the traceback ``tb`` passes through gunicorn's write of an answer to the client."""
+    return any(
+        frame.f_code.co_name == "write" and frame.f_globals.get("__name__") == "gunicorn.util"
+        for frame, _ in traceback.walk_tb(tb)
+    )
+
+
 class _ResponseCapture:
     """Stands in for the client's socket while gunicorn writes its HTML error page, to learn
     the status it chose (the status line is all that is kept)."""
@@ -794,7 +819,10 @@ class ServerLog(Logger):
         # a read that gave up (see _time_out_reads) is a client that stopped sending, not a
         # fault of the server: one line, no traceback
         if isinstance(sys.exc_info()[1], BlockingIOError) and msg == "Socket error processing request.":
-            self.info("closed a connection whose request stopped arriving for %g s", CLIENT_READ_TIMEOUT_SECONDS)
+            if _in_a_write(sys.exc_info()[2]):  # see _time_out_writes
+                self.info("closed a connection that took none of its answer for %g s", CLIENT_WRITE_TIMEOUT_SECONDS)
+            else:
+                self.info("closed a connection whose request stopped arriving for %g s", CLIENT_READ_TIMEOUT_SECONDS)
             return
         if msg.startswith("Error handling request %s") and args and isinstance(args[-1], str):
             # a request that failed past the app (gunicorn's own line, with the path as sent): a
@@ -886,6 +914,10 @@ class GunicornServer(BaseApplication):
             # header on chose the prefix (GET /x/health with SCRIPT_NAME: /x was answered as /health),
             # and with it which route a path reaches, past a proxy's rules on paths
             "forwarder_headers": "",
+            # files (/static/) are written with send() like any answer: gunicorn's sendfile waits
+            # with no limit for a client that reads nothing, past the write timeout
+            # (_time_out_writes), and holds its request thread for good
+            "sendfile": False,
             "errorlog": "-",
             "logger_class": JsonServerLog if o.log_format == "json" else ServerLog,
             "loglevel": o.log_level,
