@@ -234,6 +234,24 @@ def test_an_emoji_typed_against_a_word_is_a_token_of_its_own():
     assert detokenize(tokenize("Thanks \U0001f44d\U0001f3fd, see you \U0001f600!")) == "Thanks \U0001f44d\U0001f3fd, see you \U0001f600!"
 
 
+@pytest.mark.parametrize(
+    "emoji",
+    [
+        "\U0001f1e9\U0001f1ea",  # a flag: two regional indicators
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # a family, joined by zero-width joiners
+        "\U0001f3f3\ufe0f\u200d\U0001f308",  # the rainbow flag
+        "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # England's flag: tags
+    ],
+)
+def test_an_emoji_of_several_code_points_is_one_token_and_comes_back_whole(emoji):
+    """A flag came back as two letters in boxes, a family as three people, England's flag as a
+    black one: each code point was a token, the joiners and tags dropped."""
+    assert tokenize(f"Go{emoji}team {emoji}{emoji}") == ["go", emoji, "team", emoji, emoji]
+    assert detokenize(tokenize(f"Go {emoji} team!")) == f"Go {emoji} team!"
+    vocabulary = Vocabulary.from_texts([f"go {emoji}"], max_size=10)
+    assert UNK not in vocabulary.encode_asked_context([f"\u200bgo {emoji}\u200b"], 3, 10)[0]
+
+
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")
