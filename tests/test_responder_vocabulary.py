@@ -252,6 +252,22 @@ def test_an_emoji_of_several_code_points_is_one_token_and_comes_back_whole(emoji
     assert UNK not in vocabulary.encode_asked_context([f"\u200bgo {emoji}\u200b"], 3, 10)[0]
 
 
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("你好！你今天怎么样？我很好，谢谢。", "你好!你今天怎么样?我很好,谢谢。"),
+        ("こんにちは。元気ですか？はい、元気です！", "こんにちは。元気ですか?はい、元気です!"),
+        ("“你好”，他说。", "“你好”,他说。"),
+        # a space typed between two words, and one before a word of another script, stays
+        ("我 很好。你好? Hello! 世界", "我 很好。你好? Hello! 世界"),
+    ],
+)
+def test_chinese_and_japanese_replies_have_no_space_after_punctuation(text, reply):
+    """NFKC writes full-width "！？，" as ASCII marks, and the detokenizer put a space after each:
+    "你好! 你今天怎么样? 我很好, 谢谢。"."""
+    assert detokenize(tokenize(text)) == reply
+
+
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")

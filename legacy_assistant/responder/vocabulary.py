@@ -55,6 +55,13 @@ _ELLIPSIS_BEFORE_WORD = re.compile(r"\.\.\.(?=[\w(\[{])")
 # "....": those and an ellipsis that ends the reply or comes before other punctuation stayed
 # apart ("I don't know ...", "Wait ...?", "So .. what?").
 _SPACE_BEFORE_ELLIPSIS = re.compile(r"(?<=\S) (?=\.\.)")
+# Chinese and Japanese put no space after punctuation. NFKC writes their full-width "！", "？",
+# "，", "：", "；" as ASCII marks, which the tokenizer splits off, and the detokenizer put a space
+# after each: "你好！你今天怎么样？" came back as "你好! 你今天怎么样?". Between a Chinese or
+# Japanese character (or a quotation of them) and the next one, the marks are glued again (a
+# space typed between two words without a mark stays).
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff5f-\uff65"
+_SPACE_AFTER_CJK_PUNCTUATION = regex.compile(rf"(?<=[{_CJK}][\u201d\u2019)]?[!?,.:;]+) (?=[{_CJK}\u201c\u2018])")
 
 
 @functools.lru_cache(maxsize=8)
@@ -179,6 +186,8 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
                 capital_next = True
     words = _attach_typographic_marks(words)
     text = _SPACE_BEFORE_ELLIPSIS.sub("", _DETOKENIZER.detokenize(_attach_single_quotes(words)))
+    if not text.isascii():
+        text = _SPACE_AFTER_CJK_PUNCTUATION.sub("", text)
     return _ELLIPSIS_BEFORE_WORD.sub("... ", text).strip()
 
 
