@@ -268,6 +268,14 @@ def test_chinese_and_japanese_replies_have_no_space_after_punctuation(text, repl
     assert detokenize(tokenize(text)) == reply
 
 
+def test_german_quotation_marks_close_on_the_quoted_words():
+    """„ opens a German quotation and “ closes it: the reply read "„ Hallo “sagte er"."""
+    assert detokenize(tokenize("„Hallo“ sagte er.")) == "„Hallo“ sagte er."
+    assert detokenize(tokenize("Er sagte: „Wie geht's?“ Ich: ‚Gut‘.")) == "Er sagte: „wie geht's?“ Ich: ‚gut‘."
+    # the English pair is as before
+    assert detokenize(tokenize("“Great” he said")) == "“Great” he said"
+
+
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")

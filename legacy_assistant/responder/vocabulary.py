@@ -194,7 +194,10 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
 # What follows an apostrophe inside an English word ("don’t", "it’s", "we’re", "I’ve", "she’ll",
 # "I’d", "I’m"): the tokenizer splits a typographic apostrophe off as a token of its own.
 _CONTRACTION_TAILS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
-_OPENING_MARKS = frozenset({"\u201c", "\u2018"})  # “ ‘
+# German, Czech and others open a quotation low and close it with what opens one in English:
+# „so“, ‚so‘.
+_LOW_OPENING_MARKS = {"\u201e": "\u201c", "\u201a": "\u2018"}  # „ closed by “, ‚ by ‘
+_OPENING_MARKS = frozenset({"\u201c", "\u2018", *_LOW_OPENING_MARKS})  # “ ‘ „ ‚
 _CLOSING_MARKS = frozenset({"\u201d", "\u2019"})  # ” ’
 _COMBINING_ACUTE = "\u0301"
 
@@ -202,19 +205,26 @@ _COMBINING_ACUTE = "\u0301"
 def _attach_typographic_marks(words: list[str]) -> list[str]:
     """Glue the typographic apostrophes and quotes the Treebank detokenizer leaves apart (it
     knows ASCII ones only): ``["don", "’", "t"]`` -> ``["don’t"]``, ``["“", "great", "”"]`` ->
-    ``["“great”"]``; and an acute accent typed for an apostrophe, which NFKC left as a combining
-    accent at the start of the next token (``["don", "́t"]``), as ``'`` (``["don't"]``)."""
+    ``["“great”"]``, ``["„", "gut", "“"]`` -> ``["„gut“"]``; and an acute accent typed for an
+    apostrophe, which NFKC left as a combining accent at the start of the next token
+    (``["don", "́t"]``), as ``'`` (``["don't"]``)."""
     if all(word.isascii() for word in words):
         return words
     out: list[str] = []
     opening = ""  # an opening mark, for the word after it
+    closing = ""  # the mark that closes the low quotation mark last opened
     index = 0
     while index < len(words):
         word = opening + words[index]
         opening = ""
         following = words[index + 1] if index + 1 < len(words) else None
         previous_is_word = bool(out) and out[-1][-1:].isalnum()
-        if word == "\u2019" and previous_is_word and following in _CONTRACTION_TAILS:
+        if word[:1] in _LOW_OPENING_MARKS:
+            closing = _LOW_OPENING_MARKS[word[0]]
+        if closing and word == closing and out:
+            out[-1] += word
+            closing = ""
+        elif word == "\u2019" and previous_is_word and following in _CONTRACTION_TAILS:
             out[-1] += word + following
             index += 1
         elif word.startswith(_COMBINING_ACUTE) and len(word) > 1 and previous_is_word:
