@@ -276,6 +276,18 @@ def test_german_quotation_marks_close_on_the_quoted_words():
     assert detokenize(tokenize("“Great” he said")) == "“Great” he said"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["C’est l’homme d’affaires.", "Il m’a dit qu’il est là, jusqu’à demain.", "Un’altra volta dell’anno.",
+     "It’s five o’clock."],
+)
+def test_a_typographic_apostrophe_that_elides_a_vowel_stays_inside_the_word(text):
+    """Phones type "’" for the apostrophe: French and Italian replies read "C’ est l’ homme d’ affaires"."""
+    assert detokenize(tokenize(text)) == text
+    # a plural possessive and a quotation are as before
+    assert detokenize(tokenize("The dogs’ toys, ‘a’ not ‘b’.")) == "The dogs’ toys, ‘a’ not ‘b’."
+
+
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")

@@ -194,6 +194,10 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
 # What follows an apostrophe inside an English word ("don’t", "it’s", "we’re", "I’ve", "she’ll",
 # "I’d", "I’m"): the tokenizer splits a typographic apostrophe off as a token of its own.
 _CONTRACTION_TAILS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
+# What comes before an apostrophe that elides a vowel into the next word: French and Italian
+# articles, pronouns and prepositions ("l’homme", "m’a", "j’ai", "qu’il", "jusqu’à", "dell’anno",
+# "un’altra"), English "o’clock". A plural possessive ("the dogs’ toys") ends in neither.
+_ELIDING_WORD = re.compile(r"^(?:[^\W\d_]|\w*qu|\w*ll|un|quest|nessun)$", re.IGNORECASE)
 # German, Czech and others open a quotation low and close it with what opens one in English:
 # „so“, ‚so‘.
 _LOW_OPENING_MARKS = {"\u201e": "\u201c", "\u201a": "\u2018"}  # „ closed by “, ‚ by ‘
@@ -204,7 +208,8 @@ _COMBINING_ACUTE = "\u0301"
 
 def _attach_typographic_marks(words: list[str]) -> list[str]:
     """Glue the typographic apostrophes and quotes the Treebank detokenizer leaves apart (it
-    knows ASCII ones only): ``["don", "’", "t"]`` -> ``["don’t"]``, ``["“", "great", "”"]`` ->
+    knows ASCII ones only): ``["don", "’", "t"]`` -> ``["don’t"]``, ``["l", "’", "homme"]`` ->
+    ``["l’homme"]``, ``["“", "great", "”"]`` ->
     ``["“great”"]``, ``["„", "gut", "“"]`` -> ``["„gut“"]``; and an acute accent typed for an
     apostrophe, which NFKC left as a combining accent at the start of the next token
     (``["don", "́t"]``), as ``'`` (``["don't"]``)."""
@@ -225,6 +230,15 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
             out[-1] += word
             closing = ""
         elif word == "\u2019" and previous_is_word and following in _CONTRACTION_TAILS:
+            out[-1] += word + following
+            index += 1
+        elif (
+            word == "\u2019"
+            and previous_is_word
+            and following is not None
+            and following[:1].isalpha()
+            and _ELIDING_WORD.match(out[-1])
+        ):
             out[-1] += word + following
             index += 1
         elif word.startswith(_COMBINING_ACUTE) and len(word) > 1 and previous_is_word:
