@@ -696,6 +696,25 @@ def test_a_vocabulary_that_leaves_most_reply_words_out_is_warned_about(caplog):
     assert not [r for r in caplog.records if "are <unk>" in r.getMessage()]
 
 
+def test_turns_in_a_script_written_without_spaces_are_warned_about(caplog):
+    """A Chinese or Japanese corpus trained without a word: each sentence between two marks was
+    one token, as `train` warns for the intent classifier."""
+    dialogues = [
+        Dialogue((Turn("你好！你今天怎么样？"), Turn("我很好，谢谢。", "joy")), "zh#1"),
+        Dialogue((Turn("こんにちは。元気ですか？"), Turn("はい、元気です！", "joy")), "ja#1"),
+        Dialogue((Turn("Привет! Как дела?"), Turn("Всё хорошо, спасибо.", "joy")), "ru#1"),
+    ]
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        prepare(dialogues, TINY)
+    warned = [r.getMessage() for r in caplog.records if "without spaces" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("4 of 6 training turns hold text"), warned
+    assert '("你好")' in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        prepare(dialogues[2:], TINY)  # Cyrillic has spaces
+    assert not [r for r in caplog.records if "without spaces" in r.getMessage()]
+
+
 @pytest.mark.parametrize("sampled, warned", [(500, True), (8, False)])
 def test_a_sampled_softmax_as_large_as_the_vocabulary_is_dropped_with_a_warning(caplog, sampled, warned):
     """--sampled-softmax 512 on a corpus of a few hundred words trained with the full softmax

@@ -53,9 +53,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import regex
 
 from legacy_assistant.artifacts.directory import check_tensorflow_path, check_writable_place
-from legacy_assistant.common.fields import is_finite_number, is_whole_number
+from legacy_assistant.common.fields import is_finite_number, is_whole_number, shown
 from legacy_assistant.common.files import naming, write_text_atomically
 from legacy_assistant.errors import ArtifactError, ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
@@ -233,6 +234,7 @@ def prepare(
             if held_dialogues
             else f"{len(train_dialogues)} dialogue(s), too few to split",
         )
+    _warn_of_unspaced_script(train_dialogues, vocabulary)
     train = encode_pairs(train_pairs, vocabulary, conditions, *limits)
     _warn_of_unknown_replies(train, config.vocab_size, config.min_count)
     return PreparedData(
@@ -242,6 +244,41 @@ def prepare(
         validation=encode_pairs(held_pairs, vocabulary, conditions, *limits),
         counts=counts,
     )
+
+
+# Two or more letters of a script written without spaces between words (Chinese, Japanese, Thai,
+# Lao, Khmer, Burmese) in one token, as the intent classifier's training finds them; Katakana's
+# length mark counts when a letter is in the run.
+_LENGTH_MARKS = "\u30fc\uff70"
+_UNSPACED_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+_UNSPACED_RUN = regex.compile(rf"(?=[{_UNSPACED_LETTER}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{_UNSPACED_LETTER}]")
+
+
+def _warn_of_unspaced_script(dialogues: Sequence[Dialogue], vocabulary: Vocabulary) -> None:
+    """Warn when training turns hold text written without spaces between words: the responder's
+    tokenizer reads each run of it (most often a whole sentence) as one word, so the model
+    learns whole phrases, and a message's run is ``<unk>`` unless it is written as a turn of the
+    corpus writes it. ``train`` warns of the same for the intent classifier."""
+    turns = runs = 0
+    example = ""
+    for dialogue in dialogues:
+        for turn in dialogue.turns:
+            turns += 1
+            if turn.text.isascii() or not _UNSPACED_RUN.search(turn.text):
+                continue
+            run = next((t for t in vocabulary.tokenize(turn.text) if _UNSPACED_RUN.search(t)), None)
+            if run is not None:
+                runs += 1
+                example = example or run
+    if runs:
+        log.warning(
+            "%d of %d training turns hold text written without spaces between words (Chinese, Japanese, "
+            "Thai, ...), which the responder's tokenizer reads as one word each run (%s): the model learns "
+            "such runs as whole phrases, and a message's run is <unk> unless written as in the corpus",
+            runs,
+            turns,
+            shown(example),
+        )
 
 
 # Above this share of <unk> among the training replies' words, a model mostly learns to say <unk>.
