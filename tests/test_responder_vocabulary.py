@@ -288,6 +288,15 @@ def test_a_typographic_apostrophe_that_elides_a_vowel_stays_inside_the_word(text
     assert detokenize(tokenize("The dogs’ toys, ‘a’ not ‘b’.")) == "The dogs’ toys, ‘a’ not ‘b’."
 
 
+def test_a_greek_question_mark_ends_a_sentence():
+    """NFKC reads the Greek question mark as ";": the next sentence lost its capital ("Τι κάνεις; καλά.")."""
+    assert detokenize(tokenize("Τι κάνεις; Καλά, ευχαριστώ. Εσύ;")) == "Τι κάνεις; Καλά, ευχαριστώ. Εσύ;"
+    assert detokenize(tokenize("Τι κάνεις\u037e Καλά.")) == "Τι κάνεις; Καλά."
+    # an English semicolon ends no sentence
+    assert detokenize(tokenize("I came; i saw.")) == "I came; I saw."
+    assert detokenize(tokenize("we came; they saw.")) == "We came; they saw."
+
+
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")

@@ -45,6 +45,9 @@ TEXT_CONFIG = TextConfig(tokenizer="classic", stemmer="none", lowercase=True)
 DEFAULT_CONDITIONS = ("neutral", "anger", "joy", "fear", "sadness")
 
 _SENTENCE_ENDS = frozenset({".", "!", "?", "!!", "??"})
+# Greek's question mark (U+037E) is a semicolon once NFKC has read it: after a Greek word, ";"
+# ends a sentence ("Τι κάνεις; Καλά.").
+_GREEK = regex.compile(r"\p{Greek}")
 _ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+[^\W\d_]\.?$")  # u.s, e.g, a.m., not 2.0 or gmail.com
 _ELIDED_NUMBER = re.compile(r"^\d\d(?:s)?$")  # '90s, '99
 _DETOKENIZER = TreebankWordDetokenizer()
@@ -183,6 +186,8 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
             # the "." after an abbreviation ("u.s", "e.g": single letters between dots) ends no
             # sentence; after "2.0" or "gmail.com" it does
             if word in _SENTENCE_ENDS and not (word == "." and index and _ABBREVIATION.match(words[index - 1])):
+                capital_next = True
+            elif word == ";" and index and _GREEK.search(words[index - 1]):
                 capital_next = True
     words = _attach_typographic_marks(words)
     text = _SPACE_BEFORE_ELLIPSIS.sub("", _DETOKENIZER.detokenize(_attach_single_quotes(words)))
