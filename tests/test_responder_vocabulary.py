@@ -297,6 +297,18 @@ def test_a_greek_question_mark_ends_a_sentence():
     assert detokenize(tokenize("we came; they saw.")) == "We came; they saw."
 
 
+@pytest.mark.parametrize(
+    "text", ["«Привет», — сказал он.", "Он сказал: «всё хорошо!»", "Είπε «γειά» και έφυγε.", "قال «مرحبا» ثم ذهب"]
+)
+def test_guillemets_stay_against_the_words_they_quote_outside_latin_script(text):
+    """Russian, Greek and Arabic replies read "« Привет », — сказал он."."""
+    assert detokenize(tokenize(text)) == text
+
+
+def test_french_guillemets_keep_their_spaces():
+    assert detokenize(tokenize("Je suis là « bien » et toi.")) == "Je suis là « bien » et toi."
+
+
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")

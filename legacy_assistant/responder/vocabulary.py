@@ -207,6 +207,9 @@ _ELIDING_WORD = re.compile(r"^(?:[^\W\d_]|\w*qu|\w*ll|un|quest|nessun)$", re.IGN
 # „so“, ‚so‘.
 _LOW_OPENING_MARKS = {"\u201e": "\u201c", "\u201a": "\u2018"}  # „ closed by “, ‚ by ‘
 _OPENING_MARKS = frozenset({"\u201c", "\u2018", *_LOW_OPENING_MARKS})  # “ ‘ „ ‚
+# Guillemets: French sets them apart from the words they quote ("« bien »"), as the detokenizer
+# leaves them; Russian, Greek, Arabic and others write them against the words ("«Привет»").
+_NON_LATIN_LETTER = regex.compile(r"(?V1)[\p{L}--\p{Latin}]")
 _CLOSING_MARKS = frozenset({"\u201d", "\u2019"})  # ” ’
 _COMBINING_ACUTE = "\u0301"
 
@@ -250,12 +253,19 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
             out[-1] += "'" + word[1:]
         elif word in _OPENING_MARKS and following is not None and any(c.isalnum() for c in following):
             opening = word
+        elif word == "\u00ab" and following is not None and _first_letter_is_not_latin(following):
+            opening, closing = word, "\u00bb"
         elif word in _CLOSING_MARKS and out:
             out[-1] += word
         else:
             out.append(word)
         index += 1
     return out
+
+
+def _first_letter_is_not_latin(word: str) -> bool:
+    letter = next((c for c in word if c.isalpha()), "")
+    return bool(letter) and _NON_LATIN_LETTER.match(letter) is not None
 
 
 def _attach_single_quotes(words: list[str]) -> list[str]:
