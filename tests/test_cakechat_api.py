@@ -71,6 +71,16 @@ def test_a_reply_that_says_nothing_is_answered_with_cakechats_default_response(
     assert response.get_json() == {"response": "\U0001f64a"}
 
 
+def test_a_reply_of_only_emoji_is_answered_as_it_is(client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A responder trained on chat text answers with emoji alone: that reply was replaced by
+    the default response, as if it said nothing."""
+    from legacy_assistant.serving.assistant import Assistant
+
+    monkeypatch.setattr(Assistant, "respond", lambda self, *args, **kwargs: "\U0001f602\U0001f602")
+    response = client.post(ROUTE, json={"context": ["hello there"], "mode": "greedy"})
+    assert response.status_code == 200 and response.get_json() == {"response": "\U0001f602\U0001f602"}
+
+
 def test_emotion_defaults_to_neutral(client):
     context = ["What do you do for fun?"]
     plain = client.post(ROUTE, json={"context": context, "mode": "greedy"}).get_json()

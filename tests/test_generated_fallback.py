@@ -91,6 +91,16 @@ def test_a_reply_with_no_word_falls_back_to_the_canned_one(default_predictor, em
     assert assistant.history("s")[-1].generated is False
 
 
+@pytest.mark.parametrize("emoji", ["\U0001f44d\U0001f3fd", "\u2764\ufe0f", "\U0001f602 \U0001f602!", "\U0001f1e9\U0001f1ea"])
+def test_a_reply_of_only_emoji_is_generated_not_replaced_by_the_canned_one(default_predictor, emoji):
+    """A responder trained on chat text answers with emoji alone; such a reply was taken for one
+    that says nothing and the canned fallback answered instead."""
+    assistant = assistant_with(default_predictor, RecordingGenerator(emoji))
+    reply = assistant.chat("s", UNKNOWN)
+    assert reply.generated and reply.text == emoji
+    assert assistant.history("s")[-1].reply == emoji
+
+
 def test_canned_mode_never_generates(default_predictor):
     generator = RecordingGenerator()
     assistant = assistant_with(default_predictor, generator, fallback="canned")

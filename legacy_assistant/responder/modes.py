@@ -4,8 +4,9 @@ master reads them for its settings)."""
 from __future__ import annotations
 
 import numbers
-import re
 from collections.abc import Sequence
+
+import regex
 
 from legacy_assistant.common.fields import checked_strings
 from legacy_assistant.errors import RequestError
@@ -17,11 +18,14 @@ CAKECHAT_EMOTIONS = ("neutral", "anger", "joy", "fear", "sadness")
 # The largest condition guidance strength: the graph's own limit
 # (compat.responder.inputs.MAX_CONDITION_STRENGTH, which a test keeps equal), here without numpy.
 MAX_CONDITION_STRENGTH = 10.0
-_WORD = re.compile(r"\w")
+# A letter or digit, or an emoji: a reply of only "\U0001f44d" or "\u2764\ufe0f" says something (a
+# corpus of chat text holds many), one of only punctuation does not.
+_WORD = regex.compile(r"\w|\p{Extended_Pictographic}|\p{Regional_Indicator}")
 
 
 def has_words(text: str) -> bool:
-    """Whether a generated reply says anything (an empty reply, or only punctuation, does not)."""
+    """Whether a generated reply says anything (an empty reply, or only punctuation, does not;
+    only emoji does)."""
     return _WORD.search(text) is not None
 
 
