@@ -217,10 +217,10 @@ _COMBINING_ACUTE = "\u0301"
 def _attach_typographic_marks(words: list[str]) -> list[str]:
     """Glue the typographic apostrophes and quotes the Treebank detokenizer leaves apart (it
     knows ASCII ones only): ``["don", "’", "t"]`` -> ``["don’t"]``, ``["l", "’", "homme"]`` ->
-    ``["l’homme"]``, ``["“", "great", "”"]`` ->
-    ``["“great”"]``, ``["„", "gut", "“"]`` -> ``["„gut“"]``; and an acute accent typed for an
-    apostrophe, which NFKC left as a combining accent at the start of the next token
-    (``["don", "́t"]``), as ``'`` (``["don't"]``)."""
+    ``["l’homme"]``, ``["“", "great", "”"]`` -> ``["“great”"]``, ``["„", "gut", "“"]`` ->
+    ``["„gut“"]``, ``["«", "да", "»"]`` -> ``["«да»"]`` (outside Latin script); and an acute
+    accent typed for an apostrophe, which NFKC left as a combining accent at the start of the
+    next token (``["don", "́t"]``), as ``'`` (``["don't"]``)."""
     if all(word.isascii() for word in words):
         return words
     out: list[str] = []
