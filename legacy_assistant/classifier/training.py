@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import regex
 
 from compat.classifier.schema import NetworkSpec
 from compat.classifier.trainer import ClassifierTrainer, OptimizerSpec
@@ -38,6 +37,7 @@ from legacy_assistant.classifier.thresholds import (
 from legacy_assistant.common.fields import shown
 from legacy_assistant.errors import TrainingError
 from legacy_assistant.text.processing import TextConfig, TextProcessor
+from legacy_assistant.text.scripts import CHINESE_OR_JAPANESE_RUN, unspaced_runs
 
 log = logging.getLogger(__name__)
 
@@ -493,21 +493,6 @@ def _warn_featureless(data: LabelledData, rows: np.ndarray) -> None:
         )
 
 
-# Two or more letters of a script written without spaces between words, as one token: Chinese
-# and Japanese (which the unicode tokenizer parts into characters), Thai, Lao, Khmer and Burmese
-# (which no tokenizer here parts). Katakana's length mark (full and half width), of no script of
-# its own, counts when a letter is in the run: "コーヒー" and "ケーキ" are one word each, not
-# letters apart; "ーー" alone, which the unicode tokenizer leaves between the letters it parts,
-# is no run.
-_LENGTH_MARKS = "\u30fc\uff70"
-_CHINESE_OR_JAPANESE_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}"
-_UNSPACED_LETTER = _CHINESE_OR_JAPANESE_LETTER + r"\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
-_UNSPACED_RUN = regex.compile(rf"(?=[{_UNSPACED_LETTER}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{_UNSPACED_LETTER}]")
-_CHINESE_OR_JAPANESE = regex.compile(
-    rf"(?=[{_CHINESE_OR_JAPANESE_LETTER}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{_CHINESE_OR_JAPANESE_LETTER}]"
-)
-
-
 def _warn_unspaced_script(data: LabelledData, featurizer: Featurizer) -> None:
     """Warn when features of whole words only (no character n-grams) meet patterns in a script
     written without spaces: the tokenizer reads each run of it (most often the whole sentence)
@@ -516,18 +501,11 @@ def _warn_unspaced_script(data: LabelledData, featurizer: Featurizer) -> None:
     config = featurizer.config
     if config.char_ngrams is not None:
         return  # the character n-grams of the runs carry such text
-    tokens = featurizer.processor.tokens
-    runs = [
-        run
-        for text in data.texts
-        if not text.isascii() and _UNSPACED_RUN.search(text)
-        for run in [next((t for t in tokens(text) if _UNSPACED_RUN.search(t)), None)]
-        if run is not None
-    ]
+    runs = unspaced_runs(data.texts, featurizer.processor.tokens)
     if not runs:
         return
     tokenizer = config.text.tokenizer
-    if tokenizer != "unicode" and any(_CHINESE_OR_JAPANESE.search(run) for run in runs):
+    if tokenizer != "unicode" and any(CHINESE_OR_JAPANESE_RUN.search(run) for run in runs):
         remedy = (
             "--tokenizer unicode (each Chinese or Japanese character a word) or the ngrams preset (character n-grams)"
         )

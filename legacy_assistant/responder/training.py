@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import regex
 
 from legacy_assistant.artifacts.directory import check_tensorflow_path, check_writable_place
 from legacy_assistant.common.fields import is_finite_number, is_whole_number, shown
@@ -72,6 +71,7 @@ from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTraini
 from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
 from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, UNK, Vocabulary, condition_list, keep_tokens
+from legacy_assistant.text.scripts import unspaced_runs
 
 if TYPE_CHECKING:
     from compat.responder.spec import ResponderSpec
@@ -246,38 +246,21 @@ def prepare(
     )
 
 
-# Two or more letters of a script written without spaces between words (Chinese, Japanese, Thai,
-# Lao, Khmer, Burmese) in one token, as the intent classifier's training finds them; Katakana's
-# length mark counts when a letter is in the run.
-_LENGTH_MARKS = "\u30fc\uff70"
-_UNSPACED_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
-_UNSPACED_RUN = regex.compile(rf"(?=[{_UNSPACED_LETTER}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{_UNSPACED_LETTER}]")
-
-
 def _warn_of_unspaced_script(dialogues: Sequence[Dialogue], vocabulary: Vocabulary) -> None:
     """Warn when training turns hold text written without spaces between words: the responder's
     tokenizer reads each run of it (most often a whole sentence) as one word, so the model
     learns whole phrases, and a message's run is ``<unk>`` unless it is written as a turn of the
     corpus writes it. ``train`` warns of the same for the intent classifier."""
-    turns = runs = 0
-    example = ""
-    for dialogue in dialogues:
-        for turn in dialogue.turns:
-            turns += 1
-            if turn.text.isascii() or not _UNSPACED_RUN.search(turn.text):
-                continue
-            run = next((t for t in vocabulary.tokenize(turn.text) if _UNSPACED_RUN.search(t)), None)
-            if run is not None:
-                runs += 1
-                example = example or run
+    turns = [turn.text for dialogue in dialogues for turn in dialogue.turns]
+    runs = unspaced_runs(turns, vocabulary.tokenize)
     if runs:
         log.warning(
             "%d of %d training turns hold text written without spaces between words (Chinese, Japanese, "
             "Thai, ...), which the responder's tokenizer reads as one word each run (%s): the model learns "
             "such runs as whole phrases, and a message's run is <unk> unless written as in the corpus",
-            runs,
-            turns,
-            shown(example),
+            len(runs),
+            len(turns),
+            shown(runs[0]),
         )
 
 
