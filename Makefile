@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HOST ?= 127.0.0.1
-PORT ?= 5000
+# `make run HOST=0.0.0.0 PORT=8080` listens there; left out, serve's own settings decide
+# (LEGACY_ASSISTANT_HOST and LEGACY_ASSISTANT_PORT, else 127.0.0.1 and 5000): a flag given
+# here always would override them
+HOST ?=
+PORT ?=
 PYTEST_ARGS ?=
 UV ?= uv
 
@@ -31,12 +34,12 @@ $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/legacy-assistant serve --host $(HOST) --port $(PORT)
+	$(BIN)/legacy-assistant serve$(if $(HOST), --host $(HOST))$(if $(PORT), --port $(PORT))
 
 # A local page to try the shipped models by hand (gradio: the playground extra, in the lock files).
 PLAYGROUND_PORT ?= 7860
 playground: $(STAMP)
-	$(BIN)/legacy-assistant playground --host $(HOST) --port $(PLAYGROUND_PORT)
+	$(BIN)/legacy-assistant playground$(if $(HOST), --host $(HOST)) --port $(PLAYGROUND_PORT)
 
 # The tests stay in the repository (MANIFEST.in prunes them from the source distribution): in an
 # unpacked sdist this says so, before any virtualenv is made, rather than pytest finding nothing

@@ -2,6 +2,8 @@
 
 import argparse
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.serving import settings
 from legacy_assistant.serving.settings import SETTINGS, Choice, Directory, Setting, by_name
 
-SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "DEPLOYMENT.md"
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_DOC = ROOT / "docs" / "DEPLOYMENT.md"
 TABLE_MARKER = "<!-- printed by: python -m legacy_assistant.serving.settings -->"
 
 
@@ -429,3 +432,31 @@ def test_the_text_cap_warning_starts_one_byte_past_what_the_longest_message_need
     assert settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": needed}) is None
     warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": needed - 1})
     assert warning is not None and f"raise --max-body-bytes to {needed}" in warning
+
+
+def _make_command(target, tmp_path, *variables, environ=None):
+    """The command ``make -n TARGET`` would run, with a virtualenv that needs no install."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True, exist_ok=True)
+    (venv / ".installed").touch()  # newer than the lock files: nothing to install
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS", "MFLAGS")}
+    env.update(environ or {})
+    made = subprocess.run(["make", "-n", target, f"VENV={venv}", *variables], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made
+    return made.stdout.strip().splitlines()[-1].split()
+
+
+def test_make_run_leaves_the_address_to_the_environment_unless_make_is_given_one(tmp_path):
+    """make run passed --host 127.0.0.1 --port 5000 always: LEGACY_ASSISTANT_HOST and
+    LEGACY_ASSISTANT_PORT were overridden without a word, and LEGACY_ASSISTANT_HOST=unix:PATH was
+    refused for the port it was given."""
+    environ = {"LEGACY_ASSISTANT_HOST": "unix:/tmp/x.sock", "LEGACY_ASSISTANT_PORT": "8123"}
+    assert _make_command("run", tmp_path, environ=environ)[1:] == ["serve"]
+    assert _make_command("run", tmp_path, "HOST=0.0.0.0", "PORT=8080")[1:] == [
+        "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert _make_command("run", tmp_path, "PORT=8080")[1:] == ["serve", "--port", "8080"]
+    assert _make_command("playground", tmp_path)[1:] == ["playground", "--port", "7860"]
+    assert _make_command("playground", tmp_path, "HOST=::1")[1:] == ["playground", "--host", "::1", "--port", "7860"]
