@@ -178,11 +178,53 @@ def test_seeds_numpy_or_tensorflow_cannot_take_are_refused_by_every_config(seed)
     assert TrainingConfig(seed=MAX_SEED).seed == MAX_SEED and TrainingConfig(seed=0).seed == 0
 
 
-def test_a_seed_out_of_range_is_one_error_line_not_a_traceback(tmp_path, capsys):
+def test_a_seed_out_of_range_is_a_usage_error_naming_the_flag_not_a_traceback(tmp_path, capsys):
     out = tmp_path / "model"
-    assert main(["train", str(ROOT / "tests" / "data" / "tiny_intents.json"), "--out", str(out), "--seed", "-1"]) == 1
-    assert _one_error_line(capsys) == "error: seed must be a whole number from 0 to 4294967294, got -1"
+    with pytest.raises(SystemExit) as raised:
+        main(["train", str(ROOT / "tests" / "data" / "tiny_intents.json"), "--out", str(out), "--seed", "-1"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "legacy-assistant train: error: argument --seed: seed must be a whole number from 0 to 4294967294, got -1"
+    ) and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "DATA", "--epochs", "0"], "argument --epochs: epochs must be at least 1, got 0"),
+        (["train", "DATA", "--patience", "-1"], "argument --patience: early_stopping_patience must be >= 0, got -1"),
+        (["train", "DATA", "--batch-size", "0"], "argument --batch-size: batch_size must be at least 1, got 0"),
+        (["train", "DATA", "--learning-rate", "nan"], "argument --learning-rate: learning_rate must be a finite number"),
+        (["train", "DATA", "--validation-split", "1.5"], "argument --validation-split: validation_split must be in"),
+        (["train", "DATA", "--epochs", "two"], "argument --epochs: expected a whole number, got 'two'"),
+        (["train-responder", "DATA", "--epochs", "0"], "argument --epochs: epochs must be at least 1, got 0"),
+        (["train-responder", "DATA", "--vocab-size", "4"], "argument --vocab-size: vocab_size must be above 4"),
+        (["train-responder", "DATA", "--max-minutes", "-1"], "argument --max-minutes: max_minutes must be >= 0"),
+        (["train-responder", "DATA", "--sampled-softmax", "-1"], "argument --sampled-softmax: sampled_softmax must be"),
+        (["train-responder", "DATA", "--seed", "-1"], "argument --seed: seed must be a whole number from 0"),
+    ],
+)
+def test_a_bad_training_flag_is_a_usage_error_naming_the_flag(tmp_path, capsys, argv, message):
+    """Every other command refuses a bad flag value as the command line is read (exit status 2,
+    naming the flag); train and train-responder said only the setting's name, exit status 1, as
+    though a --config file had set it."""
+    out = tmp_path / "out"
+    argv = [str(TINY_INTENTS) if word == "DATA" else word for word in argv]
+    with pytest.raises(SystemExit) as raised:
+        main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert raised.value.code == 2 and message in err.splitlines()[-1] and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_a_bad_value_in_a_config_file_still_names_the_file(tmp_path, capsys):
+    config = tmp_path / "my.json"
+    config.write_text('{"epochs": 0}', encoding="utf-8")
+    argv = ["train", str(TINY_INTENTS), "--out", str(tmp_path / "out"), "--config", str(config)]
+    assert main(argv) == 1
+    assert _one_error_line(capsys) == f"error: {config}: epochs must be at least 1, got 0"
 
 
 def test_force_never_deletes_the_commands_own_inputs_or_a_folder_that_is_no_model(tmp_path, capsys):

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
+
+from legacy_assistant.errors import ConfigError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -92,3 +95,24 @@ def sender_id(text: str) -> str:
     except UnicodeEncodeError:
         raise argparse.ArgumentTypeError("is not valid Unicode text (bytes that are not UTF-8?)") from None
     return text
+
+
+def setting_flag(field: str, number: Callable[[str], Any], check: Callable[..., Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` for a flag that sets the training setting ``field``: the text read by
+    ``number`` (``int`` or ``float``), then checked by ``check(field=value)`` (building a config
+    with it), whose refusal becomes the flag's usage error (exit status 2, naming the flag) rather
+    than an error line naming only the setting, as though a ``--config`` file had set it."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = number(text)
+        except ValueError:
+            kind = "a whole number" if number is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        try:
+            check(**{field: value})
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    return parse

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.cli import quiet_what_a_stop_left_unused
-from legacy_assistant.cli.arguments import path_text
+from legacy_assistant.cli.arguments import path_text, setting_flag
 from legacy_assistant.cli.corpus_input import read_dialogues
 from legacy_assistant.common.terminal import say
 
@@ -73,13 +73,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: a share of the training dialogues, held_out_fraction)",
     )
     parser.add_argument("--config", help="JSON file of training settings (keys of ResponderTrainingConfig)")
-    parser.add_argument("--epochs", type=int, help="most epochs")
-    parser.add_argument("--max-minutes", type=float, help="time budget of this run's training, in minutes (0: none)")
-    parser.add_argument("--vocab-size", type=int, help="most token ids, the 4 special ones included")
-    parser.add_argument("--seed", type=int)
+    # each checked as the setting it sets, as the command line is read: a bad value is the
+    # flag's usage error, not an error naming only the setting (as if --config had set it)
+    parser.add_argument("--epochs", type=setting_flag("epochs", int, _checked), help="most epochs")
+    parser.add_argument(
+        "--max-minutes",
+        type=setting_flag("max_minutes", float, _checked),
+        help="time budget of this run's training, in minutes (0: none)",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=setting_flag("vocab_size", int, _checked),
+        help="most token ids, the 4 special ones included",
+    )
+    parser.add_argument("--seed", type=setting_flag("seed", int, _checked))
     parser.add_argument(
         "--sampled-softmax",
-        type=int,
+        type=setting_flag("sampled_softmax", int, _checked),
         metavar="N",
         help="train with N sampled classes instead of the full softmax (0: full)",
     )
@@ -103,6 +113,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-plot", action="store_true", help="skip history.png")
     parser.set_defaults(run=run)
+
+
+def _checked(**setting: Any) -> Any:
+    """The default training settings with ``setting`` (a flag's value) over them: ConfigError if
+    it is not one."""
+    from legacy_assistant.responder.config import ResponderTrainingConfig
+
+    return ResponderTrainingConfig(**setting)
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
