@@ -404,6 +404,21 @@ def test_a_host_padded_by_hand_or_from_a_file_is_the_address(environ):
     assert server_options(parse("--host", " unix:/run/a.sock ")).host == "unix:/run/a.sock"
 
 
+def test_a_store_or_directory_with_a_line_break_from_a_file_is_the_value_without_it(environ, tmp_path):
+    """The store URL and the directories were read with the whitespace around them, as no other
+    kind is: "sqlite:///PATH/c.db\n" (a Kubernetes "|" block, a file written by echo) served a
+    SQLite file named "c.db\n", and "DIR\n" was a directory not found, its error split over two
+    lines."""
+    environ(STORE=f"sqlite:///{tmp_path}/c.db\n", MODEL=f" {tmp_path}/model\n", RESPONDER=f"{tmp_path}/talker\n")
+    config = app_config(parse())
+    assert config["STORE_URL"] == f"sqlite:///{tmp_path}/c.db"
+    assert (config["MODEL_DIR"], config["RESPONDER_DIR"]) == (f"{tmp_path}/model", f"{tmp_path}/talker")
+    environ(STORE=" memory\n")
+    assert app_config(parse())["STORE_URL"] == "memory"
+    assert app_config(parse("--store", "memory "))["STORE_URL"] == "memory"
+    assert app_config(parse("--model", f"{tmp_path}/model "))["MODEL_DIR"] == f"{tmp_path}/model"
+
+
 def test_a_home_folder_of_no_user_is_refused_naming_the_setting(environ, capsys):
     """``~NAME/...`` of no user on this machine was a traceback (pathlib's RuntimeError) from
     the command line's parsing, or from the environment's."""

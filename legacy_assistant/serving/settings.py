@@ -162,7 +162,9 @@ def refusal(kind: Any, text: str, exc: ValueError) -> str:
 @dataclass(frozen=True)
 class Text:
     """Any text but a blank one: an empty flag (an unset variable in a template) would otherwise
-    stand for a value of its own, such as every address for ``--host ""``."""
+    stand for a value of its own, such as every address for ``--host ""``. Read without the
+    whitespace around it, as every other kind reads a value: a store URL's line break (a
+    Kubernetes ``|`` block, a file written by ``echo``) named a SQLite file ``c.db\n``."""
 
     metavar: str = "TEXT"
     description: str = "text, not blank"
@@ -170,7 +172,7 @@ class Text:
     def __call__(self, text: str) -> str:
         if not text.strip():
             raise ValueRefused("blank")
-        return text
+        return text.strip()
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,10 @@ class Directory:
     description: str = "a directory"
 
     def __call__(self, text: str) -> str:
-        if not text.strip():  # Path("") is the working directory
+        # without the whitespace around it, as every other kind: a line break at its end (a
+        # Kubernetes "|" block) made a directory no one can see in the "not found" error
+        text = text.strip()
+        if not text:  # Path("") is the working directory
             raise ValueRefused("blank")
         try:
             path = Path(text).expanduser()
