@@ -901,3 +901,24 @@ def test_a_stopped_playground_leaves_nothing_in_the_temporary_folder(tmp_path, f
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, log_path.read_text()[-3000:]
     assert sorted(p.name for p in temp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "0"], "argument --port: must be a port from 1 to 65535, got 0"),
+        (["--port", "65536"], "argument --port: must be a port from 1 to 65535, got 65536"),
+        (["--port", "x"], "argument --port: expected a whole number, got 'x'"),
+        (["--host", ""], "argument --host: must not be blank: name an address, e.g. 127.0.0.1"),
+        (["--host", " \n"], "argument --host: must not be blank"),
+    ],
+)
+def test_a_bad_address_is_a_usage_error_naming_the_flag(monkeypatch, capsys, argv, message):
+    """A port out of range was an error line with exit status 1, unlike every other bad flag
+    value; a blank host was taken, and gradio listened on its GRADIO_SERVER_NAME instead."""
+    monkeypatch.setitem(sys.modules, "gradio", None)  # refused before gradio is even looked for
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    with pytest.raises(SystemExit) as refused:
+        main(["playground", *argv])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and message in err.splitlines()[-1] and "Traceback" not in err, err

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from legacy_assistant.cli.arguments import condition_strength_number, path_text
+from legacy_assistant.cli.arguments import condition_strength_number, path_text, whole_number
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.terminal import say
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR
@@ -32,8 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="try the models in a local web page (needs the 'playground' extra)",
         description="Try the intent model and the responder in a local web page (gradio).",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--host", type=address_text, default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})"
+    )
+    # a usage error (exit status 2) as any other flag's bad value; 0 (any free port) would leave
+    # the page on a port nothing names
+    parser.add_argument(
+        "--port",
+        type=whole_number(1, 65535, bounds="a port from 1 to 65535"),
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT})",
+    )
     parser.add_argument(
         "--root-path",
         metavar="PATH",
@@ -67,9 +76,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def address_text(text: str) -> str:
+    """An argparse ``type`` for ``--host``: an address, not blank. An empty one (``--host
+    "$HOST"`` with HOST unset) went to gradio as no address, which then listens on gradio's
+    ``GRADIO_SERVER_NAME`` where that is set (``0.0.0.0``: every address), not on this
+    command's default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be blank: name an address, e.g. {DEFAULT_HOST}")
+    return text.strip()
+
+
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.port < 65536:
-        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.no_responder and args.condition_strength:
         raise ConfigError("--condition-strength is a responder option: not with --no-responder")
     if args.root_path is not None and not args.root_path.startswith("/"):
