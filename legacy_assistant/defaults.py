@@ -85,6 +85,15 @@ def not_installed_hint(path: str | Path) -> str:
     # as written relative to a checkout's root (the help's and README's spelling), not an
     # absolute path that happens to end so: /data/exported/default is another folder
     written = Path(path)
+    if written.is_absolute():
+        # serve's settings make a relative path absolute, from the working folder, before it is
+        # checked: "exported/default" given in another folder reaches here as that folder's
+        try:
+            relative = written.relative_to(Path.cwd())
+        except (ValueError, OSError):  # elsewhere, or no working folder left
+            relative = written
+        if relative.parts[:1] == ("exported",):
+            written = relative
     if not written.is_absolute() and written.parts[-2:-1] == ("exported",) and given.name in shipped_at:
         role, place = shipped_at[given.name]
         if place.exists():  # an installed copy: its shipped models are under <prefix>/share

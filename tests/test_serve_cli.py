@@ -204,6 +204,31 @@ def test_a_copy_without_the_shipped_models_says_so_and_what_to_give(monkeypatch,
     assert defaults.not_installed_hint(DEFAULT_MODEL) == ""  # it exists
 
 
+def test_the_checkout_s_spelling_of_a_shipped_model_run_from_another_folder_names_where_it_is(monkeypatch, tmp_path,
+                                                                                              capsys):
+    """serve makes --model exported/default absolute (from the working folder) before checking it,
+    so the hint that chat gives for that spelling (where this copy's shipped model is) was never
+    given: only "model directory not found: /elsewhere/exported/default"."""
+    from legacy_assistant.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("LEGACY_ASSISTANT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--model", "exported/default"]) == 1
+    err = capsys.readouterr().err
+    assert f"model directory not found: {tmp_path}/exported/default (the shipped model of this copy of " \
+        f"legacy-assistant is {DEFAULT_MODEL})" in err, err
+    monkeypatch.setenv("LEGACY_ASSISTANT_RESPONDER", "exported/responder")
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert f"responder directory not found: {tmp_path}/exported/responder (the shipped responder of this copy " \
+        f"of legacy-assistant is {DEFAULT_RESPONDER}) (set by environment variable LEGACY_ASSISTANT_RESPONDER)" in err
+    monkeypatch.chdir(tmp_path / "..")
+    assert main(["serve", "--model", str(tmp_path / "exported" / "default")]) == 1  # another folder's: no hint
+    assert capsys.readouterr().err.strip().endswith(f"model directory not found: {tmp_path}/exported/default")
+
+
 def test_the_shipped_models_are_found_where_a_wheel_installs_them(monkeypatch, tmp_path):
     from legacy_assistant import defaults
 
