@@ -109,6 +109,16 @@ def selected() -> str:
     return from_env or DEFAULT_RUNTIME
 
 
+def source_note(runtime: str | None = None) -> str:
+    """Where the runtime that models are loaded with came from, for an error about it:
+    ``", set by environment variable LEGACY_ASSISTANT_RUNTIME"`` when :func:`selected` read it from
+    there (no ``--runtime``, no runtime imported yet), else empty. ``runtime``: a runtime asked
+    for by name (a library call's argument), which the environment did not choose."""
+    if runtime is not None or _claimed is not None or _selected is not None:
+        return ""
+    return f", set by environment variable {ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else ""
+
+
 def load_classifier(
     saved_model_dir: str, runtime: str | None = None, intra_op_threads: int = 0, inter_op_threads: int = 0
 ) -> Classifier:

@@ -678,3 +678,35 @@ def test_a_responder_of_the_other_runtime_gets_advice_that_can_be_followed(tmp_p
         assert f"migrate it (legacy-assistant migrate {responder} --out DIR)" in message
     else:
         assert "give a 'compat' responder with --responder DIR (the one it was migrated from)" in message
+
+
+def test_a_runtime_from_the_environment_that_the_model_is_not_for_names_the_variable(tmp_path):
+    """LEGACY_ASSISTANT_RUNTIME=tf2 left in a shell profile: the refusal said "cannot be served
+    with runtime 'tf2'", and nothing on the command line said tf2."""
+    line = one_error_line(serve("--port", "0", "--no-responder", env={"LEGACY_ASSISTANT_RUNTIME": "tf2"}), 1)
+    assert "a model for the 'compat' runtime cannot be served with runtime 'tf2', set by environment variable " \
+        "LEGACY_ASSISTANT_RUNTIME (choose --runtime compat)" in line, line
+    line = one_error_line(serve("--port", "0", "--runtime", "tf2", "--no-responder"), 1)
+    assert "cannot be served with runtime 'tf2' (choose --runtime compat)" in line, line  # the flag: no note
+
+
+def test_a_model_loaded_with_the_environment_s_runtime_names_the_variable_when_refused(monkeypatch):
+    """chat, golden and playground load with LEGACY_ASSISTANT_RUNTIME when --runtime is left out;
+    a model of the other runtime was refused without a word of where 'tf2' came from."""
+    from compat import selection
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.responder.responder import Responder
+
+    monkeypatch.setattr(selection, "_claimed", None)  # a process that has loaded no model yet
+    monkeypatch.setattr(selection, "_selected", None)
+    monkeypatch.setenv("LEGACY_ASSISTANT_RUNTIME", "tf2")
+    note = "with runtime 'tf2', set by environment variable LEGACY_ASSISTANT_RUNTIME (load it with runtime='compat'"
+    with pytest.raises(AssistantError, match=re.escape(note)):
+        Predictor.load(DEFAULT_MODEL)
+    with pytest.raises(AssistantError, match=re.escape(note)):
+        Responder.load(DEFAULT_RESPONDER)
+    with pytest.raises(AssistantError, match=r"with runtime 'tf2' \(load it"):  # asked for by name: no note
+        Predictor.load(DEFAULT_MODEL, runtime="tf2")
+    selection.select("tf2")  # --runtime tf2
+    with pytest.raises(AssistantError, match=r"with runtime 'tf2' \(load it"):
+        Predictor.load(DEFAULT_MODEL)

@@ -20,7 +20,7 @@ import numpy as np
 
 from compat.classifier.schema import NetworkSpec
 from compat.interface import Classifier
-from compat.selection import check_runtime_argument, selected
+from compat.selection import check_runtime_argument, selected, source_note
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
@@ -138,11 +138,12 @@ class Predictor:
         from compat.selection import load_classifier
 
         info = verify_artifact(path)
+        source = source_note(runtime)
         runtime = runtime or selected()
         if info.runtime != runtime:
             raise ArtifactError(
-                f"{info.path}: a model for the {info.runtime!r} runtime cannot be loaded with runtime {runtime!r} "
-                f"(load it with runtime={info.runtime!r}, or --runtime {info.runtime} on the command line)"
+                f"{info.path}: a model for the {info.runtime!r} runtime cannot be loaded with runtime {runtime!r}"
+                f"{source} (load it with runtime={info.runtime!r}, or --runtime {info.runtime} on the command line)"
             )
         try:
             classifier = load_classifier(str(info.saved_model_dir), runtime, intra_op_threads, inter_op_threads)

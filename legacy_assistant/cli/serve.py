@@ -121,7 +121,7 @@ def check_model(model: str, runtime: str) -> None:
     if info.runtime != runtime:
         raise ConfigError(
             f"{model}: a model for the {info.runtime!r} runtime cannot be served with runtime "
-            f"{runtime!r} (choose --runtime {info.runtime})"
+            f"{runtime!r}{_runtime_source()} (choose --runtime {info.runtime})"
         )
 
 
@@ -146,8 +146,16 @@ def check_responder(responder: str, runtime: str) -> None:
             )
         raise ConfigError(
             f"{responder}: a responder for the {written_for!r} runtime cannot be served with runtime "
-            f"{runtime!r}, the intent model's: {way_out}, or serve without one: --no-responder"
+            f"{runtime!r}{_runtime_source()}, the intent model's: {way_out}, or serve without one: --no-responder"
         )
+
+
+def _runtime_source() -> str:
+    """Where the runtime of a mismatch came from, when that was the environment: a variable set
+    long ago in a shell profile is otherwise hard to trace (see :func:`compat.selection.source_note`)."""
+    from compat.selection import source_note
+
+    return source_note()
 
 
 @contextmanager

@@ -47,7 +47,7 @@ from compat.responder.inputs import (
     REPETITION_PENALTY_RANGE,
     is_repetition_penalty,
 )
-from compat.selection import check_runtime_argument, selected
+from compat.selection import check_runtime_argument, selected, source_note
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
@@ -247,12 +247,14 @@ class Responder:
             from compat.selection import load_responder
 
             info = verify_responder(path)
+            source = source_note(runtime)
             chosen = runtime or selected()
             written_for = info.manifest.get("runtime", "compat")
             if written_for != chosen:
                 raise ArtifactError(
                     f"{info.path}: a model for the {written_for!r} runtime cannot be loaded with runtime "
-                    f"{chosen!r} (load it with runtime={written_for!r}, or --runtime {written_for} on the command line)"
+                    f"{chosen!r}{source} (load it with runtime={written_for!r}, or --runtime {written_for} on the "
+                    "command line)"
                 )
             try:
                 model = load_responder(str(info.saved_model_dir), chosen, intra, inter)
