@@ -883,3 +883,27 @@ def test_evaluating_the_other_kind_of_model_names_the_command_for_it(model_dir, 
     line = _one_error_line(capsys)
     assert f"{model_dir}: an intent model (assistant.json), not a responder" in line
     assert f"'legacy-assistant evaluate {model_dir} DATA'" in line and "--model" not in line
+
+
+def test_a_path_that_starts_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """The shell leaves ``~`` alone after an ``=`` (``--out=~/bots/x``) and in quotes: train wrote a
+    folder named ``~`` in the working folder, and chat looked for a model there; serve's settings
+    already took ``~`` for the home folder."""
+    from legacy_assistant.cli import build_parser
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert main(["-q", "train", str(TINY_INTENTS), "--out=~/bots/x", "--epochs", "1", "--no-plot"]) == 0
+    assert (home / "bots" / "x" / "assistant.json").is_file() and not (work / "~").exists()
+    parser = build_parser()
+    for argv in (["migrate", "m", "--out=~/m2"], ["import-classic", "m.h5", "--words", "w", "--classes", "c",
+                                                  "--intents", "i", "--out", "~/m2"],
+                 ["train-responder", "c", "--out=~/m2"], ["chat", "--model", "~/m2"], ["playground", "--model=~/m2"],
+                 ["evaluate", "m", "d", "--out", "~/m2"]):
+        args = parser.parse_args(argv)
+        assert (args.model if argv[0] in ("chat", "playground") else args.out) == str(home / "m2"), argv
+    assert parser.parse_args(["train", "d", "--out", "~/m2"]).out == str(home / "m2")
+    assert parser.parse_args(["chat", "--model", "a~/m"]).model == "a~/m"  # only a leading ~

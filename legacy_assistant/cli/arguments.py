@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -77,10 +78,17 @@ def condition_strength_number(text: str) -> float:
 
 def path_text(text: str) -> str:
     """A path that is not blank: an empty ``--out ''`` would otherwise mean "no report" (or the
-    working directory) without a word."""
+    working directory) without a word. ``~`` is the home folder, as :func:`home_path` reads it."""
     if not text.strip():
         raise argparse.ArgumentTypeError("is an empty path: name a file or a folder")
-    return text
+    return home_path(text)
+
+
+def home_path(text: str) -> str:
+    """An argparse ``type`` for a path whose leading ``~`` (or ``~USER``) is a home folder, as
+    serve's settings read one: the shell leaves it alone in ``--out=~/bots/x`` (after an ``=``)
+    and in quotes, and ``train`` wrote a folder named ``~`` in the working folder."""
+    return os.path.expanduser(text)
 
 
 def sender_id(text: str) -> str:

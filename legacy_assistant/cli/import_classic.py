@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from legacy_assistant.classifier.config import DEFAULT_THRESHOLD
-from legacy_assistant.cli.arguments import fraction_number
+from legacy_assistant.cli.arguments import fraction_number, home_path
 from legacy_assistant.common.terminal import say
 
 
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--words", required=True, help="words: JSON list or one per line (not a pickle)")
     parser.add_argument("--classes", required=True, help="classes: JSON list or one per line (not a pickle)")
     parser.add_argument("--intents", required=True, help="the intents JSON file the model was trained on")
-    parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/classic")
+    parser.add_argument("--out", required=True, type=home_path, help="model directory to write, e.g. exported/classic")
     parser.add_argument(
         "--threshold", type=fraction_number, default=DEFAULT_THRESHOLD, help="fallback below this confidence"
     )

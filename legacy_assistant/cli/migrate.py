@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from legacy_assistant.cli.arguments import non_negative_number, whole_number
+from legacy_assistant.cli.arguments import home_path, non_negative_number, whole_number
 from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError
 
@@ -27,7 +27,7 @@ DEFAULT_CONTEXTS = 200  # legacy_assistant.responder.migration.DEFAULT_CONTEXTS
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("migrate", help="write a TF2-native copy of a compat model, checked for parity")
     parser.add_argument("model", help="compat model directory, e.g. exported/default")
-    parser.add_argument("--out", required=True, help="directory to write, e.g. exported/default-tf2")
+    parser.add_argument("--out", required=True, type=home_path, help="directory to write, e.g. exported/default-tf2")
     parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.add_argument(
         "--probes",

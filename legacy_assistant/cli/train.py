@@ -13,7 +13,7 @@ from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
-from legacy_assistant.cli.arguments import fraction_number, setting_flag
+from legacy_assistant.cli.arguments import fraction_number, home_path, setting_flag
 from legacy_assistant.common.optional import require_plots
 from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a model from an intents file, a CSV or a CLINC150-style file and export it"
     )
     parser.add_argument("data", help="intents JSON, CSV (text,label header) or CLINC150-layout JSON")
-    parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/mybot")
+    parser.add_argument("--out", required=True, type=home_path, help="model directory to write, e.g. exported/mybot")
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="layout of DATA (default: detect)")
     parser.add_argument(
         "--preset",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.cli import quiet_what_a_stop_left_unused
-from legacy_assistant.cli.arguments import path_text, setting_flag
+from legacy_assistant.cli.arguments import home_path, path_text, setting_flag
 from legacy_assistant.cli.corpus_input import read_dialogues
 from legacy_assistant.common.terminal import say
 
@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Topical-Chat JSON, ChatterBot YAML; files or folders) and export it.",
     )
     parser.add_argument("corpora", nargs="+", metavar="CORPUS", help="corpus file or folder of corpus files")
-    parser.add_argument("--out", required=True, help="model directory to write, e.g. exported/responder")
+    parser.add_argument(
+        "--out", required=True, type=home_path, help="model directory to write, e.g. exported/responder"
+    )
     parser.add_argument(
         "--format", choices=(AUTO, *LAYOUTS), default=AUTO, help="layout of the corpora (default: detect per file)"
     )
