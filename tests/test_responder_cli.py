@@ -271,9 +271,7 @@ def test_a_new_run_whose_checkpoints_cannot_be_written_is_refused_before_the_cor
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--vocab-size", "3"], "vocab_size must be above 4"),
         (["--resume"], "--resume needs --checkpoint-dir"),
-        (["--epochs", "0"], "epochs must be at least 1"),
         (["--format", "chatterbot"], "invalid YAML"),
     ],
 )
@@ -281,6 +279,21 @@ def test_user_errors_are_one_line(files, tmp_path, capsys, extra, expected):
     argv = ["-q", "train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--no-plot", *extra]
     assert main(argv) == 1
     assert expected in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--vocab-size", "3"], "argument --vocab-size: vocab_size must be above 4"),
+        (["--epochs", "0"], "argument --epochs: epochs must be at least 1"),
+    ],
+)
+def test_a_bad_setting_flag_is_a_usage_error_naming_it(files, tmp_path, capsys, extra, expected):
+    argv = ["-q", "train-responder", str(files["corpus"]), "--out", str(tmp_path / "m"), "--no-plot", *extra]
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and expected in err.splitlines()[-1] and "Traceback" not in err, err
 
 
 def test_out_and_checkpoint_dir_must_not_overlap(files, tmp_path, capsys):
