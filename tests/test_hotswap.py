@@ -304,6 +304,25 @@ def test_a_damaged_directory_is_refused_before_anything_loads(probed, damage):
     assert loads == [] and slot.current is before and not closed(before)
 
 
+def test_a_directory_refused_by_its_check_costs_no_collection(probed, monkeypatch):
+    """A refusal before anything loaded has nothing to free: the collection after a refused load
+    (0.2-1 s with a worker's models frozen, every request thread waiting) is skipped; a refused
+    load still gets it."""
+    from legacy_assistant.serving import heap
+
+    model, slot, loads = probed
+    collections = []
+    monkeypatch.setattr(heap, "release_refused", lambda: collections.append(1))
+    model.damage()
+    with pytest.raises(ReloadError, match="refused, still serving tiny"):
+        slot.reload()
+    assert loads == [] and collections == []
+    monkeypatch.setattr(slot, "_probe", None)  # now the load itself meets the damage
+    with pytest.raises(ReloadError, match="refused, still serving tiny"):
+        slot.reload()
+    assert loads == [1] and collections == [1]
+
+
 def test_the_responder_directory_is_checked_file_by_file_too(tmp_path, tiny_model_dir):
     responder = tmp_path / "responder"
     shutil.copytree(DEFAULT_RESPONDER, responder)

@@ -203,18 +203,22 @@ class AssistantSlot:
             previous = self.model
             serving = f"still serving {previous['name']} {previous['version']}"
             refusal: str | None = None
+            loading = False  # whether the loader ran: a refusal before it built nothing to free
             try:
                 if self._probe is not None and _same(self._probe(), previous):
                     log.debug("reload: the models on disk are the ones in service")
                     return ReloadResult(False, previous, previous)
+                loading = True
                 fresh = self._loader()
             except Exception as exc:  # any failure to load refuses the model, whatever it was
                 refusal = f"new model refused, {serving}: {exc}"
                 _log_cause(exc)
             if refusal is not None:
                 # raised here, not in the handler: the error carries no traceback of the load,
-                # whose frames held what it built (closed by the loader as it failed)
-                raise _refused(refusal)
+                # whose frames held what it built (closed by the loader as it failed). A
+                # directory the check refused built nothing: no collection, whose pause (0.2-1 s
+                # with the models frozen in a worker) would stop every request thread for nothing
+                raise _refused(refusal) if loading else ReloadError(refusal)
             try:
                 fresh.warm_up()  # answers, and its first requests will not wait for TensorFlow
                 model = describe(fresh)
