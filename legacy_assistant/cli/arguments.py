@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from legacy_assistant.errors import ConfigError
 
@@ -124,3 +124,22 @@ def setting_flag(field: str, number: Callable[[str], Any], check: Callable[..., 
         return value
 
     return parse
+
+
+class SettingFlag(NamedTuple):
+    """A flag that sets a training setting: ``--epochs`` sets ``epochs``, read by ``number``."""
+
+    flag: str
+    field: str
+    number: Callable[[str], Any]
+    help: str | None = None
+    metavar: str | None = None
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, check: Callable[..., Any], flags: Sequence[SettingFlag]) -> None:
+    """Add ``flags`` to ``parser``, each checked as the setting it sets (by ``check``, see
+    :func:`setting_flag`) as the command line is read."""
+    for flag in flags:
+        parser.add_argument(
+            flag.flag, type=setting_flag(flag.field, flag.number, check), help=flag.help, metavar=flag.metavar
+        )

@@ -13,7 +13,7 @@ from legacy_assistant.classifier.datasets import DEFAULT_OOS_LABEL, FORMATS
 from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
-from legacy_assistant.cli.arguments import fraction_number, home_path, setting_flag
+from legacy_assistant.cli.arguments import SettingFlag, add_setting_flags, fraction_number, home_path
 from legacy_assistant.common.optional import require_plots
 from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
@@ -51,25 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not learn out-of-scope training examples as a class (leave them out)",
     )
-    # each checked as the setting it sets, as the command line is read: a bad value is the
-    # flag's usage error, not an error naming only the setting (as if --config had set it)
-    parser.add_argument(
-        "--epochs",
-        type=setting_flag("epochs", int, TrainingConfig),
-        help="train exactly this many epochs (sets min_steps to 0)",
-    )
-    parser.add_argument("--batch-size", type=setting_flag("batch_size", int, TrainingConfig))
-    parser.add_argument("--learning-rate", type=setting_flag("learning_rate", float, TrainingConfig))
-    parser.add_argument("--seed", type=setting_flag("seed", int, TrainingConfig))
-    parser.add_argument(
-        "--validation-split",
-        type=setting_flag("validation_split", float, TrainingConfig),
-        help="fraction of training examples held out, e.g. 0.2",
-    )
-    parser.add_argument(
-        "--patience",
-        type=setting_flag("early_stopping_patience", int, TrainingConfig),
-        help="early stopping: epochs without validation improvement",
+    # a bad value is the flag's usage error, not an error naming only the setting (as if
+    # --config had set it)
+    add_setting_flags(
+        parser,
+        TrainingConfig,
+        [
+            SettingFlag("--epochs", "epochs", int, "train exactly this many epochs (sets min_steps to 0)"),
+            SettingFlag("--batch-size", "batch_size", int),
+            SettingFlag("--learning-rate", "learning_rate", float),
+            SettingFlag("--seed", "seed", int),
+            SettingFlag(
+                "--validation-split", "validation_split", float, "fraction of training examples held out, e.g. 0.2"
+            ),
+            SettingFlag(
+                "--patience", "early_stopping_patience", int, "early stopping: epochs without validation improvement"
+            ),
+        ],
     )
     parser.add_argument(
         "--threshold",

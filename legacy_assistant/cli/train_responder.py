@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.cli import quiet_what_a_stop_left_unused
-from legacy_assistant.cli.arguments import home_path, path_text, setting_flag
+from legacy_assistant.cli.arguments import SettingFlag, add_setting_flags, home_path, path_text
 from legacy_assistant.cli.corpus_input import read_dialogues
 from legacy_assistant.common.terminal import say
 
@@ -75,25 +75,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: a share of the training dialogues, held_out_fraction)",
     )
     parser.add_argument("--config", help="JSON file of training settings (keys of ResponderTrainingConfig)")
-    # each checked as the setting it sets, as the command line is read: a bad value is the
-    # flag's usage error, not an error naming only the setting (as if --config had set it)
-    parser.add_argument("--epochs", type=setting_flag("epochs", int, _checked), help="most epochs")
-    parser.add_argument(
-        "--max-minutes",
-        type=setting_flag("max_minutes", float, _checked),
-        help="time budget of this run's training, in minutes (0: none)",
-    )
-    parser.add_argument(
-        "--vocab-size",
-        type=setting_flag("vocab_size", int, _checked),
-        help="most token ids, the 4 special ones included",
-    )
-    parser.add_argument("--seed", type=setting_flag("seed", int, _checked))
-    parser.add_argument(
-        "--sampled-softmax",
-        type=setting_flag("sampled_softmax", int, _checked),
-        metavar="N",
-        help="train with N sampled classes instead of the full softmax (0: full)",
+    # a bad value is the flag's usage error, not an error naming only the setting (as if
+    # --config had set it)
+    add_setting_flags(
+        parser,
+        _checked,
+        [
+            SettingFlag("--epochs", "epochs", int, "most epochs"),
+            SettingFlag(
+                "--max-minutes", "max_minutes", float, "time budget of this run's training, in minutes (0: none)"
+            ),
+            SettingFlag("--vocab-size", "vocab_size", int, "most token ids, the 4 special ones included"),
+            SettingFlag("--seed", "seed", int),
+            SettingFlag(
+                "--sampled-softmax",
+                "sampled_softmax",
+                int,
+                "train with N sampled classes instead of the full softmax (0: full)",
+                metavar="N",
+            ),
+        ],
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --checkpoint-dir")
     parser.add_argument(
