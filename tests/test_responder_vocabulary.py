@@ -288,6 +288,22 @@ def test_a_typographic_apostrophe_that_elides_a_vowel_stays_inside_the_word(text
     assert detokenize(tokenize("The dogs’ toys, ‘a’ not ‘b’.")) == "The dogs’ toys, ‘a’ not ‘b’."
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["She said ‘I will’ and left.", "We want ‘plan c’ then.", "They sang ‘it’s all’ again.", "Say ‘l’ now."],
+)
+def test_a_single_quotation_that_ends_on_a_short_word_closes_before_the_next(text):
+    """The ’ closing a quotation after "will", "all" or one letter was read as an elided vowel:
+    the reply read "‘I will’and left"."""
+    assert detokenize(tokenize(text)) == text
+
+
+def test_a_low_quotation_closed_by_a_right_mark_leaves_the_next_one_open():
+    """Polish and Hungarian close „ with ”: the quotation after it read "„tak” a“ yes”"."""
+    text = "Mówi „tak” a “yes” też."
+    assert detokenize(tokenize(text)) == text
+
+
 def test_a_greek_question_mark_ends_a_sentence():
     """NFKC reads the Greek question mark as ";": the next sentence lost its capital ("Τι κάνεις; καλά.")."""
     assert detokenize(tokenize("Τι κάνεις; Καλά, ευχαριστώ. Εσύ;")) == "Τι κάνεις; Καλά, ευχαριστώ. Εσύ;"

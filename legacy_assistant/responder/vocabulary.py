@@ -206,6 +206,9 @@ _ELIDING_WORD = re.compile(r"^(?:[^\W\d_]|\w*qu|\w*ll|un|quest|nessun)$", re.IGN
 # German, Czech and others open a quotation low and close it with what opens one in English:
 # „so“, ‚so‘.
 _LOW_OPENING_MARKS = {"\u201e": "\u201c", "\u201a": "\u2018"}  # „ closed by “, ‚ by ‘
+# Polish, Hungarian, Romanian and others close the low mark with ” or ’ instead: that quotation
+# is closed then, and a later “ opens an English one rather than closing it.
+_LOW_CLOSED_BY = {"\u201c": "\u201d", "\u2018": "\u2019"}
 _OPENING_MARKS = frozenset({"\u201c", "\u2018", *_LOW_OPENING_MARKS})  # “ ‘ „ ‚
 # Guillemets: French sets them apart from the words they quote ("« bien »"), as the detokenizer
 # leaves them; Russian, Greek, Arabic and others write them against the words ("«Привет»").
@@ -226,6 +229,9 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
     out: list[str] = []
     opening = ""  # an opening mark, for the word after it
     closing = ""  # the mark that closes the low quotation mark last opened
+    # a ‘ quotation is open: a ’ after a word closes it rather than eliding a vowel ("‘I will’
+    # and" is no "will’and", "‘plan B’ then" no "b’then")
+    quoting = False
     index = 0
     while index < len(words):
         word = opening + words[index]
@@ -246,6 +252,7 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
             and following is not None
             and following[:1].isalpha()
             and _ELIDING_WORD.match(out[-1])
+            and not quoting
         ):
             out[-1] += word + following
             index += 1
@@ -253,10 +260,15 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
             out[-1] += "'" + word[1:]
         elif word in _OPENING_MARKS and following is not None and any(c.isalnum() for c in following):
             opening = word
+            quoting = quoting or word == "\u2018"
         elif word == "\u00ab" and following is not None and _first_letter_is_not_latin(following):
             opening, closing = word, "\u00bb"
         elif word in _CLOSING_MARKS and out:
             out[-1] += word
+            if word == "\u2019":
+                quoting = False
+            if _LOW_CLOSED_BY.get(closing) == word:  # „…” (Polish, Hungarian, Romanian), ‚…’
+                closing = ""
         else:
             out.append(word)
         index += 1
