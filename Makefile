@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # `make run HOST=0.0.0.0 PORT=8080` listens there; left out, serve's own settings decide
 # (LEGACY_ASSISTANT_HOST and LEGACY_ASSISTANT_PORT, else 127.0.0.1 and 5000): a flag given
-# here always would override them
+# here always would override them. HOST and PORT in the environment are not read:
+# tcsh sets HOST to the machine's name, and other tools' setups export PORT
 HOST ?=
 PORT ?=
+given = $(if $(findstring command line,$(origin $(1)))$(findstring override,$(origin $(1))),$($(1)))
 PYTEST_ARGS ?=
 UV ?= uv
 
@@ -34,12 +36,12 @@ $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/legacy-assistant serve$(if $(HOST), --host $(HOST))$(if $(PORT), --port $(PORT))
+	$(BIN)/legacy-assistant serve$(if $(call given,HOST), --host $(HOST))$(if $(call given,PORT), --port $(PORT))
 
 # A local page to try the shipped models by hand (gradio: the playground extra, in the lock files).
 PLAYGROUND_PORT ?= 7860
 playground: $(STAMP)
-	$(BIN)/legacy-assistant playground$(if $(HOST), --host $(HOST)) --port $(PLAYGROUND_PORT)
+	$(BIN)/legacy-assistant playground$(if $(call given,HOST), --host $(HOST)) --port $(PLAYGROUND_PORT)
 
 # The tests stay in the repository (MANIFEST.in prunes them from the source distribution): in an
 # unpacked sdist this says so, before any virtualenv is made, rather than pytest finding nothing

@@ -475,3 +475,12 @@ def test_make_run_leaves_the_address_to_the_environment_unless_make_is_given_one
     assert _make_command("run", tmp_path, "PORT=8080")[1:] == ["serve", "--port", "8080"]
     assert _make_command("playground", tmp_path)[1:] == ["playground", "--port", "7860"]
     assert _make_command("playground", tmp_path, "HOST=::1")[1:] == ["playground", "--host", "::1", "--port", "7860"]
+
+
+def test_make_run_reads_no_host_or_port_from_the_environment(tmp_path):
+    """tcsh exports HOST as the machine's name (and other setups export PORT): make run served
+    on that name's address, over LEGACY_ASSISTANT_HOST, and make playground too."""
+    environ = {"HOST": "devbox", "PORT": "3000", "LEGACY_ASSISTANT_HOST": "unix:/tmp/x.sock"}
+    assert _make_command("run", tmp_path, environ=environ)[1:] == ["serve"]
+    assert _make_command("playground", tmp_path, environ=environ)[1:] == ["playground", "--port", "7860"]
+    assert _make_command("run", tmp_path, "HOST=::1", environ=environ)[1:] == ["serve", "--host", "::1"]
