@@ -321,6 +321,13 @@ def test_guillemets_stay_against_the_words_they_quote_outside_latin_script(text)
     assert detokenize(tokenize(text)) == text
 
 
+@pytest.mark.parametrize("text", ["«Он сказал „привет“», — ответила она.", "Он: «всё ‚ок‘ тут»."])
+def test_a_quotation_inside_guillemets_leaves_them_to_close_on_their_words(text):
+    """Russian nests „…“ in «…»: the inner quotation took the place of the outer one's closing
+    mark, and the reply read "«Он сказал „привет“ », — ответила она."."""
+    assert detokenize(tokenize(text)) == text
+
+
 def test_french_guillemets_keep_their_spaces():
     assert detokenize(tokenize("Je suis là « bien » et toi.")) == "Je suis là « bien » et toi."
 

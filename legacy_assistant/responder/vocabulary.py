@@ -228,21 +228,23 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
         return words
     out: list[str] = []
     opening = ""  # an opening mark, for the word after it
-    closing = ""  # the mark that closes the low quotation mark last opened
+    # the marks that close the quotations open, innermost last: a low mark's or a guillemet's
+    # (Russian nests „…“ in «…»)
+    closing: list[str] = []
     # a ‘ quotation is open: a ’ after a word closes it rather than eliding a vowel ("‘I will’
     # and" is no "will’and", "‘plan B’ then" no "b’then")
     quoting = False
     index = 0
     while index < len(words):
-        word = opening + words[index]
+        prefixed, word = bool(opening), opening + words[index]
         opening = ""
         following = words[index + 1] if index + 1 < len(words) else None
         previous_is_word = bool(out) and out[-1][-1:].isalnum()
-        if word[:1] in _LOW_OPENING_MARKS:
-            closing = _LOW_OPENING_MARKS[word[0]]
-        if closing and word == closing and out:
+        if word[:1] in _LOW_OPENING_MARKS and not prefixed:  # opened once, not again with its word
+            closing.append(_LOW_OPENING_MARKS[word[0]])
+        if closing and word == closing[-1] and out:
             out[-1] += word
-            closing = ""
+            closing.pop()
         elif word == "\u2019" and previous_is_word and following in _CONTRACTION_TAILS:
             out[-1] += word + following
             index += 1
@@ -262,13 +264,14 @@ def _attach_typographic_marks(words: list[str]) -> list[str]:
             opening = word
             quoting = quoting or word == "\u2018"
         elif word == "\u00ab" and following is not None and _first_letter_is_not_latin(following):
-            opening, closing = word, "\u00bb"
+            opening = word
+            closing.append("\u00bb")
         elif word in _CLOSING_MARKS and out:
             out[-1] += word
             if word == "\u2019":
                 quoting = False
-            if _LOW_CLOSED_BY.get(closing) == word:  # „…” (Polish, Hungarian, Romanian), ‚…’
-                closing = ""
+            if closing and _LOW_CLOSED_BY.get(closing[-1]) == word:  # „…” (Polish, Hungarian, Romanian), ‚…’
+                closing.pop()
         else:
             out.append(word)
         index += 1
