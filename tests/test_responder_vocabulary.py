@@ -258,6 +258,9 @@ def test_an_emoji_of_several_code_points_is_one_token_and_comes_back_whole(emoji
         ("你好！你今天怎么样？我很好，谢谢。", "你好!你今天怎么样?我很好,谢谢。"),
         ("こんにちは。元気ですか？はい、元気です！", "こんにちは。元気ですか?はい、元気です!"),
         ("“你好”，他说。", "“你好”,他说。"),
+        # a quotation between their characters, and their ellipsis (NFKC's "......")
+        ("他说“好”。然后走了", "他说“好”。然后走了"),
+        ("嗯……好吧", "嗯......好吧"),
         # a space typed between two words, and one before a word of another script, stays
         ("我 很好。你好? Hello! 世界", "我 很好。你好? Hello! 世界"),
     ],

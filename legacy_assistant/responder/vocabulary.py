@@ -62,9 +62,14 @@ _SPACE_BEFORE_ELLIPSIS = re.compile(r"(?<=\S) (?=\.\.)")
 # "，", "：", "；" as ASCII marks, which the tokenizer splits off, and the detokenizer put a space
 # after each: "你好！你今天怎么样？" came back as "你好! 你今天怎么样?". Between a Chinese or
 # Japanese character (or a quotation of them) and the next one, the marks are glued again (a
-# space typed between two words without a mark stays).
+# space typed between two words without a mark stays), and so are quotation marks between them
+# ("他说“好”。" came back as "他说 “好” 。").
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff5f-\uff65"
-_SPACE_AFTER_CJK_PUNCTUATION = regex.compile(rf"(?<=[{_CJK}][\u201d\u2019)]?[!?,.:;]+) (?=[{_CJK}\u201c\u2018])")
+_SPACE_AFTER_CJK_PUNCTUATION = regex.compile(
+    rf"(?<=[{_CJK}][\u201d\u2019)]?[!?,.:;]+) (?=[{_CJK}\u201c\u2018])"
+    rf"|(?<=[{_CJK}][\u201d\u2019]) (?=[{_CJK}])"
+    rf"|(?<=[{_CJK}]) (?=[\u201c\u2018][{_CJK}])"
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -191,9 +196,10 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
                 capital_next = True
     words = _attach_typographic_marks(words)
     text = _SPACE_BEFORE_ELLIPSIS.sub("", _DETOKENIZER.detokenize(_attach_single_quotes(words)))
-    if not text.isascii():
+    text = _ELLIPSIS_BEFORE_WORD.sub("... ", text)
+    if not text.isascii():  # after the ellipsis's space, which Chinese "嗯……好" has not
         text = _SPACE_AFTER_CJK_PUNCTUATION.sub("", text)
-    return _ELLIPSIS_BEFORE_WORD.sub("... ", text).strip()
+    return text.strip()
 
 
 # What follows an apostrophe inside an English word ("don’t", "it’s", "we’re", "I’ve", "she’ll",
