@@ -460,3 +460,19 @@ def test_the_unicode_tokenizer_parts_non_ascii_punctuation_and_chinese_or_japane
                                                              min_count=1))
     assert "你 好" in featurizer.vocabulary  # word bigrams are character bigrams
     assert Featurizer.from_dict(featurizer.to_dict()).processor.config.tokenizer == "unicode"
+
+
+def test_a_long_row_of_length_marks_is_searched_for_runs_in_linear_time():
+    """The search for runs of a script written without spaces read a row of Katakana length
+    marks again from each of its marks: 9 s for a turn of 16,000, both trainings stopped on it."""
+    import time
+
+    from legacy_assistant.text.scripts import CHINESE_OR_JAPANESE_RUN, unspaced_runs
+
+    dividers = "\u30fc" * 20_000
+    started = time.monotonic()
+    assert unspaced_runs([dividers, f"{dividers} コーヒー"], str.split) == ["コーヒー"]
+    assert CHINESE_OR_JAPANESE_RUN.search(dividers) is None
+    assert time.monotonic() - started < 2.0
+    # what is a run is as before: a letter among them, two in a row
+    assert unspaced_runs(["ケーキ", "中", "ー中", "ーー", "中 文", "สวัสดี"], str.split) == ["ケーキ", "ー中", "สวัสดี"]

@@ -20,8 +20,12 @@ _UNSPACED_LETTER = _CHINESE_OR_JAPANESE_LETTER + r"\p{Thai}\p{Lao}\p{Khmer}\p{My
 
 
 def _run_of(letters: str) -> regex.Pattern[str]:
-    """Two or more of ``letters`` (a character class's inside) and length marks, a letter among them."""
-    return regex.compile(rf"(?=[{letters}{_LENGTH_MARKS}]{{2}})[{_LENGTH_MARKS}]*[{letters}]")
+    """A pattern that ``search`` finds in a text holding two or more of ``letters`` (a character
+    class's inside) and length marks in a row, a letter among them: a letter with one of them
+    beside it. It matches that letter alone, not the run, and takes a time linear in the text's
+    length (one that read the run from each of its length marks took 9 s on 16,000 of them)."""
+    either = f"[{letters}{_LENGTH_MARKS}]"
+    return regex.compile(rf"[{letters}](?={either})|(?<={either})[{letters}]")
 
 
 UNSPACED_RUN = _run_of(_UNSPACED_LETTER)
