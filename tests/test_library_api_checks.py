@@ -10,6 +10,7 @@ and closed models answering with TensorFlow's error about a closed session.
 
 import enum
 import re
+import typing
 import uuid
 
 import numpy as np
@@ -223,6 +224,15 @@ def test_a_closed_redis_store_refuses_every_use(redis_url):
 def test_open_store_refuses_arguments_of_the_wrong_type(url, kwargs, message):
     with pytest.raises(ConfigError, match=f"^{message}$"):
         open_store(url, **kwargs)
+
+
+def test_open_store_is_typed_as_a_store_a_with_block_closes():
+    """``with open_store(url) as store:`` ran, but a type checker refused it: the declared return
+    type, the store protocol, had no ``__enter__``/``__exit__``."""
+    declared = typing.get_type_hints(open_store)["return"]
+    assert {"__enter__", "__exit__", "load", "save", "close"} <= set(dir(declared))
+    with open_store("memory") as store:
+        assert isinstance(store, MemoryStore)
 
 
 # -- predictor --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from legacy_assistant.common.closing import ClosedAtExit
 from legacy_assistant.common.files import blocking_file, nearest_existing
@@ -254,6 +254,20 @@ class ConversationStore(Protocol):
         """Release connections; the store is not used afterwards."""
 
 
+_Opened = TypeVar("_Opened", bound="OpenedStore")
+
+
+class OpenedStore(ConversationStore, Protocol):
+    """A :class:`ConversationStore` that a ``with`` block closes at its end: what
+    :func:`open_store` gives (``with open_store(url) as store:``)."""
+
+    def __enter__(self: _Opened) -> _Opened:
+        """The store itself."""
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the store (:meth:`close`)."""
+
+
 class MemoryStore(ClosedAtExit):
     """In-process store: bounded, thread-safe, forgets idle conversations.
 
@@ -410,7 +424,7 @@ def open_store(
     default_dir: str | Path = "instance",
     ttl_seconds: float = DEFAULT_TTL_SECONDS,
     max_turns: int = DEFAULT_MAX_TURNS,
-) -> ConversationStore:
+) -> OpenedStore:
     """A store from a URL.
 
     * ``None`` or ``""``: SQLite file ``conversations.sqlite3`` in ``default_dir``;
