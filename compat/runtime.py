@@ -10,10 +10,35 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 import threading
 
 from compat import selection
 from compat.environment import configure_tensorflow_environment, keras_deferred
+
+
+def _ran_eagerly() -> bool:
+    """Whether TensorFlow already ran eagerly in this process (code of the program that imports
+    this package: eager tensors, ``tf.function``, Keras): its eager context has started and eager
+    execution is on. Reads TensorFlow's module only if it is imported; imports nothing."""
+    context = sys.modules.get("tensorflow.python.eager.context")
+    if context is None:
+        return False
+    started = getattr(getattr(context, "_context", None), "_initialized", False)
+    return bool(started) and bool(context.executing_eagerly())
+
+
+if _ran_eagerly():
+    # disable_v2_behavior() below would switch eager execution off under that code, for good:
+    # its next eager call would fail with an unrelated-looking error (a symbolic tensor has no
+    # numpy()), far from here. Refuse before claiming the process, which can still run tf2.
+    raise selection.RuntimeConflict(
+        "TensorFlow already ran eagerly in this process; the compat runtime (TF1 graph mode) would "
+        "switch eager execution off for the whole process, for good (tf.compat.v1.disable_v2_behavior()), "
+        "and that eager code would fail from then on. Load a TF2 copy of the model here "
+        "(legacy-assistant migrate DIR --out DIR-tf2, then runtime='tf2'), or load this model in a "
+        "process of its own."
+    )
 
 # Graph mode is process-wide and permanent: refuse to start in a process that already runs the
 # TF2-native runtime (compat.tf2), and make that runtime refuse to start after this one.

@@ -79,6 +79,32 @@ def test_compat_runtime_refuses_a_tf2_process():
     assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
 
 
+def test_compat_runtime_refuses_a_process_that_ran_tensorflow_eagerly():
+    """A program that ran TF2 code, then loaded a model, had eager execution switched off under
+    it: its next eager call failed ('SymbolicTensor' object has no attribute 'numpy')."""
+    result = run_snippet(
+        "import tensorflow as tf\n"
+        "before = float(tf.reduce_sum(tf.constant([1.0, 2.0])).numpy())\n"
+        "from compat import selection\n"
+        "try:\n    import compat.runtime\nexcept selection.RuntimeConflict as exc:\n    print('refused:', exc)\n"
+        "print('after:', tf.executing_eagerly(), before, float(tf.constant(2.0).numpy()), selection.active())\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: TensorFlow already ran eagerly in this process" in result.stdout
+    assert "runtime='tf2'" in result.stdout
+    assert "after: True 3.0 2.0 None" in result.stdout  # its eager code goes on; tf2 can still load
+
+
+def test_compat_runtime_starts_where_tensorflow_was_only_imported():
+    result = run_snippet(
+        "import tensorflow as tf\n"
+        "import compat.runtime\n"
+        "print('eager:', tf.executing_eagerly())\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "eager: False" in result.stdout
+
+
 def test_a_selected_runtime_is_not_quietly_replaced_by_the_other():
     result = run_snippet(
         "from compat import selection\n"
