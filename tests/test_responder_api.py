@@ -583,8 +583,20 @@ def test_an_unknown_runtime_argument_is_named_as_one(load):
     from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER
 
     loader, path = (Predictor.load, DEFAULT_MODEL) if load == "classifier" else (Responder.load, DEFAULT_RESPONDER)
-    with pytest.raises(UnknownRuntime, match="^unknown runtime 'foo': choose one of compat, tf2$"):
+    with pytest.raises(UnknownRuntime, match="^unknown runtime 'foo': choose one of compat, tf2$") as caught:
         loader(path, runtime="foo")
+    assert isinstance(caught.value, RequestError)  # a bad argument, as documented: not a bare ValueError
+
+
+@pytest.mark.parametrize("load", ["classifier", "responder"])
+@pytest.mark.parametrize("path", [None, 5, ["exported/default"]])
+def test_a_model_path_of_the_wrong_type_is_a_request_error(load, path):
+    """It was Python's TypeError from deep inside pathlib, which no caller of the library expects."""
+    from legacy_assistant.classifier.predictor import Predictor
+
+    loader = Predictor.load if load == "classifier" else Responder.load
+    with pytest.raises(RequestError, match=f"^path must be a string or an os.PathLike, got {type(path).__name__}$"):
+        loader(path)
 
 
 class _SilentFirst(RecordingModel):

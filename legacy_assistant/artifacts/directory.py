@@ -31,12 +31,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from compat.selection import UnknownRuntime, check_runtime_argument
 from legacy_assistant import __version__
 from legacy_assistant.common.files import blocking_file, naming, readable_path, sync_folder, sync_tree
 from legacy_assistant.common.input_files import absent_file_problem, read_input_bytes
 from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
-from legacy_assistant.errors import ArtifactError
+from legacy_assistant.errors import ArtifactError, RequestError
 
 try:
     import fcntl
@@ -566,6 +567,27 @@ def _manifest_on_disk(root: Path, manifest_name: str) -> bytes | None:
         return read_input_bytes(root / manifest_name)  # a pipe in its place is refused, not waited on
     except OSError:
         return None
+
+
+class UnknownRuntimeArgument(RequestError, UnknownRuntime):
+    """A ``runtime`` argument of a load that names neither runtime: a bad argument, as every
+    other is (:class:`~legacy_assistant.errors.RequestError`), and still the
+    :class:`compat.selection.UnknownRuntime` it was."""
+
+
+def check_load_arguments(path: object, runtime: str | None) -> None:
+    """Refuse a model path that is no string or path, and a ``runtime`` that names neither
+    runtime (None: the process's choice), before anything is read.
+
+    Raises:
+        RequestError: naming the argument (:class:`UnknownRuntimeArgument` for ``runtime``).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise RequestError(f"path must be a string or an os.PathLike, got {type(path).__name__}")
+    try:
+        check_runtime_argument(runtime)
+    except UnknownRuntime as exc:
+        raise UnknownRuntimeArgument(str(exc)) from None
 
 
 def load_consistently(

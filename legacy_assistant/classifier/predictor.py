@@ -20,8 +20,8 @@ import numpy as np
 
 from compat.classifier.schema import NetworkSpec
 from compat.interface import Classifier
-from compat.selection import check_runtime_argument, selected, source_note
-from legacy_assistant.artifacts.directory import load_consistently
+from compat.selection import selected, source_note
+from legacy_assistant.artifacts.directory import check_load_arguments, load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
 from legacy_assistant.common.closing import Closing
@@ -121,8 +121,8 @@ class Predictor:
         ``tf2``) defaults to the process's choice (:func:`compat.selection.selected`); it must
         be the one the model was written for.
         """
+        check_load_arguments(path, runtime)
         intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads, runtime or selected())
-        check_runtime_argument(runtime)
         return load_consistently(
             path,
             lambda: cls._load_once(path, intra, inter, runtime),

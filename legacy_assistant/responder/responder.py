@@ -47,8 +47,8 @@ from compat.responder.inputs import (
     REPETITION_PENALTY_RANGE,
     is_repetition_penalty,
 )
-from compat.selection import check_runtime_argument, selected, source_note
-from legacy_assistant.artifacts.directory import load_consistently
+from compat.selection import selected, source_note
+from legacy_assistant.artifacts.directory import check_load_arguments, load_consistently
 from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.limits import tensorflow_thread_pools
@@ -239,8 +239,8 @@ class Responder:
         if options is not None and not isinstance(options, DecodingOptions):  # before anything loads
             raise RequestError(f"options must be DecodingOptions (or None), got {type(options).__name__}")
 
+        check_load_arguments(path, runtime)
         intra, inter = tensorflow_thread_pools(intra_op_threads, inter_op_threads, runtime or selected())
-        check_runtime_argument(runtime)
 
         def load() -> Responder:
             from compat.interface import SavedModelError
