@@ -528,6 +528,18 @@ def test_a_closed_assistant_refuses_every_call_and_stores_nothing(tiny_model_dir
     assert [turn.message for turn in store.history("alice")] == ["hello"]  # the store, open, holds one turn
 
 
+def test_respond_without_a_responder_says_how_to_load_one(default_predictor):
+    """It told the library's caller to start the server with a responder."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+
+    policy = DialoguePolicy.from_manifest(default_predictor.manifest)
+    without = Assistant(default_predictor, policy, MemoryStore())
+    with pytest.raises(RequestError, match=r"^no responder is loaded: .*responder_dir=") as caught:
+        without.respond(["hi"])
+    assert "server" not in str(caught.value)
+
+
 @pytest.mark.parametrize("context", [np.array(["where is", "the station"]), ("where is", "the station")])
 def test_respond_takes_a_numpy_array_or_a_tuple_of_turns_as_their_list(assistant, context):
     """The classifier ranks a numpy array of texts as its list; the responder refused one."""

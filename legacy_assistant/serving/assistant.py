@@ -403,7 +403,10 @@ class Assistant:
         an unknown emotion or mode, or a strength out of range or not supported by the responder."""
         self._closing.check()
         if self._generate is None:
-            raise RequestError("no responder is loaded: start the server with a responder to generate replies")
+            raise RequestError(
+                "no responder is loaded: load the assistant with one (Assistant.load(..., responder_dir=DIR)) "
+                "to generate replies"
+            )
         chosen = self.generation_mode if mode is None else mode
         if chosen not in MODES:
             raise RequestError(f"unknown mode {chosen!r}; expected one of {', '.join(MODES)}")
