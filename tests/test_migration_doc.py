@@ -58,3 +58,19 @@ def test_every_construct_the_project_uses_is_covered():
 def test_pointer_check_catches_a_wrong_pointer(tmp_path):
     assert "Tf2Classifier.predict_proba" in defined_names(ROOT / "compat" / "tf2" / "saved_model.py")
     assert "Tf2Classifier.no_such_method" not in defined_names(ROOT / "compat" / "tf2" / "saved_model.py")
+
+
+def test_the_sampling_row_names_the_draw_a_new_responder_makes():
+    """The table's sampling row describes the draw exported today (the spec's default), and the
+    draw of older responders only as theirs."""
+    import dataclasses
+
+    from compat.responder.spec import GUMBEL_DRAW, ResponderSpec
+
+    default = next(f.default for f in dataclasses.fields(ResponderSpec) if f.name == "sample_draw")
+    assert default == GUMBEL_DRAW
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    row = next(line for line in lines if line.startswith("| `SampleEmbeddingHelper"))
+    ours = row.split("|")[2]
+    assert "Gumbel-max" in ours and "compat/responder/sampling.py::draw_tokens" in ours
+    assert ours.index("Gumbel-max") < ours.index("stateless_categorical"), "the old draw is named first, as if current"
