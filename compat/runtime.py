@@ -28,10 +28,11 @@ def _ran_eagerly() -> bool:
     return bool(started) and bool(context.executing_eagerly())
 
 
-if _ran_eagerly():
+if selection.active() is None and _ran_eagerly():
     # disable_v2_behavior() below would switch eager execution off under that code, for good:
     # its next eager call would fail with an unrelated-looking error (a symbolic tensor has no
     # numpy()), far from here. Refuse before claiming the process, which can still run tf2.
+    # A process on the tf2 runtime ran eagerly as that runtime: claim() below says so.
     raise selection.RuntimeConflict(
         "TensorFlow already ran eagerly in this process; the compat runtime (TF1 graph mode) would "
         "switch eager execution off for the whole process, for good (tf.compat.v1.disable_v2_behavior()), "

@@ -79,6 +79,19 @@ def test_compat_runtime_refuses_a_tf2_process():
     assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
 
 
+def test_a_tf2_process_that_ran_eagerly_is_refused_the_compat_runtime_as_a_tf2_process():
+    """A tf2 process that ran its runtime (a loaded model runs eagerly) was told that TensorFlow
+    had run eagerly in it, as if code of its own had, not that it runs the other runtime."""
+    result = run_snippet(
+        "import compat.tf2.runtime as runtime\n"
+        "runtime.tf.constant(1.0).numpy()\n"
+        "from compat.selection import RuntimeConflict\n"
+        "try:\n    import compat.runtime\nexcept RuntimeConflict as exc:\n    print('refused:', exc)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
+
+
 def test_compat_runtime_refuses_a_process_that_ran_tensorflow_eagerly():
     """A program that ran TF2 code, then loaded a model, had eager execution switched off under
     it: its next eager call failed ('SymbolicTensor' object has no attribute 'numpy')."""
