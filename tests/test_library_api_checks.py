@@ -528,6 +528,19 @@ def test_a_closed_assistant_refuses_every_call_and_stores_nothing(tiny_model_dir
     assert [turn.message for turn in store.history("alice")] == ["hello"]  # the store, open, holds one turn
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"model_dir": 5}, "model_dir"), ({"responder_dir": 5}, "responder_dir"), ({"model_dir": None}, "model_dir")],
+)
+def test_assistant_load_names_the_directory_argument_of_the_wrong_type(kwargs, name):
+    """Both were refused as 'path', the models' loaders' argument; a responder_dir of the wrong
+    type only after the classifier had loaded."""
+    from legacy_assistant.serving.assistant import Assistant
+
+    with pytest.raises(RequestError, match=f"^{name} must be a string or an os.PathLike, got "):
+        Assistant.load(**kwargs)
+
+
 def test_respond_without_a_responder_says_how_to_load_one(default_predictor):
     """It told the library's caller to start the server with a responder."""
     from legacy_assistant.serving.assistant import Assistant

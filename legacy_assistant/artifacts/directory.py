@@ -575,15 +575,16 @@ class UnknownRuntimeArgument(RequestError, UnknownRuntime):
     :class:`compat.selection.UnknownRuntime` it was."""
 
 
-def check_load_arguments(path: object, runtime: str | None) -> None:
+def check_load_arguments(path: object, runtime: str | None, name: str = "path") -> None:
     """Refuse a model path that is no string or path, and a ``runtime`` that names neither
-    runtime (None: the process's choice), before anything is read.
+    runtime (None: the process's choice), before anything is read. ``name``: the path's
+    argument, as the caller named it.
 
     Raises:
         RequestError: naming the argument (:class:`UnknownRuntimeArgument` for ``runtime``).
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise RequestError(f"path must be a string or an os.PathLike, got {type(path).__name__}")
+        raise RequestError(f"{name} must be a string or an os.PathLike, got {type(path).__name__}")
     try:
         check_runtime_argument(runtime)
     except UnknownRuntime as exc:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from legacy_assistant.artifacts.directory import check_load_arguments
 from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.common.closing import Closing
@@ -166,6 +167,10 @@ class Assistant:
         raises :class:`~legacy_assistant.errors.ArtifactError` for a missing or damaged one.
         Thread counts go to TensorFlow's sessions (0: one per usable CPU); ``condition_strength`` is
         the responder's condition guidance (:class:`~legacy_assistant.responder.responder.DecodingOptions`)."""
+        # both paths before either model loads, each named as the caller passed it
+        check_load_arguments(model_dir, None, "model_dir")
+        if responder_dir is not None:
+            check_load_arguments(responder_dir, None, "responder_dir")
         predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
         responder = None
         try:
