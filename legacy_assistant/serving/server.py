@@ -747,8 +747,7 @@ def _time_out_reads(sock: socket.socket, seconds: float) -> None:
     """Make every blocking read of ``sock`` give up after ``seconds`` (``SO_RCVTIMEO``: the
     kernel's timeout, which gunicorn's switch to blocking mode leaves in place); a read that
     gives up raises ``BlockingIOError`` (EAGAIN)."""
-    whole = int(seconds)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+    _set_kernel_timeout(sock, socket.SO_RCVTIMEO, seconds)
 
 
 def _time_out_writes(sock: socket.socket, seconds: float) -> None:
@@ -759,8 +758,14 @@ def _time_out_writes(sock: socket.socket, seconds: float) -> None:
     answers fill its buffers and the kernel's) held a request thread for good, and as many such
     clients as the worker has threads stopped it answering anyone. (gunicorn's ``sendfile``
     waits for the socket with no limit instead, so it is off.)"""
+    _set_kernel_timeout(sock, socket.SO_SNDTIMEO, seconds)
+
+
+def _set_kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """Set the socket ``option`` (``SO_RCVTIMEO`` or ``SO_SNDTIMEO``) to ``seconds``, as the
+    kernel's ``struct timeval``."""
     whole = int(seconds)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
 
 
 def _in_a_write(tb: Any) -> bool:
