@@ -456,9 +456,10 @@ def _make_command(target, tmp_path, *variables, environ=None):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     (venv / ".installed").touch()  # newer than the lock files: nothing to install
-    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS", "MFLAGS")}
+    # a make of its own, also when the tests run under one (make test): no "Leaving directory" line
+    env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env.update(environ or {})
-    made = subprocess.run(["make", "-n", target, f"VENV={venv}", *variables], cwd=ROOT, env=env,
+    made = subprocess.run(["make", "-n", "--no-print-directory", target, f"VENV={venv}", *variables], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made
     return made.stdout.strip().splitlines()[-1].split()
