@@ -69,25 +69,18 @@ def test_this_process_is_compat_and_refuses_the_tf2_runtime():
     assert "compat.tf2.runtime" not in sys.modules
 
 
-def test_compat_runtime_refuses_a_tf2_process():
-    result = run_snippet(
-        "import compat.tf2.runtime\n"
-        "from compat.selection import RuntimeConflict\n"
-        "try:\n    import compat.runtime\nexcept RuntimeConflict as exc:\n    print('refused:', exc)\n"
-    )
-    assert result.returncode == 0, result.stderr
-    assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
+# a snippet's import of the compat runtime, printing its refusal
+IMPORT_COMPAT = (
+    "from compat import selection\n"
+    "try:\n    import compat.runtime\nexcept selection.RuntimeConflict as exc:\n    print('refused:', exc)\n"
+)
 
 
-def test_a_tf2_process_that_ran_eagerly_is_refused_the_compat_runtime_as_a_tf2_process():
-    """A tf2 process that ran its runtime (a loaded model runs eagerly) was told that TensorFlow
+@pytest.mark.parametrize("ran", ["", "runtime.tf.constant(1.0).numpy()\n"], ids=["imported", "ran"])
+def test_compat_runtime_refuses_a_tf2_process(ran):
+    """Also one that ran its runtime (a loaded model runs eagerly): it was told that TensorFlow
     had run eagerly in it, as if code of its own had, not that it runs the other runtime."""
-    result = run_snippet(
-        "import compat.tf2.runtime as runtime\n"
-        "runtime.tf.constant(1.0).numpy()\n"
-        "from compat.selection import RuntimeConflict\n"
-        "try:\n    import compat.runtime\nexcept RuntimeConflict as exc:\n    print('refused:', exc)\n"
-    )
+    result = run_snippet("import compat.tf2.runtime as runtime\n" + ran + IMPORT_COMPAT)
     assert result.returncode == 0, result.stderr
     assert "refused: this process already runs TensorFlow runtime 'tf2'" in result.stdout
 
@@ -98,8 +91,7 @@ def test_compat_runtime_refuses_a_process_that_ran_tensorflow_eagerly():
     result = run_snippet(
         "import tensorflow as tf\n"
         "before = float(tf.reduce_sum(tf.constant([1.0, 2.0])).numpy())\n"
-        "from compat import selection\n"
-        "try:\n    import compat.runtime\nexcept selection.RuntimeConflict as exc:\n    print('refused:', exc)\n"
+        + IMPORT_COMPAT +
         "print('after:', tf.executing_eagerly(), before, float(tf.constant(2.0).numpy()), selection.active())\n"
     )
     assert result.returncode == 0, result.stderr
@@ -122,7 +114,7 @@ def test_a_selected_runtime_is_not_quietly_replaced_by_the_other():
     result = run_snippet(
         "from compat import selection\n"
         "selection.select('tf2')\n"
-        "try:\n    import compat.runtime\nexcept selection.RuntimeConflict as exc:\n    print('refused:', exc)\n"
+        + IMPORT_COMPAT +
         "print('active:', selection.active(), 'selected:', selection.selected())\n"
     )
     assert result.returncode == 0, result.stderr
