@@ -35,7 +35,7 @@ from legacy_assistant.errors import ConfigError
 from legacy_assistant.text.processing import (
     TextConfig,
     TextProcessor,
-    drop_format_characters,
+    emoji_kept_whole,
 )
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # the text of ids PAD, UNK, START, END
@@ -87,39 +87,10 @@ CACHED_TURN_CHARS = 256
 CACHED_TURNS = 4096
 
 
-# An emoji as a reader sees one, which a reply must give back whole: a flag (two regional
-# indicators), or pictographs with their skin tones, variation selectors and tags (a subdivision
-# flag), joined by zero-width joiners (a family, a rainbow flag). The text processing's
-# set_emoji_apart parts each pictograph and each regional indicator, and dropping format
-# characters takes the joiners and tags away: "\U0001f1e9\U0001f1ea" came back as the letters
-# "\U0001f1e9 \U0001f1ea", a family as three people.
-_PICTOGRAPH = r"[\p{Extended_Pictographic}&&[\p{Emoji}\p{Cn}]]"
-_PICTOGRAPH_MARKS = r"[\p{Emoji_Modifier}\p{Mn}\p{Me}\U000e0020-\U000e007f]*"
-_EMOJI = regex.compile(
-    rf"(?V1)\p{{Regional_Indicator}}{{1,2}}"
-    rf"|{_PICTOGRAPH}{_PICTOGRAPH_MARKS}(?:\u200d{_PICTOGRAPH}{_PICTOGRAPH_MARKS})*"
-)
-
-
-def _without_format_characters(text: str, emoji_apart: bool = False) -> str:
-    """``text`` without invisible format characters but those inside an emoji (its joiners and
-    tags); with ``emoji_apart``, each emoji between spaces, as a token of its own."""
-    if text.isascii():
-        return text
-    parts: list[str] = []
-    start = 0
-    for match in _EMOJI.finditer(text):
-        parts.append(drop_format_characters(text[start : match.start()]))
-        parts.append(f" {match.group()} " if emoji_apart else match.group())
-        start = match.end()
-    parts.append(drop_format_characters(text[start:]))
-    return "".join(parts)
-
-
 def _tokens(config: TextConfig, text: str) -> tuple[str, ...]:
     # The classic tokenizer keeps format characters and emoji on the words they touch (for the
-    # classic recipe's fidelity); a reply's words should not.
-    return tuple(_processor(config).tokens(_without_format_characters(text, emoji_apart=True)))
+    # classic recipe's fidelity); a reply's words should not, and each emoji comes back whole.
+    return tuple(_processor(config).tokens(emoji_kept_whole(text, apart=True)))
 
 
 # A turn is tokenized once as a response and up to three times as context.
@@ -440,7 +411,7 @@ class Vocabulary:
                 break
             # what the tokenizer drops goes before the cut: 4,000 trailing spaces (or zero-width
             # characters) would otherwise be all that is left of a turn, and it would be skipped
-            text = _without_format_characters(turn).strip()
+            text = emoji_kept_whole(turn).strip()
             ids = self.encode_turn(text[-MAX_TURN_CHARS:], max_tokens) if text else []
             if ids:
                 recent.append(ids)

@@ -72,9 +72,15 @@ _OPTIONAL_MARKS = regex.compile(r"[\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u
 # pictographs that are emoji (or not yet assigned): older regex releases count 700 more
 # symbols Extended_Pictographic ("\u2605", "\u2610"), and a model trained with one release would
 # read "5\u2605" otherwise served with another.
-_PICTOGRAPHS = regex.compile(
-    r"(?V1)[[\p{Extended_Pictographic}&&[\p{Emoji}\p{Cn}]]\p{Regional_Indicator}][\p{Emoji_Modifier}\p{Mn}\p{Me}]*"
-)
+_PICTOGRAPH = r"[\p{Extended_Pictographic}&&[\p{Emoji}\p{Cn}]]"
+_EMOJI_MARKS = r"\p{Emoji_Modifier}\p{Mn}\p{Me}"
+_PICTOGRAPHS = regex.compile(rf"(?V1)[{_PICTOGRAPH}\p{{Regional_Indicator}}][{_EMOJI_MARKS}]*")
+# An emoji as a reader sees one, whole: a flag (two regional indicators), or pictographs with
+# their marks and tags (a subdivision flag), joined by zero-width joiners (a family, a rainbow
+# flag). _PICTOGRAPHS parts each pictograph and regional indicator, and dropping format
+# characters takes the joiners and tags away: a family became three people.
+_WHOLE_PICTOGRAPH = rf"{_PICTOGRAPH}[{_EMOJI_MARKS}\U000e0020-\U000e007f]*"
+_WHOLE_EMOJI = regex.compile(rf"(?V1)\p{{Regional_Indicator}}{{1,2}}|{_WHOLE_PICTOGRAPH}(?:\u200d{_WHOLE_PICTOGRAPH})*")
 # Apostrophes and hyphens that phones and word processors type, which NFKC leaves as they are:
 # "don’t" split as "don", "t" where "don't" gives "do", "n't", and the same sentence got another
 # intent. U+2018 stays: it opens a quotation more often than it elides.
@@ -224,6 +230,21 @@ def drop_format_characters(text: str) -> str:
     """``text`` without invisible format characters (Unicode category Cf: zero-width space and
     joiner, byte order mark, bidi marks, soft hyphen), which would make a word they touch unknown."""
     return text if text.isascii() else _FORMAT_CHARACTERS.sub("", text)
+
+
+def emoji_kept_whole(text: str, apart: bool = False) -> str:
+    """``text`` without invisible format characters but those inside an emoji (its joiners and
+    tags), each emoji whole; with ``apart``, each between spaces, as a token of its own."""
+    if text.isascii():
+        return text
+    parts: list[str] = []
+    start = 0
+    for match in _WHOLE_EMOJI.finditer(text):
+        parts.append(drop_format_characters(text[start : match.start()]))
+        parts.append(f" {match.group()} " if apart else match.group())
+        start = match.end()
+    parts.append(drop_format_characters(text[start:]))
+    return "".join(parts)
 
 
 class _ToktokWithoutEntities(ToktokTokenizer):
