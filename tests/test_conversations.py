@@ -421,6 +421,61 @@ def test_a_store_that_stays_down_is_one_error_line_a_minute_not_one_per_request(
     assert "more since" not in errors()[0] and "(1 more since the line before" in errors()[1], errors()
 
 
+def test_a_store_that_is_down_is_one_error_line_whichever_operations_its_requests_meet(default_predictor, caplog):
+    """A store that is down fails every operation with the same cause: a chat turn (its lock), a
+    transcript (history) and a deletion each logged an ERROR line of their own, as if three
+    failures had begun. One line counts them; another cause is still logged at once."""
+    from legacy_assistant.errors import StoreError
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+    from legacy_assistant.web import create_app
+
+    class DownStore(MemoryStore):
+        cause = "Error 111 connecting to 127.0.0.1:6379. Connection refused"
+
+        def _down(self, what):
+            raise StoreError(f"Redis conversation store: {what} failed: {self.cause}")
+
+        def generation(self, sender):
+            self._down("generation")
+
+        def load(self, sender):
+            self._down("load")
+
+        def history(self, sender):
+            self._down("history")
+
+        def forget(self, sender):
+            self._down("forget")
+
+        def conversation(self, sender):
+            self._down("lock")
+
+    store = DownStore()
+    app = create_app({"TESTING": True}, assistant=Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest), store))
+    client = app.test_client()
+
+    def errors():
+        return [r.getMessage() for r in caplog.records if r.name == "legacy_assistant.web.errors"
+                and r.levelname == "ERROR"]
+
+    with caplog.at_level("INFO", logger="legacy_assistant.web.errors"):
+        answers = [
+            client.post("/api/v1/chat", json={"sender": "alice", "message": "hello"}),
+            transcript(client, "alice"),
+            forget(client, "alice"),
+            transcript(client, "bob"),
+        ]
+        assert [a.status_code for a in answers] == [503] * 4
+        assert {a.get_json()["error"]["code"] for a in answers} == {"store_unavailable"}
+        assert len(errors()) == 1 and "Connection refused" in errors()[0], errors()
+        store.cause = "NOPERM this user has no permissions to run the 'lrange' command"
+        assert transcript(client, "alice").status_code == 503
+        assert len(errors()) == 2 and "NOPERM" in errors()[1], errors()
+
+
 def test_the_failures_followed_to_count_their_repeats_are_bounded():
     """Failures are told apart by their text: each new one is logged at once, and the ones followed
     are at most MAX_KEYS, the one seen longest ago let go first (logged again when it comes)."""

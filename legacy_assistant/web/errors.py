@@ -41,6 +41,17 @@ CAKECHAT_PREFIX = "/cakechat_api/"
 STORE_FAILURE_LOG_INTERVAL_S = 60.0
 STORE_FAILURES_EXTENSION = "legacy_assistant.store_failures"  # app.extensions key of the Repeats
 _SENDER_DIGEST = re.compile(r"\b[0-9a-f]{12}\b(?= \(SHA-256 digest\))")  # as stores.base.sender_digest writes it
+# The operation a store names in its failure ("Redis conversation store: history failed: ...",
+# "SQLite conversation store PATH: save failed: ..."): a store that is down fails every kind of
+# operation with the same cause, which is one outage, counted under one line.
+_STORE_OPERATION = re.compile(r"^((?:Redis|SQLite) conversation store[^:]*: )[a-z ]+ failed: ")
+
+
+def store_failure_key(message: str) -> str:
+    """The text that tells one store failure from another, for counting repeats: ``message``
+    without the conversation's digest (one kind of failure of many conversations is one) and
+    without the operation that met it (a store that is down fails them all alike)."""
+    return _STORE_OPERATION.sub(r"\1", _SENDER_DIGEST.sub("#", message))
 
 
 class ApiError(Exception):
@@ -190,9 +201,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Response:
         failures: Repeats = current_app.extensions[STORE_FAILURES_EXTENSION]
-        # by its text, the conversation's digest left out: one kind of failure of many
-        # conversations is counted as one, and one conversation's fault is no outage
-        left_out = failures.due(_SENDER_DIGEST.sub("#", str(exc)))
+        # by its text, the conversation's digest and the operation left out: one kind of failure
+        # of many conversations is counted as one, and one conversation's fault is no outage
+        left_out = failures.due(store_failure_key(str(exc)))
         if left_out is None:
             log.debug("conversation store failed on %s: %s", logged_request(current_request()), exc)
         else:
