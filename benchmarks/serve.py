@@ -3,13 +3,16 @@
 Starts each server on this machine and drives it with ``wrk`` (closed loop: a fixed number of
 connections, each sending its next request when the last answer arrives) at several
 concurrencies, and prints requests/s, p50/p90/p99 latency, errors (socket errors, timeouts of
-10 s, and answers of status 400 or more, as wrk counts them; the req/s count those answers too)
-and the RSS of every worker with both models loaded. In one run, so that every ratio is
-between figures measured under the same conditions: every server is up at once, and each row
-(route and concurrency) is measured ``--rounds`` times, the servers taking turns within a round
-(in reverse order every other round). A row shows the median of its rounds; a ratio is the
-median of the rounds' own ratios, with the lowest and highest beside it, so that a change of the
-machine's load during the run shows as a range instead of moving one server's figures only:
+10 s, and answers of status 400 or more, as wrk counts them) and the RSS of every worker with
+both models loaded. The req/s count the answers below status 400 only: a server that fails its
+requests fast is not a fast server. A row no request of which was answered (every connection
+closed or reset) has no latency, shown as n/a, and misses every target. In one run, so that
+every ratio is between figures measured under the same conditions: every server is up at once,
+and each row (route and concurrency) is measured ``--rounds`` times, the servers taking turns
+within a round (in reverse order every other round). A row shows the median of its rounds; a
+ratio is the median of the rounds' own ratios, with the lowest and highest beside it, so that a
+change of the machine's load during the run shows as a range instead of moving one server's
+figures only:
 
 * ``legacy-assistant serve`` (gunicorn, the same workers and threads) twice, with
   ``LEGACY_ASSISTANT_BATCHING=on`` and ``=off``, side by side with the ratio on/off;
@@ -535,8 +538,18 @@ def wrk(port: int, route: Route, connections: int, seconds: float, script: Path,
     line = next((row for row in run.stdout.splitlines() if row.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"wrk printed no result: {run.stdout}{run.stderr}")
-    result: dict = json.loads(line[len("RESULT ") :])
-    result["rps"] = result["requests"] / result["seconds"]
+    return wrk_result(json.loads(line[len("RESULT ") :]))
+
+
+def wrk_result(printed: dict) -> dict:
+    """The figures of a cell from what the Lua script's ``done`` printed: ``rps`` counts the
+    answers of status below 400 only (``requests`` holds every answer, those of status 400 or more
+    too, which ``non2xx`` counts), and a cell with no answer at all has no latency (NaN): wrk's
+    percentiles of its empty histogram are 0, which read as a p99 of 0 ms met every target."""
+    result = dict(printed)
+    result["rps"] = (result["requests"] - result["non2xx"]) / result["seconds"]
+    if not result["requests"]:
+        result.update(p50=math.nan, p90=math.nan, p99=math.nan)
     return result
 
 
@@ -556,16 +569,28 @@ def measure_cell(
     result = wrk(port, route, connections, seconds, script, bodies, env)
     print(
         f"  {server:6} {route.name:15} c={connections:<3} {result['rps']:8.1f} req/s  "
-        f"p99 {result['p99']:7.2f} ms  errors {result['errors'] + result['non2xx']}",
+        f"p99 {milliseconds(result['p99']):>7} ms  errors {result['errors'] + result['non2xx']}",
         file=sys.stderr,
         flush=True,
     )
     return result
 
 
+def milliseconds(value: float) -> str:
+    """A latency figure for the tables: n/a where no request was answered."""
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def median_of_answered(values: list[float]) -> float:
+    """The median of the rounds that have the figure (a round no request of which was answered
+    has no latency); NaN where none has it."""
+    known = [value for value in values if not math.isnan(value)]
+    return statistics.median(known) if known else math.nan
+
+
 def combine(rounds: list[dict]) -> dict:
     """One row from a cell's rounds: the median of each figure, errors summed."""
-    row = {key: statistics.median(r[key] for r in rounds) for key in ("rps", "p50", "p90", "p99")}
+    row: dict[str, Any] = {key: median_of_answered([r[key] for r in rounds]) for key in ("rps", "p50", "p90", "p99")}
     row.update({key: sum(r[key] for r in rounds) for key in ("errors", "non2xx", "mismatch")})
     row["rounds"] = rounds
     return row
@@ -601,9 +626,9 @@ def figures(result: dict | None, route: Route) -> list[str]:
         return ["-"] * 5
     return [
         f"{result['rps']:.1f}",
-        f"{result['p50']:.2f}",
-        f"{result['p90']:.2f}",
-        f"{result['p99']:.2f}",
+        milliseconds(result["p50"]),
+        milliseconds(result["p90"]),
+        milliseconds(result["p99"]),
         errors_cell(result, route),
     ]
 
@@ -680,7 +705,7 @@ def report(
                 f"  parse, batching on: >= 0.45x hello world: {ratio_text(share)} "
                 f"({parse['rps']:.0f} / {hello['rps']:.0f} req/s) -> {verdict(share[0] >= 0.45)}"
             )
-        print(f"  parse, batching on: p99 <= 30 ms: {parse['p99']:.2f} ms -> {verdict(parse['p99'] <= 30)}")
+        print(f"  parse, batching on: p99 <= 30 ms: {milliseconds(parse['p99'])} ms -> {verdict(parse['p99'] <= 30)}")
         errors = parse["errors"] + parse["non2xx"]
         print(f"  parse, batching on: zero errors: {errors} -> {verdict(errors == 0)}")
     on, off = results.get(("on", "cakechat", 16)), results.get(("off", "cakechat", 16))
@@ -691,7 +716,8 @@ def report(
             f"({on['rps']:.1f} / {off['rps']:.1f} req/s) -> {verdict(batched[0] >= 3)}"
         )
     if on:
-        print(f"  cakechat greedy, batching on: p99 <= 150 ms: {on['p99']:.2f} ms -> {verdict(on['p99'] <= 150)}")
+        p99 = milliseconds(on["p99"])
+        print(f"  cakechat greedy, batching on: p99 <= 150 ms: {p99} ms -> {verdict(on['p99'] <= 150)}")
     rss = [mib for server in ("on", "off") for mib in memory.get(server, [])]
     if rss:
         print(f"  worker RSS <= 750 MiB: max {max(rss):.0f} MiB -> {verdict(max(rss) <= 750)}")

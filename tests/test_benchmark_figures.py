@@ -110,6 +110,56 @@ def test_a_baseline_that_answered_nothing_in_any_round_gives_no_ratio_rather_tha
     assert serve.ratio_text(serve.ratio_of_rounds(on, off)) == "n/a"
 
 
+def test_failed_requests_are_not_counted_as_throughput_nor_as_a_latency_of_0_ms(monkeypatch, tmp_path, capsys):
+    """A server that answered every request 503 was shown at wrk's full request rate, and one
+    that closed every connection unanswered with a p50/p99 of 0.00 ms (wrk's percentiles of an
+    empty histogram): "p99 <= 30 ms: 0.00 ms -> met". The RESULT lines are those wrk printed,
+    with the benchmark's script, against such servers; a stand-in wrk prints them here."""
+    import argparse
+    import json
+    import math
+    import os
+
+    serve = load_benchmark("serve")
+    fake = tmp_path / "wrk"
+    fake.write_text("#!/bin/sh\necho \"RESULT $BENCH_FAKE_RESULT\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+    def measured(printed):
+        monkeypatch.setenv("BENCH_FAKE_RESULT", json.dumps(printed))
+        return serve.wrk(1, serve.ROUTES["parse"], 4, 1, tmp_path / "post.lua", tmp_path / "bodies.jsonl", {})
+
+    closed = measured({"requests": 0, "seconds": 1.003331, "p50": 0.0, "p90": 0.0, "p99": 0.0,
+                       "errors": 12679, "non2xx": 0, "mismatch": 0})
+    assert closed["rps"] == 0 and all(math.isnan(closed[key]) for key in ("p50", "p90", "p99"))
+    unavailable = measured({"requests": 88, "seconds": 1.011307, "p50": 47.618, "p90": 49.471,
+                            "p99": 51.936, "errors": 0, "non2xx": 88, "mismatch": 0})
+    assert unavailable["rps"] == 0 and unavailable["p99"] == 51.936
+    some = measured({"requests": 100, "seconds": 2.0, "p50": 1.0, "p90": 2.0, "p99": 3.0,
+                     "errors": 0, "non2xx": 10, "mismatch": 0})
+    assert some["rps"] == 45.0
+
+    answered = {"requests": 500, "seconds": 1.0, "p50": 1.0, "p90": 2.0, "p99": 4.0, "errors": 0, "non2xx": 0,
+                "mismatch": 0}
+    # one round answered, one not: the latency is the answered round's, not a median with 0 ms
+    parse = serve.combine([measured(answered), closed])
+    assert parse["p99"] == 4.0
+    cakechat = serve.combine([closed, closed])
+    assert math.isnan(cakechat["p99"])
+    hello = serve.combine([measured({**answered, "requests": 1000}), measured(answered)])
+    results = {("on", "parse", 16): parse, ("off", "parse", 16): parse, ("hello", "hello", 16): hello,
+               ("on", "cakechat", 16): cakechat, ("off", "cakechat", 16): cakechat}
+    args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=2, duration=1, senders=1,
+                              concurrency=[16], markdown=False, dev=False)
+    serve.report(args, [serve.ROUTES["parse"], serve.ROUTES["cakechat"]], results, {}, {})
+    out = capsys.readouterr().out
+    assert "cakechat greedy, batching on: p99 <= 150 ms: n/a ms -> NOT met" in out
+    cakechat_row = next(line for line in out.splitlines() if line.startswith("cakechat"))
+    assert cakechat_row.split()[2:7] == ["0.0", "n/a", "n/a", "n/a", "25358"], cakechat_row
+    assert "nan" not in out
+
+
 def test_a_server_that_ignores_sigterm_is_killed_not_left_running():
     """predictor.py asked its dev server to stop and waited 10 s: one stuck in its shutdown ended
     the run with a TimeoutExpired traceback and stayed running after it."""
