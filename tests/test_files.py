@@ -36,6 +36,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["golden.json"]
 
 
+def test_a_pipe_or_a_link_to_one_is_written_in_place_not_replaced(tmp_path):
+    """``evaluate --out /dev/stdout`` (a link to the process's pipe or terminal) and ``golden
+    --report`` to a FIFO: the text goes to the reader, and the link and the pipe stay what they
+    were; a rename over them put a regular file in their place (as root, over /dev/stdout)."""
+    fifo, link = tmp_path / "pipe", tmp_path / "stdout"
+    os.mkfifo(fifo)
+    link.symlink_to(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader waits: the write does not block
+    try:
+        assert write_text_atomically(link, '{"ok": true}\n') == link
+        write_atomically(fifo, lambda stream: stream.write(b"more\n"))
+        assert os.read(reader, 1000) == b'{"ok": true}\nmore\n'
+    finally:
+        os.close(reader)
+    assert link.is_symlink() and os.readlink(link) == str(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "stdout"]
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

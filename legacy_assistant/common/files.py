@@ -51,8 +51,14 @@ def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") 
 def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Have ``write(stream)`` write ``path``'s bytes to a temporary file in the same folder,
     renamed over ``path`` once it is whole (see :func:`write_text_atomically`); two commands
-    writing one file at once leave one's file or the other's, never a mix."""
+    writing one file at once leave one's file or the other's, never a mix. A device or a pipe
+    (``--out /dev/stdout``, a FIFO a reader waits on) is written in place, not replaced: a
+    rename over it would put a regular file where the device or the link to it was."""
     target = Path(path)
+    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):
+        with naming(target), open(target, "wb") as stream:
+            write(stream)
+        return target
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with naming(target), os.fdopen(handle, "wb") as stream:
