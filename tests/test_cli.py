@@ -646,3 +646,35 @@ def test_info_names_a_limited_number_of_intents_on_its_line(model_copy, capsys, 
                     "(--json lists them all)")
     assert main(["info", str(model_copy), "--no-load", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["classes"] == classes
+
+
+def test_evaluate_out_to_a_pipe_writes_the_report_there_and_no_figures_beside_it(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    """``evaluate --out /dev/stdout``: the report goes to the pipe the link names and the link
+    stays; no figure is made in the link's folder (as root that littered /dev, and a user who may
+    not write in /dev was refused before the evaluation for the folder the report never needs)."""
+    import tempfile
+
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    fifo, link = tmp_path / "pipe", folder / "stdout"
+    os.mkfifo(fifo)
+    link.symlink_to(fifo)
+
+    def read_only(*args, **kwargs):  # the folder of /dev/stdout takes no new entry from a user
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert main(["-q", "evaluate", str(tiny_model_dir), str(TINY_INTENTS), "--out", str(link)]) == 0
+        received = b""
+        while chunk := os.read(reader, 1 << 16):
+            received += chunk
+    finally:
+        os.close(reader)
+    assert json.loads(received)["examples"] > 0
+    assert f"wrote {link} (no figures)" in capsys.readouterr().out
+    assert link.is_symlink() and [p.name for p in folder.iterdir()] == ["stdout"]

@@ -33,7 +33,14 @@ from typing import Any, TypeVar
 
 from compat.selection import UnknownRuntime, check_runtime_argument
 from legacy_assistant import __version__
-from legacy_assistant.common.files import blocking_file, naming, readable_path, sync_folder, sync_tree
+from legacy_assistant.common.files import (
+    blocking_file,
+    is_device_or_pipe,
+    naming,
+    readable_path,
+    sync_folder,
+    sync_tree,
+)
 from legacy_assistant.common.input_files import absent_file_problem, read_input_bytes
 from legacy_assistant.common.jsonfile import loads_unique
 from legacy_assistant.defaults import not_installed_hint
@@ -440,6 +447,10 @@ def check_written_files(
     for path in paths:
         if not str(path).strip():  # Path("") is "." and "" would mean "the default" to a caller
             raise ArtifactError("an output file is an empty path: name a file")
+        if is_device_or_pipe(path):  # written in place (/dev/stdout): no new file is made in its folder
+            if not os.access(path, os.W_OK):
+                raise ArtifactError(f"{path} cannot be written (permission denied)")
+            continue
         if Path(path).is_dir():
             raise ArtifactError(f"{path} is a folder: name a file to write")
         blocking = blocking_file(path)

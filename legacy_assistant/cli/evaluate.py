@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report, worst=args.top):
         print(visible(line))
     if args.out:
-        from legacy_assistant.common.files import write_text_atomically, write_together
+        from legacy_assistant.common.files import is_device_or_pipe, write_text_atomically, write_together
         from legacy_assistant.common.plots import figure_write, plot_confusions, plot_threshold_curve
 
         out = Path(args.out)  # write_together makes its folder, and removes it if stopped
@@ -124,10 +124,13 @@ def run(args: argparse.Namespace) -> int:
         # all three or none: the figures take a while to draw, and Ctrl-C then left a new report
         # beside no figures or an older run's
         # a figure matplotlib cannot draw is left out with a warning: the report is written
+        drawings = [
+            (confusion_png, figure_write(confusion_png, lambda path: plot_confusions(report, path))),
+            (threshold_png, figure_write(threshold_png, lambda path: plot_threshold_curve(report, path))),
+        ]
         written = write_together(
             [
-                (confusion_png, figure_write(confusion_png, lambda path: plot_confusions(report, path))),
-                (threshold_png, figure_write(threshold_png, lambda path: plot_threshold_curve(report, path))),
+                *([] if is_device_or_pipe(out) else drawings),  # /dev/stdout: the report alone
                 (out, lambda path: write_text_atomically(path, text)),
             ]
         )
@@ -137,5 +140,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report_files(out: Path, *figure_suffixes: str) -> list[Path]:
-    """The report and the figures written beside it."""
+    """The report and the figures written beside it: none beside a device or a pipe (``--out
+    /dev/stdout``), whose folder is no place for them."""
+    from legacy_assistant.common.files import is_device_or_pipe
+
+    if is_device_or_pipe(out):
+        return [out]
     return [out, *(out.with_name(out.stem + suffix) for suffix in figure_suffixes)]

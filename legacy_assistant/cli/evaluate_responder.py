@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(report):
         say(line)
     if args.out:
-        from legacy_assistant.common.files import write_text_atomically, write_together
+        from legacy_assistant.common.files import is_device_or_pipe, write_text_atomically, write_together
         from legacy_assistant.common.plots import figure_write, plot_responder_conditions, plot_responder_quality
 
         out = Path(args.out)  # write_together makes its folder, and removes it if stopped
@@ -229,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
         writes: list[tuple[Path, Callable[[Path], object]]] = [
             (quality_png, figure_write(quality_png, lambda path: plot_responder_quality(report, path)))
         ]
-        if "modes" in report["conditions"]:
+        if is_device_or_pipe(out):  # /dev/stdout: the report alone, no figures in /dev
+            writes = []
+        elif "modes" in report["conditions"]:
             writes.append(
                 (conditions_png, figure_write(conditions_png, lambda path: plot_responder_conditions(report, path)))
             )

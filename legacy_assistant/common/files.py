@@ -55,7 +55,7 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> P
     (``--out /dev/stdout``, a FIFO a reader waits on) is written in place, not replaced: a
     rename over it would put a regular file where the device or the link to it was."""
     target = Path(path)
-    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):
+    if is_device_or_pipe(target):
         with naming(target), open(target, "wb") as stream:
             write(stream)
         return target
@@ -194,6 +194,12 @@ def sync_folder(path: str | Path) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
             raise
+
+
+def is_device_or_pipe(path: str | Path) -> bool:
+    """Whether ``path`` is, or links to, something that exists and is neither a regular file nor
+    a folder: a device or a pipe (``/dev/stdout``, ``/dev/null``, a FIFO), written in place."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
 
 def nearest_existing(path: str | Path) -> Path:
