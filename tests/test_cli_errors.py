@@ -907,3 +907,36 @@ def test_a_path_that_starts_with_a_tilde_is_in_the_home_folder(tmp_path, monkeyp
         assert (args.model if argv[0] in ("chat", "playground") else args.out) == str(home / "m2"), argv
     assert parser.parse_args(["train", "d", "--out", "~/m2"]).out == str(home / "m2")
     assert parser.parse_args(["chat", "--model", "a~/m"]).model == "a~/m"  # only a leading ~
+
+
+def test_every_file_option_takes_a_leading_tilde_for_the_home_folder(tiny_model_dir, tmp_path, monkeypatch):
+    """``golden --golden=~/g.json`` wrote a folder named ``~`` in the working folder, as ``train
+    --out=~/x`` once did; the files a command reads (``--config=~/my.json``) were looked for there."""
+    from legacy_assistant.cli import build_parser
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    (home / "sentences.txt").write_text("hi\nbye\n", encoding="utf-8")
+    assert main(["-q", "golden", str(tiny_model_dir), "--sentences=~/sentences.txt", "--golden=~/g.json"]) == 0
+    assert main(["-q", "golden", str(tiny_model_dir), "--check", "--golden=~/g.json", "--report=~/r.json"]) == 0
+    assert json.loads((home / "r.json").read_text(encoding="utf-8"))["ok"] is True
+    assert list(work.iterdir()) == []
+    parser = build_parser()
+    for argv, field in (
+        (["golden", "m", "--contexts=~/f"], "contexts"),
+        (["train", "d", "--out", "o", "--config=~/f"], "config"),
+        (["train", "d", "--out", "o", "--validation-data=~/f"], "validation_data"),
+        (["train-responder", "c", "--out", "o", "--config=~/f"], "config"),
+        (["import-classic", "m.h5", "--words=~/f", "--classes", "c", "--intents", "i", "--out", "o"], "words"),
+        (["import-classic", "m.h5", "--words", "w", "--classes=~/f", "--intents", "i", "--out", "o"], "classes"),
+        (["import-classic", "m.h5", "--words", "w", "--classes", "c", "--intents=~/f", "--out", "o"], "intents"),
+    ):
+        assert getattr(parser.parse_args(argv), field) == str(home / "f"), argv
+    for argv, field in (
+        (["train-responder", "c", "--out", "o", "--validation", "~/f", "~/g"], "validation"),
+        (["evaluate-responder", "m", "c", "--train-corpus", "~/f", "~/g"], "train_corpus"),
+    ):
+        assert getattr(parser.parse_args(argv), field) == [str(home / "f"), str(home / "g")], argv

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from legacy_assistant.classifier.config import MAX_SEED
-from legacy_assistant.cli.arguments import condition_strength_number, path_text, whole_number
+from legacy_assistant.cli.arguments import condition_strength_number, home_path, path_text, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 from legacy_assistant.common.terminal import say
@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--train-corpus",
         nargs="+",
+        type=home_path,
         metavar="CORPUS",
         help="the model's training corpora, to fit the baselines (default: the files its manifest names, if found)",
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.cli.arguments import non_negative_number
+from legacy_assistant.cli.arguments import home_path, non_negative_number
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.files import write_text_atomically
@@ -26,17 +26,21 @@ DEFAULT_TOLERANCE = 1e-5
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("golden", help="write or check golden predictions (or replies) of a model")
     parser.add_argument("model", help="model or responder directory")
-    parser.add_argument("--sentences", help="intent model: text file, one sentence per line (write mode)")
-    parser.add_argument("--contexts", help="responder: JSON list of contexts, each a list of turns (write mode)")
+    parser.add_argument(
+        "--sentences", type=home_path, help="intent model: text file, one sentence per line (write mode)"
+    )
+    parser.add_argument(
+        "--contexts", type=home_path, help="responder: JSON list of contexts, each a list of turns (write mode)"
+    )
     parser.add_argument("--check", action="store_true", help="compare the model with its golden.json instead")
-    parser.add_argument("--golden", help="golden file (default: MODEL/golden.json)")
+    parser.add_argument("--golden", type=home_path, help="golden file (default: MODEL/golden.json)")
     parser.add_argument(
         "--tolerance",
         type=non_negative_number,
         help=f"max |Δp| allowed by --check (default {DEFAULT_TOLERANCE}); for a responder, max "
         "|Δ log p| of a reply (default 1e-4), whose tokens must be the same",
     )
-    parser.add_argument("--report", help="with --check: also write the comparison as JSON to this file")
+    parser.add_argument("--report", type=home_path, help="with --check: also write the comparison as JSON to this file")
     add_runtime_option(parser)
     parser.set_defaults(run=run)
 

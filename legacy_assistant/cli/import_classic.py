@@ -14,9 +14,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "import-classic", help="import a classic Keras chatbot (.h5 + words + classes + intents), no pickles"
     )
     parser.add_argument("model", help="Keras HDF5 file, e.g. chatbot_model.h5 (model.save or save_weights)")
-    parser.add_argument("--words", required=True, help="words: JSON list or one per line (not a pickle)")
-    parser.add_argument("--classes", required=True, help="classes: JSON list or one per line (not a pickle)")
-    parser.add_argument("--intents", required=True, help="the intents JSON file the model was trained on")
+    parser.add_argument(
+        "--words", required=True, type=home_path, help="words: JSON list or one per line (not a pickle)"
+    )
+    parser.add_argument(
+        "--classes", required=True, type=home_path, help="classes: JSON list or one per line (not a pickle)"
+    )
+    parser.add_argument(
+        "--intents", required=True, type=home_path, help="the intents JSON file the model was trained on"
+    )
     parser.add_argument("--out", required=True, type=home_path, help="model directory to write, e.g. exported/classic")
     parser.add_argument(
         "--threshold", type=fraction_number, default=DEFAULT_THRESHOLD, help="fallback below this confidence"

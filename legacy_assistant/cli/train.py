@@ -35,8 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_PRESET,
         help=f"training recipe (default {DEFAULT_PRESET}; 'classic' is the classic TF1 recipe)",
     )
-    parser.add_argument("--config", help="JSON file of training settings applied over the preset")
-    parser.add_argument("--validation-data", help="held-out examples (any layout) for early stopping and the threshold")
+    parser.add_argument("--config", type=home_path, help="JSON file of training settings applied over the preset")
+    parser.add_argument(
+        "--validation-data", type=home_path, help="held-out examples (any layout) for early stopping and the threshold"
+    )
     parser.add_argument(
         "--validation-format",
         choices=("auto", *FORMATS),

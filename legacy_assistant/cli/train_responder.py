@@ -70,11 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--validation",
         nargs="+",
+        type=home_path,
         metavar="CORPUS",
         help="held-out corpora for validation perplexity and early stopping "
         "(default: a share of the training dialogues, held_out_fraction)",
     )
-    parser.add_argument("--config", help="JSON file of training settings (keys of ResponderTrainingConfig)")
+    parser.add_argument(
+        "--config", type=home_path, help="JSON file of training settings (keys of ResponderTrainingConfig)"
+    )
     # a bad value is the flag's usage error, not an error naming only the setting (as if
     # --config had set it)
     add_setting_flags(
