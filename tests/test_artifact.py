@@ -49,6 +49,24 @@ def test_removed_file_is_refused(model_copy):
     refuse(model_copy, "variables.index: missing")
 
 
+@pytest.mark.parametrize(
+    ("put", "said"),
+    [
+        (lambda path: path.mkdir(), "is a folder, not a file"),
+        (os.mkfifo, r"is not a regular file \(a device, pipe or socket\)"),
+        (lambda path: path.symlink_to("gone.index"), "a symbolic link to gone.index, which is not there"),
+    ],
+    ids=["folder", "pipe", "broken link"],
+)
+def test_a_listed_file_replaced_by_no_file_is_refused_as_what_it_is(model_copy, put, said):
+    """A folder, a pipe or a broken link where the manifest lists a file was called missing,
+    which sent the reader looking for a file that is there by name."""
+    index = model_copy / "saved_model" / "variables" / "variables.index"
+    index.unlink()
+    put(index)
+    refuse(model_copy, rf"variables.index: damaged: {said}, where assistant.json lists a file$")
+
+
 def test_edited_manifest_is_refused(model_copy):
     manifest_path = model_copy / MANIFEST
     manifest = json.loads(manifest_path.read_text())

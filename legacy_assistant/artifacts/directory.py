@@ -735,6 +735,10 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
             raise ArtifactError(f"{manifest_path}: lists {relative!r}, a file outside the model directory")
         file_path = root / relative
         if not file_path.is_file():
+            if os.path.lexists(file_path):  # a folder, a pipe or a broken link where the file should be
+                raise ArtifactError(
+                    f"{file_path}: damaged: {_not_a_file(file_path)}, where {manifest_name} lists a file"
+                )
             raise ArtifactError(f"{file_path}: missing from the model directory")
         if inside not in file_path.resolve().parents:  # a link that leads out of the directory
             raise ArtifactError(f"{file_path}: a link to a file outside the model directory")
@@ -751,6 +755,13 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
         name, what = unexpected[0]
         raise ArtifactError(f"{root / name}: unexpected {what} in the SavedModel, not listed in {manifest_name}")
     return manifest
+
+
+def _not_a_file(path: Path) -> str:
+    """What is at ``path`` instead of a regular file: a folder, a device or pipe, a broken link."""
+    if path.is_symlink() and not path.exists():
+        return f"a symbolic link to {os.readlink(path)}, which is not there"
+    return absent_file_problem(path)
 
 
 def _saved_model_entries(saved_model: Path, root: Path) -> list[tuple[str, str]]:
