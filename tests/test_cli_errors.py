@@ -885,6 +885,42 @@ def test_evaluating_the_other_kind_of_model_names_the_command_for_it(model_dir, 
     assert f"'legacy-assistant evaluate {model_dir} DATA'" in line and "--model" not in line
 
 
+def test_a_suggested_command_quotes_a_path_with_spaces(model_dir, tmp_path, capsys, monkeypatch):
+    """The command lines the errors suggest are pasted into a shell: a model path with a space
+    split into two arguments there."""
+    import argparse
+
+    from legacy_assistant.cli import chat, model_kind, serve
+    from legacy_assistant.errors import AssistantError, ConfigError
+
+    spaced = tmp_path / "my models" / "bot é"
+    spaced.parent.mkdir()
+    spaced.symlink_to(model_dir)
+    responder = tmp_path / "my models" / "responder"
+    responder.symlink_to(RESPONDER_DIR)
+    corpus = tmp_path / "dialogues.jsonl"
+    corpus.write_text(json.dumps([{"text": "hi there", "condition": "neutral"}, {"text": "hello"}]) + "\n")
+    assert main(["evaluate-responder", str(spaced), str(corpus)]) == 1
+    assert f"'legacy-assistant evaluate '{spaced}' DATA'" in _one_error_line(capsys)
+    assert main(["evaluate", str(responder), str(TINY_INTENTS)]) == 1
+    assert f"'legacy-assistant evaluate-responder '{responder}' CORPUS'" in _one_error_line(capsys)
+
+    monkeypatch.setattr(model_kind, "written_for", lambda path, role="model": "tf2" if "tf2" in str(path) else "compat")
+    with pytest.raises(AssistantError, match=r"legacy-assistant migrate 'my m' --out DIR"):
+        chat._run_behind_model(argparse.Namespace(model="my m", responder="r tf2"))
+    with pytest.raises(AssistantError, match=r"legacy-assistant migrate 'my r' --out DIR"):
+        chat._run_behind_model(argparse.Namespace(model="m tf2", responder="my r"))
+    with pytest.raises(ConfigError, match=rf"legacy-assistant migrate '{responder}' --out DIR"):
+        serve.check_responder(str(responder), "tf2")
+
+    from legacy_assistant.classifier.migration import MigrationReport
+    from legacy_assistant.cli.migrate import _print_report
+
+    reference = {"sentences": 1, "max_abs_delta": 0.0, "top1_agreement": 1.0}
+    _print_report(MigrationReport(model_dir, spaced, {"w": [1]}, reference), as_json=False)
+    assert f"serve --runtime tf2 --model '{spaced}' --no-responder" in capsys.readouterr().out
+
+
 def test_a_path_that_starts_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
     """The shell leaves ``~`` alone after an ``=`` (``--out=~/bots/x``) and in quotes: train wrote a
     folder named ``~`` in the working folder, and chat looked for a model there; serve's settings

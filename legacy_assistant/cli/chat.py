@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -220,14 +221,14 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
         if model_runtime == "tf2":
             way_out = (
-                f"migrate the responder too (legacy-assistant migrate {args.responder} --out DIR) and give "
-                "that copy with --responder DIR"
+                f"migrate the responder too (legacy-assistant migrate {shlex.quote(args.responder)} --out DIR) "
+                "and give that copy with --responder DIR"
             )
         else:
             way_out = (
                 f"give a {model_runtime!r} responder with --responder DIR (the one the copy was migrated from), "
-                f"or migrate the intent model too (legacy-assistant migrate {args.model} --out DIR) and chat with "
-                "both copies"
+                "or migrate the intent model too "
+                f"(legacy-assistant migrate {shlex.quote(args.model)} --out DIR) and chat with both copies"
             )
         raise AssistantError(
             f"{args.model} is an intent model for the {model_runtime!r} runtime and {args.responder} a responder "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
         require_plots("the figures written next to --out's report")
         check_written_files(report_files(Path(args.out), "-confusion.png", "-thresholds.png"), args.model, [args.data])
-    refuse_other_kind(args.model, responder=False, instead=f"legacy-assistant evaluate-responder {args.model} CORPUS")
+    refuse_other_kind(
+        args.model, responder=False, instead=f"legacy-assistant evaluate-responder {shlex.quote(args.model)} CORPUS"
+    )
     predictor = Predictor.load(args.model, runtime=written_for(args.model))  # evaluate a migrated copy too
     try:
         model_oos = predictor.manifest.get("oos_label")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.responder.pairs import dialogue_key
     from legacy_assistant.responder.responder import DecodingOptions, Responder
 
-    refuse_other_kind(args.model, responder=True, instead=f"legacy-assistant evaluate {args.model} DATA")
+    refuse_other_kind(args.model, responder=True, instead=f"legacy-assistant evaluate {shlex.quote(args.model)} DATA")
     runtime = written_for(args.model)
     if runtime != "compat":
         # the condition classifier trains in TF1 graph mode, which cannot share a process with TF2

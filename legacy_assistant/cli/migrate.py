@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import TYPE_CHECKING
 
 from legacy_assistant.cli.arguments import home_path, non_negative_number, whole_number
@@ -127,6 +128,6 @@ def _print_report(report: MigrationReport, as_json: bool) -> None:
     else:
         say("  source has no golden.json: checked against the numpy forward pass only")
     say(
-        f"serve it with: legacy-assistant serve --runtime tf2 --model {report.target} --no-responder "
+        f"serve it with: legacy-assistant serve --runtime tf2 --model {shlex.quote(str(report.target))} --no-responder "
         "(or --responder with a migrated responder)"
     )

@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import shlex
 import signal
 import time
 from collections.abc import Iterator
@@ -137,7 +138,8 @@ def check_responder(responder: str, runtime: str) -> None:
         # the intent model, checked first, is for `runtime`; migrate makes 'tf2' copies of compat models only
         if runtime == "tf2":
             way_out = (
-                f"migrate it (legacy-assistant migrate {responder} --out DIR) and give that copy with --responder DIR"
+                f"migrate it (legacy-assistant migrate {shlex.quote(str(responder))} --out DIR) "
+                "and give that copy with --responder DIR"
             )
         else:
             way_out = (
