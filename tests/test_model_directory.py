@@ -112,6 +112,30 @@ def test_a_failed_replacement_keeps_the_old_model(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
+def test_a_failed_export_leaves_none_of_the_folders_it_made_for_the_model(tmp_path):
+    """``train --out runs/2026/bot`` whose export fails (a parity check of ``migrate``, a full
+    disk, Ctrl-C) left ``runs/2026/``, empty; a folder that already held something stays."""
+
+    def broken(staging: Path) -> dict:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_artifact(tmp_path / "runs" / "2026" / "bot", broken, manifest_name=MANIFEST)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("kept", encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        write_artifact(tmp_path / "runs" / "2026" / "bot", _interrupted, manifest_name=MANIFEST)
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["notes.txt"]
+    write_artifact(tmp_path / "runs" / "2026" / "bot", _fill("whole"), manifest_name=MANIFEST)
+    assert verify_directory(tmp_path / "runs" / "2026" / "bot", manifest_name=MANIFEST, formats=(FORMAT,))
+
+
+def _interrupted(staging: Path) -> dict:
+    raise KeyboardInterrupt
+
+
 def test_a_file_is_not_called_a_missing_directory(tmp_path):
     path = tmp_path / "intents.json"
     path.write_text("{}")

@@ -36,6 +36,7 @@ from legacy_assistant import __version__
 from legacy_assistant.common.files import (
     blocking_file,
     is_device_or_pipe,
+    make_parents,
     naming,
     readable_path,
     sync_folder,
@@ -115,7 +116,7 @@ def write_artifact(
     manifests = (*MODEL_MANIFESTS, manifest_name)
     check_destination(out_dir, force, manifests=manifests, keep=keep, writes=manifest_name)
     target = output_dir(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    made = make_parents(target)  # removed again, when empty, if the export fails
     _remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
     held = _lock_folder(staging)  # while it is held, no other export takes the folder for abandoned
@@ -159,6 +160,9 @@ def write_artifact(
         # staging holds the old model where the stop came just after the swap: deleted all the
         # same, and the stop says the new one is in place
         shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(made):  # a folder another writer put something in meanwhile stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         written = manifest.get(DIGEST_FIELD)
         if isinstance(exc, KeyboardInterrupt) and written and digest_on_disk(target, manifest_name) == written:
             with stops_after_writing(target):
