@@ -136,6 +136,24 @@ def _interrupted(staging: Path) -> dict:
     raise KeyboardInterrupt
 
 
+def test_a_pipe_in_a_model_folder_is_refused_as_an_output_and_dev_stdout_is_taken(model_copy, capsys):
+    """``golden DIR`` where ``DIR/golden.json`` is a pipe: written in place, as every pipe is, the
+    write waited for a reader for ever; the check before any work refuses it. A pipe outside
+    the model (``--out /dev/stdout``) is written."""
+    from legacy_assistant.artifacts.directory import check_written_files
+    from legacy_assistant.cli import main
+
+    golden = model_copy / "golden.json"
+    os.mkfifo(golden)
+    with pytest.raises(ArtifactError, match=r"golden.json is not a regular file \(a device, pipe or socket\) in a model"):
+        check_written_files([golden], model_copy, allowed=["golden.json"])
+    sentences = model_copy.parent / "sentences.txt"
+    sentences.write_text("hi\n", encoding="utf-8")
+    assert main(["-q", "golden", str(model_copy), "--sentences", str(sentences)]) == 1
+    assert "remove it; write it elsewhere with --golden PATH" in capsys.readouterr().err
+    check_written_files([os.devnull], model_copy)
+
+
 def test_a_file_is_not_called_a_missing_directory(tmp_path):
     path = tmp_path / "intents.json"
     path.write_text("{}")

@@ -451,10 +451,6 @@ def check_written_files(
     for path in paths:
         if not str(path).strip():  # Path("") is "." and "" would mean "the default" to a caller
             raise ArtifactError("an output file is an empty path: name a file")
-        if is_device_or_pipe(path):  # written in place (/dev/stdout): no new file is made in its folder
-            if not os.access(path, os.W_OK):
-                raise ArtifactError(f"{path} cannot be written (permission denied)")
-            continue
         if Path(path).is_dir():
             raise ArtifactError(f"{path} is a folder: name a file to write")
         blocking = blocking_file(path)
@@ -470,7 +466,12 @@ def check_written_files(
         other = _other_model_holding(target, model)
         if other is not None:
             raise ArtifactError(f"{path} is a file of another model, {other}: write somewhere else")
-        check_writable_place(Path(path), f"{path} cannot be written")
+        if not is_device_or_pipe(path):
+            check_writable_place(Path(path), f"{path} cannot be written")
+        elif model in target.parents:  # a pipe in a model's folder: a write would wait for a reader for ever
+            raise ArtifactError(f"{path} {absent_file_problem(path)} in a model folder: remove it")
+        elif not os.access(path, os.W_OK):  # written in place (/dev/stdout): no new file is made in its folder
+            raise ArtifactError(f"{path} cannot be written (permission denied)")
 
 
 def _other_model_holding(target: Path, model: Path) -> Path | None:
