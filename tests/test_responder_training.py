@@ -329,6 +329,19 @@ def test_resume_refuses_a_folder_that_holds_no_run(tmp_path):
     assert list(typo.iterdir()) == []
 
 
+def test_resume_refuses_a_pipe_in_the_place_of_the_run_file_rather_than_wait_on_it(tmp_path):
+    """A named pipe where run.json (or a state file) should be: the read waited for a writer for
+    ever, and --resume hung without a word."""
+    directory = tmp_path / "run"
+    directory.mkdir()
+    os.mkfifo(directory / "run.json")
+    with pytest.raises(TrainingError) as raised:
+        train_responder(_random_dialogues(12, seed=3), TINY, checkpoint_dir=directory, resume=True)
+    assert str(raised.value) == (
+        f"{directory / 'run.json'}: cannot read the training state: is not a regular file (a device, pipe or socket)"
+    )
+
+
 @pytest.mark.pinned_only
 def test_a_run_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     """A stray .run.json.tmp made the folder "not empty and holds no run.json" for every later run."""

@@ -57,6 +57,7 @@ import numpy as np
 from legacy_assistant.artifacts.directory import check_tensorflow_path, check_writable_place
 from legacy_assistant.common.fields import is_finite_number, is_whole_number, shown
 from legacy_assistant.common.files import naming, write_text_atomically
+from legacy_assistant.common.input_files import NotRegularFileError, absent_file_problem, read_input_bytes
 from legacy_assistant.errors import ArtifactError, ConfigError, TrainingError
 from legacy_assistant.responder.batching import (
     EncodedPair,
@@ -296,10 +297,11 @@ def _write_json_atomically(path: Path, data: Any) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
+    try:  # a pipe in the file's place is refused, not waited on for ever
+        return json.loads(read_input_bytes(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrainingError(f"{path}: cannot read the training state: {exc}") from None
+        problem = absent_file_problem(path) if isinstance(exc, NotRegularFileError) else exc
+        raise TrainingError(f"{path}: cannot read the training state: {problem}") from None
 
 
 def _state_path(directory: Path, step: int) -> Path:
