@@ -1152,6 +1152,15 @@ def test_a_limit_of_zero_turns_per_conversation_is_refused(tmp_path, url):
     assert not (tmp_path / "x.db").exists()
 
 
+def test_a_pipe_named_as_the_sqlite_store_is_refused_as_one(tmp_path):
+    """SQLite said only "disk I/O error" of a named pipe; serve names it before any worker starts."""
+    from legacy_assistant.stores.base import check_store_url
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ConfigError, match=r"pipe is a device or a pipe, not a database file$"):
+        check_store_url(f"sqlite:///{tmp_path}/pipe")
+
+
 def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
     """What each worker would otherwise fail on at start (or, for an in-memory SQLite database,
     on every request: each pooled connection opens its own empty database) is one ConfigError

@@ -494,6 +494,8 @@ def check_store_url(url: str | None, default_dir: str | Path | None = None) -> N
     path, _ = _sqlite_file(url)
     if path.is_dir():
         raise ConfigError(f"{url!r}: {path} is a folder, not a database file")
+    if path.exists() and not path.is_file():  # SQLite said only "disk I/O error" of a named pipe
+        raise ConfigError(f"{url!r}: {path} is a device or a pipe, not a database file")
     blocking = blocking_file(path)
     if blocking is not None:
         raise ConfigError(f"{url!r}: {blocking} is a file, not a folder")
