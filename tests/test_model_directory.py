@@ -145,7 +145,7 @@ def test_a_pipe_in_a_model_folder_is_refused_as_an_output_and_dev_stdout_is_take
 
     golden = model_copy / "golden.json"
     os.mkfifo(golden)
-    with pytest.raises(ArtifactError, match=r"golden.json is not a regular file \(a device, pipe or socket\) in a model"):
+    with pytest.raises(ArtifactError, match=r"golden.json is not a regular file \(a device, pipe or socket\) in a"):
         check_written_files([golden], model_copy, allowed=["golden.json"])
     sentences = model_copy.parent / "sentences.txt"
     sentences.write_text("hi\n", encoding="utf-8")
