@@ -458,10 +458,41 @@ def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, 
     assert f"the export {what}; the trained run is kept in {kept}; export it with:" in err
     command = shlex.split(err.split("export it with:")[1].strip().splitlines()[0])
     assert command[-3:] == ["--checkpoint-dir", str(kept), "--resume"]
+    assert not (kept / ".temporary").exists()  # printed to export from: no later run removes it
     monkeypatch.undo()
     assert main(["-q", *command[1:]]) == 0  # exported without training again
     summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
     assert summary["epochs_run"] == 2
+
+
+@pytest.mark.pinned_only
+def test_the_temporary_checkpoints_of_a_killed_run_are_removed_by_the_next_run(files, tmp_path, monkeypatch, caplog):
+    """Without --checkpoint-dir a run trains in a temporary folder; one killed (kill -9, the
+    out-of-memory killer) left it, its checkpoints a whole model's size, for good and unnamed.
+    The next run removes it, and leaves a folder printed to resume from and one whose run holds
+    it."""
+    import tempfile
+
+    from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folders = {name: tmp_path / f"legacy-assistant-responder-{name}" for name in ("killed", "kept", "running")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        (folder / "run.json").write_text("{}", encoding="utf-8")
+        if name != "kept":
+            (folder / ".temporary").write_bytes(b"")
+    out = tmp_path / "model"
+    argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),
+            "--epochs", "1", "--no-plot"]
+    with hold_checkpoint_dir(folders["running"]):
+        an_hour_ago = time.time() - 3600
+        for folder in folders.values():
+            os.utime(folder, (an_hour_ago, an_hour_ago))
+        with caplog.at_level(logging.WARNING, logger="legacy_assistant.responder.checkpoint_lock"):
+            assert main(["-q", *argv]) == 0
+    assert sorted(tmp_path.glob("legacy-assistant-responder-*")) == [folders["kept"], folders["running"]]
+    assert f"removed {folders['killed']}, the checkpoints of a training run that was killed" in caplog.text
 
 
 @pytest.mark.pinned_only

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 COMMAND = "train-responder"
 SKIPPING = "skips such dialogues with a warning"
+TEMPORARY_PREFIX = "legacy-assistant-responder-"  # a run's checkpoint folder when --checkpoint-dir is left out
 PROGRESS_LOG_SECONDS = 30.0  # off a terminal, a training line this often within an epoch
 # Flags that decide what is trained: repeated as given in the resume command.
 _VALUE_FLAGS = (
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:  # before training, not after
         require_plots("history.png (--no-plot leaves it out)")
     if args.checkpoint_dir:  # before the corpora are read (minutes, for the shipped recipe)
-        from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir
+        from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir, mark_temporary
         from legacy_assistant.responder.training import check_checkpoint_dir
 
         if not Path(args.checkpoint_dir).is_dir():  # refused before the lock makes it (a mistyped --resume)
@@ -189,15 +190,14 @@ def run(args: argparse.Namespace) -> int:
         # held to the export's end: a second run is refused (before its corpora are read) by name,
         # not told that the folder "already holds a run", and the printed resume command finds
         # the checkpoints this run left
-        with hold_checkpoint_dir(args.checkpoint_dir):
+        with hold_checkpoint_dir(args.checkpoint_dir) as held:
             check_checkpoint_dir(args.checkpoint_dir, config, args.resume)
+            mark_temporary(held, False)  # named by the user: theirs to keep, whatever made it
             return _run(args, config, out)
     return _run(args, config, out)
 
 
 def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
-    from legacy_assistant.artifacts.directory import stops_after_writing, written_before_stop
-
     strict = not args.skip_bad_dialogues
     dialogues = read_dialogues(args.corpora, args.format, strict, SKIPPING)
     held_out = read_dialogues(args.validation, args.format, strict, SKIPPING) if args.validation else None
@@ -212,10 +212,34 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
         )
     )
 
-    temporary = args.checkpoint_dir is None
-    checkpoint_dir = (
-        Path(tempfile.mkdtemp(prefix="legacy-assistant-responder-")) if temporary else Path(args.checkpoint_dir)
-    )
+    if args.checkpoint_dir is not None:
+        return _train_and_export(args, config, out, dialogues, held_out, Path(args.checkpoint_dir), False)
+    from legacy_assistant.responder.checkpoint_lock import hold_checkpoint_dir, mark_temporary, remove_abandoned
+
+    # the temporary folder of a run that was killed (kill -9, the out-of-memory killer): nothing
+    # else removes it, and the user was never told where it is
+    remove_abandoned(Path(tempfile.gettempdir()), TEMPORARY_PREFIX)
+    checkpoint_dir = Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
+    # held through the export too, so that no other run takes it for one killed
+    with hold_checkpoint_dir(checkpoint_dir):
+        mark_temporary(checkpoint_dir, True)
+        return _train_and_export(args, config, out, dialogues, held_out, checkpoint_dir, True)
+
+
+def _train_and_export(
+    args: argparse.Namespace,
+    config: Any,
+    out: Path,
+    dialogues: Sequence[Any],
+    held_out: Sequence[Any] | None,
+    checkpoint_dir: Path,
+    temporary: bool,
+) -> int:
+    """Train into ``checkpoint_dir`` (``temporary``: made for this run, removed after the
+    export), export to ``out`` and say what was done, or what to run to resume."""
+    from legacy_assistant.artifacts.directory import stops_after_writing, written_before_stop
+    from legacy_assistant.responder.checkpoint_lock import mark_temporary
+
     try:
         model = _train(args, config, dialogues, held_out, checkpoint_dir)
     except KeyboardInterrupt as stop:
@@ -228,6 +252,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
                 if (checkpoint_dir / "checkpoint").is_file()
                 else f"no checkpoint yet, the run's settings are in {checkpoint_dir} (a resume starts from step 0)"
             )
+            mark_temporary(checkpoint_dir, False)  # printed to resume from: kept
             say(
                 f"{word}: {saved}; resume with:\n  {resume_command(args, checkpoint_dir)}",
                 file=sys.stderr,
@@ -270,6 +295,7 @@ def _run(args: argparse.Namespace, config: Any, out: Path) -> int:
             what = "failed"
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM taken as one
                 what = "was interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else "was terminated"
+            mark_temporary(checkpoint_dir, False)  # printed to export from: kept
             say(
                 f"the export {what}; the trained run is kept in {checkpoint_dir}; export it with:\n"
                 f"  {resume_command(args, checkpoint_dir)}",

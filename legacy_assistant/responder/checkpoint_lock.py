@@ -8,8 +8,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,12 @@ except ImportError:  # Windows: no flock, and two runs in one folder are not ref
 log = logging.getLogger(__name__)
 
 HOLDER_FILE = ".holder"  # who holds the folder's lock: named when another run is refused
+# In a checkpoint folder the command made for itself (no --checkpoint-dir given) and removes after
+# the export: such a folder found unlocked, its run killed, is removed by a later run. A folder
+# kept on purpose (its path printed to resume or export it) loses the note.
+TEMPORARY_FILE = ".temporary"
+# An unlocked folder this recent may be one whose run has not locked it yet.
+ABANDONED_AFTER = 60.0  # seconds
 
 # Folders (device, inode) this process holds, with the thread that holds each and how deep: a
 # second flock of the same folder from this process, on another descriptor, would be refused as
@@ -140,3 +148,54 @@ def _holder(directory: Path) -> str:
     except (OSError, UnicodeDecodeError, ValueError):
         return "a process that did not say which"
     return f"process {pid} on {host}" if host != socket.gethostname() else f"process {pid}"
+
+
+def mark_temporary(directory: Path, temporary: bool) -> None:
+    """Note in ``directory`` (held by this process) whether it is a temporary checkpoint folder
+    that a later run may remove once its run is gone (:func:`remove_abandoned`), or one kept:
+    named by the user, or printed to them to resume from. A note that cannot be written or
+    removed (a read-only folder) is left as it is."""
+    note = directory / TEMPORARY_FILE
+    try:
+        if temporary:
+            note.write_bytes(b"")
+        else:
+            note.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def remove_abandoned(parent: Path, prefix: str) -> None:
+    """Remove the temporary checkpoint folders in ``parent`` (named ``prefix...``, holding
+    :data:`TEMPORARY_FILE`) whose run was killed (``kill -9``, the out-of-memory killer): nothing
+    else would ever remove them, nor tell the user where they are, and each holds the last
+    checkpoints of a whole model. A folder locked by its run, changed in the last minute, kept on
+    purpose or on a system without ``flock`` is left alone."""
+    if fcntl is None:
+        return
+    try:
+        entries = [entry for entry in os.scandir(parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False) or not os.path.isfile(os.path.join(entry.path, TEMPORARY_FILE)):
+                continue
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < ABANDONED_AFTER:
+                continue
+            descriptor = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its run goes on (or the system gives no lock here)
+            os.close(descriptor)
+            continue
+        try:
+            shutil.rmtree(entry.path)
+        except OSError as exc:  # another user's, in a shared temporary folder
+            log.warning("cannot remove %s, left by a training run that was killed: %s", entry.path, exc)
+        else:
+            log.warning("removed %s, the checkpoints of a training run that was killed", entry.path)
+        finally:
+            os.close(descriptor)

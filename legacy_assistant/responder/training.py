@@ -67,7 +67,7 @@ from legacy_assistant.responder.batching import (
     epoch_order,
     sorted_batches,
 )
-from legacy_assistant.responder.checkpoint_lock import HOLDER_FILE, hold_checkpoint_dir
+from legacy_assistant.responder.checkpoint_lock import HOLDER_FILE, TEMPORARY_FILE, hold_checkpoint_dir
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
 from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
@@ -709,7 +709,7 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
         raise TrainingError(f"{directory}: not a directory; the checkpoint directory must be a folder")
     run_file = directory / RUN_FILE
     if not run_file.exists():
-        if directory.exists() and any(path.name != HOLDER_FILE for path in directory.iterdir()):
+        if directory.exists() and any(path.name not in (HOLDER_FILE, TEMPORARY_FILE) for path in directory.iterdir()):
             raise TrainingError(f"{directory}: not empty and holds no {RUN_FILE}: not a responder checkpoint directory")
         if resume:  # a mistyped --checkpoint-dir would otherwise throw the run away and start over
             found = f"it holds no {RUN_FILE}" if directory.exists() else "no such folder"
