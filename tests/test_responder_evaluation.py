@@ -443,6 +443,22 @@ def test_too_few_dialogues_to_hold_any_out_leave_the_classifier_unmeasured(model
     assert classifier["accuracy"] is None and classifier["held_out_turns"] == 0
 
 
+def test_a_report_without_conditions_removes_the_conditions_figure_of_an_earlier_report(model, tmp_path):
+    corpus = tmp_path / "neutral.jsonl"  # one condition: no condition classifier, no conditions figure
+    corpus.write_text("".join(dialogue_line(p, "neutral") + "\n" for p in HELD_OUT[:2]), encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    stale = tmp_path / "report-conditions.png"
+    stale.write_bytes(b"\x89PNG\r\n\x1a\n of another run")
+    status, printed, err = _run(
+        ["evaluate-responder", str(model["dir"]), str(corpus), *SMALL, "--train-corpus", str(model["corpus"]),
+         "--out", str(report_path)]
+    )
+    assert status == 0, err[-2000:]
+    assert "modes" not in json.loads(report_path.read_text())["conditions"]
+    assert f"wrote report.json, report-quality.png in {tmp_path}" in printed
+    assert not stale.exists()
+
+
 def test_unknown_conditions_are_refused_before_the_corpora_are_read(model, tmp_path):
     status, _, err = _run(["evaluate-responder", str(model["dir"]), str(tmp_path / "missing.jsonl"),
                            "--conditions", "Joy", "bored"])

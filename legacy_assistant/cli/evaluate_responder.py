@@ -237,11 +237,21 @@ def run(args: argparse.Namespace) -> int:
             writes.append(
                 (conditions_png, figure_write(conditions_png, lambda path: plot_responder_conditions(report, path)))
             )
+        else:  # no condition figure this run: one of an earlier run beside the report is removed
+            writes.append((conditions_png, _not_drawn))
         # the report last, and nothing new at all where the figures' drawing is interrupted; a
         # figure matplotlib cannot draw is left out with a warning
         written = write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
         say(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}")
     return 0
+
+
+def _not_drawn(path: Path) -> None:
+    """The write of a figure this report has nothing for: :func:`write_together` leaves it out
+    and removes an older file of its name."""
+    from legacy_assistant.common.files import NotWritten
+
+    raise NotWritten(str(path))
 
 
 def _requested_conditions(names: list[str], known: tuple[str, ...]) -> tuple[str, ...]:
