@@ -139,6 +139,7 @@ def test_train_responder_exports_what_info_shows(trained, files, capsys):
     assert info["vocabulary_size"] == len(manifest["vocabulary"]["tokens"]) == info["spec"]["vocab_size"]
     assert info["conditions"] == ["neutral", "anger", "joy", "fear", "sadness"]
     assert info["val_perplexity"] == pytest.approx(summary["val_perplexity"])
+    assert info["runtime"] == "compat"
     assert main(["info", str(out), "--no-load"]) == 0
     text = capsys.readouterr().out
     assert "verified   checksums ok (" in text
@@ -148,6 +149,7 @@ def test_train_responder_exports_what_info_shows(trained, files, capsys):
     assert f"vocabulary {info['vocabulary_size']} tokens" in text
     assert f"perplexity {summary['val_perplexity']:.2f} on the held-out pairs" in text
     assert f"decoder {TINY['decoder_units']} GRU" in text
+    assert "\nruntime    compat\n" in text
 
 
 def test_train_responder_shows_one_bar_of_every_batch_with_loss_and_perplexity(trained):

@@ -116,6 +116,7 @@ def test_info_reads_the_tf2_copy_and_evaluate_responder_says_why_it_will_not(mig
     out, _ = migrated
     info = run_cli("info", str(out))
     assert info.returncode == 0 and "SavedModel loads" in info.stdout, info.stderr[-2000:]
+    assert "\nruntime    tf2\n" in info.stdout  # what loads it, as for an intent model
     evaluated = run_cli("evaluate-responder", str(out), str(tmp_path / "corpus.txt"))
     assert evaluated.returncode == 1
     assert "for the 'tf2' runtime" in evaluated.stderr and "evaluate the original" in evaluated.stderr

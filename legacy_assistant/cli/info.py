@@ -130,7 +130,7 @@ def run_responder(args: argparse.Namespace) -> int:
     if not args.no_load:
         from legacy_assistant.responder.responder import Responder
 
-        with Responder.load(args.model, runtime=info.manifest.get("runtime", "compat")) as responder:
+        with Responder.load(args.model, runtime=info.runtime) as responder:
             guided = responder.guided
     manifest = info.manifest
     training: dict[str, Any] = manifest.get("summary", {})
@@ -148,6 +148,7 @@ def run_responder(args: argparse.Namespace) -> int:
         "training": training,
         "val_perplexity": training.get("val_perplexity"),
         "source": manifest.get("source", {}),
+        "runtime": info.runtime,  # what loads it, as an intent model's says: a migrated copy needs tf2
         "versions": manifest.get("versions", {}),
         "files": len(manifest["files"]),
         "verified": "checksums ok" + ("" if args.no_load else ", SavedModel loads"),
@@ -191,6 +192,7 @@ def run_responder(args: argparse.Namespace) -> int:
     held_out = summary["source"].get("held_out", [])
     if corpora:
         print(f"corpora    {len(corpora)} file(s) for training" + (f", {len(held_out)} held out" if held_out else ""))
+    print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0
 
