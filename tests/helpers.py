@@ -187,3 +187,23 @@ def polled_often(every: float = 0.05):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(WebDriverWait, "__init__", polling_often)
         yield
+
+
+def main_with_reader_gone(argv: list[str]) -> int:
+    """``legacy-assistant ARGV | head -0`` in this process: standard output a pipe whose reader
+    has gone before the first line, each line written as it is printed (as with
+    PYTHONUNBUFFERED=1). Returns the command's exit status."""
+    import sys
+
+    from legacy_assistant.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = open(write_end, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "stdout", stream)
+            return main(argv)
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()

@@ -2,6 +2,7 @@
 output a terminal cannot encode, a reader that goes away, Ctrl-C before the command starts."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from legacy_assistant.cli import main
-from tests.helpers import terminal_chat
+from tests.helpers import main_with_reader_gone, terminal_chat
 
 TINY_INTENTS = Path(__file__).resolve().parent / "data" / "tiny_intents.json"
 
@@ -192,3 +193,19 @@ def test_ctrl_z_then_fg_at_a_terminal_prompt_gives_back_the_line_being_typed(tmp
             shell.kill()
             shell.wait()
         os.close(leader)
+
+
+def test_a_reader_that_goes_away_leaves_the_reports_asked_for_written(tmp_path, tiny_model_dir):
+    """``evaluate --out R | head`` and ``golden --check --report R | head``: the summary met the
+    closed pipe before the report was written, and the command ended without it."""
+    report = tmp_path / "evaluation.json"
+    argv = ["-q", "evaluate", str(tiny_model_dir), str(TINY_INTENTS), "--out", str(report)]
+    assert main_with_reader_gone(argv) == 141
+    assert json.loads(report.read_text(encoding="utf-8"))["examples"] > 0
+    assert (tmp_path / "evaluation-confusion.png").is_file() and (tmp_path / "evaluation-thresholds.png").is_file()
+    sentences, golden, compared = tmp_path / "sentences.txt", tmp_path / "golden.json", tmp_path / "compared.json"
+    sentences.write_text("hello\nbye\n", encoding="utf-8")
+    assert main(["-q", "golden", str(tiny_model_dir), "--sentences", str(sentences), "--golden", str(golden)]) == 0
+    argv = ["-q", "golden", str(tiny_model_dir), "--check", "--golden", str(golden), "--report", str(compared)]
+    assert main_with_reader_gone(argv) == 141
+    assert json.loads(compared.read_text(encoding="utf-8"))["ok"] is True

@@ -19,7 +19,7 @@ from legacy_assistant.cli import main
 from legacy_assistant.responder.baselines import BigramModel, UnigramModel, perplexity, predicted_ids
 from legacy_assistant.responder.evaluation import capped_by_class, distinct_n, percentiles_ms, reply_figures
 from legacy_assistant.responder.vocabulary import END, PAD, START, UNK
-from tests.helpers import ROOT
+from tests.helpers import ROOT, main_with_reader_gone
 from tests.mood_corpus import HELD_OUT, PROMPTS, REPLIES, dialogue_line, write_corpus
 
 # ids of a vocabulary of 6: the 4 special ones, then the words "a" (4) and "b" (5)
@@ -457,6 +457,17 @@ def test_a_report_without_conditions_removes_the_conditions_figure_of_an_earlier
     assert "modes" not in json.loads(report_path.read_text())["conditions"]
     assert f"wrote report.json, report-quality.png in {tmp_path}" in printed
     assert not stale.exists()
+
+
+def test_a_reader_that_goes_away_leaves_the_report_written(model, tmp_path):
+    """``evaluate-responder --out R | head``: the summary met the closed pipe before the report
+    was written, and the command ended without it."""
+    report_path = tmp_path / "report.json"
+    argv = ["-q", "evaluate-responder", str(model["dir"]), str(model["held"]), *SMALL, "--latency-replies", "0",
+            "--out", str(report_path)]
+    assert main_with_reader_gone(argv) == 141
+    assert json.loads(report_path.read_text(encoding="utf-8"))["model"] == "moods"
+    assert (tmp_path / "report-quality.png").is_file()
 
 
 def test_unknown_conditions_are_refused_before_the_corpora_are_read(model, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
 from legacy_assistant.cli.arguments import fraction_number, path_text, whole_number
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
-from legacy_assistant.common.terminal import visible
+from legacy_assistant.common.terminal import SaidBeforeWriting, visible
 
 DEFAULT_SPLIT = "test"  # of a CLINC150 file
 
@@ -113,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {visible(warning)}", file=sys.stderr)
     # the model's name (its manifest's), the file's name, its labels and sentences may hold
     # control characters: shown as escapes, so that they cannot drive the terminal
-    print(visible(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else "")))
+    # a reader that goes away (`... | head`) takes the rest of the summary, not the report
+    summary = SaidBeforeWriting()
+    summary.say(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else ""))
     for line in summary_lines(report, worst=args.top):
-        print(visible(line))
+        summary.say(line)
     if args.out:
         from legacy_assistant.common.files import is_device_or_pipe, write_text_atomically, write_together
         from legacy_assistant.common.plots import figure_write, plot_confusions, plot_threshold_curve
@@ -138,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
         figures = [path.name for path in written[:-1]]
+        summary.raise_if_gone()
         print(visible(f"wrote {out}" + (f", {' and '.join(figures)}" if figures else " (no figures)")))
+    summary.raise_if_gone()
     return 0
 
 

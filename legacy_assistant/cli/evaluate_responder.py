@@ -19,7 +19,7 @@ from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.cli.arguments import condition_strength_number, home_path, path_text, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
-from legacy_assistant.common.terminal import say
+from legacy_assistant.common.terminal import SaidBeforeWriting, say
 
 COMMAND = "evaluate-responder"
 
@@ -217,9 +217,11 @@ def run(args: argparse.Namespace) -> int:
         is_training_data=roles["training"],
         is_validation_data=roles["validation"],
     )
-    say(f"{report['model']} on {', '.join(map(str, args.corpora))}")
+    # a reader that goes away (`... | head`) takes the rest of the summary, not the report
+    summary = SaidBeforeWriting()
+    summary.say(f"{report['model']} on {', '.join(map(str, args.corpora))}")
     for line in summary_lines(report):
-        say(line)
+        summary.say(line)
     if args.out:
         from legacy_assistant.common.files import is_device_or_pipe, write_text_atomically, write_together
         from legacy_assistant.common.plots import figure_write, plot_responder_conditions, plot_responder_quality
@@ -242,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
         # the report last, and nothing new at all where the figures' drawing is interrupted; a
         # figure matplotlib cannot draw is left out with a warning
         written = write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
+        summary.raise_if_gone()
         say(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}")
+    summary.raise_if_gone()
     return 0
 
 

@@ -57,6 +57,30 @@ def say(*values: object, sep: str = " ", end: str = "\n", file: TextIO | None = 
     print(visible(sep.join(map(str, values))), end=end, file=file, flush=flush)
 
 
+class SaidBeforeWriting:
+    """:func:`say` for the lines a command prints before it writes the files it was asked for
+    (a report's summary before ``--out``): once the reader of standard output has gone away
+    (``... | head``), the lines left are dropped rather than end the command before its files
+    are written; :meth:`raise_if_gone` raises that reader's ``BrokenPipeError`` once they are."""
+
+    def __init__(self) -> None:
+        self.gone: BrokenPipeError | None = None
+
+    def say(self, *values: object) -> None:
+        """:func:`say` to standard output, while its reader is there."""
+        if self.gone is not None:
+            return
+        try:
+            say(*values)
+        except BrokenPipeError as exc:
+            self.gone = exc
+
+    def raise_if_gone(self) -> None:
+        """Raise the ``BrokenPipeError`` a line met, if one did."""
+        if self.gone is not None:
+            raise self.gone
+
+
 def json_visible(text: str) -> str:
     """JSON ``text`` (of :func:`json.dumps` with ``ensure_ascii=False``) with the control
     characters it leaves as they are (DEL and the 8-bit ones, U+007F to U+009F, CSI among them)
