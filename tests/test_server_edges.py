@@ -729,6 +729,31 @@ def test_gunicorn_logs_no_line_of_its_own_per_request_with_the_sender_id() -> No
     assert worker.log.mock_calls == []
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n",
+        "X-Forwarded-Proto: http\r\nX-Forwarded-Protocol: ssl\r\n",
+    ],
+)
+@pytest.mark.parametrize("peer", [("127.0.0.1", 40000), ""])  # a proxy on this machine; a Unix socket's
+def test_scheme_headers_that_disagree_do_not_make_gunicorn_refuse_the_request(headers, peer) -> None:
+    """gunicorn took the scheme from X-Forwarded-Proto, X-Forwarded-Protocol and X-Forwarded-Ssl
+    when they came from a trusted address (127.0.0.1, any peer of a Unix socket), and refused a
+    request whose headers disagreed with 400: a proxy passes a client's own such header on beside
+    the one it sets. Nothing in the app reads the scheme, so no header sets it."""
+    import io
+
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving import server as serving
+
+    gunicorn_app = serving.GunicornServer(serving.ServerOptions(port=0, workers=1, reuse_port=False))
+    raw = f"GET /health HTTP/1.1\r\nHost: chat.example\r\n{headers}\r\n".encode()
+    request = next(RequestParser(gunicorn_app.cfg, io.BytesIO(raw), peer))
+    assert (request.method, request.path) == ("GET", "/health")
+
+
 def trickle(sock, stopped) -> None:
     """Send a byte a second on ``sock`` until ``stopped`` is set (or the connection fails), from
     a thread of its own: each of the server's reads succeeds, the request never ends."""

@@ -896,7 +896,7 @@ class GunicornServer(BaseApplication):
 
     def load_config(self) -> None:
         o = self.options
-        settings = {
+        settings: dict[str, Any] = {
             "bind": [self.bind_address],
             "umask": unix_socket.SOCKET_UMASK if unix_socket.socket_path(o.host) is not None else None,
             "workers": o.workers,
@@ -919,6 +919,12 @@ class GunicornServer(BaseApplication):
             # header on chose the prefix (GET /x/health with SCRIPT_NAME: /x was answered as /health),
             # and with it which route a path reaches, past a proxy's rules on paths
             "forwarder_headers": "",
+            # nor does any header set the scheme: nothing here reads it (a redirect names a path
+            # alone), and gunicorn refused with 400 ("Contradictory scheme headers", answered as
+            # "not valid HTTP") every request from a trusted address (this machine's, any peer of
+            # a Unix socket) whose X-Forwarded-Proto, X-Forwarded-Protocol and X-Forwarded-Ssl
+            # disagreed: a client could send one the proxy passes on beside the proxy's own
+            "secure_scheme_headers": {},
             # files (/static/) are written with send() like any answer: gunicorn's sendfile waits
             # with no limit for a client that reads nothing, past the write timeout
             # (_time_out_writes), and holds its request thread for good
