@@ -141,6 +141,40 @@ def test_follow_up_targets_the_fallback_and_the_out_of_scope_intent_are_not_unre
     assert warnings(caplog) == []
 
 
+# --- context rules the dialogue never acts on: warned about, not refused
+
+
+def test_free_text_on_an_intent_no_context_names_is_warned_about(tmp_path, caplog):
+    """Only a follow-up's next turn is read as free text: set on the intent that asks, the flag
+    was ignored without a word, and a confident intent took the feedback over."""
+    ask = {"tag": "feedback", "patterns": ["feedback please"], "responses": ["Tell me"], "context": ["text"],
+           "free_text": True}
+    text = {"tag": "text", "patterns": [], "responses": ["Noted."]}
+    path = write(tmp_path, [GOOD, ask, text])
+    load_intents(path)
+    (message,) = [m for m in warnings(caplog) if "free_text" in m]
+    assert message.startswith(f"{path}: intent #1 ('feedback'): field 'free_text': no intent's 'context' names")
+    caplog.clear()
+    load_intents(write(tmp_path, [GOOD, dict(ask, free_text=False), dict(text, free_text=True)]))
+    assert warnings(caplog) == []
+
+
+def test_a_context_set_that_no_context_filter_reads_is_warned_about(tmp_path, caplog):
+    """A misspelt context_set whose right spelling another intent sets was taken without a word:
+    the flow it was meant to open never opened."""
+    order = {"tag": "order", "patterns": ["order tea"], "responses": ["Green or black?"], "context_set": "tea"}
+    typo = {"tag": "order_more", "patterns": ["more tea"], "responses": ["Green or black?"], "context_set": "tae"}
+    green = {"tag": "green", "patterns": ["green"], "responses": ["Green."], "context_filter": "tea", "context_set": ""}
+    path = write(tmp_path, [GOOD, order, typo, green])
+    load_intents(path)
+    (message,) = [m for m in warnings(caplog) if "context_set" in m]
+    assert message.startswith(f"{path}: intent #2 ('order_more'): field 'context_set': 'tae' is read by no intent's "
+                              "'context_filter'")
+    caplog.clear()
+    load_intents(write(tmp_path, [GOOD, order, dict(typo, context_set="tea"), green]))
+    assert warnings(caplog) == []
+
+
 # --- invisible format characters (Unicode category Cf)
 
 

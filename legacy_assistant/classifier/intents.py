@@ -240,6 +240,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     _warn_shared_patterns(intents, first_index, source)
     _warn_follow_up_cycles(intents, first_index, source)
     _warn_unreachable(intents, first_index, source)
+    _warn_rules_without_effect(intents, first_index, source)
     return IntentSet(tuple(intents), source)
 
 
@@ -334,6 +335,33 @@ def _warn_unreachable(intents: Sequence[Intent], first_index: Mapping[str, int],
             _where(first_index[intent.tag], intent.tag),
             hint,
         )
+
+
+def _warn_rules_without_effect(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
+    """Log a warning for each context rule the dialogue never acts on: ``free_text`` on an intent
+    that no intent's ``context`` names (only a follow-up's next turn is read as free text: set on
+    the intent that asks, it is ignored), and a ``context_set`` value that no intent's
+    ``context_filter`` reads (a misspelt context: it only ends the context flow that is open, as
+    ``""`` would)."""
+    followed = {intent.next_tag for intent in intents if intent.next_tag is not None}
+    filters = {intent.context_filter for intent in intents if intent.context_filter}
+    for intent in intents:
+        where = _where(first_index[intent.tag], intent.tag)
+        if intent.free_text and intent.tag not in followed:
+            log.warning(
+                "%s: %s: field 'free_text': no intent's 'context' names this intent, so it is never a follow-up "
+                "and free_text has no effect (it belongs on the follow-up that 'context' names)",
+                source,
+                where,
+            )
+        if intent.context_set and intent.context_set not in filters and intent.tag != FALLBACK_TAG:
+            log.warning(
+                "%s: %s: field 'context_set': %r is read by no intent's 'context_filter': it only ends the "
+                'context that is set, as "" would',
+                source,
+                where,
+                intent.context_set,
+            )
 
 
 def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, int], source: str) -> None:
