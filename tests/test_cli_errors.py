@@ -805,6 +805,24 @@ def test_chat_takes_the_follow_up_mode_as_serve_does(capsys, monkeypatch):
     assert _one_error_line(capsys) == "error: --follow-ups is an intent model option: give --model too"
 
 
+
+def test_chat_takes_the_escape_confidence_as_serve_does(capsys, monkeypatch):
+    """A server started with another escape confidence left follow-ups at other turns than the
+    terminal, which had no way to ask for it: the same conversation went two ways."""
+    import io
+
+    model = str(ROOT / "exported" / "default")
+    lines = {}
+    for confidence in ("0.75", "0.99"):  # "what's on the menu?" is the menu at about 0.92
+        monkeypatch.setattr("sys.stdin", io.StringIO("can I book a table?\nwhat's on the menu?\n"))
+        assert main(["-q", "chat", "--model", model, "--show-intent", "--escape-confidence", confidence]) == 0
+        lines[confidence] = capsys.readouterr().out.strip().splitlines()
+    assert "  [menu 0." in lines["0.75"][-1]
+    assert lines["0.99"][-1].endswith("[book_table_time 1.00]")
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    assert main(["chat", "--responder", "--escape-confidence", "0.9"]) == 1
+    assert _one_error_line(capsys) == "error: --escape-confidence is an intent model option: give --model too"
+
 STOP_DURING_IMPORTS = """
 import json, os, signal
 os.environ["OPENBLAS_NUM_THREADS"] = "2"  # a BLAS pool thread on any machine

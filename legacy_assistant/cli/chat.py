@@ -33,7 +33,7 @@ from legacy_assistant.defaults import DEFAULT_MODEL_DIR, DEFAULT_RESPONDER_DIR, 
 from legacy_assistant.errors import AssistantError
 from legacy_assistant.responder.modes import MODES as RESPONDER_MODES
 from legacy_assistant.responder.modes import known_condition
-from legacy_assistant.serving.dialogue import FOLLOW_UP_MODES, STARTED_OVER
+from legacy_assistant.serving.dialogue import DEFAULT_ESCAPE_CONFIDENCE, FOLLOW_UP_MODES, STARTED_OVER
 
 if TYPE_CHECKING:
     from legacy_assistant.serving.assistant import Assistant
@@ -87,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="yield (default: a clear other request leaves a follow-up) or classic (the follow-up takes whatever "
         "comes next), as serve's setting",
     )
+    parser.add_argument(
+        "--escape-confidence",
+        type=fraction_number,
+        metavar="X",
+        help="confidence another intent needs to leave a follow-up that yields (default "
+        f"{DEFAULT_ESCAPE_CONFIDENCE:g}), as serve's setting",
+    )
     responder = parser.add_argument_group("generative responder")
     responder.add_argument(
         "--responder",
@@ -139,7 +146,12 @@ def run(args: argparse.Namespace) -> int:
     apply_runtime(args)
     from legacy_assistant.serving.assistant import Assistant
 
-    assistant = Assistant.load(args.model or DEFAULT_MODEL_DIR, threshold=args.threshold, follow_ups=_follow_ups(args))
+    assistant = Assistant.load(
+        args.model or DEFAULT_MODEL_DIR,
+        threshold=args.threshold,
+        follow_ups=_follow_ups(args),
+        escape_confidence=_escape_confidence(args),
+    )
     interactive = _interactive()
     if interactive:
         say(f"Chatting with {assistant.predictor.name}. {LEAVE}", flush=True)
@@ -161,9 +173,18 @@ def _follow_ups(args: argparse.Namespace) -> str:
     return args.follow_ups or "yield"
 
 
+def _escape_confidence(args: argparse.Namespace) -> float:
+    """``--escape-confidence``, else serve's default."""
+    return DEFAULT_ESCAPE_CONFIDENCE if args.escape_confidence is None else args.escape_confidence
+
+
 def run_with_responder(args: argparse.Namespace) -> int:
     """The responder alone, or behind an intent model's fallback."""
-    for flag, value in (("--threshold", args.threshold), ("--follow-ups", args.follow_ups)):
+    for flag, value in (
+        ("--threshold", args.threshold),
+        ("--follow-ups", args.follow_ups),
+        ("--escape-confidence", args.escape_confidence),
+    ):
         if args.model is None and value is not None:
             raise AssistantError(f"{flag} is an intent model option: give --model too")
     apply_runtime(args)
@@ -238,6 +259,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         args.model,
         threshold=args.threshold,
         follow_ups=_follow_ups(args),
+        escape_confidence=_escape_confidence(args),
         responder_dir=args.responder,
         generation_mode=args.mode,
         condition_strength=args.condition_strength,
