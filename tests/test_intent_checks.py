@@ -175,6 +175,20 @@ def test_a_context_set_that_no_context_filter_reads_is_warned_about(tmp_path, ca
     assert warnings(caplog) == []
 
 
+def test_interrupts_on_an_intent_without_patterns_is_warned_about(tmp_path, caplog):
+    """Only an intent the classifier chooses can interrupt a flow: on a follow-up without
+    patterns the flag was taken without a word and never acted on."""
+    ask = {"tag": "feedback", "patterns": ["feedback please"], "responses": ["Tell me"], "context": ["text"]}
+    text = {"tag": "text", "patterns": [], "responses": ["Noted."], "free_text": True, "interrupts": True}
+    path = write(tmp_path, [GOOD, ask, text])
+    load_intents(path)
+    (message,) = [m for m in warnings(caplog) if "interrupts" in m]
+    assert message.startswith(f"{path}: intent #2 ('text'): field 'interrupts': the intent has no patterns")
+    caplog.clear()
+    stop = {"tag": "stop", "patterns": ["stop that"], "responses": ["Stopped."], "interrupts": True}
+    load_intents(write(tmp_path, [GOOD, ask, dict(text, interrupts=False), stop]))
+    assert warnings(caplog) == []
+
 # --- invisible format characters (Unicode category Cf)
 
 

@@ -342,7 +342,8 @@ def _warn_rules_without_effect(intents: Sequence[Intent], first_index: Mapping[s
     that no intent's ``context`` names (only a follow-up's next turn is read as free text: set on
     the intent that asks, it is ignored), and a ``context_set`` value that no intent's
     ``context_filter`` reads (a misspelt context: it only ends the context flow that is open, as
-    ``""`` would)."""
+    ``""`` would), and ``interrupts`` on an intent without patterns (the classifier never chooses
+    it, so it never interrupts)."""
     followed = {intent.next_tag for intent in intents if intent.next_tag is not None}
     filters = {intent.context_filter for intent in intents if intent.context_filter}
     for intent in intents:
@@ -351,6 +352,13 @@ def _warn_rules_without_effect(intents: Sequence[Intent], first_index: Mapping[s
             log.warning(
                 "%s: %s: field 'free_text': no intent's 'context' names this intent, so it is never a follow-up "
                 "and free_text has no effect (it belongs on the follow-up that 'context' names)",
+                source,
+                where,
+            )
+        if intent.interrupts and not intent.patterns:
+            log.warning(
+                "%s: %s: field 'interrupts': the intent has no patterns, so the classifier never chooses it and "
+                "it never interrupts a flow (it belongs on an intent with patterns, such as 'cancel')",
                 source,
                 where,
             )
