@@ -85,6 +85,12 @@ def test_a_free_text_cycle_is_said_to_yield_to_no_confident_intent(tmp_path, cap
     load_intents(write(tmp_path, [GOOD, ask, text, stop]))
     (message,) = [m for m in warnings(caplog) if "cycle" in m]
     assert "only an interrupting intent leaves it (a free_text follow-up takes every other message)" in message
+    caplog.clear()
+    # an interrupting intent without patterns is never chosen: it leaves nothing
+    load_intents(write(tmp_path, [GOOD, ask, text, dict(stop, patterns=[]), {**ask, "tag": "to_stop", "context": ["stop"],
+                                                                              "patterns": ["end it"]}]))
+    (message,) = [m for m in warnings(caplog) if "field 'context': follow-up cycle" in m]
+    assert "nothing leaves it: a free_text follow-up takes every message, and no intent interrupts" in message
 
 
 def test_a_longer_cycle_is_named_once_from_its_first_intent(tmp_path, caplog):
@@ -152,7 +158,7 @@ def test_free_text_on_an_intent_no_context_names_is_warned_about(tmp_path, caplo
     text = {"tag": "text", "patterns": [], "responses": ["Noted."]}
     path = write(tmp_path, [GOOD, ask, text])
     load_intents(path)
-    (message,) = [m for m in warnings(caplog) if "free_text" in m]
+    (message,) = [m for m in warnings(caplog) if "field 'free_text'" in m]
     assert message.startswith(f"{path}: intent #1 ('feedback'): field 'free_text': no intent's 'context' names")
     caplog.clear()
     load_intents(write(tmp_path, [GOOD, dict(ask, free_text=False), dict(text, free_text=True)]))
@@ -167,7 +173,7 @@ def test_a_context_set_that_no_context_filter_reads_is_warned_about(tmp_path, ca
     green = {"tag": "green", "patterns": ["green"], "responses": ["Green."], "context_filter": "tea", "context_set": ""}
     path = write(tmp_path, [GOOD, order, typo, green])
     load_intents(path)
-    (message,) = [m for m in warnings(caplog) if "context_set" in m]
+    (message,) = [m for m in warnings(caplog) if "field 'context_set'" in m]
     assert message.startswith(f"{path}: intent #2 ('order_more'): field 'context_set': 'tae' is read by no intent's "
                               "'context_filter'")
     caplog.clear()
@@ -182,7 +188,7 @@ def test_interrupts_on_an_intent_without_patterns_is_warned_about(tmp_path, capl
     text = {"tag": "text", "patterns": [], "responses": ["Noted."], "free_text": True, "interrupts": True}
     path = write(tmp_path, [GOOD, ask, text])
     load_intents(path)
-    (message,) = [m for m in warnings(caplog) if "interrupts" in m]
+    (message,) = [m for m in warnings(caplog) if "field 'interrupts'" in m]
     assert message.startswith(f"{path}: intent #2 ('text'): field 'interrupts': the intent has no patterns")
     caplog.clear()
     stop = {"tag": "stop", "patterns": ["stop that"], "responses": ["Stopped."], "interrupts": True}

@@ -279,7 +279,7 @@ def _warn_follow_up_cycles(intents: Sequence[Intent], first_index: Mapping[str, 
     at its intent that comes first in the file."""
     next_of = {intent.tag: intent.next_tag for intent in intents}
     free_text = {intent.tag for intent in intents if intent.free_text}
-    can_interrupt = any(intent.interrupts for intent in intents)
+    can_interrupt = any(intent.interrupts and intent.patterns for intent in intents)  # only a chosen one can
     done: set[str] = set()
     for intent in intents:
         path: dict[str, int] = {}  # tag -> its place on the path (a list's `in` made long chains quadratic)
