@@ -855,6 +855,41 @@ def test_a_folder_removed_and_made_again_while_it_is_locked_is_the_one_held(
             os.close(other)
 
 
+def test_a_killed_run_s_temporary_folder_is_removed_but_not_another_machine_s_nor_another_user_s(
+    tmp_path, monkeypatch, caplog
+):
+    """A temporary folder shared between machines (TMPDIR on a cluster's scratch file system)
+    may lock a folder only for the machine that took the lock: another machine's run went on
+    training in a folder the next run here found unlocked, and removed it. Nor is another
+    user's folder removed (one run as root)."""
+    import socket
+
+    from legacy_assistant.responder.checkpoint_lock import remove_abandoned
+
+    def left(name: str, host: str) -> Path:
+        folder = tmp_path / f"legacy-assistant-responder-{name}"
+        folder.mkdir()
+        (folder / "run.json").write_text("{}", encoding="utf-8")
+        (folder / ".holder").write_text(f"4242 {host}\n", encoding="utf-8")
+        (folder / ".temporary").write_bytes(b"")
+        an_hour_ago = time.time() - 3600
+        os.utime(folder, (an_hour_ago, an_hour_ago))
+        return folder
+
+    killed = left("killed", socket.gethostname())
+    elsewhere = left("elsewhere", f"not-{socket.gethostname()}")
+    with caplog.at_level(logging.WARNING, logger="legacy_assistant.responder.checkpoint_lock"):
+        remove_abandoned(tmp_path, "legacy-assistant-responder-")
+    assert not killed.exists()
+    assert (elsewhere / "run.json").is_file()
+    assert f"removed {killed}, " in caplog.text and str(elsewhere) not in caplog.text
+
+    theirs = left("theirs", socket.gethostname())
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(theirs).st_uid + 1)
+    remove_abandoned(tmp_path, "legacy-assistant-responder-")
+    assert (theirs / "run.json").is_file()
+
+
 def test_a_second_thread_of_one_process_is_refused_the_checkpoint_directory(tmp_path):
     """The hold nests only in the thread that holds it: two library calls of train_responder
     from two threads of one process would otherwise both train in one folder."""

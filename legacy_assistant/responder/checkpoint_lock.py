@@ -170,7 +170,9 @@ def remove_abandoned(parent: Path, prefix: str) -> None:
     :data:`TEMPORARY_FILE`) whose run was killed (``kill -9``, the out-of-memory killer): nothing
     else would ever remove them, nor tell the user where they are, and each holds the last
     checkpoints of a whole model. A folder locked by its run, changed in the last minute, kept on
-    purpose or on a system without ``flock`` is left alone."""
+    purpose or on a system without ``flock`` is left alone, and so is another user's, and one
+    whose run was on another machine (a temporary folder shared between machines, where a lock
+    may be seen only by the machine that took it)."""
     if fcntl is None:
         return
     try:
@@ -181,7 +183,8 @@ def remove_abandoned(parent: Path, prefix: str) -> None:
         try:
             if not entry.is_dir(follow_symlinks=False) or not os.path.isfile(os.path.join(entry.path, TEMPORARY_FILE)):
                 continue
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime < ABANDONED_AFTER:
+            status = entry.stat(follow_symlinks=False)
+            if status.st_uid != os.getuid() or time.time() - status.st_mtime < ABANDONED_AFTER:
                 continue
             descriptor = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_DIRECTORY", 0))
         except OSError:
@@ -189,6 +192,9 @@ def remove_abandoned(parent: Path, prefix: str) -> None:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # its run goes on (or the system gives no lock here)
+            os.close(descriptor)
+            continue
+        if not _held_on_this_machine(Path(entry.path)):  # its run may go on there, its lock unseen here
             os.close(descriptor)
             continue
         try:
@@ -199,3 +205,13 @@ def remove_abandoned(parent: Path, prefix: str) -> None:
             log.warning("removed %s, the checkpoints of a training run that was killed", entry.path)
         finally:
             os.close(descriptor)
+
+
+def _held_on_this_machine(directory: Path) -> bool:
+    """Whether the last run that held ``directory`` ran on this machine, as its note says (a
+    note that is missing or unreadable says nothing against it)."""
+    try:
+        host = (directory / HOLDER_FILE).read_text(encoding="utf-8").split()[1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return True
+    return host == socket.gethostname()
