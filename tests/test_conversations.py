@@ -476,6 +476,23 @@ def test_a_store_that_is_down_is_one_error_line_whichever_operations_its_request
         assert len(errors()) == 2 and "NOPERM" in errors()[1], errors()
 
 
+@pytest.mark.parametrize("path", ["/srv/chat.db", "/srv/backup:2026/chat.db", "/srv/notes: old/chat.db",
+                                  "C:\\data\\chat.db"])
+def test_a_sqlite_store_down_is_one_failure_whichever_operation_even_with_a_colon_in_its_path(path):
+    """The operation is left out of the text that counts a SQLite store's failures up to the
+    path's end; a path holding ":" (a Windows drive, a folder named with a time) kept it in, and
+    one outage was logged as a failure of each operation it met. Another cause stays apart."""
+    from legacy_assistant.web.errors import store_failure_key
+
+    def failure(what, cause="disk I/O error"):
+        return store_failure_key(f"SQLite conversation store {path}: {what} failed: {cause}")
+
+    assert {failure(what) for what in ("load", "save", "history", "writer lock")} == {
+        f"SQLite conversation store {path}: disk I/O error"
+    }
+    assert failure("load", "database disk image is malformed") != failure("load")
+
+
 def test_the_failures_followed_to_count_their_repeats_are_bounded():
     """Failures are told apart by their text: each new one is logged at once, and the ones followed
     are at most MAX_KEYS, the one seen longest ago let go first (logged again when it comes)."""

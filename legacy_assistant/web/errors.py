@@ -43,8 +43,11 @@ STORE_FAILURES_EXTENSION = "legacy_assistant.store_failures"  # app.extensions k
 _SENDER_DIGEST = re.compile(r"\b[0-9a-f]{12}\b(?= \(SHA-256 digest\))")  # as stores.base.sender_digest writes it
 # The operation a store names in its failure ("Redis conversation store: history failed: ...",
 # "SQLite conversation store PATH: save failed: ..."): a store that is down fails every kind of
-# operation with the same cause, which is one outage, counted under one line.
-_STORE_OPERATION = re.compile(r"^((?:Redis|SQLite) conversation store[^:]*: )[a-z ]+ failed: ")
+# operation with the same cause, which is one outage, counted under one line. A path may hold
+# ": " or ":" itself (C:\data\chat.db): the first "OPERATION failed: " after it ends it.
+_STORE_OPERATION = re.compile(
+    r"^((?:Redis conversation store[^:]*|SQLite conversation store .*?): )[a-z ]+ failed: ", re.DOTALL
+)
 
 
 def store_failure_key(message: str) -> str:
