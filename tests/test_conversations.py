@@ -493,6 +493,24 @@ def test_a_sqlite_store_down_is_one_failure_whichever_operation_even_with_a_colo
     assert failure("load", "database disk image is malformed") != failure("load")
 
 
+def test_a_redis_store_turned_read_only_is_one_failure_though_its_transactions_fail_at_other_commands():
+    """A Redis that became a replica (a failover) refuses every write: a turn's lock, a save (the
+    first command of its transaction) and a deletion (the fourth of its own), as a Redis server
+    words them. Which command of a transaction met the cause is the operation's: one outage
+    was logged as three failures. Another cause stays apart."""
+    from legacy_assistant.web.errors import store_failure_key
+
+    cause = "You can't write against a read only replica."
+    failures = [
+        f"Redis conversation store: lock failed: {cause}",
+        f"Redis conversation store: save failed: command 1 of the transaction: {cause}",
+        f"Redis conversation store: forget failed: command 4 of the transaction: {cause}",
+    ]
+    assert {store_failure_key(failure) for failure in failures} == {f"Redis conversation store: {cause}"}
+    full = "Redis conversation store: save failed: command 1 of the transaction: OOM command not allowed"
+    assert store_failure_key(full) != store_failure_key(failures[1])
+
+
 def test_the_failures_followed_to_count_their_repeats_are_bounded():
     """Failures are told apart by their text: each new one is logged at once, and the ones followed
     are at most MAX_KEYS, the one seen longest ago let go first (logged again when it comes)."""

@@ -44,9 +44,13 @@ _SENDER_DIGEST = re.compile(r"\b[0-9a-f]{12}\b(?= \(SHA-256 digest\))")  # as st
 # The operation a store names in its failure ("Redis conversation store: history failed: ...",
 # "SQLite conversation store PATH: save failed: ..."): a store that is down fails every kind of
 # operation with the same cause, which is one outage, counted under one line. A path may hold
-# ": " or ":" itself (C:\data\chat.db): the first "OPERATION failed: " after it ends it.
+# ": " or ":" itself (C:\data\chat.db): the first "OPERATION failed: " after it ends it. Which
+# command of a Redis transaction met the cause is the operation's too (a replica's "You can't
+# write against a read only replica" is command 1 of a save's, command 4 of a deletion's).
 _STORE_OPERATION = re.compile(
-    r"^((?:Redis conversation store[^:]*|SQLite conversation store .*?): )[a-z ]+ failed: ", re.DOTALL
+    r"^((?:Redis conversation store[^:]*|SQLite conversation store .*?): )[a-z ]+ failed: "
+    r"(?:command \d+ of the transaction: )?",
+    re.DOTALL,
 )
 
 
