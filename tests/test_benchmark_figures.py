@@ -160,6 +160,30 @@ def test_failed_requests_are_not_counted_as_throughput_nor_as_a_latency_of_0_ms(
     assert "nan" not in out
 
 
+def test_a_server_that_fails_every_request_fast_misses_the_latency_targets(capsys):
+    """The latencies wrk measures are those of every answer, a 503's too: a server that answered
+    every request 503 in a few ms had "p99 <= 150 ms: 5.00 ms -> met" beside its 0 req/s."""
+    import argparse
+
+    serve = load_benchmark("serve")
+    failed = serve.wrk_result({"requests": 3000, "seconds": 1.0, "p50": 2.0, "p90": 3.0, "p99": 5.0,
+                               "errors": 0, "non2xx": 3000, "mismatch": 0})
+    answered = serve.wrk_result({"requests": 300, "seconds": 1.0, "p50": 20.0, "p90": 30.0, "p99": 50.0,
+                                 "errors": 0, "non2xx": 0, "mismatch": 0})
+    results = {("on", "parse", 16): serve.combine([failed, failed]), ("on", "cakechat", 16): serve.combine([failed]),
+               ("off", "cakechat", 16): serve.combine([answered])}
+    args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=2, duration=1, senders=1,
+                              concurrency=[16], markdown=False, dev=False)
+    serve.report(args, [serve.ROUTES["parse"], serve.ROUTES["cakechat"]], results, {}, {})
+    out = capsys.readouterr().out
+    no_answer = "5.00 ms (no answer below status 400) -> NOT met"
+    assert f"parse, batching on: p99 <= 30 ms: {no_answer}" in out, out
+    assert f"cakechat greedy, batching on: p99 <= 150 ms: {no_answer}" in out, out
+    results[("on", "cakechat", 16)] = serve.combine([answered])  # answered: its p99 decides
+    serve.report(args, [serve.ROUTES["cakechat"]], results, {}, {})
+    assert "cakechat greedy, batching on: p99 <= 150 ms: 50.00 ms -> met" in capsys.readouterr().out
+
+
 def test_a_server_that_ignores_sigterm_is_killed_not_left_running():
     """predictor.py asked its dev server to stop and waited 10 s: one stuck in its shutdown ended
     the run with a TimeoutExpired traceback and stayed running after it."""
