@@ -497,6 +497,30 @@ def test_the_temporary_checkpoints_of_a_killed_run_are_removed_by_the_next_run(f
     assert f"removed {folders['killed']}, the checkpoints of a training run that was killed" in caplog.text
 
 
+def test_a_killed_run_s_temporary_folder_named_by_the_user_is_theirs_even_when_the_command_is_refused(
+    files, tmp_path, capsys
+):
+    """A temporary folder a killed run left, named with --checkpoint-dir to resume it, is the
+    user's to keep; a first try refused (--resume left out) kept its note, and the next run
+    without --checkpoint-dir removed the folder before the user tried again."""
+    folder = tmp_path / "legacy-assistant-responder-killed"
+    folder.mkdir()
+    (folder / "run.json").write_text("{}", encoding="utf-8")
+    (folder / ".temporary").write_bytes(b"")
+    argv = ["train-responder", str(files["corpus"]), "--out", str(tmp_path / "model"), "--config",
+            str(files["config"]), "--no-plot", "--checkpoint-dir", str(folder)]
+    assert main(["-q", *argv]) == 1
+    assert "already holds a training run" in capsys.readouterr().err
+    assert sorted(path.name for path in folder.iterdir()) == ["run.json"]
+    foreign = tmp_path / "notes"  # not a checkpoint folder: refused, and nothing of it touched
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("x", encoding="utf-8")
+    (foreign / ".temporary").write_bytes(b"")
+    assert main(["-q", *argv[:-1], str(foreign)]) == 1
+    assert "not a responder checkpoint directory" in capsys.readouterr().err
+    assert sorted(path.name for path in foreign.iterdir()) == [".temporary", "todo.txt"]
+
+
 @pytest.mark.pinned_only
 def test_a_checkpoint_that_cannot_be_written_says_how_to_resume_from_the_one_before(
     files, tmp_path, capsys, monkeypatch

@@ -191,8 +191,12 @@ def run(args: argparse.Namespace) -> int:
         # not told that the folder "already holds a run", and the printed resume command finds
         # the checkpoints this run left
         with hold_checkpoint_dir(args.checkpoint_dir) as held:
+            # named by the user: theirs to keep, whatever made it; a run's folder so even when the
+            # command is refused (--resume left out) and tried again, a foreign one left as it is
+            if (held / "run.json").is_file():
+                mark_temporary(held, False)
             check_checkpoint_dir(args.checkpoint_dir, config, args.resume)
-            mark_temporary(held, False)  # named by the user: theirs to keep, whatever made it
+            mark_temporary(held, False)
             return _run(args, config, out)
     return _run(args, config, out)
 
