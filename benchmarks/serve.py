@@ -8,7 +8,7 @@ both models loaded. The req/s count the answers below status 400 only: a server 
 requests fast is not a fast server. A row no request of which was answered (every connection
 closed or reset) has no latency, shown as n/a, and misses every target; one no request of which
 was answered below status 400 shows the latency of its failures, and misses the latency targets
-too. In one run, so that
+too (in a row some rounds of which answered below status 400, the latency is theirs). In one run, so that
 every ratio is between figures measured under the same conditions: every server is up at once,
 and each row (route and concurrency) is measured ``--rounds`` times, the servers taking turns
 within a round (in reverse order every other round). A row shows the median of its rounds; a
@@ -591,8 +591,13 @@ def median_of_answered(values: list[float]) -> float:
 
 
 def combine(rounds: list[dict]) -> dict:
-    """One row from a cell's rounds: the median of each figure, errors summed."""
-    row: dict[str, Any] = {key: median_of_answered([r[key] for r in rounds]) for key in ("rps", "p50", "p90", "p99")}
+    """One row from a cell's rounds: the median of each figure, errors summed. The latencies are
+    those of the rounds that answered below status 400 where one did: a round that failed every
+    request fast (503s in a few ms) would pull the row's latency down; a row none of whose rounds
+    did shows the latency of its failures (:func:`latency_target` says so)."""
+    answered = [r for r in rounds if r["rps"] > 0] or rounds
+    row: dict[str, Any] = {"rps": median_of_answered([r["rps"] for r in rounds])}
+    row.update({key: median_of_answered([r[key] for r in answered]) for key in ("p50", "p90", "p99")})
     row.update({key: sum(r[key] for r in rounds) for key in ("errors", "non2xx", "mismatch")})
     row["rounds"] = rounds
     return row

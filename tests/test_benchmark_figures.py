@@ -184,6 +184,26 @@ def test_a_server_that_fails_every_request_fast_misses_the_latency_targets(capsy
     assert "cakechat greedy, batching on: p99 <= 150 ms: 50.00 ms -> met" in capsys.readouterr().out
 
 
+def test_a_round_that_failed_every_request_fast_does_not_lower_a_row_s_latency(capsys):
+    """A row's latency is the median of its rounds that answered below status 400: a round whose
+    every request got a 503 in a few ms (workers restarting) halved the p99 of a row whose
+    other round answered at 200 ms, and "p99 <= 150 ms: 101.00 ms -> met" was printed."""
+    import argparse
+
+    serve = load_benchmark("serve")
+    failed = serve.wrk_result({"requests": 3000, "seconds": 1.0, "p50": 1.0, "p90": 1.5, "p99": 2.0,
+                               "errors": 0, "non2xx": 3000, "mismatch": 0})
+    slow = serve.wrk_result({"requests": 300, "seconds": 1.0, "p50": 100.0, "p90": 150.0, "p99": 200.0,
+                             "errors": 0, "non2xx": 0, "mismatch": 0})
+    row = serve.combine([failed, slow])
+    assert (row["p50"], row["p90"], row["p99"]) == (100.0, 150.0, 200.0)
+    assert row["rps"] == 150.0 and row["non2xx"] == 3000  # req/s and errors count every round still
+    args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=2, duration=1, senders=1,
+                              concurrency=[16], markdown=False, dev=False)
+    serve.report(args, [serve.ROUTES["cakechat"]], {("on", "cakechat", 16): row}, {}, {})
+    assert "cakechat greedy, batching on: p99 <= 150 ms: 200.00 ms -> NOT met" in capsys.readouterr().out
+
+
 def test_a_server_that_ignores_sigterm_is_killed_not_left_running():
     """predictor.py asked its dev server to stop and waited 10 s: one stuck in its shutdown ended
     the run with a TimeoutExpired traceback and stayed running after it."""
