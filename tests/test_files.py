@@ -55,6 +55,38 @@ def test_a_pipe_or_a_link_to_one_is_written_in_place_not_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "stdout"]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="no /proc/self/fd on this system")
+def test_dev_stdout_redirected_to_a_file_is_written_through_the_redirection(tmp_path):
+    """``evaluate --out /dev/stdout > report.txt``: /dev/stdout then leads to a regular file, and
+    the report replaced the link with a file of its own (as root, in /dev, with the figures
+    beside it) instead of reaching report.txt; it goes after what the command printed there."""
+    from legacy_assistant.cli.evaluate import report_files
+    from legacy_assistant.common.files import is_device_or_pipe
+
+    redirected = tmp_path / "report.txt"
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    with open(redirected, "wb") as stdout:
+        link = folder / "stdout"
+        link.symlink_to(f"/proc/self/fd/{stdout.fileno()}")
+        os.write(stdout.fileno(), b"summary\n")
+        assert is_device_or_pipe(link) and report_files(link, "-confusion.png") == [link]
+        assert write_text_atomically(link, '{"ok": true}\n') == link
+        write_together([(link, lambda path: write_text_atomically(path, "more\n"))])
+        os.write(stdout.fileno(), b"wrote it\n")
+    assert redirected.read_bytes() == b'summary\n{"ok": true}\nmore\nwrote it\n'
+    assert link.is_symlink() and [p.name for p in folder.iterdir()] == ["stdout"]
+    # ``--out /dev/stdout >&-``: the figures were written beside the link, and the report failed
+    # with "Bad file descriptor" after them; refused before any work instead
+    from legacy_assistant.artifacts.directory import check_written_files
+    from legacy_assistant.errors import ArtifactError
+
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ArtifactError, match=r"stdout cannot be written: it names file descriptor \d+, which is closed"):
+        check_written_files([link], tmp_path / "model")
+    assert [p.name for p in folder.iterdir()] == ["stdout"]
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

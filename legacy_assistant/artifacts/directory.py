@@ -36,8 +36,10 @@ from legacy_assistant import __version__
 from legacy_assistant.common.files import (
     blocking_file,
     is_device_or_pipe,
+    is_open,
     make_parents,
     naming,
+    own_descriptor,
     readable_path,
     sync_folder,
     sync_tree,
@@ -466,8 +468,11 @@ def check_written_files(
         other = _other_model_holding(target, model)
         if other is not None:
             raise ArtifactError(f"{path} is a file of another model, {other}: write somewhere else")
+        descriptor = own_descriptor(path)
         if not is_device_or_pipe(path):
             check_writable_place(Path(path), f"{path} cannot be written")
+        elif descriptor is not None and not is_open(descriptor):  # /dev/stdout after >&-
+            raise ArtifactError(f"{path} cannot be written: it names file descriptor {descriptor}, which is closed")
         elif model in target.parents:  # a pipe in a model's folder: a write would wait for a reader for ever
             raise ArtifactError(f"{path} {absent_file_problem(path)} in a model folder: remove it")
         elif not os.access(path, os.W_OK):  # written in place (/dev/stdout): no new file is made in its folder

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -55,6 +56,12 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> P
     (``--out /dev/stdout``, a FIFO a reader waits on) is written in place, not replaced: a
     rename over it would put a regular file where the device or the link to it was."""
     target = Path(path)
+    descriptor = own_descriptor(target)
+    if descriptor is not None:  # /dev/stdout redirected to a file: after what was printed there
+        _flush_stream_on(descriptor)
+        with naming(target), os.fdopen(os.dup(descriptor), "wb") as stream:
+            write(stream)
+        return target
     if is_device_or_pipe(target):
         with naming(target), open(target, "wb") as stream:
             write(stream)
@@ -96,7 +103,7 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
         for path, write in writes:
             made += make_parents(Path(path))
             target = Path(path)
-            if target.exists() and not target.is_file():
+            if (target.exists() and not target.is_file()) or is_device_or_pipe(target):
                 staged.append((None, target, write))
                 continue
             handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -198,8 +205,54 @@ def sync_folder(path: str | Path) -> None:
 
 def is_device_or_pipe(path: str | Path) -> bool:
     """Whether ``path`` is, or links to, something that exists and is neither a regular file nor
-    a folder: a device or a pipe (``/dev/stdout``, ``/dev/null``, a FIFO), written in place."""
+    a folder: a device or a pipe (``/dev/stdout``, ``/dev/null``, a FIFO), written in place; or a
+    name of a file this process has open (``/dev/stdout`` redirected to a file, ``/dev/fd/3``),
+    written through that descriptor."""
+    if own_descriptor(path) is not None:
+        return True
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
+def own_descriptor(path: str | Path) -> int | None:
+    """The descriptor of this process that ``path`` names, directly or through links
+    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), or None; one that is not open too
+    (``>&-``), which a file opened later may take. Such a name of a regular file leads to the
+    file itself: a rename over it replaced the link (as root, /dev/stdout in /dev) instead of
+    writing where the descriptor points."""
+    own = set()
+    for folder in ("/proc/self/fd", "/proc/thread-self/fd"):
+        with contextlib.suppress(OSError):
+            own.add(os.path.realpath(folder, strict=True))
+    if not own:  # no /proc (macOS, Windows): /dev/fd there is no link to follow
+        return None
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's limit on links in a row
+        name = os.path.basename(current)
+        if name.isdigit() and os.path.realpath(os.path.dirname(current)) in own:
+            return int(name)  # open or not (``>&-``): see is_open
+        try:
+            current = os.path.join(os.path.dirname(current), os.readlink(current))
+        except (OSError, ValueError):  # not a link (or no such file): no descriptor's name
+            return None
+    return None
+
+
+def is_open(descriptor: int) -> bool:
+    """Whether ``descriptor`` is open in this process."""
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
+def _flush_stream_on(descriptor: int) -> None:
+    """Flush Python's standard stream that writes to ``descriptor``, if one does, so that what it
+    holds reaches the file before what is written through the descriptor itself."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed, or no descriptor
+            if stream is not None and stream.fileno() == descriptor:
+                stream.flush()
 
 
 def nearest_existing(path: str | Path) -> Path:
