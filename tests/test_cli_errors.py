@@ -994,3 +994,13 @@ def test_every_file_option_takes_a_leading_tilde_for_the_home_folder(tiny_model_
         (["evaluate-responder", "m", "c", "--train-corpus", "~/f", "~/g"], "train_corpus"),
     ):
         assert getattr(parser.parse_args(argv), field) == [str(home / "f"), str(home / "g")], argv
+
+
+def test_migrate_corpus_takes_a_leading_tilde_for_the_home_folder(tmp_path, monkeypatch):
+    """``migrate RESPONDER --out DIR --corpus=~/dialogues.txt`` looked for a folder named ``~`` in
+    the working folder, as every other file option no longer does."""
+    from legacy_assistant.cli import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(["migrate", "r", "--out", "o", "--corpus=~/dialogues.txt"])
+    assert args.corpus == str(tmp_path / "dialogues.txt")

@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"a responder: how many held-out contexts both models decode (default {DEFAULT_CONTEXTS})",
     )
     parser.add_argument(
-        "--corpus", metavar="PATH", help="a responder: take the contexts from this corpus (default: generated)"
+        "--corpus",
+        metavar="PATH",
+        type=home_path,
+        help="a responder: take the contexts from this corpus (default: generated)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)
