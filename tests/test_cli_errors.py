@@ -1004,3 +1004,33 @@ def test_migrate_corpus_takes_a_leading_tilde_for_the_home_folder(tmp_path, monk
     monkeypatch.setenv("HOME", str(tmp_path))
     args = build_parser().parse_args(["migrate", "r", "--out", "o", "--corpus=~/dialogues.txt"])
     assert args.corpus == str(tmp_path / "dialogues.txt")
+
+
+def test_a_suggested_command_keeps_a_folder_named_tilde_in_the_working_folder(tmp_path, monkeypatch, capsys):
+    """``--checkpoint-dir ./~/run`` (a folder named ``~``): the printed resume command said
+    ``--checkpoint-dir '~/run'``, which the option reads as the home folder's ``run``; so did
+    migrate's serve command of ``--out ./~/m``, and ``serve --model ./~/m`` itself read the home
+    folder's ``m``."""
+    import os
+    import shlex
+
+    from legacy_assistant.classifier.migration import MigrationReport
+    from legacy_assistant.cli import build_parser
+    from legacy_assistant.cli.migrate import _print_report
+    from legacy_assistant.cli.train_responder import resume_command
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    parser = build_parser()
+    argv = ["train-responder", "c.txt", "--out", "./~/bot", "--validation", "./~/v.txt", "--config", "./~/c.json"]
+    args = parser.parse_args([*argv, "--checkpoint-dir", "./~/run"])
+    again = parser.parse_args(shlex.split(resume_command(args, Path(args.checkpoint_dir)))[1:])
+    for field in ("out", "checkpoint_dir", "config"):
+        assert os.path.abspath(getattr(again, field)) == str(tmp_path / "~" / Path(getattr(args, field)).name), field
+    assert [os.path.abspath(path) for path in again.validation] == [str(tmp_path / "~" / "v.txt")]
+    reference = {"sentences": 1, "max_abs_delta": 0.0, "top1_agreement": 1.0}
+    _print_report(MigrationReport(tmp_path / "m", Path("./~/m"), {"w": [1]}, reference), as_json=False)
+    suggested = capsys.readouterr().out.split("serve it with: ", 1)[1].split(" (or", 1)[0]
+    served = parser.parse_args(shlex.split(suggested)[1:])
+    assert os.path.abspath(served.model) == str(tmp_path / "~" / "m")
+    assert parser.parse_args(["serve", "--model", "~/m"]).model == str(tmp_path / "home" / "m")

@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from legacy_assistant.errors import ConfigError
@@ -89,6 +90,15 @@ def home_path(text: str) -> str:
     serve's settings read one: the shell leaves it alone in ``--out=~/bots/x`` (after an ``=``)
     and in quotes, and ``train`` wrote a folder named ``~`` in the working folder."""
     return os.path.expanduser(text)
+
+
+def option_path(path: str | Path) -> str:
+    """``path`` as an option that reads ``~`` (:func:`home_path`) takes it back, in a command
+    line printed for the user: a path that still starts with ``~`` is a relative one (a folder
+    named ``~``, given as ``./~/run``, which :class:`~pathlib.Path` shortens to ``~/run``), led
+    by ``./`` so that it is not read as the home folder. Not quoted for a shell."""
+    text = str(path)
+    return f"./{text}" if text.startswith("~") else text
 
 
 def sender_id(text: str) -> str:

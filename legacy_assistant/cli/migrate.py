@@ -12,7 +12,7 @@ import json
 import shlex
 from typing import TYPE_CHECKING
 
-from legacy_assistant.cli.arguments import home_path, non_negative_number, whole_number
+from legacy_assistant.cli.arguments import home_path, non_negative_number, option_path, whole_number
 from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError
 
@@ -130,7 +130,8 @@ def _print_report(report: MigrationReport, as_json: bool) -> None:
         )
     else:
         say("  source has no golden.json: checked against the numpy forward pass only")
+    served = shlex.quote(option_path(report.target))  # ./~/m: a folder named ~, not the home folder
     say(
-        f"serve it with: legacy-assistant serve --runtime tf2 --model {shlex.quote(str(report.target))} --no-responder "
+        f"serve it with: legacy-assistant serve --runtime tf2 --model {served} --no-responder "
         "(or --responder with a migrated responder)"
     )

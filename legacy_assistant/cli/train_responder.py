@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from legacy_assistant.cli import quiet_what_a_stop_left_unused
-from legacy_assistant.cli.arguments import SettingFlag, add_setting_flags, home_path, path_text
+from legacy_assistant.cli.arguments import SettingFlag, add_setting_flags, home_path, option_path, path_text
 from legacy_assistant.cli.corpus_input import read_dialogues
 from legacy_assistant.common.terminal import say
 
@@ -148,15 +148,16 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path, exported: bool = False) -> str:
     """The command line that resumes this run from ``checkpoint_dir``; with ``exported``, the
     run has written ``--out`` already, which the resumed run replaces (``--force``)."""
-    argv = ["legacy-assistant", COMMAND, *args.corpora, "--out", str(args.out)]
+    # the options' paths as they read them back: ./~/run, not ~/run (the home folder's)
+    argv = ["legacy-assistant", COMMAND, *args.corpora, "--out", option_path(args.out)]
     if args.validation:
-        argv += ["--validation", *args.validation]
+        argv += ["--validation", *map(option_path, args.validation)]
     for name, flag in _VALUE_FLAGS:
         value = getattr(args, name)
         if value is not None and not (name == "format" and value == "auto"):
-            argv += [flag, str(value)]
+            argv += [flag, option_path(value) if name == "config" else str(value)]
     argv += [flag for name, flag in _SWITCHES if getattr(args, name) or (name == "force" and exported)]
-    argv += ["--checkpoint-dir", str(checkpoint_dir), "--resume"]
+    argv += ["--checkpoint-dir", option_path(checkpoint_dir), "--resume"]
     return shlex.join(argv)
 
 

@@ -269,8 +269,8 @@ class Directory:
         text = text.strip()
         if not text:  # Path("") is the working directory
             raise ValueRefused("blank")
-        try:
-            path = Path(text).expanduser()
+        try:  # of the text: Path shortens ./~/m (a folder named ~) to ~/m, the home folder's
+            path = Path(text).expanduser() if text.startswith("~") else Path(text)
         except RuntimeError:  # ~NAME of no user here, or ~ with no home to be found: a traceback
             raise ValueRefused(f"{text.split('/', 1)[0]} names no home folder on this machine") from None
         return str(path.absolute())
