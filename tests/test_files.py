@@ -82,8 +82,14 @@ def test_dev_stdout_redirected_to_a_file_is_written_through_the_redirection(tmp_
     from legacy_assistant.errors import ArtifactError
 
     (tmp_path / "model").mkdir()
-    with pytest.raises(ArtifactError, match=r"stdout cannot be written: it names file descriptor \d+, which is closed"):
+    refused = r"stdout cannot be written: it names file descriptor \d+, which is closed or open for reading only"
+    with pytest.raises(ArtifactError, match=refused):
         check_written_files([link], tmp_path / "model")
+    with open(redirected, "rb") as stdin:  # /dev/stdin of a file, given as --out
+        link.unlink()
+        link.symlink_to(f"/proc/self/fd/{stdin.fileno()}")
+        with pytest.raises(ArtifactError, match=refused):
+            check_written_files([link], tmp_path / "model")
     assert [p.name for p in folder.iterdir()] == ["stdout"]
 
 

@@ -36,9 +36,9 @@ from legacy_assistant import __version__
 from legacy_assistant.common.files import (
     blocking_file,
     is_device_or_pipe,
-    is_open,
     make_parents,
     naming,
+    open_for_writing,
     own_descriptor,
     readable_path,
     sync_folder,
@@ -471,8 +471,11 @@ def check_written_files(
         descriptor = own_descriptor(path)
         if not is_device_or_pipe(path):
             check_writable_place(Path(path), f"{path} cannot be written")
-        elif descriptor is not None and not is_open(descriptor):  # /dev/stdout after >&-
-            raise ArtifactError(f"{path} cannot be written: it names file descriptor {descriptor}, which is closed")
+        elif descriptor is not None and not open_for_writing(descriptor):  # /dev/stdout after >&-, /dev/stdin
+            raise ArtifactError(
+                f"{path} cannot be written: it names file descriptor {descriptor}, which is closed or open for "
+                "reading only"
+            )
         elif model in target.parents:  # a pipe in a model's folder: a write would wait for a reader for ever
             raise ArtifactError(f"{path} {absent_file_problem(path)} in a model folder: remove it")
         elif not os.access(path, os.W_OK):  # written in place (/dev/stdout): no new file is made in its folder

@@ -229,7 +229,7 @@ def own_descriptor(path: str | Path) -> int | None:
     for _ in range(40):  # the kernel's limit on links in a row
         name = os.path.basename(current)
         if name.isdigit() and os.path.realpath(os.path.dirname(current)) in own:
-            return int(name)  # open or not (``>&-``): see is_open
+            return int(name)  # open or not (``>&-``): see open_for_writing
         try:
             current = os.path.join(os.path.dirname(current), os.readlink(current))
         except (OSError, ValueError):  # not a link (or no such file): no descriptor's name
@@ -237,13 +237,18 @@ def own_descriptor(path: str | Path) -> int | None:
     return None
 
 
-def is_open(descriptor: int) -> bool:
-    """Whether ``descriptor`` is open in this process."""
+def open_for_writing(descriptor: int) -> bool:
+    """Whether ``descriptor`` is open in this process, and for writing (``/dev/stdin`` of a
+    file is open for reading only)."""
     try:
-        os.fstat(descriptor)
+        import fcntl
+    except ImportError:  # Windows: no /proc/self/fd either, so no descriptor is named
+        return False
+    try:
+        mode = fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError:
         return False
-    return True
+    return mode in (os.O_WRONLY, os.O_RDWR)
 
 
 def _flush_stream_on(descriptor: int) -> None:
