@@ -220,15 +220,15 @@ def own_descriptor(path: str | Path) -> int | None:
     file itself: a rename over it replaced the link (as root, /dev/stdout in /dev) instead of
     writing where the descriptor points."""
     own = set()
-    for folder in ("/proc/self/fd", "/proc/thread-self/fd"):
+    for folder in ("/proc/self/fd", "/proc/thread-self/fd", "/dev/fd"):  # /dev/fd: a link to /proc/self/fd on Linux
         with contextlib.suppress(OSError):
             own.add(os.path.realpath(folder, strict=True))
-    if not own:  # no /proc (macOS, Windows): /dev/fd there is no link to follow
+    if not own:  # Windows: no such names
         return None
     current = os.path.abspath(path)
     for _ in range(40):  # the kernel's limit on links in a row
         name = os.path.basename(current)
-        if name.isdigit() and os.path.realpath(os.path.dirname(current)) in own:
+        if name.isascii() and name.isdigit() and os.path.realpath(os.path.dirname(current)) in own:
             return int(name)  # open or not (``>&-``): see open_for_writing
         try:
             current = os.path.join(os.path.dirname(current), os.readlink(current))
