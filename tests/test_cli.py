@@ -678,3 +678,26 @@ def test_evaluate_out_to_a_pipe_writes_the_report_there_and_no_figures_beside_it
     assert json.loads(received)["examples"] > 0
     assert f"wrote {link} (no figures)" in capsys.readouterr().out
     assert link.is_symlink() and [p.name for p in folder.iterdir()] == ["stdout"]
+
+
+def test_evaluate_out_to_standard_output_has_the_report_alone_there(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """``evaluate --out /dev/stdout | jq``: the summary came before the report on standard output
+    (and, off a terminal, after it), so that no JSON reader could take it; it goes to standard
+    error there."""
+    import sys
+
+    read_end, write_end = os.pipe()
+    stream = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    link = tmp_path / "stdout"
+    link.symlink_to(f"/proc/self/fd/{write_end}")
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "stdout", stream)
+            assert main(["-q", "evaluate", str(tiny_model_dir), str(TINY_INTENTS), "--out", str(link)]) == 0
+    finally:
+        stream.close()
+    with open(read_end, "rb") as pipe:
+        received = pipe.read()
+    assert json.loads(received)["examples"] > 0
+    said = capsys.readouterr()
+    assert said.out == "" and f"wrote {link} (no figures)" in said.err and "accuracy" in said.err

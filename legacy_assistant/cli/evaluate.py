@@ -113,8 +113,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {visible(warning)}", file=sys.stderr)
     # the model's name (its manifest's), the file's name, its labels and sentences may hold
     # control characters: shown as escapes, so that they cannot drive the terminal
-    # a reader that goes away (`... | head`) takes the rest of the summary, not the report
-    summary = SaidBeforeWriting()
+    from legacy_assistant.common.files import names_standard_output
+
+    # a reader that goes away (`... | head`) takes the rest of the summary, not the report;
+    # --out /dev/stdout has the report alone there (`| jq`), and the summary on standard error
+    said_to = sys.stderr if args.out and names_standard_output(args.out) else None
+    summary = SaidBeforeWriting(said_to)
     summary.say(f"{predictor.name} on {args.data}" + (f" [{split}]" if data.format == "clinc" else ""))
     for line in summary_lines(report, worst=args.top):
         summary.say(line)
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         )
         figures = [path.name for path in written[:-1]]
         summary.raise_if_gone()
-        print(visible(f"wrote {out}" + (f", {' and '.join(figures)}" if figures else " (no figures)")))
+        print(visible(f"wrote {out}" + (f", {' and '.join(figures)}" if figures else " (no figures)")), file=said_to)
     summary.raise_if_gone()
     return 0
 

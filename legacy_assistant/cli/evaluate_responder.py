@@ -217,8 +217,12 @@ def run(args: argparse.Namespace) -> int:
         is_training_data=roles["training"],
         is_validation_data=roles["validation"],
     )
-    # a reader that goes away (`... | head`) takes the rest of the summary, not the report
-    summary = SaidBeforeWriting()
+    from legacy_assistant.common.files import names_standard_output
+
+    # a reader that goes away (`... | head`) takes the rest of the summary, not the report;
+    # --out /dev/stdout has the report alone there (`| jq`), and the summary on standard error
+    said_to = sys.stderr if args.out and names_standard_output(args.out) else None
+    summary = SaidBeforeWriting(said_to)
     summary.say(f"{report['model']} on {', '.join(map(str, args.corpora))}")
     for line in summary_lines(report):
         summary.say(line)
@@ -245,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         # figure matplotlib cannot draw is left out with a warning
         written = write_together([*writes, (out, lambda path: write_text_atomically(path, text))])
         summary.raise_if_gone()
-        say(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}")
+        say(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}", file=said_to)
     summary.raise_if_gone()
     return 0
 

@@ -237,6 +237,15 @@ def own_descriptor(path: str | Path) -> int | None:
     return None
 
 
+def names_standard_output(path: str | Path) -> bool:
+    """Whether ``path`` names this process's standard output (``--out /dev/stdout``), where the
+    report then goes alone, and the lines a command prints about it go to standard error."""
+    try:
+        return sys.stdout is not None and own_descriptor(path) == sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream with no descriptor (tests capture it)
+        return False
+
+
 def open_for_writing(descriptor: int) -> bool:
     """Whether ``descriptor`` is open in this process, and for writing (``/dev/stdin`` of a
     file is open for reading only)."""

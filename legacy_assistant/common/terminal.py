@@ -61,17 +61,20 @@ class SaidBeforeWriting:
     """:func:`say` for the lines a command prints before it writes the files it was asked for
     (a report's summary before ``--out``): once the reader of standard output has gone away
     (``... | head``), the lines left are dropped rather than end the command before its files
-    are written; :meth:`raise_if_gone` raises that reader's ``BrokenPipeError`` once they are."""
+    are written; :meth:`raise_if_gone` raises that reader's ``BrokenPipeError`` once they are.
+    ``file``: where the lines go instead of standard output (standard error, where the report
+    itself goes to standard output)."""
 
-    def __init__(self) -> None:
+    def __init__(self, file: TextIO | None = None) -> None:
         self.gone: BrokenPipeError | None = None
+        self.file = file
 
     def say(self, *values: object) -> None:
-        """:func:`say` to standard output, while its reader is there."""
+        """:func:`say` to standard output (or ``file``), while its reader is there."""
         if self.gone is not None:
             return
         try:
-            say(*values)
+            say(*values, file=self.file)
         except BrokenPipeError as exc:
             self.gone = exc
 
