@@ -79,6 +79,18 @@ def test_golden_check_against_a_folder_names_it_a_folder(model_dir, tmp_path, ca
     assert _one_error_line(capsys) == f"error: {tmp_path}: a folder, not a golden file: name the file"  # was "not found"
 
 
+def test_golden_check_against_a_pipe_names_it_a_pipe(model_dir, tmp_path, capsys):
+    """``--golden <(...)`` (a pipe, /dev/fd/63) or /dev/null was "golden file not found"."""
+    import os
+
+    pipe = tmp_path / "golden.pipe"
+    os.mkfifo(pipe)
+    for given in (pipe, os.devnull):
+        assert main(["golden", str(model_dir), "--check", "--golden", str(given)]) == 1
+        line = _one_error_line(capsys)
+        assert line == f"error: {given}: not a golden file: is not a regular file (a device, pipe or socket)", line
+
+
 def test_golden_with_a_missing_sentences_file(model_dir, tmp_path, capsys):
     missing = tmp_path / "missing.txt"
     assert main(["golden", str(model_dir), "--sentences", str(missing), "--golden", str(tmp_path / "g.json")]) == 1

@@ -151,6 +151,10 @@ def _refuse_if_replaced(model: str, loaded: dict[str, Any]) -> None:
 def _existing(golden_path: Path) -> Path:
     if golden_path.is_dir():
         raise AssistantError(f"{golden_path}: a folder, not a golden file: name the file")
+    if golden_path.exists() and not golden_path.is_file():  # a pipe (--golden <(...)), /dev/null
+        from legacy_assistant.common.input_files import absent_file_problem
+
+        raise AssistantError(f"{golden_path}: not a golden file: {absent_file_problem(golden_path)}")
     if not golden_path.is_file():
         raise AssistantError(f"{golden_path}: golden file not found")
     return golden_path
