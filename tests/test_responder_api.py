@@ -315,6 +315,21 @@ def test_score_is_the_mean_log_probability_of_the_reply(responder):
     assert right == pytest.approx(float(log_probs.sum()) / len(ids), rel=1e-6)
 
 
+def test_score_of_a_reply_with_a_long_word_counts_every_token_after_it(default_responder):
+    """Only the reply's first 4,000 characters were tokenized: a reply holding a long pasted word
+    lost the tokens after it, and its END came right after the cut."""
+    context = ["Do you like movies?"]
+    reply = "I do. " + "x" * 4000 + " I like the old ones."
+    assert default_responder.score(context, reply) == pytest.approx(
+        default_responder.score(context, "I do. xyzzy I like the old ones."), rel=1e-6
+    )
+    long_word = "y" * 20_000  # no more than the first max_reply_tokens - 1 tokens, then END
+    words = " ".join(["yes"] * 40)
+    assert default_responder.score(context, f"{words} {long_word}") == pytest.approx(
+        default_responder.score(context, words), rel=1e-6
+    )
+
+
 def test_empty_reply_gives_empty_text(trained, tmp_path):
     weights = {name: value.copy() for name, value in trained.weights.items()}
     weights["responder/output/bias"][END] += 100.0  # END at once, whatever the context

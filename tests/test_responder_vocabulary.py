@@ -94,6 +94,34 @@ def test_an_asked_turn_long_only_in_what_the_tokenizer_drops_keeps_its_words(tai
     assert [vocabulary.decode_tokens(turn) for turn in encoded] == [["a", "b"], ["c", "d"]]
 
 
+@pytest.mark.parametrize("blob", ["x" * 3996, "x" * 5000, "y" * 20_000, ("z" * 900 + " ") * 20])
+def test_an_asked_turn_of_long_words_keeps_its_last_tokens_as_training_does(blob):
+    """Only the turn's last 4,000 characters were tokenized: the words before a long pasted
+    blob were dropped (and the blob's cut end read as a word) though the turn held fewer tokens
+    than it may keep."""
+    vocabulary = Vocabulary.from_texts(["i hate horror movies ok"], max_size=100)
+    turn = f"I hate horror movies {blob} ok"
+    for max_tokens in (30, 3):
+        asked = vocabulary.encode_asked_context([turn], max_turns=3, max_tokens=max_tokens)
+        assert asked == vocabulary.encode_context([turn], max_turns=3, max_tokens=max_tokens)
+    assert vocabulary.decode_tokens(vocabulary.encode_asked_context([turn], 3, 30)[0])[:4] == [
+        "i", "hate", "horror", "movies"
+    ]
+
+
+def test_an_asked_turn_of_many_words_is_read_from_its_end_only(monkeypatch):
+    """A long turn of ordinary words is still tokenized from its last 4,000 characters alone."""
+    import legacy_assistant.responder.vocabulary as module
+
+    vocabulary = Vocabulary.from_texts(["a b c d e"], max_size=100)
+    read = []
+    tokens = module._turn_tokens
+    monkeypatch.setattr(module, "_turn_tokens", lambda config, text: read.append(len(text)) or tokens(config, text))
+    turn = "a b c d e " * 10_000
+    assert vocabulary.encode_asked_context([turn], 3, 30) == vocabulary.encode_context([turn], 3, 30)[-1:]
+    assert read[0] == module.MAX_TURN_CHARS
+
+
 def test_an_asked_turn_with_nothing_to_encode_takes_no_place_in_the_window():
     """A blank turn, or one of only dropped characters, would push a turn with words out."""
     vocabulary = Vocabulary.from_texts(["a b c d e"], max_size=100)

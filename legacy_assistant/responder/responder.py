@@ -64,7 +64,7 @@ from legacy_assistant.responder.modes import (
     has_words,
     known_condition,
 )
-from legacy_assistant.responder.vocabulary import END, MAX_TURN_CHARS, N_SPECIAL
+from legacy_assistant.responder.vocabulary import END, N_SPECIAL
 
 if TYPE_CHECKING:
     from compat.interface import ResponderModel
@@ -465,7 +465,9 @@ class Responder:
         self._closing.check()
         if not isinstance(reply, str):
             raise RequestError(f"reply must be a string, got {type(reply).__name__}")
-        ids = self.vocabulary.encode_reply(reply[:MAX_TURN_CHARS], self.spec.max_reply_tokens)
+        # its first tokens, read from no more of its start than they need
+        head = self.vocabulary.edge_tokens(reply, self.spec.max_reply_tokens - 1, last=False)
+        ids = self.vocabulary.ids(head) + [END]
         pair = EncodedPair(self._encode_context(context), tuple(ids), self._condition_id(condition))
         batch = pad_batch([pair], self.spec.max_context_turns)
         with self._closing.call():

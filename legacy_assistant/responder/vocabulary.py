@@ -77,7 +77,10 @@ def _processor(config: TextConfig) -> TextProcessor:
     return TextProcessor(config)
 
 
-# Only the end of a long context turn is used; the characters before these many cannot reach it.
+# Of a long context turn only the end is tokenized at first: its last these many characters,
+# then four times as many, and so on, until the part read holds more tokens than the turn may keep
+# (a word the cut split is then not among them) or is the whole turn. A turn of long words (a
+# pasted blob) keeps its last tokens as a short turn does, and one of many words is read once.
 MAX_TURN_CHARS = 4000
 
 # A turn is read again as context of the next few turns of its conversation, so a cache of the
@@ -394,6 +397,18 @@ class Vocabulary:
         tokens = _turn_tokens(self.text, text)
         return self.ids(tokens[-max_tokens:] if max_tokens > 0 else ())
 
+    def edge_tokens(self, text: str, count: int, last: bool) -> tuple[str, ...]:
+        """The last (or, with ``last`` false, the first) ``count`` tokens of ``text``, as
+        tokenizing all of it gives them, tokenizing no more of it than they need (see
+        :data:`MAX_TURN_CHARS`)."""
+        window = MAX_TURN_CHARS
+        while True:
+            part = text[-window:] if last else text[:window]
+            tokens = _turn_tokens(self.text, part)
+            if len(part) == len(text) or len(tokens) > count:
+                return tuple(tokens[max(len(tokens) - count, 0) :] if last else tokens[: max(count, 0)])
+            window *= 4
+
     def encode_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
         """The last ``max_turns`` turns (oldest first), each by :meth:`encode_turn`."""
         recent = list(turns)[-max_turns:] if max_turns > 0 else []
@@ -401,8 +416,8 @@ class Vocabulary:
 
     def encode_asked_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
         """A request's context: the last ``max_turns`` turns that hold a token (oldest first),
-        each by :meth:`encode_turn` of its last :data:`MAX_TURN_CHARS` characters (after dropping
-        surrounding spaces and format characters). A turn with
+        each its last ``max_tokens`` tokens (after dropping surrounding spaces and format
+        characters), read from no more of its end than they need (:data:`MAX_TURN_CHARS`). A turn with
         nothing to encode (blank, or only characters the tokenizer drops, such as U+200B) is
         skipped, not counted: it would otherwise push a turn with words out of the window."""
         recent: list[list[int]] = []
@@ -412,7 +427,7 @@ class Vocabulary:
             # what the tokenizer drops goes before the cut: 4,000 trailing spaces (or zero-width
             # characters) would otherwise be all that is left of a turn, and it would be skipped
             text = emoji_kept_whole(turn).strip()
-            ids = self.encode_turn(text[-MAX_TURN_CHARS:], max_tokens) if text else []
+            ids = self.ids(self.edge_tokens(text, max_tokens, last=True)) if text else []
             if ids:
                 recent.append(ids)
         return recent[::-1]
