@@ -120,6 +120,9 @@ def test_an_asked_turn_of_many_words_is_read_from_its_end_only(monkeypatch):
     turn = "a b c d e " * 10_000
     assert vocabulary.encode_asked_context([turn], 3, 30) == vocabulary.encode_context([turn], 3, 30)[-1:]
     assert read[0] == module.MAX_TURN_CHARS
+    read.clear()  # a turn of one word of millions of characters: read no further than MAX_TURN_READ
+    vocabulary.encode_asked_context(["a " + "x" * 4_000_000], 3, 30)
+    assert max(read) == module.MAX_TURN_READ
 
 
 def test_an_asked_turn_with_nothing_to_encode_takes_no_place_in_the_window():

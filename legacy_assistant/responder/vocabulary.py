@@ -81,7 +81,10 @@ def _processor(config: TextConfig) -> TextProcessor:
 # then four times as many, and so on, until the part read holds more tokens than the turn may keep
 # (a word the cut split is then not among them) or is the whole turn. A turn of long words (a
 # pasted blob) keeps its last tokens as a short turn does, and one of many words is read once.
+# The part read stops growing at MAX_TURN_READ characters: tokens longer than 8,000 characters on
+# average are no text, and reading millions of characters of one would take seconds.
 MAX_TURN_CHARS = 4000
+MAX_TURN_READ = 64 * MAX_TURN_CHARS
 
 # A turn is read again as context of the next few turns of its conversation, so a cache of the
 # latest 4,096 turns has what is asked again; of turns up to 256 characters, it holds at most
@@ -399,13 +402,13 @@ class Vocabulary:
 
     def edge_tokens(self, text: str, count: int, last: bool) -> tuple[str, ...]:
         """The last (or, with ``last`` false, the first) ``count`` tokens of ``text``, as
-        tokenizing all of it gives them, tokenizing no more of it than they need (see
-        :data:`MAX_TURN_CHARS`)."""
+        tokenizing all of it gives them, tokenizing no more of it than they need, and at most
+        :data:`MAX_TURN_READ` characters (see :data:`MAX_TURN_CHARS`)."""
         window = MAX_TURN_CHARS
         while True:
             part = text[-window:] if last else text[:window]
             tokens = _turn_tokens(self.text, part)
-            if len(part) == len(text) or len(tokens) > count:
+            if len(part) == len(text) or len(tokens) > count or window >= MAX_TURN_READ:
                 return tuple(tokens[max(len(tokens) - count, 0) :] if last else tokens[: max(count, 0)])
             window *= 4
 
