@@ -313,3 +313,35 @@ def test_a_tf2_copy_whose_manifest_names_the_compat_runtime_is_named_with_a_hint
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"said-compat/saved_model: holds no compat classifier's kernel .*'tf2'"):
         Predictor.load(copy)
+
+
+
+def _marked_tf2(source, out, manifest_name):
+    """A copy of a shipped model whose manifest names the tf2 runtime: what loading reads of it
+    before TensorFlow (its checksums hold; the runtime is refused before the SavedModel is read)."""
+    shutil.copytree(source, out)
+    manifest = json.loads((out / manifest_name).read_text())
+    manifest["runtime"] = "tf2"
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (out / manifest_name).write_text(json.dumps(manifest))
+    return out
+
+
+def test_playground_with_models_of_two_runtimes_says_what_to_do(tmp_path, capsys):
+    """The loader's advice was the --runtime of the model it refused, which would then refuse the
+    other one; refused before gradio or TensorFlow loads, naming a migration or --no-responder."""
+    from legacy_assistant.cli import main
+
+    shipped_responder = DEFAULT_MODEL.parent / "responder"
+    tf2_model = _marked_tf2(DEFAULT_MODEL, tmp_path / "model-tf2", MANIFEST)
+    tf2_responder = _marked_tf2(shipped_responder, tmp_path / "responder-tf2", "responder.json")
+    for argv, advice in (
+        (["--model", str(tf2_model)], f"migrate the responder too (legacy-assistant migrate {shipped_responder}"),
+        (["--responder", str(tf2_responder)],
+         f"or migrate the intent model too (legacy-assistant migrate {DEFAULT_MODEL}"),
+    ):
+        assert main(["playground", "--port", "53105", *argv]) == 1
+        err = capsys.readouterr().err
+        assert "one playground runs one runtime" in err, err
+        assert advice in err and "--no-responder" in err
+        assert "--runtime" not in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--condition-strength is a responder option: not with --no-responder")
     if args.root_path is not None and not args.root_path.startswith("/"):
         raise ConfigError(f"--root-path is a path from the host's root, such as /playground, got {args.root_path!r}")
+    if not args.no_responder:
+        check_one_runtime(args.model or str(DEFAULT_MODEL_DIR), args.responder or str(DEFAULT_RESPONDER_DIR))
     # gradio makes its folder (the system's temporary folder/gradio, shared by every run and user)
     # at each start and leaves it behind: this run gets a folder of its own, removed at its end
     own_temp = None if os.environ.get("GRADIO_TEMP_DIR") else tempfile.mkdtemp(prefix="legacy-assistant-playground-")
@@ -102,6 +105,34 @@ def run(args: argparse.Namespace) -> int:
         if own_temp is not None:
             os.environ.pop("GRADIO_TEMP_DIR", None)
             shutil.rmtree(own_temp, ignore_errors=True)
+
+
+def check_one_runtime(model: str, responder: str) -> None:
+    """Refuse an intent model and a responder written for different runtimes, naming a way out:
+    one process runs one runtime, so no ``--runtime`` loads both, and the loader's own advice
+    (``--runtime`` of the model it refused) would then refuse the other one. Reads the manifests
+    only; a directory that is missing or no model is refused here as loading would refuse it."""
+    from legacy_assistant.cli.model_kind import written_for
+
+    model_runtime, responder_runtime = written_for(model), written_for(responder, role="responder")
+    if model_runtime == responder_runtime:
+        return
+    # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
+    if model_runtime == "tf2":
+        way_out = (
+            f"migrate the responder too (legacy-assistant migrate {shlex.quote(responder)} --out DIR) "
+            "and give that copy with --responder DIR"
+        )
+    else:
+        way_out = (
+            f"give a {model_runtime!r} responder with --responder DIR (the one the copy was migrated from), "
+            f"or migrate the intent model too (legacy-assistant migrate {shlex.quote(model)} --out DIR) "
+            "and give that copy with --model DIR"
+        )
+    raise ConfigError(
+        f"{model} is an intent model for the {model_runtime!r} runtime and {responder} a responder for the "
+        f"{responder_runtime!r} runtime; one playground runs one runtime: {way_out}, or --no-responder"
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
