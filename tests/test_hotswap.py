@@ -323,6 +323,40 @@ def test_a_directory_refused_by_its_check_costs_no_collection(probed, monkeypatc
     assert loads == [1] and collections == [1]
 
 
+
+@pytest.mark.parametrize("kind", ["model", "responder"])
+def test_a_directory_of_the_other_runtime_is_refused_before_anything_loads(probed, tmp_path, monkeypatch, kind):
+    """A worker runs one runtime: a model migrated for 'tf2' put where a 'compat' server reloads
+    from was loaded, to be refused with the advice of a --runtime the server was not started
+    with, and its collection paused every request thread; the check refuses it, naming the way."""
+    import json
+
+    from legacy_assistant.artifacts.directory import manifest_digest
+    from legacy_assistant.serving import heap
+
+    model, slot, loads = probed
+    before = slot.current
+    collections = []
+    monkeypatch.setattr(heap, "release_refused", lambda: collections.append(1))
+    source, manifest_name = (model.path, "assistant.json") if kind == "model" else (DEFAULT_RESPONDER, "responder.json")
+    marked = tmp_path / f"{kind}-tf2"
+    shutil.copytree(source, marked)
+    manifest = json.loads((marked / manifest_name).read_text())
+    manifest["runtime"] = "tf2"
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (marked / manifest_name).write_text(json.dumps(manifest))
+    if kind == "model":
+        model.put(marked)
+    else:
+        monkeypatch.setattr(slot, "_probe", lambda: describe_on_disk(model.path, marked))
+    with pytest.raises(ReloadError) as refused:
+        slot.reload()
+    message = str(refused.value)
+    assert "refused, still serving tiny" in message
+    assert "for the 'tf2' runtime, and this server runs 'compat'" in message
+    assert "the 'compat' model it was migrated from" in message and "restart the server with --runtime tf2" in message
+    assert loads == [] and collections == [] and slot.current is before and not closed(before)
+
 def test_the_responder_directory_is_checked_file_by_file_too(tmp_path, tiny_model_dir):
     responder = tmp_path / "responder"
     shutil.copytree(DEFAULT_RESPONDER, responder)

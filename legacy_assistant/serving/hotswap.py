@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import threading
 import traceback
 import weakref
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST as CLASSIFIER_MANIFEST
 from legacy_assistant.classifier.artifact import verify_artifact
-from legacy_assistant.errors import AssistantError
+from legacy_assistant.errors import ArtifactError, AssistantError
 from legacy_assistant.responder.artifact import MANIFEST as RESPONDER_MANIFEST
 from legacy_assistant.responder.artifact import ResponderInfo, verify_responder
 from legacy_assistant.serving import heap
@@ -88,12 +89,34 @@ def describe_on_disk(model_dir: str | Path, responder_dir: str | Path | None) ->
     manifest without loading it; raises :class:`ArtifactError` for a damaged one. A directory
     replaced while it is read is read again, as a load does (:func:`load_consistently`)."""
     classifier = load_consistently(model_dir, lambda: verify_artifact(model_dir), manifest_name=CLASSIFIER_MANIFEST)
+    _check_runtime(model_dir, "an intent model", classifier.runtime)
     responder = (
         None
         if responder_dir is None
         else load_consistently(responder_dir, lambda: verify_responder(responder_dir), manifest_name=RESPONDER_MANIFEST)
     )
+    if responder is not None and responder_dir is not None:
+        _check_runtime(responder_dir, "a responder", str(responder.manifest.get("runtime", "compat")))
     return describe_models(classifier, responder)
+
+
+def _check_runtime(path: str | Path, kind: str, written_for: str) -> None:
+    """Refuse, before it is loaded, a directory written for another runtime than this process
+    runs: a worker cannot switch runtimes, and the loader's advice (a ``--runtime``) would name
+    a server restart without saying so. Imports no TensorFlow."""
+    from compat.selection import selected
+
+    runtime = selected()
+    if written_for == runtime:
+        return
+    if runtime == "tf2":  # migrate makes 'tf2' copies of compat models only
+        way = f"put a migrated copy there instead (legacy-assistant migrate {shlex.quote(str(path))} --out DIR)"
+    else:
+        way = f"put the {runtime!r} model it was migrated from there instead"
+    raise ArtifactError(
+        f"{path}: {kind} for the {written_for!r} runtime, and this server runs {runtime!r}: {way}, or restart "
+        f"the server with --runtime {written_for} and models of that runtime only"
+    )
 
 
 def models_line(model: dict[str, Any]) -> str:
