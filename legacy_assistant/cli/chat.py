@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shlex
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -234,27 +233,15 @@ def run_with_responder(args: argparse.Namespace) -> int:
 def _run_behind_model(args: argparse.Namespace) -> int:
     """The intent model answers; the responder speaks instead of its fallback, as the server's
     chat route does (the same :class:`~legacy_assistant.serving.assistant.Assistant`)."""
-    from legacy_assistant.cli.model_kind import written_for
+    from legacy_assistant.cli.model_kind import mixed_runtimes
     from legacy_assistant.serving.assistant import Assistant
 
-    model_runtime, responder_runtime = written_for(args.model), written_for(args.responder, role="responder")
-    if model_runtime != responder_runtime:  # one process runs one runtime: no --runtime serves both
-        # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
-        if model_runtime == "tf2":
-            way_out = (
-                f"migrate the responder too (legacy-assistant migrate {shlex.quote(args.responder)} --out DIR) "
-                "and give that copy with --responder DIR"
-            )
-        else:
-            way_out = (
-                f"give a {model_runtime!r} responder with --responder DIR (the one the copy was migrated from), "
-                "or migrate the intent model too "
-                f"(legacy-assistant migrate {shlex.quote(args.model)} --out DIR) and chat with both copies"
-            )
-        raise AssistantError(
-            f"{args.model} is an intent model for the {model_runtime!r} runtime and {args.responder} a responder "
-            f"for the {responder_runtime!r} runtime; one chat runs one runtime: {way_out}, or chat with one of them"
-        )
+    # one process runs one runtime: no --runtime serves both
+    problem = mixed_runtimes(
+        args.model, args.responder, command="chat", both_copies="chat with both copies", alone="chat with one of them"
+    )
+    if problem:
+        raise AssistantError(problem)
     assistant = Assistant.load(
         args.model,
         threshold=args.threshold,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST
@@ -62,3 +63,30 @@ def written_for(path: str | Path, role: str = "model") -> str:
     except (OSError, ValueError, AttributeError, RecursionError):  # UnicodeDecodeError is a ValueError
         return "compat"
     return runtime if isinstance(runtime, str) else "compat"
+
+
+def mixed_runtimes(model: str, responder: str, *, command: str, both_copies: str, alone: str) -> str | None:
+    """Why an intent model and a responder written for different runtimes cannot run together
+    in one ``command`` (one process runs one runtime, so no ``--runtime`` loads both), with the
+    way out; None when they are for the same runtime. ``both_copies``: what to do with two
+    migrated copies ("chat with both copies"); ``alone``: the other way out ("--no-responder").
+    Reads the manifests only."""
+    model_runtime, responder_runtime = written_for(model), written_for(responder, role="responder")
+    if model_runtime == responder_runtime:
+        return None
+    # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
+    if model_runtime == "tf2":
+        way_out = (
+            f"migrate the responder too (legacy-assistant migrate {shlex.quote(responder)} --out DIR) "
+            "and give that copy with --responder DIR"
+        )
+    else:
+        way_out = (
+            f"give a {model_runtime!r} responder with --responder DIR (the one the copy was migrated from), "
+            f"or migrate the intent model too (legacy-assistant migrate {shlex.quote(model)} --out DIR) "
+            f"and {both_copies}"
+        )
+    return (
+        f"{model} is an intent model for the {model_runtime!r} runtime and {responder} a responder for the "
+        f"{responder_runtime!r} runtime; one {command} runs one runtime: {way_out}, or {alone}"
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import shutil
 import tempfile
 
@@ -109,30 +108,16 @@ def run(args: argparse.Namespace) -> int:
 
 def check_one_runtime(model: str, responder: str) -> None:
     """Refuse an intent model and a responder written for different runtimes, naming a way out:
-    one process runs one runtime, so no ``--runtime`` loads both, and the loader's own advice
-    (``--runtime`` of the model it refused) would then refuse the other one. Reads the manifests
-    only; a directory that is missing or no model is refused here as loading would refuse it."""
-    from legacy_assistant.cli.model_kind import written_for
+    the loader's own advice (``--runtime`` of the model it refused) would then refuse the other
+    one. Reads the manifests only; a directory that is missing or no model is refused here as
+    loading would refuse it."""
+    from legacy_assistant.cli.model_kind import mixed_runtimes
 
-    model_runtime, responder_runtime = written_for(model), written_for(responder, role="responder")
-    if model_runtime == responder_runtime:
-        return
-    # migrate makes 'tf2' copies of compat models only: the way out depends on which is which
-    if model_runtime == "tf2":
-        way_out = (
-            f"migrate the responder too (legacy-assistant migrate {shlex.quote(responder)} --out DIR) "
-            "and give that copy with --responder DIR"
-        )
-    else:
-        way_out = (
-            f"give a {model_runtime!r} responder with --responder DIR (the one the copy was migrated from), "
-            f"or migrate the intent model too (legacy-assistant migrate {shlex.quote(model)} --out DIR) "
-            "and give that copy with --model DIR"
-        )
-    raise ConfigError(
-        f"{model} is an intent model for the {model_runtime!r} runtime and {responder} a responder for the "
-        f"{responder_runtime!r} runtime; one playground runs one runtime: {way_out}, or --no-responder"
+    problem = mixed_runtimes(
+        model, responder, command="playground", both_copies="give that copy with --model DIR", alone="--no-responder"
     )
+    if problem:
+        raise ConfigError(problem)
 
 
 def _serve(args: argparse.Namespace) -> int:
