@@ -118,8 +118,9 @@ def test_an_asked_turn_of_many_words_is_read_from_its_end_only(monkeypatch):
     tokens = module._turn_tokens
     monkeypatch.setattr(module, "_turn_tokens", lambda config, text: read.append(len(text)) or tokens(config, text))
     turn = "a b c d e " * 10_000
-    assert vocabulary.encode_asked_context([turn], 3, 30) == vocabulary.encode_context([turn], 3, 30)[-1:]
-    assert read[0] == module.MAX_TURN_CHARS
+    asked = vocabulary.encode_asked_context([turn], 3, 30)
+    assert read and max(read) <= module.MAX_TURN_CHARS  # its last 4,000 characters, cut at a space
+    assert asked == vocabulary.encode_context([turn], 3, 30)[-1:]
     read.clear()  # a turn of one word of millions of characters: read no further than MAX_TURN_READ
     vocabulary.encode_asked_context(["a " + "x" * 4_000_000], 3, 30)
     assert max(read) == module.MAX_TURN_READ
@@ -369,3 +370,30 @@ def test_french_guillemets_keep_their_spaces():
 def test_condition_list_starts_with_the_five_emotions():
     assert condition_list(["joy", "neutral"]) == DEFAULT_CONDITIONS
     assert condition_list(["sarcasm", "joy", "awe"]) == DEFAULT_CONDITIONS + ("awe", "sarcasm")
+
+
+
+_WORDS = " ".join(["w" * 199] * 19)  # 3,799 characters
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        # the first 4,000 characters end in "3." or "U.S.": read alone, its period ends a sentence
+        (f"{_WORDS} {'c' * 197} 3.14 and more", False),
+        (f"{_WORDS} {'c' * 195} U.S.A. and more", False),
+        # the last 4,000 characters start with "'90s" or "'can't": read alone, more tokens
+        (f"more i'90s {'c' * 195} {_WORDS}", True),
+        (f"more wo'can't {'c' * 193} {_WORDS}", True),
+    ],
+)
+def test_edge_tokens_of_a_long_text_are_those_of_the_whole_text(text, last):
+    """A long text is tokenized from the part of it next to the edge asked for: the word the cut
+    split, read alone, could be more than one token, or end a sentence, and then more than one
+    token of the part was not a token of the text."""
+    assert len(text) > 4000
+    vocabulary = Vocabulary.from_texts(["a"], max_size=10)
+    tokens = tokenize(text)
+    for count in range(17, 24):
+        expected = tuple(tokens[-count:] if last else tokens[:count])
+        assert vocabulary.edge_tokens(text, count, last=last) == expected

@@ -49,6 +49,7 @@ _SENTENCE_ENDS = frozenset({".", "!", "?", "!!", "??"})
 # ends a sentence ("Τι κάνεις; Καλά.").
 _GREEK = regex.compile(r"\p{Greek}")
 _ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+[^\W\d_]\.?$")  # u.s, e.g, a.m., not 2.0 or gmail.com
+_SPACES = re.compile(r"\s+")
 _ELIDED_NUMBER = re.compile(r"^\d\d(?:s)?$")  # '90s, '99
 _DETOKENIZER = TreebankWordDetokenizer()
 # The detokenizer glues "..." to the next word or bracket ("well...maybe", "so...(well"); the
@@ -78,8 +79,9 @@ def _processor(config: TextConfig) -> TextProcessor:
 
 
 # Of a long context turn only the end is tokenized at first: its last these many characters,
-# then four times as many, and so on, until the part read holds more tokens than the turn may keep
-# (a word the cut split is then not among them) or is the whole turn. A turn of long words (a
+# then four times as many, and so on, until the part read holds as many tokens as the turn may keep
+# that tokenizing the whole turn gives too (not the word the cut split, nor a whole word next to
+# the cut that reads otherwise at a text's edge), or is the whole turn. A turn of long words (a
 # pasted blob) keeps its last tokens as a short turn does, and one of many words is read once.
 # The part read stops growing at MAX_TURN_READ characters: tokens longer than 8,000 characters on
 # average are no text, and reading millions of characters of one would take seconds.
@@ -404,13 +406,45 @@ class Vocabulary:
         """The last (or, with ``last`` false, the first) ``count`` tokens of ``text``, as
         tokenizing all of it gives them, tokenizing no more of it than they need, and at most
         :data:`MAX_TURN_READ` characters (see :data:`MAX_TURN_CHARS`)."""
+        if count <= 0:
+            return ()
         window = MAX_TURN_CHARS
         while True:
+            if window >= len(text):
+                tokens = _turn_tokens(self.text, text)
+                return tuple(tokens[-count:] if last else tokens[:count])
             part = text[-window:] if last else text[:window]
-            tokens = _turn_tokens(self.text, part)
-            if len(part) == len(text) or len(tokens) > count or window >= MAX_TURN_READ:
-                return tuple(tokens[max(len(tokens) - count, 0) :] if last else tokens[: max(count, 0)])
+            firm = self._firm_tokens(part, last)
+            if len(firm) >= count:
+                return firm[-count:] if last else firm[:count]
+            if window >= MAX_TURN_READ:  # no text: its cut end is read as it is
+                tokens = _turn_tokens(self.text, part)
+                return tuple(tokens[-count:] if last else tokens[:count])
             window *= 4
+
+    def _firm_tokens(self, part: str, last: bool) -> tuple[str, ...]:
+        """The tokens of ``part``, a cut end (with ``last``) or start of a text, that tokenizing
+        the whole text gives too. The word the cut split goes ("'90s" of "i'90s" is two tokens,
+        "i'90s" one), and so does the whole word next to the cut where it reads otherwise at an
+        edge ("3." ending a text is "3" and ".", followed by "b" one token): of the tokens of the
+        part without the split word, those the part without the next word too agrees on."""
+        spaces = list(_SPACES.finditer(part))
+        if not spaces:
+            return ()
+        if last:
+            whole = part[spaces[0].end() :]
+            rest = part[spaces[1].end() :] if len(spaces) > 1 else ""
+            kept, other = _turn_tokens(self.text, whole)[::-1], _turn_tokens(self.text, rest)[::-1]
+        else:
+            whole = part[: spaces[-1].start()]
+            rest = part[: spaces[-2].start()] if len(spaces) > 1 else ""
+            kept, other = _turn_tokens(self.text, whole), _turn_tokens(self.text, rest)
+        agreed = 0
+        for mine, theirs in zip(kept, other):
+            if mine != theirs:
+                break
+            agreed += 1
+        return tuple(kept[:agreed][::-1] if last else kept[:agreed])
 
     def encode_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
         """The last ``max_turns`` turns (oldest first), each by :meth:`encode_turn`."""
