@@ -93,6 +93,27 @@ def test_dev_stdout_redirected_to_a_file_is_written_through_the_redirection(tmp_
     assert [p.name for p in folder.iterdir()] == ["stdout"]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="no /proc/self/fd on this system")
+def test_a_descriptor_on_the_file_standard_output_goes_to_gets_the_report_after_what_was_printed(tmp_path, monkeypatch):
+    """``evaluate --out /dev/stderr > log 2>&1``: the summary printed to standard output was still
+    in its buffer when the report went through standard error's descriptor to the same file, and
+    came after the report."""
+    import sys
+
+    log = tmp_path / "log"
+    with open(log, "wb") as opened:
+        other = os.dup(opened.fileno())  # 2>&1: a second descriptor of the same open file
+        try:
+            with open(opened.fileno(), "w", closefd=False) as stdout:  # block-buffered, as to a file
+                monkeypatch.setattr(sys, "stdout", stdout)
+                print("summary")
+                write_text_atomically(f"/proc/self/fd/{other}", "report\n")
+                print("wrote it")
+        finally:
+            os.close(other)
+    assert log.read_text() == "summary\nreport\nwrote it\n"
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -58,7 +58,7 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> P
     target = Path(path)
     descriptor = own_descriptor(target)
     if descriptor is not None:  # /dev/stdout redirected to a file: after what was printed there
-        _flush_stream_on(descriptor)
+        _flush_standard_streams()
         with naming(target), os.fdopen(os.dup(descriptor), "wb") as stream:
             write(stream)
         return target
@@ -260,12 +260,14 @@ def open_for_writing(descriptor: int) -> bool:
     return mode in (os.O_WRONLY, os.O_RDWR)
 
 
-def _flush_stream_on(descriptor: int) -> None:
-    """Flush Python's standard stream that writes to ``descriptor``, if one does, so that what it
-    holds reaches the file before what is written through the descriptor itself."""
+def _flush_standard_streams() -> None:
+    """Flush Python's standard streams, so that what they hold reaches the file before what is
+    written through a descriptor: not only the stream that writes to it, for another
+    descriptor may lead to the same open file (``--out /dev/stderr > log 2>&1``, where the
+    summary printed to standard output waited in its buffer and came after the report)."""
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed, or no descriptor
-            if stream is not None and stream.fileno() == descriptor:
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed, or a reader gone
+            if stream is not None:
                 stream.flush()
 
 
