@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -82,7 +83,8 @@ def _processor(config: TextConfig) -> TextProcessor:
 # then four times as many, and so on, until the part read holds as many tokens as the turn may keep
 # that tokenizing the whole turn gives too (not the word the cut split, nor a whole word next to
 # the cut that reads otherwise at a text's edge), or is the whole turn. A turn of long words (a
-# pasted blob) keeps its last tokens as a short turn does, and one of many words is read once.
+# pasted blob) keeps its last tokens as a short turn does, and of one of many words no more than
+# its last MAX_TURN_CHARS characters are read.
 # The part read stops growing at MAX_TURN_READ characters: tokens longer than 8,000 characters on
 # average are no text, and reading millions of characters of one would take seconds.
 MAX_TURN_CHARS = 4000
@@ -414,7 +416,7 @@ class Vocabulary:
                 tokens = _turn_tokens(self.text, text)
                 return tuple(tokens[-count:] if last else tokens[:count])
             part = text[-window:] if last else text[:window]
-            firm = self._firm_tokens(part, last)
+            firm = self._firm_tokens(part, last, count)
             if len(firm) >= count:
                 return firm[-count:] if last else firm[:count]
             if window >= MAX_TURN_READ:  # no text: its cut end is read as it is
@@ -422,7 +424,7 @@ class Vocabulary:
                 return tuple(tokens[-count:] if last else tokens[:count])
             window *= 4
 
-    def _firm_tokens(self, part: str, last: bool) -> tuple[str, ...]:
+    def _firm_tokens(self, part: str, last: bool, count: int) -> tuple[str, ...]:
         """The tokens of ``part``, a cut end (with ``last``) or start of a text, that tokenizing
         the whole text gives too. The word the cut split goes ("'90s" of "i'90s" is two tokens,
         "i'90s" one), and so does the whole word next to the cut where it reads otherwise at an
@@ -434,11 +436,18 @@ class Vocabulary:
         if last:
             whole = part[spaces[0].end() :]
             rest = part[spaces[1].end() :] if len(spaces) > 1 else ""
-            kept, other = _turn_tokens(self.text, whole)[::-1], _turn_tokens(self.text, rest)[::-1]
         else:
             whole = part[: spaces[-1].start()]
             rest = part[: spaces[-2].start()] if len(spaces) > 1 else ""
-            kept, other = _turn_tokens(self.text, whole), _turn_tokens(self.text, rest)
+        kept = _turn_tokens(self.text, whole)
+        # no more tokens than characters come of the word next to the cut: where the part holds
+        # more than enough, those it could change are not among the ``count`` asked for
+        edge = len(unicodedata.normalize("NFKC", whole[: len(whole) - len(rest)] if last else whole[len(rest) :]))
+        if len(kept) >= count + edge:
+            return tuple(kept[edge:] if last else kept[: len(kept) - edge])
+        other = _turn_tokens(self.text, rest)
+        if last:
+            kept, other = kept[::-1], other[::-1]
         agreed = 0
         for mine, theirs in zip(kept, other):
             if mine != theirs:
