@@ -119,7 +119,7 @@ def test_an_asked_turn_of_many_words_is_read_from_its_end_only(monkeypatch):
     monkeypatch.setattr(module, "_turn_tokens", lambda config, text: read.append(len(text)) or tokens(config, text))
     turn = "a b c d e " * 10_000
     asked = vocabulary.encode_asked_context([turn], 3, 30)
-    assert read and max(read) <= module.MAX_TURN_CHARS  # its last 4,000 characters, cut at a space
+    assert len(read) == 1 and read[0] <= module.MAX_TURN_CHARS  # once, its last 4,000 characters at most
     assert asked == vocabulary.encode_context([turn], 3, 30)[-1:]
     read.clear()  # a turn of one word of millions of characters: read no further than MAX_TURN_READ
     vocabulary.encode_asked_context(["a " + "x" * 4_000_000], 3, 30)
