@@ -121,6 +121,9 @@ def test_an_asked_turn_of_many_words_is_read_from_its_end_only(monkeypatch):
     asked = vocabulary.encode_asked_context([turn], 3, 30)
     assert len(read) == 1 and read[0] <= module.MAX_TURN_CHARS  # once, its last 4,000 characters at most
     assert asked == vocabulary.encode_context([turn], 3, 30)[-1:]
+    read.clear()  # a long turn of Chinese, no space in it: its last 4,000 characters, once
+    vocabulary.encode_asked_context(["你好！今天天气很好。我们去公园吧？" * 10_000], 3, 30)
+    assert read == [module.MAX_TURN_CHARS]
     read.clear()  # a turn of one word of millions of characters: read no further than MAX_TURN_READ
     vocabulary.encode_asked_context(["a " + "x" * 4_000_000], 3, 30)
     assert max(read) == module.MAX_TURN_READ

@@ -82,7 +82,8 @@ def _processor(config: TextConfig) -> TextProcessor:
 # Of a long context turn only the end is tokenized at first: its last these many characters,
 # then four times as many, and so on, until the part read holds as many tokens as the turn may keep
 # that tokenizing the whole turn gives too (not the word the cut split, nor a whole word next to
-# the cut that reads otherwise at a text's edge), or is the whole turn. A turn of long words (a
+# the cut that reads otherwise at a text's edge; of text with no space to cut at, such as Chinese,
+# all but the word the cut split), or is the whole turn. A turn of long words (a
 # pasted blob) keeps its last tokens as a short turn does, and of one of many words no more than
 # its last MAX_TURN_CHARS characters are read.
 # The part read stops growing at MAX_TURN_READ characters: tokens longer than 8,000 characters on
@@ -417,6 +418,9 @@ class Vocabulary:
                 return tuple(tokens[-count:] if last else tokens[:count])
             part = text[-window:] if last else text[:window]
             firm = self._firm_tokens(part, last, count)
+            if firm is None:  # no space to cut at (Chinese, Japanese): all but the word the cut split
+                tokens = _turn_tokens(self.text, part)
+                firm = tuple(tokens[1:] if last else tokens[:-1])
             if len(firm) >= count:
                 return firm[-count:] if last else firm[:count]
             if window >= MAX_TURN_READ:  # no text: its cut end is read as it is
@@ -424,15 +428,16 @@ class Vocabulary:
                 return tuple(tokens[-count:] if last else tokens[:count])
             window *= 4
 
-    def _firm_tokens(self, part: str, last: bool, count: int) -> tuple[str, ...]:
+    def _firm_tokens(self, part: str, last: bool, count: int) -> tuple[str, ...] | None:
         """The tokens of ``part``, a cut end (with ``last``) or start of a text, that tokenizing
         the whole text gives too. The word the cut split goes ("'90s" of "i'90s" is two tokens,
         "i'90s" one), and so does the whole word next to the cut where it reads otherwise at an
         edge ("3." ending a text is "3" and ".", followed by "b" one token): of the tokens of the
-        part without the split word, those the part without the next word too agrees on."""
+        part without the split word, those the part without the next word too agrees on. None
+        for a part without a space."""
         spaces = list(_SPACES.finditer(part))
         if not spaces:
-            return ()
+            return None
         if last:
             whole = part[spaces[0].end() :]
             rest = part[spaces[1].end() :] if len(spaces) > 1 else ""
