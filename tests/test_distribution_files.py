@@ -3,6 +3,7 @@ against the files of the repository, without building either."""
 
 import fnmatch
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,6 +45,20 @@ def test_the_source_distribution_carries_every_shipped_model_and_data_file():
     shipped = _sdist_files(ROOT)
     tracked = _tracked("exported", "data")
     assert tracked and tracked <= shipped, sorted(tracked - shipped)
+
+
+def test_the_source_distribution_carries_every_benchmark_its_docs_and_makefile_run():
+    """docs/MEASURED.md, the README and the Makefile (all in the source distribution) give
+    `python benchmarks/NAME.py` and `make bench` as the way to measure the figures again, but
+    benchmarks/ was left out: in an unpacked source distribution each was "can't open file"."""
+    shipped = _sdist_files(ROOT)
+    texts = [ROOT / "README.md", ROOT / "Makefile", *sorted((ROOT / "docs").glob("*.md"))]
+    assert {path.relative_to(ROOT).as_posix() for path in texts[1:]} <= shipped  # setuptools adds the readme
+    named = {name for path in texts for name in re.findall(r"benchmarks/[\w-]+\.py", path.read_text(encoding="utf-8"))}
+    assert "benchmarks/predictor.py" in named  # `make bench`
+    named.add("benchmarks/timing.py")  # the module every benchmark imports
+    assert named <= _tracked("benchmarks"), sorted(named - _tracked("benchmarks"))
+    assert named <= shipped, sorted(named - shipped)
 
 
 def test_the_source_distribution_leaves_out_models_and_data_of_ones_own(tmp_path):
