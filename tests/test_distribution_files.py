@@ -118,3 +118,31 @@ def test_make_test_in_an_unpacked_source_distribution_says_the_tests_are_not_the
     checkout = subprocess.run(["make", "-n", "test", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
                               timeout=60)
     assert checkout.returncode == 0 and f"{venv}/bin/python -m pytest" in checkout.stdout, checkout
+
+
+@pytest.mark.parametrize("target", ["matrix", "test-tf-oldest"])
+def test_the_version_matrix_in_an_unpacked_source_distribution_says_the_tests_are_not_there(tmp_path, target):
+    """The version matrix runs the suite through scripts/tf_matrix.py, which the source
+    distribution leaves out with the tests: make matrix and make test-tf-oldest made the
+    virtualenv, then failed with Python's "can't open file". They say why and make nothing; in
+    the checkout they run the script as before."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    sdist = tmp_path / "legacy_assistant-0.1.0"
+    sdist.mkdir()
+    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
+        shutil.copy(ROOT / name, sdist / name)
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho 'a python ran:' \"$@\"\nexit 2\n")
+    python.chmod(0o755)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(python)
+    (venv / ".installed").touch()  # newer than the copies: nothing to install
+    args = [target, f"VENV={venv}", f"PYTHON={python}"]
+    made = subprocess.run(["make", *args], cwd=sdist, capture_output=True, text=True, timeout=60)
+    assert made.returncode != 0, made
+    assert f"make {target}: the tests are not part of the source distribution" in made.stderr, made
+    assert "a python ran" not in made.stdout + made.stderr, made
+    checkout = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert checkout.returncode == 0 and f"{python} scripts/tf_matrix.py" in checkout.stdout, checkout
