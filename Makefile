@@ -57,12 +57,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 endif
 
-# Static checks, as CI runs them: ruff's lint rules and formatting, then mypy (pyproject.toml).
-LINT_PATHS := legacy_assistant compat benchmarks scripts
+# Static checks, as CI runs them: ruff's lint rules and formatting, then mypy (pyproject.toml's
+# settings) on the same folders: those of them that are there (a source distribution has no scripts/).
+LINT_PATHS := $(wildcard legacy_assistant compat benchmarks scripts)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/mypy
+	$(BIN)/mypy $(LINT_PATHS)
 
 # Compile the lock files from their .in files (needs uv: pip install uv). A pin that still fits
 # is kept, so only what an .in file changed moves (uv's --upgrade-package NAME moves one more).

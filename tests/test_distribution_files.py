@@ -146,3 +146,31 @@ def test_the_version_matrix_in_an_unpacked_source_distribution_says_the_tests_ar
     assert "a python ran" not in made.stdout + made.stderr, made
     checkout = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert checkout.returncode == 0 and f"{python} scripts/tf_matrix.py" in checkout.stdout, checkout
+
+
+def test_make_lint_in_an_unpacked_source_distribution_checks_the_folders_it_has(tmp_path):
+    """make lint named scripts/, which the source distribution leaves out, to ruff (an error
+    for the missing folder) and left mypy to pyproject.toml's list of folders (the same): it
+    names only the folders that are there, to both tools; in the checkout, all four."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    sdist = tmp_path / "legacy_assistant-0.1.0"
+    sdist.mkdir()
+    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
+        shutil.copy(ROOT / name, sdist / name)
+    for folder in ("legacy_assistant", "compat", "benchmarks"):
+        (sdist / folder).mkdir()
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for tool in ("ruff", "mypy"):
+        (venv / "bin" / tool).write_text(f"#!/bin/sh\necho '{tool}' \"$@\"\n")
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / ".installed").touch()  # newer than the copies: nothing to install
+    made = subprocess.run(["make", "lint", f"VENV={venv}"], cwd=sdist, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made
+    ran = [line for line in made.stdout.splitlines() if line.startswith(("ruff", "mypy"))]
+    expected = "legacy_assistant compat benchmarks"
+    assert ran == [f"ruff check {expected}", f"ruff format --check {expected}", f"mypy {expected}"], made
+    checkout = subprocess.run(["make", "-n", "lint", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+    assert f"{venv}/bin/mypy legacy_assistant compat benchmarks scripts" in checkout.stdout, checkout
