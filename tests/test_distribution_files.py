@@ -174,3 +174,19 @@ def test_make_lint_in_an_unpacked_source_distribution_checks_the_folders_it_has(
     checkout = subprocess.run(["make", "-n", "lint", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
                               timeout=60)
     assert f"{venv}/bin/mypy legacy_assistant compat benchmarks scripts" in checkout.stdout, checkout
+
+
+def test_git_ignores_every_folder_make_clean_removes():
+    """make lint left .mypy_cache/ untracked in the checkout (mypy writes no .gitignore into
+    it, unlike ruff into its own cache, which is there only once ruff has run): `git add -A`
+    after it committed mypy's cache. Every folder make clean removes is one git ignores."""
+    if shutil.which("make") is None or shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs make and a git checkout")
+    cleaned = subprocess.run(["make", "-n", "clean", "VENV=.venv"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=True)
+    removed = next(line.split()[2:] for line in cleaned.stdout.splitlines() if line.startswith("rm -rf "))
+    names = [name.replace("*", "x") for name in removed]
+    assert ".mypy_cache" in names and ".ruff_cache" in names, names
+    for name in names:
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", f"{name}/"], cwd=ROOT)
+        assert ignored.returncode == 0, f"{name}/ is not ignored by git"
