@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -29,6 +30,29 @@ def configure_tensorflow_environment() -> None:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+# Standard-library modules that TensorFlow imports and Python deprecates at their import: 2.12
+# imports `sre_constants` (deprecated since Python 3.11) in tensorflow.python.debug.cli. A process
+# started with PYTHONWARNINGS=error (or -W error) died of its DeprecationWarning at the import (a
+# worker that does not boot), and PYTHONWARNINGS=default printed it at every start.
+_DEPRECATED_AT_IMPORT = ("sre_constants",)
+
+
+@contextlib.contextmanager
+def tensorflow_deprecations_ignored() -> Iterator[None]:
+    """Run ``import tensorflow`` inside this block: the standard-library modules of
+    :data:`_DEPRECATED_AT_IMPORT` that it imports are imported first with their deprecation
+    warning ignored, so that TensorFlow's import of them finds them loaded and warns of nothing.
+    The process's warning filters are left as they are: a filter in place while TensorFlow is
+    imported would drop the filters that TensorFlow's own imports add (NumPy's, urllib3's)."""
+    for name in _DEPRECATED_AT_IMPORT:
+        if name not in sys.modules:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                with contextlib.suppress(ImportError):  # gone from a later Python
+                    importlib.import_module(name)
+    yield
 
 
 # TensorFlow 2.16 and newer end `import tensorflow` with an eager import of Keras 3

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from compat import selection
-from compat.environment import configure_tensorflow_environment, keras_deferred
+from compat.environment import configure_tensorflow_environment, keras_deferred, tensorflow_deprecations_ignored
 
 
 def _ran_eagerly() -> bool:
@@ -49,7 +49,7 @@ configure_tensorflow_environment()
 
 import numpy as np  # noqa: E402
 
-with keras_deferred():
+with keras_deferred(), tensorflow_deprecations_ignored():
     import tensorflow.compat.v1 as tf  # noqa: E402
 
 _switch_lock = threading.Lock()

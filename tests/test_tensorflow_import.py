@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -74,3 +75,30 @@ def test_the_missing_tf_keras_entry_is_dropped_from_tensorflow_s_path(tmp_path):
     untouched = SimpleNamespace(__path__=["x", "y"])
     _restore_keras_path(untouched)
     assert untouched.__path__ == ["x", "y"]
+
+
+# TensorFlow 2.12 on Python 3.11 imports the deprecated ``sre_constants`` while ``import tensorflow``
+# runs, which warns at its first import: a process run with warnings as errors stopped there.
+DEPRECATED_AT_IMPORT = (
+    "import sys\n"
+    "import {runtime} as runtime\n"
+    "assert 'sre_constants' in sys.modules\n"
+    "import sre_constants\n"
+    "print(runtime.tf.__name__)\n"
+)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="sre_constants warns from Python 3.11 on")
+@pytest.mark.parametrize("runtime", ["compat.runtime", "compat.tf2.runtime"])
+def test_a_deprecated_module_tensorflow_imports_does_not_stop_a_process_run_with_warnings_as_errors(runtime):
+    result = run_python(["-W", "error", "-c", DEPRECATED_AT_IMPORT.format(runtime=runtime)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sre_constants" not in result.stderr
+
+
+def test_importing_tensorflow_leaves_the_warning_filters_as_they_were():
+    """NumPy's, urllib3's and requests' filters, added as TensorFlow imports them, stay."""
+    result = run_python(["-c", "import warnings; import compat.runtime; print(len(warnings.filters))"])
+    plain = run_python(["-c", "import warnings; import tensorflow; print(len(warnings.filters))"])
+    assert result.returncode == 0 and plain.returncode == 0, result.stderr[-3000:] + plain.stderr[-3000:]
+    assert result.stdout.split()[-1] == plain.stdout.split()[-1]

@@ -12,14 +12,14 @@ import logging
 import platform
 
 from compat import selection
-from compat.environment import configure_tensorflow_environment, keras_deferred
+from compat.environment import configure_tensorflow_environment, keras_deferred, tensorflow_deprecations_ignored
 
 selection.claim("tf2")
 configure_tensorflow_environment()
 
 import numpy as np  # noqa: E402
 
-with keras_deferred():
+with keras_deferred(), tensorflow_deprecations_ignored():
     import tensorflow as tf  # noqa: E402
 
 log = logging.getLogger(__name__)
