@@ -575,3 +575,24 @@ def test_the_metrics_folder_check_leaves_no_folder_of_its_making_behind(tmp_path
     (tmp_path / "there").mkdir()
     check_metrics_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "there")})  # one that was there stays
     assert [p.name for p in tmp_path.iterdir()] == ["there"]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite:///var/db/c.db", None])
+def test_ttin_adds_no_worker_to_a_server_whose_conversations_live_in_its_one_process(store, caplog):
+    """serve refuses --store memory with more than one worker (each would keep its own
+    conversations); TTIN added one anyway, and a sender's turns went to either."""
+    master = server.ReloadingArbiter.__new__(server.ReloadingArbiter)
+    master.app = SimpleNamespace(options=server.ServerOptions(app_config={"STORE_URL": store}))
+    master.log = logging.getLogger("tests.arbiter")
+    master.cfg = SimpleNamespace(nworkers_changed=lambda arbiter, new, old: None)
+    master._num_workers = 1  # gunicorn's num_workers property reads and writes it
+    managed: list[int] = []
+    master.manage_workers = lambda: managed.append(master.num_workers)
+    with caplog.at_level("WARNING", logger="tests.arbiter"):
+        master.handle_ttin()
+    if store == "memory":
+        assert (master.num_workers, managed) == (1, [])
+        assert "SIGTTIN ignored: the memory store keeps conversations inside one process" in caplog.text
+    else:
+        assert (master.num_workers, managed) == (2, [2])
+        assert "SIGTTIN" not in caplog.text

@@ -214,6 +214,18 @@ class ReloadingArbiter(Arbiter):
         for pid in list(self.WORKERS):
             self.kill_worker(pid, signal.SIGHUP)
 
+    def handle_ttin(self) -> None:
+        # serve refuses --store memory with more than one worker: each would keep its own
+        # conversations, and a sender's turns would land in whichever worker answered
+        options = getattr(self.app, "options", None)
+        if options is not None and options.app_config.get("STORE_URL") == "memory":
+            self.log.warning(
+                "SIGTTIN ignored: the memory store keeps conversations inside one process, and another "
+                "worker would keep its own (restart with a store the workers share to run more)"
+            )
+            return
+        super().handle_ttin()
+
     def manage_workers(self) -> None:
         super().manage_workers()  # starts and stops workers to match num_workers (TTIN, TTOU, a death)
         self._tell_registry()
