@@ -96,16 +96,23 @@ def _glob_matches(relative: str, pattern: str) -> bool:
     return len(parts) == len(pattern_parts) and all(map(fnmatch.fnmatchcase, parts, pattern_parts))
 
 
+def _unpacked_sdist(tmp_path):
+    """A folder laid out as an unpacked source distribution as far as make reads it: the
+    Makefile, the project file and the lock files, no tests/ and no scripts/."""
+    sdist = tmp_path / "legacy_assistant-0.1.0"
+    sdist.mkdir()
+    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
+        shutil.copy(ROOT / name, sdist / name)
+    return sdist
+
+
 def test_make_test_in_an_unpacked_source_distribution_says_the_tests_are_not_there(tmp_path):
     """The source distribution has no tests/ (MANIFEST.in prunes it): make test made the
     virtualenv, then failed with pytest's "no tests ran" (exit 5). It says why, makes nothing,
     and still fails; in the checkout it runs pytest as before."""
     if shutil.which("make") is None:
         pytest.skip("needs make")
-    sdist = tmp_path / "legacy_assistant-0.1.0"
-    sdist.mkdir()
-    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
-        shutil.copy(ROOT / name, sdist / name)
+    sdist = _unpacked_sdist(tmp_path)
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text("#!/bin/sh\necho 'the venv python ran:' \"$@\"\nexit 5\n")
@@ -128,10 +135,7 @@ def test_the_version_matrix_in_an_unpacked_source_distribution_says_the_tests_ar
     the checkout they run the script as before."""
     if shutil.which("make") is None:
         pytest.skip("needs make")
-    sdist = tmp_path / "legacy_assistant-0.1.0"
-    sdist.mkdir()
-    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
-        shutil.copy(ROOT / name, sdist / name)
+    sdist = _unpacked_sdist(tmp_path)
     python = tmp_path / "python"
     python.write_text("#!/bin/sh\necho 'a python ran:' \"$@\"\nexit 2\n")
     python.chmod(0o755)
@@ -154,10 +158,7 @@ def test_make_lint_in_an_unpacked_source_distribution_checks_the_folders_it_has(
     names only the folders that are there, to both tools; in the checkout, all four."""
     if shutil.which("make") is None:
         pytest.skip("needs make")
-    sdist = tmp_path / "legacy_assistant-0.1.0"
-    sdist.mkdir()
-    for name in ("Makefile", "pyproject.toml", "requirements-tf1compat.txt", "requirements-dev.txt"):
-        shutil.copy(ROOT / name, sdist / name)
+    sdist = _unpacked_sdist(tmp_path)
     for folder in ("legacy_assistant", "compat", "benchmarks"):
         (sdist / folder).mkdir()
     venv = tmp_path / "venv"
