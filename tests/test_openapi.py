@@ -260,3 +260,51 @@ def test_every_error_code_the_app_answers_is_in_the_api_docs_tables():
               if re.match(r"\| \d{3}(, \d{3})* \| `", line)]
     documented = {code for cell in tables for code in re.findall(r"`([a-z_]+)`", cell)}
     assert answered - documented == set()
+
+
+# the headers whose meaning a client reads (not Content-Type, Content-Length, Date, Vary, ...)
+READ_HEADERS = {"X-Request-ID", "Retry-After", "WWW-Authenticate", "Allow", "ETag", "Last-Modified", "Content-Range"}
+
+
+def test_the_headers_of_each_answer_are_the_documented_ones(make_client):
+    """Every header a client reads off an answer is declared on that answer in the document (the
+    document declared none: not X-Request-ID, nor a 503's Retry-After), with its value valid, and
+    every header declared required is sent."""
+    import jsonschema
+
+    client = make_client(API_TOKEN="t", READINESS=lambda: (False, {"ready": 0, "expected": 1}))
+    app = client.application
+    doc = client.get("/openapi.json").get_json()
+    token = {"Authorization": "Bearer t"}
+    requests = [
+        (method, url, {**kwargs, "headers": {**token, **kwargs.get("headers", {})}}) for method, url, kwargs in REQUESTS
+    ] + [
+        ("POST", "/api/v1/chat", {"json": {"sender": "o", "message": "hi"}}),
+        ("GET", "/ready", {}),
+        ("GET", "/static/chat.css", {"headers": {"Range": "bytes=0-3"}}),
+        ("GET", "/static/chat.css", {"headers": {"Range": "bytes=99999999-"}}),
+        ("GET", "/static/chat.css", {"headers": {"If-None-Match": "*"}}),
+    ]
+    seen = set()
+    for method, url, kwargs in requests:
+        response = client.open(url, method=method, **kwargs)
+        try:
+            path = template(app.url_map.bind("localhost").match(url, method, return_rule=True)[0].rule)
+            responses = doc["paths"][path][method.lower()]["responses"]
+        except Exception:  # no such route or method: the default answer of any operation
+            responses = doc["paths"]["/health"]["get"]["responses"]
+        documented = responses.get(str(response.status_code), responses["default"])
+        declared = {}
+        for name, header in documented.get("headers", {}).items():
+            declared[name] = doc["components"]["headers"][header["$ref"].rsplit("/", 1)[1]]
+        sent = {name for name in READ_HEADERS if name in response.headers}
+        seen |= {(name, response.status_code) for name in sent}
+        assert sent <= set(declared), (method, url, response.status_code, sent - set(declared))
+        for name, header in declared.items():
+            if header.get("required"):
+                assert name in response.headers, (method, url, response.status_code, name)
+            if name in response.headers:
+                value = response.headers[name]
+                value = int(value) if header["schema"].get("type") == "integer" else value
+                jsonschema.validate(value, header["schema"], cls=jsonschema.Draft202012Validator)
+    assert {("Retry-After", 503), ("WWW-Authenticate", 401), ("Allow", 405), ("Content-Range", 416)} <= seen

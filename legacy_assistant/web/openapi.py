@@ -524,6 +524,51 @@ def _cakechat(config: Mapping[str, Any], security: list[dict[str, list[str]]]) -
     return {"post": operation}
 
 
+# The response headers a client reads, as the server sends them (components/headers).
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "on every response: the request's id, the client's own when it sent a short token "
+        "of letters, digits, '.', '_' or '-', else a new one",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{SHORT_TOKEN}$"},
+    },
+    "Retry-After": {
+        "description": "seconds to wait before trying again (shutting_down, store_unavailable, not_ready)",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW-Authenticate": {"description": "the bearer challenge", "required": True, "schema": {"type": "string"}},
+    "Allow": {"description": "on a 405: the methods the route takes", "schema": {"type": "string"}},
+    "ETag": {"description": "the file's strong entity tag", "required": True, "schema": {"type": "string"}},
+    "Last-Modified": {"description": "when the file last changed", "required": True, "schema": {"type": "string"}},
+    "Content-Range": {
+        "description": "the range sent (bytes FIRST-LAST/LENGTH), or on a 416 the file's length (bytes */LENGTH)",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^bytes (\d+-\d+|\*)/\d+$"},
+    },
+}
+
+# which of HEADERS (besides X-Request-ID) an answer of each status carries
+_STATUS_HEADERS = {"401": ["WWW-Authenticate"], "503": ["Retry-After"], "default": ["Allow"]}
+_STATIC_HEADERS = {
+    "200": ["ETag", "Last-Modified"],
+    "206": ["ETag", "Last-Modified", "Content-Range"],
+    "304": ["ETag"],
+    "416": ["Content-Range"],
+}
+
+
+def _declare_headers(paths: dict[str, Any]) -> None:
+    """Declare on each answer of ``paths`` the response headers it carries (X-Request-ID on every one)."""
+    for path, item in paths.items():
+        static = path == "/static/{filename}"
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                names = [*_STATUS_HEADERS.get(status, []), *(_STATIC_HEADERS.get(status, []) if static else [])]
+                response["headers"] = {
+                    name: {"$ref": f"#/components/headers/{name}"} for name in ["X-Request-ID", *names]
+                }
+
+
 def document(config: Mapping[str, Any]) -> dict[str, Any]:
     """The OpenAPI document for an app with ``config``."""
     api_security: list[dict[str, list[str]]] = [{"apiToken": []}] if config.get("API_TOKEN") else []
@@ -547,7 +592,7 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
         del reload_op["post"]["responses"][status]
     if _host_refusal(config):
         reload_op["post"]["responses"]["400"] = _error(_host_refusal(config).removeprefix("; or "))
-    return {
+    described: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "legacy-assistant",
@@ -638,12 +683,15 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
         },
         "components": {
             "schemas": {**_schemas(config), "Empty": {"type": "object"}},
+            "headers": {name: dict(header) for name, header in HEADERS.items()},
             "securitySchemes": {
                 "apiToken": {"type": "http", "scheme": "bearer", "description": "LEGACY_ASSISTANT_API_TOKEN"},
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "LEGACY_ASSISTANT_ADMIN_TOKEN"},
             },
         },
     }
+    _declare_headers(described["paths"])
+    return described
 
 
 @blueprint.get("/openapi.json")
