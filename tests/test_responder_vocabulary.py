@@ -121,9 +121,9 @@ def test_an_asked_turn_of_many_words_is_read_from_its_end_only(monkeypatch):
     asked = vocabulary.encode_asked_context([turn], 3, 30)
     assert len(read) == 1 and read[0] <= module.MAX_TURN_CHARS  # once, its last 4,000 characters at most
     assert asked == vocabulary.encode_context([turn], 3, 30)[-1:]
-    read.clear()  # a long turn of Chinese, no space in it: its last 4,000 characters, once
+    read.clear()  # a long turn of Chinese, no space in it: its last 4,000 characters, with and without the cut's edge
     vocabulary.encode_asked_context(["你好！今天天气很好。我们去公园吧？" * 10_000], 3, 30)
-    assert read == [module.MAX_TURN_CHARS]
+    assert read == [module.MAX_TURN_CHARS, module.MAX_TURN_CHARS - module._UNSPACED_MARGIN]
     read.clear()  # a turn of one word of millions of characters: read no further than MAX_TURN_READ
     vocabulary.encode_asked_context(["a " + "x" * 4_000_000], 3, 30)
     assert max(read) == module.MAX_TURN_READ
@@ -398,5 +398,25 @@ def test_edge_tokens_of_a_long_text_are_those_of_the_whole_text(text, last):
     vocabulary = Vocabulary.from_texts(["a"], max_size=10)
     tokens = tokenize(text)
     for count in range(17, 24):
+        expected = tuple(tokens[-count:] if last else tokens[:count])
+        assert vocabulary.edge_tokens(text, count, last=last) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        # one word of 10,000 characters, its first 4,000 ending in "3.": read alone, "...3" and "."
+        ("a" * 3998 + "3.14" + "b" * 6000, False),
+        # its last 4,000 characters start with "'90s" or "'can't": read alone, "'" and the rest
+        ("w" * 6000 + "i'90s" + "b" * 3996, True),
+        ("w" * 6000 + "wo'can't" + "b" * 3994, True),
+    ],
+)
+def test_edge_tokens_of_a_long_text_without_spaces_are_those_of_the_whole_text(text, last):
+    """With no space to cut at, the word the cut split could read as more than one token, and
+    dropping only one of them kept a token that tokenizing the whole text does not give."""
+    vocabulary = Vocabulary.from_texts(["a"], max_size=10)
+    tokens = tokenize(text)
+    for count in (1, 2):
         expected = tuple(tokens[-count:] if last else tokens[:count])
         assert vocabulary.edge_tokens(text, count, last=last) == expected

@@ -51,6 +51,7 @@ _SENTENCE_ENDS = frozenset({".", "!", "?", "!!", "??"})
 _GREEK = regex.compile(r"\p{Greek}")
 _ABBREVIATION = re.compile(r"^(?:[^\W\d_]\.)+[^\W\d_]\.?$")  # u.s, e.g, a.m., not 2.0 or gmail.com
 _SPACES = re.compile(r"\s+")
+_UNSPACED_MARGIN = 16  # characters; see Vocabulary._unspaced_firm_tokens
 _ELIDED_NUMBER = re.compile(r"^\d\d(?:s)?$")  # '90s, '99
 _DETOKENIZER = TreebankWordDetokenizer()
 # The detokenizer glues "..." to the next word or bracket ("well...maybe", "so...(well"); the
@@ -83,7 +84,7 @@ def _processor(config: TextConfig) -> TextProcessor:
 # then four times as many, and so on, until the part read holds as many tokens as the turn may keep
 # that tokenizing the whole turn gives too (not the word the cut split, nor a whole word next to
 # the cut that reads otherwise at a text's edge; of text with no space to cut at, such as Chinese,
-# all but the word the cut split), or is the whole turn. A turn of long words (a
+# those the part less its 16 characters next to the cut agrees on), or is the whole turn. A turn of long words (a
 # pasted blob) keeps its last tokens as a short turn does, and of one of many words no more than
 # its last MAX_TURN_CHARS characters are read.
 # The part read stops growing at MAX_TURN_READ characters: tokens longer than 8,000 characters on
@@ -418,15 +419,33 @@ class Vocabulary:
                 return tuple(tokens[-count:] if last else tokens[:count])
             part = text[-window:] if last else text[:window]
             firm = self._firm_tokens(part, last, count)
-            if firm is None:  # no space to cut at (Chinese, Japanese): all but the word the cut split
-                tokens = _turn_tokens(self.text, part)
-                firm = tuple(tokens[1:] if last else tokens[:-1])
+            if firm is None:  # no space to cut at (Chinese, Japanese): see _unspaced_firm_tokens
+                firm = self._unspaced_firm_tokens(part, last, count)
             if len(firm) >= count:
                 return firm[-count:] if last else firm[:count]
             if window >= MAX_TURN_READ:  # no text: its cut end is read as it is
                 tokens = _turn_tokens(self.text, part)
                 return tuple(tokens[-count:] if last else tokens[:count])
             window *= 4
+
+    def _unspaced_firm_tokens(self, part: str, last: bool, count: int) -> tuple[str, ...]:
+        """The tokens of ``part``, a cut end (with ``last``) or start of a text with no space in
+        it, that tokenizing the whole text gives too: those that the part read without its
+        :data:`_UNSPACED_MARGIN` characters next to the cut agrees on, less its token next to that
+        cut. The word the cut split can read as more than one token ("x3." is "x3" and ".",
+        "x'90s" read from "'90s" is "'" and "90s"), and dropping only one of them kept another."""
+        tokens = _turn_tokens(self.text, part)
+        if len(tokens) <= count:  # too few even with the token next to the cut: read more, not again
+            return tuple(tokens[1:] if last else tokens[:-1])
+        shorter = _turn_tokens(self.text, part[_UNSPACED_MARGIN:] if last else part[:-_UNSPACED_MARGIN])
+        if last:
+            tokens, shorter = tokens[::-1], shorter[::-1]
+        agreed = 0
+        for mine, theirs in zip(tokens, shorter[:-1]):
+            if mine != theirs:
+                break
+            agreed += 1
+        return tuple(tokens[:agreed][::-1] if last else tokens[:agreed])
 
     def _firm_tokens(self, part: str, last: bool, count: int) -> tuple[str, ...] | None:
         """The tokens of ``part``, a cut end (with ``last``) or start of a text, that tokenizing
