@@ -75,6 +75,21 @@ _SPACE_AFTER_CJK_PUNCTUATION = regex.compile(
 )
 
 
+def _agreeing(tokens: Sequence[str], other: Sequence[str], last: bool) -> tuple[str, ...]:
+    """The tokens at the uncut edge of ``tokens`` (its end, with ``last``, else its start) that
+    ``other``, a read of less of the same text from that edge, gives too, up to the first that
+    differs: those a cut nearer that edge did not change."""
+    if last:
+        tokens, other = tokens[::-1], other[::-1]
+    agreed = 0
+    for mine, theirs in zip(tokens, other):
+        if mine != theirs:
+            break
+        agreed += 1
+    kept = tuple(tokens[:agreed])
+    return kept[::-1] if last else kept
+
+
 @functools.lru_cache(maxsize=8)
 def _processor(config: TextConfig) -> TextProcessor:
     return TextProcessor(config)
@@ -438,14 +453,8 @@ class Vocabulary:
         if len(tokens) <= count:  # too few even with the token next to the cut: read more, not again
             return tuple(tokens[1:] if last else tokens[:-1])
         shorter = _turn_tokens(self.text, part[_UNSPACED_MARGIN:] if last else part[:-_UNSPACED_MARGIN])
-        if last:
-            tokens, shorter = tokens[::-1], shorter[::-1]
-        agreed = 0
-        for mine, theirs in zip(tokens, shorter[:-1]):
-            if mine != theirs:
-                break
-            agreed += 1
-        return tuple(tokens[:agreed][::-1] if last else tokens[:agreed])
+        # less the shorter read's own token at its cut
+        return _agreeing(tokens, shorter[1:] if last else shorter[:-1], last)
 
     def _firm_tokens(self, part: str, last: bool, count: int) -> tuple[str, ...] | None:
         """The tokens of ``part``, a cut end (with ``last``) or start of a text, that tokenizing
@@ -469,15 +478,7 @@ class Vocabulary:
         edge = len(unicodedata.normalize("NFKC", whole[: len(whole) - len(rest)] if last else whole[len(rest) :]))
         if len(kept) >= count + edge:
             return tuple(kept[edge:] if last else kept[: len(kept) - edge])
-        other = _turn_tokens(self.text, rest)
-        if last:
-            kept, other = kept[::-1], other[::-1]
-        agreed = 0
-        for mine, theirs in zip(kept, other):
-            if mine != theirs:
-                break
-            agreed += 1
-        return tuple(kept[:agreed][::-1] if last else kept[:agreed])
+        return _agreeing(kept, _turn_tokens(self.text, rest), last)
 
     def encode_context(self, turns: Sequence[str], max_turns: int, max_tokens: int) -> list[list[int]]:
         """The last ``max_turns`` turns (oldest first), each by :meth:`encode_turn`."""
