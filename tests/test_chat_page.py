@@ -2218,3 +2218,50 @@ def another_tab_says_then_this_is_shown(browser, live_url, sender, message):
     WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
         lambda b: [text for kind, text, _ in conversation(b) if kind == "user"][-1:] == [message])
     ready(browser)
+
+
+# Counts the log's scrolls (each of which has the browser lay the log out again).
+COUNT_LOG_SCROLLS = """
+(function () {
+  var top = Object.getOwnPropertyDescriptor(Element.prototype, "scrollTop");
+  window.logScrolls = 0;
+  Object.defineProperty(Element.prototype, "scrollTop", {
+    configurable: true,
+    get: function () { return top.get.call(this); },
+    set: function (value) { if (this.id === "log") window.logScrolls++; top.set.call(this, value); }
+  });
+})();
+"""
+
+
+def test_a_long_transcript_is_restored_without_laying_the_log_out_at_every_message(browser, serve,
+                                                                                  default_predictor):
+    """A restore scrolled the log to its end after each message it put in, so the browser laid
+    the log out again at every message: 2,000 turns took 15 s to show, their time growing with the
+    square of their number. The log is scrolled once, when they are all in."""
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import ConversationState, MemoryStore, Turn
+
+    turns = 300
+    store = MemoryStore(max_turns=turns)
+    url = serve(assistant=Assistant(default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest,
+                                                                                    seed=0), store))
+    open_fresh(browser, url)
+    sender = saved_sender(browser)
+    for n in range(turns):
+        store.save(sender, ConversationState(turns=n + 1),
+                   Turn(message=f"message {n}", reply=f"reply {n}", intent="greeting", confidence=0.5))
+    counting = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_LOG_SCROLLS})
+    try:
+        browser.get(url)
+        ready(browser)
+        rows = conversation(browser)
+        assert len(rows) == 2 * turns and rows[-1][:2] == ("bot", f"reply {turns - 1}")
+        assert browser.execute_script("return window.logScrolls") < 10
+        # the latest reply is in view
+        assert browser.execute_script(
+            "var log = document.getElementById('log');"
+            "return log.scrollHeight - log.scrollTop - log.clientHeight") < 2
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": counting["identifier"]})

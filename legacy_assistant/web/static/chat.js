@@ -193,13 +193,18 @@
     return place(el, before);
   }
 
+  // While a transcript is put into the log, each message is not scrolled to: a scroll after each
+  // had the browser lay the log out again at every message, which made a restore of hundreds of
+  // turns take seconds (its time grew with the square of their number). It scrolls once at the end.
+  var filling = false;
+
   // `el` put into the log before `before` when given, else at its end (scrolled to).
   function place(el, before) {
     if (before) {
       log.insertBefore(el, before);
     } else {
       log.appendChild(el);
-      scrollToEnd();
+      if (!filling) scrollToEnd();
     }
     return el;
   }
@@ -634,11 +639,16 @@
       }
       known = [];
       var firsts = [];
-      data.turns.forEach(function (turn) {
-        firsts.push(addMessage("user", turn.message));
-        addReply(turn);
-        known.push(turnOf(turn));
-      });
+      filling = true;
+      try {
+        data.turns.forEach(function (turn) {
+          firsts.push(addMessage("user", turn.message));
+          addReply(turn);
+          known.push(turnOf(turn));
+        });
+      } finally {
+        filling = false;
+      }
       shown = firsts.slice();
       var settled = settle(data.turns, firsts);
       settled.lost = lost;
