@@ -2265,3 +2265,27 @@ def test_a_long_transcript_is_restored_without_laying_the_log_out_at_every_messa
             "return log.scrollHeight - log.scrollTop - log.clientHeight") < 2
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": counting["identifier"]})
+
+
+def test_without_storage_a_page_back_from_the_back_forward_cache_keeps_its_conversation(open_browser, live_url):
+    """Where the browser keeps no storage (private mode, storage blocked), the page brought back
+    from the back-forward cache found no saved conversation id, took that for another tab's new
+    conversation, and left its own: the log emptied and the next message began a new one."""
+    browser = open_browser()
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        Object.defineProperty(window, "localStorage", {get: function () {
+          throw new DOMException("blocked", "SecurityError");
+        }});"""})
+    browser.get(live_url)
+    ready(browser)
+    send(browser, "I'd like to order a coffee")
+    before = conversation(browser)
+    browser.execute_script("window.cached = true")
+    browser.get(live_url + "health")
+    browser.back()
+    assert browser.execute_script("return window.cached === true")  # the same page, not loaded anew
+    ready(browser)
+    assert conversation(browser) == before
+    send(browser, "a large one")  # the same conversation goes on
+    assert [text for kind, text, _ in conversation(browser) if kind == "user"] == [
+        "I'd like to order a coffee", "a large one"]

@@ -979,7 +979,13 @@
   // Returns whether it was another.
   function follow() {
     var id = savedSender();
-    if (!id) id = newSender(); // cleared, or set to something unusable: a fresh conversation
+    if (!id) {
+      // cleared, or set to something unusable: a fresh conversation, where the browser keeps
+      // one; where it keeps none (storage blocked: private mode), no other tab can have left
+      // this conversation, and the page back from the back-forward cache goes on with it
+      id = newSender();
+      if (load(SENDER_KEY) !== id) return false;
+    }
     if (id === sender) return false;
     sender = id;
     stale = false;
