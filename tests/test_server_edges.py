@@ -88,7 +88,22 @@ def post_chunked(server, body: bytes):
                             b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body))
 
 
-def test_a_reload_while_a_worker_starts_waits_for_it_and_ready_waits_for_every_worker(server):
+@pytest.fixture
+def shared_store_server(tmp_path, free_port):
+    """A one-worker server on a store the workers share (SQLite): SIGTTIN adds no worker to a
+    server on the memory store."""
+    process = ServerProcess(
+        ["--workers", "1", "--threads", "4", "--store", f"sqlite:///{tmp_path / 'conversations.db'}"],
+        port=free_port(), log_path=tmp_path / "server.log",
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_a_reload_while_a_worker_starts_waits_for_it_and_ready_waits_for_every_worker(shared_store_server):
+    server = shared_store_server
     first = server.workers()
     assert len(first) == 1
     assert server.request("GET", "/ready") == (200, {"status": "ready", "workers": {"ready": 1, "expected": 1}})
