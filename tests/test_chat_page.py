@@ -1814,16 +1814,21 @@ def test_a_message_on_its_way_at_a_reload_is_not_lost_without_a_word(browser, li
     assert browser.find_element(By.ID, "message").get_attribute("value") == "I'd like to order a coffee"
 
 
+def block_storage(browser):
+    """Every page the browser opens from now on finds localStorage blocked, as in private mode."""
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        Object.defineProperty(window, "localStorage", {get: function () {
+          throw new DOMException("blocked", "SecurityError");
+        }});"""})
+
+
 def test_a_browser_that_keeps_no_storage_is_told_a_reload_starts_afresh(open_browser, live_url):
     """Without localStorage (blocked, or full) the conversation's id is kept nowhere: a reload
     showed an empty log without a word of why."""
     from selenium.webdriver.common.by import By
 
     browser = open_browser()
-    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
-        Object.defineProperty(window, "localStorage", {get: function () {
-          throw new DOMException("blocked", "SecurityError");
-        }});"""})
+    block_storage(browser)
     browser.get(live_url)
     ready(browser)
     note = browser.find_element(By.ID, "storage-notice")
@@ -2272,10 +2277,7 @@ def test_without_storage_a_page_back_from_the_back_forward_cache_keeps_its_conve
     from the back-forward cache found no saved conversation id, took that for another tab's new
     conversation, and left its own: the log emptied and the next message began a new one."""
     browser = open_browser()
-    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
-        Object.defineProperty(window, "localStorage", {get: function () {
-          throw new DOMException("blocked", "SecurityError");
-        }});"""})
+    block_storage(browser)
     browser.get(live_url)
     ready(browser)
     send(browser, "I'd like to order a coffee")
