@@ -213,3 +213,40 @@ def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
         error = json.loads(body)["error"]
         assert error["code"] == code and error["message"]
         assert b"alice" not in answer and b"secret" not in answer, answer[:300]
+
+
+def test_the_dev_server_sends_100_continue_once():
+    """A request with ``Expect: 100-continue`` (curl's for a large body) got two ``100 Continue``
+    from the development server, http.server's and Werkzeug's: a client that sends its body on
+    each one (Node's ``req.on("continue", () => req.end(body))``) failed on the second."""
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    class Threaded(_quiet_request_handler()):
+        protocol_version = "HTTP/1.1"  # as Werkzeug's threaded server sets it (serve --dev runs threaded)
+
+    class Reading(_Server):
+        @staticmethod
+        def app(environ, start_response):
+            body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
+
+    sent = (b"POST /cakechat_api/v1/actions/get_response HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\n{}")
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        Threaded(theirs, ("127.0.0.1", 1), Reading())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.count(b"100 Continue") == 1, answer
+    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"), answer
+    assert answer.endswith(b"\r\n\r\n{}"), answer

@@ -472,6 +472,12 @@ def _quiet_request_handler() -> type:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
 
+        def handle_expect_100(self) -> bool:
+            # Werkzeug's run_wsgi sends its own "100 Continue" to an Expect: 100-continue;
+            # http.server's, sent here as it parsed the headers, made two, and a client that
+            # sends its body on each one (Node's "continue" event) sent it twice
+            return True
+
         def parse_request(self) -> bool:
             # A request line holding bytes outside ASCII (a path sent as raw UTF-8, not
             # percent-encoded) is no valid HTTP, and gunicorn refuses it (400). Werkzeug read it
