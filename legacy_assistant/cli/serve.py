@@ -488,6 +488,10 @@ def _quiet_request_handler() -> type:
             if not self.raw_requestline.isascii():
                 self.send_error(400, "Request line holds bytes outside ASCII")
                 return False
+            if self.request_version == "HTTP/1.0" and "Expect" in self.headers:
+                # an HTTP/1.0 client cannot read an interim answer, and an expectation it sends
+                # is to be ignored (RFC 9110): Werkzeug's run_wsgi sent it "100 Continue" all the same
+                del self.headers["Expect"]
             return True
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
