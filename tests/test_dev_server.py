@@ -217,8 +217,8 @@ def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
 
 def test_the_dev_server_sends_100_continue_once():
     """A request with ``Expect: 100-continue`` (curl's for a large body) got two ``100 Continue``
-    from the development server, http.server's and Werkzeug's: a client that sends its body on
-    each one (Node's ``req.on("continue", () => req.end(body))``) failed on the second."""
+    from the development server, http.server's and Werkzeug's, where a client that sends its body
+    on each ``100 Continue`` it reads looks for one."""
     import socket
     import threading
 

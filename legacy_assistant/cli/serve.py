@@ -474,8 +474,8 @@ def _quiet_request_handler() -> type:
 
         def handle_expect_100(self) -> bool:
             # Werkzeug's run_wsgi sends its own "100 Continue" to an Expect: 100-continue;
-            # http.server's, sent here as it parsed the headers, made two, and a client that
-            # sends its body on each one (Node's "continue" event) sent it twice
+            # http.server's, sent here as it parsed the headers, made two, where a client that
+            # sends its body on each "100 Continue" it reads looks for one
             return True
 
         def parse_request(self) -> bool:
