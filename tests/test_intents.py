@@ -367,3 +367,13 @@ def test_tags_that_print_on_two_lines_or_read_as_the_out_of_scope_label_are_refu
     data = {"intents": [{"tag": "greet", "patterns": ["hi"], "responses": ["Hello"]},
                         {"tag": tag, "patterns": ["x"], "responses": ["y"]}]}
     assert f"intent #1 ({tag!r}): field 'tag': {expected}" in str(problems_of(tmp_path, data))
+
+
+@pytest.mark.parametrize("field", ["patterns", "responses", "context"])
+def test_lists_nested_hundreds_deep_in_a_field_are_a_problem_not_a_crash(tmp_path, field):
+    """Valid JSON (the decoder takes some 990 levels) that the field checks followed list by list
+    until the stack ran out: a RecursionError traceback instead of the field's problem."""
+    nested = "[" * 600 + "]" * 600
+    text = json.dumps({"intents": [dict(GOOD, **{field: ["PLACEHOLDER"]})]}).replace('"PLACEHOLDER"', nested)
+    with pytest.raises(IntentsError, match=rf"intent #0 \('greeting'\): field '{field}'(\[0\])?: must be a .*list"):
+        load_intents(write(tmp_path, text))

@@ -473,14 +473,17 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, s
 
 
 def _has_lone_surrogate(value: Any) -> bool:
-    """Whether a string, or a string in a list, holds a code point UTF-8 cannot encode."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    return isinstance(value, list) and any(_has_lone_surrogate(item) for item in value)
+    """Whether a string, or a string in a list, holds a code point UTF-8 cannot encode. Only one
+    level of list is looked into (a list inside it is refused as no string by the field's own
+    check): following lists nested hundreds deep, which JSON allows, ran out of stack."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def _check_out_of_scope(entry: Mapping, source: str, where: str, problems: list[str]) -> None:
