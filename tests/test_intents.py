@@ -199,6 +199,18 @@ def test_unknown_field_is_ignored_with_a_warning(tmp_path, caplog):
     assert "respones" in caplog.text
 
 
+def test_an_unknown_top_level_field_is_warned_about_not_dropped_silently(tmp_path, caplog):
+    """A second list beside 'intents' (a misspelt copy, a CLINC150 split) was dropped without a word."""
+    path = write(tmp_path, {"intents": [GOOD], "Intents": [dict(GOOD, tag="bye")], "train": []})
+    assert load_intents(path).tags == ["greeting"]
+    assert f"{path}: ignoring unknown top-level field(s) 'Intents', 'train'" in caplog.text
+
+
+def test_a_file_with_only_intents_gives_no_top_level_warning(tmp_path, caplog):
+    load_intents(write(tmp_path, {"intents": [GOOD]}))
+    assert "top-level" not in caplog.text
+
+
 def test_unknown_field_warning_names_the_file_and_other_layouts_names_are_pointed_out(tmp_path, caplog):
     """train reads two intents files with --validation-data: the warning says which one. Kaggle's
     chatbot dataset calls the tag "intent" and the patterns "text": the missing field says so."""

@@ -154,6 +154,14 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         raise IntentsError(source, [f"field 'intents' is {what}"])
     if not entries:
         raise IntentsError(source, ["field 'intents' is an empty list"])
+    unknown = sorted(set(data) - {"intents"})
+    if unknown:
+        # as an intent's unknown fields are: a second list ("Intents", "train") is no intents of this file
+        log.warning(
+            "%s: ignoring unknown top-level field(s) %s (an intents file reads only 'intents')",
+            source,
+            ", ".join(map(repr, unknown)),
+        )
 
     problems: list[str] = []
     intents: list[Intent] = []
