@@ -154,6 +154,23 @@ def test_csv_that_is_not_utf8_names_the_line(tmp_path):
     assert caught.value.problems[0].startswith("line 3: not UTF-8 text")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_csv_or_intents_file_in_utf16_or_utf32_without_byte_order_mark_is_told_it_is_not_utf8(tmp_path, encoding):
+    """ASCII text in UTF-16 or UTF-32 decodes as UTF-8 with NULs between its characters: the CSV's
+    header was "['t\\x00e\\x00x\\x00t\\x00...'] has no 'text' column", the intents file's JSON
+    "Expecting property name enclosed in double quotes" at column 2."""
+    wanted = "not UTF-8 text: a NUL byte among its first characters, as UTF-16 or UTF-32 text"
+    csv_file = tmp_path / "wide.csv"
+    csv_file.write_bytes("text,label\nhi,greeting\n".encode(encoding))
+    intents_file = tmp_path / "wide.json"
+    intents_file.write_bytes(json.dumps(json.loads(TINY_INTENTS.read_text(encoding="utf-8"))).encode(encoding))
+    for path in (csv_file, intents_file):
+        with pytest.raises((DataError, IntentsError)) as caught:
+            load_data(path, "csv" if path.suffix == ".csv" else "intents")
+        assert caught.value.source == str(path)
+        assert len(caught.value.problems) == 1 and caught.value.problems[0].startswith(wanted), caught.value.problems
+
+
 def test_clinc_splits_include_their_out_of_scope_lists():
     splits = load_clinc(TEST_DATA / "tiny_clinc.json", oos_label="out")
     assert set(splits) == {"train", "val", "test"}

@@ -95,12 +95,20 @@ def input_text(raw: bytes) -> str:
     """``raw`` as UTF-8 text, a UTF-8 byte order mark dropped.
 
     Raises:
-        NotUtf8Error: a UTF-16 or UTF-32 byte order mark, or a byte that is not UTF-8 (named by
-            its line).
+        NotUtf8Error: a UTF-16 or UTF-32 byte order mark, a NUL byte in the first four (UTF-16 or
+            UTF-32 without one), or a byte that is not UTF-8 (named by its line).
     """
     wide = wide_encoding_problem(raw)
     if wide is not None:
         raise NotUtf8Error(wide)
+    if b"\x00" in raw.removeprefix(codecs.BOM_UTF8)[:4]:
+        # ASCII text in UTF-16 or UTF-32 without a byte order mark is valid UTF-8 with NULs
+        # between the characters: JSON read so was "Expecting property name" at column 2, a
+        # CSV header had no 'text' column. No text file starts so (the API's JSON rule too).
+        raise NotUtf8Error(
+            "not UTF-8 text: a NUL byte among its first characters, as UTF-16 or UTF-32 text saved "
+            "without a byte order mark has (save it as UTF-8)"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
