@@ -102,6 +102,28 @@ def test_csv_structural_errors(tmp_path, content, expected):
     assert expected in str(caught.value)
 
 
+@pytest.mark.parametrize("delimiter", ["\t", ";"])
+def test_a_csv_separated_by_tabs_or_semicolons_is_told_its_columns_are_separated_by_commas(tmp_path, delimiter):
+    """A tab-separated file, or a spreadsheet's export where the list separator is ';', was told
+    only that its header has no 'text' or 'label' column, though it names both."""
+    path = tmp_path / "x.csv"
+    path.write_text(f"text{delimiter}label\nhi{delimiter}greet\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_csv(path)
+    assert caught.value.problems == [
+        f"line 1: header {[f'text{delimiter}label']!r} has no 'text' or 'label' column "
+        f"(its names are separated by {delimiter!r}: columns are separated by commas)"
+    ]
+
+
+def test_a_header_without_text_and_label_gets_no_separator_hint(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("sentence;intent\nhi;greet\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_csv(path)
+    assert caught.value.problems == ["line 1: header ['sentence;intent'] has no 'text' or 'label' column"]
+
+
 def test_csv_quirks_python_reads_still_read(tmp_path):
     """Spacing after a closing quote, doubled quotes, a bare quote in an unquoted field and a
     quoted field across lines: none of them is an open quote."""

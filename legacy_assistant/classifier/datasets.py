@@ -199,7 +199,13 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
     names = [name.strip().lower() for name in header]
     missing = [name for name in ("text", "label") if name not in names]
     if missing:
-        raise DataError(source, [f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"])
+        raise DataError(
+            source,
+            [
+                f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"
+                f"{_delimiter_hint(header)}"
+            ],
+        )
     twice = [name for name in ("text", "label") if names.count(name) > 1]
     if twice:
         raise DataError(
@@ -262,6 +268,17 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         raise DataError(source, ["no examples after the header row"])
     _warn_shared_texts(texts, labels, places, source)
     return Examples(tuple(texts), tuple(labels), tuple(places))
+
+
+def _delimiter_hint(header: Sequence[str]) -> str:
+    """What to add when the header names 'text' and 'label' apart by a tab or a semicolon (a
+    tab-separated file, or a spreadsheet's export in a locale whose list separator is ';'): read
+    as one comma-separated column, it was told it had neither."""
+    for delimiter in ("\t", ";", "|"):
+        names = [name.strip().lower() for cell in header for name in cell.split(delimiter)]
+        if any(delimiter in cell for cell in header) and "text" in names and "label" in names:
+            return f" (its names are separated by {delimiter!r}: columns are separated by commas)"
+    return ""
 
 
 def _physical_lines(content: str) -> list[str]:
