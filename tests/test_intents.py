@@ -389,3 +389,11 @@ def test_lists_nested_hundreds_deep_in_a_field_are_a_problem_not_a_crash(tmp_pat
     text = json.dumps({"intents": [dict(GOOD, **{field: ["PLACEHOLDER"]})]}).replace('"PLACEHOLDER"', nested)
     with pytest.raises(IntentsError, match=rf"intent #0 \('greeting'\): field '{field}'(\[0\])?: must be a .*list"):
         load_intents(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("tag, got", [("", "an empty string"), ("   ", "only spaces"), ("\t", "only spaces"),
+                                      ("\u3000", "only spaces")])
+def test_an_empty_or_blank_tag_is_told_what_it_holds(tmp_path, tag, got):
+    """It was "must be a non-empty string, got a string": a string is what the writer gave."""
+    problems = problems_of(tmp_path, {"intents": [dict(GOOD, tag=tag)]}).problems
+    assert len(problems) == 1 and problems[0].endswith(f"field 'tag': must be a non-empty string, got {got}"), problems

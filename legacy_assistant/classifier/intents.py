@@ -435,7 +435,14 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, s
             # JSON may escape one ("\ud800"); no model file or answer could hold it as UTF-8
             problems.append(f"{where}: field {name!r}: is not valid Unicode text (a lone surrogate escape)")
     if "tag" in entry and (not isinstance(tag, str) or not visible_text(tag)):
-        got = json_kind(tag) if not isinstance(tag, str) or not tag.strip() else "only invisible format characters"
+        # "got a string" for "" read as no problem at all: say what the string holds
+        got = "only invisible format characters"
+        if not isinstance(tag, str):
+            got = json_kind(tag)
+        elif not tag:
+            got = "an empty string"
+        elif not tag.strip():
+            got = "only spaces"
         problems.append(f"{where}: field 'tag': must be a non-empty string, got {got}")
     elif isinstance(tag, str) and tag != tag.strip():
         # "a " and "a" would be two intents that look alike in every answer and log
