@@ -124,6 +124,19 @@ def test_a_header_without_text_and_label_gets_no_separator_hint(tmp_path):
     assert caught.value.problems == ["line 1: header ['sentence;intent'] has no 'text' or 'label' column"]
 
 
+def test_a_long_header_row_is_shown_cut_short(tmp_path):
+    """An intents file read with --format csv put its whole first line (all of a minified file)
+    into the one problem line."""
+    path = tmp_path / "intents.json"
+    path.write_text(json.dumps(json.loads(TINY_INTENTS.read_text(encoding="utf-8"))), encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_data(path, "csv")
+    [problem] = caught.value.problems
+    assert problem.startswith("line 1: header ['{\"intents\": [{\"tag\"") and problem.endswith(
+        "characters) has no 'text' or 'label' column"), problem
+    assert len(problem) < 300, problem
+
+
 def test_csv_quirks_python_reads_still_read(tmp_path):
     """Spacing after a closing quote, doubled quotes, a bare quote in an unquoted field and a
     quoted field across lines: none of them is an open quote."""

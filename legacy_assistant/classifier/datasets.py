@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("intents", "csv", "clinc")
 CLINC_SPLITS = ("train", "val", "test")
 ALL = "all"  # the one split of an intents or CSV file
+HEADER_SHOWN = 200  # characters of a CSV header row a problem shows
 
 
 @dataclass(frozen=True)
@@ -202,14 +203,15 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         raise DataError(
             source,
             [
-                f"line 1: header {header!r} has no {' or '.join(repr(m) for m in missing)} column"
+                f"line 1: header {_shown_header(header)} has no {' or '.join(repr(m) for m in missing)} column"
                 f"{_delimiter_hint(header)}"
             ],
         )
     twice = [name for name in ("text", "label") if names.count(name) > 1]
     if twice:
         raise DataError(
-            source, [f"line 1: header {header!r} has more than one {' and '.join(map(repr, twice))} column"]
+            source,
+            [f"line 1: header {_shown_header(header)} has more than one {' and '.join(map(repr, twice))} column"],
         )
     text_col, label_col = names.index("text"), names.index("label")
     offset = 0  # lines before the ones the reader was given (it restarts after a stray quote)
@@ -268,6 +270,15 @@ def load_csv(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> Examples:
         raise DataError(source, ["no examples after the header row"])
     _warn_shared_texts(texts, labels, places, source)
     return Examples(tuple(texts), tuple(labels), tuple(places))
+
+
+def _shown_header(header: Sequence[str]) -> str:
+    """The header row as a problem shows it: a JSON file read with ``--format csv`` (or a file of
+    one long line) put all of its first line, tens of kilobytes, into the one problem line."""
+    shown = repr(list(header))
+    if len(shown) <= HEADER_SHOWN:
+        return shown
+    return f"{shown[:HEADER_SHOWN]}... ({len(header)} fields, {sum(map(len, header))} characters)"
 
 
 def _delimiter_hint(header: Sequence[str]) -> str:
