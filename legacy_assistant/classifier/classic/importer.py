@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def import_classic(
     classes = read_string_list(classes_path, "classes")
     intents = load_intents(intents_path)
     _check_fit(keras, words, classes, intents, Path(model_h5), Path(words_path), Path(classes_path))
+    _check_stemmed(words, intents, Path(words_path))
     _warn_unreachable_words(words, words_path, CLASSIC_TEXT)
 
     hidden = tuple(int(layer.kernel.shape[1]) for layer in keras.layers[:-1])
@@ -152,6 +154,33 @@ def _check_fit(
             "%s: intent %r has patterns but is not one of the model's classes: the model can never predict it",
             intents.source,
             tag,
+        )
+
+
+def _check_stemmed(words: list[str], intents: IntentSet, words_path: Path) -> None:
+    """Refuse a words list made without the Lancaster stemmer (tutorials that lemmatize with
+    ``WordNetLemmatizer`` or keep the lower-cased words): messages are stemmed here, so a word
+    such as ``morning`` (stemmed ``morn``) would never match and the model would answer otherwise
+    than the classic one. Judged on the intents file's patterns: the list holds more of their
+    unstemmed tokens that stemming changes than of their Lancaster stems."""
+    from legacy_assistant.text.processing import TextProcessor
+
+    texts, _ = intents.examples()
+    stemmed_processor = TextProcessor(CLASSIC_TEXT)
+    plain_processor = TextProcessor(replace(CLASSIC_TEXT, stemmer="none"))
+    stems = {token for text in texts for token in stemmed_processor.tokens(text)}
+    plain = {token: stemmed_processor.tokens(token) for text in texts for token in plain_processor.tokens(text)}
+    unstemmed = [word for word in words if word in plain and word not in stems]
+    stemmed = [word for word in words if word in stems and word not in plain]
+    if unstemmed and len(unstemmed) >= len(stemmed):
+        shown = ", ".join(
+            f"{word!r} (stemmed {' '.join(plain[word]) or 'to nothing'!r})" for word in unstemmed[:MAX_WORDS_NAMED]
+        )
+        raise ArtifactError(
+            f"{words_path}: {len(unstemmed)} of {len(words)} words are the intents' words unstemmed, not their "
+            f"Lancaster stems: {shown}. This importer reproduces the classic recipe, which Lancaster-stems each "
+            "word (a list made with a lemmatizer or no stemmer would match other words than the model learned); "
+            "train a model on the intents file instead: legacy-assistant train --preset classic"
         )
 
 
