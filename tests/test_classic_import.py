@@ -569,3 +569,17 @@ def test_a_words_list_of_unstemmed_words_is_refused_before_anything_is_written(t
     assert "words are the intents' words unstemmed, not their Lancaster stems" in err
     assert "'goodbye' (stemmed 'goodby')" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.h5", "words.json"]
+
+
+def test_a_savedmodel_folder_is_refused_with_how_to_save_it_as_h5(tmp_path, capsys):
+    """Keras 2's model.save('chatbot_model') writes a SavedModel folder: "is a folder, not a file"
+    did not say what the folder is or what to pass instead."""
+    saved = tmp_path / "chatbot_model"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    (saved / "keras_metadata.pb").write_bytes(b"")
+    assert import_cli(saved, tmp_path / "bot") == 1
+    err = capsys.readouterr().err
+    assert f"{saved}: a TensorFlow SavedModel folder, not a Keras .h5 file" in err
+    assert "model.save('chatbot_model.h5')" in err
+    assert not (tmp_path / "bot").exists()
