@@ -583,3 +583,12 @@ def test_a_savedmodel_folder_is_refused_with_how_to_save_it_as_h5(tmp_path, caps
     assert f"{saved}: a TensorFlow SavedModel folder, not a Keras .h5 file" in err
     assert "model.save('chatbot_model.h5')" in err
     assert not (tmp_path / "bot").exists()
+
+
+def test_a_python_2_pickle_of_utf_8_words_decodes_to_those_words():
+    """Python 2 pickles a str as its bytes (UTF-8 in a classic script); pickletools hands them
+    over decoded as Latin-1, and "café" came out as "cafÃ©", a word no message holds."""
+    python2 = b"\x80\x02]q\x00(U\x05caf\xc3\xa9q\x01U\x02hiq\x02T\x06\x00\x00\x00gr\xc3\xbc\xc3\x9fq\x03e."
+    assert decode_string_list(python2) == ["café", "hi", "grüß"]
+    with pytest.raises(UnsafePickle, match=r"Python 2 string b'caf\\xe9' that is not UTF-8 text"):
+        decode_string_list(b"\x80\x02]q\x00U\x04caf\xe9q\x01a.")  # Latin-1 bytes: refused, not guessed at

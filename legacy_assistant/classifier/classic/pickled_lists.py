@@ -67,7 +67,7 @@ def decode_string_list(data: bytes) -> list[str]:
             elif name in _STRINGS:
                 stack.append(str(arg))
             elif name in _BYTE_STRINGS:
-                stack.append(arg.decode("utf-8") if isinstance(arg, bytes) else str(arg))
+                stack.append(_python2_text(arg, position))
             elif name == "MEMOIZE":
                 memo[len(memo)] = _top(stack, position)
             elif name in _PUTS:
@@ -96,6 +96,17 @@ def decode_string_list(data: bytes) -> list[str]:
             raise
         raise UnsafePickle(f"malformed pickle: {exc}") from None
     raise UnsafePickle("pickle ends without STOP")
+
+
+def _python2_text(arg: object, position: int | None) -> str:
+    """A Python 2 ``str`` as text. ``pickletools`` hands its bytes over decoded as Latin-1, which
+    turned the UTF-8 of a classic script's ``"caf\u00e9"`` into ``"caf\u00c3\u00a9"``: the bytes
+    are taken back and read as UTF-8, and bytes that are no UTF-8 are refused, not guessed at."""
+    raw = arg if isinstance(arg, bytes) else str(arg).encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsafePickle(f"byte {position}: a Python 2 string {ascii(raw[:40])} that is not UTF-8 text") from None
 
 
 def _refuse_lone_surrogates(items: list[str]) -> None:
