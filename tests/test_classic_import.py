@@ -592,3 +592,26 @@ def test_a_python_2_pickle_of_utf_8_words_decodes_to_those_words():
     assert decode_string_list(python2) == ["café", "hi", "grüß"]
     with pytest.raises(UnsafePickle, match=r"Python 2 string b'caf\\xe9' that is not UTF-8 text"):
         decode_string_list(b"\x80\x02]q\x00U\x04caf\xe9q\x01a.")  # Latin-1 bytes: refused, not guessed at
+
+
+def test_an_activation_given_as_a_function_imports_as_keras_wrote_it(tmp_path):
+    """Keras 3 writes ``activation=tf.nn.softmax`` as a description of the function
+    (``softmax_v2``), not a name: the import stopped at "AttributeError: 'str' object has no
+    attribute 'get'"."""
+    h5 = tmp_path / "m.h5"
+    shutil.copy(CLASSIC / "keras3_chatbot_model.h5", h5)
+    with h5py.File(h5, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        dense = [layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense"]
+        for layer, name in zip(dense, ["relu", "relu", "softmax_v2"]):
+            layer["config"]["activation"] = {"module": "builtins", "class_name": "function", "config": name,
+                                             "registered_name": "function"}
+        f.attrs["model_config"] = json.dumps(config)
+    assert import_cli(h5, tmp_path / "bot") == 0
+    expected = json.loads((CLASSIC / "keras3_expected.json").read_text())
+    predictor = Predictor.load(tmp_path / "bot")
+    try:
+        got = predictor.predict_proba([case["text"] for case in expected["cases"]])
+    finally:
+        predictor.close()
+    np.testing.assert_allclose(got, [case["probabilities"] for case in expected["cases"]], atol=1e-5)

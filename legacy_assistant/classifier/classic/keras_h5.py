@@ -234,8 +234,20 @@ def _dropout_rate(value: Any, layer: str, path: Path) -> float:
     return float(value)
 
 
+# tf.nn.softmax is softmax_v2: Keras 2 wrote it "softmax", Keras 3 writes the function's name
+_FUNCTION_ALIASES = {"softmax_v2": "softmax"}
+
+
 def _activation(value: Any, layer: str, path: Path) -> str:
-    name = value if isinstance(value, str) else (value or {}).get("config", {}).get("name", repr(value))
+    """The activation's name: a string, or Keras 3's description of a function passed as one
+    (``activation=tf.nn.softmax``: ``{"class_name": "function", "config": "softmax_v2", ...}``)."""
+    name = value if isinstance(value, str) else repr(value)
+    if isinstance(value, dict):
+        config = value.get("config")
+        name = config if isinstance(config, str) else repr(value)
+        if isinstance(config, dict) and isinstance(config.get("name"), str):
+            name = config["name"]
+    name = _FUNCTION_ALIASES.get(name, name)
     if name not in ("relu", "softmax", "linear"):
         raise ArtifactError(
             f"{path}: layer {layer!r} uses activation {name!r}: only relu, softmax and linear are supported"
