@@ -615,3 +615,17 @@ def test_an_activation_given_as_a_function_imports_as_keras_wrote_it(tmp_path):
     finally:
         predictor.close()
     np.testing.assert_allclose(got, [case["probabilities"] for case in expected["cases"]], atol=1e-5)
+
+
+def test_a_json_list_under_a_pickles_name_is_told_to_be_renamed(tmp_path, capsys):
+    """import-classic refuses words.pkl by its name; the converter, finding JSON in it, said
+    "pass it to import-classic as it is", which import-classic refuses again."""
+    from legacy_assistant.classifier.classic.pickled_lists import main as convert
+
+    (tmp_path / "words.pkl").write_text(json.dumps(WORDS))
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=tmp_path / "words.pkl") == 1
+    assert "looks like a pickle" in capsys.readouterr().err
+    assert convert([str(tmp_path / "words.pkl"), "--out", str(tmp_path / "words.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"a JSON list of {len(WORDS)} strings already, under a pickle's name" in err
+    assert f"rename it to {tmp_path / 'words.json'}" in err and "as it is" not in err

@@ -160,6 +160,11 @@ def _not_a_pickle(raw: bytes, path: str) -> str | None:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         items = None
     if isinstance(items, list) and all(isinstance(item, str) for item in items):
+        if Path(path).suffix.lower() in (".pkl", ".pickle"):  # which import-classic refuses by name alone
+            return (
+                f"not a pickle but a JSON list of {len(items)} strings already, under a pickle's name, which "
+                f"import-classic refuses: rename it to {Path(path).with_suffix('.json')} and pass that"
+            )
         return f"not a pickle but a JSON list of {len(items)} strings already: pass it to import-classic as it is"
     if looks_like_pickle(raw, path) or whole_pickle(raw):
         return None
