@@ -629,3 +629,13 @@ def test_a_json_list_under_a_pickles_name_is_told_to_be_renamed(tmp_path, capsys
     err = capsys.readouterr().err
     assert f"a JSON list of {len(WORDS)} strings already, under a pickle's name" in err
     assert f"rename it to {tmp_path / 'words.json'}" in err and "as it is" not in err
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_utf_16_word_list_is_named_as_one(tmp_path, capsys, encoding):
+    """"words file is neither JSON nor UTF-8 text" did not say what the file is nor how to fix it."""
+    (tmp_path / "words.txt").write_bytes("\n".join(WORDS).encode(encoding))
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=tmp_path / "words.txt") == 1
+    err = capsys.readouterr().err
+    assert f"words.txt: words file is not UTF-8 text: it starts with a {encoding.upper()}" in err
+    assert "save it as UTF-8" in err and not (tmp_path / "bot").exists()

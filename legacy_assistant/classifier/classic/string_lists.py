@@ -14,7 +14,7 @@ import pickletools
 from collections import Counter
 from pathlib import Path
 
-from legacy_assistant.common.input_files import read_input_bytes, read_problem
+from legacy_assistant.common.input_files import read_input_bytes, read_problem, wide_encoding_problem
 from legacy_assistant.common.jsonfile import digits_problem
 from legacy_assistant.errors import ArtifactError
 
@@ -50,6 +50,9 @@ def read_string_list(path: str | Path, what: str) -> list[str]:
             f"--out {path.with_suffix('.json')}' (decodes, never "
             "unpickles) and pass the JSON file"
         )
+    wide = wide_encoding_problem(raw)  # PowerShell 5's "> words.txt" writes UTF-16
+    if wide:
+        raise ArtifactError(f"{path}: {what} file is {wide}")
     try:
         text = raw.decode("utf-8-sig")  # a byte order mark (editors add one) is no part of the first word
     except UnicodeDecodeError:
