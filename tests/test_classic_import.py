@@ -639,3 +639,14 @@ def test_a_utf_16_word_list_is_named_as_one(tmp_path, capsys, encoding):
     err = capsys.readouterr().err
     assert f"words.txt: words file is not UTF-8 text: it starts with a {encoding.upper()}" in err
     assert "save it as UTF-8" in err and not (tmp_path / "bot").exists()
+
+
+@pytest.mark.parametrize("words", [WORDS, [word for word in WORDS if "'" not in word]], ids=["with 'd", "without"])
+def test_a_python_list_printed_to_a_file_is_named_as_one(tmp_path, capsys, words):
+    """print(words) > words.txt: with "'d" (which Python quotes with ") it was "invalid JSON at
+    line 1, column 8", without it one plain-text "word" and a count that did not fit."""
+    (tmp_path / "words.txt").write_text(str(words) + "\n")
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=tmp_path / "words.txt") == 1
+    err = capsys.readouterr().err
+    assert "words.txt: words is a Python list as print() or str() writes it" in err
+    assert "json.dump(words, file)" in err and not (tmp_path / "bot").exists()

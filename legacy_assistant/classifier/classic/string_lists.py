@@ -8,6 +8,7 @@ pickle's opcodes without unpickling (:mod:`legacy_assistant.classifier.classic.p
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import pickletools
@@ -97,6 +98,20 @@ def whole_pickle(raw: bytes) -> bool:
     return False
 
 
+def _python_list(text: str) -> bool:
+    """Whether ``text`` is one line holding a Python list of strings, as ``print(words)`` writes
+    it: read as plain text it was one "word" (or invalid JSON). ``ast.literal_eval`` parses
+    literals only; it runs nothing."""
+    stripped = text.strip()
+    if "\n" in stripped or not (stripped.startswith("[") and stripped.endswith("]")):
+        return False
+    try:
+        value = ast.literal_eval(stripped)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
+
+
 def _items(text: str, path: Path, what: str) -> object:
     """The file's items: a JSON value, or its non-blank lines. Classic tokens include "[" and
     "{", so a plain-text list may start with one: text that starts so but is no JSON, and holds
@@ -107,6 +122,11 @@ def _items(text: str, path: Path, what: str) -> object:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
+        if _python_list(text):
+            raise ArtifactError(
+                f"{path}: {what} is a Python list as print() or str() writes it (quoted with '), not JSON: "
+                f"write it with json.dump({what}, file)"
+            ) from None
         if '"' not in text:
             return lines
         raise ArtifactError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
