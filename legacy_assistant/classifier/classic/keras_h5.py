@@ -73,7 +73,7 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
     h5py = require("h5py", "classic", "reading a Keras .h5 file")
     path = Path(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
-        # Keras 2's model.save('chatbot_model') without .h5 writes this folder, read here by nothing
+        # a model saved without the .h5 ending, in TensorFlow's format: read here by nothing
         raise ArtifactError(
             f"{path}: a TensorFlow SavedModel folder, not a Keras .h5 file; load it in the Keras that made it "
             "and save it with model.save('chatbot_model.h5')"
