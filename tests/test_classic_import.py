@@ -549,16 +549,21 @@ def test_pickled_lists_given_a_json_list_says_it_is_one_already(tmp_path, capsys
     assert "words.pkl: " in err and "not a pickle" not in err
 
 
-def test_a_words_list_of_unstemmed_words_is_refused_before_anything_is_written(tmp_path, capsys):
-    # the lemmatizing tutorials' words.json: lower-cased words kept whole ("morning", not "morn"),
-    # which messages, Lancaster-stemmed here, would never match
+@pytest.mark.parametrize("stemmer, named, example", [
+    ("none", "no stemming", "'goodbye' (Lancaster makes 'goodby' of 'goodbye')"),
+    ("porter", "Porter stemming", "'later' (Lancaster makes 'lat' of 'later')"),
+])
+def test_a_words_list_stemmed_otherwise_is_refused_before_anything_is_written(tmp_path, capsys, stemmer, named,
+                                                                             example):
+    # words.json of a recipe that keeps the lower-cased words ("morning", not "morn") or stems
+    # with Porter ("later"): messages, Lancaster-stemmed here, would never match them
     from legacy_assistant.classifier.intents import load_intents
     from legacy_assistant.text.processing import TextConfig, TextProcessor
 
     texts, _ = load_intents(CLASSIC / "intents.json").examples()
-    plain = TextProcessor(TextConfig(tokenizer="classic", stemmer="none"))
-    words = sorted({token for text in texts for token in plain.tokens(text) if token != "?"})
-    assert "morning" in words and "morn" not in words
+    processor = TextProcessor(TextConfig(tokenizer="classic", stemmer=stemmer))
+    words = sorted({token for text in texts for token in processor.tokens(text) if token != "?"})
+    assert words != WORDS
     (tmp_path / "words.json").write_text(json.dumps(words))
     rng = np.random.RandomState(0)
     widths = [len(words), 16, 8, len(CLASSES)]
@@ -566,8 +571,8 @@ def test_a_words_list_of_unstemmed_words_is_refused_before_anything_is_written(t
                                                     for a, b in zip(widths, widths[1:])])
     assert import_cli(tmp_path / "weights.h5", tmp_path / "bot", words=tmp_path / "words.json") == 1
     err = capsys.readouterr().err
-    assert "words are the intents' words unstemmed, not their Lancaster stems" in err
-    assert "'goodbye' (stemmed 'goodby')" in err
+    assert f"words.json: the words were made with {named}, not Lancaster's: {len(words)} of {len(words)}" in err
+    assert example in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.h5", "words.json"]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -158,32 +159,44 @@ def _check_fit(
 
 
 def _check_stemmed(words: list[str], intents: IntentSet, words_path: Path) -> None:
-    """Refuse a words list made without the Lancaster stemmer (tutorials that lemmatize with
-    ``WordNetLemmatizer`` or keep the lower-cased words): messages are stemmed here, so a word
-    such as ``morning`` (stemmed ``morn``) would never match and the model would answer otherwise
-    than the classic one. Judged on the intents file's patterns: the list holds more of their
-    unstemmed tokens that stemming changes than of their Lancaster stems."""
-    from nltk.stem import LancasterStemmer
+    """Refuse a words list made with another stemmer than Lancaster's, or none (tutorials that
+    lemmatize or use Porter's): messages are Lancaster-stemmed here, so a word such as
+    ``morning`` (stemmed ``morn``) would never match and the model would answer otherwise than
+    the classic one. Judged on the intents file's patterns: another stemming of their tokens
+    (Porter, Snowball, none) gives more of the list's words than Lancaster's does."""
+    from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer
 
     from legacy_assistant.text.processing import TextProcessor
 
     texts, _ = intents.examples()
-    # the classic processing stems each lower-cased token on its own: one tokenizing pass serves both
+    # the classic processing stems each lower-cased token on its own: one tokenizing pass serves all
     unstemmed_processor = TextProcessor(replace(CLASSIC_TEXT, stemmer="none"))
-    tokens = {token for text in texts for token in unstemmed_processor.tokens(text)}
-    stemmer = LancasterStemmer()
-    plain = {token: stemmer.stem(token) for token in tokens}
-    stems = set(plain.values())
-    unstemmed = [word for word in words if word in plain and word not in stems]
-    stemmed = [word for word in words if word in stems and word not in plain]
-    if unstemmed and len(unstemmed) >= len(stemmed):
-        shown = ", ".join(f"{word!r} (stemmed {plain[word]!r})" for word in unstemmed[:MAX_WORDS_NAMED])
-        raise ArtifactError(
-            f"{words_path}: {len(unstemmed)} of {len(words)} words are the intents' words unstemmed, not their "
-            f"Lancaster stems: {shown}. This importer reproduces the classic recipe, which Lancaster-stems each "
-            "word (a list made with a lemmatizer or no stemmer would match other words than the model learned); "
-            "train a model on the intents file instead: legacy-assistant train --preset classic"
-        )
+    tokens = sorted({token for text in texts for token in unstemmed_processor.tokens(text)})
+    stemmers: dict[str, Callable[[str], str]] = {
+        "Lancaster": LancasterStemmer().stem,
+        "Porter": PorterStemmer().stem,
+        "Snowball": SnowballStemmer("english").stem,
+        "no": str,
+    }
+    made = {name: {token: stem(token) for token in tokens} for name, stem in stemmers.items()}
+    present = set(words)
+    found = {name: present & set(stems.values()) for name, stems in made.items()}
+    best = max(found, key=lambda name: len(found[name]))
+    if len(found[best]) <= len(found["Lancaster"]):
+        return
+    token_of = {stem: token for token, stem in made[best].items()}
+    odd = [word for word in words if word in found[best] and word not in found["Lancaster"]]
+    shown = ", ".join(
+        f"{word!r} (Lancaster makes {made['Lancaster'][token_of[word]]!r} of {token_of[word]!r})"
+        for word in odd[:MAX_WORDS_NAMED]
+    )
+    raise ArtifactError(
+        f"{words_path}: the words were made with {best} stemming, not Lancaster's: {len(found[best])} of "
+        f"{len(words)} are the intents' words so stemmed, {len(found['Lancaster'])} their Lancaster stems; "
+        f"{shown}. This importer reproduces the classic recipe, which Lancaster-stems each word, so those "
+        "words would never match a message; train a model on the intents file instead: "
+        "legacy-assistant train --preset classic"
+    )
 
 
 def unreachable_words(words: list[str], text: TextConfig) -> list[tuple[str, str]]:
