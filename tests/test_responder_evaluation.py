@@ -807,3 +807,29 @@ def test_held_out_and_training_replies_tokenize_each_distinct_turn_once(model, m
             assert set(tokenized) == {turn.text for dialogue in train + held for turn in dialogue.turns}
     finally:
         responder.close()
+
+
+def test_a_corpus_under_one_condition_gets_no_classifier_in_the_corpus_words(monkeypatch):
+    """ChatterBot's turns are all neutral: the skipped classifier was explained as "training
+    needs at least 2 intents with patterns", words of the intent trainer, not of a corpus; and
+    where the other conditions were all held out, "found 1" read as if the corpus had one."""
+    from legacy_assistant.errors import TrainingError
+    from legacy_assistant.responder import evaluation
+    from legacy_assistant.responder.corpora import Dialogue, Turn
+
+    neutral = [Dialogue((Turn(f"hello {i}"), Turn(f"hi there {i}")), f"c#{i}") for i in range(6)]
+    settings = evaluation.EvaluationSettings(classifier_steps=5)
+    with pytest.raises(TrainingError) as raised:
+        evaluation.train_condition_classifier(neutral, settings)
+    assert str(raised.value) == (
+        "every turn of the corpus is under one condition ('neutral'): there is nothing to tell apart"
+    )
+
+    joyful = Dialogue((Turn("hello"), Turn("i am so happy", "joy")), "c#joy")
+    monkeypatch.setattr(evaluation, "split_dialogues", lambda dialogues, *args, **kwargs: (neutral, [joyful]))
+    with pytest.raises(TrainingError) as raised:
+        evaluation.train_condition_classifier([*neutral, joyful], settings)
+    assert str(raised.value) == (
+        "the 6 dialogue(s) it trains on are all under one condition ('neutral'); the corpus's other condition(s), "
+        "'joy', are only in the 1 held out to measure it"
+    )

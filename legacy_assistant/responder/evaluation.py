@@ -504,6 +504,19 @@ def train_condition_classifier(
     texts = [turn.text for d in train_side for turn in d.turns]
     labels = [turn.condition for d in train_side for turn in d.turns]
     natural = dict(sorted(Counter(labels).items()))
+    if len(natural) < 2:  # said here in the corpus's words: the intent trainer speaks of intents and patterns
+        corpus_wide = sorted({turn.condition for d in dialogues for turn in d.turns})
+        if len(corpus_wide) < 2:
+            raise TrainingError(
+                f"every turn of the corpus is under one condition ({', '.join(map(repr, corpus_wide))}): "
+                "there is nothing to tell apart"
+            )
+        others = [c for c in corpus_wide if c not in natural]
+        raise TrainingError(
+            f"the {len(train_side)} dialogue(s) it trains on are all under one condition "
+            f"({', '.join(map(repr, natural))}); the corpus's other condition(s), {', '.join(map(repr, others))}, "
+            f"are only in the {len(held_side)} held out to measure it"
+        )
     if settings.classifier_balance:
         texts, labels = capped_by_class(texts, labels, settings.seed)
     texts, labels = _at_most(texts, labels, settings.classifier_max_turns, settings.seed)
