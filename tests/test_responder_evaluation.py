@@ -833,3 +833,25 @@ def test_a_corpus_under_one_condition_gets_no_classifier_in_the_corpus_words(mon
         "the 6 dialogue(s) it trains on are all under one condition ('neutral'); the corpus's other condition(s), "
         "'joy', are only in the 1 held out to measure it"
     )
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_the_baselines_see_the_repeated_dialogues_the_model_trained_on(drop):
+    """A model trained with --drop-repeated-dialogues saw one copy of each: its baselines were
+    fitted on every copy, weighing the repeated replies as the model never did."""
+    from types import SimpleNamespace
+
+    from legacy_assistant.responder.artifact import verify_responder
+    from legacy_assistant.responder.corpora import Dialogue, Turn
+    from legacy_assistant.responder.evaluation import training_replies
+    from tests.helpers import DEFAULT_RESPONDER
+
+    info = verify_responder(DEFAULT_RESPONDER)
+    manifest = {**info.manifest, "training": {**info.manifest.get("training", {}), "drop_repeated_dialogues": drop}}
+    responder = SimpleNamespace(info=SimpleNamespace(manifest=manifest), vocabulary=info.vocabulary, spec=info.spec)
+    repeated = Dialogue((Turn("how are you ?"), Turn("fine , thanks .", "joy")), "a#1")
+    other = Dialogue((Turn("and you ?"), Turn("good .")), "a#2")
+    replies = training_replies(responder, [repeated, other, repeated, repeated], [])
+    texts = ("fine , thanks .", "good .")
+    expected = [info.vocabulary.encode_reply(text, info.spec.max_reply_tokens) for text in texts]
+    assert replies == (expected if drop else [expected[0], expected[1], expected[0], expected[0]])

@@ -247,8 +247,11 @@ def training_replies(
     """The replies of ``train_dialogues`` (less any dialogue also held out) as the model's
     training replies are encoded: ids, cut to ``max_reply_tokens``, END last. The overlap check
     and the encoding each read every turn: each distinct text is tokenized once (11.5 s against
-    4.2 s on Topical-Chat's two validation files)."""
-    kept = without_overlap(train_dialogues, held_out, warn_copies=False)  # training said so already
+    4.2 s on Topical-Chat's two validation files). A model trained with ``drop_repeated_dialogues``
+    saw one copy of each repeated dialogue, and so do the baselines."""
+    training = responder.info.manifest.get("training") or {}
+    drop = bool(training.get("drop_repeated_dialogues", False)) if isinstance(training, dict) else False
+    kept = without_overlap(train_dialogues, held_out, warn_copies=False, drop_repeats=drop)  # training said so
     spec = responder.spec
     return [
         responder.vocabulary.encode_reply(pair.response, spec.max_reply_tokens)
