@@ -726,6 +726,34 @@ def test_under_a_root_path_the_page_asks_for_its_files_and_calls_there(default_p
         blocks.close(verbose=False)
 
 
+def test_under_a_root_path_the_start_line_says_to_open_the_page_through_the_proxy(
+    default_predictor, free_port, monkeypatch
+):
+    """The start line named the page on its own port, where under a root path it loads but its
+    calls go to the root path: its messages were never answered."""
+    from legacy_assistant.cli.playground import served_line
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    _gradio_client()
+    assert served_line("http://127.0.0.1:7860/", "") == "playground on http://127.0.0.1:7860/  (Ctrl-C to stop)"
+    assert served_line("http://127.0.0.1:7860/", None) == served_line("http://127.0.0.1:7860/", "/")
+    monkeypatch.setenv("GRADIO_ROOT_PATH", "/playground/")  # gradio's own setting, as --root-path
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "127.0.0.1", free_port())
+    try:
+        line = served_line(url, blocks.root_path)
+        assert line.startswith(f"playground on {url}  (Ctrl-C to stop)")
+        assert "its calls go to /playground/..., so open it through the reverse proxy" in line
+    finally:
+        blocks.close(verbose=False)
+
+
 def test_model_names_in_the_header_are_shown_as_text(default_predictor, monkeypatch):
     """A model directory named like HTML must not put an image (fetched from elsewhere) in the page."""
     _gradio_client()

@@ -151,11 +151,24 @@ def _serve(args: argparse.Namespace) -> int:
         assistant.warm_up()  # the first message gets a reply as fast as the next ones
         blocks = build_playground(assistant, cap)
         url = launch_playground(blocks, args.host, args.port, root_path=args.root_path)
-        say(f"playground on {url}  (Ctrl-C to stop)", flush=True)
+        say(served_line(url, blocks.root_path), flush=True)
         serve_until_interrupted(blocks)
     finally:
         assistant.close()
     return 0
+
+
+def served_line(url: str, root_path: str | None) -> str:
+    """The line that says where the page is. Under a root path (``--root-path`` or gradio's
+    ``GRADIO_ROOT_PATH``) the page at ``url`` still loads, but its calls go to the root path,
+    so it chats only through the reverse proxy: the line says so, rather than offer a page
+    whose messages are never answered."""
+    line = f"playground on {url}  (Ctrl-C to stop)"
+    if root_path and root_path.strip("/"):
+        line += (
+            f"; its calls go to {root_path.rstrip('/')}/..., so open it through the reverse proxy that serves that path"
+        )
+    return line
 
 
 def text_cap() -> int:
