@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from legacy_assistant.errors import RequestError
+from legacy_assistant.responder.modes import known_condition
 from legacy_assistant.serving.dialogue import STARTED_OVER
 
 if TYPE_CHECKING:
@@ -123,7 +124,8 @@ class Playground:
             transcript=[*earlier, *turn],
             ranking=ranking,
             generated=reply.generated,
-            explanation=explain(reply, emotion or self.default_emotion),
+            # the emotion the reply was generated under, as the menu names it (" JOY" asks for joy)
+            explanation=explain(reply, known_condition(emotion, self.emotions) or self.default_emotion),
             sender=sender,
         )
 
