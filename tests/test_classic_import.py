@@ -599,6 +599,15 @@ def test_a_python_2_pickle_of_utf_8_words_decodes_to_those_words():
         decode_string_list(b"\x80\x02]q\x00U\x04caf\xe9q\x01a.")  # Latin-1 bytes: refused, not guessed at
 
 
+def test_a_python_2_protocol_0_pickle_of_utf_8_words_decodes_to_those_words():
+    """Protocol 0, Python 2's default, writes a str as its repr (``S'caf\\xc3\\xa9'``);
+    pickletools decodes those bytes as ASCII, and the file was refused as a malformed pickle."""
+    python2 = b"(lp0\nS'caf\\xc3\\xa9'\np1\naS\"it's\"\np2\naS'hi'\np3\na."
+    assert decode_string_list(python2) == ["caf\u00e9", "it's", "hi"]
+    with pytest.raises(UnsafePickle, match=r"Python 2 string b'caf\\xe9' that is not UTF-8 text"):
+        decode_string_list(b"(lp0\nS'caf\\xe9'\np1\na.")
+
+
 def test_an_activation_given_as_a_function_imports_as_keras_wrote_it(tmp_path):
     """Keras 3 writes ``activation=tf.nn.softmax`` as a description of the function
     (``softmax_v2``), not a name: the import stopped at "AttributeError: 'str' object has no

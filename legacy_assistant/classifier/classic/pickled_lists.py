@@ -15,11 +15,12 @@ number, is refused by name, so the worst a hostile file can do is be rejected.
 from __future__ import annotations
 
 import argparse
+import codecs
 import io
 import json
 import pickletools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from legacy_assistant.classifier.classic.string_lists import looks_like_pickle, whole_pickle
@@ -53,7 +54,7 @@ def decode_string_list(data: bytes) -> list[str]:
     stack: list = []
     memo: dict[int, object] = {}
     try:
-        for opcode, arg, position in pickletools.genops(io.BytesIO(data)):
+        for opcode, arg, position in _genops(io.BytesIO(data)):
             name = opcode.name
             if name in ("PROTO", "FRAME"):
                 continue
@@ -96,6 +97,31 @@ def decode_string_list(data: bytes) -> list[str]:
             raise
         raise UnsafePickle(f"malformed pickle: {exc}") from None
     raise UnsafePickle("pickle ends without STOP")
+
+
+# every opcode by its byte, as pickletools.genops looks them up
+_OPCODES = {opcode.code.encode("latin-1"): opcode for opcode in pickletools.opcodes}
+
+
+def _genops(stream: io.BytesIO) -> Iterator[tuple[pickletools.OpcodeInfo, object, int]]:
+    """``pickletools.genops``, except that a protocol 0 ``STRING`` (Python 2's default protocol
+    pickling a ``str``) is handed over as its bytes: genops decodes them as ASCII, so a classic
+    script's ``"caf\u00e9"`` (``S'caf\\xc3\\xa9'``) stopped the walk as a malformed pickle."""
+    while True:
+        position = stream.tell()
+        code = stream.read(1)
+        opcode = _OPCODES.get(code)
+        if opcode is None:
+            if not code:
+                raise ValueError("pickle exhausted before seeing STOP")
+            raise ValueError(f"at position {position}, opcode {code!r} unknown")
+        if opcode.name == "STRING":
+            arg: object = codecs.escape_decode(pickletools.read_stringnl(stream, decode=False))[0]
+        else:
+            arg = None if opcode.arg is None else opcode.arg.reader(stream)
+        yield opcode, arg, position
+        if opcode.name == "STOP":
+            return
 
 
 def _python2_text(arg: object, position: int | None) -> str:
