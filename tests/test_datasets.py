@@ -116,6 +116,21 @@ def test_a_csv_separated_by_tabs_or_semicolons_is_told_its_columns_are_separated
     ]
 
 
+@pytest.mark.parametrize("delimiter", ["\t", ";"])
+def test_a_quoted_header_separated_by_tabs_or_semicolons_gets_the_separator_hint(tmp_path, delimiter):
+    """A file whose every field is quoted (R's write.table, a spreadsheet export quoting text)
+    reads as one column ``text<delimiter>"label"``: its quoted name was not seen, nor the hint given."""
+    path = tmp_path / "x.csv"
+    path.write_text(f'"text"{delimiter}"label"\n"hi"{delimiter}"greet"\n', encoding="utf-8")
+    header = [f'text{delimiter}"label"']  # the csv reader keeps the quotes after the first field's
+    with pytest.raises(DataError) as caught:
+        load_csv(path)
+    assert caught.value.problems == [
+        f"line 1: header {header!r} has no 'text' or 'label' column "
+        f"(its names are separated by {delimiter!r}: columns are separated by commas)"
+    ]
+
+
 def test_a_header_without_text_and_label_gets_no_separator_hint(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("sentence;intent\nhi;greet\n", encoding="utf-8")

@@ -284,9 +284,10 @@ def _shown_header(header: Sequence[str]) -> str:
 def _delimiter_hint(header: Sequence[str]) -> str:
     """What to add when the header names 'text' and 'label' apart by a tab or a semicolon (a
     tab-separated file, or a spreadsheet's export in a locale whose list separator is ';'): read
-    as one comma-separated column, it was told it had neither."""
+    as one comma-separated column, it was told it had neither. Names may be quoted (every field
+    quoted, as R's write.table writes them): the csv reader, splitting at commas, kept the quotes."""
     for delimiter in ("\t", ";", "|"):
-        names = [name.strip().lower() for cell in header for name in cell.split(delimiter)]
+        names = [name.strip().strip('"').strip().lower() for cell in header for name in cell.split(delimiter)]
         if any(delimiter in cell for cell in header) and "text" in names and "label" in names:
             return f" (its names are separated by {delimiter!r}: columns are separated by commas)"
     return ""
