@@ -599,6 +599,22 @@ def test_a_python_2_pickle_of_utf_8_words_decodes_to_those_words():
         decode_string_list(b"\x80\x02]q\x00U\x04caf\xe9q\x01a.")  # Latin-1 bytes: refused, not guessed at
 
 
+def test_a_one_line_words_file_of_bare_words_in_brackets_is_not_parsed_as_python(tmp_path, monkeypatch):
+    """A line such as ``[hi, hello]`` holds no string, so no printed Python list: it was parsed
+    into a syntax tree all the same, seconds and over a gigabyte for a line of a few megabytes."""
+    import ast
+
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    def parse(text):
+        raise AssertionError("parsed as Python")
+
+    monkeypatch.setattr(ast, "literal_eval", parse)
+    path = tmp_path / "words.txt"
+    path.write_text("[" + ", ".join(f"w{i}" for i in range(1000)) + "]\n", encoding="utf-8")
+    assert read_string_list(path, "words") == [path.read_text(encoding="utf-8").strip()]
+
+
 def test_a_python_2_protocol_0_pickle_of_utf_8_words_decodes_to_those_words():
     """Protocol 0, Python 2's default, writes a str as its repr (``S'caf\\xc3\\xa9'``);
     pickletools decodes those bytes as ASCII, and the file was refused as a malformed pickle."""

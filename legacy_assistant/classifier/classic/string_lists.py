@@ -105,6 +105,10 @@ def _python_list(text: str) -> bool:
     stripped = text.strip()
     if "\n" in stripped or not (stripped.startswith("[") and stripped.endswith("]")):
         return False
+    if "'" not in stripped and '"' not in stripped:
+        # no string at all: parsing a long line of bare words into a syntax tree took seconds
+        # and more than a hundred times the file's size in memory, to find no list of strings
+        return False
     try:
         value = ast.literal_eval(stripped)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
