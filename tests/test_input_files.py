@@ -123,6 +123,28 @@ def test_an_intents_or_clinc_file_in_a_wide_encoding_is_named_as_such(tmp_path, 
         read_string_list(words, "words")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_words_file_or_corpus_in_a_wide_encoding_without_a_byte_order_mark_is_named_as_such(tmp_path, encoding):
+    """Without its byte order mark, ASCII text in UTF-16 is valid UTF-8 holding NULs: a words
+    file was read as words such as "h\\x00i\\x00", and a corpus's lines as broken JSON."""
+    from legacy_assistant.responder.corpora import read_corpus
+
+    words = tmp_path / "words.txt"
+    words.write_text("hello\nthere\n", encoding=encoding)
+    cakechat = tmp_path / "c.jsonl"
+    cakechat.write_text('[{"text": "a", "condition": "neutral"}, {"text": "b", "condition": "neutral"}]\n',
+                        encoding=encoding)
+    chatterbot = tmp_path / "b.yml"
+    chatterbot.write_text("conversations:\n- - hi\n  - hello\n", encoding=encoding)
+    wanted = "not UTF-8 text: a NUL byte among its first characters, as UTF-16 or UTF-32 text saved"
+    with pytest.raises(AssistantError, match=wanted):
+        read_string_list(words, "words")
+    for corpus in (cakechat, chatterbot):
+        with pytest.raises(AssistantError) as caught:
+            read_corpus(corpus)
+        assert [problem[:len(wanted)] for problem in caught.value.problems] == [wanted], caught.value.problems
+
+
 def test_a_number_too_long_for_python_is_named_with_its_line_and_column(tmp_path):
     path = tmp_path / "intents.json"
     path.write_text('{"intents": [\n  {"tag": "hi", "n": ' + "7" * 5000 + "}]}", encoding="utf-8")

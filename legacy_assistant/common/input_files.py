@@ -84,11 +84,21 @@ def read_problem(path: str | Path, exc: OSError) -> str:
 
 def wide_encoding_problem(raw: bytes) -> str | None:
     """The problem of a file that starts with a UTF-16 or UTF-32 byte order mark (read as UTF-8,
-    its first byte would be "invalid start byte", which names no cause); ``None`` otherwise."""
+    its first byte would be "invalid start byte", which names no cause), or with a NUL byte among
+    its first four (such text without one); ``None`` otherwise."""
     wide = next((name for bom, name in _WIDE_BOMS if raw.startswith(bom)), None)
-    if wide is None:
-        return None
-    return f"not UTF-8 text: it starts with a {wide} byte order mark (save it as UTF-8)"
+    if wide is not None:
+        return f"not UTF-8 text: it starts with a {wide} byte order mark (save it as UTF-8)"
+    if b"\x00" in raw.removeprefix(codecs.BOM_UTF8)[:4]:
+        # ASCII text in UTF-16 or UTF-32 without a byte order mark is valid UTF-8 with NULs
+        # between the characters: JSON read so was "Expecting property name" at column 2, a
+        # CSV header had no 'text' column, a words file's words held NULs. No text file starts
+        # so (the API's JSON rule too).
+        return (
+            "not UTF-8 text: a NUL byte among its first characters, as UTF-16 or UTF-32 text saved "
+            "without a byte order mark has (save it as UTF-8)"
+        )
+    return None
 
 
 def input_text(raw: bytes) -> str:
@@ -96,19 +106,12 @@ def input_text(raw: bytes) -> str:
 
     Raises:
         NotUtf8Error: a UTF-16 or UTF-32 byte order mark, a NUL byte in the first four (UTF-16 or
-            UTF-32 without one), or a byte that is not UTF-8 (named by its line).
+            UTF-32 without one; :func:`wide_encoding_problem`), or a byte that is not UTF-8 (named
+            by its line).
     """
     wide = wide_encoding_problem(raw)
     if wide is not None:
         raise NotUtf8Error(wide)
-    if b"\x00" in raw.removeprefix(codecs.BOM_UTF8)[:4]:
-        # ASCII text in UTF-16 or UTF-32 without a byte order mark is valid UTF-8 with NULs
-        # between the characters: JSON read so was "Expecting property name" at column 2, a
-        # CSV header had no 'text' column. No text file starts so (the API's JSON rule too).
-        raise NotUtf8Error(
-            "not UTF-8 text: a NUL byte among its first characters, as UTF-16 or UTF-32 text saved "
-            "without a byte order mark has (save it as UTF-8)"
-        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
