@@ -1199,6 +1199,22 @@ def test_store_urls_that_could_only_fail_later_are_refused_up_front(tmp_path):
     check_store_url(f"sqlite:{tmp_path}/x.db?synchronous=NORMAL")
 
 
+def test_a_sqlite_url_from_the_home_folder_names_a_file_there(tmp_path, monkeypatch):
+    """``sqlite:~/c.db`` made a folder named "~" in the working directory and kept every
+    conversation there, while the check before the workers start said that folder was missing."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    check_store_url("sqlite:~/c.db")
+    store = open_store("sqlite:~/c.db?synchronous=normal")
+    store.save("a", ConversationState(turns=1), turn())
+    store.close()
+    assert store.path == home / "c.db" and (home / "c.db").is_file()
+    assert not (work / "~").exists()
+
+
 @pytest.mark.parametrize(
     "url, shown",
     [

@@ -430,7 +430,8 @@ def open_store(
     * ``None`` or ``""``: SQLite file ``conversations.sqlite3`` in ``default_dir``;
     * ``memory``: :class:`MemoryStore` (this process only);
     * ``sqlite:///abs/path.db`` (the file ``/abs/path.db``, as in a ``file://`` URL, where
-      SQLAlchemy would read a relative path) or ``sqlite:relative/path.db``: :class:`SQLiteStore`; add
+      SQLAlchemy would read a relative path), ``sqlite:relative/path.db`` or ``sqlite:~/path.db``
+      (from the home folder): :class:`SQLiteStore`; add
       ``?synchronous=normal`` to skip the fsync per turn (a turn then survives a killed
       process but not a power cut);
     * ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`RedisStore`.
@@ -573,4 +574,8 @@ def _sqlite_file(url: str) -> tuple[Path, str]:
     if path == ":memory:":
         # each pooled connection would open its own empty database: turns would vanish between requests
         raise ConfigError(f"{url!r}: an in-memory SQLite database is not supported: use a file, or --store memory")
+    if path.startswith("~"):
+        # from the home folder, as unix:~/... is: the store made a folder named "~" in the working
+        # directory and kept every conversation there (check_store_url refused it as missing)
+        path = os.path.expanduser(path)
     return Path(path), synchronous
