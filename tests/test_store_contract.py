@@ -368,6 +368,20 @@ def test_sqlite_deletes_expired_conversations_from_the_file(tmp_path):
     store.close()
 
 
+def test_sqlite_sweeps_on_after_the_clock_is_set_back(tmp_path):
+    """A clock set back (an hour ahead, then corrected) left the last sweep in the future: no save
+    swept until the clock caught up with it, and expired conversations stayed in the file."""
+    clock = FakeClock()
+    clock.advance(3600)  # the store opens, and sweeps, an hour ahead
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    clock.advance(-3600)  # corrected
+    store.save("old", ConversationState(turns=1), turn())
+    clock.advance(65)  # "old" idle 65 s: expired
+    store.save("new", ConversationState(turns=1), turn())
+    assert _senders(store, "conversations") == {"new"} and _senders(store, "turns") == {"new"}
+    store.close()
+
+
 def test_sqlite_sweeps_what_expired_while_no_server_ran_when_it_opens(tmp_path):
     """A quiet server, or one restarted often, saves too rarely to sweep: opening the store sweeps."""
     clock = FakeClock()

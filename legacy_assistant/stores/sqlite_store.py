@@ -679,7 +679,8 @@ class SQLiteStore(ClosedAtExit):
             "(SELECT id FROM turns WHERE sender = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
             (sender, sender, self.max_turns),
         )
-        if self._last_purge is None or now - self._last_purge >= PURGE_INTERVAL_SECONDS:
+        # a last sweep in the future (the clock set back since) does not hold off the next one
+        if self._last_purge is None or not 0 <= now - self._last_purge < PURGE_INTERVAL_SECONDS:
             self._purge(connection, now)
 
     def _purge(self, connection: sqlite3.Connection, now: float) -> None:
