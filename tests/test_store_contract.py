@@ -5,6 +5,7 @@ The memory and SQLite stores measure idle time on a clock the tests move by hand
 keys on its own clock, so its idle-time tests check the expiry it is given and, once, that it
 acts on it.
 """
+import contextlib
 import json
 import os
 import re
@@ -1276,6 +1277,32 @@ def test_a_sqlite_store_url_naming_a_file_of_another_kind_is_refused_up_front(tm
     check_store_url(f"sqlite:{tmp_path}/empty.db")
     open_store(f"sqlite:{tmp_path}/store.db").close()
     check_store_url(f"sqlite:{tmp_path}/store.db")
+
+
+@pytest.mark.parametrize(
+    "layout, named",
+    [
+        ("CREATE TABLE turns (id INTEGER PRIMARY KEY, title TEXT)", "table 'turns' has no column sender"),
+        (
+            "CREATE TABLE conversations (id INTEGER PRIMARY KEY, title TEXT)",
+            "table 'conversations' has no column sender",
+        ),
+    ],
+)
+def test_another_programs_sqlite_database_is_refused_clearly_and_left_as_it_was(tmp_path, layout, named):
+    """A SQLite file of another program with a table of a name the store uses was refused only
+    as "no such column: sender", after the store had created its other tables in that file; the
+    check before the workers start passed it."""
+    path = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute(layout)
+        connection.commit()
+    with pytest.raises(ConfigError, match=f"not a conversation store's database: its {named}"):
+        check_store_url(f"sqlite:{path}")
+    with pytest.raises(ConfigError, match=f"not a conversation store's database: its {named}"):
+        open_store(f"sqlite:{path}")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert [row[0] for row in connection.execute("SELECT sql FROM sqlite_master")] == [layout]
 
 
 def test_a_redis_password_in_the_query_is_hidden_when_redis_cannot_be_reached(free_port):

@@ -469,8 +469,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite dat
 
 def check_store_url(url: str | None, default_dir: str | Path | None = None) -> None:
     """What :func:`open_store` would refuse in ``url`` without connecting or creating anything
-    (an unknown scheme, a bad SQLite URL, one naming a folder, a file under a file or a file that
-    is no SQLite database, a folder or file this user cannot write, as on a read-only file
+    (an unknown scheme, a bad SQLite URL, one naming a folder, a file under a file, a file that
+    is no SQLite database or another program's, a folder or file this user cannot write, as on a read-only file
     system), so that a server can say so once before its workers start. With no ``url``, the
     default file in ``default_dir`` (when given) is checked. Raises :class:`ConfigError`."""
     if not url:
@@ -507,6 +507,11 @@ def check_store_url(url: str | None, default_dir: str | Path | None = None) -> N
         raise ConfigError(f"{url!r}: {problem}")
     if not _sqlite_or_empty(path):  # every worker would fail to start on it, and gunicorn give up
         raise ConfigError(f"{url!r}: {path} is not a SQLite database: name a new file or a conversation store's")
+    from legacy_assistant.stores.sqlite_store import foreign_database
+
+    foreign = foreign_database(path)
+    if foreign:  # another program's database: every worker would refuse it
+        raise ConfigError(f"{url!r}: {path}: {foreign}")
 
 
 def _unwritable(path: Path, may_create_folder: bool) -> str | None:

@@ -161,6 +161,46 @@ def _add_missing_columns(connection: sqlite3.Connection) -> None:
                     raise
 
 
+# The columns every version's tables had (the first layout); the later ones are added above.
+FIRST_COLUMNS = {
+    "conversations": ("sender", "context", "next_tag", "turns", "updated"),
+    "turns": ("id", "sender", "message", "reply", "intent", "confidence", "at"),
+    "forgotten": ("sender_sha256", "token", "at"),
+}
+
+
+def _foreign_tables(connection: sqlite3.Connection) -> str | None:
+    """Why the database is another program's, not a conversation store's (a table of a name the
+    store uses that lacks the columns every version of it had), or None. Such a file was written
+    to (the store's other tables created in it) and then refused as "no such column: sender"."""
+    for table, needed in FIRST_COLUMNS.items():
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        missing = [name for name in needed if name not in columns]
+        if columns and missing:
+            return (
+                f"it is not a conversation store's database: its table {table!r} has no column "
+                f"{', '.join(missing)}; name a new file or a conversation store's"
+            )
+    return None
+
+
+def foreign_database(path: Path) -> str | None:
+    """:func:`_foreign_tables` of the database file at ``path``, read without writing to it; None
+    where there is no such file, it is empty, or it cannot be read (opening it says why)."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except (OSError, sqlite3.Error):
+        return None
+    try:
+        return _foreign_tables(connection)
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
 def _create_private(path: Path) -> int:
     """Create the database file, if there is none, readable by its owner only: it holds every
     conversation (SQLite gives its -wal and -shm files the database file's permissions). An
@@ -381,6 +421,10 @@ class SQLiteStore(ClosedAtExit):
         mode = _create_private(self.path)
         connection = self._connect()
         try:
+            foreign: list[str | None] = []
+            _retry_while_busy(lambda: foreign.append(_foreign_tables(connection)))
+            if foreign[-1]:  # before anything is written to it
+                raise sqlite3.DatabaseError(foreign[-1])
             _retry_while_busy(lambda: connection.executescript(SCHEMA))
             _retry_while_busy(lambda: _add_missing_columns(connection))
             _retry_while_busy(lambda: connection.executescript(INDEXES_OF_ADDED_COLUMNS))
