@@ -739,11 +739,13 @@ def test_under_a_root_path_the_page_asks_for_its_files_and_calls_there(default_p
         blocks.close(verbose=False)
 
 
-def test_under_a_root_path_the_start_line_says_to_open_the_page_through_the_proxy(
-    default_predictor, free_port, monkeypatch
+@pytest.mark.parametrize("root_path", ["/playground", "/playground/", "/playground//"])
+def test_under_a_root_path_the_page_on_its_own_port_is_answered_too(
+    default_predictor, free_port, monkeypatch, root_path
 ):
-    """The start line named the page on its own port, where under a root path it loads but its
-    calls go to the root path: its messages were never answered."""
+    """Under a root path the page calls <root>/gradio_api/...; the server answered those on its
+    own port for /playground, but not for /playground/ (given so, or in GRADIO_ROOT_PATH): its
+    messages were never answered, while the start line named that page."""
     from legacy_assistant.cli.playground import served_line
     from legacy_assistant.playground.app import build_playground, launch_playground
     from legacy_assistant.serving.assistant import Assistant
@@ -753,18 +755,32 @@ def test_under_a_root_path_the_start_line_says_to_open_the_page_through_the_prox
     _gradio_client()
     assert served_line("http://127.0.0.1:7860/", "") == "playground on http://127.0.0.1:7860/  (Ctrl-C to stop)"
     assert served_line("http://127.0.0.1:7860/", None) == served_line("http://127.0.0.1:7860/", "/")
-    monkeypatch.setenv("GRADIO_ROOT_PATH", "/playground/")  # gradio's own setting, as --root-path
+    monkeypatch.setenv("GRADIO_ROOT_PATH", root_path)  # gradio's own setting, as --root-path
     assistant = Assistant(
         default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
     )
     blocks = build_playground(assistant)
     url = launch_playground(blocks, "127.0.0.1", free_port())
     try:
-        line = served_line(url, blocks.root_path)
-        assert line.startswith(f"playground on {url}  (Ctrl-C to stop)")
-        assert "its calls go to /playground/..., so open it through the reverse proxy" in line
+        with urllib.request.urlopen(url.rstrip("/") + "/config", timeout=30) as response:
+            root = json.load(response)["root"]
+        assert urllib.parse.urlsplit(root).path == "/playground"
+        with urllib.request.urlopen(root + "/gradio_api/info", timeout=30) as response:  # where the page calls
+            assert response.status == 200
+        assert served_line(url, blocks.root_path) == f"playground on {url}  (Ctrl-C to stop)"
     finally:
         blocks.close(verbose=False)
+
+
+def test_under_a_full_url_as_root_path_the_start_line_says_to_open_the_page_through_the_proxy():
+    """A root path given as a full URL sends the page's calls to that address, not to this port."""
+    from legacy_assistant.cli.playground import served_line
+
+    line = served_line("http://127.0.0.1:7860/", "https://example.org/playground/")
+    assert line == (
+        "playground on http://127.0.0.1:7860/  (Ctrl-C to stop); its calls go to https://example.org/playground/..., "
+        "so open it through the reverse proxy that serves that path"
+    )
 
 
 def test_model_names_in_the_header_are_shown_as_text(default_predictor, monkeypatch):

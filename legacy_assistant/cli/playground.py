@@ -159,12 +159,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def served_line(url: str, root_path: str | None) -> str:
-    """The line that says where the page is. Under a root path (``--root-path`` or gradio's
-    ``GRADIO_ROOT_PATH``) the page at ``url`` still loads, but its calls go to the root path,
-    so it chats only through the reverse proxy: the line says so, rather than offer a page
+    """The line that says where the page is. Under a root path that is a path (``--root-path``
+    or gradio's ``GRADIO_ROOT_PATH``) the page at ``url`` chats too: its calls go to the root
+    path, which this server also answers. Under a full URL its calls go to that address, so it
+    chats only through the reverse proxy there: the line says so, rather than offer a page
     whose messages are never answered."""
     line = f"playground on {url}  (Ctrl-C to stop)"
-    if root_path and root_path.strip("/"):
+    if root_path and root_path.startswith(("http://", "https://")):
         line += (
             f"; its calls go to {root_path.rstrip('/')}/..., so open it through the reverse proxy that serves that path"
         )

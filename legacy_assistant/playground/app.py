@@ -123,6 +123,7 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
     none), where the page then asks for its files and calls. Raises :class:`ConfigError` when
     the address cannot be served."""
     gr = load_gradio()
+    root_path = served_root_path(os.environ.get("GRADIO_ROOT_PATH", "") if root_path is None else root_path)
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(SYSTEM_MONO_FONTS))
     bypass_proxy_for(host)
     try:
@@ -139,7 +140,7 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
             mcp_server=False,
             footer_links=["api", "settings"],
             theme=theme,
-            root_path=root_path,  # None: gradio reads GRADIO_ROOT_PATH
+            root_path=root_path,
         )
     except OSError as exc:
         raise ConfigError(
@@ -147,6 +148,16 @@ def launch_playground(blocks: Blocks, host: str, port: int, root_path: str | Non
             f"choose another with --host/--port): {exc}"
         ) from None
     return str(url)
+
+
+def served_root_path(root_path: str) -> str:
+    """``root_path`` as the page is served under it: a path without its trailing slashes (``/``
+    alone: none). The page calls ``<root>/gradio_api/...`` either way, but under ``/playground/``
+    the server answered those calls only when a reverse proxy had taken the prefix off: on its
+    own port the page loaded and its messages were never answered. A full URL is kept as given."""
+    if root_path.startswith(("http://", "https://")):
+        return root_path
+    return root_path.rstrip("/")
 
 
 def serve_until_interrupted(blocks: Blocks, poll_seconds: float = 0.1) -> None:
