@@ -844,6 +844,18 @@ def test_a_strength_that_would_be_ignored_or_refused_later_is_one_line_first(mon
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_root_path_from_the_environment_is_refused_as_the_option_is(monkeypatch, capsys):
+    """GRADIO_ROOT_PATH=playground (no leading slash) was taken as it is: every request of the
+    page then failed inside gradio (500), where --root-path playground is refused."""
+    monkeypatch.setitem(sys.modules, "gradio", None)  # refused before gradio is even looked for
+    monkeypatch.setenv("GRADIO_ROOT_PATH", "playground")
+    assert main(["playground", "--port", "5933", "--no-responder"]) == 1
+    err = capsys.readouterr().err
+    assert "GRADIO_ROOT_PATH is a path from the host's root, such as /playground, or a full URL, " \
+        "got 'playground'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("strength", ["-5", "11", "nan", "inf"])
 def test_a_strength_out_of_range_is_a_usage_error(monkeypatch, capsys, strength):
     monkeypatch.setitem(sys.modules, "gradio", None)  # refused before gradio is even looked for

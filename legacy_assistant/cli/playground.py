@@ -91,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--condition-strength is a responder option: not with --no-responder")
     if args.root_path is not None and not args.root_path.startswith("/"):
         raise ConfigError(f"--root-path is a path from the host's root, such as /playground, got {args.root_path!r}")
+    from_environment = os.environ.get("GRADIO_ROOT_PATH", "")
+    if args.root_path is None and from_environment and not from_environment.startswith(("/", "http://", "https://")):
+        # gradio takes it as it is, and then fails every request of the page (500)
+        raise ConfigError(
+            "GRADIO_ROOT_PATH is a path from the host's root, such as /playground, or a full URL, "
+            f"got {from_environment!r}"
+        )
     if not args.no_responder:
         check_one_runtime(args.model or str(DEFAULT_MODEL_DIR), args.responder or str(DEFAULT_RESPONDER_DIR))
     # gradio makes its folder (the system's temporary folder/gradio, shared by every run and user)
