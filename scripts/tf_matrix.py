@@ -423,6 +423,28 @@ def render(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> str:
     return "\n".join(lines)
 
 
+def _test_name(failed: str) -> str:
+    """The bare name of a failed test as ``read_junit`` lists it (``module::name[params]``)."""
+    return failed.rsplit("::", 1)[-1].split("[")[0]
+
+
+def summary_counts(cells: dict[str, dict], cross: dict, cross_tf2: dict) -> tuple[int, int]:
+    """The closing line's passed and failed counts: the tests run in all cells, plus the matrix's
+    own checks (each cell's golden, responder and migration, and each cross-version load).
+
+    Each failure counts once: a cell's suite is counted by its tests, not again as a failed cell
+    check, and a required test that failed is not counted again as missing."""
+    suites = [cell["tests"] for cell in cells.values() if cell["tests"] is not None]
+    checks = [cell_ok({**c, "tests": None}) for c in cells.values()]
+    checks += [cross_ok(r) for r in (*cross.values(), *cross_tf2.values())]
+    passed = sum(t["passed"] for t in suites) + sum(checks)
+    failed = checks.count(False)
+    for tests in suites:
+        failed_names = {_test_name(name) for name in tests["failed"]}
+        failed += len(tests["failed"]) + sum(name not in failed_names for name in tests["missing_required"])
+    return passed, failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
@@ -522,10 +544,7 @@ def main() -> int:
                 print(textwrap.indent(reason, "    "))
         for name in tests["missing_required"]:
             print(f"MISSING [{version}] required test did not pass: {name}")
-    checks = [cell_ok(c) for c in cells.values()] + [cross_ok(r) for r in (*cross.values(), *cross_tf2.values())]
-    passed = sum(t["passed"] for t in suites.values()) + sum(checks)
-    failed = sum(len(t["failed"]) + len(t["missing_required"]) for t in suites.values())
-    failed += checks.count(False)
+    passed, failed = summary_counts(cells, cross, cross_tf2)
     if failures:
         print(f"failed: {', '.join(failures)}")
     # Closing line: tests run in all cells plus the matrix's own checks (per-version and cross-version).

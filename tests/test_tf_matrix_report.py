@@ -40,3 +40,36 @@ def test_a_report_gives_counts_failures_and_their_reasons(tmp_path):
     assert outcome["reasons"]["tests.test_c::test_errs"] == "fixture broke"  # no text: the message
     assert "test_same_seed_gives_bit_identical_weights" not in outcome["missing_required"]
     assert "test_shipped_model_reproduces_golden" in outcome["missing_required"]
+
+
+def _cell(tests):
+    """A cell whose own checks (golden, responder golden, migration) all passed."""
+    return {
+        "tests": tests,
+        "golden": {"max_abs_delta": 0.0, "mismatches": []},
+        "responder_golden": {"max_abs_delta": 0.0, "mismatches": []},
+        "tf2_model": "reports/matrix/model-tf2",
+    }
+
+
+def test_the_closing_line_counts_each_failure_once():
+    """One failed test in a cell was counted twice in "matrix: N passed, M failed": once as a
+    test and again as the cell's failed check; a required test that failed, a third time as
+    missing. Each failure counts once; a required test that did not run still counts."""
+    tf_matrix = load_tf_matrix()
+    required = tf_matrix.REQUIRED_TESTS[0]
+    suite = {
+        "tests": 10,
+        "passed": 9,
+        "failed": [f"tests.test_training::{required}[small]"],
+        "missing_required": [required],
+    }
+    clean = {"tests": 10, "passed": 10, "failed": [], "missing_required": []}
+    cross = {("a", "b"): {"ok": True, "max_abs_delta": 0.0, "mismatches": []}}
+
+    assert tf_matrix.summary_counts({"a": _cell(suite), "b": _cell(None)}, cross, {}) == (9 + 3, 1)
+    assert tf_matrix.summary_counts({"a": _cell(clean), "b": _cell(None)}, cross, {}) == (10 + 3, 0)
+    never_ran = {**clean, "passed": 9, "tests": 9, "missing_required": [required]}
+    assert tf_matrix.summary_counts({"a": _cell(never_ran)}, {}, {}) == (9 + 1, 1)
+    broken = {**_cell(clean), "golden": {"max_abs_delta": 1.0, "mismatches": ["x"]}}
+    assert tf_matrix.summary_counts({"a": broken}, {}, {}) == (10, 1)
