@@ -29,8 +29,10 @@ else
 INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
 endif
 
+# A virtualenv whose making was cut short (Ctrl-C while venv installs pip) has its python but
+# no pip: venv runs again over it and finishes it, rather than every later install failing.
 $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV)
 	$(INSTALL) -r requirements-tf1compat.txt -r requirements-dev.txt
 	$(INSTALL) --no-deps -e .
 	touch $(STAMP)

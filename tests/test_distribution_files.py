@@ -191,3 +191,24 @@ def test_git_ignores_every_folder_make_clean_removes():
     for name in names:
         ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", f"{name}/"], cwd=ROOT)
         assert ignored.returncode == 0, f"{name}/ is not ignored by git"
+
+
+def test_make_venv_finishes_a_virtualenv_whose_making_was_interrupted(tmp_path):
+    """Ctrl-C while `python -m venv` installs pip leaves the virtualenv's python without pip:
+    make venv saw the python, skipped venv, and every later run failed with "No module named
+    pip" until the folder was removed by hand. It runs venv again over such a folder."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    # the half-made virtualenv's python: it runs, but has no pip
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 'No module named pip' >&2\nexit 1\n")
+    (venv / "bin" / "python").chmod(0o755)
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho \"$@\" >> '{calls}'\nexit 3\n")
+    python.chmod(0o755)
+    made = subprocess.run(["make", "venv", f"VENV={venv}", f"PYTHON={python}", "UV=no-such-uv"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert calls.exists() and calls.read_text().split() == ["-m", "venv", str(venv)], made
+    assert made.returncode != 0 and not (venv / ".installed").exists(), made
