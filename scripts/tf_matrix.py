@@ -78,13 +78,16 @@ def pinned_version() -> str:
 
 def resolve_versions(spec: str | None) -> list[str]:
     """Versions named in ``spec`` (comma-separated; ``oldest``, ``newest`` and ``pinned`` allowed),
-    all supported ones when it is empty."""
+    all supported ones when it is None. An empty spec or item (``--versions=``, ``"2.12.1,"``)
+    is an error rather than every version: a variable left unset must not start the whole matrix."""
     supported = supported_versions()
-    if not spec:
+    if spec is None:
         return supported
     chosen = []
     for item in spec.split(","):
         item = item.strip()
+        if not item:
+            sys.exit(f"{spec!r}: an empty version in the list; supported: {', '.join(supported)}")
         version = {"oldest": supported[0], "newest": supported[-1], "pinned": pinned_version()}.get(item, item)
         if version not in supported:
             sys.exit(f"{version}: not supported (no constraints/tf-{version}.txt); supported: {', '.join(supported)}")
@@ -470,10 +473,10 @@ def main() -> int:
         for version in resolve_versions(args.versions):
             log(f"[{version}] virtualenv ready: {venv_for(version).name}")
         return 0
+    versions = resolve_versions(args.versions)
+    without_suite = set(resolve_versions(args.without_suite)) if args.without_suite is not None else set()
     seed = random.randrange(2**32) if args.seed is None else args.seed
     log(f"test order: --randomly-seed={seed} (rerun one cell's order with --seed {seed})")
-    versions = resolve_versions(args.versions)
-    without_suite = set(resolve_versions(args.without_suite)) if args.without_suite else set()
     started = time.perf_counter()
     if REPORTS.exists():
         shutil.rmtree(REPORTS)

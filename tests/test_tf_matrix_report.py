@@ -3,6 +3,8 @@ the printed summary, which may be all a CI log keeps of a cell run in another vi
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -73,3 +75,15 @@ def test_the_closing_line_counts_each_failure_once():
     assert tf_matrix.summary_counts({"a": _cell(never_ran)}, {}, {}) == (9 + 1, 1)
     broken = {**_cell(clean), "golden": {"max_abs_delta": 1.0, "mismatches": ["x"]}}
     assert tf_matrix.summary_counts({"a": broken}, {}, {}) == (10, 1)
+
+
+@pytest.mark.parametrize("spec", ["", " ", "2.12.1,", ","])
+def test_an_empty_version_is_refused_not_read_as_every_version(spec):
+    """`--versions=` (a variable left unset) ran the whole matrix, a virtualenv of ~300 MB and
+    the suite per version; "2.12.1," was refused as the version ''. Both say so in one line."""
+    tf_matrix = load_tf_matrix()
+    with pytest.raises(SystemExit) as refused:
+        tf_matrix.resolve_versions(spec)
+    assert "an empty version in the list" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert tf_matrix.resolve_versions(None) == tf_matrix.supported_versions()
