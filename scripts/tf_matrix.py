@@ -130,7 +130,24 @@ def _pip_install(venv: Path, version: str, *args: str) -> None:
         text=True,
     )
     if install.returncode != 0:
-        sys.exit(f"[{version}] install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}")
+        sys.exit(install_failure(version, install.returncode, install.stdout[-3000:] + "\n" + install.stderr[-3000:]))
+
+
+# What pip and uv print when the package index cannot be reached (no network, no DNS, a proxy
+# that refuses): pip retries, then ends on a misleading "conflicting dependencies".
+UNREACHABLE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution"
+    r"|Name or service not known|Network is unreachable|Connection refused|ConnectTimeoutError"
+    r"|ProxyError|dns error|error sending request|Could not connect",
+    re.I,
+)
+
+
+def install_failure(version: str, status: int, output: str) -> str:
+    """The message of a failed install: the installer's output, then one closing line that says
+    what failed (the package index out of reach, when the output says so)."""
+    cause = "the package index could not be reached (no network?)" if UNREACHABLE.search(output) else "see above"
+    return f"{output.strip()}\n[{version}] install failed (installer exit status {status}): {cause}"
 
 
 def venv_for(version: str) -> Path:

@@ -87,3 +87,31 @@ def test_an_empty_version_is_refused_not_read_as_every_version(spec):
     assert "an empty version in the list" in str(refused.value)
     assert "\n" not in str(refused.value)
     assert tf_matrix.resolve_versions(None) == tf_matrix.supported_versions()
+
+
+PIP_OFFLINE = (
+    "WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError("
+    "'Failed to establish a new connection: [Errno 111] Connection refused')': /simple/tensorflow-cpu/\n"
+    "ERROR: Cannot install legacy-assistant because these package versions have conflicting dependencies.\n"
+    "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/"
+)
+
+
+@pytest.mark.parametrize(
+    ("output", "cause"),
+    [(PIP_OFFLINE, "the package index could not be reached"), ("ERROR: No matching distribution", "see above")],
+)
+def test_a_failed_install_ends_on_one_line_that_says_why(tmp_path, monkeypatch, output, cause):
+    """Without network a cell's install ended on pip's "ResolutionImpossible ... conflicting
+    dependencies", which sends one looking for a conflict in the pins. The installer's output is
+    kept, and a closing line names the version and, when the index was out of reach, says so."""
+    tf_matrix = load_tf_matrix()
+    script = tmp_path / "installer"
+    script.write_text(f"#!/bin/sh\ncat >&2 <<'END'\n{output}\nEND\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(tf_matrix, "_installer", lambda venv: [str(script)])
+    with pytest.raises(SystemExit) as failed:
+        tf_matrix._pip_install(tmp_path / "venv", "2.15.1", "-r", "requirements.txt")
+    message = str(failed.value)
+    assert output.splitlines()[-1] in message
+    assert message.splitlines()[-1].startswith(f"[2.15.1] install failed (installer exit status 1): {cause}")
