@@ -212,3 +212,17 @@ def test_make_venv_finishes_a_virtualenv_whose_making_was_interrupted(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert calls.exists() and calls.read_text().split() == ["-m", "venv", str(venv)], made
     assert made.returncode != 0 and not (venv / ".installed").exists(), made
+
+
+@pytest.mark.parametrize("uv", ["", "no-such-uv"])
+def test_make_lock_without_uv_says_it_needs_uv(uv):
+    """`UV=` (which makes make venv use pip) made make lock run `pip compile`, and pip answered
+    'unknown command "compile"'; a uv not on PATH gave the shell's "not found". It says that it
+    needs uv, before it runs anything, and touches no lock file."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    locks = {name: (ROOT / name).read_bytes() for name in ("requirements-tf1compat.txt", "requirements-dev.txt")}
+    made = subprocess.run(["make", "lock", f"UV={uv}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode != 0, made
+    assert "make lock needs uv" in made.stderr and "compile" not in made.stderr, made
+    assert {name: (ROOT / name).read_bytes() for name in locks} == locks
