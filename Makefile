@@ -117,13 +117,13 @@ ifneq ($(IN_CHECKOUT),)
 # The TensorFlow version matrix: one .venv-tf<version>/ per constraints/tf-<version>.txt, the
 # test suite, golden and cross-version checks in each (scripts/tf_matrix.py).
 matrix: $(STAMP)
-	$(PYTHON) scripts/tf_matrix.py
+	$(PYTHON) scripts/tf_matrix.py --pinned-venv '$(VENV)'
 
 # The oldest supported TensorFlow's suite, and the cross-version loads between it and the pinned
 # release, whose suite is `make test`'s (CI runs both). MATRIX_ARGS=--seed=N fixes the test order.
 MATRIX_ARGS ?=
 test-tf-oldest: $(STAMP)
-	$(PYTHON) scripts/tf_matrix.py --versions oldest,pinned --without-suite pinned $(MATRIX_ARGS)
+	$(PYTHON) scripts/tf_matrix.py --pinned-venv '$(VENV)' --versions oldest,pinned --without-suite pinned $(MATRIX_ARGS)
 endif
 
 # Everything the rules made, except the responder's training checkpoints, which the command an

@@ -11,9 +11,10 @@ A version is supported when ``constraints/tf-<version>.txt`` pins its environmen
 package). An older release's virtualenv, ``.venv-tf<version>/``, gets the project's own
 requirements (``pyproject.toml`` with the extras the tests need) under that file as constraints,
 and is rebuilt when either file changes. The pinned release's environment is the lock files
-(``requirements-tf1compat.txt``, ``requirements-dev.txt``): it reuses ``.venv/`` when ``make
-venv`` has built it. ``--without-suite`` leaves out a version's test suite (``make test`` runs
-the pinned one) but still trains and migrates its model for the cross-version loads. Results go
+(``requirements-tf1compat.txt``, ``requirements-dev.txt``): it reuses ``.venv/`` (``--pinned-venv``,
+which make sets to its ``VENV``) when ``make venv`` has built it. ``--without-suite`` leaves
+out a version's test suite (``make test`` runs the pinned one) but still trains and migrates
+its model for the cross-version loads. Results go
 to ``reports/matrix/`` (``matrix.md``, ``matrix.json``, JUnit XML and the pytest log per
 version); the table is printed. Every cell runs the suite in the same random order (``--seed``,
 printed; pytest-randomly). Exit status 1 when any cell fails: a failed
@@ -150,12 +151,13 @@ def install_failure(version: str, status: int, output: str) -> str:
     return f"{output.strip()}\n[{version}] install failed (installer exit status {status}): {cause}"
 
 
-def venv_for(version: str) -> Path:
+def venv_for(version: str, project_venv: Path = ROOT / ".venv") -> Path:
     """The virtualenv of ``version``, created or refreshed from its constraints (an older
-    release) or from the lock files (the pinned release, as ``make venv`` does)."""
+    release) or from the lock files (the pinned release, as ``make venv`` does: its virtualenv,
+    ``project_venv``, serves when its install is up to date)."""
     constraints = CONSTRAINTS / f"tf-{version}.txt"
     pinned = version == pinned_version()
-    project_venv = ROOT / ".venv"
+    project_venv = ROOT / project_venv  # a relative path is the checkout's
     stamp = project_venv / ".installed"
     if pinned and stamp.exists():
         newest_input = max(p.stat().st_mtime for p in (*LOCK_FILES, ROOT / "pyproject.toml"))
@@ -485,10 +487,18 @@ def main() -> int:
         help="only create or refresh the versions' virtualenvs, then exit (CI installs the oldest "
         "release's while the pinned one's is built and linted)",
     )
+    parser.add_argument(
+        "--pinned-venv",
+        type=Path,
+        default=Path(".venv"),
+        metavar="DIR",
+        help="the virtualenv make venv built (make's VENV; default .venv): the pinned release's cell uses it "
+        "when its install is up to date, rather than building .venv-tf<pinned>",
+    )
     args = parser.parse_args()
     if args.prepare:
         for version in resolve_versions(args.versions):
-            log(f"[{version}] virtualenv ready: {venv_for(version).name}")
+            log(f"[{version}] virtualenv ready: {venv_for(version, args.pinned_venv).name}")
         return 0
     versions = resolve_versions(args.versions)
     without_suite = set(resolve_versions(args.without_suite)) if args.without_suite is not None else set()
@@ -500,7 +510,7 @@ def main() -> int:
     cells: dict[str, dict] = {}
     venvs: dict[str, Path] = {}
     for version in versions:
-        venvs[version] = venv_for(version)
+        venvs[version] = venv_for(version, args.pinned_venv)
         out = REPORTS / f"tf-{version}"
         out.mkdir(parents=True, exist_ok=True)
         if version in without_suite:

@@ -1,6 +1,8 @@
 """The TensorFlow matrix's reading of a cell's JUnit report: a failed test's reason reaches
 the printed summary, which may be all a CI log keeps of a cell run in another virtualenv."""
 import importlib.util
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,18 @@ def test_a_failed_install_ends_on_one_line_that_says_why(tmp_path, monkeypatch, 
     message = str(failed.value)
     assert output.splitlines()[-1] in message
     assert message.splitlines()[-1].startswith(f"[2.15.1] install failed (installer exit status 1): {cause}")
+
+
+def test_the_pinned_cell_uses_the_virtualenv_make_built_where_make_was_told(tmp_path):
+    """`make matrix VENV=DIR` built DIR for its prerequisite, then the script looked only at
+    .venv/ and built .venv-tf<pinned> all over again (~300 MB). make passes its VENV on, and
+    the pinned release's cell uses it while its install is up to date."""
+    tf_matrix = load_tf_matrix()
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()  # newer than the lock files: up to date
+    assert tf_matrix.venv_for(tf_matrix.pinned_version(), venv) == venv
+    if shutil.which("make") is not None:
+        planned = subprocess.run(["make", "-n", "matrix", f"VENV={venv}"], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=60, check=True)
+        assert f"scripts/tf_matrix.py --pinned-venv '{venv}'" in planned.stdout, planned
