@@ -89,7 +89,13 @@ default-model: $(STAMP)
 # interrupted run prints the command that resumes it.
 DATASETS ?= ../shared/datasets
 RESPONDER_CHECKPOINTS ?= build/responder-checkpoints
+# The corpora are looked for first: a DATASETS that names the wrong folder must not cost the
+# checkpoints an interrupted run left.
+RESPONDER_CORPORA = $(addprefix $(DATASETS)/,topical_chat/valid_freq.json topical_chat/valid_rare.json \
+	topical_chat/test_freq.json topical_chat/test_rare.json chatterbot_corpus/english)
 responder: $(STAMP)
+	@for corpus in $(RESPONDER_CORPORA); do test -e "$$corpus" || \
+		{ echo "make responder: $$corpus not found (DATASETS=$(DATASETS))" >&2; exit 1; }; done
 	rm -rf $(RESPONDER_CHECKPOINTS)
 	$(BIN)/legacy-assistant train-responder $(DATASETS)/topical_chat/valid_freq.json \
 		$(DATASETS)/topical_chat/valid_rare.json $(DATASETS)/topical_chat/test_freq.json \

@@ -226,3 +226,25 @@ def test_make_lock_without_uv_says_it_needs_uv(uv):
     assert made.returncode != 0, made
     assert "make lock needs uv" in made.stderr and "compile" not in made.stderr, made
     assert {name: (ROOT / name).read_bytes() for name in locks} == locks
+
+
+def test_make_responder_with_a_wrong_datasets_folder_keeps_the_checkpoints(tmp_path):
+    """make responder removed the checkpoints an interrupted run had left (the command it
+    printed resumes from them) before the train command found that DATASETS named no corpora:
+    a mistyped folder cost the training done. It names the missing corpus and removes nothing."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "legacy-assistant").write_text("#!/bin/sh\necho 'the command ran:' \"$@\"\nexit 9\n")
+    (venv / "bin" / "legacy-assistant").chmod(0o755)
+    (venv / ".installed").touch()  # newer than the lock files: nothing to install
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "epoch-3").mkdir(parents=True)
+    made = subprocess.run(["make", "responder", f"VENV={venv}", f"DATASETS={tmp_path / 'no-such'}",
+                           f"RESPONDER_CHECKPOINTS={checkpoints}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert made.returncode != 0, made
+    assert f"{tmp_path / 'no-such'}/topical_chat/valid_freq.json not found" in made.stderr, made
+    assert "the command ran" not in made.stdout + made.stderr, made
+    assert (checkpoints / "epoch-3").is_dir()
