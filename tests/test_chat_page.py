@@ -2291,3 +2291,23 @@ def test_without_storage_a_page_back_from_the_back_forward_cache_keeps_its_conve
     send(browser, "a large one")  # the same conversation goes on
     assert [text for kind, text, _ in conversation(browser) if kind == "user"] == [
         "I'd like to order a coffee", "a large one"]
+
+
+def test_enter_on_a_box_of_blank_lines_or_spaces_empties_it_to_one_line_and_no_count(browser, live_url):
+    """Enter on a box holding only blank lines (or spaces) sent nothing and emptied it, but the box
+    kept the height of its lines, and the hint went on counting characters no longer there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_fresh(browser, live_url)
+    box, hint = browser.find_element(By.ID, "message"), browser.find_element(By.ID, "message-limit")
+    one_line = box.size["height"]
+    box.send_keys(Keys.SHIFT, Keys.ENTER, Keys.ENTER, Keys.ENTER, Keys.NULL)
+    assert box.size["height"] > one_line
+    box.send_keys(Keys.ENTER)
+    assert box.get_attribute("value") == "" and box.size["height"] == one_line
+    box.send_keys(" " * (TEXT_CAP - 10))
+    assert hint.text == f"{TEXT_CAP - 10} of {TEXT_CAP} characters."
+    box.send_keys(Keys.ENTER)
+    assert box.get_attribute("value") == "" and hint.text == f"At most {TEXT_CAP} characters."
+    assert conversation(browser) == [] and browser.switch_to.active_element == box

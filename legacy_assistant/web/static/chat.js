@@ -833,7 +833,11 @@
     }
     var text = input.value.trim();
     if (!text) {
+      // blank lines or spaces only: nothing to send, and the box is emptied, of its lines'
+      // height and its count near the cap too
       input.value = "";
+      checkLength();
+      fitHeight();
       input.focus();
       return;
     }
