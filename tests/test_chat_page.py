@@ -284,6 +284,10 @@ def test_chat_page_shows_api_errors(browser, live_url):
     browser.find_element(By.ID, "send").click()
     error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
     assert f"longer than {TEXT_CAP} characters" in error.text
+    # the refused message is marked as one the server does not have, as a message lost on its way is
+    refused = browser.find_element(By.CSS_SELECTOR, "#log .msg.user")
+    assert "unsent" in refused.get_attribute("class").split()
+    assert refused.find_element(By.CSS_SELECTOR, ".note").text == "Not sent"
 
 
 def test_the_input_takes_no_more_than_the_server_does(browser, live_url):
@@ -375,6 +379,9 @@ def test_a_failed_send_gives_the_text_back_and_the_box_keeps_the_focus(browser, 
     assert error.text == "Error\nbusy, try later"  # the speaker's label, then the message
     assert box.get_attribute("value") == "I'd like to order a coffee"
     assert browser.switch_to.active_element == box
+    # the refused message is said not to be the server's (it showed as sent, beside its copy sent again)
+    assert [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#log .msg.user.unsent .text")] == [
+        "I'd like to order a coffee"]
 
     # no answer at all: given up after the page's time limit; the server may have the message,
     # so it is not given back to be sent twice

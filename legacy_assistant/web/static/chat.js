@@ -211,7 +211,10 @@
 
   // A message of the user's that the server does not have: shown where it was sent, and said so.
   function addUnsent(text, before) {
-    var el = addMessage("user", text, before);
+    return markUnsent(addMessage("user", text, before));
+  }
+  function markUnsent(el) {
+    if (el.classList.contains("unsent")) return el;
     el.classList.add("unsent");
     var note = document.createElement("p");
     note.className = "note";
@@ -548,6 +551,8 @@
           addMessage("error", errorText(r.res.status, data));
           return;
         }
+        // refused: the server does not have it, as the log says beside it
+        markUnsent(userEl);
         addMessage("error", errorText(r.res.status, data));
         // to send again or to change, unless more was typed since
         if (!input.value) giveBack(text, messageId);
@@ -570,6 +575,7 @@
       unhush();
       if (err && err.unsent) {
         // it never left the page: given back to send again
+        markUnsent(userEl);
         addMessage("error", err.message);
         if (!input.value) giveBack(text, messageId);
         return;
