@@ -2318,3 +2318,44 @@ def test_enter_on_a_box_of_blank_lines_or_spaces_empties_it_to_one_line_and_no_c
     box.send_keys(Keys.ENTER)
     assert box.get_attribute("value") == "" and hint.text == f"At most {TEXT_CAP} characters."
     assert conversation(browser) == [] and browser.switch_to.active_element == box
+
+
+def test_a_double_click_on_send_sends_one_message_though_it_is_refused_at_once(browser, live_url):
+    """A refusal that came before the second click of a double-click had put the message back in
+    the box, and the second click sent it again: two messages, two errors."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.posts = 0;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          window.posts++;
+          return Promise.resolve(new Response(
+            '{"error": {"code": "store_unavailable", "message": "the store is unavailable; try again shortly"}}',
+            {status: 503, headers: {"Content-Type": "application/json", "Retry-After": "1"}}));
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("hello")
+    middle = browser.execute_script(
+        "var r = document.getElementById('send').getBoundingClientRect();"
+        "return [r.left + r.width / 2, r.top + r.height / 2];")
+
+    def click(count):  # a press and release of the mouse, the count-th click of a double-click
+        for kind in ("mousePressed", "mouseReleased"):
+            browser.execute_cdp_cmd("Input.dispatchMouseEvent", {
+                "type": kind, "x": middle[0], "y": middle[1], "button": "left", "clickCount": count})
+
+    click(1)
+    # the refusal is in before the second click
+    WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    click(2)
+    assert browser.execute_script("return window.posts") == 1
+    assert [row[:2] for row in conversation(browser)] == [
+        ("user", "hello"), ("error", "the store is unavailable; try again shortly")]
+    assert box.get_attribute("value") == "hello"  # back in the box, to send again
+    browser.find_element(By.ID, "send").click()  # a click of its own still sends
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return window.posts") == 2)

@@ -827,6 +827,12 @@
     else form.dispatchEvent(new Event("submit", { cancelable: true }));
   });
 
+  // A double-click on Send is one message: its second click, come after a quick refusal had
+  // put the message back in the box, sent it a second time.
+  sendBtn.addEventListener("click", function (event) {
+    if (event.detail > 1) event.preventDefault();
+  });
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy) {
