@@ -615,6 +615,22 @@ def test_a_one_line_words_file_of_bare_words_in_brackets_is_not_parsed_as_python
     assert read_string_list(path, "words") == [path.read_text(encoding="utf-8").strip()]
 
 
+def test_a_one_line_words_file_of_bare_words_with_an_apostrophe_is_not_parsed_as_python(tmp_path, monkeypatch):
+    """Classic tokens such as ``'s`` and ``n't`` hold a quote that begins no string: a line of
+    bare words in brackets holding one was parsed into a syntax tree all the same."""
+    import ast
+
+    from legacy_assistant.classifier.classic.string_lists import read_string_list
+
+    def parse(text):
+        raise AssertionError("parsed as Python")
+
+    monkeypatch.setattr(ast, "literal_eval", parse)
+    path = tmp_path / "words.txt"
+    path.write_text("[" + ", ".join(f"w{i}" for i in range(1000)) + ", 's, n't]\n", encoding="utf-8")
+    assert read_string_list(path, "words") == [path.read_text(encoding="utf-8").strip()]
+
+
 def test_a_python_2_protocol_0_pickle_of_utf_8_words_decodes_to_those_words():
     """Protocol 0, Python 2's default, writes a str as its repr (``S'caf\\xc3\\xa9'``);
     pickletools decodes those bytes as ASCII, and the file was refused as a malformed pickle."""

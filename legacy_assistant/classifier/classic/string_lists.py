@@ -12,6 +12,7 @@ import ast
 import io
 import json
 import pickletools
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from legacy_assistant.errors import ArtifactError
 
 _PICKLE_PROTOCOL_MARK = b"\x80"  # protocol 2+ pickles start with PROTO
 _PICKLE_PROTOCOL0_STARTS = (b"(lp", b"(l", b"]q", b"(dp")
+# how print() writes a list of strings begins: "['", '["', or Python 2's "[u'"
+_PRINTED_LIST_START = re.compile(r"""\[\s*[uUrRbB]{0,2}['"]""")
 
 
 def looks_like_pickle(head: bytes, path: str | Path) -> bool:
@@ -105,9 +108,10 @@ def _python_list(text: str) -> bool:
     stripped = text.strip()
     if "\n" in stripped or not (stripped.startswith("[") and stripped.endswith("]")):
         return False
-    if "'" not in stripped and '"' not in stripped:
-        # no string at all: parsing a long line of bare words into a syntax tree took seconds
-        # and more than a hundred times the file's size in memory, to find no list of strings
+    if not _PRINTED_LIST_START.match(stripped):
+        # its first item is no string: parsing a long line of bare words into a syntax tree took
+        # seconds and more than a hundred times the file's size in memory, to find no list of
+        # strings (a quote further on, as in the classic tokens "'s" and "n't", is no string's)
         return False
     try:
         value = ast.literal_eval(stripped)
