@@ -1230,6 +1230,18 @@ def test_a_sqlite_url_from_the_home_folder_names_a_file_there(tmp_path, monkeypa
     assert not (work / "~").exists()
 
 
+def test_a_sqlite_url_from_the_home_folder_of_no_such_user_is_refused(tmp_path, monkeypatch):
+    """``sqlite:~NAME/c.db`` where no user NAME exists made a folder named "~NAME" in the working
+    directory and kept every conversation there; the check before the workers start said to
+    create that folder."""
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:~no-such-user-here/c.db"
+    for check in (check_store_url, open_store):
+        with pytest.raises(ConfigError, match="there is no user 'no-such-user-here' on this machine"):
+            check(url)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "url, shown",
     [
