@@ -30,6 +30,13 @@ def test_manifest_holds_what_serving_needs(tiny_model_dir, tiny_trained):
     assert all(len(h) == 64 for h in manifest["files"].values())
 
 
+def test_manifest_records_the_nltk_release_that_made_the_features(tiny_model_dir):
+    import nltk
+
+    # its tokenizer and stemmer made the vocabulary: a rerun on another release may not
+    assert verify_artifact(tiny_model_dir).manifest["versions"]["nltk"] == nltk.__version__
+
+
 def test_one_changed_byte_is_refused_naming_the_file(model_copy):
     data = next((model_copy / "saved_model" / "variables").glob("variables.data-*"))
     raw = bytearray(data.read_bytes())

@@ -89,6 +89,13 @@ def test_manifest_describes_the_model(model_dir, trained, corpus_file):
     assert info.conditions == tuple(manifest["conditions"]) and info.vocabulary == trained.vocabulary
 
 
+def test_manifest_records_the_nltk_release_that_words_the_replies(model_dir):
+    import nltk
+
+    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["versions"]["nltk"] == nltk.__version__
+
+
 def test_verifying_imports_no_tensorflow(model_dir):
     code = (
         "import sys; from legacy_assistant.responder.artifact import verify_responder; "

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import DIGEST_FIELD, SAVED_MODEL_DIR
+from legacy_assistant.artifacts.versions import recorded_versions
 from legacy_assistant.common.files import readable_path
 
 
@@ -35,6 +35,6 @@ def tf2_manifest(
             "saved_model_files": {k: v for k, v in source["files"].items() if k.startswith(SAVED_MODEL_DIR + "/")},
             "versions": source.get("versions", {}),
         },
-        versions={**library_versions, "legacy_assistant": __version__},
+        versions=recorded_versions(library_versions),
     )
     return manifest

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from compat.classifier.schema import SIZES, NetworkSpec
 from compat.selection import RUNTIMES
-from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
     CLASSIFIER_MANIFEST,
     SAVED_MODEL_DIR,
@@ -32,6 +31,7 @@ from legacy_assistant.artifacts.directory import (
     write_artifact,
     write_json,
 )
+from legacy_assistant.artifacts.versions import recorded_versions
 from legacy_assistant.classifier.features import Featurizer
 from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet
 from legacy_assistant.errors import ArtifactError
@@ -107,7 +107,7 @@ def _manifest(
         "training": model.config.to_dict(),
         "summary": model.summary,
         "source": source or {"intents": Path(intents.source).name},
-        "versions": {**library_versions, "legacy_assistant": __version__},
+        "versions": recorded_versions(library_versions),
     }
 
 

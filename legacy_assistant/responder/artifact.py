@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compat.selection import RUNTIMES
-from legacy_assistant import __version__
 from legacy_assistant.artifacts.directory import (
     DIGEST_FIELD,
     RESPONDER_MANIFEST,
@@ -36,6 +35,7 @@ from legacy_assistant.artifacts.directory import (
     write_artifact,
     write_json,
 )
+from legacy_assistant.artifacts.versions import recorded_versions
 from legacy_assistant.common.optional import require_plots
 from legacy_assistant.errors import ArtifactError, ConfigError
 from legacy_assistant.responder.corpora import corpus_files
@@ -100,7 +100,7 @@ def export_responder_artifact(
             "training": model.config.to_dict(),
             "summary": model.summary,
             "source": source,
-            "versions": {**versions(), "legacy_assistant": __version__},
+            "versions": recorded_versions(versions()),
         }
 
     return write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=_check_staging)
@@ -143,7 +143,7 @@ def reexport_responder_artifact(directory: str | Path) -> Path:
         manifest["spec"] = spec.to_dict()
         manifest["reexported"] = {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "versions": {**versions(), "legacy_assistant": __version__},
+            "versions": recorded_versions(versions()),
         }
         return manifest
 
