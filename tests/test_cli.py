@@ -43,6 +43,19 @@ def test_info_on_shipped_model(capsys):
     assert f"threshold  {manifest['threshold']}" in out
 
 
+def test_info_shows_the_seed_settings_and_data_checksum_a_rerun_needs(capsys):
+    manifest = json.loads((DEFAULT_MODEL / "assistant.json").read_text())
+    assert main(["info", str(DEFAULT_MODEL), "--no-load"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    training = [x for x in lines if x.startswith("training ")][0]
+    assert training.endswith(f", seed {manifest['training']['seed']}")
+    data = manifest["source"]["data"]
+    assert f"data       {data['name']} (intents), sha256 {data['sha256']}" in lines
+    assert main(["info", str(DEFAULT_MODEL), "--no-load", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["training_config"] == manifest["training"] and info["source"] == manifest["source"]
+
+
 def test_info_on_damaged_model_exits_nonzero_without_traceback(tmp_path, capsys):
     copy = tmp_path / "damaged"
     shutil.copytree(DEFAULT_MODEL, copy)

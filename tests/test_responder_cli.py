@@ -117,6 +117,13 @@ def _one_error_line(capsys) -> str:
     return lines[0]
 
 
+def test_info_shows_the_seed_of_a_responder(capsys):
+    manifest = json.loads((DEFAULT_RESPONDER / "responder.json").read_text(encoding="utf-8"))
+    assert main(["info", str(DEFAULT_RESPONDER), "--no-load"]) == 0
+    training = [x for x in capsys.readouterr().out.splitlines() if x.startswith("training ")][0]
+    assert training.endswith(f"; seed {manifest['training']['seed']}")
+
+
 # --- train-responder ---------------------------------------------------------------------------
 
 

@@ -74,7 +74,9 @@ def run_classifier(args: argparse.Namespace) -> int:
         "network": manifest["network"],
         "threshold": manifest["threshold"],
         "oos_label": manifest.get("oos_label"),
+        "training_config": manifest.get("training", {}),  # the settings a rerun needs, the seed included
         "training": manifest.get("summary", {}),
+        "source": manifest.get("source", {}),  # the data's file names and sha256
         "runtime": info.runtime,
         "versions": manifest.get("versions", {}),
         "files": len(manifest["files"]),
@@ -114,7 +116,11 @@ def run_classifier(args: argparse.Namespace) -> int:
         print(
             f"training   {training.get('epochs_run')} epochs, {training.get('examples')} examples, "
             f"{training.get('seconds', 0):.1f}s, train accuracy {training.get('train_accuracy', 0):.3f}"
+            + _seed_part(summary["training_config"], ", ")
         )
+        data_line = _data_line(summary["source"])
+        if data_line:
+            print(f"data       {data_line}")
     print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0
@@ -182,6 +188,7 @@ def run_responder(args: argparse.Namespace) -> int:
             f"training   {training.get('epochs_run')} epoch(s), {training.get('steps')} steps, "
             f"{training.get('seconds', 0):.1f}s, stopped: {training.get('stopped')}; "
             f"{training.get('train_pairs')} training pairs, {training.get('held_out_pairs')} held out"
+            + _seed_part(summary["training_config"], "; ")
         )
     perplexity = summary["val_perplexity"]
     if perplexity is not None:
@@ -195,6 +202,26 @@ def run_responder(args: argparse.Namespace) -> int:
     print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     return 0
+
+
+def _seed_part(config: Any, separator: str) -> str:
+    """``separator`` and the training seed a manifest's settings record, else nothing."""
+    seed = config.get("seed") if isinstance(config, dict) else None
+    return f"{separator}seed {seed}" if isinstance(seed, int) and not isinstance(seed, bool) else ""
+
+
+def _data_line(source: Any) -> str:
+    """The training data (and validation data) an intent model's manifest records: each file's
+    name and sha256, which tell whether a file at hand is the one the model was trained on."""
+    if not isinstance(source, dict):
+        return ""
+    parts = []
+    for key, label in (("data", ""), ("validation", "validation ")):
+        record = source.get(key)
+        if isinstance(record, dict) and isinstance(record.get("name"), str) and isinstance(record.get("sha256"), str):
+            layout = f" ({source['format']})" if key == "data" and isinstance(source.get("format"), str) else ""
+            parts.append(f"{label}{record['name']}{layout}, sha256 {record['sha256']}")
+    return "; ".join(parts)
 
 
 def _conditions_line(conditions: list[str], pairs: Any) -> str:
