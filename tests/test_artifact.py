@@ -37,6 +37,30 @@ def test_manifest_records_the_nltk_release_that_made_the_features(tiny_model_dir
     assert verify_artifact(tiny_model_dir).manifest["versions"]["nltk"] == nltk.__version__
 
 
+def test_manifest_and_info_record_that_onednn_kernels_trained_the_model(tiny_trained, tiny_intents, tmp_path,
+                                                                        monkeypatch, capsys):
+    """Set beforehand, TF_ENABLE_ONEDNN_OPTS=1 trains with oneDNN's kernels: other last bits than
+    the default's, so a rerun must know it."""
+    from legacy_assistant.cli import main
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    path = export_artifact(tiny_trained, tiny_intents, tmp_path / "onednn", plot=False)
+    assert verify_artifact(path).manifest["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert main(["info", str(path), "--no-load"]) == 0
+    assert "kernels    trained with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN): a rerun needs it too" in capsys.readouterr().out
+
+
+def test_info_names_no_kernels_for_a_model_of_the_default_ones(tiny_trained, tiny_intents, tmp_path, monkeypatch,
+                                                              capsys):
+    from legacy_assistant.cli import main
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # what the runtimes set where nothing else is
+    path = export_artifact(tiny_trained, tiny_intents, tmp_path / "eigen", plot=False)
+    assert verify_artifact(path).manifest["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert main(["info", str(path), "--no-load"]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("kernels")]
+
+
 def test_one_changed_byte_is_refused_naming_the_file(model_copy):
     data = next((model_copy / "saved_model" / "variables").glob("variables.data-*"))
     raw = bytearray(data.read_bytes())

@@ -96,6 +96,16 @@ def test_manifest_records_the_nltk_release_that_words_the_replies(model_dir):
     assert manifest["versions"]["nltk"] == nltk.__version__
 
 
+def test_manifest_and_info_record_that_onednn_kernels_trained_the_responder(trained, tmp_path, monkeypatch, capsys):
+    from legacy_assistant.cli import main
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    path = export_responder_artifact(trained, tmp_path / "onednn", plot=False)
+    assert verify_responder(path).manifest["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert main(["info", str(path), "--no-load"]) == 0
+    assert "kernels    trained with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN): a rerun needs it too" in capsys.readouterr().out
+
+
 def test_verifying_imports_no_tensorflow(model_dir):
     code = (
         "import sys; from legacy_assistant.responder.artifact import verify_responder; "

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from legacy_assistant import __version__
+
+# Settings of the environment that change a trained model's last bits. TF_ENABLE_ONEDNN_OPTS:
+# both runtimes set it to 0 (Eigen's kernels) unless it is set already; with 1, oneDNN's kernels
+# train a model of other weights, which a rerun under the default does not reproduce.
+RECORDED_ENVIRONMENT = ("TF_ENABLE_ONEDNN_OPTS",)
 
 
 def recorded_versions(library_versions: dict[str, str]) -> dict[str, str]:
@@ -13,3 +20,9 @@ def recorded_versions(library_versions: dict[str, str]) -> dict[str, str]:
     import nltk
 
     return {**library_versions, "nltk": nltk.__version__, "legacy_assistant": __version__}
+
+
+def recorded_environment() -> dict[str, str | None]:
+    """The :data:`RECORDED_ENVIRONMENT` variables as this process has them (None: unset), for
+    the manifest of a model it trained."""
+    return {name: os.environ.get(name) for name in RECORDED_ENVIRONMENT}

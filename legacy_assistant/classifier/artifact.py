@@ -31,7 +31,7 @@ from legacy_assistant.artifacts.directory import (
     write_artifact,
     write_json,
 )
-from legacy_assistant.artifacts.versions import recorded_versions
+from legacy_assistant.artifacts.versions import recorded_environment, recorded_versions
 from legacy_assistant.classifier.features import Featurizer
 from legacy_assistant.classifier.intents import FALLBACK_TAG, IntentSet
 from legacy_assistant.errors import ArtifactError
@@ -108,6 +108,7 @@ def _manifest(
         "summary": model.summary,
         "source": source or {"intents": Path(intents.source).name},
         "versions": recorded_versions(library_versions),
+        "environment": recorded_environment(),
     }
 
 

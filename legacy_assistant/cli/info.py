@@ -79,6 +79,7 @@ def run_classifier(args: argparse.Namespace) -> int:
         "source": manifest.get("source", {}),  # the data's file names and sha256
         "runtime": info.runtime,
         "versions": manifest.get("versions", {}),
+        "environment": manifest.get("environment", {}),  # what set the kernels it was trained with
         "files": len(manifest["files"]),
         "verified": "checksums ok" + ("" if args.no_load else ", SavedModel loads"),
     }
@@ -123,6 +124,7 @@ def run_classifier(args: argparse.Namespace) -> int:
             print(f"data       {data_line}")
     print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
+    _print_kernels(summary["environment"])
     return 0
 
 
@@ -156,6 +158,7 @@ def run_responder(args: argparse.Namespace) -> int:
         "source": manifest.get("source", {}),
         "runtime": info.runtime,  # what loads it, as an intent model's says: a migrated copy needs tf2
         "versions": manifest.get("versions", {}),
+        "environment": manifest.get("environment", {}),
         "files": len(manifest["files"]),
         "verified": "checksums ok" + ("" if args.no_load else ", SavedModel loads"),
     }
@@ -201,7 +204,16 @@ def run_responder(args: argparse.Namespace) -> int:
         print(f"corpora    {len(corpora)} file(s) for training" + (f", {len(held_out)} held out" if held_out else ""))
     print(f"runtime    {summary['runtime']}")
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
+    _print_kernels(summary["environment"])
     return 0
+
+
+def _print_kernels(environment: Any) -> None:
+    """A ``kernels`` line where the model was trained with oneDNN's kernels, which a rerun under
+    the default (Eigen's) does not reproduce bit for bit."""
+    value = environment.get("TF_ENABLE_ONEDNN_OPTS") if isinstance(environment, dict) else None
+    if isinstance(value, str) and value.strip().lower() not in ("", "0", "false"):
+        print(f"kernels    trained with TF_ENABLE_ONEDNN_OPTS={value} (oneDNN): a rerun needs it too")
 
 
 def _seed_part(config: Any, separator: str) -> str:

@@ -35,7 +35,7 @@ from legacy_assistant.artifacts.directory import (
     write_artifact,
     write_json,
 )
-from legacy_assistant.artifacts.versions import recorded_versions
+from legacy_assistant.artifacts.versions import recorded_environment, recorded_versions
 from legacy_assistant.common.optional import require_plots
 from legacy_assistant.errors import ArtifactError, ConfigError
 from legacy_assistant.responder.corpora import corpus_files
@@ -101,6 +101,7 @@ def export_responder_artifact(
             "summary": model.summary,
             "source": source,
             "versions": recorded_versions(versions()),
+            "environment": recorded_environment(),
         }
 
     return write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=_check_staging)
