@@ -696,3 +696,13 @@ def test_a_python_list_printed_to_a_file_is_named_as_one(tmp_path, capsys, words
     err = capsys.readouterr().err
     assert "words.txt: words is a Python list as print() or str() writes it" in err
     assert "json.dump(words, file)" in err and not (tmp_path / "bot").exists()
+
+
+def test_a_python_3_list_of_bytes_printed_to_a_file_is_named_as_one(tmp_path, capsys):
+    """A Python 2 pickle loaded with encoding="bytes" holds bytes; print(words) > words.txt wrote
+    "[b'hi', ...]": invalid JSON at line 1, column 2, or (no "'d" in it) one plain-text "word"."""
+    (tmp_path / "words.txt").write_text(str([word.encode("utf-8") for word in WORDS]) + "\n")
+    assert import_cli(CLASSIC / "keras2_chatbot_model.h5", tmp_path / "bot", words=tmp_path / "words.txt") == 1
+    err = capsys.readouterr().err
+    assert "words.txt: words is a Python list of bytes as print() or str() writes it" in err, err
+    assert "w.decode('utf-8') for w in words" in err and not (tmp_path / "bot").exists()

@@ -101,23 +101,29 @@ def whole_pickle(raw: bytes) -> bool:
     return False
 
 
-def _python_list(text: str) -> bool:
-    """Whether ``text`` is one line holding a Python list of strings, as ``print(words)`` writes
-    it: read as plain text it was one "word" (or invalid JSON). ``ast.literal_eval`` parses
-    literals only; it runs nothing."""
+def _python_list(text: str) -> type | None:
+    """The item type (``str``, or ``bytes``: Python 3's print of a Python 2 pickle loaded with
+    ``encoding="bytes"``) when ``text`` is one line holding a Python list of strings, as
+    ``print(words)`` writes it: read as plain text it was one "word" (or invalid JSON); else
+    None. ``ast.literal_eval`` parses literals only; it runs nothing."""
     stripped = text.strip()
     if "\n" in stripped or not (stripped.startswith("[") and stripped.endswith("]")):
-        return False
+        return None
     if not _PRINTED_LIST_START.match(stripped):
         # its first item is no string: parsing a long line of bare words into a syntax tree took
         # seconds and more than a hundred times the file's size in memory, to find no list of
         # strings (a quote further on, as in the classic tokens "'s" and "n't", is no string's)
-        return False
+        return None
     try:
         value = ast.literal_eval(stripped)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
+        return None
+    if not isinstance(value, list) or not value:
+        return None
+    for kind in (str, bytes):
+        if all(isinstance(item, kind) for item in value):
+            return kind
+    return None
 
 
 def _items(text: str, path: Path, what: str) -> object:
@@ -130,7 +136,13 @@ def _items(text: str, path: Path, what: str) -> object:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        if _python_list(text):
+        kind = _python_list(text)
+        if kind is bytes:
+            raise ArtifactError(
+                f"{path}: {what} is a Python list of bytes as print() or str() writes it (b'...'), not JSON: "
+                f"decode them and write the list with json.dump([w.decode('utf-8') for w in {what}], file)"
+            ) from None
+        if kind is str:
             raise ArtifactError(
                 f"{path}: {what} is a Python list as print() or str() writes it (quoted with '), not JSON: "
                 f"write it with json.dump({what}, file)"
