@@ -69,8 +69,9 @@ lint: $(STAMP)
 
 # Compile the lock files from their .in files (needs uv: pip install uv). A pin that still fits
 # is kept, so only what an .in file changed moves (uv's --upgrade-package NAME moves one more).
+# UV may hold arguments (UV="python3 -m uv", UV="uv --offline"): its first word is looked for.
 lock:
-	@command -v '$(UV)' >/dev/null || { echo "make lock needs uv: pip install uv (or UV=/path/to/uv)" >&2; exit 1; }
+	@command -v '$(firstword $(UV))' >/dev/null || { echo "make lock needs uv: pip install uv (or UV=/path/to/uv)" >&2; exit 1; }
 	$(UV) pip compile requirements-tf1compat.in --universal --python-version 3.11 -o requirements-tf1compat.txt
 	$(UV) pip compile requirements-dev.in --universal --python-version 3.11 -o requirements-dev.txt
 

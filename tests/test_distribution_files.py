@@ -248,3 +248,20 @@ def test_make_responder_with_a_wrong_datasets_folder_keeps_the_checkpoints(tmp_p
     assert f"{tmp_path / 'no-such'}/topical_chat/valid_freq.json not found" in made.stderr, made
     assert "the command ran" not in made.stdout + made.stderr, made
     assert (checkpoints / "epoch-3").is_dir()
+
+
+@pytest.mark.parametrize("form", ["{uv} --offline", "sh {uv}"])
+def test_make_lock_runs_a_uv_given_with_arguments(tmp_path, form):
+    """UV="python3 -m uv" or UV="uv --offline" (make venv installs with either) was looked for
+    whole, as one command name, and make lock said that it needs uv."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    calls = tmp_path / "calls"
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\necho \"$@\" >> '{calls}'\n")
+    uv.chmod(0o755)
+    made = subprocess.run(["make", "lock", f"UV={form.format(uv=uv)}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert made.returncode == 0 and "make lock needs uv" not in made.stderr, made
+    compiled = [line.partition("pip compile ")[2].split()[0] for line in calls.read_text().splitlines()]
+    assert compiled == ["requirements-tf1compat.in", "requirements-dev.in"], made
