@@ -23,16 +23,20 @@ venv: $(STAMP)
 # (`make venv UV=` uses pip).
 # --compile-bytecode, as pip does: without .pyc files every process that imports TensorFlow
 # compiles its ~1,800 modules again (21 s an import against 9 s here).
+# A virtualenv whose making was cut short (Ctrl-C while venv installs pip) has its python but
+# no pip: venv runs again over it and finishes it, rather than every later pip install failing.
+# uv needs no pip in it: a virtualenv `uv venv` made (it has none) is kept as it is, not made
+# again over by $(PYTHON), which may be another Python than the one it holds.
 ifneq ($(shell command -v $(UV) 2>/dev/null),)
 INSTALL := $(UV) pip install --python $(BIN)/python --compile-bytecode -q
+VENV_READY := $(BIN)/python -c ''
 else
 INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
+VENV_READY := $(BIN)/python -m pip --version
 endif
 
-# A virtualenv whose making was cut short (Ctrl-C while venv installs pip) has its python but
-# no pip: venv runs again over it and finishes it, rather than every later install failing.
 $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
-	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV)
+	$(VENV_READY) >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV)
 	$(INSTALL) -r requirements-tf1compat.txt -r requirements-dev.txt
 	$(INSTALL) --no-deps -e .
 	touch $(STAMP)

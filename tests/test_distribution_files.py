@@ -265,3 +265,26 @@ def test_make_lock_runs_a_uv_given_with_arguments(tmp_path, form):
     assert made.returncode == 0 and "make lock needs uv" not in made.stderr, made
     compiled = [line.partition("pip compile ")[2].split()[0] for line in calls.read_text().splitlines()]
     assert compiled == ["requirements-tf1compat.in", "requirements-dev.in"], made
+
+
+def test_make_venv_with_uv_keeps_a_virtualenv_without_pip(tmp_path):
+    """uv installs with no pip in the virtualenv, and `uv venv` makes one without it: make venv
+    ran $(PYTHON) -m venv over such a virtualenv, with whatever Python that is."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    # a virtualenv uv made: its python runs, and has no pip
+    no_pip = "[ \"$1\" = -m ] && { echo 'No module named pip' >&2; exit 1; }"
+    (venv / "bin" / "python").write_text(f"#!/bin/sh\n{no_pip}\nexit 0\n")
+    (venv / "bin" / "python").chmod(0o755)
+    calls = tmp_path / "calls"
+    for name in ("python", "uv"):
+        (tmp_path / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> '{calls}'\n")
+        (tmp_path / name).chmod(0o755)
+    made = subprocess.run(["make", "venv", f"VENV={venv}", f"PYTHON={tmp_path / 'python'}", f"UV={tmp_path / 'uv'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and (venv / ".installed").exists(), made
+    ran = calls.read_text().splitlines()
+    assert not [line for line in ran if line.startswith("python")], ran
+    assert [line.split()[:3] for line in ran] == [["uv", "pip", "install"]] * 2, ran
