@@ -146,8 +146,13 @@ UNREACHABLE = re.compile(
 
 def install_failure(version: str, status: int, output: str) -> str:
     """The message of a failed install: the installer's output, then one closing line that says
-    what failed (the package index out of reach, when the output says so)."""
-    cause = "the package index could not be reached (no network?)" if UNREACHABLE.search(output) else "see above"
+    what failed (the package index out of reach, when the installer's own lines say so).
+
+    A package build's output, which pip and uv print indented under their own lines (six
+    spaces), is not read for that: a build that failed saying "Connection refused" or "Could
+    not connect to the X server" is a failed build, not an index out of reach."""
+    own = "\n".join(line for line in output.splitlines() if len(line) - len(line.lstrip(" ")) < 4)
+    cause = "the package index could not be reached (no network?)" if UNREACHABLE.search(own) else "see above"
     return f"{output.strip()}\n[{version}] install failed (installer exit status {status}): {cause}"
 
 

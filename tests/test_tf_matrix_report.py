@@ -98,10 +98,33 @@ PIP_OFFLINE = (
     "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/"
 )
 
+UV_OFFLINE = (
+    "error: Request failed after 3 retries\n"
+    "  Caused by: Failed to fetch: `https://pypi.org/simple/tensorflow-cpu/`\n"
+    "  Caused by: error sending request for url (https://pypi.org/simple/tensorflow-cpu/)\n"
+    "  Caused by: dns error: failed to lookup address information: Temporary failure in name resolution"
+)
+# a package built from source whose own output names a connection: the build failed, not the index
+PIP_BUILD_FAILED = (
+    "  error: subprocess-exited-with-error\n"
+    "  \u00d7 Getting requirements to build wheel did not run successfully.\n"
+    "  \u2570\u2500> [3 lines of output]\n"
+    "      Could not connect to the X server: Connection refused\n"
+    "      RuntimeError: no display\n"
+    "      [end of output]\n"
+    "error: subprocess-exited-with-error"
+)
+
 
 @pytest.mark.parametrize(
     ("output", "cause"),
-    [(PIP_OFFLINE, "the package index could not be reached"), ("ERROR: No matching distribution", "see above")],
+    [
+        (PIP_OFFLINE, "the package index could not be reached"),
+        (UV_OFFLINE, "the package index could not be reached"),
+        ("ERROR: No matching distribution", "see above"),
+        (PIP_BUILD_FAILED, "see above"),
+    ],
+    ids=["pip offline", "uv offline", "no such version", "a build that failed"],
 )
 def test_a_failed_install_ends_on_one_line_that_says_why(tmp_path, monkeypatch, output, cause):
     """Without network a cell's install ended on pip's "ResolutionImpossible ... conflicting
