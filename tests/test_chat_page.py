@@ -2359,3 +2359,31 @@ def test_a_double_click_on_send_sends_one_message_though_it_is_refused_at_once(b
     assert box.get_attribute("value") == "hello"  # back in the box, to send again
     browser.find_element(By.ID, "send").click()  # a click of its own still sends
     WebDriverWait(browser, 5).until(lambda b: b.execute_script("return window.posts") == 2)
+
+
+def test_a_message_typed_between_the_two_clicks_of_a_double_click_is_sent(browser, live_url):
+    """The double-click guard held back every second click of a double-click: a message typed or
+    pasted after the first click and sent with the second stayed in the box, unsent and unsaid."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("hello")
+    middle = browser.execute_script(
+        "var r = document.getElementById('send').getBoundingClientRect();"
+        "return [r.left + r.width / 2, r.top + r.height / 2];")
+
+    def click(count):  # a press and release of the mouse, the count-th click of a double-click
+        for kind in ("mousePressed", "mouseReleased"):
+            browser.execute_cdp_cmd("Input.dispatchMouseEvent", {
+                "type": kind, "x": middle[0], "y": middle[1], "button": "left", "clickCount": count})
+
+    click(1)
+    WebDriverWait(browser, 15).until(lambda b: len(conversation(b)) == 2)  # "hello" and its reply
+    ready(browser)
+    box.send_keys("thanks")
+    click(2)
+    WebDriverWait(browser, 15).until(lambda b: len(conversation(b)) == 4)
+    assert [text for kind, text, _ in conversation(browser) if kind == "user"] == ["hello", "thanks"]
+    assert box.get_attribute("value") == ""

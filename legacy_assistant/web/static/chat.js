@@ -828,9 +828,11 @@
   });
 
   // A double-click on Send is one message: its second click, come after a quick refusal had
-  // put the message back in the box, sent it a second time.
+  // put the message back in the box, sent it a second time. Only that message is held back: one
+  // typed (or pasted) since the first click is sent by the second.
+  var lastSent = null;
   sendBtn.addEventListener("click", function (event) {
-    if (event.detail > 1) event.preventDefault();
+    if (event.detail > 1 && input.value.trim() === lastSent) event.preventDefault();
   });
 
   form.addEventListener("submit", function (event) {
@@ -854,6 +856,7 @@
       return;
     }
     var messageId = messageIdFor(text); // before the copies it may take its id from are dropped
+    lastSent = text;
     givenBack = null;
     // sent again: an earlier copy the server did not have is no longer waiting to be
     unsure = unsure.filter(function (entry) { return entry.text !== text; });
