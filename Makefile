@@ -25,6 +25,7 @@ venv: $(STAMP)
 # compiles its ~1,800 modules again (21 s an import against 9 s here).
 # A virtualenv whose making was cut short (Ctrl-C while venv installs pip) has its python but
 # no pip: venv runs again over it and finishes it, rather than every later pip install failing.
+# One venv cannot mend (a pip of its own version, broken) is named, with how to start afresh.
 # uv needs no pip in it: a virtualenv `uv venv` made (it has none) is kept as it is, not made
 # again over by $(PYTHON), which may be another Python than the one it holds.
 ifneq ($(shell command -v $(UV) 2>/dev/null),)
@@ -37,6 +38,8 @@ endif
 
 $(STAMP): requirements-tf1compat.txt requirements-dev.txt pyproject.toml
 	$(VENV_READY) >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV)
+	@$(VENV_READY) >/dev/null 2>&1 || { echo "make venv: $(VENV) is broken (\`$(VENV_READY)\` fails, and venv did not" \
+		"mend it): remove it (rm -rf $(VENV)) and run make venv again" >&2; exit 1; }
 	$(INSTALL) -r requirements-tf1compat.txt -r requirements-dev.txt
 	$(INSTALL) --no-deps -e .
 	touch $(STAMP)

@@ -288,3 +288,22 @@ def test_make_venv_with_uv_keeps_a_virtualenv_without_pip(tmp_path):
     ran = calls.read_text().splitlines()
     assert not [line for line in ran if line.startswith("python")], ran
     assert [line.split()[:3] for line in ran] == [["uv", "pip", "install"]] * 2, ran
+
+
+def test_make_venv_names_a_virtualenv_whose_pip_venv_cannot_mend(tmp_path):
+    """A pip broken in place (a file of it removed) is one venv leaves as it is (its ensurepip
+    finds that version installed): make venv ran venv, then failed in pip's traceback every time."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 'ImportError: cannot import name' >&2\nexit 1\n")
+    (venv / "bin" / "python").chmod(0o755)
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\nexit 0\n")  # venv ran, and mended nothing
+    python.chmod(0o755)
+    made = subprocess.run(["make", "venv", f"VENV={venv}", f"PYTHON={python}", "UV=no-such-uv"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode != 0 and not (venv / ".installed").exists(), made
+    assert f"make venv: {venv} is broken" in made.stderr and f"rm -rf {venv}" in made.stderr, made
+    assert "ImportError" not in made.stderr, made
