@@ -1242,6 +1242,17 @@ def test_a_sqlite_url_from_the_home_folder_of_no_such_user_is_refused(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sqlite_url_of_a_file_named_by_no_such_user_is_refused(tmp_path, monkeypatch):
+    """``sqlite:~c.db`` (``sqlite:~/c.db`` mistyped) kept every conversation in a file named
+    "~c.db" of the working directory; ``sqlite:./~c.db`` still names such a file."""
+    monkeypatch.chdir(tmp_path)
+    for check in (check_store_url, open_store):
+        with pytest.raises(ConfigError, match=r"there is no user 'c\.db' on this machine.*sqlite:\./~c\.db"):
+            check("sqlite:~c.db")
+    assert list(tmp_path.iterdir()) == []
+    check_store_url("sqlite:./~c.db")
+
+
 @pytest.mark.parametrize(
     "url, shown",
     [

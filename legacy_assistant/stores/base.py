@@ -583,10 +583,11 @@ def _sqlite_file(url: str) -> tuple[Path, str]:
         # from the home folder, as unix:~/... is: the store made a folder named "~" in the working
         # directory and kept every conversation there (check_store_url refused it as missing)
         path = os.path.expanduser(path)
-        if path.startswith("~") and "/" in path:  # ~NAME/... of no user here: not a folder named so
+        if path.startswith("~"):  # ~NAME/... or ~NAME of no user here: not a folder or file named so
             name = path[1:].partition("/")[0]
             raise ConfigError(
                 f"{url!r}: there is no user {name!r} on this machine, whose home folder ~{name} would be; "
-                "write sqlite:~/PATH (this user's home folder) or sqlite:///absolute/path"
+                "write sqlite:~/PATH (this user's home folder), sqlite:///absolute/path, or "
+                f"sqlite:./{path} for a file of that name in the working directory"
             )
     return Path(path), synchronous
