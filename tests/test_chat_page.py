@@ -2387,3 +2387,41 @@ def test_a_message_typed_between_the_two_clicks_of_a_double_click_is_sent(browse
     WebDriverWait(browser, 15).until(lambda b: len(conversation(b)) == 4)
     assert [text for kind, text, _ in conversation(browser) if kind == "user"] == ["hello", "thanks"]
     assert box.get_attribute("value") == ""
+
+
+def test_enter_held_down_sends_one_message_though_it_is_refused_at_once(browser, live_url):
+    """Enter held down in the box repeats: each repeat that came after a quick refusal had put
+    the message back in the box sent it again, a message and an error each time."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_fresh(browser, live_url)
+    browser.execute_script("""
+        var original = window.fetch;
+        window.posts = 0;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          window.posts++;
+          return Promise.resolve(new Response(
+            '{"error": {"code": "store_unavailable", "message": "the store is unavailable; try again shortly"}}',
+            {status: 503, headers: {"Content-Type": "application/json", "Retry-After": "1"}}));
+        };""")
+    box = browser.find_element(By.ID, "message")
+    box.send_keys("hello")
+
+    def enter(kind, repeat=False):
+        browser.execute_cdp_cmd("Input.dispatchKeyEvent", {
+            "type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r",
+            "autoRepeat": repeat})
+
+    enter("keyDown")
+    WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
+    ready(browser)
+    enter("keyDown", repeat=True)
+    enter("keyDown", repeat=True)
+    enter("keyUp")
+    assert browser.execute_script("return window.posts") == 1
+    assert box.get_attribute("value") == "hello"  # back in the box, to send again, with no new line
+    enter("keyDown")  # a press of its own still sends
+    enter("keyUp")
+    WebDriverWait(browser, 5).until(lambda b: b.execute_script("return window.posts") == 2)

@@ -820,9 +820,12 @@
   fitHeight();
 
   // Enter sends, Shift+Enter starts a new line; an input method's Enter (choosing a word) does neither.
+  // Enter held down sends once: its repeats, come after a quick refusal had put the message
+  // back in the box, sent it again and again until the key was let go.
   input.addEventListener("keydown", function (event) {
     if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
     event.preventDefault();
+    if (event.repeat) return;
     if (typeof form.requestSubmit === "function") form.requestSubmit();
     else form.dispatchEvent(new Event("submit", { cancelable: true }));
   });
