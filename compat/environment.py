@@ -30,6 +30,21 @@ def configure_tensorflow_environment() -> None:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if not _AT_IMPORT:  # the first runtime's import is the one TensorFlow reads them at
+        _AT_IMPORT.update({name: os.environ.get(name) for name in KERNEL_SETTINGS})
+
+
+# The variables that choose the kernels a model is trained with, and their values as TensorFlow
+# read them (set by configure_tensorflow_environment, before the first runtime imports it). A
+# value set later in the process changes the environment but not the kernels.
+KERNEL_SETTINGS = ("TF_ENABLE_ONEDNN_OPTS",)
+_AT_IMPORT: dict[str, str | None] = {}
+
+
+def kernel_settings() -> dict[str, str | None]:
+    """:data:`KERNEL_SETTINGS` as TensorFlow read them at its import in this process (None:
+    unset); as the environment has them now where no runtime has imported TensorFlow yet."""
+    return {name: _AT_IMPORT[name] if name in _AT_IMPORT else os.environ.get(name) for name in KERNEL_SETTINGS}
 
 
 # Standard-library modules that TensorFlow imports and Python deprecates at their import: 2.12

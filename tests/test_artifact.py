@@ -43,11 +43,28 @@ def test_manifest_and_info_record_that_onednn_kernels_trained_the_model(tiny_tra
     the default's, so a rerun must know it."""
     from legacy_assistant.cli import main
 
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    # as in a process started with it: TensorFlow reads it at its import
+    monkeypatch.setattr("compat.environment._AT_IMPORT", {"TF_ENABLE_ONEDNN_OPTS": "1"})
     path = export_artifact(tiny_trained, tiny_intents, tmp_path / "onednn", plot=False)
     assert verify_artifact(path).manifest["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
     assert main(["info", str(path), "--no-load"]) == 0
     assert "kernels    trained with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN): a rerun needs it too" in capsys.readouterr().out
+
+
+def test_manifest_records_the_kernels_tensorflow_read_at_import_not_a_later_setting(
+    tiny_trained, tiny_intents, tmp_path, monkeypatch, capsys
+):
+    """TF_ENABLE_ONEDNN_OPTS set after TensorFlow's import changes the environment, not the kernels
+    that trained the model: the manifest and info must not claim oneDNN's."""
+    from legacy_assistant.cli import main
+
+    at_import = os.environ.get("TF_ENABLE_ONEDNN_OPTS")  # tiny_trained's training imported TensorFlow
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0" if at_import == "1" else "1")
+    path = export_artifact(tiny_trained, tiny_intents, tmp_path / "later", plot=False)
+    assert verify_artifact(path).manifest["environment"] == {"TF_ENABLE_ONEDNN_OPTS": at_import}
+    assert main(["info", str(path), "--no-load"]) == 0
+    kernels = [line for line in capsys.readouterr().out.splitlines() if line.startswith("kernels")]
+    assert bool(kernels) == (at_import not in (None, "0"))
 
 
 def test_info_names_no_kernels_for_a_model_of_the_default_ones(tiny_trained, tiny_intents, tmp_path, monkeypatch,

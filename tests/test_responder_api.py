@@ -99,7 +99,8 @@ def test_manifest_records_the_nltk_release_that_words_the_replies(model_dir):
 def test_manifest_and_info_record_that_onednn_kernels_trained_the_responder(trained, tmp_path, monkeypatch, capsys):
     from legacy_assistant.cli import main
 
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    # as in a process started with it: TensorFlow reads it at its import
+    monkeypatch.setattr("compat.environment._AT_IMPORT", {"TF_ENABLE_ONEDNN_OPTS": "1"})
     path = export_responder_artifact(trained, tmp_path / "onednn", plot=False)
     assert verify_responder(path).manifest["environment"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
     assert main(["info", str(path), "--no-load"]) == 0

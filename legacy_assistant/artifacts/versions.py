@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
+from compat.environment import KERNEL_SETTINGS, kernel_settings
 from legacy_assistant import __version__
 
 # Settings of the environment that change a trained model's last bits. TF_ENABLE_ONEDNN_OPTS:
 # both runtimes set it to 0 (Eigen's kernels) unless it is set already; with 1, oneDNN's kernels
 # train a model of other weights, which a rerun under the default does not reproduce.
-RECORDED_ENVIRONMENT = ("TF_ENABLE_ONEDNN_OPTS",)
+RECORDED_ENVIRONMENT = KERNEL_SETTINGS
 
 
 def recorded_versions(library_versions: dict[str, str]) -> dict[str, str]:
@@ -23,6 +22,7 @@ def recorded_versions(library_versions: dict[str, str]) -> dict[str, str]:
 
 
 def recorded_environment() -> dict[str, str | None]:
-    """The :data:`RECORDED_ENVIRONMENT` variables as this process has them (None: unset), for
-    the manifest of a model it trained."""
-    return {name: os.environ.get(name) for name in RECORDED_ENVIRONMENT}
+    """The :data:`RECORDED_ENVIRONMENT` variables as TensorFlow read them when this process
+    imported it (None: unset), for the manifest of a model it trained: a value set in the
+    environment afterwards did not choose the kernels that trained it."""
+    return kernel_settings()
