@@ -123,6 +123,36 @@ def conversation(browser):
     return rows
 
 
+def refuse_posts_at_once(browser):
+    """Every POST the page makes answered at once with a 503 the server could give, counted in
+    ``window.posts``: the refusal is in before a second click or a key repeat."""
+    browser.execute_script("""
+        var original = window.fetch;
+        window.posts = 0;
+        window.fetch = function (url, options) {
+          if (!options || options.method !== "POST") return original.apply(this, arguments);
+          window.posts++;
+          return Promise.resolve(new Response(
+            '{"error": {"code": "store_unavailable", "message": "the store is unavailable; try again shortly"}}',
+            {status: 503, headers: {"Content-Type": "application/json", "Retry-After": "1"}}));
+        };""")
+
+
+def send_button_clicks(browser):
+    """A function that presses and releases the mouse on Send as the count-th click of a
+    double-click (selenium's double_click leaves when the second click comes to chance)."""
+    middle = browser.execute_script(
+        "var r = document.getElementById('send').getBoundingClientRect();"
+        "return [r.left + r.width / 2, r.top + r.height / 2];")
+
+    def click(count):
+        for kind in ("mousePressed", "mouseReleased"):
+            browser.execute_cdp_cmd("Input.dispatchMouseEvent", {
+                "type": kind, "x": middle[0], "y": middle[1], "button": "left", "clickCount": count})
+
+    return click
+
+
 def send(browser, text):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -2327,27 +2357,10 @@ def test_a_double_click_on_send_sends_one_message_though_it_is_refused_at_once(b
     from selenium.webdriver.support.ui import WebDriverWait
 
     open_fresh(browser, live_url)
-    browser.execute_script("""
-        var original = window.fetch;
-        window.posts = 0;
-        window.fetch = function (url, options) {
-          if (!options || options.method !== "POST") return original.apply(this, arguments);
-          window.posts++;
-          return Promise.resolve(new Response(
-            '{"error": {"code": "store_unavailable", "message": "the store is unavailable; try again shortly"}}',
-            {status: 503, headers: {"Content-Type": "application/json", "Retry-After": "1"}}));
-        };""")
+    refuse_posts_at_once(browser)
     box = browser.find_element(By.ID, "message")
     box.send_keys("hello")
-    middle = browser.execute_script(
-        "var r = document.getElementById('send').getBoundingClientRect();"
-        "return [r.left + r.width / 2, r.top + r.height / 2];")
-
-    def click(count):  # a press and release of the mouse, the count-th click of a double-click
-        for kind in ("mousePressed", "mouseReleased"):
-            browser.execute_cdp_cmd("Input.dispatchMouseEvent", {
-                "type": kind, "x": middle[0], "y": middle[1], "button": "left", "clickCount": count})
-
+    click = send_button_clicks(browser)
     click(1)
     # the refusal is in before the second click
     WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))
@@ -2370,15 +2383,7 @@ def test_a_message_typed_between_the_two_clicks_of_a_double_click_is_sent(browse
     open_fresh(browser, live_url)
     box = browser.find_element(By.ID, "message")
     box.send_keys("hello")
-    middle = browser.execute_script(
-        "var r = document.getElementById('send').getBoundingClientRect();"
-        "return [r.left + r.width / 2, r.top + r.height / 2];")
-
-    def click(count):  # a press and release of the mouse, the count-th click of a double-click
-        for kind in ("mousePressed", "mouseReleased"):
-            browser.execute_cdp_cmd("Input.dispatchMouseEvent", {
-                "type": kind, "x": middle[0], "y": middle[1], "button": "left", "clickCount": count})
-
+    click = send_button_clicks(browser)
     click(1)
     WebDriverWait(browser, 15).until(lambda b: len(conversation(b)) == 2)  # "hello" and its reply
     ready(browser)
@@ -2396,16 +2401,7 @@ def test_enter_held_down_sends_one_message_though_it_is_refused_at_once(browser,
     from selenium.webdriver.support.ui import WebDriverWait
 
     open_fresh(browser, live_url)
-    browser.execute_script("""
-        var original = window.fetch;
-        window.posts = 0;
-        window.fetch = function (url, options) {
-          if (!options || options.method !== "POST") return original.apply(this, arguments);
-          window.posts++;
-          return Promise.resolve(new Response(
-            '{"error": {"code": "store_unavailable", "message": "the store is unavailable; try again shortly"}}',
-            {status: 503, headers: {"Content-Type": "application/json", "Retry-After": "1"}}));
-        };""")
+    refuse_posts_at_once(browser)
     box = browser.find_element(By.ID, "message")
     box.send_keys("hello")
 
