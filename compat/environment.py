@@ -28,10 +28,32 @@ def configure_tensorflow_environment() -> None:
 
     Values already in the environment win. Must run before ``import tensorflow``.
     """
+    imported_before = "tensorflow" in sys.modules  # by the program, before either runtime
+    as_read = {name: os.environ.get(name) for name in KERNEL_SETTINGS}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if not _AT_IMPORT:  # the first runtime's import is the one TensorFlow reads them at
-        _AT_IMPORT.update({name: os.environ.get(name) for name in KERNEL_SETTINGS})
+        if imported_before:
+            # TensorFlow read them at the program's own import, without the default set above:
+            # unset, oneDNN's kernels are on where TensorFlow turns them on by itself (x86 Linux)
+            _AT_IMPORT.update(as_read)
+            if as_read["TF_ENABLE_ONEDNN_OPTS"] is None:
+                _AT_IMPORT["TF_ENABLE_ONEDNN_OPTS"] = _onednn_as_tensorflow_runs()
+        else:
+            _AT_IMPORT.update({name: os.environ.get(name) for name in KERNEL_SETTINGS})
+
+
+def _onednn_as_tensorflow_runs() -> str | None:
+    """``"1"`` or ``"0"``: whether the TensorFlow already imported in this process computes with
+    oneDNN's kernels, as it says; None where it does not say. Imports nothing."""
+    port = sys.modules.get("tensorflow.python.util._pywrap_util_port")
+    enabled = getattr(port, "IsMklEnabled", None)
+    if enabled is None:
+        return None
+    try:
+        return "1" if enabled() else "0"
+    except Exception:  # noqa: BLE001 - a TensorFlow that cannot tell records no value
+        return None
 
 
 # The variables that choose the kernels a model is trained with, and their values as TensorFlow

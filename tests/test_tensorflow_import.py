@@ -102,3 +102,34 @@ def test_importing_tensorflow_leaves_the_warning_filters_as_they_were():
     plain = run_python(["-c", "import warnings; import tensorflow; print(len(warnings.filters))"])
     assert result.returncode == 0 and plain.returncode == 0, result.stderr[-3000:] + plain.stderr[-3000:]
     assert result.stdout.split()[-1] == plain.stdout.split()[-1]
+
+
+@pytest.mark.parametrize(("enabled", "recorded"), [(True, "1"), (False, "0")])
+def test_kernels_are_recorded_as_a_tensorflow_imported_before_either_runtime_runs_them(
+    monkeypatch, enabled, recorded
+):
+    """A program that imported TensorFlow itself, with TF_ENABLE_ONEDNN_OPTS unset, then a runtime:
+    TensorFlow chose its kernels without the runtime's default 0 (on x86 Linux, oneDNN's), so the
+    manifest must not record 0."""
+    import compat.environment as environment
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.setattr(environment, "_AT_IMPORT", {})
+    monkeypatch.setitem(sys.modules, "tensorflow", SimpleNamespace())
+    port = SimpleNamespace(IsMklEnabled=lambda: enabled)
+    monkeypatch.setitem(sys.modules, "tensorflow.python.util._pywrap_util_port", port)
+    environment.configure_tensorflow_environment()
+    assert environment.kernel_settings() == {"TF_ENABLE_ONEDNN_OPTS": recorded}
+
+
+def test_kernels_are_recorded_as_set_where_the_runtime_imports_tensorflow_first(monkeypatch):
+    import compat.environment as environment
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.setattr(environment, "_AT_IMPORT", {})
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    environment.configure_tensorflow_environment()
+    assert environment.kernel_settings() == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # set later: TensorFlow read 0
+    environment.configure_tensorflow_environment()
+    assert environment.kernel_settings() == {"TF_ENABLE_ONEDNN_OPTS": "0"}
