@@ -28,7 +28,7 @@ def configure_tensorflow_environment() -> None:
 
     Values already in the environment win. Must run before ``import tensorflow``.
     """
-    imported_before = "tensorflow" in sys.modules  # by the program, before either runtime
+    imported_before = sys.modules.get("tensorflow") is not None  # by the program, before either runtime
     as_read = {name: os.environ.get(name) for name in KERNEL_SETTINGS}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

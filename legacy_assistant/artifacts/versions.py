@@ -8,6 +8,8 @@ from legacy_assistant import __version__
 # Settings of the environment that change a trained model's last bits. TF_ENABLE_ONEDNN_OPTS:
 # both runtimes set it to 0 (Eigen's kernels) unless it is set already; with 1, oneDNN's kernels
 # train a model of other weights, which a rerun under the default does not reproduce.
+# A program that imported TensorFlow itself before either runtime, with it unset, is recorded
+# with what that TensorFlow chose (1 where it turns oneDNN's kernels on by itself: x86 Linux).
 RECORDED_ENVIRONMENT = KERNEL_SETTINGS
 
 
