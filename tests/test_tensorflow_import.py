@@ -127,7 +127,7 @@ def test_kernels_are_recorded_as_set_where_the_runtime_imports_tensorflow_first(
 
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     monkeypatch.setattr(environment, "_AT_IMPORT", {})
-    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # not imported yet in this process: as well
     environment.configure_tensorflow_environment()
     assert environment.kernel_settings() == {"TF_ENABLE_ONEDNN_OPTS": "0"}
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # set later: TensorFlow read 0
