@@ -15,6 +15,12 @@ import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
+# The variables that choose the kernels a model is trained with, and their values as TensorFlow
+# read them (set by configure_tensorflow_environment, before the first runtime imports it). A
+# value set later in the process changes the environment but not the kernels.
+KERNEL_SETTINGS = ("TF_ENABLE_ONEDNN_OPTS",)
+_AT_IMPORT: dict[str, str | None] = {}
+
 
 def configure_tensorflow_environment() -> None:
     """Quiet TensorFlow's C++ start-up logs and prefer Eigen's kernels to oneDNN's.
@@ -54,13 +60,6 @@ def _onednn_as_tensorflow_runs() -> str | None:
         return "1" if enabled() else "0"
     except Exception:  # noqa: BLE001 - a TensorFlow that cannot tell records no value
         return None
-
-
-# The variables that choose the kernels a model is trained with, and their values as TensorFlow
-# read them (set by configure_tensorflow_environment, before the first runtime imports it). A
-# value set later in the process changes the environment but not the kernels.
-KERNEL_SETTINGS = ("TF_ENABLE_ONEDNN_OPTS",)
-_AT_IMPORT: dict[str, str | None] = {}
 
 
 def kernel_settings() -> dict[str, str | None]:

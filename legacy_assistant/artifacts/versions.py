@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from compat.environment import KERNEL_SETTINGS, kernel_settings
+from compat.environment import kernel_settings
 from legacy_assistant import __version__
-
-# Settings of the environment that change a trained model's last bits. TF_ENABLE_ONEDNN_OPTS:
-# both runtimes set it to 0 (Eigen's kernels) unless it is set already; with 1, oneDNN's kernels
-# train a model of other weights, which a rerun under the default does not reproduce.
-# A program that imported TensorFlow itself before either runtime, with it unset, is recorded
-# with what that TensorFlow chose (1 where it turns oneDNN's kernels on by itself: x86 Linux).
-RECORDED_ENVIRONMENT = KERNEL_SETTINGS
 
 
 def recorded_versions(library_versions: dict[str, str]) -> dict[str, str]:
@@ -24,7 +17,10 @@ def recorded_versions(library_versions: dict[str, str]) -> dict[str, str]:
 
 
 def recorded_environment() -> dict[str, str | None]:
-    """The :data:`RECORDED_ENVIRONMENT` variables as TensorFlow read them when this process
-    imported it (None: unset), for the manifest of a model it trained: a value set in the
-    environment afterwards did not choose the kernels that trained it."""
+    """The settings of the environment that change a trained model's last bits
+    (:data:`compat.environment.KERNEL_SETTINGS`: ``TF_ENABLE_ONEDNN_OPTS``, whose 1 trains other
+    weights than the runtimes' default 0) as TensorFlow read them when this process imported it
+    (None: unset), for the manifest of a model it trained: a value set in the environment
+    afterwards did not choose the kernels that trained it, and a program that imported TensorFlow
+    itself before either runtime, with it unset, is recorded with what that TensorFlow chose."""
     return kernel_settings()
