@@ -269,6 +269,12 @@ def test_an_emoji_typed_against_a_word_is_a_token_of_its_own():
     assert detokenize(tokenize("Thanks \U0001f44d\U0001f3fd, see you \U0001f600!")) == "Thanks \U0001f44d\U0001f3fd, see you \U0001f600!"
 
 
+def test_a_skin_tone_without_its_emoji_is_a_token_of_its_own():
+    """A skin tone swatch sent alone, against a word ("thanks\U0001f3fd"), made that word unknown."""
+    assert tokenize("Thanks\U0001f3fd see\U0001f44d\U0001f3ff") == ["thanks", "\U0001f3fd", "see", "\U0001f44d\U0001f3ff"]
+    vocabulary = Vocabulary.from_texts(["thanks a lot"], max_size=10)
+    assert vocabulary.encode_asked_context(["thanks\U0001f3fd"], 3, 10)[0][0] == vocabulary.token_id("thanks") != UNK
+
 @pytest.mark.parametrize(
     "emoji",
     [

@@ -43,6 +43,15 @@ def test_an_emoji_typed_against_a_word_leaves_the_word_known(tokenizer):
     assert processor.tokens("\U0001f600\U0001f44d\U0001f3fd") == []
 
 
+
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+def test_a_skin_tone_without_its_emoji_leaves_the_word_known(tokenizer):
+    """A skin tone swatch sent on its own ("thanks\U0001f3fd": the base emoji deleted, or the
+    swatch picked alone) is no letter: the word it touched was unknown with it."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("thanks\U0001f3fd \U0001f3fbsee you\U0001f3ff\U0001f3fb") == ["thanks", "see", "you"]
+    assert processor.tokens("ok\U0001f44d\U0001f3fd") == ["ok"]  # with its emoji, as before
+
 def test_a_symbol_that_is_no_emoji_stays_on_its_word_with_every_regex_release():
     """Older regex releases count 700 more symbols Extended_Pictographic ("\u2605", "\u2610",
     "\u261b"): set apart there and not with newer ones, a model would read them otherwise served

@@ -71,16 +71,21 @@ _OPTIONAL_MARKS = regex.compile(r"[\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u
 # joiners between them are dropped, each stands apart, and is then dropped as no word. Only the
 # pictographs that are emoji (or not yet assigned): older regex releases count 700 more
 # symbols Extended_Pictographic ("\u2605", "\u2610"), and a model trained with one release would
-# read "5\u2605" otherwise served with another.
+# read "5\u2605" otherwise served with another. A skin tone with no emoji before it (a swatch sent
+# alone, or left when its emoji was deleted) stands apart too: "thanks\U0001f3fd" was one word.
 _PICTOGRAPH = r"[\p{Extended_Pictographic}&&[\p{Emoji}\p{Cn}]]"
 _EMOJI_MARKS = r"\p{Emoji_Modifier}\p{Mn}\p{Me}"
-_PICTOGRAPHS = regex.compile(rf"(?V1)[{_PICTOGRAPH}\p{{Regional_Indicator}}][{_EMOJI_MARKS}]*")
+_PICTOGRAPHS = regex.compile(rf"(?V1)[{_PICTOGRAPH}\p{{Regional_Indicator}}\p{{Emoji_Modifier}}][{_EMOJI_MARKS}]*")
 # An emoji as a reader sees one, whole: a flag (two regional indicators), or pictographs with
 # their marks and tags (a subdivision flag), joined by zero-width joiners (a family, a rainbow
-# flag). _PICTOGRAPHS parts each pictograph and regional indicator, and dropping format
-# characters takes the joiners and tags away: a family became three people.
+# flag), or a skin tone without an emoji before it. _PICTOGRAPHS parts each pictograph and
+# regional indicator, and dropping format characters takes the joiners and tags away: a family
+# became three people.
 _WHOLE_PICTOGRAPH = rf"{_PICTOGRAPH}[{_EMOJI_MARKS}\U000e0020-\U000e007f]*"
-_WHOLE_EMOJI = regex.compile(rf"(?V1)\p{{Regional_Indicator}}{{1,2}}|{_WHOLE_PICTOGRAPH}(?:\u200d{_WHOLE_PICTOGRAPH})*")
+_WHOLE_EMOJI = regex.compile(
+    rf"(?V1)\p{{Regional_Indicator}}{{1,2}}|{_WHOLE_PICTOGRAPH}(?:\u200d{_WHOLE_PICTOGRAPH})*"
+    rf"|\p{{Emoji_Modifier}}[{_EMOJI_MARKS}]*"
+)
 # Apostrophes and hyphens that phones and word processors type, which NFKC leaves as they are:
 # "don’t" split as "don", "t" where "don't" gives "do", "n't", and the same sentence got another
 # intent. U+2018 stays: it opens a quotation more often than it elides.
@@ -215,8 +220,8 @@ def visible_text(text: str) -> str:
 
 def set_emoji_apart(text: str) -> str:
     """``text`` with spaces around each emoji (with its skin tone or variation selector; a
-    keycap, whose base is a digit, stays as typed), which would make a word it touches unknown
-    ("thanks\U0001f44d")."""
+    keycap, whose base is a digit, stays as typed) and each skin tone without one, which would
+    make a word it touches unknown ("thanks\U0001f44d", "thanks\U0001f3fd")."""
     return text if text.isascii() else _PICTOGRAPHS.sub(r" \g<0> ", text)
 
 
