@@ -52,6 +52,17 @@ def test_a_sentences_file_with_a_byte_order_mark_keeps_it_out_of_the_first_sente
     assert read_sentences(path) == ["hello there", "I'd like a coffee"]
 
 
+
+def test_a_sentence_holding_a_unicode_line_separator_stays_one_sentence(tmp_path):
+    """Lines end at \\n, \\r\\n or a lone \\r: a sentence holding U+2028, U+0085 or a form feed
+    (pinned on purpose, to check how the model reads it) was cut in two cases."""
+    from legacy_assistant.classifier.golden import read_sentences
+
+    path = tmp_path / "sentences.txt"
+    path.write_text("hello\u2028there\r\nnext\x85line\rform\x0cfeed\n\x1c\n", encoding="utf-8")
+    assert read_sentences(path) == ["hello\u2028there", "next\x85line", "form\x0cfeed"]
+
+
 def test_golden_replies_of_a_model_replaced_meanwhile_are_not_written_into_the_new_one(model_copy, tmp_path, monkeypatch,
                                                                                       capsys):
     """`golden DIR --sentences` while `train --out DIR --force` replaces DIR: the old model's

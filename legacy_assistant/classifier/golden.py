@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from legacy_assistant.common.files import write_text_atomically
 from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import ArtifactError, AssistantError
+
+_LINE_END = re.compile(r"\r\n?|\n")
 
 GOLDEN_FILE = "golden.json"
 
@@ -84,9 +87,11 @@ def compare_golden(predictor: Predictor, golden: dict[str, Any], source: str | P
 
 
 def read_sentences(path: str | Path) -> list[str]:
-    """One sentence per line; blank lines and ``#`` comments skipped."""
+    """One sentence per line; blank lines and ``#`` comments skipped. A line ends at ``\\n``,
+    ``\\r\\n`` or a lone ``\\r`` only: a sentence may hold the other characters that
+    ``str.splitlines`` breaks at (U+2028, U+0085, a form feed), which a model reads as spaces."""
     try:
-        lines = input_text(read_input_bytes(path)).splitlines()
+        lines = _LINE_END.split(input_text(read_input_bytes(path)))
     except OSError as exc:
         problem = read_problem(path, exc)
         raise AssistantError(
