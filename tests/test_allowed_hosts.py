@@ -198,7 +198,8 @@ def test_without_a_list_any_host_is_answered(make_client):
 
 
 def test_a_bad_list_is_a_config_error(make_client):
-    with pytest.raises(ConfigError, match="^ALLOWED_HOSTS: 'chat.example:80': give a host name without a port"):
+    with pytest.raises(ConfigError, match="^create_app config key ALLOWED_HOSTS must be host names .*, "
+                       "got 'chat.example:80': 'chat.example:80': give a host name without a port"):
         make_client(ALLOWED_HOSTS="chat.example:80")
 
 

@@ -308,6 +308,45 @@ def test_app_reports_a_bad_environment_value_unless_its_config_overrides_it(envi
     assert make_client(MAX_TEXT_LENGTH=20).application.config["MAX_TEXT_LENGTH"] == 20
 
 
+def test_create_app_reads_a_setting_given_as_text_as_its_variable_would_be(environ, make_client):
+    """Unread, "30" failed every request with a 500 and "off" (a true value) turned nothing off."""
+    environ()
+    client = make_client(MAX_TEXT_LENGTH=" 30 ", ACCESS_LOG="off", CORS_ORIGINS=None)
+    config = client.application.config
+    assert (config["MAX_TEXT_LENGTH"], config["ACCESS_LOG"], config["CORS_ORIGINS"]) == (30, False, frozenset())
+    answer = client.post("/api/v1/parse", json={"text": "x" * 31})
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "field_too_long"
+    assert client.post("/api/v1/parse", json={"text": "x" * 30}).status_code == 200
+
+
+TOKEN_RULE = "a token (surrounding whitespace is dropped; it may not be empty or only whitespace)"
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        # accepted before: every text was refused as "longer than -1 characters"
+        ("MAX_TEXT_LENGTH", -1, "must be an integer from 1 to 1,073,741,824, got -1"),
+        ("MAX_CONTENT_LENGTH", True, "must be an integer from 1 to 1,073,741,824, got True"),
+        ("MAX_TURNS", 2.5, "must be an integer from 1 to 1,000,000, got 2.5"),
+        ("BATCH_MAX_WAIT_MS", float("nan"), "must be a number from 0 to 1,000, got nan"),
+        ("ACCESS_LOG", 1, "must be on (1/true/yes/on) or off (0/false/no/off), got 1"),
+        ("FALLBACK", None, "must be one of generate, canned, got None"),
+        # as the variable set but empty: the API was served open
+        ("API_TOKEN", "", f"must be {TOKEN_RULE}: it is empty or only whitespace (unset it to run without a token)"),
+        ("ADMIN_TOKEN", 12345678901234567890, f"must be {TOKEN_RULE}"),
+        ("ALLOWED_HOSTS", "", "must be host names such as chat.example, .example.com (it and every name below), "
+                              "127.0.0.1, or * (any), got '': it names no host: list the names the server is reached "
+                              "by, or * for any (leave it unset for the default)"),
+    ],
+)
+def test_create_app_refuses_a_setting_it_cannot_use_naming_the_key(environ, make_client, key, value, message):
+    environ()
+    with pytest.raises(ConfigError) as caught:
+        make_client(**{key: value})
+    assert str(caught.value) == f"create_app config key {key} {message}"
+
+
 def test_declarations_are_consistent():
     names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))

@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from legacy_assistant.common.hosts import parse_hosts
 from legacy_assistant.common.limits import usable_cpus
@@ -96,8 +97,12 @@ def _bounds(minimum: float | None, maximum: float | None) -> str:
     return ""
 
 
+def _out_of_bounds(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is not None and value < minimum) or (maximum is not None and value > maximum)
+
+
 def _check_bounds(value: float, minimum: float | None, maximum: float | None) -> None:
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+    if _out_of_bounds(value, minimum, maximum):
         raise ValueError("out of range")
 
 
@@ -404,6 +409,35 @@ class Setting:
         except ValueError as exc:
             raise ConfigError(f"{source} {refusal(self.kind, text, exc)}") from None
 
+    def check(self, value: Any, source: str) -> Any:
+        """``value`` given in code by ``source`` (a key of ``create_app``'s config), as a value:
+        text is read as the flag's or the variable's text would be, and any other value must be
+        one the setting takes as it is (a number of its kind within its bounds, True or False for
+        a switch, None where the setting may be unset). Raises :class:`ConfigError` naming
+        ``source`` and the value otherwise: unchecked, "30" failed every request with a 500, -1
+        refused every text, and "off" (a true value) turned nothing off."""
+        if isinstance(value, str):
+            return self.read(value, source)
+        kind = self.kind
+        if value is None:
+            if self.default_value() is None or isinstance(kind, (DirectoryOrNone, CommaList)):
+                return None
+        elif isinstance(kind, Switch):
+            if isinstance(value, bool):
+                return value
+        elif isinstance(kind, (Integer, Number)):
+            integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            # an integer of any size compares with the bounds; float() of one past 1e308 overflows
+            if (integral or (real and isinstance(kind, Number) and math.isfinite(value))) and not _out_of_bounds(
+                cast(float, value), kind.minimum, kind.maximum
+            ):
+                return value
+        elif not isinstance(kind, (Choice, Token)):
+            return value  # a path, or a list of origins or host names: checked where it is used
+        shown = "" if isinstance(kind, Token) else f", got {value!r}"
+        raise ConfigError(f"{source} must be {kind.description}{shown}")
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -607,6 +641,20 @@ SECRETS = tuple(s for s in SETTINGS if isinstance(s.kind, Token))
 # the CORS list names a deployment's sites: the server's re-exec passes them in its environment
 # (readable by its own user only), not on its command line (readable by every user).
 PRIVATE_CONFIG_KEYS = frozenset({"STORE_URL", "CORS_ORIGINS"})
+
+
+def check_config(config: Mapping[str, Any], settings: Iterable[Setting] = SETTINGS) -> dict[str, Any]:
+    """``config`` (``create_app``'s) with each app setting's key read and checked by
+    :meth:`Setting.check`; other keys (Flask's own, ``TESTING``) are left as they are.
+
+    Raises:
+        ConfigError: a setting's value that cannot be used, naming its key.
+    """
+    checked = dict(config)
+    for s in settings:
+        if s.scope == APP and s.config_key in checked:
+            checked[s.config_key] = s.check(checked[s.config_key], f"create_app config key {s.config_key}")
+    return checked
 
 
 def secret_config_keys() -> frozenset[str]:

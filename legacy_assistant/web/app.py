@@ -137,16 +137,20 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
 
     Args:
         test_config: config keys (``MODEL_DIR``, ``STORE_URL``, ...) that take precedence over
-            the environment and the defaults.
+            the environment and the defaults. A serving setting's key is checked as its
+            variable is: text is read as the variable's text would be (``"30"``, ``"off"``),
+            any other value must be one the setting takes (a number within its bounds, True or
+            False for a switch).
         assistant: an already loaded assistant to serve (tests share one across apps); such an
             app has no model directory to reload from.
     Raises:
-        ConfigError: a ``LEGACY_ASSISTANT_*`` variable (one not overridden by ``test_config``)
+        ConfigError: a setting's value in ``test_config`` that cannot be used, naming its key;
+            a ``LEGACY_ASSISTANT_*`` variable (one not overridden by ``test_config``)
             holds a value that cannot be used, or is no setting at all (a misspelt token's
             variable, as ``serve`` refuses it: an app a WSGI server builds itself is checked too).
     """
     settings.check_environment()
-    given = dict(test_config or {})
+    given = settings.check_config(test_config or {})
     # the static files are the pages blueprint's, so that their access is declared like any route's
     app = AssistantFlask(APP_NAME, static_folder=None)
     app.config.from_mapping(APP_DEFAULTS)
