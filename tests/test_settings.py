@@ -274,6 +274,14 @@ def test_a_variable_of_the_prefix_that_is_no_setting_is_refused_naming_the_close
         server_options(parse())
 
 
+def test_a_misspelt_runtime_variable_is_refused_naming_the_runtime_variable(environ):
+    """``--runtime``'s variable is one a person sets too: its typo was refused with no name to correct it to."""
+    environ(RUNTIM="tf2")
+    with pytest.raises(ConfigError, match=r"^environment variable\(s\) LEGACY_ASSISTANT_RUNTIM \(did you mean "
+                       r"LEGACY_ASSISTANT_RUNTIME\?\): not a setting"):
+        server_options(parse())
+
+
 def test_an_app_a_wsgi_server_builds_itself_refuses_a_misspelt_variable_too(environ):
     """``gunicorn 'legacy_assistant.web:create_app()'`` runs no ``serve``: a misspelt token
     variable served that app's API open without a word."""

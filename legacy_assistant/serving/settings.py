@@ -778,7 +778,8 @@ def _environment_text(setting: Setting, environ: Mapping[str, str]) -> str | Non
 
 # The environment variables with the settings' prefix that are not settings: the TensorFlow
 # runtime (compat.selection), and two the commands set for their own child processes.
-OTHER_VARIABLES = frozenset({ENV_PREFIX + "RUNTIME", ENV_PREFIX + "SERVER_PRIVATE", ENV_PREFIX + "MIGRATION_PARENT"})
+RUNTIME_VARIABLE = ENV_PREFIX + "RUNTIME"
+OTHER_VARIABLES = frozenset({RUNTIME_VARIABLE, ENV_PREFIX + "SERVER_PRIVATE", ENV_PREFIX + "MIGRATION_PARENT"})
 
 
 def check_environment(environ: Mapping[str, str] | None = None, settings: Iterable[Setting] = SETTINGS) -> None:
@@ -790,8 +791,10 @@ def check_environment(environ: Mapping[str, str] | None = None, settings: Iterab
     unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
     if not unknown:
         return
-    # compared without the prefix, which every name shares
-    suffixes = sorted(known_name[len(ENV_PREFIX) :] for known_name in known - OTHER_VARIABLES)
+    # compared without the prefix, which every name shares; the runtime's variable is one a
+    # person sets too (the two the commands set for their children are not suggested)
+    suggested = (known - OTHER_VARIABLES) | {RUNTIME_VARIABLE}
+    suffixes = sorted(known_name[len(ENV_PREFIX) :] for known_name in suggested)
     problems = []
     for name in unknown:
         close = difflib.get_close_matches(name[len(ENV_PREFIX) :], suffixes, n=1, cutoff=0.7)
