@@ -256,6 +256,19 @@ def test_bad_flag_value_is_a_usage_error_naming_the_flag(environ, capsys, argv, 
     assert capsys.readouterr().err.strip().endswith(f"error: {message}")
 
 
+def test_a_worker_timeout_within_the_workers_one_second_heartbeat_is_refused(environ, capsys):
+    """An idle worker notes that it is alive a little more than a second apart: at --timeout 1 the
+    master killed idle workers as silent, and each replacement loaded the models again."""
+    with pytest.raises(SystemExit):
+        parse("--timeout", "1")
+    assert capsys.readouterr().err.strip().endswith("argument --timeout: must be an integer from 2 to 86,400, got '1'")
+    environ(TIMEOUT="1")
+    with pytest.raises(ConfigError, match="^environment variable LEGACY_ASSISTANT_TIMEOUT must be an integer from 2 "):
+        server_options(parse())
+    environ(TIMEOUT="2")
+    assert server_options(parse()).timeout == 2
+
+
 def test_a_variable_of_the_prefix_that_is_no_setting_is_refused_naming_the_closest(environ, capsys):
     """A misspelt token variable served the API open without a word."""
     environ(API_TOKNE="abcdefghijklmnopqrstu")

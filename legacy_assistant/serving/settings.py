@@ -60,6 +60,11 @@ DEFAULT_INTER_OP_THREADS = -1
 # (a count past SQLite's or TensorFlow's integers, an expiry past Redis's milliseconds).
 MAX_PROCESSES_OR_THREADS = 1024
 DAY_SECONDS = 24 * 3600
+# An idle gunicorn worker tells the master it is alive once a second (its loop waits up to 1 s for
+# a connection between two notes), a little more than a second apart: at --timeout 1 the master
+# killed an idle worker as silent (a worker that had served 17 s, on a busy machine), and its
+# replacement was unavailable while it loaded the models again.
+MIN_WORKER_TIMEOUT = 2
 MAX_TTL_SECONDS = MAX_IDLE_SECONDS  # 10 years
 MAX_TURNS_KEPT = 1_000_000
 MAX_BODY_LIMIT = 2**30
@@ -532,7 +537,13 @@ SETTINGS: tuple[Setting, ...] = (
         scope=SERVER,
     ),
     Setting("THREADS", Integer(1, MAX_PROCESSES_OR_THREADS), 4, "request threads per worker", scope=SERVER),
-    Setting("TIMEOUT", Integer(1, DAY_SECONDS), 30, "seconds before a silent worker is restarted", scope=SERVER),
+    Setting(
+        "TIMEOUT",
+        Integer(MIN_WORKER_TIMEOUT, DAY_SECONDS),
+        30,
+        "seconds before a silent worker is restarted",
+        scope=SERVER,
+    ),
     Setting(
         "REUSE_PORT",
         Switch(),
