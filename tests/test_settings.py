@@ -340,6 +340,18 @@ def test_create_app_reads_a_setting_given_as_text_as_its_variable_would_be(envir
     assert client.post("/api/v1/parse", json={"text": "x" * 30}).status_code == 200
 
 
+def test_create_app_refuses_a_setting_under_its_variable_name_where_the_config_key_differs(environ, make_client):
+    """MAX_BODY_BYTES (the variable's name) was taken for a key of Flask's own and ignored."""
+    environ()
+    with pytest.raises(ConfigError) as caught:
+        make_client(MAX_BODY_BYTES=100)
+    assert str(caught.value) == (
+        "create_app config key MAX_BODY_BYTES: not a key of the app's config; the setting of "
+        "LEGACY_ASSISTANT_MAX_BODY_BYTES is the key MAX_CONTENT_LENGTH"
+    )
+    assert make_client(MAX_CONTENT_LENGTH=100).application.config["MAX_CONTENT_LENGTH"] == 100
+
+
 TOKEN_RULE = "a token (surrounding whitespace is dropped; it may not be empty or only whitespace)"
 
 

@@ -663,6 +663,13 @@ def check_config(config: Mapping[str, Any], settings: Iterable[Setting] = SETTIN
     """
     checked = dict(config)
     for s in settings:
+        if s.scope == APP and s.config_key != s.name and s.name in checked:
+            # the name of the variable and the table, which the app's config spells otherwise:
+            # taken for a key of Flask's own, it was ignored without a word
+            raise ConfigError(
+                f"create_app config key {s.name}: not a key of the app's config; the setting of {s.env} "
+                f"is the key {s.config_key}"
+            )
         if s.scope == APP and s.config_key in checked:
             checked[s.config_key] = s.check(checked[s.config_key], f"create_app config key {s.config_key}")
     return checked
