@@ -1570,6 +1570,18 @@ def test_a_redis_path_that_is_not_a_database_number_is_refused(free_port, path):
     assert "secret" not in str(refused.value)
 
 
+def test_a_redis_url_of_port_0_is_refused_before_the_client_takes_it_for_6379():
+    """redis-py reads port 0 as no port and connected to 6379, while the log named port 0."""
+    from legacy_assistant.stores.base import check_store_url
+
+    with pytest.raises(ConfigError) as refused:
+        check_store_url("redis://:pw@127.0.0.1:0/5")
+    assert str(refused.value) == (
+        "redis://:***@127.0.0.1:0/5: not a Redis URL: port 0 is no server's port (the client would connect to "
+        "6379 instead): give the server's port, or leave the port out for 6379"
+    )
+
+
 def test_a_redis_database_number_path_gets_as_far_as_connecting(free_port):
     for path in ["", "/", "/3", "/3/"]:
         with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):

@@ -554,6 +554,12 @@ def check_redis_url(url: str) -> None:
         # the parser's words quote the piece it could not read, which may be part of a password
         reason = ENCODE_PASSWORD if "@" in url else str(exc)
         raise ConfigError(f"{redacted(url)}: not a Redis URL: {reason}") from None
+    if parts.port == 0:
+        # the client takes port 0 for none and connects to 6379, while the log names port 0
+        raise ConfigError(
+            f"{redacted(url)}: not a Redis URL: port 0 is no server's port (the client would connect to 6379 "
+            "instead): give the server's port, or leave the port out for 6379"
+        )
     if "@" in url and "@" not in parts.netloc:
         # ":6379?abc@redis.internal" reads as port 6379 on no host: the client would quietly
         # connect to localhost
