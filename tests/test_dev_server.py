@@ -257,3 +257,45 @@ def test_the_dev_server_sends_100_continue_once():
     # an HTTP/1.0 client's expectation is ignored (RFC 9110): it cannot read an interim answer
     answer = answer_to(b"HTTP/1.0")
     assert b"100 Continue" not in answer and b" 200 OK\r\n" in answer, answer
+
+
+def test_the_dev_server_lets_go_of_a_client_that_sent_a_body_it_refused(monkeypatch):
+    """Werkzeug discards the body an answer left unread (a 413's) with a read that waits for 10 MB
+    or the client's close: a client that sent its whole body over the limit and waited, as a
+    client reading its answer to the end does, held that request's thread and its connection
+    open for as long as it stayed, though the answer said ``Connection: close``. Each read now
+    gives up after the client has sent nothing for a while, as serve's do."""
+    import socket
+    import threading
+
+    from legacy_assistant.cli import serve
+
+    monkeypatch.setattr(serve, "DEV_CLIENT_TIMEOUT_SECONDS", 0.3, raising=False)
+
+    class Threaded(serve._quiet_request_handler()):
+        protocol_version = "HTTP/1.1"
+
+    class Refusing(_Server):
+        @staticmethod
+        def app(environ, start_response):  # answers without reading the body, as a 413 does
+            start_response("413 REQUEST ENTITY TOO LARGE", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"no"]
+
+    body = b"a" * 200_000
+    sent = (b"POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(10)
+        sending = threading.Thread(target=ours.sendall, args=(sent,), daemon=True)
+        sending.start()
+        handling = threading.Thread(target=Threaded, args=(theirs, ("127.0.0.1", 1), Refusing()), daemon=True)
+        handling.start()
+        sending.join(10)
+        handling.join(5)  # the client keeps its side open, waiting for the server to close
+        assert not handling.is_alive(), "the server still holds the connection of a refused body"
+        theirs.shutdown(socket.SHUT_WR)  # as Werkzeug's server does once the handler returns
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\nno"), answer[:300]

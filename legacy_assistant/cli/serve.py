@@ -458,9 +458,20 @@ def _finish_reload(app: Any) -> None:
         os._exit(130)
 
 
+# Seconds each read of a connection (and each write to it) of the development server waits for
+# the client, as serve's CLIENT_READ_TIMEOUT_SECONDS (legacy_assistant.serving.server): without
+# a limit, a client that sent a body the app left unread (a 413's) and waited for the server to
+# close held the connection and its thread for as long as it stayed (Werkzeug discards such a
+# body with a read that waits for 10 MB or the close), and one that sent half a request for good
+DEV_CLIENT_TIMEOUT_SECONDS = 10.0
+
+
 def _quiet_request_handler() -> type:
     """werkzeug's request handler without its own line per request: the app's access log
-    (``legacy_assistant.access``, ``--no-access-log``) already writes one."""
+    (``legacy_assistant.access``, ``--no-access-log``) already writes one. Each read of a
+    connection, and each write to it, gives up after :data:`DEV_CLIENT_TIMEOUT_SECONDS`
+    without progress (http.server's ``timeout``): the connection is then closed, and a body
+    that stopped arriving is answered 408 ``request_timeout``, as serve answers it."""
     from werkzeug.serving import WSGIRequestHandler
 
     from legacy_assistant.web.logged import logged_refusal
@@ -469,6 +480,8 @@ def _quiet_request_handler() -> type:
     refused_ids = RequestIds()
 
     class QuietRequestHandler(WSGIRequestHandler):
+        timeout = DEV_CLIENT_TIMEOUT_SECONDS
+
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
 
