@@ -325,6 +325,20 @@ def test_a_range_past_a_static_files_end_is_416_with_its_length(client):
     assert client.get("/static/chat.css", headers={"Range": "bytes=0-9"}).status_code == 206
 
 
+@pytest.mark.parametrize("suffix", [1, 10**6, 10**20])
+def test_a_suffix_range_longer_than_a_static_file_is_the_whole_file_as_a_part(client, suffix):
+    """RFC 9110 (14.1.3): a suffix range (``bytes=-N``, the last N bytes) longer than the file
+    stands for the whole file, and is satisfiable: Werkzeug answered 416 to one that asked for
+    more bytes than the file has (a client reading a log's or a file's tail, resuming a download)."""
+    data = CSS.read_bytes()
+    suffix = len(data) + suffix
+    response = client.get("/static/chat.css", headers={"Range": f"bytes=-{suffix}"})
+    assert response.status_code == 206 and response.data == data
+    assert response.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+    part = client.get("/static/chat.css", headers={"Range": "bytes=-10"})  # a suffix within the file
+    assert part.status_code == 206 and part.data == data[-10:]
+
+
 @pytest.mark.parametrize("given", ["items=0-5", "bytes=abc", "pages", "bytes=0-1,5-6"])
 def test_a_range_of_another_unit_or_none_at_all_is_ignored(client, given):
     """RFC 9110 (14.2): a server ignores a Range in a unit it does not know, and may ignore an

@@ -94,7 +94,10 @@ def _static_preconditions(response: Response) -> Response:
         return response
     try:
         response.make_conditional(
-            {"REQUEST_METHOD": request.method, "HTTP_RANGE": given["HTTP_RANGE"]},
+            {
+                "REQUEST_METHOD": request.method,
+                "HTTP_RANGE": _whole_suffix(given["HTTP_RANGE"], response.content_length),
+            },
             accept_ranges=True,
             complete_length=response.content_length,
         )
@@ -102,6 +105,20 @@ def _static_preconditions(response: Response) -> Response:
     except RequestedRangeNotSatisfiable as exc:
         response.close()
         return current_app.make_response(current_app.handle_http_exception(exc))
+
+
+def _whole_suffix(given: str, length: int | None) -> str:
+    """The Range ``given`` (one byte range, as :func:`_static_request` left it), except that a
+    suffix range longer than the file's ``length`` (``bytes=-N``, N over it) is the whole file
+    (``bytes=0-``), as RFC 9110 (14.1.3) reads it: Werkzeug takes it for one that starts before
+    the file and answers 416."""
+    parsed = parse_range_header(given)
+    if parsed is None or length is None or not parsed.ranges:
+        return given
+    start, stop = parsed.ranges[0]
+    if stop is None and start < 0 and -start > length:
+        return "bytes=0-"
+    return given
 
 
 def _failed_precondition(response: Response, given: dict[str, str]) -> str | None:
