@@ -299,3 +299,22 @@ def test_the_dev_server_lets_go_of_a_client_that_sent_a_body_it_refused(monkeypa
         while chunk := ours.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\nno"), answer[:300]
+
+
+def test_the_dev_server_closes_a_connection_that_sends_nothing_with_an_info_line(monkeypatch, caplog):
+    """A connection that sends no request (a browser's spare one, opened ahead) is closed once
+    the read timeout passes, with a line of info: http.server's own line was an error's."""
+    import logging
+    import socket
+
+    from legacy_assistant.cli import serve
+
+    monkeypatch.setattr(serve, "DEV_CLIENT_TIMEOUT_SECONDS", 0.2, raising=False)
+    caplog.set_level(logging.INFO)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        started = time.monotonic()
+        serve._quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        assert time.monotonic() - started < 5
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "closed a connection whose request did not come within 0.2 s" in caplog.text

@@ -527,6 +527,12 @@ def _quiet_request_handler() -> type:
             self.wfile.flush()
 
         def log_error(self, format: str, *args: Any) -> None:
+            if format.startswith("Request timed out"):
+                # http.server's line, at Werkzeug's error level, for a connection whose request
+                # line or headers did not come within the timeout: a browser's spare connection,
+                # opened ahead and left idle, is no error (serve's line for it is one of info)
+                log.info("closed a connection whose request did not come within %g s", DEV_CLIENT_TIMEOUT_SECONDS)
+                return
             # why it refused a request line it could not read, quoting the line or a piece of
             # it ("Bad request version ('def')" for a path with a space in it): a conversation's
             # sender id as the logs write it
