@@ -5,6 +5,8 @@ import shutil
 import signal
 import time
 
+import pytest
+
 from tests.helpers import DEFAULT_MODEL
 from tests.server_process import ServerProcess
 
@@ -318,3 +320,30 @@ def test_the_dev_server_closes_a_connection_that_sends_nothing_with_an_info_line
         assert time.monotonic() - started < 5
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert "closed a connection whose request did not come within 0.2 s" in caplog.text
+
+
+@pytest.mark.parametrize("target", [b"?sender=alice-secret-id", b"api/v1/conversations/alice-secret-id", b"health"])
+def test_a_request_target_that_is_no_path_is_refused_by_the_dev_server_as_by_gunicorn(target):
+    """A request target that does not begin with "/" (nor is a URL, nor OPTIONS's "*") is no
+    valid HTTP, and gunicorn answers it 400: the development server routed "health" as
+    "/health", and answered "?x=1" with Werkzeug's HTML redirect to the page."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sent = b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
+    assert b"secret" not in answer

@@ -501,6 +501,17 @@ def _quiet_request_handler() -> type:
             if not self.raw_requestline.isascii():
                 self.send_error(400, "Request line holds bytes outside ASCII")
                 return False
+            target = self.path
+            if not (
+                target.startswith("/")
+                or target.lower().startswith(("http://", "https://"))
+                or (target == "*" and self.command == "OPTIONS")
+            ):
+                # a target that is no path ("health", "?x=1"), nor a URL, nor OPTIONS's "*": no
+                # valid HTTP, which gunicorn refuses (400); Werkzeug routed it as if it began
+                # with "/", or answered it with its HTML redirect to the page
+                self.send_error(400, "Request target is not a path")
+                return False
             if self.request_version == "HTTP/1.0" and "Expect" in self.headers:
                 # an HTTP/1.0 client cannot read an interim answer, and an expectation it sends
                 # is to be ignored (RFC 9110): Werkzeug's run_wsgi sent it "100 Continue" all the same
