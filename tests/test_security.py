@@ -184,6 +184,27 @@ def test_cors_allow_list_and_preflight(make_client):
         assert "Origin" in response.headers.get("Vary", "")
 
 
+def test_a_listed_origin_can_read_the_headers_the_api_says_its_answers_carry(make_client):
+    """A page of a listed origin reads only the response headers CORS exposes to it: beside the
+    X-Request-ID, the Retry-After of a 503 to retry and the WWW-Authenticate of a 401, which the
+    API's errors carry for the client to act on, were hidden from it (null to fetch's
+    ``headers.get``)."""
+    client = make_client(
+        CORS_ORIGINS="https://shop.example", API_TOKEN="tok", READINESS=lambda: (False, {"ready": 0, "expected": 1})
+    )
+    origin = {"Origin": "https://shop.example"}
+
+    def exposed(response):
+        return {name.strip().lower() for name in response.headers.get("Access-Control-Expose-Headers", "").split(",")}
+
+    starting = client.get("/ready", headers=origin)
+    assert starting.status_code == 503 and starting.headers["Retry-After"]
+    assert {"retry-after", "x-request-id"} <= exposed(starting)
+    denied = client.post("/api/v1/chat", json={}, headers=origin)
+    assert denied.status_code == 401 and denied.headers["WWW-Authenticate"]
+    assert "www-authenticate" in exposed(denied)
+
+
 def test_allowed_origins_are_compared_in_the_form_browsers_send(make_client):
     """``Https://Shop.Example:443/`` is the origin browsers send as ``https://shop.example``."""
     client = make_client(CORS_ORIGINS="Https://Shop.Example:443/, http://LOCALHOST:8080")

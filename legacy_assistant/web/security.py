@@ -232,6 +232,12 @@ def _options(app: Flask) -> Response | None:
     return response
 
 
+# The response headers a page of a listed origin may read beyond CORS's safelisted ones: those
+# the API's answers carry for the client to act on (a 503's Retry-After, a 401's
+# WWW-Authenticate, every answer's X-Request-ID); the others are hidden from its script.
+EXPOSED_HEADERS = "X-Request-ID, Retry-After, WWW-Authenticate"
+
+
 def register(app: Flask) -> None:
     """Install the token check and CORS handling on ``app``."""
 
@@ -322,5 +328,5 @@ def register(app: Flask) -> None:
                 and not _admin_route(app, request.endpoint)
             ):
                 response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
+                response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         return response
