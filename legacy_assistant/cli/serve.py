@@ -462,7 +462,7 @@ def _finish_reload(app: Any) -> None:
 # the client, as serve's CLIENT_READ_TIMEOUT_SECONDS (legacy_assistant.serving.server): without
 # a limit, a client that sent a body the app left unread (a 413's) and waited for the server to
 # close held the connection and its thread for as long as it stayed (Werkzeug discards such a
-# body with a read that waits for 10 MB or the close), and one that sent half a request for good
+# body with a read that waits for 10 MB or the close), and one that sent half a request held them for good
 DEV_CLIENT_TIMEOUT_SECONDS = 10.0
 
 
