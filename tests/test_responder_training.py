@@ -475,6 +475,17 @@ def test_a_held_out_share_that_gives_no_pair_is_warned(caplog):
     assert "held out" not in caplog.text
 
 
+def test_a_corpus_of_copies_of_one_dialogue_is_warned_of_as_copies_not_as_too_few(caplog):
+    """Copies of a dialogue stay on one side of the split: 30 of them hold nothing out, and the
+    warning says why, not that 30 dialogues are too few."""
+    copies = _random_dialogues(1, seed=4) * 30
+    with caplog.at_level("WARNING", logger="legacy_assistant.responder.training"):
+        data = prepare(copies, TINY.with_overrides(held_out_fraction=0.2))
+    assert data.counts["held_out_pairs"] == 0 and data.counts["train_dialogues"] == 30
+    assert "no pair could be held out for validation (30 dialogues, all copies of one," in caplog.text
+    assert "too few to split" not in caplog.text
+
+
 @pytest.mark.parametrize("validation", [False, True])
 def test_preparation_tokenizes_each_distinct_turn_once(monkeypatch, validation):
     """The split, the vocabulary and the encoding all read every turn's tokens: each distinct

@@ -70,7 +70,7 @@ from legacy_assistant.responder.batching import (
 from legacy_assistant.responder.checkpoint_lock import HOLDER_FILE, TEMPORARY_FILE, hold_checkpoint_dir
 from legacy_assistant.responder.config import RESUMABLE_CHANGES, ResponderTrainingConfig
 from legacy_assistant.responder.corpora import Dialogue
-from legacy_assistant.responder.pairs import first_copies, make_pairs, split_dialogues, without_overlap
+from legacy_assistant.responder.pairs import dialogue_key, first_copies, make_pairs, split_dialogues, without_overlap
 from legacy_assistant.responder.vocabulary import SPECIAL_TOKENS, UNK, Vocabulary, condition_list, keep_tokens
 from legacy_assistant.text.scripts import unspaced_runs
 
@@ -233,7 +233,7 @@ def prepare(
             "the last epoch's weights are kept",
             f"the {len(held_dialogues)} held-out dialogue(s) hold no pair of turns"
             if held_dialogues
-            else f"{len(train_dialogues)} dialogue(s), too few to split",
+            else _too_few_to_split(train_dialogues),
         )
     _warn_of_unspaced_script(train_dialogues, vocabulary)
     train = encode_pairs(train_pairs, vocabulary, conditions, *limits)
@@ -245,6 +245,14 @@ def prepare(
         validation=encode_pairs(held_pairs, vocabulary, conditions, *limits),
         counts=counts,
     )
+
+
+def _too_few_to_split(dialogues: Sequence[Dialogue]) -> str:
+    """Why ``dialogues`` gave no held-out share: too few of them, or (copies of a dialogue stay
+    on one side of the split) too few distinct ones."""
+    if len(dialogues) > 1 and len({dialogue_key(dialogue) for dialogue in dialogues}) == 1:
+        return f"{len(dialogues)} dialogues, all copies of one, which stay on one side of a split"
+    return f"{len(dialogues)} dialogue(s), too few to split"
 
 
 def _warn_of_unspaced_script(dialogues: Sequence[Dialogue], vocabulary: Vocabulary) -> None:
