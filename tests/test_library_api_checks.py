@@ -559,3 +559,15 @@ def test_respond_takes_a_numpy_array_or_a_tuple_of_turns_as_their_list(assistant
     assistant.asked.clear()
     assert assistant.respond(context) == "a generated reply"
     assert assistant.asked == [["where is", "the station"]] and all(type(t) is str for t in assistant.asked[0])
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_an_assistant_refuses_pickling_and_copying_naming_itself_and_assistant_load(assistant, how):
+    import copy
+    import pickle
+
+    call = {"pickle": pickle.dumps, "deepcopy": copy.deepcopy, "copy": copy.copy}[how]
+    with pytest.raises(TypeError, match="^an Assistant cannot be pickled or copied") as caught:
+        call(assistant)
+    assert "load it there with Assistant.load" in str(caught.value)
+    assert "Predictor" not in str(caught.value)

@@ -522,6 +522,15 @@ class Assistant:
             if self.responder is not None:
                 self.responder.close()
 
+    def __reduce__(self) -> Any:
+        # Without this its predictor refuses first, naming a Predictor and Predictor.load, which
+        # would rebuild neither the responder nor the dialogue settings: name what to load.
+        raise TypeError(
+            "an Assistant cannot be pickled or copied (it holds loaded TensorFlow models): give the other "
+            "process the model directories and load it there with Assistant.load; in this process, share "
+            "this one (its methods may be called from many threads at once)"
+        )
+
     def __enter__(self) -> Assistant:
         return self
 
