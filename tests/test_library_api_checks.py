@@ -571,3 +571,22 @@ def test_an_assistant_refuses_pickling_and_copying_naming_itself_and_assistant_l
         call(assistant)
     assert "load it there with Assistant.load" in str(caught.value)
     assert "Predictor" not in str(caught.value)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+@pytest.mark.parametrize("model", ["default_predictor", "default_responder"])
+def test_a_model_refuses_copying_as_well_as_pickling_and_says_to_share_it(request, model, how):
+    """A copy was refused as 'cannot be pickled', with advice for another process only, and the
+    message spoke of a graph and session, which a model of the tf2 runtime does not hold."""
+    import copy
+    import pickle
+
+    loaded = request.getfixturevalue(model)
+    name = type(loaded).__name__
+    call = {"pickle": pickle.dumps, "deepcopy": copy.deepcopy, "copy": copy.copy}[how]
+    with pytest.raises(TypeError, match=f"^a {name} cannot be pickled or copied") as caught:
+        call(loaded)
+    message = str(caught.value)
+    assert f"load it there with {name}.load" in message
+    assert "in this process, share this one" in message
+    assert "graph and session" not in message

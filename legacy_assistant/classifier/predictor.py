@@ -231,9 +231,11 @@ class Predictor:
     def __reduce__(self) -> Any:
         # Its cached featurizer would fail first, with a PicklingError that names a cache and not
         # the real obstacle (the graph and session behind it): say what to do instead.
+        # copy.copy and copy.deepcopy come here too, and would share or fail on the same session.
         raise TypeError(
-            "a Predictor cannot be pickled (it holds a TensorFlow graph and session): "
-            "give the other process the model directory and load it there with Predictor.load"
+            "a Predictor cannot be pickled or copied (it holds a loaded TensorFlow model): "
+            "give the other process the model directory and load it there with Predictor.load; "
+            "in this process, share this one (its methods may be called from many threads at once)"
         )
 
     @property

@@ -488,9 +488,11 @@ class Responder:
     def __reduce__(self) -> Any:
         # Without this the model's GraphSession refuses first, with advice about exporting a
         # classifier artifact: say what to do with a responder instead.
+        # copy.copy and copy.deepcopy come here too, and would share or fail on the same session.
         raise TypeError(
-            "a Responder cannot be pickled (it holds a TensorFlow graph and session): "
-            "give the other process the responder directory and load it there with Responder.load"
+            "a Responder cannot be pickled or copied (it holds a loaded TensorFlow model): "
+            "give the other process the responder directory and load it there with Responder.load; "
+            "in this process, share this one (its methods may be called from many threads at once)"
         )
 
     def __enter__(self) -> Responder:
