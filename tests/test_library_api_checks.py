@@ -590,3 +590,22 @@ def test_a_model_refuses_copying_as_well_as_pickling_and_says_to_share_it(reques
     assert f"load it there with {name}.load" in message
     assert "in this process, share this one" in message
     assert "graph and session" not in message
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_a_store_refuses_pickling_and_copying_naming_itself_and_the_original_stays_open(make_store, how):
+    """Pickling a store raised Python's own "cannot pickle '_thread.RLock' object" (or '_thread.lock',
+    '_thread._local'), and a shallow copy shared the SQLite store's connections: closing the copy
+    broke the original."""
+    import copy
+    import pickle
+
+    store = make_store()
+    call = {"pickle": pickle.dumps, "deepcopy": copy.deepcopy, "copy": copy.copy}[how]
+    with pytest.raises(TypeError, match=f"^a {type(store).__name__} cannot be pickled or copied") as caught:
+        call(store)
+    assert "_thread" not in str(caught.value)
+    assert "share this one between threads" in str(caught.value)
+    store.save("alice", ConversationState(context="ordering"), Turn("hi", "hello", "greeting", 0.5))
+    assert store.load("alice").context == "ordering"
+    assert [turn.message for turn in store.history("alice")] == ["hi"]

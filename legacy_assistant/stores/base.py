@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from legacy_assistant.common.closing import ClosedAtExit
 from legacy_assistant.common.files import blocking_file, nearest_existing
@@ -103,6 +103,14 @@ def _real(name: str, value: object) -> float:
     if not math.isfinite(number):
         raise RequestError(f"{name} must be a finite number, got {number!r}")
     return number
+
+
+def refuse_pickling(store: object, holds: str, advice: str) -> NoReturn:
+    """Raise the :class:`TypeError` of pickling or copying a store (``__reduce__``, which
+    ``copy.copy`` and ``copy.deepcopy`` call too): without it Python names the first lock or
+    connection it meets (``cannot pickle '_thread.RLock' object``), and a shallow copy shares the
+    original's connections, so closing it closed the original's SQLite connections."""
+    raise TypeError(f"a {type(store).__name__} cannot be pickled or copied (it holds {holds}): {advice}")
 
 
 def check_idle_time(ttl_seconds: object) -> None:
@@ -302,6 +310,14 @@ class MemoryStore(ClosedAtExit):
 
     def __repr__(self) -> str:
         return f"MemoryStore(this process only, at most {self.max_conversations} conversations)"
+
+    def __reduce__(self) -> Any:
+        refuse_pickling(
+            self,
+            "locks",
+            "its conversations live in this process only; share this one between threads, and for several "
+            "processes open a SQLite or Redis store in each (legacy_assistant.stores.base.open_store)",
+        )
 
     def _check_open(self) -> None:
         # as the other stores refuse: a closed store that went on would hide a server that uses

@@ -50,6 +50,7 @@ from legacy_assistant.stores.base import (
     check_record,
     check_text,
     forgotten_key,
+    refuse_pickling,
     sender_digest,
 )
 from legacy_assistant.stores.outages import Outage
@@ -163,6 +164,14 @@ class RedisStore(ClosedAtExit):
         options = getattr(getattr(self._client, "connection_pool", None), "connection_kwargs", None) or {}
         where = options.get("path") or f"{options.get('host', '?')}:{options.get('port', '?')}"
         return f"RedisStore({where}, db={options.get('db', 0)}, prefix={self.prefix!r})"
+
+    def __reduce__(self) -> Any:
+        refuse_pickling(
+            self,
+            "open connections and locks",
+            "in another process, open it again there with legacy_assistant.stores.base.open_store and its URL; "
+            "in this process, share this one between threads",
+        )
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:

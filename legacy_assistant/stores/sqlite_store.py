@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 try:
     import fcntl
@@ -47,6 +47,7 @@ from legacy_assistant.stores.base import (
     check_record,
     check_text,
     forgotten_key,
+    refuse_pickling,
     sender_digest,
 )
 from legacy_assistant.stores.outages import Outage
@@ -410,6 +411,14 @@ class SQLiteStore(ClosedAtExit):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+    def __reduce__(self) -> Any:
+        refuse_pickling(
+            self,
+            "open connections and locks",
+            "in another process, open it again there with legacy_assistant.stores.base.open_store and its URL; "
+            "in this process, share this one between threads",
+        )
 
     # Connections are pooled, not kept per thread: the development server runs every request on
     # a new thread, and a connection per thread would pile up. A thread holds one connection for
