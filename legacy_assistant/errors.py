@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AssistantError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -29,6 +31,11 @@ class IntentsError(AssistantError):
         self.source = source
         self.problems = list(problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s) in intents file:\n{_listed(self.problems)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own rebuilds it from args (the message alone), which __init__ does not take:
+        # unpickling failed, and a process pool whose worker raised it broke instead of raising it.
+        return type(self), (self.source, self.problems), self.__dict__
 
 
 class ArtifactError(AssistantError):
@@ -70,6 +77,11 @@ class DataError(AssistantError):
         self.source = source
         self.problems = list(problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s) in data file:\n{_listed(self.problems)}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own rebuilds it from args (the message alone), which __init__ does not take:
+        # unpickling failed, and a process pool whose worker raised it broke instead of raising it.
+        return type(self), (self.source, self.problems), self.__dict__
 
 
 class RequestError(AssistantError, ValueError):

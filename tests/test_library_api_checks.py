@@ -609,3 +609,22 @@ def test_a_store_refuses_pickling_and_copying_naming_itself_and_the_original_sta
     store.save("alice", ConversationState(context="ordering"), Turn("hi", "hello", "greeting", 0.5))
     assert store.load("alice").context == "ordering"
     assert [turn.message for turn in store.history("alice")] == ["hi"]
+
+
+@pytest.mark.parametrize("kind", ["IntentsError", "DataError", "RepeatedCorpusError"])
+def test_a_file_error_with_its_problems_survives_pickling_and_copying(kind):
+    """Their __init__ takes (source, problems), not the message Exception rebuilds them from:
+    unpickling raised TypeError, so a process pool whose worker raised one broke
+    (BrokenProcessPool) instead of giving the caller the error."""
+    import copy
+    import pickle
+
+    from legacy_assistant.errors import DataError, IntentsError
+    from legacy_assistant.responder.corpora import RepeatedCorpusError
+
+    cls = {"IntentsError": IntentsError, "DataError": DataError, "RepeatedCorpusError": RepeatedCorpusError}[kind]
+    error = cls("intents.json", ["intent 1: no patterns", "intent 2: no tag"])
+    for back in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(back) is cls
+        assert str(back) == str(error)
+        assert (back.source, back.problems) == ("intents.json", ["intent 1: no patterns", "intent 2: no tag"])
