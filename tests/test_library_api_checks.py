@@ -628,3 +628,17 @@ def test_a_file_error_with_its_problems_survives_pickling_and_copying(kind):
         assert type(back) is cls
         assert str(back) == str(error)
         assert (back.source, back.problems) == ("intents.json", ["intent 1: no patterns", "intent 2: no tag"])
+
+
+def test_the_unlearnable_intents_error_survives_pickling_and_copying():
+    """Built from its tags, it could not be rebuilt from its message: unpickling raised TypeError,
+    which breaks a process pool whose worker trains a model on such intents."""
+    import copy
+    import pickle
+
+    from legacy_assistant.classifier.training import UnlearnableIntentsError
+
+    error = UnlearnableIntentsError(["greeting", "goodbye"])
+    for back in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(back) is UnlearnableIntentsError
+        assert (str(back), back.tags) == (str(error), ["greeting", "goodbye"])

@@ -64,6 +64,11 @@ class UnlearnableIntentsError(TrainingError):
             f"intent(s) {', '.join(map(repr, self.tags))}: field 'patterns': " + UNLEARNABLE.format(them="them")
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its tags, not from the message (which __init__ does not take): a process
+        # pool whose worker raised it broke instead of raising it
+        return type(self), (self.tags,), self.__dict__
+
 
 @dataclass
 class TrainedModel:
