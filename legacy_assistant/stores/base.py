@@ -105,7 +105,14 @@ def _real(name: str, value: object) -> float:
     return number
 
 
-def refuse_pickling(store: object, holds: str, advice: str) -> NoReturn:
+# What to do instead of pickling or copying a store that processes share (SQLite, Redis).
+REOPEN_STORE = (
+    "in another process, open it again there with legacy_assistant.stores.base.open_store and its URL; "
+    "in this process, share this one between threads"
+)
+
+
+def refuse_pickling(store: object, holds: str, advice: str = REOPEN_STORE) -> NoReturn:
     """Raise the :class:`TypeError` of pickling or copying a store (``__reduce__``, which
     ``copy.copy`` and ``copy.deepcopy`` call too): without it Python names the first lock or
     connection it meets (``cannot pickle '_thread.RLock' object``), and a shallow copy shares the

@@ -166,12 +166,7 @@ class RedisStore(ClosedAtExit):
         return f"RedisStore({where}, db={options.get('db', 0)}, prefix={self.prefix!r})"
 
     def __reduce__(self) -> Any:
-        refuse_pickling(
-            self,
-            "open connections and locks",
-            "in another process, open it again there with legacy_assistant.stores.base.open_store and its URL; "
-            "in this process, share this one between threads",
-        )
+        refuse_pickling(self, "open connections and locks")
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:

@@ -413,12 +413,7 @@ class SQLiteStore(ClosedAtExit):
         return f"SQLiteStore({str(self.path)!r})"
 
     def __reduce__(self) -> Any:
-        refuse_pickling(
-            self,
-            "open connections and locks",
-            "in another process, open it again there with legacy_assistant.stores.base.open_store and its URL; "
-            "in this process, share this one between threads",
-        )
+        refuse_pickling(self, "open connections and locks")
 
     # Connections are pooled, not kept per thread: the development server runs every request on
     # a new thread, and a connection per thread would pile up. A thread holds one connection for
