@@ -346,3 +346,44 @@ def test_a_stop_while_a_graph_is_built_ends_on_its_one_line():
     assert result.returncode == 130, result.stderr[-3000:]
     assert "never used" not in result.stderr and "ERROR" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.splitlines()[-1] == "interrupted"
+
+
+def test_a_stop_inside_tensorflows_graph_lock_is_taken_once_the_lock_is_left(monkeypatch, capsys):
+    """A stop raised inside TensorFlow's graph lock code left its lock held, and the command hung:
+    the stop is sent again a moment later instead, and one outside that code stops at once."""
+    import sys
+    import time
+
+    from legacy_assistant import cli
+    from legacy_assistant.cli import info
+
+    namespace: dict = {}
+    code = "import sys\ndef where():\n    return sys._getframe()\n"
+    tensorflow_lock_code = os.path.join(os.sep, "venv", "tensorflow", "python", "util", "lock_util.py")
+    exec(compile(code, tensorflow_lock_code, "exec"), namespace)
+    inside_the_lock = namespace["where"]()
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(cli.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    outcomes = []
+
+    def stopped_inside_the_lock(args):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.getsignal(signum)(signum, inside_the_lock)  # no KeyboardInterrupt here
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, sys._getframe())
+        except KeyboardInterrupt:
+            outcomes.append("stopped outside the lock")
+        return 0
+
+    monkeypatch.setattr(info, "run", stopped_inside_the_lock)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background run
+    try:
+        assert main(["info", str(DEFAULT_MODEL)]) == 0, capsys.readouterr().err
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert outcomes == ["stopped outside the lock"]
+    deadline = time.monotonic() + 10
+    while len(sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(sent) == sorted([(os.getpid(), signal.SIGINT), (os.getpid(), signal.SIGTERM)])
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

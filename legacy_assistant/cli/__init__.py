@@ -70,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # without --init) would otherwise lose one sent while it starts, as the kernel drops a signal
     # that has no handler there. SIGHUP's ignoring comes first: from the SIGTERM handler's start
     # on, its KeyboardInterrupt must find the try below, not a signal call on the way to it.
-    with _reload_ignored_while_serve_starts(argv), _terminate_as_interrupt() as terminated:
+    with (
+        _reload_ignored_while_serve_starts(argv),
+        _terminate_as_interrupt() as terminated,
+        _stops_wait_for_tensorflow_locks(),
+    ):
         try:
             # imports every command (NLTK, numpy): Ctrl-C may come that early, and takes effect as
             # they end (a second or so). The threads they start (numpy's BLAS pool) never take a
@@ -250,6 +254,60 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
         yield received
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# TensorFlow's graph lock (GroupLock, taken as ops, gradients and while loops are added to a graph
+# and as a SavedModel is imported) holds a plain lock between two lines of Python: a
+# KeyboardInterrupt raised there leaves it held, and the command then waited on it for ever
+TENSORFLOW_LOCK_FILE = os.path.join("tensorflow", "python", "util", "lock_util.py")
+STOP_RETRY_SECONDS = 0.01
+
+
+def in_tensorflow_lock(frame: Any) -> bool:
+    """Whether ``frame`` (the one a signal handler is given) or a frame that called it runs
+    TensorFlow's graph lock code."""
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(TENSORFLOW_LOCK_FILE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def waiting_for_tensorflow_locks(handler: Any) -> Any:
+    """``handler`` of a stop signal, which takes a stop that comes inside TensorFlow's graph lock
+    code a moment later (the signal is sent again), once that code has left its lock consistent."""
+
+    def handle(signum: int, frame: Any) -> Any:
+        if in_tensorflow_lock(frame):
+            again = threading.Timer(STOP_RETRY_SECONDS, os.kill, (os.getpid(), signum))
+            again.daemon = True
+            again.start()
+            return None
+        return handler(signum, frame)
+
+    handle.wrapped = handler  # type: ignore[attr-defined]
+    return handle
+
+
+@contextlib.contextmanager
+def _stops_wait_for_tensorflow_locks() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until TensorFlow's graph lock code is left (see
+    :func:`waiting_for_tensorflow_locks`): a stop at that moment hung the command, without a word,
+    until a second one. Only the handlers that raise (Python's own for SIGINT, and SIGTERM's from
+    :func:`_terminate_as_interrupt`), in the main thread; the old handlers come back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if callable(handler):
+            signal.signal(signum, waiting_for_tensorflow_locks(handler))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if callable(handler):
+                signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
