@@ -73,6 +73,35 @@ def test_an_interrupting_intent_below_the_threshold_does_not():
     assert reply.intent == "feedback_text"
 
 
+@pytest.mark.parametrize(
+    ("state", "ranking"),
+    [
+        # "cancel that table booking": the intent that opened the follow-up first, cancel second
+        (BOOKING, [("book", 0.36), ("cancel", 0.33), ("menu", 0.02)]),
+        (FEEDBACK, [("feedback", 0.5), ("cancel", 0.3)]),
+        # an intent of a flow that is not open comes first
+        (BOOKING, [("size_large", 0.5), ("cancel", 0.3)]),
+    ],
+)
+def test_an_interrupting_intent_behind_one_that_cannot_take_the_turn_still_interrupts(state, ranking):
+    reply, next_state = _policy().decide(state, ranking)
+    assert (reply.intent, reply.reason, next_state.next_tag) == ("cancel", "intent", None)
+
+
+@pytest.mark.parametrize(
+    "ranking",
+    [
+        [("menu", 0.5), ("cancel", 0.3)],  # a request the classifier prefers, not confident enough to leave
+        [("oos", 0.5), ("cancel", 0.3)],  # out of scope is no request
+        [("book_when", 0.5), ("cancel", 0.3)],  # the follow-up itself
+        [("book", 0.7), ("cancel", 0.2)],  # below the threshold
+    ],
+)
+def test_an_interrupting_intent_behind_one_that_can_take_the_turn_does_not(ranking):
+    reply, _ = _policy().decide(BOOKING, ranking)
+    assert (reply.intent, reply.reason) == ("book_when", "follow_up")
+
+
 def test_the_escape_confidence_is_a_setting():
     assert _policy(escape_confidence=0.5).decide(BOOKING, [("menu", 0.6)])[0].intent == "menu"
     assert _policy(escape_confidence=0.95).decide(BOOKING, [("menu", 0.92)])[0].intent == "book_when"
@@ -150,6 +179,12 @@ def test_shipped_cancel_leaves_the_coffee_order(shipped):
 def test_shipped_large_with_no_order_open_says_why_it_fell_back(shipped):
     (reply,) = _talk(shipped, "flow-large", ["large"])
     assert (reply.intent, reply.reason) == ("fallback", "needs_context") and reply.confidence > 0.5
+
+
+def test_shipped_cancel_naming_the_booking_cancels_it(shipped):
+    """The model ranks "cancel that table booking" book_table (0.36) before cancel (0.33)."""
+    replies = _talk(shipped, "flow-cancel-booking", ["Can I book a table?", "cancel that table booking"])
+    assert [(r.intent, r.reason) for r in replies] == [("book_table", "intent"), ("cancel", "intent")]
 
 
 def test_shipped_feedback_about_prices_is_taken_as_feedback(shipped):

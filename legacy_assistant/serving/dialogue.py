@@ -9,8 +9,9 @@ returns the reply and the next state, and the caller stores both. Rules per inte
   leaves the follow-up and is answered as that intent ("what's on the menu?" after "Can I book
   a table?"), unless the follow-up takes ``free_text`` (feedback is about the shop, so it
   reads like other intents); an ``interrupts`` intent above the threshold ("cancel that")
-  leaves any follow-up. ``follow_ups="classic"`` keeps the classic behaviour: whatever comes
-  next, always;
+  leaves any follow-up. Intents that cannot take the turn (the one that opened the follow-up,
+  one of a flow not open) are passed over: the first intent after them is the one weighed.
+  ``follow_ups="classic"`` keeps the classic behaviour: whatever comes next, always;
 * ``context_filter``: an intent is skipped unless the conversation's context equals its filter;
 * a text with no known word, whose best allowed intent is below ``threshold``, or whose best
   allowed intent is the model's out-of-scope class (``oos_label``), gets the fallback answer
@@ -189,19 +190,13 @@ class DialoguePolicy:
 
     def _escape(self, state: ConversationState, ranking: Ranking) -> tuple[IntentRule, float] | None:
         """The intent a turn clearly asks for instead of the open follow-up, if any."""
-        if not ranking or self.follow_ups == "classic":
+        if self.follow_ups == "classic":
             return None
-        tag, confidence = ranking[0]
-        rule = self.rules.get(tag)
-        if (
-            rule is None
-            or tag in (state.next_tag, self.oos_label)
-            or not confidence >= self.threshold
-            or (rule.context_filter and rule.context_filter != state.context)
-            # the intent that opened this follow-up would only ask its question again: a
-            # confident model sent "tonight at 9 for two" back to book_table on every turn
-            or rule.next_tag == state.next_tag
-        ):
+        chosen = self._first_eligible(state, ranking)
+        if chosen is None:
+            return None
+        rule, confidence = chosen
+        if not confidence >= self.threshold:
             return None
         if rule.interrupts:
             return rule, float(confidence)
@@ -209,6 +204,26 @@ class DialoguePolicy:
         if (follow_up and follow_up.free_text) or confidence < self.escape_confidence:
             return None
         return rule, float(confidence)
+
+    def _first_eligible(self, state: ConversationState, ranking: Ranking) -> tuple[IntentRule, float] | None:
+        """The best-ranked intent that could take this turn from the open follow-up, or None
+        where the follow-up itself or the out-of-scope class comes first.
+
+        Intents that cannot be chosen now are passed over, as :meth:`decide` passes over those
+        of a flow that is not open: one whose ``context_filter`` does not match, and the intent
+        that opened this follow-up (it would only ask its question again: a confident model sent
+        "tonight at 9 for two" back to book_table on every turn). So "cancel that table booking",
+        ranked book_table first and cancel second, above the threshold, cancels the booking."""
+        for tag, confidence in ranking:
+            if tag in (state.next_tag, self.oos_label):
+                return None
+            rule = self.rules.get(tag)
+            if rule is None:
+                return None
+            if (rule.context_filter and rule.context_filter != state.context) or rule.next_tag == state.next_tag:
+                continue
+            return rule, confidence
+        return None
 
     def _answer(
         self, rule: IntentRule, confidence: float, state: ConversationState, reason: str
