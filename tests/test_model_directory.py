@@ -567,3 +567,25 @@ def test_a_manifest_of_a_later_format_version_says_a_newer_release_wrote_it(tmp_
         verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
     assert ("a newer release of legacy-assistant wrote it" in str(raised.value)) is newer, str(raised.value)
     assert ("upgrade to load it" in str(raised.value)) is newer
+
+
+def test_a_model_directory_this_user_may_not_search_is_refused_as_unreadable(tmp_path, monkeypatch):
+    """A model folder of mode 000 (or without the search bit) for the server's user: looking at
+    its manifest raised the system's PermissionError itself, so that ``serve`` said only
+    ``[Errno 13] Permission denied: '.../model.json'`` and a reload's refusal the same, where
+    every other damage is an ArtifactError in the ``PATH: problem`` form."""
+    import errno
+
+    target = tmp_path / "m"
+    write_artifact(target, _fill("a"), manifest_name=MANIFEST)
+    real_stat = Path.stat
+
+    def locked(self, *args, **kwargs):  # what stat() of an entry of a folder of mode 000 meets
+        if target in Path(self).parents:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", locked)
+    with pytest.raises(ArtifactError) as caught:
+        verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
+    assert str(caught.value) == f"{target / MANIFEST}: cannot be read (Permission denied)"

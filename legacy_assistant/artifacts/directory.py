@@ -686,9 +686,18 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
 
     Raises :class:`ArtifactError` naming the file at fault: a missing or non-JSON manifest, a
     format not in ``formats``, a manifest whose digest does not match, a listed file missing or
-    altered, or a file in ``saved_model/`` that the manifest does not list.
+    altered, or a file in ``saved_model/`` that the manifest does not list; also a directory
+    or file this user may not look into (``cannot be read (Permission denied)``), which the
+    checks of what a path is met as an :class:`OSError` of their own.
     """
-    root = Path(path)
+    try:
+        return _verify_directory(Path(path), manifest_name=manifest_name, formats=formats)
+    except OSError as exc:  # a folder without search permission: stat() itself is refused
+        raise ArtifactError(f"{exc.filename or path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _verify_directory(root: Path, *, manifest_name: str, formats: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`verify_directory`, whose :class:`OSError` it lets through."""
     if root.exists() and not root.is_dir():
         raise ArtifactError(f"{root}: a file, not a model directory (a model is a directory with {manifest_name})")
     if not root.is_dir():
