@@ -589,3 +589,17 @@ def test_a_model_directory_this_user_may_not_search_is_refused_as_unreadable(tmp
     with pytest.raises(ArtifactError) as caught:
         verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
     assert str(caught.value) == f"{target / MANIFEST}: cannot be read (Permission denied)"
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"), [("[1, 2]", "an array"), ('"x"', "a string"), ("3", "a number"), ("null", "null")]
+)
+def test_a_manifest_that_is_json_but_no_object_is_named_as_such(tmp_path, content, kind):
+    """A manifest of valid JSON that is no object (``[1, 2]``): the refusal said ``unsupported
+    format None``, as if an object lacked its format, sending an operator to look for a field."""
+    target = tmp_path / "m"
+    write_artifact(target, _fill("a"), manifest_name=MANIFEST)
+    (target / MANIFEST).write_text(content)
+    with pytest.raises(ArtifactError) as caught:
+        verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
+    assert str(caught.value) == f"{target / MANIFEST}: damaged: JSON {kind}, where a manifest is an object"
