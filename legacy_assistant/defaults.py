@@ -8,6 +8,7 @@ puts in ``P/share/...``; the checkout's folder wins when both exist.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sysconfig
@@ -73,14 +74,28 @@ DEFAULT_MODEL_DIR = shipped("default")
 DEFAULT_RESPONDER_DIR = shipped("responder")
 
 
+def _where_link_leads(link: Path) -> str:
+    """Why the link ``link``, which ``exists()`` finds nothing at, leads to no folder."""
+    try:
+        link.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "leads round in a loop"
+    return "leads nowhere"
+
+
 def not_installed_hint(path: str | Path) -> str:
     """What to add to a "not found" error about ``path`` when it is a shipped model's default
     place: this copy of the package has no shipped models; or when it is the checkout's name for
     one (``exported/default``, as the help and README write it) and this copy has it elsewhere:
-    where. Empty for any other path."""
+    where; or when it is a symbolic link that leads nowhere (a release linked before it was
+    there, a mistyped target): where it points, since the link itself is there to see. Empty
+    for any other path."""
     given = Path(os.path.abspath(path))
     if given.exists():
         return ""
+    if given.is_symlink():
+        return f" (a symbolic link to {os.readlink(given)}, which {_where_link_leads(given)})"
     shipped_at = {"default": ("model", DEFAULT_MODEL_DIR), "responder": ("responder", DEFAULT_RESPONDER_DIR)}
     # as written relative to a checkout's root (the help's and README's spelling), not an
     # absolute path that happens to end so: /data/exported/default is another folder

@@ -603,3 +603,18 @@ def test_a_manifest_that_is_json_but_no_object_is_named_as_such(tmp_path, conten
     with pytest.raises(ArtifactError) as caught:
         verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))
     assert str(caught.value) == f"{target / MANIFEST}: damaged: JSON {kind}, where a manifest is an object"
+
+
+@pytest.mark.parametrize(
+    ("target", "why"), [("releases/v3", "leads nowhere"), ("current", "leads round in a loop")]
+)
+def test_a_model_link_that_leads_to_no_folder_says_where_it_points(tmp_path, target, why):
+    """``--model /srv/current`` with the link pointed at a release not there (a mistyped
+    ``ln -sfn releases/v3``, or a loop): the start and every reload said only ``model directory
+    not found: /srv/current``, while ``ls`` shows the link there."""
+    (tmp_path / "releases").mkdir()
+    link = tmp_path / "current"
+    link.symlink_to(target)
+    with pytest.raises(ArtifactError) as caught:
+        verify_directory(link, manifest_name="assistant.json", formats=(FORMAT,))
+    assert str(caught.value) == f"model directory not found: {link} (a symbolic link to {target}, which {why})"
