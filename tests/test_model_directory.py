@@ -592,7 +592,7 @@ def test_a_model_directory_this_user_may_not_search_is_refused_as_unreadable(tmp
 
 
 @pytest.mark.parametrize(
-    ("content", "kind"), [("[1, 2]", "an array"), ('"x"', "a string"), ("3", "a number"), ("null", "null")]
+    ("content", "kind"), [("[1, 2]", "a list"), ('"x"', "a string"), ("3", "a number"), ("null", "null")]
 )
 def test_a_manifest_that_is_json_but_no_object_is_named_as_such(tmp_path, content, kind):
     """A manifest of valid JSON that is no object (``[1, 2]``): the refusal said ``unsupported

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from compat.selection import UnknownRuntime, check_runtime_argument
 from legacy_assistant import __version__
+from legacy_assistant.common.fields import json_kind
 from legacy_assistant.common.files import (
     blocking_file,
     is_device_or_pipe,
@@ -734,7 +735,7 @@ def _verify_directory(root: Path, *, manifest_name: str, formats: tuple[str, ...
     except RecursionError:
         raise ArtifactError(f"{manifest_path}: damaged: not valid JSON (nested too deeply)") from None
     if not isinstance(manifest, dict):  # a list or a string is no manifest of any format
-        raise ArtifactError(f"{manifest_path}: damaged: JSON {_json_kind(manifest)}, where a manifest is an object")
+        raise ArtifactError(f"{manifest_path}: damaged: JSON {json_kind(manifest)}, where a manifest is an object")
     if manifest.get("format") not in formats:
         found = manifest.get("format")
         expected = formats[0] if len(formats) == 1 else formats
@@ -779,19 +780,6 @@ def _verify_directory(root: Path, *, manifest_name: str, formats: tuple[str, ...
         name, what = unexpected[0]
         raise ArtifactError(f"{root / name}: unexpected {what} in the SavedModel, not listed in {manifest_name}")
     return manifest
-
-
-def _json_kind(value: object) -> str:
-    """How JSON names the kind of ``value``, with an article: ``an array``, ``a string``."""
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def _not_a_file(path: Path) -> str:
