@@ -205,6 +205,31 @@ def test_a_transfer_coding_or_expectation_gunicorn_refuses_is_named_in_json(serv
     assert "'foo'" in error["message"] and "100-continue" in error["message"], error
 
 
+@pytest.mark.parametrize("refused", [
+    b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\nX-Request-ID: sent-1\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\nX-Request-ID: sent-1\r\nTransfer-Encoding: br, chunked\r\n\r\n",
+    b"POST /api/v1/parse HTTP/1.1\r\nHost: x\r\nX-Request-ID: sent-1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+], ids=["417", "501", "400"])
+def test_a_request_gunicorn_refuses_after_reading_its_headers_keeps_the_clients_request_id(refused):
+    """gunicorn refuses an Expect it does not meet, a Transfer-Encoding it cannot read and a
+    header it cannot take while it builds the request, after it read the X-Request-ID sent
+    before them: the answer, the access line and gunicorn's own line carry that id (they
+    carried a new one, so the client's id found nothing in the logs)."""
+    from gunicorn.config import Config
+
+    from legacy_assistant.serving.server import _headers_read
+    from legacy_assistant.web.observability import RequestIds, refused_request_id
+
+    config = Config()
+    config.set("http_parser", "python")
+    with pytest.raises(Exception) as refusal:
+        next(gunicorn_parser.RequestParser(config, iter([refused]), ("127.0.0.1", 1)))
+    assert refused_request_id(_headers_read(None, refusal.value), RequestIds()) == "sent-1"
+    with pytest.raises(Exception) as refusal:  # a header line it cannot read: none read before it
+        next(gunicorn_parser.RequestParser(config, iter([b"GET / HTTP/1.1\r\nBad\x01: 1\r\n\r\n"]), ("::1", 1)))
+    assert _headers_read(None, refusal.value) is None
+
+
 def send_then_close(server, data: bytes) -> bytes:
     """Send ``data``, close this side (the client has nothing more), and read the whole answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:

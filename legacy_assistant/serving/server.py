@@ -69,6 +69,7 @@ from gunicorn.errors import HaltServer
 from gunicorn.glogging import Logger
 from gunicorn.http import body as gunicorn_body
 from gunicorn.http import errors as gunicorn_errors
+from gunicorn.http import message as gunicorn_message
 from gunicorn.http import parser as gunicorn_parser
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
@@ -472,7 +473,7 @@ class ModelWorker(ThreadWorker):
 
         if self._refused_ids is None:
             self._refused_ids = RequestIds()
-        request_id = refused_request_id(getattr(req, "headers", None), self._refused_ids)
+        request_id = refused_request_id(_headers_read(req, exc), self._refused_ids)
         capture = _ResponseCapture()
         _REFUSING.request_id = request_id  # for ServerLog: gunicorn's line on why it refused
         exc = _hide_sender(exc, req)
@@ -587,6 +588,28 @@ def _refused_request_line(exc: BaseException) -> str | None:
             return line.decode("latin-1")
         trace = trace.tb_next
     return None
+
+
+def _headers_read(req: Any, exc: BaseException) -> list[tuple[str, str]] | None:
+    """The headers gunicorn had read of the request it refuses with ``exc``: ``req``'s, or where
+    it refused while still building the request (``req`` is then None: an ``Expect`` it does not
+    meet, a ``Transfer-Encoding`` it cannot read, a header it cannot take), those it had read by
+    then, so that a client's ``X-Request-ID`` sent among them is the refusal's id too. None
+    where it had read none."""
+    headers = getattr(req, "headers", None)
+    if headers:
+        return list(headers)
+    found = None
+    trace = exc.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        owner = frame.f_locals.get("self")
+        if frame.f_code.co_name == "parse_headers" and isinstance(frame.f_locals.get("headers"), list):
+            found = frame.f_locals["headers"] or found  # being read: those before the one refused
+        elif isinstance(owner, gunicorn_message.Message) and isinstance(owner.headers, list) and owner.headers:
+            found = owner.headers
+        trace = trace.tb_next
+    return list(found) if found else None
 
 
 # The id of the request gunicorn is refusing in this thread, while it logs why (see ServerLog).
