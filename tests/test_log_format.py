@@ -71,6 +71,19 @@ def test_text_lines_carry_their_utc_offset_as_gunicorns_do():
     assert run.stderr.splitlines()[-1] == "2026-12-06 11:57:56,123 +0530 INFO legacy_assistant.test: served"
 
 
+def test_serves_own_text_lines_carry_its_process_id_as_the_workers_do():
+    """The master's own lines (and those of the development server, one process) were written in
+    a command's shape, without the process id the workers' lines carry: one log, two shapes."""
+    run = subprocess.run([sys.executable, "-m", "legacy_assistant", "serve", "--max-text-length", "10000",
+                          "--model", str(ROOT / "no-such-model"), "--log-format", "text"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    warning, error = run.stderr.splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [+-]\d{4} \[\d+\] WARNING legacy_assistant\.cli\.serve: "
+                        r"--max-text-length 10000 characters .*", warning), warning
+    assert error.startswith("error: model directory not found: ")  # a refusal stays one plain line
+
+
 def test_a_bad_format_is_refused_in_one_line():
     run = subprocess.run([sys.executable, "-m", "legacy_assistant", "serve", "--log-format", "xml"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)

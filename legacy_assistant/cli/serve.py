@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     values = serving_values(args)  # every setting checked before anything starts
     if values["LOG_FORMAT"] != "text":  # this command's own lines too, in the server's format
         log_format.configure(values["LOG_FORMAT"], logging.getLogger().getEffectiveLevel())
+    else:  # with the process id the workers' lines carry (the master's and --dev's had none)
+        log_format.text_lines_with_process_id()
     for warning in [settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
         if warning:
             log.warning("%s", warning)

@@ -105,6 +105,15 @@ def configure(kind: str, level: int) -> None:
     logging.captureWarnings(kind == "json")  # warnings.warn lines in the same shape
 
 
+def text_lines_with_process_id() -> None:
+    """The root logger's handlers that write a command's text lines (a :class:`TextFormatter`,
+    :data:`CLI_TEXT_FORMAT`) write ``serve``'s (:data:`TEXT_FORMAT`, with the process id), as the
+    workers' lines read; other handlers (a caller's own) are left as they are."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, TextFormatter):
+            handler.setFormatter(TextFormatter())
+
+
 def native_record(line: str) -> logging.LogRecord:
     """A record of the logger ``native`` for one line that compiled code wrote to stderr: at the
     severity its absl/glog prefix gives, else WARNING (output nobody asked for)."""
