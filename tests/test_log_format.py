@@ -131,6 +131,40 @@ def test_every_line_a_json_server_writes_is_json(tmp_path, free_port):
     assert len({e["pid"] for e in entries}) == 2  # the master (serve, then gunicorn) and its worker
 
 
+def test_every_line_the_json_development_server_writes_is_json(tmp_path, free_port):
+    """What TensorFlow's C++ writes to stderr while ``serve --dev`` loads (with
+    TF_CPP_MIN_LOG_LEVEL=0 here, as 2.18 writes two lines whatever it says) came out as it was,
+    among the JSON records: a gunicorn worker's load turned it into records, the dev server's did
+    not."""
+    port = free_port()
+    err_path = tmp_path / "stderr"
+    command = [sys.executable, "-m", "legacy_assistant", "serve", "--dev", "--port", str(port), "--store", "memory",
+               "--no-responder", "--no-warm-up", "--log-format", "json"]
+    with open(err_path, "wb") as err:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+        try:
+            import urllib.request
+
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None and time.monotonic() < deadline, err_path.read_text()
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                        assert answer.status == 200
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    entries = [json.loads(line) for line in err_path.read_text().splitlines()]  # fails on a line that is not JSON
+    assert any(e["logger"] == "native" for e in entries), entries  # TensorFlow wrote to stderr as it loaded
+    assert any(e["logger"] == "legacy_assistant.web.app" for e in entries)
+
+
 def stderr_lines_of(script: str, tmp_path) -> list[str]:
     """The lines ``python -c script`` writes to its stderr, a file (as a server's log is)."""
     err = tmp_path / "stderr"

@@ -15,6 +15,7 @@ runtime their manifests name against ``--runtime``. A bad flag is a one-line usa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -370,7 +371,11 @@ def _run_dev(values: dict[str, Any]) -> int:
         log.info("this system has no SIGHUP: reload the models with POST /admin/reload (needs an admin token)")
     else:
         signal.signal(hangup, lambda signum, frame: asked.append(signum))
-    app = create_app(settings.app_config(values))
+    # TensorFlow's C++ writes to stderr as it is imported and first run: in JSON logs, as records
+    # (as a gunicorn worker's load does; here those lines came out as they were, among the JSON)
+    native = log_format.native_lines_as_json if values["LOG_FORMAT"] == "json" else contextlib.nullcontext
+    with native():
+        app = create_app(settings.app_config(values))
     heap.freeze_loaded()  # as a gunicorn worker does: no collection walks the loaded models
     if hangup is not None:
         signal.signal(hangup, lambda signum, frame: reload_in_background(app, "SIGHUP"))
