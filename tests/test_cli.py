@@ -280,6 +280,29 @@ def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(opt
     assert capsys.readouterr().out.endswith("you> hello\n^C\n")
 
 
+@pytest.mark.parametrize("options", [[], ["--responder"], ["--model", str(DEFAULT_MODEL), "--responder"]])
+def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_the_models_load(options, monkeypatch, capsys):
+    """Loading takes seconds (TensorFlow's import): a Ctrl-C there left "^Cinterrupted" on one line."""
+    import io
+    import sys
+
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+
+    def pressed(*args, **kwargs):
+        sys.stdout.write("^C")  # as the terminal shows Ctrl-C
+        raise KeyboardInterrupt
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr(Assistant, "load", pressed)
+    monkeypatch.setattr(Responder, "load", pressed)
+    assert main(["chat", *options]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "^C\n" and captured.err.endswith("interrupted\n"), captured
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGTSTP"), reason="no job control")
 @pytest.mark.parametrize("options", [[], ["--responder"]])
 def test_chat_in_a_terminal_leaves_ctrl_z_to_the_system_as_a_reply_is_worked_out(options, monkeypatch):

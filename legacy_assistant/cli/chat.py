@@ -130,6 +130,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the models load for seconds (TensorFlow's import): a Ctrl-C then ends the line too
+    with _interrupted_on_a_line_of_its_own(_interactive()):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The intent model alone, or with the responder (:func:`run_with_responder`)."""
     if args.responder is not None:
         if args.mode is None:
             args.mode = DEFAULT_RESPONDER_MODE
@@ -156,12 +163,11 @@ def run(args: argparse.Namespace) -> int:
         say(f"Chatting with {assistant.predictor.name}. {LEAVE}", flush=True)
     try:
         answered = False
-        with _interrupted_on_a_line_of_its_own(interactive):
-            for message in _messages(interactive):
-                _note_if_started_over(assistant, args.sender, answered)
-                reply = assistant.chat(args.sender, message)
-                answered = True
-                _say(reply.text, _intent_detail(assistant, reply) if args.show_intent else "")
+        for message in _messages(interactive):
+            _note_if_started_over(assistant, args.sender, answered)
+            reply = assistant.chat(args.sender, message)
+            answered = True
+            _say(reply.text, _intent_detail(assistant, reply) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -206,25 +212,24 @@ def run_with_responder(args: argparse.Namespace) -> int:
             say(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}", flush=True)
         # The turns the responder sees: the latest ones that hold a word, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
-        with _interrupted_on_a_line_of_its_own(interactive):
-            for number, message in enumerate(_messages(interactive)):
-                try:
-                    responder.check_request([message])
-                    readable = True
-                except RequestError:  # no token in it (a zero-width space)
-                    readable = False
-                if not readable and not context:  # nothing to answer, but not worth ending the chat
-                    _say(NO_WORDS)
-                    continue
-                # One with no token is answered but not kept: in the window it would take the place of
-                # a turn with words, which the responder skips to (as it does in the server's context).
-                if readable:
-                    context.append(message)
-                turns = list(context) if readable else [*context, message]
-                text = responder.respond(turns, emotion, mode=args.mode, seed=_seed(args, number))
-                if text:
-                    context.append(text)
-                _say(text or NO_REPLY, f"  [generated {emotion}]" if args.show_intent else "")
+        for number, message in enumerate(_messages(interactive)):
+            try:
+                responder.check_request([message])
+                readable = True
+            except RequestError:  # no token in it (a zero-width space)
+                readable = False
+            if not readable and not context:  # nothing to answer, but not worth ending the chat
+                _say(NO_WORDS)
+                continue
+            # One with no token is answered but not kept: in the window it would take the place of
+            # a turn with words, which the responder skips to (as it does in the server's context).
+            if readable:
+                context.append(message)
+            turns = list(context) if readable else [*context, message]
+            text = responder.respond(turns, emotion, mode=args.mode, seed=_seed(args, number))
+            if text:
+                context.append(text)
+            _say(text or NO_REPLY, f"  [generated {emotion}]" if args.show_intent else "")
     finally:
         responder.close()
     return 0
@@ -263,11 +268,10 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
             say(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}", flush=True)
-        with _interrupted_on_a_line_of_its_own(interactive):
-            for number, message in enumerate(_messages(interactive)):
-                _note_if_started_over(assistant, args.sender, number > 0)
-                reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
-                _say(reply.text, _intent_detail(assistant, reply, emotion) if args.show_intent else "")
+        for number, message in enumerate(_messages(interactive)):
+            _note_if_started_over(assistant, args.sender, number > 0)
+            reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
+            _say(reply.text, _intent_detail(assistant, reply, emotion) if args.show_intent else "")
     finally:
         assistant.close()
     return 0
@@ -284,8 +288,8 @@ def _note_if_started_over(assistant: Assistant, sender: str, answered: bool) -> 
 @contextlib.contextmanager
 def _interrupted_on_a_line_of_its_own(interactive: bool) -> Iterator[None]:
     """At a terminal, Ctrl-C ends the chat's line before "interrupted" (standard error) is said:
-    at the prompt the cursor was after "you> ", and as a reply was worked out after the "^C" the
-    terminal showed, where "^Cinterrupted" was printed."""
+    at the prompt the cursor was after "you> ", and as a model loaded or a reply was worked out
+    after the "^C" the terminal showed, where "^Cinterrupted" was printed."""
     try:
         yield
     except KeyboardInterrupt:
