@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from timing import median_us, once, positive_int, run_main  # noqa: E402
+from timing import median_us, once, positive_int, run_main, thread_pool_size  # noqa: E402
 
 
 def throughput(call: Callable[[Any], object], inputs: Sequence[Any], threads: int, calls: int) -> float:
@@ -140,8 +140,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--responder-calls", type=positive_int, default=128, help="calls per row (all threads together)"
     )
     parser.add_argument("--rounds", type=positive_int, default=3)
-    parser.add_argument("--intra-op", type=int, default=1)
-    parser.add_argument("--inter-op", type=int, default=-1)
+    parser.add_argument("--intra-op", type=thread_pool_size(0), default=1)
+    parser.add_argument("--inter-op", type=thread_pool_size(-1), default=-1)
     args = parser.parse_args(argv)
     args.waits_ms = once("--waits-ms", args.waits_ms)
     return args

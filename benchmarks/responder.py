@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
-from timing import once, positive_float, positive_int, run_main  # noqa: E402
+from timing import once, positive_float, positive_int, run_main, thread_pool_size  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
@@ -221,7 +221,9 @@ def main() -> None:
         "--replies", type=positive_int, default=100, help="timed replies per mode at batch 1 (default 100)"
     )
     parser.add_argument("--classifier-steps", type=positive_int, default=1500)
-    parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TensorFlow's choice)")
+    parser.add_argument(
+        "--threads", type=thread_pool_size(0), default=0, help="intra- and inter-op threads (0: TensorFlow's choice)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--condition-strength",

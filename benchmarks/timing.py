@@ -67,6 +67,18 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, math.inf, "a whole number >= 1")
 
 
+def thread_pool_size(lowest: int) -> Callable[[str], int]:
+    """argparse type: a TensorFlow thread pool's size, a whole number from ``lowest`` (0:
+    TensorFlow's choice; -1 for an inter-op pool: ops in the calling thread) to the library's
+    limit, checked before the models load (or a small one trains for minutes)."""
+    from legacy_assistant.common.limits import MAX_THREADS
+
+    def size(text: str) -> int:
+        return _whole_number(text, lowest, MAX_THREADS, f"a whole number from {lowest} to {MAX_THREADS}")
+
+    return size
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number above 0 (a duration in seconds ...)."""
     try:

@@ -40,6 +40,26 @@ def test_benchmark_counts_and_durations_must_be_positive():
             pytest.fail(f"{script} {args}: exit {result.returncode}\n{result.stderr[-2000:]}")
 
 
+def test_benchmark_thread_pool_sizes_are_checked_before_anything_loads():
+    """A TensorFlow pool size out of range was taken, and refused by the library as the models
+    loaded, in words of no option ("intra_op_threads must be ..."): responder.py --train did so
+    after minutes of training."""
+    import pytest
+
+    cases = [
+        ("responder.py", ["--train", "--threads", "-1"], "argument --threads: expected a whole number from 0 to 1024"),
+        ("batching.py", ["--intra-op", "-1"], "argument --intra-op: expected a whole number from 0 to 1024, got '-1'"),
+        ("batching.py", ["--inter-op", "-2"], "argument --inter-op: expected a whole number from -1 to 1024, got '-2'"),
+    ]
+    for script, args, message in cases:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / script), *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 2 or message not in result.stderr:
+            pytest.fail(f"{script} {args}: exit {result.returncode}\n{result.stderr[-2000:]}")
+
+
 def test_a_bad_model_path_is_one_error_line():
     for script in ("predictor.py", "gc_pause.py"):
         result = subprocess.run(
