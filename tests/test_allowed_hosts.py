@@ -206,12 +206,14 @@ def test_a_bad_list_is_a_config_error(make_client):
 def test_serve_fills_in_the_loopback_names_for_a_loopback_address(monkeypatch):
     from legacy_assistant.cli import build_parser
     from legacy_assistant.cli.serve import app_config, server_options
+    from legacy_assistant.serving.settings import check_config
 
     def config(*argv):
         return app_config(build_parser().parse_args(["serve", *argv]))
 
     assert config()["ALLOWED_HOSTS"] == ".localhost,127.0.0.1,[::1]"  # the default --host 127.0.0.1
-    assert config("--host", "0.0.0.0")["ALLOWED_HOSTS"] == ""  # any: a deployment names its own
+    assert config("--host", "0.0.0.0")["ALLOWED_HOSTS"] == "*"  # any: a deployment names its own
+    assert check_config(config("--host", "0.0.0.0"))["ALLOWED_HOSTS"] == "*"  # as create_app takes it
     assert config("--allowed-hosts", "*")["ALLOWED_HOSTS"] == "*"  # a proxy here passing the public name
     assert config("--allowed-hosts", "Chat.Example")["ALLOWED_HOSTS"] == "chat.example"
     monkeypatch.setenv("LEGACY_ASSISTANT_ALLOWED_HOSTS", "chat.example, .example.com")

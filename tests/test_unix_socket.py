@@ -195,7 +195,11 @@ def test_the_cli_refuses_a_port_the_dev_server_and_a_bad_socket(monkeypatch, sho
 def test_the_allowed_hosts_default_to_any_on_a_socket():
     from legacy_assistant.cli.serve import serving_values
 
-    assert serving_values(build_parser().parse_args(["serve", "--host", "unix:/run/a.sock"]))["ALLOWED_HOSTS"] == ""
+    from legacy_assistant.serving.settings import app_config, check_config
+
+    values = serving_values(build_parser().parse_args(["serve", "--host", "unix:/run/a.sock"]))
+    assert values["ALLOWED_HOSTS"] == "*"
+    assert check_config(app_config(values))["ALLOWED_HOSTS"] == "*"  # what each worker's create_app takes
 
 
 def start(path, log):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
-from legacy_assistant.common.hosts import default_allowed_hosts
+from legacy_assistant.common.hosts import ANY_HOST, default_allowed_hosts
 from legacy_assistant.common.limits import usable_cpus
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.terminal import say
@@ -85,7 +85,9 @@ def serving_values(args: argparse.Namespace) -> dict[str, Any]:
     values = resolved(args)
     settings.check_tokens(values["API_TOKEN"], values["ADMIN_TOKEN"])
     if values["ALLOWED_HOSTS"] is None:
-        values["ALLOWED_HOSTS"] = ",".join(sorted(default_allowed_hosts(values["HOST"])))
+        # "*" where any host is answered (an address beyond loopback, a Unix socket): the app's
+        # config refuses "", which names no host, as the variable does
+        values["ALLOWED_HOSTS"] = ",".join(sorted(default_allowed_hosts(values["HOST"]))) or ANY_HOST
     path = unix_socket.socket_path(values["HOST"])
     if path:  # absolute, as the server and its log name it
         values["HOST"] = unix_socket.PREFIX + path
