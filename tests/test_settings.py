@@ -380,6 +380,41 @@ def test_create_app_refuses_a_setting_it_cannot_use_naming_the_key(environ, make
     assert str(caught.value) == f"create_app config key {key} {message}"
 
 
+HOSTS_RULE = "must be host names such as chat.example, .example.com (it and every name below), 127.0.0.1, or * (any)"
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        # an empty text split, refused as that text is: it answered any host name
+        ("ALLOWED_HOSTS", [""], f"{HOSTS_RULE}, got ['']: it names no host"),
+        ("ALLOWED_HOSTS", (" ", ""), f"{HOSTS_RULE}, got (' ', ''): it names no host"),
+        ("ALLOWED_HOSTS", ["chat example"], f"{HOSTS_RULE}, got ['chat example']: "),
+        # a TypeError from the list's parser, not naming the key
+        ("ALLOWED_HOSTS", True, f"{HOSTS_RULE}, got True"),
+        ("CORS_ORIGINS", 1, "must be origins such as https://shop.example, comma-separated, got 1"),
+        ("CORS_ORIGINS", ("https://a.example", "shop.example"),
+         "must be origins such as https://shop.example, comma-separated, got ('https://a.example', 'shop.example'): "),
+    ],
+)
+def test_create_app_checks_a_list_of_hosts_or_origins_as_their_text(environ, make_client, key, value, message):
+    environ()
+    with pytest.raises(ConfigError) as caught:
+        make_client(**{key: value})
+    assert str(caught.value).startswith(f"create_app config key {key} {message}")
+
+
+def test_create_app_takes_a_list_of_hosts_or_origins(environ, make_client):
+    environ()
+    config = make_client(ALLOWED_HOSTS=["Chat.Example"], CORS_ORIGINS=("https://A.example",)).application.config
+    assert (config["ALLOWED_HOSTS"], config["CORS_ORIGINS"]) == ({"chat.example"}, {"https://a.example"})
+    # no items, as None: a built app's own config (frozensets) builds another app
+    config = make_client(**{key: config[key] for key in ("ALLOWED_HOSTS", "CORS_ORIGINS")}).application.config
+    assert (config["ALLOWED_HOSTS"], config["CORS_ORIGINS"]) == ({"chat.example"}, {"https://a.example"})
+    config = make_client(ALLOWED_HOSTS=frozenset(), CORS_ORIGINS=[]).application.config
+    assert (config["ALLOWED_HOSTS"], config["CORS_ORIGINS"]) == (frozenset(), frozenset())
+
+
 def test_declarations_are_consistent():
     names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))

@@ -238,7 +238,7 @@ class CommaList:
     """A comma-separated list whose items ``parse`` checks and writes in the form they are
     compared in (a set of them; ValueError says why an item is refused)."""
 
-    parse: Callable[[str], frozenset[str]]
+    parse: Callable[[str | Iterable[str]], frozenset[str]]
     metavar: str
     description: str
     empty: str | None = None  # why an empty list is refused; None: it is a value
@@ -438,10 +438,29 @@ class Setting:
                 cast(float, value), kind.minimum, kind.maximum
             ):
                 return value
+        elif isinstance(kind, CommaList):
+            if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(item, str) for item in value):
+                return self._check_items(value, source)
         elif not isinstance(kind, (Choice, Token)):
-            return value  # a path, or a list of origins or host names: checked where it is used
+            return value  # a path: checked where it is used
         shown = "" if isinstance(kind, Token) else f", got {value!r}"
         raise ConfigError(f"{source} must be {kind.description}{shown}")
+
+    def _check_items(self, items: list[str] | tuple[str, ...] | set[str] | frozenset[str], source: str) -> Any:
+        """``items`` (a list of origins or host names, as ``create_app`` takes them besides the
+        comma-separated text) checked as that text is: an item that is none, or (where the empty
+        text is refused) items that are all blank (``[""]``, an empty text split), raise
+        :class:`ConfigError` naming ``source``; no items at all (``[]``, the ``frozenset()`` of a
+        built app's config) are as None. Unchecked, ``[""]`` answered any host name where the
+        empty text is refused, and a host list of ``True`` failed with a TypeError."""
+        kind = cast(CommaList, self.kind)
+        try:
+            parsed = kind.parse(items)
+            if items and not parsed and kind.empty is not None:
+                raise ValueRefused(kind.empty)
+        except ValueError as exc:
+            raise ConfigError(f"{source} must be {kind.description}, got {items!r}: {exc}") from None
+        return items
 
 
 SETTINGS: tuple[Setting, ...] = (

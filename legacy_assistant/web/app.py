@@ -140,7 +140,8 @@ def create_app(test_config: dict[str, Any] | None = None, assistant: Assistant |
             the environment and the defaults. A serving setting's key is checked as its
             variable is: text is read as the variable's text would be (``"30"``, ``"off"``),
             any other value must be one the setting takes (a number within its bounds, True or
-            False for a switch).
+            False for a switch, a list of host names or origins for ``ALLOWED_HOSTS`` and
+            ``CORS_ORIGINS``).
         assistant: an already loaded assistant to serve (tests share one across apps); such an
             app has no model directory to reload from.
     Raises:
