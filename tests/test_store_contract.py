@@ -1582,6 +1582,16 @@ def test_a_redis_url_of_port_0_is_refused_before_the_client_takes_it_for_6379():
     )
 
 
+def test_a_redis_url_whose_port_does_not_read_names_the_ports_a_server_has():
+    """Port 0 is refused (above): the advice for a port that does not read named 0 as one."""
+    from legacy_assistant.stores.base import check_store_url
+
+    with pytest.raises(ConfigError) as refused:
+        check_store_url("redis://:pw@127.0.0.1:70000/5")
+    assert "is the port a number from 1 to 65535?" in str(refused.value)
+    assert "pw" not in str(refused.value)
+
+
 def test_a_redis_database_number_path_gets_as_far_as_connecting(free_port):
     for path in ["", "/", "/3", "/3/"]:
         with pytest.raises(ConfigError, match="cannot reach the Redis conversation store"):

@@ -539,7 +539,7 @@ def _watch_lock(pipe: Any, lock: Any, expired: StoreError) -> None:
 
 
 PERCENT_ENCODED = "a password holding /, ? or # must be percent-encoded (%2F, %3F, %23), and an @ elsewhere (%40)"
-ENCODE_PASSWORD = f"its host and port do not read as such: is the port a number from 0 to 65535? ({PERCENT_ENCODED})"
+ENCODE_PASSWORD = f"its host and port do not read as such: is the port a number from 1 to 65535? ({PERCENT_ENCODED})"
 
 
 def check_redis_url(url: str) -> None:
