@@ -724,20 +724,22 @@ def test_sigterm_ends_a_command_as_ctrl_c_does(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handed back after the command
 
 
-def test_a_host_programs_sigterm_handler_is_left_alone(monkeypatch, capsys):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_host_programs_stop_handler_is_left_alone(monkeypatch, capsys, signal_name):
     import signal
 
     from legacy_assistant.cli import info
 
+    signum = getattr(signal, signal_name)
     seen = []
-    monkeypatch.setattr(info, "run", lambda args: seen.append(signal.getsignal(signal.SIGTERM)) or 0)
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    monkeypatch.setattr(info, "run", lambda args: seen.append(signal.getsignal(signum)) or 0)
+    previous = signal.signal(signum, lambda *_: None)
     try:
-        handler = signal.getsignal(signal.SIGTERM)
+        handler = signal.getsignal(signum)
         assert main(["info", "anything"]) == 0
-        assert seen == [handler] and signal.getsignal(signal.SIGTERM) is handler
+        assert seen == [handler] and signal.getsignal(signum) is handler
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)
 
 
 def test_sigterm_is_reported_by_a_command_that_ends_quietly_on_an_interrupt(monkeypatch, capsys):

@@ -249,7 +249,7 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
         stop.signum = signum  # type: ignore[attr-defined]  # as training's stop carries it
         raise stop
 
-    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGTERM, waiting_for_tensorflow_locks(interrupt))
     try:
         yield received
     finally:
@@ -291,23 +291,22 @@ def waiting_for_tensorflow_locks(handler: Any) -> Any:
 
 @contextlib.contextmanager
 def _stops_wait_for_tensorflow_locks() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until TensorFlow's graph lock code is left (see
+    """Ctrl-C waits until TensorFlow's graph lock code is left (see
     :func:`waiting_for_tensorflow_locks`): a stop at that moment hung the command, without a word,
-    until a second one. Only the handlers that raise (Python's own for SIGINT, and SIGTERM's from
-    :func:`_terminate_as_interrupt`), in the main thread; the old handlers come back."""
-    if threading.current_thread() is not threading.main_thread():
+    until a second one. Only where SIGINT has Python's own handler, in the main thread (a host
+    program's handler is its own; SIGTERM's from :func:`_terminate_as_interrupt` waits too); the
+    old handler comes back."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    for signum, handler in previous.items():
-        if callable(handler):
-            signal.signal(signum, waiting_for_tensorflow_locks(handler))
+    signal.signal(signal.SIGINT, waiting_for_tensorflow_locks(signal.default_int_handler))
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            if callable(handler):
-                signal.signal(signum, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
