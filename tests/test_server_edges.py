@@ -230,6 +230,48 @@ def test_a_request_gunicorn_refuses_after_reading_its_headers_keeps_the_clients_
     assert _headers_read(None, refusal.value) is None
 
 
+def test_the_headers_of_a_refused_request_are_read_from_gunicorns_frames_alone():
+    """Looking for them read the locals of every frame of the traceback: the worker's handle(),
+    whose ``except ... as e`` holds the error, then kept that error in a snapshot of its locals,
+    a cycle that held the refused request and its frames until the collector ran; and any
+    other frame named parse_headers was taken at its word."""
+    import gc
+    import weakref
+
+    from gunicorn.config import Config
+
+    from legacy_assistant.serving.server import _headers_read
+
+    config = Config()
+    config.set("http_parser", "python")
+    refused = b"POST /p HTTP/1.1\r\nHost: x\r\nX-Request-ID: sent-1\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}"
+    seen = []
+
+    def handle():  # as gunicorn's worker catches what the parser raises
+        try:
+            next(gunicorn_parser.RequestParser(config, iter([refused]), ("127.0.0.1", 1)))
+        except Exception as e:
+            seen.append((weakref.ref(e), _headers_read(None, e)))
+
+    def parse_headers():  # not gunicorn's
+        headers = ["X-Request-ID: other"]
+        raise ValueError(headers)
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        handle()
+        freed = seen[0][0]() is None  # as handle() returned, not left to the collector
+    finally:
+        if enabled:
+            gc.enable()
+    assert freed
+    assert ("X-REQUEST-ID", "sent-1") in seen[0][1]
+    with pytest.raises(ValueError) as other:
+        parse_headers()
+    assert _headers_read(None, other.value) is None
+
+
 def send_then_close(server, data: bytes) -> bytes:
     """Send ``data``, close this side (the client has nothing more), and read the whole answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:

@@ -603,11 +603,16 @@ def _headers_read(req: Any, exc: BaseException) -> list[tuple[str, str]] | None:
     trace = exc.__traceback__
     while trace is not None:
         frame = trace.tb_frame
-        owner = frame.f_locals.get("self")
-        if frame.f_code.co_name == "parse_headers" and isinstance(frame.f_locals.get("headers"), list):
-            found = frame.f_locals["headers"] or found  # being read: those before the one refused
-        elif isinstance(owner, gunicorn_message.Message) and isinstance(owner.headers, list) and owner.headers:
-            found = owner.headers
+        # Only gunicorn's request-building frames: reading f_locals of another (the worker's
+        # handle(), whose ``except ... as e`` holds ``exc``) leaves a snapshot in that frame, a
+        # cycle that keeps the request and its frames until the collector runs; and another
+        # frame's ``headers`` may be anything.
+        if frame.f_globals is vars(gunicorn_message):
+            owner = frame.f_locals.get("self")
+            if frame.f_code.co_name == "parse_headers" and isinstance(frame.f_locals.get("headers"), list):
+                found = frame.f_locals["headers"] or found  # being read: those before the one refused
+            elif isinstance(owner, gunicorn_message.Message) and isinstance(owner.headers, list) and owner.headers:
+                found = owner.headers
         trace = trace.tb_next
     return list(found) if found else None
 
