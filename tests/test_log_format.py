@@ -84,6 +84,21 @@ def test_serves_own_text_lines_carry_its_process_id_as_the_workers_do():
     assert error.startswith("error: model directory not found: ")  # a refusal stays one plain line
 
 
+def test_serves_process_id_leaves_a_callers_own_text_format_as_it_is(monkeypatch):
+    """Every handler with a TextFormatter was given serve's format, a caller's own in a format of
+    its choosing too; only those writing a command's lines are to take the process id."""
+    from legacy_assistant.serving.log_format import CLI_TEXT_FORMAT, TextFormatter, text_lines_with_process_id
+
+    commands, callers = logging.StreamHandler(), logging.StreamHandler()
+    commands.setFormatter(TextFormatter(CLI_TEXT_FORMAT))
+    own = TextFormatter("%(levelname)s %(message)s")
+    callers.setFormatter(own)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [commands, callers])
+    text_lines_with_process_id()
+    assert callers.formatter is own
+    assert commands.formatter.format(record("x")).split()[3] == f"[{os.getpid()}]"
+
+
 def test_a_bad_format_is_refused_in_one_line():
     run = subprocess.run([sys.executable, "-m", "legacy_assistant", "serve", "--log-format", "xml"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -110,7 +110,7 @@ def text_lines_with_process_id() -> None:
     :data:`CLI_TEXT_FORMAT`) write ``serve``'s (:data:`TEXT_FORMAT`, with the process id), as the
     workers' lines read; other handlers (a caller's own) are left as they are."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, TextFormatter):
+        if isinstance(handler.formatter, TextFormatter) and handler.formatter._fmt == CLI_TEXT_FORMAT:
             handler.setFormatter(TextFormatter())
 
 
