@@ -890,6 +890,22 @@ def test_a_deleted_working_directory_is_named_as_the_reason(tmp_path, capsys, mo
                          "absolute paths"), line
 
 
+@pytest.mark.parametrize("options", [["--model", "model"], ["--responder", "model"]])
+def test_a_deleted_working_directory_is_named_as_the_reason_when_a_model_is_checked(options, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """The model directory's checks turned every OSError into ``PATH: cannot be read (REASON)``,
+    also that of a working directory gone (no path of its own): ``chat --model model`` said
+    ``model: cannot be read (No such file or directory)`` instead of naming the working directory."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert main(["chat", *options]) == 1
+    line = _one_error_line(capsys)
+    assert line.endswith(": the working directory no longer exists (deleted); cd to a folder that does, or give "
+                         "absolute paths"), line
+
+
 def test_an_unnamed_missing_file_is_not_blamed_on_a_working_directory_that_exists(tmp_path, capsys, monkeypatch):
     import legacy_assistant.cli.info
 

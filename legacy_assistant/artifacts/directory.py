@@ -694,7 +694,16 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     try:
         return _verify_directory(Path(path), manifest_name=manifest_name, formats=formats)
     except OSError as exc:  # a folder without search permission: stat() itself is refused
-        raise ArtifactError(f"{exc.filename or path}: cannot be read ({exc.strerror or exc})") from None
+        if exc.filename is None:  # os.getcwd() for a relative path: the working folder is gone,
+            raise  # which the command's own error line names
+        raise unreadable(exc, path) from None
+
+
+def unreadable(exc: OSError, path: str | Path) -> ArtifactError:
+    """The refusal of a model path that looking at met ``exc`` (no search permission on a
+    folder on the way, a name too long, an I/O error): ``PATH: cannot be read (REASON)``, in the
+    form of every other refusal of a model directory, not the system's own message."""
+    return ArtifactError(f"{exc.filename or path}: cannot be read ({exc.strerror or exc})")
 
 
 def _verify_directory(root: Path, *, manifest_name: str, formats: tuple[str, ...]) -> dict[str, Any]:
