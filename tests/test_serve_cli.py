@@ -204,6 +204,25 @@ def test_a_copy_without_the_shipped_models_says_so_and_what_to_give(monkeypatch,
     assert defaults.not_installed_hint(DEFAULT_MODEL) == ""  # it exists
 
 
+@pytest.mark.parametrize("check", ["serve's model", "serve's responder", "chat's, info's, golden's"])
+def test_a_model_path_that_cannot_be_looked_at_is_refused_as_unreadable(tmp_path, check):
+    """A path the system will not look at (a name over the file system's limit; a folder on the
+    way this user may not search) met serve's and info's first look at it, before the model
+    directory's checks: ``error: [Errno 36] File name too long: '...'``, the system's own words,
+    where the directory's checks say ``PATH: cannot be read (REASON)``."""
+    from legacy_assistant.cli import model_kind
+    from legacy_assistant.cli.serve import check_model, check_responder
+    from legacy_assistant.errors import ArtifactError
+
+    path = str(tmp_path / ("m" * 300))
+    look = {"serve's model": lambda: check_model(path, "compat"),
+            "serve's responder": lambda: check_responder(path, "compat"),
+            "chat's, info's, golden's": lambda: model_kind.is_responder(path)}[check]
+    with pytest.raises(ArtifactError, match=r"^\S+: cannot be read \(File name too long\)$") as caught:
+        look()
+    assert str(caught.value).startswith(path)
+
+
 def test_the_checkout_s_spelling_of_a_shipped_model_run_from_another_folder_names_where_it_is(monkeypatch, tmp_path,
                                                                                               capsys):
     """serve makes --model exported/default absolute (from the working folder) before checking it,

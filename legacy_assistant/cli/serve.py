@@ -111,12 +111,25 @@ def _server_options(values: dict[str, Any]) -> ServerOptions:
     return ServerOptions.from_settings(values, log_level=level)
 
 
+def _there(path: str) -> bool:
+    """Whether something is at ``path``; a path that cannot be looked at (a folder on the way
+    this user may not search, a name too long) is refused as the model checks refuse one."""
+    from legacy_assistant.artifacts.directory import unreadable
+
+    try:
+        return Path(path).exists()
+    except OSError as exc:
+        if exc.filename is None:  # no path of its own to name: main() says what it can
+            raise
+        raise unreadable(exc, path) from None
+
+
 def check_model(model: str, runtime: str) -> None:
     """Refuse, with one :class:`ConfigError` or :class:`ArtifactError` line, a model directory
     that is not one, is incomplete or altered (its checksums), or is for another runtime.
     Imports no TensorFlow: under gunicorn this runs before the master starts, so that a bad
     model is one line instead of a traceback from every worker."""
-    if not Path(model).exists():
+    if not _there(model):
         raise ConfigError(f"model directory not found: {model}{not_installed_hint(model)}")
     from legacy_assistant.classifier.artifact import verify_artifact
 
@@ -133,7 +146,7 @@ def check_responder(responder: str, runtime: str) -> None:
     """:func:`check_model` for a responder directory (``responder.json``, its checksums, its runtime)."""
     from legacy_assistant.responder.artifact import verify_responder
 
-    if not Path(responder).exists():
+    if not _there(responder):
         raise ConfigError(f"responder directory not found: {responder}{not_installed_hint(responder)}")
     info = verify_responder(responder)  # names what is wrong, as verify_artifact does
     written_for = info.manifest.get("runtime", "compat")
