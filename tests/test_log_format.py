@@ -84,6 +84,29 @@ def test_serves_own_text_lines_carry_its_process_id_as_the_workers_do():
     assert error.startswith("error: model directory not found: ")  # a refusal stays one plain line
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_serves_address_space_warning_is_written_in_its_log_format(log_format):
+    """Under ``ulimit -v`` below 4 GiB every command warns at start; serve's warning was written
+    before serve set its log format up: a text line without the process id, in a JSON log too."""
+    import resource
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    run = subprocess.run([sys.executable, "-m", "legacy_assistant", "serve", "--model", str(ROOT / "no-such-model"),
+                          "--log-format", log_format], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         preexec_fn=limited)
+    assert run.returncode == 1, run.stderr
+    warning, error = run.stderr.splitlines()
+    if log_format == "json":
+        entry = json.loads(warning)
+        assert entry["level"] == "WARNING" and "(ulimit -v)" in entry["message"], entry
+    else:
+        assert re.fullmatch(r"\S+ \S+ [+-]\d{4} \[\d+\] WARNING legacy_assistant\.cli\.serve: this process may map "
+                            r"at most 3,072 MiB of address space \(ulimit -v\).*", warning), warning
+    assert error.startswith("error: model directory not found: ")
+
+
 def test_serves_process_id_leaves_a_callers_own_text_format_as_it_is(monkeypatch):
     """Every handler with a TextFormatter was given serve's format, a caller's own in a format of
     its choosing too; only those writing a command's lines are to take the process id."""

@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
             logging.basicConfig(level=level, handlers=[_text_log_handler()])
-            if (note := address_space_note()) is not None:
+            # serve says it in its server's log format (JSON, or text with the process id)
+            if args.command != "serve" and (note := address_space_note()) is not None:
                 logging.getLogger(__name__).warning("%s", note)
             status = _run(args, terminated, argv)
     if argv is None:  # the program itself (the console script, python -m), not a caller's call

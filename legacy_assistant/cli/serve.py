@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import ANY_HOST, default_allowed_hosts
-from legacy_assistant.common.limits import usable_cpus
+from legacy_assistant.common.limits import address_space_note, usable_cpus
 from legacy_assistant.common.origins import bracketed
 from legacy_assistant.common.terminal import say
 from legacy_assistant.defaults import instance_folder, not_installed_hint
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         log_format.configure(values["LOG_FORMAT"], logging.getLogger().getEffectiveLevel())
     else:  # with the process id the workers' lines carry (the master's and --dev's had none)
         log_format.text_lines_with_process_id()
-    for warning in [settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
+    for warning in [address_space_note(), settings.text_cap_warning(values), *settings.short_token_warnings(values)]:
         if warning:
             log.warning("%s", warning)
     _prefix_without_a_trailing_slash()
