@@ -253,10 +253,25 @@ def test_chat_in_a_terminal_ends_the_prompts_line_on_ctrl_d_or_ctrl_c(key, statu
     assert capsys.readouterr().out.endswith("you> \n")
 
 
+def ctrl_c_at_a_terminal(monkeypatch):
+    """Standard input a terminal; returns a stand-in for a call that Ctrl-C stops, writing the
+    "^C" the terminal shows."""
+    import io
+    import sys
+
+    def pressed(*args, **kwargs):
+        sys.stdout.write("^C")
+        raise KeyboardInterrupt
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", terminal)
+    return pressed
+
+
 @pytest.mark.parametrize("options", [[], ["--responder"]])
 def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(options, monkeypatch, capsys):
     """The terminal shows "^C" after the message's line: "interrupted" followed it there."""
-    import io
     import sys
 
     from legacy_assistant.responder.responder import Responder
@@ -266,13 +281,7 @@ def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(opt
         sys.stdout.write(prompt + "hello\n")  # as input() shows it, Enter's line end included
         return "hello"
 
-    def pressed(*args, **kwargs):
-        sys.stdout.write("^C")  # as the terminal shows Ctrl-C
-        raise KeyboardInterrupt
-
-    terminal = io.StringIO()
-    terminal.isatty = lambda: True
-    monkeypatch.setattr("sys.stdin", terminal)
+    pressed = ctrl_c_at_a_terminal(monkeypatch)
     monkeypatch.setattr("builtins.input", typed)
     monkeypatch.setattr(Assistant, "chat", pressed)
     monkeypatch.setattr(Responder, "respond", pressed)
@@ -283,19 +292,10 @@ def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(opt
 @pytest.mark.parametrize("options", [[], ["--responder"], ["--model", str(DEFAULT_MODEL), "--responder"]])
 def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_the_models_load(options, monkeypatch, capsys):
     """Loading takes seconds (TensorFlow's import): a Ctrl-C there left "^Cinterrupted" on one line."""
-    import io
-    import sys
-
     from legacy_assistant.responder.responder import Responder
     from legacy_assistant.serving.assistant import Assistant
 
-    def pressed(*args, **kwargs):
-        sys.stdout.write("^C")  # as the terminal shows Ctrl-C
-        raise KeyboardInterrupt
-
-    terminal = io.StringIO()
-    terminal.isatty = lambda: True
-    monkeypatch.setattr("sys.stdin", terminal)
+    pressed = ctrl_c_at_a_terminal(monkeypatch)
     monkeypatch.setattr(Assistant, "load", pressed)
     monkeypatch.setattr(Responder, "load", pressed)
     assert main(["chat", *options]) == 130

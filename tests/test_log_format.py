@@ -134,31 +134,39 @@ def test_a_bad_format_is_refused_in_one_line():
     )
 
 
+def serve_until_healthy(command, port, stdout, stderr, env, log_path) -> int:
+    """Start the server ``command`` (``env`` over this process's), wait until ``/health`` on
+    ``port`` answers 200 (its log at ``log_path`` shown if it ends first), stop it with SIGTERM;
+    returns its exit status."""
+    import urllib.request
+
+    process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr, start_new_session=True,
+                               env={**os.environ, **env})
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def test_every_line_a_json_server_writes_is_json(tmp_path, free_port):
     port = free_port()
     log_path = tmp_path / "server.log"
     command = [sys.executable, "-m", "legacy_assistant", "serve", "--port", str(port), "--workers", "1",
                "--store", "memory", "--no-responder"]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "LEGACY_ASSISTANT_LOG_FORMAT": "json"})
-        try:
-            import urllib.request
-
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                        assert answer.status == 200
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(60) == 0
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        status = serve_until_healthy(command, port, log, log, {"LEGACY_ASSISTANT_LOG_FORMAT": "json"}, log_path)
+    assert status == 0
     lines = log_path.read_text().splitlines()
     entries = [json.loads(line) for line in lines]  # fails on any line that is not JSON
     loggers = {entry["logger"] for entry in entries}
@@ -179,25 +187,7 @@ def test_every_line_the_json_development_server_writes_is_json(tmp_path, free_po
     command = [sys.executable, "-m", "legacy_assistant", "serve", "--dev", "--port", str(port), "--store", "memory",
                "--no-responder", "--no-warm-up", "--log-format", "json"]
     with open(err_path, "wb") as err:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
-        try:
-            import urllib.request
-
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None and time.monotonic() < deadline, err_path.read_text()
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                        assert answer.status == 200
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        serve_until_healthy(command, port, subprocess.DEVNULL, err, {"TF_CPP_MIN_LOG_LEVEL": "0"}, err_path)
     entries = [json.loads(line) for line in err_path.read_text().splitlines()]  # fails on a line that is not JSON
     assert any(e["logger"] == "native" for e in entries), entries  # TensorFlow wrote to stderr as it loaded
     assert any(e["logger"] == "legacy_assistant.web.app" for e in entries)
