@@ -57,6 +57,7 @@ REQUESTS = [
     ("POST", "/katana-ml/api/v1.0/assistant", {"json": {"sentence": "zzzz"}}),
     ("POST", "/webhooks/rest/webhook", {"json": {"sender": "r", "message": "hello"}}),
     ("POST", "/webhooks/rest/webhook", {"json": {"sender": "r", "message": 5}}),
+    ("POST", "/webhooks/rest/webhook?stream=true", {"json": {"sender": "r", "message": "hello"}}),
     ("POST", "/admin/reload", {}),
     ("GET", "/health", {}),
     ("GET", "/version", {}),
