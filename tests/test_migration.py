@@ -12,6 +12,7 @@ from legacy_assistant.errors import ArtifactError
 from legacy_assistant.classifier.golden import GOLDEN_FILE, write_golden
 from legacy_assistant.classifier.predictor import Predictor
 from legacy_assistant.classifier.probes import probe_sentences
+from legacy_assistant.serving.assistant import Assistant
 from tests.helpers import DEFAULT_MODEL, SHIPPED_INTENTS
 from tests.subprocesses import FORK_PROBE, json_out, run_cli, run_snippet
 
@@ -110,6 +111,25 @@ def test_damaged_tf2_model_is_refused_naming_the_file(migrated_default, tmp_path
 def test_compat_process_refuses_a_tf2_model_clearly(migrated_default):
     with pytest.raises(ArtifactError, match=r"'tf2' runtime .*\(load it with runtime='tf2', or --runtime tf2 on the command line\)"):
         Predictor.load(migrated_default[0])
+
+
+def test_assistant_load_takes_the_runtime_its_message_names(migrated_default):
+    # the refusal tells a caller to load with runtime='tf2': Assistant.load takes that argument
+    with pytest.raises(ArtifactError, match=r"'compat' runtime cannot be loaded with runtime 'tf2'"):
+        Assistant.load(DEFAULT_MODEL, runtime="tf2")  # refused before any TF2 code is imported
+    out, _ = migrated_default
+    result = run_snippet(
+        "import json\n"
+        "from legacy_assistant.serving.assistant import Assistant\n"
+        f"with Assistant.load({str(out)!r}, runtime='tf2', seed=1) as assistant:\n"
+        "    reply = assistant.chat('user-1', 'what time do you open?')\n"
+        "print(json.dumps({'intent': reply.intent, 'confidence': reply.confidence}))\n"
+    )
+    answer = json_out(result)
+    with Assistant.load(DEFAULT_MODEL, seed=1) as assistant:
+        expected = assistant.chat("user-1", "what time do you open?")
+    assert answer["intent"] == expected.intent
+    assert abs(answer["confidence"] - expected.confidence) <= TOLERANCE
 
 
 def test_unknown_network_option_fails_migration_clearly(model_copy, tmp_path):

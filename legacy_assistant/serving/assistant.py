@@ -162,16 +162,20 @@ class Assistant:
         fallback: str = "generate",
         generation_mode: str = DEFAULT_GENERATION_MODE,
         condition_strength: float = 0.0,
+        runtime: str | None = None,
     ) -> Assistant:
         """Load the model at ``model_dir`` (and the responder at ``responder_dir``, if given);
         raises :class:`~legacy_assistant.errors.ArtifactError` for a missing or damaged one.
         Thread counts go to TensorFlow's sessions (0: one per usable CPU); ``condition_strength`` is
-        the responder's condition guidance (:class:`~legacy_assistant.responder.responder.DecodingOptions`)."""
+        the responder's condition guidance (:class:`~legacy_assistant.responder.responder.DecodingOptions`).
+        ``runtime`` (``compat`` or ``tf2``; None: the process's choice,
+        :func:`compat.selection.selected`) loads both models, each of which must have been
+        written for it (a migrated pair: ``runtime="tf2"``)."""
         # both paths before either model loads, each named as the caller passed it
-        check_load_arguments(model_dir, None, "model_dir")
+        check_load_arguments(model_dir, runtime, "model_dir")
         if responder_dir is not None:
-            check_load_arguments(responder_dir, None, "responder_dir")
-        predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads)
+            check_load_arguments(responder_dir, runtime, "responder_dir")
+        predictor = Predictor.load(model_dir, intra_op_threads, inter_op_threads, runtime=runtime)
         responder = None
         try:
             policy = DialoguePolicy.from_manifest(
@@ -187,7 +191,9 @@ class Assistant:
                 options = DecodingOptions(
                     repetition_penalty=SERVING_REPETITION_PENALTY, condition_strength=condition_strength
                 )
-                responder = Responder.load(responder_dir, intra_op_threads, inter_op_threads, options=options)
+                responder = Responder.load(
+                    responder_dir, intra_op_threads, inter_op_threads, options=options, runtime=runtime
+                )
             return cls(
                 predictor,
                 policy,
