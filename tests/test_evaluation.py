@@ -220,3 +220,10 @@ def test_summary_columns_line_up_for_wide_and_combining_characters():
         )
 
     assert {columns(row.split(" P ")[0]) for row in rows} == {2 + 32}
+
+
+@pytest.mark.parametrize("threshold, shown", [(0.5, "0.50"), (0.125, "0.125"), (0.999, "0.999"), (0.005, "0.005")])
+def test_summary_shows_the_threshold_the_figures_were_measured_at(threshold, shown):
+    # 0.999 printed as "1.00" read as "everything falls back", 0.005 as "0.01" as a grid value
+    text = "\n".join(summary_lines(evaluation_report(PROBS, CLASSES, LABELS, threshold, "oos")))
+    assert f"threshold    {shown}: in-scope accuracy" in text

@@ -289,3 +289,12 @@ def test_validation_sentences_the_model_understands_none_of_keep_the_fixed_thres
     assert "the fixed threshold 0.33 is kept" in caplog.text
     with pytest.raises(NothingUnderstoodError):
         train(TEXTS, LABELS, config.with_overrides(threshold_from="in_scope"), validation=unknown)
+
+
+def test_train_prints_an_explicit_threshold_as_given():
+    from legacy_assistant.cli.train import threshold_line
+
+    fixed = {"threshold_calibration": {"method": "fixed", "reason": "threshold_from is 'fixed'"}}
+    assert threshold_line(0.125, fixed).startswith("threshold 0.125, fixed")  # not "0.12"
+    assert threshold_line(0.995, {}) == "threshold 0.995"  # not "1.00"
+    assert threshold_line(0.4, fixed).startswith("threshold 0.40, fixed")

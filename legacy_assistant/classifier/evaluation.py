@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.classifier.thresholds import rejected, threshold_curve
+from legacy_assistant.classifier.thresholds import rejected, threshold_curve, threshold_text
 
 EVAL_BATCH = 256
 
@@ -207,7 +207,7 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
     ]
     at = report["at_threshold"]
     lines.append(
-        f"threshold    {report['threshold']:.2f}: in-scope accuracy {_figure(at['in_scope_accuracy'])}, "
+        f"threshold    {threshold_text(report['threshold'])}: in-scope accuracy {_figure(at['in_scope_accuracy'])}, "
         f"in-scope fallback rate {_figure(at['in_scope_fallback_rate'])}"
     )
     if "oos_recall" in at:

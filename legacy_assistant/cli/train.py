@@ -133,10 +133,12 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 
 def threshold_line(threshold: float, summary: dict) -> str:
     """How the model's fallback threshold was chosen, in one line."""
+    from legacy_assistant.classifier.thresholds import threshold_text
+
     tuning = summary.get("threshold_tuning")
     if tuning:
         return (
-            f"threshold {threshold:.2f}, tuned on validation: in-scope accuracy "
+            f"threshold {threshold_text(threshold)}, tuned on validation: in-scope accuracy "
             f"{tuning['in_scope_accuracy']:.3f}, out-of-scope recall {tuning['oos_recall']:.3f}"
         )
     chosen = summary.get("threshold_calibration") or {}
@@ -147,13 +149,14 @@ def threshold_line(threshold: float, summary: dict) -> str:
             else "the validation data"
         )
         return (
-            f"threshold {threshold:.2f}, calibrated on {chosen['sentences']} in-scope sentences of {where}: "
+            f"threshold {threshold_text(threshold)}, calibrated on {chosen['sentences']} in-scope sentences of "
+            f"{where}: "
             f"{chosen['fallback_share']:.1%} of them fall back (target at most {chosen['fallback_rate']:.1%}), "
             f"accuracy {chosen['accuracy']:.3f} -> {chosen['accuracy_at_threshold']:.3f}"
         )
     if chosen.get("reason"):
-        return f"threshold {threshold:.2f}, fixed: {chosen['reason']}"
-    return f"threshold {threshold:.2f}"
+        return f"threshold {threshold_text(threshold)}, fixed: {chosen['reason']}"
+    return f"threshold {threshold_text(threshold)}"
 
 
 def unlearnable_error(tags: list[str], intents: IntentSet | None, training_name: str) -> AssistantError:
