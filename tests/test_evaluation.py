@@ -227,3 +227,16 @@ def test_summary_shows_the_threshold_the_figures_were_measured_at(threshold, sho
     # 0.999 printed as "1.00" read as "everything falls back", 0.005 as "0.01" as a grid value
     text = "\n".join(summary_lines(evaluation_report(PROBS, CLASSES, LABELS, threshold, "oos")))
     assert f"threshold    {shown}: in-scope accuracy" in text
+
+
+def test_threshold_figure_names_the_threshold_the_figures_were_measured_at(monkeypatch, tmp_path):
+    from legacy_assistant.common import plots
+
+    legends = []
+
+    def keep_legend(figure, path, **options):
+        legends.extend(text.get_text() for axis in figure.axes for text in axis.get_legend().get_texts())
+
+    monkeypatch.setattr(plots, "_save", keep_legend)
+    plots.plot_threshold_curve(evaluation_report(PROBS, CLASSES, LABELS, 0.999, "oos"), tmp_path / "t.png")
+    assert "threshold 0.999" in legends  # not "threshold 1.00"

@@ -213,12 +213,16 @@ def threshold_series(report: dict[str, Any]) -> dict[str, list[float | None]]:
 def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
     """In-scope accuracy, in-scope fallback rate and (with out-of-scope data) out-of-scope
     recall and joint accuracy against the threshold; the model's threshold dashed."""
+    from legacy_assistant.classifier.thresholds import threshold_text
+
     plt = _pyplot()
     x = [p["threshold"] for p in report["threshold_curve"]]
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
     for label, values in threshold_series(report).items():
         axis.plot(x, values, label=label)
-    axis.axvline(report["threshold"], color="grey", linestyle="--", label=f"threshold {report['threshold']:.2f}")
+    axis.axvline(
+        report["threshold"], color="grey", linestyle="--", label=f"threshold {threshold_text(report['threshold'])}"
+    )
     axis.set_xlabel("threshold (fall back below this top confidence)")
     axis.set_ylim(0.0, 1.02)
     axis.grid(alpha=0.3)
