@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from legacy_assistant.classifier.thresholds import rejected, threshold_curve, threshold_text
+from legacy_assistant.classifier.thresholds import rejected, threshold_curve
+from legacy_assistant.common.fields import threshold_text
 
 EVAL_BATCH = 256
 

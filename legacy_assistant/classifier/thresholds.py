@@ -48,15 +48,6 @@ class NothingUnderstoodError(TrainingError):
 GRID = np.round(np.arange(0.0, 1.0, 0.01), 2)  # candidate thresholds 0.00, 0.01, ..., 0.99
 
 
-def threshold_text(threshold: float) -> str:
-    """``threshold`` for a person to read: two places for a grid value (``0.25``, ``0.40``), else
-    as many as it has (``0.125``, ``0.999``), so that a line never shows a threshold other than the
-    one its figures were measured at (``0.999`` printed as ``1.00``, which would send everything
-    back)."""
-    two = f"{threshold:.2f}"
-    return two if float(two) == threshold else f"{threshold:.15g}"
-
-
 def rejected(
     probabilities: np.ndarray, threshold: float, oos_index: int | None, understood: np.ndarray | None = None
 ) -> np.ndarray:

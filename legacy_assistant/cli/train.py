@@ -14,6 +14,7 @@ from legacy_assistant.classifier.features import FeatureConfig
 from legacy_assistant.classifier.intents import IntentSet
 from legacy_assistant.classifier.presets import DEFAULT_PRESET, PRESETS, preset
 from legacy_assistant.cli.arguments import SettingFlag, add_setting_flags, fraction_number, home_path
+from legacy_assistant.common.fields import threshold_text
 from legacy_assistant.common.optional import require_plots
 from legacy_assistant.common.terminal import say
 from legacy_assistant.errors import AssistantError, ConfigError, IntentsError, TrainingError
@@ -133,8 +134,6 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 
 def threshold_line(threshold: float, summary: dict) -> str:
     """How the model's fallback threshold was chosen, in one line."""
-    from legacy_assistant.classifier.thresholds import threshold_text
-
     tuning = summary.get("threshold_tuning")
     if tuning:
         return (

@@ -33,6 +33,15 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
+def threshold_text(threshold: float) -> str:
+    """``threshold`` for a person to read: two places for a grid value (``0.25``, ``0.40``), else
+    as many as it has (``0.125``, ``0.999``), so that a line never shows a threshold other than the
+    one its figures were measured at (``0.999`` printed as ``1.00``, which would send everything
+    back)."""
+    two = f"{threshold:.2f}"
+    return two if float(two) == threshold else f"{threshold:.15g}"
+
+
 def json_kind(value: Any) -> str:
     """What ``value`` is, in JSON's words (``an object``, ``a list``, ``a string``, ``a
     boolean``, ``a number``, ``null``), for "must be ..., got ..." errors about a file's content:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from legacy_assistant.common.fields import threshold_text
 from legacy_assistant.common.files import NotWritten, can_make_or_write_in, naming, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -213,8 +214,6 @@ def threshold_series(report: dict[str, Any]) -> dict[str, list[float | None]]:
 def plot_threshold_curve(report: dict[str, Any], path: str | Path) -> None:
     """In-scope accuracy, in-scope fallback rate and (with out-of-scope data) out-of-scope
     recall and joint accuracy against the threshold; the model's threshold dashed."""
-    from legacy_assistant.classifier.thresholds import threshold_text
-
     plt = _pyplot()
     x = [p["threshold"] for p in report["threshold_curve"]]
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
