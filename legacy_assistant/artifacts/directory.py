@@ -691,19 +691,23 @@ def verify_directory(path: str | Path, *, manifest_name: str, formats: tuple[str
     or file this user may not look into (``cannot be read (Permission denied)``), which the
     checks of what a path is met as an :class:`OSError` of their own.
     """
-    try:
+    with refused_if_unreadable(path):  # a folder without search permission: stat() itself is refused
         return _verify_directory(Path(path), manifest_name=manifest_name, formats=formats)
-    except OSError as exc:  # a folder without search permission: stat() itself is refused
-        if exc.filename is None:  # os.getcwd() for a relative path: the working folder is gone,
-            raise  # which the command's own error line names
-        raise unreadable(exc, path) from None
 
 
-def unreadable(exc: OSError, path: str | Path) -> ArtifactError:
-    """The refusal of a model path that looking at met ``exc`` (no search permission on a
-    folder on the way, a name too long, an I/O error): ``PATH: cannot be read (REASON)``, in the
-    form of every other refusal of a model directory, not the system's own message."""
-    return ArtifactError(f"{exc.filename or path}: cannot be read ({exc.strerror or exc})")
+@contextlib.contextmanager
+def refused_if_unreadable(path: str | Path) -> Iterator[None]:
+    """An :class:`OSError` met looking at the model path ``path`` (no search permission on a
+    folder on the way, a name too long, an I/O error) raised as the :class:`ArtifactError`
+    ``PATH: cannot be read (REASON)``, in the form of every other refusal of a model directory,
+    not the system's own message. One that names no file (``os.getcwd()`` for a relative path:
+    the working folder is gone) goes on as it is, for the command's own line that names it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise ArtifactError(f"{exc.filename or path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _verify_directory(root: Path, *, manifest_name: str, formats: tuple[str, ...]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST, unreadable
+from legacy_assistant.artifacts.directory import CLASSIFIER_MANIFEST, RESPONDER_MANIFEST, refused_if_unreadable
 from legacy_assistant.common.input_files import read_input_bytes
 from legacy_assistant.defaults import not_installed_hint
 from legacy_assistant.errors import ArtifactError
@@ -20,12 +20,8 @@ def is_responder(path: str | Path, role: str = "model") -> bool:
     with neither manifest is refused here, naming both, rather than later as a classifier
     whose ``assistant.json`` is missing; ``role`` names what the path was given as when it
     does not exist (``"responder"``: "responder directory not found")."""
-    try:
+    with refused_if_unreadable(path):  # a folder on the way this user may not search, a name too long
         return _is_responder(Path(path), role)
-    except OSError as exc:  # a folder on the way this user may not search, a name too long
-        if exc.filename is None:  # os.getcwd(): a deleted working folder, which main() names
-            raise
-        raise unreadable(exc, path) from None
 
 
 def _is_responder(root: Path, role: str) -> bool:

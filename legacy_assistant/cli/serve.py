@@ -114,14 +114,10 @@ def _server_options(values: dict[str, Any]) -> ServerOptions:
 def _there(path: str) -> bool:
     """Whether something is at ``path``; a path that cannot be looked at (a folder on the way
     this user may not search, a name too long) is refused as the model checks refuse one."""
-    from legacy_assistant.artifacts.directory import unreadable
+    from legacy_assistant.artifacts.directory import refused_if_unreadable
 
-    try:
+    with refused_if_unreadable(path):
         return Path(path).exists()
-    except OSError as exc:
-        if exc.filename is None:  # no path of its own to name: main() says what it can
-            raise
-        raise unreadable(exc, path) from None
 
 
 def check_model(model: str, runtime: str) -> None:
