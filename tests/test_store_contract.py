@@ -402,6 +402,36 @@ def test_sqlite_sweeps_what_expired_while_no_server_ran_when_it_opens(tmp_path):
     forever.close()
 
 
+def test_sqlite_store_opens_while_another_process_holds_the_write_lock_and_sweeps_at_the_next_save(
+    tmp_path, monkeypatch, caplog
+):
+    """The sweep at open needs SQLite's write lock: held by another process (a sqlite3 shell in a
+    transaction) past the busy time, or on a full disk, opening the store failed, and so did every
+    worker that started meanwhile, though the file could be read. It opens now, and the next save
+    sweeps."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    store.save("old", ConversationState(turns=1), turn())
+    store.close()
+    clock.advance(61)
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)  # the busy time of new connections
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+            reopened = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+        assert "expired conversations are deleted at the next save" in caplog.text
+        assert "database is locked" in caplog.text
+        assert reopened.load("old") == ConversationState() and reopened.history("old") == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    clock.advance(1)  # well within the minute between sweeps: the failed one does not count
+    reopened.save("new", ConversationState(turns=1), turn())
+    assert _senders(reopened, "conversations") == {"new"} and _senders(reopened, "turns") == {"new"}
+    reopened.close()
+
+
 def test_the_memory_store_drops_expired_conversations_at_the_next_save():
     """An expired conversation was invisible, but its turns stayed in the process's memory until
     its sender came back or 10,000 other conversations pushed it out: on a quiet server, for

@@ -404,10 +404,21 @@ class SQLiteStore(ClosedAtExit):
                 mode,
             )
         if self.ttl_seconds:
-            # what expired while no server ran (or ran without saving) goes now, not at some later
-            # save (with no idle time, what expired by the one it was saved with goes at the first)
-            self._write("sweep expired conversations", lambda connection: self._purge(connection, self._clock()))
+            self._sweep_at_open()
         log.debug("SQLite conversation store at %s (synchronous=%s)", self.path, synchronous)
+
+    def _sweep_at_open(self) -> None:
+        """Delete what expired while no server ran (or ran without saving) now, not at some later
+        save (with no idle time, what expired by the one it was saved with goes at the first).
+        A sweep that cannot write (a full disk, another process holding the write lock past the
+        busy time) is left to the next save: expired conversations are unseen either way, and
+        the store, which can still be read, opens. It failed the opening, so no worker could
+        start, not even to serve what needs no write."""
+        try:
+            self._write("sweep expired conversations", lambda connection: self._purge(connection, self._clock()))
+        except StoreError as exc:
+            self._last_purge = None  # the next save sweeps
+            log.warning("conversation store %s: expired conversations are deleted at the next save: %s", self.path, exc)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
