@@ -432,6 +432,34 @@ def test_sqlite_store_opens_while_another_process_holds_the_write_lock_and_sweep
     reopened.close()
 
 
+def test_sqlite_logs_a_sweep_only_once_its_deletion_is_committed(tmp_path, monkeypatch, caplog):
+    """A save whose commit failed (a full disk) after its sweep logged "deleted 1 expired
+    conversation(s)", though the rollback kept every row: the log said the words were gone."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    store.save("old", ConversationState(turns=1), turn())
+    clock.advance(61)
+    committed = SQLiteStore.__dict__["_committed"]  # the staticmethod itself
+
+    def full_disk(connection, action):
+        action(connection)
+        connection.execute("ROLLBACK")  # as SQLite's failed COMMIT leaves it
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(SQLiteStore, "_committed", staticmethod(full_disk))
+    with caplog.at_level("INFO", logger="legacy_assistant.stores.sqlite_store"):
+        with pytest.raises(StoreError, match="disk is full"):
+            store.save("new", ConversationState(turns=1), turn())
+        assert "expired conversation" not in caplog.text
+        assert _senders(store, "conversations") == {"old"}
+        monkeypatch.setattr(SQLiteStore, "_committed", committed)
+        clock.advance(61)
+        store.save("new", ConversationState(turns=1), turn())
+    assert "deleted 1 expired conversation(s)" in caplog.text
+    assert _senders(store, "conversations") == {"new"}
+    store.close()
+
+
 def test_the_memory_store_drops_expired_conversations_at_the_next_save():
     """An expired conversation was invisible, but its turns stayed in the process's memory until
     its sender came back or 10,000 other conversations pushed it out: on a quiet server, for

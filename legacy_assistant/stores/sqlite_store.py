@@ -616,6 +616,7 @@ class SQLiteStore(ClosedAtExit):
     def _write(self, what: str, action: Callable[[sqlite3.Connection], T]) -> T:
         """``action(connection)`` in one write transaction, committed before this returns."""
         self._local.deleted = False  # set by an action that deletes a conversation
+        self._local.swept = 0  # expired conversations the action's sweep deleted, logged once committed
         with self._errors(what), self._connection() as connection:
             if connection.in_transaction or getattr(self._local, "holds_writer", False):
                 # inside conversation(): the write lock is ours already; a second write in the
@@ -632,6 +633,9 @@ class SQLiteStore(ClosedAtExit):
         conversation: the log kept the deleted words (the pages as they were before) until SQLite's
         next checkpoint, 1,000 pages of later turns away. Run under the writer lock, after the
         commit; a checkpoint that fails or cannot finish leaves that to SQLite, as before."""
+        swept = self._local.__dict__.pop("swept", 0)
+        if swept:  # not before the commit: a sweep rolled back (a full disk) deleted nothing
+            log.info("deleted %d expired conversation(s) from %s", swept, self.path)
         if self._local.__dict__.pop("deleted", False):
             self._empty_log(connection)
         return result
@@ -756,7 +760,7 @@ class SQLiteStore(ClosedAtExit):
         connection.execute("DELETE FROM forgotten WHERE at < ?", (now - FORGOTTEN_SECONDS,))
         if deleted:
             self._local.deleted = True
-            log.info("deleted %d expired conversation(s) from %s", deleted, self.path)
+            self._local.swept = deleted
 
     def history(self, sender: str) -> list[Turn]:
         check_text("sender", sender)
