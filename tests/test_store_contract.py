@@ -616,6 +616,29 @@ def test_redis_a_lower_idle_time_holds_for_conversations_saved_under_a_higher_on
     assert after.load("recent") == ConversationState() and keys("recent") == 0
 
 
+def test_redis_a_full_redis_still_serves_what_was_saved_under_another_idle_time(make_redis_store, monkeypatch):
+    """A full Redis (noeviction) refuses writes, and reading a conversation saved under another
+    idle time moves its expiry, a write: after a restart with a lower --conversation-ttl every
+    transcript read answered 503 (OOM) where the documentation has them read. A read now answers
+    as it would have, and leaves moving the expiry to a later read or save."""
+    import redis
+
+    before = make_redis_store(ttl_seconds=3600)
+    before.save("a", ConversationState(context="c", turns=1), turn("old"))
+    time.sleep(0.05)  # Redis's clock: "a" has been idle longer than 10 ms
+
+    def full(self, *args, **kwargs):
+        raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", full)
+    longer = make_redis_store(ttl_seconds=3000)
+    assert longer.load("a") == ConversationState(context="c", turns=1)
+    assert [t.message for t in longer.history("a")] == ["old"]
+    assert longer._client.pttl(longer._key("state", "a")) > 3_000_000  # not moved: Redis refused
+    shorter = make_redis_store(ttl_seconds=0.01)
+    assert shorter.load("a") == ConversationState() and shorter.history("a") == []  # expired by the lower one
+
+
 def test_redis_a_save_keeps_the_history_when_another_idle_time_moves_the_expiry_meanwhile(make_redis_store):
     """A save inside conversation() read the state, then what its key had left: where a server of
     this idle time moved the expiry of a state saved with another between the two reads (a

@@ -280,6 +280,12 @@ class RedisStore(ClosedAtExit):
                     return rebased
                 except redis.WatchError:
                     continue
+                except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
+                    # a full Redis (noeviction) or a replica refuses writes, not reads: what is read
+                    # does not hang on moving the expiry now (the next read or save works it out
+                    # again from the same state and PTTL), and a transcript read answered 503
+                    log.debug("%s: its expiry was not moved (%s)", _named(sender), exc)
+                    return rebased
         raise StoreError(f"{_named(sender)}: other saves kept changing it; it could not be read")
 
     def load(self, sender: str) -> ConversationState:
