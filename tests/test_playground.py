@@ -991,3 +991,53 @@ def test_a_bad_address_is_a_usage_error_naming_the_flag(monkeypatch, capsys, arg
         main(["playground", *argv])
     err = capsys.readouterr().err
     assert refused.value.code == 2 and message in err.splitlines()[-1] and "Traceback" not in err, err
+
+
+def test_what_is_typed_while_a_reply_is_on_its_way_stays_in_the_message_box(browser, default_predictor, free_port):
+    """The reply's answer emptied the message box as it came: the next message, typed meanwhile,
+    was wiped. The box is emptied only while it still holds the message answered."""
+    import threading
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from legacy_assistant.playground.app import build_playground, launch_playground
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.dialogue import DialoguePolicy
+    from legacy_assistant.stores.base import MemoryStore
+
+    assistant = Assistant(
+        default_predictor, DialoguePolicy.from_manifest(default_predictor.manifest, seed=0), MemoryStore()
+    )
+    classify, classifying, release = assistant._classify, threading.Event(), threading.Event()
+
+    def held(text):
+        if text == "a slow one":
+            classifying.set()
+            release.wait(30)
+        return classify(text)
+
+    assistant._classify = held
+    blocks = build_playground(assistant)
+    url = launch_playground(blocks, "127.0.0.1", free_port())
+
+    def replies():
+        return len(browser.find_elements(By.CSS_SELECTOR, "#conversation [data-testid='bot']"))
+
+    try:
+        box = _message_box(browser, url)
+        box.send_keys("a slow one", Keys.ENTER)
+        assert classifying.wait(30)
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys("the next message")
+        release.set()
+        WebDriverWait(browser, 60).until(lambda _: replies() == 1)
+        time.sleep(0.5)  # the page's last step after the reply, if any, has run
+        assert box.get_attribute("value") == "the next message"
+        # the message answered, still in the box as sent, is emptied as before
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys("hello", Keys.ENTER)
+        WebDriverWait(browser, 60).until(lambda _: replies() == 2 and box.get_attribute("value") == "")
+    finally:
+        blocks.close(verbose=False)

@@ -78,6 +78,11 @@ COPY_CONVERSATION_JS = """() => {
   }
 }"""
 
+# After a reply: the message box emptied only while it still holds the message answered (as
+# sent), so that a next message typed while the reply was on its way stays. Its arguments: the
+# box's value now, then the message answered.
+EMPTY_IF_ANSWERED_JS = """(box, answered) => (box === answered ? "" : box)"""
+
 # Focus to the message box (gradio's textarea in the element the page names "message").
 FOCUS_MESSAGE_JS = """() => {
   const box = document.querySelector("#message textarea");
@@ -226,9 +231,11 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
             result.transcript,
         )
 
-    def chat_shown(*args: Any) -> tuple[Any, ...]:
-        transcript, *rest = chat(*args)
-        return (shown_transcript(transcript), *rest)
+    def chat_shown(message: str, *args: Any) -> tuple[Any, ...]:
+        # the page's box is not emptied here (see EMPTY_IF_ANSWERED_JS): the message answered
+        # goes to the hidden box the page compares it with instead
+        transcript, ranking, is_generated, explanation, sender, _, *states = chat(message, *args)
+        return (shown_transcript(transcript), ranking, is_generated, explanation, sender, message, *states)
 
     def restart_conversation(sender: str | None) -> tuple[Any, ...]:
         playground.forget(sender)  # no page session can reach it any more
@@ -237,6 +244,9 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
 
     details = [ranking, generated, why, conversation, message_box, sender_state, transcript_state]
     outputs = [chatbot, *details]
+    # the message a turn answered, as sent: the box is emptied after the reply only if it still holds it
+    answered_box = gr.Textbox(visible=False)
+    turn_outputs = [chatbot, ranking, generated, why, conversation, answered_box, sender_state, transcript_state]
     inputs = [message_box, emotion_menu, sender_state, transcript_state]
     # The chat renders its messages' text as HTML: the page gets it escaped, so that markup is shown
     # as typed. An API client gets the text as written, from an endpoint of its own (the transcript
@@ -248,11 +258,11 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
     # stored (which then stored it afresh, where no page could reach it), and the turn's answer
     # put the sender it left back in the page.
     queue = "conversation"
-    gr.on(
+    turn = gr.on(
         triggers=[message_box.submit, send.click],
         fn=_shown(gr, chat_shown),
         inputs=inputs,
-        outputs=outputs,
+        outputs=turn_outputs,
         api_visibility="private",
         # progress and a refusal's error mark show on "why this reply" only: on every output they
         # would cover the transcript and the message box until the next good message
@@ -261,6 +271,16 @@ def _chat_tab(gr: Any, playground: Playground) -> None:
         # the values as sent: the handler checks them (an emotion not offered is its error, not
         # gradio's choice check, which logs a traceback)
         preprocess=False,
+    )
+    # the box emptied as the reply comes (not by the reply itself, which had the next message,
+    # typed while it was on its way, wiped); a refused message stays in the box
+    turn.success(
+        None,
+        inputs=[message_box, answered_box],
+        outputs=[message_box],
+        js=EMPTY_IF_ANSWERED_JS,
+        api_visibility="private",
+        queue=False,
     )
     api_chat.click(
         _shown(gr, chat),
