@@ -626,6 +626,30 @@ def test_a_graceful_stop_answers_a_request_still_arriving_and_lets_those_that_ar
     assert "SIGKILL" not in log and "Traceback" not in log, log[-2000:]
 
 
+def test_a_client_that_keeps_its_socket_open_after_connection_close_holds_up_no_other(server):
+    """gunicorn closes a connection gracefully: it half-closes it, then waits up to 2 s for the
+    client to close its side. It waited on the worker's main thread, so while a client kept its
+    socket open after a ``Connection: close`` answer, the worker took no other request: each of
+    these came 2 s late."""
+    request = (b"POST /katana-ml/api/v1.0/assistant HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 17\r\nConnection: close\r\n\r\n" b'{"sentence":"hi"}')
+    held = []
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            held.append(sock)  # kept open, not closed
+            started = time.monotonic()
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):  # the whole answer, up to the server's half-close
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200") and answer.rstrip().endswith(b"]"), answer[:300]
+            assert time.monotonic() - started < 1.0
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_the_log_names_the_address_it_listens_at(server):
     log = server.log()
     assert f"Listening at: http://127.0.0.1:{server.port} " in log, log[:2000]

@@ -285,6 +285,11 @@ class ModelWorker(ThreadWorker):
       connection it held; now the worker takes no new one until one of its own closes, and the
       others wait in the listen backlog. Each connection it accepts after that raises its cap by
       one, back to ``worker_connections``.
+    * **A connection it closes lingers in a thread of its own** (:meth:`finish_request`):
+      gunicorn's graceful close (the answer said ``Connection: close``, or the client left)
+      waits up to 2 s for the client to close its side, or for what is left of an unread body,
+      and it did so on the worker's main thread, which then accepted nothing and handed no
+      finished request on: every other client of the worker waited as long.
     """
 
     worker_connections: int  # gunicorn's, set as it starts; lowered where file descriptors run out (accept)
@@ -397,6 +402,19 @@ class ModelWorker(ThreadWorker):
             req._expected_100_continue = False
             req.body.reader = _ContinueOnRead(req.body.reader, conn.sock)
         return super().handle_request(req, conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """gunicorn's (on the main thread, once a request thread is done with ``conn``), except
+        that a graceful close of ``conn`` (:func:`gunicorn.util.close_graceful`: half-close, then
+        up to 2 s reading until the client closes its side) runs in a thread of its own. On the
+        main thread it held up the whole worker: a client that kept its socket open after a
+        ``Connection: close`` answer, or went on sending a body refused with 413, delayed every
+        other client's request by up to 2 s."""
+        conn.close = _closing_aside(conn.close)
+        try:
+            super().finish_request(conn, fs)
+        finally:
+            conn.__dict__.pop("close", None)  # a kept-alive connection closes as gunicorn's again
 
     def accept(self, listener: Any) -> None:
         """gunicorn's, except that running out of file descriptors (``EMFILE``, ``ENFILE``) while
@@ -640,6 +658,22 @@ CLIENT_READ_TIMEOUT_SECONDS = 10.0
 # The longest a request thread waits for a client to take the next bytes of its answer; one
 # that reads none of it for longer (its buffers full) is cut off.
 CLIENT_WRITE_TIMEOUT_SECONDS = 10.0
+
+
+def _closing_aside(close: Any) -> Any:
+    """``close`` (a gunicorn connection's ``close(graceful=False)``), with a graceful close run
+    in a daemon thread of its own; where no thread can be started, where it is called."""
+
+    def closing(graceful: bool = False) -> None:
+        if not graceful:
+            close()
+            return
+        try:
+            threading.Thread(target=close, kwargs={"graceful": True}, name="lingering-close", daemon=True).start()
+        except RuntimeError:  # no thread to be had: linger here, as gunicorn does
+            close(graceful=True)
+
+    return closing
 
 
 def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
