@@ -14,11 +14,13 @@ import json
 import re
 import signal
 import socket
+import threading
 import time
 
 import pytest
 from gunicorn.http import parser as gunicorn_parser
 
+from legacy_assistant.serving import server as server_module
 from tests.helpers import page_links
 from tests.server_process import ServerProcess, model_info, wait_for
 
@@ -648,6 +650,35 @@ def test_a_client_that_keeps_its_socket_open_after_connection_close_holds_up_no_
     finally:
         for sock in held:
             sock.close()
+
+
+def test_graceful_closes_linger_aside_only_up_to_their_cap_then_where_they_are_called():
+    """A client that keeps its socket open holds a lingering close for 2 s: past the cap, a close
+    lingers on the calling (main) thread, as gunicorn's, not in yet another thread."""
+    release = threading.Event()
+    closed_on = []
+
+    def close(graceful=False):
+        closed_on.append((graceful, threading.current_thread().name))
+        if graceful and threading.current_thread() is not threading.main_thread():
+            release.wait(10)
+
+    slots = threading.BoundedSemaphore(1)
+    closing = server_module._closing_aside(close, slots)
+    closing(graceful=True)  # takes the one slot, in a thread of its own, held
+    closing(graceful=True)  # no slot free: here
+    closing()  # a plain close is always here
+    deadline = time.monotonic() + 10
+    while len(closed_on) < 3:  # the thread's close may come in any order with the two here
+        assert time.monotonic() < deadline, closed_on
+        time.sleep(0.01)
+    assert sorted(closed_on) == [(False, "MainThread"), (True, "MainThread"), (True, "lingering-close")]
+    assert not slots.acquire(blocking=False)  # held while the lingering close waits
+    release.set()
+    deadline = time.monotonic() + 10
+    while not slots.acquire(blocking=False):  # the slot comes back once the lingering close ends
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def test_the_log_names_the_address_it_listens_at(server):

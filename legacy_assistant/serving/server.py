@@ -299,6 +299,7 @@ class ModelWorker(ThreadWorker):
     _cutting = False  # a graceful stop has stopped reading the requests still arriving (handle_exit)
     _in_flight: dict[int, Any] = {}  # replaced by the worker's own dict as it starts (init_process)
     _bodies: dict[int, _StoppableReader] = {}  # by connection: its request's body, once its headers are read
+    _lingering: threading.BoundedSemaphore  # set as it starts (init_process)
     _refused_ids: Any = None  # the ids of requests gunicorn refuses itself (RequestIds), made at the first
 
     def handle_quit(self, sig: int, frame: Any) -> None:
@@ -410,7 +411,7 @@ class ModelWorker(ThreadWorker):
         main thread it held up the whole worker: a client that kept its socket open after a
         ``Connection: close`` answer, or went on sending a body refused with 413, delayed every
         other client's request by up to 2 s."""
-        conn.close = _closing_aside(conn.close)
+        conn.close = _closing_aside(conn.close, self._lingering)
         try:
             super().finish_request(conn, fs)
         finally:
@@ -452,6 +453,8 @@ class ModelWorker(ThreadWorker):
     def init_process(self) -> None:
         self._in_flight = {}  # the connections in a request thread (see handle_quit)
         self._bodies = {}
+        # graceful closes lingering in threads of their own (see finish_request), at most this many
+        self._lingering = threading.BoundedSemaphore(LINGERING_CLOSES_MAX)
         if self._own_socket():
             for listener in self.sockets:
                 listener.close()
@@ -660,18 +663,35 @@ CLIENT_READ_TIMEOUT_SECONDS = 10.0
 CLIENT_WRITE_TIMEOUT_SECONDS = 10.0
 
 
-def _closing_aside(close: Any) -> Any:
+# Graceful closes one worker lets linger in threads of their own at once (each holds a thread and
+# the connection's file descriptor for up to gunicorn's 2 s); past it a close lingers where it is
+# called, on the worker's main thread, as gunicorn's does, so clients that keep their sockets open
+# cannot make a worker start threads without bound.
+LINGERING_CLOSES_MAX = 64
+
+
+def _closing_aside(close: Any, slots: threading.BoundedSemaphore) -> Any:
     """``close`` (a gunicorn connection's ``close(graceful=False)``), with a graceful close run
-    in a daemon thread of its own; where no thread can be started, where it is called."""
+    in a daemon thread of its own while one of ``slots`` is free; otherwise (or where no thread
+    can be started) where it is called."""
+
+    def lingering() -> None:
+        try:
+            close(graceful=True)
+        finally:
+            slots.release()
 
     def closing(graceful: bool = False) -> None:
         if not graceful:
             close()
             return
-        try:
-            threading.Thread(target=close, kwargs={"graceful": True}, name="lingering-close", daemon=True).start()
-        except RuntimeError:  # no thread to be had: linger here, as gunicorn does
-            close(graceful=True)
+        if slots.acquire(blocking=False):
+            try:
+                threading.Thread(target=lingering, name="lingering-close", daemon=True).start()
+                return
+            except RuntimeError:  # no thread to be had
+                slots.release()
+        close(graceful=True)
 
     return closing
 
