@@ -94,6 +94,32 @@ def test_a_capital_dotted_i_lowers_to_the_i_users_type(tokenizer):
 
 
 @pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+def test_case_folding_makes_one_word_of_each_spelling_in_either_case(tokenizer):
+    """str.lower kept "ß" (so "STRASSE", "Strasse" and "Straße" were three words), lowered
+    Turkish "IŞIK" to "işik" beside "ışık" (a word capitalized at a sentence's start was another
+    word than inside one), and kept a Greek "ς" apart from the "σ" typed or lowered before a
+    letter."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("Straße STRASSE Strasse GROẞE") == ["strasse"] * 3 + ["grosse"]
+    assert processor.tokens("Işık IŞIK ışık işik") == ["işik"] * 4
+    assert processor.tokens("ΟΔΟΣ οδός οδοσ ΟΔΌΣ") == ["οδοσ", "οδόσ", "οδοσ", "οδόσ"]
+    # a fold that decomposes (Greek "ΐ" to iota, diaeresis and acute) is composed again
+    assert processor.tokens("ΐ") == processor.tokens("\u0390") == ["\u0390"]
+    assert folded("Grüße aus der STRASSE") == folded("grüsse aus der straße")
+    cased = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none", lowercase=False))
+    assert cased.tokens("Straße Işık") == ["Straße", "Işık"]
+
+
+def test_a_vocabulary_word_of_the_earlier_lower_casing_is_named_as_read_otherwise():
+    """A model trained when "straße" and "ışık" were words reads them as "strasse" and "işik"
+    now: loading it names them, as it names words that other normalisation changed."""
+    featurizer = Featurizer(FeatureConfig(), ["straße", "ışık", "οδος", "straße ist", "hallo", "привет"])
+    assert featurizer.words_read_otherwise() == ["straße", "ışık", "οδος"]
+    cased = Featurizer(FeatureConfig(text=TextConfig(lowercase=False)), ["Straße", "ışık"])
+    assert cased.words_read_otherwise() == []
+
+
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
 def test_arabic_and_hebrew_vowel_marks_and_the_tatweel_are_not_part_of_the_word(tokenizer):
     """Writers mostly leave the vowel marks out: "مَرْحَبًا" ("hello", vowelled) was another word
     than "مرحبا", and the default preset's model gave it the goodbye intent; a tatweel, which only

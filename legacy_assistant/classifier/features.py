@@ -28,6 +28,7 @@ from legacy_assistant.text.processing import (
     CACHED_WORDS,
     TextConfig,
     TextProcessor,
+    lower_case,
     normalised_word,
 )
 
@@ -169,17 +170,21 @@ class Featurizer:
     def words_read_otherwise(self) -> list[str]:
         """The vocabulary's words (of its word terms) that today's text processing can no longer
         produce from a message, as it now writes them otherwise (emoji set apart, vowel marks,
-        the tatweel and invisible characters dropped, typographic apostrophes written ``'``): a
+        the tatweel and invisible characters dropped, typographic apostrophes written ``'``, and
+        where the model lower-cases, case folded: "straße" is "strasse"): a
         model trained when they were produced reads the messages that hold them otherwise than
         in training. None for the classic recipe, whose text processing stays as it was."""
         if self.config.text.tokenizer == "classic":
             return []
+        lowercase = self.config.text.lowercase
         found: dict[str, None] = {}
         for term in self.vocabulary:
             if term.startswith(CHAR_PREFIX):
                 continue
             for word in term.split(" "):
-                if word and not (word.isascii() and "`" not in word) and normalised_word(word) != word:
+                if not word or (word.isascii() and "`" not in word):
+                    continue
+                if normalised_word(word) != word or (lowercase and lower_case(word) != word):
                     found[word] = None
         return list(found)
 

@@ -206,10 +206,22 @@ def normalised_word(word: str) -> str:
 
 
 def lower_case(text: str) -> str:
-    """``text.lower()``, except that the capital dotted I (U+0130, Turkish and Azerbaijani "İ")
-    becomes a plain "i": ``str.lower`` writes it as "i" and a combining dot above, which no
-    keyboard types, so "İstanbul" was another word than the "istanbul" users type."""
-    return text.replace("\u0130", "i").lower() if "\u0130" in text else text.lower()
+    """``text`` case-folded so that the spellings of a word in either case are one word.
+
+    ASCII text is ``text.lower()``. Other text is ``str.casefold`` (then NFKC again, as a fold
+    can decompose a letter: Greek "ΐ"), which ``str.lower`` is not for every language: the
+    German "ß" and "ẞ" are "ss" ("STRASSE", "Strasse" and "Straße" were three words), and the
+    Greek final sigma "ς" is "σ" (a word typed with "σ" last, or lowered from capitals before a
+    letter of another word, was another word). The Turkish and Azerbaijani capital dotted
+    "İ" and dotless "ı" both become a plain "i", as "I" does: ``str.lower`` writes "İ" as "i"
+    and a combining dot, which no keyboard types, and lowers "IŞIK" to "işik" but "ışık" stays,
+    so a word capitalized at the start of a sentence ("Işık") was another word than in it.
+    Locale-free folding cannot tell a Turkish "I" (lower "ı") from an English one (lower "i"),
+    so both are "i"; the few Turkish words that differ only in the dot are one word."""
+    if text.isascii():
+        return text.lower()
+    folded_text = unicodedata.normalize("NFKC", text.replace("\u0130", "i").casefold())
+    return folded_text.replace("\u0131", "i")
 
 
 def visible_text(text: str) -> str:
