@@ -97,6 +97,14 @@ _TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u20
 _ACUTE_OR_GRAVE_APOSTROPHE = regex.compile(r"\u00b4|(?<=\w)`(?=\w)")
 
 
+# Greek accents (oxia/tonos, varia, perispomeni) and breathings on a Greek letter, once
+# decomposed: capitals are written without them, and so is much chat text. The diaeresis stays.
+# A letter and the marks on it are read once (time linear in the text, however many marks).
+_GREEK_LETTER = regex.compile(r"\p{Greek}")
+_GREEK_MARKED = regex.compile(r"(?<=\p{Greek})\p{Mn}+")
+_GREEK_ACCENTS = str.maketrans("", "", "\u0300\u0301\u0313\u0314\u0342")
+
+
 @dataclass(frozen=True)
 class TextConfig:
     """How text becomes tokens; stored in every artifact so serving matches training."""
@@ -217,11 +225,17 @@ def lower_case(text: str) -> str:
     and a combining dot, which no keyboard types, and lowers "IŞIK" to "işik" but "ışık" stays,
     so a word capitalized at the start of a sentence ("Işık") was another word than in it.
     Locale-free folding cannot tell a Turkish "I" (lower "ı") from an English one (lower "i"),
-    so both are "i"; the few Turkish words that differ only in the dot are one word."""
+    so both are "i"; the few Turkish words that differ only in the dot are one word. Greek
+    letters lose their accents and breathings (the diaeresis stays): Greek capitals are written
+    without them, and chat text often is, so "ΚΑΛΗΜΕΡΑ" and "καλημερα" were other words than
+    "Καλημέρα"."""
     if text.isascii():
         return text.lower()
-    folded_text = unicodedata.normalize("NFKC", text.replace("\u0130", "i").casefold())
-    return folded_text.replace("\u0131", "i")
+    folded_text = text.replace("\u0130", "i").casefold().replace("\u0131", "i")
+    if _GREEK_LETTER.search(folded_text):
+        decomposed = unicodedata.normalize("NFD", folded_text)
+        folded_text = _GREEK_MARKED.sub(lambda marks: marks.group().translate(_GREEK_ACCENTS), decomposed)
+    return unicodedata.normalize("NFKC", folded_text)
 
 
 def visible_text(text: str) -> str:
