@@ -98,8 +98,24 @@ def test_a_model_trained_on_words_todays_text_processing_no_longer_produces_is_n
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert len(warnings) == 1, warnings
     assert str(model_copy) in warnings[0]
-    assert ascii(words[0] + "\U0001f44b") in warnings[0] and ascii(words[1] + "\u064e") in warnings[0]
+    assert repr(words[0] + "\U0001f44b") in warnings[0] and repr(words[1] + "\u064e") in warnings[0]
     assert "2 words of the model's vocabulary" in warnings[0] and "legacy-assistant train" in warnings[0]
+
+
+def test_the_words_read_otherwise_are_named_as_written_in_their_script(model_copy, caplog):
+    """The warning wrote each word as Python's ascii() does: "straße" was 'stra\\xdfe' and a Greek
+    word a row of escapes. Letters stay as written; an invisible character is still escaped."""
+    from legacy_assistant.classifier.artifact import verify_artifact
+
+    with Predictor.load(model_copy) as current:
+        words = [term for term in current.info.featurizer.vocabulary if " " not in term and term.isalpha()][:3]
+    # an earlier release lower-cased "ß" and "ς" as they are, and kept a zero-width space
+    _rename_vocabulary_words(model_copy, {words[0]: "straße", words[1]: "οδος", words[2]: words[2] + "\u200b"})
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.artifact"):
+        verify_artifact(model_copy)
+    [warning] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert "'straße'" in warning and "'οδος'" in warning and "\\xdf" not in warning
+    assert f"'{words[2]}\\u200b'" in warning  # escaped: seen bare, it would read as words[2]
 
 
 def test_models_trained_with_todays_text_processing_load_without_that_warning(tiny_model_dir, caplog):

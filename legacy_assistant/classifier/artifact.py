@@ -244,7 +244,9 @@ def _warn_words_read_otherwise(root: Path, featurizer: Featurizer) -> None:
     words = featurizer.words_read_otherwise()
     if not words:
         return
-    shown = ", ".join(ascii(word) for word in words[:WORDS_NAMED])
+    # repr, not ascii: letters of any script stay readable ("straße", not "stra\xdfe"), and what
+    # no one sees (a zero-width space, a bidi mark) is still written as an escape
+    shown = ", ".join(repr(word) for word in words[:WORDS_NAMED])
     more = f" and {len(words) - WORDS_NAMED} more" if len(words) > WORDS_NAMED else ""
     log.warning(
         "%s: %d %s of the model's vocabulary (%d terms) can no longer come out of this release's "
