@@ -125,6 +125,21 @@ def test_greek_accents_are_folded_away_as_capitals_write_them(tokenizer):
     assert cased.tokens("Καλημέρα") == ["Καλημέρα"]
 
 
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+def test_hebrew_abbreviations_and_borrowed_sounds_typed_with_quotes_are_one_word(tokenizer):
+    """Hebrew keyboards type the gershayim and geresh as '"' and "'": Treebank's rules split
+    "ארה"ב" (USA) into "ארה", "ב", another text than "ארה״ב" as a pattern spells it, and Toktok
+    split "צ'יפס" (chips). A quote around a word stays a quote."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens('ארה"ב') == processor.tokens("ארה\u201dב") == processor.tokens("ארה״ב") == ["ארה״ב"]
+    assert processor.tokens('צה"ל עכשיו') == ["צה״ל", "עכשיו"]
+    assert processor.tokens("צ'יפס בבקשה") == processor.tokens("צ’יפס בבקשה") == ["צ׳יפס", "בבקשה"]
+    assert processor.tokens("צ׳יפס") == ["צ׳יפס"]
+    if tokenizer != "whitespace":
+        assert processor.tokens('"שלום" לך') == ["שלום", "לך"]
+    assert folded('ארה"ב') == folded("ארה״ב")
+
+
 def test_a_vocabulary_word_of_the_earlier_lower_casing_is_named_as_read_otherwise():
     """A model trained when "straße" and "ışık" were words reads them as "strasse" and "işik"
     now: loading it names them, as it names words that other normalisation changed."""

@@ -97,6 +97,10 @@ _TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u20
 _ACUTE_OR_GRAVE_APOSTROPHE = regex.compile(r"\u00b4|(?<=\w)`(?=\w)")
 
 
+# Quotes that keyboards type for Hebrew's gershayim (an abbreviation's mark: "ארה"ב", "צה"ל") and
+# geresh (a borrowed sound: "צ'יפס"), between two Hebrew letters.
+_HEBREW_GERSHAYIM = regex.compile(r'(?<=\p{Hebrew})["\u201c\u201d](?=\p{Hebrew})')
+_HEBREW_GERESH = regex.compile(r"(?<=\p{Hebrew})'(?=\p{Hebrew})")
 # Greek accents (oxia/tonos, varia, perispomeni) and breathings on a Greek letter, once
 # decomposed: capitals are written without them, and so is much chat text. The diaeresis stays.
 # A letter and the marks on it are read once (time linear in the text, however many marks).
@@ -160,7 +164,8 @@ class TextProcessor:
         """Normalised (NFKC, invisible format characters, Arabic and Hebrew vowel marks and the
         Arabic tatweel dropped and typographic apostrophes
         and hyphens, and an acute accent or a grave inside a word typed for an apostrophe, written
-        as ``'`` and ``-``, emoji set apart from the words they touch, except for the classic
+        as ``'`` and ``-``, quotes typed for Hebrew's geresh and gershayim written as those marks,
+        emoji set apart from the words they touch, except for the classic
         recipe, kept as it was),
         optionally lower-cased, punctuation-free, stemmed tokens."""
         if self.config.tokenizer == "classic":
@@ -197,12 +202,22 @@ def normalised(text: str) -> str:
     """``text`` as :meth:`TextProcessor.tokens` normalises it before setting emoji apart (every
     tokenizer but classic): an acute accent or an in-word grave typed for an apostrophe written
     ``'``, NFKC, invisible format characters and the marks :func:`drop_optional_marks` drops
-    dropped, typographic apostrophes and hyphens written ``'`` and ``-``. One function, so that
-    what duplicate-pattern warnings compare and what a loaded model's vocabulary is checked
+    dropped, typographic apostrophes and hyphens written ``'`` and ``-``, and the quotes that
+    keyboards type for Hebrew's geresh and gershayim written as those marks. One function, so
+    that what duplicate-pattern warnings compare and what a loaded model's vocabulary is checked
     against are what the tokenizer reads."""
     if "\u00b4" in text or "`" in text:
         text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
-    return drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
+    text = drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
+    return text if text.isascii() else hebrew_marks_as_written(text)
+
+
+def hebrew_marks_as_written(text: str) -> str:
+    """``text`` with a double quote between two Hebrew letters written as the gershayim (U+05F4)
+    and an apostrophe between two as the geresh (U+05F3): Hebrew keyboards have neither mark, so
+    "ארה"ב" and "צ'יפס" are typed with quotes, and Treebank's rules split a word at a ``"``
+    ("ארה", "ב") where "ארה״ב", as a pattern spells it, is one word."""
+    return _HEBREW_GERESH.sub("\u05f3", _HEBREW_GERSHAYIM.sub("\u05f4", text))
 
 
 def normalised_word(word: str) -> str:
