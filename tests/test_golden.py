@@ -117,3 +117,26 @@ def test_a_golden_case_naming_other_intents_names_the_file_and_the_case(tmp_path
     assert len(err) == 1 and err[0].startswith(f"error: {model / 'golden.json'}: case 2 ("), err
     assert "field 'probabilities' names other intents than the model" in err[0], err
     assert "not the model's: 'espresso'; missing: 'greeting'" in err[0], err
+
+
+def test_a_check_writes_the_texts_of_its_cases_as_they_are_written(tmp_path, capsys):
+    """The comparison printed (and its --report held) each case's text as \\u escapes: a Hebrew
+    or Chinese case could not be read. A bidi control in a case is still printed as its escape."""
+    import json
+    import shutil
+
+    from legacy_assistant.cli import main
+
+    model = shutil.copytree(DEFAULT_MODEL, tmp_path / "default")
+    golden = json.loads((model / "golden.json").read_text(encoding="utf-8"))
+    golden["cases"][0]["text"] = "שלום, 你好 \u202e"
+    golden["cases"][0]["intent"] = "not what it answers"
+    (model / "golden.json").write_text(json.dumps(golden), encoding="utf-8")
+    report = tmp_path / "report.json"
+    assert main(["golden", str(model), "--check", "--report", str(report)]) == 1
+    out = capsys.readouterr().out
+    printed = json.loads(out[: out.rindex("}") + 1])
+    assert printed["mismatches"][0]["text"] == "שלום, 你好 \u202e"
+    assert '"שלום, 你好 \\u202e"' in out and "\u202e" not in out
+    assert '"שלום, 你好' in report.read_text(encoding="utf-8")
+    assert json.loads(report.read_text(encoding="utf-8"))["mismatches"][0]["text"] == "שלום, 你好 \u202e"

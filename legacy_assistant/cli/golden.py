@@ -17,7 +17,7 @@ from legacy_assistant.cli.arguments import home_path, non_negative_number
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.files import write_text_atomically
-from legacy_assistant.common.terminal import SaidBeforeWriting, say
+from legacy_assistant.common.terminal import SaidBeforeWriting, json_visible, say
 from legacy_assistant.errors import AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
@@ -164,11 +164,13 @@ def _check(compare: Callable[[], dict], tolerance: float, report_path: str | Non
     """Print the comparison ``compare()`` makes and its verdict; 0 when it is within ``tolerance``."""
     report = compare()
     printed = SaidBeforeWriting()  # a reader that goes away (`... | head`) does not take --report with it
-    printed.say(json.dumps(report, indent=2))
+    # texts as written (a Hebrew or Chinese case was a row of \u escapes), as evaluate's report
+    # has them; a control or bidi character still printed as its escape
+    printed.say(json_visible(json.dumps(report, indent=2, ensure_ascii=False)))
     ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)  # as evaluate's --out does
-        write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2) + "\n")
+        write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2, ensure_ascii=False) + "\n")
     printed.raise_if_gone()
     say("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}")
     return 0 if ok else 1
