@@ -222,6 +222,21 @@ def test_summary_columns_line_up_for_wide_and_combining_characters():
     assert {columns(row.split(" P ")[0]) for row in rows} == {2 + 32}
 
 
+def test_summary_columns_line_up_for_a_decomposed_korean_tag():
+    """A Korean tag written decomposed (leading consonant, vowel, final consonant, as a file
+    saved on macOS may hold it) takes the columns of its syllables, two each: its vowels and
+    final consonants were counted one column each, and its figures stood four columns right."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "안녕")
+    assert len(decomposed) == 6
+    classes = [decomposed, "greeting"]
+    report = evaluation_report(np.eye(2)[[0, 1, 1]], classes, [decomposed, "greeting", decomposed], 0.5, None)
+    rows = {line.split()[0]: line for line in summary_lines(report) if line.startswith("  ") and " P " in line}
+    # six characters in four columns: " P " two characters further along, in the same column
+    assert rows[decomposed].index(" P ") - (len(decomposed) - 4) == rows["greeting"].index(" P ")
+
+
 @pytest.mark.parametrize("threshold, shown", [(0.5, "0.50"), (0.125, "0.125"), (0.999, "0.999"), (0.005, "0.005")])
 def test_summary_shows_the_threshold_the_figures_were_measured_at(threshold, shown):
     # 0.999 printed as "1.00" read as "everything falls back", 0.005 as "0.01" as a grid value

@@ -244,11 +244,16 @@ def _padded(text: str, width: int) -> str:
 
 def _display_width(text: str) -> int:
     """The terminal columns ``text`` takes: two for a wide or full-width character
-    (:func:`unicodedata.east_asian_width` ``W`` or ``F``), none for a combining mark or a format
-    character (U+200B, U+200D), one for any other."""
+    (:func:`unicodedata.east_asian_width` ``W`` or ``F``), none for a combining mark, a format
+    character (U+200B, U+200D) or a Hangul vowel or final consonant that joins the syllable
+    before it (a decomposed "안녕": its leading consonants take the syllables' two columns), one
+    for any other."""
     return sum(
         0
-        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf")
+        if unicodedata.combining(char)
+        or unicodedata.category(char) in ("Mn", "Me", "Cf")
+        or "\u1160" <= char <= "\u11ff"
+        or "\ud7b0" <= char <= "\ud7ff"
         else 2
         if unicodedata.east_asian_width(char) in ("W", "F")
         else 1
