@@ -140,6 +140,19 @@ def test_hebrew_abbreviations_and_borrowed_sounds_typed_with_quotes_are_one_word
     assert folded('ארה"ב') == folded("ארה״ב")
 
 
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+def test_arabic_letters_typed_for_one_another_are_one_letter(tokenizer):
+    """Informal Arabic leaves the hamza off the alef ("اهلا" for "أهلا", "الى" for "إلى") and
+    Egyptian writing puts the alef maksura for a final yeh: each pair was two words."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none"))
+    assert processor.tokens("أهلا إلى آسف") == processor.tokens("اهلا الى اسف") == ["اهلا", "الي", "اسف"]
+    assert processor.tokens("على") == processor.tokens("علي") == ["علي"]
+    assert processor.tokens("سؤال شيء") == ["سؤال", "شيء"]  # other hamza letters stay
+    assert folded("أهلا وسهلا") == folded("اهلا وسهلا")
+    # a model trained when "أهلا" was a word of its own is told to be retrained when loaded
+    assert Featurizer(FeatureConfig(), ["أهلا", "اهلا"]).words_read_otherwise() == ["أهلا"]
+
+
 def test_a_vocabulary_word_of_the_earlier_lower_casing_is_named_as_read_otherwise():
     """A model trained when "straße" and "ışık" were words reads them as "strasse" and "işik"
     now: loading it names them, as it names words that other normalisation changed."""

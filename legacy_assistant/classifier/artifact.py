@@ -252,7 +252,9 @@ def _warn_words_read_otherwise(root: Path, featurizer: Featurizer) -> None:
         "%s: %d %s of the model's vocabulary (%d terms) can no longer come out of this release's "
         "text processing (it sets emoji apart from words, drops Arabic and Hebrew vowel marks, the "
         "tatweel and invisible format characters, writes typographic apostrophes and hyphens as "
-        "typed ones, and folds the case of German sharp s, Greek final sigma and accents and Turkish dotless i): %s%s. "
+        "typed ones, Hebrew's geresh and gershayim typed as quotes as those marks and the Arabic "
+        "alef with a hamza or madda and the alef maksura as a bare alef and a yeh, and folds the "
+        "case of German sharp s, Greek final sigma and accents and Turkish dotless i): %s%s. "
         "Messages holding them are read otherwise than in training, so their "
         "answers may differ from the model's own; retrain it with 'legacy-assistant train' from its "
         "data to read them as it answers now",

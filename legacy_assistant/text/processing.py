@@ -97,6 +97,13 @@ _TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u20
 _ACUTE_OR_GRAVE_APOSTROPHE = regex.compile(r"\u00b4|(?<=\w)`(?=\w)")
 
 
+# Arabic letters that writers type for one another, as Arabic search engines read them: the alef
+# with a hamza above or below, with a madda, or with a wasla is a bare alef, which informal text
+# mostly writes ("اهلا" for "أهلا", "الى" for "إلى"); the alef maksura is a yeh, which Egyptian
+# writing puts for it at a word's end ("على", "علي"). Each pair was two words.
+_ARABIC_LETTER_FORMS = str.maketrans(
+    {"\u0623": "\u0627", "\u0625": "\u0627", "\u0622": "\u0627", "\u0671": "\u0627", "\u0649": "\u064a"}
+)
 # Quotes that keyboards type for Hebrew's gershayim (an abbreviation's mark: "ארה"ב", "צה"ל") and
 # geresh (a borrowed sound: "צ'יפס"), between two Hebrew letters.
 _HEBREW_GERSHAYIM = regex.compile(r'(?<=\p{Hebrew})["\u201c\u201d](?=\p{Hebrew})')
@@ -202,14 +209,15 @@ def normalised(text: str) -> str:
     """``text`` as :meth:`TextProcessor.tokens` normalises it before setting emoji apart (every
     tokenizer but classic): an acute accent or an in-word grave typed for an apostrophe written
     ``'``, NFKC, invisible format characters and the marks :func:`drop_optional_marks` drops
-    dropped, typographic apostrophes and hyphens written ``'`` and ``-``, and the quotes that
-    keyboards type for Hebrew's geresh and gershayim written as those marks. One function, so
+    dropped, typographic apostrophes and hyphens written ``'`` and ``-``, the quotes that
+    keyboards type for Hebrew's geresh and gershayim written as those marks, and the Arabic
+    letters that writers often type for one another written as one. One function, so
     that what duplicate-pattern warnings compare and what a loaded model's vocabulary is checked
     against are what the tokenizer reads."""
     if "\u00b4" in text or "`" in text:
         text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
     text = drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
-    return text if text.isascii() else hebrew_marks_as_written(text)
+    return text if text.isascii() else hebrew_marks_as_written(text).translate(_ARABIC_LETTER_FORMS)
 
 
 def hebrew_marks_as_written(text: str) -> str:
