@@ -125,3 +125,16 @@ def test_models_trained_with_todays_text_processing_load_without_that_warning(ti
         verify_artifact(tiny_model_dir)
         verify_artifact(DEFAULT_MODEL)
     assert not [record for record in caplog.records if record.levelname == "WARNING"]
+
+
+def test_info_names_the_words_read_otherwise_once(model_copy, caplog, capsys):
+    """`info` verifies a model, then loads it, which verifies it again: the warning came twice."""
+    from legacy_assistant.cli import main
+
+    with Predictor.load(model_copy) as current:
+        word = next(term for term in current.info.featurizer.vocabulary if " " not in term and term.isalpha())
+    _rename_vocabulary_words(model_copy, {word: word + "\u064e"})
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.artifact"):
+        assert main(["info", str(model_copy)]) == 0
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and repr(word + "\u064e") in warnings[0], warnings

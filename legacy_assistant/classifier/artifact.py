@@ -234,16 +234,26 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
     if manifest.get("runtime", "compat") not in RUNTIMES:
         raise ArtifactError(f"{manifest_path}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")
-    _warn_words_read_otherwise(root, featurizer)
+    _warn_words_read_otherwise(root, featurizer, manifest.get("manifest_sha256"))
     return ArtifactInfo(root, manifest, featurizer)
 
 
-def _warn_words_read_otherwise(root: Path, featurizer: Featurizer) -> None:
+# The models (folder and manifest digest) whose words read otherwise were named in this process:
+# `info` verifies a model and then loads it, which verifies it again, and named them twice.
+_NAMED_WORDS_OF: set[tuple[str, object]] = set()
+
+
+def _warn_words_read_otherwise(root: Path, featurizer: Featurizer, digest: object = None) -> None:
     """Warn when the model was trained with words that today's text processing no longer
-    produces: its answers to messages holding them changed since it was trained."""
+    produces: its answers to messages holding them changed since it was trained. Once a process
+    for a model's folder and manifest digest."""
     words = featurizer.words_read_otherwise()
     if not words:
         return
+    key = (str(root.resolve()), digest)
+    if key in _NAMED_WORDS_OF:
+        return
+    _NAMED_WORDS_OF.add(key)
     # repr, not ascii: letters of any script stay readable ("straße", not "stra\xdfe"), and what
     # no one sees (a zero-width space, a bidi mark) is still written as an escape
     shown = ", ".join(repr(word) for word in words[:WORDS_NAMED])
