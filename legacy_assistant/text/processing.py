@@ -172,8 +172,8 @@ class TextProcessor:
         Arabic tatweel dropped and typographic apostrophes
         and hyphens, and an acute accent or a grave inside a word typed for an apostrophe, written
         as ``'`` and ``-``, quotes typed for Hebrew's geresh and gershayim written as those marks,
-        emoji set apart from the words they touch, except for the classic
-        recipe, kept as it was),
+        Arabic letters typed for one another written as one, emoji set apart from the words they
+        touch, except for the classic recipe, kept as it was),
         optionally lower-cased, punctuation-free, stemmed tokens."""
         if self.config.tokenizer == "classic":
             words = self._split(unicodedata.normalize("NFKC", text))
@@ -242,9 +242,8 @@ def lower_case(text: str) -> str:
     ASCII text is ``text.lower()``. Other text is ``str.casefold`` (then NFKC again, as a fold
     can decompose a letter: Greek "ΐ"), which ``str.lower`` is not for every language: the
     German "ß" and "ẞ" are "ss" ("STRASSE", "Strasse" and "Straße" were three words), and the
-    Greek final sigma "ς" is "σ" (a word typed with "σ" last, or lowered from capitals before a
-    letter of another word, was another word). The Turkish and Azerbaijani capital dotted
-    "İ" and dotless "ı" both become a plain "i", as "I" does: ``str.lower`` writes "İ" as "i"
+    Greek final sigma "ς" is "σ" (a word typed with "σ" last was another word). The Turkish and
+    Azerbaijani capital dotted "İ" and dotless "ı" both become a plain "i", as "I" does: ``str.lower`` writes "İ" as "i"
     and a combining dot, which no keyboard types, and lowers "IŞIK" to "işik" but "ışık" stays,
     so a word capitalized at the start of a sentence ("Işık") was another word than in it.
     Locale-free folding cannot tell a Turkish "I" (lower "ı") from an English one (lower "i"),
