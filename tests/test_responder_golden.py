@@ -159,3 +159,24 @@ def test_a_failed_check_names_the_case_of_the_largest_difference(golden, tmp_pat
     case = altered["cases"][2]
     assert verdict == (f"golden: FAILED (tolerance {DEFAULT_TOLERANCE}): the largest difference, 0.5, is on "
                        f"{json.dumps(case['context'], ensure_ascii=False)} under {case['condition']!r}"), verdict
+
+
+def test_a_reply_with_the_same_text_from_other_token_ids_shows_the_ids(golden, tmp_path, capsys):
+    """A model trained again with another vocabulary says the same words with other ids: the
+    mismatch showed "stored" and "now" alike and named no difference."""
+    from legacy_assistant.cli import main
+
+    altered = json.loads(json.dumps(golden))
+    case = altered["cases"][1]
+    stored_ids = [token + 1 if token != END else END for token in case["ids"]]
+    case["ids"] = stored_ids
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(altered), encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    assert main(["golden", str(DEFAULT_RESPONDER), "--check", "--golden", str(path), "--report", str(report_path)]) == 1
+    verdict = capsys.readouterr().out.splitlines()[-1]
+    assert verdict == (f"golden: FAILED (tolerance {DEFAULT_TOLERANCE}): 1 case(s) answer otherwise (mismatches), "
+                       "1 of them the same text from other token ids (stored_ids, now_ids)"), verdict
+    [mismatch] = json.loads(report_path.read_text(encoding="utf-8"))["mismatches"]
+    assert mismatch["stored"] == mismatch["now"] == case["reply"]
+    assert mismatch["stored_ids"] == stored_ids and mismatch["now_ids"] == golden["cases"][1]["ids"]

@@ -183,6 +183,10 @@ def _why(report: dict[str, Any], tolerance: float) -> str:
     reasons = []
     if report["mismatches"]:
         reasons.append(f"{len(report['mismatches'])} case(s) answer otherwise (mismatches)")
+        same_text = sum(1 for mismatch in report["mismatches"] if "now_ids" in mismatch)
+        if same_text:
+            # a retrained model with another vocabulary says the same words with other ids
+            reasons[-1] += f", {same_text} of them the same text from other token ids (stored_ids, now_ids)"
     largest = report.get("largest_delta")
     if report["max_abs_delta"] > tolerance:
         if largest is not None and largest["delta"] == report["max_abs_delta"]:

@@ -84,7 +84,8 @@ def write_golden(
 
 def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, Any]:
     """The stored cases against the model now: how many give the same ids and text, the
-    mismatches, and the largest difference of ``log_prob``."""
+    mismatches (a case whose text is the same but whose token ids are not also has
+    ``stored_ids`` and ``now_ids``), and the largest difference of ``log_prob``."""
     cases = golden["cases"]
     unknown = sorted({case["condition"] for case in cases} - set(responder.conditions))
     if unknown:
@@ -99,14 +100,17 @@ def compare_golden(responder: Responder, golden: dict[str, Any]) -> dict[str, An
             largest = {"context": stored["context"], "condition": stored["condition"], "delta": delta}
         max_delta = max(max_delta, delta) if math.isfinite(delta) else math.inf  # a NaN is no match
         if stored["ids"] != now["ids"] or stored["reply"] != now["reply"]:
-            mismatches.append(
-                {
-                    "context": stored["context"],
-                    "condition": stored["condition"],
-                    "stored": stored["reply"],
-                    "now": now["reply"],
-                }
-            )
+            mismatch = {
+                "context": stored["context"],
+                "condition": stored["condition"],
+                "stored": stored["reply"],
+                "now": now["reply"],
+            }
+            if stored["reply"] == now["reply"]:
+                # the same words from other token ids (a model with another vocabulary): without
+                # the ids, "stored" and "now" read alike and the mismatch named no difference
+                mismatch.update(stored_ids=stored["ids"], now_ids=now["ids"])
+            mismatches.append(mismatch)
     return {
         "cases": len(cases),
         "same_replies": len(cases) - len(mismatches),
