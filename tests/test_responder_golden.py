@@ -180,3 +180,21 @@ def test_a_reply_with_the_same_text_from_other_token_ids_shows_the_ids(golden, t
     [mismatch] = json.loads(report_path.read_text(encoding="utf-8"))["mismatches"]
     assert mismatch["stored"] == mismatch["now"] == case["reply"]
     assert mismatch["stored_ids"] == stored_ids and mismatch["now_ids"] == golden["cases"][1]["ids"]
+
+
+def test_a_golden_file_of_the_other_kind_of_model_is_named_as_such(capsys):
+    """An intent model's golden.json given to a responder's check, and a responder's to an intent
+    model's: each said which kind of golden file it is (the latter read as a bad case 1)."""
+    from legacy_assistant.cli import main
+    from tests.helpers import DEFAULT_MODEL
+
+    intent_golden = DEFAULT_MODEL / "golden.json"
+    assert main(["-q", "golden", str(DEFAULT_RESPONDER), "--check", "--golden", str(intent_golden)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {intent_golden}: an intent model's golden predictions, not a responder's golden replies: "
+        "check it against the intent model it was written for")
+    responder_golden = DEFAULT_RESPONDER / "golden.json"
+    assert main(["-q", "golden", str(DEFAULT_MODEL), "--check", "--golden", str(responder_golden)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {responder_golden}: a responder's golden replies, not an intent model's golden predictions: "
+        "check it against the responder it was written for")

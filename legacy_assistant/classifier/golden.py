@@ -110,6 +110,11 @@ def read_golden(path: str | Path) -> dict[str, Any]:
     golden = read_json_file(path, lambda problem: ArtifactError(f"{path}: {problem}"))
     if not isinstance(golden, dict) or not isinstance(golden.get("cases"), list):
         raise ArtifactError(f"{path}: not a golden file: expected an object with a 'cases' list")
+    if golden.get("mode") == "greedy":  # a responder's (legacy_assistant.responder.golden)
+        raise ArtifactError(
+            f"{path}: a responder's golden replies, not an intent model's golden predictions: "
+            "check it against the responder it was written for"
+        )
     for number, case in enumerate(golden["cases"], 1):
         probabilities = case.get("probabilities") if isinstance(case, dict) else None
         if (

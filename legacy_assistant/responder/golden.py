@@ -181,6 +181,13 @@ def check_case_conditions(responder: Responder, cases: Sequence[dict[str, Any]],
 def read_golden(path: str | Path) -> dict[str, Any]:
     """A responder golden file, checked case by case; any problem raises :class:`ArtifactError` naming it."""
     golden = read_json_file(path, lambda problem: ArtifactError(f"{path}: {problem}"))
+    cases = golden.get("cases") if isinstance(golden, dict) else None
+    first = cases[0] if isinstance(cases, list) and cases else None
+    if isinstance(first, dict) and "intent" in first and "mode" not in golden:  # the classifier's layout
+        raise ArtifactError(
+            f"{path}: an intent model's golden predictions, not a responder's golden replies: "
+            "check it against the intent model it was written for"
+        )
     if not isinstance(golden, dict) or not isinstance(golden.get("cases"), list) or golden.get("mode") != MODE:
         raise ArtifactError(
             f"{path}: not a responder golden file: expected an object with mode 'greedy' and a 'cases' list"
