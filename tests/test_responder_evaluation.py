@@ -360,6 +360,22 @@ def test_training_corpus_given_and_recognised(model):
     assert "labelled c when c / when neutral is asked: joy" in printed
 
 
+def test_baselines_left_out_because_every_training_dialogue_is_evaluated_say_so(model, tmp_path):
+    """Training corpora whose every dialogue is evaluated leave no reply to fit the baselines on:
+    they were n/a without a word, beside a warning that they were fitted without those dialogues."""
+    out = tmp_path / "report.json"
+    status, printed, err = _run(
+        ["evaluate-responder", str(model["dir"]), str(model["held"]), "--train-corpus", str(model["held"]),
+         "--out", str(out), "--samples", "3", "--latency-replies", "0", "--classifier-steps", "20"]
+    )
+    assert status == 0, err[-2000:]
+    ppl = json.loads(out.read_text(encoding="utf-8"))["perplexity"]
+    assert ppl["unigram"] is None and ppl["bigram"] is None and "baselines" not in ppl
+    reason = "every dialogue of the training corpora is among the evaluated ones: no reply is left to fit them on"
+    assert ppl["baselines_skipped"] == reason
+    assert f"             no baselines: {reason}" in printed.splitlines()
+
+
 def test_evaluated_dialogues_shared_with_the_training_corpora_are_warned_of(model, tmp_path):
     """Not only a file with the training data's sha256: a copy with one dialogue more is as much
     training data, and the perplexity against the baselines (fitted without them) flatters."""

@@ -8,7 +8,8 @@ The report (a JSON-serialisable dict) has four measured parts:
   (:mod:`legacy_assistant.responder.baselines`) fitted on the replies of the model's training
   corpora, on exactly the same tokens (the model's vocabulary and <unk> mapping, the same
   truncation, END counted, context turns not scored); ``tokens`` counts them and ``unk_share``
-  is the share of them that are <unk> (END in the count);
+  is the share of them that are <unk> (END in the count); ``baselines_skipped`` says why the
+  baselines are ``None`` where training corpora were given but all their dialogues are evaluated;
 * **replies**: for a fixed sample of held-out contexts, each said with the human reply's
   condition: distinct-1 and distinct-2 (distinct n-grams over all n-grams of the set) and the
   mean length in tokens (END not counted, an empty reply counted as 0) of the human replies and
@@ -401,6 +402,10 @@ def perplexity_section(
             },
         )
         section["model_over_bigram"] = section["model"] / section["bigram"]
+    elif train_replies is not None:  # training corpora were given, but every dialogue of them is evaluated here
+        section["baselines_skipped"] = (
+            "every dialogue of the training corpora is among the evaluated ones: no reply is left to fit them on"
+        )
     return section
 
 
@@ -725,6 +730,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     )
     if ppl.get("model_over_bigram") is not None:
         lines.append(f"             model / bigram {ppl['model_over_bigram']:.3f}")
+    elif ppl.get("baselines_skipped"):
+        lines.append(f"             no baselines: {ppl['baselines_skipped']}")
     lines.append("replies      distinct-1  distinct-2  mean length  empty")
     for mode, f in report["replies"]["modes"].items():
         lines.append(
