@@ -466,6 +466,41 @@ def test_a_process_that_ends_during_a_background_reload_waits_for_it(tmp_path, t
     assert re.search(r"now serving model tiny \S+, no responder \(was model default ", ended.stderr), ended.stderr[-3000:]
 
 
+def test_a_process_that_ends_during_an_admin_reload_waits_for_it(tmp_path, tiny_model_dir):
+    """POST /admin/reload reloads on the request's own thread, a daemon thread under the
+    development server: Ctrl-C while it loaded ended the process inside TensorFlow's C++ code,
+    which aborted it (exit status 134). The process now waits for it at exit, as for a reload a
+    SIGHUP started."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    script = (
+        "import logging, shutil, sys, threading, time\n"
+        "from legacy_assistant.web import create_app\n"
+        "model, other = sys.argv[1:3]\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "token = 'an-admin-token-for-the-test'\n"
+        "app = create_app({'MODEL_DIR': model, 'RESPONDER_DIR': None, 'STORE_URL': 'memory', 'ADMIN_TOKEN': token})\n"
+        "shutil.rmtree(model)\n"
+        "shutil.copytree(other, model)\n"
+        "client = app.test_client()\n"
+        "post = lambda: client.post('/admin/reload', headers={'Authorization': 'Bearer ' + token})\n"
+        "threading.Thread(target=post, daemon=True).start()\n"
+        "slot = app.extensions['legacy_assistant']\n"
+        "while not slot._reload_lock.locked():\n"
+        "    time.sleep(0.001)\n"
+        "time.sleep(0.02)\n"  # the reload is loading the new model as the process ends
+        "sys.exit(0)\n"
+    )
+    ended = subprocess.run([sys.executable, "-c", script, str(model), str(tiny_model_dir)],
+                           capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 0, ended.stderr[-3000:]
+    swapped = re.search(r"now serving model tiny \S+, no responder \(was model default ", ended.stderr)
+    assert swapped, ended.stderr[-3000:]
+
+
 def test_a_swaps_callback_runs_before_another_reload_can_start(tiny_model_dir):
     """The gauges naming the model in service are set by the callback: run after the reload lock
     was let go, two reloads close together set them in the wrong order (both models at 1)."""

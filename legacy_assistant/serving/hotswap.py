@@ -14,10 +14,15 @@ A reload whose directories hold the models in service (every file checked agains
 manifest, which costs a read of the files: tens of milliseconds) loads nothing: a SIGHUP reaches
 every worker, most of them already serving what is on disk, and a load and warm-up that ends in
 "unchanged" costs one to four seconds of a worker's CPU while it serves.
+
+A process that ends while a reload loads waits for it (:func:`_finish_reloads`, at exit),
+whichever thread runs it: a daemon thread stopped inside TensorFlow's C++ code as the process
+ended aborted it.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import shlex
@@ -192,6 +197,7 @@ class AssistantSlot:
         self._reload_lock = threading.Lock()  # one reload at a time
         self._closed = False
         self.model = describe(assistant)
+        _SLOTS.add(self)
 
     @property
     def current(self) -> Assistant:
@@ -218,67 +224,77 @@ class AssistantSlot:
         (nothing changed) when it cannot be loaded or does not answer. ``on_swap(model,
         previous)`` runs after a swap, before another reload can start (the gauges naming the
         model in service: two reloads close together must not set them in the wrong order)."""
-        if self._loader is None:
+        loader = self._loader
+        if loader is None:
             raise ReloadError("this server was given a fixed model and cannot reload it")
         with self._reload_lock:
-            if self._closed:  # nothing would serve (or close) what it loaded
-                raise ReloadError("the server is shutting down (its model is closed); nothing was loaded")
-            previous = self.model
-            serving = f"still serving {previous['name']} {previous['version']}"
-            refusal: str | None = None
-            loading = False  # whether the loader ran: a refusal before it built nothing to free
-            try:
-                if self._probe is not None and _same(self._probe(), previous):
-                    log.debug("reload: the models on disk are the ones in service")
-                    return ReloadResult(False, previous, previous)
-                loading = True
-                fresh = self._loader()
-            except Exception as exc:  # any failure to load refuses the model, whatever it was
-                refusal = f"new model refused, {serving}: {exc}"
-                _log_cause(exc)
-            if refusal is not None:
-                # raised here, not in the handler: the error carries no traceback of the load,
-                # whose frames held what it built (closed by the loader as it failed). A
-                # directory the check refused built nothing: no collection, whose pause (0.2-1 s
-                # with the models frozen in a worker) would stop every request thread for nothing
-                raise _refused(refusal) if loading else ReloadError(refusal)
-            try:
-                fresh.warm_up()  # answers, and its first requests will not wait for TensorFlow
-                model = describe(fresh)
-            except Exception as exc:
-                refusal = f"new model refused (it failed to answer), {serving}: {exc}"
-                _log_cause(exc)
-            if refusal is not None:
-                fresh.close()
-                del fresh  # nothing holds it now: the collection frees its graphs
-                raise _refused(refusal)
-            if _same(model, previous):
-                fresh.close()
-                del fresh
-                heap.release_refused()
+            # in a call of its own, whose frame (the retired model's last reference) is gone before
+            # the lock is let go: a process that waits at exit for the lock must not end while a
+            # daemon thread still frees the model inside TensorFlow, which aborted it
+            return self._reload(loader, on_swap)
+
+    def _reload(
+        self, loader: Callable[[], Assistant], on_swap: Callable[[dict[str, Any], dict[str, Any]], None] | None
+    ) -> ReloadResult:
+        """:meth:`reload`'s work, with the reload lock held."""
+        if self._closed:  # nothing would serve (or close) what it loaded
+            raise ReloadError("the server is shutting down (its model is closed); nothing was loaded")
+        previous = self.model
+        serving = f"still serving {previous['name']} {previous['version']}"
+        refusal: str | None = None
+        loading = False  # whether the loader ran: a refusal before it built nothing to free
+        try:
+            if self._probe is not None and _same(self._probe(), previous):
+                log.debug("reload: the models on disk are the ones in service")
                 return ReloadResult(False, previous, previous)
-            with self._lock:
-                closed = self._closed
-                if not closed:
-                    old = self._entry
-                    # a resend answered by the new one waits for a reply the old one still writes
-                    fresh.share_writing(old.assistant)
-                    self._entry = _Entry(fresh)
-                    self.model = model
-                    old.retired = True
-                    close = old.leases == 0
-            if closed:  # shut down while this reload loaded: nothing would close it
-                fresh.close()
-                del fresh
-                raise _refused("the server is shutting down; the new model was not installed")
-            # Its graphs' reference cycles outlive it: free them once nothing holds it any more.
-            weakref.finalize(old.assistant, heap.release_retired_soon)
-            if close:
-                self._close(old)
-            if on_swap is not None:
-                on_swap(model, previous)
-            log.info("now serving %s (was %s)", models_line(model), models_line(previous))
-            return ReloadResult(True, model, previous)
+            loading = True
+            fresh = loader()
+        except Exception as exc:  # any failure to load refuses the model, whatever it was
+            refusal = f"new model refused, {serving}: {exc}"
+            _log_cause(exc)
+        if refusal is not None:
+            # raised here, not in the handler: the error carries no traceback of the load,
+            # whose frames held what it built (closed by the loader as it failed). A
+            # directory the check refused built nothing: no collection, whose pause (0.2-1 s
+            # with the models frozen in a worker) would stop every request thread for nothing
+            raise _refused(refusal) if loading else ReloadError(refusal)
+        try:
+            fresh.warm_up()  # answers, and its first requests will not wait for TensorFlow
+            model = describe(fresh)
+        except Exception as exc:
+            refusal = f"new model refused (it failed to answer), {serving}: {exc}"
+            _log_cause(exc)
+        if refusal is not None:
+            fresh.close()
+            del fresh  # nothing holds it now: the collection frees its graphs
+            raise _refused(refusal)
+        if _same(model, previous):
+            fresh.close()
+            del fresh
+            heap.release_refused()
+            return ReloadResult(False, previous, previous)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                old = self._entry
+                # a resend answered by the new one waits for a reply the old one still writes
+                fresh.share_writing(old.assistant)
+                self._entry = _Entry(fresh)
+                self.model = model
+                old.retired = True
+                close = old.leases == 0
+        if closed:  # shut down while this reload loaded: nothing would close it
+            fresh.close()
+            del fresh
+            raise _refused("the server is shutting down; the new model was not installed")
+        # Its graphs' reference cycles outlive it: free them once nothing holds it any more.
+        weakref.finalize(old.assistant, heap.release_retired_soon)
+        if close:
+            self._close(old)
+        if on_swap is not None:
+            on_swap(model, previous)
+        log.info("now serving %s (was %s)", models_line(model), models_line(previous))
+        return ReloadResult(True, model, previous)
 
     def _close(self, entry: _Entry) -> None:
         try:
@@ -297,3 +313,20 @@ class AssistantSlot:
             close = entry.leases == 0
         if close:
             self._close(entry)
+
+
+# Every slot of the process, for the wait at exit; weakly held: a slot nothing holds any more has
+# no reload under way (a reload holds its slot).
+_SLOTS: weakref.WeakSet[AssistantSlot] = weakref.WeakSet()
+
+
+def _finish_reloads() -> None:
+    """At exit: wait for each slot's reload under way, and start no other. A reload may run on a
+    daemon thread (the request thread of ``POST /admin/reload`` under the development server, or
+    a library's own); the process ended with it inside TensorFlow's C++ code, which aborted it.
+    The reload lock is kept: a reload asked for later waits on it until the process is gone."""
+    for slot in list(_SLOTS):
+        slot._reload_lock.acquire()
+
+
+atexit.register(_finish_reloads)
