@@ -92,6 +92,42 @@ def test_ctrl_c_while_a_reload_finishes_ends_the_process_at_once():
     assert time.monotonic() - started < 30
 
 
+def test_a_stopped_dev_server_waits_for_a_reload_the_admin_route_runs(tmp_path, tiny_model_dir, capsys):
+    """Once stopped, serve --dev waits for a reload POST /admin/reload runs on its request thread
+    too, not only for one a SIGHUP started, and says so; it went on to close the store and end."""
+    import threading
+
+    from legacy_assistant.cli.serve import _finish_reload
+    from legacy_assistant.web import create_app
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    token = "an-admin-token-for-the-test"
+    app = create_app({"TESTING": True, "MODEL_DIR": str(model), "RESPONDER_DIR": None, "STORE_URL": "memory",
+                      "ADMIN_TOKEN": token, "WARM_UP": False})
+    slot = app.extensions["legacy_assistant"]
+    loader, go_on = slot._loader, threading.Event()
+    slot._loader = lambda: go_on.wait(30) and loader()
+    shutil.rmtree(model)
+    shutil.copytree(DEFAULT_MODEL, model)
+    client = app.test_client()
+    asking = threading.Thread(target=client.post, args=("/admin/reload",),
+                              kwargs={"headers": {"Authorization": f"Bearer {token}"}}, daemon=True)
+    try:
+        asking.start()
+        deadline = time.monotonic() + 30
+        while not slot.reloading and time.monotonic() < deadline:
+            time.sleep(0.005)
+        threading.Timer(0.2, go_on.set).start()
+        _finish_reload(app)
+        assert slot.model["name"] == "default"  # returned once the reload was done
+        assert "waiting for the model reload under way to finish" in capsys.readouterr().out
+    finally:
+        go_on.set()
+        asking.join(30)
+        slot.close()
+
+
 class _Server:
     """What the development server's request handler reads of Werkzeug's server."""
 

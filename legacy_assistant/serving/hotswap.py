@@ -200,6 +200,19 @@ class AssistantSlot:
         _SLOTS.add(self)
 
     @property
+    def reloading(self) -> bool:
+        """Whether a reload (on any thread) is under way."""
+        return self._reload_lock.locked()
+
+    def wait_for_reload(self, timeout: float | None = None) -> bool:
+        """Wait for a reload under way to end, at most ``timeout`` seconds (None: for as long as
+        it takes); whether none runs now."""
+        if not self._reload_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        self._reload_lock.release()
+        return True
+
+    @property
     def current(self) -> Assistant:
         """The assistant new requests get (for a quick look; a request should :meth:`lease`)."""
         return self._entry.assistant

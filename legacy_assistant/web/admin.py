@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify
 
 from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError, ReloadResult
-from legacy_assistant.web.context import current_slot, slot_of
+from legacy_assistant.web.context import EXTENSION, current_slot, slot_of
 from legacy_assistant.web.errors import ApiError
 from legacy_assistant.web.metrics import model_changed, reload_outcome
 from legacy_assistant.web.security import Access, GuardedBlueprint
@@ -154,11 +154,29 @@ class _BackgroundReloads:
 RELOADS_EXTENSION = "legacy_assistant.reloads"  # app.extensions key of the _BackgroundReloads
 
 
-def reload_under_way(app: Flask) -> ReloadRun | None:
-    """``app``'s background reload while one runs, else None."""
+class SlotReload:
+    """A reload of ``slot`` that is no background run (``POST /admin/reload`` runs it on the
+    request's thread), seen as one: ``is_alive`` while it runs, ``join`` waits for it."""
+
+    def __init__(self, slot: AssistantSlot) -> None:
+        self._slot = slot
+
+    def is_alive(self) -> bool:
+        return self._slot.reloading
+
+    def join(self, timeout: float | None = None) -> None:
+        self._slot.wait_for_reload(timeout)
+
+
+def reload_under_way(app: Flask) -> ReloadRun | SlotReload | None:
+    """``app``'s background reload while one runs, else its model's reload on another thread
+    (the admin route's) while one runs, else None."""
     reloads = app.extensions.get(RELOADS_EXTENSION)
     thread = reloads.thread if reloads is not None else None
-    return thread if thread is not None and thread.is_alive() else None
+    if thread is not None and thread.is_alive():
+        return thread
+    slot = app.extensions.get(EXTENSION)
+    return SlotReload(slot) if slot is not None and slot.reloading else None
 
 
 def reload_in_background(app: Flask, reason: str) -> ReloadRun | None:
