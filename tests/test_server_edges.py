@@ -681,6 +681,27 @@ def test_graceful_closes_linger_aside_only_up_to_their_cap_then_where_they_are_c
         time.sleep(0.01)
 
 
+def test_a_worker_that_stops_waits_for_its_lingering_graceful_closes(monkeypatch):
+    """gunicorn's stop waits for the connections it counts, and a close lingering in a thread of
+    its own is no longer counted: the worker ended with it under way, and its exit reset the
+    connection of a client still sending what the close was draining (a body refused with 413)."""
+    from gunicorn.workers.gthread import ThreadWorker
+
+    monkeypatch.setattr(ThreadWorker, "run", lambda self: None)  # gunicorn's loop, ended at once
+    worker = object.__new__(server_module.ModelWorker)
+    worker._lingering = threading.BoundedSemaphore(server_module.LINGERING_CLOSES_MAX)
+    done = []
+
+    def close(graceful=False):
+        time.sleep(0.3)  # draining what the client still sends
+        done.append(graceful)
+
+    server_module._closing_aside(close, worker._lingering)(graceful=True)
+    worker.run()
+    assert done == [True]  # ended before the worker did
+    assert worker._lingering.acquire(blocking=False)  # and its slot given back
+
+
 def test_the_log_names_the_address_it_listens_at(server):
     log = server.log()
     assert f"Listening at: http://127.0.0.1:{server.port} " in log, log[:2000]

@@ -417,6 +417,17 @@ class ModelWorker(ThreadWorker):
         finally:
             conn.__dict__.pop("close", None)  # a kept-alive connection closes as gunicorn's again
 
+    def run(self) -> None:
+        """gunicorn's, then, on a graceful stop, a wait for the graceful closes still lingering
+        in threads of their own (:meth:`finish_request`), up to the 2 s each takes: gunicorn's
+        stop waits only for the connections it counts, and these it no longer counts. The worker
+        ended with them under way, and its exit closed their sockets at once: a client still
+        sending what the close was draining (the rest of a body refused with 413) had its
+        connection reset (its send failed with a broken pipe) instead of closed. A quick stop
+        (SIGQUIT, SIGINT) leaves run() by SystemExit and does not wait."""
+        super().run()
+        _wait_for_lingering_closes(self._lingering, LINGERING_CLOSES_MAX, LINGERING_CLOSE_WAIT_SECONDS)
+
     def accept(self, listener: Any) -> None:
         """gunicorn's, except that running out of file descriptors (``EMFILE``, ``ENFILE``) while
         this worker holds connections lowers its cap (``worker_connections``) to those it holds,
@@ -668,6 +679,9 @@ CLIENT_WRITE_TIMEOUT_SECONDS = 10.0
 # called, on the worker's main thread, as gunicorn's does, so clients that keep their sockets open
 # cannot make a worker start threads without bound.
 LINGERING_CLOSES_MAX = 64
+# How long a worker that stops waits for its lingering closes: gunicorn's graceful close lingers
+# for 2 s at most (gunicorn.util.close_graceful), and a little more for the threads to end.
+LINGERING_CLOSE_WAIT_SECONDS = 2.5
 
 
 def _closing_aside(close: Any, slots: threading.BoundedSemaphore) -> Any:
@@ -694,6 +708,24 @@ def _closing_aside(close: Any, slots: threading.BoundedSemaphore) -> Any:
         close(graceful=True)
 
     return closing
+
+
+def _wait_for_lingering_closes(slots: threading.BoundedSemaphore, count: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for every graceful close lingering in a thread of its own
+    (:func:`_closing_aside`) to end, as each gives its one of the ``count`` ``slots`` back;
+    whether they all did. The slots are free again as this returns."""
+    deadline = time.monotonic() + seconds
+    taken = 0
+    try:
+        while taken < count:
+            if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                log.info("a stopping worker left a graceful close lingering past %g s", seconds)
+                return False
+            taken += 1
+        return True
+    finally:
+        for _ in range(taken):
+            slots.release()
 
 
 def _closing_after_unread_body(app: Any, drain: int | None) -> Any:
