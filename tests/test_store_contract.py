@@ -432,6 +432,44 @@ def test_sqlite_store_opens_while_another_process_holds_the_write_lock_and_sweep
     reopened.close()
 
 
+def test_sqlite_a_sweep_at_open_that_failed_counts_as_working_again_once_a_save_works(tmp_path, monkeypatch, caplog):
+    """The sweep at open failed as a kind of operation of its own, never tried again (the next
+    save sweeps): the store counted as failing for good, never said it worked again, and the
+    line after a later outage counted the sweep's failure and timed it from the opening."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    store.save("old", ConversationState(turns=1), turn())
+    store.close()
+    clock.advance(61)
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        reopened = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    now, recovered = _outage_clock_and_lines(reopened, caplog)
+    now[0] = time.monotonic() + 1  # the clock the failure at open was timed on, a second later
+    with caplog.at_level("INFO", logger="legacy_assistant.stores"):
+        reopened.save("new", ConversationState(turns=1), turn())  # sweeps, and works
+        assert len(recovered()) == 1 and "(1 failed operation(s)" in recovered()[0], recovered()
+        now[0] += 3600  # an hour later, one read fails and the next works
+        def failing():
+            raise sqlite3.OperationalError("disk I/O error")
+
+        with monkeypatch.context() as broken:
+            broken.setattr(reopened, "_connect", failing)
+            broken.setattr(reopened, "_idle", [])
+            with pytest.raises(StoreError):
+                reopened.history("new")
+        now[0] += outages.QUIET_SECONDS
+        assert [t.message for t in reopened.history("new")] == ["hi"]
+    assert len(recovered()) == 2, recovered()
+    assert "works again, 60.0 s after it first failed (1 failed operation(s)" in recovered()[1], recovered()
+    reopened.close()
+
+
 def test_sqlite_logs_a_sweep_only_once_its_deletion_is_committed(tmp_path, monkeypatch, caplog):
     """A save whose commit failed (a full disk) after its sweep logged "deleted 1 expired
     conversation(s)", though the rollback kept every row: the log said the words were gone."""

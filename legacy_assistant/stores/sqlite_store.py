@@ -413,9 +413,15 @@ class SQLiteStore(ClosedAtExit):
         A sweep that cannot write (a full disk, another process holding the write lock past the
         busy time) is left to the next save: expired conversations are unseen either way, and
         the store, which can still be read, opens. It failed the opening, so no worker could
-        start, not even to serve what needs no write."""
+        start, not even to serve what needs no write. Its failure is one of a save, the kind of
+        operation that sweeps next: the store counts as working again (and says so) once a save
+        works, where a kind of its own, never tried again, kept it counted as failing for good."""
         try:
-            self._write("sweep expired conversations", lambda connection: self._purge(connection, self._clock()))
+            self._write(
+                "sweep expired conversations",
+                lambda connection: self._purge(connection, self._clock()),
+                outage="save",
+            )
         except StoreError as exc:
             self._last_purge = None  # the next save sweeps
             log.warning("conversation store %s: expired conversations are deleted at the next save: %s", self.path, exc)
@@ -550,19 +556,22 @@ class SQLiteStore(ClosedAtExit):
                 connection.close()
 
     @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
+    def _errors(self, what: str, outage: str | None = None) -> Iterator[None]:
+        """Failures of ``what`` as :class:`StoreError`, each followed as a failure of the kind of
+        operation ``outage`` (``what`` where None) by the store's :class:`Outage`."""
+        kind = outage or what
         began = self._outage.now()
         try:
             yield
         except sqlite3.Error as exc:
-            self._outage.failed(what)
+            self._outage.failed(kind)
             raise StoreError(f"SQLite conversation store {self.path}: {what} failed: {exc}") from exc
         except _UnreadableConversation:  # one conversation's data, not the store
             raise
         except StoreError:  # the writer lock held too long, the file removed and not to be made again
-            self._outage.failed(what)
+            self._outage.failed(kind)
             raise
-        self._outage.worked(what, began)
+        self._outage.worked(kind, began)
 
     @contextlib.contextmanager
     def _unreadable(self, sender: str) -> Iterator[None]:
@@ -613,11 +622,12 @@ class SQLiteStore(ClosedAtExit):
         check_text("sender", sender)
         return self._write("forget", lambda connection: self._forget(connection, sender))
 
-    def _write(self, what: str, action: Callable[[sqlite3.Connection], T]) -> T:
-        """``action(connection)`` in one write transaction, committed before this returns."""
+    def _write(self, what: str, action: Callable[[sqlite3.Connection], T], outage: str | None = None) -> T:
+        """``action(connection)`` in one write transaction, committed before this returns
+        (``outage``: see :meth:`_errors`)."""
         self._local.deleted = False  # set by an action that deletes a conversation
         self._local.swept = 0  # expired conversations the action's sweep deleted, logged once committed
-        with self._errors(what), self._connection() as connection:
+        with self._errors(what, outage), self._connection() as connection:
             if connection.in_transaction or getattr(self._local, "holds_writer", False):
                 # inside conversation(): the write lock is ours already; a second write in the
                 # same block (the first one committed) opens a transaction of its own under it
