@@ -140,3 +140,24 @@ def test_a_check_writes_the_texts_of_its_cases_as_they_are_written(tmp_path, cap
     assert '"שלום, 你好 \\u202e"' in out and "\u202e" not in out
     assert '"שלום, 你好' in report.read_text(encoding="utf-8")
     assert json.loads(report.read_text(encoding="utf-8"))["mismatches"][0]["text"] == "שלום, 你好 \u202e"
+
+
+def test_a_check_keeps_a_lone_surrogate_of_a_case_as_its_escape(tmp_path, capsys):
+    """A case's text cut inside an emoji (a golden file's "\\ud83d" alone): --report failed with
+    a UnicodeEncodeError traceback, and the printed comparison showed the text with a "?"."""
+    import json
+    import shutil
+
+    from legacy_assistant.cli import main
+
+    model = shutil.copytree(DEFAULT_MODEL, tmp_path / "default")
+    golden = json.loads((model / "golden.json").read_text(encoding="utf-8"))
+    golden["cases"][0]["text"] = "hi \ud83d there, שלום"
+    golden["cases"][0]["intent"] = "not what it answers"
+    (model / "golden.json").write_text(json.dumps(golden), encoding="utf-8")
+    report = tmp_path / "report.json"
+    assert main(["golden", str(model), "--check", "--report", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert '"hi \\ud83d there, שלום"' in out and "?" not in out, out
+    assert json.loads(out[: out.rindex("}") + 1])["mismatches"][0]["text"] == "hi \ud83d there, שלום"
+    assert json.loads(report.read_text(encoding="utf-8"))["mismatches"][0]["text"] == "hi \ud83d there, שלום"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from legacy_assistant.common.terminal import SaidBeforeWriting, json_visible, sa
 from legacy_assistant.errors import AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
+
+# A UTF-16 surrogate alone (a golden file's "\ud83d", of a text cut inside an emoji): no UTF-8
+# holds it, so its JSON keeps it as the escape it was read from.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -166,14 +171,23 @@ def _check(compare: Callable[[], dict], tolerance: float, report_path: str | Non
     printed = SaidBeforeWriting()  # a reader that goes away (`... | head`) does not take --report with it
     # texts as written (a Hebrew or Chinese case was a row of \u escapes), as evaluate's report
     # has them; a control or bidi character still printed as its escape
-    printed.say(json_visible(json.dumps(report, indent=2, ensure_ascii=False)))
+    printed.say(json_visible(_json_as_written(report, indent=2)))
     ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)  # as evaluate's --out does
-        write_text_atomically(report_path, json.dumps({**report, "ok": ok}, indent=2, ensure_ascii=False) + "\n")
+        write_text_atomically(report_path, _json_as_written({**report, "ok": ok}, indent=2) + "\n")
     printed.raise_if_gone()
     say("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}")
     return 0 if ok else 1
+
+
+def _json_as_written(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON with its texts as written (``ensure_ascii=False``), except a lone
+    surrogate, which stays a ``\\u`` escape: the report written with it failed with a traceback
+    (UTF-8 cannot encode it), and the printed one showed it as "?"."""
+    return _SURROGATE.sub(
+        lambda found: f"\\u{ord(found.group()):04x}", json.dumps(value, indent=indent, ensure_ascii=False)
+    )
 
 
 def _why(report: dict[str, Any], tolerance: float) -> str:
@@ -190,7 +204,7 @@ def _why(report: dict[str, Any], tolerance: float) -> str:
     largest = report.get("largest_delta")
     if report["max_abs_delta"] > tolerance:
         if largest is not None and largest["delta"] == report["max_abs_delta"]:
-            case = json.dumps(largest["text"] if "text" in largest else largest["context"], ensure_ascii=False)
+            case = _json_as_written(largest["text"] if "text" in largest else largest["context"])
             case = case if len(case) <= 200 else case[:197] + "..."  # a context's turns may be long
             under = f" under {largest['condition']!r}" if "condition" in largest else ""
             reasons.append(f"the largest difference, {largest['delta']:.3g}, is on {case}{under}")
