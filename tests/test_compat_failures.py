@@ -146,12 +146,26 @@ def test_pickling_a_session_or_graph_raises_type_error(small_graph):
         pickle.dumps(gs)
 
 
+def _keras_major_behind_tf_compat_v1() -> int:
+    """The Keras generation that ``tf.compat.v1.layers`` and ``rnn_cell`` come from: the
+    ``keras`` package's, or Keras 2 where ``TF_USE_LEGACY_KERAS`` sends TensorFlow (2.15 on) to
+    an installed ``tf_keras``, the release notes' way back to Keras 2."""
+    import importlib.metadata
+    import importlib.util
+    import os
+
+    release = tuple(int(part) for part in tf.__version__.split(".")[:2])
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") in ("true", "True", "1")  # as TensorFlow reads it
+    if release >= (2, 15) and legacy and importlib.util.find_spec("tf_keras") is not None:
+        return 2
+    return int(importlib.metadata.version("keras").split(".")[0])
+
+
 def test_keras_3_takes_the_tf1_layers_and_cells_away():
     """The Keras/TF clash: with Keras 3 (TensorFlow 2.16 on) ``tf.compat.v1.layers`` and
-    ``rnn_cell`` raise; with Keras 2 they still build. This project uses neither."""
-    import importlib.metadata
-
-    keras_major = int(importlib.metadata.version("keras").split(".")[0])
+    ``rnn_cell`` raise; with Keras 2 (or ``tf_keras`` and ``TF_USE_LEGACY_KERAS=1``) they
+    still build. This project uses neither."""
+    keras_major = _keras_major_behind_tf_compat_v1()
     with tf.Graph().as_default():
         inputs = tf.placeholder(tf.float32, [None, 3])
         if keras_major >= 3:
@@ -193,7 +207,7 @@ def test_dynamic_rnn_runs_a_hand_written_cell_but_not_a_keras_3_one():
             session.run(tf.global_variables_initializer())
             result = session.run(outputs, {inputs: np.ones((2, 4, 3), np.float32), lengths: [4, 2]})
         assert result.shape == (2, 4, 4) and not result[1, 2:].any() and result[1, :2].any()
-        if int(importlib.metadata.version("keras").split(".")[0]) >= 3:
+        if int(importlib.metadata.version("keras").split(".")[0]) >= 3:  # the keras package's own GRUCell
             import keras
 
             with pytest.raises(TypeError, match="get_initial_state\\(\\) got an unexpected keyword argument 'inputs'"):
