@@ -176,12 +176,17 @@ class FixedRun:
         self._gs = graph_session
         self._fetches = list(fetches)
         self._feeds = list(feeds)
-        for tensor in [*self._fetches, *self._feeds]:
-            # the callable names tensors: another graph's "y:0" would be this graph's "y:0", silently
-            if not isinstance(tensor, tf.Tensor):
-                raise TypeError(f"{tensor!r}: a compiled call feeds and fetches tensors, not {type(tensor).__name__}")
-            if tensor.graph is not graph_session.graph:
-                raise TypeError(f"Tensor {tensor.name} is not an element of this graph.")
+        for role, tensors in (("feed", self._feeds), ("fetch", self._fetches)):  # Session.run's order
+            for tensor in tensors:
+                if not isinstance(tensor, tf.Tensor):
+                    raise TypeError(
+                        f"{tensor!r}: a compiled call feeds and fetches tensors, not {type(tensor).__name__}"
+                    )
+                # the callable names tensors: another graph's "y:0" would be this graph's "y:0",
+                # silently. Refused as Session.run refuses it: ValueError for a fetch, TypeError for a feed.
+                if tensor.graph is not graph_session.graph:
+                    error = ValueError if role == "fetch" else TypeError
+                    raise error(f"{role} Tensor {tensor.name} is not an element of this graph.")
         self._dtypes = [feed.dtype.as_numpy_dtype for feed in self._feeds]
         # None for an unknown rank; otherwise one entry per dimension, None where any size goes
         self._shapes = [None if feed.shape.rank is None else feed.shape.as_list() for feed in self._feeds]

@@ -207,8 +207,15 @@ def test_tensors_of_another_graph_are_refused_as_session_run_refuses_them(mixed_
         with other.bound():
             x = tf.placeholder(tf.float32, [None], name="x")
             y = tf.identity(x * 2.0, name="y")
-        with pytest.raises(TypeError, match="is not an element of this graph"):
+        # as Session.run: TypeError for a feed (a feed_dict key; checked first), ValueError for a fetch
+        with pytest.raises(TypeError, match="feed Tensor x:0 is not an element of this graph"):
             gs.fixed_run([y], [x])
+        with pytest.raises(TypeError, match="is not an element of this graph"):
+            gs.session.run(y, {x: [1.0]})
+        with pytest.raises(ValueError, match="fetch Tensor y:0 is not an element of this graph"):
+            gs.fixed_run([y], [feeds[2]])
+        with pytest.raises(ValueError, match="is not an element of this graph"):
+            gs.session.run(y, {feeds[2]: 1.0})
         with pytest.raises(TypeError, match="is not an element of this graph"):
             other.fixed_run([y], [feeds[1]])
         with pytest.raises(TypeError, match="tensors, not Operation"):
