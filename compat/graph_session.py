@@ -1,8 +1,10 @@
 """One model, one graph, one session.
 
 Under ``tf.compat.v1`` the *default graph* is thread-local: a Flask request thread that builds
-or looks up an op without entering the model's graph gets a fresh, empty graph of its own and
-fails with ``Tensor ... is not an element of this graph``. :class:`GraphSession` keeps the graph
+an op without entering the model's graph gets a fresh, empty graph of its own, and running that
+op with the model's session fails with ``Tensor ... is not an element of this graph`` (looking a
+model tensor up by name in it raises ``KeyError``: ``The name 'y:0' refers to a Tensor which does
+not exist``). :class:`GraphSession` keeps the graph
 and its session together; :meth:`GraphSession.bound` enters both for the calling thread, and
 :meth:`GraphSession.finalize` makes the graph read-only once loading is done, so an op built by
 mistake later fails at once instead of slowly growing the graph.
