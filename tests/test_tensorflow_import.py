@@ -140,3 +140,30 @@ def test_kernels_are_recorded_as_set_where_the_runtime_imports_tensorflow_first(
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # set later: TensorFlow read 0
     environment.configure_tensorflow_environment()
     assert environment.kernel_settings() == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+@pytest.mark.parametrize(
+    ("tf_keras_installed", "user_value", "inside"), [(False, None, "1"), (True, None, None), (False, "0", "0")]
+)
+def test_keras_deferred_steps_aside_for_tf_keras_and_for_a_value_the_user_set(
+    monkeypatch, tf_keras_installed, user_value, inside
+):
+    """With tf_keras installed the variable would send TensorFlow to it (tf.keras would be Keras 2
+    for the whole process), so nothing is set; a value the user set is left as it is."""
+    from compat import environment
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name == "tf_keras":
+            return object() if tf_keras_installed else None
+        return real_find_spec(name, *args)
+
+    monkeypatch.setattr(environment.importlib.util, "find_spec", find_spec)
+    if user_value is None:
+        monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    else:
+        monkeypatch.setenv("TF_USE_LEGACY_KERAS", user_value)
+    with environment.keras_deferred():
+        assert os.environ.get("TF_USE_LEGACY_KERAS") == inside
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == user_value
