@@ -101,6 +101,48 @@ def test_golden_replies_of_a_model_replaced_meanwhile_are_not_written_into_the_n
     assert json.loads((model_copy / "golden.json").read_text(encoding="utf-8"))["model"] == "trained meanwhile"
 
 
+def test_golden_check_of_a_model_replaced_meanwhile_compares_nothing(model_copy, tmp_path, monkeypatch, capsys):
+    """`golden DIR --check` while `train --out DIR --force` replaces DIR: the old model's golden
+    file, read first, was compared with the new model loaded after it, and the check passed (or
+    failed) for a model whose folder has no golden file."""
+    import json
+    import shutil
+
+    import legacy_assistant.classifier.golden as golden_module
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, manifest_digest
+    from legacy_assistant.cli import main
+
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("hello\nbye\n", encoding="utf-8")
+    assert main(["golden", str(model_copy), "--sentences", str(sentences)]) == 0
+    newer = tmp_path / "newer"  # as train --force leaves it: no golden file
+    shutil.copytree(model_copy, newer)
+    (newer / "golden.json").unlink()
+    manifest = json.loads((newer / "assistant.json").read_text(encoding="utf-8"))
+    manifest["name"] = "trained meanwhile"
+    manifest[DIGEST_FIELD] = manifest_digest(manifest)
+    (newer / "assistant.json").write_text(json.dumps(manifest), encoding="utf-8")
+    read_golden = golden_module.read_golden
+
+    def read_while_the_model_is_replaced(path):
+        golden = read_golden(path)
+        shutil.rmtree(model_copy)
+        shutil.copytree(newer, model_copy)
+        return golden
+
+    monkeypatch.setattr(golden_module, "read_golden", read_while_the_model_is_replaced)
+    capsys.readouterr()
+    assert main(["golden", str(model_copy), "--check"]) == 1
+    out, err = capsys.readouterr()
+    golden_path = model_copy / "golden.json"
+    assert f"error: {model_copy} was replaced by another model while it was checked against {golden_path}: " \
+           "nothing was compared; run golden --check again for the model now there" in err
+    assert "golden: OK" not in out
+    monkeypatch.setattr(golden_module, "read_golden", read_golden)
+    assert main(["golden", str(model_copy), "--check"]) == 1  # as the error says: the new model has none
+    assert f"{golden_path}: golden file not found" in capsys.readouterr().err
+
+
 def test_a_golden_case_naming_other_intents_names_the_file_and_the_case(tmp_path, capsys):
     """The error named neither the golden file nor the case, nor which intents differ."""
     import json

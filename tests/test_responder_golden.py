@@ -198,3 +198,28 @@ def test_a_golden_file_of_the_other_kind_of_model_is_named_as_such(capsys):
     assert capsys.readouterr().err.strip() == (
         f"error: {responder_golden}: a responder's golden replies, not an intent model's golden predictions: "
         "check it against the responder it was written for")
+
+
+def test_golden_check_of_a_responder_replaced_meanwhile_compares_nothing(tmp_path, monkeypatch, capsys):
+    """`golden DIR --check` while `train-responder --out DIR --force` replaces DIR: the old
+    responder's golden file, read first, was compared with the new responder loaded after it."""
+    import shutil
+
+    import legacy_assistant.responder.golden as golden_module
+    from legacy_assistant.cli import main
+
+    copy = tmp_path / "responder"
+    shutil.copytree(DEFAULT_RESPONDER, copy)
+    read = golden_module.read_golden
+
+    def read_while_the_responder_is_replaced(path):
+        golden = read(path)
+        (copy / "golden.json").unlink()  # a new responder is written without one
+        return golden
+
+    monkeypatch.setattr(golden_module, "read_golden", read_while_the_responder_is_replaced)
+    assert main(["golden", str(copy), "--check"]) == 1
+    out, err = capsys.readouterr()
+    assert f"error: {copy} was replaced by another model while it was checked against {copy / 'golden.json'}: " \
+           "nothing was compared; run golden --check again for the model now there" in err
+    assert "golden: OK" not in out

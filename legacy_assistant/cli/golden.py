@@ -81,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
     if args.check:
+        read = _golden_bytes(golden_path)
         golden = read_golden(_existing(golden_path))  # before the model loads, which takes seconds
         predictor = Predictor.load(args.model)
+        _refuse_if_golden_replaced(args.model, golden_path, read)
         return _check(lambda: compare_golden(predictor, golden, golden_path), tolerance, args.report)
     predictor = Predictor.load(args.model)
     sentences = read_sentences(args.sentences)
@@ -115,10 +117,12 @@ def run_responder(args: argparse.Namespace) -> int:
     tolerance = RESPONDER_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
     if args.check:
+        read = _golden_bytes(golden_path)
         golden = read_golden(_existing(golden_path))
 
         def compare() -> dict:
             with Responder.load(args.model) as responder:
+                _refuse_if_golden_replaced(args.model, golden_path, read)
                 check_contexts(responder, [case["context"] for case in golden["cases"]], golden_path, "case")
                 check_case_conditions(responder, golden["cases"], golden_path)
                 return compare_golden(responder, golden)
@@ -150,6 +154,30 @@ def _refuse_if_replaced(model: str, loaded: dict[str, Any]) -> None:
     raise AssistantError(
         f"{model} was replaced by another model while its golden replies were computed: nothing was written; "
         "run golden again for the model now there"
+    )
+
+
+def _golden_bytes(golden_path: Path) -> bytes | None:
+    """The golden file's bytes as they are now (None: none to read), to tell afterwards whether it
+    was replaced."""
+    from legacy_assistant.common.input_files import read_input_bytes
+
+    try:
+        return read_input_bytes(golden_path) if golden_path.is_file() else None
+    except OSError:
+        return None
+
+
+def _refuse_if_golden_replaced(model: str, golden_path: Path, read: bytes | None) -> None:
+    """Refuse a check whose golden file lies in ``model``'s folder and is no longer the one read
+    before the model was loaded: ``train --force`` (or a migration) replaced the model meanwhile,
+    and the model loaded is the new one, which the old model's golden cases do not describe (its
+    check failed, or passed, for nothing)."""
+    if Path(model).resolve() not in golden_path.resolve().parents or _golden_bytes(golden_path) == read:
+        return
+    raise AssistantError(
+        f"{model} was replaced by another model while it was checked against {golden_path}: nothing was "
+        "compared; run golden --check again for the model now there"
     )
 
 
