@@ -686,6 +686,24 @@ def test_a_failed_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatc
     assert not list(run.glob("*tmp*")) and not list(run.glob("*tempstate*"))
 
 
+def test_a_run_killed_as_it_wrote_a_file_leaves_a_folder_that_starts_and_resumes(tmp_path):
+    """``kill -9`` during the write of run.json, a state file or the best epoch's weights leaves
+    that write's temporary file: the folder was then refused, resumed or started afresh alike, as
+    "not empty and holds no run.json", and a resumed run kept such a file for good."""
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=1)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".run.json.k3j2l1.tmp").write_text('{"format": "legacy-assistant-resp', encoding="utf-8")
+    with pytest.raises(TrainingError, match="nothing to resume in .*killed: it holds no run.json"):
+        train_responder(dialogues, config, checkpoint_dir=killed, resume=True)
+    train_responder(dialogues, config, checkpoint_dir=killed)  # starts afresh
+    (killed / ".state-9.json.p1fpmi4k.tmp").write_text('{"epoch": ', encoding="utf-8")
+    (killed / ".best-1.npz.tmp.npz").write_bytes(b"PK")
+    train_responder(dialogues, config.with_overrides(epochs=2), checkpoint_dir=killed, resume=True)
+    assert sorted(p.name for p in killed.iterdir() if p.name.startswith(".")) == []
+
+
 def test_a_signal_the_process_ignores_stays_ignored_during_training():
     """Started with SIGINT ignored (``cmd &`` from a script), a Ctrl-C to the group stopped the
     training but not the export after it: the training's handler must not take an ignored signal."""

@@ -37,6 +37,7 @@ One run at a time trains in a checkpoint directory
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -364,11 +365,26 @@ def _prune(directory: Path, keep_best: str | None) -> None:
     _remove_checkpoint_temporaries(directory)
 
 
+# The temporary files of this module's own writes (run.json, a state file, the best epoch's
+# weights), renamed into place once whole: one stays where a run was killed (``kill -9``, the
+# out-of-memory killer) as it wrote the file.
+_OWN_TEMPORARIES = (f".{RUN_FILE}.*.tmp", f".{STATE_PREFIX}*.json.*.tmp", f".{BEST_PREFIX}*.npz.tmp.npz")
+
+
+def _left_by_a_killed_write(name: str) -> bool:
+    """Whether ``name`` is the temporary file of one of this module's writes (see
+    :data:`_OWN_TEMPORARIES`), which a run killed as it wrote left: no reason to call the folder
+    another program's, and removed at the next checkpoint."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _OWN_TEMPORARIES)
+
+
 def _remove_checkpoint_temporaries(directory: Path) -> None:
     """The temporary files TensorFlow leaves when a checkpoint write fails part way (a full
     disk): its checkpoint index's ``checkpoint.tmp<hex>``, which it does not remove itself, and
-    a weights file's ``.tempstate<n>``. Nothing else in a checkpoint folder is named so."""
-    for pattern in ("checkpoint.tmp*", "*.tempstate*"):
+    a weights file's ``.tempstate<n>``; and those of this module's own writes that a killed run
+    left (:data:`_OWN_TEMPORARIES`). Nothing else in a checkpoint folder is named so; the
+    folder is held (its lock), so none of them is a write in progress."""
+    for pattern in ("checkpoint.tmp*", "*.tempstate*", *_OWN_TEMPORARIES):
         for path in directory.glob(pattern):
             try:
                 if path.is_file() and not path.is_symlink():
@@ -717,7 +733,10 @@ def _stored_run(directory: Path | None, config: ResponderTrainingConfig, resume:
         raise TrainingError(f"{directory}: not a directory; the checkpoint directory must be a folder")
     run_file = directory / RUN_FILE
     if not run_file.exists():
-        if directory.exists() and any(path.name not in (HOLDER_FILE, TEMPORARY_FILE) for path in directory.iterdir()):
+        if directory.exists() and any(
+            path.name not in (HOLDER_FILE, TEMPORARY_FILE) and not _left_by_a_killed_write(path.name)
+            for path in directory.iterdir()
+        ):
             raise TrainingError(f"{directory}: not empty and holds no {RUN_FILE}: not a responder checkpoint directory")
         if resume:  # a mistyped --checkpoint-dir would otherwise throw the run away and start over
             found = f"it holds no {RUN_FILE}" if directory.exists() else "no such folder"
