@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -470,6 +471,42 @@ def test_a_failed_export_keeps_the_trained_run_and_says_how_to_export_it(files, 
     assert not (kept / ".temporary").exists()  # printed to export from: no later run removes it
     monkeypatch.undo()
     assert main(["-q", *command[1:]]) == 0  # exported without training again
+    summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["epochs_run"] == 2
+
+
+@pytest.mark.pinned_only
+def test_an_export_refused_because_another_run_wrote_the_out_folder_says_a_command_that_exports(
+    files, tmp_path, capsys, monkeypatch
+):
+    """Two runs with one --out: the one that exports second is refused (the folder appeared while
+    it trained), and the command it printed to export its run repeated --out without --force,
+    which was refused in turn as "already exists"."""
+    import tempfile
+
+    from legacy_assistant.responder import artifact
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = tmp_path / "model"
+    export = artifact.export_responder_artifact
+
+    def export_after_another_run(*args, **kwargs):
+        shutil.copytree(DEFAULT_RESPONDER, out)  # the other run's model
+        return export(*args, **kwargs)
+
+    monkeypatch.setattr(artifact, "export_responder_artifact", export_after_another_run)
+    argv = ["train-responder", str(files["corpus"]), "--out", str(out), "--config", str(files["config"]),
+            "--epochs", "2", "--no-plot"]
+    assert main(["-q", *argv]) == 1
+    err = capsys.readouterr().err
+    kept = next(tmp_path.glob("legacy-assistant-responder-*"))
+    said = (f"the export failed; the trained run is kept in {kept}; {out} now holds what another run wrote there: "
+            "export it to another --out, or over that with:")
+    assert said in err, err
+    command = shlex.split(err.split(said)[1].strip().splitlines()[0])
+    assert "--force" in command and command[-3:] == ["--checkpoint-dir", str(kept), "--resume"]
+    monkeypatch.undo()
+    assert main(["-q", *command[1:]]) == 0, capsys.readouterr().err  # as printed: exported
     summary = json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]
     assert summary["epochs_run"] == 2
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import shutil
 import signal
@@ -146,8 +147,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def resume_command(args: argparse.Namespace, checkpoint_dir: str | Path, exported: bool = False) -> str:
-    """The command line that resumes this run from ``checkpoint_dir``; with ``exported``, the
-    run has written ``--out`` already, which the resumed run replaces (``--force``)."""
+    """The command line that resumes this run from ``checkpoint_dir``; with ``exported``,
+    ``--out`` holds a model already (this run's, or another run's written there meanwhile), which
+    the resumed run replaces (``--force``)."""
     # the options' paths as they read them back: ./~/run, not ~/run (the home folder's)
     argv = ["legacy-assistant", COMMAND, *args.corpora, "--out", option_path(args.out)]
     if args.validation:
@@ -301,9 +303,17 @@ def _train_and_export(
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM taken as one
                 what = "was interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT else "was terminated"
             mark_temporary(checkpoint_dir, False)  # printed to export from: kept
+            # --out was refused when it existed already: one there now was written by another run
+            # meanwhile, and the command without --force would be refused as "already exists"
+            taken = not args.force and os.path.lexists(out)
+            how = (
+                f"{out} now holds what another run wrote there: export it to another --out, or over that with"
+                if taken
+                else "export it with"
+            )
             say(
-                f"the export {what}; the trained run is kept in {checkpoint_dir}; export it with:\n"
-                f"  {resume_command(args, checkpoint_dir)}",
+                f"the export {what}; the trained run is kept in {checkpoint_dir}; {how}:\n"
+                f"  {resume_command(args, checkpoint_dir, exported=taken)}",
                 file=sys.stderr,
             )
         elif temporary:
