@@ -204,6 +204,46 @@ def test_a_copy_without_the_shipped_models_says_so_and_what_to_give(monkeypatch,
     assert defaults.not_installed_hint(DEFAULT_MODEL) == ""  # it exists
 
 
+@pytest.mark.parametrize("kind", ["model", "responder"])
+def test_serve_checks_a_model_replaced_while_it_is_checked_again_rather_than_call_it_damaged(
+    tmp_path, monkeypatch, kind
+):
+    """`serve` started while `train --out DIR --force` swaps DIR: the check before the workers
+    start read the old manifest and then the new files, and refused the new, whole model as
+    "altered or truncated", where every load checks such a directory again."""
+    import importlib
+
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, manifest_digest
+    from legacy_assistant.cli.serve import check_model, check_responder
+    from legacy_assistant.errors import ArtifactError
+
+    module = importlib.import_module(f"legacy_assistant.{'classifier' if kind == 'model' else 'responder'}.artifact")
+    source, verify_name = (DEFAULT_MODEL, "verify_artifact") if kind == "model" else (DEFAULT_RESPONDER,
+                                                                                       "verify_responder")
+    folder, newer = tmp_path / "served", tmp_path / "newer"
+    shutil.copytree(source, folder)
+    shutil.copytree(source, newer)
+    manifest = json.loads((newer / module.MANIFEST).read_text(encoding="utf-8"))
+    manifest["name"] = "trained meanwhile"
+    manifest[DIGEST_FIELD] = manifest_digest(manifest)
+    (newer / module.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    verify = getattr(module, verify_name)
+    calls = []
+
+    def verify_while_replaced(path):
+        calls.append(path)
+        if len(calls) == 1:  # the manifest read, then the swap, then the files of the new model
+            os.rename(folder, tmp_path / "retired")
+            os.rename(newer, folder)
+            raise ArtifactError(f"{folder}/saved_model/saved_model.pb: altered or truncated")
+        return verify(path)
+
+    monkeypatch.setattr(module, verify_name, verify_while_replaced)
+    check = check_model if kind == "model" else check_responder
+    check(str(folder), "compat")
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("check", ["serve's model", "serve's responder", "chat's, info's, golden's"])
 def test_a_model_path_that_cannot_be_looked_at_is_refused_as_unreadable(tmp_path, check):
     """A path the system will not look at (a name over the file system's limit; a folder on the

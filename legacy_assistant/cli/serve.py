@@ -127,10 +127,12 @@ def check_model(model: str, runtime: str) -> None:
     model is one line instead of a traceback from every worker."""
     if not _there(model):
         raise ConfigError(f"model directory not found: {model}{not_installed_hint(model)}")
-    from legacy_assistant.classifier.artifact import verify_artifact
+    from legacy_assistant.artifacts.directory import load_consistently
+    from legacy_assistant.classifier.artifact import MANIFEST, verify_artifact
 
-    # names what is wrong: no manifest, a folder or a pipe in its place, a responder's directory
-    info = verify_artifact(model)
+    # names what is wrong: no manifest, a folder or a pipe in its place, a responder's directory;
+    # a model replaced while it is checked (train --force) is checked again, not called damaged
+    info = load_consistently(model, lambda: verify_artifact(model), manifest_name=MANIFEST)
     if info.runtime != runtime:
         raise ConfigError(
             f"{model}: a model for the {info.runtime!r} runtime cannot be served with runtime "
@@ -140,11 +142,13 @@ def check_model(model: str, runtime: str) -> None:
 
 def check_responder(responder: str, runtime: str) -> None:
     """:func:`check_model` for a responder directory (``responder.json``, its checksums, its runtime)."""
-    from legacy_assistant.responder.artifact import verify_responder
+    from legacy_assistant.artifacts.directory import load_consistently
+    from legacy_assistant.responder.artifact import MANIFEST, verify_responder
 
     if not _there(responder):
         raise ConfigError(f"responder directory not found: {responder}{not_installed_hint(responder)}")
-    info = verify_responder(responder)  # names what is wrong, as verify_artifact does
+    # names what is wrong, as verify_artifact does; checked again if replaced meanwhile
+    info = load_consistently(responder, lambda: verify_responder(responder), manifest_name=MANIFEST)
     written_for = info.manifest.get("runtime", "compat")
     if written_for != runtime:
         # the intent model, checked first, is for `runtime`; migrate makes 'tf2' copies of compat models only
