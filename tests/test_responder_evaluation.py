@@ -411,6 +411,42 @@ def test_a_bad_corpus_is_refused_with_its_line(model, tmp_path, capsys):
     ]
 
 
+def test_a_responder_replaced_while_it_is_checked_is_checked_again_not_called_damaged(tmp_path, monkeypatch):
+    """evaluate-responder while `train-responder --out DIR --force` swaps DIR: its first check
+    of the model read the old manifest and then the new files, and refused the new, whole
+    responder as "altered or truncated", where its load checks such a directory again."""
+    import shutil
+
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, manifest_digest
+    from legacy_assistant.errors import ArtifactError
+    from legacy_assistant.responder import artifact
+    from tests.helpers import DEFAULT_RESPONDER
+
+    folder, newer = tmp_path / "responder", tmp_path / "newer"
+    shutil.copytree(DEFAULT_RESPONDER, folder)
+    shutil.copytree(DEFAULT_RESPONDER, newer)
+    manifest = json.loads((newer / "responder.json").read_text(encoding="utf-8"))
+    manifest["name"] = "trained meanwhile"
+    manifest[DIGEST_FIELD] = manifest_digest(manifest)
+    (newer / "responder.json").write_text(json.dumps(manifest), encoding="utf-8")
+    verify, calls = artifact.verify_responder, []
+
+    def verify_while_replaced(path):
+        calls.append(path)
+        if len(calls) == 1:  # the old manifest read, then the swap, then the new model's files
+            folder.rename(tmp_path / "retired")
+            newer.rename(folder)
+            raise ArtifactError(f"{folder}/saved_model/saved_model.pb: altered or truncated")
+        return verify(path)
+
+    monkeypatch.setattr(artifact, "verify_responder", verify_while_replaced)
+    status, _, err = _run(["evaluate-responder", str(folder), str(tmp_path / "absent.jsonl"), *SMALL])
+    assert status == 1
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        f"error: {tmp_path / 'absent.jsonl'}: file not found"  # past the model's check, to the corpus
+    ]
+
+
 def test_a_training_corpus_of_a_layout_its_name_does_not_tell_is_read_with_train_format(model, tmp_path):
     """Trained with --format on a file named ``corpus.dat``: its layout is not in its name."""
     odd = tmp_path / "corpus.dat"

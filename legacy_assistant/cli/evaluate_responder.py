@@ -107,6 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from legacy_assistant.artifacts.directory import RESPONDER_MANIFEST, load_consistently
     from legacy_assistant.errors import AssistantError, ConfigError, DataError
     from legacy_assistant.responder.artifact import verify_responder
     from legacy_assistant.responder.evaluation import (
@@ -129,8 +130,11 @@ def run(args: argparse.Namespace) -> int:
             "condition classifier in TF1 graph mode, so it evaluates compat responders: evaluate the "
             "original ('migrate' checked that this copy decodes the same)"
         )
-    # the model's conditions, checked before the corpora are read (a minute on large ones)
-    model_conditions = verify_responder(args.model).conditions
+    # the model's conditions, checked before the corpora are read (a minute on large ones); a
+    # responder replaced while it is checked (train-responder --force) is checked again
+    model_conditions = load_consistently(
+        args.model, lambda: verify_responder(args.model), manifest_name=RESPONDER_MANIFEST
+    ).conditions
     cased = [c for c in model_conditions if c != c.strip().lower()]
     if cased:
         # corpora's conditions are read stripped and in lower case: this model's own spelling
