@@ -248,6 +248,36 @@ def test_migrate_refuses_a_destination_inside_its_source(model, tmp_path):
     assert sorted(p.name for p in source.iterdir()) == sorted(p.name for p in (DEFAULT_MODEL.parent / model).iterdir())
 
 
+def test_a_source_replaced_while_it_is_migrated_is_not_copied_half_old_half_new(tmp_path):
+    """`migrate DIR` while `train --out DIR --force` replaces DIR: the copy took the manifest (and
+    migrated_from) of the model it verified first and the weights of the one read after it, and
+    was written as a sound model."""
+    source, newer, out = tmp_path / "model", tmp_path / "newer", tmp_path / "tf2"
+    shutil.copytree(DEFAULT_MODEL, source)
+    shutil.copytree(DEFAULT_MODEL, newer)
+    manifest = json.loads((newer / MANIFEST).read_text())
+    manifest["name"] = "trained meanwhile"
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (newer / MANIFEST).write_text(json.dumps(manifest))
+    code = f"""
+import os, sys
+import legacy_assistant.classifier.migration as migration
+probes = migration.probe_sentences
+def probes_while_the_source_is_replaced(*args, **kwargs):
+    os.rename({str(source)!r}, {str(tmp_path / "retired")!r})
+    os.rename({str(newer)!r}, {str(source)!r})
+    return probes(*args, **kwargs)
+migration.probe_sentences = probes_while_the_source_is_replaced
+from legacy_assistant.cli import main
+sys.exit(main(["migrate", {str(source)!r}, "--out", {str(out)!r}, "--probes", "10"]))
+"""
+    result = run_snippet(code)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (f"error: {source} was replaced by another model while it was migrated: nothing was written; "
+            "run migrate again for the model now there") in result.stderr, result.stderr[-2000:]
+    assert not out.exists()
+
+
 def test_a_stale_golden_file_is_named_as_the_sources_not_the_copys(tmp_path):
     """The migrated model was blamed ("does not reproduce the source's golden.json") for a golden
     file the source's own weights do not reproduce either."""

@@ -293,6 +293,44 @@ def test_tampered_migration_is_refused_and_leaves_nothing(source, tmp_path):
     assert list(tmp_path.iterdir()) == []  # neither the model nor a staging folder
 
 
+def test_a_source_replaced_while_it_is_migrated_is_not_copied(source, tmp_path):
+    """`migrate DIR` while `train-responder --out DIR --force` replaces DIR: the copy paired the
+    manifest it verified first with what it read of the new model after it (the compat answers,
+    the history, the golden file), and was written as a sound model."""
+    import shutil
+
+    from legacy_assistant.artifacts.directory import DIGEST_FIELD, manifest_digest
+
+    folder, newer, out = tmp_path / "moods", tmp_path / "newer", tmp_path / "tf2"
+    shutil.copytree(source, folder)
+    shutil.copytree(source, newer)
+    manifest = json.loads((newer / "responder.json").read_text(encoding="utf-8"))
+    manifest["name"] = "trained meanwhile"
+    manifest[DIGEST_FIELD] = manifest_digest(manifest)
+    (newer / "responder.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = run_snippet(
+        "import os\n"
+        "import legacy_assistant.responder.migration as migration\n"
+        "from legacy_assistant.errors import ArtifactError\n"
+        "contexts = migration.generated_contexts\n"
+        "def contexts_while_the_source_is_replaced(*args, **kwargs):\n"
+        f"    os.rename({str(folder)!r}, {str(tmp_path / 'retired')!r})\n"
+        f"    os.rename({str(newer)!r}, {str(folder)!r})\n"
+        "    return contexts(*args, **kwargs)\n"
+        "migration.generated_contexts = contexts_while_the_source_is_replaced\n"
+        "try:\n"
+        f"    migration.migrate_responder({str(folder)!r}, {str(out)!r}, contexts=4)\n"
+        "    print('written')\n"
+        "except ArtifactError as exc:\n"
+        "    print(exc)\n",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == (f"{folder} was replaced by another model while it was migrated: nothing was "
+                                     "written; run migrate again for the model now there"), result.stdout
+    assert not out.exists()
+
+
 def test_already_migrated_responder_is_refused(migrated, tmp_path):
     result = run_cli("migrate", str(migrated[0]), "--out", str(tmp_path / "again"))
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.artifacts.directory import DIGEST_FIELD, SAVED_MODEL_DIR
+from legacy_assistant.artifacts.directory import DIGEST_FIELD, SAVED_MODEL_DIR, digest_on_disk
 from legacy_assistant.artifacts.versions import recorded_versions
 from legacy_assistant.common.files import readable_path
+from legacy_assistant.errors import ArtifactError
 
 
 def tf2_manifest(
@@ -38,3 +39,15 @@ def tf2_manifest(
         versions=recorded_versions(library_versions),
     )
     return manifest
+
+
+def refuse_if_source_replaced(source: Path, manifest: dict[str, Any], manifest_name: str) -> None:
+    """Refuse (:class:`ArtifactError`), before the copy is put in place, a migration whose source
+    folder no longer holds the model whose verified ``manifest`` it began with: replaced meanwhile
+    (``train --force``), its weights, history or golden file may have been read from the new
+    model, and the copy would pair them with the old one's manifest and ``migrated_from``."""
+    if digest_on_disk(source, manifest_name) != manifest.get(DIGEST_FIELD):
+        raise ArtifactError(
+            f"{source} was replaced by another model while it was migrated: nothing was written; "
+            "run migrate again for the model now there"
+        )

@@ -30,7 +30,7 @@ import numpy as np
 from compat.classifier.reference import forward_numpy
 from compat.classifier.schema import NetworkSpec, UnsupportedNetwork
 from legacy_assistant.artifacts.directory import check_destination, output_dir, overlaps, write_artifact
-from legacy_assistant.artifacts.migration import tf2_manifest
+from legacy_assistant.artifacts.migration import refuse_if_source_replaced, tf2_manifest
 from legacy_assistant.classifier.artifact import (
     HISTORY_JSON,
     HISTORY_PNG,
@@ -141,6 +141,7 @@ def migrate_artifact(
             # swapped in with the model, not copied after it: a stop in between left the new
             # model with no golden file, or half of one
             shutil.copy2(golden_path, staging / GOLDEN_FILE)
+        refuse_if_source_replaced(info.path, info.manifest, MANIFEST)  # last: after every read of it
 
     write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
     report.seconds = time.perf_counter() - started

@@ -49,7 +49,7 @@ from legacy_assistant.artifacts.directory import (
     overlaps,
     write_artifact,
 )
-from legacy_assistant.artifacts.migration import tf2_manifest
+from legacy_assistant.artifacts.migration import refuse_if_source_replaced, tf2_manifest
 from legacy_assistant.common import launch
 from legacy_assistant.common.terminal import visible
 from legacy_assistant.errors import ArtifactError, AssistantError, DataError
@@ -213,6 +213,7 @@ def migrate_responder(
             # model with no golden file, or half of one
             if (info.path / GOLDEN_FILE).is_file():
                 shutil.copy2(info.path / GOLDEN_FILE, staging / GOLDEN_FILE)
+            refuse_if_source_replaced(info.path, info.manifest, MANIFEST)  # last: after every read of it
 
         write_artifact(target, fill, manifest_name=MANIFEST, force=force, check=check)
     report.seconds = time.perf_counter() - started
