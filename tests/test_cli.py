@@ -24,6 +24,28 @@ def test_train_then_info(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_train_whose_out_another_run_wrote_meanwhile_says_so(tmp_path, capsys, monkeypatch):
+    """Two `train --out DIR` at once: the one that finished second was refused as "DIR already
+    exists (--force ... replaces it)", about a folder that was not there when it started, and
+    with advice that would throw the other run's model away."""
+    from legacy_assistant.classifier import datasets
+
+    out = tmp_path / "bot"
+    load = datasets.load_data
+
+    def load_while_another_run_exports(*args, **kwargs):
+        shutil.copytree(DEFAULT_MODEL, out)  # the other run's model
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_data", load_while_another_run_exports)
+    assert main(["-q", "train", str(TINY_INTENTS), "--out", str(out), "--epochs", "1", "--no-plot"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out} appeared while the model was being trained (another run writing there?): nothing was "
+        "written; choose another --out (or --force to replace what is there now)"
+    )
+    assert json.loads((out / "assistant.json").read_text())["name"] == "default"  # the other run's, kept
+
+
 def test_train_reports_bad_intents_file(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"intents": [{"tag": "a", "patterns": ["x"]}]}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -295,6 +296,11 @@ def run(args: argparse.Namespace) -> int:
     source: dict[str, object] = {"data": file_record(args.data), "format": data.format}
     if args.validation_data:
         source["validation"] = file_record(args.validation_data)
+    if not args.force and os.path.lexists(out):  # refused above when it was there: made while this one trained
+        raise ArtifactError(
+            f"{out} appeared while the model was being trained (another run writing there?): nothing was "
+            "written; choose another --out (or --force to replace what is there now)"
+        )
     path = export_artifact(model, intents, out, force=args.force, plot=not args.no_plot, source=source)
     with stops_after_writing(path):  # a stop while a full pipe holds the summary back
         summary = model.summary
