@@ -323,7 +323,7 @@ def test_german_quotation_marks_close_on_the_quoted_words():
 @pytest.mark.parametrize(
     "text",
     ["C’est l’homme d’affaires.", "Il m’a dit qu’il est là, jusqu’à demain.", "Un’altra volta dell’anno.",
-     "It’s five o’clock."],
+     "It’s five o’clock.", "Aujourd’hui le prud’homme est là."],
 )
 def test_a_typographic_apostrophe_that_elides_a_vowel_stays_inside_the_word(text):
     """Phones type "’" for the apostrophe: French and Italian replies read "C’ est l’ homme d’ affaires"."""

@@ -205,8 +205,9 @@ def detokenize(tokens: Sequence[str], sentence_case: bool = True) -> str:
 _CONTRACTION_TAILS = frozenset({"t", "s", "re", "ve", "ll", "d", "m"})
 # What comes before an apostrophe that elides a vowel into the next word: French and Italian
 # articles, pronouns and prepositions ("l’homme", "m’a", "j’ai", "qu’il", "jusqu’à", "dell’anno",
-# "un’altra"), English "o’clock". A plural possessive ("the dogs’ toys") ends in neither.
-_ELIDING_WORD = re.compile(r"^(?:[^\W\d_]|\w*qu|\w*ll|un|quest|nessun)$", re.IGNORECASE)
+# "un’altra"), English "o’clock", and the French words that hold one inside ("aujourd’hui",
+# "prud’homme"). A plural possessive ("the dogs’ toys") ends in none of them.
+_ELIDING_WORD = re.compile(r"^(?:[^\W\d_]|\w*qu|\w*ll|un|quest|nessun|aujourd|prud)$", re.IGNORECASE)
 # German, Czech and others open a quotation low and close it with what opens one in English:
 # „so“, ‚so‘.
 _LOW_OPENING_MARKS = {"\u201e": "\u201c", "\u201a": "\u2018"}  # „ closed by “, ‚ by ‘
