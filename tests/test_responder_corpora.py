@@ -525,6 +525,22 @@ def test_conditions_that_differ_only_in_case_or_spaces_are_one_condition(tmp_pat
     assert {t.condition for t in read_topical_chat(topical, {"happy": " Joy "})[0].turns} == {"joy"}
 
 
+def test_a_condition_written_composed_or_decomposed_is_one_condition(tmp_path):
+    """"colère" with a precomposed è and with e and a combining grave accent were two conditions,
+    each trained on part of the replies, and a request typed the other way was unknown."""
+    from legacy_assistant.responder.modes import known_condition
+
+    composed, decomposed = "Col\u00e8re", "Cole\u0300re"
+    corpus = _write(
+        tmp_path / "c.jsonl",
+        _cakechat_line(("salut", "neutral"), ("non", composed)) + "\n"
+        + _cakechat_line(("salut", "neutral"), ("non !", decomposed)) + "\n",
+    )
+    assert {d.turns[1].condition for d in read_corpus(corpus)} == {"col\u00e8re"}
+    assert known_condition(decomposed, ("neutral", "col\u00e8re")) == "col\u00e8re"
+    assert known_condition(composed, ("neutral", "cole\u0300re")) == "cole\u0300re"
+
+
 def test_chatterbot_key_given_twice_is_refused_with_the_line_of_the_second(tmp_path):
     """PyYAML would keep the later block; reading the first dropped it without a word."""
     corpus = _write(tmp_path / "dup.yml", "conversations:\n- - a\n  - b\ncategories: [x]\nconversations:\n- - c\n  - d\n")

@@ -50,6 +50,7 @@ from legacy_assistant.common.input_files import (
 )
 from legacy_assistant.common.jsonfile import DuplicateKeyError, loads_unique
 from legacy_assistant.errors import DataError
+from legacy_assistant.responder.modes import fold_condition
 from legacy_assistant.text.processing import visible_text
 
 log = logging.getLogger(__name__)
@@ -345,7 +346,7 @@ def _cakechat_turns(entry: Any, where: str, problems: list[str]) -> tuple[Turn, 
         condition = _nonempty_string(turn.get("condition", _ABSENT), f"{at}: 'condition'", problems, _NULL_CONDITION)
         if text is not None and condition is not None:
             # "Joy" and "joy" are one condition: not two embeddings each trained on part of the data
-            turns.append(Turn(text, condition.lower()))
+            turns.append(Turn(text, fold_condition(condition)))
     return tuple(turns) if len(problems) == before else None
 
 
@@ -432,7 +433,7 @@ def read_topical_chat(
                 continue
             if text is not None:
                 label = (sentiment or "").strip().lower()
-                turns.append(Turn(text, conditions.get(label, NEUTRAL).strip().lower()))
+                turns.append(Turn(text, fold_condition(conditions.get(label, NEUTRAL))))
         if len(problems) == before:
             dialogues.append(Dialogue(tuple(turns), f"{source}#{conversation_id}"))
     return _settle(source, problems, dialogues, strict, "no conversations")

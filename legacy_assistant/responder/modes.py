@@ -4,6 +4,7 @@ master reads them for its settings)."""
 from __future__ import annotations
 
 import numbers
+import unicodedata
 from collections.abc import Sequence
 
 import regex
@@ -29,16 +30,24 @@ def has_words(text: str) -> bool:
     return _WORD.search(text) is not None
 
 
+def fold_condition(name: str) -> str:
+    """A condition's name as training keeps it: stripped, lower-cased and in Unicode's composed
+    form (NFC), so that ``"Colère"`` typed with a combining accent (as macOS and some keyboards
+    write it) is the same condition as ``"colère"``."""
+    return unicodedata.normalize("NFC", name.strip().lower())
+
+
 def known_condition(name: object, known: Sequence[str]) -> str | None:
-    """The name in ``known`` that ``name`` asks for, as training names conditions (stripped and
-    lower-cased: ``" Joy"`` is ``joy``), or None when it asks for none of them (or is no text)."""
+    """The name in ``known`` that ``name`` asks for, as training names conditions (stripped,
+    lower-cased and composed: ``" Joy"`` is ``joy``), or None when it asks for none of them (or
+    is no text)."""
     if not isinstance(name, str):
         return None
     if name in known:
         return name
-    folded = name.strip().lower()
+    folded = fold_condition(name)
     # a model trained before condition names were lower-cased may hold "Formal"
-    return next((condition for condition in known if condition.strip().lower() == folded), None)
+    return next((condition for condition in known if fold_condition(condition) == folded), None)
 
 
 def is_condition_strength(value: object) -> bool:
