@@ -302,6 +302,10 @@ def test_an_emoji_of_several_code_points_is_one_token_and_comes_back_whole(emoji
         # a quotation between their characters, and their ellipsis (NFKC's "......")
         ("他说“好”。然后走了", "他说“好”。然后走了"),
         ("嗯……好吧", "嗯......好吧"),
+        # ASCII quotes and brackets between them (NFKC writes full-width "＂（）" so)
+        ('他说"好"。然后走了', '他说"好"。然后走了'),
+        ("他说＂好＂。", '他说"好"。'),
+        ("他说（好）然后", "他说(好)然后"),
         # a space typed between two words, and one before a word of another script, stays
         ("我 很好。你好? Hello! 世界", "我 很好。你好? Hello! 世界"),
     ],

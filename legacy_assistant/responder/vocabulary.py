@@ -72,6 +72,11 @@ _SPACE_AFTER_CJK_PUNCTUATION = regex.compile(
     rf"(?<=[{_CJK}][\u201d\u2019)]?[!?,.:;]+) (?=[{_CJK}\u201c\u2018])"
     rf"|(?<=[{_CJK}][\u201d\u2019]) (?=[{_CJK}])"
     rf"|(?<=[{_CJK}]) (?=[\u201c\u2018][{_CJK}])"
+    # ASCII quotes and brackets (NFKC's reading of full-width "＂（）"): "他说"好"。" came back
+    # as "他说" 好" 。" (the tokenizer reads both quotes as closing ones), "他说（好）然后" as
+    # "他说 (好) 然后"
+    rf'|(?<=[{_CJK}]["\)]) (?=[{_CJK}])'
+    rf"|(?<=[{_CJK}]) (?=\([{_CJK}])"
 )
 
 
