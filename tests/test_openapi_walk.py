@@ -91,9 +91,10 @@ def url_of(doc, path, operation):
     return path
 
 
-@pytest.fixture
-def walked(make_talking_client):
-    client = make_talking_client(ADMIN_TOKEN="a")
+# the shipped limits, and others: the document follows the settings
+@pytest.fixture(params=[{}, {"MAX_TEXT_LENGTH": 12, "MAX_SENDER_LENGTH": 9}], ids=["default-limits", "small-limits"])
+def walked(make_talking_client, request):
+    client = make_talking_client(ADMIN_TOKEN="a", **request.param)
     return client, client.get("/openapi.json").get_json()
 
 
@@ -138,7 +139,7 @@ def test_the_server_takes_exactly_the_bodies_the_document_takes(walked, path):
     disagree, statuses = [], set()
     for number, (label, body) in enumerate(bodies(doc, schema)):
         if body.get("sender") == "hello":  # the sample sender: a fresh conversation each
-            body = {**body, "sender": f"walker-{number}"}
+            body = {**body, "sender": f"w{number}"}
         response = client.post(path, json=body, headers=TOKENS)
         check(app, doc, "POST", path, response)
         statuses.add(response.status_code)
