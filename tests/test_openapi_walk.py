@@ -148,3 +148,25 @@ def test_the_server_takes_exactly_the_bodies_the_document_takes(walked, path):
             disagree.append((label, response.status_code, valid, re.sub(r"a{20,}", "a...", str(response.get_json()))))
     assert disagree == []
     assert statuses == {200, 400}
+
+
+def test_the_server_takes_exactly_the_path_parameters_the_document_takes(walked):
+    from urllib.parse import quote
+
+    client, doc = walked
+    app = client.application
+    disagree, tried = [], 0
+    for path, method, operation in operations(doc):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "path" or "maxLength" not in parameter["schema"]:
+                continue
+            validator = jsonschema.Draft202012Validator(parameter["schema"])
+            for value in [sample(doc, parameter["schema"]), *edge_values(doc, parameter["schema"]), "\u3000", "a/b"]:
+                url = path.replace("{" + parameter["name"] + "}", quote(value, safe=""))
+                response = client.open(url, method=method.upper(), headers=TOKENS)
+                check(app, doc, method.upper(), url, response)
+                tried += 1
+                if (response.status_code == 200) != validator.is_valid(value):
+                    disagree.append((method, path, value[:12], response.status_code))
+    assert tried >= 10  # the conversation routes' sender
+    assert disagree == []
