@@ -309,3 +309,27 @@ def test_the_headers_of_each_answer_are_the_documented_ones(make_client):
                 value = int(value) if header["schema"].get("type") == "integer" else value
                 jsonschema.validate(value, header["schema"], cls=jsonschema.Draft202012Validator)
     assert {("Retry-After", 503), ("WWW-Authenticate", 401), ("Allow", 405), ("Content-Range", 416)} <= seen
+
+
+def test_the_message_id_pattern_is_whole_in_both_dialects(make_client):
+    """JSON Schema reads a pattern as ECMA-262, where ``$`` is the text's end; Python's re (the
+    jsonschema library's) lets ``$`` match before a last line break too. ``^...$`` took
+    ``"m1\\n"`` as a message id in Python's validators while the server refuses it: the document's
+    token pattern must end the text in both dialects."""
+    import re
+
+    import jsonschema
+
+    client = make_client()
+    doc = client.get("/openapi.json").get_json()
+    chat = jsonschema.Draft202012Validator(doc["components"]["schemas"]["ChatRequest"])
+    request_id = doc["components"]["headers"]["X-Request-ID"]["schema"]
+    for value in ("m1\n", "m1\r\n", "\nm1"):
+        body = {"sender": "s", "message": "hello", "message_id": value}
+        assert client.post("/api/v1/chat", json=body).status_code == 400, repr(value)
+        assert not chat.is_valid(body), repr(value)
+        assert not jsonschema.Draft202012Validator(request_id).is_valid(value), repr(value)
+    for value in ("m1", "x" * 64):
+        assert chat.is_valid({"sender": "s", "message": "hello", "message_id": value})
+        assert re.search(request_id["pattern"], value)
+    assert not chat.is_valid({"sender": "s", "message": "hello", "message_id": "x" * 65})

@@ -28,6 +28,13 @@ blueprint = GuardedBlueprint("openapi", __name__, access=Access.PUBLIC)
 JSON = "application/json"
 
 
+def _whole(pattern: str) -> str:
+    """``pattern`` matching a whole text, read alike by ECMA-262 (JSON Schema's dialect) and by
+    Python's re (the jsonschema library's): there ``$`` also matches before a last line break,
+    and ``\\Z`` is no ECMA escape, so the end is "no character follows"."""
+    return f"^{pattern}(?![\\s\\S])"
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -156,7 +163,7 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                 "condition_strength": strength,
                 "message_id": {
                     "type": ["string", "null"],
-                    "pattern": f"^{SHORT_TOKEN}$",
+                    "pattern": _whole(SHORT_TOKEN),
                     "description": "the client's id of this message, new per message and the same when it is "
                     "sent again: a resend of a message the conversation's stored turns hold is answered with "
                     "that turn's reply (replayed), and not classified or stored again; null or left out: none",
@@ -530,7 +537,7 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "on every response: the request's id, the client's own when it sent a short token "
         "of letters, digits, '.', '_' or '-', else a new one",
         "required": True,
-        "schema": {"type": "string", "pattern": f"^{SHORT_TOKEN}$"},
+        "schema": {"type": "string", "pattern": _whole(SHORT_TOKEN)},
     },
     "Retry-After": {
         "description": "seconds to wait before trying again (shutting_down, store_unavailable, not_ready)",
