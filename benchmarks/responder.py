@@ -237,7 +237,9 @@ def main() -> None:
     args.corpus = once("--corpus", args.corpus)  # a file given twice was read, and scored, twice
     if args.train_corpus:
         args.train_corpus = once("--train-corpus", args.train_corpus)
-    missing = [path for path in [*args.corpus, *(args.train_corpus or ())] if not Path(path).exists()]
+    # --train's default corpus too: missing, it was a data-file error of exit status 1 naming no option
+    trained_on = args.train_corpus or ([str(DATASETS / "topical_chat" / "valid_freq.json")] if args.train else [])
+    missing = [path for path in dict.fromkeys([*args.corpus, *trained_on]) if not Path(path).exists()]
     if missing:  # before minutes of loading and evaluating, not after
         parser.error(f"not found: {', '.join(missing)} (pass --corpus / --train-corpus)")
     logging.basicConfig(level=logging.WARNING)
@@ -255,7 +257,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model
         if args.train:
-            corpora = args.train_corpus or [str(DATASETS / "topical_chat" / "valid_freq.json")]
+            corpora = trained_on
             started = time.perf_counter()
             model = str(train_small(corpora, args.train_minutes, Path(scratch) / "small"))
             print(f"trained a small responder in {time.perf_counter() - started:.0f} s (export included)")

@@ -686,3 +686,21 @@ def test_a_corpus_given_twice_is_read_once_with_a_note():
     ]
     assert lines[-1] == ("responder.py: error: not found: /nonexistent/a.json, /nonexistent/t.json "
                          "(pass --corpus / --train-corpus)")
+
+
+def test_train_without_its_default_corpus_is_a_usage_error_naming_the_option(monkeypatch, capsys, tmp_path):
+    """responder.py --train, with no --train-corpus and the default training corpus missing (no
+    ../shared/datasets beside the checkout), passed the check of the files it reads and then
+    stopped with a data-file error of exit status 1 that named no option."""
+    bench = load_benchmark("responder")
+    missing = tmp_path / "topical_chat" / "valid_freq.json"
+    corpus = tmp_path / "held_out.json"
+    corpus.write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(bench, "DATASETS", tmp_path)  # no topical_chat/ in it
+    monkeypatch.setattr(sys, "argv", ["responder.py", "--train", "--corpus", str(corpus)])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"responder.py: error: not found: {missing} (pass --corpus / --train-corpus)"
+    )
