@@ -704,3 +704,22 @@ def test_train_without_its_default_corpus_is_a_usage_error_naming_the_option(mon
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"responder.py: error: not found: {missing} (pass --corpus / --train-corpus)"
     )
+
+
+def test_a_serving_run_without_16_connections_says_its_targets_are_not_checked(capsys):
+    """serve.py --concurrency 1 8 printed "targets at 16 connections" followed by the memory
+    target alone: the throughput and latency targets were left out without a word."""
+    import argparse
+
+    serve = load_benchmark("serve")
+    answered = serve.wrk_result({"requests": 300, "seconds": 1.0, "p50": 20.0, "p90": 30.0, "p99": 50.0,
+                                 "errors": 0, "non2xx": 0, "mismatch": 0})
+    results = {(name, "parse", 8): serve.combine([answered]) for name in ("on", "off")}
+    args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=1, duration=1, senders=1,
+                              concurrency=[1, 8], markdown=False, dev=False)
+    serve.report(args, [serve.ROUTES["parse"]], results, {"on": [500.0]}, {"parse": 10})
+    out = capsys.readouterr().out
+    targets = out[out.index("targets at 16 connections"):].splitlines()
+    assert targets[1] == ("  no row at 16 connections (--concurrency): the throughput and latency targets are "
+                          "not checked"), out
+    assert targets[2] == "  worker RSS <= 750 MiB: max 500 MiB -> met", out
