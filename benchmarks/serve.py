@@ -744,6 +744,17 @@ def report(
 # ---------------------------------------------------------------- main
 
 
+def callers_store(url: str | None) -> str | None:
+    """``--store`` as the servers, which run in the checkout, must be given it: a relative SQLite
+    path (``sqlite:bench.db``) is the caller's, made absolute here (it was made in the checkout)."""
+    if url is None or not url.startswith("sqlite:"):
+        return url
+    path, mark, query = url[len("sqlite:") :].partition("?")
+    if not path or path.startswith(("/", "~")) or path == ":memory:":  # absolute, home, or refused by serve
+        return url
+    return f"sqlite://{Path(path).absolute()}{mark}{query}"
+
+
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line, with ``--quick``'s values filled in where no option gave them, and each
     ``--concurrency`` value once: a value given twice was measured twice in every round, both runs
@@ -779,8 +790,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--store",
-        help="conversation store URL, shared by every server measured (default: a fresh SQLite file per server, "
-        "so that no server waits on another's writes)",
+        help="conversation store URL, shared by every server measured; a relative SQLite path is from the "
+        "current folder (default: a fresh SQLite file per server, so that no server waits on another's writes)",
     )
     parser.add_argument(
         "--port",
@@ -805,6 +816,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 3
     if args.concurrency is None:
         args.concurrency = [1, 16] if args.quick else [1, 8, 16]
+    args.store = callers_store(args.store)
     args.routes = once("--routes", args.routes)
     args.concurrency = once("--concurrency", args.concurrency)
     return args

@@ -723,3 +723,16 @@ def test_a_serving_run_without_16_connections_says_its_targets_are_not_checked(c
     assert targets[1] == ("  no row at 16 connections (--concurrency): the throughput and latency targets are "
                           "not checked"), out
     assert targets[2] == "  worker RSS <= 750 MiB: max 500 MiB -> met", out
+
+
+def test_a_relative_sqlite_store_is_the_callers_not_the_checkouts(monkeypatch, tmp_path):
+    """serve.py's servers run in the checkout: --store sqlite:bench.db, given from another folder,
+    made the conversation database in the checkout, not where the caller was."""
+    serve = load_benchmark("serve")
+    monkeypatch.chdir(tmp_path)
+    assert serve.parse_arguments(["--store", "sqlite:bench.db"]).store == f"sqlite://{tmp_path}/bench.db"
+    assert serve.parse_arguments(["--store", "sqlite:runs/b.db?synchronous=normal"]).store == (
+        f"sqlite://{tmp_path}/runs/b.db?synchronous=normal")
+    for kept in ("sqlite:///var/tmp/b.db", "sqlite:~/b.db", "memory", "redis://127.0.0.1:6379/7"):
+        assert serve.parse_arguments(["--store", kept]).store == kept
+    assert serve.parse_arguments([]).store is None  # a fresh file per server, in the run's own folder
