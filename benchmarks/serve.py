@@ -87,6 +87,7 @@ from timing import once, open_local, port_number, positive_float, positive_int, 
 PYTHON = sys.executable
 INTENTS = ROOT / "data" / "intents.json"
 RESPONDER_CONTEXTS = ROOT / "data" / "responder_contexts.json"
+GENERATION_MODE_ENV = "LEGACY_ASSISTANT_GENERATION_MODE"
 FALLBACK_TAG = "fallback"  # the intents file's out-of-scope examples: not in-scope sentences
 
 # Each wrk thread reads the bodies (one JSON document a line) and sends one picked at random;
@@ -673,7 +674,9 @@ def report(
     memory: dict[str, list[float]],
     counts: dict[str, int],
 ) -> None:
-    mode = args.generation_mode or "the server's default"
+    # the servers inherit this environment: a mode set in it is theirs, not the server's default
+    inherited = os.environ.get(GENERATION_MODE_ENV, "").strip()
+    mode = args.generation_mode or (f"{inherited} ({GENERATION_MODE_ENV})" if inherited else "the server's default")
     print(
         f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; load generator (wrk) on the same machine;"
         f" gunicorn: {args.workers} workers x {args.threads} threads (gthread);"
@@ -837,7 +840,7 @@ def main() -> None:
         script = work / "post.lua"
         script.write_text(LUA)
         same = ["--workers", str(args.workers), "--threads", str(args.threads)]
-        model_env = {"LEGACY_ASSISTANT_GENERATION_MODE": args.generation_mode} if args.generation_mode else {}
+        model_env = {GENERATION_MODE_ENV: args.generation_mode} if args.generation_mode else {}
         servers: list[tuple[str, list[str], dict[str, str]]] = [
             ("on", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "on"}),
             ("off", ["-m", "legacy_assistant", "serve", *same], {**model_env, "LEGACY_ASSISTANT_BATCHING": "off"}),

@@ -736,3 +736,23 @@ def test_a_relative_sqlite_store_is_the_callers_not_the_checkouts(monkeypatch, t
     for kept in ("sqlite:///var/tmp/b.db", "sqlite:~/b.db", "memory", "redis://127.0.0.1:6379/7"):
         assert serve.parse_arguments(["--store", kept]).store == kept
     assert serve.parse_arguments([]).store is None  # a fresh file per server, in the run's own folder
+
+
+def test_the_serving_report_names_a_generation_mode_the_servers_inherit(monkeypatch, capsys):
+    """The servers inherit the caller's environment: with LEGACY_ASSISTANT_GENERATION_MODE=greedy
+    set there and no --generation-mode, they decoded greedily while the report said "generated
+    chat with the server's default" (sample_rerank)."""
+    import argparse
+
+    serve = load_benchmark("serve")
+    args = argparse.Namespace(generation_mode=None, workers=1, threads=1, rounds=1, duration=1, senders=1,
+                              concurrency=[16], markdown=False, dev=False)
+    monkeypatch.delenv("LEGACY_ASSISTANT_GENERATION_MODE", raising=False)
+    serve.report(args, [], {}, {}, {})
+    assert "generated chat with the server's default\n" in capsys.readouterr().out
+    monkeypatch.setenv("LEGACY_ASSISTANT_GENERATION_MODE", "greedy")
+    serve.report(args, [], {}, {}, {})
+    assert "generated chat with greedy (LEGACY_ASSISTANT_GENERATION_MODE)\n" in capsys.readouterr().out
+    args.generation_mode = "beam"  # --generation-mode: what the servers are given
+    serve.report(args, [], {}, {}, {})
+    assert "generated chat with beam\n" in capsys.readouterr().out
