@@ -43,6 +43,18 @@ def test_a_csv_text_under_two_labels_is_warned_about_with_both_lines(tmp_path, c
     ]  # "bye" twice under one label is no conflict
 
 
+def test_a_long_csv_text_under_two_labels_is_cut_in_its_warning(tmp_path, caplog):
+    """A 10,000-character text given under two labels was quoted whole in the warning."""
+    path = tmp_path / "long.csv"
+    path.write_text(f"text,label\n{'y' * 10000},a\n{'y' * 10000},b\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.datasets"):
+        load_csv(path)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and len(warnings[0]) < 500, [len(w) for w in warnings]
+    cut = "'" + "y" * 80 + "'... (10,000 characters)"
+    assert f"line 3: text {cut} (label 'b') is also the text of line 2" in warnings[0]
+
+
 def test_many_shared_csv_texts_are_warned_about_ten_times_then_counted(tmp_path, caplog):
     rows = "".join(f"text {i},a\ntext {i},b\n" for i in range(13))
     path = tmp_path / "many.csv"

@@ -317,6 +317,17 @@ def test_shared_patterns_of_many_intents_are_named_ten_at_most_then_counted(tmp_
     assert messages[-1] == f"{path}: 68 more patterns are also patterns of another intent (78 in all)"
 
 
+def test_a_long_shared_pattern_is_cut_in_its_warning(tmp_path, caplog):
+    """A 10,000-character pattern two intents shared was quoted whole in the warning, a line
+    of 10,000 characters for each intent that repeats it."""
+    long = "x" * 10000
+    intents = [{"tag": f"t{i}", "patterns": [long, f"word{i}"], "responses": ["ok"]} for i in range(3)]
+    load_intents(write(tmp_path, {"intents": intents}))
+    clashes = [r.getMessage() for r in caplog.records if "also a pattern" in r.getMessage()]
+    assert len(clashes) == 2 and all(len(message) < 500 for message in clashes), [len(m) for m in clashes]
+    assert "'" + "x" * 80 + "'... (10,000 characters) is also a pattern of intent #0 ('t0')" in clashes[0]
+
+
 def test_distinct_patterns_give_no_clash_warning(tmp_path, caplog):
     load_intents(write(tmp_path, {"intents": [GOOD, {"tag": "bye", "patterns": ["bye"], "responses": ["Bye"]}]}))
     assert "also a pattern" not in caplog.text

@@ -38,6 +38,7 @@ from legacy_assistant.classifier.intents import (
     load_intents,
     looks_of,
 )
+from legacy_assistant.common.fields import shown_text
 from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import DataError
@@ -318,10 +319,10 @@ def _warn_shared_texts(texts: Sequence[str], labels: Sequence[str], places: Sequ
         warned += 1
         if warned <= SHARED_TEXT_WARNINGS:
             log.warning(
-                "%s: %s: text %r (label %r) is also the text of %s (label %r); the classifier cannot tell them apart",
+                "%s: %s: text %s (label %r) is also the text of %s (label %r); the classifier cannot tell them apart",
                 source,
                 places[index],
-                text,
+                shown_text(text),
                 label,
                 places[earlier],
                 labels[earlier],

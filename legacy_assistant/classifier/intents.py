@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from legacy_assistant.common.fields import json_kind
+from legacy_assistant.common.fields import json_kind, shown_text
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
 from legacy_assistant.text.processing import drop_format_characters, folded, visible_text
@@ -394,10 +394,10 @@ def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, i
             warned += 1
             if warned <= SHARED_TEXT_WARNINGS:
                 log.warning(
-                    "%s: %s: pattern %r is also a pattern of intent #%d (%r); the classifier cannot tell them apart",
+                    "%s: %s: pattern %s is also a pattern of intent #%d (%r); the classifier cannot tell them apart",
                     source,
                     _where(first_index[intent.tag], intent.tag),
-                    pattern,
+                    shown_text(pattern),
                     first_index[first],
                     first,
                 )

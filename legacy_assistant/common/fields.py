@@ -33,6 +33,15 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
+def shown_text(text: str) -> str:
+    """``text`` quoted as Python writes it (``'hi there'``), cut after :data:`SHOWN_CHARS`
+    characters and its length given: a warning quoting a 10,000-character pattern whole filled
+    the terminal with one line."""
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
+
+
 def threshold_text(threshold: float) -> str:
     """``threshold`` for a person to read: two places for a grid value (``0.25``, ``0.40``), else
     as many as it has (``0.125``, ``0.999``), so that a line never shows a threshold other than the
