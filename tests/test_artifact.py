@@ -503,7 +503,7 @@ def test_info_passes_a_loaders_own_error_through_unrelabelled(model_copy, monkey
     from legacy_assistant.cli import main
     from legacy_assistant.errors import ConfigError
 
-    def refuse_config(path):
+    def refuse_config(path, **options):
         raise ConfigError("a setting this model cannot take")  # a ValueError too
 
     monkeypatch.setattr(artifact, "verify_artifact", refuse_config)

@@ -138,3 +138,28 @@ def test_info_names_the_words_read_otherwise_once(model_copy, caplog, capsys):
         assert main(["info", str(model_copy)]) == 0
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert len(warnings) == 1 and repr(word + "\u064e") in warnings[0], warnings
+
+
+def test_a_served_model_names_the_words_read_otherwise_at_its_load_and_not_at_each_reload(model_copy, caplog):
+    """A SIGHUP reaches every worker: each looks at the directory, and one serving what is there
+    loads nothing. That look named the words again at every reload; they are named as the model
+    loads, and as a reload loads another model with such words."""
+    from legacy_assistant.web import create_app
+
+    with Predictor.load(model_copy) as current:
+        words = [term for term in current.info.featurizer.vocabulary if " " not in term and term.isalpha()][:2]
+    _rename_vocabulary_words(model_copy, {words[0]: words[0] + "\u064e"})
+    with caplog.at_level("WARNING", logger="legacy_assistant.classifier.artifact"):
+        app = create_app({"MODEL_DIR": str(model_copy), "RESPONDER_DIR": None, "STORE_URL": "memory"})
+        slot = app.extensions["legacy_assistant"]
+        try:
+            assert slot.reload().changed is False
+            assert slot.reload().changed is False
+            named = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+            assert len(named) == 1 and repr(words[0] + "\u064e") in named[0], named
+            _rename_vocabulary_words(model_copy, {words[1]: words[1] + "\u064e"})
+            assert slot.reload().changed is True
+        finally:
+            slot.close()
+    named = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(named) == 2 and "2 words of the model's vocabulary" in named[1], named

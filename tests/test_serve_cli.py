@@ -230,13 +230,13 @@ def test_serve_checks_a_model_replaced_while_it_is_checked_again_rather_than_cal
     verify = getattr(module, verify_name)
     calls = []
 
-    def verify_while_replaced(path):
+    def verify_while_replaced(path, **options):
         calls.append(path)
         if len(calls) == 1:  # the manifest read, then the swap, then the files of the new model
             os.rename(folder, tmp_path / "retired")
             os.rename(newer, folder)
             raise ArtifactError(f"{folder}/saved_model/saved_model.pb: altered or truncated")
-        return verify(path)
+        return verify(path, **options)
 
     monkeypatch.setattr(module, verify_name, verify_while_replaced)
     check = check_model if kind == "model" else check_responder

@@ -209,8 +209,11 @@ def _check_responses(responses: Any, where: str) -> None:
         raise ValueError(f"{where} must hold only non-empty texts")
 
 
-def verify_artifact(path: str | Path) -> ArtifactInfo:
-    """Check that ``path`` is a complete, unaltered artifact; raise :class:`ArtifactError` if not."""
+def verify_artifact(path: str | Path, *, name_old_words: bool = True) -> ArtifactInfo:
+    """Check that ``path`` is a complete, unaltered artifact; raise :class:`ArtifactError` if not.
+    It warns of the words of its vocabulary that this release's text processing no longer
+    produces; ``name_old_words=False`` for a check that a load of the model follows, which warns
+    of them itself (``info``, ``serve --dev``, a reload's look at the directory)."""
     root = Path(path)
     manifest = verify_directory(root, manifest_name=MANIFEST, formats=(FORMAT,))
     manifest_path = root / MANIFEST
@@ -234,26 +237,17 @@ def verify_artifact(path: str | Path) -> ArtifactInfo:
         raise ArtifactError(f"{manifest_path}: inconsistent manifest: {exc}") from None
     if manifest.get("runtime", "compat") not in RUNTIMES:
         raise ArtifactError(f"{manifest_path}: unknown runtime {manifest.get('runtime')!r}, expected one of {RUNTIMES}")
-    _warn_words_read_otherwise(root, featurizer, manifest.get("manifest_sha256"))
+    if name_old_words:
+        _warn_words_read_otherwise(root, featurizer)
     return ArtifactInfo(root, manifest, featurizer)
 
 
-# The models (folder and manifest digest) whose words read otherwise were named in this process:
-# `info` verifies a model and then loads it, which verifies it again, and named them twice.
-_NAMED_WORDS_OF: set[tuple[str, object]] = set()
-
-
-def _warn_words_read_otherwise(root: Path, featurizer: Featurizer, digest: object = None) -> None:
+def _warn_words_read_otherwise(root: Path, featurizer: Featurizer) -> None:
     """Warn when the model was trained with words that today's text processing no longer
-    produces: its answers to messages holding them changed since it was trained. Once a process
-    for a model's folder and manifest digest."""
+    produces: its answers to messages holding them changed since it was trained."""
     words = featurizer.words_read_otherwise()
     if not words:
         return
-    key = (str(root.resolve()), digest)
-    if key in _NAMED_WORDS_OF:
-        return
-    _NAMED_WORDS_OF.add(key)
     # repr, not ascii: letters of any script stay readable ("straße", not "stra\xdfe"), and what
     # no one sees (a zero-width space, a bidi mark) is still written as an escape
     shown = ", ".join(repr(word) for word in words[:WORDS_NAMED])

@@ -55,8 +55,13 @@ def run_classifier(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import load_consistently
     from legacy_assistant.classifier.artifact import verify_artifact
 
-    # verified again if it was being replaced meanwhile, as a load is
-    info = load_consistently(args.model, lambda: verify_artifact(args.model), manifest_name=CLASSIFIER_MANIFEST)
+    # verified again if it was being replaced meanwhile, as a load is; the load that follows
+    # names the words the model reads otherwise today, which this check would name a second time
+    info = load_consistently(
+        args.model,
+        lambda: verify_artifact(args.model, name_old_words=args.no_load),
+        manifest_name=CLASSIFIER_MANIFEST,
+    )
     if not args.no_load:
         from legacy_assistant.classifier.predictor import Predictor
 

@@ -120,11 +120,13 @@ def _there(path: str) -> bool:
         return Path(path).exists()
 
 
-def check_model(model: str, runtime: str) -> None:
+def check_model(model: str, runtime: str, *, name_old_words: bool = True) -> None:
     """Refuse, with one :class:`ConfigError` or :class:`ArtifactError` line, a model directory
     that is not one, is incomplete or altered (its checksums), or is for another runtime.
     Imports no TensorFlow: under gunicorn this runs before the master starts, so that a bad
-    model is one line instead of a traceback from every worker."""
+    model is one line instead of a traceback from every worker. ``name_old_words``: as
+    :func:`~legacy_assistant.classifier.artifact.verify_artifact`'s (False where this process
+    loads the model next, which names them)."""
     if not _there(model):
         raise ConfigError(f"model directory not found: {model}{not_installed_hint(model)}")
     from legacy_assistant.artifacts.directory import load_consistently
@@ -132,7 +134,9 @@ def check_model(model: str, runtime: str) -> None:
 
     # names what is wrong: no manifest, a folder or a pipe in its place, a responder's directory;
     # a model replaced while it is checked (train --force) is checked again, not called damaged
-    info = load_consistently(model, lambda: verify_artifact(model), manifest_name=MANIFEST)
+    info = load_consistently(
+        model, lambda: verify_artifact(model, name_old_words=name_old_words), manifest_name=MANIFEST
+    )
     if info.runtime != runtime:
         raise ConfigError(
             f"{model}: a model for the {info.runtime!r} runtime cannot be served with runtime "
@@ -218,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_gunicorn_runs_here()  # as early: nothing after it would be of use
     with _naming_environment("MODEL", flags):
-        check_model(model, runtime)
+        check_model(model, runtime, name_old_words=not args.dev)  # --dev loads it in this process
     if values["RESPONDER"] is not None:
         with _naming_environment("RESPONDER", flags):
             check_responder(values["RESPONDER"], runtime)

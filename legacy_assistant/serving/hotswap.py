@@ -92,8 +92,12 @@ def describe(assistant: Assistant) -> dict[str, Any]:
 def describe_on_disk(model_dir: str | Path, responder_dir: str | Path | None) -> dict[str, Any]:
     """:func:`describe_models` of the model directories, each verified file by file against its
     manifest without loading it; raises :class:`ArtifactError` for a damaged one. A directory
-    replaced while it is read is read again, as a load does (:func:`load_consistently`)."""
-    classifier = load_consistently(model_dir, lambda: verify_artifact(model_dir), manifest_name=CLASSIFIER_MANIFEST)
+    replaced while it is read is read again, as a load does (:func:`load_consistently`). The
+    words an intent model reads otherwise today are not named: the model in service was named
+    as it loaded, and a new one is as the reload loads it."""
+    classifier = load_consistently(
+        model_dir, lambda: verify_artifact(model_dir, name_old_words=False), manifest_name=CLASSIFIER_MANIFEST
+    )
     _check_runtime(model_dir, "an intent model", classifier.runtime)
     responder = (
         None
