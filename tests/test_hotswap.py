@@ -226,6 +226,28 @@ def test_fixed_assistant_cannot_reload(default_predictor):
         slot.reload()
 
 
+def test_a_slot_nothing_holds_is_collected_and_its_wait_at_exit_goes_with_it():
+    """A process waits at exit for each slot's reload under way; that wait must not keep a slot
+    alive, nor outlive it: a process whose slots are gone ends without waiting on them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import gc, sys, types, weakref\n"
+        "from legacy_assistant.serving.hotswap import AssistantSlot\n"
+        "predictor = types.SimpleNamespace(name='m', manifest={}, classes=['a'])\n"
+        "slot = AssistantSlot(types.SimpleNamespace(predictor=predictor, responder=None))\n"
+        "lock, gone = slot._reload_lock, weakref.ref(slot)\n"
+        "lock.acquire()\n"  # a wait left behind at exit would wait on it for ever
+        "del slot\n"
+        "gc.collect()\n"
+        "print('collected' if gone() is None else 'kept alive', flush=True)\n"
+        "sys.exit(0)\n"
+    )
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 0 and ended.stdout.strip() == "collected", (ended.stdout, ended.stderr[-3000:])
+
+
 def test_no_request_fails_across_many_reloads(served, tiny_model_dir):
     """Eight threads answer through leases while the model flips back and forth: every call
     succeeds (no closed session, no half-swapped model), and every retired model is closed."""

@@ -15,15 +15,16 @@ manifest, which costs a read of the files: tens of milliseconds) loads nothing: 
 every worker, most of them already serving what is on disk, and a load and warm-up that ends in
 "unchanged" costs one to four seconds of a worker's CPU while it serves.
 
-A process that ends while a reload loads waits for it (:func:`_finish_reloads`, at exit),
-whichever thread runs it: a daemon thread stopped inside TensorFlow's C++ code as the process
-ended aborted it.
+A process that ends while a reload loads waits for it (:func:`_finish_reload`, which each slot
+registers to run at exit), whichever thread runs it: a daemon thread stopped inside TensorFlow's
+C++ code as the process ended aborted it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import shlex
 import threading
@@ -201,7 +202,11 @@ class AssistantSlot:
         self._reload_lock = threading.Lock()  # one reload at a time
         self._closed = False
         self.model = describe(assistant)
-        _SLOTS.add(self)
+        # waited for at exit; the wait holds the lock, not the slot: a slot nothing holds any more
+        # (it has no reload under way: a reload holds its slot) is collected, and its wait dropped
+        finish = functools.partial(_finish_reload, self._reload_lock)
+        atexit.register(finish)
+        weakref.finalize(self, atexit.unregister, finish).atexit = False
 
     @property
     def reloading(self) -> bool:
@@ -332,18 +337,10 @@ class AssistantSlot:
             self._close(entry)
 
 
-# Every slot of the process, for the wait at exit; weakly held: a slot nothing holds any more has
-# no reload under way (a reload holds its slot).
-_SLOTS: weakref.WeakSet[AssistantSlot] = weakref.WeakSet()
-
-
-def _finish_reloads() -> None:
-    """At exit: wait for each slot's reload under way, and start no other. A reload may run on a
-    daemon thread (the request thread of ``POST /admin/reload`` under the development server, or
-    a library's own); the process ended with it inside TensorFlow's C++ code, which aborted it.
-    The reload lock is kept: a reload asked for later waits on it until the process is gone."""
-    for slot in list(_SLOTS):
-        slot._reload_lock.acquire()
-
-
-atexit.register(_finish_reloads)
+def _finish_reload(reload_lock: threading.Lock) -> None:
+    """At exit: wait for a slot's reload under way (its ``reload_lock``), and start no other. A
+    reload may run on a daemon thread (the request thread of ``POST /admin/reload`` under the
+    development server, or a library's own); the process ended with it inside TensorFlow's C++
+    code, which aborted it. The lock is kept: a reload asked for later waits on it until the
+    process is gone."""
+    reload_lock.acquire()
