@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
     if args.check:
-        read = _golden_bytes(golden_path)
+        read = _golden_identity(golden_path)
         golden = read_golden(_existing(golden_path))  # before the model loads, which takes seconds
         predictor = Predictor.load(args.model)
         _refuse_if_golden_replaced(args.model, golden_path, read)
@@ -117,7 +118,7 @@ def run_responder(args: argparse.Namespace) -> int:
     tolerance = RESPONDER_TOLERANCE if args.tolerance is None else args.tolerance
     _check_outputs(args, golden_path, GOLDEN_FILE)
     if args.check:
-        read = _golden_bytes(golden_path)
+        read = _golden_identity(golden_path)
         golden = read_golden(_existing(golden_path))
 
         def compare() -> dict:
@@ -157,23 +158,24 @@ def _refuse_if_replaced(model: str, loaded: dict[str, Any]) -> None:
     )
 
 
-def _golden_bytes(golden_path: Path) -> bytes | None:
-    """The golden file's bytes as they are now (None: none to read), to tell afterwards whether it
-    was replaced."""
-    from legacy_assistant.common.input_files import read_input_bytes
-
+def _golden_identity(golden_path: Path) -> tuple[int, int, int, int] | None:
+    """The golden file as it is now (device, inode, size, modification time; None: no file), to
+    tell afterwards whether it was replaced or rewritten without reading it again."""
     try:
-        return read_input_bytes(golden_path) if golden_path.is_file() else None
+        found = golden_path.stat()
     except OSError:
         return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
 
-def _refuse_if_golden_replaced(model: str, golden_path: Path, read: bytes | None) -> None:
+def _refuse_if_golden_replaced(model: str, golden_path: Path, read: tuple[int, int, int, int] | None) -> None:
     """Refuse a check whose golden file lies in ``model``'s folder and is no longer the one read
-    before the model was loaded: ``train --force`` (or a migration) replaced the model meanwhile,
-    and the model loaded is the new one, which the old model's golden cases do not describe (its
-    check failed, or passed, for nothing)."""
-    if Path(model).resolve() not in golden_path.resolve().parents or _golden_bytes(golden_path) == read:
+    before the model was loaded (``read``: its :func:`_golden_identity` then): ``train --force``
+    (or a migration) replaced the model meanwhile, and the model loaded is the new one, which the
+    old model's golden cases do not describe (its check failed, or passed, for nothing)."""
+    if Path(model).resolve() not in golden_path.resolve().parents or _golden_identity(golden_path) == read:
         return
     raise AssistantError(
         f"{model} was replaced by another model while it was checked against {golden_path}: nothing was "
