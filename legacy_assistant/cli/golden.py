@@ -15,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.artifacts.directory import DIGEST_FIELD, MODEL_MANIFESTS, check_written_files, digest_on_disk
 from legacy_assistant.cli.arguments import home_path, non_negative_number
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.files import write_text_atomically
+from legacy_assistant.common.input_files import absent_file_problem
 from legacy_assistant.common.terminal import SaidBeforeWriting, json_visible, say
-from legacy_assistant.errors import AssistantError
+from legacy_assistant.errors import ArtifactError, AssistantError
 
 DEFAULT_TOLERANCE = 1e-5
 
@@ -147,8 +149,6 @@ def _refuse_if_replaced(model: str, loaded: dict[str, Any]) -> None:
     """Refuse to write golden replies of ``loaded`` once ``model`` holds another model (replaced
     by ``train --force`` or a migration while they were computed): in its folder they would be
     the new model's golden file, and its ``--check`` would fail for nothing."""
-    from legacy_assistant.artifacts.directory import DIGEST_FIELD, MODEL_MANIFESTS, digest_on_disk
-
     folder, digest = Path(model), loaded.get(DIGEST_FIELD)
     if any((folder / name).is_file() and digest_on_disk(folder, name) == digest for name in MODEL_MANIFESTS):
         return
@@ -187,8 +187,6 @@ def _existing(golden_path: Path) -> Path:
     if golden_path.is_dir():
         raise AssistantError(f"{golden_path}: a folder, not a golden file: name the file")
     if golden_path.exists() and not golden_path.is_file():  # a pipe (--golden <(...)), /dev/null
-        from legacy_assistant.common.input_files import absent_file_problem
-
         raise AssistantError(f"{golden_path}: not a golden file: {absent_file_problem(golden_path)}")
     if not golden_path.is_file():
         raise AssistantError(f"{golden_path}: golden file not found")
@@ -246,9 +244,6 @@ def _why(report: dict[str, Any], tolerance: float) -> str:
 def _check_outputs(args: argparse.Namespace, golden_path: Path, golden_name: str) -> None:
     """Before any work: no file this run writes (the golden file, or --check's report) replaces
     a file of the model other than its golden file, or a file it reads."""
-    from legacy_assistant.artifacts.directory import check_written_files
-    from legacy_assistant.errors import ArtifactError
-
     if args.check:  # reads the golden file, may write a report
         written, inputs = ([args.report] if args.report is not None else []), [golden_path]
     else:  # reads sentences or contexts, writes the golden file
