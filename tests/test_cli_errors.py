@@ -1064,3 +1064,13 @@ def test_a_suggested_command_keeps_a_folder_named_tilde_in_the_working_folder(tm
     served = parser.parse_args(shlex.split(suggested)[1:])
     assert os.path.abspath(served.model) == str(tmp_path / "~" / "m")
     assert parser.parse_args(["serve", "--model", "~/m"]).model == str(tmp_path / "home" / "m")
+
+
+@pytest.mark.parametrize("flags", [["-v", "-q"], ["--quiet", "--verbose"]])
+def test_verbose_and_quiet_together_are_a_usage_error(flags, capsys):
+    # both were taken without a word, and --verbose silently won over --quiet
+    with pytest.raises(SystemExit) as stopped:
+        main([*flags, "info", str(SHIPPED), "--no-load"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "not allowed with argument" in err and "Traceback" not in err

@@ -51,8 +51,10 @@ COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="legacy-assistant", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    # one or the other: given both, --verbose won over --quiet without a word
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"legacy_assistant.cli.{name.replace('-', '_')}").register(subparsers)
