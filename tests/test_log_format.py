@@ -281,6 +281,8 @@ def test_with_stderr_closed_the_scope_changes_nothing(tmp_path):
     (["serve", "--log-format", "text"], "json", False),  # the flag beats the environment
     (["serve", "--log-format=json", "--log-format", "text"], None, False),  # the last one, as argparse
     (["serve", "--log-f", "json"], None, True),  # a prefix argparse takes
+    (["serve", "--log", "json"], None, True),  # shorter ones too: no other option of serve's starts so
+    (["serve", "--l=json"], None, True),
     (["chat", "--model", "serve"], "json", False),
     (["serve"], None, False),
     (["chat"], "json", False),  # the variable is the server's setting
@@ -347,3 +349,12 @@ def test_json_lines_stay_json_on_a_stderr_that_is_not_utf8():
     assert run.returncode == 0, run.stderr
     lines = run.stderr.decode("ascii").splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["serving model café ☕"], lines
+
+
+def test_log_format_is_the_only_serve_option_that_starts_with_its_first_letter():
+    """A stop before the parser is built reads --log-format from any prefix from "--l" on, as
+    argparse does: right only while no other option of serve's starts so."""
+    from legacy_assistant.cli import build_parser
+
+    serve = next(action for action in build_parser()._actions if action.dest == "command").choices["serve"]
+    assert [option for option in serve._option_string_actions if option.startswith("--l")] == ["--log-format"]

@@ -179,7 +179,8 @@ def _json_logs(argv: Sequence[str] | None) -> bool:
     chosen = os.environ.get(ENV_PREFIX + "LOG_FORMAT", "")
     for index, word in enumerate(words):  # the last one given wins, as in argparse
         name, equals, value = word.partition("=")
-        if name.startswith("--log-f") and "--log-format".startswith(name):  # argparse takes a prefix
+        # argparse takes any prefix that names one option: --log-format is serve's only one from --l
+        if len(name) > 2 and "--log-format".startswith(name):
             chosen = value if equals else words[index + 1] if index + 1 < len(words) else ""
     return chosen.strip() == "json"
 
