@@ -209,3 +209,16 @@ def test_a_reader_that_goes_away_leaves_the_reports_asked_for_written(tmp_path, 
     argv = ["-q", "golden", str(tiny_model_dir), "--check", "--golden", str(golden), "--report", str(compared)]
     assert main_with_reader_gone(argv) == 141
     assert json.loads(compared.read_text(encoding="utf-8"))["ok"] is True
+
+
+def test_every_help_fits_an_80_column_terminal(monkeypatch):
+    # a usage line with a long list of choices ([--tokenizer {treebank,...}]) cannot be wrapped
+    # by argparse, and ran past 80 columns
+    from legacy_assistant.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    commands = next(action for action in parser._actions if action.dest == "command").choices
+    for name, command in [("legacy-assistant", parser), *commands.items()]:
+        too_wide = [line for line in command.format_help().splitlines() if len(line) > 80]
+        assert not too_wide, (name, too_wide)

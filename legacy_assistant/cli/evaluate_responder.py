@@ -38,7 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="responder model directory")
     parser.add_argument("corpora", nargs="+", metavar="CORPUS", help="held-out corpus file or folder")
     parser.add_argument(
-        "--format", choices=(AUTO, *LAYOUTS), default=AUTO, help="layout of the corpora (default: detect per file)"
+        "--format",
+        choices=(AUTO, *LAYOUTS),
+        default=AUTO,
+        metavar="LAYOUT",  # the choices in the usage line ran past 80 columns: the help lists them
+        help=f"layout of the corpora: {', '.join((AUTO, *LAYOUTS))} (default: detect per file)",
     )
     parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
     parser.add_argument(
@@ -52,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--train-format",
         choices=(AUTO, *LAYOUTS),
         default=AUTO,
-        help="layout of the training corpora (default: detect per file; --format names the held-out corpora's)",
+        metavar="LAYOUT",
+        help="layout of the training corpora, as --format's (default: detect per file; --format names the "
+        "held-out corpora's)",
     )
     parser.add_argument(
         "--samples",
@@ -89,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--classifier-max-turns",
         type=whole_number(4),
+        metavar="N",
         default=50_000,
         help="the condition classifier trains on at most this many of the corpus's turns, a seeded sample, "
         "and is measured on a quarter as many (default 50000; every turn of a large corpus takes gigabytes)",

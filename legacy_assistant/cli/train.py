@@ -81,8 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threshold-from",
         choices=THRESHOLD_FROM,
-        help="how the threshold is chosen (default auto: out-of-scope validation data, else "
-        "in-scope calibration, else the fixed threshold)",
+        metavar="HOW",  # the choices in the usage line ran past 80 columns: the help lists them
+        help=f"how the threshold is chosen: {', '.join(THRESHOLD_FROM)} (default auto: out-of-scope validation "
+        "data, else in-scope calibration, else the fixed threshold)",
     )
     parser.add_argument(
         "--stemmer",
@@ -93,8 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tokenizer",
         choices=TOKENIZERS,
-        help="how text is split into words (default treebank); unicode also splits off punctuation outside "
-        "ASCII and makes each Chinese or Japanese character a word",
+        metavar="NAME",
+        help=f"how text is split into words: {', '.join(TOKENIZERS)} (default treebank); unicode also splits off "
+        "punctuation outside ASCII and makes each Chinese or Japanese character a word",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing model directory of the same kind")
     parser.add_argument("--no-plot", action="store_true", help="skip history.png")

@@ -67,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, type=home_path, help="model directory to write, e.g. exported/responder"
     )
     parser.add_argument(
-        "--format", choices=(AUTO, *LAYOUTS), default=AUTO, help="layout of the corpora (default: detect per file)"
+        "--format",
+        choices=(AUTO, *LAYOUTS),
+        default=AUTO,
+        metavar="LAYOUT",  # the choices in the usage line ran past 80 columns: the help lists them
+        help=f"layout of the corpora: {', '.join((AUTO, *LAYOUTS))} (default: detect per file)",
     )
     parser.add_argument(
         "--validation",

@@ -316,9 +316,11 @@ class Switch:
 @dataclass(frozen=True, init=False)
 class Choice:
     values: tuple[str, ...]
+    name: str | None  # the flag's metavar, where the list of values is too long for the usage line
 
-    def __init__(self, *values: str) -> None:
+    def __init__(self, *values: str, name: str | None = None) -> None:
         object.__setattr__(self, "values", values)
+        object.__setattr__(self, "name", name)
 
     @property
     def description(self) -> str:
@@ -326,7 +328,7 @@ class Choice:
 
     @property
     def metavar(self) -> str:
-        return "{" + ",".join(self.values) + "}"
+        return self.name or "{" + ",".join(self.values) + "}"
 
     def __call__(self, text: str) -> str:
         if text.strip() not in self.values:
@@ -507,10 +509,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "GENERATION_MODE",
-        Choice(*GENERATION_MODES),
+        # its values in the usage line ran past 80 columns: the help lists them
+        Choice(*GENERATION_MODES, name="MODE"),
         "sample_rerank",
-        "how generated replies are decoded, when a request does not say (cakechat's API decoded with "
-        "sampling-reranking)",
+        f"how generated replies are decoded ({', '.join(GENERATION_MODES)}), when a request does not say "
+        "(cakechat's API decoded with sampling-reranking)",
     ),
     Setting(
         "CONDITION_STRENGTH",
