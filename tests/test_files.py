@@ -337,3 +337,34 @@ def test_a_write_left_out_of_files_written_together_leaves_a_device_in_its_place
     written = write_together([(os.devnull, not_drawn), (report, lambda path: path.write_text("{}"))])
     assert written == [report] and report.read_text() == "{}"
     assert Path(os.devnull).exists() and not Path(os.devnull).is_file()
+
+
+def test_a_full_disk_while_files_are_written_together_names_the_file_not_its_temporary_copy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each file is written to a temporary sibling first; a full disk there said
+    "No space left on device: '.../.eval.json.k2x9.tmp'", a file removed by then, where the
+    operator looks for eval.json (evaluate --out on a full disk, the report and its figures)."""
+    import errno
+    import logging
+
+    from legacy_assistant.common.files import naming
+    from legacy_assistant.common.plots import figure_write
+
+    def full(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    report, figure = tmp_path / "eval.json", tmp_path / "eval-confusion.png"
+    with pytest.raises(OSError) as raised:
+        write_together([(report, full)])
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(report))
+    assert sorted(tmp_path.iterdir()) == []
+    with caplog.at_level(logging.WARNING, logger="legacy_assistant.common.plots"):
+        written = write_together([(figure, figure_write(figure, full)), (report, lambda path: path.write_text("{}"))])
+    assert written == [report]
+    assert f"No space left on device: '{figure}'" in caplog.text
+    assert ".tmp" not in caplog.text
+    with pytest.raises(OSError) as raised:  # a rename from the temporary file names both: kept
+        with naming(report, instead_of="/t"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", "/t", None, str(report))
+    assert (raised.value.filename, raised.value.filename2) == ("/t", str(report))

@@ -29,15 +29,27 @@ def sticky_keeps(owner: int, folder: os.stat_result) -> bool:
 
 
 @contextlib.contextmanager
-def naming(path: str | Path) -> Iterator[None]:
+def naming(path: str | Path, instead_of: str | Path | None = None) -> Iterator[None]:
     """An ``OSError`` raised without a file name (a full disk found by a ``write`` or a ``close``
-    says only ``[Errno 28] No space left on device``) names ``path``."""
+    says only ``[Errno 28] No space left on device``) names ``path``; so does one that names
+    ``instead_of`` alone, a temporary file written for ``path`` and removed by the time the
+    error is read."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is None and exc.errno is not None:
+        unnamed = exc.filename is None
+        temporary = instead_of is not None and exc.filename2 is None and _same_name(exc.filename, instead_of)
+        if (unnamed or temporary) and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def _same_name(name: object, path: str | Path) -> bool:
+    """Whether ``name`` (an ``OSError``'s file name: text, bytes or a path) is ``path``."""
+    try:
+        return os.fsdecode(name) == os.fsdecode(path)  # type: ignore[arg-type]
+    except TypeError:  # a descriptor's number, say
+        return False
 
 
 def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
@@ -110,7 +122,7 @@ def write_together(writes: Sequence[tuple[str | Path, Callable[[Path], object]]]
             os.close(handle)
             staged.append((Path(name), target, write))
             try:
-                with naming(target):
+                with naming(target, instead_of=name):  # the temporary file is gone when the error is read
                     write(Path(name))
             except NotWritten:
                 staged.pop()

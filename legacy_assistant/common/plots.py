@@ -37,8 +37,12 @@ def figure_write(name: str | Path, draw: Callable[[Path], object]) -> Callable[[
     ``name`` and, where it cannot be drawn, warns (see :func:`drawn`) and leaves it out while the
     report beside it is written."""
 
+    def draw_named(path: Path) -> object:
+        with naming(name, instead_of=path):  # a full disk: the figure's name, not its temporary file's
+            return draw(path)
+
     def write(path: Path) -> None:
-        if not drawn(path, draw, "the report is written without it", name=Path(name).name):
+        if not drawn(path, draw_named, "the report is written without it", name=Path(name).name):
             raise NotWritten(str(name))
 
     return write
