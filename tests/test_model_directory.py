@@ -42,6 +42,31 @@ def test_a_written_model_is_readable_by_other_users(tmp_path, usual_umask):
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
 
+@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077])
+def test_the_folders_of_a_written_model_have_the_umask_s_permissions_as_its_files_do(tmp_path, umask):
+    """TensorFlow makes its folders 0755 whatever the umask (as made here): under umask 002 the
+    model's files were 0664 and its own folder 0775, but saved_model/ and variables/ 0755."""
+
+    def fill(staging: Path) -> dict:
+        os.makedirs(staging / "saved_model" / "variables", mode=0o755)
+        (staging / "saved_model" / "variables" / "weights.bin").write_text("w")
+        return {"format": FORMAT}
+
+    previous = os.umask(umask)
+    try:
+        target = write_artifact(tmp_path / "m", fill, manifest_name=MANIFEST)
+    finally:
+        os.umask(previous)
+    modes = {path.relative_to(target).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in target.rglob("*")}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
+    assert modes == {
+        "saved_model": 0o777 & ~umask,
+        "saved_model/variables": 0o777 & ~umask,
+        "saved_model/variables/weights.bin": 0o666 & ~umask,
+        MANIFEST: 0o666 & ~umask,
+    }
+
+
 @pytest.mark.parametrize("relative", [".", "..", "saved_model/.."])
 def test_a_model_directory_named_from_inside_it_is_replaced(tmp_path, monkeypatch, relative):
     """``--out .`` in the model's own folder: "." cannot be renamed (EBUSY, after the whole

@@ -128,6 +128,7 @@ def write_artifact(
         # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
         os.chmod(staging, _directory_mode())
         manifest = fill(staging)
+        _give_folders_mode(staging)
         manifest["files"] = {
             path.relative_to(staging).as_posix(): sha256_file(path)
             for path in sorted(staging.rglob("*"))
@@ -226,6 +227,17 @@ def _copy_kept(old: Path, staging: Path, names: Iterable[str]) -> None:
             shutil.copytree(source, copy, symlinks=True)
         elif source.exists():
             shutil.copy2(source, copy)
+
+
+def _give_folders_mode(root: Path) -> None:
+    """Give the folders under ``root`` what ``mkdir`` gives under the umask: TensorFlow makes its
+    own (``saved_model/``, ``variables/``) 0755 whatever the umask, so under umask 002, where its
+    files are 0664 for a group that deploys models together, they were the one thing the group
+    could not write (a member's ``--force`` could not delete the old model, left beside it)."""
+    mode = _directory_mode()
+    for path in root.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, mode)
 
 
 def _directory_mode() -> int:
