@@ -67,6 +67,34 @@ def test_the_folders_of_a_written_model_have_the_umask_s_permissions_as_its_file
     }
 
 
+def test_a_model_written_in_a_set_group_id_folder_belongs_to_its_group(tmp_path):
+    """A folder shared by a group (``chgrp deploy; chmod g+s``) hands its group, and the bit, to
+    what is made in it, as ``mkdir`` keeps it; the model's folder lost the bit when it was given
+    its permissions, and every file written into it then got the writer's own group."""
+    import grp
+
+    groups = [gid for gid in os.getgroups() if gid != os.getegid()]
+    if os.geteuid() == 0:
+        groups = [group.gr_gid for group in grp.getgrall() if group.gr_gid != os.getegid()][:1]
+    if not groups:
+        pytest.skip("this user is in no group besides its own")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, groups[0])
+    os.chmod(shared, 0o2775)
+
+    def fill(staging: Path) -> dict:
+        os.makedirs(staging / "saved_model" / "variables", mode=0o755)
+        (staging / "saved_model" / "variables" / "weights.bin").write_text("w")
+        return {"format": FORMAT}
+
+    target = write_artifact(shared / "m", fill, manifest_name=MANIFEST)
+    for path in [target, *target.rglob("*")]:
+        assert path.stat().st_gid == groups[0], path
+        if path.is_dir():
+            assert path.stat().st_mode & stat.S_ISGID, path
+
+
 @pytest.mark.parametrize("relative", [".", "..", "saved_model/.."])
 def test_a_model_directory_named_from_inside_it_is_replaced(tmp_path, monkeypatch, relative):
     """``--out .`` in the model's own folder: "." cannot be renamed (EBUSY, after the whole

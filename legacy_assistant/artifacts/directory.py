@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -126,7 +127,7 @@ def write_artifact(
     manifest: dict[str, Any] = {}
     try:
         # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
-        os.chmod(staging, _directory_mode())
+        _give_folder_mode(staging)
         manifest = fill(staging)
         _give_folders_mode(staging)
         manifest["files"] = {
@@ -234,10 +235,18 @@ def _give_folders_mode(root: Path) -> None:
     own (``saved_model/``, ``variables/``) 0755 whatever the umask, so under umask 002, where its
     files are 0664 for a group that deploys models together, they were the one thing the group
     could not write (a member's ``--force`` could not delete the old model, left beside it)."""
-    mode = _directory_mode()
     for path in root.rglob("*"):
         if path.is_dir() and not path.is_symlink():
-            os.chmod(path, mode)
+            _give_folder_mode(path)
+
+
+def _give_folder_mode(folder: Path) -> None:
+    """Give ``folder`` what ``mkdir`` gives under the umask, keeping the set-group-ID bit it
+    inherited from a folder that has it (``chmod g+s``, a folder shared by a group that deploys
+    models): cleared, the files written into it got the writer's own group instead of the shared
+    one, which the service user, in that group, could not read under umask 027."""
+    inherited = os.stat(folder).st_mode & stat.S_ISGID
+    os.chmod(folder, _directory_mode() | inherited)
 
 
 def _directory_mode() -> int:
