@@ -95,6 +95,24 @@ def test_a_model_written_in_a_set_group_id_folder_belongs_to_its_group(tmp_path)
             assert path.stat().st_mode & stat.S_ISGID, path
 
 
+def test_a_model_written_again_keeps_the_permissions_and_group_of_the_folder_it_replaces(tmp_path, usual_umask):
+    """An operator makes the model private to the service's group (chmod 750, chgrp): written
+    again (train --force, reexport-responder) it was 0755 and the writer's group, readable by
+    every user, as a file written over another is not (it keeps its mode)."""
+    import grp
+
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    others = [group.gr_gid for group in grp.getgrall() if group.gr_gid != target.stat().st_gid]
+    group = others[0] if os.geteuid() == 0 and others else target.stat().st_gid
+    os.chown(target, -1, group)
+    os.chmod(target, 0o750)
+    write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "new"
+    assert (stat.S_IMODE(target.stat().st_mode), target.stat().st_gid) == (0o750, group)
+    fresh = write_artifact(tmp_path / "n", _fill("new"), manifest_name=MANIFEST)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o755  # a new one: the umask's
+
+
 @pytest.mark.parametrize("relative", [".", "..", "saved_model/.."])
 def test_a_model_directory_named_from_inside_it_is_replaced(tmp_path, monkeypatch, relative):
     """``--out .`` in the model's own folder: "." cannot be renamed (EBUSY, after the whole

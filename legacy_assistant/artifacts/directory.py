@@ -127,7 +127,7 @@ def write_artifact(
     manifest: dict[str, Any] = {}
     try:
         # mkdtemp makes the folder private (0700); a model is meant to be served by other users.
-        _give_folder_mode(staging)
+        kept_mode = _give_folder_mode(staging, replaced=target)
         manifest = fill(staging)
         _give_folders_mode(staging)
         manifest["files"] = {
@@ -140,6 +140,8 @@ def write_artifact(
         if check is not None:
             check(staging)
         _copy_kept(target, staging, keep)
+        if kept_mode is not None:  # last: a read-only folder's (0555) would refuse the writes above
+            os.chmod(staging, kept_mode)
         # On the disk before the swap, which deletes the old model: after a power cut the
         # folder holds the old model or the whole new one, never files the checksums refuse.
         sync_tree(staging)
@@ -164,6 +166,8 @@ def write_artifact(
     except BaseException as exc:
         # staging holds the old model where the stop came just after the swap: deleted all the
         # same, and the stop says the new one is in place
+        with contextlib.suppress(OSError):  # given a read-only folder's permissions: emptied all the same
+            os.chmod(staging, 0o700)
         shutil.rmtree(staging, ignore_errors=True)
         for folder in reversed(made):  # a folder another writer put something in meanwhile stays
             with contextlib.suppress(OSError):
@@ -240,13 +244,30 @@ def _give_folders_mode(root: Path) -> None:
             _give_folder_mode(path)
 
 
-def _give_folder_mode(folder: Path) -> None:
+def _give_folder_mode(folder: Path, replaced: Path | None = None) -> int | None:
     """Give ``folder`` what ``mkdir`` gives under the umask, keeping the set-group-ID bit it
     inherited from a folder that has it (``chmod g+s``, a folder shared by a group that deploys
     models): cleared, the files written into it got the writer's own group instead of the shared
-    one, which the service user, in that group, could not read under umask 027."""
-    inherited = os.stat(folder).st_mode & stat.S_ISGID
-    os.chmod(folder, _directory_mode() | inherited)
+    one, which the service user, in that group, could not read under umask 027.
+
+    ``replaced``: the model folder ``folder`` will replace; where there is one, its permissions
+    and group are kept, as a file written over another keeps its mode: a model an operator made
+    private to the service's group (``chmod 750``, ``chgrp``) became readable by every user
+    when it was written again (``train --force``, ``reexport-responder``). The group is given
+    here, before the folder is filled (its set-group-ID bit hands it on); the permissions are
+    returned, to be given once it is (None: no folder replaced)."""
+    try:
+        old = os.stat(replaced, follow_symlinks=False) if replaced is not None else None
+    except OSError:  # none there (a new model)
+        old = None
+    if old is None or not stat.S_ISDIR(old.st_mode):
+        os.chmod(folder, _directory_mode() | (os.stat(folder).st_mode & stat.S_ISGID))
+        return None
+    with contextlib.suppress(OSError):  # a group this user is not in: the folder's own stays
+        if hasattr(os, "chown"):  # not on Windows, which has no groups of this kind
+            os.chown(folder, -1, old.st_gid)
+    os.chmod(folder, _directory_mode() | (old.st_mode & stat.S_ISGID))
+    return stat.S_IMODE(old.st_mode)
 
 
 def _directory_mode() -> int:
