@@ -113,6 +113,18 @@ def test_a_model_written_again_keeps_the_permissions_and_group_of_the_folder_it_
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o755  # a new one: the umask's
 
 
+def test_a_read_only_model_replaced_leaves_no_copy_of_itself_behind(tmp_path, usual_umask):
+    """``chmod -R a-w`` on a model, then ``train --force``: the swap worked, but the old model's
+    read-only folders could not be emptied (but by root), and it stayed in a hidden folder."""
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    for path in [target, *target.rglob("*")]:
+        os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~0o222)
+    write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert verify_directory(target, manifest_name=MANIFEST, formats=(FORMAT,))["payload"] == "new"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o555  # the replaced folder's permissions, kept
+
+
 @pytest.mark.parametrize("relative", [".", "..", "saved_model/.."])
 def test_a_model_directory_named_from_inside_it_is_replaced(tmp_path, monkeypatch, relative):
     """``--out .`` in the model's own folder: "." cannot be renamed (EBUSY, after the whole

@@ -184,6 +184,7 @@ def write_artifact(
     # a while) says so, where it would otherwise pass for a stop that replaced nothing.
     with stops_after_writing(target):
         if retired is not None:
+            _make_removable(retired)
             try:
                 shutil.rmtree(retired, ignore_errors=True)
             except BaseException:
@@ -232,6 +233,24 @@ def _copy_kept(old: Path, staging: Path, names: Iterable[str]) -> None:
             shutil.copytree(source, copy, symlinks=True)
         elif source.exists():
             shutil.copy2(source, copy)
+
+
+def _make_removable(root: Path) -> None:
+    """Let this user empty the folders under ``root`` (``root`` too) that it owns: a model made
+    read-only (``chmod -R a-w``) and then replaced kept its files after the swap, and the old
+    model stayed beside the new one in a hidden folder, since no entry of a folder without write
+    permission can be deleted (but by root)."""
+    _add_owner_rights(root)
+    for folder, subfolders, _ in os.walk(root):  # top-down: each is listed after it is given u+rwx
+        for name in subfolders:
+            _add_owner_rights(os.path.join(folder, name))
+
+
+def _add_owner_rights(folder: str | Path) -> None:
+    with contextlib.suppress(OSError):  # another user's: left as it is (rmtree says nothing either way)
+        mode = os.stat(folder, follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            os.chmod(folder, stat.S_IMODE(mode) | stat.S_IRWXU)
 
 
 def _give_folders_mode(root: Path) -> None:
