@@ -254,6 +254,21 @@ def test_activity_keeps_a_conversation_alive(make_clocked_store):
     assert [t.message for t in store.history("a")] == ["0", "1", "2", "3"]
 
 
+def test_a_clock_stepped_back_does_not_revive_an_expired_conversation(make_clocked_store):
+    """SQLite only hid an expired conversation when read, its rows deleted at a later sweep: a
+    clock stepped back before then brought it back, state and transcript, and the next save
+    carried on from it. Once seen expired, it stays so (Redis drops the keys on its own clock)."""
+    store, clock = make_clocked_store(ttl_seconds=3600), make_clocked_store.clock
+    store.save("a", ConversationState(context="ordering", turns=1), turn("old"))
+    clock.advance(3600.5)
+    assert store.load("a") == ConversationState() and store.history("a") == []
+    clock.advance(-60)  # back to 3540.5 s after the save
+    assert store.load("a") == ConversationState()
+    assert store.history("a") == [] and store.turn_with_id("a", "m") is None
+    store.save("a", ConversationState(turns=1), turn("new"))
+    assert store.load("a").turns == 1 and [t.message for t in store.history("a")] == ["new"]
+
+
 def test_no_idle_time_keeps_conversations_forever(make_clocked_store):
     store, clock = make_clocked_store(ttl_seconds=0), make_clocked_store.clock
     store.save("a", ConversationState(context="x", turns=1), turn())
@@ -361,11 +376,82 @@ def test_sqlite_deletes_expired_conversations_from_the_file(tmp_path):
         store.save("old", ConversationState(turns=1), turn())
     clock.advance(50)
     store.save("new", ConversationState(turns=1), turn())  # 50 s after the sweep at opening: none
-    clock.advance(15)  # "old" has been idle 65 s: expired, invisible, its rows still in the file
-    assert store.load("old").turns == 0 and store.history("old") == []
+    clock.advance(15)  # "old" has been idle 65 s: expired; unread (a read deletes it), its rows still in the file
     assert _senders(store, "turns") == {"old", "new"}
     store.save("new", ConversationState(turns=2), turn())  # 65 s after the last sweep: sweeps
     assert _senders(store, "conversations") == {"new"} and _senders(store, "turns") == {"new"}
+    store.close()
+
+
+def test_sqlite_a_read_that_finds_a_conversation_expired_deletes_it(tmp_path):
+    """An expired conversation was hidden by a read and deleted only by a later sweep; a clock set
+    back before then revived it. Each read that finds it expired deletes its rows at once."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    for sender in ("a", "b", "c", "amended"):
+        store.save(sender, ConversationState(turns=1), turn())
+    store.save("live", ConversationState(turns=1), turn())
+    clock.advance(30)
+    store.save("live", ConversationState(turns=2), turn())
+    clock.advance(31)  # a, b, c and amended idle 61 s; live 31 s
+    assert store.load("a") == ConversationState()
+    assert store.history("b") == []
+    assert store.turn_with_id("c", "m") is None
+    assert store.amend("amended", turn(), turn("changed")) is False
+    assert _senders(store, "conversations") == {"live"} and _senders(store, "turns") == {"live"}
+    store.close()
+
+
+def test_sqlite_a_read_keeps_a_conversation_saved_after_it_found_the_old_one_expired(tmp_path, monkeypatch):
+    """Another process's save between a read's look and its deletion starts a new conversation:
+    the deletion takes only the expired row the read saw."""
+    clock = FakeClock()
+    reader = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    writer = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    reader.save("a", ConversationState(context="old", turns=1), turn("old"))
+    clock.advance(61)
+    drop = reader._drop_expired
+
+    def save_first(sender, updated):
+        writer.save(sender, ConversationState(context="new", turns=1), turn("new"))
+        drop(sender, updated)
+
+    monkeypatch.setattr(reader, "_drop_expired", save_first)
+    assert reader.load("a") == ConversationState()
+    assert writer.load("a").context == "new" and [t.message for t in writer.history("a")] == ["new"]
+    reader.close()
+    writer.close()
+
+
+def test_sqlite_a_read_that_cannot_delete_an_expired_conversation_answers_and_leaves_it_to_the_sweep(
+    tmp_path, monkeypatch, caplog
+):
+    """Another program holding the write lock past the busy time: the read still says there is no
+    conversation, logs why the deletion waits, and the next save sweeps it."""
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)  # sweeps at 0 s
+    clock.advance(30)
+    store.save("old", ConversationState(context="c", turns=1), turn())
+    clock.advance(30)
+    store.save("new", ConversationState(turns=1), turn())  # sweeps at 60 s ("old" idle 30 s stays)
+    clock.advance(31)  # "old" idle 61 s: expired; the next sweep is 29 s away
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(store, "_idle", [])  # new connections, with that busy time
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"):
+            assert store.load("old") == ConversationState()
+            assert store.history("old") == []
+        assert caplog.text.count("an expired conversation is deleted at the next save") == 1
+        assert "database is locked" in caplog.text
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _senders(store, "conversations") == {"old", "new"}
+    # the failed deletion does not wait for the sweep a minute after the last one
+    store.save("other", ConversationState(turns=1), turn())
+    assert "old" not in _senders(store, "conversations") and "old" not in _senders(store, "turns")
     store.close()
 
 

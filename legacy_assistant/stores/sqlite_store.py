@@ -88,8 +88,9 @@ CREATE TABLE IF NOT EXISTS forgotten (
 CREATE INDEX IF NOT EXISTS forgotten_at ON forgotten (at);
 """
 SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
-# Expired conversations are invisible at once; their rows are deleted when the store opens and
-# then by a save at most this often (a sweep by the clock, so a quiet server sweeps too).
+# Expired conversations are invisible at once; their rows are deleted by a read that finds one
+# expired, when the store opens, and then by a save at most this often (a sweep by the clock,
+# so a quiet server sweeps too).
 PURGE_INTERVAL_SECONDS = 60.0
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_IDLE_CONNECTIONS = 16
@@ -380,6 +381,7 @@ class SQLiteStore(ClosedAtExit):
         self._idle_lock = threading.Lock()
         self._writer = _WriterLock(self.path.with_name(self.path.name + "-writer.lock"))
         self._last_purge: float | None = None  # the clock's time of this process's last sweep
+        self._drop_warned = float("-inf")  # when a read's deletion of an expired conversation last failed (monotonic)
         self._closed = False
         self._outage = Outage(self)
         # The database file the pooled connections are open on, and which opening of it they
@@ -602,7 +604,10 @@ class SQLiteStore(ClosedAtExit):
                 f"SELECT context, next_tag, turns, updated, {SAVED_TTL} FROM conversations WHERE sender = ?", (sender,)
             ).fetchone()
         with self._unreadable(sender):
-            if row is None or self._expired(row[3], row[4], self._clock()):
+            if row is None:
+                return ConversationState()
+            if self._expired(row[3], row[4], self._clock()):
+                self._drop_expired(sender, float(row[3]))
                 return ConversationState()
             return ConversationState(context=_text_or_none(row[0]), next_tag=_text_or_none(row[1]), turns=int(row[2]))
 
@@ -679,13 +684,45 @@ class SQLiteStore(ClosedAtExit):
 
     def _status(self, connection: sqlite3.Connection, sender: str, now: float) -> str:
         """``sender``'s conversation row: ``"absent"``, ``"expired"`` (idle too long, not yet purged) or ``"live"``."""
+        return self._status_at(connection, sender, now)[0]
+
+    def _status_at(self, connection: sqlite3.Connection, sender: str, now: float) -> tuple[str, float | None]:
+        """:meth:`_status`, and the row's ``updated`` (None where there is no row)."""
         row = connection.execute(
             f"SELECT updated, {SAVED_TTL} FROM conversations WHERE sender = ?", (sender,)
         ).fetchone()
         if row is None:
-            return "absent"
+            return "absent", None
         with self._unreadable(sender):
-            return "expired" if self._expired(row[0], row[1], now) else "live"
+            return ("expired" if self._expired(row[0], row[1], now) else "live"), float(row[0])
+
+    def _drop_expired(self, sender: str, updated: float) -> None:
+        """Delete ``sender``'s conversation, which a read found expired (last saved at ``updated``),
+        now rather than at the next sweep: until then a clock set back made it live again, state
+        and transcript, and the next save carried on from it. Only the row the read saw goes (a
+        save since, by another thread or process, started a new conversation that stays). A store
+        that cannot write now (a full disk, the write lock held past the busy time) leaves it to
+        the next save's sweep: the read still answers that there is no conversation, and the
+        failure counts as one of a save, as the sweep's at opening does."""
+        try:
+            self._write(
+                "delete an expired conversation",
+                lambda connection: self._delete_if_unchanged(connection, sender, updated),
+                outage="save",
+            )
+        except StoreError as exc:
+            self._last_purge = None  # the next save sweeps
+            now = time.monotonic()
+            if now - self._drop_warned >= PURGE_INTERVAL_SECONDS:  # once a minute, as the server logs an outage
+                self._drop_warned = now
+                log.warning(
+                    "conversation store %s: an expired conversation is deleted at the next save: %s", self.path, exc
+                )
+
+    def _delete_if_unchanged(self, connection: sqlite3.Connection, sender: str, updated: float) -> None:
+        if connection.execute("DELETE FROM conversations WHERE sender = ? AND updated = ?", (sender, updated)).rowcount:
+            connection.execute("DELETE FROM turns WHERE sender = ?", (sender,))
+            self._local.deleted = True
 
     def _forget(self, connection: sqlite3.Connection, sender: str) -> bool:
         now = self._clock()
@@ -711,7 +748,10 @@ class SQLiteStore(ClosedAtExit):
             return None if row is None or self._clock() - float(row[1]) > FORGOTTEN_SECONDS else _text(row[0])
 
     def _amend(self, connection: sqlite3.Connection, sender: str, turn: Turn, amended: Turn) -> bool:
-        if self._status(connection, sender, self._clock()) != "live":
+        status, updated = self._status_at(connection, sender, self._clock())
+        if status == "expired" and updated is not None:  # gone for good, as a read makes it (see _drop_expired)
+            self._delete_if_unchanged(connection, sender, updated)
+        if status != "live":
             return False
         # equal in every field, as the other stores compare turns: two copies of a message sent
         # twice differ in their message_id alone, and the newest copy was the one amended (given
@@ -775,14 +815,17 @@ class SQLiteStore(ClosedAtExit):
     def history(self, sender: str) -> list[Turn]:
         check_text("sender", sender)
         with self._errors("history"), self._connection() as connection:
-            if self._status(connection, sender, self._clock()) != "live":
-                return []
-            rows = connection.execute(
-                # the newest max_turns: a file saved under a higher limit holds more until the next save
-                f"SELECT {_TURN_COLUMNS} FROM "
-                "(SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-                (sender, self.max_turns),
-            ).fetchall()
+            status, updated = self._status_at(connection, sender, self._clock())
+            rows = []
+            if status == "live":
+                rows = connection.execute(
+                    # the newest max_turns: a file saved under a higher limit holds more until the next save
+                    f"SELECT {_TURN_COLUMNS} FROM "
+                    "(SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                    (sender, self.max_turns),
+                ).fetchall()
+        if status == "expired" and updated is not None:
+            self._drop_expired(sender, updated)
         with self._unreadable(sender):
             return [_turn(row) for row in rows]
 
@@ -790,14 +833,17 @@ class SQLiteStore(ClosedAtExit):
         check_text("sender", sender)
         check_text("message_id", message_id)
         with self._errors("history"), self._connection() as connection:
-            if self._status(connection, sender, self._clock()) != "live":
-                return None
-            # among the turns history() gives, without reading each into a Turn
-            row = connection.execute(
-                f"SELECT {_TURN_COLUMNS} FROM (SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) "
-                "WHERE message_id = ? ORDER BY id DESC LIMIT 1",
-                (sender, self.max_turns, message_id),
-            ).fetchone()
+            status, updated = self._status_at(connection, sender, self._clock())
+            row = None
+            if status == "live":
+                # among the turns history() gives, without reading each into a Turn
+                row = connection.execute(
+                    f"SELECT {_TURN_COLUMNS} FROM (SELECT * FROM turns WHERE sender = ? ORDER BY id DESC LIMIT ?) "
+                    "WHERE message_id = ? ORDER BY id DESC LIMIT 1",
+                    (sender, self.max_turns, message_id),
+                ).fetchone()
+        if status == "expired" and updated is not None:
+            self._drop_expired(sender, updated)
         if row is None:
             return None
         with self._unreadable(sender):
