@@ -426,8 +426,8 @@ def test_sqlite_a_read_keeps_a_conversation_saved_after_it_found_the_old_one_exp
 def test_sqlite_a_read_that_cannot_delete_an_expired_conversation_answers_and_leaves_it_to_the_sweep(
     tmp_path, monkeypatch, caplog
 ):
-    """Another program holding the write lock past the busy time: the read still says there is no
-    conversation, logs why the deletion waits, and the next save sweeps it."""
+    """Another program holding SQLite's write lock: the read, after a short wait, still says there
+    is no conversation, logs why the deletion waits, and the next save sweeps it."""
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)  # sweeps at 0 s
     clock.advance(30)
@@ -435,8 +435,8 @@ def test_sqlite_a_read_that_cannot_delete_an_expired_conversation_answers_and_le
     clock.advance(30)
     store.save("new", ConversationState(turns=1), turn())  # sweeps at 60 s ("old" idle 30 s stays)
     clock.advance(31)  # "old" idle 61 s: expired; the next sweep is 29 s away
-    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
-    monkeypatch.setattr(store, "_idle", [])  # new connections, with that busy time
+    # the read waits this long, not SQLite's busy time (30 s), for a lock it can do without
+    monkeypatch.setattr(sqlite_store, "DROP_WAIT_SECONDS", 0.2)
     other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
@@ -453,6 +453,25 @@ def test_sqlite_a_read_that_cannot_delete_an_expired_conversation_answers_and_le
     store.save("other", ConversationState(turns=1), turn())
     assert "old" not in _senders(store, "conversations") and "old" not in _senders(store, "turns")
     store.close()
+
+
+def test_sqlite_a_read_waits_briefly_for_another_writer_to_delete_an_expired_conversation(
+    tmp_path, monkeypatch, caplog
+):
+    """The deletion a read makes is not needed for its answer: it waits for the writer lock a short
+    time (a worker holding it), not a save's whole wait, and then leaves it to the sweep."""
+    clock = FakeClock()
+    reader = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    holder = SQLiteStore(tmp_path / "c.db", ttl_seconds=60, clock=clock)
+    reader.save("old", ConversationState(context="c", turns=1), turn())
+    clock.advance(61)
+    reader._writer.wait_seconds = 5.0  # a save's wait
+    monkeypatch.setattr(sqlite_store, "DROP_WAIT_SECONDS", 0.2)
+    with caplog.at_level("WARNING", logger="legacy_assistant.stores.sqlite_store"), holder._writer:
+        assert reader.load("old") == ConversationState()
+    assert "has held the write lock" in caplog.text and "for 0.2 s" in caplog.text
+    reader.close()
+    holder.close()
 
 
 def test_sqlite_sweeps_on_after_the_clock_is_set_back(tmp_path):

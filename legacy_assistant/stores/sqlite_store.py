@@ -93,6 +93,10 @@ SYNCHRONOUS_MODES = SQLITE_SYNCHRONOUS_MODES
 # so a quiet server sweeps too).
 PURGE_INTERVAL_SECONDS = 60.0
 BUSY_TIMEOUT_SECONDS = 30.0
+# How long a read that found a conversation expired waits for the write lock to delete it: the
+# read's answer does not need the deletion (the next save sweeps), so a lock held by another
+# program does not hold the read for the whole busy time.
+DROP_WAIT_SECONDS = 1.0
 MAX_IDLE_CONNECTIONS = 16
 # How long the checkpoint after a deletion waits for readers of the write-ahead log (ms); one
 # that cannot finish in time leaves the log to SQLite's next checkpoint, and the deletion stands.
@@ -249,6 +253,7 @@ class _WriterLock:
         self._mode = 0o600
         self._closed = False
         self._deadline = 0.0  # when the holder's wait for the lock ends (time.monotonic)
+        self._local = threading.local()  # a shorter wait for this thread's next hold (see within)
 
     def open(self, mode: int = 0o600) -> None:
         """Open (create) the lock file; a new one gets ``mode``, the database file's read and
@@ -265,17 +270,32 @@ class _WriterLock:
                 os.close(self._fd)
                 self._fd = None
 
+    def _wait(self) -> float:
+        return min(getattr(self._local, "wait", None) or self.wait_seconds, self.wait_seconds)
+
+    @contextlib.contextmanager
+    def within(self, seconds: float) -> Iterator[_WriterLock]:
+        """The lock (and, by :meth:`begin`, SQLite's), waited for at most ``seconds``: for a write
+        that can be left for later, which must not hold its caller for the whole busy time."""
+        self._local.wait = seconds
+        try:
+            with self:
+                yield self
+        finally:
+            self._local.wait = None
+
     def __enter__(self) -> _WriterLock:
-        deadline = time.monotonic() + self.wait_seconds
-        if not self._thread_lock.acquire(timeout=self.wait_seconds):
-            raise StoreError(self._held_too_long())
+        wait = self._wait()
+        deadline = time.monotonic() + wait
+        if not self._thread_lock.acquire(timeout=wait):
+            raise StoreError(self._held_too_long(wait))
         self._deadline = deadline
         try:
             if self._closed:  # without its flock a write would jump the other processes' queue
                 raise StoreError(f"SQLite conversation store: its writer lock {self.path} is closed")
             if self._fd is not None:
                 self._follow_the_file()
-                self._flock_before(deadline)
+                self._flock_before(deadline, wait)
         except BaseException:
             self._thread_lock.release()
             raise
@@ -287,7 +307,7 @@ class _WriterLock:
         for most of it (behind a writer that waited out SQLite's busy time on a lock another
         program held) waited the whole busy time again: 60 s where a write waits at most 30 s."""
         left = self._deadline - time.monotonic()
-        if left >= self.wait_seconds - 0.1:  # came at once: SQLite's busy time is the bound
+        if left >= self.wait_seconds - 0.1:  # came at once, with the whole wait: SQLite's busy time is the bound
             connection.execute("BEGIN IMMEDIATE")
             return
         connection.execute(f"PRAGMA busy_timeout={max(1, int(left * 1000))}")
@@ -297,7 +317,7 @@ class _WriterLock:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
 
-    def _flock_before(self, deadline: float) -> None:
+    def _flock_before(self, deadline: float, wait: float) -> None:
         """Take the flock, asking again every 50 to 500 µs (a blocking flock cannot time out)."""
         assert self._fd is not None
         pause = 0.00005
@@ -307,14 +327,12 @@ class _WriterLock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise StoreError(self._held_too_long()) from None
+                    raise StoreError(self._held_too_long(wait)) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.0005)
 
-    def _held_too_long(self) -> str:
-        return (
-            f"SQLite conversation store: another writer has held the write lock {self.path} for {self.wait_seconds:g} s"
-        )
+    def _held_too_long(self, wait: float) -> str:
+        return f"SQLite conversation store: another writer has held the write lock {self.path} for {wait:g} s"
 
     def _follow_the_file(self) -> None:
         """A lock file deleted (or replaced) under running processes: each would queue on a file
@@ -627,9 +645,12 @@ class SQLiteStore(ClosedAtExit):
         check_text("sender", sender)
         return self._write("forget", lambda connection: self._forget(connection, sender))
 
-    def _write(self, what: str, action: Callable[[sqlite3.Connection], T], outage: str | None = None) -> T:
+    def _write(
+        self, what: str, action: Callable[[sqlite3.Connection], T], outage: str | None = None, wait: float | None = None
+    ) -> T:
         """``action(connection)`` in one write transaction, committed before this returns
-        (``outage``: see :meth:`_errors`)."""
+        (``outage``: see :meth:`_errors`; ``wait``: the most seconds to wait for the write lock,
+        where not the whole busy time)."""
         self._local.deleted = False  # set by an action that deletes a conversation
         self._local.swept = 0  # expired conversations the action's sweep deleted, logged once committed
         with self._errors(what, outage), self._connection() as connection:
@@ -639,7 +660,7 @@ class SQLiteStore(ClosedAtExit):
                 if not connection.in_transaction:
                     connection.execute("BEGIN IMMEDIATE")
                 return self._scrubbed(connection, self._committed(connection, action))
-            with self._writer:
+            with self._writer if wait is None else self._writer.within(wait):
                 self._writer.begin(connection)
                 return self._scrubbed(connection, self._committed(connection, action))
 
@@ -701,7 +722,7 @@ class SQLiteStore(ClosedAtExit):
         now rather than at the next sweep: until then a clock set back made it live again, state
         and transcript, and the next save carried on from it. Only the row the read saw goes (a
         save since, by another thread or process, started a new conversation that stays). A store
-        that cannot write now (a full disk, the write lock held past the busy time) leaves it to
+        that cannot write now (a full disk, the write lock held for :data:`DROP_WAIT_SECONDS`) leaves it to
         the next save's sweep: the read still answers that there is no conversation, and the
         failure counts as one of a save, as the sweep's at opening does."""
         try:
@@ -709,6 +730,7 @@ class SQLiteStore(ClosedAtExit):
                 "delete an expired conversation",
                 lambda connection: self._delete_if_unchanged(connection, sender, updated),
                 outage="save",
+                wait=DROP_WAIT_SECONDS,
             )
         except StoreError as exc:
             self._last_purge = None  # the next save sweeps
