@@ -501,6 +501,26 @@ def test_an_ipv6_host_in_brackets_is_the_address_inside(environ, capsys):
         assert f"got '{wrong}': brackets go around an IPv6 address only, as in [::1]" in capsys.readouterr().err
 
 
+def test_a_host_with_a_port_or_a_colon_is_refused_as_a_flag_error(environ, capsys):
+    """``--host 0.0.0.0:8000`` (a bind address as gunicorn writes it) went to the socket layer
+    as an IPv6 address in brackets: "cannot listen on [0.0.0.0:8000]:5000: Name or service not
+    known"; ``[::1]:8000`` was called brackets misplaced. No host name holds a colon."""
+    for wrong in ("0.0.0.0:8000", "localhost:8000", "[::1]:8000", " 127.0.0.1:0 "):
+        with pytest.raises(SystemExit):
+            parse("--host", wrong)
+        err = capsys.readouterr().err
+        assert f"got '{wrong}': give the port with --port (LEGACY_ASSISTANT_PORT), not in the address" in err
+    environ(HOST="0.0.0.0:8000")
+    with pytest.raises(ConfigError, match="LEGACY_ASSISTANT_HOST .*give the port with --port"):
+        server_options(parse())
+    with pytest.raises(SystemExit):
+        parse("--host", "1::2::3")
+    assert "got '1::2::3': not an IPv6 address, nor a host name" in capsys.readouterr().err
+    # an IPv6 address, with or without its zone, is still one
+    assert server_options(parse("--host", "::1:80")).host == "::1:80"
+    assert server_options(parse("--host", "fe80::1%lo")).host == "fe80::1%lo"
+
+
 def test_a_host_padded_by_hand_or_from_a_file_is_the_address(environ):
     """Every other kind reads its value without surrounding whitespace: "0.0.0.0 " from an env
     file went to the resolver as a host name ("cannot listen on 0.0.0.0 :5000: Name or service

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import ipaddress
 import math
 import numbers
 import os
@@ -199,10 +200,20 @@ class ListenAddress(Text):
         text = super().__call__(text).strip()
         if text.startswith("unix:"):  # a path may hold brackets
             return text
+        address, _, port = text.rpartition(":")
+        if port.isascii() and port.isdigit() and (":" not in address or address[:1] + address[-1:] == "[]"):
+            # "0.0.0.0:8000", "[::1]:8000", "localhost:8000": the whole went to the resolver as
+            # an IPv6 address ("cannot listen on [0.0.0.0:8000]:5000"), or was called brackets misplaced
+            raise ValueRefused("give the port with --port (LEGACY_ASSISTANT_PORT), not in the address")
         if text.startswith("[") and text.endswith("]") and ":" in text:
             text = text[1:-1]
         if "[" in text or "]" in text:
             raise ValueRefused("brackets go around an IPv6 address only, as in [::1]")
+        if ":" in text:  # no host name holds a colon: any other such text was bracketed as IPv6
+            try:
+                ipaddress.ip_address(text)
+            except ValueError:
+                raise ValueRefused("not an IPv6 address, nor a host name (which holds no ':')") from None
         return text
 
 
