@@ -225,3 +225,24 @@ def test_serve_fills_in_the_loopback_names_for_a_loopback_address(monkeypatch):
     for nothing in ("", ",", " , "):  # would have turned the check off: "*" says so
         with pytest.raises(SystemExit):
             build_parser().parse_args(["serve", "--allowed-hosts", nothing])
+
+
+def test_an_absolute_form_request_target_names_the_host_in_place_of_the_host_header(make_client):
+    """``POST http://evil.example/api/v1/parse`` with ``Host: chat.example`` was answered under
+    gunicorn, which passes the target and the header as sent: the header was checked, though the
+    target's host is the request's (RFC 9112, 3.2.2), as the development server takes it."""
+    client = make_client(ALLOWED_HOSTS="chat.example")
+
+    def parse(target, host="chat.example"):
+        return client.post("/api/v1/parse", json={"text": "hi"}, headers={"Host": host},
+                           environ_overrides={"RAW_URI": target})
+
+    refused = parse("http://evil.example/api/v1/parse")
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "host_not_allowed"
+    assert parse("HTTP://user@evil.example:80/api/v1/parse").status_code == 400
+    assert parse("http:///api/v1/parse").status_code == 400  # names no host
+    assert parse("http://chat.example:8000/api/v1/parse", host="evil.example").status_code == 200
+    assert parse("https://Chat.Example/api/v1/parse?next=http://evil.example").status_code == 200
+    # an origin-form target leaves the Host header the request's host, whatever its query holds
+    assert parse("/api/v1/parse?next=http://evil.example/").status_code == 200
+    assert parse("/api/v1/parse", host="evil.example").status_code == 400

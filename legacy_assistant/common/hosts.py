@@ -81,6 +81,17 @@ def request_host(header: str) -> str | None:
         return None
 
 
+def target_authority(target: str | None) -> str | None:
+    """The ``host[:port]`` of an absolute-form request target (``GET http://chat.example/health
+    HTTP/1.1``, as sent to a proxy), which stands for the request's host in place of its ``Host``
+    header (RFC 9112, 3.2.2); None for any other target (``/health``, ``*``)."""
+    scheme, sep, rest = (target or "").partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return None
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return authority.rpartition("@")[2]  # no user in an http URI's authority: never the host
+
+
 def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
     """Whether a request with this ``Host`` header may be answered: always when ``allowed`` is
     empty or holds ``*``; else when its host is an entry, or lies under an entry with a leading dot."""

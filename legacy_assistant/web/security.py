@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, request
 
-from legacy_assistant.common.hosts import host_allowed, parse_hosts
+from legacy_assistant.common.hosts import host_allowed, parse_hosts, target_authority
 from legacy_assistant.common.origins import normalize_origin
 from legacy_assistant.common.origins import parse_origins as origin_set
 from legacy_assistant.errors import ConfigError
@@ -269,7 +269,10 @@ def register(app: Flask) -> None:
             if access is None:
                 raise ApiError(403, "forbidden", "this route declares no access class")
         hosts = config["ALLOWED_HOSTS"]
-        host = current.headers.get("Host")
+        # an absolute-form target names the host, whatever the Host header says (gunicorn passes
+        # both as sent; Werkzeug's server puts the target's in the header)
+        target = target_authority(current.environ.get("RAW_URI") or current.environ.get("REQUEST_URI"))
+        host = current.headers.get("Host") if target is None else target
         if hosts and access is not Access.PUBLIC and not host_allowed(host, hosts):
             # before the token: a page that reached this server under its own name (DNS
             # rebinding) has none, and should learn nothing about what the routes would say
