@@ -769,3 +769,25 @@ def test_a_model_loaded_with_the_environment_s_runtime_names_the_variable_when_r
     selection.select("tf2")  # --runtime tf2
     with pytest.raises(AssistantError, match=r"with runtime 'tf2' \(load it"):
         Predictor.load(DEFAULT_MODEL)
+
+
+@pytest.mark.parametrize("threads", [1, 4, 999, 1000, 1024])
+def test_every_allowed_thread_count_leaves_connections_to_keep_alive(threads):
+    """At --threads 1000 and up (1,024 is allowed), gunicorn's 1,000 connections a worker left
+    none to keep alive: every answer said Connection: close, and gunicorn warned "No keepalived
+    connections can be handled", naming worker_connections, which serve does not set."""
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from legacy_assistant.serving.server import GunicornServer, ServerOptions
+
+    cfg = GunicornServer(ServerOptions(port=0, workers=1, threads=threads, reuse_port=False)).cfg
+    assert cfg.worker_connections - cfg.threads >= min(threads, 500)
+    assert cfg.worker_connections == max(1000, 2 * threads)  # gunicorn's 1,000 up to 500 threads
+    warnings = []
+
+    class Log:
+        def warning(self, *args):
+            warnings.append(args)
+
+    ThreadWorker.check_config(cfg, Log())
+    assert warnings == []

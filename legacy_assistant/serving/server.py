@@ -95,6 +95,17 @@ WORKER_RETRY_SECONDS = 5.0
 # server has served, before the master gives up: gunicorn alone starts another for ever.
 EARLY_DEATHS_BEFORE_HALT = 3
 
+# gunicorn's connections per worker (worker_connections), of which --threads are busy in
+# requests and the rest may idle between keep-alive requests: gunicorn's 1,000, or twice the
+# threads where that is more (at 1,000 threads and up gunicorn's default left no room, and
+# answered every request Connection: close, with a warning naming a setting serve has not)
+WORKER_CONNECTIONS = 1000
+
+
+def worker_connections(threads: int) -> int:
+    """gunicorn's ``worker_connections`` for ``threads`` request threads per worker."""
+    return max(WORKER_CONNECTIONS, 2 * threads)
+
 
 def _default(name: str) -> Any:
     return field(default_factory=lambda: settings.default(name))
@@ -1027,6 +1038,7 @@ class GunicornServer(BaseApplication):
             "umask": unix_socket.SOCKET_UMASK if unix_socket.socket_path(o.host) is not None else None,
             "workers": o.workers,
             "threads": o.threads,
+            "worker_connections": worker_connections(o.threads),
             "worker_class": ModelWorker,  # gthread, holding a reload until it serves; JSON errors
             "timeout": o.timeout,
             "graceful_timeout": o.graceful_timeout,
