@@ -791,3 +791,24 @@ def test_every_allowed_thread_count_leaves_connections_to_keep_alive(threads):
 
     ThreadWorker.check_config(cfg, Log())
     assert warnings == []
+
+
+def test_serve_starts_with_its_standard_output_closed():
+    """``serve >&-`` (a launcher that closes what it does not read) stopped with an
+    AttributeError traceback, no sys.stdout to flush. A closed descriptor is /dev/null now."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("LEGACY_ASSISTANT_")}
+    environ["LEGACY_ASSISTANT_STORE"] = "memory"
+    command = (f"exec {sys.executable} -m legacy_assistant serve --host 127.0.0.1 --port 0 --workers 1 "
+               "--no-responder --no-warm-up 2>&1 >&-")
+    process = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=environ, stdout=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in process.stdout:  # the log, on stderr: until a worker boots, or the end
+            lines.append(line)
+            if "Booting worker" in line:
+                break
+        assert process.poll() is None, "".join(lines)
+        assert not any("Traceback" in line for line in lines), "".join(lines)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)

@@ -61,7 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_standard_descriptors() -> None:
+    """Point standard descriptors that are closed (``serve >&- 2>&-``, a daemon's launcher) at
+    /dev/null. Left closed, the next file or socket opened takes the number: ``serve``'s master
+    stopped with a traceback (no ``sys.stdout`` to flush) or said nothing at all, and what
+    TensorFlow's C++ code writes to descriptor 2 would have gone into whatever held it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one, as a rule
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _open_standard_descriptors()
     # A terminal or pipe whose encoding cannot show a reply's or an intent's characters gets
     # replacement characters, not a UnicodeEncodeError halfway through the output.
     if isinstance(sys.stdout, io.TextIOWrapper):

@@ -1323,8 +1323,9 @@ def exec_server(options: ServerOptions, python: str = sys.executable) -> NoRetur
     grace period; elsewhere it killed the master before it could clean up. The other threads of
     this process must block them too, or one of them takes the signal and the exec loses it:
     the CLI starts them so (:mod:`legacy_assistant.common.stop_signals`)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None: the descriptor was closed as Python started
+            stream.flush()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         for name in UPGRADE_ENV:
