@@ -556,6 +556,42 @@ def test_a_killed_exports_folder_that_cannot_be_removed_is_not_said_to_be_remove
     assert not any(str(theirs) in line and "cannot" not in line for line in lines)
 
 
+def _rmtree_as_a_user(real_rmtree):
+    """shutil.rmtree as a user other than root runs it: no entry of a folder without write
+    permission for its owner is deleted (root, which runs the suite here, deletes them all)."""
+
+    def rmtree(path, *args, **kwargs):
+        for folder in [Path(path), *(p for p in Path(path).rglob("*") if p.is_dir() and not p.is_symlink())]:
+            if not folder.stat().st_mode & stat.S_IWUSR and any(folder.iterdir()):
+                if kwargs.get("ignore_errors"):
+                    return None
+                raise PermissionError(13, "Permission denied", str(next(folder.iterdir())))
+        return real_rmtree(path, *args, **kwargs)
+
+    return rmtree
+
+
+def test_a_killed_exports_read_only_folder_is_removed_by_the_next_export(monkeypatch, tmp_path, caplog, usual_umask):
+    """A read-only model (chmod -R a-w) replaced by an export killed before it removed it, or a
+    new model killed once given that model's read-only permissions, left a staging folder that
+    every later export said it could not remove ("its owner can"), and its owner could not."""
+    import logging
+    import time
+
+    monkeypatch.setattr(directory.shutil, "rmtree", _rmtree_as_a_user(shutil.rmtree))
+    target = write_artifact(tmp_path / "m", _fill("old"), manifest_name=MANIFEST)
+    killed = tmp_path / ".m.tmp-killed"
+    shutil.copytree(target, killed)
+    for path in [killed, *killed.rglob("*")]:
+        os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~0o222)
+    hour_ago = time.time() - 3600
+    os.utime(killed, (hour_ago, hour_ago))
+    with caplog.at_level(logging.WARNING, logger=directory.log.name):
+        write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m"]
+    assert f"removed {killed}, left by an export that was killed" in {record.getMessage() for record in caplog.records}
+
+
 def test_an_export_holds_a_lock_on_its_staging_folder_while_it_writes(tmp_path):
     seen = []
 

@@ -609,6 +609,8 @@ def _remove_leftovers(target: Path) -> None:
         if held is None:
             continue
         try:
+            # it may hold a read-only model (the replaced one, or a new one given its permissions)
+            _make_removable(Path(entry.path))
             shutil.rmtree(entry.path)
         except OSError as exc:  # another user's, in a shared folder: it stays, and each export said "removing" again
             log.warning("cannot remove %s, left by an export that was killed: %s; its owner can", entry.path, exc)
