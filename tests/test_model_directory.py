@@ -95,6 +95,29 @@ def test_a_model_written_in_a_set_group_id_folder_belongs_to_its_group(tmp_path)
             assert path.stat().st_mode & stat.S_ISGID, path
 
 
+def test_a_model_written_again_in_a_set_group_id_folder_belongs_to_its_group(tmp_path):
+    """A model an earlier release wrote in a folder shared by a group lost the set-group-ID bit
+    (it was cleared as the folder got its permissions): written again, it kept that mode from
+    the start, and every file written into it got the writer's own group, for good."""
+    import grp
+
+    groups = [gid for gid in os.getgroups() if gid != os.getegid()]
+    if os.geteuid() == 0:
+        groups = [group.gr_gid for group in grp.getgrall() if group.gr_gid != os.getegid()][:1]
+    if not groups:
+        pytest.skip("this user is in no group besides its own")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, groups[0])
+    os.chmod(shared, 0o2775)
+    target = write_artifact(shared / "m", _fill("old"), manifest_name=MANIFEST)
+    os.chmod(target, 0o755)  # as an earlier release left it
+    write_artifact(target, _fill("new"), manifest_name=MANIFEST, force=True)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # the replaced folder's permissions, kept
+    for path in [target, *target.rglob("*")]:
+        assert path.stat().st_gid == groups[0], path
+
+
 def test_a_model_written_again_keeps_the_permissions_and_group_of_the_folder_it_replaces(tmp_path, usual_umask):
     """An operator makes the model private to the service's group (chmod 750, chgrp): written
     again (train --force, reexport-responder) it was 0755 and the writer's group, readable by

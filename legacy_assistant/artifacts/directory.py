@@ -282,10 +282,13 @@ def _give_folder_mode(folder: Path, replaced: Path | None = None) -> int | None:
     if old is None or not stat.S_ISDIR(old.st_mode):
         os.chmod(folder, _directory_mode() | (os.stat(folder).st_mode & stat.S_ISGID))
         return None
+    inherited = os.stat(folder).st_mode & stat.S_ISGID
     with contextlib.suppress(OSError):  # a group this user is not in: the folder's own stays
         if hasattr(os, "chown"):  # not on Windows, which has no groups of this kind
             os.chown(folder, -1, old.st_gid)
-    os.chmod(folder, _directory_mode() | (old.st_mode & stat.S_ISGID))
+    # the bit inherited from a shared folder is kept too while the folder is filled: a model an
+    # earlier release wrote there lost it, and its files got the writer's own group at each rewrite
+    os.chmod(folder, _directory_mode() | inherited | (old.st_mode & stat.S_ISGID))
     return stat.S_IMODE(old.st_mode)
 
 
