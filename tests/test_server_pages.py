@@ -956,3 +956,45 @@ def test_the_connection_handler_works_with_gunicorn_releases_that_do_not_defer(m
     finally:
         ours.close()
         theirs.close()
+
+
+def test_gunicorns_line_on_a_header_line_without_a_colon_quotes_no_token():
+    """gunicorn refused a header line with no name before a colon (``Authorization Bearer
+    <token>``, the colon forgotten) quoting all of it in its warning: the API token in the log.
+    The warning quotes the header name alone; a refusal that names a header stays as it was."""
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+    for sent, logged in (
+        (b"Authorization Bearer s3cret-token-value",
+         "Invalid HTTP Header: a line with no name before a colon, 'Authorization' and 26 more character(s) left out"
+         " (they may hold a credential)"),
+        (b"Cookie\tsession=s3cret-token-value",
+         "Invalid HTTP Header: a line with no name before a colon, 'Cookie' and 27 more character(s) left out"
+         " (they may hold a credential)"),
+        (b"S3CRET-TOKEN-VALUE",  # a token's line alone: nothing of it quoted
+         "Invalid HTTP Header: a line with no name before a colon, 18 character(s) left out"
+         " (they may hold a credential)"),
+        (b": Bearer s3cret-token-value",
+         "Invalid HTTP Header: a line with no name before a colon, 27 character(s) left out"
+         " (they may hold a credential)"),
+        (b"Content-Length: 1\r\nContent-Length: 1", "Invalid HTTP Header: 'CONTENT-LENGTH'"),  # a name: as it was
+    ):
+        with pytest.raises(Exception) as raised:
+            next(RequestParser(worker.cfg, iter([b"GET /api/v1/chat HTTP/1.1\r\nHost: localhost\r\n" + sent
+                                                 + b"\r\n\r\n"]), ("127.0.0.1", 1)))
+        worker.log = _Lines()
+        ours, theirs = socket_module.socketpair()
+        with ours, theirs:
+            worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)
+            ours.shutdown(socket_module.SHUT_WR)
+            answer = theirs.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+        assert not [shown for shown in worker.log.lines if "s3cret" in shown.lower()], worker.log.lines
+        assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines

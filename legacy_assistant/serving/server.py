@@ -49,6 +49,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -519,7 +520,7 @@ class ModelWorker(ThreadWorker):
         request_id = refused_request_id(_headers_read(req, exc), self._refused_ids)
         capture = _ResponseCapture()
         _REFUSING.request_id = request_id  # for ServerLog: gunicorn's line on why it refused
-        exc = _hide_sender(exc, req)
+        exc = _hide_header_line(_hide_sender(exc, req))
         try:
             super().handle_error(req, capture, addr, exc)
         finally:
@@ -618,6 +619,44 @@ def _hide_sender(exc: BaseException, req: Any) -> BaseException:
     if isinstance(exc, gunicorn_errors.ConfigurationProblem) and isinstance(path, str) and isinstance(exc.info, str):
         exc.info = exc.info.replace(repr(path), repr(logged_request_line(path)))
     return exc
+
+
+class _HeaderLineRefused(gunicorn_errors.InvalidHeader):
+    """A header line with no name before a colon, as gunicorn's warning on it shows it: the header name it
+    starts with (where a space follows one), the rest counted, not quoted."""
+
+    def __init__(self, line: str) -> None:
+        name = re.match(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]", line)
+        super().__init__(name.group(1) if name else "")
+        self.hidden = len(line) - len(self.hdr)
+
+    def __str__(self) -> str:
+        shown = f"{self.hdr!r} and {self.hidden} more character(s)" if self.hdr else f"{self.hidden} character(s)"
+        return f"Invalid HTTP Header: a line with no name before a colon, {shown} left out (they may hold a credential)"
+
+
+def _hide_header_line(exc: BaseException) -> BaseException:
+    """gunicorn refuses a header line with no name before a colon (``Authorization Bearer <token>``, a
+    cookie's ``Cookie session=...``) quoting all of it in its warning: the token in the log. Such
+    a refusal is made one that quotes only the header name; the refusals that name a header
+    (gunicorn passes those upper-cased, ``'AUTHORIZATION'``) stay as they are."""
+    line = getattr(exc, "hdr", None)
+    if type(exc) is not gunicorn_errors.InvalidHeader or not isinstance(line, str):
+        return exc
+    if gunicorn_message.TOKEN_RE.fullmatch(line) and line == line.upper() and not _refused_whole_line(exc):
+        return exc
+    return _HeaderLineRefused(line)
+
+
+def _refused_whole_line(exc: BaseException) -> bool:
+    """Whether gunicorn raised ``exc`` for a whole header line (its ``curr``), not for a name."""
+    trace = exc.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_code.co_name == "parse_headers" and frame.f_locals.get("curr") is getattr(exc, "hdr", None):
+            return True
+        trace = trace.tb_next
+    return False
 
 
 def _refused_request_line(exc: BaseException) -> str | None:
