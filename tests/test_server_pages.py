@@ -960,8 +960,9 @@ def test_the_connection_handler_works_with_gunicorn_releases_that_do_not_defer(m
 
 def test_gunicorns_line_on_a_header_line_without_a_colon_quotes_no_token():
     """gunicorn refused a header line with no name before a colon (``Authorization Bearer
-    <token>``, the colon forgotten) quoting all of it in its warning: the API token in the log.
-    The warning quotes the header name alone; a refusal that names a header stays as it was."""
+    <token>``, the colon forgotten) quoting all of it in its warning: the API token in the log;
+    and a name with a space inside (what comes before the first colon) all of it. The warning
+    quotes the header name alone; a refusal that names a header stays as it was."""
     import socket as socket_module
 
     from gunicorn.config import Config
@@ -984,7 +985,11 @@ def test_gunicorns_line_on_a_header_line_without_a_colon_quotes_no_token():
         (b": Bearer s3cret-token-value",
          "Invalid HTTP Header: a line with no name before a colon, 27 character(s) left out"
          " (they may hold a credential)"),
+        # what comes before the first colon is taken for the name: Basic credentials not encoded
+        (b"Authorization Basic alice-s3cret:pw",
+         "Invalid HTTP header name: 'Authorization' and 19 more character(s) left out (they may hold a credential)"),
         (b"Content-Length: 1\r\nContent-Length: 1", "Invalid HTTP Header: 'CONTENT-LENGTH'"),  # a name: as it was
+        (b"Authorization : Bearer s3cret", "Invalid HTTP header name: 'Authorization '"),  # a name: as it was
     ):
         with pytest.raises(Exception) as raised:
             next(RequestParser(worker.cfg, iter([b"GET /api/v1/chat HTTP/1.1\r\nHost: localhost\r\n" + sent

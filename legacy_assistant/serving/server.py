@@ -621,27 +621,56 @@ def _hide_sender(exc: BaseException, req: Any) -> BaseException:
     return exc
 
 
+def _leading_name(line: str) -> str:
+    """The header name ``line`` starts with, where a space or a tab follows it; else ''."""
+    name = re.match(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]", line)
+    return name.group(1) if name else ""
+
+
+def _shown_start(name: str, hidden: int) -> str:
+    return f"{name!r} and {hidden} more character(s)" if name else f"{hidden} character(s)"
+
+
 class _HeaderLineRefused(gunicorn_errors.InvalidHeader):
-    """A header line with no name before a colon, as gunicorn's warning on it shows it: the header name it
-    starts with (where a space follows one), the rest counted, not quoted."""
+    """A header line with no name before a colon, as gunicorn's warning on it shows it: the
+    header name it starts with, the rest counted, not quoted."""
 
     def __init__(self, line: str) -> None:
-        name = re.match(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]", line)
-        super().__init__(name.group(1) if name else "")
+        super().__init__(_leading_name(line))
         self.hidden = len(line) - len(self.hdr)
 
     def __str__(self) -> str:
-        shown = f"{self.hdr!r} and {self.hidden} more character(s)" if self.hdr else f"{self.hidden} character(s)"
+        shown = _shown_start(self.hdr, self.hidden)
         return f"Invalid HTTP Header: a line with no name before a colon, {shown} left out (they may hold a credential)"
 
 
+class _HeaderNameRefused(gunicorn_errors.InvalidHeaderName):
+    """A header name with a space inside (``Authorization Basic alice:...``: what comes before
+    the first colon), as gunicorn's warning on it shows it: its first word, the rest counted."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(_leading_name(name))
+        self.hidden = len(name) - len(self.hdr)
+
+    def __str__(self) -> str:
+        shown = _shown_start(self.hdr, self.hidden)
+        return f"Invalid HTTP header name: {shown} left out (they may hold a credential)"
+
+
 def _hide_header_line(exc: BaseException) -> BaseException:
-    """gunicorn refuses a header line with no name before a colon (``Authorization Bearer <token>``, a
-    cookie's ``Cookie session=...``) quoting all of it in its warning: the token in the log. Such
-    a refusal is made one that quotes only the header name; the refusals that name a header
-    (gunicorn passes those upper-cased, ``'AUTHORIZATION'``) stay as they are."""
+    """gunicorn refuses a header line with no name before a colon (``Authorization Bearer <token>``,
+    a cookie's ``Cookie session=...``) quoting all of it in its warning, and one whose name has a
+    space inside quoting all it takes for the name (``Authorization Basic alice`` of
+    ``Authorization Basic alice:secret``): a credential in the log. Such a refusal is made one that
+    quotes only the header name the line starts with; the refusals that name a header (gunicorn
+    passes those upper-cased, ``'AUTHORIZATION'``), or a name with a space at its end alone
+    (``'Authorization '``), stay as they are."""
     line = getattr(exc, "hdr", None)
-    if type(exc) is not gunicorn_errors.InvalidHeader or not isinstance(line, str):
+    if not isinstance(line, str):
+        return exc
+    if type(exc) is gunicorn_errors.InvalidHeaderName:
+        return _HeaderNameRefused(line) if re.search(r"\S[ \t]+\S", line) else exc
+    if type(exc) is not gunicorn_errors.InvalidHeader:
         return exc
     if gunicorn_message.TOKEN_RE.fullmatch(line) and line == line.upper() and not _refused_whole_line(exc):
         return exc
