@@ -90,7 +90,19 @@ def page_links(html: str) -> list[str]:
     return links.urls
 
 
-def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def _controlled_by(terminal: int, keep_stdout: bool) -> None:
+    """In the child: ``terminal`` becomes its controlling one, so Ctrl-C interrupts it as at a
+    shell (os.login_tty, which points standard output at it too; ``keep_stdout``: not that)."""
+    kept = os.dup(1) if keep_stdout else None
+    os.login_tty(terminal)
+    if kept is not None:
+        os.dup2(kept, 1)
+        os.close(kept)
+
+
+def terminal_chat(
+    keys: bytes | list[bytes], *options: str, env: dict[str, str] | None = None, stdout: int | None = None
+) -> tuple[int, str]:
     """``chat`` at a pseudo-terminal: waits for the first prompt, types ``keys``, then reads
     what the terminal shows until the chat ends (killed, a status of -9, if it has not 60 s
     after the keys or 180 s after it started). ``keys`` as a list: the first typed at the
@@ -101,7 +113,8 @@ def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] 
     would: on a machine busy enough to hold the chat between its echo of a key and its next
     wait for one, the signal arrives in that gap and waits for a key that never comes.
     ``env``: the chat's environment, else this process's with the checkout first on the
-    import path."""
+    import path. ``stdout``: a file descriptor the chat's standard output goes to instead of
+    the terminal (``chat > file``)."""
     import pty
     import select
     import subprocess
@@ -115,8 +128,8 @@ def terminal_chat(keys: bytes | list[bytes], *options: str, env: dict[str, str] 
     try:
         chat = subprocess.Popen(
             [sys.executable, "-m", "legacy_assistant", "-q", "chat", *options],
-            stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, env=env,
-            preexec_fn=lambda: os.login_tty(0),  # its controlling terminal, so Ctrl-C interrupts it as at a shell
+            stdin=follower, stdout=follower if stdout is None else stdout, stderr=follower, cwd=ROOT, env=env,
+            preexec_fn=lambda: _controlled_by(0, keep_stdout=stdout is not None),
         )
     except BaseException:
         os.close(leader)

@@ -270,6 +270,7 @@ def test_chat_in_a_terminal_ends_the_prompts_line_on_ctrl_d_or_ctrl_c(key, statu
     terminal = io.StringIO()
     terminal.isatty = lambda: True
     monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # the prompt's there, as at a terminal
     monkeypatch.setattr("builtins.input", typed)
     assert main(["chat"]) == status
     assert capsys.readouterr().out.endswith("you> \n")
@@ -288,6 +289,7 @@ def ctrl_c_at_a_terminal(monkeypatch):
     terminal = io.StringIO()
     terminal.isatty = lambda: True
     monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # standard output too: the "^C" is there
     return pressed
 
 
@@ -341,7 +343,7 @@ def test_chat_in_a_terminal_leaves_ctrl_z_to_the_system_as_a_reply_is_worked_out
     terminal = open(follower, encoding="utf-8")  # noqa: SIM115 - closed below
     at_prompt, replying = [], []
 
-    def typed(prompt):
+    def typed(prompt=""):  # standard output is no terminal here: the prompt went to standard error
         at_prompt.append(signal.getsignal(signal.SIGTSTP))
         return "hello"
 

@@ -138,6 +138,19 @@ def test_the_up_arrow_recalls_the_previous_message_at_a_terminal():
     assert len(details) == 2 and details[0] == details[1] and details[0] != "fallback", shown
 
 
+def test_chat_typed_at_a_terminal_into_a_file_prompts_on_the_terminal_and_writes_the_replies_alone(tmp_path):
+    """``chat > replies.txt`` at a terminal: the banner and each "you> " went into the file, the
+    person typing saw no prompt at all, and the file read "you> bot> ..."."""
+    replies = tmp_path / "replies.txt"
+    with replies.open("wb") as file:
+        status, shown = terminal_chat([b"hello\r", b"\x04"], "--show-intent", stdout=file.fileno())
+    written = replies.read_text(encoding="utf-8")
+    assert status == 0, (shown, written)
+    assert shown.startswith("Chatting with ") and shown.count("you> ") == 2 and shown.endswith("you> \r\n"), shown
+    assert "bot> " not in shown, shown
+    assert re.fullmatch(r"bot> .*  \[greeting [01]\.\d\d\]\n", written), written
+
+
 def test_ctrl_c_at_a_terminal_prompt_ends_the_chat_on_a_line_of_its_own():
     status, shown = terminal_chat([b"hel", b"\x03"])
     assert status == 130, shown

@@ -16,7 +16,7 @@ import contextlib
 import sys
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from legacy_assistant.cli.arguments import (
     condition_strength_number,
@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "chat",
         help="talk to a model or a responder in the terminal",
         # how a script drives it: nothing said this but the banner, which a pipe never shows
-        description="Talk to a model or a responder in the terminal. At a terminal: a 'you> ' prompt; Ctrl-D or "
+        description="Talk to a model or a responder in the terminal. At a terminal: a 'you> ' prompt (on standard "
+        "error when standard output is redirected: the file or pipe gets the replies alone); Ctrl-D or "
         "a line of quit or exit (any case; also /quit, /exit) ends the chat, and the arrow keys edit the line and "
         "recall earlier messages. Piped in: one message a line, no "
         "prompt, and the same words end it, so a line that is only 'exit' is read as the end. Blank lines are "
@@ -160,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     interactive = _interactive()
     if interactive:
-        say(f"Chatting with {assistant.predictor.name}. {LEAVE}", flush=True)
+        say(f"Chatting with {assistant.predictor.name}. {LEAVE}", file=_for_the_person(), flush=True)
     try:
         answered = False
         for message in _messages(interactive):
@@ -209,7 +210,11 @@ def run_with_responder(args: argparse.Namespace) -> int:
         emotion = known_condition(args.emotion, responder.conditions) or responder.default_condition
         interactive = _interactive()
         if interactive:
-            say(f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}", flush=True)
+            say(
+                f"Chatting with {responder.info.name} ({emotion}, {args.mode}). {LEAVE}",
+                file=_for_the_person(),
+                flush=True,
+            )
         # The turns the responder sees: the latest ones that hold a word, both sides, oldest first.
         context: deque[str] = deque(maxlen=responder.spec.max_context_turns)
         for number, message in enumerate(_messages(interactive)):
@@ -267,7 +272,7 @@ def _run_behind_model(args: argparse.Namespace) -> int:
         interactive = _interactive()
         if interactive:
             who = f"{responder.info.name} behind {assistant.predictor.name}"
-            say(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}", flush=True)
+            say(f"Chatting with {who} ({emotion}, {args.mode}). {LEAVE}", file=_for_the_person(), flush=True)
         for number, message in enumerate(_messages(interactive)):
             _note_if_started_over(assistant, args.sender, number > 0)
             reply = assistant.chat(args.sender, message, emotion, seed=_seed(args, number))
@@ -294,7 +299,7 @@ def _interrupted_on_a_line_of_its_own(interactive: bool) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         if interactive:
-            print()
+            print(file=_for_the_person())
         raise
 
 
@@ -348,6 +353,34 @@ def _enable_line_editing() -> None:
         pass
 
 
+def _for_the_person() -> TextIO:
+    """Where the banner, the prompt and the line end after Ctrl-D or Ctrl-C go: standard output,
+    unless it is not a terminal while standard input is (``chat > replies.txt``, ``chat | tee``):
+    then standard error, as Python's own prompt, so that the person typing sees them and the
+    file or pipe gets the replies alone."""
+    stdout = sys.stdout
+    return stdout if stdout is None or _is_a_terminal(stdout) or sys.stderr is None else sys.stderr
+
+
+def _is_a_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except ValueError:  # a closed stream
+        return False
+
+
+def _typed_line() -> str:
+    """A line typed at the ``you> `` prompt. input() edits it with readline only where standard
+    output is a terminal too, and writes its prompt to standard output: elsewhere the prompt is
+    written here to standard error (:func:`_for_the_person`) and input() reads the line."""
+    shown_on = _for_the_person()
+    if shown_on is sys.stdout:
+        return input("you> ")
+    shown_on.write("you> ")
+    shown_on.flush()
+    return input()
+
+
 def _messages(interactive: bool) -> Iterator[str]:
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
     UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat, and
@@ -371,12 +404,12 @@ def _messages(interactive: bool) -> Iterator[str]:
             # TensorFlow's C++ code, where no Python signal handler runs) Ctrl-Z stops at once.
             if interactive:
                 with stop_and_resume_kept():
-                    line = input("you> ")
+                    line = _typed_line()
             else:
                 line = sys.stdin.readline()
         except EOFError:
             if interactive:  # Ctrl-D left the cursor after the prompt, where the shell's would follow
-                print()
+                print(file=_for_the_person())
             return
         if not interactive and not line:  # end of input
             return
