@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from compat import selection
 from legacy_assistant.artifacts.directory import manifest_digest
 from legacy_assistant.classifier.artifact import MANIFEST, verify_artifact
 from legacy_assistant.errors import ArtifactError
@@ -109,8 +110,37 @@ def test_damaged_tf2_model_is_refused_naming_the_file(migrated_default, tmp_path
 
 
 def test_compat_process_refuses_a_tf2_model_clearly(migrated_default):
-    with pytest.raises(ArtifactError, match=r"'tf2' runtime .*\(load it with runtime='tf2', or --runtime tf2 on the command line\)"):
+    with pytest.raises(ArtifactError, match=r"'tf2' runtime .*runtime='tf2', or --runtime tf2 on the command line\)"):
         Predictor.load(migrated_default[0])
+
+
+def test_a_process_running_compat_advises_a_process_of_its_own_for_a_tf2_model(migrated_tiny, tiny_predictor):
+    # tiny_predictor: this process runs the compat runtime. The refusal told the caller to load the
+    # model with runtime='tf2', which here only raises RuntimeConflict.
+    with pytest.raises(ArtifactError) as refused:
+        Predictor.load(migrated_tiny)
+    message = str(refused.value)
+    assert "'tf2' runtime cannot be loaded with runtime 'compat'" in message
+    assert "this process already runs runtime 'compat'" in message
+    assert "in a process of its own with runtime='tf2'" in message
+    with pytest.raises(selection.RuntimeConflict):  # what the advice it gave before led to
+        Predictor.load(migrated_tiny, runtime="tf2")
+
+
+def test_a_process_running_tf2_advises_a_process_of_its_own_for_a_compat_model(migrated_tiny, tiny_model_dir):
+    result = run_snippet(
+        "from legacy_assistant.classifier.predictor import Predictor\n"
+        "from legacy_assistant.errors import ArtifactError\n"
+        f"Predictor.load({str(migrated_tiny)!r}, runtime='tf2').close()\n"
+        "try:\n"
+        f"    Predictor.load({str(tiny_model_dir)!r})\n"
+        "except ArtifactError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "'compat' runtime cannot be loaded with runtime 'tf2'" in result.stdout, result.stdout
+    assert "this process already runs runtime 'tf2'" in result.stdout
+    assert "in a process of its own with runtime='compat'" in result.stdout
 
 
 def test_assistant_load_takes_the_runtime_its_message_names(migrated_default):

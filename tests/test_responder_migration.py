@@ -112,6 +112,13 @@ def test_compat_process_refuses_the_tf2_responder_clearly(migrated):
         Responder.load(migrated[0])
 
 
+def test_a_process_running_compat_advises_a_process_of_its_own_for_a_tf2_responder(migrated, default_responder):
+    # default_responder: this process runs the compat runtime, where runtime='tf2' is refused
+    advice = "this process already runs runtime 'compat'.*process of its own with runtime='tf2'"
+    with pytest.raises(ArtifactError, match=advice):
+        Responder.load(migrated[0])
+
+
 def test_info_reads_the_tf2_copy_and_evaluate_responder_says_why_it_will_not(migrated, tmp_path):
     out, _ = migrated
     info = run_cli("info", str(out))

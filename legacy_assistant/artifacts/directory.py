@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from compat.selection import UnknownRuntime, check_runtime_argument
+from compat.selection import UnknownRuntime, active, check_runtime_argument
 from legacy_assistant import __version__
 from legacy_assistant.common.fields import json_kind
 from legacy_assistant.common.files import (
@@ -680,6 +680,24 @@ def check_load_arguments(path: object, runtime: str | None, name: str = "path") 
         check_runtime_argument(runtime)
     except UnknownRuntime as exc:
         raise UnknownRuntimeArgument(str(exc)) from None
+
+
+def runtime_mismatch(path: str | Path, written_for: str, chosen: str, source: str = "") -> ArtifactError:
+    """The refusal of a model written for runtime ``written_for`` asked to load with ``chosen``
+    (``source``: :func:`compat.selection.source_note`), saying how to load it. A process whose
+    TensorFlow already runs a runtime keeps it: there, loading with the model's runtime raises
+    :class:`compat.selection.RuntimeConflict`, so the advice is a process of its own."""
+    running = active()
+    if running is not None and running != written_for:
+        advice = (
+            f"this process already runs runtime {running!r} and cannot switch: load it in a process of its own "
+            f"with runtime={written_for!r}, or --runtime {written_for} on the command line"
+        )
+    else:
+        advice = f"load it with runtime={written_for!r}, or --runtime {written_for} on the command line"
+    return ArtifactError(
+        f"{path}: a model for the {written_for!r} runtime cannot be loaded with runtime {chosen!r}{source} ({advice})"
+    )
 
 
 def load_consistently(

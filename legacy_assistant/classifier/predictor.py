@@ -21,7 +21,7 @@ import numpy as np
 from compat.classifier.schema import NetworkSpec
 from compat.interface import Classifier
 from compat.selection import selected, source_note
-from legacy_assistant.artifacts.directory import check_load_arguments, load_consistently
+from legacy_assistant.artifacts.directory import check_load_arguments, load_consistently, runtime_mismatch
 from legacy_assistant.classifier.artifact import MANIFEST, ArtifactInfo, verify_artifact
 from legacy_assistant.classifier.features import SparseRows, length_sorted_batches
 from legacy_assistant.common.closing import Closing
@@ -141,10 +141,7 @@ class Predictor:
         source = source_note(runtime)
         runtime = runtime or selected()
         if info.runtime != runtime:
-            raise ArtifactError(
-                f"{info.path}: a model for the {info.runtime!r} runtime cannot be loaded with runtime {runtime!r}"
-                f"{source} (load it with runtime={info.runtime!r}, or --runtime {info.runtime} on the command line)"
-            )
+            raise runtime_mismatch(info.path, info.runtime, runtime, source)
         try:
             classifier = load_classifier(str(info.saved_model_dir), runtime, intra_op_threads, inter_op_threads)
         except SavedModelError as exc:

@@ -48,7 +48,7 @@ from compat.responder.inputs import (
     is_repetition_penalty,
 )
 from compat.selection import selected, source_note
-from legacy_assistant.artifacts.directory import check_load_arguments, load_consistently
+from legacy_assistant.artifacts.directory import check_load_arguments, load_consistently, runtime_mismatch
 from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.fields import is_finite_number, is_whole_number
 from legacy_assistant.common.limits import tensorflow_thread_pools
@@ -251,11 +251,7 @@ class Responder:
             chosen = runtime or selected()
             written_for = info.manifest.get("runtime", "compat")
             if written_for != chosen:
-                raise ArtifactError(
-                    f"{info.path}: a model for the {written_for!r} runtime cannot be loaded with runtime "
-                    f"{chosen!r}{source} (load it with runtime={written_for!r}, or --runtime {written_for} on the "
-                    "command line)"
-                )
+                raise runtime_mismatch(info.path, written_for, chosen, source)
             try:
                 model = load_responder(str(info.saved_model_dir), chosen, intra, inter)
             except SavedModelError as exc:
