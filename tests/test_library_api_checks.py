@@ -528,6 +528,26 @@ def test_a_closed_assistant_refuses_every_call_and_stores_nothing(tiny_model_dir
     assert [turn.message for turn in store.history("alice")] == ["hello"]  # the store, open, holds one turn
 
 
+@pytest.mark.parametrize("call", ["chat", "respond"])
+def test_a_batched_call_that_a_close_cuts_short_raises_model_closed(tiny_model_dir, call):
+    """With enable_batching, a call still waiting in a batcher when close() came raised the
+    batcher's BatcherClosed, which ``except ModelClosed`` does not catch."""
+    from legacy_assistant.errors import ModelClosed
+    from legacy_assistant.serving.assistant import Assistant
+    from legacy_assistant.serving.batching import BatcherClosed
+
+    assistant = Assistant.load(tiny_model_dir, seed=0).enable_batching(4, 0)
+
+    def cut_short(*args):  # what a batcher answers a request waiting in it as close() comes
+        assistant.close()
+        raise BatcherClosed("classifier: the batcher was closed while the request waited")
+
+    assistant._classify = assistant._generate = cut_short
+    closed = "^Assistant of " + re.escape(str(assistant.predictor.info.path)) + CLOSED
+    with pytest.raises(ModelClosed, match=closed):
+        assistant.chat("alice", "hello") if call == "chat" else assistant.respond(["hello"])
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"model_dir": 5}, "model_dir"), ({"responder_dir": 5}, "responder_dir"), ({"model_dir": None}, "model_dir")],

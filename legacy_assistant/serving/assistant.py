@@ -324,7 +324,8 @@ class Assistant:
         # land meanwhile. The store's generation of the sender changes with it, and the turn is
         # then not stored (it would bring the forgotten conversation back).
         generation = self.store.generation(sender)
-        prediction = self._classify(message)
+        with self._closing.call():  # a batched call that close() cut short: ModelClosed, as every other
+            prediction = self._classify(message)
         understood = prediction.known_features > 0
         # Two turns of one sender must not interleave load -> decide -> save, or one turn's
         # context change is lost; the store holds the sender for that span.
@@ -428,7 +429,8 @@ class Assistant:
         turns = list(checked_context(context))
         if emotion is None:
             emotion = self.responder.default_condition if self.responder is not None else DEFAULT_CONDITION
-        return self._generate(turns, emotion, chosen, seed, condition_strength)
+        with self._closing.call():
+            return self._generate(turns, emotion, chosen, seed, condition_strength)
 
     def history(self, sender: str) -> list[Turn]:
         """``sender``'s stored turns, oldest first."""

@@ -87,8 +87,10 @@ class AloneKey:
         return f"AloneKey({self.label!r})"
 
 
-class BatcherClosed(AssistantError):
-    """The batcher was closed: a later ``submit``, or a request still waiting when it closed."""
+class BatcherClosed(AssistantError, RuntimeError):
+    """The batcher was closed: a later ``submit``, or a request still waiting when it closed. A
+    ``RuntimeError``, as a closed session's refusal is: an assistant closed meanwhile turns it into
+    :class:`~legacy_assistant.errors.ModelClosed` (:class:`~legacy_assistant.common.closing.Closing`)."""
 
 
 class BatchResultError(AssistantError):
