@@ -1003,3 +1003,31 @@ def test_gunicorns_line_on_a_header_line_without_a_colon_quotes_no_token():
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
         assert not [shown for shown in worker.log.lines if "s3cret" in shown.lower()], worker.log.lines
         assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
+
+
+def test_gunicorns_own_words_on_a_header_refusal_are_logged_as_they_are():
+    """A refusal gunicorn words itself (a head whose lines end in a bare LF) quotes no line of the
+    request: its warning reads as gunicorn wrote it, not as a header line with no name whose
+    first word is 'bare'."""
+    import socket as socket_module
+
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    from legacy_assistant.serving.server import ModelWorker
+
+    worker = ModelWorker.__new__(ModelWorker)  # the handler needs only its settings and log
+    worker.cfg = Config()
+    with pytest.raises(Exception) as raised:
+        next(RequestParser(worker.cfg, iter([b"GET /api/v1/chat HTTP/1.1\r\nHost: localhost\nX-A: 1\n\n"]),
+                           ("127.0.0.1", 1)))
+    worker.log = _Lines()
+    ours, theirs = socket_module.socketpair()
+    with ours, theirs:
+        worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)
+        ours.shutdown(socket_module.SHUT_WR)
+        answer = theirs.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert "Invalid request from ip=127.0.0.1: Invalid HTTP Header: 'bare LF as line terminator'" in worker.log.lines, (
+        worker.log.lines
+    )

@@ -664,7 +664,8 @@ def _hide_header_line(exc: BaseException) -> BaseException:
     ``Authorization Basic alice:secret``): a credential in the log. Such a refusal is made one that
     quotes only the header name the line starts with; the refusals that name a header (gunicorn
     passes those upper-cased, ``'AUTHORIZATION'``), or a name with a space at its end alone
-    (``'Authorization '``), stay as they are."""
+    (``'Authorization '``), and those in gunicorn's own words (``'bare LF as line terminator'``)
+    stay as they are."""
     line = getattr(exc, "hdr", None)
     if not isinstance(line, str):
         return exc
@@ -672,7 +673,12 @@ def _hide_header_line(exc: BaseException) -> BaseException:
         return _HeaderNameRefused(line) if re.search(r"\S[ \t]+\S", line) else exc
     if type(exc) is not gunicorn_errors.InvalidHeader:
         return exc
-    if gunicorn_message.TOKEN_RE.fullmatch(line) and line == line.upper() and not _refused_whole_line(exc):
+    if _refused_whole_line(exc):
+        return _HeaderLineRefused(line)
+    # gunicorn's own words ("bare LF as line terminator") or a header's name ('CONTENT-LENGTH')
+    # quote no line; a message taken over from another parser's error (raised while handling
+    # it) might, so it is counted, not quoted
+    if exc.__context__ is None or (gunicorn_message.TOKEN_RE.fullmatch(line) and line == line.upper()):
         return exc
     return _HeaderLineRefused(line)
 
