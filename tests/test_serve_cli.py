@@ -812,3 +812,14 @@ def test_serve_starts_with_its_standard_output_closed():
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
+
+
+def test_a_command_with_its_standard_error_closed_keeps_its_errors_out_of_its_output():
+    """With descriptor 2 closed Python has no sys.stderr, and print(..., file=sys.stderr) writes
+    to standard output: ``info DIR 2>&- > report`` put its 'error: ...' line into the report.
+    Standard error is /dev/null then, the Python stream on it as well."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("LEGACY_ASSISTANT_")}
+    command = f"exec {sys.executable} -m legacy_assistant info /no/such/model/here 2>&-"
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result
+    assert result.stdout == "", result.stdout

@@ -75,6 +75,10 @@ def _open_standard_descriptors() -> None:
                 os.dup2(null, fd)
                 os.close(null)
             os.set_inheritable(fd, True)
+            if fd == 2 and sys.stderr is None:
+                # Python made no sys.stderr, and print(..., file=None) writes to standard output:
+                # an error line would land in the command's output
+                sys.stderr = open(fd, "w", errors="backslashreplace", closefd=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
