@@ -612,3 +612,16 @@ def test_make_run_reads_no_host_or_port_from_the_environment(tmp_path):
     assert _make_command("run", tmp_path, environ=environ)[1:] == ["serve"]
     assert _make_command("playground", tmp_path, environ=environ)[1:] == ["playground", "--port", "7860"]
     assert _make_command("run", tmp_path, "HOST=::1", environ=environ)[1:] == ["serve", "--host", "::1"]
+
+
+def test_the_text_cap_warning_never_advises_a_text_cap_the_server_refuses():
+    """A body limit too small for even one character's worth gets the advice to raise it only:
+    --max-text-length 0, which the server refuses, is not offered as the other way out."""
+    small = settings.REQUEST_OVERHEAD_BYTES + settings.BYTES_PER_CHARACTER - 1
+    warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": small})
+    needed = 1000 * settings.BYTES_PER_CHARACTER + settings.REQUEST_OVERHEAD_BYTES
+    assert warning is not None and warning.endswith(f"raise --max-body-bytes to {needed}")
+    assert "--max-text-length to 0" not in warning
+    # one character's worth more: lowering the cap to 1 is a way out again
+    warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": small + 1})
+    assert warning.endswith(f"raise --max-body-bytes to {needed} or lower --max-text-length to 1")

@@ -921,11 +921,13 @@ def text_cap_warning(values: Mapping[str, Any]) -> str | None:
     needed = text * BYTES_PER_CHARACTER + REQUEST_OVERHEAD_BYTES
     if needed <= body:
         return None
-    fits = max((body - REQUEST_OVERHEAD_BYTES) // BYTES_PER_CHARACTER, 0)
+    fits = (body - REQUEST_OVERHEAD_BYTES) // BYTES_PER_CHARACTER
+    # under one character's worth there is no text cap to lower to: --max-text-length takes 1 and up
+    lower = f" or lower --max-text-length to {fits}" if fits >= 1 else ""
     return (
         f"--max-text-length {text} characters can take up to {needed} bytes in a request, more than "
         f"--max-body-bytes {body}: a message that long is refused as too large (413) before the text "
-        f"cap applies; raise --max-body-bytes to {needed} or lower --max-text-length to {fits}"
+        f"cap applies; raise --max-body-bytes to {needed}{lower}"
     )
 
 
