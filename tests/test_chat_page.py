@@ -1219,6 +1219,45 @@ def test_the_token_is_sent_when_restoring_and_chatting(browser, serve):
     browser.execute_script("localStorage.removeItem('legacy-assistant-token')")
 
 
+@pytest.mark.parametrize("token", ["s3c\nret", "s3c\rret", "s3c\u0000ret", "\ns3cret"])
+def test_a_saved_token_with_a_line_break_or_nul_inside_is_named_not_a_network_error(browser, serve, token):
+    """fetch refuses a header with a NUL or a line break inside as it refuses one past Latin-1:
+    such a token is named, and the message that could not go out is given back, where it was
+    taken for a network error (the message kept out of the box, its fate called unknown)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url = serve(API_TOKEN="s3cret")
+    open_fresh(browser, url)
+    browser.execute_script("localStorage.setItem('legacy-assistant-token', arguments[0])", token)
+    browser.refresh()
+    error = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#log .msg.error"))[-1]
+    assert "characters a browser cannot send in a header" in error.text, error.text
+    ready(browser)
+    browser.find_element(By.ID, "message").send_keys("are you there?")
+    browser.find_element(By.ID, "send").click()
+    WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .msg.error")) == 2)
+    ready(browser)
+    assert "characters a browser cannot send in a header" in browser.find_elements(
+        By.CSS_SELECTOR, "#log .msg.error")[-1].text
+    assert browser.find_element(By.ID, "message").get_attribute("value") == "are you there?"
+    browser.execute_script("localStorage.removeItem('legacy-assistant-token')")
+
+
+def test_a_saved_token_with_a_line_break_at_its_end_is_sent(browser, serve):
+    """A token copied with its line break is one fetch can send (it drops the break): it is sent."""
+    from selenium.webdriver.common.by import By
+
+    url = serve(API_TOKEN="s3cret")
+    open_fresh(browser, url)
+    browser.execute_script("localStorage.setItem('legacy-assistant-token', 's3cret\\r\\n')")
+    browser.refresh()
+    ready(browser)
+    assert send(browser, "hello").get_attribute("class").split() == ["msg", "bot"]
+    assert not browser.find_elements(By.CSS_SELECTOR, "#log .msg.error")
+    browser.execute_script("localStorage.removeItem('legacy-assistant-token')")
+
+
 class _Page(HTMLParser):
     """The attributes of the page's elements that have an id, and its options."""
 

@@ -366,8 +366,9 @@
     var headers = { "Accept": "application/json" };
     if (options.body) headers["Content-Type"] = "application/json";
     var token = load(TOKEN_KEY);
-    // A header holds Latin-1 only: fetch would refuse such a token, which reads as a network error.
-    if (token && /[^\x00-\xff]/.test(token)) {
+    // A header holds Latin-1 only, and no NUL or line break but those fetch drops at its end (a
+    // copied token's newline): fetch would refuse such a token, which reads as a network error.
+    if (token && /[^\x00-\xff]|[\0\r\n]/.test(token.replace(/[\t\n\r ]+$/, ""))) {
       var refused = new Error("The API token saved in this browser (localStorage key " +
         TOKEN_KEY + ") holds characters a browser cannot send in a header: save the server's token again.");
       refused.unsent = true; // nothing went out
