@@ -94,6 +94,12 @@ class RequestError(AssistantError, ValueError):
     public_message: str | None = None
 
 
+class MessageIdReused(RequestError):
+    """A chat turn's ``message_id`` names a stored turn of another message: a resend carries the
+    same message, so this is a different one under an id already taken, neither a replay nor a
+    new turn."""
+
+
 class GuidanceUnavailable(RequestError):
     """A condition guidance strength above 0 asked of a responder whose SavedModel predates
     guidance; the message names the command that adds it."""

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.errors import RequestError
+from legacy_assistant.errors import MessageIdReused, RequestError
 from legacy_assistant.serving.assistant import Assistant
 from legacy_assistant.serving.dialogue import DialoguePolicy
 from legacy_assistant.stores.base import MemoryStore, open_store
@@ -107,6 +107,78 @@ def test_copies_sent_at_once_make_one_turn(default_predictor, store):
     assert store.load("s").turns == 1
 
 
+def test_another_message_under_a_stored_id_is_refused_not_replayed(default_predictor, store):
+    """A message_id names one message: another text sent under it is neither answered with the
+    stored turn's reply (that reply was to a different question) nor stored."""
+    classifier = CountingClassifier(default_predictor)
+    assistant = make_assistant(default_predictor, store, classify=classifier)
+    assistant.chat("s", "I'd like to order a coffee", message_id="m-1")
+    with pytest.raises(MessageIdReused, match="message_id"):
+        assistant.chat("s", "what time do you close", message_id="m-1")
+    assert classifier.calls == 1  # refused at the first look, before classifying
+    assert [t.message for t in assistant.history("s")] == ["I'd like to order a coffee"]
+    assert store.load("s").turns == 1
+    # the same text again is still a replay
+    assert assistant.chat("s", "I'd like to order a coffee", message_id="m-1").replayed
+
+
+def test_another_message_under_an_id_stored_meanwhile_is_refused(default_predictor, store):
+    """Two different messages sent at once under one id: the one that takes the conversation's
+    hold first is stored, the other finds it there and is refused, not answered with its reply."""
+    copies = 2
+    classifier = CountingClassifier(default_predictor, barrier=threading.Barrier(copies))
+    assistant = make_assistant(default_predictor, store, classify=classifier)
+    replies, errors = [], []
+
+    def send(message):
+        try:
+            replies.append(assistant.chat("s", message, message_id="same-id"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    messages = ["I'd like to order a coffee", "what time do you close"]
+    threads = [threading.Thread(target=send, args=(message,)) for message in messages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert classifier.calls == copies  # both were classified before either was stored
+    assert [type(exc) for exc in errors] == [MessageIdReused]
+    assert len(replies) == 1 and not replies[0].replayed
+    turns = assistant.history("s")
+    assert len(turns) == 1 and turns[0].reply == replies[0].text
+    assert store.load("s").turns == 1
+
+
+def test_another_message_under_one_id_from_two_workers_at_once_is_refused(default_predictor, tmp_path):
+    """As two workers see it: two stores on one SQLite file, each message classified before
+    either is stored. One is stored, the other refused, whichever takes the file's lock first."""
+    barrier = threading.Barrier(2)
+    stores = [SQLiteStore(tmp_path / "shared.db") for _ in range(2)]
+    assistants = [make_assistant(default_predictor, store, classify=CountingClassifier(default_predictor, barrier))
+                  for store in stores]
+    replies, errors = [], []
+
+    def send(assistant, message):
+        try:
+            replies.append(assistant.chat("s", message, message_id="same-id"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    messages = ["I'd like to order a coffee", "what time do you close"]
+    threads = [threading.Thread(target=send, args=pair) for pair in zip(assistants, messages)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [type(exc) for exc in errors] == [MessageIdReused]
+    assert len(replies) == 1 and not replies[0].replayed
+    for store in stores:
+        assert [t.reply for t in store.history("s")] == [replies[0].text]
+        assert store.load("s").turns == 1
+        store.close()
+
+
 class WatchedStore(MemoryStore):
     """Calls ``on_history`` (when set) after each read of the stored turns, or of one by its id."""
 
@@ -191,6 +263,17 @@ def test_the_chat_route_refuses_a_bad_message_id(client, message_id):
     error = response.get_json()["error"]
     assert error["code"] == "invalid_field" and "'message_id'" in error["message"]
     assert client.get("/api/v1/conversations/web-b").get_json()["turns"] == []
+
+
+def test_the_chat_route_refuses_another_message_under_a_stored_id(client):
+    body = {"sender": "web-u", "message": "I'd like to order a coffee", "message_id": "u-1"}
+    assert client.post("/api/v1/chat", json=body).status_code == 200
+    response = client.post("/api/v1/chat", json={**body, "message": "what time do you close"})
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "message_id_reused" and "'message_id'" in error["message"]
+    turns = client.get("/api/v1/conversations/web-u").get_json()["turns"]
+    assert [turn["message"] for turn in turns] == ["I'd like to order a coffee"]
 
 
 def test_a_replay_is_not_counted_as_a_prediction_again(client):

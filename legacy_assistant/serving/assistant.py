@@ -27,7 +27,7 @@ from legacy_assistant.classifier.predictor import Prediction, Predictor
 from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
-from legacy_assistant.errors import ConfigError, RequestError, StoreError
+from legacy_assistant.errors import ConfigError, MessageIdReused, RequestError, StoreError
 from legacy_assistant.responder.modes import (
     CAKECHAT_EMOTIONS,
     DEFAULT_CONDITION,
@@ -283,7 +283,8 @@ class Assistant:
         makes a resend harmless: when the conversation's stored turns already hold one with that
         id, its reply is given again (``replayed``), with nothing classified or stored; else the
         id is stored with the turn. The stored turns are searched inside the store's hold of the
-        conversation, so two copies sent at once make one turn. A replay of a turn whose generated
+        conversation, so two copies sent at once make one turn. Another message under the id of
+        a stored turn raises :class:`MessageIdReused`, and nothing is stored. A replay of a turn whose generated
         reply is still being written by this assistant (or by the one a reload replaced with it, see
         :meth:`share_writing`) waits for it (at most :data:`REPLAY_WAIT_SECONDS`); one written by
         another process is given as stored then.
@@ -319,7 +320,7 @@ class Assistant:
         if message_id is not None:
             stored = self._stored_turn(sender, message_id)  # a resend: no need to classify it
             if stored is not None:
-                return self._replay(sender, stored)
+                return self._replay(sender, stored, message)
         # The message is classified outside the store's hold: a DELETE of the conversation may
         # land meanwhile. The store's generation of the sender changes with it, and the turn is
         # then not stored (it would bring the forgotten conversation back).
@@ -344,7 +345,7 @@ class Assistant:
                         writing = self._start_writing(sender, message_id)
                     canned = None if forgotten else self._save(sender, message, reply, next_state, message_id)
             if stored is not None:
-                return self._replay(sender, stored)
+                return self._replay(sender, stored, message)
             return self._answer(sender, reply, context, canned, forgotten, emotion, seed, condition_strength)
         finally:
             if writing is not None:  # written, or given up: a resend waiting for it reads it now
@@ -581,13 +582,19 @@ class Assistant:
         """The newest of ``sender``'s stored turns with ``message_id``, or None."""
         return self.store.turn_with_id(sender, message_id)
 
-    def _replay(self, sender: str, turn: Turn) -> Reply:
+    def _replay(self, sender: str, turn: Turn, message: str) -> Reply:
         """The reply of ``turn``, stored before with a resent message's id. Called outside the
         store's hold: a generated reply this assistant (or the one a reload replaced with it) is
         still writing is waited for (its amend needs the hold). The turn is read again after that
         look, so that a reply written (and its note taken away) since ``turn`` was read is the one
-        given."""
+        given. ``message``, the text sent now, must be the stored turn's: another one under its id
+        raises :class:`MessageIdReused` (its reply answered another question)."""
         assert turn.message_id is not None
+        if message != turn.message:
+            raise MessageIdReused(
+                f"message_id {turn.message_id!r} names another message of this conversation: a message sent "
+                "again keeps its text; give a new message an id of its own"
+            )
         with self._writing_lock:
             writing = self._writing.get((sender, turn.message_id))
         if writing is not None and not writing.wait(REPLAY_WAIT_SECONDS):

@@ -20,7 +20,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant.common.repeats import Repeats
-from legacy_assistant.errors import ModelClosed, ReadingStopped, RequestError, StoreError
+from legacy_assistant.errors import MessageIdReused, ModelClosed, ReadingStopped, RequestError, StoreError
 from legacy_assistant.serving.batching import BatcherClosed
 from legacy_assistant.web.context import current_request
 from legacy_assistant.web.logged import logged_request
@@ -196,6 +196,16 @@ def register(app: Flask) -> None:
     def _request_error(exc: RequestError) -> Response:
         # a model call the request asked for cannot be answered as asked (unknown emotion, ...)
         return error_response(400, "invalid_request", exc.public_message or str(exc))
+
+    @app.errorhandler(MessageIdReused)
+    def _message_id_reused(exc: MessageIdReused) -> Response:
+        # as idempotency keys are: a key sent again with another body is refused, not replayed
+        return error_response(
+            422,
+            "message_id_reused",
+            "field 'message_id' names another message of this conversation: a message sent again keeps "
+            "its text; give a new message an id of its own",
+        )
 
     @app.errorhandler(BatcherClosed)
     @app.errorhandler(ModelClosed)

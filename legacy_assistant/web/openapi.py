@@ -166,7 +166,8 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "pattern": _whole(SHORT_TOKEN),
                     "description": "the client's id of this message, new per message and the same when it is "
                     "sent again: a resend of a message the conversation's stored turns hold is answered with "
-                    "that turn's reply (replayed), and not classified or stored again; null or left out: none",
+                    "that turn's reply (replayed), and not classified or stored again; another message under "
+                    "a stored id is 422 message_id_reused; null or left out: none",
                 },
             },
         },
@@ -629,7 +630,12 @@ def document(config: Mapping[str, Any]) -> dict[str, Any]:
                 config,
                 "api",
                 api_security,
-                unavailable,
+                {
+                    "422": _error(
+                        "message_id_reused: the message_id names a stored turn of another message (nothing is stored)"
+                    ),
+                    **unavailable,
+                },
             ),
             "/api/v1/conversations/{sender}": _transcript(config, api_security),
             "/katana-ml/api/v1.0/assistant": _post(
