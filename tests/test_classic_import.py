@@ -706,3 +706,47 @@ def test_a_python_3_list_of_bytes_printed_to_a_file_is_named_as_one(tmp_path, ca
     err = capsys.readouterr().err
     assert "words.txt: words is a Python list of bytes as print() or str() writes it" in err, err
     assert "w.decode('utf-8') for w in words" in err and not (tmp_path / "bot").exists()
+
+
+def write_keras1_h5(path: Path, layers, weight_name="{0}_W:0") -> None:
+    """``model.save('chatbot_model.h5')`` of Keras 1: a Sequential config that is a bare list,
+    Dense ``output_dim``, Dropout ``p``, and weights named ``dense_1_W:0``/``dense_1_b:0``
+    (``dense_1_W``/``dense_1_b`` under Theano)."""
+    names = ["dense_1", "dropout_1", "dense_2", "dropout_2", "dense_3"]
+    config = []
+    dense = iter(layers)
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights")
+        root.attrs["layer_names"] = np.array([n.encode() for n in names])
+        for index, name in enumerate(names):
+            group = root.create_group(name)
+            if name.startswith("dropout"):
+                config.append({"class_name": "Dropout", "config": {"name": name, "trainable": True, "p": 0.5}})
+                group.attrs["weight_names"] = np.array([], dtype="S1")
+                continue
+            kernel, bias = next(dense)
+            activation = "softmax" if index == len(names) - 1 else "relu"
+            config.append({"class_name": "Dense", "config": {
+                "name": name, "output_dim": kernel.shape[1], "activation": activation, "bias": True}})
+            w, b = weight_name.format(name), weight_name.format(name).replace("_W", "_b")
+            group.attrs["weight_names"] = np.array([w.encode(), b.encode()])
+            group.create_dataset(w, data=kernel)
+            group.create_dataset(b, data=bias)
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": config}).encode()
+        f.attrs["keras_version"] = b"1.2.2"
+
+
+@pytest.mark.parametrize("weight_name", ["{0}_W:0", "{0}_W"])
+def test_a_keras_1_model_imports_and_matches_numpy(weight_name, tmp_path):
+    layers = random_layers(3)
+    write_keras1_h5(tmp_path / "chatbot_model.h5", layers, weight_name)
+    assert import_cli(tmp_path / "chatbot_model.h5", tmp_path / "bot") == 0
+    sentences = ["Hi, can I order some tea?", "Hello. Bye!", "green tea please", "zzz"]
+    predictor = Predictor.load(tmp_path / "bot")
+    try:
+        got = predictor.predict_proba(sentences)
+        assert predictor.manifest["summary"]["keras_version"] == "1.2.2"
+        assert predictor.manifest["training"]["dropout"] == 0.5
+    finally:
+        predictor.close()
+    np.testing.assert_allclose(got, numpy_forward(layers, sentences), atol=1e-6)

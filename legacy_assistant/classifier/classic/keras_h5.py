@@ -6,7 +6,8 @@ writes only the weights, with the layer groups at the root. Keras 3's legacy ``.
 keeps that layout; its own formats (``.weights.h5``, ``.keras``) do not, and are refused with a
 message saying how to save the model in the legacy layout. In every case the root of the
 weights lists its layers in order (``layer_names``) and each layer group lists its datasets (``weight_names``, e.g.
-``dense/kernel:0``, ``dense_1/bias:0`` or ``sequential/dense/kernel``), so this reader follows
+``dense/kernel:0``, ``dense_1/bias:0``, ``sequential/dense/kernel`` or Keras 1's ``dense_1_W:0``),
+so this reader follows
 those lists instead of guessing paths.
 
 Supported architecture: a chain of ``Dense`` layers (ReLU hidden layers, softmax output), with
@@ -149,14 +150,23 @@ def _first_group(group: Any) -> Any:
     return {}
 
 
+# Keras 1 named a Dense layer's weights "<layer>_W" and "<layer>_b" (same shapes as Keras 2's
+# kernel and bias); read as anything else, a Keras 1 model was refused as holding no Dense layer
+_KERAS1_ROLES = {"W": "kernel", "b": "bias"}
+
+
 def _layer_weights(root: Any, name: str, path: Path) -> dict[str, np.ndarray]:
     group = root[name]
     found: dict[str, np.ndarray] = {}
     for weight_name in (_text(w) for w in group.attrs.get("weight_names", [])):
         leaf = weight_name.rsplit("/", 1)[-1].split(":")[0]  # "dense/kernel:0" -> "kernel"
-        if leaf not in ("kernel", "bias"):
-            raise ArtifactError(f"{path}: layer {name!r} holds weight {weight_name!r}: only Dense layers are supported")
-        found[leaf] = np.asarray(group[weight_name][()], dtype=np.float32)
+        role = _KERAS1_ROLES.get(leaf.rsplit("_", 1)[-1], leaf)  # Keras 1: "dense_1_W:0" -> "kernel"
+        if role not in ("kernel", "bias"):
+            raise ArtifactError(
+                f"{path}: layer {name!r} holds weight {weight_name!r}, neither a kernel nor a bias: "
+                "only Dense layers are supported"
+            )
+        found[role] = np.asarray(group[weight_name][()], dtype=np.float32)
     return found
 
 
@@ -179,7 +189,9 @@ def _layers_from_config(
         name = settings.get("name", "?")
         if kind in IGNORED_LAYERS:
             if kind == "Dropout":
-                dropout = max(dropout, _dropout_rate(settings.get("rate", 0.0), name, path))
+                # Keras 1 called the rate "p"
+                rate = settings.get("rate", settings.get("p", 0.0))
+                dropout = max(dropout, _dropout_rate(rate, name, path))
             continue
         if kind == "Activation" and layers and layers[-1].activation == "linear":
             last = layers[-1]
