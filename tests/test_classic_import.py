@@ -750,3 +750,42 @@ def test_a_keras_1_model_imports_and_matches_numpy(weight_name, tmp_path):
     finally:
         predictor.close()
     np.testing.assert_allclose(got, numpy_forward(layers, sentences), atol=1e-6)
+
+
+def _declared_only(path, shapes):
+    """A weights-only .h5 of a few kilobytes whose datasets declare ``shapes`` (kernel, bias) and
+    hold nothing: reading one gives its fill value, as large as the shape says."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([name.encode() for name in shapes])
+        for name, (kernel, bias) in shapes.items():
+            group = f.create_group(name)
+            group.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()])
+            group.create_dataset(f"{name}/kernel:0", shape=kernel, dtype="f4", chunks=True, compression="gzip")
+            group.create_dataset(f"{name}/bias:0", shape=bias, dtype="f4")
+
+
+@pytest.mark.parametrize("kernel, message", [
+    ((39, 200_000), r"layer 'dense' weight 'dense/kernel:0' has shape \(39, 200000\): 200,000 units, more than"),
+    ((39, 2**20, 2**20), r"layer 'dense' weight 'dense/kernel:0' has shape \(39, 1048576, 1048576\): .* is 2-D"),
+])
+def test_a_layer_wider_than_the_network_takes_is_refused_naming_it_before_it_is_read(kernel, message, tmp_path, capsys):
+    """A layer of 200,000 units was read whole, then refused as 'hidden_units must hold whole
+    numbers...', naming neither the file nor the layer; a 3-D kernel was read (terabytes) first."""
+    _declared_only(tmp_path / "model.h5", {"dense": (kernel, (kernel[-1],)), "dense_1": ((kernel[-1], 6), (6,))})
+    assert import_cli(tmp_path / "model.h5", tmp_path / "bot") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search("model.h5: " + message, err[0]), err
+
+
+def test_a_weight_too_large_for_memory_is_one_error_naming_it():
+    """The read's MemoryError (a small file may declare a dataset of terabytes) was a traceback."""
+    from legacy_assistant.classifier.classic.keras_h5 import _read_weight
+
+    class Huge:
+        shape = (3_900_000, 60_000)
+
+        def __getitem__(self, key):
+            raise MemoryError("Unable to allocate 872. GiB")
+
+    with pytest.raises(ArtifactError, match=r"^m\.h5: layer 'dense' has shape \(3900000, 60000\), too large to read"):
+        _read_weight(Huge(), "kernel", "layer 'dense'", Path("m.h5"))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from legacy_assistant.classifier.classic.string_lists import looks_like_pickle
+from legacy_assistant.classifier.config import MAX_WIDTH
 from legacy_assistant.common.input_files import absent_file_problem
 from legacy_assistant.errors import ArtifactError
 
@@ -166,8 +167,27 @@ def _layer_weights(root: Any, name: str, path: Path) -> dict[str, np.ndarray]:
                 f"{path}: layer {name!r} holds weight {weight_name!r}, neither a kernel nor a bias: "
                 "only Dense layers are supported"
             )
-        found[role] = np.asarray(group[weight_name][()], dtype=np.float32)
+        found[role] = _read_weight(group[weight_name], role, f"layer {name!r} weight {weight_name!r}", path)
     return found
+
+
+def _read_weight(dataset: Any, role: str, what: str, path: Path) -> np.ndarray:
+    """The dataset as float32, its shape checked first: a few kilobytes of HDF5 may declare a
+    dataset of terabytes (unwritten or compressed), whose read failed with a MemoryError
+    traceback or took all the machine's memory."""
+    shape = tuple(dataset.shape)
+    ndim = 2 if role == "kernel" else 1
+    if len(shape) != ndim:
+        raise ArtifactError(f"{path}: {what} has shape {shape}: a Dense layer's {role} is {ndim}-D")
+    if shape[-1] > MAX_WIDTH:
+        raise ArtifactError(
+            f"{path}: {what} has shape {shape}: {shape[-1]:,} units, more than the {MAX_WIDTH:,} "
+            "a layer of this network may have"
+        )
+    try:
+        return np.asarray(dataset[()], dtype=np.float32)
+    except MemoryError:
+        raise ArtifactError(f"{path}: {what} has shape {shape}, too large to read into memory") from None
 
 
 def _keras_layers(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
