@@ -789,3 +789,29 @@ def test_a_weight_too_large_for_memory_is_one_error_naming_it():
 
     with pytest.raises(ArtifactError, match=r"^m\.h5: layer 'dense' has shape \(3900000, 60000\), too large to read"):
         _read_weight(Huge(), "kernel", "layer 'dense'", Path("m.h5"))
+
+
+def test_a_nested_model_is_refused_not_read_as_its_last_layer(tmp_path, capsys):
+    """The weights of ``Sequential([Sequential([Dense, Dense]), Dense])`` (save_weights) list both
+    inner layers under one group: its last kernel alone was taken as that layer's, so square
+    inner layers imported as a different network without a word."""
+    rng = np.random.RandomState(4)
+    inner = [(f"dense_{i}", rng.randn(len(WORDS), len(WORDS)).astype("f4"), np.zeros(len(WORDS), "f4")) for i in (0, 1)]
+    with h5py.File(tmp_path / "model.h5", "w") as f:
+        f.attrs["layer_names"] = np.array([b"sequential", b"dense_2"])
+        group = f.create_group("sequential")
+        names = []
+        for name, kernel, bias in inner:
+            for leaf, value in (("kernel", kernel), ("bias", bias)):
+                names.append(f"{name}/{leaf}:0".encode())
+                group.create_dataset(f"{name}/{leaf}:0", data=value)
+        group.attrs["weight_names"] = np.array(names)
+        out = f.create_group("dense_2")
+        out.attrs["weight_names"] = np.array([b"dense_2/kernel:0", b"dense_2/bias:0"])
+        out.create_dataset("dense_2/kernel:0", data=rng.randn(len(WORDS), len(CLASSES)).astype("f4"))
+        out.create_dataset("dense_2/bias:0", data=np.zeros(len(CLASSES), "f4"))
+    assert import_cli(tmp_path / "model.h5", tmp_path / "bot") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "model.h5: layer 'sequential' holds more than one kernel ('dense_1/kernel:0'" in err[0]
+    assert not (tmp_path / "bot").exists()

@@ -167,6 +167,13 @@ def _layer_weights(root: Any, name: str, path: Path) -> dict[str, np.ndarray]:
                 f"{path}: layer {name!r} holds weight {weight_name!r}, neither a kernel nor a bias: "
                 "only Dense layers are supported"
             )
+        if role in found:
+            # a nested model's group lists the weights of all its layers: the last kernel read
+            # alone would have stood for the whole model
+            raise ArtifactError(
+                f"{path}: layer {name!r} holds more than one {role} ({weight_name!r} is another): a model "
+                "nested in the model; only a flat chain of Dense layers is supported"
+            )
         found[role] = _read_weight(group[weight_name], role, f"layer {name!r} weight {weight_name!r}", path)
     return found
 
