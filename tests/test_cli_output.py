@@ -73,6 +73,18 @@ def test_info_with_standard_output_closed_still_checks_the_model():
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.parametrize("out", ["/dev/stdout", "/dev/stdin"])
+def test_out_naming_a_standard_descriptor_closed_at_start_is_refused_before_any_work(out):
+    # the command points a closed descriptor at /dev/null (no file may take its number): the
+    # report went there, nothing was printed, and the evaluation "succeeded" with status 0
+    closed = 1 if out == "/dev/stdout" else 0
+    result = _cli(["-q", "evaluate", "exported/default", "data/heldout.csv", "--out", out],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(),
+                  preexec_fn=lambda: os.close(closed))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"names file descriptor {closed}, which is closed".encode() in result.stderr, result.stderr[-2000:]
+
+
 def test_chat_with_standard_output_closed_reads_its_input_without_a_traceback():
     # input() needs standard output even without a prompt: "RuntimeError: input(): lost sys.stdout"
     result = _cli(["-q", "chat"], input=b"hi\nwhat time do you open\n", stdout=subprocess.DEVNULL,

@@ -258,9 +258,16 @@ def names_standard_output(path: str | Path) -> bool:
         return False
 
 
+# The stream Python opens at start-up for each standard descriptor; None where it was closed.
+_STANDARD_STREAMS = {0: "__stdin__", 1: "__stdout__", 2: "__stderr__"}
+
+
 def open_for_writing(descriptor: int) -> bool:
     """Whether ``descriptor`` is open in this process, and for writing (``/dev/stdin`` of a
-    file is open for reading only)."""
+    file is open for reading only). A standard descriptor that was closed when the process
+    started (``>&-``) counts as closed, though the command has pointed it at /dev/null since."""
+    if descriptor in _STANDARD_STREAMS and getattr(sys, _STANDARD_STREAMS[descriptor]) is None:
+        return False  # Python found it closed at start-up and made no stream for it
     try:
         import fcntl
     except ImportError:  # Windows: no /proc/self/fd either, so no descriptor is named
