@@ -253,6 +253,35 @@ def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
         assert b"alice" not in answer and b"secret" not in answer, answer[:300]
 
 
+@pytest.mark.parametrize("line_bytes, header_bytes, status", [(65535, 10, 414), (100, 65535, 431)])
+def test_the_dev_server_s_line_limits_count_the_line_end_and_say_so(line_bytes, header_bytes, status):
+    """http.server reads a line with its CRLF and refuses it over 65,536 bytes: a request line or
+    a header of 65,535 bytes is refused, which "longer than 65536 bytes" did not account for."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    start = b"GET /health?q="
+    line = start + b"a" * (line_bytes - len(start) - len(b" HTTP/1.1")) + b" HTTP/1.1"
+    header = b"X-Big: " + b"b" * (header_bytes - len(b"X-Big: "))
+    assert (len(line), len(header)) == (line_bytes, header_bytes)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sending = threading.Thread(target=ours.sendall, args=(line + b"\r\n" + header + b"\r\n\r\n",))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:300]
+    message = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
+    assert "with its line end" in message and "65536 bytes" in message, message
+
+
 def test_the_dev_server_sends_100_continue_once():
     """A request with ``Expect: 100-continue`` (curl's for a large body) got two ``100 Continue``
     from the development server, http.server's and Werkzeug's, where a client that sends its body

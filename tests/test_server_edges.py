@@ -141,6 +141,11 @@ def test_errors_gunicorn_answers_itself_are_json(server):
                414, "request_uri_too_long")
     json_error(exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 20000
                         + b"\r\nConnection: close\r\n\r\n"), 431, "request_header_fields_too_large")
+    # gunicorn counts a header with its CRLF: one of 8,189 bytes is refused, and the message says so
+    header = b"X-Big: " + b"b" * (8189 - len(b"X-Big: "))
+    error = json_error(exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\n" + header
+                                + b"\r\nConnection: close\r\n\r\n"), 431, "request_header_fields_too_large")
+    assert "with its line end" in error["message"] and "8190 bytes" in error["message"], error
     json_error(exchange(server, b"\x01\x02 garbage \xff\r\n\r\n"), 400, "bad_request")
     assert server.request("GET", "/health")[0] == 200  # the worker is fine
     _, headers, _ = exchange(server, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")

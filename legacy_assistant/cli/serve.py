@@ -585,8 +585,9 @@ def _quiet_request_handler() -> type:
 # of its JSON answer, which names no part of the request (a conversation's sender id)
 _DEV_REFUSALS = {
     400: "the request is not valid HTTP",
-    414: "the request line (method, path and query) is longer than 65536 bytes",
-    431: "a request header is longer than 65536 bytes, or there are more than 100 headers",
+    # http.server reads each line with its CRLF, and refuses one over 65,536 bytes so counted
+    414: "the request line (method, path and query), with its line end, is longer than 65536 bytes",
+    431: "a request header, with its line end, is longer than 65536 bytes, or there are more than 100 headers",
     505: "the HTTP version is not supported: send HTTP/1.0 or HTTP/1.1",
 }
 

@@ -574,8 +574,9 @@ class ModelWorker(ThreadWorker):
         limits = {
             400: "the request is not valid HTTP",
             414: f"the request line (method, path and query) is longer than {self.cfg.limit_request_line} bytes",
-            431: f"a request header is longer than {self.cfg.limit_request_field_size} bytes, or there are more "
-            f"than {self.cfg.limit_request_fields} headers",
+            # gunicorn counts a header with its CRLF (the request line without it)
+            431: f"a request header, with its line end, is longer than {self.cfg.limit_request_field_size} bytes, "
+            f"or there are more than {self.cfg.limit_request_fields} headers",
             500: "the server failed to handle this request",
         }
         # (the status line's phrase is the standard one: gunicorn keeps "Bad Request" as its 501's)
