@@ -256,7 +256,7 @@ def test_resumed_runs_keep_only_the_last_checkpoints(tmp_path):
 
     dialogues = _random_dialogues(12, seed=3)
     run = tmp_path / "run"
-    config = TINY.with_overrides(epochs=1, checkpoint_every=1)
+    config = TINY.with_overrides(epochs=1, checkpoint_every=1, batch_size=2)
     for epochs in (1, 2, 3):  # each resume saves several checkpoints of its own
         train_responder(dialogues, config.with_overrides(epochs=epochs), checkpoint_dir=run, resume=epochs > 1)
     saved = sorted(p.name for p in run.glob("responder-*.index"))
@@ -1005,3 +1005,30 @@ def test_a_batch_whose_contexts_hold_no_token_trains_and_validates():
     trained = train_responder(dialogues, config, held_out=held_out)
     assert len(trained.history) == 2
     assert all(math.isfinite(epoch["perplexity"]) for epoch in trained.history)
+
+
+def test_checkpoints_a_killed_run_left_behind_are_removed_by_the_next_checkpoint(tmp_path):
+    """``kill -9`` as TensorFlow wrote a checkpoint left its weights file without an index, and
+    one as it recorded a checkpoint left a fourth one the 'checkpoint' file no longer named:
+    resumed runs kept both for good, a model's size more at every such kill."""
+    dialogues = _random_dialogues(12, seed=3)
+    config = TINY.with_overrides(epochs=1, checkpoint_every=1, batch_size=2)
+    directory = tmp_path / "checkpoints"
+    train_responder(dialogues, config, checkpoint_dir=directory)
+    kept = sorted(_files_with_number(directory, "responder-", ".index"))
+    assert len(kept) == 3
+    oldest = kept[0]
+    # a checkpoint recorded, then dropped from the 'checkpoint' file, its files not yet deleted
+    for source in directory.glob(f"responder-{oldest}.*"):
+        shutil.copy(source, directory / source.name.replace(f"-{oldest}.", f"-{oldest - 2}."))
+    shutil.copy(directory / f"state-{oldest}.json", directory / f"state-{oldest - 2}.json")
+    # a checkpoint whose weights were written, the run killed before its index
+    shutil.copy(
+        directory / f"responder-{oldest}.data-00000-of-00001", directory / f"responder-{oldest - 1}.data-00000-of-00001"
+    )
+    train_responder(dialogues, config.with_overrides(epochs=2), checkpoint_dir=directory, resume=True)
+    steps = sorted(_files_with_number(directory, "responder-", ".index"))
+    assert len(steps) == 3 and steps[0] > oldest
+    left = sorted(p.name for p in directory.iterdir() if p.name.startswith(("responder-", "state-")))
+    expected = [f"responder-{s}.{part}" for s in steps for part in ("data-00000-of-00001", "index")]
+    assert left == sorted(expected + [f"state-{s}.json" for s in steps])

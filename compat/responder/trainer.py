@@ -276,7 +276,8 @@ class ResponderTrainer:
             self._gs.run(self._restart_average)
 
     def save_checkpoint(self, directory: str, step: int) -> str:
-        """Write weights, optimizer state and global step as ``<directory>/responder-<step>``; keeps the last 3.
+        """Write weights, optimizer state and global step as ``<directory>/responder-<step>``; keeps the
+        last 3, and no other checkpoint's files (those a killed run left).
 
         Returns the checkpoint's path prefix.
         """
@@ -288,7 +289,23 @@ class ResponderTrainer:
             write_meta_graph=False,
         )
         log.info("saved responder checkpoint %s", path)
+        self._remove_unlisted_checkpoints(directory)
         return path
+
+    def _remove_unlisted_checkpoints(self, directory: str) -> None:
+        """Remove the files of checkpoints the saver does not keep: a run killed as TensorFlow
+        wrote a checkpoint (its weights without their index) or between recording one and
+        deleting the oldest leaves them, and the saver only deletes the ones it knows of."""
+        kept = {os.path.basename(path) for path in self._saver.last_checkpoints}
+        pattern = re.compile(rf"({re.escape(CHECKPOINT_PREFIX)}-\d+)\.(index|data-\d+-of-\d+)")
+        for name in os.listdir(directory):
+            match = pattern.fullmatch(name)
+            if match is None or match.group(1) in kept:
+                continue
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError as exc:  # a file left over is not worth failing the run for
+                log.warning("cannot remove the old checkpoint file %s: %s", name, exc)
 
     def restore_latest(self, directory: str) -> int | None:
         """Restore the newest checkpoint in ``directory``; returns its step, or ``None`` when there is none.
