@@ -1,5 +1,6 @@
 """Latency of the two runtimes on the same model, same machine, same run: compat (TF1 graph,
-``Session.run``) against tf2 (eager call of a restored ``tf.function``).
+the compiled call ``GraphSession.fixed_run`` that serving uses) against tf2 (eager call of a
+restored ``tf.function``).
 
 Migrates the model to a temporary TF2 copy, then measures each runtime in a process of its own
 (a process can host only one): the median of ``--calls`` one-sentence calls of
