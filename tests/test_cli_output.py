@@ -247,3 +247,33 @@ def test_every_help_fits_an_80_column_terminal(monkeypatch):
     for name, command in [("legacy-assistant", parser), *commands.items()]:
         too_wide = [line for line in command.format_help().splitlines() if len(line) > 80]
         assert not too_wide, (name, too_wide)
+
+
+
+def _evaluate_on(terminal, capsys, monkeypatch, out, *options):
+    from legacy_assistant.classifier import evaluation
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(evaluation, "EVAL_CHUNK", 100)  # several steps of the 370 patterns
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert main([*options, "evaluate", "exported/default", "data/intents.json", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(out.read_text(encoding="utf-8"))["examples"] == 370
+    return captured
+
+
+def test_evaluate_shows_a_bar_of_its_sentences_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """Tens of thousands of sentences took a minute or more without a sign of life."""
+    captured = _evaluate_on(True, capsys, monkeypatch, tmp_path / "a.json")
+    err = captured.err.replace("\r", "\n")
+    assert re.search(r"evaluating: 100%.*370/370", err), err[-1000:]
+    assert re.search(r"evaluating: +0%.*0/370", err), err[-1000:]  # sized from the start
+    # the bar stays on standard error: the summary on standard output is what it is off a terminal
+    off = _evaluate_on(False, capsys, monkeypatch, tmp_path / "a.json")
+    assert captured.out == off.out and captured.out.startswith("default on data/intents.json\n"), captured.out
+
+
+@pytest.mark.parametrize("options", [(), ("-q",)])
+def test_evaluate_shows_no_bar_off_a_terminal(tmp_path, capsys, monkeypatch, options):
+    captured = _evaluate_on(False, capsys, monkeypatch, tmp_path / "a.json", *options)
+    assert "\r" not in captured.err and "evaluating" not in captured.err, captured.err[-1000:]

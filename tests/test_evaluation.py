@@ -255,3 +255,24 @@ def test_threshold_figure_names_the_threshold_the_figures_were_measured_at(monke
     monkeypatch.setattr(plots, "_save", keep_legend)
     plots.plot_threshold_curve(evaluation_report(PROBS, CLASSES, LABELS, 0.999, "oos"), tmp_path / "t.png")
     assert "threshold 0.999" in legends  # not "threshold 1.00"
+
+
+def test_evaluate_predictor_reports_its_progress_and_the_same_figures_in_steps(monkeypatch):
+    from legacy_assistant.classifier import evaluation
+    from legacy_assistant.classifier.evaluation import evaluate_predictor
+
+    class _ByText(_FakePredictor):  # the probabilities of the very texts asked for, as a model gives
+        def predict_proba(self, texts, batch_size=None):
+            return self._probabilities[[int(text.split()[1]) for text in texts]]
+
+        def known_features(self, texts):
+            return self._known[[int(text.split()[1]) for text in texts]]
+
+    predictor = _ByText(PROBS, CLASSES, oos_label="oos", known=[1, 0] + [1] * (len(LABELS) - 2))
+    texts = [f"sentence {i}" for i in range(len(LABELS))]
+    whole = evaluate_predictor(predictor, texts, LABELS, oos_label="oos")
+    monkeypatch.setattr(evaluation, "EVAL_CHUNK", 2)
+    done = []
+    stepped = evaluate_predictor(predictor, texts, LABELS, oos_label="oos", progress=done.append)
+    assert stepped == whole
+    assert done == [min(n, len(LABELS)) for n in range(2, len(LABELS) + 2, 2)]

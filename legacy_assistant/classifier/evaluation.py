@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,8 @@ from legacy_assistant.classifier.thresholds import rejected, threshold_curve
 from legacy_assistant.common.fields import threshold_text
 
 EVAL_BATCH = 256
+# sentences read per step of evaluate_predictor: its progress is reported after each one
+EVAL_CHUNK = 16 * EVAL_BATCH
 
 
 class _Same(enum.Enum):
@@ -163,20 +165,33 @@ def evaluate_predictor(
     threshold: float | None = None,
     oos_label: str | None = None,
     top_confusions: int = 10,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluation_report` of a loaded :class:`~legacy_assistant.classifier.predictor.Predictor`;
     ``threshold`` and ``oos_label`` (the data's out-of-scope label) default to the model's own.
     The model's out-of-scope class always counts as a fallback, as it does in serving, even where
     ``oos_label`` names another label. A sentence with no feature the model knows falls back, as
-    in the dialogue."""
+    in the dialogue. ``progress`` is called with the number of sentences done so far after each
+    step of :data:`EVAL_CHUNK` sentences (tens of thousands take minutes on a large model)."""
     manifest = predictor.manifest
     threshold = manifest["threshold"] if threshold is None else threshold
     model_oos = manifest.get("oos_label")
     oos_label = model_oos if oos_label is None else oos_label
     texts = list(texts)
-    probabilities = predictor.predict_proba(texts, batch_size=EVAL_BATCH)
-    # what Predictor.predict reports as known_features, and the dialogue reads as "understood"
-    known = predictor.known_features(texts) if texts else np.zeros(0, dtype=np.int32)
+    probabilities_parts: list[np.ndarray] = []
+    known_parts: list[np.ndarray] = []
+    for start in range(0, len(texts), EVAL_CHUNK):
+        chunk = texts[start : start + EVAL_CHUNK]
+        probabilities_parts.append(predictor.predict_proba(chunk, batch_size=EVAL_BATCH))
+        # what Predictor.predict reports as known_features, and the dialogue reads as "understood"
+        known_parts.append(predictor.known_features(chunk))
+        if progress is not None:
+            progress(start + len(chunk))
+    if texts:
+        probabilities, known = np.concatenate(probabilities_parts), np.concatenate(known_parts)
+    else:
+        probabilities = predictor.predict_proba(texts, batch_size=EVAL_BATCH)
+        known = np.zeros(0, dtype=np.int32)
     report = evaluation_report(
         probabilities,
         predictor.classes,

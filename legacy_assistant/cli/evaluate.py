@@ -93,9 +93,22 @@ def run(args: argparse.Namespace) -> int:
         lookalikes = lookalike_label_problems(examples, predictor.classes, oos_label, args.model)
         if lookalikes:  # counted as unknown labels, the model's right answers would all score as wrong
             raise DataError(str(args.data), lookalikes)
-        report = evaluate_predictor(
-            predictor, examples.texts, examples.labels, args.threshold, oos_label, top_confusions=args.top
-        )
+        from legacy_assistant.cli.progress import progress_bar
+
+        # a bar of sentences on a terminal: tens of thousands took a minute or more without a sign
+        bar = progress_bar(total=len(examples), unit="sentence", desc="evaluating")
+        try:
+            report = evaluate_predictor(
+                predictor,
+                examples.texts,
+                examples.labels,
+                args.threshold,
+                oos_label,
+                top_confusions=args.top,
+                progress=lambda done: bar.update(done - bar.n),
+            )
+        finally:
+            bar.close()
     finally:
         predictor.close()
     report["data"] = {
