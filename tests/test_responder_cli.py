@@ -837,3 +837,27 @@ def test_which_weights_a_summary_holds_reads_as_words():
     assert at_end(1) == "at the time budget's end: step 4481, 1 batch into epoch 9"
     assert at_end(3) == "at the time budget's end: step 4481, 3 batches into epoch 9"
     assert weights_from({"weights": "best epoch", "best_epoch": 8}) == "epoch 8"
+
+
+def _evaluate_responder_on(terminal, tmp_path, capsys, monkeypatch, *options):
+    corpus = tmp_path / "corpus.yml"
+    corpus.write_text("conversations:\n- - Hello\n  - Hi, how are you?\n- - Do you like movies?\n  - I do.\n")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    argv = [*options, "evaluate-responder", str(ROOT / "exported" / "responder"), str(corpus), "--samples", "2",
+            "--latency-replies", "1"]
+    assert main(argv) == 0
+    return capsys.readouterr()
+
+
+def test_evaluate_responder_shows_a_bar_of_its_parts_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """Each part (perplexity, replies, ...) takes up to minutes: under -q nothing showed the command at work."""
+    captured = _evaluate_responder_on(True, tmp_path, capsys, monkeypatch, "-q")
+    err = captured.err.replace("\r", "\n")
+    assert re.search(r"evaluating: +0%.*0/4", err), err[-1000:]
+    assert re.search(r"evaluating replies: .*1/4", err), err[-1000:]  # the part under way, after those done
+    assert re.search(r"evaluating latency: 100%.*4/4", err), err[-1000:]
+    off = _evaluate_responder_on(False, tmp_path, capsys, monkeypatch, "-q")
+    assert "\r" not in off.err and "evaluating" not in off.err, off.err[-1000:]
+    # the bar stays on standard error: the summary is the same with it and without (but the timings)
+    assert captured.out.split("latency")[0] == off.out.split("latency")[0], captured.out
+    assert captured.out.startswith("responder on ") and "\r" not in captured.out, captured.out

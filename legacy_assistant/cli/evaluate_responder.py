@@ -14,6 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.cli.arguments import condition_strength_number, home_path, path_text, whole_number
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         try:
-            report = evaluate_responder(responder, dialogues, settings, train_dialogues)
+            report = _evaluate_with_bar(evaluate_responder, responder, dialogues, settings, train_dialogues)
         except DataError as exc:  # a dialogue the model cannot be scored on: one line naming it
             raise AssistantError(f"{exc.source}: {exc.problems[0] if exc.problems else exc}") from None
     report["data"].update(
@@ -263,6 +264,32 @@ def run(args: argparse.Namespace) -> int:
         say(f"wrote {', '.join([out.name, *(path.name for path in written[:-1])])} in {out.parent}", file=said_to)
     summary.raise_if_gone()
     return 0
+
+
+def _evaluate_with_bar(evaluate: Callable, responder: object, dialogues: object, settings: Any, train: object) -> Any:
+    """``evaluate`` (evaluate_responder) with a bar of its parts on a terminal: each part takes
+    from seconds to minutes, and under -q nothing else said that the command was at work."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from legacy_assistant.cli.progress import progress_bar
+
+    parts = 4 if settings.latency_replies and settings.latency_modes else 3  # perplexity, replies, conditions
+    bar = progress_bar(total=parts, unit="part", desc="evaluating")
+    begun: list[str] = []
+
+    def stage(name: str) -> None:
+        if begun:  # the part before this one is done
+            bar.update(1)
+        begun.append(name)
+        bar.set_description(f"evaluating {name}")
+
+    try:
+        with logging_redirect_tqdm():  # the parts' log lines above the bar, not through it
+            report = evaluate(responder, dialogues, settings, train, stage=stage)
+        bar.update(parts - bar.n)
+        return report
+    finally:
+        bar.close()
 
 
 def _not_drawn(path: Path) -> None:
