@@ -12,15 +12,20 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.classifier.config import MAX_SEED
 from legacy_assistant.cli.arguments import condition_strength_number, home_path, path_text, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 from legacy_assistant.common.terminal import SaidBeforeWriting, say
+
+if TYPE_CHECKING:
+    from legacy_assistant.responder.corpora import Dialogue
+    from legacy_assistant.responder.evaluation import EvaluationSettings
+    from legacy_assistant.responder.responder import Responder
 
 COMMAND = "evaluate-responder"
 
@@ -121,7 +126,6 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.responder.evaluation import (
         EvaluationSettings,
         corpus_role,
-        evaluate_responder,
         find_training_corpora,
         read_training_corpora,
         summary_lines,
@@ -218,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         try:
-            report = _evaluate_with_bar(evaluate_responder, responder, dialogues, settings, train_dialogues)
+            report = _evaluate_with_bar(responder, dialogues, settings, train_dialogues)
         except DataError as exc:  # a dialogue the model cannot be scored on: one line naming it
             raise AssistantError(f"{exc.source}: {exc.problems[0] if exc.problems else exc}") from None
     report["data"].update(
@@ -266,12 +270,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_with_bar(evaluate: Callable, responder: object, dialogues: object, settings: Any, train: object) -> Any:
-    """``evaluate`` (evaluate_responder) with a bar of its parts on a terminal: each part takes
-    from seconds to minutes, and under -q nothing else said that the command was at work."""
+def _evaluate_with_bar(
+    responder: Responder,
+    dialogues: Sequence[Dialogue],
+    settings: EvaluationSettings,
+    train_dialogues: Sequence[Dialogue] | None,
+) -> dict[str, Any]:
+    """:func:`evaluate_responder` with a bar of its parts on a terminal: each part takes from
+    seconds to minutes, and under -q nothing else said that the command was at work."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from legacy_assistant.cli.progress import progress_bar
+    from legacy_assistant.responder.evaluation import evaluate_responder
 
     parts = 4 if settings.latency_replies and settings.latency_modes else 3  # perplexity, replies, conditions
     bar = progress_bar(total=parts, unit="part", desc="evaluating")
@@ -285,7 +295,7 @@ def _evaluate_with_bar(evaluate: Callable, responder: object, dialogues: object,
 
     try:
         with logging_redirect_tqdm():  # the parts' log lines above the bar, not through it
-            report = evaluate(responder, dialogues, settings, train, stage=stage)
+            report = evaluate_responder(responder, dialogues, settings, train_dialogues, stage=stage)
         bar.update(parts - bar.n)
         return report
     finally:
