@@ -567,6 +567,25 @@ def test_evaluate_counts_the_models_oos_class_as_fallback_under_another_data_lab
         "out-of-scope sentences"]
 
 
+def test_evaluate_refuses_data_labelling_the_models_oos_class_under_another_oos_label(tmp_path, capsys):
+    """Sentences labelled with the model's out-of-scope class while --oos-label names another
+    label counted as in scope: right in the raw accuracy, wrong at the threshold (the model's
+    fallback on them), so the report contradicted itself."""
+    held_out = tmp_path / "held_out.csv"
+    held_out.write_text("text,label\nhello there,greeting\nwho won the football,oos\nthe capital of peru,ood\n")
+    out = tmp_path / "report.json"
+    args = ["-q", "evaluate", str(DEFAULT_MODEL), str(held_out), "--out", str(out)]
+    assert main([*args, "--oos-label", "ood"]) == 1
+    captured = capsys.readouterr()
+    assert _error_lines(captured.err) == [
+        f"error: {held_out}: 1 problem(s) in data file:",
+        f"  - line 3: label 'oos' (1 sentence(s)) is the out-of-scope class of {DEFAULT_MODEL}, but --oos-label "
+        "names 'ood': its sentences would count as in scope; give DATA's out-of-scope sentences one label"]
+    assert captured.out == "" and not out.exists()
+    assert main(args) == 0  # its own label: 'ood' is then an intent the model lacks
+    assert json.loads(out.read_text())["unknown_labels"] == ["ood"]
+
+
 def test_evaluate_refuses_an_empty_split_and_leaves_unmeasurable_figures_null(tmp_path, capsys):
     pairs = [["hi there", "greeting"], ["bye now", "goodbye"]]
     empty = tmp_path / "empty_test.json"

@@ -90,6 +90,18 @@ def run(args: argparse.Namespace) -> int:
         if not len(examples):  # figures of no sentences would read as a score of 0
             where = f"split {split!r} of {args.data}" if data.format == "clinc" else str(args.data)
             raise AssistantError(f"{where} holds no sentences: nothing to evaluate")
+        mislabelled = [i for i, label in enumerate(examples.labels) if label == model_oos and model_oos != oos_label]
+        if mislabelled:
+            # as an in-scope label, the model's rightful fallbacks on them would count as wrong
+            # at the threshold while the raw accuracy counted them as right
+            raise DataError(
+                str(args.data),
+                [
+                    f"{examples.place(mislabelled[0])}: label {model_oos!r} ({len(mislabelled)} sentence(s)) is the "
+                    f"out-of-scope class of {args.model}, but --oos-label names {oos_label!r}: its sentences would "
+                    "count as in scope; give DATA's out-of-scope sentences one label"
+                ],
+            )
         lookalikes = lookalike_label_problems(examples, predictor.classes, oos_label, args.model)
         if lookalikes:  # counted as unknown labels, the model's right answers would all score as wrong
             raise DataError(str(args.data), lookalikes)
