@@ -276,3 +276,16 @@ def test_evaluate_predictor_reports_its_progress_and_the_same_figures_in_steps(m
     stepped = evaluate_predictor(predictor, texts, LABELS, oos_label="oos", progress=done.append)
     assert stepped == whole
     assert done == [min(n, len(LABELS)) for n in range(2, len(LABELS) + 2, 2)]
+
+
+def test_summary_says_how_many_unknown_labels_it_leaves_out():
+    """The summary names the first 20 labels the model does not know; the others were cut
+    without a word, so the list read as all of them."""
+    labels = [f"unknown_{i:02d}" for i in range(26)]
+    probs = np.full((26, 2), 0.5, dtype=np.float32)
+    report = evaluation_report(probs, ["a", "b"], labels, 0.25, "oos")
+    line = next(line for line in summary_lines(report) if line.startswith("labels the model does not know"))
+    assert line.endswith(": " + ", ".join(labels[:20]) + " and 6 more")
+    short = evaluation_report(probs[:3], ["a", "b"], labels[:3], 0.25, "oos")
+    assert [line for line in summary_lines(short) if line.startswith("labels the model")] == [
+        "labels the model does not know (always wrong): unknown_00, unknown_01, unknown_02"]

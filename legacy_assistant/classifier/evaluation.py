@@ -235,8 +235,11 @@ def summary_lines(report: dict[str, Any], worst: int = 10) -> list[str]:
         lines.append(
             f"{report['not_understood']} sentence(s) hold no feature the model knows: they always get the fallback"
         )
-    if report["unknown_labels"]:
-        lines.append(f"labels the model does not know (always wrong): {', '.join(report['unknown_labels'][:20])}")
+    unknown = report["unknown_labels"]
+    if unknown:
+        # the first 20 and how many more: cut without a word, the list read as all of them
+        more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+        lines.append(f"labels the model does not know (always wrong): {', '.join(unknown[:20])}{more}")
     ranked = sorted(report["per_intent"].items(), key=lambda item: (item[1]["f1"], item[0]))[:worst]
     if ranked:
         lines.append(f"lowest F1 ({len(ranked)} of {len(report['per_intent'])} intents):")
