@@ -289,3 +289,18 @@ def test_summary_says_how_many_unknown_labels_it_leaves_out():
     short = evaluation_report(probs[:3], ["a", "b"], labels[:3], 0.25, "oos")
     assert [line for line in summary_lines(short) if line.startswith("labels the model")] == [
         "labels the model does not know (always wrong): unknown_00, unknown_01, unknown_02"]
+
+
+def test_labels_naming_the_models_oos_class_under_another_oos_label_are_refused():
+    """Sentences labelled with the model's out-of-scope class while the data's out-of-scope label
+    is another were scored as an in-scope intent: right in accuracy when the model ranked its
+    out-of-scope class first, wrong at the threshold, where that class is a fallback."""
+    probs = np.asarray([[0.05, 0.05, 0.1, 0.8], [0.9, 0.05, 0.03, 0.02], [0.1, 0.1, 0.1, 0.7]], dtype=np.float32)
+    labels = ["oos", "a", "out_of_scope"]
+    with pytest.raises(ValueError, match="labels hold the model's out-of-scope class 'oos'"):
+        evaluation_report(probs, CLASSES, labels, 0.5, "out_of_scope", oos_class="oos")
+    renamed = evaluation_report(probs, CLASSES, ["out_of_scope", "a", "out_of_scope"], 0.5, "out_of_scope",
+                                oos_class="oos")
+    assert renamed["accuracy"] == renamed["at_threshold"]["in_scope_accuracy"] == 1.0
+    # a model with no out-of-scope class of its own: 'oos' is just a label it may know
+    assert evaluation_report(probs, CLASSES, labels, 0.5, "out_of_scope", oos_class=None)["accuracy"] == 1.0

@@ -73,7 +73,8 @@ def evaluation_report(
     the model has none); by default the class named ``oos_label``, if there is one.
     ``known_features`` (int ``[n]``, :attr:`Prediction.known_features`) is how many features of
     each sentence the model knows; a sentence with none falls back, as in the dialogue. Left
-    out, every sentence counts as understood."""
+    out, every sentence counts as understood. Labels that name ``oos_class`` while ``oos_label``
+    is another label raise :class:`ValueError`."""
     classes = list(classes)
     if probabilities.shape != (len(labels), len(classes)):
         raise ValueError(
@@ -84,6 +85,12 @@ def evaluation_report(
         oos_class = oos_label
     # the model's class decides what falls back, whatever the data calls its out-of-scope sentences
     oos_index = index.get(oos_class) if oos_class is not None else None
+    if oos_index is not None and oos_class != oos_label and oos_class in labels:
+        # scored as an in-scope intent, right in accuracy yet wrong at the threshold (a fallback)
+        raise ValueError(
+            f"labels hold the model's out-of-scope class {oos_class!r}, but the data's out-of-scope label "
+            f"is {oos_label!r}: give the out-of-scope sentences one label"
+        )
     is_oos = np.asarray([label == oos_label for label in labels], dtype=bool)
     label_ids = np.asarray([index.get(label, -1) for label in labels], dtype=np.int64)
     top = probabilities.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
