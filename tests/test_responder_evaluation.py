@@ -17,7 +17,15 @@ import pytest
 
 from legacy_assistant.cli import main
 from legacy_assistant.responder.baselines import BigramModel, UnigramModel, perplexity, predicted_ids
-from legacy_assistant.responder.evaluation import capped_by_class, distinct_n, percentiles_ms, reply_figures
+from legacy_assistant.responder.corpora import read_corpus
+from legacy_assistant.responder.evaluation import (
+    EvaluationSettings,
+    capped_by_class,
+    distinct_n,
+    evaluated_dialogues,
+    percentiles_ms,
+    reply_figures,
+)
 from legacy_assistant.responder.vocabulary import END, PAD, START, UNK
 from tests.helpers import ROOT, main_with_reader_gone
 from tests.mood_corpus import HELD_OUT, PROMPTS, REPLIES, dialogue_line, write_corpus
@@ -378,15 +386,20 @@ def test_baselines_left_out_because_every_training_dialogue_is_evaluated_say_so(
 
 def test_evaluated_dialogues_shared_with_the_training_corpora_are_warned_of(model, tmp_path):
     """Not only a file with the training data's sha256: a copy with one dialogue more is as much
-    training data, and the perplexity against the baselines (fitted without them) flatters."""
+    training data, and the perplexity against the baselines (fitted without them) flatters.
+    Counted over the dialogues --max-dialogues keeps (it said "12 of the 13 evaluated" where 5
+    were evaluated)."""
     copy = tmp_path / "copy.jsonl"
     trained = model["corpus"].read_text(encoding="utf-8")
-    copy.write_text(trained + dialogue_line("a dialogue the model never saw", "joy") + "\n", encoding="utf-8")
+    new = dialogue_line("a dialogue the model never saw", "joy")
+    copy.write_text(trained + new + "\n", encoding="utf-8")
     quick = ["--samples", "3", "--latency-replies", "0", "--classifier-steps", "10", "--max-dialogues", "5"]
     status, _, err = _run(["evaluate-responder", str(model["dir"]), str(copy), *quick])
     assert status == 0, err[-2000:]
-    count = len(trained.splitlines())
-    assert f"warning: {count} of the {count + 1} evaluated dialogue(s) also occur in the model's training" in err
+    chosen = evaluated_dialogues(read_corpus(copy), EvaluationSettings(max_dialogues=5))
+    shared = sum(1 for d in chosen if d.turns[0].text != "a dialogue the model never saw")
+    assert len(chosen) == 5 and shared >= 4
+    assert f"warning: {shared} of the 5 evaluated dialogue(s) also occur in the model's training" in err
     status, _, err = _run(["evaluate-responder", str(model["dir"]), str(model["held"]), *quick])
     assert status == 0 and "also occur in the model's training" not in err, err[-2000:]
 

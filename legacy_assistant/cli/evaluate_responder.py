@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.responder.evaluation import (
         EvaluationSettings,
         corpus_role,
+        evaluated_dialogues,
         find_training_corpora,
         read_training_corpora,
         summary_lines,
@@ -207,10 +208,12 @@ def run(args: argparse.Namespace) -> int:
             )
         elif train_dialogues:
             trained_keys = {dialogue_key(d) for d in train_dialogues}
-            shared = sum(1 for d in dialogues if dialogue_key(d) in trained_keys)
+            # the ones --max-dialogues keeps, not the whole corpus: only those are measured
+            evaluated = evaluated_dialogues(dialogues, settings)
+            shared = sum(1 for d in evaluated if dialogue_key(d) in trained_keys)
             if shared:
                 say(
-                    f"warning: {shared} of the {len(dialogues)} evaluated dialogue(s) also occur in the model's "
+                    f"warning: {shared} of the {len(evaluated)} evaluated dialogue(s) also occur in the model's "
                     "training corpora: the model may have trained on them (the baselines are fitted without "
                     "them), so its figures partly measure memorisation",
                     file=sys.stderr,

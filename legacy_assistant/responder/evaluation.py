@@ -205,13 +205,20 @@ class HeldOut:
     encoded: list[EncodedPair]
 
 
-def held_out_data(responder: Responder, dialogues: Sequence[Dialogue], settings: EvaluationSettings) -> HeldOut:
-    """The (at most ``max_dialogues``) dialogues' pairs, encoded as the model's training pairs
-    are; a condition the model does not know is a :class:`DataError`."""
+def evaluated_dialogues(dialogues: Sequence[Dialogue], settings: EvaluationSettings) -> list[Dialogue]:
+    """The dialogues evaluated: all of ``dialogues``, or a seeded choice of ``max_dialogues``
+    of them, in the corpus's order."""
     chosen = list(dialogues)
     if settings.max_dialogues is not None and settings.max_dialogues < len(chosen):
         rows = np.random.default_rng(settings.seed).choice(len(chosen), settings.max_dialogues, replace=False)
         chosen = [chosen[i] for i in sorted(rows)]
+    return chosen
+
+
+def held_out_data(responder: Responder, dialogues: Sequence[Dialogue], settings: EvaluationSettings) -> HeldOut:
+    """The (at most ``max_dialogues``) dialogues' pairs (:func:`evaluated_dialogues`), encoded as
+    the model's training pairs are; a condition the model does not know is a :class:`DataError`."""
+    chosen = evaluated_dialogues(dialogues, settings)
     known = set(responder.conditions)
     for dialogue in chosen:  # one line naming the dialogue, not a list of problems of "training pairs"
         # the first turn is only ever context: its condition reaches no model, as in training
