@@ -412,3 +412,36 @@ def test_a_request_target_that_is_no_path_is_refused_by_the_dev_server_as_by_gun
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
     assert b"secret" not in answer
+
+
+@pytest.mark.parametrize("lengths", [[b"abc"], [b"-1"], [b"+13"], [b"13, 13"], [b"5", b"13"]])
+def test_a_content_length_that_is_no_number_is_refused_by_the_dev_server_as_by_gunicorn(lengths):
+    """A Content-Length that is no decimal number, or two that differ, is no valid HTTP, and
+    gunicorn answers it 400 bad_request: the development server read the body as empty, and
+    the route answered 400 invalid_json, blaming a body that was valid JSON."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        body = b'{"text": "hi"}'
+        headers = b"".join(b"Content-Length: " + length + b"\r\n" for length in lengths)
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + headers
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"

@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 import shlex
 import signal
 import time
@@ -538,6 +539,13 @@ def _quiet_request_handler() -> type:
                 # with "/", or answered it with its HTML redirect to the page
                 self.send_error(400, "Request target is not a path")
                 return False
+            lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+            if lengths and (len(lengths) > 1 or not all(map(_DECIMAL.fullmatch, lengths))):
+                # a Content-Length that is no decimal number ("abc", "-1", "+13", "13, 13") or
+                # two that differ: no valid HTTP, which gunicorn refuses (400). Werkzeug read the
+                # body as empty, and the route blamed the client's JSON (invalid_json)
+                self.send_error(400, "Content-Length is not one decimal number")
+                return False
             if self.request_version == "HTTP/1.0" and "Expect" in self.headers:
                 # an HTTP/1.0 client cannot read an interim answer, and an expectation it sends
                 # is to be ignored (RFC 9110): Werkzeug's run_wsgi sent it "100 Continue" all the same
@@ -580,6 +588,8 @@ def _quiet_request_handler() -> type:
 
     return QuietRequestHandler
 
+
+_DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit takes "²" too
 
 # Why the development server (http.server underneath) refuses a request, by status: the text
 # of its JSON answer, which names no part of the request (a conversation's sender id)
