@@ -445,3 +445,31 @@ def test_a_content_length_that_is_no_number_is_refused_by_the_dev_server_as_by_g
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
+
+
+def test_an_http_1_0_request_with_a_transfer_encoding_is_refused_by_the_dev_server_as_by_gunicorn():
+    """HTTP/1.0 has no transfer codings, so a request of that version that sends
+    Transfer-Encoding has faulty framing (RFC 9112), and gunicorn answers it 400 bad_request:
+    the development server read its body as chunked and answered the route's 200."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sent = (
+            b"POST /api/v1/parse HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"

@@ -546,6 +546,11 @@ def _quiet_request_handler() -> type:
                 # body as empty, and the route blamed the client's JSON (invalid_json)
                 self.send_error(400, "Content-Length is not one decimal number")
                 return False
+            if self.request_version == "HTTP/1.0" and "Transfer-Encoding" in self.headers:
+                # HTTP/1.0 has no transfer codings: such a request's framing is faulty (RFC 9112),
+                # and gunicorn refuses it (400); Werkzeug read the body as chunked all the same
+                self.send_error(400, "Transfer-Encoding in an HTTP/1.0 request")
+                return False
             if self.request_version == "HTTP/1.0" and "Expect" in self.headers:
                 # an HTTP/1.0 client cannot read an interim answer, and an expectation it sends
                 # is to be ignored (RFC 9110): Werkzeug's run_wsgi sent it "100 Continue" all the same
