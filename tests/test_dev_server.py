@@ -473,3 +473,32 @@ def test_an_http_1_0_request_with_a_transfer_encoding_is_refused_by_the_dev_serv
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
+
+
+def test_a_request_with_content_length_and_transfer_encoding_is_refused_by_the_dev_server_as_by_gunicorn():
+    """A request that frames its body twice, with Content-Length and Transfer-Encoding, is the
+    shape of request smuggling, which RFC 9112 says to handle as an error, and gunicorn answers
+    it 400 bad_request: the development server read the body as chunked and served the route."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"e\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"

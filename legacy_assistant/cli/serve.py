@@ -546,6 +546,11 @@ def _quiet_request_handler() -> type:
                 # body as empty, and the route blamed the client's JSON (invalid_json)
                 self.send_error(400, "Content-Length is not one decimal number")
                 return False
+            if "Transfer-Encoding" in self.headers and "Content-Length" in self.headers:
+                # two framings at once, the shape of request smuggling (RFC 9112 says to handle it
+                # as an error), which gunicorn refuses (400); Werkzeug read the body as chunked
+                self.send_error(400, "Content-Length and Transfer-Encoding together")
+                return False
             if self.request_version == "HTTP/1.0" and "Transfer-Encoding" in self.headers:
                 # HTTP/1.0 has no transfer codings: such a request's framing is faulty (RFC 9112),
                 # and gunicorn refuses it (400); Werkzeug read the body as chunked all the same
