@@ -502,3 +502,34 @@ def test_a_request_with_content_length_and_transfer_encoding_is_refused_by_the_d
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("expectation", [b"foo", b"", b"100-continue, foo"])
+def test_an_expectation_other_than_100_continue_is_refused_by_the_dev_server_as_by_gunicorn(expectation):
+    """An Expect header other than 100-continue names an expectation the server cannot meet,
+    and gunicorn answers it 417 expectation_failed: the development server ignored it and
+    served the route (200)."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        body = b'{"text": "hi"}'
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 14\r\nExpect: " + expectation + b"\r\nConnection: close\r\n\r\n" + body
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 417 "), answer[:300]
+    error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "expectation_failed" and "100-continue" in error["message"]

@@ -556,6 +556,12 @@ def _quiet_request_handler() -> type:
                 # and gunicorn refuses it (400); Werkzeug read the body as chunked all the same
                 self.send_error(400, "Transfer-Encoding in an HTTP/1.0 request")
                 return False
+            expectations = self.headers.get_all("Expect") or ()
+            if any(value.strip().lower() != "100-continue" for value in expectations):
+                # an expectation the server cannot meet, which gunicorn refuses (417, RFC 9110
+                # allows it); Werkzeug ignored it and served the route
+                self.send_error(417, "Expectation other than 100-continue")
+                return False
             if self.request_version == "HTTP/1.0" and "Expect" in self.headers:
                 # an HTTP/1.0 client cannot read an interim answer, and an expectation it sends
                 # is to be ignored (RFC 9110): Werkzeug's run_wsgi sent it "100 Continue" all the same
@@ -607,6 +613,7 @@ _DEV_REFUSALS = {
     400: "the request is not valid HTTP",
     # http.server reads each line with its CRLF, and refuses one over 65,536 bytes so counted
     414: "the request line (method, path and query), with its line end, is longer than 65536 bytes",
+    417: "the only expectation this server meets is Expect: 100-continue",
     431: "a request header, with its line end, is longer than 65536 bytes, or there are more than 100 headers",
     505: "the HTTP version is not supported: send HTTP/1.0 or HTTP/1.1",
 }
