@@ -533,3 +533,46 @@ def test_an_expectation_other_than_100_continue_is_refused_by_the_dev_server_as_
     assert answer.startswith(b"HTTP/1.1 417 "), answer[:300]
     error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
     assert error["code"] == "expectation_failed" and "100-continue" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        b"e;name=value\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n",
+        b"e\r\n" + b'{"text": "hi"}' + b"\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n",
+        b"7\r\n" + b'{"text"' + b"\r\n7;a=b;c\r\n" + b': "hi"}' + b"\r\n0;last\r\n\r\n",
+    ],
+)
+def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chunked):
+    """A chunk extension after a chunk's size and trailer fields after the last chunk are valid
+    HTTP/1.1 (RFC 9112), and gunicorn reads such a body: Werkzeug's reader took the extension
+    for a bad size, and the trailer for a missing line end, and the route answered 400."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    class _Reading(_Server):
+        @staticmethod
+        def app(environ, start_response):
+            body = environ["wsgi.input"].read()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Reading())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.split(b" ", 2)[1] == b"200", answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
 from legacy_assistant.common.hosts import ANY_HOST, default_allowed_hosts
@@ -499,15 +500,42 @@ def _quiet_request_handler() -> type:
     connection, and each write to it, gives up after :data:`DEV_CLIENT_TIMEOUT_SECONDS`
     without progress (http.server's ``timeout``): the connection is then closed, and a body
     that stopped arriving is answered 408 ``request_timeout``, as serve answers it."""
-    from werkzeug.serving import WSGIRequestHandler
+    from werkzeug.serving import DechunkedInput, WSGIRequestHandler
 
     from legacy_assistant.web.logged import logged_refusal
     from legacy_assistant.web.observability import RequestIds, refused_access_line, refused_request_id
 
     refused_ids = RequestIds()
 
+    class Dechunked(DechunkedInput):
+        """Werkzeug's reader of a chunked body, taking what RFC 9112 (7.1) allows and gunicorn
+        reads: a chunk extension after the size ("d;name=value"), and trailer fields after
+        the last chunk (dropped, as the app reads none). Werkzeug refused both, and the route
+        answered a valid body 400 bad_request."""
+
+        def read_chunk_len(self) -> int:
+            line = self._rfile.readline(CHUNK_LINE_LIMIT)
+            if not line.endswith(b"\n"):
+                raise OSError("Invalid chunk header")
+            size = line.partition(b";")[0].strip(b" \t\r\n")
+            if not _HEXADECIMAL.fullmatch(size):
+                raise OSError("Invalid chunk header")
+            if (length := int(size, 16)) == 0:
+                # the trailer fields, up to the empty line Werkzeug reads as the body's end
+                buffered = cast(io.BufferedReader, self._rfile)  # http.server's rfile: buffered
+                while not buffered.peek(2)[:2].startswith((b"\r\n", b"\n", b"\r")):
+                    if not self._rfile.readline(CHUNK_LINE_LIMIT).endswith(b"\n"):
+                        raise OSError("Invalid trailer field")
+            return length
+
     class QuietRequestHandler(WSGIRequestHandler):
         timeout = DEV_CLIENT_TIMEOUT_SECONDS
+
+        def make_environ(self) -> Any:
+            environ = super().make_environ()
+            if isinstance(environ["wsgi.input"], DechunkedInput):
+                environ["wsgi.input"] = Dechunked(cast(IO[bytes], self.rfile))
+            return environ
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
@@ -606,6 +634,8 @@ def _quiet_request_handler() -> type:
 
 
 _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit takes "²" too
+_HEXADECIMAL = re.compile(rb"[0-9A-Fa-f]+")  # a chunk's size: int() took "0x1a", "+1" and "1_0" too
+CHUNK_LINE_LIMIT = 8192  # bytes of a chunk's size line or a trailer field, with its extensions
 
 # Why the development server (http.server underneath) refuses a request, by status: the text
 # of its JSON answer, which names no part of the request (a conversation's sender id)
