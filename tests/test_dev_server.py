@@ -576,3 +576,38 @@ def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chu
             answer += chunk
     assert answer.split(b" ", 2)[1] == b"200", answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
+
+
+@pytest.mark.parametrize(
+    "codings", [[b"identity"], [b""], [b"chunked, chunked"], [b"chunked", b"chunked"], [b"chunked, gzip"]]
+)
+def test_a_transfer_encoding_that_does_not_end_in_one_chunked_is_refused_by_the_dev_server(codings):
+    """A Transfer-Encoding whose last coding is not chunked leaves the body's length unknown, and
+    chunked twice is not allowed: RFC 9112 says 400, and gunicorn refuses both. The development
+    server read such a body as empty (the route answered invalid_json) or served it."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + headers
+            + b"Connection: close\r\n\r\ne\r\n"
+            + b'{"text": "hi"}'
+            + b"\r\n0\r\n\r\n"
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"

@@ -579,6 +579,13 @@ def _quiet_request_handler() -> type:
                 # as an error), which gunicorn refuses (400); Werkzeug read the body as chunked
                 self.send_error(400, "Content-Length and Transfer-Encoding together")
                 return False
+            codings = [c.strip().lower() for c in ",".join(self.headers.get_all("Transfer-Encoding") or ()).split(",")]
+            if "Transfer-Encoding" in self.headers and (codings[-1] != "chunked" or codings.count("chunked") > 1):
+                # a body whose length cannot be told (chunked not last, or not there: "identity",
+                # an empty value), or chunked twice: RFC 9112 (6.3) says 400, and gunicorn refuses
+                # it; Werkzeug read such a body as empty, and the route blamed the JSON
+                self.send_error(400, "Transfer-Encoding does not end in one chunked")
+                return False
             if self.request_version == "HTTP/1.0" and "Transfer-Encoding" in self.headers:
                 # HTTP/1.0 has no transfer codings: such a request's framing is faulty (RFC 9112),
                 # and gunicorn refuses it (400); Werkzeug read the body as chunked all the same
