@@ -85,6 +85,23 @@ def test_out_naming_a_standard_descriptor_closed_at_start_is_refused_before_any_
     assert f"names file descriptor {closed}, which is closed".encode() in result.stderr, result.stderr[-2000:]
 
 
+def test_out_naming_a_standard_descriptor_reopened_on_a_file_writes_there(tmp_path):
+    # a process started with standard output closed that opens its log as descriptor 1 (a
+    # daemon) and runs the command in-process: /dev/stdout is that file, not a closed descriptor
+    report = tmp_path / "report.json"
+    code = (
+        "import os, sys\n"
+        f"assert os.open({str(report)!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) == 1\n"
+        "from legacy_assistant.cli import main\n"
+        "sys.exit(main(['-q', 'evaluate', 'exported/default', 'data/heldout.csv', '--out', '/dev/stdout']))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "accuracy" in json.loads(report.read_text()), report.read_text()[:500]
+
+
 def test_chat_with_standard_output_closed_reads_its_input_without_a_traceback():
     # input() needs standard output even without a prompt: "RuntimeError: input(): lost sys.stdout"
     result = _cli(["-q", "chat"], input=b"hi\nwhat time do you open\n", stdout=subprocess.DEVNULL,

@@ -265,8 +265,13 @@ _STANDARD_STREAMS = {0: "__stdin__", 1: "__stdout__", 2: "__stderr__"}
 def open_for_writing(descriptor: int) -> bool:
     """Whether ``descriptor`` is open in this process, and for writing (``/dev/stdin`` of a
     file is open for reading only). A standard descriptor that was closed when the process
-    started (``>&-``) counts as closed, though the command has pointed it at /dev/null since."""
-    if descriptor in _STANDARD_STREAMS and getattr(sys, _STANDARD_STREAMS[descriptor]) is None:
+    started (``>&-``) counts as closed while it leads to /dev/null, where the command has pointed
+    it since; one the process has opened a file on since (a daemon's log) is open."""
+    if (
+        descriptor in _STANDARD_STREAMS
+        and getattr(sys, _STANDARD_STREAMS[descriptor]) is None
+        and _leads_to_null(descriptor)
+    ):
         return False  # Python found it closed at start-up and made no stream for it
     try:
         import fcntl
@@ -277,6 +282,15 @@ def open_for_writing(descriptor: int) -> bool:
     except OSError:
         return False
     return mode in (os.O_WRONLY, os.O_RDWR)
+
+
+def _leads_to_null(descriptor: int) -> bool:
+    """Whether ``descriptor`` is open on /dev/null (an error reading either: no)."""
+    try:
+        found, null = os.fstat(descriptor), os.stat(os.devnull)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _flush_standard_streams() -> None:
