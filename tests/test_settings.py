@@ -625,3 +625,21 @@ def test_the_text_cap_warning_never_advises_a_text_cap_the_server_refuses():
     # one character's worth more: lowering the cap to 1 is a way out again
     warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": 1000, "MAX_BODY_BYTES": small + 1})
     assert warning.endswith(f"raise --max-body-bytes to {needed} or lower --max-text-length to 1")
+
+
+def test_the_text_cap_warning_never_advises_a_body_limit_the_server_refuses():
+    """A text cap whose longest message needs more than --max-body-bytes may be (2**30) was told
+    to raise --max-body-bytes past that, a value the server refuses: the text cap must come down."""
+    most = (settings.MAX_BODY_LIMIT - settings.REQUEST_OVERHEAD_BYTES) // settings.BYTES_PER_CHARACTER
+    body = 64 * 1024
+    fits = (body - settings.REQUEST_OVERHEAD_BYTES) // settings.BYTES_PER_CHARACTER
+    warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": most + 1, "MAX_BODY_BYTES": body})
+    assert warning.endswith(f"; lower --max-text-length to {fits}, or raise --max-body-bytes to "
+                            f"{settings.MAX_BODY_LIMIT} (its largest) and lower --max-text-length to {most}"), warning
+    warning = settings.text_cap_warning({"MAX_TEXT_LENGTH": settings.MAX_BODY_LIMIT, "MAX_BODY_BYTES": 1})
+    assert warning.endswith(f"; raise --max-body-bytes to {settings.MAX_BODY_LIMIT} (its largest) and lower "
+                            f"--max-text-length to {most}"), warning
+    # the largest text cap that fits the largest body limit is still told to raise the limit
+    needed = most * settings.BYTES_PER_CHARACTER + settings.REQUEST_OVERHEAD_BYTES
+    assert settings.text_cap_warning({"MAX_TEXT_LENGTH": most, "MAX_BODY_BYTES": body}).endswith(
+        f"raise --max-body-bytes to {needed} or lower --max-text-length to {fits}")

@@ -922,12 +922,20 @@ def text_cap_warning(values: Mapping[str, Any]) -> str | None:
     if needed <= body:
         return None
     fits = (body - REQUEST_OVERHEAD_BYTES) // BYTES_PER_CHARACTER
-    # under one character's worth there is no text cap to lower to: --max-text-length takes 1 and up
-    lower = f" or lower --max-text-length to {fits}" if fits >= 1 else ""
+    if needed <= MAX_BODY_LIMIT:
+        advice = f"raise --max-body-bytes to {needed}"
+        # under one character's worth there is no text cap to lower to: --max-text-length takes 1 and up
+        if fits >= 1:
+            advice += f" or lower --max-text-length to {fits}"
+    else:
+        # --max-body-bytes takes at most MAX_BODY_LIMIT: the text cap must come down
+        most = (MAX_BODY_LIMIT - REQUEST_OVERHEAD_BYTES) // BYTES_PER_CHARACTER
+        widest = f"raise --max-body-bytes to {MAX_BODY_LIMIT} (its largest) and lower --max-text-length to {most}"
+        advice = f"lower --max-text-length to {fits}, or {widest}" if fits >= 1 else widest
     return (
         f"--max-text-length {text} characters can take up to {needed} bytes in a request, more than "
         f"--max-body-bytes {body}: a message that long is refused as too large (413) before the text "
-        f"cap applies; raise --max-body-bytes to {needed}{lower}"
+        f"cap applies; {advice}"
     )
 
 
