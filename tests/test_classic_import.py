@@ -752,6 +752,27 @@ def test_a_keras_1_model_imports_and_matches_numpy(weight_name, tmp_path):
     np.testing.assert_allclose(got, numpy_forward(layers, sentences), atol=1e-6)
 
 
+def test_a_keras_1_weights_only_layer_with_no_bias_is_refused_not_read_as_dense(tmp_path, capsys):
+    """Without a model_config, Keras 1's "<layer>_W" of an Embedding looked like a Dense kernel:
+    an Embedding then a Dense layer imported as two Dense layers, with no error."""
+    rng = np.random.RandomState(0)
+    with h5py.File(tmp_path / "weights.h5", "w") as f:
+        f.attrs["layer_names"] = np.array([b"embedding_1", b"globalaveragepooling1d_1", b"dense_1"])
+        for name, weights in (
+            ("embedding_1", {"embedding_1_W": (len(WORDS), 8)}),
+            ("globalaveragepooling1d_1", {}),
+            ("dense_1", {"dense_1_W": (8, len(CLASSES)), "dense_1_b": (len(CLASSES),)}),
+        ):
+            group = f.create_group(name)
+            group.attrs["weight_names"] = np.array([w.encode() for w in weights], dtype="S32")
+            for weight, shape in weights.items():
+                group.create_dataset(weight, data=rng.rand(*shape).astype("f4"))
+    assert import_cli(tmp_path / "weights.h5", tmp_path / "bot") == 1
+    err = capsys.readouterr().err
+    assert "layer 'embedding_1' holds a Keras 1 weight matrix and no bias" in err, err
+    assert not (tmp_path / "bot").exists()
+
+
 def _declared_only(path, shapes):
     """A weights-only .h5 of a few kilobytes whose datasets declare ``shapes`` (kernel, bias) and
     hold nothing: reading one gives its fill value, as large as the shape says."""

@@ -102,6 +102,7 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
                 raise ArtifactError(f"{path}: no Keras weights found (no 'layer_names' attribute)")
             keras_version = _text(handle.attrs["keras_version"]) if "keras_version" in handle.attrs else None
             weights = {_text(name): _layer_weights(root, _text(name), path) for name in root.attrs["layer_names"]}
+            keras1_named = {name for name in weights if _keras1_named(root[name])}
             config = json.loads(_text(handle.attrs["model_config"])) if "model_config" in handle.attrs else None
         if config is not None:
             if not isinstance(config, dict):
@@ -109,7 +110,7 @@ def read_keras_dense_model(path: str | Path) -> KerasDenseModel:
             layers, dropout = _layers_from_config(config, weights, path)
             source = "model_config"
         else:
-            layers, dropout = _assumed_layers(weights, path)
+            layers, dropout = _assumed_layers(weights, keras1_named, path)
             source = "assumed (weights-only file)"
             log.warning("%s holds weights only: assuming ReLU hidden layers and a softmax output", path)
         for layer in layers:
@@ -156,11 +157,20 @@ def _first_group(group: Any) -> Any:
 _KERAS1_ROLES = {"W": "kernel", "b": "bias"}
 
 
+def _weight_leaf(weight_name: str) -> str:
+    return weight_name.rsplit("/", 1)[-1].split(":")[0]  # "dense/kernel:0" -> "kernel"
+
+
+def _keras1_named(group: Any) -> bool:
+    """Whether a layer group names its weights as Keras 1 did (``dense_1_W:0``)."""
+    return any(_weight_leaf(_text(w)).rsplit("_", 1)[-1] in _KERAS1_ROLES for w in group.attrs.get("weight_names", []))
+
+
 def _layer_weights(root: Any, name: str, path: Path) -> dict[str, np.ndarray]:
     group = root[name]
     found: dict[str, np.ndarray] = {}
     for weight_name in (_text(w) for w in group.attrs.get("weight_names", [])):
-        leaf = weight_name.rsplit("/", 1)[-1].split(":")[0]  # "dense/kernel:0" -> "kernel"
+        leaf = _weight_leaf(weight_name)
         role = _KERAS1_ROLES.get(leaf.rsplit("_", 1)[-1], leaf)  # Keras 1: "dense_1_W:0" -> "kernel"
         if role not in ("kernel", "bias"):
             raise ArtifactError(
@@ -252,12 +262,23 @@ def _layers_from_config(
     return layers, dropout
 
 
-def _assumed_layers(weights: dict[str, dict[str, np.ndarray]], path: Path) -> tuple[list[DenseLayer], float]:
+def _assumed_layers(
+    weights: dict[str, dict[str, np.ndarray]], keras1_named: set[str], path: Path
+) -> tuple[list[DenseLayer], float]:
+    """Dense layers read from a weights-only file (no model_config names their classes)."""
     dense = [(name, found) for name, found in weights.items() if found]
     layers = []
     for index, (name, found) in enumerate(dense):
         if "kernel" not in found:
             raise ArtifactError(f"{path}: layer {name!r} has no kernel")
+        if name in keras1_named and "bias" not in found:
+            # Keras 1 named every layer's matrix "<layer>_W": an Embedding's looks like a Dense
+            # kernel, and without a bias nothing tells them apart
+            raise ArtifactError(
+                f"{path}: layer {name!r} holds a Keras 1 weight matrix and no bias, and the file records no "
+                "layer classes (weights only): it may be an Embedding or another layer, not a Dense one; "
+                "save the whole model (model.save) so that its configuration is recorded"
+            )
         bias = found.get("bias", np.zeros(found["kernel"].shape[1], dtype=np.float32))
         layers.append(DenseLayer(name, found["kernel"], bias, "softmax" if index == len(dense) - 1 else "relu"))
     return layers, 0.0
