@@ -578,6 +578,44 @@ def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chu
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
 
 
+@pytest.mark.parametrize("fields, status", [(100, b"200"), (101, b"400")])
+def test_the_dev_server_reads_at_most_100_trailer_fields_of_a_chunked_body(fields, status):
+    """The trailer section of a chunked body was read without a bound, as many fields as a
+    client sent, past --max-body-bytes (gunicorn bounds it as its headers). The development
+    server now reads up to 100 fields, as many as it takes headers; more is a malformed body."""
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    class _Reading(_Server):
+        @staticmethod
+        def app(environ, start_response):
+            try:
+                body, status = environ["wsgi.input"].read(), "200 OK"
+            except OSError:  # the app answers a malformed chunked body 400
+                body, status = b"malformed", "400 Bad Request"
+            start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\ne\r\n" + b'{"text": "hi"}'
+            + b"\r\n0\r\n" + b"X-Field: 1\r\n" * fields + b"\r\n"
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Reading())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.split(b" ", 2)[1] == status, answer[:300]
+
+
 @pytest.mark.parametrize(
     "codings", [[b"identity"], [b""], [b"chunked, chunked"], [b"chunked", b"chunked"], [b"chunked, gzip"]]
 )

@@ -523,7 +523,13 @@ def _quiet_request_handler() -> type:
             if (length := int(size, 16)) == 0:
                 # the trailer fields, up to the empty line Werkzeug reads as the body's end
                 buffered = cast(io.BufferedReader, self._rfile)  # http.server's rfile: buffered
+                fields = 0
                 while not buffered.peek(2)[:2].startswith((b"\r\n", b"\n", b"\r")):
+                    fields += 1
+                    # bounded as the headers are: with no bound, a client sending trailer
+                    # fields without end held the connection past --max-body-bytes
+                    if fields > TRAILER_FIELD_LIMIT:
+                        raise OSError("Too many trailer fields")
                     if not self._rfile.readline(CHUNK_LINE_LIMIT).endswith(b"\n"):
                         raise OSError("Invalid trailer field")
             return length
@@ -643,6 +649,7 @@ def _quiet_request_handler() -> type:
 _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit takes "²" too
 _HEXADECIMAL = re.compile(rb"[0-9A-Fa-f]+")  # a chunk's size: int() took "0x1a", "+1" and "1_0" too
 CHUNK_LINE_LIMIT = 8192  # bytes of a chunk's size line or a trailer field, with its extensions
+TRAILER_FIELD_LIMIT = 100  # trailer fields of a chunked body: http.server's limit on header fields
 
 # Why the development server (http.server underneath) refuses a request, by status: the text
 # of its JSON answer, which names no part of the request (a conversation's sender id)
