@@ -578,6 +578,43 @@ def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chu
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
 
 
+@pytest.mark.parametrize("codings", [[b"identity, chunked"], [b"identity", b"chunked"], [b"Chunked"]])
+def test_a_transfer_encoding_that_ends_in_one_chunked_is_read_by_the_dev_server_as_gunicorn_reads_it(codings):
+    """gunicorn reads a body whose Transfer-Encoding is "identity, chunked" as a chunked one. Under
+    Werkzeug 2.3 the development server dechunked only a bare "chunked", and read such a body as
+    one without end: the client waited for the connection's timeout, then got 408."""
+    import json
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    class _Reading(_Server):
+        @staticmethod
+        def app(environ, start_response):
+            body = environ["wsgi.input"].read()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
+        sent = (
+            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + headers + b"Connection: close\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
+        )
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Reading())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    assert answer.split(b" ", 2)[1] == b"200", answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
+
+
 @pytest.mark.parametrize("fields, status", [(100, b"200"), (101, b"400")])
 def test_the_dev_server_reads_at_most_100_trailer_fields_of_a_chunked_body(fields, status):
     """The trailer section of a chunked body was read without a bound, as many fields as a

@@ -539,7 +539,11 @@ def _quiet_request_handler() -> type:
 
         def make_environ(self) -> Any:
             environ = super().make_environ()
-            if isinstance(environ["wsgi.input"], DechunkedInput):
+            if "Transfer-Encoding" in self.headers:
+                # parse_request let through only codings that end in one chunked; Werkzeug 2.3
+                # dechunked only a bare "chunked", and read "identity, chunked" (as gunicorn
+                # reads it) as a body without end, answered 408 after the client timeout
+                environ["wsgi.input_terminated"] = True
                 environ["wsgi.input"] = Dechunked(cast(IO[bytes], self.rfile))
             return environ
 
