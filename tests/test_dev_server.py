@@ -141,6 +141,28 @@ class _Server:
         return [b"ok"]
 
 
+def _exchange(sent, server=None):
+    """The development server's answer to ``sent`` over a socket pair (the bytes it wrote until
+    it closed); ``sent`` is written while the handler reads, so a long one cannot fill the
+    pair's buffer first."""
+    import socket
+    import threading
+
+    from legacy_assistant.cli.serve import _quiet_request_handler
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sending = threading.Thread(target=ours.sendall, args=(sent,))
+        sending.start()
+        _quiet_request_handler()(theirs, ("127.0.0.1", 1), server if server is not None else _Server())
+        theirs.shutdown(socket.SHUT_WR)
+        sending.join()
+        answer = b""
+        while chunk := ours.recv(65536):
+            answer += chunk
+    return answer
+
+
 def test_a_request_line_the_dev_server_refuses_is_logged_without_the_sender(caplog):
     """The development server (http.server underneath) logs why it refused a request line,
     quoting the line or a piece of it: a raw space in a conversation's path wrote the sender id
@@ -206,12 +228,7 @@ def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
     to a line whose version it could not read, with no status line at all. The answer is the
     app's JSON error, as serve answers gunicorn's refusals, with an X-Request-ID."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    handler = _quiet_request_handler()
     too_many_headers = b"".join(b"X-%d: 1\r\n" % n for n in range(101))
     for sent, status, code in (
         (b"GET /api/v1/conversations/alice secret-id HTTP/1.1\r\nHost: localhost\r\n", 400, "bad_request"),
@@ -229,17 +246,8 @@ def test_a_request_the_dev_server_refuses_is_answered_with_the_json_error():
         (b"GET /api/v1/conversations/alice-secret-id HTTP/1.1\r\n" + too_many_headers, 431,
          "request_header_fields_too_large"),
     ):
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            # a long line fills the pair's buffer: it is sent while the handler reads
-            sending = threading.Thread(target=ours.sendall, args=(sent + b"\r\n",))
-            sending.start()
-            handler(theirs, ("127.0.0.1", 1), _Server())
-            theirs.shutdown(socket.SHUT_WR)
-            sending.join()
-            answer = b""
-            while chunk := ours.recv(65536):
-                answer += chunk
+        # a long line fills the pair's buffer: it is sent while the handler reads
+        answer = _exchange(sent + b"\r\n")
         head, _, body = answer.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         assert lines[0].startswith(f"HTTP/1.1 {status} "), answer[:300]
@@ -258,25 +266,12 @@ def test_the_dev_server_s_line_limits_count_the_line_end_and_say_so(line_bytes, 
     """http.server reads a line with its CRLF and refuses it over 65,536 bytes: a request line or
     a header of 65,535 bytes is refused, which "longer than 65536 bytes" did not account for."""
     import json
-    import socket
-    import threading
-
-    from legacy_assistant.cli.serve import _quiet_request_handler
 
     start = b"GET /health?q="
     line = start + b"a" * (line_bytes - len(start) - len(b" HTTP/1.1")) + b" HTTP/1.1"
     header = b"X-Big: " + b"b" * (header_bytes - len(b"X-Big: "))
     assert (len(line), len(header)) == (line_bytes, header_bytes)
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        sending = threading.Thread(target=ours.sendall, args=(line + b"\r\n" + header + b"\r\n\r\n",))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    answer = _exchange(line + b"\r\n" + header + b"\r\n\r\n")
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:300]
     message = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
     assert "with its line end" in message and "65536 bytes" in message, message
@@ -393,22 +388,9 @@ def test_a_request_target_that_is_no_path_is_refused_by_the_dev_server_as_by_gun
     valid HTTP, and gunicorn answers it 400: the development server routed "health" as
     "/health", and answered "?x=1" with Werkzeug's HTML redirect to the page."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        sent = b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    sent = b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    answer = _exchange(sent)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
     assert b"secret" not in answer
@@ -420,29 +402,16 @@ def test_a_content_length_that_is_no_number_is_refused_by_the_dev_server_as_by_g
     gunicorn answers it 400 bad_request: the development server read the body as empty, and
     the route answered 400 invalid_json, blaming a body that was valid JSON."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        body = b'{"text": "hi"}'
-        headers = b"".join(b"Content-Length: " + length + b"\r\n" for length in lengths)
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + headers
-            + b"Connection: close\r\n\r\n"
-            + body
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    body = b'{"text": "hi"}'
+    headers = b"".join(b"Content-Length: " + length + b"\r\n" for length in lengths)
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + headers
+        + b"Connection: close\r\n\r\n"
+        + body
+    )
+    answer = _exchange(sent)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
 
@@ -452,25 +421,12 @@ def test_an_http_1_0_request_with_a_transfer_encoding_is_refused_by_the_dev_serv
     Transfer-Encoding has faulty framing (RFC 9112), and gunicorn answers it 400 bad_request:
     the development server read its body as chunked and answered the route's 200."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        sent = (
-            b"POST /api/v1/parse HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    sent = (
+        b"POST /api/v1/parse HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
+    )
+    answer = _exchange(sent)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
 
@@ -480,26 +436,13 @@ def test_a_request_with_content_length_and_transfer_encoding_is_refused_by_the_d
     shape of request smuggling, which RFC 9112 says to handle as an error, and gunicorn answers
     it 400 bad_request: the development server read the body as chunked and served the route."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-            b"e\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"e\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
+    )
+    answer = _exchange(sent)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
 
@@ -510,26 +453,13 @@ def test_an_expectation_other_than_100_continue_is_refused_by_the_dev_server_as_
     and gunicorn answers it 417 expectation_failed: the development server ignored it and
     served the route (200)."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        body = b'{"text": "hi"}'
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 14\r\nExpect: " + expectation + b"\r\nConnection: close\r\n\r\n" + body
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    body = b'{"text": "hi"}'
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 14\r\nExpect: " + expectation + b"\r\nConnection: close\r\n\r\n" + body
+    )
+    answer = _exchange(sent)
     assert answer.startswith(b"HTTP/1.1 417 "), answer[:300]
     error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
     assert error["code"] == "expectation_failed" and "100-continue" in error["message"]
@@ -548,10 +478,6 @@ def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chu
     HTTP/1.1 (RFC 9112), and gunicorn reads such a body: Werkzeug's reader took the extension
     for a bad size, and the trailer for a missing line end, and the route answered 400."""
     import json
-    import socket
-    import threading
-
-    from legacy_assistant.cli.serve import _quiet_request_handler
 
     class _Reading(_Server):
         @staticmethod
@@ -560,20 +486,11 @@ def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chu
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
 
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Reading())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked
+    )
+    answer = _exchange(sent, _Reading())
     assert answer.split(b" ", 2)[1] == b"200", answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
 
@@ -584,10 +501,6 @@ def test_a_transfer_encoding_that_ends_in_one_chunked_is_read_by_the_dev_server_
     Werkzeug 2.3 the development server dechunked only a bare "chunked", and read such a body as
     one without end: the client waited for the connection's timeout, then got 408."""
     import json
-    import socket
-    import threading
-
-    from legacy_assistant.cli.serve import _quiet_request_handler
 
     class _Reading(_Server):
         @staticmethod
@@ -596,21 +509,12 @@ def test_a_transfer_encoding_that_ends_in_one_chunked_is_read_by_the_dev_server_
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
 
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + headers + b"Connection: close\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Reading())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + headers + b"Connection: close\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
+    )
+    answer = _exchange(sent, _Reading())
     assert answer.split(b" ", 2)[1] == b"200", answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
 
@@ -620,10 +524,6 @@ def test_the_dev_server_reads_at_most_100_trailer_fields_of_a_chunked_body(field
     """The trailer section of a chunked body was read without a bound, as many fields as a
     client sent, past --max-body-bytes (gunicorn bounds it as its headers). The development
     server now reads up to 100 fields, as many as it takes headers; more is a malformed body."""
-    import socket
-    import threading
-
-    from legacy_assistant.cli.serve import _quiet_request_handler
 
     class _Reading(_Server):
         @staticmethod
@@ -635,21 +535,12 @@ def test_the_dev_server_reads_at_most_100_trailer_fields_of_a_chunked_body(field
             start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
             return [body]
 
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\ne\r\n" + b'{"text": "hi"}'
-            + b"\r\n0\r\n" + b"X-Field: 1\r\n" * fields + b"\r\n"
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Reading())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\ne\r\n" + b'{"text": "hi"}'
+        + b"\r\n0\r\n" + b"X-Field: 1\r\n" * fields + b"\r\n"
+    )
+    answer = _exchange(sent, _Reading())
     assert answer.split(b" ", 2)[1] == status, answer[:300]
 
 
@@ -661,28 +552,15 @@ def test_a_transfer_encoding_that_does_not_end_in_one_chunked_is_refused_by_the_
     chunked twice is not allowed: RFC 9112 says 400, and gunicorn refuses both. The development
     server read such a body as empty (the route answered invalid_json) or served it."""
     import json
-    import socket
-    import threading
 
-    from legacy_assistant.cli.serve import _quiet_request_handler
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
-        sent = (
-            b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + headers
-            + b"Connection: close\r\n\r\ne\r\n"
-            + b'{"text": "hi"}'
-            + b"\r\n0\r\n\r\n"
-        )
-        sending = threading.Thread(target=ours.sendall, args=(sent,))
-        sending.start()
-        _quiet_request_handler()(theirs, ("127.0.0.1", 1), _Server())
-        theirs.shutdown(socket.SHUT_WR)
-        sending.join()
-        answer = b""
-        while chunk := ours.recv(65536):
-            answer += chunk
+    headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
+    sent = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + headers
+        + b"Connection: close\r\n\r\ne\r\n"
+        + b'{"text": "hi"}'
+        + b"\r\n0\r\n\r\n"
+    )
+    answer = _exchange(sent)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
