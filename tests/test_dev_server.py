@@ -141,6 +141,16 @@ class _Server:
         return [b"ok"]
 
 
+class _Echo(_Server):
+    """A server whose app answers 200 with the request's body as read."""
+
+    @staticmethod
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
 def _exchange(sent, server=None):
     """The development server's answer to ``sent`` over a socket pair (the bytes it wrote until
     it closed); ``sent`` is written while the handler reads, so a long one cannot fill the
@@ -479,18 +489,11 @@ def test_the_dev_server_reads_chunk_extensions_and_trailers_as_gunicorn_does(chu
     for a bad size, and the trailer for a missing line end, and the route answered 400."""
     import json
 
-    class _Reading(_Server):
-        @staticmethod
-        def app(environ, start_response):
-            body = environ["wsgi.input"].read()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-
     sent = (
         b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked
     )
-    answer = _exchange(sent, _Reading())
+    answer = _exchange(sent, _Echo())
     assert answer.split(b" ", 2)[1] == b"200", answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
 
@@ -502,19 +505,12 @@ def test_a_transfer_encoding_that_ends_in_one_chunked_is_read_by_the_dev_server_
     one without end: the client waited for the connection's timeout, then got 408."""
     import json
 
-    class _Reading(_Server):
-        @staticmethod
-        def app(environ, start_response):
-            body = environ["wsgi.input"].read()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-
     headers = b"".join(b"Transfer-Encoding: " + coding + b"\r\n" for coding in codings)
     sent = (
         b"POST /api/v1/parse HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         + headers + b"Connection: close\r\n\r\ne\r\n" + b'{"text": "hi"}' + b"\r\n0\r\n\r\n"
     )
-    answer = _exchange(sent, _Reading())
+    answer = _exchange(sent, _Echo())
     assert answer.split(b" ", 2)[1] == b"200", answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"text": "hi"}
 
