@@ -448,6 +448,7 @@ def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     store among them (``.db`` too): only prometheus_client's files of an earlier run go."""
     import subprocess
     import sys
+    import time
     from pathlib import Path
 
     from legacy_assistant.serving.metrics_folder import clear_stale_metrics
@@ -459,6 +460,12 @@ def test_a_metrics_folder_keeps_every_file_that_is_not_a_metrics_file(tmp_path):
     server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "legacy_assistant.serving.server"])
     other = subprocess.Popen(["sleep", "60"])
     try:
+        # Popen returns once the child's exec closed its descriptors, a moment before the kernel
+        # gives the new program its command line (read empty meanwhile, on a busy machine)
+        started = time.monotonic()
+        while b"legacy_assistant" not in Path(f"/proc/{server.pid}/cmdline").read_bytes():
+            assert time.monotonic() - started < 30, "the stand-in server never showed its command line"
+            time.sleep(0.01)
         ours = [f"counter_{dead}.db", f"histogram_{dead}.db", f"gauge_livesum_{dead + 1}.db", f"summary_{dead + 2}.db",
                 f"counter_{other.pid}.db"]
         running = [f"counter_{server.pid}.db", f"gauge_all_{server.pid}.db"]
