@@ -408,3 +408,15 @@ def test_an_empty_or_blank_tag_is_told_what_it_holds(tmp_path, tag, got):
     """It was "must be a non-empty string, got a string": a string is what the writer gave."""
     problems = problems_of(tmp_path, {"intents": [dict(GOOD, tag=tag)]}).problems
     assert len(problems) == 1 and problems[0].endswith(f"field 'tag': must be a non-empty string, got {got}"), problems
+
+
+def test_context_fields_of_only_invisible_characters_count_as_empty(tmp_path):
+    # a pasted zero-width space: "" (clear), no filter and no follow-up, as an empty text is
+    data = {"intents": [
+        dict(GOOD, context_set="\u200b", context=["\u200b"]),
+        dict(GOOD, tag="other", patterns=["yo"], context_filter="\u200b \u2060"),
+    ]}
+    intents = load_intents(write(tmp_path, data))
+    assert intents["greeting"].context_set == ""
+    assert intents["greeting"].next_tag is None
+    assert intents["other"].context_filter is None

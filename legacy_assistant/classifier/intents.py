@@ -559,7 +559,8 @@ def _optional_string(entry: Mapping, name: str, where: str, problems: list[str])
     if not isinstance(value, str):
         problems.append(f"{where}: field {name!r}: must be a string, got {json_kind(value)}")
         return None
-    return value.strip()
+    # a context of only invisible characters is empty, as other text is: "" clears, no filter
+    return value.strip() if visible_text(value) else ""
 
 
 def _optional_flag(entry: Mapping, name: str, where: str, problems: list[str]) -> bool:
@@ -581,7 +582,7 @@ def _classic_context(entry: Mapping, where: str, problems: list[str]) -> str | N
         got = f"a list holding {json_kind(odd)}" if isinstance(value, list) else json_kind(value)
         problems.append(f"{where}: field 'context': must be a list of strings, got {got}")
         return None
-    named = [v.strip() for v in value if v.strip()]
+    named = [v.strip() for v in value if visible_text(v)]
     if len(named) > 1:
         problems.append(f"{where}: field 'context': names {len(named)} tags, only one can handle the next turn")
         return None
