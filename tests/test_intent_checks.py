@@ -273,3 +273,17 @@ def test_a_tag_refused_for_itself_is_not_compared_with_the_other_tags(tmp_path: 
     for index, problem in enumerate(found, start=1):
         assert problem.startswith(f"intent #{index} ('greet\\ning'): field 'tag': holds a control character"), found
     assert not any("duplicate" in problem or "looks the same" in problem for problem in found), found
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("context", ["", ""]), ("context", " "), ("context", ["\u200b"]), ("context_set", " "),
+     ("context_filter", "\u200b")],
+)
+def test_context_fields_that_are_empty_as_read_are_no_rule_on_the_fallback_or_out_of_scope_intent(
+    tmp_path, field, value
+):
+    # read as no follow-up, no filter, or "" as on any other intent: nothing the fallback would skip
+    out_of_scope = {"tag": "oos", "patterns": ["who won the match"], field: value}
+    intents = load_intents(write(tmp_path, [GOOD, dict(FALLBACK, **{field: value}), out_of_scope]))
+    assert intents["fallback"].next_tag is None and intents["oos"].next_tag is None

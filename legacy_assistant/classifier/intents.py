@@ -503,7 +503,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 def _check_out_of_scope(entry: Mapping, source: str, where: str, problems: list[str]) -> None:
     for name in NOT_FOR_OUT_OF_SCOPE:
-        if entry.get(name) not in (None, False, "", [], [""]):
+        if not _is_no_rule(entry.get(name)):
             problems.append(
                 f"{where}: field {name!r}: has no effect on the out-of-scope intent (its messages get the fallback)"
             )
@@ -523,11 +523,22 @@ def _check_fallback(entry: Mapping, where: str, problems: list[str]) -> None:
             "examples of messages that should get it belong to the out-of-scope intent"
         )
     for name in NOT_FOR_FALLBACK:
-        if entry.get(name) not in (None, "", [], [""]):
+        if not _is_no_rule(entry.get(name)):
             problems.append(
                 f"{where}: field {name!r}: has no effect on the fallback intent (the fallback keeps the "
                 "conversation's context and opens no follow-up)"
             )
+
+
+def _is_no_rule(value: Any) -> bool:
+    """Whether a context field's value, as the fields are read, sets no rule: absent, false, or
+    text empty once spaces and invisible characters are removed (``"  "``, ``["", ""]``, as
+    ``""`` and ``[""]`` are), which no intent acts on either."""
+    if isinstance(value, str):
+        return not visible_text(value)
+    if isinstance(value, list):
+        return all(isinstance(item, str) and not visible_text(item) for item in value)
+    return value in (None, False)
 
 
 def _string_list(entry: Mapping, name: str, where: str, problems: list[str], allow_empty_list: bool) -> Sequence[str]:
