@@ -125,6 +125,18 @@ def test_info_shows_the_seed_of_a_responder(capsys):
     assert training.endswith(f"; seed {manifest['training']['seed']}")
 
 
+def test_info_shows_when_a_responder_was_reexported_and_by_which_versions(capsys):
+    # The shipped responder's SavedModel was written again after training: its files are not
+    # what the creation date and the training versions describe, and info says so.
+    reexported = json.loads((DEFAULT_RESPONDER / "responder.json").read_text(encoding="utf-8"))["reexported"]
+    assert main(["info", str(DEFAULT_RESPONDER), "--no-load"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("reexported ")]
+    versions = ", ".join(f"{k} {v}" for k, v in reexported["versions"].items())
+    assert lines == [f"reexported {reexported['at']} (the SavedModel, with {versions})"]
+    assert main(["info", str(DEFAULT_RESPONDER), "--no-load", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reexported"] == reexported
+
+
 # --- train-responder ---------------------------------------------------------------------------
 
 

@@ -152,6 +152,8 @@ def run_responder(args: argparse.Namespace) -> int:
         "name": info.name,
         "kind": "responder",
         "created": manifest.get("created"),
+        # reexport-responder rewrote the SavedModel after training: when, and with which versions
+        "reexported": manifest.get("reexported"),
         "vocabulary_size": len(info.vocabulary),
         "conditions": list(info.conditions),
         "condition_pairs": recorded_condition_pairs(manifest, info.conditions),
@@ -173,6 +175,7 @@ def run_responder(args: argparse.Namespace) -> int:
     spec = info.spec
     print(f"responder  {summary['name']}  ({summary['path']})")
     print(f"created    {summary['created']}")
+    _print_reexported(summary["reexported"])
     print(f"verified   {summary['verified']} ({summary['files']} files)")
     print(f"vocabulary {summary['vocabulary_size']} tokens (4 special)")
     print(f"conditions {_conditions_line(summary['conditions'], summary['condition_pairs'])}")
@@ -211,6 +214,16 @@ def run_responder(args: argparse.Namespace) -> int:
     print("versions   " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()))
     _print_kernels(summary["environment"])
     return 0
+
+
+def _print_reexported(reexported: Any) -> None:
+    """A ``reexported`` line where the SavedModel was written again after training: the training
+    versions the ``versions`` line shows did not write its graph."""
+    if not isinstance(reexported, dict) or not isinstance(reexported.get("at"), str):
+        return
+    versions = reexported.get("versions")
+    written = ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else ""
+    print(f"reexported {reexported['at']} (the SavedModel" + (f", with {written})" if written else ")"))
 
 
 def _print_kernels(environment: Any) -> None:
