@@ -304,3 +304,14 @@ def test_labels_naming_the_models_oos_class_under_another_oos_label_are_refused(
     assert renamed["accuracy"] == renamed["at_threshold"]["in_scope_accuracy"] == 1.0
     # a model with no out-of-scope class of its own: 'oos' is just a label it may know
     assert evaluation_report(probs, CLASSES, labels, 0.5, "out_of_scope", oos_class=None)["accuracy"] == 1.0
+
+
+def test_evaluate_predictor_is_typed_as_taking_a_predictor():
+    """A typed caller sees the Predictor it must pass, not Any."""
+    import typing
+
+    from legacy_assistant.classifier.evaluation import evaluate_predictor
+    from legacy_assistant.classifier.predictor import Predictor
+
+    hints = typing.get_type_hints(evaluate_predictor, localns={"Predictor": Predictor})
+    assert hints["predictor"] is Predictor

@@ -35,12 +35,15 @@ import enum
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from legacy_assistant.classifier.thresholds import rejected, threshold_curve
 from legacy_assistant.common.fields import threshold_text
+
+if TYPE_CHECKING:  # the hint only: evaluating needs nothing of the predictor module at run time
+    from legacy_assistant.classifier.predictor import Predictor
 
 EVAL_BATCH = 256
 # sentences read per step of evaluate_predictor: its progress is reported after each one
@@ -166,7 +169,7 @@ def _share(part: int, whole: int) -> float:
 
 
 def evaluate_predictor(
-    predictor: Any,
+    predictor: Predictor,
     texts: Sequence[str],
     labels: Sequence[str],
     threshold: float | None = None,
