@@ -170,6 +170,9 @@ class ClassifierTrainer:
     ) -> tuple[float, float]:
         """One optimizer step with dropout on. Returns the batch's (mean loss, accuracy).
 
+        ``ids`` (int32) and ``weights`` (float32) are the sparse features, both ``[batch, width]``;
+        ``y`` the integer class indices ``[batch]``. The loss is the cross-entropy in nats per row
+        (label-smoothed targets, weight decay not included), the accuracy a fraction in [0, 1].
         ``learning_rate`` replaces the spec's rate for this step (a schedule); ``None`` keeps it.
         """
         feed = self._feed(ids, weights, "train_batch")
@@ -184,7 +187,8 @@ class ClassifierTrainer:
     ) -> tuple[float, float]:
         """Mean training loss (the cross-entropy against the label-smoothed targets, so not the
         plain negative log-likelihood when ``label_smoothing`` > 0) and accuracy, without dropout,
-        over all rows."""
+        over all rows: the loss in nats per row, the accuracy a fraction in [0, 1]. The arguments
+        are shaped as :meth:`train_batch`'s, ``[n, width]`` features and ``[n]`` labels."""
         loss_total = correct_total = 0.0
         for start in range(0, len(y), batch_size):
             rows = slice(start, start + batch_size)
