@@ -65,3 +65,17 @@ def test_the_predictors_and_the_responders_docstring_examples_give_what_they_sho
             assert checker.check_output(shown + "\n", got + "\n", doctest.ELLIPSIS), (cls.__name__, shown, got)
     finally:
         responder.close()
+
+
+def test_the_package_help_names_the_entry_points_and_each_exists():
+    """help(legacy_assistant) says where to start, and every dotted name it gives imports."""
+    import importlib
+
+    import legacy_assistant
+
+    named = re.findall(r"``(legacy_assistant(?:\.\w+)+)``", legacy_assistant.__doc__)
+    for wanted in ("Predictor", "Responder", "Assistant", "open_store", "create_app", "errors"):
+        assert any(name.endswith("." + wanted) for name in named), wanted
+    for name in named:
+        module, _, attribute = name.rpartition(".")
+        assert hasattr(importlib.import_module(module), attribute), name
