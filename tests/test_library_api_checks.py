@@ -272,6 +272,15 @@ def test_a_numpy_array_of_texts_is_ranked_as_its_list(default_predictor):
     assert default_predictor.predict_proba(np.array([], dtype=str)).shape == (0, len(default_predictor.classes))
 
 
+@pytest.mark.parametrize("method", ["features", "known_features", "predict_proba", "predict", "rank"])
+def test_the_predictors_text_arguments_are_typed_to_take_the_numpy_arrays_they_accept(method):
+    """A typed caller passing a numpy array of texts, as documented, gets no type error."""
+    from legacy_assistant.classifier.predictor import Predictor
+
+    hints = typing.get_type_hints(getattr(Predictor, method))
+    assert np.ndarray in typing.get_args(hints["texts"]), hints["texts"]
+
+
 @pytest.mark.parametrize("text", [None, 5, b"hi"])
 def test_rank_one_names_its_text_argument(default_predictor, text):
     with pytest.raises(RequestError, match=f"^text must be a string, got {type(text).__name__}$"):

@@ -30,9 +30,11 @@ from legacy_assistant.common.limits import tensorflow_thread_pools
 from legacy_assistant.errors import ArtifactError, RequestError
 
 Ranking = list[tuple[str, float]]
+# what the text arguments take: a 1-D numpy array of strings is read as the list it holds
+Texts = Sequence[str] | np.ndarray
 
 
-def _checked_texts(texts: Sequence[str]) -> Sequence[str]:
+def _checked_texts(texts: Texts) -> Sequence[str]:
     """``texts`` as a sequence of strings; :class:`RequestError` otherwise. A bare string would
     be ranked character by character, so it is refused; a numpy array of strings is taken as
     the list it holds."""
@@ -160,18 +162,18 @@ class Predictor:
     def manifest(self) -> dict[str, Any]:
         return self.info.manifest
 
-    def features(self, texts: Sequence[str]) -> SparseRows:
+    def features(self, texts: Texts) -> SparseRows:
         """The texts' features as the model was trained on (sparse rows); raises
         :class:`RequestError` for ``texts`` that are not a list of strings (and
         :class:`~legacy_assistant.errors.ModelClosed` after :meth:`close`, as every call)."""
         self._closing.check()
         return self.info.featurizer.encode(_checked_texts(texts))
 
-    def known_features(self, texts: Sequence[str]) -> np.ndarray:
+    def known_features(self, texts: Texts) -> np.ndarray:
         """int32 ``[len(texts)]``: :attr:`Prediction.known_features` of each text (0: not understood)."""
         return self.info.featurizer.known_counts(self.features(texts))
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+    def predict_proba(self, texts: Texts, batch_size: int | None = None) -> np.ndarray:
         """float32 ``[len(texts), n_classes]``; columns follow :attr:`classes`.
 
         With ``batch_size``, the texts go through in batches of that many texts of similar
@@ -192,7 +194,7 @@ class Predictor:
                 out[rows] = self._classifier.predict_proba(batch.ids, batch.weights)
             return out
 
-    def predict(self, texts: Sequence[str], top: int | None = None) -> list[Prediction]:
+    def predict(self, texts: Texts, top: int | None = None) -> list[Prediction]:
         """Rankings (optionally cut to ``top``) and vocabulary coverage for each text; raises
         :class:`RequestError` for ``texts`` that are not a list of strings or a ``top`` below 1."""
         self._closing.check()
@@ -215,7 +217,7 @@ class Predictor:
             for row, row_order, n_known in zip(probabilities, order, known)
         ]
 
-    def rank(self, texts: Sequence[str], top: int | None = None) -> list[Ranking]:
+    def rank(self, texts: Texts, top: int | None = None) -> list[Ranking]:
         """For each text, ``(intent, confidence)`` pairs sorted by falling confidence."""
         return [prediction.ranking for prediction in self.predict(texts, top)]
 
