@@ -582,6 +582,14 @@ def test_respond_without_a_responder_says_how_to_load_one(default_predictor):
     assert "server" not in str(caught.value)
 
 
+def test_assistant_respond_is_typed_to_take_the_numpy_array_of_turns_it_accepts():
+    """A typed caller passing a numpy array as the context, as documented, gets no type error."""
+    from legacy_assistant.serving.assistant import Assistant
+
+    context = typing.get_type_hints(Assistant.respond)["context"]
+    assert np.ndarray in typing.get_args(context), context
+
+
 @pytest.mark.parametrize("context", [np.array(["where is", "the station"]), ("where is", "the station")])
 def test_respond_takes_a_numpy_array_or_a_tuple_of_turns_as_their_list(assistant, context):
     """The classifier ranks a numpy array of texts as its list; the responder refused one."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.artifacts.directory import check_load_arguments
 from legacy_assistant.classifier.intents import FALLBACK_TAG
-from legacy_assistant.classifier.predictor import Prediction, Predictor
+from legacy_assistant.classifier.predictor import Prediction, Predictor, Texts
 from legacy_assistant.common.closing import Closing
 from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
@@ -402,7 +402,7 @@ class Assistant:
 
     def respond(
         self,
-        context: Sequence[str],
+        context: Texts,
         emotion: str | None = None,
         mode: str | None = None,
         seed: int | None = None,
