@@ -582,6 +582,17 @@ def test_respond_without_a_responder_says_how_to_load_one(default_predictor):
     assert "server" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("method", "argument"), [("respond", "context"), ("score", "context"),
+                                                  ("check_request", "context"), ("respond_batch", "contexts"),
+                                                  ("respond_batch", "conditions")])
+def test_the_responders_arguments_are_typed_to_take_the_numpy_arrays_they_accept(method, argument):
+    """A typed caller passing a numpy array of turns, contexts or conditions gets no type error."""
+    from legacy_assistant.responder.responder import Responder
+
+    hint = typing.get_type_hints(getattr(Responder, method))[argument]
+    assert np.ndarray in typing.get_args(hint), hint
+
+
 def test_assistant_respond_is_typed_to_take_the_numpy_array_of_turns_it_accepts():
     """A typed caller passing a numpy array as the context, as documented, gets no type error."""
     from legacy_assistant.serving.assistant import Assistant

@@ -308,7 +308,7 @@ class Responder:
 
     def respond(
         self,
-        context: Sequence[str],
+        context: Sequence[str] | np.ndarray,
         condition: str | None = None,
         mode: str = "greedy",
         seed: int | None = None,
@@ -328,8 +328,8 @@ class Responder:
 
     def respond_batch(
         self,
-        contexts: Sequence[Sequence[str]],
-        conditions: Sequence[str | None] | None = None,
+        contexts: Sequence[Sequence[str] | np.ndarray] | np.ndarray,
+        conditions: Sequence[str | None] | np.ndarray | None = None,
         mode: str = "greedy",
         seed: int | None = None,
         condition_strength: float | None = None,
@@ -437,7 +437,7 @@ class Responder:
 
     def check_request(
         self,
-        context: Sequence[str],
+        context: Sequence[str] | np.ndarray,
         condition: str | None = None,
         mode: str = "greedy",
         seed: int | None = None,
@@ -452,7 +452,7 @@ class Responder:
         self._encode_context(context)
         self._condition_id(condition)
 
-    def score(self, context: Sequence[str], reply: str, condition: str | None = None) -> float:
+    def score(self, context: Sequence[str] | np.ndarray, reply: str, condition: str | None = None) -> float:
         """The length-normalised log-likelihood of ``reply`` after ``context``: the mean natural
         log-probability of its tokens and END (0 is certain; lower is less likely). The reply
         is cut to ``max_reply_tokens`` like a training reply. A decoded reply that reached the
@@ -519,7 +519,7 @@ class Responder:
             raise RequestError(f"unknown condition {condition!r}; this model knows {', '.join(self.conditions)}")
         return index
 
-    def _encode_context(self, context: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    def _encode_context(self, context: Sequence[str] | np.ndarray) -> tuple[tuple[int, ...], ...]:
         context = checked_context(context)
         encoded = self.vocabulary.encode_asked_context(context, self.spec.max_context_turns, self.spec.max_turn_tokens)
         if not encoded:
