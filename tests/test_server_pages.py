@@ -685,7 +685,6 @@ def test_under_gunicorn_a_short_body_is_408_a_stalled_chunk_408_and_a_compressed
 def test_errors_gunicorn_answers_are_json_on_releases_without_its_newer_error_classes(monkeypatch):
     """gunicorn before 25 has no ``ExpectationFailed``: naming it in the error handler made every
     error gunicorn answers (400, 414, 431, 501) a reset connection with no answer."""
-    import socket as socket_module
 
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
@@ -699,11 +698,7 @@ def test_errors_gunicorn_answers_are_json_on_releases_without_its_newer_error_cl
     worker.cfg = Config()
     worker.log = Logger(worker.cfg)
     for exc, status in ((gunicorn_errors.LimitRequestLine(9000, 4094), 414), (unsupported("br, chunked"), 501)):
-        ours, theirs = socket_module.socketpair()
-        with ours, theirs:
-            worker.handle_error(None, ours, ("127.0.0.1", 1), exc)
-            ours.shutdown(socket_module.SHUT_WR)
-            answer = theirs.recv(65536)
+        answer = _handled_error(worker, exc)
         assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["message"]
 
@@ -721,6 +716,17 @@ class _Lines:
 
     def access(self, *args, **kwargs):
         pass
+
+
+def _handled_error(worker, error):
+    """The answer ``worker.handle_error`` writes for ``error`` to a client of a socket pair."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        worker.handle_error(None, ours, ("127.0.0.1", 1), error)
+        ours.shutdown(socket.SHUT_WR)
+        return theirs.recv(65536)
 
 
 def test_gunicorns_line_on_a_request_it_refuses_names_no_sender():
@@ -773,7 +779,6 @@ def test_gunicorns_line_on_a_path_with_a_space_in_it_names_no_part_of_the_sender
     it refused the rest as the HTTP version (``def HTTP/1.1`` for ``abc def``) or the path as the
     method, and its warning quoted a piece of the sender id. It quotes the request line refused,
     the sender id (all of it, as the client meant it) as the digest the logs write."""
-    import socket as socket_module
 
     from gunicorn.config import Config
     from gunicorn.http.parser import RequestParser
@@ -793,11 +798,7 @@ def test_gunicorns_line_on_a_path_with_a_space_in_it_names_no_part_of_the_sender
         with pytest.raises(Exception) as raised:
             next(RequestParser(worker.cfg, iter([sent + b"\r\nHost: localhost\r\n\r\n"]), ("127.0.0.1", 1)))
         worker.log = _Lines()
-        ours, theirs = socket_module.socketpair()
-        with ours, theirs:
-            worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)
-            ours.shutdown(socket_module.SHUT_WR)
-            answer = theirs.recv(65536)
+        answer = _handled_error(worker, raised.value)
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
         assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
         if b"conversations" in sent:
@@ -970,7 +971,6 @@ def test_gunicorns_line_on_a_header_line_without_a_colon_quotes_no_token():
     <token>``, the colon forgotten) quoting all of it in its warning: the API token in the log;
     and a name with a space inside (what comes before the first colon) all of it. The warning
     quotes the header name alone; a refusal that names a header stays as it was."""
-    import socket as socket_module
 
     from gunicorn.config import Config
     from gunicorn.http.parser import RequestParser
@@ -1002,11 +1002,7 @@ def test_gunicorns_line_on_a_header_line_without_a_colon_quotes_no_token():
             next(RequestParser(worker.cfg, iter([b"GET /api/v1/chat HTTP/1.1\r\nHost: localhost\r\n" + sent
                                                  + b"\r\n\r\n"]), ("127.0.0.1", 1)))
         worker.log = _Lines()
-        ours, theirs = socket_module.socketpair()
-        with ours, theirs:
-            worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)
-            ours.shutdown(socket_module.SHUT_WR)
-            answer = theirs.recv(65536)
+        answer = _handled_error(worker, raised.value)
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
         assert not [shown for shown in worker.log.lines if "s3cret" in shown.lower()], worker.log.lines
         assert f"Invalid request from ip=127.0.0.1: {logged}" in worker.log.lines, worker.log.lines
@@ -1016,7 +1012,6 @@ def test_gunicorns_own_words_on_a_header_refusal_are_logged_as_they_are():
     """A refusal gunicorn words itself (a head whose lines end in a bare LF) quotes no line of the
     request: its warning reads as gunicorn wrote it, not as a header line with no name whose
     first word is 'bare'."""
-    import socket as socket_module
 
     from gunicorn.config import Config
     from gunicorn.http.parser import RequestParser
@@ -1029,11 +1024,7 @@ def test_gunicorns_own_words_on_a_header_refusal_are_logged_as_they_are():
         next(RequestParser(worker.cfg, iter([b"GET /api/v1/chat HTTP/1.1\r\nHost: localhost\nX-A: 1\n\n"]),
                            ("127.0.0.1", 1)))
     worker.log = _Lines()
-    ours, theirs = socket_module.socketpair()
-    with ours, theirs:
-        worker.handle_error(None, ours, ("127.0.0.1", 1), raised.value)
-        ours.shutdown(socket_module.SHUT_WR)
-        answer = theirs.recv(65536)
+    answer = _handled_error(worker, raised.value)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
     assert "Invalid request from ip=127.0.0.1: Invalid HTTP Header: 'bare LF as line terminator'" in worker.log.lines, (
         worker.log.lines
