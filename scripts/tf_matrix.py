@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -116,10 +117,15 @@ def _files_digest(paths: list[Path]) -> str:
 
 def _installer(venv: Path) -> list[str]:
     """uv's installer when it is on PATH (``$UV``, as the Makefile's; the same pins in well under
-    half of pip's time, compiled to bytecode as pip does), else the virtualenv's pip."""
-    uv = shutil.which(os.environ.get("UV", "uv"))
+    half of pip's time, compiled to bytecode as pip does), else the virtualenv's pip.
+
+    ``$UV`` may hold arguments, as the Makefile allows (``uv --offline``, ``python3 -m uv``): its
+    first word is looked for and the rest kept, rather than the whole looked for as one name."""
+    words = shlex.split(os.environ.get("UV", "uv"))
+    uv = shutil.which(words[0]) if words else None
     if uv:
-        return [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--compile-bytecode", "-q"]
+        python = str(venv / "bin" / "python")
+        return [uv, *words[1:], "pip", "install", "--python", python, "--compile-bytecode", "-q"]
     return [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
 
 

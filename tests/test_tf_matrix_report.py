@@ -155,3 +155,37 @@ def test_the_pinned_cell_uses_the_virtualenv_make_built_where_make_was_told(tmp_
         planned = subprocess.run(["make", "-n", "matrix", f"VENV={venv}"], cwd=ROOT, capture_output=True,
                                  text=True, timeout=60, check=True)
         assert f"scripts/tf_matrix.py --pinned-venv '{venv}'" in planned.stdout, planned
+
+
+@pytest.mark.parametrize("form", ["{uv} --offline", "sh {uv}"])
+def test_a_uv_given_with_arguments_installs_the_cells(tmp_path, monkeypatch, form):
+    """UV="uv --offline" or UV="python3 -m uv" (make venv and make lock run either, and make
+    passes UV on to the script) was looked for whole, as one command name: the matrix's
+    virtualenvs were installed with pip instead, which went to the network that --offline
+    keeps away from. The first word is looked for, and the rest of UV is kept."""
+    tf_matrix = load_tf_matrix()
+    calls = tmp_path / "calls"
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\necho \"$@\" >> '{calls}'\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("UV", form.format(uv=uv))
+    tf_matrix._pip_install(tmp_path / "venv", "2.15.1", "-r", "requirements.txt")
+    ran = calls.read_text().split()
+    assert ran[: ran.index("-r")] == [
+        *(["--offline"] if "--offline" in form else []),
+        "pip",
+        "install",
+        "--python",
+        str(tmp_path / "venv" / "bin" / "python"),
+        "--compile-bytecode",
+        "-q",
+    ], ran
+
+
+@pytest.mark.parametrize("uv", ["", "no-such-uv --offline"])
+def test_without_uv_the_cells_install_with_pip(tmp_path, monkeypatch, uv):
+    """`UV=` (make venv's way to ask for pip), or a UV whose command is not there, installs with
+    the virtualenv's own pip, as make venv does."""
+    tf_matrix = load_tf_matrix()
+    monkeypatch.setenv("UV", uv)
+    assert tf_matrix._installer(tmp_path / "venv")[:3] == [str(tmp_path / "venv" / "bin" / "python"), "-m", "pip"]
