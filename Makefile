@@ -141,12 +141,23 @@ test-tf-oldest: $(STAMP)
 endif
 
 # Everything the rules made, except the responder's training checkpoints, which the command an
-# interrupted `make responder` prints resumes from (clean-checkpoints deletes them).
-# (the folder of build/ that holds them, however the path is spelt: ./build/x/, build/x/y ...)
-KEPT_UNDER_BUILD = build/$(firstword $(subst /, ,$(patsubst build/%,%,$(patsubst ./%,%,$(RESPONDER_CHECKPOINTS)))))
+# interrupted `make responder` prints resumes from (clean-checkpoints deletes them): the folder
+# of build/ that holds them, however the path is spelt (./build/x/, build/x/y, $PWD/build/x, a
+# path through a link or with spaces; the shell resolves it, make's path functions split on
+# spaces); all of build/ when they are in build/ itself, none of it when they are elsewhere.
 clean:
 	rm -rf $(VENV) .venv-tf* reports/matrix .pytest_cache .mypy_cache .ruff_cache *.egg-info
-	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -path '$(KEPT_UNDER_BUILD)' -exec rm -rf {} +; fi
+	@if [ -d build ]; then \
+		build="$$(CDPATH= cd build && pwd -P)"; kept="$$(CDPATH= cd '$(RESPONDER_CHECKPOINTS)' 2>/dev/null && pwd -P)"; \
+		case "$$kept" in \
+			"$$build") echo "build/ holds the responder's checkpoints: kept" ;; \
+			"$$build"/*) first="$${kept#"$$build"/}"; first="$${first%%/*}"; \
+				echo "find build -mindepth 1 -maxdepth 1 ! -path 'build/$$first' -exec rm -rf {} +"; \
+				find build -mindepth 1 -maxdepth 1 ! -path "build/$$first" -exec rm -rf {} + ;; \
+			*) echo "find build -mindepth 1 -maxdepth 1 -exec rm -rf {} +"; \
+				find build -mindepth 1 -maxdepth 1 -exec rm -rf {} + ;; \
+		esac; \
+	fi
 
 clean-checkpoints:
 	rm -rf $(RESPONDER_CHECKPOINTS)

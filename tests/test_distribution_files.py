@@ -307,3 +307,54 @@ def test_make_venv_names_a_virtualenv_whose_pip_venv_cannot_mend(tmp_path):
     assert made.returncode != 0 and not (venv / ".installed").exists(), made
     assert f"make venv: {venv} is broken" in made.stderr and f"rm -rf {venv}" in made.stderr, made
     assert "ImportError" not in made.stderr, made
+
+
+
+def _checkout_with_build(tmp_path: Path) -> Path:
+    """A folder with the Makefile and a build/ (in a path with a space, as make's own path
+    functions would split it)."""
+    checkout = tmp_path / "check out"
+    checkout.mkdir()
+    shutil.copy(ROOT / "Makefile", checkout / "Makefile")
+    (checkout / "build" / "run" / "ckpt" / "epoch-3").mkdir(parents=True)
+    (checkout / "build" / "other").mkdir()
+    (checkout / "build" / "tmp").mkdir()
+    (checkout / "build" / "file").touch()
+    return checkout
+
+
+@pytest.mark.parametrize("spelt", ["build/run", "./build/run/", "build/run/ckpt", "{root}/build/run/ckpt",
+                                   "{root}/../check out/build/run", "{link}/build/run"])
+def test_make_clean_keeps_the_responder_checkpoints_however_their_folder_is_spelt(tmp_path, spelt):
+    """make clean keeps the folder of build/ that holds the checkpoints an interrupted make
+    responder resumes from; it read RESPONDER_CHECKPOINTS as written, so an absolute path
+    ($PWD/build/run, or one through a link to the checkout) kept build/tmp instead, and the
+    checkpoints went. The rest of build/ is removed either way."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    checkout = _checkout_with_build(tmp_path)
+    (tmp_path / "link").symlink_to(checkout)
+    checkpoints = spelt.format(root=checkout, link=tmp_path / "link")
+    made = subprocess.run(["make", "clean", "VENV=venv", f"RESPONDER_CHECKPOINTS={checkpoints}"], cwd=checkout,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made
+    assert sorted(p.name for p in (checkout / "build").iterdir()) == ["run"], made
+    assert (checkout / "build" / "run" / "ckpt" / "epoch-3").is_dir()
+
+
+@pytest.mark.parametrize(("spelt", "kept"), [("build", ["file", "other", "run", "tmp"]),
+                                             ("{root}/build/", ["file", "other", "run", "tmp"]),
+                                             ("elsewhere/run", []), ("/nowhere/build/run", []), ("", [])])
+def test_make_clean_with_the_checkpoints_in_build_itself_or_outside_it(tmp_path, spelt, kept):
+    """Checkpoints written into build/ itself keep all of it (they were removed with the rest);
+    elsewhere (or none), nothing there is kept (an absolute path kept build/<its first folder>)."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    checkout = _checkout_with_build(tmp_path)
+    (checkout / "elsewhere" / "run").mkdir(parents=True)
+    checkpoints = spelt.format(root=checkout)
+    made = subprocess.run(["make", "clean", "VENV=venv", f"RESPONDER_CHECKPOINTS={checkpoints}"], cwd=checkout,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made
+    assert sorted(p.name for p in (checkout / "build").iterdir()) == kept, made
+    assert (checkout / "elsewhere" / "run").is_dir()
