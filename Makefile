@@ -15,7 +15,8 @@ given = $(if $(findstring command line,$(origin $(1)))$(findstring override,$(or
 PYTEST_ARGS ?=
 UV ?= uv
 
-.PHONY: run playground test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean clean-checkpoints
+.PHONY: run playground test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean clean-checkpoints \
+	check-corpora check-wrk
 
 venv: $(STAMP)
 
@@ -101,9 +102,8 @@ RESPONDER_CHECKPOINTS ?= build/responder-checkpoints
 # checkpoints an interrupted run left.
 RESPONDER_CORPORA = $(addprefix $(DATASETS)/,topical_chat/valid_freq.json topical_chat/valid_rare.json \
 	topical_chat/test_freq.json topical_chat/test_rare.json chatterbot_corpus/english)
-responder: $(STAMP)
-	@for corpus in $(RESPONDER_CORPORA); do test -e "$$corpus" || \
-		{ echo "make responder: $$corpus not found (DATASETS=$(DATASETS))" >&2; exit 1; }; done
+# They are looked for before the virtualenv is made, too (a prerequisite of their own, ahead of it).
+responder: check-corpora $(STAMP)
 	rm -rf $(RESPONDER_CHECKPOINTS)
 	$(BIN)/legacy-assistant train-responder $(DATASETS)/topical_chat/valid_freq.json \
 		$(DATASETS)/topical_chat/valid_rare.json $(DATASETS)/topical_chat/test_freq.json \
@@ -113,15 +113,22 @@ responder: $(STAMP)
 		--out exported/responder --force --checkpoint-dir $(RESPONDER_CHECKPOINTS)
 	$(BIN)/legacy-assistant golden exported/responder --contexts data/responder_contexts.json
 
+check-corpora:
+	@for corpus in $(RESPONDER_CORPORA); do test -e "$$corpus" || \
+		{ echo "make responder: $$corpus not found (DATASETS=$(DATASETS))" >&2; exit 1; }; done
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/predictor.py
 
-# Serving throughput and latency (needs wrk: apt-get install wrk).
-bench-serve: $(STAMP)
-	@command -v wrk >/dev/null || { echo "bench-serve needs wrk: apt-get install wrk"; exit 1; }
+# Serving throughput and latency (needs wrk: apt-get install wrk, looked for before the
+# virtualenv is made).
+bench-serve: check-wrk $(STAMP)
 	$(BIN)/python benchmarks/web_overhead.py
 	$(BIN)/python benchmarks/tokenizer_threads.py
 	$(BIN)/python benchmarks/serve.py
+
+check-wrk:
+	@command -v wrk >/dev/null || { echo "make bench-serve needs wrk: apt-get install wrk" >&2; exit 1; }
 
 # Latency of the compat and tf2 runtimes on the shipped model, in one run.
 bench-runtimes: $(STAMP)

@@ -358,3 +358,41 @@ def test_make_clean_with_the_checkpoints_in_build_itself_or_outside_it(tmp_path,
     assert made.returncode == 0, made
     assert sorted(p.name for p in (checkout / "build").iterdir()) == kept, made
     assert (checkout / "elsewhere" / "run").is_dir()
+
+
+def _fresh_venv_python(tmp_path: Path) -> tuple[Path, Path]:
+    """A virtualenv folder not made yet and a PYTHON that records being asked to make it."""
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho \"$@\" >> '{calls}'\nexit 3\n")
+    python.chmod(0o755)
+    return tmp_path / "venv", calls
+
+
+def test_make_bench_serve_without_wrk_says_so_before_making_the_virtualenv(tmp_path):
+    """make bench-serve made the virtualenv (TensorFlow's download and install, on a fresh
+    checkout) before it looked for wrk, then said on stdout that it needs it. It looks first, says
+    so on stderr, and makes nothing."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv, calls = _fresh_venv_python(tmp_path)
+    (tmp_path / "bin").mkdir()  # a PATH without wrk
+    made = subprocess.run([shutil.which("make"), "bench-serve", f"VENV={venv}", f"PYTHON={tmp_path / 'python'}",
+                           "UV=no-such-uv"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PATH=str(tmp_path / "bin")))
+    assert made.returncode != 0, made
+    assert "make bench-serve needs wrk: apt-get install wrk" in made.stderr, made
+    assert not calls.exists() and not venv.exists(), made
+
+
+def test_make_responder_names_a_missing_corpus_before_making_the_virtualenv(tmp_path):
+    """make responder looked for the corpora only once the virtualenv was made: a wrong
+    DATASETS on a fresh checkout cost the install first."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv, calls = _fresh_venv_python(tmp_path)
+    made = subprocess.run(["make", "responder", f"VENV={venv}", f"PYTHON={tmp_path / 'python'}", "UV=no-such-uv",
+                           f"DATASETS={tmp_path / 'no-such'}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode != 0, made
+    assert f"{tmp_path / 'no-such'}/topical_chat/valid_freq.json not found" in made.stderr, made
+    assert not calls.exists() and not venv.exists(), made
