@@ -282,7 +282,12 @@ def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
         failed = [f"pytest wrote no report (exit {result.returncode})"]
         empty = {"tests": 0, "passed": 0, "failed": failed, "skipped": 0, "missing_required": [], "reasons": {}}
         return {**outcome, **empty}
-    return {**outcome, **read_junit(junit)}
+    report = read_junit(junit)
+    if result.returncode != 0 and not report["failed"]:
+        # interrupted (2), an internal error (3), no tests (5): the report holds the tests that
+        # ran, all passed, and is not the whole suite
+        report["failed"].append(f"pytest exited with status {result.returncode}, no failed test in its report")
+    return {**outcome, **report}
 
 
 def read_junit(junit: Path) -> dict[str, Any]:

@@ -189,3 +189,31 @@ def test_without_uv_the_cells_install_with_pip(tmp_path, monkeypatch, uv):
     tf_matrix = load_tf_matrix()
     monkeypatch.setenv("UV", uv)
     assert tf_matrix._installer(tmp_path / "venv")[:3] == [str(tmp_path / "venv" / "bin" / "python"), "-m", "pip"]
+
+
+@pytest.mark.parametrize(("status", "cell_passes"), [(0, True), (2, False), (3, False), (1, False)])
+def test_a_suite_that_ends_badly_with_no_failed_test_in_its_report_fails_the_cell(tmp_path, status, cell_passes):
+    """pytest interrupted (exit 2) or stopped by an internal error (exit 3) still writes its
+    JUnit report, of the tests that ran: with the required ones among them and none failed, the
+    cell passed, on part of its suite. A non-zero exit with no failed test in the report now
+    fails the cell, and says how pytest ended."""
+    tf_matrix = load_tf_matrix()
+    cases = "".join(f'<testcase classname="tests.t" name="{name}" time="0.1"/>' for name in tf_matrix.REQUIRED_TESTS)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\nfor arg; do case \"$arg\" in --junitxml=*) report=\"${arg#--junitxml=}\";; esac; done\n"
+        f"echo '<testsuites><testsuite>{cases}</testsuite></testsuites>' > \"$report\"\nexit {status}\n"
+    )
+    (venv / "bin" / "python").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    tests = tf_matrix.run_tests(venv, "2.15.1", out, seed=1)
+
+    assert tests["exit"] == status and tests["passed"] == len(tf_matrix.REQUIRED_TESTS)
+    cell = {**_cell(tests), "tests": tests}
+    assert tf_matrix.cell_ok(cell) is cell_passes, tests
+    if not cell_passes:
+        assert tests["failed"] == [f"pytest exited with status {status}, no failed test in its report"], tests
+        assert tf_matrix.summary_counts({"2.15.1": cell}, {}, {})[1] == 1
