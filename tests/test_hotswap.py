@@ -390,6 +390,29 @@ def test_the_responder_directory_is_checked_file_by_file_too(tmp_path, tiny_mode
         describe_on_disk(tiny_model_dir, responder)
 
 
+def test_a_refused_reload_names_the_responder_that_keeps_serving(tmp_path, tiny_model_dir):
+    """A damaged responder refused a reload with "still serving tiny VERSION": the responder in
+    service, the one the operator needs to know is unchanged, went unnamed."""
+    responder = Switchable(tmp_path / "responder", DEFAULT_RESPONDER)
+    store = MemoryStore()
+    slot = AssistantSlot(
+        Assistant.load(tiny_model_dir, store=store, seed=0, responder_dir=responder.path),
+        lambda: Assistant.load(tiny_model_dir, store=store, seed=0, responder_dir=responder.path),
+        lambda: describe_on_disk(tiny_model_dir, responder.path),
+    )
+    try:
+        served = describe(slot.current)
+        responder.damage()
+        with pytest.raises(ReloadError) as refused:
+            slot.reload()
+        message = str(refused.value)
+        assert (f"refused, still serving tiny {served['version']} and responder "
+                f"{served['responder']['name']} {served['responder']['version']}: ") in message
+        assert "variables.data-" in message and "altered or truncated" in message
+    finally:
+        slot.close()
+
+
 def test_a_directory_replaced_while_it_is_checked_is_checked_again(probed, monkeypatch):
     """A deploy that swaps the directory while a reload reads it: no false refusal."""
     from legacy_assistant.serving import hotswap

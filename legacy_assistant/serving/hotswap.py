@@ -137,6 +137,14 @@ def models_line(model: dict[str, Any]) -> str:
     return f"model {model['name']} {model['version']}, {served}"
 
 
+def _serving_names(model: dict[str, Any]) -> str:
+    """``NAME VERSION`` of the intent model, with ``and responder NAME VERSION`` when there is
+    one: a refusal names both models that keep serving, since either may be the damaged one."""
+    responder = model.get("responder")
+    served = f"{model['name']} {model['version']}"
+    return served if not responder else f"{served} and responder {responder['name']} {responder['version']}"
+
+
 def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
     """Whether two descriptions name the same models."""
 
@@ -262,7 +270,7 @@ class AssistantSlot:
         if self._closed:  # nothing would serve (or close) what it loaded
             raise ReloadError("the server is shutting down (its model is closed); nothing was loaded")
         previous = self.model
-        serving = f"still serving {previous['name']} {previous['version']}"
+        serving = f"still serving {_serving_names(previous)}"
         refusal: str | None = None
         loading = False  # whether the loader ran: a refusal before it built nothing to free
         try:
