@@ -102,6 +102,25 @@ def test_out_naming_a_standard_descriptor_reopened_on_a_file_writes_there(tmp_pa
     assert "accuracy" in json.loads(report.read_text()), report.read_text()[:500]
 
 
+def test_out_dash_is_standard_output_not_a_file_named_dash(tmp_path):
+    """``evaluate --out -`` wrote files named ``-``, ``--confusion.png`` and ``--thresholds.png``
+    in the working folder; ``-`` now means standard output, as ``/dev/stdout`` does."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "legacy_assistant", "-q", "evaluate", str(ROOT / "exported/default"),
+                             str(TINY_INTENTS), "--out", "-"], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["examples"] > 0  # the report alone: the summary went to standard error
+    assert b"accuracy" in result.stderr and sorted(os.listdir(tmp_path)) == []
+
+
+@pytest.mark.parametrize("command", [["evaluate", "m", "d"], ["evaluate-responder", "m", "c"]])
+def test_out_dash_names_standard_output_in_both_evaluations(command):
+    from legacy_assistant.cli import build_parser
+
+    assert build_parser().parse_args([*command, "--out", "-"]).out == "/dev/stdout"
+    assert build_parser().parse_args([*command, "--out", "./-"]).out == "./-"  # a file named -, asked for
+
+
 def test_chat_with_standard_output_closed_reads_its_input_without_a_traceback():
     # input() needs standard output even without a prompt: "RuntimeError: input(): lost sys.stdout"
     result = _cli(["-q", "chat"], input=b"hi\nwhat time do you open\n", stdout=subprocess.DEVNULL,

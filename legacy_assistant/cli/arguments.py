@@ -85,6 +85,17 @@ def path_text(text: str) -> str:
     return home_path(text)
 
 
+def report_path(text: str) -> str:
+    """A report's ``--out`` (:func:`path_text`), where ``-`` is standard output, as
+    ``/dev/stdout`` is: it wrote a file named ``-`` in the working folder, beside figures named
+    ``--confusion.png`` that ``rm`` then reads as an option. ``./-`` still names such a file."""
+    if text != "-":
+        return path_text(text)
+    if os.name == "nt":  # no /dev/stdout to write the report to
+        raise argparse.ArgumentTypeError("- (standard output) is not available on Windows: name a file")
+    return "/dev/stdout"
+
+
 def home_path(text: str) -> str:
     """An argparse ``type`` for a path whose leading ``~`` (or ``~USER``) is a home folder, as
     serve's settings read one: the shell leaves it alone in ``--out=~/bots/x`` (after an ``=``)

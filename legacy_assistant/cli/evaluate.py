@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from legacy_assistant.classifier.datasets import CLINC_SPLITS, FORMATS
-from legacy_assistant.cli.arguments import fraction_number, path_text, whole_number
+from legacy_assistant.cli.arguments import fraction_number, report_path, whole_number
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 from legacy_assistant.common.terminal import SaidBeforeWriting, visible
 
@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split",
         help="CLINC150 split to evaluate, with its oos_ list (default test; other layouts are evaluated whole)",
     )
-    parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
+    parser.add_argument(
+        "--out",
+        type=report_path,
+        help="write the JSON report here, and PNGs next to it (- is standard output: the report alone)",
+    )
     parser.add_argument("--threshold", type=fraction_number, help="evaluate at this threshold instead of the model's")
     parser.add_argument(
         "--oos-label",

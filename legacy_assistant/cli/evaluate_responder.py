@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from legacy_assistant.classifier.config import MAX_SEED
-from legacy_assistant.cli.arguments import condition_strength_number, home_path, path_text, whole_number
+from legacy_assistant.cli.arguments import condition_strength_number, home_path, report_path, whole_number
 from legacy_assistant.cli.corpus_input import corpus_error_line, read_dialogues
 from legacy_assistant.cli.model_kind import refuse_other_kind, written_for
 from legacy_assistant.common.terminal import SaidBeforeWriting, say
@@ -50,7 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="LAYOUT",  # the choices in the usage line ran past 80 columns: the help lists them
         help=f"layout of the corpora: {', '.join((AUTO, *LAYOUTS))} (default: detect per file)",
     )
-    parser.add_argument("--out", type=path_text, help="write the JSON report here, and PNGs next to it")
+    parser.add_argument(
+        "--out",
+        type=report_path,
+        help="write the JSON report here, and PNGs next to it (- is standard output: the report alone)",
+    )
     parser.add_argument(
         "--train-corpus",
         nargs="+",
