@@ -148,6 +148,7 @@ def test_cakechats_own_error_texts(client, body, message, code):
     "body",
     [
         {"context": ["hi"], "mode": "beamsearch"},
+        {"context": ["hi"], "mode": "Sample"},  # matched exactly, as the OpenAPI enum lists the modes
         {"context": ["hi"], "mode": 1},
         {"context": ["hi"], "seed": "7"},
         {"context": ["hi"], "seed": True},
