@@ -204,13 +204,18 @@ class ClassifierTrainer:
         return self._gs.run(self._probabilities, self._feed(ids, weights, "predict_proba"))
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of the model's variables (optimizer slots excluded), by variable name."""
+        """Copies of the model's variables (optimizer slots excluded), by variable name: float32
+        arrays of the shapes :meth:`compat.classifier.schema.NetworkSpec.variables` gives
+        (a kernel ``[fan_in, fan_out]``, a bias ``[fan_out]``)."""
         with self._gs.bound():
             variables = model_variables()
         values = self._gs.run(variables)
         return {variable_name(v): np.array(value) for v, value in zip(variables, values)}
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load the model's variables, by name, each of its shape in
+        :meth:`compat.classifier.schema.NetworkSpec.variables` (the optimizer's slots are left as
+        they are)."""
         self._weights.load(self._gs, weights)
 
     def close(self) -> None:

@@ -41,7 +41,9 @@ def gru_step(
 
 
 def gru(weights: Weights, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(kernel, recurrent_kernel, bias, recurrent_bias)`` of the GRU ``responder/<name>``."""
+    """``(kernel, recurrent_kernel, bias, recurrent_bias)`` of the GRU ``responder/<name>``:
+    float32 ``[input_size, 3 * units]``, ``[units, 3 * units]``, ``[3 * units]`` and ``[3 * units]``
+    (:func:`compat.responder.network.variable_shapes`)."""
     kernel, recurrent_kernel, bias, recurrent_bias = (
         weights[f"{SCOPE}/{name}/{part}"] for part in ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
     )

@@ -237,7 +237,9 @@ class ResponderTrainer:
         return bool(self._averages)
 
     def averaged_weights(self) -> dict[str, np.ndarray]:
-        """The moving average of each model variable, by name (the weights themselves without averaging)."""
+        """The moving average of each model variable, by name (the weights themselves without
+        averaging): float32 arrays of the variables' shapes (:func:`compat.responder.network.variable_shapes`,
+        with ``tied_output`` as trained)."""
         if not self._averages:
             return self.get_weights()
         names = list(self._averages)
@@ -269,8 +271,10 @@ class ResponderTrainer:
         return {name: np.array(value) for name, value in zip(names, values)}
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Load model variables (optimizer state is left as it is; the weights' moving average,
-        if kept, restarts from them); ``ValueError`` on a mismatch."""
+        """Load model variables, by name, each of its variable's shape
+        (:func:`compat.responder.network.variable_shapes`, with ``tied_output`` as trained;
+        optimizer state is left as it is; the weights' moving average, if kept, restarts from
+        them); ``ValueError`` on a mismatch."""
         load_weights(self._gs, self._variables, weights)
         if self._averages:
             self._gs.run(self._restart_average)

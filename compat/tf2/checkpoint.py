@@ -17,7 +17,8 @@ VARIABLES_PREFIX = os.path.join("variables", "variables")
 
 
 def read_v1_weights(saved_model_dir: str) -> dict[str, np.ndarray]:
-    """Every variable of the TF1 SavedModel in ``saved_model_dir``, by name (``classifier/...``).
+    """Every variable of the TF1 SavedModel in ``saved_model_dir``, by name (``classifier/...``),
+    as a numpy array of the dtype and shape the checkpoint stores.
 
     Raises:
         SavedModelError: no readable checkpoint there.
