@@ -425,6 +425,22 @@ def test_parsing_commands_does_not_import_tensorflow():
     assert out.strip() == "False"
 
 
+def test_train_and_evaluate_read_held_out_intents_for_their_sentences_alone(tmp_path):
+    """--validation-data (and evaluate's DATA) that holds some of the bot's intents, with their
+    context rules, was refused for the follow-up intent it leaves out and its missing answers."""
+    held_out = tmp_path / "held_out.json"
+    held_out.write_text(json.dumps({"intents": [
+        {"tag": "greeting", "patterns": ["hiya", "good evening"]},
+        {"tag": "tea_green", "patterns": ["green one"], "context_filter": "tea_kind", "context_set": ""},
+        {"tag": "book", "patterns": ["I need a table"], "responses": ["For when?"], "context": ["book_when"]},
+    ]}))
+    out = tmp_path / "m"
+    assert main(["-q", "train", str(TINY_INTENTS), "--out", str(out), "--epochs", "1", "--no-plot",
+                 "--validation-data", str(held_out)]) == 0
+    assert json.loads((out / "assistant.json").read_text())["summary"]["validation_examples"] == 4
+    assert main(["-q", "evaluate", str(out), str(held_out)]) == 0
+
+
 @pytest.fixture(scope="module")
 def csv_model(tmp_path_factory):
     from tests.helpers import TEST_DATA

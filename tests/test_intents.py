@@ -420,3 +420,22 @@ def test_context_fields_of_only_invisible_characters_count_as_empty(tmp_path):
     assert intents["greeting"].context_set == ""
     assert intents["greeting"].next_tag is None
     assert intents["other"].context_filter is None
+
+
+HELD_OUT_PART = {"intents": [
+    {"tag": "order_tea", "patterns": ["tea for me"], "responses": ["Green or black?"], "context_set": "tea_kind"},
+    {"tag": "tea_green", "patterns": ["the green one"], "context_filter": "tea_kind", "context_set": ""},
+    {"tag": "book", "patterns": ["I need a table"], "responses": ["For when?"], "context": ["book_when"]},
+]}
+
+
+def test_held_out_sentences_need_no_answers_nor_the_intents_their_rules_name():
+    """A held-out file made of some of a bot's intents, rules and all, was refused for the
+    follow-up it leaves out ('book_when') and for answers it never gives; only its tags and
+    patterns are read. The same file is still refused as a bot's intents file."""
+    with pytest.raises(IntentsError, match="names tag 'book_when', which no intent has"):
+        parse_intents(HELD_OUT_PART, "part.json")
+    held = parse_intents(HELD_OUT_PART, "part.json", held_out=True)
+    assert held.examples() == (["tea for me", "the green one", "I need a table"], ["order_tea", "tea_green", "book"])
+    with pytest.raises(IntentsError, match="field 'patterns': must be a list of strings"):  # still checked
+        parse_intents({"intents": [{"tag": "book", "patterns": "I need a table"}]}, "part.json", held_out=True)

@@ -149,12 +149,16 @@ def _looks_like_intents(data: Any) -> bool:
     )
 
 
-def load_data(path: str | Path, fmt: str = "auto", oos_label: str = DEFAULT_OOS_LABEL) -> DataFile:
-    """Read ``path`` in ``fmt`` (one of :data:`FORMATS`, or ``auto`` to detect it)."""
+def load_data(
+    path: str | Path, fmt: str = "auto", oos_label: str = DEFAULT_OOS_LABEL, held_out: bool = False
+) -> DataFile:
+    """Read ``path`` in ``fmt`` (one of :data:`FORMATS`, or ``auto`` to detect it). ``held_out``:
+    validation or evaluation data, read for its sentences alone (an intents file's answers and
+    rules are not needed: :func:`~legacy_assistant.classifier.intents.parse_intents`)."""
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "intents":
-        intents = load_intents(path, oos_label)
+        intents = load_intents(path, oos_label, held_out=held_out)
         texts, tags = intents.examples()
         places = tuple(
             f"intent #{index} ({intent.tag!r}) field 'patterns'[{position}]"

@@ -136,16 +136,24 @@ class IntentSet:
         return texts, tags
 
 
-def load_intents(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL) -> IntentSet:
+def load_intents(path: str | Path, oos_label: str = DEFAULT_OOS_LABEL, held_out: bool = False) -> IntentSet:
     """Read and validate an intents file; raises :class:`IntentsError` naming every problem.
-    The intent tagged ``oos_label``, if any, holds out-of-scope examples."""
+    The intent tagged ``oos_label``, if any, holds out-of-scope examples. ``held_out``: the file
+    is read for its sentences alone (as :func:`parse_intents` says)."""
     source = str(path)
     data = read_json_file(path, lambda problem: IntentsError(source, [problem]))
-    return parse_intents(data, source, oos_label)
+    return parse_intents(data, source, oos_label, held_out=held_out)
 
 
-def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_OOS_LABEL) -> IntentSet:
-    """Validate already-decoded JSON; ``source`` names it in error messages."""
+def parse_intents(
+    data: Any, source: str = "<memory>", oos_label: str = DEFAULT_OOS_LABEL, *, held_out: bool = False
+) -> IntentSet:
+    """Validate already-decoded JSON; ``source`` names it in error messages.
+
+    ``held_out``: the file gives held-out sentences (validation or evaluation data), whose tags
+    and patterns are all that is read. Its responses may be left out, and its context rules,
+    never applied, are checked intent by intent but not against each other: a file that holds
+    some of a bot's intents, rules and all, was refused for a follow-up it leaves out."""
     if not isinstance(data, Mapping):
         raise IntentsError(source, [f"top level must be an object with an 'intents' list, got {json_kind(data)}"])
     entries = data.get("intents")
@@ -173,7 +181,7 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
     refused_contexts: defaultdict[str, set[str]] = defaultdict(set)  # context -> refused intents that set it
     for index, entry in enumerate(entries):
         before = len(problems)
-        intent = _parse_intent(entry, index, problems, oos_label, source)
+        intent = _parse_intent(entry, index, problems, oos_label, source, held_out)
         tag = intent.tag if intent is not None else _tag_of_refused(entry, problems[before:])
         if tag is None:
             continue
@@ -198,6 +206,11 @@ def parse_intents(data: Any, source: str = "<memory>", oos_label: str = DEFAULT_
         if isinstance(context, str) and context.strip() and tag not in (FALLBACK_TAG, oos_label):
             refused_contexts[context.strip()].add(tag)
 
+    if held_out:
+        if problems:
+            raise IntentsError(source, problems)
+        _warn_shared_patterns(intents, first_index, source)  # the rest warn of rules never applied here
+        return IntentSet(tuple(intents), source)
     # the fallback's own context_set is refused above: it is never applied
     setters = refused_contexts  # from here on: context -> the tags of every intent that sets it
     for intent in intents:
@@ -410,7 +423,9 @@ def _warn_shared_patterns(intents: Sequence[Intent], first_index: Mapping[str, i
         )
 
 
-def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, source: str) -> Intent | None:
+def _parse_intent(
+    entry: Any, index: int, problems: list[str], oos_label: str, source: str, held_out: bool = False
+) -> Intent | None:
     if not isinstance(entry, Mapping):
         problems.append(f"{_where(index, None)}: must be an object, got {json_kind(entry)}")
         return None
@@ -421,6 +436,8 @@ def _parse_intent(entry: Any, index: int, problems: list[str], oos_label: str, s
     # the out-of-scope intent needs no responses (its messages get the fallback's), and the
     # fallback no patterns (it is chosen when no intent fits, never by its own)
     optional_here = {"responses"} if out_of_scope else {"patterns"} if tag == FALLBACK_TAG else set()
+    if held_out:  # held-out sentences: no answer is read
+        optional_here.add("responses")
     for name in REQUIRED_FIELDS:
         if name not in entry and name not in optional_here:
             instead = next((other for other in OTHER_NAMES[name] if other in entry), None)

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--oos-label {args.oos_label!r} is an in-scope intent of {args.model}: name the label DATA gives "
                 "its out-of-scope sentences"
             )
-        data = load_data(args.data, args.format, oos_label)
+        data = load_data(args.data, args.format, oos_label, held_out=True)
         # "--split val" was ignored without a word; "--split test", the default, stays a no-op
         if data.format != "clinc" and args.split not in (None, DEFAULT_SPLIT):
             known = f"not a CLINC150 split ({', '.join(CLINC_SPLITS)}); " if args.split not in CLINC_SPLITS else ""

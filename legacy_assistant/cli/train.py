@@ -225,7 +225,9 @@ def run(args: argparse.Namespace) -> int:
     validation = None
     validation_name = "the validation data"
     if args.validation_data:
-        held = load_data(args.validation_data, getattr(args, "validation_format", "auto"), args.oos_label)
+        held = load_data(
+            args.validation_data, getattr(args, "validation_format", "auto"), args.oos_label, held_out=True
+        )
         validation = held.split("val")
         validation_name = (
             f"split 'val' of {args.validation_data}" if held.format == "clinc" else str(args.validation_data)
