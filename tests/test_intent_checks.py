@@ -287,3 +287,48 @@ def test_context_fields_that_are_empty_as_read_are_no_rule_on_the_fallback_or_ou
     out_of_scope = {"tag": "oos", "patterns": ["who won the match"], field: value}
     intents = load_intents(write(tmp_path, [GOOD, dict(FALLBACK, **{field: value}), out_of_scope]))
     assert intents["fallback"].next_tag is None and intents["oos"].next_tag is None
+
+
+# --- a context or follow-up tag written in another Unicode form or case than the one it misses
+
+NFC_CAFE, NFD_CAFE = "caf\u00e9", "cafe\u0301"  # print the same; macOS writes the second
+
+
+@pytest.mark.parametrize("set_as, filtered_as", [(NFC_CAFE, NFD_CAFE), ("Coffee", "coffee"), ("tea", "t\u200bea")])
+def test_a_context_filter_that_differs_from_a_set_context_only_in_form_says_how(tmp_path, set_as, filtered_as):
+    """The filter matches only as written; the problem said it was never set while printing the
+    very name the file sets, and a reader could not see what to fix."""
+    order = {"tag": "order", "patterns": ["a coffee"], "responses": ["Which size?"], "context_set": set_as}
+    size = {"tag": "size", "patterns": ["large"], "responses": ["Large."], "context_filter": filtered_as}
+    (problem,) = problems(tmp_path, [GOOD, order, size])
+    assert problem.startswith(f"intent #2 ('size'): field 'context_filter': {filtered_as!r} is never set"), problem
+    assert f"a 'context_set' sets {ascii(set_as)}, and this is {ascii(filtered_as)}" in problem, problem
+    assert "differ only in case, Unicode form or invisible characters" in problem, problem
+
+
+def test_a_context_filter_never_set_at_all_gets_no_look_alike_note(tmp_path):
+    order = {"tag": "order", "patterns": ["a coffee"], "responses": ["Which size?"], "context_set": "coffee"}
+    size = {"tag": "size", "patterns": ["large"], "responses": ["Large."], "context_filter": "tea"}
+    (problem,) = problems(tmp_path, [GOOD, order, size])
+    assert problem == "intent #2 ('size'): field 'context_filter': 'tea' is never set by any intent's 'context_set'"
+
+
+def test_a_follow_up_tag_that_differs_from_a_tag_only_in_form_says_which(tmp_path):
+    ask = {"tag": "ask", "patterns": ["a coffee"], "responses": ["Which size?"], "context": [NFD_CAFE]}
+    cafe = {"tag": NFC_CAFE, "patterns": ["large"], "responses": ["Large."]}
+    found = problems(tmp_path, [GOOD, ask, cafe])
+    (problem,) = [p for p in found if "field 'context'" in p]
+    assert problem.startswith(f"intent #1 ('ask'): field 'context': names tag {NFD_CAFE!r}, which no intent has; "
+                              f"intent #2's tag is {ascii(NFC_CAFE)}, and this is {ascii(NFD_CAFE)}"), problem
+
+
+def test_a_context_set_that_a_filter_reads_only_in_another_form_is_warned_about_saying_so(tmp_path, caplog):
+    order = {"tag": "order", "patterns": ["a coffee"], "responses": ["Which size?"], "context_set": NFD_CAFE}
+    size = {"tag": "size", "patterns": ["large"], "responses": ["Large."], "context_filter": NFC_CAFE,
+            "context_set": ""}
+    other = {"tag": "other", "patterns": ["a cake"], "responses": ["Which one?"], "context_set": NFC_CAFE}
+    path = write(tmp_path, [GOOD, order, size, other])
+    load_intents(path)
+    (message,) = [m for m in warnings(caplog) if "field 'context_set'" in m]
+    assert message.startswith(f"{path}: intent #1 ('order'): field 'context_set': {NFD_CAFE!r} is read by no "), message
+    assert f"a 'context_filter' reads {ascii(NFC_CAFE)}, and this is {ascii(NFD_CAFE)}" in message, message

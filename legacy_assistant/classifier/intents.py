@@ -217,11 +217,14 @@ def parse_intents(
         if intent.context_set and intent.tag != FALLBACK_TAG:
             setters[intent.context_set].add(intent.tag)
     by_tag = {i.tag: i for i in intents}
+    set_looks = {looks_of(context): context for context in setters}
     for intent in intents:
         index = first_index[intent.tag]
         if intent.next_tag is not None and intent.next_tag not in first_index:
+            like = _written_otherwise(intent.next_tag, first_look)
             problems.append(
                 f"{_where(index, intent.tag)}: field 'context': names tag {intent.next_tag!r}, which no intent has"
+                + ("" if like is None else _alike(f"intent #{first_index[like]}'s tag is", like, intent.next_tag))
             )
         elif intent.next_tag is not None and intent.next_tag == oos_label:
             problems.append(
@@ -245,9 +248,11 @@ def parse_intents(
                 f"(give it context_set {needed!r})"
             )
         if intent.context_filter and not setters.get(intent.context_filter):
+            like = _written_otherwise(intent.context_filter, set_looks)
             problems.append(
                 f"{_where(index, intent.tag)}: field 'context_filter': {intent.context_filter!r} "
                 "is never set by any intent's 'context_set'"
+                + ("" if like is None else _alike("a 'context_set' sets", like, intent.context_filter))
             )
         elif intent.context_filter and setters[intent.context_filter] == {intent.tag}:
             # it can answer only once its context is set, and only its own answer sets it
@@ -278,6 +283,24 @@ def looks_of(name: str) -> str:
     found) or invisible format characters, and may not name two classes."""
     # NFKC again after casefold, which can undo it ("ǰ")
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", drop_format_characters(name)).casefold())
+
+
+def _written_otherwise(name: str, by_look: Mapping[str, str]) -> str | None:
+    """The name of ``by_look`` (names by :func:`looks_of`) that looks as ``name`` does but is
+    written otherwise, or None. Contexts and the tags a ``context`` names match only as written:
+    typed in another Unicode form (macOS writes "é" as "e" and a combining accent) or case, one
+    prints as the name it misses, and the problem seemed to name what is there."""
+    other = by_look.get(looks_of(name))
+    return other if other is not None and other != name else None
+
+
+def _alike(said: str, other: str, name: str) -> str:
+    """What tells ``name`` from ``other``, its look-alike, in a problem: both escaped, so that
+    the difference shows."""
+    return (
+        f"; {said} {ascii(other)}, and this is {ascii(name)}: they differ only in case, Unicode form or "
+        "invisible characters, and match only as written"
+    )
 
 
 def control_character_problem(name: str) -> str | None:
@@ -367,6 +390,7 @@ def _warn_rules_without_effect(intents: Sequence[Intent], first_index: Mapping[s
     it, so it never interrupts)."""
     followed = {intent.next_tag for intent in intents if intent.next_tag is not None}
     filters = {intent.context_filter for intent in intents if intent.context_filter}
+    filter_looks = {looks_of(context): context for context in filters}
     for intent in intents:
         where = _where(first_index[intent.tag], intent.tag)
         if intent.free_text and intent.tag not in followed:
@@ -384,12 +408,14 @@ def _warn_rules_without_effect(intents: Sequence[Intent], first_index: Mapping[s
                 where,
             )
         if intent.context_set and intent.context_set not in filters and intent.tag != FALLBACK_TAG:
+            like = _written_otherwise(intent.context_set, filter_looks)
             log.warning(
                 "%s: %s: field 'context_set': %r is read by no intent's 'context_filter': it only ends the "
-                'context that is set, as "" would',
+                'context that is set, as "" would%s',
                 source,
                 where,
                 intent.context_set,
+                "" if like is None else _alike("a 'context_filter' reads", like, intent.context_set),
             )
 
 
