@@ -554,3 +554,19 @@ def test_a_long_row_of_length_marks_is_searched_for_runs_in_linear_time():
     assert time.monotonic() - started < 2.0
     # what is a run is as before: a letter among them, two in a row
     assert unspaced_runs(["ケーキ", "中", "ー中", "ーー", "中 文", "สวัสดี"], str.split) == ["ケーキ", "ー中", "สวัสดี"]
+
+
+@pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
+@pytest.mark.parametrize("stemmer", ["none", "lancaster"])
+def test_an_i_and_combining_dot_that_str_lower_wrote_is_the_plain_i(tokenizer, stemmer):
+    """Data lower-cased with Python's str.lower (or JavaScript's toLowerCase) spells "İstanbul"
+    "i\u0307stanbul": a pattern of it was another word than "İstanbul", "ISTANBUL" and "istanbul"
+    typed to the model, and stemmed otherwise too."""
+    processor = TextProcessor(TextConfig(tokenizer=tokenizer, stemmer=stemmer))
+    lowered = "İstanbul'a İZMİR".lower()
+    assert "i\u0307" in lowered
+    assert processor.tokens(lowered) == processor.tokens("İstanbul'a İZMİR") == processor.tokens("istanbul'a izmir")
+    assert folded(lowered) == folded("istanbul'a izmir")
+    # without case folding, left as written
+    assert TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none", lowercase=False)).tokens("i\u0307yi") == [
+        "i\u0307yi"]

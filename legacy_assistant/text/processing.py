@@ -245,15 +245,17 @@ def lower_case(text: str) -> str:
     Greek final sigma "ς" is "σ" (a word typed with "σ" last was another word). The Turkish and
     Azerbaijani capital dotted "İ" and dotless "ı" both become a plain "i", as "I" does: ``str.lower`` writes "İ" as "i"
     and a combining dot, which no keyboard types, and lowers "IŞIK" to "işik" but "ışık" stays,
-    so a word capitalized at the start of a sentence ("Işık") was another word than in it.
-    Locale-free folding cannot tell a Turkish "I" (lower "ı") from an English one (lower "i"),
-    so both are "i"; the few Turkish words that differ only in the dot are one word. Greek
-    letters lose their accents and breathings (the diaeresis stays): Greek capitals are written
-    without them, and chat text often is, so "ΚΑΛΗΜΕΡΑ" and "καλημερα" were other words than
-    "Καλημέρα"."""
+    so a word capitalized at the start of a sentence ("Işık") was another word than in it. The
+    "i" and combining dot that ``str.lower`` (and JavaScript's ``toLowerCase``) already wrote
+    for an "İ" is a plain "i" too: a pattern of data lower-cased that way ("i̇stanbul") was
+    another word than the "İstanbul" and "istanbul" typed to the model. Locale-free folding
+    cannot tell a Turkish "I" (lower "ı") from an English one (lower "i"), so both are "i"; the
+    few Turkish words that differ only in the dot are one word. Greek letters lose their accents
+    and breathings (the diaeresis stays): Greek capitals are written without them, and chat text
+    often is, so "ΚΑΛΗΜΕΡΑ" and "καλημερα" were other words than "Καλημέρα"."""
     if text.isascii():
         return text.lower()
-    folded_text = text.replace("\u0130", "i").casefold().replace("\u0131", "i")
+    folded_text = text.replace("\u0130", "i").casefold().replace("\u0131", "i").replace("i\u0307", "i")
     if _GREEK_LETTER.search(folded_text):
         decomposed = unicodedata.normalize("NFD", folded_text)
         folded_text = _GREEK_MARKED.sub(lambda marks: marks.group().translate(_GREEK_ACCENTS), decomposed)
