@@ -1,3 +1,4 @@
+import unicodedata
 from dataclasses import replace
 
 import numpy as np
@@ -77,6 +78,12 @@ def test_an_acute_accent_or_a_grave_typed_for_an_apostrophe_is_one(tokenizer):
     assert processor.tokens("I don´t like it´s l´amour") == processor.tokens("I don't like it's l'amour")
     assert processor.tokens("I don`t like it") == processor.tokens("I don't like it")
     assert processor.tokens("a ` b") == processor.tokens("a b")  # a grave between words is no apostrophe
+    # the acute as NFKC or NFKD wrote it (a space and a combining acute), in text normalised before
+    for form in ("NFKC", "NFKD"):
+        normalised_before = unicodedata.normalize(form, "I don´t like it´s")
+        assert processor.tokens(normalised_before) == processor.tokens("I don't like it's")
+        assert folded(unicodedata.normalize(form, "I don´t")) == folded("I don't")
+    assert processor.tokens("cafe\u0301 cre\u0300me") == ["caf\u00e9", "cr\u00e8me"]  # accents on letters stay
     classic = TextProcessor(TextConfig(tokenizer="classic", stemmer="none"))  # the recipe's, as it was
     assert classic.tokens("don´t") == ["don", "\u0301t"]
 

@@ -93,8 +93,10 @@ _TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u20
 # Keyboards of many European layouts type an apostrophe as the acute accent (U+00B4) or, inside
 # a word, the grave (U+0060). NFKC turns the acute into a space and a combining accent, so
 # "don´t" became "don", "\u0301t", and the cancel intent's 0.49 for "I don't want it" fell to
-# 0.20: both are read as "'" (the acute before NFKC).
-_ACUTE_OR_GRAVE_APOSTROPHE = regex.compile(r"\u00b4|(?<=\w)`(?=\w)")
+# 0.20: both are read as "'" (the acute before NFKC), and so is the space and combining acute
+# that NFKC and NFKD write for the acute, in text normalised so before it came here (data
+# prepared with NFKC read "don", "\u0301t" where the same sentence typed is "do", "n't").
+_ACUTE_OR_GRAVE_APOSTROPHE = regex.compile(r"\u00b4| \u0301|(?<=\w)`(?=\w)")
 
 
 # Arabic letters that writers type for one another, as Arabic search engines read them: the alef
@@ -214,7 +216,7 @@ def normalised(text: str) -> str:
     letters that writers often type for one another written as one. One function, so
     that what duplicate-pattern warnings compare and what a loaded model's vocabulary is checked
     against are what the tokenizer reads."""
-    if "\u00b4" in text or "`" in text:
+    if "\u00b4" in text or "`" in text or " \u0301" in text:
         text = _ACUTE_OR_GRAVE_APOSTROPHE.sub("'", text)
     text = drop_optional_marks(drop_format_characters(unicodedata.normalize("NFKC", text))).translate(_TYPOGRAPHIC)
     return text if text.isascii() else hebrew_marks_as_written(text).translate(_ARABIC_LETTER_FORMS)
