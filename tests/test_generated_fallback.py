@@ -418,3 +418,30 @@ def test_the_served_responder_decodes_with_the_serving_repetition_penalty(tmp_pa
             penalised.close()
     finally:
         assistant.close()
+
+
+def test_a_failed_generation_s_error_line_names_the_request_id(default_predictor, caplog):
+    """The error line (and its traceback) of a chat turn whose generated reply failed names the
+    request's id, as the access line and the answer's X-Request-ID carry it: the client got a
+    200 with the canned reply, and without the id nothing tied the traceback to that request."""
+    from legacy_assistant.web import create_app
+
+    def generate(context, emotion, mode, seed, condition_strength):
+        raise RuntimeError("decode failed")
+
+    client = create_app({"TESTING": True}, assistant=assistant_with(default_predictor, generate)).test_client()
+    with caplog.at_level("INFO"):
+        given = client.post("/api/v1/chat", json={"sender": "s", "message": UNKNOWN}, headers={"X-Request-ID": "gen-1"})
+        made = client.post("/api/v1/chat", json={"sender": "t", "message": UNKNOWN})
+    assert given.status_code == made.status_code == 200 and not given.get_json()["generated"]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.exc_info is not None for r in errors] == [True, True]
+    assert errors[0].getMessage().endswith(" id=gen-1"), errors[0].getMessage()
+    assert errors[1].getMessage().endswith(f" id={made.headers['X-Request-ID']}"), errors[1].getMessage()
+    assert "the generated reply failed" in errors[0].getMessage()
+    # outside a request (a script's own Assistant) the line names no id
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assistant_with(default_predictor, generate).chat("u", UNKNOWN)
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "id=" not in line

@@ -25,6 +25,7 @@ from legacy_assistant.artifacts.directory import check_load_arguments
 from legacy_assistant.classifier.intents import FALLBACK_TAG
 from legacy_assistant.classifier.predictor import Prediction, Predictor, Texts
 from legacy_assistant.common.closing import Closing
+from legacy_assistant.common.request_context import request_id_suffix
 from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.defaults import DEFAULT_MODEL_DIR
 from legacy_assistant.errors import ConfigError, MessageIdReused, RequestError, StoreError
@@ -366,8 +367,9 @@ class Assistant:
         reply the responder writes from ``context``, which then replaces the stored canned one."""
         if forgotten:
             log.info(
-                "%s: the conversation was deleted while this turn was classified: answered, not stored",
+                "%s: the conversation was deleted while this turn was classified: answered, not stored%s",
                 sender_digest(sender),
+                request_id_suffix(),
             )
         if context is None:
             return reply
@@ -384,7 +386,11 @@ class Assistant:
         except Exception:  # noqa: BLE001 - the turn is stored with its canned reply: that is the answer
             # An error here (the server shutting down, a failed decode) must not tell the client to
             # send again: the turn is stored already, and a second one would follow it.
-            log.exception("%s: the generated reply failed; the canned fallback answers", sender_digest(sender))
+            log.exception(
+                "%s: the generated reply failed; the canned fallback answers%s",
+                sender_digest(sender),
+                request_id_suffix(),  # the client got a 200: the id ties this line to its request
+            )
             return reply
         if not has_words(text):
             return reply
@@ -396,7 +402,10 @@ class Assistant:
                 self.store.amend(sender, canned, replace(canned, reply=text, generated=True))
         except StoreError as exc:  # as above: the turn is stored, so no error that invites a retry
             log.warning(
-                "%s: the generated reply could not replace the stored canned one: %s", sender_digest(sender), exc
+                "%s: the generated reply could not replace the stored canned one: %s%s",
+                sender_digest(sender),
+                exc,
+                request_id_suffix(),
             )
         return generated
 
@@ -599,12 +608,13 @@ class Assistant:
             writing = self._writing.get((sender, turn.message_id))
         if writing is not None and not writing.wait(REPLAY_WAIT_SECONDS):
             log.warning(
-                "%s: a resent message's generated reply was not written in %g s: the stored one answers",
+                "%s: a resent message's generated reply was not written in %g s: the stored one answers%s",
                 sender_digest(sender),
                 REPLAY_WAIT_SECONDS,
+                request_id_suffix(),
             )
         turn = self._stored_turn(sender, turn.message_id) or turn
-        log.info("%s: a resent message is answered with its stored reply", sender_digest(sender))
+        log.info("%s: a resent message is answered with its stored reply%s", sender_digest(sender), request_id_suffix())
         # a turn stored before reasons were kept has none: only a fallback's reason is not "intent"
         reason = turn.reason or ("low_confidence" if turn.intent == FALLBACK_TAG else "intent")
         return Reply(turn.reply, turn.intent, turn.confidence, reason, generated=turn.generated, replayed=True)

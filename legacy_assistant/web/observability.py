@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant import __version__
+from legacy_assistant.common.request_context import current_request_id
 from legacy_assistant.common.tokens import is_short_token
 from legacy_assistant.web.context import METRICS_EXTENSION, current_request, current_slot
 from legacy_assistant.web.logged import logged_method, logged_path
@@ -106,6 +107,7 @@ def register(app: Flask) -> None:
         context.started = time.perf_counter()
         given = request.headers.get(REQUEST_ID_HEADER)
         context.request_id = given if given and is_short_token(given) else ids.next()
+        current_request_id.set(context.request_id)  # for the lines code below the web layer writes
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -123,6 +125,11 @@ def register(app: Flask) -> None:
             shown = method if label == method else logged_method(method)  # the dev server takes any verb
             access_log.info("%s %s %d %.2fms id=%s", shown, logged_path(current.path), status, seconds * 1000, rid)
         return response
+
+    @app.teardown_request
+    def _forget_request_id(exc: BaseException | None) -> None:
+        # the thread answers another request next, or none: no line may name this one's id
+        current_request_id.set(None)
 
     app.register_blueprint(blueprint)
 
