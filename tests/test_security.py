@@ -66,6 +66,17 @@ def test_admin_token_is_separate_from_api_token(make_client):
     assert response.status_code == 422 and response.get_json()["error"]["code"] == "reload_refused"
 
 
+def test_a_refused_reload_through_the_admin_route_is_logged_with_the_request_id(make_client, caplog):
+    """The ERROR line of a reload the admin route asked for names the request's id, as its
+    access line and its answer's X-Request-ID do: several workers may refuse at once."""
+    client = make_client(ADMIN_TOKEN="adm")
+    with caplog.at_level("INFO"):
+        response = client.post("/admin/reload", headers={**bearer("adm"), "X-Request-ID": "reload-7"})
+    assert response.status_code == 422 and response.headers["X-Request-ID"] == "reload-7"
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("reload (admin route) refused: ") and line.endswith(" id=reload-7"), line
+
+
 def test_tokens_from_environment(monkeypatch, make_client):
     monkeypatch.setenv("LEGACY_ASSISTANT_API_TOKEN", "from-env")
     client = make_client()

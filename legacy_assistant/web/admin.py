@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify
 
+from legacy_assistant.common.request_context import request_id_suffix
 from legacy_assistant.serving.hotswap import AssistantSlot, ReloadError, ReloadResult
 from legacy_assistant.web.context import EXTENSION, current_slot, slot_of
 from legacy_assistant.web.errors import ApiError
@@ -33,11 +34,18 @@ def reload_model(slot: AssistantSlot, reason: str) -> ReloadResult:
         result = slot.reload(on_swap=model_changed)
     except ReloadError as exc:
         reload_outcome("refused")
-        log.error("reload (%s) refused: %s", reason, exc)
+        # a reload the admin route asked for names its request, as the access line does
+        log.error("reload (%s) refused: %s%s", reason, exc, request_id_suffix())
         raise
     reload_outcome("reloaded" if result.changed else "unchanged")
     if not result.changed:
-        log.info("reload (%s): model %s %s is unchanged", reason, result.model["name"], result.model["version"])
+        log.info(
+            "reload (%s): model %s %s is unchanged%s",
+            reason,
+            result.model["name"],
+            result.model["version"],
+            request_id_suffix(),
+        )
     return result
 
 
@@ -200,7 +208,7 @@ def reload() -> Any:
             notify()
             notified = True
         except Exception:  # this worker did reload; the answer says the others were not told
-            log.exception("reloaded here, but telling the other workers failed")
+            log.exception("reloaded here, but telling the other workers failed%s", request_id_suffix())
     return jsonify(
         {
             "status": "reloaded" if result.changed else "unchanged",
