@@ -1074,3 +1074,22 @@ def test_verbose_and_quiet_together_are_a_usage_error(flags, capsys):
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert "not allowed with argument" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["-v", "--verbose", "-q", "--quiet"])
+def test_verbose_or_quiet_after_the_command_says_where_it_goes(flag, capsys):
+    """-v and -q are the program's options, read before the command: after it they were only
+    'unrecognized arguments: -v', which left an operator who wrote 'serve -v' guessing."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["info", str(SHIPPED), "--no-load", flag])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {flag} " in err and "Traceback" not in err, err
+    assert f"'legacy-assistant {flag} info ...'" in err, err
+
+
+def test_other_unrecognized_arguments_are_refused_as_before(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["info", str(SHIPPED), "--no-load", "--bogus", "x"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "legacy-assistant: error: unrecognized arguments: --bogus x"

@@ -61,6 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the program's own options: read before the command, as its usage line shows them
+_PROGRAM_OPTIONS = ("-v", "--verbose", "-q", "--quiet")
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, where ``-v`` or ``-q`` given after the command (``serve -v``)
+    is refused with where it goes: argparse said only "unrecognized arguments: -v"."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        misplaced = next((word for word in extras if word in _PROGRAM_OPTIONS), None)
+        if misplaced is not None:
+            message += (
+                f" ({misplaced} is an option of legacy-assistant itself: give it before the command, "
+                f"'legacy-assistant {misplaced} {args.command} ...')"
+            )
+        parser.error(message)
+    return args
+
+
 def _open_standard_descriptors() -> None:
     """Point standard descriptors that are closed (``serve >&- 2>&-``, a daemon's launcher) at
     /dev/null. Left closed, the next file or socket opened takes the number: ``serve``'s master
@@ -104,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # stop signal, which stays the main thread's
             with stop_signals_blocked_for_new_threads():
                 parser = build_parser()
-            args = parser.parse_args(argv)
+            args = parse_arguments(parser, argv)
         except KeyboardInterrupt:
             say_stopped("terminated" if terminated else "interrupted", argv)
             status = 128 + terminated[0] if terminated else 130
