@@ -463,7 +463,7 @@ def test_a_reload_after_shutdown_loads_nothing(served):
     assert loads == [] and closed(slot.current)
 
 
-def test_admin_reload_answers_even_when_telling_the_other_workers_fails(tmp_path, tiny_model_dir):
+def test_admin_reload_answers_even_when_telling_the_other_workers_fails(tmp_path, tiny_model_dir, caplog):
     from legacy_assistant.web import create_app
 
     model = Switchable(tmp_path / "model", tiny_model_dir)
@@ -475,10 +475,16 @@ def test_admin_reload_answers_even_when_telling_the_other_workers_fails(tmp_path
                       "ON_RELOADED": master_gone, "STORE_URL": "memory"})
     try:
         model.put(DEFAULT_MODEL)
-        response = app.test_client().post("/admin/reload", headers={"Authorization": "Bearer adm"})
+        with caplog.at_level("INFO"):
+            response = app.test_client().post(
+                "/admin/reload", headers={"Authorization": "Bearer adm", "X-Request-ID": "reload-9"})
         assert response.status_code == 200, response.get_json()
         body = response.get_json()
         assert body["status"] == "reloaded" and body["other_workers_notified"] is False
+        # the reload's lines name the request that asked for it, as its access line does
+        lines = [r.getMessage() for r in caplog.records if r.name != "legacy_assistant.access"]
+        assert any(line.startswith("now serving ") and line.endswith(" id=reload-9") for line in lines), lines
+        assert "reloaded here, but telling the other workers failed id=reload-9" in lines, lines
     finally:
         app.extensions["legacy_assistant"].close()
 

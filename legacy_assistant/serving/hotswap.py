@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from legacy_assistant.artifacts.directory import load_consistently
 from legacy_assistant.classifier.artifact import MANIFEST as CLASSIFIER_MANIFEST
 from legacy_assistant.classifier.artifact import verify_artifact
+from legacy_assistant.common.request_context import request_id_suffix
 from legacy_assistant.errors import ArtifactError, AssistantError
 from legacy_assistant.responder.artifact import MANIFEST as RESPONDER_MANIFEST
 from legacy_assistant.responder.artifact import ResponderInfo, verify_responder
@@ -323,7 +324,8 @@ class AssistantSlot:
             self._close(old)
         if on_swap is not None:
             on_swap(model, previous)
-        log.info("now serving %s (was %s)", models_line(model), models_line(previous))
+        # POST /admin/reload reloads on its request's thread: the line names that request
+        log.info("now serving %s (was %s)%s", models_line(model), models_line(previous), request_id_suffix())
         return ReloadResult(True, model, previous)
 
     def _close(self, entry: _Entry) -> None:
