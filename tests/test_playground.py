@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -515,6 +516,22 @@ def test_values_that_are_not_text_are_refused_by_the_handlers():
         playground.all_emotions({"turns": ["hi"]}, "greedy", "")
     with pytest.raises(RequestError, match="the message must be text, got list"):
         playground.chat(["hi"], None, None, None)
+
+
+def test_a_seed_that_is_no_whole_number_is_refused_by_the_handler():
+    """A seed sent as a list or an object (through the API) failed inside int() with a traceback
+    in the log and gradio's bare "Error"; true and false were taken as the seeds 1 and 0, where
+    the HTTP API refuses a boolean seed."""
+    from legacy_assistant.errors import RequestError
+    from legacy_assistant.playground.handlers import Playground
+
+    playground = Playground(_RecordingAssistant())
+    for seed, shown in (([1], "[1]"), ({"seed": 1}, "{'seed': 1}"), (True, "True"), (False, "False")):
+        with pytest.raises(RequestError, match=re.escape(f"the seed must be a whole number, got {shown}")):
+            playground.all_emotions("hello there", "sample", seed)
+    # whole numbers, as a number or as typed in the box, are still taken
+    for seed in (7, 7.0, " 7 ", "", None):
+        assert playground.all_emotions("hello there", "sample", seed) == ["neutral", "joy"]
 
 
 def test_the_server_reaches_nothing_past_localhost(client, playground):

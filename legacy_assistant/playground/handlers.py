@@ -8,6 +8,7 @@ A caller's mistake (an empty message, an unknown emotion) raises
 from __future__ import annotations
 
 import html
+import numbers
 import re
 import secrets
 from collections.abc import Sequence
@@ -188,6 +189,9 @@ def _seed(seed: str | int | float | None) -> int | None:
             raise RequestError(f"the seed must be a whole number (or empty: a fresh draw), got {seed!r}") from None
     if seed is None:
         return None
-    if isinstance(seed, float) and not seed.is_integer():  # an int is whole at any size
-        raise RequestError(f"the seed must be a whole number, got {seed}")
+    # an API client may send any JSON value: a list or an object failed inside int(), and a
+    # boolean was taken as the seed 1 or 0 (the HTTP API refuses it)
+    whole = isinstance(seed, numbers.Integral) or (isinstance(seed, float) and seed.is_integer())
+    if isinstance(seed, bool) or not whole:  # an int is whole at any size
+        raise RequestError(f"the seed must be a whole number, got {seed!r}")
     return int(seed)
