@@ -49,9 +49,12 @@ run: $(STAMP)
 	$(BIN)/legacy-assistant serve$(if $(call given,HOST), --host $(HOST))$(if $(call given,PORT), --port $(PORT))
 
 # A local page to try the shipped models by hand (gradio: the playground extra, in the lock files).
+# `make playground HOST=::1 PORT=8080` listens there, as make run does (PORT was left unread).
+# PLAYGROUND_PORT on make's command line comes before PORT; without either, the port is
+# PLAYGROUND_PORT from the environment, else 7860.
 PLAYGROUND_PORT ?= 7860
 playground: $(STAMP)
-	$(BIN)/legacy-assistant playground$(if $(call given,HOST), --host $(HOST)) --port $(PLAYGROUND_PORT)
+	$(BIN)/legacy-assistant playground$(if $(call given,HOST), --host $(HOST)) --port $(or $(call given,PLAYGROUND_PORT),$(call given,PORT),$(PLAYGROUND_PORT))
 
 # The tests stay in the repository (MANIFEST.in prunes them from the source distribution): in an
 # unpacked sdist this says so, before any virtualenv is made, rather than pytest finding nothing

@@ -605,6 +605,17 @@ def test_make_run_leaves_the_address_to_the_environment_unless_make_is_given_one
     assert _make_command("playground", tmp_path, "HOST=::1")[1:] == ["playground", "--host", "::1", "--port", "7860"]
 
 
+def test_make_playground_takes_port_as_it_takes_host(tmp_path):
+    """make playground HOST=::1 PORT=8080 listened on ::1, but on port 7860: PORT was left
+    unread without a word. PLAYGROUND_PORT, the more particular name, still comes first."""
+    assert _make_command("playground", tmp_path, "PORT=8080")[1:] == ["playground", "--port", "8080"]
+    assert _make_command("playground", tmp_path, "HOST=::1", "PORT=8080")[1:] == [
+        "playground", "--host", "::1", "--port", "8080"]
+    assert _make_command("playground", tmp_path, "PORT=8080", "PLAYGROUND_PORT=9000")[1:] == [
+        "playground", "--port", "9000"]
+    assert _make_command("playground", tmp_path, "PLAYGROUND_PORT=9000")[1:] == ["playground", "--port", "9000"]
+
+
 def test_make_run_reads_no_host_or_port_from_the_environment(tmp_path):
     """tcsh exports HOST as the machine's name (and other setups export PORT): make run served
     on that name's address, over LEGACY_ASSISTANT_HOST, and make playground too."""
