@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
 from timing import once, positive_float, positive_int, run_main, thread_pool_size  # noqa: E402
 
+from legacy_assistant.cli.arguments import condition_strength_number  # noqa: E402
+
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
 # The figures the responder is built to reach (read, not asserted).
@@ -227,9 +229,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--condition-strength",
-        type=float,
+        # checked here: the responder refused a strength out of range only as it loaded, after
+        # --train's minutes of training, in words of no option
+        type=condition_strength_number,
         default=0.0,
-        help="condition guidance of every decode measured (default 0: off)",
+        help="condition guidance of every decode measured, 0 to 10 (default 0: off)",
     )
     parser.add_argument("--train", action="store_true", help="train a small model here instead of --model")
     parser.add_argument("--train-minutes", type=positive_float, default=3.0, help="minutes of training (default 3)")

@@ -60,6 +60,22 @@ def test_benchmark_thread_pool_sizes_are_checked_before_anything_loads():
             pytest.fail(f"{script} {args}: exit {result.returncode}\n{result.stderr[-2000:]}")
 
 
+def test_responder_benchmark_condition_strength_is_checked_before_training():
+    """A strength out of the responder's range was taken, and refused only as the model loaded:
+    with --train after minutes of training, in words of no option ("condition_strength must be
+    in [0, 10]")."""
+    import pytest
+
+    for value in ("11", "-1", "nan"):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "responder.py"), "--train", "--condition-strength", value],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        message = f"argument --condition-strength: must be a number from 0 to 10, got {value}"
+        if result.returncode != 2 or message not in result.stderr:
+            pytest.fail(f"--condition-strength {value}: exit {result.returncode}\n{result.stderr[-2000:]}")
+
+
 def test_a_bad_model_path_is_one_error_line():
     for script in ("predictor.py", "gc_pause.py"):
         result = subprocess.run(
