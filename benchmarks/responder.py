@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
 from timing import once, positive_float, positive_int, run_main, thread_pool_size  # noqa: E402
 
-from legacy_assistant.cli.arguments import condition_strength_number  # noqa: E402
+from legacy_assistant.classifier.config import MAX_SEED  # noqa: E402
+from legacy_assistant.cli.arguments import condition_strength_number, whole_number  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 MAX_LENGTH = 30
@@ -226,7 +227,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=thread_pool_size(0), default=0, help="intra- and inter-op threads (0: TensorFlow's choice)"
     )
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seed",
+        # the evaluation's range, checked here rather than after --train's minutes of training
+        type=whole_number(0, MAX_SEED),
+        default=1,
+        help="chooses dialogues and contexts, seeds sampling (default 1)",
+    )
     parser.add_argument(
         "--condition-strength",
         # checked here: the responder refused a strength out of range only as it loaded, after

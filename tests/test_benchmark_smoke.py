@@ -76,6 +76,21 @@ def test_responder_benchmark_condition_strength_is_checked_before_training():
             pytest.fail(f"--condition-strength {value}: exit {result.returncode}\n{result.stderr[-2000:]}")
 
 
+def test_responder_benchmark_seed_is_checked_before_training():
+    """A seed out of the evaluation's range (0 to 2**32 - 2) was taken, and refused only as the
+    evaluation began: with --train after minutes of training, as "seed must be a whole number"."""
+    import pytest
+
+    cases = [("-1", "must be at least 0, got -1"), ("4294967295", "must be at most 4294967294, got 4294967295")]
+    for value, said in cases:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "responder.py"), "--train", "--seed", value],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 2 or f"argument --seed: {said}" not in result.stderr:
+            pytest.fail(f"--seed {value}: exit {result.returncode}\n{result.stderr[-2000:]}")
+
+
 def test_a_bad_model_path_is_one_error_line():
     for script in ("predictor.py", "gc_pause.py"):
         result = subprocess.run(
