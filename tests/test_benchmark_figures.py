@@ -540,6 +540,36 @@ def test_the_batching_rows_take_turns_rather_than_the_unbatched_ones_always_goin
     assert "4 threads, batched (wait 2 ms)" in out and " 1.50 " in out
 
 
+def test_batching_with_one_thread_measures_each_row_once(monkeypatch, capsys):
+    """With --threads 1 the lone caller's rows were measured again as the "N threads" rows: the
+    unbatched call and the longest wait twice each, printed as "1 thread, ..." and "1 threads,
+    ..." rows of the same thing. Each is now measured and printed once."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = load_benchmark("batching")
+    timed = []
+
+    def unbatched(item):
+        return item
+
+    def batched(wait_s):
+        def call(item):
+            return item
+
+        call.wait_s = wait_s
+        return call, [1], lambda: None
+
+    def throughput(call, inputs, threads, calls):
+        if calls * threads >= 96:  # not a warm-up
+            timed.append((getattr(call, "wait_s", None), threads))
+        return 100.0 if call is unbatched else 90.0
+
+    monkeypatch.setattr(bench, "throughput", throughput)
+    bench.compare("model", unbatched, batched, ["a", "b"], 1, 100, [0.0, 3.0], 1)
+    assert timed == [(None, 1), (0.0, 1), (0.003, 1)]
+    labels = [line.split("  ")[1].strip() for line in capsys.readouterr().out.splitlines() if "thread" in line]
+    assert labels == ["1 thread, unbatched", "1 thread, batched (wait 0 ms)", "1 thread, batched (wait 3 ms)"]
+
+
 def test_the_responders_network_call_and_respond_take_turns_at_going_first(monkeypatch):
     """responder.py timed the network call alone and then Responder.respond on each context: the
     second always found what the first had left warm. The first of the two now alternates, each
