@@ -530,6 +530,10 @@ def test_an_unseeded_sample_is_seeded_by_a_fresh_draw(responder, monkeypatch):
         ("hello", None, "contexts must be a list"),
         ([["hi"]], 5, "conditions must be a list"),
         ([["hi"]], "joy", "conditions must be a list"),  # not three conditions 'j', 'o', 'y'
+        # bytes is a sequence of ints: not "unknown condition 106", nor "1 contexts but 3 conditions"
+        ([["hi"], ["yo"]], b"jj", "conditions must be a list .* got bytes"),
+        ([["hi"]], b"joy", "conditions must be a list .* got bytes"),
+        ([["hi"]], {"joy": 1}, "conditions must be a list .* got dict"),
     ],
 )
 def test_respond_batch_refuses_arguments_of_the_wrong_kind(responder, contexts, conditions, message):

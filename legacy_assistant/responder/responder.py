@@ -346,8 +346,11 @@ class Responder:
             )
         if isinstance(conditions, np.ndarray) and conditions.ndim == 1:  # one a context, as the contexts may come
             conditions = conditions.tolist()
-        if conditions is not None and (isinstance(conditions, str) or not isinstance(conditions, Sequence)):
-            raise RequestError("conditions must be a list with one condition (or None) per context")
+        # bytes are a sequence of ints, each of which would be read as one condition
+        if conditions is not None and (isinstance(conditions, (str, bytes)) or not isinstance(conditions, Sequence)):
+            raise RequestError(
+                f"conditions must be a list with one condition (or None) per context, got {type(conditions).__name__}"
+            )
         conditions = list(conditions) if conditions is not None else [None] * len(contexts)
         if len(conditions) != len(contexts):
             raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")
