@@ -533,6 +533,7 @@ def test_an_unseeded_sample_is_seeded_by_a_fresh_draw(responder, monkeypatch):
         # bytes is a sequence of ints: not "unknown condition 106", nor "1 contexts but 3 conditions"
         ([["hi"], ["yo"]], b"jj", "conditions must be a list .* got bytes"),
         ([["hi"]], b"joy", "conditions must be a list .* got bytes"),
+        ([["hi"], ["yo"]], bytearray(b"jj"), "conditions must be a list .* got bytearray"),
         ([["hi"]], {"joy": 1}, "conditions must be a list .* got dict"),
     ],
 )
