@@ -364,3 +364,43 @@ def test_a_label_with_a_control_character_is_refused_as_a_tag_would_be():
 
     assert label_problem("a\nb") == r"holds a control character ('\n'): a name is one line of text"
     assert label_problem("a b") is None
+
+
+@pytest.mark.parametrize("label", ["greet\u200b", "\ufeffgreet", "greet\u200e", "greet \u2060", "greet\u00ad"])
+def test_a_label_with_an_invisible_format_character_at_an_end_is_refused_and_shown_escaped(tmp_path, label):
+    """As a tag would be: it printed as the label without it, and did not equal it."""
+    from legacy_assistant.classifier.datasets import label_problem
+
+    problem = label_problem(label)
+    assert problem is not None and problem.startswith(f"{ascii(label)} ") and "invisible format character" in problem
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text(f"text,label\nhello,greet\nhi,{label}\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_csv(csv_path)
+    assert str(caught.value).startswith(str(csv_path))
+    assert caught.value.problems == [f"line 3: field 'label': {problem}"]
+    clinc_path = tmp_path / "c.json"
+    clinc_path.write_text(json.dumps({"train": [["hello", "greet"], ["hi", label]]}), encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_clinc(clinc_path)
+    assert caught.value.problems == [f"'train'[1]: label: {problem}"]
+
+
+def test_a_label_of_invisible_characters_only_is_shown_escaped():
+    from legacy_assistant.classifier.datasets import label_problem
+
+    assert "'\\u200b\\u2060'" in label_problem("\u200b\u2060")
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "\U0001f469\u200d\U0001f4bb",  # joiners inside an emoji
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # a ZWNJ inside a Persian word
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # Scotland: ends with a tag
+    ],
+)
+def test_joiners_inside_a_label_are_part_of_it(tmp_path, label):
+    path = tmp_path / "d.csv"
+    path.write_text(f"text,label\nhello,greet\nhi,{label}\n", encoding="utf-8")
+    assert load_csv(path).labels == ("greet", label)

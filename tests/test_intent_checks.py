@@ -214,9 +214,10 @@ def test_text_of_invisible_characters_only_is_empty(tmp_path, field, value, expe
 
 def test_tags_that_differ_only_by_invisible_characters_are_one_tag(tmp_path):
     assert looks_of("a\u200b") == looks_of("a") == looks_of("\u200dA")
-    found = problems(tmp_path, [dict(GOOD, tag="a"), dict(GOOD, tag="a\u200b", patterns=["yo"])])
+    # inside a tag, where it is no problem of the tag's own
+    found = problems(tmp_path, [dict(GOOD, tag="ab"), dict(GOOD, tag="a\u200bb", patterns=["yo"])])
     assert any(
-        "intent #1 ('a\\u200b'): field 'tag': looks the same as intent #0 ('a')" in p for p in found
+        "intent #1 ('a\\u200bb'): field 'tag': looks the same as intent #0 ('ab')" in p for p in found
     ), found
 
 
@@ -332,3 +333,38 @@ def test_a_context_set_that_a_filter_reads_only_in_another_form_is_warned_about_
     (message,) = [m for m in warnings(caplog) if "field 'context_set'" in m]
     assert message.startswith(f"{path}: intent #1 ('order'): field 'context_set': {NFD_CAFE!r} is read by no "), message
     assert f"a 'context_filter' reads {ascii(NFC_CAFE)}, and this is {ascii(NFD_CAFE)}" in message, message
+
+
+# --- a tag may not start or end with an invisible format character
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["greet\u200b", "\ufeffgreet", "greet\u200e", "\u2060greet", "greet\u00ad", "greet \u200b", "\U0001f469\u200d"],
+)
+def test_a_tag_with_an_invisible_format_character_at_an_end_is_refused_and_shown_escaped(tmp_path, tag):
+    """It printed as the tag without it, and the API answered a name that did not equal it."""
+    found = problems(tmp_path, [GOOD, dict(GOOD, tag=tag, patterns=["yo"])])
+    assert any(
+        p.startswith("intent #1 (") and f"): field 'tag': {ascii(tag)} has an invisible format character" in p
+        for p in found
+    ), found
+
+
+def test_a_tag_of_invisible_characters_only_is_shown_escaped(tmp_path):
+    found = problems(tmp_path, [GOOD, dict(GOOD, tag="\u200b\ufeff", patterns=["yo"])])
+    assert any("got only invisible format characters ('\\u200b\\ufeff')" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "\U0001f469\u200d\U0001f4bb",  # woman technologist: joiners inside an emoji
+        "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # England: ends with a tag
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian with a ZWNJ inside
+        "\u0915\u094d\u200d\u0937",  # Devanagari with a ZWJ inside
+    ],
+)
+def test_joiners_inside_a_tag_are_part_of_it(tmp_path, tag):
+    intents = load_intents(write(tmp_path, [GOOD, dict(GOOD, tag=tag, patterns=["yo"])]))
+    assert tag in intents

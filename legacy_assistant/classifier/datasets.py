@@ -35,6 +35,7 @@ from legacy_assistant.classifier.intents import (
     _has_lone_surrogate,
     _looks_like_fallback,
     control_character_problem,
+    format_character_problem,
     load_intents,
     looks_of,
 )
@@ -570,9 +571,11 @@ def label_problem(label: str, oos_label: str | None = None) -> str | None:
     if _has_lone_surrogate(label):
         return "is not valid Unicode text (a lone surrogate escape)"
     if not visible_text(label):
-        return "is empty once invisible format characters (such as a zero-width space) are removed"
+        return f"is empty once invisible format characters (such as a zero-width space) are removed: {ascii(label)}"
     if control := control_character_problem(label):
         return control
+    if invisible := format_character_problem(label):
+        return invisible
     if label == FALLBACK_TAG:
         return (
             f"{label!r} is the reserved fallback tag (in an intents file, the intent holding the fallback's "

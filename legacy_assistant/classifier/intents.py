@@ -45,7 +45,7 @@ from typing import Any
 from legacy_assistant.common.fields import json_kind, shown_text
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
-from legacy_assistant.text.processing import drop_format_characters, folded, visible_text
+from legacy_assistant.text.processing import drop_format_characters, emoji_kept_whole, folded, visible_text
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +310,26 @@ def control_character_problem(name: str) -> str | None:
     return None if found is None else f"holds a control character ({ascii(found)}): a name is one line of text"
 
 
+def format_character_problem(name: str) -> str | None:
+    """What is wrong with a tag or label that starts or ends with an invisible format character
+    (a zero-width space, a byte order mark, a bidi mark, a soft hyphen): it prints as the name
+    without it but does not equal it, as a space at its end would. Joiners inside a name stay
+    part of it: those inside an emoji ("\U0001f469\u200d\U0001f4bb", a subdivision flag, which
+    ends with a tag character) and inside a word (a Persian or Indic ZWNJ or ZWJ)."""
+    if name.isascii() or not name:
+        return None
+    if unicodedata.category(name[0]) == "Cf":  # no emoji starts with one
+        found, end = name[0], "start"
+    elif unicodedata.category(name[-1]) == "Cf" and not emoji_kept_whole(name).endswith(name[-1]):
+        found, end = name[-1], "end"
+    else:
+        return None
+    return (
+        f"{ascii(name)} has an invisible format character ({ascii(found)}) at its {end}: it prints as "
+        f"{emoji_kept_whole(name).strip()!r} but does not equal it; remove the character"
+    )
+
+
 def _looks_like_fallback(tag: str) -> bool:
     """Whether ``tag`` is not the reserved fallback tag but differs from it only in case, width
     (NFKC) or invisible format characters (``Fallback``, ``ＦＡＬＬＢＡＣＫ``)."""
@@ -479,7 +499,7 @@ def _parse_intent(
             problems.append(f"{where}: field {name!r}: is not valid Unicode text (a lone surrogate escape)")
     if "tag" in entry and (not isinstance(tag, str) or not visible_text(tag)):
         # "got a string" for "" read as no problem at all: say what the string holds
-        got = "only invisible format characters"
+        got = f"only invisible format characters ({ascii(tag)})"
         if not isinstance(tag, str):
             got = json_kind(tag)
         elif not tag:
@@ -492,6 +512,8 @@ def _parse_intent(
         problems.append(f"{where}: field 'tag': has spaces at its start or end")
     elif isinstance(tag, str) and (control := control_character_problem(tag)):
         problems.append(f"{where}: field 'tag': {control}")
+    elif isinstance(tag, str) and (invisible := format_character_problem(tag)):
+        problems.append(f"{where}: field 'tag': {invisible}")
     elif isinstance(tag, str) and tag != oos_label and looks_of(tag) == looks_of(oos_label):
         # an in-scope intent, beside the out-of-scope class it reads as
         problems.append(
