@@ -796,3 +796,24 @@ def test_evaluate_out_to_standard_output_has_the_report_alone_there(tiny_model_d
     assert json.loads(received)["examples"] > 0
     said = capsys.readouterr()
     assert said.out == "" and f"wrote {link} (no figures)" in said.err and "accuracy" in said.err
+
+
+def test_info_shows_escaped_an_intent_name_with_an_invisible_character_at_an_end(model_copy, capsys):
+    """A model trained before such names were refused still loads; its ``info`` line showed
+    "greeting\\u200b" as "greeting", which the API's answers did not equal."""
+    from legacy_assistant.artifacts.directory import manifest_digest, write_json
+    from legacy_assistant.classifier.artifact import MANIFEST
+
+    manifest = json.loads((model_copy / MANIFEST).read_text(encoding="utf-8"))
+    old = manifest["classes"][0]
+    manifest["classes"][0] = old + "\u200b"
+    for rule in manifest["intents"]:
+        if rule["tag"] == old:
+            rule["tag"] = old + "\u200b"
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(model_copy / MANIFEST, manifest)
+    assert main(["info", str(model_copy)]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("intents")][0]
+    assert line.startswith(f"intents    {len(manifest['classes'])}: '{old}\\u200b', {manifest['classes'][1]}, "), line
+    assert main(["info", str(model_copy), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"][0] == old + "\u200b"

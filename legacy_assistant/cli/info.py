@@ -54,6 +54,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     """What an intent model directory holds: intents, features, network, training."""
     from legacy_assistant.artifacts.directory import load_consistently
     from legacy_assistant.classifier.artifact import verify_artifact
+    from legacy_assistant.classifier.intents import format_character_problem
 
     # verified again if it was being replaced meanwhile, as a load is; the load that follows
     # names the words the model reads otherwise today, which this check would name a second time
@@ -95,7 +96,9 @@ def run_classifier(args: argparse.Namespace) -> int:
     print(f"created    {summary['created']}")
     print(f"verified   {summary['verified']} ({summary['files']} files)")
     classes = summary["classes"]
-    named = ", ".join(classes[:INTENTS_NAMED])
+    # a name trained before an invisible character at its end was refused ("greet\u200b") is
+    # shown escaped: printed, it looked like the name it does not equal
+    named = ", ".join(ascii(name) if format_character_problem(name) else name for name in classes[:INTENTS_NAMED])
     if len(classes) > INTENTS_NAMED:  # a model of a thousand intents made one line of 20,000 characters
         named += f", ... and {len(classes) - INTENTS_NAMED} more (--json lists them all)"
     print(f"intents    {summary['intents']}: {named}")
