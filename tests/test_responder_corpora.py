@@ -808,3 +808,21 @@ def test_chatterbot_lines_are_counted_as_an_editor_counts_them(tmp_path):
     assert caught.value.problems == [
         "line 4: invalid YAML: expected a single document in the stream, but found another document"
     ]
+
+
+def test_a_condition_with_an_invisible_character_at_an_end_is_the_condition_without_it(tmp_path):
+    """"joy\\u200b" (a zero-width space or byte order mark pasted with the name) trained a
+    condition of its own that printed as "joy", and a request for it typed "joy" was unknown;
+    it is one condition, as one with spaces at its ends is. Joiners inside an emoji stay."""
+    from legacy_assistant.responder.modes import known_condition
+
+    technologist = "\U0001f469\u200d\U0001f4bb"
+    corpus = _write(
+        tmp_path / "c.jsonl",
+        _cakechat_line(("hi", "neutral"), ("yay", "joy\u200b")) + "\n"
+        + _cakechat_line(("hi", "neutral"), ("great", "\ufeffJoy \u2060")) + "\n"
+        + _cakechat_line(("hi", "neutral"), ("code", technologist + "\u200b")) + "\n",
+    )
+    assert {d.turns[1].condition for d in read_corpus(corpus)} == {"joy", technologist}
+    assert known_condition("joy\u200e", ("neutral", "joy")) == "joy"
+    assert known_condition("joy", ("neutral", "joy\u200b")) == "joy\u200b"  # a model trained before

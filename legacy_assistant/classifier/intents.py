@@ -45,7 +45,13 @@ from typing import Any
 from legacy_assistant.common.fields import json_kind, shown_text
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import IntentsError
-from legacy_assistant.text.processing import drop_format_characters, emoji_kept_whole, folded, visible_text
+from legacy_assistant.text.processing import (
+    drop_format_characters,
+    emoji_kept_whole,
+    folded,
+    strip_format_characters,
+    visible_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -316,14 +322,10 @@ def format_character_problem(name: str) -> str | None:
     without it but does not equal it, as a space at its end would. Joiners inside a name stay
     part of it: those inside an emoji ("\U0001f469\u200d\U0001f4bb", a subdivision flag, which
     ends with a tag character) and inside a word (a Persian or Indic ZWNJ or ZWJ)."""
-    if name.isascii() or not name:
+    kept = strip_format_characters(name)
+    if kept == name:
         return None
-    if unicodedata.category(name[0]) == "Cf":  # no emoji starts with one
-        found, end = name[0], "start"
-    elif unicodedata.category(name[-1]) == "Cf" and not emoji_kept_whole(name).endswith(name[-1]):
-        found, end = name[-1], "end"
-    else:
-        return None
+    found, end = (name[0], "start") if not name.startswith(kept) else (name[len(kept)], "end")
     return (
         f"{ascii(name)} has an invisible format character ({ascii(found)}) at its {end}: it prints as "
         f"{emoji_kept_whole(name).strip()!r} but does not equal it; remove the character"

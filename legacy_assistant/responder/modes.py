@@ -11,6 +11,7 @@ import regex
 
 from legacy_assistant.common.fields import checked_strings
 from legacy_assistant.errors import RequestError
+from legacy_assistant.text.processing import strip_format_characters
 
 MODES = ("greedy", "beam", "sample", "sample_rerank")
 DEFAULT_CONDITION = "neutral"
@@ -31,10 +32,11 @@ def has_words(text: str) -> bool:
 
 
 def fold_condition(name: str) -> str:
-    """A condition's name as training keeps it: stripped, lower-cased and in Unicode's composed
-    form (NFC), so that ``"Colère"`` typed with a combining accent (as macOS and some keyboards
-    write it) is the same condition as ``"colère"``."""
-    return unicodedata.normalize("NFC", name.strip().lower())
+    """A condition's name as training keeps it: stripped (of spaces and of invisible format
+    characters at its ends, which print as nothing), lower-cased and in Unicode's composed form
+    (NFC), so that ``"Colère"`` typed with a combining accent (as macOS and some keyboards write
+    it) is the same condition as ``"colère"``, and ``"joy\u200b"`` the same as ``"joy"``."""
+    return unicodedata.normalize("NFC", strip_format_characters(name.strip()).strip().lower())
 
 
 def known_condition(name: object, known: Sequence[str]) -> str | None:

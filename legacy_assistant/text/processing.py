@@ -289,6 +289,23 @@ def drop_format_characters(text: str) -> str:
     return text if text.isascii() else _FORMAT_CHARACTERS.sub("", text)
 
 
+def strip_format_characters(text: str) -> str:
+    """``text`` without the invisible format characters at its start and end (a zero-width space
+    or byte order mark pasted with a name), which print as nothing; those inside it stay, and so
+    do the tag characters that end a subdivision flag, which are part of the emoji."""
+    if text.isascii():
+        return text
+    start = 0
+    while start < len(text) and unicodedata.category(text[start]) == "Cf":  # no emoji starts with one
+        start += 1
+    end = len(text)
+    while end > start and unicodedata.category(text[end - 1]) == "Cf":
+        if emoji_kept_whole(text[start:end]).endswith(text[end - 1]):
+            break
+        end -= 1
+    return text[start:end]
+
+
 def emoji_kept_whole(text: str, apart: bool = False) -> str:
     """``text`` without invisible format characters but those inside an emoji (its joiners and
     tags), each emoji whole; with ``apart``, each between spaces, as a token of its own."""
