@@ -238,3 +238,25 @@ def test_evaluate_refuses_a_label_that_only_looks_like_a_class_of_the_model(tiny
     unknown = _csv(tmp_path, "text,label\nhi,greeting\nwhat time is it,time\n", "unknown.csv")
     assert main(["evaluate", str(tiny_model_dir), str(unknown)]) == 0
     assert "labels the model does not know (always wrong): time" in capsys.readouterr().out
+
+
+def test_evaluate_scores_a_model_trained_with_an_invisible_character_at_a_class_name_end(model_copy, tmp_path, capsys):
+    """A model trained before "greeting\\u200b" was refused: its data can no longer name the class
+    so (the readers refuse the label) and named it as it prints, "greeting", was refused as a
+    look-alike, so the model could not be evaluated at all. That label is now scored as its class."""
+    from legacy_assistant.artifacts.directory import manifest_digest, write_json
+    from legacy_assistant.classifier.artifact import MANIFEST
+
+    manifest = json.loads((model_copy / MANIFEST).read_text(encoding="utf-8"))
+    manifest["classes"] = [name + "\u200b" if name == "greeting" else name for name in manifest["classes"]]
+    for rule in manifest["intents"]:
+        if rule["tag"] == "greeting":
+            rule["tag"] = "greeting\u200b"
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    write_json(model_copy / MANIFEST, manifest)
+    data = _csv(tmp_path, "text,label\nhello there,greeting\nhi,greeting\nbye bye,goodbye\n")
+    assert main(["evaluate", str(model_copy), str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "labels the model does not know" not in out and "always wrong" not in out, out
+    assert main(["evaluate", str(model_copy), str(_csv(tmp_path, "text,label\nhi,Greeting\n", "b.csv"))]) == 1
+    assert "looks the same as its class 'greeting\\u200b'" in capsys.readouterr().err  # case still matters

@@ -22,7 +22,7 @@ import json
 import logging
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from legacy_assistant.common.fields import shown_text
 from legacy_assistant.common.input_files import NotUtf8Error, input_text, read_input_bytes, read_problem
 from legacy_assistant.common.jsonfile import read_json_file
 from legacy_assistant.errors import DataError
-from legacy_assistant.text.processing import folded, visible_text
+from legacy_assistant.text.processing import folded, strip_format_characters, visible_text
 
 log = logging.getLogger(__name__)
 
@@ -656,6 +656,17 @@ def lookalike_label_problems(
             f"{other} (labels may not differ only in case, Unicode form or invisible format characters)"
         )
     return problems
+
+
+def as_printed_classes(examples: Examples, classes: Sequence[str]) -> Examples:
+    """``examples`` with each label that names a class of ``classes`` as it prints, without the
+    invisible format characters at its ends (``"greet"`` for ``"greet\u200b"``), given as that
+    class. A model trained before such names were refused could not be evaluated: its data may
+    no longer name the class so, and the name as it prints was refused as a look-alike."""
+    printed = {strip_format_characters(name): name for name in classes}
+    known = set(classes)
+    labels = tuple(label if label in known else printed.get(label, label) for label in examples.labels)
+    return examples if labels == examples.labels else replace(examples, labels=labels)
 
 
 def _check_look(label: str, where: str, what: str, looks: dict[str, tuple[str, str]], problems: list[str]) -> None:

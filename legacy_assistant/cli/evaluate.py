@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from legacy_assistant.artifacts.directory import sha256_file
     from legacy_assistant.classifier.datasets import (
         DEFAULT_OOS_LABEL,
+        as_printed_classes,
         load_data,
         lookalike_label_problems,
         oos_label_problem,
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                     "count as in scope; give DATA's out-of-scope sentences one label"
                 ],
             )
+        examples = as_printed_classes(examples, predictor.classes)
         lookalikes = lookalike_label_problems(examples, predictor.classes, oos_label, args.model)
         if lookalikes:  # counted as unknown labels, the model's right answers would all score as wrong
             raise DataError(str(args.data), lookalikes)
