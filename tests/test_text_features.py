@@ -577,3 +577,17 @@ def test_an_i_and_combining_dot_that_str_lower_wrote_is_the_plain_i(tokenizer, s
     # without case folding, left as written
     assert TextProcessor(TextConfig(tokenizer=tokenizer, stemmer="none", lowercase=False)).tokens("i\u0307yi") == [
         "i\u0307yi"]
+
+
+def test_format_characters_at_a_name_end_are_stripped_in_one_reading(monkeypatch):
+    """A name ending in many zero-width spaces took seconds: the emoji reading ran once for each
+    character. It runs once; the tag characters that end a flag emoji stay."""
+    from legacy_assistant.text import processing
+
+    readings = []
+    read = processing.emoji_kept_whole
+    monkeypatch.setattr(processing, "emoji_kept_whole", lambda text, *a: readings.append(text) or read(text, *a))
+    flag = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert processing.strip_format_characters("\ufeff" + flag + "\u200b\u200b") == flag
+    assert processing.strip_format_characters("a" + "\u200b" * 1000) == "a"
+    assert len(readings) == 2

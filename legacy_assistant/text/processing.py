@@ -300,10 +300,20 @@ def strip_format_characters(text: str) -> str:
         start += 1
     end = len(text)
     while end > start and unicodedata.category(text[end - 1]) == "Cf":
-        if emoji_kept_whole(text[start:end]).endswith(text[end - 1]):
-            break
         end -= 1
-    return text[start:end]
+    # the first characters of that run that an emoji keeps stay: read once, not once a character
+    # (a name ending in many zero-width spaces took seconds)
+    whole = emoji_kept_whole(text[start:])
+    kept = len(_format_run_of(whole))
+    return text[start : min(end + kept, len(text))]
+
+
+def _format_run_of(text: str) -> str:
+    """The format characters (Unicode category Cf) that end ``text``, as one string."""
+    index = len(text)
+    while index and unicodedata.category(text[index - 1]) == "Cf":
+        index -= 1
+    return text[index:]
 
 
 def emoji_kept_whole(text: str, apart: bool = False) -> str:
