@@ -283,6 +283,39 @@ def test_a_registry_folder_removed_while_the_server_runs_is_made_again(tmp_path,
     assert not folder.exists()
 
 
+def test_ttou_stops_a_worker_still_loading_before_one_that_serves(tmp_path, monkeypatch):
+    """A TTOU soon after a TTIN: gunicorn's own choice, the oldest worker, stopped one that served
+    while the new one loaded (and, repeated, every serving worker: nothing listened for 34 s)."""
+    import logging
+    from types import SimpleNamespace
+
+    from gunicorn.arbiter import Arbiter
+
+    from legacy_assistant.serving.readiness import WorkerRegistry
+    from legacy_assistant.serving.server import ReloadingArbiter
+
+    signalled: list[int] = []
+    monkeypatch.setattr(Arbiter, "kill_worker", lambda self, pid, sig: signalled.append(pid))
+    registry = WorkerRegistry(tmp_path)
+    for pid in (11, 12):  # the two serving workers; 13, started by a TTIN, still loads
+        WorkerRegistry(tmp_path).mark_ready(pid)
+    arbiter = ReloadingArbiter.__new__(ReloadingArbiter)
+    arbiter.app, arbiter._num_workers, arbiter.retired = SimpleNamespace(registry=registry), 2, set()
+    # what gunicorn's own manage_workers reads beside the workers
+    arbiter.log, arbiter.LISTENERS = logging.getLogger("tests.arbiter"), []
+    arbiter.cfg, arbiter._last_logged_active_worker_count = SimpleNamespace(enable_backlog_metric=False), None
+    arbiter.WORKERS = {pid: SimpleNamespace(age=age) for age, pid in enumerate((11, 12, 13))}
+    arbiter.manage_workers()
+    assert signalled == [13] and arbiter.retired == {13}
+    WorkerRegistry(tmp_path).mark_ready(13)  # it finishes loading before it stops: still the one that goes
+    arbiter.manage_workers()
+    assert signalled == [13, 13]
+    del arbiter.WORKERS[13]
+    arbiter._num_workers = 1  # with every worker serving, the oldest goes, as in gunicorn
+    arbiter.manage_workers()
+    assert signalled == [13, 13, 11]
+
+
 def test_ready_is_503_once_the_server_stops(tmp_path, make_client, monkeypatch):
     """The workers finish what they accepted after a SIGTERM, and answer requests that come
     on kept-alive connections meanwhile: /ready among them must not say "ready"."""

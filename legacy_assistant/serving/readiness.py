@@ -156,6 +156,10 @@ class WorkerRegistry:
         """(any process) Whether a worker of this server has ever served (the marker stays)."""
         return (self.directory / self.SERVED).exists()
 
+    def serves(self, pid: int) -> bool:
+        """(any process) Whether worker ``pid`` has said it serves (its app is built)."""
+        return (self.directory / f"{pid}.ready").exists()
+
     def forget(self, pid: int) -> None:
         """(master) ``pid`` has exited."""
         with contextlib.suppress(FileNotFoundError):

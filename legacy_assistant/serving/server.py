@@ -240,8 +240,28 @@ class ReloadingArbiter(Arbiter):
         super().handle_ttin()
 
     def manage_workers(self) -> None:
-        super().manage_workers()  # starts and stops workers to match num_workers (TTIN, TTOU, a death)
+        if len(self.WORKERS) > self.num_workers:  # TTOU
+            self._stop_surplus()
+        else:
+            super().manage_workers()  # starts workers to match num_workers (TTIN, a death)
         self._tell_registry()
+
+    def _stop_surplus(self) -> None:
+        """Stop the workers beyond ``num_workers``: first those already asked to stop, then those
+        still loading their model, then the oldest. Gunicorn's own stops the oldest first, and a
+        TTOU soon after a TTIN stopped a worker that served while the new one went on loading
+        (and one after another, every serving worker: nothing listened until the new ones had
+        loaded); a worker that does not serve yet holds no connection and no request."""
+        registry = getattr(self.app, "registry", None)
+
+        def order(item: tuple[int, Any]) -> tuple[bool, bool, int]:
+            pid, worker = item
+            serves = registry is not None and registry.serves(pid)
+            return pid not in self.retired, serves, worker.age
+
+        workers = sorted(self.WORKERS.items(), key=order)
+        for pid, _ in workers[: len(workers) - self.num_workers]:
+            self.kill_worker(pid, signal.SIGTERM)
 
     def spawn_worker(self) -> int:
         # Until the worker has its own handlers it has the master's, which would put a stop
