@@ -261,7 +261,11 @@ class ReloadingArbiter(Arbiter):
 
         workers = sorted(self.WORKERS.items(), key=order)
         for pid, _ in workers[: len(workers) - self.num_workers]:
-            self.kill_worker(pid, signal.SIGTERM)
+            # once: gunicorn's loop sent it again every second until the worker ended, and a
+            # worker that took them while it loaded its model crashed (SIGSEGV, or glibc's
+            # "corrupted size vs. prev_size") where one SIGTERM let it load and exit cleanly
+            if pid not in self.retired:
+                self.kill_worker(pid, signal.SIGTERM)
 
     def spawn_worker(self) -> int:
         # Until the worker has its own handlers it has the master's, which would put a stop
