@@ -88,6 +88,15 @@ def test_an_acute_accent_or_a_grave_typed_for_an_apostrophe_is_one(tokenizer):
     assert classic.tokens("don´t") == ["don", "\u0301t"]
 
 
+def test_a_vocabulary_word_of_the_acute_as_nfkc_wrote_it_is_named_as_read_otherwise():
+    """A model trained on text normalised with NFKC before it came here has "\u0301t" (of
+    "don \u0301t") among its words; messages holding it are read "do", "n't" now, so loading
+    the model names the word, as it names words that other normalisation changed."""
+    featurizer = Featurizer(FeatureConfig(), ["do", "don", "n't", "\u0301t", "don \u0301t", "caf\u00e9"])
+    assert TextProcessor(FeatureConfig().text).tokens("I don \u0301t") == ["i", "do", "n't"]
+    assert featurizer.words_read_otherwise() == ["\u0301t"]
+
+
 @pytest.mark.parametrize("tokenizer", ["treebank", "toktok", "whitespace", "unicode"])
 def test_a_capital_dotted_i_lowers_to_the_i_users_type(tokenizer):
     """str.lower writes Turkish "İ" as "i" and a combining dot: "İstanbul" was another word than

@@ -234,8 +234,11 @@ def normalised_word(word: str) -> str:
     """``word`` as :meth:`TextProcessor.tokens` normalises a message before splitting it (every
     tokenizer but classic; case aside), its spaces collapsed: a word of a model's vocabulary that
     this changes can no longer come out of the text processing, e.g. ``"thanks\U0001f44d"``
-    (emoji are set apart) or a word with an Arabic vowel mark (dropped)."""
-    return " ".join(set_emoji_apart(normalised(word)).split())
+    (emoji are set apart) or a word with an Arabic vowel mark (dropped). The word is read after
+    a space, as it stands in a message: ``"\u0301t"``, which text normalised with NFKC before
+    holds for the acute of "don´t" ("don", ``"\u0301t"``), is read as ``"'t"`` there."""
+    # a space before the word changes nothing else: it is dropped again with the others
+    return " ".join(set_emoji_apart(normalised(" " + word)).split())
 
 
 def lower_case(text: str) -> str:
