@@ -826,3 +826,20 @@ def test_a_condition_with_an_invisible_character_at_an_end_is_the_condition_with
     assert {d.turns[1].condition for d in read_corpus(corpus)} == {"joy", technologist}
     assert known_condition("joy\u200e", ("neutral", "joy")) == "joy"
     assert known_condition("joy", ("neutral", "joy\u200b")) == "joy\u200b"  # a model trained before
+
+
+def test_spaces_and_invisible_characters_mixed_at_a_condition_end_are_all_stripped(tmp_path):
+    """"joy \\u200b \\u200b" (spaces and zero-width spaces one after another) kept "joy \\u200b",
+    which printed as "joy" but trained a condition of its own and was not "joy" in a request."""
+    from legacy_assistant.responder.modes import fold_condition, known_condition
+
+    corpus = _write(
+        tmp_path / "c.jsonl",
+        _cakechat_line(("hi", "neutral"), ("yay", "joy \u200b \u200b")) + "\n"
+        + _cakechat_line(("hi", "neutral"), ("great", "\u200b \ufeff Joy")) + "\n",
+    )
+    assert {d.turns[1].condition for d in read_corpus(corpus)} == {"joy"}
+    assert known_condition("joy \u200b \u200b", ("neutral", "joy")) == "joy"
+    flag = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert fold_condition(flag + "\u200b \u200b") == flag  # the flag's tag characters stay
+    assert fold_condition(" \u200b ") == ""

@@ -36,7 +36,23 @@ def fold_condition(name: str) -> str:
     characters at its ends, which print as nothing), lower-cased and in Unicode's composed form
     (NFC), so that ``"Colère"`` typed with a combining accent (as macOS and some keyboards write
     it) is the same condition as ``"colère"``, and ``"joy\u200b"`` the same as ``"joy"``."""
-    return unicodedata.normalize("NFC", strip_format_characters(name.strip()).strip().lower())
+    # spaces and format characters may alternate at an end ("joy \u200b \u200b"): all go, in one
+    # pass, but the format characters right after the last visible one are read with it, as an
+    # emoji (a subdivision flag's tag characters) keeps them
+    start = 0
+    while start < len(name) and _blank(name[start]):
+        start += 1
+    end = len(name)
+    while end > start and _blank(name[end - 1]):
+        end -= 1
+    while end < len(name) and unicodedata.category(name[end]) == "Cf":
+        end += 1
+    return unicodedata.normalize("NFC", strip_format_characters(name[start:end]).lower())
+
+
+def _blank(char: str) -> bool:
+    """Whether ``char`` prints as nothing at a name's end: a space or a format character."""
+    return char.isspace() or unicodedata.category(char) == "Cf"
 
 
 def known_condition(name: object, known: Sequence[str]) -> str | None:
