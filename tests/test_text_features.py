@@ -600,3 +600,21 @@ def test_format_characters_at_a_name_end_are_stripped_in_one_reading(monkeypatch
     assert processing.strip_format_characters("\ufeff" + flag + "\u200b\u200b") == flag
     assert processing.strip_format_characters("a" + "\u200b" * 1000) == "a"
     assert len(readings) == 2
+
+
+def test_a_visible_format_character_at_a_name_end_is_kept():
+    """U+0600 ARABIC NUMBER SIGN and the other prepended concatenation marks are format characters
+    (Cf) that print: "\\u0600\\u0661\\u0662" was refused as a tag that "prints as" "\\u0661\\u0662",
+    and one between a subdivision flag and a zero-width space kept the zero-width space too."""
+    from legacy_assistant.classifier.intents import format_character_problem
+    from legacy_assistant.responder.modes import fold_condition
+    from legacy_assistant.text.processing import strip_format_characters
+
+    assert strip_format_characters("\u0600\u0661\u0662") == "\u0600\u0661\u0662"
+    assert strip_format_characters("\u200b\u0661\u0662\u06dd\u200b") == "\u0661\u0662\u06dd"
+    flag = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert strip_format_characters(flag + "\u0600\u200b") == flag + "\u0600"
+    assert strip_format_characters(flag + "\u200b") == flag
+    assert format_character_problem("\u0600\u0661\u0662") is None
+    assert format_character_problem("\u0600\u0661\u0662\u200b") is not None
+    assert fold_condition("\u0600\u0661 \u200b") == "\u0600\u0661"

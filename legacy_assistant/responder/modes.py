@@ -52,7 +52,7 @@ def fold_condition(name: str) -> str:
 
 def _blank(char: str) -> bool:
     """Whether ``char`` prints as nothing at a name's end: a space or a format character."""
-    return char.isspace() or unicodedata.category(char) == "Cf"
+    return char.isspace() or not strip_format_characters(char)
 
 
 def known_condition(name: object, known: Sequence[str]) -> str | None:

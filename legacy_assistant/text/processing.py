@@ -60,6 +60,8 @@ _STANDS_APART = regex.compile(
 # Invisible format characters (zero-width space and joiner, byte order mark, bidi marks, soft
 # hyphen): inside a word they made it unknown ("movies\u200b" is not "movies").
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
+# format characters that print: a sign spanning the digits after it (U+0600 ARABIC NUMBER SIGN)
+_PRINTED_FORMAT = regex.compile(r"\p{Prepended_Concatenation_Mark}")
 # Marks that Arabic and Hebrew writers mostly leave out: Arabic short vowels, tanween, shadda and
 # sukun (U+064B-U+065F) and the dagger alif (U+0670), Hebrew vowel points and cantillation
 # (U+0591-U+05C7, but the maqaf, paseq, sof pasuq and nun hafukha, which are punctuation), and the
@@ -299,16 +301,24 @@ def strip_format_characters(text: str) -> str:
     if text.isascii():
         return text
     start = 0
-    while start < len(text) and unicodedata.category(text[start]) == "Cf":  # no emoji starts with one
+    while start < len(text) and _prints_as_nothing(text[start]):  # no emoji starts with one
         start += 1
     end = len(text)
-    while end > start and unicodedata.category(text[end - 1]) == "Cf":
+    while end > start and _prints_as_nothing(text[end - 1]):
         end -= 1
     # the first characters of that run that an emoji keeps stay: read once, not once a character
-    # (a name ending in many zero-width spaces took seconds)
-    whole = emoji_kept_whole(text[start:])
-    kept = len(_format_run_of(whole))
+    # (a name ending in many zero-width spaces took seconds); none after a format character
+    # that prints, which ends any emoji
+    kept = 0
+    if start < end < len(text) and unicodedata.category(text[end - 1]) != "Cf":
+        kept = len(_format_run_of(emoji_kept_whole(text[start:])))
     return text[start : min(end + kept, len(text))]
+
+
+def _prints_as_nothing(char: str) -> bool:
+    """Whether ``char`` is an invisible format character: of category Cf but no prepended
+    concatenation mark (U+0600 ARABIC NUMBER SIGN and its kind, which print)."""
+    return unicodedata.category(char) == "Cf" and _PRINTED_FORMAT.match(char) is None
 
 
 def _format_run_of(text: str) -> str:
