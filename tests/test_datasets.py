@@ -404,3 +404,16 @@ def test_joiners_inside_a_label_are_part_of_it(tmp_path, label):
     path = tmp_path / "d.csv"
     path.write_text(f"text,label\nhello,greet\nhi,{label}\n", encoding="utf-8")
     assert load_csv(path).labels == ("greet", label)
+
+
+def test_a_label_that_two_classes_print_as_is_not_given_to_either():
+    """A model of "greet\\u200b" and "greet\\u2060" (both print as "greet"): data labelled "greet"
+    was scored as whichever came last, silently; it is left as it is, for evaluate to refuse as
+    a look-alike of both."""
+    from legacy_assistant.classifier.datasets import Examples, as_printed_classes, lookalike_label_problems
+
+    examples = Examples(texts=("hi", "bye"), labels=("greet", "bye"), places=(None, None))
+    classes = ["greet\u200b", "greet\u2060", "bye"]
+    assert as_printed_classes(examples, classes).labels == ("greet", "bye")
+    assert lookalike_label_problems(as_printed_classes(examples, classes), classes, "oos", "model")
+    assert as_printed_classes(examples, ["greet\u200b", "bye"]).labels == ("greet\u200b", "bye")

@@ -663,9 +663,13 @@ def as_printed_classes(examples: Examples, classes: Sequence[str]) -> Examples:
     invisible format characters at its ends (``"greet"`` for ``"greet\u200b"``), given as that
     class. A model trained before such names were refused could not be evaluated: its data may
     no longer name the class so, and the name as it prints was refused as a look-alike."""
-    printed = {strip_format_characters(name): name for name in classes}
+    printed: dict[str, str | None] = {}
+    for name in classes:
+        # a name two classes print as is neither's: evaluate refuses it as a look-alike of both
+        shown = strip_format_characters(name)
+        printed[shown] = None if shown in printed else name
     known = set(classes)
-    labels = tuple(label if label in known else printed.get(label, label) for label in examples.labels)
+    labels = tuple(label if label in known else printed.get(label) or label for label in examples.labels)
     return examples if labels == examples.labels else replace(examples, labels=labels)
 
 
