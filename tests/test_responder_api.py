@@ -534,6 +534,7 @@ def test_an_unseeded_sample_is_seeded_by_a_fresh_draw(responder, monkeypatch):
         ([["hi"], ["yo"]], b"jj", "conditions must be a list .* got bytes"),
         ([["hi"]], b"joy", "conditions must be a list .* got bytes"),
         ([["hi"], ["yo"]], bytearray(b"jj"), "conditions must be a list .* got bytearray"),
+        ([["hi"], ["yo"]], memoryview(b"jj"), "conditions must be a list .* got memoryview"),
         ([["hi"]], {"joy": 1}, "conditions must be a list .* got dict"),
     ],
 )

@@ -346,9 +346,9 @@ class Responder:
             )
         if isinstance(conditions, np.ndarray) and conditions.ndim == 1:  # one a context, as the contexts may come
             conditions = conditions.tolist()
-        # bytes (and a bytearray) are a sequence of ints, each of which would be read as one condition
+        # bytes (a bytearray, a memoryview of them) are a sequence of ints, each read as one condition
         if conditions is not None and (
-            isinstance(conditions, (str, bytes, bytearray)) or not isinstance(conditions, Sequence)
+            isinstance(conditions, (str, bytes, bytearray, memoryview)) or not isinstance(conditions, Sequence)
         ):
             raise RequestError(
                 f"conditions must be a list with one condition (or None) per context, got {type(conditions).__name__}"
