@@ -509,10 +509,10 @@ def test_the_tokenizer_variants_take_turns_rather_than_the_shipped_one_always_go
             assert sum(c for k, t, c in rounds[:16] if (k, t) == (kind, threads)) == 10
 
 
-def test_the_batching_rows_take_turns_rather_than_the_unbatched_ones_always_going_first(monkeypatch, capsys):
-    """batching.py measured its rows in the same order every round: the unbatched baseline of
-    each ratio always ran before the batched rows it is compared with. Every other round now
-    runs them in reverse order; the ratios are still each round's own."""
+def _batching_with_fake_throughput(monkeypatch, batch_sizes, batched_rate):
+    """batching.py with its throughput measured by a stand-in: unbatched calls make 100 req/s,
+    batched ones ``batched_rate``; each timed (not warm-up) measurement is appended to the list
+    returned, as (the batched call's wait in s or None, threads)."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its timing.py, found beside it when run
     bench = load_benchmark("batching")
     timed = []
@@ -525,14 +525,22 @@ def test_the_batching_rows_take_turns_rather_than_the_unbatched_ones_always_goin
             return item
 
         call.wait_s = wait_s
-        return call, [2, 4], lambda: None
+        return call, batch_sizes, lambda: None
 
     def throughput(call, inputs, threads, calls):
         if calls * threads >= 96:  # not a warm-up (those make 20 calls in all)
             timed.append((getattr(call, "wait_s", None), threads))
-        return 100.0 if call is unbatched else 150.0
+        return 100.0 if call is unbatched else batched_rate
 
     monkeypatch.setattr(bench, "throughput", throughput)
+    return bench, unbatched, batched, timed
+
+
+def test_the_batching_rows_take_turns_rather_than_the_unbatched_ones_always_going_first(monkeypatch, capsys):
+    """batching.py measured its rows in the same order every round: the unbatched baseline of
+    each ratio always ran before the batched rows it is compared with. Every other round now
+    runs them in reverse order; the ratios are still each round's own."""
+    bench, unbatched, batched, timed = _batching_with_fake_throughput(monkeypatch, [2, 4], 150.0)
     bench.compare("model", unbatched, batched, ["a", "b"], 4, 100, [0.0, 2.0], 2)
     rows = [(None, 1), (0.002, 1), (None, 4), (0.0, 4), (0.002, 4)]
     assert timed == rows + rows[::-1]
@@ -544,26 +552,7 @@ def test_batching_with_one_thread_measures_each_row_once(monkeypatch, capsys):
     """With --threads 1 the lone caller's rows were measured again as the "N threads" rows: the
     unbatched call and the longest wait twice each, printed as "1 thread, ..." and "1 threads,
     ..." rows of the same thing. Each is now measured and printed once."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    bench = load_benchmark("batching")
-    timed = []
-
-    def unbatched(item):
-        return item
-
-    def batched(wait_s):
-        def call(item):
-            return item
-
-        call.wait_s = wait_s
-        return call, [1], lambda: None
-
-    def throughput(call, inputs, threads, calls):
-        if calls * threads >= 96:  # not a warm-up
-            timed.append((getattr(call, "wait_s", None), threads))
-        return 100.0 if call is unbatched else 90.0
-
-    monkeypatch.setattr(bench, "throughput", throughput)
+    bench, unbatched, batched, timed = _batching_with_fake_throughput(monkeypatch, [1], 90.0)
     bench.compare("model", unbatched, batched, ["a", "b"], 1, 100, [0.0, 3.0], 1)
     assert timed == [(None, 1), (0.0, 1), (0.003, 1)]
     labels = [line.split("  ")[1].strip() for line in capsys.readouterr().out.splitlines() if "thread" in line]
