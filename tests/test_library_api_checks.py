@@ -690,3 +690,19 @@ def test_the_unlearnable_intents_error_survives_pickling_and_copying():
     for back in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
         assert type(back) is UnlearnableIntentsError
         assert (str(back), back.tags) == (str(error), ["greeting", "goodbye"])
+
+
+@pytest.mark.parametrize("at", [None, (3, 5)])
+def test_the_duplicate_key_error_survives_pickling_and_copying(at):
+    """Built from its key and pairs, it could not be rebuilt from its message: unpickling raised
+    TypeError, which breaks a process pool or a logging queue handler that carries it."""
+    import copy
+    import pickle
+
+    from legacy_assistant.common.jsonfile import DuplicateKeyError
+
+    error = DuplicateKeyError("tag", [("tag", "greeting"), ("tag", "hello")], at)
+    for back in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(back) is DuplicateKeyError
+        assert str(back) == str(error)
+        assert (back.key, back.pairs, back.at) == ("tag", [("tag", "greeting"), ("tag", "hello")], at)

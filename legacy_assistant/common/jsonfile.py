@@ -21,6 +21,7 @@ class DuplicateKeyError(ValueError):
     def __init__(self, key: str, pairs: list[tuple[str, Any]], at: tuple[int, int] | None = None) -> None:
         self.key = key
         self.pairs = pairs
+        self.at = at
         named = next(
             ((field, value) for field, value in pairs if field in _NAMING_FIELDS and isinstance(value, str)), None
         )
@@ -29,6 +30,11 @@ class DuplicateKeyError(ValueError):
             which.append(f"with {json.dumps(named[0])}: {json.dumps(named[1][:60])}")
         where = f" (the one {', '.join(which)})" if which else ""
         super().__init__(f"key {json.dumps(key)} appears twice in one object{where}: only one value would be kept")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own rebuilds it from args (the message alone), which __init__ does not take:
+        # unpickling raised TypeError, so a process pool or a logging queue handler carrying it broke.
+        return type(self), (self.key, self.pairs, self.at), self.__dict__
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
