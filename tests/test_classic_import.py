@@ -243,6 +243,19 @@ def test_pickled_lists_decode_without_unpickling(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("data, name", [(None, "NoneType"), ("]q.", "str"), (["a"], "list")])
+def test_decoding_what_is_not_bytes_names_the_argument(data, name):
+    """len() or BytesIO raised a bare TypeError ("object of type 'NoneType' has no len()") that
+    named neither the call nor its argument."""
+    with pytest.raises(TypeError, match=f"^decode_string_list: data must be bytes, got {name}$"):
+        decode_string_list(data)
+
+
+def test_pickled_lists_decode_from_any_bytes_like_object():
+    data = pickle.dumps(WORDS, protocol=4)
+    assert decode_string_list(bytearray(data)) == decode_string_list(memoryview(data)) == WORDS
+
+
 def test_pickled_lists_command_writes_json(tmp_path):
     from legacy_assistant.classifier.classic.pickled_lists import main as convert
 

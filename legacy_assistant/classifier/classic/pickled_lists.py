@@ -48,7 +48,11 @@ def decode_string_list(data: bytes) -> list[str]:
 
     Raises:
         UnsafePickle: any opcode outside the list-of-strings subset, or a malformed stream.
+        TypeError: ``data`` is not bytes.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        # len() or BytesIO would fail with a message that names neither the argument nor the call
+        raise TypeError(f"decode_string_list: data must be bytes, got {type(data).__name__}")
     if len(data) > MAX_BYTES:
         raise UnsafePickle(f"pickle larger than {MAX_BYTES} bytes")
     stack: list = []
