@@ -214,7 +214,7 @@ def test_a_blank_sender_or_message_is_refused_as_the_http_api_refuses_it(default
     assistant = assistant_with(default_predictor, generator)
     with pytest.raises(RequestError, match=f"^{field} must not be blank$"):
         assistant.chat(sender, message)
-    assert assistant.history(sender) == [] and generator.calls == []
+    assert assistant.store.history(sender) == [] and generator.calls == []
 
 
 def test_the_request_limit_is_the_graphs():

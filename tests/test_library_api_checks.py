@@ -706,3 +706,16 @@ def test_the_duplicate_key_error_survives_pickling_and_copying(at):
         assert type(back) is DuplicateKeyError
         assert str(back) == str(error)
         assert (back.key, back.pairs, back.at) == ("tag", [("tag", "greeting"), ("tag", "hello")], at)
+
+
+@pytest.mark.parametrize("sender", ["", " ", "\t\n"])
+def test_a_blank_sender_is_refused_by_history_and_forget_as_by_chat(assistant, sender):
+    """chat() refused a blank sender while history() answered [] and forget() False for it, as if
+    such a conversation could exist; the HTTP routes refuse it on all three."""
+    from legacy_assistant.errors import RequestError
+
+    for call in (lambda: assistant.chat(sender, "hello"), lambda: assistant.history(sender),
+                 lambda: assistant.forget(sender)):
+        with pytest.raises(RequestError, match="^sender must not be blank$"):
+            call()
+    assert assistant.history("someone") == [] and assistant.forget("someone") is False  # unknown: no error

@@ -94,6 +94,13 @@ def _check_string(name: str, value: object) -> None:
         raise RequestError(f"{name} must be a string, got {type(value).__name__}")
 
 
+def _check_filled(name: str, value: object) -> None:
+    # a sender the chat would refuse has no conversation to read or forget: refused alike
+    check_text(name, value)  # a string from here on
+    if isinstance(value, str) and not value.strip():
+        raise RequestError(f"{name} must not be blank")
+
+
 class Assistant:
     """One loaded intent model (and optionally a responder) with its dialogue policy, answering
     over a conversation store.
@@ -309,9 +316,7 @@ class Assistant:
         """
         self._closing.check()
         for name, text in (("sender", sender), ("message", message)):
-            check_text(name, text)
-            if not text.strip():
-                raise RequestError(f"{name} must not be blank")
+            _check_filled(name, text)
         self.check_emotion(emotion)
         self.check_condition_strength(condition_strength)
         # checked here, not only by the responder: its refusal below would be taken for a
@@ -443,16 +448,20 @@ class Assistant:
             return self._generate(turns, emotion, chosen, seed, condition_strength)
 
     def history(self, sender: str) -> list[Turn]:
-        """``sender``'s stored turns, oldest first."""
+        """``sender``'s stored turns, oldest first. A ``sender`` that :meth:`chat` refuses (not a
+        string, blank, not valid Unicode) raises :class:`RequestError`, as there."""
         self._closing.check()
+        _check_filled("sender", sender)
         return self.store.history(sender)
 
     def forget(self, sender: str) -> bool:
         """Delete ``sender``'s conversation (state and turns), after any turn of it in progress;
         whether there was one (an unknown or expired sender: False). A turn is in progress from
         when its message has been classified; one still being classified then is answered but
-        not stored (see :meth:`ConversationStore.generation`), so the conversation stays deleted."""
+        not stored (see :meth:`ConversationStore.generation`), so the conversation stays deleted.
+        A ``sender`` that :meth:`chat` refuses raises :class:`RequestError`, as there."""
         self._closing.check()
+        _check_filled("sender", sender)
         with self.store.conversation(sender):
             return self.store.forget(sender)
 
