@@ -537,6 +537,63 @@ def test_a_closed_assistant_refuses_every_call_and_stores_nothing(tiny_model_dir
     assert [turn.message for turn in store.history("alice")] == ["hello"]  # the store, open, holds one turn
 
 
+def _live_tensorflow_graphs_and_sessions():
+    import gc
+
+    gc.collect()
+    return sum(
+        1
+        for obj in gc.get_objects()
+        if type(obj).__name__ in ("Graph", "Session") and type(obj).__module__.startswith("tensorflow")
+    )
+
+
+def test_closed_models_let_go_of_their_graphs_and_sessions_while_still_referenced(tiny_model_dir):
+    """close() closed the session but kept it and its graph until the object was dropped: the
+    name a ``with`` block binds, or a list of closed models, held every graph in memory."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+    from tests.helpers import DEFAULT_RESPONDER
+
+    before = _live_tensorflow_graphs_and_sessions()
+    with Predictor.load(tiny_model_dir, 1, 1) as predictor:
+        assert _live_tensorflow_graphs_and_sessions() == before + 2
+    responder = Responder.load(DEFAULT_RESPONDER, 1, 1)
+    responder.close()
+    with Assistant.load(tiny_model_dir, seed=0, responder_dir=DEFAULT_RESPONDER) as assistant:
+        assert _live_tensorflow_graphs_and_sessions() == before + 4
+    kept = [predictor, responder, assistant]
+    assert _live_tensorflow_graphs_and_sessions() == before
+    assert all(model.closed for model in kept) and responder.guided in (True, False)  # still answered
+
+
+def test_a_call_that_passed_the_check_as_close_ran_raises_model_closed(tiny_model_dir):
+    """A call in another thread that found the model open, then reads the part close() let go
+    of, is refused with ModelClosed, not an AttributeError or a NoneType error."""
+    from legacy_assistant.classifier.predictor import Predictor
+    from legacy_assistant.errors import ModelClosed
+    from legacy_assistant.responder.responder import Responder
+    from tests.helpers import DEFAULT_RESPONDER
+
+    predictor = Predictor.load(tiny_model_dir, 1, 1)
+    responder = Responder.load(DEFAULT_RESPONDER, 1, 1)
+    for model in (predictor, responder):
+        model.close()
+        model._closing.check = lambda: None  # as if checked before close() ran
+    for call in (
+        lambda: predictor.predict(["hello"]),
+        lambda: predictor.predict_proba(["hello"], batch_size=1),
+        lambda: responder.respond(["hello"]),
+        lambda: responder.score(["hello"], "hi"),
+        lambda: responder.model.decode,
+    ):
+        with pytest.raises(ModelClosed, match=CLOSED):
+            call()
+    predictor.close()  # twice is harmless
+    responder.close()
+
+
 @pytest.mark.parametrize("call", ["chat", "respond"])
 def test_a_batched_call_that_a_close_cuts_short_raises_model_closed(tiny_model_dir, call):
     """With enable_batching, a call still waiting in a batcher when close() came raised the

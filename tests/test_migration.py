@@ -200,9 +200,10 @@ def tf2_process_answers(migrated_default, golden) -> dict:
         "    return p.rank_one(texts[i % len(texts)]) == sequential[i % len(texts)]\n"
         "with ThreadPoolExecutor(16) as pool:\n    same = list(pool.map(call, range(16 * 8)))\n"
         f"forked = [in_child(lambda: p.rank_one('hi')), in_child(lambda: Predictor.load({str(out)!r}))]\n"
+        "model = p._classifier\n"  # close() lets go of it: its own refusal is asked of it directly
         "p.close()\n"
         "closed = []\n"
-        "for call in (lambda: p.rank(['hi']), lambda: p._classifier.predict_proba([[1]], [[1.0]])):\n"
+        "for call in (lambda: p.rank(['hi']), lambda: model.predict_proba([[1]], [[1.0]])):\n"
         "    try:\n        call()\n        closed.append('answered')\n"
         "    except Exception as exc:\n        closed.append(f'{type(exc).__name__}: {exc}')\n"
         # a close() from another thread that lands between the model's own check and its run

@@ -183,10 +183,11 @@ def tf2_answers(migrated, source) -> dict:
         "    guided[f'ids {s}'] = r.model.decode(ids, conditions, mode='greedy', max_length=8,\n"
         "                                        condition_strength=s).ids.tolist()\n"
         "forked = [in_child(lambda: r.respond(['hi'])), in_child(lambda: r.score(['hi'], 'yo'))]\n"
+        "model = r.model\n"  # close() lets go of it: its own refusal is asked of it directly
         "r.close()\n"
         "closed = []\n"
         "for call in (lambda: r.respond(['hi']), lambda: r.respond(['hi'], mode='beam'), lambda: r.score(['hi'], 'yo'),\n"
-        "             lambda: r.model.decode(ids, conditions, mode='greedy', max_length=8)):\n"
+        "             lambda: model.decode(ids, conditions, mode='greedy', max_length=8)):\n"
         "    try:\n"
         "        call()\n"
         "        closed.append('answered')\n"

@@ -246,7 +246,10 @@ class Predictor:
         """Close the model's session; calls made after this (or cut short by it in another thread)
         raise :class:`~legacy_assistant.errors.ModelClosed`. Closing again does nothing."""
         self._closing.closed = True  # first: a call this cuts short sees it
-        self._classifier.close()
+        # let go of the graph and session, so that they are freed while this object is still
+        # referenced (a ``with`` block's name, a list of models)
+        classifier, self._classifier = self._classifier, self._closing.released()
+        classifier.close()
 
     def __enter__(self) -> Predictor:
         return self

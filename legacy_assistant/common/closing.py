@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from legacy_assistant.errors import ModelClosed
 
@@ -49,6 +49,13 @@ class Closing:
     def error(self) -> ModelClosed:
         return ModelClosed(f"{self.what}: it is closed (close() was called); load it again to use it")
 
+    def released(self) -> Any:
+        """What a closed object keeps in place of a part it let go of (its graph and session, so
+        they can be collected while the object itself is still referenced): a call that reads the
+        part after :meth:`check` passed, as ``close()`` ran in another thread, raises
+        :class:`ModelClosed` too; its ``close()`` does nothing."""
+        return _Released(self)
+
     def check(self) -> None:
         """Raise :class:`ModelClosed` once the object is closed."""
         if self.closed:
@@ -67,3 +74,16 @@ class Closing:
             if not self.closed:
                 raise
             raise self.error() from None
+
+
+class _Released:
+    """A closed object's stand-in for a part it let go of: see :meth:`Closing.released`."""
+
+    def __init__(self, closing: Closing) -> None:
+        self._closing = closing
+
+    def close(self) -> None:
+        pass  # closed already
+
+    def __getattr__(self, name: str) -> Any:
+        raise self._closing.error()

@@ -204,6 +204,7 @@ class Responder:
                 f"which this responder's SavedModel lacks ({guidance_help(info.path, info.runtime)})"
             )
         self._model = model
+        self._guided = model.guided  # kept: still answered once close() let go of the model
         self._closing = Closing(f"Responder {info.path}")
         self._condition_ids = {name: index for index, name in enumerate(self.conditions)}
         # read once: the default is asked for on every request that names no condition
@@ -272,7 +273,7 @@ class Responder:
     @property
     def guided(self) -> bool:
         """Whether the SavedModel has condition guidance (a strength above 0 may be asked for)."""
-        return self._model.guided
+        return self._guided
 
     @property
     def condition_pairs(self) -> dict[str, int] | None:
@@ -484,7 +485,10 @@ class Responder:
         """Close the model's session; calls made after this (or cut short by it in another thread)
         raise :class:`~legacy_assistant.errors.ModelClosed`. Closing again does nothing."""
         self._closing.closed = True  # first: a call this cuts short sees it
-        self._model.close()
+        # let go of the graph and session, so that they are freed while this object is still
+        # referenced (a ``with`` block's name, a list of models)
+        model, self._model = self._model, self._closing.released()
+        model.close()
 
     def __reduce__(self) -> Any:
         # Without this the model's GraphSession refuses first, with advice about exporting a
