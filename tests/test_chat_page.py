@@ -1345,7 +1345,8 @@ def test_the_strength_slider_starts_at_the_servers_strength(responder_assistant,
                         type(responder_assistant.responder.options)(condition_strength=2.5))
     assert rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client()).by_id[
         "strength"]["value"] == "2.5"
-    monkeypatch.setattr(responder_assistant.responder.model, "guided", False)  # exported before guidance
+    # exported before guidance (the responder reads whether its model is guided once, at load)
+    monkeypatch.setattr(responder_assistant.responder, "_guided", False)
     page = rendered(create_app({"TESTING": True}, assistant=responder_assistant).test_client())
     assert "strength" not in page.by_id and "emotion" in page.by_id
 
