@@ -1,5 +1,6 @@
 """What the benchmarks compute and refuse: the figures they print are measured the way their
 docs say, and a bad input is one error line (the benchmarks themselves are not run here)."""
+import contextlib
 import subprocess
 import sys
 
@@ -297,13 +298,25 @@ def test_the_servers_of_one_run_are_given_different_ports():
 def test_a_first_port_gives_the_ports_after_it_and_refuses_one_that_is_taken():
     import socket
 
+    def unused(port):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
     timing = _timing()
-    with socket.socket() as taken:
-        # held as a SO_REUSEPORT server holds it: another such socket could still share it
-        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        taken.bind(("127.0.0.1", 0))
+    with contextlib.ExitStack() as stack:
+        for _ in range(50):  # a port whose two before it are free: other tests' servers take ports too
+            taken = stack.enter_context(socket.socket())
+            # held as a SO_REUSEPORT server holds it: another such socket could still share it
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            if port > 2 and unused(port - 2) and unused(port - 1):
+                break
         taken.listen()
-        port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as refused:
             timing.server_ports(3, port - 2)  # the third is taken
         assert str(refused.value.code).startswith(f"cannot listen on 127.0.0.1:{port}: ")
