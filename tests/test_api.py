@@ -581,3 +581,21 @@ def test_a_websocket_upgrade_is_told_there_is_no_websocket_route(client):
     # a route or method the server does not have answers as it would without the header
     assert_error(client.get("/api/v1/parse", headers=upgrade), 405, "method_not_allowed")
     assert_error(client.get("/no/such/route", headers=upgrade), 404, "not_found")
+
+
+def test_a_websocket_upgrade_on_a_path_of_two_routes_is_told_there_is_no_websocket_route(client):
+    """A conversation's path has a GET route and a DELETE route. Werkzeug let the DELETE route's
+    method mismatch win over the GET route's WebSocket mismatch: a handshake (a GET) there was
+    answered 405 "method GET is not allowed" with `Allow: DELETE, OPTIONS`, which names neither
+    GET nor HEAD, the methods the path does take."""
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    response = client.get("/api/v1/conversations/alice", headers=upgrade)
+    assert_error(response, 400, "bad_request")
+    assert "no WebSocket route" in response.get_json()["error"]["message"]
+    assert "Allow" not in response.headers
+    # a method the path does not take is still a 405 that names those it does
+    refused = client.put("/api/v1/conversations/alice", headers=upgrade)
+    assert_error(refused, 405, "method_not_allowed")
+    assert refused.headers["Allow"] == "DELETE, GET, HEAD, OPTIONS"
+    # and without the header the routes answer as ever
+    assert client.get("/api/v1/conversations/alice").status_code == 200

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadHost
+from werkzeug.exceptions import BadHost, HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, MapAdapter, RequestRedirect
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from legacy_assistant.defaults import APP_NAME
 from legacy_assistant.errors import ArtifactError
@@ -118,13 +119,31 @@ class AssistantFlask(Flask):
         Flask's ``Exception on PATH [METHOD]`` with the path as sent."""
         self.logger.error("unhandled error on %s", logged_request(current_request()), exc_info=exc_info)
 
+    def _handshake_on_route(self, request: Request) -> bool:
+        """Whether ``request`` is a WebSocket handshake whose method a route of its path takes.
+        On a path of several routes (a conversation's GET and DELETE) Werkzeug lets another
+        route's method mismatch win over the WebSocket mismatch, and answers such a handshake 405
+        with an ``Allow`` that leaves out the very method it was sent with."""
+        adapter = self.create_url_adapter(request)
+        if adapter is None or not adapter.websocket:
+            return False
+        try:
+            adapter.match(method=request.method, websocket=False)
+        except HTTPException:
+            return False
+        return True
+
     def raise_routing_exception(self, request: Request) -> NoReturn:
         """Flask's, except that a redirect (``/bot`` to the page at ``/bot/`` under
         ``SCRIPT_NAME=/bot``) names its target by its path alone. Werkzeug's Location is built
         from the request's Host and the scheme the server saw: behind a proxy that ends TLS it
         sent the browser to ``http://``, behind one on another port to the wrong port, and it
-        put whatever Host a client sent into a permanent redirect."""
+        put whatever Host a client sent into a permanent redirect. And a WebSocket handshake on a
+        path of several routes is refused as on a path of one (:meth:`_handshake_on_route`)."""
         redirect = request.routing_exception
+        if isinstance(redirect, MethodNotAllowed) and self._handshake_on_route(request):
+            # as on a path of one route: the handshake's method is the route's, only the Upgrade is not
+            request.routing_exception = WebsocketMismatch()
         if isinstance(redirect, RequestRedirect):
             target = urlsplit(redirect.new_url)
             # one leading slash: "//name/..." would be read as another host's address
