@@ -187,6 +187,57 @@ def test_worker_registry(tmp_path):
     assert reader.status()[0] is False and not tmp_path.exists()
 
 
+def test_a_registry_folder_made_again_by_someone_else_is_not_written_through(tmp_path, caplog):
+    """The registry folder lies in /dev/shm, which every user can write in, under a name any user
+    can list. Removed while the server ran (systemd-logind's RemoveIPC), it was made again
+    with `exist_ok`, so a folder another user had made at its name first was taken as the
+    server's: that user could plant a link at the name the master stages its state under, and
+    the master then wrote through it into a file of the server's user, and could forge what
+    /ready says. A link at the folder's name was followed the same way."""
+    import json
+    import os
+    import shutil
+
+    from legacy_assistant.serving.readiness import WorkerRegistry
+
+    folder = tmp_path / "registry"
+    folder.mkdir(mode=0o700)
+    master, worker, reader = WorkerRegistry(folder), WorkerRegistry(folder), WorkerRegistry(folder)
+    master.expect(1, [11])
+    worker.mark_ready(11)
+    assert reader.status() == (True, {"ready": 1, "expected": 1})
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    for taken in ("a folder others can write in", "a link to another folder"):
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.is_symlink():
+            folder.unlink()
+        if taken == "a folder others can write in":
+            folder.mkdir()
+            folder.chmod(0o777)
+            planted = folder
+        else:
+            folder.symlink_to(elsewhere, target_is_directory=True)
+            planted = elsewhere
+        (planted / f".{WorkerRegistry.STATE}.{os.getpid()}.tmp").symlink_to(victim)
+        (planted / f".12.ready.{os.getpid()}.tmp").symlink_to(victim)
+        (planted / WorkerRegistry.STATE).write_text(json.dumps({"expected": 1, "pids": [99]}))
+        (planted / "99.ready").write_text("")
+        with caplog.at_level("ERROR", logger="legacy_assistant.serving.readiness"):
+            master.remake_if_removed()
+            master.expect(1, [12])  # a new worker: the state changed
+            worker.mark_ready(12)
+            worker.keep_ready(12)
+        assert victim.read_text() == "precious", taken
+        assert reader.status() == (False, {"ready": 0, "expected": 0}), taken  # not what was planted
+        assert not master.intact()
+        assert "not the folder this server made" in caplog.text, taken
+        for name in list(os.listdir(planted)):
+            os.unlink(planted / name)
+
+
 def test_the_state_a_failed_write_left_out_is_written_at_the_next_look(tmp_path, monkeypatch, caplog):
     """/dev/shm full for a moment as the master wrote its state: the master's next look (every
     second or so, with the same workers) writes it, rather than /ready answering 503 until a

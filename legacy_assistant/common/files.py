@@ -20,6 +20,18 @@ def readable_path(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def private_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder itself (not a link to one) that this user owns and no other
+    user can write in. A folder made under a name others can see, in a folder everyone writes in
+    (``/dev/shm``, ``/tmp``), may be made at that name by another user once it is removed: that
+    user could plant links in it for this user's processes to write through."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid() and not status.st_mode & 0o022
+
+
 def sticky_keeps(owner: int, folder: os.stat_result) -> bool:
     """Whether this user may not remove a file ``owner`` owns in the folder ``folder`` describes:
     in a sticky folder (``/tmp``) only the file's owner, the folder's owner and root may, whatever

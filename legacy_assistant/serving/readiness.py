@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from legacy_assistant.common.files import private_folder
 from legacy_assistant.serving.processes import alive, master_of, pid_namespace
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,12 @@ class WorkerRegistry:
         self.remade = False  # (master) the folder was removed while the server ran, and made again
         self.stopping = False  # (master) the server stops: /ready says so
         self._ready_checked = 0.0  # (worker) time.monotonic() of keep_ready's latest look
+        self._refused_told = False  # (master) a folder not its own at the name was logged
 
     def intact(self) -> bool:
         """Whether the folder is there, was never removed meanwhile (what it said of earlier
         workers is gone), and every write of this process has succeeded."""
-        return not self.write_failed and not self.remade and self.directory.is_dir()
+        return not self.write_failed and not self.remade and private_folder(self.directory)
 
     PREFIX = "legacy-assistant-workers-"
 
@@ -77,6 +79,10 @@ class WorkerRegistry:
         """Write ``name``; whether it was written (a failure is logged, not raised)."""
         staging = self.directory / f".{name}.{os.getpid()}.tmp"
         try:
+            # never through a folder made (or linked) at its name by someone else: links planted
+            # there would take the write into another file
+            if os.path.lexists(self.directory) and not private_folder(self.directory):
+                raise OSError(self._not_ours())
             staging.write_text(text, encoding="utf-8")
             os.replace(staging, self.directory / name)
         except OSError as exc:  # /dev/shm full, say: /ready says "not ready" rather than the master dying
@@ -108,11 +114,20 @@ class WorkerRegistry:
         removes a user's files in ``/dev/shm`` as the user's last session ends, ``RemoveIPC=yes``;
         a cleaner, a person): without it ``/ready`` answered 503 for good, every worker serving.
         The next :meth:`expect` writes the state again, and each worker its file
-        (:meth:`keep_ready`)."""
-        if self.directory.is_dir():
+        (:meth:`keep_ready`). Something else at its name (a link, a folder another user made
+        first: ``/dev/shm`` is everyone's) is refused, logged once, and nothing is written there."""
+        if private_folder(self.directory):
+            return
+        if os.path.lexists(self.directory):  # made, or linked, at its name by someone else meanwhile
+            if not self._refused_told:
+                log.error("%s (/ready answers 503 while it is there)", self._not_ours())
+                self._refused_told = True
+            self.write_failed = True
             return
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            os.makedirs(self.directory, mode=0o700)  # not exist_ok: a folder made meanwhile is not ours
+            if not private_folder(self.directory):
+                raise OSError(self._not_ours())
         except OSError as exc:
             if not self.write_failed:
                 log.error("cannot make %s again (/ready answers 503 until it can): %s", self.directory, exc)
@@ -136,7 +151,7 @@ class WorkerRegistry:
         # the served marker too: one a failed write left out would have the master take every
         # later death of a worker for one before any served
         missing = not (self.directory / f"{pid}.ready").exists() or not self.has_served()
-        if missing and self.directory.is_dir():
+        if missing and private_folder(self.directory):
             self.mark_ready(pid)
 
     SERVED = "served"
@@ -167,6 +182,8 @@ class WorkerRegistry:
 
     def status(self) -> tuple[bool, dict[str, int]]:
         """(any process) Whether as many started workers serve as the master wants, and the counts."""
+        if not private_folder(self.directory):  # gone, or not the server's: what it says is no one's word
+            return False, {"ready": 0, "expected": 0}
         try:
             state = json.loads((self.directory / self.STATE).read_text(encoding="utf-8"))
             expected, pids = int(state["expected"]), [int(pid) for pid in state["pids"]]
@@ -176,6 +193,12 @@ class WorkerRegistry:
         if state.get("stopping"):
             return False, {"ready": ready, "expected": expected, "stopping": True}
         return expected > 0 and ready >= expected, {"ready": ready, "expected": expected}
+
+    def _not_ours(self) -> str:
+        return (
+            f"{self.directory} is not the folder this server made: a link, or a folder another user made "
+            "(or others can write in) at its name after it was removed; it is not used"
+        )
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
