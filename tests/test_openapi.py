@@ -333,3 +333,45 @@ def test_the_message_id_pattern_is_whole_in_both_dialects(make_client):
         assert chat.is_valid({"sender": "s", "message": "hello", "message_id": value})
         assert re.search(request_id["pattern"], value)
     assert not chat.is_valid({"sender": "s", "message": "hello", "message_id": "x" * 65})
+
+
+# Bodies a request schema takes and the server refuses: what JSON Schema cannot say (a number's
+# text, what the responder can read, how a number was written), so the field's description says
+# it. (route, schema, raw body, the answer's code, the field, what its description must name)
+RASA = "/webhooks/rest/webhook"
+SAID_IN_WORDS = {
+    "rasa-sender-of-129-digits": (RASA, "RasaMessage", '{"sender": 1' + "0" * 128 + ', "message": "hi"}',
+                                  "field_too_long", "sender", "128 characters"),
+    "rasa-sender-negative": (RASA, "RasaMessage", '{"sender": -1' + "0" * 127 + ', "message": "hi"}',
+                             "field_too_long", "sender", "128 characters"),
+    "rasa-sender-1e400": (RASA, "RasaMessage", '{"sender": 1e400, "message": "hi"}',
+                          "invalid_field", "sender", "beyond a float's range"),
+    "cakechat-invisible-context": (CAKECHAT, "CakechatRequest", '{"context": ["\\u200b", "\\u2060"]}',
+                                   "invalid_request", "context", "invalid_request"),
+    "cakechat-seed-1.0": (CAKECHAT, "CakechatRequest", '{"context": ["hi"], "seed": 1.0}',
+                          "invalid_field", "seed", "without a decimal point"),
+    "chat-unknown-emotion": ("/api/v1/chat", "ChatRequest", '{"sender": "s", "message": "hi", "emotion": "happy"}',
+                             "invalid_field", "emotion", "one of the emotions /health lists"),
+}
+
+
+@pytest.mark.parametrize("path, schema, raw, code, field, words", SAID_IN_WORDS.values(), ids=SAID_IN_WORDS.keys())
+def test_what_a_schema_takes_and_the_server_refuses_is_said_in_the_fields_description(
+        make_talking_client, path, schema, raw, code, field, words):
+    """A client that checks its bodies against the document learns of these refusals only from
+    the field's description (a numeric Rasa sender over the sender limit, or beyond a float's
+    range, and a cakechat context of only invisible characters were answered 400 without a word
+    about them there)."""
+    import json
+
+    import jsonschema
+
+    client = make_talking_client()
+    app = client.application
+    doc = client.get("/openapi.json").get_json()
+    described = doc["components"]["schemas"][schema]
+    assert jsonschema.Draft202012Validator(described).is_valid(json.loads(raw))
+    response = client.post(path, data=raw, content_type="application/json")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, code), response.get_json()
+    check(app, doc, "POST", path, response)
+    assert words in described["properties"][field]["description"]

@@ -250,8 +250,12 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
             "properties": {
                 "sender": {
                     "anyOf": [_text(sender_limit, "conversation id"), {"type": "number"}, {"type": "null"}],
+                    # A number's text is held to the sender's limit, which no bound can say: to JSON Schema
+                    # 1e200 and the same number written in 201 digits are one value, taken and refused here.
                     "description": "conversation id; null or left out: 'default'; "
-                    "a number: its text as Python writes it, 12345 or 1e+20 (as Rasa)",
+                    "a number: its text as Python writes it, 12345 or 1e+20 (as Rasa), held like a text to "
+                    f"{sender_limit} characters (field_too_long); a number beyond a float's range, such as 1e400, "
+                    "is refused (invalid_field)",
                 },
                 "message": _text(text_limit, "what the person typed"),
                 "emotion": emotion,
@@ -266,7 +270,9 @@ def _schemas(config: Mapping[str, Any]) -> dict[str, Any]:
                     "type": "array",
                     "minItems": 1,
                     "items": _text(text_limit, "one turn, oldest first"),
-                    "description": "the dialogue so far; the last 3 turns that hold a word are used",
+                    "description": "the dialogue so far; the last 3 turns that hold a word are used (a turn of "
+                    "only invisible characters, such as a zero-width space, is skipped; a context of only such turns "
+                    "is refused: 400 invalid_request)",
                 },
                 "emotion": {
                     "type": ["string", "null"],
