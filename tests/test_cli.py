@@ -327,6 +327,75 @@ def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_the_models_load(options, 
     assert captured.out == "^C\n" and captured.err.endswith("interrupted\n"), captured
 
 
+def sigterm_at_a_terminal(monkeypatch):
+    """Standard input and output a terminal; returns a stand-in for a call that SIGTERM stops
+    (``kill PID``: the terminal shows nothing of it)."""
+    import io
+    import sys
+    import time
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    return killed
+
+
+@pytest.mark.parametrize("options", [[], ["--responder"]])
+def test_chat_in_a_terminal_leaves_no_blank_line_on_sigterm_as_a_reply_is_worked_out(options, monkeypatch, capsys):
+    """The cursor is at a line's start after the message's Enter: the line end Ctrl-C's "^C"
+    needs made a blank line before "terminated"."""
+    import sys
+
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+
+    def typed(prompt):
+        sys.stdout.write(prompt + "hello\n")  # as input() shows it, Enter's line end included
+        return "hello"
+
+    killed = sigterm_at_a_terminal(monkeypatch)
+    monkeypatch.setattr("builtins.input", typed)
+    monkeypatch.setattr(Assistant, "chat", killed)
+    monkeypatch.setattr(Responder, "respond", killed)
+    assert main(["chat", *options]) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    assert captured.out.endswith("you> hello\n") and captured.err.endswith("terminated\n"), captured
+
+
+@pytest.mark.parametrize("options", [[], ["--responder"], ["--model", str(DEFAULT_MODEL), "--responder"]])
+def test_chat_in_a_terminal_leaves_no_blank_line_on_sigterm_as_the_models_load(options, monkeypatch, capsys):
+    from legacy_assistant.responder.responder import Responder
+    from legacy_assistant.serving.assistant import Assistant
+
+    killed = sigterm_at_a_terminal(monkeypatch)
+    monkeypatch.setattr(Assistant, "load", killed)
+    monkeypatch.setattr(Responder, "load", killed)
+    assert main(["chat", *options]) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.endswith("terminated\n"), captured
+
+
+def test_chat_in_a_terminal_ends_the_prompts_line_on_sigterm(monkeypatch, capsys):
+    """At the prompt the cursor is after "you> ": "terminated" goes on a line of its own."""
+    import sys
+
+    killed = sigterm_at_a_terminal(monkeypatch)
+
+    def typed(prompt):
+        sys.stdout.write(prompt)  # as input() shows it; then the signal
+        killed()
+
+    monkeypatch.setattr("builtins.input", typed)
+    assert main(["chat"]) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    assert captured.out.endswith("you> \n") and captured.err.endswith("terminated\n"), captured
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGTSTP"), reason="no job control")
 @pytest.mark.parametrize("options", [[], ["--responder"]])
 def test_chat_in_a_terminal_leaves_ctrl_z_to_the_system_as_a_reply_is_worked_out(options, monkeypatch):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -292,13 +293,18 @@ def _note_if_started_over(assistant: Assistant, sender: str, answered: bool) -> 
 
 @contextlib.contextmanager
 def _interrupted_on_a_line_of_its_own(interactive: bool) -> Iterator[None]:
-    """At a terminal, Ctrl-C ends the chat's line before "interrupted" (standard error) is said:
-    at the prompt the cursor was after "you> ", and as a model loaded or a reply was worked out
-    after the "^C" the terminal showed, where "^Cinterrupted" was printed."""
+    """At a terminal, a stop ends the chat's line before "interrupted" or "terminated" (standard
+    error) is said, where the cursor is not at a line's start: at the prompt it was after
+    "you> " (Ctrl-C or SIGTERM), and as a model loaded or a reply was worked out after the "^C"
+    the terminal showed for Ctrl-C, where "^Cinterrupted" was printed. SIGTERM there (``kill``,
+    a supervisor) shows nothing: the cursor is at a line's start, and a line end there left a
+    blank line before "terminated"."""
     try:
         yield
-    except KeyboardInterrupt:
-        if interactive:
+    except KeyboardInterrupt as stop:
+        # the SIGTERM handler's stop carries its signal (legacy_assistant.cli); Ctrl-C's carries none
+        keyed = getattr(stop, "signum", signal.SIGINT) == signal.SIGINT
+        if interactive and (keyed or getattr(stop, "at_prompt", False)):
             print(file=_for_the_person())
         raise
 
@@ -411,6 +417,9 @@ def _messages(interactive: bool) -> Iterator[str]:
             if interactive:  # Ctrl-D left the cursor after the prompt, where the shell's would follow
                 print(file=_for_the_person())
             return
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the cursor was after "you> "
+            stop.at_prompt = True  # type: ignore[attr-defined]
+            raise
         if not interactive and not line:  # end of input
             return
         if first:  # a file saved by an editor that marks UTF-8 (Notepad): "quit" there was a message
