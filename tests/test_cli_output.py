@@ -121,6 +121,25 @@ def test_out_dash_names_standard_output_in_both_evaluations(command):
     assert build_parser().parse_args([*command, "--out", "./-"]).out == "./-"  # a file named -, asked for
 
 
+def test_golden_report_dash_is_standard_output_with_the_report_alone(tmp_path):
+    """``golden --check --report -`` wrote a file named ``-`` in the working folder (``--report
+    /dev/stdout`` had the comparison twice, then the verdict, on standard output: no JSON reader
+    could take it); ``-`` is standard output, as evaluate's ``--out -``, and holds the report alone."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "legacy_assistant", "-q", "golden", str(ROOT / "exported/default"),
+                             "--check", "--report", "-"], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["ok"] is True
+    assert result.stderr.decode().strip().endswith("golden: OK") and sorted(os.listdir(tmp_path)) == []
+
+
+def test_golden_report_dash_names_standard_output():
+    from legacy_assistant.cli import build_parser
+
+    assert build_parser().parse_args(["golden", "m", "--check", "--report", "-"]).report == "/dev/stdout"
+    assert build_parser().parse_args(["golden", "m", "--check", "--report", "./-"]).report == "./-"
+
+
 def test_chat_with_standard_output_closed_reads_its_input_without_a_traceback():
     # input() needs standard output even without a prompt: "RuntimeError: input(): lost sys.stdout"
     result = _cli(["-q", "chat"], input=b"hi\nwhat time do you open\n", stdout=subprocess.DEVNULL,

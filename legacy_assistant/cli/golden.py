@@ -11,15 +11,16 @@ import argparse
 import json
 import re
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from legacy_assistant.artifacts.directory import DIGEST_FIELD, MODEL_MANIFESTS, check_written_files, digest_on_disk
-from legacy_assistant.cli.arguments import home_path, non_negative_number
+from legacy_assistant.cli.arguments import home_path, non_negative_number, report_path
 from legacy_assistant.cli.model_kind import RESPONDER_MANIFEST, is_responder
 from legacy_assistant.cli.runtime_option import add_runtime_option, apply_runtime
-from legacy_assistant.common.files import write_text_atomically
+from legacy_assistant.common.files import names_standard_output, write_text_atomically
 from legacy_assistant.common.input_files import absent_file_problem
 from legacy_assistant.common.terminal import SaidBeforeWriting, json_visible, say
 from legacy_assistant.errors import ArtifactError, AssistantError
@@ -48,9 +49,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"max |Δp| allowed by --check (default {DEFAULT_TOLERANCE}); for a responder, max "
         "|Δ log p| of a reply (default 1e-4), whose tokens must be the same",
     )
-    parser.add_argument("--report", type=home_path, help="with --check: also write the comparison as JSON to this file")
+    parser.add_argument(
+        "--report",
+        type=_report_path,
+        help="with --check: also write the comparison as JSON to this file (- is standard output: the report alone)",
+    )
     add_runtime_option(parser)
     parser.set_defaults(run=run)
+
+
+def _report_path(text: str) -> str:
+    """``--report``: ``-`` is standard output, as evaluate's ``--out -`` (it wrote a file named
+    ``-`` in the working folder); a blank one is refused by :func:`run`, as a blank ``--golden``."""
+    return report_path(text) if text.strip() else text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,18 +205,24 @@ def _existing(golden_path: Path) -> Path:
 
 
 def _check(compare: Callable[[], dict], tolerance: float, report_path: str | None) -> int:
-    """Print the comparison ``compare()`` makes and its verdict; 0 when it is within ``tolerance``."""
+    """Print the comparison ``compare()`` makes and its verdict; 0 when it is within ``tolerance``.
+    A report written to standard output (``--report -``) is alone there, as evaluate's is (``| jq``):
+    the comparison is not printed before it a second time, and the verdict goes to standard error."""
     report = compare()
+    to_standard_output = report_path is not None and names_standard_output(report_path)
+    said_to = sys.stderr if to_standard_output else None
     printed = SaidBeforeWriting()  # a reader that goes away (`... | head`) does not take --report with it
-    # texts as written (a Hebrew or Chinese case was a row of \u escapes), as evaluate's report
-    # has them; a control or bidi character still printed as its escape
-    printed.say(json_visible(_json_as_written(report, indent=2)))
+    if not to_standard_output:
+        # texts as written (a Hebrew or Chinese case was a row of \u escapes), as evaluate's report
+        # has them; a control or bidi character still printed as its escape
+        printed.say(json_visible(_json_as_written(report, indent=2)))
     ok = report["max_abs_delta"] <= tolerance and not report["mismatches"]
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)  # as evaluate's --out does
         write_text_atomically(report_path, _json_as_written({**report, "ok": ok}, indent=2) + "\n")
     printed.raise_if_gone()
-    say("golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}")
+    verdict = "golden: OK" if ok else f"golden: FAILED (tolerance {tolerance}){_why(report, tolerance)}"
+    say(verdict, file=said_to)
     return 0 if ok else 1
 
 
