@@ -477,6 +477,27 @@ def test_a_cli_path_the_system_refuses_is_one_error_line(tmp_path, capsys):
             assert len(err) == 1 and err[0].startswith("error: /proc/report.json cannot be written (/proc: "), err
 
 
+def test_a_folder_that_takes_no_new_entry_is_not_said_to_be_missing(tmp_path, monkeypatch):
+    """/proc answers a new entry with ENOENT: the refusal said "(/proc: No such file or
+    directory)", which reads as /proc missing; the folder is there and takes nothing new."""
+    from legacy_assistant.artifacts import directory
+
+    def refused(*args, **kwargs):  # what mkdir in /proc raises
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "x"))
+
+    monkeypatch.setattr(directory.tempfile, "mkdtemp", refused)
+    with pytest.raises(ArtifactError) as raised:
+        directory.check_writable_place(tmp_path / "m", "m: cannot write there")
+    assert str(raised.value) == (
+        f"m: cannot write there ({tmp_path}: a folder that takes no new files or folders (a special file "
+        "system, such as /proc))"
+    )
+    monkeypatch.undo()
+    if Path("/proc/self").exists():
+        with pytest.raises(ArtifactError, match=r"\(/proc: a folder that takes no new files or folders"):
+            directory.check_destination("/proc/legacy-assistant-model", force=False)
+
+
 def test_a_destination_that_is_an_input_file_is_named_as_that_file(tmp_path):
     """``--out corpus.jsonl --force``: the destination *is* the input, it does not hold it."""
     from legacy_assistant.artifacts.directory import check_destination

@@ -474,7 +474,11 @@ def check_writable_place(target: Path, refusal: str) -> None:
     try:  # a folder made and removed again: permissions, read-only or special file systems alike
         os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=parent))
     except OSError as exc:
-        raise ArtifactError(f"{refusal} ({parent}: {exc.strerror or exc})") from None
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENOENT and parent.is_dir():
+            # /proc's answer to a new entry: "(/proc: No such file or directory)" read as /proc missing
+            reason = "a folder that takes no new files or folders (a special file system, such as /proc)"
+        raise ArtifactError(f"{refusal} ({parent}: {reason})") from None
 
 
 # What a model directory holds besides the files its manifest lists: the golden file written
