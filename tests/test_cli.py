@@ -155,6 +155,27 @@ def test_chat_reads_stdin_that_is_not_utf8_instead_of_stopping(monkeypatch, caps
     assert len(lines) == 2 and "[greeting" in lines[0] and "[order_coffee" in lines[1]
 
 
+@pytest.mark.parametrize(
+    "encoding, why",
+    [("utf-16", "it starts with a UTF-16 byte order mark"), ("utf-16-le", "a NUL byte among its first characters")],
+)
+@pytest.mark.parametrize("options", [[], ["--responder"]])
+def test_chat_refuses_utf16_text_piped_in_instead_of_answering_its_bytes(options, encoding, why, monkeypatch, capsys):
+    """A file saved as UTF-16 (Notepad's "Unicode"): read as UTF-8, each line was a message of
+    replacement characters and NULs, and the NUL after each line end one more message."""
+    import io
+
+    raw = io.BufferedReader(io.BytesIO("hello there\nI'd like to order a coffee\n".encode(encoding)))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(raw, encoding="utf-8"))
+    assert main(["chat", *options]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"error: standard input: not UTF-8 text: {why}" + (
+        " (save it as UTF-8)" if "mark" in why else ", as UTF-16 or UTF-32 text saved without a byte order mark has "
+        "(save it as UTF-8)"
+    )
+
+
 def test_chat_show_intent_names_the_best_guess_behind_a_fallback(monkeypatch, capsys):
     """A fallback's detail was "[fallback 0.92]": a confidence, without the intent it is of or why
     that intent was not taken."""

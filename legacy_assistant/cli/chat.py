@@ -387,10 +387,31 @@ def _typed_line() -> str:
     return input()
 
 
+def _refuse_wide_encoding(stream: TextIO) -> None:
+    """Refuse standard input that starts as UTF-16 or UTF-32 text does (a file saved as Notepad's
+    "Unicode"), as the other commands refuse such an input file: read as UTF-8, each line was a
+    message of replacement characters and NULs, answered as nonsense, and the NUL after each line
+    end made one more message than the file holds. Its first bytes are looked at without reading
+    them; a stream with no buffer to peek into is read as it is."""
+    from legacy_assistant.common.input_files import wide_encoding_problem
+
+    peek = getattr(getattr(stream, "buffer", None), "peek", None)
+    if peek is None:
+        return
+    try:
+        start = peek(4)[:4]  # blocks until the first bytes come, as the first line's read would
+    except (OSError, ValueError):  # closed, or no buffer behind it: the read says what is wrong
+        return
+    problem = wide_encoding_problem(start)
+    if problem is not None:
+        raise AssistantError(f"standard input: {problem}")
+
+
 def _messages(interactive: bool) -> Iterator[str]:
     """The user's messages, stripped, until end of input or a quit word. Bytes that are not
-    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat, and
-    a byte order mark before the first line is dropped. A closed standard input is an empty one.
+    UTF-8 (a file in another encoding piped in) become U+FFFD instead of ending the chat (UTF-16
+    or UTF-32 text piped in is refused: :func:`_refuse_wide_encoding`), and a UTF-8 byte order
+    mark before the first line is dropped. A closed standard input is an empty one.
     Piped in, a line ends at ``\n`` (a ``\r`` before it goes with the spaces stripped); a lone
     ``\r`` is part of its line, as Python reads standard input: no line end of its own since Mac
     OS 9, it is more often a stray one in a message. At a terminal Enter ends the line, whatever
@@ -399,6 +420,8 @@ def _messages(interactive: bool) -> Iterator[str]:
         return
     if interactive:
         _enable_line_editing()
+    else:
+        _refuse_wide_encoding(sys.stdin)
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="replace")
