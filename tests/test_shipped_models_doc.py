@@ -1,6 +1,7 @@
 """What docs/CLASSIFIER.md and docs/RESPONDER.md say about the shipped data and models is what the
-repository holds: the counts of the data files, the shipped responder's training figures and its
-greedy replies (read from the files, no model is loaded)."""
+repository holds: the counts of the data files, the shipped intent model's figures on
+`data/heldout.csv`, and the shipped responder's training figures and greedy replies (read from
+its files)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,33 @@ def test_the_held_out_sentences_are_counted_as_they_are():
         f"{sum(in_scope.values())} in-scope paraphrases (one to four an intent, two for most) and "
         f"{len(rows) - sum(in_scope.values())} off-topic messages"
     ) in doc
+
+
+def test_the_held_out_figures_are_the_shipped_model_s(default_predictor):
+    """The "with `oos`" column of the table on `data/heldout.csv`, to the digits shown, and the
+    sentences quoted beside it with their intents and confidences."""
+    from legacy_assistant.classifier.datasets import ALL, load_data
+    from legacy_assistant.classifier.evaluation import evaluate_predictor
+
+    examples = load_data(ROOT / "data" / "heldout.csv", held_out=True).splits[ALL]
+    figures = evaluate_predictor(default_predictor, examples.texts, examples.labels)["at_threshold"]
+    doc = _doc("CLASSIFIER.md")
+    rows = {
+        "in-scope accuracy at the threshold (answered with its own intent)": "in_scope_accuracy",
+        "out-of-scope recall (sent to the fallback)": "oos_recall",
+        "out-of-scope precision": "oos_precision",
+        f"joint accuracy (all {len(examples.texts)})": "joint_accuracy",
+    }
+    for row, key in rows.items():
+        shown = re.search(rf"\| {re.escape(row)} \| [0-9.]+ \| ([0-9.]+) \|", doc)
+        assert shown, row
+        half_a_digit = 0.5 * 10 ** -len(shown.group(1).split(".")[1])  # 52/64 = 0.8125 is shown 0.813
+        assert abs(figures[key] - float(shown.group(1))) <= half_a_digit + 1e-9, (row, figures[key])
+    quoted = re.findall(r'"([a-z ]+)"(?::)? \(?`(\w+)`(?:,| at) (0\.\d\d)\)?', doc[doc.index("One in-scope sentence"):])
+    assert len(quoted) == 4
+    for text, intent, confidence in quoted:
+        [(top, probability)] = default_predictor.rank_one(text, top=1)
+        assert (top, f"{probability:.2f}") == (intent, confidence), text
 
 
 def test_the_shipped_responder_s_training_figures_are_its_own():
