@@ -553,6 +553,21 @@ def test_a_numpy_array_of_turns_is_answered_as_its_list(responder):
     assert responder.score(np.array(context), expected) == responder.score(context, expected)
 
 
+def test_a_numpy_array_of_contexts_of_different_lengths_is_answered_as_its_list(responder):
+    """numpy holds contexts of different lengths as a 1-D array of objects; respond_batch, typed to
+    take a numpy array of contexts, took only a 2-D one and refused this one as no list."""
+    contexts = [["i feel happy today"], ["hello", "why ?"]]
+    expected = responder.respond_batch(contexts, mode="beam")
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = contexts
+    assert responder.respond_batch(ragged, mode="beam") == expected
+    ragged[:] = [np.array(context) for context in contexts]
+    assert responder.respond_batch(ragged, mode="beam") == expected
+    # a 1-D array of strings is a list of bare strings, not of contexts: still refused
+    with pytest.raises(RequestError, match="context must be a list of turns .* got str"):
+        responder.respond_batch(np.array(["hello", "why ?"]))
+
+
 def test_a_numpy_array_of_conditions_is_taken_as_its_list(responder):
     """respond_batch took a numpy array of contexts but refused one of their conditions."""
     contexts = [[prompt] for prompt in PROMPTS[:2]]

@@ -339,7 +339,9 @@ class Responder:
         self._closing.check()
         _check_mode_and_seed(mode, seed)
         strength = self.checked_strength(condition_strength)
-        if isinstance(contexts, np.ndarray) and contexts.ndim == 2:  # a numpy array of contexts of as many turns
+        # a numpy array of contexts: 2-D when they have as many turns, else 1-D of objects (each
+        # a list or an array of turns), which is how numpy holds contexts of different lengths
+        if isinstance(contexts, np.ndarray) and contexts.ndim in (1, 2):
             contexts = contexts.tolist()
         if isinstance(contexts, (str, bytes)) or not isinstance(contexts, Sequence):
             raise RequestError(
