@@ -568,6 +568,22 @@ def test_a_numpy_array_of_contexts_of_different_lengths_is_answered_as_its_list(
         responder.respond_batch(np.array(["hello", "why ?"]))
 
 
+def test_respond_batch_names_the_context_or_condition_it_refuses(responder):
+    """Of a batch of many contexts, "the context is empty" did not say which one; a single call
+    (respond) keeps its message as it was."""
+    fine = [PROMPTS[0]]
+    with pytest.raises(RequestError, match=r"^contexts\[2\]: the context is empty: give at least one turn"):
+        responder.respond_batch([fine, fine, ["\u200b"], fine])
+    with pytest.raises(RequestError, match=r"^contexts\[1\]: every turn of the context must be a string, got int$"):
+        responder.respond_batch([fine, [PROMPTS[1], 5]])
+    with pytest.raises(RequestError, match=r"^conditions\[1\]: unknown condition 'happy'; this model knows "):
+        responder.respond_batch([fine, fine], [None, "happy"])
+    with pytest.raises(RequestError, match=r"^the context is empty: give at least one turn with text$"):
+        responder.respond([" "])
+    with pytest.raises(RequestError, match=r"^unknown condition 'happy'; this model knows "):
+        responder.respond_batch([fine], ["happy"])
+
+
 def test_a_numpy_array_of_conditions_is_taken_as_its_list(responder):
     """respond_batch took a numpy array of contexts but refused one of their conditions."""
     contexts = [[prompt] for prompt in PROMPTS[:2]]

@@ -361,10 +361,7 @@ class Responder:
             raise RequestError(f"{len(contexts)} contexts but {len(conditions)} conditions")
         if not contexts:
             return []
-        pairs = [
-            EncodedPair(self._encode_context(context), (END,), self._condition_id(condition))
-            for context, condition in zip(contexts, conditions)
-        ]
+        pairs = [self._encoded_request(contexts, conditions, row) for row in range(len(contexts))]
         drawn = _seed(seed)
         result = self.decode_batch(pad_batch(pairs, self.spec.max_context_turns), mode, drawn, strength)
         replies = [self._chosen(result, row, mode) for row in range(len(contexts))]
@@ -380,6 +377,19 @@ class Responder:
                 for position, row in enumerate(silent):
                     replies[row] = self._chosen(redrawn, position, mode)
         return replies
+
+    def _encoded_request(self, contexts: Sequence[Any], conditions: Sequence[str | None], row: int) -> EncodedPair:
+        """Row ``row`` of a batch, encoded; a bad context or condition of a batch of several is
+        named by its index (of a hundred contexts, "the context is empty" alone does not say which)."""
+        try:
+            context = self._encode_context(contexts[row])
+        except RequestError as exc:
+            raise _at_row(exc, f"contexts[{row}]", len(contexts)) from None
+        try:
+            condition = self._condition_id(conditions[row])
+        except RequestError as exc:
+            raise _at_row(exc, f"conditions[{row}]", len(contexts)) from None
+        return EncodedPair(context, (END,), condition)
 
     def _chosen(self, result: DecodeResult, row: int, mode: str) -> str:
         """The text of the best of ``row``'s :data:`CANDIDATES_TO_PICK_FROM` best candidates
@@ -542,6 +552,15 @@ def _check_mode_and_seed(mode: str, seed: int | None) -> None:
     if mode not in MODES:
         raise RequestError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     check_seed(seed)
+
+
+def _at_row(error: RequestError, where: str, rows: int) -> RequestError:
+    """``error`` as it is for a call of one row (``respond``), else its message led by ``where``."""
+    if rows == 1:
+        return error
+    named = RequestError(f"{where}: {error}")
+    named.public_message = error.public_message
+    return named
 
 
 def _seed(seed: int | None) -> int:
