@@ -109,8 +109,8 @@ def terminal_chat(
     prompt, each next one half a second after the terminal shows the one before, as a person
     types: Python's readline takes a signal only while it waits for a key, so a Ctrl-C typed
     in one go with the keys before it, while those were still being read, was only taken at
-    the next key. A last Ctrl-C that nothing answers for 10 s is typed once more, as a person
-    would: on a machine busy enough to hold the chat between its echo of a key and its next
+    the next key. A last Ctrl-C that nothing answers for 10 s is typed again (every 10 s), as a
+    person would: on a machine busy enough to hold the chat between its echo of a key and its next
     wait for one, the signal arrives in that gap and waits for a key that never comes.
     ``env``: the chat's environment, else this process's with the checkout first on the
     import path. ``stdout``: a file descriptor the chat's standard output goes to instead of
@@ -138,7 +138,8 @@ def terminal_chat(
         os.close(follower)
     waiting = [keys] if isinstance(keys, bytes) else list(keys)
     shown, shown_before, expected, deadline = b"", 0, b"you> ", time.monotonic() + 180
-    again: bytes | None = None  # a last Ctrl-C, typed once more if nothing answers it
+    again: bytes | None = None  # a last Ctrl-C, typed again while nothing answers it
+    again_at = deadline
     try:
         while time.monotonic() < deadline:
             if waiting and expected in shown[shown_before:]:
@@ -149,9 +150,10 @@ def terminal_chat(
                 os.write(leader, typed)
                 deadline = time.monotonic() + 60
                 again = typed if typed == b"\x03" and not waiting else None
-            elif again is not None and len(shown) == shown_before and time.monotonic() > deadline - 50:
+                again_at = time.monotonic() + 10
+            elif again is not None and len(shown) == shown_before and time.monotonic() > again_at:
                 os.write(leader, again)
-                again = None
+                again_at = time.monotonic() + 10
             ready, _, _ = select.select([leader], [], [], 0.5)
             if ready:
                 try:
