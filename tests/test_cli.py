@@ -297,6 +297,15 @@ def test_chat_in_a_terminal_ends_the_prompts_line_on_ctrl_d_or_ctrl_c(key, statu
     assert capsys.readouterr().out.endswith("you> \n")
 
 
+def typed_hello(prompt):
+    """``input`` at a terminal where "hello" is typed: the prompt and the line as the terminal
+    shows them, Enter's line end included."""
+    import sys
+
+    sys.stdout.write(prompt + "hello\n")
+    return "hello"
+
+
 def ctrl_c_at_a_terminal(monkeypatch):
     """Standard input a terminal; returns a stand-in for a call that Ctrl-C stops, writing the
     "^C" the terminal shows."""
@@ -317,17 +326,11 @@ def ctrl_c_at_a_terminal(monkeypatch):
 @pytest.mark.parametrize("options", [[], ["--responder"]])
 def test_chat_in_a_terminal_ends_the_line_on_ctrl_c_as_a_reply_is_worked_out(options, monkeypatch, capsys):
     """The terminal shows "^C" after the message's line: "interrupted" followed it there."""
-    import sys
-
     from legacy_assistant.responder.responder import Responder
     from legacy_assistant.serving.assistant import Assistant
 
-    def typed(prompt):
-        sys.stdout.write(prompt + "hello\n")  # as input() shows it, Enter's line end included
-        return "hello"
-
     pressed = ctrl_c_at_a_terminal(monkeypatch)
-    monkeypatch.setattr("builtins.input", typed)
+    monkeypatch.setattr("builtins.input", typed_hello)
     monkeypatch.setattr(Assistant, "chat", pressed)
     monkeypatch.setattr(Responder, "respond", pressed)
     assert main(["chat", *options]) == 130
@@ -370,17 +373,11 @@ def sigterm_at_a_terminal(monkeypatch):
 def test_chat_in_a_terminal_leaves_no_blank_line_on_sigterm_as_a_reply_is_worked_out(options, monkeypatch, capsys):
     """The cursor is at a line's start after the message's Enter: the line end Ctrl-C's "^C"
     needs made a blank line before "terminated"."""
-    import sys
-
     from legacy_assistant.responder.responder import Responder
     from legacy_assistant.serving.assistant import Assistant
 
-    def typed(prompt):
-        sys.stdout.write(prompt + "hello\n")  # as input() shows it, Enter's line end included
-        return "hello"
-
     killed = sigterm_at_a_terminal(monkeypatch)
-    monkeypatch.setattr("builtins.input", typed)
+    monkeypatch.setattr("builtins.input", typed_hello)
     monkeypatch.setattr(Assistant, "chat", killed)
     monkeypatch.setattr(Responder, "respond", killed)
     assert main(["chat", *options]) == 128 + signal.SIGTERM
