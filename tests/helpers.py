@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -92,7 +93,12 @@ def page_links(html: str) -> list[str]:
 
 def _controlled_by(terminal: int, keep_stdout: bool) -> None:
     """In the child: ``terminal`` becomes its controlling one, so Ctrl-C interrupts it as at a
-    shell (os.login_tty, which points standard output at it too; ``keep_stdout``: not that)."""
+    shell (os.login_tty, which points standard output at it too; ``keep_stdout``: not that).
+    Ctrl-C and Ctrl-\\ get their default actions, as a shell gives its foreground job: a test
+    run started in the background by a script (``make test &``) has them ignored, the chat
+    inherited that, and a typed Ctrl-C did nothing."""
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
     kept = os.dup(1) if keep_stdout else None
     os.login_tty(terminal)
     if kept is not None:
