@@ -73,6 +73,10 @@ def trained(files) -> tuple[Path, str, str]:
     capture = pytest.MonkeyPatch()
     stdout, stderr = io.StringIO(), io.StringIO()
     stderr.isatty = lambda: True  # as on a terminal: the progress bar shows
+    # of no known width: tqdm 4.60 (the lowest allowed) takes one from COLUMNS for a stream with no
+    # terminal size (pytest-xdist's processes have COLUMNS=80) and cuts the bar's figures off
+    capture.delenv("COLUMNS", raising=False)
+    capture.delenv("LINES", raising=False)
     capture.setattr(sys, "stdout", stdout)
     capture.setattr(sys, "stderr", stderr)
     try:
