@@ -1,6 +1,6 @@
 # Everything runs from a local virtualenv that these rules create and keep in step with the
 # lock files. `make run` serves the shipped assistant; `make test` runs the tests (in random
-# order; replay one with `make test PYTEST_ARGS=--randomly-seed=N`).
+# order; replay one with `make test PYTEST_ARGS=--randomly-seed=N`), in PYTEST_WORKERS processes.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,6 +13,10 @@ HOST ?=
 PORT ?=
 given = $(if $(findstring command line,$(origin $(1)))$(findstring override,$(origin $(1))),$($(1)))
 PYTEST_ARGS ?=
+# pytest-xdist's processes for `make test`, each taking whole test files (--dist loadfile: a
+# file's module fixtures are made once; session fixtures once in each process that needs
+# them); 0 runs the suite in pytest's own process
+PYTEST_WORKERS ?= 2
 UV ?= uv
 
 .PHONY: run playground test lint venv lock default-model responder bench bench-serve bench-runtimes matrix test-tf-oldest clean clean-checkpoints \
@@ -67,7 +71,7 @@ test matrix test-tf-oldest:
 	@exit 1
 else
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 endif
 
 # Static checks, as CI runs them: ruff's lint rules and formatting, then mypy (pyproject.toml's

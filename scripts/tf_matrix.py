@@ -251,8 +251,9 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join((["..."] if len(kept) > lines else []) + kept[-lines:])
 
 
-def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
-    """The whole suite in ``venv``, in the random order of ``seed`` (pytest-randomly)."""
+def run_tests(venv: Path, version: str, out: Path, seed: int, workers: int = 0) -> dict:
+    """The whole suite in ``venv``, in the random order of ``seed`` (pytest-randomly), in
+    ``workers`` processes taking whole test files (pytest-xdist; 0: pytest's own process)."""
     junit = out / "junit.xml"
     started = time.perf_counter()
     pinned = version == pinned_version()
@@ -269,6 +270,10 @@ def run_tests(venv: Path, version: str, out: Path, seed: int) -> dict:
             "randomly",
             f"--randomly-seed={seed}",
             f"--junitxml={junit}",
+            "-n",
+            str(workers),
+            "--dist",
+            "loadfile",
             *ignored,
         ],
         cwd=ROOT,
@@ -498,6 +503,14 @@ def main() -> int:
         "--seed", type=int, help="pytest-randomly's seed for the test order (default: a random one, printed)"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="processes each cell's suite runs in, each taking whole test files (pytest-xdist; default 2; "
+        "0: one process)",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="only create or refresh the versions' virtualenvs, then exit (CI installs the oldest "
@@ -512,6 +525,8 @@ def main() -> int:
         "when its install is up to date, rather than building .venv-tf<pinned>",
     )
     args = parser.parse_args()
+    if args.workers < 0:
+        parser.error(f"--workers: {args.workers} is below 0")
     if args.prepare:
         for version in resolve_versions(args.versions):
             log(f"[{version}] virtualenv ready: {venv_for(version, args.pinned_venv).name}")
@@ -534,7 +549,7 @@ def main() -> int:
             log(f"[{version}] test suite not run here; golden, training, migration")
         else:
             log(f"[{version}] test suite ({venvs[version].name})")
-            tests = run_tests(venvs[version], version, out, seed)
+            tests = run_tests(venvs[version], version, out, seed, args.workers)
             log(
                 f"[{version}] {tests['passed']}/{tests['tests']} passed in {tests['seconds']:.0f}s "
                 f"(random order, --randomly-seed={tests['seed']}); golden, training, migration"

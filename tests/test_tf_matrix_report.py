@@ -3,6 +3,7 @@ the printed summary, which may be all a CI log keeps of a cell run in another vi
 import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,35 @@ def test_a_suite_that_ends_badly_with_no_failed_test_in_its_report_fails_the_cel
     if not cell_passes:
         assert tests["failed"] == [f"pytest exited with status {status}, no failed test in its report"], tests
         assert tf_matrix.summary_counts({"2.15.1": cell}, {}, {})[1] == 1
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_a_cells_suite_runs_in_the_processes_asked_for_taking_whole_files(tmp_path, workers):
+    """A cell's suite runs in ``--workers`` pytest-xdist processes, each taking whole test files
+    (a file's module fixtures, a trained model among them, made once); 0 is pytest's own."""
+    tf_matrix = load_tf_matrix()
+    cases = "".join(f'<testcase classname="tests.t" name="{name}" time="0.1"/>' for name in tf_matrix.REQUIRED_TESTS)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\nfor arg; do case \"$arg\" in --junitxml=*) report=\"${arg#--junitxml=}\";; esac; done\n"
+        f"printf '%s\\n' \"$@\" > '{tmp_path / 'args'}'\n"
+        f"echo '<testsuites><testsuite>{cases}</testsuite></testsuites>' > \"$report\"\n"
+    )
+    (venv / "bin" / "python").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    tests = tf_matrix.run_tests(venv, "2.15.1", out, seed=1, workers=workers)
+
+    assert tests["exit"] == 0 and tests["passed"] == len(tf_matrix.REQUIRED_TESTS), tests
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[args.index("-n") + 1] == str(workers) and args[args.index("--dist") + 1] == "loadfile", args
+
+
+def test_a_negative_number_of_workers_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts" / "tf_matrix.py"), "--workers", "-1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "--workers: -1 is below 0" in result.stderr, result.stderr
