@@ -144,12 +144,13 @@ bench-runtimes: $(STAMP)
 ifneq ($(IN_CHECKOUT),)
 # The TensorFlow version matrix: one .venv-tf<version>/ per constraints/tf-<version>.txt, the
 # test suite, golden and cross-version checks in each (scripts/tf_matrix.py).
+# MATRIX_ARGS: the script's options, as --seed=N (the test order) or --workers=N.
+MATRIX_ARGS ?=
 matrix: $(STAMP)
-	$(PYTHON) scripts/tf_matrix.py --pinned-venv '$(VENV)'
+	$(PYTHON) scripts/tf_matrix.py --pinned-venv '$(VENV)' $(MATRIX_ARGS)
 
 # The oldest supported TensorFlow's suite, and the cross-version loads between it and the pinned
 # release, whose suite is `make test`'s (CI runs both). MATRIX_ARGS=--seed=N fixes the test order.
-MATRIX_ARGS ?=
 test-tf-oldest: $(STAMP)
 	$(PYTHON) scripts/tf_matrix.py --pinned-venv '$(VENV)' --versions oldest,pinned --without-suite pinned $(MATRIX_ARGS)
 endif
