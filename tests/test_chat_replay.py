@@ -1,6 +1,7 @@
 """A chat turn's ``message_id``: a message sent again with the id of a turn the conversation has
 stored is answered with that turn's reply, and nothing is classified or stored again."""
 import threading
+import uuid
 
 import pytest
 
@@ -46,7 +47,7 @@ def store(request, tmp_path):
         made = SQLiteStore(tmp_path / "conversations.db")
     else:
         made = open_store(request.getfixturevalue("redis_url"))
-        made.prefix = f"test-replay-{tmp_path.name}:"
+        made.prefix = f"test-replay-{uuid.uuid4().hex}:"  # not shared with a run beside this one
     yield made
     if request.param == "redis":
         keys = list(made._client.scan_iter(match=made.prefix + "*"))

@@ -1,5 +1,7 @@
 """``GET /api/v1/conversations/<sender>``: one conversation's stored turns, for the chat page;
 ``DELETE`` the same path: forget it."""
+import uuid
+
 import pytest
 
 
@@ -229,7 +231,7 @@ def test_a_delete_during_classification_wins_in_every_store(kind, tmp_path, requ
         store.prefix = prefix
         return store
 
-    memory, prefix = MemoryStore(), f"test-race-{tmp_path.name}:"
+    memory, prefix = MemoryStore(), f"test-race-{uuid.uuid4().hex}:"  # not shared with a run beside this one
     classifying, release = threading.Event(), threading.Event()
 
     def classify(text):
