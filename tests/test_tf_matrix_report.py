@@ -192,6 +192,22 @@ def test_without_uv_the_cells_install_with_pip(tmp_path, monkeypatch, uv):
     assert tf_matrix._installer(tmp_path / "venv")[:3] == [str(tmp_path / "venv" / "bin" / "python"), "-m", "pip"]
 
 
+def _passing_suite(tf_matrix, tmp_path: Path, then: str) -> tuple[Path, Path]:
+    """A virtualenv whose python, run as pytest, writes a JUnit report of the required tests,
+    all passed, then runs the shell lines ``then``; and an empty folder for the cell's files."""
+    cases = "".join(f'<testcase classname="tests.t" name="{name}" time="0.1"/>' for name in tf_matrix.REQUIRED_TESTS)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\nfor arg; do case \"$arg\" in --junitxml=*) report=\"${arg#--junitxml=}\";; esac; done\n"
+        f"echo '<testsuites><testsuite>{cases}</testsuite></testsuites>' > \"$report\"\n{then}"
+    )
+    (venv / "bin" / "python").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    return venv, out
+
+
 @pytest.mark.parametrize(("status", "cell_passes"), [(0, True), (2, False), (3, False), (1, False)])
 def test_a_suite_that_ends_badly_with_no_failed_test_in_its_report_fails_the_cell(tmp_path, status, cell_passes):
     """pytest interrupted (exit 2) or stopped by an internal error (exit 3) still writes its
@@ -199,16 +215,7 @@ def test_a_suite_that_ends_badly_with_no_failed_test_in_its_report_fails_the_cel
     cell passed, on part of its suite. A non-zero exit with no failed test in the report now
     fails the cell, and says how pytest ended."""
     tf_matrix = load_tf_matrix()
-    cases = "".join(f'<testcase classname="tests.t" name="{name}" time="0.1"/>' for name in tf_matrix.REQUIRED_TESTS)
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text(
-        "#!/bin/sh\nfor arg; do case \"$arg\" in --junitxml=*) report=\"${arg#--junitxml=}\";; esac; done\n"
-        f"echo '<testsuites><testsuite>{cases}</testsuite></testsuites>' > \"$report\"\nexit {status}\n"
-    )
-    (venv / "bin" / "python").chmod(0o755)
-    out = tmp_path / "out"
-    out.mkdir()
+    venv, out = _passing_suite(tf_matrix, tmp_path, f"exit {status}\n")
 
     tests = tf_matrix.run_tests(venv, "2.15.1", out, seed=1)
 
@@ -225,17 +232,7 @@ def test_a_cells_suite_runs_in_the_processes_asked_for_taking_whole_files(tmp_pa
     """A cell's suite runs in ``--workers`` pytest-xdist processes, each taking whole test files
     (a file's module fixtures, a trained model among them, made once); 0 is pytest's own."""
     tf_matrix = load_tf_matrix()
-    cases = "".join(f'<testcase classname="tests.t" name="{name}" time="0.1"/>' for name in tf_matrix.REQUIRED_TESTS)
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text(
-        "#!/bin/sh\nfor arg; do case \"$arg\" in --junitxml=*) report=\"${arg#--junitxml=}\";; esac; done\n"
-        f"printf '%s\\n' \"$@\" > '{tmp_path / 'args'}'\n"
-        f"echo '<testsuites><testsuite>{cases}</testsuite></testsuites>' > \"$report\"\n"
-    )
-    (venv / "bin" / "python").chmod(0o755)
-    out = tmp_path / "out"
-    out.mkdir()
+    venv, out = _passing_suite(tf_matrix, tmp_path, f"printf '%s\\n' \"$@\" > '{tmp_path / 'args'}'\n")
 
     tests = tf_matrix.run_tests(venv, "2.15.1", out, seed=1, workers=workers)
 
