@@ -1,6 +1,7 @@
 # Everything runs from a local virtualenv that these rules create and keep in step with the
-# lock files. `make run` serves the shipped assistant; `make test` runs the tests (in random
-# order; replay one with `make test PYTEST_ARGS=--randomly-seed=N`), in PYTEST_WORKERS processes.
+# lock files. `make run` serves the shipped assistant; `make test` runs the tests in
+# PYTEST_WORKERS processes, in random order (`make test PYTEST_ARGS=--randomly-seed=N` runs each
+# file's tests in seed N's order again).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
