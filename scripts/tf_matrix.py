@@ -211,7 +211,10 @@ def _env() -> dict[str, str]:
 #   benchmark's smoke test do not): they keep the matrix, and CI's oldest-release cell, to what
 #   a TensorFlow release can change;
 # * for the same reason, the tests of the command line's option, output and data-file handling
-#   and of the library's argument checks (their training and model calls are the ones above).
+#   and of the library's argument checks (their training and model calls are the ones above);
+# * and the tests of where the commands run (Windows' missing names simulated, containers'
+#   read-only roots and memory limits, a Unix socket), the stores' differential test and the
+#   benchmarks' arithmetic: the project's own code paths around model calls checked above.
 # Single tests of the same kind in other modules carry the ``pinned_only`` marker (the
 # training run's budget and resume bookkeeping, the migration's tampering check, the command
 # line's messages): the TensorFlow calls they make are checked in every cell by their neighbours.
@@ -240,6 +243,12 @@ PINNED_ONLY_TESTS = (
     "tests/test_cli_output.py",
     "tests/test_data_file_checks.py",
     "tests/test_library_api_checks.py",
+    # where the commands run, the stores' differential test, the benchmarks' arithmetic
+    "tests/test_posix_only_names.py",
+    "tests/test_container_start.py",
+    "tests/test_unix_socket.py",
+    "tests/test_store_differential.py",
+    "tests/test_benchmark_figures.py",
 )
 
 

@@ -102,6 +102,7 @@ sys.exit(main(sys.argv[1:]))
 '''
 
 
+@pytest.mark.pinned_only  # three migrations: their TensorFlow calls are test_*migration.py's
 @pytest.mark.parametrize("model, options", [("default", []), ("responder", ["--contexts", "2"])])
 def test_migrate_stopped_as_it_copies_the_golden_file_leaves_the_previous_copy(model, options, tmp_path):
     """The source's golden file was copied into the new directory after the swap: a stop then
