@@ -710,7 +710,7 @@ def test_sqlite_deletion_beside_a_long_reader_stalls_no_turn_for_long(tmp_path):
     waited["forget"] = time.monotonic() - began
     thread.join()
     reader.close()
-    assert waited["forget"] < 1.0 and waited["turn"] < 1.0, waited
+    assert waited["forget"] < 1.5 and waited["turn"] < 1.5, waited  # the stall was 2 s
     assert store.history("gone") == [] and len(store.history("other")) == 3
     store.close()
 
