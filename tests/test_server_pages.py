@@ -367,6 +367,35 @@ def test_ttou_stops_a_worker_still_loading_before_one_that_serves(tmp_path, monk
     assert signalled == [13, 11]
 
 
+def test_after_a_ttin_ready_counts_the_new_worker_before_it_is_forked(tmp_path, monkeypatch):
+    """A TTIN's worker is the master's child (in ps, in /proc) as soon as it is forked, and the
+    master wrote the count it wants only after the fork: /ready meanwhile answered 200, "1 of
+    1", with the new worker loading."""
+    from types import SimpleNamespace
+
+    from gunicorn.arbiter import Arbiter
+
+    from legacy_assistant.serving.readiness import WorkerRegistry
+    from legacy_assistant.serving.server import ReloadingArbiter
+
+    registry, reader = WorkerRegistry(tmp_path), WorkerRegistry(tmp_path)
+    registry.expect(1, [11])
+    WorkerRegistry(tmp_path).mark_ready(11)
+    at_the_fork = []
+
+    def fork(self):  # gunicorn's manage_workers: starts the workers num_workers asks for
+        at_the_fork.append(reader.status())
+        self.WORKERS[12] = SimpleNamespace(age=1)
+
+    monkeypatch.setattr(Arbiter, "manage_workers", fork)
+    arbiter = ReloadingArbiter.__new__(ReloadingArbiter)
+    arbiter.app, arbiter._num_workers, arbiter.retired = SimpleNamespace(registry=registry), 2, set()
+    arbiter.WORKERS = {11: SimpleNamespace(age=0)}
+    arbiter.manage_workers()  # gunicorn's TTIN handler has raised num_workers to 2, then calls this
+    assert at_the_fork == [(False, {"ready": 1, "expected": 2})]
+    assert reader.status() == (False, {"ready": 1, "expected": 2})
+
+
 def test_ready_is_503_once_the_server_stops(tmp_path, make_client, monkeypatch):
     """The workers finish what they accepted after a SIGTERM, and answer requests that come
     on kept-alive connections meanwhile: /ready among them must not say "ready"."""

@@ -240,6 +240,10 @@ class ReloadingArbiter(Arbiter):
         super().handle_ttin()
 
     def manage_workers(self) -> None:
+        # The count wanted first: a worker forked below is the master's child (in ps, in /proc)
+        # before the write after the fork, and /ready meanwhile called the old count the whole
+        # server (200 after a TTIN, with the new worker still loading).
+        self._tell_registry()
         if len(self.WORKERS) > self.num_workers:  # TTOU
             self._stop_surplus()
         else:
