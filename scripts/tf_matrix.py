@@ -216,9 +216,10 @@ def _env() -> dict[str, str]:
 #   read-only roots and memory limits, a Unix socket), the stores' differential test and the
 #   benchmarks' arithmetic: the project's own code paths around model calls checked above.
 # Single tests of the same kind in other modules carry the ``pinned_only`` marker (the
-# training run's budget and resume bookkeeping, the migration's tampering check and its
-# interruption while it copies the golden file, the command line's messages): the TensorFlow
-# calls they make are checked in every cell by their neighbours.
+# training run's budget and resume bookkeeping, the migration's tampering check, its
+# interruption while it copies the golden file, a source replaced while it is migrated and its
+# messages about golden files, the metrics folder removed under a running server, the command
+# line's messages): the TensorFlow calls they make are checked in every cell by their neighbours.
 PINNED_ONLY_TESTS = (
     "tests/test_chat_page.py",
     "tests/test_openapi.py",

@@ -629,6 +629,7 @@ def test_the_command_printed_when_the_budget_ends_resumes_over_the_exported_mode
     assert json.loads((out / "responder.json").read_text(encoding="utf-8"))["summary"]["steps"] > steps
 
 
+@pytest.mark.pinned_only
 def test_repeated_dialogues_can_be_dropped_and_a_resume_keeps_dropping_them(files, tmp_path, capsys):
     doubled = tmp_path / "doubled.jsonl"  # the corpus given twice, as from two overlapping sources
     doubled.write_text(files["corpus"].read_text(encoding="utf-8") * 2, encoding="utf-8")

@@ -301,6 +301,7 @@ def test_tampered_migration_is_refused_and_leaves_nothing(source, tmp_path):
     assert list(tmp_path.iterdir()) == []  # neither the model nor a staging folder
 
 
+@pytest.mark.pinned_only
 def test_a_source_replaced_while_it_is_migrated_is_not_copied(source, tmp_path):
     """`migrate DIR` while `train-responder --out DIR --force` replaces DIR: the copy paired the
     manifest it verified first with what it read of the new model after it (the compat answers,
@@ -487,6 +488,7 @@ def test_leaving_early_stops_the_compat_child_and_removes_its_files(source):
     assert not folder.exists()
 
 
+@pytest.mark.pinned_only
 def test_a_corpus_that_cannot_be_used_is_one_error_line(tmp_path):
     """As train-responder and evaluate-responder say it: the file and its problem, one line."""
     empty = tmp_path / "empty.jsonl"
@@ -513,6 +515,7 @@ def test_a_corpus_with_fewer_pairs_than_asked_says_so(tmp_path, caplog):
     assert "holds 1 dialogue pair(s), fewer than the 500 contexts asked for" in caplog.text
 
 
+@pytest.mark.pinned_only
 def test_the_compat_child_ends_when_migrate_is_killed(source):
     """`kill -9` of migrate left its compat child decoding for minutes under PID 1."""
     import os

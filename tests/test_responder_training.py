@@ -389,6 +389,7 @@ def test_a_damaged_checkpoint_directory_is_refused_clearly(tmp_path):
         train_responder(dialogues, config, checkpoint_dir=tmp_path / "a-file")
 
 
+@pytest.mark.pinned_only
 def test_a_lost_best_epoch_is_refused_when_the_run_resumes(tmp_path):
     """Not after training on (or never, when the last epoch is the best): the export needs them."""
     dialogues = _random_dialogues(24, seed=3)
@@ -432,6 +433,7 @@ def test_a_state_naming_a_best_file_outside_its_directory_is_refused():
             _Run.from_dict({"best_file": name})
 
 
+@pytest.mark.pinned_only
 def test_resuming_a_finished_run_says_it_only_exports(tmp_path, caplog):
     dialogues = _random_dialogues(12, seed=3)
     config = TINY.with_overrides(epochs=1, checkpoint_every=2)

@@ -331,6 +331,7 @@ def test_a_second_server_on_a_port_in_use_is_refused(deployment):
         refuse_port_in_use("127.0.0.1", server.port)
 
 
+@pytest.mark.pinned_only
 def test_a_metrics_folder_removed_while_serving_is_made_again(tmp_path, free_port):
     """A cleaner of the temporary folder (where the server makes it by default) or a person
     removes the metrics folder: a scrape answered 500, and a worker started after it (here one
