@@ -189,7 +189,7 @@ def tf2_process_answers(migrated_default, golden) -> dict:
         "from legacy_assistant.web import create_app\n"
         f"texts = {texts!r}\n"
         # the shipped responder is a compat model: a tf2 process serves the migrated intent model alone
-        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}, 'RESPONDER_DIR': None}})\n"
+        f"app = create_app({{'TESTING': True, 'MODEL_DIR': {str(out)!r}, 'RESPONDER_DIR': None, 'STORE_URL': 'memory'}})\n"
         "client = app.test_client()\n"
         "answers = [client.post('/api/v1/parse', json={'text': t}).get_json() for t in texts[:8]]\n"
         f"p = Predictor.load({str(out)!r})\n"

@@ -188,7 +188,8 @@ def test_an_api_client_is_told_the_server_cannot_guide_not_that_its_request_is_m
     from legacy_assistant.errors import GuidanceUnavailable
     from legacy_assistant.web import create_app
 
-    app = create_app({"TESTING": True, "MODEL_DIR": str(DEFAULT_MODEL), "RESPONDER_DIR": str(unguided_copy)})
+    app = create_app({"TESTING": True, "MODEL_DIR": str(DEFAULT_MODEL), "RESPONDER_DIR": str(unguided_copy),
+                      "STORE_URL": "memory"})
     client = app.test_client()
     cakechat = client.post("/cakechat_api/v1/actions/get_response",
                            json={"context": ["hello"], "emotion": "joy", "condition_strength": 2})

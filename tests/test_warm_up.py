@@ -54,7 +54,8 @@ def make_beam_fail(patch):
 
 def test_the_app_warms_up_what_it_loads(tiny_model_dir, caplog):
     with caplog.at_level(logging.INFO, logger="legacy_assistant.serving.assistant"):
-        app = create_app({"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER)})
+        app = create_app({"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER),
+                          "STORE_URL": "memory"})
     try:
         line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("warmed up in"))
         for part in ("classifier", *MODES):
@@ -66,7 +67,8 @@ def test_the_app_warms_up_what_it_loads(tiny_model_dir, caplog):
 def test_a_model_that_cannot_answer_does_not_start(tiny_model_dir, monkeypatch):
     make_beam_fail(monkeypatch)
     with pytest.raises(ArtifactError, match="failed to answer a first request: beam search cannot run"):
-        create_app({"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER)})
+        create_app({"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER),
+                    "STORE_URL": "memory"})
 
 
 def test_a_reload_to_a_model_that_cannot_answer_is_refused(tiny_model_dir, monkeypatch):
@@ -90,7 +92,8 @@ def test_a_reload_to_a_model_that_cannot_answer_is_refused(tiny_model_dir, monke
 
 def test_warm_up_off_starts_without_asking_the_models(tiny_model_dir, monkeypatch, caplog):
     make_beam_fail(monkeypatch)  # would stop a start that warms up
-    config = {"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER)}
+    config = {"TESTING": True, "MODEL_DIR": str(tiny_model_dir), "RESPONDER_DIR": str(DEFAULT_RESPONDER),
+              "STORE_URL": "memory"}
     with caplog.at_level(logging.INFO, logger="legacy_assistant.serving.assistant"):
         app = create_app({**config, "WARM_UP": False})
     try:
