@@ -1018,6 +1018,30 @@ def test_redis_user_lacking_what_a_turn_needs_is_refused_at_start(redis_url, mis
         admin.close()
 
 
+
+def test_a_trial_turn_refused_part_way_leaves_no_key_behind(redis_url):
+    """A user without LSET saved the start's trial turn, then was refused its amendment: the
+    trial conversation stayed in Redis for the conversation TTL, from every start tried."""
+    import redis
+
+    from legacy_assistant.stores.redis_store import RedisStore
+
+    admin = redis.Redis.from_url(redis_url)
+    user, prefix = f"test-{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}:"
+    try:
+        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-lset")
+    except redis.ResponseError as exc:
+        pytest.skip(f"this Redis user cannot add users: {exc}")
+    try:
+        with pytest.raises(ConfigError, match=r"refuses what a turn needs: .*no permissions.*'lset'"):
+            RedisStore.from_url(redis_user_url(redis_url, user, "pw"), prefix=prefix)
+        assert admin.keys(prefix + "*") == []
+    finally:
+        for key in admin.keys(prefix + "*"):
+            admin.delete(key)
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
 def test_redis_error_inside_a_transaction_names_neither_sender_nor_words(redis_url):
     """redis-py quotes a failed transaction's command (key and value) in its error, which the
     store's error, and so the server's log, repeated: the sender id and the message's words."""

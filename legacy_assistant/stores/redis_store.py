@@ -148,8 +148,13 @@ class RedisStore(ClosedAtExit):
                     self.history(probe)
                     self.forget(probe)
                     self.generation(probe)
-                    self._client.delete(self._forgotten_key(probe))
                 finally:
+                    # also after a refusal part way (a user without LSET saved the trial turn):
+                    # the trial conversation stays no longer than the trial, where Redis lets it go
+                    with contextlib.suppress(redis.RedisError):
+                        self._client.delete(
+                            self._key("state", probe), self._key("turns", probe), self._forgotten_key(probe)
+                        )
                     lock.release()
         except (redis.RedisError, StoreError) as exc:
             cause = exc.__cause__ if isinstance(exc, StoreError) else exc
