@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,23 @@ from tests.helpers import DEFAULT_MODEL, DEFAULT_RESPONDER, ROOT, TEST_DATA, TIN
 # httpx, Selenium's driver) must not go to a proxy of the environment (http_proxy set, loopback
 # not in no_proxy), which failed every one of them.
 bypass_proxy_for("127.0.0.1")
+
+GRADIO_TEMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    # gradio makes its folder, TMPDIR/gradio (shared by every run and user), when a playground is
+    # launched in a process where GRADIO_TEMP_DIR was not set as gradio was imported, and leaves
+    # it behind: the tests' processes, and the playgrounds they start, get one of their own
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        config.stash[GRADIO_TEMP] = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="legacy-assistant-tests-")
+
+
+def pytest_unconfigure(config):
+    folder = config.stash.get(GRADIO_TEMP, None)
+    if folder is not None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
