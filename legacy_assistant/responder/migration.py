@@ -499,39 +499,26 @@ def compare_answers(
 PARENT_ENV = "LEGACY_ASSISTANT_MIGRATION_PARENT"
 
 
-def _end_with_parent(folder: Path) -> None:
-    """End when the ``migrate`` that started this child dies (``kill -9``), rather than decode on
-    for minutes under PID 1, and remove the request's ``folder``, which that ``migrate`` can no
-    longer remove (Linux; elsewhere the child finishes its work and the folder stays)."""
-    parent = os.environ.get(PARENT_ENV)
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        if parent is not None and str(os.getppid()) != parent:
-            shutil.rmtree(folder, ignore_errors=True)
-            os._exit(1)
-        # sent by someone else: migrate, still there, reads the log and removes the folder
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
+def _end_with_parent() -> None:
+    """Be killed when the ``migrate`` that started this child dies (``kill -9``), rather than
+    decode on for minutes under PID 1 (Linux; elsewhere the child finishes its work)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    # SIGTERM, not SIGKILL: its handler (run between two steps of Python) removes the folder
-    signal.signal(signal.SIGTERM, on_sigterm)
     pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if parent not in (None, str(os.getppid())):
-        on_sigterm(signal.SIGTERM, None)  # it died before the line above: no signal will come
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.environ.get(PARENT_ENV) not in (None, str(os.getppid())):
+        sys.exit(1)  # it died before the line above: no signal will come
 
 
 def _compat_main(argv: Sequence[str]) -> int:
     """``REQUEST.json ANSWERS.json``: the compat model's :func:`answers` for the request's batches."""
-    request_path, answers_path = argv
-    _end_with_parent(Path(request_path).parent)
     from compat.interface import SavedModelError
     from compat.selection import load_responder
 
+    request_path, answers_path = argv
+    _end_with_parent()
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     try:
         info = verify_responder(request["model"])
