@@ -998,49 +998,51 @@ def redis_user_url(url, user, password):
     return f"{scheme}://{user}:{password}@{rest.rpartition('@')[2]}"
 
 
-@pytest.mark.parametrize("missing", ["-@scripting", "-lset", "resetkeys ~other:*"])
-def test_redis_user_lacking_what_a_turn_needs_is_refused_at_start(redis_url, missing):
-    """An ACL user without EVALSHA started, saved each turn and could not free its lock, so the
-    sender's next turn waited 10 s for it; one without the keys answered every turn 503."""
+@contextlib.contextmanager
+def redis_user(redis_url, *rules):
+    """``(url, admin)``: the URL of a new ACL user of the test Redis, with every right but what
+    ``rules`` take away, and a client of the tests' own user; the user is deleted afterwards. The
+    test is skipped where the tests' user cannot add users."""
     import redis
 
     admin = redis.Redis.from_url(redis_url)
     user = f"test-{uuid.uuid4().hex}"
     try:
-        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", *missing.split())
+        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", *rules)
     except redis.ResponseError as exc:
+        admin.close()
         pytest.skip(f"this Redis user cannot add users: {exc}")
     try:
-        with pytest.raises(ConfigError, match=r"refuses what a turn needs: .*no permissions"):
-            open_store(redis_user_url(redis_url, user, "pw"))
+        yield redis_user_url(redis_url, user, "pw"), admin
     finally:
         admin.execute_command("ACL", "DELUSER", user)
         admin.close()
 
+
+@pytest.mark.parametrize("missing", ["-@scripting", "-lset", "resetkeys ~other:*"])
+def test_redis_user_lacking_what_a_turn_needs_is_refused_at_start(redis_url, missing):
+    """An ACL user without EVALSHA started, saved each turn and could not free its lock, so the
+    sender's next turn waited 10 s for it; one without the keys answered every turn 503."""
+    with redis_user(redis_url, *missing.split()) as (url, _):
+        with pytest.raises(ConfigError, match=r"refuses what a turn needs: .*no permissions"):
+            open_store(url)
 
 
 def test_a_trial_turn_refused_part_way_leaves_no_key_behind(redis_url):
     """A user without LSET saved the start's trial turn, then was refused its amendment: the
     trial conversation stayed in Redis for the conversation TTL, from every start tried."""
-    import redis
-
     from legacy_assistant.stores.redis_store import RedisStore
 
-    admin = redis.Redis.from_url(redis_url)
-    user, prefix = f"test-{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}:"
-    try:
-        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-lset")
-    except redis.ResponseError as exc:
-        pytest.skip(f"this Redis user cannot add users: {exc}")
-    try:
-        with pytest.raises(ConfigError, match=r"refuses what a turn needs: .*no permissions.*'lset'"):
-            RedisStore.from_url(redis_user_url(redis_url, user, "pw"), prefix=prefix)
-        assert admin.keys(prefix + "*") == []
-    finally:
-        for key in admin.keys(prefix + "*"):
-            admin.delete(key)
-        admin.execute_command("ACL", "DELUSER", user)
-        admin.close()
+    prefix = f"test-{uuid.uuid4().hex}:"
+    with redis_user(redis_url, "-lset") as (url, admin):
+        try:
+            with pytest.raises(ConfigError, match=r"refuses what a turn needs: .*no permissions.*'lset'"):
+                RedisStore.from_url(url, prefix=prefix)
+            assert admin.keys(prefix + "*") == []
+        finally:
+            for key in admin.keys(prefix + "*"):
+                admin.delete(key)
+
 
 def test_redis_error_inside_a_transaction_names_neither_sender_nor_words(redis_url):
     """redis-py quotes a failed transaction's command (key and value) in its error, which the
@@ -1050,24 +1052,17 @@ def test_redis_error_inside_a_transaction_names_neither_sender_nor_words(redis_u
     from legacy_assistant.errors import StoreError
     from legacy_assistant.stores.redis_store import RedisStore
 
-    admin = redis.Redis.from_url(redis_url)
-    user = f"test-{uuid.uuid4().hex}"
-    try:
-        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-rpush")
-    except redis.ResponseError as exc:
-        pytest.skip(f"this Redis user cannot add users: {exc}")
-    store = RedisStore(redis.Redis.from_url(redis_user_url(redis_url, user, "pw")), prefix=f"test-{uuid.uuid4().hex}:")
-    try:
-        store._client.set(store._key("state", "alice@example.com"), '{"turns": 1}')
-        with pytest.raises(StoreError) as caught:
-            store.save("alice@example.com", ConversationState(turns=2), turn("my secret words"))
-        assert "no permissions" in str(caught.value)
-        assert "alice" not in str(caught.value) and "secret" not in str(caught.value)
-    finally:
-        admin.delete(store._key("state", "alice@example.com"))
-        store.close()
-        admin.execute_command("ACL", "DELUSER", user)
-        admin.close()
+    with redis_user(redis_url, "-rpush") as (url, admin):
+        store = RedisStore(redis.Redis.from_url(url), prefix=f"test-{uuid.uuid4().hex}:")
+        try:
+            store._client.set(store._key("state", "alice@example.com"), '{"turns": 1}')
+            with pytest.raises(StoreError) as caught:
+                store.save("alice@example.com", ConversationState(turns=2), turn("my secret words"))
+            assert "no permissions" in str(caught.value)
+            assert "alice" not in str(caught.value) and "secret" not in str(caught.value)
+        finally:
+            admin.delete(store._key("state", "alice@example.com"))
+            store.close()
 
 
 def test_redis_lock_that_could_not_be_released_is_not_said_to_have_expired(make_redis_store, monkeypatch, caplog):
